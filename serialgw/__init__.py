@@ -1,0 +1,3 @@
+"""serialgw: a serial console gateway on Twisted."""
+
+__version__ = "0.1.0"

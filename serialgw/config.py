@@ -1,0 +1,273 @@
+"""
+Value objects for a gateway's configuration, and the parsers that make them.
+
+Nothing here does I/O: strings in, frozen objects (or a L{ConfigError} that
+quotes the offending text) out.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import Enum
+
+import attrs
+
+from serial import (
+    PARITY_EVEN,
+    PARITY_MARK,
+    PARITY_NONE,
+    PARITY_ODD,
+    PARITY_SPACE,
+    STOPBITS_ONE,
+    STOPBITS_ONE_POINT_FIVE,
+    STOPBITS_TWO,
+)
+
+
+class ConfigError(ValueError):
+    """
+    A setting could not be understood; the message quotes the bad value.
+    """
+
+
+PARITIES = {
+    "N": PARITY_NONE,
+    "E": PARITY_EVEN,
+    "O": PARITY_ODD,
+    "M": PARITY_MARK,
+    "S": PARITY_SPACE,
+}
+STOPBITS = {"1": STOPBITS_ONE, "1.5": STOPBITS_ONE_POINT_FIVE, "2": STOPBITS_TWO}
+BYTESIZES = (5, 6, 7, 8)
+
+
+@attrs.frozen
+class SerialSettings:
+    """
+    How a serial line is framed and paced.
+
+    @ivar parity: one of C{N E O M S} (pyserial's letters).
+    @ivar stopbits: 1, 1.5 or 2.
+    """
+
+    baudrate: int = 115200
+    bytesize: int = 8
+    parity: str = "N"
+    stopbits: float = 1
+    xonxoff: bool = False
+    rtscts: bool = False
+
+    def __attrs_post_init__(self) -> None:
+        if not isinstance(self.baudrate, int) or self.baudrate <= 0:
+            raise ConfigError(f"baud rate must be a positive integer, not {self.baudrate!r}")
+        if self.bytesize not in BYTESIZES:
+            raise ConfigError(f"byte size must be 5, 6, 7 or 8, not {self.bytesize!r}")
+        if self.parity not in PARITIES:
+            raise ConfigError(f"parity must be one of N, E, O, M, S, not {self.parity!r}")
+        if self.stopbits not in (1, 1.5, 2):
+            raise ConfigError(f"stop bits must be 1, 1.5 or 2, not {self.stopbits!r}")
+
+    def describe(self) -> str:
+        """
+        The compact form that L{parseCompact} reads, e.g. C{115200,8N1}.
+        """
+        stop = "1.5" if self.stopbits == 1.5 else str(int(self.stopbits))
+        text = f"{self.baudrate},{self.bytesize}{self.parity}{stop}"
+        if self.rtscts:
+            text += ",rtscts"
+        if self.xonxoff:
+            text += ",xonxoff"
+        return text
+
+
+def parseBaud(text: str) -> int:
+    """
+    A baud rate: a positive decimal integer.
+    """
+    try:
+        value = int(str(text).strip(), 10)
+    except ValueError:
+        raise ConfigError(f"baud rate must be a positive integer, not {text!r}") from None
+    if value <= 0:
+        raise ConfigError(f"baud rate must be a positive integer, not {text!r}")
+    return value
+
+
+def parseBytesize(text: str) -> int:
+    try:
+        value = int(str(text).strip(), 10)
+    except ValueError:
+        value = -1
+    if value not in BYTESIZES:
+        raise ConfigError(f"byte size must be 5, 6, 7 or 8, not {text!r}")
+    return value
+
+
+_PARITY_WORDS = {"none": "N", "even": "E", "odd": "O", "mark": "M", "space": "S"}
+
+
+def parseParity(text: str) -> str:
+    """
+    A parity: a letter (C{N E O M S}) or a word (C{none even odd mark space}).
+    """
+    key = str(text).strip()
+    letter = _PARITY_WORDS.get(key.lower(), key.upper())
+    if len(key) == 0 or letter not in PARITIES:
+        raise ConfigError(f"parity must be one of N, E, O, M, S, not {text!r}")
+    return letter
+
+
+def parseStopbits(text: str) -> float:
+    key = str(text).strip()
+    if key not in STOPBITS:
+        raise ConfigError(f"stop bits must be 1, 1.5 or 2, not {text!r}")
+    return 1.5 if key == "1.5" else int(key)
+
+
+_FRAMING = re.compile(r"^([5-8])([NEOMS])(1\.5|1|2)$", re.IGNORECASE)
+
+
+def parseCompact(text: str, base: SerialSettings = SerialSettings()) -> SerialSettings:
+    """
+    Read the compact form C{BAUD[,FRAMING][,FLOW...]}: C{115200},
+    C{9600,7E1}, C{57600,8N2,rtscts}, C{19200,8N1,xonxoff}; C{raw} and
+    C{none} are accepted as no-ops (as in remserial's C{-s "9600 raw"}).
+    Fields may be separated by commas or spaces.  What is not given keeps its
+    value from C{base}.
+    """
+    fields = [f for f in re.split(r"[,\s]+", str(text).strip()) if f]
+    if not fields:
+        raise ConfigError(f"serial settings are empty: {text!r}")
+    changes: dict[str, object] = {}
+    for field in fields:
+        lower = field.lower()
+        framing = _FRAMING.match(field)
+        if field.isdigit():
+            changes["baudrate"] = parseBaud(field)
+        elif framing:
+            changes["bytesize"] = int(framing.group(1))
+            changes["parity"] = framing.group(2).upper()
+            changes["stopbits"] = parseStopbits(framing.group(3))
+        elif lower in ("rtscts", "crtscts", "hw", "hardware"):
+            changes["rtscts"] = True
+        elif lower in ("xonxoff", "sw", "software"):
+            changes["xonxoff"] = True
+        elif lower in ("raw", "none", "noflow"):
+            if lower == "noflow":
+                changes["rtscts"] = False
+                changes["xonxoff"] = False
+        else:
+            raise ConfigError(
+                f"cannot read {field!r} in serial settings {text!r}: expected "
+                "BAUD[,DATABITS PARITY STOPBITS][,rtscts|xonxoff], e.g. 115200,8N1"
+            )
+    return attrs.evolve(base, **changes)  # type: ignore[arg-type]
+
+
+class Protocol(Enum):
+    """
+    What a listener speaks on its connections.
+    """
+
+    TELNET = "telnet"
+    RAW = "raw"
+
+
+@attrs.frozen
+class ListenerSpec:
+    """
+    One listening endpoint and the protocol spoken on it.
+
+    @ivar endpoint: a Twisted server endpoint string, e.g. C{tcp:4444}.
+    @ivar text: what the user wrote, for messages.
+    """
+
+    endpoint: str
+    protocol: Protocol = Protocol.TELNET
+    text: str = ""
+
+
+def parseListener(text: str, default: Protocol = Protocol.TELNET) -> ListenerSpec:
+    """
+    Read a listener: C{[PROTOCOL+]ENDPOINT}.
+
+      - C{4444}: TCP port 4444 on all interfaces (as QEMU and remserial do);
+      - C{tcp:4444:interface=127.0.0.1}, C{tcp6:4444}, C{unix:/run/x.sock}:
+        any Twisted server endpoint string;
+      - C{raw+4445}, C{raw+tcp:4445:interface=::1}, C{telnet+unix:/x}: the
+        same with the protocol spoken on it (C{telnet} unless given).
+    """
+    original = text
+    text = str(text).strip()
+    protocol = default
+    head, plus, rest = text.partition("+")
+    if plus and ":" not in head:
+        try:
+            protocol = Protocol(head.lower())
+        except ValueError:
+            names = ", ".join(p.value for p in Protocol)
+            raise ConfigError(
+                f"unknown listener protocol {head!r} in {original!r} (known: {names})"
+            ) from None
+        text = rest.strip()
+    if not text:
+        raise ConfigError(f"listener {original!r} names no endpoint")
+    if text.isdigit():
+        port = int(text)
+        if not 0 <= port <= 65535:
+            raise ConfigError(f"TCP port out of range in listener {original!r}")
+        text = f"tcp:{port}"
+    elif ":" not in text:
+        raise ConfigError(
+            f"cannot read listener {original!r}: expected a port number or an "
+            "endpoint string such as tcp:4444:interface=127.0.0.1"
+        )
+    return ListenerSpec(endpoint=text, protocol=protocol, text=str(original))
+
+
+@attrs.frozen
+class DeviceSpec:
+    """
+    Where a line's bytes come from.
+
+    @ivar kind: C{"tty"} (a serial device path) or C{"pty"} (a pseudo-terminal
+        the gateway creates; C{path} is then the symlink to make, or empty).
+    """
+
+    kind: str
+    path: str
+
+    def describe(self) -> str:
+        return f"pty:{self.path}" if self.kind == "pty" else self.path
+
+
+def parseDevice(text: str) -> DeviceSpec:
+    """
+    Read a device: a tty path (C{/dev/ttyS0}, C{/dev/serial/by-id/...}) or
+    C{pty:LINK}, a pseudo-terminal the gateway creates with a symlink LINK
+    to its slave side (C{pty:} alone: no symlink).
+    """
+    text = str(text).strip()
+    if text.startswith("pty:"):
+        return DeviceSpec("pty", text[len("pty:"):])
+    if not text:
+        raise ConfigError("device is empty: expected a tty path or pty:LINK")
+    if "://" in text or (":" in text and not text.startswith("/")):
+        raise ConfigError(
+            f"device {text!r} is not supported yet: expected a tty path such as "
+            "/dev/ttyS0 or pty:LINK"
+        )
+    return DeviceSpec("tty", text)
+
+
+@attrs.frozen
+class LineConfig:
+    """
+    Everything about one serial line: its device and how clients reach it.
+    """
+
+    name: str
+    device: DeviceSpec
+    settings: SerialSettings = SerialSettings()
+    listeners: tuple[ListenerSpec, ...] = ()
+    breakDuration: float = 0.25

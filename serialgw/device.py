@@ -1,0 +1,511 @@
+"""
+The serial side: an open device whose bytes the reactor moves.
+
+L{SerialDevice} owns one file descriptor: it reads what the device sends and
+hands it to its sink (the line), queues what the line writes, and sends
+breaks without blocking (set the break condition, clear it with C{callLater}),
+keeping the order of data around them.  The OS-level calls live behind
+L{IPort}, so the logic is tested with a recording fake and a C{Clock}.
+
+pyserial is used for settings only; the data path reads and writes the file
+descriptor directly (pyserial's own C{read}/C{write} use C{select()}).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import tty
+from typing import Any, Optional
+
+import serial
+from twisted.internet import fdesc
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import Attribute, Interface, implementer
+
+from serialgw.config import PARITIES, STOPBITS, DeviceSpec, SerialSettings
+
+log = Logger()
+
+READ_SIZE = 65536
+HIGH_WATER = 64 * 1024
+LOW_WATER = 16 * 1024
+# How often, and for how long at most, to wait for the UART to drain its
+# output queue before a break.
+DRAIN_POLL = 0.005
+DRAIN_LIMIT = 2.0
+
+
+class DeviceError(Exception):
+    """
+    A device could not be opened or set up; the message names it.
+    """
+
+
+class IPort(Interface):
+    """
+    The OS-level calls on one open serial device.  Reads and writes never
+    block.
+    """
+
+    name = Attribute("What to call the device in messages (its path).")
+
+    def fileno() -> int:
+        """The descriptor to watch for reading and writing."""
+
+    def read() -> bytes:
+        """
+        What is there to read; C{b""} when nothing is (EAGAIN).  Raises
+        C{OSError} when the device is gone.
+        """
+
+    def write(data: bytes) -> int:
+        """
+        Write what the device takes now; return how many bytes (0 on EAGAIN).
+        Raises C{OSError} when the device is gone.
+        """
+
+    def outputPending() -> int:
+        """Bytes still in the driver's output queue (TIOCOUTQ)."""
+
+    def setBreak(on: bool) -> None:
+        """Set (TIOCSBRK) or clear (TIOCCBRK) the break condition."""
+
+    def apply(settings: SerialSettings) -> SerialSettings:
+        """Apply settings; return the settings now in effect."""
+
+    def close() -> None:
+        """Close the device and release what it holds."""
+
+
+class IDeviceSink(Interface):
+    """
+    What a device tells its line.
+    """
+
+    def deviceDataReceived(data: bytes) -> None:
+        """Bytes came from the device."""
+
+    def deviceWritable(writable: bool) -> None:
+        """
+        The device's output queue went above the high-water mark (C{False})
+        or back below the low-water mark (C{True}).
+        """
+
+    def deviceLost(reason: Failure) -> None:
+        """The device failed (unplugged, closed by its far side)."""
+
+
+def _configure(ser: serial.Serial, settings: SerialSettings) -> None:
+    ser.baudrate = settings.baudrate
+    ser.bytesize = settings.bytesize
+    ser.parity = PARITIES[settings.parity]
+    ser.stopbits = STOPBITS["1.5" if settings.stopbits == 1.5 else str(int(settings.stopbits))]
+    ser.xonxoff = settings.xonxoff
+    ser.rtscts = settings.rtscts
+
+
+def _readBack(ser: serial.Serial) -> SerialSettings:
+    parity = {v: k for k, v in PARITIES.items()}[ser.parity]
+    return SerialSettings(
+        baudrate=int(ser.baudrate),
+        bytesize=int(ser.bytesize),
+        parity=parity,
+        stopbits=ser.stopbits if ser.stopbits == 1.5 else int(ser.stopbits),
+        xonxoff=bool(ser.xonxoff),
+        rtscts=bool(ser.rtscts),
+    )
+
+
+@implementer(IPort)
+class TtyPort:
+    """
+    A serial device opened raw through pyserial: no echo, no line editing,
+    no CR/LF mapping; data moves through the descriptor itself.
+    """
+
+    def __init__(self, path: str, settings: SerialSettings) -> None:
+        self.name = path
+        ser = serial.Serial()
+        ser.port = path
+        _configure(ser, settings)
+        try:
+            ser.open()
+        except (serial.SerialException, OSError, ValueError) as e:
+            raise DeviceError(f"cannot open device {path!r}: {_reason(e)}") from None
+        self._serial = ser
+        self._fd: int = ser.fd
+        fdesc.setNonBlocking(self._fd)
+
+    def fileno(self) -> int:
+        return self._fd
+
+    def read(self) -> bytes:
+        try:
+            return os.read(self._fd, READ_SIZE)
+        except BlockingIOError:
+            return b""
+
+    def write(self, data: bytes) -> int:
+        try:
+            return os.write(self._fd, data)
+        except BlockingIOError:
+            return 0
+
+    def outputPending(self) -> int:
+        try:
+            return int(self._serial.out_waiting)
+        except (OSError, serial.SerialException):
+            return 0
+
+    def setBreak(self, on: bool) -> None:
+        self._serial.break_condition = on
+
+    def apply(self, settings: SerialSettings) -> SerialSettings:
+        try:
+            _configure(self._serial, settings)
+        except (serial.SerialException, OSError, ValueError) as e:
+            log.warn(
+                "{device}: settings {settings} rejected: {reason}",
+                device=self.name,
+                settings=settings.describe(),
+                reason=_reason(e),
+            )
+        return _readBack(self._serial)
+
+    def close(self) -> None:
+        self._serial.close()
+
+
+@implementer(IPort)
+class PtyPort(TtyPort):
+    """
+    A pseudo-terminal the gateway creates: a local program opens its slave
+    side (through the symlink C{link}, if given) and plays the device.
+
+    The gateway keeps the slave open itself, so the line survives the program
+    closing and reopening it; the slave starts raw, with the line's settings
+    (a pty keeps speed and stop bits; it forces 8 bits, no parity).
+    """
+
+    def __init__(self, link: str, settings: SerialSettings) -> None:
+        master, slave = os.openpty()
+        try:
+            slaveName = os.ttyname(slave)
+            tty.setraw(slave)
+            TtyPort.__init__(self, slaveName, settings)
+        except BaseException:
+            os.close(master)
+            raise
+        finally:
+            os.close(slave)
+        self._slaveFd = self._fd
+        self._fd = master
+        fdesc.setNonBlocking(master)
+        self.slaveName = slaveName
+        self.link = link
+        self.name = f"pty:{link}" if link else slaveName
+        if link:
+            try:
+                _replaceSymlink(slaveName, link)
+            except OSError as e:
+                self.close()
+                raise DeviceError(f"cannot make symlink {link!r} to {slaveName}: {_reason(e)}") from None
+
+    def outputPending(self) -> int:
+        return 0
+
+    def setBreak(self, on: bool) -> None:
+        # A pty has no break: the kernel ignores TIOCSBRK on it.
+        fcntlBreak(self._fd, on)
+
+    def close(self) -> None:
+        if self.link:
+            try:
+                if os.readlink(self.link) == self.slaveName:
+                    os.unlink(self.link)
+            except OSError:
+                pass
+        os.close(self._fd)
+        TtyPort.close(self)
+
+
+def fcntlBreak(fd: int, on: bool) -> None:
+    import fcntl
+    import termios
+
+    fcntl.ioctl(fd, termios.TIOCSBRK if on else termios.TIOCCBRK)
+
+
+def _replaceSymlink(target: str, link: str) -> None:
+    """
+    Point C{link} at C{target} atomically, replacing a stale link.  A
+    regular file or directory in the way is an error, never removed.
+    """
+    if os.path.lexists(link) and not os.path.islink(link):
+        raise FileExistsError(errno.EEXIST, "exists and is not a symlink")
+    tmp = f"{link}.{os.getpid()}.tmp"
+    try:
+        os.unlink(tmp)
+    except FileNotFoundError:
+        pass
+    os.symlink(target, tmp)
+    os.replace(tmp, link)
+
+
+def _reason(e: BaseException) -> str:
+    if isinstance(e, serial.SerialException) and isinstance(e.errno, int):
+        return os.strerror(e.errno)
+    if isinstance(e, OSError) and e.strerror:
+        return e.strerror
+    text = str(e)
+    # pyserial: "[Errno 2] could not open port /dev/x: [Errno 2] No such file..."
+    if "] " in text:
+        text = text.rsplit("] ", 1)[-1]
+    return text
+
+
+def openPort(spec: DeviceSpec, settings: SerialSettings) -> IPort:
+    """
+    Open the device a spec names; raise L{DeviceError} naming it on failure.
+    """
+    if spec.kind == "pty":
+        return PtyPort(spec.path, settings)
+    return TtyPort(spec.path, settings)
+
+
+# Break states.
+IDLE = "idle"
+DRAINING = "draining"
+BREAKING = "breaking"
+
+
+@implementer(IDeviceSink)
+class _NoSink:
+    def deviceDataReceived(self, data: bytes) -> None:
+        pass
+
+    def deviceWritable(self, writable: bool) -> None:
+        pass
+
+    def deviceLost(self, reason: Failure) -> None:
+        pass
+
+
+class SerialDevice:
+    """
+    One open device in the reactor.
+
+    Writes go straight to the descriptor when nothing is queued, else to a
+    queue drained as the device takes it.  A break first lets queued output
+    drain (from our queue and from the driver's), then sets the break
+    condition and clears it C{duration} seconds later; what is written
+    meanwhile is held and written after the break.  A break asked for while
+    one is under way is refused, not doubled.
+    """
+
+    def __init__(
+        self,
+        port: IPort,
+        reactor: Any,
+        breakDuration: float = 0.25,
+        sink: Optional[IDeviceSink] = None,
+    ) -> None:
+        self.port = port
+        self.reactor = reactor
+        self.breakDuration = breakDuration
+        self.sink: IDeviceSink = sink if sink is not None else _NoSink()
+        self._out = bytearray()
+        self._held: list[bytes] = []
+        self._heldSize = 0
+        self._writable = True
+        self._breakState = IDLE
+        self._breakCall: Any = None
+        self._drainDeadline = 0.0
+        self._reading = False
+        self._writing = False
+        self.closed = False
+        self.bytesWritten = 0
+        self.bytesRead = 0
+        self.breaks = 0
+
+    # IReadDescriptor / IWriteDescriptor
+
+    def fileno(self) -> int:
+        return -1 if self.closed else self.port.fileno()
+
+    def logPrefix(self) -> str:
+        return f"serialgw device {self.port.name}"
+
+    def doRead(self) -> Optional[Failure]:
+        try:
+            data = self.port.read()
+        except OSError as e:
+            self._lost(e)
+            return None
+        if data:
+            self.bytesRead += len(data)
+            self.sink.deviceDataReceived(data)
+        return None
+
+    def doWrite(self) -> Optional[Failure]:
+        if self._out:
+            try:
+                n = self.port.write(self._out)
+            except OSError as e:
+                self._lost(e)
+                return None
+            if n:
+                del self._out[:n]
+                self.bytesWritten += n
+        if not self._out:
+            self._stopWriting()
+            if self._breakState == DRAINING:
+                self._drained()
+        self._checkWatermark()
+        return None
+
+    def connectionLost(self, reason: Failure) -> None:
+        self.close()
+
+    # The line's side
+
+    def start(self) -> None:
+        """Start reading from the device."""
+        if not self._reading and not self.closed:
+            self._reading = True
+            self.reactor.addReader(self)
+
+    def write(self, data: bytes) -> None:
+        """
+        Queue bytes for the device, after any break under way.
+        """
+        if self.closed or not data:
+            return
+        if self._breakState != IDLE:
+            self._held.append(data)
+            self._heldSize += len(data)
+        elif self._out:
+            self._out += data
+        else:
+            try:
+                n = self.port.write(data)
+            except OSError as e:
+                self._lost(e)
+                return
+            self.bytesWritten += n
+            if n < len(data):
+                self._out += data[n:]
+                self._startWriting()
+        self._checkWatermark()
+
+    def sendBreak(self, duration: Optional[float] = None) -> bool:
+        """
+        Send a break of C{duration} seconds (the device's default if
+        C{None}) after the output queued so far.  Return C{False}, sending
+        nothing, if a break is already under way.
+        """
+        if self.closed or self._breakState != IDLE:
+            return False
+        self.breaks += 1
+        self._breakDuration = self.breakDuration if duration is None else duration
+        self._breakState = DRAINING
+        self._drainDeadline = self.reactor.seconds() + DRAIN_LIMIT
+        if not self._out:
+            self._drained()
+        return True
+
+    @property
+    def breaking(self) -> bool:
+        return self._breakState != IDLE
+
+    def queuedBytes(self) -> int:
+        return len(self._out) + self._heldSize
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self._cancelBreak()
+        if self._reading:
+            self.reactor.removeReader(self)
+            self._reading = False
+        self._stopWriting()
+        self.closed = True
+        try:
+            self.port.close()
+        except OSError as e:
+            log.warn("{device}: error on close: {reason}", device=self.port.name, reason=_reason(e))
+
+    # Internals
+
+    def _startWriting(self) -> None:
+        if not self._writing:
+            self._writing = True
+            self.reactor.addWriter(self)
+
+    def _stopWriting(self) -> None:
+        if self._writing:
+            self._writing = False
+            self.reactor.removeWriter(self)
+
+    def _checkWatermark(self) -> None:
+        queued = len(self._out) + self._heldSize
+        if self._writable and queued > HIGH_WATER:
+            self._writable = False
+            self.sink.deviceWritable(False)
+        elif not self._writable and queued < LOW_WATER:
+            self._writable = True
+            self.sink.deviceWritable(True)
+
+    def _drained(self) -> None:
+        """Our queue is empty; wait for the driver's, then break."""
+        self._breakCall = None
+        if self._breakState != DRAINING:
+            return
+        pending = self.port.outputPending()
+        if pending > 0 and self.reactor.seconds() < self._drainDeadline:
+            self._breakCall = self.reactor.callLater(DRAIN_POLL, self._drained)
+            return
+        try:
+            self.port.setBreak(True)
+        except OSError as e:
+            log.warn("{device}: cannot set break: {reason}", device=self.port.name, reason=_reason(e))
+            self._endBreak(clear=False)
+            return
+        self._breakState = BREAKING
+        self._breakCall = self.reactor.callLater(self._breakDuration, self._endBreak)
+
+    def _endBreak(self, clear: bool = True) -> None:
+        self._breakCall = None
+        if clear:
+            try:
+                self.port.setBreak(False)
+            except OSError as e:
+                log.warn("{device}: cannot clear break: {reason}", device=self.port.name, reason=_reason(e))
+        self._breakState = IDLE
+        held, self._held, self._heldSize = self._held, [], 0
+        if held:
+            self.write(b"".join(held))
+        else:
+            self._checkWatermark()
+
+    def _cancelBreak(self) -> None:
+        if self._breakCall is not None and self._breakCall.active():
+            self._breakCall.cancel()
+        self._breakCall = None
+        if self._breakState == BREAKING:
+            try:
+                self.port.setBreak(False)
+            except OSError:
+                pass
+        self._breakState = IDLE
+
+    def _lost(self, error: OSError) -> None:
+        reason = Failure(error)
+        log.error(
+            "{device}: device lost: {reason}", device=self.port.name, reason=_reason(error)
+        )
+        self.close()
+        self.sink.deviceLost(reason)
+

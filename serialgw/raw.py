@@ -1,0 +1,42 @@
+"""
+Raw TCP (or unix-socket) clients: bytes pass both ways untouched.
+"""
+
+from __future__ import annotations
+
+from twisted.internet.protocol import Protocol, connectionDone
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from serialgw.line import IClient, Line, Role, peerName
+
+
+@implementer(IClient)
+class RawClient(Protocol):
+    """
+    A client whose connection carries the line's bytes and nothing else.
+    """
+
+    def __init__(self, line: Line, role: Role = Role.WRITER) -> None:
+        self.line = line
+        self.role = role
+        self.peer = "?"
+
+    def connectionMade(self) -> None:
+        self.peer = peerName(self.transport)
+        self.line.attach(self)
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        self.line.detach(self)
+
+    def dataReceived(self, data: bytes) -> None:
+        self.line.clientData(self, data)
+
+    def deliver(self, data: bytes) -> None:
+        self.transport.write(data)
+
+    def pauseInput(self) -> None:
+        self.transport.pauseProducing()
+
+    def resumeInput(self) -> None:
+        self.transport.resumeProducing()

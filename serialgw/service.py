@@ -1,0 +1,185 @@
+"""
+The gateway as a Twisted service: it opens each line's device, listens on
+each line's endpoints, and closes everything at stop.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Optional, Sequence
+
+from twisted.application.service import MultiService
+from twisted.internet.endpoints import serverFromString
+from twisted.internet.interfaces import IListeningPort
+from twisted.internet.protocol import Factory
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from serialgw.config import LineConfig, ListenerSpec, Protocol
+from serialgw.device import DeviceError, IPort, PtyPort, SerialDevice, openPort
+from serialgw.line import Line, Role, describeAddress
+from serialgw.raw import RawClient
+from serialgw.telnet import TelnetClient
+
+log = Logger()
+
+
+class StartupError(Exception):
+    """
+    The gateway cannot start; the message names what and why.
+    """
+
+
+class LineFactory(Factory):
+    """
+    Makes the clients of one listener: each attached to the line, speaking
+    the listener's protocol.
+    """
+
+    noisy = False
+
+    def __init__(self, line: Line, protocol: Protocol, role: Role = Role.WRITER) -> None:
+        self.line = line
+        self.protocol_ = protocol
+        self.role = role
+
+    def buildProtocol(self, addr: Any) -> Any:
+        client: Any
+        if self.protocol_ is Protocol.RAW:
+            client = RawClient(self.line, self.role)
+        else:
+            client = TelnetClient(self.line, self.role)
+        client.factory = self
+        return client
+
+
+class GatewayService(MultiService):
+    """
+    Serial lines and their listeners in one reactor.
+
+    Devices are opened and endpoints bound in C{privilegedStartService}
+    (before twistd drops privileges); a failure there closes what was opened
+    and raises L{StartupError}.  Reading starts in C{startService}.
+    """
+
+    def __init__(
+        self,
+        lines: Sequence[LineConfig],
+        reactor: Any = None,
+        openPort: Callable[..., IPort] = openPort,
+    ) -> None:
+        MultiService.__init__(self)
+        if reactor is None:
+            from twisted.internet import reactor as _reactor
+
+            reactor = _reactor
+        self.reactor = reactor
+        self.configs = list(lines)
+        self._openPort = openPort
+        self.lines: dict[str, Line] = {}
+        self.ports: list[tuple[ListenerSpec, IListeningPort]] = []
+        self._opened = False
+
+    def privilegedStartService(self) -> None:
+        MultiService.privilegedStartService(self)
+        if self._opened:
+            return
+        try:
+            for config in self.configs:
+                self._openLine(config)
+        except StartupError:
+            self._closeAll()
+            raise
+        self._opened = True
+
+    def _openLine(self, config: LineConfig) -> None:
+        try:
+            port = self._openPort(config.device, config.settings)
+        except DeviceError as e:
+            raise StartupError(f"line {config.name!r}: {e}") from None
+        device = SerialDevice(port, self.reactor, config.breakDuration)
+        line = Line(config.name, device)
+        device.sink = line
+        self.lines[config.name] = line
+        if isinstance(port, PtyPort):
+            where = f"{port.link} -> {port.slaveName}" if port.link else port.slaveName
+            log.info(
+                "line {line}: pty {where}; a local program plays the device there, "
+                "e.g. socat -,raw,echo=0 {path},raw,echo=0",
+                line=config.name,
+                where=where,
+                path=port.link or port.slaveName,
+            )
+        else:
+            log.info(
+                "line {line}: device {device} at {settings}",
+                line=config.name,
+                device=port.name,
+                settings=config.settings.describe(),
+            )
+        for spec in config.listeners:
+            self._listen(line, config, spec)
+
+    def _listen(self, line: Line, config: LineConfig, spec: ListenerSpec) -> None:
+        try:
+            endpoint = serverFromString(self.reactor, spec.endpoint)
+        except Exception as e:
+            raise StartupError(f"line {config.name!r}: bad listener {spec.text or spec.endpoint!r}: {e}") from None
+        results: list[Any] = []
+        endpoint.listen(LineFactory(line, spec.protocol)).addBoth(results.append)
+        if not results:
+            raise StartupError(f"line {config.name!r}: listener {spec.text!r} did not start at once")
+        result = results[0]
+        if isinstance(result, Failure):
+            raise StartupError(
+                f"line {config.name!r}: cannot listen on {spec.text or spec.endpoint!r}: {result.value}"
+            )
+        self.ports.append((spec, result))
+        address = result.getHost()
+        where = describeAddress(address)
+        log.info(
+            "line {line}: {protocol} listener ready on {address}",
+            line=config.name,
+            protocol=spec.protocol.value,
+            address=where,
+        )
+        hint = _connectHint(spec.protocol, address)
+        if hint:
+            log.info("line {line}: connect with: {hint}", line=config.name, hint=hint)
+
+    def startService(self) -> None:
+        if not self._opened:
+            self.privilegedStartService()
+        MultiService.startService(self)
+        for line in self.lines.values():
+            line.device.start()
+
+    def stopService(self) -> Any:
+        d = MultiService.stopService(self)
+        self._closeAll()
+        return d
+
+    def _closeAll(self) -> None:
+        for _spec, port in self.ports:
+            port.stopListening()
+        self.ports = []
+        for line in self.lines.values():
+            line.device.close()
+        self.lines = {}
+        self._opened = False
+
+
+def _connectHint(protocol: Protocol, address: Any) -> Optional[str]:
+    host = getattr(address, "host", None)
+    port = getattr(address, "port", None)
+    if host is None or port is None:
+        name = getattr(address, "name", None)
+        if name is None:
+            return None
+        if isinstance(name, bytes):
+            name = name.decode()
+        return f"socat -,raw,echo=0 UNIX-CONNECT:{name}"
+    if host in ("0.0.0.0", "::"):
+        host = "localhost"
+    if protocol is Protocol.RAW:
+        return f"nc {host} {port}"
+    return f"telnet {host} {port}"

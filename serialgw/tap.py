@@ -1,0 +1,167 @@
+"""
+C{twistd serialgw}: options and the service they make.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Optional
+
+from twisted.python import usage
+
+from serialgw import __version__
+from serialgw.config import (
+    ConfigError,
+    LineConfig,
+    SerialSettings,
+    parseBaud,
+    parseBytesize,
+    parseCompact,
+    parseDevice,
+    parseListener,
+    parseParity,
+    parseStopbits,
+)
+from serialgw.service import GatewayService, StartupError
+
+DEFAULT_DEVICE = "pty:/tmp/serialgw0"
+DEFAULT_PORT = "tcp:4444:interface=127.0.0.1"
+
+
+class Options(usage.Options):
+    synopsis = "[options]"
+    longdesc = ""
+    examples = f"""\
+Bridge a serial line to network clients (serialgw {__version__}).
+
+Examples:
+  twistd -n serialgw
+      a pty at /tmp/serialgw0 (a program opens it as its serial port),
+      telnet on 127.0.0.1:4444
+  twistd -n serialgw --port 4444 --device /dev/ttyS0 --baud 115200
+      /dev/ttyS0 at 115200 8N1, telnet on port 4444 of every interface;
+      `telnet HOST 4444`, then `^]` `send brk` and `h`: magic SysRq
+  twistd -n serialgw -d /dev/ttyUSB0 -s 9600,7E1,rtscts --listen raw+tcp:5000:interface=::1
+
+Listeners (--port, --listen): [PROTOCOL+]ENDPOINT, where PROTOCOL is telnet
+(default) or raw, and ENDPOINT is a port number (TCP, all interfaces) or a
+Twisted endpoint string (tcp:4444:interface=127.0.0.1, tcp6:4444,
+unix:/run/serialgw.sock, ...).
+"""
+
+    optParameters: list[list[Any]] = [
+        ["device", "d", None,
+         "Serial device: a tty path (/dev/ttyS0, /dev/serial/by-id/...) or pty:LINK, "
+         "a pseudo-terminal made by the gateway with a symlink LINK to it "
+         f"[default: {DEFAULT_DEVICE}]"],
+        ["port", "p", None,
+         "Listener: a TCP port number on all interfaces (4444), or "
+         "[telnet+|raw+]ENDPOINT (tcp:4444:interface=127.0.0.1, raw+unix:/run/x.sock) "
+         f"[default, with no --listen either: {DEFAULT_PORT}]"],
+        ["name", None, None, "Line name used in logs [default: the device's name]"],
+        ["serial", "s", None,
+         "Serial settings in one: BAUD[,DATABITS PARITY STOPBITS][,rtscts|xonxoff], "
+         "e.g. 115200,8N1 or 9600,7E1,rtscts; the single options below override it"],
+        ["baud", None, None, "Baud rate, e.g. 115200 [default: 115200]"],
+        ["bytesize", None, None, "Data bits: 5, 6, 7 or 8 [default: 8]"],
+        ["parity", None, None, "Parity: N, E, O, M or S (none/even/odd/mark/space) [default: N]"],
+        ["stopbits", None, None, "Stop bits: 1, 1.5 or 2 [default: 1]"],
+        ["break-duration", None, "250",
+         "How long a BREAK holds the line, in milliseconds, e.g. 500"],
+    ]
+    optFlags: list[list[Any]] = [
+        ["xonxoff", None, "Software flow control (XON/XOFF) on the serial line"],
+        ["rtscts", None, "Hardware flow control (RTS/CTS) on the serial line"],
+    ]
+
+    def getUsage(self, width: Optional[int] = None) -> str:
+        return usage.Options.getUsage(self, width) + "\n" + self.examples
+
+    def __init__(self) -> None:
+        usage.Options.__init__(self)
+        self["listen"] = []
+
+    def opt_listen(self, value: str) -> None:
+        """
+        One more listener, as for --port; repeatable, e.g.
+        --listen raw+4445 --listen unix:/run/serialgw.sock
+        """
+        self["listen"].append(value)
+
+    def opt_version(self) -> None:
+        """Print the version and exit."""
+        print(f"serialgw {__version__}")
+        raise SystemExit(0)
+
+    def postOptions(self) -> None:
+        try:
+            self["line"] = self._lineConfig()
+        except ConfigError as e:
+            raise usage.UsageError(str(e)) from None
+
+    def _lineConfig(self) -> LineConfig:
+        settings = SerialSettings()
+        if self["serial"] is not None:
+            settings = parseCompact(self["serial"], settings)
+        changes: dict[str, Any] = {}
+        if self["baud"] is not None:
+            changes["baudrate"] = parseBaud(self["baud"])
+        if self["bytesize"] is not None:
+            changes["bytesize"] = parseBytesize(self["bytesize"])
+        if self["parity"] is not None:
+            changes["parity"] = parseParity(self["parity"])
+        if self["stopbits"] is not None:
+            changes["stopbits"] = parseStopbits(self["stopbits"])
+        if self["xonxoff"]:
+            changes["xonxoff"] = True
+        if self["rtscts"]:
+            changes["rtscts"] = True
+        import attrs
+
+        settings = attrs.evolve(settings, **changes)
+
+        device = parseDevice(self["device"] or DEFAULT_DEVICE)
+        texts = ([self["port"]] if self["port"] is not None else []) + list(self["listen"])
+        if not texts:
+            texts = [DEFAULT_PORT]
+        listeners = tuple(parseListener(text) for text in texts)
+
+        try:
+            milliseconds = float(self["break-duration"])
+        except ValueError:
+            milliseconds = -1
+        if not 0 < milliseconds <= 10000:
+            raise ConfigError(
+                f"break duration must be 1 to 10000 milliseconds, not {self['break-duration']!r}"
+            )
+        name = self["name"] or _lineName(device.describe())
+        return LineConfig(
+            name=name,
+            device=device,
+            settings=settings,
+            listeners=listeners,
+            breakDuration=milliseconds / 1000.0,
+        )
+
+
+def _lineName(device: str) -> str:
+    if device.startswith("pty:"):
+        return os.path.basename(device[4:]) or "pty"
+    return os.path.basename(device) or device
+
+
+class _TwistdGatewayService(GatewayService):
+    """
+    Under twistd, a start-up failure is one line on stderr and exit status 1,
+    not a traceback.
+    """
+
+    def privilegedStartService(self) -> None:
+        try:
+            GatewayService.privilegedStartService(self)
+        except StartupError as e:
+            raise SystemExit(f"serialgw: error: {e}") from None
+
+
+def makeService(options: Options, reactor: Optional[Any] = None) -> GatewayService:
+    return _TwistdGatewayService([options["line"]], reactor=reactor)

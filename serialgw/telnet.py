@@ -1,0 +1,417 @@
+"""
+Telnet (RFC 854, 855, 856, 858, 1143) for serial data.
+
+L{TelnetProtocol} is the wire layer: it splits the byte stream into data,
+commands and subnegotiations, keeps RFC 1143 (Q method) state for each option
+so negotiation never loops, refuses unknown options at once, and escapes IAC
+on the way out.  Data without IAC (and, outside BINARY, without CR) is handed
+on in one piece: no per-byte Python loop on the hot path.
+
+Why not C{twisted.conch.telnet.Telnet}: it parses every byte in Python, turns
+CR LF into LF even in binary mode, and raises C{ValueError('Stumped')} on
+commands it does not know (236-238), dropping the connection.
+
+L{TelnetClient} connects the wire layer to a serial line.
+"""
+
+from __future__ import annotations
+
+
+from twisted.internet.protocol import Protocol, connectionDone
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from serialgw.line import IClient, Line, Role, peerName
+
+log = Logger()
+
+# Commands (RFC 854).
+SE = 240
+NOP = 241
+DM = 242
+BRK = 243
+IP = 244
+AO = 245
+AYT = 246
+EC = 247
+EL = 248
+GA = 249
+SB = 250
+WILL = 251
+WONT = 252
+DO = 253
+DONT = 254
+IAC = 255
+
+# Options.
+BINARY = 0
+ECHO = 1
+SGA = 3
+TTYPE = 24
+NAWS = 31
+
+IAC_B = b"\xff"
+IAC_IAC = b"\xff\xff"
+CR = b"\r"
+MAX_SUBNEGOTIATION = 1024
+
+# RFC 1143 states, for each side of each option.
+NO = "no"
+YES = "yes"
+WANTNO = "wantno"
+WANTYES = "wantyes"
+
+# Parser states.
+_DATA = 0
+_IAC = 1
+_NEG = 2
+_SB = 3
+_SB_IAC = 4
+
+
+class _OptionState:
+    """
+    RFC 1143 state of one option: C{us} is our side (WILL/WONT), C{him} the
+    peer's (DO/DONT); the C{q} flags say an opposite request is queued.
+    """
+
+    __slots__ = ("us", "usq", "him", "himq")
+
+    def __init__(self) -> None:
+        self.us = NO
+        self.usq = False
+        self.him = NO
+        self.himq = False
+
+
+class TelnetProtocol(Protocol):
+    """
+    The telnet wire layer.  Subclasses override the C{telnet*} hooks and
+    L{acceptLocal} / L{acceptRemote}.
+    """
+
+    def __init__(self) -> None:
+        self._options: dict[int, _OptionState] = {}
+        self._state = _DATA
+        self._negCommand = 0
+        self._sb = bytearray()
+        self._sbOverflow = False
+        self._pendingCR = False
+
+    # Hooks
+
+    def acceptLocal(self, option: int) -> bool:
+        """May we enable C{option} on our side (peer sent DO)?"""
+        return False
+
+    def acceptRemote(self, option: int) -> bool:
+        """May the peer enable C{option} (peer sent WILL)?"""
+        return False
+
+    def telnetDataReceived(self, data: bytes) -> None:
+        """Data from the peer, with IAC IAC undone and NVT CR NUL made CR."""
+
+    def telnetCommandReceived(self, command: int) -> None:
+        """A command other than negotiation: BRK, NOP, AYT, ..."""
+
+    def telnetSubnegotiation(self, option: int, payload: bytes) -> None:
+        """A whole subnegotiation, IAC IAC undone."""
+
+    def telnetOptionChanged(self, option: int, local: bool, enabled: bool) -> None:
+        """An option was enabled or disabled on one side."""
+
+    # State
+
+    def _option(self, option: int) -> _OptionState:
+        state = self._options.get(option)
+        if state is None:
+            state = self._options[option] = _OptionState()
+        return state
+
+    def localEnabled(self, option: int) -> bool:
+        state = self._options.get(option)
+        return state is not None and state.us == YES
+
+    def remoteEnabled(self, option: int) -> bool:
+        state = self._options.get(option)
+        return state is not None and state.him == YES
+
+    # Output
+
+    def writeData(self, data: bytes) -> None:
+        """Send data to the peer, escaped for the wire."""
+        if IAC_B in data:
+            data = data.replace(IAC_B, IAC_IAC)
+        if CR in data and not self.localEnabled(BINARY):
+            # NVT: a CR not followed by LF goes as CR NUL.
+            data = data.replace(b"\r", b"\r\0").replace(b"\r\0\n", b"\r\n")
+        self.transport.write(data)
+
+    def sendCommand(self, command: int) -> None:
+        self.transport.write(bytes((IAC, command)))
+
+    def sendSubnegotiation(self, option: int, payload: bytes) -> None:
+        self.transport.write(
+            bytes((IAC, SB, option)) + payload.replace(IAC_B, IAC_IAC) + bytes((IAC, SE))
+        )
+
+    def requestLocal(self, option: int, enable: bool = True) -> None:
+        """Ask to enable (WILL) or disable (WONT) an option on our side."""
+        state = self._option(option)
+        self._request(state, "us", "usq", enable, WILL, WONT, option)
+
+    def requestRemote(self, option: int, enable: bool = True) -> None:
+        """Ask the peer to enable (DO) or disable (DONT) an option."""
+        state = self._option(option)
+        self._request(state, "him", "himq", enable, DO, DONT, option)
+
+    def _request(
+        self, state: _OptionState, side: str, queue: str, enable: bool, yes: int, no: int, option: int
+    ) -> None:
+        current = getattr(state, side)
+        want, against, send = (YES, NO, yes) if enable else (NO, YES, no)
+        wanting, unwanting = (WANTYES, WANTNO) if enable else (WANTNO, WANTYES)
+        if current == against:
+            setattr(state, side, wanting)
+            self.transport.write(bytes((IAC, send, option)))
+        elif current == unwanting:
+            # Wait for the answer to the opposite request, then ask.
+            setattr(state, queue, True)
+        elif current == wanting:
+            setattr(state, queue, False)
+        # current == want: nothing to do.
+
+    # Input
+
+    def dataReceived(self, data: bytes) -> None:
+        if self._state == _DATA and IAC_B not in data:
+            self._deliver(data)
+            return
+        i = 0
+        n = len(data)
+        while i < n:
+            state = self._state
+            if state == _DATA:
+                j = data.find(IAC_B, i)
+                if j < 0:
+                    self._deliver(data[i:])
+                    return
+                if j > i:
+                    self._deliver(data[i:j])
+                i = j + 1
+                self._state = _IAC
+            elif state == _IAC:
+                byte = data[i]
+                i += 1
+                self._state = _DATA
+                if byte == IAC:
+                    self._deliver(IAC_B)
+                elif WILL <= byte <= DONT:
+                    self._negCommand = byte
+                    self._state = _NEG
+                elif byte == SB:
+                    self._sb = bytearray()
+                    self._sbOverflow = False
+                    self._state = _SB
+                else:
+                    self._command(byte)
+            elif state == _NEG:
+                option = data[i]
+                i += 1
+                self._state = _DATA
+                self._negotiate(self._negCommand, option)
+            elif state == _SB:
+                j = data.find(IAC_B, i)
+                end = n if j < 0 else j
+                self._sbAppend(data[i:end])
+                if j < 0:
+                    return
+                i = j + 1
+                self._state = _SB_IAC
+            else:  # _SB_IAC
+                byte = data[i]
+                if byte == IAC:
+                    i += 1
+                    self._sbAppend(IAC_B)
+                    self._state = _SB
+                elif byte == SE:
+                    i += 1
+                    self._state = _DATA
+                    self._endSubnegotiation()
+                else:
+                    # IAC <command> inside SB: the SE was lost.  Drop the
+                    # subnegotiation and read the command normally.
+                    log.info("telnet: subnegotiation without IAC SE dropped ({count} bytes)", count=len(self._sb))
+                    self._sb = bytearray()
+                    self._state = _IAC
+
+    def _deliver(self, data: bytes) -> None:
+        if self.remoteEnabled(BINARY):
+            self._pendingCR = False
+            self.telnetDataReceived(data)
+            return
+        if self._pendingCR:
+            self._pendingCR = False
+            if data[:1] == b"\0":
+                data = data[1:]
+                if not data:
+                    return
+        if CR in data:
+            self._pendingCR = data.endswith(CR)
+            data = data.replace(b"\r\0", b"\r")
+        self.telnetDataReceived(data)
+
+    def _sbAppend(self, chunk: bytes) -> None:
+        if self._sbOverflow or not chunk:
+            return
+        if len(self._sb) + len(chunk) > MAX_SUBNEGOTIATION:
+            self._sbOverflow = True
+            log.info("telnet: subnegotiation over {limit} bytes ignored", limit=MAX_SUBNEGOTIATION)
+            return
+        self._sb += chunk
+
+    def _endSubnegotiation(self) -> None:
+        payload, self._sb = bytes(self._sb), bytearray()
+        if self._sbOverflow or not payload:
+            return
+        self.telnetSubnegotiation(payload[0], payload[1:])
+
+    def _command(self, command: int) -> None:
+        self.telnetCommandReceived(command)
+
+    def _negotiate(self, command: int, option: int) -> None:
+        state = self._option(option)
+        if command in (WILL, WONT):
+            self._received(state, "him", "himq", command == WILL, DO, DONT, option, False)
+        else:
+            self._received(state, "us", "usq", command == DO, WILL, WONT, option, True)
+
+    def _received(
+        self,
+        state: _OptionState,
+        side: str,
+        queue: str,
+        positive: bool,
+        yes: int,
+        no: int,
+        option: int,
+        local: bool,
+    ) -> None:
+        """
+        RFC 1143 section 7: the peer said WILL/DO (C{positive}) or WONT/DONT.
+        """
+        current = getattr(state, side)
+        queued = getattr(state, queue)
+        if positive:
+            if current == NO:
+                accept = self.acceptLocal(option) if local else self.acceptRemote(option)
+                if accept:
+                    setattr(state, side, YES)
+                    self.transport.write(bytes((IAC, yes, option)))
+                    self.telnetOptionChanged(option, local, True)
+                else:
+                    self.transport.write(bytes((IAC, no, option)))
+            elif current == WANTNO:
+                # Answered our disable with enable: RFC 1143 calls it an
+                # error; take it as the peer's last word.
+                setattr(state, side, YES if queued else NO)
+                setattr(state, queue, False)
+                if queued:
+                    self.telnetOptionChanged(option, local, True)
+            elif current == WANTYES:
+                if queued:
+                    setattr(state, side, WANTNO)
+                    setattr(state, queue, False)
+                    self.transport.write(bytes((IAC, no, option)))
+                else:
+                    setattr(state, side, YES)
+                    self.telnetOptionChanged(option, local, True)
+            # YES: already enabled, ignore.
+        else:
+            if current == YES:
+                setattr(state, side, NO)
+                self.transport.write(bytes((IAC, no, option)))
+                self.telnetOptionChanged(option, local, False)
+            elif current == WANTNO:
+                if queued:
+                    setattr(state, side, WANTYES)
+                    setattr(state, queue, False)
+                    self.transport.write(bytes((IAC, yes, option)))
+                else:
+                    setattr(state, side, NO)
+                    self.telnetOptionChanged(option, local, False)
+            elif current == WANTYES:
+                setattr(state, side, NO)
+                setattr(state, queue, False)
+            # NO: already disabled, ignore.
+
+
+# Options a serial console speaks, on our side and on the peer's.
+LOCAL_OPTIONS = frozenset({BINARY, ECHO, SGA})
+REMOTE_OPTIONS = frozenset({BINARY, SGA, NAWS, TTYPE})
+
+_COMMAND_NAMES = {
+    NOP: "NOP", DM: "DM", BRK: "BRK", IP: "IP", AO: "AO", AYT: "AYT",
+    EC: "EC", EL: "EL", GA: "GA", 236: "EOF", 237: "SUSP", 238: "ABORT", 239: "EOR",
+}
+
+
+@implementer(IClient)
+class TelnetClient(TelnetProtocol):
+    """
+    A telnet client of a serial line: offers a character-at-a-time 8-bit
+    session (WILL ECHO, WILL SGA, DO SGA, WILL BINARY, DO BINARY), turns
+    IAC BRK into a serial break, ignores the other commands.
+    """
+
+    def __init__(self, line: Line, role: Role = Role.WRITER) -> None:
+        TelnetProtocol.__init__(self)
+        self.line = line
+        self.role = role
+        self.peer = "?"
+
+    def connectionMade(self) -> None:
+        self.peer = peerName(self.transport)
+        for option in (ECHO, SGA, BINARY):
+            self.requestLocal(option)
+        for option in (SGA, BINARY):
+            self.requestRemote(option)
+        self.line.attach(self)
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        self.line.detach(self)
+
+    def acceptLocal(self, option: int) -> bool:
+        return option in LOCAL_OPTIONS
+
+    def acceptRemote(self, option: int) -> bool:
+        return option in REMOTE_OPTIONS
+
+    def telnetDataReceived(self, data: bytes) -> None:
+        self.line.clientData(self, data)
+
+    def telnetCommandReceived(self, command: int) -> None:
+        if command == BRK:
+            self.line.clientBreak(self)
+        elif command == AYT:
+            self.transport.write(b"\r\n[serialgw: yes]\r\n")
+        else:
+            log.debug(
+                "{line}: telnet command {name} from {peer} ignored",
+                line=self.line.name,
+                name=_COMMAND_NAMES.get(command, str(command)),
+                peer=self.peer,
+            )
+
+    # IClient
+
+    def deliver(self, data: bytes) -> None:
+        self.writeData(data)
+
+    def pauseInput(self) -> None:
+        self.transport.pauseProducing()
+
+    def resumeInput(self) -> None:
+        self.transport.resumeProducing()
+

@@ -1,0 +1,127 @@
+"""
+Fakes for the seams of the data path; each is checked with verifyObject.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from twisted.internet.testing import StringTransport
+from zope.interface import implementer
+
+from serialgw.config import SerialSettings
+from serialgw.device import IPort
+from serialgw.line import IClient, IDevice, Role
+
+
+@implementer(IPort)
+class RecordingPort:
+    """
+    A serial port that records every call with the clock's time, takes at
+    most C{accept} bytes per write (None: all) and reports C{pending} bytes
+    in the driver's output queue.
+    """
+
+    def __init__(self, clock: Any, accept: Optional[int] = None) -> None:
+        self.name = "fake"
+        self.clock = clock
+        self.accept = accept
+        self.pending = 0
+        self.events: list[tuple[float, str, Any]] = []
+        self.incoming: list[bytes] = []
+        self.error: Optional[OSError] = None
+        self.settings = SerialSettings()
+        self.closed = False
+
+    def _record(self, what: str, value: Any = None) -> None:
+        self.events.append((self.clock.seconds(), what, value))
+
+    def fileno(self) -> int:
+        return 99
+
+    def read(self) -> bytes:
+        if self.error is not None:
+            raise self.error
+        return self.incoming.pop(0) if self.incoming else b""
+
+    def write(self, data: bytes) -> int:
+        if self.error is not None:
+            raise self.error
+        n = len(data) if self.accept is None else min(self.accept, len(data))
+        if n:
+            self._record("write", bytes(data[:n]))
+        return n
+
+    def outputPending(self) -> int:
+        return self.pending
+
+    def setBreak(self, on: bool) -> None:
+        self._record("break", on)
+
+    def apply(self, settings: SerialSettings) -> SerialSettings:
+        self._record("apply", settings)
+        self.settings = settings
+        return settings
+
+    def close(self) -> None:
+        self._record("close")
+        self.closed = True
+
+    def written(self) -> bytes:
+        return b"".join(v for _, what, v in self.events if what == "write")
+
+
+@implementer(IClient)
+class RecordingClient:
+    """A client of a line that records what the line tells it."""
+
+    def __init__(self, peer: str = "test:1", role: Role = Role.WRITER) -> None:
+        self.peer = peer
+        self.role = role
+        self.received: list[bytes] = []
+        self.paused = 0
+        self.resumed = 0
+
+    def deliver(self, data: bytes) -> None:
+        self.received.append(data)
+
+    def pauseInput(self) -> None:
+        self.paused += 1
+
+    def resumeInput(self) -> None:
+        self.resumed += 1
+
+
+@implementer(IDevice)
+class RecordingDevice:
+    """A device that records writes and breaks; refuses a break while busy."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, Any]] = []
+        self.busy = False
+
+    def write(self, data: bytes) -> None:
+        self.events.append(("write", data))
+
+    def sendBreak(self, duration: Optional[float] = None) -> bool:
+        if self.busy:
+            return False
+        self.events.append(("break", duration))
+        return True
+
+
+class PausableTransport(StringTransport):
+    """A StringTransport that counts producer pauses and resumes."""
+
+    def __init__(self) -> None:
+        StringTransport.__init__(self)
+        self.pauses = 0
+        self.resumes = 0
+
+    def pauseProducing(self) -> None:
+        self.pauses += 1
+        StringTransport.pauseProducing(self)
+
+    def resumeProducing(self) -> None:
+        self.resumes += 1
+        StringTransport.resumeProducing(self)

@@ -1,0 +1,260 @@
+"""
+Tests for serialgw.device: the reactor side of a serial device.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+
+from twisted.internet.testing import MemoryReactorClock
+from twisted.trial.unittest import SynchronousTestCase
+from zope.interface.verify import verifyObject
+
+from serialgw.config import DeviceSpec, SerialSettings
+from serialgw.device import (
+    DRAIN_LIMIT,
+    DRAIN_POLL,
+    HIGH_WATER,
+    DeviceError,
+    IDeviceSink,
+    IPort,
+    PtyPort,
+    SerialDevice,
+    TtyPort,
+    openPort,
+)
+from tests.fakes import RecordingPort
+
+
+class Sink:
+    def __init__(self) -> None:
+        self.data: list[bytes] = []
+        self.writable: list[bool] = []
+        self.lost: list[object] = []
+
+    def deviceDataReceived(self, data: bytes) -> None:
+        self.data.append(data)
+
+    def deviceWritable(self, writable: bool) -> None:
+        self.writable.append(writable)
+
+    def deviceLost(self, reason: object) -> None:
+        self.lost.append(reason)
+
+
+class SerialDeviceTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.reactor = MemoryReactorClock()
+        self.port = RecordingPort(self.reactor)
+        self.sink = Sink()
+        self.device = SerialDevice(self.port, self.reactor, 0.25, self.sink)
+
+    def tearDown(self) -> None:
+        self.assertEqual(self.reactor.getDelayedCalls(), [])
+
+    def test_fakesProvideInterfaces(self) -> None:
+        """The recording port is a full IPort, the sink an IDeviceSink."""
+        verifyObject(IPort, self.port)
+        from zope.interface import directlyProvides
+
+        directlyProvides(self.sink, IDeviceSink)
+        verifyObject(IDeviceSink, self.sink)
+
+    def test_writeGoesStraightThrough(self) -> None:
+        """With nothing queued, a write reaches the port at once."""
+        self.device.write(b"abc")
+        self.assertEqual(self.port.events, [(0, "write", b"abc")])
+        self.assertNotIn(self.device, self.reactor.getWriters())
+
+    def test_partialWriteQueuesRest(self) -> None:
+        """What the port does not take is queued and written when writable."""
+        self.port.accept = 2
+        self.device.write(b"abcde")
+        self.device.write(b"fg")
+        self.assertIn(self.device, self.reactor.getWriters())
+        self.device.doWrite()
+        self.device.doWrite()
+        self.device.doWrite()
+        self.assertEqual(self.port.written(), b"abcdefg")
+        self.assertNotIn(self.device, self.reactor.getWriters())
+
+    def test_readDelivered(self) -> None:
+        """Bytes read from the port go to the sink unchanged."""
+        self.device.start()
+        self.assertIn(self.device, self.reactor.getReaders())
+        self.port.incoming.append(b"\x00\xff\r\n")
+        self.device.doRead()
+        self.assertEqual(self.sink.data, [b"\x00\xff\r\n"])
+
+    def test_breakSetAndClearedWithClock(self) -> None:
+        """A break sets the condition now and clears it 250 ms later."""
+        self.assertTrue(self.device.sendBreak())
+        self.reactor.advance(0.249)
+        self.assertEqual(self.port.events, [(0, "break", True)])
+        self.reactor.advance(0.001)
+        self.assertEqual(self.port.events, [(0, "break", True), (0.25, "break", False)])
+        self.assertFalse(self.device.breaking)
+
+    def test_breakDuration(self) -> None:
+        """An explicit duration overrides the device's default."""
+        self.device.sendBreak(1.5)
+        self.reactor.advance(1.5)
+        self.assertEqual([(t, v) for t, what, v in self.port.events], [(0, True), (1.5, False)])
+
+    def test_breakNotDoubled(self) -> None:
+        """A break asked for during one is refused: one set, one clear."""
+        self.assertTrue(self.device.sendBreak())
+        self.reactor.advance(0.1)
+        self.assertFalse(self.device.sendBreak())
+        self.reactor.advance(0.15)
+        self.assertEqual(self.port.events, [(0, "break", True), (0.25, "break", False)])
+        self.assertEqual(self.device.breaks, 1)
+        self.assertTrue(self.device.sendBreak())
+        self.reactor.advance(0.25)
+        self.assertEqual(self.device.breaks, 2)
+
+    def test_dataAfterBreakWaits(self) -> None:
+        """Bytes written during a break reach the port after it is cleared."""
+        self.device.write(b"before")
+        self.device.sendBreak()
+        self.device.write(b"during")
+        self.device.write(b"+more")
+        self.reactor.advance(0.25)
+        self.device.write(b"after")
+        self.assertEqual(
+            self.port.events,
+            [
+                (0, "write", b"before"),
+                (0, "break", True),
+                (0.25, "break", False),
+                (0.25, "write", b"during+more"),
+                (0.25, "write", b"after"),
+            ],
+        )
+
+    def test_queuedDataBeforeBreak(self) -> None:
+        """Data still queued when a break is asked for is written first."""
+        self.port.accept = 3
+        self.device.write(b"abcdef")
+        self.device.sendBreak()
+        self.device.write(b"X")
+        self.assertEqual(self.port.events, [(0, "write", b"abc")])
+        self.device.doWrite()
+        self.assertEqual(self.port.events[-2:], [(0, "write", b"def"), (0, "break", True)])
+        self.reactor.advance(0.25)
+        self.assertEqual(self.port.events[-2:], [(0.25, "break", False), (0.25, "write", b"X")])
+
+    def test_breakWaitsForDriverQueue(self) -> None:
+        """The break waits until the driver's output queue is empty."""
+        self.port.pending = 10
+        self.device.sendBreak()
+        self.reactor.advance(DRAIN_POLL)
+        self.assertEqual(self.port.events, [])
+        self.port.pending = 0
+        self.reactor.advance(DRAIN_POLL)
+        self.assertEqual(self.port.events, [(DRAIN_POLL * 2, "break", True)])
+        self.reactor.advance(0.25)
+
+    def test_breakDrainLimited(self) -> None:
+        """A queue that never drains (flow control stopped) delays a break at most DRAIN_LIMIT."""
+        self.port.pending = 10
+        self.device.sendBreak()
+        for _ in range(int(DRAIN_LIMIT / DRAIN_POLL) + 2):
+            self.reactor.advance(DRAIN_POLL)
+        events = [(what, v) for _, what, v in self.port.events]
+        self.assertEqual(events, [("break", True)])
+        self.assertTrue(DRAIN_LIMIT <= self.port.events[0][0] < DRAIN_LIMIT + DRAIN_POLL * 1.5)
+        self.reactor.advance(0.25)
+        self.assertEqual([v for _, what, v in self.port.events], [True, False])
+
+    def test_backpressure(self) -> None:
+        """The sink is told when the queue passes the high mark and falls under the low one."""
+        self.port.accept = 0
+        self.device.write(b"x" * (HIGH_WATER + 1))
+        self.assertEqual(self.sink.writable, [False])
+        self.port.accept = None
+        self.device.doWrite()
+        self.assertEqual(self.sink.writable, [False, True])
+        self.assertEqual(len(self.port.written()), HIGH_WATER + 1)
+
+    def test_readErrorLosesDevice(self) -> None:
+        """EIO on read closes the device and tells the sink, once."""
+        self.device.start()
+        self.port.error = OSError(errno.EIO, "Input/output error")
+        self.device.doRead()
+        self.assertEqual(len(self.sink.lost), 1)
+        self.assertTrue(self.port.closed)
+        self.assertNotIn(self.device, self.reactor.getReaders())
+        self.device.write(b"dropped")
+        self.assertFalse(self.device.sendBreak())
+
+    def test_closeDuringBreakClears(self) -> None:
+        """Closing during a break clears the condition and cancels the timer."""
+        self.device.sendBreak()
+        self.device.close()
+        self.assertEqual([(w, v) for _, w, v in self.port.events], [("break", True), ("break", False), ("close", None)])
+
+
+class PtyPortTests(SynchronousTestCase):
+    def test_ptyWithLink(self) -> None:
+        """pty:LINK makes a pty, points LINK at its slave, removes it at close."""
+        link = self.mktemp()
+        port = openPort(DeviceSpec("pty", link), SerialSettings(baudrate=9600))
+        self.assertIsInstance(port, PtyPort)
+        assert isinstance(port, PtyPort)
+        self.assertEqual(os.readlink(link), port.slaveName)
+        fd = os.open(link, os.O_RDWR | os.O_NOCTTY)
+        try:
+            os.write(fd, b"from program\r\n")
+            self.assertEqual(port.read(), b"from program\r\n")
+            port.write(b"\x00\xff\n")
+            self.assertEqual(os.read(fd, 100), b"\x00\xff\n")
+        finally:
+            os.close(fd)
+        port.close()
+        self.assertFalse(os.path.lexists(link))
+
+    def test_staleLinkReplaced(self) -> None:
+        """A stale symlink is replaced; a regular file in the way is an error."""
+        link = self.mktemp()
+        os.symlink("/nonexistent", link)
+        port = openPort(DeviceSpec("pty", link), SerialSettings())
+        assert isinstance(port, PtyPort)
+        self.assertEqual(os.readlink(link), port.slaveName)
+        port.close()
+        with open(link, "w") as f:
+            f.write("keep me")
+        e = self.assertRaises(DeviceError, openPort, DeviceSpec("pty", link), SerialSettings())
+        self.assertIn(repr(link), str(e))
+        with open(link) as f:
+            self.assertEqual(f.read(), "keep me")
+
+    def test_ttyOpenError(self) -> None:
+        """A device that cannot open gives a DeviceError naming it."""
+        e = self.assertRaises(DeviceError, TtyPort, "/dev/nonexistent-tty", SerialSettings())
+        self.assertEqual(str(e), "cannot open device '/dev/nonexistent-tty': No such file or directory")
+
+    def test_settingsApplied(self) -> None:
+        """Settings reach the slave's termios: speed and stop bits."""
+        import termios
+
+        port = openPort(DeviceSpec("pty", ""), SerialSettings(baudrate=57600, stopbits=2))
+        assert isinstance(port, PtyPort)
+        try:
+            fd = os.open(port.slaveName, os.O_RDWR | os.O_NOCTTY)
+            try:
+                iflag, oflag, cflag, lflag, ispeed, ospeed, cc = termios.tcgetattr(fd)
+                self.assertEqual(ospeed, termios.B57600)
+                self.assertTrue(cflag & termios.CSTOPB)
+                self.assertFalse(lflag & termios.ECHO)
+                self.assertFalse(lflag & termios.ICANON)
+                self.assertFalse(oflag & termios.OPOST)
+                self.assertFalse(iflag & termios.ICRNL)
+            finally:
+                os.close(fd)
+            effective = port.apply(SerialSettings(baudrate=9600))
+            self.assertEqual(effective.baudrate, 9600)
+            self.assertEqual(effective.stopbits, 1)
+        finally:
+            port.close()
