@@ -186,8 +186,13 @@ class TelnetProtocol(Protocol):
 
     def dataReceived(self, data: bytes) -> None:
         if self._state == _DATA and IAC_B not in data:
-            self._deliver(data)
+            data = self._decode(data)
+            if data:
+                self.telnetDataReceived(data)
             return
+        # Data pieces between IAC sequences are joined, so that one chunk
+        # gives one telnetDataReceived call between commands.
+        pieces: list[bytes] = []
         i = 0
         n = len(data)
         while i < n:
@@ -195,10 +200,10 @@ class TelnetProtocol(Protocol):
             if state == _DATA:
                 j = data.find(IAC_B, i)
                 if j < 0:
-                    self._deliver(data[i:])
-                    return
+                    pieces.append(self._decode(data[i:]))
+                    break
                 if j > i:
-                    self._deliver(data[i:j])
+                    pieces.append(self._decode(data[i:j]))
                 i = j + 1
                 self._state = _IAC
             elif state == _IAC:
@@ -206,7 +211,7 @@ class TelnetProtocol(Protocol):
                 i += 1
                 self._state = _DATA
                 if byte == IAC:
-                    self._deliver(IAC_B)
+                    pieces.append(self._decode(IAC_B))
                 elif WILL <= byte <= DONT:
                     self._negCommand = byte
                     self._state = _NEG
@@ -215,18 +220,20 @@ class TelnetProtocol(Protocol):
                     self._sbOverflow = False
                     self._state = _SB
                 else:
-                    self._command(byte)
+                    self._flush(pieces)
+                    self.telnetCommandReceived(byte)
             elif state == _NEG:
                 option = data[i]
                 i += 1
                 self._state = _DATA
+                self._flush(pieces)
                 self._negotiate(self._negCommand, option)
             elif state == _SB:
                 j = data.find(IAC_B, i)
                 end = n if j < 0 else j
                 self._sbAppend(data[i:end])
                 if j < 0:
-                    return
+                    break
                 i = j + 1
                 self._state = _SB_IAC
             else:  # _SB_IAC
@@ -238,6 +245,7 @@ class TelnetProtocol(Protocol):
                 elif byte == SE:
                     i += 1
                     self._state = _DATA
+                    self._flush(pieces)
                     self._endSubnegotiation()
                 else:
                     # IAC <command> inside SB: the SE was lost.  Drop the
@@ -245,22 +253,30 @@ class TelnetProtocol(Protocol):
                     log.info("telnet: subnegotiation without IAC SE dropped ({count} bytes)", count=len(self._sb))
                     self._sb = bytearray()
                     self._state = _IAC
+        self._flush(pieces)
 
-    def _deliver(self, data: bytes) -> None:
+    def _flush(self, pieces: list[bytes]) -> None:
+        if pieces:
+            data = b"".join(pieces)
+            del pieces[:]
+            if data:
+                self.telnetDataReceived(data)
+
+    def _decode(self, data: bytes) -> bytes:
+        """
+        Undo NVT's CR NUL (outside BINARY), keeping state across chunks.
+        """
         if self.remoteEnabled(BINARY):
             self._pendingCR = False
-            self.telnetDataReceived(data)
-            return
+            return data
         if self._pendingCR:
             self._pendingCR = False
             if data[:1] == b"\0":
                 data = data[1:]
-                if not data:
-                    return
         if CR in data:
             self._pendingCR = data.endswith(CR)
             data = data.replace(b"\r\0", b"\r")
-        self.telnetDataReceived(data)
+        return data
 
     def _sbAppend(self, chunk: bytes) -> None:
         if self._sbOverflow or not chunk:
@@ -276,9 +292,6 @@ class TelnetProtocol(Protocol):
         if self._sbOverflow or not payload:
             return
         self.telnetSubnegotiation(payload[0], payload[1:])
-
-    def _command(self, command: int) -> None:
-        self.telnetCommandReceived(command)
 
     def _negotiate(self, command: int, option: int) -> None:
         state = self._option(option)

@@ -1,0 +1,78 @@
+"""
+Tests for serialgw.line: fan-out, roles and back-pressure.
+"""
+
+from __future__ import annotations
+
+from twisted.trial.unittest import SynchronousTestCase
+from zope.interface.verify import verifyObject
+
+from serialgw.line import IClient, IDevice, Line, Role, describeAddress
+from tests.fakes import RecordingClient, RecordingDevice
+
+
+class LineTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.device = RecordingDevice()
+        self.line = Line("ttyS0", self.device)
+
+    def test_fakes(self) -> None:
+        """The fakes provide the interfaces they stand for."""
+        verifyObject(IClient, RecordingClient())
+        verifyObject(IDevice, self.device)
+
+    def test_fanOut(self) -> None:
+        """Device output reaches every attached client, in order."""
+        a, b = RecordingClient("a"), RecordingClient("b")
+        self.line.attach(a)
+        self.line.attach(b)
+        self.line.deviceDataReceived(b"one")
+        self.line.detach(a)
+        self.line.deviceDataReceived(b"two")
+        self.assertEqual(a.received, [b"one"])
+        self.assertEqual(b.received, [b"one", b"two"])
+        self.assertEqual(self.line.bytesFromDevice, 6)
+
+    def test_anyWriterWrites(self) -> None:
+        """Input from any writer goes to the device; watchers and read-only clients are refused."""
+        writers = [RecordingClient("w1"), RecordingClient("w2")]
+        watcher = RecordingClient("v", Role.WATCHER)
+        readonly = RecordingClient("r", Role.READONLY)
+        for c in writers + [watcher, readonly]:
+            self.line.attach(c)
+        self.line.clientData(writers[0], b"a")
+        self.line.clientData(watcher, b"b")
+        self.line.clientData(readonly, b"c")
+        self.line.clientData(writers[1], b"d")
+        self.assertEqual(self.device.events, [("write", b"a"), ("write", b"d")])
+        self.assertEqual((self.line.bytesToDevice, self.line.refused), (2, 2))
+
+    def test_break(self) -> None:
+        """Breaks from writers reach the device; a refused one reports False."""
+        w, r = RecordingClient("w"), RecordingClient("r", Role.READONLY)
+        self.assertTrue(self.line.clientBreak(w))
+        self.assertFalse(self.line.clientBreak(r))
+        self.device.busy = True
+        self.assertFalse(self.line.clientBreak(w))
+        self.assertEqual(self.device.events, [("break", None)])
+
+    def test_backpressureWritersOnly(self) -> None:
+        """A full device pauses writers only, and clients attaching meanwhile."""
+        w, r = RecordingClient("w"), RecordingClient("r", Role.READONLY)
+        self.line.attach(w)
+        self.line.attach(r)
+        self.line.deviceWritable(False)
+        late = RecordingClient("late")
+        self.line.attach(late)
+        self.line.deviceWritable(True)
+        self.assertEqual((w.paused, w.resumed), (1, 1))
+        self.assertEqual((late.paused, late.resumed), (1, 1))
+        self.assertEqual((r.paused, r.resumed), (0, 0))
+
+    def test_describeAddress(self) -> None:
+        """Addresses print as host:port, [v6]:port, unix:path."""
+        from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
+
+        self.assertEqual(describeAddress(IPv4Address("TCP", "127.0.0.1", 5)), "127.0.0.1:5")
+        self.assertEqual(describeAddress(IPv6Address("TCP", "::1", 5)), "[::1]:5")
+        self.assertEqual(describeAddress(UNIXAddress(b"/run/x")), "unix:/run/x")
