@@ -14,7 +14,9 @@ descriptor directly (pyserial's own C{read}/C{write} use C{select()}).
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
+import termios
 import tty
 from typing import Any, Optional
 
@@ -231,11 +233,13 @@ class PtyPort(TtyPort):
         TtyPort.close(self)
 
 
-def fcntlBreak(fd: int, on: bool) -> None:
-    import fcntl
-    import termios
+# Linux's values; Python's termios module lacks them.
+TIOCSBRK = getattr(termios, "TIOCSBRK", 0x5427)
+TIOCCBRK = getattr(termios, "TIOCCBRK", 0x5428)
 
-    fcntl.ioctl(fd, termios.TIOCSBRK if on else termios.TIOCCBRK)
+
+def fcntlBreak(fd: int, on: bool) -> None:
+    fcntl.ioctl(fd, TIOCSBRK if on else TIOCCBRK)
 
 
 def _replaceSymlink(target: str, link: str) -> None:

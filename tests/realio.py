@@ -1,0 +1,194 @@
+"""
+Helpers for tests with real I/O: a pty master as the far end of a serial
+line, TCP clients that collect bytes, and a twistd gateway in a subprocess.
+Waiting is on Deferreds, bounded by the test's timeout; never on sleeps.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import tty
+from typing import Any, Callable, Optional
+
+from twisted.internet import defer, fdesc, protocol, reactor
+from twisted.internet.error import ProcessDone, ProcessTerminated
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+class Accumulator:
+    """Bytes arriving over time; Deferreds that fire when a condition holds."""
+
+    def __init__(self) -> None:
+        self.data = b""
+        self._waiters: list[tuple[Callable[[bytes], bool], defer.Deferred[bytes]]] = []
+
+    def add(self, data: bytes) -> None:
+        self.data += data
+        waiters, self._waiters = self._waiters, []
+        for predicate, d in waiters:
+            if predicate(self.data):
+                d.callback(self.data)
+            else:
+                self._waiters.append((predicate, d))
+
+    def when(self, predicate: Callable[[bytes], bool]) -> defer.Deferred[bytes]:
+        d: defer.Deferred[bytes] = defer.Deferred()
+        if predicate(self.data):
+            d.callback(self.data)
+        else:
+            self._waiters.append((predicate, d))
+        return d
+
+    def length(self, n: int) -> defer.Deferred[bytes]:
+        return self.when(lambda data: len(data) >= n)
+
+    def contains(self, needle: bytes) -> defer.Deferred[bytes]:
+        return self.when(lambda data: needle in data)
+
+
+class PtyPair:
+    """
+    A pty pair standing in for a UART: the gateway opens C{slaveName} as its
+    device; the test plays the far end on the master.
+    """
+
+    def __init__(self) -> None:
+        self.master, slave = os.openpty()
+        tty.setraw(slave)
+        self.slaveName = os.ttyname(slave)
+        # Keep the slave open until the gateway has it, so the master never
+        # sees EIO in between.
+        self._slave: Optional[int] = slave
+        fdesc.setNonBlocking(self.master)
+        self.received = Accumulator()
+        self._reading = False
+
+    def fileno(self) -> int:
+        return self.master
+
+    def logPrefix(self) -> str:
+        return "pty-master"
+
+    def doRead(self) -> None:
+        try:
+            data = os.read(self.master, 65536)
+        except BlockingIOError:
+            return
+        except OSError:
+            # EIO: no one has the slave open right now.
+            return
+        if data:
+            self.received.add(data)
+
+    def connectionLost(self, reason: Any) -> None:
+        pass
+
+    def startReading(self) -> None:
+        if not self._reading:
+            self._reading = True
+            reactor.addReader(self)  # type: ignore[attr-defined]
+
+    def write(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            n = os.write(self.master, view)
+            view = view[n:]
+
+    def close(self) -> None:
+        if self._reading:
+            reactor.removeReader(self)  # type: ignore[attr-defined]
+            self._reading = False
+        if self._slave is not None:
+            os.close(self._slave)
+            self._slave = None
+        os.close(self.master)
+
+
+class Collector(protocol.Protocol):
+    """A TCP client that keeps everything it receives."""
+
+    def __init__(self) -> None:
+        self.received = Accumulator()
+        self.closed: defer.Deferred[None] = defer.Deferred()
+
+    def dataReceived(self, data: bytes) -> None:
+        self.received.add(data)
+
+    def connectionLost(self, reason: Any = None) -> None:
+        self.closed.callback(None)
+
+
+async def connect(port: int, host: str = "127.0.0.1") -> Collector:
+    from twisted.internet.endpoints import TCP4ClientEndpoint
+
+    endpoint = TCP4ClientEndpoint(reactor, host, port)
+    client: Collector = await endpoint.connect(protocol.Factory.forProtocol(Collector))
+    return client
+
+
+class ProcessOutput(protocol.ProcessProtocol):
+    """A subprocess whose output (stdout and stderr together) is collected."""
+
+    def __init__(self) -> None:
+        self.output = Accumulator()
+        self.ended: defer.Deferred[int] = defer.Deferred()
+        self.running = True
+
+    def outReceived(self, data: bytes) -> None:
+        self.output.add(data)
+
+    errReceived = outReceived
+
+    def processEnded(self, reason: Any) -> None:
+        self.running = False
+        code = 0
+        if isinstance(reason.value, ProcessTerminated):
+            code = reason.value.exitCode if reason.value.exitCode is not None else -1
+        elif not isinstance(reason.value, ProcessDone):
+            code = -1
+        self.ended.callback(code)
+
+    def write(self, data: bytes) -> None:
+        self.transport.write(data)  # type: ignore[union-attr]
+
+    def stop(self) -> defer.Deferred[int]:
+        if self.running:
+            try:
+                self.transport.signalProcess("TERM")  # type: ignore[union-attr]
+            except Exception:
+                pass
+        return self.ended
+
+
+TWISTD = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()"]
+
+
+def gatewayArgv(*args: str) -> list[str]:
+    """The argv of `twistd -n serialgw ARGS` run from the repo."""
+    return TWISTD + ["-n", "--pidfile=", "serialgw", *args]
+
+
+def spawn(argv: list[str], usePTY: bool = False, env: Optional[dict[str, str]] = None) -> ProcessOutput:
+    proc = ProcessOutput()
+    environ = dict(os.environ)
+    environ["PYTHONPATH"] = REPO + os.pathsep + environ.get("PYTHONPATH", "")
+    if env:
+        environ.update(env)
+    reactor.spawnProcess(  # type: ignore[attr-defined]
+        proc, argv[0], argv, env=environ, path=REPO, usePTY=usePTY
+    )
+    return proc
+
+
+LISTENER = re.compile(rb"(telnet|raw) listener ready on 127\.0\.0\.1:(\d+)")
+
+
+async def listeningPort(proc: ProcessOutput, protocol_: str = "telnet") -> int:
+    pattern = re.compile(protocol_.encode() + rb" listener ready on 127\.0\.0\.1:(\d+)")
+    data = await proc.output.when(lambda data: pattern.search(data) is not None)
+    match = pattern.search(data)
+    assert match is not None
+    return int(match.group(1))
