@@ -1,0 +1,107 @@
+"""
+Tests for serialgw.tap and the twistd plugin: options, errors, start-up.
+"""
+
+from __future__ import annotations
+
+import os
+
+from twisted.application.service import IServiceMaker
+from twisted.internet.testing import MemoryReactorClock
+from twisted.plugin import getPlugins
+from twisted.python.usage import UsageError
+from twisted.trial.unittest import SynchronousTestCase
+
+from serialgw import tap
+from serialgw.config import DeviceSpec, LineConfig, ListenerSpec, Protocol, SerialSettings
+from serialgw.service import GatewayService, StartupError
+from tests.realio import PtyPair
+
+
+def parse(*args: str) -> tap.Options:
+    options = tap.Options()
+    options.parseOptions(list(args))
+    return options
+
+
+class OptionsTests(SynchronousTestCase):
+    def test_defaults(self) -> None:
+        """With no options: a pty at /tmp/serialgw0 and telnet on 127.0.0.1:4444."""
+        line = parse()["line"]
+        self.assertEqual(line.device, DeviceSpec("pty", "/tmp/serialgw0"))
+        self.assertEqual(line.listeners, (ListenerSpec("tcp:4444:interface=127.0.0.1", Protocol.TELNET, "tcp:4444:interface=127.0.0.1"),))
+        self.assertEqual(line.settings, SerialSettings())
+        self.assertEqual(line.breakDuration, 0.25)
+        self.assertEqual(line.name, "serialgw0")
+
+    def test_issueExample(self) -> None:
+        """--port 4444 --device /dev/ttyS0 --baud 115200: TCP on all interfaces."""
+        line = parse("--port", "4444", "--device", "/dev/ttyS0", "--baud", "115200")["line"]
+        self.assertEqual(line.listeners[0].endpoint, "tcp:4444")
+        self.assertEqual(line.device, DeviceSpec("tty", "/dev/ttyS0"))
+        self.assertEqual(line.name, "ttyS0")
+
+    def test_compactThenSingles(self) -> None:
+        """--serial sets everything; single options override it."""
+        line = parse("-s", "9600,7E2,rtscts", "--parity", "odd", "--xonxoff")["line"]
+        self.assertEqual(line.settings, SerialSettings(9600, 7, "O", 2, xonxoff=True, rtscts=True))
+
+    def test_listeners(self) -> None:
+        """--port and repeated --listen add listeners in order."""
+        line = parse("--port", "raw+5000", "--listen", "unix:/tmp/x.sock", "--listen", "4445")["line"]
+        self.assertEqual(
+            [(spec.protocol, spec.endpoint) for spec in line.listeners],
+            [(Protocol.RAW, "tcp:5000"), (Protocol.TELNET, "unix:/tmp/x.sock"), (Protocol.TELNET, "tcp:4445")],
+        )
+
+    def test_badValues(self) -> None:
+        """Bad values are usage errors quoting the value."""
+        cases = [
+            (["--parity", "X"], "parity must be one of N, E, O, M, S, not 'X'"),
+            (["--baud", "0"], "baud rate must be a positive integer, not '0'"),
+            (["--baud", "fast"], "baud rate must be a positive integer, not 'fast'"),
+            (["--bytesize", "9"], "byte size must be 5, 6, 7 or 8, not '9'"),
+            (["--stopbits", "3"], "stop bits must be 1, 1.5 or 2, not '3'"),
+            (["--break-duration", "0"], "break duration must be 1 to 10000 milliseconds, not '0'"),
+            (["--port", "nope"], "cannot read listener 'nope': expected a port number or an endpoint string such as tcp:4444:interface=127.0.0.1"),
+        ]
+        for args, message in cases:
+            e = self.assertRaises(UsageError, parse, *args)
+            self.assertEqual(str(e), message)
+
+    def test_helpHasExamples(self) -> None:
+        """--help shows every option and the usage examples."""
+        text = str(tap.Options())
+        for option in ("--device", "--port", "--listen", "--serial", "--baud", "--bytesize", "--parity",
+                       "--stopbits", "--xonxoff", "--rtscts", "--break-duration", "--name"):
+            self.assertIn(option, text)
+        self.assertIn("twistd -n serialgw --port 4444 --device /dev/ttyS0 --baud 115200", text)
+
+    def test_plugin(self) -> None:
+        """twistd finds the serialgw plugin, and it names serialgw.tap."""
+        makers = {maker.tapname: maker for maker in getPlugins(IServiceMaker)}
+        self.assertIn("serialgw", makers)
+        self.assertEqual(makers["serialgw"].module, "serialgw.tap")  # type: ignore[attr-defined]
+        self.assertIs(makers["serialgw"].options, tap.Options)
+
+
+class StartupTests(SynchronousTestCase):
+    def test_deviceError(self) -> None:
+        """A device that cannot open is a StartupError naming the line and the device."""
+        config = LineConfig("x", DeviceSpec("tty", "/dev/nonexistent-tty"), listeners=(ListenerSpec("tcp:0"),))
+        service = GatewayService([config], reactor=MemoryReactorClock())
+        e = self.assertRaises(StartupError, service.privilegedStartService)
+        self.assertEqual(str(e), "line 'x': cannot open device '/dev/nonexistent-tty': No such file or directory")
+
+    def test_twistdExitsWithOneLine(self) -> None:
+        """Under twistd a start-up error is a SystemExit with one line, and nothing stays open."""
+        pty = PtyPair()
+        self.addCleanup(pty.close)
+        options = parse("--device", pty.slaveName, "--port", "tcp:0:interface=127.0.0.1", "--listen", "tcp:0:interface=no-such-interface")
+        service = tap.makeService(options)
+        e = self.assertRaises(SystemExit, service.privilegedStartService)
+        self.assertTrue(str(e.code).startswith(
+            "serialgw: error: line '" + os.path.basename(pty.slaveName) + "': cannot listen on 'tcp:0:interface=no-such-interface': "
+        ), e.code)
+        self.assertEqual(service.ports, [])
+        self.assertEqual(service.lines, {})
