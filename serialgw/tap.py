@@ -147,6 +147,8 @@ unix:/run/serialgw.sock, ...).
 def _lineName(device: str) -> str:
     if device.startswith("pty:"):
         return os.path.basename(device[4:]) or "pty"
+    if device.startswith("/dev/"):
+        return device[len("/dev/"):]
     return os.path.basename(device) or device
 
 

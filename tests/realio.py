@@ -21,9 +21,18 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 class Accumulator:
     """Bytes arriving over time; Deferreds that fire when a condition holds."""
 
-    def __init__(self) -> None:
+    def __init__(self, name: str = "stream") -> None:
+        self.name = name
         self.data = b""
+        self.ended = False
         self._waiters: list[tuple[Callable[[bytes], bool], defer.Deferred[bytes]]] = []
+
+    def end(self) -> None:
+        """No more data will come: what is still awaited fails, showing what came."""
+        self.ended = True
+        waiters, self._waiters = self._waiters, []
+        for _, d in waiters:
+            d.errback(AssertionError(f"{self.name} ended; it had sent: {self.data[-2000:]!r}"))
 
     def add(self, data: bytes) -> None:
         self.data += data
@@ -38,6 +47,8 @@ class Accumulator:
         d: defer.Deferred[bytes] = defer.Deferred()
         if predicate(self.data):
             d.callback(self.data)
+        elif self.ended:
+            d.errback(AssertionError(f"{self.name} ended; it had sent: {self.data[-2000:]!r}"))
         else:
             self._waiters.append((predicate, d))
         return d
@@ -118,6 +129,7 @@ class Collector(protocol.Protocol):
         self.received.add(data)
 
     def connectionLost(self, reason: Any = None) -> None:
+        self.received.end()
         self.closed.callback(None)
 
 
@@ -132,8 +144,8 @@ async def connect(port: int, host: str = "127.0.0.1") -> Collector:
 class ProcessOutput(protocol.ProcessProtocol):
     """A subprocess whose output (stdout and stderr together) is collected."""
 
-    def __init__(self) -> None:
-        self.output = Accumulator()
+    def __init__(self, name: str = "process") -> None:
+        self.output = Accumulator(name)
         self.ended: defer.Deferred[int] = defer.Deferred()
         self.running = True
 
@@ -144,6 +156,7 @@ class ProcessOutput(protocol.ProcessProtocol):
 
     def processEnded(self, reason: Any) -> None:
         self.running = False
+        self.output.end()
         code = 0
         if isinstance(reason.value, ProcessTerminated):
             code = reason.value.exitCode if reason.value.exitCode is not None else -1
@@ -172,7 +185,7 @@ def gatewayArgv(*args: str) -> list[str]:
 
 
 def spawn(argv: list[str], usePTY: bool = False, env: Optional[dict[str, str]] = None) -> ProcessOutput:
-    proc = ProcessOutput()
+    proc = ProcessOutput(os.path.basename(argv[0]) if argv[0] != sys.executable else "gateway")
     environ = dict(os.environ)
     environ["PYTHONPATH"] = REPO + os.pathsep + environ.get("PYTHONPATH", "")
     if env:

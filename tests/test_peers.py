@@ -1,0 +1,130 @@
+"""
+The gateway as users run it (`twistd -n serialgw` in a subprocess) with real
+third-party peers: Debian's telnet client, netcat, strace watching the
+device's ioctls.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+
+from twisted.trial.unittest import SkipTest, TestCase
+
+from tests.realio import ProcessOutput, PtyPair, gatewayArgv, listeningPort, spawn
+
+
+def need(program: str) -> str:
+    path = shutil.which(program)
+    if path is None:
+        raise SkipTest(f"{program} is not installed (apt-get install {program}); .ci/run installs it")
+    return path
+
+
+class TwistdTests(TestCase):
+    timeout = 60
+
+    def setUp(self) -> None:
+        self.pty = PtyPair()
+        self.addCleanup(self.pty.close)
+        self.pty.startReading()
+        self.processes: list[ProcessOutput] = []
+
+    async def tearDown(self) -> None:  # type: ignore[override]
+        for proc in self.processes:
+            await proc.stop()
+
+    def spawn(self, argv: list[str], usePTY: bool = False) -> ProcessOutput:
+        proc = spawn(argv, usePTY=usePTY)
+        self.processes.append(proc)
+        return proc
+
+    async def gateway(self, *args: str) -> tuple[ProcessOutput, int]:
+        proc = self.spawn(gatewayArgv("--device", self.pty.slaveName, *args))
+        port = await listeningPort(proc, "raw" if args and args[-1].startswith("raw+") else "telnet")
+        return proc, port
+
+    async def test_netcatRaw(self) -> None:
+        """netcat on a raw listener: typed bytes reach the device, device output reaches nc."""
+        nc = need("nc")
+        gw, port = await self.gateway("--port", "raw+tcp:0:interface=127.0.0.1")
+        client = self.spawn([nc, "127.0.0.1", str(port)])
+        client.write(b"hello device\n")
+        self.assertEqual(await self.pty.received.length(13), b"hello device\n")
+        self.pty.write(b"hello nc\r\n")
+        self.assertEqual(await client.output.contains(b"hello nc\r\n"), b"hello nc\r\n")
+
+    async def test_telnetSendBreak(self) -> None:
+        """Debian telnet's `send brk` makes the gateway issue TIOCSBRK then TIOCCBRK on the device, 250 ms apart, before the next byte."""
+        telnet = need("telnet")
+        strace = need("strace")
+        gw, port = await self.gateway("--port", "tcp:0:interface=127.0.0.1")
+        pid = gw.transport.pid  # type: ignore[union-attr]
+        deviceFd = None
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            try:
+                if os.readlink(f"/proc/{pid}/fd/{fd}") == self.pty.slaveName:
+                    deviceFd = int(fd)
+            except OSError:
+                pass
+        self.assertIsNotNone(deviceFd)
+        trace = os.path.abspath(self.mktemp())
+        tracer = self.spawn([strace, "-f", "-ttt", "-e", "trace=ioctl,write", "-o", trace, "-p", str(pid)])
+        await tracer.output.contains(b"attached")
+
+        client = self.spawn([telnet, "127.0.0.1", str(port)], usePTY=True)
+        await client.output.contains(b"Escape character is '^]'.")
+        client.write(b"x")
+        await self.pty.received.contains(b"x")
+        client.write(b"\x1d")
+        await client.output.contains(b"telnet> ")
+        client.write(b"send brk\r")
+        client.write(b"h")
+        self.assertEqual(await self.pty.received.length(2), b"xh")
+
+        await gw.stop()
+        await tracer.ended
+        with open(trace) as f:
+            lines = f.read().splitlines()
+        events = []
+        for line in lines:
+            m = re.match(rf"\d+ +([\d.]+) ioctl\({deviceFd}, (TIOCSBRK|TIOCCBRK)", line)
+            if m:
+                events.append((m.group(2), float(m.group(1))))
+            m = re.match(rf'\d+ +([\d.]+) write\({deviceFd}, "h", 1\)', line)
+            if m:
+                events.append(("write h", float(m.group(1))))
+        self.assertEqual([name for name, _ in events], ["TIOCSBRK", "TIOCCBRK", "write h"], lines[-20:])
+        held = events[1][1] - events[0][1]
+        self.assertTrue(0.24 <= held < 1.0, held)
+
+    async def test_badOptionExit(self) -> None:
+        """A bad option: one clear line quoting it, non-zero exit, nothing started."""
+        proc = self.spawn(gatewayArgv("--parity", "X"))
+        code = await proc.ended
+        self.assertNotEqual(code, 0)
+        self.assertIn(b"parity must be one of N, E, O, M, S, not 'X'", proc.output.data)
+
+    async def test_missingDeviceExit(self) -> None:
+        """A device that cannot open: one line naming it, exit status 1."""
+        proc = self.spawn(gatewayArgv("--device", "/dev/nonexistent-tty", "--port", "tcp:0:interface=127.0.0.1"))
+        code = await proc.ended
+        self.assertEqual(code, 1)
+        self.assertIn(
+            b"serialgw: error: line 'nonexistent-tty': cannot open device '/dev/nonexistent-tty': No such file or directory",
+            proc.output.data,
+        )
+        self.assertNotIn(b"Traceback", proc.output.data)
+
+    async def test_portInUseExit(self) -> None:
+        """A port that cannot bind: one line naming the listener, exit status 1."""
+        gw, port = await self.gateway("--port", "tcp:0:interface=127.0.0.1")
+        other = PtyPair()
+        self.addCleanup(other.close)
+        proc = self.spawn(gatewayArgv("--device", other.slaveName, "--port", f"tcp:{port}:interface=127.0.0.1"))
+        code = await proc.ended
+        self.assertEqual(code, 1)
+        self.assertIn(f"cannot listen on 'tcp:{port}:interface=127.0.0.1': ".encode(), proc.output.data)
+        self.assertIn(b"Address already in use", proc.output.data)
+        self.assertNotIn(b"Traceback", proc.output.data)
