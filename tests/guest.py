@@ -65,14 +65,31 @@ def guestImage() -> tuple[str, str]:
 
 def kvmUsable() -> bool:
     """
-    Whether /dev/kvm exists and can be opened read-write by this process.
+    Whether QEMU can use KVM here: C{/dev/kvm} opens read-write and the CPU
+    exposes hardware virtualization (C{vmx} or C{svm} in C{/proc/cpuinfo}).
+
+    The flag check matters: some sandboxes (e.g. Firecracker VMs with the
+    C{kvm_pvm} module) offer a working C{/dev/kvm} that can only run
+    PVM-enabled guest kernels; a stock kernel hangs there silently.
+    Set C{SERIALGW_QEMU_ACCEL} to C{kvm} or C{tcg} to override.
     """
+    forced = os.environ.get("SERIALGW_QEMU_ACCEL")
+    if forced:
+        return forced == "kvm"
     try:
         fd = os.open("/dev/kvm", os.O_RDWR | os.O_CLOEXEC)
     except OSError:
         return False
     os.close(fd)
-    return True
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    flags = line.split(":", 1)[1].split()
+                    return "vmx" in flags or "svm" in flags
+    except OSError:
+        pass
+    return False
 
 
 def qemuCommand(serial: str) -> list[str]:

@@ -4,8 +4,6 @@ Tests for serialgw.tap and the twistd plugin: options, errors, start-up.
 
 from __future__ import annotations
 
-import os
-
 from twisted.application.service import IServiceMaker
 from twisted.internet.testing import MemoryReactorClock
 from twisted.plugin import getPlugins
@@ -101,7 +99,7 @@ class StartupTests(SynchronousTestCase):
         service = tap.makeService(options)
         e = self.assertRaises(SystemExit, service.privilegedStartService)
         self.assertTrue(str(e.code).startswith(
-            "serialgw: error: line '" + os.path.basename(pty.slaveName) + "': cannot listen on 'tcp:0:interface=no-such-interface': "
+            "serialgw: error: line '" + pty.slaveName[len("/dev/"):] + "': cannot listen on 'tcp:0:interface=no-such-interface': "
         ), e.code)
         self.assertEqual(service.ports, [])
         self.assertEqual(service.lines, {})
