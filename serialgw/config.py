@@ -11,7 +11,6 @@ import re
 from enum import Enum
 
 import attrs
-
 from serial import (
     PARITY_EVEN,
     PARITY_MARK,

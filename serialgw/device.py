@@ -62,7 +62,7 @@ class IPort(Interface):
         C{OSError} when the device is gone.
         """
 
-    def write(data: bytes) -> int:
+    def write(data: bytes | bytearray) -> int:
         """
         Write what the device takes now; return how many bytes (0 on EAGAIN).
         Raises C{OSError} when the device is gone.
@@ -149,7 +149,7 @@ class TtyPort:
         except BlockingIOError:
             return b""
 
-    def write(self, data: bytes) -> int:
+    def write(self, data: bytes | bytearray) -> int:
         try:
             return os.write(self._fd, data)
         except BlockingIOError:
@@ -319,7 +319,7 @@ class SerialDevice:
         self.port = port
         self.reactor = reactor
         self.breakDuration = breakDuration
-        self.sink: IDeviceSink = sink if sink is not None else _NoSink()
+        self.sink: Any = sink if sink is not None else _NoSink()
         self._out = bytearray()
         self._held: list[bytes] = []
         self._heldSize = 0

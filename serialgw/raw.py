@@ -4,6 +4,8 @@ Raw TCP (or unix-socket) clients: bytes pass both ways untouched.
 
 from __future__ import annotations
 
+from typing import Any
+
 from twisted.internet.protocol import Protocol, connectionDone
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -16,6 +18,8 @@ class RawClient(Protocol):
     """
     A client whose connection carries the line's bytes and nothing else.
     """
+
+    transport: Any
 
     def __init__(self, line: Line, role: Role = Role.WRITER) -> None:
         self.line = line

@@ -9,7 +9,6 @@ from typing import Any, Callable, Optional, Sequence
 
 from twisted.application.service import MultiService
 from twisted.internet.endpoints import serverFromString
-from twisted.internet.interfaces import IListeningPort
 from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -76,7 +75,7 @@ class GatewayService(MultiService):
         self.configs = list(lines)
         self._openPort = openPort
         self.lines: dict[str, Line] = {}
-        self.ports: list[tuple[ListenerSpec, IListeningPort]] = []
+        self.ports: list[tuple[ListenerSpec, Any]] = []
         self._opened = False
 
     def privilegedStartService(self) -> None:

@@ -16,6 +16,7 @@ L{TelnetClient} connects the wire layer to a serial line.
 
 from __future__ import annotations
 
+from typing import Any
 
 from twisted.internet.protocol import Protocol, connectionDone
 from twisted.logger import Logger
@@ -90,6 +91,8 @@ class TelnetProtocol(Protocol):
     The telnet wire layer.  Subclasses override the C{telnet*} hooks and
     L{acceptLocal} / L{acceptRemote}.
     """
+
+    transport: Any
 
     def __init__(self) -> None:
         self._options: dict[int, _OptionState] = {}

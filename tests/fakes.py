@@ -44,7 +44,7 @@ class RecordingPort:
             raise self.error
         return self.incoming.pop(0) if self.incoming else b""
 
-    def write(self, data: bytes) -> int:
+    def write(self, data: bytes | bytearray) -> int:
         if self.error is not None:
             raise self.error
         n = len(data) if self.accept is None else min(self.accept, len(data))
