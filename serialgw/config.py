@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from enum import Enum
+from typing import Optional
 
 import attrs
 from serial import (
@@ -184,6 +185,7 @@ class ListenerSpec:
     endpoint: str
     protocol: Protocol = Protocol.TELNET
     text: str = ""
+    rfc2217: bool = True
 
 
 def parseListener(text: str, default: Protocol = Protocol.TELNET) -> ListenerSpec:
@@ -199,15 +201,22 @@ def parseListener(text: str, default: Protocol = Protocol.TELNET) -> ListenerSpe
     original = text
     text = str(text).strip()
     protocol = default
+    rfc2217 = True
     head, plus, rest = text.partition("+")
     if plus and ":" not in head:
+        name, *flags = head.lower().split(",")
         try:
-            protocol = Protocol(head.lower())
+            protocol = Protocol(name)
         except ValueError:
             names = ", ".join(p.value for p in Protocol)
             raise ConfigError(
-                f"unknown listener protocol {head!r} in {original!r} (known: {names})"
+                f"unknown listener protocol {name!r} in {original!r} (known: {names})"
             ) from None
+        for flag in flags:
+            if flag == "no-rfc2217" and protocol is Protocol.TELNET:
+                rfc2217 = False
+            else:
+                raise ConfigError(f"unknown listener option {flag!r} in {original!r} (known: no-rfc2217 for telnet)")
         text = rest.strip()
     if not text:
         raise ConfigError(f"listener {original!r} names no endpoint")
@@ -221,7 +230,7 @@ def parseListener(text: str, default: Protocol = Protocol.TELNET) -> ListenerSpe
             f"cannot read listener {original!r}: expected a port number or an "
             "endpoint string such as tcp:4444:interface=127.0.0.1"
         )
-    return ListenerSpec(endpoint=text, protocol=protocol, text=str(original))
+    return ListenerSpec(endpoint=text, protocol=protocol, text=str(original), rfc2217=rfc2217)
 
 
 @attrs.frozen
@@ -270,3 +279,5 @@ class LineConfig:
     settings: SerialSettings = SerialSettings()
     listeners: tuple[ListenerSpec, ...] = ()
     breakDuration: float = 0.25
+    restoreSettings: bool = True
+    signature: Optional[str] = None

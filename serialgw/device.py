@@ -16,6 +16,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import struct
 import termios
 import tty
 from typing import Any, Optional
@@ -52,6 +53,7 @@ class IPort(Interface):
     """
 
     name = Attribute("What to call the device in messages (its path).")
+    settings = Attribute("The L{SerialSettings} in effect when opened.")
 
     def fileno() -> int:
         """The descriptor to watch for reading and writing."""
@@ -76,6 +78,21 @@ class IPort(Interface):
 
     def apply(settings: SerialSettings) -> SerialSettings:
         """Apply settings; return the settings now in effect."""
+
+    def setModemLine(name: str, on: bool) -> None:
+        """
+        Set C{"dtr"} or C{"rts"}.  Raises C{OSError} (ENOTTY, EINVAL) where
+        the device has no such line.
+        """
+
+    def modemState() -> Optional[int]:
+        """
+        CTS, DSR, RI and CD as RFC 2217 modem-state bits (0x10, 0x20, 0x40,
+        0x80), or C{None} where the device has no modem lines.
+        """
+
+    def purge(receive: bool, transmit: bool) -> None:
+        """Discard the driver's receive and/or transmit queue (tcflush)."""
 
     def close() -> None:
         """Close the device and release what it holds."""
@@ -139,6 +156,7 @@ class TtyPort:
         self._serial = ser
         self._fd: int = ser.fd
         fdesc.setNonBlocking(self._fd)
+        self.settings = _readBack(ser)
 
     def fileno(self) -> int:
         return self._fd
@@ -175,6 +193,25 @@ class TtyPort:
                 reason=_reason(e),
             )
         return _readBack(self._serial)
+
+    def setModemLine(self, name: str, on: bool) -> None:
+        if name == "dtr":
+            self._serial.dtr = on
+        elif name == "rts":
+            self._serial.rts = on
+        else:
+            raise ValueError(f"no modem line {name!r}")
+
+    def modemState(self) -> Optional[int]:
+        return readModemState(self._fd)
+
+    def purge(self, receive: bool, transmit: bool) -> None:
+        if receive and transmit:
+            termios.tcflush(self._fd, termios.TCIOFLUSH)
+        elif receive:
+            termios.tcflush(self._fd, termios.TCIFLUSH)
+        elif transmit:
+            termios.tcflush(self._fd, termios.TCOFLUSH)
 
     def close(self) -> None:
         self._serial.close()
@@ -222,6 +259,12 @@ class PtyPort(TtyPort):
         # A pty has no break: the kernel ignores TIOCSBRK on it.
         fcntlBreak(self._fd, on)
 
+    def setModemLine(self, name: str, on: bool) -> None:
+        raise OSError(errno.ENOTTY, "a pty has no modem lines")
+
+    def modemState(self) -> Optional[int]:
+        return None
+
     def close(self) -> None:
         if self.link:
             try:
@@ -233,9 +276,32 @@ class PtyPort(TtyPort):
         TtyPort.close(self)
 
 
-# Linux's values; Python's termios module lacks them.
+# Linux's values; Python's termios module lacks some of them.
 TIOCSBRK = getattr(termios, "TIOCSBRK", 0x5427)
 TIOCCBRK = getattr(termios, "TIOCCBRK", 0x5428)
+TIOCMGET = getattr(termios, "TIOCMGET", 0x5415)
+_MODEM_BITS = (
+    (getattr(termios, "TIOCM_CTS", 0x020), 0x10),
+    (getattr(termios, "TIOCM_DSR", 0x100), 0x20),
+    (getattr(termios, "TIOCM_RNG", 0x080), 0x40),
+    (getattr(termios, "TIOCM_CAR", 0x040), 0x80),
+)
+
+
+def readModemState(fd: int) -> Optional[int]:
+    """TIOCMGET as RFC 2217 bits; C{None} where the device has no modem lines."""
+    try:
+        raw = fcntl.ioctl(fd, TIOCMGET, struct.pack("I", 0))
+    except OSError as e:
+        if e.errno in (errno.ENOTTY, errno.EINVAL):
+            return None
+        raise
+    bits = struct.unpack("I", raw)[0]
+    state = 0
+    for tiocm, rfc in _MODEM_BITS:
+        if bits & tiocm:
+            state |= rfc
+    return state
 
 
 def fcntlBreak(fd: int, on: bool) -> None:
@@ -317,6 +383,9 @@ class SerialDevice:
         sink: Optional[IDeviceSink] = None,
     ) -> None:
         self.port = port
+        self.settings: SerialSettings = port.settings
+        # Opening a tty raises DTR and RTS.
+        self.modemLines = {"dtr": True, "rts": True}
         self.reactor = reactor
         self.breakDuration = breakDuration
         self.sink: Any = sink if sink is not None else _NoSink()
@@ -420,9 +489,77 @@ class SerialDevice:
             self._drained()
         return True
 
+    def stopBreak(self) -> None:
+        """
+        End a break now (RFC 2217 BREAK-OFF); a break still waiting for the
+        output to drain is called off.
+        """
+        if self._breakState == IDLE:
+            return
+        if self._breakCall is not None and self._breakCall.active():
+            self._breakCall.cancel()
+        self._endBreak(clear=self._breakState == BREAKING)
+
     @property
     def breaking(self) -> bool:
         return self._breakState != IDLE
+
+    def apply(self, settings: SerialSettings) -> SerialSettings:
+        """Apply settings; return (and remember) those now in effect."""
+        if not self.closed:
+            self.settings = self.port.apply(settings)
+        return self.settings
+
+    def setModemLine(self, name: str, on: bool) -> bool:
+        """
+        Set DTR or RTS; return the state now in effect.  Where the device
+        has no such line (a pty) the request is remembered and reported.
+        """
+        if self.closed:
+            return self.modemLines[name]
+        try:
+            self.port.setModemLine(name, on)
+        except OSError as e:
+            if e.errno not in (errno.ENOTTY, errno.EINVAL):
+                log.warn(
+                    "{device}: cannot set {name} {state}: {reason}",
+                    device=self.port.name,
+                    name=name.upper(),
+                    state="on" if on else "off",
+                    reason=_reason(e),
+                )
+                return self.modemLines[name]
+        self.modemLines[name] = on
+        return on
+
+    def modemState(self) -> Optional[int]:
+        """CTS/DSR/RI/CD as RFC 2217 bits, or C{None} where there are none."""
+        if self.closed:
+            return None
+        try:
+            return self.port.modemState()
+        except OSError as e:
+            log.warn("{device}: cannot read modem lines: {reason}", device=self.port.name, reason=_reason(e))
+            return None
+
+    def purge(self, receive: bool, transmit: bool) -> None:
+        """
+        Discard input not yet read and/or output not yet sent, in the
+        driver and in our own queues.
+        """
+        if self.closed:
+            return
+        try:
+            self.port.purge(receive, transmit)
+        except OSError as e:
+            log.warn("{device}: cannot purge: {reason}", device=self.port.name, reason=_reason(e))
+        if transmit:
+            del self._out[:]
+            self._held, self._heldSize = [], 0
+            self._stopWriting()
+            if self._breakState == DRAINING and self._breakCall is None:
+                self._drained()
+            self._checkWatermark()
 
     def queuedBytes(self) -> int:
         return len(self._out) + self._heldSize

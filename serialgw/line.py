@@ -12,10 +12,12 @@ from __future__ import annotations
 from enum import Enum
 from typing import Any, Optional
 
+from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import Attribute, Interface, implementer
 
+from serialgw.config import SerialSettings
 from serialgw.device import IDeviceSink
 
 log = Logger()
@@ -46,6 +48,9 @@ class IClient(Interface):
     def deliver(data: bytes) -> None:
         """Send device output to the client, encoded for its wire."""
 
+    def modemStateChanged(state: int) -> None:
+        """The device's modem lines changed (RFC 2217 bits CTS/DSR/RI/CD)."""
+
     def pauseInput() -> None:
         """Stop reading from the client (the device is behind)."""
 
@@ -61,8 +66,27 @@ class IDevice(Interface):
     def write(data: bytes) -> None:
         """Queue bytes for the device."""
 
+    settings = Attribute("The L{SerialSettings} in effect.")
+    modemLines = Attribute("DTR and RTS as set: C{{'dtr': bool, 'rts': bool}}.")
+    breaking = Attribute("Whether a break is under way.")
+
     def sendBreak(duration: Optional[float] = None) -> bool:
         """Send a break after queued output; C{False} if one is under way."""
+
+    def stopBreak() -> None:
+        """End a break now."""
+
+    def apply(settings: SerialSettings) -> SerialSettings:
+        """Apply settings; return those in effect."""
+
+    def setModemLine(name: str, on: bool) -> bool:
+        """Set DTR or RTS; return the state in effect."""
+
+    def modemState() -> Optional[int]:
+        """CTS/DSR/RI/CD as RFC 2217 bits, or None where there are none."""
+
+    def purge(receive: bool, transmit: bool) -> None:
+        """Discard unread input and/or unsent output."""
 
 
 @implementer(IDeviceSink)
@@ -71,14 +95,53 @@ class Line:
     A serial line shared by any number of clients.
     """
 
-    def __init__(self, name: str, device: Any) -> None:
+    # How long an RFC 2217 BREAK-ON may hold the line without a BREAK-OFF.
+    breakHoldLimit = 30.0
+    # How often modem lines are read while an RFC 2217 client watches.
+    modemPollInterval = 0.05
+
+    def __init__(
+        self,
+        name: str,
+        device: Any,
+        clock: Any = None,
+        configured: Optional[SerialSettings] = None,
+        restoreSettings: bool = True,
+    ) -> None:
         self.name = name
         self.device = device
+        self.clock = clock
+        self.configured = configured if configured is not None else device.settings
+        self.restoreSettings = restoreSettings
         self.clients: list[Any] = []
+        self.controllers: list[Any] = []
         self.writable = True
         self.bytesToDevice = 0
         self.bytesFromDevice = 0
         self.refused = 0
+        self._modemPoll: Optional[LoopingCall] = None
+        self._lastModem: Optional[int] = None
+
+    # State, as the device has it
+
+    @property
+    def settings(self) -> SerialSettings:
+        return self.device.settings  # type: ignore[no-any-return]
+
+    @property
+    def modemLines(self) -> dict[str, bool]:
+        return self.device.modemLines  # type: ignore[no-any-return]
+
+    @property
+    def breaking(self) -> bool:
+        return bool(self.device.breaking)
+
+    def modemState(self) -> Optional[int]:
+        return self.device.modemState()  # type: ignore[no-any-return]
+
+    def lineState(self) -> int:
+        """RFC 2217 line-state bits; no error detection yet, so 0."""
+        return 0
 
     # Clients
 
@@ -95,6 +158,10 @@ class Line:
         )
 
     def detach(self, client: Any) -> None:
+        if client in self.controllers:
+            self.controllers.remove(client)
+            if not self.controllers:
+                self._lastController()
         if client in self.clients:
             self.clients.remove(client)
             log.info(
@@ -126,6 +193,76 @@ class Line:
         else:
             log.info("{line}: BREAK from {peer} ignored: a break is under way", line=self.name, peer=client.peer)
         return started
+
+    # Port control (RFC 2217)
+
+    def addController(self, client: Any) -> None:
+        """A client now controls the port (RFC 2217): watch the modem lines."""
+        if client not in self.controllers:
+            self.controllers.append(client)
+        if self._modemPoll is None and self.clock is not None and self.device.modemState() is not None:
+            self._lastModem = self.device.modemState()
+            self._modemPoll = LoopingCall(self._pollModem)
+            self._modemPoll.clock = self.clock
+            self._modemPoll.start(self.modemPollInterval, now=False)
+
+    def _lastController(self) -> None:
+        if self._modemPoll is not None:
+            self._modemPoll.stop()
+            self._modemPoll = None
+        if not self.restoreSettings:
+            return
+        if self.device.breaking:
+            self.device.stopBreak()
+        if self.device.settings != self.configured:
+            effective = self.device.apply(self.configured)
+            log.info("{line}: last RFC 2217 client gone; settings restored to {settings}",
+                     line=self.name, settings=effective.describe())
+        for name in ("dtr", "rts"):
+            if not self.device.modemLines[name]:
+                self.device.setModemLine(name, True)
+
+    def _pollModem(self) -> None:
+        state = self.device.modemState()
+        if state is None or state == self._lastModem:
+            return
+        self._lastModem = state
+        for client in self.clients:
+            client.modemStateChanged(state)
+
+    def clientSettings(self, client: Any, settings: SerialSettings) -> SerialSettings:
+        """A client asks for settings; return those in effect."""
+        if not self._mayWrite(client):
+            log.info("{line}: settings from {peer} refused: {role}", line=self.name, peer=client.peer, role=client.role.value)
+            return self.settings
+        effective: SerialSettings = self.device.apply(settings)
+        log.info("{line}: {peer} set {wanted}; in effect: {settings}", line=self.name, peer=client.peer,
+                 wanted=settings.describe(), settings=effective.describe())
+        return effective
+
+    def clientModemLine(self, client: Any, name: str, on: bool) -> bool:
+        """A client sets DTR or RTS; return the state in effect."""
+        if not self._mayWrite(client):
+            return bool(self.device.modemLines[name])
+        return bool(self.device.setModemLine(name, on))
+
+    def clientPurge(self, client: Any, receive: bool, transmit: bool) -> bool:
+        """A client purges the device's queues; C{False} if refused."""
+        if not self._mayWrite(client):
+            return False
+        self.device.purge(receive, transmit)
+        return True
+
+    def clientBreakHold(self, client: Any, on: bool) -> None:
+        """A client sets (held, up to breakHoldLimit) or clears the break condition."""
+        if not self._mayWrite(client):
+            return
+        if on:
+            if self.device.sendBreak(self.breakHoldLimit):
+                log.info("{line}: BREAK on from {peer}", line=self.name, peer=client.peer)
+        elif self.device.breaking:
+            self.device.stopBreak()
+            log.info("{line}: BREAK off from {peer}", line=self.name, peer=client.peer)
 
     # IDeviceSink
 

@@ -39,6 +39,9 @@ class RawClient(Protocol):
     def deliver(self, data: bytes) -> None:
         self.transport.write(data)
 
+    def modemStateChanged(self, state: int) -> None:
+        pass
+
     def pauseInput(self) -> None:
         self.transport.pauseProducing()
 

@@ -36,17 +36,18 @@ class LineFactory(Factory):
 
     noisy = False
 
-    def __init__(self, line: Line, protocol: Protocol, role: Role = Role.WRITER) -> None:
+    def __init__(self, line: Line, spec: ListenerSpec, signature: Optional[str] = None, role: Role = Role.WRITER) -> None:
         self.line = line
-        self.protocol_ = protocol
+        self.spec = spec
+        self.signature = signature
         self.role = role
 
     def buildProtocol(self, addr: Any) -> Any:
         client: Any
-        if self.protocol_ is Protocol.RAW:
+        if self.spec.protocol is Protocol.RAW:
             client = RawClient(self.line, self.role)
         else:
-            client = TelnetClient(self.line, self.role)
+            client = TelnetClient(self.line, self.role, rfc2217=self.spec.rfc2217, signature=self.signature)
         client.factory = self
         return client
 
@@ -96,7 +97,8 @@ class GatewayService(MultiService):
         except DeviceError as e:
             raise StartupError(f"line {config.name!r}: {e}") from None
         device = SerialDevice(port, self.reactor, config.breakDuration)
-        line = Line(config.name, device)
+        line = Line(config.name, device, clock=self.reactor, configured=config.settings,
+                    restoreSettings=config.restoreSettings)
         device.sink = line
         self.lines[config.name] = line
         if isinstance(port, PtyPort):
@@ -124,7 +126,7 @@ class GatewayService(MultiService):
         except Exception as e:
             raise StartupError(f"line {config.name!r}: bad listener {spec.text or spec.endpoint!r}: {e}") from None
         results: list[Any] = []
-        endpoint.listen(LineFactory(line, spec.protocol)).addBoth(results.append)
+        endpoint.listen(LineFactory(line, spec, config.signature)).addBoth(results.append)
         if not results:
             raise StartupError(f"line {config.name!r}: listener {spec.text!r} did not start at once")
         result = results[0]

@@ -16,7 +16,7 @@ L{TelnetClient} connects the wire layer to a serial line.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Optional
 
 from twisted.internet.protocol import Protocol, connectionDone
 from twisted.logger import Logger
@@ -24,6 +24,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from serialgw.line import IClient, Line, Role, peerName
+from serialgw.rfc2217 import FLOWCONTROL_RESUME, FLOWCONTROL_SUSPEND, ComPortControl
 
 log = Logger()
 
@@ -363,6 +364,8 @@ class TelnetProtocol(Protocol):
             # NO: already disabled, ignore.
 
 
+COM_PORT = 44
+
 # Options a serial console speaks, on our side and on the peer's.
 LOCAL_OPTIONS = frozenset({BINARY, ECHO, SGA})
 REMOTE_OPTIONS = frozenset({BINARY, SGA, NAWS, TTYPE})
@@ -377,15 +380,21 @@ _COMMAND_NAMES = {
 class TelnetClient(TelnetProtocol):
     """
     A telnet client of a serial line: offers a character-at-a-time 8-bit
-    session (WILL ECHO, WILL SGA, DO SGA, WILL BINARY, DO BINARY), turns
-    IAC BRK into a serial break, ignores the other commands.
+    session (WILL ECHO, WILL SGA, DO SGA, WILL BINARY, DO BINARY) and, unless
+    turned off, RFC 2217 com port control (DO COM-PORT-OPTION); turns IAC
+    BRK into a serial break, ignores the other commands.
     """
 
-    def __init__(self, line: Line, role: Role = Role.WRITER) -> None:
+    def __init__(
+        self, line: Line, role: Role = Role.WRITER, rfc2217: bool = True, signature: Optional[str] = None
+    ) -> None:
         TelnetProtocol.__init__(self)
         self.line = line
         self.role = role
         self.peer = "?"
+        self.rfc2217 = rfc2217
+        self.signature = signature
+        self.comPort: Optional[ComPortControl] = None
 
     def connectionMade(self) -> None:
         self.peer = peerName(self.transport)
@@ -393,16 +402,29 @@ class TelnetClient(TelnetProtocol):
             self.requestLocal(option)
         for option in (SGA, BINARY):
             self.requestRemote(option)
+        if self.rfc2217:
+            self.requestRemote(COM_PORT)
         self.line.attach(self)
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         self.line.detach(self)
 
     def acceptLocal(self, option: int) -> bool:
-        return option in LOCAL_OPTIONS
+        return option in LOCAL_OPTIONS or (option == COM_PORT and self.rfc2217)
 
     def acceptRemote(self, option: int) -> bool:
-        return option in REMOTE_OPTIONS
+        return option in REMOTE_OPTIONS or (option == COM_PORT and self.rfc2217)
+
+    def telnetOptionChanged(self, option: int, local: bool, enabled: bool) -> None:
+        if option == COM_PORT and enabled and self.comPort is None:
+            # Either side's COM-PORT-OPTION starts com port control.
+            self.comPort = ComPortControl(self, self.signature)
+            self.line.addController(self)
+            self.comPort.start()
+
+    def telnetSubnegotiation(self, option: int, payload: bytes) -> None:
+        if option == COM_PORT and self.comPort is not None:
+            self.comPort.handle(payload)
 
     def telnetDataReceived(self, data: bytes) -> None:
         self.line.clientData(self, data)
@@ -423,11 +445,22 @@ class TelnetClient(TelnetProtocol):
     # IClient
 
     def deliver(self, data: bytes) -> None:
-        self.writeData(data)
+        if self.comPort is not None:
+            self.comPort.deliver(data)
+        else:
+            self.writeData(data)
+
+    def modemStateChanged(self, state: int) -> None:
+        if self.comPort is not None:
+            self.comPort.modemStateChanged(state)
 
     def pauseInput(self) -> None:
         self.transport.pauseProducing()
+        if self.comPort is not None:
+            self.comPort.reply(FLOWCONTROL_SUSPEND, b"")
 
     def resumeInput(self) -> None:
         self.transport.resumeProducing()
+        if self.comPort is not None:
+            self.comPort.reply(FLOWCONTROL_RESUME, b"")
 

@@ -4,6 +4,7 @@ Fakes for the seams of the data path; each is checked with verifyObject.
 
 from __future__ import annotations
 
+import errno
 from typing import Any, Optional
 
 from twisted.internet.testing import StringTransport
@@ -32,6 +33,9 @@ class RecordingPort:
         self.error: Optional[OSError] = None
         self.settings = SerialSettings()
         self.closed = False
+        # RFC 2217 modem-state bits, or None: no modem lines (a pty).
+        self.modem: Optional[int] = None
+        self.modemError: Optional[OSError] = None
 
     def _record(self, what: str, value: Any = None) -> None:
         self.events.append((self.clock.seconds(), what, value))
@@ -63,6 +67,19 @@ class RecordingPort:
         self.settings = settings
         return settings
 
+    def setModemLine(self, name: str, on: bool) -> None:
+        if self.modem is None:
+            raise OSError(errno.ENOTTY, "no modem lines")
+        if self.modemError is not None:
+            raise self.modemError
+        self._record(name, on)
+
+    def modemState(self) -> Optional[int]:
+        return self.modem
+
+    def purge(self, receive: bool, transmit: bool) -> None:
+        self._record("purge", (receive, transmit))
+
     def close(self) -> None:
         self._record("close")
         self.closed = True
@@ -79,11 +96,15 @@ class RecordingClient:
         self.peer = peer
         self.role = role
         self.received: list[bytes] = []
+        self.modem: list[int] = []
         self.paused = 0
         self.resumed = 0
 
     def deliver(self, data: bytes) -> None:
         self.received.append(data)
+
+    def modemStateChanged(self, state: int) -> None:
+        self.modem.append(state)
 
     def pauseInput(self) -> None:
         self.paused += 1
@@ -94,20 +115,48 @@ class RecordingClient:
 
 @implementer(IDevice)
 class RecordingDevice:
-    """A device that records writes and breaks; refuses a break while busy."""
+    """
+    A device that records writes, breaks and control; refuses a break while
+    busy; takes settings as C{accept} says (default: all).
+    """
 
-    def __init__(self) -> None:
+    def __init__(self, settings: SerialSettings = SerialSettings()) -> None:
         self.events: list[tuple[str, Any]] = []
         self.busy = False
+        self.breaking = False
+        self.settings = settings
+        self.modemLines = {"dtr": True, "rts": True}
+        self.modem: Optional[int] = None
+        self.accept: Any = lambda settings: settings
 
     def write(self, data: bytes) -> None:
         self.events.append(("write", data))
 
     def sendBreak(self, duration: Optional[float] = None) -> bool:
-        if self.busy:
+        if self.busy or self.breaking:
             return False
         self.events.append(("break", duration))
         return True
+
+    def stopBreak(self) -> None:
+        self.events.append(("break-off", None))
+        self.breaking = False
+
+    def apply(self, settings: SerialSettings) -> SerialSettings:
+        self.events.append(("apply", settings))
+        self.settings = self.accept(settings)
+        return self.settings
+
+    def setModemLine(self, name: str, on: bool) -> bool:
+        self.events.append((name, on))
+        self.modemLines[name] = on
+        return on
+
+    def modemState(self) -> Optional[int]:
+        return self.modem
+
+    def purge(self, receive: bool, transmit: bool) -> None:
+        self.events.append(("purge", (receive, transmit)))
 
 
 class PausableTransport(StringTransport):

@@ -14,7 +14,7 @@ from serialgw.config import DeviceSpec, LineConfig, ListenerSpec, Protocol
 from serialgw.service import GatewayService
 from tests.realio import Collector, PtyPair, connect
 
-OFFER = bytes([255, 251, 1, 255, 251, 3, 255, 251, 0, 255, 253, 3, 255, 253, 0])
+OFFER = bytes([255, 251, 1, 255, 251, 3, 255, 251, 0, 255, 253, 3, 255, 253, 0, 255, 253, 44])
 AGREE = bytes([255, 253, 1, 255, 253, 3, 255, 253, 0, 255, 251, 3, 255, 251, 0])
 ALL = bytes(range(256))
 

@@ -29,7 +29,7 @@ from serialgw.telnet import (
 )
 from tests.fakes import PausableTransport, RecordingDevice
 
-OFFER = bytes([IAC, WILL, ECHO, IAC, WILL, SGA, IAC, WILL, BINARY, IAC, DO, SGA, IAC, DO, BINARY])
+OFFER = bytes([IAC, WILL, ECHO, IAC, WILL, SGA, IAC, WILL, BINARY, IAC, DO, SGA, IAC, DO, BINARY, IAC, DO, 44])
 AGREE = bytes([IAC, DO, ECHO, IAC, DO, SGA, IAC, DO, BINARY, IAC, WILL, SGA, IAC, WILL, BINARY])
 
 
@@ -249,7 +249,7 @@ class TelnetClientTests(SynchronousTestCase):
         verifyObject(IClient, self.client)
 
     def test_offer(self) -> None:
-        """At connect: WILL ECHO, WILL SGA, WILL BINARY, DO SGA, DO BINARY, nothing else."""
+        """At connect: WILL ECHO, WILL SGA, WILL BINARY, DO SGA, DO BINARY, DO COM-PORT-OPTION, nothing else."""
         self.assertEqual(self.transport.value(), OFFER)
         self.assertEqual(self.line.clients, [self.client])
 
