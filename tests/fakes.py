@@ -136,6 +136,7 @@ class RecordingDevice:
         if self.busy or self.breaking:
             return False
         self.events.append(("break", duration))
+        self.breaking = True
         return True
 
     def stopBreak(self) -> None:
