@@ -116,24 +116,57 @@ class IDeviceSink(Interface):
         """The device failed (unplugged, closed by its far side)."""
 
 
+_FIELDS = ("baudrate", "bytesize", "parity", "stopbits", "xonxoff", "rtscts")
+_SETTING_ERRORS = (serial.SerialException, OSError, ValueError, termios.error)
+
+
+def _pyserialValue(settings: SerialSettings, field: str) -> Any:
+    if field == "parity":
+        return PARITIES[settings.parity]
+    if field == "stopbits":
+        return STOPBITS["1.5" if settings.stopbits == 1.5 else str(int(settings.stopbits))]
+    return getattr(settings, field)
+
+
 def _configure(ser: serial.Serial, settings: SerialSettings) -> None:
-    ser.baudrate = settings.baudrate
-    ser.bytesize = settings.bytesize
-    ser.parity = PARITIES[settings.parity]
-    ser.stopbits = STOPBITS["1.5" if settings.stopbits == 1.5 else str(int(settings.stopbits))]
-    ser.xonxoff = settings.xonxoff
-    ser.rtscts = settings.rtscts
+    """Set every field on a closed pyserial port (open() applies them)."""
+    for field in _FIELDS:
+        setattr(ser, field, _pyserialValue(settings, field))
+
+
+_SPEEDS = {
+    getattr(termios, name): int(name[1:])
+    for name in dir(termios)
+    if name.startswith("B") and name[1:].isdigit() and int(name[1:]) > 0
+}
+_SIZES = {termios.CS5: 5, termios.CS6: 6, termios.CS7: 7, termios.CS8: 8}
+CMSPAR = getattr(termios, "CMSPAR", 0o10000000000)
 
 
 def _readBack(ser: serial.Serial) -> SerialSettings:
-    parity = {v: k for k, v in PARITIES.items()}[ser.parity]
+    """
+    The settings in effect, as the kernel has them (termios), not as
+    pyserial remembers them; a speed termios cannot name (BOTHER) is
+    pyserial's.
+    """
+    iflag, _oflag, cflag, _lflag, _ispeed, ospeed, _cc = termios.tcgetattr(ser.fd)
+    bytesize = _SIZES[cflag & termios.CSIZE]
+    if not cflag & termios.PARENB:
+        parity = "N"
+    elif cflag & CMSPAR:
+        parity = "M" if cflag & termios.PARODD else "S"
+    else:
+        parity = "O" if cflag & termios.PARODD else "E"
+    stopbits: float = 1
+    if cflag & termios.CSTOPB:
+        stopbits = 1.5 if bytesize == 5 and ser.stopbits == 1.5 else 2
     return SerialSettings(
-        baudrate=int(ser.baudrate),
-        bytesize=int(ser.bytesize),
+        baudrate=_SPEEDS.get(ospeed, int(ser.baudrate)),
+        bytesize=bytesize,
         parity=parity,
-        stopbits=ser.stopbits if ser.stopbits == 1.5 else int(ser.stopbits),
-        xonxoff=bool(ser.xonxoff),
-        rtscts=bool(ser.rtscts),
+        stopbits=stopbits,
+        xonxoff=bool(iflag & termios.IXON),
+        rtscts=bool(cflag & termios.CRTSCTS),
     )
 
 
@@ -151,12 +184,23 @@ class TtyPort:
         _configure(ser, settings)
         try:
             ser.open()
+        except termios.error as e:
+            raise DeviceError(
+                f"cannot set {settings.describe()} on device {path!r}: {_reason(e)}"
+            ) from None
         except (serial.SerialException, OSError, ValueError) as e:
             raise DeviceError(f"cannot open device {path!r}: {_reason(e)}") from None
         self._serial = ser
         self._fd: int = ser.fd
         fdesc.setNonBlocking(self._fd)
         self.settings = _readBack(ser)
+        if self.settings != settings:
+            log.warn(
+                "{device}: asked for {wanted}, the device has {settings}",
+                device=path,
+                wanted=settings.describe(),
+                settings=self.settings.describe(),
+            )
 
     def fileno(self) -> int:
         return self._fd
@@ -183,16 +227,30 @@ class TtyPort:
         self._serial.break_condition = on
 
     def apply(self, settings: SerialSettings) -> SerialSettings:
-        try:
-            _configure(self._serial, settings)
-        except (serial.SerialException, OSError, ValueError) as e:
-            log.warn(
-                "{device}: settings {settings} rejected: {reason}",
-                device=self.name,
-                settings=settings.describe(),
-                reason=_reason(e),
-            )
-        return _readBack(self._serial)
+        """
+        Set each field that changes; a field the device rejects is rolled
+        back and logged.  Return what the kernel has now.
+        """
+        ser = self._serial
+        for field in _FIELDS:
+            wanted, old = _pyserialValue(settings, field), getattr(ser, field)
+            if wanted == old:
+                continue
+            try:
+                setattr(ser, field, wanted)
+            except _SETTING_ERRORS as e:
+                log.warn(
+                    "{device}: {field} {value} rejected: {reason}",
+                    device=self.name,
+                    field=field,
+                    value=wanted,
+                    reason=_reason(e),
+                )
+                try:
+                    setattr(ser, field, old)
+                except _SETTING_ERRORS:
+                    pass
+        return _readBack(ser)
 
     def setModemLine(self, name: str, on: bool) -> None:
         if name == "dtr":
@@ -325,6 +383,8 @@ def _replaceSymlink(target: str, link: str) -> None:
 
 
 def _reason(e: BaseException) -> str:
+    if isinstance(e, termios.error) and len(e.args) == 2:
+        return str(e.args[1])
     if isinstance(e, serial.SerialException) and isinstance(e.errno, int):
         return os.strerror(e.errno)
     if isinstance(e, OSError) and e.strerror:

@@ -167,7 +167,15 @@ class ComPortControl:
                 peer=self.client.peer,
             )
             return
-        handler(self, value)
+        try:
+            handler(self, value)
+        except Exception:
+            log.failure(
+                "{line}: COM-PORT-OPTION {payload!r} from {peer} failed",
+                line=self.line.name,
+                payload=payload,
+                peer=self.client.peer,
+            )
 
     def _change(self, **changes: Any) -> SerialSettings:
         current: SerialSettings = self.line.settings

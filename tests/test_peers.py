@@ -12,7 +12,7 @@ import shutil
 
 from twisted.trial.unittest import SkipTest, TestCase
 
-from tests.realio import ProcessOutput, PtyPair, gatewayArgv, listeningPort, spawn
+from tests.realio import ProcessOutput, PtyPair, connect, gatewayArgv, listeningPort, spawn
 
 
 def need(program: str) -> str:
@@ -58,20 +58,8 @@ class TwistdTests(TestCase):
     async def test_telnetSendBreak(self) -> None:
         """Debian telnet's `send brk` makes the gateway issue TIOCSBRK then TIOCCBRK on the device, 250 ms apart, before the next byte."""
         telnet = need("telnet")
-        strace = need("strace")
         gw, port = await self.gateway("--port", "tcp:0:interface=127.0.0.1")
-        pid = gw.transport.pid  # type: ignore[union-attr]
-        deviceFd = None
-        for fd in os.listdir(f"/proc/{pid}/fd"):
-            try:
-                if os.readlink(f"/proc/{pid}/fd/{fd}") == self.pty.slaveName:
-                    deviceFd = int(fd)
-            except OSError:
-                pass
-        self.assertIsNotNone(deviceFd)
-        trace = os.path.abspath(self.mktemp())
-        tracer = self.spawn([strace, "-f", "-ttt", "-e", "trace=ioctl,write", "-o", trace, "-p", str(pid)])
-        await tracer.output.contains(b"attached")
+        trace, tracer, deviceFd = await self.attachStrace(gw)
 
         client = self.spawn([telnet, "127.0.0.1", str(port)], usePTY=True)
         await client.output.contains(b"Escape character is '^]'.")
@@ -98,6 +86,47 @@ class TwistdTests(TestCase):
         self.assertEqual([name for name, _ in events], ["TIOCSBRK", "TIOCCBRK", "write h"], lines[-20:])
         held = events[1][1] - events[0][1]
         self.assertTrue(0.24 <= held < 1.0, held)
+
+    async def attachStrace(self, gw: ProcessOutput) -> tuple[str, ProcessOutput, int]:
+        """strace the gateway's ioctls and writes; return the trace file, strace, and the device fd."""
+        strace = need("strace")
+        pid = gw.transport.pid  # type: ignore[union-attr]
+        deviceFd = None
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            try:
+                if os.readlink(f"/proc/{pid}/fd/{fd}") == self.pty.slaveName:
+                    deviceFd = int(fd)
+            except OSError:
+                pass
+        assert deviceFd is not None
+        trace = os.path.abspath(self.mktemp())
+        tracer = self.spawn([strace, "-f", "-ttt", "-e", "trace=ioctl,write", "-o", trace, "-p", str(pid)])
+        await tracer.output.contains(b"attached")
+        return trace, tracer, deviceFd
+
+    async def test_rfc2217SevenBitsReachDevice(self) -> None:
+        """SET-DATASIZE 7 and SET-PARITY EVEN reach the device (TCSETS with CS7, with PARENB); the replies say 8 and NONE, as the pty has it."""
+        gw, port = await self.gateway("--port", "tcp:0:interface=127.0.0.1")
+        trace, tracer, deviceFd = await self.attachStrace(gw)
+        client = await connect(port)
+        client.transport.write(bytes([255, 251, 44]))  # type: ignore[union-attr]
+        await client.received.contains(bytes([255, 250, 44, 107]))
+        client.transport.write(bytes([255, 250, 44, 2, 7, 255, 240]))  # type: ignore[union-attr]
+        await client.received.contains(bytes([255, 250, 44, 102]))
+        client.transport.write(bytes([255, 250, 44, 3, 3, 255, 240]))  # type: ignore[union-attr]
+        data = await client.received.contains(bytes([255, 250, 44, 103]))
+        self.assertIn(bytes([255, 250, 44, 102, 8, 255, 240]), data)
+        self.assertIn(bytes([255, 250, 44, 103, 1, 255, 240]), data)
+        client.transport.loseConnection()  # type: ignore[union-attr]
+        await client.closed
+        await gw.stop()
+        await tracer.ended
+        with open(trace) as f:
+            lines = f.readlines()
+            # strace may print the request as "SNDCTL_TMR_START or TCSETS".
+            sets = [line for line in lines if re.search(rf"ioctl\({deviceFd}, (\S+ or )?TCSETS", line)]
+        self.assertTrue(any("CS7" in line for line in sets), sets)
+        self.assertTrue(any("PARENB" in line and "PARODD" not in line for line in sets), sets)
 
     async def test_badOptionExit(self) -> None:
         """A bad option: one clear line quoting it, non-zero exit, nothing started."""
