@@ -70,6 +70,12 @@ class IPort(Interface):
         Raises C{OSError} when the device is gone.
         """
 
+    def takeLineState() -> int:
+        """
+        RFC 2217 line-state bits (break 0x10, framing 0x08, parity 0x04,
+        overrun 0x02) seen in what was read since the last call.
+        """
+
     def outputPending() -> int:
         """Bytes still in the driver's output queue (TIOCOUTQ)."""
 
@@ -114,6 +120,9 @@ class IDeviceSink(Interface):
 
     def deviceLost(reason: Failure) -> None:
         """The device failed (unplugged, closed by its far side)."""
+
+    def deviceLineState(state: int) -> None:
+        """A break or a framing/parity/overrun error was seen (RFC 2217 bits)."""
 
 
 _FIELDS = ("baudrate", "bytesize", "parity", "stopbits", "xonxoff", "rtscts")
@@ -170,6 +179,78 @@ def _readBack(ser: serial.Serial) -> SerialSettings:
     )
 
 
+LINE_BREAK = 0x10
+LINE_FRAMING = 0x08
+LINE_PARITY = 0x04
+LINE_OVERRUN = 0x02
+
+
+class ErrorMarks:
+    """
+    Undo termios PARMRK marking: C{\\377 \\377} is a 0xFF data byte,
+    C{\\377 \\0 \\0} a break, C{\\377 \\0 c} a byte c received with a
+    parity or framing error (kept as data).  Chunks without 0xFF pass
+    through untouched; a mark cut between two reads is completed by the next.
+    """
+
+    def __init__(self) -> None:
+        self.pending = b""
+        self.state = 0
+        self.parityEnabled = False
+
+    def decode(self, data: bytes) -> bytes:
+        if self.pending:
+            data, self.pending = self.pending + data, b""
+        if b"\xff" not in data:
+            return data
+        out: list[bytes] = []
+        i, n = 0, len(data)
+        while True:
+            j = data.find(b"\xff", i)
+            if j < 0:
+                out.append(data[i:])
+                break
+            out.append(data[i:j])
+            if j + 1 >= n or (data[j + 1] == 0 and j + 2 >= n):
+                self.pending = data[j:]
+                break
+            if data[j + 1] == 0:
+                byte = data[j + 2]
+                if byte == 0:
+                    self.state |= LINE_BREAK
+                else:
+                    self.state |= LINE_PARITY if self.parityEnabled else LINE_FRAMING
+                    out.append(data[j + 2 : j + 3])
+                i = j + 3
+            else:
+                # \377 \377, or (not expected) \377 then a byte: data.
+                out.append(b"\xff")
+                i = j + 2 if data[j + 1] == 0xFF else j + 1
+        return b"".join(out)
+
+    def take(self) -> int:
+        state, self.state = self.state, 0
+        return state
+
+
+def markErrors(fd: int, parity: bool) -> None:
+    """
+    Have the tty mark breaks and bad bytes in the data (PARMRK), rather than
+    drop them or turn a break into a flush (BRKINT).
+    """
+    attrs = termios.tcgetattr(fd)
+    iflag = attrs[0]
+    iflag |= termios.PARMRK
+    iflag &= ~(termios.IGNBRK | termios.BRKINT | termios.IGNPAR | termios.ISTRIP)
+    if parity:
+        iflag |= termios.INPCK
+    else:
+        iflag &= ~termios.INPCK
+    if iflag != attrs[0]:
+        attrs[0] = iflag
+        termios.tcsetattr(fd, termios.TCSANOW, attrs)
+
+
 @implementer(IPort)
 class TtyPort:
     """
@@ -193,6 +274,10 @@ class TtyPort:
         self._serial = ser
         self._fd: int = ser.fd
         fdesc.setNonBlocking(self._fd)
+        self._marks: Optional[ErrorMarks] = None
+        if self.detectsLineErrors:
+            self._marks = ErrorMarks()
+            self._mark()
         self.settings = _readBack(ser)
         if self.settings != settings:
             log.warn(
@@ -205,11 +290,28 @@ class TtyPort:
     def fileno(self) -> int:
         return self._fd
 
+    # Breaks and parity/framing errors are detected from PARMRK marks.
+    detectsLineErrors = True
+
+    def _mark(self) -> None:
+        if self._marks is not None:
+            try:
+                markErrors(self._serial.fd, self._serial.parity != serial.PARITY_NONE)
+                self._marks.parityEnabled = self._serial.parity != serial.PARITY_NONE
+            except termios.error as e:
+                log.warn("{device}: cannot mark line errors: {reason}", device=self.name, reason=_reason(e))
+
     def read(self) -> bytes:
         try:
-            return os.read(self._fd, READ_SIZE)
+            data = os.read(self._fd, READ_SIZE)
         except BlockingIOError:
             return b""
+        if self._marks is not None and data:
+            return self._marks.decode(data)
+        return data
+
+    def takeLineState(self) -> int:
+        return self._marks.take() if self._marks is not None else 0
 
     def write(self, data: bytes | bytearray) -> int:
         try:
@@ -250,6 +352,8 @@ class TtyPort:
                     setattr(ser, field, old)
                 except _SETTING_ERRORS:
                     pass
+        # pyserial rewrites iflag on every change.
+        self._mark()
         return _readBack(ser)
 
     def setModemLine(self, name: str, on: bool) -> None:
@@ -285,6 +389,9 @@ class PtyPort(TtyPort):
     closing and reopening it; the slave starts raw, with the line's settings
     (a pty keeps speed and stop bits; it forces 8 bits, no parity).
     """
+
+    # The gateway reads the master side: no termios marks there.
+    detectsLineErrors = False
 
     def __init__(self, link: str, settings: SerialSettings) -> None:
         master, slave = os.openpty()
@@ -422,6 +529,9 @@ class _NoSink:
     def deviceLost(self, reason: Failure) -> None:
         pass
 
+    def deviceLineState(self, state: int) -> None:
+        pass
+
 
 class SerialDevice:
     """
@@ -480,6 +590,9 @@ class SerialDevice:
         if data:
             self.bytesRead += len(data)
             self.sink.deviceDataReceived(data)
+        lineState = self.port.takeLineState()
+        if lineState:
+            self.sink.deviceLineState(lineState)
         return None
 
     def doWrite(self) -> Optional[Failure]:

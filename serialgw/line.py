@@ -51,6 +51,9 @@ class IClient(Interface):
     def modemStateChanged(state: int) -> None:
         """The device's modem lines changed (RFC 2217 bits CTS/DSR/RI/CD)."""
 
+    def lineStateChanged(state: int) -> None:
+        """A break or receive error was seen on the device (RFC 2217 bits)."""
+
     def pauseInput() -> None:
         """Stop reading from the client (the device is behind)."""
 
@@ -121,6 +124,7 @@ class Line:
         self.refused = 0
         self._modemPoll: Optional[LoopingCall] = None
         self._lastModem: Optional[int] = None
+        self._lineState = 0
 
     # State, as the device has it
 
@@ -140,8 +144,12 @@ class Line:
         return self.device.modemState()  # type: ignore[no-any-return]
 
     def lineState(self) -> int:
-        """RFC 2217 line-state bits; no error detection yet, so 0."""
-        return 0
+        """
+        RFC 2217 line-state bits (break, framing, parity) seen since the last
+        call: an answer to a client's poll.
+        """
+        state, self._lineState = self._lineState, 0
+        return state
 
     # Clients
 
@@ -279,6 +287,12 @@ class Line:
                     client.resumeInput()
                 else:
                     client.pauseInput()
+
+    def deviceLineState(self, state: int) -> None:
+        self._lineState |= state
+        log.info("{line}: line state {state:#04x} seen on the device", line=self.name, state=state)
+        for client in self.clients:
+            client.lineStateChanged(state)
 
     def deviceLost(self, reason: Failure) -> None:
         log.error("{line}: device lost; clients stay connected", line=self.name)

@@ -42,6 +42,9 @@ class RawClient(Protocol):
     def modemStateChanged(self, state: int) -> None:
         pass
 
+    def lineStateChanged(self, state: int) -> None:
+        pass
+
     def pauseInput(self) -> None:
         self.transport.pauseProducing()
 

@@ -132,6 +132,12 @@ class ComPortControl:
         if delta & self.modemstateMask and not self.suspended:
             self.reply(NOTIFY_MODEMSTATE, bytes((value,)))
 
+    def lineStateChanged(self, state: int) -> None:
+        """A break or receive error on the device: notify, masked."""
+        value = state & self.linestateMask
+        if value and not self.suspended:
+            self.reply(NOTIFY_LINESTATE, bytes((value,)))
+
     # Data towards the client
 
     def deliver(self, data: bytes) -> None:

@@ -454,6 +454,10 @@ class TelnetClient(TelnetProtocol):
         if self.comPort is not None:
             self.comPort.modemStateChanged(state)
 
+    def lineStateChanged(self, state: int) -> None:
+        if self.comPort is not None:
+            self.comPort.lineStateChanged(state)
+
     def pauseInput(self) -> None:
         self.transport.pauseProducing()
         if self.comPort is not None:

@@ -36,6 +36,7 @@ class RecordingPort:
         # RFC 2217 modem-state bits, or None: no modem lines (a pty).
         self.modem: Optional[int] = None
         self.modemError: Optional[OSError] = None
+        self.lineState = 0
 
     def _record(self, what: str, value: Any = None) -> None:
         self.events.append((self.clock.seconds(), what, value))
@@ -58,6 +59,10 @@ class RecordingPort:
 
     def outputPending(self) -> int:
         return self.pending
+
+    def takeLineState(self) -> int:
+        state, self.lineState = self.lineState, 0
+        return state
 
     def setBreak(self, on: bool) -> None:
         self._record("break", on)
@@ -97,6 +102,7 @@ class RecordingClient:
         self.role = role
         self.received: list[bytes] = []
         self.modem: list[int] = []
+        self.lineStates: list[int] = []
         self.paused = 0
         self.resumed = 0
 
@@ -105,6 +111,9 @@ class RecordingClient:
 
     def modemStateChanged(self, state: int) -> None:
         self.modem.append(state)
+
+    def lineStateChanged(self, state: int) -> None:
+        self.lineStates.append(state)
 
     def pauseInput(self) -> None:
         self.paused += 1

@@ -16,7 +16,11 @@ from serialgw.device import (
     DRAIN_LIMIT,
     DRAIN_POLL,
     HIGH_WATER,
+    LINE_BREAK,
+    LINE_FRAMING,
+    LINE_PARITY,
     DeviceError,
+    ErrorMarks,
     IDeviceSink,
     IPort,
     PtyPort,
@@ -32,6 +36,7 @@ class Sink:
         self.data: list[bytes] = []
         self.writable: list[bool] = []
         self.lost: list[object] = []
+        self.lineStates: list[int] = []
 
     def deviceDataReceived(self, data: bytes) -> None:
         self.data.append(data)
@@ -41,6 +46,9 @@ class Sink:
 
     def deviceLost(self, reason: object) -> None:
         self.lost.append(reason)
+
+    def deviceLineState(self, state: int) -> None:
+        self.lineStates.append(state)
 
 
 class SerialDeviceTests(SynchronousTestCase):
@@ -178,6 +186,62 @@ class SerialDeviceTests(SynchronousTestCase):
         self.assertEqual(self.sink.writable, [False, True])
         self.assertEqual(len(self.port.written()), HIGH_WATER + 1)
 
+    def test_lineStateReported(self) -> None:
+        """A break seen by the port reaches the sink after the data read with it."""
+        self.device.start()
+        self.port.incoming.append(b"x")
+        self.port.lineState = LINE_BREAK
+        self.device.doRead()
+        self.assertEqual((self.sink.data, self.sink.lineStates), ([b"x"], [LINE_BREAK]))
+        self.device.doRead()
+        self.assertEqual(self.sink.lineStates, [LINE_BREAK])
+
+    def test_stopBreak(self) -> None:
+        """stopBreak clears a held break at once, cancels its timer, and releases held data."""
+        self.device.sendBreak(30)
+        self.device.write(b"later")
+        self.reactor.advance(1)
+        self.device.stopBreak()
+        self.assertEqual(
+            self.port.events, [(0, "break", True), (1, "break", False), (1, "write", b"later")]
+        )
+        self.assertFalse(self.device.breaking)
+
+    def test_stopBreakWhileDraining(self) -> None:
+        """A break still waiting for output to drain is called off, never set."""
+        self.port.accept = 0
+        self.device.write(b"slow")
+        self.device.sendBreak()
+        self.device.stopBreak()
+        self.port.accept = None
+        self.device.doWrite()
+        self.assertEqual(self.port.events, [(0, "write", b"slow")])
+
+    def test_purgeTransmit(self) -> None:
+        """Purging transmit drops our queue and held bytes, and flushes the driver."""
+        self.port.accept = 0
+        self.device.write(b"queued")
+        self.device.purge(receive=False, transmit=True)
+        self.port.accept = None
+        self.assertNotIn(self.device, self.reactor.getWriters())
+        self.assertEqual(self.device.queuedBytes(), 0)
+        self.assertEqual(self.port.events, [(0, "purge", (False, True))])
+
+    def test_modemLineWithout(self) -> None:
+        """Without modem lines (ENOTTY), DTR/RTS requests are remembered and reported."""
+        self.assertFalse(self.device.setModemLine("dtr", False))
+        self.assertEqual(self.device.modemLines, {"dtr": False, "rts": True})
+        self.assertIsNone(self.device.modemState())
+
+    def test_modemLineFailure(self) -> None:
+        """Where setting a line fails on real hardware, the state in effect is reported."""
+        self.port.modem = 0x30
+        self.assertFalse(self.device.setModemLine("rts", False))
+        self.port.modemError = OSError(errno.EIO, "Input/output error")
+        self.assertTrue(self.device.setModemLine("dtr", True))
+        self.assertFalse(self.device.setModemLine("rts", True))
+        self.assertEqual(self.port.events, [(0, "rts", False)])
+
     def test_readErrorLosesDevice(self) -> None:
         """EIO on read closes the device and tells the sink, once."""
         self.device.start()
@@ -194,6 +258,51 @@ class SerialDeviceTests(SynchronousTestCase):
         self.device.sendBreak()
         self.device.close()
         self.assertEqual([(w, v) for _, w, v in self.port.events], [("break", True), ("break", False), ("close", None)])
+
+
+class ErrorMarksTests(SynchronousTestCase):
+    STREAM = b"ab\xff\xffc\xff\x00\x00d\xff\x00\x07e"
+
+    def test_decode(self) -> None:
+        """Doubled 0xFF is data, 377 0 0 a break, 377 0 c an error on byte c (kept)."""
+        marks = ErrorMarks()
+        self.assertEqual(marks.decode(self.STREAM), b"ab\xffcd\x07e")
+        self.assertEqual(marks.take(), LINE_BREAK | LINE_FRAMING)
+        self.assertEqual(marks.take(), 0)
+        marks.parityEnabled = True
+        self.assertEqual(marks.decode(b"\xff\x00z"), b"z")
+        self.assertEqual(marks.take(), LINE_PARITY)
+
+    def test_anySplit(self) -> None:
+        """Any split of the stream into two reads decodes the same."""
+        for i in range(len(self.STREAM) + 1):
+            marks = ErrorMarks()
+            out = marks.decode(self.STREAM[:i]) + marks.decode(self.STREAM[i:])
+            self.assertEqual((out, marks.take()), (b"ab\xffcd\x07e", LINE_BREAK | LINE_FRAMING), i)
+
+    def test_plainUntouched(self) -> None:
+        """A chunk without 0xFF is returned as the same object."""
+        data = b"plain text"
+        self.assertIs(ErrorMarks().decode(data), data)
+
+    def test_termiosMarks(self) -> None:
+        """A tty device is opened with PARMRK and without IGNBRK/BRKINT, also after a change."""
+        import termios
+        import tty
+
+        master, slave = os.openpty()
+        self.addCleanup(os.close, master)
+        self.addCleanup(os.close, slave)
+        tty.setraw(slave)
+        port = TtyPort(os.ttyname(slave), SerialSettings())
+        self.addCleanup(port.close)
+        for _ in range(2):
+            iflag = termios.tcgetattr(slave)[0]
+            self.assertTrue(iflag & termios.PARMRK)
+            self.assertFalse(iflag & (termios.IGNBRK | termios.BRKINT | termios.IGNPAR))
+            port.apply(SerialSettings(9600))
+        os.write(master, b"\xff")
+        self.assertEqual(port.read(), b"\xff")
 
 
 class PtyPortTests(SynchronousTestCase):

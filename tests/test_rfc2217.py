@@ -262,6 +262,23 @@ class NotificationTests(SynchronousTestCase):
         self.clock.advance(0.05)
         self.assertEqual(self.transport.value(), sb(107, 0x88))
 
+    def test_lineStateMasked(self) -> None:
+        """Breaks and errors are notified only as the line-state mask (initially 0) lets them; a poll reports them."""
+        self.client.dataReceived(bytes([IAC, WILL, CPO]))
+        self.transport.clear()
+        self.line.deviceLineState(0x10)
+        self.assertEqual(self.transport.value(), b"")
+        self.client.dataReceived(sb(10, 0x1C))
+        self.transport.clear()
+        self.line.deviceLineState(0x10 | 0x02)
+        self.assertEqual(self.transport.value(), sb(106, 0x10))
+        self.transport.clear()
+        self.client.dataReceived(sb(6))
+        self.assertEqual(self.transport.value(), sb(106, 0x10))
+        self.transport.clear()
+        self.client.dataReceived(sb(6))
+        self.assertEqual(self.transport.value(), sb(106, 0))
+
     def test_suspendHoldsDataAndNotifications(self) -> None:
         """FLOWCONTROL-SUSPEND holds data and notifications; RESUME sends the data; flow control untouched."""
         self.client.dataReceived(bytes([IAC, WILL, CPO, IAC, DO, 0, IAC, WILL, 0]))
