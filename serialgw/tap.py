@@ -44,9 +44,9 @@ Examples:
   twistd -n serialgw -d /dev/ttyUSB0 -s 9600,7E1,rtscts --listen raw+tcp:5000:interface=::1
 
 Listeners (--port, --listen): [PROTOCOL+]ENDPOINT, where PROTOCOL is telnet
-(default) or raw, and ENDPOINT is a port number (TCP, all interfaces) or a
-Twisted endpoint string (tcp:4444:interface=127.0.0.1, tcp6:4444,
-unix:/run/serialgw.sock, ...).
+(default; with RFC 2217 com port control), telnet,no-rfc2217 or raw, and
+ENDPOINT is a port number (TCP, all interfaces) or a Twisted endpoint string
+(tcp:4444:interface=127.0.0.1, tcp6:4444, unix:/run/serialgw.sock, ...).
 """
 
     optParameters: list[list[Any]] = [
@@ -68,10 +68,14 @@ unix:/run/serialgw.sock, ...).
         ["stopbits", None, None, "Stop bits: 1, 1.5 or 2 [default: 1]"],
         ["break-duration", None, "250",
          "How long a BREAK holds the line, in milliseconds, e.g. 500"],
+        ["signature", None, None,
+         "RFC 2217 SIGNATURE text [default: serialgw VERSION LINE]"],
     ]
     optFlags: list[list[Any]] = [
         ["xonxoff", None, "Software flow control (XON/XOFF) on the serial line"],
         ["rtscts", None, "Hardware flow control (RTS/CTS) on the serial line"],
+        ["no-restore", None,
+         "Keep what the last RFC 2217 client set when it leaves (default: restore the configured settings)"],
     ]
 
     def getUsage(self, width: Optional[int] = None) -> str:
@@ -141,6 +145,8 @@ unix:/run/serialgw.sock, ...).
             settings=settings,
             listeners=listeners,
             breakDuration=milliseconds / 1000.0,
+            restoreSettings=not self["no-restore"],
+            signature=self["signature"],
         )
 
 

@@ -75,6 +75,13 @@ class ListenerTests(SynchronousTestCase):
         self.assertEqual((spec.protocol, spec.endpoint), (Protocol.RAW, "tcp6:5000:interface=\\:\\:1"))
         self.assertEqual(parseListener("telnet+unix:/x").protocol, Protocol.TELNET)
 
+    def test_noRfc2217(self) -> None:
+        """telnet,no-rfc2217+ turns com port control off; other flags are refused."""
+        self.assertFalse(parseListener("telnet,no-rfc2217+4444").rfc2217)
+        self.assertTrue(parseListener("telnet+4444").rfc2217)
+        e = self.assertRaises(ConfigError, parseListener, "raw,no-rfc2217+4444")
+        self.assertEqual(str(e), "unknown listener option 'no-rfc2217' in 'raw,no-rfc2217+4444' (known: no-rfc2217 for telnet)")
+
     def test_errors(self) -> None:
         """Unknown protocols, junk and out-of-range ports are refused, quoted."""
         e = self.assertRaises(ConfigError, parseListener, "ssh+4444")

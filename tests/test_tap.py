@@ -52,6 +52,14 @@ class OptionsTests(SynchronousTestCase):
             [(Protocol.RAW, "tcp:5000"), (Protocol.TELNET, "unix:/tmp/x.sock"), (Protocol.TELNET, "tcp:4445")],
         )
 
+    def test_rfc2217Options(self) -> None:
+        """--signature, --no-restore and a listener without RFC 2217."""
+        line = parse("--signature", "rack 4 port 2", "--no-restore", "--port", "telnet,no-rfc2217+4444")["line"]
+        self.assertEqual((line.signature, line.restoreSettings), ("rack 4 port 2", False))
+        self.assertFalse(line.listeners[0].rfc2217)
+        self.assertTrue(parse()["line"].restoreSettings)
+        self.assertTrue(parse()["line"].listeners[0].rfc2217)
+
     def test_badValues(self) -> None:
         """Bad values are usage errors quoting the value."""
         cases = [
@@ -71,7 +79,8 @@ class OptionsTests(SynchronousTestCase):
         """--help shows every option and the usage examples."""
         text = str(tap.Options())
         for option in ("--device", "--port", "--listen", "--serial", "--baud", "--bytesize", "--parity",
-                       "--stopbits", "--xonxoff", "--rtscts", "--break-duration", "--name"):
+                       "--stopbits", "--xonxoff", "--rtscts", "--break-duration", "--name", "--signature",
+                       "--no-restore"):
             self.assertIn(option, text)
         self.assertIn("twistd -n serialgw --port 4444 --device /dev/ttyS0 --baud 115200", text)
 
