@@ -206,6 +206,14 @@ class ConformanceTests(SynchronousTestCase):
         self.assertEqual(h.send(sb(2, 0) + b"data"), sb(102, 8))
         self.assertEqual(h.device.events[-1], ("write", b"data"))
 
+    def test_closeInsideSubnegotiation(self) -> None:
+        """A client that disconnects in the middle of SB leaves the line clean."""
+        h = Harness()
+        h.send(bytes([IAC, SB, CPO, 1, 0, 0]))
+        h.client.connectionLost()
+        self.assertEqual((h.line.clients, h.line.controllers), ([], []))
+        self.assertEqual(h.device.events, [])
+
     def test_clientSignatureNoReply(self) -> None:
         """A SIGNATURE with text is the client's own: kept, not answered."""
         h = Harness()
