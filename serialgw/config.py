@@ -173,64 +173,81 @@ class Protocol(Enum):
     RAW = "raw"
 
 
+class ListenerKind(Enum):
+    """
+    How a listener reaches its clients.
+
+      - C{LISTEN}: a server endpoint; each connection is a client;
+      - C{CONNECT}: the gateway dials out and reconnects (one client);
+      - C{UDP}: datagrams to and from fixed addresses (netconsole);
+      - C{FILE}: device output appended to a file;
+      - C{PIPE}: QEMU's FIFO pair C{PATH.in} / C{PATH.out};
+      - C{STDIO}: the gateway's own terminal.
+    """
+
+    LISTEN = "listen"
+    CONNECT = "connect"
+    UDP = "udp"
+    FILE = "file"
+    PIPE = "pipe"
+    STDIO = "stdio"
+
+
+@attrs.frozen
+class UDPSpec:
+    """
+    QEMU's C{udp:[rhost]:rport[@[srcip]:srcport]}: output goes to
+    rhost:rport from srcip:srcport; datagrams to srcport from an address in
+    C{allow} go to the device.
+    """
+
+    remoteHost: str
+    remotePort: int
+    sourceHost: str = ""
+    sourcePort: int = 0
+    allow: tuple[str, ...] = ()
+
+
+@attrs.frozen
+class TLSSpec:
+    """
+    TLS for a listener (server: C{cert}/C{key}, optionally client
+    certificates from C{ca} whose subject CN is one of C{subjects}) or a
+    dial-out (client: C{ca} to verify the server as C{hostname}).
+    """
+
+    cert: str = ""
+    key: str = ""
+    ca: str = ""
+    subjects: tuple[str, ...] = ()
+    hostname: str = ""
+
+
 @attrs.frozen
 class ListenerSpec:
     """
-    One listening endpoint and the protocol spoken on it.
+    One way clients reach a line, and the protocol spoken on it.
 
-    @ivar endpoint: a Twisted server endpoint string, e.g. C{tcp:4444}.
+    @ivar endpoint: for C{LISTEN}, a Twisted server endpoint string (C{tcp:4444});
+        for C{CONNECT}, a Twisted client endpoint string; for C{FILE} and
+        C{PIPE}, the path.
     @ivar text: what the user wrote, for messages.
+    @ivar wait: QEMU's C{server} without C{nowait}: do not read the device
+        until the first client is there.
     """
 
     endpoint: str
     protocol: Protocol = Protocol.TELNET
     text: str = ""
     rfc2217: bool = True
-
-
-def parseListener(text: str, default: Protocol = Protocol.TELNET) -> ListenerSpec:
-    """
-    Read a listener: C{[PROTOCOL+]ENDPOINT}.
-
-      - C{4444}: TCP port 4444 on all interfaces (as QEMU and remserial do);
-      - C{tcp:4444:interface=127.0.0.1}, C{tcp6:4444}, C{unix:/run/x.sock}:
-        any Twisted server endpoint string;
-      - C{raw+4445}, C{raw+tcp:4445:interface=::1}, C{telnet+unix:/x}: the
-        same with the protocol spoken on it (C{telnet} unless given).
-    """
-    original = text
-    text = str(text).strip()
-    protocol = default
-    rfc2217 = True
-    head, plus, rest = text.partition("+")
-    if plus and ":" not in head:
-        name, *flags = head.lower().split(",")
-        try:
-            protocol = Protocol(name)
-        except ValueError:
-            names = ", ".join(p.value for p in Protocol)
-            raise ConfigError(
-                f"unknown listener protocol {name!r} in {original!r} (known: {names})"
-            ) from None
-        for flag in flags:
-            if flag == "no-rfc2217" and protocol is Protocol.TELNET:
-                rfc2217 = False
-            else:
-                raise ConfigError(f"unknown listener option {flag!r} in {original!r} (known: no-rfc2217 for telnet)")
-        text = rest.strip()
-    if not text:
-        raise ConfigError(f"listener {original!r} names no endpoint")
-    if text.isdigit():
-        port = int(text)
-        if not 0 <= port <= 65535:
-            raise ConfigError(f"TCP port out of range in listener {original!r}")
-        text = f"tcp:{port}"
-    elif ":" not in text:
-        raise ConfigError(
-            f"cannot read listener {original!r}: expected a port number or an "
-            "endpoint string such as tcp:4444:interface=127.0.0.1"
-        )
-    return ListenerSpec(endpoint=text, protocol=protocol, text=str(original), rfc2217=rfc2217)
+    kind: ListenerKind = ListenerKind.LISTEN
+    wait: bool = False
+    udp: Optional[UDPSpec] = None
+    tls: Optional[TLSSpec] = None
+    host: str = ""
+    port: int = 0
+    path: str = ""
+    nodelay: bool = True
 
 
 @attrs.frozen

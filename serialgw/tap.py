@@ -18,10 +18,10 @@ from serialgw.config import (
     parseBytesize,
     parseCompact,
     parseDevice,
-    parseListener,
     parseParity,
     parseStopbits,
 )
+from serialgw.endpoints import parseListener
 from serialgw.service import GatewayService, StartupError
 
 DEFAULT_DEVICE = "pty:/tmp/serialgw0"

@@ -9,12 +9,9 @@ from twisted.trial.unittest import SynchronousTestCase
 from serialgw.config import (
     ConfigError,
     DeviceSpec,
-    ListenerSpec,
-    Protocol,
     SerialSettings,
     parseCompact,
     parseDevice,
-    parseListener,
     parseParity,
     parseStopbits,
 )
@@ -54,41 +51,6 @@ class CompactTests(SynchronousTestCase):
         self.assertEqual(str(self.assertRaises(ConfigError, parseStopbits, "3")), "stop bits must be 1, 1.5 or 2, not '3'")
         self.assertRaises(ConfigError, SerialSettings, baudrate=0)
         self.assertRaises(ConfigError, SerialSettings, bytesize=9)
-
-
-class ListenerTests(SynchronousTestCase):
-    def test_bareNumber(self) -> None:
-        """A bare number is TCP on all interfaces, telnet."""
-        self.assertEqual(parseListener("4444"), ListenerSpec("tcp:4444", Protocol.TELNET, "4444"))
-
-    def test_endpoint(self) -> None:
-        """An endpoint string is kept as it is."""
-        spec = parseListener("tcp:4444:interface=127.0.0.1")
-        self.assertEqual((spec.endpoint, spec.protocol), ("tcp:4444:interface=127.0.0.1", Protocol.TELNET))
-        self.assertEqual(parseListener("unix:/run/x.sock").endpoint, "unix:/run/x.sock")
-
-    def test_protocolPrefix(self) -> None:
-        """raw+ and telnet+ choose the protocol."""
-        self.assertEqual(parseListener("raw+4445").protocol, Protocol.RAW)
-        self.assertEqual(parseListener("raw+4445").endpoint, "tcp:4445")
-        spec = parseListener("RAW+tcp6:5000:interface=\\:\\:1")
-        self.assertEqual((spec.protocol, spec.endpoint), (Protocol.RAW, "tcp6:5000:interface=\\:\\:1"))
-        self.assertEqual(parseListener("telnet+unix:/x").protocol, Protocol.TELNET)
-
-    def test_noRfc2217(self) -> None:
-        """telnet,no-rfc2217+ turns com port control off; other flags are refused."""
-        self.assertFalse(parseListener("telnet,no-rfc2217+4444").rfc2217)
-        self.assertTrue(parseListener("telnet+4444").rfc2217)
-        e = self.assertRaises(ConfigError, parseListener, "raw,no-rfc2217+4444")
-        self.assertEqual(str(e), "unknown listener option 'no-rfc2217' in 'raw,no-rfc2217+4444' (known: no-rfc2217 for telnet)")
-
-    def test_errors(self) -> None:
-        """Unknown protocols, junk and out-of-range ports are refused, quoted."""
-        e = self.assertRaises(ConfigError, parseListener, "ssh+4444")
-        self.assertEqual(str(e), "unknown listener protocol 'ssh' in 'ssh+4444' (known: telnet, raw)")
-        self.assertIn("'localhost'", str(self.assertRaises(ConfigError, parseListener, "localhost")))
-        self.assertRaises(ConfigError, parseListener, "70000")
-        self.assertRaises(ConfigError, parseListener, "raw+")
 
 
 class DeviceTests(SynchronousTestCase):

@@ -49,7 +49,7 @@ class OptionsTests(SynchronousTestCase):
         line = parse("--port", "raw+5000", "--listen", "unix:/tmp/x.sock", "--listen", "4445")["line"]
         self.assertEqual(
             [(spec.protocol, spec.endpoint) for spec in line.listeners],
-            [(Protocol.RAW, "tcp:5000"), (Protocol.TELNET, "unix:/tmp/x.sock"), (Protocol.TELNET, "tcp:4445")],
+            [(Protocol.RAW, "tcp:5000"), (Protocol.TELNET, "unix:/tmp/x.sock:mode=600"), (Protocol.TELNET, "tcp:4445")],
         )
 
     def test_rfc2217Options(self) -> None:
@@ -69,7 +69,8 @@ class OptionsTests(SynchronousTestCase):
             (["--bytesize", "9"], "byte size must be 5, 6, 7 or 8, not '9'"),
             (["--stopbits", "3"], "stop bits must be 1, 1.5 or 2, not '3'"),
             (["--break-duration", "0"], "break duration must be 1 to 10000 milliseconds, not '0'"),
-            (["--port", "nope"], "cannot read listener 'nope': expected a port number or an endpoint string such as tcp:4444:interface=127.0.0.1"),
+            (["--port", "nope"], "cannot read listener 'nope': expected a port number, an endpoint string such as "
+             "tcp:4444:interface=127.0.0.1, or a QEMU chardev such as telnet::4444,server,nowait"),
         ]
         for args, message in cases:
             e = self.assertRaises(UsageError, parse, *args)

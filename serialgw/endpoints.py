@@ -1,0 +1,265 @@
+"""
+Reading listener strings: Twisted endpoint strings, QEMU's C{-serial}
+chardev strings, and our few additions; each becomes a L{ListenerSpec}.
+
+How a string is read, in order:
+
+  1. C{PROTOCOL[,FLAG...]+REST}: C{raw+}, C{telnet+}, C{telnet,no-rfc2217+}
+     choose the protocol; the rest is read as below.
+  2. A bare number C{N}: TCP port N on all interfaces (as QEMU and remserial).
+  3. By the word before the first colon:
+       - C{telnet udp mon file pipe stdio}: QEMU chardevs;
+       - C{tls}: TLS, ours (see L{_tls});
+       - C{tcp} and C{unix}: QEMU's when an option follows a comma
+         (C{tcp::4444,server}, C{unix:/x,server,nowait}) or when the field
+         after C{tcp:} is not a port (C{tcp::4444}, C{tcp:host:4444});
+         C{tcp:N:M} with two numbers reads both ways and is refused;
+         otherwise Twisted's (C{tcp:4444:interface=127.0.0.1}, C{unix:/x});
+       - anything else: a Twisted server endpoint string (C{tcp6:}, C{ssl:},
+         C{systemd:}, ...).
+
+Nothing here does I/O: Twisted strings are checked by the service when it
+builds their endpoints.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Optional
+
+import attrs
+
+from serialgw.config import (
+    ConfigError,
+    ListenerKind,
+    ListenerSpec,
+    Protocol,
+    TLSSpec,
+    UDPSpec,
+)
+
+QEMU_WORDS = ("telnet", "udp", "mon", "file", "pipe", "stdio")
+QEMU_TCP_OPTIONS = ("server", "wait", "nowait", "nodelay", "ipv4", "ipv6", "reconnect", "telnet", "to")
+
+
+def parseListener(text: str) -> ListenerSpec:
+    """
+    Read one listener string; raise L{ConfigError} quoting it when it makes
+    no sense, or reads two ways.
+    """
+    original = str(text)
+    text = original.strip()
+    protocol: Optional[Protocol] = None
+    rfc2217 = True
+    head, plus, rest = text.partition("+")
+    if plus and ":" not in head:
+        name, *flags = head.lower().split(",")
+        try:
+            protocol = Protocol(name)
+        except ValueError:
+            names = ", ".join(p.value for p in Protocol)
+            raise ConfigError(
+                f"unknown listener protocol {name!r} in {original!r} (known: {names})"
+            ) from None
+        for flag in flags:
+            if flag == "no-rfc2217" and protocol is Protocol.TELNET:
+                rfc2217 = False
+            else:
+                raise ConfigError(f"unknown listener option {flag!r} in {original!r} (known: no-rfc2217 for telnet)")
+        text = rest.strip()
+    if not text:
+        raise ConfigError(f"listener {original!r} names no endpoint")
+
+    def done(spec: ListenerSpec) -> ListenerSpec:
+        return attrs.evolve(spec, text=original, rfc2217=rfc2217, protocol=protocol or spec.protocol)
+
+    if text.isdigit():
+        return done(ListenerSpec(endpoint=f"tcp:{_port(text, original)}"))
+    word, colon, body = text.partition(":")
+    word = word.lower()
+    if word == "stdio" and not colon:
+        return done(ListenerSpec("", Protocol.RAW, kind=ListenerKind.STDIO))
+    if not colon:
+        raise ConfigError(
+            f"cannot read listener {original!r}: expected a port number, an endpoint "
+            "string such as tcp:4444:interface=127.0.0.1, or a QEMU chardev such as "
+            "telnet::4444,server,nowait"
+        )
+    if word == "tls":
+        return done(_tls(body, original))
+    if word in QEMU_WORDS:
+        return done(_qemu(word, body, original))
+    if word == "tcp":
+        options = "," in body
+        first = body.split(":", 1)[0].split(",", 1)[0]
+        fields = body.split(",", 1)[0].split(":")
+        if not options and len(fields) >= 2 and fields[0].isdigit() and fields[1].isdigit():
+            raise ConfigError(
+                f"listener {original!r} reads two ways: as a Twisted endpoint it listens on "
+                f"port {fields[0]} of interface {fields[1]!r}; as QEMU's tcp: it connects to "
+                f"host {fields[0]!r} port {fields[1]}. Write tcp:{fields[0]}:interface=ADDRESS "
+                f"or tcp:HOST:{fields[1]},... to say which"
+            )
+        if options or not first.isdigit():
+            return done(_qemu("tcp", body, original))
+    if word == "unix" and "," in body:
+        return done(_qemu("unix", body, original))
+    if word == "unix":
+        # Unix sockets are 0600 unless mode= says otherwise.
+        path = re.split(r"(?<!\\):", body)[0].replace("\\:", ":")
+        if not re.search(r"(?<!\\):mode=", text):
+            text += ":mode=600"
+        return done(ListenerSpec(endpoint=text, path=path))
+    return done(ListenerSpec(endpoint=text))
+
+
+def _port(text: str, original: str) -> int:
+    if not text.isdigit() or not 0 <= int(text) <= 65535:
+        raise ConfigError(f"bad port {text!r} in listener {original!r}")
+    return int(text)
+
+
+def _hostPort(text: str, original: str) -> tuple[str, int]:
+    """C{host:port}, C{:port}, C{[v6]:port}."""
+    if text.startswith("["):
+        host, bracket, rest = text[1:].partition("]")
+        if not bracket or not rest.startswith(":"):
+            raise ConfigError(f"cannot read address {text!r} in listener {original!r}")
+        return host, _port(rest[1:], original)
+    host, colon, port = text.rpartition(":")
+    if not colon:
+        raise ConfigError(f"expected HOST:PORT, not {text!r}, in listener {original!r}")
+    if ":" in host:
+        raise ConfigError(f"an IPv6 address goes in brackets ([{host}]) in listener {original!r}")
+    return host, _port(port, original)
+
+
+def _escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace(":", "\\:").replace("=", "\\=")
+
+
+def _options(parts: list[str], allowed: tuple[str, ...], original: str) -> dict[str, str]:
+    options: dict[str, str] = {}
+    for part in parts:
+        key, eq, value = part.partition("=")
+        key = key.strip().lower()
+        if key not in allowed:
+            raise ConfigError(f"unknown option {key!r} in listener {original!r} (known: {', '.join(allowed)})")
+        options[key] = value.strip().lower() if eq else "on"
+    return options
+
+
+def _flag(options: dict[str, str], name: str, default: bool, original: str) -> bool:
+    if name not in options:
+        return default
+    value = options[name]
+    if value in ("on", "yes", "true", "1"):
+        return True
+    if value in ("off", "no", "false", "0"):
+        return False
+    raise ConfigError(f"option {name}={value!r} in listener {original!r}: expected on or off")
+
+
+def _qemu(word: str, body: str, original: str) -> ListenerSpec:
+    if word == "mon":
+        raise ConfigError(
+            f"mon: (QEMU's monitor multiplexer, our escape menu) is not supported yet: {original!r}"
+        )
+    if word in ("file", "pipe"):
+        if not body or "," in body:
+            raise ConfigError(f"{word}: takes a path and no options, not {original!r}")
+        kind = ListenerKind.FILE if word == "file" else ListenerKind.PIPE
+        return ListenerSpec(body, Protocol.RAW, kind=kind, path=body)
+    if word == "stdio":
+        raise ConfigError(f"stdio takes no arguments, not {original!r}")
+    if word == "udp":
+        return _udp(body, original)
+    address, *parts = body.split(",")
+    if word == "unix":
+        options = _options(parts, ("server", "wait", "nowait", "reconnect"), original)
+        if not address:
+            raise ConfigError(f"unix: needs a path in listener {original!r}")
+        server = _flag(options, "server", False, original)
+        wait = _flag(options, "wait", "nowait" not in options, original) and server
+        if server:
+            return ListenerSpec(f"unix:{_escape(address)}:mode=600", Protocol.RAW, wait=wait, path=address)
+        return ListenerSpec(f"unix:{address}", Protocol.RAW, kind=ListenerKind.CONNECT, path=address)
+    # tcp: and telnet:
+    options = _options(parts, QEMU_TCP_OPTIONS, original)
+    host, port = _hostPort(address, original)
+    protocol = Protocol.TELNET if word == "telnet" or _flag(options, "telnet", False, original) else Protocol.RAW
+    server = _flag(options, "server", False, original)
+    wait = _flag(options, "wait", "nowait" not in options, original) and server
+    nodelay = _flag(options, "nodelay", True, original)
+    if server:
+        if ":" in host:
+            endpoint = f"tcp6:{port}:interface={_escape(host)}"
+        elif host:
+            endpoint = f"tcp:{port}:interface={_escape(host)}"
+        else:
+            endpoint = f"tcp:{port}"
+        return ListenerSpec(endpoint, protocol, wait=wait, host=host, port=port, nodelay=nodelay)
+    if not host:
+        host = "localhost"
+    return ListenerSpec(
+        f"tcp:{host}:{port}", protocol, kind=ListenerKind.CONNECT, host=host, port=port, nodelay=nodelay
+    )
+
+
+def _udp(body: str, original: str) -> ListenerSpec:
+    address, *parts = body.split(",")
+    options = _options(parts, ("allow",), original)
+    remote, at, source = address.partition("@")
+    remoteHost, remotePort = _hostPort(remote, original)
+    sourceHost, sourcePort = ("", 0)
+    if at:
+        if source.isdigit():
+            sourcePort = _port(source, original)
+        else:
+            sourceHost, sourcePort = _hostPort(source, original)
+    if not remoteHost:
+        remoteHost = "127.0.0.1"
+    allow: tuple[str, ...]
+    if "allow" in options:
+        allow = tuple(a for a in re.split(r"[;\s]+", options["allow"]) if a)
+    else:
+        allow = (remoteHost,) if remoteHost not in ("127.0.0.1", "localhost") else ("127.0.0.0/8", "::1")
+    for network in allow:
+        try:
+            ipaddress.ip_network(network, strict=False)
+        except ValueError:
+            raise ConfigError(f"allow={network!r} in listener {original!r} is not an address or CIDR network") from None
+    spec = UDPSpec(remoteHost, remotePort, sourceHost, sourcePort, allow)
+    return ListenerSpec(f"udp:{remoteHost}:{remotePort}", Protocol.RAW, kind=ListenerKind.UDP, udp=spec)
+
+
+def _tls(body: str, original: str) -> ListenerSpec:
+    """
+    C{tls:PORT[:interface=ADDR]:cert=FILE:key=FILE[:ca=FILE][:subjects=CN;CN]}
+    listens; C{tls:HOST:PORT:ca=FILE[:cert=FILE:key=FILE]} dials out and
+    verifies the server as HOST.
+    """
+    fields = re.split(r"(?<!\\):", body)
+    positional = [f for f in fields if "=" not in f]
+    named = dict(f.split("=", 1) for f in fields if "=" in f)
+    for key in named:
+        if key not in ("interface", "cert", "key", "ca", "subjects"):
+            raise ConfigError(f"unknown option {key!r} in listener {original!r} (known: interface, cert, key, ca, subjects)")
+    subjects = tuple(s for s in named.get("subjects", "").split(";") if s)
+    if len(positional) == 1:
+        port = _port(positional[0], original)
+        if not named.get("cert") or not named.get("key"):
+            raise ConfigError(f"a TLS listener needs cert= and key=: {original!r}")
+        interface = named.get("interface", "").replace("\\:", ":")
+        if subjects and not named.get("ca"):
+            raise ConfigError(f"subjects= needs ca= (client certificates) in listener {original!r}")
+        tls = TLSSpec(cert=named["cert"], key=named["key"], ca=named.get("ca", ""), subjects=subjects)
+        return ListenerSpec(f"tls:{port}", Protocol.TELNET, tls=tls, host=interface, port=port)
+    if len(positional) == 2:
+        host, port = positional[0].replace("\\:", ":").strip("[]"), _port(positional[1], original)
+        if not named.get("ca"):
+            raise ConfigError(f"a TLS dial-out needs ca= to verify the server: {original!r}")
+        tls = TLSSpec(cert=named.get("cert", ""), key=named.get("key", ""), ca=named["ca"], hostname=host)
+        return ListenerSpec(f"tls:{host}:{port}", Protocol.TELNET, kind=ListenerKind.CONNECT, tls=tls, host=host, port=port)
+    raise ConfigError(f"cannot read TLS listener {original!r}: expected tls:PORT:cert=..:key=.. or tls:HOST:PORT:ca=..")
