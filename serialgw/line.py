@@ -125,6 +125,9 @@ class Line:
         self._modemPoll: Optional[LoopingCall] = None
         self._lastModem: Optional[int] = None
         self._lineState = 0
+        # QEMU's server without nowait: the device is read from the first
+        # client's arrival on, so none of its early output is lost.
+        self.waitForClient = False
 
     # State, as the device has it
 
@@ -155,6 +158,9 @@ class Line:
 
     def attach(self, client: Any) -> None:
         self.clients.append(client)
+        if self.waitForClient and getattr(client, "wakesLine", True):
+            self.waitForClient = False
+            self.device.start()
         if not self.writable and self._mayWrite(client):
             client.pauseInput()
         log.info(

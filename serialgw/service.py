@@ -7,17 +7,27 @@ from __future__ import annotations
 
 from typing import Any, Callable, Optional, Sequence
 
+from twisted.application.internet import ClientService, backoffPolicy
 from twisted.application.service import MultiService
-from twisted.internet.endpoints import serverFromString
+from twisted.internet.endpoints import (
+    HostnameEndpoint,
+    SSL4ServerEndpoint,
+    UNIXClientEndpoint,
+    serverFromString,
+    wrapClientTLS,
+)
 from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from serialgw.config import LineConfig, ListenerSpec, Protocol
+from serialgw.config import LineConfig, ListenerKind, ListenerSpec, Protocol
 from serialgw.device import DeviceError, IPort, PtyPort, SerialDevice, openPort
 from serialgw.line import Line, Role, describeAddress
+from serialgw.local import FileClient, fifoPair, streamClient
+from serialgw.netconsole import NetconsoleClient
 from serialgw.raw import RawClient
 from serialgw.telnet import TelnetClient
+from serialgw.tls import ServerContextFactory, TLSError, clientOptions
 
 log = Logger()
 
@@ -66,6 +76,7 @@ class GatewayService(MultiService):
         lines: Sequence[LineConfig],
         reactor: Any = None,
         openPort: Callable[..., IPort] = openPort,
+        retryPolicy: Optional[Callable[[int], float]] = None,
     ) -> None:
         MultiService.__init__(self)
         if reactor is None:
@@ -75,8 +86,12 @@ class GatewayService(MultiService):
         self.reactor = reactor
         self.configs = list(lines)
         self._openPort = openPort
+        # Dial-outs reconnect after 0.5 s, doubling up to 30 s, with jitter.
+        self.retryPolicy = retryPolicy or backoffPolicy(initialDelay=0.5, maxDelay=30.0, factor=2.0)
         self.lines: dict[str, Line] = {}
         self.ports: list[tuple[ListenerSpec, Any]] = []
+        self._dialers: list[ClientService] = []
+        self._closers: list[Callable[[], Any]] = []
         self._opened = False
 
     def privilegedStartService(self) -> None:
@@ -117,12 +132,38 @@ class GatewayService(MultiService):
                 device=port.name,
                 settings=config.settings.describe(),
             )
+        line.waitForClient = any(spec.wait for spec in config.listeners)
         for spec in config.listeners:
             self._listen(line, config, spec)
 
     def _listen(self, line: Line, config: LineConfig, spec: ListenerSpec) -> None:
+        handlers = {
+            ListenerKind.LISTEN: self._serve,
+            ListenerKind.CONNECT: self._dial,
+            ListenerKind.UDP: self._udp,
+            ListenerKind.FILE: self._file,
+            ListenerKind.PIPE: self._pipe,
+            ListenerKind.STDIO: self._stdio,
+        }
         try:
-            endpoint = serverFromString(self.reactor, spec.endpoint)
+            handlers[spec.kind](line, config, spec)
+        except TLSError as e:
+            raise StartupError(f"line {config.name!r}: listener {spec.text!r}: {e}") from None
+        except OSError as e:
+            raise StartupError(
+                f"line {config.name!r}: cannot open listener {spec.text!r}: {e.strerror or e}"
+            ) from None
+
+    def _serve(self, line: Line, config: LineConfig, spec: ListenerSpec) -> None:
+        try:
+            if spec.tls is not None:
+                endpoint: Any = SSL4ServerEndpoint(
+                    self.reactor, spec.port, ServerContextFactory(spec.tls), interface=spec.host
+                )
+            else:
+                endpoint = serverFromString(self.reactor, spec.endpoint)
+        except TLSError:
+            raise
         except Exception as e:
             raise StartupError(f"line {config.name!r}: bad listener {spec.text or spec.endpoint!r}: {e}") from None
         results: list[Any] = []
@@ -136,23 +177,68 @@ class GatewayService(MultiService):
             )
         self.ports.append((spec, result))
         address = result.getHost()
-        where = describeAddress(address)
+        kind = f"{spec.protocol.value}{' (TLS)' if spec.tls else ''}"
         log.info(
             "line {line}: {protocol} listener ready on {address}",
             line=config.name,
-            protocol=spec.protocol.value,
-            address=where,
+            protocol=kind,
+            address=describeAddress(address),
         )
         hint = _connectHint(spec.protocol, address)
-        if hint:
+        if hint and not spec.tls:
             log.info("line {line}: connect with: {hint}", line=config.name, hint=hint)
+
+    def _dial(self, line: Line, config: LineConfig, spec: ListenerSpec) -> None:
+        endpoint: Any
+        if spec.path:
+            endpoint = UNIXClientEndpoint(self.reactor, spec.path)
+        else:
+            endpoint = HostnameEndpoint(self.reactor, spec.host, spec.port)
+        if spec.tls is not None:
+            endpoint = wrapClientTLS(clientOptions(spec.tls), endpoint)
+        dialer = ClientService(
+            endpoint,
+            LineFactory(line, spec, config.signature),
+            retryPolicy=self.retryPolicy,
+            clock=self.reactor,
+        )
+        self._dialers.append(dialer)
+        log.info("line {line}: dialing out to {target} ({protocol}), reconnecting with backoff",
+                 line=config.name, target=spec.path or f"{spec.host}:{spec.port}", protocol=spec.protocol.value)
+
+    def _udp(self, line: Line, config: LineConfig, spec: ListenerSpec) -> None:
+        assert spec.udp is not None
+        interface = spec.udp.sourceHost or ("::" if ":" in spec.udp.remoteHost else "")
+        client = NetconsoleClient(line, spec.udp)
+        port = self.reactor.listenUDP(spec.udp.sourcePort, client, interface=interface)
+        self._closers.append(port.stopListening)
+        log.info("line {line}: netconsole to {remote}:{rport} from {local}", line=config.name,
+                 remote=spec.udp.remoteHost, rport=spec.udp.remotePort, local=describeAddress(port.getHost()))
+
+    def _file(self, line: Line, config: LineConfig, spec: ListenerSpec) -> None:
+        client = FileClient(line, spec.path)
+        self._closers.append(client.close)
+        log.info("line {line}: output appended to {path}", line=config.name, path=spec.path)
+
+    def _pipe(self, line: Line, config: LineConfig, spec: ListenerSpec) -> None:
+        fdIn, fdOut = fifoPair(spec.path)
+        transport = streamClient(line, self.reactor, fdIn, fdOut)
+        self._closers.append(transport.loseConnection)
+        log.info("line {line}: pipe {path}", line=config.name, path=spec.path)
+
+    def _stdio(self, line: Line, config: LineConfig, spec: ListenerSpec) -> None:
+        transport = streamClient(line, self.reactor)
+        self._closers.append(transport.loseConnection)
 
     def startService(self) -> None:
         if not self._opened:
             self.privilegedStartService()
         MultiService.startService(self)
         for line in self.lines.values():
-            line.device.start()
+            if not line.waitForClient:
+                line.device.start()
+        for dialer in self._dialers:
+            dialer.startService()
 
     def stopService(self) -> Any:
         d = MultiService.stopService(self)
@@ -160,6 +246,13 @@ class GatewayService(MultiService):
         return d
 
     def _closeAll(self) -> None:
+        for dialer in self._dialers:
+            if dialer.running:
+                dialer.stopService()
+        self._dialers = []
+        for close in self._closers:
+            close()
+        self._closers = []
         for _spec, port in self.ports:
             port.stopListening()
         self.ports = []
