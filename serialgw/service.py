@@ -5,10 +5,14 @@ each line's endpoints, and closes everything at stop.
 
 from __future__ import annotations
 
+import os
+import socket
+import stat
 from typing import Any, Callable, Optional, Sequence
 
 from twisted.application.internet import ClientService, backoffPolicy
 from twisted.application.service import MultiService
+from twisted.internet import defer
 from twisted.internet.endpoints import (
     HostnameEndpoint,
     SSL4ServerEndpoint,
@@ -155,6 +159,8 @@ class GatewayService(MultiService):
             ) from None
 
     def _serve(self, line: Line, config: LineConfig, spec: ListenerSpec) -> None:
+        if spec.path:
+            _removeStaleSocket(spec.path, config.name)
         try:
             if spec.tls is not None:
                 endpoint: Any = SSL4ServerEndpoint(
@@ -241,25 +247,52 @@ class GatewayService(MultiService):
             dialer.startService()
 
     def stopService(self) -> Any:
-        d = MultiService.stopService(self)
-        self._closeAll()
-        return d
+        """Stop listening, close devices; the Deferred fires when all is closed."""
+        waits = [MultiService.stopService(self)] + self._closeAll()
+        return defer.gatherResults([w for w in waits if isinstance(w, defer.Deferred)])
 
-    def _closeAll(self) -> None:
+    def _closeAll(self) -> list[Any]:
+        waits: list[Any] = []
         for dialer in self._dialers:
             if dialer.running:
-                dialer.stopService()
+                waits.append(dialer.stopService())
         self._dialers = []
         for close in self._closers:
-            close()
+            waits.append(close())
         self._closers = []
         for _spec, port in self.ports:
-            port.stopListening()
+            waits.append(port.stopListening())
         self.ports = []
         for line in self.lines.values():
             line.device.close()
         self.lines = {}
         self._opened = False
+        return waits
+
+
+def _removeStaleSocket(path: str, lineName: str) -> None:
+    """
+    A unix socket file left by a gateway that died is removed; one that a
+    live process answers on, or a file that is not a socket, is an error.
+    """
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return
+    if not stat.S_ISSOCK(mode):
+        raise StartupError(f"line {lineName!r}: {path!r} exists and is not a socket")
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(path)
+    except ConnectionRefusedError:
+        os.unlink(path)
+        log.info("line {line}: removed stale socket {path}", line=lineName, path=path)
+        return
+    except OSError:
+        return
+    finally:
+        probe.close()
+    raise StartupError(f"line {lineName!r}: {path!r} is in use by another process")
 
 
 def _connectHint(protocol: Protocol, address: Any) -> Optional[str]:

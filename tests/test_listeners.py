@@ -1,0 +1,247 @@
+"""
+Every kind of listener with real peers: netcat over UDP, socat over unix
+sockets, TLS clients with and without certificates, a dial-out that
+reconnects, files, FIFOs, IPv6, and QEMU's wait-for-the-first-client.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import stat
+
+from twisted.internet import defer, protocol, reactor
+from twisted.internet.endpoints import (
+    TCP4ServerEndpoint,
+    TCP6ClientEndpoint,
+    UNIXClientEndpoint,
+    UNIXServerEndpoint,
+    wrapClientTLS,
+)
+from twisted.internet.ssl import Certificate, PrivateCertificate, optionsForClientTLS
+from twisted.trial.unittest import SkipTest, TestCase
+
+from serialgw.config import DeviceSpec, LineConfig
+from serialgw.endpoints import parseListener
+from serialgw.service import GatewayService
+from tests.certs import Authority
+from tests.realio import Collector, ProcessOutput, PtyPair, connect, spawn
+
+
+def freeUDPPort() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class ListenerTests(TestCase):
+    timeout = 30
+
+    def setUp(self) -> None:
+        self.pty = PtyPair()
+        self.addCleanup(self.pty.close)
+        self.pty.startReading()
+        self.clients: list[Collector] = []
+        self.processes: list[ProcessOutput] = []
+
+    async def tearDown(self) -> None:  # type: ignore[override]
+        for client in self.clients:
+            client.transport.loseConnection()  # type: ignore[union-attr]
+            await client.closed
+        for proc in self.processes:
+            await proc.stop()
+
+    def gateway(self, *listeners: str, **kwargs: object) -> GatewayService:
+        config = LineConfig("t", DeviceSpec("tty", self.pty.slaveName),
+                            listeners=tuple(parseListener(text) for text in listeners))
+        service = GatewayService([config], **kwargs)  # type: ignore[arg-type]
+        service.startService()
+        self.addCleanup(service.stopService)
+        return service
+
+    def spawn(self, argv: list[str]) -> ProcessOutput:
+        proc = spawn(argv)
+        self.processes.append(proc)
+        return proc
+
+    def need(self, program: str) -> str:
+        path = shutil.which(program)
+        if path is None:
+            raise SkipTest(f"{program} is not installed; .ci/run installs it")
+        return path
+
+    async def test_udpNetcat(self) -> None:
+        """udp:127.0.0.1:R@127.0.0.1:S: nc -u -l sees the console; nc -u types into it."""
+        nc = self.need("nc")
+        remote, source = freeUDPPort(), freeUDPPort()
+        listener = self.spawn([nc, "-u", "-l", "127.0.0.1", str(remote)])
+        self.gateway(f"udp:127.0.0.1:{remote}@127.0.0.1:{source}")
+        typist = self.spawn([nc, "-u", "127.0.0.1", str(source)])
+        typist.write(b"uname\n")
+        self.assertEqual(await self.pty.received.length(6), b"uname\n")
+        # nc -u -l answers nobody until a datagram arrives; the console's output is one.
+        self.pty.write(b"Linux\r\n")
+        self.assertEqual(await listener.output.contains(b"Linux\r\n"), b"Linux\r\n")
+
+    async def test_unixSocat(self) -> None:
+        """A unix listener is 0600, replaces a stale socket, talks to socat, and is removed at stop."""
+        socat = self.need("socat")
+        path = os.path.abspath(self.mktemp())
+        stale = socket.socket(socket.AF_UNIX)
+        stale.bind(path)
+        stale.close()
+        service = self.gateway(f"raw+unix:{path}")
+        self.assertEqual(stat.S_IMODE(os.stat(path).st_mode), 0o600)
+        peer = self.spawn([socat, "-", f"UNIX-CONNECT:{path}"])
+        peer.write(b"over unix\n")
+        self.assertEqual(await self.pty.received.length(10), b"over unix\n")
+        self.pty.write(b"back\n")
+        await peer.output.contains(b"back\n")
+        await peer.stop()
+        self.processes.remove(peer)
+        await service.stopService()
+        self.assertFalse(os.path.exists(path))
+
+    async def test_unixDialOut(self) -> None:
+        """unix:PATH,nowait (no server) dials out to a unix socket, as to a QEMU/Proxmox console."""
+        path = os.path.abspath(self.mktemp())
+        accepted: defer.Deferred[Collector] = defer.Deferred()
+
+        class Far(Collector):
+            def connectionMade(self) -> None:
+                accepted.callback(self)
+
+        port = await UNIXServerEndpoint(reactor, path).listen(protocol.Factory.forProtocol(Far))
+        self.addCleanup(port.stopListening)
+        self.gateway(f"raw+unix:{path},nowait")
+        far = await accepted
+        self.clients.append(far)
+        self.pty.write(b"to the far end")
+        self.assertEqual(await far.received.length(14), b"to the far end")
+
+    async def test_dialOutReconnects(self) -> None:
+        """A dial-out reconnects when its listener goes away and comes back."""
+        connections: list[defer.Deferred[Collector]] = [defer.Deferred(), defer.Deferred()]
+
+        class Far(Collector):
+            def connectionMade(self) -> None:
+                next(d for d in connections if not d.called).callback(self)
+
+        factory = protocol.Factory.forProtocol(Far)
+        port = await TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(factory)
+        number = port.getHost().port
+        self.gateway(f"tcp:127.0.0.1:{number}", retryPolicy=lambda attempt: 0.05)
+        first = await connections[0]
+        self.pty.write(b"one")
+        self.assertEqual(await first.received.length(3), b"one")
+        await port.stopListening()
+        first.transport.loseConnection()  # type: ignore[union-attr]
+        await first.closed
+        port = await TCP4ServerEndpoint(reactor, number, interface="127.0.0.1").listen(factory)
+        self.addCleanup(port.stopListening)
+        second = await connections[1]
+        self.clients.append(second)
+        second.transport.write(b"two")  # type: ignore[union-attr]
+        self.assertEqual(await self.pty.received.length(3), b"two")
+
+    async def test_tls(self) -> None:
+        """TLS with client certificates: accepted with a good one, refused without or with another subject."""
+        ca = Authority(os.path.abspath(self.mktemp()))
+        cert, key = ca.issue("gateway", dns="localhost")
+        alice = ca.issue("alice")
+        mallory = ca.issue("mallory")
+        service = self.gateway(f"raw+tls:0:interface=127.0.0.1:cert={cert}:key={key}:ca={ca.path}:subjects=alice")
+        number = service.ports[0][1].getHost().port
+
+        async def dial(client: tuple[str, str] | None) -> Collector:
+            with open(ca.path, "rb") as f:
+                trust = Certificate.loadPEM(f.read())
+            mine = None
+            if client is not None:
+                with open(client[0], "rb") as f1, open(client[1], "rb") as f2:
+                    mine = PrivateCertificate.loadPEM(f1.read() + f2.read())
+            options = optionsForClientTLS("localhost", trustRoot=trust, clientCertificate=mine)
+            from twisted.internet.endpoints import TCP4ClientEndpoint
+
+            endpoint = wrapClientTLS(options, TCP4ClientEndpoint(reactor, "127.0.0.1", number))
+            return await endpoint.connect(protocol.Factory.forProtocol(Collector))  # type: ignore[no-any-return]
+
+        good = await dial(alice)
+        self.clients.append(good)
+        good.transport.write(b"hello over tls")  # type: ignore[union-attr]
+        self.assertEqual(await self.pty.received.length(14), b"hello over tls")
+        for refused in (None, mallory):
+            client = await dial(refused)
+            client.transport.write(b"sneaky")  # type: ignore[union-attr]
+            await client.closed
+        self.pty.write(b"!")
+        await good.received.length(1)
+        self.assertEqual(self.pty.received.data, b"hello over tls")
+
+    async def test_fileAppends(self) -> None:
+        """file:PATH appends device output to the file."""
+        path = os.path.abspath(self.mktemp())
+        with open(path, "wb") as f:
+            f.write(b"old\n")
+        service = self.gateway(f"file:{path}", "raw+tcp:0:interface=127.0.0.1")
+        watcher = await connect(service.ports[0][1].getHost().port)
+        self.clients.append(watcher)
+        watcher.transport.write(b"x")  # type: ignore[union-attr]
+        await self.pty.received.length(1)
+        self.pty.write(b"boot log\n")
+        await watcher.received.length(9)
+        with open(path, "rb") as f:
+            self.assertEqual(f.read(), b"old\nboot log\n")
+
+    async def test_pipe(self) -> None:
+        """pipe:PATH reads PATH.in into the device and writes its output to PATH.out."""
+        path = os.path.abspath(self.mktemp())
+        os.mkfifo(path + ".in")
+        os.mkfifo(path + ".out")
+        self.gateway(f"pipe:{path}")
+        fdIn = os.open(path + ".in", os.O_WRONLY | os.O_NONBLOCK)
+        self.addCleanup(os.close, fdIn)
+        fdOut = os.open(path + ".out", os.O_RDONLY | os.O_NONBLOCK)
+        self.addCleanup(os.close, fdOut)
+        os.write(fdIn, b"in the pipe")
+        self.assertEqual(await self.pty.received.length(11), b"in the pipe")
+        got = b""
+        self.pty.write(b"out")
+        while len(got) < 3:
+            d: defer.Deferred[None] = defer.Deferred()
+            reactor.callLater(0.01, d.callback, None)  # type: ignore[attr-defined]
+            await d
+            try:
+                got += os.read(fdOut, 100)
+            except BlockingIOError:
+                pass
+        self.assertEqual(got, b"out")
+
+    async def test_waitForFirstClient(self) -> None:
+        """tcp:..,server without nowait: output from before the first client reaches it."""
+        service = self.gateway("tcp:127.0.0.1:0,server")
+        self.assertTrue(service.lines["t"].waitForClient)
+        self.pty.write(b"early boot\r\n")
+        client = await connect(service.ports[0][1].getHost().port)
+        self.clients.append(client)
+        self.assertEqual(await client.received.length(12), b"early boot\r\n")
+
+    async def test_ipv6(self) -> None:
+        """telnet:[::1]:0,server,nowait listens on IPv6 loopback."""
+        try:
+            probe = socket.socket(socket.AF_INET6)
+            probe.bind(("::1", 0))
+            probe.close()
+        except OSError:
+            raise SkipTest("no IPv6 loopback here") from None
+        service = self.gateway("raw+telnet:[::1]:0,server,nowait")
+        number = service.ports[0][1].getHost().port
+        client = await TCP6ClientEndpoint(reactor, "::1", number).connect(protocol.Factory.forProtocol(Collector))
+        self.clients.append(client)
+        client.transport.write(b"v6")  # type: ignore[union-attr]
+        self.assertEqual(await self.pty.received.length(2), b"v6")
+
+    def test_unusedImports(self) -> None:
+        """UNIXClientEndpoint stays importable for socket tests."""
+        self.assertTrue(UNIXClientEndpoint)
