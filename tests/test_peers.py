@@ -12,7 +12,7 @@ import shutil
 
 from twisted.trial.unittest import SkipTest, TestCase
 
-from tests.realio import ProcessOutput, PtyPair, connect, gatewayArgv, listeningPort, spawn
+from tests.realio import TWISTD, ProcessOutput, PtyPair, connect, gatewayArgv, listeningPort, spawn
 
 
 def need(program: str) -> str:
@@ -127,6 +127,23 @@ class TwistdTests(TestCase):
             sets = [line for line in lines if re.search(rf"ioctl\({deviceFd}, (\S+ or )?TCSETS", line)]
         self.assertTrue(any("CS7" in line for line in sets), sets)
         self.assertTrue(any("PARENB" in line and "PARODD" not in line for line in sets), sets)
+
+    async def test_stdio(self) -> None:
+        """--listen stdio under twistd -n: the gateway's stdin goes to the device, device output to its stdout."""
+        log = os.path.abspath(self.mktemp())
+        proc = self.spawn(TWISTD + ["-n", "--pidfile=", f"--logfile={log}", "serialgw",
+                                    "--device", self.pty.slaveName, "--listen", "stdio"])
+        proc.write(b"typed at the terminal")
+        self.assertEqual(await self.pty.received.length(21), b"typed at the terminal")
+        self.pty.write(b"console says hi")
+        await proc.output.contains(b"console says hi")
+
+    async def test_badCertificateExit(self) -> None:
+        """A TLS listener whose certificate cannot be read: one line naming the file, exit 1."""
+        proc = self.spawn(gatewayArgv("--device", self.pty.slaveName, "--port", "tls:0:cert=/nonexistent.pem:key=/k.pem"))
+        self.assertEqual(await proc.ended, 1)
+        self.assertIn(b"cannot read certificate '/nonexistent.pem': No such file or directory", proc.output.data)
+        self.assertNotIn(b"Traceback", proc.output.data)
 
     async def test_badOptionExit(self) -> None:
         """A bad option: one clear line quoting it, non-zero exit, nothing started."""
