@@ -298,3 +298,4 @@ class LineConfig:
     breakDuration: float = 0.25
     restoreSettings: bool = True
     signature: Optional[str] = None
+    notices: bool = True

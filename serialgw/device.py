@@ -19,10 +19,10 @@ import os
 import struct
 import termios
 import tty
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import serial
-from twisted.internet import fdesc
+from twisted.internet import defer, fdesc, threads
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import Attribute, Interface, implementer
@@ -123,6 +123,9 @@ class IDeviceSink(Interface):
 
     def deviceLineState(state: int) -> None:
         """A break or a framing/parity/overrun error was seen (RFC 2217 bits)."""
+
+    def deviceUp() -> None:
+        """The device is back after C{deviceLost} (reopened, settings re-applied)."""
 
 
 _FIELDS = ("baudrate", "bytesize", "parity", "stopbits", "xonxoff", "rtscts")
@@ -306,7 +309,10 @@ class TtyPort:
             data = os.read(self._fd, READ_SIZE)
         except BlockingIOError:
             return b""
-        if self._marks is not None and data:
+        if not data:
+            # Readable, yet nothing: the tty was hung up (unplugged).
+            raise OSError(errno.EIO, "hung up")
+        if self._marks is not None:
             return self._marks.decode(data)
         return data
 
@@ -532,6 +538,9 @@ class _NoSink:
     def deviceLineState(self, state: int) -> None:
         pass
 
+    def deviceUp(self) -> None:
+        pass
+
 
 class SerialDevice:
     """
@@ -551,9 +560,20 @@ class SerialDevice:
         reactor: Any,
         breakDuration: float = 0.25,
         sink: Optional[IDeviceSink] = None,
+        opener: Optional[Callable[[], IPort]] = None,
+        reopenPolicy: Callable[[int], float] = lambda attempt: min(0.5 * 2**attempt, 10.0),
     ) -> None:
         self.port = port
         self.settings: SerialSettings = port.settings
+        # How to open the device again after it vanished (None: never), and
+        # how long to wait before the attempt number n (0, 1, ...).
+        self.opener = opener
+        self.reopenPolicy = reopenPolicy
+        self.up = True
+        self.dropped = 0
+        self._attempts = 0
+        self._reopenCall: Any = None
+        self._wantReading = False
         # Opening a tty raises DTR and RTS.
         self.modemLines = {"dtr": True, "rts": True}
         self.reactor = reactor
@@ -619,15 +639,24 @@ class SerialDevice:
 
     def start(self) -> None:
         """Start reading from the device."""
-        if not self._reading and not self.closed:
+        self._wantReading = True
+        if not self._reading and self.usable:
             self._reading = True
             self.reactor.addReader(self)
 
+    @property
+    def usable(self) -> bool:
+        return self.up and not self.closed
+
     def write(self, data: bytes) -> None:
         """
-        Queue bytes for the device, after any break under way.
+        Queue bytes for the device, after any break under way; dropped (and
+        counted) while the device is down.
         """
-        if self.closed or not data:
+        if not self.usable:
+            self.dropped += len(data)
+            return
+        if not data:
             return
         if self._breakState != IDLE:
             self._held.append(data)
@@ -652,7 +681,7 @@ class SerialDevice:
         C{None}) after the output queued so far.  Return C{False}, sending
         nothing, if a break is already under way.
         """
-        if self.closed or self._breakState != IDLE:
+        if not self.usable or self._breakState != IDLE:
             return False
         self.breaks += 1
         self._breakDuration = self.breakDuration if duration is None else duration
@@ -678,9 +707,14 @@ class SerialDevice:
         return self._breakState != IDLE
 
     def apply(self, settings: SerialSettings) -> SerialSettings:
-        """Apply settings; return (and remember) those now in effect."""
-        if not self.closed:
+        """
+        Apply settings; return (and remember) those now in effect.  While
+        the device is down they are remembered and applied when it is back.
+        """
+        if self.usable:
             self.settings = self.port.apply(settings)
+        elif not self.closed:
+            self.settings = settings
         return self.settings
 
     def setModemLine(self, name: str, on: bool) -> bool:
@@ -688,7 +722,9 @@ class SerialDevice:
         Set DTR or RTS; return the state now in effect.  Where the device
         has no such line (a pty) the request is remembered and reported.
         """
-        if self.closed:
+        if not self.usable:
+            if not self.closed:
+                self.modemLines[name] = on
             return self.modemLines[name]
         try:
             self.port.setModemLine(name, on)
@@ -707,7 +743,7 @@ class SerialDevice:
 
     def modemState(self) -> Optional[int]:
         """CTS/DSR/RI/CD as RFC 2217 bits, or C{None} where there are none."""
-        if self.closed:
+        if not self.usable:
             return None
         try:
             return self.port.modemState()
@@ -720,7 +756,7 @@ class SerialDevice:
         Discard input not yet read and/or output not yet sent, in the
         driver and in our own queues.
         """
-        if self.closed:
+        if not self.usable:
             return
         try:
             self.port.purge(receive, transmit)
@@ -738,14 +774,26 @@ class SerialDevice:
         return len(self._out) + self._heldSize
 
     def close(self) -> None:
+        """Close for good: no reopening."""
         if self.closed:
             return
+        if self._reopenCall is not None and self._reopenCall.active():
+            self._reopenCall.cancel()
+        self._reopenCall = None
+        if self.up:
+            self._shutdownPort()
+        self.closed = True
+
+    def _shutdownPort(self) -> None:
         self._cancelBreak()
         if self._reading:
             self.reactor.removeReader(self)
             self._reading = False
         self._stopWriting()
-        self.closed = True
+        self.dropped += len(self._out) + self._heldSize
+        del self._out[:]
+        self._held, self._heldSize = [], 0
+        self._checkWatermark()
         try:
             self.port.close()
         except OSError as e:
@@ -817,9 +865,53 @@ class SerialDevice:
 
     def _lost(self, error: OSError) -> None:
         reason = Failure(error)
-        log.error(
-            "{device}: device lost: {reason}", device=self.port.name, reason=_reason(error)
-        )
-        self.close()
+        log.error("{device}: device lost: {reason}", device=self.port.name, reason=_reason(error))
+        self._shutdownPort()
+        self.up = False
+        if self.opener is None:
+            self.closed = True
+        else:
+            self._attempts = 0
+            self._scheduleReopen()
         self.sink.deviceLost(reason)
 
+    def _scheduleReopen(self) -> None:
+        delay = self.reopenPolicy(self._attempts)
+        self._attempts += 1
+        self._reopenCall = self.reactor.callLater(delay, self._reopen)
+
+    def _reopen(self) -> None:
+        self._reopenCall = None
+        assert self.opener is not None
+        pool = getattr(self.reactor, "getThreadPool", None)
+        if pool is not None:
+            # Opening can block on some adapters: not on the reactor thread.
+            d = threads.deferToThreadPool(self.reactor, pool(), self.opener)
+        else:
+            d = defer.maybeDeferred(self.opener)
+        d.addCallbacks(self._reopened, self._reopenFailed)
+
+    def _reopenFailed(self, failure: Failure) -> None:
+        if self.closed:
+            return
+        log.debug("{device}: still gone: {reason}", device=self.port.name, reason=failure.getErrorMessage())
+        self._scheduleReopen()
+
+    def _reopened(self, port: IPort) -> None:
+        if self.closed:
+            port.close()
+            return
+        self.port = port
+        self.settings = port.apply(self.settings)
+        for name, on in self.modemLines.items():
+            if not on:
+                try:
+                    port.setModemLine(name, False)
+                except OSError:
+                    pass
+        self.up = True
+        self._attempts = 0
+        log.info("{device}: device back at {settings}", device=port.name, settings=self.settings.describe())
+        if self._wantReading:
+            self.start()
+        self.sink.deviceUp()

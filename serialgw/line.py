@@ -54,6 +54,12 @@ class IClient(Interface):
     def lineStateChanged(state: int) -> None:
         """A break or receive error was seen on the device (RFC 2217 bits)."""
 
+    def deviceStateChanged(up: bool, notice: bytes) -> None:
+        """
+        The device went down or came back.  C{notice} is a line of text for
+        people at terminals (empty when notices are off).
+        """
+
     def pauseInput() -> None:
         """Stop reading from the client (the device is behind)."""
 
@@ -116,6 +122,9 @@ class Line:
         self.clock = clock
         self.configured = configured if configured is not None else device.settings
         self.restoreSettings = restoreSettings
+        # Device down/up notices for people at terminals.
+        self.notices = True
+        self.up = True
         self.clients: list[Any] = []
         self.controllers: list[Any] = []
         self.writable = True
@@ -301,7 +310,21 @@ class Line:
             client.lineStateChanged(state)
 
     def deviceLost(self, reason: Failure) -> None:
-        log.error("{line}: device lost; clients stay connected", line=self.name)
+        self.up = False
+        log.error("{line}: device down; {count} client(s) stay connected", line=self.name, count=len(self.clients))
+        notice = b""
+        if self.notices:
+            text = f"[serialgw: {self.name} is down: {reason.getErrorMessage()}; waiting for it]"
+            notice = b"\r\n" + text.encode("utf-8", "replace") + b"\r\n"
+        for client in list(self.clients):
+            client.deviceStateChanged(False, notice)
+
+    def deviceUp(self) -> None:
+        self.up = True
+        log.info("{line}: device up", line=self.name)
+        notice = f"\r\n[serialgw: {self.name} is back]\r\n".encode("utf-8", "replace") if self.notices else b""
+        for client in list(self.clients):
+            client.deviceStateChanged(True, notice)
 
 
 

@@ -45,6 +45,9 @@ class FileClient:
     def lineStateChanged(self, state: int) -> None:
         pass
 
+    def deviceStateChanged(self, up: bool, notice: bytes) -> None:
+        pass
+
     def pauseInput(self) -> None:
         pass
 

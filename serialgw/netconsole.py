@@ -98,6 +98,9 @@ class NetconsoleClient(DatagramProtocol):
     def lineStateChanged(self, state: int) -> None:
         pass
 
+    def deviceStateChanged(self, up: bool, notice: bytes) -> None:
+        pass
+
     def pauseInput(self) -> None:
         # Datagrams cannot be paused; the device's queue takes them.
         pass

@@ -45,6 +45,10 @@ class RawClient(Protocol):
     def lineStateChanged(self, state: int) -> None:
         pass
 
+    def deviceStateChanged(self, up: bool, notice: bytes) -> None:
+        # Data stays data: nothing in a raw stream.
+        pass
+
     def pauseInput(self) -> None:
         self.transport.pauseProducing()
 

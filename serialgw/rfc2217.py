@@ -121,6 +121,8 @@ class ComPortControl:
         self.reply(NOTIFY_MODEMSTATE, bytes((self.lastModem & self.modemstateMask,)))
 
     def currentModemState(self) -> int:
+        if not self.line.up:
+            return NO_MODEM_LINES & ~MODEM_CD
         state = self.line.modemState()
         return NO_MODEM_LINES if state is None else state
 
@@ -131,6 +133,11 @@ class ComPortControl:
         value = (state | delta) & self.modemstateMask
         if delta & self.modemstateMask and not self.suspended:
             self.reply(NOTIFY_MODEMSTATE, bytes((value,)))
+
+    def carrier(self, up: bool) -> None:
+        """The device went away (CD off) or came back (its modem state)."""
+        state = self.currentModemState() if up else self.lastModem & ~MODEM_CD
+        self.modemStateChanged(state)
 
     def lineStateChanged(self, state: int) -> None:
         """A break or receive error on the device: notify, masked."""

@@ -81,6 +81,7 @@ class GatewayService(MultiService):
         reactor: Any = None,
         openPort: Callable[..., IPort] = openPort,
         retryPolicy: Optional[Callable[[int], float]] = None,
+        reopenPolicy: Optional[Callable[[int], float]] = None,
     ) -> None:
         MultiService.__init__(self)
         if reactor is None:
@@ -92,6 +93,8 @@ class GatewayService(MultiService):
         self._openPort = openPort
         # Dial-outs reconnect after 0.5 s, doubling up to 30 s, with jitter.
         self.retryPolicy = retryPolicy or backoffPolicy(initialDelay=0.5, maxDelay=30.0, factor=2.0)
+        # A vanished device is tried again after 0.5 s, doubling up to 10 s, with jitter.
+        self.reopenPolicy = reopenPolicy or backoffPolicy(initialDelay=0.5, maxDelay=10.0, factor=2.0)
         self.lines: dict[str, Line] = {}
         self.ports: list[tuple[ListenerSpec, Any]] = []
         self._dialers: list[ClientService] = []
@@ -115,9 +118,17 @@ class GatewayService(MultiService):
             port = self._openPort(config.device, config.settings)
         except DeviceError as e:
             raise StartupError(f"line {config.name!r}: {e}") from None
-        device = SerialDevice(port, self.reactor, config.breakDuration)
+        opener = None
+        if config.device.kind == "tty":
+            # A tty that vanishes (USB unplugged) is opened again at the same path.
+            def opener(spec: Any = config.device, settings: Any = config.settings) -> IPort:
+                return self._openPort(spec, settings)
+
+        device = SerialDevice(port, self.reactor, config.breakDuration, opener=opener,
+                              reopenPolicy=self.reopenPolicy)
         line = Line(config.name, device, clock=self.reactor, configured=config.settings,
                     restoreSettings=config.restoreSettings)
+        line.notices = config.notices
         device.sink = line
         self.lines[config.name] = line
         if isinstance(port, PtyPort):

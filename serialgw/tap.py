@@ -74,6 +74,8 @@ ENDPOINT is a port number (TCP, all interfaces) or a Twisted endpoint string
     optFlags: list[list[Any]] = [
         ["xonxoff", None, "Software flow control (XON/XOFF) on the serial line"],
         ["rtscts", None, "Hardware flow control (RTS/CTS) on the serial line"],
+        ["no-notices", None,
+         "No device down/up notices in telnet sessions (RFC 2217 clients still see CD drop)"],
         ["no-restore", None,
          "Keep what the last RFC 2217 client set when it leaves (default: restore the configured settings)"],
     ]
@@ -147,6 +149,7 @@ ENDPOINT is a port number (TCP, all interfaces) or a Twisted endpoint string
             breakDuration=milliseconds / 1000.0,
             restoreSettings=not self["no-restore"],
             signature=self["signature"],
+            notices=not self["no-notices"],
         )
 
 

@@ -458,6 +458,13 @@ class TelnetClient(TelnetProtocol):
         if self.comPort is not None:
             self.comPort.lineStateChanged(state)
 
+    def deviceStateChanged(self, up: bool, notice: bytes) -> None:
+        if self.comPort is not None:
+            # RFC 2217 clients see carrier: CD drops while the device is gone.
+            self.comPort.carrier(up)
+        elif notice:
+            self.writeData(notice)
+
     def pauseInput(self) -> None:
         self.transport.pauseProducing()
         if self.comPort is not None:

@@ -103,6 +103,7 @@ class RecordingClient:
         self.received: list[bytes] = []
         self.modem: list[int] = []
         self.lineStates: list[int] = []
+        self.deviceStates: list[tuple[bool, bytes]] = []
         self.paused = 0
         self.resumed = 0
 
@@ -114,6 +115,9 @@ class RecordingClient:
 
     def lineStateChanged(self, state: int) -> None:
         self.lineStates.append(state)
+
+    def deviceStateChanged(self, up: bool, notice: bytes) -> None:
+        self.deviceStates.append((up, notice))
 
     def pauseInput(self) -> None:
         self.paused += 1

@@ -37,6 +37,7 @@ class Sink:
         self.writable: list[bool] = []
         self.lost: list[object] = []
         self.lineStates: list[int] = []
+        self.ups = 0
 
     def deviceDataReceived(self, data: bytes) -> None:
         self.data.append(data)
@@ -49,6 +50,9 @@ class Sink:
 
     def deviceLineState(self, state: int) -> None:
         self.lineStates.append(state)
+
+    def deviceUp(self) -> None:
+        self.ups += 1
 
 
 class SerialDeviceTests(SynchronousTestCase):
@@ -258,6 +262,74 @@ class SerialDeviceTests(SynchronousTestCase):
         self.device.sendBreak()
         self.device.close()
         self.assertEqual([(w, v) for _, w, v in self.port.events], [("break", True), ("break", False), ("close", None)])
+
+
+class ReopenTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.reactor = MemoryReactorClock()
+        self.ports = [RecordingPort(self.reactor)]
+        self.failures = 0
+        self.sink = Sink()
+
+        def opener() -> RecordingPort:
+            if self.failures:
+                self.failures -= 1
+                raise DeviceError("cannot open device 'fake': No such file or directory")
+            port = RecordingPort(self.reactor)
+            self.ports.append(port)
+            return port
+
+        self.device = SerialDevice(self.ports[0], self.reactor, 0.25, self.sink, opener=opener,
+                                   reopenPolicy=lambda attempt: 0.5 * 2**attempt)
+        self.device.start()
+
+    def tearDown(self) -> None:
+        self.device.close()
+        self.assertEqual(self.reactor.getDelayedCalls(), [])
+
+    def unplug(self) -> None:
+        self.ports[-1].error = OSError(errno.EIO, "Input/output error")
+        self.device.doRead()
+
+    def test_reopenWithBackoff(self) -> None:
+        """A vanished device is reopened with backoff; settings and DTR come back; the sink hears both events."""
+        self.device.apply(SerialSettings(9600, stopbits=2))
+        self.device.setModemLine("dtr", False)
+        self.failures = 2
+        self.unplug()
+        self.assertEqual((len(self.sink.lost), self.sink.ups), (1, 0))
+        self.assertFalse(self.device.up)
+        self.assertNotIn(self.device, self.reactor.getReaders())
+        self.reactor.advance(0.5)
+        self.reactor.advance(1.0)
+        self.assertEqual(len(self.ports), 1)
+        self.reactor.advance(2.0)
+        self.assertEqual((len(self.ports), self.sink.ups), (2, 1))
+        self.assertTrue(self.device.up)
+        self.assertIn(self.device, self.reactor.getReaders())
+        self.assertEqual(self.ports[1].settings, SerialSettings(9600, stopbits=2))
+
+    def test_downDropsAndCounts(self) -> None:
+        """While down, writes are dropped and counted, breaks refused, settings remembered for later."""
+        self.port = self.ports[0]
+        self.port.accept = 0
+        self.device.write(b"queued")
+        self.unplug()
+        self.device.write(b"lost")
+        self.assertFalse(self.device.sendBreak())
+        self.assertEqual(self.device.apply(SerialSettings(1200)), SerialSettings(1200))
+        self.assertEqual(self.device.dropped, 10)
+        self.reactor.advance(0.5)
+        self.assertEqual(self.ports[1].settings, SerialSettings(1200))
+        self.device.write(b"fresh")
+        self.assertEqual(self.ports[1].written(), b"fresh")
+
+    def test_closeStopsReopening(self) -> None:
+        """close() while down cancels the reopen timer."""
+        self.unplug()
+        self.device.close()
+        self.reactor.advance(10)
+        self.assertEqual(len(self.ports), 1)
 
 
 class ErrorMarksTests(SynchronousTestCase):

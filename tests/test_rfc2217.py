@@ -319,6 +319,51 @@ class NotificationTests(SynchronousTestCase):
         self.assertEqual((self.transport.pauses, self.transport.resumes), (1, 1))
 
 
+class DeviceDownTests(SynchronousTestCase):
+    def test_carrierDrops(self) -> None:
+        """An RFC 2217 client sees CD drop (with its delta) when the device goes, and come back; no text."""
+        h = Harness()
+        h.transport.clear()
+        from twisted.python.failure import Failure
+
+        h.line.deviceLost(Failure(OSError(5, "Input/output error")))
+        self.assertEqual(h.transport.value(), sb(107, 0x30 | 0x08))
+        h.transport.clear()
+        self.assertEqual(h.send(sb(7)), sb(107, 0x30))
+        h.transport.clear()
+        h.line.deviceUp()
+        self.assertEqual(h.transport.value(), sb(107, 0xB0 | 0x08))
+
+    def test_telnetNotice(self) -> None:
+        """A plain telnet client gets one short notice each way; none with notices off; raw gets nothing."""
+        from twisted.python.failure import Failure
+
+        from serialgw.raw import RawClient
+
+        device = RecordingDevice()
+        line = Line("ttyUSB0", device, clock=Clock())
+        telnet = TelnetClient(line)
+        telnetTransport = PausableTransport()
+        telnet.makeConnection(telnetTransport)
+        raw = RawClient(line)
+        rawTransport = PausableTransport()
+        raw.makeConnection(rawTransport)
+        telnet.dataReceived(bytes([IAC, DO, 0]))
+        telnetTransport.clear()
+        line.deviceLost(Failure(OSError(5, "Input/output error")))
+        line.deviceUp()
+        self.assertEqual(
+            telnetTransport.value(),
+            b"\r\n[serialgw: ttyUSB0 is down: [Errno 5] Input/output error; waiting for it]\r\n"
+            b"\r\n[serialgw: ttyUSB0 is back]\r\n",
+        )
+        self.assertEqual(rawTransport.value(), b"")
+        line.notices = False
+        telnetTransport.clear()
+        line.deviceLost(Failure(OSError(5, "Input/output error")))
+        self.assertEqual(telnetTransport.value(), b"")
+
+
 class RestoreTests(SynchronousTestCase):
     def make(self, restore: bool = True) -> tuple[Line, RecordingDevice, list[TelnetClient]]:
         device = RecordingDevice(SerialSettings(115200))
