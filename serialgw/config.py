@@ -250,39 +250,79 @@ class ListenerSpec:
     nodelay: bool = True
 
 
+REMOTE_DEVICES = ("telnet", "tcp", "unix", "rfc2217")
+
+
 @attrs.frozen
 class DeviceSpec:
     """
     Where a line's bytes come from.
 
-    @ivar kind: C{"tty"} (a serial device path) or C{"pty"} (a pseudo-terminal
-        the gateway creates; C{path} is then the symlink to make, or empty).
+    @ivar kind: C{"tty"} (a serial device path), C{"pty"} (a pseudo-terminal
+        the gateway creates; C{path} is then the symlink to make, or empty),
+        or a console elsewhere: C{"telnet"}, C{"tcp"} (raw), C{"rfc2217"}
+        (C{host}, C{port}), C{"unix"} (raw, C{path}).
     """
 
     kind: str
-    path: str
+    path: str = ""
+    host: str = ""
+    port: int = 0
+
+    @property
+    def remote(self) -> bool:
+        return self.kind in REMOTE_DEVICES
 
     def describe(self) -> str:
-        return f"pty:{self.path}" if self.kind == "pty" else self.path
+        if self.kind == "pty":
+            return f"pty:{self.path}"
+        if self.kind == "rfc2217":
+            return f"rfc2217://{self.host}:{self.port}"
+        if self.kind in ("telnet", "tcp"):
+            host = f"[{self.host}]" if ":" in self.host else self.host
+            return f"{self.kind}:{host}:{self.port}"
+        if self.kind == "unix":
+            return f"unix:{self.path}"
+        return self.path
 
 
 def parseDevice(text: str) -> DeviceSpec:
     """
-    Read a device: a tty path (C{/dev/ttyS0}, C{/dev/serial/by-id/...}) or
-    C{pty:LINK}, a pseudo-terminal the gateway creates with a symlink LINK
-    to its slave side (C{pty:} alone: no symlink).
+    Read a device:
+      - a tty path (C{/dev/ttyS0}, C{/dev/serial/by-id/...});
+      - C{pty:LINK}, a pseudo-terminal the gateway creates with a symlink LINK
+        to its slave side (C{pty:} alone: no symlink);
+      - a console elsewhere: C{telnet:HOST:PORT} (e.g. QEMU's
+        C{-serial telnet:...,server}), C{rfc2217://HOST:PORT}, C{tcp:HOST:PORT}
+        (raw), C{unix:PATH} (raw, e.g. a Proxmox VM's serial socket).
     """
-    text = str(text).strip()
+    original = str(text)
+    text = original.strip()
     if text.startswith("pty:"):
         return DeviceSpec("pty", text[len("pty:"):])
     if not text:
-        raise ConfigError("device is empty: expected a tty path or pty:LINK")
-    if "://" in text or (":" in text and not text.startswith("/")):
-        raise ConfigError(
-            f"device {text!r} is not supported yet: expected a tty path such as "
-            "/dev/ttyS0 or pty:LINK"
-        )
-    return DeviceSpec("tty", text)
+        raise ConfigError("device is empty: expected a tty path, pty:LINK, telnet:HOST:PORT, "
+                          "rfc2217://HOST:PORT, tcp:HOST:PORT or unix:PATH")
+    kind, sep, rest = text.partition("://") if "://" in text else text.partition(":")
+    kind = kind.lower()
+    if not sep or text.startswith("/"):
+        return DeviceSpec("tty", text)
+    if kind == "unix":
+        if not rest:
+            raise ConfigError(f"device {original!r} names no socket path")
+        return DeviceSpec("unix", rest)
+    if kind in ("telnet", "tcp", "rfc2217"):
+        if rest.startswith("["):
+            host, _, port = rest[1:].partition("]:")
+        else:
+            host, _, port = rest.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ConfigError(f"device {original!r}: expected {kind}{sep}HOST:PORT")
+        return DeviceSpec(kind, host=host, port=int(port))
+    raise ConfigError(
+        f"unknown device {original!r}: expected a tty path, pty:LINK, telnet:HOST:PORT, "
+        "rfc2217://HOST:PORT, tcp:HOST:PORT or unix:PATH"
+    )
 
 
 @attrs.frozen

@@ -30,6 +30,7 @@ from serialgw.line import Line, Role, describeAddress
 from serialgw.local import FileClient, fifoPair, streamClient
 from serialgw.netconsole import NetconsoleClient
 from serialgw.raw import RawClient
+from serialgw.remote import RemoteDevice
 from serialgw.telnet import TelnetClient
 from serialgw.tls import ServerContextFactory, TLSError, clientOptions
 
@@ -114,6 +115,22 @@ class GatewayService(MultiService):
         self._opened = True
 
     def _openLine(self, config: LineConfig) -> None:
+        device = self._makeDevice(config)
+        line = Line(config.name, device, clock=self.reactor, configured=config.settings,
+                    restoreSettings=config.restoreSettings)
+        line.notices = config.notices
+        device.sink = line
+        self.lines[config.name] = line
+        line.waitForClient = any(spec.wait for spec in config.listeners)
+        for spec in config.listeners:
+            self._listen(line, config, spec)
+
+    def _makeDevice(self, config: LineConfig) -> Any:
+        if config.device.remote:
+            log.info("line {line}: device {device}, a console elsewhere", line=config.name,
+                     device=config.device.describe())
+            return RemoteDevice(config.device, self.reactor, config.breakDuration, config.settings,
+                                retryPolicy=self.retryPolicy)
         try:
             port = self._openPort(config.device, config.settings)
         except DeviceError as e:
@@ -124,13 +141,6 @@ class GatewayService(MultiService):
             def opener(spec: Any = config.device, settings: Any = config.settings) -> IPort:
                 return self._openPort(spec, settings)
 
-        device = SerialDevice(port, self.reactor, config.breakDuration, opener=opener,
-                              reopenPolicy=self.reopenPolicy)
-        line = Line(config.name, device, clock=self.reactor, configured=config.settings,
-                    restoreSettings=config.restoreSettings)
-        line.notices = config.notices
-        device.sink = line
-        self.lines[config.name] = line
         if isinstance(port, PtyPort):
             where = f"{port.link} -> {port.slaveName}" if port.link else port.slaveName
             log.info(
@@ -141,15 +151,9 @@ class GatewayService(MultiService):
                 path=port.link or port.slaveName,
             )
         else:
-            log.info(
-                "line {line}: device {device} at {settings}",
-                line=config.name,
-                device=port.name,
-                settings=config.settings.describe(),
-            )
-        line.waitForClient = any(spec.wait for spec in config.listeners)
-        for spec in config.listeners:
-            self._listen(line, config, spec)
+            log.info("line {line}: device {device} at {settings}", line=config.name, device=port.name,
+                     settings=port.settings.describe())
+        return SerialDevice(port, self.reactor, config.breakDuration, opener=opener, reopenPolicy=self.reopenPolicy)
 
     def _listen(self, line: Line, config: LineConfig, spec: ListenerSpec) -> None:
         handlers = {
@@ -275,7 +279,7 @@ class GatewayService(MultiService):
             waits.append(port.stopListening())
         self.ports = []
         for line in self.lines.values():
-            line.device.close()
+            waits.append(line.device.close())
         self.lines = {}
         self._opened = False
         return waits

@@ -61,8 +61,15 @@ class DeviceTests(SynchronousTestCase):
         self.assertEqual(parseDevice("pty:"), DeviceSpec("pty", ""))
         self.assertEqual(parseDevice("ttyUSB0"), DeviceSpec("tty", "ttyUSB0"))
 
-    def test_notYet(self) -> None:
-        """Remote device forms are refused clearly until they exist."""
-        e = self.assertRaises(ConfigError, parseDevice, "rfc2217://host:2217")
-        self.assertIn("'rfc2217://host:2217' is not supported yet", str(e))
+    def test_remote(self) -> None:
+        """Consoles elsewhere: telnet, rfc2217, tcp (raw), unix (raw)."""
+        self.assertEqual(parseDevice("telnet:127.0.0.1:4321"), DeviceSpec("telnet", host="127.0.0.1", port=4321))
+        self.assertEqual(parseDevice("rfc2217://lab:2217"), DeviceSpec("rfc2217", host="lab", port=2217))
+        self.assertEqual(parseDevice("tcp:[::1]:7000"), DeviceSpec("tcp", host="::1", port=7000))
+        self.assertEqual(parseDevice("unix:/var/run/qemu-server/100.serial0"),
+                         DeviceSpec("unix", "/var/run/qemu-server/100.serial0"))
+        for text in ("telnet:host", "rfc2217://host:0", "ftp://x:1", "unix:"):
+            self.assertRaises(ConfigError, parseDevice, text)
+        self.assertEqual(str(self.assertRaises(ConfigError, parseDevice, "telnet:host")),
+                         "device 'telnet:host': expected telnet:HOST:PORT")
         self.assertRaises(ConfigError, parseDevice, "")

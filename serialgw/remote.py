@@ -1,0 +1,371 @@
+"""
+A console elsewhere as a line's device: a VM console on QEMU's telnet
+chardev, another console server (telnet or RFC 2217), a raw TCP or unix
+socket (Proxmox's C{/var/run/qemu-server/ID.serial0}).
+
+L{RemoteDevice} keeps one connection open with Twisted's ClientService,
+reconnecting with backoff; the line sees it as any device: bytes, breaks,
+settings, modem lines, down and up.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Optional
+
+import attrs
+from twisted.application.internet import ClientService
+from twisted.internet.endpoints import HostnameEndpoint, UNIXClientEndpoint
+from twisted.internet.protocol import Factory, Protocol, connectionDone
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from serialgw.config import DeviceSpec, SerialSettings
+from serialgw.device import _NoSink
+from serialgw.rfc2217 import (
+    BREAK_OFF,
+    BREAK_ON,
+    COM_PORT_OPTION,
+    DTR_OFF,
+    DTR_ON,
+    FLOW_OUT_HARDWARE,
+    FLOW_OUT_NONE,
+    FLOW_OUT_XONXOFF,
+    FLOWCONTROL_RESUME,
+    FLOWCONTROL_SUSPEND,
+    NOTIFY_LINESTATE,
+    NOTIFY_MODEMSTATE,
+    PARITY_CODES,
+    PARITY_VALUES,
+    PURGE_DATA,
+    RTS_OFF,
+    RTS_ON,
+    SERVER_OFFSET,
+    SET_BAUDRATE,
+    SET_CONTROL,
+    SET_DATASIZE,
+    SET_PARITY,
+    SET_STOPSIZE,
+    STOPSIZE_CODES,
+    STOPSIZE_VALUES,
+)
+from serialgw.telnet import BINARY, BRK, ECHO, SGA, TelnetProtocol
+
+log = Logger()
+
+
+class _RawLink(Protocol):
+    """Bytes both ways; a break cannot be sent on a raw socket."""
+
+    transport: Any
+
+    def __init__(self, device: RemoteDevice) -> None:
+        self.device = device
+
+    def connectionMade(self) -> None:
+        self.device._linkUp(self)
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        self.device._linkDown(self, reason)
+
+    def dataReceived(self, data: bytes) -> None:
+        self.device.sink.deviceDataReceived(data)
+
+    def send(self, data: bytes) -> None:
+        self.transport.write(data)
+
+    def sendBreak(self) -> bool:
+        log.info("{device}: a raw socket cannot carry a break", device=self.device.name)
+        return False
+
+    def control(self, code: int) -> None:
+        pass
+
+    def applySettings(self, settings: SerialSettings) -> None:
+        pass
+
+    def purge(self, which: int) -> None:
+        pass
+
+
+class _TelnetLink(TelnetProtocol):
+    """
+    A telnet client to a console: binary both ways, the far end echoes;
+    breaks go as IAC BRK.
+    """
+
+    transport: Any
+
+    def __init__(self, device: RemoteDevice) -> None:
+        TelnetProtocol.__init__(self)
+        self.device = device
+
+    def connectionMade(self) -> None:
+        self.requestLocal(BINARY)
+        self.requestRemote(BINARY)
+        self.requestRemote(SGA)
+        self.device._linkUp(self)
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        self.device._linkDown(self, reason)
+
+    def acceptLocal(self, option: int) -> bool:
+        return option in (BINARY, SGA)
+
+    def acceptRemote(self, option: int) -> bool:
+        return option in (BINARY, SGA, ECHO)
+
+    def telnetDataReceived(self, data: bytes) -> None:
+        self.device.sink.deviceDataReceived(data)
+
+    def send(self, data: bytes) -> None:
+        self.writeData(data)
+
+    def sendBreak(self) -> bool:
+        self.sendCommand(BRK)
+        return True
+
+    def control(self, code: int) -> None:
+        pass
+
+    def applySettings(self, settings: SerialSettings) -> None:
+        pass
+
+    def purge(self, which: int) -> None:
+        pass
+
+
+class _ComPortLink(_TelnetLink):
+    """
+    An RFC 2217 client: settings, breaks (SET-CONTROL BREAK ON/OFF), DTR/RTS,
+    purges and modem state travel to the remote port; its answers are the
+    truth the device reports.
+    """
+
+    def __init__(self, device: RemoteDevice) -> None:
+        _TelnetLink.__init__(self, device)
+        self.comPort = False
+        self.suspended = False
+        self._held: list[bytes] = []
+
+    def connectionMade(self) -> None:
+        self.requestLocal(COM_PORT_OPTION)
+        _TelnetLink.connectionMade(self)
+
+    def acceptLocal(self, option: int) -> bool:
+        return option == COM_PORT_OPTION or _TelnetLink.acceptLocal(self, option)
+
+    def acceptRemote(self, option: int) -> bool:
+        return option == COM_PORT_OPTION or _TelnetLink.acceptRemote(self, option)
+
+    def telnetOptionChanged(self, option: int, local: bool, enabled: bool) -> None:
+        if option == COM_PORT_OPTION and enabled and not self.comPort:
+            self.comPort = True
+            self.applySettings(self.device.settings)
+            for name, on in self.device.modemLines.items():
+                self.control((DTR_ON if on else DTR_OFF) if name == "dtr" else (RTS_ON if on else RTS_OFF))
+
+    def command(self, command: int, value: bytes) -> None:
+        if self.comPort:
+            self.sendSubnegotiation(COM_PORT_OPTION, bytes((command,)) + value)
+
+    def send(self, data: bytes) -> None:
+        if self.suspended:
+            self._held.append(data)
+        else:
+            self.writeData(data)
+
+    def sendBreak(self) -> bool:
+        if not self.comPort:
+            return _TelnetLink.sendBreak(self)
+        self.control(BREAK_ON)
+        return True
+
+    def endBreak(self) -> None:
+        if self.comPort:
+            self.control(BREAK_OFF)
+
+    def control(self, code: int) -> None:
+        self.command(SET_CONTROL, bytes((code,)))
+
+    def applySettings(self, settings: SerialSettings) -> None:
+        self.command(SET_BAUDRATE, settings.baudrate.to_bytes(4, "big"))
+        self.command(SET_DATASIZE, bytes((settings.bytesize,)))
+        self.command(SET_PARITY, bytes((PARITY_VALUES[settings.parity],)))
+        self.command(SET_STOPSIZE, bytes((STOPSIZE_VALUES[settings.stopbits],)))
+        flow = FLOW_OUT_HARDWARE if settings.rtscts else FLOW_OUT_XONXOFF if settings.xonxoff else FLOW_OUT_NONE
+        self.control(flow)
+
+    def purge(self, which: int) -> None:
+        self.command(PURGE_DATA, bytes((which,)))
+
+    def telnetSubnegotiation(self, option: int, payload: bytes) -> None:
+        if option != COM_PORT_OPTION or not payload:
+            return
+        command, value = payload[0] - SERVER_OFFSET, payload[1:]
+        device = self.device
+        try:
+            if command == SET_BAUDRATE and len(value) == 4:
+                device._remoteSettings(baudrate=int.from_bytes(value, "big"))
+            elif command == SET_DATASIZE and len(value) == 1 and 5 <= value[0] <= 8:
+                device._remoteSettings(bytesize=value[0])
+            elif command == SET_PARITY and len(value) == 1 and value[0] in PARITY_CODES:
+                device._remoteSettings(parity=PARITY_CODES[value[0]])
+            elif command == SET_STOPSIZE and len(value) == 1 and value[0] in STOPSIZE_CODES:
+                device._remoteSettings(stopbits=STOPSIZE_CODES[value[0]])
+            elif command == NOTIFY_MODEMSTATE and len(value) == 1:
+                device.modem = value[0] & 0xF0
+            elif command == NOTIFY_LINESTATE and len(value) == 1 and value[0] & 0x1E:
+                device.sink.deviceLineState(value[0] & 0x1E)
+            elif command == FLOWCONTROL_SUSPEND:
+                self.suspended = True
+            elif command == FLOWCONTROL_RESUME:
+                self.suspended = False
+                held, self._held = self._held, []
+                for data in held:
+                    self.writeData(data)
+        except Exception:
+            log.failure("{device}: bad RFC 2217 answer {payload!r}", device=device.name, payload=payload)
+
+
+class RemoteDevice:
+    """
+    A line's device reached over the network, reconnected with backoff.
+
+    Settings, DTR/RTS and breaks are remembered here and sent to the remote
+    port (RFC 2217) on every connection; for telnet and raw consoles they
+    are remembered only (a telnet console gets breaks as IAC BRK).
+    """
+
+    def __init__(
+        self,
+        spec: DeviceSpec,
+        reactor: Any,
+        breakDuration: float = 0.25,
+        settings: SerialSettings = SerialSettings(),
+        retryPolicy: Optional[Callable[[int], float]] = None,
+    ) -> None:
+        self.spec = spec
+        self.name = spec.describe()
+        self.reactor = reactor
+        self.breakDuration = breakDuration
+        self.settings = settings
+        self.modemLines = {"dtr": True, "rts": True}
+        self.modem: Optional[int] = None
+        self.sink: Any = _NoSink()
+        self.up = False
+        self.closed = False
+        self.breaks = 0
+        self.dropped = 0
+        self.bytesWritten = 0
+        self._link: Any = None
+        self._everUp = False
+        self._breakCall: Any = None
+        endpoint: Any
+        if spec.kind == "unix":
+            endpoint = UNIXClientEndpoint(reactor, spec.path)
+        else:
+            endpoint = HostnameEndpoint(reactor, spec.host, spec.port)
+        link = {"telnet": _TelnetLink, "rfc2217": _ComPortLink}.get(spec.kind, _RawLink)
+        factory = Factory.forProtocol(lambda: link(self))  # type: ignore[arg-type]
+        factory.noisy = False
+        kwargs: dict[str, Any] = {"clock": reactor}
+        if retryPolicy is not None:
+            kwargs["retryPolicy"] = retryPolicy
+        self._service = ClientService(endpoint, factory, **kwargs)
+
+    # The line's side
+
+    @property
+    def usable(self) -> bool:
+        return self._link is not None and not self.closed
+
+    @property
+    def breaking(self) -> bool:
+        return self._breakCall is not None
+
+    def start(self) -> None:
+        if not self._service.running and not self.closed:
+            log.info("{device}: connecting (reconnecting with backoff)", device=self.name)
+            self._service.startService()
+
+    def write(self, data: bytes) -> None:
+        if not self.usable:
+            self.dropped += len(data)
+            return
+        self.bytesWritten += len(data)
+        self._link.send(data)
+
+    def sendBreak(self, duration: Optional[float] = None) -> bool:
+        if not self.usable or self._breakCall is not None:
+            return False
+        if not self._link.sendBreak():
+            return False
+        self.breaks += 1
+        self._breakCall = self.reactor.callLater(
+            self.breakDuration if duration is None else duration, self.stopBreak
+        )
+        return True
+
+    def stopBreak(self) -> None:
+        if self._breakCall is None:
+            return
+        if self._breakCall.active():
+            self._breakCall.cancel()
+        self._breakCall = None
+        if self._link is not None and hasattr(self._link, "endBreak"):
+            self._link.endBreak()
+
+    def apply(self, settings: SerialSettings) -> SerialSettings:
+        self.settings = settings
+        if self.usable:
+            self._link.applySettings(settings)
+        return settings
+
+    def setModemLine(self, name: str, on: bool) -> bool:
+        self.modemLines[name] = on
+        if self.usable:
+            self._link.control((DTR_ON if on else DTR_OFF) if name == "dtr" else (RTS_ON if on else RTS_OFF))
+        return on
+
+    def modemState(self) -> Optional[int]:
+        return self.modem if self.usable else None
+
+    def purge(self, receive: bool, transmit: bool) -> None:
+        if self.usable and (receive or transmit):
+            self._link.purge((1 if receive else 0) | (2 if transmit else 0))
+
+    def queuedBytes(self) -> int:
+        return 0
+
+    def close(self) -> Any:
+        if self.closed:
+            return None
+        self.closed = True
+        self.stopBreak()
+        return self._service.stopService()
+
+    # The link's side
+
+    def _linkUp(self, link: Any) -> None:
+        self._link = link
+        self.up = True
+        log.info("{device}: connected", device=self.name)
+        if self._everUp:
+            self.sink.deviceUp()
+        self._everUp = True
+
+    def _linkDown(self, link: Any, reason: Failure) -> None:
+        if link is not self._link:
+            return
+        self._link = None
+        self.up = False
+        self.modem = None
+        if self._breakCall is not None and self._breakCall.active():
+            self._breakCall.cancel()
+        self._breakCall = None
+        if not self.closed:
+            log.warn("{device}: connection lost: {reason}", device=self.name, reason=reason.getErrorMessage())
+            self.sink.deviceLost(reason)
+
+    def _remoteSettings(self, **changes: Any) -> None:
+        self.settings = attrs.evolve(self.settings, **changes)
