@@ -112,3 +112,55 @@ class GuestConsoleTests(unittest.TestCase):
         await guest.pokeUntil(client.send, client.output, guest.PROMPT, BOOT)
         client.send(b"echo $((6*7))\r")
         await client.output.expect(ANSWER, STEP)
+
+
+def freeTCPPort() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class SysrqTests(unittest.TestCase):
+    """
+    The user's headline: a VM console on QEMU's telnet chardev, served by
+    the gateway, reached with Debian's telnet client; `send brk` then `h`
+    reaches the guest kernel as magic SysRq.
+    """
+
+    timeout = 120
+
+    def setUp(self) -> None:
+        guest.guestImage()
+
+    async def test_sysrqThroughTelnetDevice(self) -> None:
+        """telnet -> gateway -> QEMU telnet chardev: a command answers, then send brk + h prints sysrq: HELP."""
+        import shutil
+
+        telnet = shutil.which("telnet")
+        if telnet is None:
+            raise unittest.SkipTest("Debian's telnet client is not installed (apt-get install telnet)")
+        qport = freeTCPPort()
+        guest.spawn(self, "qemu", guest.qemuCommand(f"telnet:127.0.0.1:{qport},server,nowait"))
+        env = dict(os.environ, PYTHONPATH=REPO, PYTHONUNBUFFERED="1")
+        argv = TWISTD + ["-n", "--pidfile=", "serialgw", "--device", f"telnet:127.0.0.1:{qport}",
+                         "--port", "tcp:0:interface=127.0.0.1"]
+        gateway = guest.spawn(self, "gateway", argv, env=env, path=REPO)
+        port = int((await gateway.output.expect(LISTENER, STEP)).group(1))
+        await gateway.output.expect(re.compile(rb"telnet:127\.0\.0\.1:\d+: connected"), BOOT)
+
+        client = guest.spawn(self, "telnet", [telnet, "127.0.0.1", str(port)], usePTY=True, env=dict(os.environ))
+        await client.output.expect(b"Escape character is", STEP)
+
+        def type_(data: bytes) -> None:
+            client.transport.write(data)  # type: ignore[union-attr]
+
+        await guest.pokeUntil(type_, client.output, guest.PROMPT, BOOT)
+        type_(b"echo $((6*7))\r")
+        await client.output.expect(b"\r\n42\r\n", STEP)
+        type_(b"\x1d")
+        await client.output.expect(b"telnet> ", STEP)
+        type_(b"send brk\r")
+        type_(b"h")
+        await client.output.expect(b"sysrq: HELP", STEP)
