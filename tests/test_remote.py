@@ -1,0 +1,106 @@
+"""
+Remote devices: a second gateway serving a pty over RFC 2217 as the device
+of a first one; raw unix and TCP consoles.
+"""
+
+from __future__ import annotations
+
+import os
+import termios
+
+from twisted.internet import defer, protocol, reactor
+from twisted.internet.endpoints import UNIXServerEndpoint
+from twisted.trial.unittest import TestCase
+
+from serialgw.config import DeviceSpec, LineConfig, ListenerSpec, Protocol, SerialSettings
+from serialgw.service import GatewayService
+from tests.realio import Collector, PtyPair, connect
+
+IAC, SB, SE, WILL = 255, 250, 240, 251
+
+
+class RemoteDeviceTests(TestCase):
+    timeout = 30
+
+    def start(self, config: LineConfig) -> GatewayService:
+        service = GatewayService([config], retryPolicy=lambda attempt: 0.05)
+        service.startService()
+        self.addCleanup(service.stopService)
+        return service
+
+    async def closeAll(self, *clients: Collector) -> None:
+        for client in clients:
+            client.transport.loseConnection()  # type: ignore[union-attr]
+            await client.closed
+
+    async def test_rfc2217Chain(self) -> None:
+        """A gateway whose device is rfc2217:// to another gateway: settings, data, break and DTR reach the far pty."""
+        pty = PtyPair()
+        self.addCleanup(pty.close)
+        pty.startReading()
+        far = self.start(LineConfig("far", DeviceSpec("tty", pty.slaveName),
+                                    listeners=(ListenerSpec("tcp:0:interface=127.0.0.1"),)))
+        farPort = far.ports[0][1].getHost().port
+        near = self.start(LineConfig("near", DeviceSpec("rfc2217", host="127.0.0.1", port=farPort),
+                                     settings=SerialSettings(57600, stopbits=2),
+                                     listeners=(ListenerSpec("tcp:0:interface=127.0.0.1", Protocol.RAW),)))
+        farLine = far.lines["far"]
+        controlled: defer.Deferred[None] = defer.Deferred()
+        addController = farLine.addController
+
+        def added(client: object) -> None:
+            addController(client)
+            if not controlled.called:
+                controlled.callback(None)
+
+        farLine.addController = added  # type: ignore[method-assign]
+        await controlled
+        client = await connect(near.ports[0][1].getHost().port)
+        # Data both ways proves the chain is up (and the settings sent before it).
+        client.transport.write(b"\x00\xff\r\n")  # type: ignore[union-attr]
+        self.assertEqual(await pty.received.length(4), b"\x00\xff\r\n")
+        attrs = termios.tcgetattr(pty.master)
+        self.assertEqual(attrs[5], termios.B57600)
+        self.assertTrue(attrs[2] & termios.CSTOPB)
+        pty.write(b"\xff back")
+        self.assertEqual(await client.received.length(6), b"\xff back")
+
+        nearLine = near.lines["near"]
+        self.assertTrue(nearLine.device.sendBreak(0.1))
+        nearLine.device.setModemLine("dtr", False)
+        nearLine.device.apply(SerialSettings(9600))
+        client.transport.write(b"sync")  # type: ignore[union-attr]
+        await pty.received.contains(b"sync")
+        self.assertEqual(farLine.device.breaks, 1)
+        self.assertEqual(farLine.device.modemLines["dtr"], False)
+        self.assertEqual(termios.tcgetattr(pty.master)[5], termios.B9600)
+        await self.closeAll(client)
+
+    async def test_unixRawDevice(self) -> None:
+        """unix:PATH as a device (a Proxmox VM's serial socket): bytes both ways, reconnect after the far end restarts."""
+        path = os.path.abspath(self.mktemp())
+        accepted: list[defer.Deferred[Collector]] = [defer.Deferred(), defer.Deferred()]
+
+        class Console(Collector):
+            def connectionMade(self) -> None:
+                next(d for d in accepted if not d.called).callback(self)
+
+        factory = protocol.Factory.forProtocol(Console)
+        listening = await UNIXServerEndpoint(reactor, path).listen(factory)
+        gw = self.start(LineConfig("vm100", DeviceSpec("unix", path),
+                                   listeners=(ListenerSpec("tcp:0:interface=127.0.0.1", Protocol.RAW),)))
+        console = await accepted[0]
+        user = await connect(gw.ports[0][1].getHost().port)
+        console.transport.write(b"login: ")  # type: ignore[union-attr]
+        self.assertEqual(await user.received.length(7), b"login: ")
+        user.transport.write(b"root\r")  # type: ignore[union-attr]
+        self.assertEqual(await console.received.length(5), b"root\r")
+
+        await listening.stopListening()
+        await self.closeAll(console)
+        listening = await UNIXServerEndpoint(reactor, path).listen(factory)
+        self.addCleanup(listening.stopListening)
+        console = await accepted[1]
+        console.transport.write(b"again")  # type: ignore[union-attr]
+        self.assertEqual(await user.received.length(12), b"login: again")
+        await self.closeAll(console, user)
