@@ -182,7 +182,9 @@ class ListenerKind(Enum):
       - C{UDP}: datagrams to and from fixed addresses (netconsole);
       - C{FILE}: device output appended to a file;
       - C{PIPE}: QEMU's FIFO pair C{PATH.in} / C{PATH.out};
-      - C{STDIO}: the gateway's own terminal.
+      - C{STDIO}: the gateway's own terminal;
+      - C{PTY}: a pseudo-terminal for a local program (QEMU's C{pty},
+        remserial C{-l}); its termios changes become settings requests.
     """
 
     LISTEN = "listen"
@@ -191,6 +193,7 @@ class ListenerKind(Enum):
     FILE = "file"
     PIPE = "pipe"
     STDIO = "stdio"
+    PTY = "pty"
 
 
 @attrs.frozen

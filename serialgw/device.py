@@ -161,7 +161,15 @@ def _readBack(ser: serial.Serial) -> SerialSettings:
     pyserial remembers them; a speed termios cannot name (BOTHER) is
     pyserial's.
     """
-    iflag, _oflag, cflag, _lflag, _ispeed, ospeed, _cc = termios.tcgetattr(ser.fd)
+    return readTermios(ser.fd, int(ser.baudrate), ser.stopbits == 1.5)
+
+
+def readTermios(fd: int, otherBaud: int = 115200, oneAndHalf: bool = False) -> SerialSettings:
+    """
+    A tty's settings from termios; C{otherBaud} stands for a speed termios
+    cannot name; C{oneAndHalf}: 2 stop bits with 5 data bits are 1.5.
+    """
+    iflag, _oflag, cflag, _lflag, _ispeed, ospeed, _cc = termios.tcgetattr(fd)
     bytesize = _SIZES[cflag & termios.CSIZE]
     if not cflag & termios.PARENB:
         parity = "N"
@@ -171,9 +179,9 @@ def _readBack(ser: serial.Serial) -> SerialSettings:
         parity = "O" if cflag & termios.PARODD else "E"
     stopbits: float = 1
     if cflag & termios.CSTOPB:
-        stopbits = 1.5 if bytesize == 5 and ser.stopbits == 1.5 else 2
+        stopbits = 1.5 if bytesize == 5 and oneAndHalf else 2
     return SerialSettings(
-        baudrate=_SPEEDS.get(ospeed, int(ser.baudrate)),
+        baudrate=_SPEEDS.get(ospeed, otherBaud),
         bytesize=bytesize,
         parity=parity,
         stopbits=stopbits,
@@ -418,7 +426,7 @@ class PtyPort(TtyPort):
         self.name = f"pty:{link}" if link else slaveName
         if link:
             try:
-                _replaceSymlink(slaveName, link)
+                replaceSymlink(slaveName, link)
             except OSError as e:
                 self.close()
                 raise DeviceError(f"cannot make symlink {link!r} to {slaveName}: {_reason(e)}") from None
@@ -479,7 +487,7 @@ def fcntlBreak(fd: int, on: bool) -> None:
     fcntl.ioctl(fd, TIOCSBRK if on else TIOCCBRK)
 
 
-def _replaceSymlink(target: str, link: str) -> None:
+def replaceSymlink(target: str, link: str) -> None:
     """
     Point C{link} at C{target} atomically, replacing a stale link.  A
     regular file or directory in the way is an error, never removed.

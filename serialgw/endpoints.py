@@ -39,7 +39,7 @@ from serialgw.config import (
     UDPSpec,
 )
 
-QEMU_WORDS = ("telnet", "udp", "mon", "file", "pipe", "stdio")
+QEMU_WORDS = ("telnet", "udp", "mon", "file", "pipe", "stdio", "pty")
 QEMU_TCP_OPTIONS = ("server", "wait", "nowait", "nodelay", "ipv4", "ipv6", "reconnect", "telnet", "to")
 
 
@@ -80,6 +80,8 @@ def parseListener(text: str) -> ListenerSpec:
     word = word.lower()
     if word == "stdio" and not colon:
         return done(ListenerSpec("", Protocol.RAW, kind=ListenerKind.STDIO))
+    if word == "pty" and not colon:
+        return done(ListenerSpec("", Protocol.RAW, kind=ListenerKind.PTY))
     if not colon:
         raise ConfigError(
             f"cannot read listener {original!r}: expected a port number, an endpoint "
@@ -166,6 +168,8 @@ def _qemu(word: str, body: str, original: str) -> ListenerSpec:
         raise ConfigError(
             f"mon: (QEMU's monitor multiplexer, our escape menu) is not supported yet: {original!r}"
         )
+    if word == "pty":
+        return ListenerSpec(body, Protocol.RAW, kind=ListenerKind.PTY, path=body)
     if word in ("file", "pipe"):
         if not body or "," in body:
             raise ConfigError(f"{word}: takes a path and no options, not {original!r}")

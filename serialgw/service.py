@@ -29,6 +29,7 @@ from serialgw.device import DeviceError, IPort, PtyPort, SerialDevice, openPort
 from serialgw.line import Line, Role, describeAddress
 from serialgw.local import FileClient, fifoPair, streamClient
 from serialgw.netconsole import NetconsoleClient
+from serialgw.ptylink import PtyClient
 from serialgw.raw import RawClient
 from serialgw.remote import RemoteDevice
 from serialgw.telnet import TelnetClient
@@ -163,6 +164,7 @@ class GatewayService(MultiService):
             ListenerKind.FILE: self._file,
             ListenerKind.PIPE: self._pipe,
             ListenerKind.STDIO: self._stdio,
+            ListenerKind.PTY: self._pty,
         }
         try:
             handlers[spec.kind](line, config, spec)
@@ -246,6 +248,12 @@ class GatewayService(MultiService):
         transport = streamClient(line, self.reactor, fdIn, fdOut)
         self._closers.append(transport.loseConnection)
         log.info("line {line}: pipe {path}", line=config.name, path=spec.path)
+
+    def _pty(self, line: Line, config: LineConfig, spec: ListenerSpec) -> None:
+        client = PtyClient(line, spec.path, self.reactor)
+        self._closers.append(client.close)
+        where = f"{spec.path} -> {client.slaveName}" if spec.path else client.slaveName
+        log.info("line {line}: pty {where} for a local program", line=config.name, where=where)
 
     def _stdio(self, line: Line, config: LineConfig, spec: ListenerSpec) -> None:
         transport = streamClient(line, self.reactor)

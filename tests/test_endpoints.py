@@ -104,6 +104,9 @@ class QemuManualTests(SynchronousTestCase):
         self.assertEqual((parseListener("file:/tmp/c.log").kind, parseListener("file:/tmp/c.log").path), (ListenerKind.FILE, "/tmp/c.log"))
         self.assertEqual(parseListener("pipe:/tmp/f").kind, ListenerKind.PIPE)
         self.assertEqual(parseListener("stdio").kind, ListenerKind.STDIO)
+        self.assertEqual((parseListener("pty").kind, parseListener("pty").path), (ListenerKind.PTY, ""))
+        self.assertEqual((parseListener("pty:/tmp/ttyV0").kind, parseListener("pty:/tmp/ttyV0").path),
+                         (ListenerKind.PTY, "/tmp/ttyV0"))
 
     def test_ipv6(self) -> None:
         """[::1] in QEMU strings means tcp6."""

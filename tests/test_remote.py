@@ -76,6 +76,41 @@ class RemoteDeviceTests(TestCase):
         self.assertEqual(termios.tcgetattr(pty.master)[5], termios.B9600)
         await self.closeAll(client)
 
+    async def test_ptyProgramSetsRemoteBaud(self) -> None:
+        """A program on a pty: listener sets 9600 with tcsetattr; the remote RFC 2217 port follows (remserial -l cannot)."""
+        pty = PtyPair()
+        self.addCleanup(pty.close)
+        pty.startReading()
+        far = self.start(LineConfig("far", DeviceSpec("tty", pty.slaveName),
+                                    listeners=(ListenerSpec("tcp:0:interface=127.0.0.1"),)))
+        farLine = far.lines["far"]
+        controlled: defer.Deferred[None] = defer.Deferred()
+        addController = farLine.addController
+
+        def added(client: object) -> None:
+            addController(client)
+            if not controlled.called:
+                controlled.callback(None)
+
+        farLine.addController = added  # type: ignore[method-assign]
+        link = os.path.abspath(self.mktemp())
+        from serialgw.endpoints import parseListener
+
+        self.start(LineConfig("near", DeviceSpec("rfc2217", host="127.0.0.1", port=far.ports[0][1].getHost().port),
+                              listeners=(parseListener(f"pty:{link}"),)))
+        await controlled
+        fd = os.open(link, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+        self.addCleanup(os.close, fd)
+        attrs = termios.tcgetattr(fd)
+        attrs[4] = attrs[5] = termios.B9600
+        attrs[2] |= termios.CSTOPB
+        termios.tcsetattr(fd, termios.TCSANOW, attrs)
+        os.write(fd, b"program says hi")
+        self.assertEqual(await pty.received.length(15), b"program says hi")
+        farAttrs = termios.tcgetattr(pty.master)
+        self.assertEqual(farAttrs[5], termios.B9600)
+        self.assertTrue(farAttrs[2] & termios.CSTOPB)
+
     async def test_unixRawDevice(self) -> None:
         """unix:PATH as a device (a Proxmox VM's serial socket): bytes both ways, reconnect after the far end restarts."""
         path = os.path.abspath(self.mktemp())
