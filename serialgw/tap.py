@@ -51,8 +51,9 @@ ENDPOINT is a port number (TCP, all interfaces) or a Twisted endpoint string
 
     optParameters: list[list[Any]] = [
         ["device", "d", None,
-         "Serial device: a tty path (/dev/ttyS0, /dev/serial/by-id/...) or pty:LINK, "
-         "a pseudo-terminal made by the gateway with a symlink LINK to it "
+         "Serial device: a tty path (/dev/ttyS0, /dev/serial/by-id/...); pty:LINK, "
+         "a pseudo-terminal made by the gateway with a symlink LINK to it; or a console "
+         "elsewhere: telnet:HOST:PORT, rfc2217://HOST:PORT, tcp:HOST:PORT, unix:PATH "
          f"[default: {DEFAULT_DEVICE}]"],
         ["port", "p", None,
          "Listener: a TCP port number on all interfaces (4444), or "

@@ -396,6 +396,17 @@ class PtyPortTests(SynchronousTestCase):
         port.close()
         self.assertFalse(os.path.lexists(link))
 
+    def test_programReopens(self) -> None:
+        """The program on the pty may close and reopen it: the gateway's side keeps working."""
+        link = self.mktemp()
+        port = openPort(DeviceSpec("pty", link), SerialSettings())
+        self.addCleanup(port.close)
+        for text in (b"first open", b"second open"):
+            fd = os.open(link, os.O_RDWR | os.O_NOCTTY)
+            os.write(fd, text)
+            os.close(fd)
+            self.assertEqual(port.read(), text)
+
     def test_staleLinkReplaced(self) -> None:
         """A stale symlink is replaced; a regular file in the way is an error."""
         link = self.mktemp()
