@@ -285,6 +285,13 @@ class TtyPort:
         self._serial = ser
         self._fd: int = ser.fd
         fdesc.setNonBlocking(self._fd)
+        # pyserial keeps two pipes to interrupt its own blocking read and
+        # write, which we never call: four descriptors a line, given back.
+        for name in ("pipe_abort_read_r", "pipe_abort_read_w", "pipe_abort_write_r", "pipe_abort_write_w"):
+            fd = getattr(ser, name, None)
+            if fd is not None:
+                os.close(fd)
+                setattr(ser, name, None)
         self._marks: Optional[ErrorMarks] = None
         if self.detectsLineErrors:
             self._marks = ErrorMarks()
@@ -390,7 +397,11 @@ class TtyPort:
             termios.tcflush(self._fd, termios.TCOFLUSH)
 
     def close(self) -> None:
-        self._serial.close()
+        # Not pyserial's close(): it would close the pipes given back above.
+        ser = self._serial
+        if ser.is_open and ser.fd is not None:
+            fd, ser.fd, ser.is_open = ser.fd, None, False
+            os.close(fd)
 
 
 @implementer(IPort)

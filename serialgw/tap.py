@@ -175,5 +175,20 @@ class _TwistdGatewayService(GatewayService):
             raise SystemExit(f"serialgw: error: {e}") from None
 
 
+def raiseFileLimit() -> None:
+    """
+    Many lines mean many descriptors: raise the soft RLIMIT_NOFILE to the
+    hard limit (Twisted's epoll reactor has no 1024 ceiling).
+    """
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY:
+        hard = 1 << 20
+    if soft != resource.RLIM_INFINITY and soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
 def makeService(options: Options, reactor: Optional[Any] = None) -> GatewayService:
+    raiseFileLimit()
     return _TwistdGatewayService([options["line"]], reactor=reactor)
