@@ -1,0 +1,438 @@
+#!/usr/bin/env python3
+"""
+serialgw against socat and ser2net, measured in the same run on the same
+setup: a pty pair stands in for the UART (the benchmark holds the master,
+the server under test opens the slave), clients on loopback TCP.
+
+    python3 bench/run.py                 # everything (installs socat, ser2net)
+    python3 bench/run.py --quick         # fewer samples, lines 16 and 128
+
+Prints a table with serialgw/peer ratios and writes JSON (bench/results/).
+Not part of the tests: timings depend on the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import platform
+import resource
+import selectors
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import tty
+from typing import Any, Callable, Optional
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TWISTD = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()"]
+OFFER = bytes([255, 251, 1, 255, 251, 3, 255, 251, 0, 255, 253, 3, 255, 253, 0, 255, 253, 44])
+AGREE = bytes([255, 253, 1, 255, 253, 3, 255, 253, 0, 255, 251, 3, 255, 251, 0, 255, 252, 44])
+MiB = 1024 * 1024
+
+
+def ensurePeers() -> None:
+    missing = [p for p, exe in (("socat", "socat"), ("ser2net", "ser2net")) if not shutil.which(exe)]
+    if missing:
+        print(f"installing {' '.join(missing)} ...", flush=True)
+        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+        subprocess.run(["apt-get", "install", "-y", "-q", *missing], check=True, env=env,
+                       stdout=subprocess.DEVNULL)
+    subprocess.run(["systemctl", "stop", "ser2net"], stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    subprocess.run(["pkill", "-x", "ser2net"], stderr=subprocess.DEVNULL)
+
+
+def freePort() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Pty:
+    def __init__(self) -> None:
+        self.master, slave = os.openpty()
+        tty.setraw(slave)
+        self.slave = os.ttyname(slave)
+        self._slaveFd = slave  # held so the master never sees EIO
+
+    def close(self) -> None:
+        os.close(self.master)
+        os.close(self._slaveFd)
+
+
+def readExactly(read: Callable[[int], bytes], n: int) -> bytes:
+    chunks, got = [], 0
+    while got < n:
+        data = read(min(n - got, 1 << 20))
+        if not data:
+            raise EOFError
+        chunks.append(data)
+        got += len(data)
+    return b"".join(chunks)
+
+
+def waitListening(port: int, timeout: float = 30.0) -> None:
+    """Wait for a TCP listener on the port, without connecting (socat serves one connection)."""
+    deadline = time.monotonic() + timeout
+    wanted = f":{port:04X} "
+    while time.monotonic() < deadline:
+        with open("/proc/net/tcp") as f:
+            if any(wanted in line and line.split()[3] == "0A" for line in f):
+                return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on {port}")
+
+
+def cpuSeconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rssKiB(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+# --- servers under test ------------------------------------------------------
+
+
+class Server:
+    name = "?"
+    telnet = False
+
+    def __init__(self) -> None:
+        self.proc: Optional[subprocess.Popen[bytes]] = None
+        self.dir = tempfile.mkdtemp(prefix="serialgw-bench-")
+
+    def start(self, devices: list[str], ports: list[int], telnetPort: Optional[int] = None) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+            self.proc = None
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class Serialgw(Server):
+    name = "serialgw"
+    telnet = True
+
+    def start(self, devices: list[str], ports: list[int], telnetPort: Optional[int] = None) -> None:
+        env = dict(os.environ, PYTHONPATH=REPO)
+        if len(devices) == 1:
+            argv = TWISTD + ["-n", "--pidfile=", "--logfile=/dev/null", "serialgw", "--device", devices[0],
+                             "--port", f"raw+tcp:{ports[0]}:interface=127.0.0.1"]
+            if telnetPort:
+                argv += ["--listen", f"tcp:{telnetPort}:interface=127.0.0.1"]
+            self.proc = subprocess.Popen(argv, cwd=REPO, env=env, stdout=subprocess.DEVNULL)
+        else:
+            listFile = os.path.join(self.dir, "devices")
+            with open(listFile, "w") as f:
+                f.write("\n".join(devices))
+            self.proc = subprocess.Popen([sys.executable, os.path.join(REPO, "bench", "farm.py"), listFile,
+                                          str(ports[0])], cwd=REPO, env=env, stdout=subprocess.PIPE)
+            assert self.proc.stdout is not None
+            self.proc.stdout.readline()
+        waitListening(ports[-1])
+
+
+class Socat(Server):
+    name = "socat"
+
+    def start(self, devices: list[str], ports: list[int], telnetPort: Optional[int] = None) -> None:
+        assert len(devices) == 1
+        self.proc = subprocess.Popen(
+            ["socat", f"TCP-LISTEN:{ports[0]},reuseaddr,nodelay,bind=127.0.0.1", f"{devices[0]},raw,echo=0"])
+        waitListening(ports[0])
+
+
+class Ser2net(Server):
+    name = "ser2net"
+    options = ""
+
+    def start(self, devices: list[str], ports: list[int], telnetPort: Optional[int] = None) -> None:
+        config = os.path.join(self.dir, "ser2net.yaml")
+        with open(config, "w") as f:
+            for i, (device, port) in enumerate(zip(devices, ports)):
+                f.write(f"connection: &c{i}\n  accepter: tcp,127.0.0.1,{port}\n"
+                        f"  connector: serialdev,{device},115200n81,local\n{self.options}\n")
+        self.proc = subprocess.Popen(["ser2net", "-n", "-c", config, "-P", os.path.join(self.dir, "pid")],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        waitListening(ports[-1])
+
+
+class Ser2netTuned(Ser2net):
+    name = "ser2net-tuned"
+    options = "  options:\n    chardelay: false\n    dev-to-net-bufsize: 4096\n    net-to-dev-bufsize: 4096\n"
+
+
+# --- measurements ------------------------------------------------------------
+
+
+def roundTrips(pty: Pty, sock: socket.socket, count: int) -> list[float]:
+    """pty master -> server -> client, echoed -> server -> pty master, one byte."""
+    times = []
+    for _ in range(count):
+        start = time.perf_counter()
+        os.write(pty.master, b"x")
+        readExactly(sock.recv, 1)
+        sock.sendall(b"y")
+        readExactly(lambda n: os.read(pty.master, n), 1)
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def throughput(pty: Pty, sock: socket.socket, size: int, toDevice: bool, telnet: bool) -> float:
+    """MiB/s one way, byte-exact (checked with a hash)."""
+    data = os.urandom(size)
+    expected = hashlib.sha256(data).hexdigest()
+    result: dict[str, Any] = {}
+
+    def produce() -> None:
+        if toDevice:
+            sock.sendall(data.replace(b"\xff", b"\xff\xff") if telnet else data)
+        else:
+            view = memoryview(data)
+            while view:
+                n = os.write(pty.master, view[:65536])
+                view = view[n:]
+
+    writer = threading.Thread(target=produce)
+    start = time.perf_counter()
+    writer.start()
+    if toDevice:
+        got = readExactly(lambda n: os.read(pty.master, n), size)
+    else:
+        digest, got_n, wire, pending = hashlib.sha256(), 0, 0, b""
+        while got_n < size:
+            chunk = sock.recv(1 << 20)
+            if not chunk:
+                raise EOFError
+            wire += len(chunk)
+            if telnet:
+                chunk = pending + chunk
+                pending = b""
+                if chunk.endswith(b"\xff") and (len(chunk) - len(chunk.rstrip(b"\xff"))) % 2:
+                    chunk, pending = chunk[:-1], b"\xff"
+                chunk = chunk.replace(b"\xff\xff", b"\xff")
+            digest.update(chunk)
+            got_n += len(chunk)
+        result["digest"] = digest.hexdigest()
+        got = b""
+    elapsed = time.perf_counter() - start
+    writer.join()
+    actual = hashlib.sha256(got).hexdigest() if toDevice else result["digest"]
+    if actual != expected:
+        raise AssertionError("bytes differ")
+    return size / MiB / elapsed
+
+
+def connectTelnet(port: int) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", port))
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    readExactly(sock.recv, len(OFFER))
+    sock.sendall(AGREE)
+    sock.recv(100) if False else None
+    return sock
+
+
+def single(server: Server, rtts: int, size: int) -> dict[str, Any]:
+    pty = Pty()
+    port = freePort()
+    telnetPort = freePort() if server.telnet else None
+    server.start([pty.slave], [port], telnetPort)
+    out: dict[str, Any] = {}
+    try:
+        assert server.proc is not None
+        sock = socket.create_connection(("127.0.0.1", port))
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        time.sleep(0.2)
+        roundTrips(pty, sock, 50)  # warm up
+        times = sorted(roundTrips(pty, sock, rtts))
+        out["rtt_p50_ms"] = statistics.median(times) * 1000
+        out["rtt_p99_ms"] = times[int(len(times) * 0.99) - 1] * 1000
+        cpu0 = cpuSeconds(server.proc.pid)
+        out["raw_to_client_MiBps"] = throughput(pty, sock, size, toDevice=False, telnet=False)
+        out["raw_to_device_MiBps"] = throughput(pty, sock, size, toDevice=True, telnet=False)
+        out["cpu_s_per_MiB"] = (cpuSeconds(server.proc.pid) - cpu0) / (2 * size / MiB)
+        sock.close()
+        if telnetPort:
+            tsock = connectTelnet(telnetPort)
+            time.sleep(0.2)
+            out["telnet_to_client_MiBps"] = throughput(pty, tsock, size, toDevice=False, telnet=True)
+            out["telnet_to_device_MiBps"] = throughput(pty, tsock, size, toDevice=True, telnet=True)
+            tsock.close()
+    finally:
+        server.stop()
+        pty.close()
+    return out
+
+
+def farm(server: Server, lines: int, seconds: float) -> dict[str, Any]:
+    ptys = [Pty() for _ in range(lines)]
+    first = freePort()
+    while any(_inUse(first + i) for i in range(lines)):
+        first = freePort() + 1
+    ports = [first + i for i in range(lines)]
+    server.start([p.slave for p in ptys], ports)
+    out: dict[str, Any] = {}
+    socks: list[socket.socket] = []
+    try:
+        assert server.proc is not None
+        base = rssKiB(server.proc.pid)
+        for port in ports:
+            s = socket.create_connection(("127.0.0.1", port))
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            s.setblocking(False)
+            socks.append(s)
+        time.sleep(1.0)
+        cpu0 = cpuSeconds(server.proc.pid)
+        time.sleep(seconds)
+        out["idle_cpu_percent"] = (cpuSeconds(server.proc.pid) - cpu0) / seconds * 100
+        out["rss_KiB"] = rssKiB(server.proc.pid)
+        out["rss_KiB_per_line"] = out["rss_KiB"] / lines
+        out["rss_KiB_per_line_over_idle"] = (out["rss_KiB"] - base) / lines
+        out["echo_msgs_per_s"] = echo(ptys, socks, seconds)
+    finally:
+        for s in socks:
+            s.close()
+        server.stop()
+        for p in ptys:
+            p.close()
+    return out
+
+
+def _inUse(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+            return False
+        except OSError:
+            return True
+
+
+def echo(ptys: list[Pty], socks: list[socket.socket], seconds: float) -> float:
+    """Every line at once: client sends 16 bytes, the device echoes, the client waits for them."""
+    msg = b"0123456789abcdef"
+    sel = selectors.DefaultSelector()
+    for i, p in enumerate(ptys):
+        os.set_blocking(p.master, False)
+        sel.register(p.master, selectors.EVENT_READ, ("dev", i))
+    for i, s in enumerate(socks):
+        sel.register(s, selectors.EVENT_READ, ("net", i))
+    pending = [0] * len(socks)
+    done = 0
+    for s in socks:
+        s.send(msg)
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        for key, _ in sel.select(0.1):
+            kind, i = key.data
+            if kind == "dev":
+                try:
+                    data = os.read(ptys[i].master, 65536)
+                except BlockingIOError:
+                    continue
+                os.write(ptys[i].master, data)
+            else:
+                try:
+                    data = socks[i].recv(65536)
+                except BlockingIOError:
+                    continue
+                pending[i] += len(data)
+                while pending[i] >= len(msg):
+                    pending[i] -= len(msg)
+                    done += 1
+                    socks[i].send(msg)
+    sel.close()
+    return done / seconds
+
+
+# --- the run -----------------------------------------------------------------
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--lines", default="16,128,512,1024")
+    parser.add_argument("--json", default=os.path.join(REPO, "bench", "results", "latest.json"))
+    args = parser.parse_args()
+    ensurePeers()
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    rtts, size, seconds = (500, 8 * MiB, 3.0) if args.quick else (3000, 32 * MiB, 5.0)
+    lineCounts = [16, 128] if args.quick else [int(n) for n in args.lines.split(",")]
+
+    singles: dict[str, list[dict[str, Any]]] = {}
+    kinds = [Serialgw, Socat, Ser2net, Ser2netTuned]
+    for round_ in range(2):  # alternate, so drift hits everyone alike
+        for kind in kinds:
+            print(f"round {round_ + 1}: {kind.name} single line ...", flush=True)
+            singles.setdefault(kind.name, []).append(single(kind(), rtts, size))
+    results: dict[str, Any] = {"single": {}, "farm": {}}
+    for name, runs in singles.items():
+        merged = {}
+        for key in runs[0]:
+            values = [r[key] for r in runs]
+            merged[key] = min(values) if "ms" in key or "cpu" in key else max(values)
+        results["single"][name] = merged
+    for n in lineCounts:
+        for kind in (Serialgw, Ser2netTuned, Ser2net):
+            print(f"{kind.name}: {n} lines ...", flush=True)
+            results["farm"].setdefault(str(n), {})[kind.name] = farm(kind(), n, seconds)
+
+    results["machine"] = {
+        "cpus": os.cpu_count(), "kernel": platform.release(), "python": platform.python_version(),
+        "date": time.strftime("%Y-%m-%d"),
+    }
+    report(results)
+    os.makedirs(os.path.dirname(args.json), exist_ok=True)
+    with open(args.json, "w") as f:
+        json.dump(results, f, indent=2)
+    print(f"\nJSON: {args.json}")
+
+
+def report(results: dict[str, Any]) -> None:
+    single = results["single"]
+    gw = single["serialgw"]
+    peers = [p for p in single if p != "serialgw"]
+    print(f"\nsingle line ({results['machine']})")
+    print(f"{'metric':28}{'serialgw':>12}" + "".join(f"{p:>16}" for p in peers) + "   ratios serialgw/peer")
+    for key in gw:
+        row = f"{key:28}{gw[key]:12.3f}"
+        ratios = []
+        for p in peers:
+            value = single[p].get(key)
+            row += f"{value:16.3f}" if value is not None else f"{'-':>16}"
+            if value:
+                ratios.append(f"{p} {gw[key] / value:.2f}")
+        print(row + "   " + ", ".join(ratios))
+    if "telnet_to_client_MiBps" in gw:
+        for direction in ("to_client", "to_device"):
+            t, s = gw[f"telnet_{direction}_MiBps"], single["socat"][f"raw_{direction}_MiBps"]
+            print(f"telnet {direction} vs socat raw: {t / s:.2f}")
+    print("\nmany lines (raw listeners, one client each)")
+    for n, byServer in results["farm"].items():
+        for name, values in byServer.items():
+            print(f"{n:>5} lines {name:14} " + "  ".join(f"{k} {v:.2f}" for k, v in values.items()))
+
+
+if __name__ == "__main__":
+    main()
