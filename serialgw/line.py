@@ -348,3 +348,37 @@ def peerName(transport: Any) -> str:
         return describeAddress(transport.getPeer())
     except Exception:
         return "?"
+
+
+def writeNow(transport: Any, data: bytes) -> None:
+    """
+    Write to a client without waiting for the reactor's next turn: on a
+    plain TCP or unix connection with nothing queued, send at once; what the
+    socket does not take, and every other case, goes through
+    C{transport.write}.  This is the device-to-network hot path: one
+    C{send} instead of queue, epoll_ctl, epoll_wait, send, epoll_ctl.
+    """
+    if (
+        isinstance(transport, _SOCKET_TRANSPORTS)
+        and transport.connected
+        and not transport.disconnecting
+        and not getattr(transport, "TLS", False)
+        and not getattr(transport, "_writeDisconnected", True)
+        and not transport.dataBuffer
+        and not getattr(transport, "_tempDataLen", 1)
+    ):
+        try:
+            sent = transport.socket.send(data)
+        except BlockingIOError:
+            sent = 0
+        except OSError:
+            sent = 0
+        if sent == len(data):
+            return
+        data = data[sent:]
+    transport.write(data)
+
+
+from twisted.internet import tcp  # noqa: E402
+
+_SOCKET_TRANSPORTS = (tcp.Connection,)

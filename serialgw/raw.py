@@ -10,7 +10,7 @@ from twisted.internet.protocol import Protocol, connectionDone
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from serialgw.line import IClient, Line, Role, peerName
+from serialgw.line import IClient, Line, Role, peerName, writeNow
 
 
 @implementer(IClient)
@@ -37,7 +37,7 @@ class RawClient(Protocol):
         self.line.clientData(self, data)
 
     def deliver(self, data: bytes) -> None:
-        self.transport.write(data)
+        writeNow(self.transport, data)
 
     def modemStateChanged(self, state: int) -> None:
         pass

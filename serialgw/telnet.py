@@ -23,7 +23,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from serialgw.line import IClient, Line, Role, peerName
+from serialgw.line import IClient, Line, Role, peerName, writeNow
 from serialgw.rfc2217 import FLOWCONTROL_RESUME, FLOWCONTROL_SUSPEND, ComPortControl
 
 log = Logger()
@@ -150,7 +150,7 @@ class TelnetProtocol(Protocol):
         if CR in data and not self.localEnabled(BINARY):
             # NVT: a CR not followed by LF goes as CR NUL.
             data = data.replace(b"\r", b"\r\0").replace(b"\r\0\n", b"\r\n")
-        self.transport.write(data)
+        writeNow(self.transport, data)
 
     def sendCommand(self, command: int) -> None:
         self.transport.write(bytes((IAC, command)))
@@ -189,11 +189,19 @@ class TelnetProtocol(Protocol):
     # Input
 
     def dataReceived(self, data: bytes) -> None:
-        if self._state == _DATA and IAC_B not in data:
-            data = self._decode(data)
-            if data:
-                self.telnetDataReceived(data)
-            return
+        if self._state == _DATA:
+            if IAC_B not in data:
+                plain = data
+            elif IAC_B not in data.replace(IAC_IAC, b""):
+                # Only doubled IACs (binary data): undo them in one call.
+                plain = data.replace(IAC_IAC, IAC_B)
+            else:
+                plain = b""
+            if plain:
+                plain = self._decode(plain)
+                if plain:
+                    self.telnetDataReceived(plain)
+                return
         # Data pieces between IAC sequences are joined, so that one chunk
         # gives one telnetDataReceived call between commands.
         pieces: list[bytes] = []
