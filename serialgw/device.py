@@ -79,6 +79,13 @@ class IPort(Interface):
     def outputPending() -> int:
         """Bytes still in the driver's output queue (TIOCOUTQ)."""
 
+    def watchLineErrors(on: bool) -> None:
+        """
+        Detect breaks and parity/framing errors (termios PARMRK), or stop:
+        marking makes the kernel handle input byte by byte, so it is on only
+        while someone listens.
+        """
+
     def setBreak(on: bool) -> None:
         """Set (TIOCSBRK) or clear (TIOCCBRK) the break condition."""
 
@@ -244,16 +251,19 @@ class ErrorMarks:
         return state
 
 
-def markErrors(fd: int, parity: bool) -> None:
+def markErrors(fd: int, parity: bool, on: bool = True) -> None:
     """
     Have the tty mark breaks and bad bytes in the data (PARMRK), rather than
-    drop them or turn a break into a flush (BRKINT).
+    drop them or turn a break into a flush (BRKINT); C{on=False} undoes it.
     """
     attrs = termios.tcgetattr(fd)
     iflag = attrs[0]
-    iflag |= termios.PARMRK
     iflag &= ~(termios.IGNBRK | termios.BRKINT | termios.IGNPAR | termios.ISTRIP)
-    if parity:
+    if on:
+        iflag |= termios.PARMRK
+    else:
+        iflag &= ~termios.PARMRK
+    if parity and on:
         iflag |= termios.INPCK
     else:
         iflag &= ~termios.INPCK
@@ -293,9 +303,6 @@ class TtyPort:
                 os.close(fd)
                 setattr(ser, name, None)
         self._marks: Optional[ErrorMarks] = None
-        if self.detectsLineErrors:
-            self._marks = ErrorMarks()
-            self._mark()
         self.settings = _readBack(ser)
         if self.settings != settings:
             log.warn(
@@ -311,13 +318,20 @@ class TtyPort:
     # Breaks and parity/framing errors are detected from PARMRK marks.
     detectsLineErrors = True
 
-    def _mark(self) -> None:
+    def watchLineErrors(self, on: bool) -> None:
+        if not self.detectsLineErrors or on == (self._marks is not None):
+            return
+        self._marks = ErrorMarks() if on else None
+        self._mark(on)
+
+    def _mark(self, on: bool = True) -> None:
+        parity = self._serial.parity != serial.PARITY_NONE
+        try:
+            markErrors(self._serial.fd, parity, on)
+        except termios.error as e:
+            log.warn("{device}: cannot mark line errors: {reason}", device=self.name, reason=_reason(e))
         if self._marks is not None:
-            try:
-                markErrors(self._serial.fd, self._serial.parity != serial.PARITY_NONE)
-                self._marks.parityEnabled = self._serial.parity != serial.PARITY_NONE
-            except termios.error as e:
-                log.warn("{device}: cannot mark line errors: {reason}", device=self.name, reason=_reason(e))
+            self._marks.parityEnabled = parity
 
     def read(self) -> bytes:
         try:
@@ -374,7 +388,8 @@ class TtyPort:
                 except _SETTING_ERRORS:
                     pass
         # pyserial rewrites iflag on every change.
-        self._mark()
+        if self._marks is not None:
+            self._mark()
         return _readBack(ser)
 
     def setModemLine(self, name: str, on: bool) -> None:
@@ -593,6 +608,7 @@ class SerialDevice:
         self._attempts = 0
         self._reopenCall: Any = None
         self._wantReading = False
+        self.lineErrorsWatched = False
         # Opening a tty raises DTR and RTS.
         self.modemLines = {"dtr": True, "rts": True}
         self.reactor = reactor
@@ -770,6 +786,12 @@ class SerialDevice:
             log.warn("{device}: cannot read modem lines: {reason}", device=self.port.name, reason=_reason(e))
             return None
 
+    def watchLineErrors(self, on: bool) -> None:
+        """Detect breaks and receive errors while someone listens (see IPort)."""
+        self.lineErrorsWatched = on
+        if self.usable:
+            self.port.watchLineErrors(on)
+
     def purge(self, receive: bool, transmit: bool) -> None:
         """
         Discard input not yet read and/or output not yet sent, in the
@@ -928,6 +950,8 @@ class SerialDevice:
                     port.setModemLine(name, False)
                 except OSError:
                     pass
+        if self.lineErrorsWatched:
+            port.watchLineErrors(True)
         self.up = True
         self._attempts = 0
         log.info("{device}: device back at {settings}", device=port.name, settings=self.settings.describe())

@@ -97,6 +97,9 @@ class IDevice(Interface):
     def purge(receive: bool, transmit: bool) -> None:
         """Discard unread input and/or unsent output."""
 
+    def watchLineErrors(on: bool) -> None:
+        """Detect breaks and receive errors (only while someone listens)."""
+
 
 @implementer(IDeviceSink)
 class Line:
@@ -183,6 +186,7 @@ class Line:
     def detach(self, client: Any) -> None:
         if client in self.controllers:
             self.controllers.remove(client)
+            self.updateLineWatch()
             if not self.controllers:
                 self._lastController()
         if client in self.clients:
@@ -228,6 +232,11 @@ class Line:
             self._modemPoll = LoopingCall(self._pollModem)
             self._modemPoll.clock = self.clock
             self._modemPoll.start(self.modemPollInterval, now=False)
+
+    def updateLineWatch(self) -> None:
+        """Detect line errors on the device only while a client's mask asks for them."""
+        wanted = any(getattr(c.comPort, "linestateMask", 0) for c in self.controllers if getattr(c, "comPort", None))
+        self.device.watchLineErrors(wanted)
 
     def _lastController(self) -> None:
         if self._modemPoll is not None:

@@ -337,6 +337,10 @@ class RemoteDevice:
     def queuedBytes(self) -> int:
         return 0
 
+    def watchLineErrors(self, on: bool) -> None:
+        # An RFC 2217 port notifies line state itself.
+        pass
+
     def close(self) -> Any:
         if self.closed:
             return None

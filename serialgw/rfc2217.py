@@ -269,6 +269,7 @@ class ComPortControl:
     def linestateMaskCommand(self, value: bytes) -> None:
         if len(value) == 1:
             self.linestateMask = value[0]
+            self.line.updateLineWatch()
         self.reply(SET_LINESTATE_MASK, bytes((self.linestateMask,)))
 
     def modemstateMaskCommand(self, value: bytes) -> None:

@@ -64,6 +64,9 @@ class RecordingPort:
         state, self.lineState = self.lineState, 0
         return state
 
+    def watchLineErrors(self, on: bool) -> None:
+        self._record("watch", on)
+
     def setBreak(self, on: bool) -> None:
         self._record("break", on)
 
@@ -140,6 +143,7 @@ class RecordingDevice:
         self.settings = settings
         self.modemLines = {"dtr": True, "rts": True}
         self.modem: Optional[int] = None
+        self.watching = False
         self.accept: Any = lambda settings: settings
 
     def write(self, data: bytes) -> None:
@@ -171,6 +175,9 @@ class RecordingDevice:
 
     def purge(self, receive: bool, transmit: bool) -> None:
         self.events.append(("purge", (receive, transmit)))
+
+    def watchLineErrors(self, on: bool) -> None:
+        self.watching = on
 
 
 class PausableTransport(StringTransport):

@@ -358,7 +358,7 @@ class ErrorMarksTests(SynchronousTestCase):
         self.assertIs(ErrorMarks().decode(data), data)
 
     def test_termiosMarks(self) -> None:
-        """A tty device is opened with PARMRK and without IGNBRK/BRKINT, also after a change."""
+        """Watched, a tty has PARMRK and no IGNBRK/BRKINT, also after a change; unwatched, no PARMRK."""
         import termios
         import tty
 
@@ -368,6 +368,8 @@ class ErrorMarksTests(SynchronousTestCase):
         tty.setraw(slave)
         port = TtyPort(os.ttyname(slave), SerialSettings())
         self.addCleanup(port.close)
+        self.assertFalse(termios.tcgetattr(slave)[0] & termios.PARMRK)
+        port.watchLineErrors(True)
         for _ in range(2):
             iflag = termios.tcgetattr(slave)[0]
             self.assertTrue(iflag & termios.PARMRK)
@@ -375,6 +377,8 @@ class ErrorMarksTests(SynchronousTestCase):
             port.apply(SerialSettings(9600))
         os.write(master, b"\xff")
         self.assertEqual(port.read(), b"\xff")
+        port.watchLineErrors(False)
+        self.assertFalse(termios.tcgetattr(slave)[0] & termios.PARMRK)
 
 
 class PtyPortTests(SynchronousTestCase):
