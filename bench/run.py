@@ -296,7 +296,6 @@ def farm(server: Server, lines: int, seconds: float) -> dict[str, Any]:
     socks: list[socket.socket] = []
     try:
         assert server.proc is not None
-        base = rssKiB(server.proc.pid)
         for port in ports:
             s = socket.create_connection(("127.0.0.1", port))
             s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -307,8 +306,6 @@ def farm(server: Server, lines: int, seconds: float) -> dict[str, Any]:
         time.sleep(seconds)
         out["idle_cpu_percent"] = (cpuSeconds(server.proc.pid) - cpu0) / seconds * 100
         out["rss_KiB"] = rssKiB(server.proc.pid)
-        out["rss_KiB_per_line"] = out["rss_KiB"] / lines
-        out["rss_KiB_per_line_over_idle"] = (out["rss_KiB"] - base) / lines
         out["echo_msgs_per_s"] = echo(ptys, socks, seconds)
     finally:
         for s in socks:
@@ -428,10 +425,24 @@ def report(results: dict[str, Any]) -> None:
         for direction in ("to_client", "to_device"):
             t, s = gw[f"telnet_{direction}_MiBps"], single["socat"][f"raw_{direction}_MiBps"]
             print(f"telnet {direction} vs socat raw: {t / s:.2f}")
-    print("\nmany lines (raw listeners, one client each)")
-    for n, byServer in results["farm"].items():
-        for name, values in byServer.items():
-            print(f"{n:>5} lines {name:14} " + "  ".join(f"{k} {v:.2f}" for k, v in values.items()))
+    print("\nmany lines (raw listeners, one client each, all connected)")
+    farms = results["farm"]
+    sizes = sorted(farms, key=int)
+    smallest = sizes[0]
+    print(f"{'lines':>6} {'server':14}{'idle CPU %':>11}{'RSS KiB':>10}{'KiB/line*':>10}{'echo msg/s':>12}   ratios serialgw/peer (echo)")
+    for n in sizes:
+        for name, values in farms[n].items():
+            perLine = ""
+            if n != smallest:
+                extra = (values["rss_KiB"] - farms[smallest][name]["rss_KiB"]) / (int(n) - int(smallest))
+                values["rss_KiB_per_added_line"] = extra
+                perLine = f"{extra:10.1f}"
+            ratio = ""
+            if name != "serialgw" and values["echo_msgs_per_s"]:
+                ratio = f"{farms[n]['serialgw']['echo_msgs_per_s'] / values['echo_msgs_per_s']:.2f}"
+            print(f"{n:>6} {name:14}{values['idle_cpu_percent']:11.2f}{values['rss_KiB']:10.0f}{perLine:>10}"
+                  f"{values['echo_msgs_per_s']:12.0f}   {ratio}")
+    print(f"* RSS added per line above {smallest} lines, with its client connected")
 
 
 if __name__ == "__main__":

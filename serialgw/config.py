@@ -251,6 +251,15 @@ class ListenerSpec:
     port: int = 0
     path: str = ""
     nodelay: bool = True
+    # Hardening, per listener: clients may only read; source addresses
+    # allowed (CIDR; empty: any); what a client may have queued towards it,
+    # and what happens past that; idle timeout; TCP keepalive.
+    readOnly: bool = False
+    allow: tuple[str, ...] = ()
+    outbuf: int = 256 * 1024
+    policy: str = "drop"
+    idle: float = 0.0
+    keepalive: bool = False
 
 
 REMOTE_DEVICES = ("telnet", "tcp", "unix", "rfc2217")

@@ -608,6 +608,7 @@ class SerialDevice:
         self._attempts = 0
         self._reopenCall: Any = None
         self._wantReading = False
+        self._paused = False
         self.lineErrorsWatched = False
         # Opening a tty raises DTR and RTS.
         self.modemLines = {"dtr": True, "rts": True}
@@ -675,13 +676,25 @@ class SerialDevice:
     def start(self) -> None:
         """Start reading from the device."""
         self._wantReading = True
-        if not self._reading and self.usable:
+        if not self._reading and self.usable and not self._paused:
             self._reading = True
             self.reactor.addReader(self)
 
     @property
     def usable(self) -> bool:
         return self.up and not self.closed
+
+    def pauseReading(self) -> None:
+        """Stop reading until resumeReading (a lossless client is behind)."""
+        self._paused = True
+        if self._reading:
+            self.reactor.removeReader(self)
+            self._reading = False
+
+    def resumeReading(self) -> None:
+        self._paused = False
+        if self._wantReading:
+            self.start()
 
     def write(self, data: bytes) -> None:
         """

@@ -51,28 +51,25 @@ def parseListener(text: str) -> ListenerSpec:
     original = str(text)
     text = original.strip()
     protocol: Optional[Protocol] = None
-    rfc2217 = True
     head, plus, rest = text.partition("+")
-    if plus and ":" not in head:
-        name, *flags = head.lower().split(",")
-        try:
-            protocol = Protocol(name)
-        except ValueError:
-            names = ", ".join(p.value for p in Protocol)
-            raise ConfigError(
-                f"unknown listener protocol {name!r} in {original!r} (known: {names})"
-            ) from None
+    options: dict[str, object] = {}
+    if plus and head.split(",")[0].strip().lower() in PROTOCOL_NAMES:
+        name, *flags = [f.strip() for f in head.split(",")]
+        protocol = Protocol(name.lower())
         for flag in flags:
-            if flag == "no-rfc2217" and protocol is Protocol.TELNET:
-                rfc2217 = False
-            else:
-                raise ConfigError(f"unknown listener option {flag!r} in {original!r} (known: no-rfc2217 for telnet)")
+            key, eq, value = flag.partition("=")
+            options.update(_listenerOption(key.lower(), value if eq else None, protocol, original))
         text = rest.strip()
+    elif plus and ":" not in head:
+        names = ", ".join(p.value for p in Protocol)
+        raise ConfigError(
+            f"unknown listener protocol {head.split(',')[0]!r} in {original!r} (known: {names})"
+        )
     if not text:
         raise ConfigError(f"listener {original!r} names no endpoint")
 
     def done(spec: ListenerSpec) -> ListenerSpec:
-        return attrs.evolve(spec, text=original, rfc2217=rfc2217, protocol=protocol or spec.protocol)
+        return attrs.evolve(spec, text=original, protocol=protocol or spec.protocol, **options)  # type: ignore[arg-type]
 
     if text.isdigit():
         return done(ListenerSpec(endpoint=f"tcp:{_port(text, original)}"))
@@ -93,17 +90,17 @@ def parseListener(text: str) -> ListenerSpec:
     if word in QEMU_WORDS:
         return done(_qemu(word, body, original))
     if word == "tcp":
-        options = "," in body
+        hasOptions = "," in body
         first = body.split(":", 1)[0].split(",", 1)[0]
         fields = body.split(",", 1)[0].split(":")
-        if not options and len(fields) >= 2 and fields[0].isdigit() and fields[1].isdigit():
+        if not hasOptions and len(fields) >= 2 and fields[0].isdigit() and fields[1].isdigit():
             raise ConfigError(
                 f"listener {original!r} reads two ways: as a Twisted endpoint it listens on "
                 f"port {fields[0]} of interface {fields[1]!r}; as QEMU's tcp: it connects to "
                 f"host {fields[0]!r} port {fields[1]}. Write tcp:{fields[0]}:interface=ADDRESS "
                 f"or tcp:HOST:{fields[1]},... to say which"
             )
-        if options or not first.isdigit():
+        if hasOptions or not first.isdigit():
             return done(_qemu("tcp", body, original))
     if word == "unix" and "," in body:
         return done(_qemu("unix", body, original))
@@ -114,6 +111,54 @@ def parseListener(text: str) -> ListenerSpec:
             text += ":mode=600"
         return done(ListenerSpec(endpoint=text, path=path))
     return done(ListenerSpec(endpoint=text))
+
+
+PROTOCOL_NAMES = tuple(p.value for p in Protocol)
+POLICIES = ("drop", "disconnect", "block")
+LISTENER_OPTIONS = "no-rfc2217, ro, allow=CIDR;CIDR, outbuf=BYTES, policy=drop|disconnect|block, idle=SECONDS, keepalive"
+
+
+def _listenerOption(key: str, value: Optional[str], protocol: Protocol, original: str) -> dict[str, object]:
+    """One C{PROTOCOL,OPTION+} flag, as ListenerSpec fields."""
+
+    def need() -> str:
+        if not value:
+            raise ConfigError(f"listener option {key!r} needs a value in {original!r}")
+        return value
+
+    if key == "no-rfc2217" and value is None:
+        if protocol is not Protocol.TELNET:
+            raise ConfigError(f"listener option 'no-rfc2217' is for telnet, not {protocol.value}, in {original!r}")
+        return {"rfc2217": False}
+    if key in ("ro", "readonly", "read-only") and value is None:
+        return {"readOnly": True}
+    if key == "keepalive" and value is None:
+        return {"keepalive": True}
+    if key == "allow":
+        networks = tuple(a for a in re.split(r"[;\s]+", need()) if a)
+        for network in networks:
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError:
+                raise ConfigError(f"allow={network!r} in listener {original!r} is not an address or CIDR network") from None
+        return {"allow": networks}
+    if key == "outbuf":
+        if not need().isdigit() or int(need()) < 1024:
+            raise ConfigError(f"outbuf={value!r} in listener {original!r}: expected bytes, at least 1024")
+        return {"outbuf": int(need())}
+    if key == "policy":
+        if need().lower() not in POLICIES:
+            raise ConfigError(f"policy={value!r} in listener {original!r}: expected one of {', '.join(POLICIES)}")
+        return {"policy": need().lower()}
+    if key == "idle":
+        try:
+            seconds = float(need())
+        except ValueError:
+            seconds = -1
+        if seconds <= 0:
+            raise ConfigError(f"idle={value!r} in listener {original!r}: expected seconds > 0")
+        return {"idle": seconds}
+    raise ConfigError(f"unknown listener option {key!r} in {original!r} (known: {LISTENER_OPTIONS})")
 
 
 def _port(text: str, original: str) -> int:

@@ -100,6 +100,12 @@ class IDevice(Interface):
     def watchLineErrors(on: bool) -> None:
         """Detect breaks and receive errors (only while someone listens)."""
 
+    def pauseReading() -> None:
+        """Stop reading from the device (a client must catch up)."""
+
+    def resumeReading() -> None:
+        """Read from the device again."""
+
 
 @implementer(IDeviceSink)
 class Line:
@@ -140,6 +146,7 @@ class Line:
         # QEMU's server without nowait: the device is read from the first
         # client's arrival on, so none of its early output is lost.
         self.waitForClient = False
+        self._blockers: set[Any] = set()
 
     # State, as the device has it
 
@@ -189,6 +196,8 @@ class Line:
             self.updateLineWatch()
             if not self.controllers:
                 self._lastController()
+        if client in self._blockers:
+            self.unblockDevice(client)
         if client in self.clients:
             self.clients.remove(client)
             log.info(
@@ -295,6 +304,19 @@ class Line:
         elif self.device.breaking:
             self.device.stopBreak()
             log.info("{line}: BREAK off from {peer}", line=self.name, peer=client.peer)
+
+    # Back-pressure from a client whose policy is "block"
+
+    def blockDevice(self, client: Any) -> None:
+        """Stop reading the device until C{client} has caught up."""
+        if not self._blockers:
+            self.device.pauseReading()
+        self._blockers.add(client)
+
+    def unblockDevice(self, client: Any) -> None:
+        self._blockers.discard(client)
+        if not self._blockers:
+            self.device.resumeReading()
 
     # IDeviceSink
 

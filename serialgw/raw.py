@@ -10,34 +10,38 @@ from twisted.internet.protocol import Protocol, connectionDone
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from serialgw.line import IClient, Line, Role, peerName, writeNow
+from serialgw.line import IClient, Line, Role, writeNow
+from serialgw.session import Session
 
 
 @implementer(IClient)
-class RawClient(Protocol):
+class RawClient(Session, Protocol):
     """
     A client whose connection carries the line's bytes and nothing else.
     """
 
     transport: Any
 
-    def __init__(self, line: Line, role: Role = Role.WRITER) -> None:
+    def __init__(self, line: Line, role: Role = Role.WRITER, listener: Any = None, clock: Any = None) -> None:
         self.line = line
         self.role = role
-        self.peer = "?"
+        self.listener = listener
+        self.clock = clock
 
     def connectionMade(self) -> None:
-        self.peer = peerName(self.transport)
-        self.line.attach(self)
+        self.startSession()
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
-        self.line.detach(self)
+        self.endSession()
 
     def dataReceived(self, data: bytes) -> None:
+        if self._idleCall is not None:
+            self.touch()
         self.line.clientData(self, data)
 
     def deliver(self, data: bytes) -> None:
-        writeNow(self.transport, data)
+        if self.mayDeliver(len(data)):
+            writeNow(self.transport, data)
 
     def modemStateChanged(self, state: int) -> None:
         pass

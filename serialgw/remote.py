@@ -337,6 +337,14 @@ class RemoteDevice:
     def queuedBytes(self) -> int:
         return 0
 
+    def pauseReading(self) -> None:
+        if self._link is not None:
+            self._link.transport.pauseProducing()
+
+    def resumeReading(self) -> None:
+        if self._link is not None:
+            self._link.transport.resumeProducing()
+
     def watchLineErrors(self, on: bool) -> None:
         # An RFC 2217 port notifies line state itself.
         pass

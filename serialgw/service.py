@@ -5,6 +5,7 @@ each line's endpoints, and closes everything at stop.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import socket
 import stat
@@ -29,6 +30,7 @@ from serialgw.device import DeviceError, IPort, PtyPort, SerialDevice, openPort
 from serialgw.line import Line, Role, describeAddress
 from serialgw.local import FileClient, fifoPair, streamClient
 from serialgw.netconsole import NetconsoleClient
+from serialgw.notify import notify
 from serialgw.ptylink import PtyClient
 from serialgw.raw import RawClient
 from serialgw.remote import RemoteDevice
@@ -52,20 +54,41 @@ class LineFactory(Factory):
 
     noisy = False
 
-    def __init__(self, line: Line, spec: ListenerSpec, signature: Optional[str] = None, role: Role = Role.WRITER) -> None:
+    def __init__(self, line: Line, spec: ListenerSpec, signature: Optional[str] = None, clock: Any = None) -> None:
         self.line = line
         self.spec = spec
         self.signature = signature
-        self.role = role
+        self.clock = clock
+        self.role = Role.READONLY if spec.readOnly else Role.WRITER
+        self.allow = [ipaddress.ip_network(a, strict=False) for a in spec.allow]
+        self.refused = 0
 
     def buildProtocol(self, addr: Any) -> Any:
+        if self.allow and not self._allowed(addr):
+            self.refused += 1
+            log.warn("{line}: connection from {peer} refused: not in {allow}", line=self.line.name,
+                     peer=describeAddress(addr), allow=",".join(self.spec.allow))
+            return None
         client: Any
         if self.spec.protocol is Protocol.RAW:
-            client = RawClient(self.line, self.role)
+            client = RawClient(self.line, self.role, listener=self.spec, clock=self.clock)
         else:
-            client = TelnetClient(self.line, self.role, rfc2217=self.spec.rfc2217, signature=self.signature)
+            client = TelnetClient(self.line, self.role, rfc2217=self.spec.rfc2217, signature=self.signature,
+                                  listener=self.spec, clock=self.clock)
         client.factory = self
         return client
+
+    def _allowed(self, addr: Any) -> bool:
+        host = getattr(addr, "host", None)
+        if host is None:
+            return True  # unix sockets: the file mode decides
+        try:
+            address = ipaddress.ip_address(host.split("%")[0])
+        except ValueError:
+            return False
+        if address.version == 6 and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
+        return any(address in network for network in self.allow)
 
 
 class GatewayService(MultiService):
@@ -190,7 +213,7 @@ class GatewayService(MultiService):
         except Exception as e:
             raise StartupError(f"line {config.name!r}: bad listener {spec.text or spec.endpoint!r}: {e}") from None
         results: list[Any] = []
-        endpoint.listen(LineFactory(line, spec, config.signature)).addBoth(results.append)
+        endpoint.listen(LineFactory(line, spec, config.signature, self.reactor)).addBoth(results.append)
         if not results:
             raise StartupError(f"line {config.name!r}: listener {spec.text!r} did not start at once")
         result = results[0]
@@ -207,6 +230,13 @@ class GatewayService(MultiService):
             protocol=kind,
             address=describeAddress(address),
         )
+        if _exposed(spec, address):
+            log.warn(
+                "line {line}: {listener} lets anyone who can reach {address} type on the console "
+                "(no TLS client certificates); restrict it: interface=127.0.0.1, PROTOCOL,allow=CIDR+, "
+                "PROTOCOL,ro+, or tls:...:ca=",
+                line=config.name, listener=spec.text, address=describeAddress(address),
+            )
         hint = _connectHint(spec.protocol, address)
         if hint and not spec.tls:
             log.info("line {line}: connect with: {hint}", line=config.name, hint=hint)
@@ -221,7 +251,7 @@ class GatewayService(MultiService):
             endpoint = wrapClientTLS(clientOptions(spec.tls), endpoint)
         dialer = ClientService(
             endpoint,
-            LineFactory(line, spec, config.signature),
+            LineFactory(line, spec, config.signature, self.reactor),
             retryPolicy=self.retryPolicy,
             clock=self.reactor,
         )
@@ -268,6 +298,8 @@ class GatewayService(MultiService):
                 line.device.start()
         for dialer in self._dialers:
             dialer.startService()
+        clients = sum(len(line.clients) for line in self.lines.values())
+        notify(f"READY=1\nSTATUS=serving {len(self.lines)} line(s), {len(self.ports)} listener(s), {clients} client(s)")
 
     def stopService(self) -> Any:
         """Stop listening, close devices; the Deferred fires when all is closed."""
@@ -291,6 +323,20 @@ class GatewayService(MultiService):
         self.lines = {}
         self._opened = False
         return waits
+
+
+def _exposed(spec: ListenerSpec, address: Any) -> bool:
+    """A writable listener reachable beyond this machine without client certificates."""
+    host = getattr(address, "host", None)
+    if host is None or spec.readOnly or (spec.tls is not None and spec.tls.ca):
+        return False
+    try:
+        ip = ipaddress.ip_address(host.split("%")[0])
+    except ValueError:
+        return True
+    if spec.allow and all(ipaddress.ip_network(a, strict=False).network_address.is_loopback for a in spec.allow):
+        return False
+    return not ip.is_loopback
 
 
 def _removeStaleSocket(path: str, lineName: str) -> None:

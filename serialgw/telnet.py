@@ -23,8 +23,9 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from serialgw.line import IClient, Line, Role, peerName, writeNow
+from serialgw.line import IClient, Line, Role, writeNow
 from serialgw.rfc2217 import FLOWCONTROL_RESUME, FLOWCONTROL_SUSPEND, ComPortControl
+from serialgw.session import Session
 
 log = Logger()
 
@@ -385,7 +386,7 @@ _COMMAND_NAMES = {
 
 
 @implementer(IClient)
-class TelnetClient(TelnetProtocol):
+class TelnetClient(Session, TelnetProtocol):
     """
     A telnet client of a serial line: offers a character-at-a-time 8-bit
     session (WILL ECHO, WILL SGA, DO SGA, WILL BINARY, DO BINARY) and, unless
@@ -394,28 +395,43 @@ class TelnetClient(TelnetProtocol):
     """
 
     def __init__(
-        self, line: Line, role: Role = Role.WRITER, rfc2217: bool = True, signature: Optional[str] = None
+        self,
+        line: Line,
+        role: Role = Role.WRITER,
+        rfc2217: bool = True,
+        signature: Optional[str] = None,
+        listener: Any = None,
+        clock: Any = None,
     ) -> None:
         TelnetProtocol.__init__(self)
         self.line = line
         self.role = role
-        self.peer = "?"
+        self.listener = listener
+        self.clock = clock
         self.rfc2217 = rfc2217
         self.signature = signature
         self.comPort: Optional[ComPortControl] = None
 
     def connectionMade(self) -> None:
-        self.peer = peerName(self.transport)
         for option in (ECHO, SGA, BINARY):
             self.requestLocal(option)
         for option in (SGA, BINARY):
             self.requestRemote(option)
         if self.rfc2217:
             self.requestRemote(COM_PORT)
-        self.line.attach(self)
+        self.startSession()
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
-        self.line.detach(self)
+        self.endSession()
+
+    def dataReceived(self, data: bytes) -> None:
+        if self._idleCall is not None:
+            self.touch()
+        TelnetProtocol.dataReceived(self, data)
+
+    def droppedNotice(self, count: int) -> None:
+        if self.comPort is None and self.line.notices:
+            self.writeData(f"\r\n[serialgw: {count} bytes dropped: this session fell behind]\r\n".encode())
 
     def acceptLocal(self, option: int) -> bool:
         return option in LOCAL_OPTIONS or (option == COM_PORT and self.rfc2217)
@@ -453,6 +469,8 @@ class TelnetClient(TelnetProtocol):
     # IClient
 
     def deliver(self, data: bytes) -> None:
+        if not self.mayDeliver(len(data)):
+            return
         if self.comPort is not None:
             self.comPort.deliver(data)
         else:

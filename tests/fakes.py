@@ -179,6 +179,12 @@ class RecordingDevice:
     def watchLineErrors(self, on: bool) -> None:
         self.watching = on
 
+    def pauseReading(self) -> None:
+        self.events.append(("pause", None))
+
+    def resumeReading(self) -> None:
+        self.events.append(("resume", None))
+
 
 class PausableTransport(StringTransport):
     """A StringTransport that counts producer pauses and resumes."""

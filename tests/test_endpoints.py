@@ -41,7 +41,7 @@ class NativeTests(SynchronousTestCase):
         e = self.assertRaises(ConfigError, parseListener, "ssh+4444")
         self.assertEqual(str(e), "unknown listener protocol 'ssh' in 'ssh+4444' (known: telnet, raw)")
         e = self.assertRaises(ConfigError, parseListener, "raw,no-rfc2217+4444")
-        self.assertEqual(str(e), "unknown listener option 'no-rfc2217' in 'raw,no-rfc2217+4444' (known: no-rfc2217 for telnet)")
+        self.assertEqual(str(e), "listener option 'no-rfc2217' is for telnet, not raw, in 'raw,no-rfc2217+4444'")
         self.assertRaises(ConfigError, parseListener, "raw+")
         self.assertRaises(ConfigError, parseListener, "70000")
         self.assertIn("'localhost'", str(self.assertRaises(ConfigError, parseListener, "localhost")))

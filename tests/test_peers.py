@@ -10,6 +10,7 @@ import os
 import re
 import shutil
 
+from twisted.internet import defer
 from twisted.trial.unittest import SkipTest, TestCase
 
 from tests.realio import TWISTD, ProcessOutput, PtyPair, connect, gatewayArgv, listeningPort, spawn
@@ -144,6 +145,59 @@ class TwistdTests(TestCase):
         self.assertEqual(await proc.ended, 1)
         self.assertIn(b"cannot read certificate '/nonexistent.pem': No such file or directory", proc.output.data)
         self.assertNotIn(b"Traceback", proc.output.data)
+
+    async def test_systemdNotify(self) -> None:
+        """Under systemd (NOTIFY_SOCKET), the gateway sends READY=1 and a STATUS line once it serves."""
+        import socket
+
+        path = os.path.abspath(self.mktemp())
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        sock.bind(path)
+        sock.setblocking(False)
+        self.addCleanup(sock.close)
+        from twisted.internet import reactor
+
+        got: defer.Deferred[bytes] = defer.Deferred()
+
+        class Reader:
+            def fileno(self) -> int:
+                return sock.fileno()
+
+            def doRead(self) -> None:
+                reactor.removeReader(self)  # type: ignore[attr-defined]
+                got.callback(sock.recv(1000))
+
+            def logPrefix(self) -> str:
+                return "notify"
+
+            def connectionLost(self, reason: object) -> None:
+                pass
+
+        reader = Reader()
+        reactor.addReader(reader)  # type: ignore[attr-defined]
+        self.addCleanup(lambda: reactor.removeReader(reader) if not got.called else None)  # type: ignore[attr-defined]
+        proc = spawn(gatewayArgv("--device", self.pty.slaveName, "--port", "tcp:0:interface=127.0.0.1"),
+                     env={"NOTIFY_SOCKET": path})
+        self.processes.append(proc)
+        message = await got
+        self.assertEqual(message, b"READY=1\nSTATUS=serving 1 line(s), 1 listener(s), 0 client(s)")
+
+    async def test_dropsPrivileges(self) -> None:
+        """twistd -u/-g: the device and port are opened as root, then the gateway runs as nobody and still works."""
+        if os.getuid() != 0:
+            raise SkipTest("needs root to drop privileges")
+        proc = self.spawn(TWISTD + ["-n", "--pidfile=", "-u", "65534", "-g", "65534", "serialgw",
+                                    "--device", self.pty.slaveName, "--port", "raw+tcp:0:interface=127.0.0.1"])
+        port = await listeningPort(proc, "raw")
+        client = await connect(port)
+        client.transport.write(b"as nobody")  # type: ignore[union-attr]
+        self.assertEqual(await self.pty.received.length(9), b"as nobody")
+        with open(f"/proc/{proc.transport.pid}/status") as f:  # type: ignore[union-attr]
+            ids = {line.split(":")[0]: line.split()[1:] for line in f if line.startswith(("Uid", "Gid"))}
+        self.assertEqual(ids["Uid"][:2], ["65534", "65534"])
+        self.assertEqual(ids["Gid"][:2], ["65534", "65534"])
+        client.transport.loseConnection()  # type: ignore[union-attr]
+        await client.closed
 
     async def test_badOptionExit(self) -> None:
         """A bad option: one clear line quoting it, non-zero exit, nothing started."""

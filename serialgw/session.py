@@ -1,0 +1,76 @@
+"""
+What every network client of a line shares, whatever its protocol: its
+peer's name, joining and leaving the line, the bound on output queued
+towards it (L{OutputGuard}), an idle timeout and TCP keepalive.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from twisted.logger import Logger
+
+from serialgw.flow import OutputGuard
+from serialgw.line import peerName
+
+log = Logger()
+
+
+class Session:
+    """
+    Mixed into a client protocol that has C{line}, C{transport},
+    C{listener} (a ListenerSpec or None) and C{clock}.
+    """
+
+    line: Any
+    transport: Any
+    listener: Any = None
+    clock: Any = None
+    guard: Optional[OutputGuard] = None
+    _idleCall: Any = None
+    peer: str = "?"
+
+    def startSession(self) -> None:
+        self.peer = peerName(self.transport)
+        spec = self.listener
+        if spec is not None:
+            self.guard = OutputGuard(self, self.line, spec.outbuf, spec.policy)
+            self.guard.attach(self.transport)
+            if spec.keepalive and hasattr(self.transport, "setTcpKeepAlive"):
+                self.transport.setTcpKeepAlive(True)
+            if spec.idle and self.clock is not None:
+                self._idleCall = self.clock.callLater(spec.idle, self._idleTimeout)
+        self.line.attach(self)
+
+    def endSession(self) -> None:
+        if self._idleCall is not None and self._idleCall.active():
+            self._idleCall.cancel()
+        self._idleCall = None
+        if self.guard is not None:
+            self.guard.stopProducing()
+        self.line.detach(self)
+
+    def touch(self) -> None:
+        """Traffic either way: the idle timer starts again."""
+        if self._idleCall is not None and self._idleCall.active():
+            self._idleCall.reset(self.listener.idle)
+
+    def mayDeliver(self, size: int) -> bool:
+        """False when this client is full and its policy drops output."""
+        guard = self.guard
+        if guard is not None and guard.full:
+            if guard.policy == "drop":
+                guard.overflow(size)
+                return False
+        if self._idleCall is not None:
+            self.touch()
+        return True
+
+    def _idleTimeout(self) -> None:
+        self._idleCall = None
+        log.info("{line}: {peer} idle for {seconds} s: disconnected", line=self.line.name, peer=self.peer,
+                 seconds=self.listener.idle)
+        self.transport.loseConnection()
+
+    def droppedNotice(self, count: int) -> None:
+        """Output was dropped for this client: say so if it is a person's terminal."""

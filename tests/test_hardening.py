@@ -1,0 +1,258 @@
+"""
+Hardening: slow clients bounded by their listener's policy, read-only and
+allow-listed listeners, idle timeouts, exposure warnings; property tests of
+the telnet and RFC 2217 parsers with hypothesis.
+"""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from twisted.internet import defer
+from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
+from twisted.logger import globalLogPublisher
+from twisted.trial.unittest import SynchronousTestCase, TestCase
+
+from serialgw.config import DeviceSpec, LineConfig
+from serialgw.endpoints import parseListener
+from serialgw.line import Line
+from serialgw.service import GatewayService
+from serialgw.telnet import TelnetClient, TelnetProtocol
+from tests.fakes import RecordingDevice
+from tests.realio import Collector, PtyPair, connect
+
+MiB = 1024 * 1024
+
+
+class Parsed(TelnetProtocol):
+    def __init__(self) -> None:
+        TelnetProtocol.__init__(self)
+        self.events: list[tuple[str, object]] = []
+
+    def acceptLocal(self, option: int) -> bool:
+        return option in (0, 3)
+
+    def acceptRemote(self, option: int) -> bool:
+        return option in (0, 3)
+
+    def telnetDataReceived(self, data: bytes) -> None:
+        if self.events and self.events[-1][0] == "data":
+            self.events[-1] = ("data", self.events[-1][1] + data)  # type: ignore[operator]
+        else:
+            self.events.append(("data", data))
+
+    def telnetCommandReceived(self, command: int) -> None:
+        self.events.append(("command", command))
+
+    def telnetSubnegotiation(self, option: int, payload: bytes) -> None:
+        self.events.append(("sb", (option, payload)))
+
+
+def parse(chunks: list[bytes]) -> tuple[list[tuple[str, object]], bytes]:
+    p = Parsed()
+    t = StringTransport()
+    p.makeConnection(t)
+    for chunk in chunks:
+        p.dataReceived(chunk)
+    return p.events, t.value()
+
+
+def split(data: bytes, cuts: list[int]) -> list[bytes]:
+    points = sorted({c % (len(data) + 1) for c in cuts})
+    out, last = [], 0
+    for point in points:
+        out.append(data[last:point])
+        last = point
+    out.append(data[last:])
+    return out
+
+
+streams = st.lists(
+    st.one_of(
+        st.binary(max_size=40),
+        st.sampled_from([b"\xff\xff", b"\xff\xf3", b"\xff\xf1", b"\xff\xfb\x00", b"\xff\xfd\x03", b"\xff\xfe\x01",
+                         b"\xff\xfa\x2c\x01\x00\x00\x25\x80\xff\xf0", b"\xff\xfa\x1f\x00\x50\xff\xff\xff\xf0",
+                         b"\r\0", b"\r\n", b"\r", b"\xff\xec", b"\xff\xfa"]),
+    ),
+    max_size=30,
+).map(b"".join)
+
+
+class PropertyTests(SynchronousTestCase):
+    @settings(max_examples=400, deadline=None)
+    @given(streams, st.lists(st.integers(min_value=0), max_size=6))
+    def test_chunkingIrrelevant(self, data: bytes, cuts: list[int]) -> None:
+        """Any chunking of a telnet stream gives the same events and the same replies."""
+        self.assertEqual(parse(split(data, cuts)), parse([data]))
+
+    @settings(max_examples=400, deadline=None)
+    @given(st.binary(max_size=300))
+    def test_payloadRoundTrip(self, payload: bytes) -> None:
+        """IAC-escaped payloads (writeData, BINARY) come back as they were."""
+        sender = Parsed()
+        wire = StringTransport()
+        sender.makeConnection(wire)
+        sender.dataReceived(b"\xff\xfd\x00")  # peer: DO BINARY
+        wire.clear()
+        sender.writeData(payload)
+        receiver = Parsed()
+        receiver.makeConnection(StringTransport())
+        receiver.dataReceived(b"\xff\xfb\x00")  # peer: WILL BINARY
+        receiver.dataReceived(wire.value())
+        self.assertEqual(b"".join(v for k, v in receiver.events if k == "data"), payload)  # type: ignore[misc]
+
+    @settings(max_examples=400, deadline=None)
+    @given(st.binary(max_size=200), st.lists(st.integers(min_value=0), max_size=4))
+    def test_rfc2217NeverRaises(self, garbage: bytes, cuts: list[int]) -> None:
+        """Any bytes, in any chunks, to an RFC 2217 telnet client: no exception, the client stays."""
+        line = Line("t", RecordingDevice(), clock=Clock())
+        client = TelnetClient(line)
+        transport = StringTransport()
+        client.makeConnection(transport)
+        client.dataReceived(b"\xff\xfb\x2c")
+        for chunk in split(b"\xff\xfa\x2c" + garbage + b"\xff\xf0" + garbage, cuts):
+            client.dataReceived(chunk)
+        self.assertFalse(transport.disconnecting)
+        client.connectionLost()
+
+
+class IdleTests(SynchronousTestCase):
+    def test_idleTimeout(self) -> None:
+        """idle=N disconnects a client after N seconds without traffic either way; traffic restarts the count."""
+        clock = Clock()
+        line = Line("t", RecordingDevice(), clock=clock)
+        client = TelnetClient(line, listener=parseListener("telnet,idle=5+4444"), clock=clock)
+        transport = StringTransport()
+        client.makeConnection(transport)
+        clock.advance(4)
+        client.dataReceived(b"x")
+        clock.advance(4)
+        line.deviceDataReceived(b"y")
+        clock.advance(4)
+        self.assertFalse(transport.disconnecting)
+        clock.advance(1)
+        self.assertTrue(transport.disconnecting)
+        client.connectionLost()
+        self.assertEqual(clock.getDelayedCalls(), [])
+
+
+class ListenerPolicyTests(TestCase):
+    timeout = 60
+
+    def setUp(self) -> None:
+        self.pty = PtyPair()
+        self.addCleanup(self.pty.close)
+        self.pty.startReading()
+
+    def gateway(self, *listeners: str) -> GatewayService:
+        config = LineConfig("t", DeviceSpec("tty", self.pty.slaveName),
+                            listeners=tuple(parseListener(text) for text in listeners))
+        service = GatewayService([config])
+        service.startService()
+        self.addCleanup(service.stopService)
+        return service
+
+    async def flood(self, fast: Collector, size: int) -> bytes:
+        """Write size bytes into the device, as the pty takes them, while the fast client reads."""
+        from twisted.internet import reactor
+
+        data = bytes(range(256)) * (size // 256)
+        view = memoryview(data)
+        while view:
+            try:
+                import os
+
+                n = os.write(self.pty.master, view[:4096])
+                view = view[n:]
+            except BlockingIOError:
+                d: defer.Deferred[None] = defer.Deferred()
+                reactor.callLater(0.001, d.callback, None)  # type: ignore[attr-defined]
+                await d
+        return data
+
+    async def test_slowClientDropped(self) -> None:
+        """A client that never reads loses output (counted); a fast one gets every byte; memory stays bounded."""
+        service = self.gateway("raw,outbuf=65536,policy=drop+tcp:0:interface=127.0.0.1")
+        port = service.ports[0][1].getHost().port
+        slow = await connect(port)
+        # Small kernel buffers, so the gateway's own bound is what fills.
+        import socket
+
+        slow.transport.socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # type: ignore[union-attr]
+        slow.transport.pauseProducing()  # type: ignore[union-attr]
+        fast = await connect(port)
+        fast.transport.write(b"!")  # type: ignore[union-attr]
+        await self.pty.received.length(1)
+        data = await self.flood(fast, 16 * MiB)
+        self.assertEqual(await fast.received.length(len(data)), data)
+        line = service.lines["t"]
+        guards = [c.guard for c in line.clients if c.guard is not None]
+        slowGuard = max(guards, key=lambda g: g.dropped)
+        self.assertGreater(slowGuard.dropped, 4 * MiB)
+        for c in line.clients:
+            self.assertLess(len(c.transport.dataBuffer) + c.transport._tempDataLen, 65536 + 70000)
+        for client in (slow, fast):
+            client.transport.loseConnection()  # type: ignore[union-attr]
+            await client.closed
+
+    async def test_slowClientDisconnected(self) -> None:
+        """policy=disconnect cuts a client that cannot keep up; the others go on."""
+        service = self.gateway("raw,outbuf=65536,policy=disconnect+tcp:0:interface=127.0.0.1")
+        port = service.ports[0][1].getHost().port
+        slow = await connect(port)
+        # Small kernel buffers, so the gateway's own bound is what fills.
+        import socket
+
+        slow.transport.socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # type: ignore[union-attr]
+        slow.transport.pauseProducing()  # type: ignore[union-attr]
+        fast = await connect(port)
+        fast.transport.write(b"!")  # type: ignore[union-attr]
+        await self.pty.received.length(1)
+        data = await self.flood(fast, 16 * MiB)
+        self.assertEqual(await fast.received.length(len(data)), data)
+        slow.transport.resumeProducing()  # type: ignore[union-attr]
+        await slow.closed
+        self.assertLess(len(slow.received.data), 16 * MiB)
+        self.assertEqual(len(service.lines["t"].clients), 1)
+        fast.transport.loseConnection()  # type: ignore[union-attr]
+        await fast.closed
+
+    async def test_readOnlyListener(self) -> None:
+        """A ro listener's client reads the console but cannot write or break."""
+        service = self.gateway("telnet,ro+tcp:0:interface=127.0.0.1", "raw+tcp:0:interface=127.0.0.1")
+        watcher = await connect(service.ports[0][1].getHost().port)
+        writer = await connect(service.ports[1][1].getHost().port)
+        await watcher.received.contains(b"\xff\xfd\x2c")
+        watcher.transport.write(b"rm -rf /\r\xff\xf3")  # type: ignore[union-attr]
+        writer.transport.write(b"ok")  # type: ignore[union-attr]
+        self.assertEqual(await self.pty.received.length(2), b"ok")
+        self.pty.write(b"seen")
+        await watcher.received.contains(b"seen")
+        self.assertEqual(self.pty.received.data, b"ok")
+        self.assertEqual(service.lines["t"].device.breaks, 0)
+        for client in (watcher, writer):
+            client.transport.loseConnection()  # type: ignore[union-attr]
+            await client.closed
+
+    async def test_allowList(self) -> None:
+        """A connection from outside the allow-list is closed at once; nothing it sends reaches the device."""
+        service = self.gateway("raw,allow=10.0.0.0/8+tcp:0:interface=127.0.0.1",
+                               "raw,allow=127.0.0.0/8+tcp:0:interface=127.0.0.1")
+        refused = await connect(service.ports[0][1].getHost().port)
+        refused.transport.write(b"intruder")  # type: ignore[union-attr]
+        await refused.closed
+        allowed = await connect(service.ports[1][1].getHost().port)
+        allowed.transport.write(b"friend")  # type: ignore[union-attr]
+        self.assertEqual(await self.pty.received.length(6), b"friend")
+        allowed.transport.loseConnection()  # type: ignore[union-attr]
+        await allowed.closed
+
+    def test_exposureWarning(self) -> None:
+        """A writable listener on all interfaces without TLS client certificates is warned about; loopback is not."""
+        events: list[dict[str, object]] = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        self.gateway("raw+tcp:0", "raw+tcp:0:interface=127.0.0.1", "raw,ro+tcp:0")
+        warned = [e for e in events if "lets anyone who can reach" in str(e.get("log_format", ""))]
+        self.assertEqual([e["listener"] for e in warned], ["raw+tcp:0"])
