@@ -204,10 +204,11 @@ def throughput(pty: Pty, sock: socket.socket, size: int, toDevice: bool, telnet:
     data = os.urandom(size)
     expected = hashlib.sha256(data).hexdigest()
     result: dict[str, Any] = {}
+    wire = data.replace(b"\xff", b"\xff\xff") if telnet and toDevice else data
 
     def produce() -> None:
         if toDevice:
-            sock.sendall(data.replace(b"\xff", b"\xff\xff") if telnet else data)
+            sock.sendall(wire)
         else:
             view = memoryview(data)
             while view:
