@@ -5,6 +5,7 @@ C{twistd serialgw}: options and the service they make.
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any, Optional
 
 from twisted.python import usage
@@ -13,6 +14,8 @@ from serialgw import __version__
 from serialgw.config import (
     ConfigError,
     LineConfig,
+    ListenerKind,
+    ListenerSpec,
     SerialSettings,
     parseBaud,
     parseBytesize,
@@ -84,6 +87,10 @@ ENDPOINT is a port number (TCP, all interfaces) or a Twisted endpoint string
     def getUsage(self, width: Optional[int] = None) -> str:
         return usage.Options.getUsage(self, width) + "\n" + self.examples
 
+    # Under twistd a configuration error ends the process (see postOptions);
+    # tests parse with exitOnError = False and get a UsageError.
+    exitOnError = True
+
     def __init__(self) -> None:
         usage.Options.__init__(self)
         self["listen"] = []
@@ -104,6 +111,10 @@ ENDPOINT is a port number (TCP, all interfaces) or a Twisted endpoint string
         try:
             self["line"] = self._lineConfig()
         except ConfigError as e:
+            if self.exitOnError:
+                # One line and exit status 2, not twistd's page of usage.
+                sys.stderr.write(f"serialgw: error: {e}\n")
+                raise SystemExit(2) from None
             raise usage.UsageError(str(e)) from None
 
     def _lineConfig(self) -> LineConfig:
@@ -132,6 +143,8 @@ ENDPOINT is a port number (TCP, all interfaces) or a Twisted endpoint string
         if not texts:
             texts = [DEFAULT_PORT]
         listeners = tuple(parseListener(text) for text in texts)
+        for spec in listeners:
+            _checkEndpoint(spec)
 
         try:
             milliseconds = float(self["break-duration"])
@@ -152,6 +165,18 @@ ENDPOINT is a port number (TCP, all interfaces) or a Twisted endpoint string
             signature=self["signature"],
             notices=not self["no-notices"],
         )
+
+
+def _checkEndpoint(spec: ListenerSpec) -> None:
+    """A Twisted endpoint string is checked now (no I/O), so errors come before anything starts."""
+    if spec.kind is not ListenerKind.LISTEN or spec.tls is not None:
+        return
+    from twisted.internet import endpoints, reactor
+
+    try:
+        endpoints.serverFromString(reactor, spec.endpoint)
+    except Exception as e:
+        raise ConfigError(f"bad listener {spec.text!r}: {e}") from None
 
 
 def _lineName(device: str) -> str:

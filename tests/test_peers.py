@@ -203,8 +203,12 @@ class TwistdTests(TestCase):
         """A bad option: one clear line quoting it, non-zero exit, nothing started."""
         proc = self.spawn(gatewayArgv("--parity", "X"))
         code = await proc.ended
-        self.assertNotEqual(code, 0)
-        self.assertIn(b"parity must be one of N, E, O, M, S, not 'X'", proc.output.data)
+        self.assertEqual(code, 2)
+        self.assertEqual(proc.output.data, b"serialgw: error: parity must be one of N, E, O, M, S, not 'X'\n")
+        proc = self.spawn(gatewayArgv("--listen", "tcp:4444:5555"))
+        self.assertEqual(await proc.ended, 2)
+        self.assertEqual(proc.output.data.count(b"\n"), 1)
+        self.assertIn(b"reads two ways", proc.output.data)
 
     async def test_missingDeviceExit(self) -> None:
         """A device that cannot open: one line naming it, exit status 1."""

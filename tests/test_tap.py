@@ -18,6 +18,7 @@ from tests.realio import PtyPair
 
 def parse(*args: str) -> tap.Options:
     options = tap.Options()
+    options.exitOnError = False
     options.parseOptions(list(args))
     return options
 
@@ -69,6 +70,7 @@ class OptionsTests(SynchronousTestCase):
             (["--bytesize", "9"], "byte size must be 5, 6, 7 or 8, not '9'"),
             (["--stopbits", "3"], "stop bits must be 1, 1.5 or 2, not '3'"),
             (["--break-duration", "0"], "break duration must be 1 to 10000 milliseconds, not '0'"),
+            (["--port", "tcp:4444:backlog=x"], "bad listener 'tcp:4444:backlog=x': invalid literal for int() with base 10: 'x'"),
             (["--port", "nope"], "cannot read listener 'nope': expected a port number, an endpoint string such as "
              "tcp:4444:interface=127.0.0.1, or a QEMU chardev such as telnet::4444,server,nowait"),
         ]
