@@ -224,6 +224,7 @@ class TLSSpec:
     ca: str = ""
     subjects: tuple[str, ...] = ()
     hostname: str = ""
+    readOnlySubjects: tuple[str, ...] = ()
 
 
 @attrs.frozen

@@ -293,17 +293,21 @@ def _tls(body: str, original: str) -> ListenerSpec:
     positional = [f for f in fields if "=" not in f]
     named = dict(f.split("=", 1) for f in fields if "=" in f)
     for key in named:
-        if key not in ("interface", "cert", "key", "ca", "subjects"):
-            raise ConfigError(f"unknown option {key!r} in listener {original!r} (known: interface, cert, key, ca, subjects)")
+        if key not in ("interface", "cert", "key", "ca", "subjects", "readonly"):
+            raise ConfigError(
+                f"unknown option {key!r} in listener {original!r} (known: interface, cert, key, ca, subjects, readonly)"
+            )
     subjects = tuple(s for s in named.get("subjects", "").split(";") if s)
+    readOnly = tuple(s for s in named.get("readonly", "").split(";") if s)
     if len(positional) == 1:
         port = _port(positional[0], original)
         if not named.get("cert") or not named.get("key"):
             raise ConfigError(f"a TLS listener needs cert= and key=: {original!r}")
         interface = named.get("interface", "").replace("\\:", ":")
-        if subjects and not named.get("ca"):
-            raise ConfigError(f"subjects= needs ca= (client certificates) in listener {original!r}")
-        tls = TLSSpec(cert=named["cert"], key=named["key"], ca=named.get("ca", ""), subjects=subjects)
+        if (subjects or readOnly) and not named.get("ca"):
+            raise ConfigError(f"subjects= and readonly= need ca= (client certificates) in listener {original!r}")
+        tls = TLSSpec(cert=named["cert"], key=named["key"], ca=named.get("ca", ""), subjects=subjects,
+                      readOnlySubjects=readOnly)
         return ListenerSpec(f"tls:{port}", Protocol.TELNET, tls=tls, host=interface, port=port)
     if len(positional) == 2:
         host, port = positional[0].replace("\\:", ":").strip("[]"), _port(positional[1], original)

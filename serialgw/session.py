@@ -8,14 +8,18 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
+from twisted.internet.interfaces import IHandshakeListener
 from twisted.logger import Logger
+from zope.interface import implementer
 
 from serialgw.flow import OutputGuard
-from serialgw.line import peerName
+from serialgw.line import Role, peerName
+from serialgw.tls import peerSubject
 
 log = Logger()
 
 
+@implementer(IHandshakeListener)
 class Session:
     """
     Mixed into a client protocol that has C{line}, C{transport},
@@ -29,10 +33,15 @@ class Session:
     guard: Optional[OutputGuard] = None
     _idleCall: Any = None
     peer: str = "?"
+    role: Role = Role.WRITER
+    _roleAfterHandshake: Role = Role.WRITER
 
     def startSession(self) -> None:
         self.peer = peerName(self.transport)
         spec = self.listener
+        if spec is not None and spec.tls is not None and spec.tls.readOnlySubjects:
+            # Read-only until the certificate says otherwise (handshakeCompleted).
+            self._roleAfterHandshake, self.role = self.role, Role.READONLY
         if spec is not None:
             self.guard = OutputGuard(self, self.line, spec.outbuf, spec.policy)
             self.guard.attach(self.transport)
@@ -41,6 +50,17 @@ class Session:
             if spec.idle and self.clock is not None:
                 self._idleCall = self.clock.callLater(spec.idle, self._idleTimeout)
         self.line.attach(self)
+
+    def handshakeCompleted(self) -> None:
+        """TLS is up: map the client certificate's subject to a role."""
+        subject = peerSubject(self.transport)
+        if subject:
+            self.peer = f"{self.peer} ({subject})"
+        spec = self.listener
+        if spec is not None and spec.tls is not None and spec.tls.readOnlySubjects:
+            self.role = Role.READONLY if subject in spec.tls.readOnlySubjects else self._roleAfterHandshake
+            log.info("{line}: {peer} is {role} by its certificate", line=self.line.name, peer=self.peer,
+                     role=self.role.value)
 
     def endSession(self) -> None:
         if self._idleCall is not None and self._idleCall.active():

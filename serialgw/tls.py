@@ -78,7 +78,7 @@ class ServerContextFactory:
             )
         self._context = options.getContext()
         if spec.subjects:
-            allowed = set(spec.subjects)
+            allowed = set(spec.subjects) | set(spec.readOnlySubjects)
 
             def verify(connection: Any, x509: Any, errno: int, depth: int, ok: int) -> bool:
                 if not ok:
@@ -104,3 +104,14 @@ def clientOptions(spec: TLSSpec) -> Any:
     trust = ssl.trustRootFromCertificates(authorities)
     client = _privateCertificate(spec) if spec.cert else None
     return ssl.optionsForClientTLS(spec.hostname, trustRoot=trust, clientCertificate=client)
+
+
+def peerSubject(transport: Any) -> str:
+    """The CN of a TLS peer's certificate, or empty."""
+    try:
+        certificate = transport.getPeerCertificate()
+    except Exception:
+        return ""
+    if certificate is None:
+        return ""
+    return str(certificate.get_subject().commonName or "")

@@ -137,6 +137,31 @@ class IdleTests(SynchronousTestCase):
         self.assertEqual(clock.getDelayedCalls(), [])
 
 
+class FaultTests(SynchronousTestCase):
+    def test_disconnectDuringBreak(self) -> None:
+        """A client that leaves in the middle of a break: the break still ends on time, data flows after."""
+        from twisted.internet.testing import MemoryReactorClock
+
+        from serialgw.device import SerialDevice
+        from tests.fakes import RecordingPort
+
+        reactor = MemoryReactorClock()
+        port = RecordingPort(reactor)
+        device = SerialDevice(port, reactor, 0.25)
+        line = Line("t", device, clock=reactor)
+        device.sink = line
+        client = TelnetClient(line)
+        client.makeConnection(StringTransport())
+        client.dataReceived(b"\xff\xf3")
+        client.connectionLost()
+        reactor.advance(0.25)
+        other = TelnetClient(line)
+        other.makeConnection(StringTransport())
+        other.dataReceived(b"x")
+        self.assertEqual([(w, v) for _, w, v in port.events], [("break", True), ("break", False), ("write", b"x")])
+        self.assertEqual(reactor.getDelayedCalls(), [])
+
+
 class ListenerPolicyTests(TestCase):
     timeout = 60
 
@@ -247,6 +272,65 @@ class ListenerPolicyTests(TestCase):
         self.assertEqual(await self.pty.received.length(6), b"friend")
         allowed.transport.loseConnection()  # type: ignore[union-attr]
         await allowed.closed
+
+    async def test_garbageAtFullSpeed(self) -> None:
+        """A client sending telnet garbage at full speed disturbs neither the gateway nor another client."""
+        import os
+
+        service = self.gateway("tcp:0:interface=127.0.0.1", "raw+tcp:0:interface=127.0.0.1")
+        noisy = await connect(service.ports[0][1].getHost().port)
+        calm = await connect(service.ports[1][1].getHost().port)
+        garbage = os.urandom(2 * MiB).replace(b"\xf3", b"\x00")  # no IAC BRK: breaks would hold the line
+        noisy.transport.write(garbage)  # type: ignore[union-attr]
+        calm.transport.write(b"still here")  # type: ignore[union-attr]
+        await self.pty.received.contains(b"still here")
+        self.pty.write(b"and answered")
+        await calm.received.contains(b"and answered")
+        self.assertFalse(noisy.closed.called)
+        for client in (noisy, calm):
+            client.transport.loseConnection()  # type: ignore[union-attr]
+            await client.closed
+
+    async def test_connectCycles(self) -> None:
+        """1000 connect/disconnect cycles: descriptors back to where they were, memory flat."""
+        import os
+
+
+        service = self.gateway("tcp:0:interface=127.0.0.1")
+        port = service.ports[0][1].getHost().port
+
+        def fds() -> int:
+            return len(os.listdir("/proc/self/fd"))
+
+        def rss() -> int:
+            with open("/proc/self/status") as f:
+                return next(int(line.split()[1]) for line in f if line.startswith("VmRSS"))
+
+        async def cycle() -> None:
+            client: Collector = await connect(port)
+            await client.received.length(18)
+            client.transport.loseConnection()  # type: ignore[union-attr]
+            await client.closed
+
+        async def settle() -> None:
+            # The server side closes a moment after the client.
+            from twisted.internet import reactor
+
+            while service.lines["t"].clients:
+                d: defer.Deferred[None] = defer.Deferred()
+                reactor.callLater(0.01, d.callback, None)  # type: ignore[attr-defined]
+                await d
+
+        for _ in range(100):
+            await cycle()
+        await settle()
+        before = (fds(), rss())
+        for _ in range(1000):
+            await cycle()
+        await settle()
+        after = (fds(), rss())
+        self.assertEqual(after[0], before[0])
+        self.assertLess(after[1] - before[1], 2048, (before, after))
 
     def test_exposureWarning(self) -> None:
         """A writable listener on all interfaces without TLS client certificates is warned about; loopback is not."""

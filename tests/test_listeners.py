@@ -179,6 +179,38 @@ class ListenerTests(TestCase):
         await good.received.length(1)
         self.assertEqual(self.pty.received.data, b"hello over tls")
 
+    async def test_tlsReadOnlyCertificate(self) -> None:
+        """readonly=CN: a client with that certificate reads the console but cannot write; others can."""
+        ca = Authority(os.path.abspath(self.mktemp()))
+        cert, key = ca.issue("gateway", dns="localhost")
+        alice, carol = ca.issue("alice"), ca.issue("carol")
+        service = self.gateway(f"raw+tls:0:interface=127.0.0.1:cert={cert}:key={key}:ca={ca.path}"
+                               f":subjects=alice:readonly=carol")
+        number = service.ports[0][1].getHost().port
+        with open(ca.path, "rb") as f:
+            trust = Certificate.loadPEM(f.read())
+
+        async def dial(pair: tuple[str, str]) -> Collector:
+            with open(pair[0], "rb") as f1, open(pair[1], "rb") as f2:
+                mine = PrivateCertificate.loadPEM(f1.read() + f2.read())
+            from twisted.internet.endpoints import TCP4ClientEndpoint
+
+            endpoint = wrapClientTLS(optionsForClientTLS("localhost", trustRoot=trust, clientCertificate=mine),
+                                     TCP4ClientEndpoint(reactor, "127.0.0.1", number))
+            client: Collector = await endpoint.connect(protocol.Factory.forProtocol(Collector))
+            self.clients.append(client)
+            return client
+
+        watcher = await dial(carol)
+        writer = await dial(alice)
+        watcher.transport.write(b"carol types")  # type: ignore[union-attr]
+        writer.transport.write(b"alice types")  # type: ignore[union-attr]
+        self.assertEqual(await self.pty.received.length(11), b"alice types")
+        self.pty.write(b"both read")
+        await watcher.received.contains(b"both read")
+        await writer.received.contains(b"both read")
+        self.assertEqual(self.pty.received.data, b"alice types")
+
     async def test_fileAppends(self) -> None:
         """file:PATH appends device output to the file."""
         path = os.path.abspath(self.mktemp())
