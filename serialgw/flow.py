@@ -3,8 +3,9 @@ What a slow client may cost: each network client has a bound on the device
 output queued towards it (its transport's buffer) and a policy for when it
 is full:
 
-  - C{drop}: device output for this client is dropped (counted; telnet
-    users get a notice when it flows again); everyone else is untouched;
+  - C{drop}: device output for this client waits in a second bounded
+    queue whose oldest bytes are dropped (counted; telnet users get a notice
+    when it flows again); everyone else is untouched;
   - C{disconnect}: the client is cut off;
   - C{block}: the line stops reading its device until the client catches up
     (lossless for that client, and so for everyone: one data client only).
@@ -15,6 +16,7 @@ transport's buffer passes C{bufferSize} and resumes it when drained.
 
 from __future__ import annotations
 
+from collections import deque
 from typing import Any
 
 from twisted.internet.interfaces import IPushProducer
@@ -34,16 +36,33 @@ class OutputGuard:
         self.full = False
         self.dropped = 0
         self._droppedSinceNotice = 0
+        self._held: deque[bytes] = deque()
+        self._heldSize = 0
 
     def attach(self, transport: Any) -> None:
         if hasattr(transport, "registerProducer") and hasattr(transport, "bufferSize"):
             transport.bufferSize = self.bound
             transport.registerProducer(self, True)
 
-    def overflow(self, size: int) -> None:
-        """Device output arrived while the client is full (policy drop)."""
-        self.dropped += size
-        self._droppedSinceNotice += size
+    def hold(self, data: bytes) -> None:
+        """
+        Device output arrived while the client is full (policy drop): keep
+        the newest C{bound} bytes, drop the oldest.
+        """
+        self._held.append(data)
+        self._heldSize += len(data)
+        while self._heldSize > self.bound:
+            excess = self._heldSize - self.bound
+            first = self._held[0]
+            if len(first) <= excess:
+                self._held.popleft()
+                cut = len(first)
+            else:
+                self._held[0] = first[excess:]
+                cut = excess
+            self._heldSize -= cut
+            self.dropped += cut
+            self._droppedSinceNotice += cut
 
     # IPushProducer: called by the transport
 
@@ -67,11 +86,15 @@ class OutputGuard:
         self.full = False
         if self.policy == "block":
             self.line.unblockDevice(self.client)
-        elif self._droppedSinceNotice:
+            return
+        if self._droppedSinceNotice:
             dropped, self._droppedSinceNotice = self._droppedSinceNotice, 0
-            log.info("{line}: {peer} caught up; {count} bytes were dropped for it",
+            log.info("{line}: {peer} caught up; the oldest {count} bytes were dropped for it",
                      line=self.line.name, peer=self.client.peer, count=dropped)
             self.client.droppedNotice(dropped)
+        if self._held:
+            held, self._held, self._heldSize = b"".join(self._held), deque(), 0
+            self.client.deliver(held)
 
     def stopProducing(self) -> None:
         if self.full and self.policy == "block":

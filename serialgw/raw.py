@@ -40,7 +40,7 @@ class RawClient(Session, Protocol):
         self.line.clientData(self, data)
 
     def deliver(self, data: bytes) -> None:
-        if self.mayDeliver(len(data)):
+        if self.mayDeliver(data):
             writeNow(self.transport, data)
 
     def modemStateChanged(self, state: int) -> None:

@@ -75,12 +75,12 @@ class Session:
         if self._idleCall is not None and self._idleCall.active():
             self._idleCall.reset(self.listener.idle)
 
-    def mayDeliver(self, size: int) -> bool:
-        """False when this client is full and its policy drops output."""
+    def mayDeliver(self, data: bytes) -> bool:
+        """False when this client is full and its policy drops output (then the guard holds it)."""
         guard = self.guard
         if guard is not None and guard.full:
             if guard.policy == "drop":
-                guard.overflow(size)
+                guard.hold(data)
                 return False
         if self._idleCall is not None:
             self.touch()

@@ -469,7 +469,7 @@ class TelnetClient(Session, TelnetProtocol):
     # IClient
 
     def deliver(self, data: bytes) -> None:
-        if not self.mayDeliver(len(data)):
+        if not self.mayDeliver(data):
             return
         if self.comPort is not None:
             self.comPort.deliver(data)

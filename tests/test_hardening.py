@@ -137,6 +137,30 @@ class IdleTests(SynchronousTestCase):
         self.assertEqual(clock.getDelayedCalls(), [])
 
 
+class GuardTests(SynchronousTestCase):
+    def test_dropOldest(self) -> None:
+        """Past its bound a client's output waits in a second queue that drops the oldest bytes; a telnet user is told."""
+        line = Line("t", RecordingDevice(), clock=Clock())
+        client = TelnetClient(line, listener=parseListener("telnet,outbuf=1024+4444"))
+        transport = StringTransport()
+        client.makeConnection(transport)
+        client.dataReceived(b"\xff\xfd\x00\xff\xfc\x2c")  # DO BINARY, WONT COM-PORT
+        transport.clear()
+        guard = client.guard
+        assert guard is not None
+        guard.pauseProducing()
+        line.deviceDataReceived(b"a" * 1000)
+        line.deviceDataReceived(b"b" * 1000)
+        line.deviceDataReceived(b"c" * 24)
+        self.assertEqual(transport.value(), b"")
+        guard.resumeProducing()
+        self.assertEqual(
+            transport.value(),
+            b"\r\n[serialgw: 1000 bytes dropped: this session fell behind]\r\n" + b"b" * 1000 + b"c" * 24,
+        )
+        self.assertEqual(guard.dropped, 1000)
+
+
 class FaultTests(SynchronousTestCase):
     def test_disconnectDuringBreak(self) -> None:
         """A client that leaves in the middle of a break: the break still ends on time, data flows after."""
@@ -242,6 +266,24 @@ class ListenerPolicyTests(TestCase):
         self.assertEqual(len(service.lines["t"].clients), 1)
         fast.transport.loseConnection()  # type: ignore[union-attr]
         await fast.closed
+
+    async def test_keepalive(self) -> None:
+        """keepalive turns on TCP keepalive on the server side of each connection."""
+        import socket
+
+        service = self.gateway("raw,keepalive+tcp:0:interface=127.0.0.1", "raw+tcp:0:interface=127.0.0.1")
+        clients = [await connect(service.ports[i][1].getHost().port) for i in (0, 1)]
+        for i, client in enumerate(clients):
+            client.transport.write(b"%d" % i)  # type: ignore[union-attr]
+        await self.pty.received.length(2)
+        flags = sorted(
+            c.transport.socket.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) != 0
+            for c in service.lines["t"].clients
+        )
+        self.assertEqual(flags, [False, True])
+        for client in clients:
+            client.transport.loseConnection()  # type: ignore[union-attr]
+            await client.closed
 
     async def test_readOnlyListener(self) -> None:
         """A ro listener's client reads the console but cannot write or break."""
