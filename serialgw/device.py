@@ -471,12 +471,7 @@ class PtyPort(TtyPort):
         return None
 
     def close(self) -> None:
-        if self.link:
-            try:
-                if os.readlink(self.link) == self.slaveName:
-                    os.unlink(self.link)
-            except OSError:
-                pass
+        removeSymlink(self.link, self.slaveName)
         os.close(self._fd)
         TtyPort.close(self)
 
@@ -527,6 +522,17 @@ def replaceSymlink(target: str, link: str) -> None:
         pass
     os.symlink(target, tmp)
     os.replace(tmp, link)
+
+
+def removeSymlink(link: str, target: str) -> None:
+    """Remove C{link} if it still points at C{target} (not someone else's)."""
+    if not link:
+        return
+    try:
+        if os.readlink(link) == target:
+            os.unlink(link)
+    except OSError:
+        pass
 
 
 def _reason(e: BaseException) -> str:

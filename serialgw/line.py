@@ -67,6 +67,28 @@ class IClient(Interface):
         """Read from the client again."""
 
 
+class ClientEvents:
+    """
+    Default answers to the line's events for clients that have nothing to
+    do with them (files, datagrams, raw streams): override what matters.
+    """
+
+    def modemStateChanged(self, state: int) -> None:
+        pass
+
+    def lineStateChanged(self, state: int) -> None:
+        pass
+
+    def deviceStateChanged(self, up: bool, notice: bytes) -> None:
+        pass
+
+    def pauseInput(self) -> None:
+        pass
+
+    def resumeInput(self) -> None:
+        pass
+
+
 class IDevice(Interface):
     """
     What a line needs of its device.

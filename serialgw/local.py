@@ -13,14 +13,14 @@ from twisted.internet import stdio
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from serialgw.line import IClient, Line, Role
+from serialgw.line import ClientEvents, IClient, Line, Role
 from serialgw.raw import RawClient
 
 log = Logger()
 
 
 @implementer(IClient)
-class FileClient:
+class FileClient(ClientEvents):
     """Device output appended to a file; nothing is read from it."""
 
     def __init__(self, line: Line, path: str) -> None:
@@ -39,20 +39,6 @@ class FileClient:
         except OSError as e:
             log.error("{line}: cannot write {path}: {reason}", line=self.line.name, path=self.path, reason=e.strerror)
 
-    def modemStateChanged(self, state: int) -> None:
-        pass
-
-    def lineStateChanged(self, state: int) -> None:
-        pass
-
-    def deviceStateChanged(self, up: bool, notice: bytes) -> None:
-        pass
-
-    def pauseInput(self) -> None:
-        pass
-
-    def resumeInput(self) -> None:
-        pass
 
     def close(self) -> None:
         self.line.detach(self)

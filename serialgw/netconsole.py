@@ -14,7 +14,7 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from serialgw.config import UDPSpec
-from serialgw.line import IClient, Line, Role
+from serialgw.line import ClientEvents, IClient, Line, Role
 
 log = Logger()
 
@@ -24,7 +24,7 @@ MAX_DATAGRAM = 1400
 
 
 @implementer(IClient)
-class NetconsoleClient(DatagramProtocol):
+class NetconsoleClient(ClientEvents, DatagramProtocol):
     """
     One UDP peer of a line.  It attaches when its port starts listening and
     detaches when it stops.
@@ -92,18 +92,4 @@ class NetconsoleClient(DatagramProtocol):
             except OSError as e:
                 log.debug("{line}: datagram to {peer} not sent: {reason}", line=self.line.name, peer=self.peer, reason=e)
 
-    def modemStateChanged(self, state: int) -> None:
-        pass
 
-    def lineStateChanged(self, state: int) -> None:
-        pass
-
-    def deviceStateChanged(self, up: bool, notice: bytes) -> None:
-        pass
-
-    def pauseInput(self) -> None:
-        # Datagrams cannot be paused; the device's queue takes them.
-        pass
-
-    def resumeInput(self) -> None:
-        pass

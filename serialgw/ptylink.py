@@ -23,8 +23,8 @@ from twisted.internet import abstract, fdesc
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from serialgw.device import readTermios, replaceSymlink
-from serialgw.line import IClient, Line, Role
+from serialgw.device import readTermios, removeSymlink, replaceSymlink
+from serialgw.line import ClientEvents, IClient, Line, Role
 
 log = Logger()
 
@@ -35,7 +35,7 @@ TIOCPKT_IOCTL = 0x40
 
 
 @implementer(IClient)
-class PtyClient(abstract.FileDescriptor):
+class PtyClient(ClientEvents, abstract.FileDescriptor):
     """
     The master side of a pty, in the reactor, attached to a line.
     """
@@ -109,14 +109,6 @@ class PtyClient(abstract.FileDescriptor):
     def deliver(self, data: bytes) -> None:
         self.write(data)
 
-    def modemStateChanged(self, state: int) -> None:
-        pass
-
-    def lineStateChanged(self, state: int) -> None:
-        pass
-
-    def deviceStateChanged(self, up: bool, notice: bytes) -> None:
-        pass
 
     def pauseInput(self) -> None:
         self.stopReading()
@@ -128,11 +120,6 @@ class PtyClient(abstract.FileDescriptor):
         self.line.detach(self)
         self.stopReading()
         self.stopWriting()
-        if self.link:
-            try:
-                if os.readlink(self.link) == self.slaveName:
-                    os.unlink(self.link)
-            except OSError:
-                pass
+        removeSymlink(self.link, self.slaveName)
         os.close(self._master)
         os.close(self._slave)

@@ -10,12 +10,12 @@ from twisted.internet.protocol import Protocol, connectionDone
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from serialgw.line import IClient, Line, Role, writeNow
+from serialgw.line import ClientEvents, IClient, Line, Role, writeNow
 from serialgw.session import Session
 
 
 @implementer(IClient)
-class RawClient(Session, Protocol):
+class RawClient(ClientEvents, Session, Protocol):
     """
     A client whose connection carries the line's bytes and nothing else.
     """
@@ -43,15 +43,6 @@ class RawClient(Session, Protocol):
         if self.mayDeliver(data):
             writeNow(self.transport, data)
 
-    def modemStateChanged(self, state: int) -> None:
-        pass
-
-    def lineStateChanged(self, state: int) -> None:
-        pass
-
-    def deviceStateChanged(self, up: bool, notice: bytes) -> None:
-        # Data stays data: nothing in a raw stream.
-        pass
 
     def pauseInput(self) -> None:
         self.transport.pauseProducing()
