@@ -220,14 +220,13 @@ class ListenerPolicyTests(TestCase):
                 await d
         return data
 
-    async def test_slowClientDropped(self) -> None:
-        """A client that never reads loses output (counted); a fast one gets every byte; memory stays bounded."""
-        service = self.gateway("raw,outbuf=65536,policy=drop+tcp:0:interface=127.0.0.1")
+    async def slowAndFast(self, service: GatewayService) -> tuple[Collector, Collector]:
+        """One client that never reads, one that reads everything of 16 MiB through the device."""
+        import socket
+
         port = service.ports[0][1].getHost().port
         slow = await connect(port)
         # Small kernel buffers, so the gateway's own bound is what fills.
-        import socket
-
         slow.transport.socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # type: ignore[union-attr]
         slow.transport.pauseProducing()  # type: ignore[union-attr]
         fast = await connect(port)
@@ -235,6 +234,12 @@ class ListenerPolicyTests(TestCase):
         await self.pty.received.length(1)
         data = await self.flood(fast, 16 * MiB)
         self.assertEqual(await fast.received.length(len(data)), data)
+        return slow, fast
+
+    async def test_slowClientDropped(self) -> None:
+        """A client that never reads loses output (counted); a fast one gets every byte; memory stays bounded."""
+        service = self.gateway("raw,outbuf=65536,policy=drop+tcp:0:interface=127.0.0.1")
+        slow, fast = await self.slowAndFast(service)
         line = service.lines["t"]
         guards = [c.guard for c in line.clients if c.guard is not None]
         slowGuard = max(guards, key=lambda g: g.dropped)
@@ -248,18 +253,7 @@ class ListenerPolicyTests(TestCase):
     async def test_slowClientDisconnected(self) -> None:
         """policy=disconnect cuts a client that cannot keep up; the others go on."""
         service = self.gateway("raw,outbuf=65536,policy=disconnect+tcp:0:interface=127.0.0.1")
-        port = service.ports[0][1].getHost().port
-        slow = await connect(port)
-        # Small kernel buffers, so the gateway's own bound is what fills.
-        import socket
-
-        slow.transport.socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # type: ignore[union-attr]
-        slow.transport.pauseProducing()  # type: ignore[union-attr]
-        fast = await connect(port)
-        fast.transport.write(b"!")  # type: ignore[union-attr]
-        await self.pty.received.length(1)
-        data = await self.flood(fast, 16 * MiB)
-        self.assertEqual(await fast.received.length(len(data)), data)
+        slow, fast = await self.slowAndFast(service)
         slow.transport.resumeProducing()  # type: ignore[union-attr]
         await slow.closed
         self.assertLess(len(slow.received.data), 16 * MiB)

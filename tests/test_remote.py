@@ -19,6 +19,20 @@ from tests.realio import Collector, PtyPair, connect
 IAC, SB, SE, WILL = 255, 250, 240, 251
 
 
+def whenControlled(line: object) -> defer.Deferred[None]:
+    """Fires when an RFC 2217 client first takes control of the line."""
+    controlled: defer.Deferred[None] = defer.Deferred()
+    addController = line.addController  # type: ignore[attr-defined]
+
+    def added(client: object) -> None:
+        addController(client)
+        if not controlled.called:
+            controlled.callback(None)
+
+    line.addController = added  # type: ignore[attr-defined]
+    return controlled
+
+
 class RemoteDeviceTests(TestCase):
     timeout = 30
 
@@ -45,15 +59,7 @@ class RemoteDeviceTests(TestCase):
                                      settings=SerialSettings(57600, stopbits=2),
                                      listeners=(ListenerSpec("tcp:0:interface=127.0.0.1", Protocol.RAW),)))
         farLine = far.lines["far"]
-        controlled: defer.Deferred[None] = defer.Deferred()
-        addController = farLine.addController
-
-        def added(client: object) -> None:
-            addController(client)
-            if not controlled.called:
-                controlled.callback(None)
-
-        farLine.addController = added  # type: ignore[method-assign]
+        controlled = whenControlled(farLine)
         await controlled
         client = await connect(near.ports[0][1].getHost().port)
         # Data both ways proves the chain is up (and the settings sent before it).
@@ -84,15 +90,7 @@ class RemoteDeviceTests(TestCase):
         far = self.start(LineConfig("far", DeviceSpec("tty", pty.slaveName),
                                     listeners=(ListenerSpec("tcp:0:interface=127.0.0.1"),)))
         farLine = far.lines["far"]
-        controlled: defer.Deferred[None] = defer.Deferred()
-        addController = farLine.addController
-
-        def added(client: object) -> None:
-            addController(client)
-            if not controlled.called:
-                controlled.callback(None)
-
-        farLine.addController = added  # type: ignore[method-assign]
+        controlled = whenControlled(farLine)
         link = os.path.abspath(self.mktemp())
         from serialgw.endpoints import parseListener
 
