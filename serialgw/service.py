@@ -107,6 +107,7 @@ class GatewayService(MultiService):
         openPort: Callable[..., IPort] = openPort,
         retryPolicy: Optional[Callable[[int], float]] = None,
         reopenPolicy: Optional[Callable[[int], float]] = None,
+        status: Optional[str] = None,
     ) -> None:
         MultiService.__init__(self)
         if reactor is None:
@@ -125,6 +126,8 @@ class GatewayService(MultiService):
         self._dialers: list[ClientService] = []
         self._closers: list[Callable[[], Any]] = []
         self._opened = False
+        self.status = status
+        self.statusPort: Any = None
 
     def privilegedStartService(self) -> None:
         MultiService.privilegedStartService(self)
@@ -133,6 +136,8 @@ class GatewayService(MultiService):
         try:
             for config in self.configs:
                 self._openLine(config)
+            if self.status:
+                self._serveStatus(self.status)
         except StartupError:
             self._closeAll()
             raise
@@ -148,6 +153,22 @@ class GatewayService(MultiService):
         line.waitForClient = any(spec.wait for spec in config.listeners)
         for spec in config.listeners:
             self._listen(line, config, spec)
+
+    def _serveStatus(self, description: str) -> None:
+        from twisted.web.server import Site
+
+        from serialgw.status import StatusResource
+
+        site = Site(StatusResource(self))
+        site.noisy = False
+        results: list[Any] = []
+        serverFromString(self.reactor, description).listen(site).addBoth(results.append)
+        if not results or isinstance(results[0], Failure):
+            reason = results[0].value if results else "did not start at once"
+            raise StartupError(f"cannot serve status on {description!r}: {reason}")
+        self.statusPort = results[0]
+        self._closers.append(self.statusPort.stopListening)
+        log.info("status page (JSON) on http://{address}/", address=describeAddress(self.statusPort.getHost()))
 
     def _makeDevice(self, config: LineConfig) -> Any:
         if config.device.remote:

@@ -24,6 +24,7 @@ from serialgw.config import (
     parseParity,
     parseStopbits,
 )
+from serialgw.configfile import loadConfig
 from serialgw.endpoints import parseListener
 from serialgw.service import GatewayService, StartupError
 
@@ -74,6 +75,11 @@ ENDPOINT is a port number (TCP, all interfaces) or a Twisted endpoint string
          "How long a BREAK holds the line, in milliseconds, e.g. 500"],
         ["signature", None, None,
          "RFC 2217 SIGNATURE text [default: serialgw VERSION LINE]"],
+        ["config", "c", None,
+         "A TOML file of many lines ([defaults], [lines.NAME] with device, serial, listen, ...); "
+         "not together with the single-line options"],
+        ["status", None, None,
+         "An endpoint for the status page (HTTP, JSON), e.g. tcp:8440:interface=127.0.0.1"],
     ]
     optFlags: list[list[Any]] = [
         ["xonxoff", None, "Software flow control (XON/XOFF) on the serial line"],
@@ -109,7 +115,20 @@ ENDPOINT is a port number (TCP, all interfaces) or a Twisted endpoint string
 
     def postOptions(self) -> None:
         try:
-            self["line"] = self._lineConfig()
+            if self["config"] is not None:
+                given = [name for name in ("device", "port", "serial", "baud", "bytesize", "parity", "stopbits")
+                         if self[name] is not None] + (["listen"] if self["listen"] else [])
+                if given:
+                    raise ConfigError(f"--config and --{given[0]} do not go together: put the line in the file")
+                self["lines"] = loadConfig(self["config"])
+            else:
+                self["lines"] = [self._lineConfig()]
+            for line in self["lines"]:
+                for spec in line.listeners:
+                    _checkEndpoint(spec)
+            if self["status"] is not None:
+                _checkEndpoint(parseListener(self["status"]))
+            self["line"] = self["lines"][0]
         except ConfigError as e:
             if self.exitOnError:
                 # One line and exit status 2, not twistd's page of usage.
@@ -143,8 +162,6 @@ ENDPOINT is a port number (TCP, all interfaces) or a Twisted endpoint string
         if not texts:
             texts = [DEFAULT_PORT]
         listeners = tuple(parseListener(text) for text in texts)
-        for spec in listeners:
-            _checkEndpoint(spec)
 
         try:
             milliseconds = float(self["break-duration"])
@@ -216,4 +233,5 @@ def raiseFileLimit() -> None:
 
 def makeService(options: Options, reactor: Optional[Any] = None) -> GatewayService:
     raiseFileLimit()
-    return _TwistdGatewayService([options["line"]], reactor=reactor)
+    status = parseListener(options["status"]).endpoint if options["status"] else None
+    return _TwistdGatewayService(options["lines"], reactor=reactor, status=status)

@@ -30,7 +30,7 @@ class Authority:
         os.makedirs(directory, exist_ok=True)
         self.directory = directory
         self.key = ec.generate_private_key(ec.SECP256R1())
-        now = datetime.datetime.now(datetime.timezone.utc)
+        now = datetime.datetime.now(datetime.UTC)
         self.cert = (
             x509.CertificateBuilder()
             .subject_name(_name(name))
@@ -48,7 +48,7 @@ class Authority:
     def issue(self, cn: str, dns: str = "") -> tuple[str, str]:
         """Write C{cn}.pem and C{cn}.key; return their paths."""
         key = ec.generate_private_key(ec.SECP256R1())
-        now = datetime.datetime.now(datetime.timezone.utc)
+        now = datetime.datetime.now(datetime.UTC)
         builder = (
             x509.CertificateBuilder()
             .subject_name(_name(cn))

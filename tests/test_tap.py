@@ -61,6 +61,17 @@ class OptionsTests(SynchronousTestCase):
         self.assertTrue(parse()["line"].restoreSettings)
         self.assertTrue(parse()["line"].listeners[0].rfc2217)
 
+    def test_configFile(self) -> None:
+        """--config reads many lines; it does not mix with the single-line options; --status is checked."""
+        path = self.mktemp()
+        with open(path, "w") as f:
+            f.write('[lines.a]\ndevice = "/dev/ttyS0"\nlisten = "4001"\n[lines.b]\ndevice = "/dev/ttyS1"\nlisten = "4002"\n')
+        options = parse("--config", path, "--status", "tcp:8440:interface=127.0.0.1")
+        self.assertEqual([line.name for line in options["lines"]], ["a", "b"])
+        e = self.assertRaises(UsageError, parse, "--config", path, "--device", "/dev/ttyS3")
+        self.assertEqual(str(e), "--config and --device do not go together: put the line in the file")
+        self.assertRaises(UsageError, parse, "--status", "tcp:8440:backlog=x")
+
     def test_badValues(self) -> None:
         """Bad values are usage errors quoting the value."""
         cases = [
@@ -83,7 +94,7 @@ class OptionsTests(SynchronousTestCase):
         text = str(tap.Options())
         for option in ("--device", "--port", "--listen", "--serial", "--baud", "--bytesize", "--parity",
                        "--stopbits", "--xonxoff", "--rtscts", "--break-duration", "--name", "--signature",
-                       "--no-restore"):
+                       "--no-restore", "--config", "--status"):
             self.assertIn(option, text)
         self.assertIn("twistd -n serialgw --port 4444 --device /dev/ttyS0 --baud 115200", text)
 

@@ -1,0 +1,109 @@
+"""
+The configuration file: many lines in one process, errors that name the
+file, the line and the key; the status page, field by field.
+"""
+
+from __future__ import annotations
+
+import json
+
+from twisted.internet import reactor
+from twisted.trial.unittest import SynchronousTestCase, TestCase
+from twisted.web.client import Agent, readBody
+
+from serialgw.config import ConfigError, DeviceSpec, Protocol, SerialSettings
+from serialgw.configfile import loadConfig
+from serialgw.service import GatewayService
+from tests.realio import PtyPair, connect
+
+
+class FileTests(SynchronousTestCase):
+    def write(self, text: str) -> str:
+        path = self.mktemp()
+        with open(path, "w") as f:
+            f.write(text)
+        return path
+
+    def test_lines(self) -> None:
+        """Defaults, then a table a line; listen takes one string or a list."""
+        path = self.write(
+            '[defaults]\nserial = "9600,8N1"\nbreak-duration = 500\n\n'
+            '[lines.web1]\ndevice = "/dev/ttyUSB0"\nlisten = ["4001", "raw,ro+4101"]\n\n'
+            '[lines.vm100]\ndevice = "unix:/var/run/qemu-server/100.serial0"\nserial = "115200,8N1"\nlisten = 4002\n'
+        )
+        web1, vm100 = loadConfig(path)
+        self.assertEqual((web1.name, web1.device, web1.settings, web1.breakDuration),
+                         ("web1", DeviceSpec("tty", "/dev/ttyUSB0"), SerialSettings(9600), 0.5))
+        self.assertEqual([(s.endpoint, s.protocol, s.readOnly) for s in web1.listeners],
+                         [("tcp:4001", Protocol.TELNET, False), ("tcp:4101", Protocol.RAW, True)])
+        self.assertEqual((vm100.device.kind, vm100.settings.baudrate, vm100.listeners[0].endpoint),
+                         ("unix", 115200, "tcp:4002"))
+
+    def test_errorsNameFileLineKey(self) -> None:
+        """Errors say file:line, the table and the key."""
+        path = self.write('[lines.a]\ndevice = "/dev/ttyS0"\nlisten = "4001"\n\n'
+                          '[lines.b]\ndevice = "/dev/ttyS1"\nparity = "Q"\nlisten = "4002"\n')
+        e = self.assertRaises(ConfigError, loadConfig, path)
+        self.assertEqual(str(e), f"{path}:7: [lines.b] parity: parity must be one of N, E, O, M, S, not 'Q'")
+        path = self.write('[lines.a]\ndevice = "/dev/ttyS0"\nlisten = "4001"\ncolour = "blue"\n')
+        e = self.assertRaises(ConfigError, loadConfig, path)
+        self.assertTrue(str(e).startswith(f"{path}:4: unknown key 'colour' in [lines.a]"), str(e))
+        path = self.write('[lines.a]\nlisten = "4001"\n')
+        self.assertTrue(str(self.assertRaises(ConfigError, loadConfig, path)).startswith(f"{path}:1: [lines.a] device: missing"))
+        path = self.write('[lines.a\n')
+        self.assertTrue(str(self.assertRaises(ConfigError, loadConfig, path)).startswith(f"{path}: "))
+        self.assertIn("no lines", str(self.assertRaises(ConfigError, loadConfig, self.write("[defaults]\n"))))
+        self.assertIn("cannot read configuration", str(self.assertRaises(ConfigError, loadConfig, "/nonexistent.toml")))
+
+
+class FarmTests(TestCase):
+    timeout = 60
+
+    async def test_sixteenLinesAndStatus(self) -> None:
+        """16 lines from one file on ptys: each carries its own bytes; the status page lists them all."""
+        ptys = [PtyPair() for _ in range(16)]
+        for pty in ptys:
+            self.addCleanup(pty.close)
+            pty.startReading()
+        path = self.mktemp()
+        with open(path, "w") as f:
+            f.write('[defaults]\nserial = "57600,8N1"\n')
+            for i, pty in enumerate(ptys):
+                f.write(f'\n[lines.rack-{i:02}]\ndevice = "{pty.slaveName}"\nlisten = "raw+tcp:0:interface=127.0.0.1"\n')
+        service = GatewayService(loadConfig(path), status="tcp:0:interface=127.0.0.1")
+        service.startService()
+        self.addCleanup(service.stopService)
+        clients = []
+        for i, (_spec, port) in enumerate(service.ports):
+            client = await connect(port.getHost().port)
+            clients.append(client)
+            client.transport.write(b"to line %02d" % i)  # type: ignore[union-attr]
+        for i, pty in enumerate(ptys):
+            self.assertEqual(await pty.received.length(10), b"to line %02d" % i)
+            pty.write(b"from %02d" % i)
+        for i, client in enumerate(clients):
+            self.assertEqual(await client.received.length(7), b"from %02d" % i)
+
+        url = f"http://127.0.0.1:{service.statusPort.getHost().port}/".encode()
+        response = await Agent(reactor).request(b"GET", url)
+        self.assertEqual(response.headers.getRawHeaders(b"content-type"), [b"application/json"])
+        status = json.loads(await readBody(response))
+        self.assertEqual(len(status["lines"]), 16)
+        first = status["lines"][0]
+        self.assertEqual(first["name"], "rack-00")
+        self.assertEqual(first["device"], ptys[0].slaveName)
+        self.assertEqual(first["up"], True)
+        self.assertEqual(first["settings"], {"baudrate": 57600, "bytesize": 8, "parity": "N", "stopbits": 1,
+                                             "xonxoff": False, "rtscts": False, "text": "57600,8N1"})
+        self.assertEqual(first["modem_lines"], {"dtr": True, "rts": True})
+        self.assertEqual(len(first["clients"]), 1)
+        self.assertEqual(first["clients"][0]["role"], "writer")
+        self.assertEqual(first["clients"][0]["protocol"], "raw")
+        self.assertEqual(first["clients"][0]["rfc2217"], False)
+        self.assertTrue(first["clients"][0]["peer"].startswith("127.0.0.1:"))
+        self.assertEqual((first["bytes_to_device"], first["bytes_from_device"]), (10, 7))
+        self.assertEqual((first["breaks"], first["dropped_while_down"], first["refused_bytes"]), (0, 0, 0))
+        for client in clients:
+            client.transport.loseConnection()  # type: ignore[union-attr]
+            await client.closed
+
