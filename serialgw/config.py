@@ -261,6 +261,13 @@ class ListenerSpec:
     policy: str = "drop"
     idle: float = 0.0
     keepalive: bool = False
+    # People at terminals: the escape key (None: no menu), a banner and a
+    # replay of the backlog on connect, notices in the data stream
+    # (None: for telnet clients that did not negotiate RFC 2217).
+    escape: Optional[int] = -1  # -1: the protocol's default (telnet ^], raw none); None: off
+    banner: bool = False
+    replay: bool = False
+    notices: Optional[bool] = None
 
 
 REMOTE_DEVICES = ("telnet", "tcp", "unix", "rfc2217")
@@ -339,6 +346,21 @@ def parseDevice(text: str) -> DeviceSpec:
 
 
 @attrs.frozen
+class LogSpec:
+    """
+    A line's console log: each line of output stamped with the time
+    (strftime C{format}); rotated past C{maxSize} bytes and, if C{daily},
+    at midnight; C{keep} old files (C{path.1} newest).
+    """
+
+    path: str
+    format: str = "%Y-%m-%d %H:%M:%S "
+    maxSize: int = 10 * 1024 * 1024
+    daily: bool = True
+    keep: int = 7
+
+
+@attrs.frozen
 class LineConfig:
     """
     Everything about one serial line: its device and how clients reach it.
@@ -352,3 +374,10 @@ class LineConfig:
     restoreSettings: bool = True
     signature: Optional[str] = None
     notices: bool = True
+    # Sessions: "shared" (everyone writes) or "exclusive" (one writer, the
+    # first to attach; the others watch until they take over).
+    mode: str = "shared"
+    maxClients: int = 0
+    # Device output kept for replay (bytes; 0: none).
+    backlog: int = 64 * 1024
+    log: Optional[LogSpec] = None

@@ -28,6 +28,7 @@ import attrs
 from serialgw.config import (
     ConfigError,
     LineConfig,
+    LogSpec,
     SerialSettings,
     parseBaud,
     parseBytesize,
@@ -40,7 +41,8 @@ from serialgw.endpoints import parseListener
 
 LINE_KEYS = {
     "device", "serial", "baud", "bytesize", "parity", "stopbits", "xonxoff", "rtscts", "listen",
-    "break-duration", "signature", "notices", "restore",
+    "break-duration", "signature", "notices", "restore", "mode", "max-clients", "backlog",
+    "log", "log-format", "log-max-size", "log-daily", "log-keep",
 }
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
@@ -158,7 +160,27 @@ def _line(name: str, table: dict[str, Any]) -> LineConfig:
     milliseconds = value("break-duration", float, 250.0)
     if not 0 < milliseconds <= 10000:
         raise _KeyError("break-duration", f"expected 1 to 10000 milliseconds, not {milliseconds!r}")
+    mode = value("mode", str, "shared")
+    if mode not in ("shared", "exclusive"):
+        raise _KeyError("mode", f"expected shared or exclusive, not {mode!r}")
+    maxClients = value("max-clients", int, 0)
+    backlog = value("backlog", int, 64 * 1024)
+    if maxClients < 0 or backlog < 0:
+        raise _KeyError("max-clients" if maxClients < 0 else "backlog", "expected a number >= 0")
+    log = None
+    if "log" in table:
+        log = LogSpec(
+            path=value("log", str),
+            format=value("log-format", str, LogSpec.format),
+            maxSize=value("log-max-size", int, LogSpec.maxSize),
+            daily=value("log-daily", bool, LogSpec.daily),
+            keep=value("log-keep", int, LogSpec.keep),
+        )
     return LineConfig(
+        mode=mode,
+        maxClients=maxClients,
+        backlog=backlog,
+        log=log,
         name=name,
         device=device,
         settings=settings,

@@ -115,7 +115,21 @@ def parseListener(text: str) -> ListenerSpec:
 
 PROTOCOL_NAMES = tuple(p.value for p in Protocol)
 POLICIES = ("drop", "disconnect", "block")
-LISTENER_OPTIONS = "no-rfc2217, ro, allow=CIDR;CIDR, outbuf=BYTES, policy=drop|disconnect|block, idle=SECONDS, keepalive"
+LISTENER_OPTIONS = (
+    "no-rfc2217, ro, allow=CIDR;CIDR, outbuf=BYTES, policy=drop|disconnect|block, idle=SECONDS, keepalive, "
+    "escape=^X|off, banner, replay, notices, no-notices"
+)
+
+
+def parseEscape(text: str, original: str) -> Optional[int]:
+    """C{^]}, C{^A}, ... (a control key), C{off}; one character stands for itself."""
+    if text.lower() == "off":
+        return None
+    if len(text) == 2 and text[0] == "^" and 0x40 <= ord(text[1].upper()) <= 0x5F:
+        return ord(text[1].upper()) - 0x40
+    if len(text) == 1 and ord(text) < 0x80:
+        return ord(text)
+    raise ConfigError(f"escape={text!r} in {original!r}: expected ^X (a control key), one character, or off")
 
 
 def _listenerOption(key: str, value: Optional[str], protocol: Protocol, original: str) -> dict[str, object]:
@@ -134,6 +148,12 @@ def _listenerOption(key: str, value: Optional[str], protocol: Protocol, original
         return {"readOnly": True}
     if key == "keepalive" and value is None:
         return {"keepalive": True}
+    if key in ("banner", "replay") and value is None:
+        return {key: True}
+    if key in ("notices", "no-notices") and value is None:
+        return {"notices": key == "notices"}
+    if key == "escape":
+        return {"escape": parseEscape(need(), original)}
     if key == "allow":
         networks = tuple(a for a in re.split(r"[;\s]+", need()) if a)
         for network in networks:
@@ -210,9 +230,10 @@ def _flag(options: dict[str, str], name: str, default: bool, original: str) -> b
 
 def _qemu(word: str, body: str, original: str) -> ListenerSpec:
     if word == "mon":
-        raise ConfigError(
-            f"mon: (QEMU's monitor multiplexer, our escape menu) is not supported yet: {original!r}"
-        )
+        # QEMU's monitor multiplexer: here, the escape menu on Ctrl-a.
+        if not body:
+            raise ConfigError(f"mon: needs a chardev after it, not {original!r}")
+        return attrs.evolve(parseListener(body), escape=0x01)
     if word == "pty":
         return ListenerSpec(body, Protocol.RAW, kind=ListenerKind.PTY, path=body)
     if word in ("file", "pipe"):

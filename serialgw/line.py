@@ -9,6 +9,7 @@ through the device's methods and its clients only through L{IClient}.
 
 from __future__ import annotations
 
+from collections import deque
 from enum import Enum
 from typing import Any, Optional
 
@@ -88,6 +89,9 @@ class ClientEvents:
     def resumeInput(self) -> None:
         pass
 
+    def notice(self, text: str) -> None:
+        pass
+
 
 class IDevice(Interface):
     """
@@ -165,6 +169,11 @@ class Line:
         self._modemPoll: Optional[LoopingCall] = None
         self._lastModem: Optional[int] = None
         self._lineState = 0
+        self.mode = "shared"
+        self.maxClients = 0
+        self.backlogSize = 64 * 1024
+        self._backlog: deque[bytes] = deque()
+        self._backlogLength = 0
         # QEMU's server without nowait: the device is read from the first
         # client's arrival on, so none of its early output is lost.
         self.waitForClient = False
@@ -197,7 +206,22 @@ class Line:
 
     # Clients
 
+    @property
+    def writer(self) -> Any:
+        """In exclusive mode, the one client that may write (or None)."""
+        return next((c for c in self.clients if c.role is Role.WRITER and getattr(c, "person", False)), None)
+
+    def full(self) -> bool:
+        """No room for another network client (max-clients)."""
+        people = sum(1 for c in self.clients if getattr(c, "person", False))
+        return bool(self.maxClients) and people >= self.maxClients
+
     def attach(self, client: Any) -> None:
+        if (self.mode == "exclusive" and client.role is Role.WRITER and getattr(client, "person", False)
+                and self.writer is not None):
+            client.role = Role.WATCHER
+        if getattr(client, "person", False):
+            self.announce(f"{client.peer} attached as {client.role.value}")
         self.clients.append(client)
         if self.waitForClient and getattr(client, "wakesLine", True):
             self.waitForClient = False
@@ -222,6 +246,8 @@ class Line:
             self.unblockDevice(client)
         if client in self.clients:
             self.clients.remove(client)
+            if getattr(client, "person", False):
+                self.announce(f"{client.peer} detached")
             log.info(
                 "{line}: {peer} detached ({count} client(s))",
                 line=self.name,
@@ -327,6 +353,36 @@ class Line:
             self.device.stopBreak()
             log.info("{line}: BREAK off from {peer}", line=self.name, peer=client.peer)
 
+    # Sessions
+
+    def announce(self, text: str, exclude: Any = None) -> None:
+        """A notice for the people at terminals (see each client's notice())."""
+        log.info("{line}: {text}", line=self.name, text=text)
+        for client in list(self.clients):
+            if client is not exclude:
+                client.notice(text)
+
+    def takeWrite(self, client: Any) -> bool:
+        """C{client} becomes the writer; in exclusive mode the old one watches."""
+        if client.role is Role.READONLY:
+            return False
+        if self.mode == "exclusive":
+            for other in self.clients:
+                if other is not client and other.role is Role.WRITER and getattr(other, "person", False):
+                    other.role = Role.WATCHER
+        client.role = Role.WRITER
+        self.announce(f"{client.peer} took write")
+        return True
+
+    def dropWrite(self, client: Any) -> None:
+        if client.role is Role.WRITER:
+            client.role = Role.WATCHER
+            self.announce(f"{client.peer} now only watches")
+
+    def backlog(self) -> bytes:
+        """The last device output kept (up to backlogSize bytes)."""
+        return b"".join(self._backlog)
+
     # Back-pressure from a client whose policy is "block"
 
     def blockDevice(self, client: Any) -> None:
@@ -344,6 +400,11 @@ class Line:
 
     def deviceDataReceived(self, data: bytes) -> None:
         self.bytesFromDevice += len(data)
+        if self.backlogSize:
+            self._backlog.append(data)
+            self._backlogLength += len(data)
+            while self._backlogLength - len(self._backlog[0]) >= self.backlogSize:
+                self._backlogLength -= len(self._backlog.popleft())
         for client in self.clients:
             client.deliver(data)
 

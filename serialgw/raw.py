@@ -35,9 +35,7 @@ class RawClient(ClientEvents, Session, Protocol):
         self.endSession()
 
     def dataReceived(self, data: bytes) -> None:
-        if self._idleCall is not None:
-            self.touch()
-        self.line.clientData(self, data)
+        self.fromPeer(data)
 
     def deliver(self, data: bytes) -> None:
         if self.mayDeliver(data):

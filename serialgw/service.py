@@ -64,6 +64,10 @@ class LineFactory(Factory):
         self.refused = 0
 
     def buildProtocol(self, addr: Any) -> Any:
+        if self.line.full():
+            log.warn("{line}: connection from {peer} refused: {count} clients already (max-clients)",
+                     line=self.line.name, peer=describeAddress(addr), count=self.line.maxClients)
+            return None
         if self.allow and not self._allowed(addr):
             self.refused += 1
             log.warn("{line}: connection from {peer} refused: not in {allow}", line=self.line.name,
@@ -148,6 +152,9 @@ class GatewayService(MultiService):
         line = Line(config.name, device, clock=self.reactor, configured=config.settings,
                     restoreSettings=config.restoreSettings)
         line.notices = config.notices
+        line.mode = config.mode
+        line.maxClients = config.maxClients
+        line.backlogSize = config.backlog
         device.sink = line
         self.lines[config.name] = line
         line.waitForClient = any(spec.wait for spec in config.listeners)

@@ -6,12 +6,13 @@ towards it (L{OutputGuard}), an idle timeout and TCP keepalive.
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from twisted.internet.interfaces import IHandshakeListener
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from serialgw.escape import EscapeMenu, keyName
 from serialgw.flow import OutputGuard
 from serialgw.line import Role, peerName
 from serialgw.tls import peerSubject
@@ -28,6 +29,7 @@ class Session:
 
     line: Any
     transport: Any
+    deliver: Callable[[bytes], None]
     listener: Any = None
     clock: Any = None
     guard: Optional[OutputGuard] = None
@@ -36,9 +38,17 @@ class Session:
     role: Role = Role.WRITER
     _roleAfterHandshake: Role = Role.WRITER
 
+    # A network client: counts for max-clients, exclusive mode, notices.
+    person = True
+    escapeMenu: Optional[EscapeMenu] = None
+    defaultEscape: Optional[int] = None
+
     def startSession(self) -> None:
         self.peer = peerName(self.transport)
         spec = self.listener
+        key = self.defaultEscape if spec is None or spec.escape == -1 else spec.escape
+        if key is not None:
+            self.escapeMenu = EscapeMenu(self, key)
         if spec is not None and spec.tls is not None and spec.tls.readOnlySubjects:
             # Read-only until the certificate says otherwise (handshakeCompleted).
             self._roleAfterHandshake, self.role = self.role, Role.READONLY
@@ -50,6 +60,40 @@ class Session:
             if spec.idle and self.clock is not None:
                 self._idleCall = self.clock.callLater(spec.idle, self._idleTimeout)
         self.line.attach(self)
+        if spec is not None and spec.banner:
+            others = [c.peer for c in self.line.clients if c is not self and getattr(c, "person", False)]
+            self.notice(f"{self.line.name}: {self.line.settings.describe()}, you are {self.role.value}; "
+                        f"also here: {', '.join(others) or 'nobody'}"
+                        + (f"; escape key {keyName(self.escapeMenu.key)}" if self.escapeMenu else ""))
+        if spec is not None and spec.replay:
+            self.deliver(self.line.backlog())
+
+    def fromPeer(self, data: bytes) -> None:
+        """Data from the client: through the escape menu, then to the line."""
+        if self._idleCall is not None:
+            self.touch()
+        if self.escapeMenu is not None:
+            data = self.escapeMenu.filter(data)
+            if not data:
+                return
+        self.line.clientData(self, data)
+
+    def wantsNotices(self) -> bool:
+        spec = self.listener
+        if spec is not None and spec.notices is not None:
+            return bool(spec.notices)
+        return self.defaultNotices()
+
+    def defaultNotices(self) -> bool:
+        return False
+
+    def notice(self, text: str) -> None:
+        """A line of text for the person at this terminal, if it is one."""
+        if self.wantsNotices() or self.escapeMenu is not None:
+            self.writeText(f"\r\n[serialgw: {text}]\r\n".encode("utf-8", "replace"))
+
+    def writeText(self, data: bytes) -> None:
+        self.transport.write(data)
 
     def handshakeCompleted(self) -> None:
         """TLS is up: map the client certificate's subject to a role."""
@@ -94,3 +138,5 @@ class Session:
 
     def droppedNotice(self, count: int) -> None:
         """Output was dropped for this client: say so if it is a person's terminal."""
+        if self.wantsNotices():
+            self.notice(f"{count} bytes dropped: this session fell behind")

@@ -429,9 +429,12 @@ class TelnetClient(Session, TelnetProtocol):
             self.touch()
         TelnetProtocol.dataReceived(self, data)
 
-    def droppedNotice(self, count: int) -> None:
-        if self.comPort is None and self.line.notices:
-            self.writeData(f"\r\n[serialgw: {count} bytes dropped: this session fell behind]\r\n".encode())
+    def defaultNotices(self) -> bool:
+        # People at terminals, not programs: data stays data for RFC 2217.
+        return self.comPort is None and bool(self.line.notices)
+
+    def writeText(self, data: bytes) -> None:
+        self.writeData(data)
 
     def acceptLocal(self, option: int) -> bool:
         return option in LOCAL_OPTIONS or (option == COM_PORT and self.rfc2217)
@@ -441,7 +444,10 @@ class TelnetClient(Session, TelnetProtocol):
 
     def telnetOptionChanged(self, option: int, local: bool, enabled: bool) -> None:
         if option == COM_PORT and enabled and self.comPort is None:
-            # Either side's COM-PORT-OPTION starts com port control.
+            # Either side's COM-PORT-OPTION starts com port control: a
+            # program, whose bytes are data, so no escape menu.
+            if self.listener is None or self.listener.escape == -1:
+                self.escapeMenu = None
             self.comPort = ComPortControl(self, self.signature)
             self.line.addController(self)
             self.comPort.start()
@@ -451,7 +457,7 @@ class TelnetClient(Session, TelnetProtocol):
             self.comPort.handle(payload)
 
     def telnetDataReceived(self, data: bytes) -> None:
-        self.line.clientData(self, data)
+        self.fromPeer(data)
 
     def telnetCommandReceived(self, command: int) -> None:
         if command == BRK:
@@ -488,7 +494,7 @@ class TelnetClient(Session, TelnetProtocol):
         if self.comPort is not None:
             # RFC 2217 clients see carrier: CD drops while the device is gone.
             self.comPort.carrier(up)
-        elif notice:
+        elif notice and self.wantsNotices():
             self.writeData(notice)
 
     def pauseInput(self) -> None:

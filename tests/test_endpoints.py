@@ -93,11 +93,10 @@ class QemuManualTests(SynchronousTestCase):
         self.assertEqual((spec.kind, spec.path), (C, "/var/run/qemu-server/100.serial0"))
 
     def test_mon(self) -> None:
-        """mon:telnet::4444,server,nowait is refused clearly until the escape menu exists."""
-        e = self.assertRaises(ConfigError, parseListener, "mon:telnet::4444,server,nowait")
-        self.assertEqual(
-            str(e), "mon: (QEMU's monitor multiplexer, our escape menu) is not supported yet: 'mon:telnet::4444,server,nowait'"
-        )
+        """mon:telnet::4444,server,nowait is the telnet listener with the escape menu on Ctrl-a."""
+        spec = parseListener("mon:telnet::4444,server,nowait")
+        self.assertEqual((spec.kind, spec.endpoint, spec.protocol, spec.escape), (L, "tcp:4444", TELNET, 1))
+        self.assertRaises(ConfigError, parseListener, "mon:")
 
     def test_fileUdpPipeStdio(self) -> None:
         """file:, pipe: and stdio."""

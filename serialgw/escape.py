@@ -1,0 +1,158 @@
+"""
+The escape menu, like conserver's C{^Ec} and QEMU's C{mon:} Ctrl-a: the
+escape key (default Ctrl-] on telnet listeners), then one command key.
+Pressed twice, the escape key sends itself.
+
+    b       send a break
+    k KEY   send a break, then KEY (magic SysRq: ^] k h)
+    w       who is on
+    r       replay the last lines of output
+    s       line status: device, settings, counters
+    B RATE  set the baud rate (digits, then Enter)
+    t       take write          o   only watch (give up write)
+    d       disconnect          ?   help
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from twisted.logger import Logger
+
+from serialgw.config import ConfigError, SerialSettings, parseBaud
+
+log = Logger()
+
+HELP = (
+    "escape commands: b break, k KEY break then KEY, w who, r replay, s status, "
+    "B RATE<Enter> set baud, t take write, o only watch, d disconnect, ? help; "
+    "the escape key twice sends it"
+)
+REPLAY_LINES = 20
+
+
+def keyName(key: int) -> str:
+    return f"^{chr(key + 0x40)}" if key < 0x20 else chr(key)
+
+
+class EscapeMenu:
+    """
+    Filters one client's input: returns what goes to the device and runs
+    the commands it finds.  C{client} has C{line}, C{peer}, C{role},
+    C{notice(text)}, C{transport}.
+    """
+
+    def __init__(self, client: Any, key: int) -> None:
+        self.client = client
+        self.key = key
+        self._escape = bytes((key,))
+        self._state: Callable[[int], bytes] | None = None
+        self._digits = b""
+
+    def filter(self, data: bytes) -> bytes:
+        """
+        Return what goes to the device after the last command in C{data};
+        what comes before a command is sent to the line first, so order holds.
+        """
+        if self._state is None and self._escape not in data:
+            return data
+        out: list[bytes] = []
+        i = 0
+        while i < len(data):
+            if self._state is not None:
+                pending = b"".join(out)
+                out = []
+                if pending:
+                    self.client.line.clientData(self.client, pending)
+                state, self._state = self._state, None
+                out.append(state(data[i]))
+                i += 1
+                continue
+            j = data.find(self._escape, i)
+            if j < 0:
+                out.append(data[i:])
+                break
+            out.append(data[i:j])
+            self._state = self._command
+            i = j + 1
+        return b"".join(out)
+
+    # States: each takes one byte, returns bytes for the device.
+
+    def _command(self, byte: int) -> bytes:
+        if byte == self.key:
+            return self._escape
+        client, line = self.client, self.client.line
+        command = chr(byte)
+        if command == "b":
+            if not line.clientBreak(client):
+                client.notice("no break: " + ("read-only" if not self._writes() else "one is under way"))
+        elif command == "k":
+            self._state = self._breakThenKey
+        elif command == "w":
+            people = [f"{c.peer} ({c.role.value})" for c in line.clients if getattr(c, "person", False)]
+            client.notice(f"{line.name}: " + ", ".join(people))
+        elif command == "r":
+            tail = b"\n".join(line.backlog().split(b"\n")[-REPLAY_LINES:])
+            client.notice(f"last {REPLAY_LINES} lines of {line.name}:")
+            client.deliver(tail)
+        elif command == "s":
+            device = line.device
+            client.notice(
+                f"{line.name}: {getattr(device, 'name', '') or getattr(getattr(device, 'port', None), 'name', '')} "
+                f"{'up' if getattr(device, 'up', True) else 'DOWN'}, {line.settings.describe()}, "
+                f"{line.bytesFromDevice} bytes in, {line.bytesToDevice} out, "
+                f"{getattr(device, 'breaks', 0)} breaks, {getattr(device, 'dropped', 0)} dropped while down, "
+                f"mode {line.mode}"
+            )
+        elif command == "B":
+            self._digits = b""
+            client.notice("baud rate, then Enter:")
+            self._state = self._baud
+        elif command == "t":
+            if not line.takeWrite(client):
+                client.notice("read-only: cannot take write")
+        elif command == "o":
+            line.dropWrite(client)
+        elif command == "d":
+            client.notice("bye")
+            client.transport.loseConnection()
+        elif command in "?h":
+            client.notice(HELP)
+        else:
+            client.notice(f"unknown escape command {command!r}; {keyName(self.key)} ? for help")
+        return b""
+
+    def _writes(self) -> bool:
+        from serialgw.line import Role
+
+        return bool(self.client.role is Role.WRITER)
+
+    def _breakThenKey(self, byte: int) -> bytes:
+        line = self.client.line
+        if line.clientBreak(self.client):
+            # The key goes after the break: the device holds it until then.
+            line.clientData(self.client, bytes((byte,)))
+        return b""
+
+    def _baud(self, byte: int) -> bytes:
+        if byte in (0x0D, 0x0A):
+            line, client = self.client.line, self.client
+            try:
+                baud = parseBaud(self._digits.decode("ascii", "replace"))
+            except ConfigError as e:
+                client.notice(str(e))
+                return b""
+            settings: SerialSettings = line.clientSettings(client, _with(line.settings, baud))
+            client.notice(f"{line.name} now at {settings.describe()}")
+            return b""
+        if 0x30 <= byte <= 0x39 and len(self._digits) < 10:
+            self._digits += bytes((byte,))
+        self._state = self._baud
+        return b""
+
+
+def _with(settings: SerialSettings, baud: int) -> SerialSettings:
+    import attrs
+
+    return attrs.evolve(settings, baudrate=baud)

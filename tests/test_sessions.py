@@ -1,0 +1,160 @@
+"""
+Sessions on one line: exclusive mode and take-over, notices, the escape
+menu's commands, banner and replay, max-clients.
+"""
+
+from __future__ import annotations
+
+from twisted.internet.address import IPv4Address
+from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
+from twisted.trial.unittest import SynchronousTestCase
+
+from serialgw.config import SerialSettings
+from serialgw.endpoints import parseListener
+from serialgw.line import Line, Role
+from serialgw.raw import RawClient
+from serialgw.service import LineFactory
+from serialgw.telnet import TelnetClient
+from tests.fakes import RecordingDevice
+
+AGREE = bytes([255, 253, 1, 255, 253, 3, 255, 253, 0, 255, 251, 3, 255, 251, 0, 255, 252, 44])
+
+
+class Harness:
+    def __init__(self, mode: str = "shared") -> None:
+        self.device = RecordingDevice(SerialSettings(115200))
+        self.line = Line("rack4", self.device, clock=Clock())
+        self.line.mode = mode
+
+    def telnet(self, listener: str = "telnet,escape=^]+4444", port: int = 1000) -> tuple[TelnetClient, StringTransport]:
+        client = TelnetClient(self.line, listener=parseListener(listener))
+        transport = StringTransport(peerAddress=IPv4Address("TCP", "192.0.2.9", port))
+        client.makeConnection(transport)
+        client.dataReceived(AGREE)
+        transport.clear()
+        return client, transport
+
+
+def text(transport: StringTransport) -> str:
+    value = transport.value().decode("utf-8", "replace")
+    transport.clear()
+    return value
+
+
+class ExclusiveTests(SynchronousTestCase):
+    def test_firstWritesOthersWatch(self) -> None:
+        """Exclusive: the first person writes, the next watches (refused), until it takes write."""
+        h = Harness("exclusive")
+        alice, aliceT = h.telnet(port=1)
+        bob, bobT = h.telnet(port=2)
+        self.assertEqual((alice.role, bob.role), (Role.WRITER, Role.WATCHER))
+        self.assertEqual(text(aliceT), "\r\n[serialgw: 192.0.2.9:2 attached as watcher]\r\n")
+        bob.dataReceived(b"ls")
+        self.assertEqual(h.device.events, [])
+        bob.dataReceived(b"\x1dt")
+        self.assertEqual((alice.role, bob.role), (Role.WATCHER, Role.WRITER))
+        self.assertEqual(text(aliceT), "\r\n[serialgw: 192.0.2.9:2 took write]\r\n")
+        bob.dataReceived(b"ls")
+        alice.dataReceived(b"rm")
+        self.assertEqual(h.device.events, [("write", b"ls")])
+
+    def test_sharedEveryoneWrites(self) -> None:
+        """Shared (the default): everyone writes."""
+        h = Harness()
+        a, _ = h.telnet(port=1)
+        b, _ = h.telnet(port=2)
+        a.dataReceived(b"a")
+        b.dataReceived(b"b")
+        self.assertEqual(h.device.events, [("write", b"a"), ("write", b"b")])
+
+    def test_noticesOnlyForPeople(self) -> None:
+        """Attach/detach notices reach telnet users, not raw clients (data stays data)."""
+        h = Harness()
+        raw = RawClient(h.line, listener=parseListener("raw+4445"))
+        rawT = StringTransport()
+        raw.makeConnection(rawT)
+        a, aT = h.telnet(port=1)
+        b, _ = h.telnet(port=2)
+        b.connectionLost()
+        self.assertEqual(rawT.value(), b"")
+        self.assertEqual(text(aT), "\r\n[serialgw: 192.0.2.9:2 attached as writer]\r\n"
+                                   "\r\n[serialgw: 192.0.2.9:2 detached]\r\n")
+
+
+class EscapeTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.h = Harness()
+        self.client, self.t = self.h.telnet()
+
+    def test_breakAndDoubleEscape(self) -> None:
+        """^] b sends a break; ^] ^] sends ^] itself; data around passes."""
+        self.client.dataReceived(b"x\x1db\x1d\x1dy")
+        self.assertEqual(self.h.device.events, [("write", b"x"), ("break", None), ("write", b"\x1dy")])
+
+    def test_breakThenKey(self) -> None:
+        """^] k h: a break, then h (magic SysRq)."""
+        self.client.dataReceived(b"\x1dk")
+        self.client.dataReceived(b"h")
+        self.assertEqual(self.h.device.events, [("break", None), ("write", b"h")])
+
+    def test_whoStatusHelp(self) -> None:
+        """w, s and ? answer this client only, as text."""
+        self.client.dataReceived(b"\x1dw")
+        self.assertEqual(text(self.t), "\r\n[serialgw: rack4: 192.0.2.9:1000 (writer)]\r\n")
+        self.client.dataReceived(b"\x1ds")
+        self.assertIn("rack4:  up, 115200,8N1, 0 bytes in, 0 out, 0 breaks", text(self.t))
+        self.client.dataReceived(b"\x1d?")
+        self.assertIn("b break, k KEY break then KEY", text(self.t))
+
+    def test_setBaud(self) -> None:
+        """^] B 9600 Enter sets the baud rate."""
+        self.client.dataReceived(b"\x1dB96")
+        self.client.dataReceived(b"00\r")
+        self.assertEqual(self.h.device.settings.baudrate, 9600)
+        self.assertIn("rack4 now at 9600,8N1", text(self.t))
+
+    def test_replay(self) -> None:
+        """^] r replays the last lines of output."""
+        self.h.line.deviceDataReceived(b"".join(b"line %d\r\n" % i for i in range(30)))
+        self.t.clear()
+        self.client.dataReceived(b"\x1dr")
+        out = self.t.value()
+        self.assertIn(b"line 29\r\n", out)
+        self.assertNotIn(b"line 9\r\n", out)
+
+    def test_watchAndDisconnect(self) -> None:
+        """^] o gives up write; ^] d disconnects."""
+        self.client.dataReceived(b"\x1do")
+        self.assertEqual(self.client.role, Role.WATCHER)
+        self.client.dataReceived(b"\x1dd")
+        self.assertTrue(self.t.disconnecting)
+
+    def test_offByDefault(self) -> None:
+        """Without escape=, 0x1d is data (8-bit clean)."""
+        client, _ = self.h.telnet("telnet+4444", port=7)
+        client.dataReceived(b"\x1db")
+        self.assertEqual(self.h.device.events[-1], ("write", b"\x1db"))
+
+
+class ConnectTests(SynchronousTestCase):
+    def test_bannerAndReplay(self) -> None:
+        """banner and replay: the line's name, settings, who is on, then the backlog."""
+        h = Harness()
+        h.line.deviceDataReceived(b"login: ")
+        h.telnet("telnet+4444", port=1)
+        client = TelnetClient(h.line, listener=parseListener("telnet,banner,replay+4444"))
+        transport = StringTransport(peerAddress=IPv4Address("TCP", "192.0.2.9", 2))
+        client.makeConnection(transport)
+        value = transport.value()
+        self.assertIn(b"[serialgw: rack4: 115200,8N1, you are writer; also here: 192.0.2.9:1]\r\n", value)
+        self.assertTrue(value.endswith(b"login: "))
+
+    def test_maxClients(self) -> None:
+        """max-clients: the next connection is refused."""
+        h = Harness()
+        h.line.maxClients = 1
+        factory = LineFactory(h.line, parseListener("telnet+4444"))
+        self.assertIsNotNone(factory.buildProtocol(IPv4Address("TCP", "192.0.2.9", 1)))
+        h.telnet(port=1)
+        self.assertIsNone(factory.buildProtocol(IPv4Address("TCP", "192.0.2.9", 2)))
