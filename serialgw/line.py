@@ -171,6 +171,7 @@ class Line:
         self._lineState = 0
         self.mode = "shared"
         self.maxClients = 0
+        self.logs: list[Any] = []
         self.backlogSize = 64 * 1024
         self._backlog: deque[bytes] = deque()
         self._backlogLength = 0
@@ -273,7 +274,7 @@ class Line:
             return False
         started = bool(self.device.sendBreak(duration))
         if started:
-            log.info("{line}: BREAK from {peer}", line=self.name, peer=client.peer)
+            self.recordEvent(f"BREAK from {client.peer}")
         else:
             log.info("{line}: BREAK from {peer} ignored: a break is under way", line=self.name, peer=client.peer)
         return started
@@ -356,11 +357,16 @@ class Line:
     # Sessions
 
     def announce(self, text: str, exclude: Any = None) -> None:
-        """A notice for the people at terminals (see each client's notice())."""
-        log.info("{line}: {text}", line=self.name, text=text)
+        """A notice for the people at terminals (see each client's notice()), and the logs."""
+        self.recordEvent(text)
         for client in list(self.clients):
             if client is not exclude:
                 client.notice(text)
+
+    def recordEvent(self, text: str) -> None:
+        log.info("{line}: {text}", line=self.name, text=text)
+        for consoleLog in self.logs:
+            consoleLog.event(text)
 
     def takeWrite(self, client: Any) -> bool:
         """C{client} becomes the writer; in exclusive mode the old one watches."""
@@ -425,7 +431,7 @@ class Line:
 
     def deviceLost(self, reason: Failure) -> None:
         self.up = False
-        log.error("{line}: device down; {count} client(s) stay connected", line=self.name, count=len(self.clients))
+        self.recordEvent(f"device down ({reason.getErrorMessage()}); {len(self.clients)} client(s) stay connected")
         notice = b""
         if self.notices:
             text = f"[serialgw: {self.name} is down: {reason.getErrorMessage()}; waiting for it]"
@@ -435,7 +441,7 @@ class Line:
 
     def deviceUp(self) -> None:
         self.up = True
-        log.info("{line}: device up", line=self.name)
+        self.recordEvent("device up")
         notice = f"\r\n[serialgw: {self.name} is back]\r\n".encode("utf-8", "replace") if self.notices else b""
         for client in list(self.clients):
             client.deviceStateChanged(True, notice)

@@ -26,6 +26,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from serialgw.config import LineConfig, ListenerKind, ListenerSpec, Protocol
+from serialgw.consolelog import ConsoleLog
 from serialgw.device import DeviceError, IPort, PtyPort, SerialDevice, openPort
 from serialgw.line import Line, Role, describeAddress
 from serialgw.local import FileClient, fifoPair, streamClient
@@ -158,6 +159,12 @@ class GatewayService(MultiService):
         device.sink = line
         self.lines[config.name] = line
         line.waitForClient = any(spec.wait for spec in config.listeners)
+        if config.log is not None:
+            try:
+                consoleLog = ConsoleLog(line, config.log, self.reactor)
+            except OSError as e:
+                raise StartupError(f"line {config.name!r}: cannot open log {config.log.path!r}: {e.strerror}") from None
+            self._closers.append(consoleLog.close)
         for spec in config.listeners:
             self._listen(line, config, spec)
 

@@ -1,0 +1,90 @@
+"""
+A line's console log: device output, each line stamped with the time, and
+the line's events (attach, detach, take-over, break, device down/up)
+marked; rotated by size and by day, a few old files kept.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from serialgw.config import LogSpec
+from serialgw.line import ClientEvents, IClient, Line, Role
+
+log = Logger()
+
+
+@implementer(IClient)
+class ConsoleLog(ClientEvents):
+    def __init__(self, line: Line, spec: LogSpec, clock: Any) -> None:
+        self.line = line
+        self.spec = spec
+        self.clock = clock
+        self.peer = f"log:{spec.path}"
+        self.role = Role.READONLY
+        self.wakesLine = False
+        self.atLineStart = True
+        self._open()
+        line.attach(self)
+        line.logs.append(self)
+
+    def _open(self) -> None:
+        self._fd = os.open(self.spec.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+        self.size = os.fstat(self._fd).st_size
+        self.day = self._today()
+
+    def _today(self) -> tuple[int, int, int]:
+        return time.localtime(self.clock.seconds())[:3]
+
+    def _stamp(self) -> bytes:
+        return time.strftime(self.spec.format, time.localtime(self.clock.seconds())).encode()
+
+    def _write(self, data: bytes) -> None:
+        if (self.spec.maxSize and self.size + len(data) > self.spec.maxSize and self.size) or (
+            self.spec.daily and self._today() != self.day
+        ):
+            self.rotate()
+        try:
+            os.write(self._fd, data)
+            self.size += len(data)
+        except OSError as e:
+            log.error("{line}: cannot write log {path}: {reason}", line=self.line.name, path=self.spec.path,
+                      reason=e.strerror)
+
+    def rotate(self) -> None:
+        """path -> path.1 -> ... -> path.KEEP (dropped), then a new path."""
+        os.close(self._fd)
+        path, keep = self.spec.path, self.spec.keep
+        for i in range(keep - 1, 0, -1):
+            if os.path.exists(f"{path}.{i}"):
+                os.replace(f"{path}.{i}", f"{path}.{i + 1}")
+        if keep > 0:
+            os.replace(path, f"{path}.1")
+        else:
+            os.unlink(path)
+        self._open()
+
+    def deliver(self, data: bytes) -> None:
+        pieces = []
+        for segment in data.splitlines(keepends=True):
+            if self.atLineStart:
+                pieces.append(self._stamp())
+            pieces.append(segment)
+            self.atLineStart = segment.endswith(b"\n")
+        self._write(b"".join(pieces))
+
+    def event(self, text: str) -> None:
+        prefix = b"" if self.atLineStart else b"\n"
+        self._write(prefix + self._stamp() + f"[serialgw: {text}]\n".encode("utf-8", "replace"))
+        self.atLineStart = True
+
+    def close(self) -> None:
+        if self in self.line.logs:
+            self.line.logs.remove(self)
+        self.line.detach(self)
+        os.close(self._fd)
