@@ -130,6 +130,9 @@ class GatewayService(MultiService):
         self.ports: list[tuple[ListenerSpec, Any]] = []
         self._dialers: list[ClientService] = []
         self._closers: list[Callable[[], Any]] = []
+        # What each line opened, so a reload can close one line alone.
+        self._owned: dict[str, list[tuple[str, Any]]] = {}
+        self._opening: Optional[str] = None
         self._opened = False
         self.status = status
         self.statusPort: Any = None
@@ -148,7 +151,20 @@ class GatewayService(MultiService):
             raise
         self._opened = True
 
+    def _own(self, kind: str, thing: Any) -> None:
+        lists: dict[str, list[Any]] = {"closer": self._closers, "port": self.ports, "dialer": self._dialers}
+        lists[kind].append(thing)
+        if self._opening is not None:
+            self._owned.setdefault(self._opening, []).append((kind, thing))
+
     def _openLine(self, config: LineConfig) -> None:
+        self._opening = config.name
+        try:
+            self._openLineNow(config)
+        finally:
+            self._opening = None
+
+    def _openLineNow(self, config: LineConfig) -> None:
         device = self._makeDevice(config)
         line = Line(config.name, device, clock=self.reactor, configured=config.settings,
                     restoreSettings=config.restoreSettings)
@@ -164,7 +180,7 @@ class GatewayService(MultiService):
                 consoleLog = ConsoleLog(line, config.log, self.reactor)
             except OSError as e:
                 raise StartupError(f"line {config.name!r}: cannot open log {config.log.path!r}: {e.strerror}") from None
-            self._closers.append(consoleLog.close)
+            self._own("closer", consoleLog.close)
         for spec in config.listeners:
             self._listen(line, config, spec)
 
@@ -181,7 +197,7 @@ class GatewayService(MultiService):
             reason = results[0].value if results else "did not start at once"
             raise StartupError(f"cannot serve status on {description!r}: {reason}")
         self.statusPort = results[0]
-        self._closers.append(self.statusPort.stopListening)
+        self._own("closer", self.statusPort.stopListening)
         log.info("status page (JSON) on http://{address}/", address=describeAddress(self.statusPort.getHost()))
 
     def _makeDevice(self, config: LineConfig) -> Any:
@@ -256,7 +272,7 @@ class GatewayService(MultiService):
             raise StartupError(
                 f"line {config.name!r}: cannot listen on {spec.text or spec.endpoint!r}: {result.value}"
             )
-        self.ports.append((spec, result))
+        self._own("port", (spec, result))
         address = result.getHost()
         kind = f"{spec.protocol.value}{' (TLS)' if spec.tls else ''}"
         log.info(
@@ -290,7 +306,7 @@ class GatewayService(MultiService):
             retryPolicy=self.retryPolicy,
             clock=self.reactor,
         )
-        self._dialers.append(dialer)
+        self._own("dialer", dialer)
         log.info("line {line}: dialing out to {target} ({protocol}), reconnecting with backoff",
                  line=config.name, target=spec.path or f"{spec.host}:{spec.port}", protocol=spec.protocol.value)
 
@@ -299,30 +315,30 @@ class GatewayService(MultiService):
         interface = spec.udp.sourceHost or ("::" if ":" in spec.udp.remoteHost else "")
         client = NetconsoleClient(line, spec.udp)
         port = self.reactor.listenUDP(spec.udp.sourcePort, client, interface=interface)
-        self._closers.append(port.stopListening)
+        self._own("closer", port.stopListening)
         log.info("line {line}: netconsole to {remote}:{rport} from {local}", line=config.name,
                  remote=spec.udp.remoteHost, rport=spec.udp.remotePort, local=describeAddress(port.getHost()))
 
     def _file(self, line: Line, config: LineConfig, spec: ListenerSpec) -> None:
         client = FileClient(line, spec.path)
-        self._closers.append(client.close)
+        self._own("closer", client.close)
         log.info("line {line}: output appended to {path}", line=config.name, path=spec.path)
 
     def _pipe(self, line: Line, config: LineConfig, spec: ListenerSpec) -> None:
         fdIn, fdOut = fifoPair(spec.path)
         transport = streamClient(line, self.reactor, fdIn, fdOut)
-        self._closers.append(transport.loseConnection)
+        self._own("closer", transport.loseConnection)
         log.info("line {line}: pipe {path}", line=config.name, path=spec.path)
 
     def _pty(self, line: Line, config: LineConfig, spec: ListenerSpec) -> None:
         client = PtyClient(line, spec.path, self.reactor)
-        self._closers.append(client.close)
+        self._own("closer", client.close)
         where = f"{spec.path} -> {client.slaveName}" if spec.path else client.slaveName
         log.info("line {line}: pty {where} for a local program", line=config.name, where=where)
 
     def _stdio(self, line: Line, config: LineConfig, spec: ListenerSpec) -> None:
         transport = streamClient(line, self.reactor)
-        self._closers.append(transport.loseConnection)
+        self._own("closer", transport.loseConnection)
 
     def startService(self) -> None:
         if not self._opened:
@@ -341,6 +357,64 @@ class GatewayService(MultiService):
         waits = [MultiService.stopService(self)] + self._closeAll()
         return defer.gatherResults([w for w in waits if isinstance(w, defer.Deferred)])
 
+    def closeLine(self, name: str) -> list[Any]:
+        """Close one line: its listeners, dial-outs, logs, clients and device."""
+        waits: list[Any] = []
+        for kind, thing in self._owned.pop(name, []):
+            if kind == "port":
+                self.ports.remove(thing)
+                waits.append(thing[1].stopListening())
+            elif kind == "dialer":
+                self._dialers.remove(thing)
+                if thing.running:
+                    waits.append(thing.stopService())
+            else:
+                self._closers.remove(thing)
+                waits.append(thing())
+        line = self.lines.pop(name, None)
+        if line is not None:
+            for client in list(line.clients):
+                transport = getattr(client, "transport", None)
+                if transport is not None and hasattr(transport, "loseConnection"):
+                    client.notice("this line was removed from the configuration")
+                    transport.loseConnection()
+            waits.append(line.device.close())
+        return waits
+
+    def reload(self, configs: Sequence[LineConfig]) -> dict[str, list[str]]:
+        """
+        Apply a new configuration: lines removed or changed are closed,
+        lines added or changed are opened; the others keep their device and
+        their sessions untouched.
+        """
+        old = {c.name: c for c in self.configs}
+        new = {c.name: c for c in configs}
+        removed = [n for n in old if n not in new]
+        changed = [n for n in old if n in new and new[n] != old[n]]
+        added = [n for n in new if n not in old]
+        for name in removed + changed:
+            self.closeLine(name)
+        kept = [c for c in self.configs if c.name not in removed and c.name not in changed]
+        for name in changed + added:
+            try:
+                self._openLine(new[name])
+            except StartupError as e:
+                log.error("reload: {reason}; line {line} left out", reason=str(e), line=name)
+                self.closeLine(name)
+                continue
+            kept.append(new[name])
+            line = self.lines[name]
+            if self.running and not line.waitForClient:
+                line.device.start()
+            for kind, thing in self._owned.get(name, []):
+                if kind == "dialer" and self.running:
+                    thing.startService()
+        self.configs = kept
+        log.info("reload: added {added}, changed {changed}, removed {removed}, {kept} unchanged",
+                 added=added or "none", changed=changed or "none", removed=removed or "none",
+                 kept=len(old) - len(removed) - len(changed))
+        return {"added": added, "changed": changed, "removed": removed}
+
     def _closeAll(self) -> list[Any]:
         waits: list[Any] = []
         for dialer in self._dialers:
@@ -356,6 +430,7 @@ class GatewayService(MultiService):
         for line in self.lines.values():
             waits.append(line.device.close())
         self.lines = {}
+        self._owned = {}
         self._opened = False
         return waits
 

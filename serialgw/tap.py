@@ -8,6 +8,7 @@ import os
 import sys
 from typing import Any, Optional
 
+from twisted.logger import Logger
 from twisted.python import usage
 
 from serialgw import __version__
@@ -27,6 +28,8 @@ from serialgw.config import (
 from serialgw.configfile import loadConfig
 from serialgw.endpoints import parseListener
 from serialgw.service import GatewayService, StartupError
+
+log = Logger()
 
 DEFAULT_DEVICE = "pty:/tmp/serialgw0"
 DEFAULT_PORT = "tcp:4444:interface=127.0.0.1"
@@ -207,14 +210,35 @@ def _lineName(device: str) -> str:
 class _TwistdGatewayService(GatewayService):
     """
     Under twistd, a start-up failure is one line on stderr and exit status 1,
-    not a traceback.
+    not a traceback; with a configuration file, SIGHUP reloads it.
     """
+
+    configPath: Optional[str] = None
 
     def privilegedStartService(self) -> None:
         try:
             GatewayService.privilegedStartService(self)
         except StartupError as e:
             raise SystemExit(f"serialgw: error: {e}") from None
+
+    def startService(self) -> None:
+        GatewayService.startService(self)
+        if self.configPath is not None:
+            import signal
+
+            def hangup(signum: int, frame: Any) -> None:
+                self.reactor.callFromThread(self.reloadFile)
+
+            signal.signal(signal.SIGHUP, hangup)
+
+    def reloadFile(self) -> None:
+        assert self.configPath is not None
+        try:
+            configs = loadConfig(self.configPath)
+        except ConfigError as e:
+            log.error("reload refused, the running configuration stays: {reason}", reason=str(e))
+            return
+        self.reload(configs)
 
 
 def raiseFileLimit() -> None:
@@ -234,4 +258,6 @@ def raiseFileLimit() -> None:
 def makeService(options: Options, reactor: Optional[Any] = None) -> GatewayService:
     raiseFileLimit()
     status = parseListener(options["status"]).endpoint if options["status"] else None
-    return _TwistdGatewayService(options["lines"], reactor=reactor, status=status)
+    service = _TwistdGatewayService(options["lines"], reactor=reactor, status=status)
+    service.configPath = options["config"]
+    return service

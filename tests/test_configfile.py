@@ -107,3 +107,43 @@ class FarmTests(TestCase):
             client.transport.loseConnection()  # type: ignore[union-attr]
             await client.closed
 
+
+
+class ReloadTests(TestCase):
+    timeout = 30
+
+    async def test_reloadKeepsUnchangedLines(self) -> None:
+        """A reload adds a line and removes one; the unchanged line keeps its device and its session."""
+        ptys = [PtyPair() for _ in range(3)]
+        for pty in ptys:
+            self.addCleanup(pty.close)
+            pty.startReading()
+
+        def config(names: list[int]) -> list:  # type: ignore[type-arg]
+            path = self.mktemp()
+            with open(path, "w") as f:
+                for i in names:
+                    f.write(f'[lines.l{i}]\ndevice = "{ptys[i].slaveName}"\nlisten = "raw+tcp:0:interface=127.0.0.1"\n')
+            return loadConfig(path)
+
+        service = GatewayService(config([0, 1]))
+        service.startService()
+        self.addCleanup(service.stopService)
+        kept = service.lines["l0"]
+        client = await connect(service.ports[0][1].getHost().port)
+        client.transport.write(b"before")  # type: ignore[union-attr]
+        self.assertEqual(await ptys[0].received.length(6), b"before")
+
+        result = service.reload(config([0, 2]))
+        self.assertEqual(result, {"added": ["l2"], "changed": [], "removed": ["l1"]})
+        self.assertIs(service.lines["l0"], kept)
+        self.assertEqual(sorted(service.lines), ["l0", "l2"])
+        self.assertEqual(len(service.ports), 2)
+        client.transport.write(b" after")  # type: ignore[union-attr]
+        self.assertEqual(await ptys[0].received.length(12), b"before after")
+        other = await connect(service.ports[1][1].getHost().port)
+        other.transport.write(b"new line")  # type: ignore[union-attr]
+        self.assertEqual(await ptys[2].received.length(8), b"new line")
+        for c in (client, other):
+            c.transport.loseConnection()  # type: ignore[union-attr]
+            await c.closed

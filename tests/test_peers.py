@@ -199,6 +199,33 @@ class TwistdTests(TestCase):
         client.transport.loseConnection()  # type: ignore[union-attr]
         await client.closed
 
+    async def test_sighupReload(self) -> None:
+        """SIGHUP re-reads --config: a new line starts listening; a broken file is refused and the running one stays."""
+        other = PtyPair()
+        self.addCleanup(other.close)
+        other.startReading()
+        path = os.path.abspath(self.mktemp())
+        line = '[lines.{name}]\ndevice = "{device}"\nlisten = "raw+tcp:0:interface=127.0.0.1"\n'
+        with open(path, "w") as f:
+            f.write(line.format(name="first", device=self.pty.slaveName))
+        proc = self.spawn(gatewayArgv("--config", path))
+        await listeningPort(proc, "raw")
+        with open(path, "w") as f:
+            f.write("[lines.first\n")
+        proc.transport.signalProcess("HUP")  # type: ignore[union-attr]
+        await proc.output.contains(b"reload refused, the running configuration stays")
+        with open(path, "w") as f:
+            f.write(line.format(name="first", device=self.pty.slaveName))
+            f.write(line.format(name="second", device=other.slaveName))
+        proc.transport.signalProcess("HUP")  # type: ignore[union-attr]
+        data = await proc.output.contains(b"reload: added ['second']")
+        port = int(re.findall(rb"line second: raw listener ready on 127\.0\.0\.1:(\d+)", data)[0])
+        client = await connect(port)
+        client.transport.write(b"hello second")  # type: ignore[union-attr]
+        self.assertEqual(await other.received.length(12), b"hello second")
+        client.transport.loseConnection()  # type: ignore[union-attr]
+        await client.closed
+
     async def test_badOptionExit(self) -> None:
         """A bad option: one clear line quoting it, non-zero exit, nothing started."""
         proc = self.spawn(gatewayArgv("--parity", "X"))
