@@ -15,7 +15,7 @@ from serialgw.session import Session
 
 
 @implementer(IClient)
-class RawClient(ClientEvents, Session, Protocol):
+class RawClient(Session, ClientEvents, Protocol):
     """
     A client whose connection carries the line's bytes and nothing else.
     """

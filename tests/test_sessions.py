@@ -8,10 +8,11 @@ from __future__ import annotations
 from twisted.internet.address import IPv4Address
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from serialgw.config import SerialSettings
 from serialgw.endpoints import parseListener
+from serialgw.escape import HELP
 from serialgw.line import Line, Role
 from serialgw.raw import RawClient
 from serialgw.service import LineFactory
@@ -158,3 +159,53 @@ class ConnectTests(SynchronousTestCase):
         self.assertIsNotNone(factory.buildProtocol(IPv4Address("TCP", "192.0.2.9", 1)))
         h.telnet(port=1)
         self.assertIsNone(factory.buildProtocol(IPv4Address("TCP", "192.0.2.9", 2)))
+
+
+class RealTCPTests(TestCase):
+    timeout = 30
+
+    async def test_escapeCommandsOverTCP(self) -> None:
+        """Every escape command over a real TCP connection, with the exact text it answers."""
+        from serialgw.config import DeviceSpec, LineConfig
+        from serialgw.service import GatewayService
+        from tests.realio import PtyPair, connect
+
+        pty = PtyPair()
+        self.addCleanup(pty.close)
+        pty.startReading()
+        config = LineConfig("rack4", DeviceSpec("tty", pty.slaveName),
+                            listeners=(parseListener("raw,escape=^],notices+tcp:0:interface=127.0.0.1"),))
+        service = GatewayService([config])
+        service.startService()
+        self.addCleanup(service.stopService)
+        client = await connect(service.ports[0][1].getHost().port)
+        peer = "127.0.0.1:%d" % client.transport.getHost().port  # type: ignore[union-attr]
+        device = service.lines["rack4"].device
+
+        async def command(keys: bytes, answer: bytes) -> None:
+            start = len(client.received.data)
+            client.transport.write(keys)  # type: ignore[union-attr]
+            await client.received.length(start + len(answer))
+            self.assertEqual(client.received.data[start:], answer)
+
+        client.transport.write(b"x")  # type: ignore[union-attr]
+        await pty.received.length(1)
+        await command(b"\x1dw", f"\r\n[serialgw: rack4: {peer} (writer)]\r\n".encode())
+        pty.write(b"one\r\ntwo\r\n")
+        await client.received.contains(b"two\r\n")
+        await command(b"\x1dr", b"\r\n[serialgw: last 20 lines of rack4:]\r\none\r\ntwo\r\n")
+        await command(b"\x1dB9600\r", b"\r\n[serialgw: baud rate, then Enter:]\r\n\r\n[serialgw: rack4 now at 9600,8N1]\r\n")
+        await command(b"\x1ds", f"\r\n[serialgw: rack4: {pty.slaveName} up, 9600,8N1, 10 bytes in, 1 out, "
+                                "0 breaks, 0 dropped while down, mode shared]\r\n".encode())
+        await command(b"\x1do", f"\r\n[serialgw: {peer} now only watches]\r\n".encode())
+        await command(b"\x1db", b"\r\n[serialgw: no break: read-only]\r\n")
+        await command(b"\x1dt", f"\r\n[serialgw: {peer} took write]\r\n".encode())
+        client.transport.write(b"\x1dk")  # type: ignore[union-attr]
+        client.transport.write(b"h\x1d\x1d")  # type: ignore[union-attr]
+        self.assertEqual(await pty.received.length(3), b"xh\x1d")
+        self.assertEqual(device.breaks, 1)
+        await command(b"\x1d?", b"\r\n[serialgw: " + HELP.encode() + b"]\r\n")
+        await command(b"\x1dz", b"\r\n[serialgw: unknown escape command 'z'; ^] ? for help]\r\n")
+        client.transport.write(b"\x1dd")  # type: ignore[union-attr]
+        await client.closed
+        self.assertTrue(client.received.data.endswith(b"\r\n[serialgw: bye]\r\n"))
