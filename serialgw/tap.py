@@ -216,20 +216,18 @@ class _TwistdGatewayService(GatewayService):
     configPath: Optional[str] = None
 
     def privilegedStartService(self) -> None:
-        try:
-            GatewayService.privilegedStartService(self)
-        except StartupError as e:
-            raise SystemExit(f"serialgw: error: {e}") from None
-
-    def startService(self) -> None:
-        GatewayService.startService(self)
         if self.configPath is not None:
+            # Before anything listens: a SIGHUP must never find the default action.
             import signal
 
             def hangup(signum: int, frame: Any) -> None:
                 self.reactor.callFromThread(self.reloadFile)
 
             signal.signal(signal.SIGHUP, hangup)
+        try:
+            GatewayService.privilegedStartService(self)
+        except StartupError as e:
+            raise SystemExit(f"serialgw: error: {e}") from None
 
     def reloadFile(self) -> None:
         assert self.configPath is not None

@@ -179,7 +179,7 @@ class RealTCPTests(TestCase):
         service.startService()
         self.addCleanup(service.stopService)
         client = await connect(service.ports[0][1].getHost().port)
-        peer = "127.0.0.1:%d" % client.transport.getHost().port  # type: ignore[union-attr]
+        peer = f"127.0.0.1:{client.transport.getHost().port}"  # type: ignore[union-attr]
         device = service.lines["rack4"].device
 
         async def command(keys: bytes, answer: bytes) -> None:
