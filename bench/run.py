@@ -133,12 +133,13 @@ class Server:
 class Serialgw(Server):
     name = "serialgw"
     telnet = True
+    extra: list[str] = []
 
     def start(self, devices: list[str], ports: list[int], telnetPort: Optional[int] = None) -> None:
         env = dict(os.environ, PYTHONPATH=REPO)
         if len(devices) == 1:
             argv = TWISTD + ["-n", "--pidfile=", "--logfile=/dev/null", "serialgw", "--device", devices[0],
-                             "--port", f"raw+tcp:{ports[0]}:interface=127.0.0.1"]
+                             "--port", f"raw+tcp:{ports[0]}:interface=127.0.0.1", *self.extra]
             if telnetPort:
                 argv += ["--listen", f"tcp:{telnetPort}:interface=127.0.0.1"]
             self.proc = subprocess.Popen(argv, cwd=REPO, env=env, stdout=subprocess.DEVNULL)
@@ -151,6 +152,12 @@ class Serialgw(Server):
             assert self.proc.stdout is not None
             self.proc.stdout.readline()
         waitListening(ports[-1])
+
+
+class SerialgwCoalesced(Serialgw):
+    name = "serialgw-coalesce"
+    telnet = False
+    extra = ["--coalesce", "2,20"]
 
 
 class Socat(Server):
@@ -379,7 +386,7 @@ def main() -> None:
     lineCounts = [16, 128] if args.quick else [int(n) for n in args.lines.split(",")]
 
     singles: dict[str, list[dict[str, Any]]] = {}
-    kinds = [Serialgw, Socat, Ser2net, Ser2netTuned]
+    kinds = [Serialgw, Socat, Ser2net, Ser2netTuned, SerialgwCoalesced]
     for round_ in range(2):  # alternate, so drift hits everyone alike
         for kind in kinds:
             print(f"round {round_ + 1}: {kind.name} single line ...", flush=True)

@@ -306,6 +306,25 @@ class DeviceSpec:
         return self.path
 
 
+def parseCoalesce(text: str) -> tuple[float, float, bytes]:
+    """
+    C{MIN_MS,MAX_MS[,STRING]}: e.g. C{2,20} or C{5,50,\\n}; C{off} or
+    C{0} is none.
+    """
+    text = str(text).strip()
+    if text.lower() in ("off", "0", ""):
+        return 0.0, 0.0, b""
+    parts = text.split(",", 2)
+    try:
+        low, high = float(parts[0]) / 1000, float(parts[1]) / 1000
+    except (ValueError, IndexError):
+        raise ConfigError(f"coalesce {text!r}: expected MIN_MS,MAX_MS[,STRING], e.g. 2,20 or 5,50,\\n") from None
+    if not 0 < low <= high <= 10:
+        raise ConfigError(f"coalesce {text!r}: expected 0 < MIN_MS <= MAX_MS <= 10000")
+    on = parts[2].encode().decode("unicode_escape").encode("latin-1") if len(parts) > 2 else b""
+    return low, high, on
+
+
 def parseDevice(text: str) -> DeviceSpec:
     """
     Read a device:
@@ -381,3 +400,9 @@ class LineConfig:
     # Device output kept for replay (bytes; 0: none).
     backlog: int = 64 * 1024
     log: Optional[LogSpec] = None
+    # Coalescing of device output (off by default): wait coalesceMin seconds
+    # after the last byte, at most coalesceMax after the first, or until
+    # coalesceOn (e.g. b"\n") arrives.
+    coalesceMin: float = 0.0
+    coalesceMax: float = 0.0
+    coalesceOn: bytes = b""

@@ -32,6 +32,7 @@ from serialgw.config import (
     SerialSettings,
     parseBaud,
     parseBytesize,
+    parseCoalesce,
     parseCompact,
     parseDevice,
     parseParity,
@@ -42,7 +43,7 @@ from serialgw.endpoints import parseListener
 LINE_KEYS = {
     "device", "serial", "baud", "bytesize", "parity", "stopbits", "xonxoff", "rtscts", "listen",
     "break-duration", "signature", "notices", "restore", "mode", "max-clients", "backlog",
-    "log", "log-format", "log-max-size", "log-daily", "log-keep",
+    "log", "log-format", "log-max-size", "log-daily", "log-keep", "coalesce",
 }
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
@@ -176,7 +177,11 @@ def _line(name: str, table: dict[str, Any]) -> LineConfig:
             daily=value("log-daily", bool, LogSpec.daily),
             keep=value("log-keep", int, LogSpec.keep),
         )
+    coalesce = parsed("coalesce", parseCoalesce, str(table.get("coalesce", "off")))
     return LineConfig(
+        coalesceMin=coalesce[0],
+        coalesceMax=coalesce[1],
+        coalesceOn=coalesce[2],
         mode=mode,
         maxClients=maxClients,
         backlog=backlog,

@@ -172,6 +172,10 @@ class Line:
         self.mode = "shared"
         self.maxClients = 0
         self.logs: list[Any] = []
+        self._coalesce: Optional[tuple[float, float, bytes]] = None
+        self._held: list[bytes] = []
+        self._flushCall: Any = None
+        self._firstHeld = 0.0
         self.backlogSize = 64 * 1024
         self._backlog: deque[bytes] = deque()
         self._backlogLength = 0
@@ -404,7 +408,43 @@ class Line:
 
     # IDeviceSink
 
+    def coalesce(self, low: float, high: float, on: bytes = b"") -> None:
+        """
+        Hold device output for fewer, larger packets: send C{low} seconds
+        after the last byte, at most C{high} after the first held, or at
+        once when C{on} arrives.  C{low == 0}: no coalescing (the default).
+        """
+        self._coalesce = (low, high, on) if low > 0 else None
+
     def deviceDataReceived(self, data: bytes) -> None:
+        if self._coalesce is not None:
+            self._hold(data)
+            return
+        self._fanOut(data)
+
+    def _hold(self, data: bytes) -> None:
+        assert self._coalesce is not None and self.clock is not None
+        low, high, on = self._coalesce
+        self._held.append(data)
+        if on and on in data:
+            self._flush()
+            return
+        now = self.clock.seconds()
+        if self._flushCall is None:
+            self._firstHeld = now
+            self._flushCall = self.clock.callLater(low, self._flush)
+        elif now + low <= self._firstHeld + high:
+            self._flushCall.reset(low)
+
+    def _flush(self) -> None:
+        if self._flushCall is not None and self._flushCall.active():
+            self._flushCall.cancel()
+        self._flushCall = None
+        data, self._held = b"".join(self._held), []
+        if data:
+            self._fanOut(data)
+
+    def _fanOut(self, data: bytes) -> None:
         self.bytesFromDevice += len(data)
         if self.backlogSize:
             self._backlog.append(data)

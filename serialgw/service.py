@@ -172,6 +172,7 @@ class GatewayService(MultiService):
         line.mode = config.mode
         line.maxClients = config.maxClients
         line.backlogSize = config.backlog
+        line.coalesce(config.coalesceMin, config.coalesceMax, config.coalesceOn)
         device.sink = line
         self.lines[config.name] = line
         line.waitForClient = any(spec.wait for spec in config.listeners)

@@ -20,6 +20,7 @@ from serialgw.config import (
     SerialSettings,
     parseBaud,
     parseBytesize,
+    parseCoalesce,
     parseCompact,
     parseDevice,
     parseParity,
@@ -81,6 +82,9 @@ ENDPOINT is a port number (TCP, all interfaces) or a Twisted endpoint string
         ["config", "c", None,
          "A TOML file of many lines ([defaults], [lines.NAME] with device, serial, listen, ...); "
          "not together with the single-line options"],
+        ["coalesce", None, None,
+         "Fewer, larger packets: MIN_MS,MAX_MS[,STRING], e.g. 2,20 or 5,50,\\n (wait MIN after the last "
+         "byte, at most MAX after the first, or until STRING) [default: off, every read is sent at once]"],
         ["status", None, None,
          "An endpoint for the status page (HTTP, JSON), e.g. tcp:8440:interface=127.0.0.1"],
     ]
@@ -175,6 +179,7 @@ ENDPOINT is a port number (TCP, all interfaces) or a Twisted endpoint string
                 f"break duration must be 1 to 10000 milliseconds, not {self['break-duration']!r}"
             )
         name = self["name"] or _lineName(device.describe())
+        coalesce = parseCoalesce(self["coalesce"] or "off")
         return LineConfig(
             name=name,
             device=device,
@@ -182,6 +187,9 @@ ENDPOINT is a port number (TCP, all interfaces) or a Twisted endpoint string
             listeners=listeners,
             breakDuration=milliseconds / 1000.0,
             restoreSettings=not self["no-restore"],
+            coalesceMin=coalesce[0],
+            coalesceMax=coalesce[1],
+            coalesceOn=coalesce[2],
             signature=self["signature"],
             notices=not self["no-notices"],
         )

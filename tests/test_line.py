@@ -76,3 +76,55 @@ class LineTests(SynchronousTestCase):
         self.assertEqual(describeAddress(IPv4Address("TCP", "127.0.0.1", 5)), "127.0.0.1:5")
         self.assertEqual(describeAddress(IPv6Address("TCP", "::1", 5)), "[::1]:5")
         self.assertEqual(describeAddress(UNIXAddress(b"/run/x")), "unix:/run/x")
+
+
+class CoalesceTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        from twisted.internet.task import Clock
+
+        self.clock = Clock()
+        self.line = Line("ttyS0", RecordingDevice(), clock=self.clock)
+        self.client = RecordingClient("c")
+        self.line.attach(self.client)
+
+    def tearDown(self) -> None:
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_offByDefault(self) -> None:
+        """Without coalescing, every read goes out at once."""
+        self.line.deviceDataReceived(b"a")
+        self.line.deviceDataReceived(b"b")
+        self.assertEqual(self.client.received, [b"a", b"b"])
+
+    def test_minAfterLastMaxAfterFirst(self) -> None:
+        """Output waits MIN after the last byte, never more than MAX after the first."""
+        self.line.coalesce(0.002, 0.005)
+        self.line.deviceDataReceived(b"a")
+        self.clock.advance(0.0015)
+        self.line.deviceDataReceived(b"b")
+        self.clock.advance(0.0015)
+        self.assertEqual(self.client.received, [])
+        self.clock.advance(0.0005)
+        self.assertEqual(self.client.received, [b"ab"])
+        for _ in range(4):
+            self.line.deviceDataReceived(b"x")
+            self.clock.advance(0.0015)
+        self.assertEqual(self.client.received, [b"ab", b"xxxx"])
+        self.clock.advance(0.01)
+
+    def test_sendOnString(self) -> None:
+        """The send-on string flushes at once."""
+        self.line.coalesce(0.002, 0.02, b"\n")
+        self.line.deviceDataReceived(b"login")
+        self.line.deviceDataReceived(b": ok\n")
+        self.assertEqual(self.client.received, [b"login: ok\n"])
+
+    def test_parse(self) -> None:
+        """MIN_MS,MAX_MS[,STRING] and off."""
+        from serialgw.config import ConfigError, parseCoalesce
+
+        self.assertEqual(parseCoalesce("2,20"), (0.002, 0.02, b""))
+        self.assertEqual(parseCoalesce("5,50,\\r\\n"), (0.005, 0.05, b"\r\n"))
+        self.assertEqual(parseCoalesce("off"), (0.0, 0.0, b""))
+        self.assertRaises(ConfigError, parseCoalesce, "20,2")
+        self.assertRaises(ConfigError, parseCoalesce, "fast")
