@@ -177,7 +177,7 @@ class Ser2net(Server):
     def start(self, devices: list[str], ports: list[int], telnetPort: Optional[int] = None) -> None:
         config = os.path.join(self.dir, "ser2net.yaml")
         with open(config, "w") as f:
-            for i, (device, port) in enumerate(zip(devices, ports)):
+            for i, (device, port) in enumerate(zip(devices, ports, strict=True)):
                 f.write(f"connection: &c{i}\n  accepter: tcp,127.0.0.1,{port}\n"
                         f"  connector: serialdev,{device},115200n81,local\n{self.options}\n")
         self.proc = subprocess.Popen(["ser2net", "-n", "-c", config, "-P", os.path.join(self.dir, "pid")],
