@@ -233,13 +233,8 @@ class Line:
             self.device.start()
         if not self.writable and self._mayWrite(client):
             client.pauseInput()
-        log.info(
-            "{line}: {peer} attached as {role} ({count} client(s))",
-            line=self.name,
-            peer=client.peer,
-            role=client.role.value,
-            count=len(self.clients),
-        )
+        if not getattr(client, "person", False):
+            log.info("{line}: {peer} attached as {role}", line=self.name, peer=client.peer, role=client.role.value)
 
     def detach(self, client: Any) -> None:
         if client in self.controllers:
@@ -253,12 +248,8 @@ class Line:
             self.clients.remove(client)
             if getattr(client, "person", False):
                 self.announce(f"{client.peer} detached")
-            log.info(
-                "{line}: {peer} detached ({count} client(s))",
-                line=self.name,
-                peer=client.peer,
-                count=len(self.clients),
-            )
+            else:
+                log.info("{line}: {peer} detached", line=self.name, peer=client.peer)
 
     def _mayWrite(self, client: Any) -> bool:
         return bool(client.role is Role.WRITER)
