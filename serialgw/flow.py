@@ -40,8 +40,11 @@ class OutputGuard:
         self._heldSize = 0
 
     def attach(self, transport: Any) -> None:
-        if hasattr(transport, "registerProducer") and hasattr(transport, "bufferSize"):
-            transport.bufferSize = self.bound
+        # Over TLS the bytes wait in the TCP transport under the TLS layer,
+        # which passes the producer on to it.
+        holder = transport if hasattr(transport, "bufferSize") else getattr(transport, "transport", None)
+        if hasattr(transport, "registerProducer") and hasattr(holder, "bufferSize"):
+            holder.bufferSize = self.bound
             transport.registerProducer(self, True)
 
     def hold(self, data: bytes) -> None:
