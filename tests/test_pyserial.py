@@ -114,7 +114,7 @@ class PyserialTests(TestCase):
         timings = await self.inThread(run)
         self.assertEqual(await self.pty.received.length(5), b"after")
         for name, (elapsed, _) in timings.items():
-            limit = 0.6 if name == "send_break" else 0.3
+            limit = 0.8 if name == "send_break" else 0.5
             self.assertLess(elapsed, limit, name)
         self.assertEqual(timings["cts"][1], True)
         self.assertEqual(timings["cd"][1], True)
