@@ -364,6 +364,10 @@ def parseDevice(text: str) -> DeviceSpec:
     )
 
 
+# Device output a line keeps for replay: about 200 lines of console.
+DEFAULT_BACKLOG = 16 * 1024
+
+
 @attrs.frozen
 class LogSpec:
     """
@@ -398,7 +402,7 @@ class LineConfig:
     mode: str = "shared"
     maxClients: int = 0
     # Device output kept for replay (bytes; 0: none).
-    backlog: int = 64 * 1024
+    backlog: int = DEFAULT_BACKLOG
     log: Optional[LogSpec] = None
     # Coalescing of device output (off by default): wait coalesceMin seconds
     # after the last byte, at most coalesceMax after the first, or until

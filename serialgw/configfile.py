@@ -26,6 +26,7 @@ from typing import Any, Optional
 import attrs
 
 from serialgw.config import (
+    DEFAULT_BACKLOG,
     ConfigError,
     LineConfig,
     LogSpec,
@@ -165,7 +166,7 @@ def _line(name: str, table: dict[str, Any]) -> LineConfig:
     if mode not in ("shared", "exclusive"):
         raise _KeyError("mode", f"expected shared or exclusive, not {mode!r}")
     maxClients = value("max-clients", int, 0)
-    backlog = value("backlog", int, 64 * 1024)
+    backlog = value("backlog", int, DEFAULT_BACKLOG)
     if maxClients < 0 or backlog < 0:
         raise _KeyError("max-clients" if maxClients < 0 else "backlog", "expected a number >= 0")
     log = None

@@ -42,7 +42,7 @@ class OutputGuard:
     def attach(self, transport: Any) -> None:
         # Over TLS the bytes wait in the TCP transport under the TLS layer,
         # which passes the producer on to it.
-        holder = transport if hasattr(transport, "bufferSize") else getattr(transport, "transport", None)
+        holder: Any = transport if hasattr(transport, "bufferSize") else getattr(transport, "transport", None)
         if hasattr(transport, "registerProducer") and hasattr(holder, "bufferSize"):
             holder.bufferSize = self.bound
             transport.registerProducer(self, True)

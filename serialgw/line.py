@@ -18,7 +18,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import Attribute, Interface, implementer
 
-from serialgw.config import SerialSettings
+from serialgw.config import DEFAULT_BACKLOG, SerialSettings
 from serialgw.device import IDeviceSink
 
 log = Logger()
@@ -176,7 +176,7 @@ class Line:
         self._held: list[bytes] = []
         self._flushCall: Any = None
         self._firstHeld = 0.0
-        self.backlogSize = 64 * 1024
+        self.backlogSize = DEFAULT_BACKLOG
         self._backlog: deque[bytes] = deque()
         self._backlogLength = 0
         # QEMU's server without nowait: the device is read from the first
