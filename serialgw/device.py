@@ -651,7 +651,11 @@ class SerialDevice:
             return None
         if data:
             self.bytesRead += len(data)
-            self.sink.deviceDataReceived(data)
+            try:
+                self.sink.deviceDataReceived(data)
+            except Exception:
+                # Never let the reactor drop this reader over a bug above us.
+                log.failure("{device}: handling device output failed", device=self.port.name)
         lineState = self.port.takeLineState()
         if lineState:
             self.sink.deviceLineState(lineState)

@@ -349,6 +349,13 @@ class Line:
             self.device.stopBreak()
             log.info("{line}: BREAK off from {peer}", line=self.name, peer=client.peer)
 
+    def _cutOff(self, client: Any) -> None:
+        transport = getattr(client, "transport", None)
+        if transport is not None and hasattr(transport, "abortConnection"):
+            transport.abortConnection()
+        else:
+            self.detach(client)
+
     # Sessions
 
     def announce(self, text: str, exclude: Any = None) -> None:
@@ -443,7 +450,13 @@ class Line:
             while self._backlogLength - len(self._backlog[0]) >= self.backlogSize:
                 self._backlogLength -= len(self._backlog.popleft())
         for client in self.clients:
-            client.deliver(data)
+            try:
+                client.deliver(data)
+            except Exception:
+                # One client's failure must not reach the device (whose
+                # reader would be dropped) nor the other clients.
+                log.failure("{line}: delivering to {peer} failed; it is cut off", line=self.name, peer=client.peer)
+                self._cutOff(client)
 
     def deviceWritable(self, writable: bool) -> None:
         self.writable = writable

@@ -128,3 +128,23 @@ class CoalesceTests(SynchronousTestCase):
         self.assertEqual(parseCoalesce("off"), (0.0, 0.0, b""))
         self.assertRaises(ConfigError, parseCoalesce, "20,2")
         self.assertRaises(ConfigError, parseCoalesce, "fast")
+
+
+class FailingClientTests(SynchronousTestCase):
+    def test_oneClientFailsOthersGoOn(self) -> None:
+        """A client whose deliver raises is cut off; the others still get the output."""
+        from twisted.internet.testing import StringTransport
+
+        line = Line("ttyS0", RecordingDevice())
+        bad, good = RecordingClient("bad"), RecordingClient("good")
+
+        def explode(data: bytes) -> None:
+            raise RuntimeError("bug")
+
+        bad.deliver = explode  # type: ignore[method-assign]
+        bad.transport = StringTransport()  # type: ignore[attr-defined]
+        line.attach(bad)
+        line.attach(good)
+        line.deviceDataReceived(b"x")
+        self.assertEqual(good.received, [b"x"])
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
