@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from enum import Enum
-from typing import Optional
+from typing import Any, Optional
 
 import attrs
 from serial import (
@@ -124,6 +124,15 @@ def parseStopbits(text: str) -> float:
     return 1.5 if key == "1.5" else int(key)
 
 
+def applySingle(settings: SerialSettings, key: str, text: str) -> SerialSettings:
+    """
+    One of the single settings (C{baud}, C{bytesize}, C{parity},
+    C{stopbits}) read from text and applied over C{settings}.
+    """
+    field, parse = _SINGLES[key]
+    return attrs.evolve(settings, **{field: parse(text)})
+
+
 _FRAMING = re.compile(r"^([5-8])([NEOMS])(1\.5|1|2)$", re.IGNORECASE)
 
 
@@ -162,6 +171,15 @@ def parseCompact(text: str, base: SerialSettings = SerialSettings()) -> SerialSe
                 "BAUD[,DATABITS PARITY STOPBITS][,rtscts|xonxoff], e.g. 115200,8N1"
             )
     return attrs.evolve(base, **changes)  # type: ignore[arg-type]
+
+
+_SINGLES: dict[str, tuple[str, Any]] = {
+    "baud": ("baudrate", parseBaud),
+    "bytesize": ("bytesize", parseBytesize),
+    "parity": ("parity", parseParity),
+    "stopbits": ("stopbits", parseStopbits),
+}
+SINGLE_SETTINGS = tuple(_SINGLES)
 
 
 class Protocol(Enum):

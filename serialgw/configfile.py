@@ -27,17 +27,15 @@ import attrs
 
 from serialgw.config import (
     DEFAULT_BACKLOG,
+    SINGLE_SETTINGS,
     ConfigError,
     LineConfig,
     LogSpec,
     SerialSettings,
-    parseBaud,
-    parseBytesize,
+    applySingle,
     parseCoalesce,
     parseCompact,
     parseDevice,
-    parseParity,
-    parseStopbits,
 )
 from serialgw.endpoints import parseListener
 
@@ -144,15 +142,12 @@ def _line(name: str, table: dict[str, Any]) -> LineConfig:
     settings = SerialSettings()
     if "serial" in table:
         settings = parsed("serial", lambda t: parseCompact(t, settings), value("serial", str))
-    changes: dict[str, Any] = {}
-    for key, parse in (("baud", parseBaud), ("bytesize", parseBytesize), ("parity", parseParity),
-                       ("stopbits", parseStopbits)):
+    for key in SINGLE_SETTINGS:
         if key in table:
-            changes[{"baud": "baudrate"}.get(key, key)] = parsed(key, parse, str(table[key]))
+            settings = parsed(key, lambda t, k=key, base=settings: applySingle(base, k, t), str(table[key]))
     for key in ("xonxoff", "rtscts"):
         if key in table:
-            changes[key] = value(key, bool)
-    settings = attrs.evolve(settings, **changes)
+            settings = attrs.evolve(settings, **{key: value(key, bool)})
     listen = table.get("listen", [])
     if isinstance(listen, (str, int)) and not isinstance(listen, bool):
         listen = [listen]

@@ -8,23 +8,22 @@ import os
 import sys
 from typing import Any, Optional
 
+import attrs
 from twisted.logger import Logger
 from twisted.python import usage
 
 from serialgw import __version__
 from serialgw.config import (
+    SINGLE_SETTINGS,
     ConfigError,
     LineConfig,
     ListenerKind,
     ListenerSpec,
     SerialSettings,
-    parseBaud,
-    parseBytesize,
+    applySingle,
     parseCoalesce,
     parseCompact,
     parseDevice,
-    parseParity,
-    parseStopbits,
 )
 from serialgw.configfile import loadConfig
 from serialgw.endpoints import parseListener
@@ -147,22 +146,12 @@ ENDPOINT is a port number (TCP, all interfaces) or a Twisted endpoint string
         settings = SerialSettings()
         if self["serial"] is not None:
             settings = parseCompact(self["serial"], settings)
-        changes: dict[str, Any] = {}
-        if self["baud"] is not None:
-            changes["baudrate"] = parseBaud(self["baud"])
-        if self["bytesize"] is not None:
-            changes["bytesize"] = parseBytesize(self["bytesize"])
-        if self["parity"] is not None:
-            changes["parity"] = parseParity(self["parity"])
-        if self["stopbits"] is not None:
-            changes["stopbits"] = parseStopbits(self["stopbits"])
-        if self["xonxoff"]:
-            changes["xonxoff"] = True
-        if self["rtscts"]:
-            changes["rtscts"] = True
-        import attrs
-
-        settings = attrs.evolve(settings, **changes)
+        for key in SINGLE_SETTINGS:
+            if self[key] is not None:
+                settings = applySingle(settings, key, self[key])
+        if self["xonxoff"] or self["rtscts"]:
+            settings = attrs.evolve(settings, xonxoff=settings.xonxoff or bool(self["xonxoff"]),
+                                    rtscts=settings.rtscts or bool(self["rtscts"]))
 
         device = parseDevice(self["device"] or DEFAULT_DEVICE)
         texts = ([self["port"]] if self["port"] is not None else []) + list(self["listen"])
