@@ -6,7 +6,8 @@ Pressed twice, the escape key sends itself.
     b       send a break
     k KEY   send a break, then KEY (magic SysRq: ^] k h)
     w       who is on
-    r       replay the last lines of output
+    r       replay the last 20 lines of output
+    R N     replay the last N lines (digits, then Enter)
     s       line status: device, settings, counters
     B RATE  set the baud rate (digits, then Enter)
     t       take write          o   only watch (give up write)
@@ -24,7 +25,7 @@ from serialgw.config import ConfigError, SerialSettings, parseBaud
 log = Logger()
 
 HELP = (
-    "escape commands: b break, k KEY break then KEY, w who, r replay, s status, "
+    "escape commands: b break, k KEY break then KEY, w who, r replay, R N<Enter> replay N lines, s status, "
     "B RATE<Enter> set baud, t take write, o only watch, d disconnect, ? help; "
     "the escape key twice sends it"
 )
@@ -93,9 +94,11 @@ class EscapeMenu:
             people = [f"{c.peer} ({c.role.value})" for c in line.clients if getattr(c, "person", False)]
             client.notice(f"{line.name}: " + ", ".join(people))
         elif command == "r":
-            tail = b"\n".join(line.backlog().split(b"\n")[-REPLAY_LINES:])
-            client.notice(f"last {REPLAY_LINES} lines of {line.name}:")
-            client.deliver(tail)
+            self._replay(REPLAY_LINES)
+        elif command == "R":
+            self._digits = b""
+            client.notice("how many lines, then Enter:")
+            self._state = self._count
         elif command == "s":
             device = line.device
             client.notice(
@@ -121,6 +124,23 @@ class EscapeMenu:
             client.notice(HELP)
         else:
             client.notice(f"unknown escape command {command!r}; {keyName(self.key)} ? for help")
+        return b""
+
+    def _replay(self, count: int) -> None:
+        line = self.client.line
+        parts = line.backlog().split(b"\n")
+        # A final newline ends the last line; it does not start another.
+        tail = b"\n".join(parts[-count - 1:] if parts and parts[-1] == b"" else parts[-count:])
+        self.client.notice(f"last {count} lines of {line.name}:")
+        self.client.deliver(tail)
+
+    def _count(self, byte: int) -> bytes:
+        if byte in (0x0D, 0x0A):
+            self._replay(max(1, int(self._digits or b"20")))
+            return b""
+        if 0x30 <= byte <= 0x39 and len(self._digits) < 6:
+            self._digits += bytes((byte,))
+        self._state = self._count
         return b""
 
     def _writes(self) -> bool:

@@ -122,7 +122,19 @@ class EscapeTests(SynchronousTestCase):
         self.client.dataReceived(b"\x1dr")
         out = self.t.value()
         self.assertIn(b"line 29\r\n", out)
+        self.assertIn(b"line 10\r\n", out)
         self.assertNotIn(b"line 9\r\n", out)
+
+    def test_replayCount(self) -> None:
+        """^] R 3 Enter replays the last 3 lines."""
+        self.h.line.deviceDataReceived(b"".join(b"line %d\r\n" % i for i in range(10)))
+        self.t.clear()
+        self.client.dataReceived(b"\x1dR3\r")
+        self.assertEqual(
+            self.t.value(),
+            b"\r\n[serialgw: how many lines, then Enter:]\r\n\r\n[serialgw: last 3 lines of rack4:]\r\n"
+            b"line 7\r\nline 8\r\nline 9\r\n",
+        )
 
     def test_watchAndDisconnect(self) -> None:
         """^] o gives up write; ^] d disconnects."""
