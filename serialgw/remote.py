@@ -53,7 +53,20 @@ from serialgw.telnet import BINARY, BRK, ECHO, SGA, TelnetProtocol
 log = Logger()
 
 
-class _RawLink(Protocol):
+class _NoPortControl:
+    """Links without com port control: settings, DTR/RTS and purges stay here."""
+
+    def control(self, code: int) -> None:
+        pass
+
+    def applySettings(self, settings: SerialSettings) -> None:
+        pass
+
+    def purge(self, which: int) -> None:
+        pass
+
+
+class _RawLink(_NoPortControl, Protocol):
     """Bytes both ways; a break cannot be sent on a raw socket."""
 
     transport: Any
@@ -77,17 +90,9 @@ class _RawLink(Protocol):
         log.info("{device}: a raw socket cannot carry a break", device=self.device.name)
         return False
 
-    def control(self, code: int) -> None:
-        pass
-
-    def applySettings(self, settings: SerialSettings) -> None:
-        pass
-
-    def purge(self, which: int) -> None:
-        pass
 
 
-class _TelnetLink(TelnetProtocol):
+class _TelnetLink(_NoPortControl, TelnetProtocol):
     """
     A telnet client to a console: binary both ways, the far end echoes;
     breaks go as IAC BRK.
@@ -124,14 +129,6 @@ class _TelnetLink(TelnetProtocol):
         self.sendCommand(BRK)
         return True
 
-    def control(self, code: int) -> None:
-        pass
-
-    def applySettings(self, settings: SerialSettings) -> None:
-        pass
-
-    def purge(self, which: int) -> None:
-        pass
 
 
 class _ComPortLink(_TelnetLink):
