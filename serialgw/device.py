@@ -650,15 +650,16 @@ class SerialDevice:
             self._lost(e)
             return None
         if data:
-            self.bytesRead += len(data)
             try:
                 self.sink.deviceDataReceived(data)
             except Exception:
                 # Never let the reactor drop this reader over a bug above us.
                 log.failure("{device}: handling device output failed", device=self.port.name)
-        lineState = self.port.takeLineState()
-        if lineState:
-            self.sink.deviceLineState(lineState)
+            self.bytesRead += len(data)
+        if self.lineErrorsWatched:
+            lineState = self.port.takeLineState()
+            if lineState:
+                self.sink.deviceLineState(lineState)
         return None
 
     def doWrite(self) -> Optional[Failure]:
@@ -711,26 +712,34 @@ class SerialDevice:
         Queue bytes for the device, after any break under way; dropped (and
         counted) while the device is down.
         """
+        if not data:
+            return
+        if self._out or self._breakState != IDLE or not self.up or self.closed:
+            self._queue(data)
+            return
+        # Nothing queued: straight to the descriptor.
+        try:
+            n = self.port.write(data)
+        except OSError as e:
+            self._lost(e)
+            return
+        self.bytesWritten += n
+        if n < len(data):
+            self._out += data[n:]
+            self._startWriting()
+            self._checkWatermark()
+        elif not self._writable:
+            self._checkWatermark()
+
+    def _queue(self, data: bytes) -> None:
         if not self.usable:
             self.dropped += len(data)
-            return
-        if not data:
             return
         if self._breakState != IDLE:
             self._held.append(data)
             self._heldSize += len(data)
-        elif self._out:
-            self._out += data
         else:
-            try:
-                n = self.port.write(data)
-            except OSError as e:
-                self._lost(e)
-                return
-            self.bytesWritten += n
-            if n < len(data):
-                self._out += data[n:]
-                self._startWriting()
+            self._out += data
         self._checkWatermark()
 
     def sendBreak(self, duration: Optional[float] = None) -> bool:

@@ -256,11 +256,11 @@ class Line:
 
     def clientData(self, client: Any, data: bytes) -> None:
         """Data from a client, for the device."""
-        if not self._mayWrite(client):
+        if client.role is not Role.WRITER:
             self.refused += len(data)
             return
-        self.bytesToDevice += len(data)
         self.device.write(data)
+        self.bytesToDevice += len(data)
 
     def clientBreak(self, client: Any, duration: Optional[float] = None) -> bool:
         """A client asks for a break; C{True} if one was started."""
@@ -443,12 +443,7 @@ class Line:
             self._fanOut(data)
 
     def _fanOut(self, data: bytes) -> None:
-        self.bytesFromDevice += len(data)
-        if self.backlogSize:
-            self._backlog.append(data)
-            self._backlogLength += len(data)
-            while self._backlogLength - len(self._backlog[0]) >= self.backlogSize:
-                self._backlogLength -= len(self._backlog.popleft())
+        # Clients first: the bytes leave before any bookkeeping.
         for client in self.clients:
             try:
                 client.deliver(data)
@@ -457,6 +452,13 @@ class Line:
                 # reader would be dropped) nor the other clients.
                 log.failure("{line}: delivering to {peer} failed; it is cut off", line=self.name, peer=client.peer)
                 self._cutOff(client)
+        self.bytesFromDevice += len(data)
+        if self.backlogSize:
+            backlog = self._backlog
+            backlog.append(data)
+            self._backlogLength += len(data)
+            while self._backlogLength - len(backlog[0]) >= self.backlogSize:
+                self._backlogLength -= len(backlog.popleft())
 
     def deviceWritable(self, writable: bool) -> None:
         self.writable = writable
@@ -524,18 +526,16 @@ def writeNow(transport: Any, data: bytes) -> None:
     """
     if (
         isinstance(transport, _SOCKET_TRANSPORTS)
+        and not transport.dataBuffer
+        and not transport._tempDataLen
         and transport.connected
         and not transport.disconnecting
-        and not getattr(transport, "TLS", False)
-        and not getattr(transport, "_writeDisconnected", True)
-        and not transport.dataBuffer
-        and not getattr(transport, "_tempDataLen", 1)
+        and not transport._writeDisconnected
+        and not transport.TLS
     ):
         try:
             sent = transport.socket.send(data)
-        except BlockingIOError:
-            sent = 0
-        except OSError:
+        except OSError:  # BlockingIOError included: all of it goes through write
             sent = 0
         if sent == len(data):
             return

@@ -27,6 +27,7 @@ from serialgw.config import (
 )
 from serialgw.configfile import loadConfig
 from serialgw.endpoints import parseListener
+from serialgw.reactor import installIfNoneChosen
 from serialgw.service import GatewayService, StartupError
 
 log = Logger()
@@ -120,6 +121,9 @@ ENDPOINT is a port number (TCP, all interfaces) or a Twisted endpoint string
         raise SystemExit(0)
 
     def postOptions(self) -> None:
+        # Before anything imports the default reactor (checking an endpoint
+        # string below does): twistd without --reactor runs ours.
+        installIfNoneChosen()
         try:
             if self["config"] is not None:
                 given = [name for name in ("device", "port", "serial", "baud", "bytesize", "parity", "stopbits")

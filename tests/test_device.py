@@ -191,8 +191,9 @@ class SerialDeviceTests(SynchronousTestCase):
         self.assertEqual(len(self.port.written()), HIGH_WATER + 1)
 
     def test_lineStateReported(self) -> None:
-        """A break seen by the port reaches the sink after the data read with it."""
+        """A break seen by the port, while line errors are watched, reaches the sink after the data read with it."""
         self.device.start()
+        self.device.watchLineErrors(True)
         self.port.incoming.append(b"x")
         self.port.lineState = LINE_BREAK
         self.device.doRead()
