@@ -29,7 +29,40 @@ log = Logger()
 
 
 class GatewayReactor(EPollReactor):
-    """An epoll reactor that dispatches ready descriptors without a logging context."""
+    """
+    An epoll reactor that dispatches ready descriptors without a logging
+    context, and whose loop skips the timed-call machinery on turns where
+    no timed call, thread call or shutdown is due.
+    """
+
+    def mainLoop(self) -> None:
+        while self._started:
+            try:
+                self._turns()
+            except Exception:
+                log.failure("Unexpected error in main loop")
+        log.info("Main loop terminated.")
+
+    def _turns(self) -> None:
+        # Twisted's loop is runUntilCurrent(); timeout(); doIteration() on
+        # every turn.  Here runUntilCurrent only runs when it has work: a
+        # thread call, a new or due timed call, or a stop to announce.
+        seconds = self.seconds
+        while self._started:
+            pending = self._pendingTimedCalls
+            if (
+                self.threadCallQueue
+                or self._newTimedCalls
+                or self._justStopped
+                or (pending and pending[0].time <= seconds())
+            ):
+                self.runUntilCurrent()
+                timeout = self.timeout()
+            elif pending:
+                timeout = self.timeout()
+            else:
+                timeout = None
+            self.doIteration(self.running and timeout)
 
     def doPoll(self, timeout: Optional[float]) -> None:
         if timeout is None:

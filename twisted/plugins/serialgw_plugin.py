@@ -1,3 +1,4 @@
+from twisted.application.reactors import Reactor
 from twisted.application.service import ServiceMaker
 
 serialgw = ServiceMaker(
@@ -5,4 +6,10 @@ serialgw = ServiceMaker(
     "serialgw.tap",
     "Serial console gateway: serial lines to telnet and raw TCP clients",
     "serialgw",
+)
+
+serialgwReactor = Reactor(
+    "serialgw",
+    "serialgw.reactor",
+    "epoll without a per-event logging context (what twistd serialgw runs by default)",
 )
