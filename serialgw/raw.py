@@ -38,8 +38,12 @@ class RawClient(Session, ClientEvents, Protocol):
         self.fromPeer(data)
 
     def deliver(self, data: bytes) -> None:
-        if self.mayDeliver(data):
-            writeNow(self.transport, data)
+        # The common case (no full output guard, no idle timer) without a call.
+        guard = self.guard
+        if (guard is not None and guard.full) or self._idleCall is not None:
+            if not self.mayDeliver(data):
+                return
+        writeNow(self.transport, data)
 
 
     def pauseInput(self) -> None:

