@@ -90,10 +90,11 @@ def waitListening(port: int, timeout: float = 30.0) -> None:
     raise RuntimeError(f"nothing listens on {port}")
 
 
-def cpuSeconds(pid: int) -> float:
+def cpuSeconds(pid: int, user: bool = True, system: bool = True) -> float:
+    """CPU seconds of the process and all its threads (user, system or both)."""
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) * user + int(fields[12]) * system) / os.sysconf("SC_CLK_TCK")
 
 
 def rssKiB(pid: int) -> int:
@@ -144,13 +145,13 @@ class Serialgw(Server):
                 argv += ["--listen", f"tcp:{telnetPort}:interface=127.0.0.1"]
             self.proc = subprocess.Popen(argv, cwd=REPO, env=env, stdout=subprocess.DEVNULL)
         else:
-            listFile = os.path.join(self.dir, "devices")
-            with open(listFile, "w") as f:
-                f.write("\n".join(devices))
-            self.proc = subprocess.Popen([sys.executable, os.path.join(REPO, "bench", "farm.py"), listFile,
-                                          str(ports[0])], cwd=REPO, env=env, stdout=subprocess.PIPE)
-            assert self.proc.stdout is not None
-            self.proc.stdout.readline()
+            # A console server farm as users run one: twistd with a configuration file.
+            config = os.path.join(self.dir, "farm.toml")
+            with open(config, "w") as f:
+                for i, (device, port) in enumerate(zip(devices, ports, strict=True)):
+                    f.write(f'[lines.line{i}]\ndevice = "{device}"\nlisten = "raw+tcp:{port}:interface=127.0.0.1"\n\n')
+            argv = TWISTD + ["-n", "--pidfile=", "--logfile=/dev/null", "serialgw", "--config", config, *self.extra]
+            self.proc = subprocess.Popen(argv, cwd=REPO, env=env, stdout=subprocess.DEVNULL)
         waitListening(ports[-1])
 
 
@@ -310,7 +311,11 @@ def farm(server: Server, lines: int, seconds: float) -> dict[str, Any]:
         time.sleep(seconds)
         out["idle_cpu_percent"] = (cpuSeconds(server.proc.pid) - cpu0) / seconds * 100
         out["rss_KiB"] = rssKiB(server.proc.pid)
+        user0, system0 = cpuSeconds(server.proc.pid, system=False), cpuSeconds(server.proc.pid, user=False)
         out["echo_msgs_per_s"] = echo(ptys, socks, seconds)
+        messages = max(1.0, out["echo_msgs_per_s"] * seconds)
+        out["user_us_per_msg"] = (cpuSeconds(server.proc.pid, system=False) - user0) / messages * 1e6
+        out["system_us_per_msg"] = (cpuSeconds(server.proc.pid, user=False) - system0) / messages * 1e6
     finally:
         for s in socks:
             s.close()
