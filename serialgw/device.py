@@ -604,6 +604,7 @@ class SerialDevice:
         reopenPolicy: Callable[[int], float] = lambda attempt: min(0.5 * 2**attempt, 10.0),
     ) -> None:
         self.port = port
+        self._fileno = port.fileno()
         self.settings: SerialSettings = port.settings
         # How to open the device again after it vanished (None: never), and
         # how long to wait before the attempt number n (0, 1, ...).
@@ -638,7 +639,8 @@ class SerialDevice:
     # IReadDescriptor / IWriteDescriptor
 
     def fileno(self) -> int:
-        return -1 if self.closed else self.port.fileno()
+        # The reactor asks on every event: kept, not asked of the port.
+        return self._fileno
 
     def logPrefix(self) -> str:
         return f"serialgw device {self.port.name}"
@@ -867,6 +869,7 @@ class SerialDevice:
         del self._out[:]
         self._held, self._heldSize = [], 0
         self._checkWatermark()
+        self._fileno = -1
         try:
             self.port.close()
         except OSError as e:
@@ -975,6 +978,7 @@ class SerialDevice:
             port.close()
             return
         self.port = port
+        self._fileno = port.fileno()
         self.settings = port.apply(self.settings)
         for name, on in self.modemLines.items():
             if not on:
