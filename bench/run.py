@@ -97,6 +97,18 @@ def cpuSeconds(pid: int, user: bool = True, system: bool = True) -> float:
     return (int(fields[11]) * user + int(fields[12]) * system) / os.sysconf("SC_CLK_TCK")
 
 
+def cpuPreciseSeconds(pid: int) -> float:
+    """CPU time of all the process's threads, from the scheduler's nanosecond counters."""
+    total = 0
+    for task in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{task}/schedstat") as f:
+                total += int(f.read().split()[0])
+        except OSError:
+            pass
+    return total / 1e9
+
+
 def rssKiB(pid: int) -> int:
     with open(f"/proc/{pid}/status") as f:
         for line in f:
@@ -270,7 +282,9 @@ def single(server: Server, rtts: int, size: int) -> dict[str, Any]:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         time.sleep(0.2)
         roundTrips(pty, sock, 50)  # warm up
+        cpu0 = cpuPreciseSeconds(server.proc.pid)
         times = sorted(roundTrips(pty, sock, rtts))
+        out["cpu_us_per_rtt"] = (cpuPreciseSeconds(server.proc.pid) - cpu0) / rtts * 1e6
         out["rtt_p50_ms"] = statistics.median(times) * 1000
         out["rtt_p99_ms"] = times[int(len(times) * 0.99) - 1] * 1000
         cpu0 = cpuSeconds(server.proc.pid)
@@ -383,30 +397,37 @@ def main() -> None:
     ensurePeers()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    rtts, size, seconds = (500, 8 * MiB, 3.0) if args.quick else (3000, 32 * MiB, 5.0)
+    rtts, size, seconds = (500, 8 * MiB, 3.0) if args.quick else (2000, 32 * MiB, 5.0)
+    rounds, farmRounds = (3, 1) if args.quick else (5, 2)
     lineCounts = [16, 128] if args.quick else [int(n) for n in args.lines.split(",")]
 
+    # Every server in turn, round after round, so drift hits everyone alike;
+    # each figure is the median over the rounds (the rounds are in the JSON).
     singles: dict[str, list[dict[str, Any]]] = {}
     kinds = [Serialgw, Socat, Ser2net, Ser2netTuned, SerialgwCoalesced]
-    for round_ in range(2):  # alternate, so drift hits everyone alike
+    for round_ in range(rounds):
         for kind in kinds:
-            print(f"round {round_ + 1}: {kind.name} single line ...", flush=True)
+            print(f"round {round_ + 1}/{rounds}: {kind.name} single line ...", flush=True)
             singles.setdefault(kind.name, []).append(single(kind(), rtts, size))
-    results: dict[str, Any] = {"single": {}, "farm": {}}
+    results: dict[str, Any] = {"single": {}, "farm": {}, "rounds": {"single": singles, "farm": {}}}
     for name, runs in singles.items():
-        merged = {}
-        for key in runs[0]:
-            values = [r[key] for r in runs]
-            merged[key] = min(values) if "ms" in key or "cpu" in key else max(values)
-        results["single"][name] = merged
+        results["single"][name] = {key: statistics.median(r[key] for r in runs) for key in runs[0]}
     for n in lineCounts:
-        for kind in (Serialgw, Ser2netTuned, Ser2net):
-            print(f"{kind.name}: {n} lines ...", flush=True)
-            results["farm"].setdefault(str(n), {})[kind.name] = farm(kind(), n, seconds)
+        runsByKind: dict[str, list[dict[str, Any]]] = {}
+        for round_ in range(farmRounds):
+            for kind in (Serialgw, Ser2netTuned, Ser2net):
+                print(f"round {round_ + 1}/{farmRounds}: {kind.name}: {n} lines ...", flush=True)
+                runsByKind.setdefault(kind.name, []).append(farm(kind(), n, seconds))
+        results["rounds"]["farm"][str(n)] = runsByKind
+        results["farm"][str(n)] = {
+            name: {key: statistics.median(r[key] for r in runs) for key in runs[0]}
+            for name, runs in runsByKind.items()
+        }
 
     results["machine"] = {
         "cpus": os.cpu_count(), "kernel": platform.release(), "python": platform.python_version(),
-        "date": time.strftime("%Y-%m-%d"),
+        "date": time.strftime("%Y-%m-%d"), "rounds": rounds, "farm_rounds": farmRounds,
+        "rtts_per_round": rtts, "MiB_per_transfer": size // MiB,
     }
     report(results)
     os.makedirs(os.path.dirname(args.json), exist_ok=True)
@@ -438,7 +459,8 @@ def report(results: dict[str, Any]) -> None:
     farms = results["farm"]
     sizes = sorted(farms, key=int)
     smallest = sizes[0]
-    print(f"{'lines':>6} {'server':14}{'idle CPU %':>11}{'RSS KiB':>10}{'KiB/line*':>10}{'echo msg/s':>12}   ratios serialgw/peer (echo)")
+    print(f"{'lines':>6} {'server':14}{'idle CPU %':>11}{'RSS KiB':>10}{'KiB/line*':>10}{'echo msg/s':>12}"
+          f"{'CPU us/msg':>11}   ratios serialgw/peer (echo)")
     for n in sizes:
         for name, values in farms[n].items():
             perLine = ""
@@ -449,9 +471,42 @@ def report(results: dict[str, Any]) -> None:
             ratio = ""
             if name != "serialgw" and values["echo_msgs_per_s"]:
                 ratio = f"{farms[n]['serialgw']['echo_msgs_per_s'] / values['echo_msgs_per_s']:.2f}"
+            cpu = values.get("user_us_per_msg", 0) + values.get("system_us_per_msg", 0)
             print(f"{n:>6} {name:14}{values['idle_cpu_percent']:11.2f}{values['rss_KiB']:10.0f}{perLine:>10}"
-                  f"{values['echo_msgs_per_s']:12.0f}   {ratio}")
+                  f"{values['echo_msgs_per_s']:12.0f}{cpu:11.1f}   {ratio}")
     print(f"* RSS added per line above {smallest} lines, with its client connected")
+    results["targets"] = targets(results)
+    print("\ntargets (issue 5), as ratios in this run")
+    for name, (value, met) in results["targets"].items():
+        print(f"  {'met    ' if met else 'NOT met'}  {name}: {value}")
+
+
+def targets(results: dict[str, Any]) -> dict[str, tuple[str, bool]]:
+    """Each target of the performance issue: the figure, and whether it is met."""
+    single, farms = results["single"], results["farm"]
+    gw, socat = single["serialgw"], single["socat"]
+    out: dict[str, tuple[str, bool]] = {}
+    ratio = gw["rtt_p50_ms"] / socat["rtt_p50_ms"]
+    out["round trip p50 <= socat's"] = (f"{gw['rtt_p50_ms']:.3f} / {socat['rtt_p50_ms']:.3f} ms = {ratio:.2f}",
+                                        ratio <= 1.0)
+    for direction in ("to_client", "to_device"):
+        ratio = gw[f"raw_{direction}_MiBps"] / socat[f"raw_{direction}_MiBps"]
+        out[f"raw {direction} >= socat's"] = (f"{ratio:.2f}", ratio >= 1.0)
+        if f"telnet_{direction}_MiBps" in gw:
+            ratio = gw[f"telnet_{direction}_MiBps"] / socat[f"raw_{direction}_MiBps"]
+            out[f"telnet {direction} >= 0.8 x socat raw"] = (f"{ratio:.2f}", ratio >= 0.8)
+    sizes = sorted(farms, key=int)
+    largest = sizes[-1]
+    mine = farms[largest]["serialgw"]
+    out[f"{largest} lines idle CPU ~0"] = (f"{mine['idle_cpu_percent']:.2f} %", mine["idle_cpu_percent"] < 1.0)
+    perLine = mine.get("rss_KiB_per_added_line")
+    if perLine is not None:
+        out["RSS per line <= 32 KiB"] = (f"{perLine:.1f} KiB", perLine <= 32)
+    if "512" in farms:
+        for peer in ("ser2net", "ser2net-tuned"):
+            ratio = farms["512"]["serialgw"]["echo_msgs_per_s"] / farms["512"][peer]["echo_msgs_per_s"]
+            out[f"echo msg/s at 512 lines >= {peer}'s"] = (f"{ratio:.2f}", ratio >= 1.0)
+    return out
 
 
 if __name__ == "__main__":

@@ -414,11 +414,6 @@ class Line:
         """
         self._coalesce = (low, high, on) if low > 0 else None
 
-    def deviceDataReceived(self, data: bytes) -> None:
-        if self._coalesce is not None:
-            self._hold(data)
-            return
-        self._fanOut(data)
 
     def _hold(self, data: bytes) -> None:
         assert self._coalesce is not None and self.clock is not None
@@ -440,9 +435,13 @@ class Line:
         self._flushCall = None
         data, self._held = b"".join(self._held), []
         if data:
-            self._fanOut(data)
+            self.deviceDataReceived(data, held=True)
 
-    def _fanOut(self, data: bytes) -> None:
+    def deviceDataReceived(self, data: bytes, held: bool = False) -> None:
+        """Device output: to every client (or held first, when coalescing)."""
+        if self._coalesce is not None and not held:
+            self._hold(data)
+            return
         # Clients first: the bytes leave before any bookkeeping.
         for client in self.clients:
             try:

@@ -34,8 +34,8 @@ class RawClient(Session, ClientEvents, Protocol):
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         self.endSession()
 
-    def dataReceived(self, data: bytes) -> None:
-        self.fromPeer(data)
+    # Bytes from the peer go through the escape menu (if any) to the line.
+    dataReceived = Session.fromPeer
 
     def deliver(self, data: bytes) -> None:
         # The common case (no full output guard, no idle timer) without a call.
