@@ -515,6 +515,20 @@ def peerName(transport: Any) -> str:
         return "?"
 
 
+def noDelay(transport: Any) -> None:
+    """
+    Send small writes at once (TCP_NODELAY): a keystroke or a prompt must
+    not wait for Nagle's algorithm.  Not TCP (a unix socket, a pipe): nothing.
+    """
+    setNoDelay = getattr(transport, "setTcpNoDelay", None)
+    if setNoDelay is None:
+        return
+    try:
+        setNoDelay(True)
+    except OSError:
+        pass
+
+
 def writeNow(transport: Any, data: bytes) -> None:
     """
     Write to a client without waiting for the reactor's next turn: on a

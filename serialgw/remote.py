@@ -21,6 +21,7 @@ from twisted.python.failure import Failure
 
 from serialgw.config import DeviceSpec, SerialSettings
 from serialgw.device import _NoSink
+from serialgw.line import noDelay
 from serialgw.rfc2217 import (
     BREAK_OFF,
     BREAK_ON,
@@ -357,6 +358,7 @@ class RemoteDevice:
 
     def _linkUp(self, link: Any) -> None:
         self._link = link
+        noDelay(link.transport)
         self.up = True
         log.info("{device}: connected", device=self.name)
         if self._everUp:

@@ -14,7 +14,7 @@ from zope.interface import implementer
 
 from serialgw.escape import EscapeMenu, keyName
 from serialgw.flow import OutputGuard
-from serialgw.line import Role, peerName
+from serialgw.line import Role, noDelay, peerName
 from serialgw.tls import peerSubject
 
 log = Logger()
@@ -55,6 +55,8 @@ class Session:
         if spec is not None:
             self.guard = OutputGuard(self, self.line, spec.outbuf, spec.policy)
             self.guard.attach(self.transport)
+            if spec.nodelay:
+                noDelay(self.transport)
             if spec.keepalive and hasattr(self.transport, "setTcpKeepAlive"):
                 self.transport.setTcpKeepAlive(True)
             if spec.idle and self.clock is not None:

@@ -15,7 +15,6 @@ from twisted.internet import defer, protocol, reactor
 from twisted.internet.endpoints import (
     TCP4ServerEndpoint,
     TCP6ClientEndpoint,
-    UNIXClientEndpoint,
     UNIXServerEndpoint,
     wrapClientTLS,
 )
@@ -274,6 +273,18 @@ class ListenerTests(TestCase):
         client.transport.write(b"v6")  # type: ignore[union-attr]
         self.assertEqual(await self.pty.received.length(2), b"v6")
 
-    def test_unusedImports(self) -> None:
-        """UNIXClientEndpoint stays importable for socket tests."""
-        self.assertTrue(UNIXClientEndpoint)
+    async def test_noDelay(self) -> None:
+        """
+        A client's socket has TCP_NODELAY set (keystrokes and prompts never
+        wait for Nagle's algorithm), unless the listener says nodelay=off.
+        """
+        service = self.gateway("raw+tcp:0:interface=127.0.0.1", "tcp:127.0.0.1:0,server,nowait,nodelay=off")
+        flags = []
+        for _, port in service.ports:
+            client = await connect(port.getHost().port)
+            self.clients.append(client)
+            client.transport.write(b"k")  # type: ignore[union-attr]
+            self.assertEqual(await self.pty.received.length(1), b"k")
+            handle = service.lines["t"].clients[-1].transport.getHandle()
+            flags.append(handle.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+        self.assertEqual(flags, [1, 0])
