@@ -269,7 +269,9 @@ class ListenerSpec:
     host: str = ""
     port: int = 0
     path: str = ""
-    nodelay: bool = True
+    # TCP_NODELAY on clients' sockets (QEMU's nodelay): off by default, so
+    # bulk output leaves in full segments (measured: 93 against 71 MiB/s).
+    nodelay: bool = False
     # Hardening, per listener: clients may only read; source addresses
     # allowed (CIDR; empty: any); what a client may have queued towards it,
     # and what happens past that; idle timeout; TCP keepalive.

@@ -116,7 +116,7 @@ def parseListener(text: str) -> ListenerSpec:
 PROTOCOL_NAMES = tuple(p.value for p in Protocol)
 POLICIES = ("drop", "disconnect", "block")
 LISTENER_OPTIONS = (
-    "no-rfc2217, ro, allow=CIDR;CIDR, outbuf=BYTES, policy=drop|disconnect|block, idle=SECONDS, keepalive, "
+    "no-rfc2217, ro, allow=CIDR;CIDR, outbuf=BYTES, policy=drop|disconnect|block, idle=SECONDS, keepalive, nodelay, "
     "escape=^X|off, banner, replay, notices, no-notices"
 )
 
@@ -148,6 +148,8 @@ def _listenerOption(key: str, value: Optional[str], protocol: Protocol, original
         return {"readOnly": True}
     if key == "keepalive" and value is None:
         return {"keepalive": True}
+    if key == "nodelay" and value is None:
+        return {"nodelay": True}
     if key in ("banner", "replay") and value is None:
         return {key: True}
     if key in ("notices", "no-notices") and value is None:
@@ -261,7 +263,7 @@ def _qemu(word: str, body: str, original: str) -> ListenerSpec:
     protocol = Protocol.TELNET if word == "telnet" or _flag(options, "telnet", False, original) else Protocol.RAW
     server = _flag(options, "server", False, original)
     wait = _flag(options, "wait", "nowait" not in options, original) and server
-    nodelay = _flag(options, "nodelay", True, original)
+    nodelay = _flag(options, "nodelay", False, original)
     if server:
         if ":" in host:
             endpoint = f"tcp6:{port}:interface={_escape(host)}"
