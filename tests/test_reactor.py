@@ -6,6 +6,7 @@ whole suite can also run under it: C{trial --reactor=serialgw tests}.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from twisted.internet.test import test_core, test_fdset, test_tcp, test_threads, test_time, test_unix
@@ -67,8 +68,6 @@ class DispatchTests(SynchronousTestCase):
         (its connectionLost fails) is logged; the next ready descriptor in
         the same turn is still served.
         """
-        import os
-
         reactor = GatewayReactor()
         self.addCleanup(reactor._poller.close)
         served: list[str] = []
@@ -105,3 +104,38 @@ class DispatchTests(SynchronousTestCase):
         self.assertEqual(served, ["ok"])
         # doRead's error (logged by Twisted's handling), then connectionLost's (by ours).
         self.assertEqual([str(f.value) for f in self.flushLoggedErrors(RuntimeError)], ["boom", "and again"])
+
+
+class InstallTests(SynchronousTestCase):
+    """Which reactor a fresh process ends up with (each case in its own interpreter)."""
+
+    def run_(self, code: str) -> str:
+        import subprocess
+        import sys
+
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                              cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        self.assertEqual(done.returncode, 0, done.stderr)
+        return done.stdout.strip()
+
+    def test_optionsInstallOurs(self) -> None:
+        """Parsing serialgw's options (what twistd serialgw does first) installs GatewayReactor."""
+        out = self.run_(
+            "from serialgw.tap import Options\n"
+            "Options().parseOptions(['--device', 'pty:', '--port', 'tcp:0:interface=127.0.0.1'])\n"
+            "from twisted.internet import reactor\n"
+            "print(type(reactor).__name__)"
+        )
+        self.assertEqual(out, "GatewayReactor")
+
+    def test_chosenReactorWins(self) -> None:
+        """A reactor installed before (twistd --reactor=poll) stays."""
+        out = self.run_(
+            "from twisted.internet import pollreactor\n"
+            "pollreactor.install()\n"
+            "from serialgw.reactor import installIfNoneChosen\n"
+            "print(installIfNoneChosen())\n"
+            "from twisted.internet import reactor\n"
+            "print(type(reactor).__name__)"
+        )
+        self.assertEqual(out.split(), ["False", "PollReactor"])
