@@ -9,7 +9,6 @@ through the device's methods and its clients only through L{IClient}.
 
 from __future__ import annotations
 
-from collections import deque
 from enum import Enum
 from typing import Any, Optional
 
@@ -177,8 +176,10 @@ class Line:
         self._flushCall: Any = None
         self._firstHeld = 0.0
         self.backlogSize = DEFAULT_BACKLOG
-        self._backlog: deque[bytes] = deque()
-        self._backlogLength = 0
+        # The newest device output, for replay: one buffer, trimmed back to
+        # backlogSize once it is 4 KiB over (bounded memory, however small
+        # the chunks).
+        self._backlog = bytearray()
         # QEMU's server without nowait: the device is read from the first
         # client's arrival on, so none of its early output is lost.
         self.waitForClient = False
@@ -389,7 +390,7 @@ class Line:
 
     def backlog(self) -> bytes:
         """The last device output kept (up to backlogSize bytes)."""
-        return b"".join(self._backlog)
+        return bytes(self._backlog[-self.backlogSize:]) if self.backlogSize else b""
 
     # Back-pressure from a client whose policy is "block"
 
@@ -454,10 +455,9 @@ class Line:
         self.bytesFromDevice += len(data)
         if self.backlogSize:
             backlog = self._backlog
-            backlog.append(data)
-            self._backlogLength += len(data)
-            while self._backlogLength - len(backlog[0]) >= self.backlogSize:
-                self._backlogLength -= len(backlog.popleft())
+            backlog += data
+            if len(backlog) > self.backlogSize + 4096:
+                del backlog[: -self.backlogSize]
 
     def deviceWritable(self, writable: bool) -> None:
         self.writable = writable

@@ -33,6 +33,25 @@ class LineTests(SynchronousTestCase):
         self.assertEqual(b.received, [b"one", b"two"])
         self.assertEqual(self.line.bytesFromDevice, 6)
 
+    def test_backlogKeepsTheNewestBytes(self) -> None:
+        """
+        The replay backlog is exactly the newest backlogSize bytes, whatever
+        the chunk sizes, and its buffer never grows past backlogSize + 4 KiB
+        (one-byte chunks cost no more than big ones).
+        """
+        self.line.backlogSize = 100
+        stream = bytes(range(256)) * 100
+        largest = 0
+        for i in range(0, len(stream), 3):
+            self.line.deviceDataReceived(stream[i:i + 3])
+            largest = max(largest, len(self.line._backlog))
+        self.assertEqual(self.line.backlog(), stream[-100:])
+        self.assertLessEqual(largest, 100 + 4096 + 3)
+        self.line.deviceDataReceived(b"x" * 10000)
+        self.assertEqual(self.line.backlog(), b"x" * 100)
+        self.line.backlogSize = 0
+        self.assertEqual(self.line.backlog(), b"")
+
     def test_anyWriterWrites(self) -> None:
         """Input from any writer goes to the device; watchers and read-only clients are refused."""
         writers = [RecordingClient("w1"), RecordingClient("w2")]
