@@ -133,6 +133,21 @@ class Collector(protocol.Protocol):
         self.closed.callback(None)
 
 
+def startedPty(case: Any) -> PtyPair:
+    """A pty pair whose master is read from now on, closed when the test ends."""
+    pty = PtyPair()
+    case.addCleanup(pty.close)
+    pty.startReading()
+    return pty
+
+
+async def closeClients(*clients: Collector) -> None:
+    """Close test clients and wait until each connection is gone."""
+    for client in clients:
+        client.transport.loseConnection()  # type: ignore[union-attr]
+        await client.closed
+
+
 async def connect(port: int, host: str = "127.0.0.1") -> Collector:
     from twisted.internet.endpoints import TCP4ClientEndpoint
 

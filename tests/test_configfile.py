@@ -14,7 +14,7 @@ from twisted.web.client import Agent, readBody
 from serialgw.config import ConfigError, DeviceSpec, Protocol, SerialSettings
 from serialgw.configfile import loadConfig
 from serialgw.service import GatewayService
-from tests.realio import PtyPair, connect
+from tests.realio import closeClients, connect, startedPty
 
 
 class FileTests(SynchronousTestCase):
@@ -61,10 +61,7 @@ class FarmTests(TestCase):
 
     async def test_sixteenLinesAndStatus(self) -> None:
         """16 lines from one file on ptys: each carries its own bytes; the status page lists them all."""
-        ptys = [PtyPair() for _ in range(16)]
-        for pty in ptys:
-            self.addCleanup(pty.close)
-            pty.startReading()
+        ptys = [startedPty(self) for _ in range(16)]
         path = self.mktemp()
         with open(path, "w") as f:
             f.write('[defaults]\nserial = "57600,8N1"\n')
@@ -103,9 +100,7 @@ class FarmTests(TestCase):
         self.assertTrue(first["clients"][0]["peer"].startswith("127.0.0.1:"))
         self.assertEqual((first["bytes_to_device"], first["bytes_from_device"]), (10, 7))
         self.assertEqual((first["breaks"], first["dropped_while_down"], first["refused_bytes"]), (0, 0, 0))
-        for client in clients:
-            client.transport.loseConnection()  # type: ignore[union-attr]
-            await client.closed
+        await closeClients(*clients)
 
 
 
@@ -114,10 +109,7 @@ class ReloadTests(TestCase):
 
     async def test_reloadKeepsUnchangedLines(self) -> None:
         """A reload adds a line and removes one; the unchanged line keeps its device and its session."""
-        ptys = [PtyPair() for _ in range(3)]
-        for pty in ptys:
-            self.addCleanup(pty.close)
-            pty.startReading()
+        ptys = [startedPty(self) for _ in range(3)]
 
         def config(names: list[int]) -> list:  # type: ignore[type-arg]
             path = self.mktemp()
@@ -144,6 +136,4 @@ class ReloadTests(TestCase):
         other = await connect(service.ports[1][1].getHost().port)
         other.transport.write(b"new line")  # type: ignore[union-attr]
         self.assertEqual(await ptys[2].received.length(8), b"new line")
-        for c in (client, other):
-            c.transport.loseConnection()  # type: ignore[union-attr]
-            await c.closed
+        await closeClients(client, other)

@@ -20,7 +20,7 @@ from serialgw.line import Line
 from serialgw.service import GatewayService
 from serialgw.telnet import TelnetClient, TelnetProtocol
 from tests.fakes import RecordingDevice
-from tests.realio import Collector, PtyPair, connect
+from tests.realio import Collector, closeClients, connect, startedPty
 
 MiB = 1024 * 1024
 
@@ -190,9 +190,7 @@ class ListenerPolicyTests(TestCase):
     timeout = 60
 
     def setUp(self) -> None:
-        self.pty = PtyPair()
-        self.addCleanup(self.pty.close)
-        self.pty.startReading()
+        self.pty = startedPty(self)
 
     def gateway(self, *listeners: str) -> GatewayService:
         config = LineConfig("t", DeviceSpec("tty", self.pty.slaveName),
@@ -246,9 +244,7 @@ class ListenerPolicyTests(TestCase):
         self.assertGreater(slowGuard.dropped, 4 * MiB)
         for c in line.clients:
             self.assertLess(len(c.transport.dataBuffer) + c.transport._tempDataLen, 65536 + 70000)
-        for client in (slow, fast):
-            client.transport.loseConnection()  # type: ignore[union-attr]
-            await client.closed
+        await closeClients(slow, fast)
 
     async def test_slowClientDisconnected(self) -> None:
         """policy=disconnect cuts a client that cannot keep up; the others go on."""
@@ -275,9 +271,7 @@ class ListenerPolicyTests(TestCase):
             for c in service.lines["t"].clients
         )
         self.assertEqual(flags, [False, True])
-        for client in clients:
-            client.transport.loseConnection()  # type: ignore[union-attr]
-            await client.closed
+        await closeClients(*clients)
 
     async def test_readOnlyListener(self) -> None:
         """A ro listener's client reads the console but cannot write or break."""
@@ -292,9 +286,7 @@ class ListenerPolicyTests(TestCase):
         await watcher.received.contains(b"seen")
         self.assertEqual(self.pty.received.data, b"ok")
         self.assertEqual(service.lines["t"].device.breaks, 0)
-        for client in (watcher, writer):
-            client.transport.loseConnection()  # type: ignore[union-attr]
-            await client.closed
+        await closeClients(watcher, writer)
 
     async def test_allowList(self) -> None:
         """A connection from outside the allow-list is closed at once; nothing it sends reaches the device."""
@@ -323,9 +315,7 @@ class ListenerPolicyTests(TestCase):
         self.pty.write(b"and answered")
         await calm.received.contains(b"and answered")
         self.assertFalse(noisy.closed.called)
-        for client in (noisy, calm):
-            client.transport.loseConnection()  # type: ignore[union-attr]
-            await client.closed
+        await closeClients(noisy, calm)
 
     async def test_connectCycles(self) -> None:
         """1000 connect/disconnect cycles: descriptors back to where they were, memory flat."""

@@ -11,7 +11,7 @@ from twisted.trial.unittest import TestCase
 
 from serialgw.config import DeviceSpec, LineConfig, ListenerSpec, Protocol
 from serialgw.service import GatewayService
-from tests.realio import Collector, PtyPair, connect
+from tests.realio import Collector, PtyPair, closeClients, connect, startedPty
 
 OFFER_END = bytes([255, 253, 44])
 
@@ -47,9 +47,7 @@ class HotplugTests(TestCase):
         await telnet.received.contains(down)
         raw.transport.write(b"into the void")  # type: ignore[union-attr]
 
-        second = PtyPair()
-        self.addCleanup(second.close)
-        second.startReading()
+        second = startedPty(self)
         os.unlink(link)
         os.symlink(second.slaveName, link)
         await telnet.received.contains(b"\r\n[serialgw: usb0 is back]\r\n")
@@ -60,6 +58,4 @@ class HotplugTests(TestCase):
         self.assertNotIn(b"serialgw", raw.received.data)
         self.assertEqual(len(service.lines["usb0"].clients), 2)
         self.assertEqual(service.lines["usb0"].device.dropped, 13)
-        for client in (telnet, raw):
-            client.transport.loseConnection()  # type: ignore[union-attr]
-            await client.closed
+        await closeClients(telnet, raw)

@@ -12,7 +12,7 @@ from twisted.trial.unittest import TestCase
 
 from serialgw.config import DeviceSpec, LineConfig, ListenerSpec, Protocol
 from serialgw.service import GatewayService
-from tests.realio import Collector, PtyPair, connect
+from tests.realio import Collector, PtyPair, closeClients, connect
 
 OFFER = bytes([255, 251, 1, 255, 251, 3, 255, 251, 0, 255, 253, 3, 255, 253, 0, 255, 253, 44])
 AGREE = bytes([255, 253, 1, 255, 253, 3, 255, 253, 0, 255, 251, 3, 255, 251, 0])
@@ -47,9 +47,7 @@ class GatewayTests(TestCase):
         return client
 
     async def closeClients(self) -> None:
-        for client in self.clients:
-            client.transport.loseConnection()  # type: ignore[union-attr]
-            await client.closed
+        await closeClients(*self.clients)
         self.clients = []
 
     async def rawReady(self, client: Collector, tag: bytes) -> None:

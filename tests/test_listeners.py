@@ -25,7 +25,7 @@ from serialgw.config import DeviceSpec, LineConfig
 from serialgw.endpoints import parseListener
 from serialgw.service import GatewayService
 from tests.certs import Authority
-from tests.realio import Collector, ProcessOutput, PtyPair, connect, spawn
+from tests.realio import Collector, ProcessOutput, closeClients, connect, spawn, startedPty
 
 
 def freeUDPPort() -> int:
@@ -38,16 +38,12 @@ class ListenerTests(TestCase):
     timeout = 30
 
     def setUp(self) -> None:
-        self.pty = PtyPair()
-        self.addCleanup(self.pty.close)
-        self.pty.startReading()
+        self.pty = startedPty(self)
         self.clients: list[Collector] = []
         self.processes: list[ProcessOutput] = []
 
     async def tearDown(self) -> None:  # type: ignore[override]
-        for client in self.clients:
-            client.transport.loseConnection()  # type: ignore[union-attr]
-            await client.closed
+        await closeClients(*self.clients)
         for proc in self.processes:
             await proc.stop()
 

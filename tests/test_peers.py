@@ -13,7 +13,7 @@ import shutil
 from twisted.internet import defer
 from twisted.trial.unittest import SkipTest, TestCase
 
-from tests.realio import TWISTD, ProcessOutput, PtyPair, connect, gatewayArgv, listeningPort, spawn
+from tests.realio import TWISTD, ProcessOutput, PtyPair, connect, gatewayArgv, listeningPort, spawn, startedPty
 
 
 def need(program: str) -> str:
@@ -27,9 +27,7 @@ class TwistdTests(TestCase):
     timeout = 60
 
     def setUp(self) -> None:
-        self.pty = PtyPair()
-        self.addCleanup(self.pty.close)
-        self.pty.startReading()
+        self.pty = startedPty(self)
         self.processes: list[ProcessOutput] = []
 
     async def tearDown(self) -> None:  # type: ignore[override]
@@ -201,9 +199,7 @@ class TwistdTests(TestCase):
 
     async def test_sighupReload(self) -> None:
         """SIGHUP re-reads --config: a new line starts listening; a broken file is refused and the running one stays."""
-        other = PtyPair()
-        self.addCleanup(other.close)
-        other.startReading()
+        other = startedPty(self)
         path = os.path.abspath(self.mktemp())
         line = '[lines.{name}]\ndevice = "{device}"\nlisten = "raw+tcp:0:interface=127.0.0.1"\n'
         with open(path, "w") as f:

@@ -14,7 +14,7 @@ from twisted.trial.unittest import TestCase
 
 from serialgw.config import DeviceSpec, LineConfig, ListenerSpec, Protocol, SerialSettings
 from serialgw.service import GatewayService
-from tests.realio import Collector, PtyPair, connect
+from tests.realio import Collector, closeClients, connect, startedPty
 
 IAC, SB, SE, WILL = 255, 250, 240, 251
 
@@ -42,16 +42,9 @@ class RemoteDeviceTests(TestCase):
         self.addCleanup(service.stopService)
         return service
 
-    async def closeAll(self, *clients: Collector) -> None:
-        for client in clients:
-            client.transport.loseConnection()  # type: ignore[union-attr]
-            await client.closed
-
     async def test_rfc2217Chain(self) -> None:
         """A gateway whose device is rfc2217:// to another gateway: settings, data, break and DTR reach the far pty."""
-        pty = PtyPair()
-        self.addCleanup(pty.close)
-        pty.startReading()
+        pty = startedPty(self)
         far = self.start(LineConfig("far", DeviceSpec("tty", pty.slaveName),
                                     listeners=(ListenerSpec("tcp:0:interface=127.0.0.1"),)))
         farPort = far.ports[0][1].getHost().port
@@ -80,13 +73,11 @@ class RemoteDeviceTests(TestCase):
         self.assertEqual(farLine.device.breaks, 1)
         self.assertEqual(farLine.device.modemLines["dtr"], False)
         self.assertEqual(termios.tcgetattr(pty.master)[5], termios.B9600)
-        await self.closeAll(client)
+        await closeClients(client)
 
     async def test_ptyProgramSetsRemoteBaud(self) -> None:
         """A program on a pty: listener sets 9600 with tcsetattr; the remote RFC 2217 port follows (remserial -l cannot)."""
-        pty = PtyPair()
-        self.addCleanup(pty.close)
-        pty.startReading()
+        pty = startedPty(self)
         far = self.start(LineConfig("far", DeviceSpec("tty", pty.slaveName),
                                     listeners=(ListenerSpec("tcp:0:interface=127.0.0.1"),)))
         farLine = far.lines["far"]
@@ -130,10 +121,10 @@ class RemoteDeviceTests(TestCase):
         self.assertEqual(await console.received.length(5), b"root\r")
 
         await listening.stopListening()
-        await self.closeAll(console)
+        await closeClients(console)
         listening = await UNIXServerEndpoint(reactor, path).listen(factory)
         self.addCleanup(listening.stopListening)
         console = await accepted[1]
         console.transport.write(b"again")  # type: ignore[union-attr]
         self.assertEqual(await user.received.length(12), b"login: again")
-        await self.closeAll(console, user)
+        await closeClients(console, user)

@@ -180,11 +180,9 @@ class RealTCPTests(TestCase):
         """Every escape command over a real TCP connection, with the exact text it answers."""
         from serialgw.config import DeviceSpec, LineConfig
         from serialgw.service import GatewayService
-        from tests.realio import PtyPair, connect
+        from tests.realio import connect, startedPty
 
-        pty = PtyPair()
-        self.addCleanup(pty.close)
-        pty.startReading()
+        pty = startedPty(self)
         config = LineConfig("rack4", DeviceSpec("tty", pty.slaveName),
                             listeners=(parseListener("raw,escape=^],notices+tcp:0:interface=127.0.0.1"),))
         service = GatewayService([config])
