@@ -351,6 +351,8 @@ class Line:
             log.info("{line}: BREAK off from {peer}", line=self.name, peer=client.peer)
 
     def _cutOff(self, client: Any) -> None:
+        if client in self.logs:
+            self.logs.remove(client)
         transport = getattr(client, "transport", None)
         if transport is not None and hasattr(transport, "abortConnection"):
             transport.abortConnection()
@@ -444,13 +446,18 @@ class Line:
             self._hold(data)
             return
         # Clients first: the bytes leave before any bookkeeping.
+        failed = None
         for client in self.clients:
             try:
                 client.deliver(data)
             except Exception:
                 # One client's failure must not reach the device (whose
-                # reader would be dropped) nor the other clients.
+                # reader would be dropped) nor the other clients: it is cut
+                # off after the loop, so the next client still gets the bytes.
                 log.failure("{line}: delivering to {peer} failed; it is cut off", line=self.name, peer=client.peer)
+                failed = (failed or []) + [client]
+        if failed:
+            for client in failed:
                 self._cutOff(client)
         self.bytesFromDevice += len(data)
         if self.backlogSize:

@@ -32,6 +32,7 @@ EXTPROC = getattr(termios, "EXTPROC", 0o200000)
 TIOCPKT = getattr(termios, "TIOCPKT", 0x5420)
 TIOCPKT_DATA = 0
 TIOCPKT_IOCTL = 0x40
+OUTBUF = 256 * 1024
 
 
 @implementer(IClient)
@@ -64,6 +65,10 @@ class PtyClient(ClientEvents, abstract.FileDescriptor):
         self._master, self._slave = master, slave
         self.peer = f"pty:{link or self.slaveName}"
         self.settings = readTermios(slave)
+        self.dropped = 0
+        self._dropping = False
+        # A FileDescriptor writes nothing until it is marked connected.
+        self.connected = 1
         self.startReading()
         line.attach(self)
 
@@ -107,6 +112,16 @@ class PtyClient(ClientEvents, abstract.FileDescriptor):
     # IClient
 
     def deliver(self, data: bytes) -> None:
+        # While no program reads the slave, keep at most OUTBUF bytes here
+        # (beyond what the kernel holds); newer output is dropped and counted.
+        if len(self.dataBuffer) + self._tempDataLen + len(data) > OUTBUF:
+            if not self._dropping:
+                self._dropping = True
+                log.info("{line}: nobody reads {peer}; its output is dropped until someone does",
+                         line=self.line.name, peer=self.peer)
+            self.dropped += len(data)
+            return
+        self._dropping = False
         self.write(data)
 
 

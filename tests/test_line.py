@@ -167,3 +167,24 @@ class FailingClientTests(SynchronousTestCase):
         line.deviceDataReceived(b"x")
         self.assertEqual(good.received, [b"x"])
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+
+    def test_failingLogDoesNotHideTheNextClient(self) -> None:
+        """
+        A failing client without a transport (a console log) is detached
+        after the fan-out: the client after it still gets the same bytes, and
+        the log leaves the line's logs.
+        """
+        line = Line("ttyS0", RecordingDevice())
+        bad, good = RecordingClient("log"), RecordingClient("good")
+
+        def explode(data: bytes) -> None:
+            raise OSError("disk gone")
+
+        bad.deliver = explode  # type: ignore[method-assign]
+        line.attach(bad)
+        line.logs.append(bad)
+        line.attach(good)
+        line.deviceDataReceived(b"more\n")
+        self.assertEqual(good.received, [b"more\n"])
+        self.assertEqual((line.clients, line.logs), ([good], []))
+        self.assertEqual(len(self.flushLoggedErrors(OSError)), 1)

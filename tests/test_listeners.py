@@ -19,6 +19,7 @@ from twisted.internet.endpoints import (
     wrapClientTLS,
 )
 from twisted.internet.ssl import Certificate, PrivateCertificate, optionsForClientTLS
+from twisted.internet.task import deferLater
 from twisted.trial.unittest import SkipTest, TestCase
 
 from serialgw.config import DeviceSpec, LineConfig
@@ -286,3 +287,39 @@ class ListenerTests(TestCase):
             handle = service.lines["t"].clients[-1].transport.getHandle()
             flags.append(handle.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
         self.assertEqual(flags, [1, 1, 0])
+
+    async def test_ptyListenerCarriesOutput(self) -> None:
+        """
+        A program on a pty: listener reads the device's output and types
+        into it; while nobody reads the pty, what waits is bounded and the
+        rest counted as dropped.
+        """
+        import tty
+
+        link = os.path.abspath(self.mktemp())
+        service = self.gateway(f"pty:{link}")
+        client = service.lines["t"].clients[0]
+        slave = os.open(link, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+        self.addCleanup(os.close, slave)
+        tty.setraw(slave)
+        self.pty.write(b"boot\r\n")
+        received = b""
+        for _ in range(500):  # at most 5 s
+            if len(received) >= 6:
+                break
+            await deferLater(reactor, 0.01, lambda: None)
+            try:
+                received += os.read(slave, 100)
+            except BlockingIOError:
+                pass
+        self.assertEqual(received, b"boot\r\n")
+        os.write(slave, b"typed")
+        self.assertEqual(await self.pty.received.length(5), b"typed")
+        # Nobody reads now: at most OUTBUF bytes wait in the gateway.
+        from serialgw.ptylink import OUTBUF
+
+        chunk = b"x" * 65536
+        for _ in range(12):
+            client.deliver(chunk)
+        self.assertLessEqual(len(client.dataBuffer) + client._tempDataLen, OUTBUF)
+        self.assertGreater(client.dropped, 0)
