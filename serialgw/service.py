@@ -127,6 +127,7 @@ class GatewayService(MultiService):
         # A vanished device is tried again after 0.5 s, doubling up to 10 s, with jitter.
         self.reopenPolicy = reopenPolicy or backoffPolicy(initialDelay=0.5, maxDelay=10.0, factor=2.0)
         self.lines: dict[str, Line] = {}
+        self._reloading: defer.Deferred[None] = defer.succeed(None)
         self.ports: list[tuple[ListenerSpec, Any]] = []
         self._dialers: list[ClientService] = []
         self._closers: list[Callable[[], Any]] = []
@@ -382,39 +383,56 @@ class GatewayService(MultiService):
             waits.append(line.device.close())
         return waits
 
-    def reload(self, configs: Sequence[LineConfig]) -> dict[str, list[str]]:
+    def reload(self, configs: Sequence[LineConfig]) -> Any:
         """
         Apply a new configuration: lines removed or changed are closed,
-        lines added or changed are opened; the others keep their device and
-        their sessions untouched.
+        lines added or changed are opened once the closed ones have let go
+        of their ports and devices (a changed line usually keeps its port);
+        the others keep their device and their sessions untouched.  Return
+        a Deferred that fires with what changed; reloads run one at a time.
         """
+        done: defer.Deferred[dict[str, list[str]]] = defer.Deferred()
+
+        def run(_: Any) -> Any:
+            return defer.maybeDeferred(self._reload, list(configs)).chainDeferred(done)
+
+        self._reloading.addCallback(run)
+        return done
+
+    def _reload(self, configs: list[LineConfig]) -> Any:
         old = {c.name: c for c in self.configs}
         new = {c.name: c for c in configs}
         removed = [n for n in old if n not in new]
         changed = [n for n in old if n in new and new[n] != old[n]]
         added = [n for n in new if n not in old]
+        waits: list[Any] = []
         for name in removed + changed:
-            self.closeLine(name)
-        kept = [c for c in self.configs if c.name not in removed and c.name not in changed]
-        for name in changed + added:
-            try:
-                self._openLine(new[name])
-            except StartupError as e:
-                log.error("reload: {reason}; line {line} left out", reason=str(e), line=name)
-                self.closeLine(name)
-                continue
-            kept.append(new[name])
-            line = self.lines[name]
-            if self.running and not line.waitForClient:
-                line.device.start()
-            for kind, thing in self._owned.get(name, []):
-                if kind == "dialer" and self.running:
-                    thing.startService()
-        self.configs = kept
-        log.info("reload: added {added}, changed {changed}, removed {removed}, {kept} unchanged",
-                 added=added or "none", changed=changed or "none", removed=removed or "none",
-                 kept=len(old) - len(removed) - len(changed))
-        return {"added": added, "changed": changed, "removed": removed}
+            waits += self.closeLine(name)
+        self.configs = [c for c in self.configs if c.name not in removed and c.name not in changed]
+        closed = defer.gatherResults([w for w in waits if isinstance(w, defer.Deferred)], consumeErrors=True)
+        closed.addErrback(lambda f: log.failure("reload: closing lines", f))
+
+        def reopen(_: Any) -> dict[str, list[str]]:
+            for name in changed + added:
+                try:
+                    self._openLine(new[name])
+                except StartupError as e:
+                    log.error("reload: {reason}; line {line} left out", reason=str(e), line=name)
+                    self.closeLine(name)
+                    continue
+                self.configs.append(new[name])
+                line = self.lines[name]
+                if self.running and not line.waitForClient:
+                    line.device.start()
+                for kind, thing in self._owned.get(name, []):
+                    if kind == "dialer" and self.running:
+                        thing.startService()
+            log.info("reload: added {added}, changed {changed}, removed {removed}, {kept} unchanged",
+                     added=added or "none", changed=changed or "none", removed=removed or "none",
+                     kept=len(old) - len(removed) - len(changed))
+            return {"added": added, "changed": changed, "removed": removed}
+
+        return closed.addCallback(reopen)
 
     def _closeAll(self) -> list[Any]:
         waits: list[Any] = []

@@ -126,7 +126,7 @@ class ReloadTests(TestCase):
         client.transport.write(b"before")  # type: ignore[union-attr]
         self.assertEqual(await ptys[0].received.length(6), b"before")
 
-        result = service.reload(config([0, 2]))
+        result = await service.reload(config([0, 2]))
         self.assertEqual(result, {"added": ["l2"], "changed": [], "removed": ["l1"]})
         self.assertIs(service.lines["l0"], kept)
         self.assertEqual(sorted(service.lines), ["l0", "l2"])
@@ -137,3 +137,31 @@ class ReloadTests(TestCase):
         other.transport.write(b"new line")  # type: ignore[union-attr]
         self.assertEqual(await ptys[2].received.length(8), b"new line")
         await closeClients(client, other)
+
+    async def test_reloadChangedLineKeepsItsPort(self) -> None:
+        """A line whose settings change on the same fixed port is reopened there (the old port is closed first)."""
+        import socket
+
+        pty = startedPty(self)
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+
+        def config(baud: int) -> list:  # type: ignore[type-arg]
+            path = self.mktemp()
+            with open(path, "w") as f:
+                f.write(f'[lines.a]\ndevice = "{pty.slaveName}"\nserial = "{baud}"\n'
+                        f'listen = "raw+tcp:{port}:interface=127.0.0.1"\n')
+            return loadConfig(path)
+
+        service = GatewayService(config(115200))
+        service.startService()
+        self.addCleanup(service.stopService)
+        result = await service.reload(config(9600))
+        self.assertEqual(result, {"added": [], "changed": ["a"], "removed": []})
+        self.assertEqual(service.lines["a"].settings.baudrate, 9600)
+        self.assertEqual([p.getHost().port for _, p in service.ports], [port])
+        client = await connect(port)
+        client.transport.write(b"same port")  # type: ignore[union-attr]
+        self.assertEqual(await pty.received.length(9), b"same port")
+        await closeClients(client)
