@@ -45,11 +45,11 @@ class ConsoleLog(ClientEvents):
         return time.strftime(self.spec.format, time.localtime(self.clock.seconds())).encode()
 
     def _write(self, data: bytes) -> None:
-        if (self.spec.maxSize and self.size + len(data) > self.spec.maxSize and self.size) or (
-            self.spec.daily and self._today() != self.day
-        ):
-            self.rotate()
         try:
+            if (self.spec.maxSize and self.size + len(data) > self.spec.maxSize and self.size) or (
+                self.spec.daily and self._today() != self.day
+            ):
+                self.rotate()
             os.write(self._fd, data)
             self.size += len(data)
         except OSError as e:
@@ -60,23 +60,31 @@ class ConsoleLog(ClientEvents):
         """path -> path.1 -> ... -> path.KEEP (dropped), then a new path."""
         os.close(self._fd)
         path, keep = self.spec.path, self.spec.keep
-        for i in range(keep - 1, 0, -1):
-            if os.path.exists(f"{path}.{i}"):
-                os.replace(f"{path}.{i}", f"{path}.{i + 1}")
-        if keep > 0:
-            os.replace(path, f"{path}.1")
-        else:
-            os.unlink(path)
-        self._open()
+        try:
+            for i in range(keep - 1, 0, -1):
+                if os.path.exists(f"{path}.{i}"):
+                    os.replace(f"{path}.{i}", f"{path}.{i + 1}")
+            if keep > 0:
+                os.replace(path, f"{path}.1")
+            else:
+                os.unlink(path)
+        except FileNotFoundError:
+            pass  # moved or removed by someone else (an external logrotate): start a new file
+        finally:
+            self._open()
 
     def deliver(self, data: bytes) -> None:
-        pieces = []
-        for segment in data.splitlines(keepends=True):
-            if self.atLineStart:
-                pieces.append(self._stamp())
-            pieces.append(segment)
-            self.atLineStart = segment.endswith(b"\n")
-        self._write(b"".join(pieces))
+        # One stamp a chunk, put after every newline in one call.
+        if not data:
+            return
+        stamp = self._stamp()
+        body = data.replace(b"\n", b"\n" + stamp)
+        if self.atLineStart:
+            body = stamp + body
+        self.atLineStart = data.endswith(b"\n")
+        if self.atLineStart:
+            body = body[: len(body) - len(stamp)]
+        self._write(body)
 
     def event(self, text: str) -> None:
         prefix = b"" if self.atLineStart else b"\n"

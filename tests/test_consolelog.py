@@ -78,3 +78,18 @@ class ConsoleLogTests(SynchronousTestCase):
         log.close()
         self.assertEqual(self.read(self.path + ".1"), b"15 08:00 monday\n")
         self.assertEqual(self.read(), b"16 08:00 tuesday\n")
+
+    def test_rotateAfterTheFileWasRemoved(self) -> None:
+        """
+        The log file removed by someone else (an external logrotate): the
+        rotation starts a new file, the line keeps its log and its clients.
+        """
+        log = ConsoleLog(self.line, LogSpec(self.path, format="", maxSize=10, daily=False, keep=1), self.clock)
+        self.line.deviceDataReceived(b"first\n")
+        os.unlink(self.path)
+        self.line.deviceDataReceived(b"second line\n")
+        self.line.recordEvent("still here")
+        self.assertIn(log, self.line.logs)
+        log.close()
+        self.assertEqual(self.read(self.path + ".1"), b"second line\n")
+        self.assertEqual(self.read(), b"[serialgw: still here]\n")
