@@ -257,6 +257,7 @@ class RemoteDevice:
         self.bytesWritten = 0
         self._link: Any = None
         self._everUp = False
+        self._paused = False
         self._breakCall: Any = None
         endpoint: Any
         if spec.kind == "unix":
@@ -336,10 +337,13 @@ class RemoteDevice:
         return 0
 
     def pauseReading(self) -> None:
+        # Kept, so that a link made while paused (a reconnect) starts paused.
+        self._paused = True
         if self._link is not None:
             self._link.transport.pauseProducing()
 
     def resumeReading(self) -> None:
+        self._paused = False
         if self._link is not None:
             self._link.transport.resumeProducing()
 
@@ -359,6 +363,8 @@ class RemoteDevice:
     def _linkUp(self, link: Any) -> None:
         self._link = link
         noDelay(link.transport)
+        if self._paused:
+            link.transport.pauseProducing()
         self.up = True
         log.info("{device}: connected", device=self.name)
         if self._everUp:

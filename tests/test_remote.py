@@ -10,7 +10,7 @@ import termios
 
 from twisted.internet import defer, protocol, reactor
 from twisted.internet.endpoints import UNIXServerEndpoint
-from twisted.trial.unittest import TestCase
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from serialgw.config import DeviceSpec, LineConfig, ListenerSpec, Protocol, SerialSettings
 from serialgw.service import GatewayService
@@ -128,3 +128,20 @@ class RemoteDeviceTests(TestCase):
         console.transport.write(b"again")  # type: ignore[union-attr]
         self.assertEqual(await user.received.length(12), b"login: again")
         await closeClients(console, user)
+
+
+class RemotePauseTests(SynchronousTestCase):
+    def test_linkMadeWhilePausedStartsPaused(self) -> None:
+        """A lossless client paused the line while the link was down: the new link does not read until resumed."""
+        from twisted.internet.testing import MemoryReactorClock, StringTransport
+
+        from serialgw.remote import RemoteDevice
+
+        device = RemoteDevice(DeviceSpec("tcp", host="127.0.0.1", port=1), MemoryReactorClock())
+        device.pauseReading()
+        link = protocol.Protocol()
+        link.makeConnection(StringTransport())
+        device._linkUp(link)
+        self.assertEqual(link.transport.producerState, "paused")  # type: ignore[attr-defined]
+        device.resumeReading()
+        self.assertEqual(link.transport.producerState, "producing")  # type: ignore[attr-defined]
