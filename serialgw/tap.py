@@ -257,10 +257,15 @@ def raiseFileLimit() -> None:
     import resource
 
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard == resource.RLIM_INFINITY:
-        hard = 1 << 20
-    if soft != resource.RLIM_INFINITY and soft < hard:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    # An unlimited hard limit still needs a number for the soft one; the
+    # hard limit itself is left as it is.
+    wanted = (1 << 20) if hard == resource.RLIM_INFINITY else hard
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+        except (ValueError, OSError) as e:
+            log.warn("cannot raise the descriptor limit from {soft} to {wanted}: {reason}", soft=soft,
+                     wanted=wanted, reason=str(e))
 
 
 def makeService(options: Options, reactor: Optional[Any] = None) -> GatewayService:

@@ -4,11 +4,13 @@ Tests for serialgw.tap and the twistd plugin: options, errors, start-up.
 
 from __future__ import annotations
 
+import os
+
 from twisted.application.service import IServiceMaker
 from twisted.internet.testing import MemoryReactorClock
 from twisted.plugin import getPlugins
 from twisted.python.usage import UsageError
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
 from serialgw import tap
 from serialgw.config import DeviceSpec, LineConfig, ListenerSpec, Protocol, SerialSettings
@@ -126,3 +128,24 @@ class StartupTests(SynchronousTestCase):
         ), e.code)
         self.assertEqual(service.ports, [])
         self.assertEqual(service.lines, {})
+
+
+class FileLimitTests(SynchronousTestCase):
+    def test_softLimitRaisedHardLimitKept(self) -> None:
+        """A low soft RLIMIT_NOFILE is raised to the hard limit; the hard limit stays what it was."""
+        import resource
+        import subprocess
+        import sys
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if hard == resource.RLIM_INFINITY or hard <= 256:
+            raise SkipTest(f"needs a finite hard limit above 256, not {hard}")
+
+        def low() -> None:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))
+
+        code = ("import resource; from serialgw.tap import raiseFileLimit; raiseFileLimit(); "
+                "print(*resource.getrlimit(resource.RLIMIT_NOFILE))")
+        out = subprocess.run([sys.executable, "-c", code], preexec_fn=low, capture_output=True, text=True,
+                             check=True, cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        self.assertEqual(out.stdout.split(), [str(hard), str(hard)])
