@@ -303,6 +303,11 @@ class TtyPort:
                 os.close(fd)
                 setattr(ser, name, None)
         self._marks: Optional[ErrorMarks] = None
+        if self.detectsLineErrors:
+            # pyserial leaves BRKINT as it finds it (stty sane sets it): a
+            # break from the device would flush unread input.  Cleared here,
+            # watched or not.
+            self._mark(False)
         self.settings = _readBack(ser)
         if self.settings != settings:
             log.warn(

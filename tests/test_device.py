@@ -381,6 +381,23 @@ class ErrorMarksTests(SynchronousTestCase):
         port.watchLineErrors(False)
         self.assertFalse(termios.tcgetattr(slave)[0] & termios.PARMRK)
 
+    def test_brkintClearedUnwatched(self) -> None:
+        """A tty left with BRKINT (stty sane) loses it at open, watched or not: a break never flushes input."""
+        import termios
+        import tty
+
+        master, slave = os.openpty()
+        self.addCleanup(os.close, master)
+        self.addCleanup(os.close, slave)
+        tty.setraw(slave)
+        attrs = termios.tcgetattr(slave)
+        attrs[0] |= termios.BRKINT
+        termios.tcsetattr(slave, termios.TCSANOW, attrs)
+        port = TtyPort(os.ttyname(slave), SerialSettings())
+        self.addCleanup(port.close)
+        iflag = termios.tcgetattr(slave)[0]
+        self.assertEqual(iflag & (termios.BRKINT | termios.PARMRK), 0)
+
 
 class PtyPortTests(SynchronousTestCase):
     def test_ptyWithLink(self) -> None:
