@@ -20,7 +20,7 @@ from typing import Any, Callable
 
 from twisted.logger import Logger
 
-from serialgw.config import ConfigError, SerialSettings, parseBaud
+from serialgw.config import ConfigError, SerialSettings, applySingle
 
 log = Logger()
 
@@ -87,7 +87,7 @@ class EscapeMenu:
         command = chr(byte)
         if command == "b":
             if not line.clientBreak(client):
-                client.notice("no break: " + ("read-only" if not self._writes() else "one is under way"))
+                client.notice("no break: " + ("read-only" if not self.client.line.mayWrite(self.client) else "one is under way"))
         elif command == "k":
             self._state = self._breakThenKey
         elif command == "w":
@@ -143,11 +143,6 @@ class EscapeMenu:
         self._state = self._count
         return b""
 
-    def _writes(self) -> bool:
-        from serialgw.line import Role
-
-        return bool(self.client.role is Role.WRITER)
-
     def _breakThenKey(self, byte: int) -> bytes:
         line = self.client.line
         if line.clientBreak(self.client):
@@ -159,11 +154,11 @@ class EscapeMenu:
         if byte in (0x0D, 0x0A):
             line, client = self.client.line, self.client
             try:
-                baud = parseBaud(self._digits.decode("ascii", "replace"))
+                wanted = applySingle(line.settings, "baud", self._digits.decode("ascii", "replace"))
             except ConfigError as e:
                 client.notice(str(e))
                 return b""
-            settings: SerialSettings = line.clientSettings(client, _with(line.settings, baud))
+            settings: SerialSettings = line.clientSettings(client, wanted)
             client.notice(f"{line.name} now at {settings.describe()}")
             return b""
         if 0x30 <= byte <= 0x39 and len(self._digits) < 10:
@@ -171,8 +166,3 @@ class EscapeMenu:
         self._state = self._baud
         return b""
 
-
-def _with(settings: SerialSettings, baud: int) -> SerialSettings:
-    import attrs
-
-    return attrs.evolve(settings, baudrate=baud)

@@ -232,7 +232,7 @@ class Line:
         if self.waitForClient and getattr(client, "wakesLine", True):
             self.waitForClient = False
             self.device.start()
-        if not self.writable and self._mayWrite(client):
+        if not self.writable and self.mayWrite(client):
             client.pauseInput()
         if not getattr(client, "person", False):
             log.info("{line}: {peer} attached as {role}", line=self.name, peer=client.peer, role=client.role.value)
@@ -252,7 +252,7 @@ class Line:
             else:
                 log.info("{line}: {peer} detached", line=self.name, peer=client.peer)
 
-    def _mayWrite(self, client: Any) -> bool:
+    def mayWrite(self, client: Any) -> bool:
         return bool(client.role is Role.WRITER)
 
     def clientData(self, client: Any, data: bytes) -> None:
@@ -265,7 +265,7 @@ class Line:
 
     def clientBreak(self, client: Any, duration: Optional[float] = None) -> bool:
         """A client asks for a break; C{True} if one was started."""
-        if not self._mayWrite(client):
+        if not self.mayWrite(client):
             log.info("{line}: break from {peer} refused: {role}", line=self.name, peer=client.peer, role=client.role.value)
             return False
         started = bool(self.device.sendBreak(duration))
@@ -318,7 +318,7 @@ class Line:
 
     def clientSettings(self, client: Any, settings: SerialSettings) -> SerialSettings:
         """A client asks for settings; return those in effect."""
-        if not self._mayWrite(client):
+        if not self.mayWrite(client):
             log.info("{line}: settings from {peer} refused: {role}", line=self.name, peer=client.peer, role=client.role.value)
             return self.settings
         effective: SerialSettings = self.device.apply(settings)
@@ -328,20 +328,20 @@ class Line:
 
     def clientModemLine(self, client: Any, name: str, on: bool) -> bool:
         """A client sets DTR or RTS; return the state in effect."""
-        if not self._mayWrite(client):
+        if not self.mayWrite(client):
             return bool(self.device.modemLines[name])
         return bool(self.device.setModemLine(name, on))
 
     def clientPurge(self, client: Any, receive: bool, transmit: bool) -> bool:
         """A client purges the device's queues; C{False} if refused."""
-        if not self._mayWrite(client):
+        if not self.mayWrite(client):
             return False
         self.device.purge(receive, transmit)
         return True
 
     def clientBreakHold(self, client: Any, on: bool) -> None:
         """A client sets (held, up to breakHoldLimit) or clears the break condition."""
-        if not self._mayWrite(client):
+        if not self.mayWrite(client):
             return
         if on:
             if self.device.sendBreak(self.breakHoldLimit):
@@ -469,7 +469,7 @@ class Line:
     def deviceWritable(self, writable: bool) -> None:
         self.writable = writable
         for client in self.clients:
-            if self._mayWrite(client):
+            if self.mayWrite(client):
                 if writable:
                     client.resumeInput()
                 else:
