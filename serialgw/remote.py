@@ -26,11 +26,6 @@ from serialgw.rfc2217 import (
     BREAK_OFF,
     BREAK_ON,
     COM_PORT_OPTION,
-    DTR_OFF,
-    DTR_ON,
-    FLOW_OUT_HARDWARE,
-    FLOW_OUT_NONE,
-    FLOW_OUT_XONXOFF,
     FLOWCONTROL_RESUME,
     FLOWCONTROL_SUSPEND,
     NOTIFY_LINESTATE,
@@ -38,8 +33,6 @@ from serialgw.rfc2217 import (
     PARITY_CODES,
     PARITY_VALUES,
     PURGE_DATA,
-    RTS_OFF,
-    RTS_ON,
     SERVER_OFFSET,
     SET_BAUDRATE,
     SET_CONTROL,
@@ -48,6 +41,8 @@ from serialgw.rfc2217 import (
     SET_STOPSIZE,
     STOPSIZE_CODES,
     STOPSIZE_VALUES,
+    flowCode,
+    modemLineCode,
 )
 from serialgw.telnet import BINARY, BRK, ECHO, SGA, TelnetProtocol
 
@@ -160,7 +155,7 @@ class _ComPortLink(_TelnetLink):
             self.comPort = True
             self.applySettings(self.device.settings)
             for name, on in self.device.modemLines.items():
-                self.control((DTR_ON if on else DTR_OFF) if name == "dtr" else (RTS_ON if on else RTS_OFF))
+                self.control(modemLineCode(name, on))
 
     def command(self, command: int, value: bytes) -> None:
         if self.comPort:
@@ -190,8 +185,7 @@ class _ComPortLink(_TelnetLink):
         self.command(SET_DATASIZE, bytes((settings.bytesize,)))
         self.command(SET_PARITY, bytes((PARITY_VALUES[settings.parity],)))
         self.command(SET_STOPSIZE, bytes((STOPSIZE_VALUES[settings.stopbits],)))
-        flow = FLOW_OUT_HARDWARE if settings.rtscts else FLOW_OUT_XONXOFF if settings.xonxoff else FLOW_OUT_NONE
-        self.control(flow)
+        self.control(flowCode(settings, inbound=False))
 
     def purge(self, which: int) -> None:
         self.command(PURGE_DATA, bytes((which,)))
@@ -323,7 +317,7 @@ class RemoteDevice:
     def setModemLine(self, name: str, on: bool) -> bool:
         self.modemLines[name] = on
         if self.usable:
-            self._link.control((DTR_ON if on else DTR_OFF) if name == "dtr" else (RTS_ON if on else RTS_OFF))
+            self._link.control(modemLineCode(name, on))
         return on
 
     def modemState(self) -> Optional[int]:

@@ -248,7 +248,7 @@ class ComPortControl:
         if handler is None:
             log.info("{line}: unknown SET-CONTROL value {code} from {peer}: answered with the flow control",
                      line=self.line.name, code=code, peer=self.client.peer)
-            result = _flowCode(self.line.settings, inbound=False)
+            result = flowCode(self.line.settings, inbound=False)
         else:
             result = handler(self, code)
         self.reply(SET_CONTROL, bytes((result,)))
@@ -298,12 +298,12 @@ class ComPortControl:
             self._change(xonxoff=True, rtscts=False)
         elif kind == 3:
             self._change(xonxoff=False, rtscts=True)
-        return _flowCode(self.line.settings, inbound)
+        return flowCode(self.line.settings, inbound)
 
     def _otherFlow(self, code: int) -> int:
         # DCD, DTR and DSR flow control have no termios setting on Linux:
         # answer with the flow control in effect in that direction.
-        return _flowCode(self.line.settings, inbound=code == FLOW_DTR)
+        return flowCode(self.line.settings, inbound=code == FLOW_DTR)
 
     def _break(self, code: int) -> int:
         if code == BREAK_ON:
@@ -323,13 +323,21 @@ class ComPortControl:
         return base + 1 if state else base + 2
 
 
-def _flowCode(settings: SerialSettings, inbound: bool) -> int:
+def flowCode(settings: SerialSettings, inbound: bool) -> int:
+    """The SET-CONTROL value for the flow control in C{settings} (outbound or inbound)."""
     base = FLOW_IN_QUERY if inbound else FLOW_OUT_QUERY
     if settings.rtscts:
         return base + 3
     if settings.xonxoff:
         return base + 2
     return base + 1
+
+
+def modemLineCode(name: str, on: bool) -> int:
+    """The SET-CONTROL value that sets DTR or RTS (C{name}) on or off."""
+    if name == "dtr":
+        return DTR_ON if on else DTR_OFF
+    return RTS_ON if on else RTS_OFF
 
 
 _HANDLERS: dict[int, Callable[[ComPortControl, bytes], None]] = {
