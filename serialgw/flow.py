@@ -16,7 +16,6 @@ transport's buffer passes C{bufferSize} and resumes it when drained.
 
 from __future__ import annotations
 
-from collections import deque
 from typing import Any
 
 from twisted.internet.interfaces import IPushProducer
@@ -24,6 +23,42 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 log = Logger()
+
+
+class Tail:
+    """
+    The newest bytes of a stream, in one buffer: appended with C{+=} and
+    trimmed back to the size asked once it is C{SLACK} over, so memory is
+    bounded however small the chunks, and the trim is rare.  C{dropped}
+    counts what was trimmed away.
+    """
+
+    SLACK = 4096
+
+    def __init__(self) -> None:
+        self._buffer = bytearray()
+        self.dropped = 0
+
+    def __len__(self) -> int:
+        return len(self._buffer)
+
+    def add(self, data: bytes, size: int) -> None:
+        buffer = self._buffer
+        buffer += data
+        if len(buffer) > size + self.SLACK:
+            self.dropped += len(buffer) - size
+            del buffer[: len(buffer) - size]
+
+    def newest(self, size: int) -> bytes:
+        """The last C{size} bytes (fewer if fewer came)."""
+        return bytes(self._buffer[len(self._buffer) - size:]) if size else b""
+
+    def take(self, size: int) -> bytes:
+        """The last C{size} bytes; all is let go (what is older counts as dropped)."""
+        data = self.newest(size)
+        self.dropped += len(self._buffer) - len(data)
+        self._buffer = bytearray()
+        return data
 
 
 @implementer(IPushProducer)
@@ -34,10 +69,8 @@ class OutputGuard:
         self.bound = bound
         self.policy = policy
         self.full = False
-        self.dropped = 0
-        self._droppedSinceNotice = 0
-        self._held: deque[bytes] = deque()
-        self._heldSize = 0
+        self._reported = 0
+        self._held = Tail()
 
     def attach(self, transport: Any) -> None:
         # Over TLS the bytes wait in the TCP transport under the TLS layer,
@@ -47,25 +80,17 @@ class OutputGuard:
             holder.bufferSize = self.bound
             transport.registerProducer(self, True)
 
+    @property
+    def dropped(self) -> int:
+        """Device output dropped for this client so far."""
+        return self._held.dropped
+
     def hold(self, data: bytes) -> None:
         """
         Device output arrived while the client is full (policy drop): keep
         the newest C{bound} bytes, drop the oldest.
         """
-        self._held.append(data)
-        self._heldSize += len(data)
-        while self._heldSize > self.bound:
-            excess = self._heldSize - self.bound
-            first = self._held[0]
-            if len(first) <= excess:
-                self._held.popleft()
-                cut = len(first)
-            else:
-                self._held[0] = first[excess:]
-                cut = excess
-            self._heldSize -= cut
-            self.dropped += cut
-            self._droppedSinceNotice += cut
+        self._held.add(data, self.bound)
 
     # IPushProducer: called by the transport
 
@@ -90,13 +115,13 @@ class OutputGuard:
         if self.policy == "block":
             self.line.unblockDevice(self.client)
             return
-        if self._droppedSinceNotice:
-            dropped, self._droppedSinceNotice = self._droppedSinceNotice, 0
+        held = self._held.take(self.bound)
+        dropped, self._reported = self._held.dropped - self._reported, self._held.dropped
+        if dropped:
             log.info("{line}: {peer} caught up; the oldest {count} bytes were dropped for it",
                      line=self.line.name, peer=self.client.peer, count=dropped)
             self.client.droppedNotice(dropped)
-        if self._held:
-            held, self._held, self._heldSize = b"".join(self._held), deque(), 0
+        if held:
             self.client.deliver(held)
 
     def stopProducing(self) -> None:

@@ -19,6 +19,7 @@ from zope.interface import Attribute, Interface, implementer
 
 from serialgw.config import DEFAULT_BACKLOG, SerialSettings
 from serialgw.device import IDeviceSink
+from serialgw.flow import Tail
 
 log = Logger()
 
@@ -176,10 +177,8 @@ class Line:
         self._flushCall: Any = None
         self._firstHeld = 0.0
         self.backlogSize = DEFAULT_BACKLOG
-        # The newest device output, for replay: one buffer, trimmed back to
-        # backlogSize once it is 4 KiB over (bounded memory, however small
-        # the chunks).
-        self._backlog = bytearray()
+        # The newest device output, for replay.
+        self._backlog = Tail()
         # QEMU's server without nowait: the device is read from the first
         # client's arrival on, so none of its early output is lost.
         self.waitForClient = False
@@ -392,7 +391,7 @@ class Line:
 
     def backlog(self) -> bytes:
         """The last device output kept (up to backlogSize bytes)."""
-        return bytes(self._backlog[-self.backlogSize:]) if self.backlogSize else b""
+        return self._backlog.newest(self.backlogSize)
 
     # Back-pressure from a client whose policy is "block"
 
@@ -461,10 +460,7 @@ class Line:
                 self._cutOff(client)
         self.bytesFromDevice += len(data)
         if self.backlogSize:
-            backlog = self._backlog
-            backlog += data
-            if len(backlog) > self.backlogSize + 4096:
-                del backlog[: -self.backlogSize]
+            self._backlog.add(data, self.backlogSize)
 
     def deviceWritable(self, writable: bool) -> None:
         self.writable = writable
