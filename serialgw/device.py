@@ -666,7 +666,10 @@ class SerialDevice:
         if self.lineErrorsWatched:
             lineState = self.port.takeLineState()
             if lineState:
-                self.sink.deviceLineState(lineState)
+                try:
+                    self.sink.deviceLineState(lineState)
+                except Exception:
+                    log.failure("{device}: handling a line state failed", device=self.port.name)
         return None
 
     def doWrite(self) -> Optional[Failure]:
@@ -954,7 +957,11 @@ class SerialDevice:
         else:
             self._attempts = 0
             self._scheduleReopen()
-        self.sink.deviceLost(reason)
+        try:
+            self.sink.deviceLost(reason)
+        except Exception:
+            # Reopening is scheduled already: a bug above must not stop it.
+            log.failure("{device}: handling the loss failed", device=self.port.name)
 
     def _scheduleReopen(self) -> None:
         delay = self.reopenPolicy(self._attempts)

@@ -201,6 +201,25 @@ class SerialDeviceTests(SynchronousTestCase):
         self.device.doRead()
         self.assertEqual(self.sink.lineStates, [LINE_BREAK])
 
+    def test_failingSinkKeepsTheReader(self) -> None:
+        """
+        Whatever the sink raises (data, line state), doRead returns nothing
+        that would make the reactor drop the device: it stays open and read.
+        """
+        def boom(*args: object) -> None:
+            raise RuntimeError("bug above")
+
+        self.sink.deviceDataReceived = boom  # type: ignore[method-assign]
+        self.sink.deviceLineState = boom  # type: ignore[method-assign]
+        self.device.start()
+        self.device.watchLineErrors(True)
+        self.port.incoming.append(b"x")
+        self.port.lineState = LINE_BREAK
+        self.assertIsNone(self.device.doRead())
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 2)
+        self.assertTrue(self.device.usable)
+        self.assertIn(self.device, self.reactor.getReaders())
+
     def test_stopBreak(self) -> None:
         """stopBreak clears a held break at once, cancels its timer, and releases held data."""
         self.device.sendBreak(30)
