@@ -166,6 +166,10 @@ class Line:
         self.bytesToDevice = 0
         self.bytesFromDevice = 0
         self.refused = 0
+        # For the metrics: times the device came back, and device output
+        # dropped for clients that have left, by their listener's policy.
+        self.reopens = 0
+        self.droppedGone: dict[str, int] = {}
         self._modemPoll: Optional[LoopingCall] = None
         self._lastModem: Optional[int] = None
         self._lineState = 0
@@ -246,6 +250,9 @@ class Line:
             self.unblockDevice(client)
         if client in self.clients:
             self.clients.remove(client)
+            guard = getattr(client, "guard", None)
+            if guard is not None and guard.dropped:
+                self.droppedGone[guard.policy] = self.droppedGone.get(guard.policy, 0) + guard.dropped
             if getattr(client, "person", False):
                 self.announce(f"{client.peer} detached")
             else:
@@ -489,6 +496,7 @@ class Line:
 
     def deviceUp(self) -> None:
         self.up = True
+        self.reopens += 1
         self.recordEvent("device up")
         notice = f"\r\n[serialgw: {self.name} is back]\r\n".encode("utf-8", "replace") if self.notices else b""
         for client in list(self.clients):
