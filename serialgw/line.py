@@ -205,12 +205,14 @@ class Line:
     def modemState(self) -> Optional[int]:
         return self.device.modemState()  # type: ignore[no-any-return]
 
-    def lineState(self) -> int:
+    def lineState(self, clear: bool = True) -> int:
         """
         RFC 2217 line-state bits (break, framing, parity) seen since the last
-        call: an answer to a client's poll.
+        call that cleared them: an answer to a client's poll.
         """
-        state, self._lineState = self._lineState, 0
+        state = self._lineState
+        if clear:
+            self._lineState = 0
         return state
 
     # Clients
@@ -245,6 +247,11 @@ class Line:
             self.controllers.remove(client)
             self.updateLineWatch()
             if not self.controllers:
+                self._stopModemPoll()
+            # Only clients that can change the port count: a read-only one
+            # leaving restores nothing, nor does one staying hold it back.
+            if client.role is not Role.READONLY and not any(
+                    c.role is not Role.READONLY for c in self.controllers):
                 self._lastController()
         if client in self._blockers:
             self.unblockDevice(client)
@@ -295,13 +302,16 @@ class Line:
 
     def updateLineWatch(self) -> None:
         """Detect line errors on the device only while a client's mask asks for them."""
-        wanted = any(getattr(c.comPort, "linestateMask", 0) for c in self.controllers if getattr(c, "comPort", None))
+        wanted = any(getattr(c.comPort, "linestateMask", 0) for c in self.controllers
+                     if getattr(c, "comPort", None) and c.role is not Role.READONLY)
         self.device.watchLineErrors(wanted)
 
-    def _lastController(self) -> None:
+    def _stopModemPoll(self) -> None:
         if self._modemPoll is not None:
             self._modemPoll.stop()
             self._modemPoll = None
+
+    def _lastController(self) -> None:
         if not self.restoreSettings:
             return
         if self.device.breaking:
