@@ -288,6 +288,9 @@ class ListenerSpec:
     banner: bool = False
     replay: bool = False
     notices: Optional[bool] = None
+    # QEMU's mon: form: the escape keys QEMU has mean what they mean there
+    # (h help, x disconnect, b break, the key twice sends it).
+    qemuKeys: bool = False
 
 
 REMOTE_DEVICES = ("telnet", "tcp", "unix", "rfc2217")

@@ -189,9 +189,9 @@ class GatewayService(MultiService):
     def _serveStatus(self, description: str) -> None:
         from twisted.web.server import Site
 
-        from serialgw.status import StatusResource
+        from serialgw.status import statusRoot
 
-        site = Site(StatusResource(self))
+        site = Site(statusRoot(self))
         site.noisy = False
         results: list[Any] = []
         serverFromString(self.reactor, description).listen(site).addBoth(results.append)
@@ -200,7 +200,7 @@ class GatewayService(MultiService):
             raise StartupError(f"cannot serve status on {description!r}: {reason}")
         self.statusPort = results[0]
         self._own("closer", self.statusPort.stopListening)
-        log.info("status page (JSON) on http://{address}/", address=describeAddress(self.statusPort.getHost()))
+        log.info("status page (JSON) on http://{address}/, Prometheus metrics on /metrics", address=describeAddress(self.statusPort.getHost()))
 
     def _makeDevice(self, config: LineConfig) -> Any:
         if config.device.remote:
