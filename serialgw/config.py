@@ -8,6 +8,7 @@ quotes the offending text) out.
 from __future__ import annotations
 
 import re
+import time
 from enum import Enum
 from typing import Any, Optional
 
@@ -401,6 +402,22 @@ class LogSpec:
     maxSize: int = 10 * 1024 * 1024
     daily: bool = True
     keep: int = 7
+
+    def __attrs_post_init__(self) -> None:
+        if not self.path:
+            raise ConfigError("log path is empty")
+        if self.maxSize < 0:
+            raise ConfigError(f"log-max-size must be 0 (no limit) or more bytes, not {self.maxSize!r}")
+        if not 0 <= self.keep <= MAX_LOG_KEEP:
+            # Every rotation renames them all, on the reactor's thread.
+            raise ConfigError(f"log-keep must be 0 to {MAX_LOG_KEEP}, not {self.keep!r}")
+        try:
+            time.strftime(self.format)
+        except ValueError as e:
+            raise ConfigError(f"log-format {self.format!r}: {e}") from None
+
+
+MAX_LOG_KEEP = 1000
 
 
 @attrs.frozen

@@ -112,6 +112,14 @@ def _lines(path: str, text: str, data: dict[str, Any]) -> list[LineConfig]:
     return configs
 
 
+_LOG_KEYS: dict[str, tuple[str, type]] = {
+    "log-format": ("format", str),
+    "log-max-size": ("maxSize", int),
+    "log-daily": ("daily", bool),
+    "log-keep": ("keep", int),
+}
+
+
 class _KeyError(Exception):
     def __init__(self, key: str, message: str) -> None:
         Exception.__init__(self, key, message)
@@ -166,13 +174,13 @@ def _line(name: str, table: dict[str, Any]) -> LineConfig:
         raise _KeyError("max-clients" if maxClients < 0 else "backlog", "expected a number >= 0")
     log = None
     if "log" in table:
-        log = LogSpec(
-            path=value("log", str),
-            format=value("log-format", str, LogSpec.format),
-            maxSize=value("log-max-size", int, LogSpec.maxSize),
-            daily=value("log-daily", bool, LogSpec.daily),
-            keep=value("log-keep", int, LogSpec.keep),
-        )
+        # Only the keys given: LogSpec's own defaults fill the rest (read
+        # from the class, a frozen attrs field is a slot descriptor).
+        given = {field: value(key, kind) for key, (field, kind) in _LOG_KEYS.items() if key in table}
+        try:
+            log = LogSpec(path=value("log", str), **given)
+        except ConfigError as e:
+            raise _KeyError(next((k for k in _LOG_KEYS if str(e).startswith(k)), "log"), str(e)) from None
     coalesce = parsed("coalesce", parseCoalesce, str(table.get("coalesce", "off")))
     return LineConfig(
         coalesceMin=coalesce[0],
