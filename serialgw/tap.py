@@ -9,6 +9,7 @@ import sys
 from typing import Any, Optional
 
 import attrs
+from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.python import usage
 
@@ -225,6 +226,15 @@ class _TwistdGatewayService(GatewayService):
                 self.reactor.callFromThread(self.reloadFile)
 
             signal.signal(signal.SIGHUP, hangup)
+        else:
+            # systemctl reload (Type=notify-reload) sends SIGHUP: with nothing
+            # to re-read, say so rather than die of the default action.
+            import signal
+
+            def nothing(signum: int, frame: Any) -> None:
+                self.reactor.callFromThread(self.reloadNothing)
+
+            signal.signal(signal.SIGHUP, nothing)
         try:
             GatewayService.privilegedStartService(self)
         except StartupError as e:
@@ -239,14 +249,30 @@ class _TwistdGatewayService(GatewayService):
         gc.collect()
         gc.freeze()
 
-    def reloadFile(self) -> None:
+    def reloadNothing(self) -> None:
+        log.info("SIGHUP: no configuration file to re-read (the options stay; --config FILE can be reloaded)")
+        self.notifier.reloading()
+        self.notifier.reloaded("nothing to reload without --config")
+
+    def reloadFile(self) -> Any:
+        """SIGHUP: read the file again and apply it; systemd hears RELOADING=1, then READY=1."""
         assert self.configPath is not None
+        self.notifier.reloading()
         try:
             configs = loadConfig(self.configPath)
         except ConfigError as e:
             log.error("reload refused, the running configuration stays: {reason}", reason=str(e))
-            return
-        self.reload(configs)
+            self.notifier.reloaded("reload refused, see the log")
+            return defer.succeed(None)
+
+        def done(changes: Any) -> Any:
+            if isinstance(changes, dict):
+                self.notifier.reloaded("reloaded: " + ", ".join(f"{len(v)} {k}" for k, v in changes.items()))
+            else:
+                self.notifier.reloaded("reload failed, see the log")
+            return changes
+
+        return self.reload(configs).addBoth(done)
 
 
 def raiseFileLimit() -> None:
