@@ -15,6 +15,7 @@ from twisted.python import usage
 
 from serialgw import __version__
 from serialgw.config import (
+    DEFAULT_MAX_CLIENTS,
     SINGLE_SETTINGS,
     ConfigError,
     LineConfig,
@@ -86,6 +87,9 @@ ENDPOINT is a port number (TCP, all interfaces) or a Twisted endpoint string
         ["coalesce", None, None,
          "Fewer, larger packets: MIN_MS,MAX_MS[,STRING], e.g. 2,20 or 5,50,\\n (wait MIN after the last "
          "byte, at most MAX after the first, or until STRING) [default: off, every read is sent at once]"],
+        ["max-clients", None, None,
+         "Network clients the line takes at once; more are refused at connect; 0: no limit "
+         f"[default: {DEFAULT_MAX_CLIENTS}]"],
         ["status", None, None,
          "An endpoint for the status page (HTTP, JSON), e.g. tcp:8440:interface=127.0.0.1"],
     ]
@@ -127,7 +131,8 @@ ENDPOINT is a port number (TCP, all interfaces) or a Twisted endpoint string
         installIfNoneChosen()
         try:
             if self["config"] is not None:
-                given = [name for name in ("device", "port", "serial", "baud", "bytesize", "parity", "stopbits")
+                given = [name for name in ("device", "port", "serial", "baud", "bytesize", "parity", "stopbits",
+                                           "max-clients")
                          if self[name] is not None] + (["listen"] if self["listen"] else [])
                 if given:
                     raise ConfigError(f"--config and --{given[0]} do not go together: put the line in the file")
@@ -173,6 +178,12 @@ ENDPOINT is a port number (TCP, all interfaces) or a Twisted endpoint string
                 f"break duration must be 1 to 10000 milliseconds, not {self['break-duration']!r}"
             )
         name = self["name"] or _lineName(device.describe())
+        maxClients = DEFAULT_MAX_CLIENTS
+        if self["max-clients"] is not None:
+            text = str(self["max-clients"]).strip()
+            if not text.isdigit():
+                raise ConfigError(f"--max-clients must be a number >= 0 (0: no limit), not {self['max-clients']!r}")
+            maxClients = int(text)
         coalesce = parseCoalesce(self["coalesce"] or "off")
         return LineConfig(
             name=name,
@@ -186,6 +197,7 @@ ENDPOINT is a port number (TCP, all interfaces) or a Twisted endpoint string
             coalesceOn=coalesce[2],
             signature=self["signature"],
             notices=not self["no-notices"],
+            maxClients=maxClients,
         )
 
 
