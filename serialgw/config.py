@@ -289,6 +289,9 @@ class ListenerSpec:
     banner: bool = False
     replay: bool = False
     notices: Optional[bool] = None
+    # QEMU's mon: form: the escape keys QEMU has mean what they mean there
+    # (h help, x disconnect, b break, the key twice sends it).
+    qemuKeys: bool = False
 
 
 REMOTE_DEVICES = ("telnet", "tcp", "unix", "rfc2217")
@@ -387,6 +390,9 @@ def parseDevice(text: str) -> DeviceSpec:
 
 # Device output a line keeps for replay: about 200 lines of console.
 DEFAULT_BACKLOG = 16 * 1024
+# Network clients a line takes at most (0: no limit): every client costs
+# memory (its output bound), so there is always a cap unless one says none.
+DEFAULT_MAX_CLIENTS = 64
 
 
 @attrs.frozen
@@ -437,7 +443,7 @@ class LineConfig:
     # Sessions: "shared" (everyone writes) or "exclusive" (one writer, the
     # first to attach; the others watch until they take over).
     mode: str = "shared"
-    maxClients: int = 0
+    maxClients: int = DEFAULT_MAX_CLIENTS
     # Device output kept for replay (bytes; 0: none).
     backlog: int = DEFAULT_BACKLOG
     log: Optional[LogSpec] = None

@@ -27,6 +27,7 @@ import attrs
 
 from serialgw.config import (
     DEFAULT_BACKLOG,
+    DEFAULT_MAX_CLIENTS,
     SINGLE_SETTINGS,
     ConfigError,
     LineConfig,
@@ -168,7 +169,7 @@ def _line(name: str, table: dict[str, Any]) -> LineConfig:
     mode = value("mode", str, "shared")
     if mode not in ("shared", "exclusive"):
         raise _KeyError("mode", f"expected shared or exclusive, not {mode!r}")
-    maxClients = value("max-clients", int, 0)
+    maxClients = value("max-clients", int, DEFAULT_MAX_CLIENTS)
     backlog = value("backlog", int, DEFAULT_BACKLOG)
     if maxClients < 0 or backlog < 0:
         raise _KeyError("max-clients" if maxClients < 0 else "backlog", "expected a number >= 0")

@@ -235,7 +235,7 @@ def _qemu(word: str, body: str, original: str) -> ListenerSpec:
         # QEMU's monitor multiplexer: here, the escape menu on Ctrl-a.
         if not body:
             raise ConfigError(f"mon: needs a chardev after it, not {original!r}")
-        return attrs.evolve(parseListener(body), escape=0x01)
+        return attrs.evolve(parseListener(body), escape=0x01, qemuKeys=True)
     if word == "pty":
         return ListenerSpec(body, Protocol.RAW, kind=ListenerKind.PTY, path=body)
     if word in ("file", "pipe"):

@@ -166,6 +166,10 @@ class Line:
         self.bytesToDevice = 0
         self.bytesFromDevice = 0
         self.refused = 0
+        # For the metrics: times the device came back, and device output
+        # dropped for clients that have left, by their listener's policy.
+        self.reopens = 0
+        self.droppedGone: dict[str, int] = {}
         self._modemPoll: Optional[LoopingCall] = None
         self._lastModem: Optional[int] = None
         self._lineState = 0
@@ -201,12 +205,14 @@ class Line:
     def modemState(self) -> Optional[int]:
         return self.device.modemState()  # type: ignore[no-any-return]
 
-    def lineState(self) -> int:
+    def lineState(self, clear: bool = True) -> int:
         """
         RFC 2217 line-state bits (break, framing, parity) seen since the last
-        call: an answer to a client's poll.
+        call that cleared them: an answer to a client's poll.
         """
-        state, self._lineState = self._lineState, 0
+        state = self._lineState
+        if clear:
+            self._lineState = 0
         return state
 
     # Clients
@@ -243,11 +249,19 @@ class Line:
             self.controllers.remove(client)
             self.updateLineWatch()
             if not self.controllers:
+                self._stopModemPoll()
+            # Only clients that can change the port count: a read-only one
+            # leaving restores nothing, nor does one staying hold it back.
+            if client.role is not Role.READONLY and not any(
+                    c.role is not Role.READONLY for c in self.controllers):
                 self._lastController()
         if client in self._blockers:
             self.unblockDevice(client)
         if client in self.clients:
             self.clients.remove(client)
+            guard = getattr(client, "guard", None)
+            if guard is not None and guard.dropped:
+                self.droppedGone[guard.policy] = self.droppedGone.get(guard.policy, 0) + guard.dropped
             if getattr(client, "person", False):
                 self.announce(f"{client.peer} detached")
             else:
@@ -290,13 +304,16 @@ class Line:
 
     def updateLineWatch(self) -> None:
         """Detect line errors on the device only while a client's mask asks for them."""
-        wanted = any(getattr(c.comPort, "linestateMask", 0) for c in self.controllers if getattr(c, "comPort", None))
+        wanted = any(getattr(c.comPort, "linestateMask", 0) for c in self.controllers
+                     if getattr(c, "comPort", None) and c.role is not Role.READONLY)
         self.device.watchLineErrors(wanted)
 
-    def _lastController(self) -> None:
+    def _stopModemPoll(self) -> None:
         if self._modemPoll is not None:
             self._modemPoll.stop()
             self._modemPoll = None
+
+    def _lastController(self) -> None:
         if not self.restoreSettings:
             return
         if self.device.breaking:
@@ -501,6 +518,7 @@ class Line:
 
     def deviceUp(self) -> None:
         self.up = True
+        self.reopens += 1
         self.recordEvent("device up")
         notice = f"\r\n[serialgw: {self.name} is back]\r\n".encode("utf-8", "replace") if self.notices else b""
         for client in list(self.clients):

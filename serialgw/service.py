@@ -31,7 +31,7 @@ from serialgw.device import DeviceError, IPort, PtyPort, SerialDevice, openPort
 from serialgw.line import Line, Role, describeAddress
 from serialgw.local import FileClient, fifoPair, streamClient
 from serialgw.netconsole import NetconsoleClient
-from serialgw.notify import notify
+from serialgw.notify import Notifier
 from serialgw.ptylink import PtyClient
 from serialgw.raw import RawClient
 from serialgw.remote import RemoteDevice
@@ -137,6 +137,7 @@ class GatewayService(MultiService):
         self._opened = False
         self.status = status
         self.statusPort: Any = None
+        self.notifier = Notifier(self.reactor, self.statusText)
 
     def privilegedStartService(self) -> None:
         MultiService.privilegedStartService(self)
@@ -189,9 +190,9 @@ class GatewayService(MultiService):
     def _serveStatus(self, description: str) -> None:
         from twisted.web.server import Site
 
-        from serialgw.status import StatusResource
+        from serialgw.status import statusRoot
 
-        site = Site(StatusResource(self))
+        site = Site(statusRoot(self))
         site.noisy = False
         results: list[Any] = []
         serverFromString(self.reactor, description).listen(site).addBoth(results.append)
@@ -200,7 +201,7 @@ class GatewayService(MultiService):
             raise StartupError(f"cannot serve status on {description!r}: {reason}")
         self.statusPort = results[0]
         self._own("closer", self.statusPort.stopListening)
-        log.info("status page (JSON) on http://{address}/", address=describeAddress(self.statusPort.getHost()))
+        log.info("status page (JSON) on http://{address}/, Prometheus metrics on /metrics", address=describeAddress(self.statusPort.getHost()))
 
     def _makeDevice(self, config: LineConfig) -> Any:
         if config.device.remote:
@@ -351,11 +352,21 @@ class GatewayService(MultiService):
                 line.device.start()
         for dialer in self._dialers:
             dialer.startService()
-        clients = sum(len(line.clients) for line in self.lines.values())
-        notify(f"READY=1\nSTATUS=serving {len(self.lines)} line(s), {len(self.ports)} listener(s), {clients} client(s)")
+        self.notifier.ready()
+
+    def statusText(self) -> str:
+        """One line for systemd's STATUS=: lines up and down (the first few down by name), clients."""
+        lines = list(self.lines.values())
+        down = [line.name for line in lines if not getattr(line.device, "up", True)]
+        clients = sum(len(line.clients) for line in lines)
+        text = f"{len(lines)} line(s), {len(lines) - len(down)} up, {len(down)} down"
+        if down:
+            text += f" ({', '.join(down[:5])}{', ...' if len(down) > 5 else ''})"
+        return f"{text}; {clients} client(s)"
 
     def stopService(self) -> Any:
         """Stop listening, close devices; the Deferred fires when all is closed."""
+        self.notifier.stopping()
         waits = [MultiService.stopService(self)] + self._closeAll()
         return defer.gatherResults([w for w in waits if isinstance(w, defer.Deferred)])
 

@@ -61,7 +61,7 @@ class Session:
         spec = self.listener
         key = self.defaultEscape if spec is None or spec.escape == -1 else spec.escape
         if key is not None:
-            self.escapeMenu = EscapeMenu(self, key)
+            self.escapeMenu = EscapeMenu(self, key, qemuKeys=spec is not None and spec.qemuKeys)
         if spec is not None and spec.tls is not None and spec.tls.readOnlySubjects:
             # Read-only until the certificate says otherwise (handshakeCompleted).
             self._roleAfterHandshake, self.role = self.role, Role.READONLY

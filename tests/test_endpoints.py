@@ -95,7 +95,9 @@ class QemuManualTests(SynchronousTestCase):
     def test_mon(self) -> None:
         """mon:telnet::4444,server,nowait is the telnet listener with the escape menu on Ctrl-a."""
         spec = parseListener("mon:telnet::4444,server,nowait")
-        self.assertEqual((spec.kind, spec.endpoint, spec.protocol, spec.escape), (L, "tcp:4444", TELNET, 1))
+        self.assertEqual((spec.kind, spec.endpoint, spec.protocol, spec.escape, spec.qemuKeys),
+                         (L, "tcp:4444", TELNET, 1, True))
+        self.assertFalse(parseListener("telnet,escape=^A+4444").qemuKeys)
         self.assertRaises(ConfigError, parseListener, "mon:")
 
     def test_fileUdpPipeStdio(self) -> None:

@@ -183,13 +183,40 @@ class ConformanceTests(SynchronousTestCase):
         self.assertEqual(h.device.settings, SerialSettings(9600, 8, "N", 2))
 
     def test_readOnlyChangesNothing(self) -> None:
-        """A read-only client's settings, DTR, break and purge are answered (so it does not wait), nothing changes."""
+        """A read-only client's settings, DTR, break, mask and purge are answered with the state in effect; nothing changes."""
         h = Harness(Role.READONLY)
         self.assertEqual(h.send(sb(1, 0, 1, 0xC2, 0x00)), sb(101, 0, 0, 0x25, 0x80))
         self.assertEqual(h.send(sb(5, 9)), sb(105, 8))
         self.assertEqual(h.send(sb(5, 5)), sb(105, 6))
-        self.assertEqual(h.send(sb(12, 3)), sb(112, 3))
+        # PURGE: answered 0 (nothing purged), not as if done.
+        self.assertEqual(h.send(sb(12, 3)), sb(112, 0))
+        # SET-LINESTATE-MASK would turn PARMRK on in the device's termios.
+        self.assertEqual(h.send(sb(10, 0x1C)), sb(110, 0))
+        self.assertFalse(h.device.watching)
         self.assertEqual(h.device.events, [])
+
+    def test_readOnlyPurgeKeepsHeld(self) -> None:
+        """A read-only client's PURGE-DATA receive drops nothing, not even the output held for it while suspended."""
+        h = Harness(Role.READONLY)
+        h.send(sb(8))
+        h.line.deviceDataReceived(b"kept")
+        self.assertEqual(h.send(sb(12, 1)), sb(112, 0))
+        self.assertEqual(h.send(sb(9)), b"kept")
+
+    def test_readOnlyPollDoesNotClear(self) -> None:
+        """A read-only client's NOTIFY-LINESTATE poll leaves the line state seen for the writer's poll."""
+        writer = Harness()
+        reader = TelnetClient(writer.line, Role.READONLY)
+        readerTransport = PausableTransport()
+        reader.makeConnection(readerTransport)
+        reader.dataReceived(bytes([IAC, WILL, CPO]))
+        writer.send(sb(10, 0x10))
+        writer.line.deviceLineState(0x10)
+        readerTransport.clear()
+        reader.dataReceived(sb(6))
+        self.assertEqual(readerTransport.value(), sb(106, 0))
+        self.assertEqual(writer.send(sb(6)), sb(106, 0x10))
+        self.assertEqual(writer.send(sb(6)), sb(106, 0))
 
     def test_malformed(self) -> None:
         """Truncated, oversized, unknown and empty commands never break the session."""
@@ -387,6 +414,28 @@ class RestoreTests(SynchronousTestCase):
         clients[1].connectionLost()
         self.assertEqual(device.settings, SerialSettings(115200))
         self.assertEqual(device.modemLines, {"dtr": True, "rts": True})
+
+    def test_readOnlyLeavingRestoresNothing(self) -> None:
+        """Only writers count: a read-only RFC 2217 client leaving keeps the writer's settings; staying, it does not hold back the restore."""
+        device = RecordingDevice(SerialSettings(115200))
+        line = Line("ttyS0", device, clock=Clock())
+        writer = TelnetClient(line)
+        writer.makeConnection(PausableTransport())
+        writer.dataReceived(bytes([IAC, WILL, CPO]) + sb(1, 0, 0, 0x25, 0x80))
+        readers = []
+        for _ in range(2):
+            reader = TelnetClient(line, Role.READONLY)
+            reader.makeConnection(PausableTransport())
+            reader.dataReceived(bytes([IAC, WILL, CPO]))
+            readers.append(reader)
+        readers[0].connectionLost()
+        self.assertEqual(device.settings, SerialSettings(9600))
+        writer.connectionLost()
+        self.assertEqual(device.settings, SerialSettings(115200))
+        self.assertEqual(line.controllers, [readers[1]])
+        applied = len(device.events)
+        readers[1].connectionLost()
+        self.assertEqual(len(device.events), applied)
 
     def test_restoreOff(self) -> None:
         """With restore off, the last client's settings stay."""
