@@ -192,6 +192,7 @@ class OptionDefaultsTests(TestCase):
             "signature": ["--signature", "rack 4 port 2"],
             "coalesce": ["--coalesce", "1,5"],
             "status": ["--status", "tcp:0:interface=127.0.0.1"],
+            "max-clients": ["--max-clients", "4"],
             "no-notices": ["--no-notices"],
             "no-restore": ["--no-restore"],
         }
