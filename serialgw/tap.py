@@ -100,6 +100,9 @@ ENDPOINT is a port number (TCP, all interfaces) or a Twisted endpoint string
          "No device down/up notices in telnet sessions (RFC 2217 clients still see CD drop)"],
         ["no-restore", None,
          "Keep what the last RFC 2217 client set when it leaves (default: restore the configured settings)"],
+        ["check", None,
+         "Check the configuration (options or --config FILE) without opening, binding or creating "
+         "anything; print what is wrong and exit 0 (usable, perhaps with warnings) or 2 (errors)"],
     ]
 
     def getUsage(self, width: Optional[int] = None) -> str:
@@ -151,6 +154,28 @@ ENDPOINT is a port number (TCP, all interfaces) or a Twisted endpoint string
                 sys.stderr.write(f"serialgw: error: {e}\n")
                 raise SystemExit(2) from None
             raise usage.UsageError(str(e)) from None
+        if self["check"]:
+            raise SystemExit(self.report(sys.stdout, sys.stderr))
+
+    def report(self, out: Any, err: Any) -> int:
+        """--check: what is wrong across lines and on disk; the exit status (0 or 2)."""
+        from serialgw.check import checkLines
+
+        lines = self["lines"]
+        status = parseListener(self["status"]) if self["status"] is not None else None
+        errors, warnings = checkLines(lines, status)
+        for warning in warnings:
+            err.write(f"serialgw: warning: {warning}\n")
+        for error in errors:
+            err.write(f"serialgw: error: {error}\n")
+        source = self["config"] or "options"
+        if errors:
+            err.write(f"serialgw: {source}: {len(errors)} error(s)\n")
+            return 2
+        listeners = sum(len(line.listeners) for line in lines)
+        extra = f", {len(warnings)} warning(s)" if warnings else ""
+        out.write(f"serialgw: {source}: {len(lines)} line(s), {listeners} listener(s): OK{extra}\n")
+        return 0
 
     def _lineConfig(self) -> LineConfig:
         settings = SerialSettings()
