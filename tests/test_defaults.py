@@ -198,11 +198,15 @@ class OptionDefaultsTests(TestCase):
         }
 
     def test_everyOptionHasAFullValue(self) -> None:
-        """Each option is tried here (a new option needs a value in fullOptions; --config is the file's test)."""
+        """
+        Each option is tried here (a new option needs a value in
+        fullOptions); --config is the file's test, --check, --help and
+        --version do something else than serve.
+        """
         options = tap.Options()
         names = ({p[0] for p in options.optParameters} | {f[0] for f in options.optFlags}
                  | {n[len("opt_"):].replace("_", "-") for n in dir(options) if n.startswith("opt_")})
-        self.assertEqual(sorted(names - {"config", "help", "version"}), sorted(self.fullOptions("")))
+        self.assertEqual(sorted(names - {"config", "check", "help", "version"}), sorted(self.fullOptions("")))
 
     async def startWithout(self, omitted: list[str]) -> None:
         pty = startedPty(self)
