@@ -61,6 +61,9 @@ class IClient(Interface):
         people at terminals (empty when notices are off).
         """
 
+    def notice(text: str) -> None:
+        """A line of text for the person at this client; nothing if it is a program or a file."""
+
     def pauseInput() -> None:
         """Stop reading from the client (the device is behind)."""
 
@@ -104,6 +107,11 @@ class IDevice(Interface):
     settings = Attribute("The L{SerialSettings} in effect.")
     modemLines = Attribute("DTR and RTS as set: C{{'dtr': bool, 'rts': bool}}.")
     breaking = Attribute("Whether a break is under way.")
+    up = Attribute("Whether the device is there (open, or connected) now.")
+    noBreak = Attribute(
+        "Why a break cannot reach the far end, for people (C{'unix:/x is a raw socket: it cannot carry a break'}); "
+        "empty when it can."
+    )
 
     def sendBreak(duration: Optional[float] = None) -> bool:
         """Send a break after queued output; C{False} if one is under way."""
@@ -277,16 +285,30 @@ class Line:
         self.bytesToDevice += len(data)
 
     def clientBreak(self, client: Any, duration: Optional[float] = None) -> bool:
-        """A client asks for a break; C{True} if one was started."""
+        """
+        A client asks for a break; C{True} if one was started.  If not, the
+        client is told why (a notice, for a person at a terminal) and the
+        log says the same.
+        """
+        reason = self._noBreak(client)
+        if reason is None:
+            if self.device.sendBreak(duration):
+                self.recordEvent(f"BREAK from {client.peer}")
+                return True
+            reason = "one is under way"
+        log.info("{line}: break from {peer} refused: {reason}", line=self.name, peer=client.peer, reason=reason)
+        client.notice(f"no break: {reason}")
+        return False
+
+    def _noBreak(self, client: Any) -> Optional[str]:
+        """Why no break can be sent for C{client} now (before asking the device); None: try."""
         if not self.mayWrite(client):
-            log.info("{line}: break from {peer} refused: {role}", line=self.name, peer=client.peer, role=client.role.value)
-            return False
-        started = bool(self.device.sendBreak(duration))
-        if started:
-            self.recordEvent(f"BREAK from {client.peer}")
-        else:
-            log.info("{line}: BREAK from {peer} ignored: a break is under way", line=self.name, peer=client.peer)
-        return started
+            return "you only watch: take write first" if client.role is Role.WATCHER else "read-only"
+        if self.device.noBreak:
+            return str(self.device.noBreak)
+        if not self.device.up:
+            return "the device is down"
+        return None
 
     # Port control (RFC 2217)
 
@@ -360,8 +382,12 @@ class Line:
         if not self.mayWrite(client):
             return
         if on:
-            if self.device.sendBreak(self.breakHoldLimit):
+            reason = self._noBreak(client)
+            if reason is None and self.device.sendBreak(self.breakHoldLimit):
                 log.info("{line}: BREAK on from {peer}", line=self.name, peer=client.peer)
+            else:
+                log.info("{line}: BREAK on from {peer} refused: {reason}", line=self.name, peer=client.peer,
+                         reason=reason or "one is under way")
         elif self.device.breaking:
             self.device.stopBreak()
             log.info("{line}: BREAK off from {peer}", line=self.name, peer=client.peer)
