@@ -33,6 +33,7 @@ from serialgw.config import (
     LogSpec,
     SerialSettings,
     applySingle,
+    checkPath,
     parseCoalesce,
     parseCompact,
     parseDevice,
@@ -56,7 +57,14 @@ def loadConfig(path: str) -> list[LineConfig]:
             raw = f.read()
     except OSError as e:
         raise ConfigError(f"cannot read configuration {path!r}: {e.strerror}") from None
-    text = raw.decode("utf-8", "replace")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        # TOML is UTF-8: a stray Latin-1 byte must not become U+FFFD in a path.
+        line = raw.count(b"\n", 0, e.start) + 1
+        column = e.start - (raw.rfind(b"\n", 0, e.start) + 1) + 1
+        bad = raw[e.start:e.end].hex(" ")
+        raise ConfigError(f"{path}:{line}: not UTF-8 (byte {bad} at column {column}); a TOML file is UTF-8") from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
@@ -167,7 +175,7 @@ def _line(name: str, table: dict[str, Any]) -> LineConfig:
     log = None
     if "log" in table:
         log = LogSpec(
-            path=value("log", str),
+            path=parsed("log", lambda t: checkPath(t, "log"), value("log", str)),
             format=value("log-format", str, LogSpec.format),
             maxSize=value("log-max-size", int, LogSpec.maxSize),
             daily=value("log-daily", bool, LogSpec.daily),

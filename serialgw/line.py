@@ -9,15 +9,18 @@ through the device's methods and its clients only through L{IClient}.
 
 from __future__ import annotations
 
+import socket
+import struct
 from enum import Enum
 from typing import Any, Optional
 
+from twisted.internet.address import UNIXAddress
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import Attribute, Interface, implementer
 
-from serialgw.config import DEFAULT_BACKLOG, SerialSettings
+from serialgw.config import DEFAULT_BACKLOG, SerialSettings, describeUnix
 from serialgw.device import IDeviceSink
 from serialgw.flow import Tail
 
@@ -549,17 +552,32 @@ def describeAddress(address: Any) -> str:
     if host is not None and port is not None:
         return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     name = getattr(address, "name", None)
-    if isinstance(name, bytes):
-        name = name.decode(errors="replace")
-    return f"unix:{name}" if name is not None else str(address)
+    return f"unix:{describeUnix(name)}" if name is not None else str(address)
 
 
 def peerName(transport: Any) -> str:
-    """A transport's peer, for messages."""
+    """
+    A transport's peer, for messages.  A unix socket client has no name of
+    its own: it is the listener's name and the peer's process and user
+    (SO_PEERCRED), so that C{w} tells two of them apart.
+    """
     try:
-        return describeAddress(transport.getPeer())
+        address = transport.getPeer()
+        if isinstance(address, UNIXAddress) and not address.name:
+            where = describeAddress(transport.getHost())
+            try:
+                credentials = transport.socket.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _UCRED.size)
+            except (AttributeError, OSError):
+                return where
+            pid, uid, _ = _UCRED.unpack(credentials)
+            return f"{where} (pid {pid}, uid {uid})"
+        return describeAddress(address)
     except Exception:
         return "?"
+
+
+# struct ucred: pid, uid, gid.
+_UCRED = struct.Struct("3i")
 
 
 def noDelay(transport: Any) -> None:
