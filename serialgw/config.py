@@ -8,6 +8,7 @@ quotes the offending text) out.
 from __future__ import annotations
 
 import re
+import time
 from enum import Enum
 from typing import Any, Optional
 
@@ -413,6 +414,9 @@ def parseDevice(text: str) -> DeviceSpec:
 
 # Device output a line keeps for replay: about 200 lines of console.
 DEFAULT_BACKLOG = 16 * 1024
+# Network clients a line takes at most (0: no limit): every client costs
+# memory (its output bound), so there is always a cap unless one says none.
+DEFAULT_MAX_CLIENTS = 64
 
 
 @attrs.frozen
@@ -428,6 +432,22 @@ class LogSpec:
     maxSize: int = 10 * 1024 * 1024
     daily: bool = True
     keep: int = 7
+
+    def __attrs_post_init__(self) -> None:
+        if not self.path:
+            raise ConfigError("log path is empty")
+        if self.maxSize < 0:
+            raise ConfigError(f"log-max-size must be 0 (no limit) or more bytes, not {self.maxSize!r}")
+        if not 0 <= self.keep <= MAX_LOG_KEEP:
+            # Every rotation renames them all, on the reactor's thread.
+            raise ConfigError(f"log-keep must be 0 to {MAX_LOG_KEEP}, not {self.keep!r}")
+        try:
+            time.strftime(self.format)
+        except ValueError as e:
+            raise ConfigError(f"log-format {self.format!r}: {e}") from None
+
+
+MAX_LOG_KEEP = 1000
 
 
 @attrs.frozen
@@ -447,7 +467,7 @@ class LineConfig:
     # Sessions: "shared" (everyone writes) or "exclusive" (one writer, the
     # first to attach; the others watch until they take over).
     mode: str = "shared"
-    maxClients: int = 0
+    maxClients: int = DEFAULT_MAX_CLIENTS
     # Device output kept for replay (bytes; 0: none).
     backlog: int = DEFAULT_BACKLOG
     log: Optional[LogSpec] = None

@@ -242,9 +242,11 @@ class Line:
         if (self.mode == "exclusive" and client.role is Role.WRITER and getattr(client, "person", False)
                 and self.writer is not None):
             client.role = Role.WATCHER
-        if getattr(client, "person", False):
-            self.announce(f"{client.peer} attached as {client.role.value}")
+        # In the list before anyone is told: whatever the telling does (a
+        # log that fails), the client is fully attached.
         self.clients.append(client)
+        if getattr(client, "person", False):
+            self.announce(f"{client.peer} attached as {client.role.value}", exclude=client)
         if self.waitForClient and getattr(client, "wakesLine", True):
             self.waitForClient = False
             self.device.start()
@@ -411,12 +413,22 @@ class Line:
         self.recordEvent(text)
         for client in list(self.clients):
             if client is not exclude:
-                client.notice(text)
+                try:
+                    client.notice(text)
+                except Exception:
+                    log.failure("{line}: telling {peer} failed; it is cut off", line=self.name, peer=client.peer)
+                    self._cutOff(client)
 
     def recordEvent(self, text: str) -> None:
         log.info("{line}: {text}", line=self.name, text=text)
-        for consoleLog in self.logs:
-            consoleLog.event(text)
+        for consoleLog in list(self.logs):
+            try:
+                consoleLog.event(text)
+            except Exception:
+                # As for device output: a failing log leaves the line's logs,
+                # the event and the line go on.
+                log.failure("{line}: writing {peer} failed; it is cut off", line=self.name, peer=consoleLog.peer)
+                self._cutOff(consoleLog)
 
     def takeWrite(self, client: Any) -> bool:
         """C{client} becomes the writer; in exclusive mode the old one watches."""

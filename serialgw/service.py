@@ -31,7 +31,7 @@ from serialgw.device import DeviceError, IPort, PtyPort, SerialDevice, openPort
 from serialgw.line import Line, Role, describeAddress
 from serialgw.local import FileClient, fifoPair, streamClient
 from serialgw.netconsole import NetconsoleClient
-from serialgw.notify import notify
+from serialgw.notify import Notifier
 from serialgw.ptylink import PtyClient
 from serialgw.raw import RawClient
 from serialgw.remote import RemoteDevice
@@ -137,6 +137,7 @@ class GatewayService(MultiService):
         self._opened = False
         self.status = status
         self.statusPort: Any = None
+        self.notifier = Notifier(self.reactor, self.statusText)
 
     def privilegedStartService(self) -> None:
         MultiService.privilegedStartService(self)
@@ -358,11 +359,21 @@ class GatewayService(MultiService):
                 line.device.start()
         for dialer in self._dialers:
             dialer.startService()
-        clients = sum(len(line.clients) for line in self.lines.values())
-        notify(f"READY=1\nSTATUS=serving {len(self.lines)} line(s), {len(self.ports)} listener(s), {clients} client(s)")
+        self.notifier.ready()
+
+    def statusText(self) -> str:
+        """One line for systemd's STATUS=: lines up and down (the first few down by name), clients."""
+        lines = list(self.lines.values())
+        down = [line.name for line in lines if not getattr(line.device, "up", True)]
+        clients = sum(len(line.clients) for line in lines)
+        text = f"{len(lines)} line(s), {len(lines) - len(down)} up, {len(down)} down"
+        if down:
+            text += f" ({', '.join(down[:5])}{', ...' if len(down) > 5 else ''})"
+        return f"{text}; {clients} client(s)"
 
     def stopService(self) -> Any:
         """Stop listening, close devices; the Deferred fires when all is closed."""
+        self.notifier.stopping()
         waits = [MultiService.stopService(self)] + self._closeAll()
         return defer.gatherResults([w for w in waits if isinstance(w, defer.Deferred)])
 

@@ -39,6 +39,17 @@ class FileTests(SynchronousTestCase):
         self.assertEqual((vm100.device.kind, vm100.settings.baudrate, vm100.listeners[0].endpoint),
                          ("unix", 115200, "tcp:4002"))
 
+    def test_maxClients(self) -> None:
+        """max-clients: 64 a line when not given, 0 for none, from [defaults] or the line; below 0 is refused."""
+        path = self.write('[lines.a]\ndevice = "/dev/ttyS0"\nlisten = "4001"\n\n'
+                          '[lines.b]\ndevice = "/dev/ttyS1"\nlisten = "4002"\nmax-clients = 0\n')
+        self.assertEqual([c.maxClients for c in loadConfig(path)], [64, 0])
+        path = self.write('[defaults]\nmax-clients = 3\n[lines.a]\ndevice = "/dev/ttyS0"\nlisten = "4001"\n')
+        self.assertEqual([c.maxClients for c in loadConfig(path)], [3])
+        path = self.write('[lines.a]\ndevice = "/dev/ttyS0"\nlisten = "4001"\nmax-clients = -1\n')
+        self.assertEqual(str(self.assertRaises(ConfigError, loadConfig, path)),
+                         f"{path}:4: [lines.a] max-clients: expected a number >= 0")
+
     def test_errorsNameFileLineKey(self) -> None:
         """Errors say file:line, the table and the key."""
         path = self.write('[lines.a]\ndevice = "/dev/ttyS0"\nlisten = "4001"\n\n'

@@ -63,6 +63,15 @@ class OptionsTests(SynchronousTestCase):
         self.assertTrue(parse()["line"].restoreSettings)
         self.assertTrue(parse()["line"].listeners[0].rfc2217)
 
+    def test_maxClients(self) -> None:
+        """--max-clients: 64 a line unless given; 0 is no limit; anything else but a number >= 0 is refused, quoted."""
+        self.assertEqual(parse()["line"].maxClients, 64)
+        self.assertEqual(parse("--max-clients", "0")["line"].maxClients, 0)
+        self.assertEqual(parse("--max-clients", "500")["line"].maxClients, 500)
+        for bad in ("-1", "many", ""):
+            e = self.assertRaises(UsageError, parse, "--max-clients", bad)
+            self.assertEqual(str(e), f"--max-clients must be a number >= 0 (0: no limit), not {bad!r}")
+
     def test_configFile(self) -> None:
         """--config reads many lines; it does not mix with the single-line options; --status is checked."""
         path = self.mktemp()
