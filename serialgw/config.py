@@ -83,8 +83,8 @@ class SerialSettings:
     rtscts: bool = False
 
     def __attrs_post_init__(self) -> None:
-        if not isinstance(self.baudrate, int) or self.baudrate <= 0:
-            raise ConfigError(f"baud rate must be a positive integer, not {self.baudrate!r}")
+        if not isinstance(self.baudrate, int) or not 0 < self.baudrate <= MAX_BAUD:
+            raise ConfigError(f"baud rate must be 1 to {MAX_BAUD}, not {self.baudrate!r}")
         if self.bytesize not in BYTESIZES:
             raise ConfigError(f"byte size must be 5, 6, 7 or 8, not {self.bytesize!r}")
         if self.parity not in PARITIES:
@@ -105,24 +105,30 @@ class SerialSettings:
         return text
 
 
+# The highest speed termios takes (pyserial passes a custom speed as a
+# signed 32-bit int); RFC 2217's four bytes and a typed number go higher.
+MAX_BAUD = 2**31 - 1
+
+
+def isDecimal(text: str) -> bool:
+    """ASCII digits only (str.isdigit() also takes '²', which int() refuses)."""
+    return text.isascii() and text.isdigit()
+
+
 def parseBaud(text: str) -> int:
     """
-    A baud rate: a positive decimal integer.
+    A baud rate: a decimal integer from 1 to L{MAX_BAUD}.
     """
-    try:
-        value = int(str(text).strip(), 10)
-    except ValueError:
-        raise ConfigError(f"baud rate must be a positive integer, not {text!r}") from None
-    if value <= 0:
-        raise ConfigError(f"baud rate must be a positive integer, not {text!r}")
+    key = str(text).strip()
+    value = int(key) if isDecimal(key) else 0
+    if not 0 < value <= MAX_BAUD:
+        raise ConfigError(f"baud rate must be 1 to {MAX_BAUD}, not {text!r}")
     return value
 
 
 def parseBytesize(text: str) -> int:
-    try:
-        value = int(str(text).strip(), 10)
-    except ValueError:
-        value = -1
+    key = str(text).strip()
+    value = int(key) if isDecimal(key) and len(key) < 3 else -1
     if value not in BYTESIZES:
         raise ConfigError(f"byte size must be 5, 6, 7 or 8, not {text!r}")
     return value
@@ -176,7 +182,7 @@ def parseCompact(text: str, base: SerialSettings = SerialSettings()) -> SerialSe
     for field in fields:
         lower = field.lower()
         framing = _FRAMING.match(field)
-        if field.isdigit():
+        if isDecimal(field):
             changes["baudrate"] = parseBaud(field)
         elif framing:
             changes["bytesize"] = int(framing.group(1))
@@ -403,7 +409,7 @@ def parseDevice(text: str) -> DeviceSpec:
             host, _, port = rest[1:].partition("]:")
         else:
             host, _, port = rest.rpartition(":")
-        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        if not host or not isDecimal(port) or not 0 < int(port) < 65536:
             raise ConfigError(f"device {original!r}: expected {kind}{sep}HOST:PORT")
         return DeviceSpec(kind, host=host, port=int(port))
     raise ConfigError(
@@ -412,8 +418,9 @@ def parseDevice(text: str) -> DeviceSpec:
     )
 
 
-# Device output a line keeps for replay: about 200 lines of console.
+# Device output a line keeps for replay: about 200 lines of console; at most 64 MiB.
 DEFAULT_BACKLOG = 16 * 1024
+MAX_BACKLOG = 64 * 1024 * 1024
 # Network clients a line takes at most (0: no limit): every client costs
 # memory (its output bound), so there is always a cap unless one says none.
 DEFAULT_MAX_CLIENTS = 64

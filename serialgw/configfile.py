@@ -28,6 +28,7 @@ import attrs
 from serialgw.config import (
     DEFAULT_BACKLOG,
     DEFAULT_MAX_CLIENTS,
+    MAX_BACKLOG,
     SINGLE_SETTINGS,
     ConfigError,
     LineConfig,
@@ -181,6 +182,8 @@ def _line(name: str, table: dict[str, Any]) -> LineConfig:
     backlog = value("backlog", int, DEFAULT_BACKLOG)
     if maxClients < 0 or backlog < 0:
         raise _KeyError("max-clients" if maxClients < 0 else "backlog", "expected a number >= 0")
+    if backlog > MAX_BACKLOG:
+        raise _KeyError("backlog", f"expected at most {MAX_BACKLOG} bytes, not {backlog}")
     log = None
     if "log" in table:
         # Only the keys given: LogSpec's own defaults fill the rest (read

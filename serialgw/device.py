@@ -136,7 +136,7 @@ class IDeviceSink(Interface):
 
 
 _FIELDS = ("baudrate", "bytesize", "parity", "stopbits", "xonxoff", "rtscts")
-_SETTING_ERRORS = (serial.SerialException, OSError, ValueError, termios.error)
+_SETTING_ERRORS = (serial.SerialException, OSError, ValueError, OverflowError, termios.error)
 
 
 def _pyserialValue(settings: SerialSettings, field: str) -> Any:

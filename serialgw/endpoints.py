@@ -39,6 +39,7 @@ from serialgw.config import (
     UDPSpec,
     checkPath,
     isAbstract,
+    isDecimal,
 )
 
 QEMU_WORDS = ("telnet", "udp", "mon", "file", "pipe", "stdio", "pty")
@@ -73,7 +74,7 @@ def parseListener(text: str) -> ListenerSpec:
     def done(spec: ListenerSpec) -> ListenerSpec:
         return attrs.evolve(spec, text=original, protocol=protocol or spec.protocol, **options)  # type: ignore[arg-type]
 
-    if text.isdigit():
+    if isDecimal(text):
         return done(ListenerSpec(endpoint=f"tcp:{_port(text, original)}"))
     word, colon, body = text.partition(":")
     word = word.lower()
@@ -95,14 +96,14 @@ def parseListener(text: str) -> ListenerSpec:
         hasOptions = "," in body
         first = body.split(":", 1)[0].split(",", 1)[0]
         fields = body.split(",", 1)[0].split(":")
-        if not hasOptions and len(fields) >= 2 and fields[0].isdigit() and fields[1].isdigit():
+        if not hasOptions and len(fields) >= 2 and isDecimal(fields[0]) and isDecimal(fields[1]):
             raise ConfigError(
                 f"listener {original!r} reads two ways: as a Twisted endpoint it listens on "
                 f"port {fields[0]} of interface {fields[1]!r}; as QEMU's tcp: it connects to "
                 f"host {fields[0]!r} port {fields[1]}. Write tcp:{fields[0]}:interface=ADDRESS "
                 f"or tcp:HOST:{fields[1]},... to say which"
             )
-        if hasOptions or not first.isdigit():
+        if hasOptions or not isDecimal(first):
             return done(_qemu("tcp", body, original))
     if word == "unix" and "," in body:
         return done(_qemu("unix", body, original))
@@ -116,6 +117,9 @@ def parseListener(text: str) -> ListenerSpec:
 
 
 PROTOCOL_NAMES = tuple(p.value for p in Protocol)
+# Output one client may have queued (1 GiB), and the longest idle timeout (a year).
+MAX_OUTBUF = 1 << 30
+MAX_IDLE = 365 * 24 * 3600.0
 POLICIES = ("drop", "disconnect", "block")
 LISTENER_OPTIONS = (
     "no-rfc2217, ro, allow=CIDR;CIDR, outbuf=BYTES, policy=drop|disconnect|block, idle=SECONDS, keepalive, nodelay, "
@@ -167,8 +171,8 @@ def _listenerOption(key: str, value: Optional[str], protocol: Protocol, original
                 raise ConfigError(f"allow={network!r} in listener {original!r} is not an address or CIDR network") from None
         return {"allow": networks}
     if key == "outbuf":
-        if not need().isdigit() or int(need()) < 1024:
-            raise ConfigError(f"outbuf={value!r} in listener {original!r}: expected bytes, at least 1024")
+        if not isDecimal(need()) or not 1024 <= int(need()) <= MAX_OUTBUF:
+            raise ConfigError(f"outbuf={value!r} in listener {original!r}: expected 1024 to {MAX_OUTBUF} bytes")
         return {"outbuf": int(need())}
     if key == "policy":
         if need().lower() not in POLICIES:
@@ -179,14 +183,14 @@ def _listenerOption(key: str, value: Optional[str], protocol: Protocol, original
             seconds = float(need())
         except ValueError:
             seconds = -1
-        if seconds <= 0:
-            raise ConfigError(f"idle={value!r} in listener {original!r}: expected seconds > 0")
+        if not 0 < seconds <= MAX_IDLE:  # nan and inf too: a timer at nan breaks the reactor's order
+            raise ConfigError(f"idle={value!r} in listener {original!r}: expected 0 < seconds <= {MAX_IDLE}")
         return {"idle": seconds}
     raise ConfigError(f"unknown listener option {key!r} in {original!r} (known: {LISTENER_OPTIONS})")
 
 
 def _port(text: str, original: str) -> int:
-    if not text.isdigit() or not 0 <= int(text) <= 65535:
+    if not isDecimal(text) or not 0 <= int(text) <= 65535:
         raise ConfigError(f"bad port {text!r} in listener {original!r}")
     return int(text)
 
@@ -302,7 +306,7 @@ def _udp(body: str, original: str) -> ListenerSpec:
     remoteHost, remotePort = _hostPort(remote, original)
     sourceHost, sourcePort = ("", 0)
     if at:
-        if source.isdigit():
+        if isDecimal(source):
             sourcePort = _port(source, original)
         else:
             sourceHost, sourcePort = _hostPort(source, original)

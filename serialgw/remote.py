@@ -19,7 +19,7 @@ from twisted.internet.protocol import Factory, Protocol, connectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from serialgw.config import DeviceSpec, SerialSettings
+from serialgw.config import ConfigError, DeviceSpec, SerialSettings
 from serialgw.device import _NoSink
 from serialgw.line import noDelay
 from serialgw.rfc2217 import (
@@ -215,6 +215,9 @@ class _ComPortLink(_TelnetLink):
                 held, self._held = self._held, []
                 for data in held:
                     self.writeData(data)
+        except ConfigError as e:
+            log.warn("{device}: RFC 2217 answer {payload!r} ignored: {reason}", device=device.name, payload=payload,
+                     reason=str(e))
         except Exception:
             log.failure("{device}: bad RFC 2217 answer {payload!r}", device=device.name, payload=payload)
 

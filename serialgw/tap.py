@@ -23,6 +23,7 @@ from serialgw.config import (
     ListenerSpec,
     SerialSettings,
     applySingle,
+    isDecimal,
     parseCoalesce,
     parseCompact,
     parseDevice,
@@ -206,7 +207,7 @@ ENDPOINT is a port number (TCP, all interfaces) or a Twisted endpoint string
         maxClients = DEFAULT_MAX_CLIENTS
         if self["max-clients"] is not None:
             text = str(self["max-clients"]).strip()
-            if not text.isdigit():
+            if not isDecimal(text):
                 raise ConfigError(f"--max-clients must be a number >= 0 (0: no limit), not {self['max-clients']!r}")
             maxClients = int(text)
         coalesce = parseCoalesce(self["coalesce"] or "off")

@@ -267,3 +267,77 @@ class LogSpecTests(SynchronousTestCase):
                 f.write(f'[lines.t]\ndevice = "/dev/ttyS0"\nlisten = "4001"\n{log}{key} = {value}\n')
             error = str(self.assertRaises(ConfigError, loadConfig, path))
             self.assertEqual(error, f"{path}:{4 if key == 'log' else 5}: [lines.t] {key}: {message}")
+
+
+ABSURD = ("-1", "0", "2147483648", "3000000000", "18446744073709551616", "nan", "inf", "-inf", "1e400", "²", "½")
+
+
+class AbsurdNumbersTests(SynchronousTestCase):
+    """
+    Every number a user gives (file, options, listener and device strings)
+    with absurd values: taken, or refused with a ConfigError that quotes it;
+    never another exception (a traceback at start or at a SIGHUP reload).
+    """
+
+    def check(self, parse: Any, text: str) -> Any:
+        try:
+            return parse(text)
+        except ConfigError as e:
+            self.assertIn(text, str(e))
+            return None
+
+    def test_fileKeys(self) -> None:
+        """Numeric TOML keys: refused with the key named, or within bounds."""
+        for key in ("baud", "bytesize", "stopbits", "break-duration", "max-clients", "backlog", "log-max-size",
+                    "log-keep", "serial", "coalesce"):
+            for value in ABSURD + ("9223372036854775807", '"3000000000"', '"nan"'):
+                if value in ("²", "½"):
+                    value = f'"{value}"'
+                path = self.mktemp()
+                with open(path, "w") as f:
+                    f.write(f'[lines.t]\ndevice = "/dev/ttyS0"\nlisten = "4001"\nlog = "/tmp/x.log"\n{key} = {value}\n')
+                config = self.check(loadConfig, path)
+                if config is None:
+                    continue
+                (line,) = config
+                self.assertLessEqual(line.settings.baudrate, 2**31 - 1)
+                self.assertLessEqual(line.backlog, 64 * 1024 * 1024)
+                self.assertTrue(0 < line.breakDuration <= 10)
+                self.assertTrue(0 <= line.coalesceMin <= line.coalesceMax <= 10)
+                assert line.log is not None
+                self.assertTrue(0 <= line.log.keep <= 1000 and line.log.maxSize >= 0, (key, value))
+
+    def test_options(self) -> None:
+        """Numeric options: a UsageError quoting the value, or within bounds."""
+        from twisted.python.usage import UsageError
+
+        for option in ("--baud", "--bytesize", "--stopbits", "--break-duration", "--max-clients", "--serial",
+                       "--coalesce", "--port"):
+            for value in ABSURD:
+                options = tap.Options()
+                options.exitOnError = False
+                try:
+                    options.parseOptions(["--device", "/dev/ttyS0", option, value])
+                except UsageError as e:
+                    self.assertIn(repr(value)[1:-1], str(e))
+                    continue
+                line = options["line"]
+                self.assertLessEqual(line.settings.baudrate, 2**31 - 1)
+                self.assertTrue(0 < line.breakDuration <= 10)
+
+    def test_listenerAndDeviceStrings(self) -> None:
+        """Ports, outbuf= and idle= in listener and device strings: ConfigError, or within bounds."""
+        from serialgw.config import parseDevice
+        from serialgw.endpoints import parseListener
+
+        for value in ABSURD:
+            for text in (value, f"tcp::{value},server", f"telnet:host:{value}", f"udp::{value}",
+                         f"udp::4555@{value}", f"raw,outbuf={value}+4444", f"raw,idle={value}+4444"):
+                spec = self.check(parseListener, text)
+                if spec is not None:
+                    self.assertTrue(0 <= spec.port <= 65535 and 1024 <= spec.outbuf <= 1 << 30, text)
+                    self.assertTrue(spec.idle == 0 or 0 < spec.idle <= 365 * 24 * 3600, text)
+            for text in (f"tcp:host:{value}", f"rfc2217://host:{value}", f"telnet:[::1]:{value}"):
+                device = self.check(parseDevice, text)
+                if device is not None:
+                    self.assertTrue(0 < device.port < 65536, text)
