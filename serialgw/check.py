@@ -14,7 +14,7 @@ import os
 import re
 from typing import Optional, Sequence
 
-from serialgw.config import LineConfig, ListenerKind, ListenerSpec
+from serialgw.config import LineConfig, ListenerKind, ListenerSpec, isAbstract
 
 WILDCARDS = ("", "0.0.0.0", "::")
 
@@ -95,7 +95,7 @@ def checkLines(lines: Sequence[LineConfig], status: Optional[ListenerSpec] = Non
             devices[path] = line.name
         if device.kind == "tty" and not os.path.exists(device.path):
             warnings.append(f"{owner}: device {device.path!r} does not exist (now)")
-        if device.kind == "unix" and not os.path.exists(device.path):
+        if device.kind == "unix" and not isAbstract(device.path) and not os.path.exists(device.path):
             warnings.append(f"{owner}: socket {device.path!r} does not exist (now)")
         if line.log is not None:
             path = os.path.normpath(line.log.path)

@@ -31,6 +31,30 @@ class ConfigError(ValueError):
     """
 
 
+def checkPath(path: str, what: str, unix: bool = False) -> str:
+    """
+    A path from the configuration (a TOML string may hold C{\\u0000}): a
+    file name cannot hold a NUL byte; a unix socket name that starts with
+    one is in Linux's abstract namespace (no file: C{"\\u0000name"}).
+    """
+    if "\0" in path and not (unix and path.startswith("\0")):
+        hint = "; an abstract unix socket name starts with it (\"\\u0000NAME\")" if unix else ""
+        raise ConfigError(f"{what} {path!r}: a file name cannot hold a NUL byte{hint}")
+    return path
+
+
+def isAbstract(path: str | bytes) -> bool:
+    """A unix socket name in Linux's abstract namespace (no file)."""
+    return path[:1] in ("\0", b"\0")
+
+
+def describeUnix(path: str | bytes) -> str:
+    """A unix socket name for messages: an abstract one as C{@NAME}, as ss(8) and systemd show it."""
+    if isinstance(path, bytes):
+        path = path.decode(errors="replace")
+    return "@" + path[1:].replace("\0", "@") if isAbstract(path) else path
+
+
 PARITIES = {
     "N": PARITY_NONE,
     "E": PARITY_EVEN,
@@ -332,7 +356,7 @@ class DeviceSpec:
             host = f"[{self.host}]" if ":" in self.host else self.host
             return f"{self.kind}:{host}:{self.port}"
         if self.kind == "unix":
-            return f"unix:{self.path}"
+            return f"unix:{describeUnix(self.path)}"
         return self.path
 
 
@@ -368,18 +392,18 @@ def parseDevice(text: str) -> DeviceSpec:
     original = str(text)
     text = original.strip()
     if text.startswith("pty:"):
-        return DeviceSpec("pty", text[len("pty:"):])
+        return DeviceSpec("pty", checkPath(text[len("pty:"):], "pty: link"))
     if not text:
         raise ConfigError("device is empty: expected a tty path, pty:LINK, telnet:HOST:PORT, "
                           "rfc2217://HOST:PORT, tcp:HOST:PORT or unix:PATH")
     kind, sep, rest = text.partition("://") if "://" in text else text.partition(":")
     kind = kind.lower()
     if not sep or text.startswith("/"):
-        return DeviceSpec("tty", text)
+        return DeviceSpec("tty", checkPath(text, "device"))
     if kind == "unix":
         if not rest:
             raise ConfigError(f"device {original!r} names no socket path")
-        return DeviceSpec("unix", rest)
+        return DeviceSpec("unix", checkPath(rest, "device unix:", unix=True))
     if kind in ("telnet", "tcp", "rfc2217"):
         if rest.startswith("["):
             host, _, port = rest[1:].partition("]:")

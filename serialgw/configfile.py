@@ -35,6 +35,7 @@ from serialgw.config import (
     LogSpec,
     SerialSettings,
     applySingle,
+    checkPath,
     parseCoalesce,
     parseCompact,
     parseDevice,
@@ -58,7 +59,14 @@ def loadConfig(path: str) -> list[LineConfig]:
             raw = f.read()
     except OSError as e:
         raise ConfigError(f"cannot read configuration {path!r}: {e.strerror}") from None
-    text = raw.decode("utf-8", "replace")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        # TOML is UTF-8: a stray Latin-1 byte must not become U+FFFD in a path.
+        line = raw.count(b"\n", 0, e.start) + 1
+        column = e.start - (raw.rfind(b"\n", 0, e.start) + 1) + 1
+        bad = raw[e.start:e.end].hex(" ")
+        raise ConfigError(f"{path}:{line}: not UTF-8 (byte {bad} at column {column}); a TOML file is UTF-8") from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
@@ -182,7 +190,7 @@ def _line(name: str, table: dict[str, Any]) -> LineConfig:
         # from the class, a frozen attrs field is a slot descriptor).
         given = {field: value(key, kind) for key, (field, kind) in _LOG_KEYS.items() if key in table}
         try:
-            log = LogSpec(path=value("log", str), **given)
+            log = LogSpec(path=parsed("log", lambda t: checkPath(t, "log"), value("log", str)), **given)
         except ConfigError as e:
             raise _KeyError(next((k for k in _LOG_KEYS if str(e).startswith(k)), "log"), str(e)) from None
     coalesce = parsed("coalesce", parseCoalesce, str(table.get("coalesce", "off")))

@@ -605,6 +605,9 @@ class SerialDevice:
     one is under way is refused, not doubled.
     """
 
+    # Every tty takes a break (a pty ignores it: see PtyPort.setBreak).
+    noBreak = ""
+
     def __init__(
         self,
         port: IPort,

@@ -37,6 +37,8 @@ from serialgw.config import (
     Protocol,
     TLSSpec,
     UDPSpec,
+    checkPath,
+    isAbstract,
     isDecimal,
 )
 
@@ -107,10 +109,10 @@ def parseListener(text: str) -> ListenerSpec:
         return done(_qemu("unix", body, original))
     if word == "unix":
         # Unix sockets are 0600 unless mode= says otherwise.
-        path = re.split(r"(?<!\\):", body)[0].replace("\\:", ":")
+        path = checkPath(re.split(r"(?<!\\):", body)[0].replace("\\:", ":"), "unix socket", unix=True)
         if not re.search(r"(?<!\\):mode=", text):
             text += ":mode=600"
-        return done(ListenerSpec(endpoint=text, path=path))
+        return done(ListenerSpec(endpoint=_abstractEndpoint(text, path), path=path))
     return done(ListenerSpec(endpoint=text))
 
 
@@ -208,6 +210,17 @@ def _hostPort(text: str, original: str) -> tuple[str, int]:
     return host, _port(port, original)
 
 
+def _abstractEndpoint(endpoint: str, path: str) -> str:
+    """
+    An abstract unix socket name has no file beside which Twisted could
+    make its lock file (C{lockfile=1}, the string parser's default, would
+    fail on the NUL byte): none is made.
+    """
+    if isAbstract(path) and not re.search(r"(?<!\\):lockfile=", endpoint):
+        endpoint += ":lockfile=0"
+    return endpoint
+
+
 def _escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace(":", "\\:").replace("=", "\\=")
 
@@ -241,10 +254,11 @@ def _qemu(word: str, body: str, original: str) -> ListenerSpec:
             raise ConfigError(f"mon: needs a chardev after it, not {original!r}")
         return attrs.evolve(parseListener(body), escape=0x01, qemuKeys=True)
     if word == "pty":
-        return ListenerSpec(body, Protocol.RAW, kind=ListenerKind.PTY, path=body)
+        return ListenerSpec(body, Protocol.RAW, kind=ListenerKind.PTY, path=checkPath(body, "pty: link"))
     if word in ("file", "pipe"):
         if not body or "," in body:
             raise ConfigError(f"{word}: takes a path and no options, not {original!r}")
+        checkPath(body, f"{word}:")
         kind = ListenerKind.FILE if word == "file" else ListenerKind.PIPE
         return ListenerSpec(body, Protocol.RAW, kind=kind, path=body)
     if word == "stdio":
@@ -256,10 +270,12 @@ def _qemu(word: str, body: str, original: str) -> ListenerSpec:
         options = _options(parts, ("server", "wait", "nowait", "reconnect"), original)
         if not address:
             raise ConfigError(f"unix: needs a path in listener {original!r}")
+        checkPath(address, "unix socket", unix=True)
         server = _flag(options, "server", False, original)
         wait = _flag(options, "wait", "nowait" not in options, original) and server
         if server:
-            return ListenerSpec(f"unix:{_escape(address)}:mode=600", Protocol.RAW, wait=wait, path=address)
+            endpoint = _abstractEndpoint(f"unix:{_escape(address)}:mode=600", address)
+            return ListenerSpec(endpoint, Protocol.RAW, wait=wait, path=address)
         return ListenerSpec(f"unix:{address}", Protocol.RAW, kind=ListenerKind.CONNECT, path=address)
     # tcp: and telnet:
     options = _options(parts, QEMU_TCP_OPTIONS, original)
@@ -324,6 +340,9 @@ def _tls(body: str, original: str) -> ListenerSpec:
             raise ConfigError(
                 f"unknown option {key!r} in listener {original!r} (known: interface, cert, key, ca, subjects, readonly)"
             )
+    for key in ("cert", "key", "ca"):
+        if key in named:
+            checkPath(named[key], f"{key}= in listener")
     subjects = tuple(s for s in named.get("subjects", "").split(";") if s)
     readOnly = tuple(s for s in named.get("readonly", "").split(";") if s)
     if len(positional) == 1:

@@ -279,6 +279,13 @@ class RemoteDevice:
     def breaking(self) -> bool:
         return self._breakCall is not None
 
+    @property
+    def noBreak(self) -> str:
+        # Telnet carries a break as IAC BRK, RFC 2217 as SET-CONTROL; a raw byte stream has no way to.
+        if self.spec.kind in ("tcp", "unix"):
+            return f"{self.name} is a raw socket: it cannot carry a break"
+        return ""
+
     def start(self) -> None:
         if not self._service.running and not self.closed:
             log.info("{device}: connecting (reconnecting with backoff)", device=self.name)
@@ -378,7 +385,7 @@ class RemoteDevice:
             self._breakCall.cancel()
         self._breakCall = None
         if not self.closed:
-            log.warn("{device}: connection lost: {reason}", device=self.name, reason=reason.getErrorMessage())
+            log.warn("{device}: connection lost: {reason}", device=self.name, reason=reason.getErrorMessage().rstrip("."))
             self.sink.deviceLost(reason)
 
     def _remoteSettings(self, **changes: Any) -> None:

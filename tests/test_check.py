@@ -98,6 +98,11 @@ class CheckTests(SynchronousTestCase):
             "line 'vm': the directory of log '/nowhere/vm.log' does not exist (now)",
         ]))
 
+    def test_abstractUnixNames(self) -> None:
+        """An abstract unix device or listener ("\\u0000NAME") has no file to look for: no warning."""
+        lines = loadConfig(write(self, '[lines.vm]\ndevice = "unix:\\u0000vm100"\nlisten = "unix:\\u0000rack4"\n'))
+        self.assertEqual(checkLines(lines), ([], []))
+
 
 class TwistdTests(TestCase):
     timeout = 30
