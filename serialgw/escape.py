@@ -104,8 +104,8 @@ class EscapeMenu:
         client, line = self.client, self.client.line
         command = chr(byte)
         if command == "b":
-            if not line.clientBreak(client):
-                client.notice("no break: " + ("read-only" if not self.client.line.mayWrite(self.client) else "one is under way"))
+            # Refused (read-only, a device that cannot carry one, ...): the line tells the client why.
+            line.clientBreak(client)
         elif command == "k":
             self._state = self._breakThenKey
         elif command == "w":

@@ -54,6 +54,19 @@ class Session:
     _readingPaused = 0
 
     def startSession(self) -> None:
+        """
+        Join the line.  A start that fails leaves the client fully gone
+        (detached, connection aborted), never half attached.
+        """
+        try:
+            self._startSession()
+        except Exception:
+            log.failure("{line}: starting the session of {peer} failed; it is disconnected",
+                        line=self.line.name, peer=self.peer)
+            self.endSession()
+            self.transport.loseConnection()
+
+    def _startSession(self) -> None:
         self.peer = peerName(self.transport)
         spec = self.listener
         key = self.defaultEscape if spec is None or spec.escape == -1 else spec.escape

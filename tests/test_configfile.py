@@ -67,6 +67,36 @@ class FileTests(SynchronousTestCase):
         self.assertIn("cannot read configuration", str(self.assertRaises(ConfigError, loadConfig, "/nonexistent.toml")))
 
 
+    def test_invalidUtf8Refused(self) -> None:
+        """A byte that is not UTF-8 is refused with file:line and column, never read as U+FFFD into a path."""
+        path = self.mktemp()
+        with open(path, "wb") as f:
+            f.write(b'# caf\xc3\xa9 rack\n[lines.a]\ndevice = "/dev/tty\xe9"\nlisten = "4001"\n')
+        e = self.assertRaises(ConfigError, loadConfig, path)
+        self.assertEqual(str(e), f"{path}:3: not UTF-8 (byte e9 at column 19); a TOML file is UTF-8")
+
+    def test_nulInPaths(self) -> None:
+        """A NUL byte (\\u0000 in TOML) in a file name is an error naming file:line and key; an abstract unix name is not."""
+        path = self.write('[lines.a]\ndevice = "/dev/tty\\u0000S0"\nlisten = "4001"\n')
+        self.assertEqual(str(self.assertRaises(ConfigError, loadConfig, path)),
+                         f"{path}:2: [lines.a] device: device '/dev/tty\\x00S0': a file name cannot hold a NUL byte")
+        path = self.write('[lines.a]\ndevice = "/dev/ttyS0"\nlisten = "4001"\nlog = "/var/log/a\\u0000"\n')
+        self.assertEqual(str(self.assertRaises(ConfigError, loadConfig, path)),
+                         f"{path}:4: [lines.a] log: log '/var/log/a\\x00': a file name cannot hold a NUL byte")
+        path = self.write('[lines.a]\ndevice = "/dev/ttyS0"\nlisten = ["4001", "file:/tmp/a\\u0000b"]\n')
+        self.assertEqual(str(self.assertRaises(ConfigError, loadConfig, path)),
+                         f"{path}:3: [lines.a] listen: file: '/tmp/a\\x00b': a file name cannot hold a NUL byte")
+        path = self.write('[lines.a]\ndevice = "unix:/run/x\\u0000y"\nlisten = "4001"\n')
+        self.assertEqual(str(self.assertRaises(ConfigError, loadConfig, path)),
+                         f"{path}:2: [lines.a] device: device unix: '/run/x\\x00y': a file name cannot hold a NUL byte; "
+                         f"an abstract unix socket name starts with it (\"\\u0000NAME\")")
+        path = self.write('[lines.a]\ndevice = "unix:\\u0000vm100"\nlisten = ["unix:\\u0000rack4", "unix:\\u0000r4,server,nowait"]\n')
+        (line,) = loadConfig(path)
+        self.assertEqual((line.device, line.device.describe()), (DeviceSpec("unix", "\0vm100"), "unix:@vm100"))
+        self.assertEqual([(s.endpoint, s.path) for s in line.listeners],
+                         [("unix:\0rack4:mode=600:lockfile=0", "\0rack4"), ("unix:\0r4:mode=600:lockfile=0", "\0r4")])
+
+
 class FarmTests(TestCase):
     timeout = 60
 

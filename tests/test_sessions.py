@@ -246,7 +246,7 @@ class RealTCPTests(TestCase):
         await command(b"\x1ds", f"\r\n[serialgw: rack4: {pty.slaveName} up, 9600,8N1, 10 bytes in, 1 out, "
                                 "0 breaks, 0 dropped while down, mode shared]\r\n".encode())
         await command(b"\x1do", f"\r\n[serialgw: {peer} now only watches]\r\n".encode())
-        await command(b"\x1db", b"\r\n[serialgw: no break: read-only]\r\n")
+        await command(b"\x1db", b"\r\n[serialgw: no break: you only watch: take write first]\r\n")
         await command(b"\x1dt", f"\r\n[serialgw: {peer} took write]\r\n".encode())
         client.transport.write(b"\x1dk")  # type: ignore[union-attr]
         client.transport.write(b"h\x1d\x1d")  # type: ignore[union-attr]

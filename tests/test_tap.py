@@ -87,8 +87,8 @@ class OptionsTests(SynchronousTestCase):
         """Bad values are usage errors quoting the value."""
         cases = [
             (["--parity", "X"], "parity must be one of N, E, O, M, S, not 'X'"),
-            (["--baud", "0"], "baud rate must be a positive integer, not '0'"),
-            (["--baud", "fast"], "baud rate must be a positive integer, not 'fast'"),
+            (["--baud", "0"], "baud rate must be 1 to 2147483647, not '0'"),
+            (["--baud", "fast"], "baud rate must be 1 to 2147483647, not 'fast'"),
             (["--bytesize", "9"], "byte size must be 5, 6, 7 or 8, not '9'"),
             (["--stopbits", "3"], "stop bits must be 1, 1.5 or 2, not '3'"),
             (["--break-duration", "0"], "break duration must be 1 to 10000 milliseconds, not '0'"),
