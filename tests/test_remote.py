@@ -10,10 +10,9 @@ import termios
 
 from twisted.internet import defer, protocol, reactor
 from twisted.internet.endpoints import UNIXServerEndpoint
-from twisted.trial.unittest import SynchronousTestCase, TestCase
-
 from twisted.internet.task import Clock
 from twisted.python.failure import Failure
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from serialgw.config import DeviceSpec, LineConfig, ListenerSpec, Protocol, SerialSettings
 from serialgw.device import HIGH_WATER
