@@ -413,6 +413,11 @@ class RemoteDevice:
             return None
         self.closed = True
         self.stopBreak()
+        if self._link is not None and self.queuedBytes():
+            # A remote that does not read would keep a clean close waiting
+            # for ever (stop, reload): what it did not take is dropped.
+            self.dropped += self.queuedBytes()
+            self._link.transport.abortConnection()
         return self._service.stopService()
 
     # The link's side

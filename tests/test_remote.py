@@ -195,6 +195,44 @@ class RemoteDeviceTests(TestCase):
         self.assertEqual(await user.received.length(12), b"login: again")
         await closeClients(console, user)
 
+    async def test_consoleThatNeverReads(self) -> None:
+        """A unix: console that reads nothing: the typing client is paused past HIGH_WATER, and the gateway still stops."""
+        path = os.path.abspath(self.mktemp())
+        accepted: defer.Deferred[Collector] = defer.Deferred()
+
+        class Console(Collector):
+            def connectionMade(self) -> None:
+                self.transport.pauseProducing()  # type: ignore[union-attr]
+                accepted.callback(self)
+
+        listening = await UNIXServerEndpoint(reactor, path).listen(protocol.Factory.forProtocol(Console))
+        self.addCleanup(listening.stopListening)
+        gw = GatewayService([LineConfig("vm", DeviceSpec("unix", path),
+                                        listeners=(ListenerSpec("tcp:0:interface=127.0.0.1", Protocol.RAW),))],
+                            retryPolicy=lambda attempt: 0.05)
+        gw.startService()
+        console = await accepted
+        line = gw.lines["vm"]
+        paused: defer.Deferred[None] = defer.Deferred()
+        deviceWritable = line.deviceWritable
+
+        def writable(on: bool) -> None:
+            deviceWritable(on)
+            if not on and not paused.called:
+                paused.callback(None)
+
+        line.deviceWritable = writable  # type: ignore[method-assign]
+        user = await connect(gw.ports[0][1].getHost().port)
+        user.transport.write(b"x" * (32 * 1024 * 1024))  # type: ignore[union-attr]
+        await paused
+        self.assertEqual(line.writable, False)
+        # The gateway no longer reads the typing client.
+        self.assertNotIn(line.clients[0].transport, reactor.getReaders())  # type: ignore[attr-defined]
+        self.assertLessEqual(line.device.queuedBytes(), 64 * 1024 + 65536)
+        await gw.stopService()
+        self.assertGreater(line.device.dropped, 0)
+        await closeClients(console, user)
+
     async def test_breakToUnixRawDevice(self) -> None:
         """^] b from a real TCP client to a unix: raw console: the client reads why not; the console gets nothing but data."""
         from serialgw.endpoints import parseListener
