@@ -43,8 +43,12 @@ class Session:
     escapeMenu: Optional[EscapeMenu] = None
     defaultEscape: Optional[int] = None
 
+    def describePeer(self) -> str:
+        """This client in notices and logs: its address (a person's name too, where known)."""
+        return peerName(self.transport)
+
     def startSession(self) -> None:
-        self.peer = peerName(self.transport)
+        self.peer = self.describePeer()
         spec = self.listener
         key = self.defaultEscape if spec is None or spec.escape == -1 else spec.escape
         if key is not None:
