@@ -38,6 +38,8 @@ import attrs
 from serialgw.config import (
     DEFAULT_BACKLOG,
     DEFAULT_HOST_KEY,
+    DEFAULT_MAX_CLIENTS,
+    MAX_BACKLOG,
     SINGLE_SETTINGS,
     ConfigError,
     LineConfig,
@@ -47,6 +49,7 @@ from serialgw.config import (
     SSHSpec,
     UserSpec,
     applySingle,
+    checkPath,
     parseCoalesce,
     parseCompact,
     parseDevice,
@@ -86,7 +89,14 @@ def loadFile(path: str) -> FileConfig:
             raw = f.read()
     except OSError as e:
         raise ConfigError(f"cannot read configuration {path!r}: {e.strerror}") from None
-    text = raw.decode("utf-8", "replace")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        # TOML is UTF-8: a stray Latin-1 byte must not become U+FFFD in a path.
+        line = raw.count(b"\n", 0, e.start) + 1
+        column = e.start - (raw.rfind(b"\n", 0, e.start) + 1) + 1
+        bad = raw[e.start:e.end].hex(" ")
+        raise ConfigError(f"{path}:{line}: not UTF-8 (byte {bad} at column {column}); a TOML file is UTF-8") from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
@@ -94,11 +104,11 @@ def loadFile(path: str) -> FileConfig:
     lines = _lines(path, text, data)
     users = _users(path, text, data)
     known = {u.name for u in users}
-    for line in lines:
-        for key, names in (("write", line.rights.write), ("read", line.rights.read)):
+    for config in lines:
+        for key, names in (("write", config.rights.write), ("read", config.rights.read)):
             unknown = [n for n in names or () if n != "*" and n not in known]
             if unknown:
-                raise ConfigError(f"{_where(path, text, f'lines.{line.name}', key)}: [lines.{line.name}] {key}: "
+                raise ConfigError(f"{_where(path, text, f'lines.{config.name}', key)}: [lines.{config.name}] {key}: "
                                   f"unknown user {unknown[0]!r} (declared: {', '.join(sorted(known)) or 'none'}; "
                                   "add a [users.NAME] table)")
     return FileConfig(lines, _ssh(path, text, data, users), users)
@@ -221,6 +231,14 @@ def _lines(path: str, text: str, data: dict[str, Any]) -> list[LineConfig]:
     return configs
 
 
+_LOG_KEYS: dict[str, tuple[str, type]] = {
+    "log-format": ("format", str),
+    "log-max-size": ("maxSize", int),
+    "log-daily": ("daily", bool),
+    "log-keep": ("keep", int),
+}
+
+
 class _KeyError(Exception):
     def __init__(self, key: str, message: str) -> None:
         Exception.__init__(self, key, message)
@@ -269,19 +287,21 @@ def _line(name: str, table: dict[str, Any]) -> LineConfig:
     mode = value("mode", str, "shared")
     if mode not in ("shared", "exclusive"):
         raise _KeyError("mode", f"expected shared or exclusive, not {mode!r}")
-    maxClients = value("max-clients", int, 0)
+    maxClients = value("max-clients", int, DEFAULT_MAX_CLIENTS)
     backlog = value("backlog", int, DEFAULT_BACKLOG)
     if maxClients < 0 or backlog < 0:
         raise _KeyError("max-clients" if maxClients < 0 else "backlog", "expected a number >= 0")
+    if backlog > MAX_BACKLOG:
+        raise _KeyError("backlog", f"expected at most {MAX_BACKLOG} bytes, not {backlog}")
     log = None
     if "log" in table:
-        log = LogSpec(
-            path=value("log", str),
-            format=value("log-format", str, LogSpec.format),
-            maxSize=value("log-max-size", int, LogSpec.maxSize),
-            daily=value("log-daily", bool, LogSpec.daily),
-            keep=value("log-keep", int, LogSpec.keep),
-        )
+        # Only the keys given: LogSpec's own defaults fill the rest (read
+        # from the class, a frozen attrs field is a slot descriptor).
+        given = {field: value(key, kind) for key, (field, kind) in _LOG_KEYS.items() if key in table}
+        try:
+            log = LogSpec(path=parsed("log", lambda t: checkPath(t, "log"), value("log", str)), **given)
+        except ConfigError as e:
+            raise _KeyError(next((k for k in _LOG_KEYS if str(e).startswith(k)), "log"), str(e)) from None
     coalesce = parsed("coalesce", parseCoalesce, str(table.get("coalesce", "off")))
 
     def names(key: str) -> Optional[tuple[str, ...]]:

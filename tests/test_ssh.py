@@ -353,7 +353,8 @@ class SessionTests(SynchronousTestCase):
         self.assertFalse(channel.requestReceived(b"break", struct.pack(">L", 0)))
         self.assertFalse(line.takeWrite(channel))
         line.deviceDataReceived(b"seen")
-        self.assertEqual((h.devices["con2"].events, sent(conn, channel)), ([], b"seen"))
+        self.assertEqual((h.devices["con2"].events, sent(conn, channel)),
+                         ([], b"\r\n[serialgw: no break: read-only]\r\nseen"))
 
     def test_roListener(self) -> None:
         """An ro SSH listener makes every session read-only, writers' keys included."""
