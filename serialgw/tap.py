@@ -54,10 +54,24 @@ Examples:
       `telnet HOST 4444`, then `^]` `send brk` and `h`: magic SysRq
   twistd -n serialgw -d /dev/ttyUSB0 -s 9600,7E1,rtscts --listen raw+tcp:5000:interface=::1
 
-Listeners (--port, --listen): [PROTOCOL+]ENDPOINT, where PROTOCOL is telnet
-(default; with RFC 2217 com port control), telnet,no-rfc2217 or raw, and
-ENDPOINT is a port number (TCP, all interfaces) or a Twisted endpoint string
-(tcp:4444:interface=127.0.0.1, tcp6:4444, unix:/run/serialgw.sock, ...).
+Listeners (--port, --listen, listen = in a file), in brief:
+  [PROTOCOL[,OPTION...]+]ENDPOINT
+    PROTOCOL  telnet (default; with RFC 2217 com port control) or raw
+    OPTION    ro, allow=CIDR;CIDR, outbuf=BYTES, policy=drop|disconnect|block,
+              idle=SECONDS, keepalive, nodelay, no-rfc2217, escape=^X|off,
+              banner, replay, notices, no-notices
+    ENDPOINT  a port number (TCP, all interfaces): 4444
+              a Twisted endpoint: tcp:4444:interface=127.0.0.1, tcp6:4444,
+                unix:/run/serialgw/a.sock, systemd:domain=INET:index=0
+              TLS: tls:4443:cert=FILE:key=FILE[:ca=FILE]
+              a QEMU chardev: telnet::4444,server,nowait  tcp::4444,server
+                tcp:HOST:PORT (dial out)  unix:PATH,server,nowait
+                udp::4555@4556  mon:telnet::4444,server,nowait (menu on ^A)
+                pty:/tmp/ttyV0  file:PATH  pipe:PATH  stdio
+  e.g. --listen telnet,ro,allow=10.0.0.0/8+4445
+
+Everything else (devices, the TOML file, the escape menu, signals, systemd):
+man 8 serialgw
 """
 
     optParameters: list[list[Any]] = [
