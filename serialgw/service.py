@@ -258,8 +258,13 @@ class GatewayService(MultiService):
                     self.reactor, spec.port, ServerContextFactory(spec.tls), interface=spec.host
                 )
             else:
+                from serialgw.check import systemdProblem
+
+                problem = systemdProblem(spec.endpoint)
+                if problem is not None:
+                    raise StartupError(f"line {config.name!r}: listener {spec.text or spec.endpoint!r}: {problem}")
                 endpoint = serverFromString(self.reactor, spec.endpoint)
-        except TLSError:
+        except (TLSError, StartupError):
             raise
         except Exception as e:
             raise StartupError(f"line {config.name!r}: bad listener {spec.text or spec.endpoint!r}: {e}") from None

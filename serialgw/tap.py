@@ -146,9 +146,9 @@ ENDPOINT is a port number (TCP, all interfaces) or a Twisted endpoint string
                 self["lines"] = [self._lineConfig()]
             for line in self["lines"]:
                 for spec in line.listeners:
-                    _checkEndpoint(spec)
+                    _checkEndpoint(spec, sockets=not self["check"])
             if self["status"] is not None:
-                _checkEndpoint(parseListener(self["status"]))
+                _checkEndpoint(parseListener(self["status"]), sockets=not self["check"])
             self["line"] = self["lines"][0]
         except ConfigError as e:
             if self.exitOnError:
@@ -228,11 +228,23 @@ ENDPOINT is a port number (TCP, all interfaces) or a Twisted endpoint string
         )
 
 
-def _checkEndpoint(spec: ListenerSpec) -> None:
-    """A Twisted endpoint string is checked now (no I/O), so errors come before anything starts."""
+def _checkEndpoint(spec: ListenerSpec, sockets: bool = True) -> None:
+    """
+    A Twisted endpoint string is checked now (no I/O), so errors come before
+    anything starts; a C{systemd:} one must name a socket systemd passed
+    (with C{sockets} false, as for --check, that is left to a warning).
+    """
     if spec.kind is not ListenerKind.LISTEN or spec.tls is not None:
         return
     from twisted.internet import endpoints, reactor
+
+    from serialgw.check import systemdProblem
+
+    problem = systemdProblem(spec.endpoint)
+    if problem is not None:
+        if sockets:
+            raise ConfigError(f"listener {spec.text or spec.endpoint!r}: {problem}")
+        return
 
     try:
         endpoints.serverFromString(reactor, spec.endpoint)
