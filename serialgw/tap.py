@@ -12,6 +12,7 @@ import attrs
 from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.python import usage
+from twisted.python.logfile import BaseLogFile
 
 from serialgw import __version__
 from serialgw.config import (
@@ -280,6 +281,8 @@ class _TwistdGatewayService(GatewayService):
     """
 
     configPath: Optional[str] = None
+    # twistd's log file, when it writes one (reopened on SIGUSR1).
+    twistdLog: Optional[BaseLogFile] = None
     # twistd's log observer, made by serialgw.logs (None: twistd's own).
     logObserver: Any = None
 
@@ -310,10 +313,41 @@ class _TwistdGatewayService(GatewayService):
                 self.reactor.callFromThread(self.reloadNothing)
 
             signal.signal(signal.SIGHUP, nothing)
+        import signal
+
+        # SIGUSR1 (logrotate's postrotate, conserver's habit): reopen the
+        # console logs and twistd's log file, instead of dying of the default
+        # action or twistd renaming its file a second time.
+        self.twistdLog = twistdLogFile(signal.getsignal(signal.SIGUSR1))
+        appendOnly(self.twistdLog)
+
+        def reopen(signum: int, frame: Any) -> None:
+            self.reactor.callFromThread(self.reopenLogs)
+
+        signal.signal(signal.SIGUSR1, reopen)
         try:
             GatewayService.privilegedStartService(self)
         except StartupError as e:
             raise SystemExit(f"serialgw: error: {e}") from None
+
+    def reopenLogs(self) -> int:
+        count = GatewayService.reopenLogs(self)
+        logFile = self.twistdLog
+        if logFile is not None:
+            try:
+                # Made (or found) first: twistd's reopen closes its file
+                # before opening the path, and a failure there would leave
+                # it with none.
+                os.close(os.open(logFile.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640))
+            except OSError as e:
+                log.error("cannot reopen {path}: {reason}; writing on to the file it was", path=logFile.path,
+                          reason=e.strerror)
+                return count
+            logFile.reopen()
+            appendOnly(logFile)
+            log.info("reopened {path}", path=logFile.path)
+            count += 1
+        return count
 
     def startService(self) -> None:
         GatewayService.startService(self)
@@ -348,6 +382,34 @@ class _TwistdGatewayService(GatewayService):
             return changes
 
         return self.reload(configs).addBoth(done)
+
+
+def twistdLogFile(handler: Any) -> Optional[BaseLogFile]:
+    """
+    twistd's log file, from the SIGUSR1 handler twistd installs for it
+    (twistd keeps the file nowhere else); None when it writes none.
+    """
+    for cell in getattr(handler, "__closure__", None) or ():
+        try:
+            value = cell.cell_contents
+        except ValueError:
+            continue
+        if isinstance(value, BaseLogFile):
+            return value
+    return None
+
+
+def appendOnly(logFile: Optional[BaseLogFile]) -> None:
+    """
+    twistd opens its log for writing at an offset: set O_APPEND, so after
+    logrotate's copytruncate it writes at the start again, not past a hole.
+    """
+    if logFile is None or logFile.closed:
+        return
+    import fcntl
+
+    fd = logFile._file.fileno()
+    fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | os.O_APPEND)
 
 
 def raiseFileLimit() -> None:
