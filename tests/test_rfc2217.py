@@ -445,3 +445,52 @@ class RestoreTests(SynchronousTestCase):
         self.assertEqual(device.settings.baudrate, 9600)
 
 
+
+
+class AbsurdRateTests(SynchronousTestCase):
+    """
+    Rates no UART has, on a real pty device (where termios refuses them with
+    OverflowError past 2^31 - 1): answered with the rate in effect, the
+    session goes on.
+    """
+
+    def setUp(self) -> None:
+        from twisted.internet.address import IPv4Address
+        from twisted.internet.testing import MemoryReactorClock, StringTransport
+
+        from serialgw.device import PtyPort, SerialDevice
+        from serialgw.endpoints import parseListener
+
+        self.port = PtyPort("", SerialSettings(9600))
+        self.device = SerialDevice(self.port, MemoryReactorClock())
+        self.addCleanup(self.device.close)
+        self.line = Line("ttyS0", self.device, clock=Clock())
+        self.client = TelnetClient(self.line, listener=parseListener("telnet,escape=^]+4444"))
+        self.transport = StringTransport(peerAddress=IPv4Address("TCP", "192.0.2.9", 1000))
+        self.client.makeConnection(self.transport)
+
+    def send(self, data: bytes) -> bytes:
+        self.transport.clear()
+        self.client.dataReceived(data)
+        return self.transport.value()
+
+    def test_setBaudrateAnsweredWithRateInEffect(self) -> None:
+        """SET-BAUDRATE of 2^31, 3e9 and 2^32 - 1: the reply is 9600, the device stays at 9600."""
+        self.send(bytes([IAC, WILL, CPO]))
+        for rate in (2**31, 3_000_000_000, 2**32 - 1):
+            self.assertEqual(self.send(sb(1, *rate.to_bytes(4, "big"))), sb(101, 0, 0, 0x25, 0x80), rate)
+        self.assertEqual((self.device.settings.baudrate, self.port.apply(self.device.settings).baudrate), (9600, 9600))
+        self.assertFalse(self.transport.disconnecting)
+
+    def test_escapeMenuSaysRateNotValid(self) -> None:
+        """^]B 3000000000 Enter: the menu says the rate is not valid; the connection and the rate stay."""
+        self.send(bytes([IAC, DO, 1, IAC, DO, 3, IAC, WILL, 3]))
+        self.assertEqual(
+            self.send(b"\x1dB3000000000\r"),
+            b"\r\n[serialgw: baud rate, then Enter:]\r\n"
+            b"\r\n[serialgw: baud rate must be 1 to 2147483647, not '3000000000']\r\n",
+        )
+        self.assertEqual(self.device.settings.baudrate, 9600)
+        self.assertFalse(self.transport.disconnecting)
+        self.assertEqual(self.send(b"\x1dB57600\r"), b"\r\n[serialgw: baud rate, then Enter:]\r\n"
+                         b"\r\n[serialgw: ttyS0 now at 57600,8N1]\r\n")
