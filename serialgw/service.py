@@ -280,8 +280,13 @@ class GatewayService(MultiService):
                 endpoint: Any = tcp(self.reactor, spec.port, interface=spec.host)
                 factory = RefusingTLSFactory(ServerContextFactory(spec.tls), False, factory, self.reactor)
             else:
+                from serialgw.check import systemdProblem
+
+                problem = systemdProblem(spec.endpoint)
+                if problem is not None:
+                    raise StartupError(f"line {config.name!r}: listener {spec.text or spec.endpoint!r}: {problem}")
                 endpoint = serverFromString(self.reactor, spec.endpoint)
-        except TLSError:
+        except (TLSError, StartupError):
             raise
         except Exception as e:
             raise StartupError(f"line {config.name!r}: bad listener {spec.text or spec.endpoint!r}: {e}") from None
@@ -395,6 +400,19 @@ class GatewayService(MultiService):
         self.notifier.stopping()
         waits = [MultiService.stopService(self)] + self._closeAll()
         return defer.gatherResults([w for w in waits if isinstance(w, defer.Deferred)])
+
+    def reopenLogs(self) -> int:
+        """
+        SIGUSR1 (logrotate moved the files): every console log and every
+        C{file:} listener opens its path again.  Return how many did.
+        """
+        count = 0
+        for line in self.lines.values():
+            for client in list(line.logs) + [c for c in line.clients if isinstance(c, FileClient)]:
+                client.reopen()
+                count += 1
+        log.info("reopened {count} log file(s)", count=count)
+        return count
 
     def closeLine(self, name: str) -> list[Any]:
         """Close one line: its listeners, dial-outs, logs, clients and device."""

@@ -12,6 +12,7 @@ import attrs
 from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.python import usage
+from twisted.python.logfile import BaseLogFile
 
 from serialgw import __version__
 from serialgw.config import (
@@ -54,10 +55,24 @@ Examples:
       `telnet HOST 4444`, then `^]` `send brk` and `h`: magic SysRq
   twistd -n serialgw -d /dev/ttyUSB0 -s 9600,7E1,rtscts --listen raw+tcp:5000:interface=::1
 
-Listeners (--port, --listen): [PROTOCOL+]ENDPOINT, where PROTOCOL is telnet
-(default; with RFC 2217 com port control), telnet,no-rfc2217 or raw, and
-ENDPOINT is a port number (TCP, all interfaces) or a Twisted endpoint string
-(tcp:4444:interface=127.0.0.1, tcp6:4444, unix:/run/serialgw.sock, ...).
+Listeners (--port, --listen, listen = in a file), in brief:
+  [PROTOCOL[,OPTION...]+]ENDPOINT
+    PROTOCOL  telnet (default; with RFC 2217 com port control) or raw
+    OPTION    ro, allow=CIDR;CIDR, outbuf=BYTES, policy=drop|disconnect|block,
+              idle=SECONDS, keepalive, nodelay, no-rfc2217, escape=^X|off,
+              banner, replay, notices, no-notices
+    ENDPOINT  a port number (TCP, all interfaces): 4444
+              a Twisted endpoint: tcp:4444:interface=127.0.0.1, tcp6:4444,
+                unix:/run/serialgw/a.sock, systemd:domain=INET:index=0
+              TLS: tls:4443:cert=FILE:key=FILE[:ca=FILE]
+              a QEMU chardev: telnet::4444,server,nowait  tcp::4444,server
+                tcp:HOST:PORT (dial out)  unix:PATH,server,nowait
+                udp::4555@4556  mon:telnet::4444,server,nowait (menu on ^A)
+                pty:/tmp/ttyV0  file:PATH  pipe:PATH  stdio
+  e.g. --listen telnet,ro,allow=10.0.0.0/8+4445
+
+Everything else (devices, the TOML file, the escape menu, signals, systemd):
+man 8 serialgw
 """
 
     optParameters: list[list[Any]] = [
@@ -145,9 +160,9 @@ ENDPOINT is a port number (TCP, all interfaces) or a Twisted endpoint string
                 self["lines"] = [self._lineConfig()]
             for line in self["lines"]:
                 for spec in line.listeners:
-                    _checkEndpoint(spec)
+                    _checkEndpoint(spec, sockets=not self["check"])
             if self["status"] is not None:
-                _checkEndpoint(parseListener(self["status"]))
+                _checkEndpoint(parseListener(self["status"]), sockets=not self["check"])
             self["line"] = self["lines"][0]
         except ConfigError as e:
             if self.exitOnError:
@@ -155,7 +170,8 @@ ENDPOINT is a port number (TCP, all interfaces) or a Twisted endpoint string
                 sys.stderr.write(f"serialgw: error: {e}\n")
                 raise SystemExit(2) from None
             raise usage.UsageError(str(e)) from None
-        if self["check"]:
+        if self["check"] and self.exitOnError:
+            # (Tests parse without exiting and call report() themselves.)
             raise SystemExit(self.report(sys.stdout, sys.stderr))
 
     def report(self, out: Any, err: Any) -> int:
@@ -227,11 +243,23 @@ ENDPOINT is a port number (TCP, all interfaces) or a Twisted endpoint string
         )
 
 
-def _checkEndpoint(spec: ListenerSpec) -> None:
-    """A Twisted endpoint string is checked now (no I/O), so errors come before anything starts."""
+def _checkEndpoint(spec: ListenerSpec, sockets: bool = True) -> None:
+    """
+    A Twisted endpoint string is checked now (no I/O), so errors come before
+    anything starts; a C{systemd:} one must name a socket systemd passed
+    (with C{sockets} false, as for --check, that is left to a warning).
+    """
     if spec.kind is not ListenerKind.LISTEN or spec.tls is not None:
         return
     from twisted.internet import endpoints, reactor
+
+    from serialgw.check import systemdProblem
+
+    problem = systemdProblem(spec.endpoint)
+    if problem is not None:
+        if sockets:
+            raise ConfigError(f"listener {spec.text or spec.endpoint!r}: {problem}")
+        return
 
     try:
         endpoints.serverFromString(reactor, spec.endpoint)
@@ -254,6 +282,8 @@ class _TwistdGatewayService(GatewayService):
     """
 
     configPath: Optional[str] = None
+    # twistd's log file, when it writes one (reopened on SIGUSR1).
+    twistdLog: Optional[BaseLogFile] = None
     # twistd's log observer, made by serialgw.logs (None: twistd's own).
     logObserver: Any = None
 
@@ -284,10 +314,41 @@ class _TwistdGatewayService(GatewayService):
                 self.reactor.callFromThread(self.reloadNothing)
 
             signal.signal(signal.SIGHUP, nothing)
+        import signal
+
+        # SIGUSR1 (logrotate's postrotate, conserver's habit): reopen the
+        # console logs and twistd's log file, instead of dying of the default
+        # action or twistd renaming its file a second time.
+        self.twistdLog = twistdLogFile(signal.getsignal(signal.SIGUSR1))
+        appendOnly(self.twistdLog)
+
+        def reopen(signum: int, frame: Any) -> None:
+            self.reactor.callFromThread(self.reopenLogs)
+
+        signal.signal(signal.SIGUSR1, reopen)
         try:
             GatewayService.privilegedStartService(self)
         except StartupError as e:
             raise SystemExit(f"serialgw: error: {e}") from None
+
+    def reopenLogs(self) -> int:
+        count = GatewayService.reopenLogs(self)
+        logFile = self.twistdLog
+        if logFile is not None:
+            try:
+                # Made (or found) first: twistd's reopen closes its file
+                # before opening the path, and a failure there would leave
+                # it with none.
+                os.close(os.open(logFile.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640))
+            except OSError as e:
+                log.error("cannot reopen {path}: {reason}; writing on to the file it was", path=logFile.path,
+                          reason=e.strerror)
+                return count
+            logFile.reopen()
+            appendOnly(logFile)
+            log.info("reopened {path}", path=logFile.path)
+            count += 1
+        return count
 
     def startService(self) -> None:
         GatewayService.startService(self)
@@ -322,6 +383,34 @@ class _TwistdGatewayService(GatewayService):
             return changes
 
         return self.reload(configs).addBoth(done)
+
+
+def twistdLogFile(handler: Any) -> Optional[BaseLogFile]:
+    """
+    twistd's log file, from the SIGUSR1 handler twistd installs for it
+    (twistd keeps the file nowhere else); None when it writes none.
+    """
+    for cell in getattr(handler, "__closure__", None) or ():
+        try:
+            value = cell.cell_contents
+        except ValueError:
+            continue
+        if isinstance(value, BaseLogFile):
+            return value
+    return None
+
+
+def appendOnly(logFile: Optional[BaseLogFile]) -> None:
+    """
+    twistd opens its log for writing at an offset: set O_APPEND, so after
+    logrotate's copytruncate it writes at the start again, not past a hole.
+    """
+    if logFile is None or logFile.closed:
+        return
+    import fcntl
+
+    fd = logFile._file.fileno()
+    fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | os.O_APPEND)
 
 
 def raiseFileLimit() -> None:
