@@ -274,6 +274,9 @@ class TLSSpec:
     subjects: tuple[str, ...] = ()
     hostname: str = ""
     readOnlySubjects: tuple[str, ...] = ()
+    # Seconds a connection may take to finish its handshake (0: no limit);
+    # it is not a client of the line until it has.
+    handshakeTimeout: float = 10.0
 
 
 @attrs.frozen

@@ -17,7 +17,8 @@ from twisted.application.service import MultiService
 from twisted.internet import defer
 from twisted.internet.endpoints import (
     HostnameEndpoint,
-    SSL4ServerEndpoint,
+    TCP4ServerEndpoint,
+    TCP6ServerEndpoint,
     UNIXClientEndpoint,
     serverFromString,
     wrapClientTLS,
@@ -29,7 +30,7 @@ from twisted.python.failure import Failure
 from serialgw.config import LineConfig, ListenerKind, ListenerSpec, Protocol, SSHSpec, describeUnix, isAbstract
 from serialgw.consolelog import ConsoleLog
 from serialgw.device import DeviceError, IPort, PtyPort, SerialDevice, openPort
-from serialgw.line import Line, Role, describeAddress
+from serialgw.line import Line, Role, describeAddress, peerName
 from serialgw.local import FileClient, fifoPair, streamClient
 from serialgw.netconsole import NetconsoleClient
 from serialgw.notify import Notifier
@@ -37,7 +38,7 @@ from serialgw.ptylink import PtyClient
 from serialgw.raw import RawClient
 from serialgw.remote import RemoteDevice
 from serialgw.telnet import TelnetClient
-from serialgw.tls import ServerContextFactory, TLSError, clientOptions
+from serialgw.tls import HandshakeGate, RefusingTLSFactory, ServerContextFactory, TLSError, clientOptions
 
 log = Logger()
 
@@ -55,6 +56,8 @@ class LineFactory(Factory):
     """
 
     noisy = False
+    # TLS connections whose handshake is under way, at most, per listener.
+    maxHandshakes = 64
 
     def __init__(self, line: Line, spec: ListenerSpec, signature: Optional[str] = None, clock: Any = None) -> None:
         self.line = line
@@ -64,6 +67,7 @@ class LineFactory(Factory):
         self.role = Role.READONLY if spec.readOnly else Role.WRITER
         self.allow = [ipaddress.ip_network(a, strict=False) for a in spec.allow]
         self.refused = 0
+        self.handshakes: set[Any] = set()
 
     def buildProtocol(self, addr: Any) -> Any:
         if self.line.full():
@@ -75,6 +79,10 @@ class LineFactory(Factory):
             log.warn("{line}: connection from {peer} refused: not in {allow}", line=self.line.name,
                      peer=describeAddress(addr), allow=",".join(self.spec.allow))
             return None
+        if self.spec.tls is not None and len(self.handshakes) >= self.maxHandshakes:
+            log.warn("{line}: connection from {peer} refused: {count} TLS handshakes under way already",
+                     line=self.line.name, peer=describeAddress(addr), count=len(self.handshakes))
+            return None
         client: Any
         if self.spec.protocol is Protocol.RAW:
             client = RawClient(self.line, self.role, listener=self.spec, clock=self.clock)
@@ -82,7 +90,18 @@ class LineFactory(Factory):
             client = TelnetClient(self.line, self.role, rfc2217=self.spec.rfc2217, signature=self.signature,
                                   listener=self.spec, clock=self.clock)
         client.factory = self
+        if self.spec.tls is not None:
+            # Attached to the line only once its handshake is done and verified.
+            return HandshakeGate(client, self.clock, self.spec.tls.handshakeTimeout, self.handshakes, self._admit)
         return client
+
+    def _admit(self, transport: Any) -> bool:
+        """A TLS client is verified: is there still room on the line?"""
+        if self.line.full():
+            log.warn("{line}: TLS client {peer} refused after its handshake: {count} clients already (max-clients)",
+                     line=self.line.name, peer=peerName(transport), count=self.line.maxClients)
+            return False
+        return True
 
     def _allowed(self, addr: Any) -> bool:
         host = getattr(addr, "host", None)
@@ -292,11 +311,14 @@ class GatewayService(MultiService):
     def _serve(self, line: Line, config: LineConfig, spec: ListenerSpec) -> None:
         if spec.path and not isAbstract(spec.path):
             _removeStaleSocket(spec.path, config.name)
+        factory: Any = LineFactory(line, spec, config.signature, self.reactor)
         try:
             if spec.tls is not None:
-                endpoint: Any = SSL4ServerEndpoint(
-                    self.reactor, spec.port, ServerContextFactory(spec.tls), interface=spec.host
-                )
+                # Plain TCP under our own TLS factory: allow= and max-clients
+                # refuse at accept, before any handshake.
+                tcp = TCP6ServerEndpoint if ":" in spec.host else TCP4ServerEndpoint
+                endpoint: Any = tcp(self.reactor, spec.port, interface=spec.host)
+                factory = RefusingTLSFactory(ServerContextFactory(spec.tls), False, factory, self.reactor)
             else:
                 from serialgw.check import systemdProblem
 
@@ -309,7 +331,7 @@ class GatewayService(MultiService):
         except Exception as e:
             raise StartupError(f"line {config.name!r}: bad listener {spec.text or spec.endpoint!r}: {e}") from None
         results: list[Any] = []
-        endpoint.listen(LineFactory(line, spec, config.signature, self.reactor)).addBoth(results.append)
+        endpoint.listen(factory).addBoth(results.append)
         if not results:
             raise StartupError(f"line {config.name!r}: listener {spec.text!r} did not start at once")
         result = results[0]
