@@ -46,6 +46,10 @@ class ConsoleLog(ClientEvents):
 
     def _write(self, data: bytes) -> None:
         try:
+            if self.spec.maxSize and self.size + len(data) > self.spec.maxSize and self.size:
+                # Truncated meanwhile (logrotate's copytruncate)?  Then it is
+                # not full: the file is appended to, so it starts again at 0.
+                self.size = os.fstat(self._fd).st_size
             if (self.spec.maxSize and self.size + len(data) > self.spec.maxSize and self.size) or (
                 self.spec.daily and self._today() != self.day
             ):
@@ -72,6 +76,21 @@ class ConsoleLog(ClientEvents):
             pass  # moved or removed by someone else (an external logrotate): start a new file
         finally:
             self._open()
+
+    def reopen(self) -> None:
+        """
+        Open the path again (logrotate moved the file, then SIGUSR1): new
+        output goes to a file at the path.  If the path cannot be opened,
+        the file in hand is kept.
+        """
+        old = self._fd
+        try:
+            self._open()
+        except OSError as e:
+            log.error("{line}: cannot reopen log {path}: {reason}; writing on to the file it was",
+                      line=self.line.name, path=self.spec.path, reason=e.strerror)
+            return
+        os.close(old)
 
     def deliver(self, data: bytes) -> None:
         # One stamp a chunk, put after every newline in one call.

@@ -28,6 +28,7 @@ from typing import Any
 
 from twisted.internet.interfaces import IPushProducer
 from twisted.logger import Logger
+from twisted.protocols.policies import ProtocolWrapper
 from zope.interface import Attribute, Interface, implementer
 
 log = Logger()
@@ -93,16 +94,17 @@ class IGuarded(Interface):
 def bufferHolder(transport: Any) -> Any:
     """
     The file descriptor whose buffer holds what is written to C{transport}:
-    itself (TCP, unix); under TLS the TCP transport below; for StandardIO
-    (stdio, pipe:) its writer.
+    itself (TCP, unix); under TLS the TCP transport below (a wrapper answers
+    for its transport's attributes, so the test is isinstance); for
+    StandardIO (stdio, pipe:) its writer.
     """
     from twisted.internet import stdio
 
     if isinstance(transport, stdio.StandardIO):
         return transport._writer  # type: ignore[attr-defined]
-    if hasattr(transport, "bufferSize"):
-        return transport
-    return getattr(transport, "transport", None)
+    if isinstance(transport, ProtocolWrapper):
+        return transport.transport
+    return transport
 
 
 @implementer(IPushProducer)
@@ -117,12 +119,16 @@ class OutputGuard:
         self._held = Tail()
 
     def attach(self, transport: Any) -> None:
-        # Over TLS the bytes wait in the TCP transport under the TLS layer,
-        # which passes the producer on to it; StandardIO passes it to its writer.
+        # Over TLS the bytes wait in the TCP transport under the TLS layer:
+        # the bound is set, and the guard registered, there.  Registered with
+        # the TLS layer, it would hold back TLS's loseConnection (no close
+        # alert goes while a producer is registered): a TLS client could not
+        # be disconnected (idle, escape d, reload, stop).  StandardIO (stdio,
+        # pipe:) writes through its writer, so the guard goes there.
         holder = bufferHolder(transport)
-        if hasattr(transport, "registerProducer") and hasattr(holder, "bufferSize"):
+        if hasattr(holder, "registerProducer") and hasattr(holder, "bufferSize"):
             holder.bufferSize = self.bound
-            transport.registerProducer(self, True)
+            holder.registerProducer(self, True)
 
     @property
     def dropped(self) -> int:
