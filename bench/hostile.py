@@ -91,7 +91,12 @@ class Gateway:
 
     def stop(self) -> None:
         self.proc.terminate()
-        self.proc.wait(30)
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            print("        (the gateway did not stop within 30 s of SIGTERM: killed)", flush=True)
+            self.proc.kill()
+            self.proc.wait()
         os.close(self.master)
         os.close(self._slave)
 

@@ -159,7 +159,14 @@ class OutputGuard:
         if self.policy == "disconnect":
             log.warn("{line}: {peer} cannot keep up ({bound} bytes queued): disconnected",
                      line=self.line.name, peer=self.client.peer, bound=self.bound)
-            self.client.transport.abortConnection()
+            transport = self.client.transport
+            if hasattr(transport, "abortConnection"):
+                transport.abortConnection()
+            else:
+                # A stream on file descriptors (stdio, pipe:, file:): no
+                # more output for it; it closes once what it holds is read.
+                self.line.detach(self.client)
+                transport.loseConnection()
         elif self.policy == "block":
             self.line.blockDevice(self.client)
         else:

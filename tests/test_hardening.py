@@ -6,9 +6,11 @@ the telnet and RFC 2217 parsers with hypothesis.
 
 from __future__ import annotations
 
+import os
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from twisted.internet import defer
+from twisted.internet import defer, reactor
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.logger import globalLogPublisher
@@ -21,7 +23,7 @@ from serialgw.raw import RawClient
 from serialgw.service import GatewayService
 from serialgw.telnet import TelnetClient, TelnetProtocol
 from tests.fakes import BoundedTransport, RecordingDevice
-from tests.realio import Collector, closeClients, connect, startedPty
+from tests.realio import Collector, FdReader, closeClients, connect, startedPty
 
 MiB = 1024 * 1024
 
@@ -326,6 +328,83 @@ class AnswerBoundTests(SynchronousTestCase):
         )
         self.line.deviceWritable(True)
         self.assertEqual(transport.drain()[-6:], b"\xff\xfa\x2c\x6d\xff\xf0")
+
+
+class FileLikeBoundTests(TestCase):
+    """
+    pipe:, stdio and file: clients have the same output bound and policies
+    as network clients (real pipes and FIFOs nobody reads).
+    """
+
+    timeout = 30
+
+    def setUp(self) -> None:
+        self.line = Line("t", RecordingDevice(), clock=Clock())
+
+    def reader(self, fd: int) -> FdReader:
+        reader = FdReader(fd)
+        self.addCleanup(reader.close)
+        return reader
+
+    async def test_pipeOutputBounded(self) -> None:
+        """A pipe: client nobody reads: outbuf bytes wait, the rest is dropped (counted), its input is not read; then it catches up."""
+        from serialgw.local import streamClient
+        from serialgw.session import OUTPUT_FULL
+
+        inRead, inWrite = os.pipe()
+        outRead, outWrite = os.pipe()
+        self.addCleanup(os.close, inWrite)
+        transport = streamClient(self.line, reactor, parseListener("raw,outbuf=4096+pipe:/p"), inRead, outWrite)
+        self.addCleanup(transport.loseConnection)
+        client = self.line.clients[0]
+        self.assertEqual(client.peer, "raw,outbuf=4096+pipe:/p")
+        for letter in b"abcd":
+            self.line.deviceDataReceived(bytes((letter,)) * 65536)
+        guard = client.guard
+        # "a" waits in the pipe's writer (past 4096: full); of b, c, d the
+        # newest 4096 bytes are kept.
+        self.assertEqual((guard.full, guard.dropped, guard.heldBytes), (True, 3 * 65536 - 4096, 4096))
+        self.assertEqual(client._readingPaused, OUTPUT_FULL)
+        self.line.deviceDataReceived(b"e" * 4096)
+        pipe = self.reader(outRead)
+        pipe.startReading()
+        data = await pipe.received.length(65536 + 4096)
+        self.assertEqual(data, b"a" * 65536 + b"e" * 4096)
+        self.assertEqual((guard.full, guard.dropped, client._readingPaused), (False, 3 * 65536, 0))
+
+    async def test_fifoFileOutputBounded(self) -> None:
+        """file: on a FIFO nobody reads: opening does not wait; outbuf bytes wait past the pipe, the rest is dropped (counted)."""
+        from serialgw.local import FileClient
+
+        path = os.path.abspath(self.mktemp())
+        os.mkfifo(path)
+        client = FileClient(self.line, path, reactor, parseListener(f"raw,outbuf=4096+file:{path}"))
+        self.addCleanup(client.close)
+        for letter in b"abcd":
+            self.line.deviceDataReceived(bytes((letter,)) * 65536)
+        guard = client.guard
+        # "a" fills the FIFO, "b" waits in the client (past 4096: full), of
+        # c and d the newest 4096 bytes are kept.
+        self.assertEqual((guard.full, guard.dropped, guard.heldBytes), (True, 2 * 65536 - 4096, 4096))
+        fifo = self.reader(os.open(path, os.O_RDONLY | os.O_NONBLOCK))
+        fifo.startReading()
+        data = await fifo.received.length(2 * 65536 + 4096)
+        self.assertEqual(data, b"a" * 65536 + b"b" * 65536 + b"d" * 4096)
+        self.assertEqual((guard.full, guard.dropped), (False, 2 * 65536 - 4096))
+
+    def test_fileDisconnectPolicy(self) -> None:
+        """file: with policy=disconnect on a FIFO nobody reads: past the bound it leaves the line."""
+        from serialgw.local import FileClient
+
+        path = os.path.abspath(self.mktemp())
+        os.mkfifo(path)
+        client = FileClient(self.line, path, reactor, parseListener(f"raw,outbuf=4096,policy=disconnect+file:{path}"))
+        self.addCleanup(client.close)
+        self.line.deviceDataReceived(b"a" * 65536)
+        self.assertIn(client, self.line.clients)
+        self.line.deviceDataReceived(b"b" * 8192)
+        self.assertNotIn(client, self.line.clients)
+        self.assertTrue(client.disconnecting)
 
 
 class FaultTests(SynchronousTestCase):
