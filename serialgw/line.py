@@ -20,7 +20,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import Attribute, Interface, implementer
 
-from serialgw.config import DEFAULT_BACKLOG, SerialSettings, describeUnix
+from serialgw.config import DEFAULT_BACKLOG, Rights, SerialSettings, describeUnix
 from serialgw.device import IDeviceSink
 from serialgw.flow import Tail
 
@@ -198,6 +198,8 @@ class Line:
         # client's arrival on, so none of its early output is lost.
         self.waitForClient = False
         self._blockers: set[Any] = set()
+        # Who may use the line, by user name (SSH, TLS client certificates).
+        self.rights = Rights()
 
     # State, as the device has it
 

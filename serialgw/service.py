@@ -11,6 +11,7 @@ import socket
 import stat
 from typing import Any, Callable, Optional, Sequence
 
+import attrs
 from twisted.application.internet import ClientService, backoffPolicy
 from twisted.application.service import MultiService
 from twisted.internet import defer
@@ -26,7 +27,7 @@ from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from serialgw.config import LineConfig, ListenerKind, ListenerSpec, Protocol, describeUnix, isAbstract
+from serialgw.config import LineConfig, ListenerKind, ListenerSpec, Protocol, SSHSpec, describeUnix, isAbstract
 from serialgw.consolelog import ConsoleLog
 from serialgw.device import DeviceError, IPort, PtyPort, SerialDevice, openPort
 from serialgw.line import Line, Role, describeAddress, peerName
@@ -132,6 +133,7 @@ class GatewayService(MultiService):
         retryPolicy: Optional[Callable[[int], float]] = None,
         reopenPolicy: Optional[Callable[[int], float]] = None,
         status: Optional[str] = None,
+        ssh: Optional[SSHSpec] = None,
     ) -> None:
         MultiService.__init__(self)
         if reactor is None:
@@ -156,6 +158,8 @@ class GatewayService(MultiService):
         self._opened = False
         self.status = status
         self.statusPort: Any = None
+        self.ssh = ssh
+        self.sshPort: Any = None
         self.notifier = Notifier(self.reactor, self.statusText)
 
     def privilegedStartService(self) -> None:
@@ -167,6 +171,8 @@ class GatewayService(MultiService):
                 self._openLine(config)
             if self.status:
                 self._serveStatus(self.status)
+            if self.ssh is not None:
+                self._serveSSH(self.ssh)
         except StartupError:
             self._closeAll()
             raise
@@ -192,6 +198,7 @@ class GatewayService(MultiService):
         line.notices = config.notices
         line.mode = config.mode
         line.maxClients = config.maxClients
+        line.rights = config.rights
         line.backlogSize = config.backlog
         line.coalesce(config.coalesceMin, config.coalesceMax, config.coalesceOn)
         device.sink = line
@@ -218,6 +225,39 @@ class GatewayService(MultiService):
         self.statusPort = results[0]
         self._own("closer", self.statusPort.stopListening)
         log.info("status page (JSON) on http://{address}/, Prometheus metrics on /metrics", address=describeAddress(self.statusPort.getHost()))
+
+    def _serveSSH(self, spec: SSHSpec) -> None:
+        from serialgw.ssh import SSHError, makeFactory
+
+        try:
+            factory = makeFactory(spec, lambda: self.lines, self.reactor)
+            endpoint = serverFromString(self.reactor, spec.listener.endpoint)
+        except SSHError as e:
+            raise StartupError(str(e)) from None
+        except Exception as e:
+            raise StartupError(f"bad SSH listener {spec.listener.text!r}: {e}") from None
+        results: list[Any] = []
+        endpoint.listen(factory).addBoth(results.append)
+        if not results or isinstance(results[0], Failure):
+            reason = results[0].value if results else "did not start at once"
+            raise StartupError(f"cannot listen for SSH on {spec.listener.text!r}: {reason}")
+        self.sshPort = results[0]
+        self.sshFactory = factory
+        self._own("closer", self.sshPort.stopListening)
+        log.info("ssh listener ready on {address} for {count} user(s); ssh -p PORT LINE@HOST",
+                 address=describeAddress(self.sshPort.getHost()), count=len(spec.users))
+
+    def reloadUsers(self, ssh: Optional[SSHSpec]) -> None:
+        """New people and keys for the running SSH listener (a reload); its address and host key stay."""
+        if ssh is None or self.ssh is None or self.sshPort is None:
+            if (ssh is None) != (self.sshPort is None):
+                log.warn("reload: [ssh] added or removed: restart the gateway to apply it")
+            return
+        if (ssh.listener, ssh.hostKey) != (self.ssh.listener, self.ssh.hostKey):
+            log.warn("reload: [ssh] listen or host-key changed: restart the gateway to apply it")
+        self.sshFactory.setUsers(ssh.users)
+        self.ssh = attrs.evolve(self.ssh, users=ssh.users)
+        log.info("reload: {count} SSH user(s)", count=len(ssh.users))
 
     def _makeDevice(self, config: LineConfig) -> Any:
         if config.device.remote:

@@ -39,6 +39,10 @@ class Session:
     escapeMenu: Optional[EscapeMenu] = None
     defaultEscape: Optional[int] = None
 
+    def describePeer(self) -> str:
+        """This client in notices and logs: its address (a person's name too, where known)."""
+        return peerName(self.transport)
+
     def startSession(self) -> None:
         """
         Join the line.  A start that fails leaves the client fully gone
@@ -53,7 +57,7 @@ class Session:
             self.transport.loseConnection()
 
     def _startSession(self) -> None:
-        self.peer = peerName(self.transport)
+        self.peer = self.describePeer()
         spec = self.listener
         key = self.defaultEscape if spec is None or spec.escape == -1 else spec.escape
         if key is not None:
