@@ -38,7 +38,7 @@ from serialgw.ptylink import PtyClient
 from serialgw.raw import RawClient
 from serialgw.remote import RemoteDevice
 from serialgw.telnet import TelnetClient
-from serialgw.tls import HandshakeGate, RefusingTLSFactory, ServerContextFactory, TLSError, clientOptions
+from serialgw.tls import HandshakeGate, RefusingTLSFactory, ServerContextFactory, TLSError, clientOptions, peerSubject
 
 log = Logger()
 
@@ -92,15 +92,28 @@ class LineFactory(Factory):
         client.factory = self
         if self.spec.tls is not None:
             # Attached to the line only once its handshake is done and verified.
-            return HandshakeGate(client, self.clock, self.spec.tls.handshakeTimeout, self.handshakes, self._admit)
+            return HandshakeGate(client, self.clock, self.spec.tls.handshakeTimeout, self.handshakes,
+                                 lambda transport: self._admit(transport, client))
         return client
 
-    def _admit(self, transport: Any) -> bool:
-        """A TLS client is verified: is there still room on the line?"""
+    def _admit(self, transport: Any, client: Any = None) -> bool:
+        """
+        A TLS client is verified: is there still room on the line, and may
+        the certificate's CN (a user name) use it (the line's write / read)?
+        """
         if self.line.full():
             log.warn("{line}: TLS client {peer} refused after its handshake: {count} clients already (max-clients)",
                      line=self.line.name, peer=peerName(transport), count=self.line.maxClients)
             return False
+        user = peerSubject(transport)
+        if user and client is not None:
+            right = self.line.rights.of(user)
+            if right is None:
+                log.warn("{line}: TLS client {peer} ({user}) refused: not in the line's write or read",
+                         line=self.line.name, peer=peerName(transport), user=user)
+                return False
+            if right == "read":
+                client.role = Role.READONLY
         return True
 
     def _allowed(self, addr: Any) -> bool:

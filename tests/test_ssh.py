@@ -776,3 +776,57 @@ class OpenSSHTests(TestCase):
 
 
 SSH_READY = re.compile(rb"ssh listener ready on 127\.0\.0\.1:(\d+)")
+
+
+class TLSUserTests(TestCase):
+    """The line's write / read apply to TLS client certificates: the CN is the user name."""
+
+    timeout = 30
+
+    async def test_certificateNamesTheUser(self) -> None:
+        """write=alice, read=carol: alice types, carol only watches, mallory (a good certificate) is refused."""
+        from twisted.internet.endpoints import TCP4ClientEndpoint, wrapClientTLS
+        from twisted.internet.ssl import Certificate, PrivateCertificate, optionsForClientTLS
+
+        from serialgw.config import DeviceSpec, LineConfig
+        from serialgw.endpoints import parseListener
+        from serialgw.service import GatewayService
+        from tests.certs import Authority
+        from tests.realio import Collector, closeClients, startedPty
+
+        pty = startedPty(self)
+        ca = Authority(os.path.abspath(self.mktemp()))
+        cert, key = ca.issue("gateway", dns="localhost")
+        listener = parseListener(f"raw+tls:0:interface=127.0.0.1:cert={cert}:key={key}:ca={ca.path}")
+        service = GatewayService([LineConfig("t", DeviceSpec("tty", pty.slaveName), listeners=(listener,),
+                                             rights=Rights(write=("alice",), read=("carol",)))])
+        service.startService()
+        self.addCleanup(service.stopService)
+        port = service.ports[0][1].getHost().port
+        with open(ca.path, "rb") as f:
+            trust = Certificate.loadPEM(f.read())
+
+        async def dial(cn: str) -> Collector:
+            certPath, keyPath = ca.issue(cn)
+            with open(certPath, "rb") as f1, open(keyPath, "rb") as f2:
+                mine = PrivateCertificate.loadPEM(f1.read() + f2.read())
+            options = optionsForClientTLS("localhost", trustRoot=trust, clientCertificate=mine)
+            endpoint = wrapClientTLS(options, TCP4ClientEndpoint(reactor, "127.0.0.1", port))
+            client: Collector = await endpoint.connect(protocol.Factory.forProtocol(Collector))
+            return client
+
+        mallory = await dial("mallory")
+        await mallory.closed
+        carol = await dial("carol")
+        carol.transport.write(b"carol")  # type: ignore[union-attr]
+        alice = await dial("alice")
+        alice.transport.write(b"alice")  # type: ignore[union-attr]
+        self.assertEqual(await pty.received.length(5), b"alice")
+        pty.write(b"!")
+        await carol.received.contains(b"!")
+        await alice.received.contains(b"!")
+        line = service.lines["t"]
+        self.assertEqual(sorted((c.peer.split(" ")[-1], c.role) for c in line.clients),
+                         [("(alice)", Role.WRITER), ("(carol)", Role.READONLY)])
+        self.assertEqual((mallory.received.data, pty.received.data), (b"", b"alice"))
+        await closeClients(carol, alice)
