@@ -16,6 +16,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import stat
 import struct
 import termios
 import tty
@@ -136,7 +137,7 @@ class IDeviceSink(Interface):
 
 
 _FIELDS = ("baudrate", "bytesize", "parity", "stopbits", "xonxoff", "rtscts")
-_SETTING_ERRORS = (serial.SerialException, OSError, ValueError, termios.error)
+_SETTING_ERRORS = (serial.SerialException, OSError, ValueError, OverflowError, termios.error)
 
 
 def _pyserialValue(settings: SerialSettings, field: str) -> Any:
@@ -158,7 +159,13 @@ _SPEEDS = {
     for name in dir(termios)
     if name.startswith("B") and name[1:].isdigit() and int(name[1:]) > 0
 }
+_SPEED_NAMES = {baud: constant for constant, baud in _SPEEDS.items()}
 _SIZES = {termios.CS5: 5, termios.CS6: 6, termios.CS7: 7, termios.CS8: 8}
+
+
+def termiosSpeed(baud: int) -> Optional[int]:
+    """The termios constant for a speed (B115200), or None if termios has none."""
+    return _SPEED_NAMES.get(baud)
 CMSPAR = getattr(termios, "CMSPAR", 0o10000000000)
 
 
@@ -527,11 +534,16 @@ def fcntlBreak(fd: int, on: bool) -> None:
 
 def replaceSymlink(target: str, link: str) -> None:
     """
-    Point C{link} at C{target} atomically, replacing a stale link.  A
-    regular file or directory in the way is an error, never removed.
+    Point C{link} at C{target} atomically.  Something already at C{link} is
+    taken over only when it is a symlink that dangles or points at a pty
+    whose slave nobody has open (what a gateway that died leaves behind);
+    the live link of another gateway, a link to anything else, a regular
+    file or a directory is an error, never touched.
     """
-    if os.path.lexists(link) and not os.path.islink(link):
-        raise FileExistsError(errno.EEXIST, "exists and is not a symlink")
+    if os.path.lexists(link):
+        if not os.path.islink(link):
+            raise FileExistsError(errno.EEXIST, "exists and is not a symlink")
+        _mayTakeOver(link)
     tmp = f"{link}.{os.getpid()}.tmp"
     try:
         os.unlink(tmp)
@@ -539,6 +551,51 @@ def replaceSymlink(target: str, link: str) -> None:
         pass
     os.symlink(target, tmp)
     os.replace(tmp, link)
+
+
+# Unix98 pty slaves (/dev/pts/N): majors 136 to 143.
+PTY_SLAVE_MAJORS = range(136, 144)
+
+
+def _mayTakeOver(link: str) -> None:
+    """Raise FileExistsError unless the symlink C{link} is stale (see replaceSymlink)."""
+    old = os.readlink(link)
+    try:
+        st = os.stat(link)
+    except FileNotFoundError:
+        return  # dangling
+    if not (stat.S_ISCHR(st.st_mode) and os.major(st.st_rdev) in PTY_SLAVE_MAJORS):
+        raise FileExistsError(errno.EEXIST, f"is a symlink to {old}, which is not a pty: not ours to replace")
+    holders = ptyHolders(os.path.realpath(link))
+    if holders:
+        raise FileExistsError(
+            errno.EEXIST,
+            f"is the live link to {old}, held open by pid {', '.join(map(str, holders))} "
+            "(another gateway?): not replaced",
+        )
+
+
+def ptyHolders(path: str) -> list[int]:
+    """
+    The processes (that we may look at) with the pty slave C{path} open,
+    from /proc/PID/fd.
+    """
+    holders = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                if os.readlink(f"/proc/{pid}/fd/{fd}") == path:
+                    holders.append(int(pid))
+                    break
+            except OSError:
+                continue
+    return holders
 
 
 def removeSymlink(link: str, target: str) -> None:
@@ -610,6 +667,9 @@ class SerialDevice:
     meanwhile is held and written after the break.  A break asked for while
     one is under way is refused, not doubled.
     """
+
+    # Every tty takes a break (a pty ignores it: see PtyPort.setBreak).
+    noBreak = ""
 
     def __init__(
         self,

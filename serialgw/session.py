@@ -8,9 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Optional
 
-from twisted.internet.interfaces import IHandshakeListener
 from twisted.logger import Logger
-from zope.interface import implementer
 
 from serialgw.escape import EscapeMenu, keyName
 from serialgw.flow import OutputGuard
@@ -20,7 +18,6 @@ from serialgw.tls import peerSubject
 log = Logger()
 
 
-@implementer(IHandshakeListener)
 class Session:
     """
     Mixed into a client protocol that has C{line}, C{transport},
@@ -36,22 +33,41 @@ class Session:
     _idleCall: Any = None
     peer: str = "?"
     role: Role = Role.WRITER
-    _roleAfterHandshake: Role = Role.WRITER
 
     # A network client: counts for max-clients, exclusive mode, notices.
     person = True
     escapeMenu: Optional[EscapeMenu] = None
     defaultEscape: Optional[int] = None
 
+    def describePeer(self) -> str:
+        """This client in notices and logs: its address (a person's name too, where known)."""
+        return peerName(self.transport)
+
     def startSession(self) -> None:
-        self.peer = peerName(self.transport)
+        """
+        Join the line.  A start that fails leaves the client fully gone
+        (detached, connection aborted), never half attached.
+        """
+        try:
+            self._startSession()
+        except Exception:
+            log.failure("{line}: starting the session of {peer} failed; it is disconnected",
+                        line=self.line.name, peer=self.peer)
+            self.endSession()
+            self.transport.loseConnection()
+
+    def _startSession(self) -> None:
+        self.peer = self.describePeer()
         spec = self.listener
         key = self.defaultEscape if spec is None or spec.escape == -1 else spec.escape
         if key is not None:
-            self.escapeMenu = EscapeMenu(self, key)
-        if spec is not None and spec.tls is not None and spec.tls.readOnlySubjects:
-            # Read-only until the certificate says otherwise (handshakeCompleted).
-            self._roleAfterHandshake, self.role = self.role, Role.READONLY
+            self.escapeMenu = EscapeMenu(self, key, qemuKeys=spec is not None and spec.qemuKeys)
+        if spec is not None and spec.tls is not None:
+            # Over TLS a session starts once the handshake is done and the
+            # certificate verified (tls.HandshakeGate): its subject names the
+            # peer and, with readonly=, decides the role before the line sees
+            # the client (so exclusive mode counts it right).
+            self._certified(spec.tls)
         if spec is not None:
             self.guard = OutputGuard(self, self.line, spec.outbuf, spec.policy)
             self.guard.attach(self.transport)
@@ -100,14 +116,13 @@ class Session:
     def writeText(self, data: bytes) -> None:
         self.transport.write(data)
 
-    def handshakeCompleted(self) -> None:
-        """TLS is up: map the client certificate's subject to a role."""
+    def _certified(self, tls: Any) -> None:
         subject = peerSubject(self.transport)
         if subject:
             self.peer = f"{self.peer} ({subject})"
-        spec = self.listener
-        if spec is not None and spec.tls is not None and spec.tls.readOnlySubjects:
-            self.role = Role.READONLY if subject in spec.tls.readOnlySubjects else self._roleAfterHandshake
+        if tls.readOnlySubjects:
+            if subject in tls.readOnlySubjects:
+                self.role = Role.READONLY
             log.info("{line}: {peer} is {role} by its certificate", line=self.line.name, peer=self.peer,
                      role=self.role.value)
 

@@ -8,13 +8,16 @@ from __future__ import annotations
 import os
 import time
 
+from twisted.internet.address import IPv4Address
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase
 
 from serialgw.config import LogSpec
 from serialgw.consolelog import ConsoleLog
+from serialgw.endpoints import parseListener
 from serialgw.line import Line
+from serialgw.raw import RawClient
 from serialgw.telnet import TelnetClient
 from tests.fakes import RecordingDevice
 
@@ -93,3 +96,100 @@ class ConsoleLogTests(SynchronousTestCase):
         log.close()
         self.assertEqual(self.read(self.path + ".1"), b"second line\n")
         self.assertEqual(self.read(), b"[serialgw: still here]\n")
+
+
+class AttachTests(SynchronousTestCase):
+    """A client whose attach goes wrong is fully attached or fully gone, never half."""
+
+    def setUp(self) -> None:
+        self.device = RecordingDevice()
+        self.line = Line("web1", self.device, clock=Clock())
+
+    def connect(self, listener: str = "raw+4444") -> tuple[RawClient, StringTransport]:
+        client = RawClient(self.line, listener=parseListener(listener))
+        transport = StringTransport(peerAddress=IPv4Address("TCP", "192.0.2.9", 1000))
+        client.makeConnection(transport)
+        return client, transport
+
+    def test_failingLogLeavesClientAttached(self) -> None:
+        """A log that fails on the attach event is cut off; the client is on the list, reads and writes."""
+        log = ConsoleLog(self.line, LogSpec(self.mktemp(), format=""), self.line.clock)
+        self.addCleanup(log.close)
+
+        def broken(text: str) -> None:
+            raise TypeError("a log that cannot stamp")
+
+        log.event = broken  # type: ignore[method-assign]
+        client, transport = self.connect()
+        self.assertEqual(len(self.flushLoggedErrors(TypeError)), 1)
+        self.assertEqual((self.line.clients, self.line.logs), ([client], []))
+        self.line.deviceDataReceived(b"login: ")
+        client.dataReceived(b"root\r")
+        self.assertEqual((transport.value(), self.device.events), (b"login: ", [("write", b"root\r")]))
+        self.assertFalse(transport.disconnecting)
+
+    def test_failedStartLeavesClientGone(self) -> None:
+        """A session whose start fails after it joined the line (replay here) is detached and disconnected."""
+        def broken() -> bytes:
+            raise RuntimeError("no backlog")
+
+        self.line.backlog = broken  # type: ignore[method-assign]
+        client, transport = self.connect("raw,replay+4444")
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+        self.assertEqual(self.line.clients, [])
+        self.assertTrue(transport.disconnecting)
+        self.line.deviceDataReceived(b"login: ")
+        self.assertEqual(transport.value(), b"")
+
+
+class RotatedBySomeoneElseTests(SynchronousTestCase):
+    """logrotate's two ways: rename then SIGUSR1 (reopen), or copytruncate (append mode)."""
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.line = Line("web1", RecordingDevice(), clock=self.clock)
+        directory = self.mktemp()
+        os.mkdir(directory)
+        self.path = os.path.join(directory, "web1.log")
+
+    def read(self, path: str) -> bytes:
+        with open(path, "rb") as f:
+            return f.read()
+
+    def test_renameThenReopen(self) -> None:
+        """Renamed, then reopened: what came before is in the renamed file, what comes after in a new one at the path."""
+        log = ConsoleLog(self.line, LogSpec(self.path, format=""), self.clock)
+        self.addCleanup(log.close)
+        self.line.deviceDataReceived(b"before\n")
+        os.rename(self.path, self.path + ".1")
+        self.line.deviceDataReceived(b"moved\n")
+        log.reopen()
+        self.line.deviceDataReceived(b"after\n")
+        self.assertEqual((self.read(self.path + ".1"), self.read(self.path)), (b"before\nmoved\n", b"after\n"))
+
+    def test_reopenFailsKeepsFile(self) -> None:
+        """The path cannot be opened again (its directory is gone): one error, output goes on to the file in hand."""
+        log = ConsoleLog(self.line, LogSpec(self.path, format=""), self.clock)
+        self.addCleanup(log.close)
+        directory = os.path.dirname(self.path)
+        os.rename(directory, directory + ".old")
+        log.reopen()
+        self.line.deviceDataReceived(b"still logged\n")
+        self.assertEqual(self.read(os.path.join(directory + ".old", "web1.log")), b"still logged\n")
+        self.assertEqual(self.line.logs, [log])
+
+    def test_copytruncate(self) -> None:
+        """
+        Copied and truncated under the log: the next output starts the file
+        at offset 0 (no hole of NULs), and the size limit counts from there
+        (no rotation of a nearly empty file).
+        """
+        log = ConsoleLog(self.line, LogSpec(self.path, format="", maxSize=100, daily=False, keep=2), self.clock)
+        self.addCleanup(log.close)
+        self.line.deviceDataReceived(b"a" * 89 + b"\n")
+        os.truncate(self.path, 0)
+        self.line.deviceDataReceived(b"b" * 19 + b"\n")
+        self.assertEqual(self.read(self.path), b"b" * 19 + b"\n")
+        self.assertFalse(os.path.exists(self.path + ".1"))
+        self.line.deviceDataReceived(b"c" * 89 + b"\n")
+        self.assertEqual((self.read(self.path + ".1"), self.read(self.path)), (b"b" * 19 + b"\n", b"c" * 89 + b"\n"))
