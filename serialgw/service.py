@@ -352,6 +352,8 @@ class GatewayService(MultiService):
             raise StartupError(
                 f"line {config.name!r}: cannot listen on {spec.text or spec.endpoint!r}: {result.value}"
             )
+        if spec.path and not isAbstract(spec.path) and hasattr(result, "_bindPath"):
+            result = OwnSocketPort(result, spec.path)
         self._own("port", (spec, result))
         address = result.getHost()
         kind = f"{spec.protocol.value}{' (TLS)' if spec.tls else ''}"
@@ -574,6 +576,40 @@ def _exposed(spec: ListenerSpec, address: Any) -> bool:
     if spec.allow and all(ipaddress.ip_network(a, strict=False).network_address.is_loopback for a in spec.allow):
         return False
     return not ip.is_loopback
+
+
+class OwnSocketPort:
+    """
+    A listening unix socket that, at stop, removes its file only if the file
+    at the path is still the socket it made (same device and inode): one
+    put there since (another gateway's, anything) is left alone.
+    """
+
+    def __init__(self, port: Any, path: str) -> None:
+        self.port = port
+        self.path = path
+        st = os.lstat(path)
+        self.identity = (st.st_dev, st.st_ino)
+        self.factory = port.factory
+
+    def getHost(self) -> Any:
+        return self.port.getHost()
+
+    def ours(self) -> bool:
+        try:
+            st = os.lstat(self.path)
+        except OSError:
+            return False
+        return (st.st_dev, st.st_ino) == self.identity and stat.S_ISSOCK(st.st_mode)
+
+    def stopListening(self) -> Any:
+        if not self.ours():
+            log.warn("{path} is no longer the socket this gateway made: left in place", path=self.path)
+            # Twisted's unix port removes its path when it closes, unless the
+            # name is abstract: make it so, and nothing is removed.
+            bound = self.port._bindPath
+            self.port._bindPath = b"\0" + bound if isinstance(bound, bytes) else "\0" + bound
+        return self.port.stopListening()
 
 
 def _removeStaleSocket(path: str, lineName: str) -> None:

@@ -83,8 +83,11 @@ class Session:
             self.notice(f"{self.line.name}: {self.line.settings.describe()}, you are {self.role.value}; "
                         f"also here: {', '.join(others) or 'nobody'}"
                         + (f"; escape key {keyName(self.escapeMenu.key)}" if self.escapeMenu else ""))
+        early = self.line.takeEarlyOutput()
         if spec is not None and spec.replay:
             self.deliver(self.line.backlog())
+        elif early:
+            self.deliver(early)
 
     def fromPeer(self, data: bytes) -> None:
         """Data from the client: through the escape menu, then to the line."""
