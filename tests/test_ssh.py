@@ -312,7 +312,8 @@ class SessionTests(SynchronousTestCase):
                               (b"signal", NS(b"INT")), (b"\xff\xfe", b"")]:
             self.assertFalse(channel.requestReceived(request, data), request)
         self.assertEqual([e["request"] for e in events.at(LogLevel.info)],
-                         ["env", "x11-req", "auth-agent-req@openssh.com", "subsystem", "signal", "\ufffd\ufffd"])
+                         ["x11-req", "auth-agent-req@openssh.com", "subsystem", "signal", "\ufffd\ufffd"])
+        self.assertEqual([e["request"] for e in events.at(LogLevel.debug) if "request" in e], ["env"])
         self.assertEqual(h.lines["con1"].clients, [])
 
     def test_execNamesTheLine(self) -> None:
@@ -830,3 +831,47 @@ class TLSUserTests(TestCase):
                          [("(alice)", Role.WRITER), ("(carol)", Role.READONLY)])
         self.assertEqual((mallory.received.data, pty.received.data), (b"", b"alice"))
         await closeClients(carol, alice)
+
+
+class ServiceTests(TestCase):
+    """The SSH listener in the gateway service: opened with the lines, its users replaced on reload."""
+
+    def test_listenAndReloadUsers(self) -> None:
+        """The host key is made at start, the line gets its rights; reloadUsers swaps the keys and warns of what needs a restart."""
+        import attrs
+
+        from serialgw.config import DeviceSpec, LineConfig
+        from serialgw.service import GatewayService
+        from tests.realio import startedPty
+
+        pty = startedPty(self)
+        hostKey = self.mktemp()
+        a, b = newKey(), newKey()
+        spec = SSHSpec(parseSSHListener("tcp:0:interface=127.0.0.1"), hostKey, (UserSpec("ops1", (publicLine(a),)),))
+        service = GatewayService([LineConfig("t", DeviceSpec("tty", pty.slaveName), rights=Rights(write=("ops1",)))],
+                                 ssh=spec)
+        service.startService()
+        self.addCleanup(service.stopService)
+        self.assertEqual((service.lines["t"].rights, os.path.exists(hostKey)), (Rights(write=("ops1",)), True))
+        ring = lambda: service.sshFactory.checker.ring.people  # noqa: E731
+        self.assertEqual(ring(), {a.blob(): "ops1"})
+        events = Events(self)
+        service.reloadUsers(attrs.evolve(spec, users=(UserSpec("ops2", (publicLine(b),)),)))
+        self.assertEqual(ring(), {b.blob(): "ops2"})
+        service.reloadUsers(attrs.evolve(spec, listener=parseSSHListener("tcp:2222"), users=()))
+        self.assertEqual(ring(), {})
+        self.assertEqual([e["log_format"] for e in events.at(LogLevel.warn)],
+                         ["reload: [ssh] listen or host-key changed: restart the gateway to apply it"])
+
+    def test_hostKeyCannotBeMade(self) -> None:
+        """A host key that cannot be made stops the start with the path and the reason, and nothing stays open."""
+        from serialgw.config import DeviceSpec, LineConfig
+        from serialgw.service import GatewayService, StartupError
+        from tests.realio import startedPty
+
+        pty = startedPty(self)
+        spec = SSHSpec(parseSSHListener("tcp:0:interface=127.0.0.1"), "/nonexistent/key", ())
+        service = GatewayService([LineConfig("t", DeviceSpec("tty", pty.slaveName))], ssh=spec)
+        e = self.assertRaises(StartupError, service.privilegedStartService)
+        self.assertEqual(str(e), "cannot write SSH host key '/nonexistent/key': No such file or directory")
+        self.assertEqual((service.lines, service.ports), ({}, []))
