@@ -32,6 +32,8 @@ class Session:
     guard: Optional[OutputGuard] = None
     _idleCall: Any = None
     peer: str = "?"
+    # The person, when known by name (an SSH key's owner, a TLS certificate's CN).
+    user: Optional[str] = None
     role: Role = Role.WRITER
 
     # A network client: counts for max-clients, exclusive mode, notices.
@@ -120,6 +122,7 @@ class Session:
         subject = peerSubject(self.transport)
         if subject:
             self.peer = f"{self.peer} ({subject})"
+            self.user = subject
         if tls.readOnlySubjects:
             if subject in tls.readOnlySubjects:
                 self.role = Role.READONLY

@@ -702,12 +702,12 @@ class SSHClient(Session, ClientEvents, SSHChannel):
         if self.line is not None or self.ended:
             return False
         line = self.gateway.line(name)
-        right = line.rights.of(self.user) if line is not None else None
+        right = line.rights.of(self.login.user) if line is not None else None
         newline = "\r\n" if self.pty else "\n"
         if line is None or right is None:
             log.info("ssh: {user} ({peer}) asked for {name!r}: not a line they may use", user=self.user,
                      peer=describeAddress(self.transport.getPeer()), name=_printable(name))
-            mine = self.gateway.linesFor(self.user)
+            mine = self.gateway.linesFor(self.login.user)
             text = f"serialgw: {_printable(name)!r} is not a line you may use; your lines:{newline}"
             text += "".join(f"{n}{newline}" for n in mine)
             self.clock.callLater(0, self._refuse, text)

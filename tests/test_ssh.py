@@ -48,7 +48,7 @@ from serialgw.ssh import (
     usersFromFile,
 )
 from tests.fakes import RecordingDevice
-from tests.realio import Accumulator, ProcessOutput, gatewayArgv, spawn
+from tests.realio import Accumulator, ProcessOutput, closeClients, connect, gatewayArgv, listeningPort, spawn
 from tests.test_peers import need
 
 
@@ -283,6 +283,17 @@ class SessionTests(SynchronousTestCase):
         self.assertEqual(h.devices["con1"].events, [("write", b"ls\r")])
         line.deviceDataReceived(b"output\r\n")
         self.assertEqual(sent(conn, channel), b"output\r\n")
+
+    def test_statusNamesThePerson(self) -> None:
+        """The status page lists an SSH session with its person: user, peer, protocol ssh, role."""
+        from serialgw.status import lineStatus
+
+        h = Harness()
+        channel, conn = h.channel()
+        channel.requestReceived(b"shell", b"")
+        [entry] = lineStatus(h.lines["con1"])["clients"]
+        self.assertEqual((entry["user"], entry["peer"], entry["protocol"], entry["role"]),
+                         ("ops1", "ops1 (192.0.2.7:40000)", "ssh", "writer"))
 
     def test_break(self) -> None:
         """RFC 4335 break (OpenSSH ~B): a serial break through the line, the asked length ignored; the next key after it."""
@@ -682,11 +693,11 @@ class OpenSSHTests(TestCase):
         self.processes.append(proc)
         return proc
 
-    async def gateway(self) -> tuple[ProcessOutput, int]:
+    async def gateway(self, listener: str = "tcp:0:interface=127.0.0.1", *extra: str) -> tuple[ProcessOutput, int]:
         proc = self.spawn(gatewayArgv(
             "--device", f"telnet:127.0.0.1:{self.consolePort.getHost().port}", "--name", "con1",
-            "--ssh", "tcp:0:interface=127.0.0.1", "--ssh-host-key", self.path("host_key"),
-            "--authorized-keys", self.path("writer.pub"), "--readonly-keys", self.path("reader.pub")))
+            "--ssh", listener, "--ssh-host-key", self.path("host_key"),
+            "--authorized-keys", self.path("writer.pub"), "--readonly-keys", self.path("reader.pub"), *extra))
         self.gateways.append(proc)
         data = await proc.output.when(lambda d: SSH_READY.search(d) is not None and b": connected" in d)
         match = SSH_READY.search(data)
@@ -774,6 +785,31 @@ class OpenSSHTests(TestCase):
         again.write(b"\r~.")
         self.assertEqual(await again.ended, 255)
         self.assertNotIn(b"Host key verification failed", again.output.data)
+
+
+    async def test_stoppedClientBounded(self) -> None:
+        """An ssh client that stops reading (SIGSTOP) loses the oldest output past outbuf; a raw client gets every byte; after SIGCONT the person is told how much."""
+        import signal
+
+        gw, port = await self.gateway("outbuf=65536+tcp:0:interface=127.0.0.1", "--port", "raw+tcp:0:interface=127.0.0.1")
+        rawPort = await listeningPort(gw, "raw")
+        raw = await connect(rawPort)
+        ssh = self.client(port, "writer")
+        await gw.output.contains(b"con1: ops1 (127.0.0.1:")
+        os.kill(ssh.transport.pid, signal.SIGSTOP)  # type: ignore[union-attr]
+        try:
+            flood = b"0123456789abcdef" * (4 * 1024 * 1024 // 16) + b"END-OF-FLOOD"
+            self.consoles[0].transport.write(flood)  # type: ignore[union-attr]
+            self.assertEqual(len(await raw.received.length(len(flood))), len(flood))
+            await gw.output.contains(b"cannot keep up: its output is dropped until it does")
+        finally:
+            os.kill(ssh.transport.pid, signal.SIGCONT)  # type: ignore[union-attr]
+        # The newest bytes come last, after the notices of what was dropped.
+        data = await ssh.output.contains(b"END-OF-FLOOD")
+        dropped = sum(int(n) for n in re.findall(rb"\[serialgw: (\d+) bytes dropped: this session fell behind\]", data))
+        self.assertGreater(dropped, 1024 * 1024)
+        self.assertLess(dropped, len(flood))
+        await closeClients(raw)
 
 
 SSH_READY = re.compile(rb"ssh listener ready on 127\.0\.0\.1:(\d+)")
