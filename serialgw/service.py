@@ -215,6 +215,11 @@ class GatewayService(MultiService):
         line.backlogSize = config.backlog
         line.coalesce(config.coalesceMin, config.coalesceMax, config.coalesceOn)
         device.sink = line
+        line.openString, line.closeString = config.openString, config.closeString
+        line.modemAttached = {"dtr": config.dtr, "rts": config.rts}
+        line.modemIdle = {"dtr": config.idleDtr, "rts": config.idleRts}
+        # Right after open, before any data: nobody is attached yet.
+        line.applyModemLines()
         self.lines[config.name] = line
         line.waitForClient = any(spec.wait for spec in config.listeners)
         if config.log is not None:
