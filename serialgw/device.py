@@ -158,7 +158,13 @@ _SPEEDS = {
     for name in dir(termios)
     if name.startswith("B") and name[1:].isdigit() and int(name[1:]) > 0
 }
+_SPEED_NAMES = {baud: constant for constant, baud in _SPEEDS.items()}
 _SIZES = {termios.CS5: 5, termios.CS6: 6, termios.CS7: 7, termios.CS8: 8}
+
+
+def termiosSpeed(baud: int) -> Optional[int]:
+    """The termios constant for a speed (B115200), or None if termios has none."""
+    return _SPEED_NAMES.get(baud)
 CMSPAR = getattr(termios, "CMSPAR", 0o10000000000)
 
 

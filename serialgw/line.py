@@ -558,10 +558,11 @@ class Line:
 
     def deviceLost(self, reason: Failure) -> None:
         self.up = False
-        self.recordEvent(f"device down ({reason.getErrorMessage()}); {len(self.clients)} client(s) stay connected")
+        why = reason.getErrorMessage().rstrip(".")  # "closed cleanly." then "; waiting": one stop
+        self.recordEvent(f"device down ({why}); {len(self.clients)} client(s) stay connected")
         notice = b""
         if self.notices:
-            text = f"[serialgw: {self.name} is down: {reason.getErrorMessage()}; waiting for it]"
+            text = f"[serialgw: {self.name} is down: {why}; waiting for it]"
             notice = b"\r\n" + text.encode("utf-8", "replace") + b"\r\n"
         for client in list(self.clients):
             client.deviceStateChanged(False, notice)

@@ -385,7 +385,7 @@ class RemoteDevice:
             self._breakCall.cancel()
         self._breakCall = None
         if not self.closed:
-            log.warn("{device}: connection lost: {reason}", device=self.name, reason=reason.getErrorMessage())
+            log.warn("{device}: connection lost: {reason}", device=self.name, reason=reason.getErrorMessage().rstrip("."))
             self.sink.deviceLost(reason)
 
     def _remoteSettings(self, **changes: Any) -> None:

@@ -188,12 +188,9 @@ class GatewayService(MultiService):
             self._listen(line, config, spec)
 
     def _serveStatus(self, description: str) -> None:
-        from twisted.web.server import Site
+        from serialgw.status import statusSite
 
-        from serialgw.status import statusRoot
-
-        site = Site(statusRoot(self))
-        site.noisy = False
+        site = statusSite(self)
         results: list[Any] = []
         serverFromString(self.reactor, description).listen(site).addBoth(results.append)
         if not results or isinstance(results[0], Failure):

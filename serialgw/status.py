@@ -141,6 +141,19 @@ def metricsRegistry(service: Any) -> Any:
     return registry
 
 
+def statusSite(service: Any) -> Any:
+    """The status endpoint's site: no access-log line per GET (scrapers come every few seconds)."""
+    from twisted.web.server import Site
+
+    class QuietSite(Site):
+        noisy = False
+
+        def log(self, request: Any) -> None:
+            pass
+
+    return QuietSite(statusRoot(service))
+
+
 def statusRoot(service: Any) -> Resource:
     """C{/}: the JSON page; C{/metrics}: Prometheus text."""
     from prometheus_client.twisted import MetricsResource

@@ -254,6 +254,17 @@ class _TwistdGatewayService(GatewayService):
     """
 
     configPath: Optional[str] = None
+    # twistd's log observer, made by serialgw.logs (None: twistd's own).
+    logObserver: Any = None
+
+    def setServiceParent(self, parent: Any) -> Any:
+        # twistd uses the application's ILogObserver component unless
+        # --logger is given: the journal's format, or its own tidied.
+        if self.logObserver is not None and hasattr(parent, "setComponent"):
+            from twisted.logger import ILogObserver
+
+            parent.setComponent(ILogObserver, self.logObserver)
+        return GatewayService.setServiceParent(self, parent)
 
     def privilegedStartService(self) -> None:
         if self.configPath is not None:
@@ -337,4 +348,7 @@ def makeService(options: Options, reactor: Optional[Any] = None) -> GatewayServi
     status = parseListener(options["status"]).endpoint if options["status"] else None
     service = _TwistdGatewayService(options["lines"], reactor=reactor, status=status)
     service.configPath = options["config"]
+    from serialgw.logs import twistdObserver
+
+    service.logObserver = twistdObserver(getattr(options, "parent", None))
     return service
