@@ -274,6 +274,9 @@ class TLSSpec:
     subjects: tuple[str, ...] = ()
     hostname: str = ""
     readOnlySubjects: tuple[str, ...] = ()
+    # Seconds a connection may take to finish its handshake (0: no limit);
+    # it is not a client of the line until it has.
+    handshakeTimeout: float = 10.0
 
 
 @attrs.frozen
@@ -458,6 +461,49 @@ MAX_LOG_KEEP = 1000
 
 
 @attrs.frozen
+class Rights:
+    """
+    Who may type on a line (C{write}) and who may only watch (C{read}):
+    user names, C{"*"} for every user.  A line with neither lets every user
+    write.  Users are people known by name: SSH key owners, TLS client
+    certificates (CN).
+    """
+
+    write: Optional[tuple[str, ...]] = None
+    read: Optional[tuple[str, ...]] = None
+
+    def of(self, user: str) -> Optional[str]:
+        """C{"write"}, C{"read"}, or None: C{user} may not use the line."""
+        if self.write is None and self.read is None:
+            return "write"
+        if self.write is not None and (user in self.write or "*" in self.write):
+            return "write"
+        if self.read is not None and (user in self.read or "*" in self.read):
+            return "read"
+        return None
+
+
+@attrs.frozen
+class UserSpec:
+    """A person: a name, and the OpenSSH public key lines that are theirs."""
+
+    name: str
+    keys: tuple[str, ...] = ()
+
+
+DEFAULT_HOST_KEY = "/var/lib/serialgw/ssh_host_ed25519_key"
+
+
+@attrs.frozen
+class SSHSpec:
+    """The SSH listener: where, its host key (made at first start), the people who may log in."""
+
+    listener: ListenerSpec
+    hostKey: str = DEFAULT_HOST_KEY
+    users: tuple[UserSpec, ...] = ()
+
+
+@attrs.frozen
 class LineConfig:
     """
     Everything about one serial line: its device and how clients reach it.
@@ -484,3 +530,5 @@ class LineConfig:
     coalesceMin: float = 0.0
     coalesceMax: float = 0.0
     coalesceOn: bytes = b""
+    # Who may write and who may read, by user name (SSH keys, TLS CNs).
+    rights: Rights = Rights()

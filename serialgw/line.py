@@ -20,7 +20,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import Attribute, Interface, implementer
 
-from serialgw.config import DEFAULT_BACKLOG, SerialSettings, describeUnix
+from serialgw.config import DEFAULT_BACKLOG, Rights, SerialSettings, describeUnix
 from serialgw.device import IDeviceSink
 from serialgw.flow import Tail
 
@@ -200,6 +200,8 @@ class Line:
         self._blockers: set[Any] = set()
         # People attached but not announced yet (see attach).
         self._unannounced: set[Any] = set()
+        # Who may use the line, by user name (SSH, TLS client certificates).
+        self.rights = Rights()
 
     # State, as the device has it
 

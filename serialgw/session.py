@@ -8,9 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Optional
 
-from twisted.internet.interfaces import IHandshakeListener
 from twisted.logger import Logger
-from zope.interface import implementer
 
 from serialgw.escape import EscapeMenu, keyName
 from serialgw.flow import OutputGuard
@@ -27,7 +25,6 @@ QUIET_SECONDS = 1.0
 NOT_SENT_INTERVAL = 10.0
 
 
-@implementer(IHandshakeListener)
 class Session:
     """
     Mixed into a client protocol that has C{line}, C{transport},
@@ -48,12 +45,18 @@ class Session:
     # transport whose peer address says nothing.
     fixedPeer: Optional[str] = None
     role: Role = Role.WRITER
-    _roleAfterHandshake: Role = Role.WRITER
 
     # A network client: counts for max-clients, exclusive mode, notices.
     person = True
+    # Announced to the others only once it sends something or has stayed
+    # QUIET_SECONDS (a connection from a listener, where a clock is known).
+    quietStart = True
     escapeMenu: Optional[EscapeMenu] = None
     defaultEscape: Optional[int] = None
+
+    def describePeer(self) -> str:
+        """This client in notices and logs: its address (a person's name too, where known)."""
+        return self.fixedPeer or peerName(self.transport)
 
     def startSession(self) -> None:
         """
@@ -69,14 +72,17 @@ class Session:
             self.transport.loseConnection()
 
     def _startSession(self) -> None:
-        self.peer = self.fixedPeer or peerName(self.transport)
+        self.peer = self.describePeer()
         spec = self.listener
         key = self.defaultEscape if spec is None or spec.escape == -1 else spec.escape
         if key is not None:
             self.escapeMenu = EscapeMenu(self, key, qemuKeys=spec is not None and spec.qemuKeys)
-        if spec is not None and spec.tls is not None and spec.tls.readOnlySubjects:
-            # Read-only until the certificate says otherwise (handshakeCompleted).
-            self._roleAfterHandshake, self.role = self.role, Role.READONLY
+        if spec is not None and spec.tls is not None:
+            # Over TLS a session starts once the handshake is done and the
+            # certificate verified (tls.HandshakeGate): its subject names the
+            # peer and, with readonly=, decides the role before the line sees
+            # the client (so exclusive mode counts it right).
+            self._certified(spec.tls)
         if spec is not None:
             self.guard = OutputGuard(self, self.line, spec.outbuf, spec.policy)
             self.guard.attach(self.transport)
@@ -89,7 +95,7 @@ class Session:
         # A connection from a listener is announced once it says something
         # or has stayed QUIET_SECONDS.
         clock = self._clock()
-        quiet = spec is not None and clock is not None
+        quiet = self.quietStart and spec is not None and clock is not None
         self.line.attach(self, quiet=quiet)
         if quiet:
             self._introCall = clock.callLater(QUIET_SECONDS, self.introduce)
@@ -156,14 +162,13 @@ class Session:
     def writeText(self, data: bytes) -> None:
         self.transport.write(data)
 
-    def handshakeCompleted(self) -> None:
-        """TLS is up: map the client certificate's subject to a role."""
+    def _certified(self, tls: Any) -> None:
         subject = peerSubject(self.transport)
         if subject:
             self.peer = f"{self.peer} ({subject})"
-        spec = self.listener
-        if spec is not None and spec.tls is not None and spec.tls.readOnlySubjects:
-            self.role = Role.READONLY if subject in spec.tls.readOnlySubjects else self._roleAfterHandshake
+        if tls.readOnlySubjects:
+            if subject in tls.readOnlySubjects:
+                self.role = Role.READONLY
             log.info("{line}: {peer} is {role} by its certificate", line=self.line.name, peer=self.peer,
                      role=self.role.value)
 
