@@ -194,6 +194,9 @@ class Line:
         self.backlogSize = DEFAULT_BACKLOG
         # The newest device output, for replay.
         self._backlog = Tail()
+        # The first person to attach gets what the device said before
+        # anyone was there (see takeEarlyOutput).
+        self._earlyTaken = False
         # QEMU's server without nowait: the device is read from the first
         # client's arrival on, so none of its early output is lost.
         self.waitForClient = False
@@ -473,6 +476,17 @@ class Line:
     def backlog(self) -> bytes:
         """The last device output kept (up to backlogSize bytes)."""
         return self._backlog.newest(self.backlogSize)
+
+    def takeEarlyOutput(self) -> bytes:
+        """
+        For the first person to attach, once: what the device said before
+        anyone was there (boot messages waiting in the tty when the gateway
+        opened it included), the newest backlogSize bytes; then nothing.
+        """
+        if self._earlyTaken:
+            return b""
+        self._earlyTaken = True
+        return self.backlog()
 
     # Back-pressure from a client whose policy is "block"
 

@@ -104,8 +104,11 @@ class Session:
             self.notice(f"{self.line.name}: {self.line.settings.describe()}, you are {self.role.value}; "
                         f"also here: {', '.join(others) or 'nobody'}"
                         + (f"; escape key {keyName(self.escapeMenu.key)}" if self.escapeMenu else ""))
+        early = self.line.takeEarlyOutput()
         if spec is not None and spec.replay:
             self.deliver(self.line.backlog())
+        elif early:
+            self.deliver(early)
 
     def _clock(self) -> Any:
         return self.clock if self.clock is not None else self.line.clock
