@@ -279,6 +279,18 @@ def markErrors(fd: int, parity: bool, on: bool = True) -> None:
         termios.tcsetattr(fd, termios.TCSANOW, attrs)
 
 
+class _KeepInputSerial(serial.Serial):
+    """
+    pyserial's port without the input flush (TCIFLUSH) its open() ends
+    with: what the device sent before we opened it (a guest's boot
+    messages, what came between an unplug and the reopen) is read like any
+    other output.  Purges go through termios directly (L{TtyPort.purge}).
+    """
+
+    def _reset_input_buffer(self) -> None:
+        pass
+
+
 @implementer(IPort)
 class TtyPort:
     """
@@ -288,7 +300,7 @@ class TtyPort:
 
     def __init__(self, path: str, settings: SerialSettings) -> None:
         self.name = path
-        ser = serial.Serial()
+        ser = _KeepInputSerial()
         ser.port = path
         _configure(ser, settings)
         try:

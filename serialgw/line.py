@@ -194,10 +194,15 @@ class Line:
         self.backlogSize = DEFAULT_BACKLOG
         # The newest device output, for replay.
         self._backlog = Tail()
+        # The first person to attach gets what the device said before
+        # anyone was there (see takeEarlyOutput).
+        self._earlyTaken = False
         # QEMU's server without nowait: the device is read from the first
         # client's arrival on, so none of its early output is lost.
         self.waitForClient = False
         self._blockers: set[Any] = set()
+        # People attached but not announced yet (see attach).
+        self._unannounced: set[Any] = set()
         # Who may use the line, by user name (SSH, TLS client certificates).
         self.rights = Rights()
 
@@ -240,7 +245,13 @@ class Line:
         people = sum(1 for c in self.clients if getattr(c, "person", False))
         return bool(self.maxClients) and people >= self.maxClients
 
-    def attach(self, client: Any) -> None:
+    def attach(self, client: Any, quiet: bool = False) -> None:
+        """
+        A client joins.  A person is announced to the others at once, or,
+        C{quiet}, only when L{introduce} is called (it said something, or
+        stayed a while): a health check or a port scan that comes and goes
+        at once is never announced.
+        """
         if (self.mode == "exclusive" and client.role is Role.WRITER and getattr(client, "person", False)
                 and self.writer is not None):
             client.role = Role.WATCHER
@@ -248,7 +259,10 @@ class Line:
         # log that fails), the client is fully attached.
         self.clients.append(client)
         if getattr(client, "person", False):
-            self.announce(f"{client.peer} attached as {client.role.value}", exclude=client)
+            if quiet:
+                self._unannounced.add(client)
+            else:
+                self.announce(f"{client.peer} attached as {client.role.value}", exclude=client)
         if self.waitForClient and getattr(client, "wakesLine", True):
             self.waitForClient = False
             self.device.start()
@@ -275,10 +289,20 @@ class Line:
             guard = getattr(client, "guard", None)
             if guard is not None and guard.dropped:
                 self.droppedGone[guard.policy] = self.droppedGone.get(guard.policy, 0) + guard.dropped
-            if getattr(client, "person", False):
+            if client in self._unannounced:
+                self._unannounced.discard(client)
+                log.info("{line}: {peer} came and went without a word (not announced)", line=self.name,
+                         peer=client.peer)
+            elif getattr(client, "person", False):
                 self.announce(f"{client.peer} detached")
             else:
                 log.info("{line}: {peer} detached", line=self.name, peer=client.peer)
+
+    def introduce(self, client: Any) -> None:
+        """A client attached quietly is announced now (once); nothing for the others."""
+        if client in self._unannounced:
+            self._unannounced.discard(client)
+            self.announce(f"{client.peer} attached as {client.role.value}", exclude=client)
 
     def mayWrite(self, client: Any) -> bool:
         return bool(client.role is Role.WRITER)
@@ -452,6 +476,17 @@ class Line:
     def backlog(self) -> bytes:
         """The last device output kept (up to backlogSize bytes)."""
         return self._backlog.newest(self.backlogSize)
+
+    def takeEarlyOutput(self) -> bytes:
+        """
+        For the first person to attach, once: what the device said before
+        anyone was there (boot messages waiting in the tty when the gateway
+        opened it included), the newest backlogSize bytes; then nothing.
+        """
+        if self._earlyTaken:
+            return b""
+        self._earlyTaken = True
+        return self.backlog()
 
     # Back-pressure from a client whose policy is "block"
 
