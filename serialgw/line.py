@@ -211,6 +211,8 @@ class Line:
         # client's arrival on, so none of its early output is lost.
         self.waitForClient = False
         self._blockers: set[Any] = set()
+        # People attached but not announced yet (see attach).
+        self._unannounced: set[Any] = set()
         # Who may use the line, by user name (SSH, TLS client certificates).
         self.rights = Rights()
 
@@ -253,7 +255,13 @@ class Line:
         people = sum(1 for c in self.clients if getattr(c, "person", False))
         return bool(self.maxClients) and people >= self.maxClients
 
-    def attach(self, client: Any) -> None:
+    def attach(self, client: Any, quiet: bool = False) -> None:
+        """
+        A client joins.  A person is announced to the others at once, or,
+        C{quiet}, only when L{introduce} is called (it said something, or
+        stayed a while): a health check or a port scan that comes and goes
+        at once is never announced.
+        """
         if (self.mode == "exclusive" and client.role is Role.WRITER and getattr(client, "person", False)
                 and self.writer is not None):
             client.role = Role.WATCHER
@@ -261,7 +269,10 @@ class Line:
         # log that fails), the client is fully attached.
         self.clients.append(client)
         if getattr(client, "person", False):
-            self.announce(f"{client.peer} attached as {client.role.value}", exclude=client)
+            if quiet:
+                self._unannounced.add(client)
+            else:
+                self.announce(f"{client.peer} attached as {client.role.value}", exclude=client)
         if self.waitForClient and getattr(client, "wakesLine", True):
             self.waitForClient = False
             self.device.start()
@@ -298,7 +309,11 @@ class Line:
             guard = getattr(client, "guard", None)
             if guard is not None and guard.dropped:
                 self.droppedGone[guard.policy] = self.droppedGone.get(guard.policy, 0) + guard.dropped
-            if getattr(client, "person", False):
+            if client in self._unannounced:
+                self._unannounced.discard(client)
+                log.info("{line}: {peer} came and went without a word (not announced)", line=self.name,
+                         peer=client.peer)
+            elif getattr(client, "person", False):
                 self.announce(f"{client.peer} detached")
             else:
                 log.info("{line}: {peer} detached", line=self.name, peer=client.peer)
@@ -336,6 +351,12 @@ class Line:
                 self.bytesToDevice += len(data)
         log.info("{line}: {what} sent ({size} bytes, {breaks} break(s))", line=self.name, what=what,
                  size=sum(len(p) for p in parts), breaks=len(parts) - 1)
+
+    def introduce(self, client: Any) -> None:
+        """A client attached quietly is announced now (once); nothing for the others."""
+        if client in self._unannounced:
+            self._unannounced.discard(client)
+            self.announce(f"{client.peer} attached as {client.role.value}", exclude=client)
 
     def mayWrite(self, client: Any) -> bool:
         return bool(client.role is Role.WRITER)

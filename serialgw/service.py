@@ -420,7 +420,7 @@ class GatewayService(MultiService):
 
     def _pipe(self, line: Line, config: LineConfig, spec: ListenerSpec) -> None:
         fdIn, fdOut = fifoPair(spec.path)
-        transport = streamClient(line, self.reactor, fdIn, fdOut)
+        transport = streamClient(line, self.reactor, fdIn, fdOut, name=f"pipe:{spec.path}")
         self._own("closer", transport.loseConnection)
         log.info("line {line}: pipe {path}", line=config.name, path=spec.path)
 
