@@ -215,6 +215,17 @@ class GatewayService(MultiService):
         line.backlogSize = config.backlog
         line.coalesce(config.coalesceMin, config.coalesceMax, config.coalesceOn)
         device.sink = line
+        line.openString, line.closeString = config.openString, config.closeString
+        line.modemAttached = {"dtr": config.dtr, "rts": config.rts}
+        line.modemIdle = {"dtr": config.idleDtr, "rts": config.idleRts}
+        # Right after open, before any data: nobody is attached yet.
+        line.applyModemLines()
+        if config.pace or config.paceLine:
+            if isinstance(device, SerialDevice):
+                device.setPace(config.pace, config.paceLine)
+            else:
+                log.warn("line {line}: pace and pace-line apply to local devices; {device} is not paced",
+                         line=config.name, device=config.device.describe())
         self.lines[config.name] = line
         line.waitForClient = any(spec.wait for spec in config.listeners)
         if config.log is not None:
@@ -415,7 +426,7 @@ class GatewayService(MultiService):
 
     def _pipe(self, line: Line, config: LineConfig, spec: ListenerSpec) -> None:
         fdIn, fdOut = fifoPair(spec.path)
-        transport = streamClient(line, self.reactor, fdIn, fdOut)
+        transport = streamClient(line, self.reactor, fdIn, fdOut, name=f"pipe:{spec.path}")
         self._own("closer", transport.loseConnection)
         log.info("line {line}: pipe {path}", line=config.name, path=spec.path)
 

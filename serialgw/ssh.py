@@ -595,6 +595,8 @@ class SSHClient(Session, ClientEvents, SSHChannel):
 
     _log = _conchLog
     name = b"session"
+    # A logged-in user who asked for a shell has said enough: announced at once.
+    quietStart = False
 
     def __init__(self, gateway: SSHGateway, login: Login, **kwargs: Any) -> None:
         SSHChannel.__init__(self, **kwargs)

@@ -366,7 +366,8 @@ class SessionTests(SynchronousTestCase):
         self.assertFalse(line.takeWrite(channel))
         line.deviceDataReceived(b"seen")
         self.assertEqual((h.devices["con2"].events, sent(conn, channel)),
-                         ([], b"\r\n[serialgw: no break: read-only]\r\nseen"))
+                         ([], b"\r\n[serialgw: read-only: what you type is not sent to con2]\r\n"
+                              b"\r\n[serialgw: no break: read-only]\r\nseen"))
 
     def test_roListener(self) -> None:
         """An ro SSH listener makes every session read-only, writers' keys included."""
