@@ -150,18 +150,14 @@ def fifoPair(path: str) -> tuple[int, int]:
     return fdIn, fdOut
 
 
-class StreamClient(RawClient):
+def streamClient(
+    line: Line, reactor: Any, spec: ListenerSpec, stdin: int = 0, stdout: int = 1, name: str = "stdio"
+) -> Any:
     """
-    A raw client on a pair of descriptors (stdio, pipe:): a client like a
-    network one (its listener's output bound and policy, escape menu with
-    mon:), named for its listener.
+    A raw client on a pair of descriptors, called C{name} (C{w}, the status
+    page), behind its listener's output bound and policy like a network
+    client (and with mon:, the escape menu); returns its transport.
     """
-
-    def describePeer(self) -> str:
-        return self.listener.text or self.listener.kind.value  # type: ignore[no-any-return]
-
-
-def streamClient(line: Line, reactor: Any, spec: ListenerSpec, stdin: int = 0, stdout: int = 1) -> Any:
-    """A raw client on a pair of descriptors; returns its transport."""
-    client = StreamClient(line, Role.READONLY if spec.readOnly else Role.WRITER, listener=spec, clock=reactor)
+    role = Role.READONLY if spec.readOnly else Role.WRITER
+    client = RawClient(line, role, listener=spec, clock=reactor, peer=name)
     return stdio.StandardIO(client, stdin=stdin, stdout=stdout, reactor=reactor)  # type: ignore[call-arg]

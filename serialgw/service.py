@@ -215,6 +215,17 @@ class GatewayService(MultiService):
         line.backlogSize = config.backlog
         line.coalesce(config.coalesceMin, config.coalesceMax, config.coalesceOn)
         device.sink = line
+        line.openString, line.closeString = config.openString, config.closeString
+        line.modemAttached = {"dtr": config.dtr, "rts": config.rts}
+        line.modemIdle = {"dtr": config.idleDtr, "rts": config.idleRts}
+        # Right after open, before any data: nobody is attached yet.
+        line.applyModemLines()
+        if config.pace or config.paceLine:
+            if isinstance(device, SerialDevice):
+                device.setPace(config.pace, config.paceLine)
+            else:
+                log.warn("line {line}: pace and pace-line apply to local devices; {device} is not paced",
+                         line=config.name, device=config.device.describe())
         self.lines[config.name] = line
         line.waitForClient = any(spec.wait for spec in config.listeners)
         if config.log is not None:
@@ -352,6 +363,8 @@ class GatewayService(MultiService):
             raise StartupError(
                 f"line {config.name!r}: cannot listen on {spec.text or spec.endpoint!r}: {result.value}"
             )
+        if spec.path and not isAbstract(spec.path) and hasattr(result, "_bindPath"):
+            result = OwnSocketPort(result, spec.path)
         self._own("port", (spec, result))
         address = result.getHost()
         kind = f"{spec.protocol.value}{' (TLS)' if spec.tls else ''}"
@@ -413,7 +426,7 @@ class GatewayService(MultiService):
 
     def _pipe(self, line: Line, config: LineConfig, spec: ListenerSpec) -> None:
         fdIn, fdOut = fifoPair(spec.path)
-        transport = streamClient(line, self.reactor, spec, fdIn, fdOut)
+        transport = streamClient(line, self.reactor, spec, fdIn, fdOut, name=f"pipe:{spec.path}")
         self._own("closer", transport.loseConnection)
         log.info("line {line}: pipe {path}", line=config.name, path=spec.path)
 
@@ -574,6 +587,40 @@ def _exposed(spec: ListenerSpec, address: Any) -> bool:
     if spec.allow and all(ipaddress.ip_network(a, strict=False).network_address.is_loopback for a in spec.allow):
         return False
     return not ip.is_loopback
+
+
+class OwnSocketPort:
+    """
+    A listening unix socket that, at stop, removes its file only if the file
+    at the path is still the socket it made (same device and inode): one
+    put there since (another gateway's, anything) is left alone.
+    """
+
+    def __init__(self, port: Any, path: str) -> None:
+        self.port = port
+        self.path = path
+        st = os.lstat(path)
+        self.identity = (st.st_dev, st.st_ino)
+        self.factory = port.factory
+
+    def getHost(self) -> Any:
+        return self.port.getHost()
+
+    def ours(self) -> bool:
+        try:
+            st = os.lstat(self.path)
+        except OSError:
+            return False
+        return (st.st_dev, st.st_ino) == self.identity and stat.S_ISSOCK(st.st_mode)
+
+    def stopListening(self) -> Any:
+        if not self.ours():
+            log.warn("{path} is no longer the socket this gateway made: left in place", path=self.path)
+            # Twisted's unix port removes its path when it closes, unless the
+            # name is abstract: make it so, and nothing is removed.
+            bound = self.port._bindPath
+            self.port._bindPath = b"\0" + bound if isinstance(bound, bytes) else "\0" + bound
+        return self.port.stopListening()
 
 
 def _removeStaleSocket(path: str, lineName: str) -> None:

@@ -17,8 +17,15 @@ from serialgw.tls import peerSubject
 
 log = Logger()
 
+# Why a client's transport is not read (Session._readingPaused).
 DEVICE_BEHIND = 1
 OUTPUT_FULL = 2
+# A connection that says nothing and leaves within this many seconds (a load
+# balancer's health check, a port scan) is not announced to the others.
+QUIET_SECONDS = 1.0
+# A watcher or read-only person who types is told at most this often that
+# the input is not sent.
+NOT_SENT_INTERVAL = 10.0
 
 
 class Session:
@@ -34,11 +41,21 @@ class Session:
     clock: Any = None
     guard: Optional[OutputGuard] = None
     _idleCall: Any = None
+    _introCall: Any = None
+    _notSentAt: Optional[float] = None
     peer: str = "?"
+    # The person, when known by name (an SSH key's owner, a TLS certificate's CN).
+    user: Optional[str] = None
+    # A name given by whoever made the client (stdio, pipe:PATH), for a
+    # transport whose peer address says nothing.
+    fixedPeer: Optional[str] = None
     role: Role = Role.WRITER
 
     # A network client: counts for max-clients, exclusive mode, notices.
     person = True
+    # Announced to the others only once it sends something or has stayed
+    # QUIET_SECONDS (a connection from a listener, where a clock is known).
+    quietStart = True
     escapeMenu: Optional[EscapeMenu] = None
     defaultEscape: Optional[int] = None
     # Input held back while the client's output is past its bound (see
@@ -51,7 +68,7 @@ class Session:
 
     def describePeer(self) -> str:
         """This client in notices and logs: its address (a person's name too, where known)."""
-        return peerName(self.transport)
+        return self.fixedPeer or peerName(self.transport)
 
     def startSession(self) -> None:
         """
@@ -87,14 +104,34 @@ class Session:
                 self.transport.setTcpKeepAlive(True)
             if spec.idle and self.clock is not None:
                 self._idleCall = self.clock.callLater(spec.idle, self._idleTimeout)
-        self.line.attach(self)
+        # A connection from a listener is announced once it says something
+        # or has stayed QUIET_SECONDS.
+        clock = self._clock()
+        quiet = self.quietStart and spec is not None and clock is not None
+        self.line.attach(self, quiet=quiet)
+        if quiet:
+            self._introCall = clock.callLater(QUIET_SECONDS, self.introduce)
         if spec is not None and spec.banner:
-            others = [c.peer for c in self.line.clients if c is not self and getattr(c, "person", False)]
+            others = [f"{c.peer} ({c.role.value})" for c in self.line.clients if c is not self]
             self.notice(f"{self.line.name}: {self.line.settings.describe()}, you are {self.role.value}; "
                         f"also here: {', '.join(others) or 'nobody'}"
                         + (f"; escape key {keyName(self.escapeMenu.key)}" if self.escapeMenu else ""))
+        early = self.line.takeEarlyOutput()
         if spec is not None and spec.replay:
             self.deliver(self.line.backlog())
+        elif early:
+            self.deliver(early)
+
+    def _clock(self) -> Any:
+        return self.clock if self.clock is not None else self.line.clock
+
+    def introduce(self) -> None:
+        """This client said something, or stayed: the others are told it is here (once)."""
+        if self._introCall is not None:
+            if self._introCall.active():
+                self._introCall.cancel()
+            self._introCall = None
+            self.line.introduce(self)
 
     def fromPeer(self, data: bytes) -> None:
         """Data from the client: through the escape menu, then to the line."""
@@ -104,11 +141,28 @@ class Session:
             return
         if self._idleCall is not None:
             self.touch()
+        if self._introCall is not None:
+            self.introduce()
         if self.escapeMenu is not None:
             data = self.escapeMenu.filter(data)
             if not data:
                 return
+        if self.role is not Role.WRITER:
+            self._notSent()
         self.line.clientData(self, data)
+
+    def _notSent(self) -> None:
+        """A watcher or read-only person typed: say once (then at most every NOT_SENT_INTERVAL s) that it goes nowhere."""
+        clock = self._clock()
+        now = clock.seconds() if clock is not None else 0.0
+        if self._notSentAt is not None and now - self._notSentAt < NOT_SENT_INTERVAL:
+            return
+        self._notSentAt = now
+        if self.role is Role.WATCHER:
+            hint = f"; {keyName(self.escapeMenu.key)} t takes write" if self.escapeMenu is not None else ""
+            self.notice(f"you only watch: what you type is not sent to {self.line.name}{hint}")
+        else:
+            self.notice(f"read-only: what you type is not sent to {self.line.name}")
 
     def wantsNotices(self) -> bool:
         spec = self.listener
@@ -182,6 +236,7 @@ class Session:
         subject = peerSubject(self.transport)
         if subject:
             self.peer = f"{self.peer} ({subject})"
+            self.user = subject
         if tls.readOnlySubjects:
             if subject in tls.readOnlySubjects:
                 self.role = Role.READONLY
@@ -192,6 +247,9 @@ class Session:
         if self._idleCall is not None and self._idleCall.active():
             self._idleCall.cancel()
         self._idleCall = None
+        if self._introCall is not None and self._introCall.active():
+            self._introCall.cancel()
+        self._introCall = None
         if self.guard is not None:
             self.guard.stopProducing()
         self.line.detach(self)

@@ -354,10 +354,11 @@ class FileLikeBoundTests(TestCase):
         inRead, inWrite = os.pipe()
         outRead, outWrite = os.pipe()
         self.addCleanup(os.close, inWrite)
-        transport = streamClient(self.line, reactor, parseListener("raw,outbuf=4096+pipe:/p"), inRead, outWrite)
+        transport = streamClient(self.line, reactor, parseListener("raw,outbuf=4096+pipe:/p"), inRead, outWrite,
+                                 name="pipe:/p")
         self.addCleanup(transport.loseConnection)
         client = self.line.clients[0]
-        self.assertEqual(client.peer, "raw,outbuf=4096+pipe:/p")
+        self.assertEqual(client.peer, "pipe:/p")
         for letter in b"abcd":
             self.line.deviceDataReceived(bytes((letter,)) * 65536)
         guard = client.guard
