@@ -28,6 +28,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import Attribute, Interface, implementer
 
+from serialgw import uucplock
 from serialgw.config import PARITIES, STOPBITS, DeviceSpec, SerialSettings
 
 log = Logger()
@@ -45,6 +46,16 @@ class DeviceError(Exception):
     """
     A device could not be opened or set up; the message names it.
     """
+
+
+class DeviceLocked(DeviceError):
+    """
+    A live process holds the device's UUCP lock (C{pid}): the line waits.
+    """
+
+    def __init__(self, message: str, pid: int) -> None:
+        DeviceError.__init__(self, message)
+        self.pid = pid
 
 
 class IPort(Interface):
@@ -298,8 +309,25 @@ class TtyPort:
     no CR/LF mapping; data moves through the descriptor itself.
     """
 
-    def __init__(self, path: str, settings: SerialSettings) -> None:
+    def __init__(self, path: str, settings: SerialSettings, lockDir: Optional[str] = None) -> None:
         self.name = path
+        # The UUCP lock (see serialgw.uucplock), taken before opening as cu
+        # and minicom do; None: no lock.
+        self.lock: Optional[str] = None
+        if lockDir is not None:
+            try:
+                self.lock = uucplock.acquire(path, lockDir)
+            except uucplock.LockHeld as e:
+                raise DeviceLocked(str(e), e.pid) from None
+            except uucplock.LockError as e:
+                raise DeviceError(str(e)) from None
+        try:
+            self._open(path, settings)
+        except BaseException:
+            self._unlock()
+            raise
+
+    def _open(self, path: str, settings: SerialSettings) -> None:
         ser = _KeepInputSerial()
         ser.port = path
         _configure(ser, settings)
@@ -441,6 +469,16 @@ class TtyPort:
         if ser.is_open and ser.fd is not None:
             fd, ser.fd, ser.is_open = ser.fd, None, False
             os.close(fd)
+        self._unlock()
+
+    def _unlock(self) -> None:
+        if self.lock is None:
+            return
+        lock, self.lock = self.lock, None
+        try:
+            uucplock.release(lock)
+        except OSError as e:
+            log.warn("{device}: cannot remove lock {lock}: {reason}", device=self.name, lock=lock, reason=_reason(e))
 
 
 @implementer(IPort)
@@ -623,13 +661,32 @@ def _reason(e: BaseException) -> str:
     return text
 
 
-def openPort(spec: DeviceSpec, settings: SerialSettings) -> IPort:
+def openPort(spec: DeviceSpec, settings: SerialSettings, lockDir: Optional[str] = None) -> IPort:
     """
-    Open the device a spec names; raise L{DeviceError} naming it on failure.
+    Open the device a spec names; raise L{DeviceError} naming it on failure
+    (L{DeviceLocked} when a live process holds its UUCP lock).  A tty takes
+    its lock in C{lockDir} (None: none); a pty the gateway makes never does.
     """
     if spec.kind == "pty":
         return PtyPort(spec.path, settings)
-    return TtyPort(spec.path, settings)
+    return TtyPort(spec.path, settings, lockDir)
+
+
+class UnopenedPort:
+    """
+    Stands for a device not opened yet (its lock is held): a name and the
+    settings to open it with; a L{SerialDevice} on it is down.
+    """
+
+    def __init__(self, name: str, settings: SerialSettings) -> None:
+        self.name = name
+        self.settings = settings
+
+    def fileno(self) -> int:
+        return -1
+
+    def close(self) -> None:
+        pass
 
 
 # Break states.
@@ -719,6 +776,30 @@ class SerialDevice:
         self._paced = False
         self._paceCall: Any = None
         self._nextWrite = 0.0
+        # The process holding the device's UUCP lock, while that keeps it down.
+        self.lockedBy: Optional[int] = None
+
+    def waitForDevice(self, error: DeviceError) -> None:
+        """
+        The device could not be opened (a live process holds its lock):
+        start down, and try again as after a loss, with C{opener}.
+        """
+        self.up = False
+        self._fileno = -1
+        self._noteFailure(error)
+        self._attempts = 0
+        self._scheduleReopen()
+
+    def _noteFailure(self, error: BaseException) -> None:
+        """Why the device is not open: a lock holder is logged when it changes (and shown on the status page)."""
+        if isinstance(error, DeviceLocked):
+            if error.pid != self.lockedBy:
+                log.warn("{device}: {reason}; the line stays down and tries again", device=self.port.name,
+                         reason=str(error), holder=error.pid)
+            self.lockedBy = error.pid
+        else:
+            self.lockedBy = None
+            log.debug("{device}: still gone: {reason}", device=self.port.name, reason=str(error))
 
     def setPace(self, pace: float, paceLine: float = 0.0) -> None:
         """
@@ -1126,7 +1207,7 @@ class SerialDevice:
     def _reopenFailed(self, failure: Failure) -> None:
         if self.closed:
             return
-        log.debug("{device}: still gone: {reason}", device=self.port.name, reason=failure.getErrorMessage())
+        self._noteFailure(failure.value if failure.value is not None else Exception(failure.getErrorMessage()))
         self._scheduleReopen()
 
     def _reopened(self, port: IPort) -> None:
@@ -1146,6 +1227,7 @@ class SerialDevice:
             port.watchLineErrors(True)
         self.up = True
         self._attempts = 0
+        self.lockedBy = None
         log.info("{device}: device back at {settings}", device=port.name, settings=self.settings.describe())
         if self._wantReading:
             self.start()

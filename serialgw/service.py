@@ -29,7 +29,7 @@ from twisted.python.failure import Failure
 
 from serialgw.config import LineConfig, ListenerKind, ListenerSpec, Protocol, SSHSpec, describeUnix, isAbstract
 from serialgw.consolelog import ConsoleLog
-from serialgw.device import DeviceError, IPort, PtyPort, SerialDevice, openPort
+from serialgw.device import DeviceError, DeviceLocked, IPort, PtyPort, SerialDevice, UnopenedPort, openPort
 from serialgw.line import Line, Role, describeAddress, peerName
 from serialgw.local import FileClient, fifoPair, streamClient
 from serialgw.netconsole import NetconsoleClient
@@ -215,6 +215,8 @@ class GatewayService(MultiService):
         line.backlogSize = config.backlog
         line.coalesce(config.coalesceMin, config.coalesceMax, config.coalesceOn)
         device.sink = line
+        if isinstance(device, SerialDevice) and not device.up:
+            line.up = False
         line.openString, line.closeString = config.openString, config.closeString
         line.modemAttached = {"dtr": config.dtr, "rts": config.rts}
         line.modemIdle = {"dtr": config.idleDtr, "rts": config.idleRts}
@@ -289,15 +291,28 @@ class GatewayService(MultiService):
                      device=config.device.describe())
             return RemoteDevice(config.device, self.reactor, config.breakDuration, config.settings,
                                 retryPolicy=self.retryPolicy)
+        # A local tty takes its UUCP lock (a pty made here, none).
+        lockDir = config.lockDir if config.lock and config.device.kind == "tty" else None
+        locked: Optional[DeviceLocked] = None
+        port: Any
         try:
-            port = self._openPort(config.device, config.settings)
+            port = self._openPort(config.device, config.settings, lockDir)
+        except DeviceLocked as e:
+            # Someone else has the line (cu, minicom): down until they let go.
+            locked, port = e, UnopenedPort(config.device.path, config.settings)
         except DeviceError as e:
             raise StartupError(f"line {config.name!r}: {e}") from None
         opener = None
         if config.device.kind == "tty":
             # A tty that vanishes (USB unplugged) is opened again at the same path.
             def opener(spec: Any = config.device, settings: Any = config.settings) -> IPort:
-                return self._openPort(spec, settings)
+                return self._openPort(spec, settings, lockDir)
+
+        if locked is not None:
+            device = SerialDevice(port, self.reactor, config.breakDuration, opener=opener,
+                                  reopenPolicy=self.reopenPolicy)
+            device.waitForDevice(locked)
+            return device
 
         if isinstance(port, PtyPort):
             where = f"{port.link} -> {port.slaveName}" if port.link else port.slaveName
