@@ -102,6 +102,8 @@ class IDevice(Interface):
         """Queue bytes for the device."""
 
     settings = Attribute("The L{SerialSettings} in effect.")
+    up = Attribute("Whether the device is there (open, or connected) now.")
+    downReason = Attribute("Why the device is down (a short text), or None while it is up.")
     modemLines = Attribute("DTR and RTS as set: C{{'dtr': bool, 'rts': bool}}.")
     breaking = Attribute("Whether a break is under way.")
 
@@ -159,7 +161,8 @@ class Line:
         self.restoreSettings = restoreSettings
         # Device down/up notices for people at terminals.
         self.notices = True
-        self.up = True
+        # A device may start down (not there yet, a console not dialed yet).
+        self.up = bool(device.up)
         self.clients: list[Any] = []
         self.controllers: list[Any] = []
         self.writable = True
@@ -228,6 +231,10 @@ class Line:
         if getattr(client, "person", False):
             self.announce(f"{client.peer} attached as {client.role.value}")
         self.clients.append(client)
+        if not self.up:
+            # Someone arriving while the device is down hears it, as those
+            # already here did when it went.
+            client.deviceStateChanged(False, self._downNotice(self.device.downReason or "not there"))
         if self.waitForClient and getattr(client, "wakesLine", True):
             self.waitForClient = False
             self.device.start()
@@ -480,12 +487,15 @@ class Line:
     def deviceLost(self, reason: Failure) -> None:
         self.up = False
         self.recordEvent(f"device down ({reason.getErrorMessage()}); {len(self.clients)} client(s) stay connected")
-        notice = b""
-        if self.notices:
-            text = f"[serialgw: {self.name} is down: {reason.getErrorMessage()}; waiting for it]"
-            notice = b"\r\n" + text.encode("utf-8", "replace") + b"\r\n"
+        notice = self._downNotice(reason.getErrorMessage())
         for client in list(self.clients):
             client.deviceStateChanged(False, notice)
+
+    def _downNotice(self, why: str) -> bytes:
+        if not self.notices:
+            return b""
+        text = f"[serialgw: {self.name} is down: {why}; waiting for it]"
+        return b"\r\n" + text.encode("utf-8", "replace") + b"\r\n"
 
     def deviceUp(self) -> None:
         self.up = True

@@ -140,6 +140,8 @@ class RecordingDevice:
         self.events: list[tuple[str, Any]] = []
         self.busy = False
         self.breaking = False
+        self.up = True
+        self.downReason: Optional[str] = None
         self.settings = settings
         self.modemLines = {"dtr": True, "rts": True}
         self.modem: Optional[int] = None
