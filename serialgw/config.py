@@ -8,6 +8,7 @@ quotes the offending text) out.
 from __future__ import annotations
 
 import re
+import time
 from enum import Enum
 from typing import Any, Optional
 
@@ -28,6 +29,30 @@ class ConfigError(ValueError):
     """
     A setting could not be understood; the message quotes the bad value.
     """
+
+
+def checkPath(path: str, what: str, unix: bool = False) -> str:
+    """
+    A path from the configuration (a TOML string may hold C{\\u0000}): a
+    file name cannot hold a NUL byte; a unix socket name that starts with
+    one is in Linux's abstract namespace (no file: C{"\\u0000name"}).
+    """
+    if "\0" in path and not (unix and path.startswith("\0")):
+        hint = "; an abstract unix socket name starts with it (\"\\u0000NAME\")" if unix else ""
+        raise ConfigError(f"{what} {path!r}: a file name cannot hold a NUL byte{hint}")
+    return path
+
+
+def isAbstract(path: str | bytes) -> bool:
+    """A unix socket name in Linux's abstract namespace (no file)."""
+    return path[:1] in ("\0", b"\0")
+
+
+def describeUnix(path: str | bytes) -> str:
+    """A unix socket name for messages: an abstract one as C{@NAME}, as ss(8) and systemd show it."""
+    if isinstance(path, bytes):
+        path = path.decode(errors="replace")
+    return "@" + path[1:].replace("\0", "@") if isAbstract(path) else path
 
 
 PARITIES = {
@@ -58,8 +83,8 @@ class SerialSettings:
     rtscts: bool = False
 
     def __attrs_post_init__(self) -> None:
-        if not isinstance(self.baudrate, int) or self.baudrate <= 0:
-            raise ConfigError(f"baud rate must be a positive integer, not {self.baudrate!r}")
+        if not isinstance(self.baudrate, int) or not 0 < self.baudrate <= MAX_BAUD:
+            raise ConfigError(f"baud rate must be 1 to {MAX_BAUD}, not {self.baudrate!r}")
         if self.bytesize not in BYTESIZES:
             raise ConfigError(f"byte size must be 5, 6, 7 or 8, not {self.bytesize!r}")
         if self.parity not in PARITIES:
@@ -80,24 +105,30 @@ class SerialSettings:
         return text
 
 
+# The highest speed termios takes (pyserial passes a custom speed as a
+# signed 32-bit int); RFC 2217's four bytes and a typed number go higher.
+MAX_BAUD = 2**31 - 1
+
+
+def isDecimal(text: str) -> bool:
+    """ASCII digits only (str.isdigit() also takes '²', which int() refuses)."""
+    return text.isascii() and text.isdigit()
+
+
 def parseBaud(text: str) -> int:
     """
-    A baud rate: a positive decimal integer.
+    A baud rate: a decimal integer from 1 to L{MAX_BAUD}.
     """
-    try:
-        value = int(str(text).strip(), 10)
-    except ValueError:
-        raise ConfigError(f"baud rate must be a positive integer, not {text!r}") from None
-    if value <= 0:
-        raise ConfigError(f"baud rate must be a positive integer, not {text!r}")
+    key = str(text).strip()
+    value = int(key) if isDecimal(key) else 0
+    if not 0 < value <= MAX_BAUD:
+        raise ConfigError(f"baud rate must be 1 to {MAX_BAUD}, not {text!r}")
     return value
 
 
 def parseBytesize(text: str) -> int:
-    try:
-        value = int(str(text).strip(), 10)
-    except ValueError:
-        value = -1
+    key = str(text).strip()
+    value = int(key) if isDecimal(key) and len(key) < 3 else -1
     if value not in BYTESIZES:
         raise ConfigError(f"byte size must be 5, 6, 7 or 8, not {text!r}")
     return value
@@ -151,7 +182,7 @@ def parseCompact(text: str, base: SerialSettings = SerialSettings()) -> SerialSe
     for field in fields:
         lower = field.lower()
         framing = _FRAMING.match(field)
-        if field.isdigit():
+        if isDecimal(field):
             changes["baudrate"] = parseBaud(field)
         elif framing:
             changes["bytesize"] = int(framing.group(1))
@@ -288,6 +319,9 @@ class ListenerSpec:
     banner: bool = False
     replay: bool = False
     notices: Optional[bool] = None
+    # QEMU's mon: form: the escape keys QEMU has mean what they mean there
+    # (h help, x disconnect, b break, the key twice sends it).
+    qemuKeys: bool = False
 
 
 REMOTE_DEVICES = ("telnet", "tcp", "unix", "rfc2217")
@@ -322,7 +356,7 @@ class DeviceSpec:
             host = f"[{self.host}]" if ":" in self.host else self.host
             return f"{self.kind}:{host}:{self.port}"
         if self.kind == "unix":
-            return f"unix:{self.path}"
+            return f"unix:{describeUnix(self.path)}"
         return self.path
 
 
@@ -358,24 +392,24 @@ def parseDevice(text: str) -> DeviceSpec:
     original = str(text)
     text = original.strip()
     if text.startswith("pty:"):
-        return DeviceSpec("pty", text[len("pty:"):])
+        return DeviceSpec("pty", checkPath(text[len("pty:"):], "pty: link"))
     if not text:
         raise ConfigError("device is empty: expected a tty path, pty:LINK, telnet:HOST:PORT, "
                           "rfc2217://HOST:PORT, tcp:HOST:PORT or unix:PATH")
     kind, sep, rest = text.partition("://") if "://" in text else text.partition(":")
     kind = kind.lower()
     if not sep or text.startswith("/"):
-        return DeviceSpec("tty", text)
+        return DeviceSpec("tty", checkPath(text, "device"))
     if kind == "unix":
         if not rest:
             raise ConfigError(f"device {original!r} names no socket path")
-        return DeviceSpec("unix", rest)
+        return DeviceSpec("unix", checkPath(rest, "device unix:", unix=True))
     if kind in ("telnet", "tcp", "rfc2217"):
         if rest.startswith("["):
             host, _, port = rest[1:].partition("]:")
         else:
             host, _, port = rest.rpartition(":")
-        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        if not host or not isDecimal(port) or not 0 < int(port) < 65536:
             raise ConfigError(f"device {original!r}: expected {kind}{sep}HOST:PORT")
         return DeviceSpec(kind, host=host, port=int(port))
     raise ConfigError(
@@ -384,8 +418,12 @@ def parseDevice(text: str) -> DeviceSpec:
     )
 
 
-# Device output a line keeps for replay: about 200 lines of console.
+# Device output a line keeps for replay: about 200 lines of console; at most 64 MiB.
 DEFAULT_BACKLOG = 16 * 1024
+MAX_BACKLOG = 64 * 1024 * 1024
+# Network clients a line takes at most (0: no limit): every client costs
+# memory (its output bound), so there is always a cap unless one says none.
+DEFAULT_MAX_CLIENTS = 64
 
 
 @attrs.frozen
@@ -401,6 +439,22 @@ class LogSpec:
     maxSize: int = 10 * 1024 * 1024
     daily: bool = True
     keep: int = 7
+
+    def __attrs_post_init__(self) -> None:
+        if not self.path:
+            raise ConfigError("log path is empty")
+        if self.maxSize < 0:
+            raise ConfigError(f"log-max-size must be 0 (no limit) or more bytes, not {self.maxSize!r}")
+        if not 0 <= self.keep <= MAX_LOG_KEEP:
+            # Every rotation renames them all, on the reactor's thread.
+            raise ConfigError(f"log-keep must be 0 to {MAX_LOG_KEEP}, not {self.keep!r}")
+        try:
+            time.strftime(self.format)
+        except ValueError as e:
+            raise ConfigError(f"log-format {self.format!r}: {e}") from None
+
+
+MAX_LOG_KEEP = 1000
 
 
 @attrs.frozen
@@ -420,7 +474,7 @@ class LineConfig:
     # Sessions: "shared" (everyone writes) or "exclusive" (one writer, the
     # first to attach; the others watch until they take over).
     mode: str = "shared"
-    maxClients: int = 0
+    maxClients: int = DEFAULT_MAX_CLIENTS
     # Device output kept for replay (bytes; 0: none).
     backlog: int = DEFAULT_BACKLOG
     log: Optional[LogSpec] = None

@@ -27,12 +27,15 @@ import attrs
 
 from serialgw.config import (
     DEFAULT_BACKLOG,
+    DEFAULT_MAX_CLIENTS,
+    MAX_BACKLOG,
     SINGLE_SETTINGS,
     ConfigError,
     LineConfig,
     LogSpec,
     SerialSettings,
     applySingle,
+    checkPath,
     parseCoalesce,
     parseCompact,
     parseDevice,
@@ -56,7 +59,14 @@ def loadConfig(path: str) -> list[LineConfig]:
             raw = f.read()
     except OSError as e:
         raise ConfigError(f"cannot read configuration {path!r}: {e.strerror}") from None
-    text = raw.decode("utf-8", "replace")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        # TOML is UTF-8: a stray Latin-1 byte must not become U+FFFD in a path.
+        line = raw.count(b"\n", 0, e.start) + 1
+        column = e.start - (raw.rfind(b"\n", 0, e.start) + 1) + 1
+        bad = raw[e.start:e.end].hex(" ")
+        raise ConfigError(f"{path}:{line}: not UTF-8 (byte {bad} at column {column}); a TOML file is UTF-8") from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
@@ -112,6 +122,14 @@ def _lines(path: str, text: str, data: dict[str, Any]) -> list[LineConfig]:
     return configs
 
 
+_LOG_KEYS: dict[str, tuple[str, type]] = {
+    "log-format": ("format", str),
+    "log-max-size": ("maxSize", int),
+    "log-daily": ("daily", bool),
+    "log-keep": ("keep", int),
+}
+
+
 class _KeyError(Exception):
     def __init__(self, key: str, message: str) -> None:
         Exception.__init__(self, key, message)
@@ -160,19 +178,21 @@ def _line(name: str, table: dict[str, Any]) -> LineConfig:
     mode = value("mode", str, "shared")
     if mode not in ("shared", "exclusive"):
         raise _KeyError("mode", f"expected shared or exclusive, not {mode!r}")
-    maxClients = value("max-clients", int, 0)
+    maxClients = value("max-clients", int, DEFAULT_MAX_CLIENTS)
     backlog = value("backlog", int, DEFAULT_BACKLOG)
     if maxClients < 0 or backlog < 0:
         raise _KeyError("max-clients" if maxClients < 0 else "backlog", "expected a number >= 0")
+    if backlog > MAX_BACKLOG:
+        raise _KeyError("backlog", f"expected at most {MAX_BACKLOG} bytes, not {backlog}")
     log = None
     if "log" in table:
-        log = LogSpec(
-            path=value("log", str),
-            format=value("log-format", str, LogSpec.format),
-            maxSize=value("log-max-size", int, LogSpec.maxSize),
-            daily=value("log-daily", bool, LogSpec.daily),
-            keep=value("log-keep", int, LogSpec.keep),
-        )
+        # Only the keys given: LogSpec's own defaults fill the rest (read
+        # from the class, a frozen attrs field is a slot descriptor).
+        given = {field: value(key, kind) for key, (field, kind) in _LOG_KEYS.items() if key in table}
+        try:
+            log = LogSpec(path=parsed("log", lambda t: checkPath(t, "log"), value("log", str)), **given)
+        except ConfigError as e:
+            raise _KeyError(next((k for k in _LOG_KEYS if str(e).startswith(k)), "log"), str(e)) from None
     coalesce = parsed("coalesce", parseCoalesce, str(table.get("coalesce", "off")))
     return LineConfig(
         coalesceMin=coalesce[0],

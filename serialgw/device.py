@@ -139,7 +139,7 @@ class IDeviceSink(Interface):
 
 
 _FIELDS = ("baudrate", "bytesize", "parity", "stopbits", "xonxoff", "rtscts")
-_SETTING_ERRORS = (serial.SerialException, OSError, ValueError, termios.error)
+_SETTING_ERRORS = (serial.SerialException, OSError, ValueError, OverflowError, termios.error)
 
 
 def _pyserialValue(settings: SerialSettings, field: str) -> Any:
@@ -161,7 +161,13 @@ _SPEEDS = {
     for name in dir(termios)
     if name.startswith("B") and name[1:].isdigit() and int(name[1:]) > 0
 }
+_SPEED_NAMES = {baud: constant for constant, baud in _SPEEDS.items()}
 _SIZES = {termios.CS5: 5, termios.CS6: 6, termios.CS7: 7, termios.CS8: 8}
+
+
+def termiosSpeed(baud: int) -> Optional[int]:
+    """The termios constant for a speed (B115200), or None if termios has none."""
+    return _SPEED_NAMES.get(baud)
 CMSPAR = getattr(termios, "CMSPAR", 0o10000000000)
 
 
@@ -660,6 +666,9 @@ class SerialDevice:
     it for good.  A device that could not be opened at start is made with
     an L{AbsentPort} and C{downReason}: it starts down, on the same path.
     """
+
+    # Every tty takes a break (a pty ignores it: see PtyPort.setBreak).
+    noBreak = ""
 
     def __init__(
         self,

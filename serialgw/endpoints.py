@@ -37,6 +37,9 @@ from serialgw.config import (
     Protocol,
     TLSSpec,
     UDPSpec,
+    checkPath,
+    isAbstract,
+    isDecimal,
 )
 
 QEMU_WORDS = ("telnet", "udp", "mon", "file", "pipe", "stdio", "pty")
@@ -71,7 +74,7 @@ def parseListener(text: str) -> ListenerSpec:
     def done(spec: ListenerSpec) -> ListenerSpec:
         return attrs.evolve(spec, text=original, protocol=protocol or spec.protocol, **options)  # type: ignore[arg-type]
 
-    if text.isdigit():
+    if isDecimal(text):
         return done(ListenerSpec(endpoint=f"tcp:{_port(text, original)}"))
     word, colon, body = text.partition(":")
     word = word.lower()
@@ -93,27 +96,30 @@ def parseListener(text: str) -> ListenerSpec:
         hasOptions = "," in body
         first = body.split(":", 1)[0].split(",", 1)[0]
         fields = body.split(",", 1)[0].split(":")
-        if not hasOptions and len(fields) >= 2 and fields[0].isdigit() and fields[1].isdigit():
+        if not hasOptions and len(fields) >= 2 and isDecimal(fields[0]) and isDecimal(fields[1]):
             raise ConfigError(
                 f"listener {original!r} reads two ways: as a Twisted endpoint it listens on "
                 f"port {fields[0]} of interface {fields[1]!r}; as QEMU's tcp: it connects to "
                 f"host {fields[0]!r} port {fields[1]}. Write tcp:{fields[0]}:interface=ADDRESS "
                 f"or tcp:HOST:{fields[1]},... to say which"
             )
-        if hasOptions or not first.isdigit():
+        if hasOptions or not isDecimal(first):
             return done(_qemu("tcp", body, original))
     if word == "unix" and "," in body:
         return done(_qemu("unix", body, original))
     if word == "unix":
         # Unix sockets are 0600 unless mode= says otherwise.
-        path = re.split(r"(?<!\\):", body)[0].replace("\\:", ":")
+        path = checkPath(re.split(r"(?<!\\):", body)[0].replace("\\:", ":"), "unix socket", unix=True)
         if not re.search(r"(?<!\\):mode=", text):
             text += ":mode=600"
-        return done(ListenerSpec(endpoint=text, path=path))
+        return done(ListenerSpec(endpoint=_abstractEndpoint(text, path), path=path))
     return done(ListenerSpec(endpoint=text))
 
 
 PROTOCOL_NAMES = tuple(p.value for p in Protocol)
+# Output one client may have queued (1 GiB), and the longest idle timeout (a year).
+MAX_OUTBUF = 1 << 30
+MAX_IDLE = 365 * 24 * 3600.0
 POLICIES = ("drop", "disconnect", "block")
 LISTENER_OPTIONS = (
     "no-rfc2217, ro, allow=CIDR;CIDR, outbuf=BYTES, policy=drop|disconnect|block, idle=SECONDS, keepalive, nodelay, "
@@ -165,8 +171,8 @@ def _listenerOption(key: str, value: Optional[str], protocol: Protocol, original
                 raise ConfigError(f"allow={network!r} in listener {original!r} is not an address or CIDR network") from None
         return {"allow": networks}
     if key == "outbuf":
-        if not need().isdigit() or int(need()) < 1024:
-            raise ConfigError(f"outbuf={value!r} in listener {original!r}: expected bytes, at least 1024")
+        if not isDecimal(need()) or not 1024 <= int(need()) <= MAX_OUTBUF:
+            raise ConfigError(f"outbuf={value!r} in listener {original!r}: expected 1024 to {MAX_OUTBUF} bytes")
         return {"outbuf": int(need())}
     if key == "policy":
         if need().lower() not in POLICIES:
@@ -177,14 +183,14 @@ def _listenerOption(key: str, value: Optional[str], protocol: Protocol, original
             seconds = float(need())
         except ValueError:
             seconds = -1
-        if seconds <= 0:
-            raise ConfigError(f"idle={value!r} in listener {original!r}: expected seconds > 0")
+        if not 0 < seconds <= MAX_IDLE:  # nan and inf too: a timer at nan breaks the reactor's order
+            raise ConfigError(f"idle={value!r} in listener {original!r}: expected 0 < seconds <= {MAX_IDLE}")
         return {"idle": seconds}
     raise ConfigError(f"unknown listener option {key!r} in {original!r} (known: {LISTENER_OPTIONS})")
 
 
 def _port(text: str, original: str) -> int:
-    if not text.isdigit() or not 0 <= int(text) <= 65535:
+    if not isDecimal(text) or not 0 <= int(text) <= 65535:
         raise ConfigError(f"bad port {text!r} in listener {original!r}")
     return int(text)
 
@@ -202,6 +208,17 @@ def _hostPort(text: str, original: str) -> tuple[str, int]:
     if ":" in host:
         raise ConfigError(f"an IPv6 address goes in brackets ([{host}]) in listener {original!r}")
     return host, _port(port, original)
+
+
+def _abstractEndpoint(endpoint: str, path: str) -> str:
+    """
+    An abstract unix socket name has no file beside which Twisted could
+    make its lock file (C{lockfile=1}, the string parser's default, would
+    fail on the NUL byte): none is made.
+    """
+    if isAbstract(path) and not re.search(r"(?<!\\):lockfile=", endpoint):
+        endpoint += ":lockfile=0"
+    return endpoint
 
 
 def _escape(text: str) -> str:
@@ -235,12 +252,13 @@ def _qemu(word: str, body: str, original: str) -> ListenerSpec:
         # QEMU's monitor multiplexer: here, the escape menu on Ctrl-a.
         if not body:
             raise ConfigError(f"mon: needs a chardev after it, not {original!r}")
-        return attrs.evolve(parseListener(body), escape=0x01)
+        return attrs.evolve(parseListener(body), escape=0x01, qemuKeys=True)
     if word == "pty":
-        return ListenerSpec(body, Protocol.RAW, kind=ListenerKind.PTY, path=body)
+        return ListenerSpec(body, Protocol.RAW, kind=ListenerKind.PTY, path=checkPath(body, "pty: link"))
     if word in ("file", "pipe"):
         if not body or "," in body:
             raise ConfigError(f"{word}: takes a path and no options, not {original!r}")
+        checkPath(body, f"{word}:")
         kind = ListenerKind.FILE if word == "file" else ListenerKind.PIPE
         return ListenerSpec(body, Protocol.RAW, kind=kind, path=body)
     if word == "stdio":
@@ -252,10 +270,12 @@ def _qemu(word: str, body: str, original: str) -> ListenerSpec:
         options = _options(parts, ("server", "wait", "nowait", "reconnect"), original)
         if not address:
             raise ConfigError(f"unix: needs a path in listener {original!r}")
+        checkPath(address, "unix socket", unix=True)
         server = _flag(options, "server", False, original)
         wait = _flag(options, "wait", "nowait" not in options, original) and server
         if server:
-            return ListenerSpec(f"unix:{_escape(address)}:mode=600", Protocol.RAW, wait=wait, path=address)
+            endpoint = _abstractEndpoint(f"unix:{_escape(address)}:mode=600", address)
+            return ListenerSpec(endpoint, Protocol.RAW, wait=wait, path=address)
         return ListenerSpec(f"unix:{address}", Protocol.RAW, kind=ListenerKind.CONNECT, path=address)
     # tcp: and telnet:
     options = _options(parts, QEMU_TCP_OPTIONS, original)
@@ -286,7 +306,7 @@ def _udp(body: str, original: str) -> ListenerSpec:
     remoteHost, remotePort = _hostPort(remote, original)
     sourceHost, sourcePort = ("", 0)
     if at:
-        if source.isdigit():
+        if isDecimal(source):
             sourcePort = _port(source, original)
         else:
             sourceHost, sourcePort = _hostPort(source, original)
@@ -320,6 +340,9 @@ def _tls(body: str, original: str) -> ListenerSpec:
             raise ConfigError(
                 f"unknown option {key!r} in listener {original!r} (known: interface, cert, key, ca, subjects, readonly)"
             )
+    for key in ("cert", "key", "ca"):
+        if key in named:
+            checkPath(named[key], f"{key}= in listener")
     subjects = tuple(s for s in named.get("subjects", "").split(";") if s)
     readOnly = tuple(s for s in named.get("readonly", "").split(";") if s)
     if len(positional) == 1:

@@ -11,7 +11,11 @@ Pressed twice, the escape key sends itself.
     s       line status: device, settings, counters
     B RATE  set the baud rate (digits, then Enter)
     t       take write          o   only watch (give up write)
-    d       disconnect          ?   help
+    d       disconnect          ?   help (h too)
+
+With QEMU's C{mon:} form the keys QEMU has mean what they mean there:
+C{h} help, C{x} disconnect, C{b} break, Ctrl-a twice sends Ctrl-a; the
+others are as above.
 """
 
 from __future__ import annotations
@@ -29,6 +33,11 @@ HELP = (
     "B RATE<Enter> set baud, t take write, o only watch, d disconnect, ? help; "
     "the escape key twice sends it"
 )
+QEMU_HELP = (
+    "escape commands, as in QEMU: h help, x disconnect, b break, {key} {key} sends {key}; and: k KEY break then KEY, "
+    "w who, r replay, R N<Enter> replay N lines, s status, B RATE<Enter> set baud, t take write, o only watch, "
+    "d disconnect, ? help"
+)
 REPLAY_LINES = 20
 
 
@@ -43,9 +52,11 @@ class EscapeMenu:
     C{notice(text)}, C{transport}.
     """
 
-    def __init__(self, client: Any, key: int) -> None:
+    def __init__(self, client: Any, key: int, qemuKeys: bool = False) -> None:
         self.client = client
         self.key = key
+        # QEMU's mon: keys: x disconnects too, and the help says so.
+        self.qemuKeys = qemuKeys
         self._escape = bytes((key,))
         self._state: Callable[[int], bytes] | None = None
         self._digits = b""
@@ -86,8 +97,8 @@ class EscapeMenu:
         client, line = self.client, self.client.line
         command = chr(byte)
         if command == "b":
-            if not line.clientBreak(client):
-                client.notice("no break: " + ("read-only" if not self.client.line.mayWrite(self.client) else "one is under way"))
+            # Refused (read-only, a device that cannot carry one, ...): the line tells the client why.
+            line.clientBreak(client)
         elif command == "k":
             self._state = self._breakThenKey
         elif command == "w":
@@ -117,11 +128,11 @@ class EscapeMenu:
                 client.notice("read-only: cannot take write")
         elif command == "o":
             line.dropWrite(client)
-        elif command == "d":
+        elif command == "d" or (command == "x" and self.qemuKeys):
             client.notice("bye")
             client.transport.loseConnection()
         elif command in "?h":
-            client.notice(HELP)
+            client.notice(QEMU_HELP.format(key=keyName(self.key)) if self.qemuKeys else HELP)
         else:
             client.notice(f"unknown escape command {command!r}; {keyName(self.key)} ? for help")
         return b""

@@ -9,15 +9,18 @@ through the device's methods and its clients only through L{IClient}.
 
 from __future__ import annotations
 
+import socket
+import struct
 from enum import Enum
 from typing import Any, Optional
 
+from twisted.internet.address import UNIXAddress
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import Attribute, Interface, implementer
 
-from serialgw.config import DEFAULT_BACKLOG, SerialSettings
+from serialgw.config import DEFAULT_BACKLOG, SerialSettings, describeUnix
 from serialgw.device import IDeviceSink
 from serialgw.flow import Tail
 
@@ -61,6 +64,9 @@ class IClient(Interface):
         people at terminals (empty when notices are off).
         """
 
+    def notice(text: str) -> None:
+        """A line of text for the person at this client; nothing if it is a program or a file."""
+
     def pauseInput() -> None:
         """Stop reading from the client (the device is behind)."""
 
@@ -102,10 +108,14 @@ class IDevice(Interface):
         """Queue bytes for the device."""
 
     settings = Attribute("The L{SerialSettings} in effect.")
-    up = Attribute("Whether the device is there (open, or connected) now.")
     downReason = Attribute("Why the device is down (a short text), or None while it is up.")
     modemLines = Attribute("DTR and RTS as set: C{{'dtr': bool, 'rts': bool}}.")
     breaking = Attribute("Whether a break is under way.")
+    up = Attribute("Whether the device is there (open, or connected) now.")
+    noBreak = Attribute(
+        "Why a break cannot reach the far end, for people (C{'unix:/x is a raw socket: it cannot carry a break'}); "
+        "empty when it can."
+    )
 
     def sendBreak(duration: Optional[float] = None) -> bool:
         """Send a break after queued output; C{False} if one is under way."""
@@ -163,12 +173,18 @@ class Line:
         self.notices = True
         # A device may start down (not there yet, a console not dialed yet).
         self.up = bool(device.up)
+        # Whether the device was ever up: its first coming up is no reopen.
+        self._wasUp = self.up
         self.clients: list[Any] = []
         self.controllers: list[Any] = []
         self.writable = True
         self.bytesToDevice = 0
         self.bytesFromDevice = 0
         self.refused = 0
+        # For the metrics: times the device came back, and device output
+        # dropped for clients that have left, by their listener's policy.
+        self.reopens = 0
+        self.droppedGone: dict[str, int] = {}
         self._modemPoll: Optional[LoopingCall] = None
         self._lastModem: Optional[int] = None
         self._lineState = 0
@@ -204,12 +220,14 @@ class Line:
     def modemState(self) -> Optional[int]:
         return self.device.modemState()  # type: ignore[no-any-return]
 
-    def lineState(self) -> int:
+    def lineState(self, clear: bool = True) -> int:
         """
         RFC 2217 line-state bits (break, framing, parity) seen since the last
-        call: an answer to a client's poll.
+        call that cleared them: an answer to a client's poll.
         """
-        state, self._lineState = self._lineState, 0
+        state = self._lineState
+        if clear:
+            self._lineState = 0
         return state
 
     # Clients
@@ -228,9 +246,11 @@ class Line:
         if (self.mode == "exclusive" and client.role is Role.WRITER and getattr(client, "person", False)
                 and self.writer is not None):
             client.role = Role.WATCHER
-        if getattr(client, "person", False):
-            self.announce(f"{client.peer} attached as {client.role.value}")
+        # In the list before anyone is told: whatever the telling does (a
+        # log that fails), the client is fully attached.
         self.clients.append(client)
+        if getattr(client, "person", False):
+            self.announce(f"{client.peer} attached as {client.role.value}", exclude=client)
         if not self.up:
             # Someone arriving while the device is down hears it, as those
             # already here did when it went.
@@ -248,11 +268,19 @@ class Line:
             self.controllers.remove(client)
             self.updateLineWatch()
             if not self.controllers:
+                self._stopModemPoll()
+            # Only clients that can change the port count: a read-only one
+            # leaving restores nothing, nor does one staying hold it back.
+            if client.role is not Role.READONLY and not any(
+                    c.role is not Role.READONLY for c in self.controllers):
                 self._lastController()
         if client in self._blockers:
             self.unblockDevice(client)
         if client in self.clients:
             self.clients.remove(client)
+            guard = getattr(client, "guard", None)
+            if guard is not None and guard.dropped:
+                self.droppedGone[guard.policy] = self.droppedGone.get(guard.policy, 0) + guard.dropped
             if getattr(client, "person", False):
                 self.announce(f"{client.peer} detached")
             else:
@@ -270,16 +298,30 @@ class Line:
         self.bytesToDevice += len(data)
 
     def clientBreak(self, client: Any, duration: Optional[float] = None) -> bool:
-        """A client asks for a break; C{True} if one was started."""
+        """
+        A client asks for a break; C{True} if one was started.  If not, the
+        client is told why (a notice, for a person at a terminal) and the
+        log says the same.
+        """
+        reason = self._noBreak(client)
+        if reason is None:
+            if self.device.sendBreak(duration):
+                self.recordEvent(f"BREAK from {client.peer}")
+                return True
+            reason = "one is under way"
+        log.info("{line}: break from {peer} refused: {reason}", line=self.name, peer=client.peer, reason=reason)
+        client.notice(f"no break: {reason}")
+        return False
+
+    def _noBreak(self, client: Any) -> Optional[str]:
+        """Why no break can be sent for C{client} now (before asking the device); None: try."""
         if not self.mayWrite(client):
-            log.info("{line}: break from {peer} refused: {role}", line=self.name, peer=client.peer, role=client.role.value)
-            return False
-        started = bool(self.device.sendBreak(duration))
-        if started:
-            self.recordEvent(f"BREAK from {client.peer}")
-        else:
-            log.info("{line}: BREAK from {peer} ignored: a break is under way", line=self.name, peer=client.peer)
-        return started
+            return "you only watch: take write first" if client.role is Role.WATCHER else "read-only"
+        if self.device.noBreak:
+            return str(self.device.noBreak)
+        if not self.device.up:
+            return "the device is down"
+        return None
 
     # Port control (RFC 2217)
 
@@ -295,13 +337,16 @@ class Line:
 
     def updateLineWatch(self) -> None:
         """Detect line errors on the device only while a client's mask asks for them."""
-        wanted = any(getattr(c.comPort, "linestateMask", 0) for c in self.controllers if getattr(c, "comPort", None))
+        wanted = any(getattr(c.comPort, "linestateMask", 0) for c in self.controllers
+                     if getattr(c, "comPort", None) and c.role is not Role.READONLY)
         self.device.watchLineErrors(wanted)
 
-    def _lastController(self) -> None:
+    def _stopModemPoll(self) -> None:
         if self._modemPoll is not None:
             self._modemPoll.stop()
             self._modemPoll = None
+
+    def _lastController(self) -> None:
         if not self.restoreSettings:
             return
         if self.device.breaking:
@@ -350,8 +395,12 @@ class Line:
         if not self.mayWrite(client):
             return
         if on:
-            if self.device.sendBreak(self.breakHoldLimit):
+            reason = self._noBreak(client)
+            if reason is None and self.device.sendBreak(self.breakHoldLimit):
                 log.info("{line}: BREAK on from {peer}", line=self.name, peer=client.peer)
+            else:
+                log.info("{line}: BREAK on from {peer} refused: {reason}", line=self.name, peer=client.peer,
+                         reason=reason or "one is under way")
         elif self.device.breaking:
             self.device.stopBreak()
             log.info("{line}: BREAK off from {peer}", line=self.name, peer=client.peer)
@@ -372,12 +421,22 @@ class Line:
         self.recordEvent(text)
         for client in list(self.clients):
             if client is not exclude:
-                client.notice(text)
+                try:
+                    client.notice(text)
+                except Exception:
+                    log.failure("{line}: telling {peer} failed; it is cut off", line=self.name, peer=client.peer)
+                    self._cutOff(client)
 
     def recordEvent(self, text: str) -> None:
         log.info("{line}: {text}", line=self.name, text=text)
-        for consoleLog in self.logs:
-            consoleLog.event(text)
+        for consoleLog in list(self.logs):
+            try:
+                consoleLog.event(text)
+            except Exception:
+                # As for device output: a failing log leaves the line's logs,
+                # the event and the line go on.
+                log.failure("{line}: writing {peer} failed; it is cut off", line=self.name, peer=consoleLog.peer)
+                self._cutOff(consoleLog)
 
     def takeWrite(self, client: Any) -> bool:
         """C{client} becomes the writer; in exclusive mode the old one watches."""
@@ -486,8 +545,9 @@ class Line:
 
     def deviceLost(self, reason: Failure) -> None:
         self.up = False
-        self.recordEvent(f"device down ({reason.getErrorMessage()}); {len(self.clients)} client(s) stay connected")
-        notice = self._downNotice(reason.getErrorMessage())
+        why = reason.getErrorMessage().rstrip(".")  # "closed cleanly." then "; waiting": one stop
+        self.recordEvent(f"device down ({why}); {len(self.clients)} client(s) stay connected")
+        notice = self._downNotice(why)
         for client in list(self.clients):
             client.deviceStateChanged(False, notice)
 
@@ -499,6 +559,9 @@ class Line:
 
     def deviceUp(self) -> None:
         self.up = True
+        if self._wasUp:
+            self.reopens += 1
+        self._wasUp = True
         self.recordEvent("device up")
         notice = f"\r\n[serialgw: {self.name} is back]\r\n".encode("utf-8", "replace") if self.notices else b""
         for client in list(self.clients):
@@ -515,17 +578,32 @@ def describeAddress(address: Any) -> str:
     if host is not None and port is not None:
         return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     name = getattr(address, "name", None)
-    if isinstance(name, bytes):
-        name = name.decode(errors="replace")
-    return f"unix:{name}" if name is not None else str(address)
+    return f"unix:{describeUnix(name)}" if name is not None else str(address)
 
 
 def peerName(transport: Any) -> str:
-    """A transport's peer, for messages."""
+    """
+    A transport's peer, for messages.  A unix socket client has no name of
+    its own: it is the listener's name and the peer's process and user
+    (SO_PEERCRED), so that C{w} tells two of them apart.
+    """
     try:
-        return describeAddress(transport.getPeer())
+        address = transport.getPeer()
+        if isinstance(address, UNIXAddress) and not address.name:
+            where = describeAddress(transport.getHost())
+            try:
+                credentials = transport.socket.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _UCRED.size)
+            except (AttributeError, OSError):
+                return where
+            pid, uid, _ = _UCRED.unpack(credentials)
+            return f"{where} (pid {pid}, uid {uid})"
+        return describeAddress(address)
     except Exception:
         return "?"
+
+
+# struct ucred: pid, uid, gid.
+_UCRED = struct.Struct("3i")
 
 
 def noDelay(transport: Any) -> None:

@@ -6,7 +6,15 @@ bits, ...), the change goes to the line's device as a settings request, so a
 remote RFC 2217 port follows what the program asked for.
 
 Changes are seen with packet mode (TIOCPKT) and EXTPROC on the slave: the
-kernel then tells the master side of every termios change.
+kernel then tells the master side of every termios change made while
+EXTPROC is set before or after it.  A program that clears EXTPROC (minicom
+sets c_lflag = 0) is seen doing so; the gateway sets EXTPROC again at once,
+so its later changes, and later programs', are seen too.
+
+The slave starts at the line's speed, stop bits and hardware flow (a pty
+keeps those; it forces 8 bits and no parity), and only what a program
+changes goes to the device: a program that sets the speed does not also
+turn a 7E1 line into 8N1.
 """
 
 from __future__ import annotations
@@ -19,11 +27,13 @@ import termios
 import tty
 from typing import Any
 
+import attrs
 from twisted.internet import abstract, fdesc
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from serialgw.device import readTermios, removeSymlink, replaceSymlink
+from serialgw.config import SerialSettings
+from serialgw.device import readTermios, removeSymlink, replaceSymlink, termiosSpeed
 from serialgw.line import ClientEvents, IClient, Line, Role
 
 log = Logger()
@@ -50,9 +60,7 @@ class PtyClient(ClientEvents, abstract.FileDescriptor):
         self.slaveName = os.ttyname(slave)
         try:
             tty.setraw(slave)
-            attrs = termios.tcgetattr(slave)
-            attrs[3] |= EXTPROC
-            termios.tcsetattr(slave, termios.TCSANOW, attrs)
+            termios.tcsetattr(slave, termios.TCSANOW, _startAttributes(termios.tcgetattr(slave), line.settings))
             fcntl.ioctl(master, TIOCPKT, struct.pack("i", 1))
             fdesc.setNonBlocking(master)
             if link:
@@ -98,13 +106,35 @@ class PtyClient(ClientEvents, abstract.FileDescriptor):
         return None
 
     def _termiosChanged(self) -> None:
+        self._keepExtproc()
         settings = readTermios(self._slave, self.settings.baudrate)
         if settings == self.settings:
             return
-        log.info("{line}: the program on {peer} set {settings}", line=self.line.name, peer=self.peer,
-                 settings=settings.describe())
+        changed = {field: getattr(settings, field) for field in _FIELDS
+                   if getattr(settings, field) != getattr(self.settings, field)}
         self.settings = settings
-        self.line.clientSettings(self, settings)
+        wanted = attrs.evolve(self.line.settings, **changed)
+        log.info("{line}: the program on {peer} set {changed}; asking for {settings}", line=self.line.name,
+                 peer=self.peer, changed=changed, settings=wanted.describe())
+        self.line.clientSettings(self, wanted)
+
+    def _keepExtproc(self) -> None:
+        """
+        A program cleared EXTPROC (c_lflag = 0): set it again, changing
+        nothing else, so its next changes are seen (read afresh just before,
+        so a change made meanwhile is not undone).
+        """
+        try:
+            current = termios.tcgetattr(self._slave)
+            if current[3] & EXTPROC:
+                return
+            current[3] |= EXTPROC
+            termios.tcsetattr(self._slave, termios.TCSANOW, current)
+        except termios.error as e:
+            log.warn("{line}: cannot keep watching {peer}'s settings: {reason}", line=self.line.name,
+                     peer=self.peer, reason=str(e))
+            return
+        log.debug("{line}: EXTPROC set again on {peer}", line=self.line.name, peer=self.peer)
 
     def writeSomeData(self, data: bytes) -> Any:
         return fdesc.writeToFD(self._master, data)
@@ -138,3 +168,26 @@ class PtyClient(ClientEvents, abstract.FileDescriptor):
         removeSymlink(self.link, self.slaveName)
         os.close(self._master)
         os.close(self._slave)
+
+
+# What a program may change on its pty, and the device then follows.
+_FIELDS = ("baudrate", "stopbits", "xonxoff", "rtscts")
+
+
+def _startAttributes(attributes: list[Any], settings: SerialSettings) -> list[Any]:
+    """
+    Raw termios attributes with EXTPROC, at the line's speed (when termios
+    names it), stop bits and hardware flow; software flow (IXON) stays off,
+    as on a raw port: the pty's own line discipline must not eat XON/XOFF.
+    """
+    attributes[3] |= EXTPROC
+    speed = termiosSpeed(settings.baudrate)
+    if speed is not None:
+        attributes[4] = attributes[5] = speed
+    cflag = attributes[2] & ~(termios.CSTOPB | termios.CRTSCTS)
+    if settings.stopbits != 1:
+        cflag |= termios.CSTOPB
+    if settings.rtscts:
+        cflag |= termios.CRTSCTS
+    attributes[2] = cflag
+    return attributes

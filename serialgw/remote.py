@@ -19,7 +19,7 @@ from twisted.internet.protocol import Factory, Protocol, connectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from serialgw.config import DeviceSpec, SerialSettings
+from serialgw.config import ConfigError, DeviceSpec, SerialSettings
 from serialgw.device import _NoSink
 from serialgw.line import noDelay
 from serialgw.rfc2217 import (
@@ -215,6 +215,9 @@ class _ComPortLink(_TelnetLink):
                 held, self._held = self._held, []
                 for data in held:
                     self.writeData(data)
+        except ConfigError as e:
+            log.warn("{device}: RFC 2217 answer {payload!r} ignored: {reason}", device=device.name, payload=payload,
+                     reason=str(e))
         except Exception:
             log.failure("{device}: bad RFC 2217 answer {payload!r}", device=device.name, payload=payload)
 
@@ -275,6 +278,13 @@ class RemoteDevice:
     @property
     def breaking(self) -> bool:
         return self._breakCall is not None
+
+    @property
+    def noBreak(self) -> str:
+        # Telnet carries a break as IAC BRK, RFC 2217 as SET-CONTROL; a raw byte stream has no way to.
+        if self.spec.kind in ("tcp", "unix"):
+            return f"{self.name} is a raw socket: it cannot carry a break"
+        return ""
 
     def start(self) -> None:
         if not self._service.running and not self.closed:
@@ -379,7 +389,7 @@ class RemoteDevice:
             self._breakCall.cancel()
         self._breakCall = None
         if not self.closed:
-            self.downReason = reason.getErrorMessage()
+            self.downReason = reason.getErrorMessage().rstrip(".")
             log.warn("{device}: connection lost: {reason}", device=self.name, reason=self.downReason)
             try:
                 self.sink.deviceLost(reason)

@@ -254,8 +254,10 @@ class ComPortControl:
         self.reply(SET_CONTROL, bytes((result,)))
 
     def notifyLinestateCommand(self, value: bytes) -> None:
-        # A client's poll: answer with the line state now (masked).
-        self.reply(NOTIFY_LINESTATE, bytes((self.line.lineState() & self.linestateMask,)))
+        # A client's poll: answer with the line state now (masked).  Only a
+        # writer's poll clears what was seen: a reader's must not hide it.
+        state = self.line.lineState(clear=self.line.mayWrite(self.client))
+        self.reply(NOTIFY_LINESTATE, bytes((state & self.linestateMask,)))
 
     def notifyModemstateCommand(self, value: bytes) -> None:
         self.reply(NOTIFY_MODEMSTATE, bytes((self.currentModemState() & self.modemstateMask,)))
@@ -267,7 +269,9 @@ class ComPortControl:
         self._resume()
 
     def linestateMaskCommand(self, value: bytes) -> None:
-        if len(value) == 1:
+        # Watching line errors changes the device's termios (PARMRK): only a
+        # writer may; anyone else is answered with its mask unchanged.
+        if len(value) == 1 and self.line.mayWrite(self.client):
             self.linestateMask = value[0]
             self.line.updateLineWatch()
         self.reply(SET_LINESTATE_MASK, bytes((self.linestateMask,)))
@@ -283,7 +287,12 @@ class ComPortControl:
             log.info("{line}: PURGE-DATA {value!r} from {peer} ignored", line=self.line.name, value=value, peer=self.client.peer)
             return
         receive, transmit = bool(which & 1), bool(which & 2)
-        if self.line.clientPurge(self.client, receive, transmit) and receive:
+        if not self.line.clientPurge(self.client, receive, transmit):
+            # Refused (not a writer): nothing was purged, and the answer says
+            # so (0: no buffer) instead of echoing the request as done.
+            self.reply(PURGE_DATA, b"\x00")
+            return
+        if receive:
             self.held = bytearray()
         self.reply(PURGE_DATA, bytes((which,)))
 

@@ -25,13 +25,13 @@ from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from serialgw.config import LineConfig, ListenerKind, ListenerSpec, Protocol
+from serialgw.config import LineConfig, ListenerKind, ListenerSpec, Protocol, describeUnix, isAbstract
 from serialgw.consolelog import ConsoleLog
 from serialgw.device import AbsentPort, DeviceError, IPort, PtyPort, SerialDevice, openPort
 from serialgw.line import Line, Role, describeAddress
 from serialgw.local import FileClient, fifoPair, streamClient
 from serialgw.netconsole import NetconsoleClient
-from serialgw.notify import notify
+from serialgw.notify import Notifier
 from serialgw.ptylink import PtyClient
 from serialgw.raw import RawClient
 from serialgw.remote import RemoteDevice
@@ -138,6 +138,7 @@ class GatewayService(MultiService):
         self._opened = False
         self.status = status
         self.statusPort: Any = None
+        self.notifier = Notifier(self.reactor, self.statusText)
         # A local device that cannot be opened at start: an error that stops
         # the gateway (False), or a line that starts down and tries again
         # with the reopen backoff (True: --config, --wait-for-device).
@@ -192,12 +193,9 @@ class GatewayService(MultiService):
             self._listen(line, config, spec)
 
     def _serveStatus(self, description: str) -> None:
-        from twisted.web.server import Site
+        from serialgw.status import statusSite
 
-        from serialgw.status import StatusResource
-
-        site = Site(StatusResource(self))
-        site.noisy = False
+        site = statusSite(self)
         results: list[Any] = []
         serverFromString(self.reactor, description).listen(site).addBoth(results.append)
         if not results or isinstance(results[0], Failure):
@@ -205,7 +203,7 @@ class GatewayService(MultiService):
             raise StartupError(f"cannot serve status on {description!r}: {reason}")
         self.statusPort = results[0]
         self._own("closer", self.statusPort.stopListening)
-        log.info("status page (JSON) on http://{address}/", address=describeAddress(self.statusPort.getHost()))
+        log.info("status page (JSON) on http://{address}/, Prometheus metrics on /metrics", address=describeAddress(self.statusPort.getHost()))
 
     def _makeDevice(self, config: LineConfig) -> Any:
         if config.device.remote:
@@ -262,7 +260,7 @@ class GatewayService(MultiService):
             ) from None
 
     def _serve(self, line: Line, config: LineConfig, spec: ListenerSpec) -> None:
-        if spec.path:
+        if spec.path and not isAbstract(spec.path):
             _removeStaleSocket(spec.path, config.name)
         try:
             if spec.tls is not None:
@@ -300,6 +298,12 @@ class GatewayService(MultiService):
                 "PROTOCOL,ro+, or tls:...:ca=",
                 line=config.name, listener=spec.text, address=describeAddress(address),
             )
+        if spec.path and isAbstract(spec.path):
+            log.warn(
+                "line {line}: {address} is an abstract unix socket: it has no file mode, so every process "
+                "in this network namespace may connect",
+                line=config.name, address=describeAddress(address),
+            )
         hint = _connectHint(spec.protocol, address)
         if hint and not spec.tls:
             log.info("line {line}: connect with: {hint}", line=config.name, hint=hint)
@@ -320,7 +324,8 @@ class GatewayService(MultiService):
         )
         self._own("dialer", dialer)
         log.info("line {line}: dialing out to {target} ({protocol}), reconnecting with backoff",
-                 line=config.name, target=spec.path or f"{spec.host}:{spec.port}", protocol=spec.protocol.value)
+                 line=config.name, target=describeUnix(spec.path) if spec.path else f"{spec.host}:{spec.port}",
+                 protocol=spec.protocol.value)
 
     def _udp(self, line: Line, config: LineConfig, spec: ListenerSpec) -> None:
         assert spec.udp is not None
@@ -361,11 +366,21 @@ class GatewayService(MultiService):
                 line.device.start()
         for dialer in self._dialers:
             dialer.startService()
-        clients = sum(len(line.clients) for line in self.lines.values())
-        notify(f"READY=1\nSTATUS=serving {len(self.lines)} line(s), {len(self.ports)} listener(s), {clients} client(s)")
+        self.notifier.ready()
+
+    def statusText(self) -> str:
+        """One line for systemd's STATUS=: lines up and down (the first few down by name), clients."""
+        lines = list(self.lines.values())
+        down = [line.name for line in lines if not getattr(line.device, "up", True)]
+        clients = sum(len(line.clients) for line in lines)
+        text = f"{len(lines)} line(s), {len(lines) - len(down)} up, {len(down)} down"
+        if down:
+            text += f" ({', '.join(down[:5])}{', ...' if len(down) > 5 else ''})"
+        return f"{text}; {clients} client(s)"
 
     def stopService(self) -> Any:
         """Stop listening, close devices; the Deferred fires when all is closed."""
+        self.notifier.stopping()
         waits = [MultiService.stopService(self)] + self._closeAll()
         return defer.gatherResults([w for w in waits if isinstance(w, defer.Deferred)])
 
@@ -512,6 +527,8 @@ def _connectHint(protocol: Protocol, address: Any) -> Optional[str]:
             return None
         if isinstance(name, bytes):
             name = name.decode()
+        if isAbstract(name):
+            return f"socat -,raw,echo=0 ABSTRACT-CONNECT:{name[1:]}"
         return f"socat -,raw,echo=0 UNIX-CONNECT:{name}"
     if host in ("0.0.0.0", "::"):
         host = "localhost"

@@ -44,11 +44,24 @@ class Session:
     defaultEscape: Optional[int] = None
 
     def startSession(self) -> None:
+        """
+        Join the line.  A start that fails leaves the client fully gone
+        (detached, connection aborted), never half attached.
+        """
+        try:
+            self._startSession()
+        except Exception:
+            log.failure("{line}: starting the session of {peer} failed; it is disconnected",
+                        line=self.line.name, peer=self.peer)
+            self.endSession()
+            self.transport.loseConnection()
+
+    def _startSession(self) -> None:
         self.peer = peerName(self.transport)
         spec = self.listener
         key = self.defaultEscape if spec is None or spec.escape == -1 else spec.escape
         if key is not None:
-            self.escapeMenu = EscapeMenu(self, key)
+            self.escapeMenu = EscapeMenu(self, key, qemuKeys=spec is not None and spec.qemuKeys)
         if spec is not None and spec.tls is not None and spec.tls.readOnlySubjects:
             # Read-only until the certificate says otherwise (handshakeCompleted).
             self._roleAfterHandshake, self.role = self.role, Role.READONLY

@@ -9,11 +9,13 @@ import sys
 from typing import Any, Optional
 
 import attrs
+from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.python import usage
 
 from serialgw import __version__
 from serialgw.config import (
+    DEFAULT_MAX_CLIENTS,
     SINGLE_SETTINGS,
     ConfigError,
     LineConfig,
@@ -21,6 +23,7 @@ from serialgw.config import (
     ListenerSpec,
     SerialSettings,
     applySingle,
+    isDecimal,
     parseCoalesce,
     parseCompact,
     parseDevice,
@@ -85,6 +88,9 @@ ENDPOINT is a port number (TCP, all interfaces) or a Twisted endpoint string
         ["coalesce", None, None,
          "Fewer, larger packets: MIN_MS,MAX_MS[,STRING], e.g. 2,20 or 5,50,\\n (wait MIN after the last "
          "byte, at most MAX after the first, or until STRING) [default: off, every read is sent at once]"],
+        ["max-clients", None, None,
+         "Network clients the line takes at once; more are refused at connect; 0: no limit "
+         f"[default: {DEFAULT_MAX_CLIENTS}]"],
         ["status", None, None,
          "An endpoint for the status page (HTTP, JSON), e.g. tcp:8440:interface=127.0.0.1"],
     ]
@@ -95,6 +101,9 @@ ENDPOINT is a port number (TCP, all interfaces) or a Twisted endpoint string
          "No device down/up notices in telnet sessions (RFC 2217 clients still see CD drop)"],
         ["no-restore", None,
          "Keep what the last RFC 2217 client set when it leaves (default: restore the configured settings)"],
+        ["check", None,
+         "Check the configuration (options or --config FILE) without opening, binding or creating "
+         "anything; print what is wrong and exit 0 (usable, perhaps with warnings) or 2 (errors)"],
     ]
 
     def getUsage(self, width: Optional[int] = None) -> str:
@@ -126,7 +135,8 @@ ENDPOINT is a port number (TCP, all interfaces) or a Twisted endpoint string
         installIfNoneChosen()
         try:
             if self["config"] is not None:
-                given = [name for name in ("device", "port", "serial", "baud", "bytesize", "parity", "stopbits")
+                given = [name for name in ("device", "port", "serial", "baud", "bytesize", "parity", "stopbits",
+                                           "max-clients")
                          if self[name] is not None] + (["listen"] if self["listen"] else [])
                 if given:
                     raise ConfigError(f"--config and --{given[0]} do not go together: put the line in the file")
@@ -145,6 +155,28 @@ ENDPOINT is a port number (TCP, all interfaces) or a Twisted endpoint string
                 sys.stderr.write(f"serialgw: error: {e}\n")
                 raise SystemExit(2) from None
             raise usage.UsageError(str(e)) from None
+        if self["check"]:
+            raise SystemExit(self.report(sys.stdout, sys.stderr))
+
+    def report(self, out: Any, err: Any) -> int:
+        """--check: what is wrong across lines and on disk; the exit status (0 or 2)."""
+        from serialgw.check import checkLines
+
+        lines = self["lines"]
+        status = parseListener(self["status"]) if self["status"] is not None else None
+        errors, warnings = checkLines(lines, status)
+        for warning in warnings:
+            err.write(f"serialgw: warning: {warning}\n")
+        for error in errors:
+            err.write(f"serialgw: error: {error}\n")
+        source = self["config"] or "options"
+        if errors:
+            err.write(f"serialgw: {source}: {len(errors)} error(s)\n")
+            return 2
+        listeners = sum(len(line.listeners) for line in lines)
+        extra = f", {len(warnings)} warning(s)" if warnings else ""
+        out.write(f"serialgw: {source}: {len(lines)} line(s), {listeners} listener(s): OK{extra}\n")
+        return 0
 
     def _lineConfig(self) -> LineConfig:
         settings = SerialSettings()
@@ -172,6 +204,12 @@ ENDPOINT is a port number (TCP, all interfaces) or a Twisted endpoint string
                 f"break duration must be 1 to 10000 milliseconds, not {self['break-duration']!r}"
             )
         name = self["name"] or _lineName(device.describe())
+        maxClients = DEFAULT_MAX_CLIENTS
+        if self["max-clients"] is not None:
+            text = str(self["max-clients"]).strip()
+            if not isDecimal(text):
+                raise ConfigError(f"--max-clients must be a number >= 0 (0: no limit), not {self['max-clients']!r}")
+            maxClients = int(text)
         coalesce = parseCoalesce(self["coalesce"] or "off")
         return LineConfig(
             name=name,
@@ -185,6 +223,7 @@ ENDPOINT is a port number (TCP, all interfaces) or a Twisted endpoint string
             coalesceOn=coalesce[2],
             signature=self["signature"],
             notices=not self["no-notices"],
+            maxClients=maxClients,
         )
 
 
@@ -215,6 +254,17 @@ class _TwistdGatewayService(GatewayService):
     """
 
     configPath: Optional[str] = None
+    # twistd's log observer, made by serialgw.logs (None: twistd's own).
+    logObserver: Any = None
+
+    def setServiceParent(self, parent: Any) -> Any:
+        # twistd uses the application's ILogObserver component unless
+        # --logger is given: the journal's format, or its own tidied.
+        if self.logObserver is not None and hasattr(parent, "setComponent"):
+            from twisted.logger import ILogObserver
+
+            parent.setComponent(ILogObserver, self.logObserver)
+        return GatewayService.setServiceParent(self, parent)
 
     def privilegedStartService(self) -> None:
         if self.configPath is not None:
@@ -225,6 +275,15 @@ class _TwistdGatewayService(GatewayService):
                 self.reactor.callFromThread(self.reloadFile)
 
             signal.signal(signal.SIGHUP, hangup)
+        else:
+            # systemctl reload (Type=notify-reload) sends SIGHUP: with nothing
+            # to re-read, say so rather than die of the default action.
+            import signal
+
+            def nothing(signum: int, frame: Any) -> None:
+                self.reactor.callFromThread(self.reloadNothing)
+
+            signal.signal(signal.SIGHUP, nothing)
         try:
             GatewayService.privilegedStartService(self)
         except StartupError as e:
@@ -239,14 +298,30 @@ class _TwistdGatewayService(GatewayService):
         gc.collect()
         gc.freeze()
 
-    def reloadFile(self) -> None:
+    def reloadNothing(self) -> None:
+        log.info("SIGHUP: no configuration file to re-read (the options stay; --config FILE can be reloaded)")
+        self.notifier.reloading()
+        self.notifier.reloaded("nothing to reload without --config")
+
+    def reloadFile(self) -> Any:
+        """SIGHUP: read the file again and apply it; systemd hears RELOADING=1, then READY=1."""
         assert self.configPath is not None
+        self.notifier.reloading()
         try:
             configs = loadConfig(self.configPath)
         except ConfigError as e:
             log.error("reload refused, the running configuration stays: {reason}", reason=str(e))
-            return
-        self.reload(configs)
+            self.notifier.reloaded("reload refused, see the log")
+            return defer.succeed(None)
+
+        def done(changes: Any) -> Any:
+            if isinstance(changes, dict):
+                self.notifier.reloaded("reloaded: " + ", ".join(f"{len(v)} {k}" for k, v in changes.items()))
+            else:
+                self.notifier.reloaded("reload failed, see the log")
+            return changes
+
+        return self.reload(configs).addBoth(done)
 
 
 def raiseFileLimit() -> None:
@@ -273,4 +348,7 @@ def makeService(options: Options, reactor: Optional[Any] = None) -> GatewayServi
     status = parseListener(options["status"]).endpoint if options["status"] else None
     service = _TwistdGatewayService(options["lines"], reactor=reactor, status=status)
     service.configPath = options["config"]
+    from serialgw.logs import twistdObserver
+
+    service.logObserver = twistdObserver(getattr(options, "parent", None))
     return service

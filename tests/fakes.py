@@ -107,11 +107,15 @@ class RecordingClient:
         self.modem: list[int] = []
         self.lineStates: list[int] = []
         self.deviceStates: list[tuple[bool, bytes]] = []
+        self.notices: list[str] = []
         self.paused = 0
         self.resumed = 0
 
     def deliver(self, data: bytes) -> None:
         self.received.append(data)
+
+    def notice(self, text: str) -> None:
+        self.notices.append(text)
 
     def modemStateChanged(self, state: int) -> None:
         self.modem.append(state)
@@ -142,6 +146,8 @@ class RecordingDevice:
         self.breaking = False
         self.up = True
         self.downReason: Optional[str] = None
+        # Why a break cannot reach the far end ("" when it can).
+        self.noBreak = ""
         self.settings = settings
         self.modemLines = {"dtr": True, "rts": True}
         self.modem: Optional[int] = None

@@ -118,6 +118,46 @@ class PtyPair:
         os.close(self.master)
 
 
+class TtyEnd:
+    """
+    A program on a tty the gateway made (a C{pty:} device or listener): the
+    path opened raw, read in the reactor into C{received} until closed.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.fd = os.open(path, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+        tty.setraw(self.fd)
+        self.received = Accumulator(path)
+        reactor.addReader(self)  # type: ignore[attr-defined]
+
+    def fileno(self) -> int:
+        return self.fd
+
+    def logPrefix(self) -> str:
+        return "tty-end"
+
+    def doRead(self) -> None:
+        try:
+            data = os.read(self.fd, 65536)
+        except (BlockingIOError, InterruptedError):
+            return
+        if data:
+            self.received.add(data)
+
+    def connectionLost(self, reason: Any) -> None:
+        pass
+
+    def write(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            n = os.write(self.fd, view)
+            view = view[n:]
+
+    def close(self) -> None:
+        reactor.removeReader(self)  # type: ignore[attr-defined]
+        os.close(self.fd)
+
+
 class Collector(protocol.Protocol):
     """A TCP client that keeps everything it receives."""
 

@@ -39,6 +39,17 @@ class FileTests(SynchronousTestCase):
         self.assertEqual((vm100.device.kind, vm100.settings.baudrate, vm100.listeners[0].endpoint),
                          ("unix", 115200, "tcp:4002"))
 
+    def test_maxClients(self) -> None:
+        """max-clients: 64 a line when not given, 0 for none, from [defaults] or the line; below 0 is refused."""
+        path = self.write('[lines.a]\ndevice = "/dev/ttyS0"\nlisten = "4001"\n\n'
+                          '[lines.b]\ndevice = "/dev/ttyS1"\nlisten = "4002"\nmax-clients = 0\n')
+        self.assertEqual([c.maxClients for c in loadConfig(path)], [64, 0])
+        path = self.write('[defaults]\nmax-clients = 3\n[lines.a]\ndevice = "/dev/ttyS0"\nlisten = "4001"\n')
+        self.assertEqual([c.maxClients for c in loadConfig(path)], [3])
+        path = self.write('[lines.a]\ndevice = "/dev/ttyS0"\nlisten = "4001"\nmax-clients = -1\n')
+        self.assertEqual(str(self.assertRaises(ConfigError, loadConfig, path)),
+                         f"{path}:4: [lines.a] max-clients: expected a number >= 0")
+
     def test_errorsNameFileLineKey(self) -> None:
         """Errors say file:line, the table and the key."""
         path = self.write('[lines.a]\ndevice = "/dev/ttyS0"\nlisten = "4001"\n\n'
@@ -54,6 +65,36 @@ class FileTests(SynchronousTestCase):
         self.assertTrue(str(self.assertRaises(ConfigError, loadConfig, path)).startswith(f"{path}: "))
         self.assertIn("no lines", str(self.assertRaises(ConfigError, loadConfig, self.write("[defaults]\n"))))
         self.assertIn("cannot read configuration", str(self.assertRaises(ConfigError, loadConfig, "/nonexistent.toml")))
+
+
+    def test_invalidUtf8Refused(self) -> None:
+        """A byte that is not UTF-8 is refused with file:line and column, never read as U+FFFD into a path."""
+        path = self.mktemp()
+        with open(path, "wb") as f:
+            f.write(b'# caf\xc3\xa9 rack\n[lines.a]\ndevice = "/dev/tty\xe9"\nlisten = "4001"\n')
+        e = self.assertRaises(ConfigError, loadConfig, path)
+        self.assertEqual(str(e), f"{path}:3: not UTF-8 (byte e9 at column 19); a TOML file is UTF-8")
+
+    def test_nulInPaths(self) -> None:
+        """A NUL byte (\\u0000 in TOML) in a file name is an error naming file:line and key; an abstract unix name is not."""
+        path = self.write('[lines.a]\ndevice = "/dev/tty\\u0000S0"\nlisten = "4001"\n')
+        self.assertEqual(str(self.assertRaises(ConfigError, loadConfig, path)),
+                         f"{path}:2: [lines.a] device: device '/dev/tty\\x00S0': a file name cannot hold a NUL byte")
+        path = self.write('[lines.a]\ndevice = "/dev/ttyS0"\nlisten = "4001"\nlog = "/var/log/a\\u0000"\n')
+        self.assertEqual(str(self.assertRaises(ConfigError, loadConfig, path)),
+                         f"{path}:4: [lines.a] log: log '/var/log/a\\x00': a file name cannot hold a NUL byte")
+        path = self.write('[lines.a]\ndevice = "/dev/ttyS0"\nlisten = ["4001", "file:/tmp/a\\u0000b"]\n')
+        self.assertEqual(str(self.assertRaises(ConfigError, loadConfig, path)),
+                         f"{path}:3: [lines.a] listen: file: '/tmp/a\\x00b': a file name cannot hold a NUL byte")
+        path = self.write('[lines.a]\ndevice = "unix:/run/x\\u0000y"\nlisten = "4001"\n')
+        self.assertEqual(str(self.assertRaises(ConfigError, loadConfig, path)),
+                         f"{path}:2: [lines.a] device: device unix: '/run/x\\x00y': a file name cannot hold a NUL byte; "
+                         f"an abstract unix socket name starts with it (\"\\u0000NAME\")")
+        path = self.write('[lines.a]\ndevice = "unix:\\u0000vm100"\nlisten = ["unix:\\u0000rack4", "unix:\\u0000r4,server,nowait"]\n')
+        (line,) = loadConfig(path)
+        self.assertEqual((line.device, line.device.describe()), (DeviceSpec("unix", "\0vm100"), "unix:@vm100"))
+        self.assertEqual([(s.endpoint, s.path) for s in line.listeners],
+                         [("unix:\0rack4:mode=600:lockfile=0", "\0rack4"), ("unix:\0r4:mode=600:lockfile=0", "\0r4")])
 
 
 class FarmTests(TestCase):

@@ -8,13 +8,16 @@ from __future__ import annotations
 import os
 import time
 
+from twisted.internet.address import IPv4Address
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase
 
 from serialgw.config import LogSpec
 from serialgw.consolelog import ConsoleLog
+from serialgw.endpoints import parseListener
 from serialgw.line import Line
+from serialgw.raw import RawClient
 from serialgw.telnet import TelnetClient
 from tests.fakes import RecordingDevice
 
@@ -93,3 +96,47 @@ class ConsoleLogTests(SynchronousTestCase):
         log.close()
         self.assertEqual(self.read(self.path + ".1"), b"second line\n")
         self.assertEqual(self.read(), b"[serialgw: still here]\n")
+
+
+class AttachTests(SynchronousTestCase):
+    """A client whose attach goes wrong is fully attached or fully gone, never half."""
+
+    def setUp(self) -> None:
+        self.device = RecordingDevice()
+        self.line = Line("web1", self.device, clock=Clock())
+
+    def connect(self, listener: str = "raw+4444") -> tuple[RawClient, StringTransport]:
+        client = RawClient(self.line, listener=parseListener(listener))
+        transport = StringTransport(peerAddress=IPv4Address("TCP", "192.0.2.9", 1000))
+        client.makeConnection(transport)
+        return client, transport
+
+    def test_failingLogLeavesClientAttached(self) -> None:
+        """A log that fails on the attach event is cut off; the client is on the list, reads and writes."""
+        log = ConsoleLog(self.line, LogSpec(self.mktemp(), format=""), self.line.clock)
+        self.addCleanup(log.close)
+
+        def broken(text: str) -> None:
+            raise TypeError("a log that cannot stamp")
+
+        log.event = broken  # type: ignore[method-assign]
+        client, transport = self.connect()
+        self.assertEqual(len(self.flushLoggedErrors(TypeError)), 1)
+        self.assertEqual((self.line.clients, self.line.logs), ([client], []))
+        self.line.deviceDataReceived(b"login: ")
+        client.dataReceived(b"root\r")
+        self.assertEqual((transport.value(), self.device.events), (b"login: ", [("write", b"root\r")]))
+        self.assertFalse(transport.disconnecting)
+
+    def test_failedStartLeavesClientGone(self) -> None:
+        """A session whose start fails after it joined the line (replay here) is detached and disconnected."""
+        def broken() -> bytes:
+            raise RuntimeError("no backlog")
+
+        self.line.backlog = broken  # type: ignore[method-assign]
+        client, transport = self.connect("raw,replay+4444")
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+        self.assertEqual(self.line.clients, [])
+        self.assertTrue(transport.disconnecting)
+        self.line.deviceDataReceived(b"login: ")
+        self.assertEqual(transport.value(), b"")

@@ -92,10 +92,25 @@ class QemuManualTests(SynchronousTestCase):
         spec = parseListener("unix:/var/run/qemu-server/100.serial0,nowait")
         self.assertEqual((spec.kind, spec.path), (C, "/var/run/qemu-server/100.serial0"))
 
+    def test_abstractUnix(self) -> None:
+        """A unix name starting with NUL is abstract: no lock file (Twisted's would fail on the NUL); a NUL elsewhere is refused."""
+        spec = parseListener("raw+unix:\0rack4")
+        self.assertEqual((spec.endpoint, spec.path), ("unix:\0rack4:mode=600:lockfile=0", "\0rack4"))
+        spec = parseListener("unix:\0rack4,server,nowait")
+        self.assertEqual((spec.kind, spec.endpoint, spec.path), (L, "unix:\0rack4:mode=600:lockfile=0", "\0rack4"))
+        spec = parseListener("unix:\0vm100,nowait")
+        self.assertEqual((spec.kind, spec.path), (C, "\0vm100"))
+        self.assertEqual(parseListener("unix:/run/x").endpoint, "unix:/run/x:mode=600")
+        for text in ("unix:/run/a\0b", "unix:/run/a\0b,server", "pty:/tmp/a\0", "pipe:/tmp/\0f",
+                     "tls:4443:cert=/a\0:key=/b"):
+            self.assertIn("a file name cannot hold a NUL byte", str(self.assertRaises(ConfigError, parseListener, text)))
+
     def test_mon(self) -> None:
         """mon:telnet::4444,server,nowait is the telnet listener with the escape menu on Ctrl-a."""
         spec = parseListener("mon:telnet::4444,server,nowait")
-        self.assertEqual((spec.kind, spec.endpoint, spec.protocol, spec.escape), (L, "tcp:4444", TELNET, 1))
+        self.assertEqual((spec.kind, spec.endpoint, spec.protocol, spec.escape, spec.qemuKeys),
+                         (L, "tcp:4444", TELNET, 1, True))
+        self.assertFalse(parseListener("telnet,escape=^A+4444").qemuKeys)
         self.assertRaises(ConfigError, parseListener, "mon:")
 
     def test_fileUdpPipeStdio(self) -> None:

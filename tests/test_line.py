@@ -95,6 +95,31 @@ class LineTests(SynchronousTestCase):
         self.assertEqual(describeAddress(IPv4Address("TCP", "127.0.0.1", 5)), "127.0.0.1:5")
         self.assertEqual(describeAddress(IPv6Address("TCP", "::1", 5)), "[::1]:5")
         self.assertEqual(describeAddress(UNIXAddress(b"/run/x")), "unix:/run/x")
+        self.assertEqual(describeAddress(UNIXAddress("\0rack4")), "unix:@rack4")
+
+    def test_unixPeerName(self) -> None:
+        """A unix socket client (no name of its own) is the listener's name with the peer's pid and uid."""
+        import os
+        import socket
+
+        from twisted.internet.address import UNIXAddress
+
+        from serialgw.line import peerName
+
+        ours, theirs = socket.socketpair(socket.AF_UNIX)
+        self.addCleanup(ours.close)
+        self.addCleanup(theirs.close)
+
+        class Transport:
+            socket = ours
+
+            def getPeer(self) -> UNIXAddress:
+                return UNIXAddress(None)
+
+            def getHost(self) -> UNIXAddress:
+                return UNIXAddress("\0rack4")
+
+        self.assertEqual(peerName(Transport()), f"unix:@rack4 (pid {os.getpid()}, uid {os.getuid()})")
 
 
 class CoalesceTests(SynchronousTestCase):

@@ -99,6 +99,30 @@ class ListenerTests(TestCase):
         await service.stopService()
         self.assertFalse(os.path.exists(path))
 
+    async def test_abstractUnixNames(self) -> None:
+        """twistd with "\\u0000NAME" in its TOML: abstract listeners and an abstract unix: device work end to end with socat."""
+        socat = self.need("socat")
+        name = f"serialgw-test-{os.getpid()}-{os.path.basename(os.path.dirname(self.mktemp()))}"
+        path = os.path.abspath(self.mktemp())
+        with open(path, "w") as f:
+            f.write(f'[lines.a]\ndevice = "{self.pty.slaveName}"\nlisten = "raw+unix:\\u0000{name}-a"\n'
+                    f'[lines.b]\ndevice = "unix:\\u0000{name}-a"\nlisten = "raw+unix:\\u0000{name}-b"\n')
+        from tests.realio import gatewayArgv
+
+        gateway = self.spawn(gatewayArgv("--config", path))
+        await gateway.output.contains(f"line b: raw listener ready on unix:@{name}-b".encode())
+        await gateway.output.contains(f"unix:@{name}-a: connected".encode())
+        peer = self.spawn([socat, "-", f"ABSTRACT-CONNECT:{name}-b"])
+        peer.write(b"through two abstract sockets\n")
+        self.assertEqual(await self.pty.received.length(29), b"through two abstract sockets\n")
+        self.pty.write(b"back\n")
+        await peer.output.contains(b"back\n")
+        output = gateway.output.data
+        self.assertIn(f"connect with: socat -,raw,echo=0 ABSTRACT-CONNECT:{name}-a".encode(), output)
+        self.assertIn(f"unix:@{name}-a is an abstract unix socket: it has no file mode".encode(), output)
+        self.assertNotIn(b"Traceback", output)
+        self.assertFalse(os.path.exists(f"@{name}-a") or os.path.exists(f"{name}-a"))
+
     async def test_unixDialOut(self) -> None:
         """unix:PATH,nowait (no server) dials out to a unix socket, as to a QEMU/Proxmox console."""
         path = os.path.abspath(self.mktemp())

@@ -129,6 +129,106 @@ class RemoteDeviceTests(TestCase):
         self.assertEqual(await user.received.length(12), b"login: again")
         await closeClients(console, user)
 
+    async def test_breakToUnixRawDevice(self) -> None:
+        """^] b from a real TCP client to a unix: raw console: the client reads why not; the console gets nothing but data."""
+        from serialgw.endpoints import parseListener
+
+        path = os.path.abspath(self.mktemp())
+        accepted: defer.Deferred[Collector] = defer.Deferred()
+
+        class Console(Collector):
+            def connectionMade(self) -> None:
+                accepted.callback(self)
+
+        listening = await UNIXServerEndpoint(reactor, path).listen(protocol.Factory.forProtocol(Console))
+        self.addCleanup(listening.stopListening)
+        gw = self.start(LineConfig("vm100", DeviceSpec("unix", path),
+                                   listeners=(parseListener("raw,escape=^]+tcp:0:interface=127.0.0.1"),)))
+        console = await accepted
+        user = await connect(gw.ports[0][1].getHost().port)
+        user.transport.write(b"\x1dbx")  # type: ignore[union-attr]
+        notice = f"\r\n[serialgw: no break: unix:{path} is a raw socket: it cannot carry a break]\r\n".encode()
+        self.assertEqual(await user.received.length(len(notice)), notice)
+        self.assertEqual(await console.received.length(1), b"x")
+        self.assertEqual(gw.lines["vm100"].device.breaks, 0)
+        await closeClients(console, user)
+
+
+class RemoteBreakTests(SynchronousTestCase):
+    """A break asked of a remote device that cannot carry one: the person is told, the log says why."""
+
+    def setUp(self) -> None:
+        from twisted.internet.testing import MemoryReactorClock
+        from twisted.logger import globalLogPublisher
+
+        self.events: list[dict[str, object]] = []
+        globalLogPublisher.addObserver(self.events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, self.events.append)
+        self.clock = MemoryReactorClock()
+
+    def gateway(self, spec: DeviceSpec, linked: bool = True) -> tuple[object, object]:
+        from twisted.internet.address import IPv4Address
+        from twisted.internet.testing import StringTransport
+
+        from serialgw.endpoints import parseListener
+        from serialgw.line import Line
+        from serialgw.remote import RemoteDevice, _RawLink, _TelnetLink
+        from serialgw.telnet import TelnetClient
+
+        device = RemoteDevice(spec, self.clock)
+        line = Line("vm100", device, clock=self.clock)
+        device.sink = line
+        self.farEnd = StringTransport()
+        if linked:
+            (_RawLink if spec.kind in ("tcp", "unix") else _TelnetLink)(device).makeConnection(self.farEnd)
+        self.farEnd.clear()
+        client = TelnetClient(line, listener=parseListener("telnet,escape=^]+4444"), clock=self.clock)
+        self.user = StringTransport(peerAddress=IPv4Address("TCP", "192.0.2.9", 1000))
+        client.makeConnection(self.user)
+        self.user.clear()
+        return device, client
+
+    def refusals(self) -> list[object]:
+        return [e["reason"] for e in self.events if str(e.get("log_format", "")).startswith("{line}: break from")]
+
+    def test_rawUnixDevice(self) -> None:
+        """IAC BRK and ^] b to a unix: raw console: a notice each, nothing to the far end, the log names the reason."""
+        device, client = self.gateway(DeviceSpec("unix", "/run/qemu-server/100.serial0"))
+        reason = "unix:/run/qemu-server/100.serial0 is a raw socket: it cannot carry a break"
+        self.assertEqual(device.noBreak, reason)  # type: ignore[attr-defined]
+        client.dataReceived(b"\xff\xf3")  # type: ignore[attr-defined]
+        self.assertEqual(self.user.value(), b"\r\n[serialgw: no break: " + reason.encode() + b"]\r\n")
+        self.user.clear()
+        client.dataReceived(b"\x1db")  # type: ignore[attr-defined]
+        self.assertEqual(self.user.value(), b"\r\n[serialgw: no break: " + reason.encode() + b"]\r\n")
+        self.assertEqual((self.farEnd.value(), device.breaks, device.breaking), (b"", 0, False))  # type: ignore[attr-defined]
+        self.assertEqual(self.refusals(), [reason, reason])
+        self.assertFalse([e for e in self.events if "under way" in str(e.get("log_format", ""))])
+
+    def test_rawTcpDevice(self) -> None:
+        """tcp:HOST:PORT is raw too: the same notice, naming it."""
+        device, client = self.gateway(DeviceSpec("tcp", host="10.0.0.5", port=7000))
+        client.dataReceived(b"\x1db")  # type: ignore[attr-defined]
+        self.assertEqual(self.user.value(),
+                         b"\r\n[serialgw: no break: tcp:10.0.0.5:7000 is a raw socket: it cannot carry a break]\r\n")
+
+    def test_telnetDeviceCarriesBreak(self) -> None:
+        """A telnet: console takes the break as IAC BRK; the person is told nothing, the console log records it."""
+        device, client = self.gateway(DeviceSpec("telnet", host="127.0.0.1", port=5555))
+        self.assertEqual(device.noBreak, "")  # type: ignore[attr-defined]
+        client.dataReceived(b"\x1db")  # type: ignore[attr-defined]
+        self.assertEqual((self.farEnd.value(), self.user.value()), (b"\xff\xf3", b""))
+        client.dataReceived(b"\x1db")  # type: ignore[attr-defined]
+        self.assertEqual(self.user.value(), b"\r\n[serialgw: no break: one is under way]\r\n")
+        self.assertEqual(self.refusals(), ["one is under way"])
+
+    def test_deviceDown(self) -> None:
+        """A telnet: console not connected (yet): the person is told the device is down, not that a break is under way."""
+        _, client = self.gateway(DeviceSpec("telnet", host="127.0.0.1", port=5555), linked=False)
+        client.dataReceived(b"\xff\xf3")  # type: ignore[attr-defined]
+        self.assertEqual(self.user.value(), b"\r\n[serialgw: no break: the device is down]\r\n")
+        self.assertEqual(self.refusals(), ["the device is down"])
+
 
 class RemotePauseTests(SynchronousTestCase):
     def test_linkMadeWhilePausedStartsPaused(self) -> None:

@@ -183,13 +183,40 @@ class ConformanceTests(SynchronousTestCase):
         self.assertEqual(h.device.settings, SerialSettings(9600, 8, "N", 2))
 
     def test_readOnlyChangesNothing(self) -> None:
-        """A read-only client's settings, DTR, break and purge are answered (so it does not wait), nothing changes."""
+        """A read-only client's settings, DTR, break, mask and purge are answered with the state in effect; nothing changes."""
         h = Harness(Role.READONLY)
         self.assertEqual(h.send(sb(1, 0, 1, 0xC2, 0x00)), sb(101, 0, 0, 0x25, 0x80))
         self.assertEqual(h.send(sb(5, 9)), sb(105, 8))
         self.assertEqual(h.send(sb(5, 5)), sb(105, 6))
-        self.assertEqual(h.send(sb(12, 3)), sb(112, 3))
+        # PURGE: answered 0 (nothing purged), not as if done.
+        self.assertEqual(h.send(sb(12, 3)), sb(112, 0))
+        # SET-LINESTATE-MASK would turn PARMRK on in the device's termios.
+        self.assertEqual(h.send(sb(10, 0x1C)), sb(110, 0))
+        self.assertFalse(h.device.watching)
         self.assertEqual(h.device.events, [])
+
+    def test_readOnlyPurgeKeepsHeld(self) -> None:
+        """A read-only client's PURGE-DATA receive drops nothing, not even the output held for it while suspended."""
+        h = Harness(Role.READONLY)
+        h.send(sb(8))
+        h.line.deviceDataReceived(b"kept")
+        self.assertEqual(h.send(sb(12, 1)), sb(112, 0))
+        self.assertEqual(h.send(sb(9)), b"kept")
+
+    def test_readOnlyPollDoesNotClear(self) -> None:
+        """A read-only client's NOTIFY-LINESTATE poll leaves the line state seen for the writer's poll."""
+        writer = Harness()
+        reader = TelnetClient(writer.line, Role.READONLY)
+        readerTransport = PausableTransport()
+        reader.makeConnection(readerTransport)
+        reader.dataReceived(bytes([IAC, WILL, CPO]))
+        writer.send(sb(10, 0x10))
+        writer.line.deviceLineState(0x10)
+        readerTransport.clear()
+        reader.dataReceived(sb(6))
+        self.assertEqual(readerTransport.value(), sb(106, 0))
+        self.assertEqual(writer.send(sb(6)), sb(106, 0x10))
+        self.assertEqual(writer.send(sb(6)), sb(106, 0))
 
     def test_malformed(self) -> None:
         """Truncated, oversized, unknown and empty commands never break the session."""
@@ -388,6 +415,28 @@ class RestoreTests(SynchronousTestCase):
         self.assertEqual(device.settings, SerialSettings(115200))
         self.assertEqual(device.modemLines, {"dtr": True, "rts": True})
 
+    def test_readOnlyLeavingRestoresNothing(self) -> None:
+        """Only writers count: a read-only RFC 2217 client leaving keeps the writer's settings; staying, it does not hold back the restore."""
+        device = RecordingDevice(SerialSettings(115200))
+        line = Line("ttyS0", device, clock=Clock())
+        writer = TelnetClient(line)
+        writer.makeConnection(PausableTransport())
+        writer.dataReceived(bytes([IAC, WILL, CPO]) + sb(1, 0, 0, 0x25, 0x80))
+        readers = []
+        for _ in range(2):
+            reader = TelnetClient(line, Role.READONLY)
+            reader.makeConnection(PausableTransport())
+            reader.dataReceived(bytes([IAC, WILL, CPO]))
+            readers.append(reader)
+        readers[0].connectionLost()
+        self.assertEqual(device.settings, SerialSettings(9600))
+        writer.connectionLost()
+        self.assertEqual(device.settings, SerialSettings(115200))
+        self.assertEqual(line.controllers, [readers[1]])
+        applied = len(device.events)
+        readers[1].connectionLost()
+        self.assertEqual(len(device.events), applied)
+
     def test_restoreOff(self) -> None:
         """With restore off, the last client's settings stay."""
         line, device, clients = self.make(restore=False)
@@ -396,3 +445,52 @@ class RestoreTests(SynchronousTestCase):
         self.assertEqual(device.settings.baudrate, 9600)
 
 
+
+
+class AbsurdRateTests(SynchronousTestCase):
+    """
+    Rates no UART has, on a real pty device (where termios refuses them with
+    OverflowError past 2^31 - 1): answered with the rate in effect, the
+    session goes on.
+    """
+
+    def setUp(self) -> None:
+        from twisted.internet.address import IPv4Address
+        from twisted.internet.testing import MemoryReactorClock, StringTransport
+
+        from serialgw.device import PtyPort, SerialDevice
+        from serialgw.endpoints import parseListener
+
+        self.port = PtyPort("", SerialSettings(9600))
+        self.device = SerialDevice(self.port, MemoryReactorClock())
+        self.addCleanup(self.device.close)
+        self.line = Line("ttyS0", self.device, clock=Clock())
+        self.client = TelnetClient(self.line, listener=parseListener("telnet,escape=^]+4444"))
+        self.transport = StringTransport(peerAddress=IPv4Address("TCP", "192.0.2.9", 1000))
+        self.client.makeConnection(self.transport)
+
+    def send(self, data: bytes) -> bytes:
+        self.transport.clear()
+        self.client.dataReceived(data)
+        return self.transport.value()
+
+    def test_setBaudrateAnsweredWithRateInEffect(self) -> None:
+        """SET-BAUDRATE of 2^31, 3e9 and 2^32 - 1: the reply is 9600, the device stays at 9600."""
+        self.send(bytes([IAC, WILL, CPO]))
+        for rate in (2**31, 3_000_000_000, 2**32 - 1):
+            self.assertEqual(self.send(sb(1, *rate.to_bytes(4, "big"))), sb(101, 0, 0, 0x25, 0x80), rate)
+        self.assertEqual((self.device.settings.baudrate, self.port.apply(self.device.settings).baudrate), (9600, 9600))
+        self.assertFalse(self.transport.disconnecting)
+
+    def test_escapeMenuSaysRateNotValid(self) -> None:
+        """^]B 3000000000 Enter: the menu says the rate is not valid; the connection and the rate stay."""
+        self.send(bytes([IAC, DO, 1, IAC, DO, 3, IAC, WILL, 3]))
+        self.assertEqual(
+            self.send(b"\x1dB3000000000\r"),
+            b"\r\n[serialgw: baud rate, then Enter:]\r\n"
+            b"\r\n[serialgw: baud rate must be 1 to 2147483647, not '3000000000']\r\n",
+        )
+        self.assertEqual(self.device.settings.baudrate, 9600)
+        self.assertFalse(self.transport.disconnecting)
+        self.assertEqual(self.send(b"\x1dB57600\r"), b"\r\n[serialgw: baud rate, then Enter:]\r\n"
+                         b"\r\n[serialgw: ttyS0 now at 57600,8N1]\r\n")

@@ -12,7 +12,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from serialgw.config import SerialSettings
 from serialgw.endpoints import parseListener
-from serialgw.escape import HELP
+from serialgw.escape import HELP, QEMU_HELP
 from serialgw.line import Line, Role
 from serialgw.raw import RawClient
 from serialgw.service import LineFactory
@@ -150,6 +150,44 @@ class EscapeTests(SynchronousTestCase):
         self.assertEqual(self.h.device.events[-1], ("write", b"\x1db"))
 
 
+class MonKeysTests(SynchronousTestCase):
+    """QEMU's mon: form: h, x, b and C-a C-a mean what they mean in QEMU; the other keys stay ours."""
+
+    def setUp(self) -> None:
+        self.h = Harness()
+        self.client, self.t = self.h.telnet("mon:telnet::4444,server,nowait")
+
+    def test_help(self) -> None:
+        """C-a h answers QEMU's help, naming the escape key."""
+        self.client.dataReceived(b"\x01h")
+        self.assertEqual(self.t.value(), b"\r\n[serialgw: " + QEMU_HELP.format(key="^A").encode() + b"]\r\n")
+        self.assertIn("h help, x disconnect, b break, ^A ^A sends ^A;", QEMU_HELP.format(key="^A"))
+
+    def test_disconnect(self) -> None:
+        """C-a x disconnects, as it ends QEMU."""
+        self.client.dataReceived(b"ab\x01x")
+        self.assertEqual(self.h.device.events, [("write", b"ab")])
+        self.assertEqual(self.t.value(), b"\r\n[serialgw: bye]\r\n")
+        self.assertTrue(self.t.disconnecting)
+
+    def test_breakAndEscapeTwice(self) -> None:
+        """C-a b sends a break; C-a C-a sends one C-a; s is still our status."""
+        self.client.dataReceived(b"\x01b\x01\x01")
+        self.assertEqual(self.h.device.events, [("break", None), ("write", b"\x01")])
+        self.client.dataReceived(b"\x01s")
+        self.assertEqual(self.t.value(), b"\r\n[serialgw: rack4:  up, 115200,8N1, 0 bytes in, 1 out, 0 breaks, "
+                                         b"0 dropped while down, mode shared]\r\n")
+
+    def test_xOnlyUnderMon(self) -> None:
+        """escape=^A without mon: keeps our menu: x is an unknown command, not a disconnect."""
+        client, t = self.h.telnet("telnet,escape=^A+4444", port=2)
+        client.dataReceived(b"\x01x")
+        self.assertEqual(t.value(), b"\r\n[serialgw: unknown escape command 'x'; ^A ? for help]\r\n")
+        self.assertFalse(t.disconnecting)
+        client.dataReceived(b"\x01h")
+        self.assertEqual(t.value().split(b"\r\n")[-2], b"[serialgw: " + HELP.encode() + b"]")
+
+
 class ConnectTests(SynchronousTestCase):
     def test_bannerAndReplay(self) -> None:
         """banner and replay: the line's name, settings, who is on, then the backlog."""
@@ -208,7 +246,7 @@ class RealTCPTests(TestCase):
         await command(b"\x1ds", f"\r\n[serialgw: rack4: {pty.slaveName} up, 9600,8N1, 10 bytes in, 1 out, "
                                 "0 breaks, 0 dropped while down, mode shared]\r\n".encode())
         await command(b"\x1do", f"\r\n[serialgw: {peer} now only watches]\r\n".encode())
-        await command(b"\x1db", b"\r\n[serialgw: no break: read-only]\r\n")
+        await command(b"\x1db", b"\r\n[serialgw: no break: you only watch: take write first]\r\n")
         await command(b"\x1dt", f"\r\n[serialgw: {peer} took write]\r\n".encode())
         client.transport.write(b"\x1dk")  # type: ignore[union-attr]
         client.transport.write(b"h\x1d\x1d")  # type: ignore[union-attr]

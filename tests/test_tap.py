@@ -63,6 +63,15 @@ class OptionsTests(SynchronousTestCase):
         self.assertTrue(parse()["line"].restoreSettings)
         self.assertTrue(parse()["line"].listeners[0].rfc2217)
 
+    def test_maxClients(self) -> None:
+        """--max-clients: 64 a line unless given; 0 is no limit; anything else but a number >= 0 is refused, quoted."""
+        self.assertEqual(parse()["line"].maxClients, 64)
+        self.assertEqual(parse("--max-clients", "0")["line"].maxClients, 0)
+        self.assertEqual(parse("--max-clients", "500")["line"].maxClients, 500)
+        for bad in ("-1", "many", ""):
+            e = self.assertRaises(UsageError, parse, "--max-clients", bad)
+            self.assertEqual(str(e), f"--max-clients must be a number >= 0 (0: no limit), not {bad!r}")
+
     def test_configFile(self) -> None:
         """--config reads many lines; it does not mix with the single-line options; --status is checked."""
         path = self.mktemp()
@@ -78,8 +87,8 @@ class OptionsTests(SynchronousTestCase):
         """Bad values are usage errors quoting the value."""
         cases = [
             (["--parity", "X"], "parity must be one of N, E, O, M, S, not 'X'"),
-            (["--baud", "0"], "baud rate must be a positive integer, not '0'"),
-            (["--baud", "fast"], "baud rate must be a positive integer, not 'fast'"),
+            (["--baud", "0"], "baud rate must be 1 to 2147483647, not '0'"),
+            (["--baud", "fast"], "baud rate must be 1 to 2147483647, not 'fast'"),
             (["--bytesize", "9"], "byte size must be 5, 6, 7 or 8, not '9'"),
             (["--stopbits", "3"], "stop bits must be 1, 1.5 or 2, not '3'"),
             (["--break-duration", "0"], "break duration must be 1 to 10000 milliseconds, not '0'"),

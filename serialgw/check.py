@@ -1,0 +1,117 @@
+"""
+C{twistd serialgw --check}: what can be known about a configuration
+without opening, binding or creating anything.
+
+The grammar and the keys are checked by parsing (L{serialgw.tap.Options});
+here, what only shows across lines (two listeners on one port, one device
+for two lines) and what the file system says now (a device or a TLS file
+that is not there: a warning, since it may come later).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Optional, Sequence
+
+from serialgw.config import LineConfig, ListenerKind, ListenerSpec, isAbstract
+
+WILDCARDS = ("", "0.0.0.0", "::")
+
+
+def _fields(endpoint: str) -> tuple[list[str], dict[str, str]]:
+    """A Twisted endpoint string's positional and named fields (C{\\:} escapes a colon)."""
+    parts = [p.replace("\\:", ":") for p in re.split(r"(?<!\\):", endpoint)]
+    positional = [p for p in parts if "=" not in p]
+    named = dict(p.split("=", 1) for p in parts if "=" in p)
+    return positional, named
+
+
+def listenerKey(spec: ListenerSpec) -> Optional[tuple[str, str, str]]:
+    """
+    What a listener takes for itself: C{("tcp", interface, port)},
+    C{("udp", interface, port)} or C{("path", path, "")}; None for what
+    takes nothing exclusive (port 0, dial-outs, stdio, systemd sockets).
+    """
+    if spec.kind is ListenerKind.UDP and spec.udp is not None:
+        return ("udp", spec.udp.sourceHost, str(spec.udp.sourcePort)) if spec.udp.sourcePort else None
+    if spec.kind in (ListenerKind.PIPE, ListenerKind.PTY):
+        return ("path", spec.path, "") if spec.path else None
+    if spec.kind is not ListenerKind.LISTEN:
+        return None
+    if spec.tls is not None or spec.port:
+        return ("tcp", spec.host, str(spec.port)) if spec.port else None
+    positional, named = _fields(spec.endpoint)
+    kind = positional[0].lower() if positional else ""
+    if kind in ("tcp", "tcp6", "ssl"):
+        port = named.get("port") or (positional[1] if len(positional) > 1 else "")
+        if not port.isdigit() or int(port) == 0:
+            return None
+        return ("tcp", named.get("interface", ""), str(int(port)))
+    if kind == "unix":
+        path = named.get("address") or (positional[1] if len(positional) > 1 else "")
+        return ("path", path, "") if path else None
+    return None
+
+
+def _clash(a: tuple[str, str, str], b: tuple[str, str, str]) -> bool:
+    if a[0] != b[0]:
+        return False
+    if a[0] == "path":
+        return os.path.normpath(a[1]) == os.path.normpath(b[1])
+    return a[2] == b[2] and (a[1] == b[1] or a[1] in WILDCARDS or b[1] in WILDCARDS)
+
+
+def checkLines(lines: Sequence[LineConfig], status: Optional[ListenerSpec] = None) -> tuple[list[str], list[str]]:
+    """
+    Errors (the gateway would not start) and warnings (it would, but
+    something is missing now) for a parsed configuration.
+    """
+    errors: list[str] = []
+    warnings: list[str] = []
+    taken: list[tuple[tuple[str, str, str], str]] = []
+
+    def take(spec: ListenerSpec, owner: str) -> None:
+        key = listenerKey(spec)
+        if key is None:
+            return
+        for other, otherOwner in taken:
+            if _clash(key, other):
+                what = f"{key[0].upper()} port {key[2]}" if key[0] != "path" else f"path {key[1]!r}"
+                errors.append(f"{owner}: listener {spec.text or spec.endpoint!r} takes {what}, "
+                              f"as {otherOwner} already does")
+                return
+        taken.append((key, f"{owner}, listener {spec.text or spec.endpoint!r}"))
+
+    devices: dict[str, str] = {}
+    logs: dict[str, str] = {}
+    for line in lines:
+        owner = f"line {line.name!r}"
+        device = line.device
+        if device.kind in ("tty", "unix", "pty") and device.path:
+            path = os.path.normpath(device.path)
+            if path in devices:
+                errors.append(f"{owner}: device {device.describe()!r} is line {devices[path]!r}'s device too")
+            devices[path] = line.name
+        if device.kind == "tty" and not os.path.exists(device.path):
+            warnings.append(f"{owner}: device {device.path!r} does not exist (now)")
+        if device.kind == "unix" and not isAbstract(device.path) and not os.path.exists(device.path):
+            warnings.append(f"{owner}: socket {device.path!r} does not exist (now)")
+        if line.log is not None:
+            path = os.path.normpath(line.log.path)
+            if path in logs:
+                errors.append(f"{owner}: log {line.log.path!r} is line {logs[path]!r}'s log too")
+            logs[path] = line.name
+            directory = os.path.dirname(os.path.abspath(line.log.path))
+            if not os.path.isdir(directory):
+                warnings.append(f"{owner}: the directory of log {line.log.path!r} does not exist (now)")
+        for spec in line.listeners:
+            take(spec, owner)
+            if spec.tls is not None:
+                for name in ("cert", "key", "ca"):
+                    path = getattr(spec.tls, name)
+                    if path and not os.access(path, os.R_OK):
+                        warnings.append(f"{owner}: listener {spec.text!r}: {name} file {path!r} cannot be read (now)")
+    if status is not None:
+        take(status, "the status endpoint")
+    return errors, warnings

@@ -1,0 +1,129 @@
+"""
+twistd serialgw --check: a configuration checked without opening, binding
+or creating anything; exit 0 (usable, perhaps with warnings) or 2.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+
+from twisted.trial.unittest import SynchronousTestCase, TestCase
+
+from serialgw import tap
+from serialgw.check import checkLines, listenerKey
+from serialgw.configfile import loadConfig
+from serialgw.endpoints import parseListener
+from tests.realio import REPO, TWISTD, spawn
+
+
+def write(case: SynchronousTestCase, text: str) -> str:
+    path = os.path.abspath(case.mktemp())
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
+def checked(*args: str) -> tuple[int, str, str]:
+    """Parse options in --check mode's way; the exit status, stdout and stderr of report()."""
+    options = tap.Options()
+    options.exitOnError = False
+    options.parseOptions(list(args))
+    out, err = io.StringIO(), io.StringIO()
+    return options.report(out, err), out.getvalue(), err.getvalue()
+
+
+class CheckTests(SynchronousTestCase):
+    def test_listenerKeys(self) -> None:
+        """Every way of writing a TCP port, a UDP port or a path comes down to what it takes."""
+        cases = {
+            "4001": ("tcp", "", "4001"),
+            "raw+tcp:5001:interface=127.0.0.1": ("tcp", "127.0.0.1", "5001"),
+            "telnet::4002,server,nowait": ("tcp", "", "4002"),
+            "telnet:127.0.0.1:4003,server": ("tcp", "127.0.0.1", "4003"),
+            "tcp6:port=4004:interface=\\:\\:1": ("tcp", "::1", "4004"),
+            "udp::4555@4556": ("udp", "", "4556"),
+            "unix:/run/a.sock": ("path", "/run/a.sock", ""),
+            "unix:/run/b.sock,server,nowait": ("path", "/run/b.sock", ""),
+            "pty:/dev/ttyVM0": ("path", "/dev/ttyVM0", ""),
+            "tcp:0:interface=127.0.0.1": None,
+            "telnet:host:4005": None,
+            "systemd:domain=INET:index=0": None,
+        }
+        for text, key in cases.items():
+            self.assertEqual(listenerKey(parseListener(text)), key, text)
+
+    def test_clean(self) -> None:
+        """A farm file with distinct ports and existing devices: exit 0 and one line on stdout."""
+        path = write(self, '[lines.a]\ndevice = "/dev/null"\nlisten = ["4001", "raw+tcp:4101:interface=127.0.0.1"]\n'
+                           '[lines.b]\ndevice = "pty:/tmp/x"\nlisten = "telnet:127.0.0.1:4002,server,nowait"\n')
+        self.assertEqual(checked("--config", path),
+                         (0, f"serialgw: {path}: 2 line(s), 3 listener(s): OK\n", ""))
+
+    def test_duplicatePorts(self) -> None:
+        """The same port on the same or a wildcard interface, across lines or with --status: errors, exit 2."""
+        path = write(self, '[lines.a]\ndevice = "/dev/null"\nlisten = ["4001", "raw+tcp:4101:interface=127.0.0.1"]\n'
+                           '[lines.b]\ndevice = "/dev/zero"\nlisten = ["telnet:127.0.0.1:4001,server", "tcp:4101:interface=127.0.0.2"]\n')
+        self.assertEqual(checked("--config", path, "--status", "tcp:4101:interface=127.0.0.1"), (2, "", (
+            "serialgw: error: line 'b': listener 'telnet:127.0.0.1:4001,server' takes TCP port 4001, "
+            "as line 'a', listener '4001' already does\n"
+            "serialgw: error: the status endpoint: listener 'tcp:4101:interface=127.0.0.1' takes TCP port 4101, "
+            "as line 'a', listener 'raw+tcp:4101:interface=127.0.0.1' already does\n"
+            f"serialgw: {path}: 2 error(s)\n")))
+
+    def test_sameDeviceSameLog(self) -> None:
+        """Two lines on one device, or one console log: errors."""
+        lines = loadConfig(write(self, '[lines.a]\ndevice = "/dev/null"\nlisten = "4001"\nlog = "/tmp/same.log"\n'
+                                       '[lines.b]\ndevice = "/dev/../dev/null"\nlisten = "4002"\nlog = "/tmp/same.log"\n'))
+        self.assertEqual(checkLines(lines), ([
+            "line 'b': device '/dev/../dev/null' is line 'a''s device too",
+            "line 'b': log '/tmp/same.log' is line 'a''s log too",
+        ], []))
+
+    def test_missingThingsWarn(self) -> None:
+        """A device, socket, log directory or TLS file that is not there now: warnings, exit 0."""
+        code, out, err = checked("--device", "/dev/ttyUSB-nowhere", "--port",
+                                 "tls:4443:cert=/nowhere/c.pem:key=/nowhere/k.pem")
+        self.assertEqual((code, out), (0, "serialgw: options: 1 line(s), 1 listener(s): OK, 3 warning(s)\n"))
+        self.assertEqual(err, (
+            "serialgw: warning: line 'ttyUSB-nowhere': device '/dev/ttyUSB-nowhere' does not exist (now)\n"
+            "serialgw: warning: line 'ttyUSB-nowhere': listener 'tls:4443:cert=/nowhere/c.pem:key=/nowhere/k.pem': "
+            "cert file '/nowhere/c.pem' cannot be read (now)\n"
+            "serialgw: warning: line 'ttyUSB-nowhere': listener 'tls:4443:cert=/nowhere/c.pem:key=/nowhere/k.pem': "
+            "key file '/nowhere/k.pem' cannot be read (now)\n"))
+        lines = loadConfig(write(self, '[lines.vm]\ndevice = "unix:/nowhere/100.serial0"\nlisten = "4001"\n'
+                                       'log = "/nowhere/vm.log"\n'))
+        self.assertEqual(checkLines(lines), ([], [
+            "line 'vm': socket '/nowhere/100.serial0' does not exist (now)",
+            "line 'vm': the directory of log '/nowhere/vm.log' does not exist (now)",
+        ]))
+
+    def test_abstractUnixNames(self) -> None:
+        """An abstract unix device or listener ("\\u0000NAME") has no file to look for: no warning."""
+        lines = loadConfig(write(self, '[lines.vm]\ndevice = "unix:\\u0000vm100"\nlisten = "unix:\\u0000rack4"\n'))
+        self.assertEqual(checkLines(lines), ([], []))
+
+
+class TwistdTests(TestCase):
+    timeout = 30
+
+    async def check(self, *args: str) -> tuple[int, bytes]:
+        proc = spawn(TWISTD + ["serialgw", "--check", *args])
+        code = await proc.ended
+        return code, proc.output.data
+
+    async def test_exitCodes(self) -> None:
+        """The real twistd: 0 and the OK line; 2 and one error line for a bad key; nothing created, nothing daemonized."""
+        good = write(self, '[lines.a]\ndevice = "pty:/nowhere/link"\nlisten = "tcp:4001:interface=127.0.0.1"\n')
+        code, output = await self.check("--config", good)
+        self.assertEqual((code, output), (0, f"serialgw: {good}: 1 line(s), 1 listener(s): OK\n".encode()))
+        bad = write(self, '[lines.a]\ndevice = "/dev/null"\nlisten = "4001"\nspeed = 9600\n')
+        code, output = await self.check("--config", bad)
+        self.assertEqual(code, 2)
+        self.assertTrue(output.startswith(f"serialgw: error: {bad}:4: unknown key 'speed' in [lines.a]".encode()),
+                        output)
+        self.assertEqual(output.count(b"\n"), 1)
+        code, output = await self.check("--device", "/dev/null", "--port", "4001", "--listen", "raw+4001")
+        self.assertEqual(code, 2)
+        self.assertFalse(os.path.exists(os.path.join(REPO, "twistd.pid")))
+        self.assertFalse(os.path.exists("/nowhere/link"))

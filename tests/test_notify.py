@@ -1,0 +1,163 @@
+"""
+sd_notify: what systemd hears over a gateway's life, read from a fake
+NOTIFY_SOCKET (a unix datagram socket in a temporary directory).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+
+from twisted.internet.task import Clock
+from twisted.trial.unittest import SynchronousTestCase, TestCase
+
+from serialgw.configfile import loadConfig
+from serialgw.notify import Notifier
+from serialgw.tap import _TwistdGatewayService
+from tests.realio import startedPty
+
+
+class FakeSystemd:
+    """A NOTIFY_SOCKET: the datagrams sent to it, one string each."""
+
+    def __init__(self, test: SynchronousTestCase) -> None:
+        directory = test.mktemp()
+        os.mkdir(directory)
+        self.path = os.path.join(directory, "notify")
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(self.path)
+        self.sock.setblocking(False)
+        test.addCleanup(self.sock.close)
+        self.environ = {"NOTIFY_SOCKET": self.path}
+
+    def messages(self) -> list[str]:
+        """What arrived since the last call."""
+        got = []
+        while True:
+            try:
+                got.append(self.sock.recv(4096).decode())
+            except BlockingIOError:
+                return got
+
+
+class NotifierTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.systemd = FakeSystemd(self)
+        self.clock = Clock()
+        self.text = "1 line(s), 1 up, 0 down; 0 client(s)"
+
+    def notifier(self, **environ: str) -> Notifier:
+        return Notifier(self.clock, lambda: self.text, environ={**self.systemd.environ, **environ},
+                        monotonic=lambda: 123456789)
+
+    def test_statusKeptCurrent(self) -> None:
+        """READY=1 with the status at start; STATUS= again only when it changed, at most once a second."""
+        notifier = self.notifier()
+        notifier.ready()
+        self.assertEqual(self.systemd.messages(), ["READY=1\nSTATUS=1 line(s), 1 up, 0 down; 0 client(s)"])
+        self.clock.advance(1)
+        self.assertEqual(self.systemd.messages(), [])
+        self.text = "1 line(s), 1 up, 0 down; 1 client(s)"
+        self.clock.advance(0.5)
+        self.text = "1 line(s), 0 up, 1 down (ttyS0); 1 client(s)"
+        self.assertEqual(self.systemd.messages(), [])
+        self.clock.advance(0.5)
+        self.assertEqual(self.systemd.messages(), ["STATUS=1 line(s), 0 up, 1 down (ttyS0); 1 client(s)"])
+        notifier.stopping()
+        self.assertEqual(self.systemd.messages(), ["STOPPING=1\nSTATUS=stopping"])
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_reload(self) -> None:
+        """A reload: RELOADING=1 with MONOTONIC_USEC, then READY=1 with the new status and the outcome."""
+        notifier = self.notifier()
+        notifier.ready()
+        self.systemd.messages()
+        notifier.reloading()
+        self.text = "2 line(s), 2 up, 0 down; 0 client(s)"
+        notifier.reloaded("reloaded: 1 added, 0 changed, 0 removed")
+        self.assertEqual(self.systemd.messages(), [
+            "RELOADING=1\nMONOTONIC_USEC=123456789\nSTATUS=reloading the configuration",
+            "READY=1\nSTATUS=2 line(s), 2 up, 0 down; 0 client(s); reloaded: 1 added, 0 changed, 0 removed",
+        ])
+        self.clock.advance(1)
+        self.assertEqual(self.systemd.messages(), [])
+        notifier.stopping()
+
+    def test_watchdog(self) -> None:
+        """WATCHDOG_USEC=2000000: WATCHDOG=1 at once and every second (half the timeout), until stopping."""
+        notifier = self.notifier(WATCHDOG_USEC="2000000", WATCHDOG_PID=str(os.getpid()))
+        notifier.ready()
+        self.assertEqual(self.systemd.messages()[1:], ["WATCHDOG=1"])
+        self.clock.advance(1)
+        self.clock.advance(1)
+        self.assertEqual(self.systemd.messages(), ["WATCHDOG=1", "WATCHDOG=1"])
+        notifier.stopping()
+        self.clock.advance(5)
+        self.assertEqual(self.systemd.messages(), ["STOPPING=1\nSTATUS=stopping"])
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_watchdogForAnotherProcess(self) -> None:
+        """WATCHDOG_PID naming another process: no watchdog messages."""
+        notifier = self.notifier(WATCHDOG_USEC="2000000", WATCHDOG_PID="1")
+        notifier.ready()
+        self.clock.advance(3)
+        self.assertEqual(len(self.systemd.messages()), 1)
+        notifier.stopping()
+
+    def test_notUnderSystemd(self) -> None:
+        """No NOTIFY_SOCKET: nothing is sent and no timer runs."""
+        notifier = Notifier(self.clock, lambda: self.text, environ={"WATCHDOG_USEC": "2000000"})
+        notifier.ready()
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+        notifier.reloading()
+        notifier.reloaded()
+        notifier.stopping()
+        self.assertEqual(self.systemd.messages(), [])
+
+
+class ServiceTests(TestCase):
+    timeout = 30
+
+    async def test_lifeOfAGateway(self) -> None:
+        """Start, a status change, a reload that adds a line, a refused reload, stop: the exact messages."""
+        systemd = FakeSystemd(self)
+        clock = Clock()
+        ptys = [startedPty(self) for _ in range(2)]
+        path = self.mktemp()
+
+        def write(count: int, extra: str = "") -> None:
+            with open(path, "w") as f:
+                for i in range(count):
+                    f.write(f'[lines.l{i}]\ndevice = "{ptys[i].slaveName}"\nlisten = "raw+tcp:0:interface=127.0.0.1"\n')
+                f.write(extra)
+
+        write(1)
+        service = _TwistdGatewayService(loadConfig(path))
+        service.configPath = path
+        service.notifier = Notifier(clock, service.statusText, environ=systemd.environ, monotonic=lambda: 42)
+        service.startService()
+        self.assertEqual(systemd.messages(), ["READY=1\nSTATUS=1 line(s), 1 up, 0 down; 0 client(s)"])
+
+        service.lines["l0"].device.up = False
+        clock.advance(1)
+        self.assertEqual(systemd.messages(), ["STATUS=1 line(s), 0 up, 1 down (l0); 0 client(s)"])
+        service.lines["l0"].device.up = True
+
+        write(2)
+        changes = await service.reloadFile()
+        self.assertEqual(changes, {"added": ["l1"], "changed": [], "removed": []})
+        self.assertEqual(systemd.messages(), [
+            "RELOADING=1\nMONOTONIC_USEC=42\nSTATUS=reloading the configuration",
+            "READY=1\nSTATUS=2 line(s), 2 up, 0 down; 0 client(s); reloaded: 1 added, 0 changed, 0 removed",
+        ])
+
+        write(2, "[lines.bad]\n")
+        await service.reloadFile()
+        self.assertEqual(systemd.messages(), [
+            "RELOADING=1\nMONOTONIC_USEC=42\nSTATUS=reloading the configuration",
+            "READY=1\nSTATUS=2 line(s), 2 up, 0 down; 0 client(s); reload refused, see the log",
+        ])
+        self.flushLoggedErrors()
+        await service.stopService()
+        self.assertEqual(systemd.messages(), ["STOPPING=1\nSTATUS=stopping"])
+        self.assertEqual(clock.getDelayedCalls(), [])
