@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Optional, Sequence
+from typing import Any, Mapping, Optional, Sequence
 
 from serialgw.config import LineConfig, ListenerKind, ListenerSpec, isAbstract
 
@@ -51,6 +51,44 @@ def listenerKey(spec: ListenerSpec) -> Optional[tuple[str, str, str]]:
     if kind == "unix":
         path = named.get("address") or (positional[1] if len(positional) > 1 else "")
         return ("path", path, "") if path else None
+    return None
+
+
+def systemdProblem(endpoint: str, environ: Optional[Mapping[str, str]] = None) -> Optional[str]:
+    """
+    Why a C{systemd:} endpoint string names no socket systemd passed us
+    ($LISTEN_FDS, $LISTEN_FDNAMES), or None (also for other endpoints).
+    """
+    positional, named = _fields(endpoint)
+    if not positional or positional[0].lower() != "systemd":
+        return None
+    fds: Any
+    if environ is None:
+        # What Twisted's systemd: parser took from the environment when it
+        # was imported (reading it removes LISTEN_PID and LISTEN_FDS).
+        from twisted.internet.endpoints import _SystemdParser
+
+        fds = _SystemdParser._sddaemon
+    else:
+        from twisted.python.systemd import ListenFDs
+
+        fds = ListenFDs.fromEnvironment(dict(environ))
+    descriptors = fds.inheritedDescriptors()
+    if not descriptors:
+        return ("systemd passed no sockets: start the gateway through its .socket unit "
+                "(each ListenStream= there is one socket, index=0 the first)")
+    if "index" in named:
+        index = named["index"]
+        if not index.isdigit() or int(index) >= len(descriptors):
+            return (f"index={index}: systemd passed {len(descriptors)} socket(s), "
+                    f"index=0 to index={len(descriptors) - 1}")
+    elif "name" in named:
+        names = fds.inheritedNamedDescriptors()
+        if named["name"] not in names:
+            return (f"name={named['name']}: the sockets systemd passed are named "
+                    f"{', '.join(sorted(names))} (FileDescriptorName= in the .socket unit)")
+    else:
+        return "name=NAME or index=N is needed to pick one of the sockets systemd passed"
     return None
 
 
@@ -107,6 +145,9 @@ def checkLines(lines: Sequence[LineConfig], status: Optional[ListenerSpec] = Non
                 warnings.append(f"{owner}: the directory of log {line.log.path!r} does not exist (now)")
         for spec in line.listeners:
             take(spec, owner)
+            problem = systemdProblem(spec.endpoint) if spec.kind is ListenerKind.LISTEN else None
+            if problem is not None:
+                warnings.append(f"{owner}: listener {spec.text!r}: {problem} (now)")
             if spec.tls is not None:
                 for name in ("cert", "key", "ca"):
                     path = getattr(spec.tls, name)

@@ -6,6 +6,7 @@ marked; rotated by size and by day, a few old files kept.
 
 from __future__ import annotations
 
+import errno
 import os
 import time
 from typing import Any
@@ -34,7 +35,15 @@ class ConsoleLog(ClientEvents):
         line.logs.append(self)
 
     def _open(self) -> None:
-        self._fd = os.open(self.spec.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+        # A symlink at the path is not followed (someone could point it at a
+        # file the gateway may write): ELOOP, named as such.
+        try:
+            self._fd = os.open(self.spec.path,
+                               os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o640)
+        except OSError as e:
+            if e.errno == errno.ELOOP:
+                raise OSError(errno.ELOOP, "it is a symbolic link, not followed", self.spec.path) from None
+            raise
         self.size = os.fstat(self._fd).st_size
         self.day = self._today()
 
@@ -46,6 +55,10 @@ class ConsoleLog(ClientEvents):
 
     def _write(self, data: bytes) -> None:
         try:
+            if self.spec.maxSize and self.size + len(data) > self.spec.maxSize and self.size:
+                # Truncated meanwhile (logrotate's copytruncate)?  Then it is
+                # not full: the file is appended to, so it starts again at 0.
+                self.size = os.fstat(self._fd).st_size
             if (self.spec.maxSize and self.size + len(data) > self.spec.maxSize and self.size) or (
                 self.spec.daily and self._today() != self.day
             ):
@@ -57,8 +70,12 @@ class ConsoleLog(ClientEvents):
                       reason=e.strerror)
 
     def rotate(self) -> None:
-        """path -> path.1 -> ... -> path.KEEP (dropped), then a new path."""
-        os.close(self._fd)
+        """
+        path -> path.1 -> ... -> path.KEEP (dropped), then a new path.  If
+        the new path cannot be opened (a symlink put there, no room), the
+        file in hand is kept: the descriptor is never left closed.
+        """
+        old = self._fd
         path, keep = self.spec.path, self.spec.keep
         try:
             for i in range(keep - 1, 0, -1):
@@ -70,8 +87,29 @@ class ConsoleLog(ClientEvents):
                 os.unlink(path)
         except FileNotFoundError:
             pass  # moved or removed by someone else (an external logrotate): start a new file
-        finally:
+        try:
             self._open()
+        except OSError as e:
+            self._fd, self.size = old, 0
+            log.error("{line}: cannot open a new log {path}: {reason}; writing on to the file it was",
+                      line=self.line.name, path=path, reason=e.strerror)
+            return
+        os.close(old)
+
+    def reopen(self) -> None:
+        """
+        Open the path again (logrotate moved the file, then SIGUSR1): new
+        output goes to a file at the path.  If the path cannot be opened,
+        the file in hand is kept.
+        """
+        old = self._fd
+        try:
+            self._open()
+        except OSError as e:
+            log.error("{line}: cannot reopen log {path}: {reason}; writing on to the file it was",
+                      line=self.line.name, path=self.spec.path, reason=e.strerror)
+            return
+        os.close(old)
 
     def deliver(self, data: bytes) -> None:
         # One stamp a chunk, put after every newline in one call.

@@ -16,6 +16,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import stat
 import struct
 import termios
 import tty
@@ -281,6 +282,18 @@ def markErrors(fd: int, parity: bool, on: bool = True) -> None:
         termios.tcsetattr(fd, termios.TCSANOW, attrs)
 
 
+class _KeepInputSerial(serial.Serial):
+    """
+    pyserial's port without the input flush (TCIFLUSH) its open() ends
+    with: what the device sent before we opened it (a guest's boot
+    messages, what came between an unplug and the reopen) is read like any
+    other output.  Purges go through termios directly (L{TtyPort.purge}).
+    """
+
+    def _reset_input_buffer(self) -> None:
+        pass
+
+
 @implementer(IPort)
 class TtyPort:
     """
@@ -290,7 +303,7 @@ class TtyPort:
 
     def __init__(self, path: str, settings: SerialSettings) -> None:
         self.name = path
-        ser = serial.Serial()
+        ser = _KeepInputSerial()
         ser.port = path
         _configure(ser, settings)
         try:
@@ -524,11 +537,16 @@ def fcntlBreak(fd: int, on: bool) -> None:
 
 def replaceSymlink(target: str, link: str) -> None:
     """
-    Point C{link} at C{target} atomically, replacing a stale link.  A
-    regular file or directory in the way is an error, never removed.
+    Point C{link} at C{target} atomically.  Something already at C{link} is
+    taken over only when it is a symlink that dangles or points at a pty
+    whose slave nobody has open (what a gateway that died leaves behind);
+    the live link of another gateway, a link to anything else, a regular
+    file or a directory is an error, never touched.
     """
-    if os.path.lexists(link) and not os.path.islink(link):
-        raise FileExistsError(errno.EEXIST, "exists and is not a symlink")
+    if os.path.lexists(link):
+        if not os.path.islink(link):
+            raise FileExistsError(errno.EEXIST, "exists and is not a symlink")
+        _mayTakeOver(link)
     tmp = f"{link}.{os.getpid()}.tmp"
     try:
         os.unlink(tmp)
@@ -536,6 +554,51 @@ def replaceSymlink(target: str, link: str) -> None:
         pass
     os.symlink(target, tmp)
     os.replace(tmp, link)
+
+
+# Unix98 pty slaves (/dev/pts/N): majors 136 to 143.
+PTY_SLAVE_MAJORS = range(136, 144)
+
+
+def _mayTakeOver(link: str) -> None:
+    """Raise FileExistsError unless the symlink C{link} is stale (see replaceSymlink)."""
+    old = os.readlink(link)
+    try:
+        st = os.stat(link)
+    except FileNotFoundError:
+        return  # dangling
+    if not (stat.S_ISCHR(st.st_mode) and os.major(st.st_rdev) in PTY_SLAVE_MAJORS):
+        raise FileExistsError(errno.EEXIST, f"is a symlink to {old}, which is not a pty: not ours to replace")
+    holders = ptyHolders(os.path.realpath(link))
+    if holders:
+        raise FileExistsError(
+            errno.EEXIST,
+            f"is the live link to {old}, held open by pid {', '.join(map(str, holders))} "
+            "(another gateway?): not replaced",
+        )
+
+
+def ptyHolders(path: str) -> list[int]:
+    """
+    The processes (that we may look at) with the pty slave C{path} open,
+    from /proc/PID/fd.
+    """
+    holders = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                if os.readlink(f"/proc/{pid}/fd/{fd}") == path:
+                    holders.append(int(pid))
+                    break
+            except OSError:
+                continue
+    return holders
 
 
 def removeSymlink(link: str, target: str) -> None:

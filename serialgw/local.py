@@ -30,8 +30,22 @@ class FileClient(ClientEvents):
         self.role = Role.READONLY
         # A log file is not someone the device should wait for.
         self.wakesLine = False
-        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+        self._fd = self._open()
         line.attach(self)
+
+    def _open(self) -> int:
+        return os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+
+    def reopen(self) -> None:
+        """Open the path again (logrotate moved the file); the file in hand is kept if that fails."""
+        try:
+            fd = self._open()
+        except OSError as e:
+            log.error("{line}: cannot reopen {path}: {reason}; writing on to the file it was", line=self.line.name,
+                      path=self.path, reason=e.strerror)
+            return
+        os.close(self._fd)
+        self._fd = fd
 
     def deliver(self, data: bytes) -> None:
         try:
@@ -64,7 +78,7 @@ def fifoPair(path: str) -> tuple[int, int]:
     return fdIn, fdOut
 
 
-def streamClient(line: Line, reactor: Any, stdin: int = 0, stdout: int = 1) -> Any:
-    """A raw client on a pair of descriptors; returns its transport."""
-    client = RawClient(line)
+def streamClient(line: Line, reactor: Any, stdin: int = 0, stdout: int = 1, name: str = "stdio") -> Any:
+    """A raw client on a pair of descriptors, called C{name} (C{w}, the status page); returns its transport."""
+    client = RawClient(line, peer=name)
     return stdio.StandardIO(client, stdin=stdin, stdout=stdout, reactor=reactor)  # type: ignore[call-arg]

@@ -12,23 +12,29 @@ import attrs
 from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.python import usage
+from twisted.python.logfile import BaseLogFile
 
 from serialgw import __version__
 from serialgw.config import (
+    DEFAULT_HOST_KEY,
     DEFAULT_MAX_CLIENTS,
     SINGLE_SETTINGS,
     ConfigError,
     LineConfig,
     ListenerKind,
     ListenerSpec,
+    Rights,
     SerialSettings,
+    SSHSpec,
     applySingle,
     isDecimal,
     parseCoalesce,
     parseCompact,
     parseDevice,
+    parseOnOff,
+    parseSendString,
 )
-from serialgw.configfile import loadConfig
+from serialgw.configfile import loadFile
 from serialgw.endpoints import parseListener
 from serialgw.reactor import installIfNoneChosen
 from serialgw.service import GatewayService, StartupError
@@ -37,6 +43,7 @@ log = Logger()
 
 DEFAULT_DEVICE = "pty:/tmp/serialgw0"
 DEFAULT_PORT = "tcp:4444:interface=127.0.0.1"
+SSH_OPTIONS = ("ssh", "ssh-host-key", "authorized-keys", "readonly-keys")
 
 
 class Options(usage.Options):
@@ -54,10 +61,24 @@ Examples:
       `telnet HOST 4444`, then `^]` `send brk` and `h`: magic SysRq
   twistd -n serialgw -d /dev/ttyUSB0 -s 9600,7E1,rtscts --listen raw+tcp:5000:interface=::1
 
-Listeners (--port, --listen): [PROTOCOL+]ENDPOINT, where PROTOCOL is telnet
-(default; with RFC 2217 com port control), telnet,no-rfc2217 or raw, and
-ENDPOINT is a port number (TCP, all interfaces) or a Twisted endpoint string
-(tcp:4444:interface=127.0.0.1, tcp6:4444, unix:/run/serialgw.sock, ...).
+Listeners (--port, --listen, listen = in a file), in brief:
+  [PROTOCOL[,OPTION...]+]ENDPOINT
+    PROTOCOL  telnet (default; with RFC 2217 com port control) or raw
+    OPTION    ro, allow=CIDR;CIDR, outbuf=BYTES, policy=drop|disconnect|block,
+              idle=SECONDS, keepalive, nodelay, no-rfc2217, escape=^X|off,
+              banner, replay, notices, no-notices
+    ENDPOINT  a port number (TCP, all interfaces): 4444
+              a Twisted endpoint: tcp:4444:interface=127.0.0.1, tcp6:4444,
+                unix:/run/serialgw/a.sock, systemd:domain=INET:index=0
+              TLS: tls:4443:cert=FILE:key=FILE[:ca=FILE]
+              a QEMU chardev: telnet::4444,server,nowait  tcp::4444,server
+                tcp:HOST:PORT (dial out)  unix:PATH,server,nowait
+                udp::4555@4556  mon:telnet::4444,server,nowait (menu on ^A)
+                pty:/tmp/ttyV0  file:PATH  pipe:PATH  stdio
+  e.g. --listen telnet,ro,allow=10.0.0.0/8+4445
+
+Everything else (devices, the TOML file, the escape menu, signals, systemd):
+man 8 serialgw
 """
 
     optParameters: list[list[Any]] = [
@@ -91,8 +112,28 @@ ENDPOINT is a port number (TCP, all interfaces) or a Twisted endpoint string
         ["max-clients", None, None,
          "Network clients the line takes at once; more are refused at connect; 0: no limit "
          f"[default: {DEFAULT_MAX_CLIENTS}]"],
+        ["open-string", None, None,
+         "Written to the device when the first client attaches (ser2net's openstr): escapes \\r \\n "
+         "\\t \\xNN \\\\, and \\b sends a break there, e.g. '\\r\\b'"],
+        ["close-string", None, None,
+         "Written to the device when the last client leaves (ser2net's closestr); escapes as --open-string"],
+        ["dtr", None, None, "DTR while clients are attached: on or off [default: as the device opens, on]"],
+        ["rts", None, None, "RTS while clients are attached: on or off [default: as the device opens, on]"],
+        ["idle-dtr", None, None, "DTR while no client is attached: on or off [default: as --dtr]"],
+        ["idle-rts", None, None, "RTS while no client is attached: on or off [default: as --rts]"],
         ["status", None, None,
          "An endpoint for the status page (HTTP, JSON), e.g. tcp:8440:interface=127.0.0.1"],
+        ["ssh", None, None,
+         "An SSH listener, [OPTION,...+]ENDPOINT, e.g. tcp:2222:interface=127.0.0.1 or "
+         "banner,escape=^]+tcp:2222; people log in with keys: ssh -p 2222 LINE@HOST (see --name)"],
+        ["ssh-host-key", None, None,
+         "The SSH host key, made (ed25519, mode 0600) if the file does not exist "
+         f"[default: {DEFAULT_HOST_KEY}]"],
+        ["authorized-keys", None, None,
+         "OpenSSH public keys (authorized_keys format) that may type on the line over SSH; "
+         "each key's comment names its person"],
+        ["readonly-keys", None, None,
+         "OpenSSH public keys that may only watch the line over SSH"],
     ]
     optFlags: list[list[Any]] = [
         ["xonxoff", None, "Software flow control (XON/XOFF) on the serial line"],
@@ -136,18 +177,26 @@ ENDPOINT is a port number (TCP, all interfaces) or a Twisted endpoint string
         try:
             if self["config"] is not None:
                 given = [name for name in ("device", "port", "serial", "baud", "bytesize", "parity", "stopbits",
-                                           "max-clients")
+                                           "max-clients", "open-string", "close-string", "dtr", "rts",
+                                           "idle-dtr", "idle-rts")
                          if self[name] is not None] + (["listen"] if self["listen"] else [])
                 if given:
                     raise ConfigError(f"--config and --{given[0]} do not go together: put the line in the file")
-                self["lines"] = loadConfig(self["config"])
+                ssh = [name for name in SSH_OPTIONS if self[name] is not None]
+                if ssh:
+                    raise ConfigError(f"--config and --{ssh[0]} do not go together: use [ssh] and [users.NAME] in the file")
+                loaded = loadFile(self["config"])
+                self["lines"], self["sshSpec"] = loaded.lines, loaded.ssh
             else:
-                self["lines"] = [self._lineConfig()]
+                self["sshSpec"], rights = self._sshConfig()
+                self["lines"] = [attrs.evolve(self._lineConfig(), rights=rights)]
             for line in self["lines"]:
                 for spec in line.listeners:
-                    _checkEndpoint(spec)
+                    _checkEndpoint(spec, sockets=not self["check"])
             if self["status"] is not None:
-                _checkEndpoint(parseListener(self["status"]))
+                _checkEndpoint(parseListener(self["status"]), sockets=not self["check"])
+            if self["sshSpec"] is not None:
+                _checkEndpoint(self["sshSpec"].listener, sockets=not self["check"])
             self["line"] = self["lines"][0]
         except ConfigError as e:
             if self.exitOnError:
@@ -155,7 +204,8 @@ ENDPOINT is a port number (TCP, all interfaces) or a Twisted endpoint string
                 sys.stderr.write(f"serialgw: error: {e}\n")
                 raise SystemExit(2) from None
             raise usage.UsageError(str(e)) from None
-        if self["check"]:
+        if self["check"] and self.exitOnError:
+            # (Tests parse without exiting and call report() themselves.)
             raise SystemExit(self.report(sys.stdout, sys.stderr))
 
     def report(self, out: Any, err: Any) -> int:
@@ -177,6 +227,27 @@ ENDPOINT is a port number (TCP, all interfaces) or a Twisted endpoint string
         extra = f", {len(warnings)} warning(s)" if warnings else ""
         out.write(f"serialgw: {source}: {len(lines)} line(s), {listeners} listener(s): OK{extra}\n")
         return 0
+
+    def _sshConfig(self) -> tuple[Optional[SSHSpec], Rights]:
+        """--ssh and its keys: the people come from the key files, named by each key's comment."""
+        if self["ssh"] is None:
+            extra = [name for name in SSH_OPTIONS[1:] if self[name] is not None]
+            if extra:
+                raise ConfigError(f"--{extra[0]} needs --ssh (an SSH listener)")
+            return None, Rights()
+        from serialgw.ssh import parseSSHListener, usersFromFile
+
+        if self["authorized-keys"] is None and self["readonly-keys"] is None:
+            raise ConfigError("--ssh needs --authorized-keys or --readonly-keys: who may log in")
+        writers = usersFromFile(self["authorized-keys"]) if self["authorized-keys"] is not None else []
+        readers = usersFromFile(self["readonly-keys"]) if self["readonly-keys"] is not None else []
+        both = sorted({u.name for u in writers} & {u.name for u in readers})
+        if both:
+            raise ConfigError(f"{both[0]!r} names keys in --authorized-keys {self['authorized-keys']!r} and in "
+                              f"--readonly-keys {self['readonly-keys']!r}: give the keys distinct comments")
+        rights = Rights(write=tuple(u.name for u in writers), read=tuple(u.name for u in readers))
+        spec = SSHSpec(parseSSHListener(self["ssh"]), self["ssh-host-key"] or DEFAULT_HOST_KEY, tuple(writers + readers))
+        return spec, rights
 
     def _lineConfig(self) -> LineConfig:
         settings = SerialSettings()
@@ -224,14 +295,35 @@ ENDPOINT is a port number (TCP, all interfaces) or a Twisted endpoint string
             signature=self["signature"],
             notices=not self["no-notices"],
             maxClients=maxClients,
+            openString=parseSendString(self["open-string"] or "", "--open-string"),
+            closeString=parseSendString(self["close-string"] or "", "--close-string"),
+            dtr=self._onOff("dtr"),
+            rts=self._onOff("rts"),
+            idleDtr=self._onOff("idle-dtr"),
+            idleRts=self._onOff("idle-rts"),
         )
 
+    def _onOff(self, option: str) -> Optional[bool]:
+        return None if self[option] is None else parseOnOff(self[option], f"--{option}")
 
-def _checkEndpoint(spec: ListenerSpec) -> None:
-    """A Twisted endpoint string is checked now (no I/O), so errors come before anything starts."""
+
+def _checkEndpoint(spec: ListenerSpec, sockets: bool = True) -> None:
+    """
+    A Twisted endpoint string is checked now (no I/O), so errors come before
+    anything starts; a C{systemd:} one must name a socket systemd passed
+    (with C{sockets} false, as for --check, that is left to a warning).
+    """
     if spec.kind is not ListenerKind.LISTEN or spec.tls is not None:
         return
     from twisted.internet import endpoints, reactor
+
+    from serialgw.check import systemdProblem
+
+    problem = systemdProblem(spec.endpoint)
+    if problem is not None:
+        if sockets:
+            raise ConfigError(f"listener {spec.text or spec.endpoint!r}: {problem}")
+        return
 
     try:
         endpoints.serverFromString(reactor, spec.endpoint)
@@ -254,6 +346,8 @@ class _TwistdGatewayService(GatewayService):
     """
 
     configPath: Optional[str] = None
+    # twistd's log file, when it writes one (reopened on SIGUSR1).
+    twistdLog: Optional[BaseLogFile] = None
     # twistd's log observer, made by serialgw.logs (None: twistd's own).
     logObserver: Any = None
 
@@ -284,10 +378,41 @@ class _TwistdGatewayService(GatewayService):
                 self.reactor.callFromThread(self.reloadNothing)
 
             signal.signal(signal.SIGHUP, nothing)
+        import signal
+
+        # SIGUSR1 (logrotate's postrotate, conserver's habit): reopen the
+        # console logs and twistd's log file, instead of dying of the default
+        # action or twistd renaming its file a second time.
+        self.twistdLog = twistdLogFile(signal.getsignal(signal.SIGUSR1))
+        appendOnly(self.twistdLog)
+
+        def reopen(signum: int, frame: Any) -> None:
+            self.reactor.callFromThread(self.reopenLogs)
+
+        signal.signal(signal.SIGUSR1, reopen)
         try:
             GatewayService.privilegedStartService(self)
         except StartupError as e:
             raise SystemExit(f"serialgw: error: {e}") from None
+
+    def reopenLogs(self) -> int:
+        count = GatewayService.reopenLogs(self)
+        logFile = self.twistdLog
+        if logFile is not None:
+            try:
+                # Made (or found) first: twistd's reopen closes its file
+                # before opening the path, and a failure there would leave
+                # it with none.
+                os.close(os.open(logFile.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640))
+            except OSError as e:
+                log.error("cannot reopen {path}: {reason}; writing on to the file it was", path=logFile.path,
+                          reason=e.strerror)
+                return count
+            logFile.reopen()
+            appendOnly(logFile)
+            log.info("reopened {path}", path=logFile.path)
+            count += 1
+        return count
 
     def startService(self) -> None:
         GatewayService.startService(self)
@@ -308,11 +433,12 @@ class _TwistdGatewayService(GatewayService):
         assert self.configPath is not None
         self.notifier.reloading()
         try:
-            configs = loadConfig(self.configPath)
+            loaded = loadFile(self.configPath)
         except ConfigError as e:
             log.error("reload refused, the running configuration stays: {reason}", reason=str(e))
             self.notifier.reloaded("reload refused, see the log")
             return defer.succeed(None)
+        self.reloadUsers(loaded.ssh)
 
         def done(changes: Any) -> Any:
             if isinstance(changes, dict):
@@ -321,7 +447,35 @@ class _TwistdGatewayService(GatewayService):
                 self.notifier.reloaded("reload failed, see the log")
             return changes
 
-        return self.reload(configs).addBoth(done)
+        return self.reload(loaded.lines).addBoth(done)
+
+
+def twistdLogFile(handler: Any) -> Optional[BaseLogFile]:
+    """
+    twistd's log file, from the SIGUSR1 handler twistd installs for it
+    (twistd keeps the file nowhere else); None when it writes none.
+    """
+    for cell in getattr(handler, "__closure__", None) or ():
+        try:
+            value = cell.cell_contents
+        except ValueError:
+            continue
+        if isinstance(value, BaseLogFile):
+            return value
+    return None
+
+
+def appendOnly(logFile: Optional[BaseLogFile]) -> None:
+    """
+    twistd opens its log for writing at an offset: set O_APPEND, so after
+    logrotate's copytruncate it writes at the start again, not past a hole.
+    """
+    if logFile is None or logFile.closed:
+        return
+    import fcntl
+
+    fd = logFile._file.fileno()
+    fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | os.O_APPEND)
 
 
 def raiseFileLimit() -> None:
@@ -346,7 +500,7 @@ def raiseFileLimit() -> None:
 def makeService(options: Options, reactor: Optional[Any] = None) -> GatewayService:
     raiseFileLimit()
     status = parseListener(options["status"]).endpoint if options["status"] else None
-    service = _TwistdGatewayService(options["lines"], reactor=reactor, status=status)
+    service = _TwistdGatewayService(options["lines"], reactor=reactor, status=status, ssh=options.get("sshSpec"))
     service.configPath = options["config"]
     from serialgw.logs import twistdObserver
 

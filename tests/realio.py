@@ -196,6 +196,13 @@ async def connect(port: int, host: str = "127.0.0.1") -> Collector:
     return client
 
 
+async def connectUnix(path: str) -> Collector:
+    from twisted.internet.endpoints import UNIXClientEndpoint
+
+    client: Collector = await UNIXClientEndpoint(reactor, path).connect(protocol.Factory.forProtocol(Collector))
+    return client
+
+
 class ProcessOutput(protocol.ProcessProtocol):
     """A subprocess whose output (stdout and stderr together) is collected."""
 

@@ -28,7 +28,7 @@ def checked(*args: str) -> tuple[int, str, str]:
     """Parse options in --check mode's way; the exit status, stdout and stderr of report()."""
     options = tap.Options()
     options.exitOnError = False
-    options.parseOptions(list(args))
+    options.parseOptions(["--check", *args])
     out, err = io.StringIO(), io.StringIO()
     return options.report(out, err), out.getvalue(), err.getvalue()
 

@@ -121,6 +121,8 @@ class AttachTests(SynchronousTestCase):
 
         log.event = broken  # type: ignore[method-assign]
         client, transport = self.connect()
+        # A connection is announced (and logged) once it has stayed a second.
+        self.line.clock.advance(1)
         self.assertEqual(len(self.flushLoggedErrors(TypeError)), 1)
         self.assertEqual((self.line.clients, self.line.logs), ([client], []))
         self.line.deviceDataReceived(b"login: ")
@@ -140,3 +142,56 @@ class AttachTests(SynchronousTestCase):
         self.assertTrue(transport.disconnecting)
         self.line.deviceDataReceived(b"login: ")
         self.assertEqual(transport.value(), b"")
+
+
+class RotatedBySomeoneElseTests(SynchronousTestCase):
+    """logrotate's two ways: rename then SIGUSR1 (reopen), or copytruncate (append mode)."""
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.line = Line("web1", RecordingDevice(), clock=self.clock)
+        directory = self.mktemp()
+        os.mkdir(directory)
+        self.path = os.path.join(directory, "web1.log")
+
+    def read(self, path: str) -> bytes:
+        with open(path, "rb") as f:
+            return f.read()
+
+    def test_renameThenReopen(self) -> None:
+        """Renamed, then reopened: what came before is in the renamed file, what comes after in a new one at the path."""
+        log = ConsoleLog(self.line, LogSpec(self.path, format=""), self.clock)
+        self.addCleanup(log.close)
+        self.line.deviceDataReceived(b"before\n")
+        os.rename(self.path, self.path + ".1")
+        self.line.deviceDataReceived(b"moved\n")
+        log.reopen()
+        self.line.deviceDataReceived(b"after\n")
+        self.assertEqual((self.read(self.path + ".1"), self.read(self.path)), (b"before\nmoved\n", b"after\n"))
+
+    def test_reopenFailsKeepsFile(self) -> None:
+        """The path cannot be opened again (its directory is gone): one error, output goes on to the file in hand."""
+        log = ConsoleLog(self.line, LogSpec(self.path, format=""), self.clock)
+        self.addCleanup(log.close)
+        directory = os.path.dirname(self.path)
+        os.rename(directory, directory + ".old")
+        log.reopen()
+        self.line.deviceDataReceived(b"still logged\n")
+        self.assertEqual(self.read(os.path.join(directory + ".old", "web1.log")), b"still logged\n")
+        self.assertEqual(self.line.logs, [log])
+
+    def test_copytruncate(self) -> None:
+        """
+        Copied and truncated under the log: the next output starts the file
+        at offset 0 (no hole of NULs), and the size limit counts from there
+        (no rotation of a nearly empty file).
+        """
+        log = ConsoleLog(self.line, LogSpec(self.path, format="", maxSize=100, daily=False, keep=2), self.clock)
+        self.addCleanup(log.close)
+        self.line.deviceDataReceived(b"a" * 89 + b"\n")
+        os.truncate(self.path, 0)
+        self.line.deviceDataReceived(b"b" * 19 + b"\n")
+        self.assertEqual(self.read(self.path), b"b" * 19 + b"\n")
+        self.assertFalse(os.path.exists(self.path + ".1"))
+        self.line.deviceDataReceived(b"c" * 89 + b"\n")
+        self.assertEqual((self.read(self.path + ".1"), self.read(self.path)), (b"b" * 19 + b"\n", b"c" * 89 + b"\n"))
