@@ -406,6 +406,17 @@ def describeSendString(parts: tuple[bytes, ...]) -> str:
     return "\\b".join(repr(p)[2:-1] for p in parts)
 
 
+def parseMilliseconds(text: Any, what: str, limit: float = 10000) -> float:
+    """A time in milliseconds, 0 to C{limit}, as seconds; C{what} names the setting."""
+    try:
+        value = float(str(text).strip())
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= limit:  # NaN fails too
+        raise ConfigError(f"{what} must be 0 to {limit:g} milliseconds, not {text!r}")
+    return value / 1000.0
+
+
 def parseOnOff(text: str, what: str) -> bool:
     """C{on}/C{off} (also C{true}/C{false}, C{1}/C{0}, C{yes}/C{no}); C{what} names the setting."""
     key = str(text).strip().lower()
@@ -596,3 +607,7 @@ class LineConfig:
     rts: Optional[bool] = None
     idleDtr: Optional[bool] = None
     idleRts: Optional[bool] = None
+    # Pacing for slow devices (seconds; 0: off): at least pace between
+    # bytes written to the device, at least paceLine after each CR.
+    pace: float = 0.0
+    paceLine: float = 0.0

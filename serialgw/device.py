@@ -778,6 +778,13 @@ class SerialDevice:
         self.bytesWritten = 0
         self.bytesRead = 0
         self.breaks = 0
+        # Pacing for slow devices (off by default): at least pace seconds
+        # between bytes written, at least paceLine after a CR.
+        self.pace = 0.0
+        self.paceLine = 0.0
+        self._paced = False
+        self._paceCall: Any = None
+        self._nextWrite = 0.0
         if downReason is not None:
             # Not there at start: down from the first moment, reopened as
             # if it had vanished.
@@ -788,6 +795,16 @@ class SerialDevice:
                 self.closed = True
             else:
                 self._scheduleReopen()
+
+    def setPace(self, pace: float, paceLine: float = 0.0) -> None:
+        """
+        Hold at least C{pace} seconds between bytes written to the device,
+        and at least C{paceLine} after each CR (timers, never a sleep);
+        C{0, 0}: off (the default).  Output queued meanwhile counts towards
+        the high-water mark, so writers are paused behind it.
+        """
+        self.pace, self.paceLine = max(0.0, pace), max(0.0, paceLine)
+        self._paced = bool(self.pace or self.paceLine)
 
     # IReadDescriptor / IWriteDescriptor
 
@@ -821,6 +838,11 @@ class SerialDevice:
         return None
 
     def doWrite(self) -> Optional[Failure]:
+        if self._paced:
+            # The device took nothing last time: try the paced byte again.
+            self._stopWriting()
+            self._pump()
+            return None
         if self._out:
             try:
                 n = self.port.write(self._out)
@@ -883,8 +905,10 @@ class SerialDevice:
         """
         if not data:
             return
-        if self._out or self._breakState != IDLE or not self.up or self.closed:
+        if self._out or self._breakState != IDLE or not self.up or self.closed or self._paced:
             self._queue(data)
+            if self._paced and self._paceCall is None and not self._writing and self._out:
+                self._pump()
             return
         # Nothing queued: straight to the descriptor.
         try:
@@ -1015,6 +1039,7 @@ class SerialDevice:
             del self._out[:]
             self._held, self._heldSize = [], 0
             self._stopWriting()
+            self._cancelPace()
             if self._breakState == DRAINING and self._breakCall is None:
                 self._drained()
             self._checkWatermark()
@@ -1035,6 +1060,7 @@ class SerialDevice:
 
     def _shutdownPort(self) -> None:
         self._cancelBreak()
+        self._cancelPace()
         if self._reading:
             self.reactor.removeReader(self)
             self._reading = False
@@ -1050,6 +1076,52 @@ class SerialDevice:
             log.warn("{device}: error on close: {reason}", device=self.name, reason=_reason(e))
 
     # Internals
+
+    def _pump(self) -> None:
+        """
+        Paced output: the next byte (with C{pace} 0, everything up to and
+        including the next CR) when its time has come, then a timer for the
+        one after.
+        """
+        self._paceCall = None
+        if not self._out or not self.usable:
+            return
+        now = self.reactor.seconds()
+        if now < self._nextWrite:
+            self._paceCall = self.reactor.callLater(self._nextWrite - now, self._pump)
+            return
+        out = self._out
+        if self.pace:
+            chunk = out[:1]
+        else:
+            cr = out.find(b"\r")
+            chunk = out[: cr + 1] if cr >= 0 else out
+        try:
+            n = self.port.write(chunk)
+        except OSError as e:
+            self._lost(e)
+            return
+        if not n:
+            self._startWriting()
+            return
+        last = chunk[n - 1]
+        del out[:n]
+        self.bytesWritten += n
+        gap = max(self.pace, self.paceLine) if last == 0x0D else self.pace
+        self._nextWrite = now + gap
+        if out:
+            if gap:
+                self._paceCall = self.reactor.callLater(gap, self._pump)
+            else:
+                self._startWriting()
+        elif self._breakState == DRAINING:
+            self._drained()
+        self._checkWatermark()
+
+    def _cancelPace(self) -> None:
+        if self._paceCall is not None and self._paceCall.active():
+            self._paceCall.cancel()
+        self._paceCall = None
 
     def _startWriting(self) -> None:
         if not self._writing:

@@ -225,6 +225,12 @@ class GatewayService(MultiService):
         line.modemIdle = {"dtr": config.idleDtr, "rts": config.idleRts}
         # Right after open, before any data: nobody is attached yet.
         line.applyModemLines()
+        if config.pace or config.paceLine:
+            if isinstance(device, SerialDevice):
+                device.setPace(config.pace, config.paceLine)
+            else:
+                log.warn("line {line}: pace and pace-line apply to local devices; {device} is not paced",
+                         line=config.name, device=config.device.describe())
         self.lines[config.name] = line
         line.waitForClient = any(spec.wait for spec in config.listeners)
         if config.log is not None:

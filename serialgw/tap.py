@@ -31,6 +31,7 @@ from serialgw.config import (
     parseCoalesce,
     parseCompact,
     parseDevice,
+    parseMilliseconds,
     parseOnOff,
     parseSendString,
 )
@@ -121,6 +122,10 @@ man 8 serialgw
         ["rts", None, None, "RTS while clients are attached: on or off [default: as the device opens, on]"],
         ["idle-dtr", None, None, "DTR while no client is attached: on or off [default: as --dtr]"],
         ["idle-rts", None, None, "RTS while no client is attached: on or off [default: as --rts]"],
+        ["pace", None, None,
+         "Slow devices: at least MS milliseconds between characters written to the device "
+         "(timers; output to clients is not affected) [default: 0, off]"],
+        ["pace-line", None, None, "At least MS milliseconds after each CR written to the device [default: 0, off]"],
         ["status", None, None,
          "An endpoint for the status page (HTTP, JSON), e.g. tcp:8440:interface=127.0.0.1"],
         ["ssh", None, None,
@@ -178,7 +183,7 @@ man 8 serialgw
             if self["config"] is not None:
                 given = [name for name in ("device", "port", "serial", "baud", "bytesize", "parity", "stopbits",
                                            "max-clients", "open-string", "close-string", "dtr", "rts",
-                                           "idle-dtr", "idle-rts")
+                                           "idle-dtr", "idle-rts", "pace", "pace-line")
                          if self[name] is not None] + (["listen"] if self["listen"] else [])
                 if given:
                     raise ConfigError(f"--config and --{given[0]} do not go together: put the line in the file")
@@ -301,6 +306,8 @@ man 8 serialgw
             rts=self._onOff("rts"),
             idleDtr=self._onOff("idle-dtr"),
             idleRts=self._onOff("idle-rts"),
+            pace=parseMilliseconds(self["pace"] or 0, "--pace"),
+            paceLine=parseMilliseconds(self["pace-line"] or 0, "--pace-line"),
         )
 
     def _onOff(self, option: str) -> Optional[bool]:
