@@ -35,6 +35,7 @@ def lineStatus(line: Any) -> dict[str, Any]:
         "up": bool(getattr(device, "up", True)),
         # The process whose UUCP lock keeps the device from us, or null.
         "locked_by": getattr(device, "lockedBy", None),
+        "down_reason": getattr(device, "downReason", None),
         "settings": {
             "baudrate": settings.baudrate,
             "bytesize": settings.bytesize,
