@@ -346,8 +346,9 @@ class SessionTests(SynchronousTestCase):
         channel, conn = h.channel(lineName="con2")
         channel.requestReceived(b"pty-req", NS(b"xterm") + struct.pack(">4L", 80, 24, 0, 0) + NS(b""))
         self.assertTrue(channel.requestReceived(b"shell", b""))
-        # After the shell request's answer:
+        # After the shell request's answer; asked again meanwhile: refused, no second message.
         self.assertEqual(conn.requests.get(channel), None)
+        self.assertFalse(channel.requestReceived(b"exec", NS(b"con1")))
         h.clock.advance(0)
         self.assertEqual(conn.extData[channel], [(1, b"serialgw: 'con2' is not a line you may use; your lines:\r\ncon1\r\ncon3\r\n")])
         self.assertEqual(conn.requests[channel], [(b"exit-status", struct.pack(">L", 1), False)])
@@ -404,12 +405,15 @@ class SessionTests(SynchronousTestCase):
         self.assertEqual(h.lines["con1"].clients, [first])
 
     def test_eofAndClose(self) -> None:
-        """EOF from the client ends the session (exit 0); once closed, the client is detached and TCP closed."""
+        """EOF from the client (ssh -n) leaves the session watching; once closed, the client is detached and TCP closed."""
         h = Harness()
         channel, conn = h.channel()
         channel.requestReceived(b"shell", b"")
         channel.eofReceived()
-        self.assertEqual(conn.requests[channel], [(b"exit-status", struct.pack(">L", 0), False)])
+        h.lines["con1"].deviceDataReceived(b"still here")
+        self.assertEqual((sent(conn, channel), conn.requests.get(channel), conn.closes.get(channel)),
+                         (b"still here", None, None))
+        channel.closeReceived()
         self.assertTrue(conn.closes[channel])
         channel.closed()
         self.assertEqual(h.lines["con1"].clients, [])
@@ -788,11 +792,23 @@ class OpenSSHTests(TestCase):
         self.assertIn(b"Permission denied (publickey)", password.output.data)
 
     async def test_notALine(self) -> None:
-        """A user name that is not a line: the lines this key may use, and exit status 1."""
+        """A user name (or exec's line) that is not a line: the lines this key may use, exit status 1; exec LINE watches."""
         gw, port = await self.gateway()
         ssh = self.client(port, "reader", "nosuch")
         self.assertEqual(await ssh.ended, 1)
         self.assertIn(b"serialgw: 'nosuch' is not a line you may use; your lines:\r\ncon1\r\n", ssh.output.data)
+        # exec names the line (no pty: plain newlines); ssh -n's end of input leaves it watching.
+        execd = self.spawn([self.ssh, "-T", "-n", "-F", "/dev/null", "-i", self.path("reader"), "-p", str(port),
+                            "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
+                            "-o", f"UserKnownHostsFile={self.path('known_hosts')}", "someone@127.0.0.1", "nosuch"])
+        self.assertEqual(await execd.ended, 1)
+        self.assertIn(b"serialgw: 'nosuch' is not a line you may use; your lines:\ncon1\n", execd.output.data)
+        watcher = self.spawn([self.ssh, "-T", "-n", "-F", "/dev/null", "-i", self.path("reader"), "-p", str(port),
+                              "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
+                              "-o", f"UserKnownHostsFile={self.path('known_hosts')}", "someone@127.0.0.1", "con1"])
+        await gw.output.contains(b"con1: watcher1 (127.0.0.1:")
+        self.consoles[0].transport.write(b"after the end of input")  # type: ignore[union-attr]
+        await watcher.output.contains(b"after the end of input")
 
     async def test_hostKeyKept(self) -> None:
         """The host key is made once (mode 0600, fingerprint logged); after a restart StrictHostKeyChecking=yes still logs in."""
