@@ -14,6 +14,16 @@ defaults, then one table a line.
     [lines.vm100]
     device = "unix:/var/run/qemu-server/100.serial0"
     listen = "4002"
+    write = ["ops1"]              # who may type (user names; "*": every user)
+    read = ["*"]                  # who may watch; neither: every user types
+
+    [ssh]
+    listen = "tcp:2222"           # ssh -p 2222 vm100@gateway
+    host-key = "/var/lib/serialgw/ssh_host_ed25519_key"
+
+    [users.ops1]                  # also a TLS client certificate's CN
+    keys = ["ssh-ed25519 AAAA... ops1@laptop"]
+    keys-file = "/etc/serialgw/ops1.pub"
 
 Every error names the file, the line of the file, and the key.
 """
@@ -27,30 +37,54 @@ import attrs
 
 from serialgw.config import (
     DEFAULT_BACKLOG,
+    DEFAULT_HOST_KEY,
     DEFAULT_MAX_CLIENTS,
     MAX_BACKLOG,
     SINGLE_SETTINGS,
     ConfigError,
     LineConfig,
     LogSpec,
+    Rights,
     SerialSettings,
+    SSHSpec,
+    UserSpec,
     applySingle,
     checkPath,
     parseCoalesce,
     parseCompact,
     parseDevice,
+    parseMilliseconds,
+    parseOnOff,
+    parseSendString,
 )
 from serialgw.endpoints import parseListener
 
 LINE_KEYS = {
     "device", "serial", "baud", "bytesize", "parity", "stopbits", "xonxoff", "rtscts", "listen",
     "break-duration", "signature", "notices", "restore", "mode", "max-clients", "backlog",
-    "log", "log-format", "log-max-size", "log-daily", "log-keep", "coalesce",
+    "log", "log-format", "log-max-size", "log-daily", "log-keep", "coalesce", "write", "read",
+    "open-string", "close-string", "dtr", "rts", "idle-dtr", "idle-rts", "pace", "pace-line",
 }
+SSH_KEYS = {"listen", "host-key"}
+USER_KEYS = {"keys", "keys-file"}
+
+
+@attrs.frozen
+class FileConfig:
+    """What a configuration file says: its lines, and the SSH listener with its users (or None)."""
+
+    lines: list[LineConfig]
+    ssh: Optional[SSHSpec]
+    users: tuple[UserSpec, ...]
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
 def loadConfig(path: str) -> list[LineConfig]:
+    """Read a configuration file's lines; raise ConfigError naming the file, line and key."""
+    return loadFile(path).lines
+
+
+def loadFile(path: str) -> FileConfig:
     """Read a configuration file; raise ConfigError naming the file, line and key."""
     import tomllib
 
@@ -71,7 +105,85 @@ def loadConfig(path: str) -> list[LineConfig]:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: {e}") from None
-    return _lines(path, text, data)
+    lines = _lines(path, text, data)
+    users = _users(path, text, data)
+    known = {u.name for u in users}
+    for config in lines:
+        for key, names in (("write", config.rights.write), ("read", config.rights.read)):
+            unknown = [n for n in names or () if n != "*" and n not in known]
+            if unknown:
+                raise ConfigError(f"{_where(path, text, f'lines.{config.name}', key)}: [lines.{config.name}] {key}: "
+                                  f"unknown user {unknown[0]!r} (declared: {', '.join(sorted(known)) or 'none'}; "
+                                  "add a [users.NAME] table)")
+    return FileConfig(lines, _ssh(path, text, data, users), users)
+
+
+def _users(path: str, text: str, data: dict[str, Any]) -> tuple[UserSpec, ...]:
+    tables = data.get("users", {})
+    if not isinstance(tables, dict):
+        raise ConfigError(f"{_where(path, text, 'users')}: users must be tables, [users.NAME]")
+    users = []
+    owner: dict[bytes, str] = {}
+    for name, table in tables.items():
+        where = f"users.{name}"
+        if not isinstance(table, dict):
+            raise ConfigError(f"{_where(path, text, 'users')}: users.{name} must be a table")
+        if not NAME.match(name):
+            raise ConfigError(f"{_where(path, text, where)}: user name {name!r}: letters, digits, '.', '_' and '-' only")
+        for key in table:
+            if key not in USER_KEYS:
+                raise ConfigError(f"{_where(path, text, where, key)}: unknown key {key!r} in [{where}] "
+                                  f"(known: {', '.join(sorted(USER_KEYS))})")
+        keys = table.get("keys", [])
+        if isinstance(keys, str):
+            keys = [keys]
+        if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
+            raise ConfigError(f"{_where(path, text, where, 'keys')}: [{where}] keys: expected a public key "
+                              f"line or a list of them, not {keys!r}")
+        from serialgw.ssh import readKeysFile, readPublicKeys
+
+        found = readPublicKeys("\n".join(keys), f"{_where(path, text, where, 'keys')}: [{where}] keys: key")
+        if "keys-file" in table:
+            if not isinstance(table["keys-file"], str):
+                raise ConfigError(f"{_where(path, text, where, 'keys-file')}: [{where}] keys-file: expected a path")
+            try:
+                found += readKeysFile(table["keys-file"])
+            except ConfigError as e:
+                raise ConfigError(f"{_where(path, text, where, 'keys-file')}: [{where}] keys-file: {e}") from None
+        for key in found:
+            other = owner.setdefault(key.blob, name)
+            if other != name:
+                raise ConfigError(f"{_where(path, text, where)}: key {key.fingerprint} is both {other}'s and {name}'s")
+        users.append(UserSpec(name, tuple(k.text for k in found)))
+    return tuple(users)
+
+
+def _ssh(path: str, text: str, data: dict[str, Any], users: tuple[UserSpec, ...]) -> Optional[SSHSpec]:
+    if "ssh" not in data:
+        return None
+    table = data["ssh"]
+    if not isinstance(table, dict):
+        raise ConfigError(f"{_where(path, text, 'ssh')}: [ssh] must be a table")
+    for key in table:
+        if key not in SSH_KEYS:
+            raise ConfigError(f"{_where(path, text, 'ssh', key)}: unknown key {key!r} in [ssh] "
+                              f"(known: {', '.join(sorted(SSH_KEYS))})")
+    if not isinstance(table.get("listen"), str):
+        raise ConfigError(f"{_where(path, text, 'ssh', 'listen')}: [ssh] listen: expected an endpoint "
+                          "such as \"tcp:2222:interface=127.0.0.1\"")
+    hostKey = table.get("host-key", DEFAULT_HOST_KEY)
+    if not isinstance(hostKey, str) or not hostKey:
+        raise ConfigError(f"{_where(path, text, 'ssh', 'host-key')}: [ssh] host-key: expected a path")
+    if not any(u.keys for u in users):
+        raise ConfigError(f"{_where(path, text, 'ssh')}: [ssh]: nobody could log in: "
+                          "add [users.NAME] tables with keys or keys-file")
+    from serialgw.ssh import parseSSHListener
+
+    try:
+        listener = parseSSHListener(table["listen"])
+    except ConfigError as e:
+        raise ConfigError(f"{_where(path, text, 'ssh', 'listen')}: [ssh] listen: {e}") from None
+    return SSHSpec(listener, hostKey, users)
 
 
 def _where(path: str, text: str, table: str, key: Optional[str] = None) -> str:
@@ -93,8 +205,9 @@ def _where(path: str, text: str, table: str, key: Optional[str] = None) -> str:
 
 def _lines(path: str, text: str, data: dict[str, Any]) -> list[LineConfig]:
     for key in data:
-        if key not in ("defaults", "lines"):
-            raise ConfigError(f"{path}: unknown top-level key {key!r} (expected [defaults] and [lines.NAME])")
+        if key not in ("defaults", "lines", "ssh", "users"):
+            raise ConfigError(f"{path}: unknown top-level key {key!r} "
+                              "(expected [defaults], [lines.NAME], [ssh] and [users.NAME])")
     defaults = data.get("defaults", {})
     if not isinstance(defaults, dict):
         raise ConfigError(f"{_where(path, text, 'defaults')}: [defaults] must be a table")
@@ -194,6 +307,30 @@ def _line(name: str, table: dict[str, Any]) -> LineConfig:
         except ConfigError as e:
             raise _KeyError(next((k for k in _LOG_KEYS if str(e).startswith(k)), "log"), str(e)) from None
     coalesce = parsed("coalesce", parseCoalesce, str(table.get("coalesce", "off")))
+
+    def onOff(key: str) -> Optional[bool]:
+        if key not in table:
+            return None
+        item = table[key]
+        if isinstance(item, bool):
+            return item
+        if not isinstance(item, str):
+            raise _KeyError(key, f'expected "on" or "off", not {item!r}')
+        return bool(parsed(key, lambda t: parseOnOff(t, key), item))
+
+    pace = {key: parsed(key, lambda t, k=key: parseMilliseconds(t, k), value(key, float, 0.0))
+            for key in ("pace", "pace-line")}
+    strings = {key: parsed(key, lambda t, k=key: parseSendString(t, k), value(key, str, ""))
+               for key in ("open-string", "close-string")}
+
+    def names(key: str) -> Optional[tuple[str, ...]]:
+        if key not in table:
+            return None
+        items = [table[key]] if isinstance(table[key], str) else table[key]
+        if not isinstance(items, list) or not all(isinstance(n, str) for n in items):
+            raise _KeyError(key, f'expected user names (a list; "*": every user), not {table[key]!r}')
+        return tuple(items)
+
     return LineConfig(
         coalesceMin=coalesce[0],
         coalesceMax=coalesce[1],
@@ -210,4 +347,13 @@ def _line(name: str, table: dict[str, Any]) -> LineConfig:
         restoreSettings=value("restore", bool, True),
         signature=value("signature", str),
         notices=value("notices", bool, True),
+        rights=Rights(write=names("write"), read=names("read")),
+        openString=strings["open-string"],
+        closeString=strings["close-string"],
+        dtr=onOff("dtr"),
+        rts=onOff("rts"),
+        idleDtr=onOff("idle-dtr"),
+        idleRts=onOff("idle-rts"),
+        pace=pace["pace"],
+        paceLine=pace["pace-line"],
     )

@@ -6,6 +6,7 @@ marked; rotated by size and by day, a few old files kept.
 
 from __future__ import annotations
 
+import errno
 import os
 import time
 from typing import Any
@@ -34,7 +35,15 @@ class ConsoleLog(ClientEvents):
         line.logs.append(self)
 
     def _open(self) -> None:
-        self._fd = os.open(self.spec.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+        # A symlink at the path is not followed (someone could point it at a
+        # file the gateway may write): ELOOP, named as such.
+        try:
+            self._fd = os.open(self.spec.path,
+                               os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o640)
+        except OSError as e:
+            if e.errno == errno.ELOOP:
+                raise OSError(errno.ELOOP, "it is a symbolic link, not followed", self.spec.path) from None
+            raise
         self.size = os.fstat(self._fd).st_size
         self.day = self._today()
 
@@ -61,8 +70,12 @@ class ConsoleLog(ClientEvents):
                       reason=e.strerror)
 
     def rotate(self) -> None:
-        """path -> path.1 -> ... -> path.KEEP (dropped), then a new path."""
-        os.close(self._fd)
+        """
+        path -> path.1 -> ... -> path.KEEP (dropped), then a new path.  If
+        the new path cannot be opened (a symlink put there, no room), the
+        file in hand is kept: the descriptor is never left closed.
+        """
+        old = self._fd
         path, keep = self.spec.path, self.spec.keep
         try:
             for i in range(keep - 1, 0, -1):
@@ -74,8 +87,14 @@ class ConsoleLog(ClientEvents):
                 os.unlink(path)
         except FileNotFoundError:
             pass  # moved or removed by someone else (an external logrotate): start a new file
-        finally:
+        try:
             self._open()
+        except OSError as e:
+            self._fd, self.size = old, 0
+            log.error("{line}: cannot open a new log {path}: {reason}; writing on to the file it was",
+                      line=self.line.name, path=path, reason=e.strerror)
+            return
+        os.close(old)
 
     def reopen(self) -> None:
         """

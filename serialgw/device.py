@@ -16,6 +16,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import stat
 import struct
 import termios
 import tty
@@ -278,6 +279,18 @@ def markErrors(fd: int, parity: bool, on: bool = True) -> None:
         termios.tcsetattr(fd, termios.TCSANOW, attrs)
 
 
+class _KeepInputSerial(serial.Serial):
+    """
+    pyserial's port without the input flush (TCIFLUSH) its open() ends
+    with: what the device sent before we opened it (a guest's boot
+    messages, what came between an unplug and the reopen) is read like any
+    other output.  Purges go through termios directly (L{TtyPort.purge}).
+    """
+
+    def _reset_input_buffer(self) -> None:
+        pass
+
+
 @implementer(IPort)
 class TtyPort:
     """
@@ -287,7 +300,7 @@ class TtyPort:
 
     def __init__(self, path: str, settings: SerialSettings) -> None:
         self.name = path
-        ser = serial.Serial()
+        ser = _KeepInputSerial()
         ser.port = path
         _configure(ser, settings)
         try:
@@ -521,11 +534,16 @@ def fcntlBreak(fd: int, on: bool) -> None:
 
 def replaceSymlink(target: str, link: str) -> None:
     """
-    Point C{link} at C{target} atomically, replacing a stale link.  A
-    regular file or directory in the way is an error, never removed.
+    Point C{link} at C{target} atomically.  Something already at C{link} is
+    taken over only when it is a symlink that dangles or points at a pty
+    whose slave nobody has open (what a gateway that died leaves behind);
+    the live link of another gateway, a link to anything else, a regular
+    file or a directory is an error, never touched.
     """
-    if os.path.lexists(link) and not os.path.islink(link):
-        raise FileExistsError(errno.EEXIST, "exists and is not a symlink")
+    if os.path.lexists(link):
+        if not os.path.islink(link):
+            raise FileExistsError(errno.EEXIST, "exists and is not a symlink")
+        _mayTakeOver(link)
     tmp = f"{link}.{os.getpid()}.tmp"
     try:
         os.unlink(tmp)
@@ -533,6 +551,51 @@ def replaceSymlink(target: str, link: str) -> None:
         pass
     os.symlink(target, tmp)
     os.replace(tmp, link)
+
+
+# Unix98 pty slaves (/dev/pts/N): majors 136 to 143.
+PTY_SLAVE_MAJORS = range(136, 144)
+
+
+def _mayTakeOver(link: str) -> None:
+    """Raise FileExistsError unless the symlink C{link} is stale (see replaceSymlink)."""
+    old = os.readlink(link)
+    try:
+        st = os.stat(link)
+    except FileNotFoundError:
+        return  # dangling
+    if not (stat.S_ISCHR(st.st_mode) and os.major(st.st_rdev) in PTY_SLAVE_MAJORS):
+        raise FileExistsError(errno.EEXIST, f"is a symlink to {old}, which is not a pty: not ours to replace")
+    holders = ptyHolders(os.path.realpath(link))
+    if holders:
+        raise FileExistsError(
+            errno.EEXIST,
+            f"is the live link to {old}, held open by pid {', '.join(map(str, holders))} "
+            "(another gateway?): not replaced",
+        )
+
+
+def ptyHolders(path: str) -> list[int]:
+    """
+    The processes (that we may look at) with the pty slave C{path} open,
+    from /proc/PID/fd.
+    """
+    holders = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                if os.readlink(f"/proc/{pid}/fd/{fd}") == path:
+                    holders.append(int(pid))
+                    break
+            except OSError:
+                continue
+    return holders
 
 
 def removeSymlink(link: str, target: str) -> None:
@@ -649,6 +712,23 @@ class SerialDevice:
         self.bytesWritten = 0
         self.bytesRead = 0
         self.breaks = 0
+        # Pacing for slow devices (off by default): at least pace seconds
+        # between bytes written, at least paceLine after a CR.
+        self.pace = 0.0
+        self.paceLine = 0.0
+        self._paced = False
+        self._paceCall: Any = None
+        self._nextWrite = 0.0
+
+    def setPace(self, pace: float, paceLine: float = 0.0) -> None:
+        """
+        Hold at least C{pace} seconds between bytes written to the device,
+        and at least C{paceLine} after each CR (timers, never a sleep);
+        C{0, 0}: off (the default).  Output queued meanwhile counts towards
+        the high-water mark, so writers are paused behind it.
+        """
+        self.pace, self.paceLine = max(0.0, pace), max(0.0, paceLine)
+        self._paced = bool(self.pace or self.paceLine)
 
     # IReadDescriptor / IWriteDescriptor
 
@@ -682,6 +762,11 @@ class SerialDevice:
         return None
 
     def doWrite(self) -> Optional[Failure]:
+        if self._paced:
+            # The device took nothing last time: try the paced byte again.
+            self._stopWriting()
+            self._pump()
+            return None
         if self._out:
             try:
                 n = self.port.write(self._out)
@@ -733,8 +818,10 @@ class SerialDevice:
         """
         if not data:
             return
-        if self._out or self._breakState != IDLE or not self.up or self.closed:
+        if self._out or self._breakState != IDLE or not self.up or self.closed or self._paced:
             self._queue(data)
+            if self._paced and self._paceCall is None and not self._writing and self._out:
+                self._pump()
             return
         # Nothing queued: straight to the descriptor.
         try:
@@ -858,6 +945,7 @@ class SerialDevice:
             del self._out[:]
             self._held, self._heldSize = [], 0
             self._stopWriting()
+            self._cancelPace()
             if self._breakState == DRAINING and self._breakCall is None:
                 self._drained()
             self._checkWatermark()
@@ -878,6 +966,7 @@ class SerialDevice:
 
     def _shutdownPort(self) -> None:
         self._cancelBreak()
+        self._cancelPace()
         if self._reading:
             self.reactor.removeReader(self)
             self._reading = False
@@ -893,6 +982,52 @@ class SerialDevice:
             log.warn("{device}: error on close: {reason}", device=self.port.name, reason=_reason(e))
 
     # Internals
+
+    def _pump(self) -> None:
+        """
+        Paced output: the next byte (with C{pace} 0, everything up to and
+        including the next CR) when its time has come, then a timer for the
+        one after.
+        """
+        self._paceCall = None
+        if not self._out or not self.usable:
+            return
+        now = self.reactor.seconds()
+        if now < self._nextWrite:
+            self._paceCall = self.reactor.callLater(self._nextWrite - now, self._pump)
+            return
+        out = self._out
+        if self.pace:
+            chunk = out[:1]
+        else:
+            cr = out.find(b"\r")
+            chunk = out[: cr + 1] if cr >= 0 else out
+        try:
+            n = self.port.write(chunk)
+        except OSError as e:
+            self._lost(e)
+            return
+        if not n:
+            self._startWriting()
+            return
+        last = chunk[n - 1]
+        del out[:n]
+        self.bytesWritten += n
+        gap = max(self.pace, self.paceLine) if last == 0x0D else self.pace
+        self._nextWrite = now + gap
+        if out:
+            if gap:
+                self._paceCall = self.reactor.callLater(gap, self._pump)
+            else:
+                self._startWriting()
+        elif self._breakState == DRAINING:
+            self._drained()
+        self._checkWatermark()
+
+    def _cancelPace(self) -> None:
+        if self._paceCall is not None and self._paceCall.active():
+            self._paceCall.cancel()
+        self._paceCall = None
 
     def _startWriting(self) -> None:
         if not self._writing:

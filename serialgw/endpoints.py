@@ -329,17 +329,27 @@ def _udp(body: str, original: str) -> ListenerSpec:
 def _tls(body: str, original: str) -> ListenerSpec:
     """
     C{tls:PORT[:interface=ADDR]:cert=FILE:key=FILE[:ca=FILE][:subjects=CN;CN]}
-    listens; C{tls:HOST:PORT:ca=FILE[:cert=FILE:key=FILE]} dials out and
+    listens (C{handshake=SECONDS}: how long a handshake may take, default 10); C{tls:HOST:PORT:ca=FILE[:cert=FILE:key=FILE]} dials out and
     verifies the server as HOST.
     """
     fields = re.split(r"(?<!\\):", body)
     positional = [f for f in fields if "=" not in f]
     named = dict(f.split("=", 1) for f in fields if "=" in f)
     for key in named:
-        if key not in ("interface", "cert", "key", "ca", "subjects", "readonly"):
+        if key not in ("interface", "cert", "key", "ca", "subjects", "readonly", "handshake"):
             raise ConfigError(
-                f"unknown option {key!r} in listener {original!r} (known: interface, cert, key, ca, subjects, readonly)"
+                f"unknown option {key!r} in listener {original!r} "
+                "(known: interface, cert, key, ca, subjects, readonly, handshake)"
             )
+    handshake = 10.0
+    if "handshake" in named:
+        try:
+            handshake = float(named["handshake"])
+        except ValueError:
+            handshake = -1.0
+        if not 0 <= handshake <= 3600:
+            raise ConfigError(f"handshake={named['handshake']!r} in listener {original!r}: "
+                              "expected seconds, 0 (no limit) to 3600")
     for key in ("cert", "key", "ca"):
         if key in named:
             checkPath(named[key], f"{key}= in listener")
@@ -353,12 +363,13 @@ def _tls(body: str, original: str) -> ListenerSpec:
         if (subjects or readOnly) and not named.get("ca"):
             raise ConfigError(f"subjects= and readonly= need ca= (client certificates) in listener {original!r}")
         tls = TLSSpec(cert=named["cert"], key=named["key"], ca=named.get("ca", ""), subjects=subjects,
-                      readOnlySubjects=readOnly)
+                      readOnlySubjects=readOnly, handshakeTimeout=handshake)
         return ListenerSpec(f"tls:{port}", Protocol.TELNET, tls=tls, host=interface, port=port)
     if len(positional) == 2:
         host, port = positional[0].replace("\\:", ":").strip("[]"), _port(positional[1], original)
         if not named.get("ca"):
             raise ConfigError(f"a TLS dial-out needs ca= to verify the server: {original!r}")
-        tls = TLSSpec(cert=named.get("cert", ""), key=named.get("key", ""), ca=named["ca"], hostname=host)
+        tls = TLSSpec(cert=named.get("cert", ""), key=named.get("key", ""), ca=named["ca"], hostname=host,
+                      handshakeTimeout=handshake)
         return ListenerSpec(f"tls:{host}:{port}", Protocol.TELNET, kind=ListenerKind.CONNECT, tls=tls, host=host, port=port)
     raise ConfigError(f"cannot read TLS listener {original!r}: expected tls:PORT:cert=..:key=.. or tls:HOST:PORT:ca=..")

@@ -102,8 +102,8 @@ class EscapeMenu:
         elif command == "k":
             self._state = self._breakThenKey
         elif command == "w":
-            people = [f"{c.peer} ({c.role.value})" for c in line.clients if getattr(c, "person", False)]
-            client.notice(f"{line.name}: " + ", ".join(people))
+            # Every client: people, and programs and files (a pty, file:, a console log).
+            client.notice(f"{line.name}: " + ", ".join(f"{c.peer} ({c.role.value})" for c in line.clients))
         elif command == "r":
             self._replay(REPLAY_LINES)
         elif command == "R":

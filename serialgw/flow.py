@@ -20,6 +20,7 @@ from typing import Any
 
 from twisted.internet.interfaces import IPushProducer
 from twisted.logger import Logger
+from twisted.protocols.policies import ProtocolWrapper
 from zope.interface import implementer
 
 log = Logger()
@@ -73,12 +74,16 @@ class OutputGuard:
         self._held = Tail()
 
     def attach(self, transport: Any) -> None:
-        # Over TLS the bytes wait in the TCP transport under the TLS layer,
-        # which passes the producer on to it.
-        holder: Any = transport if hasattr(transport, "bufferSize") else getattr(transport, "transport", None)
-        if hasattr(transport, "registerProducer") and hasattr(holder, "bufferSize"):
+        # Over TLS the bytes wait in the TCP transport under the TLS layer:
+        # the bound is set, and the guard registered, there.  Registered with
+        # the TLS layer, it would hold back TLS's loseConnection (no close
+        # alert goes while a producer is registered): a TLS client could not
+        # be disconnected (idle, escape d, reload, stop).  A wrapper answers
+        # for its transport's attributes, so the test is isinstance.
+        holder: Any = transport.transport if isinstance(transport, ProtocolWrapper) else transport
+        if hasattr(holder, "registerProducer") and hasattr(holder, "bufferSize"):
             holder.bufferSize = self.bound
-            transport.registerProducer(self, True)
+            holder.registerProducer(self, True)
 
     @property
     def dropped(self) -> int:

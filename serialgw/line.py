@@ -20,7 +20,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import Attribute, Interface, implementer
 
-from serialgw.config import DEFAULT_BACKLOG, SerialSettings, describeUnix
+from serialgw.config import DEFAULT_BACKLOG, Rights, SerialSettings, describeUnix
 from serialgw.device import IDeviceSink
 from serialgw.flow import Tail
 
@@ -194,10 +194,27 @@ class Line:
         self.backlogSize = DEFAULT_BACKLOG
         # The newest device output, for replay.
         self._backlog = Tail()
+        # ser2net's openstr/closestr: written when the first person
+        # attaches and the last one leaves (data between breaks).
+        self.openString: tuple[bytes, ...] = ()
+        self.closeString: tuple[bytes, ...] = ()
+        # DTR/RTS wanted while people are attached and while nobody is
+        # (None: as the device has them; idle None: as while attached).
+        self.modemAttached: dict[str, Optional[bool]] = {"dtr": None, "rts": None}
+        self.modemIdle: dict[str, Optional[bool]] = {"dtr": None, "rts": None}
+        # People (network sessions) attached now.
+        self.people = 0
+        # The first person to attach gets what the device said before
+        # anyone was there (see takeEarlyOutput).
+        self._earlyTaken = False
         # QEMU's server without nowait: the device is read from the first
         # client's arrival on, so none of its early output is lost.
         self.waitForClient = False
         self._blockers: set[Any] = set()
+        # People attached but not announced yet (see attach).
+        self._unannounced: set[Any] = set()
+        # Who may use the line, by user name (SSH, TLS client certificates).
+        self.rights = Rights()
 
     # State, as the device has it
 
@@ -238,7 +255,13 @@ class Line:
         people = sum(1 for c in self.clients if getattr(c, "person", False))
         return bool(self.maxClients) and people >= self.maxClients
 
-    def attach(self, client: Any) -> None:
+    def attach(self, client: Any, quiet: bool = False) -> None:
+        """
+        A client joins.  A person is announced to the others at once, or,
+        C{quiet}, only when L{introduce} is called (it said something, or
+        stayed a while): a health check or a port scan that comes and goes
+        at once is never announced.
+        """
         if (self.mode == "exclusive" and client.role is Role.WRITER and getattr(client, "person", False)
                 and self.writer is not None):
             client.role = Role.WATCHER
@@ -246,7 +269,10 @@ class Line:
         # log that fails), the client is fully attached.
         self.clients.append(client)
         if getattr(client, "person", False):
-            self.announce(f"{client.peer} attached as {client.role.value}", exclude=client)
+            if quiet:
+                self._unannounced.add(client)
+            else:
+                self.announce(f"{client.peer} attached as {client.role.value}", exclude=client)
         if self.waitForClient and getattr(client, "wakesLine", True):
             self.waitForClient = False
             self.device.start()
@@ -254,8 +280,18 @@ class Line:
             client.pauseInput()
         if not getattr(client, "person", False):
             log.info("{line}: {peer} attached as {role}", line=self.name, peer=client.peer, role=client.role.value)
+        else:
+            self.people += 1
+            if self.people == 1:
+                self.applyModemLines()
+                self._sendString(self.openString, "open-string")
 
     def detach(self, client: Any) -> None:
+        # Counted out first: what is restored below is the state for those
+        # who stay (the idle state when nobody does).
+        leaving = client in self.clients and getattr(client, "person", False)
+        if leaving:
+            self.people -= 1
         if client in self.controllers:
             self.controllers.remove(client)
             self.updateLineWatch()
@@ -265,7 +301,7 @@ class Line:
             # leaving restores nothing, nor does one staying hold it back.
             if client.role is not Role.READONLY and not any(
                     c.role is not Role.READONLY for c in self.controllers):
-                self._lastController()
+                self._lastController(closing=bool(leaving) and not self.people)
         if client in self._blockers:
             self.unblockDevice(client)
         if client in self.clients:
@@ -273,10 +309,54 @@ class Line:
             guard = getattr(client, "guard", None)
             if guard is not None and guard.dropped:
                 self.droppedGone[guard.policy] = self.droppedGone.get(guard.policy, 0) + guard.dropped
-            if getattr(client, "person", False):
+            if client in self._unannounced:
+                self._unannounced.discard(client)
+                log.info("{line}: {peer} came and went without a word (not announced)", line=self.name,
+                         peer=client.peer)
+            elif getattr(client, "person", False):
                 self.announce(f"{client.peer} detached")
             else:
                 log.info("{line}: {peer} detached", line=self.name, peer=client.peer)
+        if leaving and not self.people:
+            self._sendString(self.closeString, "close-string")
+            self.applyModemLines()
+
+    def wantedModemLine(self, name: str) -> Optional[bool]:
+        """DTR or RTS as configured for now (people attached or not); None: not configured."""
+        attached = self.modemAttached[name]
+        if self.people:
+            return attached
+        idle = self.modemIdle[name]
+        return attached if idle is None else idle
+
+    def applyModemLines(self) -> None:
+        """
+        Set DTR and RTS as configured for now; a line that is already so,
+        or not configured, is not touched (never pulsed).
+        """
+        for name in ("dtr", "rts"):
+            wanted = self.wantedModemLine(name)
+            if wanted is not None and bool(self.device.modemLines[name]) != wanted:
+                self.device.setModemLine(name, wanted)
+
+    def _sendString(self, parts: tuple[bytes, ...], what: str) -> None:
+        """An open- or close-string: its data, with a break between parts, in order."""
+        if not parts:
+            return
+        for i, data in enumerate(parts):
+            if i and not self.device.sendBreak():
+                log.info("{line}: {what}: a break is under way; this one is left out", line=self.name, what=what)
+            if data:
+                self.device.write(data)
+                self.bytesToDevice += len(data)
+        log.info("{line}: {what} sent ({size} bytes, {breaks} break(s))", line=self.name, what=what,
+                 size=sum(len(p) for p in parts), breaks=len(parts) - 1)
+
+    def introduce(self, client: Any) -> None:
+        """A client attached quietly is announced now (once); nothing for the others."""
+        if client in self._unannounced:
+            self._unannounced.discard(client)
+            self.announce(f"{client.peer} attached as {client.role.value}", exclude=client)
 
     def mayWrite(self, client: Any) -> bool:
         return bool(client.role is Role.WRITER)
@@ -338,7 +418,7 @@ class Line:
             self._modemPoll.stop()
             self._modemPoll = None
 
-    def _lastController(self) -> None:
+    def _lastController(self, closing: bool = False) -> None:
         if not self.restoreSettings:
             return
         if self.device.breaking:
@@ -348,8 +428,14 @@ class Line:
             log.info("{line}: last RFC 2217 client gone; settings restored to {settings}",
                      line=self.name, settings=effective.describe())
         for name in ("dtr", "rts"):
-            if not self.device.modemLines[name]:
-                self.device.setModemLine(name, True)
+            # As configured for those still attached (idle if nobody is);
+            # not configured: on, as a tty opens.
+            wanted = self.wantedModemLine(name)
+            if wanted is not None and closing:
+                continue  # set after the close-string, with the idle state
+            target = True if wanted is None else wanted
+            if bool(self.device.modemLines[name]) != target:
+                self.device.setModemLine(name, target)
 
     def _pollModem(self) -> None:
         state = self.device.modemState()
@@ -450,6 +536,17 @@ class Line:
     def backlog(self) -> bytes:
         """The last device output kept (up to backlogSize bytes)."""
         return self._backlog.newest(self.backlogSize)
+
+    def takeEarlyOutput(self) -> bytes:
+        """
+        For the first person to attach, once: what the device said before
+        anyone was there (boot messages waiting in the tty when the gateway
+        opened it included), the newest backlogSize bytes; then nothing.
+        """
+        if self._earlyTaken:
+            return b""
+        self._earlyTaken = True
+        return self.backlog()
 
     # Back-pressure from a client whose policy is "block"
 

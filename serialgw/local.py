@@ -78,7 +78,7 @@ def fifoPair(path: str) -> tuple[int, int]:
     return fdIn, fdOut
 
 
-def streamClient(line: Line, reactor: Any, stdin: int = 0, stdout: int = 1) -> Any:
-    """A raw client on a pair of descriptors; returns its transport."""
-    client = RawClient(line)
+def streamClient(line: Line, reactor: Any, stdin: int = 0, stdout: int = 1, name: str = "stdio") -> Any:
+    """A raw client on a pair of descriptors, called C{name} (C{w}, the status page); returns its transport."""
+    client = RawClient(line, peer=name)
     return stdio.StandardIO(client, stdin=stdin, stdout=stdout, reactor=reactor)  # type: ignore[call-arg]

@@ -4,7 +4,7 @@ Raw TCP (or unix-socket) clients: bytes pass both ways untouched.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Optional
 
 from twisted.internet.protocol import Protocol, connectionDone
 from twisted.python.failure import Failure
@@ -22,11 +22,14 @@ class RawClient(Session, ClientEvents, Protocol):
 
     transport: Any
 
-    def __init__(self, line: Line, role: Role = Role.WRITER, listener: Any = None, clock: Any = None) -> None:
+    def __init__(
+        self, line: Line, role: Role = Role.WRITER, listener: Any = None, clock: Any = None, peer: Optional[str] = None
+    ) -> None:
         self.line = line
         self.role = role
         self.listener = listener
         self.clock = clock
+        self.fixedPeer = peer
 
     def connectionMade(self) -> None:
         self.startSession()

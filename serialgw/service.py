@@ -11,12 +11,14 @@ import socket
 import stat
 from typing import Any, Callable, Optional, Sequence
 
+import attrs
 from twisted.application.internet import ClientService, backoffPolicy
 from twisted.application.service import MultiService
 from twisted.internet import defer
 from twisted.internet.endpoints import (
     HostnameEndpoint,
-    SSL4ServerEndpoint,
+    TCP4ServerEndpoint,
+    TCP6ServerEndpoint,
     UNIXClientEndpoint,
     serverFromString,
     wrapClientTLS,
@@ -25,10 +27,10 @@ from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from serialgw.config import LineConfig, ListenerKind, ListenerSpec, Protocol, describeUnix, isAbstract
+from serialgw.config import LineConfig, ListenerKind, ListenerSpec, Protocol, SSHSpec, describeUnix, isAbstract
 from serialgw.consolelog import ConsoleLog
 from serialgw.device import DeviceError, IPort, PtyPort, SerialDevice, openPort
-from serialgw.line import Line, Role, describeAddress
+from serialgw.line import Line, Role, describeAddress, peerName
 from serialgw.local import FileClient, fifoPair, streamClient
 from serialgw.netconsole import NetconsoleClient
 from serialgw.notify import Notifier
@@ -36,7 +38,7 @@ from serialgw.ptylink import PtyClient
 from serialgw.raw import RawClient
 from serialgw.remote import RemoteDevice
 from serialgw.telnet import TelnetClient
-from serialgw.tls import ServerContextFactory, TLSError, clientOptions
+from serialgw.tls import HandshakeGate, RefusingTLSFactory, ServerContextFactory, TLSError, clientOptions, peerSubject
 
 log = Logger()
 
@@ -54,6 +56,8 @@ class LineFactory(Factory):
     """
 
     noisy = False
+    # TLS connections whose handshake is under way, at most, per listener.
+    maxHandshakes = 64
 
     def __init__(self, line: Line, spec: ListenerSpec, signature: Optional[str] = None, clock: Any = None) -> None:
         self.line = line
@@ -63,6 +67,7 @@ class LineFactory(Factory):
         self.role = Role.READONLY if spec.readOnly else Role.WRITER
         self.allow = [ipaddress.ip_network(a, strict=False) for a in spec.allow]
         self.refused = 0
+        self.handshakes: set[Any] = set()
 
     def buildProtocol(self, addr: Any) -> Any:
         if self.line.full():
@@ -74,6 +79,10 @@ class LineFactory(Factory):
             log.warn("{line}: connection from {peer} refused: not in {allow}", line=self.line.name,
                      peer=describeAddress(addr), allow=",".join(self.spec.allow))
             return None
+        if self.spec.tls is not None and len(self.handshakes) >= self.maxHandshakes:
+            log.warn("{line}: connection from {peer} refused: {count} TLS handshakes under way already",
+                     line=self.line.name, peer=describeAddress(addr), count=len(self.handshakes))
+            return None
         client: Any
         if self.spec.protocol is Protocol.RAW:
             client = RawClient(self.line, self.role, listener=self.spec, clock=self.clock)
@@ -81,7 +90,31 @@ class LineFactory(Factory):
             client = TelnetClient(self.line, self.role, rfc2217=self.spec.rfc2217, signature=self.signature,
                                   listener=self.spec, clock=self.clock)
         client.factory = self
+        if self.spec.tls is not None:
+            # Attached to the line only once its handshake is done and verified.
+            return HandshakeGate(client, self.clock, self.spec.tls.handshakeTimeout, self.handshakes,
+                                 lambda transport: self._admit(transport, client))
         return client
+
+    def _admit(self, transport: Any, client: Any = None) -> bool:
+        """
+        A TLS client is verified: is there still room on the line, and may
+        the certificate's CN (a user name) use it (the line's write / read)?
+        """
+        if self.line.full():
+            log.warn("{line}: TLS client {peer} refused after its handshake: {count} clients already (max-clients)",
+                     line=self.line.name, peer=peerName(transport), count=self.line.maxClients)
+            return False
+        user = peerSubject(transport)
+        if user and client is not None:
+            right = self.line.rights.of(user)
+            if right is None:
+                log.warn("{line}: TLS client {peer} ({user}) refused: not in the line's write or read",
+                         line=self.line.name, peer=peerName(transport), user=user)
+                return False
+            if right == "read":
+                client.role = Role.READONLY
+        return True
 
     def _allowed(self, addr: Any) -> bool:
         host = getattr(addr, "host", None)
@@ -113,6 +146,7 @@ class GatewayService(MultiService):
         retryPolicy: Optional[Callable[[int], float]] = None,
         reopenPolicy: Optional[Callable[[int], float]] = None,
         status: Optional[str] = None,
+        ssh: Optional[SSHSpec] = None,
     ) -> None:
         MultiService.__init__(self)
         if reactor is None:
@@ -137,6 +171,8 @@ class GatewayService(MultiService):
         self._opened = False
         self.status = status
         self.statusPort: Any = None
+        self.ssh = ssh
+        self.sshPort: Any = None
         self.notifier = Notifier(self.reactor, self.statusText)
 
     def privilegedStartService(self) -> None:
@@ -148,6 +184,8 @@ class GatewayService(MultiService):
                 self._openLine(config)
             if self.status:
                 self._serveStatus(self.status)
+            if self.ssh is not None:
+                self._serveSSH(self.ssh)
         except StartupError:
             self._closeAll()
             raise
@@ -173,9 +211,21 @@ class GatewayService(MultiService):
         line.notices = config.notices
         line.mode = config.mode
         line.maxClients = config.maxClients
+        line.rights = config.rights
         line.backlogSize = config.backlog
         line.coalesce(config.coalesceMin, config.coalesceMax, config.coalesceOn)
         device.sink = line
+        line.openString, line.closeString = config.openString, config.closeString
+        line.modemAttached = {"dtr": config.dtr, "rts": config.rts}
+        line.modemIdle = {"dtr": config.idleDtr, "rts": config.idleRts}
+        # Right after open, before any data: nobody is attached yet.
+        line.applyModemLines()
+        if config.pace or config.paceLine:
+            if isinstance(device, SerialDevice):
+                device.setPace(config.pace, config.paceLine)
+            else:
+                log.warn("line {line}: pace and pace-line apply to local devices; {device} is not paced",
+                         line=config.name, device=config.device.describe())
         self.lines[config.name] = line
         line.waitForClient = any(spec.wait for spec in config.listeners)
         if config.log is not None:
@@ -199,6 +249,39 @@ class GatewayService(MultiService):
         self.statusPort = results[0]
         self._own("closer", self.statusPort.stopListening)
         log.info("status page (JSON) on http://{address}/, Prometheus metrics on /metrics", address=describeAddress(self.statusPort.getHost()))
+
+    def _serveSSH(self, spec: SSHSpec) -> None:
+        from serialgw.ssh import SSHError, makeFactory
+
+        try:
+            factory = makeFactory(spec, lambda: self.lines, self.reactor)
+            endpoint = serverFromString(self.reactor, spec.listener.endpoint)
+        except SSHError as e:
+            raise StartupError(str(e)) from None
+        except Exception as e:
+            raise StartupError(f"bad SSH listener {spec.listener.text!r}: {e}") from None
+        results: list[Any] = []
+        endpoint.listen(factory).addBoth(results.append)
+        if not results or isinstance(results[0], Failure):
+            reason = results[0].value if results else "did not start at once"
+            raise StartupError(f"cannot listen for SSH on {spec.listener.text!r}: {reason}")
+        self.sshPort = results[0]
+        self.sshFactory = factory
+        self._own("closer", self.sshPort.stopListening)
+        log.info("ssh listener ready on {address} for {count} user(s); ssh -p PORT LINE@HOST",
+                 address=describeAddress(self.sshPort.getHost()), count=len(spec.users))
+
+    def reloadUsers(self, ssh: Optional[SSHSpec]) -> None:
+        """New people and keys for the running SSH listener (a reload); its address and host key stay."""
+        if ssh is None or self.ssh is None or self.sshPort is None:
+            if (ssh is None) != (self.sshPort is None):
+                log.warn("reload: [ssh] added or removed: restart the gateway to apply it")
+            return
+        if (ssh.listener, ssh.hostKey) != (self.ssh.listener, self.ssh.hostKey):
+            log.warn("reload: [ssh] listen or host-key changed: restart the gateway to apply it")
+        self.sshFactory.setUsers(ssh.users)
+        self.ssh = attrs.evolve(self.ssh, users=ssh.users)
+        log.info("reload: {count} SSH user(s)", count=len(ssh.users))
 
     def _makeDevice(self, config: LineConfig) -> Any:
         if config.device.remote:
@@ -252,11 +335,14 @@ class GatewayService(MultiService):
     def _serve(self, line: Line, config: LineConfig, spec: ListenerSpec) -> None:
         if spec.path and not isAbstract(spec.path):
             _removeStaleSocket(spec.path, config.name)
+        factory: Any = LineFactory(line, spec, config.signature, self.reactor)
         try:
             if spec.tls is not None:
-                endpoint: Any = SSL4ServerEndpoint(
-                    self.reactor, spec.port, ServerContextFactory(spec.tls), interface=spec.host
-                )
+                # Plain TCP under our own TLS factory: allow= and max-clients
+                # refuse at accept, before any handshake.
+                tcp = TCP6ServerEndpoint if ":" in spec.host else TCP4ServerEndpoint
+                endpoint: Any = tcp(self.reactor, spec.port, interface=spec.host)
+                factory = RefusingTLSFactory(ServerContextFactory(spec.tls), False, factory, self.reactor)
             else:
                 from serialgw.check import systemdProblem
 
@@ -269,7 +355,7 @@ class GatewayService(MultiService):
         except Exception as e:
             raise StartupError(f"line {config.name!r}: bad listener {spec.text or spec.endpoint!r}: {e}") from None
         results: list[Any] = []
-        endpoint.listen(LineFactory(line, spec, config.signature, self.reactor)).addBoth(results.append)
+        endpoint.listen(factory).addBoth(results.append)
         if not results:
             raise StartupError(f"line {config.name!r}: listener {spec.text!r} did not start at once")
         result = results[0]
@@ -277,6 +363,8 @@ class GatewayService(MultiService):
             raise StartupError(
                 f"line {config.name!r}: cannot listen on {spec.text or spec.endpoint!r}: {result.value}"
             )
+        if spec.path and not isAbstract(spec.path) and hasattr(result, "_bindPath"):
+            result = OwnSocketPort(result, spec.path)
         self._own("port", (spec, result))
         address = result.getHost()
         kind = f"{spec.protocol.value}{' (TLS)' if spec.tls else ''}"
@@ -338,7 +426,7 @@ class GatewayService(MultiService):
 
     def _pipe(self, line: Line, config: LineConfig, spec: ListenerSpec) -> None:
         fdIn, fdOut = fifoPair(spec.path)
-        transport = streamClient(line, self.reactor, fdIn, fdOut)
+        transport = streamClient(line, self.reactor, fdIn, fdOut, name=f"pipe:{spec.path}")
         self._own("closer", transport.loseConnection)
         log.info("line {line}: pipe {path}", line=config.name, path=spec.path)
 
@@ -499,6 +587,40 @@ def _exposed(spec: ListenerSpec, address: Any) -> bool:
     if spec.allow and all(ipaddress.ip_network(a, strict=False).network_address.is_loopback for a in spec.allow):
         return False
     return not ip.is_loopback
+
+
+class OwnSocketPort:
+    """
+    A listening unix socket that, at stop, removes its file only if the file
+    at the path is still the socket it made (same device and inode): one
+    put there since (another gateway's, anything) is left alone.
+    """
+
+    def __init__(self, port: Any, path: str) -> None:
+        self.port = port
+        self.path = path
+        st = os.lstat(path)
+        self.identity = (st.st_dev, st.st_ino)
+        self.factory = port.factory
+
+    def getHost(self) -> Any:
+        return self.port.getHost()
+
+    def ours(self) -> bool:
+        try:
+            st = os.lstat(self.path)
+        except OSError:
+            return False
+        return (st.st_dev, st.st_ino) == self.identity and stat.S_ISSOCK(st.st_mode)
+
+    def stopListening(self) -> Any:
+        if not self.ours():
+            log.warn("{path} is no longer the socket this gateway made: left in place", path=self.path)
+            # Twisted's unix port removes its path when it closes, unless the
+            # name is abstract: make it so, and nothing is removed.
+            bound = self.port._bindPath
+            self.port._bindPath = b"\0" + bound if isinstance(bound, bytes) else "\0" + bound
+        return self.port.stopListening()
 
 
 def _removeStaleSocket(path: str, lineName: str) -> None:

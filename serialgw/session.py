@@ -8,9 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Optional
 
-from twisted.internet.interfaces import IHandshakeListener
 from twisted.logger import Logger
-from zope.interface import implementer
 
 from serialgw.escape import EscapeMenu, keyName
 from serialgw.flow import OutputGuard
@@ -19,8 +17,14 @@ from serialgw.tls import peerSubject
 
 log = Logger()
 
+# A connection that says nothing and leaves within this many seconds (a load
+# balancer's health check, a port scan) is not announced to the others.
+QUIET_SECONDS = 1.0
+# A watcher or read-only person who types is told at most this often that
+# the input is not sent.
+NOT_SENT_INTERVAL = 10.0
 
-@implementer(IHandshakeListener)
+
 class Session:
     """
     Mixed into a client protocol that has C{line}, C{transport},
@@ -34,14 +38,25 @@ class Session:
     clock: Any = None
     guard: Optional[OutputGuard] = None
     _idleCall: Any = None
+    _introCall: Any = None
+    _notSentAt: Optional[float] = None
     peer: str = "?"
+    # A name given by whoever made the client (stdio, pipe:PATH), for a
+    # transport whose peer address says nothing.
+    fixedPeer: Optional[str] = None
     role: Role = Role.WRITER
-    _roleAfterHandshake: Role = Role.WRITER
 
     # A network client: counts for max-clients, exclusive mode, notices.
     person = True
+    # Announced to the others only once it sends something or has stayed
+    # QUIET_SECONDS (a connection from a listener, where a clock is known).
+    quietStart = True
     escapeMenu: Optional[EscapeMenu] = None
     defaultEscape: Optional[int] = None
+
+    def describePeer(self) -> str:
+        """This client in notices and logs: its address (a person's name too, where known)."""
+        return self.fixedPeer or peerName(self.transport)
 
     def startSession(self) -> None:
         """
@@ -57,14 +72,17 @@ class Session:
             self.transport.loseConnection()
 
     def _startSession(self) -> None:
-        self.peer = peerName(self.transport)
+        self.peer = self.describePeer()
         spec = self.listener
         key = self.defaultEscape if spec is None or spec.escape == -1 else spec.escape
         if key is not None:
             self.escapeMenu = EscapeMenu(self, key, qemuKeys=spec is not None and spec.qemuKeys)
-        if spec is not None and spec.tls is not None and spec.tls.readOnlySubjects:
-            # Read-only until the certificate says otherwise (handshakeCompleted).
-            self._roleAfterHandshake, self.role = self.role, Role.READONLY
+        if spec is not None and spec.tls is not None:
+            # Over TLS a session starts once the handshake is done and the
+            # certificate verified (tls.HandshakeGate): its subject names the
+            # peer and, with readonly=, decides the role before the line sees
+            # the client (so exclusive mode counts it right).
+            self._certified(spec.tls)
         if spec is not None:
             self.guard = OutputGuard(self, self.line, spec.outbuf, spec.policy)
             self.guard.attach(self.transport)
@@ -74,24 +92,61 @@ class Session:
                 self.transport.setTcpKeepAlive(True)
             if spec.idle and self.clock is not None:
                 self._idleCall = self.clock.callLater(spec.idle, self._idleTimeout)
-        self.line.attach(self)
+        # A connection from a listener is announced once it says something
+        # or has stayed QUIET_SECONDS.
+        clock = self._clock()
+        quiet = self.quietStart and spec is not None and clock is not None
+        self.line.attach(self, quiet=quiet)
+        if quiet:
+            self._introCall = clock.callLater(QUIET_SECONDS, self.introduce)
         if spec is not None and spec.banner:
-            others = [c.peer for c in self.line.clients if c is not self and getattr(c, "person", False)]
+            others = [f"{c.peer} ({c.role.value})" for c in self.line.clients if c is not self]
             self.notice(f"{self.line.name}: {self.line.settings.describe()}, you are {self.role.value}; "
                         f"also here: {', '.join(others) or 'nobody'}"
                         + (f"; escape key {keyName(self.escapeMenu.key)}" if self.escapeMenu else ""))
+        early = self.line.takeEarlyOutput()
         if spec is not None and spec.replay:
             self.deliver(self.line.backlog())
+        elif early:
+            self.deliver(early)
+
+    def _clock(self) -> Any:
+        return self.clock if self.clock is not None else self.line.clock
+
+    def introduce(self) -> None:
+        """This client said something, or stayed: the others are told it is here (once)."""
+        if self._introCall is not None:
+            if self._introCall.active():
+                self._introCall.cancel()
+            self._introCall = None
+            self.line.introduce(self)
 
     def fromPeer(self, data: bytes) -> None:
         """Data from the client: through the escape menu, then to the line."""
         if self._idleCall is not None:
             self.touch()
+        if self._introCall is not None:
+            self.introduce()
         if self.escapeMenu is not None:
             data = self.escapeMenu.filter(data)
             if not data:
                 return
+        if self.role is not Role.WRITER:
+            self._notSent()
         self.line.clientData(self, data)
+
+    def _notSent(self) -> None:
+        """A watcher or read-only person typed: say once (then at most every NOT_SENT_INTERVAL s) that it goes nowhere."""
+        clock = self._clock()
+        now = clock.seconds() if clock is not None else 0.0
+        if self._notSentAt is not None and now - self._notSentAt < NOT_SENT_INTERVAL:
+            return
+        self._notSentAt = now
+        if self.role is Role.WATCHER:
+            hint = f"; {keyName(self.escapeMenu.key)} t takes write" if self.escapeMenu is not None else ""
+            self.notice(f"you only watch: what you type is not sent to {self.line.name}{hint}")
+        else:
+            self.notice(f"read-only: what you type is not sent to {self.line.name}")
 
     def wantsNotices(self) -> bool:
         spec = self.listener
@@ -110,14 +165,13 @@ class Session:
     def writeText(self, data: bytes) -> None:
         self.transport.write(data)
 
-    def handshakeCompleted(self) -> None:
-        """TLS is up: map the client certificate's subject to a role."""
+    def _certified(self, tls: Any) -> None:
         subject = peerSubject(self.transport)
         if subject:
             self.peer = f"{self.peer} ({subject})"
-        spec = self.listener
-        if spec is not None and spec.tls is not None and spec.tls.readOnlySubjects:
-            self.role = Role.READONLY if subject in spec.tls.readOnlySubjects else self._roleAfterHandshake
+        if tls.readOnlySubjects:
+            if subject in tls.readOnlySubjects:
+                self.role = Role.READONLY
             log.info("{line}: {peer} is {role} by its certificate", line=self.line.name, peer=self.peer,
                      role=self.role.value)
 
@@ -125,6 +179,9 @@ class Session:
         if self._idleCall is not None and self._idleCall.active():
             self._idleCall.cancel()
         self._idleCall = None
+        if self._introCall is not None and self._introCall.active():
+            self._introCall.cancel()
+        self._introCall = None
         if self.guard is not None:
             self.guard.stopProducing()
         self.line.detach(self)

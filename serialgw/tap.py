@@ -16,20 +16,26 @@ from twisted.python.logfile import BaseLogFile
 
 from serialgw import __version__
 from serialgw.config import (
+    DEFAULT_HOST_KEY,
     DEFAULT_MAX_CLIENTS,
     SINGLE_SETTINGS,
     ConfigError,
     LineConfig,
     ListenerKind,
     ListenerSpec,
+    Rights,
     SerialSettings,
+    SSHSpec,
     applySingle,
     isDecimal,
     parseCoalesce,
     parseCompact,
     parseDevice,
+    parseMilliseconds,
+    parseOnOff,
+    parseSendString,
 )
-from serialgw.configfile import loadConfig
+from serialgw.configfile import loadFile
 from serialgw.endpoints import parseListener
 from serialgw.reactor import installIfNoneChosen
 from serialgw.service import GatewayService, StartupError
@@ -38,6 +44,7 @@ log = Logger()
 
 DEFAULT_DEVICE = "pty:/tmp/serialgw0"
 DEFAULT_PORT = "tcp:4444:interface=127.0.0.1"
+SSH_OPTIONS = ("ssh", "ssh-host-key", "authorized-keys", "readonly-keys")
 
 
 class Options(usage.Options):
@@ -106,8 +113,32 @@ man 8 serialgw
         ["max-clients", None, None,
          "Network clients the line takes at once; more are refused at connect; 0: no limit "
          f"[default: {DEFAULT_MAX_CLIENTS}]"],
+        ["open-string", None, None,
+         "Written to the device when the first client attaches (ser2net's openstr): escapes \\r \\n "
+         "\\t \\xNN \\\\, and \\b sends a break there, e.g. '\\r\\b'"],
+        ["close-string", None, None,
+         "Written to the device when the last client leaves (ser2net's closestr); escapes as --open-string"],
+        ["dtr", None, None, "DTR while clients are attached: on or off [default: as the device opens, on]"],
+        ["rts", None, None, "RTS while clients are attached: on or off [default: as the device opens, on]"],
+        ["idle-dtr", None, None, "DTR while no client is attached: on or off [default: as --dtr]"],
+        ["idle-rts", None, None, "RTS while no client is attached: on or off [default: as --rts]"],
+        ["pace", None, None,
+         "Slow devices: at least MS milliseconds between characters written to the device "
+         "(timers; output to clients is not affected) [default: 0, off]"],
+        ["pace-line", None, None, "At least MS milliseconds after each CR written to the device [default: 0, off]"],
         ["status", None, None,
          "An endpoint for the status page (HTTP, JSON), e.g. tcp:8440:interface=127.0.0.1"],
+        ["ssh", None, None,
+         "An SSH listener, [OPTION,...+]ENDPOINT, e.g. tcp:2222:interface=127.0.0.1 or "
+         "banner,escape=^]+tcp:2222; people log in with keys: ssh -p 2222 LINE@HOST (see --name)"],
+        ["ssh-host-key", None, None,
+         "The SSH host key, made (ed25519, mode 0600) if the file does not exist "
+         f"[default: {DEFAULT_HOST_KEY}]"],
+        ["authorized-keys", None, None,
+         "OpenSSH public keys (authorized_keys format) that may type on the line over SSH; "
+         "each key's comment names its person"],
+        ["readonly-keys", None, None,
+         "OpenSSH public keys that may only watch the line over SSH"],
     ]
     optFlags: list[list[Any]] = [
         ["xonxoff", None, "Software flow control (XON/XOFF) on the serial line"],
@@ -151,18 +182,26 @@ man 8 serialgw
         try:
             if self["config"] is not None:
                 given = [name for name in ("device", "port", "serial", "baud", "bytesize", "parity", "stopbits",
-                                           "max-clients")
+                                           "max-clients", "open-string", "close-string", "dtr", "rts",
+                                           "idle-dtr", "idle-rts", "pace", "pace-line")
                          if self[name] is not None] + (["listen"] if self["listen"] else [])
                 if given:
                     raise ConfigError(f"--config and --{given[0]} do not go together: put the line in the file")
-                self["lines"] = loadConfig(self["config"])
+                ssh = [name for name in SSH_OPTIONS if self[name] is not None]
+                if ssh:
+                    raise ConfigError(f"--config and --{ssh[0]} do not go together: use [ssh] and [users.NAME] in the file")
+                loaded = loadFile(self["config"])
+                self["lines"], self["sshSpec"] = loaded.lines, loaded.ssh
             else:
-                self["lines"] = [self._lineConfig()]
+                self["sshSpec"], rights = self._sshConfig()
+                self["lines"] = [attrs.evolve(self._lineConfig(), rights=rights)]
             for line in self["lines"]:
                 for spec in line.listeners:
                     _checkEndpoint(spec, sockets=not self["check"])
             if self["status"] is not None:
                 _checkEndpoint(parseListener(self["status"]), sockets=not self["check"])
+            if self["sshSpec"] is not None:
+                _checkEndpoint(self["sshSpec"].listener, sockets=not self["check"])
             self["line"] = self["lines"][0]
         except ConfigError as e:
             if self.exitOnError:
@@ -193,6 +232,27 @@ man 8 serialgw
         extra = f", {len(warnings)} warning(s)" if warnings else ""
         out.write(f"serialgw: {source}: {len(lines)} line(s), {listeners} listener(s): OK{extra}\n")
         return 0
+
+    def _sshConfig(self) -> tuple[Optional[SSHSpec], Rights]:
+        """--ssh and its keys: the people come from the key files, named by each key's comment."""
+        if self["ssh"] is None:
+            extra = [name for name in SSH_OPTIONS[1:] if self[name] is not None]
+            if extra:
+                raise ConfigError(f"--{extra[0]} needs --ssh (an SSH listener)")
+            return None, Rights()
+        from serialgw.ssh import parseSSHListener, usersFromFile
+
+        if self["authorized-keys"] is None and self["readonly-keys"] is None:
+            raise ConfigError("--ssh needs --authorized-keys or --readonly-keys: who may log in")
+        writers = usersFromFile(self["authorized-keys"]) if self["authorized-keys"] is not None else []
+        readers = usersFromFile(self["readonly-keys"]) if self["readonly-keys"] is not None else []
+        both = sorted({u.name for u in writers} & {u.name for u in readers})
+        if both:
+            raise ConfigError(f"{both[0]!r} names keys in --authorized-keys {self['authorized-keys']!r} and in "
+                              f"--readonly-keys {self['readonly-keys']!r}: give the keys distinct comments")
+        rights = Rights(write=tuple(u.name for u in writers), read=tuple(u.name for u in readers))
+        spec = SSHSpec(parseSSHListener(self["ssh"]), self["ssh-host-key"] or DEFAULT_HOST_KEY, tuple(writers + readers))
+        return spec, rights
 
     def _lineConfig(self) -> LineConfig:
         settings = SerialSettings()
@@ -240,7 +300,18 @@ man 8 serialgw
             signature=self["signature"],
             notices=not self["no-notices"],
             maxClients=maxClients,
+            openString=parseSendString(self["open-string"] or "", "--open-string"),
+            closeString=parseSendString(self["close-string"] or "", "--close-string"),
+            dtr=self._onOff("dtr"),
+            rts=self._onOff("rts"),
+            idleDtr=self._onOff("idle-dtr"),
+            idleRts=self._onOff("idle-rts"),
+            pace=parseMilliseconds(self["pace"] or 0, "--pace"),
+            paceLine=parseMilliseconds(self["pace-line"] or 0, "--pace-line"),
         )
+
+    def _onOff(self, option: str) -> Optional[bool]:
+        return None if self[option] is None else parseOnOff(self[option], f"--{option}")
 
 
 def _checkEndpoint(spec: ListenerSpec, sockets: bool = True) -> None:
@@ -369,11 +440,12 @@ class _TwistdGatewayService(GatewayService):
         assert self.configPath is not None
         self.notifier.reloading()
         try:
-            configs = loadConfig(self.configPath)
+            loaded = loadFile(self.configPath)
         except ConfigError as e:
             log.error("reload refused, the running configuration stays: {reason}", reason=str(e))
             self.notifier.reloaded("reload refused, see the log")
             return defer.succeed(None)
+        self.reloadUsers(loaded.ssh)
 
         def done(changes: Any) -> Any:
             if isinstance(changes, dict):
@@ -382,7 +454,7 @@ class _TwistdGatewayService(GatewayService):
                 self.notifier.reloaded("reload failed, see the log")
             return changes
 
-        return self.reload(configs).addBoth(done)
+        return self.reload(loaded.lines).addBoth(done)
 
 
 def twistdLogFile(handler: Any) -> Optional[BaseLogFile]:
@@ -435,7 +507,7 @@ def raiseFileLimit() -> None:
 def makeService(options: Options, reactor: Optional[Any] = None) -> GatewayService:
     raiseFileLimit()
     status = parseListener(options["status"]).endpoint if options["status"] else None
-    service = _TwistdGatewayService(options["lines"], reactor=reactor, status=status)
+    service = _TwistdGatewayService(options["lines"], reactor=reactor, status=status, ssh=options.get("sshSpec"))
     service.configPath = options["config"]
     from serialgw.logs import twistdObserver
 

@@ -433,6 +433,9 @@ class TelnetClient(Session, TelnetProtocol):
     def dataReceived(self, data: bytes) -> None:
         if self._idleCall is not None:
             self.touch()
+        if self._introCall is not None:
+            # Negotiation counts: a health check sends nothing at all.
+            self.introduce()
         TelnetProtocol.dataReceived(self, data)
 
     def defaultNotices(self) -> bool:

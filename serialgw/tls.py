@@ -6,13 +6,19 @@ verified by name (service-identity, through Twisted's optionsForClientTLS).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable, Optional
 
 from OpenSSL import SSL
 from twisted.internet import ssl
+from twisted.internet.interfaces import IHandshakeListener, IOpenSSLContextFactory
+from twisted.internet.protocol import Protocol, connectionDone
 from twisted.logger import Logger
+from twisted.protocols.tls import TLSMemoryBIOFactory
+from twisted.python.failure import Failure
+from zope.interface import implementer
 
 from serialgw.config import TLSSpec
+from serialgw.line import peerName
 
 log = Logger()
 
@@ -53,6 +59,7 @@ def _authorities(path: str) -> list[ssl.Certificate]:
         raise TLSError(f"cannot load CA file {path!r}: {e}") from None
 
 
+@implementer(IOpenSSLContextFactory)
 class ServerContextFactory:
     """
     A server context: our certificate; with a CA, client certificates are
@@ -115,3 +122,82 @@ def peerSubject(transport: Any) -> str:
     if certificate is None:
         return ""
     return str(certificate.get_subject().commonName or "")
+
+
+class RefusingTLSFactory(TLSMemoryBIOFactory):
+    """
+    TLS around a factory that may refuse a connection (C{buildProtocol}
+    returns None): then the connection is closed at accept, before any TLS,
+    instead of a handshake with nobody behind it.
+    """
+
+    def buildProtocol(self, addr: Any) -> Any:
+        inner = self.wrappedFactory.buildProtocol(addr)
+        if inner is None:
+            return None
+        return self.protocol(self, inner)
+
+
+@implementer(IHandshakeListener)
+class HandshakeGate(Protocol):
+    """
+    Stands for a client over TLS until its handshake is done and its
+    certificate verified: only then is the client connected (attached to its
+    line, given its role).  Before, the client does not exist for the line:
+    it takes no place under max-clients and no writer role.  A handshake not
+    done within C{timeout} seconds is aborted.
+
+    @ivar pending: the gates of one listener whose handshake is under way
+        (shared, so the listener can bound them).
+    @ivar admit: called with the transport once verified; C{False} closes it.
+    """
+
+    transport: Any
+
+    def __init__(self, client: Any, clock: Any, timeout: float, pending: set[Any],
+                 admit: Callable[[Any], bool]) -> None:
+        self.client = client
+        self.clock = clock
+        self.timeout = timeout
+        self.pending = pending
+        self.admit = admit
+        self.attached = False
+        self._timer: Optional[Any] = None
+
+    def connectionMade(self) -> None:
+        self.pending.add(self)
+        if self.clock is not None and self.timeout > 0:
+            self._timer = self.clock.callLater(self.timeout, self._expired)
+
+    def _stopTimer(self) -> None:
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = None
+
+    def _expired(self) -> None:
+        self._timer = None
+        self.pending.discard(self)
+        log.info("TLS handshake from {peer} not done in {seconds} s: disconnected",
+                 peer=peerName(self.transport), seconds=self.timeout)
+        self.transport.abortConnection()
+
+    def handshakeCompleted(self) -> None:
+        self._stopTimer()
+        self.pending.discard(self)
+        if not self.admit(self.transport):
+            self.transport.loseConnection()
+            return
+        self.attached = True
+        self.client.makeConnection(self.transport)
+
+    def dataReceived(self, data: bytes) -> None:
+        # TLS hands on application data only after the handshake.
+        if self.attached:
+            self.client.dataReceived(data)
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        self._stopTimer()
+        self.pending.discard(self)
+        if self.attached:
+            self.attached = False
+            self.client.connectionLost(reason)

@@ -121,6 +121,8 @@ class AttachTests(SynchronousTestCase):
 
         log.event = broken  # type: ignore[method-assign]
         client, transport = self.connect()
+        # A connection is announced (and logged) once it has stayed a second.
+        self.line.clock.advance(1)
         self.assertEqual(len(self.flushLoggedErrors(TypeError)), 1)
         self.assertEqual((self.line.clients, self.line.logs), ([client], []))
         self.line.deviceDataReceived(b"login: ")

@@ -53,6 +53,14 @@ FULL_TOML = {
     "log-daily": "false",
     "log-keep": "2",
     "coalesce": '"1,5"',
+    "write": '["*"]',
+    "read": '["*"]',
+    "open-string": '"open\\r"',
+    "close-string": '"close\\r"',
+    "dtr": '"off"',
+    "rts": '"off"',
+    "idle-dtr": '"off"',
+    "idle-rts": '"off"',
 }
 REQUIRED_TOML = ("device", "listen")
 FULL_SETTINGS = SerialSettings(38400, 7, "E", 2, xonxoff=True, rtscts=True)
@@ -76,6 +84,12 @@ LINE_FIELD = {
     "max-clients": "maxClients",
     "backlog": "backlog",
     "log": "log",
+    "open-string": "openString",
+    "close-string": "closeString",
+    "dtr": "dtr",
+    "rts": "rts",
+    "idle-dtr": "idleDtr",
+    "idle-rts": "idleRts",
 }
 LOG_FIELD = {"log-format": "format", "log-max-size": "maxSize", "log-daily": "daily", "log-keep": "keep"}
 COALESCE_FIELDS = ("coalesceMin", "coalesceMax", "coalesceOn")
@@ -88,6 +102,8 @@ def checkDefaults(case: Any, config: LineConfig, omitted: list[str]) -> None:
             case.assertEqual(getattr(config, LINE_FIELD[key]), LINE_DEFAULTS[LINE_FIELD[key]], key)
         elif key in LOG_FIELD and config.log is not None:
             case.assertEqual(getattr(config.log, LOG_FIELD[key]), LOG_DEFAULTS[LOG_FIELD[key]], key)
+        elif key in ("write", "read"):
+            case.assertEqual(getattr(config.rights, key), getattr(LINE_DEFAULTS["rights"], key), key)
         elif key == "coalesce":
             case.assertEqual([getattr(config, f) for f in COALESCE_FIELDS],
                              [LINE_DEFAULTS[f] for f in COALESCE_FIELDS])
@@ -193,6 +209,12 @@ class OptionDefaultsTests(TestCase):
             "coalesce": ["--coalesce", "1,5"],
             "status": ["--status", "tcp:0:interface=127.0.0.1"],
             "max-clients": ["--max-clients", "4"],
+            "open-string": ["--open-string", "open\\r"],
+            "close-string": ["--close-string", "close\\r"],
+            "dtr": ["--dtr", "off"],
+            "rts": ["--rts", "off"],
+            "idle-dtr": ["--idle-dtr", "off"],
+            "idle-rts": ["--idle-rts", "off"],
             "no-notices": ["--no-notices"],
             "no-restore": ["--no-restore"],
         }
@@ -201,12 +223,13 @@ class OptionDefaultsTests(TestCase):
         """
         Each option is tried here (a new option needs a value in
         fullOptions); --config is the file's test, --check, --help and
-        --version do something else than serve.
+        --version do something else than serve; the SSH options make the
+        SSH face (they go together, and test_ssh tries them).
         """
         options = tap.Options()
         names = ({p[0] for p in options.optParameters} | {f[0] for f in options.optFlags}
                  | {n[len("opt_"):].replace("_", "-") for n in dir(options) if n.startswith("opt_")})
-        self.assertEqual(sorted(names - {"config", "check", "help", "version"}), sorted(self.fullOptions("")))
+        self.assertEqual(sorted(names - {"config", "check", "help", "version"} - set(tap.SSH_OPTIONS)), sorted(self.fullOptions("")))
 
     async def startWithout(self, omitted: list[str]) -> None:
         pty = startedPty(self)

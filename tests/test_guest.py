@@ -164,3 +164,43 @@ class SysrqTests(unittest.TestCase):
         type_(b"send brk\r")
         type_(b"h")
         await client.output.expect(b"sysrq: HELP", STEP)
+
+    async def test_sysrqThroughSSH(self) -> None:
+        """ssh -tt (OpenSSH) -> gateway --ssh -> QEMU telnet chardev: a command answers, then ~B + h prints sysrq: HELP."""
+        import shutil
+
+        ssh, keygen = shutil.which("ssh"), shutil.which("ssh-keygen")
+        if ssh is None or keygen is None:
+            raise unittest.SkipTest("Debian's OpenSSH client is not installed (apt-get install openssh-client)")
+        keys = os.path.abspath(self.mktemp())
+        os.mkdir(keys)
+        made = guest.spawn(self, "ssh-keygen", [keygen, "-q", "-t", "ed25519", "-N", "", "-C", "ops1",
+                                                "-f", os.path.join(keys, "ops1")])
+        await made.whenEnded()
+        qport = freeTCPPort()
+        guest.spawn(self, "qemu", guest.qemuCommand(f"telnet:127.0.0.1:{qport},server,nowait"))
+        env = dict(os.environ, PYTHONPATH=REPO, PYTHONUNBUFFERED="1")
+        argv = TWISTD + ["-n", "--pidfile=", "serialgw", "--device", f"telnet:127.0.0.1:{qport}", "--name", "vm",
+                         "--port", "tcp:0:interface=127.0.0.1", "--ssh", "tcp:0:interface=127.0.0.1",
+                         "--ssh-host-key", os.path.join(keys, "host_key"),
+                         "--authorized-keys", os.path.join(keys, "ops1.pub")]
+        gateway = guest.spawn(self, "gateway", argv, env=env, path=REPO)
+        port = int((await gateway.output.expect(re.compile(rb"ssh listener ready on 127\.0\.0\.1:(\d+)"), STEP)).group(1))
+        await gateway.output.expect(re.compile(rb"telnet:127\.0\.0\.1:\d+: connected"), BOOT)
+
+        client = guest.spawn(self, "ssh", [ssh, "-tt", "-F", "/dev/null", "-i", os.path.join(keys, "ops1"),
+                                           "-p", str(port), "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
+                                           "-o", f"UserKnownHostsFile={os.path.join(keys, 'known_hosts')}",
+                                           "-o", "StrictHostKeyChecking=accept-new", "vm@127.0.0.1"],
+                             usePTY=True, env=dict(os.environ))
+
+        def type_(data: bytes) -> None:
+            client.transport.write(data)  # type: ignore[union-attr]
+
+        await guest.pokeUntil(type_, client.output, guest.PROMPT, BOOT)
+        type_(b"echo $((6*7))\r")
+        await client.output.expect(b"\r\n42\r\n", STEP)
+        # ~ is ssh's escape at the start of a line (after the Enter above).
+        type_(b"~B")
+        type_(b"h")
+        await client.output.expect(b"sysrq: HELP", STEP)

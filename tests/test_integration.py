@@ -84,10 +84,11 @@ class GatewayTests(TestCase):
         """Device output reaches every client; input from each reaches the device."""
         raw1 = await self.connect(self.rawPort)
         raw2 = await self.connect(self.rawPort)
-        telnet = await self.connect(self.telnetPort)
-        await telnet.received.length(len(OFFER))
+        # Raw clients that talk are announced: before the telnet client is there.
         await self.rawReady(raw1, b"one ")
         await self.rawReady(raw2, b"two")
+        telnet = await self.connect(self.telnetPort)
+        await telnet.received.length(len(OFFER))
         self.assertEqual(self.pty.received.data, b"one two")
         self.pty.write(b"login: ")
         for client in (raw1, raw2):

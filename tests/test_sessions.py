@@ -28,11 +28,14 @@ class Harness:
         self.line = Line("rack4", self.device, clock=Clock())
         self.line.mode = mode
 
-    def telnet(self, listener: str = "telnet,escape=^]+4444", port: int = 1000) -> tuple[TelnetClient, StringTransport]:
-        client = TelnetClient(self.line, listener=parseListener(listener))
+    def telnet(self, listener: str = "telnet,escape=^]+4444", port: int = 1000,
+               agree: bytes = AGREE) -> tuple[TelnetClient, StringTransport]:
+        spec = parseListener(listener)
+        client = TelnetClient(self.line, Role.READONLY if spec.readOnly else Role.WRITER, listener=spec)
         transport = StringTransport(peerAddress=IPv4Address("TCP", "192.0.2.9", port))
         client.makeConnection(transport)
-        client.dataReceived(AGREE)
+        if agree:
+            client.dataReceived(agree)
         transport.clear()
         return client, transport
 
@@ -150,6 +153,102 @@ class EscapeTests(SynchronousTestCase):
         self.assertEqual(self.h.device.events[-1], ("write", b"\x1db"))
 
 
+class NotSentTests(SynchronousTestCase):
+    """A watcher or read-only person who types is told that it goes nowhere: once, then at most every 10 s."""
+
+    def test_readOnly(self) -> None:
+        """A read-only telnet user's typing: one notice, none within 10 s of it, another after."""
+        h = Harness()
+        client, t = h.telnet("telnet,ro+4444")
+        client.dataReceived(b"ls\r")
+        self.assertEqual(t.value(), b"\r\n[serialgw: read-only: what you type is not sent to rack4]\r\n")
+        t.clear()
+        h.line.clock.advance(9.9)
+        client.dataReceived(b"ls\r")
+        self.assertEqual(t.value(), b"")
+        h.line.clock.advance(0.1)
+        client.dataReceived(b"q")
+        self.assertEqual(t.value(), b"\r\n[serialgw: read-only: what you type is not sent to rack4]\r\n")
+        self.assertEqual((h.device.events, h.line.refused), ([], 7))
+
+    def test_watcher(self) -> None:
+        """A watcher (exclusive mode) is told, with the key that takes write; once it writes, nothing."""
+        h = Harness("exclusive")
+        h.telnet(port=1)
+        bob, t = h.telnet(port=2)
+        bob.dataReceived(b"ls")
+        self.assertEqual(t.value(), b"\r\n[serialgw: you only watch: what you type is not sent to rack4; ^] t takes write]\r\n")
+        t.clear()
+        bob.dataReceived(b"\x1dt")
+        t.clear()
+        bob.dataReceived(b"ls")
+        self.assertEqual((t.value(), h.device.events), (b"", [("write", b"ls")]))
+
+    def test_escapeCommandsAreNotTyping(self) -> None:
+        """A watcher's escape command (^] w) is not input: no not-sent notice."""
+        h = Harness("exclusive")
+        h.telnet(port=1)
+        bob, t = h.telnet(port=2)
+        bob.dataReceived(b"\x1dw")
+        self.assertEqual(t.value(), b"\r\n[serialgw: rack4: 192.0.2.9:1 (writer), 192.0.2.9:2 (watcher)]\r\n")
+
+    def test_programsGetNoText(self) -> None:
+        """A read-only RFC 2217 program's bytes are refused without text in its data stream."""
+        h = Harness()
+        client, t = h.telnet("telnet,ro+4444", agree=bytes([255, 251, 44]))
+        self.assertIsNotNone(client.comPort)
+        client.dataReceived(b"AT\r")
+        self.assertEqual((t.value(), h.device.events, h.line.refused), (b"", [], 3))
+
+
+class QuietConnectionTests(SynchronousTestCase):
+    """A connection that closes within a second without a byte is not announced; a longer or talking one is."""
+
+    def setUp(self) -> None:
+        from twisted.logger import globalLogPublisher
+
+        self.events: list[dict[str, object]] = []
+        globalLogPublisher.addObserver(self.events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, self.events.append)
+        self.h = Harness()
+        self.alice, self.aliceT = self.h.telnet(port=1)
+
+    def test_healthCheck(self) -> None:
+        """Connect, nothing, close after 0.9 s: alice hears nothing, the console log nothing; the gateway's log says it."""
+        check, _ = self.h.telnet("telnet+4444", port=2, agree=b"")
+        self.h.line.clock.advance(0.9)
+        check.connectionLost()
+        self.h.line.clock.advance(5)
+        self.assertEqual(self.aliceT.value(), b"")
+        self.assertEqual(self.h.line.clients, [self.alice])
+        self.assertEqual([e["peer"] for e in self.events if "came and went" in str(e.get("log_format", ""))],
+                         ["192.0.2.9:2"])
+        self.assertFalse([e for e in self.events if "192.0.2.9:2 attached" in str(e.get("text", ""))])
+
+    def test_stays(self) -> None:
+        """Connect, nothing for a second: announced then; its leaving too."""
+        quiet, _ = self.h.telnet("raw+4445", port=2, agree=b"")
+        self.h.line.clock.advance(0.99)
+        self.assertEqual(self.aliceT.value(), b"")
+        self.h.line.clock.advance(0.01)
+        self.assertEqual(text(self.aliceT), "\r\n[serialgw: 192.0.2.9:2 attached as writer]\r\n")
+        quiet.connectionLost()
+        self.assertEqual(text(self.aliceT), "\r\n[serialgw: 192.0.2.9:2 detached]\r\n")
+        self.assertEqual(self.h.line.clock.getDelayedCalls(), [])
+
+    def test_talks(self) -> None:
+        """The first byte (telnet negotiation counts) announces it at once, and only once."""
+        talker, _ = self.h.telnet("telnet+4444", port=2, agree=b"")
+        talker.dataReceived(AGREE[:3])
+        self.assertEqual(text(self.aliceT), "\r\n[serialgw: 192.0.2.9:2 attached as writer]\r\n")
+        talker.dataReceived(AGREE[3:] + b"x")
+        self.h.line.clock.advance(2)
+        self.assertEqual(self.aliceT.value(), b"")
+        self.assertEqual(self.h.line.clock.getDelayedCalls(), [])
+        talker.connectionLost()
+        self.assertEqual(text(self.aliceT), "\r\n[serialgw: 192.0.2.9:2 detached]\r\n")
+
+
 class MonKeysTests(SynchronousTestCase):
     """QEMU's mon: form: h, x, b and C-a C-a mean what they mean in QEMU; the other keys stay ours."""
 
@@ -198,7 +297,7 @@ class ConnectTests(SynchronousTestCase):
         transport = StringTransport(peerAddress=IPv4Address("TCP", "192.0.2.9", 2))
         client.makeConnection(transport)
         value = transport.value()
-        self.assertIn(b"[serialgw: rack4: 115200,8N1, you are writer; also here: 192.0.2.9:1]\r\n", value)
+        self.assertIn(b"[serialgw: rack4: 115200,8N1, you are writer; also here: 192.0.2.9:1 (writer)]\r\n", value)
         self.assertTrue(value.endswith(b"login: "))
 
     def test_maxClients(self) -> None:
@@ -213,6 +312,65 @@ class ConnectTests(SynchronousTestCase):
 
 class RealTCPTests(TestCase):
     timeout = 30
+
+    async def test_everyClientListed(self) -> None:
+        """The banner and ^] w list every client: the console log, a pty, a file, a pipe and the people."""
+        import os
+
+        from serialgw.config import DeviceSpec, LineConfig, LogSpec
+        from serialgw.service import GatewayService
+        from tests.realio import closeClients, connect, startedPty
+
+        pty = startedPty(self)
+        log, link, out, fifo = (os.path.abspath(self.mktemp()) for _ in range(4))
+        os.mkfifo(fifo)
+        config = LineConfig("rack4", DeviceSpec("tty", pty.slaveName), log=LogSpec(log), listeners=(
+            parseListener("raw,escape=^],banner+tcp:0:interface=127.0.0.1"), parseListener(f"pty:{link}"),
+            parseListener(f"file:{out}"), parseListener(f"pipe:{fifo}")))
+        service = GatewayService([config])
+        service.startService()
+        self.addCleanup(service.stopService)
+        settings = service.lines["rack4"].settings.describe()
+        others = f"log:{log} (read-only), pty:{link} (writer), file:{out} (read-only), pipe:{fifo} (writer)"
+        first = await connect(service.ports[0][1].getHost().port)
+        banner = f"\r\n[serialgw: rack4: {settings}, you are writer; also here: {others}; escape key ^]]\r\n".encode()
+        self.assertEqual(await first.received.length(len(banner)), banner)
+        second = await connect(service.ports[0][1].getHost().port)
+        me, him = (f"127.0.0.1:{c.transport.getHost().port}" for c in (first, second))  # type: ignore[union-attr]
+        await second.received.contains(f"also here: {others}, {me} (writer);".encode())
+        second.transport.write(b"\x1dw")  # type: ignore[union-attr]
+        who = f"\r\n[serialgw: rack4: {others}, {me} (writer), {him} (writer)]\r\n".encode()
+        self.assertEqual((await second.received.contains(who))[-len(who):], who)
+        await closeClients(first, second)
+
+    async def test_portScanNotAnnounced(self) -> None:
+        """A real connection that opens and closes without a byte is not announced; the next one, which talks, is."""
+        from serialgw.config import DeviceSpec, LineConfig
+        from serialgw.service import GatewayService
+        from tests.realio import closeClients, connect, startedPty
+
+        pty = startedPty(self)
+        config = LineConfig("rack4", DeviceSpec("tty", pty.slaveName),
+                            listeners=(parseListener("raw,notices+tcp:0:interface=127.0.0.1"),))
+        service = GatewayService([config])
+        service.startService()
+        self.addCleanup(service.stopService)
+        port = service.ports[0][1].getHost().port
+        alice = await connect(port)
+        alice.transport.write(b"a")  # type: ignore[union-attr]
+        await pty.received.length(1)
+        scan = await connect(port)
+        await closeClients(scan)
+        bob = await connect(port)
+        bob.transport.write(b"b")  # type: ignore[union-attr]
+        await pty.received.length(2)
+        peer = f"127.0.0.1:{bob.transport.getHost().port}"  # type: ignore[union-attr]
+        notice = f"\r\n[serialgw: {peer} attached as writer]\r\n".encode()
+        self.assertEqual(await alice.received.length(len(notice)), notice)
+        await closeClients(bob)
+        gone = f"\r\n[serialgw: {peer} detached]\r\n".encode()
+        self.assertEqual(await alice.received.length(len(notice + gone)), notice + gone)
+        await closeClients(alice)
 
     async def test_escapeCommandsOverTCP(self) -> None:
         """Every escape command over a real TCP connection, with the exact text it answers."""

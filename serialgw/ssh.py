@@ -1,0 +1,742 @@
+"""
+SSH for people (twisted.conch): public keys name the person, the SSH user
+name names the line.
+
+    ssh -p 2222 rack4-web1@gateway
+
+Wire and auth are conch's; what is ours:
+
+  - L{readPublicKeys}: OpenSSH public key lines (authorized_keys format,
+    without options) for the C{[users.NAME]} tables and the single-line
+    C{--authorized-keys} / C{--readonly-keys} files;
+  - L{loadHostKey}: the host key, made (ed25519, mode 0600) at first start;
+  - L{KeyChecker}: a key in the key ring, with a good signature, is its
+    person (L{Login}); nothing else gets in (no passwords, no
+    keyboard-interactive); refusals are logged with the key's fingerprint
+    and the address (L{UserAuth});
+  - L{SSHClient}: one session channel a connection, a client of its line
+    like telnet's: C{pty-req} accepted, C{shell} (or C{exec LINE}) attaches,
+    C{break} (RFC 4335, OpenSSH's C{~B}) is a serial break; env, X11, agent
+    and port forwarding, subsystems refused.  Output is bounded by the
+    listener's C{outbuf} through the TCP connection's buffer and the
+    channel's window (L{ChannelTransport}).
+"""
+
+from __future__ import annotations
+
+import base64
+import ipaddress
+import os
+import struct
+from typing import Any, Callable, Mapping, Optional, Sequence
+
+import attrs
+from twisted.conch.avatar import ConchUser
+from twisted.conch.error import ValidPublicKey
+from twisted.conch.interfaces import IConchUser
+from twisted.conch.ssh import common, connection, keys, userauth
+from twisted.conch.ssh.channel import SSHChannel
+from twisted.conch.ssh.factory import SSHFactory
+from twisted.conch.ssh.transport import SSHServerTransport
+from twisted.cred.checkers import ICredentialsChecker
+from twisted.cred.credentials import ISSHPrivateKey
+from twisted.cred.error import UnauthorizedLogin
+from twisted.cred.portal import IRealm, Portal
+from twisted.internet import defer
+from twisted.internet.interfaces import IPushProducer
+from twisted.internet.protocol import Factory
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from serialgw.config import ConfigError, ListenerKind, ListenerSpec, SSHSpec, UserSpec
+from serialgw.line import ClientEvents, IClient, Line, Role, describeAddress
+from serialgw.session import Session
+
+log = Logger()
+
+# Key types a public key line may start with (OpenSSH's names).
+KEY_TYPES = frozenset({
+    "ssh-ed25519", "ssh-rsa", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521",
+    "sk-ssh-ed25519@openssh.com", "sk-ecdsa-sha2-nistp256@openssh.com",
+})
+MAX_KEYS_FILE = 1024 * 1024
+
+
+class SSHError(Exception):
+    """The SSH listener cannot start; the message names what and why."""
+
+
+def fingerprint(key: keys.Key) -> str:
+    """A key's fingerprint as OpenSSH prints it: C{SHA256:...}."""
+    return "SHA256:" + key.fingerprint(keys.FingerprintFormats.SHA256_BASE64).rstrip("=")
+
+
+@attrs.frozen
+class PublicKey:
+    """One public key line: the key (as its wire blob), its comment, its fingerprint."""
+
+    blob: bytes
+    comment: str
+    fingerprint: str
+    text: str
+
+
+def _printable(text: str) -> str:
+    return "".join(c if c.isprintable() else "?" for c in text)[:64]
+
+
+def readPublicKeys(text: str, source: str) -> list[PublicKey]:
+    """
+    OpenSSH public key lines (C{TYPE BASE64 [COMMENT]}); blank lines and
+    C{#} comments are skipped.  Options (C{from=}, C{command=}, ...) are
+    refused rather than ignored: a restriction must not silently vanish.
+    An error names C{source} and the line.
+    """
+    found = []
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        fields = line.split(None, 2)
+        if fields[0] not in KEY_TYPES:
+            raise ConfigError(
+                f"{source}:{number}: expected a public key (TYPE BASE64 [COMMENT], TYPE one of "
+                f"{', '.join(sorted(KEY_TYPES))}), not {_printable(line[:40])!r}; "
+                "authorized_keys options (from=, command=, ...) are not supported"
+            )
+        try:
+            blob = base64.b64decode(fields[1] if len(fields) > 1 else "", validate=True)
+            key = keys.Key.fromString(blob)
+        except Exception:
+            raise ConfigError(f"{source}:{number}: cannot read the {fields[0]} key") from None
+        if key.sshType().decode() != fields[0]:
+            raise ConfigError(f"{source}:{number}: the key says {key.sshType().decode()}, the line {fields[0]}")
+        comment = _printable(fields[2].strip()) if len(fields) > 2 else ""
+        found.append(PublicKey(key.blob(), comment, fingerprint(key), f"{fields[0]} {fields[1]}"))
+    return found
+
+
+def readKeysFile(path: str) -> list[PublicKey]:
+    """The public keys in a file (authorized_keys format); ConfigError names the file."""
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(MAX_KEYS_FILE + 1)
+    except OSError as e:
+        raise ConfigError(f"cannot read keys file {path!r}: {e.strerror}") from None
+    if len(raw) > MAX_KEYS_FILE:
+        raise ConfigError(f"keys file {path!r} is over {MAX_KEYS_FILE} bytes")
+    return readPublicKeys(raw.decode("utf-8", "replace"), path)
+
+
+def usersFromFile(path: str) -> list[UserSpec]:
+    """
+    The people in an authorized_keys file (single-line mode): each key's
+    comment names its person (its fingerprint when it has none).
+    """
+    people: dict[str, list[str]] = {}
+    for key in readKeysFile(path):
+        people.setdefault(key.comment or key.fingerprint, []).append(key.text)
+    return [UserSpec(name, tuple(texts)) for name, texts in people.items()]
+
+
+def parseSSHListener(text: str) -> ListenerSpec:
+    """
+    C{[OPTION,...+]ENDPOINT}: a Twisted server endpoint string
+    (C{tcp:2222:interface=127.0.0.1}) with the listener options a telnet
+    listener takes (C{ro}, C{allow=}, C{outbuf=}, C{policy=}, C{idle=},
+    C{escape=}, C{banner}, C{replay}, ...), e.g. C{banner,escape=^]+tcp:2222}.
+    """
+    from serialgw.endpoints import parseListener
+
+    original = str(text).strip()
+    head, plus, rest = original.partition("+")
+    if plus and ":" not in head:
+        try:
+            spec = parseListener(f"raw,{head}+{rest}")
+        except ConfigError as e:
+            raise ConfigError(str(e).replace(f"raw,{head}+{rest}", original)) from None
+    else:
+        spec = parseListener(original)
+    if spec.kind is not ListenerKind.LISTEN or spec.tls is not None:
+        raise ConfigError(f"SSH listener {original!r}: expected a server endpoint such as tcp:2222:interface=127.0.0.1")
+    return attrs.evolve(spec, text=original)
+
+
+# The host key
+
+
+def loadHostKey(path: str) -> tuple[keys.Key, bool]:
+    """
+    The host key at C{path}; if there is no file, a new ed25519 key is made
+    there (mode 0600).  Return the key and whether it was made now.  A key
+    others may read is refused, as sshd refuses it.
+    """
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except FileNotFoundError:
+        key = keys.Key(ed25519.Ed25519PrivateKey.generate())
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        except OSError as e:
+            raise SSHError(f"cannot write SSH host key {path!r}: {e.strerror}") from None
+        try:
+            os.write(fd, key.toString("openssh"))
+            os.fsync(fd)
+        except OSError as e:
+            os.close(fd)
+            os.unlink(path)
+            raise SSHError(f"cannot write SSH host key {path!r}: {e.strerror}") from None
+        os.close(fd)
+        return key, True
+    except OSError as e:
+        raise SSHError(f"cannot read SSH host key {path!r}: {e.strerror}") from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if mode & 0o077:
+            raise SSHError(f"SSH host key {path!r} may be read by others (mode {mode & 0o777:04o}): chmod 600 it")
+        data = os.read(fd, MAX_KEYS_FILE)
+    finally:
+        os.close(fd)
+    try:
+        key = keys.Key.fromString(data)
+    except Exception as e:
+        raise SSHError(f"cannot read SSH host key {path!r}: {e}") from None
+    if not key.isPublic() and key.type() in ("Ed25519", "RSA", "EC"):
+        return key, False
+    raise SSHError(f"SSH host key {path!r} is not a private key")
+
+
+# Who is who
+
+
+@attrs.frozen
+class Login:
+    """A person logged in with a key, and the SSH user name they gave (a line's name)."""
+
+    user: str
+    line: str
+
+
+class KeyRing:
+    """Public keys and the people they belong to."""
+
+    def __init__(self, users: Sequence[UserSpec] = ()) -> None:
+        self.people: dict[bytes, str] = {}
+        for user in users:
+            for key in readPublicKeys("\n".join(user.keys), f"keys of {user.name}"):
+                self.people[key.blob] = user.name
+
+    def person(self, blob: bytes) -> Optional[str]:
+        try:
+            blob = keys.Key.fromString(blob).blob()
+        except Exception:
+            return None
+        return self.people.get(blob)
+
+
+@implementer(ICredentialsChecker)
+class KeyChecker:
+    """
+    A key in the ring with a good signature logs in as its person; a key
+    in the ring without a signature is answered "go on, sign" (PK_OK);
+    anything else is refused.
+    """
+
+    credentialInterfaces = (ISSHPrivateKey,)
+
+    def __init__(self, ring: KeyRing) -> None:
+        self.ring = ring
+
+    def requestAvatarId(self, credentials: Any) -> Any:
+        user = self.ring.person(credentials.blob)
+        if user is None:
+            return defer.fail(UnauthorizedLogin("not an authorized key"))
+        if not credentials.signature:
+            return defer.fail(ValidPublicKey())
+        try:
+            good = keys.Key.fromString(credentials.blob).verify(credentials.signature, credentials.sigData)
+        except Exception:
+            good = False
+        if not good:
+            return defer.fail(UnauthorizedLogin("bad signature"))
+        return defer.succeed(Login(user, credentials.username.decode("utf-8", "replace")))
+
+
+class UserAuth(userauth.SSHUserAuthServer):
+    """conch's ssh-userauth, with refused keys logged (fingerprint, address) and sshd's limits."""
+
+    loginTimeout = 120
+    attemptsBeforeDisconnect = 10
+
+    def auth_publickey(self, packet: bytes) -> Any:
+        d = userauth.SSHUserAuthServer.auth_publickey(self, packet)
+        try:
+            blob = common.getNS(packet[1:], 2)[1]
+            what = fingerprint(keys.Key.fromString(blob))
+        except Exception:
+            what = "(unreadable key)"
+
+        def refused(reason: Failure) -> Failure:
+            if reason.check(UnauthorizedLogin):
+                log.warn("ssh: key {fingerprint} from {peer} refused ({reason}); user name {user!r}",
+                         fingerprint=what, peer=_peer(self.transport),
+                         reason=reason.getErrorMessage(), user=(self.user or b"").decode("utf-8", "replace"))
+            return reason
+
+        return d.addErrback(refused)
+
+
+class Connection(connection.SSHConnection):
+    """
+    conch's ssh-connection, opening one session channel and nothing else
+    (no port forwarding, no agent or X11 channels), refused quietly.
+    """
+
+    sessions = 0
+
+    def ssh_CHANNEL_OPEN(self, packet: bytes) -> None:
+        channelType, rest = common.getNS(packet)
+        if channelType != b"session" or self.sessions:
+            senderChannel = struct.unpack(">L", rest[:4])[0]
+            why = "one session a connection" if channelType == b"session" else "only sessions"
+            transport: Any = self.transport
+            log.info("ssh: {peer}: channel {kind!r} refused: {why}", peer=_peer(transport),
+                     kind=channelType.decode("ascii", "replace")[:40], why=why)
+            transport.sendPacket(
+                connection.MSG_CHANNEL_OPEN_FAILURE,
+                struct.pack(">2L", senderChannel, connection.OPEN_ADMINISTRATIVELY_PROHIBITED)
+                + common.NS(why.encode()) + common.NS(b"\x00\x00\x00\x00"),
+            )
+            return
+        self.sessions += 1
+        connection.SSHConnection.ssh_CHANNEL_OPEN(self, packet)
+
+
+class ServerTransport(SSHServerTransport):
+    """
+    conch's server transport; the connection must log in within the
+    factory's C{loginGrace} seconds (the key exchange included).
+    """
+
+    factory: GatewaySSHFactory
+    _grace: Any = None
+    # Counted in the factory's pending until logged in or gone.
+    _pending = True
+
+    def connectionMade(self) -> None:
+        self._grace = self.factory.clock.callLater(self.factory.loginGrace, self._tooSlow)
+        SSHServerTransport.connectionMade(self)
+
+    def _tooSlow(self) -> None:
+        self._grace = None
+        tcp: Any = self.transport
+        log.info("ssh: {peer} did not log in within {seconds} s: disconnected",
+                 peer=describeAddress(tcp.getPeer()), seconds=self.factory.loginGrace)
+        tcp.abortConnection()
+
+    def setService(self, service: Any) -> None:
+        SSHServerTransport.setService(self, service)
+        if isinstance(service, connection.SSHConnection):
+            self._loggedIn()
+
+    def _loggedIn(self) -> None:
+        if self._grace is not None:
+            self._grace.cancel()
+            self._grace = None
+        if self._pending:
+            self._pending = False
+            self.factory.pending -= 1
+
+    def receiveError(self, reasonCode: int, description: bytes) -> None:
+        # The client's goodbye (OpenSSH: code 11, "disconnected by user"), not our error.
+        log.debug("ssh: {peer} disconnected: {code} {reason}", peer=_peer(self), code=reasonCode,
+                  reason=description.decode("utf-8", "replace")[:200])
+
+    def connectionLost(self, reason: Failure | None = None) -> None:
+        self._loggedIn()
+        # conch's, without its log line for every connection.
+        if self.service:
+            self.service.serviceStopped()
+        if hasattr(self, "avatar"):
+            self.logoutFunction()
+
+
+@implementer(IRealm)
+class Realm:
+    def __init__(self, gateway: SSHGateway) -> None:
+        self.gateway = gateway
+
+    def requestAvatar(self, avatarId: Any, mind: Any, *interfaces: Any) -> tuple[Any, Any, Callable[[], None]]:
+        if IConchUser not in interfaces:
+            raise NotImplementedError("only SSH users here")
+        avatar = Person(avatarId, self.gateway)
+        return IConchUser, avatar, lambda: None
+
+
+class Person(ConchUser):  # type: ignore[misc]
+    """A logged-in person: may open one session."""
+
+    def __init__(self, login: Login, gateway: SSHGateway) -> None:
+        ConchUser.__init__(self)
+        self.login = login
+        self.gateway = gateway
+        self.channelLookup[b"session"] = self._session
+
+    def _session(self, remoteWindow: int, remoteMaxPacket: int, data: bytes, avatar: Any) -> SSHClient:
+        return SSHClient(self.gateway, self.login, remoteWindow=remoteWindow, remoteMaxPacket=remoteMaxPacket,
+                         avatar=avatar)
+
+
+class SSHGateway:
+    """What the SSH side needs of the gateway: its lines (by name), the listener's options, a clock."""
+
+    def __init__(self, lines: Callable[[], Mapping[str, Line]], spec: ListenerSpec, clock: Any) -> None:
+        self.lines = lines
+        self.spec = spec
+        self.clock = clock
+
+    def line(self, name: str) -> Optional[Line]:
+        return self.lines().get(name)
+
+    def linesFor(self, user: str) -> list[str]:
+        """The lines C{user} may use, by name."""
+        return sorted(name for name, line in self.lines().items() if line.rights.of(user) is not None)
+
+
+class GatewaySSHFactory(SSHFactory):
+    """
+    The SSH listener: host key, key ring, the gateway's lines.  At most
+    C{maxStartups} connections may be logging in at once (sshd's
+    MaxStartups); each has C{loginGrace} seconds.
+    """
+
+    protocol = ServerTransport
+    services = {b"ssh-userauth": UserAuth, b"ssh-connection": Connection}
+    noisy = False
+    maxStartups = 32
+    loginGrace = 120.0
+
+    def __init__(self, hostKey: keys.Key, ring: KeyRing, gateway: SSHGateway) -> None:
+        self.privateKeys = {hostKey.sshType(): hostKey}
+        self.publicKeys = {hostKey.sshType(): hostKey.public()}
+        self.primes = None
+        self.gateway = gateway
+        self.clock = gateway.clock
+        self.checker = KeyChecker(ring)
+        self.portal = Portal(Realm(gateway), [self.checker])
+        self.pending = 0
+        self.allow = [ipaddress.ip_network(a, strict=False) for a in gateway.spec.allow]
+
+    def setUsers(self, users: Sequence[UserSpec]) -> None:
+        """New people and keys (a reload); sessions already open stay."""
+        self.checker.ring = KeyRing(users)
+
+    def buildProtocol(self, addr: Any) -> Any:
+        peer = describeAddress(addr)
+        if self.allow and not _allowed(addr, self.allow):
+            log.warn("ssh: connection from {peer} refused: not in {allow}", peer=peer,
+                     allow=",".join(self.gateway.spec.allow))
+            return None
+        if self.pending >= self.maxStartups:
+            log.warn("ssh: connection from {peer} refused: {count} connections already logging in",
+                     peer=peer, count=self.pending)
+            return None
+        transport: Any = Factory.buildProtocol(self, addr)
+        transport.supportedPublicKeys = [
+            algorithm for key in self.privateKeys.values() for algorithm in key.supportedSignatureAlgorithms()
+        ]
+        # No moduli file: the fixed groups and curve25519 only.
+        from twisted.conch.ssh import _kex
+
+        transport.supportedKeyExchanges = [
+            k for k in transport.supportedKeyExchanges if not _kex.isDynamicPrimesGroup(k)
+        ]
+        self.pending += 1
+        return transport
+
+
+def _peer(sshTransport: Any) -> str:
+    """An SSH transport's peer address, for messages."""
+    return describeAddress(sshTransport.transport.getPeer())
+
+
+def _allowed(addr: Any, networks: list[Any]) -> bool:
+    host = getattr(addr, "host", None)
+    if host is None:
+        return True
+    try:
+        address = ipaddress.ip_address(host.split("%")[0])
+    except ValueError:
+        return False
+    if address.version == 6 and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return any(address in network for network in networks)
+
+
+def makeFactory(spec: SSHSpec, lines: Callable[[], Mapping[str, Line]], clock: Any) -> GatewaySSHFactory:
+    """The SSH listener's factory: the host key loaded or made (logged with its fingerprint)."""
+    key, made = loadHostKey(spec.hostKey)
+    log.info("ssh: host key {path} ({kind} {fingerprint}){made}", path=spec.hostKey,
+             kind=key.sshType().decode(), fingerprint=fingerprint(key), made=", made now" if made else "")
+    return GatewaySSHFactory(key, KeyRing(spec.users), SSHGateway(lines, spec.listener, clock))
+
+
+# The session: a client of a line
+
+
+@implementer(IPushProducer)
+class _Flow:
+    """
+    The client's output guard is paused while either holds: the TCP
+    connection's buffer is past C{outbuf} (this is its producer) or the
+    channel's window is used up (the peer has not read).
+    """
+
+    def __init__(self) -> None:
+        self.guard: Any = None
+        self.blocked: set[str] = set()
+
+    def block(self, why: str) -> None:
+        if not self.blocked and self.guard is not None:
+            self.guard.pauseProducing()
+        self.blocked.add(why)
+
+    def unblock(self, why: str) -> None:
+        if why in self.blocked:
+            self.blocked.discard(why)
+            if not self.blocked and self.guard is not None:
+                self.guard.resumeProducing()
+
+    # IPushProducer, for the TCP connection
+
+    def pauseProducing(self) -> None:
+        self.block("tcp")
+
+    def resumeProducing(self) -> None:
+        self.unblock("tcp")
+
+    def stopProducing(self) -> None:
+        self.blocked.clear()
+
+
+
+class ChannelTransport:
+    """
+    What a L{Session} needs of its transport, for an SSH channel: writes go
+    into the channel; C{loseConnection} ends the session (exit status 0);
+    C{abortConnection} cuts the TCP connection; the output guard registers
+    here and is paused through L{_Flow}.
+    """
+
+    def __init__(self, channel: SSHClient) -> None:
+        self.channel = channel
+        self.flow = _Flow()
+
+    @property
+    def tcp(self) -> Any:
+        conn: Any = self.channel.conn
+        return conn.transport.transport
+
+    @property
+    def bufferSize(self) -> int:
+        return int(self.tcp.bufferSize)
+
+    @bufferSize.setter
+    def bufferSize(self, size: int) -> None:
+        self.tcp.bufferSize = size
+
+    def write(self, data: bytes) -> None:
+        self.channel.write(data)
+
+    def loseConnection(self) -> None:
+        self.channel.end(0)
+
+    def abortConnection(self) -> None:
+        self.tcp.abortConnection()
+
+    def getPeer(self) -> Any:
+        return self.tcp.getPeer()
+
+    def getHost(self) -> Any:
+        return self.tcp.getHost()
+
+    def setTcpKeepAlive(self, on: bool) -> None:
+        self.tcp.setTcpKeepAlive(on)
+
+    def setTcpNoDelay(self, on: bool) -> None:
+        self.tcp.setTcpNoDelay(on)
+
+    def registerProducer(self, producer: Any, streaming: bool) -> None:
+        self.flow.guard = producer
+        self.tcp.registerProducer(self.flow, True)
+
+    def unregisterProducer(self) -> None:
+        if self.flow.guard is not None:
+            self.flow.guard = None
+            self.tcp.unregisterProducer()
+
+
+@implementer(IClient)
+class SSHClient(Session, ClientEvents, SSHChannel):
+    """
+    A session channel: a person at a terminal on a line.  The requests it
+    takes are in C{requests}, keyed by name; the others are refused.
+    """
+
+    name = b"session"
+    # A logged-in user who asked for a shell has said enough: announced at once.
+    quietStart = False
+
+    def __init__(self, gateway: SSHGateway, login: Login, **kwargs: Any) -> None:
+        SSHChannel.__init__(self, **kwargs)
+        self.gateway = gateway
+        self.login = login
+        self.user = login.user
+        self.listener = gateway.spec
+        self.clock = gateway.clock
+        self.line: Any = None
+        self.pty = False
+        self.ended = False
+        self.transport = ChannelTransport(self)
+
+    def logPrefix(self) -> str:
+        return "ssh"
+
+    def describePeer(self) -> str:
+        return f"{self.user} ({describeAddress(self.transport.getPeer())})"
+
+    # Channel events
+
+    def channelOpen(self, specificData: bytes) -> None:
+        pass
+
+    def requestReceived(self, requestType: bytes, data: bytes) -> Any:
+        handler = self.requests.get(requestType)
+        if handler is None:
+            log.info("ssh: {user}: {request!r} refused", user=self.user,
+                     request=requestType.decode("ascii", "replace")[:40])
+            return False
+        return handler(self, data)
+
+    def dataReceived(self, data: bytes) -> None:
+        if self.line is not None:
+            self.fromPeer(data)
+
+    def extReceived(self, dataType: int, data: bytes) -> None:
+        pass
+
+    def eofReceived(self) -> None:
+        self.end(0)
+
+    def closeReceived(self) -> None:
+        self.loseConnection()
+
+    def closed(self) -> None:
+        if self.line is not None:
+            self.endSession()
+        self.transport.unregisterProducer()
+        # One session a connection: with it, the connection ends.
+        self.transport.tcp.loseConnection()
+
+    def stopWriting(self) -> None:
+        self.transport.flow.block("window")
+
+    def startWriting(self) -> None:
+        self.transport.flow.unblock("window")
+
+    def end(self, status: int) -> None:
+        """Tell the client the exit status and close the channel."""
+        if self.ended:
+            return
+        self.ended = True
+        if self.conn is not None and not self.closing:
+            self.conn.sendRequest(self, b"exit-status", struct.pack(">L", status))
+            SSHChannel.loseConnection(self)
+
+    # Requests
+
+    def _pty(self, data: bytes) -> bool:
+        # Size and TERM do not matter: the bytes go to the line as typed.
+        self.pty = True
+        return True
+
+    def _windowChange(self, data: bytes) -> bool:
+        return True
+
+    def _shell(self, data: bytes) -> bool:
+        return self.attach(self.login.line)
+
+    def _exec(self, data: bytes) -> bool:
+        try:
+            command = common.getNS(data)[0].decode("utf-8", "replace").strip()
+        except Exception:
+            return False
+        return self.attach(command or self.login.line)
+
+    def _break(self, data: bytes) -> bool:
+        # RFC 4335: the length asked for is ignored; the line's break duration holds.
+        if self.line is None:
+            return False
+        return self.line.clientBreak(self)
+
+    requests: dict[bytes, Callable[[SSHClient, bytes], bool]] = {
+        b"pty-req": _pty,
+        b"window-change": _windowChange,
+        b"shell": _shell,
+        b"exec": _exec,
+        b"break": _break,
+    }
+
+    def attach(self, name: str) -> bool:
+        """Join line C{name} if this person may; else list the lines they may use and exit 1."""
+        if self.line is not None or self.ended:
+            return False
+        line = self.gateway.line(name)
+        right = line.rights.of(self.user) if line is not None else None
+        newline = "\r\n" if self.pty else "\n"
+        if line is None or right is None:
+            log.info("ssh: {user} ({peer}) asked for {name!r}: not a line they may use", user=self.user,
+                     peer=describeAddress(self.transport.getPeer()), name=_printable(name))
+            mine = self.gateway.linesFor(self.user)
+            text = f"serialgw: {_printable(name)!r} is not a line you may use; your lines:{newline}"
+            text += "".join(f"{n}{newline}" for n in mine)
+            self.clock.callLater(0, self._refuse, text)
+            return True
+        if line.full():
+            log.warn("{line}: {user} ({peer}) refused: {count} clients already (max-clients)", line=line.name,
+                     user=self.user, peer=describeAddress(self.transport.getPeer()), count=line.maxClients)
+            self.clock.callLater(0, self._refuse, f"serialgw: {line.name} is full ({line.maxClients} clients){newline}")
+            return True
+        self.role = Role.WRITER if right == "write" and not self.listener.readOnly else Role.READONLY
+        self.line = line
+        self.startSession()
+        return True
+
+    def _refuse(self, text: str) -> None:
+        if self.conn is None or self.closing:
+            return
+        self.writeExtended(1, text.encode("utf-8", "replace"))
+        self.end(1)
+
+    # IClient
+
+    def defaultNotices(self) -> bool:
+        return bool(self.line.notices)
+
+    def deliver(self, data: bytes) -> None:
+        if not self.mayDeliver(data):
+            return
+        self.write(data)
+
+    def deviceStateChanged(self, up: bool, notice: bytes) -> None:
+        if notice and self.wantsNotices():
+            self.write(notice)
+
+    def pauseInput(self) -> None:
+        self.transport.tcp.pauseProducing()
+
+    def resumeInput(self) -> None:
+        self.transport.tcp.resumeProducing()
