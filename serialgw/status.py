@@ -46,6 +46,7 @@ def lineStatus(line: Any) -> dict[str, Any]:
         "clients": [
             {
                 "peer": client.peer,
+                "user": getattr(client, "user", None),
                 "role": client.role.value,
                 "protocol": clientProtocol(client),
                 "rfc2217": getattr(client, "comPort", None) is not None,

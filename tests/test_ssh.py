@@ -48,7 +48,7 @@ from serialgw.ssh import (
     usersFromFile,
 )
 from tests.fakes import RecordingDevice
-from tests.realio import Accumulator, ProcessOutput, gatewayArgv, spawn
+from tests.realio import Accumulator, ProcessOutput, closeClients, connect, gatewayArgv, listeningPort, spawn
 from tests.test_peers import need
 
 
@@ -284,6 +284,17 @@ class SessionTests(SynchronousTestCase):
         line.deviceDataReceived(b"output\r\n")
         self.assertEqual(sent(conn, channel), b"output\r\n")
 
+    def test_statusNamesThePerson(self) -> None:
+        """The status page lists an SSH session with its person: user, peer, protocol ssh, role."""
+        from serialgw.status import lineStatus
+
+        h = Harness()
+        channel, conn = h.channel()
+        channel.requestReceived(b"shell", b"")
+        [entry] = lineStatus(h.lines["con1"])["clients"]
+        self.assertEqual((entry["user"], entry["peer"], entry["protocol"], entry["role"]),
+                         ("ops1", "ops1 (192.0.2.7:40000)", "ssh", "writer"))
+
     def test_break(self) -> None:
         """RFC 4335 break (OpenSSH ~B): a serial break through the line, the asked length ignored; the next key after it."""
         h = Harness()
@@ -312,7 +323,8 @@ class SessionTests(SynchronousTestCase):
                               (b"signal", NS(b"INT")), (b"\xff\xfe", b"")]:
             self.assertFalse(channel.requestReceived(request, data), request)
         self.assertEqual([e["request"] for e in events.at(LogLevel.info)],
-                         ["env", "x11-req", "auth-agent-req@openssh.com", "subsystem", "signal", "\ufffd\ufffd"])
+                         ["x11-req", "auth-agent-req@openssh.com", "subsystem", "signal", "\ufffd\ufffd"])
+        self.assertEqual([e["request"] for e in events.at(LogLevel.debug) if "request" in e], ["env"])
         self.assertEqual(h.lines["con1"].clients, [])
 
     def test_execNamesTheLine(self) -> None:
@@ -682,11 +694,11 @@ class OpenSSHTests(TestCase):
         self.processes.append(proc)
         return proc
 
-    async def gateway(self) -> tuple[ProcessOutput, int]:
+    async def gateway(self, listener: str = "tcp:0:interface=127.0.0.1", *extra: str) -> tuple[ProcessOutput, int]:
         proc = self.spawn(gatewayArgv(
             "--device", f"telnet:127.0.0.1:{self.consolePort.getHost().port}", "--name", "con1",
-            "--ssh", "tcp:0:interface=127.0.0.1", "--ssh-host-key", self.path("host_key"),
-            "--authorized-keys", self.path("writer.pub"), "--readonly-keys", self.path("reader.pub")))
+            "--ssh", listener, "--ssh-host-key", self.path("host_key"),
+            "--authorized-keys", self.path("writer.pub"), "--readonly-keys", self.path("reader.pub"), *extra))
         self.gateways.append(proc)
         data = await proc.output.when(lambda d: SSH_READY.search(d) is not None and b": connected" in d)
         match = SSH_READY.search(data)
@@ -776,6 +788,31 @@ class OpenSSHTests(TestCase):
         self.assertNotIn(b"Host key verification failed", again.output.data)
 
 
+    async def test_stoppedClientBounded(self) -> None:
+        """An ssh client that stops reading (SIGSTOP) loses the oldest output past outbuf; a raw client gets every byte; after SIGCONT the person is told how much."""
+        import signal
+
+        gw, port = await self.gateway("outbuf=65536+tcp:0:interface=127.0.0.1", "--port", "raw+tcp:0:interface=127.0.0.1")
+        rawPort = await listeningPort(gw, "raw")
+        raw = await connect(rawPort)
+        ssh = self.client(port, "writer")
+        await gw.output.contains(b"con1: ops1 (127.0.0.1:")
+        os.kill(ssh.transport.pid, signal.SIGSTOP)  # type: ignore[union-attr]
+        try:
+            flood = b"0123456789abcdef" * (4 * 1024 * 1024 // 16) + b"END-OF-FLOOD"
+            self.consoles[0].transport.write(flood)  # type: ignore[union-attr]
+            self.assertEqual(len(await raw.received.length(len(flood))), len(flood))
+            await gw.output.contains(b"cannot keep up: its output is dropped until it does")
+        finally:
+            os.kill(ssh.transport.pid, signal.SIGCONT)  # type: ignore[union-attr]
+        # The newest bytes come last, after the notices of what was dropped.
+        data = await ssh.output.contains(b"END-OF-FLOOD")
+        dropped = sum(int(n) for n in re.findall(rb"\[serialgw: (\d+) bytes dropped: this session fell behind\]", data))
+        self.assertGreater(dropped, 1024 * 1024)
+        self.assertLess(dropped, len(flood))
+        await closeClients(raw)
+
+
 SSH_READY = re.compile(rb"ssh listener ready on 127\.0\.0\.1:(\d+)")
 
 
@@ -831,3 +868,47 @@ class TLSUserTests(TestCase):
                          [("(alice)", Role.WRITER), ("(carol)", Role.READONLY)])
         self.assertEqual((mallory.received.data, pty.received.data), (b"", b"alice"))
         await closeClients(carol, alice)
+
+
+class ServiceTests(TestCase):
+    """The SSH listener in the gateway service: opened with the lines, its users replaced on reload."""
+
+    def test_listenAndReloadUsers(self) -> None:
+        """The host key is made at start, the line gets its rights; reloadUsers swaps the keys and warns of what needs a restart."""
+        import attrs
+
+        from serialgw.config import DeviceSpec, LineConfig
+        from serialgw.service import GatewayService
+        from tests.realio import startedPty
+
+        pty = startedPty(self)
+        hostKey = self.mktemp()
+        a, b = newKey(), newKey()
+        spec = SSHSpec(parseSSHListener("tcp:0:interface=127.0.0.1"), hostKey, (UserSpec("ops1", (publicLine(a),)),))
+        service = GatewayService([LineConfig("t", DeviceSpec("tty", pty.slaveName), rights=Rights(write=("ops1",)))],
+                                 ssh=spec)
+        service.startService()
+        self.addCleanup(service.stopService)
+        self.assertEqual((service.lines["t"].rights, os.path.exists(hostKey)), (Rights(write=("ops1",)), True))
+        ring = lambda: service.sshFactory.checker.ring.people  # noqa: E731
+        self.assertEqual(ring(), {a.blob(): "ops1"})
+        events = Events(self)
+        service.reloadUsers(attrs.evolve(spec, users=(UserSpec("ops2", (publicLine(b),)),)))
+        self.assertEqual(ring(), {b.blob(): "ops2"})
+        service.reloadUsers(attrs.evolve(spec, listener=parseSSHListener("tcp:2222"), users=()))
+        self.assertEqual(ring(), {})
+        self.assertEqual([e["log_format"] for e in events.at(LogLevel.warn)],
+                         ["reload: [ssh] listen or host-key changed: restart the gateway to apply it"])
+
+    def test_hostKeyCannotBeMade(self) -> None:
+        """A host key that cannot be made stops the start with the path and the reason, and nothing stays open."""
+        from serialgw.config import DeviceSpec, LineConfig
+        from serialgw.service import GatewayService, StartupError
+        from tests.realio import startedPty
+
+        pty = startedPty(self)
+        spec = SSHSpec(parseSSHListener("tcp:0:interface=127.0.0.1"), "/nonexistent/key", ())
+        service = GatewayService([LineConfig("t", DeviceSpec("tty", pty.slaveName))], ssh=spec)
+        e = self.assertRaises(StartupError, service.privilegedStartService)
+        self.assertEqual(str(e), "cannot write SSH host key '/nonexistent/key': No such file or directory")
+        self.assertEqual((service.lines, service.ports), ({}, []))
