@@ -33,6 +33,7 @@ def lineStatus(line: Any) -> dict[str, Any]:
         "name": line.name,
         "device": getattr(getattr(device, "port", None), "name", None) or getattr(device, "name", ""),
         "up": bool(getattr(device, "up", True)),
+        "down_reason": getattr(device, "downReason", None),
         "settings": {
             "baudrate": settings.baudrate,
             "bytesize": settings.bytesize,

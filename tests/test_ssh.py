@@ -617,6 +617,31 @@ class OptionsTests(SynchronousTestCase):
         self.assertIsNone(self.parse()["sshSpec"])
         self.assertEqual(self.parse()["line"].rights, Rights())
 
+    def test_check(self) -> None:
+        """--check: the SSH listener's port clashes like any other; a host key others may read is an error, one that cannot be made a warning."""
+        import io
+
+        keys = self.mktemp()
+        with open(keys, "w") as f:
+            f.write(publicLine(newKey(), "ops1") + "\n")
+        hostKey = self.mktemp()
+        loadHostKey(hostKey)
+        os.chmod(hostKey, 0o640)
+        options = self.parse("--check", "--port", "tcp:2222:interface=127.0.0.1", "--ssh", "tcp:2222",
+                             "--ssh-host-key", hostKey, "--authorized-keys", keys)
+        out, err = io.StringIO(), io.StringIO()
+        self.assertEqual(options.report(out, err), 2)
+        self.assertEqual(err.getvalue().splitlines()[:2], [
+            "serialgw: error: the SSH listener: listener 'tcp:2222' takes TCP port 2222, as line 'serialgw0', "
+            "listener 'tcp:2222:interface=127.0.0.1' already does",
+            f"serialgw: error: the SSH host key {hostKey!r} may be read by others (mode 0640): chmod 600 it",
+        ])
+        options = self.parse("--check", "--ssh", "tcp:2222", "--ssh-host-key", "/nonexistent/key", "--authorized-keys", keys)
+        out, err = io.StringIO(), io.StringIO()
+        self.assertEqual(options.report(out, err), 0)
+        self.assertEqual(err.getvalue(), "serialgw: warning: the SSH host key '/nonexistent/key' does not exist "
+                                         "and cannot be made in '/nonexistent' (now)\n")
+
     def test_errors(self) -> None:
         """Keys without --ssh, --ssh without keys, --ssh with --config, one name in both files: clear errors."""
         same = self.mktemp()
