@@ -226,7 +226,7 @@ man 8 serialgw
 
         lines = self["lines"]
         status = parseListener(self["status"]) if self["status"] is not None else None
-        errors, warnings = checkLines(lines, status)
+        errors, warnings = checkLines(lines, status, self["sshSpec"])
         for warning in warnings:
             err.write(f"serialgw: warning: {warning}\n")
         for error in errors:
