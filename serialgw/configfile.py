@@ -38,6 +38,7 @@ import attrs
 from serialgw.config import (
     DEFAULT_BACKLOG,
     DEFAULT_HOST_KEY,
+    DEFAULT_LOCK_DIR,
     DEFAULT_MAX_CLIENTS,
     MAX_BACKLOG,
     SINGLE_SETTINGS,
@@ -64,6 +65,7 @@ LINE_KEYS = {
     "break-duration", "signature", "notices", "restore", "mode", "max-clients", "backlog",
     "log", "log-format", "log-max-size", "log-daily", "log-keep", "coalesce", "write", "read",
     "open-string", "close-string", "dtr", "rts", "idle-dtr", "idle-rts", "pace", "pace-line",
+    "lock", "lock-dir",
 }
 SSH_KEYS = {"listen", "host-key"}
 USER_KEYS = {"keys", "keys-file"}
@@ -356,4 +358,6 @@ def _line(name: str, table: dict[str, Any]) -> LineConfig:
         idleRts=onOff("idle-rts"),
         pace=pace["pace"],
         paceLine=pace["pace-line"],
+        lock=value("lock", bool, True),
+        lockDir=parsed("lock-dir", lambda t: checkPath(t, "lock-dir"), value("lock-dir", str, DEFAULT_LOCK_DIR)),
     )
