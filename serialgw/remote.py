@@ -238,6 +238,11 @@ class _ComPortLink(_TelnetLink):
             log.failure("{device}: bad RFC 2217 answer {payload!r}", device=device.name, payload=payload)
 
 
+def _heldBytes(link: Any) -> int:
+    """Typed bytes a link holds back (RFC 2217 suspension); any other protocol holds none."""
+    return link.heldBytes() if isinstance(link, _NoPortControl) else 0
+
+
 @implementer(IPushProducer)
 class RemoteDevice:
     """
@@ -370,7 +375,7 @@ class RemoteDevice:
             return 0
         transport = link.transport
         buffered = len(getattr(transport, "dataBuffer", b"")) + getattr(transport, "_tempDataLen", 0)
-        return buffered + int(link.heldBytes())
+        return buffered + _heldBytes(link)
 
     # IPushProducer, registered on the link's transport: Twisted pauses it
     # when the transport holds more than HIGH_WATER, resumes it when drained.
@@ -447,7 +452,7 @@ class RemoteDevice:
         self._linkFull = False
         # What was typed is dropped with the link (as while it is down):
         # the writers are not held for a link that is gone.
-        self.dropped += link.heldBytes()
+        self.dropped += _heldBytes(link)
         self._checkWatermark()
         self.up = False
         self.modem = None
