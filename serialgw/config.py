@@ -363,6 +363,9 @@ class DeviceSpec:
         return self.path
 
 
+# Where UUCP lock files go (FHS; Debian links it to /run/lock).
+DEFAULT_LOCK_DIR = "/var/lock"
+
 # What an open-string or close-string may hold (bytes, breaks not counted).
 MAX_SEND_STRING = 4096
 _SEND_ESCAPES = {"r": b"\r", "n": b"\n", "t": b"\t", "\\": b"\\", "e": b"\x1b", "0": b"\x00"}
@@ -404,6 +407,17 @@ def parseSendString(text: str, what: str = "open-string") -> tuple[bytes, ...]:
 def describeSendString(parts: tuple[bytes, ...]) -> str:
     """For logs: the data with C{\\b} where the breaks go."""
     return "\\b".join(repr(p)[2:-1] for p in parts)
+
+
+def parseMilliseconds(text: Any, what: str, limit: float = 10000) -> float:
+    """A time in milliseconds, 0 to C{limit}, as seconds; C{what} names the setting."""
+    try:
+        value = float(str(text).strip())
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= limit:  # NaN fails too
+        raise ConfigError(f"{what} must be 0 to {limit:g} milliseconds, not {text!r}")
+    return value / 1000.0
 
 
 def parseOnOff(text: str, what: str) -> bool:
@@ -596,3 +610,11 @@ class LineConfig:
     rts: Optional[bool] = None
     idleDtr: Optional[bool] = None
     idleRts: Optional[bool] = None
+    # Pacing for slow devices (seconds; 0: off): at least pace between
+    # bytes written to the device, at least paceLine after each CR.
+    pace: float = 0.0
+    paceLine: float = 0.0
+    # UUCP lock files for a local tty (LCK..NAME in lockDir); ptys the
+    # gateway makes and remote devices take none.
+    lock: bool = True
+    lockDir: str = DEFAULT_LOCK_DIR

@@ -38,6 +38,7 @@ import attrs
 from serialgw.config import (
     DEFAULT_BACKLOG,
     DEFAULT_HOST_KEY,
+    DEFAULT_LOCK_DIR,
     DEFAULT_MAX_CLIENTS,
     MAX_BACKLOG,
     SINGLE_SETTINGS,
@@ -53,6 +54,7 @@ from serialgw.config import (
     parseCoalesce,
     parseCompact,
     parseDevice,
+    parseMilliseconds,
     parseOnOff,
     parseSendString,
 )
@@ -62,7 +64,8 @@ LINE_KEYS = {
     "device", "serial", "baud", "bytesize", "parity", "stopbits", "xonxoff", "rtscts", "listen",
     "break-duration", "signature", "notices", "restore", "mode", "max-clients", "backlog",
     "log", "log-format", "log-max-size", "log-daily", "log-keep", "coalesce", "write", "read",
-    "open-string", "close-string", "dtr", "rts", "idle-dtr", "idle-rts",
+    "open-string", "close-string", "dtr", "rts", "idle-dtr", "idle-rts", "pace", "pace-line",
+    "lock", "lock-dir",
 }
 SSH_KEYS = {"listen", "host-key"}
 USER_KEYS = {"keys", "keys-file"}
@@ -317,6 +320,8 @@ def _line(name: str, table: dict[str, Any]) -> LineConfig:
             raise _KeyError(key, f'expected "on" or "off", not {item!r}')
         return bool(parsed(key, lambda t: parseOnOff(t, key), item))
 
+    pace = {key: parsed(key, lambda t, k=key: parseMilliseconds(t, k), value(key, float, 0.0))
+            for key in ("pace", "pace-line")}
     strings = {key: parsed(key, lambda t, k=key: parseSendString(t, k), value(key, str, ""))
                for key in ("open-string", "close-string")}
 
@@ -351,4 +356,8 @@ def _line(name: str, table: dict[str, Any]) -> LineConfig:
         rts=onOff("rts"),
         idleDtr=onOff("idle-dtr"),
         idleRts=onOff("idle-rts"),
+        pace=pace["pace"],
+        paceLine=pace["pace-line"],
+        lock=value("lock", bool, True),
+        lockDir=parsed("lock-dir", lambda t: checkPath(t, "lock-dir"), value("lock-dir", str, DEFAULT_LOCK_DIR)),
     )

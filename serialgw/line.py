@@ -108,6 +108,7 @@ class IDevice(Interface):
         """Queue bytes for the device."""
 
     settings = Attribute("The L{SerialSettings} in effect.")
+    downReason = Attribute("Why the device is down (a short text), or None while it is up.")
     modemLines = Attribute("DTR and RTS as set: C{{'dtr': bool, 'rts': bool}}.")
     breaking = Attribute("Whether a break is under way.")
     up = Attribute("Whether the device is there (open, or connected) now.")
@@ -170,7 +171,10 @@ class Line:
         self.restoreSettings = restoreSettings
         # Device down/up notices for people at terminals.
         self.notices = True
-        self.up = True
+        # A device may start down (not there yet, a console not dialed yet).
+        self.up = bool(device.up)
+        # Whether the device was ever up: its first coming up is no reopen.
+        self._wasUp = self.up
         self.clients: list[Any] = []
         self.controllers: list[Any] = []
         self.writable = True
@@ -273,6 +277,10 @@ class Line:
                 self._unannounced.add(client)
             else:
                 self.announce(f"{client.peer} attached as {client.role.value}", exclude=client)
+        if not self.up:
+            # Someone arriving while the device is down hears it, as those
+            # already here did when it went.
+            client.deviceStateChanged(False, self._downNotice(self.device.downReason or "not there"))
         if self.waitForClient and getattr(client, "wakesLine", True):
             self.waitForClient = False
             self.device.start()
@@ -636,16 +644,21 @@ class Line:
         self.up = False
         why = reason.getErrorMessage().rstrip(".")  # "closed cleanly." then "; waiting": one stop
         self.recordEvent(f"device down ({why}); {len(self.clients)} client(s) stay connected")
-        notice = b""
-        if self.notices:
-            text = f"[serialgw: {self.name} is down: {why}; waiting for it]"
-            notice = b"\r\n" + text.encode("utf-8", "replace") + b"\r\n"
+        notice = self._downNotice(why)
         for client in list(self.clients):
             client.deviceStateChanged(False, notice)
 
+    def _downNotice(self, why: str) -> bytes:
+        if not self.notices:
+            return b""
+        text = f"[serialgw: {self.name} is down: {why}; waiting for it]"
+        return b"\r\n" + text.encode("utf-8", "replace") + b"\r\n"
+
     def deviceUp(self) -> None:
         self.up = True
-        self.reopens += 1
+        if self._wasUp:
+            self.reopens += 1
+        self._wasUp = True
         self.recordEvent("device up")
         notice = f"\r\n[serialgw: {self.name} is back]\r\n".encode("utf-8", "replace") if self.notices else b""
         for client in list(self.clients):
