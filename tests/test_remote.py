@@ -374,3 +374,28 @@ class RemoteStateTests(SynchronousTestCase):
         self.assertEqual((device.up, device.downReason, line.up), (True, None, True))
         device._linkDown(link, Failure(ConnectionRefusedError("Connection refused")))
         self.assertEqual((device.up, device.downReason, line.up), (False, "Connection refused", False))
+
+
+class RemoteAnswerTests(SynchronousTestCase):
+    def test_absurdBaudAnswerIgnored(self) -> None:
+        """A remote RFC 2217 server answering SET-BAUDRATE 0 or 2^32 - 1: one warning each, the settings stay."""
+        from twisted.internet.testing import MemoryReactorClock, StringTransport
+        from twisted.logger import LogLevel, globalLogPublisher
+
+        from serialgw.remote import RemoteDevice, _ComPortLink
+
+        device = RemoteDevice(DeviceSpec("rfc2217", host="127.0.0.1", port=1), MemoryReactorClock(),
+                              settings=SerialSettings(9600))
+        link = _ComPortLink(device)
+        link.makeConnection(StringTransport())
+        events: list[dict[str, object]] = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        for value in (0, 2**32 - 1):
+            link.telnetSubnegotiation(44, bytes([101]) + value.to_bytes(4, "big"))
+        link.telnetSubnegotiation(44, bytes([101]) + (57600).to_bytes(4, "big"))
+        self.assertEqual(device.settings, SerialSettings(57600))
+        warnings = [e for e in events if e.get("log_level") is LogLevel.warn]
+        self.assertEqual([str(e["reason"]).split(",")[0] for e in warnings],
+                         ["baud rate must be 1 to 2147483647", "baud rate must be 1 to 2147483647"])
+        self.assertEqual(self.flushLoggedErrors(), [])
