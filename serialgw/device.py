@@ -50,6 +50,13 @@ class DeviceError(Exception):
     """
 
 
+class DeviceLost(Exception):
+    """
+    A device went away; the message says how, for people (C{hung up},
+    C{Input/output error}).
+    """
+
+
 class IPort(Interface):
     """
     The OS-level calls on one open serial device.  Reads and writes never
@@ -1203,11 +1210,11 @@ class SerialDevice:
         """The one path for a device that went away, however it went."""
         if self.closed or not self.up:
             return
-        reason = Failure(error)
         self.downReason = _reason(error)
-        log.error("{device}: device lost: {reason}", device=self.name, reason=self.downReason)
+        reason = Failure(DeviceLost(self.downReason))
         self._shutdownPort()
         self.up = False
+        log.error("{device}: device lost: {reason}", device=self.name, reason=self.downReason)
         if self.opener is None:
             self.closed = True
         else:
