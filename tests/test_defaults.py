@@ -217,6 +217,7 @@ class OptionDefaultsTests(TestCase):
             "idle-rts": ["--idle-rts", "off"],
             "no-notices": ["--no-notices"],
             "no-restore": ["--no-restore"],
+            "wait-for-device": ["--wait-for-device"],
         }
 
     def test_everyOptionHasAFullValue(self) -> None:
