@@ -474,13 +474,13 @@ class GatewayService(MultiService):
                  remote=spec.udp.remoteHost, rport=spec.udp.remotePort, local=describeAddress(port.getHost()))
 
     def _file(self, line: Line, config: LineConfig, spec: ListenerSpec) -> None:
-        client = FileClient(line, spec.path)
+        client = FileClient(line, spec.path, self.reactor, spec)
         self._own("closer", client.close)
         log.info("line {line}: output appended to {path}", line=config.name, path=spec.path)
 
     def _pipe(self, line: Line, config: LineConfig, spec: ListenerSpec) -> None:
         fdIn, fdOut = fifoPair(spec.path)
-        transport = streamClient(line, self.reactor, fdIn, fdOut, name=f"pipe:{spec.path}")
+        transport = streamClient(line, self.reactor, spec, fdIn, fdOut, name=f"pipe:{spec.path}")
         self._own("closer", transport.loseConnection)
         log.info("line {line}: pipe {path}", line=config.name, path=spec.path)
 
@@ -491,7 +491,7 @@ class GatewayService(MultiService):
         log.info("line {line}: pty {where} for a local program", line=config.name, where=where)
 
     def _stdio(self, line: Line, config: LineConfig, spec: ListenerSpec) -> None:
-        transport = streamClient(line, self.reactor)
+        transport = streamClient(line, self.reactor, spec)
         self._own("closer", transport.loseConnection)
 
     def startService(self) -> None:
