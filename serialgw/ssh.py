@@ -607,6 +607,7 @@ class SSHClient(Session, ClientEvents, SSHChannel):
         self.clock = gateway.clock
         self.line: Any = None
         self.pty = False
+        self.asked = False
         self.ended = False
         self.transport = ChannelTransport(self)
 
@@ -638,7 +639,9 @@ class SSHClient(Session, ClientEvents, SSHChannel):
         pass
 
     def eofReceived(self) -> None:
-        self.end(0)
+        # No more input (ssh -n, a pipe that ended): the output goes on, as
+        # for a watcher, until the client closes the channel.
+        log.debug("ssh: {peer}: end of input", peer=self.peer)
 
     def closeReceived(self) -> None:
         self.loseConnection()
@@ -701,8 +704,9 @@ class SSHClient(Session, ClientEvents, SSHChannel):
 
     def attach(self, name: str) -> bool:
         """Join line C{name} if this person may; else list the lines they may use and exit 1."""
-        if self.line is not None or self.ended:
+        if self.asked or self.ended:
             return False
+        self.asked = True
         line = self.gateway.line(name)
         right = line.rights.of(self.login.user) if line is not None else None
         newline = "\r\n" if self.pty else "\n"

@@ -346,8 +346,9 @@ class SessionTests(SynchronousTestCase):
         channel, conn = h.channel(lineName="con2")
         channel.requestReceived(b"pty-req", NS(b"xterm") + struct.pack(">4L", 80, 24, 0, 0) + NS(b""))
         self.assertTrue(channel.requestReceived(b"shell", b""))
-        # After the shell request's answer:
+        # After the shell request's answer; asked again meanwhile: refused, no second message.
         self.assertEqual(conn.requests.get(channel), None)
+        self.assertFalse(channel.requestReceived(b"exec", NS(b"con1")))
         h.clock.advance(0)
         self.assertEqual(conn.extData[channel], [(1, b"serialgw: 'con2' is not a line you may use; your lines:\r\ncon1\r\ncon3\r\n")])
         self.assertEqual(conn.requests[channel], [(b"exit-status", struct.pack(">L", 1), False)])
@@ -404,12 +405,15 @@ class SessionTests(SynchronousTestCase):
         self.assertEqual(h.lines["con1"].clients, [first])
 
     def test_eofAndClose(self) -> None:
-        """EOF from the client ends the session (exit 0); once closed, the client is detached and TCP closed."""
+        """EOF from the client (ssh -n) leaves the session watching; once closed, the client is detached and TCP closed."""
         h = Harness()
         channel, conn = h.channel()
         channel.requestReceived(b"shell", b"")
         channel.eofReceived()
-        self.assertEqual(conn.requests[channel], [(b"exit-status", struct.pack(">L", 0), False)])
+        h.lines["con1"].deviceDataReceived(b"still here")
+        self.assertEqual((sent(conn, channel), conn.requests.get(channel), conn.closes.get(channel)),
+                         (b"still here", None, None))
+        channel.closeReceived()
         self.assertTrue(conn.closes[channel])
         channel.closed()
         self.assertEqual(h.lines["con1"].clients, [])
@@ -617,6 +621,31 @@ class OptionsTests(SynchronousTestCase):
         self.assertIsNone(self.parse()["sshSpec"])
         self.assertEqual(self.parse()["line"].rights, Rights())
 
+    def test_check(self) -> None:
+        """--check: the SSH listener's port clashes like any other; a host key others may read is an error, one that cannot be made a warning."""
+        import io
+
+        keys = self.mktemp()
+        with open(keys, "w") as f:
+            f.write(publicLine(newKey(), "ops1") + "\n")
+        hostKey = self.mktemp()
+        loadHostKey(hostKey)
+        os.chmod(hostKey, 0o640)
+        options = self.parse("--check", "--port", "tcp:2222:interface=127.0.0.1", "--ssh", "tcp:2222",
+                             "--ssh-host-key", hostKey, "--authorized-keys", keys)
+        out, err = io.StringIO(), io.StringIO()
+        self.assertEqual(options.report(out, err), 2)
+        self.assertEqual(err.getvalue().splitlines()[:2], [
+            "serialgw: error: the SSH listener: listener 'tcp:2222' takes TCP port 2222, as line 'serialgw0', "
+            "listener 'tcp:2222:interface=127.0.0.1' already does",
+            f"serialgw: error: the SSH host key {hostKey!r} may be read by others (mode 0640): chmod 600 it",
+        ])
+        options = self.parse("--check", "--ssh", "tcp:2222", "--ssh-host-key", "/nonexistent/key", "--authorized-keys", keys)
+        out, err = io.StringIO(), io.StringIO()
+        self.assertEqual(options.report(out, err), 0)
+        self.assertEqual(err.getvalue(), "serialgw: warning: the SSH host key '/nonexistent/key' does not exist "
+                                         "and cannot be made in '/nonexistent' (now)\n")
+
     def test_errors(self) -> None:
         """Keys without --ssh, --ssh without keys, --ssh with --config, one name in both files: clear errors."""
         same = self.mktemp()
@@ -763,11 +792,23 @@ class OpenSSHTests(TestCase):
         self.assertIn(b"Permission denied (publickey)", password.output.data)
 
     async def test_notALine(self) -> None:
-        """A user name that is not a line: the lines this key may use, and exit status 1."""
+        """A user name (or exec's line) that is not a line: the lines this key may use, exit status 1; exec LINE watches."""
         gw, port = await self.gateway()
         ssh = self.client(port, "reader", "nosuch")
         self.assertEqual(await ssh.ended, 1)
         self.assertIn(b"serialgw: 'nosuch' is not a line you may use; your lines:\r\ncon1\r\n", ssh.output.data)
+        # exec names the line (no pty: plain newlines); ssh -n's end of input leaves it watching.
+        execd = self.spawn([self.ssh, "-T", "-n", "-F", "/dev/null", "-i", self.path("reader"), "-p", str(port),
+                            "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
+                            "-o", f"UserKnownHostsFile={self.path('known_hosts')}", "someone@127.0.0.1", "nosuch"])
+        self.assertEqual(await execd.ended, 1)
+        self.assertIn(b"serialgw: 'nosuch' is not a line you may use; your lines:\ncon1\n", execd.output.data)
+        watcher = self.spawn([self.ssh, "-T", "-n", "-F", "/dev/null", "-i", self.path("reader"), "-p", str(port),
+                              "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
+                              "-o", f"UserKnownHostsFile={self.path('known_hosts')}", "someone@127.0.0.1", "con1"])
+        await gw.output.contains(b"con1: watcher1 (127.0.0.1:")
+        self.consoles[0].transport.write(b"after the end of input")  # type: ignore[union-attr]
+        await watcher.output.contains(b"after the end of input")
 
     async def test_hostKeyKept(self) -> None:
         """The host key is made once (mode 0600, fingerprint logged); after a restart StrictHostKeyChecking=yes still logs in."""
