@@ -38,7 +38,7 @@ from serialgw.config import (
     parseSendString,
 )
 from serialgw.configfile import loadFile
-from serialgw.endpoints import parseListener
+from serialgw.endpoints import parseListener, parseWatchAll
 from serialgw.reactor import installIfNoneChosen
 from serialgw.service import GatewayService, StartupError
 
@@ -154,6 +154,9 @@ man 8 serialgw
          "No UUCP lock file for a local tty (default: take /var/lock/LCK..NAME while the device is open)"],
         ["no-restore", None,
          "Keep what the last RFC 2217 client set when it leaves (default: restore the configured settings)"],
+        ["wait-for-device", None,
+         "A --device that cannot be opened at start is no error: the line starts down and the device is "
+         "tried again with backoff, as when it vanishes (--config does this for every line)"],
         ["check", None,
          "Check the configuration (options or --config FILE) without opening, binding or creating "
          "anything; print what is wrong and exit 0 (usable, perhaps with warnings) or 2 (errors)"],
@@ -169,6 +172,7 @@ man 8 serialgw
     def __init__(self) -> None:
         usage.Options.__init__(self)
         self["listen"] = []
+        self["watch-all"] = []
 
     def opt_listen(self, value: str) -> None:
         """
@@ -176,6 +180,14 @@ man 8 serialgw
         --listen raw+4445 --listen unix:/run/serialgw.sock
         """
         self["listen"].append(value)
+
+    def opt_watch_all(self, value: str) -> None:
+        """
+        One view of all consoles: a listener (repeatable) whose read-only
+        clients get every line's output, each output line prefixed with
+        NAME: (with --config, the lines chosen in [watch-all], or all)
+        """
+        self["watch-all"].append(value)
 
     def opt_version(self) -> None:
         """Print the version and exit."""
@@ -199,9 +211,19 @@ man 8 serialgw
                     raise ConfigError(f"--config and --{ssh[0]} do not go together: use [ssh] and [users.NAME] in the file")
                 loaded = loadFile(self["config"])
                 self["lines"], self["sshSpec"] = loaded.lines, loaded.ssh
+                self["watchAllSpec"] = loaded.watchAll
             else:
                 self["sshSpec"], rights = self._sshConfig()
                 self["lines"] = [attrs.evolve(self._lineConfig(), rights=rights)]
+                self["watchAllSpec"] = None
+            if self["watch-all"]:
+                fromFile = self["watchAllSpec"]
+                more = parseWatchAll(self["watch-all"], list(fromFile.lines) if fromFile else [])
+                listeners = (fromFile.listeners if fromFile else ()) + more.listeners
+                self["watchAllSpec"] = attrs.evolve(more, listeners=listeners)
+            if self["watchAllSpec"] is not None:
+                for spec in self["watchAllSpec"].listeners:
+                    _checkEndpoint(spec, sockets=not self["check"])
             for line in self["lines"]:
                 for spec in line.listeners:
                     _checkEndpoint(spec, sockets=not self["check"])
@@ -516,7 +538,9 @@ def raiseFileLimit() -> None:
 def makeService(options: Options, reactor: Optional[Any] = None) -> GatewayService:
     raiseFileLimit()
     status = parseListener(options["status"]).endpoint if options["status"] else None
-    service = _TwistdGatewayService(options["lines"], reactor=reactor, status=status, ssh=options.get("sshSpec"))
+    service = _TwistdGatewayService(options["lines"], reactor=reactor, status=status, ssh=options.get("sshSpec"),
+                                    watchAll=options.get("watchAllSpec"),
+                                    waitForDevices=options["config"] is not None or bool(options["wait-for-device"]))
     service.configPath = options["config"]
     from serialgw.logs import twistdObserver
 
