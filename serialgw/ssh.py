@@ -564,6 +564,13 @@ class ChannelTransport:
     def abortConnection(self) -> None:
         self.tcp.abortConnection()
 
+    def pauseProducing(self) -> None:
+        # One session a connection: not reading it is not reading the client.
+        self.tcp.pauseProducing()
+
+    def resumeProducing(self) -> None:
+        self.tcp.resumeProducing()
+
     def getPeer(self) -> Any:
         return self.tcp.getPeer()
 
@@ -652,6 +659,13 @@ class SSHClient(Session, ClientEvents, SSHChannel):
         self.transport.unregisterProducer()
         # One session a connection: with it, the connection ends.
         self.transport.tcp.loseConnection()
+
+    def holdInput(self) -> None:
+        # Output full: input is held, not handled, but the connection is
+        # still read, since the client's window adjustments (what ends a
+        # "window" block) come that way; Session cuts a client that sends
+        # more than HELD_INPUT_LIMIT meanwhile.
+        self.inputHeld = True
 
     def stopWriting(self) -> None:
         self.transport.flow.block("window")
@@ -748,8 +762,3 @@ class SSHClient(Session, ClientEvents, SSHChannel):
         if notice and self.wantsNotices():
             self.write(notice)
 
-    def pauseInput(self) -> None:
-        self.transport.tcp.pauseProducing()
-
-    def resumeInput(self) -> None:
-        self.transport.tcp.resumeProducing()
