@@ -479,7 +479,9 @@ class _TwistdGatewayService(GatewayService):
         self.reloadUsers(loaded.ssh)
 
         def done(changes: Any) -> Any:
-            if isinstance(changes, dict):
+            if isinstance(changes, dict) and "refused" in changes:
+                self.notifier.reloaded("reload refused, see the log")
+            elif isinstance(changes, dict):
                 self.notifier.reloaded("reloaded: " + ", ".join(f"{len(v)} {k}" for k, v in changes.items()))
             else:
                 self.notifier.reloaded("reload failed, see the log")
