@@ -64,6 +64,11 @@ KEY_TYPES = frozenset({
     "sk-ssh-ed25519@openssh.com", "sk-ecdsa-sha2-nistp256@openssh.com",
 })
 MAX_KEYS_FILE = 1024 * 1024
+# Signature algorithms a user's key may log in with (no SHA-1 ssh-rsa, as OpenSSH).
+USER_SIGNATURES = (
+    b"ssh-ed25519", b"ecdsa-sha2-nistp256", b"ecdsa-sha2-nistp384", b"ecdsa-sha2-nistp521",
+    b"rsa-sha2-512", b"rsa-sha2-256", b"sk-ssh-ed25519@openssh.com", b"sk-ecdsa-sha2-nistp256@openssh.com",
+)
 
 
 class SSHError(Exception):
@@ -355,6 +360,14 @@ class ServerTransport(SSHServerTransport):
         if self._pending:
             self._pending = False
             self.factory.pending -= 1
+
+    def sendExtInfo(self, extensions: list[tuple[bytes, bytes]]) -> None:
+        # RFC 8308 server-sig-algs names the signatures a user's key may
+        # make; conch names its host key's, and OpenSSH then will not offer
+        # an RSA key (rsa-sha2-*) to an ed25519 host.
+        SSHServerTransport.sendExtInfo(self, [
+            (name, b",".join(USER_SIGNATURES) if name == b"server-sig-algs" else value) for name, value in extensions
+        ])
 
     def receiveError(self, reasonCode: int, description: bytes) -> None:
         # The client's goodbye (OpenSSH: code 11, "disconnected by user"), not our error.

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import stat
 import struct
-from typing import Any
+from typing import Any, Optional
 
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from twisted.conch.ssh import connection, keys, userauth
@@ -684,16 +685,28 @@ class OpenSSHTests(TestCase):
     """
 
     timeout = 60
+    keys: Optional[str] = None
 
     async def setUp(self) -> None:  # type: ignore[override]
         self.ssh = need("ssh")
         keygen = need("ssh-keygen")
-        self.dir = os.path.abspath(self.mktemp())
-        os.mkdir(self.dir)
         self.processes: list[ProcessOutput] = []
-        for name, comment in (("writer", "ops1"), ("reader", "watcher1"), ("stranger", "nobody")):
-            proc = self.spawn([keygen, "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", self.path(name)])
-            self.assertEqual(await proc.ended, 0, proc.output.data)
+        if OpenSSHTests.keys is None:
+            # Made once for the class (an RSA key takes seconds on a busy machine).
+            keys = os.path.abspath(self.mktemp())
+            os.mkdir(keys)
+            for name, comment, kind in (("writer", "ops1", "ed25519"), ("reader", "watcher1", "ed25519"),
+                                        ("stranger", "nobody", "ed25519"), ("rsa", "rsa1", "rsa"),
+                                        ("ecdsa", "ec1", "ecdsa")):
+                proc = self.spawn([keygen, "-q", "-t", kind, "-N", "", "-C", comment, "-f", os.path.join(keys, name)])
+                self.assertEqual(await proc.ended, 0, proc.output.data)
+            with open(os.path.join(keys, "reader.pub"), "a") as out:
+                for name in ("rsa", "ecdsa"):
+                    with open(os.path.join(keys, f"{name}.pub")) as f:
+                        out.write(f.read())
+            OpenSSHTests.keys = keys
+        self.dir = os.path.abspath(self.mktemp())
+        shutil.copytree(OpenSSHTests.keys, self.dir)
         self.received = Accumulator("console")
         self.consoles: list[Console] = []
         self.gateways: list[ProcessOutput] = []
@@ -727,7 +740,9 @@ class OpenSSHTests(TestCase):
         proc = self.spawn(gatewayArgv(
             "--device", f"telnet:127.0.0.1:{self.consolePort.getHost().port}", "--name", "con1",
             "--ssh", listener, "--ssh-host-key", self.path("host_key"),
-            "--authorized-keys", self.path("writer.pub"), "--readonly-keys", self.path("reader.pub"), *extra))
+            "--authorized-keys", self.path("writer.pub"), "--readonly-keys", self.path("reader.pub"),
+            # Never the default port 4444: other tests and gateways may hold it.
+            *(extra or ("--port", "tcp:0:interface=127.0.0.1"))))
         self.gateways.append(proc)
         data = await proc.output.when(lambda d: SSH_READY.search(d) is not None and b": connected" in d)
         match = SSH_READY.search(data)
@@ -809,6 +824,15 @@ class OpenSSHTests(TestCase):
         await gw.output.contains(b"con1: watcher1 (127.0.0.1:")
         self.consoles[0].transport.write(b"after the end of input")  # type: ignore[union-attr]
         await watcher.output.contains(b"after the end of input")
+
+    async def test_keyTypes(self) -> None:
+        """RSA (rsa-sha2-*, offered because server-sig-algs names it) and ECDSA keys log in as their people."""
+        gw, port = await self.gateway()
+        for key, person in (("rsa", b"rsa1"), ("ecdsa", b"ec1")):
+            ssh = self.client(port, key)
+            await gw.output.contains(b"con1: " + person + b" (127.0.0.1:")
+            ssh.write(b"\r~.")
+            await ssh.ended
 
     async def test_hostKeyKept(self) -> None:
         """The host key is made once (mode 0600, fingerprint logged); after a restart StrictHostKeyChecking=yes still logs in."""
