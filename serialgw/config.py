@@ -363,6 +363,21 @@ class DeviceSpec:
         return self.path
 
 
+@attrs.frozen
+class WatchAllSpec:
+    """
+    One view of all consoles: listeners whose read-only clients get every
+    line's output (of the lines whose names match one of C{lines}, shell
+    patterns), each output line prefixed with the line's name.
+    """
+
+    listeners: tuple[ListenerSpec, ...]
+    lines: tuple[str, ...] = ("*",)
+
+
+# Where UUCP lock files go (FHS; Debian links it to /run/lock).
+DEFAULT_LOCK_DIR = "/var/lock"
+
 # What an open-string or close-string may hold (bytes, breaks not counted).
 MAX_SEND_STRING = 4096
 _SEND_ESCAPES = {"r": b"\r", "n": b"\n", "t": b"\t", "\\": b"\\", "e": b"\x1b", "0": b"\x00"}
@@ -611,3 +626,7 @@ class LineConfig:
     # bytes written to the device, at least paceLine after each CR.
     pace: float = 0.0
     paceLine: float = 0.0
+    # UUCP lock files for a local tty (LCK..NAME in lockDir); ptys the
+    # gateway makes and remote devices take none.
+    lock: bool = True
+    lockDir: str = DEFAULT_LOCK_DIR

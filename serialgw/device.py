@@ -28,6 +28,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import Attribute, Interface, implementer
 
+from serialgw import uucplock
 from serialgw.config import PARITIES, STOPBITS, DeviceSpec, SerialSettings
 
 log = Logger()
@@ -48,6 +49,16 @@ class DeviceError(Exception):
     """
     A device could not be opened or set up; the message names it.
     """
+
+
+class DeviceLocked(DeviceError):
+    """
+    A live process holds the device's UUCP lock (C{pid}): the line waits.
+    """
+
+    def __init__(self, message: str, pid: int) -> None:
+        DeviceError.__init__(self, message)
+        self.pid = pid
 
 
 class IPort(Interface):
@@ -301,8 +312,25 @@ class TtyPort:
     no CR/LF mapping; data moves through the descriptor itself.
     """
 
-    def __init__(self, path: str, settings: SerialSettings) -> None:
+    def __init__(self, path: str, settings: SerialSettings, lockDir: Optional[str] = None) -> None:
         self.name = path
+        # The UUCP lock (see serialgw.uucplock), taken before opening as cu
+        # and minicom do; None: no lock.
+        self.lock: Optional[str] = None
+        if lockDir is not None:
+            try:
+                self.lock = uucplock.acquire(path, lockDir)
+            except uucplock.LockHeld as e:
+                raise DeviceLocked(str(e), e.pid) from None
+            except uucplock.LockError as e:
+                raise DeviceError(str(e)) from None
+        try:
+            self._open(path, settings)
+        except BaseException:
+            self._unlock()
+            raise
+
+    def _open(self, path: str, settings: SerialSettings) -> None:
         ser = _KeepInputSerial()
         ser.port = path
         _configure(ser, settings)
@@ -444,6 +472,16 @@ class TtyPort:
         if ser.is_open and ser.fd is not None:
             fd, ser.fd, ser.is_open = ser.fd, None, False
             os.close(fd)
+        self._unlock()
+
+    def _unlock(self) -> None:
+        if self.lock is None:
+            return
+        lock, self.lock = self.lock, None
+        try:
+            uucplock.release(lock)
+        except OSError as e:
+            log.warn("{device}: cannot remove lock {lock}: {reason}", device=self.name, lock=lock, reason=_reason(e))
 
 
 @implementer(IPort)
@@ -626,13 +664,15 @@ def _reason(e: BaseException) -> str:
     return text
 
 
-def openPort(spec: DeviceSpec, settings: SerialSettings) -> IPort:
+def openPort(spec: DeviceSpec, settings: SerialSettings, lockDir: Optional[str] = None) -> IPort:
     """
-    Open the device a spec names; raise L{DeviceError} naming it on failure.
+    Open the device a spec names; raise L{DeviceError} naming it on failure
+    (L{DeviceLocked} when a live process holds its UUCP lock).  A tty takes
+    its lock in C{lockDir} (None: none); a pty the gateway makes never does.
     """
     if spec.kind == "pty":
         return PtyPort(spec.path, settings)
-    return TtyPort(spec.path, settings)
+    return TtyPort(spec.path, settings, lockDir)
 
 
 @implementer(IPort)
@@ -785,6 +825,8 @@ class SerialDevice:
         self._paced = False
         self._paceCall: Any = None
         self._nextWrite = 0.0
+        # The process holding the device's UUCP lock, while that keeps it down.
+        self.lockedBy: Optional[int] = None
         if downReason is not None:
             # Not there at start: down from the first moment, reopened as
             # if it had vanished.
@@ -795,6 +837,21 @@ class SerialDevice:
                 self.closed = True
             else:
                 self._scheduleReopen()
+
+    def noteFailure(self, error: BaseException) -> None:
+        """
+        Why the device could not be opened (C{downReason}); a lock holder
+        (C{lockedBy}, on the status page) is logged when it changes.
+        """
+        self.downReason = _reason(error)
+        if isinstance(error, DeviceLocked):
+            if error.pid != self.lockedBy:
+                log.warn("{device}: {reason}; the line stays down and tries again", device=self.name,
+                         reason=str(error), holder=error.pid)
+            self.lockedBy = error.pid
+        else:
+            self.lockedBy = None
+            log.debug("{device}: still gone: {reason}", device=self.name, reason=self.downReason)
 
     def setPace(self, pace: float, paceLine: float = 0.0) -> None:
         """
@@ -1238,8 +1295,7 @@ class SerialDevice:
     def _reopenFailed(self, failure: Failure) -> None:
         if self.closed:
             return
-        self.downReason = failure.getErrorMessage()
-        log.debug("{device}: still gone: {reason}", device=self.name, reason=self.downReason)
+        self.noteFailure(failure.value if failure.value is not None else Exception(failure.getErrorMessage()))
         self._scheduleReopen()
 
     def _reopened(self, port: IPort) -> None:
@@ -1261,6 +1317,7 @@ class SerialDevice:
         self.up = True
         self.downReason = None
         self._attempts = 0
+        self.lockedBy = None
         log.info("{device}: device back at {settings}", device=port.name, settings=self.settings.describe())
         if self._wantReading:
             self.start()

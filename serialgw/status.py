@@ -33,6 +33,8 @@ def lineStatus(line: Any) -> dict[str, Any]:
         "name": line.name,
         "device": getattr(getattr(device, "port", None), "name", None) or getattr(device, "name", ""),
         "up": bool(getattr(device, "up", True)),
+        # The process whose UUCP lock keeps the device from us, or null.
+        "locked_by": getattr(device, "lockedBy", None),
         "down_reason": getattr(device, "downReason", None),
         "settings": {
             "baudrate": settings.baudrate,

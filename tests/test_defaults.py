@@ -61,6 +61,10 @@ FULL_TOML = {
     "rts": '"off"',
     "idle-dtr": '"off"',
     "idle-rts": '"off"',
+    "pace": "1",
+    "pace-line": "2",
+    "lock": "false",
+    "lock-dir": '"/tmp"',
 }
 REQUIRED_TOML = ("device", "listen")
 FULL_SETTINGS = SerialSettings(38400, 7, "E", 2, xonxoff=True, rtscts=True)
@@ -90,6 +94,10 @@ LINE_FIELD = {
     "rts": "rts",
     "idle-dtr": "idleDtr",
     "idle-rts": "idleRts",
+    "pace": "pace",
+    "pace-line": "paceLine",
+    "lock": "lock",
+    "lock-dir": "lockDir",
 }
 LOG_FIELD = {"log-format": "format", "log-max-size": "maxSize", "log-daily": "daily", "log-keep": "keep"}
 COALESCE_FIELDS = ("coalesceMin", "coalesceMax", "coalesceOn")
@@ -215,6 +223,10 @@ class OptionDefaultsTests(TestCase):
             "rts": ["--rts", "off"],
             "idle-dtr": ["--idle-dtr", "off"],
             "idle-rts": ["--idle-rts", "off"],
+            "pace": ["--pace", "1"],
+            "pace-line": ["--pace-line", "2"],
+            "no-lock": ["--no-lock"],
+            "lock-dir": ["--lock-dir", "/tmp"],
             "no-notices": ["--no-notices"],
             "no-restore": ["--no-restore"],
         }
@@ -246,7 +258,7 @@ class OptionDefaultsTests(TestCase):
         options.exitOnError = False
         options.parseOptions(args)
         config = options["line"]
-        translated = {"no-notices": "notices", "no-restore": "restore"}
+        translated = {"no-notices": "notices", "no-restore": "restore", "no-lock": "lock"}
         checkDefaults(self, config, [translated.get(k, k) for k in omitted])
         if len(omitted) == 1 and omitted[0] in SETTINGS_WITHOUT:
             self.assertEqual(config.settings, attrs.evolve(FULL_SETTINGS, **SETTINGS_WITHOUT[omitted[0]]))
@@ -312,7 +324,7 @@ class AbsurdNumbersTests(SynchronousTestCase):
     def test_fileKeys(self) -> None:
         """Numeric TOML keys: refused with the key named, or within bounds."""
         for key in ("baud", "bytesize", "stopbits", "break-duration", "max-clients", "backlog", "log-max-size",
-                    "log-keep", "serial", "coalesce"):
+                    "log-keep", "serial", "coalesce", "pace", "pace-line"):
             for value in ABSURD + ("9223372036854775807", '"3000000000"', '"nan"'):
                 if value in ("²", "½"):
                     value = f'"{value}"'
@@ -335,7 +347,7 @@ class AbsurdNumbersTests(SynchronousTestCase):
         from twisted.python.usage import UsageError
 
         for option in ("--baud", "--bytesize", "--stopbits", "--break-duration", "--max-clients", "--serial",
-                       "--coalesce", "--port"):
+                       "--coalesce", "--port", "--pace", "--pace-line"):
             for value in ABSURD:
                 options = tap.Options()
                 options.exitOnError = False
