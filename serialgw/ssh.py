@@ -324,6 +324,13 @@ class Connection(connection.SSHConnection):
         self.sessions += 1
         connection.SSHConnection.ssh_CHANNEL_OPEN(self, packet)
 
+    def adjustWindow(self, channel: Any, bytesToAdd: int) -> None:
+        # A session that does not take input now gets no more window (it
+        # opens again when it does): bounded input, whatever the client sends.
+        if isinstance(channel, SSHClient) and channel.readingPaused:
+            return
+        connection.SSHConnection.adjustWindow(self, channel, bytesToAdd)
+
 
 class ServerTransport(SSHServerTransport):
     """
@@ -589,6 +596,13 @@ class ChannelTransport:
     def setTcpNoDelay(self, on: bool) -> None:
         self.tcp.setTcpNoDelay(on)
 
+    def pauseProducing(self) -> None:
+        """Stop taking the client's input (see L{SSHClient.pauseReading})."""
+        self.channel.pauseReading()
+
+    def resumeProducing(self) -> None:
+        self.channel.resumeReading()
+
     def registerProducer(self, producer: Any, streaming: bool) -> None:
         self.flow.guard = producer
         self.tcp.registerProducer(self.flow, True)
@@ -620,6 +634,7 @@ class SSHClient(Session, ClientEvents, SSHChannel):
         self.clock = gateway.clock
         self.line: Any = None
         self.pty = False
+        self.readingPaused = False
         self.asked = False
         self.ended = False
         self.transport = ChannelTransport(self)
@@ -761,8 +776,16 @@ class SSHClient(Session, ClientEvents, SSHChannel):
         if notice and self.wantsNotices():
             self.write(notice)
 
-    def pauseInput(self) -> None:
-        self.transport.tcp.pauseProducing()
+    # Reading the client (the Session pauses it while the device is behind
+    # or this client's output is past its bound): the channel's window is
+    # not opened again, so the client may send at most the window's rest.
+    # The TCP connection is still read: the client's window adjusts for our
+    # output must come in.
 
-    def resumeInput(self) -> None:
-        self.transport.tcp.resumeProducing()
+    def pauseReading(self) -> None:
+        self.readingPaused = True
+
+    def resumeReading(self) -> None:
+        self.readingPaused = False
+        if self.conn is not None and not self.localClosed and self.localWindowLeft < self.localWindowSize // 2:
+            self.conn.adjustWindow(self, self.localWindowSize - self.localWindowLeft)

@@ -463,18 +463,61 @@ class SessionTests(SynchronousTestCase):
         self.assertEqual(h.devices["con1"].events, [("pause", None), ("resume", None)])
 
     def test_inputPause(self) -> None:
-        """A device that cannot take more stops reading the client's TCP connection."""
+        """A device that cannot take more stops taking the client's input, but its TCP connection is still read (window adjusts)."""
         h = Harness()
         channel, conn = h.channel()
         channel.requestReceived(b"shell", b"")
         tcp = conn.transport.transport
         h.lines["con1"].deviceWritable(False)
-        self.assertEqual(tcp.producerState, "paused")
+        self.assertEqual((channel.readingPaused, tcp.producerState), (True, "producing"))
         h.lines["con1"].deviceWritable(True)
-        self.assertEqual(tcp.producerState, "producing")
+        self.assertEqual((channel.readingPaused, tcp.producerState), (False, "producing"))
+
+    def test_fullOutputHoldsInputWindowStillRead(self) -> None:
+        """A client past its output bound (window used up) has its input held, not parsed; it resumes when the window opens."""
+        h = Harness("escape=^]+tcp:0")
+        channel, conn = h.channel(window=4)
+        channel.requestReceived(b"shell", b"")
+        h.lines["con1"].deviceDataReceived(b"12345")
+        self.assertTrue(channel.readingPaused)
+        channel.dataReceived(b"ls\x1dw")
+        self.assertEqual(h.devices["con1"].events, [])
+        channel.addWindowBytes(1000)
+        self.assertFalse(channel.readingPaused)
+        self.assertEqual(h.devices["con1"].events, [("write", b"ls")])
+        self.assertIn(b"[serialgw: con1: ops1 (192.0.2.7:40000) (writer)]", sent(conn, channel))
 
 
 class ConnectionTests(SynchronousTestCase):
+    def test_noWindowWhilePaused(self) -> None:
+        """While a session takes no input, its window is not opened again: the client may send at most the window's rest."""
+        conn = Connection()
+        packets: list[tuple[int, bytes]] = []
+
+        class Transport:
+            transport = Tcp()
+
+            def sendPacket(self, kind: int, payload: bytes) -> None:
+                packets.append((kind, payload))
+
+        conn.transport = Transport()  # type: ignore[assignment]
+        conn.serviceStarted()
+        h = Harness()
+        channel = h.channel()[0]
+        channel.conn = conn
+        conn.getChannel = lambda *a: channel  # type: ignore[method-assign]
+        conn.ssh_CHANNEL_OPEN(NS(b"session") + struct.pack(">3L", 6, 65536, 32768))
+        channel.requestReceived(b"shell", b"")
+        channel.pauseReading()
+        size = channel.localWindowSize
+        for _ in range(3):
+            conn.ssh_CHANNEL_DATA(struct.pack(">L", channel.id) + NS(b"x" * (size // 4)))
+        self.assertEqual([k for k, _ in packets], [connection.MSG_CHANNEL_OPEN_CONFIRMATION])
+        self.assertEqual(channel.localWindowLeft, size - 3 * (size // 4))
+        channel.resumeReading()
+        self.assertEqual(packets[-1], (connection.MSG_CHANNEL_WINDOW_ADJUST, struct.pack(">2L", 6, 3 * (size // 4))))
+        self.assertEqual(channel.localWindowLeft, size)
+
     def test_oneSessionOnly(self) -> None:
         """One session channel a connection; port forwarding channels refused; neither logs a traceback."""
         conn = Connection()
