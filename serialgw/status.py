@@ -33,6 +33,9 @@ def lineStatus(line: Any) -> dict[str, Any]:
         "name": line.name,
         "device": getattr(getattr(device, "port", None), "name", None) or getattr(device, "name", ""),
         "up": bool(getattr(device, "up", True)),
+        # The process whose UUCP lock keeps the device from us, or null.
+        "locked_by": getattr(device, "lockedBy", None),
+        "down_reason": getattr(device, "downReason", None),
         "settings": {
             "baudrate": settings.baudrate,
             "bytesize": settings.bytesize,
@@ -46,6 +49,7 @@ def lineStatus(line: Any) -> dict[str, Any]:
         "clients": [
             {
                 "peer": client.peer,
+                "user": getattr(client, "user", None),
                 "role": client.role.value,
                 "protocol": clientProtocol(client),
                 "rfc2217": getattr(client, "comPort", None) is not None,
