@@ -14,7 +14,7 @@ import os
 import re
 from typing import Any, Mapping, Optional, Sequence
 
-from serialgw.config import LineConfig, ListenerKind, ListenerSpec, isAbstract
+from serialgw.config import LineConfig, ListenerKind, ListenerSpec, SSHSpec, isAbstract
 
 WILDCARDS = ("", "0.0.0.0", "::")
 
@@ -100,7 +100,8 @@ def _clash(a: tuple[str, str, str], b: tuple[str, str, str]) -> bool:
     return a[2] == b[2] and (a[1] == b[1] or a[1] in WILDCARDS or b[1] in WILDCARDS)
 
 
-def checkLines(lines: Sequence[LineConfig], status: Optional[ListenerSpec] = None) -> tuple[list[str], list[str]]:
+def checkLines(lines: Sequence[LineConfig], status: Optional[ListenerSpec] = None,
+               ssh: Optional[SSHSpec] = None) -> tuple[list[str], list[str]]:
     """
     Errors (the gateway would not start) and warnings (it would, but
     something is missing now) for a parsed configuration.
@@ -155,4 +156,23 @@ def checkLines(lines: Sequence[LineConfig], status: Optional[ListenerSpec] = Non
                         warnings.append(f"{owner}: listener {spec.text!r}: {name} file {path!r} cannot be read (now)")
     if status is not None:
         take(status, "the status endpoint")
+    if ssh is not None:
+        take(ssh.listener, "the SSH listener")
+        _checkHostKey(ssh.hostKey, errors, warnings)
     return errors, warnings
+
+
+def _checkHostKey(path: str, errors: list[str], warnings: list[str]) -> None:
+    """The SSH host key: one others may read stops the start; one that cannot be made now is a warning."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        directory = os.path.dirname(os.path.abspath(path))
+        if not os.access(directory, os.W_OK):
+            warnings.append(f"the SSH host key {path!r} does not exist and cannot be made in {directory!r} (now)")
+        return
+    except OSError as e:
+        warnings.append(f"the SSH host key {path!r} cannot be read: {e.strerror} (now)")
+        return
+    if mode & 0o077:
+        errors.append(f"the SSH host key {path!r} may be read by others (mode {mode & 0o777:04o}): chmod 600 it")

@@ -363,6 +363,73 @@ class DeviceSpec:
         return self.path
 
 
+# Where UUCP lock files go (FHS; Debian links it to /run/lock).
+DEFAULT_LOCK_DIR = "/var/lock"
+
+# What an open-string or close-string may hold (bytes, breaks not counted).
+MAX_SEND_STRING = 4096
+_SEND_ESCAPES = {"r": b"\r", "n": b"\n", "t": b"\t", "\\": b"\\", "e": b"\x1b", "0": b"\x00"}
+_SEND_TOKEN = re.compile(r"\\(x[0-9A-Fa-f]{2}|.?)|[^\\]+", re.DOTALL)
+
+
+def parseSendString(text: str, what: str = "open-string") -> tuple[bytes, ...]:
+    """
+    ser2net's openstr/closestr: text (UTF-8) with the escapes C{\\r}
+    C{\\n} C{\\t} C{\\e} C{\\0} C{\\\\} and C{\\xNN}, and C{\\b}: a
+    break here.  Returns the data between breaks: C{"AT\\r\\bx"} is
+    C{(b"AT\\r", b"x")}, one break between; an empty string is C{()}.
+    """
+    text = str(text)
+    parts: list[bytes] = [b""]
+    size = 0
+    for match in _SEND_TOKEN.finditer(text):
+        escape = match.group(1)
+        if escape is None:
+            chunk = match.group(0).encode("utf-8")
+        elif escape == "b":
+            parts.append(b"")
+            continue
+        elif escape.startswith("x") and len(escape) == 3:
+            chunk = bytes([int(escape[1:], 16)])
+        elif escape in _SEND_ESCAPES:
+            chunk = _SEND_ESCAPES[escape]
+        else:
+            bad = "\\" + escape
+            raise ConfigError(f"{what} {text!r}: unknown escape {bad!r}: expected \\r \\n \\t \\e "
+                              "\\0 \\\\ \\xNN or \\b (a break)")
+        parts[-1] += chunk
+        size += len(chunk)
+    if size > MAX_SEND_STRING:
+        raise ConfigError(f"{what} {text[:40]!r}...: {size} bytes, at most {MAX_SEND_STRING}")
+    return tuple(parts) if text else ()
+
+
+def describeSendString(parts: tuple[bytes, ...]) -> str:
+    """For logs: the data with C{\\b} where the breaks go."""
+    return "\\b".join(repr(p)[2:-1] for p in parts)
+
+
+def parseMilliseconds(text: Any, what: str, limit: float = 10000) -> float:
+    """A time in milliseconds, 0 to C{limit}, as seconds; C{what} names the setting."""
+    try:
+        value = float(str(text).strip())
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= limit:  # NaN fails too
+        raise ConfigError(f"{what} must be 0 to {limit:g} milliseconds, not {text!r}")
+    return value / 1000.0
+
+
+def parseOnOff(text: str, what: str) -> bool:
+    """C{on}/C{off} (also C{true}/C{false}, C{1}/C{0}, C{yes}/C{no}); C{what} names the setting."""
+    key = str(text).strip().lower()
+    if key in ("on", "true", "1", "yes", "high"):
+        return True
+    if key in ("off", "false", "0", "no", "low"):
+        return False
+    raise ConfigError(f"{what} must be on or off, not {text!r}")
+
+
 def parseCoalesce(text: str) -> tuple[float, float, bytes]:
     """
     C{MIN_MS,MAX_MS[,STRING]}: e.g. C{2,20} or C{5,50,\\n}; C{off} or
@@ -532,3 +599,22 @@ class LineConfig:
     coalesceOn: bytes = b""
     # Who may write and who may read, by user name (SSH keys, TLS CNs).
     rights: Rights = Rights()
+    # ser2net's openstr/closestr: written to the device when the first
+    # person attaches and the last one leaves; the data between breaks
+    # (see parseSendString).
+    openString: tuple[bytes, ...] = ()
+    closeString: tuple[bytes, ...] = ()
+    # DTR and RTS while people are attached, and while nobody is (idle;
+    # None: as while attached).  None: left as the device has them.
+    dtr: Optional[bool] = None
+    rts: Optional[bool] = None
+    idleDtr: Optional[bool] = None
+    idleRts: Optional[bool] = None
+    # Pacing for slow devices (seconds; 0: off): at least pace between
+    # bytes written to the device, at least paceLine after each CR.
+    pace: float = 0.0
+    paceLine: float = 0.0
+    # UUCP lock files for a local tty (LCK..NAME in lockDir); ptys the
+    # gateway makes and remote devices take none.
+    lock: bool = True
+    lockDir: str = DEFAULT_LOCK_DIR

@@ -38,6 +38,7 @@ import attrs
 from serialgw.config import (
     DEFAULT_BACKLOG,
     DEFAULT_HOST_KEY,
+    DEFAULT_LOCK_DIR,
     DEFAULT_MAX_CLIENTS,
     MAX_BACKLOG,
     SINGLE_SETTINGS,
@@ -53,6 +54,9 @@ from serialgw.config import (
     parseCoalesce,
     parseCompact,
     parseDevice,
+    parseMilliseconds,
+    parseOnOff,
+    parseSendString,
 )
 from serialgw.endpoints import parseListener
 
@@ -60,6 +64,8 @@ LINE_KEYS = {
     "device", "serial", "baud", "bytesize", "parity", "stopbits", "xonxoff", "rtscts", "listen",
     "break-duration", "signature", "notices", "restore", "mode", "max-clients", "backlog",
     "log", "log-format", "log-max-size", "log-daily", "log-keep", "coalesce", "write", "read",
+    "open-string", "close-string", "dtr", "rts", "idle-dtr", "idle-rts", "pace", "pace-line",
+    "lock", "lock-dir",
 }
 SSH_KEYS = {"listen", "host-key"}
 USER_KEYS = {"keys", "keys-file"}
@@ -304,6 +310,21 @@ def _line(name: str, table: dict[str, Any]) -> LineConfig:
             raise _KeyError(next((k for k in _LOG_KEYS if str(e).startswith(k)), "log"), str(e)) from None
     coalesce = parsed("coalesce", parseCoalesce, str(table.get("coalesce", "off")))
 
+    def onOff(key: str) -> Optional[bool]:
+        if key not in table:
+            return None
+        item = table[key]
+        if isinstance(item, bool):
+            return item
+        if not isinstance(item, str):
+            raise _KeyError(key, f'expected "on" or "off", not {item!r}')
+        return bool(parsed(key, lambda t: parseOnOff(t, key), item))
+
+    pace = {key: parsed(key, lambda t, k=key: parseMilliseconds(t, k), value(key, float, 0.0))
+            for key in ("pace", "pace-line")}
+    strings = {key: parsed(key, lambda t, k=key: parseSendString(t, k), value(key, str, ""))
+               for key in ("open-string", "close-string")}
+
     def names(key: str) -> Optional[tuple[str, ...]]:
         if key not in table:
             return None
@@ -329,4 +350,14 @@ def _line(name: str, table: dict[str, Any]) -> LineConfig:
         signature=value("signature", str),
         notices=value("notices", bool, True),
         rights=Rights(write=names("write"), read=names("read")),
+        openString=strings["open-string"],
+        closeString=strings["close-string"],
+        dtr=onOff("dtr"),
+        rts=onOff("rts"),
+        idleDtr=onOff("idle-dtr"),
+        idleRts=onOff("idle-rts"),
+        pace=pace["pace"],
+        paceLine=pace["pace-line"],
+        lock=value("lock", bool, True),
+        lockDir=parsed("lock-dir", lambda t: checkPath(t, "lock-dir"), value("lock-dir", str, DEFAULT_LOCK_DIR)),
     )

@@ -23,11 +23,12 @@ import tty
 from typing import Any, Callable, Optional
 
 import serial
-from twisted.internet import defer, fdesc, threads
+from twisted.internet import defer, error, fdesc, threads
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import Attribute, Interface, implementer
 
+from serialgw import uucplock
 from serialgw.config import PARITIES, STOPBITS, DeviceSpec, SerialSettings
 
 log = Logger()
@@ -39,12 +40,25 @@ LOW_WATER = 16 * 1024
 # output queue before a break.
 DRAIN_POLL = 0.005
 DRAIN_LIMIT = 2.0
+# What a call on a device that is gone fails with: a tty hung up (EIO), a
+# USB adapter unplugged (ENXIO, ENODEV).
+GONE = frozenset((errno.EIO, errno.ENXIO, errno.ENODEV))
 
 
 class DeviceError(Exception):
     """
     A device could not be opened or set up; the message names it.
     """
+
+
+class DeviceLocked(DeviceError):
+    """
+    A live process holds the device's UUCP lock (C{pid}): the line waits.
+    """
+
+    def __init__(self, message: str, pid: int) -> None:
+        DeviceError.__init__(self, message)
+        self.pid = pid
 
 
 class IPort(Interface):
@@ -298,8 +312,25 @@ class TtyPort:
     no CR/LF mapping; data moves through the descriptor itself.
     """
 
-    def __init__(self, path: str, settings: SerialSettings) -> None:
+    def __init__(self, path: str, settings: SerialSettings, lockDir: Optional[str] = None) -> None:
         self.name = path
+        # The UUCP lock (see serialgw.uucplock), taken before opening as cu
+        # and minicom do; None: no lock.
+        self.lock: Optional[str] = None
+        if lockDir is not None:
+            try:
+                self.lock = uucplock.acquire(path, lockDir)
+            except uucplock.LockHeld as e:
+                raise DeviceLocked(str(e), e.pid) from None
+            except uucplock.LockError as e:
+                raise DeviceError(str(e)) from None
+        try:
+            self._open(path, settings)
+        except BaseException:
+            self._unlock()
+            raise
+
+    def _open(self, path: str, settings: SerialSettings) -> None:
         ser = _KeepInputSerial()
         ser.port = path
         _configure(ser, settings)
@@ -441,6 +472,16 @@ class TtyPort:
         if ser.is_open and ser.fd is not None:
             fd, ser.fd, ser.is_open = ser.fd, None, False
             os.close(fd)
+        self._unlock()
+
+    def _unlock(self) -> None:
+        if self.lock is None:
+            return
+        lock, self.lock = self.lock, None
+        try:
+            uucplock.release(lock)
+        except OSError as e:
+            log.warn("{device}: cannot remove lock {lock}: {reason}", device=self.name, lock=lock, reason=_reason(e))
 
 
 @implementer(IPort)
@@ -623,13 +664,67 @@ def _reason(e: BaseException) -> str:
     return text
 
 
-def openPort(spec: DeviceSpec, settings: SerialSettings) -> IPort:
+def openPort(spec: DeviceSpec, settings: SerialSettings, lockDir: Optional[str] = None) -> IPort:
     """
-    Open the device a spec names; raise L{DeviceError} naming it on failure.
+    Open the device a spec names; raise L{DeviceError} naming it on failure
+    (L{DeviceLocked} when a live process holds its UUCP lock).  A tty takes
+    its lock in C{lockDir} (None: none); a pty the gateway makes never does.
     """
     if spec.kind == "pty":
         return PtyPort(spec.path, settings)
-    return TtyPort(spec.path, settings)
+    return TtyPort(spec.path, settings, lockDir)
+
+
+@implementer(IPort)
+class AbsentPort:
+    """
+    Stands for a device that is not open (not there yet at start): every
+    call that would touch it fails as a vanished device does.
+    """
+
+    def __init__(self, name: str, settings: SerialSettings) -> None:
+        self.name = name
+        self.settings = settings
+
+    def _gone(self) -> OSError:
+        return OSError(errno.ENODEV, "not open")
+
+    def fileno(self) -> int:
+        return -1
+
+    def read(self) -> bytes:
+        raise self._gone()
+
+    def write(self, data: bytes | bytearray) -> int:
+        raise self._gone()
+
+    def takeLineState(self) -> int:
+        return 0
+
+    def outputPending(self) -> int:
+        return 0
+
+    def watchLineErrors(self, on: bool) -> None:
+        pass
+
+    def setBreak(self, on: bool) -> None:
+        raise self._gone()
+
+    def apply(self, settings: SerialSettings) -> SerialSettings:
+        self.settings = settings
+        return settings
+
+    def setModemLine(self, name: str, on: bool) -> None:
+        raise self._gone()
+
+    def modemState(self) -> Optional[int]:
+        raise self._gone()
+
+    def purge(self, receive: bool, transmit: bool) -> None:
+        raise self._gone()
+
+    def close(self) -> None:
+        pass
 
 
 # Break states.
@@ -666,6 +761,13 @@ class SerialDevice:
     condition and clears it C{duration} seconds later; what is written
     meanwhile is held and written after the break.  A break asked for while
     one is under way is refused, not doubled.
+
+    However the device goes (a read or write fails, an ioctl finds it gone,
+    the reactor reports a hang-up through C{connectionLost}), it takes one
+    path, L{_lost}: logged as "device lost", the sink told, C{up} false, and
+    with an C{opener} it is opened again with backoff.  Only L{close} ends
+    it for good.  A device that could not be opened at start is made with
+    an L{AbsentPort} and C{downReason}: it starts down, on the same path.
     """
 
     # Every tty takes a break (a pty ignores it: see PtyPort.setBreak).
@@ -679,8 +781,10 @@ class SerialDevice:
         sink: Optional[IDeviceSink] = None,
         opener: Optional[Callable[[], IPort]] = None,
         reopenPolicy: Callable[[int], float] = lambda attempt: min(0.5 * 2**attempt, 10.0),
+        downReason: Optional[str] = None,
     ) -> None:
         self.port = port
+        self.name: str = port.name
         self._fileno = port.fileno()
         self.settings: SerialSettings = port.settings
         # How to open the device again after it vanished (None: never), and
@@ -688,6 +792,8 @@ class SerialDevice:
         self.opener = opener
         self.reopenPolicy = reopenPolicy
         self.up = True
+        # Why the device is down (None while it is up).
+        self.downReason: Optional[str] = None
         self.dropped = 0
         self._attempts = 0
         self._reopenCall: Any = None
@@ -712,6 +818,50 @@ class SerialDevice:
         self.bytesWritten = 0
         self.bytesRead = 0
         self.breaks = 0
+        # Pacing for slow devices (off by default): at least pace seconds
+        # between bytes written, at least paceLine after a CR.
+        self.pace = 0.0
+        self.paceLine = 0.0
+        self._paced = False
+        self._paceCall: Any = None
+        self._nextWrite = 0.0
+        # The process holding the device's UUCP lock, while that keeps it down.
+        self.lockedBy: Optional[int] = None
+        if downReason is not None:
+            # Not there at start: down from the first moment, reopened as
+            # if it had vanished.
+            self.up = False
+            self.downReason = downReason
+            self._fileno = -1
+            if opener is None:
+                self.closed = True
+            else:
+                self._scheduleReopen()
+
+    def noteFailure(self, error: BaseException) -> None:
+        """
+        Why the device could not be opened (C{downReason}); a lock holder
+        (C{lockedBy}, on the status page) is logged when it changes.
+        """
+        self.downReason = _reason(error)
+        if isinstance(error, DeviceLocked):
+            if error.pid != self.lockedBy:
+                log.warn("{device}: {reason}; the line stays down and tries again", device=self.name,
+                         reason=str(error), holder=error.pid)
+            self.lockedBy = error.pid
+        else:
+            self.lockedBy = None
+            log.debug("{device}: still gone: {reason}", device=self.name, reason=self.downReason)
+
+    def setPace(self, pace: float, paceLine: float = 0.0) -> None:
+        """
+        Hold at least C{pace} seconds between bytes written to the device,
+        and at least C{paceLine} after each CR (timers, never a sleep);
+        C{0, 0}: off (the default).  Output queued meanwhile counts towards
+        the high-water mark, so writers are paused behind it.
+        """
+        self.pace, self.paceLine = max(0.0, pace), max(0.0, paceLine)
+        self._paced = bool(self.pace or self.paceLine)
 
     # IReadDescriptor / IWriteDescriptor
 
@@ -720,7 +870,7 @@ class SerialDevice:
         return self._fileno
 
     def logPrefix(self) -> str:
-        return f"serialgw device {self.port.name}"
+        return f"serialgw device {self.name}"
 
     def doRead(self) -> Optional[Failure]:
         try:
@@ -733,7 +883,7 @@ class SerialDevice:
                 self.sink.deviceDataReceived(data)
             except Exception:
                 # Never let the reactor drop this reader over a bug above us.
-                log.failure("{device}: handling device output failed", device=self.port.name)
+                log.failure("{device}: handling device output failed", device=self.name)
             self.bytesRead += len(data)
         if self.lineErrorsWatched:
             lineState = self.port.takeLineState()
@@ -741,10 +891,15 @@ class SerialDevice:
                 try:
                     self.sink.deviceLineState(lineState)
                 except Exception:
-                    log.failure("{device}: handling a line state failed", device=self.port.name)
+                    log.failure("{device}: handling a line state failed", device=self.name)
         return None
 
     def doWrite(self) -> Optional[Failure]:
+        if self._paced:
+            # The device took nothing last time: try the paced byte again.
+            self._stopWriting()
+            self._pump()
+            return None
         if self._out:
             try:
                 n = self.port.write(self._out)
@@ -762,7 +917,18 @@ class SerialDevice:
         return None
 
     def connectionLost(self, reason: Failure) -> None:
-        self.close()
+        """
+        The reactor gave up on the descriptor: a hang-up it saw itself
+        (EPOLLHUP without EPOLLIN: a pty master closed during output), or an
+        exception out of doRead/doWrite.  The device is lost, not closed: it
+        takes the reopen path like any other loss.
+        """
+        if self.closed or not self.up:
+            return
+        why = reason.value
+        if why is None or isinstance(why, (error.ConnectionDone, error.ConnectionLost)):
+            why = OSError(errno.EIO, "hung up")
+        self._lost(why)
 
     # The line's side
 
@@ -796,8 +962,10 @@ class SerialDevice:
         """
         if not data:
             return
-        if self._out or self._breakState != IDLE or not self.up or self.closed:
+        if self._out or self._breakState != IDLE or not self.up or self.closed or self._paced:
             self._queue(data)
+            if self._paced and self._paceCall is None and not self._writing and self._out:
+                self._pump()
             return
         # Nothing queued: straight to the descriptor.
         try:
@@ -878,10 +1046,13 @@ class SerialDevice:
         try:
             self.port.setModemLine(name, on)
         except OSError as e:
+            if self._gone(e):
+                self.modemLines[name] = on
+                return on
             if e.errno not in (errno.ENOTTY, errno.EINVAL):
                 log.warn(
                     "{device}: cannot set {name} {state}: {reason}",
-                    device=self.port.name,
+                    device=self.name,
                     name=name.upper(),
                     state="on" if on else "off",
                     reason=_reason(e),
@@ -897,7 +1068,9 @@ class SerialDevice:
         try:
             return self.port.modemState()
         except OSError as e:
-            log.warn("{device}: cannot read modem lines: {reason}", device=self.port.name, reason=_reason(e))
+            if self._gone(e):
+                return None
+            log.warn("{device}: cannot read modem lines: {reason}", device=self.name, reason=_reason(e))
             return None
 
     def watchLineErrors(self, on: bool) -> None:
@@ -916,11 +1089,14 @@ class SerialDevice:
         try:
             self.port.purge(receive, transmit)
         except OSError as e:
-            log.warn("{device}: cannot purge: {reason}", device=self.port.name, reason=_reason(e))
+            if self._gone(e):
+                return
+            log.warn("{device}: cannot purge: {reason}", device=self.name, reason=_reason(e))
         if transmit:
             del self._out[:]
             self._held, self._heldSize = [], 0
             self._stopWriting()
+            self._cancelPace()
             if self._breakState == DRAINING and self._breakCall is None:
                 self._drained()
             self._checkWatermark()
@@ -941,6 +1117,7 @@ class SerialDevice:
 
     def _shutdownPort(self) -> None:
         self._cancelBreak()
+        self._cancelPace()
         if self._reading:
             self.reactor.removeReader(self)
             self._reading = False
@@ -953,9 +1130,55 @@ class SerialDevice:
         try:
             self.port.close()
         except OSError as e:
-            log.warn("{device}: error on close: {reason}", device=self.port.name, reason=_reason(e))
+            log.warn("{device}: error on close: {reason}", device=self.name, reason=_reason(e))
 
     # Internals
+
+    def _pump(self) -> None:
+        """
+        Paced output: the next byte (with C{pace} 0, everything up to and
+        including the next CR) when its time has come, then a timer for the
+        one after.
+        """
+        self._paceCall = None
+        if not self._out or not self.usable:
+            return
+        now = self.reactor.seconds()
+        if now < self._nextWrite:
+            self._paceCall = self.reactor.callLater(self._nextWrite - now, self._pump)
+            return
+        out = self._out
+        if self.pace:
+            chunk = out[:1]
+        else:
+            cr = out.find(b"\r")
+            chunk = out[: cr + 1] if cr >= 0 else out
+        try:
+            n = self.port.write(chunk)
+        except OSError as e:
+            self._lost(e)
+            return
+        if not n:
+            self._startWriting()
+            return
+        last = chunk[n - 1]
+        del out[:n]
+        self.bytesWritten += n
+        gap = max(self.pace, self.paceLine) if last == 0x0D else self.pace
+        self._nextWrite = now + gap
+        if out:
+            if gap:
+                self._paceCall = self.reactor.callLater(gap, self._pump)
+            else:
+                self._startWriting()
+        elif self._breakState == DRAINING:
+            self._drained()
+        self._checkWatermark()
+
+    def _cancelPace(self) -> None:
+        if self._paceCall is not None and self._paceCall.active():
+            self._paceCall.cancel()
+        self._paceCall = None
 
     def _startWriting(self) -> None:
         if not self._writing:
@@ -988,7 +1211,9 @@ class SerialDevice:
         try:
             self.port.setBreak(True)
         except OSError as e:
-            log.warn("{device}: cannot set break: {reason}", device=self.port.name, reason=_reason(e))
+            if self._gone(e):
+                return
+            log.warn("{device}: cannot set break: {reason}", device=self.name, reason=_reason(e))
             self._endBreak(clear=False)
             return
         self._breakState = BREAKING
@@ -1000,7 +1225,9 @@ class SerialDevice:
             try:
                 self.port.setBreak(False)
             except OSError as e:
-                log.warn("{device}: cannot clear break: {reason}", device=self.port.name, reason=_reason(e))
+                if self._gone(e):
+                    return
+                log.warn("{device}: cannot clear break: {reason}", device=self.name, reason=_reason(e))
         self._breakState = IDLE
         held, self._held, self._heldSize = self._held, [], 0
         if held:
@@ -1019,9 +1246,23 @@ class SerialDevice:
                 pass
         self._breakState = IDLE
 
-    def _lost(self, error: OSError) -> None:
+    def _gone(self, e: OSError) -> bool:
+        """
+        After a control call failed: if the error says the device is gone,
+        take the loss path and return C{True}.
+        """
+        if e.errno in GONE:
+            self._lost(e)
+            return True
+        return False
+
+    def _lost(self, error: BaseException) -> None:
+        """The one path for a device that went away, however it went."""
+        if self.closed or not self.up:
+            return
         reason = Failure(error)
-        log.error("{device}: device lost: {reason}", device=self.port.name, reason=_reason(error))
+        self.downReason = _reason(error)
+        log.error("{device}: device lost: {reason}", device=self.name, reason=self.downReason)
         self._shutdownPort()
         self.up = False
         if self.opener is None:
@@ -1033,7 +1274,7 @@ class SerialDevice:
             self.sink.deviceLost(reason)
         except Exception:
             # Reopening is scheduled already: a bug above must not stop it.
-            log.failure("{device}: handling the loss failed", device=self.port.name)
+            log.failure("{device}: handling the loss failed", device=self.name)
 
     def _scheduleReopen(self) -> None:
         delay = self.reopenPolicy(self._attempts)
@@ -1054,7 +1295,7 @@ class SerialDevice:
     def _reopenFailed(self, failure: Failure) -> None:
         if self.closed:
             return
-        log.debug("{device}: still gone: {reason}", device=self.port.name, reason=failure.getErrorMessage())
+        self.noteFailure(failure.value if failure.value is not None else Exception(failure.getErrorMessage()))
         self._scheduleReopen()
 
     def _reopened(self, port: IPort) -> None:
@@ -1062,6 +1303,7 @@ class SerialDevice:
             port.close()
             return
         self.port = port
+        self.name = port.name
         self._fileno = port.fileno()
         self.settings = port.apply(self.settings)
         for name, on in self.modemLines.items():
@@ -1073,8 +1315,13 @@ class SerialDevice:
         if self.lineErrorsWatched:
             port.watchLineErrors(True)
         self.up = True
+        self.downReason = None
         self._attempts = 0
+        self.lockedBy = None
         log.info("{device}: device back at {settings}", device=port.name, settings=self.settings.describe())
         if self._wantReading:
             self.start()
-        self.sink.deviceUp()
+        try:
+            self.sink.deviceUp()
+        except Exception:
+            log.failure("{device}: handling the return failed", device=self.name)

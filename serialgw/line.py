@@ -111,6 +111,7 @@ class IDevice(Interface):
         """Queue bytes for the device."""
 
     settings = Attribute("The L{SerialSettings} in effect.")
+    downReason = Attribute("Why the device is down (a short text), or None while it is up.")
     modemLines = Attribute("DTR and RTS as set: C{{'dtr': bool, 'rts': bool}}.")
     breaking = Attribute("Whether a break is under way.")
     up = Attribute("Whether the device is there (open, or connected) now.")
@@ -173,7 +174,10 @@ class Line:
         self.restoreSettings = restoreSettings
         # Device down/up notices for people at terminals.
         self.notices = True
-        self.up = True
+        # A device may start down (not there yet, a console not dialed yet).
+        self.up = bool(device.up)
+        # Whether the device was ever up: its first coming up is no reopen.
+        self._wasUp = self.up
         self.clients: list[Any] = []
         self.controllers: list[Any] = []
         self.writable = True
@@ -197,6 +201,16 @@ class Line:
         self.backlogSize = DEFAULT_BACKLOG
         # The newest device output, for replay.
         self._backlog = Tail()
+        # ser2net's openstr/closestr: written when the first person
+        # attaches and the last one leaves (data between breaks).
+        self.openString: tuple[bytes, ...] = ()
+        self.closeString: tuple[bytes, ...] = ()
+        # DTR/RTS wanted while people are attached and while nobody is
+        # (None: as the device has them; idle None: as while attached).
+        self.modemAttached: dict[str, Optional[bool]] = {"dtr": None, "rts": None}
+        self.modemIdle: dict[str, Optional[bool]] = {"dtr": None, "rts": None}
+        # People (network sessions) attached now.
+        self.people = 0
         # The first person to attach gets what the device said before
         # anyone was there (see takeEarlyOutput).
         self._earlyTaken = False
@@ -268,6 +282,10 @@ class Line:
                 self._unannounced.add(client)
             else:
                 self.announce(f"{client.peer} attached as {client.role.value}", exclude=client)
+        if not self.up:
+            # Someone arriving while the device is down hears it, as those
+            # already here did when it went.
+            client.deviceStateChanged(False, self._downNotice(self.device.downReason or "not there"))
         if self.waitForClient and getattr(client, "wakesLine", True):
             self.waitForClient = False
             self.device.start()
@@ -275,8 +293,18 @@ class Line:
             client.pauseInput()
         if not getattr(client, "person", False):
             log.info("{line}: {peer} attached as {role}", line=self.name, peer=client.peer, role=client.role.value)
+        else:
+            self.people += 1
+            if self.people == 1:
+                self.applyModemLines()
+                self._sendString(self.openString, "open-string")
 
     def detach(self, client: Any) -> None:
+        # Counted out first: what is restored below is the state for those
+        # who stay (the idle state when nobody does).
+        leaving = client in self.clients and getattr(client, "person", False)
+        if leaving:
+            self.people -= 1
         if client in self.controllers:
             self.controllers.remove(client)
             self.updateLineWatch()
@@ -286,7 +314,7 @@ class Line:
             # leaving restores nothing, nor does one staying hold it back.
             if client.role is not Role.READONLY and not any(
                     c.role is not Role.READONLY for c in self.controllers):
-                self._lastController()
+                self._lastController(closing=bool(leaving) and not self.people)
         if client in self._blockers:
             self.unblockDevice(client)
         self._refusalsTold.pop(client, None)
@@ -303,6 +331,40 @@ class Line:
                 self.announce(f"{client.peer} detached")
             else:
                 log.info("{line}: {peer} detached", line=self.name, peer=client.peer)
+        if leaving and not self.people:
+            self._sendString(self.closeString, "close-string")
+            self.applyModemLines()
+
+    def wantedModemLine(self, name: str) -> Optional[bool]:
+        """DTR or RTS as configured for now (people attached or not); None: not configured."""
+        attached = self.modemAttached[name]
+        if self.people:
+            return attached
+        idle = self.modemIdle[name]
+        return attached if idle is None else idle
+
+    def applyModemLines(self) -> None:
+        """
+        Set DTR and RTS as configured for now; a line that is already so,
+        or not configured, is not touched (never pulsed).
+        """
+        for name in ("dtr", "rts"):
+            wanted = self.wantedModemLine(name)
+            if wanted is not None and bool(self.device.modemLines[name]) != wanted:
+                self.device.setModemLine(name, wanted)
+
+    def _sendString(self, parts: tuple[bytes, ...], what: str) -> None:
+        """An open- or close-string: its data, with a break between parts, in order."""
+        if not parts:
+            return
+        for i, data in enumerate(parts):
+            if i and not self.device.sendBreak():
+                log.info("{line}: {what}: a break is under way; this one is left out", line=self.name, what=what)
+            if data:
+                self.device.write(data)
+                self.bytesToDevice += len(data)
+        log.info("{line}: {what} sent ({size} bytes, {breaks} break(s))", line=self.name, what=what,
+                 size=sum(len(p) for p in parts), breaks=len(parts) - 1)
 
     def introduce(self, client: Any) -> None:
         """A client attached quietly is announced now (once); nothing for the others."""
@@ -384,7 +446,7 @@ class Line:
             self._modemPoll.stop()
             self._modemPoll = None
 
-    def _lastController(self) -> None:
+    def _lastController(self, closing: bool = False) -> None:
         if not self.restoreSettings:
             return
         if self.device.breaking:
@@ -394,8 +456,14 @@ class Line:
             log.info("{line}: last RFC 2217 client gone; settings restored to {settings}",
                      line=self.name, settings=effective.describe())
         for name in ("dtr", "rts"):
-            if not self.device.modemLines[name]:
-                self.device.setModemLine(name, True)
+            # As configured for those still attached (idle if nobody is);
+            # not configured: on, as a tty opens.
+            wanted = self.wantedModemLine(name)
+            if wanted is not None and closing:
+                continue  # set after the close-string, with the idle state
+            target = True if wanted is None else wanted
+            if bool(self.device.modemLines[name]) != target:
+                self.device.setModemLine(name, target)
 
     def _pollModem(self) -> None:
         state = self.device.modemState()
@@ -596,16 +664,21 @@ class Line:
         self.up = False
         why = reason.getErrorMessage().rstrip(".")  # "closed cleanly." then "; waiting": one stop
         self.recordEvent(f"device down ({why}); {len(self.clients)} client(s) stay connected")
-        notice = b""
-        if self.notices:
-            text = f"[serialgw: {self.name} is down: {why}; waiting for it]"
-            notice = b"\r\n" + text.encode("utf-8", "replace") + b"\r\n"
+        notice = self._downNotice(why)
         for client in list(self.clients):
             client.deviceStateChanged(False, notice)
 
+    def _downNotice(self, why: str) -> bytes:
+        if not self.notices:
+            return b""
+        text = f"[serialgw: {self.name} is down: {why}; waiting for it]"
+        return b"\r\n" + text.encode("utf-8", "replace") + b"\r\n"
+
     def deviceUp(self) -> None:
         self.up = True
-        self.reopens += 1
+        if self._wasUp:
+            self.reopens += 1
+        self._wasUp = True
         self.recordEvent("device up")
         notice = f"\r\n[serialgw: {self.name} is back]\r\n".encode("utf-8", "replace") if self.notices else b""
         for client in list(self.clients):

@@ -248,12 +248,12 @@ class RemoteDevice:
         self.modem: Optional[int] = None
         self.sink: Any = _NoSink()
         self.up = False
+        self.downReason: Optional[str] = "not connected yet"
         self.closed = False
         self.breaks = 0
         self.dropped = 0
         self.bytesWritten = 0
         self._link: Any = None
-        self._everUp = False
         self._paused = False
         self._breakCall: Any = None
         endpoint: Any
@@ -370,10 +370,14 @@ class RemoteDevice:
         if self._paused:
             link.transport.pauseProducing()
         self.up = True
+        self.downReason = None
         log.info("{device}: connected", device=self.name)
-        if self._everUp:
+        # The line started with the device down (not dialed yet): the first
+        # connection is news to it as much as a reconnection.
+        try:
             self.sink.deviceUp()
-        self._everUp = True
+        except Exception:
+            log.failure("{device}: handling the connection failed", device=self.name)
 
     def _linkDown(self, link: Any, reason: Failure) -> None:
         if link is not self._link:
@@ -385,8 +389,12 @@ class RemoteDevice:
             self._breakCall.cancel()
         self._breakCall = None
         if not self.closed:
-            log.warn("{device}: connection lost: {reason}", device=self.name, reason=reason.getErrorMessage().rstrip("."))
-            self.sink.deviceLost(reason)
+            self.downReason = reason.getErrorMessage().rstrip(".")
+            log.warn("{device}: connection lost: {reason}", device=self.name, reason=self.downReason)
+            try:
+                self.sink.deviceLost(reason)
+            except Exception:
+                log.failure("{device}: handling the loss failed", device=self.name)
 
     def _remoteSettings(self, **changes: Any) -> None:
         self.settings = attrs.evolve(self.settings, **changes)

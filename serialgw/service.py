@@ -29,7 +29,7 @@ from twisted.python.failure import Failure
 
 from serialgw.config import LineConfig, ListenerKind, ListenerSpec, Protocol, SSHSpec, describeUnix, isAbstract
 from serialgw.consolelog import ConsoleLog
-from serialgw.device import DeviceError, IPort, PtyPort, SerialDevice, openPort
+from serialgw.device import AbsentPort, DeviceError, DeviceLocked, IPort, PtyPort, SerialDevice, openPort
 from serialgw.line import Line, Role, describeAddress, peerName
 from serialgw.local import FileClient, fifoPair, streamClient
 from serialgw.netconsole import NetconsoleClient
@@ -147,6 +147,7 @@ class GatewayService(MultiService):
         reopenPolicy: Optional[Callable[[int], float]] = None,
         status: Optional[str] = None,
         ssh: Optional[SSHSpec] = None,
+        waitForDevices: bool = False,
     ) -> None:
         MultiService.__init__(self)
         if reactor is None:
@@ -174,6 +175,10 @@ class GatewayService(MultiService):
         self.ssh = ssh
         self.sshPort: Any = None
         self.notifier = Notifier(self.reactor, self.statusText)
+        # A local device that cannot be opened at start: an error that stops
+        # the gateway (False), or a line that starts down and tries again
+        # with the reopen backoff (True: --config, --wait-for-device).
+        self.waitForDevices = waitForDevices
 
     def privilegedStartService(self) -> None:
         MultiService.privilegedStartService(self)
@@ -215,6 +220,19 @@ class GatewayService(MultiService):
         line.backlogSize = config.backlog
         line.coalesce(config.coalesceMin, config.coalesceMax, config.coalesceOn)
         device.sink = line
+        if isinstance(device, SerialDevice) and not device.up:
+            line.up = False
+        line.openString, line.closeString = config.openString, config.closeString
+        line.modemAttached = {"dtr": config.dtr, "rts": config.rts}
+        line.modemIdle = {"dtr": config.idleDtr, "rts": config.idleRts}
+        # Right after open, before any data: nobody is attached yet.
+        line.applyModemLines()
+        if config.pace or config.paceLine:
+            if isinstance(device, SerialDevice):
+                device.setPace(config.pace, config.paceLine)
+            else:
+                log.warn("line {line}: pace and pace-line apply to local devices; {device} is not paced",
+                         line=config.name, device=config.device.describe())
         self.lines[config.name] = line
         line.waitForClient = any(spec.wait for spec in config.listeners)
         if config.log is not None:
@@ -278,16 +296,31 @@ class GatewayService(MultiService):
                      device=config.device.describe())
             return RemoteDevice(config.device, self.reactor, config.breakDuration, config.settings,
                                 retryPolicy=self.retryPolicy)
-        try:
-            port = self._openPort(config.device, config.settings)
-        except DeviceError as e:
-            raise StartupError(f"line {config.name!r}: {e}") from None
-        opener = None
-        if config.device.kind == "tty":
-            # A tty that vanishes (USB unplugged) is opened again at the same path.
-            def opener(spec: Any = config.device, settings: Any = config.settings) -> IPort:
-                return self._openPort(spec, settings)
+        # A local tty takes its UUCP lock (a pty made here, none).
+        lockDir = config.lockDir if config.lock and config.device.kind == "tty" else None
 
+        # A device that vanishes (USB unplugged, a pty's far end gone) is
+        # opened again at the same path (a pty: a new one behind the link).
+        def opener(spec: Any = config.device, settings: Any = config.settings) -> IPort:
+            return self._openPort(spec, settings, lockDir)
+
+        try:
+            port = self._openPort(config.device, config.settings, lockDir)
+        except DeviceLocked as e:
+            # Someone else has the line (cu, minicom): down until they let go.
+            device = SerialDevice(AbsentPort(config.device.describe(), config.settings), self.reactor,
+                                  config.breakDuration, opener=opener, reopenPolicy=self.reopenPolicy,
+                                  downReason=str(e))
+            device.noteFailure(e)
+            return device
+        except DeviceError as e:
+            if not self.waitForDevices:
+                raise StartupError(f"line {config.name!r}: {e}") from None
+            log.warn("line {line}: {reason}; the line starts down and the device is tried again with backoff",
+                     line=config.name, reason=str(e))
+            return SerialDevice(AbsentPort(config.device.describe(), config.settings), self.reactor,
+                                config.breakDuration, opener=opener, reopenPolicy=self.reopenPolicy,
+                                downReason=str(e))
         if isinstance(port, PtyPort):
             where = f"{port.link} -> {port.slaveName}" if port.link else port.slaveName
             log.info(

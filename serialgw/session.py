@@ -41,6 +41,8 @@ class Session:
     _introCall: Any = None
     _notSentAt: Optional[float] = None
     peer: str = "?"
+    # The person, when known by name (an SSH key's owner, a TLS certificate's CN).
+    user: Optional[str] = None
     # A name given by whoever made the client (stdio, pipe:PATH), for a
     # transport whose peer address says nothing.
     fixedPeer: Optional[str] = None
@@ -169,6 +171,7 @@ class Session:
         subject = peerSubject(self.transport)
         if subject:
             self.peer = f"{self.peer} ({subject})"
+            self.user = subject
         if tls.readOnlySubjects:
             if subject in tls.readOnlySubjects:
                 self.role = Role.READONLY

@@ -45,7 +45,7 @@ from twisted.cred.portal import IRealm, Portal
 from twisted.internet import defer
 from twisted.internet.interfaces import IPushProducer
 from twisted.internet.protocol import Factory
-from twisted.logger import Logger
+from twisted.logger import FilteringLogObserver, Logger, LogLevel, LogLevelFilterPredicate, globalLogPublisher
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
@@ -54,6 +54,9 @@ from serialgw.line import ClientEvents, IClient, Line, Role, describeAddress
 from serialgw.session import Session
 
 log = Logger()
+# conch's own log lines, without its debug chatter (key exchange steps,
+# every auth attempt, every packet it does not handle).
+_conchLog = Logger(observer=FilteringLogObserver(globalLogPublisher, [LogLevelFilterPredicate(LogLevel.info)]))
 
 # Key types a public key line may start with (OpenSSH's names).
 KEY_TYPES = frozenset({
@@ -268,6 +271,7 @@ class KeyChecker:
 class UserAuth(userauth.SSHUserAuthServer):
     """conch's ssh-userauth, with refused keys logged (fingerprint, address) and sshd's limits."""
 
+    _log = _conchLog
     loginTimeout = 120
     attemptsBeforeDisconnect = 10
 
@@ -295,6 +299,7 @@ class Connection(connection.SSHConnection):
     (no port forwarding, no agent or X11 channels), refused quietly.
     """
 
+    _log = _conchLog
     sessions = 0
 
     def ssh_CHANNEL_OPEN(self, packet: bytes) -> None:
@@ -321,6 +326,7 @@ class ServerTransport(SSHServerTransport):
     factory's C{loginGrace} seconds (the key exchange included).
     """
 
+    _log = _conchLog
     factory: GatewaySSHFactory
     _grace: Any = None
     # Counted in the factory's pending until logged in or gone.
@@ -413,6 +419,7 @@ class GatewaySSHFactory(SSHFactory):
     MaxStartups); each has C{loginGrace} seconds.
     """
 
+    _log = _conchLog
     protocol = ServerTransport
     services = {b"ssh-userauth": UserAuth, b"ssh-connection": Connection}
     noisy = False
@@ -586,6 +593,7 @@ class SSHClient(Session, ClientEvents, SSHChannel):
     takes are in C{requests}, keyed by name; the others are refused.
     """
 
+    _log = _conchLog
     name = b"session"
     # A logged-in user who asked for a shell has said enough: announced at once.
     quietStart = False
@@ -599,6 +607,7 @@ class SSHClient(Session, ClientEvents, SSHChannel):
         self.clock = gateway.clock
         self.line: Any = None
         self.pty = False
+        self.asked = False
         self.ended = False
         self.transport = ChannelTransport(self)
 
@@ -616,8 +625,9 @@ class SSHClient(Session, ClientEvents, SSHChannel):
     def requestReceived(self, requestType: bytes, data: bytes) -> Any:
         handler = self.requests.get(requestType)
         if handler is None:
-            log.info("ssh: {user}: {request!r} refused", user=self.user,
-                     request=requestType.decode("ascii", "replace")[:40])
+            # OpenSSH sends LANG with every session: not worth a line at info.
+            log.emit(LogLevel.debug if requestType == b"env" else LogLevel.info, "ssh: {user}: {request!r} refused",
+                     user=self.user, request=requestType.decode("ascii", "replace")[:40])
             return False
         return handler(self, data)
 
@@ -629,7 +639,9 @@ class SSHClient(Session, ClientEvents, SSHChannel):
         pass
 
     def eofReceived(self) -> None:
-        self.end(0)
+        # No more input (ssh -n, a pipe that ended): the output goes on, as
+        # for a watcher, until the client closes the channel.
+        log.debug("ssh: {peer}: end of input", peer=self.peer)
 
     def closeReceived(self) -> None:
         self.loseConnection()
@@ -692,15 +704,16 @@ class SSHClient(Session, ClientEvents, SSHChannel):
 
     def attach(self, name: str) -> bool:
         """Join line C{name} if this person may; else list the lines they may use and exit 1."""
-        if self.line is not None or self.ended:
+        if self.asked or self.ended:
             return False
+        self.asked = True
         line = self.gateway.line(name)
-        right = line.rights.of(self.user) if line is not None else None
+        right = line.rights.of(self.login.user) if line is not None else None
         newline = "\r\n" if self.pty else "\n"
         if line is None or right is None:
             log.info("ssh: {user} ({peer}) asked for {name!r}: not a line they may use", user=self.user,
                      peer=describeAddress(self.transport.getPeer()), name=_printable(name))
-            mine = self.gateway.linesFor(self.user)
+            mine = self.gateway.linesFor(self.login.user)
             text = f"serialgw: {_printable(name)!r} is not a line you may use; your lines:{newline}"
             text += "".join(f"{n}{newline}" for n in mine)
             self.clock.callLater(0, self._refuse, text)

@@ -8,11 +8,17 @@ its counters; C{/metrics} answers the same counters as Prometheus text
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Optional
 
+from twisted.logger import Logger
+from twisted.web.http import HTTPChannel
 from twisted.web.resource import Resource
+from twisted.web.server import NOT_DONE_YET
 
 from serialgw import __version__
+from serialgw.line import peerName
+
+log = Logger()
 
 
 def clientProtocol(client: Any) -> str:
@@ -27,6 +33,9 @@ def lineStatus(line: Any) -> dict[str, Any]:
         "name": line.name,
         "device": getattr(getattr(device, "port", None), "name", None) or getattr(device, "name", ""),
         "up": bool(getattr(device, "up", True)),
+        # The process whose UUCP lock keeps the device from us, or null.
+        "locked_by": getattr(device, "lockedBy", None),
+        "down_reason": getattr(device, "downReason", None),
         "settings": {
             "baudrate": settings.baudrate,
             "bytesize": settings.bytesize,
@@ -40,6 +49,7 @@ def lineStatus(line: Any) -> dict[str, Any]:
         "clients": [
             {
                 "peer": client.peer,
+                "user": getattr(client, "user", None),
                 "role": client.role.value,
                 "protocol": clientProtocol(client),
                 "rfc2217": getattr(client, "comPort", None) is not None,
@@ -141,8 +151,13 @@ def metricsRegistry(service: Any) -> Any:
     return registry
 
 
-def statusSite(service: Any) -> Any:
-    """The status endpoint's site: no access-log line per GET (scrapers come every few seconds)."""
+def statusSite(service: Any, clock: Any = None) -> Any:
+    """
+    The status endpoint's site: every path through L{StatusChannel} (GET and
+    HEAD only, bounded requests, timeouts, bounded pipelining) and rendered
+    at most once a second (L{ThrottledPage}); no access-log line per GET
+    (scrapers come every few seconds).
+    """
     from twisted.web.server import Site
 
     class QuietSite(Site):
@@ -151,14 +166,208 @@ def statusSite(service: Any) -> Any:
         def log(self, request: Any) -> None:
             pass
 
-    return QuietSite(statusRoot(service))
+    clock = clock if clock is not None else getattr(service, "reactor", None)
+    root = statusRoot(service)
+    for name, child in list(root.children.items()):
+        root.putChild(name, ThrottledPage(child, clock))
+    site = QuietSite(root, timeout=StatusChannel.idleTimeout, reactor=clock)
+    site.protocol = StatusChannel  # type: ignore[assignment]
+    return site
+
+
+class ThrottledPage(Resource):
+    """
+    A page rendered at most once every C{interval} seconds however often it
+    is asked for, and never stale: a request within C{interval} of the last
+    rendering waits for the next one, which answers every request waiting
+    (each connection has at most one).  So the cost of a status page on the
+    reactor does not grow with polling.  The page must render synchronously,
+    to bytes, the same for every request (its headers are copied).
+    """
+
+    isLeaf = True
+
+    def __init__(self, page: Resource, clock: Any, interval: float = 1.0) -> None:
+        Resource.__init__(self)
+        self.page = page
+        self.clock = clock
+        self.interval = interval
+        self.renders = 0
+        self._last: Optional[float] = None
+        self._waiting: list[Any] = []
+        self._call: Any = None
+
+    def render(self, request: Any) -> Any:
+        if self.clock is None:
+            return self.page.render(request)
+        now = self.clock.seconds()
+        if self._last is None or not self._last <= now < self._last + self.interval:
+            self._last = now
+            self.renders += 1
+            return self.page.render(request)
+        self._waiting.append(request)
+        request.notifyFinish().addErrback(lambda _: self._forget(request))
+        if self._call is None:
+            self._call = self.clock.callLater(self._last + self.interval - now, self._renderWaiting)
+        return NOT_DONE_YET
+
+    def _forget(self, request: Any) -> None:
+        if request in self._waiting:
+            self._waiting.remove(request)
+        if not self._waiting and self._call is not None:
+            self._call.cancel()
+            self._call = None
+
+    def _renderWaiting(self) -> None:
+        self._call = None
+        waiting, self._waiting = self._waiting, []
+        if not waiting:
+            return
+        self._last = self.clock.seconds()
+        self.renders += 1
+        first = waiting[0]
+        try:
+            body = self.page.render(first)
+        except Exception:
+            log.failure("status: rendering {path} failed", path=first.path)
+            body = None
+        if not isinstance(body, bytes):
+            for request in waiting:
+                request.setResponseCode(500)
+                request.finish()
+            return
+        headers = list(first.responseHeaders.getAllRawHeaders())
+        for request in waiting:
+            for name, values in headers:
+                request.responseHeaders.setRawHeaders(name, values)
+            request.setHeader(b"content-length", str(len(body)).encode())
+            request.write(body)
+            request.finish()
+
+
+class StatusChannel(HTTPChannel):
+    """
+    HTTP for the status endpoint, whatever the path:
+
+      - GET and HEAD only: any other method is answered 405 as soon as its
+        request line is read, and the connection closed (a body is never
+        read); a GET with a body is answered 413;
+      - requests are small: 8 KiB of request line and headers, 50 headers;
+      - from the connection (or the previous answer) to the end of the next
+        request's headers at most C{requestTimeout} seconds, so a client
+        trickling a byte at a time is cut; idle for C{idleTimeout}, cut;
+      - pipelining is bounded: while the client does not read what it was
+        sent (the transport's buffer is full), no further request is
+        answered nor read, and after C{idleTimeout} it is cut.
+    """
+
+    transport: Any
+    requestTimeout = 10.0
+    idleTimeout = 30.0
+    MAX_LENGTH = 8192
+    totalHeadersSize = 8192
+    maxHeaders = 50
+    METHODS = (b"GET", b"HEAD")
+
+    def __init__(self) -> None:
+        HTTPChannel.__init__(self)
+        self._deadline: Any = None
+        self._checked = False
+        self._heldRequest: Any = None
+
+    def connectionMade(self) -> None:
+        HTTPChannel.connectionMade(self)
+        self._startDeadline(self.requestTimeout)
+
+    def _startDeadline(self, seconds: float) -> None:
+        self._stopDeadline()
+        self._deadline = self.callLater(seconds, self._expired)
+
+    def _stopDeadline(self) -> None:
+        if self._deadline is not None and self._deadline.active():
+            self._deadline.cancel()
+        self._deadline = None
+
+    def _expired(self) -> None:
+        self._deadline = None
+        log.info("status: {peer} sent no whole request in time: disconnected", peer=peerName(self.transport))
+        self.transport.abortConnection()
+
+    def _refuse(self, status: bytes) -> None:
+        self._stopDeadline()
+        self.transport.write(b"HTTP/1.1 " + status + b"\r\nAllow: GET, HEAD\r\nContent-Length: 0\r\n"
+                             b"Connection: close\r\n\r\n")
+        self.loseConnection()
+
+    def lineReceived(self, line: bytes) -> None:
+        HTTPChannel.lineReceived(self, line)
+        command = getattr(self, "_command", None)
+        if command is not None and not self._checked:
+            self._checked = True
+            if command not in self.METHODS:
+                self._refuse(b"405 Method Not Allowed")
+
+    def allHeadersReceived(self) -> None:
+        if self.length != 0:
+            # A body (Content-Length or chunked) on a GET: not read.
+            self._refuse(b"413 Content Too Large")
+            return
+        self._stopDeadline()
+        HTTPChannel.allHeadersReceived(self)
+
+    def allContentReceived(self) -> None:
+        self._checked = False
+        HTTPChannel.allContentReceived(self)
+
+    def requestDone(self, request: Any) -> None:
+        if self._waitingForTransport and self.persistent:
+            # The client is not reading: answer nothing more it pipelined,
+            # read nothing more, until it does (or the deadline cuts it).
+            self._heldRequest = request
+            self._networkProducer.pauseProducing()
+            self._startDeadline(self.idleTimeout)
+            return
+        self._finish(request)
+
+    def _finish(self, request: Any) -> None:
+        self._startDeadline(self.requestTimeout)
+        HTTPChannel.requestDone(self, request)
+
+    def resumeProducing(self) -> None:
+        HTTPChannel.resumeProducing(self)
+        if self._heldRequest is not None:
+            request, self._heldRequest = self._heldRequest, None
+            self._finish(request)
+
+    def connectionLost(self, reason: Any = None) -> None:
+        self._stopDeadline()
+        self._heldRequest = None
+        HTTPChannel.connectionLost(self, reason)
 
 
 def statusRoot(service: Any) -> Resource:
     """C{/}: the JSON page; C{/metrics}: Prometheus text."""
-    from prometheus_client.twisted import MetricsResource
-
     root = Resource()
     root.putChild(b"", StatusResource(service))
-    root.putChild(b"metrics", MetricsResource(metricsRegistry(service)))
+    root.putChild(b"metrics", MetricsPage(metricsRegistry(service)))
     return root
+
+
+class MetricsPage(Resource):
+    """
+    Prometheus text, rendered on the reactor thread: the collector reads the
+    lines where they live (no thread reading them while the reactor changes
+    them), and L{ThrottledPage} bounds how often.
+    """
+
+    isLeaf = True
+
+    def __init__(self, registry: Any) -> None:
+        Resource.__init__(self)
+        self.registry = registry
+
+    def render_GET(self, request: Any) -> bytes:
+        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+        request.setHeader(b"content-type", CONTENT_TYPE_LATEST.encode())
+        return generate_latest(self.registry)  # type: ignore[no-any-return]

@@ -17,6 +17,7 @@ from twisted.python.logfile import BaseLogFile
 from serialgw import __version__
 from serialgw.config import (
     DEFAULT_HOST_KEY,
+    DEFAULT_LOCK_DIR,
     DEFAULT_MAX_CLIENTS,
     SINGLE_SETTINGS,
     ConfigError,
@@ -27,10 +28,14 @@ from serialgw.config import (
     SerialSettings,
     SSHSpec,
     applySingle,
+    checkPath,
     isDecimal,
     parseCoalesce,
     parseCompact,
     parseDevice,
+    parseMilliseconds,
+    parseOnOff,
+    parseSendString,
 )
 from serialgw.configfile import loadFile
 from serialgw.endpoints import parseListener
@@ -110,6 +115,22 @@ man 8 serialgw
         ["max-clients", None, None,
          "Network clients the line takes at once; more are refused at connect; 0: no limit "
          f"[default: {DEFAULT_MAX_CLIENTS}]"],
+        ["open-string", None, None,
+         "Written to the device when the first client attaches (ser2net's openstr): escapes \\r \\n "
+         "\\t \\xNN \\\\, and \\b sends a break there, e.g. '\\r\\b'"],
+        ["close-string", None, None,
+         "Written to the device when the last client leaves (ser2net's closestr); escapes as --open-string"],
+        ["dtr", None, None, "DTR while clients are attached: on or off [default: as the device opens, on]"],
+        ["rts", None, None, "RTS while clients are attached: on or off [default: as the device opens, on]"],
+        ["idle-dtr", None, None, "DTR while no client is attached: on or off [default: as --dtr]"],
+        ["idle-rts", None, None, "RTS while no client is attached: on or off [default: as --rts]"],
+        ["pace", None, None,
+         "Slow devices: at least MS milliseconds between characters written to the device "
+         "(timers; output to clients is not affected) [default: 0, off]"],
+        ["pace-line", None, None, "At least MS milliseconds after each CR written to the device [default: 0, off]"],
+        ["lock-dir", None, None,
+         "Where a local tty's UUCP lock file (LCK..NAME, as minicom, cu and ser2net use) is made "
+         "[default: /var/lock]"],
         ["status", None, None,
          "An endpoint for the status page (HTTP, JSON), e.g. tcp:8440:interface=127.0.0.1"],
         ["ssh", None, None,
@@ -129,6 +150,8 @@ man 8 serialgw
         ["rtscts", None, "Hardware flow control (RTS/CTS) on the serial line"],
         ["no-notices", None,
          "No device down/up notices in telnet sessions (RFC 2217 clients still see CD drop)"],
+        ["no-lock", None,
+         "No UUCP lock file for a local tty (default: take /var/lock/LCK..NAME while the device is open)"],
         ["no-restore", None,
          "Keep what the last RFC 2217 client set when it leaves (default: restore the configured settings)"],
         ["check", None,
@@ -166,7 +189,8 @@ man 8 serialgw
         try:
             if self["config"] is not None:
                 given = [name for name in ("device", "port", "serial", "baud", "bytesize", "parity", "stopbits",
-                                           "max-clients")
+                                           "max-clients", "open-string", "close-string", "dtr", "rts",
+                                           "idle-dtr", "idle-rts", "pace", "pace-line", "lock-dir")
                          if self[name] is not None] + (["listen"] if self["listen"] else [])
                 if given:
                     raise ConfigError(f"--config and --{given[0]} do not go together: put the line in the file")
@@ -202,7 +226,7 @@ man 8 serialgw
 
         lines = self["lines"]
         status = parseListener(self["status"]) if self["status"] is not None else None
-        errors, warnings = checkLines(lines, status)
+        errors, warnings = checkLines(lines, status, self["sshSpec"])
         for warning in warnings:
             err.write(f"serialgw: warning: {warning}\n")
         for error in errors:
@@ -283,7 +307,20 @@ man 8 serialgw
             signature=self["signature"],
             notices=not self["no-notices"],
             maxClients=maxClients,
+            openString=parseSendString(self["open-string"] or "", "--open-string"),
+            closeString=parseSendString(self["close-string"] or "", "--close-string"),
+            dtr=self._onOff("dtr"),
+            rts=self._onOff("rts"),
+            idleDtr=self._onOff("idle-dtr"),
+            idleRts=self._onOff("idle-rts"),
+            pace=parseMilliseconds(self["pace"] or 0, "--pace"),
+            paceLine=parseMilliseconds(self["pace-line"] or 0, "--pace-line"),
+            lock=not self["no-lock"],
+            lockDir=checkPath(self["lock-dir"], "--lock-dir") if self["lock-dir"] is not None else DEFAULT_LOCK_DIR,
         )
+
+    def _onOff(self, option: str) -> Optional[bool]:
+        return None if self[option] is None else parseOnOff(self[option], f"--{option}")
 
 
 def _checkEndpoint(spec: ListenerSpec, sockets: bool = True) -> None:

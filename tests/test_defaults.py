@@ -53,6 +53,18 @@ FULL_TOML = {
     "log-daily": "false",
     "log-keep": "2",
     "coalesce": '"1,5"',
+    "write": '["*"]',
+    "read": '["*"]',
+    "open-string": '"open\\r"',
+    "close-string": '"close\\r"',
+    "dtr": '"off"',
+    "rts": '"off"',
+    "idle-dtr": '"off"',
+    "idle-rts": '"off"',
+    "pace": "1",
+    "pace-line": "2",
+    "lock": "false",
+    "lock-dir": '"/tmp"',
 }
 REQUIRED_TOML = ("device", "listen")
 FULL_SETTINGS = SerialSettings(38400, 7, "E", 2, xonxoff=True, rtscts=True)
@@ -76,6 +88,16 @@ LINE_FIELD = {
     "max-clients": "maxClients",
     "backlog": "backlog",
     "log": "log",
+    "open-string": "openString",
+    "close-string": "closeString",
+    "dtr": "dtr",
+    "rts": "rts",
+    "idle-dtr": "idleDtr",
+    "idle-rts": "idleRts",
+    "pace": "pace",
+    "pace-line": "paceLine",
+    "lock": "lock",
+    "lock-dir": "lockDir",
 }
 LOG_FIELD = {"log-format": "format", "log-max-size": "maxSize", "log-daily": "daily", "log-keep": "keep"}
 COALESCE_FIELDS = ("coalesceMin", "coalesceMax", "coalesceOn")
@@ -88,6 +110,8 @@ def checkDefaults(case: Any, config: LineConfig, omitted: list[str]) -> None:
             case.assertEqual(getattr(config, LINE_FIELD[key]), LINE_DEFAULTS[LINE_FIELD[key]], key)
         elif key in LOG_FIELD and config.log is not None:
             case.assertEqual(getattr(config.log, LOG_FIELD[key]), LOG_DEFAULTS[LOG_FIELD[key]], key)
+        elif key in ("write", "read"):
+            case.assertEqual(getattr(config.rights, key), getattr(LINE_DEFAULTS["rights"], key), key)
         elif key == "coalesce":
             case.assertEqual([getattr(config, f) for f in COALESCE_FIELDS],
                              [LINE_DEFAULTS[f] for f in COALESCE_FIELDS])
@@ -193,6 +217,16 @@ class OptionDefaultsTests(TestCase):
             "coalesce": ["--coalesce", "1,5"],
             "status": ["--status", "tcp:0:interface=127.0.0.1"],
             "max-clients": ["--max-clients", "4"],
+            "open-string": ["--open-string", "open\\r"],
+            "close-string": ["--close-string", "close\\r"],
+            "dtr": ["--dtr", "off"],
+            "rts": ["--rts", "off"],
+            "idle-dtr": ["--idle-dtr", "off"],
+            "idle-rts": ["--idle-rts", "off"],
+            "pace": ["--pace", "1"],
+            "pace-line": ["--pace-line", "2"],
+            "no-lock": ["--no-lock"],
+            "lock-dir": ["--lock-dir", "/tmp"],
             "no-notices": ["--no-notices"],
             "no-restore": ["--no-restore"],
         }
@@ -201,12 +235,13 @@ class OptionDefaultsTests(TestCase):
         """
         Each option is tried here (a new option needs a value in
         fullOptions); --config is the file's test, --check, --help and
-        --version do something else than serve.
+        --version do something else than serve; the SSH options make the
+        SSH face (they go together, and test_ssh tries them).
         """
         options = tap.Options()
         names = ({p[0] for p in options.optParameters} | {f[0] for f in options.optFlags}
                  | {n[len("opt_"):].replace("_", "-") for n in dir(options) if n.startswith("opt_")})
-        self.assertEqual(sorted(names - {"config", "check", "help", "version"}), sorted(self.fullOptions("")))
+        self.assertEqual(sorted(names - {"config", "check", "help", "version"} - set(tap.SSH_OPTIONS)), sorted(self.fullOptions("")))
 
     async def startWithout(self, omitted: list[str]) -> None:
         pty = startedPty(self)
@@ -223,7 +258,7 @@ class OptionDefaultsTests(TestCase):
         options.exitOnError = False
         options.parseOptions(args)
         config = options["line"]
-        translated = {"no-notices": "notices", "no-restore": "restore"}
+        translated = {"no-notices": "notices", "no-restore": "restore", "no-lock": "lock"}
         checkDefaults(self, config, [translated.get(k, k) for k in omitted])
         if len(omitted) == 1 and omitted[0] in SETTINGS_WITHOUT:
             self.assertEqual(config.settings, attrs.evolve(FULL_SETTINGS, **SETTINGS_WITHOUT[omitted[0]]))
@@ -289,7 +324,7 @@ class AbsurdNumbersTests(SynchronousTestCase):
     def test_fileKeys(self) -> None:
         """Numeric TOML keys: refused with the key named, or within bounds."""
         for key in ("baud", "bytesize", "stopbits", "break-duration", "max-clients", "backlog", "log-max-size",
-                    "log-keep", "serial", "coalesce"):
+                    "log-keep", "serial", "coalesce", "pace", "pace-line"):
             for value in ABSURD + ("9223372036854775807", '"3000000000"', '"nan"'):
                 if value in ("²", "½"):
                     value = f'"{value}"'
@@ -312,7 +347,7 @@ class AbsurdNumbersTests(SynchronousTestCase):
         from twisted.python.usage import UsageError
 
         for option in ("--baud", "--bytesize", "--stopbits", "--break-duration", "--max-clients", "--serial",
-                       "--coalesce", "--port"):
+                       "--coalesce", "--port", "--pace", "--pace-line"):
             for value in ABSURD:
                 options = tap.Options()
                 options.exitOnError = False

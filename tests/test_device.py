@@ -7,7 +7,10 @@ from __future__ import annotations
 import errno
 import os
 
+from twisted.internet.error import ConnectionDone, ConnectionLost
 from twisted.internet.testing import MemoryReactorClock
+from twisted.logger import capturedLogs
+from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
@@ -19,6 +22,7 @@ from serialgw.device import (
     LINE_BREAK,
     LINE_FRAMING,
     LINE_PARITY,
+    AbsentPort,
     DeviceError,
     ErrorMarks,
     IDeviceSink,
@@ -261,7 +265,7 @@ class SerialDeviceTests(SynchronousTestCase):
         """Where setting a line fails on real hardware, the state in effect is reported."""
         self.port.modem = 0x30
         self.assertFalse(self.device.setModemLine("rts", False))
-        self.port.modemError = OSError(errno.EIO, "Input/output error")
+        self.port.modemError = OSError(errno.EPERM, "Operation not permitted")
         self.assertTrue(self.device.setModemLine("dtr", True))
         self.assertFalse(self.device.setModemLine("rts", True))
         self.assertEqual(self.port.events, [(0, "rts", False)])
@@ -350,6 +354,183 @@ class ReopenTests(SynchronousTestCase):
         self.device.close()
         self.reactor.advance(10)
         self.assertEqual(len(self.ports), 1)
+
+
+class LossPathTests(SynchronousTestCase):
+    """
+    Every way a device can go takes the one loss path: "device lost" logged
+    once, the sink told, up false with a reason while down, reopened with
+    backoff, back with the sink told.
+    """
+
+    def setUp(self) -> None:
+        self.reactor = MemoryReactorClock()
+        self.ports = [RecordingPort(self.reactor)]
+        self.absent = 0
+        self.sink = Sink()
+
+        def opener() -> RecordingPort:
+            if self.absent:
+                self.absent -= 1
+                raise DeviceError("cannot open device 'fake': No such file or directory")
+            port = RecordingPort(self.reactor)
+            self.ports.append(port)
+            return port
+
+        self.opener = opener
+        self.device = SerialDevice(self.ports[0], self.reactor, 0.25, self.sink, opener=opener,
+                                   reopenPolicy=lambda attempt: 0.5 * 2**attempt)
+        self.device.start()
+
+    def tearDown(self) -> None:
+        self.device.close()
+        self.assertEqual(self.reactor.getDelayedCalls(), [])
+
+    def assertLostThenBack(self, lose: object, reason: str) -> None:
+        """Run C{lose}; check the one loss path, then the way back (two failed attempts first)."""
+        self.absent = 2
+        with capturedLogs() as events:
+            lose()  # type: ignore[operator]
+        lost = [e for e in events if "device lost" in e["log_format"]]
+        self.assertEqual([(e["device"], e["reason"]) for e in lost], [("fake", reason)])
+        self.assertEqual((len(self.sink.lost), self.sink.ups), (1, 0))
+        self.assertEqual((self.device.up, self.device.closed, self.device.downReason), (False, False, reason))
+        self.assertTrue(self.ports[0].closed)
+        self.assertNotIn(self.device, self.reactor.getReaders())
+        self.assertNotIn(self.device, self.reactor.getWriters())
+        self.reactor.advance(0.5)
+        self.reactor.advance(1.0)
+        self.assertEqual(self.device.downReason, "cannot open device 'fake': No such file or directory")
+        self.assertEqual(len(self.ports), 1)
+        self.reactor.advance(2.0)
+        self.assertEqual((len(self.ports), self.sink.ups, len(self.sink.lost)), (2, 1, 1))
+        self.assertEqual((self.device.up, self.device.downReason), (True, None))
+        self.assertIn(self.device, self.reactor.getReaders())
+
+    def test_readEIO(self) -> None:
+        """EIO on read (a tty hung up) is a loss."""
+        def lose() -> None:
+            self.ports[0].error = OSError(errno.EIO, "Input/output error")
+            self.device.doRead()
+
+        self.assertLostThenBack(lose, "Input/output error")
+
+    def test_readENXIO(self) -> None:
+        """ENXIO on read (a USB adapter gone) is a loss."""
+        def lose() -> None:
+            self.ports[0].error = OSError(errno.ENXIO, "No such device or address")
+            self.device.doRead()
+
+        self.assertLostThenBack(lose, "No such device or address")
+
+    def test_reactorHangup(self) -> None:
+        """
+        EPOLLHUP without EPOLLIN: the reactor calls connectionLost with
+        ConnectionDone (it used to close the device for good, silently).
+        """
+        self.assertLostThenBack(lambda: self.device.connectionLost(Failure(ConnectionDone())), "hung up")
+
+    def test_reactorConnectionLost(self) -> None:
+        """EPOLLHUP on a device only written to: ConnectionLost; a loss like any other."""
+        self.assertLostThenBack(lambda: self.device.connectionLost(Failure(ConnectionLost())), "hung up")
+
+    def test_reactorDropsAfterException(self) -> None:
+        """An exception out of doRead makes the reactor call connectionLost with it: a loss, never a close."""
+        self.assertLostThenBack(lambda: self.device.connectionLost(Failure(RuntimeError("bug in a port"))),
+                                "bug in a port")
+
+    def test_writeFails(self) -> None:
+        """A write with nothing queued that fails (EIO) is a loss."""
+        def lose() -> None:
+            self.ports[0].error = OSError(errno.EIO, "Input/output error")
+            self.device.write(b"x")
+
+        self.assertLostThenBack(lose, "Input/output error")
+        self.assertEqual(self.device.dropped, 0)
+
+    def test_queuedWriteFails(self) -> None:
+        """A queued write that fails when the device is writable again is a loss; the queue is counted as dropped."""
+        def lose() -> None:
+            self.ports[0].accept = 0
+            self.device.write(b"queued")
+            self.ports[0].error = OSError(errno.EIO, "Input/output error")
+            self.device.doWrite()
+
+        self.assertLostThenBack(lose, "Input/output error")
+        self.assertEqual(self.device.dropped, 6)
+
+    def test_ioctlFindsItGone(self) -> None:
+        """A control call that fails with ENODEV (the device went) is a loss, not a warning."""
+        def lose() -> None:
+            self.ports[0].modem = 0x30
+            self.ports[0].modemError = OSError(errno.ENODEV, "No such device")
+            self.assertTrue(self.device.setModemLine("dtr", True))
+
+        self.assertLostThenBack(lose, "No such device")
+
+    def test_breakFindsItGone(self) -> None:
+        """A break whose TIOCSBRK fails with EIO is a loss; the break is over."""
+        def lose() -> None:
+            self.ports[0].setBreak = self.failingBreak  # type: ignore[method-assign]
+            self.assertTrue(self.device.sendBreak())
+
+        self.assertLostThenBack(lose, "Input/output error")
+        self.assertFalse(self.device.breaking)
+
+    def failingBreak(self, on: bool) -> None:
+        raise OSError(errno.EIO, "Input/output error")
+
+    def test_lostOnce(self) -> None:
+        """A hang-up seen twice (a read error, then the reactor's connectionLost) is one loss."""
+        self.ports[0].error = OSError(errno.EIO, "Input/output error")
+        self.device.doRead()
+        self.device.connectionLost(Failure(ConnectionDone()))
+        self.assertEqual(len(self.sink.lost), 1)
+        self.reactor.advance(0.5)
+        self.assertEqual((len(self.ports), self.sink.ups), (2, 1))
+
+    def test_connectionLostAfterClose(self) -> None:
+        """After close(), the reactor's connectionLost changes nothing: no loss, no reopening."""
+        self.device.close()
+        self.device.connectionLost(Failure(ConnectionDone()))
+        self.assertEqual((self.sink.lost, self.device.up, self.device.closed), ([], True, True))
+        self.assertEqual(self.reactor.getDelayedCalls(), [])
+
+    def test_startsDown(self) -> None:
+        """A device absent at start is down with its reason from the first moment and reopened with the backoff."""
+        self.device.close()
+        sink = Sink()
+        self.absent = 1
+        device = SerialDevice(AbsentPort("/dev/ttyUSB7", SerialSettings(9600)), self.reactor, 0.25, sink,
+                              opener=self.opener, reopenPolicy=lambda attempt: 0.5 * 2**attempt,
+                              downReason="cannot open device '/dev/ttyUSB7': No such file or directory")
+        self.addCleanup(device.close)
+        device.start()
+        device.write(b"early")
+        self.assertEqual((device.up, device.closed, device.dropped), (False, False, 5))
+        self.assertEqual(device.downReason, "cannot open device '/dev/ttyUSB7': No such file or directory")
+        self.assertFalse(device.sendBreak())
+        self.assertNotIn(device, self.reactor.getReaders())
+        self.reactor.advance(0.5)
+        self.assertEqual(len(self.ports), 1)
+        self.reactor.advance(1.0)
+        self.assertEqual((len(self.ports), sink.ups, sink.lost), (2, 1, []))
+        self.assertEqual((device.up, device.downReason, device.name), (True, None, "fake"))
+        self.assertEqual(self.ports[1].settings, SerialSettings(9600))
+        self.assertIn(device, self.reactor.getReaders())
+
+    def test_failingSinkOnReturn(self) -> None:
+        """A sink that raises on deviceUp does not undo the return: the device is up and read."""
+        def boom() -> None:
+            raise RuntimeError("bug above")
+
+        self.sink.deviceUp = boom  # type: ignore[method-assign]
+        self.ports[0].error = OSError(errno.EIO, "Input/output error")
+        self.device.doRead()
+        self.reactor.advance(0.5)
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+        self.assertTrue(self.device.up)
+        self.assertIn(self.device, self.reactor.getReaders())
 
 
 class ErrorMarksTests(SynchronousTestCase):

@@ -213,3 +213,44 @@ class FailingClientTests(SynchronousTestCase):
         self.assertEqual(good.received, [b"more\n"])
         self.assertEqual((line.clients, line.logs), ([good], []))
         self.assertEqual(len(self.flushLoggedErrors(OSError)), 1)
+
+
+class DownLineTests(SynchronousTestCase):
+    def test_startsDownWithItsDevice(self) -> None:
+        """A line whose device starts down is down; a client arriving hears why; up comes with deviceUp."""
+        device = RecordingDevice()
+        device.up, device.downReason = False, "cannot open device '/dev/ttyUSB3': No such file or directory"
+        line = Line("usb3", device)
+        self.assertFalse(line.up)
+        client = RecordingClient("a")
+        line.attach(client)
+        self.assertEqual(client.deviceStates, [(False, b"\r\n[serialgw: usb3 is down: cannot open device "
+                                                       b"'/dev/ttyUSB3': No such file or directory; waiting for it]\r\n")])
+        device.up, device.downReason = True, None
+        line.deviceUp()
+        self.assertTrue(line.up)
+        self.assertEqual(client.deviceStates[1:], [(True, b"\r\n[serialgw: usb3 is back]\r\n")])
+
+    def test_arrivingWhileDown(self) -> None:
+        """A client that attaches after the device went down is told, as those there were; with notices off, silently."""
+        device = RecordingDevice()
+        line = Line("ttyS0", device)
+        line.attach(RecordingClient("before"))
+        device.up, device.downReason = False, "hung up"
+        from twisted.python.failure import Failure
+
+        line.deviceLost(Failure(OSError(5, "hung up")))
+        late = RecordingClient("late")
+        line.attach(late)
+        self.assertEqual(late.deviceStates, [(False, b"\r\n[serialgw: ttyS0 is down: hung up; waiting for it]\r\n")])
+        line.notices = False
+        quiet = RecordingClient("quiet")
+        line.attach(quiet)
+        self.assertEqual(quiet.deviceStates, [(False, b"")])
+
+    def test_upDeviceNoNotice(self) -> None:
+        """While the device is up, attaching tells the client nothing about it."""
+        line = Line("ttyS0", RecordingDevice())
+        client = RecordingClient("a")
+        line.attach(client)
+        self.assertEqual(client.deviceStates, [])

@@ -178,7 +178,7 @@ class TwistdTests(TestCase):
                      env={"NOTIFY_SOCKET": path})
         self.processes.append(proc)
         message = await got
-        self.assertEqual(message, b"READY=1\nSTATUS=serving 1 line(s), 1 listener(s), 0 client(s)")
+        self.assertEqual(message, b"READY=1\nSTATUS=1 line(s), 1 up, 0 down; 0 client(s)")
 
     async def test_dropsPrivileges(self) -> None:
         """twistd -u/-g: the device and port are opened as root, then the gateway runs as nobody and still works."""

@@ -117,11 +117,18 @@ class SttyTests(TestCase):
         self.addCleanup(globalLogPublisher.removeObserver, observer)
         return applied
 
-    async def stty(self, *args: str) -> bytes:
+    async def stty(self, *args: str, extproc: bool = False) -> bytes:
+        """
+        Run stty.  C{extproc}: it clears EXTPROC, which the gateway sets
+        again; when that lands between stty's set and its check, stty says
+        so (exit status 1) though it did what it was asked.
+        """
         from tests.realio import spawn
 
         proc = spawn(["/usr/bin/stty", *args])
-        self.assertEqual(await proc.ended, 0, proc.output.data)
+        status = await proc.ended
+        if not (extproc and status == 1 and proc.output.data.endswith(b": unable to perform all requested operations\n")):
+            self.assertEqual(status, 0, proc.output.data)
         return proc.output.data
 
     async def test_sttyClearsExtprocThenSetsSpeed(self) -> None:
@@ -143,7 +150,7 @@ class SttyTests(TestCase):
         self.addCleanup(service.stopService)
         self.assertIn(b"speed 115200 baud", await self.stty("-F", link))
         applied = self.settingsApplied("57600,")
-        await self.stty("-F", link, "-extproc", "-icanon", "-isig", "-iexten", "-echo", "57600")
+        await self.stty("-F", link, "-extproc", "-icanon", "-isig", "-iexten", "-echo", "57600", extproc=True)
         self.assertEqual(await applied, "57600,8N1")
         self.assertEqual(termios.tcgetattr(pty.master)[5], termios.B57600)
         applied = self.settingsApplied("9600,")

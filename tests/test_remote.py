@@ -258,3 +258,28 @@ class RemotePauseTests(SynchronousTestCase):
         self.assertEqual(link.transport.producerState, "paused")  # type: ignore[attr-defined]
         device.resumeReading()
         self.assertEqual(link.transport.producerState, "producing")  # type: ignore[attr-defined]
+
+
+class RemoteStateTests(SynchronousTestCase):
+    def test_downUntilFirstConnection(self) -> None:
+        """
+        A remote console is down (with a reason) until the first connection,
+        and that connection tells the line (which started down), as every
+        reconnection does; a loss gives its reason.
+        """
+        from twisted.internet.testing import MemoryReactorClock, StringTransport
+        from twisted.python.failure import Failure
+
+        from serialgw.line import Line
+        from serialgw.remote import RemoteDevice
+
+        device = RemoteDevice(DeviceSpec("tcp", host="127.0.0.1", port=1), MemoryReactorClock())
+        line = Line("vm", device)
+        device.sink = line
+        self.assertEqual((device.up, device.downReason, line.up), (False, "not connected yet", False))
+        link = protocol.Protocol()
+        link.makeConnection(StringTransport())
+        device._linkUp(link)
+        self.assertEqual((device.up, device.downReason, line.up), (True, None, True))
+        device._linkDown(link, Failure(ConnectionRefusedError("Connection refused")))
+        self.assertEqual((device.up, device.downReason, line.up), (False, "Connection refused", False))

@@ -48,7 +48,7 @@ from serialgw.ssh import (
     usersFromFile,
 )
 from tests.fakes import RecordingDevice
-from tests.realio import Accumulator, ProcessOutput, gatewayArgv, spawn
+from tests.realio import Accumulator, ProcessOutput, closeClients, connect, gatewayArgv, listeningPort, spawn
 from tests.test_peers import need
 
 
@@ -284,6 +284,17 @@ class SessionTests(SynchronousTestCase):
         line.deviceDataReceived(b"output\r\n")
         self.assertEqual(sent(conn, channel), b"output\r\n")
 
+    def test_statusNamesThePerson(self) -> None:
+        """The status page lists an SSH session with its person: user, peer, protocol ssh, role."""
+        from serialgw.status import lineStatus
+
+        h = Harness()
+        channel, conn = h.channel()
+        channel.requestReceived(b"shell", b"")
+        [entry] = lineStatus(h.lines["con1"])["clients"]
+        self.assertEqual((entry["user"], entry["peer"], entry["protocol"], entry["role"]),
+                         ("ops1", "ops1 (192.0.2.7:40000)", "ssh", "writer"))
+
     def test_break(self) -> None:
         """RFC 4335 break (OpenSSH ~B): a serial break through the line, the asked length ignored; the next key after it."""
         h = Harness()
@@ -312,7 +323,8 @@ class SessionTests(SynchronousTestCase):
                               (b"signal", NS(b"INT")), (b"\xff\xfe", b"")]:
             self.assertFalse(channel.requestReceived(request, data), request)
         self.assertEqual([e["request"] for e in events.at(LogLevel.info)],
-                         ["env", "x11-req", "auth-agent-req@openssh.com", "subsystem", "signal", "\ufffd\ufffd"])
+                         ["x11-req", "auth-agent-req@openssh.com", "subsystem", "signal", "\ufffd\ufffd"])
+        self.assertEqual([e["request"] for e in events.at(LogLevel.debug) if "request" in e], ["env"])
         self.assertEqual(h.lines["con1"].clients, [])
 
     def test_execNamesTheLine(self) -> None:
@@ -334,8 +346,9 @@ class SessionTests(SynchronousTestCase):
         channel, conn = h.channel(lineName="con2")
         channel.requestReceived(b"pty-req", NS(b"xterm") + struct.pack(">4L", 80, 24, 0, 0) + NS(b""))
         self.assertTrue(channel.requestReceived(b"shell", b""))
-        # After the shell request's answer:
+        # After the shell request's answer; asked again meanwhile: refused, no second message.
         self.assertEqual(conn.requests.get(channel), None)
+        self.assertFalse(channel.requestReceived(b"exec", NS(b"con1")))
         h.clock.advance(0)
         self.assertEqual(conn.extData[channel], [(1, b"serialgw: 'con2' is not a line you may use; your lines:\r\ncon1\r\ncon3\r\n")])
         self.assertEqual(conn.requests[channel], [(b"exit-status", struct.pack(">L", 1), False)])
@@ -392,12 +405,15 @@ class SessionTests(SynchronousTestCase):
         self.assertEqual(h.lines["con1"].clients, [first])
 
     def test_eofAndClose(self) -> None:
-        """EOF from the client ends the session (exit 0); once closed, the client is detached and TCP closed."""
+        """EOF from the client (ssh -n) leaves the session watching; once closed, the client is detached and TCP closed."""
         h = Harness()
         channel, conn = h.channel()
         channel.requestReceived(b"shell", b"")
         channel.eofReceived()
-        self.assertEqual(conn.requests[channel], [(b"exit-status", struct.pack(">L", 0), False)])
+        h.lines["con1"].deviceDataReceived(b"still here")
+        self.assertEqual((sent(conn, channel), conn.requests.get(channel), conn.closes.get(channel)),
+                         (b"still here", None, None))
+        channel.closeReceived()
         self.assertTrue(conn.closes[channel])
         channel.closed()
         self.assertEqual(h.lines["con1"].clients, [])
@@ -605,6 +621,31 @@ class OptionsTests(SynchronousTestCase):
         self.assertIsNone(self.parse()["sshSpec"])
         self.assertEqual(self.parse()["line"].rights, Rights())
 
+    def test_check(self) -> None:
+        """--check: the SSH listener's port clashes like any other; a host key others may read is an error, one that cannot be made a warning."""
+        import io
+
+        keys = self.mktemp()
+        with open(keys, "w") as f:
+            f.write(publicLine(newKey(), "ops1") + "\n")
+        hostKey = self.mktemp()
+        loadHostKey(hostKey)
+        os.chmod(hostKey, 0o640)
+        options = self.parse("--check", "--port", "tcp:2222:interface=127.0.0.1", "--ssh", "tcp:2222",
+                             "--ssh-host-key", hostKey, "--authorized-keys", keys)
+        out, err = io.StringIO(), io.StringIO()
+        self.assertEqual(options.report(out, err), 2)
+        self.assertEqual(err.getvalue().splitlines()[:2], [
+            "serialgw: error: the SSH listener: listener 'tcp:2222' takes TCP port 2222, as line 'serialgw0', "
+            "listener 'tcp:2222:interface=127.0.0.1' already does",
+            f"serialgw: error: the SSH host key {hostKey!r} may be read by others (mode 0640): chmod 600 it",
+        ])
+        options = self.parse("--check", "--ssh", "tcp:2222", "--ssh-host-key", "/nonexistent/key", "--authorized-keys", keys)
+        out, err = io.StringIO(), io.StringIO()
+        self.assertEqual(options.report(out, err), 0)
+        self.assertEqual(err.getvalue(), "serialgw: warning: the SSH host key '/nonexistent/key' does not exist "
+                                         "and cannot be made in '/nonexistent' (now)\n")
+
     def test_errors(self) -> None:
         """Keys without --ssh, --ssh without keys, --ssh with --config, one name in both files: clear errors."""
         same = self.mktemp()
@@ -682,11 +723,11 @@ class OpenSSHTests(TestCase):
         self.processes.append(proc)
         return proc
 
-    async def gateway(self) -> tuple[ProcessOutput, int]:
+    async def gateway(self, listener: str = "tcp:0:interface=127.0.0.1", *extra: str) -> tuple[ProcessOutput, int]:
         proc = self.spawn(gatewayArgv(
             "--device", f"telnet:127.0.0.1:{self.consolePort.getHost().port}", "--name", "con1",
-            "--ssh", "tcp:0:interface=127.0.0.1", "--ssh-host-key", self.path("host_key"),
-            "--authorized-keys", self.path("writer.pub"), "--readonly-keys", self.path("reader.pub")))
+            "--ssh", listener, "--ssh-host-key", self.path("host_key"),
+            "--authorized-keys", self.path("writer.pub"), "--readonly-keys", self.path("reader.pub"), *extra))
         self.gateways.append(proc)
         data = await proc.output.when(lambda d: SSH_READY.search(d) is not None and b": connected" in d)
         match = SSH_READY.search(data)
@@ -751,11 +792,23 @@ class OpenSSHTests(TestCase):
         self.assertIn(b"Permission denied (publickey)", password.output.data)
 
     async def test_notALine(self) -> None:
-        """A user name that is not a line: the lines this key may use, and exit status 1."""
+        """A user name (or exec's line) that is not a line: the lines this key may use, exit status 1; exec LINE watches."""
         gw, port = await self.gateway()
         ssh = self.client(port, "reader", "nosuch")
         self.assertEqual(await ssh.ended, 1)
         self.assertIn(b"serialgw: 'nosuch' is not a line you may use; your lines:\r\ncon1\r\n", ssh.output.data)
+        # exec names the line (no pty: plain newlines); ssh -n's end of input leaves it watching.
+        execd = self.spawn([self.ssh, "-T", "-n", "-F", "/dev/null", "-i", self.path("reader"), "-p", str(port),
+                            "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
+                            "-o", f"UserKnownHostsFile={self.path('known_hosts')}", "someone@127.0.0.1", "nosuch"])
+        self.assertEqual(await execd.ended, 1)
+        self.assertIn(b"serialgw: 'nosuch' is not a line you may use; your lines:\ncon1\n", execd.output.data)
+        watcher = self.spawn([self.ssh, "-T", "-n", "-F", "/dev/null", "-i", self.path("reader"), "-p", str(port),
+                              "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
+                              "-o", f"UserKnownHostsFile={self.path('known_hosts')}", "someone@127.0.0.1", "con1"])
+        await gw.output.contains(b"con1: watcher1 (127.0.0.1:")
+        self.consoles[0].transport.write(b"after the end of input")  # type: ignore[union-attr]
+        await watcher.output.contains(b"after the end of input")
 
     async def test_hostKeyKept(self) -> None:
         """The host key is made once (mode 0600, fingerprint logged); after a restart StrictHostKeyChecking=yes still logs in."""
@@ -774,6 +827,31 @@ class OpenSSHTests(TestCase):
         again.write(b"\r~.")
         self.assertEqual(await again.ended, 255)
         self.assertNotIn(b"Host key verification failed", again.output.data)
+
+
+    async def test_stoppedClientBounded(self) -> None:
+        """An ssh client that stops reading (SIGSTOP) loses the oldest output past outbuf; a raw client gets every byte; after SIGCONT the person is told how much."""
+        import signal
+
+        gw, port = await self.gateway("outbuf=65536+tcp:0:interface=127.0.0.1", "--port", "raw+tcp:0:interface=127.0.0.1")
+        rawPort = await listeningPort(gw, "raw")
+        raw = await connect(rawPort)
+        ssh = self.client(port, "writer")
+        await gw.output.contains(b"con1: ops1 (127.0.0.1:")
+        os.kill(ssh.transport.pid, signal.SIGSTOP)  # type: ignore[union-attr]
+        try:
+            flood = b"0123456789abcdef" * (4 * 1024 * 1024 // 16) + b"END-OF-FLOOD"
+            self.consoles[0].transport.write(flood)  # type: ignore[union-attr]
+            self.assertEqual(len(await raw.received.length(len(flood))), len(flood))
+            await gw.output.contains(b"cannot keep up: its output is dropped until it does")
+        finally:
+            os.kill(ssh.transport.pid, signal.SIGCONT)  # type: ignore[union-attr]
+        # The newest bytes come last, after the notices of what was dropped.
+        data = await ssh.output.contains(b"END-OF-FLOOD")
+        dropped = sum(int(n) for n in re.findall(rb"\[serialgw: (\d+) bytes dropped: this session fell behind\]", data))
+        self.assertGreater(dropped, 1024 * 1024)
+        self.assertLess(dropped, len(flood))
+        await closeClients(raw)
 
 
 SSH_READY = re.compile(rb"ssh listener ready on 127\.0\.0\.1:(\d+)")
@@ -831,3 +909,47 @@ class TLSUserTests(TestCase):
                          [("(alice)", Role.WRITER), ("(carol)", Role.READONLY)])
         self.assertEqual((mallory.received.data, pty.received.data), (b"", b"alice"))
         await closeClients(carol, alice)
+
+
+class ServiceTests(TestCase):
+    """The SSH listener in the gateway service: opened with the lines, its users replaced on reload."""
+
+    def test_listenAndReloadUsers(self) -> None:
+        """The host key is made at start, the line gets its rights; reloadUsers swaps the keys and warns of what needs a restart."""
+        import attrs
+
+        from serialgw.config import DeviceSpec, LineConfig
+        from serialgw.service import GatewayService
+        from tests.realio import startedPty
+
+        pty = startedPty(self)
+        hostKey = self.mktemp()
+        a, b = newKey(), newKey()
+        spec = SSHSpec(parseSSHListener("tcp:0:interface=127.0.0.1"), hostKey, (UserSpec("ops1", (publicLine(a),)),))
+        service = GatewayService([LineConfig("t", DeviceSpec("tty", pty.slaveName), rights=Rights(write=("ops1",)))],
+                                 ssh=spec)
+        service.startService()
+        self.addCleanup(service.stopService)
+        self.assertEqual((service.lines["t"].rights, os.path.exists(hostKey)), (Rights(write=("ops1",)), True))
+        ring = lambda: service.sshFactory.checker.ring.people  # noqa: E731
+        self.assertEqual(ring(), {a.blob(): "ops1"})
+        events = Events(self)
+        service.reloadUsers(attrs.evolve(spec, users=(UserSpec("ops2", (publicLine(b),)),)))
+        self.assertEqual(ring(), {b.blob(): "ops2"})
+        service.reloadUsers(attrs.evolve(spec, listener=parseSSHListener("tcp:2222"), users=()))
+        self.assertEqual(ring(), {})
+        self.assertEqual([e["log_format"] for e in events.at(LogLevel.warn)],
+                         ["reload: [ssh] listen or host-key changed: restart the gateway to apply it"])
+
+    def test_hostKeyCannotBeMade(self) -> None:
+        """A host key that cannot be made stops the start with the path and the reason, and nothing stays open."""
+        from serialgw.config import DeviceSpec, LineConfig
+        from serialgw.service import GatewayService, StartupError
+        from tests.realio import startedPty
+
+        pty = startedPty(self)
+        spec = SSHSpec(parseSSHListener("tcp:0:interface=127.0.0.1"), "/nonexistent/key", ())
+        service = GatewayService([LineConfig("t", DeviceSpec("tty", pty.slaveName))], ssh=spec)
+        e = self.assertRaises(StartupError, service.privilegedStartService)
+        self.assertEqual(str(e), "cannot write SSH host key '/nonexistent/key': No such file or directory")
+        self.assertEqual((service.lines, service.ports), ({}, []))

@@ -1,0 +1,245 @@
+"""
+What a line does to its device when people come and go: open-string and
+close-string (ser2net's openstr/closestr), and DTR/RTS while attached and
+idle.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.internet.task import Clock
+from twisted.internet.testing import MemoryReactorClock
+from twisted.python.usage import UsageError
+from twisted.trial.unittest import SynchronousTestCase, TestCase
+
+from serialgw import tap
+from serialgw.config import (
+    ConfigError,
+    DeviceSpec,
+    LineConfig,
+    ListenerSpec,
+    Protocol,
+    parseOnOff,
+    parseSendString,
+)
+from serialgw.configfile import loadConfig
+from serialgw.device import SerialDevice
+from serialgw.line import Line
+from serialgw.service import GatewayService
+from tests.fakes import RecordingClient, RecordingDevice, RecordingPort
+from tests.realio import closeClients, connect, startedPty
+
+
+def person(peer: str = "p:1") -> RecordingClient:
+    client = RecordingClient(peer)
+    client.person = True  # type: ignore[attr-defined]
+    client.notice = lambda text: None  # type: ignore[attr-defined]
+    return client
+
+
+class SendStringTests(SynchronousTestCase):
+    def test_escapes(self) -> None:
+        """\\r \\n \\t \\\\ \\xNN become bytes; \\b splits the data where a break goes."""
+        self.assertEqual(parseSendString(r"AT\r\n\bATZ\x0d\t\\"), (b"AT\r\n", b"ATZ\r\t\\"))
+        self.assertEqual(parseSendString(r"\b"), (b"", b""))
+        self.assertEqual(parseSendString(r"\bx\b"), (b"", b"x", b""))
+        self.assertEqual(parseSendString("é"), (b"\xc3\xa9",))
+        self.assertEqual(parseSendString(""), ())
+
+    def test_badEscape(self) -> None:
+        """An unknown escape, a short \\x or a trailing backslash is an error quoting the string."""
+        for text, bad in ((r"a\q", r"'\\q'"), ("a\\", r"'\\'"), (r"\x4", r"'\\x'")):
+            e = self.assertRaises(ConfigError, parseSendString, text, "close-string")
+            self.assertIn(f"close-string {text!r}: unknown escape {bad}", str(e))
+
+    def test_bounded(self) -> None:
+        """A string longer than 4096 bytes is refused."""
+        e = self.assertRaises(ConfigError, parseSendString, "x" * 4097)
+        self.assertIn("4097 bytes, at most 4096", str(e))
+
+    def test_onOff(self) -> None:
+        """on/off and their synonyms; anything else names the setting."""
+        self.assertEqual([parseOnOff(t, "dtr") for t in ("on", "OFF", "true", "0")], [True, False, True, False])
+        self.assertEqual(str(self.assertRaises(ConfigError, parseOnOff, "maybe", "idle-rts")),
+                         "idle-rts must be on or off, not 'maybe'")
+
+
+class OpenCloseStringTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.device = RecordingDevice()
+        self.line = Line("l", self.device)
+        self.line.openString = (b"hello\r", b"x")
+        self.line.closeString = (b"bye\r",)
+
+    def test_firstAndLast(self) -> None:
+        """The open-string goes at the first person's attach, the close-string at the last one's detach, once each."""
+        a, b = person("a"), person("b")
+        self.line.attach(a)
+        self.assertEqual(self.device.events, [("write", b"hello\r"), ("break", None), ("write", b"x")])
+        self.device.breaking = False
+        self.line.attach(b)
+        self.line.detach(a)
+        self.assertEqual(len(self.device.events), 3)
+        self.line.detach(b)
+        self.assertEqual(self.device.events[3:], [("write", b"bye\r")])
+        self.line.attach(a)
+        self.assertEqual(self.device.events[4:], [("write", b"hello\r"), ("break", None), ("write", b"x")])
+
+    def test_notForFilesAndLogs(self) -> None:
+        """Clients that are not people (files, logs, ptys) send neither string."""
+        client = RecordingClient("file:x")
+        self.line.attach(client)
+        self.line.detach(client)
+        self.assertEqual(self.device.events, [])
+
+    def test_breakKeepsOrderOnDevice(self) -> None:
+        """On a real device queue, the data before \\b goes, then the break, then the data after it."""
+        clock = Clock()
+        port = RecordingPort(clock)
+        device = SerialDevice(port, clock, 0.25)
+        line = Line("l", device, clock=clock)
+        device.sink = line
+        line.openString = parseSendString(r"a\bb")
+        line.attach(person())
+        self.assertEqual([(t, w, v) for t, w, v in port.events], [(0, "write", b"a"), (0, "break", True)])
+        clock.advance(0.25)
+        self.assertEqual(port.events[2:], [(0.25, "break", False), (0.25, "write", b"b")])
+        self.assertEqual(clock.getDelayedCalls(), [])
+
+
+class ModemLineTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.clock = MemoryReactorClock()
+        self.port = RecordingPort(self.clock)
+        self.port.modem = 0  # a device with modem lines
+        self.device = SerialDevice(self.port, self.clock, 0.25)
+
+    def line(self, attached: dict[str, Any], idle: dict[str, Any], opening: tuple[bytes, ...] = ()) -> Line:
+        line = Line("l", self.device, clock=self.clock)
+        self.device.sink = line
+        line.modemAttached = {"dtr": None, "rts": None, **attached}
+        line.modemIdle = {"dtr": None, "rts": None, **idle}
+        line.openString = opening
+        line.closeString = (b"bye",)
+        line.applyModemLines()
+        return line
+
+    def calls(self) -> list[tuple[str, Any]]:
+        return [(what, value) for _, what, value in self.port.events]
+
+    def test_idleThenAttached(self) -> None:
+        """idle-rts off: dropped at open; raised before the open-string at the first attach; dropped after the close-string."""
+        line = self.line({"rts": True}, {"rts": False}, (b"hi",))
+        self.assertEqual(self.calls(), [("rts", False)])
+        client = person()
+        line.attach(client)
+        self.assertEqual(self.calls()[1:], [("rts", True), ("write", b"hi")])
+        line.detach(client)
+        self.assertEqual(self.calls()[3:], [("write", b"bye"), ("rts", False)])
+        self.assertEqual(self.device.modemLines, {"dtr": True, "rts": False})
+
+    def test_neverPulsed(self) -> None:
+        """A line the settings do not change is never touched: DTR on both ways, RTS not configured."""
+        line = self.line({"dtr": True}, {"dtr": True})
+        client = person()
+        line.attach(client)
+        line.detach(client)
+        self.assertEqual(self.calls(), [("write", b"bye")])
+
+    def test_offAlways(self) -> None:
+        """dtr off (no idle value): dropped once at open, left off through attach and detach."""
+        line = self.line({"dtr": False}, {})
+        client = person()
+        line.attach(client)
+        line.detach(client)
+        self.assertEqual(self.calls(), [("dtr", False), ("write", b"bye")])
+
+    def test_reopenKeepsIdleState(self) -> None:
+        """After an unplug, the reopened port gets the idle state again, before it is read."""
+        self.line({}, {"dtr": False})
+        self.device.opener = lambda: self.port
+        self.device.reopenPolicy = lambda attempt: 1.0
+        self.device.start()
+        self.port.error = OSError(5, "gone")
+        self.device.doRead()
+        self.port.error = None
+        self.clock.advance(1.0)
+        self.assertEqual(self.calls(), [("dtr", False), ("close", None), ("apply", self.port.settings),
+                                        ("dtr", False)])
+
+    def test_lastRfc2217ClientRestoresIdle(self) -> None:
+        """The last RFC 2217 client leaving restores the configured state (idle when nobody stays), not plain on."""
+        line = self.line({"dtr": True}, {"dtr": False})
+        client = person()
+        line.attach(client)
+        line.addController(client)
+        line.clientModemLine(client, "dtr", False)
+        line.clientModemLine(client, "dtr", True)
+        del self.port.events[:]
+        line.detach(client)
+        self.assertEqual([c for c in self.calls() if c[0] != "watch"], [("write", b"bye"), ("dtr", False)])
+
+
+class ConfigTests(SynchronousTestCase):
+    def test_file(self) -> None:
+        """open-string, close-string, dtr, rts, idle-dtr, idle-rts in the TOML file (strings or booleans)."""
+        path = self.mktemp()
+        with open(path, "w") as f:
+            f.write('[defaults]\nidle-rts = "off"\n[lines.a]\ndevice = "/dev/ttyS0"\nlisten = "4001"\n'
+                    'open-string = "\\\\r\\\\b"\nclose-string = "exit\\\\r"\ndtr = true\nrts = "on"\n')
+        (line,) = loadConfig(path)
+        self.assertEqual((line.openString, line.closeString), ((b"\r", b""), (b"exit\r",)))
+        self.assertEqual((line.dtr, line.rts, line.idleDtr, line.idleRts), (True, True, None, False))
+
+    def test_fileErrors(self) -> None:
+        """A bad value names the file, its line and the key."""
+        path = self.mktemp()
+        with open(path, "w") as f:
+            f.write('[lines.a]\ndevice = "/dev/ttyS0"\nlisten = "4001"\nidle-dtr = "sometimes"\n')
+        e = self.assertRaises(ConfigError, loadConfig, path)
+        self.assertEqual(str(e), f"{path}:4: [lines.a] idle-dtr: idle-dtr must be on or off, not 'sometimes'")
+        with open(path, "w") as f:
+            f.write('[lines.a]\ndevice = "/dev/ttyS0"\nlisten = "4001"\n\nclose-string = "\\\\q"\n')
+        e = self.assertRaises(ConfigError, loadConfig, path)
+        self.assertEqual(str(e), f"{path}:5: [lines.a] close-string: close-string '\\\\q': unknown escape '\\\\q': "
+                         "expected \\r \\n \\t \\e \\0 \\\\ \\xNN or \\b (a break)")
+
+    def test_options(self) -> None:
+        """--open-string, --close-string, --dtr, --rts, --idle-dtr, --idle-rts for a single line."""
+        options = tap.Options()
+        options.exitOnError = False
+        options.parseOptions(["--device", "/dev/ttyS0", "--open-string", r"\bx", "--close-string", "q",
+                              "--dtr", "on", "--idle-dtr", "off", "--rts", "off"])
+        line = options["line"]
+        self.assertEqual((line.openString, line.closeString), ((b"", b"x"), (b"q",)))
+        self.assertEqual((line.dtr, line.rts, line.idleDtr, line.idleRts), (True, False, False, None))
+        options = tap.Options()
+        options.exitOnError = False
+        e = self.assertRaises(UsageError, options.parseOptions, ["--idle-rts", "2"])
+        self.assertEqual(str(e), "--idle-rts must be on or off, not '2'")
+
+
+class RealDeviceTests(TestCase):
+    timeout = 30
+
+    async def test_stringsReachPty(self) -> None:
+        """On a real pty device: the open-string arrives at the first attach, the close-string at the last detach."""
+        pty = startedPty(self)
+        config = LineConfig("t", DeviceSpec("tty", pty.slaveName),
+                            listeners=(ListenerSpec("tcp:0:interface=127.0.0.1", Protocol.RAW),),
+                            openString=parseSendString(r"login\r"), closeString=parseSendString(r"exit\r"))
+        service = GatewayService([config])
+        service.startService()
+        self.addCleanup(service.stopService)
+        port = service.ports[0][1].getHost().port
+        first = await connect(port)
+        self.assertEqual(await pty.received.length(6), b"login\r")
+        second = await connect(port)
+        second.transport.write(b"!")  # type: ignore[union-attr]
+        self.assertEqual(await pty.received.length(7), b"login\r!")
+        await closeClients(first)
+        second.transport.write(b"?")  # type: ignore[union-attr]
+        self.assertEqual(await pty.received.length(8), b"login\r!?")
+        await closeClients(second)
+        self.assertEqual(await pty.received.length(13), b"login\r!?exit\r")
