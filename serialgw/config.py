@@ -363,6 +363,18 @@ class DeviceSpec:
         return self.path
 
 
+@attrs.frozen
+class WatchAllSpec:
+    """
+    One view of all consoles: listeners whose read-only clients get every
+    line's output (of the lines whose names match one of C{lines}, shell
+    patterns), each output line prefixed with the line's name.
+    """
+
+    listeners: tuple[ListenerSpec, ...]
+    lines: tuple[str, ...] = ("*",)
+
+
 # Where UUCP lock files go (FHS; Debian links it to /run/lock).
 DEFAULT_LOCK_DIR = "/var/lock"
 

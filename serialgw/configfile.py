@@ -49,6 +49,7 @@ from serialgw.config import (
     SerialSettings,
     SSHSpec,
     UserSpec,
+    WatchAllSpec,
     applySingle,
     checkPath,
     parseCoalesce,
@@ -58,7 +59,7 @@ from serialgw.config import (
     parseOnOff,
     parseSendString,
 )
-from serialgw.endpoints import parseListener
+from serialgw.endpoints import parseListener, parseWatchAll
 
 LINE_KEYS = {
     "device", "serial", "baud", "bytesize", "parity", "stopbits", "xonxoff", "rtscts", "listen",
@@ -78,6 +79,10 @@ class FileConfig:
     lines: list[LineConfig]
     ssh: Optional[SSHSpec]
     users: tuple[UserSpec, ...]
+    # One view of all consoles ([watch-all]), or None.
+    watchAll: Optional[WatchAllSpec] = None
+
+
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
@@ -117,7 +122,38 @@ def loadFile(path: str) -> FileConfig:
                 raise ConfigError(f"{_where(path, text, f'lines.{config.name}', key)}: [lines.{config.name}] {key}: "
                                   f"unknown user {unknown[0]!r} (declared: {', '.join(sorted(known)) or 'none'}; "
                                   "add a [users.NAME] table)")
-    return FileConfig(lines, _ssh(path, text, data, users), users)
+    return FileConfig(lines, _ssh(path, text, data, users), users, _watchAll(path, text, data))
+
+
+WATCH_ALL_KEYS = {"listen", "lines"}
+
+
+def _watchAll(path: str, text: str, data: dict[str, Any]) -> Optional[WatchAllSpec]:
+    """[watch-all]: listen (one string or a list) and lines (shell patterns; default every line)."""
+    if "watch-all" not in data:
+        return None
+    table = data["watch-all"]
+    if not isinstance(table, dict):
+        raise ConfigError(f"{_where(path, text, 'watch-all')}: [watch-all] must be a table")
+    items: dict[str, list[str]] = {}
+    for key, item in table.items():
+        if key not in WATCH_ALL_KEYS:
+            raise ConfigError(f"{_where(path, text, 'watch-all', key)}: unknown key {key!r} in [watch-all] "
+                              f"(known: {', '.join(sorted(WATCH_ALL_KEYS))})")
+        if isinstance(item, (str, int)) and not isinstance(item, bool):
+            item = [item]
+        if not isinstance(item, list) or not all(isinstance(t, (str, int)) and not isinstance(t, bool) for t in item):
+            raise ConfigError(f"{_where(path, text, 'watch-all', key)}: [watch-all] {key}: expected a string "
+                              f"or a list of them, not {item!r}")
+        items[key] = [str(t) for t in item]
+    if "listen" not in items:
+        raise ConfigError(f"{_where(path, text, 'watch-all')}: [watch-all] listen: missing: "
+                          "an endpoint such as \"tcp:4400:interface=127.0.0.1\"")
+    try:
+        return parseWatchAll(items["listen"], items.get("lines", []))
+    except ConfigError as e:
+        key = "lines" if str(e).startswith("watch-all lines") else "listen"
+        raise ConfigError(f"{_where(path, text, 'watch-all', key)}: [watch-all] {key}: {e}") from None
 
 
 def _users(path: str, text: str, data: dict[str, Any]) -> tuple[UserSpec, ...]:
@@ -207,9 +243,9 @@ def _where(path: str, text: str, table: str, key: Optional[str] = None) -> str:
 
 def _lines(path: str, text: str, data: dict[str, Any]) -> list[LineConfig]:
     for key in data:
-        if key not in ("defaults", "lines", "ssh", "users"):
+        if key not in ("defaults", "lines", "ssh", "users", "watch-all"):
             raise ConfigError(f"{path}: unknown top-level key {key!r} "
-                              "(expected [defaults], [lines.NAME], [ssh] and [users.NAME])")
+                              "(expected [defaults], [lines.NAME], [ssh], [users.NAME] and [watch-all])")
     defaults = data.get("defaults", {})
     if not isinstance(defaults, dict):
         raise ConfigError(f"{_where(path, text, 'defaults')}: [defaults] must be a table")

@@ -37,6 +37,7 @@ from serialgw.config import (
     Protocol,
     TLSSpec,
     UDPSpec,
+    WatchAllSpec,
     checkPath,
     isAbstract,
     isDecimal,
@@ -373,3 +374,25 @@ def _tls(body: str, original: str) -> ListenerSpec:
                       handshakeTimeout=handshake)
         return ListenerSpec(f"tls:{host}:{port}", Protocol.TELNET, kind=ListenerKind.CONNECT, tls=tls, host=host, port=port)
     raise ConfigError(f"cannot read TLS listener {original!r}: expected tls:PORT:cert=..:key=.. or tls:HOST:PORT:ca=..")
+
+
+def parseWatchAll(texts: list[str], patterns: list[str]) -> WatchAllSpec:
+    """
+    The watch-all listeners (server endpoints, with the usual options:
+    C{allow=}, C{outbuf=}, C{policy=}, C{idle=}, C{keepalive}) and the shell
+    patterns of the lines they show (C{rack4-*}; none given: every line).
+    """
+    listeners = []
+    for text in texts:
+        spec = parseListener(text)
+        if spec.kind is not ListenerKind.LISTEN or spec.tls is not None:
+            raise ConfigError(f"watch-all listener {text!r}: expected a server endpoint such as "
+                              "tcp:4400:interface=127.0.0.1 or unix:/run/serialgw/all.sock (no dial-out, "
+                              "file, pipe, netconsole or TLS)")
+        listeners.append(spec)
+    if not listeners:
+        raise ConfigError("watch-all: no listener given")
+    for pattern in patterns:
+        if not isinstance(pattern, str) or not pattern:
+            raise ConfigError(f"watch-all lines: expected shell patterns of line names, e.g. rack4-*, not {pattern!r}")
+    return WatchAllSpec(tuple(listeners), tuple(patterns) or ("*",))

@@ -49,7 +49,9 @@ class EscapeMenu:
     """
     Filters one client's input: returns what goes to the device and runs
     the commands it finds.  C{client} has C{line}, C{peer}, C{role},
-    C{notice(text)}, C{transport}.
+    C{notice(text)}, C{transport}, and C{inputHeld}: once an answer has
+    filled the client's output, the rest of the input goes back to
+    C{client.fromPeer}, which holds it.
     """
 
     def __init__(self, client: Any, key: int, qemuKeys: bool = False) -> None:
@@ -79,6 +81,11 @@ class EscapeMenu:
                 state, self._state = self._state, None
                 out.append(state(data[i]))
                 i += 1
+                if self.client.inputHeld and i < len(data):
+                    # Its answer filled the client's output: the rest waits
+                    # until the client has read it (see OutputGuard).
+                    self.client.fromPeer(data[i:])
+                    break
                 continue
             j = data.find(self._escape, i)
             if j < 0:

@@ -12,6 +12,14 @@ is full:
 
 The guard is the transport's streaming producer: Twisted pauses it when the
 transport's buffer passes C{bufferSize} and resumes it when drained.
+
+Everything else sent to the client goes behind the same bound: past it,
+whatever the policy, the client's input is held (its transport stops
+reading, and what was read but not yet handled waits: at most one read), so
+no answer (telnet negotiation, AYT, RFC 2217, the escape menu) is made
+until the client has taken what it was sent; text that is not an answer to
+its own input (notices) waits in the bounded queue with device output.
+The client side of that contract is L{IGuarded}.
 """
 
 from __future__ import annotations
@@ -21,7 +29,7 @@ from typing import Any
 from twisted.internet.interfaces import IPushProducer
 from twisted.logger import Logger
 from twisted.protocols.policies import ProtocolWrapper
-from zope.interface import implementer
+from zope.interface import Attribute, Interface, implementer
 
 log = Logger()
 
@@ -62,6 +70,43 @@ class Tail:
         return data
 
 
+class IGuarded(Interface):
+    """
+    A client behind an L{OutputGuard}.
+    """
+
+    peer = Attribute("The client's address, for messages.")
+    transport = Attribute("Its transport (C{abortConnection} for the disconnect policy).")
+
+    def deliver(data: bytes) -> None:
+        """Device output (and held text) for the client, encoded for its wire."""
+
+    def droppedNotice(count: int) -> None:
+        """C{count} bytes were dropped for the client while it was behind."""
+
+    def holdInput() -> None:
+        """Its output is past the bound: stop reading it and handling what it sent."""
+
+    def releaseInput() -> None:
+        """Its output drained: handle what was held, then read it again."""
+
+
+def bufferHolder(transport: Any) -> Any:
+    """
+    The file descriptor whose buffer holds what is written to C{transport}:
+    itself (TCP, unix); under TLS the TCP transport below (a wrapper answers
+    for its transport's attributes, so the test is isinstance); for
+    StandardIO (stdio, pipe:) its writer.
+    """
+    from twisted.internet import stdio
+
+    if isinstance(transport, stdio.StandardIO):
+        return transport._writer  # type: ignore[attr-defined]
+    if isinstance(transport, ProtocolWrapper):
+        return transport.transport
+    return transport
+
+
 @implementer(IPushProducer)
 class OutputGuard:
     def __init__(self, client: Any, line: Any, bound: int, policy: str) -> None:
@@ -78,9 +123,9 @@ class OutputGuard:
         # the bound is set, and the guard registered, there.  Registered with
         # the TLS layer, it would hold back TLS's loseConnection (no close
         # alert goes while a producer is registered): a TLS client could not
-        # be disconnected (idle, escape d, reload, stop).  A wrapper answers
-        # for its transport's attributes, so the test is isinstance.
-        holder: Any = transport.transport if isinstance(transport, ProtocolWrapper) else transport
+        # be disconnected (idle, escape d, reload, stop).  StandardIO (stdio,
+        # pipe:) writes through its writer, so the guard goes there.
+        holder = bufferHolder(transport)
         if hasattr(holder, "registerProducer") and hasattr(holder, "bufferSize"):
             holder.bufferSize = self.bound
             holder.registerProducer(self, True)
@@ -92,10 +137,15 @@ class OutputGuard:
 
     def hold(self, data: bytes) -> None:
         """
-        Device output arrived while the client is full (policy drop): keep
-        the newest C{bound} bytes, drop the oldest.
+        Device output (policy drop) or text arrived while the client is
+        full: keep the newest C{bound} bytes, drop the oldest.
         """
         self._held.add(data, self.bound)
+
+    @property
+    def heldBytes(self) -> int:
+        """Bytes waiting here (not in the transport) for the client."""
+        return len(self._held)
 
     # IPushProducer: called by the transport
 
@@ -103,10 +153,20 @@ class OutputGuard:
         if self.full:
             return
         self.full = True
+        # Whatever the policy: nothing more from this client is handled (an
+        # answer would go past the bound) until it has taken its output.
+        self.client.holdInput()
         if self.policy == "disconnect":
             log.warn("{line}: {peer} cannot keep up ({bound} bytes queued): disconnected",
                      line=self.line.name, peer=self.client.peer, bound=self.bound)
-            self.client.transport.abortConnection()
+            transport = self.client.transport
+            if hasattr(transport, "abortConnection"):
+                transport.abortConnection()
+            else:
+                # A stream on file descriptors (stdio, pipe:, file:): no
+                # more output for it; it closes once what it holds is read.
+                self.line.detach(self.client)
+                transport.loseConnection()
         elif self.policy == "block":
             self.line.blockDevice(self.client)
         else:
@@ -119,7 +179,6 @@ class OutputGuard:
         self.full = False
         if self.policy == "block":
             self.line.unblockDevice(self.client)
-            return
         held = self._held.take(self.bound)
         dropped, self._reported = self._held.dropped - self._reported, self._held.dropped
         if dropped:
@@ -128,6 +187,9 @@ class OutputGuard:
             self.client.droppedNotice(dropped)
         if held:
             self.client.deliver(held)
+        # Sending what waited may have filled it again: then input stays held.
+        if not self.full:
+            self.client.releaseInput()
 
     def stopProducing(self) -> None:
         if self.full and self.policy == "block":

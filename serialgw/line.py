@@ -9,6 +9,7 @@ through the device's methods and its clients only through L{IClient}.
 
 from __future__ import annotations
 
+import ipaddress
 import socket
 import struct
 from enum import Enum
@@ -696,6 +697,23 @@ def describeAddress(address: Any) -> str:
         return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     name = getattr(address, "name", None)
     return f"unix:{describeUnix(name)}" if name is not None else str(address)
+
+
+def addressAllowed(address: Any, networks: list[Any]) -> bool:
+    """
+    Whether a peer's address is in one of the networks (C{allow=}); a unix
+    socket's peer always is (the file mode decides).
+    """
+    host = getattr(address, "host", None)
+    if host is None:
+        return True
+    try:
+        ip = ipaddress.ip_address(host.split("%")[0])
+    except ValueError:
+        return False
+    if ip.version == 6 and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return any(ip in network for network in networks)
 
 
 def peerName(transport: Any) -> str:

@@ -6,13 +6,17 @@ C{stdio}) carried by Twisted's StandardIO.
 
 from __future__ import annotations
 
+import errno
 import os
-from typing import Any
+from typing import Any, Optional
 
-from twisted.internet import stdio
+from twisted.internet import abstract, fdesc, stdio
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from serialgw.config import ListenerKind, ListenerSpec, Protocol
+from serialgw.flow import OutputGuard
 from serialgw.line import ClientEvents, IClient, Line, Role
 from serialgw.raw import RawClient
 
@@ -20,10 +24,16 @@ log = Logger()
 
 
 @implementer(IClient)
-class FileClient(ClientEvents):
-    """Device output appended to a file; nothing is read from it."""
+class FileClient(ClientEvents, abstract.FileDescriptor):
+    """
+    Device output appended to a file; nothing is read from it.  What the
+    file does not take at once (a FIFO nobody reads, a slow tty) waits
+    behind an output guard, as for a network client: up to the listener's
+    C{outbuf}, then its policy (by default drop, counted).
+    """
 
-    def __init__(self, line: Line, path: str) -> None:
+    def __init__(self, line: Line, path: str, reactor: Any = None, spec: Optional[ListenerSpec] = None) -> None:
+        abstract.FileDescriptor.__init__(self, reactor)
         self.line = line
         self.path = path
         self.peer = f"file:{path}"
@@ -31,10 +41,35 @@ class FileClient(ClientEvents):
         # A log file is not someone the device should wait for.
         self.wakesLine = False
         self._fd = self._open()
+        # A FileDescriptor writes nothing until it is marked connected.
+        self.connected = 1
+        if spec is None:
+            spec = ListenerSpec(path, Protocol.RAW, kind=ListenerKind.FILE, path=path)
+        self.guard = OutputGuard(self, line, spec.outbuf, spec.policy)
+        self.guard.attach(self)
         line.attach(self)
 
+    @property
+    def transport(self) -> Any:
+        """What the guard cuts (policy disconnect): this descriptor."""
+        return self
+
     def _open(self) -> int:
-        return os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+        flags = os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NONBLOCK
+        try:
+            return os.open(self.path, os.O_WRONLY | flags, 0o640)
+        except OSError as e:
+            if e.errno != errno.ENXIO:
+                raise
+            # A FIFO nobody reads yet: read-write, so that opening neither
+            # waits nor fails; what it does not take waits here, bounded.
+            return os.open(self.path, os.O_RDWR | flags, 0o640)
+
+    def fileno(self) -> int:
+        return self._fd
+
+    def logPrefix(self) -> str:
+        return self.peer
 
     def reopen(self) -> None:
         """Open the path again (logrotate moved the file); the file in hand is kept if that fails."""
@@ -44,19 +79,56 @@ class FileClient(ClientEvents):
             log.error("{line}: cannot reopen {path}: {reason}; writing on to the file it was", line=self.line.name,
                       path=self.path, reason=e.strerror)
             return
+        self.stopWriting()
         os.close(self._fd)
         self._fd = fd
+        if self.dataBuffer or self._tempDataLen:
+            self.startWriting()
+
+    def writeSomeData(self, data: bytes) -> Any:
+        return fdesc.writeToFD(self._fd, data)
 
     def deliver(self, data: bytes) -> None:
+        guard = self.guard
+        if guard.full and guard.policy == "drop":
+            guard.hold(data)
+            return
+        if self.dataBuffer or self._tempDataLen:
+            self.write(data)
+            return
+        # Nothing waiting: straight to the file (a regular file takes it all).
         try:
-            os.write(self._fd, data)
+            n = os.write(self._fd, data)
+        except BlockingIOError:
+            n = 0
         except OSError as e:
             log.error("{line}: cannot write {path}: {reason}", line=self.line.name, path=self.path, reason=e.strerror)
+            return
+        if n < len(data):
+            self.write(data[n:])
 
+    # The guard's side: nothing is read from a file.
+
+    def holdInput(self) -> None:
+        pass
+
+    def releaseInput(self) -> None:
+        pass
+
+    def droppedNotice(self, count: int) -> None:
+        pass
+
+    def connectionLost(self, reason: Failure) -> None:
+        # Cut (policy disconnect) or the file failed: it goes.
+        abstract.FileDescriptor.connectionLost(self, reason)
+        self.close()
 
     def close(self) -> None:
         self.line.detach(self)
-        os.close(self._fd)
+        if self._fd >= 0:
+            self.stopWriting()
+            os.close(self._fd)
+            self._fd = -1
 
 
 def fifoPair(path: str) -> tuple[int, int]:
@@ -78,7 +150,14 @@ def fifoPair(path: str) -> tuple[int, int]:
     return fdIn, fdOut
 
 
-def streamClient(line: Line, reactor: Any, stdin: int = 0, stdout: int = 1, name: str = "stdio") -> Any:
-    """A raw client on a pair of descriptors, called C{name} (C{w}, the status page); returns its transport."""
-    client = RawClient(line, peer=name)
+def streamClient(
+    line: Line, reactor: Any, spec: ListenerSpec, stdin: int = 0, stdout: int = 1, name: str = "stdio"
+) -> Any:
+    """
+    A raw client on a pair of descriptors, called C{name} (C{w}, the status
+    page), behind its listener's output bound and policy like a network
+    client (and with mon:, the escape menu); returns its transport.
+    """
+    role = Role.READONLY if spec.readOnly else Role.WRITER
+    client = RawClient(line, role, listener=spec, clock=reactor, peer=name)
     return stdio.StandardIO(client, stdin=stdin, stdout=stdout, reactor=reactor)  # type: ignore[call-arg]

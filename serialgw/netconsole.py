@@ -80,6 +80,16 @@ class NetconsoleClient(ClientEvents, DatagramProtocol):
         # netconsole does.
         pass
 
+    def pauseInput(self) -> None:
+        # The device is behind: datagrams wait in the kernel's buffer (and
+        # past it are dropped there, as UDP is) instead of in ours.
+        if self.transport is not None:
+            self.transport.stopReading()
+
+    def resumeInput(self) -> None:
+        if self.transport is not None:
+            self.transport.startReading()
+
     # IClient
 
     def deliver(self, data: bytes) -> None:

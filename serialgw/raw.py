@@ -47,10 +47,3 @@ class RawClient(Session, ClientEvents, Protocol):
             if not self.mayDeliver(data):
                 return
         writeNow(self.transport, data)
-
-
-    def pauseInput(self) -> None:
-        self.transport.pauseProducing()
-
-    def resumeInput(self) -> None:
-        self.transport.resumeProducing()

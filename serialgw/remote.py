@@ -15,12 +15,14 @@ from typing import Any, Callable, Optional
 import attrs
 from twisted.application.internet import ClientService
 from twisted.internet.endpoints import HostnameEndpoint, UNIXClientEndpoint
+from twisted.internet.interfaces import IPushProducer
 from twisted.internet.protocol import Factory, Protocol, connectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
 from serialgw.config import ConfigError, DeviceSpec, SerialSettings
-from serialgw.device import _NoSink
+from serialgw.device import HIGH_WATER, _NoSink
 from serialgw.line import noDelay
 from serialgw.rfc2217 import (
     BREAK_OFF,
@@ -51,6 +53,13 @@ log = Logger()
 
 class _NoPortControl:
     """Links without com port control: settings, DTR/RTS and purges stay here."""
+
+    # Whether the remote asked us to stop sending (RFC 2217 FLOWCONTROL-SUSPEND).
+    suspended = False
+
+    def heldBytes(self) -> int:
+        """Typed bytes held back while suspended."""
+        return 0
 
     def control(self, code: int) -> None:
         pass
@@ -138,7 +147,9 @@ class _ComPortLink(_TelnetLink):
         _TelnetLink.__init__(self, device)
         self.comPort = False
         self.suspended = False
-        self._held: list[bytes] = []
+        # Typed while the remote has us suspended: bounded, because writers
+        # are paused as soon as it suspends (at most what they had read).
+        self._held = bytearray()
 
     def connectionMade(self) -> None:
         self.requestLocal(COM_PORT_OPTION)
@@ -161,9 +172,12 @@ class _ComPortLink(_TelnetLink):
         if self.comPort:
             self.sendSubnegotiation(COM_PORT_OPTION, bytes((command,)) + value)
 
+    def heldBytes(self) -> int:
+        return len(self._held)
+
     def send(self, data: bytes) -> None:
         if self.suspended:
-            self._held.append(data)
+            self._held += data
         else:
             self.writeData(data)
 
@@ -210,11 +224,13 @@ class _ComPortLink(_TelnetLink):
                 device.sink.deviceLineState(value[0] & 0x1E)
             elif command == FLOWCONTROL_SUSPEND:
                 self.suspended = True
+                device._checkWatermark()
             elif command == FLOWCONTROL_RESUME:
                 self.suspended = False
-                held, self._held = self._held, []
-                for data in held:
-                    self.writeData(data)
+                held, self._held = bytes(self._held), bytearray()
+                if held:
+                    self.writeData(held)
+                device._checkWatermark()
         except ConfigError as e:
             log.warn("{device}: RFC 2217 answer {payload!r} ignored: {reason}", device=device.name, payload=payload,
                      reason=str(e))
@@ -222,6 +238,12 @@ class _ComPortLink(_TelnetLink):
             log.failure("{device}: bad RFC 2217 answer {payload!r}", device=device.name, payload=payload)
 
 
+def _heldBytes(link: Any) -> int:
+    """Typed bytes a link holds back (RFC 2217 suspension); any other protocol holds none."""
+    return link.heldBytes() if isinstance(link, _NoPortControl) else 0
+
+
+@implementer(IPushProducer)
 class RemoteDevice:
     """
     A line's device reached over the network, reconnected with backoff.
@@ -229,6 +251,13 @@ class RemoteDevice:
     Settings, DTR/RTS and breaks are remembered here and sent to the remote
     port (RFC 2217) on every connection; for telnet and raw consoles they
     are remembered only (a telnet console gets breaks as IAC BRK).
+
+    Typing is bounded as for a local device: the device is the streaming
+    producer of its link's transport, whose buffer size is HIGH_WATER; past
+    it (or while an RFC 2217 remote has suspended us) the line hears
+    C{deviceWritable(False)} and stops reading its writers, and
+    C{deviceWritable(True)} once the transport has drained (below
+    LOW_WATER: empty) and the remote is not suspended.
     """
 
     def __init__(
@@ -255,6 +284,8 @@ class RemoteDevice:
         self.bytesWritten = 0
         self._link: Any = None
         self._paused = False
+        self._linkFull = False
+        self._writable = True
         self._breakCall: Any = None
         endpoint: Any
         if spec.kind == "unix":
@@ -338,7 +369,34 @@ class RemoteDevice:
             self._link.purge((1 if receive else 0) | (2 if transmit else 0))
 
     def queuedBytes(self) -> int:
-        return 0
+        """Typed bytes not yet handed to the kernel: in the link's transport, and held while suspended."""
+        link = self._link
+        if link is None:
+            return 0
+        transport = link.transport
+        buffered = len(getattr(transport, "dataBuffer", b"")) + getattr(transport, "_tempDataLen", 0)
+        return buffered + _heldBytes(link)
+
+    # IPushProducer, registered on the link's transport: Twisted pauses it
+    # when the transport holds more than HIGH_WATER, resumes it when drained.
+
+    def pauseProducing(self) -> None:
+        self._linkFull = True
+        self._checkWatermark()
+
+    def resumeProducing(self) -> None:
+        self._linkFull = False
+        self._checkWatermark()
+
+    def stopProducing(self) -> None:
+        pass
+
+    def _checkWatermark(self) -> None:
+        link = self._link
+        blocked = link is not None and (self._linkFull or link.suspended)
+        if self._writable == blocked:
+            self._writable = not blocked
+            self.sink.deviceWritable(self._writable)
 
     def pauseReading(self) -> None:
         # Kept, so that a link made while paused (a reconnect) starts paused.
@@ -360,13 +418,21 @@ class RemoteDevice:
             return None
         self.closed = True
         self.stopBreak()
+        if self._link is not None and self.queuedBytes():
+            # A remote that does not read would keep a clean close waiting
+            # for ever (stop, reload): what it did not take is dropped.
+            self.dropped += self.queuedBytes()
+            self._link.transport.abortConnection()
         return self._service.stopService()
 
     # The link's side
 
     def _linkUp(self, link: Any) -> None:
         self._link = link
+        self._linkFull = False
         noDelay(link.transport)
+        link.transport.bufferSize = HIGH_WATER
+        link.transport.registerProducer(self, True)
         if self._paused:
             link.transport.pauseProducing()
         self.up = True
@@ -383,6 +449,11 @@ class RemoteDevice:
         if link is not self._link:
             return
         self._link = None
+        self._linkFull = False
+        # What was typed is dropped with the link (as while it is down):
+        # the writers are not held for a link that is gone.
+        self.dropped += _heldBytes(link)
+        self._checkWatermark()
         self.up = False
         self.modem = None
         if self._breakCall is not None and self._breakCall.active():

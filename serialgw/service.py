@@ -27,10 +27,19 @@ from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from serialgw.config import LineConfig, ListenerKind, ListenerSpec, Protocol, SSHSpec, describeUnix, isAbstract
+from serialgw.config import (
+    LineConfig,
+    ListenerKind,
+    ListenerSpec,
+    Protocol,
+    SSHSpec,
+    WatchAllSpec,
+    describeUnix,
+    isAbstract,
+)
 from serialgw.consolelog import ConsoleLog
 from serialgw.device import AbsentPort, DeviceError, DeviceLocked, IPort, PtyPort, SerialDevice, openPort
-from serialgw.line import Line, Role, describeAddress, peerName
+from serialgw.line import Line, Role, addressAllowed, describeAddress, peerName
 from serialgw.local import FileClient, fifoPair, streamClient
 from serialgw.netconsole import NetconsoleClient
 from serialgw.notify import Notifier
@@ -117,16 +126,7 @@ class LineFactory(Factory):
         return True
 
     def _allowed(self, addr: Any) -> bool:
-        host = getattr(addr, "host", None)
-        if host is None:
-            return True  # unix sockets: the file mode decides
-        try:
-            address = ipaddress.ip_address(host.split("%")[0])
-        except ValueError:
-            return False
-        if address.version == 6 and address.ipv4_mapped is not None:
-            address = address.ipv4_mapped
-        return any(address in network for network in self.allow)
+        return addressAllowed(addr, self.allow)
 
 
 class GatewayService(MultiService):
@@ -147,6 +147,7 @@ class GatewayService(MultiService):
         reopenPolicy: Optional[Callable[[int], float]] = None,
         status: Optional[str] = None,
         ssh: Optional[SSHSpec] = None,
+        watchAll: Optional[WatchAllSpec] = None,
         waitForDevices: bool = False,
     ) -> None:
         MultiService.__init__(self)
@@ -173,6 +174,10 @@ class GatewayService(MultiService):
         self.status = status
         self.statusPort: Any = None
         self.ssh = ssh
+        # One view of all consoles: its listeners' factories (see serialgw.watchall).
+        self.watchAll = watchAll
+        self.watchers: list[Any] = []
+        self.watchAllPorts: list[Any] = []
         self.sshPort: Any = None
         self.notifier = Notifier(self.reactor, self.statusText)
         # A local device that cannot be opened at start: an error that stops
@@ -191,6 +196,9 @@ class GatewayService(MultiService):
                 self._serveStatus(self.status)
             if self.ssh is not None:
                 self._serveSSH(self.ssh)
+            if self.watchAll is not None:
+                for spec in self.watchAll.listeners:
+                    self._serveWatchAll(spec, self.watchAll.lines)
         except StartupError:
             self._closeAll()
             raise
@@ -234,6 +242,8 @@ class GatewayService(MultiService):
                 log.warn("line {line}: pace and pace-line apply to local devices; {device} is not paced",
                          line=config.name, device=config.device.describe())
         self.lines[config.name] = line
+        for watcher in self.watchers:
+            watcher.lineOpened(line)
         line.waitForClient = any(spec.wait for spec in config.listeners)
         if config.log is not None:
             try:
@@ -277,6 +287,28 @@ class GatewayService(MultiService):
         self._own("closer", self.sshPort.stopListening)
         log.info("ssh listener ready on {address} for {count} user(s); ssh -p PORT LINE@HOST",
                  address=describeAddress(self.sshPort.getHost()), count=len(spec.users))
+
+    def _serveWatchAll(self, spec: ListenerSpec, patterns: tuple[str, ...]) -> None:
+        from serialgw.watchall import WatchAllFactory
+
+        if spec.path and not isAbstract(spec.path):
+            _removeStaleSocket(spec.path, "watch-all")
+        try:
+            endpoint = serverFromString(self.reactor, spec.endpoint)
+        except Exception as e:
+            raise StartupError(f"watch-all: bad listener {spec.text or spec.endpoint!r}: {e}") from None
+        factory = WatchAllFactory(spec, patterns, lambda: self.lines, self.reactor)
+        results: list[Any] = []
+        endpoint.listen(factory).addBoth(results.append)
+        if not results or isinstance(results[0], Failure):
+            reason = results[0].value if results else "did not start at once"
+            raise StartupError(f"watch-all: cannot listen on {spec.text or spec.endpoint!r}: {reason}")
+        self.watchers.append(factory)
+        self._own("closer", results[0].stopListening)
+        self._own("closer", factory.closeAll)
+        self.watchAllPorts.append(results[0])
+        log.info("watch-all listener ready on {address} for lines {patterns}",
+                 address=describeAddress(results[0].getHost()), patterns=" ".join(patterns))
 
     def reloadUsers(self, ssh: Optional[SSHSpec]) -> None:
         """New people and keys for the running SSH listener (a reload); its address and host key stay."""
@@ -442,13 +474,13 @@ class GatewayService(MultiService):
                  remote=spec.udp.remoteHost, rport=spec.udp.remotePort, local=describeAddress(port.getHost()))
 
     def _file(self, line: Line, config: LineConfig, spec: ListenerSpec) -> None:
-        client = FileClient(line, spec.path)
+        client = FileClient(line, spec.path, self.reactor, spec)
         self._own("closer", client.close)
         log.info("line {line}: output appended to {path}", line=config.name, path=spec.path)
 
     def _pipe(self, line: Line, config: LineConfig, spec: ListenerSpec) -> None:
         fdIn, fdOut = fifoPair(spec.path)
-        transport = streamClient(line, self.reactor, fdIn, fdOut, name=f"pipe:{spec.path}")
+        transport = streamClient(line, self.reactor, spec, fdIn, fdOut, name=f"pipe:{spec.path}")
         self._own("closer", transport.loseConnection)
         log.info("line {line}: pipe {path}", line=config.name, path=spec.path)
 
@@ -459,7 +491,7 @@ class GatewayService(MultiService):
         log.info("line {line}: pty {where} for a local program", line=config.name, where=where)
 
     def _stdio(self, line: Line, config: LineConfig, spec: ListenerSpec) -> None:
-        transport = streamClient(line, self.reactor)
+        transport = streamClient(line, self.reactor, spec)
         self._own("closer", transport.loseConnection)
 
     def startService(self) -> None:
@@ -518,6 +550,8 @@ class GatewayService(MultiService):
                 waits.append(thing())
         line = self.lines.pop(name, None)
         if line is not None:
+            for watcher in self.watchers:
+                watcher.lineClosed(line)
             for client in list(line.clients):
                 transport = getattr(client, "transport", None)
                 if transport is not None and hasattr(transport, "loseConnection"):
@@ -586,6 +620,7 @@ class GatewayService(MultiService):
         for close in self._closers:
             waits.append(close())
         self._closers = []
+        self.watchers, self.watchAllPorts = [], []
         for _spec, port in self.ports:
             waits.append(port.stopListening())
         self.ports = []

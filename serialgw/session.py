@@ -17,6 +17,9 @@ from serialgw.tls import peerSubject
 
 log = Logger()
 
+# Why a client's transport is not read (Session._readingPaused).
+DEVICE_BEHIND = 1
+OUTPUT_FULL = 2
 # A connection that says nothing and leaves within this many seconds (a load
 # balancer's health check, a port scan) is not announced to the others.
 QUIET_SECONDS = 1.0
@@ -55,6 +58,13 @@ class Session:
     quietStart = True
     escapeMenu: Optional[EscapeMenu] = None
     defaultEscape: Optional[int] = None
+    # Input held back while the client's output is past its bound (see
+    # OutputGuard): reading stops, and what was read but not handled yet
+    # (after the wire layer, before the escape menu) waits in _heldInput.
+    inputHeld = False
+    _heldInput = b""
+    # Why the transport is not read: DEVICE_BEHIND | OUTPUT_FULL.
+    _readingPaused = 0
 
     def describePeer(self) -> str:
         """This client in notices and logs: its address (a person's name too, where known)."""
@@ -125,6 +135,10 @@ class Session:
 
     def fromPeer(self, data: bytes) -> None:
         """Data from the client: through the escape menu, then to the line."""
+        if self.inputHeld:
+            # At most what one read brought: the transport is not read now.
+            self._heldInput += data
+            return
         if self._idleCall is not None:
             self.touch()
         if self._introCall is not None:
@@ -162,10 +176,61 @@ class Session:
     def notice(self, text: str) -> None:
         """A line of text for the person at this terminal, if it is one."""
         if self.wantsNotices() or self.escapeMenu is not None:
-            self.writeText(f"\r\n[serialgw: {text}]\r\n".encode("utf-8", "replace"))
+            self.sendText(f"\r\n[serialgw: {text}]\r\n".encode("utf-8", "replace"))
+
+    def sendText(self, data: bytes) -> None:
+        """
+        Text for the client (a notice, an answer): while it is past its
+        output bound, it waits with held device output (bounded, the
+        oldest dropped).
+        """
+        guard = self.guard
+        if guard is not None and guard.full:
+            guard.hold(data)
+        else:
+            self.writeText(data)
 
     def writeText(self, data: bytes) -> None:
         self.transport.write(data)
+
+    # Reading the client: paused while the device is behind (the line's
+    # pauseInput) or while the client's own output is past its bound.
+
+    def _pauseReading(self, why: int) -> None:
+        if not self._readingPaused:
+            self.transport.pauseProducing()
+        self._readingPaused |= why
+
+    def _resumeReading(self, why: int) -> None:
+        if self._readingPaused & why:
+            self._readingPaused &= ~why
+            if not self._readingPaused:
+                self.transport.resumeProducing()
+
+    def pauseInput(self) -> None:
+        self._pauseReading(DEVICE_BEHIND)
+
+    def resumeInput(self) -> None:
+        self._resumeReading(DEVICE_BEHIND)
+
+    def holdInput(self) -> None:
+        """The guard: output past the bound; nothing more is read or handled."""
+        self.inputHeld = True
+        self._pauseReading(OUTPUT_FULL)
+
+    def releaseInput(self) -> None:
+        """The guard: output drained; what was held is handled, then reading goes on."""
+        self.inputHeld = False
+        held, self._heldInput = self._heldInput, b""
+        if held:
+            self.fromPeer(held)
+        if not self.inputHeld:
+            self.releaseWire()
+        if not self.inputHeld:
+            self._resumeReading(OUTPUT_FULL)
+
+    def releaseWire(self) -> None:
+        """Handle input the wire layer held back (telnet: bytes not parsed yet)."""
 
     def _certified(self, tls: Any) -> None:
         subject = peerSubject(self.transport)

@@ -25,7 +25,7 @@ from zope.interface import implementer
 
 from serialgw.line import IClient, Line, Role, writeNow
 from serialgw.rfc2217 import FLOWCONTROL_RESUME, FLOWCONTROL_SUSPEND, ComPortControl
-from serialgw.session import Session
+from serialgw.session import DEVICE_BEHIND, Session
 
 log = Logger()
 
@@ -95,6 +95,10 @@ class TelnetProtocol(Protocol):
     """
 
     transport: Any
+    # While True, nothing more is parsed: input waits in _wireHeld (a
+    # subclass sets it when its output is past its bound).
+    inputHeld = False
+    _wireHeld = b""
 
     def __init__(self) -> None:
         self._options: dict[int, _OptionState] = {}
@@ -190,6 +194,9 @@ class TelnetProtocol(Protocol):
     # Input
 
     def dataReceived(self, data: bytes) -> None:
+        if self.inputHeld:
+            self._wireHeld += data
+            return
         if self._state == _DATA:
             if IAC_B not in data:
                 plain = data
@@ -240,12 +247,18 @@ class TelnetProtocol(Protocol):
                     self._state = _SB
                 else:
                     self._flush(pieces)
+                    if self.inputHeld:
+                        self._holdFrom(data, i - 1, _IAC)
+                        return
                     self.telnetCommandReceived(byte)
             elif state == _NEG:
                 option = data[i]
                 i += 1
                 self._state = _DATA
                 self._flush(pieces)
+                if self.inputHeld:
+                    self._holdFrom(data, i - 1, _NEG)
+                    return
                 self._negotiate(self._negCommand, option)
             elif state == _SB:
                 j = data.find(IAC_B, i)
@@ -265,6 +278,9 @@ class TelnetProtocol(Protocol):
                     i += 1
                     self._state = _DATA
                     self._flush(pieces)
+                    if self.inputHeld:
+                        self._holdFrom(data, i - 1, _SB_IAC)
+                        return
                     self._endSubnegotiation()
                 else:
                     # IAC <command> inside SB: the SE was lost.  Drop the
@@ -273,6 +289,21 @@ class TelnetProtocol(Protocol):
                     self._sb = bytearray()
                     self._state = _IAC
         self._flush(pieces)
+
+    def _holdFrom(self, data: bytes, start: int, state: int) -> None:
+        """
+        Input is held (the data before has been handed on): keep the rest,
+        from the byte at C{start} that completes a command, parsed in
+        C{state} once it is released.
+        """
+        self._state = state
+        self._wireHeld = data[start:]
+
+    def releaseWire(self) -> None:
+        """Parse what was held back."""
+        held, self._wireHeld = self._wireHeld, b""
+        if held:
+            TelnetProtocol.dataReceived(self, held)
 
     def _flush(self, pieces: list[bytes]) -> None:
         if pieces:
@@ -380,6 +411,7 @@ class TelnetProtocol(Protocol):
 
 
 COM_PORT = 44
+_OWE_MODEM = 1
 
 # Options a serial console speaks, on our side and on the peer's.
 LOCAL_OPTIONS = frozenset({BINARY, ECHO, SGA})
@@ -417,6 +449,10 @@ class TelnetClient(Session, TelnetProtocol):
         self.rfc2217 = rfc2217
         self.signature = signature
         self.comPort: Optional[ComPortControl] = None
+        # RFC 2217 notifications owed since the output went past its bound.
+        self._owed = 0
+        self._owedLineState = 0
+        self._flowSuspended = False
 
     def connectionMade(self) -> None:
         for option in (ECHO, SGA, BINARY):
@@ -472,7 +508,7 @@ class TelnetClient(Session, TelnetProtocol):
         if command == BRK:
             self.line.clientBreak(self)
         elif command == AYT:
-            self.transport.write(b"\r\n[serialgw: yes]\r\n")
+            self.sendText(b"\r\n[serialgw: yes]\r\n")
         else:
             log.debug(
                 "{line}: telnet command {name} from {peer} ignored",
@@ -491,28 +527,63 @@ class TelnetClient(Session, TelnetProtocol):
         else:
             self.writeData(data)
 
+    # RFC 2217 notifications the device causes are not sent while the
+    # client's output is past its bound: once it drains, it is told the
+    # state then (modem lines, line state seen meanwhile, flow control).
+
     def modemStateChanged(self, state: int) -> None:
         if self.comPort is not None:
+            if self.inputHeld:
+                self._owed |= _OWE_MODEM
+                return
             self.comPort.modemStateChanged(state)
 
     def lineStateChanged(self, state: int) -> None:
         if self.comPort is not None:
+            if self.inputHeld:
+                self._owedLineState |= state
+                return
             self.comPort.lineStateChanged(state)
 
     def deviceStateChanged(self, up: bool, notice: bytes) -> None:
         if self.comPort is not None:
             # RFC 2217 clients see carrier: CD drops while the device is gone.
+            if self.inputHeld:
+                self._owed |= _OWE_MODEM
+                return
             self.comPort.carrier(up)
         elif notice and self.wantsNotices():
-            self.writeData(notice)
+            self.sendText(notice)
 
     def pauseInput(self) -> None:
-        self.transport.pauseProducing()
-        if self.comPort is not None:
-            self.comPort.reply(FLOWCONTROL_SUSPEND, b"")
+        Session.pauseInput(self)
+        self._tellFlow()
 
     def resumeInput(self) -> None:
-        self.transport.resumeProducing()
+        Session.resumeInput(self)
+        self._tellFlow()
+
+    def _tellFlow(self) -> None:
+        """FLOWCONTROL-SUSPEND / RESUME to an RFC 2217 client when the device's state for it changed."""
+        if self.comPort is None or self.inputHeld:
+            return
+        suspended = bool(self._readingPaused & DEVICE_BEHIND)
+        if suspended != self._flowSuspended:
+            self._flowSuspended = suspended
+            self.comPort.reply(FLOWCONTROL_SUSPEND if suspended else FLOWCONTROL_RESUME, b"")
+
+    releaseWire = TelnetProtocol.releaseWire
+
+    def releaseInput(self) -> None:
+        self.inputHeld = False
         if self.comPort is not None:
-            self.comPort.reply(FLOWCONTROL_RESUME, b"")
+            owed, self._owed = self._owed, 0
+            lineState, self._owedLineState = self._owedLineState, 0
+            if owed & _OWE_MODEM:
+                self.comPort.modemStateChanged(self.comPort.currentModemState())
+            if lineState:
+                self.comPort.lineStateChanged(lineState)
+            self._tellFlow()
+        if not self.inputHeld:
+            Session.releaseInput(self)
 

@@ -209,3 +209,37 @@ class PausableTransport(StringTransport):
     def resumeProducing(self) -> None:
         self.resumes += 1
         StringTransport.resumeProducing(self)
+
+
+class BoundedTransport(StringTransport):
+    """
+    A StringTransport standing for a socket whose peer does not read: what
+    is written stays in C{value()}; while more than C{bufferSize} bytes wait,
+    every write pauses a streaming producer, as Twisted's FileDescriptor
+    does; L{drain} is the peer reading it all (the producer resumes).
+    C{producerState} tells whether the transport reads ("producing") or not.
+    """
+
+    bufferSize = 65536
+
+    def __init__(self) -> None:
+        StringTransport.__init__(self)
+        self.producerPaused = False
+        self.most = 0
+
+    def write(self, data: bytes) -> None:
+        StringTransport.write(self, data)
+        waiting = len(self.io.getvalue())
+        self.most = max(self.most, waiting)
+        if self.producer is not None and self.streaming and waiting > self.bufferSize:
+            self.producerPaused = True
+            self.producer.pauseProducing()
+
+    def drain(self) -> bytes:
+        """The peer reads everything written so far; return it."""
+        data = self.value()
+        self.clear()
+        if self.producer is not None and self.producerPaused:
+            self.producerPaused = False
+            self.producer.resumeProducing()
+        return data

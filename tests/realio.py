@@ -158,6 +158,47 @@ class TtyEnd:
         os.close(self.fd)
 
 
+class FdReader:
+    """
+    The reading end of a pipe or FIFO, read in the reactor into
+    C{received} from L{startReading} on; closed by L{close}.
+    """
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        fdesc.setNonBlocking(fd)
+        self.received = Accumulator("fd")
+        self._reading = False
+
+    def fileno(self) -> int:
+        return self.fd
+
+    def logPrefix(self) -> str:
+        return "fd-reader"
+
+    def doRead(self) -> None:
+        try:
+            data = os.read(self.fd, 65536)
+        except BlockingIOError:
+            return
+        if data:
+            self.received.add(data)
+
+    def connectionLost(self, reason: Any) -> None:
+        pass
+
+    def startReading(self) -> None:
+        if not self._reading:
+            self._reading = True
+            reactor.addReader(self)  # type: ignore[attr-defined]
+
+    def close(self) -> None:
+        if self._reading:
+            reactor.removeReader(self)  # type: ignore[attr-defined]
+            self._reading = False
+        os.close(self.fd)
+
+
 class Collector(protocol.Protocol):
     """A TCP client that keeps everything it receives."""
 

@@ -6,9 +6,11 @@ the telnet and RFC 2217 parsers with hypothesis.
 
 from __future__ import annotations
 
+import os
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from twisted.internet import defer
+from twisted.internet import defer, reactor
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.logger import globalLogPublisher
@@ -16,11 +18,12 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from serialgw.config import DeviceSpec, LineConfig
 from serialgw.endpoints import parseListener
-from serialgw.line import Line
+from serialgw.line import Line, Role
+from serialgw.raw import RawClient
 from serialgw.service import GatewayService
 from serialgw.telnet import TelnetClient, TelnetProtocol
-from tests.fakes import RecordingDevice
-from tests.realio import Collector, closeClients, connect, startedPty
+from tests.fakes import BoundedTransport, RecordingDevice
+from tests.realio import Collector, FdReader, closeClients, connect, startedPty
 
 MiB = 1024 * 1024
 
@@ -159,6 +162,250 @@ class GuardTests(SynchronousTestCase):
             b"\r\n[serialgw: 1000 bytes dropped: this session fell behind]\r\n" + b"b" * 1000 + b"c" * 24,
         )
         self.assertEqual(guard.dropped, 1000)
+
+
+AYT = b"\xff\xf6"
+AYT_ANSWER = b"\r\n[serialgw: yes]\r\n"
+ESC = b"\x1d"
+
+
+class AnswerBoundTests(SynchronousTestCase):
+    """
+    Answers to a client's own input (AYT, the escape menu, telnet and RFC
+    2217 replies) and notices go behind its output bound: past it, nothing
+    more it sent is read or handled until it has taken what it was sent.
+    """
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.device = RecordingDevice()
+        self.line = Line("t", self.device, clock=self.clock)
+
+    def telnet(self, listener: str = "telnet,outbuf=1024+4444", role: Role = Role.WRITER) -> tuple[TelnetClient, BoundedTransport]:
+        client = TelnetClient(self.line, role, listener=parseListener(listener), clock=self.clock)
+        transport = BoundedTransport()
+        client.makeConnection(transport)
+        client.dataReceived(b"\xff\xfd\x00\xff\xfc\x2c")  # DO BINARY, WONT COM-PORT
+        transport.drain()
+        return client, transport
+
+    def raw(self, listener: str, role: Role = Role.WRITER) -> tuple[RawClient, BoundedTransport]:
+        client = RawClient(self.line, role, listener=parseListener(listener), clock=self.clock)
+        transport = BoundedTransport()
+        client.makeConnection(transport)
+        return client, transport
+
+    def test_aytHeldPastBound(self) -> None:
+        """1000 IAC AYT in one read, never read back: answers stop at the bound, the rest waits unparsed, reading stops."""
+        client, transport = self.telnet()
+        self.assertEqual(transport.bufferSize, 1024)
+        client.dataReceived(AYT * 1000)
+        # 54 answers of 19 bytes pass 1024; the 55th command waits.
+        self.assertEqual(transport.value(), AYT_ANSWER * 54)
+        self.assertEqual(transport.producerState, "paused")
+        self.assertTrue(client.inputHeld)
+        self.assertEqual(client._wireHeld, b"\xf6" + AYT * 945)
+        # What is read meanwhile (a TLS record already decrypted) waits too.
+        client.dataReceived(AYT)
+        self.assertEqual(transport.value(), AYT_ANSWER * 54)
+        answers = 0
+        while client.inputHeld:
+            data = transport.drain()
+            self.assertEqual(data, AYT_ANSWER * (len(data) // len(AYT_ANSWER)))
+            answers += len(data) // len(AYT_ANSWER)
+        answers += len(transport.drain()) // len(AYT_ANSWER)
+        self.assertEqual(answers, 1001)
+        self.assertEqual(transport.producerState, "producing")
+        self.assertLessEqual(transport.most, 1024 + len(AYT_ANSWER))
+        self.assertEqual(client._wireHeld, b"")
+
+    def test_escapeHelpHeldReadOnly(self) -> None:
+        """A read-only raw client sending ^]? over and over: help stops at the bound; the rest is held, unhandled."""
+        client, transport = self.raw("raw,ro,escape=^],outbuf=1024+4444", Role.READONLY)
+        client.dataReceived(ESC + b"?")
+        answer = transport.drain()
+        self.assertIn(b"escape commands", answer)
+        per = -(-1024 // len(answer)) if len(answer) <= 1024 else 1
+        client.dataReceived((ESC + b"?") * 1000)
+        self.assertEqual(transport.value(), answer * per)
+        self.assertEqual(client._heldInput, (ESC + b"?") * (1000 - per))
+        self.assertEqual(transport.producerState, "paused")
+        total = 0
+        while client.inputHeld:
+            data = transport.drain()
+            self.assertEqual(data, answer * (len(data) // len(answer)))
+            total += len(data) // len(answer)
+            self.assertLessEqual(transport.most, 1024 + len(answer))
+        self.assertEqual(total, 1000)
+        self.assertEqual(transport.producerState, "producing")
+        self.assertEqual(self.device.events, [])
+        self.assertEqual(self.line.refused, 0)
+
+    def test_orderKeptAcrossHold(self) -> None:
+        """Data, escape answers, a telnet BRK and more data: the device gets them in order once the client reads."""
+        client, transport = self.telnet("telnet,escape=^],outbuf=1024+4444")
+        client.dataReceived(b"x" + (ESC + b"?") * 20 + b"\xff\xf3" + b"y")
+        self.assertEqual(self.device.events, [("write", b"x")])
+        self.assertTrue(client.inputHeld)
+        while client.inputHeld:
+            transport.drain()
+        self.assertEqual(self.device.events, [("write", b"x"), ("break", None), ("write", b"y")])
+        self.assertEqual(transport.producerState, "producing")
+
+    def test_noticesHeldWithOutput(self) -> None:
+        """Past the bound, notices wait with the held device output (newest kept, counted); nothing reaches the transport."""
+        client, transport = self.telnet("telnet,escape=^],outbuf=1024+4444")
+        self.line.deviceDataReceived(b"a" * 1100)
+        self.assertTrue(client.inputHeld)
+        before = transport.value()
+        for i in range(500):
+            self.line.announce(f"client {i:03} attached")
+        client.dataReceived(AYT)
+        self.assertEqual(transport.value(), before)
+        guard = client.guard
+        assert guard is not None
+        self.assertLessEqual(guard.heldBytes, 1024 + 4096)
+        transport.drain()
+        out = b""
+        while client.inputHeld:
+            out += transport.drain()
+        out += transport.drain()
+        text = b"".join(b"\r\n[serialgw: client %03d attached]\r\n" % i for i in range(500))
+        dropped = b"\r\n[serialgw: %d bytes dropped: this session fell behind]\r\n" % (len(text) - 1024)
+        self.assertEqual(out, dropped + text[-1024:] + AYT_ANSWER)
+        self.assertEqual(guard.dropped, len(text) - 1024)
+
+    def test_disconnectPolicyCutsAndStops(self) -> None:
+        """policy=disconnect: past the bound the client is cut and nothing more it sent is handled."""
+        client, transport = self.telnet("telnet,policy=disconnect,outbuf=1024+4444")
+        client.dataReceived(AYT * 100 + b"z")
+        self.assertEqual(transport.value(), AYT_ANSWER * 54)
+        self.assertTrue(transport.disconnecting)
+        self.assertEqual(self.device.events, [])
+
+    def test_deviceBehindAndOutputFull(self) -> None:
+        """Reading stops for either reason and goes on only when neither holds."""
+        client, transport = self.raw("raw,outbuf=1024+4444")
+        self.line.deviceWritable(False)
+        self.assertEqual(transport.producerState, "paused")
+        self.line.deviceDataReceived(b"a" * 1100)
+        self.line.deviceWritable(True)
+        self.assertEqual(transport.producerState, "paused")
+        self.line.deviceWritable(False)
+        transport.drain()
+        self.assertEqual(transport.producerState, "paused")
+        self.line.deviceWritable(True)
+        self.assertEqual(transport.producerState, "producing")
+
+    def test_rfc2217NotificationsOwed(self) -> None:
+        """While its output is past the bound an RFC 2217 client gets no notifications; once drained, one of each with the state then."""
+        self.device.modem = 0x30
+        client = TelnetClient(self.line, listener=parseListener("telnet,outbuf=1024+4444"), clock=self.clock)
+        transport = BoundedTransport()
+        client.makeConnection(transport)
+        client.dataReceived(b"\xff\xfb\x2c")  # WILL COM-PORT-OPTION
+        client.dataReceived(b"\xff\xfa\x2c\x0a\xff\xff\xff\xf0")  # SET-LINESTATE-MASK 255
+        transport.drain()
+        self.line.deviceDataReceived(b"a" * 1100)
+        self.assertTrue(client.inputHeld)
+        held = transport.value()
+        self.device.modem = 0xB0
+        self.clock.advance(0.05)
+        self.device.modem = 0x90
+        self.clock.advance(0.05)
+        self.line.deviceLineState(0x10)
+        self.line.deviceLineState(0x08)
+        self.line.deviceWritable(False)
+        self.line.deviceWritable(True)
+        self.line.deviceWritable(False)
+        self.assertEqual(transport.value(), held)
+        transport.drain()
+        self.assertEqual(
+            transport.value(),
+            b"\xff\xfa\x2c\x6b\x9a\xff\xf0"  # NOTIFY-MODEMSTATE: CD CTS now; CD and DSR changed
+            b"\xff\xfa\x2c\x6a\x18\xff\xf0"  # NOTIFY-LINESTATE: break | framing
+            b"\xff\xfa\x2c\x6c\xff\xf0",  # FLOWCONTROL-SUSPEND
+        )
+        self.line.deviceWritable(True)
+        self.assertEqual(transport.drain()[-6:], b"\xff\xfa\x2c\x6d\xff\xf0")
+
+
+class FileLikeBoundTests(TestCase):
+    """
+    pipe:, stdio and file: clients have the same output bound and policies
+    as network clients (real pipes and FIFOs nobody reads).
+    """
+
+    timeout = 30
+
+    def setUp(self) -> None:
+        self.line = Line("t", RecordingDevice(), clock=Clock())
+
+    def reader(self, fd: int) -> FdReader:
+        reader = FdReader(fd)
+        self.addCleanup(reader.close)
+        return reader
+
+    async def test_pipeOutputBounded(self) -> None:
+        """A pipe: client nobody reads: outbuf bytes wait, the rest is dropped (counted), its input is not read; then it catches up."""
+        from serialgw.local import streamClient
+        from serialgw.session import OUTPUT_FULL
+
+        inRead, inWrite = os.pipe()
+        outRead, outWrite = os.pipe()
+        self.addCleanup(os.close, inWrite)
+        transport = streamClient(self.line, reactor, parseListener("raw,outbuf=4096+pipe:/p"), inRead, outWrite,
+                                 name="pipe:/p")
+        self.addCleanup(transport.loseConnection)
+        client = self.line.clients[0]
+        self.assertEqual(client.peer, "pipe:/p")
+        for letter in b"abcd":
+            self.line.deviceDataReceived(bytes((letter,)) * 65536)
+        guard = client.guard
+        # "a" waits in the pipe's writer (past 4096: full); of b, c, d the
+        # newest 4096 bytes are kept.
+        self.assertEqual((guard.full, guard.dropped, guard.heldBytes), (True, 3 * 65536 - 4096, 4096))
+        self.assertEqual(client._readingPaused, OUTPUT_FULL)
+        self.line.deviceDataReceived(b"e" * 4096)
+        pipe = self.reader(outRead)
+        pipe.startReading()
+        data = await pipe.received.length(65536 + 4096)
+        self.assertEqual(data, b"a" * 65536 + b"e" * 4096)
+        self.assertEqual((guard.full, guard.dropped, client._readingPaused), (False, 3 * 65536, 0))
+
+    async def test_fifoFileOutputBounded(self) -> None:
+        """file: on a FIFO nobody reads: opening does not wait; outbuf bytes wait past the pipe, the rest is dropped (counted)."""
+        from serialgw.local import FileClient
+
+        path = os.path.abspath(self.mktemp())
+        os.mkfifo(path)
+        client = FileClient(self.line, path, reactor, parseListener(f"raw,outbuf=4096+file:{path}"))
+        self.addCleanup(client.close)
+        for letter in b"abcd":
+            self.line.deviceDataReceived(bytes((letter,)) * 65536)
+        guard = client.guard
+        # "a" fills the FIFO, "b" waits in the client (past 4096: full), of
+        # c and d the newest 4096 bytes are kept.
+        self.assertEqual((guard.full, guard.dropped, guard.heldBytes), (True, 2 * 65536 - 4096, 4096))
+        fifo = self.reader(os.open(path, os.O_RDONLY | os.O_NONBLOCK))
+        fifo.startReading()
+        data = await fifo.received.length(2 * 65536 + 4096)
+        self.assertEqual(data, b"a" * 65536 + b"b" * 65536 + b"d" * 4096)
+        self.assertEqual((guard.full, guard.dropped), (False, 2 * 65536 - 4096))
+
+    def test_fileDisconnectPolicy(self) -> None:
+        """file: with policy=disconnect on a FIFO nobody reads: past the bound it leaves the line."""
+        from serialgw.local import FileClient
+
+        path = os.path.abspath(self.mktemp())
+        os.mkfifo(path)
+        client = FileClient(self.line, path, reactor, parseListener(f"raw,outbuf=4096,policy=disconnect+file:{path}"))
+        self.addCleanup(client.close)
+        self.line.deviceDataReceived(b"a" * 65536)
+        self.assertIn(client, self.line.clients)
+        self.line.deviceDataReceived(b"b" * 8192)
+        self.assertNotIn(client, self.line.clients)
+        self.assertTrue(client.disconnecting)
 
 
 class FaultTests(SynchronousTestCase):

@@ -18,6 +18,13 @@ class DatagramTransport(StringTransport):
     def __init__(self) -> None:
         StringTransport.__init__(self)
         self.datagrams: list[tuple[bytes, tuple[str, int]]] = []
+        self.reading: list[bool] = []
+
+    def stopReading(self) -> None:
+        self.reading.append(False)
+
+    def startReading(self) -> None:
+        self.reading.append(True)
 
     def write(self, data: bytes, addr: tuple[str, int] | None = None) -> None:  # type: ignore[override]
         assert addr is not None
@@ -56,3 +63,9 @@ class NetconsoleTests(SynchronousTestCase):
         self.client.datagramReceived(b"no", ("192.0.2.7", 1234))
         self.assertEqual(self.device.events, [("write", b"ok"), ("write", b"v6")])
         self.assertEqual(self.client.refused, 1)
+
+    def test_pausedWhileDeviceBehind(self) -> None:
+        """While the device is behind, the UDP port is not read (the kernel holds or drops datagrams, not us)."""
+        self.line.deviceWritable(False)
+        self.line.deviceWritable(True)
+        self.assertEqual(self.transport.reading, [False, True])

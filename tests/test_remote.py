@@ -10,10 +10,16 @@ import termios
 
 from twisted.internet import defer, protocol, reactor
 from twisted.internet.endpoints import UNIXServerEndpoint
+from twisted.internet.task import Clock
+from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from serialgw.config import DeviceSpec, LineConfig, ListenerSpec, Protocol, SerialSettings
+from serialgw.device import HIGH_WATER
+from serialgw.line import Line
+from serialgw.remote import RemoteDevice, _ComPortLink, _RawLink, _TelnetLink
 from serialgw.service import GatewayService
+from tests.fakes import BoundedTransport, RecordingClient
 from tests.realio import Collector, closeClients, connect, startedPty
 
 IAC, SB, SE, WILL = 255, 250, 240, 251
@@ -31,6 +37,66 @@ def whenControlled(line: object) -> defer.Deferred[None]:
 
     line.addController = added  # type: ignore[attr-defined]
     return controlled
+
+
+class RemoteWriteBoundTests(SynchronousTestCase):
+    """
+    Typing into a remote console that does not read is bounded like typing
+    into a slow UART: past HIGH_WATER bytes in the link's transport (or while
+    an RFC 2217 remote has suspended us) the writers are paused, and resumed
+    once it has drained.
+    """
+
+    def connected(self, kind: str, link: type) -> tuple[RemoteDevice, Line, RecordingClient, BoundedTransport]:
+        device = RemoteDevice(DeviceSpec(kind, host="127.0.0.1", port=1), Clock())
+        line = Line("t", device, clock=Clock())
+        device.sink = line
+        writer = RecordingClient("writer:1")
+        line.attach(writer)
+        transport = BoundedTransport()
+        link(device).makeConnection(transport)
+        transport.clear()
+        return device, line, writer, transport
+
+    def test_writersPausedPastHighWater(self) -> None:
+        """A raw or telnet console that never reads: writers paused once HIGH_WATER bytes wait, resumed when it drains."""
+        for kind, link in (("tcp", _RawLink), ("telnet", _TelnetLink)):
+            device, line, writer, transport = self.connected(kind, link)
+            self.assertEqual(transport.bufferSize, HIGH_WATER)
+            line.clientData(writer, b"x" * HIGH_WATER)
+            self.assertEqual((writer.paused, writer.resumed), (0, 0))
+            line.clientData(writer, b"y")
+            self.assertEqual((writer.paused, writer.resumed), (1, 0))
+            self.assertEqual(line.writable, False)
+            # What a writer had read already still goes out, in order.
+            line.clientData(writer, b"z")
+            self.assertEqual(transport.drain(), b"x" * HIGH_WATER + b"yz")
+            self.assertEqual((writer.paused, writer.resumed), (1, 1))
+            self.assertEqual(line.writable, True)
+
+    def test_suspendPausesWriters(self) -> None:
+        """FLOWCONTROL-SUSPEND from an RFC 2217 remote pauses the writers at once; typed bytes wait, bounded, until RESUME."""
+        device, line, writer, transport = self.connected("rfc2217", _ComPortLink)
+        link = device._link
+        link.dataReceived(bytes((IAC, SB, 44, 108, IAC, SE)))  # FLOWCONTROL-SUSPEND
+        self.assertEqual((writer.paused, writer.resumed), (1, 0))
+        line.clientData(writer, b"abc")
+        self.assertEqual(transport.value(), b"")
+        self.assertEqual(device.queuedBytes(), 3)
+        link.dataReceived(bytes((IAC, SB, 44, 109, IAC, SE)))  # FLOWCONTROL-RESUME
+        self.assertEqual(transport.value(), b"abc")
+        self.assertEqual((writer.paused, writer.resumed), (1, 1))
+
+    def test_linkLostReleasesWriters(self) -> None:
+        """A link lost while suspended: writers go on (typing is dropped and counted while the device is down)."""
+        device, line, writer, transport = self.connected("rfc2217", _ComPortLink)
+        device._link.dataReceived(bytes((IAC, SB, 44, 108, IAC, SE)))
+        line.clientData(writer, b"abcd")
+        device._link.connectionLost(Failure(ConnectionError("gone")))
+        self.assertEqual((writer.paused, writer.resumed), (1, 1))
+        self.assertEqual(device.dropped, 4)
+        line.clientData(writer, b"ef")
+        self.assertEqual(device.dropped, 6)
 
 
 class RemoteDeviceTests(TestCase):
@@ -127,6 +193,44 @@ class RemoteDeviceTests(TestCase):
         console = await accepted[1]
         console.transport.write(b"again")  # type: ignore[union-attr]
         self.assertEqual(await user.received.length(12), b"login: again")
+        await closeClients(console, user)
+
+    async def test_consoleThatNeverReads(self) -> None:
+        """A unix: console that reads nothing: the typing client is paused past HIGH_WATER, and the gateway still stops."""
+        path = os.path.abspath(self.mktemp())
+        accepted: defer.Deferred[Collector] = defer.Deferred()
+
+        class Console(Collector):
+            def connectionMade(self) -> None:
+                self.transport.pauseProducing()  # type: ignore[union-attr]
+                accepted.callback(self)
+
+        listening = await UNIXServerEndpoint(reactor, path).listen(protocol.Factory.forProtocol(Console))
+        self.addCleanup(listening.stopListening)
+        gw = GatewayService([LineConfig("vm", DeviceSpec("unix", path),
+                                        listeners=(ListenerSpec("tcp:0:interface=127.0.0.1", Protocol.RAW),))],
+                            retryPolicy=lambda attempt: 0.05)
+        gw.startService()
+        console = await accepted
+        line = gw.lines["vm"]
+        paused: defer.Deferred[None] = defer.Deferred()
+        deviceWritable = line.deviceWritable
+
+        def writable(on: bool) -> None:
+            deviceWritable(on)
+            if not on and not paused.called:
+                paused.callback(None)
+
+        line.deviceWritable = writable  # type: ignore[method-assign]
+        user = await connect(gw.ports[0][1].getHost().port)
+        user.transport.write(b"x" * (32 * 1024 * 1024))  # type: ignore[union-attr]
+        await paused
+        self.assertEqual(line.writable, False)
+        # The gateway no longer reads the typing client.
+        self.assertNotIn(line.clients[0].transport, reactor.getReaders())  # type: ignore[attr-defined]
+        self.assertLessEqual(line.device.queuedBytes(), 64 * 1024 + 65536)
+        await gw.stopService()
+        self.assertGreater(line.device.dropped, 0)
         await closeClients(console, user)
 
     async def test_breakToUnixRawDevice(self) -> None:
@@ -283,3 +387,28 @@ class RemoteStateTests(SynchronousTestCase):
         self.assertEqual((device.up, device.downReason, line.up), (True, None, True))
         device._linkDown(link, Failure(ConnectionRefusedError("Connection refused")))
         self.assertEqual((device.up, device.downReason, line.up), (False, "Connection refused", False))
+
+
+class RemoteAnswerTests(SynchronousTestCase):
+    def test_absurdBaudAnswerIgnored(self) -> None:
+        """A remote RFC 2217 server answering SET-BAUDRATE 0 or 2^32 - 1: one warning each, the settings stay."""
+        from twisted.internet.testing import MemoryReactorClock, StringTransport
+        from twisted.logger import LogLevel, globalLogPublisher
+
+        from serialgw.remote import RemoteDevice, _ComPortLink
+
+        device = RemoteDevice(DeviceSpec("rfc2217", host="127.0.0.1", port=1), MemoryReactorClock(),
+                              settings=SerialSettings(9600))
+        link = _ComPortLink(device)
+        link.makeConnection(StringTransport())
+        events: list[dict[str, object]] = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        for value in (0, 2**32 - 1):
+            link.telnetSubnegotiation(44, bytes([101]) + value.to_bytes(4, "big"))
+        link.telnetSubnegotiation(44, bytes([101]) + (57600).to_bytes(4, "big"))
+        self.assertEqual(device.settings, SerialSettings(57600))
+        warnings = [e for e in events if e.get("log_level") is LogLevel.warn]
+        self.assertEqual([str(e["reason"]).split(",")[0] for e in warnings],
+                         ["baud rate must be 1 to 2147483647", "baud rate must be 1 to 2147483647"])
+        self.assertEqual(self.flushLoggedErrors(), [])
