@@ -227,6 +227,7 @@ class OptionDefaultsTests(TestCase):
             "pace-line": ["--pace-line", "2"],
             "no-lock": ["--no-lock"],
             "lock-dir": ["--lock-dir", "/tmp"],
+            "watch-all": ["--watch-all", "tcp:0:interface=127.0.0.1"],
             "no-notices": ["--no-notices"],
             "no-restore": ["--no-restore"],
         }
