@@ -474,6 +474,8 @@ class _TwistdGatewayService(GatewayService):
             self.notifier.reloaded("reload refused, see the log")
             return defer.succeed(None)
         self.reloadUsers(loaded.ssh)
+        if loaded.watchAll != self.watchAll:
+            log.warn("reload: [watch-all] changed: restart the gateway to apply it")
 
         def done(changes: Any) -> Any:
             if isinstance(changes, dict):
