@@ -51,6 +51,13 @@ class DeviceError(Exception):
     """
 
 
+class DeviceLost(Exception):
+    """
+    A device went away; the message says how, for people (C{hung up},
+    C{Input/output error}).
+    """
+
+
 class DeviceLocked(DeviceError):
     """
     A live process holds the device's UUCP lock (C{pid}): the line waits.
@@ -1260,11 +1267,11 @@ class SerialDevice:
         """The one path for a device that went away, however it went."""
         if self.closed or not self.up:
             return
-        reason = Failure(error)
         self.downReason = _reason(error)
-        log.error("{device}: device lost: {reason}", device=self.name, reason=self.downReason)
+        reason = Failure(DeviceLost(self.downReason))
         self._shutdownPort()
         self.up = False
+        log.error("{device}: device lost: {reason}", device=self.name, reason=self.downReason)
         if self.opener is None:
             self.closed = True
         else:

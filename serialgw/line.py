@@ -17,15 +17,16 @@ from typing import Any, Optional
 
 from twisted.internet.address import UNIXAddress
 from twisted.internet.task import LoopingCall
-from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import Attribute, Interface, implementer
 
 from serialgw.config import DEFAULT_BACKLOG, Rights, SerialSettings, describeUnix
 from serialgw.device import IDeviceSink
 from serialgw.flow import Tail
+from serialgw.logflood import clientLog
 
-log = Logger()
+# Limited per peer: a client's input cannot flood the log (logflood).
+log = clientLog()
 
 
 class Role(Enum):
@@ -387,7 +388,7 @@ class Line:
         reason = self._noBreak(client)
         if reason is None:
             if self.device.sendBreak(duration):
-                self.recordEvent(f"BREAK from {client.peer}")
+                self.recordEvent(f"BREAK from {client.peer}", client.peer)
                 return True
             reason = "one is under way"
         log.info("{line}: break from {peer} refused: {reason}", line=self.name, peer=client.peer, reason=reason)
@@ -503,9 +504,12 @@ class Line:
 
     # Sessions
 
-    def announce(self, text: str, exclude: Any = None) -> None:
-        """A notice for the people at terminals (see each client's notice()), and the logs."""
-        self.recordEvent(text)
+    def announce(self, text: str, exclude: Any = None, peer: Optional[str] = None) -> None:
+        """
+        A notice for the people at terminals (see each client's notice()),
+        and the logs; C{peer}: the client whose doing it is (its log budget).
+        """
+        self.recordEvent(text, peer)
         for client in list(self.clients):
             if client is not exclude:
                 try:
@@ -514,8 +518,8 @@ class Line:
                     log.failure("{line}: telling {peer} failed; it is cut off", line=self.name, peer=client.peer)
                     self._cutOff(client)
 
-    def recordEvent(self, text: str) -> None:
-        log.info("{line}: {text}", line=self.name, text=text)
+    def recordEvent(self, text: str, peer: Optional[str] = None) -> None:
+        log.info("{line}: {text}", line=self.name, text=text, peer=peer)
         for consoleLog in list(self.logs):
             try:
                 consoleLog.event(text)
@@ -534,13 +538,13 @@ class Line:
                 if other is not client and other.role is Role.WRITER and getattr(other, "person", False):
                     other.role = Role.WATCHER
         client.role = Role.WRITER
-        self.announce(f"{client.peer} took write")
+        self.announce(f"{client.peer} took write", peer=client.peer)
         return True
 
     def dropWrite(self, client: Any) -> None:
         if client.role is Role.WRITER:
             client.role = Role.WATCHER
-            self.announce(f"{client.peer} now only watches")
+            self.announce(f"{client.peer} now only watches", peer=client.peer)
 
     def backlog(self) -> bytes:
         """The last device output kept (up to backlogSize bytes)."""

@@ -590,12 +590,14 @@ class GatewayService(MultiService):
         closed.addErrback(lambda f: log.failure("reload: closing lines", f))
 
         def reopen(_: Any) -> dict[str, list[str]]:
+            leftOut: list[str] = []
             for name in changed + added:
                 try:
                     self._openLine(new[name])
                 except StartupError as e:
                     log.error("reload: {reason}; line {line} left out", reason=str(e), line=name)
                     self.closeLine(name)
+                    leftOut.append(name)
                     continue
                 self.configs.append(new[name])
                 line = self.lines[name]
@@ -604,10 +606,17 @@ class GatewayService(MultiService):
                 for kind, thing in self._owned.get(name, []):
                     if kind == "dialer" and self.running:
                         thing.startService()
-            log.info("reload: added {added}, changed {changed}, removed {removed}, {kept} unchanged",
-                     added=added or "none", changed=changed or "none", removed=removed or "none",
-                     kept=len(old) - len(removed) - len(changed))
-            return {"added": added, "changed": changed, "removed": removed}
+            # A line left out is neither added nor changed: it is not running.
+            addedNow = [n for n in added if n not in leftOut]
+            changedNow = [n for n in changed if n not in leftOut]
+            log.info("reload: added {added}, changed {changed}, removed {removed}, {kept} unchanged{more}",
+                     added=addedNow or "none", changed=changedNow or "none", removed=removed or "none",
+                     kept=len(old) - len(removed) - len(changed),
+                     more=f", left out {leftOut}" if leftOut else "")
+            result = {"added": addedNow, "changed": changedNow, "removed": removed}
+            if leftOut:
+                result["left out"] = leftOut
+            return result
 
         return closed.addCallback(reopen)
 

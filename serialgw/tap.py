@@ -154,6 +154,9 @@ man 8 serialgw
          "No UUCP lock file for a local tty (default: take /var/lock/LCK..NAME while the device is open)"],
         ["no-restore", None,
          "Keep what the last RFC 2217 client set when it leaves (default: restore the configured settings)"],
+        ["wait-for-device", None,
+         "A --device that cannot be opened at start is no error: the line starts down and the device is "
+         "tried again with backoff, as when it vanishes (--config does this for every line)"],
         ["check", None,
          "Check the configuration (options or --config FILE) without opening, binding or creating "
          "anything; print what is wrong and exit 0 (usable, perhaps with warnings) or 2 (errors)"],
@@ -538,7 +541,8 @@ def makeService(options: Options, reactor: Optional[Any] = None) -> GatewayServi
     raiseFileLimit()
     status = parseListener(options["status"]).endpoint if options["status"] else None
     service = _TwistdGatewayService(options["lines"], reactor=reactor, status=status, ssh=options.get("sshSpec"),
-                                    watchAll=options.get("watchAllSpec"))
+                                    watchAll=options.get("watchAllSpec"),
+                                    waitForDevices=options["config"] is not None or bool(options["wait-for-device"]))
     service.configPath = options["config"]
     from serialgw.logs import twistdObserver
 

@@ -123,7 +123,10 @@ async def carries(case: TestCase, service: GatewayService, far: Any, logPath: st
     the other end; it is on the line's list while connected.
     """
     line = next(iter(service.lines.values()))
-    client = await connect(service.ports[0][1].getHost().port)
+    config = next(iter(service.configs))
+    # The line's first listener (others, --status or --watch-all, may come first).
+    port = next(p for spec, p in service.ports if spec in config.listeners)
+    client = await connect(port.getHost().port)
     try:
         client.transport.write(b"typed")  # type: ignore[union-attr]
         await far.received.contains(b"typed")
@@ -217,6 +220,7 @@ class OptionDefaultsTests(TestCase):
             "coalesce": ["--coalesce", "1,5"],
             "status": ["--status", "tcp:0:interface=127.0.0.1"],
             "max-clients": ["--max-clients", "4"],
+            "watch-all": ["--watch-all", "raw+tcp:0:interface=127.0.0.1"],
             "open-string": ["--open-string", "open\\r"],
             "close-string": ["--close-string", "close\\r"],
             "dtr": ["--dtr", "off"],
@@ -230,6 +234,7 @@ class OptionDefaultsTests(TestCase):
             "watch-all": ["--watch-all", "tcp:0:interface=127.0.0.1"],
             "no-notices": ["--no-notices"],
             "no-restore": ["--no-restore"],
+            "wait-for-device": ["--wait-for-device"],
         }
 
     def test_everyOptionHasAFullValue(self) -> None:
@@ -267,7 +272,8 @@ class OptionDefaultsTests(TestCase):
             self.assertEqual(config.name, os.path.basename(link) if "device" in omitted else pty.slaveName[5:])
         status = tap.parseListener(options["status"]).endpoint if options["status"] else None
         self.assertEqual(status is None, "status" in omitted)
-        service = GatewayService(options["lines"], status=status)
+        self.assertEqual(options["watchAllSpec"] is None, "watch-all" in omitted)
+        service = GatewayService(options["lines"], status=status, watchAll=options["watchAllSpec"])
         service.startService()
         try:
             if "device" in omitted:

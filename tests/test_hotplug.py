@@ -7,18 +7,30 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from typing import Any, Optional
 
 from twisted.internet import defer, protocol, reactor
 from twisted.internet.endpoints import TCP4ClientEndpoint
-from twisted.logger import globalLogPublisher
+from twisted.logger import capturedLogs, formatEvent, globalLogPublisher
 from twisted.trial.unittest import TestCase
 
-from serialgw.config import DeviceSpec, LineConfig, ListenerSpec, Protocol
+from serialgw.config import DeviceSpec, LineConfig, ListenerSpec, LogSpec, Protocol
 from serialgw.service import GatewayService
+from serialgw.status import lineStatus
 from tests.ptyflood import FLOOD, MARKER
-from tests.realio import Collector, ProcessOutput, PtyPair, closeClients, connect, spawn, startedPty
+from tests.realio import (
+    Collector,
+    ProcessOutput,
+    PtyPair,
+    closeClients,
+    connect,
+    gatewayArgv,
+    listeningPort,
+    spawn,
+    startedPty,
+)
 
 OFFER_END = bytes([255, 253, 44])
 
@@ -127,7 +139,10 @@ class NoticeCounter(protocol.Protocol):
 
 
 class EventCounter:
-    """Log events whose format contains a text, counted; a Deferred for the n-th."""
+    """
+    Log events whose format contains a text, counted; a Deferred for the
+    n-th, fired on the reactor's next turn (not inside the code that logs).
+    """
 
     def __init__(self, case: TestCase, text: str) -> None:
         self.text = text
@@ -143,7 +158,7 @@ class EventCounter:
         waiters, self._waiters = self._waiters, []
         for n, d in waiters:
             if len(self.events) >= n:
-                d.callback(self.events[n - 1])
+                reactor.callLater(0, d.callback, self.events[n - 1])  # type: ignore[attr-defined]
             else:
                 self._waiters.append((n, d))
 
@@ -233,14 +248,147 @@ class HangupFloodTests(TestCase):
             proc.transport.signalProcess("KILL")  # type: ignore[union-attr]
             event = await self.within(lost.nth(cycle + 1), f"cycle {cycle}: 'device lost' logged")
             self.assertEqual(event["device"], link)
-            status = (await statusPage(statusPort))["lines"][0]
+            # The page itself renders at most once a second: asked over HTTP
+            # on the first and last cycles, from its function on the others.
+            if cycle in (0, self.CYCLES - 1):
+                status = (await statusPage(statusPort))["lines"][0]
+            else:
+                status = lineStatus(line)
             self.assertEqual((status["up"], line.up, line.device.closed), (False, False, False),
                              f"cycle {cycle}, {cyclesBack} cycles back")
             self.assertIn(status["down_reason"], ("hung up", "Input/output error",
                                                   f"cannot open device {link!r}: No such file or directory"))
+            self.assertEqual(line.device.downReason, event["reason"])
             await proc.ended
 
         self.assertEqual((len(lost.events), cyclesBack), (self.CYCLES, self.CYCLES - 1))
         self.assertEqual(bytes(reader.buffer), FLOOD[: len(reader.buffer)])
         self.assertEqual(notices.counts, [self.CYCLES, self.CYCLES - 1])
         self.assertEqual(len(line.clients), 2)
+
+
+def linePort(data: bytes, line: str, protocol_: str = "telnet") -> int:
+    """The port a gateway's log says a line's listener is ready on."""
+    found = re.findall(b"line " + line.encode() + b": " + protocol_.encode()
+                       + rb" listener ready on 127\.0\.0\.1:(\d+)", data)
+    return int(found[0])
+
+
+class DeviceLaterTests(TestCase):
+    """A device that is not there when the gateway starts (a USB adapter not plugged yet)."""
+
+    timeout = 60
+
+    def gateway(self, *args: str) -> ProcessOutput:
+        proc = spawn(gatewayArgv(*args))
+        self.addCleanup(proc.stop)
+        return proc
+
+    async def test_farmLineStartsDown(self) -> None:
+        """
+        --config with one line whose device is missing: the gateway starts,
+        the other line serves, the missing one is down on the status page with
+        the reason and tells a client so; when a pty appears behind the path
+        it comes up (backoff) and carries data both ways.  No "left out".
+        """
+        here = startedPty(self)
+        link = os.path.abspath(self.mktemp())
+        path = os.path.abspath(self.mktemp())
+        with open(path, "w") as f:
+            f.write(f'[lines.here]\ndevice = "{here.slaveName}"\nlisten = "raw+tcp:0:interface=127.0.0.1"\n'
+                    f'[lines.later]\ndevice = "{link}"\nlisten = "telnet+tcp:0:interface=127.0.0.1"\n')
+        proc = self.gateway("--config", path, "--status", "tcp:0:interface=127.0.0.1")
+        data = await proc.output.contains(b"status page (JSON) on http://127.0.0.1:")
+        statusPort = int(re.findall(rb"status page \(JSON\) on http://127\.0\.0\.1:(\d+)/", data)[0])
+        reason = f"cannot open device {link!r}: No such file or directory"
+        self.assertIn(f"line later: {reason}; the line starts down".encode(), data)
+
+        status = {line["name"]: line for line in (await statusPage(statusPort))["lines"]}
+        self.assertEqual((status["here"]["up"], status["here"]["down_reason"]), (True, None))
+        self.assertEqual((status["later"]["up"], status["later"]["down_reason"]), (False, reason))
+        client = await connect(linePort(data, "here", "raw"))
+        client.transport.write(b"still serving")  # type: ignore[union-attr]
+        self.assertEqual(await here.received.length(13), b"still serving")
+        person = await connect(linePort(data, "later"))
+        await person.received.contains(f"[serialgw: later is down: {reason}; waiting for it]".encode())
+
+        far = startedPty(self)
+        os.symlink(far.slaveName, link)
+        await person.received.contains(b"[serialgw: later is back]\r\n")
+        self.assertEqual((await statusPage(statusPort))["lines"][1]["up"], True)
+        person.transport.write(b"typed")  # type: ignore[union-attr]
+        self.assertEqual(await far.received.length(5), b"typed")
+        far.write(b"output")
+        await person.received.contains(b"output")
+        await closeClients(client, person)
+        self.assertNotIn(b"left out", proc.output.data)
+        self.assertNotIn(b"Traceback", proc.output.data)
+
+    async def test_waitForDevice(self) -> None:
+        """--device alone with --wait-for-device: started down, up when the device appears; without it, exit 1."""
+        link = os.path.abspath(self.mktemp())
+        proc = self.gateway("--device", link, "--port", "tcp:0:interface=127.0.0.1")
+        self.assertEqual(await proc.ended, 1)
+        self.assertIn(f"serialgw: error: line {os.path.basename(link)!r}: cannot open device {link!r}: "
+                      "No such file or directory".encode(), proc.output.data)
+
+        proc = self.gateway("--device", link, "--wait-for-device", "--name", "usb",
+                            "--port", "tcp:0:interface=127.0.0.1")
+        person = await connect(await listeningPort(proc))
+        await person.received.contains(b"[serialgw: usb is down: cannot open device ")
+        far = startedPty(self)
+        os.symlink(far.slaveName, link)
+        await person.received.contains(b"[serialgw: usb is back]\r\n")
+        person.transport.write(b"typed")  # type: ignore[union-attr]
+        self.assertEqual(await far.received.length(5), b"typed")
+        await closeClients(person)
+
+
+class ReloadMissingDeviceTests(TestCase):
+    timeout = 30
+
+    async def test_reloadAddsLineWithoutDevice(self) -> None:
+        """A reload adding a line whose device is missing adds it (down), and says so once: no "left out"."""
+        here = startedPty(self)
+        link = os.path.abspath(self.mktemp())
+
+        def config(*lines: tuple[str, str]) -> list[LineConfig]:
+            return [LineConfig(name, DeviceSpec("tty", device),
+                               listeners=(ListenerSpec("tcp:0:interface=127.0.0.1", Protocol.RAW),))
+                    for name, device in lines]
+
+        service = GatewayService(config(("here", here.slaveName)), waitForDevices=True,
+                                 reopenPolicy=lambda attempt: 0.05)
+        service.startService()
+        self.addCleanup(service.stopService)
+        with capturedLogs() as events:
+            result = await service.reload(config(("here", here.slaveName), ("later", link)))
+        self.assertEqual(result, {"added": ["later"], "changed": [], "removed": []})
+        texts = [formatEvent(e) for e in events]
+        self.assertFalse([t for t in texts if "left out" in t], texts)
+        self.assertEqual([t for t in texts if t.startswith("reload:")],
+                         ["reload: added ['later'], changed none, removed none, 1 unchanged"])
+        self.assertEqual((service.lines["later"].up, len(service.ports)), (False, 2))
+        far = startedPty(self)
+        os.symlink(far.slaveName, link)
+        back = EventCounter(self, "device back at")
+        await back.nth(1)
+        client = await connect(service.ports[1][1].getHost().port)
+        client.transport.write(b"late")  # type: ignore[union-attr]
+        self.assertEqual(await far.received.length(4), b"late")
+        await closeClients(client)
+
+    async def test_leftOutIsNotAdded(self) -> None:
+        """A line a reload cannot open (its log directory is missing) is reported left out, never added."""
+        here = startedPty(self)
+        service = GatewayService([], waitForDevices=True)
+        service.startService()
+        self.addCleanup(service.stopService)
+        bad = LineConfig("bad", DeviceSpec("tty", here.slaveName),
+                         log=LogSpec(os.path.join(os.path.abspath(self.mktemp()), "no-such-dir", "x.log")))
+        with capturedLogs() as events:
+            result = await service.reload([bad])
+        self.assertEqual(result, {"added": [], "changed": [], "removed": [], "left out": ["bad"]})
+        texts = [formatEvent(e) for e in events if formatEvent(e).startswith("reload: added")]
+        self.assertEqual(texts, ["reload: added none, changed none, removed none, 0 unchanged, left out ['bad']"])
+        self.assertEqual(service.lines, {})

@@ -130,3 +130,38 @@ class LogrotateTests(TestCase):
         self.assertTrue(proc.running)
         await closeClients(first, second, third)
         await proc.stop()
+
+    async def test_sigusr1WithLogOnStdout(self) -> None:
+        """
+        twistd -n logging to stdout (the systemd unit's way): SIGUSR1, which
+        ended the farm by its default action, reopens the console log and
+        the gateway serves on.
+        """
+        from tests.realio import gatewayArgv, listeningPort
+
+        pty = startedPty(self)
+        directory = os.path.abspath(self.mktemp())
+        os.mkdir(directory)
+        console = os.path.join(directory, "console.log")
+        config = os.path.join(directory, "farm.toml")
+        with open(config, "w") as f:
+            f.write(f'[lines.t]\ndevice = "{pty.slaveName}"\nlog = "{console}"\nlisten = "raw+tcp:0:interface=127.0.0.1"\n')
+        proc = spawn(gatewayArgv("--config", config))
+        self.addCleanup(proc.stop)
+        client = await connect(await listeningPort(proc, "raw"))
+        pty.write(b"before\n")
+        await client.received.contains(b"before\n")
+        creations = self.created(directory, "console.log")
+        os.rename(console, console + ".1")
+        proc.transport.signalProcess(signal.SIGUSR1)  # type: ignore[union-attr]
+        await defer.gatherResults(creations)
+        await proc.output.contains(b"reopened 1 log file(s)")
+        pty.write(b"after\n")
+        await client.received.contains(b"after\n")
+        client.transport.write(b"typed")  # type: ignore[union-attr]
+        await pty.received.contains(b"typed")
+        self.assertRegex(self.read(console), rb"^\S+ \S+ after\n")
+        self.assertNotIn(b"before", self.read(console))
+        self.assertRegex(self.read(console + ".1"), rb"^\S+ \S+ before\n$")
+        self.assertTrue(proc.running)
+        await closeClients(client)
