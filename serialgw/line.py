@@ -28,6 +28,9 @@ from serialgw.logflood import clientLog
 # Limited per peer: a client's input cannot flood the log (logflood).
 log = clientLog()
 
+# A client is told a break was refused at most this often (seconds).
+BREAK_REFUSAL_INTERVAL = 1.0
+
 
 class Role(Enum):
     """
@@ -219,6 +222,8 @@ class Line:
         self._blockers: set[Any] = set()
         # People attached but not announced yet (see attach).
         self._unannounced: set[Any] = set()
+        # When each client was last told a break was refused (see _tellRefusal).
+        self._refusalsTold: dict[Any, float] = {}
         # Who may use the line, by user name (SSH, TLS client certificates).
         self.rights = Rights()
 
@@ -314,6 +319,7 @@ class Line:
                 self._lastController(closing=bool(leaving) and not self.people)
         if client in self._blockers:
             self.unblockDevice(client)
+        self._refusalsTold.pop(client, None)
         if client in self.clients:
             self.clients.remove(client)
             guard = getattr(client, "guard", None)
@@ -391,9 +397,23 @@ class Line:
                 self.recordEvent(f"BREAK from {client.peer}", client.peer)
                 return True
             reason = "one is under way"
-        log.info("{line}: break from {peer} refused: {reason}", line=self.name, peer=client.peer, reason=reason)
-        client.notice(f"no break: {reason}")
+        if self._tellRefusal(client):
+            log.info("{line}: break from {peer} refused: {reason}", line=self.name, peer=client.peer, reason=reason)
+            client.notice(f"no break: {reason}")
         return False
+
+    def _tellRefusal(self, client: Any) -> bool:
+        """
+        Whether to say (notice and log) that a break was refused: at most
+        once a second a client, so that a stream of IAC BRK never becomes
+        a stream of text (bounded whatever the client sends).
+        """
+        now = self.clock.seconds() if self.clock is not None else 0.0
+        last = self._refusalsTold.get(client)
+        if last is not None and now - last < BREAK_REFUSAL_INTERVAL:
+            return False
+        self._refusalsTold[client] = now
+        return True
 
     def _noBreak(self, client: Any) -> Optional[str]:
         """Why no break can be sent for C{client} now (before asking the device); None: try."""
@@ -486,7 +506,7 @@ class Line:
             reason = self._noBreak(client)
             if reason is None and self.device.sendBreak(self.breakHoldLimit):
                 log.info("{line}: BREAK on from {peer}", line=self.name, peer=client.peer)
-            else:
+            elif self._tellRefusal(client):
                 log.info("{line}: BREAK on from {peer} refused: {reason}", line=self.name, peer=client.peer,
                          reason=reason or "one is under way")
         elif self.device.breaking:
