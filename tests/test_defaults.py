@@ -231,7 +231,6 @@ class OptionDefaultsTests(TestCase):
             "pace-line": ["--pace-line", "2"],
             "no-lock": ["--no-lock"],
             "lock-dir": ["--lock-dir", "/tmp"],
-            "watch-all": ["--watch-all", "tcp:0:interface=127.0.0.1"],
             "no-notices": ["--no-notices"],
             "no-restore": ["--no-restore"],
             "wait-for-device": ["--wait-for-device"],
