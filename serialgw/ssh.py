@@ -308,17 +308,22 @@ class Connection(connection.SSHConnection):
     sessions = 0
 
     def ssh_CHANNEL_OPEN(self, packet: bytes) -> None:
-        channelType, rest = common.getNS(packet)
-        if channelType != b"session" or self.sessions:
+        transport: Any = self.transport
+        try:
+            channelType, rest = common.getNS(packet)
             senderChannel = struct.unpack(">L", rest[:4])[0]
+        except (struct.error, ValueError):
+            log.info("ssh: {peer}: malformed channel open: disconnected", peer=_peer(transport))
+            transport.loseConnection()
+            return
+        if channelType != b"session" or self.sessions:
             why = "one session a connection" if channelType == b"session" else "only sessions"
-            transport: Any = self.transport
             log.info("ssh: {peer}: channel {kind!r} refused: {why}", peer=_peer(transport),
                      kind=channelType.decode("ascii", "replace")[:40], why=why)
             transport.sendPacket(
                 connection.MSG_CHANNEL_OPEN_FAILURE,
                 struct.pack(">2L", senderChannel, connection.OPEN_ADMINISTRATIVELY_PROHIBITED)
-                + common.NS(why.encode()) + common.NS(b"\x00\x00\x00\x00"),
+                + common.NS(why.encode()) + common.NS(b""),
             )
             return
         self.sessions += 1

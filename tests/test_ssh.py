@@ -489,6 +489,26 @@ class SessionTests(SynchronousTestCase):
 
 
 class ConnectionTests(SynchronousTestCase):
+    def test_malformedOpen(self) -> None:
+        """A channel open cut short closes that connection (no traceback), whatever it names."""
+        conn = Connection()
+        closed: list[bool] = []
+
+        class Transport:
+            transport = Tcp()
+
+            def sendPacket(self, kind: int, payload: bytes) -> None:
+                raise AssertionError("nothing is sent")
+
+            def loseConnection(self) -> None:
+                closed.append(True)
+
+        conn.transport = Transport()  # type: ignore[assignment]
+        conn.serviceStarted()
+        conn.ssh_CHANNEL_OPEN(NS(b"session") + b"\x00\x01")
+        conn.ssh_CHANNEL_OPEN(b"\x00\x00\x01")
+        self.assertEqual(closed, [True, True])
+
     def test_noWindowWhilePaused(self) -> None:
         """While a session takes no input, its window is not opened again: the client may send at most the window's rest."""
         conn = Connection()
@@ -541,7 +561,8 @@ class ConnectionTests(SynchronousTestCase):
         self.assertEqual([kind for kind, _ in sent], [connection.MSG_CHANNEL_OPEN_FAILURE,
                                                        connection.MSG_CHANNEL_OPEN_CONFIRMATION,
                                                        connection.MSG_CHANNEL_OPEN_FAILURE])
-        self.assertEqual(sent[0][1][:8], struct.pack(">2L", 5, connection.OPEN_ADMINISTRATIVELY_PROHIBITED))
+        self.assertEqual(sent[0][1], struct.pack(">2L", 5, connection.OPEN_ADMINISTRATIVELY_PROHIBITED)
+                         + NS(b"only sessions") + NS(b""))
         self.assertEqual(sent[2][1][:8], struct.pack(">2L", 7, connection.OPEN_ADMINISTRATIVELY_PROHIBITED))
         self.assertEqual(len(opened), 1)
         self.assertEqual(self.flushLoggedErrors(), [])
