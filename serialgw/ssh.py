@@ -51,9 +51,11 @@ from zope.interface import implementer
 
 from serialgw.config import ConfigError, ListenerKind, ListenerSpec, SSHSpec, UserSpec
 from serialgw.line import ClientEvents, IClient, Line, Role, describeAddress
+from serialgw.logflood import Peer, clientLog
 from serialgw.session import Session
 
-log = Logger()
+# Limited per peer: what a client sends cannot flood the log (logflood).
+log = clientLog()
 # conch's own log lines, without its debug chatter (key exchange steps,
 # every auth attempt, every packet it does not handle).
 _conchLog = Logger(observer=FilteringLogObserver(globalLogPublisher, [LogLevelFilterPredicate(LogLevel.info)]))
@@ -653,14 +655,15 @@ class SSHClient(Session, ClientEvents, SSHChannel):
     # Channel events
 
     def channelOpen(self, specificData: bytes) -> None:
-        pass
+        # Named from the start: what it asks before it attaches is logged (and limited) as this peer.
+        self.peer = Peer(self.describePeer())
 
     def requestReceived(self, requestType: bytes, data: bytes) -> Any:
         handler = self.requests.get(requestType)
         if handler is None:
             # OpenSSH sends LANG with every session: not worth a line at info.
-            log.emit(LogLevel.debug if requestType == b"env" else LogLevel.info, "ssh: {user}: {request!r} refused",
-                     user=self.user, request=requestType.decode("ascii", "replace")[:40])
+            log.emit(LogLevel.debug if requestType == b"env" else LogLevel.info, "ssh: {peer}: {request!r} refused",
+                     peer=self.peer, request=requestType.decode("ascii", "replace")[:40])
             return False
         return handler(self, data)
 
@@ -744,16 +747,16 @@ class SSHClient(Session, ClientEvents, SSHChannel):
         right = line.rights.of(self.login.user) if line is not None else None
         newline = "\r\n" if self.pty else "\n"
         if line is None or right is None:
-            log.info("ssh: {user} ({peer}) asked for {name!r}: not a line they may use", user=self.user,
-                     peer=describeAddress(self.transport.getPeer()), name=_printable(name))
+            log.info("ssh: {peer} asked for {name!r}: not a line they may use", peer=self.peer,
+                     name=_printable(name))
             mine = self.gateway.linesFor(self.login.user)
             text = f"serialgw: {_printable(name)!r} is not a line you may use; your lines:{newline}"
             text += "".join(f"{n}{newline}" for n in mine)
             self.clock.callLater(0, self._refuse, text)
             return True
         if line.full():
-            log.warn("{line}: {user} ({peer}) refused: {count} clients already (max-clients)", line=line.name,
-                     user=self.user, peer=describeAddress(self.transport.getPeer()), count=line.maxClients)
+            log.warn("{line}: {peer} refused: {count} clients already (max-clients)", line=line.name,
+                     peer=self.peer, count=line.maxClients)
             self.clock.callLater(0, self._refuse, f"serialgw: {line.name} is full ({line.maxClients} clients){newline}")
             return True
         self.role = Role.WRITER if right == "write" and not self.listener.readOnly else Role.READONLY

@@ -210,6 +210,16 @@ class AuthTests(SynchronousTestCase):
         self.assertEqual([(e["fingerprint"], e["peer"], e["reason"], e["user"]) for e in warnings],
                          [(fingerprint(self.stranger), "192.0.2.7:40000", "not an authorized key", "con1")] * 2)
 
+    def test_refusalsCannotFloodTheLog(self) -> None:
+        """Unknown keys from one address: at most the log's per-peer burst of lines a minute (logflood), the rest counted."""
+        from serialgw.logflood import peerLimiter
+
+        events = Events(self)
+        self.transport.getPeer = lambda: IPv4Address("TCP", "192.0.2.99", 1)  # type: ignore[method-assign]
+        for _ in range(peerLimiter.burst + 30):
+            self.request(b"con1", self.stranger, signed=False)
+        self.assertEqual(len(events.at(LogLevel.warn)), peerLimiter.burst)
+
     def test_badSignature(self) -> None:
         """A known key with another key's signature is refused."""
         blob = self.ops1.public().blob()
