@@ -22,11 +22,11 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from twisted.logger import Logger
-
 from serialgw.config import ConfigError, SerialSettings, applySingle
+from serialgw.logflood import clientLog
 
-log = Logger()
+# Limited per peer: a client's input cannot flood the log (logflood).
+log = clientLog()
 
 HELP = (
     "escape commands: b break, k KEY break then KEY, w who, r replay, R N<Enter> replay N lines, s status, "

@@ -27,11 +27,13 @@ from __future__ import annotations
 from typing import Any
 
 from twisted.internet.interfaces import IPushProducer
-from twisted.logger import Logger
 from twisted.protocols.policies import ProtocolWrapper
 from zope.interface import Attribute, Interface, implementer
 
-log = Logger()
+from serialgw.logflood import clientLog
+
+# Limited per peer: a client's input cannot flood the log (logflood).
+log = clientLog()
 
 
 class Tail:

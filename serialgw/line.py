@@ -17,15 +17,19 @@ from typing import Any, Optional
 
 from twisted.internet.address import UNIXAddress
 from twisted.internet.task import LoopingCall
-from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import Attribute, Interface, implementer
 
 from serialgw.config import DEFAULT_BACKLOG, Rights, SerialSettings, describeUnix
 from serialgw.device import IDeviceSink
 from serialgw.flow import Tail
+from serialgw.logflood import clientLog
 
-log = Logger()
+# Limited per peer: a client's input cannot flood the log (logflood).
+log = clientLog()
+
+# A client is told a break was refused at most this often (seconds).
+BREAK_REFUSAL_INTERVAL = 1.0
 
 
 class Role(Enum):
@@ -218,6 +222,8 @@ class Line:
         self._blockers: set[Any] = set()
         # People attached but not announced yet (see attach).
         self._unannounced: set[Any] = set()
+        # When each client was last told a break was refused (see _tellRefusal).
+        self._refusalsTold: dict[Any, float] = {}
         # Who may use the line, by user name (SSH, TLS client certificates).
         self.rights = Rights()
 
@@ -313,6 +319,7 @@ class Line:
                 self._lastController(closing=bool(leaving) and not self.people)
         if client in self._blockers:
             self.unblockDevice(client)
+        self._refusalsTold.pop(client, None)
         if client in self.clients:
             self.clients.remove(client)
             guard = getattr(client, "guard", None)
@@ -387,12 +394,26 @@ class Line:
         reason = self._noBreak(client)
         if reason is None:
             if self.device.sendBreak(duration):
-                self.recordEvent(f"BREAK from {client.peer}")
+                self.recordEvent(f"BREAK from {client.peer}", client.peer)
                 return True
             reason = "one is under way"
-        log.info("{line}: break from {peer} refused: {reason}", line=self.name, peer=client.peer, reason=reason)
-        client.notice(f"no break: {reason}")
+        if self._tellRefusal(client):
+            log.info("{line}: break from {peer} refused: {reason}", line=self.name, peer=client.peer, reason=reason)
+            client.notice(f"no break: {reason}")
         return False
+
+    def _tellRefusal(self, client: Any) -> bool:
+        """
+        Whether to say (notice and log) that a break was refused: at most
+        once a second a client, so that a stream of IAC BRK never becomes
+        a stream of text (bounded whatever the client sends).
+        """
+        now = self.clock.seconds() if self.clock is not None else 0.0
+        last = self._refusalsTold.get(client)
+        if last is not None and now - last < BREAK_REFUSAL_INTERVAL:
+            return False
+        self._refusalsTold[client] = now
+        return True
 
     def _noBreak(self, client: Any) -> Optional[str]:
         """Why no break can be sent for C{client} now (before asking the device); None: try."""
@@ -485,7 +506,7 @@ class Line:
             reason = self._noBreak(client)
             if reason is None and self.device.sendBreak(self.breakHoldLimit):
                 log.info("{line}: BREAK on from {peer}", line=self.name, peer=client.peer)
-            else:
+            elif self._tellRefusal(client):
                 log.info("{line}: BREAK on from {peer} refused: {reason}", line=self.name, peer=client.peer,
                          reason=reason or "one is under way")
         elif self.device.breaking:
@@ -503,9 +524,12 @@ class Line:
 
     # Sessions
 
-    def announce(self, text: str, exclude: Any = None) -> None:
-        """A notice for the people at terminals (see each client's notice()), and the logs."""
-        self.recordEvent(text)
+    def announce(self, text: str, exclude: Any = None, peer: Optional[str] = None) -> None:
+        """
+        A notice for the people at terminals (see each client's notice()),
+        and the logs; C{peer}: the client whose doing it is (its log budget).
+        """
+        self.recordEvent(text, peer)
         for client in list(self.clients):
             if client is not exclude:
                 try:
@@ -514,8 +538,8 @@ class Line:
                     log.failure("{line}: telling {peer} failed; it is cut off", line=self.name, peer=client.peer)
                     self._cutOff(client)
 
-    def recordEvent(self, text: str) -> None:
-        log.info("{line}: {text}", line=self.name, text=text)
+    def recordEvent(self, text: str, peer: Optional[str] = None) -> None:
+        log.info("{line}: {text}", line=self.name, text=text, peer=peer)
         for consoleLog in list(self.logs):
             try:
                 consoleLog.event(text)
@@ -534,13 +558,13 @@ class Line:
                 if other is not client and other.role is Role.WRITER and getattr(other, "person", False):
                     other.role = Role.WATCHER
         client.role = Role.WRITER
-        self.announce(f"{client.peer} took write")
+        self.announce(f"{client.peer} took write", peer=client.peer)
         return True
 
     def dropWrite(self, client: Any) -> None:
         if client.role is Role.WRITER:
             client.role = Role.WATCHER
-            self.announce(f"{client.peer} now only watches")
+            self.announce(f"{client.peer} now only watches", peer=client.peer)
 
     def backlog(self) -> bytes:
         """The last device output kept (up to backlogSize bytes)."""

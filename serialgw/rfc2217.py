@@ -13,12 +13,13 @@ from __future__ import annotations
 from typing import Any, Callable, Optional
 
 import attrs
-from twisted.logger import Logger
 
 from serialgw import __version__
 from serialgw.config import ConfigError, SerialSettings
+from serialgw.logflood import clientLog
 
-log = Logger()
+# Limited per peer: a client's input cannot flood the log (logflood).
+log = clientLog()
 
 COM_PORT_OPTION = 44
 SERVER_OFFSET = 100
@@ -96,7 +97,8 @@ class ComPortControl:
     One client's RFC 2217 session.
 
     @ivar client: the telnet client: C{line}, C{role}, C{peer},
-        C{sendSubnegotiation(option, payload)}, C{writeData(data)}.
+        C{sendSubnegotiation(option, payload)}, C{writeData(data)},
+        C{ignoredInput(kind)} (counted, not a log line each: logflood).
     """
 
     def __init__(self, client: Any, signature: Optional[str] = None) -> None:
@@ -170,17 +172,12 @@ class ComPortControl:
     def handle(self, payload: bytes) -> None:
         """One subnegotiation's payload after the option byte."""
         if not payload:
-            log.info("{line}: empty COM-PORT-OPTION from {peer} ignored", line=self.line.name, peer=self.client.peer)
+            self.client.ignoredInput("empty COM-PORT-OPTION")
             return
         command, value = payload[0], payload[1:]
         handler = _HANDLERS.get(command)
         if handler is None:
-            log.info(
-                "{line}: unknown COM-PORT-OPTION command {command} from {peer} ignored",
-                line=self.line.name,
-                command=command,
-                peer=self.client.peer,
-            )
+            self.client.ignoredInput("unknown COM-PORT-OPTION command")
             return
         try:
             handler(self, value)
@@ -199,14 +196,19 @@ class ComPortControl:
         try:
             wanted = attrs.evolve(current, **changes)
         except ConfigError as e:
-            log.info("{line}: setting from {peer} refused: {reason}", line=self.line.name, peer=self.client.peer, reason=str(e))
+            self.client.ignoredInput("COM-PORT-OPTION setting refused")
+            log.debug("{line}: setting from {peer} refused: {reason}", line=self.line.name, peer=self.client.peer,
+                      reason=str(e))
             return current
         return self.line.clientSettings(self.client, wanted)  # type: ignore[no-any-return]
 
     def signatureCommand(self, value: bytes) -> None:
         if value:
+            if not self.clientSignature:
+                # Said once: a client repeating it is not logged again.
+                log.info("{line}: {peer} signs as {signature!r}", line=self.line.name, peer=self.client.peer,
+                         signature=value[:256])
             self.clientSignature = value[:256]
-            log.info("{line}: {peer} signs as {signature!r}", line=self.line.name, peer=self.client.peer, signature=value[:256])
             return
         self.reply(SIGNATURE, self.signature.encode("utf-8", "replace"))
 
@@ -221,8 +223,7 @@ class ComPortControl:
             baud = int.from_bytes(value, "big")
             effective = self._change(baudrate=baud) if baud else self.line.settings
         else:
-            log.info("{line}: SET-BAUDRATE of {size} bytes from {peer}: answered with the current rate",
-                     line=self.line.name, size=len(value), peer=self.client.peer)
+            self.client.ignoredInput("malformed SET-BAUDRATE")
             effective = self.line.settings
         self.reply(SET_BAUDRATE, effective.baudrate.to_bytes(4, "big"))
 
@@ -243,13 +244,12 @@ class ComPortControl:
 
     def controlCommand(self, value: bytes) -> None:
         if len(value) != 1:
-            log.info("{line}: SET-CONTROL of {size} bytes from {peer} ignored", line=self.line.name, size=len(value), peer=self.client.peer)
+            self.client.ignoredInput("malformed SET-CONTROL")
             return
         code = value[0]
         handler = _CONTROL.get(code)
         if handler is None:
-            log.info("{line}: unknown SET-CONTROL value {code} from {peer}: answered with the flow control",
-                     line=self.line.name, code=code, peer=self.client.peer)
+            self.client.ignoredInput("unknown SET-CONTROL value")
             result = flowCode(self.line.settings, inbound=False)
         else:
             result = handler(self, code)
@@ -286,7 +286,7 @@ class ComPortControl:
     def purgeCommand(self, value: bytes) -> None:
         which = value[0] if len(value) == 1 else 0
         if which not in (1, 2, 3):
-            log.info("{line}: PURGE-DATA {value!r} from {peer} ignored", line=self.line.name, value=value, peer=self.client.peer)
+            self.client.ignoredInput("malformed PURGE-DATA")
             return
         receive, transmit = bool(which & 1), bool(which & 2)
         if not self.line.clientPurge(self.client, receive, transmit):

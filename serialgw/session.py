@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from typing import Any, Callable, Optional
 
-from twisted.logger import Logger
-
 from serialgw.escape import EscapeMenu, keyName
 from serialgw.flow import OutputGuard
 from serialgw.line import Role, noDelay, peerName
+from serialgw.logflood import Peer, clientLog
 from serialgw.tls import peerSubject
 
-log = Logger()
+# Limited per peer: a client's input cannot flood the log (logflood).
+log = clientLog()
 
 # Why a client's transport is not read (Session._readingPaused).
 DEVICE_BEHIND = 1
@@ -87,7 +87,8 @@ class Session:
             self.transport.loseConnection()
 
     def _startSession(self) -> None:
-        self.peer = self.describePeer()
+        # One object a connection: its own log budget (logflood.Peer).
+        self.peer = Peer(self.describePeer())
         spec = self.listener
         key = self.defaultEscape if spec is None or spec.escape == -1 else spec.escape
         if key is not None:
@@ -244,7 +245,7 @@ class Session:
     def _certified(self, tls: Any) -> None:
         subject = peerSubject(self.transport)
         if subject:
-            self.peer = f"{self.peer} ({subject})"
+            self.peer = Peer(f"{self.peer} ({subject})")
             self.user = subject
         if tls.readOnlySubjects:
             if subject in tls.readOnlySubjects:

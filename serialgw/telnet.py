@@ -19,15 +19,16 @@ from __future__ import annotations
 from typing import Any, Optional
 
 from twisted.internet.protocol import Protocol, connectionDone
-from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from serialgw.line import IClient, Line, Role, writeNow
+from serialgw.logflood import IgnoredInput, clientLog
 from serialgw.rfc2217 import FLOWCONTROL_RESUME, FLOWCONTROL_SUSPEND, ComPortControl
 from serialgw.session import DEVICE_BEHIND, Session
 
-log = Logger()
+# Limited per peer: a client's input cannot flood the log (logflood).
+log = clientLog()
 
 # Commands (RFC 854).
 SE = 240
@@ -129,6 +130,13 @@ class TelnetProtocol(Protocol):
 
     def telnetOptionChanged(self, option: int, local: bool, enabled: bool) -> None:
         """An option was enabled or disabled on one side."""
+
+    def telnetIgnored(self, kind: str) -> None:
+        """
+        Input was ignored: C{kind} says what ("malformed subnegotiation",
+        "oversized subnegotiation", ...).  Subclasses count it (logflood).
+        """
+        log.info("telnet: {kind} ignored", kind=kind)
 
     # State
 
@@ -285,7 +293,7 @@ class TelnetProtocol(Protocol):
                 else:
                     # IAC <command> inside SB: the SE was lost.  Drop the
                     # subnegotiation and read the command normally.
-                    log.info("telnet: subnegotiation without IAC SE dropped ({count} bytes)", count=len(self._sb))
+                    self.telnetIgnored("malformed subnegotiation")
                     self._sb = bytearray()
                     self._state = _IAC
         self._flush(pieces)
@@ -333,7 +341,7 @@ class TelnetProtocol(Protocol):
             return
         if len(self._sb) + len(chunk) > MAX_SUBNEGOTIATION:
             self._sbOverflow = True
-            log.info("telnet: subnegotiation over {limit} bytes ignored", limit=MAX_SUBNEGOTIATION)
+            self.telnetIgnored("oversized subnegotiation")
             return
         self._sb += chunk
 
@@ -449,6 +457,8 @@ class TelnetClient(Session, TelnetProtocol):
         self.rfc2217 = rfc2217
         self.signature = signature
         self.comPort: Optional[ComPortControl] = None
+        # Ignored and malformed input, counted (at most a log line a minute).
+        self.ignored = IgnoredInput(lambda: (self.line.name, self.peer), clock)
         # RFC 2217 notifications owed since the output went past its bound.
         self._owed = 0
         self._owedLineState = 0
@@ -464,7 +474,16 @@ class TelnetClient(Session, TelnetProtocol):
         self.startSession()
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
+        self.ignored.flush()
         self.endSession()
+
+    def telnetIgnored(self, kind: str) -> None:
+        # Counted, and logged at most once a minute: never a line each.
+        self.ignored.add(kind)
+
+    def ignoredInput(self, kind: str) -> None:
+        """Input from this client was ignored (for ComPortControl too)."""
+        self.ignored.add(kind)
 
     def dataReceived(self, data: bytes) -> None:
         if self._idleCall is not None:
@@ -510,12 +529,7 @@ class TelnetClient(Session, TelnetProtocol):
         elif command == AYT:
             self.sendText(b"\r\n[serialgw: yes]\r\n")
         else:
-            log.debug(
-                "{line}: telnet command {name} from {peer} ignored",
-                line=self.line.name,
-                name=_COMMAND_NAMES.get(command, str(command)),
-                peer=self.peer,
-            )
+            self.telnetIgnored("ignored telnet command")
 
     # IClient
 

@@ -303,11 +303,24 @@ class RemoteBreakTests(SynchronousTestCase):
         client.dataReceived(b"\xff\xf3")  # type: ignore[attr-defined]
         self.assertEqual(self.user.value(), b"\r\n[serialgw: no break: " + reason.encode() + b"]\r\n")
         self.user.clear()
+        self.clock.advance(1)
         client.dataReceived(b"\x1db")  # type: ignore[attr-defined]
         self.assertEqual(self.user.value(), b"\r\n[serialgw: no break: " + reason.encode() + b"]\r\n")
         self.assertEqual((self.farEnd.value(), device.breaks, device.breaking), (b"", 0, False))  # type: ignore[attr-defined]
         self.assertEqual(self.refusals(), [reason, reason])
         self.assertFalse([e for e in self.events if "under way" in str(e.get("log_format", ""))])
+
+    def test_refusalsBounded(self) -> None:
+        """10000 IAC BRK in one second: one notice and one log line, not 10000; a second later, one more."""
+        _, client = self.gateway(DeviceSpec("unix", "/run/vm.serial0"))
+        notice = b"\r\n[serialgw: no break: unix:/run/vm.serial0 is a raw socket: it cannot carry a break]\r\n"
+        client.dataReceived(b"\xff\xf3" * 5000)  # type: ignore[attr-defined]
+        self.clock.advance(0.99)
+        client.dataReceived(b"\xff\xf3" * 5000)  # type: ignore[attr-defined]
+        self.assertEqual((self.user.value(), len(self.refusals())), (notice, 1))
+        self.clock.advance(0.01)
+        client.dataReceived(b"\xff\xf3")  # type: ignore[attr-defined]
+        self.assertEqual((self.user.value(), len(self.refusals())), (notice * 2, 2))
 
     def test_rawTcpDevice(self) -> None:
         """tcp:HOST:PORT is raw too: the same notice, naming it."""

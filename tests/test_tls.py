@@ -118,6 +118,7 @@ class TLSListenerTests(TestCase):
         refused = await self.dial(number, "alice")
         await refused.closed
         self.assertEqual((refused.received.data, service.lines["t"].clients), (b"", []))
+        await service.stopService()  # the device is the next gateway's (its lock)
 
         service2, number2 = self.gateway("raw", maxClients=1)
         first = await self.dial(number2, "alice")

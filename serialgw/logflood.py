@@ -1,0 +1,168 @@
+"""
+Logs that a client cannot flood.
+
+Two pieces:
+
+  - L{IgnoredInput}: one client's ignored or malformed input (telnet
+    commands it has no use for, subnegotiations without IAC SE or too long,
+    COM-PORT-OPTION requests that make no sense) counted and logged at most
+    once a minute: "1200 ignored telnet commands, 3 malformed
+    subnegotiations from 127.0.0.1:5000".
+  - L{PeerLimiter}: the observer behind the loggers of the modules a
+    client's input reaches (C{clientLog()}): every event that names a
+    C{peer} counts against that peer's budget, C{burst} events a minute;
+    past it events are left out, and counted in one line when the minute
+    is over ("340 log messages about PEER left out in the last minute").
+
+So whatever a client sends, the log grows by a bounded amount per client
+and minute, far less than the bytes received.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable, Optional
+
+from twisted.logger import ILogObserver, Logger, LogLevel, globalLogPublisher
+from zope.interface import implementer
+
+log = Logger()
+
+MINUTE = 60.0
+
+
+class IgnoredInput:
+    """
+    Counts one client's ignored or malformed input by kind; logs the counts
+    at once for the first, then at most once a minute, and what is left at
+    C{flush()} (the client leaves).
+
+    @ivar describe: returns C{(line name, peer)} for the message, asked when
+        logging (the peer may be named only after the connection is made).
+    """
+
+    def __init__(self, describe: Callable[[], tuple[str, str]], clock: Any = None, interval: float = MINUTE) -> None:
+        self.describe = describe
+        self.clock = clock
+        self.interval = interval
+        self.counts: dict[str, int] = {}
+        self.total = 0
+        self._next: Optional[float] = None
+
+    def _now(self) -> float:
+        return float(self.clock.seconds()) if self.clock is not None else time.monotonic()
+
+    def add(self, kind: str, count: int = 1) -> None:
+        """C{count} more of C{kind} ("ignored telnet command", ...), singular."""
+        self.counts[kind] = self.counts.get(kind, 0) + count
+        self.total += count
+        now = self._now()
+        if self._next is None or now >= self._next:
+            self.flush()
+            self._next = now + self.interval
+
+    def flush(self) -> None:
+        if not self.counts:
+            return
+        counts, self.counts = self.counts, {}
+        line, peer = self.describe()
+        summary = ", ".join(f"{n} {kind}{'' if n == 1 else 's'}" for kind, n in counts.items())
+        log.info("{line}: {summary} from {peer}", line=line, summary=summary, peer=peer, ignored=counts)
+
+
+class Peer(str):
+    """
+    A network client's name for messages, one object a connection: its log
+    budget is its own even when another connection has the same name (two
+    clients of one unix socket).
+    """
+
+    __slots__ = ()
+
+
+class _PeerState:
+    __slots__ = ("peer", "start", "count", "left")
+
+    def __init__(self, peer: str, start: float) -> None:
+        self.peer = peer  # kept: the key may be its id
+        self.start = start
+        self.count = 0
+        self.left = 0
+
+
+@implementer(ILogObserver)
+class PeerLimiter:
+    """
+    Passes events on to C{observer}, at most C{burst} a minute for each
+    C{peer} an event names; the rest are counted and said in one line when
+    that peer's minute is over (on its next event, or when a later event
+    finds it over).  Events without a peer pass untouched.
+    """
+
+    def __init__(self, observer: Any = globalLogPublisher, burst: int = 20, interval: float = MINUTE,
+                 now: Optional[Callable[[], float]] = None, keep: int = 256) -> None:
+        self.observer = observer
+        self.burst = burst
+        self.interval = interval
+        self.now = now
+        self.keep = keep
+        self.peers: dict[Any, _PeerState] = {}
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        peer = event.get("peer")
+        if not isinstance(peer, str) or event.get("log_level") is LogLevel.critical:
+            self.observer(event)
+            return
+        now = self.now() if self.now is not None else float(event.get("log_time") or time.time())
+        key = id(peer) if isinstance(peer, Peer) else peer
+        state = self.peers.get(key)
+        if state is not None and now >= state.start + self.interval:
+            self._summary(key, state)
+            state = None
+        if state is None:
+            if len(self.peers) >= self.keep:
+                self._expire(now)
+            state = self.peers[key] = _PeerState(peer, now)
+        state.count += 1
+        if state.count <= self.burst:
+            self.observer(event)
+        else:
+            state.left += 1
+
+    def _summary(self, key: Any, state: _PeerState) -> None:
+        del self.peers[key]
+        if state.left:
+            self.observer({
+                "log_format": "{count} log messages about {peer} left out in the last minute (over {burst} a minute)",
+                "log_level": LogLevel.info,
+                "log_namespace": __name__,
+                "log_source": None,
+                "log_time": time.time(),
+                "count": state.left,
+                "peer": str(state.peer),
+                "burst": self.burst,
+            })
+
+    def _expire(self, now: float) -> None:
+        """Peers whose minute is over are said and forgotten (memory stays bounded)."""
+        for key, state in list(self.peers.items()):
+            if now >= state.start + self.interval:
+                self._summary(key, state)
+        if len(self.peers) >= self.keep:
+            # A flood of distinct peers within a minute: the oldest go, said.
+            for key in list(self.peers)[: len(self.peers) - self.keep + 1]:
+                self._summary(key, self.peers[key])
+
+
+# The observer of the loggers in the modules a client's input reaches.
+peerLimiter = PeerLimiter()
+
+
+def clientLog() -> Logger:
+    """A logger for a module that logs about clients' input: limited per peer (see L{PeerLimiter})."""
+    import inspect
+
+    frame = inspect.currentframe()
+    caller = frame.f_back if frame is not None else None
+    namespace = caller.f_globals.get("__name__", "serialgw") if caller is not None else "serialgw"
+    return Logger(namespace=namespace, observer=peerLimiter)
