@@ -166,15 +166,6 @@ class WatchAllClient(Protocol):
         # Read-only: nothing goes to any device.
         self.ignored += len(data)
 
-    # The guard's side (flow.IGuarded): input is only counted, never
-    # answered, so there is nothing to hold back while output is full.
-
-    def holdInput(self) -> None:
-        pass
-
-    def releaseInput(self) -> None:
-        pass
-
     def emit(self, data: bytes) -> None:
         """Prefixed whole lines, through the guard's bound and policy."""
         guard = self.guard
