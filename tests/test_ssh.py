@@ -607,6 +607,33 @@ class FactoryTests(SynchronousTestCase):
         self.assertEqual(factory.pending, 0)
         self.assertIsNotNone(factory.buildProtocol(IPv4Address("TCP", "192.0.2.7", 4)))
 
+    def test_loggedInWithoutSession(self) -> None:
+        """Logged in, the connection leaves the startups; it must start a session within loginGrace too, or it is cut."""
+        factory = self.factory()
+        transport = factory.buildProtocol(IPv4Address("TCP", "192.0.2.7", 1))
+        tcp = Tcp()
+        transport.makeConnection(tcp)
+        factory.clock.advance(factory.loginGrace - 1)
+        transport.setService(Connection())
+        self.assertEqual(factory.pending, 0)
+        factory.clock.advance(factory.loginGrace - 1)
+        self.assertFalse(tcp.aborted)
+        factory.clock.advance(1)
+        self.assertTrue(tcp.aborted)
+        transport.connectionLost(None)
+        self.assertEqual((factory.pending, factory.clock.getDelayedCalls()), (0, []))
+
+    def test_sessionStopsTheClock(self) -> None:
+        """A session asking for its line ends the wait: no timer is left."""
+        factory = self.factory()
+        transport = factory.buildProtocol(IPv4Address("TCP", "192.0.2.7", 1))
+        transport.makeConnection(Tcp())
+        transport.setService(Connection())
+        channel = SSHClient(factory.gateway, Login("ops1", "nosuch"), remoteWindow=1 << 20, remoteMaxPacket=32768)
+        channel.conn = transport.service
+        channel.requestReceived(b"shell", b"")
+        self.assertEqual([c.func.__name__ for c in factory.clock.getDelayedCalls()], ["_refuse"])
+
 
 class RightsTests(SynchronousTestCase):
     def test_rights(self) -> None:
