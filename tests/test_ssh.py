@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import stat
 import struct
-from typing import Any
+from typing import Any, Optional
 
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from twisted.conch.ssh import connection, keys, userauth
@@ -208,6 +209,16 @@ class AuthTests(SynchronousTestCase):
         warnings = events.at(LogLevel.warn)
         self.assertEqual([(e["fingerprint"], e["peer"], e["reason"], e["user"]) for e in warnings],
                          [(fingerprint(self.stranger), "192.0.2.7:40000", "not an authorized key", "con1")] * 2)
+
+    def test_refusalsCannotFloodTheLog(self) -> None:
+        """Unknown keys from one address: at most the log's per-peer burst of lines a minute (logflood), the rest counted."""
+        from serialgw.logflood import peerLimiter
+
+        events = Events(self)
+        self.transport.getPeer = lambda: IPv4Address("TCP", "192.0.2.99", 1)  # type: ignore[method-assign]
+        for _ in range(peerLimiter.burst + 30):
+            self.request(b"con1", self.stranger, signed=False)
+        self.assertEqual(len(events.at(LogLevel.warn)), peerLimiter.burst)
 
     def test_badSignature(self) -> None:
         """A known key with another key's signature is refused."""
@@ -462,18 +473,81 @@ class SessionTests(SynchronousTestCase):
         self.assertEqual(h.devices["con1"].events, [("pause", None), ("resume", None)])
 
     def test_inputPause(self) -> None:
-        """A device that cannot take more stops reading the client's TCP connection."""
+        """A device that cannot take more stops taking the client's input, but its TCP connection is still read (window adjusts)."""
         h = Harness()
         channel, conn = h.channel()
         channel.requestReceived(b"shell", b"")
         tcp = conn.transport.transport
         h.lines["con1"].deviceWritable(False)
-        self.assertEqual(tcp.producerState, "paused")
+        self.assertEqual((channel.readingPaused, tcp.producerState), (True, "producing"))
         h.lines["con1"].deviceWritable(True)
-        self.assertEqual(tcp.producerState, "producing")
+        self.assertEqual((channel.readingPaused, tcp.producerState), (False, "producing"))
+
+    def test_fullOutputHoldsInputWindowStillRead(self) -> None:
+        """A client past its output bound (window used up) has its input held, not parsed; it resumes when the window opens."""
+        h = Harness("escape=^]+tcp:0")
+        channel, conn = h.channel(window=4)
+        channel.requestReceived(b"shell", b"")
+        h.lines["con1"].deviceDataReceived(b"12345")
+        self.assertTrue(channel.readingPaused)
+        channel.dataReceived(b"ls\x1dw")
+        self.assertEqual(h.devices["con1"].events, [])
+        channel.addWindowBytes(1000)
+        self.assertFalse(channel.readingPaused)
+        self.assertEqual(h.devices["con1"].events, [("write", b"ls")])
+        self.assertIn(b"[serialgw: con1: ops1 (192.0.2.7:40000) (writer)]", sent(conn, channel))
 
 
 class ConnectionTests(SynchronousTestCase):
+    def test_malformedOpen(self) -> None:
+        """A channel open cut short closes that connection (no traceback), whatever it names."""
+        conn = Connection()
+        closed: list[bool] = []
+
+        class Transport:
+            transport = Tcp()
+
+            def sendPacket(self, kind: int, payload: bytes) -> None:
+                raise AssertionError("nothing is sent")
+
+            def loseConnection(self) -> None:
+                closed.append(True)
+
+        conn.transport = Transport()  # type: ignore[assignment]
+        conn.serviceStarted()
+        conn.ssh_CHANNEL_OPEN(NS(b"session") + b"\x00\x01")
+        conn.ssh_CHANNEL_OPEN(b"\x00\x00\x01")
+        self.assertEqual(closed, [True, True])
+
+    def test_noWindowWhilePaused(self) -> None:
+        """While a session takes no input, its window is not opened again: the client may send at most the window's rest."""
+        conn = Connection()
+        packets: list[tuple[int, bytes]] = []
+
+        class Transport:
+            transport = Tcp()
+
+            def sendPacket(self, kind: int, payload: bytes) -> None:
+                packets.append((kind, payload))
+
+        conn.transport = Transport()  # type: ignore[assignment]
+        conn.serviceStarted()
+        h = Harness()
+        channel = h.channel()[0]
+        channel.conn = conn
+        conn.getChannel = lambda *a: channel  # type: ignore[method-assign]
+        conn.ssh_CHANNEL_OPEN(NS(b"session") + struct.pack(">3L", 6, 65536, 32768))
+        channel.requestReceived(b"shell", b"")
+        channel.pauseReading()
+        size = channel.localWindowSize
+        for _ in range(3):
+            conn.ssh_CHANNEL_DATA(struct.pack(">L", channel.id) + NS(b"x" * (size // 4)))
+        self.assertEqual([k for k, _ in packets], [connection.MSG_CHANNEL_OPEN_CONFIRMATION])
+        self.assertEqual(channel.localWindowLeft, size - 3 * (size // 4))
+        channel.resumeReading()
+        self.assertEqual(packets[-1], (connection.MSG_CHANNEL_WINDOW_ADJUST, struct.pack(">2L", 6, 3 * (size // 4))))
+        self.assertEqual(channel.localWindowLeft, size)
+
     def test_oneSessionOnly(self) -> None:
         """One session channel a connection; port forwarding channels refused; neither logs a traceback."""
         conn = Connection()
@@ -497,7 +571,8 @@ class ConnectionTests(SynchronousTestCase):
         self.assertEqual([kind for kind, _ in sent], [connection.MSG_CHANNEL_OPEN_FAILURE,
                                                        connection.MSG_CHANNEL_OPEN_CONFIRMATION,
                                                        connection.MSG_CHANNEL_OPEN_FAILURE])
-        self.assertEqual(sent[0][1][:8], struct.pack(">2L", 5, connection.OPEN_ADMINISTRATIVELY_PROHIBITED))
+        self.assertEqual(sent[0][1], struct.pack(">2L", 5, connection.OPEN_ADMINISTRATIVELY_PROHIBITED)
+                         + NS(b"only sessions") + NS(b""))
         self.assertEqual(sent[2][1][:8], struct.pack(">2L", 7, connection.OPEN_ADMINISTRATIVELY_PROHIBITED))
         self.assertEqual(len(opened), 1)
         self.assertEqual(self.flushLoggedErrors(), [])
@@ -684,16 +759,28 @@ class OpenSSHTests(TestCase):
     """
 
     timeout = 60
+    keys: Optional[str] = None
 
     async def setUp(self) -> None:  # type: ignore[override]
         self.ssh = need("ssh")
         keygen = need("ssh-keygen")
-        self.dir = os.path.abspath(self.mktemp())
-        os.mkdir(self.dir)
         self.processes: list[ProcessOutput] = []
-        for name, comment in (("writer", "ops1"), ("reader", "watcher1"), ("stranger", "nobody")):
-            proc = self.spawn([keygen, "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", self.path(name)])
-            self.assertEqual(await proc.ended, 0, proc.output.data)
+        if OpenSSHTests.keys is None:
+            # Made once for the class (an RSA key takes seconds on a busy machine).
+            keys = os.path.abspath(self.mktemp())
+            os.mkdir(keys)
+            for name, comment, kind in (("writer", "ops1", "ed25519"), ("reader", "watcher1", "ed25519"),
+                                        ("stranger", "nobody", "ed25519"), ("rsa", "rsa1", "rsa"),
+                                        ("ecdsa", "ec1", "ecdsa")):
+                proc = self.spawn([keygen, "-q", "-t", kind, "-N", "", "-C", comment, "-f", os.path.join(keys, name)])
+                self.assertEqual(await proc.ended, 0, proc.output.data)
+            with open(os.path.join(keys, "reader.pub"), "a") as out:
+                for name in ("rsa", "ecdsa"):
+                    with open(os.path.join(keys, f"{name}.pub")) as f:
+                        out.write(f.read())
+            OpenSSHTests.keys = keys
+        self.dir = os.path.abspath(self.mktemp())
+        shutil.copytree(OpenSSHTests.keys, self.dir)
         self.received = Accumulator("console")
         self.consoles: list[Console] = []
         self.gateways: list[ProcessOutput] = []
@@ -727,7 +814,9 @@ class OpenSSHTests(TestCase):
         proc = self.spawn(gatewayArgv(
             "--device", f"telnet:127.0.0.1:{self.consolePort.getHost().port}", "--name", "con1",
             "--ssh", listener, "--ssh-host-key", self.path("host_key"),
-            "--authorized-keys", self.path("writer.pub"), "--readonly-keys", self.path("reader.pub"), *extra))
+            "--authorized-keys", self.path("writer.pub"), "--readonly-keys", self.path("reader.pub"),
+            # Never the default port 4444: other tests and gateways may hold it.
+            *(extra or ("--port", "tcp:0:interface=127.0.0.1"))))
         self.gateways.append(proc)
         data = await proc.output.when(lambda d: SSH_READY.search(d) is not None and b": connected" in d)
         match = SSH_READY.search(data)
@@ -809,6 +898,15 @@ class OpenSSHTests(TestCase):
         await gw.output.contains(b"con1: watcher1 (127.0.0.1:")
         self.consoles[0].transport.write(b"after the end of input")  # type: ignore[union-attr]
         await watcher.output.contains(b"after the end of input")
+
+    async def test_keyTypes(self) -> None:
+        """RSA (rsa-sha2-*, offered because server-sig-algs names it) and ECDSA keys log in as their people."""
+        gw, port = await self.gateway()
+        for key, person in (("rsa", b"rsa1"), ("ecdsa", b"ec1")):
+            ssh = self.client(port, key)
+            await gw.output.contains(b"con1: " + person + b" (127.0.0.1:")
+            ssh.write(b"\r~.")
+            await ssh.ended
 
     async def test_hostKeyKept(self) -> None:
         """The host key is made once (mode 0600, fingerprint logged); after a restart StrictHostKeyChecking=yes still logs in."""
