@@ -318,3 +318,20 @@ class CuTests(TestCase):
         await service.stopService()
         self.assertFalse(os.path.exists(self.lock))
 
+
+
+class CheckTests(SynchronousTestCase):
+    def test_lockDirMissing(self) -> None:
+        """--check: a tty line whose lock directory is not there is an error; with lock = false, or a pty, it is not."""
+        from serialgw.check import checkLines
+
+        missing = os.path.join(self.mktemp(), "locks")
+        path = self.mktemp()
+        with open(path, "w") as f:
+            f.write(f'[defaults]\nlock-dir = "{missing}"\n'
+                    '[lines.a]\ndevice = "/dev/null"\nlisten = "4001"\n'
+                    '[lines.b]\ndevice = "/dev/zero"\nlisten = "4002"\nlock = false\n'
+                    '[lines.c]\ndevice = "pty:"\nlisten = "4003"\n')
+        self.assertEqual(checkLines(loadConfig(path)), ([
+            f"line 'a': lock-dir {missing!r} is not a directory: the UUCP lock for '/dev/null' cannot be made "
+            "(set lock-dir, or lock = false)"], []))
