@@ -483,7 +483,9 @@ class _TwistdGatewayService(GatewayService):
             log.warn("reload: [watch-all] changed: restart the gateway to apply it")
 
         def done(changes: Any) -> Any:
-            if isinstance(changes, dict):
+            if isinstance(changes, dict) and "refused" in changes:
+                self.notifier.reloaded("reload refused, see the log")
+            elif isinstance(changes, dict):
                 self.notifier.reloaded("reloaded: " + ", ".join(f"{len(v)} {k}" for k, v in changes.items()))
             else:
                 self.notifier.reloaded("reload failed, see the log")
