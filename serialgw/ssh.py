@@ -694,7 +694,10 @@ class SSHClient(Session, ClientEvents, SSHChannel):
         log.debug("ssh: {peer}: end of input", peer=self.peer)
 
     def closeReceived(self) -> None:
-        self.loseConnection()
+        # The client takes nothing more: what waits for its window is dropped,
+        # so the channel closes now (conch would wait for the window forever).
+        self.buf, self.extBuf = b"", []
+        SSHChannel.loseConnection(self)
 
     def closed(self) -> None:
         if self.line is not None:
@@ -716,6 +719,10 @@ class SSHClient(Session, ClientEvents, SSHChannel):
         self.ended = True
         if self.conn is not None and not self.closing:
             self.conn.sendRequest(self, b"exit-status", struct.pack(">L", status))
+            if not self.areWriting:
+                # A client that does not read (its window is used up) is not
+                # waited for: what it has not taken is dropped.
+                self.buf, self.extBuf = b"", []
             SSHChannel.loseConnection(self)
 
     # Requests
@@ -799,7 +806,7 @@ class SSHClient(Session, ClientEvents, SSHChannel):
 
     def deviceStateChanged(self, up: bool, notice: bytes) -> None:
         if notice and self.wantsNotices():
-            self.write(notice)
+            self.sendText(notice)
 
     # Reading the client (the Session pauses it while the device is behind
     # or this client's output is past its bound): the channel's window is

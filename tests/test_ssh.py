@@ -453,6 +453,40 @@ class SessionTests(SynchronousTestCase):
         self.assertEqual(sent(conn, channel), b"0123456789ABCDEFheld")
         self.assertFalse(channel.guard.full)
 
+    def test_stuckClientStillCloses(self) -> None:
+        """A client whose window is used up: its close, or the session's end, closes the channel at once (nothing waits for it)."""
+        for how in ("client closes", "session ends"):
+            h = Harness("escape=^]+tcp:0")
+            channel, conn = h.channel(window=4)
+            channel.requestReceived(b"shell", b"")
+            h.lines["con1"].deviceDataReceived(b"more than four")
+            self.assertEqual(channel.buf, b" than four")
+            if how == "client closes":
+                channel.closeReceived()
+            else:
+                # As an idle timeout or a line removed from the configuration does.
+                channel.transport.loseConnection()
+            self.assertEqual((channel.buf, conn.closes.get(channel)), (b"", True), how)
+
+    def test_deviceNoticesThroughTheGuard(self) -> None:
+        """Device down/up notices to a client that does not read wait with its held output, bounded by outbuf, not in the channel."""
+        from twisted.python.failure import Failure
+
+        h = Harness("outbuf=1024+tcp:0")
+        channel, conn = h.channel(window=4)
+        channel.requestReceived(b"shell", b"")
+        line = h.lines["con1"]
+        line.deviceDataReceived(b"12345")
+        for _ in range(100):
+            line.deviceLost(Failure(OSError("gone")))
+            line.deviceUp()
+        self.assertEqual(channel.buf, b"5")
+        channel.addWindowBytes(1 << 20)
+        data = sent(conn, channel)
+        self.assertTrue(data.startswith(b"12345"), data[:20])
+        self.assertLess(len(data), 5 + 1024 + 4096)
+        self.assertTrue(data.endswith(b"\r\n[serialgw: con1 is back]\r\n"), data[-60:])
+
     def test_tcpBufferIsBackPressure(self) -> None:
         """The TCP connection's buffer bound is the listener's outbuf; past it, the disconnect policy cuts the connection."""
         h = Harness("policy=disconnect,outbuf=2048+tcp:0")
