@@ -969,6 +969,39 @@ class OpenSSHTests(TestCase):
             ssh.write(b"\r~.")
             await ssh.ended
 
+    async def test_farmReloadsUsers(self) -> None:
+        """--config with [ssh] and [users.NAME]: a user's key logs in; after SIGHUP with another key, the old one is refused and the new one is that user."""
+        config = self.path("farm.toml")
+        table = ('[ssh]\nlisten = "tcp:0:interface=127.0.0.1"\nhost-key = "{hostKey}"\n\n'
+                 '[users.ops1]\nkeys-file = "{keys}"\n\n'
+                 '[lines.con1]\ndevice = "telnet:127.0.0.1:{console}"\nlisten = "tcp:0:interface=127.0.0.1"\n'
+                 'write = ["ops1"]\n')
+
+        def write(keys: str) -> None:
+            with open(config, "w") as f:
+                f.write(table.format(hostKey=self.path("host_key"), keys=self.path(keys),
+                                     console=self.consolePort.getHost().port))
+
+        write("writer.pub")
+        gw = self.spawn(gatewayArgv("--config", config))
+        self.gateways.append(gw)
+        data = await gw.output.when(lambda d: SSH_READY.search(d) is not None and b": connected" in d)
+        port = int(SSH_READY.search(data).group(1))  # type: ignore[union-attr]
+        first = self.client(port, "writer")
+        await gw.output.contains(b"con1: ops1 (127.0.0.1:")
+        first.write(b"\r~.")
+        await first.ended
+        write("rsa.pub")
+        gw.transport.signalProcess("HUP")  # type: ignore[union-attr]
+        await gw.output.contains(b"reload: 1 SSH user(s)")
+        old = self.client(port, "writer")
+        self.assertEqual(await old.ended, 255)
+        self.assertIn(b"Permission denied (publickey)", old.output.data)
+        new = self.client(port, "rsa")
+        await gw.output.when(lambda d: d.count(b"con1: ops1 (127.0.0.1:") >= 3)  # attached, detached, attached
+        new.write(b"\r~.")
+        await new.ended
+
     async def test_hostKeyKept(self) -> None:
         """The host key is made once (mode 0600, fingerprint logged); after a restart StrictHostKeyChecking=yes still logs in."""
         gw, port = await self.gateway()
