@@ -361,7 +361,8 @@ class Line:
             return
         for i, data in enumerate(parts):
             if i and not self.device.sendBreak():
-                log.info("{line}: {what}: a break is under way; this one is left out", line=self.name, what=what)
+                log.info("{line}: {what}: break not sent (the device is down, or a break is under way)",
+                         line=self.name, what=what)
             if data:
                 self.device.write(data)
                 self.bytesToDevice += len(data)
