@@ -366,6 +366,24 @@ class SessionTests(SynchronousTestCase):
         self.assertTrue(conn.closes[channel])
         self.assertEqual(h.lines["con2"].clients, [])
 
+    def test_rightsReloaded(self) -> None:
+        """New rights on a running line: a writer left only in read becomes read-only, one in neither list is disconnected."""
+        h = Harness()
+        line = h.lines["con1"]
+        sessions = {}
+        for user in ("ops1", "ops2", "ops3"):
+            sessions[user] = h.channel(user=user)
+            sessions[user][0].requestReceived(b"shell", b"")
+        line.applyRights(Rights(write=("ops1",), read=("ops2",)))
+        self.assertEqual([(c.user, c.role) for c in line.clients],
+                         [("ops1", Role.WRITER), ("ops2", Role.READONLY), ("ops3", Role.WRITER)])
+        ops3, conn3 = sessions["ops3"]
+        self.assertIn(b"[serialgw: ops3 may no longer use con1]", sent(conn3, ops3))
+        self.assertEqual(conn3.requests[ops3], [(b"exit-status", struct.pack(">L", 0), False)])
+        ops2, conn2 = sessions["ops2"]
+        ops2.dataReceived(b"x")
+        self.assertEqual(h.devices["con1"].events, [])
+
     def test_readOnlyKey(self) -> None:
         """A watcher (read = [...]) sees output; its bytes and breaks never reach the device; it cannot take write."""
         h = Harness()
@@ -1132,6 +1150,24 @@ class ServiceTests(TestCase):
         self.assertEqual(ring(), {})
         self.assertEqual([e["log_format"] for e in events.at(LogLevel.warn)],
                          ["reload: [ssh] listen or host-key changed: restart the gateway to apply it"])
+
+    async def test_reloadRightsKeepsTheLine(self) -> None:
+        """A reload that changes only write/read keeps the line (device, sessions) and applies the new rights to it."""
+        from serialgw.config import DeviceSpec, LineConfig
+        from serialgw.service import GatewayService
+        from tests.realio import startedPty
+
+        pty = startedPty(self)
+        config = LineConfig("t", DeviceSpec("tty", pty.slaveName), rights=Rights(write=("ops1",)))
+        service = GatewayService([config])
+        service.startService()
+        self.addCleanup(service.stopService)
+        line = service.lines["t"]
+        import attrs
+
+        changes = await service.reload([attrs.evolve(config, rights=Rights(read=("ops1",)))])
+        self.assertIs(service.lines["t"], line)
+        self.assertEqual((line.rights, changes["changed"]), (Rights(read=("ops1",)), ["t"]))
 
     def test_hostKeyCannotBeMade(self) -> None:
         """A host key that cannot be made stops the start with the path and the reason, and nothing stays open."""
