@@ -306,6 +306,32 @@ class SessionTests(SynchronousTestCase):
         self.assertEqual((entry["user"], entry["peer"], entry["protocol"], entry["role"]),
                          ("ops1", "ops1 (192.0.2.7:40000)", "ssh", "writer"))
 
+    def test_personNamedEverywhere(self) -> None:
+        """The banner, escape w, and the console log's events (attach, BREAK) name the person and the address."""
+        h = Harness("banner,escape=^]+tcp:0")
+        line = h.lines["con1"]
+        events: list[str] = []
+
+        class Log:
+            peer = "console log"
+
+            def event(self, text: str) -> None:
+                events.append(text)
+
+        line.logs.append(Log())
+        first, _ = h.channel()
+        first.requestReceived(b"shell", b"")
+        second, conn = h.channel(user="ops2")
+        second.requestReceived(b"shell", b"")
+        self.assertIn(b"con1: 115200,8N1, you are writer; also here: ops1 (192.0.2.7:40000) (writer)",
+                      sent(conn, second))
+        second.dataReceived(b"\x1dw")
+        self.assertIn(b"[serialgw: con1: ops1 (192.0.2.7:40000) (writer), ops2 (192.0.2.7:40000) (writer)]",
+                      sent(conn, second))
+        second.requestReceived(b"break", b"\x00\x00\x03\xe8")
+        self.assertEqual(events, ["ops1 (192.0.2.7:40000) attached as writer", "ops2 (192.0.2.7:40000) attached as writer",
+                                  "BREAK from ops2 (192.0.2.7:40000)"])
+
     def test_break(self) -> None:
         """RFC 4335 break (OpenSSH ~B): a serial break through the line, the asked length ignored; the next key after it."""
         h = Harness()
