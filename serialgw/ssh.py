@@ -342,7 +342,8 @@ class Connection(connection.SSHConnection):
 class ServerTransport(SSHServerTransport):
     """
     conch's server transport; the connection must log in within the
-    factory's C{loginGrace} seconds (the key exchange included).
+    factory's C{loginGrace} seconds (the key exchange included), and then
+    start a session within as long again.
     """
 
     _log = _conchLog
@@ -352,25 +353,37 @@ class ServerTransport(SSHServerTransport):
     _pending = True
 
     def connectionMade(self) -> None:
-        self._grace = self.factory.clock.callLater(self.factory.loginGrace, self._tooSlow)
+        self._wait("did not log in")
         SSHServerTransport.connectionMade(self)
 
-    def _tooSlow(self) -> None:
+    def _wait(self, what: str) -> None:
+        self._stopWaiting()
+        self._grace = self.factory.clock.callLater(self.factory.loginGrace, self._tooSlow, what)
+
+    def _stopWaiting(self) -> None:
+        if self._grace is not None:
+            if self._grace.active():
+                self._grace.cancel()
+            self._grace = None
+
+    def _tooSlow(self, what: str) -> None:
         self._grace = None
         tcp: Any = self.transport
-        log.info("ssh: {peer} did not log in within {seconds} s: disconnected",
-                 peer=describeAddress(tcp.getPeer()), seconds=self.factory.loginGrace)
+        log.info("ssh: {peer} {what} within {seconds} s: disconnected",
+                 peer=describeAddress(tcp.getPeer()), what=what, seconds=self.factory.loginGrace)
         tcp.abortConnection()
 
     def setService(self, service: Any) -> None:
         SSHServerTransport.setService(self, service)
         if isinstance(service, connection.SSHConnection):
-            self._loggedIn()
+            self._release()
+            self._wait("logged in but started no session")
 
-    def _loggedIn(self) -> None:
-        if self._grace is not None:
-            self._grace.cancel()
-            self._grace = None
+    def sessionStarted(self) -> None:
+        """A session asked for its line: the connection is in use (its session's own limits hold now)."""
+        self._stopWaiting()
+
+    def _release(self) -> None:
         if self._pending:
             self._pending = False
             self.factory.pending -= 1
@@ -389,7 +402,8 @@ class ServerTransport(SSHServerTransport):
                   reason=description.decode("utf-8", "replace")[:200])
 
     def connectionLost(self, reason: Failure | None = None) -> None:
-        self._loggedIn()
+        self._stopWaiting()
+        self._release()
         # conch's, without its log line for every connection.
         if self.service:
             self.service.serviceStopped()
@@ -680,7 +694,10 @@ class SSHClient(Session, ClientEvents, SSHChannel):
         log.debug("ssh: {peer}: end of input", peer=self.peer)
 
     def closeReceived(self) -> None:
-        self.loseConnection()
+        # The client takes nothing more: what waits for its window is dropped,
+        # so the channel closes now (conch would wait for the window forever).
+        self.buf, self.extBuf = b"", []
+        SSHChannel.loseConnection(self)
 
     def closed(self) -> None:
         if self.line is not None:
@@ -702,6 +719,10 @@ class SSHClient(Session, ClientEvents, SSHChannel):
         self.ended = True
         if self.conn is not None and not self.closing:
             self.conn.sendRequest(self, b"exit-status", struct.pack(">L", status))
+            if not self.areWriting:
+                # A client that does not read (its window is used up) is not
+                # waited for: what it has not taken is dropped.
+                self.buf, self.extBuf = b"", []
             SSHChannel.loseConnection(self)
 
     # Requests
@@ -743,6 +764,9 @@ class SSHClient(Session, ClientEvents, SSHChannel):
         if self.asked or self.ended:
             return False
         self.asked = True
+        transport: Any = self.conn.transport if self.conn is not None else None
+        if isinstance(transport, ServerTransport):
+            transport.sessionStarted()
         line = self.gateway.line(name)
         right = line.rights.of(self.login.user) if line is not None else None
         newline = "\r\n" if self.pty else "\n"
@@ -782,7 +806,7 @@ class SSHClient(Session, ClientEvents, SSHChannel):
 
     def deviceStateChanged(self, up: bool, notice: bytes) -> None:
         if notice and self.wantsNotices():
-            self.write(notice)
+            self.sendText(notice)
 
     # Reading the client (the Session pauses it while the device is behind
     # or this client's output is past its bound): the channel's window is

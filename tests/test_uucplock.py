@@ -103,6 +103,34 @@ class LockFileTests(SynchronousTestCase):
             self.assertEqual(uucplock.readPid(path), os.getpid())
             uucplock.release(path)
 
+    def test_hostileLockFiles(self) -> None:
+        """A FIFO, a symlink (to a file or to nothing) or an absurd PID at the lock's name is stale: removed, never read through nor waited on; the target is untouched."""
+        target = os.path.join(self.dir, "target")
+        with open(target, "w") as f:
+            f.write(f"{os.getppid():10d}\n")
+        for make in (lambda: os.mkfifo(self.lock), lambda: os.symlink(target, self.lock),
+                     lambda: os.symlink("/nowhere", self.lock), lambda: writeLock(self.lock, 10**30)):
+            make()
+            path = uucplock.acquire(self.device, self.dir)
+            self.assertFalse(os.path.islink(path))
+            self.assertEqual(uucplock.readPid(path), os.getpid())
+            uucplock.release(path)
+        with open(target) as f:
+            self.assertEqual(f.read(), f"{os.getppid():10d}\n")
+
+    def test_plantedTemporaryFile(self) -> None:
+        """A file or symlink planted at the temporary file's name is replaced, never written through."""
+        target = os.path.join(self.dir, "target")
+        with open(target, "w") as f:
+            f.write("keep")
+        os.symlink(target, os.path.join(self.dir, f"LTMP.{os.getpid()}.LCK..ttyS9"))
+        path = uucplock.acquire(self.device, self.dir)
+        self.assertEqual(uucplock.readPid(path), os.getpid())
+        uucplock.release(path)
+        with open(target) as f:
+            self.assertEqual(f.read(), "keep")
+        self.assertEqual(os.listdir(self.dir), ["target"])
+
     def test_ownPid(self) -> None:
         """A lock with our PID that we do not hold (an earlier run as PID 1) is stale; one we hold is held."""
         writeLock(self.lock, os.getpid())
