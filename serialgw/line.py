@@ -567,6 +567,25 @@ class Line:
             client.role = Role.WATCHER
             self.announce(f"{client.peer} now only watches", peer=client.peer)
 
+    def applyRights(self, rights: Rights) -> None:
+        """
+        New rights (a reload): a person no longer in the line's write list
+        only reads from now on; one in neither list is disconnected.  (One
+        who gains write takes it by connecting again.)
+        """
+        self.rights = rights
+        for client in list(self.clients):
+            user = getattr(client, "user", None)
+            if not user:
+                continue
+            right = rights.of(user)
+            if right is None:
+                client.notice(f"{user} may no longer use {self.name}")
+                client.transport.loseConnection()
+            elif right == "read" and client.role is not Role.READONLY:
+                client.role = Role.READONLY
+                self.announce(f"{client.peer} is read-only now", peer=client.peer)
+
     def backlog(self) -> bytes:
         """The last device output kept (up to backlogSize bytes)."""
         return self._backlog.newest(self.backlogSize)

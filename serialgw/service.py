@@ -757,7 +757,8 @@ class GatewayService(MultiService):
         line.notices = new.notices
         line.mode = new.mode
         line.maxClients = new.maxClients
-        line.rights = new.rights
+        if new.rights != old.rights:
+            line.applyRights(new.rights)
         line.backlogSize = new.backlog
         line.coalesce(new.coalesceMin, new.coalesceMax, new.coalesceOn)
         line.openString, line.closeString = new.openString, new.closeString

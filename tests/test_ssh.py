@@ -306,6 +306,32 @@ class SessionTests(SynchronousTestCase):
         self.assertEqual((entry["user"], entry["peer"], entry["protocol"], entry["role"]),
                          ("ops1", "ops1 (192.0.2.7:40000)", "ssh", "writer"))
 
+    def test_personNamedEverywhere(self) -> None:
+        """The banner, escape w, and the console log's events (attach, BREAK) name the person and the address."""
+        h = Harness("banner,escape=^]+tcp:0")
+        line = h.lines["con1"]
+        events: list[str] = []
+
+        class Log:
+            peer = "console log"
+
+            def event(self, text: str) -> None:
+                events.append(text)
+
+        line.logs.append(Log())
+        first, _ = h.channel()
+        first.requestReceived(b"shell", b"")
+        second, conn = h.channel(user="ops2")
+        second.requestReceived(b"shell", b"")
+        self.assertIn(b"con1: 115200,8N1, you are writer; also here: ops1 (192.0.2.7:40000) (writer)",
+                      sent(conn, second))
+        second.dataReceived(b"\x1dw")
+        self.assertIn(b"[serialgw: con1: ops1 (192.0.2.7:40000) (writer), ops2 (192.0.2.7:40000) (writer)]",
+                      sent(conn, second))
+        second.requestReceived(b"break", b"\x00\x00\x03\xe8")
+        self.assertEqual(events, ["ops1 (192.0.2.7:40000) attached as writer", "ops2 (192.0.2.7:40000) attached as writer",
+                                  "BREAK from ops2 (192.0.2.7:40000)"])
+
     def test_break(self) -> None:
         """RFC 4335 break (OpenSSH ~B): a serial break through the line, the asked length ignored; the next key after it."""
         h = Harness()
@@ -365,6 +391,24 @@ class SessionTests(SynchronousTestCase):
         self.assertEqual(conn.requests[channel], [(b"exit-status", struct.pack(">L", 1), False)])
         self.assertTrue(conn.closes[channel])
         self.assertEqual(h.lines["con2"].clients, [])
+
+    def test_rightsReloaded(self) -> None:
+        """New rights on a running line: a writer left only in read becomes read-only, one in neither list is disconnected."""
+        h = Harness()
+        line = h.lines["con1"]
+        sessions = {}
+        for user in ("ops1", "ops2", "ops3"):
+            sessions[user] = h.channel(user=user)
+            sessions[user][0].requestReceived(b"shell", b"")
+        line.applyRights(Rights(write=("ops1",), read=("ops2",)))
+        self.assertEqual([(c.user, c.role) for c in line.clients],
+                         [("ops1", Role.WRITER), ("ops2", Role.READONLY), ("ops3", Role.WRITER)])
+        ops3, conn3 = sessions["ops3"]
+        self.assertIn(b"[serialgw: ops3 may no longer use con1]", sent(conn3, ops3))
+        self.assertEqual(conn3.requests[ops3], [(b"exit-status", struct.pack(">L", 0), False)])
+        ops2, conn2 = sessions["ops2"]
+        ops2.dataReceived(b"x")
+        self.assertEqual(h.devices["con1"].events, [])
 
     def test_readOnlyKey(self) -> None:
         """A watcher (read = [...]) sees output; its bytes and breaks never reach the device; it cannot take write."""
@@ -1132,6 +1176,24 @@ class ServiceTests(TestCase):
         self.assertEqual(ring(), {})
         self.assertEqual([e["log_format"] for e in events.at(LogLevel.warn)],
                          ["reload: [ssh] listen or host-key changed: restart the gateway to apply it"])
+
+    async def test_reloadRightsKeepsTheLine(self) -> None:
+        """A reload that changes only write/read keeps the line (device, sessions) and applies the new rights to it."""
+        from serialgw.config import DeviceSpec, LineConfig
+        from serialgw.service import GatewayService
+        from tests.realio import startedPty
+
+        pty = startedPty(self)
+        config = LineConfig("t", DeviceSpec("tty", pty.slaveName), rights=Rights(write=("ops1",)))
+        service = GatewayService([config])
+        service.startService()
+        self.addCleanup(service.stopService)
+        line = service.lines["t"]
+        import attrs
+
+        changes = await service.reload([attrs.evolve(config, rights=Rights(read=("ops1",)))])
+        self.assertIs(service.lines["t"], line)
+        self.assertEqual((line.rights, changes["changed"]), (Rights(read=("ops1",)), ["t"]))
 
     def test_hostKeyCannotBeMade(self) -> None:
         """A host key that cannot be made stops the start with the path and the reason, and nothing stays open."""
