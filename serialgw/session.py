@@ -20,6 +20,9 @@ log = clientLog()
 # Why a client's transport is not read (Session._readingPaused).
 DEVICE_BEHIND = 1
 OUTPUT_FULL = 2
+# Input held while a client's output is full is what one read brings (64
+# KiB); past this, its transport is not honouring the pause: it is cut.
+HELD_INPUT_LIMIT = 256 * 1024
 # A connection that says nothing and leaves within this many seconds (a load
 # balancer's health check, a port scan) is not announced to the others.
 QUIET_SECONDS = 1.0
@@ -139,6 +142,12 @@ class Session:
         if self.inputHeld:
             # At most what one read brought: the transport is not read now.
             self._heldInput += data
+            if len(self._heldInput) > HELD_INPUT_LIMIT:
+                # A transport that goes on reading (an SSH channel): cut.
+                log.warn("{line}: {peer} sent {count} bytes while not reading its output: disconnected",
+                         line=self.line.name, peer=self.peer, count=len(self._heldInput))
+                self._heldInput = b""
+                self.transport.abortConnection()
             return
         if self._idleCall is not None:
             self.touch()

@@ -275,6 +275,17 @@ class AnswerBoundTests(SynchronousTestCase):
         self.assertEqual(out, dropped + text[-1024:] + AYT_ANSWER)
         self.assertEqual(guard.dropped, len(text) - 1024)
 
+    def test_heldInputCapped(self) -> None:
+        """A transport that goes on reading while output is full (an SSH channel): past 256 KiB held, the client is cut."""
+        client, transport = self.raw("raw,escape=^],outbuf=1024+4444")
+        client.dataReceived((ESC + b"?") * 10)
+        self.assertTrue(client.inputHeld)
+        client.dataReceived(b"x" * (256 * 1024 - 100))
+        self.assertFalse(transport.disconnecting)
+        client.dataReceived(b"x" * 100)
+        self.assertTrue(transport.disconnecting)
+        self.assertEqual((client._heldInput, self.device.events), (b"", []))
+
     def test_disconnectPolicyCutsAndStops(self) -> None:
         """policy=disconnect: past the bound the client is cut and nothing more it sent is handled."""
         client, transport = self.telnet("telnet,policy=disconnect,outbuf=1024+4444")
