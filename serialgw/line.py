@@ -223,6 +223,7 @@ class Line:
         # The first person to attach gets what the device said before
         # anyone was there (see takeEarlyOutput).
         self._earlyTaken = False
+        self._earlyTo: Any = None
         # QEMU's server without nowait: the device is read from the first
         # client's arrival on, so none of its early output is lost.
         self.waitForClient = False
@@ -334,6 +335,8 @@ class Line:
                 self.droppedGone[guard.policy] = self.droppedGone.get(guard.policy, 0) + guard.dropped
             if client in self._unannounced:
                 self._unannounced.discard(client)
+                if client is self._earlyTo:
+                    self._earlyTaken = False
                 log.info("{line}: {peer} came and went without a word (not announced)", line=self.name,
                          peer=client.peer)
             elif getattr(client, "person", False):
@@ -617,15 +620,18 @@ class Line:
         """The last device output kept (up to backlogSize bytes)."""
         return self._backlog.newest(self.backlogSize)
 
-    def takeEarlyOutput(self) -> bytes:
+    def takeEarlyOutput(self, client: Any = None) -> bytes:
         """
         For the first person to attach, once: what the device said before
         anyone was there (boot messages waiting in the tty when the gateway
         opened it included), the newest backlogSize bytes; then nothing.
+        A C{client} that comes and goes without a word (a health check)
+        leaves it for the next one (see L{detach}).
         """
         if self._earlyTaken:
             return b""
         self._earlyTaken = True
+        self._earlyTo = client
         return self.backlog()
 
     # Back-pressure from a client whose policy is "block"
