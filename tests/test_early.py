@@ -16,8 +16,8 @@ from serialgw.config import DeviceSpec, LineConfig, ListenerSpec, Protocol, Seri
 from serialgw.device import TtyPort
 from serialgw.endpoints import parseListener
 from serialgw.line import Line, Role
-from serialgw.telnet import TelnetClient
 from serialgw.service import GatewayService
+from serialgw.telnet import TelnetClient
 from tests.fakes import RecordingClient, RecordingDevice
 from tests.realio import PtyPair, closeClients, connect
 from tests.test_sessions import Harness
