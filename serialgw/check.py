@@ -134,6 +134,9 @@ def checkLines(lines: Sequence[LineConfig], status: Optional[ListenerSpec] = Non
             devices[path] = line.name
         if device.kind == "tty" and not os.path.exists(device.path):
             warnings.append(f"{owner}: device {device.path!r} does not exist (now)")
+        if device.kind == "tty" and line.lock and not os.path.isdir(line.lockDir):
+            errors.append(f"{owner}: lock-dir {line.lockDir!r} is not a directory: the UUCP lock for "
+                          f"{device.path!r} cannot be made (set lock-dir, or lock = false)")
         if device.kind == "unix" and not isAbstract(device.path) and not os.path.exists(device.path):
             warnings.append(f"{owner}: socket {device.path!r} does not exist (now)")
         if line.log is not None:

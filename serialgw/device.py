@@ -1309,6 +1309,31 @@ class SerialDevice:
         if self.closed:
             port.close()
             return
+        try:
+            self._takeBack(port)
+        except Exception as e:
+            # Setting the reopened device up failed (a bug, an ioctl): it is
+            # still gone for the line, and tried again.
+            log.failure("{device}: setting up the reopened device failed", device=self.name)
+            self.up = False
+            if self._reading:
+                self.reactor.removeReader(self)
+                self._reading = False
+            try:
+                port.close()
+            except Exception:
+                pass
+            self._fileno = -1
+            self.downReason = f"could not be set up again: {_reason(e)}"
+            self._scheduleReopen()
+            return
+        try:
+            self.sink.deviceUp()
+        except Exception:
+            log.failure("{device}: handling the return failed", device=self.name)
+
+    def _takeBack(self, port: IPort) -> None:
+        """The device is back: settings, modem lines and watching as they were, then reading."""
         self.port = port
         self.name = port.name
         self._fileno = port.fileno()
@@ -1328,7 +1353,3 @@ class SerialDevice:
         log.info("{device}: device back at {settings}", device=port.name, settings=self.settings.describe())
         if self._wantReading:
             self.start()
-        try:
-            self.sink.deviceUp()
-        except Exception:
-            log.failure("{device}: handling the return failed", device=self.name)

@@ -28,6 +28,9 @@ from serialgw.logflood import clientLog
 # Limited per peer: a client's input cannot flood the log (logflood).
 log = clientLog()
 
+# A client is told a break was refused at most this often (seconds).
+BREAK_REFUSAL_INTERVAL = 1.0
+
 
 class Role(Enum):
     """
@@ -219,6 +222,8 @@ class Line:
         self._blockers: set[Any] = set()
         # People attached but not announced yet (see attach).
         self._unannounced: set[Any] = set()
+        # When each client was last told a break was refused (see _tellRefusal).
+        self._refusalsTold: dict[Any, float] = {}
         # Who may use the line, by user name (SSH, TLS client certificates).
         self.rights = Rights()
 
@@ -314,6 +319,7 @@ class Line:
                 self._lastController(closing=bool(leaving) and not self.people)
         if client in self._blockers:
             self.unblockDevice(client)
+        self._refusalsTold.pop(client, None)
         if client in self.clients:
             self.clients.remove(client)
             guard = getattr(client, "guard", None)
@@ -355,7 +361,8 @@ class Line:
             return
         for i, data in enumerate(parts):
             if i and not self.device.sendBreak():
-                log.info("{line}: {what}: a break is under way; this one is left out", line=self.name, what=what)
+                log.info("{line}: {what}: break not sent (the device is down, or a break is under way)",
+                         line=self.name, what=what)
             if data:
                 self.device.write(data)
                 self.bytesToDevice += len(data)
@@ -391,9 +398,23 @@ class Line:
                 self.recordEvent(f"BREAK from {client.peer}", client.peer)
                 return True
             reason = "one is under way"
-        log.info("{line}: break from {peer} refused: {reason}", line=self.name, peer=client.peer, reason=reason)
-        client.notice(f"no break: {reason}")
+        if self._tellRefusal(client):
+            log.info("{line}: break from {peer} refused: {reason}", line=self.name, peer=client.peer, reason=reason)
+            client.notice(f"no break: {reason}")
         return False
+
+    def _tellRefusal(self, client: Any) -> bool:
+        """
+        Whether to say (notice and log) that a break was refused: at most
+        once a second a client, so that a stream of IAC BRK never becomes
+        a stream of text (bounded whatever the client sends).
+        """
+        now = self.clock.seconds() if self.clock is not None else 0.0
+        last = self._refusalsTold.get(client)
+        if last is not None and now - last < BREAK_REFUSAL_INTERVAL:
+            return False
+        self._refusalsTold[client] = now
+        return True
 
     def _noBreak(self, client: Any) -> Optional[str]:
         """Why no break can be sent for C{client} now (before asking the device); None: try."""
@@ -486,7 +507,7 @@ class Line:
             reason = self._noBreak(client)
             if reason is None and self.device.sendBreak(self.breakHoldLimit):
                 log.info("{line}: BREAK on from {peer}", line=self.name, peer=client.peer)
-            else:
+            elif self._tellRefusal(client):
                 log.info("{line}: BREAK on from {peer} refused: {reason}", line=self.name, peer=client.peer,
                          reason=reason or "one is under way")
         elif self.device.breaking:
@@ -545,6 +566,25 @@ class Line:
         if client.role is Role.WRITER:
             client.role = Role.WATCHER
             self.announce(f"{client.peer} now only watches", peer=client.peer)
+
+    def applyRights(self, rights: Rights) -> None:
+        """
+        New rights (a reload): a person no longer in the line's write list
+        only reads from now on; one in neither list is disconnected.  (One
+        who gains write takes it by connecting again.)
+        """
+        self.rights = rights
+        for client in list(self.clients):
+            user = getattr(client, "user", None)
+            if not user:
+                continue
+            right = rights.of(user)
+            if right is None:
+                client.notice(f"{user} may no longer use {self.name}")
+                client.transport.loseConnection()
+            elif right == "read" and client.role is not Role.READONLY:
+                client.role = Role.READONLY
+                self.announce(f"{client.peer} is read-only now", peer=client.peer)
 
     def backlog(self) -> bytes:
         """The last device output kept (up to backlogSize bytes)."""

@@ -98,12 +98,27 @@ class PtyClient(ClientEvents, abstract.FileDescriptor):
         if not packet:
             return None
         status, data = packet[0], packet[1:]
-        if status == TIOCPKT_DATA:
-            if data:
-                self.line.clientData(self, data)
-        elif status & TIOCPKT_IOCTL:
-            self._termiosChanged()
+        try:
+            if status == TIOCPKT_DATA:
+                if data:
+                    self.line.clientData(self, data)
+            elif status & TIOCPKT_IOCTL:
+                self._termiosChanged()
+        except Exception:
+            # Never let the reactor drop this reader over a bug above us:
+            # the pty would stay on the line, deaf, with nobody told.
+            log.failure("{line}: handling input from {peer} failed", line=self.line.name, peer=self.peer)
         return None
+
+    def connectionLost(self, reason: Any) -> None:
+        """
+        The reactor gave up on the master (reading it failed): said, and the
+        client leaves the line rather than stay on it deaf and mute.
+        """
+        abstract.FileDescriptor.connectionLost(self, reason)
+        log.error("{line}: {peer} lost: {reason}; it is off the line until the next start or reload",
+                  line=self.line.name, peer=self.peer, reason=reason.getErrorMessage())
+        self.line.detach(self)
 
     def _termiosChanged(self) -> None:
         self._keepExtproc()

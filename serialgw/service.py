@@ -23,6 +23,7 @@ from twisted.internet.endpoints import (
     serverFromString,
     wrapClientTLS,
 )
+from twisted.internet.error import CannotListenError
 from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -170,6 +171,10 @@ class GatewayService(MultiService):
         # What each line opened, so a reload can close one line alone.
         self._owned: dict[str, list[tuple[str, Any]]] = {}
         self._opening: Optional[str] = None
+        # The same, by what opened it (a listener's spec, or ("log", LogSpec)),
+        # so a reload can close one listener or log of a line that stays.
+        self._keyed: dict[str, list[tuple[Any, tuple[str, Any]]]] = {}
+        self._openingKey: Any = None
         self._opened = False
         self.status = status
         self.statusPort: Any = None
@@ -209,6 +214,8 @@ class GatewayService(MultiService):
         lists[kind].append(thing)
         if self._opening is not None:
             self._owned.setdefault(self._opening, []).append((kind, thing))
+            if self._openingKey is not None:
+                self._keyed.setdefault(self._opening, []).append((self._openingKey, (kind, thing)))
 
     def _openLine(self, config: LineConfig) -> None:
         self._opening = config.name
@@ -246,13 +253,21 @@ class GatewayService(MultiService):
             watcher.lineOpened(line)
         line.waitForClient = any(spec.wait for spec in config.listeners)
         if config.log is not None:
-            try:
-                consoleLog = ConsoleLog(line, config.log, self.reactor)
-            except OSError as e:
-                raise StartupError(f"line {config.name!r}: cannot open log {config.log.path!r}: {e.strerror}") from None
-            self._own("closer", consoleLog.close)
+            self._openLog(line, config)
         for spec in config.listeners:
             self._listen(line, config, spec)
+
+    def _openLog(self, line: Line, config: LineConfig) -> None:
+        assert config.log is not None
+        try:
+            consoleLog = ConsoleLog(line, config.log, self.reactor)
+        except OSError as e:
+            raise StartupError(f"line {config.name!r}: cannot open log {config.log.path!r}: {e.strerror}") from None
+        self._openingKey = ("log", config.log)
+        try:
+            self._own("closer", consoleLog.close)
+        finally:
+            self._openingKey = None
 
     def _serveStatus(self, description: str) -> None:
         from serialgw.status import statusSite
@@ -377,6 +392,7 @@ class GatewayService(MultiService):
             ListenerKind.STDIO: self._stdio,
             ListenerKind.PTY: self._pty,
         }
+        self._openingKey = spec
         try:
             handlers[spec.kind](line, config, spec)
         except TLSError as e:
@@ -385,11 +401,11 @@ class GatewayService(MultiService):
             raise StartupError(
                 f"line {config.name!r}: cannot open listener {spec.text!r}: {e.strerror or e}"
             ) from None
+        finally:
+            self._openingKey = None
 
-    def _serve(self, line: Line, config: LineConfig, spec: ListenerSpec) -> None:
-        if spec.path and not isAbstract(spec.path):
-            _removeStaleSocket(spec.path, config.name)
-        factory: Any = LineFactory(line, spec, config.signature, self.reactor)
+    def _endpoint(self, name: str, spec: ListenerSpec, factory: Any) -> tuple[Any, Any]:
+        """The server endpoint a listener binds, and the factory to give it."""
         try:
             if spec.tls is not None:
                 # Plain TCP under our own TLS factory: allow= and max-clients
@@ -402,12 +418,18 @@ class GatewayService(MultiService):
 
                 problem = systemdProblem(spec.endpoint)
                 if problem is not None:
-                    raise StartupError(f"line {config.name!r}: listener {spec.text or spec.endpoint!r}: {problem}")
+                    raise StartupError(f"line {name!r}: listener {spec.text or spec.endpoint!r}: {problem}")
                 endpoint = serverFromString(self.reactor, spec.endpoint)
         except (TLSError, StartupError):
             raise
         except Exception as e:
-            raise StartupError(f"line {config.name!r}: bad listener {spec.text or spec.endpoint!r}: {e}") from None
+            raise StartupError(f"line {name!r}: bad listener {spec.text or spec.endpoint!r}: {e}") from None
+        return endpoint, factory
+
+    def _serve(self, line: Line, config: LineConfig, spec: ListenerSpec) -> None:
+        if spec.path and not isAbstract(spec.path):
+            _removeStaleSocket(spec.path, config.name)
+        endpoint, factory = self._endpoint(config.name, spec, LineFactory(line, spec, config.signature, self.reactor))
         results: list[Any] = []
         endpoint.listen(factory).addBoth(results.append)
         if not results:
@@ -536,18 +558,8 @@ class GatewayService(MultiService):
 
     def closeLine(self, name: str) -> list[Any]:
         """Close one line: its listeners, dial-outs, logs, clients and device."""
-        waits: list[Any] = []
-        for kind, thing in self._owned.pop(name, []):
-            if kind == "port":
-                self.ports.remove(thing)
-                waits.append(thing[1].stopListening())
-            elif kind == "dialer":
-                self._dialers.remove(thing)
-                if thing.running:
-                    waits.append(thing.stopService())
-            else:
-                self._closers.remove(thing)
-                waits.append(thing())
+        waits = [self._release(kind, thing) for kind, thing in self._owned.pop(name, [])]
+        self._keyed.pop(name, None)
         line = self.lines.pop(name, None)
         if line is not None:
             for watcher in self.watchers:
@@ -560,13 +572,40 @@ class GatewayService(MultiService):
             waits.append(line.device.close())
         return waits
 
+    def _release(self, kind: str, thing: Any) -> Any:
+        """Close one thing a line opened; what to wait for."""
+        if kind == "port":
+            self.ports.remove(thing)
+            return thing[1].stopListening()
+        if kind == "dialer":
+            self._dialers.remove(thing)
+            return thing.stopService() if thing.running else None
+        self._closers.remove(thing)
+        return thing()
+
+    def _closeKeyed(self, name: str, key: Any) -> list[Any]:
+        """Close what one listener (or the log) of a line opened; the line and its sessions stay."""
+        waits, kept = [], []
+        for k, entry in self._keyed.get(name, []):
+            if k == key:
+                self._owned[name].remove(entry)
+                waits.append(self._release(*entry))
+            else:
+                kept.append((k, entry))
+        self._keyed[name] = kept
+        return waits
+
     def reload(self, configs: Sequence[LineConfig]) -> Any:
         """
-        Apply a new configuration: lines removed or changed are closed,
-        lines added or changed are opened once the closed ones have let go
-        of their ports and devices (a changed line usually keeps its port);
-        the others keep their device and their sessions untouched.  Return
-        a Deferred that fires with what changed; reloads run one at a time.
+        Apply a new configuration, all or nothing.  First every listener
+        it would bind anew is bound and closed again (one held by another
+        process refuses the reload: C{{"refused": [reason]}}, nothing
+        changed).  Then lines removed, and lines whose device changes, are
+        closed; other changes are applied to the running line (L{_retune}:
+        its device and sessions stay; settings go to the open device);
+        lines added or reopened, and new listeners, are opened once the
+        closed ones have let go of their ports and devices.  Return a
+        Deferred that fires with what changed; reloads run one at a time.
         """
         done: defer.Deferred[dict[str, list[str]]] = defer.Deferred()
 
@@ -576,15 +615,46 @@ class GatewayService(MultiService):
         self._reloading.addCallback(run)
         return done
 
+    # A change of these reopens the line's device (and cuts its sessions);
+    # every other change is applied to the running line.
+    DEVICE_FIELDS = ("device", "lock", "lockDir")
+
     def _reload(self, configs: list[LineConfig]) -> Any:
         old = {c.name: c for c in self.configs}
         new = {c.name: c for c in configs}
         removed = [n for n in old if n not in new]
-        changed = [n for n in old if n in new and new[n] != old[n]]
+        different = [n for n in old if n in new and new[n] != old[n]]
+        changed = [n for n in different
+                   if any(getattr(old[n], f) != getattr(new[n], f) for f in self.DEVICE_FIELDS)]
+        retuned = [n for n in different if n not in changed]
         added = [n for n in new if n not in old]
-        waits: list[Any] = []
+
+        # What this reload binds anew, and what it lets go of.
+        opening: list[tuple[str, ListenerSpec]] = []
+        releasing: list[tuple[str, ListenerSpec]] = []
+        reopened: dict[str, list[ListenerSpec]] = {}
+        for name in changed + removed:
+            releasing += [(name, spec) for spec in old[name].listeners]
+        for name in changed + added:
+            opening += [(name, spec) for spec in new[name].listeners]
+        for name in retuned:
+            gone, fresh = _listenerChanges(old[name], new[name])
+            releasing += [(name, spec) for spec in gone]
+            opening += [(name, spec) for spec in fresh]
+            reopened[name] = fresh
+        probes: list[Any] = []
+        problem = self._checkBinds(opening, releasing, probes)
+        waits: list[Any] = [probe.stopListening() for probe in probes]
+        if problem is not None:
+            log.error("reload refused, the running configuration stays: {reason}", reason=problem)
+            # Answered once what the check bound is closed again.
+            probed = defer.gatherResults([w for w in waits if isinstance(w, defer.Deferred)], consumeErrors=True)
+            return probed.addBoth(lambda _: {"refused": [problem]})
+
         for name in removed + changed:
             waits += self.closeLine(name)
+        for name in retuned:
+            waits += self._retune(old[name], new[name])
         self.configs = [c for c in self.configs if c.name not in removed and c.name not in changed]
         closed = defer.gatherResults([w for w in waits if isinstance(w, defer.Deferred)], consumeErrors=True)
         closed.addErrback(lambda f: log.failure("reload: closing lines", f))
@@ -606,12 +676,14 @@ class GatewayService(MultiService):
                 for kind, thing in self._owned.get(name, []):
                     if kind == "dialer" and self.running:
                         thing.startService()
+            for name in retuned:
+                self._reopenParts(old[name], new[name], reopened[name])
             # A line left out is neither added nor changed: it is not running.
             addedNow = [n for n in added if n not in leftOut]
-            changedNow = [n for n in changed if n not in leftOut]
+            changedNow = [n for n in changed + retuned if n not in leftOut]
             log.info("reload: added {added}, changed {changed}, removed {removed}, {kept} unchanged{more}",
                      added=addedNow or "none", changed=changedNow or "none", removed=removed or "none",
-                     kept=len(old) - len(removed) - len(changed),
+                     kept=len(old) - len(removed) - len(different),
                      more=f", left out {leftOut}" if leftOut else "")
             result = {"added": addedNow, "changed": changedNow, "removed": removed}
             if leftOut:
@@ -620,7 +692,119 @@ class GatewayService(MultiService):
 
         return closed.addCallback(reopen)
 
+    def _checkBinds(self, opening: list[tuple[str, ListenerSpec]], releasing: list[tuple[str, ListenerSpec]],
+                    probes: list[Any]) -> Optional[str]:
+        """
+        Whether every listener a reload would bind can bind: each is bound
+        now (and closed again: C{probes}), unless one of ours that the
+        reload lets go of holds its address.  The first problem, or None.
+        """
+        endpoints = {spec.endpoint for _, spec in releasing}
+        paths = {spec.path for _, spec in releasing if spec.path}
+        udpPorts = {spec.udp.sourcePort for _, spec in releasing if spec.udp is not None}
+        ports: set[int] = set()
+        for name, spec in releasing:
+            for key, (kind, thing) in self._keyed.get(name, []):
+                if key == spec and kind == "port":
+                    ports.add(getattr(thing[1].getHost(), "port", -1))
+        for name, spec in opening:
+            if spec.kind is ListenerKind.UDP and spec.udp is not None:
+                if spec.udp.sourcePort and spec.udp.sourcePort not in udpPorts:
+                    problem = _probeUDP(name, spec)
+                    if problem is not None:
+                        return problem
+                continue
+            if spec.kind is not ListenerKind.LISTEN or spec.endpoint in endpoints or spec.path in paths:
+                continue
+            try:
+                if spec.path and not isAbstract(spec.path):
+                    _removeStaleSocket(spec.path, name)
+                quiet = Factory()
+                quiet.noisy = False
+                endpoint, factory = self._endpoint(name, spec, quiet)
+            except StartupError as e:
+                return str(e)
+            except TLSError as e:
+                return f"line {name!r}: listener {spec.text!r}: {e}"
+            results: list[Any] = []
+            endpoint.listen(factory).addBoth(results.append)
+            if not results:
+                continue
+            if isinstance(results[0], Failure):
+                why = results[0].value
+                if isinstance(why, CannotListenError) and why.port in ports:
+                    continue  # ours, let go of by this reload
+                return f"line {name!r}: cannot listen on {spec.text or spec.endpoint!r}: {why}"
+            probes.append(results[0])
+        return None
+
+    def _retune(self, old: LineConfig, new: LineConfig) -> list[Any]:
+        """
+        Apply a line's new configuration to the running line: its device
+        and its sessions stay.  Listeners and a log that went are closed
+        here (what to wait for); new ones are opened by L{_reopenParts}.
+        """
+        name = new.name
+        line = self.lines[name]
+        device = line.device
+        if new.settings != old.settings:
+            line.configured = new.settings
+            effective = device.apply(new.settings)
+            log.info("line {line}: settings {wanted} (reload); in effect: {settings}", line=name,
+                     wanted=new.settings.describe(), settings=effective.describe())
+        device.breakDuration = new.breakDuration
+        line.restoreSettings = new.restoreSettings
+        line.notices = new.notices
+        line.mode = new.mode
+        line.maxClients = new.maxClients
+        if new.rights != old.rights:
+            line.applyRights(new.rights)
+        line.backlogSize = new.backlog
+        line.coalesce(new.coalesceMin, new.coalesceMax, new.coalesceOn)
+        line.openString, line.closeString = new.openString, new.closeString
+        modem = (new.dtr, new.rts, new.idleDtr, new.idleRts)
+        if modem != (old.dtr, old.rts, old.idleDtr, old.idleRts):
+            line.modemAttached = {"dtr": new.dtr, "rts": new.rts}
+            line.modemIdle = {"dtr": new.idleDtr, "rts": new.idleRts}
+            line.applyModemLines()
+        if (new.pace, new.paceLine) != (old.pace, old.paceLine) and isinstance(device, SerialDevice):
+            device.setPace(new.pace, new.paceLine)
+        waits: list[Any] = []
+        if new.log != old.log and old.log is not None:
+            waits += self._closeKeyed(name, ("log", old.log))
+        for spec in _listenerChanges(old, new)[0]:
+            waits += self._closeKeyed(name, spec)
+        if line.waitForClient and not any(spec.wait for spec in new.listeners):
+            line.waitForClient = False
+            if self.running:
+                device.start()
+        self.configs = [new if c.name == name else c for c in self.configs]
+        return waits
+
+    def _reopenParts(self, old: LineConfig, new: LineConfig, fresh: list[ListenerSpec]) -> None:
+        """A retuned line's new log and listeners; one that fails is logged, the rest stays."""
+        line = self.lines[new.name]
+        self._opening = new.name
+        try:
+            if new.log != old.log and new.log is not None:
+                try:
+                    self._openLog(line, new)
+                except StartupError as e:
+                    log.error("reload: {reason}; the line runs without it", reason=str(e))
+            for spec in fresh:
+                try:
+                    self._listen(line, new, spec)
+                except StartupError as e:
+                    log.error("reload: {reason}; the line runs without that listener", reason=str(e))
+                    continue
+                for key, (kind, thing) in self._keyed.get(new.name, []):
+                    if key == spec and kind == "dialer" and self.running:
+                        thing.startService()
+        finally:
+            self._opening = None
+
     def _closeAll(self) -> list[Any]:
+        self._keyed = {}
         waits: list[Any] = []
         for dialer in self._dialers:
             if dialer.running:
@@ -639,6 +823,31 @@ class GatewayService(MultiService):
         self._owned = {}
         self._opened = False
         return waits
+
+
+def _listenerChanges(old: LineConfig, new: LineConfig) -> tuple[list[ListenerSpec], list[ListenerSpec]]:
+    """
+    A line's listeners that a reload closes, and those it opens; a new
+    signature is given by every listener and dial-out made anew.
+    """
+    renewed = (ListenerKind.LISTEN, ListenerKind.CONNECT) if new.signature != old.signature else ()
+    gone = [s for s in old.listeners if s not in new.listeners or s.kind in renewed]
+    fresh = [s for s in new.listeners if s not in old.listeners or s.kind in renewed]
+    return list(dict.fromkeys(gone)), list(dict.fromkeys(fresh))
+
+
+def _probeUDP(name: str, spec: ListenerSpec) -> Optional[str]:
+    """Whether a netconsole listener's source port can be bound now."""
+    assert spec.udp is not None
+    host = spec.udp.sourceHost or ("::" if ":" in spec.udp.remoteHost else "0.0.0.0")
+    probe = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        probe.bind((host, spec.udp.sourcePort))
+    except OSError as e:
+        return f"line {name!r}: cannot listen on {spec.text or spec.endpoint!r}: {e.strerror or e}"
+    finally:
+        probe.close()
+    return None
 
 
 def _exposed(spec: ListenerSpec, address: Any) -> bool:

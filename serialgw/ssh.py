@@ -51,9 +51,11 @@ from zope.interface import implementer
 
 from serialgw.config import ConfigError, ListenerKind, ListenerSpec, SSHSpec, UserSpec
 from serialgw.line import ClientEvents, IClient, Line, Role, describeAddress
+from serialgw.logflood import Peer, clientLog
 from serialgw.session import Session
 
-log = Logger()
+# Limited per peer: what a client sends cannot flood the log (logflood).
+log = clientLog()
 # conch's own log lines, without its debug chatter (key exchange steps,
 # every auth attempt, every packet it does not handle).
 _conchLog = Logger(observer=FilteringLogObserver(globalLogPublisher, [LogLevelFilterPredicate(LogLevel.info)]))
@@ -64,6 +66,11 @@ KEY_TYPES = frozenset({
     "sk-ssh-ed25519@openssh.com", "sk-ecdsa-sha2-nistp256@openssh.com",
 })
 MAX_KEYS_FILE = 1024 * 1024
+# Signature algorithms a user's key may log in with (no SHA-1 ssh-rsa, as OpenSSH).
+USER_SIGNATURES = (
+    b"ssh-ed25519", b"ecdsa-sha2-nistp256", b"ecdsa-sha2-nistp384", b"ecdsa-sha2-nistp521",
+    b"rsa-sha2-512", b"rsa-sha2-256", b"sk-ssh-ed25519@openssh.com", b"sk-ecdsa-sha2-nistp256@openssh.com",
+)
 
 
 class SSHError(Exception):
@@ -303,27 +310,40 @@ class Connection(connection.SSHConnection):
     sessions = 0
 
     def ssh_CHANNEL_OPEN(self, packet: bytes) -> None:
-        channelType, rest = common.getNS(packet)
-        if channelType != b"session" or self.sessions:
+        transport: Any = self.transport
+        try:
+            channelType, rest = common.getNS(packet)
             senderChannel = struct.unpack(">L", rest[:4])[0]
+        except (struct.error, ValueError):
+            log.info("ssh: {peer}: malformed channel open: disconnected", peer=_peer(transport))
+            transport.loseConnection()
+            return
+        if channelType != b"session" or self.sessions:
             why = "one session a connection" if channelType == b"session" else "only sessions"
-            transport: Any = self.transport
             log.info("ssh: {peer}: channel {kind!r} refused: {why}", peer=_peer(transport),
                      kind=channelType.decode("ascii", "replace")[:40], why=why)
             transport.sendPacket(
                 connection.MSG_CHANNEL_OPEN_FAILURE,
                 struct.pack(">2L", senderChannel, connection.OPEN_ADMINISTRATIVELY_PROHIBITED)
-                + common.NS(why.encode()) + common.NS(b"\x00\x00\x00\x00"),
+                + common.NS(why.encode()) + common.NS(b""),
             )
             return
         self.sessions += 1
         connection.SSHConnection.ssh_CHANNEL_OPEN(self, packet)
 
+    def adjustWindow(self, channel: Any, bytesToAdd: int) -> None:
+        # A session that does not take input now gets no more window (it
+        # opens again when it does): bounded input, whatever the client sends.
+        if isinstance(channel, SSHClient) and channel.readingPaused:
+            return
+        connection.SSHConnection.adjustWindow(self, channel, bytesToAdd)
+
 
 class ServerTransport(SSHServerTransport):
     """
     conch's server transport; the connection must log in within the
-    factory's C{loginGrace} seconds (the key exchange included).
+    factory's C{loginGrace} seconds (the key exchange included), and then
+    start a session within as long again.
     """
 
     _log = _conchLog
@@ -333,28 +353,48 @@ class ServerTransport(SSHServerTransport):
     _pending = True
 
     def connectionMade(self) -> None:
-        self._grace = self.factory.clock.callLater(self.factory.loginGrace, self._tooSlow)
+        self._wait("did not log in")
         SSHServerTransport.connectionMade(self)
 
-    def _tooSlow(self) -> None:
+    def _wait(self, what: str) -> None:
+        self._stopWaiting()
+        self._grace = self.factory.clock.callLater(self.factory.loginGrace, self._tooSlow, what)
+
+    def _stopWaiting(self) -> None:
+        if self._grace is not None:
+            if self._grace.active():
+                self._grace.cancel()
+            self._grace = None
+
+    def _tooSlow(self, what: str) -> None:
         self._grace = None
         tcp: Any = self.transport
-        log.info("ssh: {peer} did not log in within {seconds} s: disconnected",
-                 peer=describeAddress(tcp.getPeer()), seconds=self.factory.loginGrace)
+        log.info("ssh: {peer} {what} within {seconds} s: disconnected",
+                 peer=describeAddress(tcp.getPeer()), what=what, seconds=self.factory.loginGrace)
         tcp.abortConnection()
 
     def setService(self, service: Any) -> None:
         SSHServerTransport.setService(self, service)
         if isinstance(service, connection.SSHConnection):
-            self._loggedIn()
+            self._release()
+            self._wait("logged in but started no session")
 
-    def _loggedIn(self) -> None:
-        if self._grace is not None:
-            self._grace.cancel()
-            self._grace = None
+    def sessionStarted(self) -> None:
+        """A session asked for its line: the connection is in use (its session's own limits hold now)."""
+        self._stopWaiting()
+
+    def _release(self) -> None:
         if self._pending:
             self._pending = False
             self.factory.pending -= 1
+
+    def sendExtInfo(self, extensions: list[tuple[bytes, bytes]]) -> None:
+        # RFC 8308 server-sig-algs names the signatures a user's key may
+        # make; conch names its host key's, and OpenSSH then will not offer
+        # an RSA key (rsa-sha2-*) to an ed25519 host.
+        SSHServerTransport.sendExtInfo(self, [
+            (name, b",".join(USER_SIGNATURES) if name == b"server-sig-algs" else value) for name, value in extensions
+        ])
 
     def receiveError(self, reasonCode: int, description: bytes) -> None:
         # The client's goodbye (OpenSSH: code 11, "disconnected by user"), not our error.
@@ -362,7 +402,8 @@ class ServerTransport(SSHServerTransport):
                   reason=description.decode("utf-8", "replace")[:200])
 
     def connectionLost(self, reason: Failure | None = None) -> None:
-        self._loggedIn()
+        self._stopWaiting()
+        self._release()
         # conch's, without its log line for every connection.
         if self.service:
             self.service.serviceStopped()
@@ -576,6 +617,13 @@ class ChannelTransport:
     def setTcpNoDelay(self, on: bool) -> None:
         self.tcp.setTcpNoDelay(on)
 
+    def pauseProducing(self) -> None:
+        """Stop taking the client's input (see L{SSHClient.pauseReading})."""
+        self.channel.pauseReading()
+
+    def resumeProducing(self) -> None:
+        self.channel.resumeReading()
+
     def registerProducer(self, producer: Any, streaming: bool) -> None:
         self.flow.guard = producer
         self.tcp.registerProducer(self.flow, True)
@@ -607,6 +655,7 @@ class SSHClient(Session, ClientEvents, SSHChannel):
         self.clock = gateway.clock
         self.line: Any = None
         self.pty = False
+        self.readingPaused = False
         self.asked = False
         self.ended = False
         self.transport = ChannelTransport(self)
@@ -620,14 +669,15 @@ class SSHClient(Session, ClientEvents, SSHChannel):
     # Channel events
 
     def channelOpen(self, specificData: bytes) -> None:
-        pass
+        # Named from the start: what it asks before it attaches is logged (and limited) as this peer.
+        self.peer = Peer(self.describePeer())
 
     def requestReceived(self, requestType: bytes, data: bytes) -> Any:
         handler = self.requests.get(requestType)
         if handler is None:
             # OpenSSH sends LANG with every session: not worth a line at info.
-            log.emit(LogLevel.debug if requestType == b"env" else LogLevel.info, "ssh: {user}: {request!r} refused",
-                     user=self.user, request=requestType.decode("ascii", "replace")[:40])
+            log.emit(LogLevel.debug if requestType == b"env" else LogLevel.info, "ssh: {peer}: {request!r} refused",
+                     peer=self.peer, request=requestType.decode("ascii", "replace")[:40])
             return False
         return handler(self, data)
 
@@ -644,7 +694,10 @@ class SSHClient(Session, ClientEvents, SSHChannel):
         log.debug("ssh: {peer}: end of input", peer=self.peer)
 
     def closeReceived(self) -> None:
-        self.loseConnection()
+        # The client takes nothing more: what waits for its window is dropped,
+        # so the channel closes now (conch would wait for the window forever).
+        self.buf, self.extBuf = b"", []
+        SSHChannel.loseConnection(self)
 
     def closed(self) -> None:
         if self.line is not None:
@@ -666,6 +719,10 @@ class SSHClient(Session, ClientEvents, SSHChannel):
         self.ended = True
         if self.conn is not None and not self.closing:
             self.conn.sendRequest(self, b"exit-status", struct.pack(">L", status))
+            if not self.areWriting:
+                # A client that does not read (its window is used up) is not
+                # waited for: what it has not taken is dropped.
+                self.buf, self.extBuf = b"", []
             SSHChannel.loseConnection(self)
 
     # Requests
@@ -707,20 +764,23 @@ class SSHClient(Session, ClientEvents, SSHChannel):
         if self.asked or self.ended:
             return False
         self.asked = True
+        transport: Any = self.conn.transport if self.conn is not None else None
+        if isinstance(transport, ServerTransport):
+            transport.sessionStarted()
         line = self.gateway.line(name)
         right = line.rights.of(self.login.user) if line is not None else None
         newline = "\r\n" if self.pty else "\n"
         if line is None or right is None:
-            log.info("ssh: {user} ({peer}) asked for {name!r}: not a line they may use", user=self.user,
-                     peer=describeAddress(self.transport.getPeer()), name=_printable(name))
+            log.info("ssh: {peer} asked for {name!r}: not a line they may use", peer=self.peer,
+                     name=_printable(name))
             mine = self.gateway.linesFor(self.login.user)
             text = f"serialgw: {_printable(name)!r} is not a line you may use; your lines:{newline}"
             text += "".join(f"{n}{newline}" for n in mine)
             self.clock.callLater(0, self._refuse, text)
             return True
         if line.full():
-            log.warn("{line}: {user} ({peer}) refused: {count} clients already (max-clients)", line=line.name,
-                     user=self.user, peer=describeAddress(self.transport.getPeer()), count=line.maxClients)
+            log.warn("{line}: {peer} refused: {count} clients already (max-clients)", line=line.name,
+                     peer=self.peer, count=line.maxClients)
             self.clock.callLater(0, self._refuse, f"serialgw: {line.name} is full ({line.maxClients} clients){newline}")
             return True
         self.role = Role.WRITER if right == "write" and not self.listener.readOnly else Role.READONLY
@@ -746,10 +806,18 @@ class SSHClient(Session, ClientEvents, SSHChannel):
 
     def deviceStateChanged(self, up: bool, notice: bytes) -> None:
         if notice and self.wantsNotices():
-            self.write(notice)
+            self.sendText(notice)
 
-    def pauseInput(self) -> None:
-        self.transport.tcp.pauseProducing()
+    # Reading the client (the Session pauses it while the device is behind
+    # or this client's output is past its bound): the channel's window is
+    # not opened again, so the client may send at most the window's rest.
+    # The TCP connection is still read: the client's window adjusts for our
+    # output must come in.
 
-    def resumeInput(self) -> None:
-        self.transport.tcp.resumeProducing()
+    def pauseReading(self) -> None:
+        self.readingPaused = True
+
+    def resumeReading(self) -> None:
+        self.readingPaused = False
+        if self.conn is not None and not self.localClosed and self.localWindowLeft < self.localWindowSize // 2:
+            self.conn.adjustWindow(self, self.localWindowSize - self.localWindowLeft)

@@ -211,7 +211,7 @@ man 8 serialgw
                     raise ConfigError(f"--config and --{ssh[0]} do not go together: use [ssh] and [users.NAME] in the file")
                 loaded = loadFile(self["config"])
                 self["lines"], self["sshSpec"] = loaded.lines, loaded.ssh
-                self["watchAllSpec"] = loaded.watchAll
+                self["watchAllSpec"] = self["watchAllSpecInFile"] = loaded.watchAll
             else:
                 self["sshSpec"], rights = self._sshConfig()
                 self["lines"] = [attrs.evolve(self._lineConfig(), rights=rights)]
@@ -384,6 +384,8 @@ class _TwistdGatewayService(GatewayService):
     """
 
     configPath: Optional[str] = None
+    # The file's [watch-all] at start (--watch-all listeners come on top).
+    watchAllInFile: Any = None
     # twistd's log file, when it writes one (reopened on SIGUSR1).
     twistdLog: Optional[BaseLogFile] = None
     # twistd's log observer, made by serialgw.logs (None: twistd's own).
@@ -477,9 +479,13 @@ class _TwistdGatewayService(GatewayService):
             self.notifier.reloaded("reload refused, see the log")
             return defer.succeed(None)
         self.reloadUsers(loaded.ssh)
+        if loaded.watchAll != self.watchAllInFile:
+            log.warn("reload: [watch-all] changed: restart the gateway to apply it")
 
         def done(changes: Any) -> Any:
-            if isinstance(changes, dict):
+            if isinstance(changes, dict) and "refused" in changes:
+                self.notifier.reloaded("reload refused, see the log")
+            elif isinstance(changes, dict):
                 self.notifier.reloaded("reloaded: " + ", ".join(f"{len(v)} {k}" for k, v in changes.items()))
             else:
                 self.notifier.reloaded("reload failed, see the log")
@@ -542,6 +548,7 @@ def makeService(options: Options, reactor: Optional[Any] = None) -> GatewayServi
                                     watchAll=options.get("watchAllSpec"),
                                     waitForDevices=options["config"] is not None or bool(options["wait-for-device"]))
     service.configPath = options["config"]
+    service.watchAllInFile = options.get("watchAllSpecInFile")
     from serialgw.logs import twistdObserver
 
     service.logObserver = twistdObserver(getattr(options, "parent", None))

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 import struct
 from typing import Optional
 
@@ -60,8 +61,15 @@ def readPid(path: str) -> Optional[int]:
     old 4-byte binary form; C{None} if it says nothing readable.
     Raises C{FileNotFoundError} when there is no lock.
     """
-    with open(path, "rb") as f:
-        data = f.read(64)
+    # Not through a symlink, and never waiting on a FIFO someone put there:
+    # what is not a plain file says nothing readable.
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        data = os.read(fd, 64)
+    finally:
+        os.close(fd)
     text = data.strip()
     if text.isdigit():
         return int(text)
@@ -80,6 +88,8 @@ def alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
+    except OverflowError:
+        return False  # no process has a number that large
     return True
 
 
@@ -93,7 +103,13 @@ def acquire(device: str, lockDir: str = DEFAULT_LOCK_DIR) -> str:
     pid = os.getpid()
     tmp = os.path.join(lockDir, f"LTMP.{pid}.{os.path.basename(path)}")
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+        # Made anew (O_EXCL): a file or link left at that name is removed
+        # first, never written through.
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
         try:
             os.write(fd, b"%10d\n" % pid)
             os.fchmod(fd, 0o644)
@@ -117,7 +133,9 @@ def acquire(device: str, lockDir: str = DEFAULT_LOCK_DIR) -> str:
             except FileNotFoundError:
                 continue  # released meanwhile
             except OSError as e:
-                raise LockError(f"cannot read lock {path} for {device}: {e.strerror}") from None
+                if e.errno != errno.ELOOP:
+                    raise LockError(f"cannot read lock {path} for {device}: {e.strerror}") from None
+                holder = None  # a symlink: not a lock anyone made
             ours = holder == pid and path not in _held
             if holder is not None and alive(holder) and not ours:
                 raise LockHeld(device, path, holder)

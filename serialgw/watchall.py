@@ -26,7 +26,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from serialgw.config import DEFAULT_MAX_CLIENTS, ListenerSpec
-from serialgw.flow import OutputGuard
+from serialgw.flow import IGuarded, OutputGuard
 from serialgw.line import ClientEvents, IClient, Line, Role, addressAllowed, describeAddress, noDelay, peerName
 
 log = Logger()
@@ -112,7 +112,11 @@ class _AllLines:
         for tap in self.watcher.taps.values():
             tap.line.unblockDevice(tap)
 
+    def detach(self, client: Any) -> None:
+        """The guard cut the watcher off (policy disconnect on a stream): its taps go when it closes."""
 
+
+@implementer(IGuarded)
 class WatchAllClient(Protocol):
     """One connection of the watch-all listener."""
 
@@ -177,6 +181,12 @@ class WatchAllClient(Protocol):
         nl = data.find(b"\n")
         if nl >= 0:
             self.transport.write(data[nl + 1 :])
+
+    def holdInput(self) -> None:
+        self.transport.pauseProducing()
+
+    def releaseInput(self) -> None:
+        self.transport.resumeProducing()
 
     def droppedNotice(self, count: int) -> None:
         self.transport.write(f"[serialgw: watch-all: {count} bytes dropped: this session fell behind]\r\n".encode())

@@ -206,3 +206,245 @@ class ReloadTests(TestCase):
         client.transport.write(b"same port")  # type: ignore[union-attr]
         self.assertEqual(await pty.received.length(9), b"same port")
         await closeClients(client)
+
+
+def freePort() -> int:
+    """A TCP port on loopback that nothing listens on now."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class ReloadInPlaceTests(TestCase):
+    """
+    A reload changes what it can on the running line (its device and its
+    sessions stay), and binds nothing unless it can bind everything.
+    """
+
+    timeout = 30
+
+    def setUp(self) -> None:
+        self.pty = startedPty(self)
+
+    def config(self, *lines: str) -> list:  # type: ignore[type-arg]
+        path = self.mktemp()
+        with open(path, "w") as f:
+            f.write("\n".join(lines))
+        return loadConfig(path)
+
+    def line(self, name: str, listen: str, serial: str = "115200", device: str = "") -> str:
+        return (f'[lines.{name}]\ndevice = "{device or self.pty.slaveName}"\nserial = "{serial}"\n'
+                f'listen = {listen}\n')
+
+    async def start(self, *lines: str) -> GatewayService:
+        service = GatewayService(self.config(*lines))
+        service.startService()
+        self.addCleanup(service.stopService)
+        return service
+
+    async def session(self, port: int, far: object) -> object:
+        client = await connect(port)
+        client.transport.write(b"ping")  # type: ignore[union-attr]
+        await far.received.contains(b"ping")  # type: ignore[attr-defined]
+        return client
+
+    async def test_busyPortRefusesTheWholeReload(self) -> None:
+        """
+        A reload whose new listener's port is held by another socket is
+        refused as a whole: nothing closed, nothing opened (not even the
+        parts that could), the session on the running line goes on.
+        """
+        import socket
+
+        held = socket.socket()
+        self.addCleanup(held.close)
+        held.bind(("127.0.0.1", 0))
+        held.listen(1)
+        busy = held.getsockname()[1]
+        free = freePort()
+        other = startedPty(self)
+        service = await self.start(self.line("a", '"raw+tcp:0:interface=127.0.0.1"'))
+        kept, ports = service.lines["a"], list(service.ports)
+        client = await self.session(service.ports[0][1].getHost().port, self.pty)
+        from twisted.logger import capturedLogs, formatEvent
+
+        with capturedLogs() as events:
+            result = await service.reload(self.config(
+                self.line("a", f'["raw+tcp:0:interface=127.0.0.1", "raw+tcp:{busy}:interface=127.0.0.1"]'),
+                self.line("b", f'"raw+tcp:{free}:interface=127.0.0.1"', device=other.slaveName)))
+        self.assertEqual(list(result), ["refused"])
+        self.assertIn(f"line 'a': cannot listen on 'raw+tcp:{busy}:interface=127.0.0.1': ", result["refused"][0])
+        self.assertIn("Address already in use", result["refused"][0])
+        texts = [formatEvent(e) for e in events]
+        self.assertEqual([t for t in texts if "reload" in t],
+                         [f"reload refused, the running configuration stays: {result['refused'][0]}"])
+        self.assertEqual((list(service.lines), service.ports), (["a"], ports))
+        self.assertIs(service.lines["a"], kept)
+        self.assertEqual([c.name for c in service.configs], ["a"])
+        # Nothing was left bound by the attempt: b's port is free again.
+        with socket.socket() as again:
+            again.bind(("127.0.0.1", free))
+        client.transport.write(b" still")  # type: ignore[union-attr]
+        self.assertEqual(await self.pty.received.length(10), b"ping still")
+        await closeClients(client)  # type: ignore[arg-type]
+
+    async def test_listenersOnlyKeepTheSession(self) -> None:
+        """
+        A line whose only changes are listeners, mode and notices keeps its
+        device and its sessions: a client connected before types and reads
+        on; a listener added works; one removed stops listening, and the
+        client that came through it stays.
+        """
+        first = freePort()
+        service = await self.start(self.line("a", f'"raw+tcp:{first}:interface=127.0.0.1"'))
+        kept, device = service.lines["a"], service.lines["a"].device
+        client = await self.session(first, self.pty)
+        second = freePort()
+        result = await service.reload(self.config(
+            self.line("a", f'"raw+tcp:{second}:interface=127.0.0.1"') + 'mode = "exclusive"\nnotices = false\n'))
+        self.assertEqual(result, {"added": [], "changed": ["a"], "removed": []})
+        self.assertIs(service.lines["a"], kept)
+        self.assertIs(kept.device, device)
+        self.assertEqual((kept.mode, kept.notices, device.closed), ("exclusive", False, False))
+        self.assertEqual([p.getHost().port for _, p in service.ports], [second])
+        self.pty.write(b"both ways")
+        await client.received.contains(b"both ways")  # type: ignore[attr-defined]
+        client.transport.write(b" on")  # type: ignore[union-attr]
+        self.assertEqual(await self.pty.received.length(7), b"ping on")
+        newcomer = await connect(second)
+        self.assertEqual(len(kept.clients), 2)
+        from twisted.internet.error import ConnectError
+
+        with self.assertRaises(ConnectError):
+            await connect(first)
+        await closeClients(client, newcomer)  # type: ignore[arg-type]
+
+    async def test_baudChangeKeepsTheClient(self) -> None:
+        """
+        A reload that changes the baud rate applies it to the open device
+        (the pty's termios says 9600 after it) and the client stays.
+        """
+        import os
+        import termios
+
+        service = await self.start(self.line("a", '"raw+tcp:0:interface=127.0.0.1"'))
+        kept = service.lines["a"]
+        client = await self.session(service.ports[0][1].getHost().port, self.pty)
+        result = await service.reload(self.config(self.line("a", '"raw+tcp:0:interface=127.0.0.1"', serial="9600")))
+        self.assertEqual(result, {"added": [], "changed": ["a"], "removed": []})
+        self.assertIs(service.lines["a"], kept)
+        self.assertEqual((kept.settings.baudrate, kept.configured.baudrate), (9600, 9600))
+        fd = os.open(self.pty.slaveName, os.O_RDWR | os.O_NOCTTY)
+        try:
+            speeds = termios.tcgetattr(fd)[4:6]
+        finally:
+            os.close(fd)
+        self.assertEqual(speeds, [termios.B9600, termios.B9600])
+        client.transport.write(b" at 9600")  # type: ignore[union-attr]
+        self.assertEqual(await self.pty.received.length(12), b"ping at 9600")
+        await closeClients(client)  # type: ignore[arg-type]
+
+    async def test_deviceChangeReopens(self) -> None:
+        """A new device for a line is a new line: the old one is closed (its clients told) and the new one opened."""
+        other = startedPty(self)
+        service = await self.start(self.line("a", '"raw+tcp:0:interface=127.0.0.1"'))
+        old = service.lines["a"]
+        result = await service.reload(self.config(self.line("a", '"raw+tcp:0:interface=127.0.0.1"',
+                                                            device=other.slaveName)))
+        self.assertEqual(result, {"added": [], "changed": ["a"], "removed": []})
+        self.assertIsNot(service.lines["a"], old)
+        self.assertTrue(old.device.closed)
+        client = await connect(service.ports[0][1].getHost().port)
+        client.transport.write(b"new device")  # type: ignore[union-attr]
+        self.assertEqual(await other.received.length(10), b"new device")
+        await closeClients(client)
+
+
+class SighupBusyPortTests(TestCase):
+    timeout = 60
+
+    async def test_sighupOntoBusyPort(self) -> None:
+        """
+        twistd: SIGHUP onto a port another socket holds is refused ("the
+        running configuration stays") and the session goes on; once the port
+        is free, the same SIGHUP adds the listener and the session still
+        goes on (its line was changed in place, not reopened).
+        """
+        import os
+        import socket
+
+        from tests.realio import gatewayArgv, listeningPort, spawn
+
+        pty = startedPty(self)
+        held = socket.socket()
+        self.addCleanup(held.close)
+        held.bind(("127.0.0.1", 0))
+        held.listen(1)
+        busy = held.getsockname()[1]
+        path = os.path.abspath(self.mktemp())
+        line = '[lines.first]\ndevice = "{device}"\nlisten = {listen}\n'
+        with open(path, "w") as f:
+            f.write(line.format(device=pty.slaveName, listen='"raw+tcp:0:interface=127.0.0.1"'))
+        proc = spawn(gatewayArgv("--config", path))
+        self.addCleanup(proc.stop)
+        client = await connect(await listeningPort(proc, "raw"))
+        client.transport.write(b"before")  # type: ignore[union-attr]
+        await pty.received.contains(b"before")
+        with open(path, "w") as f:
+            f.write(line.format(device=pty.slaveName,
+                                listen=f'["raw+tcp:0:interface=127.0.0.1", "raw+tcp:{busy}:interface=127.0.0.1"]'))
+        proc.transport.signalProcess("HUP")  # type: ignore[union-attr]
+        data = await proc.output.contains(b"reload refused, the running configuration stays: ")
+        refusal = data[data.index(b"reload refused"):].split(b"\n")[0]
+        self.assertIn(f"line 'first': cannot listen on 'raw+tcp:{busy}:interface=127.0.0.1'".encode(), refusal)
+        self.assertIn(b"Address already in use", refusal)
+        client.transport.write(b" during")  # type: ignore[union-attr]
+        await pty.received.contains(b"before during")
+
+        held.close()
+        proc.transport.signalProcess("HUP")  # type: ignore[union-attr]
+        await proc.output.contains(b"reload: added none, changed ['first'], removed none, 0 unchanged")
+        added = await connect(busy)
+        added.transport.write(b" added")  # type: ignore[union-attr]
+        client.transport.write(b" after")  # type: ignore[union-attr]
+        await pty.received.when(lambda d: b" added" in d and b" after" in d)
+        self.assertTrue(pty.received.data.startswith(b"before during"))
+        self.assertNotIn(b"left out", proc.output.data)
+        self.assertNotIn(b"Traceback", proc.output.data)
+        await closeClients(client, added)
+
+
+class ReloadSamePortTests(TestCase):
+    timeout = 30
+
+    async def test_protocolChangeOnTheSamePort(self) -> None:
+        """
+        A listener changed from raw to telnet on the same fixed port is not
+        refused (the port is the line's own, let go of by the reload): the
+        new one answers with telnet, and the raw client connected before stays.
+        """
+        pty = startedPty(self)
+        port = freePort()
+
+        def config(protocol: str) -> list:  # type: ignore[type-arg]
+            path = self.mktemp()
+            with open(path, "w") as f:
+                f.write(f'[lines.a]\ndevice = "{pty.slaveName}"\nlisten = "{protocol}+tcp:{port}:interface=127.0.0.1"\n')
+            return loadConfig(path)
+
+        service = GatewayService(config("raw"))
+        service.startService()
+        self.addCleanup(service.stopService)
+        kept = service.lines["a"]
+        raw = await connect(port)
+        result = await service.reload(config("telnet"))
+        self.assertEqual(result, {"added": [], "changed": ["a"], "removed": []})
+        self.assertIs(service.lines["a"], kept)
+        telnet = await connect(port)
+        await telnet.received.contains(bytes([255, 251, 1]))  # IAC WILL ECHO: a telnet listener now
+        raw.transport.write(b"raw still")  # type: ignore[union-attr]
+        self.assertEqual(await pty.received.length(9), b"raw still")
+        self.assertEqual(len(kept.clients), 2)
+        await closeClients(raw, telnet)

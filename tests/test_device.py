@@ -519,6 +519,33 @@ class LossPathTests(SynchronousTestCase):
         self.assertEqual(self.ports[1].settings, SerialSettings(9600))
         self.assertIn(device, self.reactor.getReaders())
 
+    def test_setUpFailsAfterReopen(self) -> None:
+        """A reopened device whose set-up raises is closed, still down, and tried again (never left half up)."""
+        reopened: list[RecordingPort] = []
+
+        def opener() -> RecordingPort:
+            port = RecordingPort(self.reactor)
+            if not reopened:
+                def boom(settings: SerialSettings) -> SerialSettings:
+                    raise RuntimeError("ioctl bug")
+
+                port.apply = boom  # type: ignore[method-assign]
+            reopened.append(port)
+            return port
+
+        self.device.opener = opener
+        self.ports[0].error = OSError(errno.EIO, "Input/output error")
+        self.device.doRead()
+        self.reactor.advance(0.5)
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+        self.assertEqual((self.device.up, self.device.downReason), (False, "could not be set up again: ioctl bug"))
+        self.assertTrue(reopened[0].closed)
+        self.assertNotIn(self.device, self.reactor.getReaders())
+        self.assertEqual(self.sink.ups, 0)
+        self.reactor.advance(1.0)
+        self.assertEqual((self.device.up, self.sink.ups, len(reopened)), (True, 1, 2))
+        self.assertIn(self.device, self.reactor.getReaders())
+
     def test_failingSinkOnReturn(self) -> None:
         """A sink that raises on deviceUp does not undo the return: the device is up and read."""
         def boom() -> None:

@@ -157,3 +157,39 @@ class SttyTests(TestCase):
         await self.stty("-F", link, "9600")
         self.assertEqual(await applied, "9600,8N1")
         self.assertEqual(termios.tcgetattr(pty.master)[5], termios.B9600)
+
+
+class PtyClientFailureTests(TestCase):
+    timeout = 10
+
+    def test_failingLineKeepsReading(self) -> None:
+        """Whatever handling the program's input raises, the reactor keeps reading the pty (logged, not deaf)."""
+        line = Line("l", RecordingDevice())
+
+        def boom(client: object, data: bytes) -> None:
+            raise RuntimeError("bug above")
+
+        line.clientData = boom  # type: ignore[method-assign]
+        client = PtyClient(line, "", reactor)
+        self.addCleanup(client.close)
+        program = Program(self, client.slaveName)
+        os.write(program.fd, b"typed")
+        # One read, as the reactor would do it.
+        self.assertIsNone(client.doRead())
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+        self.assertIn(client, reactor.getReaders())  # type: ignore[attr-defined]
+        self.assertIn(client, line.clients)
+
+    def test_lostLeavesTheLine(self) -> None:
+        """If the reactor gives up on the pty anyway, the client leaves the line (never on it deaf), logged."""
+        from twisted.internet.error import ConnectionLost
+        from twisted.logger import capturedLogs
+        from twisted.python.failure import Failure
+
+        line = Line("l", RecordingDevice())
+        client = PtyClient(line, "", reactor)
+        self.addCleanup(client.close)
+        with capturedLogs() as events:
+            client.connectionLost(Failure(ConnectionLost()))
+        self.assertNotIn(client, line.clients)
+        self.assertEqual([e["log_level"].name for e in events if "lost:" in e["log_format"]], ["error"])

@@ -303,11 +303,24 @@ class RemoteBreakTests(SynchronousTestCase):
         client.dataReceived(b"\xff\xf3")  # type: ignore[attr-defined]
         self.assertEqual(self.user.value(), b"\r\n[serialgw: no break: " + reason.encode() + b"]\r\n")
         self.user.clear()
+        self.clock.advance(1)
         client.dataReceived(b"\x1db")  # type: ignore[attr-defined]
         self.assertEqual(self.user.value(), b"\r\n[serialgw: no break: " + reason.encode() + b"]\r\n")
         self.assertEqual((self.farEnd.value(), device.breaks, device.breaking), (b"", 0, False))  # type: ignore[attr-defined]
         self.assertEqual(self.refusals(), [reason, reason])
         self.assertFalse([e for e in self.events if "under way" in str(e.get("log_format", ""))])
+
+    def test_refusalsBounded(self) -> None:
+        """10000 IAC BRK in one second: one notice and one log line, not 10000; a second later, one more."""
+        _, client = self.gateway(DeviceSpec("unix", "/run/vm.serial0"))
+        notice = b"\r\n[serialgw: no break: unix:/run/vm.serial0 is a raw socket: it cannot carry a break]\r\n"
+        client.dataReceived(b"\xff\xf3" * 5000)  # type: ignore[attr-defined]
+        self.clock.advance(0.99)
+        client.dataReceived(b"\xff\xf3" * 5000)  # type: ignore[attr-defined]
+        self.assertEqual((self.user.value(), len(self.refusals())), (notice, 1))
+        self.clock.advance(0.01)
+        client.dataReceived(b"\xff\xf3")  # type: ignore[attr-defined]
+        self.assertEqual((self.user.value(), len(self.refusals())), (notice * 2, 2))
 
     def test_rawTcpDevice(self) -> None:
         """tcp:HOST:PORT is raw too: the same notice, naming it."""
@@ -399,3 +412,44 @@ class RemoteAnswerTests(SynchronousTestCase):
         self.assertEqual([str(e["reason"]).split(",")[0] for e in warnings],
                          ["baud rate must be 1 to 2147483647", "baud rate must be 1 to 2147483647"])
         self.assertEqual(self.flushLoggedErrors(), [])
+
+
+class RemoteDownReasonTests(TestCase):
+    timeout = 30
+
+    async def test_reasonWhileNotConnected(self) -> None:
+        """
+        A console that refuses connections is down with that reason (the
+        status page's down_reason), up once it listens, and after it goes
+        away the failed attempts again say why.
+        """
+        from twisted.internet.endpoints import TCP4ServerEndpoint
+
+        from tests.test_configfile import freePort
+        from tests.test_hotplug import EventCounter
+
+        port = freePort()
+        refused = EventCounter(self, "not connected: {reason}")
+        device = RemoteDevice(DeviceSpec("tcp", host="127.0.0.1", port=port), reactor,
+                              retryPolicy=lambda attempt: 0.05)
+        self.addCleanup(device.close)
+        device.start()
+        event = await refused.nth(1)
+        self.assertEqual((device.up, device.downReason), (False, event["reason"]))
+        self.assertIn("refused", device.downReason)
+
+        accepted: defer.Deferred[protocol.Protocol] = defer.Deferred()
+
+        class Console(protocol.Protocol):
+            def connectionMade(self) -> None:
+                accepted.callback(self)
+
+        listening = await TCP4ServerEndpoint(reactor, port, interface="127.0.0.1").listen(
+            protocol.Factory.forProtocol(Console))
+        console = await accepted
+        await listening.stopListening()
+        self.assertEqual((device.up, device.downReason), (True, None))
+        console.transport.loseConnection()  # type: ignore[union-attr]
+        event = await refused.nth(2)
+        self.assertEqual((device.up, device.downReason), (False, event["reason"]))
+        self.assertIn("refused", device.downReason)

@@ -343,6 +343,29 @@ class RealTCPTests(TestCase):
         self.assertEqual((await second.received.contains(who))[-len(who):], who)
         await closeClients(first, second)
 
+    async def test_monKeysOverTCP(self) -> None:
+        """A mon: listener over real TCP: C-a h is QEMU's help, C-a C-a one C-a, C-a b a break, C-a x disconnects."""
+        from serialgw.config import DeviceSpec, LineConfig
+        from serialgw.service import GatewayService
+        from tests.realio import connect, startedPty
+
+        pty = startedPty(self)
+        config = LineConfig("vm100", DeviceSpec("tty", pty.slaveName),
+                            listeners=(parseListener("mon:tcp:127.0.0.1:0,server,nowait"),))
+        service = GatewayService([config])
+        service.startService()
+        self.addCleanup(service.stopService)
+        client = await connect(service.ports[0][1].getHost().port)
+        client.transport.write(b"\x01h")  # type: ignore[union-attr]
+        help = b"\r\n[serialgw: " + QEMU_HELP.format(key="^A").encode() + b"]\r\n"
+        self.assertEqual(await client.received.length(len(help)), help)
+        client.transport.write(b"a\x01\x01\x01bz")  # type: ignore[union-attr]
+        self.assertEqual(await pty.received.length(3), b"a\x01z")
+        self.assertEqual(service.lines["vm100"].device.breaks, 1)
+        client.transport.write(b"\x01x")  # type: ignore[union-attr]
+        await client.closed
+        self.assertEqual(client.received.data, help + b"\r\n[serialgw: bye]\r\n")
+
     async def test_portScanNotAnnounced(self) -> None:
         """A real connection that opens and closes without a byte is not announced; the next one, which talks, is."""
         from serialgw.config import DeviceSpec, LineConfig

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import stat
 import struct
-from typing import Any
+from typing import Any, Optional
 
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from twisted.conch.ssh import connection, keys, userauth
@@ -209,6 +210,16 @@ class AuthTests(SynchronousTestCase):
         self.assertEqual([(e["fingerprint"], e["peer"], e["reason"], e["user"]) for e in warnings],
                          [(fingerprint(self.stranger), "192.0.2.7:40000", "not an authorized key", "con1")] * 2)
 
+    def test_refusalsCannotFloodTheLog(self) -> None:
+        """Unknown keys from one address: at most the log's per-peer burst of lines a minute (logflood), the rest counted."""
+        from serialgw.logflood import peerLimiter
+
+        events = Events(self)
+        self.transport.getPeer = lambda: IPv4Address("TCP", "192.0.2.99", 1)  # type: ignore[method-assign]
+        for _ in range(peerLimiter.burst + 30):
+            self.request(b"con1", self.stranger, signed=False)
+        self.assertEqual(len(events.at(LogLevel.warn)), peerLimiter.burst)
+
     def test_badSignature(self) -> None:
         """A known key with another key's signature is refused."""
         blob = self.ops1.public().blob()
@@ -295,6 +306,32 @@ class SessionTests(SynchronousTestCase):
         self.assertEqual((entry["user"], entry["peer"], entry["protocol"], entry["role"]),
                          ("ops1", "ops1 (192.0.2.7:40000)", "ssh", "writer"))
 
+    def test_personNamedEverywhere(self) -> None:
+        """The banner, escape w, and the console log's events (attach, BREAK) name the person and the address."""
+        h = Harness("banner,escape=^]+tcp:0")
+        line = h.lines["con1"]
+        events: list[str] = []
+
+        class Log:
+            peer = "console log"
+
+            def event(self, text: str) -> None:
+                events.append(text)
+
+        line.logs.append(Log())
+        first, _ = h.channel()
+        first.requestReceived(b"shell", b"")
+        second, conn = h.channel(user="ops2")
+        second.requestReceived(b"shell", b"")
+        self.assertIn(b"con1: 115200,8N1, you are writer; also here: ops1 (192.0.2.7:40000) (writer)",
+                      sent(conn, second))
+        second.dataReceived(b"\x1dw")
+        self.assertIn(b"[serialgw: con1: ops1 (192.0.2.7:40000) (writer), ops2 (192.0.2.7:40000) (writer)]",
+                      sent(conn, second))
+        second.requestReceived(b"break", b"\x00\x00\x03\xe8")
+        self.assertEqual(events, ["ops1 (192.0.2.7:40000) attached as writer", "ops2 (192.0.2.7:40000) attached as writer",
+                                  "BREAK from ops2 (192.0.2.7:40000)"])
+
     def test_break(self) -> None:
         """RFC 4335 break (OpenSSH ~B): a serial break through the line, the asked length ignored; the next key after it."""
         h = Harness()
@@ -354,6 +391,24 @@ class SessionTests(SynchronousTestCase):
         self.assertEqual(conn.requests[channel], [(b"exit-status", struct.pack(">L", 1), False)])
         self.assertTrue(conn.closes[channel])
         self.assertEqual(h.lines["con2"].clients, [])
+
+    def test_rightsReloaded(self) -> None:
+        """New rights on a running line: a writer left only in read becomes read-only, one in neither list is disconnected."""
+        h = Harness()
+        line = h.lines["con1"]
+        sessions = {}
+        for user in ("ops1", "ops2", "ops3"):
+            sessions[user] = h.channel(user=user)
+            sessions[user][0].requestReceived(b"shell", b"")
+        line.applyRights(Rights(write=("ops1",), read=("ops2",)))
+        self.assertEqual([(c.user, c.role) for c in line.clients],
+                         [("ops1", Role.WRITER), ("ops2", Role.READONLY), ("ops3", Role.WRITER)])
+        ops3, conn3 = sessions["ops3"]
+        self.assertIn(b"[serialgw: ops3 may no longer use con1]", sent(conn3, ops3))
+        self.assertEqual(conn3.requests[ops3], [(b"exit-status", struct.pack(">L", 0), False)])
+        ops2, conn2 = sessions["ops2"]
+        ops2.dataReceived(b"x")
+        self.assertEqual(h.devices["con1"].events, [])
 
     def test_readOnlyKey(self) -> None:
         """A watcher (read = [...]) sees output; its bytes and breaks never reach the device; it cannot take write."""
@@ -442,6 +497,40 @@ class SessionTests(SynchronousTestCase):
         self.assertEqual(sent(conn, channel), b"0123456789ABCDEFheld")
         self.assertFalse(channel.guard.full)
 
+    def test_stuckClientStillCloses(self) -> None:
+        """A client whose window is used up: its close, or the session's end, closes the channel at once (nothing waits for it)."""
+        for how in ("client closes", "session ends"):
+            h = Harness("escape=^]+tcp:0")
+            channel, conn = h.channel(window=4)
+            channel.requestReceived(b"shell", b"")
+            h.lines["con1"].deviceDataReceived(b"more than four")
+            self.assertEqual(channel.buf, b" than four")
+            if how == "client closes":
+                channel.closeReceived()
+            else:
+                # As an idle timeout or a line removed from the configuration does.
+                channel.transport.loseConnection()
+            self.assertEqual((channel.buf, conn.closes.get(channel)), (b"", True), how)
+
+    def test_deviceNoticesThroughTheGuard(self) -> None:
+        """Device down/up notices to a client that does not read wait with its held output, bounded by outbuf, not in the channel."""
+        from twisted.python.failure import Failure
+
+        h = Harness("outbuf=1024+tcp:0")
+        channel, conn = h.channel(window=4)
+        channel.requestReceived(b"shell", b"")
+        line = h.lines["con1"]
+        line.deviceDataReceived(b"12345")
+        for _ in range(100):
+            line.deviceLost(Failure(OSError("gone")))
+            line.deviceUp()
+        self.assertEqual(channel.buf, b"5")
+        channel.addWindowBytes(1 << 20)
+        data = sent(conn, channel)
+        self.assertTrue(data.startswith(b"12345"), data[:20])
+        self.assertLess(len(data), 5 + 1024 + 4096)
+        self.assertTrue(data.endswith(b"\r\n[serialgw: con1 is back]\r\n"), data[-60:])
+
     def test_tcpBufferIsBackPressure(self) -> None:
         """The TCP connection's buffer bound is the listener's outbuf; past it, the disconnect policy cuts the connection."""
         h = Harness("policy=disconnect,outbuf=2048+tcp:0")
@@ -462,18 +551,81 @@ class SessionTests(SynchronousTestCase):
         self.assertEqual(h.devices["con1"].events, [("pause", None), ("resume", None)])
 
     def test_inputPause(self) -> None:
-        """A device that cannot take more stops reading the client's TCP connection."""
+        """A device that cannot take more stops taking the client's input, but its TCP connection is still read (window adjusts)."""
         h = Harness()
         channel, conn = h.channel()
         channel.requestReceived(b"shell", b"")
         tcp = conn.transport.transport
         h.lines["con1"].deviceWritable(False)
-        self.assertEqual(tcp.producerState, "paused")
+        self.assertEqual((channel.readingPaused, tcp.producerState), (True, "producing"))
         h.lines["con1"].deviceWritable(True)
-        self.assertEqual(tcp.producerState, "producing")
+        self.assertEqual((channel.readingPaused, tcp.producerState), (False, "producing"))
+
+    def test_fullOutputHoldsInputWindowStillRead(self) -> None:
+        """A client past its output bound (window used up) has its input held, not parsed; it resumes when the window opens."""
+        h = Harness("escape=^]+tcp:0")
+        channel, conn = h.channel(window=4)
+        channel.requestReceived(b"shell", b"")
+        h.lines["con1"].deviceDataReceived(b"12345")
+        self.assertTrue(channel.readingPaused)
+        channel.dataReceived(b"ls\x1dw")
+        self.assertEqual(h.devices["con1"].events, [])
+        channel.addWindowBytes(1000)
+        self.assertFalse(channel.readingPaused)
+        self.assertEqual(h.devices["con1"].events, [("write", b"ls")])
+        self.assertIn(b"[serialgw: con1: ops1 (192.0.2.7:40000) (writer)]", sent(conn, channel))
 
 
 class ConnectionTests(SynchronousTestCase):
+    def test_malformedOpen(self) -> None:
+        """A channel open cut short closes that connection (no traceback), whatever it names."""
+        conn = Connection()
+        closed: list[bool] = []
+
+        class Transport:
+            transport = Tcp()
+
+            def sendPacket(self, kind: int, payload: bytes) -> None:
+                raise AssertionError("nothing is sent")
+
+            def loseConnection(self) -> None:
+                closed.append(True)
+
+        conn.transport = Transport()  # type: ignore[assignment]
+        conn.serviceStarted()
+        conn.ssh_CHANNEL_OPEN(NS(b"session") + b"\x00\x01")
+        conn.ssh_CHANNEL_OPEN(b"\x00\x00\x01")
+        self.assertEqual(closed, [True, True])
+
+    def test_noWindowWhilePaused(self) -> None:
+        """While a session takes no input, its window is not opened again: the client may send at most the window's rest."""
+        conn = Connection()
+        packets: list[tuple[int, bytes]] = []
+
+        class Transport:
+            transport = Tcp()
+
+            def sendPacket(self, kind: int, payload: bytes) -> None:
+                packets.append((kind, payload))
+
+        conn.transport = Transport()  # type: ignore[assignment]
+        conn.serviceStarted()
+        h = Harness()
+        channel = h.channel()[0]
+        channel.conn = conn
+        conn.getChannel = lambda *a: channel  # type: ignore[method-assign]
+        conn.ssh_CHANNEL_OPEN(NS(b"session") + struct.pack(">3L", 6, 65536, 32768))
+        channel.requestReceived(b"shell", b"")
+        channel.pauseReading()
+        size = channel.localWindowSize
+        for _ in range(3):
+            conn.ssh_CHANNEL_DATA(struct.pack(">L", channel.id) + NS(b"x" * (size // 4)))
+        self.assertEqual([k for k, _ in packets], [connection.MSG_CHANNEL_OPEN_CONFIRMATION])
+        self.assertEqual(channel.localWindowLeft, size - 3 * (size // 4))
+        channel.resumeReading()
+        self.assertEqual(packets[-1], (connection.MSG_CHANNEL_WINDOW_ADJUST, struct.pack(">2L", 6, 3 * (size // 4))))
+        self.assertEqual(channel.localWindowLeft, size)
+
     def test_oneSessionOnly(self) -> None:
         """One session channel a connection; port forwarding channels refused; neither logs a traceback."""
         conn = Connection()
@@ -497,7 +649,8 @@ class ConnectionTests(SynchronousTestCase):
         self.assertEqual([kind for kind, _ in sent], [connection.MSG_CHANNEL_OPEN_FAILURE,
                                                        connection.MSG_CHANNEL_OPEN_CONFIRMATION,
                                                        connection.MSG_CHANNEL_OPEN_FAILURE])
-        self.assertEqual(sent[0][1][:8], struct.pack(">2L", 5, connection.OPEN_ADMINISTRATIVELY_PROHIBITED))
+        self.assertEqual(sent[0][1], struct.pack(">2L", 5, connection.OPEN_ADMINISTRATIVELY_PROHIBITED)
+                         + NS(b"only sessions") + NS(b""))
         self.assertEqual(sent[2][1][:8], struct.pack(">2L", 7, connection.OPEN_ADMINISTRATIVELY_PROHIBITED))
         self.assertEqual(len(opened), 1)
         self.assertEqual(self.flushLoggedErrors(), [])
@@ -531,6 +684,33 @@ class FactoryTests(SynchronousTestCase):
             transport.connectionLost(None)
         self.assertEqual(factory.pending, 0)
         self.assertIsNotNone(factory.buildProtocol(IPv4Address("TCP", "192.0.2.7", 4)))
+
+    def test_loggedInWithoutSession(self) -> None:
+        """Logged in, the connection leaves the startups; it must start a session within loginGrace too, or it is cut."""
+        factory = self.factory()
+        transport = factory.buildProtocol(IPv4Address("TCP", "192.0.2.7", 1))
+        tcp = Tcp()
+        transport.makeConnection(tcp)
+        factory.clock.advance(factory.loginGrace - 1)
+        transport.setService(Connection())
+        self.assertEqual(factory.pending, 0)
+        factory.clock.advance(factory.loginGrace - 1)
+        self.assertFalse(tcp.aborted)
+        factory.clock.advance(1)
+        self.assertTrue(tcp.aborted)
+        transport.connectionLost(None)
+        self.assertEqual((factory.pending, factory.clock.getDelayedCalls()), (0, []))
+
+    def test_sessionStopsTheClock(self) -> None:
+        """A session asking for its line ends the wait: no timer is left."""
+        factory = self.factory()
+        transport = factory.buildProtocol(IPv4Address("TCP", "192.0.2.7", 1))
+        transport.makeConnection(Tcp())
+        transport.setService(Connection())
+        channel = SSHClient(factory.gateway, Login("ops1", "nosuch"), remoteWindow=1 << 20, remoteMaxPacket=32768)
+        channel.conn = transport.service
+        channel.requestReceived(b"shell", b"")
+        self.assertEqual([c.func.__name__ for c in factory.clock.getDelayedCalls()], ["_refuse"])
 
 
 class RightsTests(SynchronousTestCase):
@@ -684,16 +864,28 @@ class OpenSSHTests(TestCase):
     """
 
     timeout = 60
+    keys: Optional[str] = None
 
     async def setUp(self) -> None:  # type: ignore[override]
         self.ssh = need("ssh")
         keygen = need("ssh-keygen")
-        self.dir = os.path.abspath(self.mktemp())
-        os.mkdir(self.dir)
         self.processes: list[ProcessOutput] = []
-        for name, comment in (("writer", "ops1"), ("reader", "watcher1"), ("stranger", "nobody")):
-            proc = self.spawn([keygen, "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", self.path(name)])
-            self.assertEqual(await proc.ended, 0, proc.output.data)
+        if OpenSSHTests.keys is None:
+            # Made once for the class (an RSA key takes seconds on a busy machine).
+            keys = os.path.abspath(self.mktemp())
+            os.mkdir(keys)
+            for name, comment, kind in (("writer", "ops1", "ed25519"), ("reader", "watcher1", "ed25519"),
+                                        ("stranger", "nobody", "ed25519"), ("rsa", "rsa1", "rsa"),
+                                        ("ecdsa", "ec1", "ecdsa")):
+                proc = self.spawn([keygen, "-q", "-t", kind, "-N", "", "-C", comment, "-f", os.path.join(keys, name)])
+                self.assertEqual(await proc.ended, 0, proc.output.data)
+            with open(os.path.join(keys, "reader.pub"), "a") as out:
+                for name in ("rsa", "ecdsa"):
+                    with open(os.path.join(keys, f"{name}.pub")) as f:
+                        out.write(f.read())
+            OpenSSHTests.keys = keys
+        self.dir = os.path.abspath(self.mktemp())
+        shutil.copytree(OpenSSHTests.keys, self.dir)
         self.received = Accumulator("console")
         self.consoles: list[Console] = []
         self.gateways: list[ProcessOutput] = []
@@ -727,7 +919,9 @@ class OpenSSHTests(TestCase):
         proc = self.spawn(gatewayArgv(
             "--device", f"telnet:127.0.0.1:{self.consolePort.getHost().port}", "--name", "con1",
             "--ssh", listener, "--ssh-host-key", self.path("host_key"),
-            "--authorized-keys", self.path("writer.pub"), "--readonly-keys", self.path("reader.pub"), *extra))
+            "--authorized-keys", self.path("writer.pub"), "--readonly-keys", self.path("reader.pub"),
+            # Never the default port 4444: other tests and gateways may hold it.
+            *(extra or ("--port", "tcp:0:interface=127.0.0.1"))))
         self.gateways.append(proc)
         data = await proc.output.when(lambda d: SSH_READY.search(d) is not None and b": connected" in d)
         match = SSH_READY.search(data)
@@ -809,6 +1003,48 @@ class OpenSSHTests(TestCase):
         await gw.output.contains(b"con1: watcher1 (127.0.0.1:")
         self.consoles[0].transport.write(b"after the end of input")  # type: ignore[union-attr]
         await watcher.output.contains(b"after the end of input")
+
+    async def test_keyTypes(self) -> None:
+        """RSA (rsa-sha2-*, offered because server-sig-algs names it) and ECDSA keys log in as their people."""
+        gw, port = await self.gateway()
+        for key, person in (("rsa", b"rsa1"), ("ecdsa", b"ec1")):
+            ssh = self.client(port, key)
+            await gw.output.contains(b"con1: " + person + b" (127.0.0.1:")
+            ssh.write(b"\r~.")
+            await ssh.ended
+
+    async def test_farmReloadsUsers(self) -> None:
+        """--config with [ssh] and [users.NAME]: a user's key logs in; after SIGHUP with another key, the old one is refused and the new one is that user."""
+        config = self.path("farm.toml")
+        table = ('[ssh]\nlisten = "tcp:0:interface=127.0.0.1"\nhost-key = "{hostKey}"\n\n'
+                 '[users.ops1]\nkeys-file = "{keys}"\n\n'
+                 '[lines.con1]\ndevice = "telnet:127.0.0.1:{console}"\nlisten = "tcp:0:interface=127.0.0.1"\n'
+                 'write = ["ops1"]\n')
+
+        def write(keys: str) -> None:
+            with open(config, "w") as f:
+                f.write(table.format(hostKey=self.path("host_key"), keys=self.path(keys),
+                                     console=self.consolePort.getHost().port))
+
+        write("writer.pub")
+        gw = self.spawn(gatewayArgv("--config", config))
+        self.gateways.append(gw)
+        data = await gw.output.when(lambda d: SSH_READY.search(d) is not None and b": connected" in d)
+        port = int(SSH_READY.search(data).group(1))  # type: ignore[union-attr]
+        first = self.client(port, "writer")
+        await gw.output.contains(b"con1: ops1 (127.0.0.1:")
+        first.write(b"\r~.")
+        await first.ended
+        write("rsa.pub")
+        gw.transport.signalProcess("HUP")  # type: ignore[union-attr]
+        await gw.output.contains(b"reload: 1 SSH user(s)")
+        old = self.client(port, "writer")
+        self.assertEqual(await old.ended, 255)
+        self.assertIn(b"Permission denied (publickey)", old.output.data)
+        new = self.client(port, "rsa")
+        await gw.output.when(lambda d: d.count(b"con1: ops1 (127.0.0.1:") >= 3)  # attached, detached, attached
+        new.write(b"\r~.")
+        await new.ended
 
     async def test_hostKeyKept(self) -> None:
         """The host key is made once (mode 0600, fingerprint logged); after a restart StrictHostKeyChecking=yes still logs in."""
@@ -940,6 +1176,24 @@ class ServiceTests(TestCase):
         self.assertEqual(ring(), {})
         self.assertEqual([e["log_format"] for e in events.at(LogLevel.warn)],
                          ["reload: [ssh] listen or host-key changed: restart the gateway to apply it"])
+
+    async def test_reloadRightsKeepsTheLine(self) -> None:
+        """A reload that changes only write/read keeps the line (device, sessions) and applies the new rights to it."""
+        from serialgw.config import DeviceSpec, LineConfig
+        from serialgw.service import GatewayService
+        from tests.realio import startedPty
+
+        pty = startedPty(self)
+        config = LineConfig("t", DeviceSpec("tty", pty.slaveName), rights=Rights(write=("ops1",)))
+        service = GatewayService([config])
+        service.startService()
+        self.addCleanup(service.stopService)
+        line = service.lines["t"]
+        import attrs
+
+        changes = await service.reload([attrs.evolve(config, rights=Rights(read=("ops1",)))])
+        self.assertIs(service.lines["t"], line)
+        self.assertEqual((line.rights, changes["changed"]), (Rights(read=("ops1",)), ["t"]))
 
     def test_hostKeyCannotBeMade(self) -> None:
         """A host key that cannot be made stops the start with the path and the reason, and nothing stays open."""

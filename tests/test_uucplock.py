@@ -103,6 +103,34 @@ class LockFileTests(SynchronousTestCase):
             self.assertEqual(uucplock.readPid(path), os.getpid())
             uucplock.release(path)
 
+    def test_hostileLockFiles(self) -> None:
+        """A FIFO, a symlink (to a file or to nothing) or an absurd PID at the lock's name is stale: removed, never read through nor waited on; the target is untouched."""
+        target = os.path.join(self.dir, "target")
+        with open(target, "w") as f:
+            f.write(f"{os.getppid():10d}\n")
+        for make in (lambda: os.mkfifo(self.lock), lambda: os.symlink(target, self.lock),
+                     lambda: os.symlink("/nowhere", self.lock), lambda: writeLock(self.lock, 10**30)):
+            make()
+            path = uucplock.acquire(self.device, self.dir)
+            self.assertFalse(os.path.islink(path))
+            self.assertEqual(uucplock.readPid(path), os.getpid())
+            uucplock.release(path)
+        with open(target) as f:
+            self.assertEqual(f.read(), f"{os.getppid():10d}\n")
+
+    def test_plantedTemporaryFile(self) -> None:
+        """A file or symlink planted at the temporary file's name is replaced, never written through."""
+        target = os.path.join(self.dir, "target")
+        with open(target, "w") as f:
+            f.write("keep")
+        os.symlink(target, os.path.join(self.dir, f"LTMP.{os.getpid()}.LCK..ttyS9"))
+        path = uucplock.acquire(self.device, self.dir)
+        self.assertEqual(uucplock.readPid(path), os.getpid())
+        uucplock.release(path)
+        with open(target) as f:
+            self.assertEqual(f.read(), "keep")
+        self.assertEqual(os.listdir(self.dir), ["target"])
+
     def test_ownPid(self) -> None:
         """A lock with our PID that we do not hold (an earlier run as PID 1) is stale; one we hold is held."""
         writeLock(self.lock, os.getpid())
@@ -268,6 +296,11 @@ class CuTests(TestCase):
         # cu runs as user uucp: it must be able to open the slave.
         os.chmod(self.pty.slaveName, 0o666)
         self.lock = uucplock.lockPath(self.pty.slaveName, uucplock.DEFAULT_LOCK_DIR)
+        # A lock for this new pty's name is stale (left by a process killed
+        # while it had an earlier pty of that number); cu, as user uucp,
+        # cannot remove root's file from the sticky lock directory.
+        if os.path.exists(self.lock):
+            os.unlink(self.lock)
 
     def gateway(self) -> GatewayService:
         config = LineConfig("t", DeviceSpec("tty", self.pty.slaveName),
@@ -313,3 +346,20 @@ class CuTests(TestCase):
         await service.stopService()
         self.assertFalse(os.path.exists(self.lock))
 
+
+
+class CheckTests(SynchronousTestCase):
+    def test_lockDirMissing(self) -> None:
+        """--check: a tty line whose lock directory is not there is an error; with lock = false, or a pty, it is not."""
+        from serialgw.check import checkLines
+
+        missing = os.path.join(self.mktemp(), "locks")
+        path = self.mktemp()
+        with open(path, "w") as f:
+            f.write(f'[defaults]\nlock-dir = "{missing}"\n'
+                    '[lines.a]\ndevice = "/dev/null"\nlisten = "4001"\n'
+                    '[lines.b]\ndevice = "/dev/zero"\nlisten = "4002"\nlock = false\n'
+                    '[lines.c]\ndevice = "pty:"\nlisten = "4003"\n')
+        self.assertEqual(checkLines(loadConfig(path)), ([
+            f"line 'a': lock-dir {missing!r} is not a directory: the UUCP lock for '/dev/null' cannot be made "
+            "(set lock-dir, or lock = false)"], []))

@@ -239,3 +239,57 @@ class RealWatchAllTests(TestCase):
             self.assertEqual(mine, texts[i].split(b"\r\n")[:-1])
         self.assertEqual(len(lines), 2 * count)
         await closeClients(watcher)
+
+    async def test_reloadAddsAndRemoves(self) -> None:
+        """A line a reload adds is watched at once; one it removes is let go by the watcher."""
+        ptys = [startedPty(self), startedPty(self)]
+        configs = [LineConfig(f"l{i}", DeviceSpec("tty", pty.slaveName), lock=False,
+                              listeners=(ListenerSpec("tcp:0:interface=127.0.0.1", Protocol.RAW),))
+                   for i, pty in enumerate(ptys)]
+        service = GatewayService(configs[:1], watchAll=parseWatchAll(["tcp:0:interface=127.0.0.1"], []))
+        service.startService()
+        self.addCleanup(service.stopService)
+        watcher = await connect(service.watchAllPorts[0].getHost().port)
+        ptys[0].write(b"first\r\n")
+        await watcher.received.contains(b"l0: first\r\n")
+        await service.reload(configs[1:])
+        ptys[1].write(b"second\r\n")
+        await watcher.received.contains(b"l1: second\r\n")
+        (client,) = service.watchers[0].clients
+        self.assertEqual(sorted(client.taps), ["l1"])
+        await closeClients(watcher)
+
+
+class TwistdWatchAllTests(TestCase):
+    timeout = 60
+
+    async def test_twistdWatchAll(self) -> None:
+        """twistd serialgw --watch-all: the watcher sees the line's output prefixed; the tty's lock is there while it runs and gone after."""
+        import os
+        import re
+
+        from serialgw import uucplock
+        from tests.realio import gatewayArgv, spawn
+
+        pty = startedPty(self)
+        lockDir = os.path.abspath(self.mktemp())
+        os.mkdir(lockDir)
+        proc = spawn(gatewayArgv("--device", pty.slaveName, "--name", "rack4-a", "--lock-dir", lockDir,
+                                 "--port", "tcp:0:interface=127.0.0.1",
+                                 "--watch-all", "tcp:0:interface=127.0.0.1"))
+        self.addCleanup(proc.stop)
+        pattern = re.compile(rb"watch-all listener ready on 127\.0\.0\.1:(\d+)")
+        data = await proc.output.when(lambda d: pattern.search(d) is not None)
+        match = pattern.search(data)
+        assert match is not None
+        lock = uucplock.lockPath(pty.slaveName, lockDir)
+        self.assertEqual(uucplock.readPid(lock), proc.transport.pid)  # type: ignore[union-attr]
+        watcher = await connect(int(match.group(1)))
+        await proc.output.contains(b"watch-all: 127.0.0.1:")
+        pty.write(b"Booting\r\nlogin: ")
+        self.assertEqual(await watcher.received.length(len(b"rack4-a: Booting\r\nrack4-a: login: \r\n")),
+                         b"rack4-a: Booting\r\nrack4-a: login: \r\n")
+        await closeClients(watcher)
+        # SIGTERM: twistd stops the service (the process ends by the signal).
+        await proc.stop()
+        self.assertEqual(os.listdir(lockDir), [])
