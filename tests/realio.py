@@ -317,3 +317,49 @@ async def listeningPort(proc: ProcessOutput, protocol_: str = "telnet") -> int:
     match = pattern.search(data)
     assert match is not None
     return int(match.group(1))
+
+
+async def attachStrace(case: Any, gw: ProcessOutput, devicePath: str,
+                       spawn: Callable[[list[str]], ProcessOutput]) -> tuple[str, ProcessOutput, int]:
+    """
+    strace a gateway's ioctls and writes (started with C{spawn}); return
+    the trace file, strace, and the gateway's descriptor of C{devicePath}.
+    """
+    import shutil
+
+    from twisted.trial.unittest import SkipTest
+
+    strace = shutil.which("strace")
+    if strace is None:
+        raise SkipTest("strace is not installed (apt-get install strace); .ci/run installs it")
+    pid = gw.transport.pid  # type: ignore[union-attr]
+    deviceFd = None
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{fd}") == devicePath:
+                deviceFd = int(fd)
+        except OSError:
+            pass
+    assert deviceFd is not None
+    trace = os.path.abspath(case.mktemp())
+    tracer = spawn([strace, "-f", "-ttt", "-e", "trace=ioctl,write", "-o", trace, "-p", str(pid)])
+    await tracer.output.contains(b"attached")
+    return trace, tracer, deviceFd
+
+
+def breakEvents(trace: str, deviceFd: int, key: str = "h") -> tuple[list[tuple[str, float]], list[str]]:
+    """
+    From an L{attachStrace} trace: TIOCSBRK, TIOCCBRK and the write of
+    C{key} on the device, with their times, in order; and the trace's lines.
+    """
+    with open(trace) as f:
+        lines = f.read().splitlines()
+    events = []
+    for line in lines:
+        m = re.match(rf"\d+ +([\d.]+) ioctl\({deviceFd}, (TIOCSBRK|TIOCCBRK)", line)
+        if m:
+            events.append((m.group(2), float(m.group(1))))
+        m = re.match(rf'\d+ +([\d.]+) write\({deviceFd}, "{key}", 1\)', line)
+        if m:
+            events.append((f"write {key}", float(m.group(1))))
+    return events, lines

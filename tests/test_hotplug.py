@@ -16,7 +16,7 @@ from twisted.internet.endpoints import TCP4ClientEndpoint
 from twisted.logger import capturedLogs, formatEvent, globalLogPublisher
 from twisted.trial.unittest import TestCase
 
-from serialgw.config import DeviceSpec, LineConfig, ListenerSpec, LogSpec, Protocol
+from serialgw.config import DeviceSpec, LineConfig, ListenerKind, ListenerSpec, LogSpec, Protocol
 from serialgw.service import GatewayService
 from serialgw.status import lineStatus
 from tests.ptyflood import FLOOD, MARKER
@@ -397,16 +397,42 @@ class ReloadMissingDeviceTests(TestCase):
         await closeClients(client)
 
     async def test_leftOutIsNotAdded(self) -> None:
-        """A line a reload cannot open (its log directory is missing) is reported left out, never added."""
-        here = startedPty(self)
-        service = GatewayService([], waitForDevices=True)
+        """
+        A line a reload cannot open (a service that does not wait for
+        devices, and its device is missing) is reported left out, never added.
+        """
+        service = GatewayService([], waitForDevices=False)
         service.startService()
         self.addCleanup(service.stopService)
-        bad = LineConfig("bad", DeviceSpec("tty", here.slaveName),
-                         log=LogSpec(os.path.join(os.path.abspath(self.mktemp()), "no-such-dir", "x.log")))
+        bad = LineConfig("bad", DeviceSpec("tty", os.path.abspath(self.mktemp())))
         with capturedLogs() as events:
             result = await service.reload([bad])
         self.assertEqual(result, {"added": [], "changed": [], "removed": [], "left out": ["bad"]})
         texts = [formatEvent(e) for e in events if formatEvent(e).startswith("reload: added")]
         self.assertEqual(texts, ["reload: added none, changed none, removed none, 0 unchanged, left out ['bad']"])
         self.assertEqual(service.lines, {})
+
+    async def test_unopenableLogRefusesTheReload(self) -> None:
+        """
+        A reload whose new console log cannot be opened (its directory is
+        missing), or a client pty whose link directory is missing, is
+        refused as a whole, as a busy port is: nothing added.
+        """
+        here = startedPty(self)
+        service = GatewayService([], waitForDevices=True)
+        service.startService()
+        self.addCleanup(service.stopService)
+        missing = os.path.join(os.path.abspath(self.mktemp()), "no-such-dir")
+        other = LineConfig("other", DeviceSpec("tty", here.slaveName),
+                           listeners=(ListenerSpec("tcp:0:interface=127.0.0.1", Protocol.RAW),))
+        bad = LineConfig("bad", DeviceSpec("tty", here.slaveName), log=LogSpec(os.path.join(missing, "x.log")))
+        result = await service.reload([other, bad])
+        self.assertEqual(result, {"refused": [f"line 'bad': cannot open log {os.path.join(missing, 'x.log')!r}: "
+                                              "No such file or directory"]})
+        pty = LineConfig("bad", DeviceSpec("tty", here.slaveName),
+                         listeners=(ListenerSpec(os.path.join(missing, "tty"), Protocol.RAW, kind=ListenerKind.PTY,
+                                                 path=os.path.join(missing, "tty"), text="pty:" + missing + "/tty"),))
+        result = await service.reload([other, pty])
+        self.assertEqual(result, {"refused": [f"line 'bad': cannot open listener 'pty:{missing}/tty': "
+                                              "No such file or directory"]})
+        self.assertEqual((service.lines, service.ports, service.configs), ({}, [], []))
