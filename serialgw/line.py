@@ -30,6 +30,9 @@ log = clientLog()
 
 # A client is told a break was refused at most this often (seconds).
 BREAK_REFUSAL_INTERVAL = 1.0
+# How often an open- or close-string's next break checks that the one
+# before it has ended.
+STRING_BREAK_POLL = 0.05
 
 
 class Role(Enum):
@@ -207,6 +210,10 @@ class Line:
         # attaches and the last one leaves (data between breaks).
         self.openString: tuple[bytes, ...] = ()
         self.closeString: tuple[bytes, ...] = ()
+        # Their data and breaks (None) not sent yet: a break waits for the
+        # one before it to end (see _sendStringItems).
+        self._stringItems: list[tuple[str, Optional[bytes]]] = []
+        self._stringCall: Any = None
         # DTR/RTS wanted while people are attached and while nobody is
         # (None: as the device has them; idle None: as while attached).
         self.modemAttached: dict[str, Optional[bool]] = {"dtr": None, "rts": None}
@@ -359,15 +366,35 @@ class Line:
         """An open- or close-string: its data, with a break between parts, in order."""
         if not parts:
             return
-        for i, data in enumerate(parts):
-            if i and not self.device.sendBreak():
-                log.info("{line}: {what}: break not sent (the device is down, or a break is under way)",
-                         line=self.name, what=what)
-            if data:
-                self.device.write(data)
-                self.bytesToDevice += len(data)
+        items: list[tuple[str, Optional[bytes]]] = [(what, parts[0])]
+        for data in parts[1:]:
+            items += [(what, None), (what, data)]
+        self._stringItems += items
+        if self._stringCall is None:
+            self._sendStringItems()
         log.info("{line}: {what} sent ({size} bytes, {breaks} break(s))", line=self.name, what=what,
                  size=sum(len(p) for p in parts), breaks=len(parts) - 1)
+
+    def _sendStringItems(self) -> None:
+        """
+        The strings' data and breaks (None) in order; a break waits for the
+        one under way (the string's previous one) to end.
+        """
+        self._stringCall = None
+        items = self._stringItems
+        while items:
+            what, data = items[0]
+            if data is None:
+                if self.device.breaking and self.device.up and self.clock is not None:
+                    self._stringCall = self.clock.callLater(STRING_BREAK_POLL, self._sendStringItems)
+                    return
+                if not self.device.sendBreak():
+                    log.info("{line}: {what}: break not sent (the device is down, or a break is under way)",
+                             line=self.name, what=what)
+            elif data:
+                self.device.write(data)
+                self.bytesToDevice += len(data)
+            del items[0]
 
     def introduce(self, client: Any) -> None:
         """A client attached quietly is announced now (once); nothing for the others."""

@@ -780,6 +780,10 @@ class FileTests(SynchronousTestCase):
             (line + f'[users."a b"]\nkeys = "{key}"\n', ": user name 'a b': letters, digits"),
             (line + f'[ssh]\nlisten = "file:/x"\n[users.x]\nkeys = "{key}"\n',
              ":5: [ssh] listen: SSH listener 'file:/x': expected a server endpoint"),
+            (line + f'[ssh]\nlisten = "tcp:2222"\nhost-key = "/etc/hk\\u0000"\n[users.x]\nkeys = "{key}"\n',
+             ":6: [ssh] host-key: host-key '/etc/hk\\x00': a file name cannot hold a NUL byte"),
+            (line + '[users.x]\nkeys-file = "/etc/k\\u0000"\n',
+             ":5: [users.x] keys-file: keys-file '/etc/k\\x00': a file name cannot hold a NUL byte"),
         ]
         for text, message in cases:
             path = self.write(text)
