@@ -28,6 +28,8 @@ from serialgw.logflood import clientLog
 # Limited per peer: a client's input cannot flood the log (logflood).
 log = clientLog()
 
+# w and the banner name at most this many clients; the rest are counted.
+WHO_LIMIT = 20
 # A client is told a break was refused at most this often (seconds).
 BREAK_REFUSAL_INTERVAL = 1.0
 # How often an open- or close-string's next break checks that the one
@@ -223,6 +225,7 @@ class Line:
         # The first person to attach gets what the device said before
         # anyone was there (see takeEarlyOutput).
         self._earlyTaken = False
+        self._earlyTo: Any = None
         # QEMU's server without nowait: the device is read from the first
         # client's arrival on, so none of its early output is lost.
         self.waitForClient = False
@@ -334,6 +337,8 @@ class Line:
                 self.droppedGone[guard.policy] = self.droppedGone.get(guard.policy, 0) + guard.dropped
             if client in self._unannounced:
                 self._unannounced.discard(client)
+                if client is self._earlyTo:
+                    self._earlyTaken = False
                 log.info("{line}: {peer} came and went without a word (not announced)", line=self.name,
                          peer=client.peer)
             elif getattr(client, "person", False):
@@ -405,13 +410,30 @@ class Line:
     def mayWrite(self, client: Any) -> bool:
         return bool(client.role is Role.WRITER)
 
-    def clientData(self, client: Any, data: bytes) -> None:
-        """Data from a client, for the device."""
+    def clientData(self, client: Any, data: bytes) -> bool:
+        """Data from a client, for the device; C{False} if refused (the client may not write)."""
         if client.role is not Role.WRITER:
             self.refused += len(data)
-            return
+            return False
         self.device.write(data)
         self.bytesToDevice += len(data)
+        return True
+
+    def who(self, exclude: Any = None) -> str:
+        """
+        Who is on, for people (C{w}, the banner): each client with its role,
+        at most L{WHO_LIMIT} named and the rest counted by role, so that the
+        answer stays short however many are on.
+        """
+        others = [c for c in self.clients if c is not exclude]
+        text = ", ".join(f"{c.peer} ({c.role.value})" for c in others[:WHO_LIMIT])
+        rest = others[WHO_LIMIT:]
+        if rest:
+            roles: dict[str, int] = {}
+            for c in rest:
+                roles[c.role.value] = roles.get(c.role.value, 0) + 1
+            text += f" and {len(rest)} more (" + ", ".join(f"{n} {role}" for role, n in roles.items()) + ")"
+        return text or "nobody"
 
     def clientBreak(self, client: Any, duration: Optional[float] = None) -> bool:
         """
@@ -617,15 +639,18 @@ class Line:
         """The last device output kept (up to backlogSize bytes)."""
         return self._backlog.newest(self.backlogSize)
 
-    def takeEarlyOutput(self) -> bytes:
+    def takeEarlyOutput(self, client: Any = None) -> bytes:
         """
         For the first person to attach, once: what the device said before
         anyone was there (boot messages waiting in the tty when the gateway
         opened it included), the newest backlogSize bytes; then nothing.
+        A C{client} that comes and goes without a word (a health check)
+        leaves it for the next one (see L{detach}).
         """
         if self._earlyTaken:
             return b""
         self._earlyTaken = True
+        self._earlyTo = client
         return self.backlog()
 
     # Back-pressure from a client whose policy is "block"

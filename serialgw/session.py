@@ -116,11 +116,10 @@ class Session:
         if quiet:
             self._introCall = clock.callLater(QUIET_SECONDS, self.introduce)
         if spec is not None and spec.banner:
-            others = [f"{c.peer} ({c.role.value})" for c in self.line.clients if c is not self]
             self.notice(f"{self.line.name}: {self.line.settings.describe()}, you are {self.role.value}; "
-                        f"also here: {', '.join(others) or 'nobody'}"
+                        f"also here: {self.line.who(exclude=self)}"
                         + (f"; escape key {keyName(self.escapeMenu.key)}" if self.escapeMenu else ""))
-        early = self.line.takeEarlyOutput()
+        early = self.line.takeEarlyOutput(self)
         if spec is not None and spec.replay:
             self.deliver(self.line.backlog())
         elif early:
@@ -157,9 +156,12 @@ class Session:
             data = self.escapeMenu.filter(data)
             if not data:
                 return
-        if self.role is not Role.WRITER:
+        self.toLine(data)
+
+    def toLine(self, data: bytes) -> None:
+        """Typed data for the device (the escape menu's too): a watcher's or read-only person's is refused, and said."""
+        if not self.line.clientData(self, data):
             self._notSent()
-        self.line.clientData(self, data)
 
     def _notSent(self) -> None:
         """A watcher or read-only person typed: say once (then at most every NOT_SENT_INTERVAL s) that it goes nowhere."""
