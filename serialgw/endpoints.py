@@ -44,6 +44,8 @@ from serialgw.config import (
 )
 
 QEMU_WORDS = ("telnet", "udp", "mon", "file", "pipe", "stdio", "pty")
+# Clients without an escape menu: a local program's pty, an output file, netconsole datagrams.
+NO_ESCAPE_MENU = (ListenerKind.PTY, ListenerKind.FILE, ListenerKind.UDP)
 QEMU_TCP_OPTIONS = ("server", "wait", "nowait", "nodelay", "ipv4", "ipv6", "reconnect", "telnet", "to")
 
 
@@ -73,7 +75,11 @@ def parseListener(text: str) -> ListenerSpec:
         raise ConfigError(f"listener {original!r} names no endpoint")
 
     def done(spec: ListenerSpec) -> ListenerSpec:
-        return attrs.evolve(spec, text=original, protocol=protocol or spec.protocol, **options)  # type: ignore[arg-type]
+        spec = attrs.evolve(spec, text=original, protocol=protocol or spec.protocol, **options)  # type: ignore[arg-type]
+        if spec.kind in NO_ESCAPE_MENU and spec.escape not in (-1, None):
+            raise ConfigError(f"listener {original!r}: a {spec.kind.value} client has no escape menu (mon: and "
+                              "escape= work on tcp, telnet, unix, pipe: and stdio listeners)")
+        return spec
 
     if isDecimal(text):
         return done(ListenerSpec(endpoint=f"tcp:{_port(text, original)}"))

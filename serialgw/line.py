@@ -28,8 +28,13 @@ from serialgw.logflood import clientLog
 # Limited per peer: a client's input cannot flood the log (logflood).
 log = clientLog()
 
+# w and the banner name at most this many clients; the rest are counted.
+WHO_LIMIT = 20
 # A client is told a break was refused at most this often (seconds).
 BREAK_REFUSAL_INTERVAL = 1.0
+# How often an open- or close-string's next break checks that the one
+# before it has ended.
+STRING_BREAK_POLL = 0.05
 
 
 class Role(Enum):
@@ -207,6 +212,10 @@ class Line:
         # attaches and the last one leaves (data between breaks).
         self.openString: tuple[bytes, ...] = ()
         self.closeString: tuple[bytes, ...] = ()
+        # Their data and breaks (None) not sent yet: a break waits for the
+        # one before it to end (see _sendStringItems).
+        self._stringItems: list[tuple[str, Optional[bytes]]] = []
+        self._stringCall: Any = None
         # DTR/RTS wanted while people are attached and while nobody is
         # (None: as the device has them; idle None: as while attached).
         self.modemAttached: dict[str, Optional[bool]] = {"dtr": None, "rts": None}
@@ -216,6 +225,7 @@ class Line:
         # The first person to attach gets what the device said before
         # anyone was there (see takeEarlyOutput).
         self._earlyTaken = False
+        self._earlyTo: Any = None
         # QEMU's server without nowait: the device is read from the first
         # client's arrival on, so none of its early output is lost.
         self.waitForClient = False
@@ -327,6 +337,8 @@ class Line:
                 self.droppedGone[guard.policy] = self.droppedGone.get(guard.policy, 0) + guard.dropped
             if client in self._unannounced:
                 self._unannounced.discard(client)
+                if client is self._earlyTo:
+                    self._earlyTaken = False
                 log.info("{line}: {peer} came and went without a word (not announced)", line=self.name,
                          peer=client.peer)
             elif getattr(client, "person", False):
@@ -359,15 +371,35 @@ class Line:
         """An open- or close-string: its data, with a break between parts, in order."""
         if not parts:
             return
-        for i, data in enumerate(parts):
-            if i and not self.device.sendBreak():
-                log.info("{line}: {what}: break not sent (the device is down, or a break is under way)",
-                         line=self.name, what=what)
-            if data:
-                self.device.write(data)
-                self.bytesToDevice += len(data)
+        items: list[tuple[str, Optional[bytes]]] = [(what, parts[0])]
+        for data in parts[1:]:
+            items += [(what, None), (what, data)]
+        self._stringItems += items
+        if self._stringCall is None:
+            self._sendStringItems()
         log.info("{line}: {what} sent ({size} bytes, {breaks} break(s))", line=self.name, what=what,
                  size=sum(len(p) for p in parts), breaks=len(parts) - 1)
+
+    def _sendStringItems(self) -> None:
+        """
+        The strings' data and breaks (None) in order; a break waits for the
+        one under way (the string's previous one) to end.
+        """
+        self._stringCall = None
+        items = self._stringItems
+        while items:
+            what, data = items[0]
+            if data is None:
+                if self.device.breaking and self.device.up and self.clock is not None:
+                    self._stringCall = self.clock.callLater(STRING_BREAK_POLL, self._sendStringItems)
+                    return
+                if not self.device.sendBreak():
+                    log.info("{line}: {what}: break not sent (the device is down, or a break is under way)",
+                             line=self.name, what=what)
+            elif data:
+                self.device.write(data)
+                self.bytesToDevice += len(data)
+            del items[0]
 
     def introduce(self, client: Any) -> None:
         """A client attached quietly is announced now (once); nothing for the others."""
@@ -378,13 +410,30 @@ class Line:
     def mayWrite(self, client: Any) -> bool:
         return bool(client.role is Role.WRITER)
 
-    def clientData(self, client: Any, data: bytes) -> None:
-        """Data from a client, for the device."""
+    def clientData(self, client: Any, data: bytes) -> bool:
+        """Data from a client, for the device; C{False} if refused (the client may not write)."""
         if client.role is not Role.WRITER:
             self.refused += len(data)
-            return
+            return False
         self.device.write(data)
         self.bytesToDevice += len(data)
+        return True
+
+    def who(self, exclude: Any = None) -> str:
+        """
+        Who is on, for people (C{w}, the banner): each client with its role,
+        at most L{WHO_LIMIT} named and the rest counted by role, so that the
+        answer stays short however many are on.
+        """
+        others = [c for c in self.clients if c is not exclude]
+        text = ", ".join(f"{c.peer} ({c.role.value})" for c in others[:WHO_LIMIT])
+        rest = others[WHO_LIMIT:]
+        if rest:
+            roles: dict[str, int] = {}
+            for c in rest:
+                roles[c.role.value] = roles.get(c.role.value, 0) + 1
+            text += f" and {len(rest)} more (" + ", ".join(f"{n} {role}" for role, n in roles.items()) + ")"
+        return text or "nobody"
 
     def clientBreak(self, client: Any, duration: Optional[float] = None) -> bool:
         """
@@ -590,15 +639,18 @@ class Line:
         """The last device output kept (up to backlogSize bytes)."""
         return self._backlog.newest(self.backlogSize)
 
-    def takeEarlyOutput(self) -> bytes:
+    def takeEarlyOutput(self, client: Any = None) -> bytes:
         """
         For the first person to attach, once: what the device said before
         anyone was there (boot messages waiting in the tty when the gateway
         opened it included), the newest backlogSize bytes; then nothing.
+        A C{client} that comes and goes without a word (a health check)
+        leaves it for the next one (see L{detach}).
         """
         if self._earlyTaken:
             return b""
         self._earlyTaken = True
+        self._earlyTo = client
         return self.backlog()
 
     # Back-pressure from a client whose policy is "block"

@@ -107,6 +107,24 @@ class OpenCloseStringTests(SynchronousTestCase):
         self.assertEqual(port.events[2:], [(0.25, "break", False), (0.25, "write", b"b")])
         self.assertEqual(clock.getDelayedCalls(), [])
 
+    def test_everyBreakSent(self) -> None:
+        """An open-string with two \\b sends both breaks, each with its data around it in order (the second waits for the first to end)."""
+        clock = Clock()
+        port = RecordingPort(clock)
+        device = SerialDevice(port, clock, 0.25)
+        line = Line("l", device, clock=clock)
+        device.sink = line
+        line.openString = parseSendString(r"a\bb\bc")
+        line.attach(person())
+        clock.advance(0.25)
+        clock.advance(0.05)
+        clock.advance(0.25)
+        self.assertEqual([(w, v) for _, w, v in port.events], [
+            ("write", b"a"), ("break", True), ("break", False), ("write", b"b"),
+            ("break", True), ("break", False), ("write", b"c")])
+        self.assertEqual(device.breaks, 2)
+        self.assertEqual(clock.getDelayedCalls(), [])
+
 
 class ModemLineTests(SynchronousTestCase):
     def setUp(self) -> None:

@@ -49,7 +49,18 @@ from serialgw.ssh import (
     usersFromFile,
 )
 from tests.fakes import RecordingDevice
-from tests.realio import Accumulator, ProcessOutput, closeClients, connect, gatewayArgv, listeningPort, spawn
+from tests.realio import (
+    Accumulator,
+    ProcessOutput,
+    attachStrace,
+    breakEvents,
+    closeClients,
+    connect,
+    gatewayArgv,
+    listeningPort,
+    spawn,
+    startedPty,
+)
 from tests.test_peers import need
 
 
@@ -769,6 +780,10 @@ class FileTests(SynchronousTestCase):
             (line + f'[users."a b"]\nkeys = "{key}"\n', ": user name 'a b': letters, digits"),
             (line + f'[ssh]\nlisten = "file:/x"\n[users.x]\nkeys = "{key}"\n',
              ":5: [ssh] listen: SSH listener 'file:/x': expected a server endpoint"),
+            (line + f'[ssh]\nlisten = "tcp:2222"\nhost-key = "/etc/hk\\u0000"\n[users.x]\nkeys = "{key}"\n',
+             ":6: [ssh] host-key: host-key '/etc/hk\\x00': a file name cannot hold a NUL byte"),
+            (line + '[users.x]\nkeys-file = "/etc/k\\u0000"\n',
+             ":5: [users.x] keys-file: keys-file '/etc/k\\x00': a file name cannot hold a NUL byte"),
         ]
         for text, message in cases:
             path = self.write(text)
@@ -1088,6 +1103,54 @@ class OpenSSHTests(TestCase):
         self.assertGreater(dropped, 1024 * 1024)
         self.assertLess(dropped, len(flood))
         await closeClients(raw)
+
+
+
+class BreakOnTtyTests(TestCase):
+    """OpenSSH's ~B on a tty device: the same non-blocking break as telnet's IAC BRK, seen with strace."""
+
+    timeout = 60
+
+    async def test_tiocsbrkThenNextKey(self) -> None:
+        """ssh -tt, ~B then h: TIOCSBRK then TIOCCBRK on the device, 250 ms apart, then the write of h."""
+        ssh, keygen = need("ssh"), need("ssh-keygen")
+        pty = startedPty(self)
+        processes: list[ProcessOutput] = []
+
+        def start(argv: list[str], usePTY: bool = False) -> ProcessOutput:
+            processes.append(spawn(argv, usePTY=usePTY))
+            return processes[-1]
+
+        async def stopAll() -> None:
+            for proc in processes:
+                await proc.stop()
+
+        self.addCleanup(stopAll)
+        keys = os.path.abspath(self.mktemp())
+        os.mkdir(keys)
+        made = start([keygen, "-q", "-t", "ed25519", "-N", "", "-C", "ops1", "-f", os.path.join(keys, "ops1")])
+        self.assertEqual(await made.ended, 0)
+        gw = start(gatewayArgv("--device", pty.slaveName, "--name", "con1", "--port", "tcp:0:interface=127.0.0.1",
+                               "--ssh", "tcp:0:interface=127.0.0.1", "--ssh-host-key", os.path.join(keys, "host_key"),
+                               "--authorized-keys", os.path.join(keys, "ops1.pub")))
+        data = await gw.output.when(lambda d: SSH_READY.search(d) is not None)
+        port = int(SSH_READY.search(data).group(1))  # type: ignore[union-attr]
+        trace, tracer, deviceFd = await attachStrace(self, gw, pty.slaveName, start)
+        client = start([ssh, "-tt", "-F", "/dev/null", "-i", os.path.join(keys, "ops1"), "-p", str(port),
+                        "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
+                        "-o", f"UserKnownHostsFile={os.path.join(keys, 'known_hosts')}", "con1@127.0.0.1"], usePTY=True)
+        await gw.output.contains(b"con1: ops1 (127.0.0.1:")
+        client.write(b"x\r")
+        await pty.received.contains(b"x\r")
+        client.write(b"~B")
+        client.write(b"h")
+        self.assertEqual(await pty.received.length(3), b"x\rh")
+        await gw.stop()
+        await tracer.ended
+        events, lines = breakEvents(trace, deviceFd)
+        self.assertEqual([name for name, _ in events], ["TIOCSBRK", "TIOCCBRK", "write h"], lines[-20:])
+        held = events[1][1] - events[0][1]
+        self.assertTrue(0.24 <= held < 1.0, held)
 
 
 SSH_READY = re.compile(rb"ssh listener ready on 127\.0\.0\.1:(\d+)")

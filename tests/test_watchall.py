@@ -131,6 +131,19 @@ class WatchAllTests(SynchronousTestCase):
         self.assertGreater(guard.dropped, 0)
         client.connectionLost(Failure(Exception("bye")))
 
+    def test_fullThenCaughtUpLosesNothing(self) -> None:
+        """policy=drop: output held while full and never trimmed is delivered whole on resume, its first line included."""
+        client, transport = self.watcher("raw,outbuf=1024,policy=drop+tcp:0")
+        guard = client.guard
+        assert guard is not None
+        guard.pauseProducing()
+        self.lines["l0"].deviceDataReceived(b"first\r\n")
+        self.lines["l1"].deviceDataReceived(b"second\r\n")
+        guard.resumeProducing()
+        self.assertEqual(transport.value(), b"l0: first\r\nl1: second\r\n")
+        self.assertEqual(guard.dropped, 0)
+        client.connectionLost(Failure(Exception("bye")))
+
     def test_bounds(self) -> None:
         """At most maxClients watchers; allow= refuses other addresses."""
         client, _ = self.watcher(maxClients=1)
