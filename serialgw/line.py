@@ -216,6 +216,7 @@ class Line:
         # one before it to end (see _sendStringItems).
         self._stringItems: list[tuple[str, Optional[bytes]]] = []
         self._stringCall: Any = None
+        self._openMissed = False
         # DTR/RTS wanted while people are attached and while nobody is
         # (None: as the device has them; idle None: as while attached).
         self.modemAttached: dict[str, Optional[bool]] = {"dtr": None, "rts": None}
@@ -225,6 +226,7 @@ class Line:
         # The first person to attach gets what the device said before
         # anyone was there (see takeEarlyOutput).
         self._earlyTaken = False
+        self._earlyTo: Any = None
         # QEMU's server without nowait: the device is read from the first
         # client's arrival on, so none of its early output is lost.
         self.waitForClient = False
@@ -336,6 +338,8 @@ class Line:
                 self.droppedGone[guard.policy] = self.droppedGone.get(guard.policy, 0) + guard.dropped
             if client in self._unannounced:
                 self._unannounced.discard(client)
+                if client is self._earlyTo:
+                    self._earlyTaken = False
                 log.info("{line}: {peer} came and went without a word (not announced)", line=self.name,
                          peer=client.peer)
             elif getattr(client, "person", False):
@@ -367,6 +371,13 @@ class Line:
     def _sendString(self, parts: tuple[bytes, ...], what: str) -> None:
         """An open- or close-string: its data, with a break between parts, in order."""
         if not parts:
+            return
+        # Due while the device is down: the open-string goes when it is
+        # back (if someone is still here); a close-string is moot.
+        self._openMissed = what == "open-string" and not self.device.up
+        if not self.device.up:
+            log.info("{line}: {what} not sent: the device is down{later}", line=self.name, what=what,
+                     later="; sent when it is back" if self._openMissed else "")
             return
         items: list[tuple[str, Optional[bytes]]] = [(what, parts[0])]
         for data in parts[1:]:
@@ -636,15 +647,18 @@ class Line:
         """The last device output kept (up to backlogSize bytes)."""
         return self._backlog.newest(self.backlogSize)
 
-    def takeEarlyOutput(self) -> bytes:
+    def takeEarlyOutput(self, client: Any = None) -> bytes:
         """
         For the first person to attach, once: what the device said before
         anyone was there (boot messages waiting in the tty when the gateway
         opened it included), the newest backlogSize bytes; then nothing.
+        A C{client} that comes and goes without a word (a health check)
+        leaves it for the next one (see L{detach}).
         """
         if self._earlyTaken:
             return b""
         self._earlyTaken = True
+        self._earlyTo = client
         return self.backlog()
 
     # Back-pressure from a client whose policy is "block"
@@ -754,6 +768,8 @@ class Line:
         notice = f"\r\n[serialgw: {self.name} is back]\r\n".encode("utf-8", "replace") if self.notices else b""
         for client in list(self.clients):
             client.deviceStateChanged(True, notice)
+        if self._openMissed and self.people:
+            self._sendString(self.openString, "open-string")
 
 
 

@@ -119,7 +119,7 @@ class Session:
             self.notice(f"{self.line.name}: {self.line.settings.describe()}, you are {self.role.value}; "
                         f"also here: {self.line.who(exclude=self)}"
                         + (f"; escape key {keyName(self.escapeMenu.key)}" if self.escapeMenu else ""))
-        early = self.line.takeEarlyOutput()
+        early = self.line.takeEarlyOutput(self)
         if spec is not None and spec.replay:
             self.deliver(self.line.backlog())
         elif early:
