@@ -146,6 +146,10 @@ def usersFromFile(path: str) -> list[UserSpec]:
     """
     people: dict[str, list[str]] = {}
     for key in readKeysFile(path):
+        if key.comment == "*":
+            # The line's write/read lists are these names, and "*" there means every user.
+            raise ConfigError(f"keys file {path!r}: key {key.fingerprint} has the comment '*', which would "
+                              "name every user (a read-only key could type): give it another comment")
         people.setdefault(key.comment or key.fingerprint, []).append(key.text)
     return [UserSpec(name, tuple(texts)) for name, texts in people.items()]
 

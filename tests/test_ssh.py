@@ -119,6 +119,16 @@ class KeysTests(SynchronousTestCase):
         self.assertEqual(str(self.assertRaises(ConfigError, usersFromFile, "/nonexistent.pub")),
                          "cannot read keys file '/nonexistent.pub': No such file or directory")
 
+    def test_starCommentRefused(self) -> None:
+        """A key commented '*' is refused: as the person's name it would put "*" (every user) in the line's write list."""
+        star = newKey()
+        path = self.mktemp()
+        with open(path, "w") as f:
+            f.write(f"{publicLine(newKey(), 'ops1')}\n{publicLine(star, '*')}\n")
+        self.assertEqual(str(self.assertRaises(ConfigError, usersFromFile, path)),
+                         f"keys file {path!r}: key {fingerprint(star)} has the comment '*', which would "
+                         "name every user (a read-only key could type): give it another comment")
+
     def test_listener(self) -> None:
         """--ssh takes telnet's listener options before a +; a non-listening endpoint is refused."""
         spec = parseSSHListener("ro,banner,escape=^],outbuf=4096+tcp:2222:interface=127.0.0.1")
