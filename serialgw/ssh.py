@@ -298,7 +298,7 @@ class UserAuth(userauth.SSHUserAuthServer):
             if reason.check(UnauthorizedLogin):
                 log.warn("ssh: key {fingerprint} from {peer} refused ({reason}); user name {user!r}",
                          fingerprint=what, peer=_peer(self.transport),
-                         reason=reason.getErrorMessage(), user=(self.user or b"").decode("utf-8", "replace"))
+                         reason=reason.getErrorMessage(), user=_printable((self.user or b"").decode("utf-8", "replace")))
             return reason
 
         return d.addErrback(refused)

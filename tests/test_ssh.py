@@ -231,6 +231,13 @@ class AuthTests(SynchronousTestCase):
         self.assertEqual([(e["fingerprint"], e["peer"], e["reason"], e["user"]) for e in warnings],
                          [(fingerprint(self.stranger), "192.0.2.7:40000", "not an authorized key", "con1")] * 2)
 
+    def test_refusedUserNameCut(self) -> None:
+        """A refused key's user name is logged cut to 64 printable characters (a 1 MiB name made a 1 MiB log line)."""
+        events = Events(self)
+        self.request(b"\x1b[2J\n\x00" + b"A" * 200000, self.stranger, signed=False)
+        [event] = events.at(LogLevel.warn)
+        self.assertEqual(event["user"], "?[2J??" + "A" * 58)
+
     def test_refusalsCannotFloodTheLog(self) -> None:
         """Unknown keys from one address: at most the log's per-peer burst of lines a minute (logflood), the rest counted."""
         from serialgw.logflood import peerLimiter
