@@ -103,6 +103,26 @@ class LockFileTests(SynchronousTestCase):
             self.assertEqual(uucplock.readPid(path), os.getpid())
             uucplock.release(path)
 
+    def test_staleRaceOneWinner(self) -> None:
+        """Two takers find the same stale lock: the one who replaced it first keeps it; the other never removes its fresh lock."""
+        dead, holder = deadPid(), liveHolder(self)
+        writeLock(self.lock, dead)
+        real = uucplock.alive
+
+        def otherTakerFirst(pid: int) -> bool:
+            # Between our reading the stale lock and removing it, another
+            # taker removes it and links its own (what cu does).
+            if pid == dead:
+                os.unlink(self.lock)
+                writeLock(self.lock, holder)
+                return False
+            return real(pid)
+
+        self.patch(uucplock, "alive", otherTakerFirst)
+        self.assertEqual(self.assertRaises(uucplock.LockHeld, uucplock.acquire, self.device, self.dir).pid, holder)
+        self.assertEqual(uucplock.readPid(self.lock), holder)
+        self.assertEqual(os.listdir(self.dir), ["LCK..ttyS9"])
+
     def test_hostileLockFiles(self) -> None:
         """A FIFO, a symlink (to a file or to nothing) or an absurd PID at the lock's name is stale: removed, never read through nor waited on; the target is untouched."""
         target = os.path.join(self.dir, "target")
