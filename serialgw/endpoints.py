@@ -15,7 +15,9 @@ How a string is read, in order:
          after C{tcp:} is not a port (C{tcp::4444}, C{tcp:host:4444});
          C{tcp:N:M} with two numbers reads both ways and is refused;
          otherwise Twisted's (C{tcp:4444:interface=127.0.0.1}, C{unix:/x});
-       - anything else: a Twisted server endpoint string (C{tcp6:}, C{ssl:},
+       - C{ssl}: refused (Twisted's TLS endpoint makes a client at TCP
+         connect, before the handshake; C{tls:} waits for it);
+       - anything else: a Twisted server endpoint string (C{tcp6:},
          C{systemd:}, ...).
 
 Nothing here does I/O: Twisted strings are checked by the service when it
@@ -97,6 +99,13 @@ def parseListener(text: str) -> ListenerSpec:
         )
     if word == "tls":
         return done(_tls(body, original))
+    if word == "ssl":
+        # Twisted's ssl: endpoint hands us the connection at TCP connect: a
+        # silent one would take a place and the writer role (issue 13 item 4).
+        raise ConfigError(
+            f"listener {original!r}: ssl: attaches clients before their TLS handshake; use "
+            "tls:PORT[:interface=ADDR]:cert=FILE:key=FILE[:ca=FILE][:subjects=CN;CN]"
+        )
     if word in QEMU_WORDS:
         return done(_qemu(word, body, original))
     if word == "tcp":

@@ -216,6 +216,7 @@ class Line:
         # one before it to end (see _sendStringItems).
         self._stringItems: list[tuple[str, Optional[bytes]]] = []
         self._stringCall: Any = None
+        self._openMissed = False
         # DTR/RTS wanted while people are attached and while nobody is
         # (None: as the device has them; idle None: as while attached).
         self.modemAttached: dict[str, Optional[bool]] = {"dtr": None, "rts": None}
@@ -335,10 +336,12 @@ class Line:
             guard = getattr(client, "guard", None)
             if guard is not None and guard.dropped:
                 self.droppedGone[guard.policy] = self.droppedGone.get(guard.policy, 0) + guard.dropped
+            if client is self._earlyTo:
+                # Given back by a connection that came and went (a health check).
+                self._earlyTo = None
+                self._earlyTaken = client not in self._unannounced
             if client in self._unannounced:
                 self._unannounced.discard(client)
-                if client is self._earlyTo:
-                    self._earlyTaken = False
                 log.info("{line}: {peer} came and went without a word (not announced)", line=self.name,
                          peer=client.peer)
             elif getattr(client, "person", False):
@@ -370,6 +373,13 @@ class Line:
     def _sendString(self, parts: tuple[bytes, ...], what: str) -> None:
         """An open- or close-string: its data, with a break between parts, in order."""
         if not parts:
+            return
+        # Due while the device is down: the open-string goes when it is
+        # back (if someone is still here); a close-string is moot.
+        self._openMissed = what == "open-string" and not self.device.up
+        if not self.device.up:
+            log.info("{line}: {what} not sent: the device is down{later}", line=self.name, what=what,
+                     later="; sent when it is back" if self._openMissed else "")
             return
         items: list[tuple[str, Optional[bytes]]] = [(what, parts[0])]
         for data in parts[1:]:
@@ -760,6 +770,8 @@ class Line:
         notice = f"\r\n[serialgw: {self.name} is back]\r\n".encode("utf-8", "replace") if self.notices else b""
         for client in list(self.clients):
             client.deviceStateChanged(True, notice)
+        if self._openMissed and self.people:
+            self._sendString(self.openString, "open-string")
 
 
 
