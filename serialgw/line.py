@@ -336,10 +336,12 @@ class Line:
             guard = getattr(client, "guard", None)
             if guard is not None and guard.dropped:
                 self.droppedGone[guard.policy] = self.droppedGone.get(guard.policy, 0) + guard.dropped
+            if client is self._earlyTo:
+                # Given back by a connection that came and went (a health check).
+                self._earlyTo = None
+                self._earlyTaken = client not in self._unannounced
             if client in self._unannounced:
                 self._unannounced.discard(client)
-                if client is self._earlyTo:
-                    self._earlyTaken = False
                 log.info("{line}: {peer} came and went without a word (not announced)", line=self.name,
                          peer=client.peer)
             elif getattr(client, "person", False):

@@ -253,6 +253,22 @@ class RealWatchAllTests(TestCase):
         self.assertEqual(len(lines), 2 * count)
         await closeClients(watcher)
 
+    def test_filterMatchingNothing(self) -> None:
+        """A lines filter that matches no line (a typo) is warned about at start, naming the patterns."""
+        from twisted.logger import globalLogPublisher
+
+        pty = startedPty(self)
+        events: list[dict[str, Any]] = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        config = LineConfig("vm1", DeviceSpec("tty", pty.slaveName), lock=False,
+                            listeners=(ListenerSpec("tcp:0:interface=127.0.0.1", Protocol.RAW),))
+        service = GatewayService([config], watchAll=parseWatchAll(["tcp:0:interface=127.0.0.1"], ["rack5-*"]))
+        service.startService()
+        self.addCleanup(service.stopService)
+        warned = [e for e in events if "match no line" in str(e.get("log_format", ""))]
+        self.assertEqual([(e["log_level"].name, e["patterns"]) for e in warned], [("warn", "rack5-*")])
+
     async def test_reloadAddsAndRemoves(self) -> None:
         """A line a reload adds is watched at once; one it removes is let go by the watcher."""
         ptys = [startedPty(self), startedPty(self)]
