@@ -27,6 +27,7 @@ from __future__ import annotations
 import base64
 import ipaddress
 import os
+import stat
 import struct
 from typing import Any, Callable, Mapping, Optional, Sequence
 
@@ -135,7 +136,11 @@ def readPublicKeys(text: str, source: str) -> list[PublicKey]:
 def readKeysFile(path: str) -> list[PublicKey]:
     """The public keys in a file (authorized_keys format); ConfigError names the file."""
     try:
-        with open(path, "rb") as f:
+        # Not waited on: a FIFO or a device there (a keys file in a person's
+        # home) would stop the reactor at a reload.
+        with open(path, "rb", opener=lambda name, flags: os.open(name, flags | os.O_NONBLOCK)) as f:
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                raise ConfigError(f"keys file {path!r} is not a regular file")
             raw = f.read(MAX_KEYS_FILE + 1)
     except OSError as e:
         raise ConfigError(f"cannot read keys file {path!r}: {e.strerror}") from None
@@ -194,7 +199,7 @@ def loadHostKey(path: str) -> tuple[keys.Key, bool]:
     from cryptography.hazmat.primitives.asymmetric import ed25519
 
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except FileNotFoundError:
         key = keys.Key(ed25519.Ed25519PrivateKey.generate())
         try:
@@ -214,6 +219,8 @@ def loadHostKey(path: str) -> tuple[keys.Key, bool]:
         raise SSHError(f"cannot read SSH host key {path!r}: {e.strerror}") from None
     try:
         mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise SSHError(f"SSH host key {path!r} is not a regular file")
         if mode & 0o077:
             raise SSHError(f"SSH host key {path!r} may be read by others (mode {mode & 0o777:04o}): chmod 600 it")
         data = os.read(fd, MAX_KEYS_FILE)

@@ -129,6 +129,14 @@ class KeysTests(SynchronousTestCase):
                          f"keys file {path!r}: key {fingerprint(star)} has the comment '*', which would "
                          "name every user (a read-only key could type): give it another comment")
 
+    def test_notARegularFile(self) -> None:
+        """A keys file that is a device or a FIFO is refused at once, never waited on (a reload would stop the reactor)."""
+        fifo = self.mktemp()
+        os.mkfifo(fifo)
+        for path in ("/dev/null", fifo):
+            self.assertEqual(str(self.assertRaises(ConfigError, usersFromFile, path)),
+                             f"keys file {path!r} is not a regular file")
+
     def test_listener(self) -> None:
         """--ssh takes telnet's listener options before a +; a non-listening endpoint is refused."""
         spec = parseSSHListener("ro,banner,escape=^],outbuf=4096+tcp:2222:interface=127.0.0.1")
@@ -156,6 +164,13 @@ class HostKeyTests(SynchronousTestCase):
         os.chmod(path, 0o644)
         self.assertEqual(str(self.assertRaises(SSHError, loadHostKey, path)),
                          f"SSH host key {path!r} may be read by others (mode 0644): chmod 600 it")
+
+    def test_notARegularFile(self) -> None:
+        """A FIFO where the host key should be is refused at once, not waited on."""
+        path = self.mktemp()
+        os.mkfifo(path, 0o600)
+        self.assertEqual(str(self.assertRaises(SSHError, loadHostKey, path)),
+                         f"SSH host key {path!r} is not a regular file")
 
     def test_cannotWrite(self) -> None:
         """A host key that cannot be made: an error naming the path and why."""
