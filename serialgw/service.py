@@ -305,7 +305,7 @@ class GatewayService(MultiService):
                  address=describeAddress(self.sshPort.getHost()), count=len(spec.users))
 
     def _serveWatchAll(self, spec: ListenerSpec, patterns: tuple[str, ...]) -> None:
-        from serialgw.watchall import WatchAllFactory
+        from serialgw.watchall import WatchAllFactory, matches
 
         if spec.path and not isAbstract(spec.path):
             _removeStaleSocket(spec.path, "watch-all")
@@ -325,6 +325,9 @@ class GatewayService(MultiService):
         self.watchAllPorts.append(results[0])
         log.info("watch-all listener ready on {address} for lines {patterns}",
                  address=describeAddress(results[0].getHost()), patterns=" ".join(patterns))
+        if not any(matches(name, patterns) for name in self.lines):
+            log.warn("watch-all: lines {patterns} match no line (of {names}): its watchers see nothing "
+                     "until a reload adds one", patterns=" ".join(patterns), names=" ".join(self.lines) or "none")
 
     def reloadUsers(self, ssh: Optional[SSHSpec]) -> None:
         """New people and keys for the running SSH listener (a reload); its address and host key stay."""
