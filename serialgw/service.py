@@ -954,13 +954,17 @@ def _removeStaleSocket(path: str, lineName: str) -> None:
         return
     if not stat.S_ISSOCK(mode):
         raise StartupError(f"line {lineName!r}: {path!r} exists and is not a socket")
-    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    # Not blocking: a connect to a live listener whose backlog is full
+    # waits until it accepts, and this runs on the reactor (a reload).
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
     try:
         probe.connect(path)
     except ConnectionRefusedError:
         os.unlink(path)
         log.info("line {line}: removed stale socket {path}", line=lineName, path=path)
         return
+    except BlockingIOError:
+        pass  # a live listener, its backlog full
     except OSError:
         return
     finally:

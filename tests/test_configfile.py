@@ -290,6 +290,40 @@ class ReloadInPlaceTests(TestCase):
         self.assertEqual(await self.pty.received.length(10), b"ping still")
         await closeClients(client)  # type: ignore[arg-type]
 
+    async def test_fullUnixBacklogRefusedAtOnce(self) -> None:
+        """
+        A reload onto a unix socket path whose live listener has a full
+        backlog (it does not accept) is refused as in use at once: the
+        probe's connect does not wait on the reactor (without the fix it
+        waited until the listener went, here closed after 5 s).
+        """
+        import socket
+        import threading
+
+        path = self.mktemp()
+        held = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.addCleanup(held.close)
+        held.bind(path)
+        held.listen(0)
+        waiting = []
+        while True:
+            pending = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
+            self.addCleanup(pending.close)
+            try:
+                pending.connect(path)
+            except BlockingIOError:
+                break
+            waiting.append(pending)
+        gone = threading.Timer(5.0, held.close)
+        gone.start()
+        self.addCleanup(gone.cancel)
+        service = await self.start(self.line("a", '"raw+tcp:0:interface=127.0.0.1"'))
+        result = await service.reload(self.config(
+            self.line("a", f'["raw+tcp:0:interface=127.0.0.1", "raw+unix:{path}"]')))
+        self.assertEqual(result, {"refused": [f"line 'a': {path!r} is in use by another process"]})
+        self.assertTrue(gone.is_alive())
+        self.assertEqual([spec.kind.value for spec, _ in service.ports], ["listen"])
+
     async def test_listenersOnlyKeepTheSession(self) -> None:
         """
         A line whose only changes are listeners, mode and notices keeps its
