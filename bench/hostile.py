@@ -9,6 +9,7 @@ figures are for people (the tests pin the bytes and states).
 
 Cases:
   ayt     2 MiB of IAC AYT on a telnet listener
+  do      2 MiB of IAC DO 99 (each answered with a 3-byte IAC WONT 99)
   help    2 MiB of ^]? on a telnet listener with the escape menu
   who     ^]w over and over (2 MiB) with 60 other clients on the line
   remote  64 MiB typed into a remote device (tcp:) that never reads
@@ -29,6 +30,7 @@ import time
 import tty
 
 MiB = 1024 * 1024
+REQUESTS = 2 * MiB
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -146,7 +148,7 @@ def caseRequests(repo: str, name: str, listener: str, payload: bytes, others: in
         time.sleep(1)
         before = settled(gw.proc.pid)
         s = nonReader(port)
-        sent = flood(s, payload, 2 * MiB)
+        sent = flood(s, payload, REQUESTS)
         during = settled(gw.proc.pid)
         s.close()
         for c in crowd:
@@ -209,15 +211,23 @@ def casePipe(repo: str) -> dict[str, object]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repo", default=HERE, help="the serialgw tree to run (default: this one)")
-    parser.add_argument("cases", nargs="*", default=["ayt", "help", "who", "remote", "pipe"])
+    parser.add_argument("--outbuf", type=int, default=0, help="outbuf= on the telnet listener (default: its default)")
+    parser.add_argument("--mib", type=int, default=2, help="MiB the request cases send (default 2)")
+    parser.add_argument("cases", nargs="*", default=["ayt", "do", "help", "who", "remote", "pipe"])
     options = parser.parse_args()
+    global REQUESTS
+    REQUESTS = options.mib * MiB
+    telnet = f"telnet,outbuf={options.outbuf}" if options.outbuf else "telnet"
     for case in options.cases:
         if case == "ayt":
-            caseRequests(options.repo, "ayt", "telnet+tcp:0:interface=127.0.0.1", b"\xff\xf6")
+            caseRequests(options.repo, "ayt", f"{telnet}+tcp:0:interface=127.0.0.1", b"\xff\xf6")
+        elif case == "do":
+            caseRequests(options.repo, "do", f"{telnet}+tcp:0:interface=127.0.0.1", b"\xff\xfd\x63")
         elif case == "help":
-            caseRequests(options.repo, "help", "telnet,escape=^]+tcp:0:interface=127.0.0.1", b"\x1d?")
+            caseRequests(options.repo, "help", f"{telnet},escape=^]+tcp:0:interface=127.0.0.1", b"\x1d?")
         elif case == "who":
-            caseRequests(options.repo, "who", "telnet,escape=^]+tcp:0:interface=127.0.0.1", b"\x1dw", others=60)
+            caseRequests(options.repo, "who", f"{telnet},escape=^]+tcp:0:interface=127.0.0.1", b"\x1dw",
+                         others=60)
         elif case == "remote":
             caseRemote(options.repo)
         elif case == "pipe":

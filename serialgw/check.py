@@ -43,7 +43,7 @@ def listenerKey(spec: ListenerSpec) -> Optional[tuple[str, str, str]]:
         return ("tcp", spec.host, str(spec.port)) if spec.port else None
     positional, named = _fields(spec.endpoint)
     kind = positional[0].lower() if positional else ""
-    if kind in ("tcp", "tcp6", "ssl"):
+    if kind in ("tcp", "tcp6"):
         port = named.get("port") or (positional[1] if len(positional) > 1 else "")
         if not port.isdigit() or int(port) == 0:
             return None

@@ -185,7 +185,7 @@ def _users(path: str, text: str, data: dict[str, Any]) -> tuple[UserSpec, ...]:
             if not isinstance(table["keys-file"], str):
                 raise ConfigError(f"{_where(path, text, where, 'keys-file')}: [{where}] keys-file: expected a path")
             try:
-                found += readKeysFile(table["keys-file"])
+                found += readKeysFile(checkPath(table["keys-file"], "keys-file"))
             except ConfigError as e:
                 raise ConfigError(f"{_where(path, text, where, 'keys-file')}: [{where}] keys-file: {e}") from None
         for key in found:
@@ -212,6 +212,10 @@ def _ssh(path: str, text: str, data: dict[str, Any], users: tuple[UserSpec, ...]
     hostKey = table.get("host-key", DEFAULT_HOST_KEY)
     if not isinstance(hostKey, str) or not hostKey:
         raise ConfigError(f"{_where(path, text, 'ssh', 'host-key')}: [ssh] host-key: expected a path")
+    try:
+        checkPath(hostKey, "host-key")
+    except ConfigError as e:
+        raise ConfigError(f"{_where(path, text, 'ssh', 'host-key')}: [ssh] host-key: {e}") from None
     if not any(u.keys for u in users):
         raise ConfigError(f"{_where(path, text, 'ssh')}: [ssh]: nobody could log in: "
                           "add [users.NAME] tables with keys or keys-file")

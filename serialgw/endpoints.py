@@ -15,7 +15,9 @@ How a string is read, in order:
          after C{tcp:} is not a port (C{tcp::4444}, C{tcp:host:4444});
          C{tcp:N:M} with two numbers reads both ways and is refused;
          otherwise Twisted's (C{tcp:4444:interface=127.0.0.1}, C{unix:/x});
-       - anything else: a Twisted server endpoint string (C{tcp6:}, C{ssl:},
+       - C{ssl}: refused (Twisted's TLS endpoint makes a client at TCP
+         connect, before the handshake; C{tls:} waits for it);
+       - anything else: a Twisted server endpoint string (C{tcp6:},
          C{systemd:}, ...).
 
 Nothing here does I/O: Twisted strings are checked by the service when it
@@ -44,6 +46,8 @@ from serialgw.config import (
 )
 
 QEMU_WORDS = ("telnet", "udp", "mon", "file", "pipe", "stdio", "pty")
+# Clients without an escape menu: a local program's pty, an output file, netconsole datagrams.
+NO_ESCAPE_MENU = (ListenerKind.PTY, ListenerKind.FILE, ListenerKind.UDP)
 QEMU_TCP_OPTIONS = ("server", "wait", "nowait", "nodelay", "ipv4", "ipv6", "reconnect", "telnet", "to")
 
 
@@ -73,7 +77,11 @@ def parseListener(text: str) -> ListenerSpec:
         raise ConfigError(f"listener {original!r} names no endpoint")
 
     def done(spec: ListenerSpec) -> ListenerSpec:
-        return attrs.evolve(spec, text=original, protocol=protocol or spec.protocol, **options)  # type: ignore[arg-type]
+        spec = attrs.evolve(spec, text=original, protocol=protocol or spec.protocol, **options)  # type: ignore[arg-type]
+        if spec.kind in NO_ESCAPE_MENU and spec.escape not in (-1, None):
+            raise ConfigError(f"listener {original!r}: a {spec.kind.value} client has no escape menu (mon: and "
+                              "escape= work on tcp, telnet, unix, pipe: and stdio listeners)")
+        return spec
 
     if isDecimal(text):
         return done(ListenerSpec(endpoint=f"tcp:{_port(text, original)}"))
@@ -91,6 +99,13 @@ def parseListener(text: str) -> ListenerSpec:
         )
     if word == "tls":
         return done(_tls(body, original))
+    if word == "ssl":
+        # Twisted's ssl: endpoint hands us the connection at TCP connect: a
+        # silent one would take a place and the writer role (issue 13 item 4).
+        raise ConfigError(
+            f"listener {original!r}: ssl: attaches clients before their TLS handshake; use "
+            "tls:PORT[:interface=ADDR]:cert=FILE:key=FILE[:ca=FILE][:subjects=CN;CN]"
+        )
     if word in QEMU_WORDS:
         return done(_qemu(word, body, original))
     if word == "tcp":

@@ -49,7 +49,7 @@ class EscapeMenu:
     """
     Filters one client's input: returns what goes to the device and runs
     the commands it finds.  C{client} has C{line}, C{peer}, C{role},
-    C{notice(text)}, C{transport}, and C{inputHeld}: once an answer has
+    C{notice(text)}, C{toLine(data)}, C{transport}, and C{inputHeld}: once an answer has
     filled the client's output, the rest of the input goes back to
     C{client.fromPeer}, which holds it.
     """
@@ -77,7 +77,7 @@ class EscapeMenu:
                 pending = b"".join(out)
                 out = []
                 if pending:
-                    self.client.line.clientData(self.client, pending)
+                    self.client.toLine(pending)
                 state, self._state = self._state, None
                 out.append(state(data[i]))
                 i += 1
@@ -110,7 +110,7 @@ class EscapeMenu:
             self._state = self._breakThenKey
         elif command == "w":
             # Every client: people, and programs and files (a pty, file:, a console log).
-            client.notice(f"{line.name}: " + ", ".join(f"{c.peer} ({c.role.value})" for c in line.clients))
+            client.notice(f"{line.name}: {line.who()}")
         elif command == "r":
             self._replay(REPLAY_LINES)
         elif command == "R":

@@ -28,8 +28,13 @@ from serialgw.logflood import clientLog
 # Limited per peer: a client's input cannot flood the log (logflood).
 log = clientLog()
 
+# w and the banner name at most this many clients; the rest are counted.
+WHO_LIMIT = 20
 # A client is told a break was refused at most this often (seconds).
 BREAK_REFUSAL_INTERVAL = 1.0
+# How often an open- or close-string's next break checks that the one
+# before it has ended.
+STRING_BREAK_POLL = 0.05
 
 
 class Role(Enum):
@@ -207,6 +212,11 @@ class Line:
         # attaches and the last one leaves (data between breaks).
         self.openString: tuple[bytes, ...] = ()
         self.closeString: tuple[bytes, ...] = ()
+        # Their data and breaks (None) not sent yet: a break waits for the
+        # one before it to end (see _sendStringItems).
+        self._stringItems: list[tuple[str, Optional[bytes]]] = []
+        self._stringCall: Any = None
+        self._openMissed = False
         # DTR/RTS wanted while people are attached and while nobody is
         # (None: as the device has them; idle None: as while attached).
         self.modemAttached: dict[str, Optional[bool]] = {"dtr": None, "rts": None}
@@ -216,12 +226,15 @@ class Line:
         # The first person to attach gets what the device said before
         # anyone was there (see takeEarlyOutput).
         self._earlyTaken = False
+        self._earlyTo: Any = None
         # QEMU's server without nowait: the device is read from the first
         # client's arrival on, so none of its early output is lost.
         self.waitForClient = False
         self._blockers: set[Any] = set()
         # People attached but not announced yet (see attach).
         self._unannounced: set[Any] = set()
+        # Clients that are not people, attached quietly: not logged (see attach).
+        self._unlogged: set[Any] = set()
         # When each client was last told a break was refused (see _tellRefusal).
         self._refusalsTold: dict[Any, float] = {}
         # Who may use the line, by user name (SSH, TLS client certificates).
@@ -271,7 +284,9 @@ class Line:
         A client joins.  A person is announced to the others at once, or,
         C{quiet}, only when L{introduce} is called (it said something, or
         stayed a while): a health check or a port scan that comes and goes
-        at once is never announced.
+        at once is never announced.  A C{quiet} client that is not a person
+        (a watch-all watcher's view of this line: its listener logs it once)
+        is not logged coming or going.
         """
         if (self.mode == "exclusive" and client.role is Role.WRITER and getattr(client, "person", False)
                 and self.writer is not None):
@@ -284,6 +299,8 @@ class Line:
                 self._unannounced.add(client)
             else:
                 self.announce(f"{client.peer} attached as {client.role.value}", exclude=client)
+        elif quiet:
+            self._unlogged.add(client)
         if not self.up:
             # Someone arriving while the device is down hears it, as those
             # already here did when it went.
@@ -294,7 +311,9 @@ class Line:
         if not self.writable and self.mayWrite(client):
             client.pauseInput()
         if not getattr(client, "person", False):
-            log.info("{line}: {peer} attached as {role}", line=self.name, peer=client.peer, role=client.role.value)
+            if not quiet:
+                log.info("{line}: {peer} attached as {role}", line=self.name, peer=client.peer,
+                         role=client.role.value)
         else:
             self.people += 1
             if self.people == 1:
@@ -325,12 +344,18 @@ class Line:
             guard = getattr(client, "guard", None)
             if guard is not None and guard.dropped:
                 self.droppedGone[guard.policy] = self.droppedGone.get(guard.policy, 0) + guard.dropped
+            if client is self._earlyTo:
+                # Given back by a connection that came and went (a health check).
+                self._earlyTo = None
+                self._earlyTaken = client not in self._unannounced
             if client in self._unannounced:
                 self._unannounced.discard(client)
                 log.info("{line}: {peer} came and went without a word (not announced)", line=self.name,
                          peer=client.peer)
             elif getattr(client, "person", False):
                 self.announce(f"{client.peer} detached")
+            elif client in self._unlogged:
+                self._unlogged.discard(client)
             else:
                 log.info("{line}: {peer} detached", line=self.name, peer=client.peer)
         if leaving and not self.people:
@@ -359,15 +384,42 @@ class Line:
         """An open- or close-string: its data, with a break between parts, in order."""
         if not parts:
             return
-        for i, data in enumerate(parts):
-            if i and not self.device.sendBreak():
-                log.info("{line}: {what}: break not sent (the device is down, or a break is under way)",
-                         line=self.name, what=what)
-            if data:
-                self.device.write(data)
-                self.bytesToDevice += len(data)
+        # Due while the device is down: the open-string goes when it is
+        # back (if someone is still here); a close-string is moot.
+        self._openMissed = what == "open-string" and not self.device.up
+        if not self.device.up:
+            log.info("{line}: {what} not sent: the device is down{later}", line=self.name, what=what,
+                     later="; sent when it is back" if self._openMissed else "")
+            return
+        items: list[tuple[str, Optional[bytes]]] = [(what, parts[0])]
+        for data in parts[1:]:
+            items += [(what, None), (what, data)]
+        self._stringItems += items
+        if self._stringCall is None:
+            self._sendStringItems()
         log.info("{line}: {what} sent ({size} bytes, {breaks} break(s))", line=self.name, what=what,
                  size=sum(len(p) for p in parts), breaks=len(parts) - 1)
+
+    def _sendStringItems(self) -> None:
+        """
+        The strings' data and breaks (None) in order; a break waits for the
+        one under way (the string's previous one) to end.
+        """
+        self._stringCall = None
+        items = self._stringItems
+        while items:
+            what, data = items[0]
+            if data is None:
+                if self.device.breaking and self.device.up and self.clock is not None:
+                    self._stringCall = self.clock.callLater(STRING_BREAK_POLL, self._sendStringItems)
+                    return
+                if not self.device.sendBreak():
+                    log.info("{line}: {what}: break not sent (the device is down, or a break is under way)",
+                             line=self.name, what=what)
+            elif data:
+                self.device.write(data)
+                self.bytesToDevice += len(data)
+            del items[0]
 
     def introduce(self, client: Any) -> None:
         """A client attached quietly is announced now (once); nothing for the others."""
@@ -378,13 +430,30 @@ class Line:
     def mayWrite(self, client: Any) -> bool:
         return bool(client.role is Role.WRITER)
 
-    def clientData(self, client: Any, data: bytes) -> None:
-        """Data from a client, for the device."""
+    def clientData(self, client: Any, data: bytes) -> bool:
+        """Data from a client, for the device; C{False} if refused (the client may not write)."""
         if client.role is not Role.WRITER:
             self.refused += len(data)
-            return
+            return False
         self.device.write(data)
         self.bytesToDevice += len(data)
+        return True
+
+    def who(self, exclude: Any = None) -> str:
+        """
+        Who is on, for people (C{w}, the banner): each client with its role,
+        at most L{WHO_LIMIT} named and the rest counted by role, so that the
+        answer stays short however many are on.
+        """
+        others = [c for c in self.clients if c is not exclude]
+        text = ", ".join(f"{c.peer} ({c.role.value})" for c in others[:WHO_LIMIT])
+        rest = others[WHO_LIMIT:]
+        if rest:
+            roles: dict[str, int] = {}
+            for c in rest:
+                roles[c.role.value] = roles.get(c.role.value, 0) + 1
+            text += f" and {len(rest)} more (" + ", ".join(f"{n} {role}" for role, n in roles.items()) + ")"
+        return text or "nobody"
 
     def clientBreak(self, client: Any, duration: Optional[float] = None) -> bool:
         """
@@ -567,19 +636,41 @@ class Line:
             client.role = Role.WATCHER
             self.announce(f"{client.peer} now only watches", peer=client.peer)
 
+    def applyRights(self, rights: Rights) -> None:
+        """
+        New rights (a reload): a person no longer in the line's write list
+        only reads from now on; one in neither list is disconnected.  (One
+        who gains write takes it by connecting again.)
+        """
+        self.rights = rights
+        for client in list(self.clients):
+            user = getattr(client, "user", None)
+            if not user:
+                continue
+            right = rights.of(user)
+            if right is None:
+                client.notice(f"{user} may no longer use {self.name}")
+                client.transport.loseConnection()
+            elif right == "read" and client.role is not Role.READONLY:
+                client.role = Role.READONLY
+                self.announce(f"{client.peer} is read-only now", peer=client.peer)
+
     def backlog(self) -> bytes:
         """The last device output kept (up to backlogSize bytes)."""
         return self._backlog.newest(self.backlogSize)
 
-    def takeEarlyOutput(self) -> bytes:
+    def takeEarlyOutput(self, client: Any = None) -> bytes:
         """
         For the first person to attach, once: what the device said before
         anyone was there (boot messages waiting in the tty when the gateway
         opened it included), the newest backlogSize bytes; then nothing.
+        A C{client} that comes and goes without a word (a health check)
+        leaves it for the next one (see L{detach}).
         """
         if self._earlyTaken:
             return b""
         self._earlyTaken = True
+        self._earlyTo = client
         return self.backlog()
 
     # Back-pressure from a client whose policy is "block"
@@ -689,6 +780,8 @@ class Line:
         notice = f"\r\n[serialgw: {self.name} is back]\r\n".encode("utf-8", "replace") if self.notices else b""
         for client in list(self.clients):
             client.deviceStateChanged(True, notice)
+        if self._openMissed and self.people:
+            self._sendString(self.openString, "open-string")
 
 
 

@@ -28,7 +28,7 @@ from typing import Any, Mapping, Optional, TextIO
 from twisted.logger import ILogObserver, LogLevel, formatEvent
 from zope.interface import implementer
 
-from serialgw.config import isDecimal
+from serialgw.config import describeUnix, isDecimal
 
 # syslog priorities (RFC 5424) by twisted.logger level.
 PRIORITIES = {
@@ -64,7 +64,8 @@ def describeEndpoint(endpoint: Any) -> str:
     for name in ("_path", "_wrappedEndpoint", "_host"):
         inner = getattr(endpoint, name, None)
         if isinstance(inner, (str, bytes)):
-            return inner.decode() if isinstance(inner, bytes) else inner
+            # A unix socket's abstract name (a NUL first) as @NAME: no NUL byte in the log.
+            return describeUnix(inner) if name == "_path" else inner.decode() if isinstance(inner, bytes) else inner
         if inner is not None:
             return describeEndpoint(inner)
     return _OBJECT_REPR.sub(r"\1", text)

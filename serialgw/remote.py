@@ -14,6 +14,7 @@ from typing import Any, Callable, Optional
 
 import attrs
 from twisted.application.internet import ClientService
+from twisted.internet.defer import CancelledError
 from twisted.internet.endpoints import HostnameEndpoint, UNIXClientEndpoint
 from twisted.internet.interfaces import IPushProducer
 from twisted.internet.protocol import Factory, Protocol, connectionDone
@@ -283,6 +284,7 @@ class RemoteDevice:
         self.dropped = 0
         self.bytesWritten = 0
         self._link: Any = None
+        self._watchCall: Any = None
         self._paused = False
         self._linkFull = False
         self._writable = True
@@ -321,6 +323,26 @@ class RemoteDevice:
         if not self._service.running and not self.closed:
             log.info("{device}: connecting (reconnecting with backoff)", device=self.name)
             self._service.startService()
+            self._watchAttempts()
+
+    def _watchAttempts(self) -> None:
+        """
+        While not connected, C{downReason} is why the last attempt failed (a
+        console not there yet: connection refused), for the status page.
+        """
+        self._watchCall = None
+        if not self.closed and self._service.running:
+            self._service.whenConnected(failAfterFailures=1).addErrback(self._attemptFailed)
+
+    def _attemptFailed(self, failure: Failure) -> None:
+        if self.closed or failure.check(CancelledError):
+            return
+        reason = failure.getErrorMessage().rstrip(".")
+        if reason != self.downReason:
+            log.info("{device}: not connected: {reason}; trying again with backoff", device=self.name, reason=reason)
+        self.downReason = reason
+        # Not from inside the service's own callback (it refuses re-entry).
+        self._watchCall = self.reactor.callLater(0, self._watchAttempts)
 
     def write(self, data: bytes) -> None:
         if not self.usable:
@@ -418,6 +440,9 @@ class RemoteDevice:
             return None
         self.closed = True
         self.stopBreak()
+        if self._watchCall is not None and self._watchCall.active():
+            self._watchCall.cancel()
+        self._watchCall = None
         if self._link is not None and self.queuedBytes():
             # A remote that does not read would keep a clean close waiting
             # for ever (stop, reload): what it did not take is dropped.
@@ -460,6 +485,9 @@ class RemoteDevice:
             self._breakCall.cancel()
         self._breakCall = None
         if not self.closed:
+            # Failed attempts from now on (once the service has seen this
+            # loss, hence the next turn) say why it stays down.
+            self._watchCall = self.reactor.callLater(0, self._watchAttempts)
             self.downReason = reason.getErrorMessage().rstrip(".")
             log.warn("{device}: connection lost: {reason}", device=self.name, reason=self.downReason)
             try:

@@ -68,7 +68,8 @@ DELTA_CTS, DELTA_DSR, TRAILING_RI, DELTA_CD = 0x01, 0x02, 0x04, 0x08
 NO_MODEM_LINES = MODEM_CTS | MODEM_DSR | MODEM_CD
 
 # While a client has suspended output (FLOWCONTROL-SUSPEND), keep at most
-# this much of the device's output for it; older bytes are dropped.
+# this much of the device's output for it (and no more than its listener's
+# outbuf); older bytes are dropped.
 SUSPEND_LIMIT = 1024 * 1024
 
 
@@ -154,7 +155,8 @@ class ComPortControl:
             self.client.writeData(data)
             return
         self.held += data
-        excess = len(self.held) - SUSPEND_LIMIT
+        guard = self.client.guard
+        excess = len(self.held) - (min(SUSPEND_LIMIT, guard.bound) if guard is not None else SUSPEND_LIMIT)
         if excess > 0:
             del self.held[:excess]
             self.dropped += excess

@@ -5,6 +5,7 @@ each line's endpoints, and closes everything at stop.
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import os
 import socket
@@ -304,7 +305,7 @@ class GatewayService(MultiService):
                  address=describeAddress(self.sshPort.getHost()), count=len(spec.users))
 
     def _serveWatchAll(self, spec: ListenerSpec, patterns: tuple[str, ...]) -> None:
-        from serialgw.watchall import WatchAllFactory
+        from serialgw.watchall import WatchAllFactory, matches
 
         if spec.path and not isAbstract(spec.path):
             _removeStaleSocket(spec.path, "watch-all")
@@ -324,6 +325,9 @@ class GatewayService(MultiService):
         self.watchAllPorts.append(results[0])
         log.info("watch-all listener ready on {address} for lines {patterns}",
                  address=describeAddress(results[0].getHost()), patterns=" ".join(patterns))
+        if not any(matches(name, patterns) for name in self.lines):
+            log.warn("watch-all: lines {patterns} match no line (of {names}): its watchers see nothing "
+                     "until a reload adds one", patterns=" ".join(patterns), names=" ".join(self.lines) or "none")
 
     def reloadUsers(self, ssh: Optional[SSHSpec]) -> None:
         """New people and keys for the running SSH listener (a reload); its address and host key stay."""
@@ -642,8 +646,10 @@ class GatewayService(MultiService):
             releasing += [(name, spec) for spec in gone]
             opening += [(name, spec) for spec in fresh]
             reopened[name] = fresh
+        logs = [(name, new[name].log) for name in changed + added + retuned
+                if new[name].log is not None and (name not in retuned or new[name].log != old[name].log)]
         probes: list[Any] = []
-        problem = self._checkBinds(opening, releasing, probes)
+        problem = _checkFiles(opening, logs) or self._checkBinds(opening, releasing, probes)
         waits: list[Any] = [probe.stopListening() for probe in probes]
         if problem is not None:
             log.error("reload refused, the running configuration stays: {reason}", reason=problem)
@@ -757,7 +763,8 @@ class GatewayService(MultiService):
         line.notices = new.notices
         line.mode = new.mode
         line.maxClients = new.maxClients
-        line.rights = new.rights
+        if new.rights != old.rights:
+            line.applyRights(new.rights)
         line.backlogSize = new.backlog
         line.coalesce(new.coalesceMin, new.coalesceMax, new.coalesceOn)
         line.openString, line.closeString = new.openString, new.closeString
@@ -833,6 +840,48 @@ def _listenerChanges(old: LineConfig, new: LineConfig) -> tuple[list[ListenerSpe
     gone = [s for s in old.listeners if s not in new.listeners or s.kind in renewed]
     fresh = [s for s in new.listeners if s not in old.listeners or s.kind in renewed]
     return list(dict.fromkeys(gone)), list(dict.fromkeys(fresh))
+
+
+def _writable(path: str) -> Optional[str]:
+    """Why a file could not be opened for appending (created if missing), or None; nothing is made."""
+    if os.path.lexists(path):
+        return None if os.access(path, os.W_OK) else os.strerror(errno.EACCES)
+    directory = os.path.dirname(path) or "."
+    if not os.path.isdir(directory):
+        return os.strerror(errno.ENOENT)
+    return None if os.access(directory, os.W_OK | os.X_OK) else os.strerror(errno.EACCES)
+
+
+def _checkFiles(opening: list[tuple[str, ListenerSpec]], logs: list[tuple[str, Any]]) -> Optional[str]:
+    """
+    Whether the console logs, output files and FIFO pairs a reload opens
+    anew can be opened (as a bind is checked): the first problem, or None.
+    """
+    for name, logSpec in logs:
+        why = _writable(logSpec.path)
+        if why is not None:
+            return f"line {name!r}: cannot open log {logSpec.path!r}: {why}"
+    for name, spec in opening:
+        if spec.kind is ListenerKind.FILE:
+            why = _writable(spec.path)
+        elif spec.kind is ListenerKind.PIPE:
+            try:
+                fdIn, fdOut = fifoPair(spec.path)
+            except OSError as e:
+                why = e.strerror or str(e)
+            else:
+                os.close(fdIn)
+                if fdOut != fdIn:
+                    os.close(fdOut)
+                why = None
+        elif spec.kind is ListenerKind.PTY and spec.path:
+            directory = os.path.dirname(spec.path) or "."
+            why = None if os.path.isdir(directory) else os.strerror(errno.ENOENT)
+        else:
+            continue
+        if why is not None:
+            return f"line {name!r}: cannot open listener {spec.text or spec.path!r}: {why}"
+    return None
 
 
 def _probeUDP(name: str, spec: ListenerSpec) -> Optional[str]:

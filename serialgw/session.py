@@ -20,6 +20,9 @@ log = clientLog()
 # Why a client's transport is not read (Session._readingPaused).
 DEVICE_BEHIND = 1
 OUTPUT_FULL = 2
+# Input held while a client's output is full is what one read brings (64
+# KiB); past this, its transport is not honouring the pause: it is cut.
+HELD_INPUT_LIMIT = 256 * 1024
 # A connection that says nothing and leaves within this many seconds (a load
 # balancer's health check, a port scan) is not announced to the others.
 QUIET_SECONDS = 1.0
@@ -113,11 +116,10 @@ class Session:
         if quiet:
             self._introCall = clock.callLater(QUIET_SECONDS, self.introduce)
         if spec is not None and spec.banner:
-            others = [f"{c.peer} ({c.role.value})" for c in self.line.clients if c is not self]
             self.notice(f"{self.line.name}: {self.line.settings.describe()}, you are {self.role.value}; "
-                        f"also here: {', '.join(others) or 'nobody'}"
+                        f"also here: {self.line.who(exclude=self)}"
                         + (f"; escape key {keyName(self.escapeMenu.key)}" if self.escapeMenu else ""))
-        early = self.line.takeEarlyOutput()
+        early = self.line.takeEarlyOutput(self)
         if spec is not None and spec.replay:
             self.deliver(self.line.backlog())
         elif early:
@@ -139,6 +141,12 @@ class Session:
         if self.inputHeld:
             # At most what one read brought: the transport is not read now.
             self._heldInput += data
+            if len(self._heldInput) > HELD_INPUT_LIMIT:
+                # A transport that goes on reading (an SSH channel): cut.
+                log.warn("{line}: {peer} sent {count} bytes while not reading its output: disconnected",
+                         line=self.line.name, peer=self.peer, count=len(self._heldInput))
+                self._heldInput = b""
+                self.transport.abortConnection()
             return
         if self._idleCall is not None:
             self.touch()
@@ -148,9 +156,12 @@ class Session:
             data = self.escapeMenu.filter(data)
             if not data:
                 return
-        if self.role is not Role.WRITER:
+        self.toLine(data)
+
+    def toLine(self, data: bytes) -> None:
+        """Typed data for the device (the escape menu's too): a watcher's or read-only person's is refused, and said."""
+        if not self.line.clientData(self, data):
             self._notSent()
-        self.line.clientData(self, data)
 
     def _notSent(self) -> None:
         """A watcher or read-only person typed: say once (then at most every NOT_SENT_INTERVAL s) that it goes nowhere."""

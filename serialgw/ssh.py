@@ -27,6 +27,7 @@ from __future__ import annotations
 import base64
 import ipaddress
 import os
+import stat
 import struct
 from typing import Any, Callable, Mapping, Optional, Sequence
 
@@ -37,7 +38,7 @@ from twisted.conch.interfaces import IConchUser
 from twisted.conch.ssh import common, connection, keys, userauth
 from twisted.conch.ssh.channel import SSHChannel
 from twisted.conch.ssh.factory import SSHFactory
-from twisted.conch.ssh.transport import SSHServerTransport
+from twisted.conch.ssh.transport import DISCONNECT_PROTOCOL_ERROR, SSHServerTransport
 from twisted.cred.checkers import ICredentialsChecker
 from twisted.cred.credentials import ISSHPrivateKey
 from twisted.cred.error import UnauthorizedLogin
@@ -56,9 +57,14 @@ from serialgw.session import Session
 
 # Limited per peer: what a client sends cannot flood the log (logflood).
 log = clientLog()
-# conch's own log lines, without its debug chatter (key exchange steps,
-# every auth attempt, every packet it does not handle).
-_conchLog = Logger(observer=FilteringLogObserver(globalLogPublisher, [LogLevelFilterPredicate(LogLevel.info)]))
+# conch's own log lines, warnings and errors only: its info and debug
+# chatter (key exchange steps, every auth attempt, "sending close", every
+# packet it does not handle, with the packet's repr) is a client's to
+# cause, as often as it likes.  What matters is logged here, per peer.
+_conchLog = Logger(observer=FilteringLogObserver(globalLogPublisher, [LogLevelFilterPredicate(LogLevel.warn)]))
+# What conch's parsing raises on a packet shorter than it says, or naming a
+# channel that is not there.
+MALFORMED = (struct.error, ValueError, IndexError, KeyError)
 
 # Key types a public key line may start with (OpenSSH's names).
 KEY_TYPES = frozenset({
@@ -130,7 +136,11 @@ def readPublicKeys(text: str, source: str) -> list[PublicKey]:
 def readKeysFile(path: str) -> list[PublicKey]:
     """The public keys in a file (authorized_keys format); ConfigError names the file."""
     try:
-        with open(path, "rb") as f:
+        # Not waited on: a FIFO or a device there (a keys file in a person's
+        # home) would stop the reactor at a reload.
+        with open(path, "rb", opener=lambda name, flags: os.open(name, flags | os.O_NONBLOCK)) as f:
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                raise ConfigError(f"keys file {path!r} is not a regular file")
             raw = f.read(MAX_KEYS_FILE + 1)
     except OSError as e:
         raise ConfigError(f"cannot read keys file {path!r}: {e.strerror}") from None
@@ -146,6 +156,10 @@ def usersFromFile(path: str) -> list[UserSpec]:
     """
     people: dict[str, list[str]] = {}
     for key in readKeysFile(path):
+        if key.comment == "*":
+            # The line's write/read lists are these names, and "*" there means every user.
+            raise ConfigError(f"keys file {path!r}: key {key.fingerprint} has the comment '*', which would "
+                              "name every user (a read-only key could type): give it another comment")
         people.setdefault(key.comment or key.fingerprint, []).append(key.text)
     return [UserSpec(name, tuple(texts)) for name, texts in people.items()]
 
@@ -185,7 +199,7 @@ def loadHostKey(path: str) -> tuple[keys.Key, bool]:
     from cryptography.hazmat.primitives.asymmetric import ed25519
 
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except FileNotFoundError:
         key = keys.Key(ed25519.Ed25519PrivateKey.generate())
         try:
@@ -205,6 +219,8 @@ def loadHostKey(path: str) -> tuple[keys.Key, bool]:
         raise SSHError(f"cannot read SSH host key {path!r}: {e.strerror}") from None
     try:
         mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise SSHError(f"SSH host key {path!r} is not a regular file")
         if mode & 0o077:
             raise SSHError(f"SSH host key {path!r} may be read by others (mode {mode & 0o777:04o}): chmod 600 it")
         data = os.read(fd, MAX_KEYS_FILE)
@@ -283,18 +299,21 @@ class UserAuth(userauth.SSHUserAuthServer):
     attemptsBeforeDisconnect = 10
 
     def auth_publickey(self, packet: bytes) -> Any:
-        d = userauth.SSHUserAuthServer.auth_publickey(self, packet)
         try:
             blob = common.getNS(packet[1:], 2)[1]
             what = fingerprint(keys.Key.fromString(blob))
+            d = userauth.SSHUserAuthServer.auth_publickey(self, packet)
         except Exception:
+            # Not a key, or cut short: refused here (conch logs the client's
+            # algorithm name whole at error, or raises on a short packet).
             what = "(unreadable key)"
+            d = defer.fail(UnauthorizedLogin("unreadable key or request"))
 
         def refused(reason: Failure) -> Failure:
             if reason.check(UnauthorizedLogin):
                 log.warn("ssh: key {fingerprint} from {peer} refused ({reason}); user name {user!r}",
                          fingerprint=what, peer=_peer(self.transport),
-                         reason=reason.getErrorMessage(), user=(self.user or b"").decode("utf-8", "replace"))
+                         reason=reason.getErrorMessage(), user=_printable((self.user or b"").decode("utf-8", "replace")))
             return reason
 
         return d.addErrback(refused)
@@ -395,6 +414,21 @@ class ServerTransport(SSHServerTransport):
         SSHServerTransport.sendExtInfo(self, [
             (name, b",".join(USER_SIGNATURES) if name == b"server-sig-algs" else value) for name, value in extensions
         ])
+
+    def dispatchMessage(self, messageNum: int, payload: bytes) -> None:
+        # A packet cut short (or naming a channel that is not there) ends
+        # this connection with one line, not a traceback a packet.
+        try:
+            SSHServerTransport.dispatchMessage(self, messageNum, payload)
+        except MALFORMED as e:
+            log.info("ssh: {peer}: malformed packet (message {number}: {error}): disconnected",
+                     peer=_peer(self), number=messageNum, error=_printable(repr(e)))
+            self.sendDisconnect(DISCONNECT_PROTOCOL_ERROR, b"malformed packet")
+
+    def receiveUnimplemented(self, seqnum: int) -> None:
+        # The client did not understand a packet of ours: conch warns, once
+        # for every such packet the client cares to send.  Nothing to do.
+        pass
 
     def receiveError(self, reasonCode: int, description: bytes) -> None:
         # The client's goodbye (OpenSSH: code 11, "disconnected by user"), not our error.
@@ -694,7 +728,10 @@ class SSHClient(Session, ClientEvents, SSHChannel):
         log.debug("ssh: {peer}: end of input", peer=self.peer)
 
     def closeReceived(self) -> None:
-        self.loseConnection()
+        # The client takes nothing more: what waits for its window is dropped,
+        # so the channel closes now (conch would wait for the window forever).
+        self.buf, self.extBuf = b"", []
+        SSHChannel.loseConnection(self)
 
     def closed(self) -> None:
         if self.line is not None:
@@ -716,6 +753,10 @@ class SSHClient(Session, ClientEvents, SSHChannel):
         self.ended = True
         if self.conn is not None and not self.closing:
             self.conn.sendRequest(self, b"exit-status", struct.pack(">L", status))
+            if not self.areWriting:
+                # A client that does not read (its window is used up) is not
+                # waited for: what it has not taken is dropped.
+                self.buf, self.extBuf = b"", []
             SSHChannel.loseConnection(self)
 
     # Requests
@@ -799,7 +840,7 @@ class SSHClient(Session, ClientEvents, SSHChannel):
 
     def deviceStateChanged(self, up: bool, notice: bytes) -> None:
         if notice and self.wantsNotices():
-            self.write(notice)
+            self.sendText(notice)
 
     # Reading the client (the Session pauses it while the device is behind
     # or this client's output is past its bound): the channel's window is

@@ -478,14 +478,16 @@ class _TwistdGatewayService(GatewayService):
             log.error("reload refused, the running configuration stays: {reason}", reason=str(e))
             self.notifier.reloaded("reload refused, see the log")
             return defer.succeed(None)
-        self.reloadUsers(loaded.ssh)
         if loaded.watchAll != self.watchAllInFile:
             log.warn("reload: [watch-all] changed: restart the gateway to apply it")
 
         def done(changes: Any) -> Any:
             if isinstance(changes, dict) and "refused" in changes:
+                # All or nothing: the SSH users of a refused file stay out too.
                 self.notifier.reloaded("reload refused, see the log")
-            elif isinstance(changes, dict):
+                return changes
+            if isinstance(changes, dict):
+                self.reloadUsers(loaded.ssh)
                 self.notifier.reloaded("reloaded: " + ", ".join(f"{len(v)} {k}" for k, v in changes.items()))
             else:
                 self.notifier.reloaded("reload failed, see the log")

@@ -131,6 +131,8 @@ class WatchAllClient(Protocol):
         self.guard: Optional[OutputGuard] = None
         self.ignored = 0
         self._idleCall: Any = None
+        # The held output's oldest bytes were dropped: it starts mid-line.
+        self._cut = False
 
     def connectionMade(self) -> None:
         self.peer = peerName(self.transport)
@@ -153,7 +155,8 @@ class WatchAllClient(Protocol):
             return
         tap = LineTap(self, line)
         self.taps[line.name] = tap
-        line.attach(tap)
+        # Logged once for all lines, as this watcher (see connectionMade).
+        line.attach(tap, quiet=True)
 
     def unwatch(self, line: Line) -> None:
         tap = self.taps.get(line.name)
@@ -177,10 +180,16 @@ class WatchAllClient(Protocol):
         self.transport.write(data)
 
     def deliver(self, data: bytes) -> None:
-        """What the guard held while this client was full: from the first whole line on."""
-        nl = data.find(b"\n")
-        if nl >= 0:
-            self.transport.write(data[nl + 1 :])
+        """
+        What the guard held while this client was full: whole lines, unless
+        its oldest bytes were dropped (L{droppedNotice} came first): then
+        from the first whole line on.
+        """
+        if self._cut:
+            self._cut = False
+            data = data[data.find(b"\n") + 1 :] if b"\n" in data else b""
+        if data:
+            self.transport.write(data)
 
     def holdInput(self) -> None:
         self.transport.pauseProducing()
@@ -189,6 +198,8 @@ class WatchAllClient(Protocol):
         self.transport.resumeProducing()
 
     def droppedNotice(self, count: int) -> None:
+        # What the guard delivers next starts where the drop cut it.
+        self._cut = True
         self.transport.write(f"[serialgw: watch-all: {count} bytes dropped: this session fell behind]\r\n".encode())
 
     def _idleTimeout(self) -> None:

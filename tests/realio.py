@@ -19,36 +19,45 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 class Accumulator:
-    """Bytes arriving over time; Deferreds that fire when a condition holds."""
+    """
+    Bytes arriving over time; Deferreds that fire when a condition holds.
+    Kept in one growing buffer (appending 16 MiB in 4 KiB reads to bytes
+    copied the whole stream every time: minutes under load); predicates see
+    the buffer itself, C{data} and the Deferreds give bytes.
+    """
 
     def __init__(self, name: str = "stream") -> None:
         self.name = name
-        self.data = b""
+        self._buffer = bytearray()
         self.ended = False
         self._waiters: list[tuple[Callable[[bytes], bool], defer.Deferred[bytes]]] = []
+
+    @property
+    def data(self) -> bytes:
+        return bytes(self._buffer)
 
     def end(self) -> None:
         """No more data will come: what is still awaited fails, showing what came."""
         self.ended = True
         waiters, self._waiters = self._waiters, []
         for _, d in waiters:
-            d.errback(AssertionError(f"{self.name} ended; it had sent: {self.data[-2000:]!r}"))
+            d.errback(AssertionError(f"{self.name} ended; it had sent: {bytes(self._buffer[-2000:])!r}"))
 
     def add(self, data: bytes) -> None:
-        self.data += data
+        self._buffer += data
         waiters, self._waiters = self._waiters, []
         for predicate, d in waiters:
-            if predicate(self.data):
+            if predicate(self._buffer):  # type: ignore[arg-type]
                 d.callback(self.data)
             else:
                 self._waiters.append((predicate, d))
 
     def when(self, predicate: Callable[[bytes], bool]) -> defer.Deferred[bytes]:
         d: defer.Deferred[bytes] = defer.Deferred()
-        if predicate(self.data):
+        if predicate(self._buffer):  # type: ignore[arg-type]
             d.callback(self.data)
         elif self.ended:
-            d.errback(AssertionError(f"{self.name} ended; it had sent: {self.data[-2000:]!r}"))
+            d.errback(AssertionError(f"{self.name} ended; it had sent: {bytes(self._buffer[-2000:])!r}"))
         else:
             self._waiters.append((predicate, d))
         return d
@@ -308,3 +317,49 @@ async def listeningPort(proc: ProcessOutput, protocol_: str = "telnet") -> int:
     match = pattern.search(data)
     assert match is not None
     return int(match.group(1))
+
+
+async def attachStrace(case: Any, gw: ProcessOutput, devicePath: str,
+                       spawn: Callable[[list[str]], ProcessOutput]) -> tuple[str, ProcessOutput, int]:
+    """
+    strace a gateway's ioctls and writes (started with C{spawn}); return
+    the trace file, strace, and the gateway's descriptor of C{devicePath}.
+    """
+    import shutil
+
+    from twisted.trial.unittest import SkipTest
+
+    strace = shutil.which("strace")
+    if strace is None:
+        raise SkipTest("strace is not installed (apt-get install strace); .ci/run installs it")
+    pid = gw.transport.pid  # type: ignore[union-attr]
+    deviceFd = None
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{fd}") == devicePath:
+                deviceFd = int(fd)
+        except OSError:
+            pass
+    assert deviceFd is not None
+    trace = os.path.abspath(case.mktemp())
+    tracer = spawn([strace, "-f", "-ttt", "-e", "trace=ioctl,write", "-o", trace, "-p", str(pid)])
+    await tracer.output.contains(b"attached")
+    return trace, tracer, deviceFd
+
+
+def breakEvents(trace: str, deviceFd: int, key: str = "h") -> tuple[list[tuple[str, float]], list[str]]:
+    """
+    From an L{attachStrace} trace: TIOCSBRK, TIOCCBRK and the write of
+    C{key} on the device, with their times, in order; and the trace's lines.
+    """
+    with open(trace) as f:
+        lines = f.read().splitlines()
+    events = []
+    for line in lines:
+        m = re.match(rf"\d+ +([\d.]+) ioctl\({deviceFd}, (TIOCSBRK|TIOCCBRK)", line)
+        if m:
+            events.append((m.group(2), float(m.group(1))))
+        m = re.match(rf'\d+ +([\d.]+) write\({deviceFd}, "{key}", 1\)', line)
+        if m:
+            events.append((f"write {key}", float(m.group(1))))
+    return events, lines

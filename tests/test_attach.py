@@ -6,6 +6,7 @@ idle.
 
 from __future__ import annotations
 
+import errno
 from typing import Any
 
 from twisted.internet.task import Clock
@@ -105,6 +106,57 @@ class OpenCloseStringTests(SynchronousTestCase):
         self.assertEqual([(t, w, v) for t, w, v in port.events], [(0, "write", b"a"), (0, "break", True)])
         clock.advance(0.25)
         self.assertEqual(port.events[2:], [(0.25, "break", False), (0.25, "write", b"b")])
+        self.assertEqual(clock.getDelayedCalls(), [])
+
+    def test_everyBreakSent(self) -> None:
+        """An open-string with two \\b sends both breaks, each with its data around it in order (the second waits for the first to end)."""
+        clock = Clock()
+        port = RecordingPort(clock)
+        device = SerialDevice(port, clock, 0.25)
+        line = Line("l", device, clock=clock)
+        device.sink = line
+        line.openString = parseSendString(r"a\bb\bc")
+        line.attach(person())
+        clock.advance(0.25)
+        clock.advance(0.05)
+        clock.advance(0.25)
+        self.assertEqual([(w, v) for _, w, v in port.events], [
+            ("write", b"a"), ("break", True), ("break", False), ("write", b"b"),
+            ("break", True), ("break", False), ("write", b"c")])
+        self.assertEqual(device.breaks, 2)
+        self.assertEqual(clock.getDelayedCalls(), [])
+
+    def test_openStringWaitsForTheDevice(self) -> None:
+        """An open-string due while the device is down is sent when it is back; not again at a later reopen; not at all if everyone left meanwhile."""
+        clock = Clock()
+        ports = [RecordingPort(clock) for _ in range(4)]
+        opened = list(ports[1:])
+        device = SerialDevice(ports[0], clock, 0.25, opener=lambda: opened.pop(0), reopenPolicy=lambda n: 1.0)
+        line = Line("l", device, clock=clock)
+        device.sink = line
+        line.openString = parseSendString(r"wake\r")
+
+        def lose(port: RecordingPort) -> None:
+            port.error = OSError(errno.EIO, "hung up")
+            device.doRead()
+
+        def written(port: RecordingPort) -> list[Any]:
+            return [value for _, what, value in port.events if what == "write"]
+
+        lose(ports[0])
+        first = person("a")
+        line.attach(first)
+        clock.advance(1.0)
+        self.assertEqual(written(ports[1]), [b"wake\r"])
+        lose(ports[1])
+        clock.advance(1.0)
+        line.detach(first)
+        lose(ports[2])
+        second = person("b")
+        line.attach(second)
+        line.detach(second)
+        clock.advance(1.0)
+        self.assertEqual((written(ports[2]), written(ports[3])), ([], []))
         self.assertEqual(clock.getDelayedCalls(), [])
 
 

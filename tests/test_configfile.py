@@ -414,3 +414,37 @@ class SighupBusyPortTests(TestCase):
         self.assertNotIn(b"left out", proc.output.data)
         self.assertNotIn(b"Traceback", proc.output.data)
         await closeClients(client, added)
+
+
+class ReloadSamePortTests(TestCase):
+    timeout = 30
+
+    async def test_protocolChangeOnTheSamePort(self) -> None:
+        """
+        A listener changed from raw to telnet on the same fixed port is not
+        refused (the port is the line's own, let go of by the reload): the
+        new one answers with telnet, and the raw client connected before stays.
+        """
+        pty = startedPty(self)
+        port = freePort()
+
+        def config(protocol: str) -> list:  # type: ignore[type-arg]
+            path = self.mktemp()
+            with open(path, "w") as f:
+                f.write(f'[lines.a]\ndevice = "{pty.slaveName}"\nlisten = "{protocol}+tcp:{port}:interface=127.0.0.1"\n')
+            return loadConfig(path)
+
+        service = GatewayService(config("raw"))
+        service.startService()
+        self.addCleanup(service.stopService)
+        kept = service.lines["a"]
+        raw = await connect(port)
+        result = await service.reload(config("telnet"))
+        self.assertEqual(result, {"added": [], "changed": ["a"], "removed": []})
+        self.assertIs(service.lines["a"], kept)
+        telnet = await connect(port)
+        await telnet.received.contains(bytes([255, 251, 1]))  # IAC WILL ECHO: a telnet listener now
+        raw.transport.write(b"raw still")  # type: ignore[union-attr]
+        self.assertEqual(await pty.received.length(9), b"raw still")
+        self.assertEqual(len(kept.clients), 2)
+        await closeClients(raw, telnet)

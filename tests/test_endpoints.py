@@ -113,6 +113,16 @@ class QemuManualTests(SynchronousTestCase):
         self.assertFalse(parseListener("telnet,escape=^A+4444").qemuKeys)
         self.assertRaises(ConfigError, parseListener, "mon:")
 
+    def test_noEscapeMenuThere(self) -> None:
+        """mon: or escape= on a pty:, file: or udp: listener (no escape menu there) is refused, not silently ignored."""
+        for text, kind in (("mon:pty:/tmp/ttyV0", "pty"), ("mon:file:/tmp/c.log", "file"),
+                           ("mon:udp:127.0.0.1:6666", "udp"), ("raw,escape=^]+pty:/tmp/ttyV0", "pty")):
+            self.assertEqual(str(self.assertRaises(ConfigError, parseListener, text)),
+                             f"listener {text!r}: a {kind} client has no escape menu (mon: and escape= work on "
+                             "tcp, telnet, unix, pipe: and stdio listeners)")
+        self.assertEqual([parseListener(t).escape for t in ("mon:stdio", "mon:pipe:/tmp/f", "raw,escape=off+pty:/x")],
+                         [1, 1, None])
+
     def test_fileUdpPipeStdio(self) -> None:
         """file:, pipe: and stdio."""
         self.assertEqual((parseListener("file:/tmp/c.log").kind, parseListener("file:/tmp/c.log").path), (ListenerKind.FILE, "/tmp/c.log"))
@@ -175,3 +185,10 @@ class TLSTests(SynchronousTestCase):
         self.assertRaises(ConfigError, parseListener, "tls:h:4443")
         self.assertRaises(ConfigError, parseListener, "tls:4443:cert=c:key=k:subjects=x")
         self.assertRaises(ConfigError, parseListener, "tls:4443:cert=c:key=k:colour=blue")
+
+    def test_sslRefused(self) -> None:
+        """Twisted's ssl: (clients attached before the handshake) is refused, pointing to tls:."""
+        for text in ("ssl:4443:privateKey=k.pem:certKey=c.pem", "raw+SSL:4443:privateKey=k.pem"):
+            e = self.assertRaises(ConfigError, parseListener, text)
+            self.assertEqual(str(e), f"listener {text!r}: ssl: attaches clients before their TLS handshake; use "
+                             "tls:PORT[:interface=ADDR]:cert=FILE:key=FILE[:ca=FILE][:subjects=CN;CN]")

@@ -92,6 +92,16 @@ class ObserverTests(SynchronousTestCase):
         TidyObserver(JournalObserver(out), toStdout=False)(events[0])
         self.assertEqual(out.getvalue(), "<6>/run/qemu/100.serial0: cannot connect; retry 3 in 1.8 s\n")
 
+    def test_retryMessageAbstractName(self) -> None:
+        """A dial-out to an abstract unix name is named @NAME in the retry message: no NUL byte reaches the log."""
+        endpoint = UNIXClientEndpoint(reactor, "\0qemu-100")
+        events = captured(lambda: Logger(namespace="twisted.application._client_service.ClientService").info(
+            "Scheduling retry {attempt} to connect {endpoint} in {delay} seconds.", attempt=1, endpoint=endpoint,
+            delay=1.0))
+        out = io.StringIO()
+        TidyObserver(JournalObserver(out), toStdout=False)(events[0])
+        self.assertEqual(out.getvalue(), "<6>@qemu-100: cannot connect; retry 1 in 1.0 s\n")
+
     def test_startupErrorOneLine(self) -> None:
         """twistd's stderr text for our SystemExit goes to the terminal as the one line it is, not to the log as well."""
         events = captured(lambda: Logger(namespace="stderr").error(

@@ -208,3 +208,36 @@ class ServiceTests(TestCase):
         await service.stopService()
         self.assertEqual(systemd.messages(), ["STOPPING=1\nSTATUS=stopping"])
         self.assertEqual(clock.getDelayedCalls(), [])
+
+    async def test_busyPortReloadRefused(self) -> None:
+        """SIGHUP onto a port another socket holds: systemd hears the refusal, and the running line stays."""
+        systemd = FakeSystemd(self)
+        clock = Clock()
+        pty = startedPty(self)
+        held = socket.socket()
+        self.addCleanup(held.close)
+        held.bind(("127.0.0.1", 0))
+        held.listen(1)
+        path = self.mktemp()
+
+        def write(port: int) -> None:
+            with open(path, "w") as f:
+                f.write(f'[lines.l0]\ndevice = "{pty.slaveName}"\nlisten = "raw+tcp:{port}:interface=127.0.0.1"\n')
+
+        write(0)
+        service = _TwistdGatewayService(loadConfig(path))
+        service.configPath = path
+        service.notifier = Notifier(clock, service.statusText, environ=systemd.environ, monotonic=lambda: 42)
+        service.startService()
+        self.addCleanup(service.stopService)
+        line = service.lines["l0"]
+        systemd.messages()
+        write(held.getsockname()[1])
+        changes = await service.reloadFile()
+        self.assertEqual(list(changes), ["refused"])
+        self.assertEqual(systemd.messages(), [
+            "RELOADING=1\nMONOTONIC_USEC=42\nSTATUS=reloading the configuration",
+            "READY=1\nSTATUS=1 line(s), 1 up, 0 down; 0 client(s); reload refused, see the log",
+        ])
+        self.assertIs(service.lines["l0"], line)
+        self.assertEqual(service.configs[0].listeners[0].endpoint, "tcp:0:interface=127.0.0.1")

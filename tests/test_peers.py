@@ -13,7 +13,18 @@ import shutil
 from twisted.internet import defer
 from twisted.trial.unittest import SkipTest, TestCase
 
-from tests.realio import TWISTD, ProcessOutput, PtyPair, connect, gatewayArgv, listeningPort, spawn, startedPty
+from tests.realio import (
+    TWISTD,
+    ProcessOutput,
+    PtyPair,
+    attachStrace,
+    breakEvents,
+    connect,
+    gatewayArgv,
+    listeningPort,
+    spawn,
+    startedPty,
+)
 
 
 def need(program: str) -> str:
@@ -72,36 +83,14 @@ class TwistdTests(TestCase):
 
         await gw.stop()
         await tracer.ended
-        with open(trace) as f:
-            lines = f.read().splitlines()
-        events = []
-        for line in lines:
-            m = re.match(rf"\d+ +([\d.]+) ioctl\({deviceFd}, (TIOCSBRK|TIOCCBRK)", line)
-            if m:
-                events.append((m.group(2), float(m.group(1))))
-            m = re.match(rf'\d+ +([\d.]+) write\({deviceFd}, "h", 1\)', line)
-            if m:
-                events.append(("write h", float(m.group(1))))
+        events, lines = breakEvents(trace, deviceFd)
         self.assertEqual([name for name, _ in events], ["TIOCSBRK", "TIOCCBRK", "write h"], lines[-20:])
         held = events[1][1] - events[0][1]
         self.assertTrue(0.24 <= held < 1.0, held)
 
     async def attachStrace(self, gw: ProcessOutput) -> tuple[str, ProcessOutput, int]:
         """strace the gateway's ioctls and writes; return the trace file, strace, and the device fd."""
-        strace = need("strace")
-        pid = gw.transport.pid  # type: ignore[union-attr]
-        deviceFd = None
-        for fd in os.listdir(f"/proc/{pid}/fd"):
-            try:
-                if os.readlink(f"/proc/{pid}/fd/{fd}") == self.pty.slaveName:
-                    deviceFd = int(fd)
-            except OSError:
-                pass
-        assert deviceFd is not None
-        trace = os.path.abspath(self.mktemp())
-        tracer = self.spawn([strace, "-f", "-ttt", "-e", "trace=ioctl,write", "-o", trace, "-p", str(pid)])
-        await tracer.output.contains(b"attached")
-        return trace, tracer, deviceFd
+        return await attachStrace(self, gw, self.pty.slaveName, self.spawn)
 
     async def test_rfc2217SevenBitsReachDevice(self) -> None:
         """SET-DATASIZE 7 and SET-PARITY EVEN reach the device (TCSETS with CS7, with PARENB); the replies say 8 and NONE, as the pty has it."""

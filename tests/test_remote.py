@@ -412,3 +412,44 @@ class RemoteAnswerTests(SynchronousTestCase):
         self.assertEqual([str(e["reason"]).split(",")[0] for e in warnings],
                          ["baud rate must be 1 to 2147483647", "baud rate must be 1 to 2147483647"])
         self.assertEqual(self.flushLoggedErrors(), [])
+
+
+class RemoteDownReasonTests(TestCase):
+    timeout = 30
+
+    async def test_reasonWhileNotConnected(self) -> None:
+        """
+        A console that refuses connections is down with that reason (the
+        status page's down_reason), up once it listens, and after it goes
+        away the failed attempts again say why.
+        """
+        from twisted.internet.endpoints import TCP4ServerEndpoint
+
+        from tests.test_configfile import freePort
+        from tests.test_hotplug import EventCounter
+
+        port = freePort()
+        refused = EventCounter(self, "not connected: {reason}")
+        device = RemoteDevice(DeviceSpec("tcp", host="127.0.0.1", port=port), reactor,
+                              retryPolicy=lambda attempt: 0.05)
+        self.addCleanup(device.close)
+        device.start()
+        event = await refused.nth(1)
+        self.assertEqual((device.up, device.downReason), (False, event["reason"]))
+        self.assertIn("refused", device.downReason)
+
+        accepted: defer.Deferred[protocol.Protocol] = defer.Deferred()
+
+        class Console(protocol.Protocol):
+            def connectionMade(self) -> None:
+                accepted.callback(self)
+
+        listening = await TCP4ServerEndpoint(reactor, port, interface="127.0.0.1").listen(
+            protocol.Factory.forProtocol(Console))
+        console = await accepted
+        await listening.stopListening()
+        self.assertEqual((device.up, device.downReason), (True, None))
+        console.transport.loseConnection()  # type: ignore[union-attr]
+        event = await refused.nth(2)
+        self.assertEqual((device.up, device.downReason), (False, event["reason"]))
+        self.assertIn("refused", device.downReason)

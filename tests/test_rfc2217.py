@@ -316,6 +316,24 @@ class NotificationTests(SynchronousTestCase):
         self.client.dataReceived(sb(6))
         self.assertEqual(self.transport.value(), sb(106, 0))
 
+    def test_suspendHeldWithinOutbuf(self) -> None:
+        """While suspended, a client keeps at most its listener's outbuf of device output (the newest), the rest counted."""
+        from serialgw.endpoints import parseListener
+
+        client = TelnetClient(self.line, listener=parseListener("telnet,outbuf=4096+4444"), clock=self.clock)
+        transport = PausableTransport()
+        client.makeConnection(transport)
+        client.dataReceived(bytes([IAC, WILL, CPO, IAC, DO, 0, IAC, WILL, 0]))
+        client.dataReceived(sb(8))
+        transport.clear()
+        self.line.deviceDataReceived(b"a" * 6000 + b"b" * 4000)
+        self.assertEqual(transport.value(), b"")
+        assert client.comPort is not None
+        self.assertEqual((len(client.comPort.held), client.comPort.dropped), (4096, 10000 - 4096))
+        client.dataReceived(sb(9))
+        self.assertEqual(transport.value(), b"a" * 96 + b"b" * 4000)
+        client.connectionLost()
+
     def test_suspendHoldsDataAndNotifications(self) -> None:
         """FLOWCONTROL-SUSPEND holds data and notifications; RESUME sends the data; flow control untouched."""
         self.client.dataReceived(bytes([IAC, WILL, CPO, IAC, DO, 0, IAC, WILL, 0]))

@@ -192,6 +192,15 @@ class NotSentTests(SynchronousTestCase):
         bob.dataReceived(b"\x1dw")
         self.assertEqual(t.value(), b"\r\n[serialgw: rack4: 192.0.2.9:1 (writer), 192.0.2.9:2 (watcher)]\r\n")
 
+    def test_typingBeforeAnEscapeCommand(self) -> None:
+        """Typing that ends in an escape command (a paste, a line-mode client) is refused with the notice too."""
+        h = Harness()
+        client, t = h.telnet("telnet,ro,escape=^]+4444")
+        client.dataReceived(b"reboot\x1dw")
+        self.assertEqual(t.value(), b"\r\n[serialgw: read-only: what you type is not sent to rack4]\r\n"
+                                    b"\r\n[serialgw: rack4: 192.0.2.9:1000 (read-only)]\r\n")
+        self.assertEqual((h.device.events, h.line.refused), ([], 6))
+
     def test_programsGetNoText(self) -> None:
         """A read-only RFC 2217 program's bytes are refused without text in its data stream."""
         h = Harness()
@@ -285,6 +294,25 @@ class MonKeysTests(SynchronousTestCase):
         self.assertFalse(t.disconnecting)
         client.dataReceived(b"\x01h")
         self.assertEqual(t.value().split(b"\r\n")[-2], b"[serialgw: " + HELP.encode() + b"]")
+
+
+class WhoTests(SynchronousTestCase):
+    """w and the banner name at most WHO_LIMIT clients and count the rest by role: bounded however many are on."""
+
+    def test_manyClients(self) -> None:
+        """With 201 people on, a newcomer's banner and ^] w name 20 and count the others (181, 182) by role."""
+        h = Harness("exclusive")
+        for port in range(1, 201):
+            h.telnet("telnet+4444", port=port)
+        alice, t = h.telnet("telnet,escape=^]+4444", port=201)
+        named = ", ".join(f"192.0.2.9:{port} ({'writer' if port == 1 else 'watcher'})" for port in range(1, 21))
+        bob = TelnetClient(h.line, listener=parseListener("telnet,banner+4444"))
+        bobT = StringTransport(peerAddress=IPv4Address("TCP", "192.0.2.9", 202))
+        bob.makeConnection(bobT)
+        self.assertEqual(bobT.value().split(b"\r\n")[-2].decode(),
+                         f"[serialgw: rack4: 115200,8N1, you are watcher; also here: {named} and 181 more (181 watcher)]")
+        alice.dataReceived(b"\x1dw")
+        self.assertEqual(text(t), f"\r\n[serialgw: rack4: {named} and 182 more (182 watcher)]\r\n")
 
 
 class ConnectTests(SynchronousTestCase):

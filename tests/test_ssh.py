@@ -31,7 +31,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from serialgw import tap
 from serialgw.config import ConfigError, Rights, SerialSettings, SSHSpec, UserSpec
 from serialgw.configfile import loadFile
-from serialgw.line import Line, Role
+from serialgw.line import Line, Role, describeAddress
 from serialgw.ssh import (
     Connection,
     GatewaySSHFactory,
@@ -49,7 +49,18 @@ from serialgw.ssh import (
     usersFromFile,
 )
 from tests.fakes import RecordingDevice
-from tests.realio import Accumulator, ProcessOutput, closeClients, connect, gatewayArgv, listeningPort, spawn
+from tests.realio import (
+    Accumulator,
+    ProcessOutput,
+    attachStrace,
+    breakEvents,
+    closeClients,
+    connect,
+    gatewayArgv,
+    listeningPort,
+    spawn,
+    startedPty,
+)
 from tests.test_peers import need
 
 
@@ -108,6 +119,24 @@ class KeysTests(SynchronousTestCase):
         self.assertEqual(str(self.assertRaises(ConfigError, usersFromFile, "/nonexistent.pub")),
                          "cannot read keys file '/nonexistent.pub': No such file or directory")
 
+    def test_starCommentRefused(self) -> None:
+        """A key commented '*' is refused: as the person's name it would put "*" (every user) in the line's write list."""
+        star = newKey()
+        path = self.mktemp()
+        with open(path, "w") as f:
+            f.write(f"{publicLine(newKey(), 'ops1')}\n{publicLine(star, '*')}\n")
+        self.assertEqual(str(self.assertRaises(ConfigError, usersFromFile, path)),
+                         f"keys file {path!r}: key {fingerprint(star)} has the comment '*', which would "
+                         "name every user (a read-only key could type): give it another comment")
+
+    def test_notARegularFile(self) -> None:
+        """A keys file that is a device or a FIFO is refused at once, never waited on (a reload would stop the reactor)."""
+        fifo = self.mktemp()
+        os.mkfifo(fifo)
+        for path in ("/dev/null", fifo):
+            self.assertEqual(str(self.assertRaises(ConfigError, usersFromFile, path)),
+                             f"keys file {path!r} is not a regular file")
+
     def test_listener(self) -> None:
         """--ssh takes telnet's listener options before a +; a non-listening endpoint is refused."""
         spec = parseSSHListener("ro,banner,escape=^],outbuf=4096+tcp:2222:interface=127.0.0.1")
@@ -135,6 +164,13 @@ class HostKeyTests(SynchronousTestCase):
         os.chmod(path, 0o644)
         self.assertEqual(str(self.assertRaises(SSHError, loadHostKey, path)),
                          f"SSH host key {path!r} may be read by others (mode 0644): chmod 600 it")
+
+    def test_notARegularFile(self) -> None:
+        """A FIFO where the host key should be is refused at once, not waited on."""
+        path = self.mktemp()
+        os.mkfifo(path, 0o600)
+        self.assertEqual(str(self.assertRaises(SSHError, loadHostKey, path)),
+                         f"SSH host key {path!r} is not a regular file")
 
     def test_cannotWrite(self) -> None:
         """A host key that cannot be made: an error naming the path and why."""
@@ -209,6 +245,25 @@ class AuthTests(SynchronousTestCase):
         warnings = events.at(LogLevel.warn)
         self.assertEqual([(e["fingerprint"], e["peer"], e["reason"], e["user"]) for e in warnings],
                          [(fingerprint(self.stranger), "192.0.2.7:40000", "not an authorized key", "con1")] * 2)
+
+    def test_refusedUserNameCut(self) -> None:
+        """A refused key's user name is logged cut to 64 printable characters (a 1 MiB name made a 1 MiB log line)."""
+        events = Events(self)
+        self.request(b"\x1b[2J\n\x00" + b"A" * 200000, self.stranger, signed=False)
+        [event] = events.at(LogLevel.warn)
+        self.assertEqual(event["user"], "?[2J??" + "A" * 58)
+
+    def test_unreadableKeyRefused(self) -> None:
+        """A request cut short, or a 100 kB algorithm name with no key, is refused with one short line: no traceback, no conch error."""
+        events = Events(self)
+        head = NS(b"con1") + NS(b"none") + NS(b"publickey")
+        self.server.ssh_USERAUTH_REQUEST(head + b"\x01")
+        self.server.ssh_USERAUTH_REQUEST(head + b"\x00" + NS(b"A" * 100000) + NS(b"junk"))
+        self.server.ssh_USERAUTH_REQUEST(head + b"\x01" + NS(b"ssh-ed25519") + NS(self.ops1.public().blob()))
+        self.assertEqual(self.transport.packets, [(userauth.MSG_USERAUTH_FAILURE, NS(b"publickey") + b"\x00")] * 3)
+        self.assertEqual([(e["fingerprint"], e["reason"]) for e in events.at(LogLevel.warn)],
+                         [("(unreadable key)", "unreadable key or request")] * 3)
+        self.assertEqual(events.at(LogLevel.error), [])
 
     def test_refusalsCannotFloodTheLog(self) -> None:
         """Unknown keys from one address: at most the log's per-peer burst of lines a minute (logflood), the rest counted."""
@@ -306,6 +361,32 @@ class SessionTests(SynchronousTestCase):
         self.assertEqual((entry["user"], entry["peer"], entry["protocol"], entry["role"]),
                          ("ops1", "ops1 (192.0.2.7:40000)", "ssh", "writer"))
 
+    def test_personNamedEverywhere(self) -> None:
+        """The banner, escape w, and the console log's events (attach, BREAK) name the person and the address."""
+        h = Harness("banner,escape=^]+tcp:0")
+        line = h.lines["con1"]
+        events: list[str] = []
+
+        class Log:
+            peer = "console log"
+
+            def event(self, text: str) -> None:
+                events.append(text)
+
+        line.logs.append(Log())
+        first, _ = h.channel()
+        first.requestReceived(b"shell", b"")
+        second, conn = h.channel(user="ops2")
+        second.requestReceived(b"shell", b"")
+        self.assertIn(b"con1: 115200,8N1, you are writer; also here: ops1 (192.0.2.7:40000) (writer)",
+                      sent(conn, second))
+        second.dataReceived(b"\x1dw")
+        self.assertIn(b"[serialgw: con1: ops1 (192.0.2.7:40000) (writer), ops2 (192.0.2.7:40000) (writer)]",
+                      sent(conn, second))
+        second.requestReceived(b"break", b"\x00\x00\x03\xe8")
+        self.assertEqual(events, ["ops1 (192.0.2.7:40000) attached as writer", "ops2 (192.0.2.7:40000) attached as writer",
+                                  "BREAK from ops2 (192.0.2.7:40000)"])
+
     def test_break(self) -> None:
         """RFC 4335 break (OpenSSH ~B): a serial break through the line, the asked length ignored; the next key after it."""
         h = Harness()
@@ -365,6 +446,24 @@ class SessionTests(SynchronousTestCase):
         self.assertEqual(conn.requests[channel], [(b"exit-status", struct.pack(">L", 1), False)])
         self.assertTrue(conn.closes[channel])
         self.assertEqual(h.lines["con2"].clients, [])
+
+    def test_rightsReloaded(self) -> None:
+        """New rights on a running line: a writer left only in read becomes read-only, one in neither list is disconnected."""
+        h = Harness()
+        line = h.lines["con1"]
+        sessions = {}
+        for user in ("ops1", "ops2", "ops3"):
+            sessions[user] = h.channel(user=user)
+            sessions[user][0].requestReceived(b"shell", b"")
+        line.applyRights(Rights(write=("ops1",), read=("ops2",)))
+        self.assertEqual([(c.user, c.role) for c in line.clients],
+                         [("ops1", Role.WRITER), ("ops2", Role.READONLY), ("ops3", Role.WRITER)])
+        ops3, conn3 = sessions["ops3"]
+        self.assertIn(b"[serialgw: ops3 may no longer use con1]", sent(conn3, ops3))
+        self.assertEqual(conn3.requests[ops3], [(b"exit-status", struct.pack(">L", 0), False)])
+        ops2, conn2 = sessions["ops2"]
+        ops2.dataReceived(b"x")
+        self.assertEqual(h.devices["con1"].events, [])
 
     def test_readOnlyKey(self) -> None:
         """A watcher (read = [...]) sees output; its bytes and breaks never reach the device; it cannot take write."""
@@ -452,6 +551,40 @@ class SessionTests(SynchronousTestCase):
         channel.addWindowBytes(100)
         self.assertEqual(sent(conn, channel), b"0123456789ABCDEFheld")
         self.assertFalse(channel.guard.full)
+
+    def test_stuckClientStillCloses(self) -> None:
+        """A client whose window is used up: its close, or the session's end, closes the channel at once (nothing waits for it)."""
+        for how in ("client closes", "session ends"):
+            h = Harness("escape=^]+tcp:0")
+            channel, conn = h.channel(window=4)
+            channel.requestReceived(b"shell", b"")
+            h.lines["con1"].deviceDataReceived(b"more than four")
+            self.assertEqual(channel.buf, b" than four")
+            if how == "client closes":
+                channel.closeReceived()
+            else:
+                # As an idle timeout or a line removed from the configuration does.
+                channel.transport.loseConnection()
+            self.assertEqual((channel.buf, conn.closes.get(channel)), (b"", True), how)
+
+    def test_deviceNoticesThroughTheGuard(self) -> None:
+        """Device down/up notices to a client that does not read wait with its held output, bounded by outbuf, not in the channel."""
+        from twisted.python.failure import Failure
+
+        h = Harness("outbuf=1024+tcp:0")
+        channel, conn = h.channel(window=4)
+        channel.requestReceived(b"shell", b"")
+        line = h.lines["con1"]
+        line.deviceDataReceived(b"12345")
+        for _ in range(100):
+            line.deviceLost(Failure(OSError("gone")))
+            line.deviceUp()
+        self.assertEqual(channel.buf, b"5")
+        channel.addWindowBytes(1 << 20)
+        data = sent(conn, channel)
+        self.assertTrue(data.startswith(b"12345"), data[:20])
+        self.assertLess(len(data), 5 + 1024 + 4096)
+        self.assertTrue(data.endswith(b"\r\n[serialgw: con1 is back]\r\n"), data[-60:])
 
     def test_tcpBufferIsBackPressure(self) -> None:
         """The TCP connection's buffer bound is the listener's outbuf; past it, the disconnect policy cuts the connection."""
@@ -607,6 +740,29 @@ class FactoryTests(SynchronousTestCase):
         self.assertEqual(factory.pending, 0)
         self.assertIsNotNone(factory.buildProtocol(IPv4Address("TCP", "192.0.2.7", 4)))
 
+    def test_packetsCannotFloodTheLog(self) -> None:
+        """Before logging in: unknown messages (100 kB each) and "unimplemented" replies log nothing; a packet cut short disconnects with one line."""
+        events = Events(self)
+        factory = self.factory()
+        transport = factory.buildProtocol(IPv4Address("TCP", "192.0.2.7", 1))
+        tcp = Tcp()
+        transport.makeConnection(tcp)
+        service = UserAuth()
+        service.clock = factory.clock
+        transport.setService(service)
+        for seqnum in range(50):
+            transport.dispatchMessage(99, b"\x00" * 100000)
+            transport.dispatchMessage(3, struct.pack(">L", seqnum))
+        self.assertEqual([e for e in events.events if e["log_level"] >= LogLevel.info
+                          and e.get("log_namespace", "").startswith("serialgw")], [])
+        self.assertFalse(tcp.disconnecting)
+        transport.dispatchMessage(userauth.MSG_USERAUTH_REQUEST, b"\x00\x00")
+        self.assertTrue(tcp.disconnecting)
+        [event] = events.at(LogLevel.info)
+        self.assertEqual((event["peer"], event["number"]), (describeAddress(tcp.getPeer()), userauth.MSG_USERAUTH_REQUEST))
+        self.assertEqual(self.flushLoggedErrors(), [])
+        transport.connectionLost(None)
+
     def test_loggedInWithoutSession(self) -> None:
         """Logged in, the connection leaves the startups; it must start a session within loginGrace too, or it is cut."""
         factory = self.factory()
@@ -691,6 +847,10 @@ class FileTests(SynchronousTestCase):
             (line + f'[users."a b"]\nkeys = "{key}"\n', ": user name 'a b': letters, digits"),
             (line + f'[ssh]\nlisten = "file:/x"\n[users.x]\nkeys = "{key}"\n',
              ":5: [ssh] listen: SSH listener 'file:/x': expected a server endpoint"),
+            (line + f'[ssh]\nlisten = "tcp:2222"\nhost-key = "/etc/hk\\u0000"\n[users.x]\nkeys = "{key}"\n',
+             ":6: [ssh] host-key: host-key '/etc/hk\\x00': a file name cannot hold a NUL byte"),
+            (line + '[users.x]\nkeys-file = "/etc/k\\u0000"\n',
+             ":5: [users.x] keys-file: keys-file '/etc/k\\x00': a file name cannot hold a NUL byte"),
         ]
         for text, message in cases:
             path = self.write(text)
@@ -935,6 +1095,39 @@ class OpenSSHTests(TestCase):
             ssh.write(b"\r~.")
             await ssh.ended
 
+    async def test_farmReloadsUsers(self) -> None:
+        """--config with [ssh] and [users.NAME]: a user's key logs in; after SIGHUP with another key, the old one is refused and the new one is that user."""
+        config = self.path("farm.toml")
+        table = ('[ssh]\nlisten = "tcp:0:interface=127.0.0.1"\nhost-key = "{hostKey}"\n\n'
+                 '[users.ops1]\nkeys-file = "{keys}"\n\n'
+                 '[lines.con1]\ndevice = "telnet:127.0.0.1:{console}"\nlisten = "tcp:0:interface=127.0.0.1"\n'
+                 'write = ["ops1"]\n')
+
+        def write(keys: str) -> None:
+            with open(config, "w") as f:
+                f.write(table.format(hostKey=self.path("host_key"), keys=self.path(keys),
+                                     console=self.consolePort.getHost().port))
+
+        write("writer.pub")
+        gw = self.spawn(gatewayArgv("--config", config))
+        self.gateways.append(gw)
+        data = await gw.output.when(lambda d: SSH_READY.search(d) is not None and b": connected" in d)
+        port = int(SSH_READY.search(data).group(1))  # type: ignore[union-attr]
+        first = self.client(port, "writer")
+        await gw.output.contains(b"con1: ops1 (127.0.0.1:")
+        first.write(b"\r~.")
+        await first.ended
+        write("rsa.pub")
+        gw.transport.signalProcess("HUP")  # type: ignore[union-attr]
+        await gw.output.contains(b"reload: 1 SSH user(s)")
+        old = self.client(port, "writer")
+        self.assertEqual(await old.ended, 255)
+        self.assertIn(b"Permission denied (publickey)", old.output.data)
+        new = self.client(port, "rsa")
+        await gw.output.when(lambda d: d.count(b"con1: ops1 (127.0.0.1:") >= 3)  # attached, detached, attached
+        new.write(b"\r~.")
+        await new.ended
+
     async def test_hostKeyKept(self) -> None:
         """The host key is made once (mode 0600, fingerprint logged); after a restart StrictHostKeyChecking=yes still logs in."""
         gw, port = await self.gateway()
@@ -977,6 +1170,54 @@ class OpenSSHTests(TestCase):
         self.assertGreater(dropped, 1024 * 1024)
         self.assertLess(dropped, len(flood))
         await closeClients(raw)
+
+
+
+class BreakOnTtyTests(TestCase):
+    """OpenSSH's ~B on a tty device: the same non-blocking break as telnet's IAC BRK, seen with strace."""
+
+    timeout = 60
+
+    async def test_tiocsbrkThenNextKey(self) -> None:
+        """ssh -tt, ~B then h: TIOCSBRK then TIOCCBRK on the device, 250 ms apart, then the write of h."""
+        ssh, keygen = need("ssh"), need("ssh-keygen")
+        pty = startedPty(self)
+        processes: list[ProcessOutput] = []
+
+        def start(argv: list[str], usePTY: bool = False) -> ProcessOutput:
+            processes.append(spawn(argv, usePTY=usePTY))
+            return processes[-1]
+
+        async def stopAll() -> None:
+            for proc in processes:
+                await proc.stop()
+
+        self.addCleanup(stopAll)
+        keys = os.path.abspath(self.mktemp())
+        os.mkdir(keys)
+        made = start([keygen, "-q", "-t", "ed25519", "-N", "", "-C", "ops1", "-f", os.path.join(keys, "ops1")])
+        self.assertEqual(await made.ended, 0)
+        gw = start(gatewayArgv("--device", pty.slaveName, "--name", "con1", "--port", "tcp:0:interface=127.0.0.1",
+                               "--ssh", "tcp:0:interface=127.0.0.1", "--ssh-host-key", os.path.join(keys, "host_key"),
+                               "--authorized-keys", os.path.join(keys, "ops1.pub")))
+        data = await gw.output.when(lambda d: SSH_READY.search(d) is not None)
+        port = int(SSH_READY.search(data).group(1))  # type: ignore[union-attr]
+        trace, tracer, deviceFd = await attachStrace(self, gw, pty.slaveName, start)
+        client = start([ssh, "-tt", "-F", "/dev/null", "-i", os.path.join(keys, "ops1"), "-p", str(port),
+                        "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
+                        "-o", f"UserKnownHostsFile={os.path.join(keys, 'known_hosts')}", "con1@127.0.0.1"], usePTY=True)
+        await gw.output.contains(b"con1: ops1 (127.0.0.1:")
+        client.write(b"x\r")
+        await pty.received.contains(b"x\r")
+        client.write(b"~B")
+        client.write(b"h")
+        self.assertEqual(await pty.received.length(3), b"x\rh")
+        await gw.stop()
+        await tracer.ended
+        events, lines = breakEvents(trace, deviceFd)
+        self.assertEqual([name for name, _ in events], ["TIOCSBRK", "TIOCCBRK", "write h"], lines[-20:])
+        held = events[1][1] - events[0][1]
+        self.assertTrue(0.24 <= held < 1.0, held)
 
 
 SSH_READY = re.compile(rb"ssh listener ready on 127\.0\.0\.1:(\d+)")
@@ -1065,6 +1306,24 @@ class ServiceTests(TestCase):
         self.assertEqual(ring(), {})
         self.assertEqual([e["log_format"] for e in events.at(LogLevel.warn)],
                          ["reload: [ssh] listen or host-key changed: restart the gateway to apply it"])
+
+    async def test_reloadRightsKeepsTheLine(self) -> None:
+        """A reload that changes only write/read keeps the line (device, sessions) and applies the new rights to it."""
+        from serialgw.config import DeviceSpec, LineConfig
+        from serialgw.service import GatewayService
+        from tests.realio import startedPty
+
+        pty = startedPty(self)
+        config = LineConfig("t", DeviceSpec("tty", pty.slaveName), rights=Rights(write=("ops1",)))
+        service = GatewayService([config])
+        service.startService()
+        self.addCleanup(service.stopService)
+        line = service.lines["t"]
+        import attrs
+
+        changes = await service.reload([attrs.evolve(config, rights=Rights(read=("ops1",)))])
+        self.assertIs(service.lines["t"], line)
+        self.assertEqual((line.rights, changes["changed"]), (Rights(read=("ops1",)), ["t"]))
 
     def test_hostKeyCannotBeMade(self) -> None:
         """A host key that cannot be made stops the start with the path and the reason, and nothing stays open."""
