@@ -92,6 +92,20 @@ class WatchAllTests(SynchronousTestCase):
         client.connectionLost(Failure(Exception("bye")))
         self.assertEqual(l0.clients, [])
 
+    def test_oneLogLineEachWay(self) -> None:
+        """A watcher's coming and going is one log line each, not one per line it watches (a reconnecting client cannot multiply the log by the farm's size)."""
+        from twisted.logger import globalLogPublisher
+
+        self.lines.update({f"x{i}": Line(f"x{i}", RecordingDevice(), clock=self.clock) for i in range(20)})
+        events: list[dict[str, Any]] = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        client, transport = self.watcher()
+        self.assertEqual(len(client.taps), 22)
+        client.connectionLost(Failure(Exception("bye")))
+        self.assertEqual([e["log_format"] for e in events],
+                         ["watch-all: {peer} watches {count} line(s)", "watch-all: {peer} left"])
+
     def test_linesComeAndGo(self) -> None:
         """A line added by a reload is watched at once; a removed one is let go, its partial line sent."""
         client, transport = self.watcher()
