@@ -869,6 +869,15 @@ class SerialDevice:
         """
         self.pace, self.paceLine = max(0.0, pace), max(0.0, paceLine)
         self._paced = bool(self.pace or self.paceLine)
+        if self._paceCall is not None:
+            # A gap of the old pace under way (a reload): the next byte goes
+            # at the new one.
+            self._cancelPace()
+            self._nextWrite = min(self._nextWrite, self.reactor.seconds() + max(self.pace, self.paceLine))
+            if self._paced:
+                self._pump()
+            elif self._out and self.usable:
+                self._startWriting()
 
     # IReadDescriptor / IWriteDescriptor
 

@@ -233,6 +233,8 @@ class Line:
         self._blockers: set[Any] = set()
         # People attached but not announced yet (see attach).
         self._unannounced: set[Any] = set()
+        # Clients that are not people, attached quietly: not logged (see attach).
+        self._unlogged: set[Any] = set()
         # When each client was last told a break was refused (see _tellRefusal).
         self._refusalsTold: dict[Any, float] = {}
         # Who may use the line, by user name (SSH, TLS client certificates).
@@ -282,7 +284,9 @@ class Line:
         A client joins.  A person is announced to the others at once, or,
         C{quiet}, only when L{introduce} is called (it said something, or
         stayed a while): a health check or a port scan that comes and goes
-        at once is never announced.
+        at once is never announced.  A C{quiet} client that is not a person
+        (a watch-all watcher's view of this line: its listener logs it once)
+        is not logged coming or going.
         """
         if (self.mode == "exclusive" and client.role is Role.WRITER and getattr(client, "person", False)
                 and self.writer is not None):
@@ -295,6 +299,8 @@ class Line:
                 self._unannounced.add(client)
             else:
                 self.announce(f"{client.peer} attached as {client.role.value}", exclude=client)
+        elif quiet:
+            self._unlogged.add(client)
         if not self.up:
             # Someone arriving while the device is down hears it, as those
             # already here did when it went.
@@ -305,7 +311,9 @@ class Line:
         if not self.writable and self.mayWrite(client):
             client.pauseInput()
         if not getattr(client, "person", False):
-            log.info("{line}: {peer} attached as {role}", line=self.name, peer=client.peer, role=client.role.value)
+            if not quiet:
+                log.info("{line}: {peer} attached as {role}", line=self.name, peer=client.peer,
+                         role=client.role.value)
         else:
             self.people += 1
             if self.people == 1:
@@ -336,14 +344,18 @@ class Line:
             guard = getattr(client, "guard", None)
             if guard is not None and guard.dropped:
                 self.droppedGone[guard.policy] = self.droppedGone.get(guard.policy, 0) + guard.dropped
+            if client is self._earlyTo:
+                # Given back by a connection that came and went (a health check).
+                self._earlyTo = None
+                self._earlyTaken = client not in self._unannounced
             if client in self._unannounced:
                 self._unannounced.discard(client)
-                if client is self._earlyTo:
-                    self._earlyTaken = False
                 log.info("{line}: {peer} came and went without a word (not announced)", line=self.name,
                          peer=client.peer)
             elif getattr(client, "person", False):
                 self.announce(f"{client.peer} detached")
+            elif client in self._unlogged:
+                self._unlogged.discard(client)
             else:
                 log.info("{line}: {peer} detached", line=self.name, peer=client.peer)
         if leaving and not self.people:

@@ -116,7 +116,9 @@ class LineFactory(Factory):
             log.warn("{line}: TLS client {peer} refused after its handshake: {count} clients already (max-clients)",
                      line=self.line.name, peer=peerName(transport), count=self.line.maxClients)
             return False
-        user = peerSubject(transport)
+        # A dial-out's certificate is its server's: no person, no rights.
+        tls = self.spec.tls
+        user = peerSubject(transport) if tls is not None and not tls.hostname else ""
         if user and client is not None:
             right = self.line.rights.of(user)
             if right is None:
@@ -307,7 +309,7 @@ class GatewayService(MultiService):
                  address=describeAddress(self.sshPort.getHost()), count=len(spec.users))
 
     def _serveWatchAll(self, spec: ListenerSpec, patterns: tuple[str, ...]) -> None:
-        from serialgw.watchall import WatchAllFactory
+        from serialgw.watchall import WatchAllFactory, matches
 
         if spec.path and not isAbstract(spec.path):
             _removeStaleSocket(spec.path, "watch-all")
@@ -327,6 +329,9 @@ class GatewayService(MultiService):
         self.watchAllPorts.append(results[0])
         log.info("watch-all listener ready on {address} for lines {patterns}",
                  address=describeAddress(results[0].getHost()), patterns=" ".join(patterns))
+        if not any(matches(name, patterns) for name in self.lines):
+            log.warn("watch-all: lines {patterns} match no line (of {names}): its watchers see nothing "
+                     "until a reload adds one", patterns=" ".join(patterns), names=" ".join(self.lines) or "none")
 
     def reloadUsers(self, ssh: Optional[SSHSpec]) -> None:
         """New people and keys for the running SSH listener (a reload); its address and host key stay."""

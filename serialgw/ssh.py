@@ -27,6 +27,7 @@ from __future__ import annotations
 import base64
 import ipaddress
 import os
+import stat
 import struct
 from typing import Any, Callable, Mapping, Optional, Sequence
 
@@ -37,7 +38,7 @@ from twisted.conch.interfaces import IConchUser
 from twisted.conch.ssh import common, connection, keys, userauth
 from twisted.conch.ssh.channel import SSHChannel
 from twisted.conch.ssh.factory import SSHFactory
-from twisted.conch.ssh.transport import SSHServerTransport
+from twisted.conch.ssh.transport import DISCONNECT_PROTOCOL_ERROR, SSHServerTransport
 from twisted.cred.checkers import ICredentialsChecker
 from twisted.cred.credentials import ISSHPrivateKey
 from twisted.cred.error import UnauthorizedLogin
@@ -56,9 +57,14 @@ from serialgw.session import Session
 
 # Limited per peer: what a client sends cannot flood the log (logflood).
 log = clientLog()
-# conch's own log lines, without its debug chatter (key exchange steps,
-# every auth attempt, every packet it does not handle).
-_conchLog = Logger(observer=FilteringLogObserver(globalLogPublisher, [LogLevelFilterPredicate(LogLevel.info)]))
+# conch's own log lines, warnings and errors only: its info and debug
+# chatter (key exchange steps, every auth attempt, "sending close", every
+# packet it does not handle, with the packet's repr) is a client's to
+# cause, as often as it likes.  What matters is logged here, per peer.
+_conchLog = Logger(observer=FilteringLogObserver(globalLogPublisher, [LogLevelFilterPredicate(LogLevel.warn)]))
+# What conch's parsing raises on a packet shorter than it says, or naming a
+# channel that is not there.
+MALFORMED = (struct.error, ValueError, IndexError, KeyError)
 
 # Key types a public key line may start with (OpenSSH's names).
 KEY_TYPES = frozenset({
@@ -130,7 +136,11 @@ def readPublicKeys(text: str, source: str) -> list[PublicKey]:
 def readKeysFile(path: str) -> list[PublicKey]:
     """The public keys in a file (authorized_keys format); ConfigError names the file."""
     try:
-        with open(path, "rb") as f:
+        # Not waited on: a FIFO or a device there (a keys file in a person's
+        # home) would stop the reactor at a reload.
+        with open(path, "rb", opener=lambda name, flags: os.open(name, flags | os.O_NONBLOCK)) as f:
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                raise ConfigError(f"keys file {path!r} is not a regular file")
             raw = f.read(MAX_KEYS_FILE + 1)
     except OSError as e:
         raise ConfigError(f"cannot read keys file {path!r}: {e.strerror}") from None
@@ -189,7 +199,7 @@ def loadHostKey(path: str) -> tuple[keys.Key, bool]:
     from cryptography.hazmat.primitives.asymmetric import ed25519
 
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except FileNotFoundError:
         key = keys.Key(ed25519.Ed25519PrivateKey.generate())
         try:
@@ -209,6 +219,8 @@ def loadHostKey(path: str) -> tuple[keys.Key, bool]:
         raise SSHError(f"cannot read SSH host key {path!r}: {e.strerror}") from None
     try:
         mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise SSHError(f"SSH host key {path!r} is not a regular file")
         if mode & 0o077:
             raise SSHError(f"SSH host key {path!r} may be read by others (mode {mode & 0o777:04o}): chmod 600 it")
         data = os.read(fd, MAX_KEYS_FILE)
@@ -232,6 +244,8 @@ class Login:
 
     user: str
     line: str
+    # The key they logged in with (its blob): a reload that takes it from them ends their connection.
+    key: bytes = b""
 
 
 class KeyRing:
@@ -276,7 +290,8 @@ class KeyChecker:
             good = False
         if not good:
             return defer.fail(UnauthorizedLogin("bad signature"))
-        return defer.succeed(Login(user, credentials.username.decode("utf-8", "replace")))
+        return defer.succeed(Login(user, credentials.username.decode("utf-8", "replace"),
+                                   keys.Key.fromString(credentials.blob).blob()))
 
 
 class UserAuth(userauth.SSHUserAuthServer):
@@ -287,18 +302,21 @@ class UserAuth(userauth.SSHUserAuthServer):
     attemptsBeforeDisconnect = 10
 
     def auth_publickey(self, packet: bytes) -> Any:
-        d = userauth.SSHUserAuthServer.auth_publickey(self, packet)
         try:
             blob = common.getNS(packet[1:], 2)[1]
             what = fingerprint(keys.Key.fromString(blob))
+            d = userauth.SSHUserAuthServer.auth_publickey(self, packet)
         except Exception:
+            # Not a key, or cut short: refused here (conch logs the client's
+            # algorithm name whole at error, or raises on a short packet).
             what = "(unreadable key)"
+            d = defer.fail(UnauthorizedLogin("unreadable key or request"))
 
         def refused(reason: Failure) -> Failure:
             if reason.check(UnauthorizedLogin):
                 log.warn("ssh: key {fingerprint} from {peer} refused ({reason}); user name {user!r}",
                          fingerprint=what, peer=_peer(self.transport),
-                         reason=reason.getErrorMessage(), user=(self.user or b"").decode("utf-8", "replace"))
+                         reason=reason.getErrorMessage(), user=_printable((self.user or b"").decode("utf-8", "replace")))
             return reason
 
         return d.addErrback(refused)
@@ -400,6 +418,21 @@ class ServerTransport(SSHServerTransport):
             (name, b",".join(USER_SIGNATURES) if name == b"server-sig-algs" else value) for name, value in extensions
         ])
 
+    def dispatchMessage(self, messageNum: int, payload: bytes) -> None:
+        # A packet cut short (or naming a channel that is not there) ends
+        # this connection with one line, not a traceback a packet.
+        try:
+            SSHServerTransport.dispatchMessage(self, messageNum, payload)
+        except MALFORMED as e:
+            log.info("ssh: {peer}: malformed packet (message {number}: {error}): disconnected",
+                     peer=_peer(self), number=messageNum, error=_printable(repr(e)))
+            self.sendDisconnect(DISCONNECT_PROTOCOL_ERROR, b"malformed packet")
+
+    def receiveUnimplemented(self, seqnum: int) -> None:
+        # The client did not understand a packet of ours: conch warns, once
+        # for every such packet the client cares to send.  Nothing to do.
+        pass
+
     def receiveError(self, reasonCode: int, description: bytes) -> None:
         # The client's goodbye (OpenSSH: code 11, "disconnected by user"), not our error.
         log.debug("ssh: {peer} disconnected: {code} {reason}", peer=_peer(self), code=reasonCode,
@@ -424,7 +457,8 @@ class Realm:
         if IConchUser not in interfaces:
             raise NotImplementedError("only SSH users here")
         avatar = Person(avatarId, self.gateway)
-        return IConchUser, avatar, lambda: None
+        self.gateway.people.add(avatar)
+        return IConchUser, avatar, lambda: self.gateway.people.discard(avatar)
 
 
 class Person(ConchUser):  # type: ignore[misc]
@@ -434,11 +468,27 @@ class Person(ConchUser):  # type: ignore[misc]
         ConchUser.__init__(self)
         self.login = login
         self.gateway = gateway
+        self.session: Optional[SSHClient] = None
+        # Set by conch's connection service once logged in.
+        self.conn = None
         self.channelLookup[b"session"] = self._session
 
     def _session(self, remoteWindow: int, remoteMaxPacket: int, data: bytes, avatar: Any) -> SSHClient:
-        return SSHClient(self.gateway, self.login, remoteWindow=remoteWindow, remoteMaxPacket=remoteMaxPacket,
-                         avatar=avatar)
+        self.session = SSHClient(self.gateway, self.login, remoteWindow=remoteWindow,
+                                 remoteMaxPacket=remoteMaxPacket, avatar=avatar)
+        return self.session
+
+    def revoke(self) -> None:
+        """The key this person logged in with is no longer theirs (a reload): told, and disconnected."""
+        log.info("ssh: {user}: the key {fingerprint} is no longer theirs: disconnected", user=self.login.user,
+                 fingerprint=fingerprint(keys.Key.fromString(self.login.key)))
+        session = self.session
+        if session is not None and session.line is not None:
+            session.notice(f"{self.login.user}: your key was removed")
+            session.transport.loseConnection()
+            return
+        if self.conn is not None:
+            self.conn.transport.transport.loseConnection()
 
 
 class SSHGateway:
@@ -448,6 +498,8 @@ class SSHGateway:
         self.lines = lines
         self.spec = spec
         self.clock = clock
+        # Everyone logged in now (a reload's new keys are checked against them).
+        self.people: set[Person] = set()
 
     def line(self, name: str) -> Optional[Line]:
         return self.lines().get(name)
@@ -483,8 +535,14 @@ class GatewaySSHFactory(SSHFactory):
         self.allow = [ipaddress.ip_network(a, strict=False) for a in gateway.spec.allow]
 
     def setUsers(self, users: Sequence[UserSpec]) -> None:
-        """New people and keys (a reload); sessions already open stay."""
-        self.checker.ring = KeyRing(users)
+        """
+        New people and keys (a reload).  Sessions stay, but for a person
+        whose key is no longer theirs (removed, or the person removed).
+        """
+        ring = self.checker.ring = KeyRing(users)
+        for person in list(self.gateway.people):
+            if ring.people.get(person.login.key) != person.login.user:
+                person.revoke()
 
     def buildProtocol(self, addr: Any) -> Any:
         peer = describeAddress(addr)
