@@ -116,7 +116,9 @@ class LineFactory(Factory):
             log.warn("{line}: TLS client {peer} refused after its handshake: {count} clients already (max-clients)",
                      line=self.line.name, peer=peerName(transport), count=self.line.maxClients)
             return False
-        user = peerSubject(transport)
+        # A dial-out's certificate is its server's: no person, no rights.
+        tls = self.spec.tls
+        user = peerSubject(transport) if tls is not None and not tls.hostname else ""
         if user and client is not None:
             right = self.line.rights.of(user)
             if right is None:
