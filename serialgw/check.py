@@ -15,7 +15,7 @@ import re
 import stat
 from typing import Any, Mapping, Optional, Sequence
 
-from serialgw.config import LineConfig, ListenerKind, ListenerSpec, SSHSpec, isAbstract
+from serialgw.config import LineConfig, ListenerKind, ListenerSpec, SSHSpec, isAbstract, isDecimal
 
 WILDCARDS = ("", "0.0.0.0", "::")
 
@@ -46,7 +46,7 @@ def listenerKey(spec: ListenerSpec) -> Optional[tuple[str, str, str]]:
     kind = positional[0].lower() if positional else ""
     if kind in ("tcp", "tcp6"):
         port = named.get("port") or (positional[1] if len(positional) > 1 else "")
-        if not port.isdigit() or int(port) == 0:
+        if not isDecimal(port) or int(port) == 0:
             return None
         return ("tcp", named.get("interface", ""), str(int(port)))
     if kind == "unix":
@@ -80,7 +80,7 @@ def systemdProblem(endpoint: str, environ: Optional[Mapping[str, str]] = None) -
                 "(each ListenStream= there is one socket, index=0 the first)")
     if "index" in named:
         index = named["index"]
-        if not index.isdigit() or int(index) >= len(descriptors):
+        if not isDecimal(index) or int(index) >= len(descriptors):
             return (f"index={index}: systemd passed {len(descriptors)} socket(s), "
                     f"index=0 to index={len(descriptors) - 1}")
     elif "name" in named:
@@ -146,7 +146,9 @@ def checkLines(lines: Sequence[LineConfig], status: Optional[ListenerSpec] = Non
                 errors.append(f"{owner}: log {line.log.path!r} is line {logs[path]!r}'s log too")
             logs[path] = line.name
             directory = os.path.dirname(os.path.abspath(line.log.path))
-            if not os.path.isdir(directory):
+            if os.path.isdir(line.log.path):
+                errors.append(f"{owner}: log {line.log.path!r} is a directory")
+            elif not os.path.isdir(directory):
                 warnings.append(f"{owner}: the directory of log {line.log.path!r} does not exist (now)")
         for spec in line.listeners:
             take(spec, owner)
