@@ -259,7 +259,10 @@ class Session:
         subject = peerSubject(self.transport)
         if subject:
             self.peer = Peer(f"{self.peer} ({subject})")
-            self.user = subject
+            if not tls.hostname:
+                # A client certificate names a person; a dial-out's (the
+                # server we verified as tls.hostname) does not.
+                self.user = subject
         if tls.readOnlySubjects:
             if subject in tls.readOnlySubjects:
                 self.role = Role.READONLY

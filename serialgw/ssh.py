@@ -244,6 +244,8 @@ class Login:
 
     user: str
     line: str
+    # The key they logged in with (its blob): a reload that takes it from them ends their connection.
+    key: bytes = b""
 
 
 class KeyRing:
@@ -288,7 +290,8 @@ class KeyChecker:
             good = False
         if not good:
             return defer.fail(UnauthorizedLogin("bad signature"))
-        return defer.succeed(Login(user, credentials.username.decode("utf-8", "replace")))
+        return defer.succeed(Login(user, credentials.username.decode("utf-8", "replace"),
+                                   keys.Key.fromString(credentials.blob).blob()))
 
 
 class UserAuth(userauth.SSHUserAuthServer):
@@ -454,7 +457,8 @@ class Realm:
         if IConchUser not in interfaces:
             raise NotImplementedError("only SSH users here")
         avatar = Person(avatarId, self.gateway)
-        return IConchUser, avatar, lambda: None
+        self.gateway.people.add(avatar)
+        return IConchUser, avatar, lambda: self.gateway.people.discard(avatar)
 
 
 class Person(ConchUser):  # type: ignore[misc]
@@ -464,11 +468,27 @@ class Person(ConchUser):  # type: ignore[misc]
         ConchUser.__init__(self)
         self.login = login
         self.gateway = gateway
+        self.session: Optional[SSHClient] = None
+        # Set by conch's connection service once logged in.
+        self.conn = None
         self.channelLookup[b"session"] = self._session
 
     def _session(self, remoteWindow: int, remoteMaxPacket: int, data: bytes, avatar: Any) -> SSHClient:
-        return SSHClient(self.gateway, self.login, remoteWindow=remoteWindow, remoteMaxPacket=remoteMaxPacket,
-                         avatar=avatar)
+        self.session = SSHClient(self.gateway, self.login, remoteWindow=remoteWindow,
+                                 remoteMaxPacket=remoteMaxPacket, avatar=avatar)
+        return self.session
+
+    def revoke(self) -> None:
+        """The key this person logged in with is no longer theirs (a reload): told, and disconnected."""
+        log.info("ssh: {user}: the key {fingerprint} is no longer theirs: disconnected", user=self.login.user,
+                 fingerprint=fingerprint(keys.Key.fromString(self.login.key)))
+        session = self.session
+        if session is not None and session.line is not None:
+            session.notice(f"{self.login.user}: your key was removed")
+            session.transport.loseConnection()
+            return
+        if self.conn is not None:
+            self.conn.transport.transport.loseConnection()
 
 
 class SSHGateway:
@@ -478,6 +498,8 @@ class SSHGateway:
         self.lines = lines
         self.spec = spec
         self.clock = clock
+        # Everyone logged in now (a reload's new keys are checked against them).
+        self.people: set[Person] = set()
 
     def line(self, name: str) -> Optional[Line]:
         return self.lines().get(name)
@@ -513,8 +535,14 @@ class GatewaySSHFactory(SSHFactory):
         self.allow = [ipaddress.ip_network(a, strict=False) for a in gateway.spec.allow]
 
     def setUsers(self, users: Sequence[UserSpec]) -> None:
-        """New people and keys (a reload); sessions already open stay."""
-        self.checker.ring = KeyRing(users)
+        """
+        New people and keys (a reload).  Sessions stay, but for a person
+        whose key is no longer theirs (removed, or the person removed).
+        """
+        ring = self.checker.ring = KeyRing(users)
+        for person in list(self.gateway.people):
+            if ring.people.get(person.login.key) != person.login.user:
+                person.revoke()
 
     def buildProtocol(self, addr: Any) -> Any:
         peer = describeAddress(addr)

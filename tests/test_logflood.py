@@ -83,6 +83,20 @@ class PeerLimiterTests(SynchronousTestCase):
         ])
         self.assertEqual((self.out[21]["count"], self.out[21]["peer"]), (80, "10.0.0.7:5000"))
 
+    def test_summaryOfAClientThatLeft(self) -> None:
+        """A connection that flooded and left is summed up once its minute is over, by the next event about anyone."""
+        gone = Peer("10.0.0.7:5000")
+        for _ in range(50):
+            self.event(gone)
+        self.clock.advance(59)
+        self.event("10.0.0.8:6000", "other")
+        self.limiter({"log_format": "device up", "log_level": LogLevel.info})
+        self.assertEqual(len(self.out), 22)
+        self.clock.advance(1)
+        self.limiter({"log_format": "device down", "log_level": LogLevel.info})
+        self.assertEqual([(e.get("count"), e.get("peer")) for e in self.out[22:]], [(30, "10.0.0.7:5000"), (None, None)])
+        self.assertEqual(list(self.limiter.peers.values())[0].peer, "10.0.0.8:6000")
+
     def test_connectionsHaveTheirOwnBudget(self) -> None:
         """Two connections with the same name (one unix socket) each have their own budget."""
         first, second = Peer("unix:/run/x.sock"), Peer("unix:/run/x.sock")

@@ -15,6 +15,7 @@ import struct
 from typing import Any, Optional
 
 from cryptography.hazmat.primitives.asymmetric import ed25519
+from twisted.conch.interfaces import IConchUser
 from twisted.conch.ssh import connection, keys, userauth
 from twisted.conch.ssh.common import NS
 from twisted.conch.test.test_session import StubConnection
@@ -234,7 +235,7 @@ class AuthTests(SynchronousTestCase):
         """A known key with a good signature logs in as its person, with the line named by the user name."""
         self.request(b"con1", self.ops1, signed=True)
         self.assertEqual(self.transport.packets, [(userauth.MSG_USERAUTH_SUCCESS, b"")])
-        self.assertEqual(self.transport.avatar.login, Login("ops1", "con1"))  # type: ignore[attr-defined]
+        self.assertEqual(self.transport.avatar.login, Login("ops1", "con1", self.ops1.public().blob()))  # type: ignore[attr-defined]
 
     def test_unknownKeyRefusedAndLogged(self) -> None:
         """An unknown key is refused (asked or signed) and logged with its fingerprint and the address."""
@@ -290,7 +291,7 @@ class AuthTests(SynchronousTestCase):
         self.request(b"con1", self.stranger, signed=True)
         self.assertEqual([t for t, _ in self.transport.packets],
                          [userauth.MSG_USERAUTH_FAILURE, userauth.MSG_USERAUTH_SUCCESS])
-        self.assertEqual(self.transport.avatar.login, Login("ops2", "con1"))  # type: ignore[attr-defined]
+        self.assertEqual(self.transport.avatar.login, Login("ops2", "con1", self.stranger.public().blob()))  # type: ignore[attr-defined]
 
 
 class Tcp(StringTransport):
@@ -464,6 +465,32 @@ class SessionTests(SynchronousTestCase):
         ops2, conn2 = sessions["ops2"]
         ops2.dataReceived(b"x")
         self.assertEqual(h.devices["con1"].events, [])
+
+    def test_removedKeyEndsSessions(self) -> None:
+        """A reload that takes a person's key (or the person) away ends their session with a notice, or their connection; others stay."""
+        h = Harness()
+        factory = GatewaySSHFactory(newKey(), KeyRing(()), h.gateway)
+        people = {name: newKey() for name in ("ops1", "ops2", "ops3")}
+        sessions = {}
+        for name, key in people.items():
+            _, person, logout = factory.portal.realm.requestAvatar(Login(name, "con1", key.public().blob()), None,
+                                                                   IConchUser)
+            person.conn = StubConnection(SSHTransportStub())
+            if name != "ops3":
+                channel = person._session(1 << 20, 32768, b"", person)
+                channel.conn = person.conn
+                channel.requestReceived(b"shell", b"")
+            sessions[name] = (person, logout)
+        factory.setUsers((UserSpec("ops2", (publicLine(people["ops2"]),)),))
+        ops1, ops2, ops3 = (sessions[name][0] for name in ("ops1", "ops2", "ops3"))
+        self.assertIn(b"[serialgw: ops1: your key was removed]", sent(ops1.conn, ops1.session))
+        self.assertEqual(ops1.conn.requests[ops1.session], [(b"exit-status", struct.pack(">L", 0), False)])
+        self.assertNotIn(ops2.session, ops2.conn.requests)
+        self.assertEqual((ops2.conn.transport.transport.disconnecting, ops3.conn.transport.transport.disconnecting),
+                         (False, True))
+        for _, logout in sessions.values():
+            logout()
+        self.assertEqual(h.gateway.people, set())
 
     def test_readOnlyKey(self) -> None:
         """A watcher (read = [...]) sees output; its bytes and breaks never reach the device; it cannot take write."""
@@ -902,6 +929,14 @@ class OptionsTests(SynchronousTestCase):
             "listener 'tcp:2222:interface=127.0.0.1' already does",
             f"serialgw: error: the SSH host key {hostKey!r} may be read by others (mode 0640): chmod 600 it",
         ])
+        link = self.mktemp()
+        os.symlink(hostKey, link)
+        os.chmod(hostKey, 0o600)
+        options = self.parse("--check", "--ssh", "tcp:2222", "--ssh-host-key", link, "--authorized-keys", keys)
+        out, err = io.StringIO(), io.StringIO()
+        self.assertEqual(options.report(out, err), 2)
+        self.assertEqual(err.getvalue().splitlines()[0],
+                         f"serialgw: error: the SSH host key {link!r} is a symlink (not followed there)")
         options = self.parse("--check", "--ssh", "tcp:2222", "--ssh-host-key", "/nonexistent/key", "--authorized-keys", keys)
         out, err = io.StringIO(), io.StringIO()
         self.assertEqual(options.report(out, err), 0)
@@ -909,10 +944,13 @@ class OptionsTests(SynchronousTestCase):
                                          "and cannot be made in '/nonexistent' (now)\n")
 
     def test_errors(self) -> None:
-        """Keys without --ssh, --ssh without keys, --ssh with --config, one name in both files: clear errors."""
-        same = self.mktemp()
+        """Keys without --ssh, --ssh without keys, --ssh with --config, one name or one key in both files: clear errors."""
+        same, other = self.mktemp(), self.mktemp()
+        key = newKey()
         with open(same, "w") as f:
-            f.write(publicLine(newKey(), "ops1") + "\n")
+            f.write(publicLine(key, "ops1") + "\n")
+        with open(other, "w") as f:
+            f.write(publicLine(key, "watcher1") + "\n")
         cases = [
             (("--authorized-keys", same), "--authorized-keys needs --ssh (an SSH listener)"),
             (("--ssh", "tcp:2222"), "--ssh needs --authorized-keys or --readonly-keys: who may log in"),
@@ -922,6 +960,9 @@ class OptionsTests(SynchronousTestCase):
              f"'ops1' names keys in --authorized-keys {same!r} and in --readonly-keys {same!r}: "
              "give the keys distinct comments"),
             (("--ssh", "tcp:2222:bogus=1", "--authorized-keys", same), "bad listener 'tcp:2222:bogus=1'"),
+            (("--ssh", "tcp:2222", "--authorized-keys", same, "--readonly-keys", other),
+             f"a key of 'watcher1' is in --authorized-keys {same!r} and in --readonly-keys {other!r}: "
+             "put it in one of them"),
         ]
         for args, message in cases:
             error = str(self.assertRaises(UsageError, self.parse, *args))
