@@ -798,7 +798,7 @@ class GatewayService(MultiService):
         device.breakDuration = new.breakDuration
         line.restoreSettings = new.restoreSettings
         line.notices = new.notices
-        line.mode = new.mode
+        line.setMode(new.mode)
         line.maxClients = new.maxClients
         if new.rights != old.rights:
             line.applyRights(new.rights)
