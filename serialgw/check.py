@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from typing import Any, Mapping, Optional, Sequence
 
 from serialgw.config import LineConfig, ListenerKind, ListenerSpec, SSHSpec, isAbstract, isDecimal
@@ -171,7 +172,8 @@ def checkLines(lines: Sequence[LineConfig], status: Optional[ListenerSpec] = Non
 def _checkHostKey(path: str, errors: list[str], warnings: list[str]) -> None:
     """The SSH host key: one others may read stops the start; one that cannot be made now is a warning."""
     try:
-        mode = os.stat(path).st_mode
+        # As the start reads it: a symlink is not followed there.
+        mode = os.lstat(path).st_mode
     except FileNotFoundError:
         directory = os.path.dirname(os.path.abspath(path))
         if not os.access(directory, os.W_OK):
@@ -179,6 +181,10 @@ def _checkHostKey(path: str, errors: list[str], warnings: list[str]) -> None:
         return
     except OSError as e:
         warnings.append(f"the SSH host key {path!r} cannot be read: {e.strerror} (now)")
+        return
+    if not stat.S_ISREG(mode):
+        what = "a symlink (not followed there)" if stat.S_ISLNK(mode) else "not a regular file"
+        errors.append(f"the SSH host key {path!r} is {what}")
         return
     if mode & 0o077:
         errors.append(f"the SSH host key {path!r} may be read by others (mode {mode & 0o777:04o}): chmod 600 it")

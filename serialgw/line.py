@@ -364,10 +364,10 @@ class Line:
 
     def wantedModemLine(self, name: str) -> Optional[bool]:
         """DTR or RTS as configured for now (people attached or not); None: not configured."""
-        attached = self.modemAttached[name]
+        attached, idle = self.modemAttached[name], self.modemIdle[name]
         if self.people:
-            return attached
-        idle = self.modemIdle[name]
+            # Only an idle state set: on while attached, as the device opens.
+            return True if attached is None and idle is not None else attached
         return attached if idle is None else idle
 
     def applyModemLines(self) -> None:

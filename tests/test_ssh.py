@@ -929,6 +929,14 @@ class OptionsTests(SynchronousTestCase):
             "listener 'tcp:2222:interface=127.0.0.1' already does",
             f"serialgw: error: the SSH host key {hostKey!r} may be read by others (mode 0640): chmod 600 it",
         ])
+        link = self.mktemp()
+        os.symlink(hostKey, link)
+        os.chmod(hostKey, 0o600)
+        options = self.parse("--check", "--ssh", "tcp:2222", "--ssh-host-key", link, "--authorized-keys", keys)
+        out, err = io.StringIO(), io.StringIO()
+        self.assertEqual(options.report(out, err), 2)
+        self.assertEqual(err.getvalue().splitlines()[0],
+                         f"serialgw: error: the SSH host key {link!r} is a symlink (not followed there)")
         options = self.parse("--check", "--ssh", "tcp:2222", "--ssh-host-key", "/nonexistent/key", "--authorized-keys", keys)
         out, err = io.StringIO(), io.StringIO()
         self.assertEqual(options.report(out, err), 0)
@@ -936,10 +944,13 @@ class OptionsTests(SynchronousTestCase):
                                          "and cannot be made in '/nonexistent' (now)\n")
 
     def test_errors(self) -> None:
-        """Keys without --ssh, --ssh without keys, --ssh with --config, one name in both files: clear errors."""
-        same = self.mktemp()
+        """Keys without --ssh, --ssh without keys, --ssh with --config, one name or one key in both files: clear errors."""
+        same, other = self.mktemp(), self.mktemp()
+        key = newKey()
         with open(same, "w") as f:
-            f.write(publicLine(newKey(), "ops1") + "\n")
+            f.write(publicLine(key, "ops1") + "\n")
+        with open(other, "w") as f:
+            f.write(publicLine(key, "watcher1") + "\n")
         cases = [
             (("--authorized-keys", same), "--authorized-keys needs --ssh (an SSH listener)"),
             (("--ssh", "tcp:2222"), "--ssh needs --authorized-keys or --readonly-keys: who may log in"),
@@ -949,6 +960,9 @@ class OptionsTests(SynchronousTestCase):
              f"'ops1' names keys in --authorized-keys {same!r} and in --readonly-keys {same!r}: "
              "give the keys distinct comments"),
             (("--ssh", "tcp:2222:bogus=1", "--authorized-keys", same), "bad listener 'tcp:2222:bogus=1'"),
+            (("--ssh", "tcp:2222", "--authorized-keys", same, "--readonly-keys", other),
+             f"a key of 'watcher1' is in --authorized-keys {same!r} and in --readonly-keys {other!r}: "
+             "put it in one of them"),
         ]
         for args, message in cases:
             error = str(self.assertRaises(UsageError, self.parse, *args))
