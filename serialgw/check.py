@@ -146,8 +146,9 @@ def checkLines(lines: Sequence[LineConfig], status: Optional[ListenerSpec] = Non
                 errors.append(f"{owner}: log {line.log.path!r} is line {logs[path]!r}'s log too")
             logs[path] = line.name
             directory = os.path.dirname(os.path.abspath(line.log.path))
-            if os.path.isdir(line.log.path):
-                errors.append(f"{owner}: log {line.log.path!r} is a directory")
+            if os.path.lexists(line.log.path) and (os.path.islink(line.log.path) or not os.path.isfile(line.log.path)):
+                errors.append(f"{owner}: log {line.log.path!r} is not a regular file "
+                              "(a directory, FIFO, device or symbolic link)")
             elif not os.path.isdir(directory):
                 warnings.append(f"{owner}: the directory of log {line.log.path!r} does not exist (now)")
         for spec in line.listeners:

@@ -99,12 +99,16 @@ class CheckTests(SynchronousTestCase):
             "line 'vm': the directory of log '/nowhere/vm.log' does not exist (now)",
         ]))
 
-    def test_logIsADirectory(self) -> None:
-        """A console log path that is a directory now: an error (the gateway could not open it)."""
+    def test_logNotAFile(self) -> None:
+        """A console log path that is a directory, a FIFO or a symlink now: an error (the gateway would refuse it)."""
         directory = os.path.abspath(self.mktemp())
         os.mkdir(directory)
-        lines = loadConfig(write(self, f'[lines.a]\ndevice = "pty:/nowhere/a"\nlisten = "4001"\nlog = "{directory}"\n'))
-        self.assertEqual(checkLines(lines), ([f"line 'a': log {directory!r} is a directory"], []))
+        os.mkfifo(os.path.join(directory, "fifo"))
+        os.symlink("/tmp/x", os.path.join(directory, "link"))
+        for path in (directory, os.path.join(directory, "fifo"), os.path.join(directory, "link")):
+            lines = loadConfig(write(self, f'[lines.a]\ndevice = "pty:/nowhere/a"\nlisten = "4001"\nlog = "{path}"\n'))
+            self.assertEqual(checkLines(lines), ([f"line 'a': log {path!r} is not a regular file "
+                                                  "(a directory, FIFO, device or symbolic link)"], []))
 
     def test_refusedByParsing(self) -> None:
         """What bind() or open() would refuse only at start is refused by --check too: one line, exit status 2."""
