@@ -112,6 +112,9 @@ def loadFile(path: str) -> FileConfig:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: {e}") from None
+    except RecursionError:
+        # tomllib recurses once per nested array or inline table.
+        raise ConfigError(f"{path}: arrays or tables nested too deep") from None
     lines = _lines(path, text, data)
     users = _users(path, text, data)
     known = {u.name for u in users}

@@ -121,11 +121,16 @@ def parseListener(text: str) -> ListenerSpec:
             )
         if hasOptions or not isDecimal(first):
             return done(_qemu("tcp", body, original))
+    if word in ("tcp", "tcp6") and isDecimal(body.split(":", 1)[0]):
+        # Twisted's own parser takes any number; bind() would refuse it only at start.
+        _port(body.split(":", 1)[0], original)
     if word == "unix" and "," in body:
         return done(_qemu("unix", body, original))
     if word == "unix":
         # Unix sockets are 0600 unless mode= says otherwise.
         path = checkPath(re.split(r"(?<!\\):", body)[0].replace("\\:", ":"), "unix socket", unix=True)
+        if not path:
+            raise ConfigError(f"unix: needs a path in listener {original!r}")
         if not re.search(r"(?<!\\):mode=", text):
             text += ":mode=600"
         return done(ListenerSpec(endpoint=_abstractEndpoint(text, path), path=path))

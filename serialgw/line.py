@@ -364,10 +364,10 @@ class Line:
 
     def wantedModemLine(self, name: str) -> Optional[bool]:
         """DTR or RTS as configured for now (people attached or not); None: not configured."""
-        attached = self.modemAttached[name]
+        attached, idle = self.modemAttached[name], self.modemIdle[name]
         if self.people:
-            return attached
-        idle = self.modemIdle[name]
+            # Only an idle state set: on while attached, as the device opens.
+            return True if attached is None and idle is not None else attached
         return attached if idle is None else idle
 
     def applyModemLines(self) -> None:
@@ -630,6 +630,19 @@ class Line:
         client.role = Role.WRITER
         self.announce(f"{client.peer} took write", peer=client.peer)
         return True
+
+    def setMode(self, mode: str) -> None:
+        """
+        A new mode (a reload).  Made exclusive, the line keeps one writer:
+        the first person attached who writes; the other writers only watch
+        from now on, as after a take-over (announced).
+        """
+        self.mode = mode
+        if mode == "exclusive":
+            writer = self.writer
+            for client in list(self.clients):
+                if client is not writer and client.role is Role.WRITER and getattr(client, "person", False):
+                    self.dropWrite(client)
 
     def dropWrite(self, client: Any) -> None:
         if client.role is Role.WRITER:

@@ -127,12 +127,15 @@ class LineFactory(Factory):
             return False
         # A dial-out's certificate is its server's: no person, no rights.
         tls = self.spec.tls
-        user = peerSubject(transport) if tls is not None and not tls.hostname else ""
-        if user and client is not None:
+        person = tls is not None and not tls.hostname and bool(tls.ca)
+        user = peerSubject(transport) if person else ""
+        # A verified client certificate without a CN names nobody: on a line
+        # with write/read it is in neither list (only "*" lets it in).
+        if person and client is not None:
             right = self.line.rights.of(user)
             if right is None:
                 log.warn("{line}: TLS client {peer} ({user}) refused: not in the line's write or read",
-                         line=self.line.name, peer=peerName(transport), user=user)
+                         line=self.line.name, peer=peerName(transport), user=user or "no CN")
                 return False
             if right == "read":
                 client.role = Role.READONLY
@@ -188,6 +191,8 @@ class GatewayService(MultiService):
         self._keyed: dict[str, list[tuple[Any, tuple[str, Any]]]] = {}
         self._openingKey: Any = None
         self._opened = False
+        # Stopped: a reload still waiting (queued, or for what it closed) opens nothing.
+        self._stopped = False
         self.status = status
         self.statusPort: Any = None
         self.ssh = ssh
@@ -555,6 +560,7 @@ class GatewayService(MultiService):
     def stopService(self) -> Any:
         """Stop listening, close devices; the Deferred fires when all is closed."""
         self.notifier.stopping()
+        self._stopped = True
         waits = [MultiService.stopService(self)] + self._closeAll()
         return defer.gatherResults([w for w in waits if isinstance(w, defer.Deferred)])
 
@@ -594,9 +600,36 @@ class GatewayService(MultiService):
             return thing[1].stopListening()
         if kind == "dialer":
             self._dialers.remove(thing)
-            return thing.stopService() if thing.running else None
+            return self._stopDialer(thing)
         self._closers.remove(thing)
         return thing()
+
+    # How long a dial-out's clean close may wait for its peer to take what
+    # is queued before the connection is aborted.
+    dialCloseGrace = 2.0
+
+    def _stopDialer(self, dialer: ClientService) -> Any:
+        """
+        Stop a dial-out; what to wait for.  Its connection is closed cleanly,
+        or aborted after C{dialCloseGrace} seconds: a clean close waits for
+        the peer to take what is queued, and one that does not read would
+        hold a stop or a reload (and every reload after it) for ever.
+        """
+        if not dialer.running:
+            return None
+        connected: list[Any] = []
+        dialer.whenConnected().addCallbacks(connected.append, lambda _: None)
+        stopped = dialer.stopService()
+        if connected and not stopped.called:
+            abort = self.reactor.callLater(self.dialCloseGrace, connected[0].transport.abortConnection)
+
+            def closed(result: Any) -> Any:
+                if abort.active():
+                    abort.cancel()
+                return result
+
+            stopped.addBoth(closed)
+        return stopped
 
     def _closeKeyed(self, name: str, key: Any) -> list[Any]:
         """Close what one listener (or the log) of a line opened; the line and its sessions stay."""
@@ -635,6 +668,8 @@ class GatewayService(MultiService):
     DEVICE_FIELDS = ("device", "lock", "lockDir")
 
     def _reload(self, configs: list[LineConfig]) -> Any:
+        if self._stopped:
+            return {"refused": ["the gateway is stopping"]}
         old = {c.name: c for c in self.configs}
         new = {c.name: c for c in configs}
         removed = [n for n in old if n not in new]
@@ -677,6 +712,9 @@ class GatewayService(MultiService):
         closed.addErrback(lambda f: log.failure("reload: closing lines", f))
 
         def reopen(_: Any) -> dict[str, list[str]]:
+            if self._stopped:
+                log.info("reload: the gateway stopped before the reload was done; nothing opened")
+                return {"refused": ["the gateway stopped before the reload was done"]}
             leftOut: list[str] = []
             for name in changed + added:
                 try:
@@ -772,7 +810,7 @@ class GatewayService(MultiService):
         device.breakDuration = new.breakDuration
         line.restoreSettings = new.restoreSettings
         line.notices = new.notices
-        line.mode = new.mode
+        line.setMode(new.mode)
         line.maxClients = new.maxClients
         if new.rights != old.rights:
             line.applyRights(new.rights)
@@ -824,8 +862,7 @@ class GatewayService(MultiService):
         self._keyed = {}
         waits: list[Any] = []
         for dialer in self._dialers:
-            if dialer.running:
-                waits.append(dialer.stopService())
+            waits.append(self._stopDialer(dialer))
         self._dialers = []
         for close in self._closers:
             waits.append(close())
@@ -968,13 +1005,17 @@ def _removeStaleSocket(path: str, lineName: str) -> None:
         return
     if not stat.S_ISSOCK(mode):
         raise StartupError(f"line {lineName!r}: {path!r} exists and is not a socket")
-    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    # Not blocking: a connect to a live listener whose backlog is full
+    # waits until it accepts, and this runs on the reactor (a reload).
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
     try:
         probe.connect(path)
     except ConnectionRefusedError:
         os.unlink(path)
         log.info("line {line}: removed stale socket {path}", line=lineName, path=path)
         return
+    except BlockingIOError:
+        pass  # a live listener, its backlog full
     except OSError:
         return
     finally:

@@ -121,9 +121,20 @@ class Session:
                         + (f"; escape key {keyName(self.escapeMenu.key)}" if self.escapeMenu else ""))
         early = self.line.takeEarlyOutput(self)
         if spec is not None and spec.replay:
-            self.deliver(self.line.backlog())
+            self.deliverKept(self.line.backlog())
         elif early:
-            self.deliver(early)
+            self.deliverKept(early)
+
+    def deliverKept(self, data: bytes) -> None:
+        """
+        Kept device output (the replay backlog, the early output): at most
+        the newest C{outbuf} bytes, what the client may have waiting (the
+        whole of a 64 MiB backlog was queued for every client that asked).
+        """
+        guard = self.guard
+        if guard is not None and len(data) > guard.bound:
+            data = data[len(data) - guard.bound:]
+        self.deliver(data)
 
     def _clock(self) -> Any:
         return self.clock if self.clock is not None else self.line.clock

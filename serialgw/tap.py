@@ -4,6 +4,7 @@ C{twistd serialgw}: options and the service they make.
 
 from __future__ import annotations
 
+import base64
 import os
 import sys
 from typing import Any, Optional
@@ -279,6 +280,13 @@ man 8 serialgw
         if both:
             raise ConfigError(f"{both[0]!r} names keys in --authorized-keys {self['authorized-keys']!r} and in "
                               f"--readonly-keys {self['readonly-keys']!r}: give the keys distinct comments")
+        # One key, one person (as in a farm): the same key under two comments would be whichever came last.
+        writerKeys = {base64.b64decode(k.split()[1]) for u in writers for k in u.keys}
+        for reader in readers:
+            for key in reader.keys:
+                if base64.b64decode(key.split()[1]) in writerKeys:
+                    raise ConfigError(f"a key of {reader.name!r} is in --authorized-keys {self['authorized-keys']!r} "
+                                      f"and in --readonly-keys {self['readonly-keys']!r}: put it in one of them")
         rights = Rights(write=tuple(u.name for u in writers), read=tuple(u.name for u in readers))
         spec = SSHSpec(parseSSHListener(self["ssh"]), self["ssh-host-key"] or DEFAULT_HOST_KEY, tuple(writers + readers))
         return spec, rights

@@ -191,6 +191,15 @@ class ModemLineTests(SynchronousTestCase):
         self.assertEqual(self.calls()[3:], [("write", b"bye"), ("rts", False)])
         self.assertEqual(self.device.modemLines, {"dtr": True, "rts": False})
 
+    def test_idleOnly(self) -> None:
+        """idle-dtr off with dtr left out: off while nobody is attached, on (as the device opens, the documented default) while someone is."""
+        line = self.line({}, {"dtr": False})
+        client = person()
+        line.attach(client)
+        self.assertEqual(self.device.modemLines["dtr"], True)
+        line.detach(client)
+        self.assertEqual(self.calls(), [("dtr", False), ("dtr", True), ("write", b"bye"), ("dtr", False)])
+
     def test_neverPulsed(self) -> None:
         """A line the settings do not change is never touched: DTR on both ways, RTS not configured."""
         line = self.line({"dtr": True}, {"dtr": True})

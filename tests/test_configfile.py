@@ -6,8 +6,10 @@ file, the line and the key; the status page, field by field.
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from twisted.internet import reactor
+from twisted.internet.task import deferLater
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twisted.web.client import Agent, readBody
 
@@ -290,6 +292,40 @@ class ReloadInPlaceTests(TestCase):
         self.assertEqual(await self.pty.received.length(10), b"ping still")
         await closeClients(client)  # type: ignore[arg-type]
 
+    async def test_fullUnixBacklogRefusedAtOnce(self) -> None:
+        """
+        A reload onto a unix socket path whose live listener has a full
+        backlog (it does not accept) is refused as in use at once: the
+        probe's connect does not wait on the reactor (without the fix it
+        waited until the listener went, here closed after 5 s).
+        """
+        import socket
+        import threading
+
+        path = self.mktemp()
+        held = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.addCleanup(held.close)
+        held.bind(path)
+        held.listen(0)
+        waiting = []
+        while True:
+            pending = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
+            self.addCleanup(pending.close)
+            try:
+                pending.connect(path)
+            except BlockingIOError:
+                break
+            waiting.append(pending)
+        gone = threading.Timer(5.0, held.close)
+        gone.start()
+        self.addCleanup(gone.cancel)
+        service = await self.start(self.line("a", '"raw+tcp:0:interface=127.0.0.1"'))
+        result = await service.reload(self.config(
+            self.line("a", f'["raw+tcp:0:interface=127.0.0.1", "raw+unix:{path}"]')))
+        self.assertEqual(result, {"refused": [f"line 'a': {path!r} is in use by another process"]})
+        self.assertTrue(gone.is_alive())
+        self.assertEqual([spec.kind.value for spec, _ in service.ports], ["listen"])
+
     async def test_listenersOnlyKeepTheSession(self) -> None:
         """
         A line whose only changes are listeners, mode and notices keeps its
@@ -320,6 +356,30 @@ class ReloadInPlaceTests(TestCase):
         with self.assertRaises(ConnectError):
             await connect(first)
         await closeClients(client, newcomer)  # type: ignore[arg-type]
+
+    async def test_madeExclusiveWithTwoWriters(self) -> None:
+        """
+        A reload from shared to exclusive with two writers attached leaves
+        one: the first keeps writing, the second only watches (its typing
+        no longer reaches the device); both stay connected.
+        """
+        from serialgw.line import Role
+
+        port = freePort()
+        listen = f'"raw+tcp:{port}:interface=127.0.0.1"'
+        service = await self.start(self.line("a", listen))
+        first = await self.session(port, self.pty)
+        second = await connect(port)
+        line = service.lines["a"]
+        while len(line.clients) < 2:
+            await deferLater(reactor, 0.01, lambda: None)
+        result = await service.reload(self.config(self.line("a", listen) + 'mode = "exclusive"\n'))
+        self.assertEqual(result, {"added": [], "changed": ["a"], "removed": []})
+        self.assertEqual([c.role for c in line.clients], [Role.WRITER, Role.WATCHER])
+        second.transport.write(b"second")  # type: ignore[union-attr]
+        first.transport.write(b" first")  # type: ignore[union-attr]
+        self.assertEqual(await self.pty.received.length(10), b"ping first")
+        await closeClients(first, second)  # type: ignore[arg-type]
 
     async def test_baudChangeKeepsTheClient(self) -> None:
         """
@@ -414,6 +474,69 @@ class SighupBusyPortTests(TestCase):
         self.assertNotIn(b"left out", proc.output.data)
         self.assertNotIn(b"Traceback", proc.output.data)
         await closeClients(client, added)
+
+
+class DialOutCloseTests(TestCase):
+    """A dial-out whose peer accepts and never reads, with output queued for it."""
+
+    timeout = 30
+
+    async def start(self, dialOut: bool) -> tuple[GatewayService, list[Any]]:
+        import socket
+
+        pty = startedPty(self)
+        peer = socket.socket()
+        self.addCleanup(peer.close)
+        peer.bind(("127.0.0.1", 0))
+        peer.listen(1)
+        target = peer.getsockname()[1]
+
+        def config(dial: bool) -> list:  # type: ignore[type-arg]
+            path = self.mktemp()
+            dialer = f', "tcp:127.0.0.1:{target}"' if dial else ""
+            listen = f'["raw+tcp:0:interface=127.0.0.1"{dialer}]'
+            with open(path, "w") as f:
+                f.write(f'[lines.a]\ndevice = "{pty.slaveName}"\nlisten = {listen}\n')
+            return loadConfig(path)
+
+        service = GatewayService(config(True))
+        service.dialCloseGrace = 0.2
+        service.startService()
+        self.addCleanup(service.stopService)
+        line = service.lines["a"]
+        while not line.clients:
+            await deferLater(reactor, 0.01, lambda: None)
+        # More than the kernel takes: the rest waits in the transport.
+        line.clients[0].transport.write(b"x" * (32 << 20))
+        return service, config(dialOut)
+
+    async def test_reloadDoesNotWaitForever(self) -> None:
+        """A reload removing the dial-out goes through (the connection aborted after the grace), and so does the next."""
+        service, withoutDialOut = await self.start(False)
+        result = await service.reload(withoutDialOut).addTimeout(5, reactor)
+        self.assertEqual(result, {"added": [], "changed": ["a"], "removed": []})
+        self.assertEqual((service._dialers, service.lines["a"].clients), ([], []))
+
+    async def test_stopDoesNotWaitForever(self) -> None:
+        """Stopping the gateway ends (the connection aborted after the grace) instead of waiting for the peer."""
+        service, _ = await self.start(True)
+        await service.stopService().addTimeout(5, reactor)
+        self.assertEqual(service._dialers, [])
+
+    async def test_stopDuringReload(self) -> None:
+        """
+        The gateway stopped while a reload waits for the dial-out it closes:
+        the reload ends refused, opening nothing (it raised KeyError on the
+        stopped service's lines), and a reload asked after the stop too.
+        """
+        service, withoutDialOut = await self.start(False)
+        reloading = service.reload(withoutDialOut)
+        self.assertFalse(reloading.called)
+        await service.stopService().addTimeout(5, reactor)
+        self.assertEqual(await reloading.addTimeout(5, reactor),
+                         {"refused": ["the gateway stopped before the reload was done"]})
+        self.assertEqual(await service.reload(withoutDialOut), {"refused": ["the gateway is stopping"]})
+        self.assertEqual((service.lines, service.ports), ({}, []))
 
 
 class ReloadSamePortTests(TestCase):

@@ -14,7 +14,7 @@ from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase
 
 from serialgw.config import LogSpec
-from serialgw.consolelog import ConsoleLog
+from serialgw.consolelog import NOT_A_FILE, ConsoleLog
 from serialgw.endpoints import parseListener
 from serialgw.line import Line
 from serialgw.raw import RawClient
@@ -179,6 +179,30 @@ class RotatedBySomeoneElseTests(SynchronousTestCase):
         self.line.deviceDataReceived(b"still logged\n")
         self.assertEqual(self.read(os.path.join(directory + ".old", "web1.log")), b"still logged\n")
         self.assertEqual(self.line.logs, [log])
+
+    def test_fifoNotWaitedOn(self) -> None:
+        """A FIFO at the path (nobody reading it), at start or at a reopen: refused at once, not waited on."""
+        os.mkfifo(self.path + ".fifo")
+        with self.assertRaises(OSError) as caught:
+            ConsoleLog(self.line, LogSpec(self.path + ".fifo", format=""), self.clock)
+        self.assertEqual(caught.exception.strerror, NOT_A_FILE)
+        log = ConsoleLog(self.line, LogSpec(self.path, format=""), self.clock)
+        self.addCleanup(log.close)
+        os.rename(self.path, self.path + ".1")
+        os.mkfifo(self.path)
+        log.reopen()
+        self.line.deviceDataReceived(b"still logged\n")
+        self.assertEqual(self.read(self.path + ".1"), b"still logged\n")
+
+    def test_fifoWithReaderRefused(self) -> None:
+        """A FIFO someone reads is refused too: a write to it could wait, and a console log never waits."""
+        os.mkfifo(self.path + ".fifo")
+        reader = os.open(self.path + ".fifo", os.O_RDONLY | os.O_NONBLOCK)
+        self.addCleanup(os.close, reader)
+        with self.assertRaises(OSError) as caught:
+            ConsoleLog(self.line, LogSpec(self.path + ".fifo", format=""), self.clock)
+        self.assertEqual(caught.exception.strerror, NOT_A_FILE)
+        self.assertEqual(self.line.clients, [])
 
     def test_copytruncate(self) -> None:
         """

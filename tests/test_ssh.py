@@ -929,6 +929,14 @@ class OptionsTests(SynchronousTestCase):
             "listener 'tcp:2222:interface=127.0.0.1' already does",
             f"serialgw: error: the SSH host key {hostKey!r} may be read by others (mode 0640): chmod 600 it",
         ])
+        link = self.mktemp()
+        os.symlink(hostKey, link)
+        os.chmod(hostKey, 0o600)
+        options = self.parse("--check", "--ssh", "tcp:2222", "--ssh-host-key", link, "--authorized-keys", keys)
+        out, err = io.StringIO(), io.StringIO()
+        self.assertEqual(options.report(out, err), 2)
+        self.assertEqual(err.getvalue().splitlines()[0],
+                         f"serialgw: error: the SSH host key {link!r} is a symlink (not followed there)")
         options = self.parse("--check", "--ssh", "tcp:2222", "--ssh-host-key", "/nonexistent/key", "--authorized-keys", keys)
         out, err = io.StringIO(), io.StringIO()
         self.assertEqual(options.report(out, err), 0)
@@ -936,10 +944,13 @@ class OptionsTests(SynchronousTestCase):
                                          "and cannot be made in '/nonexistent' (now)\n")
 
     def test_errors(self) -> None:
-        """Keys without --ssh, --ssh without keys, --ssh with --config, one name in both files: clear errors."""
-        same = self.mktemp()
+        """Keys without --ssh, --ssh without keys, --ssh with --config, one name or one key in both files: clear errors."""
+        same, other = self.mktemp(), self.mktemp()
+        key = newKey()
         with open(same, "w") as f:
-            f.write(publicLine(newKey(), "ops1") + "\n")
+            f.write(publicLine(key, "ops1") + "\n")
+        with open(other, "w") as f:
+            f.write(publicLine(key, "watcher1") + "\n")
         cases = [
             (("--authorized-keys", same), "--authorized-keys needs --ssh (an SSH listener)"),
             (("--ssh", "tcp:2222"), "--ssh needs --authorized-keys or --readonly-keys: who may log in"),
@@ -949,6 +960,9 @@ class OptionsTests(SynchronousTestCase):
              f"'ops1' names keys in --authorized-keys {same!r} and in --readonly-keys {same!r}: "
              "give the keys distinct comments"),
             (("--ssh", "tcp:2222:bogus=1", "--authorized-keys", same), "bad listener 'tcp:2222:bogus=1'"),
+            (("--ssh", "tcp:2222", "--authorized-keys", same, "--readonly-keys", other),
+             f"a key of 'watcher1' is in --authorized-keys {same!r} and in --readonly-keys {other!r}: "
+             "put it in one of them"),
         ]
         for args, message in cases:
             error = str(self.assertRaises(UsageError, self.parse, *args))
@@ -1256,7 +1270,7 @@ class TLSUserTests(TestCase):
     timeout = 30
 
     async def test_certificateNamesTheUser(self) -> None:
-        """write=alice, read=carol: alice types, carol only watches, mallory (a good certificate) is refused."""
+        """write=alice, read=carol: alice types, carol only watches, mallory and a certificate without a CN (both good) are refused."""
         from twisted.internet.endpoints import TCP4ClientEndpoint, wrapClientTLS
         from twisted.internet.ssl import Certificate, PrivateCertificate, optionsForClientTLS
 
@@ -1278,8 +1292,8 @@ class TLSUserTests(TestCase):
         with open(ca.path, "rb") as f:
             trust = Certificate.loadPEM(f.read())
 
-        async def dial(cn: str) -> Collector:
-            certPath, keyPath = ca.issue(cn)
+        async def dial(cn: str, withCN: bool = True) -> Collector:
+            certPath, keyPath = ca.issue(cn, withCN=withCN)
             with open(certPath, "rb") as f1, open(keyPath, "rb") as f2:
                 mine = PrivateCertificate.loadPEM(f1.read() + f2.read())
             options = optionsForClientTLS("localhost", trustRoot=trust, clientCertificate=mine)
@@ -1289,6 +1303,9 @@ class TLSUserTests(TestCase):
 
         mallory = await dial("mallory")
         await mallory.closed
+        nobody = await dial("alice", withCN=False)
+        nobody.transport.write(b"nobody")  # type: ignore[union-attr]
+        await nobody.closed
         carol = await dial("carol")
         carol.transport.write(b"carol")  # type: ignore[union-attr]
         alice = await dial("alice")
@@ -1300,7 +1317,7 @@ class TLSUserTests(TestCase):
         line = service.lines["t"]
         self.assertEqual(sorted((c.peer.split(" ")[-1], c.role) for c in line.clients),
                          [("(alice)", Role.WRITER), ("(carol)", Role.READONLY)])
-        self.assertEqual((mallory.received.data, pty.received.data), (b"", b"alice"))
+        self.assertEqual((mallory.received.data, nobody.received.data, pty.received.data), (b"", b"", b"alice"))
         await closeClients(carol, alice)
 
 
