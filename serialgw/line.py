@@ -631,6 +631,19 @@ class Line:
         self.announce(f"{client.peer} took write", peer=client.peer)
         return True
 
+    def setMode(self, mode: str) -> None:
+        """
+        A new mode (a reload).  Made exclusive, the line keeps one writer:
+        the first person attached who writes; the other writers only watch
+        from now on, as after a take-over (announced).
+        """
+        self.mode = mode
+        if mode == "exclusive":
+            writer = self.writer
+            for client in list(self.clients):
+                if client is not writer and client.role is Role.WRITER and getattr(client, "person", False):
+                    self.dropWrite(client)
+
     def dropWrite(self, client: Any) -> None:
         if client.role is Role.WRITER:
             client.role = Role.WATCHER

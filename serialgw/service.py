@@ -118,12 +118,15 @@ class LineFactory(Factory):
             return False
         # A dial-out's certificate is its server's: no person, no rights.
         tls = self.spec.tls
-        user = peerSubject(transport) if tls is not None and not tls.hostname else ""
-        if user and client is not None:
+        person = tls is not None and not tls.hostname and bool(tls.ca)
+        user = peerSubject(transport) if person else ""
+        # A verified client certificate without a CN names nobody: on a line
+        # with write/read it is in neither list (only "*" lets it in).
+        if person and client is not None:
             right = self.line.rights.of(user)
             if right is None:
                 log.warn("{line}: TLS client {peer} ({user}) refused: not in the line's write or read",
-                         line=self.line.name, peer=peerName(transport), user=user)
+                         line=self.line.name, peer=peerName(transport), user=user or "no CN")
                 return False
             if right == "read":
                 client.role = Role.READONLY
@@ -798,7 +801,7 @@ class GatewayService(MultiService):
         device.breakDuration = new.breakDuration
         line.restoreSettings = new.restoreSettings
         line.notices = new.notices
-        line.mode = new.mode
+        line.setMode(new.mode)
         line.maxClients = new.maxClients
         if new.rights != old.rights:
             line.applyRights(new.rights)

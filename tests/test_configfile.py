@@ -357,6 +357,30 @@ class ReloadInPlaceTests(TestCase):
             await connect(first)
         await closeClients(client, newcomer)  # type: ignore[arg-type]
 
+    async def test_madeExclusiveWithTwoWriters(self) -> None:
+        """
+        A reload from shared to exclusive with two writers attached leaves
+        one: the first keeps writing, the second only watches (its typing
+        no longer reaches the device); both stay connected.
+        """
+        from serialgw.line import Role
+
+        port = freePort()
+        listen = f'"raw+tcp:{port}:interface=127.0.0.1"'
+        service = await self.start(self.line("a", listen))
+        first = await self.session(port, self.pty)
+        second = await connect(port)
+        line = service.lines["a"]
+        while len(line.clients) < 2:
+            await deferLater(reactor, 0.01, lambda: None)
+        result = await service.reload(self.config(self.line("a", listen) + 'mode = "exclusive"\n'))
+        self.assertEqual(result, {"added": [], "changed": ["a"], "removed": []})
+        self.assertEqual([c.role for c in line.clients], [Role.WRITER, Role.WATCHER])
+        second.transport.write(b"second")  # type: ignore[union-attr]
+        first.transport.write(b" first")  # type: ignore[union-attr]
+        self.assertEqual(await self.pty.received.length(10), b"ping first")
+        await closeClients(first, second)  # type: ignore[arg-type]
+
     async def test_baudChangeKeepsTheClient(self) -> None:
         """
         A reload that changes the baud rate applies it to the open device

@@ -63,6 +63,29 @@ class ExclusiveTests(SynchronousTestCase):
         alice.dataReceived(b"rm")
         self.assertEqual(h.device.events, [("write", b"ls")])
 
+    def test_madeExclusiveKeepsOneWriter(self) -> None:
+        """
+        A shared line made exclusive (a reload) keeps one writer, the first
+        person attached; the other writers only watch from then on and
+        everyone is told; a read-only client stays as it was.
+        """
+        h = Harness()
+        alice, aliceT = h.telnet(port=1)
+        bob, bobT = h.telnet(port=2)
+        reader, _ = h.telnet("telnet,ro+4445", port=3)
+        carol = RawClient(h.line, listener=parseListener("raw+4446"))
+        carol.makeConnection(StringTransport(peerAddress=IPv4Address("TCP", "192.0.2.9", 4)))
+        text(aliceT)
+        h.line.setMode("exclusive")
+        self.assertEqual([c.role for c in (alice, bob, reader, carol)],
+                         [Role.WRITER, Role.WATCHER, Role.READONLY, Role.WATCHER])
+        self.assertEqual(text(aliceT), "\r\n[serialgw: 192.0.2.9:2 now only watches]\r\n"
+                                       "\r\n[serialgw: 192.0.2.9:4 now only watches]\r\n")
+        bob.dataReceived(b"ls")
+        carol.dataReceived(b"rm")
+        alice.dataReceived(b"id")
+        self.assertEqual(h.device.events, [("write", b"id")])
+
     def test_sharedEveryoneWrites(self) -> None:
         """Shared (the default): everyone writes."""
         h = Harness()
