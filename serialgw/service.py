@@ -43,6 +43,7 @@ from serialgw.consolelog import ConsoleLog
 from serialgw.device import AbsentPort, DeviceError, DeviceLocked, IPort, PtyPort, SerialDevice, openPort
 from serialgw.line import Line, Role, addressAllowed, describeAddress, peerName
 from serialgw.local import FileClient, fifoPair, streamClient
+from serialgw.logflood import Peer, clientLog
 from serialgw.netconsole import NetconsoleClient
 from serialgw.notify import Notifier
 from serialgw.ptylink import PtyClient
@@ -52,6 +53,9 @@ from serialgw.telnet import TelnetClient
 from serialgw.tls import HandshakeGate, RefusingTLSFactory, ServerContextFactory, TLSError, clientOptions, peerSubject
 
 log = Logger()
+# Connections a listener refuses at accept, limited per listener (logflood):
+# a connect flood cannot flood the log.
+refusals = clientLog()
 
 
 class StartupError(Exception):
@@ -79,20 +83,25 @@ class LineFactory(Factory):
         self.allow = [ipaddress.ip_network(a, strict=False) for a in spec.allow]
         self.refused = 0
         self.handshakes: set[Any] = set()
+        # The log budget of this listener's refusals: every connection
+        # comes from a new port, so the address cannot be the key.
+        self.refusalKey = Peer(f"{line.name} listener {spec.text or spec.endpoint}")
 
     def buildProtocol(self, addr: Any) -> Any:
         if self.line.full():
-            log.warn("{line}: connection from {peer} refused: {count} clients already (max-clients)",
-                     line=self.line.name, peer=describeAddress(addr), count=self.line.maxClients)
+            refusals.warn("{line}: connection from {address} refused: {count} clients already (max-clients)",
+                          line=self.line.name, address=describeAddress(addr), count=self.line.maxClients,
+                          peer=self.refusalKey)
             return None
         if self.allow and not self._allowed(addr):
             self.refused += 1
-            log.warn("{line}: connection from {peer} refused: not in {allow}", line=self.line.name,
-                     peer=describeAddress(addr), allow=",".join(self.spec.allow))
+            refusals.warn("{line}: connection from {address} refused: not in {allow}", line=self.line.name,
+                          address=describeAddress(addr), allow=",".join(self.spec.allow), peer=self.refusalKey)
             return None
         if self.spec.tls is not None and len(self.handshakes) >= self.maxHandshakes:
-            log.warn("{line}: connection from {peer} refused: {count} TLS handshakes under way already",
-                     line=self.line.name, peer=describeAddress(addr), count=len(self.handshakes))
+            refusals.warn("{line}: connection from {address} refused: {count} TLS handshakes under way already",
+                          line=self.line.name, address=describeAddress(addr), count=len(self.handshakes),
+                          peer=self.refusalKey)
             return None
         client: Any
         if self.spec.protocol is Protocol.RAW:
@@ -118,12 +127,15 @@ class LineFactory(Factory):
             return False
         # A dial-out's certificate is its server's: no person, no rights.
         tls = self.spec.tls
-        user = peerSubject(transport) if tls is not None and not tls.hostname else ""
-        if user and client is not None:
+        person = tls is not None and not tls.hostname and bool(tls.ca)
+        user = peerSubject(transport) if person else ""
+        # A verified client certificate without a CN names nobody: on a line
+        # with write/read it is in neither list (only "*" lets it in).
+        if person and client is not None:
             right = self.line.rights.of(user)
             if right is None:
                 log.warn("{line}: TLS client {peer} ({user}) refused: not in the line's write or read",
-                         line=self.line.name, peer=peerName(transport), user=user)
+                         line=self.line.name, peer=peerName(transport), user=user or "no CN")
                 return False
             if right == "read":
                 client.role = Role.READONLY

@@ -1270,7 +1270,7 @@ class TLSUserTests(TestCase):
     timeout = 30
 
     async def test_certificateNamesTheUser(self) -> None:
-        """write=alice, read=carol: alice types, carol only watches, mallory (a good certificate) is refused."""
+        """write=alice, read=carol: alice types, carol only watches, mallory and a certificate without a CN (both good) are refused."""
         from twisted.internet.endpoints import TCP4ClientEndpoint, wrapClientTLS
         from twisted.internet.ssl import Certificate, PrivateCertificate, optionsForClientTLS
 
@@ -1292,8 +1292,8 @@ class TLSUserTests(TestCase):
         with open(ca.path, "rb") as f:
             trust = Certificate.loadPEM(f.read())
 
-        async def dial(cn: str) -> Collector:
-            certPath, keyPath = ca.issue(cn)
+        async def dial(cn: str, withCN: bool = True) -> Collector:
+            certPath, keyPath = ca.issue(cn, withCN=withCN)
             with open(certPath, "rb") as f1, open(keyPath, "rb") as f2:
                 mine = PrivateCertificate.loadPEM(f1.read() + f2.read())
             options = optionsForClientTLS("localhost", trustRoot=trust, clientCertificate=mine)
@@ -1303,6 +1303,9 @@ class TLSUserTests(TestCase):
 
         mallory = await dial("mallory")
         await mallory.closed
+        nobody = await dial("alice", withCN=False)
+        nobody.transport.write(b"nobody")  # type: ignore[union-attr]
+        await nobody.closed
         carol = await dial("carol")
         carol.transport.write(b"carol")  # type: ignore[union-attr]
         alice = await dial("alice")
@@ -1314,7 +1317,7 @@ class TLSUserTests(TestCase):
         line = service.lines["t"]
         self.assertEqual(sorted((c.peer.split(" ")[-1], c.role) for c in line.clients),
                          [("(alice)", Role.WRITER), ("(carol)", Role.READONLY)])
-        self.assertEqual((mallory.received.data, pty.received.data), (b"", b"alice"))
+        self.assertEqual((mallory.received.data, nobody.received.data, pty.received.data), (b"", b"", b"alice"))
         await closeClients(carol, alice)
 
 
