@@ -193,6 +193,8 @@ class GatewayService(MultiService):
         self._opened = False
         # Stopped: a reload still waiting (queued, or for what it closed) opens nothing.
         self._stopped = False
+        # Retuned lines whose new console log a reload opened at once.
+        self._logsOpened: set[str] = set()
         self.status = status
         self.statusPort: Any = None
         self.ssh = ssh
@@ -797,7 +799,8 @@ class GatewayService(MultiService):
         """
         Apply a line's new configuration to the running line: its device
         and its sessions stay.  Listeners and a log that went are closed
-        here (what to wait for); new ones are opened by L{_reopenParts}.
+        here (what to wait for); a new log is opened here, first, and new
+        listeners by L{_reopenParts}.
         """
         name = new.name
         line = self.lines[name]
@@ -825,6 +828,14 @@ class GatewayService(MultiService):
         if (new.pace, new.paceLine) != (old.pace, old.paceLine) and isinstance(device, SerialDevice):
             device.setPace(new.pace, new.paceLine)
         waits: list[Any] = []
+        if new.log != old.log and new.log is not None and not any(
+                consoleLog.spec.path == new.log.path
+                for other in self.lines.values() if other is not line for consoleLog in other.logs):
+            # The new log is opened before the old one closes (unless another
+            # line still writes its path): output while the reload waits for
+            # what it closes (a dial-out, up to dialCloseGrace) is in one of them.
+            self._logsOpened.add(name)
+            self._openNewLog(line, new)
         if new.log != old.log and old.log is not None:
             waits += self._closeKeyed(name, ("log", old.log))
         for spec in _listenerChanges(old, new)[0]:
@@ -839,13 +850,11 @@ class GatewayService(MultiService):
     def _reopenParts(self, old: LineConfig, new: LineConfig, fresh: list[ListenerSpec]) -> None:
         """A retuned line's new log and listeners; one that fails is logged, the rest stays."""
         line = self.lines[new.name]
+        if new.log != old.log and new.log is not None and new.name not in self._logsOpened:
+            self._openNewLog(line, new)
+        self._logsOpened.discard(new.name)
         self._opening = new.name
         try:
-            if new.log != old.log and new.log is not None:
-                try:
-                    self._openLog(line, new)
-                except StartupError as e:
-                    log.error("reload: {reason}; the line runs without it", reason=str(e))
             for spec in fresh:
                 try:
                     self._listen(line, new, spec)
@@ -855,6 +864,16 @@ class GatewayService(MultiService):
                 for key, (kind, thing) in self._keyed.get(new.name, []):
                     if key == spec and kind == "dialer" and self.running:
                         thing.startService()
+        finally:
+            self._opening = None
+
+    def _openNewLog(self, line: Line, config: LineConfig) -> None:
+        """A retuned line's new console log; one that cannot be opened is logged, the line goes on."""
+        self._opening = config.name
+        try:
+            self._openLog(line, config)
+        except StartupError as e:
+            log.error("reload: {reason}; the line runs without it", reason=str(e))
         finally:
             self._opening = None
 
