@@ -43,6 +43,7 @@ from serialgw.consolelog import ConsoleLog
 from serialgw.device import AbsentPort, DeviceError, DeviceLocked, IPort, PtyPort, SerialDevice, openPort
 from serialgw.line import Line, Role, addressAllowed, describeAddress, peerName
 from serialgw.local import FileClient, fifoPair, streamClient
+from serialgw.logflood import Peer, clientLog
 from serialgw.netconsole import NetconsoleClient
 from serialgw.notify import Notifier
 from serialgw.ptylink import PtyClient
@@ -52,6 +53,9 @@ from serialgw.telnet import TelnetClient
 from serialgw.tls import HandshakeGate, RefusingTLSFactory, ServerContextFactory, TLSError, clientOptions, peerSubject
 
 log = Logger()
+# Connections a listener refuses at accept, limited per listener (logflood):
+# a connect flood cannot flood the log.
+refusals = clientLog()
 
 
 class StartupError(Exception):
@@ -79,20 +83,25 @@ class LineFactory(Factory):
         self.allow = [ipaddress.ip_network(a, strict=False) for a in spec.allow]
         self.refused = 0
         self.handshakes: set[Any] = set()
+        # The log budget of this listener's refusals: every connection
+        # comes from a new port, so the address cannot be the key.
+        self.refusalKey = Peer(f"{line.name} listener {spec.text or spec.endpoint}")
 
     def buildProtocol(self, addr: Any) -> Any:
         if self.line.full():
-            log.warn("{line}: connection from {peer} refused: {count} clients already (max-clients)",
-                     line=self.line.name, peer=describeAddress(addr), count=self.line.maxClients)
+            refusals.warn("{line}: connection from {address} refused: {count} clients already (max-clients)",
+                          line=self.line.name, address=describeAddress(addr), count=self.line.maxClients,
+                          peer=self.refusalKey)
             return None
         if self.allow and not self._allowed(addr):
             self.refused += 1
-            log.warn("{line}: connection from {peer} refused: not in {allow}", line=self.line.name,
-                     peer=describeAddress(addr), allow=",".join(self.spec.allow))
+            refusals.warn("{line}: connection from {address} refused: not in {allow}", line=self.line.name,
+                          address=describeAddress(addr), allow=",".join(self.spec.allow), peer=self.refusalKey)
             return None
         if self.spec.tls is not None and len(self.handshakes) >= self.maxHandshakes:
-            log.warn("{line}: connection from {peer} refused: {count} TLS handshakes under way already",
-                     line=self.line.name, peer=describeAddress(addr), count=len(self.handshakes))
+            refusals.warn("{line}: connection from {address} refused: {count} TLS handshakes under way already",
+                          line=self.line.name, address=describeAddress(addr), count=len(self.handshakes),
+                          peer=self.refusalKey)
             return None
         client: Any
         if self.spec.protocol is Protocol.RAW:
@@ -184,6 +193,8 @@ class GatewayService(MultiService):
         self._opened = False
         # Stopped: a reload still waiting (queued, or for what it closed) opens nothing.
         self._stopped = False
+        # Retuned lines whose new console log a reload opened at once.
+        self._logsOpened: set[str] = set()
         self.status = status
         self.statusPort: Any = None
         self.ssh = ssh
@@ -788,7 +799,8 @@ class GatewayService(MultiService):
         """
         Apply a line's new configuration to the running line: its device
         and its sessions stay.  Listeners and a log that went are closed
-        here (what to wait for); new ones are opened by L{_reopenParts}.
+        here (what to wait for); a new log is opened here, first, and new
+        listeners by L{_reopenParts}.
         """
         name = new.name
         line = self.lines[name]
@@ -816,6 +828,14 @@ class GatewayService(MultiService):
         if (new.pace, new.paceLine) != (old.pace, old.paceLine) and isinstance(device, SerialDevice):
             device.setPace(new.pace, new.paceLine)
         waits: list[Any] = []
+        if new.log != old.log and new.log is not None and not any(
+                consoleLog.spec.path == new.log.path
+                for other in self.lines.values() if other is not line for consoleLog in other.logs):
+            # The new log is opened before the old one closes (unless another
+            # line still writes its path): output while the reload waits for
+            # what it closes (a dial-out, up to dialCloseGrace) is in one of them.
+            self._logsOpened.add(name)
+            self._openNewLog(line, new)
         if new.log != old.log and old.log is not None:
             waits += self._closeKeyed(name, ("log", old.log))
         for spec in _listenerChanges(old, new)[0]:
@@ -830,13 +850,11 @@ class GatewayService(MultiService):
     def _reopenParts(self, old: LineConfig, new: LineConfig, fresh: list[ListenerSpec]) -> None:
         """A retuned line's new log and listeners; one that fails is logged, the rest stays."""
         line = self.lines[new.name]
+        if new.log != old.log and new.log is not None and new.name not in self._logsOpened:
+            self._openNewLog(line, new)
+        self._logsOpened.discard(new.name)
         self._opening = new.name
         try:
-            if new.log != old.log and new.log is not None:
-                try:
-                    self._openLog(line, new)
-                except StartupError as e:
-                    log.error("reload: {reason}; the line runs without it", reason=str(e))
             for spec in fresh:
                 try:
                     self._listen(line, new, spec)
@@ -846,6 +864,16 @@ class GatewayService(MultiService):
                 for key, (kind, thing) in self._keyed.get(new.name, []):
                     if key == spec and kind == "dialer" and self.running:
                         thing.startService()
+        finally:
+            self._opening = None
+
+    def _openNewLog(self, line: Line, config: LineConfig) -> None:
+        """A retuned line's new console log; one that cannot be opened is logged, the line goes on."""
+        self._opening = config.name
+        try:
+            self._openLog(line, config)
+        except StartupError as e:
+            log.error("reload: {reason}; the line runs without it", reason=str(e))
         finally:
             self._opening = None
 
@@ -897,7 +925,11 @@ def _checkFiles(opening: list[tuple[str, ListenerSpec]], logs: list[tuple[str, A
     anew can be opened (as a bind is checked): the first problem, or None.
     """
     for name, logSpec in logs:
-        why = _writable(logSpec.path)
+        path = logSpec.path
+        if os.path.lexists(path) and (os.path.islink(path) or not os.path.isfile(path)):
+            why: Optional[str] = "it is not a regular file"  # ConsoleLog would refuse it
+        else:
+            why = _writable(path)
         if why is not None:
             return f"line {name!r}: cannot open log {logSpec.path!r}: {why}"
     for name, spec in opening:

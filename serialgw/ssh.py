@@ -353,6 +353,26 @@ class Connection(connection.SSHConnection):
         self.sessions += 1
         connection.SSHConnection.ssh_CHANNEL_OPEN(self, packet)
 
+    def ssh_CHANNEL_DATA(self, packet: bytes) -> None:
+        if not self._pastWindow(packet[:4], packet[4:8]):
+            connection.SSHConnection.ssh_CHANNEL_DATA(self, packet)
+
+    def ssh_CHANNEL_EXTENDED_DATA(self, packet: bytes) -> None:
+        if not self._pastWindow(packet[:4], packet[8:12]):
+            connection.SSHConnection.ssh_CHANNEL_EXTENDED_DATA(self, packet)
+
+    def _pastWindow(self, number: bytes, length: bytes) -> bool:
+        # conch logs an error and asks to close the channel, again for every
+        # such packet while the client does not answer: one line, disconnected.
+        channel = self.channels[struct.unpack(">L", number)[0]]
+        size = struct.unpack(">L", length)[0]
+        if size <= channel.localWindowLeft and size <= channel.localMaxPacket:
+            return False
+        transport: Any = self.transport
+        log.info("ssh: {peer}: {size} bytes past the channel's window: disconnected", peer=_peer(transport), size=size)
+        transport.sendDisconnect(DISCONNECT_PROTOCOL_ERROR, b"data past the window")
+        return True
+
     def adjustWindow(self, channel: Any, bytesToAdd: int) -> None:
         # A session that does not take input now gets no more window (it
         # opens again when it does): bounded input, whatever the client sends.
@@ -420,7 +440,11 @@ class ServerTransport(SSHServerTransport):
 
     def dispatchMessage(self, messageNum: int, payload: bytes) -> None:
         # A packet cut short (or naming a channel that is not there) ends
-        # this connection with one line, not a traceback a packet.
+        # this connection with one line, not a traceback a packet; what was
+        # read after it is not looked at.
+        tcp: Any = self.transport
+        if tcp.disconnecting:
+            return
         try:
             SSHServerTransport.dispatchMessage(self, messageNum, payload)
         except MALFORMED as e:

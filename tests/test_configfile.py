@@ -481,41 +481,71 @@ class DialOutCloseTests(TestCase):
 
     timeout = 30
 
-    async def start(self, dialOut: bool) -> tuple[GatewayService, list[Any]]:
+    async def start(self, dialOut: bool, logs: tuple[str, str] = ("", "")) -> tuple[GatewayService, list[Any]]:
+        """
+        A line dialing out to a peer that never reads, the dial-out's
+        transport holding 32 MiB; and the configuration a reload gives it
+        (with or without the dial-out; C{logs}: its console log before and after).
+        """
         import socket
 
-        pty = startedPty(self)
+        self.pty = startedPty(self)
         peer = socket.socket()
         self.addCleanup(peer.close)
         peer.bind(("127.0.0.1", 0))
         peer.listen(1)
         target = peer.getsockname()[1]
 
-        def config(dial: bool) -> list:  # type: ignore[type-arg]
+        def config(dial: bool, log: str) -> list:  # type: ignore[type-arg]
             path = self.mktemp()
             dialer = f', "tcp:127.0.0.1:{target}"' if dial else ""
             listen = f'["raw+tcp:0:interface=127.0.0.1"{dialer}]'
             with open(path, "w") as f:
-                f.write(f'[lines.a]\ndevice = "{pty.slaveName}"\nlisten = {listen}\n')
+                f.write(f'[lines.a]\ndevice = "{self.pty.slaveName}"\nlisten = {listen}\n')
+                if log:
+                    f.write(f'log = "{log}"\n')
             return loadConfig(path)
 
-        service = GatewayService(config(True))
+        service = GatewayService(config(True, logs[0]))
         service.dialCloseGrace = 0.2
         service.startService()
         self.addCleanup(service.stopService)
         line = service.lines["a"]
-        while not line.clients:
+        while not [c for c in line.clients if getattr(c, "person", False)]:
             await deferLater(reactor, 0.01, lambda: None)
         # More than the kernel takes: the rest waits in the transport.
-        line.clients[0].transport.write(b"x" * (32 << 20))
-        return service, config(dialOut)
+        next(c for c in line.clients if getattr(c, "person", False)).transport.write(b"x" * (32 << 20))
+        return service, config(dialOut, logs[1])
 
     async def test_reloadDoesNotWaitForever(self) -> None:
-        """A reload removing the dial-out goes through (the connection aborted after the grace), and so does the next."""
+        """A reload removing the dial-out goes through (the connection aborted after the grace)."""
         service, withoutDialOut = await self.start(False)
         result = await service.reload(withoutDialOut).addTimeout(5, reactor)
         self.assertEqual(result, {"added": [], "changed": ["a"], "removed": []})
-        self.assertEqual((service._dialers, service.lines["a"].clients), ([], []))
+        self.assertEqual((service._dialers, [c for c in service.lines["a"].clients if getattr(c, "person", False)]), ([], []))
+
+    async def test_newLogWhileTheReloadWaits(self) -> None:
+        """
+        A reload that moves the console log while it waits for a dial-out to
+        close: output meanwhile is in the new log (the old one was closed
+        at once and the new one opened only after the wait: lost).
+        """
+        import os
+
+        old, new = os.path.abspath(self.mktemp()), os.path.abspath(self.mktemp())
+        service, moved = await self.start(False, (old, new))
+        self.pty.write(b"before\n")
+        while b"before" not in open(old, "rb").read():
+            await deferLater(reactor, 0.01, lambda: None)
+        reloading = service.reload(moved)
+        self.assertFalse(reloading.called)
+        self.pty.write(b"meanwhile\n")
+        await reloading.addTimeout(5, reactor)
+        self.pty.write(b"after\n")
+        while b"after" not in open(new, "rb").read():
+            await deferLater(reactor, 0.01, lambda: None)
+        with open(old, "rb") as f, open(new, "rb") as g:
+            self.assertEqual([b"meanwhile" in f.read(), b"meanwhile" in g.read()], [False, True])
 
     async def test_stopDoesNotWaitForever(self) -> None:
         """Stopping the gateway ends (the connection aborted after the grace) instead of waiting for the peer."""

@@ -708,6 +708,30 @@ class ConnectionTests(SynchronousTestCase):
         self.assertEqual(packets[-1], (connection.MSG_CHANNEL_WINDOW_ADJUST, struct.pack(">2L", 6, 3 * (size // 4))))
         self.assertEqual(channel.localWindowLeft, size)
 
+    def test_pastTheWindowDisconnects(self) -> None:
+        """Data past the window (or the packet size) disconnects with one line; what follows is not looked at (conch logged an error a packet)."""
+        events = Events(self)
+        factory = GatewaySSHFactory(newKey(), KeyRing(()), SSHGateway(dict, parseSSHListener("tcp:0"), Clock()))
+        transport = factory.buildProtocol(IPv4Address("TCP", "192.0.2.7", 1))
+        tcp = Tcp()
+        transport.makeConnection(tcp)
+        conn = Connection()
+        transport.setService(conn)
+        channel = Harness().channel()[0]
+        conn.getChannel = lambda *a: channel  # type: ignore[method-assign]
+        conn.ssh_CHANNEL_OPEN(NS(b"session") + struct.pack(">3L", 6, 65536, 32768))
+        transport.dispatchMessage(connection.MSG_CHANNEL_DATA, struct.pack(">L", channel.id) + NS(b"x" * 100))
+        for _ in range(50):
+            transport.dispatchMessage(connection.MSG_CHANNEL_DATA,
+                                      struct.pack(">L", channel.id) + NS(b"x" * (channel.localMaxPacket + 1)))
+            transport.dispatchMessage(connection.MSG_CHANNEL_DATA, struct.pack(">L", 99) + NS(b"y"))
+        self.assertTrue(tcp.disconnecting)
+        self.assertEqual([(e["log_level"], e["log_format"]) for e in events.events
+                          if e["log_level"] >= LogLevel.info and e.get("log_namespace", "").startswith("serialgw")],
+                         [(LogLevel.info, "ssh: {peer}: {size} bytes past the channel's window: disconnected")])
+        self.assertEqual(channel.localWindowLeft, channel.localWindowSize - 100)
+        transport.connectionLost(None)
+
     def test_oneSessionOnly(self) -> None:
         """One session channel a connection; port forwarding channels refused; neither logs a traceback."""
         conn = Connection()
