@@ -331,9 +331,12 @@ class Line:
             self.updateLineWatch()
             if not self.controllers:
                 self._stopModemPoll()
-            # Only clients that can change the port count: a read-only one
-            # leaving restores nothing, nor does one staying hold it back.
-            if client.role is not Role.READONLY and not any(
+            # Only a client that may change the port now (a writer) leaving
+            # restores: a read-only one or a watcher (exclusive mode) changed
+            # nothing, so its going changes nothing either.  A read-only one
+            # staying does not hold the restore back; a watcher (who may take
+            # write) does.
+            if client.role is Role.WRITER and not any(
                     c.role is not Role.READONLY for c in self.controllers):
                 self._lastController(closing=bool(leaving) and not self.people)
         if client in self._blockers:

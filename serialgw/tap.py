@@ -5,7 +5,9 @@ C{twistd serialgw}: options and the service they make.
 from __future__ import annotations
 
 import base64
+import errno
 import os
+import stat
 import sys
 from typing import Any, Optional
 
@@ -451,8 +453,15 @@ class _TwistdGatewayService(GatewayService):
                 # Made (or found) first: twistd's reopen closes its file
                 # before opening the path, and a failure there would leave
                 # it with none.
-                os.close(os.open(logFile.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640))
+                # Not waited on: a FIFO put at the path would hold the reactor.
+                fd = os.open(logFile.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NONBLOCK, 0o640)
+                regular = stat.S_ISREG(os.fstat(fd).st_mode)
+                os.close(fd)
+                if not regular:
+                    raise OSError(errno.EINVAL, "it is not a regular file")
             except OSError as e:
+                if e.errno == errno.ENXIO:
+                    e.strerror = "it is not a regular file"
                 log.error("cannot reopen {path}: {reason}; writing on to the file it was", path=logFile.path,
                           reason=e.strerror)
                 return count
