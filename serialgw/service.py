@@ -925,7 +925,11 @@ def _checkFiles(opening: list[tuple[str, ListenerSpec]], logs: list[tuple[str, A
     anew can be opened (as a bind is checked): the first problem, or None.
     """
     for name, logSpec in logs:
-        why = _writable(logSpec.path)
+        path = logSpec.path
+        if os.path.lexists(path) and (os.path.islink(path) or not os.path.isfile(path)):
+            why: Optional[str] = "it is not a regular file"  # ConsoleLog would refuse it
+        else:
+            why = _writable(path)
         if why is not None:
             return f"line {name!r}: cannot open log {logSpec.path!r}: {why}"
     for name, spec in opening:
