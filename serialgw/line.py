@@ -638,14 +638,21 @@ class Line:
         """
         A new mode (a reload).  Made exclusive, the line keeps one writer:
         the first person attached who writes; the other writers only watch
-        from now on, as after a take-over (announced).
+        from now on, as after a take-over (announced).  Made shared again,
+        everyone who watches writes (as everyone attaching then does).
         """
+        if mode == self.mode:
+            return
         self.mode = mode
-        if mode == "exclusive":
-            writer = self.writer
-            for client in list(self.clients):
-                if client is not writer and client.role is Role.WRITER and getattr(client, "person", False):
-                    self.dropWrite(client)
+        writer = self.writer
+        for client in list(self.clients):
+            if not getattr(client, "person", False):
+                continue
+            if mode == "exclusive" and client is not writer and client.role is Role.WRITER:
+                self.dropWrite(client)
+            elif mode == "shared" and client.role is Role.WATCHER:
+                client.role = Role.WRITER
+                self.announce(f"{client.peer} writes (shared)", peer=client.peer)
 
     def dropWrite(self, client: Any) -> None:
         if client.role is Role.WRITER:

@@ -67,7 +67,8 @@ class ExclusiveTests(SynchronousTestCase):
         """
         A shared line made exclusive (a reload) keeps one writer, the first
         person attached; the other writers only watch from then on and
-        everyone is told; a read-only client stays as it was.
+        everyone is told; a read-only client stays as it was.  Made shared
+        again, the watchers write.
         """
         h = Harness()
         alice, aliceT = h.telnet(port=1)
@@ -85,6 +86,14 @@ class ExclusiveTests(SynchronousTestCase):
         carol.dataReceived(b"rm")
         alice.dataReceived(b"id")
         self.assertEqual(h.device.events, [("write", b"id")])
+        text(aliceT)
+        h.line.setMode("shared")
+        self.assertEqual([c.role for c in (alice, bob, reader, carol)],
+                         [Role.WRITER, Role.WRITER, Role.READONLY, Role.WRITER])
+        self.assertEqual(text(aliceT), "\r\n[serialgw: 192.0.2.9:2 writes (shared)]\r\n"
+                                       "\r\n[serialgw: 192.0.2.9:4 writes (shared)]\r\n")
+        bob.dataReceived(b"ls")
+        self.assertEqual(h.device.events, [("write", b"id"), ("write", b"ls")])
 
     def test_sharedEveryoneWrites(self) -> None:
         """Shared (the default): everyone writes."""
