@@ -125,6 +125,7 @@ class EscapeMenu:
                 f"{line.bytesFromDevice} bytes in, {line.bytesToDevice} out, "
                 f"{getattr(device, 'breaks', 0)} breaks, {getattr(device, 'dropped', 0)} dropped while down, "
                 f"mode {line.mode}"
+                + ("" if line.writable else "; typing paused: the device takes no input now")
             )
         elif command == "B":
             self._digits = b""
