@@ -492,6 +492,17 @@ class LossPathTests(SynchronousTestCase):
         self.assertLostThenBack(lose, "Input/output error")
         self.assertEqual((self.device.settings, self.ports[1].settings), (SerialSettings(9600), SerialSettings(9600)))
 
+    def test_purgeFindsItGone(self) -> None:
+        """A purge (RFC 2217 PURGE-DATA) whose tcflush fails with EIO is a loss (termios.error escaped to the client)."""
+        def lose() -> None:
+            self.ports[0].purge = self.failingPurge  # type: ignore[method-assign]
+            self.device.purge(True, True)
+
+        self.assertLostThenBack(lose, "Input/output error")
+
+    def failingPurge(self, receive: bool, transmit: bool) -> None:
+        raise termios.error(errno.EIO, "Input/output error")
+
     def failingSettings(self, settings: SerialSettings) -> SerialSettings:
         raise termios.error(errno.EIO, "Input/output error")
 
