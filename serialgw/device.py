@@ -1043,10 +1043,19 @@ class SerialDevice:
         """
         Apply settings; return (and remember) those now in effect.  While
         the device is down they are remembered and applied when it is back.
+        A device found gone here (termios fails with EIO: it hung up while
+        nobody read it) takes the loss path, the settings kept.
         """
         if self.usable:
-            self.settings = self.port.apply(settings)
-        elif not self.closed:
+            try:
+                self.settings = self.port.apply(settings)
+                return self.settings
+            except (OSError, termios.error) as e:
+                code = e.errno if isinstance(e, OSError) else (e.args or (None,))[0]
+                if code not in GONE:
+                    raise
+                self._lost(e)
+        if not self.closed:
             self.settings = settings
         return self.settings
 
