@@ -51,7 +51,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from serialgw.config import ConfigError, ListenerKind, ListenerSpec, SSHSpec, UserSpec
-from serialgw.line import ClientEvents, IClient, Line, Role, describeAddress
+from serialgw.line import ClientEvents, IClient, Line, Role, addressAllowed, describeAddress
 from serialgw.logflood import Peer, clientLog
 from serialgw.session import Session
 
@@ -570,7 +570,7 @@ class GatewaySSHFactory(SSHFactory):
 
     def buildProtocol(self, addr: Any) -> Any:
         peer = describeAddress(addr)
-        if self.allow and not _allowed(addr, self.allow):
+        if self.allow and not addressAllowed(addr, self.allow):
             log.warn("ssh: connection from {peer} refused: not in {allow}", peer=peer,
                      allow=",".join(self.gateway.spec.allow))
             return None
@@ -595,19 +595,6 @@ class GatewaySSHFactory(SSHFactory):
 def _peer(sshTransport: Any) -> str:
     """An SSH transport's peer address, for messages."""
     return describeAddress(sshTransport.transport.getPeer())
-
-
-def _allowed(addr: Any, networks: list[Any]) -> bool:
-    host = getattr(addr, "host", None)
-    if host is None:
-        return True
-    try:
-        address = ipaddress.ip_address(host.split("%")[0])
-    except ValueError:
-        return False
-    if address.version == 6 and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    return any(address in network for network in networks)
 
 
 def makeFactory(spec: SSHSpec, lines: Callable[[], Mapping[str, Line]], clock: Any) -> GatewaySSHFactory:

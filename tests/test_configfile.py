@@ -14,7 +14,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twisted.web.client import Agent, readBody
 
 from serialgw.config import ConfigError, DeviceSpec, Protocol, SerialSettings
-from serialgw.configfile import loadConfig
+from serialgw.configfile import MAX_CONFIG_SIZE, loadConfig
 from serialgw.service import GatewayService
 from tests.realio import closeClients, connect, startedPty
 
@@ -76,6 +76,12 @@ class FileTests(SynchronousTestCase):
             f.write(b'# caf\xc3\xa9 rack\n[lines.a]\ndevice = "/dev/tty\xe9"\nlisten = "4001"\n')
         e = self.assertRaises(ConfigError, loadConfig, path)
         self.assertEqual(str(e), f"{path}:3: not UTF-8 (byte e9 at column 19); a TOML file is UTF-8")
+
+    def test_endlessFileRefused(self) -> None:
+        """/dev/zero (or any file past MAX_CONFIG_SIZE) as the configuration: one error at once, not read into memory."""
+        self.assertEqual(str(self.assertRaises(ConfigError, loadConfig, "/dev/zero")),
+                         "configuration '/dev/zero' is larger than 16 MiB")
+        self.assertEqual(MAX_CONFIG_SIZE, 16 << 20)
 
     def test_nulInPaths(self) -> None:
         """A NUL byte (\\u0000 in TOML) in a file name is an error naming file:line and key; an abstract unix name is not."""
