@@ -26,6 +26,7 @@ from twisted.internet.endpoints import (
 )
 from twisted.internet.error import CannotListenError
 from twisted.internet.protocol import Factory
+from twisted.internet.protocol import Protocol as BaseProtocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -64,6 +65,18 @@ class StartupError(Exception):
     """
 
 
+class _Refused(BaseProtocol):
+    """A connection the line has no room for: told why in one line, then closed (what it sends is ignored)."""
+
+    def __init__(self, text: bytes) -> None:
+        self.text = text
+
+    def connectionMade(self) -> None:
+        transport: Any = self.transport
+        transport.write(self.text)
+        transport.loseConnection()
+
+
 class LineFactory(Factory):
     """
     Makes the clients of one listener: each attached to the line, speaking
@@ -92,7 +105,11 @@ class LineFactory(Factory):
             refusals.warn("{line}: connection from {address} refused: {count} clients already (max-clients)",
                           line=self.line.name, address=describeAddress(addr), count=self.line.maxClients,
                           peer=self.refusalKey)
-            return None
+            if self.spec.tls is not None:
+                # Closed at accept, before any TLS (RefusingTLSFactory).
+                return None
+            return _Refused(f"\r\n[serialgw: {self.line.name} is full: {self.line.maxClients} clients "
+                            "(max-clients)]\r\n".encode("utf-8", "replace"))
         if self.allow and not self._allowed(addr):
             self.refused += 1
             refusals.warn("{line}: connection from {address} refused: not in {allow}", line=self.line.name,
