@@ -9,6 +9,7 @@ figures are for people (the tests pin the bytes and states).
 
 Cases:
   ayt     2 MiB of IAC AYT on a telnet listener
+  do      2 MiB of IAC DO 99 (each answered with a 3-byte IAC WONT 99)
   help    2 MiB of ^]? on a telnet listener with the escape menu
   who     ^]w over and over (2 MiB) with 60 other clients on the line
   remote  64 MiB typed into a remote device (tcp:) that never reads
@@ -212,7 +213,7 @@ def main() -> None:
     parser.add_argument("--repo", default=HERE, help="the serialgw tree to run (default: this one)")
     parser.add_argument("--outbuf", type=int, default=0, help="outbuf= on the telnet listener (default: its default)")
     parser.add_argument("--mib", type=int, default=2, help="MiB the request cases send (default 2)")
-    parser.add_argument("cases", nargs="*", default=["ayt", "help", "who", "remote", "pipe"])
+    parser.add_argument("cases", nargs="*", default=["ayt", "do", "help", "who", "remote", "pipe"])
     options = parser.parse_args()
     global REQUESTS
     REQUESTS = options.mib * MiB
@@ -220,6 +221,8 @@ def main() -> None:
     for case in options.cases:
         if case == "ayt":
             caseRequests(options.repo, "ayt", f"{telnet}+tcp:0:interface=127.0.0.1", b"\xff\xf6")
+        elif case == "do":
+            caseRequests(options.repo, "do", f"{telnet}+tcp:0:interface=127.0.0.1", b"\xff\xfd\x63")
         elif case == "help":
             caseRequests(options.repo, "help", f"{telnet},escape=^]+tcp:0:interface=127.0.0.1", b"\x1d?")
         elif case == "who":

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from typing import Any, Mapping, Optional, Sequence
 
-from serialgw.config import LineConfig, ListenerKind, ListenerSpec, SSHSpec, isAbstract
+from serialgw.config import LineConfig, ListenerKind, ListenerSpec, SSHSpec, isAbstract, isDecimal
 
 WILDCARDS = ("", "0.0.0.0", "::")
 
@@ -43,9 +44,9 @@ def listenerKey(spec: ListenerSpec) -> Optional[tuple[str, str, str]]:
         return ("tcp", spec.host, str(spec.port)) if spec.port else None
     positional, named = _fields(spec.endpoint)
     kind = positional[0].lower() if positional else ""
-    if kind in ("tcp", "tcp6", "ssl"):
+    if kind in ("tcp", "tcp6"):
         port = named.get("port") or (positional[1] if len(positional) > 1 else "")
-        if not port.isdigit() or int(port) == 0:
+        if not isDecimal(port) or int(port) == 0:
             return None
         return ("tcp", named.get("interface", ""), str(int(port)))
     if kind == "unix":
@@ -79,7 +80,7 @@ def systemdProblem(endpoint: str, environ: Optional[Mapping[str, str]] = None) -
                 "(each ListenStream= there is one socket, index=0 the first)")
     if "index" in named:
         index = named["index"]
-        if not index.isdigit() or int(index) >= len(descriptors):
+        if not isDecimal(index) or int(index) >= len(descriptors):
             return (f"index={index}: systemd passed {len(descriptors)} socket(s), "
                     f"index=0 to index={len(descriptors) - 1}")
     elif "name" in named:
@@ -145,7 +146,10 @@ def checkLines(lines: Sequence[LineConfig], status: Optional[ListenerSpec] = Non
                 errors.append(f"{owner}: log {line.log.path!r} is line {logs[path]!r}'s log too")
             logs[path] = line.name
             directory = os.path.dirname(os.path.abspath(line.log.path))
-            if not os.path.isdir(directory):
+            if os.path.lexists(line.log.path) and (os.path.islink(line.log.path) or not os.path.isfile(line.log.path)):
+                errors.append(f"{owner}: log {line.log.path!r} is not a regular file "
+                              "(a directory, FIFO, device or symbolic link)")
+            elif not os.path.isdir(directory):
                 warnings.append(f"{owner}: the directory of log {line.log.path!r} does not exist (now)")
         for spec in line.listeners:
             take(spec, owner)
@@ -168,7 +172,8 @@ def checkLines(lines: Sequence[LineConfig], status: Optional[ListenerSpec] = Non
 def _checkHostKey(path: str, errors: list[str], warnings: list[str]) -> None:
     """The SSH host key: one others may read stops the start; one that cannot be made now is a warning."""
     try:
-        mode = os.stat(path).st_mode
+        # As the start reads it: a symlink is not followed there.
+        mode = os.lstat(path).st_mode
     except FileNotFoundError:
         directory = os.path.dirname(os.path.abspath(path))
         if not os.access(directory, os.W_OK):
@@ -176,6 +181,10 @@ def _checkHostKey(path: str, errors: list[str], warnings: list[str]) -> None:
         return
     except OSError as e:
         warnings.append(f"the SSH host key {path!r} cannot be read: {e.strerror} (now)")
+        return
+    if not stat.S_ISREG(mode):
+        what = "a symlink (not followed there)" if stat.S_ISLNK(mode) else "not a regular file"
+        errors.append(f"the SSH host key {path!r} is {what}")
         return
     if mode & 0o077:
         errors.append(f"the SSH host key {path!r} may be read by others (mode {mode & 0o777:04o}): chmod 600 it")

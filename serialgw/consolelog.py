@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 import time
 from typing import Any
 
@@ -18,6 +19,8 @@ from serialgw.config import LogSpec
 from serialgw.line import ClientEvents, IClient, Line, Role
 
 log = Logger()
+
+NOT_A_FILE = "it is not a regular file (a FIFO or a device); a file: listener can feed one"
 
 
 @implementer(IClient)
@@ -30,21 +33,33 @@ class ConsoleLog(ClientEvents):
         self.role = Role.READONLY
         self.wakesLine = False
         self.atLineStart = True
+        # Bytes not written since a write failed (a full disk): the failure
+        # is logged once, and the recovery once, not each chunk of output.
+        self.lost = 0
+        self._failing = False
         self._open()
         line.attach(self)
         line.logs.append(self)
 
     def _open(self) -> None:
         # A symlink at the path is not followed (someone could point it at a
-        # file the gateway may write): ELOOP, named as such.
+        # file the gateway may write): ELOOP, named as such.  Nor is a FIFO
+        # or a device waited on (opening a FIFO nobody reads would hold the
+        # reactor for good): a console log is a regular file.
         try:
-            self._fd = os.open(self.spec.path,
-                               os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o640)
+            fd = os.open(self.spec.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
+                         | os.O_NONBLOCK, 0o640)
         except OSError as e:
             if e.errno == errno.ELOOP:
                 raise OSError(errno.ELOOP, "it is a symbolic link, not followed", self.spec.path) from None
+            if e.errno == errno.ENXIO:
+                raise OSError(errno.ENXIO, NOT_A_FILE, self.spec.path) from None
             raise
-        self.size = os.fstat(self._fd).st_size
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            os.close(fd)
+            raise OSError(errno.EINVAL, NOT_A_FILE, self.spec.path)
+        self._fd, self.size = fd, st.st_size
         self.day = self._today()
 
     def _today(self) -> tuple[int, int, int]:
@@ -66,8 +81,17 @@ class ConsoleLog(ClientEvents):
             os.write(self._fd, data)
             self.size += len(data)
         except OSError as e:
-            log.error("{line}: cannot write log {path}: {reason}", line=self.line.name, path=self.spec.path,
-                      reason=e.strerror)
+            self.lost += len(data)
+            if not self._failing:
+                self._failing = True
+                log.error("{line}: cannot write log {path}: {reason}; console output is not logged until it can be",
+                          line=self.line.name, path=self.spec.path, reason=e.strerror)
+            return
+        if self._failing:
+            self._failing = False
+            log.info("{line}: log {path} written again; {lost} bytes were not logged", line=self.line.name,
+                     path=self.spec.path, lost=self.lost)
+            self.lost = 0
 
     def rotate(self) -> None:
         """

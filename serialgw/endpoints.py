@@ -15,7 +15,9 @@ How a string is read, in order:
          after C{tcp:} is not a port (C{tcp::4444}, C{tcp:host:4444});
          C{tcp:N:M} with two numbers reads both ways and is refused;
          otherwise Twisted's (C{tcp:4444:interface=127.0.0.1}, C{unix:/x});
-       - anything else: a Twisted server endpoint string (C{tcp6:}, C{ssl:},
+       - C{ssl}: refused (Twisted's TLS endpoint makes a client at TCP
+         connect, before the handshake; C{tls:} waits for it);
+       - anything else: a Twisted server endpoint string (C{tcp6:},
          C{systemd:}, ...).
 
 Nothing here does I/O: Twisted strings are checked by the service when it
@@ -97,6 +99,13 @@ def parseListener(text: str) -> ListenerSpec:
         )
     if word == "tls":
         return done(_tls(body, original))
+    if word == "ssl":
+        # Twisted's ssl: endpoint hands us the connection at TCP connect: a
+        # silent one would take a place and the writer role (issue 13 item 4).
+        raise ConfigError(
+            f"listener {original!r}: ssl: attaches clients before their TLS handshake; use "
+            "tls:PORT[:interface=ADDR]:cert=FILE:key=FILE[:ca=FILE][:subjects=CN;CN]"
+        )
     if word in QEMU_WORDS:
         return done(_qemu(word, body, original))
     if word == "tcp":
@@ -112,11 +121,16 @@ def parseListener(text: str) -> ListenerSpec:
             )
         if hasOptions or not isDecimal(first):
             return done(_qemu("tcp", body, original))
+    if word in ("tcp", "tcp6") and isDecimal(body.split(":", 1)[0]):
+        # Twisted's own parser takes any number; bind() would refuse it only at start.
+        _port(body.split(":", 1)[0], original)
     if word == "unix" and "," in body:
         return done(_qemu("unix", body, original))
     if word == "unix":
         # Unix sockets are 0600 unless mode= says otherwise.
         path = checkPath(re.split(r"(?<!\\):", body)[0].replace("\\:", ":"), "unix socket", unix=True)
+        if not path:
+            raise ConfigError(f"unix: needs a path in listener {original!r}")
         if not re.search(r"(?<!\\):mode=", text):
             text += ":mode=600"
         return done(ListenerSpec(endpoint=_abstractEndpoint(text, path), path=path))

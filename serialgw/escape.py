@@ -125,6 +125,7 @@ class EscapeMenu:
                 f"{line.bytesFromDevice} bytes in, {line.bytesToDevice} out, "
                 f"{getattr(device, 'breaks', 0)} breaks, {getattr(device, 'dropped', 0)} dropped while down, "
                 f"mode {line.mode}"
+                + ("" if line.writable else "; typing paused: the device takes no input now")
             )
         elif command == "B":
             self._digits = b""
@@ -146,11 +147,17 @@ class EscapeMenu:
 
     def _replay(self, count: int) -> None:
         line = self.client.line
-        parts = line.backlog().split(b"\n")
-        # A final newline ends the last line; it does not start another.
-        tail = b"\n".join(parts[-count - 1:] if parts and parts[-1] == b"" else parts[-count:])
+        backlog = line.backlog()
+        # Found from the end (a split made an object a line: a 64 MiB
+        # backlog of short lines cost 1.3 GB for a moment).  A final
+        # newline ends the last line; it does not start another.
+        start = len(backlog) - 1 if backlog.endswith(b"\n") else len(backlog)
+        for _ in range(count):
+            start = backlog.rfind(b"\n", 0, start)
+            if start < 0:
+                break
         self.client.notice(f"last {count} lines of {line.name}:")
-        self.client.deliver(tail)
+        self.client.deliverKept(backlog[start + 1:])
 
     def _count(self, byte: int) -> bytes:
         if byte in (0x0D, 0x0A):

@@ -216,6 +216,7 @@ class Line:
         # one before it to end (see _sendStringItems).
         self._stringItems: list[tuple[str, Optional[bytes]]] = []
         self._stringCall: Any = None
+        self._openMissed = False
         # DTR/RTS wanted while people are attached and while nobody is
         # (None: as the device has them; idle None: as while attached).
         self.modemAttached: dict[str, Optional[bool]] = {"dtr": None, "rts": None}
@@ -225,12 +226,15 @@ class Line:
         # The first person to attach gets what the device said before
         # anyone was there (see takeEarlyOutput).
         self._earlyTaken = False
+        self._earlyTo: Any = None
         # QEMU's server without nowait: the device is read from the first
         # client's arrival on, so none of its early output is lost.
         self.waitForClient = False
         self._blockers: set[Any] = set()
         # People attached but not announced yet (see attach).
         self._unannounced: set[Any] = set()
+        # Clients that are not people, attached quietly: not logged (see attach).
+        self._unlogged: set[Any] = set()
         # When each client was last told a break was refused (see _tellRefusal).
         self._refusalsTold: dict[Any, float] = {}
         # Who may use the line, by user name (SSH, TLS client certificates).
@@ -280,7 +284,9 @@ class Line:
         A client joins.  A person is announced to the others at once, or,
         C{quiet}, only when L{introduce} is called (it said something, or
         stayed a while): a health check or a port scan that comes and goes
-        at once is never announced.
+        at once is never announced.  A C{quiet} client that is not a person
+        (a watch-all watcher's view of this line: its listener logs it once)
+        is not logged coming or going.
         """
         if (self.mode == "exclusive" and client.role is Role.WRITER and getattr(client, "person", False)
                 and self.writer is not None):
@@ -293,6 +299,8 @@ class Line:
                 self._unannounced.add(client)
             else:
                 self.announce(f"{client.peer} attached as {client.role.value}", exclude=client)
+        elif quiet:
+            self._unlogged.add(client)
         if not self.up:
             # Someone arriving while the device is down hears it, as those
             # already here did when it went.
@@ -303,7 +311,9 @@ class Line:
         if not self.writable and self.mayWrite(client):
             client.pauseInput()
         if not getattr(client, "person", False):
-            log.info("{line}: {peer} attached as {role}", line=self.name, peer=client.peer, role=client.role.value)
+            if not quiet:
+                log.info("{line}: {peer} attached as {role}", line=self.name, peer=client.peer,
+                         role=client.role.value)
         else:
             self.people += 1
             if self.people == 1:
@@ -321,9 +331,12 @@ class Line:
             self.updateLineWatch()
             if not self.controllers:
                 self._stopModemPoll()
-            # Only clients that can change the port count: a read-only one
-            # leaving restores nothing, nor does one staying hold it back.
-            if client.role is not Role.READONLY and not any(
+            # Only a client that may change the port now (a writer) leaving
+            # restores: a read-only one or a watcher (exclusive mode) changed
+            # nothing, so its going changes nothing either.  A read-only one
+            # staying does not hold the restore back; a watcher (who may take
+            # write) does.
+            if client.role is Role.WRITER and not any(
                     c.role is not Role.READONLY for c in self.controllers):
                 self._lastController(closing=bool(leaving) and not self.people)
         if client in self._blockers:
@@ -334,12 +347,18 @@ class Line:
             guard = getattr(client, "guard", None)
             if guard is not None and guard.dropped:
                 self.droppedGone[guard.policy] = self.droppedGone.get(guard.policy, 0) + guard.dropped
+            if client is self._earlyTo:
+                # Given back by a connection that came and went (a health check).
+                self._earlyTo = None
+                self._earlyTaken = client not in self._unannounced
             if client in self._unannounced:
                 self._unannounced.discard(client)
                 log.info("{line}: {peer} came and went without a word (not announced)", line=self.name,
                          peer=client.peer)
             elif getattr(client, "person", False):
                 self.announce(f"{client.peer} detached")
+            elif client in self._unlogged:
+                self._unlogged.discard(client)
             else:
                 log.info("{line}: {peer} detached", line=self.name, peer=client.peer)
         if leaving and not self.people:
@@ -348,10 +367,10 @@ class Line:
 
     def wantedModemLine(self, name: str) -> Optional[bool]:
         """DTR or RTS as configured for now (people attached or not); None: not configured."""
-        attached = self.modemAttached[name]
+        attached, idle = self.modemAttached[name], self.modemIdle[name]
         if self.people:
-            return attached
-        idle = self.modemIdle[name]
+            # Only an idle state set: on while attached, as the device opens.
+            return True if attached is None and idle is not None else attached
         return attached if idle is None else idle
 
     def applyModemLines(self) -> None:
@@ -367,6 +386,13 @@ class Line:
     def _sendString(self, parts: tuple[bytes, ...], what: str) -> None:
         """An open- or close-string: its data, with a break between parts, in order."""
         if not parts:
+            return
+        # Due while the device is down: the open-string goes when it is
+        # back (if someone is still here); a close-string is moot.
+        self._openMissed = what == "open-string" and not self.device.up
+        if not self.device.up:
+            log.info("{line}: {what} not sent: the device is down{later}", line=self.name, what=what,
+                     later="; sent when it is back" if self._openMissed else "")
             return
         items: list[tuple[str, Optional[bytes]]] = [(what, parts[0])]
         for data in parts[1:]:
@@ -608,6 +634,26 @@ class Line:
         self.announce(f"{client.peer} took write", peer=client.peer)
         return True
 
+    def setMode(self, mode: str) -> None:
+        """
+        A new mode (a reload).  Made exclusive, the line keeps one writer:
+        the first person attached who writes; the other writers only watch
+        from now on, as after a take-over (announced).  Made shared again,
+        everyone who watches writes (as everyone attaching then does).
+        """
+        if mode == self.mode:
+            return
+        self.mode = mode
+        writer = self.writer
+        for client in list(self.clients):
+            if not getattr(client, "person", False):
+                continue
+            if mode == "exclusive" and client is not writer and client.role is Role.WRITER:
+                self.dropWrite(client)
+            elif mode == "shared" and client.role is Role.WATCHER:
+                client.role = Role.WRITER
+                self.announce(f"{client.peer} writes (shared)", peer=client.peer)
+
     def dropWrite(self, client: Any) -> None:
         if client.role is Role.WRITER:
             client.role = Role.WATCHER
@@ -636,15 +682,18 @@ class Line:
         """The last device output kept (up to backlogSize bytes)."""
         return self._backlog.newest(self.backlogSize)
 
-    def takeEarlyOutput(self) -> bytes:
+    def takeEarlyOutput(self, client: Any = None) -> bytes:
         """
         For the first person to attach, once: what the device said before
         anyone was there (boot messages waiting in the tty when the gateway
         opened it included), the newest backlogSize bytes; then nothing.
+        A C{client} that comes and goes without a word (a health check)
+        leaves it for the next one (see L{detach}).
         """
         if self._earlyTaken:
             return b""
         self._earlyTaken = True
+        self._earlyTo = client
         return self.backlog()
 
     # Back-pressure from a client whose policy is "block"
@@ -754,6 +803,8 @@ class Line:
         notice = f"\r\n[serialgw: {self.name} is back]\r\n".encode("utf-8", "replace") if self.notices else b""
         for client in list(self.clients):
             client.deviceStateChanged(True, notice)
+        if self._openMissed and self.people:
+            self._sendString(self.openString, "open-string")
 
 
 

@@ -11,7 +11,7 @@ import os
 import termios
 from typing import Any, Optional
 
-from twisted.internet import abstract, fdesc, stdio
+from twisted.internet import abstract, stdio
 from twisted.internet.protocol import connectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -43,6 +43,8 @@ class FileClient(ClientEvents, abstract.FileDescriptor):
         # A log file is not someone the device should wait for.
         self.wakesLine = False
         self._fd = self._open()
+        # Bytes dropped since a write failed (0: writing).
+        self._lost = 0
         # A FileDescriptor writes nothing until it is marked connected.
         self.connected = 1
         if spec is None:
@@ -88,7 +90,30 @@ class FileClient(ClientEvents, abstract.FileDescriptor):
             self.startWriting()
 
     def writeSomeData(self, data: bytes) -> Any:
-        return fdesc.writeToFD(self._fd, data)
+        return self._writeFile(data)
+
+    def _writeFile(self, data: bytes) -> int:
+        """
+        Write what the file takes now.  A write that fails (a full disk,
+        EIO) drops the data: said once, counted, and said again when the
+        file takes writes again (it was a line a chunk, or, for output that
+        had waited, the client cut for good).
+        """
+        try:
+            n = os.write(self._fd, data)
+        except BlockingIOError:
+            return 0
+        except OSError as e:
+            if not self._lost:
+                log.error("{line}: cannot write {path}: {reason}; output is dropped until it can",
+                          line=self.line.name, path=self.path, reason=e.strerror)
+            self._lost += len(data)
+            return len(data)
+        if self._lost:
+            log.info("{line}: writing {path} again; {count} bytes were lost", line=self.line.name, path=self.path,
+                     count=self._lost)
+            self._lost = 0
+        return n
 
     def deliver(self, data: bytes) -> None:
         guard = self.guard
@@ -99,13 +124,7 @@ class FileClient(ClientEvents, abstract.FileDescriptor):
             self.write(data)
             return
         # Nothing waiting: straight to the file (a regular file takes it all).
-        try:
-            n = os.write(self._fd, data)
-        except BlockingIOError:
-            n = 0
-        except OSError as e:
-            log.error("{line}: cannot write {path}: {reason}", line=self.line.name, path=self.path, reason=e.strerror)
-            return
+        n = self._writeFile(data)
         if n < len(data):
             self.write(data[n:])
 

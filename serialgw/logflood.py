@@ -95,8 +95,9 @@ class PeerLimiter:
     """
     Passes events on to C{observer}, at most C{burst} a minute for each
     C{peer} an event names; the rest are counted and said in one line when
-    that peer's minute is over (on its next event, or when a later event
-    finds it over).  Events without a peer pass untouched.
+    that peer's minute is over (by the first event about anyone after it,
+    so also for a client that has left).  Events without a peer pass
+    untouched.
     """
 
     def __init__(self, observer: Any = globalLogPublisher, burst: int = 20, interval: float = MINUTE,
@@ -109,11 +110,12 @@ class PeerLimiter:
         self.peers: dict[Any, _PeerState] = {}
 
     def __call__(self, event: dict[str, Any]) -> None:
+        now = self.now() if self.now is not None else float(event.get("log_time") or time.time())
+        self._sayOver(now)
         peer = event.get("peer")
         if not isinstance(peer, str) or event.get("log_level") is LogLevel.critical:
             self.observer(event)
             return
-        now = self.now() if self.now is not None else float(event.get("log_time") or time.time())
         key = id(peer) if isinstance(peer, Peer) else peer
         state = self.peers.get(key)
         if state is not None and now >= state.start + self.interval:
@@ -121,13 +123,25 @@ class PeerLimiter:
             state = None
         if state is None:
             if len(self.peers) >= self.keep:
-                self._expire(now)
+                self._expire()
             state = self.peers[key] = _PeerState(peer, now)
         state.count += 1
         if state.count <= self.burst:
             self.observer(event)
         else:
             state.left += 1
+
+    def _sayOver(self, now: float) -> None:
+        """
+        Peers whose minute is over are said and forgotten, oldest first (the
+        dict keeps them in the order their minutes started), so a client that
+        left is summed up by the next event about anyone, not never.
+        """
+        while self.peers:
+            key, state = next(iter(self.peers.items()))
+            if now < state.start + self.interval:
+                return
+            self._summary(key, state)
 
     def _summary(self, key: Any, state: _PeerState) -> None:
         del self.peers[key]
@@ -143,15 +157,10 @@ class PeerLimiter:
                 "burst": self.burst,
             })
 
-    def _expire(self, now: float) -> None:
-        """Peers whose minute is over are said and forgotten (memory stays bounded)."""
-        for key, state in list(self.peers.items()):
-            if now >= state.start + self.interval:
-                self._summary(key, state)
-        if len(self.peers) >= self.keep:
-            # A flood of distinct peers within a minute: the oldest go, said.
-            for key in list(self.peers)[: len(self.peers) - self.keep + 1]:
-                self._summary(key, self.peers[key])
+    def _expire(self) -> None:
+        """A flood of distinct peers within a minute: the oldest go, said (memory stays bounded)."""
+        for key in list(self.peers)[: len(self.peers) - self.keep + 1]:
+            self._summary(key, self.peers[key])
 
 
 # The observer of the loggers in the modules a client's input reaches.

@@ -28,7 +28,7 @@ from typing import Any, Mapping, Optional, TextIO
 from twisted.logger import ILogObserver, LogLevel, formatEvent
 from zope.interface import implementer
 
-from serialgw.config import describeUnix
+from serialgw.config import describeUnix, isDecimal
 
 # syslog priorities (RFC 5424) by twisted.logger level.
 PRIORITIES = {
@@ -47,7 +47,7 @@ def journalStream(environ: Mapping[str, str] = os.environ, fd: int = 1) -> bool:
     """True when $JOURNAL_STREAM (DEVICE:INODE) is the file open at C{fd}."""
     value = environ.get("JOURNAL_STREAM", "")
     device, colon, inode = value.partition(":")
-    if not colon or not device.isdigit() or not inode.isdigit():
+    if not colon or not isDecimal(device) or not isDecimal(inode):
         return False
     try:
         st = os.fstat(fd)

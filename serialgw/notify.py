@@ -21,26 +21,34 @@ from typing import Any, Callable, Mapping, Optional
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
+from serialgw.config import isDecimal
+
 log = Logger()
 
 # STATUS= is looked at this often (seconds), and sent only when it changed.
 STATUS_INTERVAL = 1.0
+# WATCHDOG=1 no more often than this (seconds), whatever $WATCHDOG_USEC says.
+MIN_WATCHDOG_INTERVAL = 0.01
 
 
-def notify(message: str, environ: Mapping[str, str] = os.environ) -> bool:
-    """Send C{message} to systemd; False when not run by systemd (or it fails)."""
-    address = environ.get("NOTIFY_SOCKET")
-    if not address:
+def notify(message: str, environ: Mapping[str, str] = os.environ, warn: bool = True) -> bool:
+    """
+    Send C{message} to systemd; False when not run by systemd (or it fails).
+    Never waits: a reader whose queue is full loses the message (EAGAIN).
+    """
+    given = environ.get("NOTIFY_SOCKET")
+    if not given:
         return False
-    if address.startswith("@"):
-        address = "\0" + address[1:]
+    address = "\0" + given[1:] if given.startswith("@") else given
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+            sock.setblocking(False)
             sock.connect(address)
-            sock.sendall(message.encode())
+            sock.send(message.encode())
         return True
     except OSError as e:
-        log.warn("cannot notify systemd at {address}: {reason}", address=address, reason=e.strerror)
+        if warn:
+            log.warn("cannot notify systemd at {address}: {reason}", address=given, reason=e.strerror)
         return False
 
 
@@ -70,13 +78,20 @@ class Notifier:
         self._sent: Optional[str] = None
         self._statusLoop: Optional[LoopingCall] = None
         self._watchdogLoop: Optional[LoopingCall] = None
+        # Whether the last message got through: a failure is logged once, not a message.
+        self._reached = True
 
     def send(self, *fields: str) -> None:
         if self.active:
-            notify("\n".join(fields), self.environ)
+            self._reached = notify("\n".join(fields), self.environ, warn=self._reached)
+
+    def _status(self) -> str:
+        # One line: a newline (in a line named after its device) would start
+        # another assignment, such as MAINPID=, in what systemd reads.
+        return self.status().replace("\n", " ")
 
     def _statusField(self) -> str:
-        self._sent = self.status()
+        self._sent = self._status()
         return f"STATUS={self._sent}"
 
     def ready(self) -> None:
@@ -98,12 +113,12 @@ class Notifier:
         """Half of $WATCHDOG_USEC in seconds, when it is meant for this process."""
         usec = self.environ.get("WATCHDOG_USEC", "")
         pid = self.environ.get("WATCHDOG_PID", "")
-        if not usec.isdigit() or int(usec) == 0 or (pid and pid != str(os.getpid())):
+        if not isDecimal(usec) or int(usec) == 0 or (pid and pid != str(os.getpid())):
             return None
-        return int(usec) / 2e6
+        return max(int(usec) / 2e6, MIN_WATCHDOG_INTERVAL)
 
     def _checkStatus(self) -> None:
-        text = self.status()
+        text = self._status()
         if text != self._sent:
             self._sent = text
             self.send(f"STATUS={text}")
@@ -116,7 +131,7 @@ class Notifier:
     def reloaded(self, outcome: str = "") -> None:
         """The reload is over, applied or refused: READY=1 again."""
         status = self._statusField()
-        self.send("READY=1", status + (f"; {outcome}" if outcome else ""))
+        self.send("READY=1", status + (f"; {outcome}".replace("\n", " ") if outcome else ""))
 
     def stopping(self) -> None:
         """Stopping: STOPPING=1; no more status or watchdog messages."""

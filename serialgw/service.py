@@ -26,6 +26,7 @@ from twisted.internet.endpoints import (
 )
 from twisted.internet.error import CannotListenError
 from twisted.internet.protocol import Factory
+from twisted.internet.protocol import Protocol as BaseProtocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -40,9 +41,10 @@ from serialgw.config import (
     isAbstract,
 )
 from serialgw.consolelog import ConsoleLog
-from serialgw.device import AbsentPort, DeviceError, DeviceLocked, IPort, PtyPort, SerialDevice, openPort
+from serialgw.device import AbsentPort, DeviceError, DeviceLocked, IPort, PtyPort, SerialDevice, linkProblem, openPort
 from serialgw.line import Line, Role, addressAllowed, describeAddress, peerName
 from serialgw.local import FileClient, fifoPair, streamClient
+from serialgw.logflood import Peer, clientLog
 from serialgw.netconsole import NetconsoleClient
 from serialgw.notify import Notifier
 from serialgw.ptylink import PtyClient
@@ -52,12 +54,27 @@ from serialgw.telnet import TelnetClient
 from serialgw.tls import HandshakeGate, RefusingTLSFactory, ServerContextFactory, TLSError, clientOptions, peerSubject
 
 log = Logger()
+# Connections a listener refuses at accept, limited per listener (logflood):
+# a connect flood cannot flood the log.
+refusals = clientLog()
 
 
 class StartupError(Exception):
     """
     The gateway cannot start; the message names what and why.
     """
+
+
+class _Refused(BaseProtocol):
+    """A connection the line has no room for: told why in one line, then closed (what it sends is ignored)."""
+
+    def __init__(self, text: bytes) -> None:
+        self.text = text
+
+    def connectionMade(self) -> None:
+        transport: Any = self.transport
+        transport.write(self.text)
+        transport.loseConnection()
 
 
 class LineFactory(Factory):
@@ -79,20 +96,29 @@ class LineFactory(Factory):
         self.allow = [ipaddress.ip_network(a, strict=False) for a in spec.allow]
         self.refused = 0
         self.handshakes: set[Any] = set()
+        # The log budget of this listener's refusals: every connection
+        # comes from a new port, so the address cannot be the key.
+        self.refusalKey = Peer(f"{line.name} listener {spec.text or spec.endpoint}")
 
     def buildProtocol(self, addr: Any) -> Any:
         if self.line.full():
-            log.warn("{line}: connection from {peer} refused: {count} clients already (max-clients)",
-                     line=self.line.name, peer=describeAddress(addr), count=self.line.maxClients)
-            return None
+            refusals.warn("{line}: connection from {address} refused: {count} clients already (max-clients)",
+                          line=self.line.name, address=describeAddress(addr), count=self.line.maxClients,
+                          peer=self.refusalKey)
+            if self.spec.tls is not None:
+                # Closed at accept, before any TLS (RefusingTLSFactory).
+                return None
+            return _Refused(f"\r\n[serialgw: {self.line.name} is full: {self.line.maxClients} clients "
+                            "(max-clients)]\r\n".encode("utf-8", "replace"))
         if self.allow and not self._allowed(addr):
             self.refused += 1
-            log.warn("{line}: connection from {peer} refused: not in {allow}", line=self.line.name,
-                     peer=describeAddress(addr), allow=",".join(self.spec.allow))
+            refusals.warn("{line}: connection from {address} refused: not in {allow}", line=self.line.name,
+                          address=describeAddress(addr), allow=",".join(self.spec.allow), peer=self.refusalKey)
             return None
         if self.spec.tls is not None and len(self.handshakes) >= self.maxHandshakes:
-            log.warn("{line}: connection from {peer} refused: {count} TLS handshakes under way already",
-                     line=self.line.name, peer=describeAddress(addr), count=len(self.handshakes))
+            refusals.warn("{line}: connection from {address} refused: {count} TLS handshakes under way already",
+                          line=self.line.name, address=describeAddress(addr), count=len(self.handshakes),
+                          peer=self.refusalKey)
             return None
         client: Any
         if self.spec.protocol is Protocol.RAW:
@@ -116,12 +142,17 @@ class LineFactory(Factory):
             log.warn("{line}: TLS client {peer} refused after its handshake: {count} clients already (max-clients)",
                      line=self.line.name, peer=peerName(transport), count=self.line.maxClients)
             return False
-        user = peerSubject(transport)
-        if user and client is not None:
+        # A dial-out's certificate is its server's: no person, no rights.
+        tls = self.spec.tls
+        person = tls is not None and not tls.hostname and bool(tls.ca)
+        user = peerSubject(transport) if person else ""
+        # A verified client certificate without a CN names nobody: on a line
+        # with write/read it is in neither list (only "*" lets it in).
+        if person and client is not None:
             right = self.line.rights.of(user)
             if right is None:
                 log.warn("{line}: TLS client {peer} ({user}) refused: not in the line's write or read",
-                         line=self.line.name, peer=peerName(transport), user=user)
+                         line=self.line.name, peer=peerName(transport), user=user or "no CN")
                 return False
             if right == "read":
                 client.role = Role.READONLY
@@ -177,6 +208,10 @@ class GatewayService(MultiService):
         self._keyed: dict[str, list[tuple[Any, tuple[str, Any]]]] = {}
         self._openingKey: Any = None
         self._opened = False
+        # Stopped: a reload still waiting (queued, or for what it closed) opens nothing.
+        self._stopped = False
+        # Retuned lines whose new console log a reload opened at once.
+        self._logsOpened: set[str] = set()
         self.status = status
         self.statusPort: Any = None
         self.ssh = ssh
@@ -305,7 +340,7 @@ class GatewayService(MultiService):
                  address=describeAddress(self.sshPort.getHost()), count=len(spec.users))
 
     def _serveWatchAll(self, spec: ListenerSpec, patterns: tuple[str, ...]) -> None:
-        from serialgw.watchall import WatchAllFactory
+        from serialgw.watchall import WatchAllFactory, matches
 
         if spec.path and not isAbstract(spec.path):
             _removeStaleSocket(spec.path, "watch-all")
@@ -325,6 +360,9 @@ class GatewayService(MultiService):
         self.watchAllPorts.append(results[0])
         log.info("watch-all listener ready on {address} for lines {patterns}",
                  address=describeAddress(results[0].getHost()), patterns=" ".join(patterns))
+        if not any(matches(name, patterns) for name in self.lines):
+            log.warn("watch-all: lines {patterns} match no line (of {names}): its watchers see nothing "
+                     "until a reload adds one", patterns=" ".join(patterns), names=" ".join(self.lines) or "none")
 
     def reloadUsers(self, ssh: Optional[SSHSpec]) -> None:
         """New people and keys for the running SSH listener (a reload); its address and host key stay."""
@@ -541,6 +579,7 @@ class GatewayService(MultiService):
     def stopService(self) -> Any:
         """Stop listening, close devices; the Deferred fires when all is closed."""
         self.notifier.stopping()
+        self._stopped = True
         waits = [MultiService.stopService(self)] + self._closeAll()
         return defer.gatherResults([w for w in waits if isinstance(w, defer.Deferred)])
 
@@ -580,9 +619,36 @@ class GatewayService(MultiService):
             return thing[1].stopListening()
         if kind == "dialer":
             self._dialers.remove(thing)
-            return thing.stopService() if thing.running else None
+            return self._stopDialer(thing)
         self._closers.remove(thing)
         return thing()
+
+    # How long a dial-out's clean close may wait for its peer to take what
+    # is queued before the connection is aborted.
+    dialCloseGrace = 2.0
+
+    def _stopDialer(self, dialer: ClientService) -> Any:
+        """
+        Stop a dial-out; what to wait for.  Its connection is closed cleanly,
+        or aborted after C{dialCloseGrace} seconds: a clean close waits for
+        the peer to take what is queued, and one that does not read would
+        hold a stop or a reload (and every reload after it) for ever.
+        """
+        if not dialer.running:
+            return None
+        connected: list[Any] = []
+        dialer.whenConnected().addCallbacks(connected.append, lambda _: None)
+        stopped = dialer.stopService()
+        if connected and not stopped.called:
+            abort = self.reactor.callLater(self.dialCloseGrace, connected[0].transport.abortConnection)
+
+            def closed(result: Any) -> Any:
+                if abort.active():
+                    abort.cancel()
+                return result
+
+            stopped.addBoth(closed)
+        return stopped
 
     def _closeKeyed(self, name: str, key: Any) -> list[Any]:
         """Close what one listener (or the log) of a line opened; the line and its sessions stay."""
@@ -621,6 +687,8 @@ class GatewayService(MultiService):
     DEVICE_FIELDS = ("device", "lock", "lockDir")
 
     def _reload(self, configs: list[LineConfig]) -> Any:
+        if self._stopped:
+            return {"refused": ["the gateway is stopping"]}
         old = {c.name: c for c in self.configs}
         new = {c.name: c for c in configs}
         removed = [n for n in old if n not in new]
@@ -646,7 +714,8 @@ class GatewayService(MultiService):
         logs = [(name, new[name].log) for name in changed + added + retuned
                 if new[name].log is not None and (name not in retuned or new[name].log != old[name].log)]
         probes: list[Any] = []
-        problem = _checkFiles(opening, logs) or self._checkBinds(opening, releasing, probes)
+        released = {spec.path for _, spec in releasing if spec.kind is ListenerKind.PTY and spec.path}
+        problem = _checkFiles(opening, logs, released) or self._checkBinds(opening, releasing, probes)
         waits: list[Any] = [probe.stopListening() for probe in probes]
         if problem is not None:
             log.error("reload refused, the running configuration stays: {reason}", reason=problem)
@@ -663,6 +732,9 @@ class GatewayService(MultiService):
         closed.addErrback(lambda f: log.failure("reload: closing lines", f))
 
         def reopen(_: Any) -> dict[str, list[str]]:
+            if self._stopped:
+                log.info("reload: the gateway stopped before the reload was done; nothing opened")
+                return {"refused": ["the gateway stopped before the reload was done"]}
             leftOut: list[str] = []
             for name in changed + added:
                 try:
@@ -745,7 +817,8 @@ class GatewayService(MultiService):
         """
         Apply a line's new configuration to the running line: its device
         and its sessions stay.  Listeners and a log that went are closed
-        here (what to wait for); new ones are opened by L{_reopenParts}.
+        here (what to wait for); a new log is opened here, first, and new
+        listeners by L{_reopenParts}.
         """
         name = new.name
         line = self.lines[name]
@@ -758,7 +831,7 @@ class GatewayService(MultiService):
         device.breakDuration = new.breakDuration
         line.restoreSettings = new.restoreSettings
         line.notices = new.notices
-        line.mode = new.mode
+        line.setMode(new.mode)
         line.maxClients = new.maxClients
         if new.rights != old.rights:
             line.applyRights(new.rights)
@@ -773,6 +846,14 @@ class GatewayService(MultiService):
         if (new.pace, new.paceLine) != (old.pace, old.paceLine) and isinstance(device, SerialDevice):
             device.setPace(new.pace, new.paceLine)
         waits: list[Any] = []
+        if new.log != old.log and new.log is not None and not any(
+                consoleLog.spec.path == new.log.path
+                for other in self.lines.values() if other is not line for consoleLog in other.logs):
+            # The new log is opened before the old one closes (unless another
+            # line still writes its path): output while the reload waits for
+            # what it closes (a dial-out, up to dialCloseGrace) is in one of them.
+            self._logsOpened.add(name)
+            self._openNewLog(line, new)
         if new.log != old.log and old.log is not None:
             waits += self._closeKeyed(name, ("log", old.log))
         for spec in _listenerChanges(old, new)[0]:
@@ -787,13 +868,11 @@ class GatewayService(MultiService):
     def _reopenParts(self, old: LineConfig, new: LineConfig, fresh: list[ListenerSpec]) -> None:
         """A retuned line's new log and listeners; one that fails is logged, the rest stays."""
         line = self.lines[new.name]
+        if new.log != old.log and new.log is not None and new.name not in self._logsOpened:
+            self._openNewLog(line, new)
+        self._logsOpened.discard(new.name)
         self._opening = new.name
         try:
-            if new.log != old.log and new.log is not None:
-                try:
-                    self._openLog(line, new)
-                except StartupError as e:
-                    log.error("reload: {reason}; the line runs without it", reason=str(e))
             for spec in fresh:
                 try:
                     self._listen(line, new, spec)
@@ -806,12 +885,21 @@ class GatewayService(MultiService):
         finally:
             self._opening = None
 
+    def _openNewLog(self, line: Line, config: LineConfig) -> None:
+        """A retuned line's new console log; one that cannot be opened is logged, the line goes on."""
+        self._opening = config.name
+        try:
+            self._openLog(line, config)
+        except StartupError as e:
+            log.error("reload: {reason}; the line runs without it", reason=str(e))
+        finally:
+            self._opening = None
+
     def _closeAll(self) -> list[Any]:
         self._keyed = {}
         waits: list[Any] = []
         for dialer in self._dialers:
-            if dialer.running:
-                waits.append(dialer.stopService())
+            waits.append(self._stopDialer(dialer))
         self._dialers = []
         for close in self._closers:
             waits.append(close())
@@ -849,13 +937,19 @@ def _writable(path: str) -> Optional[str]:
     return None if os.access(directory, os.W_OK | os.X_OK) else os.strerror(errno.EACCES)
 
 
-def _checkFiles(opening: list[tuple[str, ListenerSpec]], logs: list[tuple[str, Any]]) -> Optional[str]:
+def _checkFiles(opening: list[tuple[str, ListenerSpec]], logs: list[tuple[str, Any]],
+                releasedLinks: frozenset[str] | set[str] = frozenset()) -> Optional[str]:
     """
-    Whether the console logs, output files and FIFO pairs a reload opens
-    anew can be opened (as a bind is checked): the first problem, or None.
+    Whether the console logs, output files, FIFO pairs and client pty links
+    a reload opens anew can be opened (as a bind is checked): the first
+    problem, or None.  A pty link the reload lets go of is ours to replace.
     """
     for name, logSpec in logs:
-        why = _writable(logSpec.path)
+        path = logSpec.path
+        if os.path.lexists(path) and (os.path.islink(path) or not os.path.isfile(path)):
+            why: Optional[str] = "it is not a regular file"  # ConsoleLog would refuse it
+        else:
+            why = _writable(path)
         if why is not None:
             return f"line {name!r}: cannot open log {logSpec.path!r}: {why}"
     for name, spec in opening:
@@ -874,6 +968,8 @@ def _checkFiles(opening: list[tuple[str, ListenerSpec]], logs: list[tuple[str, A
         elif spec.kind is ListenerKind.PTY and spec.path:
             directory = os.path.dirname(spec.path) or "."
             why = None if os.path.isdir(directory) else os.strerror(errno.ENOENT)
+            if why is None and spec.path not in releasedLinks:
+                why = linkProblem(spec.path)
         else:
             continue
         if why is not None:
@@ -954,13 +1050,17 @@ def _removeStaleSocket(path: str, lineName: str) -> None:
         return
     if not stat.S_ISSOCK(mode):
         raise StartupError(f"line {lineName!r}: {path!r} exists and is not a socket")
-    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    # Not blocking: a connect to a live listener whose backlog is full
+    # waits until it accepts, and this runs on the reactor (a reload).
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
     try:
         probe.connect(path)
     except ConnectionRefusedError:
         os.unlink(path)
         log.info("line {line}: removed stale socket {path}", line=lineName, path=path)
         return
+    except BlockingIOError:
+        pass  # a live listener, its backlog full
     except OSError:
         return
     finally:

@@ -119,11 +119,22 @@ class Session:
             self.notice(f"{self.line.name}: {self.line.settings.describe()}, you are {self.role.value}; "
                         f"also here: {self.line.who(exclude=self)}"
                         + (f"; escape key {keyName(self.escapeMenu.key)}" if self.escapeMenu else ""))
-        early = self.line.takeEarlyOutput()
+        early = self.line.takeEarlyOutput(self)
         if spec is not None and spec.replay:
-            self.deliver(self.line.backlog())
+            self.deliverKept(self.line.backlog())
         elif early:
-            self.deliver(early)
+            self.deliverKept(early)
+
+    def deliverKept(self, data: bytes) -> None:
+        """
+        Kept device output (the replay backlog, the early output): at most
+        the newest C{outbuf} bytes, what the client may have waiting (the
+        whole of a 64 MiB backlog was queued for every client that asked).
+        """
+        guard = self.guard
+        if guard is not None and len(data) > guard.bound:
+            data = data[len(data) - guard.bound:]
+        self.deliver(data)
 
     def _clock(self) -> Any:
         return self.clock if self.clock is not None else self.line.clock
@@ -248,7 +259,10 @@ class Session:
         subject = peerSubject(self.transport)
         if subject:
             self.peer = Peer(f"{self.peer} ({subject})")
-            self.user = subject
+            if not tls.hostname:
+                # A client certificate names a person; a dial-out's (the
+                # server we verified as tls.hostname) does not.
+                self.user = subject
         if tls.readOnlySubjects:
             if subject in tls.readOnlySubjects:
                 self.role = Role.READONLY

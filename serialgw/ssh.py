@@ -27,6 +27,7 @@ from __future__ import annotations
 import base64
 import ipaddress
 import os
+import stat
 import struct
 from typing import Any, Callable, Mapping, Optional, Sequence
 
@@ -37,7 +38,7 @@ from twisted.conch.interfaces import IConchUser
 from twisted.conch.ssh import common, connection, keys, userauth
 from twisted.conch.ssh.channel import SSHChannel
 from twisted.conch.ssh.factory import SSHFactory
-from twisted.conch.ssh.transport import SSHServerTransport
+from twisted.conch.ssh.transport import DISCONNECT_PROTOCOL_ERROR, SSHServerTransport
 from twisted.cred.checkers import ICredentialsChecker
 from twisted.cred.credentials import ISSHPrivateKey
 from twisted.cred.error import UnauthorizedLogin
@@ -50,15 +51,20 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from serialgw.config import ConfigError, ListenerKind, ListenerSpec, SSHSpec, UserSpec
-from serialgw.line import ClientEvents, IClient, Line, Role, describeAddress
+from serialgw.line import ClientEvents, IClient, Line, Role, addressAllowed, describeAddress
 from serialgw.logflood import Peer, clientLog
 from serialgw.session import Session
 
 # Limited per peer: what a client sends cannot flood the log (logflood).
 log = clientLog()
-# conch's own log lines, without its debug chatter (key exchange steps,
-# every auth attempt, every packet it does not handle).
-_conchLog = Logger(observer=FilteringLogObserver(globalLogPublisher, [LogLevelFilterPredicate(LogLevel.info)]))
+# conch's own log lines, warnings and errors only: its info and debug
+# chatter (key exchange steps, every auth attempt, "sending close", every
+# packet it does not handle, with the packet's repr) is a client's to
+# cause, as often as it likes.  What matters is logged here, per peer.
+_conchLog = Logger(observer=FilteringLogObserver(globalLogPublisher, [LogLevelFilterPredicate(LogLevel.warn)]))
+# What conch's parsing raises on a packet shorter than it says, or naming a
+# channel that is not there.
+MALFORMED = (struct.error, ValueError, IndexError, KeyError)
 
 # Key types a public key line may start with (OpenSSH's names).
 KEY_TYPES = frozenset({
@@ -130,7 +136,11 @@ def readPublicKeys(text: str, source: str) -> list[PublicKey]:
 def readKeysFile(path: str) -> list[PublicKey]:
     """The public keys in a file (authorized_keys format); ConfigError names the file."""
     try:
-        with open(path, "rb") as f:
+        # Not waited on: a FIFO or a device there (a keys file in a person's
+        # home) would stop the reactor at a reload.
+        with open(path, "rb", opener=lambda name, flags: os.open(name, flags | os.O_NONBLOCK)) as f:
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                raise ConfigError(f"keys file {path!r} is not a regular file")
             raw = f.read(MAX_KEYS_FILE + 1)
     except OSError as e:
         raise ConfigError(f"cannot read keys file {path!r}: {e.strerror}") from None
@@ -146,6 +156,10 @@ def usersFromFile(path: str) -> list[UserSpec]:
     """
     people: dict[str, list[str]] = {}
     for key in readKeysFile(path):
+        if key.comment == "*":
+            # The line's write/read lists are these names, and "*" there means every user.
+            raise ConfigError(f"keys file {path!r}: key {key.fingerprint} has the comment '*', which would "
+                              "name every user (a read-only key could type): give it another comment")
         people.setdefault(key.comment or key.fingerprint, []).append(key.text)
     return [UserSpec(name, tuple(texts)) for name, texts in people.items()]
 
@@ -185,7 +199,7 @@ def loadHostKey(path: str) -> tuple[keys.Key, bool]:
     from cryptography.hazmat.primitives.asymmetric import ed25519
 
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except FileNotFoundError:
         key = keys.Key(ed25519.Ed25519PrivateKey.generate())
         try:
@@ -205,6 +219,8 @@ def loadHostKey(path: str) -> tuple[keys.Key, bool]:
         raise SSHError(f"cannot read SSH host key {path!r}: {e.strerror}") from None
     try:
         mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise SSHError(f"SSH host key {path!r} is not a regular file")
         if mode & 0o077:
             raise SSHError(f"SSH host key {path!r} may be read by others (mode {mode & 0o777:04o}): chmod 600 it")
         data = os.read(fd, MAX_KEYS_FILE)
@@ -228,6 +244,8 @@ class Login:
 
     user: str
     line: str
+    # The key they logged in with (its blob): a reload that takes it from them ends their connection.
+    key: bytes = b""
 
 
 class KeyRing:
@@ -272,7 +290,8 @@ class KeyChecker:
             good = False
         if not good:
             return defer.fail(UnauthorizedLogin("bad signature"))
-        return defer.succeed(Login(user, credentials.username.decode("utf-8", "replace")))
+        return defer.succeed(Login(user, credentials.username.decode("utf-8", "replace"),
+                                   keys.Key.fromString(credentials.blob).blob()))
 
 
 class UserAuth(userauth.SSHUserAuthServer):
@@ -283,18 +302,21 @@ class UserAuth(userauth.SSHUserAuthServer):
     attemptsBeforeDisconnect = 10
 
     def auth_publickey(self, packet: bytes) -> Any:
-        d = userauth.SSHUserAuthServer.auth_publickey(self, packet)
         try:
             blob = common.getNS(packet[1:], 2)[1]
             what = fingerprint(keys.Key.fromString(blob))
+            d = userauth.SSHUserAuthServer.auth_publickey(self, packet)
         except Exception:
+            # Not a key, or cut short: refused here (conch logs the client's
+            # algorithm name whole at error, or raises on a short packet).
             what = "(unreadable key)"
+            d = defer.fail(UnauthorizedLogin("unreadable key or request"))
 
         def refused(reason: Failure) -> Failure:
             if reason.check(UnauthorizedLogin):
                 log.warn("ssh: key {fingerprint} from {peer} refused ({reason}); user name {user!r}",
                          fingerprint=what, peer=_peer(self.transport),
-                         reason=reason.getErrorMessage(), user=(self.user or b"").decode("utf-8", "replace"))
+                         reason=reason.getErrorMessage(), user=_printable((self.user or b"").decode("utf-8", "replace")))
             return reason
 
         return d.addErrback(refused)
@@ -330,6 +352,26 @@ class Connection(connection.SSHConnection):
             return
         self.sessions += 1
         connection.SSHConnection.ssh_CHANNEL_OPEN(self, packet)
+
+    def ssh_CHANNEL_DATA(self, packet: bytes) -> None:
+        if not self._pastWindow(packet[:4], packet[4:8]):
+            connection.SSHConnection.ssh_CHANNEL_DATA(self, packet)
+
+    def ssh_CHANNEL_EXTENDED_DATA(self, packet: bytes) -> None:
+        if not self._pastWindow(packet[:4], packet[8:12]):
+            connection.SSHConnection.ssh_CHANNEL_EXTENDED_DATA(self, packet)
+
+    def _pastWindow(self, number: bytes, length: bytes) -> bool:
+        # conch logs an error and asks to close the channel, again for every
+        # such packet while the client does not answer: one line, disconnected.
+        channel = self.channels[struct.unpack(">L", number)[0]]
+        size = struct.unpack(">L", length)[0]
+        if size <= channel.localWindowLeft and size <= channel.localMaxPacket:
+            return False
+        transport: Any = self.transport
+        log.info("ssh: {peer}: {size} bytes past the channel's window: disconnected", peer=_peer(transport), size=size)
+        transport.sendDisconnect(DISCONNECT_PROTOCOL_ERROR, b"data past the window")
+        return True
 
     def adjustWindow(self, channel: Any, bytesToAdd: int) -> None:
         # A session that does not take input now gets no more window (it
@@ -396,6 +438,25 @@ class ServerTransport(SSHServerTransport):
             (name, b",".join(USER_SIGNATURES) if name == b"server-sig-algs" else value) for name, value in extensions
         ])
 
+    def dispatchMessage(self, messageNum: int, payload: bytes) -> None:
+        # A packet cut short (or naming a channel that is not there) ends
+        # this connection with one line, not a traceback a packet; what was
+        # read after it is not looked at.
+        tcp: Any = self.transport
+        if tcp.disconnecting:
+            return
+        try:
+            SSHServerTransport.dispatchMessage(self, messageNum, payload)
+        except MALFORMED as e:
+            log.info("ssh: {peer}: malformed packet (message {number}: {error}): disconnected",
+                     peer=_peer(self), number=messageNum, error=_printable(repr(e)))
+            self.sendDisconnect(DISCONNECT_PROTOCOL_ERROR, b"malformed packet")
+
+    def receiveUnimplemented(self, seqnum: int) -> None:
+        # The client did not understand a packet of ours: conch warns, once
+        # for every such packet the client cares to send.  Nothing to do.
+        pass
+
     def receiveError(self, reasonCode: int, description: bytes) -> None:
         # The client's goodbye (OpenSSH: code 11, "disconnected by user"), not our error.
         log.debug("ssh: {peer} disconnected: {code} {reason}", peer=_peer(self), code=reasonCode,
@@ -420,7 +481,8 @@ class Realm:
         if IConchUser not in interfaces:
             raise NotImplementedError("only SSH users here")
         avatar = Person(avatarId, self.gateway)
-        return IConchUser, avatar, lambda: None
+        self.gateway.people.add(avatar)
+        return IConchUser, avatar, lambda: self.gateway.people.discard(avatar)
 
 
 class Person(ConchUser):  # type: ignore[misc]
@@ -430,11 +492,27 @@ class Person(ConchUser):  # type: ignore[misc]
         ConchUser.__init__(self)
         self.login = login
         self.gateway = gateway
+        self.session: Optional[SSHClient] = None
+        # Set by conch's connection service once logged in.
+        self.conn = None
         self.channelLookup[b"session"] = self._session
 
     def _session(self, remoteWindow: int, remoteMaxPacket: int, data: bytes, avatar: Any) -> SSHClient:
-        return SSHClient(self.gateway, self.login, remoteWindow=remoteWindow, remoteMaxPacket=remoteMaxPacket,
-                         avatar=avatar)
+        self.session = SSHClient(self.gateway, self.login, remoteWindow=remoteWindow,
+                                 remoteMaxPacket=remoteMaxPacket, avatar=avatar)
+        return self.session
+
+    def revoke(self) -> None:
+        """The key this person logged in with is no longer theirs (a reload): told, and disconnected."""
+        log.info("ssh: {user}: the key {fingerprint} is no longer theirs: disconnected", user=self.login.user,
+                 fingerprint=fingerprint(keys.Key.fromString(self.login.key)))
+        session = self.session
+        if session is not None and session.line is not None:
+            session.notice(f"{self.login.user}: your key was removed")
+            session.transport.loseConnection()
+            return
+        if self.conn is not None:
+            self.conn.transport.transport.loseConnection()
 
 
 class SSHGateway:
@@ -444,6 +522,8 @@ class SSHGateway:
         self.lines = lines
         self.spec = spec
         self.clock = clock
+        # Everyone logged in now (a reload's new keys are checked against them).
+        self.people: set[Person] = set()
 
     def line(self, name: str) -> Optional[Line]:
         return self.lines().get(name)
@@ -479,12 +559,18 @@ class GatewaySSHFactory(SSHFactory):
         self.allow = [ipaddress.ip_network(a, strict=False) for a in gateway.spec.allow]
 
     def setUsers(self, users: Sequence[UserSpec]) -> None:
-        """New people and keys (a reload); sessions already open stay."""
-        self.checker.ring = KeyRing(users)
+        """
+        New people and keys (a reload).  Sessions stay, but for a person
+        whose key is no longer theirs (removed, or the person removed).
+        """
+        ring = self.checker.ring = KeyRing(users)
+        for person in list(self.gateway.people):
+            if ring.people.get(person.login.key) != person.login.user:
+                person.revoke()
 
     def buildProtocol(self, addr: Any) -> Any:
         peer = describeAddress(addr)
-        if self.allow and not _allowed(addr, self.allow):
+        if self.allow and not addressAllowed(addr, self.allow):
             log.warn("ssh: connection from {peer} refused: not in {allow}", peer=peer,
                      allow=",".join(self.gateway.spec.allow))
             return None
@@ -509,19 +595,6 @@ class GatewaySSHFactory(SSHFactory):
 def _peer(sshTransport: Any) -> str:
     """An SSH transport's peer address, for messages."""
     return describeAddress(sshTransport.transport.getPeer())
-
-
-def _allowed(addr: Any, networks: list[Any]) -> bool:
-    host = getattr(addr, "host", None)
-    if host is None:
-        return True
-    try:
-        address = ipaddress.ip_address(host.split("%")[0])
-    except ValueError:
-        return False
-    if address.version == 6 and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    return any(address in network for network in networks)
 
 
 def makeFactory(spec: SSHSpec, lines: Callable[[], Mapping[str, Line]], clock: Any) -> GatewaySSHFactory:

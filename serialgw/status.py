@@ -13,10 +13,10 @@ from typing import Any, Optional
 from twisted.logger import Logger
 from twisted.web.http import HTTPChannel
 from twisted.web.resource import Resource
-from twisted.web.server import NOT_DONE_YET
+from twisted.web.server import NOT_DONE_YET, Site
 
 from serialgw import __version__
-from serialgw.line import peerName
+from serialgw.line import describeAddress, peerName
 
 log = Logger()
 
@@ -158,21 +158,45 @@ def statusSite(service: Any, clock: Any = None) -> Any:
     at most once a second (L{ThrottledPage}); no access-log line per GET
     (scrapers come every few seconds).
     """
-    from twisted.web.server import Site
-
-    class QuietSite(Site):
-        noisy = False
-
-        def log(self, request: Any) -> None:
-            pass
-
     clock = clock if clock is not None else getattr(service, "reactor", None)
     root = statusRoot(service)
     for name, child in list(root.children.items()):
         root.putChild(name, ThrottledPage(child, clock))
-    site = QuietSite(root, timeout=StatusChannel.idleTimeout, reactor=clock)
+    site = StatusSite(root, timeout=StatusChannel.idleTimeout, reactor=clock)
     site.protocol = StatusChannel  # type: ignore[assignment]
     return site
+
+
+class StatusSite(Site):
+    """
+    The status endpoint's site: no access-log line per GET (scrapers come
+    every few seconds), and at most C{maxConnections} connections at once:
+    more are closed at accept.  Each holds a descriptor until it is answered
+    or cut (L{StatusChannel}'s timeouts); without a bound, a thousand silent
+    connections took every descriptor the process may have (1024 under
+    systemd), and the lines' own clients were closed at accept.
+    """
+
+    noisy = False
+    maxConnections = 64
+    connections = 0
+    refused = 0
+    _toldAt: Optional[float] = None
+
+    def log(self, request: Any) -> None:
+        pass
+
+    def buildProtocol(self, addr: Any) -> Any:
+        if self.connections >= self.maxConnections:
+            self.refused += 1
+            now = self.reactor.seconds()
+            if self._toldAt is None or not self._toldAt <= now < self._toldAt + 60:
+                # Said at most once a minute: a connect flood cannot flood the log.
+                self._toldAt = now
+                log.warn("status: connection from {peer} refused: {count} open already ({refused} refused so far)",
+                         peer=describeAddress(addr), count=self.connections, refused=self.refused)
+            return None
+        return Site.buildProtocol(self, addr)
 
 
 class ThrottledPage(Resource):
@@ -274,8 +298,13 @@ class StatusChannel(HTTPChannel):
         self._deadline: Any = None
         self._checked = False
         self._heldRequest: Any = None
+        self._counted = False
 
     def connectionMade(self) -> None:
+        if isinstance(self.factory, StatusSite):
+            # Counted while open: StatusSite refuses past its bound.
+            self._counted = True
+            self.factory.connections += 1
         HTTPChannel.connectionMade(self)
         self._startDeadline(self.requestTimeout)
 
@@ -340,6 +369,9 @@ class StatusChannel(HTTPChannel):
             self._finish(request)
 
     def connectionLost(self, reason: Any = None) -> None:
+        if self._counted:
+            self._counted = False
+            self.factory.connections -= 1
         self._stopDeadline()
         self._heldRequest = None
         HTTPChannel.connectionLost(self, reason)

@@ -4,7 +4,10 @@ C{twistd serialgw}: options and the service they make.
 
 from __future__ import annotations
 
+import base64
+import errno
 import os
+import stat
 import sys
 from typing import Any, Optional
 
@@ -279,6 +282,13 @@ man 8 serialgw
         if both:
             raise ConfigError(f"{both[0]!r} names keys in --authorized-keys {self['authorized-keys']!r} and in "
                               f"--readonly-keys {self['readonly-keys']!r}: give the keys distinct comments")
+        # One key, one person (as in a farm): the same key under two comments would be whichever came last.
+        writerKeys = {base64.b64decode(k.split()[1]) for u in writers for k in u.keys}
+        for reader in readers:
+            for key in reader.keys:
+                if base64.b64decode(key.split()[1]) in writerKeys:
+                    raise ConfigError(f"a key of {reader.name!r} is in --authorized-keys {self['authorized-keys']!r} "
+                                      f"and in --readonly-keys {self['readonly-keys']!r}: put it in one of them")
         rights = Rights(write=tuple(u.name for u in writers), read=tuple(u.name for u in readers))
         spec = SSHSpec(parseSSHListener(self["ssh"]), self["ssh-host-key"] or DEFAULT_HOST_KEY, tuple(writers + readers))
         return spec, rights
@@ -443,8 +453,15 @@ class _TwistdGatewayService(GatewayService):
                 # Made (or found) first: twistd's reopen closes its file
                 # before opening the path, and a failure there would leave
                 # it with none.
-                os.close(os.open(logFile.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640))
+                # Not waited on: a FIFO put at the path would hold the reactor.
+                fd = os.open(logFile.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NONBLOCK, 0o640)
+                regular = stat.S_ISREG(os.fstat(fd).st_mode)
+                os.close(fd)
+                if not regular:
+                    raise OSError(errno.EINVAL, "it is not a regular file")
             except OSError as e:
+                if e.errno == errno.ENXIO:
+                    e.strerror = "it is not a regular file"
                 log.error("cannot reopen {path}: {reason}; writing on to the file it was", path=logFile.path,
                           reason=e.strerror)
                 return count

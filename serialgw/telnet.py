@@ -59,6 +59,7 @@ IAC_B = b"\xff"
 IAC_IAC = b"\xff\xff"
 CR = b"\r"
 MAX_SUBNEGOTIATION = 1024
+ANSWER_BATCH = 4096
 
 # RFC 1143 states, for each side of each option.
 NO = "no"
@@ -100,6 +101,10 @@ class TelnetProtocol(Protocol):
     # subclass sets it when its output is past its bound).
     inputHeld = False
     _wireHeld = b""
+    # While parsing: our answers, written in pieces of ANSWER_BATCH (a
+    # flood of 3-byte answers written one by one would cost the transport a
+    # buffer entry each, several times the bytes).
+    _answers: Optional[bytearray] = None
 
     def __init__(self) -> None:
         self._options: dict[int, _OptionState] = {}
@@ -166,12 +171,10 @@ class TelnetProtocol(Protocol):
         writeNow(self.transport, data)
 
     def sendCommand(self, command: int) -> None:
-        self.transport.write(bytes((IAC, command)))
+        self._answer(bytes((IAC, command)))
 
     def sendSubnegotiation(self, option: int, payload: bytes) -> None:
-        self.transport.write(
-            bytes((IAC, SB, option)) + payload.replace(IAC_B, IAC_IAC) + bytes((IAC, SE))
-        )
+        self._answer(bytes((IAC, SB, option)) + payload.replace(IAC_B, IAC_IAC) + bytes((IAC, SE)))
 
     def requestLocal(self, option: int, enable: bool = True) -> None:
         """Ask to enable (WILL) or disable (WONT) an option on our side."""
@@ -191,7 +194,7 @@ class TelnetProtocol(Protocol):
         wanting, unwanting = (WANTYES, WANTNO) if enable else (WANTNO, WANTYES)
         if current == against:
             setattr(state, side, wanting)
-            self.transport.write(bytes((IAC, send, option)))
+            self._answer(bytes((IAC, send, option)))
         elif current == unwanting:
             # Wait for the answer to the opposite request, then ask.
             setattr(state, queue, True)
@@ -224,6 +227,14 @@ class TelnetProtocol(Protocol):
                 if plain:
                     self.telnetDataReceived(plain)
                 return
+        outer, self._answers = self._answers, bytearray()
+        try:
+            self._parse(data)
+        finally:
+            self._flushAnswers()
+            self._answers = outer
+
+    def _parse(self, data: bytes) -> None:
         # Data pieces between IAC sequences are joined, so that one chunk
         # gives one telnetDataReceived call between commands.
         pieces: list[bytes] = []
@@ -298,6 +309,22 @@ class TelnetProtocol(Protocol):
                     self._state = _IAC
         self._flush(pieces)
 
+    def _answer(self, data: bytes) -> None:
+        """Our own telnet bytes (negotiation, commands, subnegotiations, short answers)."""
+        answers = self._answers
+        if answers is None:
+            self.transport.write(data)
+            return
+        answers += data
+        if len(answers) >= ANSWER_BATCH:
+            self._flushAnswers()
+
+    def _flushAnswers(self) -> None:
+        answers = self._answers
+        if answers:
+            self._answers = bytearray()
+            self.transport.write(bytes(answers))
+
     def _holdFrom(self, data: bytes, start: int, state: int) -> None:
         """
         Input is held (the data before has been handed on): keep the rest,
@@ -318,6 +345,11 @@ class TelnetProtocol(Protocol):
             data = b"".join(pieces)
             del pieces[:]
             if data:
+                # What handles data may write to the peer itself: our
+                # answers so far go first.
+                # (Should that fill its output, the data waits in the
+                # session: see Session.fromPeer.)
+                self._flushAnswers()
                 self.telnetDataReceived(data)
 
     def _decode(self, data: bytes) -> bytes:
@@ -379,10 +411,10 @@ class TelnetProtocol(Protocol):
                 accept = self.acceptLocal(option) if local else self.acceptRemote(option)
                 if accept:
                     setattr(state, side, YES)
-                    self.transport.write(bytes((IAC, yes, option)))
+                    self._answer(bytes((IAC, yes, option)))
                     self.telnetOptionChanged(option, local, True)
                 else:
-                    self.transport.write(bytes((IAC, no, option)))
+                    self._answer(bytes((IAC, no, option)))
             elif current == WANTNO:
                 # Answered our disable with enable: RFC 1143 calls it an
                 # error; take it as the peer's last word.
@@ -394,7 +426,7 @@ class TelnetProtocol(Protocol):
                 if queued:
                     setattr(state, side, WANTNO)
                     setattr(state, queue, False)
-                    self.transport.write(bytes((IAC, no, option)))
+                    self._answer(bytes((IAC, no, option)))
                 else:
                     setattr(state, side, YES)
                     self.telnetOptionChanged(option, local, True)
@@ -402,13 +434,13 @@ class TelnetProtocol(Protocol):
         else:
             if current == YES:
                 setattr(state, side, NO)
-                self.transport.write(bytes((IAC, no, option)))
+                self._answer(bytes((IAC, no, option)))
                 self.telnetOptionChanged(option, local, False)
             elif current == WANTNO:
                 if queued:
                     setattr(state, side, WANTYES)
                     setattr(state, queue, False)
-                    self.transport.write(bytes((IAC, yes, option)))
+                    self._answer(bytes((IAC, yes, option)))
                 else:
                     setattr(state, side, NO)
                     self.telnetOptionChanged(option, local, False)
@@ -518,6 +550,9 @@ class TelnetClient(Session, TelnetProtocol):
 
     def telnetSubnegotiation(self, option: int, payload: bytes) -> None:
         if option == COM_PORT and self.comPort is not None:
+            if payload[:1] == bytes((FLOWCONTROL_RESUME,)):
+                # Held device output is written at once: our answers first.
+                self._flushAnswers()
             self.comPort.handle(payload)
 
     def telnetDataReceived(self, data: bytes) -> None:
@@ -527,7 +562,9 @@ class TelnetClient(Session, TelnetProtocol):
         if command == BRK:
             self.line.clientBreak(self)
         elif command == AYT:
-            self.sendText(b"\r\n[serialgw: yes]\r\n")
+            # Gathered with the other answers (input is not parsed while
+            # the output is full, so this is never past the bound).
+            self._answer(b"\r\n[serialgw: yes]\r\n")
         else:
             self.telnetIgnored("ignored telnet command")
 

@@ -22,8 +22,7 @@ from typing import Optional
 from serialgw.config import DEFAULT_LOCK_DIR
 
 # The locks this process holds now: a lock file naming our own PID that is
-# not among them is stale (left by an earlier run that had the same PID, as
-# PID 1 in a container).
+# not among them is ours to take (see acquire).
 _held: set[str] = set()
 
 
@@ -102,6 +101,7 @@ def acquire(device: str, lockDir: str = DEFAULT_LOCK_DIR) -> str:
     path = lockPath(device, lockDir)
     pid = os.getpid()
     tmp = os.path.join(lockDir, f"LTMP.{pid}.{os.path.basename(path)}")
+    aside = os.path.join(lockDir, f"LSTALE.{pid}.{os.path.basename(path)}")
     try:
         # Made anew (O_EXCL): a file or link left at that name is removed
         # first, never written through.
@@ -136,21 +136,44 @@ def acquire(device: str, lockDir: str = DEFAULT_LOCK_DIR) -> str:
                 if e.errno != errno.ELOOP:
                     raise LockError(f"cannot read lock {path} for {device}: {e.strerror}") from None
                 holder = None  # a symlink: not a lock anyone made
-            ours = holder == pid and path not in _held
-            if holder is not None and alive(holder) and not ours:
+            if holder == pid and path not in _held:
+                # Our PID, not held by any line: left by an earlier run that
+                # had our PID (PID 1 in a container), or ours that could not
+                # be removed at close (made as root before twistd's -u, in a
+                # sticky /run/lock).  It says what ours would: taken as is.
+                _held.add(path)
+                return path
+            if holder is not None and alive(holder):
                 raise LockHeld(device, path, holder)
+            # Stale: moved aside (atomic), then looked at again.  Another
+            # taker may have found it stale too, removed it and linked its
+            # own meanwhile: that one is put back, never removed.
             try:
-                os.unlink(path)
+                os.rename(path, aside)
             except FileNotFoundError:
-                pass
+                continue
             except OSError as e:
                 raise LockError(f"cannot remove stale lock {path} (pid {holder}) for {device}: {e.strerror}") from None
+            if _pidAt(aside) != holder:
+                try:
+                    os.link(aside, path, follow_symlinks=False)
+                except OSError:
+                    pass
         raise LockError(f"cannot lock {device}: {path} keeps coming back")
     finally:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+        for name in (tmp, aside):
+            try:
+                os.unlink(name)
+            except OSError:
+                pass
+
+
+def _pidAt(path: str) -> Optional[int]:
+    """L{readPid}, with a symlink or a file gone saying nothing readable."""
+    try:
+        return readPid(path)
+    except OSError:
+        return None
 
 
 def release(path: str) -> None:

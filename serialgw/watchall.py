@@ -155,7 +155,8 @@ class WatchAllClient(Protocol):
             return
         tap = LineTap(self, line)
         self.taps[line.name] = tap
-        line.attach(tap)
+        # Logged once for all lines, as this watcher (see connectionMade).
+        line.attach(tap, quiet=True)
 
     def unwatch(self, line: Line) -> None:
         tap = self.taps.get(line.name)

@@ -45,13 +45,13 @@ class Authority:
         self.path = _write(os.path.join(directory, f"{name.replace(' ', '-')}.pem"),
                            self.cert.public_bytes(serialization.Encoding.PEM))
 
-    def issue(self, cn: str, dns: str = "") -> tuple[str, str]:
-        """Write C{cn}.pem and C{cn}.key; return their paths."""
+    def issue(self, cn: str, dns: str = "", withCN: bool = True) -> tuple[str, str]:
+        """Write C{cn}.pem and C{cn}.key; return their paths (C{withCN=False}: C{cn} is the O, there is no CN)."""
         key = ec.generate_private_key(ec.SECP256R1())
         now = datetime.datetime.now(datetime.UTC)
         builder = (
             x509.CertificateBuilder()
-            .subject_name(_name(cn))
+            .subject_name(_name(cn) if withCN else x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, cn)]))
             .issuer_name(self.cert.subject)
             .public_key(key.public_key())
             .serial_number(x509.random_serial_number())

@@ -6,6 +6,7 @@ idle.
 
 from __future__ import annotations
 
+import errno
 from typing import Any
 
 from twisted.internet.task import Clock
@@ -125,6 +126,39 @@ class OpenCloseStringTests(SynchronousTestCase):
         self.assertEqual(device.breaks, 2)
         self.assertEqual(clock.getDelayedCalls(), [])
 
+    def test_openStringWaitsForTheDevice(self) -> None:
+        """An open-string due while the device is down is sent when it is back; not again at a later reopen; not at all if everyone left meanwhile."""
+        clock = Clock()
+        ports = [RecordingPort(clock) for _ in range(4)]
+        opened = list(ports[1:])
+        device = SerialDevice(ports[0], clock, 0.25, opener=lambda: opened.pop(0), reopenPolicy=lambda n: 1.0)
+        line = Line("l", device, clock=clock)
+        device.sink = line
+        line.openString = parseSendString(r"wake\r")
+
+        def lose(port: RecordingPort) -> None:
+            port.error = OSError(errno.EIO, "hung up")
+            device.doRead()
+
+        def written(port: RecordingPort) -> list[Any]:
+            return [value for _, what, value in port.events if what == "write"]
+
+        lose(ports[0])
+        first = person("a")
+        line.attach(first)
+        clock.advance(1.0)
+        self.assertEqual(written(ports[1]), [b"wake\r"])
+        lose(ports[1])
+        clock.advance(1.0)
+        line.detach(first)
+        lose(ports[2])
+        second = person("b")
+        line.attach(second)
+        line.detach(second)
+        clock.advance(1.0)
+        self.assertEqual((written(ports[2]), written(ports[3])), ([], []))
+        self.assertEqual(clock.getDelayedCalls(), [])
+
 
 class ModemLineTests(SynchronousTestCase):
     def setUp(self) -> None:
@@ -156,6 +190,15 @@ class ModemLineTests(SynchronousTestCase):
         line.detach(client)
         self.assertEqual(self.calls()[3:], [("write", b"bye"), ("rts", False)])
         self.assertEqual(self.device.modemLines, {"dtr": True, "rts": False})
+
+    def test_idleOnly(self) -> None:
+        """idle-dtr off with dtr left out: off while nobody is attached, on (as the device opens, the documented default) while someone is."""
+        line = self.line({}, {"dtr": False})
+        client = person()
+        line.attach(client)
+        self.assertEqual(self.device.modemLines["dtr"], True)
+        line.detach(client)
+        self.assertEqual(self.calls(), [("dtr", False), ("dtr", True), ("write", b"bye"), ("dtr", False)])
 
     def test_neverPulsed(self) -> None:
         """A line the settings do not change is never touched: DTR on both ways, RTS not configured."""

@@ -8,10 +8,11 @@ from __future__ import annotations
 import io
 import os
 
+from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from serialgw import tap
-from serialgw.check import checkLines, listenerKey
+from serialgw.check import checkLines, listenerKey, systemdProblem
 from serialgw.configfile import loadConfig
 from serialgw.endpoints import parseListener
 from tests.realio import REPO, TWISTD, spawn
@@ -97,6 +98,37 @@ class CheckTests(SynchronousTestCase):
             "line 'vm': socket '/nowhere/100.serial0' does not exist (now)",
             "line 'vm': the directory of log '/nowhere/vm.log' does not exist (now)",
         ]))
+
+    def test_logNotAFile(self) -> None:
+        """A console log path that is a directory, a FIFO or a symlink now: an error (the gateway would refuse it)."""
+        directory = os.path.abspath(self.mktemp())
+        os.mkdir(directory)
+        os.mkfifo(os.path.join(directory, "fifo"))
+        os.symlink("/tmp/x", os.path.join(directory, "link"))
+        for path in (directory, os.path.join(directory, "fifo"), os.path.join(directory, "link")):
+            lines = loadConfig(write(self, f'[lines.a]\ndevice = "pty:/nowhere/a"\nlisten = "4001"\nlog = "{path}"\n'))
+            self.assertEqual(checkLines(lines), ([f"line 'a': log {path!r} is not a regular file "
+                                                  "(a directory, FIFO, device or symbolic link)"], []))
+
+    def test_refusedByParsing(self) -> None:
+        """What bind() or open() would refuse only at start is refused by --check too: one line, exit status 2."""
+        deep = write(self, '[lines.a]\ndevice = "pty:/nowhere/a"\nlisten = ' + "[" * 3000 + "]" * 3000 + "\n")
+        cases = [
+            (["--device", "pty:/nowhere/a", "--port", "tcp:99999"], "bad port '99999' in listener 'tcp:99999'"),
+            (["--device", "pty:/nowhere/a", "--port", "tcp6:70000"], "bad port '70000' in listener 'tcp6:70000'"),
+            (["--device", "pty:/nowhere/a", "--port", "unix:"], "unix: needs a path in listener 'unix:'"),
+            (["--config", deep], f"{deep}: arrays or tables nested too deep"),
+        ]
+        for args, message in cases:
+            with self.assertRaises(usage.UsageError) as caught:
+                checked(*args)
+            self.assertEqual(str(caught.exception), message)
+
+    def test_systemdIndexGarbage(self) -> None:
+        """index=\u00b2 with sockets passed: a problem named, not a ValueError."""
+        environ = {"LISTEN_PID": str(os.getpid()), "LISTEN_FDS": "1", "LISTEN_FDNAMES": "a"}
+        self.assertEqual(systemdProblem("systemd:domain=INET:index=\u00b2", environ),
+                         "index=\u00b2: systemd passed 1 socket(s), index=0 to index=0")
 
     def test_abstractUnixNames(self) -> None:
         """An abstract unix device or listener ("\\u0000NAME") has no file to look for: no warning."""

@@ -6,13 +6,15 @@ file, the line and the key; the status page, field by field.
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from twisted.internet import reactor
+from twisted.internet.task import deferLater
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twisted.web.client import Agent, readBody
 
 from serialgw.config import ConfigError, DeviceSpec, Protocol, SerialSettings
-from serialgw.configfile import loadConfig
+from serialgw.configfile import MAX_CONFIG_SIZE, loadConfig
 from serialgw.service import GatewayService
 from tests.realio import closeClients, connect, startedPty
 
@@ -74,6 +76,12 @@ class FileTests(SynchronousTestCase):
             f.write(b'# caf\xc3\xa9 rack\n[lines.a]\ndevice = "/dev/tty\xe9"\nlisten = "4001"\n')
         e = self.assertRaises(ConfigError, loadConfig, path)
         self.assertEqual(str(e), f"{path}:3: not UTF-8 (byte e9 at column 19); a TOML file is UTF-8")
+
+    def test_endlessFileRefused(self) -> None:
+        """/dev/zero (or any file past MAX_CONFIG_SIZE) as the configuration: one error at once, not read into memory."""
+        self.assertEqual(str(self.assertRaises(ConfigError, loadConfig, "/dev/zero")),
+                         "configuration '/dev/zero' is larger than 16 MiB")
+        self.assertEqual(MAX_CONFIG_SIZE, 16 << 20)
 
     def test_nulInPaths(self) -> None:
         """A NUL byte (\\u0000 in TOML) in a file name is an error naming file:line and key; an abstract unix name is not."""
@@ -290,6 +298,69 @@ class ReloadInPlaceTests(TestCase):
         self.assertEqual(await self.pty.received.length(10), b"ping still")
         await closeClients(client)  # type: ignore[arg-type]
 
+    async def test_fullUnixBacklogRefusedAtOnce(self) -> None:
+        """
+        A reload onto a unix socket path whose live listener has a full
+        backlog (it does not accept) is refused as in use at once: the
+        probe's connect does not wait on the reactor (without the fix it
+        waited until the listener went, here closed after 5 s).
+        """
+        import socket
+        import threading
+
+        path = self.mktemp()
+        held = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.addCleanup(held.close)
+        held.bind(path)
+        held.listen(0)
+        waiting = []
+        while True:
+            pending = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
+            self.addCleanup(pending.close)
+            try:
+                pending.connect(path)
+            except BlockingIOError:
+                break
+            waiting.append(pending)
+        gone = threading.Timer(5.0, held.close)
+        gone.start()
+        self.addCleanup(gone.cancel)
+        service = await self.start(self.line("a", '"raw+tcp:0:interface=127.0.0.1"'))
+        result = await service.reload(self.config(
+            self.line("a", f'["raw+tcp:0:interface=127.0.0.1", "raw+unix:{path}"]')))
+        self.assertEqual(result, {"refused": [f"line 'a': {path!r} is in use by another process"]})
+        self.assertTrue(gone.is_alive())
+        self.assertEqual([spec.kind.value for spec, _ in service.ports], ["listen"])
+
+    async def test_ptyLinkPathTakenRefusesTheReload(self) -> None:
+        """
+        A client pty listener whose link path is a regular file refuses the
+        reload as a whole: on a line kept (it ran on without the listener)
+        and on a line whose device changes (it was closed, then left out:
+        gone, its session cut).  The session goes on.
+        """
+        import os
+
+        occupied = os.path.abspath(self.mktemp())
+        with open(occupied, "w") as f:
+            f.write("someone's file")
+        other = startedPty(self)
+        listen = '"raw+tcp:0:interface=127.0.0.1"'
+        withPty = f'["raw+tcp:0:interface=127.0.0.1", "pty:{occupied}"]'
+        service = await self.start(self.line("a", listen))
+        kept = service.lines["a"]
+        client = await self.session(service.ports[0][1].getHost().port, self.pty)
+        refusal = {"refused": [f"line 'a': cannot open listener 'pty:{occupied}': exists and is not a symlink"]}
+        self.assertEqual(await service.reload(self.config(self.line("a", withPty))), refusal)
+        self.assertEqual(await service.reload(self.config(self.line("a", withPty, device=other.slaveName))), refusal)
+        self.assertIs(service.lines["a"], kept)
+        self.assertEqual(len(service.configs[0].listeners), 1)
+        client.transport.write(b" on")  # type: ignore[union-attr]
+        self.assertEqual(await self.pty.received.length(7), b"ping on")
+        with open(occupied) as f:
+            self.assertEqual(f.read(), "someone's file")
+        await closeClients(client)  # type: ignore[arg-type]
+
     async def test_listenersOnlyKeepTheSession(self) -> None:
         """
         A line whose only changes are listeners, mode and notices keeps its
@@ -320,6 +391,30 @@ class ReloadInPlaceTests(TestCase):
         with self.assertRaises(ConnectError):
             await connect(first)
         await closeClients(client, newcomer)  # type: ignore[arg-type]
+
+    async def test_madeExclusiveWithTwoWriters(self) -> None:
+        """
+        A reload from shared to exclusive with two writers attached leaves
+        one: the first keeps writing, the second only watches (its typing
+        no longer reaches the device); both stay connected.
+        """
+        from serialgw.line import Role
+
+        port = freePort()
+        listen = f'"raw+tcp:{port}:interface=127.0.0.1"'
+        service = await self.start(self.line("a", listen))
+        first = await self.session(port, self.pty)
+        second = await connect(port)
+        line = service.lines["a"]
+        while len(line.clients) < 2:
+            await deferLater(reactor, 0.01, lambda: None)
+        result = await service.reload(self.config(self.line("a", listen) + 'mode = "exclusive"\n'))
+        self.assertEqual(result, {"added": [], "changed": ["a"], "removed": []})
+        self.assertEqual([c.role for c in line.clients], [Role.WRITER, Role.WATCHER])
+        second.transport.write(b"second")  # type: ignore[union-attr]
+        first.transport.write(b" first")  # type: ignore[union-attr]
+        self.assertEqual(await self.pty.received.length(10), b"ping first")
+        await closeClients(first, second)  # type: ignore[arg-type]
 
     async def test_baudChangeKeepsTheClient(self) -> None:
         """
@@ -414,6 +509,99 @@ class SighupBusyPortTests(TestCase):
         self.assertNotIn(b"left out", proc.output.data)
         self.assertNotIn(b"Traceback", proc.output.data)
         await closeClients(client, added)
+
+
+class DialOutCloseTests(TestCase):
+    """A dial-out whose peer accepts and never reads, with output queued for it."""
+
+    timeout = 30
+
+    async def start(self, dialOut: bool, logs: tuple[str, str] = ("", "")) -> tuple[GatewayService, list[Any]]:
+        """
+        A line dialing out to a peer that never reads, the dial-out's
+        transport holding 32 MiB; and the configuration a reload gives it
+        (with or without the dial-out; C{logs}: its console log before and after).
+        """
+        import socket
+
+        self.pty = startedPty(self)
+        peer = socket.socket()
+        self.addCleanup(peer.close)
+        peer.bind(("127.0.0.1", 0))
+        peer.listen(1)
+        target = peer.getsockname()[1]
+
+        def config(dial: bool, log: str) -> list:  # type: ignore[type-arg]
+            path = self.mktemp()
+            dialer = f', "tcp:127.0.0.1:{target}"' if dial else ""
+            listen = f'["raw+tcp:0:interface=127.0.0.1"{dialer}]'
+            with open(path, "w") as f:
+                f.write(f'[lines.a]\ndevice = "{self.pty.slaveName}"\nlisten = {listen}\n')
+                if log:
+                    f.write(f'log = "{log}"\n')
+            return loadConfig(path)
+
+        service = GatewayService(config(True, logs[0]))
+        service.dialCloseGrace = 0.2
+        service.startService()
+        self.addCleanup(service.stopService)
+        line = service.lines["a"]
+        while not [c for c in line.clients if getattr(c, "person", False)]:
+            await deferLater(reactor, 0.01, lambda: None)
+        # More than the kernel takes: the rest waits in the transport.
+        next(c for c in line.clients if getattr(c, "person", False)).transport.write(b"x" * (32 << 20))
+        return service, config(dialOut, logs[1])
+
+    async def test_reloadDoesNotWaitForever(self) -> None:
+        """A reload removing the dial-out goes through (the connection aborted after the grace)."""
+        service, withoutDialOut = await self.start(False)
+        result = await service.reload(withoutDialOut).addTimeout(5, reactor)
+        self.assertEqual(result, {"added": [], "changed": ["a"], "removed": []})
+        self.assertEqual((service._dialers, [c for c in service.lines["a"].clients if getattr(c, "person", False)]), ([], []))
+
+    async def test_newLogWhileTheReloadWaits(self) -> None:
+        """
+        A reload that moves the console log while it waits for a dial-out to
+        close: output meanwhile is in the new log (the old one was closed
+        at once and the new one opened only after the wait: lost).
+        """
+        import os
+
+        old, new = os.path.abspath(self.mktemp()), os.path.abspath(self.mktemp())
+        service, moved = await self.start(False, (old, new))
+        self.pty.write(b"before\n")
+        while b"before" not in open(old, "rb").read():
+            await deferLater(reactor, 0.01, lambda: None)
+        reloading = service.reload(moved)
+        self.assertFalse(reloading.called)
+        self.pty.write(b"meanwhile\n")
+        await reloading.addTimeout(5, reactor)
+        self.pty.write(b"after\n")
+        while b"after" not in open(new, "rb").read():
+            await deferLater(reactor, 0.01, lambda: None)
+        with open(old, "rb") as f, open(new, "rb") as g:
+            self.assertEqual([b"meanwhile" in f.read(), b"meanwhile" in g.read()], [False, True])
+
+    async def test_stopDoesNotWaitForever(self) -> None:
+        """Stopping the gateway ends (the connection aborted after the grace) instead of waiting for the peer."""
+        service, _ = await self.start(True)
+        await service.stopService().addTimeout(5, reactor)
+        self.assertEqual(service._dialers, [])
+
+    async def test_stopDuringReload(self) -> None:
+        """
+        The gateway stopped while a reload waits for the dial-out it closes:
+        the reload ends refused, opening nothing (it raised KeyError on the
+        stopped service's lines), and a reload asked after the stop too.
+        """
+        service, withoutDialOut = await self.start(False)
+        reloading = service.reload(withoutDialOut)
+        self.assertFalse(reloading.called)
+        await service.stopService().addTimeout(5, reactor)
+        self.assertEqual(await reloading.addTimeout(5, reactor),
+                         {"refused": ["the gateway stopped before the reload was done"]})
+        self.assertEqual(await service.reload(withoutDialOut), {"refused": ["the gateway is stopping"]})
+        self.assertEqual((service.lines, service.ports), ({}, []))
 
 
 class ReloadSamePortTests(TestCase):

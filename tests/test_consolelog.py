@@ -11,10 +11,11 @@ import time
 from twisted.internet.address import IPv4Address
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
+from twisted.logger import capturedLogs, formatEvent
 from twisted.trial.unittest import SynchronousTestCase
 
 from serialgw.config import LogSpec
-from serialgw.consolelog import ConsoleLog
+from serialgw.consolelog import NOT_A_FILE, ConsoleLog
 from serialgw.endpoints import parseListener
 from serialgw.line import Line
 from serialgw.raw import RawClient
@@ -98,6 +99,28 @@ class ConsoleLogTests(SynchronousTestCase):
         self.assertEqual(self.read(), b"[serialgw: still here]\n")
 
 
+class WriteFailureTests(SynchronousTestCase):
+    def test_failingWritesLoggedOnce(self) -> None:
+        """Writes that fail (a full disk) are one error, not one a chunk; the recovery is one line with the bytes lost."""
+        line = Line("web1", RecordingDevice(), clock=Clock())
+        log = ConsoleLog(line, LogSpec(self.mktemp(), format=""), line.clock)
+        self.addCleanup(log.close)
+        writable = log._fd
+        log._fd = os.open(log.spec.path, os.O_RDONLY)  # every write fails (EBADF), as on a full disk
+        with capturedLogs() as events:
+            for _ in range(100):
+                line.deviceDataReceived(b"0123456789")
+            os.close(log._fd)
+            log._fd = writable
+            line.deviceDataReceived(b"back\n")
+        self.assertEqual([formatEvent(e) for e in events], [
+            f"web1: cannot write log {log.spec.path}: Bad file descriptor; console output is not logged until it can be",
+            f"web1: log {log.spec.path} written again; 1000 bytes were not logged",
+        ])
+        with open(log.spec.path, "rb") as f:
+            self.assertEqual(f.read(), b"back\n")
+
+
 class AttachTests(SynchronousTestCase):
     """A client whose attach goes wrong is fully attached or fully gone, never half."""
 
@@ -179,6 +202,30 @@ class RotatedBySomeoneElseTests(SynchronousTestCase):
         self.line.deviceDataReceived(b"still logged\n")
         self.assertEqual(self.read(os.path.join(directory + ".old", "web1.log")), b"still logged\n")
         self.assertEqual(self.line.logs, [log])
+
+    def test_fifoNotWaitedOn(self) -> None:
+        """A FIFO at the path (nobody reading it), at start or at a reopen: refused at once, not waited on."""
+        os.mkfifo(self.path + ".fifo")
+        with self.assertRaises(OSError) as caught:
+            ConsoleLog(self.line, LogSpec(self.path + ".fifo", format=""), self.clock)
+        self.assertEqual(caught.exception.strerror, NOT_A_FILE)
+        log = ConsoleLog(self.line, LogSpec(self.path, format=""), self.clock)
+        self.addCleanup(log.close)
+        os.rename(self.path, self.path + ".1")
+        os.mkfifo(self.path)
+        log.reopen()
+        self.line.deviceDataReceived(b"still logged\n")
+        self.assertEqual(self.read(self.path + ".1"), b"still logged\n")
+
+    def test_fifoWithReaderRefused(self) -> None:
+        """A FIFO someone reads is refused too: a write to it could wait, and a console log never waits."""
+        os.mkfifo(self.path + ".fifo")
+        reader = os.open(self.path + ".fifo", os.O_RDONLY | os.O_NONBLOCK)
+        self.addCleanup(os.close, reader)
+        with self.assertRaises(OSError) as caught:
+            ConsoleLog(self.line, LogSpec(self.path + ".fifo", format=""), self.clock)
+        self.assertEqual(caught.exception.strerror, NOT_A_FILE)
+        self.assertEqual(self.line.clients, [])
 
     def test_copytruncate(self) -> None:
         """

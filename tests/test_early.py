@@ -8,14 +8,19 @@ from __future__ import annotations
 import os
 import tty
 
+from twisted.internet.address import IPv4Address
+from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from serialgw.config import DeviceSpec, LineConfig, ListenerSpec, Protocol, SerialSettings
 from serialgw.device import TtyPort
-from serialgw.line import Line
+from serialgw.endpoints import parseListener
+from serialgw.line import Line, Role
 from serialgw.service import GatewayService
+from serialgw.telnet import TelnetClient
 from tests.fakes import RecordingClient, RecordingDevice
 from tests.realio import PtyPair, closeClients, connect
+from tests.test_sessions import Harness
 
 BOOT = b"[    0.000000] Linux version 6.1\r\nbooting...\r\n"
 
@@ -60,6 +65,22 @@ class EarlyOutputTests(SynchronousTestCase):
         line.attach(RecordingClient("file:x"))
         line.deviceDataReceived(b"boot")
         self.assertEqual(line.takeEarlyOutput(), b"boot")
+
+    def test_healthCheckLeavesItForThePerson(self) -> None:
+        """A connection that comes and goes within a second without a word (a health check) leaves the early output to the first real person."""
+        h = Harness()
+        h.line.deviceDataReceived(BOOT)
+        check, checkT = h.telnet("raw+4444", port=2, agree=b"")
+        h.line.clock.advance(0.9)
+        check.connectionLost()
+        person = TelnetClient(h.line, Role.WRITER, listener=parseListener("raw+4444"))
+        personT = StringTransport(peerAddress=IPv4Address("TCP", "192.0.2.9", 3))
+        person.makeConnection(personT)
+        self.assertEqual(personT.value()[-len(BOOT):], BOOT)  # after its telnet negotiation
+        h.line.clock.advance(1)  # it stays: announced, a person who had it
+        person.connectionLost()
+        self.assertEqual(h.line.takeEarlyOutput(), b"")
+        self.assertEqual(h.line.clock.getDelayedCalls(), [])
 
 
 class BootMessagesTests(TestCase):

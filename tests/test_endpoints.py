@@ -185,3 +185,10 @@ class TLSTests(SynchronousTestCase):
         self.assertRaises(ConfigError, parseListener, "tls:h:4443")
         self.assertRaises(ConfigError, parseListener, "tls:4443:cert=c:key=k:subjects=x")
         self.assertRaises(ConfigError, parseListener, "tls:4443:cert=c:key=k:colour=blue")
+
+    def test_sslRefused(self) -> None:
+        """Twisted's ssl: (clients attached before the handshake) is refused, pointing to tls:."""
+        for text in ("ssl:4443:privateKey=k.pem:certKey=c.pem", "raw+SSL:4443:privateKey=k.pem"):
+            e = self.assertRaises(ConfigError, parseListener, text)
+            self.assertEqual(str(e), f"listener {text!r}: ssl: attaches clients before their TLS handshake; use "
+                             "tls:PORT[:interface=ADDR]:cert=FILE:key=FILE[:ca=FILE][:subjects=CN;CN]")

@@ -200,14 +200,15 @@ class AnswerBoundTests(SynchronousTestCase):
         client, transport = self.telnet()
         self.assertEqual(transport.bufferSize, 1024)
         client.dataReceived(AYT * 1000)
-        # 54 answers of 19 bytes pass 1024; the 55th command waits.
-        self.assertEqual(transport.value(), AYT_ANSWER * 54)
+        # Answers are written in pieces of 4096 bytes or more: 216 answers
+        # of 19 bytes pass 1024; the 217th command waits.
+        self.assertEqual(transport.value(), AYT_ANSWER * 216)
         self.assertEqual(transport.producerState, "paused")
         self.assertTrue(client.inputHeld)
-        self.assertEqual(client._wireHeld, b"\xf6" + AYT * 945)
+        self.assertEqual(client._wireHeld, b"\xf6" + AYT * 783)
         # What is read meanwhile (a TLS record already decrypted) waits too.
         client.dataReceived(AYT)
-        self.assertEqual(transport.value(), AYT_ANSWER * 54)
+        self.assertEqual(transport.value(), AYT_ANSWER * 216)
         answers = 0
         while client.inputHeld:
             data = transport.drain()
@@ -216,8 +217,29 @@ class AnswerBoundTests(SynchronousTestCase):
         answers += len(transport.drain()) // len(AYT_ANSWER)
         self.assertEqual(answers, 1001)
         self.assertEqual(transport.producerState, "producing")
-        self.assertLessEqual(transport.most, 1024 + len(AYT_ANSWER))
+        self.assertLessEqual(transport.most, 1024 + 4096 + len(AYT_ANSWER))
         self.assertEqual(client._wireHeld, b"")
+
+    def test_negotiationAnswersInPieces(self) -> None:
+        """A flood of IAC DO for an unknown option: the WONT answers go out in a few large writes, and stop at the bound."""
+        client, transport = self.telnet()
+        writes: list[bytes] = []
+        write = transport.write
+
+        def recording(data: bytes) -> None:
+            writes.append(data)
+            write(data)
+
+        transport.write = recording  # type: ignore[method-assign]
+        client.dataReceived(b"\xff\xfd\x63" * 2000)
+        self.assertEqual(writes, [b"\xff\xfc\x63" * 1366])
+        self.assertTrue(client.inputHeld)
+        transport.drain()
+        self.assertEqual(writes[1:], [b"\xff\xfc\x63" * 634])
+        # Those 1902 bytes are past the bound again; nothing is left to parse.
+        self.assertEqual((client.inputHeld, client._wireHeld), (True, b""))
+        transport.drain()
+        self.assertEqual((len(writes), client.inputHeld, transport.producerState), (2, False, "producing"))
 
     def test_escapeHelpHeldReadOnly(self) -> None:
         """A read-only raw client sending ^]? over and over: help stops at the bound; the rest is held, unhandled."""
@@ -289,8 +311,8 @@ class AnswerBoundTests(SynchronousTestCase):
     def test_disconnectPolicyCutsAndStops(self) -> None:
         """policy=disconnect: past the bound the client is cut and nothing more it sent is handled."""
         client, transport = self.telnet("telnet,policy=disconnect,outbuf=1024+4444")
-        client.dataReceived(AYT * 100 + b"z")
-        self.assertEqual(transport.value(), AYT_ANSWER * 54)
+        client.dataReceived(AYT * 300 + b"z")
+        self.assertEqual(transport.value(), AYT_ANSWER * 216)
         self.assertTrue(transport.disconnecting)
         self.assertEqual(self.device.events, [])
 

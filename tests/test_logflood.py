@@ -83,6 +83,20 @@ class PeerLimiterTests(SynchronousTestCase):
         ])
         self.assertEqual((self.out[21]["count"], self.out[21]["peer"]), (80, "10.0.0.7:5000"))
 
+    def test_summaryOfAClientThatLeft(self) -> None:
+        """A connection that flooded and left is summed up once its minute is over, by the next event about anyone."""
+        gone = Peer("10.0.0.7:5000")
+        for _ in range(50):
+            self.event(gone)
+        self.clock.advance(59)
+        self.event("10.0.0.8:6000", "other")
+        self.limiter({"log_format": "device up", "log_level": LogLevel.info})
+        self.assertEqual(len(self.out), 22)
+        self.clock.advance(1)
+        self.limiter({"log_format": "device down", "log_level": LogLevel.info})
+        self.assertEqual([(e.get("count"), e.get("peer")) for e in self.out[22:]], [(30, "10.0.0.7:5000"), (None, None)])
+        self.assertEqual(list(self.limiter.peers.values())[0].peer, "10.0.0.8:6000")
+
     def test_connectionsHaveTheirOwnBudget(self) -> None:
         """Two connections with the same name (one unix socket) each have their own budget."""
         first, second = Peer("unix:/run/x.sock"), Peer("unix:/run/x.sock")
@@ -166,3 +180,24 @@ class FloodTests(SynchronousTestCase):
         self.assertEqual({name: ratio for name, ratio in ratios.items() if ratio >= 2}, {}, ratios)
         # The worst is far below the bound: a few lines a client, whatever it sends.
         self.assertLess(max(logged for _, logged in figures.values()), 16 * 1024, figures)
+
+
+class ConnectFloodTests(SynchronousTestCase):
+    def test_refusalsLimitedPerListener(self) -> None:
+        """1000 connections refused by allow= (each from a new port): 20 log lines, all counted; another listener has its own budget."""
+        from twisted.internet.address import IPv4Address
+        from twisted.logger import capturedLogs
+
+        from serialgw.service import LineFactory
+
+        line = Line("ttyS0", RecordingDevice(), clock=Clock())
+        factories = [LineFactory(line, parseListener(f"raw,allow=10.0.0.0/8+{port}")) for port in (4444, 4445)]
+        with capturedLogs() as events:
+            for port in range(1000):
+                self.assertIsNone(factories[0].buildProtocol(IPv4Address("TCP", "127.0.0.1", 40000 + port)))
+            self.assertIsNone(factories[1].buildProtocol(IPv4Address("TCP", "127.0.0.1", 50000)))
+        refused = [e for e in events if "refused" in e.get("log_format", "")]
+        self.assertEqual(len(refused), 21)
+        self.assertEqual([e["address"] for e in refused],
+                         [f"127.0.0.1:{40000 + port}" for port in range(20)] + ["127.0.0.1:50000"])
+        self.assertEqual([f.refused for f in factories], [1000, 1])

@@ -14,9 +14,12 @@ import signal
 import tempfile
 
 from twisted.internet import defer, inotify, protocol, reactor
+from twisted.logger import formatEvent, globalLogPublisher
 from twisted.python.filepath import FilePath
-from twisted.trial.unittest import TestCase
+from twisted.python.logfile import LogFile
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 
+from serialgw.tap import _TwistdGatewayService
 from tests.realio import TWISTD, Accumulator, closeClients, connect, spawn, startedPty
 
 
@@ -165,3 +168,30 @@ class LogrotateTests(TestCase):
         self.assertRegex(self.read(console + ".1"), rb"^\S+ \S+ before\n$")
         self.assertTrue(proc.running)
         await closeClients(client)
+
+
+class TwistdLogReopenTests(SynchronousTestCase):
+    def test_fifoAtTwistdLogPath(self) -> None:
+        """twistd's log path replaced by a FIFO, then SIGUSR1: refused at once (not waited on), the file in hand kept."""
+        directory = self.mktemp()
+        os.mkdir(directory)
+        path = os.path.join(directory, "twistd.log")
+        logFile = LogFile.fromFullPath(path)
+        self.addCleanup(logFile.close)
+        service = _TwistdGatewayService([])
+        service.twistdLog = logFile
+        os.rename(path, path + ".1")
+        os.mkfifo(path)
+        events: list[dict[str, object]] = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        self.assertEqual(service.reopenLogs(), 0)
+        logFile.write("still here\n")
+        logFile.flush()
+        self.assertEqual(self.read(path + ".1"), b"still here\n")
+        self.assertIn(f"cannot reopen {logFile.path}: it is not a regular file; writing on to the file it was",
+                      [formatEvent(e) for e in events])
+
+    def read(self, path: str) -> bytes:
+        with open(path, "rb") as f:
+            return f.read()

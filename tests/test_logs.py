@@ -45,6 +45,8 @@ class JournalStreamTests(SynchronousTestCase):
             self.assertTrue(journalStream({"JOURNAL_STREAM": f"{st.st_dev}:{st.st_ino}"}, f.fileno()))
             self.assertFalse(journalStream({"JOURNAL_STREAM": f"{st.st_dev}:{st.st_ino + 1}"}, f.fileno()))
             self.assertFalse(journalStream({"JOURNAL_STREAM": "garbage"}, f.fileno()))
+            for garbage in ("\u00b2:1", "1:\u00b2", ":", "-1:5", " 1:5"):
+                self.assertFalse(journalStream({"JOURNAL_STREAM": garbage}, f.fileno()), garbage)
             self.assertFalse(journalStream({}, f.fileno()))
 
 

@@ -9,10 +9,11 @@ import os
 import socket
 
 from twisted.internet.task import Clock
+from twisted.logger import globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from serialgw.configfile import loadConfig
-from serialgw.notify import Notifier
+from serialgw.notify import MIN_WATCHDOG_INTERVAL, Notifier
 from serialgw.tap import _TwistdGatewayService
 from tests.realio import startedPty
 
@@ -103,6 +104,68 @@ class NotifierTests(SynchronousTestCase):
         self.clock.advance(3)
         self.assertEqual(len(self.systemd.messages()), 1)
         notifier.stopping()
+
+    def test_watchdogGarbage(self) -> None:
+        """WATCHDOG_USEC that is no decimal number ('\u00b2', '-5', '0', '') means no watchdog, and no exception."""
+        for usec in ("\u00b2", "\u0661", "-5", "0", "", "1e6"):
+            notifier = self.notifier(WATCHDOG_USEC=usec)
+            self.assertIsNone(notifier.watchdogInterval(), usec)
+            notifier.ready()
+            self.assertEqual(len(self.systemd.messages()), 1)
+            notifier.stopping()
+            self.systemd.messages()
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_watchdogTiny(self) -> None:
+        """WATCHDOG_USEC=1 does not make the reactor spin: WATCHDOG=1 at most every 10 ms."""
+        notifier = self.notifier(WATCHDOG_USEC="1")
+        self.assertEqual(notifier.watchdogInterval(), MIN_WATCHDOG_INTERVAL)
+        self.assertEqual(MIN_WATCHDOG_INTERVAL, 0.01)
+        notifier.stopping()
+
+    def test_systemdNotReading(self) -> None:
+        """A NOTIFY_SOCKET whose reader is stuck (its queue full) never blocks us: the message is dropped."""
+        notifier = self.notifier()
+        self.systemd.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1)
+        events: list[dict[str, object]] = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        for _ in range(2000):
+            notifier.send("STATUS=" + "x" * 1000)
+        warnings = [e for e in events if e.get("log_namespace") == "serialgw.notify"]
+        self.assertEqual(len(warnings), 1)
+        self.assertEqual(warnings[0]["address"], self.systemd.path)
+
+    def test_warnOnce(self) -> None:
+        """A NOTIFY_SOCKET that is not there: one warning naming it as given (@name), not one a message."""
+        events: list[dict[str, object]] = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        notifier = Notifier(self.clock, lambda: self.text,
+                            environ={"NOTIFY_SOCKET": "@serialgw-test-nobody-" + str(os.getpid()),
+                                     "WATCHDOG_USEC": "2000000"})
+        notifier.ready()
+        self.clock.advance(1)
+        self.clock.advance(1)
+        notifier.stopping()
+        warnings = [e for e in events if e.get("log_namespace") == "serialgw.notify"]
+        self.assertEqual([w["address"] for w in warnings], ["@serialgw-test-nobody-" + str(os.getpid())])
+
+    def test_statusOneLine(self) -> None:
+        """A line name with a newline (--device pty:/tmp/a$'\\n'MAINPID=1) cannot add an assignment to STATUS=."""
+        self.text = "1 line(s), 0 up, 1 down (a\nMAINPID=1); 0 client(s)"
+        notifier = self.notifier()
+        notifier.ready()
+        self.text = "1 line(s), 0 up, 1 down (a\nREADY=1); 0 client(s)"
+        self.clock.advance(1)
+        notifier.reloaded("reloaded: added ['b\nSTOPPING=1']")
+        notifier.stopping()
+        self.assertEqual(self.systemd.messages(), [
+            "READY=1\nSTATUS=1 line(s), 0 up, 1 down (a MAINPID=1); 0 client(s)",
+            "STATUS=1 line(s), 0 up, 1 down (a READY=1); 0 client(s)",
+            "READY=1\nSTATUS=1 line(s), 0 up, 1 down (a READY=1); 0 client(s); reloaded: added ['b STOPPING=1']",
+            "STOPPING=1\nSTATUS=stopping",
+        ])
 
     def test_notUnderSystemd(self) -> None:
         """No NOTIFY_SOCKET: nothing is sent and no timer runs."""

@@ -50,6 +50,19 @@ class PaceTests(SynchronousTestCase):
         gaps = [b[0] - a[0] for a, b in zip(writes, writes[1:], strict=False)]
         self.assertGreaterEqual(min(gaps), 0.010 - 1e-9)
 
+    def test_paceChangedWhileWaiting(self) -> None:
+        """A reload that turns pacing off, or shortens it, while a long gap is under way: the rest goes at the new pace, not after the old gap."""
+        self.device.setPace(10.0)
+        self.device.write(b"abc")
+        self.device.setPace(0.5)
+        self.clock.advance(0.5)
+        self.assertEqual(self.writes(), [(0, b"a"), (0.5, b"b")])
+        self.device.setPace(0)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.assertIn(self.device, self.clock.getWriters())
+        self.device.doWrite()
+        self.assertEqual(self.writes(), [(0, b"a"), (0.5, b"b"), (0.5, b"c")])
+
     def test_paceLineOnly(self) -> None:
         """pace-line alone: everything up to a CR in one write, then at least pace-line before the rest."""
         self.device.setPace(0, 0.1)

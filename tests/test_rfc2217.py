@@ -455,6 +455,21 @@ class RestoreTests(SynchronousTestCase):
         readers[1].connectionLost()
         self.assertEqual(len(device.events), applied)
 
+    def test_watcherLeavingRestoresNothing(self) -> None:
+        """Exclusive mode: an RFC 2217 client that only watches (it may change nothing) leaving keeps the writer's baud rate (set from the escape menu)."""
+        device = RecordingDevice(SerialSettings(115200))
+        line = Line("ttyS0", device, clock=Clock())
+        line.setMode("exclusive")
+        writer = TelnetClient(line)
+        writer.makeConnection(PausableTransport())
+        line.clientSettings(writer, SerialSettings(9600))
+        watcher = TelnetClient(line)
+        watcher.makeConnection(PausableTransport())
+        watcher.dataReceived(bytes([IAC, WILL, CPO]) + sb(1, 0, 0, 0x4B, 0x00))
+        self.assertEqual((watcher.role, device.settings), (Role.WATCHER, SerialSettings(9600)))
+        watcher.connectionLost()
+        self.assertEqual(device.settings, SerialSettings(9600))
+
     def test_restoreOff(self) -> None:
         """With restore off, the last client's settings stay."""
         line, device, clients = self.make(restore=False)

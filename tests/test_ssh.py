@@ -15,6 +15,7 @@ import struct
 from typing import Any, Optional
 
 from cryptography.hazmat.primitives.asymmetric import ed25519
+from twisted.conch.interfaces import IConchUser
 from twisted.conch.ssh import connection, keys, userauth
 from twisted.conch.ssh.common import NS
 from twisted.conch.test.test_session import StubConnection
@@ -31,7 +32,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from serialgw import tap
 from serialgw.config import ConfigError, Rights, SerialSettings, SSHSpec, UserSpec
 from serialgw.configfile import loadFile
-from serialgw.line import Line, Role
+from serialgw.line import Line, Role, describeAddress
 from serialgw.ssh import (
     Connection,
     GatewaySSHFactory,
@@ -119,6 +120,24 @@ class KeysTests(SynchronousTestCase):
         self.assertEqual(str(self.assertRaises(ConfigError, usersFromFile, "/nonexistent.pub")),
                          "cannot read keys file '/nonexistent.pub': No such file or directory")
 
+    def test_starCommentRefused(self) -> None:
+        """A key commented '*' is refused: as the person's name it would put "*" (every user) in the line's write list."""
+        star = newKey()
+        path = self.mktemp()
+        with open(path, "w") as f:
+            f.write(f"{publicLine(newKey(), 'ops1')}\n{publicLine(star, '*')}\n")
+        self.assertEqual(str(self.assertRaises(ConfigError, usersFromFile, path)),
+                         f"keys file {path!r}: key {fingerprint(star)} has the comment '*', which would "
+                         "name every user (a read-only key could type): give it another comment")
+
+    def test_notARegularFile(self) -> None:
+        """A keys file that is a device or a FIFO is refused at once, never waited on (a reload would stop the reactor)."""
+        fifo = self.mktemp()
+        os.mkfifo(fifo)
+        for path in ("/dev/null", fifo):
+            self.assertEqual(str(self.assertRaises(ConfigError, usersFromFile, path)),
+                             f"keys file {path!r} is not a regular file")
+
     def test_listener(self) -> None:
         """--ssh takes telnet's listener options before a +; a non-listening endpoint is refused."""
         spec = parseSSHListener("ro,banner,escape=^],outbuf=4096+tcp:2222:interface=127.0.0.1")
@@ -146,6 +165,13 @@ class HostKeyTests(SynchronousTestCase):
         os.chmod(path, 0o644)
         self.assertEqual(str(self.assertRaises(SSHError, loadHostKey, path)),
                          f"SSH host key {path!r} may be read by others (mode 0644): chmod 600 it")
+
+    def test_notARegularFile(self) -> None:
+        """A FIFO where the host key should be is refused at once, not waited on."""
+        path = self.mktemp()
+        os.mkfifo(path, 0o600)
+        self.assertEqual(str(self.assertRaises(SSHError, loadHostKey, path)),
+                         f"SSH host key {path!r} is not a regular file")
 
     def test_cannotWrite(self) -> None:
         """A host key that cannot be made: an error naming the path and why."""
@@ -209,7 +235,7 @@ class AuthTests(SynchronousTestCase):
         """A known key with a good signature logs in as its person, with the line named by the user name."""
         self.request(b"con1", self.ops1, signed=True)
         self.assertEqual(self.transport.packets, [(userauth.MSG_USERAUTH_SUCCESS, b"")])
-        self.assertEqual(self.transport.avatar.login, Login("ops1", "con1"))  # type: ignore[attr-defined]
+        self.assertEqual(self.transport.avatar.login, Login("ops1", "con1", self.ops1.public().blob()))  # type: ignore[attr-defined]
 
     def test_unknownKeyRefusedAndLogged(self) -> None:
         """An unknown key is refused (asked or signed) and logged with its fingerprint and the address."""
@@ -220,6 +246,25 @@ class AuthTests(SynchronousTestCase):
         warnings = events.at(LogLevel.warn)
         self.assertEqual([(e["fingerprint"], e["peer"], e["reason"], e["user"]) for e in warnings],
                          [(fingerprint(self.stranger), "192.0.2.7:40000", "not an authorized key", "con1")] * 2)
+
+    def test_refusedUserNameCut(self) -> None:
+        """A refused key's user name is logged cut to 64 printable characters (a 1 MiB name made a 1 MiB log line)."""
+        events = Events(self)
+        self.request(b"\x1b[2J\n\x00" + b"A" * 200000, self.stranger, signed=False)
+        [event] = events.at(LogLevel.warn)
+        self.assertEqual(event["user"], "?[2J??" + "A" * 58)
+
+    def test_unreadableKeyRefused(self) -> None:
+        """A request cut short, or a 100 kB algorithm name with no key, is refused with one short line: no traceback, no conch error."""
+        events = Events(self)
+        head = NS(b"con1") + NS(b"none") + NS(b"publickey")
+        self.server.ssh_USERAUTH_REQUEST(head + b"\x01")
+        self.server.ssh_USERAUTH_REQUEST(head + b"\x00" + NS(b"A" * 100000) + NS(b"junk"))
+        self.server.ssh_USERAUTH_REQUEST(head + b"\x01" + NS(b"ssh-ed25519") + NS(self.ops1.public().blob()))
+        self.assertEqual(self.transport.packets, [(userauth.MSG_USERAUTH_FAILURE, NS(b"publickey") + b"\x00")] * 3)
+        self.assertEqual([(e["fingerprint"], e["reason"]) for e in events.at(LogLevel.warn)],
+                         [("(unreadable key)", "unreadable key or request")] * 3)
+        self.assertEqual(events.at(LogLevel.error), [])
 
     def test_refusalsCannotFloodTheLog(self) -> None:
         """Unknown keys from one address: at most the log's per-peer burst of lines a minute (logflood), the rest counted."""
@@ -246,7 +291,7 @@ class AuthTests(SynchronousTestCase):
         self.request(b"con1", self.stranger, signed=True)
         self.assertEqual([t for t, _ in self.transport.packets],
                          [userauth.MSG_USERAUTH_FAILURE, userauth.MSG_USERAUTH_SUCCESS])
-        self.assertEqual(self.transport.avatar.login, Login("ops2", "con1"))  # type: ignore[attr-defined]
+        self.assertEqual(self.transport.avatar.login, Login("ops2", "con1", self.stranger.public().blob()))  # type: ignore[attr-defined]
 
 
 class Tcp(StringTransport):
@@ -420,6 +465,32 @@ class SessionTests(SynchronousTestCase):
         ops2, conn2 = sessions["ops2"]
         ops2.dataReceived(b"x")
         self.assertEqual(h.devices["con1"].events, [])
+
+    def test_removedKeyEndsSessions(self) -> None:
+        """A reload that takes a person's key (or the person) away ends their session with a notice, or their connection; others stay."""
+        h = Harness()
+        factory = GatewaySSHFactory(newKey(), KeyRing(()), h.gateway)
+        people = {name: newKey() for name in ("ops1", "ops2", "ops3")}
+        sessions = {}
+        for name, key in people.items():
+            _, person, logout = factory.portal.realm.requestAvatar(Login(name, "con1", key.public().blob()), None,
+                                                                   IConchUser)
+            person.conn = StubConnection(SSHTransportStub())
+            if name != "ops3":
+                channel = person._session(1 << 20, 32768, b"", person)
+                channel.conn = person.conn
+                channel.requestReceived(b"shell", b"")
+            sessions[name] = (person, logout)
+        factory.setUsers((UserSpec("ops2", (publicLine(people["ops2"]),)),))
+        ops1, ops2, ops3 = (sessions[name][0] for name in ("ops1", "ops2", "ops3"))
+        self.assertIn(b"[serialgw: ops1: your key was removed]", sent(ops1.conn, ops1.session))
+        self.assertEqual(ops1.conn.requests[ops1.session], [(b"exit-status", struct.pack(">L", 0), False)])
+        self.assertNotIn(ops2.session, ops2.conn.requests)
+        self.assertEqual((ops2.conn.transport.transport.disconnecting, ops3.conn.transport.transport.disconnecting),
+                         (False, True))
+        for _, logout in sessions.values():
+            logout()
+        self.assertEqual(h.gateway.people, set())
 
     def test_readOnlyKey(self) -> None:
         """A watcher (read = [...]) sees output; its bytes and breaks never reach the device; it cannot take write."""
@@ -637,6 +708,30 @@ class ConnectionTests(SynchronousTestCase):
         self.assertEqual(packets[-1], (connection.MSG_CHANNEL_WINDOW_ADJUST, struct.pack(">2L", 6, 3 * (size // 4))))
         self.assertEqual(channel.localWindowLeft, size)
 
+    def test_pastTheWindowDisconnects(self) -> None:
+        """Data past the window (or the packet size) disconnects with one line; what follows is not looked at (conch logged an error a packet)."""
+        events = Events(self)
+        factory = GatewaySSHFactory(newKey(), KeyRing(()), SSHGateway(dict, parseSSHListener("tcp:0"), Clock()))
+        transport = factory.buildProtocol(IPv4Address("TCP", "192.0.2.7", 1))
+        tcp = Tcp()
+        transport.makeConnection(tcp)
+        conn = Connection()
+        transport.setService(conn)
+        channel = Harness().channel()[0]
+        conn.getChannel = lambda *a: channel  # type: ignore[method-assign]
+        conn.ssh_CHANNEL_OPEN(NS(b"session") + struct.pack(">3L", 6, 65536, 32768))
+        transport.dispatchMessage(connection.MSG_CHANNEL_DATA, struct.pack(">L", channel.id) + NS(b"x" * 100))
+        for _ in range(50):
+            transport.dispatchMessage(connection.MSG_CHANNEL_DATA,
+                                      struct.pack(">L", channel.id) + NS(b"x" * (channel.localMaxPacket + 1)))
+            transport.dispatchMessage(connection.MSG_CHANNEL_DATA, struct.pack(">L", 99) + NS(b"y"))
+        self.assertTrue(tcp.disconnecting)
+        self.assertEqual([(e["log_level"], e["log_format"]) for e in events.events
+                          if e["log_level"] >= LogLevel.info and e.get("log_namespace", "").startswith("serialgw")],
+                         [(LogLevel.info, "ssh: {peer}: {size} bytes past the channel's window: disconnected")])
+        self.assertEqual(channel.localWindowLeft, channel.localWindowSize - 100)
+        transport.connectionLost(None)
+
     def test_oneSessionOnly(self) -> None:
         """One session channel a connection; port forwarding channels refused; neither logs a traceback."""
         conn = Connection()
@@ -695,6 +790,29 @@ class FactoryTests(SynchronousTestCase):
             transport.connectionLost(None)
         self.assertEqual(factory.pending, 0)
         self.assertIsNotNone(factory.buildProtocol(IPv4Address("TCP", "192.0.2.7", 4)))
+
+    def test_packetsCannotFloodTheLog(self) -> None:
+        """Before logging in: unknown messages (100 kB each) and "unimplemented" replies log nothing; a packet cut short disconnects with one line."""
+        events = Events(self)
+        factory = self.factory()
+        transport = factory.buildProtocol(IPv4Address("TCP", "192.0.2.7", 1))
+        tcp = Tcp()
+        transport.makeConnection(tcp)
+        service = UserAuth()
+        service.clock = factory.clock
+        transport.setService(service)
+        for seqnum in range(50):
+            transport.dispatchMessage(99, b"\x00" * 100000)
+            transport.dispatchMessage(3, struct.pack(">L", seqnum))
+        self.assertEqual([e for e in events.events if e["log_level"] >= LogLevel.info
+                          and e.get("log_namespace", "").startswith("serialgw")], [])
+        self.assertFalse(tcp.disconnecting)
+        transport.dispatchMessage(userauth.MSG_USERAUTH_REQUEST, b"\x00\x00")
+        self.assertTrue(tcp.disconnecting)
+        [event] = events.at(LogLevel.info)
+        self.assertEqual((event["peer"], event["number"]), (describeAddress(tcp.getPeer()), userauth.MSG_USERAUTH_REQUEST))
+        self.assertEqual(self.flushLoggedErrors(), [])
+        transport.connectionLost(None)
 
     def test_loggedInWithoutSession(self) -> None:
         """Logged in, the connection leaves the startups; it must start a session within loginGrace too, or it is cut."""
@@ -835,6 +953,14 @@ class OptionsTests(SynchronousTestCase):
             "listener 'tcp:2222:interface=127.0.0.1' already does",
             f"serialgw: error: the SSH host key {hostKey!r} may be read by others (mode 0640): chmod 600 it",
         ])
+        link = self.mktemp()
+        os.symlink(hostKey, link)
+        os.chmod(hostKey, 0o600)
+        options = self.parse("--check", "--ssh", "tcp:2222", "--ssh-host-key", link, "--authorized-keys", keys)
+        out, err = io.StringIO(), io.StringIO()
+        self.assertEqual(options.report(out, err), 2)
+        self.assertEqual(err.getvalue().splitlines()[0],
+                         f"serialgw: error: the SSH host key {link!r} is a symlink (not followed there)")
         options = self.parse("--check", "--ssh", "tcp:2222", "--ssh-host-key", "/nonexistent/key", "--authorized-keys", keys)
         out, err = io.StringIO(), io.StringIO()
         self.assertEqual(options.report(out, err), 0)
@@ -842,10 +968,13 @@ class OptionsTests(SynchronousTestCase):
                                          "and cannot be made in '/nonexistent' (now)\n")
 
     def test_errors(self) -> None:
-        """Keys without --ssh, --ssh without keys, --ssh with --config, one name in both files: clear errors."""
-        same = self.mktemp()
+        """Keys without --ssh, --ssh without keys, --ssh with --config, one name or one key in both files: clear errors."""
+        same, other = self.mktemp(), self.mktemp()
+        key = newKey()
         with open(same, "w") as f:
-            f.write(publicLine(newKey(), "ops1") + "\n")
+            f.write(publicLine(key, "ops1") + "\n")
+        with open(other, "w") as f:
+            f.write(publicLine(key, "watcher1") + "\n")
         cases = [
             (("--authorized-keys", same), "--authorized-keys needs --ssh (an SSH listener)"),
             (("--ssh", "tcp:2222"), "--ssh needs --authorized-keys or --readonly-keys: who may log in"),
@@ -855,6 +984,9 @@ class OptionsTests(SynchronousTestCase):
              f"'ops1' names keys in --authorized-keys {same!r} and in --readonly-keys {same!r}: "
              "give the keys distinct comments"),
             (("--ssh", "tcp:2222:bogus=1", "--authorized-keys", same), "bad listener 'tcp:2222:bogus=1'"),
+            (("--ssh", "tcp:2222", "--authorized-keys", same, "--readonly-keys", other),
+             f"a key of 'watcher1' is in --authorized-keys {same!r} and in --readonly-keys {other!r}: "
+             "put it in one of them"),
         ]
         for args, message in cases:
             error = str(self.assertRaises(UsageError, self.parse, *args))
@@ -1162,7 +1294,7 @@ class TLSUserTests(TestCase):
     timeout = 30
 
     async def test_certificateNamesTheUser(self) -> None:
-        """write=alice, read=carol: alice types, carol only watches, mallory (a good certificate) is refused."""
+        """write=alice, read=carol: alice types, carol only watches, mallory and a certificate without a CN (both good) are refused."""
         from twisted.internet.endpoints import TCP4ClientEndpoint, wrapClientTLS
         from twisted.internet.ssl import Certificate, PrivateCertificate, optionsForClientTLS
 
@@ -1184,8 +1316,8 @@ class TLSUserTests(TestCase):
         with open(ca.path, "rb") as f:
             trust = Certificate.loadPEM(f.read())
 
-        async def dial(cn: str) -> Collector:
-            certPath, keyPath = ca.issue(cn)
+        async def dial(cn: str, withCN: bool = True) -> Collector:
+            certPath, keyPath = ca.issue(cn, withCN=withCN)
             with open(certPath, "rb") as f1, open(keyPath, "rb") as f2:
                 mine = PrivateCertificate.loadPEM(f1.read() + f2.read())
             options = optionsForClientTLS("localhost", trustRoot=trust, clientCertificate=mine)
@@ -1195,6 +1327,9 @@ class TLSUserTests(TestCase):
 
         mallory = await dial("mallory")
         await mallory.closed
+        nobody = await dial("alice", withCN=False)
+        nobody.transport.write(b"nobody")  # type: ignore[union-attr]
+        await nobody.closed
         carol = await dial("carol")
         carol.transport.write(b"carol")  # type: ignore[union-attr]
         alice = await dial("alice")
@@ -1206,7 +1341,7 @@ class TLSUserTests(TestCase):
         line = service.lines["t"]
         self.assertEqual(sorted((c.peer.split(" ")[-1], c.role) for c in line.clients),
                          [("(alice)", Role.WRITER), ("(carol)", Role.READONLY)])
-        self.assertEqual((mallory.received.data, pty.received.data), (b"", b"alice"))
+        self.assertEqual((mallory.received.data, nobody.received.data, pty.received.data), (b"", b"", b"alice"))
         await closeClients(carol, alice)
 
 

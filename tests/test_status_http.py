@@ -14,6 +14,7 @@ from twisted.internet.address import IPv4Address
 from twisted.internet.error import ConnectionDone
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
+from twisted.logger import capturedLogs, formatEvent
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
@@ -143,6 +144,7 @@ class StatusHTTPTests(SynchronousTestCase):
         pages = {name: page for name, page in self.site.resource.children.items()}
         self.assertEqual(sorted(pages), [b"", b"metrics"])
         self.assertTrue(all(isinstance(page, ThrottledPage) for page in pages.values()))
+        self.site.maxConnections = 200  # all waiting at once (the bound is test_connectionsBounded's)
         transports = []
         for i in range(100):
             for path in (b"/", b"/metrics"):
@@ -177,6 +179,29 @@ class StatusHTTPTests(SynchronousTestCase):
         self.assertFalse(transport.disconnecting)
         self.clock.advance(0.1)
         self.assertTrue(transport.disconnecting)
+
+    def test_connectionsBounded(self) -> None:
+        """64 connections at once; the 65th and later are closed at accept (one log line a minute); one leaving makes room."""
+        site: Any = self.site
+        for _ in range(64):
+            self.connection()
+        address = IPv4Address("TCP", "127.0.0.1", 6000)
+        with capturedLogs() as events:
+            self.assertEqual([site.buildProtocol(address) for _ in range(3)], [None, None, None])
+            self.clock.advance(59)
+            self.assertIsNone(site.buildProtocol(address))
+            self.clock.advance(1)
+            self.assertIsNone(site.buildProtocol(address))
+        self.assertEqual([formatEvent(e) for e in events if "refused" in e["log_format"]], [
+            "status: connection from 127.0.0.1:6000 refused: 64 open already (1 refused so far)",
+            "status: connection from 127.0.0.1:6000 refused: 64 open already (5 refused so far)",
+        ])
+        self.channels.pop().connectionLost(Failure(ConnectionDone()))
+        self.assertEqual(site.connections, 63)
+        channel, transport = self.connection()
+        channel.dataReceived(GET)
+        self.assertEqual(self.answers(transport), 1)
+        self.assertIsNone(site.buildProtocol(address))
 
 
 class StatusSocketTests(TestCase):

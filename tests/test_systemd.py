@@ -14,6 +14,7 @@ from twisted.internet import utils
 from twisted.trial.unittest import SkipTest, SynchronousTestCase, TestCase
 
 from serialgw.check import systemdProblem
+from serialgw.config import DEFAULT_LOCK_DIR
 from tests.realio import REPO, TWISTD, connectUnix, spawn, startedPty
 
 CONTRIB = os.path.join(REPO, "contrib")
@@ -78,6 +79,13 @@ class UnitTests(TestCase):
         for key in ("LogsDirectory=serialgw", "StateDirectory=serialgw", "Type=notify", "DynamicUser=yes",
                     "ProtectSystem=strict", "WatchdogSec=30s"):
             self.assertIn(key, settings)
+
+    def test_lockDirectoryWritable(self) -> None:
+        """Under ProtectSystem=strict (/run read-only) the unit opens /run/lock for the ttys' UUCP locks."""
+        with open(os.path.join(CONTRIB, "serialgw.service")) as f:
+            settings = [line for line in f.read().splitlines() if line and not line.startswith("#")]
+        self.assertIn(os.path.realpath(DEFAULT_LOCK_DIR), ("/run/lock", "/var/lock"))
+        self.assertIn("ReadWritePaths=-/run/lock", settings)
 
 
 class ActivationTests(TestCase):

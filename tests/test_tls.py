@@ -18,7 +18,7 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from serialgw.config import DeviceSpec, LineConfig
+from serialgw.config import DeviceSpec, LineConfig, Rights
 from serialgw.endpoints import parseListener
 from serialgw.line import Line, Role
 from serialgw.service import GatewayService, LineFactory
@@ -164,6 +164,13 @@ class TLSListenerTests(TestCase):
 
     async def test_dialOutAttachesAfterHandshake(self) -> None:
         """A TLS dial-out verifies the server, carries the line both ways, and closes at stop (its guard does not hold TLS open)."""
+        await self.dialOut()
+
+    async def test_dialOutOnALineWithUsers(self) -> None:
+        """On a line with write/read users, a TLS dial-out is not refused for its server's CN (no person), nor named a user."""
+        await self.dialOut(rights=Rights(write=("alice",)))
+
+    async def dialOut(self, **config: object) -> None:
         from twisted.internet import defer
         from twisted.internet.endpoints import SSL4ServerEndpoint
 
@@ -180,7 +187,8 @@ class TLSListenerTests(TestCase):
             protocol.Factory.forProtocol(Far))
         self.addCleanup(port.stopListening)
         listener = parseListener(f"raw+tls:localhost:{port.getHost().port}:ca={self.ca.path}")
-        service = GatewayService([LineConfig("t", DeviceSpec("tty", self.pty.slaveName), listeners=(listener,))])
+        service = GatewayService([LineConfig("t", DeviceSpec("tty", self.pty.slaveName), listeners=(listener,),
+                                             **config)])  # type: ignore[arg-type]
         service.startService()
         self.addCleanup(service.stopService)
         far = await accepted
@@ -188,6 +196,6 @@ class TLSListenerTests(TestCase):
         self.assertEqual(await self.pty.received.length(14), b"typed far away")
         self.pty.write(b"console")
         self.assertEqual(await far.received.length(7), b"console")
-        self.assertEqual([c.peer.endswith("(gateway)") for c in service.lines["t"].clients], [True])
+        self.assertEqual([(c.peer.endswith("(gateway)"), c.user) for c in service.lines["t"].clients], [(True, None)])
         await service.stopService()
         await far.closed

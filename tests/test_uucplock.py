@@ -6,6 +6,7 @@ Debian's cu on the other side.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -103,6 +104,26 @@ class LockFileTests(SynchronousTestCase):
             self.assertEqual(uucplock.readPid(path), os.getpid())
             uucplock.release(path)
 
+    def test_staleRaceOneWinner(self) -> None:
+        """Two takers find the same stale lock: the one who replaced it first keeps it; the other never removes its fresh lock."""
+        dead, holder = deadPid(), liveHolder(self)
+        writeLock(self.lock, dead)
+        real = uucplock.alive
+
+        def otherTakerFirst(pid: int) -> bool:
+            # Between our reading the stale lock and removing it, another
+            # taker removes it and links its own (what cu does).
+            if pid == dead:
+                os.unlink(self.lock)
+                writeLock(self.lock, holder)
+                return False
+            return real(pid)
+
+        self.patch(uucplock, "alive", otherTakerFirst)
+        self.assertEqual(self.assertRaises(uucplock.LockHeld, uucplock.acquire, self.device, self.dir).pid, holder)
+        self.assertEqual(uucplock.readPid(self.lock), holder)
+        self.assertEqual(os.listdir(self.dir), ["LCK..ttyS9"])
+
     def test_hostileLockFiles(self) -> None:
         """A FIFO, a symlink (to a file or to nothing) or an absurd PID at the lock's name is stale: removed, never read through nor waited on; the target is untouched."""
         target = os.path.join(self.dir, "target")
@@ -132,13 +153,34 @@ class LockFileTests(SynchronousTestCase):
         self.assertEqual(os.listdir(self.dir), ["target"])
 
     def test_ownPid(self) -> None:
-        """A lock with our PID that we do not hold (an earlier run as PID 1) is stale; one we hold is held."""
+        """A lock with our PID that we do not hold (an earlier run as PID 1) is taken; one we hold is held."""
         writeLock(self.lock, os.getpid())
         path = uucplock.acquire(self.device, self.dir)
         e = self.assertRaises(uucplock.LockHeld, uucplock.acquire, self.device, self.dir)
         self.assertEqual(e.pid, os.getpid())
         uucplock.release(path)
         self.assertFalse(os.path.exists(path))
+
+    def test_ownLockLeftBehind(self) -> None:
+        """A lock of ours that could not be removed at close (made as root before twistd's -u, in a sticky /run/lock) is taken again when the device is reopened: the line does not lock itself out."""
+        path = uucplock.acquire(self.device, self.dir)
+        realUnlink, realRename = os.unlink, os.rename
+
+        def unlink(name: Any, *args: Any, **kwargs: Any) -> None:
+            if name == self.lock:
+                raise PermissionError(errno.EPERM, "Operation not permitted")
+            realUnlink(name, *args, **kwargs)
+
+        def rename(source: Any, *args: Any, **kwargs: Any) -> None:
+            if source == self.lock:
+                raise PermissionError(errno.EPERM, "Operation not permitted")
+            realRename(source, *args, **kwargs)
+
+        self.patch(os, "unlink", unlink)
+        self.patch(os, "rename", rename)
+        self.assertRaises(PermissionError, uucplock.release, path)
+        self.assertEqual(uucplock.acquire(self.device, self.dir), path)
+        self.assertEqual((uucplock.readPid(path), os.listdir(self.dir)), (os.getpid(), ["LCK..ttyS9"]))
 
     def test_releaseLeavesOthers(self) -> None:
         """Release does not remove a lock that now names another process."""

@@ -92,6 +92,20 @@ class WatchAllTests(SynchronousTestCase):
         client.connectionLost(Failure(Exception("bye")))
         self.assertEqual(l0.clients, [])
 
+    def test_oneLogLineEachWay(self) -> None:
+        """A watcher's coming and going is one log line each, not one per line it watches (a reconnecting client cannot multiply the log by the farm's size)."""
+        from twisted.logger import globalLogPublisher
+
+        self.lines.update({f"x{i}": Line(f"x{i}", RecordingDevice(), clock=self.clock) for i in range(20)})
+        events: list[dict[str, Any]] = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        client, transport = self.watcher()
+        self.assertEqual(len(client.taps), 22)
+        client.connectionLost(Failure(Exception("bye")))
+        self.assertEqual([e["log_format"] for e in events],
+                         ["watch-all: {peer} watches {count} line(s)", "watch-all: {peer} left"])
+
     def test_linesComeAndGo(self) -> None:
         """A line added by a reload is watched at once; a removed one is let go, its partial line sent."""
         client, transport = self.watcher()
@@ -252,6 +266,22 @@ class RealWatchAllTests(TestCase):
             self.assertEqual(mine, texts[i].split(b"\r\n")[:-1])
         self.assertEqual(len(lines), 2 * count)
         await closeClients(watcher)
+
+    def test_filterMatchingNothing(self) -> None:
+        """A lines filter that matches no line (a typo) is warned about at start, naming the patterns."""
+        from twisted.logger import globalLogPublisher
+
+        pty = startedPty(self)
+        events: list[dict[str, Any]] = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        config = LineConfig("vm1", DeviceSpec("tty", pty.slaveName), lock=False,
+                            listeners=(ListenerSpec("tcp:0:interface=127.0.0.1", Protocol.RAW),))
+        service = GatewayService([config], watchAll=parseWatchAll(["tcp:0:interface=127.0.0.1"], ["rack5-*"]))
+        service.startService()
+        self.addCleanup(service.stopService)
+        warned = [e for e in events if "match no line" in str(e.get("log_format", ""))]
+        self.assertEqual([(e["log_level"].name, e["patterns"]) for e in warned], [("warn", "rack5-*")])
 
     async def test_reloadAddsAndRemoves(self) -> None:
         """A line a reload adds is watched at once; one it removes is let go by the watcher."""
