@@ -789,6 +789,12 @@ class GatewayService(MultiService):
                     if problem is not None:
                         return problem
                 continue
+            if spec.kind is ListenerKind.CONNECT and spec.tls is not None:
+                # A dial-out binds nothing, but its TLS files are read when it is made.
+                try:
+                    clientOptions(spec.tls)
+                except TLSError as e:
+                    return f"line {name!r}: listener {spec.text!r}: {e}"
             if spec.kind is not ListenerKind.LISTEN or spec.endpoint in endpoints or spec.path in paths:
                 continue
             try:

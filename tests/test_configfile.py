@@ -361,6 +361,26 @@ class ReloadInPlaceTests(TestCase):
             self.assertEqual(f.read(), "someone's file")
         await closeClients(client)  # type: ignore[arg-type]
 
+    async def test_tlsDialOutFilesRefuseTheReload(self) -> None:
+        """
+        A new TLS dial-out whose CA file cannot be read refuses the reload as
+        a whole (a line whose device changes was closed, then left out).
+        """
+        import os
+
+        missing = os.path.abspath(self.mktemp())
+        other = startedPty(self)
+        service = await self.start(self.line("a", '"raw+tcp:0:interface=127.0.0.1"'))
+        kept = service.lines["a"]
+        dialOut = f'["raw+tcp:0:interface=127.0.0.1", "tls:localhost:4443:ca={missing}"]'
+        for device in ("", other.slaveName):
+            result = await service.reload(self.config(self.line("a", dialOut, device=device)))
+            self.assertEqual(list(result), ["refused"])
+            self.assertTrue(result["refused"][0].startswith(f"line 'a': listener 'tls:localhost:4443:ca={missing}': "),
+                            result)
+        self.assertIs(service.lines["a"], kept)
+        self.assertEqual((len(service.configs[0].listeners), service._dialers), (1, []))
+
     async def test_listenersOnlyKeepTheSession(self) -> None:
         """
         A line whose only changes are listeners, mode and notices keeps its
