@@ -75,6 +75,7 @@ class PtyClient(ClientEvents, abstract.FileDescriptor):
         self.settings = readTermios(slave)
         self.dropped = 0
         self._dropping = False
+        self._droppedBefore = 0
         # A FileDescriptor writes nothing until it is marked connected.
         self.connected = 1
         self.startReading()
@@ -159,14 +160,22 @@ class PtyClient(ClientEvents, abstract.FileDescriptor):
     def deliver(self, data: bytes) -> None:
         # While no program reads the slave, keep at most OUTBUF bytes here
         # (beyond what the kernel holds); newer output is dropped and counted.
-        if len(self.dataBuffer) + self._tempDataLen + len(data) > OUTBUF:
+        # Said when it starts, and when all that waited has been read (not
+        # whenever a chunk fits: a program reading slowly made a line every
+        # other chunk, 570 a second).
+        waiting = len(self.dataBuffer) - self.offset + self._tempDataLen
+        if self._dropping and not waiting:
+            self._dropping = False
+            log.info("{line}: {peer} is read again; {count} bytes were dropped for it",
+                     line=self.line.name, peer=self.peer, count=self.dropped - self._droppedBefore)
+        if waiting + len(data) > OUTBUF:
             if not self._dropping:
                 self._dropping = True
+                self._droppedBefore = self.dropped
                 log.info("{line}: nobody reads {peer}; its output is dropped until someone does",
                          line=self.line.name, peer=self.peer)
             self.dropped += len(data)
             return
-        self._dropping = False
         self.write(data)
 
 

@@ -361,13 +361,16 @@ class ConnectTests(SynchronousTestCase):
         self.assertTrue(value.endswith(b"login: "))
 
     def test_maxClients(self) -> None:
-        """max-clients: the next connection is refused."""
+        """max-clients: the next connection is refused (told why, closed, never on the line)."""
         h = Harness()
         h.line.maxClients = 1
         factory = LineFactory(h.line, parseListener("telnet+4444"))
         self.assertIsNotNone(factory.buildProtocol(IPv4Address("TCP", "192.0.2.9", 1)))
         h.telnet(port=1)
-        self.assertIsNone(factory.buildProtocol(IPv4Address("TCP", "192.0.2.9", 2)))
+        refused = factory.buildProtocol(IPv4Address("TCP", "192.0.2.9", 2))
+        self.assertNotIsInstance(refused, TelnetClient)
+        refused.makeConnection(StringTransport())
+        self.assertEqual(len(h.line.clients), 1)
 
 
 class RealTCPTests(TestCase):
