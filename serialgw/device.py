@@ -605,6 +605,19 @@ def replaceSymlink(target: str, link: str) -> None:
 PTY_SLAVE_MAJORS = range(136, 144)
 
 
+def linkProblem(link: str) -> Optional[str]:
+    """Why L{replaceSymlink} would refuse C{link}, or None; nothing is changed (a reload's check)."""
+    if not os.path.lexists(link):
+        return None
+    if not os.path.islink(link):
+        return "exists and is not a symlink"
+    try:
+        _mayTakeOver(link)
+    except FileExistsError as e:
+        return e.strerror
+    return None
+
+
 def _mayTakeOver(link: str) -> None:
     """Raise FileExistsError unless the symlink C{link} is stale (see replaceSymlink)."""
     old = os.readlink(link)

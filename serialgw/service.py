@@ -41,7 +41,7 @@ from serialgw.config import (
     isAbstract,
 )
 from serialgw.consolelog import ConsoleLog
-from serialgw.device import AbsentPort, DeviceError, DeviceLocked, IPort, PtyPort, SerialDevice, openPort
+from serialgw.device import AbsentPort, DeviceError, DeviceLocked, IPort, PtyPort, SerialDevice, linkProblem, openPort
 from serialgw.line import Line, Role, addressAllowed, describeAddress, peerName
 from serialgw.local import FileClient, fifoPair, streamClient
 from serialgw.logflood import Peer, clientLog
@@ -714,7 +714,8 @@ class GatewayService(MultiService):
         logs = [(name, new[name].log) for name in changed + added + retuned
                 if new[name].log is not None and (name not in retuned or new[name].log != old[name].log)]
         probes: list[Any] = []
-        problem = _checkFiles(opening, logs) or self._checkBinds(opening, releasing, probes)
+        released = {spec.path for _, spec in releasing if spec.kind is ListenerKind.PTY and spec.path}
+        problem = _checkFiles(opening, logs, released) or self._checkBinds(opening, releasing, probes)
         waits: list[Any] = [probe.stopListening() for probe in probes]
         if problem is not None:
             log.error("reload refused, the running configuration stays: {reason}", reason=problem)
@@ -788,6 +789,12 @@ class GatewayService(MultiService):
                     if problem is not None:
                         return problem
                 continue
+            if spec.kind is ListenerKind.CONNECT and spec.tls is not None:
+                # A dial-out binds nothing, but its TLS files are read when it is made.
+                try:
+                    clientOptions(spec.tls)
+                except TLSError as e:
+                    return f"line {name!r}: listener {spec.text!r}: {e}"
             if spec.kind is not ListenerKind.LISTEN or spec.endpoint in endpoints or spec.path in paths:
                 continue
             try:
@@ -936,10 +943,12 @@ def _writable(path: str) -> Optional[str]:
     return None if os.access(directory, os.W_OK | os.X_OK) else os.strerror(errno.EACCES)
 
 
-def _checkFiles(opening: list[tuple[str, ListenerSpec]], logs: list[tuple[str, Any]]) -> Optional[str]:
+def _checkFiles(opening: list[tuple[str, ListenerSpec]], logs: list[tuple[str, Any]],
+                releasedLinks: frozenset[str] | set[str] = frozenset()) -> Optional[str]:
     """
-    Whether the console logs, output files and FIFO pairs a reload opens
-    anew can be opened (as a bind is checked): the first problem, or None.
+    Whether the console logs, output files, FIFO pairs and client pty links
+    a reload opens anew can be opened (as a bind is checked): the first
+    problem, or None.  A pty link the reload lets go of is ours to replace.
     """
     for name, logSpec in logs:
         path = logSpec.path
@@ -965,6 +974,8 @@ def _checkFiles(opening: list[tuple[str, ListenerSpec]], logs: list[tuple[str, A
         elif spec.kind is ListenerKind.PTY and spec.path:
             directory = os.path.dirname(spec.path) or "."
             why = None if os.path.isdir(directory) else os.strerror(errno.ENOENT)
+            if why is None and spec.path not in releasedLinks:
+                why = linkProblem(spec.path)
         else:
             continue
         if why is not None:

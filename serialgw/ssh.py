@@ -44,6 +44,7 @@ from twisted.cred.credentials import ISSHPrivateKey
 from twisted.cred.error import UnauthorizedLogin
 from twisted.cred.portal import IRealm, Portal
 from twisted.internet import defer
+from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.interfaces import IPushProducer
 from twisted.internet.protocol import Factory
 from twisted.logger import FilteringLogObserver, Logger, LogLevel, LogLevelFilterPredicate, globalLogPublisher
@@ -569,7 +570,9 @@ class GatewaySSHFactory(SSHFactory):
                 person.revoke()
 
     def buildProtocol(self, addr: Any) -> Any:
-        peer = describeAddress(addr)
+        # Refusals are logged per address, not per connection (each has its
+        # own port): a connection flood gets the log's per-peer budget once.
+        peer = addr.host if isinstance(addr, (IPv4Address, IPv6Address)) else describeAddress(addr)
         if self.allow and not addressAllowed(addr, self.allow):
             log.warn("ssh: connection from {peer} refused: not in {allow}", peer=peer,
                      allow=",".join(self.gateway.spec.allow))

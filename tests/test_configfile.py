@@ -332,6 +332,55 @@ class ReloadInPlaceTests(TestCase):
         self.assertTrue(gone.is_alive())
         self.assertEqual([spec.kind.value for spec, _ in service.ports], ["listen"])
 
+    async def test_ptyLinkPathTakenRefusesTheReload(self) -> None:
+        """
+        A client pty listener whose link path is a regular file refuses the
+        reload as a whole: on a line kept (it ran on without the listener)
+        and on a line whose device changes (it was closed, then left out:
+        gone, its session cut).  The session goes on.
+        """
+        import os
+
+        occupied = os.path.abspath(self.mktemp())
+        with open(occupied, "w") as f:
+            f.write("someone's file")
+        other = startedPty(self)
+        listen = '"raw+tcp:0:interface=127.0.0.1"'
+        withPty = f'["raw+tcp:0:interface=127.0.0.1", "pty:{occupied}"]'
+        service = await self.start(self.line("a", listen))
+        kept = service.lines["a"]
+        client = await self.session(service.ports[0][1].getHost().port, self.pty)
+        refusal = {"refused": [f"line 'a': cannot open listener 'pty:{occupied}': exists and is not a symlink"]}
+        self.assertEqual(await service.reload(self.config(self.line("a", withPty))), refusal)
+        self.assertEqual(await service.reload(self.config(self.line("a", withPty, device=other.slaveName))), refusal)
+        self.assertIs(service.lines["a"], kept)
+        self.assertEqual(len(service.configs[0].listeners), 1)
+        client.transport.write(b" on")  # type: ignore[union-attr]
+        self.assertEqual(await self.pty.received.length(7), b"ping on")
+        with open(occupied) as f:
+            self.assertEqual(f.read(), "someone's file")
+        await closeClients(client)  # type: ignore[arg-type]
+
+    async def test_tlsDialOutFilesRefuseTheReload(self) -> None:
+        """
+        A new TLS dial-out whose CA file cannot be read refuses the reload as
+        a whole (a line whose device changes was closed, then left out).
+        """
+        import os
+
+        missing = os.path.abspath(self.mktemp())
+        other = startedPty(self)
+        service = await self.start(self.line("a", '"raw+tcp:0:interface=127.0.0.1"'))
+        kept = service.lines["a"]
+        dialOut = f'["raw+tcp:0:interface=127.0.0.1", "tls:localhost:4443:ca={missing}"]'
+        for device in ("", other.slaveName):
+            result = await service.reload(self.config(self.line("a", dialOut, device=device)))
+            self.assertEqual(list(result), ["refused"])
+            self.assertTrue(result["refused"][0].startswith(f"line 'a': listener 'tls:localhost:4443:ca={missing}': "),
+                            result)
+        self.assertIs(service.lines["a"], kept)
+        self.assertEqual((len(service.configs[0].listeners), service._dialers), (1, []))
+
     async def test_listenersOnlyKeepTheSession(self) -> None:
         """
         A line whose only changes are listeners, mode and notices keeps its
