@@ -165,6 +165,8 @@ class _ComPortLink(_TelnetLink):
         _TelnetLink.connectionMade(self)
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
+        # Not a resume: the link's loss is said by the device.
+        self._suspendSaid = False
         self._suspension(False)
         _TelnetLink.connectionLost(self, reason)
 

@@ -88,7 +88,7 @@ class RemoteWriteBoundTests(SynchronousTestCase):
         self.assertEqual((writer.paused, writer.resumed), (1, 1))
 
     def test_longSuspendSaid(self) -> None:
-        """A FLOWCONTROL-SUSPEND that lasts SUSPEND_WARN s is logged once (a short one is not), its end too; a link lost meanwhile leaves no timer."""
+        """A FLOWCONTROL-SUSPEND that lasts SUSPEND_WARN s is logged once (a short one is not), its end too; a link lost meanwhile is no resume and leaves no timer."""
         from twisted.logger import globalLogPublisher
 
         from serialgw.remote import SUSPEND_WARN
@@ -114,6 +114,11 @@ class RemoteWriteBoundTests(SynchronousTestCase):
         self.assertEqual(len(said()), 2)
         self.assertEqual([e["seconds"] for e in events if "seconds" in e], [SUSPEND_WARN, SUSPEND_WARN + 100])
         link = device._link
+        link.dataReceived(suspend)
+        clock.advance(SUSPEND_WARN)
+        self.assertEqual(len(said()), 3)
+        link.connectionLost(Failure(ConnectionError("gone")))
+        self.assertEqual(len(said()), 3)
         link.dataReceived(suspend)
         link.connectionLost(Failure(ConnectionError("gone")))
         self.assertEqual([c for c in clock.getDelayedCalls() if c.func == link._suspendLasts], [])
