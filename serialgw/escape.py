@@ -138,7 +138,7 @@ class EscapeMenu:
             line.dropWrite(client)
         elif command == "d" or (command == "x" and self.qemuKeys):
             client.notice("bye")
-            client.transport.loseConnection()
+            client.disconnect()
         elif command in "?h":
             client.notice(QEMU_HELP.format(key=keyName(self.key)) if self.qemuKeys else HELP)
         else:
