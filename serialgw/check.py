@@ -102,7 +102,7 @@ def _clash(a: tuple[str, str, str], b: tuple[str, str, str]) -> bool:
 
 
 def checkLines(lines: Sequence[LineConfig], status: Optional[ListenerSpec] = None,
-               ssh: Optional[SSHSpec] = None) -> tuple[list[str], list[str]]:
+               ssh: Optional[SSHSpec] = None, watchAll: Sequence[ListenerSpec] = ()) -> tuple[list[str], list[str]]:
     """
     Errors (the gateway would not start) and warnings (it would, but
     something is missing now) for a parsed configuration.
@@ -163,6 +163,8 @@ def checkLines(lines: Sequence[LineConfig], status: Optional[ListenerSpec] = Non
                         warnings.append(f"{owner}: listener {spec.text!r}: {name} file {path!r} cannot be read (now)")
     if status is not None:
         take(status, "the status endpoint")
+    for spec in watchAll:
+        take(spec, "watch-all")
     if ssh is not None:
         take(ssh.listener, "the SSH listener")
         _checkHostKey(ssh.hostKey, errors, warnings)

@@ -831,7 +831,7 @@ class GatewayService(MultiService):
         device = line.device
         if new.settings != old.settings:
             line.configured = new.settings
-            effective = device.apply(new.settings)
+            effective = line.applySettings(new.settings)
             log.info("line {line}: settings {wanted} (reload); in effect: {settings}", line=name,
                      wanted=new.settings.describe(), settings=effective.describe())
         device.breakDuration = new.breakDuration

@@ -587,20 +587,22 @@ class DialOutCloseTests(TestCase):
         """
         import os
 
+        from twisted.python.filepath import FilePath
+
         old, new = os.path.abspath(self.mktemp()), os.path.abspath(self.mktemp())
         service, moved = await self.start(False, (old, new))
         self.pty.write(b"before\n")
-        while b"before" not in open(old, "rb").read():
+        while b"before" not in FilePath(old).getContent():
             await deferLater(reactor, 0.01, lambda: None)
         reloading = service.reload(moved)
         self.assertFalse(reloading.called)
         self.pty.write(b"meanwhile\n")
         await reloading.addTimeout(5, reactor)
         self.pty.write(b"after\n")
-        while b"after" not in open(new, "rb").read():
+        while b"after" not in FilePath(new).getContent():
             await deferLater(reactor, 0.01, lambda: None)
-        with open(old, "rb") as f, open(new, "rb") as g:
-            self.assertEqual([b"meanwhile" in f.read(), b"meanwhile" in g.read()], [False, True])
+        self.assertEqual([b"meanwhile" in FilePath(old).getContent(), b"meanwhile" in FilePath(new).getContent()],
+                         [False, True])
 
     async def test_stopDoesNotWaitForever(self) -> None:
         """Stopping the gateway ends (the connection aborted after the grace) instead of waiting for the peer."""
