@@ -69,6 +69,8 @@ LINE_KEYS = {
     "lock", "lock-dir",
 }
 SSH_KEYS = {"listen", "host-key"}
+# A configuration file is read whole; a farm of thousands of lines is far below this.
+MAX_CONFIG_SIZE = 16 << 20
 USER_KEYS = {"keys", "keys-file"}
 
 
@@ -97,9 +99,12 @@ def loadFile(path: str) -> FileConfig:
 
     try:
         with open(path, "rb") as f:
-            raw = f.read()
+            raw = f.read(MAX_CONFIG_SIZE + 1)
     except OSError as e:
         raise ConfigError(f"cannot read configuration {path!r}: {e.strerror}") from None
+    if len(raw) > MAX_CONFIG_SIZE:
+        # /dev/zero by mistake would otherwise be read until memory runs out.
+        raise ConfigError(f"configuration {path!r} is larger than {MAX_CONFIG_SIZE >> 20} MiB")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:

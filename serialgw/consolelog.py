@@ -33,6 +33,10 @@ class ConsoleLog(ClientEvents):
         self.role = Role.READONLY
         self.wakesLine = False
         self.atLineStart = True
+        # Bytes not written since a write failed (a full disk): the failure
+        # is logged once, and the recovery once, not each chunk of output.
+        self.lost = 0
+        self._failing = False
         self._open()
         line.attach(self)
         line.logs.append(self)
@@ -77,8 +81,17 @@ class ConsoleLog(ClientEvents):
             os.write(self._fd, data)
             self.size += len(data)
         except OSError as e:
-            log.error("{line}: cannot write log {path}: {reason}", line=self.line.name, path=self.spec.path,
-                      reason=e.strerror)
+            self.lost += len(data)
+            if not self._failing:
+                self._failing = True
+                log.error("{line}: cannot write log {path}: {reason}; console output is not logged until it can be",
+                          line=self.line.name, path=self.spec.path, reason=e.strerror)
+            return
+        if self._failing:
+            self._failing = False
+            log.info("{line}: log {path} written again; {lost} bytes were not logged", line=self.line.name,
+                     path=self.spec.path, lost=self.lost)
+            self.lost = 0
 
     def rotate(self) -> None:
         """

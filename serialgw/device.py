@@ -605,6 +605,19 @@ def replaceSymlink(target: str, link: str) -> None:
 PTY_SLAVE_MAJORS = range(136, 144)
 
 
+def linkProblem(link: str) -> Optional[str]:
+    """Why L{replaceSymlink} would refuse C{link}, or None; nothing is changed (a reload's check)."""
+    if not os.path.lexists(link):
+        return None
+    if not os.path.islink(link):
+        return "exists and is not a symlink"
+    try:
+        _mayTakeOver(link)
+    except FileExistsError as e:
+        return e.strerror
+    return None
+
+
 def _mayTakeOver(link: str) -> None:
     """Raise FileExistsError unless the symlink C{link} is stale (see replaceSymlink)."""
     old = os.readlink(link)
@@ -1043,10 +1056,17 @@ class SerialDevice:
         """
         Apply settings; return (and remember) those now in effect.  While
         the device is down they are remembered and applied when it is back.
+        A device found gone here (termios fails with EIO: it hung up while
+        nobody read it) takes the loss path, the settings kept.
         """
         if self.usable:
-            self.settings = self.port.apply(settings)
-        elif not self.closed:
+            try:
+                self.settings = self.port.apply(settings)
+                return self.settings
+            except (OSError, termios.error) as e:
+                if not self._gone(e):
+                    raise
+        if not self.closed:
             self.settings = settings
         return self.settings
 
@@ -1104,7 +1124,7 @@ class SerialDevice:
             return
         try:
             self.port.purge(receive, transmit)
-        except OSError as e:
+        except (OSError, termios.error) as e:
             if self._gone(e):
                 return
             log.warn("{device}: cannot purge: {reason}", device=self.name, reason=_reason(e))
@@ -1262,12 +1282,14 @@ class SerialDevice:
                 pass
         self._breakState = IDLE
 
-    def _gone(self, e: OSError) -> bool:
+    def _gone(self, e: BaseException) -> bool:
         """
-        After a control call failed: if the error says the device is gone,
-        take the loss path and return C{True}.
+        After a control call failed (C{OSError}, or C{termios.error} from
+        tcsetattr/tcflush): if the error says the device is gone, take the
+        loss path and return C{True}.
         """
-        if e.errno in GONE:
+        code = e.errno if isinstance(e, OSError) else (e.args or (None,))[0]
+        if code in GONE:
             self._lost(e)
             return True
         return False

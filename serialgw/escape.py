@@ -125,6 +125,7 @@ class EscapeMenu:
                 f"{line.bytesFromDevice} bytes in, {line.bytesToDevice} out, "
                 f"{getattr(device, 'breaks', 0)} breaks, {getattr(device, 'dropped', 0)} dropped while down, "
                 f"mode {line.mode}"
+                + ("" if line.writable else "; typing paused: the device takes no input now")
             )
         elif command == "B":
             self._digits = b""
@@ -137,7 +138,7 @@ class EscapeMenu:
             line.dropWrite(client)
         elif command == "d" or (command == "x" and self.qemuKeys):
             client.notice("bye")
-            client.transport.loseConnection()
+            client.disconnect()
         elif command in "?h":
             client.notice(QEMU_HELP.format(key=keyName(self.key)) if self.qemuKeys else HELP)
         else:

@@ -13,7 +13,7 @@ import ipaddress
 import socket
 import struct
 from enum import Enum
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from twisted.internet.address import UNIXAddress
 from twisted.internet.task import LoopingCall
@@ -201,6 +201,8 @@ class Line:
         self.mode = "shared"
         self.maxClients = 0
         self.logs: list[Any] = []
+        # Told the settings in effect after every change (client ptys follow the line).
+        self.settingsFollowers: list[Callable[[SerialSettings], None]] = []
         self._coalesce: Optional[tuple[float, float, bytes]] = None
         self._held: list[bytes] = []
         self._flushCall: Any = None
@@ -527,7 +529,7 @@ class Line:
         if self.device.breaking:
             self.device.stopBreak()
         if self.device.settings != self.configured:
-            effective = self.device.apply(self.configured)
+            effective = self.applySettings(self.configured)
             log.info("{line}: last RFC 2217 client gone; settings restored to {settings}",
                      line=self.name, settings=effective.describe())
         for name in ("dtr", "rts"):
@@ -548,12 +550,19 @@ class Line:
         for client in self.clients:
             client.modemStateChanged(state)
 
+    def applySettings(self, settings: SerialSettings) -> SerialSettings:
+        """Settings for the device; those in effect, which every follower is told."""
+        effective: SerialSettings = self.device.apply(settings)
+        for follower in list(self.settingsFollowers):
+            follower(effective)
+        return effective
+
     def clientSettings(self, client: Any, settings: SerialSettings) -> SerialSettings:
         """A client asks for settings; return those in effect."""
         if not self.mayWrite(client):
             log.info("{line}: settings from {peer} refused: {role}", line=self.name, peer=client.peer, role=client.role.value)
             return self.settings
-        effective: SerialSettings = self.device.apply(settings)
+        effective = self.applySettings(settings)
         log.info("{line}: {peer} set {wanted}; in effect: {settings}", line=self.name, peer=client.peer,
                  wanted=settings.describe(), settings=effective.describe())
         return effective
@@ -638,14 +647,21 @@ class Line:
         """
         A new mode (a reload).  Made exclusive, the line keeps one writer:
         the first person attached who writes; the other writers only watch
-        from now on, as after a take-over (announced).
+        from now on, as after a take-over (announced).  Made shared again,
+        everyone who watches writes (as everyone attaching then does).
         """
+        if mode == self.mode:
+            return
         self.mode = mode
-        if mode == "exclusive":
-            writer = self.writer
-            for client in list(self.clients):
-                if client is not writer and client.role is Role.WRITER and getattr(client, "person", False):
-                    self.dropWrite(client)
+        writer = self.writer
+        for client in list(self.clients):
+            if not getattr(client, "person", False):
+                continue
+            if mode == "exclusive" and client is not writer and client.role is Role.WRITER:
+                self.dropWrite(client)
+            elif mode == "shared" and client.role is Role.WATCHER:
+                client.role = Role.WRITER
+                self.announce(f"{client.peer} writes (shared)", peer=client.peer)
 
     def dropWrite(self, client: Any) -> None:
         if client.role is Role.WRITER:
@@ -666,7 +682,7 @@ class Line:
             right = rights.of(user)
             if right is None:
                 client.notice(f"{user} may no longer use {self.name}")
-                client.transport.loseConnection()
+                client.disconnect()
             elif right == "read" and client.role is not Role.READONLY:
                 client.role = Role.READONLY
                 self.announce(f"{client.peer} is read-only now", peer=client.peer)

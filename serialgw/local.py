@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import errno
 import os
+import termios
 from typing import Any, Optional
 
 from twisted.internet import abstract, stdio
+from twisted.internet.protocol import connectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -178,5 +180,59 @@ def streamClient(
     client (and with mon:, the escape menu); returns its transport.
     """
     role = Role.READONLY if spec.readOnly else Role.WRITER
-    client = RawClient(line, role, listener=spec, clock=reactor, peer=name)
+    if os.isatty(stdin):
+        client: RawClient = TerminalClient(line, role, listener=spec, reactor=reactor, peer=name, fd=stdin)
+    else:
+        client = RawClient(line, role, listener=spec, clock=reactor, peer=name)
     return stdio.StandardIO(client, stdin=stdin, stdout=stdout, reactor=reactor)  # type: ignore[call-arg]
+
+
+class TerminalClient(RawClient):
+    """
+    The gateway's own terminal as a client (C{stdio} on a tty), set as QEMU
+    sets it once the gateway runs: each key at once, not echoed (the device
+    echoes); with an escape menu (C{mon:stdio}) Ctrl-C and Ctrl-Z go to the
+    device too, without one they still stop the gateway.  Given back as it
+    was found when the client goes (C-a x) or the gateway stops; a start
+    that fails never touches it.
+    """
+
+    def __init__(self, line: Line, role: Role, listener: ListenerSpec, reactor: Any, peer: str, fd: int) -> None:
+        RawClient.__init__(self, line, role, listener=listener, clock=reactor, peer=peer)
+        # Its own descriptor of the terminal: StandardIO closes fd 0 before
+        # telling the client it is gone.
+        self.fd = os.dup(fd)
+        self.saved: Optional[list[Any]] = None
+        reactor.callWhenRunning(self._setRaw)
+        reactor.addSystemEventTrigger("after", "shutdown", self.giveBack)
+
+    def _setRaw(self) -> None:
+        if self.fd < 0:
+            return
+        self.saved = termios.tcgetattr(self.fd)
+        mode = termios.tcgetattr(self.fd)
+        mode[0] &= ~(termios.IGNBRK | termios.BRKINT | termios.PARMRK | termios.ISTRIP | termios.INLCR
+                     | termios.IGNCR | termios.ICRNL | termios.IXON)
+        mode[2] = (mode[2] & ~(termios.CSIZE | termios.PARENB)) | termios.CS8
+        mode[3] &= ~(termios.ECHO | termios.ECHONL | termios.ICANON | termios.IEXTEN)
+        if self.listener.escape not in (-1, None):
+            mode[3] &= ~termios.ISIG
+        mode[6][termios.VMIN], mode[6][termios.VTIME] = 1, 0
+        termios.tcsetattr(self.fd, termios.TCSANOW, mode)
+
+    def giveBack(self) -> None:
+        """The terminal as it was found (once)."""
+        if self.fd < 0:
+            return
+        fd, self.fd = self.fd, -1
+        try:
+            if self.saved is not None:
+                termios.tcsetattr(fd, termios.TCSANOW, self.saved)
+        except termios.error as e:
+            log.info("stdio: the terminal's settings could not be given back: {error}", error=e)
+        finally:
+            os.close(fd)
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        RawClient.connectionLost(self, reason)
+        self.giveBack()

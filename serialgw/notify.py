@@ -85,8 +85,13 @@ class Notifier:
         if self.active:
             self._reached = notify("\n".join(fields), self.environ, warn=self._reached)
 
+    def _status(self) -> str:
+        # One line: a newline (in a line named after its device) would start
+        # another assignment, such as MAINPID=, in what systemd reads.
+        return self.status().replace("\n", " ")
+
     def _statusField(self) -> str:
-        self._sent = self.status()
+        self._sent = self._status()
         return f"STATUS={self._sent}"
 
     def ready(self) -> None:
@@ -113,7 +118,7 @@ class Notifier:
         return max(int(usec) / 2e6, MIN_WATCHDOG_INTERVAL)
 
     def _checkStatus(self) -> None:
-        text = self.status()
+        text = self._status()
         if text != self._sent:
             self._sent = text
             self.send(f"STATUS={text}")
@@ -126,7 +131,7 @@ class Notifier:
     def reloaded(self, outcome: str = "") -> None:
         """The reload is over, applied or refused: READY=1 again."""
         status = self._statusField()
-        self.send("READY=1", status + (f"; {outcome}" if outcome else ""))
+        self.send("READY=1", status + (f"; {outcome}".replace("\n", " ") if outcome else ""))
 
     def stopping(self) -> None:
         """Stopping: STOPPING=1; no more status or watchdog messages."""

@@ -75,10 +75,14 @@ class PtyClient(ClientEvents, abstract.FileDescriptor):
         self.settings = readTermios(slave)
         self.dropped = 0
         self._dropping = False
+        # While this pty's own change is applied (the line then tells its followers).
+        self._asking = False
+        self._droppedBefore = 0
         # A FileDescriptor writes nothing until it is marked connected.
         self.connected = 1
         self.startReading()
         line.attach(self)
+        line.settingsFollowers.append(self.lineSettingsChanged)
 
     def fileno(self) -> int:
         return self._master
@@ -119,6 +123,30 @@ class PtyClient(ClientEvents, abstract.FileDescriptor):
         log.error("{line}: {peer} lost: {reason}; it is off the line until the next start or reload",
                   line=self.line.name, peer=self.peer, reason=reason.getErrorMessage())
         self.line.detach(self)
+        self._unfollow()
+
+    def _unfollow(self) -> None:
+        if self.lineSettingsChanged in self.line.settingsFollowers:
+            self.line.settingsFollowers.remove(self.lineSettingsChanged)
+
+    def lineSettingsChanged(self, settings: SerialSettings) -> None:
+        """
+        The line's settings changed (another client, a reload, a restore):
+        the pty follows, so the next program finds them, and one that puts
+        back what it found when it leaves (picocom) puts back the line's.
+        Not for a change this pty's program asked for: its termios stay its own.
+        """
+        if self._asking or all(getattr(settings, f) == getattr(self.settings, f) for f in _FIELDS):
+            return
+        try:
+            attributes = _startAttributes(termios.tcgetattr(self._slave), settings)
+            termios.tcsetattr(self._slave, termios.TCSANOW, attributes)
+        except termios.error as e:
+            log.warn("{line}: {peer} cannot follow the line's settings: {reason}", line=self.line.name,
+                     peer=self.peer, reason=str(e))
+            return
+        # Known before the pty reports it: not a change a program made.
+        self.settings = readTermios(self._slave, settings.baudrate)
 
     def _termiosChanged(self) -> None:
         self._keepExtproc()
@@ -131,7 +159,11 @@ class PtyClient(ClientEvents, abstract.FileDescriptor):
         wanted = attrs.evolve(self.line.settings, **changed)
         log.info("{line}: the program on {peer} set {changed}; asking for {settings}", line=self.line.name,
                  peer=self.peer, changed=changed, settings=wanted.describe())
-        self.line.clientSettings(self, wanted)
+        self._asking = True
+        try:
+            self.line.clientSettings(self, wanted)
+        finally:
+            self._asking = False
 
     def _keepExtproc(self) -> None:
         """
@@ -159,14 +191,22 @@ class PtyClient(ClientEvents, abstract.FileDescriptor):
     def deliver(self, data: bytes) -> None:
         # While no program reads the slave, keep at most OUTBUF bytes here
         # (beyond what the kernel holds); newer output is dropped and counted.
-        if len(self.dataBuffer) + self._tempDataLen + len(data) > OUTBUF:
+        # Said when it starts, and when all that waited has been read (not
+        # whenever a chunk fits: a program reading slowly made a line every
+        # other chunk, 570 a second).
+        waiting = len(self.dataBuffer) - self.offset + self._tempDataLen
+        if self._dropping and not waiting:
+            self._dropping = False
+            log.info("{line}: {peer} is read again; {count} bytes were dropped for it",
+                     line=self.line.name, peer=self.peer, count=self.dropped - self._droppedBefore)
+        if waiting + len(data) > OUTBUF:
             if not self._dropping:
                 self._dropping = True
+                self._droppedBefore = self.dropped
                 log.info("{line}: nobody reads {peer}; its output is dropped until someone does",
                          line=self.line.name, peer=self.peer)
             self.dropped += len(data)
             return
-        self._dropping = False
         self.write(data)
 
 
@@ -178,6 +218,7 @@ class PtyClient(ClientEvents, abstract.FileDescriptor):
 
     def close(self) -> None:
         self.line.detach(self)
+        self._unfollow()
         self.stopReading()
         self.stopWriting()
         removeSymlink(self.link, self.slaveName)

@@ -51,6 +51,10 @@ from serialgw.telnet import BINARY, BRK, ECHO, SGA, TelnetProtocol
 
 log = Logger()
 
+# An RFC 2217 remote's FLOWCONTROL-SUSPEND lasting this many seconds is
+# logged (typing is paused meanwhile): one that never ends is not silent.
+SUSPEND_WARN = 10.0
+
 
 class _NoPortControl:
     """Links without com port control: settings, DTR/RTS and purges stay here."""
@@ -151,10 +155,44 @@ class _ComPortLink(_TelnetLink):
         # Typed while the remote has us suspended: bounded, because writers
         # are paused as soon as it suspends (at most what they had read).
         self._held = bytearray()
+        # When the remote suspended us, and the call that says it is lasting.
+        self._suspendedAt = 0.0
+        self._suspendCall: Any = None
+        self._suspendSaid = False
 
     def connectionMade(self) -> None:
         self.requestLocal(COM_PORT_OPTION)
         _TelnetLink.connectionMade(self)
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        # Not a resume: the link's loss is said by the device.
+        self._suspendSaid = False
+        self._suspension(False)
+        _TelnetLink.connectionLost(self, reason)
+
+    def _suspension(self, suspended: bool) -> None:
+        """The remote suspended or resumed us: said in the log once it has lasted SUSPEND_WARN s."""
+        if suspended == self.suspended:
+            return
+        self.suspended = suspended
+        clock = self.device.reactor
+        if suspended:
+            self._suspendedAt = clock.seconds()
+            self._suspendCall = clock.callLater(SUSPEND_WARN, self._suspendLasts)
+            return
+        if self._suspendCall is not None and self._suspendCall.active():
+            self._suspendCall.cancel()
+        self._suspendCall = None
+        if self._suspendSaid:
+            self._suspendSaid = False
+            log.info("{device}: the remote takes input again (FLOWCONTROL-RESUME) after {seconds:.0f} s",
+                     device=self.device.name, seconds=clock.seconds() - self._suspendedAt)
+
+    def _suspendLasts(self) -> None:
+        self._suspendCall = None
+        self._suspendSaid = True
+        log.warn("{device}: the remote asked us to stop sending (FLOWCONTROL-SUSPEND) {seconds:.0f} s ago: "
+                 "typing is paused until it resumes", device=self.device.name, seconds=SUSPEND_WARN)
 
     def acceptLocal(self, option: int) -> bool:
         return option == COM_PORT_OPTION or _TelnetLink.acceptLocal(self, option)
@@ -224,10 +262,10 @@ class _ComPortLink(_TelnetLink):
             elif command == NOTIFY_LINESTATE and len(value) == 1 and value[0] & 0x1E:
                 device.sink.deviceLineState(value[0] & 0x1E)
             elif command == FLOWCONTROL_SUSPEND:
-                self.suspended = True
+                self._suspension(True)
                 device._checkWatermark()
             elif command == FLOWCONTROL_RESUME:
-                self.suspended = False
+                self._suspension(False)
                 held, self._held = bytes(self._held), bytearray()
                 if held:
                     self.writeData(held)

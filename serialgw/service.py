@@ -26,6 +26,7 @@ from twisted.internet.endpoints import (
 )
 from twisted.internet.error import CannotListenError
 from twisted.internet.protocol import Factory
+from twisted.internet.protocol import Protocol as BaseProtocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -40,7 +41,7 @@ from serialgw.config import (
     isAbstract,
 )
 from serialgw.consolelog import ConsoleLog
-from serialgw.device import AbsentPort, DeviceError, DeviceLocked, IPort, PtyPort, SerialDevice, openPort
+from serialgw.device import AbsentPort, DeviceError, DeviceLocked, IPort, PtyPort, SerialDevice, linkProblem, openPort
 from serialgw.line import Line, Role, addressAllowed, describeAddress, peerName
 from serialgw.local import FileClient, fifoPair, streamClient
 from serialgw.logflood import Peer, clientLog
@@ -62,6 +63,18 @@ class StartupError(Exception):
     """
     The gateway cannot start; the message names what and why.
     """
+
+
+class _Refused(BaseProtocol):
+    """A connection the line has no room for: told why in one line, then closed (what it sends is ignored)."""
+
+    def __init__(self, text: bytes) -> None:
+        self.text = text
+
+    def connectionMade(self) -> None:
+        transport: Any = self.transport
+        transport.write(self.text)
+        transport.loseConnection()
 
 
 class LineFactory(Factory):
@@ -92,7 +105,11 @@ class LineFactory(Factory):
             refusals.warn("{line}: connection from {address} refused: {count} clients already (max-clients)",
                           line=self.line.name, address=describeAddress(addr), count=self.line.maxClients,
                           peer=self.refusalKey)
-            return None
+            if self.spec.tls is not None:
+                # Closed at accept, before any TLS (RefusingTLSFactory).
+                return None
+            return _Refused(f"\r\n[serialgw: {self.line.name} is full: {self.line.maxClients} clients "
+                            "(max-clients)]\r\n".encode("utf-8", "replace"))
         if self.allow and not self._allowed(addr):
             self.refused += 1
             refusals.warn("{line}: connection from {address} refused: not in {allow}", line=self.line.name,
@@ -697,7 +714,8 @@ class GatewayService(MultiService):
         logs = [(name, new[name].log) for name in changed + added + retuned
                 if new[name].log is not None and (name not in retuned or new[name].log != old[name].log)]
         probes: list[Any] = []
-        problem = _checkFiles(opening, logs) or self._checkBinds(opening, releasing, probes)
+        released = {spec.path for _, spec in releasing if spec.kind is ListenerKind.PTY and spec.path}
+        problem = _checkFiles(opening, logs, released) or self._checkBinds(opening, releasing, probes)
         waits: list[Any] = [probe.stopListening() for probe in probes]
         if problem is not None:
             log.error("reload refused, the running configuration stays: {reason}", reason=problem)
@@ -771,6 +789,12 @@ class GatewayService(MultiService):
                     if problem is not None:
                         return problem
                 continue
+            if spec.kind is ListenerKind.CONNECT and spec.tls is not None:
+                # A dial-out binds nothing, but its TLS files are read when it is made.
+                try:
+                    clientOptions(spec.tls)
+                except TLSError as e:
+                    return f"line {name!r}: listener {spec.text!r}: {e}"
             if spec.kind is not ListenerKind.LISTEN or spec.endpoint in endpoints or spec.path in paths:
                 continue
             try:
@@ -807,7 +831,7 @@ class GatewayService(MultiService):
         device = line.device
         if new.settings != old.settings:
             line.configured = new.settings
-            effective = device.apply(new.settings)
+            effective = line.applySettings(new.settings)
             log.info("line {line}: settings {wanted} (reload); in effect: {settings}", line=name,
                      wanted=new.settings.describe(), settings=effective.describe())
         device.breakDuration = new.breakDuration
@@ -919,13 +943,19 @@ def _writable(path: str) -> Optional[str]:
     return None if os.access(directory, os.W_OK | os.X_OK) else os.strerror(errno.EACCES)
 
 
-def _checkFiles(opening: list[tuple[str, ListenerSpec]], logs: list[tuple[str, Any]]) -> Optional[str]:
+def _checkFiles(opening: list[tuple[str, ListenerSpec]], logs: list[tuple[str, Any]],
+                releasedLinks: frozenset[str] | set[str] = frozenset()) -> Optional[str]:
     """
-    Whether the console logs, output files and FIFO pairs a reload opens
-    anew can be opened (as a bind is checked): the first problem, or None.
+    Whether the console logs, output files, FIFO pairs and client pty links
+    a reload opens anew can be opened (as a bind is checked): the first
+    problem, or None.  A pty link the reload lets go of is ours to replace.
     """
     for name, logSpec in logs:
-        why = _writable(logSpec.path)
+        path = logSpec.path
+        if os.path.lexists(path) and (os.path.islink(path) or not os.path.isfile(path)):
+            why: Optional[str] = "it is not a regular file"  # ConsoleLog would refuse it
+        else:
+            why = _writable(path)
         if why is not None:
             return f"line {name!r}: cannot open log {logSpec.path!r}: {why}"
     for name, spec in opening:
@@ -944,6 +974,8 @@ def _checkFiles(opening: list[tuple[str, ListenerSpec]], logs: list[tuple[str, A
         elif spec.kind is ListenerKind.PTY and spec.path:
             directory = os.path.dirname(spec.path) or "."
             why = None if os.path.isdir(directory) else os.strerror(errno.ENOENT)
+            if why is None and spec.path not in releasedLinks:
+                why = linkProblem(spec.path)
         else:
             continue
         if why is not None:

@@ -29,6 +29,10 @@ QUIET_SECONDS = 1.0
 # A watcher or read-only person who types is told at most this often that
 # the input is not sent.
 NOT_SENT_INTERVAL = 10.0
+# A client told to go (idle, escape d) has this many seconds to read what
+# waits for it; then its connection is cut (closing waits for the output to
+# drain: a client that never reads stayed connected for ever).
+CLOSE_GRACE = 10.0
 
 
 class Session:
@@ -45,6 +49,9 @@ class Session:
     guard: Optional[OutputGuard] = None
     _idleCall: Any = None
     _introCall: Any = None
+    _closeCall: Any = None
+    # Told to go (disconnect): its input is no longer handled.
+    leaving = False
     _notSentAt: Optional[float] = None
     peer: str = "?"
     # The person, when known by name (an SSH key's owner, a TLS certificate's CN).
@@ -243,6 +250,8 @@ class Session:
 
     def releaseInput(self) -> None:
         """The guard: output drained; what was held is handled, then reading goes on."""
+        if self.leaving:
+            return
         self.inputHeld = False
         held, self._heldInput = self._heldInput, b""
         if held:
@@ -269,10 +278,35 @@ class Session:
             log.info("{line}: {peer} is {role} by its certificate", line=self.line.name, peer=self.peer,
                      role=self.role.value)
 
+    def disconnect(self) -> None:
+        """Close the connection once what waits is sent; cut it if that takes CLOSE_GRACE s."""
+        # Nothing more it sent is handled (the rest of the read after escape
+        # d), and it is off the line now: no more output flows to it while
+        # the connection closes (a person whose right was taken away kept
+        # getting the console while reading it slowly).
+        self.leaving = True
+        self.inputHeld = True
+        self.transport.loseConnection()
+        self.line.detach(self)
+        clock = self._clock()
+        # (A stream on descriptors, stdio or pipe:, cannot be cut: off the
+        # line, it closes once what it holds is read, as with policy disconnect.)
+        if clock is not None and self._closeCall is None and hasattr(self.transport, "abortConnection"):
+            self._closeCall = clock.callLater(CLOSE_GRACE, self._cut)
+
+    def _cut(self) -> None:
+        self._closeCall = None
+        log.info("{line}: {peer} did not take its last output within {seconds} s: cut", line=self.line.name,
+                 peer=self.peer, seconds=CLOSE_GRACE)
+        self.transport.abortConnection()
+
     def endSession(self) -> None:
         if self._idleCall is not None and self._idleCall.active():
             self._idleCall.cancel()
         self._idleCall = None
+        if self._closeCall is not None and self._closeCall.active():
+            self._closeCall.cancel()
+        self._closeCall = None
         if self._introCall is not None and self._introCall.active():
             self._introCall.cancel()
         self._introCall = None
@@ -300,7 +334,7 @@ class Session:
         self._idleCall = None
         log.info("{line}: {peer} idle for {seconds} s: disconnected", line=self.line.name, peer=self.peer,
                  seconds=self.listener.idle)
-        self.transport.loseConnection()
+        self.disconnect()
 
     def droppedNotice(self, count: int) -> None:
         """Output was dropped for this client: say so if it is a person's terminal."""

@@ -44,6 +44,7 @@ from twisted.cred.credentials import ISSHPrivateKey
 from twisted.cred.error import UnauthorizedLogin
 from twisted.cred.portal import IRealm, Portal
 from twisted.internet import defer
+from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.interfaces import IPushProducer
 from twisted.internet.protocol import Factory
 from twisted.logger import FilteringLogObserver, Logger, LogLevel, LogLevelFilterPredicate, globalLogPublisher
@@ -51,7 +52,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from serialgw.config import ConfigError, ListenerKind, ListenerSpec, SSHSpec, UserSpec
-from serialgw.line import ClientEvents, IClient, Line, Role, describeAddress
+from serialgw.line import ClientEvents, IClient, Line, Role, addressAllowed, describeAddress
 from serialgw.logflood import Peer, clientLog
 from serialgw.session import Session
 
@@ -391,8 +392,9 @@ class ServerTransport(SSHServerTransport):
     _log = _conchLog
     factory: GatewaySSHFactory
     _grace: Any = None
-    # Counted in the factory's pending until logged in or gone.
+    # Counted in the factory's pending (and its source's) until logged in or gone.
     _pending = True
+    source = ""
 
     def connectionMade(self) -> None:
         self._wait("did not log in")
@@ -429,6 +431,9 @@ class ServerTransport(SSHServerTransport):
         if self._pending:
             self._pending = False
             self.factory.pending -= 1
+            left = self.factory.pendingFrom.pop(self.source, 1) - 1
+            if left:
+                self.factory.pendingFrom[self.source] = left
 
     def sendExtInfo(self, extensions: list[tuple[bytes, bytes]]) -> None:
         # RFC 8308 server-sig-algs names the signatures a user's key may
@@ -537,7 +542,9 @@ class GatewaySSHFactory(SSHFactory):
     """
     The SSH listener: host key, key ring, the gateway's lines.  At most
     C{maxStartups} connections may be logging in at once (sshd's
-    MaxStartups); each has C{loginGrace} seconds.
+    MaxStartups), at most C{maxStartupsPerSource} of them from one address
+    (sshd's PerSourceMaxStartups: one client cannot take every place);
+    each has C{loginGrace} seconds.
     """
 
     _log = _conchLog
@@ -545,6 +552,7 @@ class GatewaySSHFactory(SSHFactory):
     services = {b"ssh-userauth": UserAuth, b"ssh-connection": Connection}
     noisy = False
     maxStartups = 32
+    maxStartupsPerSource = 8
     loginGrace = 120.0
 
     def __init__(self, hostKey: keys.Key, ring: KeyRing, gateway: SSHGateway) -> None:
@@ -556,6 +564,7 @@ class GatewaySSHFactory(SSHFactory):
         self.checker = KeyChecker(ring)
         self.portal = Portal(Realm(gateway), [self.checker])
         self.pending = 0
+        self.pendingFrom: dict[str, int] = {}
         self.allow = [ipaddress.ip_network(a, strict=False) for a in gateway.spec.allow]
 
     def setUsers(self, users: Sequence[UserSpec]) -> None:
@@ -569,14 +578,20 @@ class GatewaySSHFactory(SSHFactory):
                 person.revoke()
 
     def buildProtocol(self, addr: Any) -> Any:
-        peer = describeAddress(addr)
-        if self.allow and not _allowed(addr, self.allow):
+        # Refusals are logged per address, not per connection (each has its
+        # own port): a connection flood gets the log's per-peer budget once.
+        peer = addr.host if isinstance(addr, (IPv4Address, IPv6Address)) else describeAddress(addr)
+        if self.allow and not addressAllowed(addr, self.allow):
             log.warn("ssh: connection from {peer} refused: not in {allow}", peer=peer,
                      allow=",".join(self.gateway.spec.allow))
             return None
         if self.pending >= self.maxStartups:
             log.warn("ssh: connection from {peer} refused: {count} connections already logging in",
                      peer=peer, count=self.pending)
+            return None
+        if self.pendingFrom.get(peer, 0) >= self.maxStartupsPerSource:
+            log.warn("ssh: connection from {peer} refused: {count} connections from there already logging in",
+                     peer=peer, count=self.pendingFrom[peer])
             return None
         transport: Any = Factory.buildProtocol(self, addr)
         transport.supportedPublicKeys = [
@@ -589,25 +604,14 @@ class GatewaySSHFactory(SSHFactory):
             k for k in transport.supportedKeyExchanges if not _kex.isDynamicPrimesGroup(k)
         ]
         self.pending += 1
+        self.pendingFrom[peer] = self.pendingFrom.get(peer, 0) + 1
+        transport.source = peer
         return transport
 
 
 def _peer(sshTransport: Any) -> str:
     """An SSH transport's peer address, for messages."""
     return describeAddress(sshTransport.transport.getPeer())
-
-
-def _allowed(addr: Any, networks: list[Any]) -> bool:
-    host = getattr(addr, "host", None)
-    if host is None:
-        return True
-    try:
-        address = ipaddress.ip_address(host.split("%")[0])
-    except ValueError:
-        return False
-    if address.version == 6 and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    return any(address in network for network in networks)
 
 
 def makeFactory(spec: SSHSpec, lines: Callable[[], Mapping[str, Line]], clock: Any) -> GatewaySSHFactory:

@@ -626,6 +626,8 @@ class TelnetClient(Session, TelnetProtocol):
     releaseWire = TelnetProtocol.releaseWire
 
     def releaseInput(self) -> None:
+        if self.leaving:
+            return
         self.inputHeld = False
         if self.comPort is not None:
             owed, self._owed = self._owed, 0

@@ -14,7 +14,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twisted.web.client import Agent, readBody
 
 from serialgw.config import ConfigError, DeviceSpec, Protocol, SerialSettings
-from serialgw.configfile import loadConfig
+from serialgw.configfile import MAX_CONFIG_SIZE, loadConfig
 from serialgw.service import GatewayService
 from tests.realio import closeClients, connect, startedPty
 
@@ -76,6 +76,12 @@ class FileTests(SynchronousTestCase):
             f.write(b'# caf\xc3\xa9 rack\n[lines.a]\ndevice = "/dev/tty\xe9"\nlisten = "4001"\n')
         e = self.assertRaises(ConfigError, loadConfig, path)
         self.assertEqual(str(e), f"{path}:3: not UTF-8 (byte e9 at column 19); a TOML file is UTF-8")
+
+    def test_endlessFileRefused(self) -> None:
+        """/dev/zero (or any file past MAX_CONFIG_SIZE) as the configuration: one error at once, not read into memory."""
+        self.assertEqual(str(self.assertRaises(ConfigError, loadConfig, "/dev/zero")),
+                         "configuration '/dev/zero' is larger than 16 MiB")
+        self.assertEqual(MAX_CONFIG_SIZE, 16 << 20)
 
     def test_nulInPaths(self) -> None:
         """A NUL byte (\\u0000 in TOML) in a file name is an error naming file:line and key; an abstract unix name is not."""
@@ -326,6 +332,55 @@ class ReloadInPlaceTests(TestCase):
         self.assertTrue(gone.is_alive())
         self.assertEqual([spec.kind.value for spec, _ in service.ports], ["listen"])
 
+    async def test_ptyLinkPathTakenRefusesTheReload(self) -> None:
+        """
+        A client pty listener whose link path is a regular file refuses the
+        reload as a whole: on a line kept (it ran on without the listener)
+        and on a line whose device changes (it was closed, then left out:
+        gone, its session cut).  The session goes on.
+        """
+        import os
+
+        occupied = os.path.abspath(self.mktemp())
+        with open(occupied, "w") as f:
+            f.write("someone's file")
+        other = startedPty(self)
+        listen = '"raw+tcp:0:interface=127.0.0.1"'
+        withPty = f'["raw+tcp:0:interface=127.0.0.1", "pty:{occupied}"]'
+        service = await self.start(self.line("a", listen))
+        kept = service.lines["a"]
+        client = await self.session(service.ports[0][1].getHost().port, self.pty)
+        refusal = {"refused": [f"line 'a': cannot open listener 'pty:{occupied}': exists and is not a symlink"]}
+        self.assertEqual(await service.reload(self.config(self.line("a", withPty))), refusal)
+        self.assertEqual(await service.reload(self.config(self.line("a", withPty, device=other.slaveName))), refusal)
+        self.assertIs(service.lines["a"], kept)
+        self.assertEqual(len(service.configs[0].listeners), 1)
+        client.transport.write(b" on")  # type: ignore[union-attr]
+        self.assertEqual(await self.pty.received.length(7), b"ping on")
+        with open(occupied) as f:
+            self.assertEqual(f.read(), "someone's file")
+        await closeClients(client)  # type: ignore[arg-type]
+
+    async def test_tlsDialOutFilesRefuseTheReload(self) -> None:
+        """
+        A new TLS dial-out whose CA file cannot be read refuses the reload as
+        a whole (a line whose device changes was closed, then left out).
+        """
+        import os
+
+        missing = os.path.abspath(self.mktemp())
+        other = startedPty(self)
+        service = await self.start(self.line("a", '"raw+tcp:0:interface=127.0.0.1"'))
+        kept = service.lines["a"]
+        dialOut = f'["raw+tcp:0:interface=127.0.0.1", "tls:localhost:4443:ca={missing}"]'
+        for device in ("", other.slaveName):
+            result = await service.reload(self.config(self.line("a", dialOut, device=device)))
+            self.assertEqual(list(result), ["refused"])
+            self.assertTrue(result["refused"][0].startswith(f"line 'a': listener 'tls:localhost:4443:ca={missing}': "),
+                            result)
+        self.assertIs(service.lines["a"], kept)
+        self.assertEqual((len(service.configs[0].listeners), service._dialers), (1, []))
+
     async def test_listenersOnlyKeepTheSession(self) -> None:
         """
         A line whose only changes are listeners, mode and notices keeps its
@@ -532,20 +587,22 @@ class DialOutCloseTests(TestCase):
         """
         import os
 
+        from twisted.python.filepath import FilePath
+
         old, new = os.path.abspath(self.mktemp()), os.path.abspath(self.mktemp())
         service, moved = await self.start(False, (old, new))
         self.pty.write(b"before\n")
-        while b"before" not in open(old, "rb").read():
+        while b"before" not in FilePath(old).getContent():
             await deferLater(reactor, 0.01, lambda: None)
         reloading = service.reload(moved)
         self.assertFalse(reloading.called)
         self.pty.write(b"meanwhile\n")
         await reloading.addTimeout(5, reactor)
         self.pty.write(b"after\n")
-        while b"after" not in open(new, "rb").read():
+        while b"after" not in FilePath(new).getContent():
             await deferLater(reactor, 0.01, lambda: None)
-        with open(old, "rb") as f, open(new, "rb") as g:
-            self.assertEqual([b"meanwhile" in f.read(), b"meanwhile" in g.read()], [False, True])
+        self.assertEqual([b"meanwhile" in FilePath(old).getContent(), b"meanwhile" in FilePath(new).getContent()],
+                         [False, True])
 
     async def test_stopDoesNotWaitForever(self) -> None:
         """Stopping the gateway ends (the connection aborted after the grace) instead of waiting for the peer."""

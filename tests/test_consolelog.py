@@ -11,6 +11,7 @@ import time
 from twisted.internet.address import IPv4Address
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
+from twisted.logger import capturedLogs, formatEvent
 from twisted.trial.unittest import SynchronousTestCase
 
 from serialgw.config import LogSpec
@@ -96,6 +97,28 @@ class ConsoleLogTests(SynchronousTestCase):
         log.close()
         self.assertEqual(self.read(self.path + ".1"), b"second line\n")
         self.assertEqual(self.read(), b"[serialgw: still here]\n")
+
+
+class WriteFailureTests(SynchronousTestCase):
+    def test_failingWritesLoggedOnce(self) -> None:
+        """Writes that fail (a full disk) are one error, not one a chunk; the recovery is one line with the bytes lost."""
+        line = Line("web1", RecordingDevice(), clock=Clock())
+        log = ConsoleLog(line, LogSpec(self.mktemp(), format=""), line.clock)
+        self.addCleanup(log.close)
+        writable = log._fd
+        log._fd = os.open(log.spec.path, os.O_RDONLY)  # every write fails (EBADF), as on a full disk
+        with capturedLogs() as events:
+            for _ in range(100):
+                line.deviceDataReceived(b"0123456789")
+            os.close(log._fd)
+            log._fd = writable
+            line.deviceDataReceived(b"back\n")
+        self.assertEqual([formatEvent(e) for e in events], [
+            f"web1: cannot write log {log.spec.path}: Bad file descriptor; console output is not logged until it can be",
+            f"web1: log {log.spec.path} written again; 1000 bytes were not logged",
+        ])
+        with open(log.spec.path, "rb") as f:
+            self.assertEqual(f.read(), b"back\n")
 
 
 class AttachTests(SynchronousTestCase):

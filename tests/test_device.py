@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import errno
 import os
+import termios
 
 from twisted.internet.error import ConnectionDone, ConnectionLost
 from twisted.internet.testing import MemoryReactorClock
@@ -476,6 +477,34 @@ class LossPathTests(SynchronousTestCase):
 
         self.assertLostThenBack(lose, "Input/output error")
         self.assertFalse(self.device.breaking)
+
+    def test_settingsFindItGone(self) -> None:
+        """
+        New settings (a reload, RFC 2217) on a device that hung up unseen
+        (not read yet: a wait listener): termios's EIO is a loss, the
+        settings are kept for the reopened device (the error escaped to
+        the caller: a reload stopped half way).
+        """
+        def lose() -> None:
+            self.ports[0].apply = self.failingSettings  # type: ignore[method-assign]
+            self.assertEqual(self.device.apply(SerialSettings(9600)), SerialSettings(9600))
+
+        self.assertLostThenBack(lose, "Input/output error")
+        self.assertEqual((self.device.settings, self.ports[1].settings), (SerialSettings(9600), SerialSettings(9600)))
+
+    def test_purgeFindsItGone(self) -> None:
+        """A purge (RFC 2217 PURGE-DATA) whose tcflush fails with EIO is a loss (termios.error escaped to the client)."""
+        def lose() -> None:
+            self.ports[0].purge = self.failingPurge  # type: ignore[method-assign]
+            self.device.purge(True, True)
+
+        self.assertLostThenBack(lose, "Input/output error")
+
+    def failingPurge(self, receive: bool, transmit: bool) -> None:
+        raise termios.error(errno.EIO, "Input/output error")
+
+    def failingSettings(self, settings: SerialSettings) -> SerialSettings:
+        raise termios.error(errno.EIO, "Input/output error")
 
     def failingBreak(self, on: bool) -> None:
         raise OSError(errno.EIO, "Input/output error")

@@ -85,3 +85,15 @@ class ExampleTests(SynchronousTestCase):
         assert qemu is not None and ours is not None
         self.assertEqual((qemu.remotePort, qemu.sourcePort), (ours.sourcePort, ours.remotePort))
         self.assertEqual((ours.remotePort, ours.sourcePort), (4555, 4556))
+
+    def test_logrotateLeavesTheNewFileToTheGateway(self) -> None:
+        """
+        The logrotate stanza makes no new file (nocreate): the shipped unit's
+        DynamicUser could not reopen one logrotate made as root, and would
+        write on to the renamed file, later compressed.
+        """
+        with open(os.path.join(EXAMPLES, "logrotate.d", "serialgw")) as f:
+            directives = [line.split()[0] for line in f if line.strip() and not line.lstrip().startswith("#")]
+        self.assertIn("nocreate", directives)
+        self.assertNotIn("create", directives)
+        self.assertNotIn("copytruncate", directives)

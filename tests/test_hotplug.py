@@ -443,3 +443,19 @@ class ReloadMissingDeviceTests(TestCase):
         self.assertEqual(result, {"refused": [f"line 'bad': cannot open listener 'pty:{missing}/tty': "
                                               "No such file or directory"]})
         self.assertEqual((service.lines, service.ports, service.configs), ({}, [], []))
+
+    async def test_logNotAFileRefusesTheReload(self) -> None:
+        """A reload whose new console log is a FIFO, a directory or a symlink is refused as a whole, like a missing one."""
+        here = startedPty(self)
+        service = GatewayService([], waitForDevices=True)
+        service.startService()
+        self.addCleanup(service.stopService)
+        directory = os.path.abspath(self.mktemp())
+        os.mkdir(directory)
+        os.mkfifo(os.path.join(directory, "fifo"))
+        os.symlink(os.path.join(directory, "elsewhere"), os.path.join(directory, "link"))
+        for path in (os.path.join(directory, "fifo"), directory, os.path.join(directory, "link")):
+            bad = LineConfig("bad", DeviceSpec("tty", here.slaveName), log=LogSpec(path))
+            result = await service.reload([bad])
+            self.assertEqual(result, {"refused": [f"line 'bad': cannot open log {path!r}: it is not a regular file"]})
+            self.assertEqual(service.lines, {})

@@ -151,6 +151,22 @@ class NotifierTests(SynchronousTestCase):
         warnings = [e for e in events if e.get("log_namespace") == "serialgw.notify"]
         self.assertEqual([w["address"] for w in warnings], ["@serialgw-test-nobody-" + str(os.getpid())])
 
+    def test_statusOneLine(self) -> None:
+        """A line name with a newline (--device pty:/tmp/a$'\\n'MAINPID=1) cannot add an assignment to STATUS=."""
+        self.text = "1 line(s), 0 up, 1 down (a\nMAINPID=1); 0 client(s)"
+        notifier = self.notifier()
+        notifier.ready()
+        self.text = "1 line(s), 0 up, 1 down (a\nREADY=1); 0 client(s)"
+        self.clock.advance(1)
+        notifier.reloaded("reloaded: added ['b\nSTOPPING=1']")
+        notifier.stopping()
+        self.assertEqual(self.systemd.messages(), [
+            "READY=1\nSTATUS=1 line(s), 0 up, 1 down (a MAINPID=1); 0 client(s)",
+            "STATUS=1 line(s), 0 up, 1 down (a READY=1); 0 client(s)",
+            "READY=1\nSTATUS=1 line(s), 0 up, 1 down (a READY=1); 0 client(s); reloaded: added ['b STOPPING=1']",
+            "STOPPING=1\nSTATUS=stopping",
+        ])
+
     def test_notUnderSystemd(self) -> None:
         """No NOTIFY_SOCKET: nothing is sent and no timer runs."""
         notifier = Notifier(self.clock, lambda: self.text, environ={"WATCHDOG_USEC": "2000000"})

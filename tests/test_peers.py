@@ -9,10 +9,17 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import termios
 
-from twisted.internet import defer
-from twisted.trial.unittest import SkipTest, TestCase
+from twisted.internet import defer, reactor
+from twisted.internet.task import deferLater
+from twisted.internet.testing import MemoryReactor
+from twisted.trial.unittest import SkipTest, SynchronousTestCase, TestCase
 
+from serialgw.endpoints import parseListener
+from serialgw.line import Line, Role
+from serialgw.local import TerminalClient
+from tests.fakes import RecordingDevice
 from tests.realio import (
     TWISTD,
     ProcessOutput,
@@ -32,6 +39,43 @@ def need(program: str) -> str:
     if path is None:
         raise SkipTest(f"{program} is not installed (apt-get install {program}); .ci/run installs it")
     return path
+
+
+class TerminalTests(SynchronousTestCase):
+    """The gateway's own terminal as a stdio client: raw only while the gateway runs, given back once."""
+
+    def setUp(self) -> None:
+        self.master, self.slave = os.openpty()
+        self.addCleanup(os.close, self.master)
+        self.addCleanup(os.close, self.slave)
+        self.cooked = termios.tcgetattr(self.slave)
+        self.reactor = MemoryReactor()
+
+    def client(self, listener: str) -> TerminalClient:
+        return TerminalClient(Line("con", RecordingDevice()), Role.WRITER, parseListener(listener), self.reactor,
+                              "stdio", self.slave)
+
+    def test_rawWhileRunning(self) -> None:
+        """Untouched until the reactor runs (a start that fails leaves it so); raw then, ISIG kept without a menu."""
+        client = self.client("stdio")
+        self.assertEqual(termios.tcgetattr(self.slave), self.cooked)
+        self.reactor.run()
+        lflag = termios.tcgetattr(self.slave)[3]
+        self.assertEqual((lflag & (termios.ECHO | termios.ICANON), lflag & termios.ISIG), (0, termios.ISIG))
+        client.giveBack()
+        self.assertEqual(termios.tcgetattr(self.slave), self.cooked)
+
+    def test_monGivenBackOnce(self) -> None:
+        """mon:stdio: Ctrl-C is data (no ISIG); the client leaving gives the terminal back, the shutdown trigger no more."""
+        client = self.client("mon:stdio")
+        self.reactor.run()
+        self.assertEqual(termios.tcgetattr(self.slave)[3] & termios.ISIG, 0)
+        client.connectionLost()
+        self.assertEqual(termios.tcgetattr(self.slave), self.cooked)
+        termios.tcsetattr(self.slave, termios.TCSANOW, self.cooked[:3] + [0] + self.cooked[4:])
+        [(giveBack, _, _)] = self.reactor.triggers["after"]["shutdown"]
+        giveBack()
+        self.assertEqual(termios.tcgetattr(self.slave)[3], 0)
 
 
 class TwistdTests(TestCase):
@@ -125,6 +169,37 @@ class TwistdTests(TestCase):
         self.assertEqual(await self.pty.received.length(21), b"typed at the terminal")
         self.pty.write(b"console says hi")
         await proc.output.contains(b"console says hi")
+
+    async def test_monStdioTerminal(self) -> None:
+        """
+        mon:stdio on a terminal, as QEMU has it: each key at once and not echoed (C-a h answers without Enter),
+        Ctrl-C goes to the device; C-a x gives the terminal back as it was, where Ctrl-C stops the gateway.
+        """
+        log = os.path.abspath(self.mktemp())
+        proc = self.spawn(TWISTD + ["-n", "--pidfile=", f"--logfile={log}", "serialgw",
+                                    "--device", self.pty.slaveName, "--listen", "mon:stdio"], usePTY=True)
+        self.pty.write(b"console up\r\n")
+        await proc.output.contains(b"console up")
+        proc.write(b"\x01h")
+        await proc.output.contains(b"escape commands, as in QEMU")
+        proc.write(b"ls\x03")
+        self.assertEqual(await self.pty.received.length(3), b"ls\x03")
+        proc.write(b"\x01x")
+        await proc.output.contains(b"[serialgw: bye]")
+        # The terminal is given back just after "bye" is written: wait for it (at most 5 s), then Ctrl-C.
+        master = proc.transport.fileno()  # type: ignore[union-attr]
+        for _ in range(500):
+            if termios.tcgetattr(master)[3] & termios.ISIG:
+                break
+            await deferLater(reactor, 0.01, lambda: None)
+        proc.write(b"\x03")
+        await proc.ended
+        with open(log, "rb") as f:
+            self.assertIn(b"Received SIGINT, shutting down.", f.read())
+        # Nothing typed was echoed; the terminal given back echoes Ctrl-C as ^C, and it stopped the gateway.
+        self.assertTrue(proc.output.data.startswith(b"console up\r\r\n\r\r\n[serialgw: escape commands, as in QEMU"),
+                        proc.output.data)
+        self.assertTrue(proc.output.data.endswith(b"\r\r\n[serialgw: bye]\r\r\n^C"), proc.output.data)
 
     async def test_badCertificateExit(self) -> None:
         """A TLS listener whose certificate cannot be read: one line naming the file, exit 1."""

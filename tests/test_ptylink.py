@@ -16,7 +16,7 @@ from twisted.trial.unittest import TestCase
 from serialgw.config import SerialSettings
 from serialgw.line import Line
 from serialgw.ptylink import EXTPROC, PtyClient
-from tests.fakes import RecordingDevice
+from tests.fakes import RecordingClient, RecordingDevice
 
 
 class WatchedDevice(RecordingDevice):
@@ -95,6 +95,28 @@ class PtyClientTests(TestCase):
         self.assertEqual([settings for what, settings in device.events if what == "apply"],
                          [SerialSettings(57600, 7, "E"), SerialSettings(9600, 7, "E"),
                           SerialSettings(19200, 7, "E", stopbits=2)])
+
+
+    async def test_followsTheLine(self) -> None:
+        """
+        Another client sets 9600: the pty follows (a program opening it
+        finds 9600), and a program that puts back what it found when it
+        leaves (picocom) puts back 9600, not the 115200 the pty started at.
+        """
+        device, line, link = self.start(SerialSettings(115200))
+        other = RecordingClient("rfc2217:1")
+        line.attach(other)
+        line.clientSettings(other, SerialSettings(9600))
+        self.assertEqual(await device.requests.get(), SerialSettings(9600))
+        program = Program(self, link)
+        found = termios.tcgetattr(program.fd)
+        self.assertEqual(found[4:6], [termios.B9600, termios.B9600])
+        program.set(speed=termios.B57600)
+        self.assertEqual(await device.requests.get(), SerialSettings(57600))
+        program.set(speed=found[5])
+        self.assertEqual(await device.requests.get(), SerialSettings(9600))
+        self.assertEqual([settings for what, settings in device.events if what == "apply"],
+                         [SerialSettings(9600), SerialSettings(57600), SerialSettings(9600)])
 
 
 class SttyTests(TestCase):

@@ -87,6 +87,61 @@ class RemoteWriteBoundTests(SynchronousTestCase):
         self.assertEqual(transport.value(), b"abc")
         self.assertEqual((writer.paused, writer.resumed), (1, 1))
 
+    def test_longSuspendSaid(self) -> None:
+        """A FLOWCONTROL-SUSPEND that lasts SUSPEND_WARN s is logged once (a short one is not), its end too; a link lost meanwhile is no resume and leaves no timer."""
+        from twisted.logger import globalLogPublisher
+
+        from serialgw.remote import SUSPEND_WARN
+
+        events: list[dict[str, object]] = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        device, line, writer, transport = self.connected("rfc2217", _ComPortLink)
+        clock = device.reactor
+        suspend, resume = bytes((IAC, SB, 44, 108, IAC, SE)), bytes((IAC, SB, 44, 109, IAC, SE))
+        said = lambda: [e for e in events if "FLOWCONTROL" in str(e.get("log_format"))]  # noqa: E731
+        device._link.dataReceived(suspend)
+        clock.advance(SUSPEND_WARN - 1)
+        device._link.dataReceived(resume)
+        clock.advance(SUSPEND_WARN)
+        self.assertEqual(said(), [])
+        device._link.dataReceived(suspend + suspend)
+        clock.advance(SUSPEND_WARN)
+        self.assertEqual(len(said()), 1)
+        self.assertEqual([e["seconds"] for e in events if "seconds" in e], [SUSPEND_WARN])
+        clock.advance(100)
+        device._link.dataReceived(resume)
+        self.assertEqual(len(said()), 2)
+        self.assertEqual([e["seconds"] for e in events if "seconds" in e], [SUSPEND_WARN, SUSPEND_WARN + 100])
+        link = device._link
+        link.dataReceived(suspend)
+        clock.advance(SUSPEND_WARN)
+        self.assertEqual(len(said()), 3)
+        link.connectionLost(Failure(ConnectionError("gone")))
+        self.assertEqual(len(said()), 3)
+        link.dataReceived(suspend)
+        link.connectionLost(Failure(ConnectionError("gone")))
+        self.assertEqual([c for c in clock.getDelayedCalls() if c.func == link._suspendLasts], [])
+
+    def test_suspendInStatus(self) -> None:
+        """^]s says typing is paused while an RFC 2217 remote has us suspended, and not once it resumes."""
+        from serialgw.endpoints import parseListener
+        from serialgw.line import Role
+        from serialgw.raw import RawClient
+
+        device, line, writer, transport = self.connected("rfc2217", _ComPortLink)
+        client = RawClient(line, Role.WRITER, listener=parseListener("raw,escape=^]+4444"), clock=Clock())
+        out = BoundedTransport()
+        client.makeConnection(out)
+        device._link.dataReceived(bytes((IAC, SB, 44, 108, IAC, SE)))
+        out.clear()
+        client.dataReceived(b"\x1ds")
+        self.assertTrue(out.value().endswith(b"; typing paused: the device takes no input now]\r\n"), out.value())
+        device._link.dataReceived(bytes((IAC, SB, 44, 109, IAC, SE)))
+        out.clear()
+        client.dataReceived(b"\x1ds")
+        self.assertNotIn(b"paused", out.value())
+
     def test_linkLostReleasesWriters(self) -> None:
         """A link lost while suspended: writers go on (typing is dropped and counted while the device is down)."""
         device, line, writer, transport = self.connected("rfc2217", _ComPortLink)

@@ -67,7 +67,8 @@ class ExclusiveTests(SynchronousTestCase):
         """
         A shared line made exclusive (a reload) keeps one writer, the first
         person attached; the other writers only watch from then on and
-        everyone is told; a read-only client stays as it was.
+        everyone is told; a read-only client stays as it was.  Made shared
+        again, the watchers write.
         """
         h = Harness()
         alice, aliceT = h.telnet(port=1)
@@ -85,6 +86,14 @@ class ExclusiveTests(SynchronousTestCase):
         carol.dataReceived(b"rm")
         alice.dataReceived(b"id")
         self.assertEqual(h.device.events, [("write", b"id")])
+        text(aliceT)
+        h.line.setMode("shared")
+        self.assertEqual([c.role for c in (alice, bob, reader, carol)],
+                         [Role.WRITER, Role.WRITER, Role.READONLY, Role.WRITER])
+        self.assertEqual(text(aliceT), "\r\n[serialgw: 192.0.2.9:2 writes (shared)]\r\n"
+                                       "\r\n[serialgw: 192.0.2.9:4 writes (shared)]\r\n")
+        bob.dataReceived(b"ls")
+        self.assertEqual(h.device.events, [("write", b"id"), ("write", b"ls")])
 
     def test_sharedEveryoneWrites(self) -> None:
         """Shared (the default): everyone writes."""
@@ -352,13 +361,16 @@ class ConnectTests(SynchronousTestCase):
         self.assertTrue(value.endswith(b"login: "))
 
     def test_maxClients(self) -> None:
-        """max-clients: the next connection is refused."""
+        """max-clients: the next connection is refused (told why, closed, never on the line)."""
         h = Harness()
         h.line.maxClients = 1
         factory = LineFactory(h.line, parseListener("telnet+4444"))
         self.assertIsNotNone(factory.buildProtocol(IPv4Address("TCP", "192.0.2.9", 1)))
         h.telnet(port=1)
-        self.assertIsNone(factory.buildProtocol(IPv4Address("TCP", "192.0.2.9", 2)))
+        refused = factory.buildProtocol(IPv4Address("TCP", "192.0.2.9", 2))
+        self.assertNotIsInstance(refused, TelnetClient)
+        refused.makeConnection(StringTransport())
+        self.assertEqual(len(h.line.clients), 1)
 
 
 class RealTCPTests(TestCase):

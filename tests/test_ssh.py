@@ -457,8 +457,9 @@ class SessionTests(SynchronousTestCase):
             sessions[user] = h.channel(user=user)
             sessions[user][0].requestReceived(b"shell", b"")
         line.applyRights(Rights(write=("ops1",), read=("ops2",)))
+        # ops3 is off the line at once (no more output while its channel closes).
         self.assertEqual([(c.user, c.role) for c in line.clients],
-                         [("ops1", Role.WRITER), ("ops2", Role.READONLY), ("ops3", Role.WRITER)])
+                         [("ops1", Role.WRITER), ("ops2", Role.READONLY)])
         ops3, conn3 = sessions["ops3"]
         self.assertIn(b"[serialgw: ops3 may no longer use con1]", sent(conn3, ops3))
         self.assertEqual(conn3.requests[ops3], [(b"exit-status", struct.pack(">L", 0), False)])
@@ -813,6 +814,38 @@ class FactoryTests(SynchronousTestCase):
         self.assertEqual((event["peer"], event["number"]), (describeAddress(tcp.getPeer()), userauth.MSG_USERAUTH_REQUEST))
         self.assertEqual(self.flushLoggedErrors(), [])
         transport.connectionLost(None)
+
+    def test_refusalsLoggedPerAddress(self) -> None:
+        """Connections refused (too many logging in, not allowed) from one address: at most the log's per-peer burst of lines."""
+        from serialgw.logflood import peerLimiter
+
+        events = Events(self)
+        factory = self.factory("allow=10.0.0.0/8+tcp:0")
+        factory.maxStartups = 0
+        for port in range(1, 101):
+            self.assertIsNone(factory.buildProtocol(IPv4Address("TCP", "198.51.100.9", port)))
+            self.assertIsNone(factory.buildProtocol(IPv4Address("TCP", "10.9.9.9", port)))
+        self.assertEqual(sorted({e["peer"] for e in events.at(LogLevel.warn)}), ["10.9.9.9", "198.51.100.9"])
+        self.assertEqual(len(events.at(LogLevel.warn)), 2 * peerLimiter.burst)
+
+    def test_startupsPerSource(self) -> None:
+        """One address may hold maxStartupsPerSource of the places for connections logging in, not all: others still get in."""
+        factory = self.factory()
+        factory.maxStartups, factory.maxStartupsPerSource = 4, 2
+        mine = [factory.buildProtocol(IPv4Address("TCP", "192.0.2.66", port)) for port in (1, 2)]
+        for transport in mine:
+            transport.makeConnection(Tcp())
+        self.assertIsNone(factory.buildProtocol(IPv4Address("TCP", "192.0.2.66", 3)))
+        other = factory.buildProtocol(IPv4Address("TCP", "192.0.2.77", 1))
+        self.assertIsNotNone(other)
+        other.makeConnection(Tcp())
+        mine[0].connectionLost(None)
+        self.assertIsNotNone(factory.buildProtocol(IPv4Address("TCP", "192.0.2.66", 4)))
+        self.assertEqual((factory.pending, factory.pendingFrom), (3, {"192.0.2.66": 2, "192.0.2.77": 1}))
+        mine[1].setService(Connection())
+        for transport in (mine[1], other):
+            transport.connectionLost(None)
+        self.assertEqual(factory.pendingFrom, {"192.0.2.66": 1})
 
     def test_loggedInWithoutSession(self) -> None:
         """Logged in, the connection leaves the startups; it must start a session within loginGrace too, or it is cut."""
