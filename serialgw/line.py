@@ -696,7 +696,7 @@ class Line:
             right = rights.of(user)
             if right is None:
                 client.notice(f"{user} may no longer use {self.name}")
-                client.transport.loseConnection()
+                client.disconnect()
             elif right == "read" and client.role is not Role.READONLY:
                 client.role = Role.READONLY
                 self.announce(f"{client.peer} is read-only now", peer=client.peer)

@@ -280,12 +280,18 @@ class Session:
 
     def disconnect(self) -> None:
         """Close the connection once what waits is sent; cut it if that takes CLOSE_GRACE s."""
-        # Nothing more it sent is handled (the rest of the read after escape d).
+        # Nothing more it sent is handled (the rest of the read after escape
+        # d), and it is off the line now: no more output flows to it while
+        # the connection closes (a person whose right was taken away kept
+        # getting the console while reading it slowly).
         self.leaving = True
         self.inputHeld = True
         self.transport.loseConnection()
+        self.line.detach(self)
         clock = self._clock()
-        if clock is not None and self._closeCall is None:
+        # (A stream on descriptors, stdio or pipe:, cannot be cut: off the
+        # line, it closes once what it holds is read, as with policy disconnect.)
+        if clock is not None and self._closeCall is None and hasattr(self.transport, "abortConnection"):
             self._closeCall = clock.callLater(CLOSE_GRACE, self._cut)
 
     def _cut(self) -> None:

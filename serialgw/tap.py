@@ -251,7 +251,8 @@ man 8 serialgw
 
         lines = self["lines"]
         status = parseListener(self["status"]) if self["status"] is not None else None
-        errors, warnings = checkLines(lines, status, self["sshSpec"])
+        watchAll = self["watchAllSpec"].listeners if self["watchAllSpec"] is not None else ()
+        errors, warnings = checkLines(lines, status, self["sshSpec"], watchAll)
         for warning in warnings:
             err.write(f"serialgw: warning: {warning}\n")
         for error in errors:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
+from serialgw.config import Rights
 from serialgw.endpoints import parseListener
 from serialgw.line import Line, Role
 from serialgw.session import CLOSE_GRACE
@@ -58,3 +59,39 @@ class CloseGraceTests(SynchronousTestCase):
         client.connectionLost(None)  # type: ignore[arg-type]
         self.assertEqual(self.clock.getDelayedCalls(), [])
         self.assertFalse(transport.disconnected)
+
+    def test_toldToGoSeesNoMore(self) -> None:
+        """A person whose right is taken away by a reload is off the line at once: no more device output while the connection closes."""
+        client, transport = self.client("telnet+4444")
+        client.user = "bob"
+        self.line.applyRights(Rights(write=("alice",), read=()))
+        self.assertTrue(transport.disconnecting)
+        self.assertIn(b"[serialgw: bob may no longer use t]", transport.value())
+        self.assertEqual(self.line.clients, [])
+        self.line.deviceDataReceived(b"root password: hunter2")
+        self.assertNotIn(b"hunter2", transport.value())
+        self.clock.advance(CLOSE_GRACE)
+        self.assertTrue(transport.disconnected)
+
+    def test_streamNotCut(self) -> None:
+        """Telling a stdio or pipe: client to go: off the line, closing, and no timer (such a transport cannot be cut)."""
+        from twisted.internet import stdio
+
+        from serialgw.raw import RawClient
+
+        class Stream(stdio.StandardIO):
+            def __init__(self) -> None:
+                self.closing = False
+
+            def loseConnection(self) -> None:
+                self.closing = True
+
+            def pauseProducing(self) -> None:
+                pass
+
+        client = RawClient(self.line, Role.WRITER, listener=parseListener("raw,escape=^]+4444"), clock=self.clock)
+        stream = Stream()
+        client.transport = stream
+        self.line.attach(client)
+        client.disconnect()
+        self.assertEqual((stream.closing, self.line.clients, self.clock.getDelayedCalls()), (True, [], []))
