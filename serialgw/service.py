@@ -271,8 +271,6 @@ class GatewayService(MultiService):
         line.backlogSize = config.backlog
         line.coalesce(config.coalesceMin, config.coalesceMax, config.coalesceOn)
         device.sink = line
-        if isinstance(device, SerialDevice) and not device.up:
-            line.up = False
         line.openString, line.closeString = config.openString, config.closeString
         line.modemAttached = {"dtr": config.dtr, "rts": config.rts}
         line.modemIdle = {"dtr": config.idleDtr, "rts": config.idleRts}
@@ -309,12 +307,8 @@ class GatewayService(MultiService):
         from serialgw.status import statusSite
 
         site = statusSite(self)
-        results: list[Any] = []
-        serverFromString(self.reactor, description).listen(site).addBoth(results.append)
-        if not results or isinstance(results[0], Failure):
-            reason = results[0].value if results else "did not start at once"
-            raise StartupError(f"cannot serve status on {description!r}: {reason}")
-        self.statusPort = results[0]
+        self.statusPort = _listening(serverFromString(self.reactor, description), site,
+                                     f"cannot serve status on {description!r}")
         self._own("closer", self.statusPort.stopListening)
         log.info("status page (JSON) on http://{address}/, Prometheus metrics on /metrics", address=describeAddress(self.statusPort.getHost()))
 
@@ -328,12 +322,7 @@ class GatewayService(MultiService):
             raise StartupError(str(e)) from None
         except Exception as e:
             raise StartupError(f"bad SSH listener {spec.listener.text!r}: {e}") from None
-        results: list[Any] = []
-        endpoint.listen(factory).addBoth(results.append)
-        if not results or isinstance(results[0], Failure):
-            reason = results[0].value if results else "did not start at once"
-            raise StartupError(f"cannot listen for SSH on {spec.listener.text!r}: {reason}")
-        self.sshPort = results[0]
+        self.sshPort = _listening(endpoint, factory, f"cannot listen for SSH on {spec.listener.text!r}")
         self.sshFactory = factory
         self._own("closer", self.sshPort.stopListening)
         log.info("ssh listener ready on {address} for {count} user(s); ssh -p PORT LINE@HOST",
@@ -349,17 +338,13 @@ class GatewayService(MultiService):
         except Exception as e:
             raise StartupError(f"watch-all: bad listener {spec.text or spec.endpoint!r}: {e}") from None
         factory = WatchAllFactory(spec, patterns, lambda: self.lines, self.reactor)
-        results: list[Any] = []
-        endpoint.listen(factory).addBoth(results.append)
-        if not results or isinstance(results[0], Failure):
-            reason = results[0].value if results else "did not start at once"
-            raise StartupError(f"watch-all: cannot listen on {spec.text or spec.endpoint!r}: {reason}")
+        port = _listening(endpoint, factory, f"watch-all: cannot listen on {spec.text or spec.endpoint!r}")
         self.watchers.append(factory)
-        self._own("closer", results[0].stopListening)
+        self._own("closer", port.stopListening)
         self._own("closer", factory.closeAll)
-        self.watchAllPorts.append(results[0])
+        self.watchAllPorts.append(port)
         log.info("watch-all listener ready on {address} for lines {patterns}",
-                 address=describeAddress(results[0].getHost()), patterns=" ".join(patterns))
+                 address=describeAddress(port.getHost()), patterns=" ".join(patterns))
         if not any(matches(name, patterns) for name in self.lines):
             log.warn("watch-all: lines {patterns} match no line (of {names}): its watchers see nothing "
                      "until a reload adds one", patterns=" ".join(patterns), names=" ".join(self.lines) or "none")
@@ -390,13 +375,17 @@ class GatewayService(MultiService):
         def opener(spec: Any = config.device, settings: Any = config.settings) -> IPort:
             return self._openPort(spec, settings, lockDir)
 
+        def absent(e: DeviceError) -> SerialDevice:
+            # Down from the start, opened again with backoff.
+            return SerialDevice(AbsentPort(config.device.describe(), config.settings), self.reactor,
+                                config.breakDuration, opener=opener, reopenPolicy=self.reopenPolicy,
+                                downReason=str(e))
+
         try:
             port = self._openPort(config.device, config.settings, lockDir)
         except DeviceLocked as e:
             # Someone else has the line (cu, minicom): down until they let go.
-            device = SerialDevice(AbsentPort(config.device.describe(), config.settings), self.reactor,
-                                  config.breakDuration, opener=opener, reopenPolicy=self.reopenPolicy,
-                                  downReason=str(e))
+            device = absent(e)
             device.noteFailure(e)
             return device
         except DeviceError as e:
@@ -404,9 +393,7 @@ class GatewayService(MultiService):
                 raise StartupError(f"line {config.name!r}: {e}") from None
             log.warn("line {line}: {reason}; the line starts down and the device is tried again with backoff",
                      line=config.name, reason=str(e))
-            return SerialDevice(AbsentPort(config.device.describe(), config.settings), self.reactor,
-                                config.breakDuration, opener=opener, reopenPolicy=self.reopenPolicy,
-                                downReason=str(e))
+            return absent(e)
         if isinstance(port, PtyPort):
             where = f"{port.link} -> {port.slaveName}" if port.link else port.slaveName
             log.info(
@@ -469,15 +456,7 @@ class GatewayService(MultiService):
         if spec.path and not isAbstract(spec.path):
             _removeStaleSocket(spec.path, config.name)
         endpoint, factory = self._endpoint(config.name, spec, LineFactory(line, spec, config.signature, self.reactor))
-        results: list[Any] = []
-        endpoint.listen(factory).addBoth(results.append)
-        if not results:
-            raise StartupError(f"line {config.name!r}: listener {spec.text!r} did not start at once")
-        result = results[0]
-        if isinstance(result, Failure):
-            raise StartupError(
-                f"line {config.name!r}: cannot listen on {spec.text or spec.endpoint!r}: {result.value}"
-            )
+        result = _listening(endpoint, factory, f"line {config.name!r}: cannot listen on {spec.text or spec.endpoint!r}")
         if spec.path and not isAbstract(spec.path) and hasattr(result, "_bindPath"):
             result = OwnSocketPort(result, spec.path)
         self._own("port", (spec, result))
@@ -807,16 +786,15 @@ class GatewayService(MultiService):
                 return str(e)
             except TLSError as e:
                 return f"line {name!r}: listener {spec.text!r}: {e}"
-            results: list[Any] = []
-            endpoint.listen(factory).addBoth(results.append)
-            if not results:
+            result = _listenAtOnce(endpoint, factory)
+            if result is None:
                 continue
-            if isinstance(results[0], Failure):
-                why = results[0].value
+            if isinstance(result, Failure):
+                why = result.value
                 if isinstance(why, CannotListenError) and why.port in ports:
                     continue  # ours, let go of by this reload
                 return f"line {name!r}: cannot listen on {spec.text or spec.endpoint!r}: {why}"
-            probes.append(results[0])
+            probes.append(result)
         return None
 
     def _retune(self, old: LineConfig, new: LineConfig) -> list[Any]:
@@ -920,6 +898,25 @@ class GatewayService(MultiService):
         self._owned = {}
         self._opened = False
         return waits
+
+
+def _listenAtOnce(endpoint: Any, factory: Any) -> Any:
+    """
+    Listen, and the outcome now: the port, a Failure, or None if the
+    endpoint did not answer at once (the ones the gateway uses all do).
+    """
+    results: list[Any] = []
+    endpoint.listen(factory).addBoth(results.append)
+    return results[0] if results else None
+
+
+def _listening(endpoint: Any, factory: Any, cannot: str) -> Any:
+    """The listening port, or a StartupError: C{cannot}, then why (C{cannot listen on 'tcp:1': ...})."""
+    result = _listenAtOnce(endpoint, factory)
+    if result is None or isinstance(result, Failure):
+        reason = result.value if result is not None else "did not start at once"
+        raise StartupError(f"{cannot}: {reason}")
+    return result
 
 
 def _listenerChanges(old: LineConfig, new: LineConfig) -> tuple[list[ListenerSpec], list[ListenerSpec]]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Optional
 
+from serialgw.config import ListenerSpec
 from serialgw.escape import EscapeMenu, keyName
 from serialgw.flow import OutputGuard
 from serialgw.line import Role, noDelay, peerName
@@ -33,6 +34,24 @@ NOT_SENT_INTERVAL = 10.0
 # waits for it; then its connection is cut (closing waits for the output to
 # drain: a client that never reads stayed connected for ever).
 CLOSE_GRACE = 10.0
+
+
+def setUpConnection(client: Any, source: Any, transport: Any, spec: ListenerSpec, clock: Any,
+                    onIdle: Callable[[], None]) -> tuple[OutputGuard, Any]:
+    """
+    What a listener's spec sets on each of its connections: the output
+    guard (outbuf, policy; C{source} is paused by policy=block),
+    TCP_NODELAY, keepalive, and the idle timer.  The guard, and the idle
+    timer's delayed call (None: no idle=, or no clock).
+    """
+    guard = OutputGuard(client, source, spec.outbuf, spec.policy)
+    guard.attach(transport)
+    if spec.nodelay:
+        noDelay(transport)
+    if spec.keepalive and hasattr(transport, "setTcpKeepAlive"):
+        transport.setTcpKeepAlive(True)
+    idleCall = clock.callLater(spec.idle, onIdle) if spec.idle and clock is not None else None
+    return guard, idleCall
 
 
 class Session:
@@ -107,14 +126,8 @@ class Session:
             # the client (so exclusive mode counts it right).
             self._certified(spec.tls)
         if spec is not None:
-            self.guard = OutputGuard(self, self.line, spec.outbuf, spec.policy)
-            self.guard.attach(self.transport)
-            if spec.nodelay:
-                noDelay(self.transport)
-            if spec.keepalive and hasattr(self.transport, "setTcpKeepAlive"):
-                self.transport.setTcpKeepAlive(True)
-            if spec.idle and self.clock is not None:
-                self._idleCall = self.clock.callLater(spec.idle, self._idleTimeout)
+            self.guard, self._idleCall = setUpConnection(self, self.line, self.transport, spec, self.clock,
+                                                         self._idleTimeout)
         # A connection from a listener is announced once it says something
         # or has stayed QUIET_SECONDS.
         clock = self._clock()

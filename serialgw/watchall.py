@@ -27,7 +27,8 @@ from zope.interface import implementer
 
 from serialgw.config import DEFAULT_MAX_CLIENTS, ListenerSpec
 from serialgw.flow import IGuarded, OutputGuard
-from serialgw.line import ClientEvents, IClient, Line, Role, addressAllowed, describeAddress, noDelay, peerName
+from serialgw.line import ClientEvents, IClient, Line, Role, addressAllowed, describeAddress, peerName
+from serialgw.session import setUpConnection
 
 log = Logger()
 
@@ -136,15 +137,8 @@ class WatchAllClient(Protocol):
 
     def connectionMade(self) -> None:
         self.peer = peerName(self.transport)
-        spec = self.spec
-        self.guard = OutputGuard(self, _AllLines(self), spec.outbuf, spec.policy)
-        self.guard.attach(self.transport)
-        if spec.nodelay:
-            noDelay(self.transport)
-        if spec.keepalive and hasattr(self.transport, "setTcpKeepAlive"):
-            self.transport.setTcpKeepAlive(True)
-        if spec.idle and self.clock is not None:
-            self._idleCall = self.clock.callLater(spec.idle, self._idleTimeout)
+        self.guard, self._idleCall = setUpConnection(self, _AllLines(self), self.transport, self.spec, self.clock,
+                                                     self._idleTimeout)
         self.factory.clients.append(self)
         for line in self.factory.lines():
             self.watch(line)
