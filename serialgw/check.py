@@ -113,15 +113,16 @@ def checkLines(lines: Sequence[LineConfig], status: Optional[ListenerSpec] = Non
 
     def take(spec: ListenerSpec, owner: str) -> None:
         key = listenerKey(spec)
-        if key is None:
-            return
+        if key is not None:
+            claim(key, owner, f"listener {spec.text or spec.endpoint!r}")
+
+    def claim(key: tuple[str, str, str], owner: str, thing: str) -> None:
         for other, otherOwner in taken:
             if _clash(key, other):
                 what = f"{key[0].upper()} port {key[2]}" if key[0] != "path" else f"path {key[1]!r}"
-                errors.append(f"{owner}: listener {spec.text or spec.endpoint!r} takes {what}, "
-                              f"as {otherOwner} already does")
+                errors.append(f"{owner}: {thing} takes {what}, as {otherOwner} already does")
                 return
-        taken.append((key, f"{owner}, listener {spec.text or spec.endpoint!r}"))
+        taken.append((key, f"{owner}, {thing}"))
 
     devices: dict[str, str] = {}
     logs: dict[str, str] = {}
@@ -132,6 +133,9 @@ def checkLines(lines: Sequence[LineConfig], status: Optional[ListenerSpec] = Non
             path = os.path.normpath(device.path)
             if path in devices:
                 errors.append(f"{owner}: device {device.describe()!r} is line {devices[path]!r}'s device too")
+            elif device.kind == "pty":
+                # The gateway makes a symlink there, as for a pty: listener.
+                claim(("path", device.path, ""), owner, f"device {device.describe()!r}")
             devices[path] = line.name
         if device.kind == "tty" and not os.path.exists(device.path):
             warnings.append(f"{owner}: device {device.path!r} does not exist (now)")

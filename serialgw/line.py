@@ -210,8 +210,8 @@ class Line:
         self.backlogSize = DEFAULT_BACKLOG
         # The newest device output, for replay.
         self._backlog = Tail()
-        # ser2net's openstr/closestr: written when the first person
-        # attaches and the last one leaves (data between breaks).
+        # ser2net's openstr/closestr: written when the first person is
+        # announced (see _countIn) and the last one leaves (data between breaks).
         self.openString: tuple[bytes, ...] = ()
         self.closeString: tuple[bytes, ...] = ()
         # Their data and breaks (None) not sent yet: a break waits for the
@@ -223,7 +223,8 @@ class Line:
         # (None: as the device has them; idle None: as while attached).
         self.modemAttached: dict[str, Optional[bool]] = {"dtr": None, "rts": None}
         self.modemIdle: dict[str, Optional[bool]] = {"dtr": None, "rts": None}
-        # People (network sessions) attached now.
+        # People (network sessions) attached and announced now (a quiet
+        # one counts from its introduction on).
         self.people = 0
         # The first person to attach gets what the device said before
         # anyone was there (see takeEarlyOutput).
@@ -316,16 +317,28 @@ class Line:
             if not quiet:
                 log.info("{line}: {peer} attached as {role}", line=self.name, peer=client.peer,
                          role=client.role.value)
-        else:
-            self.people += 1
-            if self.people == 1:
-                self.applyModemLines()
-                self._sendString(self.openString, "open-string")
+        elif not quiet:
+            self._countIn()
+
+    def _countIn(self) -> None:
+        """
+        A person is here for good (attached, or announced: see L{introduce}):
+        the first one sets the attached DTR/RTS and gets the open-string.  A
+        quiet connection that comes and goes (a health check) is never
+        counted, so it touches neither (a board with reset wired to DTR/RTS
+        is not reset by every check).
+        """
+        self.people += 1
+        if self.people == 1:
+            self.applyModemLines()
+            self._sendString(self.openString, "open-string")
 
     def detach(self, client: Any) -> None:
         # Counted out first: what is restored below is the state for those
-        # who stay (the idle state when nobody does).
-        leaving = client in self.clients and getattr(client, "person", False)
+        # who stay (the idle state when nobody does).  One never announced
+        # was never counted in (see _countIn).
+        leaving = (client in self.clients and getattr(client, "person", False)
+                   and client not in self._unannounced)
         if leaving:
             self.people -= 1
         if client in self.controllers:
@@ -431,6 +444,7 @@ class Line:
         if client in self._unannounced:
             self._unannounced.discard(client)
             self.announce(f"{client.peer} attached as {client.role.value}", exclude=client)
+            self._countIn()
 
     def mayWrite(self, client: Any) -> bool:
         return bool(client.role is Role.WRITER)

@@ -130,7 +130,7 @@ class LineFactory(Factory):
         if self.spec.tls is not None:
             # Attached to the line only once its handshake is done and verified.
             return HandshakeGate(client, self.clock, self.spec.tls.handshakeTimeout, self.handshakes,
-                                 lambda transport: self._admit(transport, client))
+                                 lambda transport: self._admit(transport, client), self.refusalKey)
         return client
 
     def _admit(self, transport: Any, client: Any = None) -> bool:

@@ -19,8 +19,11 @@ from zope.interface import implementer
 
 from serialgw.config import TLSSpec
 from serialgw.line import peerName
+from serialgw.logflood import clientLog
 
 log = Logger()
+# Failed handshakes, limited per listener (logflood.PeerLimiter).
+handshakes = clientLog()
 
 
 class TLSError(Exception):
@@ -155,8 +158,10 @@ class HandshakeGate(Protocol):
     transport: Any
 
     def __init__(self, client: Any, clock: Any, timeout: float, pending: set[Any],
-                 admit: Callable[[Any], bool]) -> None:
+                 admit: Callable[[Any], bool], logKey: str = "TLS") -> None:
         self.client = client
+        # The log budget of the listener's failed handshakes (logflood).
+        self.logKey = logKey
         self.clock = clock
         self.timeout = timeout
         self.pending = pending
@@ -196,8 +201,20 @@ class HandshakeGate(Protocol):
             self.client.dataReceived(data)
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
+        if not self.attached and self.transport is not None and reason.check(SSL.Error):
+            # Said (a wrong CA, no certificate, not TLS at all): else the
+            # person whose client fails would find nothing in the log.
+            # Limited per listener, as a connect flood's refusals.
+            handshakes.info("TLS handshake from {address} failed: {reason}", address=peerName(self.transport),
+                            reason=describeSSLError(reason.value), peer=self.logKey)
         self._stopTimer()
         self.pending.discard(self)
         if self.attached:
             self.attached = False
             self.client.connectionLost(reason)
+
+
+def describeSSLError(error: Any) -> str:
+    """OpenSSL's reasons, for people: 'certificate verify failed', not a list of tuples."""
+    reasons = [str(entry[-1]) for entry in (error.args[0] if error.args else []) if isinstance(entry, tuple) and entry]
+    return "; ".join(r for r in reasons if r) or str(error) or type(error).__name__

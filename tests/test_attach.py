@@ -30,6 +30,7 @@ from serialgw.line import Line
 from serialgw.service import GatewayService
 from tests.fakes import RecordingClient, RecordingDevice, RecordingPort
 from tests.realio import closeClients, connect, startedPty
+from tests.test_sessions import Harness
 
 
 def person(peer: str = "p:1") -> RecordingClient:
@@ -242,6 +243,60 @@ class ModemLineTests(SynchronousTestCase):
         self.assertEqual([c for c in self.calls() if c[0] != "watch"], [("write", b"bye"), ("dtr", False)])
 
 
+class QuietConnectionTests(SynchronousTestCase):
+    """
+    A connection from a listener counts for the open-string and DTR/RTS
+    only once it is announced (a byte, or a second): a health check that
+    comes and goes touches neither.
+    """
+
+    def harness(self) -> Harness:
+        h = Harness()
+        h.line.modemAttached = {"dtr": True, "rts": True}
+        h.line.modemIdle = {"dtr": False, "rts": False}
+        h.line.openString = (b"hello\r",)
+        h.line.closeString = (b"bye\r",)
+        h.line.applyModemLines()
+        del h.device.events[:]
+        return h
+
+    def test_healthCheckTouchesNothing(self) -> None:
+        """A quiet connection that leaves within a second without a byte: no open- or close-string, DTR/RTS stay idle."""
+        h = self.harness()
+        check, _ = h.telnet("raw+4444", agree=b"")
+        h.line.clock.advance(0.9)
+        check.connectionLost()
+        h.line.clock.advance(1)
+        self.assertEqual((h.device.events, h.device.modemLines, h.line.people), ([], {"dtr": False, "rts": False}, 0))
+        self.assertEqual(h.line.clock.getDelayedCalls(), [])
+
+    def test_stayingASecondCounts(self) -> None:
+        """A quiet connection that stays a second: DTR/RTS raised and the open-string sent then, once; its leaving sends the close-string and drops them."""
+        h = self.harness()
+        client, _ = h.telnet("raw+4444", agree=b"")
+        h.line.clock.advance(0.9)
+        self.assertEqual(h.device.events, [])
+        h.line.clock.advance(0.1)
+        self.assertEqual(h.device.events, [("dtr", True), ("rts", True), ("write", b"hello\r")])
+        h.line.clock.advance(5)
+        client.connectionLost()
+        self.assertEqual(h.device.events[3:], [("write", b"bye\r"), ("dtr", False), ("rts", False)])
+        self.assertEqual(h.line.clock.getDelayedCalls(), [])
+
+    def test_aByteCounts(self) -> None:
+        """A quiet connection's first byte: DTR/RTS raised and the open-string sent before that byte reaches the device, once."""
+        h = self.harness()
+        client, _ = h.telnet("raw+4444", agree=b"")
+        client.dataReceived(b"a")
+        client.dataReceived(b"b")
+        h.line.clock.advance(1)
+        self.assertEqual(h.device.events, [("dtr", True), ("rts", True), ("write", b"hello\r"),
+                                           ("write", b"a"), ("write", b"b")])
+        self.assertEqual(h.line.people, 1)
+        client.connectionLost()
+        self.assertEqual(h.line.people, 0)
+
+
 class ConfigTests(SynchronousTestCase):
     def test_file(self) -> None:
         """open-string, close-string, dtr, rts, idle-dtr, idle-rts in the TOML file (strings or booleans)."""
@@ -285,7 +340,7 @@ class RealDeviceTests(TestCase):
     timeout = 30
 
     async def test_stringsReachPty(self) -> None:
-        """On a real pty device: the open-string arrives at the first attach, the close-string at the last detach."""
+        """On a real pty device: the open-string arrives when the first client speaks, before its byte; the close-string at the last detach."""
         pty = startedPty(self)
         config = LineConfig("t", DeviceSpec("tty", pty.slaveName),
                             listeners=(ListenerSpec("tcp:0:interface=127.0.0.1", Protocol.RAW),),
@@ -295,12 +350,14 @@ class RealDeviceTests(TestCase):
         self.addCleanup(service.stopService)
         port = service.ports[0][1].getHost().port
         first = await connect(port)
-        self.assertEqual(await pty.received.length(6), b"login\r")
+        # A connection counts once it says something (or stays a second).
+        first.transport.write(b"a")  # type: ignore[union-attr]
+        self.assertEqual(await pty.received.length(7), b"login\ra")
         second = await connect(port)
         second.transport.write(b"!")  # type: ignore[union-attr]
-        self.assertEqual(await pty.received.length(7), b"login\r!")
+        self.assertEqual(await pty.received.length(8), b"login\ra!")
         await closeClients(first)
         second.transport.write(b"?")  # type: ignore[union-attr]
-        self.assertEqual(await pty.received.length(8), b"login\r!?")
+        self.assertEqual(await pty.received.length(9), b"login\ra!?")
         await closeClients(second)
-        self.assertEqual(await pty.received.length(13), b"login\r!?exit\r")
+        self.assertEqual(await pty.received.length(14), b"login\ra!?exit\r")

@@ -82,6 +82,15 @@ class CheckTests(SynchronousTestCase):
             f"serialgw: {path}: 1 error(s)\n")))
         self.assertEqual(checked("--device", "pty:/nowhere/a", "--port", "4902", "--watch-all", "4902")[0], 2)
 
+    def test_ptyDeviceAndListenerLink(self) -> None:
+        """A pty: device's link and another line's pty: listener on one path: an error (the second link fails at start)."""
+        lines = loadConfig(write(self, '[lines.a]\ndevice = "pty:/tmp/x/link"\nlisten = "4001"\n'
+                                       '[lines.b]\ndevice = "pty:/tmp/x/other"\nlisten = ["4002", "pty:/tmp/x/link"]\n'))
+        self.assertEqual(checkLines(lines), ([
+            "line 'b': listener 'pty:/tmp/x/link' takes path '/tmp/x/link', as line 'a', device 'pty:/tmp/x/link' "
+            "already does",
+        ], []))
+
     def test_sameDeviceSameLog(self) -> None:
         """Two lines on one device, or one console log: errors."""
         lines = loadConfig(write(self, '[lines.a]\ndevice = "/dev/null"\nlisten = "4001"\nlog = "/tmp/same.log"\n'

@@ -13,9 +13,12 @@ from typing import Optional
 from twisted.internet import protocol, reactor
 from twisted.internet.address import IPv4Address
 from twisted.internet.endpoints import TCP4ClientEndpoint, wrapClientTLS
+from twisted.internet.error import ConnectionDone
 from twisted.internet.ssl import Certificate, PrivateCertificate, optionsForClientTLS
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
+from twisted.logger import capturedLogs, formatEvent
+from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from serialgw.config import DeviceSpec, LineConfig, Rights
@@ -67,6 +70,16 @@ class HandshakeTimeoutTests(SynchronousTestCase):
         for bad in ("-1", "nan", "soon", "1e9"):
             error = self.assertRaises(ConfigError, parseListener, f"tls:0:cert=c:key=k:handshake={bad}")
             self.assertIn(f"handshake={bad!r}", str(error))
+
+    def test_failedHandshakeSaid(self) -> None:
+        """A connection that is not TLS fails its handshake: one line names its address and OpenSSL's reason; it never was a client."""
+        tlsProtocol, transport = self.connection()
+        with capturedLogs() as events:
+            tlsProtocol.dataReceived(b"GET / HTTP/1.1\r\n\r\n")  # type: ignore[attr-defined]
+            self.assertTrue(transport.disconnecting)
+            tlsProtocol.connectionLost(Failure(ConnectionDone()))  # type: ignore[attr-defined]
+        self.assertEqual([formatEvent(e) for e in events], ["TLS handshake from 192.168.1.1:54321 failed: http request"])
+        self.assertEqual((self.line.clients, self.lineFactory.handshakes), ([], set()))
 
     def test_tooManyHandshakesRefusedAtAccept(self) -> None:
         """Past maxHandshakes connections in handshake, new ones are refused at accept (no protocol built)."""
