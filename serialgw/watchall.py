@@ -28,7 +28,7 @@ from zope.interface import implementer
 from serialgw.config import DEFAULT_MAX_CLIENTS, ListenerSpec
 from serialgw.flow import IGuarded, OutputGuard
 from serialgw.line import ClientEvents, IClient, Line, Role, addressAllowed, describeAddress, peerName
-from serialgw.session import setUpConnection
+from serialgw.session import CLOSE_GRACE, setUpConnection
 
 log = Logger()
 
@@ -132,6 +132,7 @@ class WatchAllClient(Protocol):
         self.guard: Optional[OutputGuard] = None
         self.ignored = 0
         self._idleCall: Any = None
+        self._closeCall: Any = None
         # The held output's oldest bytes were dropped: it starts mid-line.
         self._cut = False
 
@@ -199,12 +200,23 @@ class WatchAllClient(Protocol):
     def _idleTimeout(self) -> None:
         self._idleCall = None
         log.info("watch-all: {peer} idle for {seconds} s: disconnected", peer=self.peer, seconds=self.spec.idle)
+        # Off every line now, and cut if it does not take what waits within
+        # CLOSE_GRACE s: closing waits for the output to drain, so a watcher
+        # that does not read stayed, watching, for ever.
+        for tap in list(self.taps.values()):
+            tap.stop()
+        self.taps = {}
         self.transport.loseConnection()
+        if self.clock is not None:
+            self._closeCall = self.clock.callLater(CLOSE_GRACE, self.transport.abortConnection)
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         if self._idleCall is not None and self._idleCall.active():
             self._idleCall.cancel()
         self._idleCall = None
+        if self._closeCall is not None and self._closeCall.active():
+            self._closeCall.cancel()
+        self._closeCall = None
         if self.guard is not None:
             self.guard.stopProducing()
         for tap in list(self.taps.values()):

@@ -177,6 +177,20 @@ class WatchAllTests(SynchronousTestCase):
         self.assertTrue(transport.disconnecting)
         client.connectionLost(Failure(Exception("bye")))
 
+    def test_idleNonReaderCut(self) -> None:
+        """idle=: a watcher that does not take what waits for it is cut CLOSE_GRACE s later (closing waited for ever), and sees no more output meanwhile."""
+        from serialgw.session import CLOSE_GRACE
+
+        client, transport = self.watcher("raw,idle=30+tcp:0")
+        self.clock.advance(30)
+        self.assertEqual((transport.disconnecting, transport.disconnected), (True, False))
+        transport.clear()
+        self.lines["l0"].deviceDataReceived(b"secret\n")
+        self.assertEqual(transport.value(), b"")
+        self.clock.advance(CLOSE_GRACE)
+        self.assertTrue(transport.disconnected)
+        client.connectionLost(Failure(Exception("bye")))
+
 
 class ConfigTests(SynchronousTestCase):
     def write(self, text: str) -> str:
