@@ -54,6 +54,13 @@ def setUpConnection(client: Any, source: Any, transport: Any, spec: ListenerSpec
     return guard, idleCall
 
 
+def stopCalls(*calls: Any) -> None:
+    """Cancel the delayed calls still pending (None, or one that ran or was cancelled: nothing)."""
+    for call in calls:
+        if call is not None and call.active():
+            call.cancel()
+
+
 class Session:
     """
     Mixed into a client protocol that has C{line}, C{transport},
@@ -314,15 +321,8 @@ class Session:
         self.transport.abortConnection()
 
     def endSession(self) -> None:
-        if self._idleCall is not None and self._idleCall.active():
-            self._idleCall.cancel()
-        self._idleCall = None
-        if self._closeCall is not None and self._closeCall.active():
-            self._closeCall.cancel()
-        self._closeCall = None
-        if self._introCall is not None and self._introCall.active():
-            self._introCall.cancel()
-        self._introCall = None
+        stopCalls(self._idleCall, self._closeCall, self._introCall)
+        self._idleCall = self._closeCall = self._introCall = None
         if self.guard is not None:
             self.guard.stopProducing()
         self.line.detach(self)

@@ -28,7 +28,7 @@ from zope.interface import implementer
 from serialgw.config import DEFAULT_MAX_CLIENTS, ListenerSpec
 from serialgw.flow import IGuarded, OutputGuard
 from serialgw.line import ClientEvents, IClient, Line, Role, addressAllowed, describeAddress, peerName
-from serialgw.session import CLOSE_GRACE, setUpConnection
+from serialgw.session import CLOSE_GRACE, setUpConnection, stopCalls
 
 log = Logger()
 
@@ -92,8 +92,7 @@ class LineTap(ClientEvents):
         self.line.detach(self)
 
     def _cancel(self) -> None:
-        if self._flushCall is not None and self._flushCall.active():
-            self._flushCall.cancel()
+        stopCalls(self._flushCall)
         self._flushCall = None
 
 
@@ -211,12 +210,8 @@ class WatchAllClient(Protocol):
             self._closeCall = self.clock.callLater(CLOSE_GRACE, self.transport.abortConnection)
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
-        if self._idleCall is not None and self._idleCall.active():
-            self._idleCall.cancel()
-        self._idleCall = None
-        if self._closeCall is not None and self._closeCall.active():
-            self._closeCall.cancel()
-        self._closeCall = None
+        stopCalls(self._idleCall, self._closeCall)
+        self._idleCall = self._closeCall = None
         if self.guard is not None:
             self.guard.stopProducing()
         for tap in list(self.taps.values()):
