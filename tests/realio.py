@@ -69,36 +69,33 @@ class Accumulator:
         return self.when(lambda data: needle in data)
 
 
-class PtyPair:
+class FdReader:
     """
-    A pty pair standing in for a UART: the gateway opens C{slaveName} as its
-    device; the test plays the far end on the master.
+    A descriptor (the reading end of a pipe or FIFO; the base of the pty
+    ends below) read in the reactor into C{received} from L{startReading}
+    on; written whole by L{write}; closed by L{close}.
     """
 
-    def __init__(self) -> None:
-        self.master, slave = os.openpty()
-        tty.setraw(slave)
-        self.slaveName = os.ttyname(slave)
-        # Keep the slave open until the gateway has it, so the master never
-        # sees EIO in between.
-        self._slave: Optional[int] = slave
-        fdesc.setNonBlocking(self.master)
-        self.received = Accumulator()
+    # What a read may raise that means only "nothing to read now".
+    nothingNow: tuple[type[OSError], ...] = (BlockingIOError, InterruptedError)
+    prefix = "fd-reader"
+
+    def __init__(self, fd: int, name: str = "fd") -> None:
+        self.fd = fd
+        fdesc.setNonBlocking(fd)
+        self.received = Accumulator(name)
         self._reading = False
 
     def fileno(self) -> int:
-        return self.master
+        return self.fd
 
     def logPrefix(self) -> str:
-        return "pty-master"
+        return self.prefix
 
     def doRead(self) -> None:
         try:
-            data = os.read(self.master, 65536)
-        except BlockingIOError:
-            return
-        except OSError:
-            # EIO: no one has the slave open right now.
+            data = os.read(self.fd, 65536)
+        except self.nothingNow:
             return
         if data:
             self.received.add(data)
@@ -110,51 +107,6 @@ class PtyPair:
         if not self._reading:
             self._reading = True
             reactor.addReader(self)  # type: ignore[attr-defined]
-
-    def write(self, data: bytes) -> None:
-        view = memoryview(data)
-        while view:
-            n = os.write(self.master, view)
-            view = view[n:]
-
-    def close(self) -> None:
-        if self._reading:
-            reactor.removeReader(self)  # type: ignore[attr-defined]
-            self._reading = False
-        if self._slave is not None:
-            os.close(self._slave)
-            self._slave = None
-        os.close(self.master)
-
-
-class TtyEnd:
-    """
-    A program on a tty the gateway made (a C{pty:} device or listener): the
-    path opened raw, read in the reactor into C{received} until closed.
-    """
-
-    def __init__(self, path: str) -> None:
-        self.fd = os.open(path, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
-        tty.setraw(self.fd)
-        self.received = Accumulator(path)
-        reactor.addReader(self)  # type: ignore[attr-defined]
-
-    def fileno(self) -> int:
-        return self.fd
-
-    def logPrefix(self) -> str:
-        return "tty-end"
-
-    def doRead(self) -> None:
-        try:
-            data = os.read(self.fd, 65536)
-        except (BlockingIOError, InterruptedError):
-            return
-        if data:
-            self.received.add(data)
-
-    def connectionLost(self, reason: Any) -> None:
-        pass
 
     def write(self, data: bytes) -> None:
         view = memoryview(data)
@@ -163,49 +115,51 @@ class TtyEnd:
             view = view[n:]
 
     def close(self) -> None:
-        reactor.removeReader(self)  # type: ignore[attr-defined]
-        os.close(self.fd)
-
-
-class FdReader:
-    """
-    The reading end of a pipe or FIFO, read in the reactor into
-    C{received} from L{startReading} on; closed by L{close}.
-    """
-
-    def __init__(self, fd: int) -> None:
-        self.fd = fd
-        fdesc.setNonBlocking(fd)
-        self.received = Accumulator("fd")
-        self._reading = False
-
-    def fileno(self) -> int:
-        return self.fd
-
-    def logPrefix(self) -> str:
-        return "fd-reader"
-
-    def doRead(self) -> None:
-        try:
-            data = os.read(self.fd, 65536)
-        except BlockingIOError:
-            return
-        if data:
-            self.received.add(data)
-
-    def connectionLost(self, reason: Any) -> None:
-        pass
-
-    def startReading(self) -> None:
-        if not self._reading:
-            self._reading = True
-            reactor.addReader(self)  # type: ignore[attr-defined]
-
-    def close(self) -> None:
         if self._reading:
             reactor.removeReader(self)  # type: ignore[attr-defined]
             self._reading = False
         os.close(self.fd)
+
+
+class PtyPair(FdReader):
+    """
+    A pty pair standing in for a UART: the gateway opens C{slaveName} as its
+    device; the test plays the far end on the master.
+    """
+
+    # EIO: no one has the slave open right now.
+    nothingNow = (OSError,)
+    prefix = "pty-master"
+
+    def __init__(self) -> None:
+        self.master, slave = os.openpty()
+        tty.setraw(slave)
+        self.slaveName = os.ttyname(slave)
+        # Keep the slave open until the gateway has it, so the master never
+        # sees EIO in between.
+        self._slave: Optional[int] = slave
+        super().__init__(self.master, "stream")
+
+    def close(self) -> None:
+        if self._slave is not None:
+            os.close(self._slave)
+            self._slave = None
+        super().close()
+
+
+class TtyEnd(FdReader):
+    """
+    A program on a tty the gateway made (a C{pty:} device or listener): the
+    path opened raw, read in the reactor into C{received} until closed.
+    """
+
+    prefix = "tty-end"
+
+    def __init__(self, path: str) -> None:
+        fd = os.open(path, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+        tty.setraw(fd)
+        super().__init__(fd, path)
+        self.startReading()
 
 
 class Collector(protocol.Protocol):
