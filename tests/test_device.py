@@ -289,21 +289,27 @@ class SerialDeviceTests(SynchronousTestCase):
         self.assertEqual([(w, v) for _, w, v in self.port.events], [("break", True), ("break", False), ("close", None)])
 
 
-class ReopenTests(SynchronousTestCase):
+class ReopeningDevice:
+    """
+    Set-up of a started SerialDevice on a RecordingPort whose opener gives
+    a new port each time, after failing C{absent} times (backoff 0.5 * 2**n).
+    """
+
     def setUp(self) -> None:
         self.reactor = MemoryReactorClock()
         self.ports = [RecordingPort(self.reactor)]
-        self.failures = 0
+        self.absent = 0
         self.sink = Sink()
 
         def opener() -> RecordingPort:
-            if self.failures:
-                self.failures -= 1
+            if self.absent:
+                self.absent -= 1
                 raise DeviceError("cannot open device 'fake': No such file or directory")
             port = RecordingPort(self.reactor)
             self.ports.append(port)
             return port
 
+        self.opener = opener
         self.device = SerialDevice(self.ports[0], self.reactor, 0.25, self.sink, opener=opener,
                                    reopenPolicy=lambda attempt: 0.5 * 2**attempt)
         self.device.start()
@@ -312,6 +318,8 @@ class ReopenTests(SynchronousTestCase):
         self.device.close()
         self.assertEqual(self.reactor.getDelayedCalls(), [])
 
+
+class ReopenTests(ReopeningDevice, SynchronousTestCase):
     def unplug(self) -> None:
         self.ports[-1].error = OSError(errno.EIO, "Input/output error")
         self.device.doRead()
@@ -320,7 +328,7 @@ class ReopenTests(SynchronousTestCase):
         """A vanished device is reopened with backoff; settings and DTR come back; the sink hears both events."""
         self.device.apply(SerialSettings(9600, stopbits=2))
         self.device.setModemLine("dtr", False)
-        self.failures = 2
+        self.absent = 2
         self.unplug()
         self.assertEqual((len(self.sink.lost), self.sink.ups), (1, 0))
         self.assertFalse(self.device.up)
@@ -357,35 +365,12 @@ class ReopenTests(SynchronousTestCase):
         self.assertEqual(len(self.ports), 1)
 
 
-class LossPathTests(SynchronousTestCase):
+class LossPathTests(ReopeningDevice, SynchronousTestCase):
     """
     Every way a device can go takes the one loss path: "device lost" logged
     once, the sink told, up false with a reason while down, reopened with
     backoff, back with the sink told.
     """
-
-    def setUp(self) -> None:
-        self.reactor = MemoryReactorClock()
-        self.ports = [RecordingPort(self.reactor)]
-        self.absent = 0
-        self.sink = Sink()
-
-        def opener() -> RecordingPort:
-            if self.absent:
-                self.absent -= 1
-                raise DeviceError("cannot open device 'fake': No such file or directory")
-            port = RecordingPort(self.reactor)
-            self.ports.append(port)
-            return port
-
-        self.opener = opener
-        self.device = SerialDevice(self.ports[0], self.reactor, 0.25, self.sink, opener=opener,
-                                   reopenPolicy=lambda attempt: 0.5 * 2**attempt)
-        self.device.start()
-
-    def tearDown(self) -> None:
-        self.device.close()
-        self.assertEqual(self.reactor.getDelayedCalls(), [])
 
     def assertLostThenBack(self, lose: object, reason: str) -> None:
         """Run C{lose}; check the one loss path, then the way back (two failed attempts first)."""
