@@ -95,14 +95,19 @@ class OpenCloseStringTests(SynchronousTestCase):
         self.line.detach(client)
         self.assertEqual(self.device.events, [])
 
-    def test_breakKeepsOrderOnDevice(self) -> None:
-        """On a real device queue, the data before \\b goes, then the break, then the data after it."""
+    def queued(self, openString: str) -> tuple[Clock, RecordingPort, SerialDevice, Line]:
+        """A line on a real device queue (breaks of 0.25 s) over a recording port, with C{openString}."""
         clock = Clock()
         port = RecordingPort(clock)
         device = SerialDevice(port, clock, 0.25)
         line = Line("l", device, clock=clock)
         device.sink = line
-        line.openString = parseSendString(r"a\bb")
+        line.openString = parseSendString(openString)
+        return clock, port, device, line
+
+    def test_breakKeepsOrderOnDevice(self) -> None:
+        """On a real device queue, the data before \\b goes, then the break, then the data after it."""
+        clock, port, _, line = self.queued(r"a\bb")
         line.attach(person())
         self.assertEqual([(t, w, v) for t, w, v in port.events], [(0, "write", b"a"), (0, "break", True)])
         clock.advance(0.25)
@@ -111,12 +116,7 @@ class OpenCloseStringTests(SynchronousTestCase):
 
     def test_everyBreakSent(self) -> None:
         """An open-string with two \\b sends both breaks, each with its data around it in order (the second waits for the first to end)."""
-        clock = Clock()
-        port = RecordingPort(clock)
-        device = SerialDevice(port, clock, 0.25)
-        line = Line("l", device, clock=clock)
-        device.sink = line
-        line.openString = parseSendString(r"a\bb\bc")
+        clock, port, device, line = self.queued(r"a\bb\bc")
         line.attach(person())
         clock.advance(0.25)
         clock.advance(0.05)

@@ -82,25 +82,24 @@ class ObserverTests(SynchronousTestCase):
                                    legacyLog.msg("Site starting on 8440"), legacyLog.msg("something else")))
         self.assertEqual([tidy(e) is None for e in events], [True, True, True, False])
 
-    def test_retryMessage(self) -> None:
-        """A dial-out's retry names its endpoint and rounds its delay (no <... object at 0x...>)."""
-        endpoint = UNIXClientEndpoint(reactor, "/run/qemu/100.serial0")
+    def retryLine(self, path: str, attempt: int, delay: float) -> str:
+        """The journal line for ClientService's retry message about a dial-out to unix C{path}."""
+        endpoint = UNIXClientEndpoint(reactor, path)
         events = captured(lambda: Logger(namespace="twisted.application._client_service.ClientService").info(
-            "Scheduling retry {attempt} to connect {endpoint} in {delay} seconds.", attempt=3, endpoint=endpoint,
-            delay=1.7888181167492454))
+            "Scheduling retry {attempt} to connect {endpoint} in {delay} seconds.", attempt=attempt, endpoint=endpoint,
+            delay=delay))
         out = io.StringIO()
         TidyObserver(JournalObserver(out), toStdout=False)(events[0])
-        self.assertEqual(out.getvalue(), "<6>/run/qemu/100.serial0: cannot connect; retry 3 in 1.8 s\n")
+        return out.getvalue()
+
+    def test_retryMessage(self) -> None:
+        """A dial-out's retry names its endpoint and rounds its delay (no <... object at 0x...>)."""
+        self.assertEqual(self.retryLine("/run/qemu/100.serial0", 3, 1.7888181167492454),
+                         "<6>/run/qemu/100.serial0: cannot connect; retry 3 in 1.8 s\n")
 
     def test_retryMessageAbstractName(self) -> None:
         """A dial-out to an abstract unix name is named @NAME in the retry message: no NUL byte reaches the log."""
-        endpoint = UNIXClientEndpoint(reactor, "\0qemu-100")
-        events = captured(lambda: Logger(namespace="twisted.application._client_service.ClientService").info(
-            "Scheduling retry {attempt} to connect {endpoint} in {delay} seconds.", attempt=1, endpoint=endpoint,
-            delay=1.0))
-        out = io.StringIO()
-        TidyObserver(JournalObserver(out), toStdout=False)(events[0])
-        self.assertEqual(out.getvalue(), "<6>@qemu-100: cannot connect; retry 1 in 1.0 s\n")
+        self.assertEqual(self.retryLine("\0qemu-100", 1, 1.0), "<6>@qemu-100: cannot connect; retry 1 in 1.0 s\n")
 
     def test_startupErrorOneLine(self) -> None:
         """twistd's stderr text for our SystemExit goes to the terminal as the one line it is, not to the log as well."""
