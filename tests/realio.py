@@ -317,3 +317,19 @@ def breakEvents(trace: str, deviceFd: int, key: str = "h") -> tuple[list[tuple[s
         if m:
             events.append((f"write {key}", float(m.group(1))))
     return events, lines
+
+
+def assertBreakThenKey(case: Any, trace: str, deviceFd: int) -> None:
+    """The device saw TIOCSBRK, TIOCCBRK 0.24 s to 1 s later, then the write of C{h}."""
+    events, lines = breakEvents(trace, deviceFd)
+    case.assertEqual([name for name, _ in events], ["TIOCSBRK", "TIOCCBRK", "write h"], lines[-20:])
+    held = events[1][1] - events[0][1]
+    case.assertTrue(0.24 <= held < 1.0, held)
+
+
+def writeTemp(case: Any, text: str) -> str:
+    """A file under the test's mktemp() holding C{text}; its path."""
+    path = case.mktemp()
+    with open(path, "w") as f:
+        f.write(text)
+    return path

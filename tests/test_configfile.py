@@ -16,15 +16,12 @@ from twisted.web.client import Agent, readBody
 from serialgw.config import ConfigError, DeviceSpec, Protocol, SerialSettings
 from serialgw.configfile import MAX_CONFIG_SIZE, loadConfig
 from serialgw.service import GatewayService
-from tests.realio import closeClients, connect, startedPty
+from tests.realio import closeClients, connect, startedPty, writeTemp
 
 
 class FileTests(SynchronousTestCase):
     def write(self, text: str) -> str:
-        path = self.mktemp()
-        with open(path, "w") as f:
-            f.write(text)
-        return path
+        return writeTemp(self, text)
 
     def test_lines(self) -> None:
         """Defaults, then a table a line; listen takes one string or a list."""

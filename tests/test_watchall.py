@@ -23,7 +23,7 @@ from serialgw.line import Line
 from serialgw.service import GatewayService
 from serialgw.watchall import PARTIAL_HOLD, PARTIAL_LIMIT, WatchAllClient, WatchAllFactory
 from tests.fakes import RecordingDevice
-from tests.realio import closeClients, connect, startedPty
+from tests.realio import closeClients, connect, startedPty, writeTemp
 
 PEER = IPv4Address("TCP", "127.0.0.1", 40000)
 
@@ -194,10 +194,7 @@ class WatchAllTests(SynchronousTestCase):
 
 class ConfigTests(SynchronousTestCase):
     def write(self, text: str) -> str:
-        path = self.mktemp()
-        with open(path, "w") as f:
-            f.write(text)
-        return path
+        return writeTemp(self, text)
 
     def test_table(self) -> None:
         """[watch-all] with listen and lines; lines left out: every line."""
