@@ -23,6 +23,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from serialgw.config import ConfigError, SerialSettings, applySingle
+from serialgw.line import Role
 from serialgw.logflood import clientLog
 
 # Limited per peer: a client's input cannot flood the log (logflood).
@@ -184,6 +185,11 @@ class EscapeMenu:
                 client.notice(str(e))
                 return b""
             settings: SerialSettings = line.clientSettings(client, wanted)
+            if not line.mayWrite(client):
+                # Refused (logged by the line): said, as for a break.
+                why = "you only watch: take write first" if client.role is Role.WATCHER else "read-only"
+                client.notice(f"{why}: nothing changed, {line.name} stays at {settings.describe()}")
+                return b""
             client.notice(f"{line.name} now at {settings.describe()}")
             return b""
         if 0x30 <= byte <= 0x39 and len(self._digits) < 10:

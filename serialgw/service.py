@@ -50,6 +50,7 @@ from serialgw.notify import Notifier
 from serialgw.ptylink import PtyClient
 from serialgw.raw import RawClient
 from serialgw.remote import RemoteDevice
+from serialgw.session import Session
 from serialgw.telnet import TelnetClient
 from serialgw.tls import HandshakeGate, RefusingTLSFactory, ServerContextFactory, TLSError, clientOptions, peerSubject
 
@@ -585,7 +586,13 @@ class GatewayService(MultiService):
                 watcher.lineClosed(line)
             for client in list(line.clients):
                 transport = getattr(client, "transport", None)
-                if transport is not None and hasattr(transport, "loseConnection"):
+                if isinstance(client, Session):
+                    # Off the line at once, and cut after CLOSE_GRACE s if it
+                    # does not take its last output (loseConnection alone
+                    # waited for ever on a client that never reads).
+                    client.notice("this line was removed from the configuration")
+                    client.disconnect()
+                elif transport is not None and hasattr(transport, "loseConnection"):
                     client.notice("this line was removed from the configuration")
                     transport.loseConnection()
             waits.append(line.device.close())

@@ -95,3 +95,36 @@ class CloseGraceTests(SynchronousTestCase):
         self.line.attach(client)
         client.disconnect()
         self.assertEqual((stream.closing, self.line.clients, self.clock.getDelayedCalls()), (True, [], []))
+
+
+class _ClosingDevice(RecordingDevice):
+    """A RecordingDevice a service can close."""
+
+    def close(self) -> None:
+        self.events.append(("close", None))
+
+
+class RemovedLineTests(SynchronousTestCase):
+    """A line removed by a reload: its clients are told, off the line at once, and one that does not read is cut."""
+
+    def test_removedLineNonReaderCut(self) -> None:
+        """closeLine: a telnet client that never reads is told, detached at once, and cut after CLOSE_GRACE s."""
+        from serialgw.service import GatewayService
+
+        clock = Clock()
+        service = GatewayService([], reactor=clock)
+        line = Line("t", _ClosingDevice(), clock=clock)
+        service.lines["t"] = line
+        client = TelnetClient(line, Role.WRITER, listener=parseListener("telnet,outbuf=1024+4444"), clock=clock)
+        transport = BoundedTransport()
+        client.makeConnection(transport)
+        line.deviceDataReceived(b"login: ")
+        service.closeLine("t")
+        self.assertTrue(transport.value().endswith(b"login: \r\n[serialgw: this line was removed from the configuration]\r\n"),
+                        transport.value()[-100:])
+        self.assertEqual((line.clients, transport.disconnecting, transport.disconnected), ([], True, False))
+        self.assertEqual(line.device.events[-1], ("close", None))  # type: ignore[attr-defined]
+        clock.advance(CLOSE_GRACE)
+        self.assertTrue(transport.disconnected)
+        client.connectionLost(None)  # type: ignore[arg-type]
+        self.assertEqual(clock.getDelayedCalls(), [])

@@ -334,6 +334,31 @@ class NotificationTests(SynchronousTestCase):
         self.assertEqual(transport.value(), b"a" * 96 + b"b" * 4000)
         client.connectionLost()
 
+    def test_suspendHeldAtMostOneMiB(self) -> None:
+        """With an outbuf above 1 MiB, a suspended client keeps SUSPEND_LIMIT (1 MiB) of device output, the newest."""
+        from serialgw.endpoints import parseListener
+        from serialgw.rfc2217 import SUSPEND_LIMIT
+
+        self.assertEqual(SUSPEND_LIMIT, 1 << 20)
+        client = TelnetClient(self.line, listener=parseListener("telnet,outbuf=4194304+4444"), clock=self.clock)
+        client.makeConnection(PausableTransport())
+        client.dataReceived(bytes([IAC, WILL, CPO]) + sb(8))
+        self.line.deviceDataReceived(b"a" * 1000 + b"b" * SUSPEND_LIMIT)
+        assert client.comPort is not None
+        self.assertEqual((bytes(client.comPort.held), client.comPort.dropped), (b"b" * SUSPEND_LIMIT, 1000))
+        client.connectionLost()
+
+    def test_documentedSuspendBound(self) -> None:
+        """README and man page give the suspended client's hold as the code keeps it: min(1 MiB, outbuf), oldest dropped."""
+        from tests.realio import REPO
+
+        with open(f"{REPO}/README.md") as f:
+            row = next(r for r in f if r.startswith("| `FLOWCONTROL-SUSPEND` (8)"))
+        self.assertIn("the newest 1 MiB, or the client's `outbuf` if smaller, oldest dropped", row)
+        with open(f"{REPO}/man/serialgw.8") as f:
+            page = f.read().replace("\\-", "-").replace("\n", " ")
+        self.assertIn("the newest 1 MiB of device output, or its outbuf if smaller", page)
+
     def test_suspendHoldsDataAndNotifications(self) -> None:
         """FLOWCONTROL-SUSPEND holds data and notifications; RESUME sends the data; flow control untouched."""
         self.client.dataReceived(bytes([IAC, WILL, CPO, IAC, DO, 0, IAC, WILL, 0]))

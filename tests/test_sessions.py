@@ -150,6 +150,22 @@ class EscapeTests(SynchronousTestCase):
         self.assertEqual(self.h.device.settings.baudrate, 9600)
         self.assertIn("rack4 now at 9600,8N1", text(self.t))
 
+    def test_setBaudRefused(self) -> None:
+        """^] B 9600 from a read-only client, or a watcher: refused, said so, the device's settings untouched."""
+        client, t = self.h.telnet("telnet,ro,escape=^]+4444", port=1001)
+        client.dataReceived(b"\x1dB9600\r")
+        self.assertEqual(t.value(), b"\r\n[serialgw: baud rate, then Enter:]\r\n"
+                                    b"\r\n[serialgw: read-only: nothing changed, rack4 stays at 115200,8N1]\r\n")
+        self.h.line.mode = "exclusive"
+        watcher, w = self.h.telnet(port=1002)
+        watcher.role = Role.WATCHER
+        watcher.dataReceived(b"\x1dB9600\r")
+        self.assertEqual(w.value(), b"\r\n[serialgw: baud rate, then Enter:]\r\n"
+                                    b"\r\n[serialgw: you only watch: take write first: nothing changed, "
+                                    b"rack4 stays at 115200,8N1]\r\n")
+        self.assertEqual((self.h.device.settings.baudrate, self.h.line.settings.baudrate), (115200, 115200))
+        self.assertEqual([e for e in self.h.device.events if e[0] == "apply"], [])
+
     def test_replay(self) -> None:
         """^] r replays the last lines of output."""
         self.h.line.deviceDataReceived(b"".join(b"line %d\r\n" % i for i in range(30)))
