@@ -6,6 +6,7 @@ the server under test opens the slave), clients on loopback TCP.
 
     python3 bench/run.py                 # everything (installs socat, ser2net)
     python3 bench/run.py --quick         # fewer samples, lines 16 and 128
+    python3 bench/run.py --only stuck    # just the stuck-clients scenario
 
 Prints a table with serialgw/peer ratios and writes JSON (bench/results/).
 Not part of the tests: timings depend on the machine.
@@ -339,6 +340,84 @@ def farm(server: Server, lines: int, seconds: float) -> dict[str, Any]:
     return out
 
 
+class SerialgwManyClients(Serialgw):
+    extra = ["--max-clients", "0"]
+
+
+def stuck(clients: int, size: int, warmUp: int = 12 * MiB) -> dict[str, Any]:
+    """
+    One line, one raw client reading a device flood, and C{clients} raw
+    clients beside it that never read (small receive buffers, so they are
+    full at once): the reader's MiB/s, and the gateway's CPU per MiB.
+    serialgw only (socat serves one client; ser2net one per port unless
+    told otherwise).
+    """
+    server = SerialgwManyClients()
+    pty = Pty()
+    port = freePort()
+    server.start([pty.slave], [port])
+    out: dict[str, Any] = {}
+    held: list[socket.socket] = []
+    try:
+        assert server.proc is not None
+        for _ in range(clients):
+            s = socket.socket()
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            s.connect(("127.0.0.1", port))
+            held.append(s)
+        reader = socket.create_connection(("127.0.0.1", port))
+        reader.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        time.sleep(0.5 + clients / 500)
+        # Warm up until every stuck client is full in the gateway: past its
+        # kernel send buffer (autotuned up to tcp_wmem's 4 MiB, less under
+        # memory pressure; until then a stuck client costs a send per chunk)
+        # and its outbuf.
+        throughput(pty, reader, warmUp if clients else 2 * MiB, toDevice=False, telnet=False)
+        cpu0 = cpuSeconds(server.proc.pid)
+        out["reader_MiBps"] = throughput(pty, reader, size, toDevice=False, telnet=False)
+        out["cpu_s_per_MiB"] = (cpuSeconds(server.proc.pid) - cpu0) / (size / MiB)
+        out["rss_KiB"] = rssKiB(server.proc.pid)
+        reader.close()
+    finally:
+        for s in held:
+            s.close()
+        server.stop()
+        pty.close()
+    return out
+
+
+def stuckRounds(counts: list[int], rounds: int, size: int) -> dict[str, Any]:
+    """Each count of stuck clients in turn, round after round; medians, and the rounds."""
+    runs: dict[str, list[dict[str, Any]]] = {}
+    for round_ in range(rounds):
+        for n in counts:
+            print(f"round {round_ + 1}/{rounds}: serialgw, {n} stuck clients ...", flush=True)
+            runs.setdefault(str(n), []).append(stuck(n, size))
+    return {
+        "median": {n: {key: statistics.median(r[key] for r in rs) for key in rs[0]} for n, rs in runs.items()},
+        "rounds": runs,
+    }
+
+
+def reportStuck(results: dict[str, Any]) -> None:
+    figures = results["stuck"]
+    print("\nstuck clients (one line; one raw client reads a flood, N raw clients never read)")
+    print(f"{'N':>6}{'reader MiB/s':>14}{'rounds':>28}{'CPU s/MiB':>11}{'RSS KiB':>10}")
+    for n, values in figures["median"].items():
+        each = ", ".join(f"{r['reader_MiBps']:.1f}" for r in figures["rounds"][n])
+        print(f"{n:>6}{values['reader_MiBps']:14.2f}{each:>28}{values['cpu_s_per_MiB']:11.4f}{values['rss_KiB']:10.0f}")
+
+
+def stuckTarget(results: dict[str, Any]) -> Optional[tuple[str, tuple[float, float, float], bool]]:
+    """Reader MiB/s with the most stuck clients over with none, round by round (issue 15: >= 0.5)."""
+    rounds = results.get("stuck", {}).get("rounds", {})
+    if "0" not in rounds or len(rounds) < 2:
+        return None
+    most = max(rounds, key=int)
+    ratio = paired(rounds[most], rounds["0"], "reader_MiBps")
+    return f"reader with {most} stuck clients >= 0.5 x with none", ratio, ratio[0] >= 0.5
+
+
 def _inUse(port: int) -> bool:
     with socket.socket() as s:
         try:
@@ -394,10 +473,23 @@ def main() -> None:
     parser.add_argument("--lines", default="16,128,512,1024")
     parser.add_argument("--json", default=os.path.join(REPO, "bench", "results", "latest.json"))
     parser.add_argument("--markdown", metavar="JSON", help="print the README's tables from a run's JSON, and stop")
+    parser.add_argument("--stuck", default="0,500", help="counts of never-reading clients for the stuck scenario")
+    parser.add_argument("--only", choices=["stuck"], help="run one scenario only (serialgw alone, no peers)")
     args = parser.parse_args()
     if args.markdown:
         with open(args.markdown) as f:
             print(markdown(json.load(f)))
+        return
+    stuckCounts = [int(n) for n in args.stuck.split(",")]
+    if args.only == "stuck":
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        only: dict[str, Any] = {"stuck": stuckRounds(stuckCounts, 3, 8 * MiB)}
+        reportStuck(only)
+        target = stuckTarget(only)
+        if target is not None:
+            name, ratio, met = target
+            print(f"  {'met    ' if met else 'NOT met'}  {name}: {ratio[0]:.2f} (rounds {ratio[1]:.2f}-{ratio[2]:.2f})")
         return
     ensurePeers()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -428,6 +520,8 @@ def main() -> None:
             name: {key: statistics.median(r[key] for r in runs) for key in runs[0]}
             for name, runs in runsByKind.items()
         }
+
+    results["stuck"] = stuckRounds(stuckCounts, 1 if args.quick else 3, 8 * MiB)
 
     results["machine"] = {
         "cpus": os.cpu_count(), "kernel": platform.release(), "python": platform.python_version(),
@@ -480,6 +574,8 @@ def report(results: dict[str, Any]) -> None:
             print(f"{n:>6} {name:14}{values['idle_cpu_percent']:11.2f}{values['rss_KiB']:10.0f}{perLine:>10}"
                   f"{values['echo_msgs_per_s']:12.0f}{cpu:11.1f}   {ratio}")
     print(f"* RSS added per line above {smallest} lines, with its client connected")
+    if "stuck" in results:
+        reportStuck(results)
     results["targets"] = targets(results)
     print("\ntargets (issue 5), as ratios in this run")
     for name, (value, met) in results["targets"].items():
@@ -569,6 +665,9 @@ def targets(results: dict[str, Any]) -> dict[str, tuple[str, bool]]:
         for peer in ("ser2net", "ser2net-tuned"):
             ratio = paired(farms["512"]["serialgw"], farms["512"][peer], "echo_msgs_per_s")
             verdict(f"echo msg/s at 512 lines >= {peer}'s", ratio, ratio[0] >= 1.0)
+    target = stuckTarget(results)
+    if target is not None:
+        verdict(*target)
     return out
 
 
