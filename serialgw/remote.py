@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any, Callable, Optional
 
 import attrs
-from twisted.application.internet import ClientService
+from twisted.application.internet import ClientService, backoffPolicy
 from twisted.internet.defer import CancelledError
 from twisted.internet.endpoints import HostnameEndpoint, UNIXClientEndpoint
 from twisted.internet.interfaces import IPushProducer
@@ -54,6 +54,12 @@ log = Logger()
 # An RFC 2217 remote's FLOWCONTROL-SUSPEND lasting this many seconds is
 # logged (typing is paused meanwhile): one that never ends is not silent.
 SUSPEND_WARN = 10.0
+
+# A link must stay up this many seconds for the reconnection backoff to
+# start again from the first delay.  ClientService starts it again on every
+# connection: a far end that accepts and closes at once was redialled every
+# ~1.3 s for ever, each time telling every person down, then back.
+STABLE_LINK = 10.0
 
 
 class _NoPortControl:
@@ -327,6 +333,13 @@ class RemoteDevice:
         self._linkFull = False
         self._writable = True
         self._breakCall: Any = None
+        # Reconnection backoff across short links: the attempt number the
+        # last retry used, when the link came up, and where the next
+        # failures count from (the last attempt, if that link was short).
+        self._policy = retryPolicy or backoffPolicy()
+        self._attempt = 0
+        self._upAt = 0.0
+        self._carried = 0
         endpoint: Any
         if spec.kind == "unix":
             endpoint = UNIXClientEndpoint(reactor, spec.path)
@@ -335,10 +348,12 @@ class RemoteDevice:
         link = {"telnet": _TelnetLink, "rfc2217": _ComPortLink}.get(spec.kind, _RawLink)
         factory = Factory.forProtocol(lambda: link(self))  # type: ignore[arg-type]
         factory.noisy = False
-        kwargs: dict[str, Any] = {"clock": reactor}
-        if retryPolicy is not None:
-            kwargs["retryPolicy"] = retryPolicy
-        self._service = ClientService(endpoint, factory, **kwargs)
+        self._service = ClientService(endpoint, factory, retryPolicy=self._retryDelay, clock=reactor)
+
+    def _retryDelay(self, failed: int) -> float:
+        """The delay before the next attempt: C{failed} in a row, counted on from a link that did not last."""
+        self._attempt = min(self._carried + failed, 100)
+        return self._policy(self._attempt)
 
     # The line's side
 
@@ -500,6 +515,7 @@ class RemoteDevice:
             link.transport.pauseProducing()
         self.up = True
         self.downReason = None
+        self._upAt = self.reactor.seconds()
         log.info("{device}: connected", device=self.name)
         # The line started with the device down (not dialed yet): the first
         # connection is news to it as much as a reconnection.
@@ -522,6 +538,10 @@ class RemoteDevice:
         if self._breakCall is not None and self._breakCall.active():
             self._breakCall.cancel()
         self._breakCall = None
+        # A link that lasted STABLE_LINK s starts the backoff again; a
+        # shorter one (a far end that accepts and closes) carries it on, so
+        # a flapping console is redialled, and announced, ever more rarely.
+        self._carried = 0 if self.reactor.seconds() - self._upAt >= STABLE_LINK else self._attempt
         if not self.closed:
             # Failed attempts from now on (once the service has seen this
             # loss, hence the next turn) say why it stays down.

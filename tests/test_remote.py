@@ -508,3 +508,59 @@ class RemoteDownReasonTests(TestCase):
         event = await refused.nth(2)
         self.assertEqual((device.up, device.downReason), (False, event["reason"]))
         self.assertIn("refused", device.downReason)
+
+
+class FlappingRemoteTests(SynchronousTestCase):
+    """A remote console whose far end accepts and closes at once, in a loop: redialled, and announced, ever more rarely."""
+
+    def setUp(self) -> None:
+        from twisted.application.internet import backoffPolicy
+        from twisted.internet.testing import MemoryReactorClock
+
+        from serialgw.endpoints import parseListener
+        from serialgw.telnet import TelnetClient
+
+        self.clock = MemoryReactorClock()
+        # The gateway's policy (0.5 s doubling to 30 s), without jitter.
+        policy = backoffPolicy(initialDelay=0.5, maxDelay=30.0, factor=2.0, jitter=lambda: 0)
+        self.device = RemoteDevice(DeviceSpec("unix", "/run/vm.serial0"), self.clock, retryPolicy=policy)
+        self.line = Line("vm", self.device, clock=self.clock)
+        self.device.sink = self.line
+        self.client = TelnetClient(self.line, listener=parseListener("telnet+4444"), clock=self.clock)
+        self.person = BoundedTransport()
+        self.client.makeConnection(self.person)
+        self.device.start()
+        self.addCleanup(self.device.close)
+        self.person.clear()
+
+    def link(self, upFor: float) -> float:
+        """The far end takes the pending dial, keeps it C{upFor} s, closes it; the seconds until the next dial."""
+        from twisted.internet.error import ConnectionDone
+        from twisted.internet.testing import StringTransport
+
+        dials = len(self.clock.unixClients)
+        link = self.clock.unixClients[-1][1].buildProtocol(None)
+        link.makeConnection(StringTransport())
+        self.clock.advance(upFor)
+        link.connectionLost(Failure(ConnectionDone()))
+        waited = 0.0
+        while len(self.clock.unixClients) == dials:
+            self.clock.advance(0.5)
+            waited += 0.5
+        return waited
+
+    def test_flappingPeerBacksOff(self) -> None:
+        """Links that last 0.1 s: the next dial waits 1, 2, 4, 8, 16, then 30 s (not 1 s each time); each wait has one down and one back notice."""
+        waits = [self.link(0.1) for _ in range(8)]
+        self.assertEqual(waits, [1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0, 30.0])
+        cycle = b"\r\n[serialgw: vm is back]\r\n\r\n[serialgw: vm is down: Connection was closed cleanly; waiting for it]\r\n"
+        self.assertEqual(self.person.value(), cycle * 8)
+
+    def test_stableLinkResetsBackoff(self) -> None:
+        """A link that stayed up STABLE_LINK s starts the backoff again (1 s); one just short of it does not."""
+        from serialgw.remote import STABLE_LINK
+
+        self.assertEqual([self.link(0.1) for _ in range(4)], [1.0, 2.0, 4.0, 8.0])
+        self.assertEqual(self.link(STABLE_LINK - 0.5), 16.0)
+        self.assertEqual(self.link(STABLE_LINK), 1.0)
+        self.assertEqual(self.link(0.1), 2.0)
