@@ -9,7 +9,7 @@ talks.  After every step:
     whenever a writer's data is awaited, and at the end with a sentinel);
   - no client holds more than its bound: its socket's send buffer in the
     gateway at most C{outbuf} plus a device read and a few replies, what
-    its guard holds at most C{outbuf} plus the Tail's slack;
+    its guard holds at most C{outbuf};
   - nobody read-only changes anything: the line's speed is the one the
     writers (or the restore when the last writing RFC 2217 client leaves)
     set, and line-error watching (PARMRK) is on only if a writer asked.
@@ -325,7 +325,7 @@ class GatewayMachine(RuleBasedStateMachine):
             assert queued <= OUTBUF + 65536 + 4096, (client.peer, queued)
             guard = getattr(client, "guard", None)
             if guard is not None:
-                assert len(guard._held) <= OUTBUF + 4096, (client.peer, len(guard._held))
+                assert guard.heldBytes <= OUTBUF, (client.peer, guard.heldBytes)
 
     def teardown(self) -> None:
         try:
