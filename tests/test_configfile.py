@@ -16,7 +16,7 @@ from twisted.web.client import Agent, readBody
 from serialgw.config import ConfigError, DeviceSpec, Protocol, SerialSettings
 from serialgw.configfile import MAX_CONFIG_SIZE, loadConfig
 from serialgw.service import GatewayService
-from tests.realio import closeClients, connect, startedPty, writeTemp
+from tests.realio import Collector, FdReader, closeClients, connect, startedPty, writeTemp
 
 
 class FileTests(SynchronousTestCase):
@@ -249,10 +249,10 @@ class ReloadInPlaceTests(TestCase):
         self.addCleanup(service.stopService)
         return service
 
-    async def session(self, port: int, far: object) -> object:
+    async def session(self, port: int, far: FdReader) -> Collector:
         client = await connect(port)
         client.transport.write(b"ping")  # type: ignore[union-attr]
-        await far.received.contains(b"ping")  # type: ignore[attr-defined]
+        await far.received.contains(b"ping")
         return client
 
     async def test_busyPortRefusesTheWholeReload(self) -> None:
@@ -293,7 +293,7 @@ class ReloadInPlaceTests(TestCase):
             again.bind(("127.0.0.1", free))
         client.transport.write(b" still")  # type: ignore[union-attr]
         self.assertEqual(await self.pty.received.length(10), b"ping still")
-        await closeClients(client)  # type: ignore[arg-type]
+        await closeClients(client)
 
     async def test_fullUnixBacklogRefusedAtOnce(self) -> None:
         """
@@ -356,7 +356,7 @@ class ReloadInPlaceTests(TestCase):
         self.assertEqual(await self.pty.received.length(7), b"ping on")
         with open(occupied) as f:
             self.assertEqual(f.read(), "someone's file")
-        await closeClients(client)  # type: ignore[arg-type]
+        await closeClients(client)
 
     async def test_tlsDialOutFilesRefuseTheReload(self) -> None:
         """
@@ -456,7 +456,7 @@ class ReloadInPlaceTests(TestCase):
         self.assertEqual(speeds, [termios.B9600, termios.B9600])
         client.transport.write(b" at 9600")  # type: ignore[union-attr]
         self.assertEqual(await self.pty.received.length(12), b"ping at 9600")
-        await closeClients(client)  # type: ignore[arg-type]
+        await closeClients(client)
 
     async def test_deviceChangeReopens(self) -> None:
         """A new device for a line is a new line: the old one is closed (its clients told) and the new one opened."""

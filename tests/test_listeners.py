@@ -185,7 +185,9 @@ class ListenerTests(TestCase):
             from twisted.internet.endpoints import TCP4ClientEndpoint
 
             endpoint = wrapClientTLS(options, TCP4ClientEndpoint(reactor, "127.0.0.1", number))
-            return await endpoint.connect(protocol.Factory.forProtocol(Collector))  # type: ignore[no-any-return]
+            dialled = await endpoint.connect(protocol.Factory.forProtocol(Collector))
+            assert isinstance(dialled, Collector)
+            return dialled
 
         good = await dial(alice)
         self.clients.append(good)
@@ -217,7 +219,8 @@ class ListenerTests(TestCase):
 
             endpoint = wrapClientTLS(optionsForClientTLS("localhost", trustRoot=trust, clientCertificate=mine),
                                      TCP4ClientEndpoint(reactor, "127.0.0.1", number))
-            client: Collector = await endpoint.connect(protocol.Factory.forProtocol(Collector))
+            client = await endpoint.connect(protocol.Factory.forProtocol(Collector))
+            assert isinstance(client, Collector)
             self.clients.append(client)
             return client
 

@@ -19,7 +19,7 @@ from serialgw.device import HIGH_WATER
 from serialgw.line import Line
 from serialgw.remote import RemoteDevice, _ComPortLink, _RawLink, _TelnetLink
 from serialgw.service import GatewayService
-from tests.fakes import BoundedTransport, RecordingClient
+from tests.fakes import BoundedTransport, RecordingClient, observeLog
 from tests.realio import Collector, closeClients, connect, startedPty
 
 IAC, SB, SE, WILL = 255, 250, 240, 251
@@ -89,13 +89,10 @@ class RemoteWriteBoundTests(SynchronousTestCase):
 
     def test_longSuspendSaid(self) -> None:
         """A FLOWCONTROL-SUSPEND that lasts SUSPEND_WARN s is logged once (a short one is not), its end too; a link lost meanwhile is no resume and leaves no timer."""
-        from twisted.logger import globalLogPublisher
-
         from serialgw.remote import SUSPEND_WARN
 
         events: list[dict[str, object]] = []
-        globalLogPublisher.addObserver(events.append)
-        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        observeLog(self, events.append)
         device, line, writer, transport = self.connected("rfc2217", _ComPortLink)
         clock = device.reactor
         suspend, resume = bytes((IAC, SB, 44, 108, IAC, SE)), bytes((IAC, SB, 44, 109, IAC, SE))
@@ -271,12 +268,12 @@ class RemoteDeviceTests(TestCase):
         paused: defer.Deferred[None] = defer.Deferred()
         deviceWritable = line.deviceWritable
 
-        def writable(on: bool) -> None:
-            deviceWritable(on)
-            if not on and not paused.called:
+        def noteWritable(writable: bool) -> None:
+            deviceWritable(writable)
+            if not writable and not paused.called:
                 paused.callback(None)
 
-        line.deviceWritable = writable  # type: ignore[method-assign]
+        line.deviceWritable = noteWritable  # type: ignore[method-assign]
         user = await connect(gw.ports[0][1].getHost().port)
         user.transport.write(b"x" * (32 * 1024 * 1024))  # type: ignore[union-attr]
         await paused
@@ -318,11 +315,9 @@ class RemoteBreakTests(SynchronousTestCase):
 
     def setUp(self) -> None:
         from twisted.internet.testing import MemoryReactorClock
-        from twisted.logger import globalLogPublisher
 
         self.events: list[dict[str, object]] = []
-        globalLogPublisher.addObserver(self.events.append)
-        self.addCleanup(globalLogPublisher.removeObserver, self.events.append)
+        observeLog(self, self.events.append)
         self.clock = MemoryReactorClock()
 
     def gateway(self, spec: DeviceSpec, linked: bool = True) -> tuple[object, object]:
@@ -412,11 +407,12 @@ class RemotePauseTests(SynchronousTestCase):
         device = RemoteDevice(DeviceSpec("tcp", host="127.0.0.1", port=1), MemoryReactorClock())
         device.pauseReading()
         link = protocol.Protocol()
-        link.makeConnection(StringTransport())
+        transport = StringTransport()
+        link.makeConnection(transport)
         device._linkUp(link)
-        self.assertEqual(link.transport.producerState, "paused")  # type: ignore[attr-defined]
+        self.assertEqual(transport.producerState, "paused")
         device.resumeReading()
-        self.assertEqual(link.transport.producerState, "producing")  # type: ignore[attr-defined]
+        self.assertEqual(transport.producerState, "producing")
 
 
 class RemoteStateTests(SynchronousTestCase):
@@ -448,7 +444,7 @@ class RemoteAnswerTests(SynchronousTestCase):
     def test_absurdBaudAnswerIgnored(self) -> None:
         """A remote RFC 2217 server answering SET-BAUDRATE 0 or 2^32 - 1: one warning each, the settings stay."""
         from twisted.internet.testing import MemoryReactorClock, StringTransport
-        from twisted.logger import LogLevel, globalLogPublisher
+        from twisted.logger import LogLevel
 
         from serialgw.remote import RemoteDevice, _ComPortLink
 
@@ -457,8 +453,7 @@ class RemoteAnswerTests(SynchronousTestCase):
         link = _ComPortLink(device)
         link.makeConnection(StringTransport())
         events: list[dict[str, object]] = []
-        globalLogPublisher.addObserver(events.append)
-        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        observeLog(self, events.append)
         for value in (0, 2**32 - 1):
             link.telnetSubnegotiation(44, bytes([101]) + value.to_bytes(4, "big"))
         link.telnetSubnegotiation(44, bytes([101]) + (57600).to_bytes(4, "big"))
