@@ -49,7 +49,7 @@ from serialgw.netconsole import NetconsoleClient
 from serialgw.notify import Notifier
 from serialgw.ptylink import PtyClient
 from serialgw.raw import RawClient
-from serialgw.remote import RemoteDevice
+from serialgw.remote import CarriedBackoff, RemoteDevice
 from serialgw.session import Session
 from serialgw.telnet import TelnetClient
 from serialgw.tls import HandshakeGate, RefusingTLSFactory, ServerContextFactory, TLSError, clientOptions, peerSubject
@@ -494,11 +494,15 @@ class GatewayService(MultiService):
             endpoint = HostnameEndpoint(self.reactor, spec.host, spec.port)
         if spec.tls is not None:
             endpoint = wrapClientTLS(clientOptions(spec.tls), endpoint)
+        # A peer that accepts and closes at once is redialled ever more
+        # rarely (ClientService alone starts the backoff again on each connection).
+        backoff = CarriedBackoff(self.reactor, self.retryPolicy)
         dialer = ClientService(
             endpoint,
             LineFactory(line, spec, config.signature, self.reactor),
-            retryPolicy=self.retryPolicy,
+            retryPolicy=backoff,
             clock=self.reactor,
+            prepareConnection=backoff.linkUp,
         )
         self._own("dialer", dialer)
         log.info("line {line}: dialing out to {target} ({protocol}), reconnecting with backoff",
