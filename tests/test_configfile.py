@@ -459,19 +459,33 @@ class ReloadInPlaceTests(TestCase):
         await closeClients(client)
 
     async def test_deviceChangeReopens(self) -> None:
-        """A new device for a line is a new line: the old one is closed (its clients told) and the new one opened."""
+        """A new device for a line is a new line: the old one is closed (its clients told why, exactly) and the new one opened."""
         other = startedPty(self)
-        service = await self.start(self.line("a", '"raw+tcp:0:interface=127.0.0.1"'))
+        service = await self.start(self.line("a", '"raw,notices+tcp:0:interface=127.0.0.1"'))
         old = service.lines["a"]
+        before = await self.session(service.ports[0][1].getHost().port, self.pty)
         result = await service.reload(self.config(self.line("a", '"raw+tcp:0:interface=127.0.0.1"',
                                                             device=other.slaveName)))
         self.assertEqual(result, {"added": [], "changed": ["a"], "removed": []})
         self.assertIsNot(service.lines["a"], old)
         self.assertTrue(old.device.closed)
+        await before.closed  # type: ignore[attr-defined]
+        self.assertEqual(before.received.data,  # type: ignore[attr-defined]
+                         b"\r\n[serialgw: a: device changed by a reload; reconnect]\r\n")
         client = await connect(service.ports[0][1].getHost().port)
         client.transport.write(b"new device")  # type: ignore[union-attr]
         self.assertEqual(await other.received.length(10), b"new device")
         await closeClients(client)
+
+    async def test_lockChangeReopensAndSaysSo(self) -> None:
+        """A reload that changes only a line's lock setting reopens it; its sessions are told that, not that the line was removed."""
+        service = await self.start(self.line("a", '"raw,notices+tcp:0:interface=127.0.0.1"'))
+        before = await self.session(service.ports[0][1].getHost().port, self.pty)
+        result = await service.reload(self.config(self.line("a", '"raw,notices+tcp:0:interface=127.0.0.1"') + "lock = false\n"))
+        self.assertEqual(result, {"added": [], "changed": ["a"], "removed": []})
+        await before.closed  # type: ignore[attr-defined]
+        self.assertEqual(before.received.data,  # type: ignore[attr-defined]
+                         b"\r\n[serialgw: a: lock setting changed by a reload; reconnect]\r\n")
 
 
 class SighupBusyPortTests(TestCase):
