@@ -13,10 +13,10 @@ from __future__ import annotations
 from typing import Any, Callable, Optional
 
 import attrs
-from twisted.application.internet import ClientService
+from twisted.application.internet import ClientService, backoffPolicy
 from twisted.internet.defer import CancelledError
 from twisted.internet.endpoints import HostnameEndpoint, UNIXClientEndpoint
-from twisted.internet.interfaces import IPushProducer
+from twisted.internet.interfaces import IPushProducer, IReactorTime
 from twisted.internet.protocol import Factory, Protocol, connectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -54,6 +54,47 @@ log = Logger()
 # An RFC 2217 remote's FLOWCONTROL-SUSPEND lasting this many seconds is
 # logged (typing is paused meanwhile): one that never ends is not silent.
 SUSPEND_WARN = 10.0
+
+# A link must stay up this many seconds for the reconnection backoff to
+# start again from the first delay.  ClientService starts it again on every
+# connection: a far end that accepts and closes at once was redialled every
+# ~1.3 s for ever, each time telling every person down, then back.
+STABLE_LINK = 10.0
+
+
+class CarriedBackoff:
+    """
+    A ClientService C{retryPolicy} whose attempt count survives short links.
+
+    ClientService counts failed attempts from zero again on every
+    connection.  Call L{linkUp} when a connection is made: if it is lost
+    within STABLE_LINK s, the next delays count on from the attempt that
+    made it; one that lasted starts from the first delay again.  Used by
+    remote devices and by dial-out listeners (C{tcp:HOST:PORT} without
+    C{server}).
+    """
+
+    def __init__(self, clock: IReactorTime, policy: Optional[Callable[[int], float]] = None) -> None:
+        self.clock = clock
+        self.policy = policy or backoffPolicy()
+        # The attempt number the last delay used, where failures count
+        # from, and when the last link came up (None: no link since).
+        self.attempt = 0
+        self._carried = 0
+        self._upAt: Optional[float] = None
+
+    def linkUp(self, *ignored: object) -> None:
+        """A connection was made (usable as ClientService's C{prepareConnection})."""
+        self._upAt = self.clock.seconds()
+
+    def __call__(self, failed: int) -> float:
+        """The delay before the next attempt after C{failed} in a row since the last connection."""
+        if self._upAt is not None:
+            # The first delay after a link: ClientService asks as it is lost.
+            self._carried = 0 if self.clock.seconds() - self._upAt >= STABLE_LINK else self.attempt
+            self._upAt = None
+        self.attempt = min(self._carried + failed, 100)
+        return self.policy(self.attempt)
 
 
 class _NoPortControl:
@@ -327,6 +368,8 @@ class RemoteDevice:
         self._linkFull = False
         self._writable = True
         self._breakCall: Any = None
+        # Reconnection backoff across short links (see CarriedBackoff).
+        self._backoff = CarriedBackoff(reactor, retryPolicy)
         endpoint: Any
         if spec.kind == "unix":
             endpoint = UNIXClientEndpoint(reactor, spec.path)
@@ -335,10 +378,7 @@ class RemoteDevice:
         link = {"telnet": _TelnetLink, "rfc2217": _ComPortLink}.get(spec.kind, _RawLink)
         factory = Factory.forProtocol(lambda: link(self))  # type: ignore[arg-type]
         factory.noisy = False
-        kwargs: dict[str, Any] = {"clock": reactor}
-        if retryPolicy is not None:
-            kwargs["retryPolicy"] = retryPolicy
-        self._service = ClientService(endpoint, factory, **kwargs)
+        self._service = ClientService(endpoint, factory, retryPolicy=self._backoff, clock=reactor)
 
     # The line's side
 
@@ -500,6 +540,7 @@ class RemoteDevice:
             link.transport.pauseProducing()
         self.up = True
         self.downReason = None
+        self._backoff.linkUp()
         log.info("{device}: connected", device=self.name)
         # The line started with the device down (not dialed yet): the first
         # connection is news to it as much as a reconnection.

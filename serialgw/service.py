@@ -49,7 +49,7 @@ from serialgw.netconsole import NetconsoleClient
 from serialgw.notify import Notifier
 from serialgw.ptylink import PtyClient
 from serialgw.raw import RawClient
-from serialgw.remote import RemoteDevice
+from serialgw.remote import CarriedBackoff, RemoteDevice
 from serialgw.session import Session
 from serialgw.telnet import TelnetClient
 from serialgw.tls import HandshakeGate, RefusingTLSFactory, ServerContextFactory, TLSError, clientOptions, peerSubject
@@ -494,11 +494,15 @@ class GatewayService(MultiService):
             endpoint = HostnameEndpoint(self.reactor, spec.host, spec.port)
         if spec.tls is not None:
             endpoint = wrapClientTLS(clientOptions(spec.tls), endpoint)
+        # A peer that accepts and closes at once is redialled ever more
+        # rarely (ClientService alone starts the backoff again on each connection).
+        backoff = CarriedBackoff(self.reactor, self.retryPolicy)
         dialer = ClientService(
             endpoint,
             LineFactory(line, spec, config.signature, self.reactor),
-            retryPolicy=self.retryPolicy,
+            retryPolicy=backoff,
             clock=self.reactor,
+            prepareConnection=backoff.linkUp,
         )
         self._own("dialer", dialer)
         log.info("line {line}: dialing out to {target} ({protocol}), reconnecting with backoff",
@@ -576,8 +580,8 @@ class GatewayService(MultiService):
         log.info("reopened {count} log file(s)", count=count)
         return count
 
-    def closeLine(self, name: str) -> list[Any]:
-        """Close one line: its listeners, dial-outs, logs, clients and device."""
+    def closeLine(self, name: str, notice: str = "this line was removed from the configuration") -> list[Any]:
+        """Close one line: its listeners, dial-outs, logs, clients (told C{notice}) and device."""
         waits = [self._release(kind, thing) for kind, thing in self._owned.pop(name, [])]
         self._keyed.pop(name, None)
         line = self.lines.pop(name, None)
@@ -590,10 +594,10 @@ class GatewayService(MultiService):
                     # Off the line at once, and cut after CLOSE_GRACE s if it
                     # does not take its last output (loseConnection alone
                     # waited for ever on a client that never reads).
-                    client.notice("this line was removed from the configuration")
+                    client.notice(notice)
                     client.disconnect()
                 elif transport is not None and hasattr(transport, "loseConnection"):
-                    client.notice("this line was removed from the configuration")
+                    client.notice(notice)
                     transport.loseConnection()
             waits.append(line.device.close())
         return waits
@@ -709,8 +713,12 @@ class GatewayService(MultiService):
             probed = defer.gatherResults([w for w in waits if isinstance(w, defer.Deferred)], consumeErrors=True)
             return probed.addBoth(lambda _: {"refused": [problem]})
 
-        for name in removed + changed:
+        for name in removed:
             waits += self.closeLine(name)
+        for name in changed:
+            # Closed and opened again: its sessions are told why, not that the line is gone.
+            what = "device" if old[name].device != new[name].device else "lock setting"
+            waits += self.closeLine(name, f"{name}: {what} changed by a reload; reconnect")
         for name in retuned:
             waits += self._retune(old[name], new[name])
         self.configs = [c for c in self.configs if c.name not in removed and c.name not in changed]

@@ -5,9 +5,11 @@ Fakes for the seams of the data path; each is checked with verifyObject.
 from __future__ import annotations
 
 import errno
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from twisted.internet.testing import StringTransport
+from twisted.logger import ILogObserver, LogEvent, globalLogPublisher
+from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 
 from serialgw.config import SerialSettings
@@ -243,3 +245,25 @@ class BoundedTransport(StringTransport):
             self.producerPaused = False
             self.producer.resumeProducing()
         return data
+
+
+@implementer(ILogObserver)
+class CallObserver:
+    """
+    An L{ILogObserver} that hands each event to a plain function (such as
+    C{events.append}); Twisted accepts the bare function at run time, but
+    its type is not an C{ILogObserver}.
+    """
+
+    def __init__(self, observe: Callable[[LogEvent], None]) -> None:
+        self.observe = observe
+
+    def __call__(self, event: LogEvent) -> None:
+        self.observe(event)
+
+
+def observeLog(case: SynchronousTestCase, observe: Callable[[LogEvent], None]) -> None:
+    """Hand every event of the global log publisher to C{observe} until C{case} ends."""
+    observer = CallObserver(observe)
+    globalLogPublisher.addObserver(observer)
+    case.addCleanup(globalLogPublisher.removeObserver, observer)

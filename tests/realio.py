@@ -14,6 +14,8 @@ from typing import Any, Callable, Optional
 
 from twisted.internet import defer, fdesc, protocol, reactor
 from twisted.internet.error import ProcessDone, ProcessTerminated
+from twisted.internet.interfaces import IReadDescriptor
+from zope.interface import implementer
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -69,6 +71,7 @@ class Accumulator:
         return self.when(lambda data: needle in data)
 
 
+@implementer(IReadDescriptor)
 class FdReader:
     """
     A descriptor (the reading end of a pipe or FIFO; the base of the pty
@@ -196,14 +199,16 @@ async def connect(port: int, host: str = "127.0.0.1") -> Collector:
     from twisted.internet.endpoints import TCP4ClientEndpoint
 
     endpoint = TCP4ClientEndpoint(reactor, host, port)
-    client: Collector = await endpoint.connect(protocol.Factory.forProtocol(Collector))
+    client = await endpoint.connect(protocol.Factory.forProtocol(Collector))
+    assert isinstance(client, Collector)
     return client
 
 
 async def connectUnix(path: str) -> Collector:
     from twisted.internet.endpoints import UNIXClientEndpoint
 
-    client: Collector = await UNIXClientEndpoint(reactor, path).connect(protocol.Factory.forProtocol(Collector))
+    client = await UNIXClientEndpoint(reactor, path).connect(protocol.Factory.forProtocol(Collector))
+    assert isinstance(client, Collector)
     return client
 
 

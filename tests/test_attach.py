@@ -36,7 +36,6 @@ from tests.test_sessions import Harness
 def person(peer: str = "p:1") -> RecordingClient:
     client = RecordingClient(peer)
     client.person = True  # type: ignore[attr-defined]
-    client.notice = lambda text: None  # type: ignore[attr-defined]
     return client
 
 

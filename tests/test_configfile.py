@@ -16,7 +16,7 @@ from twisted.web.client import Agent, readBody
 from serialgw.config import ConfigError, DeviceSpec, Protocol, SerialSettings
 from serialgw.configfile import MAX_CONFIG_SIZE, loadConfig
 from serialgw.service import GatewayService
-from tests.realio import closeClients, connect, startedPty, writeTemp
+from tests.realio import Collector, FdReader, closeClients, connect, startedPty, writeTemp
 
 
 class FileTests(SynchronousTestCase):
@@ -249,10 +249,10 @@ class ReloadInPlaceTests(TestCase):
         self.addCleanup(service.stopService)
         return service
 
-    async def session(self, port: int, far: object) -> object:
+    async def session(self, port: int, far: FdReader) -> Collector:
         client = await connect(port)
         client.transport.write(b"ping")  # type: ignore[union-attr]
-        await far.received.contains(b"ping")  # type: ignore[attr-defined]
+        await far.received.contains(b"ping")
         return client
 
     async def test_busyPortRefusesTheWholeReload(self) -> None:
@@ -293,7 +293,7 @@ class ReloadInPlaceTests(TestCase):
             again.bind(("127.0.0.1", free))
         client.transport.write(b" still")  # type: ignore[union-attr]
         self.assertEqual(await self.pty.received.length(10), b"ping still")
-        await closeClients(client)  # type: ignore[arg-type]
+        await closeClients(client)
 
     async def test_fullUnixBacklogRefusedAtOnce(self) -> None:
         """
@@ -356,7 +356,7 @@ class ReloadInPlaceTests(TestCase):
         self.assertEqual(await self.pty.received.length(7), b"ping on")
         with open(occupied) as f:
             self.assertEqual(f.read(), "someone's file")
-        await closeClients(client)  # type: ignore[arg-type]
+        await closeClients(client)
 
     async def test_tlsDialOutFilesRefuseTheReload(self) -> None:
         """
@@ -456,22 +456,36 @@ class ReloadInPlaceTests(TestCase):
         self.assertEqual(speeds, [termios.B9600, termios.B9600])
         client.transport.write(b" at 9600")  # type: ignore[union-attr]
         self.assertEqual(await self.pty.received.length(12), b"ping at 9600")
-        await closeClients(client)  # type: ignore[arg-type]
+        await closeClients(client)
 
     async def test_deviceChangeReopens(self) -> None:
-        """A new device for a line is a new line: the old one is closed (its clients told) and the new one opened."""
+        """A new device for a line is a new line: the old one is closed (its clients told why, exactly) and the new one opened."""
         other = startedPty(self)
-        service = await self.start(self.line("a", '"raw+tcp:0:interface=127.0.0.1"'))
+        service = await self.start(self.line("a", '"raw,notices+tcp:0:interface=127.0.0.1"'))
         old = service.lines["a"]
+        before = await self.session(service.ports[0][1].getHost().port, self.pty)
         result = await service.reload(self.config(self.line("a", '"raw+tcp:0:interface=127.0.0.1"',
                                                             device=other.slaveName)))
         self.assertEqual(result, {"added": [], "changed": ["a"], "removed": []})
         self.assertIsNot(service.lines["a"], old)
         self.assertTrue(old.device.closed)
+        await before.closed  # type: ignore[attr-defined]
+        self.assertEqual(before.received.data,  # type: ignore[attr-defined]
+                         b"\r\n[serialgw: a: device changed by a reload; reconnect]\r\n")
         client = await connect(service.ports[0][1].getHost().port)
         client.transport.write(b"new device")  # type: ignore[union-attr]
         self.assertEqual(await other.received.length(10), b"new device")
         await closeClients(client)
+
+    async def test_lockChangeReopensAndSaysSo(self) -> None:
+        """A reload that changes only a line's lock setting reopens it; its sessions are told that, not that the line was removed."""
+        service = await self.start(self.line("a", '"raw,notices+tcp:0:interface=127.0.0.1"'))
+        before = await self.session(service.ports[0][1].getHost().port, self.pty)
+        result = await service.reload(self.config(self.line("a", '"raw,notices+tcp:0:interface=127.0.0.1"') + "lock = false\n"))
+        self.assertEqual(result, {"added": [], "changed": ["a"], "removed": []})
+        await before.closed  # type: ignore[attr-defined]
+        self.assertEqual(before.received.data,  # type: ignore[attr-defined]
+                         b"\r\n[serialgw: a: lock setting changed by a reload; reconnect]\r\n")
 
 
 class SighupBusyPortTests(TestCase):

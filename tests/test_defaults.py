@@ -14,7 +14,7 @@ first client to attach got no output and was missing from the status page.
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, TypedDict
 
 import attrs
 from twisted.trial.unittest import SynchronousTestCase, TestCase
@@ -68,8 +68,21 @@ FULL_TOML = {
 }
 REQUIRED_TOML = ("device", "listen")
 FULL_SETTINGS = SerialSettings(38400, 7, "E", 2, xonxoff=True, rtscts=True)
+
+
+class SettingsChange(TypedDict, total=False):
+    """Fields of SerialSettings that a test changes (the keyword arguments of evolve)."""
+
+    baudrate: int
+    bytesize: int
+    parity: str
+    stopbits: float
+    xonxoff: bool
+    rtscts: bool
+
+
 # What the settings are with one key left out: the others still say the rest.
-SETTINGS_WITHOUT = {
+SETTINGS_WITHOUT: dict[str, SettingsChange] = {
     "serial": {},
     "baud": {"baudrate": 57600},
     "bytesize": {"bytesize": 8},

@@ -13,6 +13,7 @@ from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import capturedLogs
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
+from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
 from serialgw.config import DeviceSpec, SerialSettings
@@ -36,6 +37,7 @@ from serialgw.device import (
 from tests.fakes import RecordingPort
 
 
+@implementer(IDeviceSink)
 class Sink:
     def __init__(self) -> None:
         self.data: list[bytes] = []
@@ -211,11 +213,14 @@ class SerialDeviceTests(SynchronousTestCase):
         Whatever the sink raises (data, line state), doRead returns nothing
         that would make the reactor drop the device: it stays open and read.
         """
-        def boom(*args: object) -> None:
+        def dataBoom(data: bytes) -> None:
             raise RuntimeError("bug above")
 
-        self.sink.deviceDataReceived = boom  # type: ignore[method-assign]
-        self.sink.deviceLineState = boom  # type: ignore[method-assign]
+        def stateBoom(state: int) -> None:
+            raise RuntimeError("bug above")
+
+        self.sink.deviceDataReceived = dataBoom  # type: ignore[method-assign]
+        self.sink.deviceLineState = stateBoom  # type: ignore[method-assign]
         self.device.start()
         self.device.watchLineErrors(True)
         self.port.incoming.append(b"x")
@@ -289,7 +294,7 @@ class SerialDeviceTests(SynchronousTestCase):
         self.assertEqual([(w, v) for _, w, v in self.port.events], [("break", True), ("break", False), ("close", None)])
 
 
-class ReopeningDevice:
+class ReopeningDevice(SynchronousTestCase):
     """
     Set-up of a started SerialDevice on a RecordingPort whose opener gives
     a new port each time, after failing C{absent} times (backoff 0.5 * 2**n).

@@ -11,13 +11,12 @@ from typing import Any
 
 from twisted.internet import reactor
 from twisted.internet.task import Clock
-from twisted.logger import globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
 from serialgw.endpoints import parseListener
 from serialgw.line import Line
 from serialgw.local import FileClient
-from tests.fakes import RecordingDevice
+from tests.fakes import RecordingDevice, observeLog
 
 
 class FullDiskTests(SynchronousTestCase):
@@ -31,8 +30,7 @@ class FullDiskTests(SynchronousTestCase):
             if event.get("log_namespace") == "serialgw.local":
                 self.events.append(event)
 
-        globalLogPublisher.addObserver(observe)
-        self.addCleanup(globalLogPublisher.removeObserver, observe)
+        observeLog(self, observe)
 
     def test_fullDiskLoggedOnce(self) -> None:
         """1000 chunks to /dev/full: one error, the client stays; once the file takes writes, one line counting what was lost."""

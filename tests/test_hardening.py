@@ -13,7 +13,6 @@ from hypothesis import strategies as st
 from twisted.internet import defer, reactor
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
-from twisted.logger import globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from serialgw.config import DeviceSpec, LineConfig
@@ -22,7 +21,7 @@ from serialgw.line import Line, Role
 from serialgw.raw import RawClient
 from serialgw.service import GatewayService
 from serialgw.telnet import TelnetClient, TelnetProtocol
-from tests.fakes import BoundedTransport, RecordingDevice
+from tests.fakes import BoundedTransport, RecordingDevice, observeLog
 from tests.realio import Collector, FdReader, closeClients, connect, startedPty
 
 MiB = 1024 * 1024
@@ -641,8 +640,7 @@ class ListenerPolicyTests(TestCase):
     def test_exposureWarning(self) -> None:
         """A writable listener on all interfaces without TLS client certificates is warned about; loopback is not."""
         events: list[dict[str, object]] = []
-        globalLogPublisher.addObserver(events.append)
-        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        observeLog(self, events.append)
         self.gateway("raw+tcp:0", "raw+tcp:0:interface=127.0.0.1", "raw,ro+tcp:0")
         warned = [e for e in events if "lets anyone who can reach" in str(e.get("log_format", ""))]
         self.assertEqual([e["listener"] for e in warned], ["raw+tcp:0"])

@@ -13,12 +13,13 @@ from typing import Any, Optional
 
 from twisted.internet import defer, protocol, reactor
 from twisted.internet.endpoints import TCP4ClientEndpoint
-from twisted.logger import capturedLogs, formatEvent, globalLogPublisher
+from twisted.logger import capturedLogs, formatEvent
 from twisted.trial.unittest import TestCase
 
 from serialgw.config import DeviceSpec, LineConfig, ListenerKind, ListenerSpec, LogSpec, Protocol
 from serialgw.service import GatewayService
 from serialgw.status import lineStatus
+from tests.fakes import observeLog
 from tests.ptyflood import FLOOD, MARKER
 from tests.realio import (
     Collector,
@@ -165,8 +166,7 @@ class EventCounter:
         self.text = text
         self.events: list[dict[str, Any]] = []
         self._waiters: list[tuple[int, defer.Deferred[dict[str, Any]]]] = []
-        globalLogPublisher.addObserver(self)
-        case.addCleanup(globalLogPublisher.removeObserver, self)
+        observeLog(case, self)
 
     def __call__(self, event: dict[str, Any]) -> None:
         if self.text not in (event.get("log_format") or ""):
@@ -241,10 +241,12 @@ class HangupFloodTests(TestCase):
         self.addCleanup(service.stopService)
         line = service.lines["flood"]
         endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", service.ports[0][1].getHost().port)
-        reader: FloodReader = await endpoint.connect(protocol.Factory.forProtocol(FloodReader))
+        reader = await endpoint.connect(protocol.Factory.forProtocol(FloodReader))
+        assert isinstance(reader, FloodReader)
         self.addCleanup(reader.transport.loseConnection)  # type: ignore[union-attr]
         endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", service.ports[1][1].getHost().port)
-        notices: NoticeCounter = await endpoint.connect(protocol.Factory.forProtocol(NoticeCounter))
+        notices = await endpoint.connect(protocol.Factory.forProtocol(NoticeCounter))
+        assert isinstance(notices, NoticeCounter)
         self.addCleanup(notices.transport.loseConnection)  # type: ignore[union-attr]
         statusPort = service.statusPort.getHost().port
 

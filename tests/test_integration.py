@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import time
 
-from twisted.internet import defer
 from twisted.trial.unittest import TestCase
 
 from serialgw.config import DeviceSpec, LineConfig, ListenerSpec, Protocol
@@ -55,9 +54,9 @@ class GatewayTests(TestCase):
         client.transport.write(tag)  # type: ignore[union-attr]
         await self.pty.received.contains(tag)
 
-    @defer.inlineCallbacks
-    def tearDown(self):  # type: ignore[no-untyped-def]
-        yield defer.ensureDeferred(self.closeClients())
+    # trial waits for an awaitable tearDown; unittest's stub says it returns None.
+    async def tearDown(self) -> None:  # type: ignore[override]
+        await self.closeClients()
 
     async def test_rawAllBytesBothWays(self) -> None:
         """Every byte value passes a raw listener intact, both ways."""

@@ -20,7 +20,7 @@ from twisted.internet.endpoints import (
 )
 from twisted.internet.ssl import Certificate, PrivateCertificate, optionsForClientTLS
 from twisted.internet.task import deferLater
-from twisted.trial.unittest import SkipTest, TestCase
+from twisted.trial.unittest import SkipTest, SynchronousTestCase, TestCase
 
 from serialgw.config import DeviceSpec, LineConfig
 from serialgw.endpoints import parseListener
@@ -185,7 +185,9 @@ class ListenerTests(TestCase):
             from twisted.internet.endpoints import TCP4ClientEndpoint
 
             endpoint = wrapClientTLS(options, TCP4ClientEndpoint(reactor, "127.0.0.1", number))
-            return await endpoint.connect(protocol.Factory.forProtocol(Collector))  # type: ignore[no-any-return]
+            dialled = await endpoint.connect(protocol.Factory.forProtocol(Collector))
+            assert isinstance(dialled, Collector)
+            return dialled
 
         good = await dial(alice)
         self.clients.append(good)
@@ -217,7 +219,8 @@ class ListenerTests(TestCase):
 
             endpoint = wrapClientTLS(optionsForClientTLS("localhost", trustRoot=trust, clientCertificate=mine),
                                      TCP4ClientEndpoint(reactor, "127.0.0.1", number))
-            client: Collector = await endpoint.connect(protocol.Factory.forProtocol(Collector))
+            client = await endpoint.connect(protocol.Factory.forProtocol(Collector))
+            assert isinstance(client, Collector)
             self.clients.append(client)
             return client
 
@@ -347,3 +350,53 @@ class ListenerTests(TestCase):
             client.deliver(chunk)
         self.assertLessEqual(len(client.dataBuffer) + client._tempDataLen, OUTBUF)
         self.assertGreater(client.dropped, 0)
+
+
+class DialOutBackoffTests(SynchronousTestCase):
+    """A dial-out's reconnection backoff on the injected clock."""
+
+    def setUp(self) -> None:
+        from twisted.application.internet import backoffPolicy
+        from twisted.internet.testing import MemoryReactorClock
+
+        from tests.fakes import RecordingPort
+
+        self.clock = MemoryReactorClock()
+        config = LineConfig("vm", DeviceSpec("tty", "/dev/fake"),
+                            listeners=(parseListener("unix:/run/qemu-server/100.serial0,nowait"),))
+        # The gateway's policy (0.5 s doubling to 30 s), without jitter.
+        policy = backoffPolicy(initialDelay=0.5, maxDelay=30.0, factor=2.0, jitter=lambda: 0)
+        service = GatewayService([config], reactor=self.clock, retryPolicy=policy,
+                                 openPort=lambda *args: RecordingPort(self.clock))
+        service.startService()
+        self.addCleanup(service.stopService)
+
+    def link(self, upFor: float) -> float:
+        """The far end takes the pending dial, keeps it C{upFor} s, closes it; the seconds until the next dial."""
+        from twisted.internet.error import ConnectionDone
+        from twisted.internet.testing import StringTransport
+        from twisted.python.failure import Failure
+
+        dials = len(self.clock.unixClients)
+        link = self.clock.unixClients[-1][1].buildProtocol(None)
+        link.makeConnection(StringTransport())
+        self.clock.advance(upFor)
+        link.connectionLost(Failure(ConnectionDone()))
+        waited = 0.0
+        while len(self.clock.unixClients) == dials:
+            self.clock.advance(0.5)
+            waited += 0.5
+        return waited
+
+    def test_flappingPeerBacksOff(self) -> None:
+        """A peer that accepts and closes at once: the next dial waits 1, 2, 4, 8, 16, then 30 s (not 1 s each time)."""
+        self.assertEqual([self.link(0.1) for _ in range(8)], [1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0, 30.0])
+
+    def test_stableLinkResetsBackoff(self) -> None:
+        """A link that stayed up STABLE_LINK s starts the backoff again (1 s); one just short of it does not."""
+        from serialgw.remote import STABLE_LINK
+
+        self.assertEqual([self.link(0.1) for _ in range(4)], [1.0, 2.0, 4.0, 8.0])
+        self.assertEqual(self.link(STABLE_LINK - 0.5), 16.0)
+        self.assertEqual(self.link(STABLE_LINK), 1.0)
+        self.assertEqual(self.link(0.1), 2.0)

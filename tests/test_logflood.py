@@ -11,7 +11,7 @@ from typing import Any, Callable
 
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
-from twisted.logger import LogLevel, formatEventAsClassicLogText, globalLogPublisher
+from twisted.logger import LogLevel, formatEventAsClassicLogText
 from twisted.trial.unittest import SynchronousTestCase
 
 from serialgw.config import SerialSettings
@@ -19,7 +19,7 @@ from serialgw.endpoints import parseListener
 from serialgw.line import Line, Role
 from serialgw.logflood import IgnoredInput, Peer, PeerLimiter
 from serialgw.telnet import TelnetClient
-from tests.fakes import RecordingDevice
+from tests.fakes import RecordingDevice, observeLog
 
 IAC, SB, SE, NOP, BRK, WILL = 255, 250, 240, 241, 243, 251
 CPO = 44
@@ -32,12 +32,12 @@ def sb(*payload: int) -> bytes:
 class IgnoredInputTests(SynchronousTestCase):
     def setUp(self) -> None:
         self.events: list[dict[str, Any]] = []
-        globalLogPublisher.addObserver(self.events.append)
-        self.addCleanup(globalLogPublisher.removeObserver, self.events.append)
+        observeLog(self, self.events.append)
 
     def lines(self) -> list[str]:
-        return [formatEventAsClassicLogText(e).split("] ", 1)[1].rstrip("\n")
-                for e in self.events if e.get("log_namespace") == "serialgw.logflood"]
+        texts = [formatEventAsClassicLogText(e) for e in self.events if e.get("log_namespace") == "serialgw.logflood"]
+        assert None not in texts
+        return [t.split("] ", 1)[1].rstrip("\n") for t in texts if t is not None]
 
     def test_oneLineAMinute(self) -> None:
         """The first is said at once; the next 1199 in that minute and one after it make one line; the rest at the end."""
@@ -129,8 +129,7 @@ class FloodTests(SynchronousTestCase):
             text = formatEventAsClassicLogText(event)
             self.logged += len((text or "").encode("utf-8"))
 
-        globalLogPublisher.addObserver(count)
-        self.addCleanup(globalLogPublisher.removeObserver, count)
+        observeLog(self, count)
 
     def flood(self, role: Role, unit: bytes, size: int = 64 * 1024, prefix: bytes = b"",
               listener: str = "telnet+4444", each: Callable[[], None] = lambda: None) -> tuple[int, int]:

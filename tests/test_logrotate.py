@@ -14,12 +14,13 @@ import signal
 import tempfile
 
 from twisted.internet import defer, inotify, protocol, reactor
-from twisted.logger import formatEvent, globalLogPublisher
+from twisted.logger import formatEvent
 from twisted.python.filepath import FilePath
 from twisted.python.logfile import LogFile
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from serialgw.tap import _TwistdGatewayService
+from tests.fakes import observeLog
 from tests.realio import TWISTD, Accumulator, closeClients, connect, spawn, startedPty
 
 
@@ -38,7 +39,7 @@ class LogrotateTests(TestCase):
 
     def created(self, directory: str, *names: str) -> list[defer.Deferred[None]]:
         """Deferreds that fire when each name is created in the directory (inotify)."""
-        waits = {name: defer.Deferred() for name in names}
+        waits: dict[str, defer.Deferred[None]] = {name: defer.Deferred() for name in names}
         notifier = inotify.INotify()
         notifier.startReading()
         self.addCleanup(notifier.loseConnection)
@@ -183,8 +184,7 @@ class TwistdLogReopenTests(SynchronousTestCase):
         os.rename(path, path + ".1")
         os.mkfifo(path)
         events: list[dict[str, object]] = []
-        globalLogPublisher.addObserver(events.append)
-        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        observeLog(self, events.append)
         self.assertEqual(service.reopenLogs(), 0)
         logFile.write("still here\n")
         logFile.flush()

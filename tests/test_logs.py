@@ -22,18 +22,19 @@ from twisted.web.client import Agent, readBody
 
 from serialgw.line import Line
 from serialgw.logs import JournalObserver, TidyObserver, journalStream, tidy
-from tests.fakes import RecordingClient, RecordingDevice
+from tests.fakes import CallObserver, RecordingClient, RecordingDevice
 from tests.realio import TWISTD, spawn
 
 
 def captured(emit: Any) -> list[dict[str, Any]]:
     """The events that C{emit()} publishes, as observers see them."""
     events: list[dict[str, Any]] = []
-    globalLogPublisher.addObserver(events.append)
+    observer = CallObserver(events.append)
+    globalLogPublisher.addObserver(observer)
     try:
         emit()
     finally:
-        globalLogPublisher.removeObserver(events.append)
+        globalLogPublisher.removeObserver(observer)
     return events
 
 

@@ -1,7 +1,8 @@
 """
 The manual page, serialgw(8), kept in step with the code: every option,
 every configuration key and every listener option is in it; it renders
-without warnings; pip installs it; --help points to it.
+without warnings; pip installs it; --help points to it.  And README's
+Layout section names every module.
 """
 
 from __future__ import annotations
@@ -93,3 +94,16 @@ class ManPageTests(SynchronousTestCase):
         for needle in ("[PROTOCOL[,OPTION...]+]ENDPOINT", "udp::4555@4556", "mon:telnet::4444,server,nowait",
                        "systemd:domain=INET:index=0", "man 8 serialgw"):
             self.assertIn(needle, text)
+
+
+class ReadmeLayoutTests(SynchronousTestCase):
+    def test_layoutNamesEveryModule(self) -> None:
+        """README's Layout section names every serialgw module and every test helper (a tests/ module that is not test_*)."""
+        with open(os.path.join(REPO, "README.md")) as f:
+            readme = f.read()
+        layout = readme.split("\n## Layout\n", 1)[1].split("\n## ", 1)[0]
+        named = set(re.findall(r"[\w-]+\.py\b", layout))
+        modules = [f"serialgw/{n}" for n in os.listdir(os.path.join(REPO, "serialgw"))]
+        modules += [f"tests/{n}" for n in os.listdir(os.path.join(REPO, "tests")) if not n.startswith("test_")]
+        left = [m for m in modules if m.endswith(".py") and not m.endswith("__init__.py") and os.path.basename(m) not in named]
+        self.assertEqual(sorted(left), [])

@@ -9,12 +9,12 @@ import os
 import socket
 
 from twisted.internet.task import Clock
-from twisted.logger import globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from serialgw.configfile import loadConfig
 from serialgw.notify import MIN_WATCHDOG_INTERVAL, Notifier
 from serialgw.tap import _TwistdGatewayService
+from tests.fakes import observeLog
 from tests.realio import startedPty
 
 
@@ -128,8 +128,7 @@ class NotifierTests(SynchronousTestCase):
         notifier = self.notifier()
         self.systemd.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1)
         events: list[dict[str, object]] = []
-        globalLogPublisher.addObserver(events.append)
-        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        observeLog(self, events.append)
         for _ in range(2000):
             notifier.send("STATUS=" + "x" * 1000)
         warnings = [e for e in events if e.get("log_namespace") == "serialgw.notify"]
@@ -139,8 +138,7 @@ class NotifierTests(SynchronousTestCase):
     def test_warnOnce(self) -> None:
         """A NOTIFY_SOCKET that is not there: one warning naming it as given (@name), not one a message."""
         events: list[dict[str, object]] = []
-        globalLogPublisher.addObserver(events.append)
-        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        observeLog(self, events.append)
         notifier = Notifier(self.clock, lambda: self.text,
                             environ={"NOTIFY_SOCKET": "@serialgw-test-nobody-" + str(os.getpid()),
                                      "WATCHDOG_USEC": "2000000"})

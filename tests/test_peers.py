@@ -12,9 +12,11 @@ import shutil
 import termios
 
 from twisted.internet import defer, reactor
+from twisted.internet.interfaces import IReadDescriptor
 from twisted.internet.task import deferLater
 from twisted.internet.testing import MemoryReactor
 from twisted.trial.unittest import SkipTest, SynchronousTestCase, TestCase
+from zope.interface import implementer
 
 from serialgw.endpoints import parseListener
 from serialgw.line import Line, Role
@@ -218,6 +220,7 @@ class TwistdTests(TestCase):
 
         got: defer.Deferred[bytes] = defer.Deferred()
 
+        @implementer(IReadDescriptor)
         class Reader:
             def fileno(self) -> int:
                 return sock.fileno()

@@ -11,12 +11,11 @@ from typing import Any
 
 from twisted.internet import reactor
 from twisted.internet.task import Clock
-from twisted.logger import globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
 from serialgw.line import Line
 from serialgw.ptylink import OUTBUF, PtyClient
-from tests.fakes import RecordingDevice
+from tests.fakes import RecordingDevice, observeLog
 
 
 class SlowReaderTests(SynchronousTestCase):
@@ -29,8 +28,7 @@ class SlowReaderTests(SynchronousTestCase):
             if event.get("log_namespace") == "serialgw.ptylink":
                 self.events.append(event)
 
-        globalLogPublisher.addObserver(observe)
-        self.addCleanup(globalLogPublisher.removeObserver, observe)
+        observeLog(self, observe)
 
     def readAll(self, client: PtyClient) -> int:
         """The program reads everything there is, the gateway writing what waits meanwhile."""

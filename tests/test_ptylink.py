@@ -16,7 +16,7 @@ from twisted.trial.unittest import TestCase
 from serialgw.config import SerialSettings
 from serialgw.line import Line
 from serialgw.ptylink import EXTPROC, PtyClient
-from tests.fakes import RecordingClient, RecordingDevice
+from tests.fakes import RecordingClient, RecordingDevice, observeLog
 
 
 class WatchedDevice(RecordingDevice):
@@ -126,8 +126,6 @@ class SttyTests(TestCase):
 
     def settingsApplied(self, text: str) -> defer.Deferred[str]:
         """Fires when the line logs settings now in effect that begin with C{text}."""
-        from twisted.logger import globalLogPublisher
-
         applied: defer.Deferred[str] = defer.Deferred()
 
         def observer(event: dict[str, object]) -> None:
@@ -135,8 +133,7 @@ class SttyTests(TestCase):
             if "wanted" in event and isinstance(settings, str) and settings.startswith(text) and not applied.called:
                 applied.callback(settings)
 
-        globalLogPublisher.addObserver(observer)
-        self.addCleanup(globalLogPublisher.removeObserver, observer)
+        observeLog(self, observer)
         return applied
 
     async def stty(self, *args: str, extproc: bool = False) -> bytes:
@@ -188,7 +185,7 @@ class PtyClientFailureTests(TestCase):
         """Whatever handling the program's input raises, the reactor keeps reading the pty (logged, not deaf)."""
         line = Line("l", RecordingDevice())
 
-        def boom(client: object, data: bytes) -> None:
+        def boom(client: object, data: bytes) -> bool:
             raise RuntimeError("bug above")
 
         line.clientData = boom  # type: ignore[method-assign]

@@ -46,7 +46,8 @@ def _ours(builder: Any) -> dict[str, Any]:
     for name, reason in _DIFFERENCES.items():
         if hasattr(builder, name):
             attributes[name] = _skipped(reason)
-    subclass = type(builder.__name__, (builder,), attributes)
+    # A class made at run time from a builder class that is itself Any.
+    subclass: Any = type(builder.__name__, (builder,), attributes)
     return subclass.makeTestCaseClasses()  # type: ignore[no-any-return]
 
 

@@ -19,7 +19,7 @@ from serialgw.device import HIGH_WATER
 from serialgw.line import Line
 from serialgw.remote import RemoteDevice, _ComPortLink, _RawLink, _TelnetLink
 from serialgw.service import GatewayService
-from tests.fakes import BoundedTransport, RecordingClient
+from tests.fakes import BoundedTransport, RecordingClient, observeLog
 from tests.realio import Collector, closeClients, connect, startedPty
 
 IAC, SB, SE, WILL = 255, 250, 240, 251
@@ -89,13 +89,10 @@ class RemoteWriteBoundTests(SynchronousTestCase):
 
     def test_longSuspendSaid(self) -> None:
         """A FLOWCONTROL-SUSPEND that lasts SUSPEND_WARN s is logged once (a short one is not), its end too; a link lost meanwhile is no resume and leaves no timer."""
-        from twisted.logger import globalLogPublisher
-
         from serialgw.remote import SUSPEND_WARN
 
         events: list[dict[str, object]] = []
-        globalLogPublisher.addObserver(events.append)
-        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        observeLog(self, events.append)
         device, line, writer, transport = self.connected("rfc2217", _ComPortLink)
         clock = device.reactor
         suspend, resume = bytes((IAC, SB, 44, 108, IAC, SE)), bytes((IAC, SB, 44, 109, IAC, SE))
@@ -271,12 +268,12 @@ class RemoteDeviceTests(TestCase):
         paused: defer.Deferred[None] = defer.Deferred()
         deviceWritable = line.deviceWritable
 
-        def writable(on: bool) -> None:
-            deviceWritable(on)
-            if not on and not paused.called:
+        def noteWritable(writable: bool) -> None:
+            deviceWritable(writable)
+            if not writable and not paused.called:
                 paused.callback(None)
 
-        line.deviceWritable = writable  # type: ignore[method-assign]
+        line.deviceWritable = noteWritable  # type: ignore[method-assign]
         user = await connect(gw.ports[0][1].getHost().port)
         user.transport.write(b"x" * (32 * 1024 * 1024))  # type: ignore[union-attr]
         await paused
@@ -318,11 +315,9 @@ class RemoteBreakTests(SynchronousTestCase):
 
     def setUp(self) -> None:
         from twisted.internet.testing import MemoryReactorClock
-        from twisted.logger import globalLogPublisher
 
         self.events: list[dict[str, object]] = []
-        globalLogPublisher.addObserver(self.events.append)
-        self.addCleanup(globalLogPublisher.removeObserver, self.events.append)
+        observeLog(self, self.events.append)
         self.clock = MemoryReactorClock()
 
     def gateway(self, spec: DeviceSpec, linked: bool = True) -> tuple[object, object]:
@@ -412,11 +407,12 @@ class RemotePauseTests(SynchronousTestCase):
         device = RemoteDevice(DeviceSpec("tcp", host="127.0.0.1", port=1), MemoryReactorClock())
         device.pauseReading()
         link = protocol.Protocol()
-        link.makeConnection(StringTransport())
+        transport = StringTransport()
+        link.makeConnection(transport)
         device._linkUp(link)
-        self.assertEqual(link.transport.producerState, "paused")  # type: ignore[attr-defined]
+        self.assertEqual(transport.producerState, "paused")
         device.resumeReading()
-        self.assertEqual(link.transport.producerState, "producing")  # type: ignore[attr-defined]
+        self.assertEqual(transport.producerState, "producing")
 
 
 class RemoteStateTests(SynchronousTestCase):
@@ -448,7 +444,7 @@ class RemoteAnswerTests(SynchronousTestCase):
     def test_absurdBaudAnswerIgnored(self) -> None:
         """A remote RFC 2217 server answering SET-BAUDRATE 0 or 2^32 - 1: one warning each, the settings stay."""
         from twisted.internet.testing import MemoryReactorClock, StringTransport
-        from twisted.logger import LogLevel, globalLogPublisher
+        from twisted.logger import LogLevel
 
         from serialgw.remote import RemoteDevice, _ComPortLink
 
@@ -457,8 +453,7 @@ class RemoteAnswerTests(SynchronousTestCase):
         link = _ComPortLink(device)
         link.makeConnection(StringTransport())
         events: list[dict[str, object]] = []
-        globalLogPublisher.addObserver(events.append)
-        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        observeLog(self, events.append)
         for value in (0, 2**32 - 1):
             link.telnetSubnegotiation(44, bytes([101]) + value.to_bytes(4, "big"))
         link.telnetSubnegotiation(44, bytes([101]) + (57600).to_bytes(4, "big"))
@@ -508,3 +503,59 @@ class RemoteDownReasonTests(TestCase):
         event = await refused.nth(2)
         self.assertEqual((device.up, device.downReason), (False, event["reason"]))
         self.assertIn("refused", device.downReason)
+
+
+class FlappingRemoteTests(SynchronousTestCase):
+    """A remote console whose far end accepts and closes at once, in a loop: redialled, and announced, ever more rarely."""
+
+    def setUp(self) -> None:
+        from twisted.application.internet import backoffPolicy
+        from twisted.internet.testing import MemoryReactorClock
+
+        from serialgw.endpoints import parseListener
+        from serialgw.telnet import TelnetClient
+
+        self.clock = MemoryReactorClock()
+        # The gateway's policy (0.5 s doubling to 30 s), without jitter.
+        policy = backoffPolicy(initialDelay=0.5, maxDelay=30.0, factor=2.0, jitter=lambda: 0)
+        self.device = RemoteDevice(DeviceSpec("unix", "/run/vm.serial0"), self.clock, retryPolicy=policy)
+        self.line = Line("vm", self.device, clock=self.clock)
+        self.device.sink = self.line
+        self.client = TelnetClient(self.line, listener=parseListener("telnet+4444"), clock=self.clock)
+        self.person = BoundedTransport()
+        self.client.makeConnection(self.person)
+        self.device.start()
+        self.addCleanup(self.device.close)
+        self.person.clear()
+
+    def link(self, upFor: float) -> float:
+        """The far end takes the pending dial, keeps it C{upFor} s, closes it; the seconds until the next dial."""
+        from twisted.internet.error import ConnectionDone
+        from twisted.internet.testing import StringTransport
+
+        dials = len(self.clock.unixClients)
+        link = self.clock.unixClients[-1][1].buildProtocol(None)
+        link.makeConnection(StringTransport())
+        self.clock.advance(upFor)
+        link.connectionLost(Failure(ConnectionDone()))
+        waited = 0.0
+        while len(self.clock.unixClients) == dials:
+            self.clock.advance(0.5)
+            waited += 0.5
+        return waited
+
+    def test_flappingPeerBacksOff(self) -> None:
+        """Links that last 0.1 s: the next dial waits 1, 2, 4, 8, 16, then 30 s (not 1 s each time); each wait has one down and one back notice."""
+        waits = [self.link(0.1) for _ in range(8)]
+        self.assertEqual(waits, [1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0, 30.0])
+        cycle = b"\r\n[serialgw: vm is back]\r\n\r\n[serialgw: vm is down: Connection was closed cleanly; waiting for it]\r\n"
+        self.assertEqual(self.person.value(), cycle * 8)
+
+    def test_stableLinkResetsBackoff(self) -> None:
+        """A link that stayed up STABLE_LINK s starts the backoff again (1 s); one just short of it does not."""
+        from serialgw.remote import STABLE_LINK
+
+        self.assertEqual([self.link(0.1) for _ in range(4)], [1.0, 2.0, 4.0, 8.0])
+        self.assertEqual(self.link(STABLE_LINK - 0.5), 16.0)
+        self.assertEqual(self.link(STABLE_LINK), 1.0)
+        self.assertEqual(self.link(0.1), 2.0)

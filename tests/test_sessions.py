@@ -17,7 +17,7 @@ from serialgw.line import Line, Role
 from serialgw.raw import RawClient
 from serialgw.service import LineFactory
 from serialgw.telnet import TelnetClient
-from tests.fakes import RecordingDevice
+from tests.fakes import RecordingDevice, observeLog
 
 AGREE = bytes([255, 253, 1, 255, 253, 3, 255, 253, 0, 255, 251, 3, 255, 251, 0, 255, 252, 44])
 
@@ -262,11 +262,8 @@ class QuietConnectionTests(SynchronousTestCase):
     """A connection that closes within a second without a byte is not announced; a longer or talking one is."""
 
     def setUp(self) -> None:
-        from twisted.logger import globalLogPublisher
-
         self.events: list[dict[str, object]] = []
-        globalLogPublisher.addObserver(self.events.append)
-        self.addCleanup(globalLogPublisher.removeObserver, self.events.append)
+        observeLog(self, self.events.append)
         self.h = Harness()
         self.alice, self.aliceT = self.h.telnet(port=1)
 

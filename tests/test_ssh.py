@@ -25,7 +25,7 @@ from twisted.internet.address import IPv4Address
 from twisted.internet.endpoints import TCP4ServerEndpoint
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
-from twisted.logger import LogLevel, globalLogPublisher
+from twisted.logger import LogLevel
 from twisted.python.usage import UsageError
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
@@ -38,6 +38,8 @@ from serialgw.ssh import (
     GatewaySSHFactory,
     KeyRing,
     Login,
+    Person,
+    Realm,
     SSHClient,
     SSHError,
     SSHGateway,
@@ -49,7 +51,7 @@ from serialgw.ssh import (
     readPublicKeys,
     usersFromFile,
 )
-from tests.fakes import RecordingDevice
+from tests.fakes import RecordingDevice, observeLog
 from tests.realio import (
     Accumulator,
     ProcessOutput,
@@ -79,8 +81,7 @@ class Events:
 
     def __init__(self, case: SynchronousTestCase) -> None:
         self.events: list[dict[str, Any]] = []
-        globalLogPublisher.addObserver(self.events.append)
-        case.addCleanup(globalLogPublisher.removeObserver, self.events.append)
+        observeLog(case, self.events.append)
 
     def at(self, level: LogLevel) -> list[dict[str, Any]]:
         return [e for e in self.events if e.get("log_level") == level and e.get("log_namespace", "").startswith("serialgw")]
@@ -474,9 +475,11 @@ class SessionTests(SynchronousTestCase):
         factory = GatewaySSHFactory(newKey(), KeyRing(()), h.gateway)
         people = {name: newKey() for name in ("ops1", "ops2", "ops3")}
         sessions = {}
+        realm = factory.portal.realm
+        assert isinstance(realm, Realm)
         for name, key in people.items():
-            _, person, logout = factory.portal.realm.requestAvatar(Login(name, "con1", key.public().blob()), None,
-                                                                   IConchUser)
+            _, person, logout = realm.requestAvatar(Login(name, "con1", key.public().blob()), None, IConchUser)
+            assert isinstance(person, Person)
             person.conn = StubConnection(SSHTransportStub())
             if name != "ops3":
                 channel = person._session(1 << 20, 32768, b"", person)
@@ -485,6 +488,7 @@ class SessionTests(SynchronousTestCase):
             sessions[name] = (person, logout)
         factory.setUsers((UserSpec("ops2", (publicLine(people["ops2"]),)),))
         ops1, ops2, ops3 = (sessions[name][0] for name in ("ops1", "ops2", "ops3"))
+        assert ops1.session is not None
         self.assertIn(b"[serialgw: ops1: your key was removed]", sent(ops1.conn, ops1.session))
         self.assertEqual(ops1.conn.requests[ops1.session], [(b"exit-status", struct.pack(">L", 0), False)])
         self.assertNotIn(ops2.session, ops2.conn.requests)
@@ -579,6 +583,7 @@ class SessionTests(SynchronousTestCase):
         self.assertEqual(channel.buf, b"ABCDEF")
         channel.addWindowBytes(100)
         self.assertEqual(sent(conn, channel), b"0123456789ABCDEFheld")
+        assert channel.guard is not None
         self.assertFalse(channel.guard.full)
 
     def test_stuckClientStillCloses(self) -> None:
@@ -741,16 +746,23 @@ class ConnectionTests(SynchronousTestCase):
 
         class Transport:
             transport = Tcp()
+            avatar: object  # set below, after serviceStarted (which would use it)
 
             def sendPacket(self, kind: int, payload: bytes) -> None:
                 sent.append((kind, payload))
 
-        conn.transport = Transport()  # type: ignore[assignment]
+        transport = Transport()
+        conn.transport = transport  # type: ignore[assignment]
         conn.serviceStarted()
         h = Harness()
-        conn.transport.avatar = type("A", (), {})()  # type: ignore[attr-defined]
+        transport.avatar = type("A", (), {})()
         opened: list[Any] = []
-        conn.getChannel = lambda *a: opened.append(a) or h.channel()[0]  # type: ignore[method-assign]
+
+        def getChannel(*a: Any) -> SSHClient:
+            opened.append(a)
+            return h.channel()[0]
+
+        conn.getChannel = getChannel  # type: ignore[method-assign]
         conn.ssh_CHANNEL_OPEN(NS(b"direct-tcpip") + struct.pack(">3L", 5, 65536, 32768) + NS(b"127.0.0.1") + b"\0\0\0\x16")
         conn.ssh_CHANNEL_OPEN(NS(b"session") + struct.pack(">3L", 6, 65536, 32768))
         conn.ssh_CHANNEL_OPEN(NS(b"session") + struct.pack(">3L", 7, 65536, 32768))
@@ -1350,7 +1362,8 @@ class TLSUserTests(TestCase):
                 mine = PrivateCertificate.loadPEM(f1.read() + f2.read())
             options = optionsForClientTLS("localhost", trustRoot=trust, clientCertificate=mine)
             endpoint = wrapClientTLS(options, TCP4ClientEndpoint(reactor, "127.0.0.1", port))
-            client: Collector = await endpoint.connect(protocol.Factory.forProtocol(Collector))
+            client = await endpoint.connect(protocol.Factory.forProtocol(Collector))
+            assert isinstance(client, Collector)
             return client
 
         mallory = await dial("mallory")

@@ -102,7 +102,7 @@ class TLSListenerTests(TestCase):
             self.trust = Certificate.loadPEM(f.read())
 
     async def tearDown(self) -> None:  # type: ignore[override]
-        await closeClients(*[c for c in self.clients if c.transport is not None and c.transport.connected])
+        await closeClients(*[c for c in self.clients if c.transport is not None and not c.closed.called])
 
     def gateway(self, options: str, tail: str = "", **config: object) -> tuple[GatewayService, int]:
         listener = parseListener(f"{options}+tls:0:interface=127.0.0.1:cert={self.cert}:key={self.key}"
@@ -121,7 +121,8 @@ class TLSListenerTests(TestCase):
                 mine = PrivateCertificate.loadPEM(f1.read() + f2.read())
         options = optionsForClientTLS("localhost", trustRoot=self.trust, clientCertificate=mine)
         endpoint = wrapClientTLS(options, TCP4ClientEndpoint(reactor, "127.0.0.1", number))
-        client: Collector = await endpoint.connect(protocol.Factory.forProtocol(Collector))
+        client = await endpoint.connect(protocol.Factory.forProtocol(Collector))
+        assert isinstance(client, Collector)
         self.clients.append(client)
         return client
 

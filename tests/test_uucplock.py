@@ -16,7 +16,6 @@ import subprocess
 import sys
 from typing import Any
 
-from twisted.logger import globalLogPublisher
 from twisted.trial.unittest import SkipTest, SynchronousTestCase, TestCase
 
 from serialgw import uucplock
@@ -25,6 +24,7 @@ from serialgw.configfile import loadConfig
 from serialgw.device import DeviceError, DeviceLocked, TtyPort, openPort
 from serialgw.service import GatewayService
 from serialgw.status import lineStatus
+from tests.fakes import observeLog
 from tests.realio import Collector, PtyPair, closeClients, connect, spawn, startedPty
 
 
@@ -259,8 +259,7 @@ class Events:
 
     def __init__(self, case: Any) -> None:
         self.events: list[dict[str, Any]] = []
-        globalLogPublisher.addObserver(self.events.append)
-        case.addCleanup(globalLogPublisher.removeObserver, self.events.append)
+        observeLog(case, self.events.append)
 
 
 class GatewayLockTests(TestCase):

@@ -22,7 +22,7 @@ from serialgw.endpoints import parseListener, parseWatchAll
 from serialgw.line import Line
 from serialgw.service import GatewayService
 from serialgw.watchall import PARTIAL_HOLD, PARTIAL_LIMIT, WatchAllClient, WatchAllFactory
-from tests.fakes import RecordingDevice
+from tests.fakes import RecordingDevice, observeLog
 from tests.realio import closeClients, connect, startedPty, writeTemp
 
 PEER = IPv4Address("TCP", "127.0.0.1", 40000)
@@ -94,12 +94,9 @@ class WatchAllTests(SynchronousTestCase):
 
     def test_oneLogLineEachWay(self) -> None:
         """A watcher's coming and going is one log line each, not one per line it watches (a reconnecting client cannot multiply the log by the farm's size)."""
-        from twisted.logger import globalLogPublisher
-
         self.lines.update({f"x{i}": Line(f"x{i}", RecordingDevice(), clock=self.clock) for i in range(20)})
         events: list[dict[str, Any]] = []
-        globalLogPublisher.addObserver(events.append)
-        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        observeLog(self, events.append)
         client, transport = self.watcher()
         self.assertEqual(len(client.taps), 22)
         client.connectionLost(Failure(Exception("bye")))
@@ -280,12 +277,9 @@ class RealWatchAllTests(TestCase):
 
     def test_filterMatchingNothing(self) -> None:
         """A lines filter that matches no line (a typo) is warned about at start, naming the patterns."""
-        from twisted.logger import globalLogPublisher
-
         pty = startedPty(self)
         events: list[dict[str, Any]] = []
-        globalLogPublisher.addObserver(events.append)
-        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        observeLog(self, events.append)
         config = LineConfig("vm1", DeviceSpec("tty", pty.slaveName), lock=False,
                             listeners=(ListenerSpec("tcp:0:interface=127.0.0.1", Protocol.RAW),))
         service = GatewayService([config], watchAll=parseWatchAll(["tcp:0:interface=127.0.0.1"], ["rack5-*"]))
