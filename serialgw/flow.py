@@ -49,7 +49,9 @@ class Tail:
     chunk).  C{dropped} counts exactly what was let go.
     """
 
-    CHUNK = 4096
+    # Below this, chunks are copied (gathered); a pty read is 4095 bytes,
+    # and copying it for every stuck client was most of their cost.
+    CHUNK = 1024
 
     def __init__(self) -> None:
         # The oldest first; bytes (shared with the caller, who may hand the

@@ -122,14 +122,15 @@ class TailTests(SynchronousTestCase):
             self.assertEqual(tail.dropped, total - taken - len(tail))
 
     def test_chunksNotCopied(self) -> None:
-        """Chunks of the gathering size or more are kept as given (shared by every client they were handed to), not copied."""
-        chunks = [stream(4096) + bytes([i]) for i in range(10)]
-        tail = Tail()
-        for chunk in chunks:
-            tail.add(chunk, 3 * 4097)
-        self.assertEqual(list(tail._chunks)[-2:], chunks[-2:])
-        self.assertIs(tail._chunks[-1], chunks[-1])
-        self.assertIs(tail._chunks[-2], chunks[-2])
+        """Chunks of CHUNK bytes or more (a pty read: 4095) are kept as given, shared by every client they went to, not copied."""
+        for length in (Tail.CHUNK, 4095, 4097):
+            chunks = [stream(length - 1) + bytes([i]) for i in range(10)]
+            tail = Tail()
+            for chunk in chunks:
+                tail.add(chunk, 3 * length)
+            self.assertEqual(len(tail._chunks), 3)
+            for kept, sent in zip(tail._chunks, chunks[-3:], strict=True):
+                self.assertIs(kept, sent)
 
 
 class TailCostTests(SynchronousTestCase):
@@ -166,9 +167,9 @@ class TailCostTests(SynchronousTestCase):
         return peak - base, peak - current
 
     def test_bigChunksNothingAllocated(self) -> None:
-        """200 chunks of 4 KiB into a full 64 KiB or 4 MiB tail: next to nothing allocated (they are kept as given)."""
+        """200 chunks of 4 KiB (a pty read) into a full 64 KiB or 4 MiB tail: next to nothing allocated (they are kept as given)."""
         for held in (64 * KiB, 4096 * KiB):
-            peak, _ = self.allocated(held, 4096, 200)
+            peak, _ = self.allocated(held, 4094, 200)
             self.assertLess(peak, 4 * KiB, held)
 
     def test_tinyChunksNoCopyOfHeld(self) -> None:
