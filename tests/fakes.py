@@ -267,3 +267,23 @@ def observeLog(case: SynchronousTestCase, observe: Callable[[LogEvent], None]) -
     observer = CallObserver(observe)
     globalLogPublisher.addObserver(observer)
     case.addCleanup(globalLogPublisher.removeObserver, observer)
+
+def flap(clock: Any, upFor: float) -> float:
+    """
+    On a MemoryReactorClock: the far end takes the pending unix dial, keeps
+    it C{upFor} s and closes it; the seconds until the next dial.
+    """
+    from twisted.internet.error import ConnectionDone
+    from twisted.internet.testing import StringTransport
+    from twisted.python.failure import Failure
+
+    dials = len(clock.unixClients)
+    link = clock.unixClients[-1][1].buildProtocol(None)
+    link.makeConnection(StringTransport())
+    clock.advance(upFor)
+    link.connectionLost(Failure(ConnectionDone()))
+    waited = 0.0
+    while len(clock.unixClients) == dials:
+        clock.advance(0.5)
+        waited += 0.5
+    return waited

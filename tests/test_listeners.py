@@ -373,20 +373,9 @@ class DialOutBackoffTests(SynchronousTestCase):
 
     def link(self, upFor: float) -> float:
         """The far end takes the pending dial, keeps it C{upFor} s, closes it; the seconds until the next dial."""
-        from twisted.internet.error import ConnectionDone
-        from twisted.internet.testing import StringTransport
-        from twisted.python.failure import Failure
+        from tests.fakes import flap
 
-        dials = len(self.clock.unixClients)
-        link = self.clock.unixClients[-1][1].buildProtocol(None)
-        link.makeConnection(StringTransport())
-        self.clock.advance(upFor)
-        link.connectionLost(Failure(ConnectionDone()))
-        waited = 0.0
-        while len(self.clock.unixClients) == dials:
-            self.clock.advance(0.5)
-            waited += 0.5
-        return waited
+        return flap(self.clock, upFor)
 
     def test_flappingPeerBacksOff(self) -> None:
         """A peer that accepts and closes at once: the next dial waits 1, 2, 4, 8, 16, then 30 s (not 1 s each time)."""

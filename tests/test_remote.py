@@ -19,7 +19,7 @@ from serialgw.device import HIGH_WATER
 from serialgw.line import Line
 from serialgw.remote import RemoteDevice, _ComPortLink, _RawLink, _TelnetLink
 from serialgw.service import GatewayService
-from tests.fakes import BoundedTransport, RecordingClient, observeLog
+from tests.fakes import BoundedTransport, RecordingClient, flap, observeLog
 from tests.realio import Collector, closeClients, connect, startedPty
 
 IAC, SB, SE, WILL = 255, 250, 240, 251
@@ -530,19 +530,7 @@ class FlappingRemoteTests(SynchronousTestCase):
 
     def link(self, upFor: float) -> float:
         """The far end takes the pending dial, keeps it C{upFor} s, closes it; the seconds until the next dial."""
-        from twisted.internet.error import ConnectionDone
-        from twisted.internet.testing import StringTransport
-
-        dials = len(self.clock.unixClients)
-        link = self.clock.unixClients[-1][1].buildProtocol(None)
-        link.makeConnection(StringTransport())
-        self.clock.advance(upFor)
-        link.connectionLost(Failure(ConnectionDone()))
-        waited = 0.0
-        while len(self.clock.unixClients) == dials:
-            self.clock.advance(0.5)
-            waited += 0.5
-        return waited
+        return flap(self.clock, upFor)
 
     def test_flappingPeerBacksOff(self) -> None:
         """Links that last 0.1 s: the next dial waits 1, 2, 4, 8, 16, then 30 s (not 1 s each time); each wait has one down and one back notice."""
