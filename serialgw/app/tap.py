@@ -18,8 +18,9 @@ from twisted.python import usage
 from twisted.python.logfile import BaseLogFile
 
 from serialgw import __version__
+from serialgw.app.listen import StartupError
 from serialgw.app.reactor import installIfNoneChosen
-from serialgw.app.service import GatewayService, StartupError
+from serialgw.app.service import GatewayService
 from serialgw.config.file import loadFile
 from serialgw.config.listeners import parseListener, parseWatchAll
 from serialgw.config.specs import (
