@@ -25,7 +25,7 @@ The client side of that contract is L{IGuarded}.
 from __future__ import annotations
 
 from collections import deque
-from typing import Any
+from typing import Any, Optional
 
 from twisted.internet.interfaces import IPushProducer
 from twisted.protocols.policies import ProtocolWrapper
@@ -107,6 +107,67 @@ class Tail:
             head -= len(chunks.popleft())
         self._head = head
 
+    def follow(self, other: Tail, count: int, size: int) -> None:
+        """
+        Add the newest C{count} bytes given to C{other}, as if each of its
+        chunks had been added here with C{add(chunk, size)}: the same bytes
+        kept and the same count dropped, but the chunks are shared with
+        C{other}, not copied (only a chunk C{other} may still gather into,
+        and a cut through a gathered one: under C{2 * CHUNK} bytes each).
+        C{other} must hold at least C{min(count, size)} bytes; older ones it
+        let go count as dropped here too.
+        """
+        if count <= 0:
+            return
+        keep = min(count, size)
+        assert keep <= other._size, (keep, other._size)
+        # The newest keep bytes of other: whole chunks, and the newest part
+        # of one more (its live part if it is other's oldest).
+        parts: list[bytes | bytearray] = []
+        chunks = other._chunks
+        need = keep
+        index = len(chunks) - 1
+        cut = 0
+        while need:
+            chunk = chunks[index]
+            if chunk is other._gathering and len(chunk) < other.CHUNK:
+                chunk = bytes(chunk)  # other may still add to it
+            if need >= len(chunk) and index:
+                parts.append(chunk)
+                need -= len(chunk)
+                index -= 1
+            else:
+                parts.append(chunk)
+                cut = len(chunk) - need
+                need = 0
+        parts.reverse()
+        self._gathering = None  # the next small chunk goes after these
+        if keep == size:
+            # They fill this tail: all held before goes; the oldest part is
+            # an offset into a shared chunk.
+            self.dropped += self._size + count - size
+            self._chunks = deque(parts) if size else deque()
+            self._head = cut if size else 0
+            self._size = size
+            return
+        if cut:
+            # keep == count: the cut is where other was at a chunk's end,
+            # so it is inside a gathered chunk (small): copy its part.
+            with memoryview(parts[0]) as view:
+                parts[0] = bytes(view[cut:])
+        self._chunks.extend(parts)
+        held = self._size + keep
+        if held <= size:
+            self._size = held
+            return
+        excess = held - size
+        self.dropped += excess
+        self._size = size
+        head = self._head + excess
+        while head >= len(self._chunks[0]):
+            head -= len(self._chunks.popleft())
+        self._head = head
+
     def newest(self, size: int) -> bytes:
         """The last C{size} bytes (fewer if fewer came)."""
         need = min(size, self._size)
@@ -178,14 +239,30 @@ def bufferHolder(transport: Any) -> Any:
 
 @implementer(IPushProducer)
 class OutputGuard:
-    def __init__(self, client: Any, line: Any, bound: int, policy: str) -> None:
+    """
+    A client's bound and policy (see the module).  C{fanOut}: the line
+    whose device output the client gets, if the client's C{deliver}, while
+    this guard is full and drops, does nothing but L{hold} (a line's
+    sessions and local clients): then, full, it is taken out of the line's
+    fan-out (see C{Line.park}) and costs nothing per chunk; what came
+    meanwhile is taken from the line's shared tail, chunks shared, when the
+    client next needs its held output (a notice held after it, its
+    transport drained, the counts asked for), exactly as if every chunk had
+    been held one by one.
+    """
+
+    def __init__(self, client: Any, line: Any, bound: int, policy: str, fanOut: Any = None) -> None:
         self.client = client
         self.line = line
         self.bound = bound
         self.policy = policy
+        self.fanOut = fanOut
         self.full = False
         self._reported = 0
         self._held = Tail()
+        # While parked: the fan-out's stream position up to which the
+        # line's output is in _held (None: not parked).
+        self._parkedAt: Optional[int] = None
 
     def attach(self, transport: Any) -> None:
         # Over TLS the bytes wait in the TCP transport under the TLS layer:
@@ -202,19 +279,42 @@ class OutputGuard:
     @property
     def dropped(self) -> int:
         """Device output dropped for this client so far."""
-        return self._held.dropped
+        if self._parkedAt is None:
+            return self._held.dropped
+        # What catching up would drop, without doing it (a status page
+        # asks about every client).
+        missed = self.fanOut.streamed - self._parkedAt
+        return self._held.dropped + max(0, len(self._held) + missed - self.bound)
 
     def hold(self, data: bytes) -> None:
         """
         Device output (policy drop) or text arrived while the client is
         full: keep the newest C{bound} bytes, drop the oldest.
         """
+        if self._parkedAt is not None:
+            self._catchUp()
         self._held.add(data, self.bound)
 
     @property
     def heldBytes(self) -> int:
         """Bytes waiting here (not in the transport) for the client."""
-        return len(self._held)
+        if self._parkedAt is None:
+            return len(self._held)
+        return min(self.bound, len(self._held) + self.fanOut.streamed - self._parkedAt)
+
+    def _catchUp(self) -> None:
+        """Parked: hold what the line sent since, as holding each chunk would have."""
+        streamed = self.fanOut.streamed
+        assert self._parkedAt is not None
+        self._held.follow(self.fanOut.parkedTail, streamed - self._parkedAt, self.bound)
+        self._parkedAt = streamed
+
+    def unpark(self) -> None:
+        """Back in the line's fan-out (if parked), what it missed held."""
+        if self._parkedAt is not None:
+            self._catchUp()
+            self._parkedAt = None
+            self.fanOut.unpark(self)
 
     # IPushProducer: called by the transport
 
@@ -241,10 +341,13 @@ class OutputGuard:
         else:
             log.info("{line}: {peer} cannot keep up: its output is dropped until it does",
                      line=self.line.name, peer=self.client.peer)
+            if self.fanOut is not None:
+                self._parkedAt = self.fanOut.park(self)
 
     def resumeProducing(self) -> None:
         if not self.full:
             return
+        self.unpark()
         self.full = False
         if self.policy == "block":
             self.line.unblockDevice(self.client)
@@ -261,6 +364,7 @@ class OutputGuard:
             self.client.releaseInput()
 
     def stopProducing(self) -> None:
+        self.unpark()
         if self.full and self.policy == "block":
             self.line.unblockDevice(self.client)
         self.full = False
