@@ -53,6 +53,7 @@ class World:
         client.makeConnection(transport)
         if kind is TelnetClient:
             client.dataReceived(b"\xff\xfd\x00\xff\xfc\x2c")  # DO BINARY, WONT COM-PORT
+        assert client.guard is not None
         if not self.parking:
             client.guard.fanOut = None
         self.clients.append(client)
@@ -88,9 +89,10 @@ class ParkTests(SynchronousTestCase):
         st.tuples(st.just("announce"), st.integers(0, 99)),
         st.tuples(st.just("read"), st.integers(0, len(LISTENERS) - 1)),
         st.tuples(st.just("leave"), st.integers(0, len(LISTENERS) - 1)),
+        st.tuples(st.just("go"), st.integers(0, len(LISTENERS) - 1)),
     ), max_size=60))
     def test_sameAsHoldingEachChunk(self, steps: list[tuple[str, int]]) -> None:
-        """Device chunks of any size, notices, peers reading and leaving: every client's bytes, dropped and held counts, after each step, as when each chunk was held."""
+        """Device chunks of any size, notices, peers reading, told to go and leaving: every client's bytes, dropped and held counts, after each step, as when each chunk was held."""
         parked, reference = self.worlds()
         left: set[int] = set()
         offset = 0
@@ -103,6 +105,8 @@ class ParkTests(SynchronousTestCase):
                 elif value not in left:
                     if step == "read":
                         world.read(value)
+                    elif step == "go":
+                        world.clients[value].disconnect()
                     else:
                         world.leave(value)
             if step == "device":
@@ -152,9 +156,18 @@ class ParkTests(SynchronousTestCase):
         world.connect("raw+4444")
         world.line.deviceDataReceived(b"x" * 1025)
         calls: list[Any] = []
-        for client in world.clients:
+
+        def counting(client: Any) -> None:
             deliver = client.deliver
-            client.deliver = lambda data, deliver=deliver, client=client: (calls.append(client), deliver(data))
+
+            def counted(data: bytes) -> None:
+                calls.append(client)
+                deliver(data)
+
+            client.deliver = counted
+
+        for client in world.clients:
+            counting(client)
         for _ in range(10):
             world.line.deviceDataReceived(b"y" * 4095)
         self.assertEqual(calls, [world.clients[-1]] * 10)
@@ -172,3 +185,18 @@ class ParkTests(SynchronousTestCase):
         world.leave(0)
         self.assertEqual(world.line.droppedGone, {"drop": 2500 - 1024})
         self.assertEqual((world.line._parked, len(world.line.parkedTail)), ({}, 0))
+
+    def test_toldToGoWhileParked(self) -> None:
+        """A parked client told to go (idle, escape d) gets what came until then, nothing after, once it reads."""
+        world = World(parking=True)
+        world.connect("raw,outbuf=1024+4444")
+        world.line.deviceDataReceived(b"x" * 1025)
+        world.line.deviceDataReceived(b"y" * 10)
+        world.clients[0].disconnect()
+        world.line.deviceDataReceived(b"z" * 10)
+        world.read(0)
+        world.read(0)
+        self.assertEqual(world.output[0], b"x" * 1025 + b"y" * 10)
+        self.assertEqual((world.line._parked, len(world.line.parkedTail)), ({}, 0))
+        world.leave(0)
+        self.assertEqual(world.line.droppedGone, {})

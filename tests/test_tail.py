@@ -203,7 +203,7 @@ class FollowTests(SynchronousTestCase):
     @given(st.integers(min_value=0, max_value=9000), st.integers(min_value=0, max_value=9000),
            st.lists(st.tuples(st.sampled_from([0, 1, 2, 99, 1023, 1024, 4095, 4096, 12000]),
                               st.sampled_from(["add", "follow", "take"])), max_size=40))
-    def test_sameAsAddingEachChunk(self, size: int, extra: int, steps: list[tuple[str, int]]) -> None:
+    def test_sameAsAddingEachChunk(self, size: int, extra: int, steps: list[tuple[int, str]]) -> None:
         """A follower catching up now and then holds the bytes, and counts the drops, of a tail given every chunk."""
         shared, follower, reference = Tail(), Tail(), Tail()
         total = since = 0
