@@ -25,7 +25,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from serialgw.config.specs import PARITIES, STOPBITS, DeviceSpec, SerialSettings
+from serialgw.config.specs import DeviceSpec, SerialSettings
 from serialgw.devices import uucplock
 from serialgw.devices.links import removeSymlink, replaceSymlink
 from serialgw.devices.termio import ErrorMarks, fcntlBreak, markErrors, readModemState, readTermios
@@ -72,11 +72,22 @@ _FIELDS = ("baudrate", "bytesize", "parity", "stopbits", "xonxoff", "rtscts")
 _SETTING_ERRORS = (serial.SerialException, OSError, ValueError, OverflowError, termios.error)
 
 
+# Our parities and stop bits (config's letters and numbers) as pyserial's constants.
+_PYSERIAL_PARITIES = {
+    "N": serial.PARITY_NONE,
+    "E": serial.PARITY_EVEN,
+    "O": serial.PARITY_ODD,
+    "M": serial.PARITY_MARK,
+    "S": serial.PARITY_SPACE,
+}
+_PYSERIAL_STOPBITS = {1: serial.STOPBITS_ONE, 1.5: serial.STOPBITS_ONE_POINT_FIVE, 2: serial.STOPBITS_TWO}
+
+
 def _pyserialValue(settings: SerialSettings, field: str) -> Any:
     if field == "parity":
-        return PARITIES[settings.parity]
+        return _PYSERIAL_PARITIES[settings.parity]
     if field == "stopbits":
-        return STOPBITS["1.5" if settings.stopbits == 1.5 else str(int(settings.stopbits))]
+        return _PYSERIAL_STOPBITS[settings.stopbits]
     return getattr(settings, field)
 
 
