@@ -56,7 +56,8 @@ from serialgw.config.specs import (
     describeUnix,
     isAbstract,
 )
-from serialgw.devices.device import AbsentPort, DeviceError, DeviceLocked, PtyPort, SerialDevice, linkProblem, openPort
+from serialgw.devices.device import AbsentPort, DeviceError, DeviceLocked, PtyPort, SerialDevice, openPort
+from serialgw.devices.links import linkProblem
 from serialgw.devices.remote import CarriedBackoff, RemoteDevice
 from serialgw.interfaces import IPort
 from serialgw.line.hub import Line, Role, addressAllowed, describeAddress, peerName

@@ -21,7 +21,7 @@ from serialgw import __version__
 from serialgw.app.reactor import installIfNoneChosen
 from serialgw.app.service import GatewayService, StartupError
 from serialgw.config.file import loadFile
-from serialgw.config.listeners import parseListener, parseWatchAll
+from serialgw.config.listeners import parseListener, parseSSHListener, parseWatchAll
 from serialgw.config.specs import (
     DEFAULT_HOST_KEY,
     DEFAULT_LOCK_DIR,
@@ -44,6 +44,7 @@ from serialgw.config.specs import (
     parseOnOff,
     parseSendString,
 )
+from serialgw.config.sshkeys import usersFromFile
 
 log = Logger()
 
@@ -273,7 +274,6 @@ man 8 serialgw
             if extra:
                 raise ConfigError(f"--{extra[0]} needs --ssh (an SSH listener)")
             return None, Rights()
-        from serialgw.clients.ssh import parseSSHListener, usersFromFile
 
         if self["authorized-keys"] is None and self["readonly-keys"] is None:
             raise ConfigError("--ssh needs --authorized-keys or --readonly-keys: who may log in")

@@ -14,10 +14,7 @@ descriptor directly (pyserial's own C{read}/C{write} use C{select()}).
 from __future__ import annotations
 
 import errno
-import fcntl
 import os
-import stat
-import struct
 import termios
 import tty
 from typing import Any, Callable, Optional
@@ -28,8 +25,10 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from serialgw.config.specs import PARITIES, STOPBITS, DeviceSpec, SerialSettings
+from serialgw.config.specs import DeviceSpec, SerialSettings
 from serialgw.devices import uucplock
+from serialgw.devices.links import removeSymlink, replaceSymlink
+from serialgw.devices.termio import ErrorMarks, fcntlBreak, markErrors, readModemState, readTermios
 from serialgw.interfaces import IDeviceSink, IPort
 
 log = Logger()
@@ -73,11 +72,22 @@ _FIELDS = ("baudrate", "bytesize", "parity", "stopbits", "xonxoff", "rtscts")
 _SETTING_ERRORS = (serial.SerialException, OSError, ValueError, OverflowError, termios.error)
 
 
+# Our parities and stop bits (config's letters and numbers) as pyserial's constants.
+_PYSERIAL_PARITIES = {
+    "N": serial.PARITY_NONE,
+    "E": serial.PARITY_EVEN,
+    "O": serial.PARITY_ODD,
+    "M": serial.PARITY_MARK,
+    "S": serial.PARITY_SPACE,
+}
+_PYSERIAL_STOPBITS = {1: serial.STOPBITS_ONE, 1.5: serial.STOPBITS_ONE_POINT_FIVE, 2: serial.STOPBITS_TWO}
+
+
 def _pyserialValue(settings: SerialSettings, field: str) -> Any:
     if field == "parity":
-        return PARITIES[settings.parity]
+        return _PYSERIAL_PARITIES[settings.parity]
     if field == "stopbits":
-        return STOPBITS["1.5" if settings.stopbits == 1.5 else str(int(settings.stopbits))]
+        return _PYSERIAL_STOPBITS[settings.stopbits]
     return getattr(settings, field)
 
 
@@ -85,21 +95,6 @@ def _configure(ser: serial.Serial, settings: SerialSettings) -> None:
     """Set every field on a closed pyserial port (open() applies them)."""
     for field in _FIELDS:
         setattr(ser, field, _pyserialValue(settings, field))
-
-
-_SPEEDS = {
-    getattr(termios, name): int(name[1:])
-    for name in dir(termios)
-    if name.startswith("B") and name[1:].isdigit() and int(name[1:]) > 0
-}
-_SPEED_NAMES = {baud: constant for constant, baud in _SPEEDS.items()}
-_SIZES = {termios.CS5: 5, termios.CS6: 6, termios.CS7: 7, termios.CS8: 8}
-
-
-def termiosSpeed(baud: int) -> Optional[int]:
-    """The termios constant for a speed (B115200), or None if termios has none."""
-    return _SPEED_NAMES.get(baud)
-CMSPAR = getattr(termios, "CMSPAR", 0o10000000000)
 
 
 def _readBack(ser: serial.Serial) -> SerialSettings:
@@ -110,106 +105,6 @@ def _readBack(ser: serial.Serial) -> SerialSettings:
     """
     return readTermios(ser.fd, int(ser.baudrate), ser.stopbits == 1.5)
 
-
-def readTermios(fd: int, otherBaud: int = 115200, oneAndHalf: bool = False) -> SerialSettings:
-    """
-    A tty's settings from termios; C{otherBaud} stands for a speed termios
-    cannot name; C{oneAndHalf}: 2 stop bits with 5 data bits are 1.5.
-    """
-    iflag, _oflag, cflag, _lflag, _ispeed, ospeed, _cc = termios.tcgetattr(fd)
-    bytesize = _SIZES[cflag & termios.CSIZE]
-    if not cflag & termios.PARENB:
-        parity = "N"
-    elif cflag & CMSPAR:
-        parity = "M" if cflag & termios.PARODD else "S"
-    else:
-        parity = "O" if cflag & termios.PARODD else "E"
-    stopbits: float = 1
-    if cflag & termios.CSTOPB:
-        stopbits = 1.5 if bytesize == 5 and oneAndHalf else 2
-    return SerialSettings(
-        baudrate=_SPEEDS.get(ospeed, otherBaud),
-        bytesize=bytesize,
-        parity=parity,
-        stopbits=stopbits,
-        xonxoff=bool(iflag & termios.IXON),
-        rtscts=bool(cflag & termios.CRTSCTS),
-    )
-
-
-LINE_BREAK = 0x10
-LINE_FRAMING = 0x08
-LINE_PARITY = 0x04
-LINE_OVERRUN = 0x02
-
-
-class ErrorMarks:
-    """
-    Undo termios PARMRK marking: C{\\377 \\377} is a 0xFF data byte,
-    C{\\377 \\0 \\0} a break, C{\\377 \\0 c} a byte c received with a
-    parity or framing error (kept as data).  Chunks without 0xFF pass
-    through untouched; a mark cut between two reads is completed by the next.
-    """
-
-    def __init__(self) -> None:
-        self.pending = b""
-        self.state = 0
-        self.parityEnabled = False
-
-    def decode(self, data: bytes) -> bytes:
-        if self.pending:
-            data, self.pending = self.pending + data, b""
-        if b"\xff" not in data:
-            return data
-        out: list[bytes] = []
-        i, n = 0, len(data)
-        while True:
-            j = data.find(b"\xff", i)
-            if j < 0:
-                out.append(data[i:])
-                break
-            out.append(data[i:j])
-            if j + 1 >= n or (data[j + 1] == 0 and j + 2 >= n):
-                self.pending = data[j:]
-                break
-            if data[j + 1] == 0:
-                byte = data[j + 2]
-                if byte == 0:
-                    self.state |= LINE_BREAK
-                else:
-                    self.state |= LINE_PARITY if self.parityEnabled else LINE_FRAMING
-                    out.append(data[j + 2 : j + 3])
-                i = j + 3
-            else:
-                # \377 \377, or (not expected) \377 then a byte: data.
-                out.append(b"\xff")
-                i = j + 2 if data[j + 1] == 0xFF else j + 1
-        return b"".join(out)
-
-    def take(self) -> int:
-        state, self.state = self.state, 0
-        return state
-
-
-def markErrors(fd: int, parity: bool, on: bool = True) -> None:
-    """
-    Have the tty mark breaks and bad bytes in the data (PARMRK), rather than
-    drop them or turn a break into a flush (BRKINT); C{on=False} undoes it.
-    """
-    attrs = termios.tcgetattr(fd)
-    iflag = attrs[0]
-    iflag &= ~(termios.IGNBRK | termios.BRKINT | termios.IGNPAR | termios.ISTRIP)
-    if on:
-        iflag |= termios.PARMRK
-    else:
-        iflag &= ~termios.PARMRK
-    if parity and on:
-        iflag |= termios.INPCK
-    else:
-        iflag &= ~termios.INPCK
-    if iflag != attrs[0]:
-        attrs[0] = iflag
-        termios.tcsetattr(fd, termios.TCSANOW, attrs)
 
 
 class _KeepInputSerial(serial.Serial):
@@ -458,128 +353,6 @@ class PtyPort(TtyPort):
         removeSymlink(self.link, self.slaveName)
         os.close(self._fd)
         TtyPort.close(self)
-
-
-# Linux's values; Python's termios module lacks some of them.
-TIOCSBRK = getattr(termios, "TIOCSBRK", 0x5427)
-TIOCCBRK = getattr(termios, "TIOCCBRK", 0x5428)
-TIOCMGET = getattr(termios, "TIOCMGET", 0x5415)
-_MODEM_BITS = (
-    (getattr(termios, "TIOCM_CTS", 0x020), 0x10),
-    (getattr(termios, "TIOCM_DSR", 0x100), 0x20),
-    (getattr(termios, "TIOCM_RNG", 0x080), 0x40),
-    (getattr(termios, "TIOCM_CAR", 0x040), 0x80),
-)
-
-
-def readModemState(fd: int) -> Optional[int]:
-    """TIOCMGET as RFC 2217 bits; C{None} where the device has no modem lines."""
-    try:
-        raw = fcntl.ioctl(fd, TIOCMGET, struct.pack("I", 0))
-    except OSError as e:
-        if e.errno in (errno.ENOTTY, errno.EINVAL):
-            return None
-        raise
-    bits = struct.unpack("I", raw)[0]
-    state = 0
-    for tiocm, rfc in _MODEM_BITS:
-        if bits & tiocm:
-            state |= rfc
-    return state
-
-
-def fcntlBreak(fd: int, on: bool) -> None:
-    fcntl.ioctl(fd, TIOCSBRK if on else TIOCCBRK)
-
-
-def replaceSymlink(target: str, link: str) -> None:
-    """
-    Point C{link} at C{target} atomically.  Something already at C{link} is
-    taken over only when it is a symlink that dangles or points at a pty
-    whose slave nobody has open (what a gateway that died leaves behind);
-    the live link of another gateway, a link to anything else, a regular
-    file or a directory is an error, never touched.
-    """
-    if os.path.lexists(link):
-        if not os.path.islink(link):
-            raise FileExistsError(errno.EEXIST, "exists and is not a symlink")
-        _mayTakeOver(link)
-    tmp = f"{link}.{os.getpid()}.tmp"
-    try:
-        os.unlink(tmp)
-    except FileNotFoundError:
-        pass
-    os.symlink(target, tmp)
-    os.replace(tmp, link)
-
-
-# Unix98 pty slaves (/dev/pts/N): majors 136 to 143.
-PTY_SLAVE_MAJORS = range(136, 144)
-
-
-def linkProblem(link: str) -> Optional[str]:
-    """Why L{replaceSymlink} would refuse C{link}, or None; nothing is changed (a reload's check)."""
-    if not os.path.lexists(link):
-        return None
-    if not os.path.islink(link):
-        return "exists and is not a symlink"
-    try:
-        _mayTakeOver(link)
-    except FileExistsError as e:
-        return e.strerror
-    return None
-
-
-def _mayTakeOver(link: str) -> None:
-    """Raise FileExistsError unless the symlink C{link} is stale (see replaceSymlink)."""
-    old = os.readlink(link)
-    try:
-        st = os.stat(link)
-    except FileNotFoundError:
-        return  # dangling
-    if not (stat.S_ISCHR(st.st_mode) and os.major(st.st_rdev) in PTY_SLAVE_MAJORS):
-        raise FileExistsError(errno.EEXIST, f"is a symlink to {old}, which is not a pty: not ours to replace")
-    holders = ptyHolders(os.path.realpath(link))
-    if holders:
-        raise FileExistsError(
-            errno.EEXIST,
-            f"is the live link to {old}, held open by pid {', '.join(map(str, holders))} "
-            "(another gateway?): not replaced",
-        )
-
-
-def ptyHolders(path: str) -> list[int]:
-    """
-    The processes (that we may look at) with the pty slave C{path} open,
-    from /proc/PID/fd.
-    """
-    holders = []
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            fds = os.listdir(f"/proc/{pid}/fd")
-        except OSError:
-            continue
-        for fd in fds:
-            try:
-                if os.readlink(f"/proc/{pid}/fd/{fd}") == path:
-                    holders.append(int(pid))
-                    break
-            except OSError:
-                continue
-    return holders
-
-
-def removeSymlink(link: str, target: str) -> None:
-    """Remove C{link} if it still points at C{target} (not someone else's)."""
-    if not link:
-        return
-    try:
-        if os.readlink(link) == target:
-            os.unlink(link)
-    except OSError:
-        pass
 
 
 def _reason(e: BaseException) -> str:

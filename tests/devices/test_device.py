@@ -21,19 +21,15 @@ from serialgw.devices.device import (
     DRAIN_LIMIT,
     DRAIN_POLL,
     HIGH_WATER,
-    LINE_BREAK,
-    LINE_FRAMING,
-    LINE_PARITY,
     AbsentPort,
     DeviceError,
-    ErrorMarks,
-    IDeviceSink,
-    IPort,
     PtyPort,
     SerialDevice,
     TtyPort,
     openPort,
 )
+from serialgw.devices.termio import LINE_BREAK
+from serialgw.interfaces import IDeviceSink, IPort
 from tests.fakes import RecordingPort
 
 
@@ -579,31 +575,7 @@ class LossPathTests(ReopeningDevice, SynchronousTestCase):
         self.assertIn(self.device, self.reactor.getReaders())
 
 
-class ErrorMarksTests(SynchronousTestCase):
-    STREAM = b"ab\xff\xffc\xff\x00\x00d\xff\x00\x07e"
-
-    def test_decode(self) -> None:
-        """Doubled 0xFF is data, 377 0 0 a break, 377 0 c an error on byte c (kept)."""
-        marks = ErrorMarks()
-        self.assertEqual(marks.decode(self.STREAM), b"ab\xffcd\x07e")
-        self.assertEqual(marks.take(), LINE_BREAK | LINE_FRAMING)
-        self.assertEqual(marks.take(), 0)
-        marks.parityEnabled = True
-        self.assertEqual(marks.decode(b"\xff\x00z"), b"z")
-        self.assertEqual(marks.take(), LINE_PARITY)
-
-    def test_anySplit(self) -> None:
-        """Any split of the stream into two reads decodes the same."""
-        for i in range(len(self.STREAM) + 1):
-            marks = ErrorMarks()
-            out = marks.decode(self.STREAM[:i]) + marks.decode(self.STREAM[i:])
-            self.assertEqual((out, marks.take()), (b"ab\xffcd\x07e", LINE_BREAK | LINE_FRAMING), i)
-
-    def test_plainUntouched(self) -> None:
-        """A chunk without 0xFF is returned as the same object."""
-        data = b"plain text"
-        self.assertIs(ErrorMarks().decode(data), data)
-
+class TtyMarksTests(SynchronousTestCase):
     def test_termiosMarks(self) -> None:
         """Watched, a tty has PARMRK and no IGNBRK/BRKINT, also after a change; unwatched, no PARMRK."""
         import termios
