@@ -12,7 +12,8 @@ from typing import Any, Callable
 from twisted.logger import Logger
 
 from serialgw.config.specs import LineConfig
-from serialgw.devices.device import AbsentPort, DeviceError, DeviceLocked, PtyPort, SerialDevice
+from serialgw.devices.device import SerialDevice
+from serialgw.devices.ports import AbsentPort, DeviceError, DeviceLocked, PtyPort
 from serialgw.devices.remote import RemoteDevice
 from serialgw.interfaces import IPort
 from serialgw.line.hub import Line

@@ -22,7 +22,7 @@ from serialgw.app.listen import StartupError, listenAtOnce, removeStaleSocket
 from serialgw.clients.local import fifoPair
 from serialgw.clients.tls import TLSError, clientOptions
 from serialgw.config.specs import LineConfig, ListenerKind, ListenerSpec, LogSpec, isAbstract
-from serialgw.devices.device import linkProblem
+from serialgw.devices.links import linkProblem
 
 # A change of these reopens the line's device (and cuts its sessions);
 # every other change is applied to the running line.

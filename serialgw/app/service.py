@@ -26,7 +26,7 @@ from serialgw.clients.consolelog import ConsoleLog
 from serialgw.clients.local import FileClient
 from serialgw.clients.session import Session
 from serialgw.config.specs import LineConfig, ListenerKind, ListenerSpec, SSHSpec, WatchAllSpec, isAbstract
-from serialgw.devices.device import DeviceError, openPort
+from serialgw.devices.ports import DeviceError, openPort
 from serialgw.interfaces import IPort
 from serialgw.line.hub import Line, describeAddress
 

@@ -22,7 +22,7 @@ from serialgw.app.listen import StartupError
 from serialgw.app.reactor import installIfNoneChosen
 from serialgw.app.service import GatewayService
 from serialgw.config.file import loadFile
-from serialgw.config.listeners import parseListener, parseWatchAll
+from serialgw.config.listeners import parseListener, parseSSHListener, parseWatchAll
 from serialgw.config.specs import (
     DEFAULT_HOST_KEY,
     DEFAULT_LOCK_DIR,
@@ -45,6 +45,7 @@ from serialgw.config.specs import (
     parseOnOff,
     parseSendString,
 )
+from serialgw.config.sshkeys import usersFromFile
 
 log = Logger()
 
@@ -274,7 +275,6 @@ man 8 serialgw
             if extra:
                 raise ConfigError(f"--{extra[0]} needs --ssh (an SSH listener)")
             return None, Rights()
-        from serialgw.clients.ssh import parseSSHListener, usersFromFile
 
         if self["authorized-keys"] is None and self["readonly-keys"] is None:
             raise ConfigError("--ssh needs --authorized-keys or --readonly-keys: who may log in")

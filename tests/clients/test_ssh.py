@@ -41,15 +41,13 @@ from serialgw.clients.ssh import (
     SSHError,
     SSHGateway,
     UserAuth,
-    fingerprint,
     loadHostKey,
     makeFactory,
-    parseSSHListener,
-    readPublicKeys,
-    usersFromFile,
 )
 from serialgw.config.file import loadFile
+from serialgw.config.listeners import parseSSHListener
 from serialgw.config.specs import ConfigError, Rights, SerialSettings, SSHSpec, UserSpec
+from serialgw.config.sshkeys import fingerprint, readPublicKeys, usersFromFile
 from serialgw.line.hub import Line, Role, describeAddress
 from tests.fakes import RecordingDevice, observeLog
 from tests.real.test_peers import need
