@@ -46,6 +46,7 @@ from serialgw.clients.tls import (
     clientOptions,
     peerSubject,
 )
+from serialgw.clients.transports import addressAllowed, describeAddress, peerName
 from serialgw.config.specs import (
     LineConfig,
     ListenerKind,
@@ -59,7 +60,7 @@ from serialgw.config.specs import (
 from serialgw.devices.device import AbsentPort, DeviceError, DeviceLocked, PtyPort, SerialDevice, linkProblem, openPort
 from serialgw.devices.remote import CarriedBackoff, RemoteDevice
 from serialgw.interfaces import IPort
-from serialgw.line.hub import Line, Role, addressAllowed, describeAddress, peerName
+from serialgw.line.hub import Line, Role
 from serialgw.logflood import Peer, clientLog
 
 log = Logger()

@@ -16,7 +16,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Site
 
 from serialgw import __version__
-from serialgw.line.hub import describeAddress, peerName
+from serialgw.clients.transports import describeAddress, peerName
 
 log = Logger()
 

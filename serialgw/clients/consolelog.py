@@ -15,9 +15,10 @@ from typing import Any
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from serialgw.clients.base import ClientEvents
 from serialgw.config.specs import LogSpec
 from serialgw.interfaces import IClient
-from serialgw.line.hub import ClientEvents, Line, Role
+from serialgw.line.hub import Line, Role
 
 log = Logger()
 

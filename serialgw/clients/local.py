@@ -17,11 +17,12 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from serialgw.clients.base import ClientEvents
 from serialgw.clients.guard import OutputGuard
 from serialgw.clients.raw import RawClient
 from serialgw.config.specs import ListenerKind, ListenerSpec, Protocol
 from serialgw.interfaces import IClient
-from serialgw.line.hub import ClientEvents, Line, Role
+from serialgw.line.hub import Line, Role
 
 log = Logger()
 

@@ -13,9 +13,10 @@ from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from serialgw.clients.base import ClientEvents
 from serialgw.config.specs import UDPSpec
 from serialgw.interfaces import IClient
-from serialgw.line.hub import ClientEvents, Line, Role
+from serialgw.line.hub import Line, Role
 
 log = Logger()
 

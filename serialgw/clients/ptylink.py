@@ -32,10 +32,11 @@ from twisted.internet import abstract, fdesc
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from serialgw.clients.base import ClientEvents
 from serialgw.config.specs import SerialSettings
 from serialgw.devices.device import readTermios, removeSymlink, replaceSymlink, termiosSpeed
 from serialgw.interfaces import IClient
-from serialgw.line.hub import ClientEvents, Line, Role
+from serialgw.line.hub import Line, Role
 
 log = Logger()
 

@@ -24,8 +24,9 @@ from zope.interface import implementer
 
 from serialgw.clients.rfc2217 import FLOWCONTROL_RESUME, FLOWCONTROL_SUSPEND, ComPortControl
 from serialgw.clients.session import DEVICE_BEHIND, Session
+from serialgw.clients.transports import writeNow
 from serialgw.interfaces import IClient
-from serialgw.line.hub import Line, Role, writeNow
+from serialgw.line.hub import Line, Role
 from serialgw.logflood import IgnoredInput, clientLog
 
 # Limited per peer: a client's input cannot flood the log (logflood).

@@ -45,9 +45,9 @@ from serialgw.clients.rfc2217 import (
     modemLineCode,
 )
 from serialgw.clients.telnet import BINARY, BRK, ECHO, SGA, TelnetProtocol
+from serialgw.clients.transports import noDelay
 from serialgw.config.specs import ConfigError, DeviceSpec, SerialSettings
 from serialgw.devices.device import HIGH_WATER, _NoSink
-from serialgw.line.hub import noDelay
 
 log = Logger()
 

@@ -7,8 +7,9 @@ from __future__ import annotations
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
+from serialgw.clients.transports import describeAddress
 from serialgw.interfaces import IClient, IDevice
-from serialgw.line.hub import Line, Role, describeAddress
+from serialgw.line.hub import Line, Role
 from tests.fakes import RecordingClient, RecordingDevice
 
 
@@ -104,7 +105,7 @@ class LineTests(SynchronousTestCase):
 
         from twisted.internet.address import UNIXAddress
 
-        from serialgw.line.hub import peerName
+        from serialgw.clients.transports import peerName
 
         ours, theirs = socket.socketpair(socket.AF_UNIX)
         self.addCleanup(ours.close)

@@ -1,0 +1,32 @@
+"""
+What every client of a line answers by default: clients that have nothing
+to do with an event (files, datagrams, logs, watch-all views) inherit these
+answers and override what matters to them.
+"""
+
+from __future__ import annotations
+
+
+class ClientEvents:
+    """
+    Default answers to the line's events for clients that have nothing to
+    do with them (files, datagrams, raw streams): override what matters.
+    """
+
+    def modemStateChanged(self, state: int) -> None:
+        pass
+
+    def lineStateChanged(self, state: int) -> None:
+        pass
+
+    def deviceStateChanged(self, up: bool, notice: bytes) -> None:
+        pass
+
+    def pauseInput(self) -> None:
+        pass
+
+    def resumeInput(self) -> None:
+        pass
+
+    def notice(self, text: str) -> None:
+        pass
