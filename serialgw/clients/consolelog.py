@@ -17,7 +17,7 @@ from zope.interface import implementer
 
 from serialgw.clients.base import ClientEvents
 from serialgw.config.specs import LogSpec
-from serialgw.interfaces import IClient
+from serialgw.interfaces import IConsoleLog
 from serialgw.line.hub import Line, Role
 
 log = Logger()
@@ -25,7 +25,7 @@ log = Logger()
 NOT_A_FILE = "it is not a regular file (a FIFO or a device); a file: listener can feed one"
 
 
-@implementer(IClient)
+@implementer(IConsoleLog)
 class ConsoleLog(ClientEvents):
     def __init__(self, line: Line, spec: LogSpec, clock: Any) -> None:
         self.line = line

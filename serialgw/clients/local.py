@@ -141,6 +141,10 @@ class FileClient(ClientEvents, abstract.FileDescriptor):
     def droppedNotice(self, count: int) -> None:
         pass
 
+    def disconnect(self) -> None:
+        """Closed once what waits for the file is written."""
+        self.loseConnection()
+
     def connectionLost(self, reason: Failure) -> None:
         # Cut (policy disconnect) or the file failed: it goes.
         abstract.FileDescriptor.connectionLost(self, reason)

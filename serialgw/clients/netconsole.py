@@ -94,6 +94,11 @@ class NetconsoleClient(ClientEvents, DatagramProtocol):
 
     # IClient
 
+    def disconnect(self) -> None:
+        """Its port stops listening (and it leaves the line)."""
+        if self.transport is not None:
+            self.transport.loseConnection()
+
     def deliver(self, data: bytes) -> None:
         if self.remote is None or self.transport is None:
             return

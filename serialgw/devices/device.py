@@ -30,7 +30,7 @@ from zope.interface import implementer
 
 from serialgw.config.specs import DeviceSpec, SerialSettings
 from serialgw.devices import uucplock
-from serialgw.interfaces import IDeviceSink, IPort
+from serialgw.interfaces import IDevice, IDeviceSink, IPort
 
 log = Logger()
 
@@ -694,6 +694,7 @@ class _NoSink:
         pass
 
 
+@implementer(IDevice)
 class SerialDevice:
     """
     One open device in the reactor.

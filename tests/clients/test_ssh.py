@@ -375,7 +375,7 @@ class SessionTests(SynchronousTestCase):
             def event(self, text: str) -> None:
                 events.append(text)
 
-        line.logs.append(Log())
+        line.logs.append(Log())  # type: ignore[arg-type]
         first, _ = h.channel()
         first.requestReceived(b"shell", b"")
         second, conn = h.channel(user="ops2")

@@ -178,8 +178,6 @@ class CoalesceTests(SynchronousTestCase):
 class FailingClientTests(SynchronousTestCase):
     def test_oneClientFailsOthersGoOn(self) -> None:
         """A client whose deliver raises is cut off; the others still get the output."""
-        from twisted.internet.testing import StringTransport
-
         line = Line("ttyS0", RecordingDevice())
         bad, good = RecordingClient("bad"), RecordingClient("good")
 
@@ -187,11 +185,12 @@ class FailingClientTests(SynchronousTestCase):
             raise RuntimeError("bug")
 
         bad.deliver = explode  # type: ignore[method-assign]
-        bad.transport = StringTransport()  # type: ignore[attr-defined]
         line.attach(bad)
         line.attach(good)
         line.deviceDataReceived(b"x")
         self.assertEqual(good.received, [b"x"])
+        # Aborted (a fake has no connection: the line detaches it).
+        self.assertEqual((bad.aborted, line.clients), (1, [good]))
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
 
     def test_failingLogDoesNotHideTheNextClient(self) -> None:
@@ -208,7 +207,7 @@ class FailingClientTests(SynchronousTestCase):
 
         bad.deliver = explode  # type: ignore[method-assign]
         line.attach(bad)
-        line.logs.append(bad)
+        line.logs.append(bad)  # type: ignore[arg-type]
         line.attach(good)
         line.deviceDataReceived(b"more\n")
         self.assertEqual(good.received, [b"more\n"])
