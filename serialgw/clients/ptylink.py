@@ -34,7 +34,8 @@ from zope.interface import implementer
 
 from serialgw.clients.base import ClientEvents
 from serialgw.config.specs import SerialSettings
-from serialgw.devices.device import readTermios, removeSymlink, replaceSymlink, termiosSpeed
+from serialgw.devices.links import removeSymlink, replaceSymlink
+from serialgw.devices.termio import readTermios, termiosSpeed
 from serialgw.interfaces import IClient
 from serialgw.line.hub import Line, Role
 

@@ -22,12 +22,13 @@ from twisted.internet.protocol import Protocol, connectionDone
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from serialgw.clients.rfc2217 import FLOWCONTROL_RESUME, FLOWCONTROL_SUSPEND, ComPortControl
+from serialgw.clients.rfc2217 import ComPortControl
 from serialgw.clients.session import DEVICE_BEHIND, Session
 from serialgw.clients.transports import writeNow
 from serialgw.interfaces import IClient
 from serialgw.line.hub import Line, Role
 from serialgw.logflood import IgnoredInput, clientLog
+from serialgw.wire.rfc2217 import FLOWCONTROL_RESUME, FLOWCONTROL_SUSPEND
 
 # Limited per peer: a client's input cannot flood the log (logflood).
 log = clientLog()
