@@ -22,7 +22,7 @@ from serialgw.app.logs import appendOnly, twistdLogFile
 from serialgw.app.reactor import installIfNoneChosen
 from serialgw.app.service import GatewayService, StartupError
 from serialgw.config.file import loadFile
-from serialgw.config.listeners import parseListener, parseWatchAll
+from serialgw.config.listeners import parseListener, parseSSHListener, parseWatchAll
 from serialgw.config.shard import Shard, ownListeners, parseShard, selectLines
 from serialgw.config.specs import (
     DEFAULT_HOST_KEY,
@@ -46,6 +46,7 @@ from serialgw.config.specs import (
     parseOnOff,
     parseSendString,
 )
+from serialgw.config.sshkeys import usersFromFile
 
 log = Logger()
 
@@ -301,7 +302,6 @@ man 8 serialgw
             if extra:
                 raise ConfigError(f"--{extra[0]} needs --ssh (an SSH listener)")
             return None, Rights()
-        from serialgw.clients.ssh import parseSSHListener, usersFromFile
 
         if self["authorized-keys"] is None and self["readonly-keys"] is None:
             raise ConfigError("--ssh needs --authorized-keys or --readonly-keys: who may log in")

@@ -5,7 +5,8 @@ L{ComPortControl} reads a client's COM-PORT-OPTION subnegotiations, carries
 them out through the client's line, and answers each one at once with the
 state actually in effect.  It also holds the client's masks and flow-control
 suspension, and encodes modem-state notifications.  Commands are dispatched
-through a table keyed by the command byte (bottom of this module).
+through a table keyed by the command byte (bottom of this module).  The
+codes are L{serialgw.wire.rfc2217}'s.
 """
 
 from __future__ import annotations
@@ -17,52 +18,58 @@ import attrs
 from serialgw import __version__
 from serialgw.config.specs import ConfigError, SerialSettings
 from serialgw.logflood import clientLog
+from serialgw.wire.rfc2217 import (
+    BREAK_OFF,
+    BREAK_ON,
+    BREAK_QUERY,
+    CISCO_BAUD,
+    CISCO_INDEX,
+    COM_PORT_OPTION,
+    DTR_OFF,
+    DTR_ON,
+    DTR_QUERY,
+    FLOW_DCD,
+    FLOW_DSR,
+    FLOW_DTR,
+    FLOW_IN_HARDWARE,
+    FLOW_IN_NONE,
+    FLOW_IN_QUERY,
+    FLOW_IN_XONXOFF,
+    FLOW_OUT_HARDWARE,
+    FLOW_OUT_NONE,
+    FLOW_OUT_QUERY,
+    FLOW_OUT_XONXOFF,
+    FLOWCONTROL_RESUME,
+    FLOWCONTROL_SUSPEND,
+    MODEM_CD,
+    MODEM_CTS,
+    MODEM_DSR,
+    NOTIFY_LINESTATE,
+    NOTIFY_MODEMSTATE,
+    PARITY_CODES,
+    PARITY_VALUES,
+    PURGE_DATA,
+    RTS_OFF,
+    RTS_ON,
+    RTS_QUERY,
+    SERVER_OFFSET,
+    SET_BAUDRATE,
+    SET_CONTROL,
+    SET_DATASIZE,
+    SET_LINESTATE_MASK,
+    SET_MODEMSTATE_MASK,
+    SET_PARITY,
+    SET_STOPSIZE,
+    SIGNATURE,
+    STOPSIZE_CODES,
+    STOPSIZE_VALUES,
+    flowCode,
+    modemDelta,
+)
 
 # Limited per peer: a client's input cannot flood the log (logflood).
 log = clientLog()
 
-COM_PORT_OPTION = 44
-SERVER_OFFSET = 100
-
-SIGNATURE = 0
-SET_BAUDRATE = 1
-SET_DATASIZE = 2
-SET_PARITY = 3
-SET_STOPSIZE = 4
-SET_CONTROL = 5
-NOTIFY_LINESTATE = 6
-NOTIFY_MODEMSTATE = 7
-FLOWCONTROL_SUSPEND = 8
-FLOWCONTROL_RESUME = 9
-SET_LINESTATE_MASK = 10
-SET_MODEMSTATE_MASK = 11
-PURGE_DATA = 12
-
-# SET-PARITY values and pyserial's letters.
-PARITY_CODES = {1: "N", 2: "O", 3: "E", 4: "M", 5: "S"}
-PARITY_VALUES = {letter: code for code, letter in PARITY_CODES.items()}
-# SET-STOPSIZE values.
-STOPSIZE_CODES = {1: 1, 2: 2, 3: 1.5}
-STOPSIZE_VALUES = {1: 1, 2: 2, 1.5: 3}
-
-# Cisco IOS sends SET-BAUDRATE as one byte, an index into this table.
-CISCO_BAUD = {
-    3: 300, 4: 600, 5: 1200, 6: 2400, 7: 4800, 8: 9600, 9: 14400, 10: 19200,
-    11: 28800, 12: 38400, 13: 57600, 14: 115200, 15: 230400, 16: 460800,
-}
-CISCO_INDEX = {baud: index for index, baud in CISCO_BAUD.items()}
-
-# SET-CONTROL values.
-FLOW_OUT_QUERY, FLOW_OUT_NONE, FLOW_OUT_XONXOFF, FLOW_OUT_HARDWARE = 0, 1, 2, 3
-BREAK_QUERY, BREAK_ON, BREAK_OFF = 4, 5, 6
-DTR_QUERY, DTR_ON, DTR_OFF = 7, 8, 9
-RTS_QUERY, RTS_ON, RTS_OFF = 10, 11, 12
-FLOW_IN_QUERY, FLOW_IN_NONE, FLOW_IN_XONXOFF, FLOW_IN_HARDWARE = 13, 14, 15, 16
-FLOW_DCD, FLOW_DTR, FLOW_DSR = 17, 18, 19
-
-# Modem-state bits.
-MODEM_CTS, MODEM_DSR, MODEM_RI, MODEM_CD = 0x10, 0x20, 0x40, 0x80
-DELTA_CTS, DELTA_DSR, TRAILING_RI, DELTA_CD = 0x01, 0x02, 0x04, 0x08
 # Reported for a device without modem lines (a pty): a null-modem cable to a
 # program that is there.
 NO_MODEM_LINES = MODEM_CTS | MODEM_DSR | MODEM_CD
@@ -71,21 +78,6 @@ NO_MODEM_LINES = MODEM_CTS | MODEM_DSR | MODEM_CD
 # this much of the device's output for it (and no more than its listener's
 # outbuf); older bytes are dropped.
 SUSPEND_LIMIT = 1024 * 1024
-
-
-def modemDelta(previous: int, state: int) -> int:
-    """The delta bits for a change of modem lines from C{previous} to C{state}."""
-    changed = previous ^ state
-    delta = 0
-    if changed & MODEM_CTS:
-        delta |= DELTA_CTS
-    if changed & MODEM_DSR:
-        delta |= DELTA_DSR
-    if previous & MODEM_RI and not state & MODEM_RI:
-        delta |= TRAILING_RI
-    if changed & MODEM_CD:
-        delta |= DELTA_CD
-    return delta
 
 
 def defaultSignature(lineName: str) -> str:
@@ -332,23 +324,6 @@ class ComPortControl:
         else:
             state = self.line.modemLines[name]
         return base + 1 if state else base + 2
-
-
-def flowCode(settings: SerialSettings, inbound: bool) -> int:
-    """The SET-CONTROL value for the flow control in C{settings} (outbound or inbound)."""
-    base = FLOW_IN_QUERY if inbound else FLOW_OUT_QUERY
-    if settings.rtscts:
-        return base + 3
-    if settings.xonxoff:
-        return base + 2
-    return base + 1
-
-
-def modemLineCode(name: str, on: bool) -> int:
-    """The SET-CONTROL value that sets DTR or RTS (C{name}) on or off."""
-    if name == "dtr":
-        return DTR_ON if on else DTR_OFF
-    return RTS_ON if on else RTS_OFF
 
 
 _HANDLERS: dict[int, Callable[[ComPortControl, bytes], None]] = {

@@ -6,9 +6,8 @@ name names the line.
 
 Wire and auth are conch's; what is ours:
 
-  - L{readPublicKeys}: OpenSSH public key lines (authorized_keys format,
-    without options) for the C{[users.NAME]} tables and the single-line
-    C{--authorized-keys} / C{--readonly-keys} files;
+  - the key ring (L{KeyRing}) of the people's keys, read by
+    C{serialgw.config.sshkeys};
   - L{loadHostKey}: the host key, made (ed25519, mode 0600) at first start;
   - L{KeyChecker}: a key in the key ring, with a good signature, is its
     person (L{Login}); nothing else gets in (no passwords, no
@@ -24,7 +23,6 @@ Wire and auth are conch's; what is ours:
 
 from __future__ import annotations
 
-import base64
 import ipaddress
 import os
 import stat
@@ -51,10 +49,13 @@ from twisted.logger import FilteringLogObserver, Logger, LogLevel, LogLevelFilte
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from serialgw.clients.base import ClientEvents
 from serialgw.clients.session import Session
-from serialgw.config.specs import ConfigError, ListenerKind, ListenerSpec, SSHSpec, UserSpec
+from serialgw.clients.transports import addressAllowed, describeAddress
+from serialgw.config.specs import ListenerSpec, SSHSpec, UserSpec
+from serialgw.config.sshkeys import MAX_KEYS_FILE, fingerprint, printable, readPublicKeys
 from serialgw.interfaces import IClient
-from serialgw.line.hub import ClientEvents, Line, Role, addressAllowed, describeAddress
+from serialgw.line.hub import Line, Role
 from serialgw.logflood import Peer, clientLog
 
 # Limited per peer: what a client sends cannot flood the log (logflood).
@@ -68,12 +69,6 @@ _conchLog = Logger(observer=FilteringLogObserver(globalLogPublisher, [LogLevelFi
 # channel that is not there.
 MALFORMED = (struct.error, ValueError, IndexError, KeyError)
 
-# Key types a public key line may start with (OpenSSH's names).
-KEY_TYPES = frozenset({
-    "ssh-ed25519", "ssh-rsa", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521",
-    "sk-ssh-ed25519@openssh.com", "sk-ecdsa-sha2-nistp256@openssh.com",
-})
-MAX_KEYS_FILE = 1024 * 1024
 # Signature algorithms a user's key may log in with (no SHA-1 ssh-rsa, as OpenSSH).
 USER_SIGNATURES = (
     b"ssh-ed25519", b"ecdsa-sha2-nistp256", b"ecdsa-sha2-nistp384", b"ecdsa-sha2-nistp521",
@@ -83,110 +78,6 @@ USER_SIGNATURES = (
 
 class SSHError(Exception):
     """The SSH listener cannot start; the message names what and why."""
-
-
-def fingerprint(key: keys.Key) -> str:
-    """A key's fingerprint as OpenSSH prints it: C{SHA256:...}."""
-    return "SHA256:" + key.fingerprint(keys.FingerprintFormats.SHA256_BASE64).rstrip("=")
-
-
-@attrs.frozen
-class PublicKey:
-    """One public key line: the key (as its wire blob), its comment, its fingerprint."""
-
-    blob: bytes
-    comment: str
-    fingerprint: str
-    text: str
-
-
-def _printable(text: str) -> str:
-    return "".join(c if c.isprintable() else "?" for c in text)[:64]
-
-
-def readPublicKeys(text: str, source: str) -> list[PublicKey]:
-    """
-    OpenSSH public key lines (C{TYPE BASE64 [COMMENT]}); blank lines and
-    C{#} comments are skipped.  Options (C{from=}, C{command=}, ...) are
-    refused rather than ignored: a restriction must not silently vanish.
-    An error names C{source} and the line.
-    """
-    found = []
-    for number, raw in enumerate(text.splitlines(), 1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        fields = line.split(None, 2)
-        if fields[0] not in KEY_TYPES:
-            raise ConfigError(
-                f"{source}:{number}: expected a public key (TYPE BASE64 [COMMENT], TYPE one of "
-                f"{', '.join(sorted(KEY_TYPES))}), not {_printable(line[:40])!r}; "
-                "authorized_keys options (from=, command=, ...) are not supported"
-            )
-        try:
-            blob = base64.b64decode(fields[1] if len(fields) > 1 else "", validate=True)
-            key = keys.Key.fromString(blob)
-        except Exception:
-            raise ConfigError(f"{source}:{number}: cannot read the {fields[0]} key") from None
-        if key.sshType().decode() != fields[0]:
-            raise ConfigError(f"{source}:{number}: the key says {key.sshType().decode()}, the line {fields[0]}")
-        comment = _printable(fields[2].strip()) if len(fields) > 2 else ""
-        found.append(PublicKey(key.blob(), comment, fingerprint(key), f"{fields[0]} {fields[1]}"))
-    return found
-
-
-def readKeysFile(path: str) -> list[PublicKey]:
-    """The public keys in a file (authorized_keys format); ConfigError names the file."""
-    try:
-        # Not waited on: a FIFO or a device there (a keys file in a person's
-        # home) would stop the reactor at a reload.
-        with open(path, "rb", opener=lambda name, flags: os.open(name, flags | os.O_NONBLOCK)) as f:
-            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
-                raise ConfigError(f"keys file {path!r} is not a regular file")
-            raw = f.read(MAX_KEYS_FILE + 1)
-    except OSError as e:
-        raise ConfigError(f"cannot read keys file {path!r}: {e.strerror}") from None
-    if len(raw) > MAX_KEYS_FILE:
-        raise ConfigError(f"keys file {path!r} is over {MAX_KEYS_FILE} bytes")
-    return readPublicKeys(raw.decode("utf-8", "replace"), path)
-
-
-def usersFromFile(path: str) -> list[UserSpec]:
-    """
-    The people in an authorized_keys file (single-line mode): each key's
-    comment names its person (its fingerprint when it has none).
-    """
-    people: dict[str, list[str]] = {}
-    for key in readKeysFile(path):
-        if key.comment == "*":
-            # The line's write/read lists are these names, and "*" there means every user.
-            raise ConfigError(f"keys file {path!r}: key {key.fingerprint} has the comment '*', which would "
-                              "name every user (a read-only key could type): give it another comment")
-        people.setdefault(key.comment or key.fingerprint, []).append(key.text)
-    return [UserSpec(name, tuple(texts)) for name, texts in people.items()]
-
-
-def parseSSHListener(text: str) -> ListenerSpec:
-    """
-    C{[OPTION,...+]ENDPOINT}: a Twisted server endpoint string
-    (C{tcp:2222:interface=127.0.0.1}) with the listener options a telnet
-    listener takes (C{ro}, C{allow=}, C{outbuf=}, C{policy=}, C{idle=},
-    C{escape=}, C{banner}, C{replay}, ...), e.g. C{banner,escape=^]+tcp:2222}.
-    """
-    from serialgw.config.listeners import parseListener
-
-    original = str(text).strip()
-    head, plus, rest = original.partition("+")
-    if plus and ":" not in head:
-        try:
-            spec = parseListener(f"raw,{head}+{rest}")
-        except ConfigError as e:
-            raise ConfigError(str(e).replace(f"raw,{head}+{rest}", original)) from None
-    else:
-        spec = parseListener(original)
-    if spec.kind is not ListenerKind.LISTEN or spec.tls is not None:
-        raise ConfigError(f"SSH listener {original!r}: expected a server endpoint such as tcp:2222:interface=127.0.0.1")
-    return attrs.evolve(spec, text=original)
 
 
 # The host key
@@ -318,7 +209,7 @@ class UserAuth(userauth.SSHUserAuthServer):
             if reason.check(UnauthorizedLogin):
                 log.warn("ssh: key {fingerprint} from {peer} refused ({reason}); user name {user!r}",
                          fingerprint=what, peer=_peer(self.transport),
-                         reason=reason.getErrorMessage(), user=_printable((self.user or b"").decode("utf-8", "replace")))
+                         reason=reason.getErrorMessage(), user=printable((self.user or b"").decode("utf-8", "replace")))
             return reason
 
         return d.addErrback(refused)
@@ -455,7 +346,7 @@ class ServerTransport(SSHServerTransport):
             SSHServerTransport.dispatchMessage(self, messageNum, payload)
         except MALFORMED as e:
             log.info("ssh: {peer}: malformed packet (message {number}: {error}): disconnected",
-                     peer=_peer(self), number=messageNum, error=_printable(repr(e)))
+                     peer=_peer(self), number=messageNum, error=printable(repr(e)))
             self.sendDisconnect(DISCONNECT_PROTOCOL_ERROR, b"malformed packet")
 
     def receiveUnimplemented(self, seqnum: int) -> None:
@@ -863,9 +754,9 @@ class SSHClient(Session, ClientEvents, SSHChannel):
         newline = "\r\n" if self.pty else "\n"
         if line is None or right is None:
             log.info("ssh: {peer} asked for {name!r}: not a line they may use", peer=self.peer,
-                     name=_printable(name))
+                     name=printable(name))
             mine = self.gateway.linesFor(self.login.user)
-            text = f"serialgw: {_printable(name)!r} is not a line you may use; your lines:{newline}"
+            text = f"serialgw: {printable(name)!r} is not a line you may use; your lines:{newline}"
             text += "".join(f"{n}{newline}" for n in mine)
             self.clock.callLater(0, self._refuse, text)
             return True

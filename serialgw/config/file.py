@@ -35,7 +35,7 @@ from typing import Any, Optional
 
 import attrs
 
-from serialgw.config.listeners import parseListener, parseWatchAll
+from serialgw.config.listeners import parseListener, parseSSHListener, parseWatchAll
 from serialgw.config.shard import MAX_SHARDS
 from serialgw.config.specs import (
     DEFAULT_BACKLOG,
@@ -61,6 +61,7 @@ from serialgw.config.specs import (
     parseOnOff,
     parseSendString,
 )
+from serialgw.config.sshkeys import readKeysFile, readPublicKeys
 
 LINE_KEYS = {
     "device", "serial", "baud", "bytesize", "parity", "stopbits", "xonxoff", "rtscts", "listen",
@@ -197,8 +198,6 @@ def _users(path: str, text: str, data: dict[str, Any]) -> tuple[UserSpec, ...]:
         if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
             raise ConfigError(f"{_where(path, text, where, 'keys')}: [{where}] keys: expected a public key "
                               f"line or a list of them, not {keys!r}")
-        from serialgw.clients.ssh import readKeysFile, readPublicKeys
-
         found = readPublicKeys("\n".join(keys), f"{_where(path, text, where, 'keys')}: [{where}] keys: key")
         if "keys-file" in table:
             if not isinstance(table["keys-file"], str):
@@ -238,8 +237,6 @@ def _ssh(path: str, text: str, data: dict[str, Any], users: tuple[UserSpec, ...]
     if not any(u.keys for u in users):
         raise ConfigError(f"{_where(path, text, 'ssh')}: [ssh]: nobody could log in: "
                           "add [users.NAME] tables with keys or keys-file")
-    from serialgw.clients.ssh import parseSSHListener
-
     try:
         listener = parseSSHListener(table["listen"])
     except ConfigError as e:

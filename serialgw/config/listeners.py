@@ -416,3 +416,24 @@ def parseWatchAll(texts: list[str], patterns: list[str]) -> WatchAllSpec:
         if not isinstance(pattern, str) or not pattern:
             raise ConfigError(f"watch-all lines: expected shell patterns of line names, e.g. rack4-*, not {pattern!r}")
     return WatchAllSpec(tuple(listeners), tuple(patterns) or ("*",))
+
+
+def parseSSHListener(text: str) -> ListenerSpec:
+    """
+    C{[OPTION,...+]ENDPOINT}: a Twisted server endpoint string
+    (C{tcp:2222:interface=127.0.0.1}) with the listener options a telnet
+    listener takes (C{ro}, C{allow=}, C{outbuf=}, C{policy=}, C{idle=},
+    C{escape=}, C{banner}, C{replay}, ...), e.g. C{banner,escape=^]+tcp:2222}.
+    """
+    original = str(text).strip()
+    head, plus, rest = original.partition("+")
+    if plus and ":" not in head:
+        try:
+            spec = parseListener(f"raw,{head}+{rest}")
+        except ConfigError as e:
+            raise ConfigError(str(e).replace(f"raw,{head}+{rest}", original)) from None
+    else:
+        spec = parseListener(original)
+    if spec.kind is not ListenerKind.LISTEN or spec.tls is not None:
+        raise ConfigError(f"SSH listener {original!r}: expected a server endpoint such as tcp:2222:interface=127.0.0.1")
+    return attrs.evolve(spec, text=original)

@@ -13,16 +13,6 @@ from enum import Enum
 from typing import Any, Optional
 
 import attrs
-from serial import (
-    PARITY_EVEN,
-    PARITY_MARK,
-    PARITY_NONE,
-    PARITY_ODD,
-    PARITY_SPACE,
-    STOPBITS_ONE,
-    STOPBITS_ONE_POINT_FIVE,
-    STOPBITS_TWO,
-)
 
 
 class ConfigError(ValueError):
@@ -55,14 +45,10 @@ def describeUnix(path: str | bytes) -> str:
     return "@" + path[1:].replace("\0", "@") if isAbstract(path) else path
 
 
-PARITIES = {
-    "N": PARITY_NONE,
-    "E": PARITY_EVEN,
-    "O": PARITY_ODD,
-    "M": PARITY_MARK,
-    "S": PARITY_SPACE,
-}
-STOPBITS = {"1": STOPBITS_ONE, "1.5": STOPBITS_ONE_POINT_FIVE, "2": STOPBITS_TWO}
+# The parities and stop bits there are, as written: config knows no driver
+# (serialgw.devices translates them for pyserial and termios).
+PARITIES = {letter: letter for letter in "NEOMS"}
+STOPBITS: dict[str, float] = {"1": 1, "1.5": 1.5, "2": 2}
 BYTESIZES = (5, 6, 7, 8)
 
 

@@ -22,12 +22,19 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from serialgw.clients.rfc2217 import (
+from serialgw.clients.telnet import BINARY, BRK, ECHO, SGA, TelnetProtocol
+from serialgw.clients.transports import noDelay
+from serialgw.config.specs import ConfigError, DeviceSpec, SerialSettings
+from serialgw.devices.device import HIGH_WATER, _NoSink
+from serialgw.interfaces import IDevice
+from serialgw.wire.rfc2217 import (
     BREAK_OFF,
     BREAK_ON,
     COM_PORT_OPTION,
     FLOWCONTROL_RESUME,
     FLOWCONTROL_SUSPEND,
+    LINE_ERRORS,
+    MODEM_LINES,
     NOTIFY_LINESTATE,
     NOTIFY_MODEMSTATE,
     PARITY_CODES,
@@ -44,10 +51,6 @@ from serialgw.clients.rfc2217 import (
     flowCode,
     modemLineCode,
 )
-from serialgw.clients.telnet import BINARY, BRK, ECHO, SGA, TelnetProtocol
-from serialgw.config.specs import ConfigError, DeviceSpec, SerialSettings
-from serialgw.devices.device import HIGH_WATER, _NoSink
-from serialgw.line.hub import noDelay
 
 log = Logger()
 
@@ -299,9 +302,9 @@ class _ComPortLink(_TelnetLink):
             elif command == SET_STOPSIZE and len(value) == 1 and value[0] in STOPSIZE_CODES:
                 device._remoteSettings(stopbits=STOPSIZE_CODES[value[0]])
             elif command == NOTIFY_MODEMSTATE and len(value) == 1:
-                device.modem = value[0] & 0xF0
-            elif command == NOTIFY_LINESTATE and len(value) == 1 and value[0] & 0x1E:
-                device.sink.deviceLineState(value[0] & 0x1E)
+                device.modem = value[0] & MODEM_LINES
+            elif command == NOTIFY_LINESTATE and len(value) == 1 and value[0] & LINE_ERRORS:
+                device.sink.deviceLineState(value[0] & LINE_ERRORS)
             elif command == FLOWCONTROL_SUSPEND:
                 self._suspension(True)
                 device._checkWatermark()
@@ -323,7 +326,7 @@ def _heldBytes(link: Any) -> int:
     return link.heldBytes() if isinstance(link, _NoPortControl) else 0
 
 
-@implementer(IPushProducer)
+@implementer(IPushProducer, IDevice)
 class RemoteDevice:
     """
     A line's device reached over the network, reconnected with backoff.
@@ -358,6 +361,8 @@ class RemoteDevice:
         self.sink: Any = _NoSink()
         self.up = False
         self.downReason: Optional[str] = "not connected yet"
+        # No lock file for a console elsewhere.
+        self.lockedBy: Optional[int] = None
         self.closed = False
         self.breaks = 0
         self.dropped = 0

@@ -271,7 +271,7 @@ class HangupFloodTests(TestCase):
                 status = (await statusPage(statusPort))["lines"][0]
             else:
                 status = lineStatus(line)
-            self.assertEqual((status["up"], line.up, line.device.closed), (False, False, False),
+            self.assertEqual((status["up"], line.up, line.device.closed), (False, False, False),  # type: ignore[attr-defined]
                              f"cycle {cycle}, {cyclesBack} cycles back")
             # Why: the loss, then (once reopening has been tried) the link gone.
             self.assertIn(event["reason"], ("hung up", "Input/output error"))
