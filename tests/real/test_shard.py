@@ -15,6 +15,7 @@ from twisted.trial.unittest import TestCase
 
 from serialgw.config.shard import shardOf
 from tests.realio import (
+    ProcessOutput,
     PtyPair,
     closeClients,
     connect,
@@ -49,6 +50,11 @@ def openDevices(pid: int) -> set[str]:
     return paths
 
 
+def pidOf(proc: ProcessOutput) -> int:
+    assert proc.transport is not None
+    return int(proc.transport.pid)
+
+
 class ShardTests(TestCase):
     timeout = 90
 
@@ -76,8 +82,7 @@ class ShardTests(TestCase):
             announced = re.findall(rb"line ([\w.-]+): raw listener ready", logs[index])
             self.assertEqual([name.decode() for name in announced], SHARES[index])
             self.assertIn(f"--shard {index}/2: this process serves 2 of the 4 line(s) of {path}".encode(), logs[index])
-            pid = proc.transport.pid  # type: ignore[attr-defined]
-            self.assertEqual(openDevices(pid), {ptys[name].slaveName for name in SHARES[index]})
+            self.assertEqual(openDevices(pidOf(proc)), {ptys[name].slaveName for name in SHARES[index]})
             port = int(re.findall(rb"status page \(JSON\) on http://127\.0\.0\.1:(\d+)/", logs[index])[0])
             self.assertEqual([line["name"] for line in (await statusPage(port))["lines"]], SHARES[index])
 
@@ -98,7 +103,7 @@ class ShardTests(TestCase):
         ownerLog = await procs[0].output.contains(b"reload: added ['vm102'], changed none, removed none, 2 unchanged")
         await procs[1].output.contains(b"reload: added none, changed none, removed none, 2 unchanged")
         self.assertNotIn(b"vm102", procs[1].output.data)
-        self.assertEqual(openDevices(procs[1].transport.pid), {ptys[n].slaveName for n in SHARES[1]})  # type: ignore[attr-defined]
+        self.assertEqual(openDevices(pidOf(procs[1])), {ptys[n].slaveName for n in SHARES[1]})
         client = await connect(linePort(ownerLog, ADDED, "raw"))
         client.transport.write(b"added")  # type: ignore[union-attr]
         self.assertEqual(await added.received.length(5), b"added")
