@@ -449,6 +449,31 @@ class Ser2netNeighbour(Ser2net):
     options = "  options:\n    chardelay: false\n    dev-to-net-bufsize: 65536\n    net-to-dev-bufsize: 65536\n"
 
 
+def waitOpen(pids: list[int], devices: list[str], timeout: float = 30.0) -> None:
+    """
+    Wait until the processes hold every device open: serialgw opens its
+    devices off the reactor thread after it listens, ser2net and socat when
+    a client connects; a byte written before would be flushed at the open.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        held = set()
+        for pid in pids:
+            try:
+                fds = os.listdir(f"/proc/{pid}/fd")
+            except OSError:
+                continue
+            for fd in fds:
+                try:
+                    held.add(os.readlink(f"/proc/{pid}/fd/{fd}"))
+                except OSError:
+                    pass
+        if held.issuperset(devices):
+            return
+        time.sleep(0.02)
+    raise RuntimeError(f"the server did not open {devices}")
+
+
 NEIGHBOUR_KINDS: list[type[Server]] = [Serialgw, Ser2netNeighbour, SocatLines]
 
 
@@ -474,13 +499,18 @@ def neighbour(server: Server, rtts: int) -> dict[str, Any]:
             raise RuntimeError("the flooder did not connect")
         sock = socket.create_connection(("127.0.0.1", ports[1]))
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        lines = server.lines if isinstance(server, SocatLines) else [server]
+        waitOpen([line.proc.pid for line in lines if line.proc is not None], [flooded.slave, quiet.slave])
         time.sleep(0.2)
         roundTrips(quiet, sock, 50)  # warm up
         idle = sorted(roundTrips(quiet, sock, rtts))
         flooder.stdin.write("go\n")
         flooder.stdin.flush()
         time.sleep(0.3)
+        assert server.proc is not None
+        cpu0, wall0 = cpuPreciseSeconds(server.proc.pid), time.perf_counter()
         busy = sorted(roundTrips(quiet, sock, rtts))
+        out["flood_cpu_percent"] = (cpuPreciseSeconds(server.proc.pid) - cpu0) / (time.perf_counter() - wall0) * 100
         flooder.stdin.write("stop\n")
         flooder.stdin.flush()
         received, seconds = flooder.stdout.readline().split()
@@ -517,11 +547,11 @@ def reportNeighbour(results: dict[str, Any]) -> None:
     figures = results["neighbour"]
     print("\nneighbour (two lines in one gateway; B's 1-byte round trip, A idle then flooding a raw reader)")
     print(f"{'server':16}{'idle p50 ms':>12}{'idle p99 ms':>12}{'flood p50 ms':>13}{'flood p99 ms':>13}"
-          f"{'A MiB/s':>9}   flood p50/idle p50")
+          f"{'A MiB/s':>9}{'CPU %':>7}   flood p50/idle p50")
     for name, values in figures["median"].items():
         ratio = paired(figures["rounds"][name], figures["rounds"][name], "flood_p50_ms", "idle_p50_ms")
         print(f"{name:16}{values['idle_p50_ms']:12.3f}{values['idle_p99_ms']:12.3f}{values['flood_p50_ms']:13.3f}"
-              f"{values['flood_p99_ms']:13.3f}{values['flood_MiBps']:9.1f}   "
+              f"{values['flood_p99_ms']:13.3f}{values['flood_MiBps']:9.1f}{values['flood_cpu_percent']:7.0f}   "
               f"{ratio[0]:.2f} ({ratio[1]:.2f}-{ratio[2]:.2f})")
     rounds = figures["rounds"]
     for peer in (p for p in rounds if p != "serialgw"):
