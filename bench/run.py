@@ -188,6 +188,7 @@ class Socat(Server):
 class Ser2net(Server):
     name = "ser2net"
     options = ""
+    flags: list[str] = []
 
     def start(self, devices: list[str], ports: list[int], telnetPort: Optional[int] = None) -> None:
         config = os.path.join(self.dir, "ser2net.yaml")
@@ -195,7 +196,7 @@ class Ser2net(Server):
             for i, (device, port) in enumerate(zip(devices, ports, strict=True)):
                 f.write(f"connection: &c{i}\n  accepter: tcp,127.0.0.1,{port}\n"
                         f"  connector: serialdev,{device},115200n81,local\n{self.options}\n")
-        self.proc = subprocess.Popen(["ser2net", "-n", "-c", config, "-P", os.path.join(self.dir, "pid")],
+        self.proc = subprocess.Popen(["ser2net", "-n", *self.flags, "-c", config, "-P", os.path.join(self.dir, "pid")],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         waitListening(ports[-1])
 
@@ -443,10 +444,29 @@ class SocatLines(Server):
 
 
 class Ser2netNeighbour(Ser2net):
-    """ser2net as tuned for the neighbour scenario (issue 15): no char delay, 64 KiB buffers."""
+    """
+    ser2net as tuned for the neighbour scenario (issue 15): no char delay,
+    64 KiB buffers; no UUCP lock (LCK..N of a pty is shared with every
+    other /dev/pts/N user on the machine).
+    """
 
     name = "ser2net-tuned"
     options = "  options:\n    chardelay: false\n    dev-to-net-bufsize: 65536\n    net-to-dev-bufsize: 65536\n"
+    flags = ["-u"]
+
+
+class SerialgwNeighbour(Serialgw):
+    """serialgw's farm (one --config file), without UUCP locks (as ser2net -u)."""
+
+    def start(self, devices: list[str], ports: list[int], telnetPort: Optional[int] = None) -> None:
+        config = os.path.join(self.dir, "farm.toml")
+        with open(config, "w") as f:
+            for i, (device, port) in enumerate(zip(devices, ports, strict=True)):
+                f.write(f'[lines.line{i}]\ndevice = "{device}"\nlisten = "raw+tcp:{port}:interface=127.0.0.1"\n'
+                        "lock = false\n\n")
+        argv = TWISTD + ["-n", "--pidfile=", "--logfile=/dev/null", "serialgw", "--config", config]
+        self.proc = subprocess.Popen(argv, cwd=REPO, env=dict(os.environ, PYTHONPATH=REPO), stdout=subprocess.DEVNULL)
+        waitListening(ports[-1])
 
 
 def waitOpen(pids: list[int], devices: list[str], timeout: float = 30.0) -> None:
@@ -474,7 +494,7 @@ def waitOpen(pids: list[int], devices: list[str], timeout: float = 30.0) -> None
     raise RuntimeError(f"the server did not open {devices}")
 
 
-NEIGHBOUR_KINDS: list[type[Server]] = [Serialgw, Ser2netNeighbour, SocatLines]
+NEIGHBOUR_KINDS: list[type[Server]] = [SerialgwNeighbour, Ser2netNeighbour, SocatLines]
 
 
 def neighbour(server: Server, rtts: int) -> dict[str, Any]:
