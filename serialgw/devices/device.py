@@ -1,0 +1,685 @@
+"""
+The local device: an open tty or pty whose bytes the reactor moves.
+
+L{SerialDevice} owns one file descriptor: it reads what the device sends and
+hands it to its sink (the line), queues what the line writes, and sends
+breaks without blocking (set the break condition, clear it with C{callLater}),
+keeping the order of data around them; when the device goes, it opens it
+again with backoff.  The OS-level calls live behind L{IPort} (see
+L{serialgw.devices.ports}), so the logic is tested with a recording fake
+and a C{Clock}.
+"""
+
+from __future__ import annotations
+
+import errno
+import termios
+from typing import Any, Callable, Optional
+
+from twisted.internet import defer, error, threads
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from serialgw.config.specs import SerialSettings
+from serialgw.devices.ports import DeviceLocked, errorReason
+from serialgw.interfaces import IDevice, IDeviceSink, IPort
+
+log = Logger()
+
+HIGH_WATER = 64 * 1024
+LOW_WATER = 16 * 1024
+# How often, and for how long at most, to wait for the UART to drain its
+# output queue before a break.
+DRAIN_POLL = 0.005
+DRAIN_LIMIT = 2.0
+# What a call on a device that is gone fails with: a tty hung up (EIO), a
+# USB adapter unplugged (ENXIO, ENODEV).
+GONE = frozenset((errno.EIO, errno.ENXIO, errno.ENODEV))
+
+
+class DeviceLost(Exception):
+    """
+    A device went away; the message says how, for people (C{hung up},
+    C{Input/output error}).
+    """
+
+
+# Break states.
+IDLE = "idle"
+DRAINING = "draining"
+BREAKING = "breaking"
+
+
+@implementer(IDeviceSink)
+class _NoSink:
+    def deviceDataReceived(self, data: bytes) -> None:
+        pass
+
+    def deviceWritable(self, writable: bool) -> None:
+        pass
+
+    def deviceLost(self, reason: Failure) -> None:
+        pass
+
+    def deviceLineState(self, state: int) -> None:
+        pass
+
+    def deviceUp(self) -> None:
+        pass
+
+
+@implementer(IDevice)
+class SerialDevice:
+    """
+    One open device in the reactor.
+
+    Writes go straight to the descriptor when nothing is queued, else to a
+    queue drained as the device takes it.  A break first lets queued output
+    drain (from our queue and from the driver's), then sets the break
+    condition and clears it C{duration} seconds later; what is written
+    meanwhile is held and written after the break.  A break asked for while
+    one is under way is refused, not doubled.
+
+    However the device goes (a read or write fails, an ioctl finds it gone,
+    the reactor reports a hang-up through C{connectionLost}), it takes one
+    path, L{_lost}: logged as "device lost", the sink told, C{up} false, and
+    with an C{opener} it is opened again with backoff.  Only L{close} ends
+    it for good.  A device that could not be opened at start is made with
+    an L{AbsentPort} and C{downReason}: it starts down, on the same path.
+    """
+
+    # Every tty takes a break (a pty ignores it: see PtyPort.setBreak).
+    noBreak = ""
+
+    def __init__(
+        self,
+        port: IPort,
+        reactor: Any,
+        breakDuration: float = 0.25,
+        sink: Optional[IDeviceSink] = None,
+        opener: Optional[Callable[[], IPort]] = None,
+        reopenPolicy: Callable[[int], float] = lambda attempt: min(0.5 * 2**attempt, 10.0),
+        downReason: Optional[str] = None,
+    ) -> None:
+        self.port = port
+        self.name: str = port.name
+        self._fileno = port.fileno()
+        self.settings: SerialSettings = port.settings
+        # How to open the device again after it vanished (None: never), and
+        # how long to wait before the attempt number n (0, 1, ...).
+        self.opener = opener
+        self.reopenPolicy = reopenPolicy
+        self.up = True
+        # Why the device is down (None while it is up).
+        self.downReason: Optional[str] = None
+        self.dropped = 0
+        self._attempts = 0
+        self._reopenCall: Any = None
+        self._wantReading = False
+        self._paused = False
+        self.lineErrorsWatched = False
+        # Opening a tty raises DTR and RTS.
+        self.modemLines = {"dtr": True, "rts": True}
+        self.reactor = reactor
+        self.breakDuration = breakDuration
+        self.sink: Any = sink if sink is not None else _NoSink()
+        self._out = bytearray()
+        self._held: list[bytes] = []
+        self._heldSize = 0
+        self._writable = True
+        self._breakState = IDLE
+        self._breakCall: Any = None
+        self._drainDeadline = 0.0
+        self._reading = False
+        self._writing = False
+        self.closed = False
+        self.bytesWritten = 0
+        self.bytesRead = 0
+        self.breaks = 0
+        # Pacing for slow devices (off by default): at least pace seconds
+        # between bytes written, at least paceLine after a CR.
+        self.pace = 0.0
+        self.paceLine = 0.0
+        self._paced = False
+        self._paceCall: Any = None
+        self._nextWrite = 0.0
+        # The process holding the device's UUCP lock, while that keeps it down.
+        self.lockedBy: Optional[int] = None
+        if downReason is not None:
+            # Not there at start: down from the first moment, reopened as
+            # if it had vanished.
+            self.up = False
+            self.downReason = downReason
+            self._fileno = -1
+            if opener is None:
+                self.closed = True
+            else:
+                self._scheduleReopen()
+
+    def noteFailure(self, error: BaseException) -> None:
+        """
+        Why the device could not be opened (C{downReason}); a lock holder
+        (C{lockedBy}, on the status page) is logged when it changes.
+        """
+        self.downReason = errorReason(error)
+        if isinstance(error, DeviceLocked):
+            if error.pid != self.lockedBy:
+                log.warn("{device}: {reason}; the line stays down and tries again", device=self.name,
+                         reason=str(error), holder=error.pid)
+            self.lockedBy = error.pid
+        else:
+            self.lockedBy = None
+            log.debug("{device}: still gone: {reason}", device=self.name, reason=self.downReason)
+
+    def setPace(self, pace: float, paceLine: float = 0.0) -> None:
+        """
+        Hold at least C{pace} seconds between bytes written to the device,
+        and at least C{paceLine} after each CR (timers, never a sleep);
+        C{0, 0}: off (the default).  Output queued meanwhile counts towards
+        the high-water mark, so writers are paused behind it.
+        """
+        self.pace, self.paceLine = max(0.0, pace), max(0.0, paceLine)
+        self._paced = bool(self.pace or self.paceLine)
+        if self._paceCall is not None:
+            # A gap of the old pace under way (a reload): the next byte goes
+            # at the new one.
+            self._cancelPace()
+            self._nextWrite = min(self._nextWrite, self.reactor.seconds() + max(self.pace, self.paceLine))
+            if self._paced:
+                self._pump()
+            elif self._out and self.usable:
+                self._startWriting()
+
+    # IReadDescriptor / IWriteDescriptor
+
+    def fileno(self) -> int:
+        # The reactor asks on every event: kept, not asked of the port.
+        return self._fileno
+
+    def logPrefix(self) -> str:
+        return f"serialgw device {self.name}"
+
+    def doRead(self) -> Optional[Failure]:
+        try:
+            data = self.port.read()
+        except OSError as e:
+            self._lost(e)
+            return None
+        if data:
+            try:
+                self.sink.deviceDataReceived(data)
+            except Exception:
+                # Never let the reactor drop this reader over a bug above us.
+                log.failure("{device}: handling device output failed", device=self.name)
+            self.bytesRead += len(data)
+        if self.lineErrorsWatched:
+            lineState = self.port.takeLineState()
+            if lineState:
+                try:
+                    self.sink.deviceLineState(lineState)
+                except Exception:
+                    log.failure("{device}: handling a line state failed", device=self.name)
+        return None
+
+    def doWrite(self) -> Optional[Failure]:
+        if self._paced:
+            # The device took nothing last time: try the paced byte again.
+            self._stopWriting()
+            self._pump()
+            return None
+        if self._out:
+            try:
+                n = self.port.write(self._out)
+            except OSError as e:
+                self._lost(e)
+                return None
+            if n:
+                del self._out[:n]
+                self.bytesWritten += n
+        if not self._out:
+            self._stopWriting()
+            if self._breakState == DRAINING:
+                self._drained()
+        self._checkWatermark()
+        return None
+
+    def connectionLost(self, reason: Failure) -> None:
+        """
+        The reactor gave up on the descriptor: a hang-up it saw itself
+        (EPOLLHUP without EPOLLIN: a pty master closed during output), or an
+        exception out of doRead/doWrite.  The device is lost, not closed: it
+        takes the reopen path like any other loss.
+        """
+        if self.closed or not self.up:
+            return
+        why = reason.value
+        if why is None or isinstance(why, (error.ConnectionDone, error.ConnectionLost)):
+            why = OSError(errno.EIO, "hung up")
+        self._lost(why)
+
+    # The line's side
+
+    def start(self) -> None:
+        """Start reading from the device."""
+        self._wantReading = True
+        if not self._reading and self.usable and not self._paused:
+            self._reading = True
+            self.reactor.addReader(self)
+
+    @property
+    def usable(self) -> bool:
+        return self.up and not self.closed
+
+    def pauseReading(self) -> None:
+        """Stop reading until resumeReading (a lossless client is behind)."""
+        self._paused = True
+        if self._reading:
+            self.reactor.removeReader(self)
+            self._reading = False
+
+    def resumeReading(self) -> None:
+        self._paused = False
+        if self._wantReading:
+            self.start()
+
+    def write(self, data: bytes) -> None:
+        """
+        Queue bytes for the device, after any break under way; dropped (and
+        counted) while the device is down.
+        """
+        if not data:
+            return
+        if self._out or self._breakState != IDLE or not self.up or self.closed or self._paced:
+            self._queue(data)
+            if self._paced and self._paceCall is None and not self._writing and self._out:
+                self._pump()
+            return
+        # Nothing queued: straight to the descriptor.
+        try:
+            n = self.port.write(data)
+        except OSError as e:
+            self._lost(e)
+            return
+        self.bytesWritten += n
+        if n < len(data):
+            self._out += data[n:]
+            self._startWriting()
+            self._checkWatermark()
+        elif not self._writable:
+            self._checkWatermark()
+
+    def _queue(self, data: bytes) -> None:
+        if not self.usable:
+            self.dropped += len(data)
+            return
+        if self._breakState != IDLE:
+            self._held.append(data)
+            self._heldSize += len(data)
+        else:
+            self._out += data
+        self._checkWatermark()
+
+    def sendBreak(self, duration: Optional[float] = None) -> bool:
+        """
+        Send a break of C{duration} seconds (the device's default if
+        C{None}) after the output queued so far.  Return C{False}, sending
+        nothing, if a break is already under way.
+        """
+        if not self.usable or self._breakState != IDLE:
+            return False
+        self.breaks += 1
+        self._breakDuration = self.breakDuration if duration is None else duration
+        self._breakState = DRAINING
+        self._drainDeadline = self.reactor.seconds() + DRAIN_LIMIT
+        if not self._out:
+            self._drained()
+        return True
+
+    def stopBreak(self) -> None:
+        """
+        End a break now (RFC 2217 BREAK-OFF); a break still waiting for the
+        output to drain is called off.
+        """
+        if self._breakState == IDLE:
+            return
+        if self._breakCall is not None and self._breakCall.active():
+            self._breakCall.cancel()
+        self._endBreak(clear=self._breakState == BREAKING)
+
+    @property
+    def breaking(self) -> bool:
+        return self._breakState != IDLE
+
+    def apply(self, settings: SerialSettings) -> SerialSettings:
+        """
+        Apply settings; return (and remember) those now in effect.  While
+        the device is down they are remembered and applied when it is back.
+        A device found gone here (termios fails with EIO: it hung up while
+        nobody read it) takes the loss path, the settings kept.
+        """
+        if self.usable:
+            try:
+                self.settings = self.port.apply(settings)
+                return self.settings
+            except (OSError, termios.error) as e:
+                if not self._gone(e):
+                    raise
+        if not self.closed:
+            self.settings = settings
+        return self.settings
+
+    def setModemLine(self, name: str, on: bool) -> bool:
+        """
+        Set DTR or RTS; return the state now in effect.  Where the device
+        has no such line (a pty) the request is remembered and reported.
+        """
+        if not self.usable:
+            if not self.closed:
+                self.modemLines[name] = on
+            return self.modemLines[name]
+        try:
+            self.port.setModemLine(name, on)
+        except OSError as e:
+            if self._gone(e):
+                self.modemLines[name] = on
+                return on
+            if e.errno not in (errno.ENOTTY, errno.EINVAL):
+                log.warn(
+                    "{device}: cannot set {name} {state}: {reason}",
+                    device=self.name,
+                    name=name.upper(),
+                    state="on" if on else "off",
+                    reason=errorReason(e),
+                )
+                return self.modemLines[name]
+        self.modemLines[name] = on
+        return on
+
+    def modemState(self) -> Optional[int]:
+        """CTS/DSR/RI/CD as RFC 2217 bits, or C{None} where there are none."""
+        if not self.usable:
+            return None
+        try:
+            return self.port.modemState()
+        except OSError as e:
+            if self._gone(e):
+                return None
+            log.warn("{device}: cannot read modem lines: {reason}", device=self.name, reason=errorReason(e))
+            return None
+
+    def watchLineErrors(self, on: bool) -> None:
+        """Detect breaks and receive errors while someone listens (see IPort)."""
+        self.lineErrorsWatched = on
+        if self.usable:
+            self.port.watchLineErrors(on)
+
+    def purge(self, receive: bool, transmit: bool) -> None:
+        """
+        Discard input not yet read and/or output not yet sent, in the
+        driver and in our own queues.
+        """
+        if not self.usable:
+            return
+        try:
+            self.port.purge(receive, transmit)
+        except (OSError, termios.error) as e:
+            if self._gone(e):
+                return
+            log.warn("{device}: cannot purge: {reason}", device=self.name, reason=errorReason(e))
+        if transmit:
+            del self._out[:]
+            self._held, self._heldSize = [], 0
+            self._stopWriting()
+            self._cancelPace()
+            if self._breakState == DRAINING and self._breakCall is None:
+                self._drained()
+            self._checkWatermark()
+
+    def queuedBytes(self) -> int:
+        return len(self._out) + self._heldSize
+
+    def close(self) -> None:
+        """Close for good: no reopening."""
+        if self.closed:
+            return
+        if self._reopenCall is not None and self._reopenCall.active():
+            self._reopenCall.cancel()
+        self._reopenCall = None
+        if self.up:
+            self._shutdownPort()
+        self.closed = True
+
+    def _shutdownPort(self) -> None:
+        self._cancelBreak()
+        self._cancelPace()
+        if self._reading:
+            self.reactor.removeReader(self)
+            self._reading = False
+        self._stopWriting()
+        self.dropped += len(self._out) + self._heldSize
+        del self._out[:]
+        self._held, self._heldSize = [], 0
+        self._checkWatermark()
+        self._fileno = -1
+        try:
+            self.port.close()
+        except OSError as e:
+            log.warn("{device}: error on close: {reason}", device=self.name, reason=errorReason(e))
+
+    # Internals
+
+    def _pump(self) -> None:
+        """
+        Paced output: the next byte (with C{pace} 0, everything up to and
+        including the next CR) when its time has come, then a timer for the
+        one after.
+        """
+        self._paceCall = None
+        if not self._out or not self.usable:
+            return
+        now = self.reactor.seconds()
+        if now < self._nextWrite:
+            self._paceCall = self.reactor.callLater(self._nextWrite - now, self._pump)
+            return
+        out = self._out
+        if self.pace:
+            chunk = out[:1]
+        else:
+            cr = out.find(b"\r")
+            chunk = out[: cr + 1] if cr >= 0 else out
+        try:
+            n = self.port.write(chunk)
+        except OSError as e:
+            self._lost(e)
+            return
+        if not n:
+            self._startWriting()
+            return
+        last = chunk[n - 1]
+        del out[:n]
+        self.bytesWritten += n
+        gap = max(self.pace, self.paceLine) if last == 0x0D else self.pace
+        self._nextWrite = now + gap
+        if out:
+            if gap:
+                self._paceCall = self.reactor.callLater(gap, self._pump)
+            else:
+                self._startWriting()
+        elif self._breakState == DRAINING:
+            self._drained()
+        self._checkWatermark()
+
+    def _cancelPace(self) -> None:
+        if self._paceCall is not None and self._paceCall.active():
+            self._paceCall.cancel()
+        self._paceCall = None
+
+    def _startWriting(self) -> None:
+        if not self._writing:
+            self._writing = True
+            self.reactor.addWriter(self)
+
+    def _stopWriting(self) -> None:
+        if self._writing:
+            self._writing = False
+            self.reactor.removeWriter(self)
+
+    def _checkWatermark(self) -> None:
+        queued = len(self._out) + self._heldSize
+        if self._writable and queued > HIGH_WATER:
+            self._writable = False
+            self.sink.deviceWritable(False)
+        elif not self._writable and queued < LOW_WATER:
+            self._writable = True
+            self.sink.deviceWritable(True)
+
+    def _drained(self) -> None:
+        """Our queue is empty; wait for the driver's, then break."""
+        self._breakCall = None
+        if self._breakState != DRAINING:
+            return
+        pending = self.port.outputPending()
+        if pending > 0 and self.reactor.seconds() < self._drainDeadline:
+            self._breakCall = self.reactor.callLater(DRAIN_POLL, self._drained)
+            return
+        try:
+            self.port.setBreak(True)
+        except OSError as e:
+            if self._gone(e):
+                return
+            log.warn("{device}: cannot set break: {reason}", device=self.name, reason=errorReason(e))
+            self._endBreak(clear=False)
+            return
+        self._breakState = BREAKING
+        self._breakCall = self.reactor.callLater(self._breakDuration, self._endBreak)
+
+    def _endBreak(self, clear: bool = True) -> None:
+        self._breakCall = None
+        if clear:
+            try:
+                self.port.setBreak(False)
+            except OSError as e:
+                if self._gone(e):
+                    return
+                log.warn("{device}: cannot clear break: {reason}", device=self.name, reason=errorReason(e))
+        self._breakState = IDLE
+        held, self._held, self._heldSize = self._held, [], 0
+        if held:
+            self.write(b"".join(held))
+        else:
+            self._checkWatermark()
+
+    def _cancelBreak(self) -> None:
+        if self._breakCall is not None and self._breakCall.active():
+            self._breakCall.cancel()
+        self._breakCall = None
+        if self._breakState == BREAKING:
+            try:
+                self.port.setBreak(False)
+            except OSError:
+                pass
+        self._breakState = IDLE
+
+    def _gone(self, e: BaseException) -> bool:
+        """
+        After a control call failed (C{OSError}, or C{termios.error} from
+        tcsetattr/tcflush): if the error says the device is gone, take the
+        loss path and return C{True}.
+        """
+        code = e.errno if isinstance(e, OSError) else (e.args or (None,))[0]
+        if code in GONE:
+            self._lost(e)
+            return True
+        return False
+
+    def _lost(self, error: BaseException) -> None:
+        """The one path for a device that went away, however it went."""
+        if self.closed or not self.up:
+            return
+        self.downReason = errorReason(error)
+        reason = Failure(DeviceLost(self.downReason))
+        self._shutdownPort()
+        self.up = False
+        log.error("{device}: device lost: {reason}", device=self.name, reason=self.downReason)
+        if self.opener is None:
+            self.closed = True
+        else:
+            self._attempts = 0
+            self._scheduleReopen()
+        try:
+            self.sink.deviceLost(reason)
+        except Exception:
+            # Reopening is scheduled already: a bug above must not stop it.
+            log.failure("{device}: handling the loss failed", device=self.name)
+
+    def _scheduleReopen(self) -> None:
+        delay = self.reopenPolicy(self._attempts)
+        self._attempts += 1
+        self._reopenCall = self.reactor.callLater(delay, self._reopen)
+
+    def _reopen(self) -> None:
+        self._reopenCall = None
+        assert self.opener is not None
+        pool = getattr(self.reactor, "getThreadPool", None)
+        if pool is not None:
+            # Opening can block on some adapters: not on the reactor thread.
+            d = threads.deferToThreadPool(self.reactor, pool(), self.opener)
+        else:
+            d = defer.maybeDeferred(self.opener)
+        d.addCallbacks(self._reopened, self._reopenFailed)
+
+    def _reopenFailed(self, failure: Failure) -> None:
+        if self.closed:
+            return
+        self.noteFailure(failure.value if failure.value is not None else Exception(failure.getErrorMessage()))
+        self._scheduleReopen()
+
+    def _reopened(self, port: IPort) -> None:
+        if self.closed:
+            port.close()
+            return
+        try:
+            self._takeBack(port)
+        except Exception as e:
+            # Setting the reopened device up failed (a bug, an ioctl): it is
+            # still gone for the line, and tried again.
+            log.failure("{device}: setting up the reopened device failed", device=self.name)
+            self.up = False
+            if self._reading:
+                self.reactor.removeReader(self)
+                self._reading = False
+            try:
+                port.close()
+            except Exception:
+                pass
+            self._fileno = -1
+            self.downReason = f"could not be set up again: {errorReason(e)}"
+            self._scheduleReopen()
+            return
+        try:
+            self.sink.deviceUp()
+        except Exception:
+            log.failure("{device}: handling the return failed", device=self.name)
+
+    def _takeBack(self, port: IPort) -> None:
+        """The device is back: settings, modem lines and watching as they were, then reading."""
+        self.port = port
+        self.name = port.name
+        self._fileno = port.fileno()
+        self.settings = port.apply(self.settings)
+        for name, on in self.modemLines.items():
+            if not on:
+                try:
+                    port.setModemLine(name, False)
+                except OSError:
+                    pass
+        if self.lineErrorsWatched:
+            port.watchLineErrors(True)
+        self.up = True
+        self.downReason = None
+        self._attempts = 0
+        self.lockedBy = None
+        log.info("{device}: device back at {settings}", device=port.name, settings=self.settings.describe())
+        if self._wantReading:
+            self.start()

@@ -1,0 +1,251 @@
+"""
+The seams of the gateway, declared in one place (as Twisted's
+C{twisted.internet.interfaces}): what a line needs of its clients
+(L{IClient}) and of its device (L{IDevice}), what a device tells its line
+(L{IDeviceSink}), and the OS-level calls under a local device (L{IPort}).
+
+The layers meet only here: C{serialgw.devices} knows its line as an
+L{IDeviceSink}, C{serialgw.line} knows its device as an L{IDevice} and its
+clients as L{IClient}s; neither imports the other.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from twisted.python.failure import Failure
+from zope.interface import Attribute, Interface
+
+from serialgw.config.specs import SerialSettings
+
+
+class IClient(Interface):
+    """
+    One network client as its line sees it.
+    """
+
+    peer = Attribute("The client's address, for messages.")
+    role = Attribute("The client's L{Role}.")
+    person = Attribute(
+        "Whether a person at a terminal is at the other end (a network session): counted for max-clients, "
+        "announced coming and going, the one writer in exclusive mode.  A program, a file, a log or a "
+        "watch-all view is not."
+    )
+    wakesLine = Attribute(
+        "Whether its arrival starts reading a line that waits for its first client (QEMU's server "
+        "without nowait); a log, a file, a datagram peer or a watch-all view does not."
+    )
+    user = Attribute("The person's name when known (an SSH key's owner, a TLS certificate's subject), else None.")
+    comPort = Attribute(
+        "Its RFC 2217 com port control while it has negotiated COM-PORT-OPTION (it controls the port: "
+        "settings, modem lines, purges), else None."
+    )
+    wantsLineErrors = Attribute(
+        "Whether it asked to hear of breaks and receive errors (an RFC 2217 line-state mask): the device "
+        "watches for them only while a client does."
+    )
+    guard = Attribute(
+        "Its output guard where its output is bounded here (C{policy}: its listener's policy name; "
+        "C{dropped}: device output dropped for it so far), else None."
+    )
+
+    def deliver(data: bytes) -> None:
+        """Send device output to the client, encoded for its wire."""
+
+    def modemStateChanged(state: int) -> None:
+        """The device's modem lines changed (RFC 2217 bits CTS/DSR/RI/CD)."""
+
+    def lineStateChanged(state: int) -> None:
+        """A break or receive error was seen on the device (RFC 2217 bits)."""
+
+    def deviceStateChanged(up: bool, notice: bytes) -> None:
+        """
+        The device went down or came back.  C{notice} is a line of text for
+        people at terminals (empty when notices are off).
+        """
+
+    def notice(text: str) -> None:
+        """A line of text for the person at this client; nothing if it is a program or a file."""
+
+    def pauseInput() -> None:
+        """Stop reading from the client (the device is behind)."""
+
+    def resumeInput() -> None:
+        """Read from the client again."""
+
+    def disconnect() -> None:
+        """
+        Leave the line and close the connection once what waits for it is
+        written; nothing where its connection is another's to close (a
+        client pty, a watch-all view, a console log).
+        """
+
+    def abort() -> bool:
+        """
+        Cut the client off at once (telling it something failed): C{True}
+        if its connection was aborted (it leaves the line when that is
+        lost), C{False} where it has none that can be cut (the line then
+        detaches it).
+        """
+
+
+class IConsoleLog(IClient):
+    """
+    A client that also keeps the line's events (a console log): who came
+    and went, breaks, the device going down.
+    """
+
+    spec = Attribute("Its L{LogSpec}: the file's path and the time stamps' format.")
+
+    def event(text: str) -> None:
+        """One event on the line, to be written with its time."""
+
+    def reopen() -> None:
+        """Open the path again (logrotate moved the file)."""
+
+
+class IDevice(Interface):
+    """
+    What a line needs of its device.
+    """
+
+    name = Attribute("What the device is, for people: its path (C{/dev/ttyS0}, C{pty:/run/x}) or address.")
+
+    def write(data: bytes) -> None:
+        """Queue bytes for the device."""
+
+    settings = Attribute("The L{SerialSettings} in effect.")
+    downReason = Attribute("Why the device is down (a short text), or None while it is up.")
+    modemLines = Attribute("DTR and RTS as set: C{{'dtr': bool, 'rts': bool}}.")
+    breaking = Attribute("Whether a break is under way.")
+    up = Attribute("Whether the device is there (open, or connected) now.")
+    breakDuration = Attribute("How long a break lasts when the client gives no duration (seconds).")
+    noBreak = Attribute(
+        "Why a break cannot reach the far end, for people (C{'unix:/x is a raw socket: it cannot carry a break'}); "
+        "empty when it can."
+    )
+    lockedBy = Attribute("The process whose UUCP lock keeps the device from us (a pid), or None.")
+    breaks = Attribute("Breaks sent so far.")
+    dropped = Attribute("Bytes for the device dropped because it was down, so far.")
+
+    def start() -> None:
+        """Start reading from the device (a remote one: start connecting)."""
+
+    def close() -> object:
+        """Close for good (no reopening); what to wait for (a Deferred), if anything."""
+
+    def sendBreak(duration: Optional[float] = None) -> bool:
+        """Send a break after queued output; C{False} if one is under way."""
+
+    def stopBreak() -> None:
+        """End a break now."""
+
+    def apply(settings: SerialSettings) -> SerialSettings:
+        """Apply settings; return those in effect."""
+
+    def setModemLine(name: str, on: bool) -> bool:
+        """Set DTR or RTS; return the state in effect."""
+
+    def modemState() -> Optional[int]:
+        """CTS/DSR/RI/CD as RFC 2217 bits, or None where there are none."""
+
+    def purge(receive: bool, transmit: bool) -> None:
+        """Discard unread input and/or unsent output."""
+
+    def watchLineErrors(on: bool) -> None:
+        """Detect breaks and receive errors (only while someone listens)."""
+
+    def pauseReading() -> None:
+        """Stop reading from the device (a client must catch up)."""
+
+    def resumeReading() -> None:
+        """Read from the device again."""
+
+
+class IPort(Interface):
+    """
+    The OS-level calls on one open serial device.  Reads and writes never
+    block.
+    """
+
+    name = Attribute("What to call the device in messages (its path).")
+    settings = Attribute("The L{SerialSettings} in effect when opened.")
+
+    def fileno() -> int:
+        """The descriptor to watch for reading and writing."""
+
+    def read() -> bytes:
+        """
+        What is there to read; C{b""} when nothing is (EAGAIN).  Raises
+        C{OSError} when the device is gone.
+        """
+
+    def write(data: bytes | bytearray) -> int:
+        """
+        Write what the device takes now; return how many bytes (0 on EAGAIN).
+        Raises C{OSError} when the device is gone.
+        """
+
+    def takeLineState() -> int:
+        """
+        RFC 2217 line-state bits (break 0x10, framing 0x08, parity 0x04,
+        overrun 0x02) seen in what was read since the last call.
+        """
+
+    def outputPending() -> int:
+        """Bytes still in the driver's output queue (TIOCOUTQ)."""
+
+    def watchLineErrors(on: bool) -> None:
+        """
+        Detect breaks and parity/framing errors (termios PARMRK), or stop:
+        marking makes the kernel handle input byte by byte, so it is on only
+        while someone listens.
+        """
+
+    def setBreak(on: bool) -> None:
+        """Set (TIOCSBRK) or clear (TIOCCBRK) the break condition."""
+
+    def apply(settings: SerialSettings) -> SerialSettings:
+        """Apply settings; return the settings now in effect."""
+
+    def setModemLine(name: str, on: bool) -> None:
+        """
+        Set C{"dtr"} or C{"rts"}.  Raises C{OSError} (ENOTTY, EINVAL) where
+        the device has no such line.
+        """
+
+    def modemState() -> Optional[int]:
+        """
+        CTS, DSR, RI and CD as RFC 2217 modem-state bits (0x10, 0x20, 0x40,
+        0x80), or C{None} where the device has no modem lines.
+        """
+
+    def purge(receive: bool, transmit: bool) -> None:
+        """Discard the driver's receive and/or transmit queue (tcflush)."""
+
+    def close() -> None:
+        """Close the device and release what it holds."""
+
+
+class IDeviceSink(Interface):
+    """
+    What a device tells its line.
+    """
+
+    def deviceDataReceived(data: bytes) -> None:
+        """Bytes came from the device."""
+
+    def deviceWritable(writable: bool) -> None:
+        """
+        The device's output queue went above the high-water mark (C{False})
+        or back below the low-water mark (C{True}).
+        """
+
+    def deviceLost(reason: Failure) -> None:
+        """The device failed (unplugged, closed by its far side)."""
+
+    def deviceLineState(state: int) -> None:
+        """A break or a framing/parity/overrun error was seen (RFC 2217 bits)."""
+
+    def deviceUp() -> None:
+        """The device is back after C{deviceLost} (reopened, settings re-applied)."""
