@@ -188,6 +188,7 @@ class Socat(Server):
 class Ser2net(Server):
     name = "ser2net"
     options = ""
+    flags: list[str] = []
 
     def start(self, devices: list[str], ports: list[int], telnetPort: Optional[int] = None) -> None:
         config = os.path.join(self.dir, "ser2net.yaml")
@@ -195,7 +196,7 @@ class Ser2net(Server):
             for i, (device, port) in enumerate(zip(devices, ports, strict=True)):
                 f.write(f"connection: &c{i}\n  accepter: tcp,127.0.0.1,{port}\n"
                         f"  connector: serialdev,{device},115200n81,local\n{self.options}\n")
-        self.proc = subprocess.Popen(["ser2net", "-n", "-c", config, "-P", os.path.join(self.dir, "pid")],
+        self.proc = subprocess.Popen(["ser2net", "-n", *self.flags, "-c", config, "-P", os.path.join(self.dir, "pid")],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         waitListening(ports[-1])
 
@@ -443,13 +444,57 @@ class SocatLines(Server):
 
 
 class Ser2netNeighbour(Ser2net):
-    """ser2net as tuned for the neighbour scenario (issue 15): no char delay, 64 KiB buffers."""
+    """
+    ser2net as tuned for the neighbour scenario (issue 15): no char delay,
+    64 KiB buffers; no UUCP lock (LCK..N of a pty is shared with every
+    other /dev/pts/N user on the machine).
+    """
 
     name = "ser2net-tuned"
     options = "  options:\n    chardelay: false\n    dev-to-net-bufsize: 65536\n    net-to-dev-bufsize: 65536\n"
+    flags = ["-u"]
 
 
-NEIGHBOUR_KINDS: list[type[Server]] = [Serialgw, Ser2netNeighbour, SocatLines]
+class SerialgwNeighbour(Serialgw):
+    """serialgw's farm (one --config file), without UUCP locks (as ser2net -u)."""
+
+    def start(self, devices: list[str], ports: list[int], telnetPort: Optional[int] = None) -> None:
+        config = os.path.join(self.dir, "farm.toml")
+        with open(config, "w") as f:
+            for i, (device, port) in enumerate(zip(devices, ports, strict=True)):
+                f.write(f'[lines.line{i}]\ndevice = "{device}"\nlisten = "raw+tcp:{port}:interface=127.0.0.1"\n'
+                        "lock = false\n\n")
+        argv = TWISTD + ["-n", "--pidfile=", "--logfile=/dev/null", "serialgw", "--config", config]
+        self.proc = subprocess.Popen(argv, cwd=REPO, env=dict(os.environ, PYTHONPATH=REPO), stdout=subprocess.DEVNULL)
+        waitListening(ports[-1])
+
+
+def waitOpen(pids: list[int], devices: list[str], timeout: float = 30.0) -> None:
+    """
+    Wait until the processes hold every device open: serialgw opens its
+    devices off the reactor thread after it listens, ser2net and socat when
+    a client connects; a byte written before would be flushed at the open.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        held = set()
+        for pid in pids:
+            try:
+                fds = os.listdir(f"/proc/{pid}/fd")
+            except OSError:
+                continue
+            for fd in fds:
+                try:
+                    held.add(os.readlink(f"/proc/{pid}/fd/{fd}"))
+                except OSError:
+                    pass
+        if held.issuperset(devices):
+            return
+        time.sleep(0.02)
+    raise RuntimeError(f"the server did not open {devices}")
+
+
+NEIGHBOUR_KINDS: list[type[Server]] = [SerialgwNeighbour, Ser2netNeighbour, SocatLines]
 
 
 def neighbour(server: Server, rtts: int) -> dict[str, Any]:
@@ -474,13 +519,18 @@ def neighbour(server: Server, rtts: int) -> dict[str, Any]:
             raise RuntimeError("the flooder did not connect")
         sock = socket.create_connection(("127.0.0.1", ports[1]))
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        lines = server.lines if isinstance(server, SocatLines) else [server]
+        waitOpen([line.proc.pid for line in lines if line.proc is not None], [flooded.slave, quiet.slave])
         time.sleep(0.2)
         roundTrips(quiet, sock, 50)  # warm up
         idle = sorted(roundTrips(quiet, sock, rtts))
         flooder.stdin.write("go\n")
         flooder.stdin.flush()
         time.sleep(0.3)
+        assert server.proc is not None
+        cpu0, wall0 = cpuPreciseSeconds(server.proc.pid), time.perf_counter()
         busy = sorted(roundTrips(quiet, sock, rtts))
+        out["flood_cpu_percent"] = (cpuPreciseSeconds(server.proc.pid) - cpu0) / (time.perf_counter() - wall0) * 100
         flooder.stdin.write("stop\n")
         flooder.stdin.flush()
         received, seconds = flooder.stdout.readline().split()
@@ -517,11 +567,11 @@ def reportNeighbour(results: dict[str, Any]) -> None:
     figures = results["neighbour"]
     print("\nneighbour (two lines in one gateway; B's 1-byte round trip, A idle then flooding a raw reader)")
     print(f"{'server':16}{'idle p50 ms':>12}{'idle p99 ms':>12}{'flood p50 ms':>13}{'flood p99 ms':>13}"
-          f"{'A MiB/s':>9}   flood p50/idle p50")
+          f"{'A MiB/s':>9}{'CPU %':>7}   flood p50/idle p50")
     for name, values in figures["median"].items():
         ratio = paired(figures["rounds"][name], figures["rounds"][name], "flood_p50_ms", "idle_p50_ms")
         print(f"{name:16}{values['idle_p50_ms']:12.3f}{values['idle_p99_ms']:12.3f}{values['flood_p50_ms']:13.3f}"
-              f"{values['flood_p99_ms']:13.3f}{values['flood_MiBps']:9.1f}   "
+              f"{values['flood_p99_ms']:13.3f}{values['flood_MiBps']:9.1f}{values['flood_cpu_percent']:7.0f}   "
               f"{ratio[0]:.2f} ({ratio[1]:.2f}-{ratio[2]:.2f})")
     rounds = figures["rounds"]
     for peer in (p for p in rounds if p != "serialgw"):
