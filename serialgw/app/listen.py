@@ -33,9 +33,10 @@ from serialgw.clients.local import FileClient, fifoPair, streamClient
 from serialgw.clients.netconsole import NetconsoleClient
 from serialgw.clients.ptylink import PtyClient
 from serialgw.clients.tls import RefusingTLSFactory, ServerContextFactory, TLSError, clientOptions
+from serialgw.clients.transports import describeAddress
 from serialgw.config.specs import LineConfig, ListenerKind, ListenerSpec, Protocol, describeUnix, isAbstract
 from serialgw.devices.remote import CarriedBackoff
-from serialgw.line.hub import Line, describeAddress
+from serialgw.line.hub import Line
 
 log = Logger()
 

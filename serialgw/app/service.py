@@ -24,11 +24,11 @@ from serialgw.app.notify import Notifier
 from serialgw.app.reload import checkBinds, checkFiles, listenerChanges, planReload
 from serialgw.clients.consolelog import ConsoleLog
 from serialgw.clients.local import FileClient
-from serialgw.clients.session import Session
+from serialgw.clients.transports import describeAddress
 from serialgw.config.specs import LineConfig, ListenerKind, ListenerSpec, SSHSpec, WatchAllSpec, isAbstract
 from serialgw.devices.ports import DeviceError, openPort
 from serialgw.interfaces import IPort
-from serialgw.line.hub import Line, describeAddress
+from serialgw.line.hub import Line
 
 log = Logger()
 
@@ -240,7 +240,7 @@ class GatewayService(MultiService):
     def statusText(self) -> str:
         """One line for systemd's STATUS=: lines up and down (the first few down by name), clients."""
         lines = list(self.lines.values())
-        down = [line.name for line in lines if not getattr(line.device, "up", True)]
+        down = [line.name for line in lines if not line.device.up]
         clients = sum(len(line.clients) for line in lines)
         text = f"{len(lines)} line(s), {len(lines) - len(down)} up, {len(down)} down"
         if down:
@@ -276,16 +276,13 @@ class GatewayService(MultiService):
             for watcher in self.watchers:
                 watcher.lineClosed(line)
             for client in list(line.clients):
-                transport = getattr(client, "transport", None)
-                if isinstance(client, Session):
-                    # Off the line at once, and cut after CLOSE_GRACE s if it
-                    # does not take its last output (loseConnection alone
-                    # waited for ever on a client that never reads).
-                    client.notice(notice)
-                    client.disconnect()
-                elif transport is not None and hasattr(transport, "loseConnection"):
-                    client.notice(notice)
-                    transport.loseConnection()
+                # A session is off the line at once, and cut after
+                # CLOSE_GRACE s if it does not take its last output
+                # (loseConnection alone waited for ever on a client that
+                # never reads); a file or datagram peer closes; what is
+                # another's to close (a client pty, a watch-all view) stays.
+                client.notice(notice)
+                client.disconnect()
             waits.append(line.device.close())
         return waits
 

@@ -17,8 +17,9 @@ from twisted.logger import Logger
 from serialgw.clients.raw import RawClient
 from serialgw.clients.telnet import TelnetClient
 from serialgw.clients.tls import HandshakeGate, peerSubject
+from serialgw.clients.transports import addressAllowed, describeAddress, peerName
 from serialgw.config.specs import ListenerSpec, Protocol
-from serialgw.line.hub import Line, Role, addressAllowed, describeAddress, peerName
+from serialgw.line.hub import Line, Role
 from serialgw.logflood import Peer, clientLog
 
 log = Logger()

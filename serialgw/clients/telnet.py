@@ -24,8 +24,9 @@ from zope.interface import implementer
 
 from serialgw.clients.rfc2217 import ComPortControl
 from serialgw.clients.session import DEVICE_BEHIND, Session
+from serialgw.clients.transports import writeNow
 from serialgw.interfaces import IClient
-from serialgw.line.hub import Line, Role, writeNow
+from serialgw.line.hub import Line, Role
 from serialgw.logflood import IgnoredInput, clientLog
 from serialgw.wire.rfc2217 import FLOWCONTROL_RESUME, FLOWCONTROL_SUSPEND
 
@@ -526,6 +527,10 @@ class TelnetClient(Session, TelnetProtocol):
             # Negotiation counts: a health check sends nothing at all.
             self.introduce()
         TelnetProtocol.dataReceived(self, data)
+
+    @property
+    def wantsLineErrors(self) -> bool:
+        return self.comPort is not None and bool(self.comPort.linestateMask)
 
     def defaultNotices(self) -> bool:
         # People at terminals, not programs: data stays data for RFC 2217.

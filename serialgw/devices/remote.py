@@ -23,9 +23,10 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from serialgw.clients.telnet import BINARY, BRK, ECHO, SGA, TelnetProtocol
+from serialgw.clients.transports import noDelay
 from serialgw.config.specs import ConfigError, DeviceSpec, SerialSettings
 from serialgw.devices.device import HIGH_WATER, _NoSink
-from serialgw.line.hub import noDelay
+from serialgw.interfaces import IDevice
 from serialgw.wire.rfc2217 import (
     BREAK_OFF,
     BREAK_ON,
@@ -325,7 +326,7 @@ def _heldBytes(link: Any) -> int:
     return link.heldBytes() if isinstance(link, _NoPortControl) else 0
 
 
-@implementer(IPushProducer)
+@implementer(IPushProducer, IDevice)
 class RemoteDevice:
     """
     A line's device reached over the network, reconnected with backoff.
@@ -360,6 +361,8 @@ class RemoteDevice:
         self.sink: Any = _NoSink()
         self.up = False
         self.downReason: Optional[str] = "not connected yet"
+        # No lock file for a console elsewhere.
+        self.lockedBy: Optional[int] = None
         self.closed = False
         self.breaks = 0
         self.dropped = 0
