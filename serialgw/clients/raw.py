@@ -12,7 +12,8 @@ from zope.interface import implementer
 
 from serialgw.clients.session import Session
 from serialgw.interfaces import IClient
-from serialgw.line.hub import ClientEvents, Line, Role, writeNow
+from serialgw.line.hub import ClientEvents, Line, Role
+from serialgw.wire.sockets import writeNow
 
 
 @implementer(IClient)

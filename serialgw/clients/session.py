@@ -12,8 +12,9 @@ from serialgw.clients.escape import EscapeMenu, keyName
 from serialgw.clients.guard import OutputGuard
 from serialgw.clients.tls import peerSubject
 from serialgw.config.specs import ListenerSpec
-from serialgw.line.hub import Role, noDelay, peerName
+from serialgw.line.hub import Role, peerName
 from serialgw.logflood import Peer, clientLog
+from serialgw.wire.sockets import noDelay
 
 # Limited per peer: a client's input cannot flood the log (logflood).
 log = clientLog()
