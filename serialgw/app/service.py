@@ -56,7 +56,9 @@ from serialgw.config.specs import (
     describeUnix,
     isAbstract,
 )
-from serialgw.devices.device import AbsentPort, DeviceError, DeviceLocked, PtyPort, SerialDevice, linkProblem, openPort
+from serialgw.devices.device import SerialDevice
+from serialgw.devices.links import linkProblem
+from serialgw.devices.ports import AbsentPort, DeviceError, DeviceLocked, PtyPort, openPort
 from serialgw.devices.remote import CarriedBackoff, RemoteDevice
 from serialgw.interfaces import IPort
 from serialgw.line.hub import Line, Role, addressAllowed, describeAddress, peerName

@@ -50,7 +50,8 @@ class FileClient(ClientEvents, abstract.FileDescriptor):
         self.connected = 1
         if spec is None:
             spec = ListenerSpec(path, Protocol.RAW, kind=ListenerKind.FILE, path=path)
-        self.guard = OutputGuard(self, line, spec.outbuf, spec.policy)
+        # Its deliver, full, only holds: taken out of the line's fan-out then.
+        self.guard = OutputGuard(self, line, spec.outbuf, spec.policy, fanOut=line)
         self.guard.attach(self)
         line.attach(self)
 

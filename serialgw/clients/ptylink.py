@@ -33,7 +33,8 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from serialgw.config.specs import SerialSettings
-from serialgw.devices.device import readTermios, removeSymlink, replaceSymlink, termiosSpeed
+from serialgw.devices.links import removeSymlink, replaceSymlink
+from serialgw.devices.termio import readTermios, termiosSpeed
 from serialgw.interfaces import IClient
 from serialgw.line.hub import ClientEvents, Line, Role
 

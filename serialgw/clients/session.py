@@ -38,14 +38,14 @@ CLOSE_GRACE = 10.0
 
 
 def setUpConnection(client: Any, source: Any, transport: Any, spec: ListenerSpec, clock: Any,
-                    onIdle: Callable[[], None]) -> tuple[OutputGuard, Any]:
+                    onIdle: Callable[[], None], fanOut: Any = None) -> tuple[OutputGuard, Any]:
     """
     What a listener's spec sets on each of its connections: the output
-    guard (outbuf, policy; C{source} is paused by policy=block),
-    TCP_NODELAY, keepalive, and the idle timer.  The guard, and the idle
-    timer's delayed call (None: no idle=, or no clock).
+    guard (outbuf, policy; C{source} is paused by policy=block; C{fanOut}:
+    see L{OutputGuard}), TCP_NODELAY, keepalive, and the idle timer.  The
+    guard, and the idle timer's delayed call (None: no idle=, or no clock).
     """
-    guard = OutputGuard(client, source, spec.outbuf, spec.policy)
+    guard = OutputGuard(client, source, spec.outbuf, spec.policy, fanOut)
     guard.attach(transport)
     if spec.nodelay:
         noDelay(transport)
@@ -134,8 +134,10 @@ class Session:
             # the client (so exclusive mode counts it right).
             self._certified(spec.tls)
         if spec is not None:
+            # Full with policy drop, deliver (see mayDeliver) only holds:
+            # the line passes this client by then.
             self.guard, self._idleCall = setUpConnection(self, self.line, self.transport, spec, self.clock,
-                                                         self._idleTimeout)
+                                                         self._idleTimeout, fanOut=self.line)
         # A connection from a listener is announced once it says something
         # or has stayed QUIET_SECONDS.
         clock = self._clock()

@@ -1,40 +1,32 @@
 """
-The serial side: an open device whose bytes the reactor moves.
+The local device: an open tty or pty whose bytes the reactor moves.
 
 L{SerialDevice} owns one file descriptor: it reads what the device sends and
 hands it to its sink (the line), queues what the line writes, and sends
 breaks without blocking (set the break condition, clear it with C{callLater}),
-keeping the order of data around them.  The OS-level calls live behind
-L{IPort}, so the logic is tested with a recording fake and a C{Clock}.
-
-pyserial is used for settings only; the data path reads and writes the file
-descriptor directly (pyserial's own C{read}/C{write} use C{select()}).
+keeping the order of data around them; when the device goes, it opens it
+again with backoff.  The OS-level calls live behind L{IPort} (see
+L{serialgw.devices.ports}), so the logic is tested with a recording fake
+and a C{Clock}.
 """
 
 from __future__ import annotations
 
 import errno
-import fcntl
-import os
-import stat
-import struct
 import termios
-import tty
 from typing import Any, Callable, Optional
 
-import serial
-from twisted.internet import defer, error, fdesc, threads
+from twisted.internet import defer, error, threads
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from serialgw.config.specs import DeviceSpec, SerialSettings
-from serialgw.devices import uucplock
+from serialgw.config.specs import SerialSettings
+from serialgw.devices.ports import DeviceLocked, errorReason
 from serialgw.interfaces import IDeviceSink, IPort
 
 log = Logger()
 
-READ_SIZE = 65536
 HIGH_WATER = 64 * 1024
 LOW_WATER = 16 * 1024
 # How often, and for how long at most, to wait for the UART to drain its
@@ -46,628 +38,11 @@ DRAIN_LIMIT = 2.0
 GONE = frozenset((errno.EIO, errno.ENXIO, errno.ENODEV))
 
 
-class DeviceError(Exception):
-    """
-    A device could not be opened or set up; the message names it.
-    """
-
-
 class DeviceLost(Exception):
     """
     A device went away; the message says how, for people (C{hung up},
     C{Input/output error}).
     """
-
-
-class DeviceLocked(DeviceError):
-    """
-    A live process holds the device's UUCP lock (C{pid}): the line waits.
-    """
-
-    def __init__(self, message: str, pid: int) -> None:
-        DeviceError.__init__(self, message)
-        self.pid = pid
-
-
-_FIELDS = ("baudrate", "bytesize", "parity", "stopbits", "xonxoff", "rtscts")
-_SETTING_ERRORS = (serial.SerialException, OSError, ValueError, OverflowError, termios.error)
-
-
-# Our parities and stop bits (config's letters and numbers) as pyserial's constants.
-_PYSERIAL_PARITIES = {
-    "N": serial.PARITY_NONE,
-    "E": serial.PARITY_EVEN,
-    "O": serial.PARITY_ODD,
-    "M": serial.PARITY_MARK,
-    "S": serial.PARITY_SPACE,
-}
-_PYSERIAL_STOPBITS = {1: serial.STOPBITS_ONE, 1.5: serial.STOPBITS_ONE_POINT_FIVE, 2: serial.STOPBITS_TWO}
-
-
-def _pyserialValue(settings: SerialSettings, field: str) -> Any:
-    if field == "parity":
-        return _PYSERIAL_PARITIES[settings.parity]
-    if field == "stopbits":
-        return _PYSERIAL_STOPBITS[settings.stopbits]
-    return getattr(settings, field)
-
-
-def _configure(ser: serial.Serial, settings: SerialSettings) -> None:
-    """Set every field on a closed pyserial port (open() applies them)."""
-    for field in _FIELDS:
-        setattr(ser, field, _pyserialValue(settings, field))
-
-
-_SPEEDS = {
-    getattr(termios, name): int(name[1:])
-    for name in dir(termios)
-    if name.startswith("B") and name[1:].isdigit() and int(name[1:]) > 0
-}
-_SPEED_NAMES = {baud: constant for constant, baud in _SPEEDS.items()}
-_SIZES = {termios.CS5: 5, termios.CS6: 6, termios.CS7: 7, termios.CS8: 8}
-
-
-def termiosSpeed(baud: int) -> Optional[int]:
-    """The termios constant for a speed (B115200), or None if termios has none."""
-    return _SPEED_NAMES.get(baud)
-CMSPAR = getattr(termios, "CMSPAR", 0o10000000000)
-
-
-def _readBack(ser: serial.Serial) -> SerialSettings:
-    """
-    The settings in effect, as the kernel has them (termios), not as
-    pyserial remembers them; a speed termios cannot name (BOTHER) is
-    pyserial's.
-    """
-    return readTermios(ser.fd, int(ser.baudrate), ser.stopbits == 1.5)
-
-
-def readTermios(fd: int, otherBaud: int = 115200, oneAndHalf: bool = False) -> SerialSettings:
-    """
-    A tty's settings from termios; C{otherBaud} stands for a speed termios
-    cannot name; C{oneAndHalf}: 2 stop bits with 5 data bits are 1.5.
-    """
-    iflag, _oflag, cflag, _lflag, _ispeed, ospeed, _cc = termios.tcgetattr(fd)
-    bytesize = _SIZES[cflag & termios.CSIZE]
-    if not cflag & termios.PARENB:
-        parity = "N"
-    elif cflag & CMSPAR:
-        parity = "M" if cflag & termios.PARODD else "S"
-    else:
-        parity = "O" if cflag & termios.PARODD else "E"
-    stopbits: float = 1
-    if cflag & termios.CSTOPB:
-        stopbits = 1.5 if bytesize == 5 and oneAndHalf else 2
-    return SerialSettings(
-        baudrate=_SPEEDS.get(ospeed, otherBaud),
-        bytesize=bytesize,
-        parity=parity,
-        stopbits=stopbits,
-        xonxoff=bool(iflag & termios.IXON),
-        rtscts=bool(cflag & termios.CRTSCTS),
-    )
-
-
-LINE_BREAK = 0x10
-LINE_FRAMING = 0x08
-LINE_PARITY = 0x04
-LINE_OVERRUN = 0x02
-
-
-class ErrorMarks:
-    """
-    Undo termios PARMRK marking: C{\\377 \\377} is a 0xFF data byte,
-    C{\\377 \\0 \\0} a break, C{\\377 \\0 c} a byte c received with a
-    parity or framing error (kept as data).  Chunks without 0xFF pass
-    through untouched; a mark cut between two reads is completed by the next.
-    """
-
-    def __init__(self) -> None:
-        self.pending = b""
-        self.state = 0
-        self.parityEnabled = False
-
-    def decode(self, data: bytes) -> bytes:
-        if self.pending:
-            data, self.pending = self.pending + data, b""
-        if b"\xff" not in data:
-            return data
-        out: list[bytes] = []
-        i, n = 0, len(data)
-        while True:
-            j = data.find(b"\xff", i)
-            if j < 0:
-                out.append(data[i:])
-                break
-            out.append(data[i:j])
-            if j + 1 >= n or (data[j + 1] == 0 and j + 2 >= n):
-                self.pending = data[j:]
-                break
-            if data[j + 1] == 0:
-                byte = data[j + 2]
-                if byte == 0:
-                    self.state |= LINE_BREAK
-                else:
-                    self.state |= LINE_PARITY if self.parityEnabled else LINE_FRAMING
-                    out.append(data[j + 2 : j + 3])
-                i = j + 3
-            else:
-                # \377 \377, or (not expected) \377 then a byte: data.
-                out.append(b"\xff")
-                i = j + 2 if data[j + 1] == 0xFF else j + 1
-        return b"".join(out)
-
-    def take(self) -> int:
-        state, self.state = self.state, 0
-        return state
-
-
-def markErrors(fd: int, parity: bool, on: bool = True) -> None:
-    """
-    Have the tty mark breaks and bad bytes in the data (PARMRK), rather than
-    drop them or turn a break into a flush (BRKINT); C{on=False} undoes it.
-    """
-    attrs = termios.tcgetattr(fd)
-    iflag = attrs[0]
-    iflag &= ~(termios.IGNBRK | termios.BRKINT | termios.IGNPAR | termios.ISTRIP)
-    if on:
-        iflag |= termios.PARMRK
-    else:
-        iflag &= ~termios.PARMRK
-    if parity and on:
-        iflag |= termios.INPCK
-    else:
-        iflag &= ~termios.INPCK
-    if iflag != attrs[0]:
-        attrs[0] = iflag
-        termios.tcsetattr(fd, termios.TCSANOW, attrs)
-
-
-class _KeepInputSerial(serial.Serial):
-    """
-    pyserial's port without the input flush (TCIFLUSH) its open() ends
-    with: what the device sent before we opened it (a guest's boot
-    messages, what came between an unplug and the reopen) is read like any
-    other output.  Purges go through termios directly (L{TtyPort.purge}).
-    """
-
-    def _reset_input_buffer(self) -> None:
-        pass
-
-
-@implementer(IPort)
-class TtyPort:
-    """
-    A serial device opened raw through pyserial: no echo, no line editing,
-    no CR/LF mapping; data moves through the descriptor itself.
-    """
-
-    def __init__(self, path: str, settings: SerialSettings, lockDir: Optional[str] = None) -> None:
-        self.name = path
-        # The UUCP lock (see serialgw.devices.uucplock), taken before opening as cu
-        # and minicom do; None: no lock.
-        self.lock: Optional[str] = None
-        if lockDir is not None:
-            try:
-                self.lock = uucplock.acquire(path, lockDir)
-            except uucplock.LockHeld as e:
-                raise DeviceLocked(str(e), e.pid) from None
-            except uucplock.LockError as e:
-                raise DeviceError(str(e)) from None
-        try:
-            self._open(path, settings)
-        except BaseException:
-            self._unlock()
-            raise
-
-    def _open(self, path: str, settings: SerialSettings) -> None:
-        ser = _KeepInputSerial()
-        ser.port = path
-        _configure(ser, settings)
-        try:
-            ser.open()
-        except termios.error as e:
-            raise DeviceError(
-                f"cannot set {settings.describe()} on device {path!r}: {_reason(e)}"
-            ) from None
-        except (serial.SerialException, OSError, ValueError) as e:
-            raise DeviceError(f"cannot open device {path!r}: {_reason(e)}") from None
-        self._serial = ser
-        self._fd: int = ser.fd
-        fdesc.setNonBlocking(self._fd)
-        # pyserial keeps two pipes to interrupt its own blocking read and
-        # write, which we never call: four descriptors a line, given back.
-        for name in ("pipe_abort_read_r", "pipe_abort_read_w", "pipe_abort_write_r", "pipe_abort_write_w"):
-            fd = getattr(ser, name, None)
-            if fd is not None:
-                os.close(fd)
-                setattr(ser, name, None)
-        self._marks: Optional[ErrorMarks] = None
-        if self.detectsLineErrors:
-            # pyserial leaves BRKINT as it finds it (stty sane sets it): a
-            # break from the device would flush unread input.  Cleared here,
-            # watched or not.
-            self._mark(False)
-        self.settings = _readBack(ser)
-        if self.settings != settings:
-            log.warn(
-                "{device}: asked for {wanted}, the device has {settings}",
-                device=path,
-                wanted=settings.describe(),
-                settings=self.settings.describe(),
-            )
-
-    def fileno(self) -> int:
-        return self._fd
-
-    # Breaks and parity/framing errors are detected from PARMRK marks.
-    detectsLineErrors = True
-
-    def watchLineErrors(self, on: bool) -> None:
-        if not self.detectsLineErrors or on == (self._marks is not None):
-            return
-        self._marks = ErrorMarks() if on else None
-        self._mark(on)
-
-    def _mark(self, on: bool = True) -> None:
-        parity = self._serial.parity != serial.PARITY_NONE
-        try:
-            markErrors(self._serial.fd, parity, on)
-        except termios.error as e:
-            log.warn("{device}: cannot mark line errors: {reason}", device=self.name, reason=_reason(e))
-        if self._marks is not None:
-            self._marks.parityEnabled = parity
-
-    def read(self) -> bytes:
-        try:
-            data = os.read(self._fd, READ_SIZE)
-        except BlockingIOError:
-            return b""
-        if not data:
-            # Readable, yet nothing: the tty was hung up (unplugged).
-            raise OSError(errno.EIO, "hung up")
-        if self._marks is not None:
-            return self._marks.decode(data)
-        return data
-
-    def takeLineState(self) -> int:
-        return self._marks.take() if self._marks is not None else 0
-
-    def write(self, data: bytes | bytearray) -> int:
-        try:
-            return os.write(self._fd, data)
-        except BlockingIOError:
-            return 0
-
-    def outputPending(self) -> int:
-        try:
-            return int(self._serial.out_waiting)
-        except (OSError, serial.SerialException):
-            return 0
-
-    def setBreak(self, on: bool) -> None:
-        self._serial.break_condition = on
-
-    def apply(self, settings: SerialSettings) -> SerialSettings:
-        """
-        Set each field that changes; a field the device rejects is rolled
-        back and logged.  Return what the kernel has now.
-        """
-        ser = self._serial
-        for field in _FIELDS:
-            wanted, old = _pyserialValue(settings, field), getattr(ser, field)
-            if wanted == old:
-                continue
-            try:
-                setattr(ser, field, wanted)
-            except _SETTING_ERRORS as e:
-                log.warn(
-                    "{device}: {field} {value} rejected: {reason}",
-                    device=self.name,
-                    field=field,
-                    value=wanted,
-                    reason=_reason(e),
-                )
-                try:
-                    setattr(ser, field, old)
-                except _SETTING_ERRORS:
-                    pass
-        # pyserial rewrites iflag on every change.
-        if self._marks is not None:
-            self._mark()
-        return _readBack(ser)
-
-    def setModemLine(self, name: str, on: bool) -> None:
-        if name == "dtr":
-            self._serial.dtr = on
-        elif name == "rts":
-            self._serial.rts = on
-        else:
-            raise ValueError(f"no modem line {name!r}")
-
-    def modemState(self) -> Optional[int]:
-        return readModemState(self._fd)
-
-    def purge(self, receive: bool, transmit: bool) -> None:
-        if receive and transmit:
-            termios.tcflush(self._fd, termios.TCIOFLUSH)
-        elif receive:
-            termios.tcflush(self._fd, termios.TCIFLUSH)
-        elif transmit:
-            termios.tcflush(self._fd, termios.TCOFLUSH)
-
-    def close(self) -> None:
-        # Not pyserial's close(): it would close the pipes given back above.
-        ser = self._serial
-        if ser.is_open and ser.fd is not None:
-            fd, ser.fd, ser.is_open = ser.fd, None, False
-            os.close(fd)
-        self._unlock()
-
-    def _unlock(self) -> None:
-        if self.lock is None:
-            return
-        lock, self.lock = self.lock, None
-        try:
-            uucplock.release(lock)
-        except OSError as e:
-            log.warn("{device}: cannot remove lock {lock}: {reason}", device=self.name, lock=lock, reason=_reason(e))
-
-
-@implementer(IPort)
-class PtyPort(TtyPort):
-    """
-    A pseudo-terminal the gateway creates: a local program opens its slave
-    side (through the symlink C{link}, if given) and plays the device.
-
-    The gateway keeps the slave open itself, so the line survives the program
-    closing and reopening it; the slave starts raw, with the line's settings
-    (a pty keeps speed and stop bits; it forces 8 bits, no parity).
-    """
-
-    # The gateway reads the master side: no termios marks there.
-    detectsLineErrors = False
-
-    def __init__(self, link: str, settings: SerialSettings) -> None:
-        master, slave = os.openpty()
-        try:
-            slaveName = os.ttyname(slave)
-            tty.setraw(slave)
-            TtyPort.__init__(self, slaveName, settings)
-        except BaseException:
-            os.close(master)
-            raise
-        finally:
-            os.close(slave)
-        self._slaveFd = self._fd
-        self._fd = master
-        fdesc.setNonBlocking(master)
-        self.slaveName = slaveName
-        self.link = link
-        self.name = f"pty:{link}" if link else slaveName
-        if link:
-            try:
-                replaceSymlink(slaveName, link)
-            except OSError as e:
-                self.close()
-                raise DeviceError(f"cannot make symlink {link!r} to {slaveName}: {_reason(e)}") from None
-
-    def outputPending(self) -> int:
-        return 0
-
-    def setBreak(self, on: bool) -> None:
-        # A pty has no break: the kernel ignores TIOCSBRK on it.
-        fcntlBreak(self._fd, on)
-
-    def setModemLine(self, name: str, on: bool) -> None:
-        raise OSError(errno.ENOTTY, "a pty has no modem lines")
-
-    def modemState(self) -> Optional[int]:
-        return None
-
-    def close(self) -> None:
-        removeSymlink(self.link, self.slaveName)
-        os.close(self._fd)
-        TtyPort.close(self)
-
-
-# Linux's values; Python's termios module lacks some of them.
-TIOCSBRK = getattr(termios, "TIOCSBRK", 0x5427)
-TIOCCBRK = getattr(termios, "TIOCCBRK", 0x5428)
-TIOCMGET = getattr(termios, "TIOCMGET", 0x5415)
-_MODEM_BITS = (
-    (getattr(termios, "TIOCM_CTS", 0x020), 0x10),
-    (getattr(termios, "TIOCM_DSR", 0x100), 0x20),
-    (getattr(termios, "TIOCM_RNG", 0x080), 0x40),
-    (getattr(termios, "TIOCM_CAR", 0x040), 0x80),
-)
-
-
-def readModemState(fd: int) -> Optional[int]:
-    """TIOCMGET as RFC 2217 bits; C{None} where the device has no modem lines."""
-    try:
-        raw = fcntl.ioctl(fd, TIOCMGET, struct.pack("I", 0))
-    except OSError as e:
-        if e.errno in (errno.ENOTTY, errno.EINVAL):
-            return None
-        raise
-    bits = struct.unpack("I", raw)[0]
-    state = 0
-    for tiocm, rfc in _MODEM_BITS:
-        if bits & tiocm:
-            state |= rfc
-    return state
-
-
-def fcntlBreak(fd: int, on: bool) -> None:
-    fcntl.ioctl(fd, TIOCSBRK if on else TIOCCBRK)
-
-
-def replaceSymlink(target: str, link: str) -> None:
-    """
-    Point C{link} at C{target} atomically.  Something already at C{link} is
-    taken over only when it is a symlink that dangles or points at a pty
-    whose slave nobody has open (what a gateway that died leaves behind);
-    the live link of another gateway, a link to anything else, a regular
-    file or a directory is an error, never touched.
-    """
-    if os.path.lexists(link):
-        if not os.path.islink(link):
-            raise FileExistsError(errno.EEXIST, "exists and is not a symlink")
-        _mayTakeOver(link)
-    tmp = f"{link}.{os.getpid()}.tmp"
-    try:
-        os.unlink(tmp)
-    except FileNotFoundError:
-        pass
-    os.symlink(target, tmp)
-    os.replace(tmp, link)
-
-
-# Unix98 pty slaves (/dev/pts/N): majors 136 to 143.
-PTY_SLAVE_MAJORS = range(136, 144)
-
-
-def linkProblem(link: str) -> Optional[str]:
-    """Why L{replaceSymlink} would refuse C{link}, or None; nothing is changed (a reload's check)."""
-    if not os.path.lexists(link):
-        return None
-    if not os.path.islink(link):
-        return "exists and is not a symlink"
-    try:
-        _mayTakeOver(link)
-    except FileExistsError as e:
-        return e.strerror
-    return None
-
-
-def _mayTakeOver(link: str) -> None:
-    """Raise FileExistsError unless the symlink C{link} is stale (see replaceSymlink)."""
-    old = os.readlink(link)
-    try:
-        st = os.stat(link)
-    except FileNotFoundError:
-        return  # dangling
-    if not (stat.S_ISCHR(st.st_mode) and os.major(st.st_rdev) in PTY_SLAVE_MAJORS):
-        raise FileExistsError(errno.EEXIST, f"is a symlink to {old}, which is not a pty: not ours to replace")
-    holders = ptyHolders(os.path.realpath(link))
-    if holders:
-        raise FileExistsError(
-            errno.EEXIST,
-            f"is the live link to {old}, held open by pid {', '.join(map(str, holders))} "
-            "(another gateway?): not replaced",
-        )
-
-
-def ptyHolders(path: str) -> list[int]:
-    """
-    The processes (that we may look at) with the pty slave C{path} open,
-    from /proc/PID/fd.
-    """
-    holders = []
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            fds = os.listdir(f"/proc/{pid}/fd")
-        except OSError:
-            continue
-        for fd in fds:
-            try:
-                if os.readlink(f"/proc/{pid}/fd/{fd}") == path:
-                    holders.append(int(pid))
-                    break
-            except OSError:
-                continue
-    return holders
-
-
-def removeSymlink(link: str, target: str) -> None:
-    """Remove C{link} if it still points at C{target} (not someone else's)."""
-    if not link:
-        return
-    try:
-        if os.readlink(link) == target:
-            os.unlink(link)
-    except OSError:
-        pass
-
-
-def _reason(e: BaseException) -> str:
-    if isinstance(e, termios.error) and len(e.args) == 2:
-        return str(e.args[1])
-    if isinstance(e, serial.SerialException) and isinstance(e.errno, int):
-        return os.strerror(e.errno)
-    if isinstance(e, OSError) and e.strerror:
-        return e.strerror
-    text = str(e)
-    # pyserial: "[Errno 2] could not open port /dev/x: [Errno 2] No such file..."
-    if "] " in text:
-        text = text.rsplit("] ", 1)[-1]
-    return text
-
-
-def openPort(spec: DeviceSpec, settings: SerialSettings, lockDir: Optional[str] = None) -> IPort:
-    """
-    Open the device a spec names; raise L{DeviceError} naming it on failure
-    (L{DeviceLocked} when a live process holds its UUCP lock).  A tty takes
-    its lock in C{lockDir} (None: none); a pty the gateway makes never does.
-    """
-    if spec.kind == "pty":
-        return PtyPort(spec.path, settings)
-    return TtyPort(spec.path, settings, lockDir)
-
-
-@implementer(IPort)
-class AbsentPort:
-    """
-    Stands for a device that is not open (not there yet at start): every
-    call that would touch it fails as a vanished device does.
-    """
-
-    def __init__(self, name: str, settings: SerialSettings) -> None:
-        self.name = name
-        self.settings = settings
-
-    def _gone(self) -> OSError:
-        return OSError(errno.ENODEV, "not open")
-
-    def fileno(self) -> int:
-        return -1
-
-    def read(self) -> bytes:
-        raise self._gone()
-
-    def write(self, data: bytes | bytearray) -> int:
-        raise self._gone()
-
-    def takeLineState(self) -> int:
-        return 0
-
-    def outputPending(self) -> int:
-        return 0
-
-    def watchLineErrors(self, on: bool) -> None:
-        pass
-
-    def setBreak(self, on: bool) -> None:
-        raise self._gone()
-
-    def apply(self, settings: SerialSettings) -> SerialSettings:
-        self.settings = settings
-        return settings
-
-    def setModemLine(self, name: str, on: bool) -> None:
-        raise self._gone()
-
-    def modemState(self) -> Optional[int]:
-        raise self._gone()
-
-    def purge(self, receive: bool, transmit: bool) -> None:
-        raise self._gone()
-
-    def close(self) -> None:
-        pass
 
 
 # Break states.
@@ -786,7 +161,7 @@ class SerialDevice:
         Why the device could not be opened (C{downReason}); a lock holder
         (C{lockedBy}, on the status page) is logged when it changes.
         """
-        self.downReason = _reason(error)
+        self.downReason = errorReason(error)
         if isinstance(error, DeviceLocked):
             if error.pid != self.lockedBy:
                 log.warn("{device}: {reason}; the line stays down and tries again", device=self.name,
@@ -1014,7 +389,7 @@ class SerialDevice:
                     device=self.name,
                     name=name.upper(),
                     state="on" if on else "off",
-                    reason=_reason(e),
+                    reason=errorReason(e),
                 )
                 return self.modemLines[name]
         self.modemLines[name] = on
@@ -1029,7 +404,7 @@ class SerialDevice:
         except OSError as e:
             if self._gone(e):
                 return None
-            log.warn("{device}: cannot read modem lines: {reason}", device=self.name, reason=_reason(e))
+            log.warn("{device}: cannot read modem lines: {reason}", device=self.name, reason=errorReason(e))
             return None
 
     def watchLineErrors(self, on: bool) -> None:
@@ -1050,7 +425,7 @@ class SerialDevice:
         except (OSError, termios.error) as e:
             if self._gone(e):
                 return
-            log.warn("{device}: cannot purge: {reason}", device=self.name, reason=_reason(e))
+            log.warn("{device}: cannot purge: {reason}", device=self.name, reason=errorReason(e))
         if transmit:
             del self._out[:]
             self._held, self._heldSize = [], 0
@@ -1089,7 +464,7 @@ class SerialDevice:
         try:
             self.port.close()
         except OSError as e:
-            log.warn("{device}: error on close: {reason}", device=self.name, reason=_reason(e))
+            log.warn("{device}: error on close: {reason}", device=self.name, reason=errorReason(e))
 
     # Internals
 
@@ -1172,7 +547,7 @@ class SerialDevice:
         except OSError as e:
             if self._gone(e):
                 return
-            log.warn("{device}: cannot set break: {reason}", device=self.name, reason=_reason(e))
+            log.warn("{device}: cannot set break: {reason}", device=self.name, reason=errorReason(e))
             self._endBreak(clear=False)
             return
         self._breakState = BREAKING
@@ -1186,7 +561,7 @@ class SerialDevice:
             except OSError as e:
                 if self._gone(e):
                     return
-                log.warn("{device}: cannot clear break: {reason}", device=self.name, reason=_reason(e))
+                log.warn("{device}: cannot clear break: {reason}", device=self.name, reason=errorReason(e))
         self._breakState = IDLE
         held, self._held, self._heldSize = self._held, [], 0
         if held:
@@ -1221,7 +596,7 @@ class SerialDevice:
         """The one path for a device that went away, however it went."""
         if self.closed or not self.up:
             return
-        self.downReason = _reason(error)
+        self.downReason = errorReason(error)
         reason = Failure(DeviceLost(self.downReason))
         self._shutdownPort()
         self.up = False
@@ -1278,7 +653,7 @@ class SerialDevice:
             except Exception:
                 pass
             self._fileno = -1
-            self.downReason = f"could not be set up again: {_reason(e)}"
+            self.downReason = f"could not be set up again: {errorReason(e)}"
             self._scheduleReopen()
             return
         try:

@@ -107,6 +107,19 @@ class Line:
         # Whether the device was ever up: its first coming up is no reopen.
         self._wasUp = self.up
         self.clients: list[Any] = []
+        # Those that get each chunk of device output: the clients but the
+        # parked ones (see park); made again after a change.
+        self._fanOut: Optional[tuple[Any, ...]] = None
+        # Parked clients (full, output dropped) by their guards, how many
+        # of them have each bound, and the newest device output for them
+        # (at least the largest bound).
+        self._parked: dict[Any, Any] = {}
+        self._parkedBounds: dict[int, int] = {}
+        self._parkedSize = 0
+        self.parkedTail = Tail()
+        # Device output handed to the fan-out, bytes: the position a
+        # parked client's guard is at.
+        self.streamed = 0
         self.controllers: list[Any] = []
         self.writable = True
         self.bytesToDevice = 0
@@ -218,6 +231,7 @@ class Line:
         # In the list before anyone is told: whatever the telling does (a
         # log that fails), the client is fully attached.
         self.clients.append(client)
+        self._fanOut = None
         if getattr(client, "person", False):
             if quiet:
                 self._unannounced.add(client)
@@ -279,7 +293,12 @@ class Line:
             self.unblockDevice(client)
         self._refusalsTold.pop(client, None)
         if client in self.clients:
+            parked = self._parked.get(client)
+            if parked is not None:
+                # What it missed is held, as it was until now (and counted).
+                parked.unpark()
             self.clients.remove(client)
+            self._fanOut = None
             guard = getattr(client, "guard", None)
             if guard is not None and guard.dropped:
                 self.droppedGone[guard.policy] = self.droppedGone.get(guard.policy, 0) + guard.dropped
@@ -653,6 +672,40 @@ class Line:
         if not self._blockers:
             self.device.resumeReading()
 
+    # Clients that are full and drop their output, out of the fan-out
+
+    def park(self, guard: Any) -> Optional[int]:
+        """
+        C{guard}'s client is full and drops device output (an
+        L{OutputGuard} with this line as its fan-out): it is passed by, at
+        no cost per chunk, until L{unpark}; meanwhile the line keeps the
+        newest device output (L{parkedTail}, at least the largest bound of
+        those parked) for the guard to catch up from.  The stream position
+        (L{streamed}) it is at; None if it is not attached (nothing to pass by).
+        """
+        client = guard.client
+        if client in self._parked or client not in self.clients:
+            return None
+        self._parked[client] = guard
+        self._parkedBounds[guard.bound] = self._parkedBounds.get(guard.bound, 0) + 1
+        self._parkedSize = max(self._parkedBounds)
+        self._fanOut = None
+        return self.streamed
+
+    def unpark(self, guard: Any) -> None:
+        """C{guard}'s client (caught up) gets device output again."""
+        if self._parked.pop(guard.client, None) is None:
+            return
+        left = self._parkedBounds.pop(guard.bound) - 1
+        if left:
+            self._parkedBounds[guard.bound] = left
+        self._fanOut = None
+        if self._parked:
+            self._parkedSize = max(self._parkedBounds)
+        else:
+            self._parkedSize = 0
+            self.parkedTail = Tail()
+
     # IDeviceSink
 
     def coalesce(self, low: float, high: float, on: bytes = b"") -> None:
@@ -691,9 +744,18 @@ class Line:
         if self._coalesce is not None and not held:
             self._hold(data)
             return
-        # Clients first: the bytes leave before any bookkeeping.
+        # Parked clients' position first (one that parks while the loop
+        # gives it these bytes is past them); the bytes leave before any
+        # other bookkeeping.
+        self.streamed += len(data)
+        if self._parked:
+            self.parkedTail.add(data, self._parkedSize)
+        fanOut = self._fanOut
+        if fanOut is None:
+            parked = self._parked
+            fanOut = self._fanOut = tuple(c for c in self.clients if c not in parked)
         failed = None
-        for client in self.clients:
+        for client in fanOut:
             try:
                 client.deliver(data)
             except Exception:

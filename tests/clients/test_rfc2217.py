@@ -517,7 +517,8 @@ class AbsurdRateTests(SynchronousTestCase):
         from twisted.internet.testing import MemoryReactorClock, StringTransport
 
         from serialgw.config.listeners import parseListener
-        from serialgw.devices.device import PtyPort, SerialDevice
+        from serialgw.devices.device import SerialDevice
+        from serialgw.devices.ports import PtyPort
 
         self.port = PtyPort("", SerialSettings(9600))
         self.device = SerialDevice(self.port, MemoryReactorClock())

@@ -5,7 +5,6 @@ Tests for serialgw.devices.device: the reactor side of a serial device.
 from __future__ import annotations
 
 import errno
-import os
 import termios
 
 from twisted.internet.error import ConnectionDone, ConnectionLost
@@ -16,24 +15,11 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
-from serialgw.config.specs import DeviceSpec, SerialSettings
-from serialgw.devices.device import (
-    DRAIN_LIMIT,
-    DRAIN_POLL,
-    HIGH_WATER,
-    LINE_BREAK,
-    LINE_FRAMING,
-    LINE_PARITY,
-    AbsentPort,
-    DeviceError,
-    ErrorMarks,
-    IDeviceSink,
-    IPort,
-    PtyPort,
-    SerialDevice,
-    TtyPort,
-    openPort,
-)
+from serialgw.config.specs import SerialSettings
+from serialgw.devices.device import DRAIN_LIMIT, DRAIN_POLL, HIGH_WATER, SerialDevice
+from serialgw.devices.ports import AbsentPort, DeviceError
+from serialgw.devices.termio import LINE_BREAK
+from serialgw.interfaces import IDeviceSink, IPort
 from tests.fakes import RecordingPort
 
 
@@ -577,144 +563,3 @@ class LossPathTests(ReopeningDevice, SynchronousTestCase):
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
         self.assertTrue(self.device.up)
         self.assertIn(self.device, self.reactor.getReaders())
-
-
-class ErrorMarksTests(SynchronousTestCase):
-    STREAM = b"ab\xff\xffc\xff\x00\x00d\xff\x00\x07e"
-
-    def test_decode(self) -> None:
-        """Doubled 0xFF is data, 377 0 0 a break, 377 0 c an error on byte c (kept)."""
-        marks = ErrorMarks()
-        self.assertEqual(marks.decode(self.STREAM), b"ab\xffcd\x07e")
-        self.assertEqual(marks.take(), LINE_BREAK | LINE_FRAMING)
-        self.assertEqual(marks.take(), 0)
-        marks.parityEnabled = True
-        self.assertEqual(marks.decode(b"\xff\x00z"), b"z")
-        self.assertEqual(marks.take(), LINE_PARITY)
-
-    def test_anySplit(self) -> None:
-        """Any split of the stream into two reads decodes the same."""
-        for i in range(len(self.STREAM) + 1):
-            marks = ErrorMarks()
-            out = marks.decode(self.STREAM[:i]) + marks.decode(self.STREAM[i:])
-            self.assertEqual((out, marks.take()), (b"ab\xffcd\x07e", LINE_BREAK | LINE_FRAMING), i)
-
-    def test_plainUntouched(self) -> None:
-        """A chunk without 0xFF is returned as the same object."""
-        data = b"plain text"
-        self.assertIs(ErrorMarks().decode(data), data)
-
-    def test_termiosMarks(self) -> None:
-        """Watched, a tty has PARMRK and no IGNBRK/BRKINT, also after a change; unwatched, no PARMRK."""
-        import termios
-        import tty
-
-        master, slave = os.openpty()
-        self.addCleanup(os.close, master)
-        self.addCleanup(os.close, slave)
-        tty.setraw(slave)
-        port = TtyPort(os.ttyname(slave), SerialSettings())
-        self.addCleanup(port.close)
-        self.assertFalse(termios.tcgetattr(slave)[0] & termios.PARMRK)
-        port.watchLineErrors(True)
-        for _ in range(2):
-            iflag = termios.tcgetattr(slave)[0]
-            self.assertTrue(iflag & termios.PARMRK)
-            self.assertFalse(iflag & (termios.IGNBRK | termios.BRKINT | termios.IGNPAR))
-            port.apply(SerialSettings(9600))
-        os.write(master, b"\xff")
-        self.assertEqual(port.read(), b"\xff")
-        port.watchLineErrors(False)
-        self.assertFalse(termios.tcgetattr(slave)[0] & termios.PARMRK)
-
-    def test_brkintClearedUnwatched(self) -> None:
-        """A tty left with BRKINT (stty sane) loses it at open, watched or not: a break never flushes input."""
-        import termios
-        import tty
-
-        master, slave = os.openpty()
-        self.addCleanup(os.close, master)
-        self.addCleanup(os.close, slave)
-        tty.setraw(slave)
-        attrs = termios.tcgetattr(slave)
-        attrs[0] |= termios.BRKINT
-        termios.tcsetattr(slave, termios.TCSANOW, attrs)
-        port = TtyPort(os.ttyname(slave), SerialSettings())
-        self.addCleanup(port.close)
-        iflag = termios.tcgetattr(slave)[0]
-        self.assertEqual(iflag & (termios.BRKINT | termios.PARMRK), 0)
-
-
-class PtyPortTests(SynchronousTestCase):
-    def test_ptyWithLink(self) -> None:
-        """pty:LINK makes a pty, points LINK at its slave, removes it at close."""
-        link = self.mktemp()
-        port = openPort(DeviceSpec("pty", link), SerialSettings(baudrate=9600))
-        self.assertIsInstance(port, PtyPort)
-        assert isinstance(port, PtyPort)
-        self.assertEqual(os.readlink(link), port.slaveName)
-        fd = os.open(link, os.O_RDWR | os.O_NOCTTY)
-        try:
-            os.write(fd, b"from program\r\n")
-            self.assertEqual(port.read(), b"from program\r\n")
-            port.write(b"\x00\xff\n")
-            self.assertEqual(os.read(fd, 100), b"\x00\xff\n")
-        finally:
-            os.close(fd)
-        port.close()
-        self.assertFalse(os.path.lexists(link))
-
-    def test_programReopens(self) -> None:
-        """The program on the pty may close and reopen it: the gateway's side keeps working."""
-        link = self.mktemp()
-        port = openPort(DeviceSpec("pty", link), SerialSettings())
-        self.addCleanup(port.close)
-        for text in (b"first open", b"second open"):
-            fd = os.open(link, os.O_RDWR | os.O_NOCTTY)
-            os.write(fd, text)
-            os.close(fd)
-            self.assertEqual(port.read(), text)
-
-    def test_staleLinkReplaced(self) -> None:
-        """A stale symlink is replaced; a regular file in the way is an error."""
-        link = self.mktemp()
-        os.symlink("/nonexistent", link)
-        port = openPort(DeviceSpec("pty", link), SerialSettings())
-        assert isinstance(port, PtyPort)
-        self.assertEqual(os.readlink(link), port.slaveName)
-        port.close()
-        with open(link, "w") as f:
-            f.write("keep me")
-        e = self.assertRaises(DeviceError, openPort, DeviceSpec("pty", link), SerialSettings())
-        self.assertIn(repr(link), str(e))
-        with open(link) as f:
-            self.assertEqual(f.read(), "keep me")
-
-    def test_ttyOpenError(self) -> None:
-        """A device that cannot open gives a DeviceError naming it."""
-        e = self.assertRaises(DeviceError, TtyPort, "/dev/nonexistent-tty", SerialSettings())
-        self.assertEqual(str(e), "cannot open device '/dev/nonexistent-tty': No such file or directory")
-
-    def test_settingsApplied(self) -> None:
-        """Settings reach the slave's termios: speed and stop bits."""
-        import termios
-
-        port = openPort(DeviceSpec("pty", ""), SerialSettings(baudrate=57600, stopbits=2))
-        assert isinstance(port, PtyPort)
-        try:
-            fd = os.open(port.slaveName, os.O_RDWR | os.O_NOCTTY)
-            try:
-                iflag, oflag, cflag, lflag, ispeed, ospeed, cc = termios.tcgetattr(fd)
-                self.assertEqual(ospeed, termios.B57600)
-                self.assertTrue(cflag & termios.CSTOPB)
-                self.assertFalse(lflag & termios.ECHO)
-                self.assertFalse(lflag & termios.ICANON)
-                self.assertFalse(oflag & termios.OPOST)
-                self.assertFalse(iflag & termios.ICRNL)
-            finally:
-                os.close(fd)
-            effective = port.apply(SerialSettings(baudrate=9600))
-            self.assertEqual(effective.baudrate, 9600)
-            self.assertEqual(effective.stopbits, 1)
-        finally:
-            port.close()

@@ -19,7 +19,8 @@ from serialgw.clients.consolelog import ConsoleLog
 from serialgw.clients.ptylink import PtyClient
 from serialgw.config.listeners import parseListener
 from serialgw.config.specs import DeviceSpec, LineConfig, LogSpec, SerialSettings
-from serialgw.devices.device import DeviceError, PtyPort, replaceSymlink
+from serialgw.devices.links import replaceSymlink
+from serialgw.devices.ports import DeviceError, PtyPort
 from serialgw.line.hub import Line
 from tests.fakes import RecordingDevice
 from tests.realio import socketPath, startedPty
