@@ -36,7 +36,6 @@ from serialgw.clients.local import FileClient, fifoPair, streamClient
 from serialgw.clients.netconsole import NetconsoleClient
 from serialgw.clients.ptylink import PtyClient
 from serialgw.clients.raw import RawClient
-from serialgw.clients.session import Session
 from serialgw.clients.telnet import TelnetClient
 from serialgw.clients.tls import (
     HandshakeGate,
@@ -46,6 +45,7 @@ from serialgw.clients.tls import (
     clientOptions,
     peerSubject,
 )
+from serialgw.clients.transports import addressAllowed, describeAddress, peerName
 from serialgw.config.specs import (
     LineConfig,
     ListenerKind,
@@ -61,7 +61,7 @@ from serialgw.devices.links import linkProblem
 from serialgw.devices.ports import AbsentPort, DeviceError, DeviceLocked, PtyPort, openPort
 from serialgw.devices.remote import CarriedBackoff, RemoteDevice
 from serialgw.interfaces import IPort
-from serialgw.line.hub import Line, Role, addressAllowed, describeAddress, peerName
+from serialgw.line.hub import Line, Role
 from serialgw.logflood import Peer, clientLog
 
 log = Logger()
@@ -563,7 +563,7 @@ class GatewayService(MultiService):
     def statusText(self) -> str:
         """One line for systemd's STATUS=: lines up and down (the first few down by name), clients."""
         lines = list(self.lines.values())
-        down = [line.name for line in lines if not getattr(line.device, "up", True)]
+        down = [line.name for line in lines if not line.device.up]
         clients = sum(len(line.clients) for line in lines)
         text = f"{len(lines)} line(s), {len(lines) - len(down)} up, {len(down)} down"
         if down:
@@ -599,16 +599,13 @@ class GatewayService(MultiService):
             for watcher in self.watchers:
                 watcher.lineClosed(line)
             for client in list(line.clients):
-                transport = getattr(client, "transport", None)
-                if isinstance(client, Session):
-                    # Off the line at once, and cut after CLOSE_GRACE s if it
-                    # does not take its last output (loseConnection alone
-                    # waited for ever on a client that never reads).
-                    client.notice(notice)
-                    client.disconnect()
-                elif transport is not None and hasattr(transport, "loseConnection"):
-                    client.notice(notice)
-                    transport.loseConnection()
+                # A session is off the line at once, and cut after
+                # CLOSE_GRACE s if it does not take its last output
+                # (loseConnection alone waited for ever on a client that
+                # never reads); a file or datagram peer closes; what is
+                # another's to close (a client pty, a watch-all view) stays.
+                client.notice(notice)
+                client.disconnect()
             waits.append(line.device.close())
         return waits
 

@@ -17,11 +17,12 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from serialgw.clients.base import ClientEvents
 from serialgw.clients.guard import OutputGuard
 from serialgw.clients.raw import RawClient
 from serialgw.config.specs import ListenerKind, ListenerSpec, Protocol
 from serialgw.interfaces import IClient
-from serialgw.line.hub import ClientEvents, Line, Role
+from serialgw.line.hub import Line, Role
 
 log = Logger()
 
@@ -140,6 +141,10 @@ class FileClient(ClientEvents, abstract.FileDescriptor):
 
     def droppedNotice(self, count: int) -> None:
         pass
+
+    def disconnect(self) -> None:
+        """Closed once what waits for the file is written."""
+        self.loseConnection()
 
     def connectionLost(self, reason: Failure) -> None:
         # Cut (policy disconnect) or the file failed: it goes.

@@ -32,11 +32,12 @@ from twisted.internet import abstract, fdesc
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from serialgw.clients.base import ClientEvents
 from serialgw.config.specs import SerialSettings
 from serialgw.devices.links import removeSymlink, replaceSymlink
 from serialgw.devices.termio import readTermios, termiosSpeed
 from serialgw.interfaces import IClient
-from serialgw.line.hub import ClientEvents, Line, Role
+from serialgw.line.hub import Line, Role
 
 log = Logger()
 

@@ -11,8 +11,9 @@ from typing import Any, Callable, Optional
 from serialgw.clients.escape import EscapeMenu, keyName
 from serialgw.clients.guard import OutputGuard
 from serialgw.clients.tls import peerSubject
+from serialgw.clients.transports import peerName
 from serialgw.config.specs import ListenerSpec
-from serialgw.line.hub import Role, peerName
+from serialgw.line.hub import Role
 from serialgw.logflood import Peer, clientLog
 from serialgw.wire.sockets import noDelay
 
@@ -90,6 +91,10 @@ class Session:
 
     # A network client: counts for max-clients, exclusive mode, notices.
     person = True
+    # Its arrival starts a line that waits for its first client.
+    wakesLine = True
+    # RFC 2217 control: telnet's, once negotiated (see TelnetClient).
+    comPort: Any = None
     # Announced to the others only once it sends something or has stayed
     # QUIET_SECONDS (a connection from a listener, where a clock is known).
     quietStart = True
@@ -301,6 +306,21 @@ class Session:
             log.info("{line}: {peer} is {role} by its certificate", line=self.line.name, peer=self.peer,
                      role=self.role.value)
 
+    @property
+    def wantsLineErrors(self) -> bool:
+        return False
+
+    def _cuttable(self) -> bool:
+        # A stream on descriptors (stdio, pipe:) has no abortConnection: it cannot be cut.
+        return hasattr(self.transport, "abortConnection")
+
+    def abort(self) -> bool:
+        """Cut at once (the line failed to tell it something); False: nothing to cut, the line detaches it."""
+        if not self._cuttable():
+            return False
+        self.transport.abortConnection()
+        return True
+
     def disconnect(self) -> None:
         """Close the connection once what waits is sent; cut it if that takes CLOSE_GRACE s."""
         # Nothing more it sent is handled (the rest of the read after escape
@@ -314,7 +334,7 @@ class Session:
         clock = self._clock()
         # (A stream on descriptors, stdio or pipe:, cannot be cut: off the
         # line, it closes once what it holds is read, as with policy disconnect.)
-        if clock is not None and self._closeCall is None and hasattr(self.transport, "abortConnection"):
+        if clock is not None and self._closeCall is None and self._cuttable():
             self._closeCall = clock.callLater(CLOSE_GRACE, self._cut)
 
     def _cut(self) -> None:

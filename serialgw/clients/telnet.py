@@ -92,6 +92,10 @@ class TelnetClient(Session, TelnetProtocol):
             self.introduce()
         TelnetProtocol.dataReceived(self, data)
 
+    @property
+    def wantsLineErrors(self) -> bool:
+        return self.comPort is not None and bool(self.comPort.linestateMask)
+
     def defaultNotices(self) -> bool:
         # People at terminals, not programs: data stays data for RFC 2217.
         return self.comPort is None and bool(self.line.notices)

@@ -23,7 +23,7 @@ from zope.interface import implementer
 
 from serialgw.config.specs import SerialSettings
 from serialgw.devices.ports import DeviceLocked, errorReason
-from serialgw.interfaces import IDeviceSink, IPort
+from serialgw.interfaces import IDevice, IDeviceSink, IPort
 
 log = Logger()
 
@@ -69,6 +69,7 @@ class _NoSink:
         pass
 
 
+@implementer(IDevice)
 class SerialDevice:
     """
     One open device in the reactor.

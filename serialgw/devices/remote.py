@@ -24,6 +24,7 @@ from zope.interface import implementer
 
 from serialgw.config.specs import ConfigError, DeviceSpec, SerialSettings
 from serialgw.devices.device import HIGH_WATER, _NoSink
+from serialgw.interfaces import IDevice
 from serialgw.wire.rfc2217 import (
     BREAK_OFF,
     BREAK_ON,
@@ -328,7 +329,7 @@ def _heldBytes(link: Any) -> int:
     return link.heldBytes() if isinstance(link, _NoPortControl) else 0
 
 
-@implementer(IPushProducer)
+@implementer(IPushProducer, IDevice)
 class RemoteDevice:
     """
     A line's device reached over the network, reconnected with backoff.
@@ -363,6 +364,8 @@ class RemoteDevice:
         self.sink: Any = _NoSink()
         self.up = False
         self.downReason: Optional[str] = "not connected yet"
+        # No lock file for a console elsewhere.
+        self.lockedBy: Optional[int] = None
         self.closed = False
         self.breaks = 0
         self.dropped = 0
