@@ -62,6 +62,7 @@ def describeEndpoint(endpoint: Any) -> str:
     if not _OBJECT_REPR.search(text):
         return text.strip("<>").replace("HostnameEndpoint ", "")
     for name in ("_path", "_wrappedEndpoint", "_host"):
+        # Twisted's endpoints keep what they point at in private fields.
         inner = getattr(endpoint, name, None)
         if isinstance(inner, (str, bytes)):
             # A unix socket's abstract name (a NUL first) as @NAME: no NUL byte in the log.

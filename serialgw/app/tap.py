@@ -9,12 +9,14 @@ import errno
 import os
 import stat
 import sys
+import types
 from typing import Any, Optional
 
 import attrs
 from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.python import usage
+from twisted.python.components import Componentized
 from twisted.python.logfile import BaseLogFile
 
 from serialgw import __version__
@@ -405,7 +407,8 @@ class _TwistdGatewayService(GatewayService):
     def setServiceParent(self, parent: Any) -> Any:
         # twistd uses the application's ILogObserver component unless
         # --logger is given: the journal's format, or its own tidied.
-        if self.logObserver is not None and hasattr(parent, "setComponent"):
+        # twistd's application is Componentized; a plain MultiService (a test's) is not.
+        if self.logObserver is not None and isinstance(parent, Componentized):
             from twisted.logger import ILogObserver
 
             parent.setComponent(ILogObserver, self.logObserver)
@@ -519,7 +522,7 @@ def twistdLogFile(handler: Any) -> Optional[BaseLogFile]:
     twistd's log file, from the SIGUSR1 handler twistd installs for it
     (twistd keeps the file nowhere else); None when it writes none.
     """
-    for cell in getattr(handler, "__closure__", None) or ():
+    for cell in (handler.__closure__ if isinstance(handler, types.FunctionType) else None) or ():
         try:
             value = cell.cell_contents
         except ValueError:
@@ -571,5 +574,5 @@ def makeService(options: Options, reactor: Optional[Any] = None) -> GatewayServi
     service.watchAllInFile = options.get("watchAllSpecInFile")
     from serialgw.app.logs import twistdObserver
 
-    service.logObserver = twistdObserver(getattr(options, "parent", None))
+    service.logObserver = twistdObserver(options.parent)
     return service

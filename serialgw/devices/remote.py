@@ -119,6 +119,9 @@ class _NoPortControl:
     def purge(self, which: int) -> None:
         pass
 
+    def endBreak(self) -> None:
+        pass
+
 
 class _RawLink(_NoPortControl, Protocol):
     """Bytes both ways; a break cannot be sent on a raw socket."""
@@ -451,7 +454,7 @@ class RemoteDevice:
         if self._breakCall.active():
             self._breakCall.cancel()
         self._breakCall = None
-        if self._link is not None and hasattr(self._link, "endBreak"):
+        if self._link is not None:
             self._link.endBreak()
 
     def apply(self, settings: SerialSettings) -> SerialSettings:
@@ -479,6 +482,7 @@ class RemoteDevice:
         if link is None:
             return 0
         transport = link.transport
+        # Twisted's own buffers, on the TCP or unix transport (FileDescriptor's).
         buffered = len(getattr(transport, "dataBuffer", b"")) + getattr(transport, "_tempDataLen", 0)
         return buffered + _heldBytes(link)
 
