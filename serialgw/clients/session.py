@@ -11,10 +11,11 @@ from typing import Any, Callable, Optional
 from serialgw.clients.escape import EscapeMenu, keyName
 from serialgw.clients.guard import OutputGuard
 from serialgw.clients.tls import peerSubject
-from serialgw.clients.transports import noDelay, peerName
+from serialgw.clients.transports import peerName
 from serialgw.config.specs import ListenerSpec
 from serialgw.line.hub import Role
 from serialgw.logflood import Peer, clientLog
+from serialgw.wire.sockets import noDelay
 
 # Limited per peer: a client's input cannot flood the log (logflood).
 log = clientLog()

@@ -22,8 +22,6 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from serialgw.clients.telnet import BINARY, BRK, ECHO, SGA, TelnetProtocol
-from serialgw.clients.transports import noDelay
 from serialgw.config.specs import ConfigError, DeviceSpec, SerialSettings
 from serialgw.devices.device import HIGH_WATER, _NoSink
 from serialgw.interfaces import IDevice
@@ -51,6 +49,8 @@ from serialgw.wire.rfc2217 import (
     flowCode,
     modemLineCode,
 )
+from serialgw.wire.sockets import noDelay
+from serialgw.wire.telnet import BINARY, BRK, ECHO, SGA, TelnetProtocol
 
 log = Logger()
 
@@ -120,7 +120,7 @@ class _NoPortControl:
         pass
 
     def endBreak(self) -> None:
-        pass
+        """A break's time is up (only RFC 2217 has a break that lasts: SET-CONTROL BREAK-ON, then OFF)."""
 
 
 class _RawLink(_NoPortControl, Protocol):
