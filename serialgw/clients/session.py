@@ -50,6 +50,7 @@ def setUpConnection(client: Any, source: Any, transport: Any, spec: ListenerSpec
     guard.attach(transport)
     if spec.nodelay:
         noDelay(transport)
+    # TCP transports (Twisted's, or an SSH channel's over one) have it; others do not.
     if spec.keepalive and hasattr(transport, "setTcpKeepAlive"):
         transport.setTcpKeepAlive(True)
     idleCall = clock.callLater(spec.idle, onIdle) if spec.idle and clock is not None else None

@@ -9,9 +9,9 @@ from __future__ import annotations
 import ipaddress
 import socket
 import struct
-from typing import Any, Optional
+from typing import Any
 
-from twisted.internet.address import UNIXAddress
+from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
 
 from serialgw.config.specs import describeUnix
 
@@ -20,12 +20,12 @@ def describeAddress(address: Any) -> str:
     """
     An address for messages: C{127.0.0.1:5000}, C{[::1]:5000}, C{unix:/path}.
     """
-    host: Optional[str] = getattr(address, "host", None)
-    port: Optional[int] = getattr(address, "port", None)
-    if host is not None and port is not None:
+    if isinstance(address, (IPv4Address, IPv6Address)):
+        host, port = address.host, address.port
         return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-    name = getattr(address, "name", None)
-    return f"unix:{describeUnix(name)}" if name is not None else str(address)
+    if isinstance(address, UNIXAddress) and address.name is not None:
+        return f"unix:{describeUnix(address.name)}"
+    return str(address)
 
 
 def addressAllowed(address: Any, networks: list[Any]) -> bool:
@@ -33,11 +33,10 @@ def addressAllowed(address: Any, networks: list[Any]) -> bool:
     Whether a peer's address is in one of the networks (C{allow=}); a unix
     socket's peer always is (the file mode decides).
     """
-    host = getattr(address, "host", None)
-    if host is None:
+    if not isinstance(address, (IPv4Address, IPv6Address)):
         return True
     try:
-        ip = ipaddress.ip_address(host.split("%")[0])
+        ip = ipaddress.ip_address(address.host.split("%")[0])
     except ValueError:
         return False
     if ip.version == 6 and ip.ipv4_mapped is not None:

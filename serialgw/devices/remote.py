@@ -482,6 +482,7 @@ class RemoteDevice:
         if link is None:
             return 0
         transport = link.transport
+        # Twisted's own buffers, on the TCP or unix transport (FileDescriptor's).
         buffered = len(getattr(transport, "dataBuffer", b"")) + getattr(transport, "_tempDataLen", 0)
         return buffered + _heldBytes(link)
 

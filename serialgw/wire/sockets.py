@@ -14,6 +14,7 @@ def noDelay(transport: Any) -> None:
     Send small writes at once (TCP_NODELAY): a keystroke or a prompt must
     not wait for Nagle's algorithm.  Not TCP (a unix socket, a pipe): nothing.
     """
+    # TCP transports (Twisted's, or an SSH channel's over one) have it; others do not.
     setNoDelay = getattr(transport, "setTcpNoDelay", None)
     if setNoDelay is None:
         return
