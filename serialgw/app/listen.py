@@ -16,6 +16,7 @@ import stat
 from typing import Any, Callable, Optional
 
 from twisted.application.internet import ClientService
+from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
 from twisted.internet.endpoints import (
     HostnameEndpoint,
     TCP4ServerEndpoint,
@@ -106,6 +107,7 @@ class ListenerOpener:
             removeStaleSocket(spec.path, config.name)
         endpoint, factory = self.endpoint(config.name, spec, LineFactory(line, spec, config.signature, self.reactor))
         result = listening(endpoint, factory, f"line {config.name!r}: cannot listen on {spec.text or spec.endpoint!r}")
+        # Twisted's unix Port (a listener made by a plugin may be anything else).
         if spec.path and not isAbstract(spec.path) and hasattr(result, "_bindPath"):
             result = OwnSocketPort(result, spec.path)
         self._own("port", (spec, result))
@@ -209,11 +211,10 @@ def listening(endpoint: Any, factory: Any, cannot: str) -> Any:
 
 def _exposed(spec: ListenerSpec, address: Any) -> bool:
     """A writable listener reachable beyond this machine without client certificates."""
-    host = getattr(address, "host", None)
-    if host is None or spec.readOnly or (spec.tls is not None and spec.tls.ca):
+    if not isinstance(address, (IPv4Address, IPv6Address)) or spec.readOnly or (spec.tls is not None and spec.tls.ca):
         return False
     try:
-        ip = ipaddress.ip_address(host.split("%")[0])
+        ip = ipaddress.ip_address(address.host.split("%")[0])
     except ValueError:
         return True
     if spec.allow and all(ipaddress.ip_network(a, strict=False).network_address.is_loopback for a in spec.allow):
@@ -285,10 +286,8 @@ def removeStaleSocket(path: str, lineName: str) -> None:
 
 
 def _connectHint(protocol: Protocol, address: Any) -> Optional[str]:
-    host = getattr(address, "host", None)
-    port = getattr(address, "port", None)
-    if host is None or port is None:
-        name = getattr(address, "name", None)
+    if not isinstance(address, (IPv4Address, IPv6Address)):
+        name: Any = address.name if isinstance(address, UNIXAddress) else None
         if name is None:
             return None
         if isinstance(name, bytes):
@@ -296,6 +295,7 @@ def _connectHint(protocol: Protocol, address: Any) -> Optional[str]:
         if isAbstract(name):
             return f"socat -,raw,echo=0 ABSTRACT-CONNECT:{name[1:]}"
         return f"socat -,raw,echo=0 UNIX-CONNECT:{name}"
+    host, port = address.host, address.port
     if host in ("0.0.0.0", "::"):
         host = "localhost"
     if protocol is Protocol.RAW:

@@ -24,9 +24,13 @@ from serialgw.clients.tls import TLSError, clientOptions
 from serialgw.config.specs import LineConfig, ListenerKind, ListenerSpec, LogSpec, isAbstract
 from serialgw.devices.links import linkProblem
 
-# A change of these reopens the line's device (and cuts its sessions);
-# every other change is applied to the running line.
-DEVICE_FIELDS = ("device", "lock", "lockDir")
+
+def deviceOf(config: LineConfig) -> tuple[Any, ...]:
+    """
+    What in a line's configuration, changed, reopens its device (and
+    cuts its sessions); every other change is applied to the running line.
+    """
+    return (config.device, config.lock, config.lockDir)
 
 
 @attrs.frozen
@@ -55,8 +59,7 @@ def planReload(configs: list[LineConfig], newConfigs: list[LineConfig]) -> Reloa
     new = {c.name: c for c in newConfigs}
     removed = [n for n in old if n not in new]
     different = [n for n in old if n in new and new[n] != old[n]]
-    changed = [n for n in different
-               if any(getattr(old[n], f) != getattr(new[n], f) for f in DEVICE_FIELDS)]
+    changed = [n for n in different if deviceOf(old[n]) != deviceOf(new[n])]
     retuned = [n for n in different if n not in changed]
     added = [n for n in new if n not in old]
 

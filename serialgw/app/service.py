@@ -15,6 +15,7 @@ import attrs
 from twisted.application.internet import ClientService, backoffPolicy
 from twisted.application.service import MultiService
 from twisted.internet import defer
+from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.endpoints import serverFromString
 from twisted.logger import Logger
 
@@ -170,7 +171,7 @@ class GatewayService(MultiService):
     def _serveStatus(self, description: str) -> None:
         from serialgw.app.status import statusSite
 
-        site = statusSite(self)
+        site = statusSite(self, self.reactor)
         self.statusPort = listening(serverFromString(self.reactor, description), site,
                                     f"cannot serve status on {description!r}")
         self._own("closer", self.statusPort.stopListening)
@@ -429,7 +430,8 @@ class GatewayService(MultiService):
         for name, spec in releasing:
             for key, (kind, thing) in self._keyed.get(name, []):
                 if key == spec and kind == "port":
-                    ports.add(getattr(thing[1].getHost(), "port", -1))
+                    host = thing[1].getHost()
+                    ports.add(host.port if isinstance(host, (IPv4Address, IPv6Address)) else -1)
         return ports
 
     def _retune(self, old: LineConfig, new: LineConfig) -> list[Any]:
