@@ -49,11 +49,13 @@ from twisted.logger import FilteringLogObserver, Logger, LogLevel, LogLevelFilte
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from serialgw.clients.base import ClientEvents
 from serialgw.clients.session import Session
+from serialgw.clients.transports import addressAllowed, describeAddress
 from serialgw.config.specs import ListenerSpec, SSHSpec, UserSpec
 from serialgw.config.sshkeys import MAX_KEYS_FILE, fingerprint, printable, readPublicKeys
 from serialgw.interfaces import IClient
-from serialgw.line.hub import ClientEvents, Line, Role, addressAllowed, describeAddress
+from serialgw.line.hub import Line, Role
 from serialgw.logflood import Peer, clientLog
 
 # Limited per peer: what a client sends cannot flood the log (logflood).
@@ -363,6 +365,7 @@ class ServerTransport(SSHServerTransport):
         # conch's, without its log line for every connection.
         if self.service:
             self.service.serviceStopped()
+        # conch sets avatar only once logged in, and tests for it so itself (no default to declare).
         if hasattr(self, "avatar"):
             self.logoutFunction()
 

@@ -17,6 +17,7 @@ import termios
 from typing import Any, Callable, Optional
 
 from twisted.internet import defer, error, threads
+from twisted.internet.interfaces import IReactorThreads
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -24,7 +25,7 @@ from zope.interface import implementer
 from serialgw.config.specs import SerialSettings
 from serialgw.devices.breaks import DRAINING_QUEUE, IDLE, BreakSequencer
 from serialgw.devices.ports import DeviceLocked, errorReason
-from serialgw.interfaces import IDeviceSink, IPort
+from serialgw.interfaces import IDevice, IDeviceSink, IPort
 
 log = Logger()
 
@@ -60,6 +61,7 @@ class _NoSink:
         pass
 
 
+@implementer(IDevice)
 class SerialDevice:
     """
     One open device in the reactor.
@@ -565,10 +567,10 @@ class SerialDevice:
     def _reopen(self) -> None:
         self._reopenCall = None
         assert self.opener is not None
-        pool = getattr(self.reactor, "getThreadPool", None)
-        if pool is not None:
-            # Opening can block on some adapters: not on the reactor thread.
-            d = threads.deferToThreadPool(self.reactor, pool(), self.opener)
+        if IReactorThreads.providedBy(self.reactor):
+            # Opening can block on some adapters: not on the reactor thread
+            # (a test's Clock has no threads: opened in line).
+            d = threads.deferToThreadPool(self.reactor, self.reactor.getThreadPool(), self.opener)
         else:
             d = defer.maybeDeferred(self.opener)
         d.addCallbacks(self._reopened, self._reopenFailed)

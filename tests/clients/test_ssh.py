@@ -44,11 +44,12 @@ from serialgw.clients.ssh import (
     loadHostKey,
     makeFactory,
 )
+from serialgw.clients.transports import describeAddress
 from serialgw.config.file import loadFile
 from serialgw.config.listeners import parseSSHListener
 from serialgw.config.specs import ConfigError, Rights, SerialSettings, SSHSpec, UserSpec
 from serialgw.config.sshkeys import fingerprint, readPublicKeys, usersFromFile
-from serialgw.line.hub import Line, Role, describeAddress
+from serialgw.line.hub import Line, Role
 from tests.fakes import RecordingDevice, observeLog
 from tests.real.test_peers import need
 from tests.realio import (
@@ -374,7 +375,7 @@ class SessionTests(SynchronousTestCase):
             def event(self, text: str) -> None:
                 events.append(text)
 
-        line.logs.append(Log())
+        line.logs.append(Log())  # type: ignore[arg-type]
         first, _ = h.channel()
         first.requestReceived(b"shell", b"")
         second, conn = h.channel(user="ops2")

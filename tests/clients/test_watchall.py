@@ -87,7 +87,7 @@ class WatchAllTests(SynchronousTestCase):
         l0.openString = (b"hello",)
         client, transport = self.watcher()
         client.dataReceived(b"reboot\r")
-        self.assertEqual(l0.device.events, [])
+        self.assertEqual(l0.device.events, [])  # type: ignore[attr-defined]
         self.assertEqual((l0.people, client.ignored), (0, 7))
         client.connectionLost(Failure(Exception("bye")))
         self.assertEqual(l0.clients, [])

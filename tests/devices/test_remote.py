@@ -280,7 +280,7 @@ class RemoteDeviceTests(TestCase):
         self.assertEqual(line.writable, False)
         # The gateway no longer reads the typing client.
         self.assertNotIn(line.clients[0].transport, reactor.getReaders())  # type: ignore[attr-defined]
-        self.assertLessEqual(line.device.queuedBytes(), 64 * 1024 + 65536)
+        self.assertLessEqual(line.device.queuedBytes(), 64 * 1024 + 65536)  # type: ignore[attr-defined]
         await gw.stopService()
         self.assertGreater(line.device.dropped, 0)
         await closeClients(console, user)
