@@ -100,7 +100,6 @@ class Session:
     # QUIET_SECONDS (a connection from a listener, where a clock is known).
     quietStart = True
     escapeMenu: Optional[EscapeMenu] = None
-    defaultEscape: Optional[int] = None
     # Input held back while the client's output is past its bound (see
     # OutputGuard): reading stops, and what was read but not handled yet
     # (after the wire layer, before the escape menu) waits in _heldInput.
@@ -130,7 +129,7 @@ class Session:
         # One object a connection: its own log budget (logflood.Peer).
         self.peer = Peer(self.describePeer())
         spec = self.listener
-        key = self.defaultEscape if spec is None or spec.escape == -1 else spec.escape
+        key = None if spec is None else spec.escape
         if key is not None:
             self.escapeMenu = EscapeMenu(self, key, qemuKeys=spec is not None and spec.qemuKeys)
         if spec is not None and spec.tls is not None:

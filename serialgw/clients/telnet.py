@@ -111,10 +111,9 @@ class TelnetClient(Session, TelnetProtocol):
 
     def telnetOptionChanged(self, option: int, local: bool, enabled: bool) -> None:
         if option == COM_PORT_OPTION and enabled and self.comPort is None:
-            # Either side's COM-PORT-OPTION starts com port control: a
-            # program, whose bytes are data, so no escape menu.
-            if self.listener is None or self.listener.escape == -1:
-                self.escapeMenu = None
+            # Either side's COM-PORT-OPTION starts com port control (a
+            # program: its bytes are data, and an escape menu is there only
+            # if the listener names a key, escape=).
             self.comPort = ComPortControl(self, self.signature)
             self.line.addController(self)
             self.comPort.start()
