@@ -16,7 +16,8 @@ from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
 from serialgw.config.specs import SerialSettings
-from serialgw.devices.device import DRAIN_LIMIT, DRAIN_POLL, HIGH_WATER, SerialDevice
+from serialgw.devices.breaks import DRAIN_LIMIT, DRAIN_POLL
+from serialgw.devices.device import HIGH_WATER, SerialDevice
 from serialgw.devices.ports import AbsentPort, DeviceError
 from serialgw.devices.termio import LINE_BREAK
 from serialgw.interfaces import IDevice, IDeviceSink, IPort
