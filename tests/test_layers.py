@@ -98,7 +98,6 @@ KNOWN_LONG = sorted([
     "serialgw/app/service.py",
     "serialgw/clients/ssh.py",
     "serialgw/config/specs.py",
-    "serialgw/devices/device.py",
     "serialgw/line/hub.py",
 ])
 
