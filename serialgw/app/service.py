@@ -16,6 +16,7 @@ import attrs
 from twisted.application.internet import ClientService, backoffPolicy
 from twisted.application.service import MultiService
 from twisted.internet import defer
+from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
 from twisted.internet.endpoints import (
     HostnameEndpoint,
     TCP4ServerEndpoint,
@@ -317,7 +318,7 @@ class GatewayService(MultiService):
     def _serveStatus(self, description: str) -> None:
         from serialgw.app.status import statusSite
 
-        site = statusSite(self)
+        site = statusSite(self, self.reactor)
         self.statusPort = _listening(serverFromString(self.reactor, description), site,
                                      f"cannot serve status on {description!r}")
         self._own("closer", self.statusPort.stopListening)
@@ -468,6 +469,7 @@ class GatewayService(MultiService):
             _removeStaleSocket(spec.path, config.name)
         endpoint, factory = self._endpoint(config.name, spec, LineFactory(line, spec, config.signature, self.reactor))
         result = _listening(endpoint, factory, f"line {config.name!r}: cannot listen on {spec.text or spec.endpoint!r}")
+        # Twisted's unix Port (a listener made by a plugin may be anything else).
         if spec.path and not isAbstract(spec.path) and hasattr(result, "_bindPath"):
             result = OwnSocketPort(result, spec.path)
         self._own("port", (spec, result))
@@ -679,9 +681,13 @@ class GatewayService(MultiService):
         self._reloading.addCallback(run)
         return done
 
-    # A change of these reopens the line's device (and cuts its sessions);
-    # every other change is applied to the running line.
-    DEVICE_FIELDS = ("device", "lock", "lockDir")
+    @staticmethod
+    def deviceOf(config: LineConfig) -> tuple[Any, ...]:
+        """
+        What in a line's configuration, changed, reopens its device (and
+        cuts its sessions); every other change is applied to the running line.
+        """
+        return (config.device, config.lock, config.lockDir)
 
     def _reload(self, configs: list[LineConfig]) -> Any:
         if self._stopped:
@@ -690,8 +696,7 @@ class GatewayService(MultiService):
         new = {c.name: c for c in configs}
         removed = [n for n in old if n not in new]
         different = [n for n in old if n in new and new[n] != old[n]]
-        changed = [n for n in different
-                   if any(getattr(old[n], f) != getattr(new[n], f) for f in self.DEVICE_FIELDS)]
+        changed = [n for n in different if self.deviceOf(old[n]) != self.deviceOf(new[n])]
         retuned = [n for n in different if n not in changed]
         added = [n for n in new if n not in old]
 
@@ -782,7 +787,8 @@ class GatewayService(MultiService):
         for name, spec in releasing:
             for key, (kind, thing) in self._keyed.get(name, []):
                 if key == spec and kind == "port":
-                    ports.add(getattr(thing[1].getHost(), "port", -1))
+                    host = thing[1].getHost()
+                    ports.add(host.port if isinstance(host, (IPv4Address, IPv6Address)) else -1)
         for name, spec in opening:
             if spec.kind is ListenerKind.UDP and spec.udp is not None:
                 if spec.udp.sourcePort and spec.udp.sourcePort not in udpPorts:
@@ -1018,11 +1024,10 @@ def _probeUDP(name: str, spec: ListenerSpec) -> Optional[str]:
 
 def _exposed(spec: ListenerSpec, address: Any) -> bool:
     """A writable listener reachable beyond this machine without client certificates."""
-    host = getattr(address, "host", None)
-    if host is None or spec.readOnly or (spec.tls is not None and spec.tls.ca):
+    if not isinstance(address, (IPv4Address, IPv6Address)) or spec.readOnly or (spec.tls is not None and spec.tls.ca):
         return False
     try:
-        ip = ipaddress.ip_address(host.split("%")[0])
+        ip = ipaddress.ip_address(address.host.split("%")[0])
     except ValueError:
         return True
     if spec.allow and all(ipaddress.ip_network(a, strict=False).network_address.is_loopback for a in spec.allow):
@@ -1094,10 +1099,8 @@ def _removeStaleSocket(path: str, lineName: str) -> None:
 
 
 def _connectHint(protocol: Protocol, address: Any) -> Optional[str]:
-    host = getattr(address, "host", None)
-    port = getattr(address, "port", None)
-    if host is None or port is None:
-        name = getattr(address, "name", None)
+    if not isinstance(address, (IPv4Address, IPv6Address)):
+        name: Any = address.name if isinstance(address, UNIXAddress) else None
         if name is None:
             return None
         if isinstance(name, bytes):
@@ -1105,6 +1108,7 @@ def _connectHint(protocol: Protocol, address: Any) -> Optional[str]:
         if isAbstract(name):
             return f"socat -,raw,echo=0 ABSTRACT-CONNECT:{name[1:]}"
         return f"socat -,raw,echo=0 UNIX-CONNECT:{name}"
+    host, port = address.host, address.port
     if host in ("0.0.0.0", "::"):
         host = "localhost"
     if protocol is Protocol.RAW:

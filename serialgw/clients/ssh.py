@@ -365,6 +365,7 @@ class ServerTransport(SSHServerTransport):
         # conch's, without its log line for every connection.
         if self.service:
             self.service.serviceStopped()
+        # conch sets avatar only once logged in, and tests for it so itself (no default to declare).
         if hasattr(self, "avatar"):
             self.logoutFunction()
 

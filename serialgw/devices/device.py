@@ -17,11 +17,13 @@ import termios
 from typing import Any, Callable, Optional
 
 from twisted.internet import defer, error, threads
+from twisted.internet.interfaces import IReactorThreads
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from serialgw.config.specs import SerialSettings
+from serialgw.devices.breaks import DRAINING_QUEUE, IDLE, BreakSequencer
 from serialgw.devices.ports import DeviceLocked, errorReason
 from serialgw.interfaces import IDevice, IDeviceSink, IPort
 
@@ -29,10 +31,6 @@ log = Logger()
 
 HIGH_WATER = 64 * 1024
 LOW_WATER = 16 * 1024
-# How often, and for how long at most, to wait for the UART to drain its
-# output queue before a break.
-DRAIN_POLL = 0.005
-DRAIN_LIMIT = 2.0
 # What a call on a device that is gone fails with: a tty hung up (EIO), a
 # USB adapter unplugged (ENXIO, ENODEV).
 GONE = frozenset((errno.EIO, errno.ENXIO, errno.ENODEV))
@@ -43,12 +41,6 @@ class DeviceLost(Exception):
     A device went away; the message says how, for people (C{hung up},
     C{Input/output error}).
     """
-
-
-# Break states.
-IDLE = "idle"
-DRAINING = "draining"
-BREAKING = "breaking"
 
 
 @implementer(IDeviceSink)
@@ -128,9 +120,7 @@ class SerialDevice:
         self._held: list[bytes] = []
         self._heldSize = 0
         self._writable = True
-        self._breakState = IDLE
-        self._breakCall: Any = None
-        self._drainDeadline = 0.0
+        self._breaks = BreakSequencer(self, reactor)
         self._reading = False
         self._writing = False
         self.closed = False
@@ -239,8 +229,8 @@ class SerialDevice:
                 self.bytesWritten += n
         if not self._out:
             self._stopWriting()
-            if self._breakState == DRAINING:
-                self._drained()
+            if self._breaks.state is DRAINING_QUEUE:
+                self._breaks.queueEmpty()
         self._checkWatermark()
         return None
 
@@ -290,7 +280,7 @@ class SerialDevice:
         """
         if not data:
             return
-        if self._out or self._breakState != IDLE or not self.up or self.closed or self._paced:
+        if self._out or self._breaks.state is not IDLE or not self.up or self.closed or self._paced:
             self._queue(data)
             if self._paced and self._paceCall is None and not self._writing and self._out:
                 self._pump()
@@ -313,7 +303,7 @@ class SerialDevice:
         if not self.usable:
             self.dropped += len(data)
             return
-        if self._breakState != IDLE:
+        if self._breaks.state is not IDLE:
             self._held.append(data)
             self._heldSize += len(data)
         else:
@@ -326,30 +316,21 @@ class SerialDevice:
         C{None}) after the output queued so far.  Return C{False}, sending
         nothing, if a break is already under way.
         """
-        if not self.usable or self._breakState != IDLE:
+        if not self.usable or self._breaks.state is not IDLE:
             return False
         self.breaks += 1
-        self._breakDuration = self.breakDuration if duration is None else duration
-        self._breakState = DRAINING
-        self._drainDeadline = self.reactor.seconds() + DRAIN_LIMIT
-        if not self._out:
-            self._drained()
-        return True
+        return self._breaks.send(self.breakDuration if duration is None else duration, queued=bool(self._out))
 
     def stopBreak(self) -> None:
         """
         End a break now (RFC 2217 BREAK-OFF); a break still waiting for the
         output to drain is called off.
         """
-        if self._breakState == IDLE:
-            return
-        if self._breakCall is not None and self._breakCall.active():
-            self._breakCall.cancel()
-        self._endBreak(clear=self._breakState == BREAKING)
+        self._breaks.stop()
 
     @property
     def breaking(self) -> bool:
-        return self._breakState != IDLE
+        return self._breaks.state is not IDLE
 
     def apply(self, settings: SerialSettings) -> SerialSettings:
         """
@@ -432,8 +413,8 @@ class SerialDevice:
             self._held, self._heldSize = [], 0
             self._stopWriting()
             self._cancelPace()
-            if self._breakState == DRAINING and self._breakCall is None:
-                self._drained()
+            if self._breaks.state is DRAINING_QUEUE:
+                self._breaks.queueEmpty()
             self._checkWatermark()
 
     def queuedBytes(self) -> int:
@@ -451,7 +432,7 @@ class SerialDevice:
         self.closed = True
 
     def _shutdownPort(self) -> None:
-        self._cancelBreak()
+        self._breaks.cancel()
         self._cancelPace()
         if self._reading:
             self.reactor.removeReader(self)
@@ -506,8 +487,8 @@ class SerialDevice:
                 self._paceCall = self.reactor.callLater(gap, self._pump)
             else:
                 self._startWriting()
-        elif self._breakState == DRAINING:
-            self._drained()
+        elif self._breaks.state is DRAINING_QUEUE:
+            self._breaks.queueEmpty()
         self._checkWatermark()
 
     def _cancelPace(self) -> None:
@@ -534,52 +515,17 @@ class SerialDevice:
             self._writable = True
             self.sink.deviceWritable(True)
 
-    def _drained(self) -> None:
-        """Our queue is empty; wait for the driver's, then break."""
-        self._breakCall = None
-        if self._breakState != DRAINING:
-            return
-        pending = self.port.outputPending()
-        if pending > 0 and self.reactor.seconds() < self._drainDeadline:
-            self._breakCall = self.reactor.callLater(DRAIN_POLL, self._drained)
-            return
-        try:
-            self.port.setBreak(True)
-        except OSError as e:
-            if self._gone(e):
-                return
-            log.warn("{device}: cannot set break: {reason}", device=self.name, reason=errorReason(e))
-            self._endBreak(clear=False)
-            return
-        self._breakState = BREAKING
-        self._breakCall = self.reactor.callLater(self._breakDuration, self._endBreak)
+    # The break sequencer's target (see BreakTarget)
 
-    def _endBreak(self, clear: bool = True) -> None:
-        self._breakCall = None
-        if clear:
-            try:
-                self.port.setBreak(False)
-            except OSError as e:
-                if self._gone(e):
-                    return
-                log.warn("{device}: cannot clear break: {reason}", device=self.name, reason=errorReason(e))
-        self._breakState = IDLE
+    def breakFailed(self, error: OSError) -> bool:
+        return self._gone(error)
+
+    def breakOver(self) -> None:
         held, self._held, self._heldSize = self._held, [], 0
         if held:
             self.write(b"".join(held))
         else:
             self._checkWatermark()
-
-    def _cancelBreak(self) -> None:
-        if self._breakCall is not None and self._breakCall.active():
-            self._breakCall.cancel()
-        self._breakCall = None
-        if self._breakState == BREAKING:
-            try:
-                self.port.setBreak(False)
-            except OSError:
-                pass
-        self._breakState = IDLE
 
     def _gone(self, e: BaseException) -> bool:
         """
@@ -621,10 +567,10 @@ class SerialDevice:
     def _reopen(self) -> None:
         self._reopenCall = None
         assert self.opener is not None
-        pool = getattr(self.reactor, "getThreadPool", None)
-        if pool is not None:
-            # Opening can block on some adapters: not on the reactor thread.
-            d = threads.deferToThreadPool(self.reactor, pool(), self.opener)
+        if IReactorThreads.providedBy(self.reactor):
+            # Opening can block on some adapters: not on the reactor thread
+            # (a test's Clock has no threads: opened in line).
+            d = threads.deferToThreadPool(self.reactor, self.reactor.getThreadPool(), self.opener)
         else:
             d = defer.maybeDeferred(self.opener)
         d.addCallbacks(self._reopened, self._reopenFailed)

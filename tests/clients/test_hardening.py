@@ -17,10 +17,11 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from serialgw.app.service import GatewayService
 from serialgw.clients.raw import RawClient
-from serialgw.clients.telnet import TelnetClient, TelnetProtocol
+from serialgw.clients.telnet import TelnetClient
 from serialgw.config.listeners import parseListener
 from serialgw.config.specs import DeviceSpec, LineConfig
 from serialgw.line.hub import Line, Role
+from serialgw.wire.telnet import TelnetProtocol
 from tests.fakes import BoundedTransport, RecordingDevice, observeLog
 from tests.realio import Collector, FdReader, closeClients, connect, startedPty
 
