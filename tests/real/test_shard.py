@@ -90,8 +90,8 @@ class ShardTests(TestCase):
 
         watchers = {}
         for index in SHARES:
-            port = re.findall(rb"watch-all listener ready on 127\.0\.0\.1:(\d+)", logs[index])
-            watchers[index] = await connect(int(port[0]))
+            found = re.findall(rb"watch-all listener ready on 127\.0\.0\.1:(\d+)", logs[index])
+            watchers[index] = await connect(int(found[0]))
         for index, names in SHARES.items():
             for name in names:
                 client = await connect(linePort(logs[index], name, "raw"))
