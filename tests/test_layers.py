@@ -99,7 +99,6 @@ KNOWN_LONG = sorted([
     "serialgw/clients/ssh.py",
     "serialgw/config/specs.py",
     "serialgw/devices/device.py",
-    "serialgw/line/hub.py",
 ])
 
 MAX_LINES = 600
