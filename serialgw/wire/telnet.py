@@ -95,59 +95,52 @@ _YES = Q.YES  # read for every chunk of data (is the peer in BINARY?)
 
 class Side:
     """
-    One side of one option (RFC 1143): ours ("us": the peer says DO/DONT, we
-    WILL/WONT) or the peer's ("him": it says WILL/WONT, we DO/DONT).
-    C{queued} is the RFC's OPPOSITE queue bit: the opposite request, to be
-    made once the one under way is answered.  L{ask}, L{enable} and
-    L{disable} return the command we send (C{yes} or C{no}, or None) and
-    L{enable}/L{disable} the change to report (True, False or None).
+    One side of one option as RFC 1143 keeps it: ours ("us": the peer says
+    DO/DONT, we WILL/WONT) or the peer's ("him": it says WILL/WONT, we
+    DO/DONT).  C{queued} is the RFC's OPPOSITE bit.  Each method returns
+    what we send (C{yes}, C{no} or None) and the change to tell, if any.
     """
 
     __slots__ = ("state", "queued", "yes", "no")
 
     def __init__(self, yes: int, no: int) -> None:
-        self.state = Q.NO
-        self.queued = False
-        self.yes, self.no = yes, no
+        self.state, self.queued, self.yes, self.no = Q.NO, False, yes, no
 
     def ask(self, enable: bool) -> Optional[int]:
-        """We want this side enabled (or disabled)."""
-        if self.state is (Q.WANTNO if enable else Q.WANTYES):
-            self.queued = True  # the opposite is under way: ask once it is answered
-        elif self.state is (Q.WANTYES if enable else Q.WANTNO):
-            self.queued = False
+        """We want it enabled (or disabled)."""
+        if self.state is Q.WANTYES or self.state is Q.WANTNO:
+            # The opposite under way: ask once it is answered.
+            self.queued = self.state is (Q.WANTNO if enable else Q.WANTYES)
         elif self.state is not (Q.YES if enable else Q.NO):
             self.state = Q.WANTYES if enable else Q.WANTNO
             return self.yes if enable else self.no
         return None
 
     def enable(self, accept: bool) -> tuple[Optional[int], Optional[bool]]:
-        """The peer said WILL (or DO); C{accept}: may it be enabled (asked only in NO)."""
+        """The peer said WILL (or DO); C{accept}: may it, if it is news."""
         state, queued, self.queued = self.state, self.queued, False
         if state is Q.NO:
             self.state = Q.YES if accept else Q.NO
             return (self.yes, True) if accept else (self.no, None)
-        if state is Q.WANTYES:
-            self.state = Q.WANTNO if queued else Q.YES
-            return (self.no, None) if queued else (None, True)
-        if state is Q.WANTNO:
-            # Our disable answered by enable: an error (RFC 1143), the
-            # peer's word stands only if we queued an enable meanwhile.
-            self.state = Q.YES if queued else Q.NO
-            return None, True if queued else None
-        return None, None
+        if state is Q.WANTYES and queued:  # agreed, but we want it off now
+            self.state = Q.WANTNO
+            return self.no, None
+        if state is Q.WANTNO and not queued:  # our disable answered by enable: an error
+            self.state = Q.NO
+            return None, None
+        self.state = Q.YES  # agreed (or already on)
+        return None, None if state is Q.YES else True
 
     def disable(self) -> tuple[Optional[int], Optional[bool]]:
         """The peer said WONT (or DONT)."""
         state, queued, self.queued = self.state, self.queued, False
-        if state is Q.YES:
-            self.state = Q.NO
-            return self.no, False
-        if state is Q.WANTNO:
-            self.state = Q.WANTYES if queued else Q.NO
-            return (self.yes, None) if queued else (None, False)
+        if state is Q.WANTNO and queued:  # agreed, but we want it on again
+            self.state = Q.WANTYES
+            return self.yes, None
         self.state = Q.NO
-        return None, None
+        if state is Q.YES:
+            return self.no, False
+        return None, False if state is Q.WANTNO else None  # agreed; refused (WANTYES); or nothing
 
 
 class TelnetProtocol(Protocol):
@@ -240,12 +233,11 @@ class TelnetProtocol(Protocol):
             self._answer(bytes((IAC, command, option)))
 
     def _negotiate(self, command: int, option: int) -> None:
-        """RFC 1143 section 7: the peer said WILL, WONT (his side), DO or DONT (ours)."""
+        """The peer said WILL or WONT (its side), DO or DONT (ours)."""
         local = command >= DO
         side = self.side(option, local)
         if command == WILL or command == DO:
-            accept = side.state is Q.NO and (self.acceptLocal(option) if local else self.acceptRemote(option))
-            send, change = side.enable(accept)
+            send, change = side.enable(side.state is Q.NO and (self.acceptLocal if local else self.acceptRemote)(option))
         else:
             send, change = side.disable()
         self._send(send, option)
