@@ -537,6 +537,7 @@ class ListenerPolicyTests(TestCase):
         slow, fast = await self.slowAndFast(service)
         line = service.lines["t"]
         slowClient = max(line.clients, key=lambda c: c.guard.dropped)
+        assert isinstance(slowClient, RawClient)
         sock = slowClient.transport.getHandle()
         self.assertEqual(sock.getsockopt(socket.IPPROTO_TCP, 25), 65536)
         # Bytes in the kernel's send queue (not acknowledged: here, not sent).
