@@ -97,7 +97,6 @@ KNOWN_PYSERIAL: list[str] = []
 KNOWN_LONG = sorted([
     "serialgw/clients/ssh.py",
     "serialgw/config/specs.py",
-    "serialgw/line/hub.py",
 ])
 
 MAX_LINES = 600
