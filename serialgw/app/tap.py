@@ -19,9 +19,10 @@ from twisted.python.components import Componentized
 from twisted.python.logfile import BaseLogFile
 
 from serialgw import __version__
+from serialgw.app.listen import StartupError
 from serialgw.app.logs import appendOnly, twistdLogFile
 from serialgw.app.reactor import installIfNoneChosen
-from serialgw.app.service import GatewayService, StartupError
+from serialgw.app.service import GatewayService
 from serialgw.config.file import loadFile
 from serialgw.config.listeners import parseListener, parseSSHListener, parseWatchAll
 from serialgw.config.shard import Shard, ownListeners, parseShard, selectLines

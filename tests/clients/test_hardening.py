@@ -526,6 +526,25 @@ class ListenerPolicyTests(TestCase):
             self.assertLess(len(c.transport.dataBuffer) + c.transport._tempDataLen, 65536 + 70000)  # type: ignore[attr-defined]
         await closeClients(slow, fast)
 
+    async def test_slowClientKernelQueueBounded(self) -> None:
+        """A client that never reads: the kernel keeps at most about outbuf unsent for it (TCP_NOTSENT_LOWAT), not megabytes."""
+        import fcntl
+        import socket
+        import struct
+        import termios
+
+        service = self.gateway("raw,outbuf=65536,policy=drop+tcp:0:interface=127.0.0.1")
+        slow, fast = await self.slowAndFast(service)
+        line = service.lines["t"]
+        slowClient = max(line.clients, key=lambda c: c.guard.dropped)
+        assert isinstance(slowClient, RawClient)
+        sock = slowClient.transport.getHandle()
+        self.assertEqual(sock.getsockopt(socket.IPPROTO_TCP, 25), 65536)
+        # Bytes in the kernel's send queue (not acknowledged: here, not sent).
+        queued = struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0" * 4))[0]
+        self.assertLess(queued, 65536 + 65536)
+        await closeClients(slow, fast)
+
     async def test_slowClientDisconnected(self) -> None:
         """policy=disconnect cuts a client that cannot keep up; the others go on."""
         service = self.gateway("raw,outbuf=65536,policy=disconnect+tcp:0:interface=127.0.0.1")

@@ -1438,7 +1438,8 @@ class ServiceTests(TestCase):
 
     def test_hostKeyCannotBeMade(self) -> None:
         """A host key that cannot be made stops the start with the path and the reason, and nothing stays open."""
-        from serialgw.app.service import GatewayService, StartupError
+        from serialgw.app.listen import StartupError
+        from serialgw.app.service import GatewayService
         from serialgw.config.specs import DeviceSpec, LineConfig
         from tests.realio import startedPty
 
