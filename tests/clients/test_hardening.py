@@ -19,10 +19,9 @@ from serialgw.app.service import GatewayService
 from serialgw.clients.raw import RawClient
 from serialgw.clients.telnet import TelnetClient
 from serialgw.config.listeners import parseListener
-from serialgw.config.specs import DeviceSpec, LineConfig
 from serialgw.line.hub import Line, Role
 from tests.fakes import BoundedTransport, RecordingDevice, observeLog
-from tests.realio import Collector, FdReader, closeClients, connect, startedPty
+from tests.realio import Collector, FdReader, closeClients, connect, listenerPort, ptyLine, startedPty, startGateway
 from tests.telnetpeer import TelnetRecorder, joined
 
 MiB = 1024 * 1024
@@ -449,14 +448,6 @@ class ListenerPolicyTests(TestCase):
     def setUp(self) -> None:
         self.pty = startedPty(self)
 
-    def gateway(self, *listeners: str) -> GatewayService:
-        config = LineConfig("t", DeviceSpec("tty", self.pty.slaveName),
-                            listeners=tuple(parseListener(text) for text in listeners))
-        service = GatewayService([config])
-        service.startService()
-        self.addCleanup(service.stopService)
-        return service
-
     async def flood(self, fast: Collector, size: int) -> bytes:
         """Write size bytes into the device, as the pty takes them, while the fast client reads."""
         from twisted.internet import reactor
@@ -479,7 +470,7 @@ class ListenerPolicyTests(TestCase):
         """One client that never reads, one that reads everything of 16 MiB through the device."""
         import socket
 
-        port = service.ports[0][1].getHost().port
+        port = listenerPort(service)
         slow = await connect(port)
         # Small kernel buffers, so the gateway's own bound is what fills.
         slow.transport.socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # type: ignore[union-attr]
@@ -493,7 +484,7 @@ class ListenerPolicyTests(TestCase):
 
     async def test_slowClientDropped(self) -> None:
         """A client that never reads loses output (counted); a fast one gets every byte; memory stays bounded."""
-        service = self.gateway("raw,outbuf=65536,policy=drop+tcp:0:interface=127.0.0.1")
+        service = startGateway(self, ptyLine(self.pty, "raw,outbuf=65536,policy=drop+tcp:0:interface=127.0.0.1"))
         slow, fast = await self.slowAndFast(service)
         line = service.lines["t"]
         guards = [c.guard for c in line.clients if c.guard is not None]
@@ -510,7 +501,7 @@ class ListenerPolicyTests(TestCase):
         import struct
         import termios
 
-        service = self.gateway("raw,outbuf=65536,policy=drop+tcp:0:interface=127.0.0.1")
+        service = startGateway(self, ptyLine(self.pty, "raw,outbuf=65536,policy=drop+tcp:0:interface=127.0.0.1"))
         slow, fast = await self.slowAndFast(service)
         line = service.lines["t"]
         slowClient = max(line.clients, key=lambda c: c.guard.dropped)
@@ -524,7 +515,7 @@ class ListenerPolicyTests(TestCase):
 
     async def test_slowClientDisconnected(self) -> None:
         """policy=disconnect cuts a client that cannot keep up; the others go on."""
-        service = self.gateway("raw,outbuf=65536,policy=disconnect+tcp:0:interface=127.0.0.1")
+        service = startGateway(self, ptyLine(self.pty, "raw,outbuf=65536,policy=disconnect+tcp:0:interface=127.0.0.1"))
         slow, fast = await self.slowAndFast(service)
         slow.transport.resumeProducing()  # type: ignore[union-attr]
         await slow.closed
@@ -537,7 +528,8 @@ class ListenerPolicyTests(TestCase):
         """keepalive turns on TCP keepalive on the server side of each connection."""
         import socket
 
-        service = self.gateway("raw,keepalive+tcp:0:interface=127.0.0.1", "raw+tcp:0:interface=127.0.0.1")
+        service = startGateway(self, ptyLine(self.pty, "raw,keepalive+tcp:0:interface=127.0.0.1",
+                                             "raw+tcp:0:interface=127.0.0.1"))
         clients = [await connect(service.ports[i][1].getHost().port) for i in (0, 1)]
         for i, client in enumerate(clients):
             client.transport.write(b"%d" % i)  # type: ignore[union-attr]
@@ -551,9 +543,10 @@ class ListenerPolicyTests(TestCase):
 
     async def test_readOnlyListener(self) -> None:
         """A ro listener's client reads the console but cannot write or break."""
-        service = self.gateway("telnet,ro+tcp:0:interface=127.0.0.1", "raw+tcp:0:interface=127.0.0.1")
-        watcher = await connect(service.ports[0][1].getHost().port)
-        writer = await connect(service.ports[1][1].getHost().port)
+        service = startGateway(self, ptyLine(self.pty, "telnet,ro+tcp:0:interface=127.0.0.1",
+                                             "raw+tcp:0:interface=127.0.0.1"))
+        watcher = await connect(listenerPort(service))
+        writer = await connect(listenerPort(service, 1))
         await watcher.received.contains(b"\xff\xfd\x2c")
         watcher.transport.write(b"rm -rf /\r\xff\xf3")  # type: ignore[union-attr]
         writer.transport.write(b"ok")  # type: ignore[union-attr]
@@ -566,12 +559,12 @@ class ListenerPolicyTests(TestCase):
 
     async def test_allowList(self) -> None:
         """A connection from outside the allow-list is closed at once; nothing it sends reaches the device."""
-        service = self.gateway("raw,allow=10.0.0.0/8+tcp:0:interface=127.0.0.1",
-                               "raw,allow=127.0.0.0/8+tcp:0:interface=127.0.0.1")
-        refused = await connect(service.ports[0][1].getHost().port)
+        service = startGateway(self, ptyLine(self.pty, "raw,allow=10.0.0.0/8+tcp:0:interface=127.0.0.1",
+                                             "raw,allow=127.0.0.0/8+tcp:0:interface=127.0.0.1"))
+        refused = await connect(listenerPort(service))
         refused.transport.write(b"intruder")  # type: ignore[union-attr]
         await refused.closed
-        allowed = await connect(service.ports[1][1].getHost().port)
+        allowed = await connect(listenerPort(service, 1))
         allowed.transport.write(b"friend")  # type: ignore[union-attr]
         self.assertEqual(await self.pty.received.length(6), b"friend")
         allowed.transport.loseConnection()  # type: ignore[union-attr]
@@ -581,9 +574,9 @@ class ListenerPolicyTests(TestCase):
         """A client sending telnet garbage at full speed disturbs neither the gateway nor another client."""
         import os
 
-        service = self.gateway("tcp:0:interface=127.0.0.1", "raw+tcp:0:interface=127.0.0.1")
-        noisy = await connect(service.ports[0][1].getHost().port)
-        calm = await connect(service.ports[1][1].getHost().port)
+        service = startGateway(self, ptyLine(self.pty, "tcp:0:interface=127.0.0.1", "raw+tcp:0:interface=127.0.0.1"))
+        noisy = await connect(listenerPort(service))
+        calm = await connect(listenerPort(service, 1))
         garbage = os.urandom(2 * MiB).replace(b"\xf3", b"\x00")  # no IAC BRK: breaks would hold the line
         noisy.transport.write(garbage)  # type: ignore[union-attr]
         calm.transport.write(b"still here")  # type: ignore[union-attr]
@@ -598,8 +591,8 @@ class ListenerPolicyTests(TestCase):
         import os
 
 
-        service = self.gateway("tcp:0:interface=127.0.0.1")
-        port = service.ports[0][1].getHost().port
+        service = startGateway(self, ptyLine(self.pty, "tcp:0:interface=127.0.0.1"))
+        port = listenerPort(service)
 
         def fds() -> int:
             return len(os.listdir("/proc/self/fd"))
@@ -638,6 +631,6 @@ class ListenerPolicyTests(TestCase):
         """A writable listener on all interfaces without TLS client certificates is warned about; loopback is not."""
         events: list[dict[str, object]] = []
         observeLog(self, events.append)
-        self.gateway("raw+tcp:0", "raw+tcp:0:interface=127.0.0.1", "raw,ro+tcp:0")
+        startGateway(self, ptyLine(self.pty, "raw+tcp:0", "raw+tcp:0:interface=127.0.0.1", "raw,ro+tcp:0"))
         warned = [e for e in events if "lets anyone who can reach" in str(e.get("log_format", ""))]
         self.assertEqual([e["listener"] for e in warned], ["raw+tcp:0"])
