@@ -59,7 +59,7 @@ def makeDevice(
     except DeviceLocked as e:
         # Someone else has the line (cu, minicom): down until they let go.
         device = absent(e)
-        device.noteFailure(e)
+        device.reopener.noteFailure(e)
         return device
     except DeviceError as e:
         if not waitForDevices:

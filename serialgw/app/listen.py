@@ -16,6 +16,7 @@ import stat
 from typing import Any, Callable, Optional
 
 from twisted.application.internet import ClientService
+from twisted.internet import unix
 from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
 from twisted.internet.endpoints import (
     HostnameEndpoint,
@@ -107,8 +108,7 @@ class ListenerOpener:
             removeStaleSocket(spec.path, config.name)
         endpoint, factory = self.endpoint(config.name, spec, LineFactory(line, spec, config.signature, self.reactor))
         result = listening(endpoint, factory, f"line {config.name!r}: cannot listen on {spec.text or spec.endpoint!r}")
-        # Twisted's unix Port (a listener made by a plugin may be anything else).
-        if spec.path and not isAbstract(spec.path) and hasattr(result, "_bindPath"):
+        if spec.path and not isAbstract(spec.path) and isinstance(result, unix.Port):
             result = OwnSocketPort(result, spec.path)
         self._own("port", (spec, result))
         address = result.getHost()

@@ -16,15 +16,15 @@ import errno
 import termios
 from typing import Any, Callable, Optional
 
-from twisted.internet import defer, error, threads
-from twisted.internet.interfaces import IReactorThreads
+from twisted.internet import error
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from serialgw.config.specs import SerialSettings
 from serialgw.devices.breaks import DRAINING_QUEUE, IDLE, BreakSequencer
-from serialgw.devices.ports import DeviceLocked, errorReason
+from serialgw.devices.ports import errorReason
+from serialgw.devices.reopen import Reopener
 from serialgw.interfaces import IDevice, IDeviceSink, IPort
 
 log = Logger()
@@ -67,16 +67,16 @@ class SerialDevice:
     One open device in the reactor.
 
     Writes go straight to the descriptor when nothing is queued, else to a
-    queue drained as the device takes it.  A break first lets queued output
-    drain (from our queue and from the driver's), then sets the break
-    condition and clears it C{duration} seconds later; what is written
-    meanwhile is held and written after the break.  A break asked for while
-    one is under way is refused, not doubled.
+    queue drained as the device takes it.  A break (L{BreakSequencer})
+    first lets queued output drain (from our queue and from the driver's),
+    then sets the break condition and clears it C{duration} seconds later;
+    what is written meanwhile is held and written after the break.  A break
+    asked for while one is under way is refused, not doubled.
 
     However the device goes (a read or write fails, an ioctl finds it gone,
     the reactor reports a hang-up through C{connectionLost}), it takes one
     path, L{_lost}: logged as "device lost", the sink told, C{up} false, and
-    with an C{opener} it is opened again with backoff.  Only L{close} ends
+    with an C{opener} it is opened again with backoff (L{Reopener}).  Only L{close} ends
     it for good.  A device that could not be opened at start is made with
     an L{AbsentPort} and C{downReason}: it starts down, on the same path.
     """
@@ -98,16 +98,13 @@ class SerialDevice:
         self.name: str = port.name
         self._fileno = port.fileno()
         self.settings: SerialSettings = port.settings
-        # How to open the device again after it vanished (None: never), and
-        # how long to wait before the attempt number n (0, 1, ...).
-        self.opener = opener
-        self.reopenPolicy = reopenPolicy
+        # Opens the device again after it vanished (never without an opener):
+        # attempt n (0, 1, ...) after reopenPolicy(n) seconds.
+        self.reopener = Reopener(self, reactor, opener, reopenPolicy)
         self.up = True
         # Why the device is down (None while it is up).
         self.downReason: Optional[str] = None
         self.dropped = 0
-        self._attempts = 0
-        self._reopenCall: Any = None
         self._wantReading = False
         self._paused = False
         self.lineErrorsWatched = False
@@ -145,22 +142,7 @@ class SerialDevice:
             if opener is None:
                 self.closed = True
             else:
-                self._scheduleReopen()
-
-    def noteFailure(self, error: BaseException) -> None:
-        """
-        Why the device could not be opened (C{downReason}); a lock holder
-        (C{lockedBy}, on the status page) is logged when it changes.
-        """
-        self.downReason = errorReason(error)
-        if isinstance(error, DeviceLocked):
-            if error.pid != self.lockedBy:
-                log.warn("{device}: {reason}; the line stays down and tries again", device=self.name,
-                         reason=str(error), holder=error.pid)
-            self.lockedBy = error.pid
-        else:
-            self.lockedBy = None
-            log.debug("{device}: still gone: {reason}", device=self.name, reason=self.downReason)
+                self.reopener.start()
 
     def setPace(self, pace: float, paceLine: float = 0.0) -> None:
         """
@@ -424,9 +406,7 @@ class SerialDevice:
         """Close for good: no reopening."""
         if self.closed:
             return
-        if self._reopenCall is not None and self._reopenCall.active():
-            self._reopenCall.cancel()
-        self._reopenCall = None
+        self.reopener.stop()
         if self.up:
             self._shutdownPort()
         self.closed = True
@@ -548,67 +528,37 @@ class SerialDevice:
         self._shutdownPort()
         self.up = False
         log.error("{device}: device lost: {reason}", device=self.name, reason=self.downReason)
-        if self.opener is None:
+        if self.reopener.opener is None:
             self.closed = True
         else:
-            self._attempts = 0
-            self._scheduleReopen()
+            self.reopener.start()
         try:
             self.sink.deviceLost(reason)
         except Exception:
             # Reopening is scheduled already: a bug above must not stop it.
             log.failure("{device}: handling the loss failed", device=self.name)
 
-    def _scheduleReopen(self) -> None:
-        delay = self.reopenPolicy(self._attempts)
-        self._attempts += 1
-        self._reopenCall = self.reactor.callLater(delay, self._reopen)
+    # The reopen supervisor's target (see ReopenTarget)
 
-    def _reopen(self) -> None:
-        self._reopenCall = None
-        assert self.opener is not None
-        if IReactorThreads.providedBy(self.reactor):
-            # Opening can block on some adapters: not on the reactor thread
-            # (a test's Clock has no threads: opened in line).
-            d = threads.deferToThreadPool(self.reactor, self.reactor.getThreadPool(), self.opener)
-        else:
-            d = defer.maybeDeferred(self.opener)
-        d.addCallbacks(self._reopened, self._reopenFailed)
-
-    def _reopenFailed(self, failure: Failure) -> None:
-        if self.closed:
-            return
-        self.noteFailure(failure.value if failure.value is not None else Exception(failure.getErrorMessage()))
-        self._scheduleReopen()
-
-    def _reopened(self, port: IPort) -> None:
-        if self.closed:
-            port.close()
-            return
+    def notTakenBack(self, port: IPort, reason: str) -> None:
+        self.up = False
+        if self._reading:
+            self.reactor.removeReader(self)
+            self._reading = False
         try:
-            self._takeBack(port)
-        except Exception as e:
-            # Setting the reopened device up failed (a bug, an ioctl): it is
-            # still gone for the line, and tried again.
-            log.failure("{device}: setting up the reopened device failed", device=self.name)
-            self.up = False
-            if self._reading:
-                self.reactor.removeReader(self)
-                self._reading = False
-            try:
-                port.close()
-            except Exception:
-                pass
-            self._fileno = -1
-            self.downReason = f"could not be set up again: {errorReason(e)}"
-            self._scheduleReopen()
-            return
+            port.close()
+        except Exception:
+            pass
+        self._fileno = -1
+        self.downReason = reason
+
+    def announceUp(self) -> None:
         try:
             self.sink.deviceUp()
         except Exception:
             log.failure("{device}: handling the return failed", device=self.name)
 
-    def _takeBack(self, port: IPort) -> None:
+    def takeBack(self, port: IPort) -> None:
         """The device is back: settings, modem lines and watching as they were, then reading."""
         self.port = port
         self.name = port.name
@@ -624,7 +574,6 @@ class SerialDevice:
             port.watchLineErrors(True)
         self.up = True
         self.downReason = None
-        self._attempts = 0
         self.lockedBy = None
         log.info("{device}: device back at {settings}", device=port.name, settings=self.settings.describe())
         if self._wantReading:

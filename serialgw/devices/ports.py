@@ -75,6 +75,12 @@ def _pyserialValues(settings: SerialSettings) -> dict[str, Any]:
     }
 
 
+def _pyserialCurrent(ser: serial.Serial) -> dict[str, Any]:
+    """What a pyserial port has now, as L{_pyserialValues} gives it."""
+    return {"baudrate": ser.baudrate, "bytesize": ser.bytesize, "parity": ser.parity, "stopbits": ser.stopbits,
+            "xonxoff": ser.xonxoff, "rtscts": ser.rtscts}
+
+
 def _configure(ser: serial.Serial, settings: SerialSettings) -> None:
     """Set every field on a closed pyserial port (open() applies them)."""
     for field, value in _pyserialValues(settings).items():
@@ -222,10 +228,9 @@ class TtyPort:
         back and logged.  Return what the kernel has now.
         """
         ser = self._serial
-        values = _pyserialValues(settings)
+        values, current = _pyserialValues(settings), _pyserialCurrent(ser)
         for field in _FIELDS:
-            # pyserial's properties, by name.
-            wanted, old = values[field], getattr(ser, field)
+            wanted, old = values[field], current[field]
             if wanted == old:
                 continue
             try:

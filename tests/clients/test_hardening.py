@@ -21,44 +21,21 @@ from serialgw.clients.telnet import TelnetClient
 from serialgw.config.listeners import parseListener
 from serialgw.config.specs import DeviceSpec, LineConfig
 from serialgw.line.hub import Line, Role
-from serialgw.wire.telnet import TelnetProtocol
 from tests.fakes import BoundedTransport, RecordingDevice, observeLog
 from tests.realio import Collector, FdReader, closeClients, connect, startedPty
+from tests.telnetpeer import TelnetRecorder, joined
 
 MiB = 1024 * 1024
 
 
-class Parsed(TelnetProtocol):
-    def __init__(self) -> None:
-        TelnetProtocol.__init__(self)
-        self.events: list[tuple[str, object]] = []
-
-    def acceptLocal(self, option: int) -> bool:
-        return option in (0, 3)
-
-    def acceptRemote(self, option: int) -> bool:
-        return option in (0, 3)
-
-    def telnetDataReceived(self, data: bytes) -> None:
-        if self.events and self.events[-1][0] == "data":
-            self.events[-1] = ("data", self.events[-1][1] + data)  # type: ignore[operator]
-        else:
-            self.events.append(("data", data))
-
-    def telnetCommandReceived(self, command: int) -> None:
-        self.events.append(("command", command))
-
-    def telnetSubnegotiation(self, option: int, payload: bytes) -> None:
-        self.events.append(("sb", (option, payload)))
-
-
 def parse(chunks: list[bytes]) -> tuple[list[tuple[str, object]], bytes]:
-    p = Parsed()
+    """What chunks parse to (data, commands, subnegotiations; adjacent data joined) and the replies."""
+    p = TelnetRecorder()
     t = StringTransport()
     p.makeConnection(t)
     for chunk in chunks:
         p.dataReceived(chunk)
-    return p.events, t.value()
+    return joined([e for e in p.events if e[0] in ("data", "command", "sb")]), t.value()
 
 
 def split(data: bytes, cuts: list[int]) -> list[bytes]:
@@ -93,13 +70,13 @@ class PropertyTests(SynchronousTestCase):
     @given(st.binary(max_size=300))
     def test_payloadRoundTrip(self, payload: bytes) -> None:
         """IAC-escaped payloads (writeData, BINARY) come back as they were."""
-        sender = Parsed()
+        sender = TelnetRecorder()
         wire = StringTransport()
         sender.makeConnection(wire)
         sender.dataReceived(b"\xff\xfd\x00")  # peer: DO BINARY
         wire.clear()
         sender.writeData(payload)
-        receiver = Parsed()
+        receiver = TelnetRecorder()
         receiver.makeConnection(StringTransport())
         receiver.dataReceived(b"\xff\xfb\x00")  # peer: WILL BINARY
         receiver.dataReceived(wire.value())

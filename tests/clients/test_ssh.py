@@ -32,19 +32,18 @@ from zope.interface.verify import verifyObject
 
 from serialgw.app import tap
 from serialgw.clients.ssh import (
-    Connection,
     GatewaySSHFactory,
     KeyRing,
     Login,
     Person,
     Realm,
-    SSHClient,
     SSHError,
     SSHGateway,
     UserAuth,
     loadHostKey,
     makeFactory,
 )
+from serialgw.clients.sshsession import Connection, SSHClient
 from serialgw.clients.transports import describeAddress
 from serialgw.config.file import loadFile
 from serialgw.config.listeners import parseSSHListener

@@ -540,7 +540,7 @@ class LossPathTests(ReopeningDevice, SynchronousTestCase):
             reopened.append(port)
             return port
 
-        self.device.opener = opener
+        self.device.reopener.opener = opener
         self.ports[0].error = OSError(errno.EIO, "Input/output error")
         self.device.doRead()
         self.reactor.advance(0.5)
