@@ -75,6 +75,7 @@ class TtyReadTests(SynchronousTestCase):
         self.addCleanup(os.close, w)
         flood = os.urandom(3 * 4096 + 5)
         os.write(w, flood)
+        os.set_blocking(r, False)  # as the tty was
         os.dup2(r, port.fileno())
         os.close(r)
         self.assertEqual([port.read() for _ in range(4)],
