@@ -173,8 +173,7 @@ def checkLines(lines: Sequence[LineConfig], status: Optional[ListenerSpec] = Non
             if problem is not None:
                 warnings.append(f"{owner}: listener {spec.text!r}: {problem} (now)")
             if spec.tls is not None:
-                for name in ("cert", "key", "ca"):
-                    path = getattr(spec.tls, name)
+                for name, path in (("cert", spec.tls.cert), ("key", spec.tls.key), ("ca", spec.tls.ca)):
                     if path and not os.access(path, os.R_OK):
                         warnings.append(f"{owner}: listener {spec.text!r}: {name} file {path!r} cannot be read (now)")
     processes: list[tuple[str, tuple[Optional[ListenerSpec], Optional[SSHSpec], Sequence[ListenerSpec]]]]

@@ -23,6 +23,7 @@ from __future__ import annotations
 import os
 import re
 import sys
+import types
 from typing import Any, Mapping, Optional, TextIO
 
 from twisted.logger import ILogObserver, LogLevel, formatEvent
@@ -63,6 +64,7 @@ def describeEndpoint(endpoint: Any) -> str:
     if not _OBJECT_REPR.search(text):
         return text.strip("<>").replace("HostnameEndpoint ", "")
     for name in ("_path", "_wrappedEndpoint", "_host"):
+        # Twisted's endpoints keep what they point at in private fields.
         inner = getattr(endpoint, name, None)
         if isinstance(inner, (str, bytes)):
             # A unix socket's abstract name (a NUL first) as @NAME: no NUL byte in the log.
@@ -155,7 +157,7 @@ def twistdLogFile(handler: Any) -> Optional[BaseLogFile]:
     twistd's log file, from the SIGUSR1 handler twistd installs for it
     (twistd keeps the file nowhere else); None when it writes none.
     """
-    for cell in getattr(handler, "__closure__", None) or ():
+    for cell in (handler.__closure__ if isinstance(handler, types.FunctionType) else None) or ():
         try:
             value = cell.cell_contents
         except ValueError:

@@ -153,14 +153,13 @@ def metricsRegistry(service: Any) -> Any:
     return registry
 
 
-def statusSite(service: Any, clock: Any = None) -> Any:
+def statusSite(service: Any, clock: Any) -> Any:
     """
     The status endpoint's site: every path through L{StatusChannel} (GET and
     HEAD only, bounded requests, timeouts, bounded pipelining) and rendered
     at most once a second (L{ThrottledPage}); no access-log line per GET
     (scrapers come every few seconds).
     """
-    clock = clock if clock is not None else getattr(service, "reactor", None)
     root = statusRoot(service)
     for name, child in list(root.children.items()):
         root.putChild(name, ThrottledPage(child, clock))
@@ -332,6 +331,7 @@ class StatusChannel(HTTPChannel):
 
     def lineReceived(self, line: bytes) -> None:
         HTTPChannel.lineReceived(self, line)
+        # HTTPChannel's own: the request line's method, once it is read.
         command = getattr(self, "_command", None)
         if command is not None and not self._checked:
             self._checked = True

@@ -15,12 +15,14 @@ import attrs
 from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.python import usage
+from twisted.python.components import Componentized
 from twisted.python.logfile import BaseLogFile
 
 from serialgw import __version__
+from serialgw.app.listen import StartupError
 from serialgw.app.logs import appendOnly, twistdLogFile
 from serialgw.app.reactor import installIfNoneChosen
-from serialgw.app.service import GatewayService, StartupError
+from serialgw.app.service import GatewayService
 from serialgw.config.file import loadFile
 from serialgw.config.listeners import parseListener, parseSSHListener, parseWatchAll
 from serialgw.config.shard import Shard, ownListeners, parseShard, selectLines
@@ -435,7 +437,8 @@ class _TwistdGatewayService(GatewayService):
     def setServiceParent(self, parent: Any) -> Any:
         # twistd uses the application's ILogObserver component unless
         # --logger is given: the journal's format, or its own tidied.
-        if self.logObserver is not None and hasattr(parent, "setComponent"):
+        # twistd's application is Componentized; a plain MultiService (a test's) is not.
+        if self.logObserver is not None and isinstance(parent, Componentized):
             from twisted.logger import ILogObserver
 
             parent.setComponent(ILogObserver, self.logObserver)
@@ -586,5 +589,5 @@ def makeService(options: Options, reactor: Optional[Any] = None) -> GatewayServi
     service.watchAllInFile = options.get("watchAllSpecInFile")
     from serialgw.app.logs import twistdObserver
 
-    service.logObserver = twistdObserver(getattr(options, "parent", None))
+    service.logObserver = twistdObserver(options.parent)
     return service

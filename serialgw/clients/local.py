@@ -222,7 +222,7 @@ class TerminalClient(RawClient):
                      | termios.IGNCR | termios.ICRNL | termios.IXON)
         mode[2] = (mode[2] & ~(termios.CSIZE | termios.PARENB)) | termios.CS8
         mode[3] &= ~(termios.ECHO | termios.ECHONL | termios.ICANON | termios.IEXTEN)
-        if self.listener.escape not in (-1, None):
+        if self.listener.escape is not None:
             mode[3] &= ~termios.ISIG
         mode[6][termios.VMIN], mode[6][termios.VTIME] = 1, 0
         termios.tcsetattr(self.fd, termios.TCSANOW, mode)

@@ -12,9 +12,9 @@ from zope.interface import implementer
 
 from serialgw.clients.base import ClientEvents
 from serialgw.clients.session import Session
-from serialgw.clients.transports import writeNow
 from serialgw.interfaces import IClient
 from serialgw.line.hub import Line, Role
+from serialgw.wire.sockets import writeNow
 
 
 @implementer(IClient)

@@ -11,10 +11,11 @@ from typing import Any, Callable, Optional
 from serialgw.clients.escape import EscapeMenu, keyName
 from serialgw.clients.guard import OutputGuard
 from serialgw.clients.tls import peerSubject
-from serialgw.clients.transports import noDelay, peerName
+from serialgw.clients.transports import peerName
 from serialgw.config.specs import ListenerSpec
 from serialgw.line.hub import Role
 from serialgw.logflood import Peer, clientLog
+from serialgw.wire.sockets import noDelay
 
 # Limited per peer: a client's input cannot flood the log (logflood).
 log = clientLog()
@@ -49,6 +50,7 @@ def setUpConnection(client: Any, source: Any, transport: Any, spec: ListenerSpec
     guard.attach(transport)
     if spec.nodelay:
         noDelay(transport)
+    # TCP transports (Twisted's, or an SSH channel's over one) have it; others do not.
     if spec.keepalive and hasattr(transport, "setTcpKeepAlive"):
         transport.setTcpKeepAlive(True)
     idleCall = clock.callLater(spec.idle, onIdle) if spec.idle and clock is not None else None
@@ -98,7 +100,6 @@ class Session:
     # QUIET_SECONDS (a connection from a listener, where a clock is known).
     quietStart = True
     escapeMenu: Optional[EscapeMenu] = None
-    defaultEscape: Optional[int] = None
     # Input held back while the client's output is past its bound (see
     # OutputGuard): reading stops, and what was read but not handled yet
     # (after the wire layer, before the escape menu) waits in _heldInput.
@@ -128,7 +129,7 @@ class Session:
         # One object a connection: its own log budget (logflood.Peer).
         self.peer = Peer(self.describePeer())
         spec = self.listener
-        key = self.defaultEscape if spec is None or spec.escape == -1 else spec.escape
+        key = None if spec is None else spec.escape
         if key is not None:
             self.escapeMenu = EscapeMenu(self, key, qemuKeys=spec is not None and spec.qemuKeys)
         if spec is not None and spec.tls is not None:

@@ -1,6 +1,7 @@
 """
 Client connections' transports: addresses for messages, who may connect
-(C{allow=}), TCP_NODELAY, and the device-to-network hot path's direct send.
+(C{allow=}).  TCP_NODELAY and the device-to-network hot path's direct send
+are L{serialgw.wire.sockets}' (remote devices' links use them too).
 """
 
 from __future__ import annotations
@@ -8,10 +9,9 @@ from __future__ import annotations
 import ipaddress
 import socket
 import struct
-from typing import Any, Optional
+from typing import Any
 
-from twisted.internet import tcp
-from twisted.internet.address import UNIXAddress
+from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
 
 from serialgw.config.specs import describeUnix
 
@@ -20,12 +20,12 @@ def describeAddress(address: Any) -> str:
     """
     An address for messages: C{127.0.0.1:5000}, C{[::1]:5000}, C{unix:/path}.
     """
-    host: Optional[str] = getattr(address, "host", None)
-    port: Optional[int] = getattr(address, "port", None)
-    if host is not None and port is not None:
+    if isinstance(address, (IPv4Address, IPv6Address)):
+        host, port = address.host, address.port
         return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-    name = getattr(address, "name", None)
-    return f"unix:{describeUnix(name)}" if name is not None else str(address)
+    if isinstance(address, UNIXAddress) and address.name is not None:
+        return f"unix:{describeUnix(address.name)}"
+    return str(address)
 
 
 def addressAllowed(address: Any, networks: list[Any]) -> bool:
@@ -33,11 +33,10 @@ def addressAllowed(address: Any, networks: list[Any]) -> bool:
     Whether a peer's address is in one of the networks (C{allow=}); a unix
     socket's peer always is (the file mode decides).
     """
-    host = getattr(address, "host", None)
-    if host is None:
+    if not isinstance(address, (IPv4Address, IPv6Address)):
         return True
     try:
-        ip = ipaddress.ip_address(host.split("%")[0])
+        ip = ipaddress.ip_address(address.host.split("%")[0])
     except ValueError:
         return False
     if ip.version == 6 and ip.ipv4_mapped is not None:
@@ -68,47 +67,3 @@ def peerName(transport: Any) -> str:
 
 # struct ucred: pid, uid, gid.
 _UCRED = struct.Struct("3i")
-
-
-def noDelay(transport: Any) -> None:
-    """
-    Send small writes at once (TCP_NODELAY): a keystroke or a prompt must
-    not wait for Nagle's algorithm.  Not TCP (a unix socket, a pipe): nothing.
-    """
-    setNoDelay = getattr(transport, "setTcpNoDelay", None)
-    if setNoDelay is None:
-        return
-    try:
-        setNoDelay(True)
-    except OSError:
-        pass
-
-
-def writeNow(transport: Any, data: bytes) -> None:
-    """
-    Write to a client without waiting for the reactor's next turn: on a
-    plain TCP or unix connection with nothing queued, send at once; what the
-    socket does not take, and every other case, goes through
-    C{transport.write}.  This is the device-to-network hot path: one
-    C{send} instead of queue, epoll_ctl, epoll_wait, send, epoll_ctl.
-    """
-    if (
-        isinstance(transport, _SOCKET_TRANSPORTS)
-        and not transport.dataBuffer
-        and not transport._tempDataLen
-        and transport.connected
-        and not transport.disconnecting
-        and not transport._writeDisconnected
-        and not transport.TLS
-    ):
-        try:
-            sent = transport.socket.send(data)
-        except OSError:  # BlockingIOError included: all of it goes through write
-            sent = 0
-        if sent == len(data):
-            return
-        data = data[sent:]
-    transport.write(data)
-
-
-_SOCKET_TRANSPORTS = (tcp.Connection,)

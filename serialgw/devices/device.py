@@ -16,23 +16,21 @@ import errno
 import termios
 from typing import Any, Callable, Optional
 
-from twisted.internet import defer, error, threads
+from twisted.internet import error
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from serialgw.config.specs import SerialSettings
-from serialgw.devices.ports import DeviceLocked, errorReason
+from serialgw.devices.breaks import DRAINING_QUEUE, IDLE, BreakSequencer
+from serialgw.devices.ports import errorReason
+from serialgw.devices.reopen import Reopener
 from serialgw.interfaces import IDevice, IDeviceSink, IPort
 
 log = Logger()
 
 HIGH_WATER = 64 * 1024
 LOW_WATER = 16 * 1024
-# How often, and for how long at most, to wait for the UART to drain its
-# output queue before a break.
-DRAIN_POLL = 0.005
-DRAIN_LIMIT = 2.0
 # What a call on a device that is gone fails with: a tty hung up (EIO), a
 # USB adapter unplugged (ENXIO, ENODEV).
 GONE = frozenset((errno.EIO, errno.ENXIO, errno.ENODEV))
@@ -43,12 +41,6 @@ class DeviceLost(Exception):
     A device went away; the message says how, for people (C{hung up},
     C{Input/output error}).
     """
-
-
-# Break states.
-IDLE = "idle"
-DRAINING = "draining"
-BREAKING = "breaking"
 
 
 @implementer(IDeviceSink)
@@ -75,16 +67,16 @@ class SerialDevice:
     One open device in the reactor.
 
     Writes go straight to the descriptor when nothing is queued, else to a
-    queue drained as the device takes it.  A break first lets queued output
-    drain (from our queue and from the driver's), then sets the break
-    condition and clears it C{duration} seconds later; what is written
-    meanwhile is held and written after the break.  A break asked for while
-    one is under way is refused, not doubled.
+    queue drained as the device takes it.  A break (L{BreakSequencer})
+    first lets queued output drain (from our queue and from the driver's),
+    then sets the break condition and clears it C{duration} seconds later;
+    what is written meanwhile is held and written after the break.  A break
+    asked for while one is under way is refused, not doubled.
 
     However the device goes (a read or write fails, an ioctl finds it gone,
     the reactor reports a hang-up through C{connectionLost}), it takes one
     path, L{_lost}: logged as "device lost", the sink told, C{up} false, and
-    with an C{opener} it is opened again with backoff.  Only L{close} ends
+    with an C{opener} it is opened again with backoff (L{Reopener}).  Only L{close} ends
     it for good.  A device that could not be opened at start is made with
     an L{AbsentPort} and C{downReason}: it starts down, on the same path.
     """
@@ -106,16 +98,13 @@ class SerialDevice:
         self.name: str = port.name
         self._fileno = port.fileno()
         self.settings: SerialSettings = port.settings
-        # How to open the device again after it vanished (None: never), and
-        # how long to wait before the attempt number n (0, 1, ...).
-        self.opener = opener
-        self.reopenPolicy = reopenPolicy
+        # Opens the device again after it vanished (never without an opener):
+        # attempt n (0, 1, ...) after reopenPolicy(n) seconds.
+        self.reopener = Reopener(self, reactor, opener, reopenPolicy)
         self.up = True
         # Why the device is down (None while it is up).
         self.downReason: Optional[str] = None
         self.dropped = 0
-        self._attempts = 0
-        self._reopenCall: Any = None
         self._wantReading = False
         self._paused = False
         self.lineErrorsWatched = False
@@ -128,9 +117,7 @@ class SerialDevice:
         self._held: list[bytes] = []
         self._heldSize = 0
         self._writable = True
-        self._breakState = IDLE
-        self._breakCall: Any = None
-        self._drainDeadline = 0.0
+        self._breaks = BreakSequencer(self, reactor)
         self._reading = False
         self._writing = False
         self.closed = False
@@ -155,22 +142,7 @@ class SerialDevice:
             if opener is None:
                 self.closed = True
             else:
-                self._scheduleReopen()
-
-    def noteFailure(self, error: BaseException) -> None:
-        """
-        Why the device could not be opened (C{downReason}); a lock holder
-        (C{lockedBy}, on the status page) is logged when it changes.
-        """
-        self.downReason = errorReason(error)
-        if isinstance(error, DeviceLocked):
-            if error.pid != self.lockedBy:
-                log.warn("{device}: {reason}; the line stays down and tries again", device=self.name,
-                         reason=str(error), holder=error.pid)
-            self.lockedBy = error.pid
-        else:
-            self.lockedBy = None
-            log.debug("{device}: still gone: {reason}", device=self.name, reason=self.downReason)
+                self.reopener.start()
 
     def setPace(self, pace: float, paceLine: float = 0.0) -> None:
         """
@@ -239,8 +211,8 @@ class SerialDevice:
                 self.bytesWritten += n
         if not self._out:
             self._stopWriting()
-            if self._breakState == DRAINING:
-                self._drained()
+            if self._breaks.state is DRAINING_QUEUE:
+                self._breaks.queueEmpty()
         self._checkWatermark()
         return None
 
@@ -290,7 +262,7 @@ class SerialDevice:
         """
         if not data:
             return
-        if self._out or self._breakState != IDLE or not self.up or self.closed or self._paced:
+        if self._out or self._breaks.state is not IDLE or not self.up or self.closed or self._paced:
             self._queue(data)
             if self._paced and self._paceCall is None and not self._writing and self._out:
                 self._pump()
@@ -313,7 +285,7 @@ class SerialDevice:
         if not self.usable:
             self.dropped += len(data)
             return
-        if self._breakState != IDLE:
+        if self._breaks.state is not IDLE:
             self._held.append(data)
             self._heldSize += len(data)
         else:
@@ -326,30 +298,21 @@ class SerialDevice:
         C{None}) after the output queued so far.  Return C{False}, sending
         nothing, if a break is already under way.
         """
-        if not self.usable or self._breakState != IDLE:
+        if not self.usable or self._breaks.state is not IDLE:
             return False
         self.breaks += 1
-        self._breakDuration = self.breakDuration if duration is None else duration
-        self._breakState = DRAINING
-        self._drainDeadline = self.reactor.seconds() + DRAIN_LIMIT
-        if not self._out:
-            self._drained()
-        return True
+        return self._breaks.send(self.breakDuration if duration is None else duration, queued=bool(self._out))
 
     def stopBreak(self) -> None:
         """
         End a break now (RFC 2217 BREAK-OFF); a break still waiting for the
         output to drain is called off.
         """
-        if self._breakState == IDLE:
-            return
-        if self._breakCall is not None and self._breakCall.active():
-            self._breakCall.cancel()
-        self._endBreak(clear=self._breakState == BREAKING)
+        self._breaks.stop()
 
     @property
     def breaking(self) -> bool:
-        return self._breakState != IDLE
+        return self._breaks.state is not IDLE
 
     def apply(self, settings: SerialSettings) -> SerialSettings:
         """
@@ -432,8 +395,8 @@ class SerialDevice:
             self._held, self._heldSize = [], 0
             self._stopWriting()
             self._cancelPace()
-            if self._breakState == DRAINING and self._breakCall is None:
-                self._drained()
+            if self._breaks.state is DRAINING_QUEUE:
+                self._breaks.queueEmpty()
             self._checkWatermark()
 
     def queuedBytes(self) -> int:
@@ -443,15 +406,13 @@ class SerialDevice:
         """Close for good: no reopening."""
         if self.closed:
             return
-        if self._reopenCall is not None and self._reopenCall.active():
-            self._reopenCall.cancel()
-        self._reopenCall = None
+        self.reopener.stop()
         if self.up:
             self._shutdownPort()
         self.closed = True
 
     def _shutdownPort(self) -> None:
-        self._cancelBreak()
+        self._breaks.cancel()
         self._cancelPace()
         if self._reading:
             self.reactor.removeReader(self)
@@ -506,8 +467,8 @@ class SerialDevice:
                 self._paceCall = self.reactor.callLater(gap, self._pump)
             else:
                 self._startWriting()
-        elif self._breakState == DRAINING:
-            self._drained()
+        elif self._breaks.state is DRAINING_QUEUE:
+            self._breaks.queueEmpty()
         self._checkWatermark()
 
     def _cancelPace(self) -> None:
@@ -534,52 +495,17 @@ class SerialDevice:
             self._writable = True
             self.sink.deviceWritable(True)
 
-    def _drained(self) -> None:
-        """Our queue is empty; wait for the driver's, then break."""
-        self._breakCall = None
-        if self._breakState != DRAINING:
-            return
-        pending = self.port.outputPending()
-        if pending > 0 and self.reactor.seconds() < self._drainDeadline:
-            self._breakCall = self.reactor.callLater(DRAIN_POLL, self._drained)
-            return
-        try:
-            self.port.setBreak(True)
-        except OSError as e:
-            if self._gone(e):
-                return
-            log.warn("{device}: cannot set break: {reason}", device=self.name, reason=errorReason(e))
-            self._endBreak(clear=False)
-            return
-        self._breakState = BREAKING
-        self._breakCall = self.reactor.callLater(self._breakDuration, self._endBreak)
+    # The break sequencer's target (see BreakTarget)
 
-    def _endBreak(self, clear: bool = True) -> None:
-        self._breakCall = None
-        if clear:
-            try:
-                self.port.setBreak(False)
-            except OSError as e:
-                if self._gone(e):
-                    return
-                log.warn("{device}: cannot clear break: {reason}", device=self.name, reason=errorReason(e))
-        self._breakState = IDLE
+    def breakFailed(self, error: OSError) -> bool:
+        return self._gone(error)
+
+    def breakOver(self) -> None:
         held, self._held, self._heldSize = self._held, [], 0
         if held:
             self.write(b"".join(held))
         else:
             self._checkWatermark()
-
-    def _cancelBreak(self) -> None:
-        if self._breakCall is not None and self._breakCall.active():
-            self._breakCall.cancel()
-        self._breakCall = None
-        if self._breakState == BREAKING:
-            try:
-                self.port.setBreak(False)
-            except OSError:
-                pass
-        self._breakState = IDLE
 
     def _gone(self, e: BaseException) -> bool:
         """
@@ -602,67 +528,37 @@ class SerialDevice:
         self._shutdownPort()
         self.up = False
         log.error("{device}: device lost: {reason}", device=self.name, reason=self.downReason)
-        if self.opener is None:
+        if self.reopener.opener is None:
             self.closed = True
         else:
-            self._attempts = 0
-            self._scheduleReopen()
+            self.reopener.start()
         try:
             self.sink.deviceLost(reason)
         except Exception:
             # Reopening is scheduled already: a bug above must not stop it.
             log.failure("{device}: handling the loss failed", device=self.name)
 
-    def _scheduleReopen(self) -> None:
-        delay = self.reopenPolicy(self._attempts)
-        self._attempts += 1
-        self._reopenCall = self.reactor.callLater(delay, self._reopen)
+    # The reopen supervisor's target (see ReopenTarget)
 
-    def _reopen(self) -> None:
-        self._reopenCall = None
-        assert self.opener is not None
-        pool = getattr(self.reactor, "getThreadPool", None)
-        if pool is not None:
-            # Opening can block on some adapters: not on the reactor thread.
-            d = threads.deferToThreadPool(self.reactor, pool(), self.opener)
-        else:
-            d = defer.maybeDeferred(self.opener)
-        d.addCallbacks(self._reopened, self._reopenFailed)
-
-    def _reopenFailed(self, failure: Failure) -> None:
-        if self.closed:
-            return
-        self.noteFailure(failure.value if failure.value is not None else Exception(failure.getErrorMessage()))
-        self._scheduleReopen()
-
-    def _reopened(self, port: IPort) -> None:
-        if self.closed:
-            port.close()
-            return
+    def notTakenBack(self, port: IPort, reason: str) -> None:
+        self.up = False
+        if self._reading:
+            self.reactor.removeReader(self)
+            self._reading = False
         try:
-            self._takeBack(port)
-        except Exception as e:
-            # Setting the reopened device up failed (a bug, an ioctl): it is
-            # still gone for the line, and tried again.
-            log.failure("{device}: setting up the reopened device failed", device=self.name)
-            self.up = False
-            if self._reading:
-                self.reactor.removeReader(self)
-                self._reading = False
-            try:
-                port.close()
-            except Exception:
-                pass
-            self._fileno = -1
-            self.downReason = f"could not be set up again: {errorReason(e)}"
-            self._scheduleReopen()
-            return
+            port.close()
+        except Exception:
+            pass
+        self._fileno = -1
+        self.downReason = reason
+
+    def announceUp(self) -> None:
         try:
             self.sink.deviceUp()
         except Exception:
             log.failure("{device}: handling the return failed", device=self.name)
 
-    def _takeBack(self, port: IPort) -> None:
+    def takeBack(self, port: IPort) -> None:
         """The device is back: settings, modem lines and watching as they were, then reading."""
         self.port = port
         self.name = port.name
@@ -678,7 +574,6 @@ class SerialDevice:
             port.watchLineErrors(True)
         self.up = True
         self.downReason = None
-        self._attempts = 0
         self.lockedBy = None
         log.info("{device}: device back at {settings}", device=port.name, settings=self.settings.describe())
         if self._wantReading:

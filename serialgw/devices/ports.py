@@ -67,18 +67,28 @@ _PYSERIAL_PARITIES = {
 _PYSERIAL_STOPBITS = {1: serial.STOPBITS_ONE, 1.5: serial.STOPBITS_ONE_POINT_FIVE, 2: serial.STOPBITS_TWO}
 
 
-def _pyserialValue(settings: SerialSettings, field: str) -> Any:
-    if field == "parity":
-        return _PYSERIAL_PARITIES[settings.parity]
-    if field == "stopbits":
-        return _PYSERIAL_STOPBITS[settings.stopbits]
-    return getattr(settings, field)
+def _pyserialValues(settings: SerialSettings) -> dict[str, Any]:
+    """Settings as pyserial's fields (in _FIELDS order) and values."""
+    return {
+        "baudrate": settings.baudrate,
+        "bytesize": settings.bytesize,
+        "parity": _PYSERIAL_PARITIES[settings.parity],
+        "stopbits": _PYSERIAL_STOPBITS[settings.stopbits],
+        "xonxoff": settings.xonxoff,
+        "rtscts": settings.rtscts,
+    }
+
+
+def _pyserialCurrent(ser: serial.Serial) -> dict[str, Any]:
+    """What a pyserial port has now, as L{_pyserialValues} gives it."""
+    return {"baudrate": ser.baudrate, "bytesize": ser.bytesize, "parity": ser.parity, "stopbits": ser.stopbits,
+            "xonxoff": ser.xonxoff, "rtscts": ser.rtscts}
 
 
 def _configure(ser: serial.Serial, settings: SerialSettings) -> None:
     """Set every field on a closed pyserial port (open() applies them)."""
-    for field in _FIELDS:
-        setattr(ser, field, _pyserialValue(settings, field))
+    for field, value in _pyserialValues(settings).items():
+        setattr(ser, field, value)
 
 
 def _readBack(ser: serial.Serial) -> SerialSettings:
@@ -146,7 +156,7 @@ class TtyPort:
         # pyserial keeps two pipes to interrupt its own blocking read and
         # write, which we never call: four descriptors a line, given back.
         for name in ("pipe_abort_read_r", "pipe_abort_read_w", "pipe_abort_write_r", "pipe_abort_write_w"):
-            fd = getattr(ser, name, None)
+            fd = getattr(ser, name, None)  # pyserial's own; not in every version
             if fd is not None:
                 os.close(fd)
                 setattr(ser, name, None)
@@ -222,8 +232,9 @@ class TtyPort:
         back and logged.  Return what the kernel has now.
         """
         ser = self._serial
+        values, current = _pyserialValues(settings), _pyserialCurrent(ser)
         for field in _FIELDS:
-            wanted, old = _pyserialValue(settings, field), getattr(ser, field)
+            wanted, old = values[field], current[field]
             if wanted == old:
                 continue
             try:

@@ -9,7 +9,6 @@ through the device's methods and its clients only through L{IClient}.
 
 from __future__ import annotations
 
-from enum import Enum
 from typing import Any, Callable, Optional
 
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
@@ -19,6 +18,10 @@ from zope.interface import implementer
 
 from serialgw.config.specs import DEFAULT_BACKLOG, Rights, SerialSettings
 from serialgw.interfaces import IClient, IConsoleLog, IDevice, IDeviceSink
+from serialgw.line.coalesce import Coalescer
+from serialgw.line.control import PortControl
+from serialgw.line.role import Role
+from serialgw.line.strings import OpenCloseStrings
 from serialgw.line.tail import Tail
 from serialgw.logflood import clientLog
 
@@ -29,35 +32,15 @@ log = clientLog()
 WHO_LIMIT = 20
 # A client is told a break was refused at most this often (seconds).
 BREAK_REFUSAL_INTERVAL = 1.0
-# How often an open- or close-string's next break checks that the one
-# before it has ended.
-STRING_BREAK_POLL = 0.05
-
-
-class Role(Enum):
-    """
-    What a client may do on its line.
-
-      - C{WRITER}: send data, breaks and settings;
-      - C{WATCHER}: read only for now, may become a writer (take-over);
-      - C{READONLY}: read only, always.
-    """
-
-    WRITER = "writer"
-    WATCHER = "watcher"
-    READONLY = "read-only"
 
 
 @implementer(IDeviceSink)
-class Line:
+class Line(PortControl, OpenCloseStrings):
     """
-    A serial line shared by any number of clients.
+    A serial line shared by any number of clients.  What RFC 2217 clients
+    may do to the port is L{PortControl}'s; the open- and close-strings are
+    L{OpenCloseStrings}'.
     """
-
-    # How long an RFC 2217 BREAK-ON may hold the line without a BREAK-OFF.
-    breakHoldLimit = 30.0
-    # How often modem lines are read while an RFC 2217 client watches.
-    modemPollInterval = 0.05
 
     def __init__(
         self,
@@ -110,10 +93,10 @@ class Line:
         self.logs: list[IConsoleLog] = []
         # Told the settings in effect after every change (client ptys follow the line).
         self.settingsFollowers: list[Callable[[SerialSettings], None]] = []
-        self._coalesce: Optional[tuple[float, float, bytes]] = None
-        self._held: list[bytes] = []
-        self._flushCall: Optional[IDelayedCall] = None
-        self._firstHeld = 0.0
+        # Holds device output while coalescing (the same one across
+        # reloads: what it holds goes first); _coalesce is it while on.
+        self._coalescer = Coalescer(clock, self._deliverHeld)
+        self._coalesce: Optional[Coalescer] = None
         self.backlogSize = DEFAULT_BACKLOG
         # The newest device output, for replay.
         self._backlog = Tail()
@@ -293,65 +276,6 @@ class Line:
             self._sendString(self.closeString, "close-string")
             self.applyModemLines()
 
-    def wantedModemLine(self, name: str) -> Optional[bool]:
-        """DTR or RTS as configured for now (people attached or not); None: not configured."""
-        attached, idle = self.modemAttached[name], self.modemIdle[name]
-        if self.people:
-            # Only an idle state set: on while attached, as the device opens.
-            return True if attached is None and idle is not None else attached
-        return attached if idle is None else idle
-
-    def applyModemLines(self) -> None:
-        """
-        Set DTR and RTS as configured for now; a line that is already so,
-        or not configured, is not touched (never pulsed).
-        """
-        for name in ("dtr", "rts"):
-            wanted = self.wantedModemLine(name)
-            if wanted is not None and bool(self.device.modemLines[name]) != wanted:
-                self.device.setModemLine(name, wanted)
-
-    def _sendString(self, parts: tuple[bytes, ...], what: str) -> None:
-        """An open- or close-string: its data, with a break between parts, in order."""
-        if not parts:
-            return
-        # Due while the device is down: the open-string goes when it is
-        # back (if someone is still here); a close-string is moot.
-        self._openMissed = what == "open-string" and not self.device.up
-        if not self.device.up:
-            log.info("{line}: {what} not sent: the device is down{later}", line=self.name, what=what,
-                     later="; sent when it is back" if self._openMissed else "")
-            return
-        items: list[tuple[str, Optional[bytes]]] = [(what, parts[0])]
-        for data in parts[1:]:
-            items += [(what, None), (what, data)]
-        self._stringItems += items
-        if self._stringCall is None:
-            self._sendStringItems()
-        log.info("{line}: {what} sent ({size} bytes, {breaks} break(s))", line=self.name, what=what,
-                 size=sum(len(p) for p in parts), breaks=len(parts) - 1)
-
-    def _sendStringItems(self) -> None:
-        """
-        The strings' data and breaks (None) in order; a break waits for the
-        one under way (the string's previous one) to end.
-        """
-        self._stringCall = None
-        items = self._stringItems
-        while items:
-            what, data = items[0]
-            if data is None:
-                if self.device.breaking and self.device.up and self.clock is not None:
-                    self._stringCall = self.clock.callLater(STRING_BREAK_POLL, self._sendStringItems)
-                    return
-                if not self.device.sendBreak():
-                    log.info("{line}: {what}: break not sent (the device is down, or a break is under way)",
-                             line=self.name, what=what)
-            elif data:
-                self.device.write(data)
-                self.bytesToDevice += len(data)
-            del items[0]
-
     def introduce(self, client: IClient) -> None:
         """A client attached quietly is announced now (once); nothing for the others."""
         if client in self._unannounced:
@@ -426,100 +350,6 @@ class Line:
         if not self.device.up:
             return "the device is down"
         return None
-
-    # Port control (RFC 2217)
-
-    def addController(self, client: IClient) -> None:
-        """A client now controls the port (RFC 2217): watch the modem lines."""
-        if client not in self.controllers:
-            self.controllers.append(client)
-        if self._modemPoll is None and self.clock is not None and self.device.modemState() is not None:
-            self._lastModem = self.device.modemState()
-            self._modemPoll = LoopingCall(self._pollModem)
-            self._modemPoll.clock = self.clock
-            self._modemPoll.start(self.modemPollInterval, now=False)
-
-    def updateLineWatch(self) -> None:
-        """Detect line errors on the device only while a client's mask asks for them."""
-        wanted = any(c.wantsLineErrors for c in self.controllers if c.role is not Role.READONLY)
-        self.device.watchLineErrors(wanted)
-
-    def _stopModemPoll(self) -> None:
-        if self._modemPoll is not None:
-            self._modemPoll.stop()
-            self._modemPoll = None
-
-    def _lastController(self, closing: bool = False) -> None:
-        if not self.restoreSettings:
-            return
-        if self.device.breaking:
-            self.device.stopBreak()
-        if self.device.settings != self.configured:
-            effective = self.applySettings(self.configured)
-            log.info("{line}: last RFC 2217 client gone; settings restored to {settings}",
-                     line=self.name, settings=effective.describe())
-        for name in ("dtr", "rts"):
-            # As configured for those still attached (idle if nobody is);
-            # not configured: on, as a tty opens.
-            wanted = self.wantedModemLine(name)
-            if wanted is not None and closing:
-                continue  # set after the close-string, with the idle state
-            target = True if wanted is None else wanted
-            if bool(self.device.modemLines[name]) != target:
-                self.device.setModemLine(name, target)
-
-    def _pollModem(self) -> None:
-        state = self.device.modemState()
-        if state is None or state == self._lastModem:
-            return
-        self._lastModem = state
-        for client in self.clients:
-            client.modemStateChanged(state)
-
-    def applySettings(self, settings: SerialSettings) -> SerialSettings:
-        """Settings for the device; those in effect, which every follower is told."""
-        effective: SerialSettings = self.device.apply(settings)
-        for follower in list(self.settingsFollowers):
-            follower(effective)
-        return effective
-
-    def clientSettings(self, client: IClient, settings: SerialSettings) -> SerialSettings:
-        """A client asks for settings; return those in effect."""
-        if not self.mayWrite(client):
-            log.info("{line}: settings from {peer} refused: {role}", line=self.name, peer=client.peer, role=client.role.value)
-            return self.settings
-        effective = self.applySettings(settings)
-        log.info("{line}: {peer} set {wanted}; in effect: {settings}", line=self.name, peer=client.peer,
-                 wanted=settings.describe(), settings=effective.describe())
-        return effective
-
-    def clientModemLine(self, client: IClient, name: str, on: bool) -> bool:
-        """A client sets DTR or RTS; return the state in effect."""
-        if not self.mayWrite(client):
-            return bool(self.device.modemLines[name])
-        return bool(self.device.setModemLine(name, on))
-
-    def clientPurge(self, client: IClient, receive: bool, transmit: bool) -> bool:
-        """A client purges the device's queues; C{False} if refused."""
-        if not self.mayWrite(client):
-            return False
-        self.device.purge(receive, transmit)
-        return True
-
-    def clientBreakHold(self, client: IClient, on: bool) -> None:
-        """A client sets (held, up to breakHoldLimit) or clears the break condition."""
-        if not self.mayWrite(client):
-            return
-        if on:
-            reason = self._noBreak(client)
-            if reason is None and self.device.sendBreak(self.breakHoldLimit):
-                log.info("{line}: BREAK on from {peer}", line=self.name, peer=client.peer)
-            elif self._tellRefusal(client):
-                log.info("{line}: BREAK on from {peer} refused: {reason}", line=self.name, peer=client.peer,
-                         reason=reason or "one is under way")
-        elif self.device.breaking:
-            self.device.stopBreak()
-            log.info("{line}: BREAK off from {peer}", line=self.name, peer=client.peer)
 
     def _cutOff(self, client: IClient) -> None:
         if client in self.logs:
@@ -679,39 +509,19 @@ class Line:
 
     def coalesce(self, low: float, high: float, on: bytes = b"") -> None:
         """
-        Hold device output for fewer, larger packets: send C{low} seconds
-        after the last byte, at most C{high} after the first held, or at
-        once when C{on} arrives.  C{low == 0}: no coalescing (the default).
+        Hold device output for fewer, larger packets (see L{Coalescer});
+        C{low == 0}: no coalescing (the default).
         """
-        self._coalesce = (low, high, on) if low > 0 else None
+        self._coalescer.configure(low, high, on)
+        self._coalesce = self._coalescer if low > 0 else None
 
-
-    def _hold(self, data: bytes) -> None:
-        assert self._coalesce is not None and self.clock is not None
-        low, high, on = self._coalesce
-        self._held.append(data)
-        if on and on in data:
-            self._flush()
-            return
-        now = self.clock.seconds()
-        if self._flushCall is None:
-            self._firstHeld = now
-            self._flushCall = self.clock.callLater(low, self._flush)
-        elif now + low <= self._firstHeld + high:
-            self._flushCall.reset(low)
-
-    def _flush(self) -> None:
-        if self._flushCall is not None and self._flushCall.active():
-            self._flushCall.cancel()
-        self._flushCall = None
-        data, self._held = b"".join(self._held), []
-        if data:
-            self.deviceDataReceived(data, held=True)
+    def _deliverHeld(self, data: bytes) -> None:
+        self.deviceDataReceived(data, held=True)
 
     def deviceDataReceived(self, data: bytes, held: bool = False) -> None:
         """Device output: to every client (or held first, when coalescing)."""
         if self._coalesce is not None and not held:
-            self._hold(data)
+            self._coalesce.hold(data)
             return
         # Parked clients' position first (one that parks while the loop
         # gives it these bytes is past them); the bytes leave before any

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import io
 import os
+from typing import Any
 
+from twisted.internet import defer
 from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import capturedLogs, formatEvent
 from twisted.python.usage import UsageError
@@ -178,3 +180,29 @@ class ServiceTests(SynchronousTestCase):
         self.assertEqual(service.configs, [])
         self.assertIn(f"--shard 1/3: none of the 4 line(s) of {self.path} is this process's: it serves its status "
                       "endpoint alone until a reload adds one", [formatEvent(e) for e in events])
+
+    def test_reloadTakesItsShare(self) -> None:
+        """SIGHUP's reload re-reads the file and applies this process's share of it only; a pin past N refuses it."""
+        options = parse("--config", self.path, "--shard", "0/2")
+        service = tap.makeService(options, reactor=MemoryReactorClock())
+        applied: list[list[str]] = []
+
+        def reload(lines: list[Any]) -> defer.Deferred[dict[str, list[str]]]:
+            applied.append([line.name for line in lines])
+            return defer.succeed({"added": [], "changed": [], "removed": []})
+
+        self.patch(service, "reload", reload)
+        with open(self.path, "a") as f:
+            f.write('[lines.vm102]\ndevice = "/dev/tty0"\nlisten = "4005"\n'
+                    '[lines.rack4-web2]\ndevice = "/dev/tty1"\nlisten = "4006"\n')
+        self.successResultOf(service.reloadFile())  # type: ignore[attr-defined]
+        # vm102 is process 0's by its name, rack4-web2 process 1's.
+        self.assertEqual(applied, [["rack4-db1", "vm100", "vm101", "vm102"]])
+
+        with open(self.path, "a") as f:
+            f.write("shard = 2\n")
+        with capturedLogs() as events:
+            self.successResultOf(service.reloadFile())  # type: ignore[attr-defined]
+        self.assertEqual(len(applied), 1)
+        self.assertIn(f"reload refused, the running configuration stays: {self.path}:29: [lines.rack4-web2] shard: 2, "
+                      "but --shard runs 2 process(es), numbered 0 to 1", [formatEvent(e) for e in events])

@@ -17,47 +17,25 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from serialgw.app.service import GatewayService
 from serialgw.clients.raw import RawClient
-from serialgw.clients.telnet import TelnetClient, TelnetProtocol
+from serialgw.clients.telnet import TelnetClient
 from serialgw.config.listeners import parseListener
 from serialgw.config.specs import DeviceSpec, LineConfig
 from serialgw.line.hub import Line, Role
 from tests.fakes import BoundedTransport, RecordingDevice, observeLog
 from tests.realio import Collector, FdReader, closeClients, connect, startedPty
+from tests.telnetpeer import TelnetRecorder, joined
 
 MiB = 1024 * 1024
 
 
-class Parsed(TelnetProtocol):
-    def __init__(self) -> None:
-        TelnetProtocol.__init__(self)
-        self.events: list[tuple[str, object]] = []
-
-    def acceptLocal(self, option: int) -> bool:
-        return option in (0, 3)
-
-    def acceptRemote(self, option: int) -> bool:
-        return option in (0, 3)
-
-    def telnetDataReceived(self, data: bytes) -> None:
-        if self.events and self.events[-1][0] == "data":
-            self.events[-1] = ("data", self.events[-1][1] + data)  # type: ignore[operator]
-        else:
-            self.events.append(("data", data))
-
-    def telnetCommandReceived(self, command: int) -> None:
-        self.events.append(("command", command))
-
-    def telnetSubnegotiation(self, option: int, payload: bytes) -> None:
-        self.events.append(("sb", (option, payload)))
-
-
 def parse(chunks: list[bytes]) -> tuple[list[tuple[str, object]], bytes]:
-    p = Parsed()
+    """What chunks parse to (data, commands, subnegotiations; adjacent data joined) and the replies."""
+    p = TelnetRecorder()
     t = StringTransport()
     p.makeConnection(t)
     for chunk in chunks:
         p.dataReceived(chunk)
-    return p.events, t.value()
+    return joined([e for e in p.events if e[0] in ("data", "command", "sb")]), t.value()
 
 
 def split(data: bytes, cuts: list[int]) -> list[bytes]:
@@ -92,13 +70,13 @@ class PropertyTests(SynchronousTestCase):
     @given(st.binary(max_size=300))
     def test_payloadRoundTrip(self, payload: bytes) -> None:
         """IAC-escaped payloads (writeData, BINARY) come back as they were."""
-        sender = Parsed()
+        sender = TelnetRecorder()
         wire = StringTransport()
         sender.makeConnection(wire)
         sender.dataReceived(b"\xff\xfd\x00")  # peer: DO BINARY
         wire.clear()
         sender.writeData(payload)
-        receiver = Parsed()
+        receiver = TelnetRecorder()
         receiver.makeConnection(StringTransport())
         receiver.dataReceived(b"\xff\xfb\x00")  # peer: WILL BINARY
         receiver.dataReceived(wire.value())
@@ -523,6 +501,25 @@ class ListenerPolicyTests(TestCase):
         self.assertGreater(slowGuard.dropped, 4 * MiB)
         for c in line.clients:
             self.assertLess(len(c.transport.dataBuffer) + c.transport._tempDataLen, 65536 + 70000)  # type: ignore[attr-defined]
+        await closeClients(slow, fast)
+
+    async def test_slowClientKernelQueueBounded(self) -> None:
+        """A client that never reads: the kernel keeps at most about outbuf unsent for it (TCP_NOTSENT_LOWAT), not megabytes."""
+        import fcntl
+        import socket
+        import struct
+        import termios
+
+        service = self.gateway("raw,outbuf=65536,policy=drop+tcp:0:interface=127.0.0.1")
+        slow, fast = await self.slowAndFast(service)
+        line = service.lines["t"]
+        slowClient = max(line.clients, key=lambda c: c.guard.dropped)
+        assert isinstance(slowClient, RawClient)
+        sock = slowClient.transport.getHandle()
+        self.assertEqual(sock.getsockopt(socket.IPPROTO_TCP, 25), 65536)
+        # Bytes in the kernel's send queue (not acknowledged: here, not sent).
+        queued = struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0" * 4))[0]
+        self.assertLess(queued, 65536 + 65536)
         await closeClients(slow, fast)
 
     async def test_slowClientDisconnected(self) -> None:

@@ -16,10 +16,11 @@ from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
 from serialgw.config.specs import SerialSettings
-from serialgw.devices.device import DRAIN_LIMIT, DRAIN_POLL, HIGH_WATER, SerialDevice
+from serialgw.devices.breaks import DRAIN_LIMIT, DRAIN_POLL
+from serialgw.devices.device import HIGH_WATER, SerialDevice
 from serialgw.devices.ports import AbsentPort, DeviceError
 from serialgw.devices.termio import LINE_BREAK
-from serialgw.interfaces import IDeviceSink, IPort
+from serialgw.interfaces import IDevice, IDeviceSink, IPort
 from tests.fakes import RecordingPort
 
 
@@ -59,8 +60,9 @@ class SerialDeviceTests(SynchronousTestCase):
         self.assertEqual(self.reactor.getDelayedCalls(), [])
 
     def test_fakesProvideInterfaces(self) -> None:
-        """The recording port is a full IPort, the sink an IDeviceSink."""
+        """The recording port is a full IPort, the sink an IDeviceSink; the device over them an IDevice."""
         verifyObject(IPort, self.port)
+        verifyObject(IDevice, self.device)
         from zope.interface import directlyProvides
 
         directlyProvides(self.sink, IDeviceSink)
@@ -538,7 +540,7 @@ class LossPathTests(ReopeningDevice, SynchronousTestCase):
             reopened.append(port)
             return port
 
-        self.device.opener = opener
+        self.device.reopener.opener = opener
         self.ports[0].error = OSError(errno.EIO, "Input/output error")
         self.device.doRead()
         self.reactor.advance(0.5)

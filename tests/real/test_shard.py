@@ -1,8 +1,9 @@
 """
 Two real twistd gateways over one configuration file, --shard 0/2 and
 1/2: each opens only its own lines' devices and listeners, carries their
-bytes both ways, lists only them on its own status page, and takes a line
-added by a reload only if the line is its own.
+bytes both ways, lists only them on its own status page and its own
+watch-all view, and takes a line added by a reload only if the line is its
+own.
 """
 
 from __future__ import annotations
@@ -69,6 +70,7 @@ class ShardTests(TestCase):
         ptys = {name: startedPty(self) for names in SHARES.values() for name in names}
         order = ["rack4-web1", "rack4-db1", "vm100", "vm101"]
         path = os.path.abspath(writeTemp(self, "[defaults]\nlock = false\n\n"
+                                               '[watch-all]\nlisten = "tcp:0:interface=127.0.0.1"\n\n'
                                                + "".join(lineTable(name, ptys[name]) for name in order)))
         procs = {}
         for index in SHARES:
@@ -77,8 +79,8 @@ class ShardTests(TestCase):
             procs[index] = proc
         logs = {}
         for index, proc in procs.items():
-            # The status page is served after every line is open.
-            logs[index] = await proc.output.contains(b"status page (JSON) on http://127.0.0.1:")
+            # The watch-all listener comes last, after every line and the status page.
+            logs[index] = await proc.output.contains(b"watch-all listener ready on 127.0.0.1:")
             announced = re.findall(rb"line ([\w.-]+): raw listener ready", logs[index])
             self.assertEqual([name.decode() for name in announced], SHARES[index])
             self.assertIn(f"--shard {index}/2: this process serves 2 of the 4 line(s) of {path}".encode(), logs[index])
@@ -86,6 +88,10 @@ class ShardTests(TestCase):
             port = int(re.findall(rb"status page \(JSON\) on http://127\.0\.0\.1:(\d+)/", logs[index])[0])
             self.assertEqual([line["name"] for line in (await statusPage(port))["lines"]], SHARES[index])
 
+        watchers = {}
+        for index in SHARES:
+            found = re.findall(rb"watch-all listener ready on 127\.0\.0\.1:(\d+)", logs[index])
+            watchers[index] = await connect(int(found[0]))
         for index, names in SHARES.items():
             for name in names:
                 client = await connect(linePort(logs[index], name, "raw"))
@@ -94,6 +100,14 @@ class ShardTests(TestCase):
                 ptys[name].write(f"from {name}".encode())
                 self.assertEqual(await client.received.length(5 + len(name)), f"from {name}".encode())
                 await closeClients(client)
+
+        # Each process's watch-all view: its own lines, no other's (a watcher of every line connects to each).
+        for index, names in SHARES.items():
+            for name in names:
+                await watchers[index].received.contains(f"{name}: from {name}\r\n".encode())
+            for name in SHARES[1 - index]:
+                self.assertNotIn(name.encode(), watchers[index].received.data)
+        await closeClients(*watchers.values())
 
         added = startedPty(self)
         with open(path, "a") as f:
