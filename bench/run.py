@@ -672,6 +672,7 @@ def neighbour(server: Server, rtts: int) -> dict[str, Any]:
     out: dict[str, Any] = {}
     flooder: Optional[subprocess.Popen[str]] = None
     try:
+        waitListening(ports[0])
         flooder = subprocess.Popen(
             [sys.executable, os.path.join(REPO, "bench", "flood.py"), str(flooded.master), str(ports[0])],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, pass_fds=[flooded.master])
