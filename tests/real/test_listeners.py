@@ -22,7 +22,6 @@ from twisted.internet.ssl import Certificate, PrivateCertificate, optionsForClie
 from twisted.internet.task import deferLater
 from twisted.trial.unittest import SkipTest, SynchronousTestCase, TestCase
 
-from serialgw.app.service import GatewayService
 from serialgw.config.listeners import parseListener
 from serialgw.config.specs import DeviceSpec, LineConfig
 from tests.certs import Authority
@@ -369,10 +368,8 @@ class DialOutBackoffTests(SynchronousTestCase):
                             listeners=(parseListener("unix:/run/qemu-server/100.serial0,nowait"),))
         # The gateway's policy (0.5 s doubling to 30 s), without jitter.
         policy = backoffPolicy(initialDelay=0.5, maxDelay=30.0, factor=2.0, jitter=lambda: 0)
-        service = GatewayService([config], reactor=self.clock, retryPolicy=policy,
-                                 openPort=lambda *args: RecordingPort(self.clock))
-        service.startService()
-        self.addCleanup(service.stopService)
+        startGateway(self, config, reactor=self.clock, retryPolicy=policy,
+                     openPort=lambda *args: RecordingPort(self.clock))
 
     def link(self, upFor: float) -> float:
         """The far end takes the pending dial, keeps it C{upFor} s, closes it; the seconds until the next dial."""
