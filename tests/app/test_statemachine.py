@@ -323,7 +323,7 @@ class GatewayMachine(RuleBasedStateMachine):
                 continue
             queued = len(transport.dataBuffer) + transport._tempDataLen
             assert queued <= OUTBUF + 65536 + 4096, (client.peer, queued)
-            guard = getattr(client, "guard", None)
+            guard = client.guard
             if guard is not None:
                 assert guard.heldBytes <= OUTBUF, (client.peer, guard.heldBytes)
 

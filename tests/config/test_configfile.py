@@ -569,10 +569,10 @@ class DialOutCloseTests(TestCase):
         service.startService()
         self.addCleanup(service.stopService)
         line = service.lines["a"]
-        while not [c for c in line.clients if getattr(c, "person", False)]:
+        while not [c for c in line.clients if c.person]:
             await deferLater(reactor, 0.01, lambda: None)
         # More than the kernel takes: the rest waits in the transport.
-        next(c for c in line.clients if getattr(c, "person", False)).transport.write(b"x" * (32 << 20))  # type: ignore[attr-defined]
+        next(c for c in line.clients if c.person).transport.write(b"x" * (32 << 20))  # type: ignore[attr-defined]
         return service, config(dialOut, logs[1])
 
     async def test_reloadDoesNotWaitForever(self) -> None:
@@ -580,7 +580,7 @@ class DialOutCloseTests(TestCase):
         service, withoutDialOut = await self.start(False)
         result = await service.reload(withoutDialOut).addTimeout(5, reactor)
         self.assertEqual(result, {"added": [], "changed": ["a"], "removed": []})
-        self.assertEqual((service._dialers, [c for c in service.lines["a"].clients if getattr(c, "person", False)]), ([], []))
+        self.assertEqual((service._dialers, [c for c in service.lines["a"].clients if c.person]), ([], []))
 
     async def test_newLogWhileTheReloadWaits(self) -> None:
         """
