@@ -7,7 +7,7 @@ telnet client offers (L{OFFER}), the answer of a peer that agrees
 from __future__ import annotations
 
 from serialgw.wire.rfc2217 import COM_PORT_OPTION
-from serialgw.wire.telnet import BINARY, DO, ECHO, IAC, SGA, WILL, WONT, TelnetProtocol
+from serialgw.wire.telnet import BINARY, DO, ECHO, IAC, SB, SE, SGA, WILL, WONT, TelnetProtocol
 
 # What a telnet client of the gateway sends first: WILL ECHO, SGA, BINARY;
 # DO SGA, BINARY, COM-PORT.
@@ -22,6 +22,11 @@ WONT_COM_PORT = bytes([IAC, WONT, COM_PORT_OPTION])
 def cmd(*values: int) -> bytes:
     """Telnet bytes written as numbers: cmd(IAC, DO, ECHO)."""
     return bytes(values)
+
+
+def sb(*payload: int) -> bytes:
+    """IAC SB COM-PORT-OPTION payload IAC SE, with IAC doubled (RFC 2217)."""
+    return bytes([IAC, SB, COM_PORT_OPTION]) + bytes(payload).replace(b"\xff", b"\xff\xff") + bytes([IAC, SE])
 
 
 class TelnetRecorder(TelnetProtocol):

@@ -21,10 +21,9 @@ from serialgw.devices.device import HIGH_WATER
 from serialgw.devices.remote import RemoteDevice, _ComPortLink, _RawLink, _TelnetLink
 from serialgw.interfaces import IDevice
 from serialgw.line.hub import Line
+from serialgw.wire.telnet import IAC, SB, SE
 from tests.fakes import BoundedTransport, RecordingClient, flap, observeLog
 from tests.realio import Collector, closeClients, connect, listenerPort, socketPath, startedPty, startGateway
-
-IAC, SB, SE, WILL = 255, 250, 240, 251
 
 
 def whenControlled(line: object) -> defer.Deferred[None]:
