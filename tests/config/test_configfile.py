@@ -16,7 +16,17 @@ from twisted.web.client import Agent, readBody
 from serialgw.app.service import GatewayService
 from serialgw.config.file import MAX_CONFIG_SIZE, loadConfig
 from serialgw.config.specs import ConfigError, DeviceSpec, Protocol, SerialSettings
-from tests.realio import Collector, FdReader, closeClients, connect, listenerPort, startedPty, startGateway, writeTemp
+from tests.realio import (
+    Collector,
+    FdReader,
+    closeClients,
+    connect,
+    freePort,
+    listenerPort,
+    startedPty,
+    startGateway,
+    writeTemp,
+)
 
 
 class FileTests(SynchronousTestCase):
@@ -205,15 +215,6 @@ class ReloadTests(TestCase):
         client.transport.write(b"same port")  # type: ignore[union-attr]
         self.assertEqual(await pty.received.length(9), b"same port")
         await closeClients(client)
-
-
-def freePort() -> int:
-    """A TCP port on loopback that nothing listens on now."""
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 class ReloadInPlaceTests(TestCase):

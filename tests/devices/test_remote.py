@@ -474,8 +474,7 @@ class RemoteDownReasonTests(TestCase):
         """
         from twisted.internet.endpoints import TCP4ServerEndpoint
 
-        from tests.config.test_configfile import freePort
-        from tests.real.test_hotplug import EventCounter
+        from tests.realio import EventCounter, freePort
 
         port = freePort()
         refused = EventCounter(self, "not connected: {reason}")

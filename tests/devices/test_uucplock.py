@@ -24,7 +24,7 @@ from serialgw.config.file import loadConfig
 from serialgw.config.specs import ConfigError, DeviceSpec, ListenerSpec, Protocol, SerialSettings
 from serialgw.devices import uucplock
 from serialgw.devices.ports import DeviceError, DeviceLocked, TtyPort, openPort
-from tests.fakes import observeLog
+from tests.fakes import LogEvents
 from tests.realio import (
     Collector,
     PtyPair,
@@ -263,14 +263,6 @@ class ConfigTests(SynchronousTestCase):
         self.assertEqual((options["line"].lock, options["line"].lockDir), (False, "/tmp/locks"))
 
 
-class Events:
-    """Log events, kept while the test runs."""
-
-    def __init__(self, case: Any) -> None:
-        self.events: list[dict[str, Any]] = []
-        observeLog(case, self.events.append)
-
-
 class GatewayLockTests(TestCase):
     timeout = 30
 
@@ -288,7 +280,7 @@ class GatewayLockTests(TestCase):
         """A live holder: the line starts down, its PID in the log and on the status page; when it lets go the gateway takes the lock and the line comes up."""
         holder = liveHolder(self)
         writeLock(self.lock, holder)
-        events = Events(self)
+        events = LogEvents(self)
         service = self.gateway(self.dir)
         line = service.lines["t"]
         self.assertFalse(line.device.up)

@@ -17,10 +17,10 @@ from twisted.trial.unittest import TestCase
 
 from serialgw.app.status import lineStatus
 from serialgw.config.specs import DeviceSpec, LineConfig, ListenerKind, ListenerSpec, LogSpec, Protocol
-from tests.fakes import observeLog
 from tests.ptyflood import FLOOD, MARKER
 from tests.realio import (
     Collector,
+    EventCounter,
     ProcessOutput,
     PtyPair,
     closeClients,
@@ -153,38 +153,6 @@ class NoticeCounter(protocol.Protocol):
             if needle in self._tail:
                 self._tail = self._tail[self._tail.index(needle) + len(needle):]
         self._check()
-
-
-class EventCounter:
-    """
-    Log events whose format contains a text, counted; a Deferred for the
-    n-th, fired on the reactor's next turn (not inside the code that logs).
-    """
-
-    def __init__(self, case: TestCase, text: str) -> None:
-        self.text = text
-        self.events: list[dict[str, Any]] = []
-        self._waiters: list[tuple[int, defer.Deferred[dict[str, Any]]]] = []
-        observeLog(case, self)
-
-    def __call__(self, event: dict[str, Any]) -> None:
-        if self.text not in (event.get("log_format") or ""):
-            return
-        self.events.append(event)
-        waiters, self._waiters = self._waiters, []
-        for n, d in waiters:
-            if len(self.events) >= n:
-                reactor.callLater(0, d.callback, self.events[n - 1])  # type: ignore[attr-defined]
-            else:
-                self._waiters.append((n, d))
-
-    def nth(self, n: int) -> defer.Deferred[dict[str, Any]]:
-        d: defer.Deferred[dict[str, Any]] = defer.Deferred()
-        if len(self.events) >= n:
-            d.callback(self.events[n - 1])
-        else:
-            self._waiters.append((n, d))
-        return d
 
 
 class HangupFloodTests(TestCase):

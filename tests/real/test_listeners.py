@@ -7,7 +7,6 @@ reconnects, files, FIFOs, IPv6, and QEMU's wait-for-the-first-client.
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import stat
 
@@ -30,18 +29,14 @@ from tests.realio import (
     ProcessOutput,
     closeClients,
     connect,
+    freePort,
     listenerPort,
+    need,
     ptyLine,
     spawn,
     startedPty,
     startGateway,
 )
-
-
-def freeUDPPort() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class ListenerTests(TestCase):
@@ -62,16 +57,10 @@ class ListenerTests(TestCase):
         self.processes.append(proc)
         return proc
 
-    def need(self, program: str) -> str:
-        path = shutil.which(program)
-        if path is None:
-            raise SkipTest(f"{program} is not installed; .ci/run installs it")
-        return path
-
     async def test_udpNetcat(self) -> None:
         """udp:127.0.0.1:R@127.0.0.1:S: nc -u -l sees the console; nc -u types into it."""
-        nc = self.need("nc")
-        remote, source = freeUDPPort(), freeUDPPort()
+        nc = need("nc")
+        remote, source = freePort(udp=True), freePort(udp=True)
         listener = self.spawn([nc, "-u", "-l", "127.0.0.1", str(remote)])
         startGateway(self, ptyLine(self.pty, f"udp:127.0.0.1:{remote}@127.0.0.1:{source}"))
         typist = self.spawn([nc, "-u", "127.0.0.1", str(source)])
@@ -83,7 +72,7 @@ class ListenerTests(TestCase):
 
     async def test_unixSocat(self) -> None:
         """A unix listener is 0600, replaces a stale socket, talks to socat, and is removed at stop."""
-        socat = self.need("socat")
+        socat = need("socat")
         path = os.path.abspath(self.mktemp())
         stale = socket.socket(socket.AF_UNIX)
         stale.bind(path)
@@ -102,7 +91,7 @@ class ListenerTests(TestCase):
 
     async def test_abstractUnixNames(self) -> None:
         """twistd with "\\u0000NAME" in its TOML: abstract listeners and an abstract unix: device work end to end with socat."""
-        socat = self.need("socat")
+        socat = need("socat")
         name = f"serialgw-test-{os.getpid()}-{os.path.basename(os.path.dirname(self.mktemp()))}"
         path = os.path.abspath(self.mktemp())
         with open(path, "w") as f:
