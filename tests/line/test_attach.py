@@ -17,15 +17,8 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from serialgw.app import tap
 from serialgw.app.service import GatewayService
 from serialgw.config.file import loadConfig
-from serialgw.config.specs import (
-    ConfigError,
-    DeviceSpec,
-    LineConfig,
-    ListenerSpec,
-    Protocol,
-    parseOnOff,
-    parseSendString,
-)
+from serialgw.config.parsers import parseOnOff, parseSendString
+from serialgw.config.specs import ConfigError, DeviceSpec, LineConfig, ListenerSpec, Protocol
 from serialgw.devices.device import SerialDevice
 from serialgw.line.hub import Line
 from tests.clients.test_sessions import Harness
