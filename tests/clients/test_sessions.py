@@ -18,8 +18,7 @@ from serialgw.config.listeners import parseListener
 from serialgw.config.specs import SerialSettings
 from serialgw.line.hub import Line, Role
 from tests.fakes import RecordingDevice, observeLog
-
-AGREE = bytes([255, 253, 1, 255, 253, 3, 255, 253, 0, 255, 251, 3, 255, 251, 0, 255, 252, 44])
+from tests.telnetpeer import AGREE, WONT_COM_PORT
 
 
 class Harness:
@@ -29,7 +28,7 @@ class Harness:
         self.line.mode = mode
 
     def telnet(self, listener: str = "telnet,escape=^]+4444", port: int = 1000,
-               agree: bytes = AGREE) -> tuple[TelnetClient, StringTransport]:
+               agree: bytes = AGREE + WONT_COM_PORT) -> tuple[TelnetClient, StringTransport]:
         spec = parseListener(listener)
         client = TelnetClient(self.line, Role.READONLY if spec.readOnly else Role.WRITER, listener=spec)
         transport = StringTransport(peerAddress=IPv4Address("TCP", "192.0.2.9", port))
@@ -295,7 +294,7 @@ class QuietConnectionTests(SynchronousTestCase):
         talker, _ = self.h.telnet("telnet+4444", port=2, agree=b"")
         talker.dataReceived(AGREE[:3])
         self.assertEqual(text(self.aliceT), "\r\n[serialgw: 192.0.2.9:2 attached as writer]\r\n")
-        talker.dataReceived(AGREE[3:] + b"x")
+        talker.dataReceived(AGREE[3:] + WONT_COM_PORT + b"x")
         self.h.line.clock.advance(2)
         self.assertEqual(self.aliceT.value(), b"")
         self.assertEqual(self.h.line.clock.getDelayedCalls(), [])

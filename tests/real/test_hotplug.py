@@ -33,8 +33,7 @@ from tests.realio import (
     startedPty,
     statusPage,
 )
-
-OFFER_END = bytes([255, 253, 44])
+from tests.telnetpeer import OFFER
 
 
 class HotplugTests(TestCase):
@@ -59,7 +58,7 @@ class HotplugTests(TestCase):
         first.startReading()
         telnet: Collector = await connect(service.ports[0][1].getHost().port)
         raw: Collector = await connect(service.ports[1][1].getHost().port)
-        await telnet.received.contains(OFFER_END)
+        await telnet.received.contains(OFFER[-3:])
         raw.transport.write(b"before")  # type: ignore[union-attr]
         self.assertEqual(await first.received.length(6), b"before")
 

@@ -12,9 +12,8 @@ from twisted.trial.unittest import TestCase
 from serialgw.app.service import GatewayService
 from serialgw.config.specs import DeviceSpec, LineConfig, ListenerSpec, Protocol
 from tests.realio import Collector, PtyPair, closeClients, connect
+from tests.telnetpeer import AGREE, OFFER
 
-OFFER = bytes([255, 251, 1, 255, 251, 3, 255, 251, 0, 255, 253, 3, 255, 253, 0, 255, 253, 44])
-AGREE = bytes([255, 253, 1, 255, 253, 3, 255, 253, 0, 255, 251, 3, 255, 251, 0])
 ALL = bytes(range(256))
 
 
