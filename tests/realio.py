@@ -1,6 +1,7 @@
 """
 Helpers for tests with real I/O: a pty master as the far end of a serial
-line, TCP clients that collect bytes, and a twistd gateway in a subprocess.
+line, a gateway service started on loopback for a test, TCP clients that
+collect bytes, and a twistd gateway in a subprocess.
 Waiting is on Deferreds, bounded by the test's timeout; never on sleeps.
 """
 
@@ -11,12 +12,16 @@ import os
 import re
 import sys
 import tty
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Union
 
 from twisted.internet import defer, fdesc, protocol, reactor
 from twisted.internet.error import ProcessDone, ProcessTerminated
 from twisted.internet.interfaces import IReadDescriptor
 from zope.interface import implementer
+
+from serialgw.app.service import GatewayService
+from serialgw.config.listeners import parseListener
+from serialgw.config.specs import DeviceSpec, LineConfig, ListenerSpec
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -187,6 +192,34 @@ def startedPty(case: Any) -> PtyPair:
     case.addCleanup(pty.close)
     pty.startReading()
     return pty
+
+
+def ptyLine(device: Union[PtyPair, str], *listeners: Union[str, ListenerSpec], name: str = "t",
+            **config: Any) -> LineConfig:
+    """
+    A line called C{name} on a tty device (a pty pair's slave end, or a
+    path), with these listeners (text as --listen takes it, or a spec as it
+    is) and any other LineConfig fields.
+    """
+    path = device.slaveName if isinstance(device, PtyPair) else device
+    specs = tuple(parseListener(spec) if isinstance(spec, str) else spec for spec in listeners)
+    return LineConfig(name, DeviceSpec("tty", path), listeners=specs, **config)
+
+
+def startGateway(case: Any, *lines: LineConfig, **options: Any) -> GatewayService:
+    """
+    A gateway service for C{lines} (GatewayService's keywords as given),
+    started now and stopped when the test ends.
+    """
+    service = GatewayService(list(lines), **options)
+    service.startService()
+    case.addCleanup(service.stopService)
+    return service
+
+
+def listenerPort(service: GatewayService, index: int = 0) -> int:
+    """The port a gateway's C{index}th listener (in the order its lines name them) is bound to."""
+    return int(service.ports[index][1].getHost().port)
 
 
 async def closeClients(*clients: Collector) -> None:

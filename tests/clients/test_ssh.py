@@ -61,9 +61,12 @@ from tests.realio import (
     closeClients,
     connect,
     gatewayArgv,
+    listenerPort,
     listeningPort,
+    ptyLine,
     spawn,
     startedPty,
+    startGateway,
     writeTemp,
 )
 
@@ -1339,9 +1342,7 @@ class TLSUserTests(TestCase):
         from twisted.internet.endpoints import TCP4ClientEndpoint, wrapClientTLS
         from twisted.internet.ssl import Certificate, PrivateCertificate, optionsForClientTLS
 
-        from serialgw.app.service import GatewayService
         from serialgw.config.listeners import parseListener
-        from serialgw.config.specs import DeviceSpec, LineConfig
         from tests.certs import Authority
         from tests.realio import Collector, closeClients, startedPty
 
@@ -1349,11 +1350,8 @@ class TLSUserTests(TestCase):
         ca = Authority(os.path.abspath(self.mktemp()))
         cert, key = ca.issue("gateway", dns="localhost")
         listener = parseListener(f"raw+tls:0:interface=127.0.0.1:cert={cert}:key={key}:ca={ca.path}")
-        service = GatewayService([LineConfig("t", DeviceSpec("tty", pty.slaveName), listeners=(listener,),
-                                             rights=Rights(write=("alice",), read=("carol",)))])
-        service.startService()
-        self.addCleanup(service.stopService)
-        port = service.ports[0][1].getHost().port
+        service = startGateway(self, ptyLine(pty, listener, rights=Rights(write=("alice",), read=("carol",))))
+        port = listenerPort(service)
         with open(ca.path, "rb") as f:
             trust = Certificate.loadPEM(f.read())
 
@@ -1394,18 +1392,13 @@ class ServiceTests(TestCase):
         """The host key is made at start, the line gets its rights; reloadUsers swaps the keys and warns of what needs a restart."""
         import attrs
 
-        from serialgw.app.service import GatewayService
-        from serialgw.config.specs import DeviceSpec, LineConfig
         from tests.realio import startedPty
 
         pty = startedPty(self)
         hostKey = self.mktemp()
         a, b = newKey(), newKey()
         spec = SSHSpec(parseSSHListener("tcp:0:interface=127.0.0.1"), hostKey, (UserSpec("ops1", (publicLine(a),)),))
-        service = GatewayService([LineConfig("t", DeviceSpec("tty", pty.slaveName), rights=Rights(write=("ops1",)))],
-                                 ssh=spec)
-        service.startService()
-        self.addCleanup(service.stopService)
+        service = startGateway(self, ptyLine(pty, rights=Rights(write=("ops1",))), ssh=spec)
         self.assertEqual((service.lines["t"].rights, os.path.exists(hostKey)), (Rights(write=("ops1",)), True))
         ring = lambda: service.sshFactory.checker.ring.people  # noqa: E731
         self.assertEqual(ring(), {a.blob(): "ops1"})
@@ -1419,15 +1412,11 @@ class ServiceTests(TestCase):
 
     async def test_reloadRightsKeepsTheLine(self) -> None:
         """A reload that changes only write/read keeps the line (device, sessions) and applies the new rights to it."""
-        from serialgw.app.service import GatewayService
-        from serialgw.config.specs import DeviceSpec, LineConfig
         from tests.realio import startedPty
 
         pty = startedPty(self)
-        config = LineConfig("t", DeviceSpec("tty", pty.slaveName), rights=Rights(write=("ops1",)))
-        service = GatewayService([config])
-        service.startService()
-        self.addCleanup(service.stopService)
+        config = ptyLine(pty, rights=Rights(write=("ops1",)))
+        service = startGateway(self, config)
         line = service.lines["t"]
         import attrs
 
