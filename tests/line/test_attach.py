@@ -16,13 +16,8 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from serialgw.app import tap
 from serialgw.config.file import loadConfig
-from serialgw.config.specs import (
-    ConfigError,
-    ListenerSpec,
-    Protocol,
-    parseOnOff,
-    parseSendString,
-)
+from serialgw.config.parsers import parseOnOff, parseSendString
+from serialgw.config.specs import ConfigError, ListenerSpec, Protocol
 from serialgw.devices.device import SerialDevice
 from serialgw.line.hub import Line
 from tests.clients.test_sessions import Harness
