@@ -24,7 +24,7 @@ from serialgw.config.listeners import parseListener
 from serialgw.config.specs import DeviceSpec, LineConfig
 from serialgw.line.hub import Line, Role
 from tests.fakes import RecordingDevice
-from tests.realio import closeClients, connect, startedPty
+from tests.realio import closeClients, connect, listenerPort, startedPty, startGateway
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -106,9 +106,7 @@ class EndpointTests(TestCase):
         pty = startedPty(self)
         config = LineConfig("p1", DeviceSpec("tty", pty.slaveName),
                             listeners=(parseListener("raw+tcp:0:interface=127.0.0.1"),))
-        service = GatewayService([config], status="tcp:0:interface=127.0.0.1")
-        service.startService()
-        self.addCleanup(service.stopService)
+        service = startGateway(self, config, status="tcp:0:interface=127.0.0.1")
         response, body = await self.get(service, "/metrics")
         self.assertEqual(response.code, 200)
         self.assertTrue(response.headers.getRawHeaders(b"content-type")[0].startswith(b"text/plain"))
@@ -117,7 +115,7 @@ class EndpointTests(TestCase):
         self.assertEqual(before[("serialgw_device_written_bytes_total", line)], 0)
         self.assertIn(("process_resident_memory_bytes", ()), before)
 
-        client = await connect(service.ports[0][1].getHost().port)
+        client = await connect(listenerPort(service))
         client.transport.write(b"to device")  # type: ignore[union-attr]
         self.assertEqual(await pty.received.length(9), b"to device")
         pty.write(b"from device!")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import termios
 
 from twisted.internet import defer, reactor
@@ -33,16 +32,10 @@ from tests.realio import (
     connect,
     gatewayArgv,
     listeningPort,
+    need,
     spawn,
     startedPty,
 )
-
-
-def need(program: str) -> str:
-    path = shutil.which(program)
-    if path is None:
-        raise SkipTest(f"{program} is not installed (apt-get install {program}); .ci/run installs it")
-    return path
 
 
 class TerminalTests(SynchronousTestCase):
