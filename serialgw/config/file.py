@@ -130,6 +130,10 @@ def loadFile(path: str, shards: Optional[int] = None) -> FileConfig:
     except RecursionError:
         # tomllib recurses once per nested array or inline table.
         raise ConfigError(f"{path}: arrays or tables nested too deep") from None
+    except ValueError:
+        # tomllib's int() of an integer past Python's 4300 digits (shard =
+        # 111...1): no TOMLDecodeError, and no key of ours takes such a number.
+        raise ConfigError(f"{_tooLong(path, text)}: an integer of more than 4300 digits") from None
     lines, pins = _lines(path, text, data)
     for name, pin in pins.items():
         if shards is not None and pin >= shards:
@@ -244,6 +248,12 @@ def _ssh(path: str, text: str, data: dict[str, Any], users: tuple[UserSpec, ...]
     except ConfigError as e:
         raise ConfigError(f"{_where(path, text, 'ssh', 'listen')}: [ssh] listen: {e}") from None
     return SSHSpec(listener, hostKey, users)
+
+
+def _tooLong(path: str, text: str) -> str:
+    """C{path:LINE} of the first run of more than 4300 digits (tomllib reads no other number past Python's limit)."""
+    match = re.search(r"[0-9](?:_?[0-9]){4300,}", text)
+    return f"{path}:{text.count(chr(10), 0, match.start()) + 1}" if match else path
 
 
 def _where(path: str, text: str, table: str, key: Optional[str] = None) -> str:

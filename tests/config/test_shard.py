@@ -167,6 +167,18 @@ class FileTests(SynchronousTestCase):
         self.assertEqual(loadFile(path).pins, {"b": 2})
         self.assertEqual(loadFile(path, shards=3).pins, {"b": 2})
 
+    def test_pinPastIntLimit(self) -> None:
+        """A pin (or any integer) of more than 4300 digits: a ConfigError naming the file and line, not tomllib's ValueError."""
+        for pin in ("1" * 4301, "1_" * 4400 + "1"):
+            path = write(self, self.FARM.format(pin=pin))
+            with self.assertRaises(ConfigError) as caught:
+                loadFile(path, shards=2)
+            self.assertEqual(str(caught.exception), f"{path}:11: an integer of more than 4300 digits")
+        path = write(self, self.FARM.format(pin=0).replace("lock = false", "lock = false\nmax-clients = " + "9" * 5000))
+        with self.assertRaises(ConfigError) as caught:
+            loadFile(path)
+        self.assertEqual(str(caught.exception), f"{path}:3: an integer of more than 4300 digits")
+
     def test_badPins(self) -> None:
         """A pin that is no process number (negative, huge, text, true), or one in [defaults]: errors with file and line."""
         for pin, shown in (("-1", "-1"), ("1024", "1024"), ('"1"', "'1'"), ("true", "True"), ("1.0", "1.0")):
