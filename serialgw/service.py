@@ -27,6 +27,7 @@ from twisted.internet.endpoints import (
 from twisted.internet.error import CannotListenError
 from twisted.internet.protocol import Factory
 from twisted.internet.protocol import Protocol as BaseProtocol
+from twisted.internet.unix import Port as UNIXPort
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -458,7 +459,7 @@ class GatewayService(MultiService):
             _removeStaleSocket(spec.path, config.name)
         endpoint, factory = self._endpoint(config.name, spec, LineFactory(line, spec, config.signature, self.reactor))
         result = _listening(endpoint, factory, f"line {config.name!r}: cannot listen on {spec.text or spec.endpoint!r}")
-        if spec.path and not isAbstract(spec.path) and hasattr(result, "_bindPath"):
+        if spec.path and not isAbstract(spec.path) and isinstance(result, UNIXPort):
             result = OwnSocketPort(result, spec.path)
         self._own("port", (spec, result))
         address = result.getHost()
@@ -1051,9 +1052,11 @@ class OwnSocketPort:
         if not self.ours():
             log.warn("{path} is no longer the socket this gateway made: left in place", path=self.path)
             # Twisted's unix port removes its path when it closes, unless the
-            # name is abstract: make it so, and nothing is removed.
-            bound = self.port._bindPath
-            self.port._bindPath = b"\0" + bound if isinstance(bound, bytes) else "\0" + bound
+            # name is abstract: make it so, and nothing is removed.  The path
+            # is in _bindPath since Twisted 26.10, in .port before (22.10).
+            name = "_bindPath" if hasattr(self.port, "_bindPath") else "port"
+            bound = getattr(self.port, name)
+            setattr(self.port, name, b"\0" + bound if isinstance(bound, bytes) else "\0" + bound)
         return self.port.stopListening()
 
 
