@@ -7,6 +7,7 @@ the server under test opens the slave), clients on loopback TCP.
     python3 bench/run.py                 # everything (installs socat, ser2net)
     python3 bench/run.py --quick         # fewer samples, lines 16 and 128
     python3 bench/run.py --only stuck    # just the stuck-clients scenario
+    python3 bench/run.py --only neighbour   # a quiet line beside a flooding one
 
 Prints a table with serialgw/peer ratios and writes JSON (bench/results/).
 Not part of the tests: timings depend on the machine.
@@ -418,6 +419,136 @@ def stuckTarget(results: dict[str, Any]) -> Optional[tuple[str, tuple[float, flo
     return f"reader with {most} stuck clients >= 0.5 x with none", ratio, ratio[0] >= 0.5
 
 
+class SocatLines(Server):
+    """socat as a farm runs it: one process a line."""
+
+    name = "socat"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: list[Socat] = []
+
+    def start(self, devices: list[str], ports: list[int], telnetPort: Optional[int] = None) -> None:
+        for device, port in zip(devices, ports, strict=True):
+            line = Socat()
+            self.lines.append(line)
+            line.start([device], [port])
+        self.proc = self.lines[0].proc
+
+    def stop(self) -> None:
+        for line in self.lines:
+            line.stop()
+        self.proc = None
+        super().stop()
+
+
+class Ser2netNeighbour(Ser2net):
+    """ser2net as tuned for the neighbour scenario (issue 15): no char delay, 64 KiB buffers."""
+
+    name = "ser2net-tuned"
+    options = "  options:\n    chardelay: false\n    dev-to-net-bufsize: 65536\n    net-to-dev-bufsize: 65536\n"
+
+
+NEIGHBOUR_KINDS: list[type[Server]] = [Serialgw, Ser2netNeighbour, SocatLines]
+
+
+def neighbour(server: Server, rtts: int) -> dict[str, Any]:
+    """
+    Two lines in one gateway (socat: a process each): line A's device
+    floods a raw client that reads as fast as it can (bench/flood.py, a
+    process of its own), while line B measures 1-byte round trips, first
+    with A idle, then with A flooding.  Also A's flood rate, so that a
+    gateway cannot look good on B by starving A.
+    """
+    flooded, quiet = Pty(), Pty()
+    ports = [freePort(), freePort()]
+    server.start([flooded.slave, quiet.slave], ports)
+    out: dict[str, Any] = {}
+    flooder: Optional[subprocess.Popen[str]] = None
+    try:
+        flooder = subprocess.Popen(
+            [sys.executable, os.path.join(REPO, "bench", "flood.py"), str(flooded.master), str(ports[0])],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, pass_fds=[flooded.master])
+        assert flooder.stdin is not None and flooder.stdout is not None
+        if flooder.stdout.readline().strip() != "connected":
+            raise RuntimeError("the flooder did not connect")
+        sock = socket.create_connection(("127.0.0.1", ports[1]))
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        time.sleep(0.2)
+        roundTrips(quiet, sock, 50)  # warm up
+        idle = sorted(roundTrips(quiet, sock, rtts))
+        flooder.stdin.write("go\n")
+        flooder.stdin.flush()
+        time.sleep(0.3)
+        busy = sorted(roundTrips(quiet, sock, rtts))
+        flooder.stdin.write("stop\n")
+        flooder.stdin.flush()
+        received, seconds = flooder.stdout.readline().split()
+        flooder.wait(10)
+        sock.close()
+        for name, times in (("idle", idle), ("flood", busy)):
+            out[f"{name}_p50_ms"] = statistics.median(times) * 1000
+            out[f"{name}_p99_ms"] = times[int(len(times) * 0.99) - 1] * 1000
+        out["flood_MiBps"] = int(received) / MiB / float(seconds)
+    finally:
+        if flooder is not None and flooder.poll() is None:
+            flooder.kill()
+            flooder.wait()
+        server.stop()
+        flooded.close()
+        quiet.close()
+    return out
+
+
+def neighbourRounds(rounds: int, rtts: int) -> dict[str, Any]:
+    """Every server in turn, round after round; medians, and the rounds."""
+    runs: dict[str, list[dict[str, Any]]] = {}
+    for round_ in range(rounds):
+        for kind in NEIGHBOUR_KINDS:
+            print(f"round {round_ + 1}/{rounds}: {kind.name}, quiet line beside a flooding one ...", flush=True)
+            runs.setdefault(kind.name, []).append(neighbour(kind(), rtts))
+    return {
+        "median": {name: {key: statistics.median(r[key] for r in rs) for key in rs[0]} for name, rs in runs.items()},
+        "rounds": runs,
+    }
+
+
+def reportNeighbour(results: dict[str, Any]) -> None:
+    figures = results["neighbour"]
+    print("\nneighbour (two lines in one gateway; B's 1-byte round trip, A idle then flooding a raw reader)")
+    print(f"{'server':16}{'idle p50 ms':>12}{'idle p99 ms':>12}{'flood p50 ms':>13}{'flood p99 ms':>13}"
+          f"{'A MiB/s':>9}   flood p50/idle p50")
+    for name, values in figures["median"].items():
+        ratio = paired(figures["rounds"][name], figures["rounds"][name], "flood_p50_ms", "idle_p50_ms")
+        print(f"{name:16}{values['idle_p50_ms']:12.3f}{values['idle_p99_ms']:12.3f}{values['flood_p50_ms']:13.3f}"
+              f"{values['flood_p99_ms']:13.3f}{values['flood_MiBps']:9.1f}   "
+              f"{ratio[0]:.2f} ({ratio[1]:.2f}-{ratio[2]:.2f})")
+    rounds = figures["rounds"]
+    for peer in (p for p in rounds if p != "serialgw"):
+        ratios = ", ".join(
+            f"{key} {r[0]:.2f} ({r[1]:.2f}-{r[2]:.2f})"
+            for key in ("idle_p50_ms", "flood_p50_ms", "flood_p99_ms", "flood_MiBps")
+            for r in [paired(rounds["serialgw"], rounds[peer], key)])
+        print(f"serialgw/{peer}: {ratios}")
+
+
+def neighbourTargets(results: dict[str, Any]) -> list[tuple[str, tuple[float, float, float], bool]]:
+    """Issue 15 target 1: B's p50 and p99 with A flooding <= ser2net's, and p50 <= 1.3 x B's idle p50."""
+    rounds = results.get("neighbour", {}).get("rounds", {})
+    if "serialgw" not in rounds:
+        return []
+    mine = rounds["serialgw"]
+    out = []
+    if "ser2net-tuned" in rounds:
+        for key in ("flood_p50_ms", "flood_p99_ms"):
+            ratio = paired(mine, rounds["ser2net-tuned"], key)
+            out.append((f"quiet line's {key[6:9]} beside a flood <= ser2net-tuned's", ratio, ratio[0] <= 1.0))
+    for key in ("p50", "p99"):
+        ratio = paired(mine, mine, f"flood_{key}_ms", f"idle_{key}_ms")
+        out.append((f"quiet line's {key} beside a flood <= 1.3 x its idle {key}", ratio, ratio[0] <= 1.3))
+    return out
+
+
 def _inUse(port: int) -> bool:
     with socket.socket() as s:
         try:
@@ -467,6 +598,18 @@ def echo(ptys: list[Pty], socks: list[socket.socket], seconds: float) -> float:
 # --- the run -----------------------------------------------------------------
 
 
+def onlyNeighbour(quick: bool) -> None:
+    """The neighbour scenario alone, with its peers (installed if missing; other runs left alone)."""
+    missing = [exe for exe in ("socat", "ser2net") if not shutil.which(exe)]
+    if missing:
+        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+        subprocess.run(["apt-get", "install", "-y", "-q", *missing], check=True, env=env, stdout=subprocess.DEVNULL)
+    only: dict[str, Any] = {"neighbour": neighbourRounds(3 if quick else 5, 500 if quick else 2000)}
+    reportNeighbour(only)
+    for name, ratio, met in neighbourTargets(only):
+        print(f"  {'met    ' if met else 'NOT met'}  {name}: {ratio[0]:.2f} (rounds {ratio[1]:.2f}-{ratio[2]:.2f})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true")
@@ -474,7 +617,8 @@ def main() -> None:
     parser.add_argument("--json", default=os.path.join(REPO, "bench", "results", "latest.json"))
     parser.add_argument("--markdown", metavar="JSON", help="print the README's tables from a run's JSON, and stop")
     parser.add_argument("--stuck", default="0,500", help="counts of never-reading clients for the stuck scenario")
-    parser.add_argument("--only", choices=["stuck"], help="run one scenario only (serialgw alone, no peers)")
+    parser.add_argument("--only", choices=["stuck", "neighbour"],
+                        help="run one scenario only (stuck: serialgw alone; neighbour: with its peers)")
     args = parser.parse_args()
     if args.markdown:
         with open(args.markdown) as f:
@@ -490,6 +634,9 @@ def main() -> None:
         if target is not None:
             name, ratio, met = target
             print(f"  {'met    ' if met else 'NOT met'}  {name}: {ratio[0]:.2f} (rounds {ratio[1]:.2f}-{ratio[2]:.2f})")
+        return
+    if args.only == "neighbour":
+        onlyNeighbour(args.quick)
         return
     ensurePeers()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -522,6 +669,8 @@ def main() -> None:
         }
 
     results["stuck"] = stuckRounds(stuckCounts, 1 if args.quick else 3, 8 * MiB)
+
+    results["neighbour"] = neighbourRounds(3 if args.quick else 5, 500 if args.quick else 2000)
 
     results["machine"] = {
         "cpus": os.cpu_count(), "kernel": platform.release(), "python": platform.python_version(),
@@ -576,6 +725,8 @@ def report(results: dict[str, Any]) -> None:
     print(f"* RSS added per line above {smallest} lines, with its client connected")
     if "stuck" in results:
         reportStuck(results)
+    if "neighbour" in results:
+        reportNeighbour(results)
     results["targets"] = targets(results)
     print("\ntargets (issue 5), as ratios in this run")
     for name, (value, met) in results["targets"].items():
@@ -667,6 +818,8 @@ def targets(results: dict[str, Any]) -> dict[str, tuple[str, bool]]:
             verdict(f"echo msg/s at 512 lines >= {peer}'s", ratio, ratio[0] >= 1.0)
     target = stuckTarget(results)
     if target is not None:
+        verdict(*target)
+    for target in neighbourTargets(results):
         verdict(*target)
     return out
 

@@ -12,9 +12,9 @@ from twisted.logger import ILogObserver, LogEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 
-from serialgw.config import SerialSettings
-from serialgw.device import IPort
-from serialgw.line import IClient, IDevice, Role
+from serialgw.config.specs import SerialSettings
+from serialgw.interfaces import IClient, IDevice, IPort
+from serialgw.line.hub import Role
 
 
 @implementer(IPort)

@@ -338,3 +338,17 @@ def writeTemp(case: Any, text: str) -> str:
     with open(path, "w") as f:
         f.write(text)
     return path
+
+
+def socketPath(case: Any, name: str = "sock") -> str:
+    """
+    A path for a unix socket, short enough for AF_UNIX (108 bytes) wherever
+    the tests run (trial's temp directory under a test's full id is not),
+    removed after the test.
+    """
+    import shutil
+    import tempfile
+
+    directory = tempfile.mkdtemp(prefix="serialgw-")
+    case.addCleanup(shutil.rmtree, directory, True)
+    return os.path.join(directory, name)

@@ -3,13 +3,13 @@ from twisted.application.service import ServiceMaker
 
 serialgw = ServiceMaker(
     "serialgw",
-    "serialgw.tap",
+    "serialgw.app.tap",
     "Serial console gateway: serial lines to telnet and raw TCP clients",
     "serialgw",
 )
 
 serialgwReactor = Reactor(
     "serialgw",
-    "serialgw.reactor",
+    "serialgw.app.reactor",
     "epoll without a per-event logging context (what twistd serialgw runs by default)",
 )

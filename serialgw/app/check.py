@@ -1,0 +1,196 @@
+"""
+C{twistd serialgw --check}: what can be known about a configuration
+without opening, binding or creating anything.
+
+The grammar and the keys are checked by parsing (L{serialgw.app.tap.Options});
+here, what only shows across lines (two listeners on one port, one device
+for two lines) and what the file system says now (a device or a TLS file
+that is not there: a warning, since it may come later).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+from typing import Any, Mapping, Optional, Sequence
+
+from serialgw.config.specs import LineConfig, ListenerKind, ListenerSpec, SSHSpec, isAbstract, isDecimal
+
+WILDCARDS = ("", "0.0.0.0", "::")
+
+
+def _fields(endpoint: str) -> tuple[list[str], dict[str, str]]:
+    """A Twisted endpoint string's positional and named fields (C{\\:} escapes a colon)."""
+    parts = [p.replace("\\:", ":") for p in re.split(r"(?<!\\):", endpoint)]
+    positional = [p for p in parts if "=" not in p]
+    named = dict(p.split("=", 1) for p in parts if "=" in p)
+    return positional, named
+
+
+def listenerKey(spec: ListenerSpec) -> Optional[tuple[str, str, str]]:
+    """
+    What a listener takes for itself: C{("tcp", interface, port)},
+    C{("udp", interface, port)} or C{("path", path, "")}; None for what
+    takes nothing exclusive (port 0, dial-outs, stdio, systemd sockets).
+    """
+    if spec.kind is ListenerKind.UDP and spec.udp is not None:
+        return ("udp", spec.udp.sourceHost, str(spec.udp.sourcePort)) if spec.udp.sourcePort else None
+    if spec.kind in (ListenerKind.PIPE, ListenerKind.PTY):
+        return ("path", spec.path, "") if spec.path else None
+    if spec.kind is not ListenerKind.LISTEN:
+        return None
+    if spec.tls is not None or spec.port:
+        return ("tcp", spec.host, str(spec.port)) if spec.port else None
+    positional, named = _fields(spec.endpoint)
+    kind = positional[0].lower() if positional else ""
+    if kind in ("tcp", "tcp6"):
+        port = named.get("port") or (positional[1] if len(positional) > 1 else "")
+        if not isDecimal(port) or int(port) == 0:
+            return None
+        return ("tcp", named.get("interface", ""), str(int(port)))
+    if kind == "unix":
+        path = named.get("address") or (positional[1] if len(positional) > 1 else "")
+        return ("path", path, "") if path else None
+    return None
+
+
+def systemdProblem(endpoint: str, environ: Optional[Mapping[str, str]] = None) -> Optional[str]:
+    """
+    Why a C{systemd:} endpoint string names no socket systemd passed us
+    ($LISTEN_FDS, $LISTEN_FDNAMES), or None (also for other endpoints).
+    """
+    positional, named = _fields(endpoint)
+    if not positional or positional[0].lower() != "systemd":
+        return None
+    fds: Any
+    if environ is None:
+        # What Twisted's systemd: parser took from the environment when it
+        # was imported (reading it removes LISTEN_PID and LISTEN_FDS).
+        from twisted.internet.endpoints import _SystemdParser
+
+        fds = _SystemdParser._sddaemon
+    else:
+        from twisted.python.systemd import ListenFDs
+
+        fds = ListenFDs.fromEnvironment(dict(environ))
+    descriptors = fds.inheritedDescriptors()
+    if not descriptors:
+        return ("systemd passed no sockets: start the gateway through its .socket unit "
+                "(each ListenStream= there is one socket, index=0 the first)")
+    if "index" in named:
+        index = named["index"]
+        if not isDecimal(index) or int(index) >= len(descriptors):
+            return (f"index={index}: systemd passed {len(descriptors)} socket(s), "
+                    f"index=0 to index={len(descriptors) - 1}")
+    elif "name" in named:
+        names = fds.inheritedNamedDescriptors()
+        if named["name"] not in names:
+            return (f"name={named['name']}: the sockets systemd passed are named "
+                    f"{', '.join(sorted(names))} (FileDescriptorName= in the .socket unit)")
+    else:
+        return "name=NAME or index=N is needed to pick one of the sockets systemd passed"
+    return None
+
+
+def _clash(a: tuple[str, str, str], b: tuple[str, str, str]) -> bool:
+    if a[0] != b[0]:
+        return False
+    if a[0] == "path":
+        return os.path.normpath(a[1]) == os.path.normpath(b[1])
+    return a[2] == b[2] and (a[1] == b[1] or a[1] in WILDCARDS or b[1] in WILDCARDS)
+
+
+def checkLines(lines: Sequence[LineConfig], status: Optional[ListenerSpec] = None,
+               ssh: Optional[SSHSpec] = None, watchAll: Sequence[ListenerSpec] = ()) -> tuple[list[str], list[str]]:
+    """
+    Errors (the gateway would not start) and warnings (it would, but
+    something is missing now) for a parsed configuration.
+    """
+    errors: list[str] = []
+    warnings: list[str] = []
+    taken: list[tuple[tuple[str, str, str], str]] = []
+
+    def take(spec: ListenerSpec, owner: str) -> None:
+        key = listenerKey(spec)
+        if key is not None:
+            claim(key, owner, f"listener {spec.text or spec.endpoint!r}")
+
+    def claim(key: tuple[str, str, str], owner: str, thing: str) -> None:
+        for other, otherOwner in taken:
+            if _clash(key, other):
+                what = f"{key[0].upper()} port {key[2]}" if key[0] != "path" else f"path {key[1]!r}"
+                errors.append(f"{owner}: {thing} takes {what}, as {otherOwner} already does")
+                return
+        taken.append((key, f"{owner}, {thing}"))
+
+    devices: dict[str, str] = {}
+    logs: dict[str, str] = {}
+    for line in lines:
+        owner = f"line {line.name!r}"
+        device = line.device
+        if device.kind in ("tty", "unix", "pty") and device.path:
+            path = os.path.normpath(device.path)
+            if path in devices:
+                errors.append(f"{owner}: device {device.describe()!r} is line {devices[path]!r}'s device too")
+            elif device.kind == "pty":
+                # The gateway makes a symlink there, as for a pty: listener.
+                claim(("path", device.path, ""), owner, f"device {device.describe()!r}")
+            devices[path] = line.name
+        if device.kind == "tty" and not os.path.exists(device.path):
+            warnings.append(f"{owner}: device {device.path!r} does not exist (now)")
+        if device.kind == "tty" and line.lock and not os.path.isdir(line.lockDir):
+            errors.append(f"{owner}: lock-dir {line.lockDir!r} is not a directory: the UUCP lock for "
+                          f"{device.path!r} cannot be made (set lock-dir, or lock = false)")
+        if device.kind == "unix" and not isAbstract(device.path) and not os.path.exists(device.path):
+            warnings.append(f"{owner}: socket {device.path!r} does not exist (now)")
+        if line.log is not None:
+            path = os.path.normpath(line.log.path)
+            if path in logs:
+                errors.append(f"{owner}: log {line.log.path!r} is line {logs[path]!r}'s log too")
+            logs[path] = line.name
+            directory = os.path.dirname(os.path.abspath(line.log.path))
+            if os.path.lexists(line.log.path) and (os.path.islink(line.log.path) or not os.path.isfile(line.log.path)):
+                errors.append(f"{owner}: log {line.log.path!r} is not a regular file "
+                              "(a directory, FIFO, device or symbolic link)")
+            elif not os.path.isdir(directory):
+                warnings.append(f"{owner}: the directory of log {line.log.path!r} does not exist (now)")
+        for spec in line.listeners:
+            take(spec, owner)
+            problem = systemdProblem(spec.endpoint) if spec.kind is ListenerKind.LISTEN else None
+            if problem is not None:
+                warnings.append(f"{owner}: listener {spec.text!r}: {problem} (now)")
+            if spec.tls is not None:
+                for name in ("cert", "key", "ca"):
+                    path = getattr(spec.tls, name)
+                    if path and not os.access(path, os.R_OK):
+                        warnings.append(f"{owner}: listener {spec.text!r}: {name} file {path!r} cannot be read (now)")
+    if status is not None:
+        take(status, "the status endpoint")
+    for spec in watchAll:
+        take(spec, "watch-all")
+    if ssh is not None:
+        take(ssh.listener, "the SSH listener")
+        _checkHostKey(ssh.hostKey, errors, warnings)
+    return errors, warnings
+
+
+def _checkHostKey(path: str, errors: list[str], warnings: list[str]) -> None:
+    """The SSH host key: one others may read stops the start; one that cannot be made now is a warning."""
+    try:
+        # As the start reads it: a symlink is not followed there.
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        directory = os.path.dirname(os.path.abspath(path))
+        if not os.access(directory, os.W_OK):
+            warnings.append(f"the SSH host key {path!r} does not exist and cannot be made in {directory!r} (now)")
+        return
+    except OSError as e:
+        warnings.append(f"the SSH host key {path!r} cannot be read: {e.strerror} (now)")
+        return
+    if not stat.S_ISREG(mode):
+        what = "a symlink (not followed there)" if stat.S_ISLNK(mode) else "not a regular file"
+        errors.append(f"the SSH host key {path!r} is {what}")
+        return
+    if mode & 0o077:
+        errors.append(f"the SSH host key {path!r} may be read by others (mode {mode & 0o777:04o}): chmod 600 it")

@@ -1,0 +1,150 @@
+"""
+The log as an administrator reads it.
+
+Under twistd the gateway hands the application its own log observer (an
+L{ILogObserver} component, which twistd uses unless C{--logger} or
+C{--syslog} is given):
+
+  - under systemd, when C{$JOURNAL_STREAM} names the stream the log goes
+    to (stdout), each line is C{<PRIORITY>text}, without a timestamp of
+    our own: journald stamps it, and C{journalctl -p warning} works;
+  - otherwise the observer twistd would have made (file or stdout), fed
+    through the same tidying.
+
+Tidying drops what says nothing at info level (Twisted's "Factory
+starting on N" and "(TCP Port N Closed)" beside our own "listener ready"),
+and rewrites the reconnect messages of dial-outs without object reprs or
+sixteen-digit delays.  A start-up error printed by twistd (the
+C{SystemExit} text it writes to stderr) is one line as it is.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from typing import Any, Mapping, Optional, TextIO
+
+from twisted.logger import ILogObserver, LogLevel, formatEvent
+from zope.interface import implementer
+
+from serialgw.config.specs import describeUnix, isDecimal
+
+# syslog priorities (RFC 5424) by twisted.logger level.
+PRIORITIES = {
+    LogLevel.critical: 2,
+    LogLevel.error: 3,
+    LogLevel.warn: 4,
+    LogLevel.info: 6,
+    LogLevel.debug: 7,
+}
+
+_NOISE = re.compile(r"^(\S+ starting on \S+|\((TCP|UDP|UNIX|Port)\b.* Closed\)|Stopping factory .*|Starting factory .*)$")
+_OBJECT_REPR = re.compile(r"<([\w.]+) object at 0x[0-9a-f]+>")
+
+
+def journalStream(environ: Mapping[str, str] = os.environ, fd: int = 1) -> bool:
+    """True when $JOURNAL_STREAM (DEVICE:INODE) is the file open at C{fd}."""
+    value = environ.get("JOURNAL_STREAM", "")
+    device, colon, inode = value.partition(":")
+    if not colon or not isDecimal(device) or not isDecimal(inode):
+        return False
+    try:
+        st = os.fstat(fd)
+    except OSError:
+        return False
+    return (st.st_dev, st.st_ino) == (int(device), int(inode))
+
+
+def describeEndpoint(endpoint: Any) -> str:
+    """An endpoint for people: its own repr when it has one, else what it points at."""
+    text = repr(endpoint)
+    if not _OBJECT_REPR.search(text):
+        return text.strip("<>").replace("HostnameEndpoint ", "")
+    for name in ("_path", "_wrappedEndpoint", "_host"):
+        inner = getattr(endpoint, name, None)
+        if isinstance(inner, (str, bytes)):
+            # A unix socket's abstract name (a NUL first) as @NAME: no NUL byte in the log.
+            return describeUnix(inner) if name == "_path" else inner.decode() if isinstance(inner, bytes) else inner
+        if inner is not None:
+            return describeEndpoint(inner)
+    return _OBJECT_REPR.sub(r"\1", text)
+
+
+def tidy(event: dict[str, Any]) -> Optional[dict[str, Any]]:
+    """The event as it should be logged, or None when it says nothing."""
+    if "log_legacy" in event or event.get("log_namespace") == "log_legacy":
+        if _NOISE.match(formatEvent(event)):
+            return None
+    format_ = event.get("log_format") or ""
+    if format_.startswith("Scheduling retry") and "endpoint" in event:
+        delay = event.get("delay", 0)
+        return {**event, "log_format": "{endpoint}: cannot connect; retry {attempt} in {delay:.1f} s",
+                "endpoint": describeEndpoint(event["endpoint"]),
+                "delay": delay if isinstance(delay, (int, float)) else 0.0}
+    return event
+
+
+def isStartupError(event: dict[str, Any]) -> bool:
+    """What twistd writes to stderr for our SystemExit: C{serialgw: error: ...}."""
+    return event.get("log_namespace") == "stderr" and formatEvent(event).startswith("serialgw: ")
+
+
+@implementer(ILogObserver)
+class JournalObserver:
+    """Lines of C{<PRIORITY>text} on a stream journald reads; tracebacks too, line by line."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        priority = PRIORITIES.get(event.get("log_level", LogLevel.info), 6)
+        text = formatEvent(event)
+        failure = event.get("log_failure")
+        if failure is not None:
+            text += "\n" + failure.getTraceback()
+        lines = text.rstrip("\n").split("\n")
+        self.stream.write("".join(f"<{priority}>{line}\n" for line in lines))
+        self.stream.flush()
+
+
+@implementer(ILogObserver)
+class TidyObserver:
+    """
+    Tidied events to C{inner}; a start-up error goes to the real stderr as
+    the one line it is (and to C{inner} too when that is not the terminal's
+    stdout).
+    """
+
+    def __init__(self, inner: Any, toStdout: bool, stderr: Optional[TextIO] = None) -> None:
+        self.inner = inner
+        self.toStdout = toStdout
+        self.stderr = stderr
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        if self.stderr is not None and isStartupError(event):
+            self.stderr.write(formatEvent(event).rstrip("\n") + "\n")
+            self.stderr.flush()
+            if self.toStdout:
+                return
+        tidied = tidy(event)
+        if tidied is not None:
+            self.inner(tidied)
+
+
+def twistdObserver(twistdOptions: Any, environ: Mapping[str, str] = os.environ) -> Optional[Any]:
+    """
+    The observer for twistd's application, from twistd's own options; None
+    when the user chose one (C{--logger}, C{--syslog}).
+    """
+    if twistdOptions is None or twistdOptions.get("logger") or twistdOptions.get("syslog"):
+        return None
+    logfile = twistdOptions.get("logfile") or ""
+    toStdout = logfile == "-" or (bool(twistdOptions.get("nodaemon")) and not logfile)
+    if toStdout and journalStream(environ, 1):
+        return TidyObserver(JournalObserver(sys.stdout), toStdout=False)
+    from twisted.scripts._twistd_unix import UnixAppLogger
+
+    inner = UnixAppLogger(twistdOptions)._getLogObserver()
+    return TidyObserver(inner, toStdout, stderr=sys.stderr)
+

@@ -1,0 +1,422 @@
+"""
+The status endpoint (C{--status}): HTTP GET of C{/} answers JSON with every
+line, its device and settings, its clients (address, role, protocol) and
+its counters; C{/metrics} answers the same counters as Prometheus text
+(through prometheus_client, with its process metrics).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Optional
+
+from twisted.copyright import version as twistedVersion
+from twisted.logger import Logger
+from twisted.web.http import HTTPChannel
+from twisted.web.resource import Resource
+from twisted.web.server import NOT_DONE_YET, Site
+
+from serialgw import __version__
+from serialgw.line.hub import describeAddress, peerName
+
+log = Logger()
+
+# Twisted 23.10's channel buffers what follows a request until it is
+# answered (raw mode from allContentReceived); before (22.10), it went on
+# parsing pipelined requests in the same read, answering them all at once.
+# StatusChannel does the buffering itself there.
+_PARSES_PAST_REQUEST = tuple(int(n) for n in twistedVersion.split(".")[:2]) < (23, 10)
+
+
+def clientProtocol(client: Any) -> str:
+    """What a client speaks, for people: telnet, raw, netconsole, pty, ..."""
+    return type(client).__name__.replace("Client", "").lower()
+
+
+def lineStatus(line: Any) -> dict[str, Any]:
+    device = line.device
+    settings = line.settings
+    return {
+        "name": line.name,
+        "device": getattr(getattr(device, "port", None), "name", None) or getattr(device, "name", ""),
+        "up": bool(getattr(device, "up", True)),
+        # The process whose UUCP lock keeps the device from us, or null.
+        "locked_by": getattr(device, "lockedBy", None),
+        "down_reason": getattr(device, "downReason", None),
+        "settings": {
+            "baudrate": settings.baudrate,
+            "bytesize": settings.bytesize,
+            "parity": settings.parity,
+            "stopbits": settings.stopbits,
+            "xonxoff": settings.xonxoff,
+            "rtscts": settings.rtscts,
+            "text": settings.describe(),
+        },
+        "modem_lines": dict(line.modemLines),
+        "clients": [
+            {
+                "peer": client.peer,
+                "user": getattr(client, "user", None),
+                "role": client.role.value,
+                "protocol": clientProtocol(client),
+                "rfc2217": getattr(client, "comPort", None) is not None,
+                "dropped": getattr(getattr(client, "guard", None), "dropped", 0),
+            }
+            for client in line.clients
+        ],
+        "bytes_to_device": line.bytesToDevice,
+        "bytes_from_device": line.bytesFromDevice,
+        "breaks": getattr(device, "breaks", 0),
+        "dropped_while_down": getattr(device, "dropped", 0),
+        "refused_bytes": line.refused,
+    }
+
+
+class StatusResource(Resource):
+    isLeaf = True
+
+    def __init__(self, service: Any) -> None:
+        Resource.__init__(self)
+        self.service = service
+
+    def render_GET(self, request: Any) -> bytes:
+        request.setHeader(b"content-type", b"application/json")
+        body = {
+            "serialgw": __version__,
+            "lines": [lineStatus(line) for line in self.service.lines.values()],
+        }
+        return json.dumps(body, indent=2).encode() + b"\n"
+
+
+class MetricsCollector:
+    """
+    The gateway's counters for prometheus_client, read when scraped: nothing
+    is counted twice, and the data path keeps only the counters it has.
+    """
+
+    def __init__(self, service: Any) -> None:
+        self.service = service
+
+    def describe(self) -> list[Any]:
+        # Nothing to check at registration time (collect() reads live objects).
+        return []
+
+    def collect(self) -> Any:
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        toDevice = CounterMetricFamily("serialgw_device_written_bytes", "Bytes from clients written to the device",
+                                       labels=["line"])
+        fromDevice = CounterMetricFamily("serialgw_device_read_bytes", "Bytes read from the device", labels=["line"])
+        breaks = CounterMetricFamily("serialgw_breaks", "BREAKs sent on the line", labels=["line"])
+        up = GaugeMetricFamily("serialgw_device_up", "1 while the line's device is open, 0 while it is down",
+                               labels=["line"])
+        reopens = CounterMetricFamily("serialgw_device_reopens", "Times the device came back after going down",
+                                      labels=["line"])
+        clients = GaugeMetricFamily("serialgw_clients", "Clients attached, by role and protocol",
+                                    labels=["line", "role", "protocol"])
+        dropped = CounterMetricFamily("serialgw_client_dropped_bytes",
+                                      "Device output dropped for clients that could not keep up, by listener policy",
+                                      labels=["line", "policy"])
+        downDropped = CounterMetricFamily("serialgw_device_down_dropped_bytes",
+                                          "Client input dropped because the device was down", labels=["line"])
+        refused = CounterMetricFamily("serialgw_refused_bytes", "Input from read-only clients, not written",
+                                      labels=["line"])
+        for line in list(self.service.lines.values()):
+            name = line.name
+            device = line.device
+            toDevice.add_metric([name], line.bytesToDevice)
+            fromDevice.add_metric([name], line.bytesFromDevice)
+            breaks.add_metric([name], getattr(device, "breaks", 0))
+            up.add_metric([name], 1 if getattr(device, "up", True) else 0)
+            reopens.add_metric([name], line.reopens)
+            counts: dict[tuple[str, str], int] = {}
+            policies = dict(line.droppedGone)
+            for client in line.clients:
+                key = (client.role.value, clientProtocol(client))
+                counts[key] = counts.get(key, 0) + 1
+                guard = getattr(client, "guard", None)
+                if guard is not None:
+                    policies[guard.policy] = policies.get(guard.policy, 0) + guard.dropped
+            for (role, protocol), count in sorted(counts.items()):
+                clients.add_metric([name, role, protocol], count)
+            for policy, count in sorted(policies.items()):
+                dropped.add_metric([name, policy], count)
+            downDropped.add_metric([name], getattr(device, "dropped", 0))
+            refused.add_metric([name], line.refused)
+        return [toDevice, fromDevice, breaks, up, reopens, clients, dropped, downDropped, refused]
+
+
+def metricsRegistry(service: Any) -> Any:
+    """A registry of the gateway's metrics and the process's (CPU, memory, descriptors, GC)."""
+    from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
+
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(MetricsCollector(service))  # type: ignore[arg-type]
+    ProcessCollector(registry=registry)
+    PlatformCollector(registry=registry)
+    GCCollector(registry=registry)
+    return registry
+
+
+def statusSite(service: Any, clock: Any = None) -> Any:
+    """
+    The status endpoint's site: every path through L{StatusChannel} (GET and
+    HEAD only, bounded requests, timeouts, bounded pipelining) and rendered
+    at most once a second (L{ThrottledPage}); no access-log line per GET
+    (scrapers come every few seconds).
+    """
+    clock = clock if clock is not None else getattr(service, "reactor", None)
+    root = statusRoot(service)
+    for name, child in list(root.children.items()):
+        root.putChild(name, ThrottledPage(child, clock))
+    site = StatusSite(root, timeout=StatusChannel.idleTimeout, reactor=clock)
+    site.protocol = StatusChannel  # type: ignore[assignment]
+    return site
+
+
+class StatusSite(Site):
+    """
+    The status endpoint's site: no access-log line per GET (scrapers come
+    every few seconds), and at most C{maxConnections} connections at once:
+    more are closed at accept.  Each holds a descriptor until it is answered
+    or cut (L{StatusChannel}'s timeouts); without a bound, a thousand silent
+    connections took every descriptor the process may have (1024 under
+    systemd), and the lines' own clients were closed at accept.
+    """
+
+    noisy = False
+    maxConnections = 64
+    connections = 0
+    refused = 0
+    _toldAt: Optional[float] = None
+
+    def log(self, request: Any) -> None:
+        pass
+
+    def buildProtocol(self, addr: Any) -> Any:
+        if self.connections >= self.maxConnections:
+            self.refused += 1
+            now = self.reactor.seconds()
+            if self._toldAt is None or not self._toldAt <= now < self._toldAt + 60:
+                # Said at most once a minute: a connect flood cannot flood the log.
+                self._toldAt = now
+                log.warn("status: connection from {peer} refused: {count} open already ({refused} refused so far)",
+                         peer=describeAddress(addr), count=self.connections, refused=self.refused)
+            return None
+        return Site.buildProtocol(self, addr)
+
+
+class ThrottledPage(Resource):
+    """
+    A page rendered at most once every C{interval} seconds however often it
+    is asked for, and never stale: a request within C{interval} of the last
+    rendering waits for the next one, which answers every request waiting
+    (each connection has at most one).  So the cost of a status page on the
+    reactor does not grow with polling.  The page must render synchronously,
+    to bytes, the same for every request (its headers are copied).
+    """
+
+    isLeaf = True
+
+    def __init__(self, page: Resource, clock: Any, interval: float = 1.0) -> None:
+        Resource.__init__(self)
+        self.page = page
+        self.clock = clock
+        self.interval = interval
+        self.renders = 0
+        self._last: Optional[float] = None
+        self._waiting: list[Any] = []
+        self._call: Any = None
+
+    def render(self, request: Any) -> Any:
+        if self.clock is None:
+            return self.page.render(request)
+        now = self.clock.seconds()
+        if self._last is None or not self._last <= now < self._last + self.interval:
+            self._last = now
+            self.renders += 1
+            return self.page.render(request)
+        self._waiting.append(request)
+        request.notifyFinish().addErrback(lambda _: self._forget(request))
+        if self._call is None:
+            self._call = self.clock.callLater(self._last + self.interval - now, self._renderWaiting)
+        return NOT_DONE_YET
+
+    def _forget(self, request: Any) -> None:
+        if request in self._waiting:
+            self._waiting.remove(request)
+        if not self._waiting and self._call is not None:
+            self._call.cancel()
+            self._call = None
+
+    def _renderWaiting(self) -> None:
+        self._call = None
+        waiting, self._waiting = self._waiting, []
+        if not waiting:
+            return
+        self._last = self.clock.seconds()
+        self.renders += 1
+        first = waiting[0]
+        try:
+            body = self.page.render(first)
+        except Exception:
+            log.failure("status: rendering {path} failed", path=first.path)
+            body = None
+        if not isinstance(body, bytes):
+            for request in waiting:
+                request.setResponseCode(500)
+                request.finish()
+            return
+        headers = list(first.responseHeaders.getAllRawHeaders())
+        for request in waiting:
+            for name, values in headers:
+                request.responseHeaders.setRawHeaders(name, values)
+            request.setHeader(b"content-length", str(len(body)).encode())
+            request.write(body)
+            request.finish()
+
+
+class StatusChannel(HTTPChannel):
+    """
+    HTTP for the status endpoint, whatever the path:
+
+      - GET and HEAD only: any other method is answered 405 as soon as its
+        request line is read, and the connection closed (a body is never
+        read); a GET with a body is answered 413;
+      - requests are small: 8 KiB of request line and headers, 50 headers;
+      - from the connection (or the previous answer) to the end of the next
+        request's headers at most C{requestTimeout} seconds, so a client
+        trickling a byte at a time is cut; idle for C{idleTimeout}, cut;
+      - pipelining is bounded: while the client does not read what it was
+        sent (the transport's buffer is full), no further request is
+        answered nor read, and after C{idleTimeout} it is cut.
+    """
+
+    transport: Any
+    requestTimeout = 10.0
+    idleTimeout = 30.0
+    MAX_LENGTH = 8192
+    totalHeadersSize = 8192
+    maxHeaders = 50
+    METHODS = (b"GET", b"HEAD")
+
+    def __init__(self) -> None:
+        HTTPChannel.__init__(self)
+        self._deadline: Any = None
+        self._checked = False
+        self._heldRequest: Any = None
+        self._counted = False
+
+    def connectionMade(self) -> None:
+        if isinstance(self.factory, StatusSite):
+            # Counted while open: StatusSite refuses past its bound.
+            self._counted = True
+            self.factory.connections += 1
+        HTTPChannel.connectionMade(self)
+        self._startDeadline(self.requestTimeout)
+
+    def _startDeadline(self, seconds: float) -> None:
+        self._stopDeadline()
+        self._deadline = self.callLater(seconds, self._expired)
+
+    def _stopDeadline(self) -> None:
+        if self._deadline is not None and self._deadline.active():
+            self._deadline.cancel()
+        self._deadline = None
+
+    def _expired(self) -> None:
+        self._deadline = None
+        log.info("status: {peer} sent no whole request in time: disconnected", peer=peerName(self.transport))
+        self.transport.abortConnection()
+
+    def _refuse(self, status: bytes) -> None:
+        self._stopDeadline()
+        self.transport.write(b"HTTP/1.1 " + status + b"\r\nAllow: GET, HEAD\r\nContent-Length: 0\r\n"
+                             b"Connection: close\r\n\r\n")
+        self.loseConnection()
+
+    def lineReceived(self, line: bytes) -> None:
+        HTTPChannel.lineReceived(self, line)
+        command = getattr(self, "_command", None)
+        if command is not None and not self._checked:
+            self._checked = True
+            if command not in self.METHODS:
+                self._refuse(b"405 Method Not Allowed")
+
+    def allHeadersReceived(self) -> None:
+        if self.length != 0:
+            # A body (Content-Length or chunked) on a GET: not read.
+            self._refuse(b"413 Content Too Large")
+            return
+        self._stopDeadline()
+        HTTPChannel.allHeadersReceived(self)
+
+    def allContentReceived(self) -> None:
+        self._checked = False
+        if _PARSES_PAST_REQUEST:
+            self.setRawMode()
+        HTTPChannel.allContentReceived(self)
+
+    def rawDataReceived(self, data: bytes) -> None:
+        if _PARSES_PAST_REQUEST and self._handlingRequest:
+            # HTTPChannel.dataReceived buffers it (a request is under way);
+            # requestDone replays it in line mode.
+            self._dataBuffer.append(data)
+            return
+        HTTPChannel.rawDataReceived(self, data)
+
+    def requestDone(self, request: Any) -> None:
+        if self._waitingForTransport and self.persistent:
+            # The client is not reading: answer nothing more it pipelined,
+            # read nothing more, until it does (or the deadline cuts it).
+            self._heldRequest = request
+            self._networkProducer.pauseProducing()
+            self._startDeadline(self.idleTimeout)
+            return
+        self._finish(request)
+
+    def _finish(self, request: Any) -> None:
+        self._startDeadline(self.requestTimeout)
+        HTTPChannel.requestDone(self, request)
+
+    def resumeProducing(self) -> None:
+        HTTPChannel.resumeProducing(self)
+        if self._heldRequest is not None:
+            request, self._heldRequest = self._heldRequest, None
+            self._finish(request)
+
+    def connectionLost(self, reason: Any = None) -> None:
+        if self._counted:
+            self._counted = False
+            self.factory.connections -= 1
+        self._stopDeadline()
+        self._heldRequest = None
+        HTTPChannel.connectionLost(self, reason)
+
+
+def statusRoot(service: Any) -> Resource:
+    """C{/}: the JSON page; C{/metrics}: Prometheus text."""
+    root = Resource()
+    root.putChild(b"", StatusResource(service))
+    root.putChild(b"metrics", MetricsPage(metricsRegistry(service)))
+    return root
+
+
+class MetricsPage(Resource):
+    """
+    Prometheus text, rendered on the reactor thread: the collector reads the
+    lines where they live (no thread reading them while the reactor changes
+    them), and L{ThrottledPage} bounds how often.
+    """
+
+    isLeaf = True
+
+    def __init__(self, registry: Any) -> None:
+        Resource.__init__(self)
+        self.registry = registry
+
+    def render_GET(self, request: Any) -> bytes:
+        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+        request.setHeader(b"content-type", CONTENT_TYPE_LATEST.encode())
+        return generate_latest(self.registry)  # type: ignore[no-any-return]

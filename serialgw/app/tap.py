@@ -1,0 +1,575 @@
+"""
+C{twistd serialgw}: options and the service they make.
+"""
+
+from __future__ import annotations
+
+import base64
+import errno
+import os
+import stat
+import sys
+from typing import Any, Optional
+
+import attrs
+from twisted.internet import defer
+from twisted.logger import Logger
+from twisted.python import usage
+from twisted.python.logfile import BaseLogFile
+
+from serialgw import __version__
+from serialgw.app.reactor import installIfNoneChosen
+from serialgw.app.service import GatewayService, StartupError
+from serialgw.config.file import loadFile
+from serialgw.config.listeners import parseListener, parseSSHListener, parseWatchAll
+from serialgw.config.specs import (
+    DEFAULT_HOST_KEY,
+    DEFAULT_LOCK_DIR,
+    DEFAULT_MAX_CLIENTS,
+    SINGLE_SETTINGS,
+    ConfigError,
+    LineConfig,
+    ListenerKind,
+    ListenerSpec,
+    Rights,
+    SerialSettings,
+    SSHSpec,
+    applySingle,
+    checkPath,
+    isDecimal,
+    parseCoalesce,
+    parseCompact,
+    parseDevice,
+    parseMilliseconds,
+    parseOnOff,
+    parseSendString,
+)
+from serialgw.config.sshkeys import usersFromFile
+
+log = Logger()
+
+DEFAULT_DEVICE = "pty:/tmp/serialgw0"
+DEFAULT_PORT = "tcp:4444:interface=127.0.0.1"
+SSH_OPTIONS = ("ssh", "ssh-host-key", "authorized-keys", "readonly-keys")
+
+
+class Options(usage.Options):
+    synopsis = "[options]"
+    longdesc = ""
+    examples = f"""\
+Bridge a serial line to network clients (serialgw {__version__}).
+
+Examples:
+  twistd -n serialgw
+      a pty at /tmp/serialgw0 (a program opens it as its serial port),
+      telnet on 127.0.0.1:4444
+  twistd -n serialgw --port 4444 --device /dev/ttyS0 --baud 115200
+      /dev/ttyS0 at 115200 8N1, telnet on port 4444 of every interface;
+      `telnet HOST 4444`, then `^]` `send brk` and `h`: magic SysRq
+  twistd -n serialgw -d /dev/ttyUSB0 -s 9600,7E1,rtscts --listen raw+tcp:5000:interface=::1
+
+Listeners (--port, --listen, listen = in a file), in brief:
+  [PROTOCOL[,OPTION...]+]ENDPOINT
+    PROTOCOL  telnet (default; with RFC 2217 com port control) or raw
+    OPTION    ro, allow=CIDR;CIDR, outbuf=BYTES, policy=drop|disconnect|block,
+              idle=SECONDS, keepalive, nodelay, no-rfc2217, escape=^X|off,
+              banner, replay, notices, no-notices
+    ENDPOINT  a port number (TCP, all interfaces): 4444
+              a Twisted endpoint: tcp:4444:interface=127.0.0.1, tcp6:4444,
+                unix:/run/serialgw/a.sock, systemd:domain=INET:index=0
+              TLS: tls:4443:cert=FILE:key=FILE[:ca=FILE]
+              a QEMU chardev: telnet::4444,server,nowait  tcp::4444,server
+                tcp:HOST:PORT (dial out)  unix:PATH,server,nowait
+                udp::4555@4556  mon:telnet::4444,server,nowait (menu on ^A)
+                pty:/tmp/ttyV0  file:PATH  pipe:PATH  stdio
+  e.g. --listen telnet,ro,allow=10.0.0.0/8+4445
+
+Everything else (devices, the TOML file, the escape menu, signals, systemd):
+man 8 serialgw
+"""
+
+    optParameters: list[list[Any]] = [
+        ["device", "d", None,
+         "Serial device: a tty path (/dev/ttyS0, /dev/serial/by-id/...); pty:LINK, "
+         "a pseudo-terminal made by the gateway with a symlink LINK to it; or a console "
+         "elsewhere: telnet:HOST:PORT, rfc2217://HOST:PORT, tcp:HOST:PORT, unix:PATH "
+         f"[default: {DEFAULT_DEVICE}]"],
+        ["port", "p", None,
+         "Listener: a TCP port number on all interfaces (4444), or "
+         "[telnet+|raw+]ENDPOINT (tcp:4444:interface=127.0.0.1, raw+unix:/run/x.sock) "
+         f"[default, with no --listen either: {DEFAULT_PORT}]"],
+        ["name", None, None, "Line name used in logs [default: the device's name]"],
+        ["serial", "s", None,
+         "Serial settings in one: BAUD[,DATABITS PARITY STOPBITS][,rtscts|xonxoff], "
+         "e.g. 115200,8N1 or 9600,7E1,rtscts; the single options below override it"],
+        ["baud", None, None, "Baud rate, e.g. 115200 [default: 115200]"],
+        ["bytesize", None, None, "Data bits: 5, 6, 7 or 8 [default: 8]"],
+        ["parity", None, None, "Parity: N, E, O, M or S (none/even/odd/mark/space) [default: N]"],
+        ["stopbits", None, None, "Stop bits: 1, 1.5 or 2 [default: 1]"],
+        ["break-duration", None, "250",
+         "How long a BREAK holds the line, in milliseconds, e.g. 500"],
+        ["signature", None, None,
+         "RFC 2217 SIGNATURE text [default: serialgw VERSION LINE]"],
+        ["config", "c", None,
+         "A TOML file of many lines ([defaults], [lines.NAME] with device, serial, listen, ...); "
+         "not together with the single-line options"],
+        ["coalesce", None, None,
+         "Fewer, larger packets: MIN_MS,MAX_MS[,STRING], e.g. 2,20 or 5,50,\\n (wait MIN after the last "
+         "byte, at most MAX after the first, or until STRING) [default: off, every read is sent at once]"],
+        ["max-clients", None, None,
+         "Network clients the line takes at once; more are refused at connect; 0: no limit "
+         f"[default: {DEFAULT_MAX_CLIENTS}]"],
+        ["open-string", None, None,
+         "Written to the device when the first client attaches (ser2net's openstr): escapes \\r \\n "
+         "\\t \\xNN \\\\, and \\b sends a break there, e.g. '\\r\\b'"],
+        ["close-string", None, None,
+         "Written to the device when the last client leaves (ser2net's closestr); escapes as --open-string"],
+        ["dtr", None, None, "DTR while clients are attached: on or off [default: as the device opens, on]"],
+        ["rts", None, None, "RTS while clients are attached: on or off [default: as the device opens, on]"],
+        ["idle-dtr", None, None, "DTR while no client is attached: on or off [default: as --dtr]"],
+        ["idle-rts", None, None, "RTS while no client is attached: on or off [default: as --rts]"],
+        ["pace", None, None,
+         "Slow devices: at least MS milliseconds between characters written to the device "
+         "(timers; output to clients is not affected) [default: 0, off]"],
+        ["pace-line", None, None, "At least MS milliseconds after each CR written to the device [default: 0, off]"],
+        ["lock-dir", None, None,
+         "Where a local tty's UUCP lock file (LCK..NAME, as minicom, cu and ser2net use) is made "
+         "[default: /var/lock]"],
+        ["status", None, None,
+         "An endpoint for the status page (HTTP, JSON), e.g. tcp:8440:interface=127.0.0.1"],
+        ["ssh", None, None,
+         "An SSH listener, [OPTION,...+]ENDPOINT, e.g. tcp:2222:interface=127.0.0.1 or "
+         "banner,escape=^]+tcp:2222; people log in with keys: ssh -p 2222 LINE@HOST (see --name)"],
+        ["ssh-host-key", None, None,
+         "The SSH host key, made (ed25519, mode 0600) if the file does not exist "
+         f"[default: {DEFAULT_HOST_KEY}]"],
+        ["authorized-keys", None, None,
+         "OpenSSH public keys (authorized_keys format) that may type on the line over SSH; "
+         "each key's comment names its person"],
+        ["readonly-keys", None, None,
+         "OpenSSH public keys that may only watch the line over SSH"],
+    ]
+    optFlags: list[list[Any]] = [
+        ["xonxoff", None, "Software flow control (XON/XOFF) on the serial line"],
+        ["rtscts", None, "Hardware flow control (RTS/CTS) on the serial line"],
+        ["no-notices", None,
+         "No device down/up notices in telnet sessions (RFC 2217 clients still see CD drop)"],
+        ["no-lock", None,
+         "No UUCP lock file for a local tty (default: take /var/lock/LCK..NAME while the device is open)"],
+        ["no-restore", None,
+         "Keep what the last RFC 2217 client set when it leaves (default: restore the configured settings)"],
+        ["wait-for-device", None,
+         "A --device that cannot be opened at start is no error: the line starts down and the device is "
+         "tried again with backoff, as when it vanishes (--config does this for every line)"],
+        ["check", None,
+         "Check the configuration (options or --config FILE) without opening, binding or creating "
+         "anything; print what is wrong and exit 0 (usable, perhaps with warnings) or 2 (errors)"],
+    ]
+
+    def getUsage(self, width: Optional[int] = None) -> str:
+        return usage.Options.getUsage(self, width) + "\n" + self.examples
+
+    # Under twistd a configuration error ends the process (see postOptions);
+    # tests parse with exitOnError = False and get a UsageError.
+    exitOnError = True
+
+    def __init__(self) -> None:
+        usage.Options.__init__(self)
+        self["listen"] = []
+        self["watch-all"] = []
+
+    def opt_listen(self, value: str) -> None:
+        """
+        One more listener, as for --port; repeatable, e.g.
+        --listen raw+4445 --listen unix:/run/serialgw.sock
+        """
+        self["listen"].append(value)
+
+    def opt_watch_all(self, value: str) -> None:
+        """
+        One view of all consoles: a listener (repeatable) whose read-only
+        clients get every line's output, each output line prefixed with
+        NAME: (with --config, the lines chosen in [watch-all], or all)
+        """
+        self["watch-all"].append(value)
+
+    def opt_version(self) -> None:
+        """Print the version and exit."""
+        print(f"serialgw {__version__}")
+        raise SystemExit(0)
+
+    def postOptions(self) -> None:
+        # Before anything imports the default reactor (checking an endpoint
+        # string below does): twistd without --reactor runs ours.
+        installIfNoneChosen()
+        try:
+            if self["config"] is not None:
+                given = [name for name in ("device", "port", "serial", "baud", "bytesize", "parity", "stopbits",
+                                           "max-clients", "open-string", "close-string", "dtr", "rts",
+                                           "idle-dtr", "idle-rts", "pace", "pace-line", "lock-dir")
+                         if self[name] is not None] + (["listen"] if self["listen"] else [])
+                if given:
+                    raise ConfigError(f"--config and --{given[0]} do not go together: put the line in the file")
+                ssh = [name for name in SSH_OPTIONS if self[name] is not None]
+                if ssh:
+                    raise ConfigError(f"--config and --{ssh[0]} do not go together: use [ssh] and [users.NAME] in the file")
+                loaded = loadFile(self["config"])
+                self["lines"], self["sshSpec"] = loaded.lines, loaded.ssh
+                self["watchAllSpec"] = self["watchAllSpecInFile"] = loaded.watchAll
+            else:
+                self["sshSpec"], rights = self._sshConfig()
+                self["lines"] = [attrs.evolve(self._lineConfig(), rights=rights)]
+                self["watchAllSpec"] = None
+            if self["watch-all"]:
+                fromFile = self["watchAllSpec"]
+                more = parseWatchAll(self["watch-all"], list(fromFile.lines) if fromFile else [])
+                listeners = (fromFile.listeners if fromFile else ()) + more.listeners
+                self["watchAllSpec"] = attrs.evolve(more, listeners=listeners)
+            if self["watchAllSpec"] is not None:
+                for spec in self["watchAllSpec"].listeners:
+                    _checkEndpoint(spec, sockets=not self["check"])
+            for line in self["lines"]:
+                for spec in line.listeners:
+                    _checkEndpoint(spec, sockets=not self["check"])
+            if self["status"] is not None:
+                _checkEndpoint(parseListener(self["status"]), sockets=not self["check"])
+            if self["sshSpec"] is not None:
+                _checkEndpoint(self["sshSpec"].listener, sockets=not self["check"])
+            self["line"] = self["lines"][0]
+        except ConfigError as e:
+            if self.exitOnError:
+                # One line and exit status 2, not twistd's page of usage.
+                sys.stderr.write(f"serialgw: error: {e}\n")
+                raise SystemExit(2) from None
+            raise usage.UsageError(str(e)) from None
+        if self["check"] and self.exitOnError:
+            # (Tests parse without exiting and call report() themselves.)
+            raise SystemExit(self.report(sys.stdout, sys.stderr))
+
+    def report(self, out: Any, err: Any) -> int:
+        """--check: what is wrong across lines and on disk; the exit status (0 or 2)."""
+        from serialgw.app.check import checkLines
+
+        lines = self["lines"]
+        status = parseListener(self["status"]) if self["status"] is not None else None
+        watchAll = self["watchAllSpec"].listeners if self["watchAllSpec"] is not None else ()
+        errors, warnings = checkLines(lines, status, self["sshSpec"], watchAll)
+        for warning in warnings:
+            err.write(f"serialgw: warning: {warning}\n")
+        for error in errors:
+            err.write(f"serialgw: error: {error}\n")
+        source = self["config"] or "options"
+        if errors:
+            err.write(f"serialgw: {source}: {len(errors)} error(s)\n")
+            return 2
+        listeners = sum(len(line.listeners) for line in lines)
+        extra = f", {len(warnings)} warning(s)" if warnings else ""
+        out.write(f"serialgw: {source}: {len(lines)} line(s), {listeners} listener(s): OK{extra}\n")
+        return 0
+
+    def _sshConfig(self) -> tuple[Optional[SSHSpec], Rights]:
+        """--ssh and its keys: the people come from the key files, named by each key's comment."""
+        if self["ssh"] is None:
+            extra = [name for name in SSH_OPTIONS[1:] if self[name] is not None]
+            if extra:
+                raise ConfigError(f"--{extra[0]} needs --ssh (an SSH listener)")
+            return None, Rights()
+
+        if self["authorized-keys"] is None and self["readonly-keys"] is None:
+            raise ConfigError("--ssh needs --authorized-keys or --readonly-keys: who may log in")
+        writers = usersFromFile(self["authorized-keys"]) if self["authorized-keys"] is not None else []
+        readers = usersFromFile(self["readonly-keys"]) if self["readonly-keys"] is not None else []
+        both = sorted({u.name for u in writers} & {u.name for u in readers})
+        if both:
+            raise ConfigError(f"{both[0]!r} names keys in --authorized-keys {self['authorized-keys']!r} and in "
+                              f"--readonly-keys {self['readonly-keys']!r}: give the keys distinct comments")
+        # One key, one person (as in a farm): the same key under two comments would be whichever came last.
+        writerKeys = {base64.b64decode(k.split()[1]) for u in writers for k in u.keys}
+        for reader in readers:
+            for key in reader.keys:
+                if base64.b64decode(key.split()[1]) in writerKeys:
+                    raise ConfigError(f"a key of {reader.name!r} is in --authorized-keys {self['authorized-keys']!r} "
+                                      f"and in --readonly-keys {self['readonly-keys']!r}: put it in one of them")
+        rights = Rights(write=tuple(u.name for u in writers), read=tuple(u.name for u in readers))
+        spec = SSHSpec(parseSSHListener(self["ssh"]), self["ssh-host-key"] or DEFAULT_HOST_KEY, tuple(writers + readers))
+        return spec, rights
+
+    def _lineConfig(self) -> LineConfig:
+        settings = SerialSettings()
+        if self["serial"] is not None:
+            settings = parseCompact(self["serial"], settings)
+        for key in SINGLE_SETTINGS:
+            if self[key] is not None:
+                settings = applySingle(settings, key, self[key])
+        if self["xonxoff"] or self["rtscts"]:
+            settings = attrs.evolve(settings, xonxoff=settings.xonxoff or bool(self["xonxoff"]),
+                                    rtscts=settings.rtscts or bool(self["rtscts"]))
+
+        device = parseDevice(self["device"] or DEFAULT_DEVICE)
+        texts = ([self["port"]] if self["port"] is not None else []) + list(self["listen"])
+        if not texts:
+            texts = [DEFAULT_PORT]
+        listeners = tuple(parseListener(text) for text in texts)
+
+        try:
+            milliseconds = float(self["break-duration"])
+        except ValueError:
+            milliseconds = -1
+        if not 0 < milliseconds <= 10000:
+            raise ConfigError(
+                f"break duration must be 1 to 10000 milliseconds, not {self['break-duration']!r}"
+            )
+        name = self["name"] or _lineName(device.describe())
+        maxClients = DEFAULT_MAX_CLIENTS
+        if self["max-clients"] is not None:
+            text = str(self["max-clients"]).strip()
+            if not isDecimal(text):
+                raise ConfigError(f"--max-clients must be a number >= 0 (0: no limit), not {self['max-clients']!r}")
+            maxClients = int(text)
+        coalesce = parseCoalesce(self["coalesce"] or "off")
+        return LineConfig(
+            name=name,
+            device=device,
+            settings=settings,
+            listeners=listeners,
+            breakDuration=milliseconds / 1000.0,
+            restoreSettings=not self["no-restore"],
+            coalesceMin=coalesce[0],
+            coalesceMax=coalesce[1],
+            coalesceOn=coalesce[2],
+            signature=self["signature"],
+            notices=not self["no-notices"],
+            maxClients=maxClients,
+            openString=parseSendString(self["open-string"] or "", "--open-string"),
+            closeString=parseSendString(self["close-string"] or "", "--close-string"),
+            dtr=self._onOff("dtr"),
+            rts=self._onOff("rts"),
+            idleDtr=self._onOff("idle-dtr"),
+            idleRts=self._onOff("idle-rts"),
+            pace=parseMilliseconds(self["pace"] or 0, "--pace"),
+            paceLine=parseMilliseconds(self["pace-line"] or 0, "--pace-line"),
+            lock=not self["no-lock"],
+            lockDir=checkPath(self["lock-dir"], "--lock-dir") if self["lock-dir"] is not None else DEFAULT_LOCK_DIR,
+        )
+
+    def _onOff(self, option: str) -> Optional[bool]:
+        return None if self[option] is None else parseOnOff(self[option], f"--{option}")
+
+
+def _checkEndpoint(spec: ListenerSpec, sockets: bool = True) -> None:
+    """
+    A Twisted endpoint string is checked now (no I/O), so errors come before
+    anything starts; a C{systemd:} one must name a socket systemd passed
+    (with C{sockets} false, as for --check, that is left to a warning).
+    """
+    if spec.kind is not ListenerKind.LISTEN or spec.tls is not None:
+        return
+    from twisted.internet import endpoints, reactor
+
+    from serialgw.app.check import systemdProblem
+
+    problem = systemdProblem(spec.endpoint)
+    if problem is not None:
+        if sockets:
+            raise ConfigError(f"listener {spec.text or spec.endpoint!r}: {problem}")
+        return
+
+    try:
+        endpoints.serverFromString(reactor, spec.endpoint)
+    except Exception as e:
+        raise ConfigError(f"bad listener {spec.text!r}: {e}") from None
+
+
+def _lineName(device: str) -> str:
+    if device.startswith("pty:"):
+        return os.path.basename(device[4:]) or "pty"
+    if device.startswith("/dev/"):
+        return device[len("/dev/"):]
+    return os.path.basename(device) or device
+
+
+class _TwistdGatewayService(GatewayService):
+    """
+    Under twistd, a start-up failure is one line on stderr and exit status 1,
+    not a traceback; with a configuration file, SIGHUP reloads it.
+    """
+
+    configPath: Optional[str] = None
+    # The file's [watch-all] at start (--watch-all listeners come on top).
+    watchAllInFile: Any = None
+    # twistd's log file, when it writes one (reopened on SIGUSR1).
+    twistdLog: Optional[BaseLogFile] = None
+    # twistd's log observer, made by serialgw.app.logs (None: twistd's own).
+    logObserver: Any = None
+
+    def setServiceParent(self, parent: Any) -> Any:
+        # twistd uses the application's ILogObserver component unless
+        # --logger is given: the journal's format, or its own tidied.
+        if self.logObserver is not None and hasattr(parent, "setComponent"):
+            from twisted.logger import ILogObserver
+
+            parent.setComponent(ILogObserver, self.logObserver)
+        return GatewayService.setServiceParent(self, parent)
+
+    def privilegedStartService(self) -> None:
+        if self.configPath is not None:
+            # Before anything listens: a SIGHUP must never find the default action.
+            import signal
+
+            def hangup(signum: int, frame: Any) -> None:
+                self.reactor.callFromThread(self.reloadFile)
+
+            signal.signal(signal.SIGHUP, hangup)
+        else:
+            # systemctl reload (Type=notify-reload) sends SIGHUP: with nothing
+            # to re-read, say so rather than die of the default action.
+            import signal
+
+            def nothing(signum: int, frame: Any) -> None:
+                self.reactor.callFromThread(self.reloadNothing)
+
+            signal.signal(signal.SIGHUP, nothing)
+        import signal
+
+        # SIGUSR1 (logrotate's postrotate, conserver's habit): reopen the
+        # console logs and twistd's log file, instead of dying of the default
+        # action or twistd renaming its file a second time.
+        self.twistdLog = twistdLogFile(signal.getsignal(signal.SIGUSR1))
+        appendOnly(self.twistdLog)
+
+        def reopen(signum: int, frame: Any) -> None:
+            self.reactor.callFromThread(self.reopenLogs)
+
+        signal.signal(signal.SIGUSR1, reopen)
+        try:
+            GatewayService.privilegedStartService(self)
+        except StartupError as e:
+            raise SystemExit(f"serialgw: error: {e}") from None
+
+    def reopenLogs(self) -> int:
+        count = GatewayService.reopenLogs(self)
+        logFile = self.twistdLog
+        if logFile is not None:
+            try:
+                # Made (or found) first: twistd's reopen closes its file
+                # before opening the path, and a failure there would leave
+                # it with none.
+                # Not waited on: a FIFO put at the path would hold the reactor.
+                fd = os.open(logFile.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NONBLOCK, 0o640)
+                regular = stat.S_ISREG(os.fstat(fd).st_mode)
+                os.close(fd)
+                if not regular:
+                    raise OSError(errno.EINVAL, "it is not a regular file")
+            except OSError as e:
+                if e.errno == errno.ENXIO:
+                    e.strerror = "it is not a regular file"
+                log.error("cannot reopen {path}: {reason}; writing on to the file it was", path=logFile.path,
+                          reason=e.strerror)
+                return count
+            logFile.reopen()
+            appendOnly(logFile)
+            log.info("reopened {path}", path=logFile.path)
+            count += 1
+        return count
+
+    def startService(self) -> None:
+        GatewayService.startService(self)
+        # What start-up made lives as long as the process: out of the
+        # collector's sight, so full collections stay short while serving.
+        import gc
+
+        gc.collect()
+        gc.freeze()
+
+    def reloadNothing(self) -> None:
+        log.info("SIGHUP: no configuration file to re-read (the options stay; --config FILE can be reloaded)")
+        self.notifier.reloading()
+        self.notifier.reloaded("nothing to reload without --config")
+
+    def reloadFile(self) -> Any:
+        """SIGHUP: read the file again and apply it; systemd hears RELOADING=1, then READY=1."""
+        assert self.configPath is not None
+        self.notifier.reloading()
+        try:
+            loaded = loadFile(self.configPath)
+        except ConfigError as e:
+            log.error("reload refused, the running configuration stays: {reason}", reason=str(e))
+            self.notifier.reloaded("reload refused, see the log")
+            return defer.succeed(None)
+        if loaded.watchAll != self.watchAllInFile:
+            log.warn("reload: [watch-all] changed: restart the gateway to apply it")
+
+        def done(changes: Any) -> Any:
+            if isinstance(changes, dict) and "refused" in changes:
+                # All or nothing: the SSH users of a refused file stay out too.
+                self.notifier.reloaded("reload refused, see the log")
+                return changes
+            if isinstance(changes, dict):
+                self.reloadUsers(loaded.ssh)
+                self.notifier.reloaded("reloaded: " + ", ".join(f"{len(v)} {k}" for k, v in changes.items()))
+            else:
+                self.notifier.reloaded("reload failed, see the log")
+            return changes
+
+        return self.reload(loaded.lines).addBoth(done)
+
+
+def twistdLogFile(handler: Any) -> Optional[BaseLogFile]:
+    """
+    twistd's log file, from the SIGUSR1 handler twistd installs for it
+    (twistd keeps the file nowhere else); None when it writes none.
+    """
+    for cell in getattr(handler, "__closure__", None) or ():
+        try:
+            value = cell.cell_contents
+        except ValueError:
+            continue
+        if isinstance(value, BaseLogFile):
+            return value
+    return None
+
+
+def appendOnly(logFile: Optional[BaseLogFile]) -> None:
+    """
+    twistd opens its log for writing at an offset: set O_APPEND, so after
+    logrotate's copytruncate it writes at the start again, not past a hole.
+    """
+    if logFile is None or logFile.closed:
+        return
+    import fcntl
+
+    fd = logFile._file.fileno()
+    fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | os.O_APPEND)
+
+
+def raiseFileLimit() -> None:
+    """
+    Many lines mean many descriptors: raise the soft RLIMIT_NOFILE to the
+    hard limit (Twisted's epoll reactor has no 1024 ceiling).
+    """
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    # An unlimited hard limit still needs a number for the soft one; the
+    # hard limit itself is left as it is.
+    wanted = (1 << 20) if hard == resource.RLIM_INFINITY else hard
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+        except (ValueError, OSError) as e:
+            log.warn("cannot raise the descriptor limit from {soft} to {wanted}: {reason}", soft=soft,
+                     wanted=wanted, reason=str(e))
+
+
+def makeService(options: Options, reactor: Optional[Any] = None) -> GatewayService:
+    raiseFileLimit()
+    status = parseListener(options["status"]).endpoint if options["status"] else None
+    service = _TwistdGatewayService(options["lines"], reactor=reactor, status=status, ssh=options.get("sshSpec"),
+                                    watchAll=options.get("watchAllSpec"),
+                                    waitForDevices=options["config"] is not None or bool(options["wait-for-device"]))
+    service.configPath = options["config"]
+    service.watchAllInFile = options.get("watchAllSpecInFile")
+    from serialgw.app.logs import twistdObserver
+
+    service.logObserver = twistdObserver(getattr(options, "parent", None))
+    return service

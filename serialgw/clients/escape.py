@@ -1,0 +1,199 @@
+"""
+The escape menu, like conserver's C{^Ec} and QEMU's C{mon:} Ctrl-a: the
+escape key (default Ctrl-] on telnet listeners), then one command key.
+Pressed twice, the escape key sends itself.
+
+    b       send a break
+    k KEY   send a break, then KEY (magic SysRq: ^] k h)
+    w       who is on
+    r       replay the last 20 lines of output
+    R N     replay the last N lines (digits, then Enter)
+    s       line status: device, settings, counters
+    B RATE  set the baud rate (digits, then Enter)
+    t       take write          o   only watch (give up write)
+    d       disconnect          ?   help (h too)
+
+With QEMU's C{mon:} form the keys QEMU has mean what they mean there:
+C{h} help, C{x} disconnect, C{b} break, Ctrl-a twice sends Ctrl-a; the
+others are as above.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from serialgw.config.specs import ConfigError, SerialSettings, applySingle
+from serialgw.line.hub import Role
+from serialgw.logflood import clientLog
+
+# Limited per peer: a client's input cannot flood the log (logflood).
+log = clientLog()
+
+HELP = (
+    "escape commands: b break, k KEY break then KEY, w who, r replay, R N<Enter> replay N lines, s status, "
+    "B RATE<Enter> set baud, t take write, o only watch, d disconnect, ? help; "
+    "the escape key twice sends it"
+)
+QEMU_HELP = (
+    "escape commands, as in QEMU: h help, x disconnect, b break, {key} {key} sends {key}; and: k KEY break then KEY, "
+    "w who, r replay, R N<Enter> replay N lines, s status, B RATE<Enter> set baud, t take write, o only watch, "
+    "d disconnect, ? help"
+)
+REPLAY_LINES = 20
+
+
+def keyName(key: int) -> str:
+    return f"^{chr(key + 0x40)}" if key < 0x20 else chr(key)
+
+
+class EscapeMenu:
+    """
+    Filters one client's input: returns what goes to the device and runs
+    the commands it finds.  C{client} has C{line}, C{peer}, C{role},
+    C{notice(text)}, C{toLine(data)}, C{transport}, and C{inputHeld}: once an answer has
+    filled the client's output, the rest of the input goes back to
+    C{client.fromPeer}, which holds it.
+    """
+
+    def __init__(self, client: Any, key: int, qemuKeys: bool = False) -> None:
+        self.client = client
+        self.key = key
+        # QEMU's mon: keys: x disconnects too, and the help says so.
+        self.qemuKeys = qemuKeys
+        self._escape = bytes((key,))
+        self._state: Callable[[int], bytes] | None = None
+        self._digits = b""
+
+    def filter(self, data: bytes) -> bytes:
+        """
+        Return what goes to the device after the last command in C{data};
+        what comes before a command is sent to the line first, so order holds.
+        """
+        if self._state is None and self._escape not in data:
+            return data
+        out: list[bytes] = []
+        i = 0
+        while i < len(data):
+            if self._state is not None:
+                pending = b"".join(out)
+                out = []
+                if pending:
+                    self.client.toLine(pending)
+                state, self._state = self._state, None
+                out.append(state(data[i]))
+                i += 1
+                if self.client.inputHeld and i < len(data):
+                    # Its answer filled the client's output: the rest waits
+                    # until the client has read it (see OutputGuard).
+                    self.client.fromPeer(data[i:])
+                    break
+                continue
+            j = data.find(self._escape, i)
+            if j < 0:
+                out.append(data[i:])
+                break
+            out.append(data[i:j])
+            self._state = self._command
+            i = j + 1
+        return b"".join(out)
+
+    # States: each takes one byte, returns bytes for the device.
+
+    def _command(self, byte: int) -> bytes:
+        if byte == self.key:
+            return self._escape
+        client, line = self.client, self.client.line
+        command = chr(byte)
+        if command == "b":
+            # Refused (read-only, a device that cannot carry one, ...): the line tells the client why.
+            line.clientBreak(client)
+        elif command == "k":
+            self._state = self._breakThenKey
+        elif command == "w":
+            # Every client: people, and programs and files (a pty, file:, a console log).
+            client.notice(f"{line.name}: {line.who()}")
+        elif command == "r":
+            self._replay(REPLAY_LINES)
+        elif command == "R":
+            self._digits = b""
+            client.notice("how many lines, then Enter:")
+            self._state = self._count
+        elif command == "s":
+            device = line.device
+            client.notice(
+                f"{line.name}: {getattr(device, 'name', '') or getattr(getattr(device, 'port', None), 'name', '')} "
+                f"{'up' if getattr(device, 'up', True) else 'DOWN'}, {line.settings.describe()}, "
+                f"{line.bytesFromDevice} bytes in, {line.bytesToDevice} out, "
+                f"{getattr(device, 'breaks', 0)} breaks, {getattr(device, 'dropped', 0)} dropped while down, "
+                f"mode {line.mode}"
+                + ("" if line.writable else "; typing paused: the device takes no input now")
+            )
+        elif command == "B":
+            self._digits = b""
+            client.notice("baud rate, then Enter:")
+            self._state = self._baud
+        elif command == "t":
+            if not line.takeWrite(client):
+                client.notice("read-only: cannot take write")
+        elif command == "o":
+            line.dropWrite(client)
+        elif command == "d" or (command == "x" and self.qemuKeys):
+            client.notice("bye")
+            client.disconnect()
+        elif command in "?h":
+            client.notice(QEMU_HELP.format(key=keyName(self.key)) if self.qemuKeys else HELP)
+        else:
+            client.notice(f"unknown escape command {command!r}; {keyName(self.key)} ? for help")
+        return b""
+
+    def _replay(self, count: int) -> None:
+        line = self.client.line
+        backlog = line.backlog()
+        # Found from the end (a split made an object a line: a 64 MiB
+        # backlog of short lines cost 1.3 GB for a moment).  A final
+        # newline ends the last line; it does not start another.
+        start = len(backlog) - 1 if backlog.endswith(b"\n") else len(backlog)
+        for _ in range(count):
+            start = backlog.rfind(b"\n", 0, start)
+            if start < 0:
+                break
+        self.client.notice(f"last {count} lines of {line.name}:")
+        self.client.deliverKept(backlog[start + 1:])
+
+    def _count(self, byte: int) -> bytes:
+        if byte in (0x0D, 0x0A):
+            self._replay(max(1, int(self._digits or b"20")))
+            return b""
+        if 0x30 <= byte <= 0x39 and len(self._digits) < 6:
+            self._digits += bytes((byte,))
+        self._state = self._count
+        return b""
+
+    def _breakThenKey(self, byte: int) -> bytes:
+        line = self.client.line
+        if line.clientBreak(self.client):
+            # The key goes after the break: the device holds it until then.
+            line.clientData(self.client, bytes((byte,)))
+        return b""
+
+    def _baud(self, byte: int) -> bytes:
+        if byte in (0x0D, 0x0A):
+            line, client = self.client.line, self.client
+            try:
+                wanted = applySingle(line.settings, "baud", self._digits.decode("ascii", "replace"))
+            except ConfigError as e:
+                client.notice(str(e))
+                return b""
+            settings: SerialSettings = line.clientSettings(client, wanted)
+            if not line.mayWrite(client):
+                # Refused (logged by the line): said, as for a break.
+                why = "you only watch: take write first" if client.role is Role.WATCHER else "read-only"
+                client.notice(f"{why}: nothing changed, {line.name} stays at {settings.describe()}")
+                return b""
+            client.notice(f"{line.name} now at {settings.describe()}")
+            return b""
+        if 0x30 <= byte <= 0x39 and len(self._digits) < 10:
+            self._digits += bytes((byte,))
+        self._state = self._baud
+        return b""
+

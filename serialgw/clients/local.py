@@ -1,0 +1,239 @@
+"""
+Clients on this machine: a file that collects device output (QEMU's
+C{file:}), and byte streams on file descriptors (QEMU's C{pipe:} FIFO pair,
+C{stdio}) carried by Twisted's StandardIO.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import termios
+from typing import Any, Optional
+
+from twisted.internet import abstract, stdio
+from twisted.internet.protocol import connectionDone
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from serialgw.clients.guard import OutputGuard
+from serialgw.clients.raw import RawClient
+from serialgw.config.specs import ListenerKind, ListenerSpec, Protocol
+from serialgw.interfaces import IClient
+from serialgw.line.hub import ClientEvents, Line, Role
+
+log = Logger()
+
+
+@implementer(IClient)
+class FileClient(ClientEvents, abstract.FileDescriptor):
+    """
+    Device output appended to a file; nothing is read from it.  What the
+    file does not take at once (a FIFO nobody reads, a slow tty) waits
+    behind an output guard, as for a network client: up to the listener's
+    C{outbuf}, then its policy (by default drop, counted).
+    """
+
+    def __init__(self, line: Line, path: str, reactor: Any = None, spec: Optional[ListenerSpec] = None) -> None:
+        abstract.FileDescriptor.__init__(self, reactor)
+        self.line = line
+        self.path = path
+        self.peer = f"file:{path}"
+        self.role = Role.READONLY
+        # A log file is not someone the device should wait for.
+        self.wakesLine = False
+        self._fd = self._open()
+        # Bytes dropped since a write failed (0: writing).
+        self._lost = 0
+        # A FileDescriptor writes nothing until it is marked connected.
+        self.connected = 1
+        if spec is None:
+            spec = ListenerSpec(path, Protocol.RAW, kind=ListenerKind.FILE, path=path)
+        self.guard = OutputGuard(self, line, spec.outbuf, spec.policy)
+        self.guard.attach(self)
+        line.attach(self)
+
+    @property
+    def transport(self) -> Any:
+        """What the guard cuts (policy disconnect): this descriptor."""
+        return self
+
+    def _open(self) -> int:
+        flags = os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NONBLOCK
+        try:
+            return os.open(self.path, os.O_WRONLY | flags, 0o640)
+        except OSError as e:
+            if e.errno != errno.ENXIO:
+                raise
+            # A FIFO nobody reads yet: read-write, so that opening neither
+            # waits nor fails; what it does not take waits here, bounded.
+            return os.open(self.path, os.O_RDWR | flags, 0o640)
+
+    def fileno(self) -> int:
+        return self._fd
+
+    def logPrefix(self) -> str:
+        return self.peer
+
+    def reopen(self) -> None:
+        """Open the path again (logrotate moved the file); the file in hand is kept if that fails."""
+        try:
+            fd = self._open()
+        except OSError as e:
+            log.error("{line}: cannot reopen {path}: {reason}; writing on to the file it was", line=self.line.name,
+                      path=self.path, reason=e.strerror)
+            return
+        self.stopWriting()
+        os.close(self._fd)
+        self._fd = fd
+        if self.dataBuffer or self._tempDataLen:
+            self.startWriting()
+
+    def writeSomeData(self, data: bytes) -> Any:
+        return self._writeFile(data)
+
+    def _writeFile(self, data: bytes) -> int:
+        """
+        Write what the file takes now.  A write that fails (a full disk,
+        EIO) drops the data: said once, counted, and said again when the
+        file takes writes again (it was a line a chunk, or, for output that
+        had waited, the client cut for good).
+        """
+        try:
+            n = os.write(self._fd, data)
+        except BlockingIOError:
+            return 0
+        except OSError as e:
+            if not self._lost:
+                log.error("{line}: cannot write {path}: {reason}; output is dropped until it can",
+                          line=self.line.name, path=self.path, reason=e.strerror)
+            self._lost += len(data)
+            return len(data)
+        if self._lost:
+            log.info("{line}: writing {path} again; {count} bytes were lost", line=self.line.name, path=self.path,
+                     count=self._lost)
+            self._lost = 0
+        return n
+
+    def deliver(self, data: bytes) -> None:
+        guard = self.guard
+        if guard.full and guard.policy == "drop":
+            guard.hold(data)
+            return
+        if self.dataBuffer or self._tempDataLen:
+            self.write(data)
+            return
+        # Nothing waiting: straight to the file (a regular file takes it all).
+        n = self._writeFile(data)
+        if n < len(data):
+            self.write(data[n:])
+
+    # The guard's side: nothing is read from a file.
+
+    def holdInput(self) -> None:
+        pass
+
+    def releaseInput(self) -> None:
+        pass
+
+    def droppedNotice(self, count: int) -> None:
+        pass
+
+    def connectionLost(self, reason: Failure) -> None:
+        # Cut (policy disconnect) or the file failed: it goes.
+        abstract.FileDescriptor.connectionLost(self, reason)
+        self.close()
+
+    def close(self) -> None:
+        self.line.detach(self)
+        if self._fd >= 0:
+            self.stopWriting()
+            os.close(self._fd)
+            self._fd = -1
+
+
+def fifoPair(path: str) -> tuple[int, int]:
+    """
+    QEMU's C{pipe:PATH}: read C{PATH.in} and write C{PATH.out}, or PATH both
+    ways when those do not exist.  Opened read-write, so neither open nor
+    read waits for (or ends with) the program at the other end.
+    """
+    inPath, outPath = path + ".in", path + ".out"
+    if not (os.path.exists(inPath) and os.path.exists(outPath)):
+        inPath = outPath = path
+    flags = os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC
+    fdIn = os.open(inPath, flags)
+    try:
+        fdOut = fdIn if outPath == inPath else os.open(outPath, flags)
+    except OSError:
+        os.close(fdIn)
+        raise
+    return fdIn, fdOut
+
+
+def streamClient(
+    line: Line, reactor: Any, spec: ListenerSpec, stdin: int = 0, stdout: int = 1, name: str = "stdio"
+) -> Any:
+    """
+    A raw client on a pair of descriptors, called C{name} (C{w}, the status
+    page), behind its listener's output bound and policy like a network
+    client (and with mon:, the escape menu); returns its transport.
+    """
+    role = Role.READONLY if spec.readOnly else Role.WRITER
+    if os.isatty(stdin):
+        client: RawClient = TerminalClient(line, role, listener=spec, reactor=reactor, peer=name, fd=stdin)
+    else:
+        client = RawClient(line, role, listener=spec, clock=reactor, peer=name)
+    return stdio.StandardIO(client, stdin=stdin, stdout=stdout, reactor=reactor)  # type: ignore[call-arg]
+
+
+class TerminalClient(RawClient):
+    """
+    The gateway's own terminal as a client (C{stdio} on a tty), set as QEMU
+    sets it once the gateway runs: each key at once, not echoed (the device
+    echoes); with an escape menu (C{mon:stdio}) Ctrl-C and Ctrl-Z go to the
+    device too, without one they still stop the gateway.  Given back as it
+    was found when the client goes (C-a x) or the gateway stops; a start
+    that fails never touches it.
+    """
+
+    def __init__(self, line: Line, role: Role, listener: ListenerSpec, reactor: Any, peer: str, fd: int) -> None:
+        RawClient.__init__(self, line, role, listener=listener, clock=reactor, peer=peer)
+        # Its own descriptor of the terminal: StandardIO closes fd 0 before
+        # telling the client it is gone.
+        self.fd = os.dup(fd)
+        self.saved: Optional[list[Any]] = None
+        reactor.callWhenRunning(self._setRaw)
+        reactor.addSystemEventTrigger("after", "shutdown", self.giveBack)
+
+    def _setRaw(self) -> None:
+        if self.fd < 0:
+            return
+        self.saved = termios.tcgetattr(self.fd)
+        mode = termios.tcgetattr(self.fd)
+        mode[0] &= ~(termios.IGNBRK | termios.BRKINT | termios.PARMRK | termios.ISTRIP | termios.INLCR
+                     | termios.IGNCR | termios.ICRNL | termios.IXON)
+        mode[2] = (mode[2] & ~(termios.CSIZE | termios.PARENB)) | termios.CS8
+        mode[3] &= ~(termios.ECHO | termios.ECHONL | termios.ICANON | termios.IEXTEN)
+        if self.listener.escape not in (-1, None):
+            mode[3] &= ~termios.ISIG
+        mode[6][termios.VMIN], mode[6][termios.VTIME] = 1, 0
+        termios.tcsetattr(self.fd, termios.TCSANOW, mode)
+
+    def giveBack(self) -> None:
+        """The terminal as it was found (once)."""
+        if self.fd < 0:
+            return
+        fd, self.fd = self.fd, -1
+        try:
+            if self.saved is not None:
+                termios.tcsetattr(fd, termios.TCSANOW, self.saved)
+        except termios.error as e:
+            log.info("stdio: the terminal's settings could not be given back: {error}", error=e)
+        finally:
+            os.close(fd)
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        RawClient.connectionLost(self, reason)
+        self.giveBack()

@@ -1,0 +1,106 @@
+"""
+UDP netconsole, in QEMU's C{udp:[rhost]:rport[@[srcip]:srcport]} form: device
+output goes as datagrams to rhost:rport from srcport; datagrams that reach
+srcport from an allowed address go to the device.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any, Optional
+
+from twisted.internet.protocol import DatagramProtocol
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from serialgw.config.specs import UDPSpec
+from serialgw.interfaces import IClient
+from serialgw.line.hub import ClientEvents, Line, Role
+
+log = Logger()
+
+# Device output is cut into datagrams of at most this size: under a
+# 1500-byte MTU with IPv6 and UDP headers, so never fragmented.
+MAX_DATAGRAM = 1400
+
+
+@implementer(IClient)
+class NetconsoleClient(ClientEvents, DatagramProtocol):
+    """
+    One UDP peer of a line.  It attaches when its port starts listening and
+    detaches when it stops.
+    """
+
+    transport: Any
+
+    def __init__(self, line: Line, spec: UDPSpec, role: Role = Role.WRITER) -> None:
+        self.line = line
+        self.spec = spec
+        self.role = role
+        self.peer = f"udp:{spec.remoteHost}:{spec.remotePort}"
+        self.allow = [ipaddress.ip_network(a, strict=False) for a in spec.allow]
+        self.remote: Optional[tuple[str, int]] = None
+        self.refused = 0
+        self.sent = 0
+        # Datagrams to a port nobody may listen on: not a client to wait for.
+        self.wakesLine = False
+
+    def startProtocol(self) -> None:
+        host = self.spec.remoteHost
+        try:
+            ipaddress.ip_address(host)
+            self.remote = (host, self.spec.remotePort)
+        except ValueError:
+            # A name: resolve it once; output before that is dropped.
+            from twisted.internet import reactor
+
+            d = reactor.resolve(host)  # type: ignore[attr-defined]
+            d.addCallback(lambda address: setattr(self, "remote", (address, self.spec.remotePort)))
+            d.addErrback(lambda f: log.error("{line}: cannot resolve {host}: {reason}",
+                                             line=self.line.name, host=host, reason=f.getErrorMessage()))
+        self.line.attach(self)
+
+    def stopProtocol(self) -> None:
+        self.line.detach(self)
+
+    def datagramReceived(self, data: bytes, addr: Any) -> None:
+        try:
+            source = ipaddress.ip_address(addr[0].split("%")[0])
+        except ValueError:
+            source = None
+        if source is None or not any(source in network for network in self.allow):
+            self.refused += 1
+            if self.refused == 1 or self.refused % 1000 == 0:
+                log.warn("{line}: datagram from {source} refused ({count} so far): not in {allow}",
+                         line=self.line.name, source=addr[0], count=self.refused, allow=",".join(self.spec.allow))
+            return
+        self.line.clientData(self, data)
+
+    def connectionRefused(self) -> None:
+        # Nobody listens at the remote end (yet): datagrams are dropped, as
+        # netconsole does.
+        pass
+
+    def pauseInput(self) -> None:
+        # The device is behind: datagrams wait in the kernel's buffer (and
+        # past it are dropped there, as UDP is) instead of in ours.
+        if self.transport is not None:
+            self.transport.stopReading()
+
+    def resumeInput(self) -> None:
+        if self.transport is not None:
+            self.transport.startReading()
+
+    # IClient
+
+    def deliver(self, data: bytes) -> None:
+        if self.remote is None or self.transport is None:
+            return
+        for start in range(0, len(data), MAX_DATAGRAM):
+            try:
+                self.transport.write(data[start:start + MAX_DATAGRAM], self.remote)
+                self.sent += 1
+            except OSError as e:
+                log.debug("{line}: datagram to {peer} not sent: {reason}", line=self.line.name, peer=self.peer, reason=e)
+
+

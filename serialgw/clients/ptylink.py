@@ -1,0 +1,251 @@
+"""
+A pseudo-terminal as a client of a line (remserial C{-l}, QEMU's C{pty}):
+a local program opens the slave (through a stable symlink) as if it were
+the serial port.  When the program changes the pty's termios (speed, stop
+bits, ...), the change goes to the line's device as a settings request, so a
+remote RFC 2217 port follows what the program asked for.
+
+Changes are seen with packet mode (TIOCPKT) and EXTPROC on the slave: the
+kernel then tells the master side of every termios change made while
+EXTPROC is set before or after it.  A program that clears EXTPROC (minicom
+sets c_lflag = 0) is seen doing so; the gateway sets EXTPROC again at once,
+so its later changes, and later programs', are seen too.
+
+The slave starts at the line's speed, stop bits and hardware flow (a pty
+keeps those; it forces 8 bits and no parity), and only what a program
+changes goes to the device: a program that sets the speed does not also
+turn a 7E1 line into 8N1.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import struct
+import termios
+import tty
+from typing import Any
+
+import attrs
+from twisted.internet import abstract, fdesc
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from serialgw.config.specs import SerialSettings
+from serialgw.devices.links import removeSymlink, replaceSymlink
+from serialgw.devices.termio import readTermios, termiosSpeed
+from serialgw.interfaces import IClient
+from serialgw.line.hub import ClientEvents, Line, Role
+
+log = Logger()
+
+EXTPROC = getattr(termios, "EXTPROC", 0o200000)
+TIOCPKT = getattr(termios, "TIOCPKT", 0x5420)
+TIOCPKT_DATA = 0
+TIOCPKT_IOCTL = 0x40
+OUTBUF = 256 * 1024
+
+
+@implementer(IClient)
+class PtyClient(ClientEvents, abstract.FileDescriptor):
+    """
+    The master side of a pty, in the reactor, attached to a line.
+    """
+
+    def __init__(self, line: Line, link: str, reactor: Any) -> None:
+        abstract.FileDescriptor.__init__(self, reactor)
+        self.line = line
+        self.role = Role.WRITER
+        self.link = link
+        master, slave = os.openpty()
+        self.slaveName = os.ttyname(slave)
+        try:
+            tty.setraw(slave)
+            termios.tcsetattr(slave, termios.TCSANOW, _startAttributes(termios.tcgetattr(slave), line.settings))
+            fcntl.ioctl(master, TIOCPKT, struct.pack("i", 1))
+            fdesc.setNonBlocking(master)
+            if link:
+                replaceSymlink(self.slaveName, link)
+        except BaseException:
+            os.close(master)
+            os.close(slave)
+            raise
+        # Kept open: the program may close and reopen the slave freely.
+        self._master, self._slave = master, slave
+        self.peer = f"pty:{link or self.slaveName}"
+        self.settings = readTermios(slave)
+        self.dropped = 0
+        self._dropping = False
+        # While this pty's own change is applied (the line then tells its followers).
+        self._asking = False
+        self._droppedBefore = 0
+        # A FileDescriptor writes nothing until it is marked connected.
+        self.connected = 1
+        self.startReading()
+        line.attach(self)
+        line.settingsFollowers.append(self.lineSettingsChanged)
+
+    def fileno(self) -> int:
+        return self._master
+
+    def logPrefix(self) -> str:
+        return self.peer
+
+    def doRead(self) -> Any:
+        try:
+            packet = os.read(self._master, 65537)
+        except BlockingIOError:
+            return None
+        except OSError as e:
+            if e.errno == errno.EIO:
+                return None
+            raise
+        if not packet:
+            return None
+        status, data = packet[0], packet[1:]
+        try:
+            if status == TIOCPKT_DATA:
+                if data:
+                    self.line.clientData(self, data)
+            elif status & TIOCPKT_IOCTL:
+                self._termiosChanged()
+        except Exception:
+            # Never let the reactor drop this reader over a bug above us:
+            # the pty would stay on the line, deaf, with nobody told.
+            log.failure("{line}: handling input from {peer} failed", line=self.line.name, peer=self.peer)
+        return None
+
+    def connectionLost(self, reason: Any) -> None:
+        """
+        The reactor gave up on the master (reading it failed): said, and the
+        client leaves the line rather than stay on it deaf and mute.
+        """
+        abstract.FileDescriptor.connectionLost(self, reason)
+        log.error("{line}: {peer} lost: {reason}; it is off the line until the next start or reload",
+                  line=self.line.name, peer=self.peer, reason=reason.getErrorMessage())
+        self.line.detach(self)
+        self._unfollow()
+
+    def _unfollow(self) -> None:
+        if self.lineSettingsChanged in self.line.settingsFollowers:
+            self.line.settingsFollowers.remove(self.lineSettingsChanged)
+
+    def lineSettingsChanged(self, settings: SerialSettings) -> None:
+        """
+        The line's settings changed (another client, a reload, a restore):
+        the pty follows, so the next program finds them, and one that puts
+        back what it found when it leaves (picocom) puts back the line's.
+        Not for a change this pty's program asked for: its termios stay its own.
+        """
+        if self._asking or all(getattr(settings, f) == getattr(self.settings, f) for f in _FIELDS):
+            return
+        try:
+            attributes = _startAttributes(termios.tcgetattr(self._slave), settings)
+            termios.tcsetattr(self._slave, termios.TCSANOW, attributes)
+        except termios.error as e:
+            log.warn("{line}: {peer} cannot follow the line's settings: {reason}", line=self.line.name,
+                     peer=self.peer, reason=str(e))
+            return
+        # Known before the pty reports it: not a change a program made.
+        self.settings = readTermios(self._slave, settings.baudrate)
+
+    def _termiosChanged(self) -> None:
+        self._keepExtproc()
+        settings = readTermios(self._slave, self.settings.baudrate)
+        if settings == self.settings:
+            return
+        changed = {field: getattr(settings, field) for field in _FIELDS
+                   if getattr(settings, field) != getattr(self.settings, field)}
+        self.settings = settings
+        wanted = attrs.evolve(self.line.settings, **changed)
+        log.info("{line}: the program on {peer} set {changed}; asking for {settings}", line=self.line.name,
+                 peer=self.peer, changed=changed, settings=wanted.describe())
+        self._asking = True
+        try:
+            self.line.clientSettings(self, wanted)
+        finally:
+            self._asking = False
+
+    def _keepExtproc(self) -> None:
+        """
+        A program cleared EXTPROC (c_lflag = 0): set it again, changing
+        nothing else, so its next changes are seen (read afresh just before,
+        so a change made meanwhile is not undone).
+        """
+        try:
+            current = termios.tcgetattr(self._slave)
+            if current[3] & EXTPROC:
+                return
+            current[3] |= EXTPROC
+            termios.tcsetattr(self._slave, termios.TCSANOW, current)
+        except termios.error as e:
+            log.warn("{line}: cannot keep watching {peer}'s settings: {reason}", line=self.line.name,
+                     peer=self.peer, reason=str(e))
+            return
+        log.debug("{line}: EXTPROC set again on {peer}", line=self.line.name, peer=self.peer)
+
+    def writeSomeData(self, data: bytes) -> Any:
+        return fdesc.writeToFD(self._master, data)
+
+    # IClient
+
+    def deliver(self, data: bytes) -> None:
+        # While no program reads the slave, keep at most OUTBUF bytes here
+        # (beyond what the kernel holds); newer output is dropped and counted.
+        # Said when it starts, and when all that waited has been read (not
+        # whenever a chunk fits: a program reading slowly made a line every
+        # other chunk, 570 a second).
+        waiting = len(self.dataBuffer) - self.offset + self._tempDataLen
+        if self._dropping and not waiting:
+            self._dropping = False
+            log.info("{line}: {peer} is read again; {count} bytes were dropped for it",
+                     line=self.line.name, peer=self.peer, count=self.dropped - self._droppedBefore)
+        if waiting + len(data) > OUTBUF:
+            if not self._dropping:
+                self._dropping = True
+                self._droppedBefore = self.dropped
+                log.info("{line}: nobody reads {peer}; its output is dropped until someone does",
+                         line=self.line.name, peer=self.peer)
+            self.dropped += len(data)
+            return
+        self.write(data)
+
+
+    def pauseInput(self) -> None:
+        self.stopReading()
+
+    def resumeInput(self) -> None:
+        self.startReading()
+
+    def close(self) -> None:
+        self.line.detach(self)
+        self._unfollow()
+        self.stopReading()
+        self.stopWriting()
+        removeSymlink(self.link, self.slaveName)
+        os.close(self._master)
+        os.close(self._slave)
+
+
+# What a program may change on its pty, and the device then follows.
+_FIELDS = ("baudrate", "stopbits", "xonxoff", "rtscts")
+
+
+def _startAttributes(attributes: list[Any], settings: SerialSettings) -> list[Any]:
+    """
+    Raw termios attributes with EXTPROC, at the line's speed (when termios
+    names it), stop bits and hardware flow; software flow (IXON) stays off,
+    as on a raw port: the pty's own line discipline must not eat XON/XOFF.
+    """
+    attributes[3] |= EXTPROC
+    speed = termiosSpeed(settings.baudrate)
+    if speed is not None:
+        attributes[4] = attributes[5] = speed
+    cflag = attributes[2] & ~(termios.CSTOPB | termios.CRTSCTS)
+    if settings.stopbits != 1:
+        cflag |= termios.CSTOPB
+    if settings.rtscts:
+        cflag |= termios.CRTSCTS
+    attributes[2] = cflag
+    return attributes

@@ -1,0 +1,50 @@
+"""
+Raw TCP (or unix-socket) clients: bytes pass both ways untouched.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from twisted.internet.protocol import Protocol, connectionDone
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from serialgw.clients.session import Session
+from serialgw.interfaces import IClient
+from serialgw.line.hub import ClientEvents, Line, Role, writeNow
+
+
+@implementer(IClient)
+class RawClient(Session, ClientEvents, Protocol):
+    """
+    A client whose connection carries the line's bytes and nothing else.
+    """
+
+    transport: Any
+
+    def __init__(
+        self, line: Line, role: Role = Role.WRITER, listener: Any = None, clock: Any = None, peer: Optional[str] = None
+    ) -> None:
+        self.line = line
+        self.role = role
+        self.listener = listener
+        self.clock = clock
+        self.fixedPeer = peer
+
+    def connectionMade(self) -> None:
+        self.startSession()
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        self.endSession()
+
+    # Bytes from the peer go through the escape menu (if any) to the line.
+    dataReceived = Session.fromPeer
+
+    def deliver(self, data: bytes) -> None:
+        # The common case (no full output guard, no idle timer) without a call.
+        guard = self.guard
+        if (guard is not None and guard.full) or self._idleCall is not None:
+            if not self.mayDeliver(data):
+                return
+        writeNow(self.transport, data)

@@ -1,0 +1,355 @@
+"""
+What every network client of a line shares, whatever its protocol: its
+peer's name, joining and leaving the line, the bound on output queued
+towards it (L{OutputGuard}), an idle timeout and TCP keepalive.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Optional
+
+from serialgw.clients.escape import EscapeMenu, keyName
+from serialgw.clients.guard import OutputGuard
+from serialgw.clients.tls import peerSubject
+from serialgw.config.specs import ListenerSpec
+from serialgw.line.hub import Role, noDelay, peerName
+from serialgw.logflood import Peer, clientLog
+
+# Limited per peer: a client's input cannot flood the log (logflood).
+log = clientLog()
+
+# Why a client's transport is not read (Session._readingPaused).
+DEVICE_BEHIND = 1
+OUTPUT_FULL = 2
+# Input held while a client's output is full is what one read brings (64
+# KiB); past this, its transport is not honouring the pause: it is cut.
+HELD_INPUT_LIMIT = 256 * 1024
+# A connection that says nothing and leaves within this many seconds (a load
+# balancer's health check, a port scan) is not announced to the others.
+QUIET_SECONDS = 1.0
+# A watcher or read-only person who types is told at most this often that
+# the input is not sent.
+NOT_SENT_INTERVAL = 10.0
+# A client told to go (idle, escape d) has this many seconds to read what
+# waits for it; then its connection is cut (closing waits for the output to
+# drain: a client that never reads stayed connected for ever).
+CLOSE_GRACE = 10.0
+
+
+def setUpConnection(client: Any, source: Any, transport: Any, spec: ListenerSpec, clock: Any,
+                    onIdle: Callable[[], None]) -> tuple[OutputGuard, Any]:
+    """
+    What a listener's spec sets on each of its connections: the output
+    guard (outbuf, policy; C{source} is paused by policy=block),
+    TCP_NODELAY, keepalive, and the idle timer.  The guard, and the idle
+    timer's delayed call (None: no idle=, or no clock).
+    """
+    guard = OutputGuard(client, source, spec.outbuf, spec.policy)
+    guard.attach(transport)
+    if spec.nodelay:
+        noDelay(transport)
+    if spec.keepalive and hasattr(transport, "setTcpKeepAlive"):
+        transport.setTcpKeepAlive(True)
+    idleCall = clock.callLater(spec.idle, onIdle) if spec.idle and clock is not None else None
+    return guard, idleCall
+
+
+def stopCalls(*calls: Any) -> None:
+    """Cancel the delayed calls still pending (None, or one that ran or was cancelled: nothing)."""
+    for call in calls:
+        if call is not None and call.active():
+            call.cancel()
+
+
+class Session:
+    """
+    Mixed into a client protocol that has C{line}, C{transport},
+    C{listener} (a ListenerSpec or None) and C{clock}.
+    """
+
+    line: Any
+    transport: Any
+    deliver: Callable[[bytes], None]
+    listener: Any = None
+    clock: Any = None
+    guard: Optional[OutputGuard] = None
+    _idleCall: Any = None
+    _introCall: Any = None
+    _closeCall: Any = None
+    # Told to go (disconnect): its input is no longer handled.
+    leaving = False
+    _notSentAt: Optional[float] = None
+    peer: str = "?"
+    # The person, when known by name (an SSH key's owner, a TLS certificate's CN).
+    user: Optional[str] = None
+    # A name given by whoever made the client (stdio, pipe:PATH), for a
+    # transport whose peer address says nothing.
+    fixedPeer: Optional[str] = None
+    role: Role = Role.WRITER
+
+    # A network client: counts for max-clients, exclusive mode, notices.
+    person = True
+    # Announced to the others only once it sends something or has stayed
+    # QUIET_SECONDS (a connection from a listener, where a clock is known).
+    quietStart = True
+    escapeMenu: Optional[EscapeMenu] = None
+    defaultEscape: Optional[int] = None
+    # Input held back while the client's output is past its bound (see
+    # OutputGuard): reading stops, and what was read but not handled yet
+    # (after the wire layer, before the escape menu) waits in _heldInput.
+    inputHeld = False
+    _heldInput = b""
+    # Why the transport is not read: DEVICE_BEHIND | OUTPUT_FULL.
+    _readingPaused = 0
+
+    def describePeer(self) -> str:
+        """This client in notices and logs: its address (a person's name too, where known)."""
+        return self.fixedPeer or peerName(self.transport)
+
+    def startSession(self) -> None:
+        """
+        Join the line.  A start that fails leaves the client fully gone
+        (detached, connection aborted), never half attached.
+        """
+        try:
+            self._startSession()
+        except Exception:
+            log.failure("{line}: starting the session of {peer} failed; it is disconnected",
+                        line=self.line.name, peer=self.peer)
+            self.endSession()
+            self.transport.loseConnection()
+
+    def _startSession(self) -> None:
+        # One object a connection: its own log budget (logflood.Peer).
+        self.peer = Peer(self.describePeer())
+        spec = self.listener
+        key = self.defaultEscape if spec is None or spec.escape == -1 else spec.escape
+        if key is not None:
+            self.escapeMenu = EscapeMenu(self, key, qemuKeys=spec is not None and spec.qemuKeys)
+        if spec is not None and spec.tls is not None:
+            # Over TLS a session starts once the handshake is done and the
+            # certificate verified (tls.HandshakeGate): its subject names the
+            # peer and, with readonly=, decides the role before the line sees
+            # the client (so exclusive mode counts it right).
+            self._certified(spec.tls)
+        if spec is not None:
+            self.guard, self._idleCall = setUpConnection(self, self.line, self.transport, spec, self.clock,
+                                                         self._idleTimeout)
+        # A connection from a listener is announced once it says something
+        # or has stayed QUIET_SECONDS.
+        clock = self._clock()
+        quiet = self.quietStart and spec is not None and clock is not None
+        self.line.attach(self, quiet=quiet)
+        if quiet:
+            self._introCall = clock.callLater(QUIET_SECONDS, self.introduce)
+        if spec is not None and spec.banner:
+            self.notice(f"{self.line.name}: {self.line.settings.describe()}, you are {self.role.value}; "
+                        f"also here: {self.line.who(exclude=self)}"
+                        + (f"; escape key {keyName(self.escapeMenu.key)}" if self.escapeMenu else ""))
+        early = self.line.takeEarlyOutput(self)
+        if spec is not None and spec.replay:
+            self.deliverKept(self.line.backlog())
+        elif early:
+            self.deliverKept(early)
+
+    def deliverKept(self, data: bytes) -> None:
+        """
+        Kept device output (the replay backlog, the early output): at most
+        the newest C{outbuf} bytes, what the client may have waiting (the
+        whole of a 64 MiB backlog was queued for every client that asked).
+        """
+        guard = self.guard
+        if guard is not None and len(data) > guard.bound:
+            data = data[len(data) - guard.bound:]
+        self.deliver(data)
+
+    def _clock(self) -> Any:
+        return self.clock if self.clock is not None else self.line.clock
+
+    def introduce(self) -> None:
+        """This client said something, or stayed: the others are told it is here (once)."""
+        if self._introCall is not None:
+            if self._introCall.active():
+                self._introCall.cancel()
+            self._introCall = None
+            self.line.introduce(self)
+
+    def fromPeer(self, data: bytes) -> None:
+        """Data from the client: through the escape menu, then to the line."""
+        if self.inputHeld:
+            # At most what one read brought: the transport is not read now.
+            self._heldInput += data
+            if len(self._heldInput) > HELD_INPUT_LIMIT:
+                # A transport that goes on reading (an SSH channel): cut.
+                log.warn("{line}: {peer} sent {count} bytes while not reading its output: disconnected",
+                         line=self.line.name, peer=self.peer, count=len(self._heldInput))
+                self._heldInput = b""
+                self.transport.abortConnection()
+            return
+        if self._idleCall is not None:
+            self.touch()
+        if self._introCall is not None:
+            self.introduce()
+        if self.escapeMenu is not None:
+            data = self.escapeMenu.filter(data)
+            if not data:
+                return
+        self.toLine(data)
+
+    def toLine(self, data: bytes) -> None:
+        """Typed data for the device (the escape menu's too): a watcher's or read-only person's is refused, and said."""
+        if not self.line.clientData(self, data):
+            self._notSent()
+
+    def _notSent(self) -> None:
+        """A watcher or read-only person typed: say once (then at most every NOT_SENT_INTERVAL s) that it goes nowhere."""
+        clock = self._clock()
+        now = clock.seconds() if clock is not None else 0.0
+        if self._notSentAt is not None and now - self._notSentAt < NOT_SENT_INTERVAL:
+            return
+        self._notSentAt = now
+        if self.role is Role.WATCHER:
+            hint = f"; {keyName(self.escapeMenu.key)} t takes write" if self.escapeMenu is not None else ""
+            self.notice(f"you only watch: what you type is not sent to {self.line.name}{hint}")
+        else:
+            self.notice(f"read-only: what you type is not sent to {self.line.name}")
+
+    def wantsNotices(self) -> bool:
+        spec = self.listener
+        if spec is not None and spec.notices is not None:
+            return bool(spec.notices)
+        return self.defaultNotices()
+
+    def defaultNotices(self) -> bool:
+        return False
+
+    def notice(self, text: str) -> None:
+        """A line of text for the person at this terminal, if it is one."""
+        if self.wantsNotices() or self.escapeMenu is not None:
+            self.sendText(f"\r\n[serialgw: {text}]\r\n".encode("utf-8", "replace"))
+
+    def sendText(self, data: bytes) -> None:
+        """
+        Text for the client (a notice, an answer): while it is past its
+        output bound, it waits with held device output (bounded, the
+        oldest dropped).
+        """
+        guard = self.guard
+        if guard is not None and guard.full:
+            guard.hold(data)
+        else:
+            self.writeText(data)
+
+    def writeText(self, data: bytes) -> None:
+        self.transport.write(data)
+
+    # Reading the client: paused while the device is behind (the line's
+    # pauseInput) or while the client's own output is past its bound.
+
+    def _pauseReading(self, why: int) -> None:
+        if not self._readingPaused:
+            self.transport.pauseProducing()
+        self._readingPaused |= why
+
+    def _resumeReading(self, why: int) -> None:
+        if self._readingPaused & why:
+            self._readingPaused &= ~why
+            if not self._readingPaused:
+                self.transport.resumeProducing()
+
+    def pauseInput(self) -> None:
+        self._pauseReading(DEVICE_BEHIND)
+
+    def resumeInput(self) -> None:
+        self._resumeReading(DEVICE_BEHIND)
+
+    def holdInput(self) -> None:
+        """The guard: output past the bound; nothing more is read or handled."""
+        self.inputHeld = True
+        self._pauseReading(OUTPUT_FULL)
+
+    def releaseInput(self) -> None:
+        """The guard: output drained; what was held is handled, then reading goes on."""
+        if self.leaving:
+            return
+        self.inputHeld = False
+        held, self._heldInput = self._heldInput, b""
+        if held:
+            self.fromPeer(held)
+        if not self.inputHeld:
+            self.releaseWire()
+        if not self.inputHeld:
+            self._resumeReading(OUTPUT_FULL)
+
+    def releaseWire(self) -> None:
+        """Handle input the wire layer held back (telnet: bytes not parsed yet)."""
+
+    def _certified(self, tls: Any) -> None:
+        subject = peerSubject(self.transport)
+        if subject:
+            self.peer = Peer(f"{self.peer} ({subject})")
+            if not tls.hostname:
+                # A client certificate names a person; a dial-out's (the
+                # server we verified as tls.hostname) does not.
+                self.user = subject
+        if tls.readOnlySubjects:
+            if subject in tls.readOnlySubjects:
+                self.role = Role.READONLY
+            log.info("{line}: {peer} is {role} by its certificate", line=self.line.name, peer=self.peer,
+                     role=self.role.value)
+
+    def disconnect(self) -> None:
+        """Close the connection once what waits is sent; cut it if that takes CLOSE_GRACE s."""
+        # Nothing more it sent is handled (the rest of the read after escape
+        # d), and it is off the line now: no more output flows to it while
+        # the connection closes (a person whose right was taken away kept
+        # getting the console while reading it slowly).
+        self.leaving = True
+        self.inputHeld = True
+        self.transport.loseConnection()
+        self.line.detach(self)
+        clock = self._clock()
+        # (A stream on descriptors, stdio or pipe:, cannot be cut: off the
+        # line, it closes once what it holds is read, as with policy disconnect.)
+        if clock is not None and self._closeCall is None and hasattr(self.transport, "abortConnection"):
+            self._closeCall = clock.callLater(CLOSE_GRACE, self._cut)
+
+    def _cut(self) -> None:
+        self._closeCall = None
+        log.info("{line}: {peer} did not take its last output within {seconds} s: cut", line=self.line.name,
+                 peer=self.peer, seconds=CLOSE_GRACE)
+        self.transport.abortConnection()
+
+    def endSession(self) -> None:
+        stopCalls(self._idleCall, self._closeCall, self._introCall)
+        self._idleCall = self._closeCall = self._introCall = None
+        if self.guard is not None:
+            self.guard.stopProducing()
+        self.line.detach(self)
+
+    def touch(self) -> None:
+        """Traffic either way: the idle timer starts again."""
+        if self._idleCall is not None and self._idleCall.active():
+            self._idleCall.reset(self.listener.idle)
+
+    def mayDeliver(self, data: bytes) -> bool:
+        """False when this client is full and its policy drops output (then the guard holds it)."""
+        guard = self.guard
+        if guard is not None and guard.full:
+            if guard.policy == "drop":
+                guard.hold(data)
+                return False
+        if self._idleCall is not None:
+            self.touch()
+        return True
+
+    def _idleTimeout(self) -> None:
+        self._idleCall = None
+        log.info("{line}: {peer} idle for {seconds} s: disconnected", line=self.line.name, peer=self.peer,
+                 seconds=self.listener.idle)
+        self.disconnect()
+
+    def droppedNotice(self, count: int) -> None:
+        """Output was dropped for this client: say so if it is a person's terminal."""
+        if self.wantsNotices():
+            self.notice(f"{count} bytes dropped: this session fell behind")

@@ -1,0 +1,233 @@
+"""
+TLS for listeners and dial-outs: certificates from PEM files, client
+certificates required from a CA and restricted by subject CN, servers
+verified by name (service-identity, through Twisted's optionsForClientTLS).
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any, Callable, Optional
+
+from OpenSSL import SSL
+from twisted.internet import ssl
+from twisted.internet.interfaces import IHandshakeListener, IOpenSSLContextFactory
+from twisted.internet.protocol import Protocol, connectionDone
+from twisted.logger import Logger
+from twisted.protocols.tls import TLSMemoryBIOFactory
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from serialgw.config.specs import TLSSpec
+from serialgw.line.hub import peerName
+from serialgw.logflood import clientLog
+
+log = Logger()
+# Failed handshakes, limited per listener (logflood.PeerLimiter).
+handshakes = clientLog()
+
+
+class TLSError(Exception):
+    """Certificates could not be loaded; the message names the file."""
+
+
+def _read(path: str, what: str) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as e:
+        raise TLSError(f"cannot read {what} {path!r}: {e.strerror}") from None
+
+
+def _privateCertificate(spec: TLSSpec) -> ssl.PrivateCertificate:
+    try:
+        return ssl.PrivateCertificate.loadPEM(_read(spec.cert, "certificate") + b"\n" + _read(spec.key, "key"))
+    except TLSError:
+        raise
+    except Exception as e:
+        raise TLSError(f"cannot load certificate {spec.cert!r} with key {spec.key!r}: {e}") from None
+
+
+def _authorities(path: str) -> list[ssl.Certificate]:
+    try:
+        from cryptography import x509
+        from cryptography.hazmat.primitives.serialization import Encoding
+
+        return [
+            ssl.Certificate.loadPEM(c.public_bytes(Encoding.PEM))
+            for c in x509.load_pem_x509_certificates(_read(path, "CA file"))
+        ]
+    except TLSError:
+        raise
+    except Exception as e:
+        raise TLSError(f"cannot load CA file {path!r}: {e}") from None
+
+
+@implementer(IOpenSSLContextFactory)
+class ServerContextFactory:
+    """
+    A server context: our certificate; with a CA, client certificates are
+    required and verified; with subjects, the client certificate's CN must
+    be one of them, or the handshake fails.
+    """
+
+    def __init__(self, spec: TLSSpec) -> None:
+        self.spec = spec
+        certificate = _privateCertificate(spec)
+        options: Any
+        if spec.ca:
+            options = ssl.CertificateOptions(
+                privateKey=certificate.privateKey.original,
+                certificate=certificate.original,
+                verify=True,
+                caCerts=[c.original for c in _authorities(spec.ca)],
+                requireCertificate=True,
+            )
+        else:
+            options = ssl.CertificateOptions(
+                privateKey=certificate.privateKey.original, certificate=certificate.original
+            )
+        self._context = options.getContext()
+        if spec.subjects:
+            allowed = set(spec.subjects) | set(spec.readOnlySubjects)
+
+            def verify(connection: Any, x509: Any, errno: int, depth: int, ok: int) -> bool:
+                if not ok:
+                    return False
+                if depth > 0:
+                    return True
+                cn = x509.get_subject().commonName
+                if cn not in allowed:
+                    log.warn("TLS client certificate {subject!r} refused: not in {allowed}",
+                             subject=cn, allowed=sorted(allowed))
+                    return False
+                return True
+
+            self._context.set_verify(SSL.VERIFY_PEER | SSL.VERIFY_FAIL_IF_NO_PEER_CERT, verify)
+
+    def getContext(self) -> Any:
+        return self._context
+
+
+def clientOptions(spec: TLSSpec) -> Any:
+    """Client options verifying the server as C{spec.hostname}."""
+    authorities = _authorities(spec.ca)
+    trust = ssl.trustRootFromCertificates(authorities)
+    client = _privateCertificate(spec) if spec.cert else None
+    return ssl.optionsForClientTLS(spec.hostname, trustRoot=trust, clientCertificate=client)
+
+
+def peerSubject(transport: Any) -> str:
+    """The CN of a TLS peer's certificate, or empty."""
+    try:
+        certificate = transport.getPeerCertificate()
+    except Exception:
+        return ""
+    if certificate is None:
+        return ""
+    return str(certificate.get_subject().commonName or "")
+
+
+# Twisted 22.10's TLSMemoryBIOFactory takes no clock: that came with the
+# aggregation of small writes (Twisted 23.10, twisted#11989), and it is only
+# what those writes are flushed by; without it they are written at once.
+_FACTORY_TAKES_CLOCK = "clock" in inspect.signature(TLSMemoryBIOFactory.__init__).parameters
+
+
+class RefusingTLSFactory(TLSMemoryBIOFactory):
+    """
+    TLS around a factory that may refuse a connection (C{buildProtocol}
+    returns None): then the connection is closed at accept, before any TLS,
+    instead of a handshake with nobody behind it.
+    """
+
+    def __init__(self, contextFactory: Any, isClient: bool, wrappedFactory: Any, clock: Any = None) -> None:
+        if _FACTORY_TAKES_CLOCK:
+            super().__init__(contextFactory, isClient, wrappedFactory, clock)
+        else:
+            super().__init__(contextFactory, isClient, wrappedFactory)
+
+    def buildProtocol(self, addr: Any) -> Any:
+        inner = self.wrappedFactory.buildProtocol(addr)
+        if inner is None:
+            return None
+        return self.protocol(self, inner)
+
+
+@implementer(IHandshakeListener)
+class HandshakeGate(Protocol):
+    """
+    Stands for a client over TLS until its handshake is done and its
+    certificate verified: only then is the client connected (attached to its
+    line, given its role).  Before, the client does not exist for the line:
+    it takes no place under max-clients and no writer role.  A handshake not
+    done within C{timeout} seconds is aborted.
+
+    @ivar pending: the gates of one listener whose handshake is under way
+        (shared, so the listener can bound them).
+    @ivar admit: called with the transport once verified; C{False} closes it.
+    """
+
+    transport: Any
+
+    def __init__(self, client: Any, clock: Any, timeout: float, pending: set[Any],
+                 admit: Callable[[Any], bool], logKey: str = "TLS") -> None:
+        self.client = client
+        # The log budget of the listener's failed handshakes (logflood).
+        self.logKey = logKey
+        self.clock = clock
+        self.timeout = timeout
+        self.pending = pending
+        self.admit = admit
+        self.attached = False
+        self._timer: Optional[Any] = None
+
+    def connectionMade(self) -> None:
+        self.pending.add(self)
+        if self.clock is not None and self.timeout > 0:
+            self._timer = self.clock.callLater(self.timeout, self._expired)
+
+    def _stopTimer(self) -> None:
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = None
+
+    def _expired(self) -> None:
+        self._timer = None
+        self.pending.discard(self)
+        log.info("TLS handshake from {peer} not done in {seconds} s: disconnected",
+                 peer=peerName(self.transport), seconds=self.timeout)
+        self.transport.abortConnection()
+
+    def handshakeCompleted(self) -> None:
+        self._stopTimer()
+        self.pending.discard(self)
+        if not self.admit(self.transport):
+            self.transport.loseConnection()
+            return
+        self.attached = True
+        self.client.makeConnection(self.transport)
+
+    def dataReceived(self, data: bytes) -> None:
+        # TLS hands on application data only after the handshake.
+        if self.attached:
+            self.client.dataReceived(data)
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        if not self.attached and self.transport is not None and reason.check(SSL.Error):
+            # Said (a wrong CA, no certificate, not TLS at all): else the
+            # person whose client fails would find nothing in the log.
+            # Limited per listener, as a connect flood's refusals.
+            handshakes.info("TLS handshake from {address} failed: {reason}", address=peerName(self.transport),
+                            reason=describeSSLError(reason.value), peer=self.logKey)
+        self._stopTimer()
+        self.pending.discard(self)
+        if self.attached:
+            self.attached = False
+            self.client.connectionLost(reason)
+
+
+def describeSSLError(error: Any) -> str:
+    """OpenSSL's reasons, for people: 'certificate verify failed', not a list of tuples."""
+    reasons = [str(entry[-1]) for entry in (error.args[0] if error.args else []) if isinstance(entry, tuple) and entry]
+    return "; ".join(r for r in reasons if r) or str(error) or type(error).__name__

@@ -1,0 +1,268 @@
+"""
+One view of all consoles (C{--watch-all}, a C{[watch-all]} table): a
+listener whose clients read the output of every line (or those whose names
+match shell patterns), each output line prefixed with C{NAME: }.
+
+A client of this listener is one connection and one L{OutputGuard} (the
+listener's C{outbuf} and C{policy}, as for any client), with a
+L{LineTap} attached to each line it watches.  A tap keeps its line's
+partial last line until the newline comes, so lines from different
+consoles never mix within a line; a partial line is held at most
+C{PARTIAL_LIMIT} bytes and C{PARTIAL_HOLD} seconds (a prompt with no
+newline), then sent with a line break added.  Watchers only read: what they
+send is ignored; they are not people (no notices, no max-clients of the
+lines, no open-string).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import ipaddress
+from typing import Any, Optional
+
+from twisted.internet.protocol import Factory, Protocol, connectionDone
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from serialgw.clients.guard import IGuarded, OutputGuard
+from serialgw.clients.session import CLOSE_GRACE, setUpConnection, stopCalls
+from serialgw.config.specs import DEFAULT_MAX_CLIENTS, ListenerSpec
+from serialgw.interfaces import IClient
+from serialgw.line.hub import ClientEvents, Line, Role, addressAllowed, describeAddress, peerName
+
+log = Logger()
+
+# A source line's partial last line: sent (with a line break added) past
+# this many bytes, or when it is this many seconds old.
+PARTIAL_LIMIT = 2048
+PARTIAL_HOLD = 1.0
+
+
+def matches(name: str, patterns: tuple[str, ...]) -> bool:
+    """Whether a line name matches one of the shell patterns (C{rack4-*})."""
+    return any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns)
+
+
+@implementer(IClient)
+class LineTap(ClientEvents):
+    """A watcher's view of one line: whole output lines, prefixed with the line's name."""
+
+    role = Role.READONLY
+    # A watcher does not start a line that waits for its first client.
+    wakesLine = False
+
+    def __init__(self, watcher: WatchAllClient, line: Line) -> None:
+        self.watcher = watcher
+        self.line = line
+        self.peer = f"watch-all {watcher.peer}"
+        self.prefix = line.name.encode("utf-8", "replace") + b": "
+        self.partial = bytearray()
+        self._flushCall: Any = None
+
+    def deliver(self, data: bytes) -> None:
+        nl = data.rfind(b"\n")
+        if nl < 0:
+            self.partial += data
+        else:
+            whole = bytes(self.partial) + data[: nl + 1] if self.partial else data[: nl + 1]
+            self.partial[:] = data[nl + 1 :]
+            # Every line of the chunk prefixed, in one replace.
+            self.watcher.emit(self.prefix + whole[:-1].replace(b"\n", b"\n" + self.prefix) + b"\n")
+        if len(self.partial) > PARTIAL_LIMIT:
+            self.flush()
+        elif self.partial and self._flushCall is None and self.watcher.clock is not None:
+            self._flushCall = self.watcher.clock.callLater(PARTIAL_HOLD, self.flush)
+        elif not self.partial:
+            self._cancel()
+
+    def flush(self) -> None:
+        """Send the partial line now, with a line break after it."""
+        self._cancel()
+        if self.partial:
+            data, self.partial = self.prefix + bytes(self.partial) + b"\r\n", bytearray()
+            self.watcher.emit(data)
+
+    def deviceStateChanged(self, up: bool, notice: bytes) -> None:
+        if notice:
+            self.flush()
+            self.watcher.emit(self.prefix + notice.strip(b"\r\n") + b"\r\n")
+
+    def stop(self) -> None:
+        self._cancel()
+        self.line.detach(self)
+
+    def _cancel(self) -> None:
+        stopCalls(self._flushCall)
+        self._flushCall = None
+
+
+class _AllLines:
+    """What the output guard sees as the line: for policy=block, every watched line."""
+
+    name = "watch-all"
+
+    def __init__(self, watcher: WatchAllClient) -> None:
+        self.watcher = watcher
+
+    def blockDevice(self, client: Any) -> None:
+        for tap in self.watcher.taps.values():
+            tap.line.blockDevice(tap)
+
+    def unblockDevice(self, client: Any) -> None:
+        for tap in self.watcher.taps.values():
+            tap.line.unblockDevice(tap)
+
+    def detach(self, client: Any) -> None:
+        """The guard cut the watcher off (policy disconnect on a stream): its taps go when it closes."""
+
+
+@implementer(IGuarded)
+class WatchAllClient(Protocol):
+    """One connection of the watch-all listener."""
+
+    transport: Any
+
+    def __init__(self, factory: WatchAllFactory) -> None:
+        self.factory = factory
+        self.spec = factory.spec
+        self.clock = factory.clock
+        self.peer = "?"
+        self.taps: dict[str, LineTap] = {}
+        self.guard: Optional[OutputGuard] = None
+        self.ignored = 0
+        self._idleCall: Any = None
+        self._closeCall: Any = None
+        # The held output's oldest bytes were dropped: it starts mid-line.
+        self._cut = False
+
+    def connectionMade(self) -> None:
+        self.peer = peerName(self.transport)
+        self.guard, self._idleCall = setUpConnection(self, _AllLines(self), self.transport, self.spec, self.clock,
+                                                     self._idleTimeout)
+        self.factory.clients.append(self)
+        for line in self.factory.lines():
+            self.watch(line)
+        log.info("watch-all: {peer} watches {count} line(s)", peer=self.peer, count=len(self.taps))
+
+    def watch(self, line: Line) -> None:
+        if line.name in self.taps or not matches(line.name, self.factory.patterns):
+            return
+        tap = LineTap(self, line)
+        self.taps[line.name] = tap
+        # Logged once for all lines, as this watcher (see connectionMade).
+        line.attach(tap, quiet=True)
+
+    def unwatch(self, line: Line) -> None:
+        tap = self.taps.get(line.name)
+        if tap is not None and tap.line is line:
+            del self.taps[line.name]
+            tap.flush()
+            tap.stop()
+
+    def dataReceived(self, data: bytes) -> None:
+        # Read-only: nothing goes to any device.
+        self.ignored += len(data)
+
+    def emit(self, data: bytes) -> None:
+        """Prefixed whole lines, through the guard's bound and policy."""
+        guard = self.guard
+        if guard is not None and guard.full and guard.policy == "drop":
+            guard.hold(data)
+            return
+        if self._idleCall is not None and self._idleCall.active():
+            self._idleCall.reset(self.spec.idle)
+        self.transport.write(data)
+
+    def deliver(self, data: bytes) -> None:
+        """
+        What the guard held while this client was full: whole lines, unless
+        its oldest bytes were dropped (L{droppedNotice} came first): then
+        from the first whole line on.
+        """
+        if self._cut:
+            self._cut = False
+            data = data[data.find(b"\n") + 1 :] if b"\n" in data else b""
+        if data:
+            self.transport.write(data)
+
+    def holdInput(self) -> None:
+        self.transport.pauseProducing()
+
+    def releaseInput(self) -> None:
+        self.transport.resumeProducing()
+
+    def droppedNotice(self, count: int) -> None:
+        # What the guard delivers next starts where the drop cut it.
+        self._cut = True
+        self.transport.write(f"[serialgw: watch-all: {count} bytes dropped: this session fell behind]\r\n".encode())
+
+    def _idleTimeout(self) -> None:
+        self._idleCall = None
+        log.info("watch-all: {peer} idle for {seconds} s: disconnected", peer=self.peer, seconds=self.spec.idle)
+        # Off every line now, and cut if it does not take what waits within
+        # CLOSE_GRACE s: closing waits for the output to drain, so a watcher
+        # that does not read stayed, watching, for ever.
+        for tap in list(self.taps.values()):
+            tap.stop()
+        self.taps = {}
+        self.transport.loseConnection()
+        if self.clock is not None:
+            self._closeCall = self.clock.callLater(CLOSE_GRACE, self.transport.abortConnection)
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        stopCalls(self._idleCall, self._closeCall)
+        self._idleCall = self._closeCall = None
+        if self.guard is not None:
+            self.guard.stopProducing()
+        for tap in list(self.taps.values()):
+            tap.stop()
+        self.taps = {}
+        if self in self.factory.clients:
+            self.factory.clients.remove(self)
+        log.info("watch-all: {peer} left", peer=self.peer)
+
+
+class WatchAllFactory(Factory):
+    """
+    The watch-all listener: C{lines} gives the gateway's lines now (a
+    reload adds and removes them: L{lineOpened}, L{lineClosed}).
+    """
+
+    noisy = False
+
+    def __init__(self, spec: ListenerSpec, patterns: tuple[str, ...], lines: Any, clock: Any = None,
+                 maxClients: int = DEFAULT_MAX_CLIENTS) -> None:
+        self.spec = spec
+        self.patterns = patterns
+        self._lines = lines
+        self.clock = clock
+        self.maxClients = maxClients
+        self.clients: list[WatchAllClient] = []
+        self.allow = [ipaddress.ip_network(a, strict=False) for a in spec.allow]
+
+    def lines(self) -> list[Line]:
+        return list(self._lines().values())
+
+    def buildProtocol(self, addr: Any) -> Optional[WatchAllClient]:
+        if self.maxClients and len(self.clients) >= self.maxClients:
+            log.warn("watch-all: connection from {peer} refused: {count} watchers already",
+                     peer=describeAddress(addr), count=len(self.clients))
+            return None
+        if self.allow and not addressAllowed(addr, self.allow):
+            log.warn("watch-all: connection from {peer} refused: not in {allow}", peer=describeAddress(addr),
+                     allow=",".join(self.spec.allow))
+            return None
+        return WatchAllClient(self)
+
+    def lineOpened(self, line: Line) -> None:
+        for client in self.clients:
+            client.watch(line)
+
+    def lineClosed(self, line: Line) -> None:
+        for client in self.clients:
+            client.unwatch(line)
+
+    def closeAll(self) -> None:
+        for client in list(self.clients):
+            client.transport.loseConnection()

@@ -1,0 +1,408 @@
+"""
+The configuration file (TOML, read with the standard library's tomllib):
+defaults, then one table a line.
+
+    [defaults]
+    serial = "115200,8N1"
+    break-duration = 250          # ms
+
+    [lines.rack4-web1]
+    device = "/dev/serial/by-id/usb-FTDI_FT232R_A1-if00-port0"
+    serial = "9600,8N1"
+    listen = ["telnet::4001,server,nowait", "raw,ro+4101"]
+
+    [lines.vm100]
+    device = "unix:/var/run/qemu-server/100.serial0"
+    listen = "4002"
+    write = ["ops1"]              # who may type (user names; "*": every user)
+    read = ["*"]                  # who may watch; neither: every user types
+
+    [ssh]
+    listen = "tcp:2222"           # ssh -p 2222 vm100@gateway
+    host-key = "/var/lib/serialgw/ssh_host_ed25519_key"
+
+    [users.ops1]                  # also a TLS client certificate's CN
+    keys = ["ssh-ed25519 AAAA... ops1@laptop"]
+    keys-file = "/etc/serialgw/ops1.pub"
+
+Every error names the file, the line of the file, and the key.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Optional
+
+import attrs
+
+from serialgw.config.listeners import parseListener, parseSSHListener, parseWatchAll
+from serialgw.config.specs import (
+    DEFAULT_BACKLOG,
+    DEFAULT_HOST_KEY,
+    DEFAULT_LOCK_DIR,
+    DEFAULT_MAX_CLIENTS,
+    MAX_BACKLOG,
+    SINGLE_SETTINGS,
+    ConfigError,
+    LineConfig,
+    LogSpec,
+    Rights,
+    SerialSettings,
+    SSHSpec,
+    UserSpec,
+    WatchAllSpec,
+    applySingle,
+    checkPath,
+    parseCoalesce,
+    parseCompact,
+    parseDevice,
+    parseMilliseconds,
+    parseOnOff,
+    parseSendString,
+)
+from serialgw.config.sshkeys import readKeysFile, readPublicKeys
+
+LINE_KEYS = {
+    "device", "serial", "baud", "bytesize", "parity", "stopbits", "xonxoff", "rtscts", "listen",
+    "break-duration", "signature", "notices", "restore", "mode", "max-clients", "backlog",
+    "log", "log-format", "log-max-size", "log-daily", "log-keep", "coalesce", "write", "read",
+    "open-string", "close-string", "dtr", "rts", "idle-dtr", "idle-rts", "pace", "pace-line",
+    "lock", "lock-dir",
+}
+SSH_KEYS = {"listen", "host-key"}
+# A configuration file is read whole; a farm of thousands of lines is far below this.
+MAX_CONFIG_SIZE = 16 << 20
+USER_KEYS = {"keys", "keys-file"}
+
+
+@attrs.frozen
+class FileConfig:
+    """What a configuration file says: its lines, and the SSH listener with its users (or None)."""
+
+    lines: list[LineConfig]
+    ssh: Optional[SSHSpec]
+    users: tuple[UserSpec, ...]
+    # One view of all consoles ([watch-all]), or None.
+    watchAll: Optional[WatchAllSpec] = None
+
+
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+def loadConfig(path: str) -> list[LineConfig]:
+    """Read a configuration file's lines; raise ConfigError naming the file, line and key."""
+    return loadFile(path).lines
+
+
+def loadFile(path: str) -> FileConfig:
+    """Read a configuration file; raise ConfigError naming the file, line and key."""
+    import tomllib
+
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(MAX_CONFIG_SIZE + 1)
+    except OSError as e:
+        raise ConfigError(f"cannot read configuration {path!r}: {e.strerror}") from None
+    if len(raw) > MAX_CONFIG_SIZE:
+        # /dev/zero by mistake would otherwise be read until memory runs out.
+        raise ConfigError(f"configuration {path!r} is larger than {MAX_CONFIG_SIZE >> 20} MiB")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        # TOML is UTF-8: a stray Latin-1 byte must not become U+FFFD in a path.
+        line = raw.count(b"\n", 0, e.start) + 1
+        column = e.start - (raw.rfind(b"\n", 0, e.start) + 1) + 1
+        bad = raw[e.start:e.end].hex(" ")
+        raise ConfigError(f"{path}:{line}: not UTF-8 (byte {bad} at column {column}); a TOML file is UTF-8") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: {e}") from None
+    except RecursionError:
+        # tomllib recurses once per nested array or inline table.
+        raise ConfigError(f"{path}: arrays or tables nested too deep") from None
+    lines = _lines(path, text, data)
+    users = _users(path, text, data)
+    known = {u.name for u in users}
+    for config in lines:
+        for key, names in (("write", config.rights.write), ("read", config.rights.read)):
+            unknown = [n for n in names or () if n != "*" and n not in known]
+            if unknown:
+                raise ConfigError(f"{_where(path, text, f'lines.{config.name}', key)}: [lines.{config.name}] {key}: "
+                                  f"unknown user {unknown[0]!r} (declared: {', '.join(sorted(known)) or 'none'}; "
+                                  "add a [users.NAME] table)")
+    return FileConfig(lines, _ssh(path, text, data, users), users, _watchAll(path, text, data))
+
+
+WATCH_ALL_KEYS = {"listen", "lines"}
+
+
+def _watchAll(path: str, text: str, data: dict[str, Any]) -> Optional[WatchAllSpec]:
+    """[watch-all]: listen (one string or a list) and lines (shell patterns; default every line)."""
+    if "watch-all" not in data:
+        return None
+    table = data["watch-all"]
+    if not isinstance(table, dict):
+        raise ConfigError(f"{_where(path, text, 'watch-all')}: [watch-all] must be a table")
+    items: dict[str, list[str]] = {}
+    for key, item in table.items():
+        if key not in WATCH_ALL_KEYS:
+            raise ConfigError(f"{_where(path, text, 'watch-all', key)}: unknown key {key!r} in [watch-all] "
+                              f"(known: {', '.join(sorted(WATCH_ALL_KEYS))})")
+        if isinstance(item, (str, int)) and not isinstance(item, bool):
+            item = [item]
+        if not isinstance(item, list) or not all(isinstance(t, (str, int)) and not isinstance(t, bool) for t in item):
+            raise ConfigError(f"{_where(path, text, 'watch-all', key)}: [watch-all] {key}: expected a string "
+                              f"or a list of them, not {item!r}")
+        items[key] = [str(t) for t in item]
+    if "listen" not in items:
+        raise ConfigError(f"{_where(path, text, 'watch-all')}: [watch-all] listen: missing: "
+                          "an endpoint such as \"tcp:4400:interface=127.0.0.1\"")
+    try:
+        return parseWatchAll(items["listen"], items.get("lines", []))
+    except ConfigError as e:
+        key = "lines" if str(e).startswith("watch-all lines") else "listen"
+        raise ConfigError(f"{_where(path, text, 'watch-all', key)}: [watch-all] {key}: {e}") from None
+
+
+def _users(path: str, text: str, data: dict[str, Any]) -> tuple[UserSpec, ...]:
+    tables = data.get("users", {})
+    if not isinstance(tables, dict):
+        raise ConfigError(f"{_where(path, text, 'users')}: users must be tables, [users.NAME]")
+    users = []
+    owner: dict[bytes, str] = {}
+    for name, table in tables.items():
+        where = f"users.{name}"
+        if not isinstance(table, dict):
+            raise ConfigError(f"{_where(path, text, 'users')}: users.{name} must be a table")
+        if not NAME.match(name):
+            raise ConfigError(f"{_where(path, text, where)}: user name {name!r}: letters, digits, '.', '_' and '-' only")
+        for key in table:
+            if key not in USER_KEYS:
+                raise ConfigError(f"{_where(path, text, where, key)}: unknown key {key!r} in [{where}] "
+                                  f"(known: {', '.join(sorted(USER_KEYS))})")
+        keys = table.get("keys", [])
+        if isinstance(keys, str):
+            keys = [keys]
+        if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
+            raise ConfigError(f"{_where(path, text, where, 'keys')}: [{where}] keys: expected a public key "
+                              f"line or a list of them, not {keys!r}")
+        found = readPublicKeys("\n".join(keys), f"{_where(path, text, where, 'keys')}: [{where}] keys: key")
+        if "keys-file" in table:
+            if not isinstance(table["keys-file"], str):
+                raise ConfigError(f"{_where(path, text, where, 'keys-file')}: [{where}] keys-file: expected a path")
+            try:
+                found += readKeysFile(checkPath(table["keys-file"], "keys-file"))
+            except ConfigError as e:
+                raise ConfigError(f"{_where(path, text, where, 'keys-file')}: [{where}] keys-file: {e}") from None
+        for key in found:
+            other = owner.setdefault(key.blob, name)
+            if other != name:
+                raise ConfigError(f"{_where(path, text, where)}: key {key.fingerprint} is both {other}'s and {name}'s")
+        users.append(UserSpec(name, tuple(k.text for k in found)))
+    return tuple(users)
+
+
+def _ssh(path: str, text: str, data: dict[str, Any], users: tuple[UserSpec, ...]) -> Optional[SSHSpec]:
+    if "ssh" not in data:
+        return None
+    table = data["ssh"]
+    if not isinstance(table, dict):
+        raise ConfigError(f"{_where(path, text, 'ssh')}: [ssh] must be a table")
+    for key in table:
+        if key not in SSH_KEYS:
+            raise ConfigError(f"{_where(path, text, 'ssh', key)}: unknown key {key!r} in [ssh] "
+                              f"(known: {', '.join(sorted(SSH_KEYS))})")
+    if not isinstance(table.get("listen"), str):
+        raise ConfigError(f"{_where(path, text, 'ssh', 'listen')}: [ssh] listen: expected an endpoint "
+                          "such as \"tcp:2222:interface=127.0.0.1\"")
+    hostKey = table.get("host-key", DEFAULT_HOST_KEY)
+    if not isinstance(hostKey, str) or not hostKey:
+        raise ConfigError(f"{_where(path, text, 'ssh', 'host-key')}: [ssh] host-key: expected a path")
+    try:
+        checkPath(hostKey, "host-key")
+    except ConfigError as e:
+        raise ConfigError(f"{_where(path, text, 'ssh', 'host-key')}: [ssh] host-key: {e}") from None
+    if not any(u.keys for u in users):
+        raise ConfigError(f"{_where(path, text, 'ssh')}: [ssh]: nobody could log in: "
+                          "add [users.NAME] tables with keys or keys-file")
+    try:
+        listener = parseSSHListener(table["listen"])
+    except ConfigError as e:
+        raise ConfigError(f"{_where(path, text, 'ssh', 'listen')}: [ssh] listen: {e}") from None
+    return SSHSpec(listener, hostKey, users)
+
+
+def _where(path: str, text: str, table: str, key: Optional[str] = None) -> str:
+    """C{path:LINE} of a table's header, or of a key inside it."""
+    lines = text.splitlines()
+    header = re.compile(r"^\s*\[\s*" + r"\s*\.\s*".join(re.escape(p) for p in table.split(".")) + r"\s*\]")
+    start = next((i for i, line in enumerate(lines) if header.match(line)), None)
+    if start is None:
+        return path
+    if key is not None:
+        keyLine = re.compile(r"^\s*" + re.escape(key) + r"\s*=")
+        for i in range(start + 1, len(lines)):
+            if lines[i].lstrip().startswith("["):
+                break
+            if keyLine.match(lines[i]):
+                return f"{path}:{i + 1}"
+    return f"{path}:{start + 1}"
+
+
+def _lines(path: str, text: str, data: dict[str, Any]) -> list[LineConfig]:
+    for key in data:
+        if key not in ("defaults", "lines", "ssh", "users", "watch-all"):
+            raise ConfigError(f"{path}: unknown top-level key {key!r} "
+                              "(expected [defaults], [lines.NAME], [ssh], [users.NAME] and [watch-all])")
+    defaults = data.get("defaults", {})
+    if not isinstance(defaults, dict):
+        raise ConfigError(f"{_where(path, text, 'defaults')}: [defaults] must be a table")
+    lines = data.get("lines", {})
+    if not isinstance(lines, dict) or not lines:
+        raise ConfigError(f"{path}: no lines: add a table such as [lines.ttyS0] with device = ... and listen = ...")
+    configs = []
+    for name, table in lines.items():
+        where = f"lines.{name}"
+        if not isinstance(table, dict):
+            raise ConfigError(f"{_where(path, text, 'lines')}: lines.{name} must be a table")
+        if not NAME.match(name):
+            raise ConfigError(f"{_where(path, text, where)}: line name {name!r}: letters, digits, '.', '_' and '-' only")
+        merged = {**defaults, **table}
+        for key in merged:
+            if key not in LINE_KEYS:
+                table_ = where if key in table else "defaults"
+                raise ConfigError(f"{_where(path, text, table_, key)}: unknown key {key!r} in [{table_}] "
+                                  f"(known: {', '.join(sorted(LINE_KEYS))})")
+        try:
+            configs.append(_line(name, merged))
+        except _KeyError as e:
+            table_ = "defaults" if e.key in defaults and e.key not in table else where
+            raise ConfigError(f"{_where(path, text, table_, e.key)}: [{table_}] {e.key}: {e.message}") from None
+    return configs
+
+
+_LOG_KEYS: dict[str, tuple[str, type]] = {
+    "log-format": ("format", str),
+    "log-max-size": ("maxSize", int),
+    "log-daily": ("daily", bool),
+    "log-keep": ("keep", int),
+}
+
+
+class _KeyError(Exception):
+    def __init__(self, key: str, message: str) -> None:
+        Exception.__init__(self, key, message)
+        self.key = key
+        self.message = message
+
+
+def _line(name: str, table: dict[str, Any]) -> LineConfig:
+    def value(key: str, kind: type, default: Any = None) -> Any:
+        if key not in table:
+            return default
+        item = table[key]
+        if kind is float and isinstance(item, int) and not isinstance(item, bool):
+            item = float(item)
+        if not isinstance(item, kind) or (kind is int and isinstance(item, bool)):
+            raise _KeyError(key, f"expected {kind.__name__}, not {item!r}")
+        return item
+
+    def parsed(key: str, parse: Any, raw: Any) -> Any:
+        try:
+            return parse(raw)
+        except ConfigError as e:
+            raise _KeyError(key, str(e)) from None
+
+    if "device" not in table:
+        raise _KeyError("device", "missing: a tty path, pty:LINK, telnet:HOST:PORT, rfc2217://HOST:PORT, ...")
+    device = parsed("device", parseDevice, value("device", str))
+    settings = SerialSettings()
+    if "serial" in table:
+        settings = parsed("serial", lambda t: parseCompact(t, settings), value("serial", str))
+    for key in SINGLE_SETTINGS:
+        if key in table:
+            settings = parsed(key, lambda t, k=key, base=settings: applySingle(base, k, t), str(table[key]))
+    for key in ("xonxoff", "rtscts"):
+        if key in table:
+            settings = attrs.evolve(settings, **{key: value(key, bool)})
+    listen = table.get("listen", [])
+    if isinstance(listen, (str, int)) and not isinstance(listen, bool):
+        listen = [listen]
+    if not isinstance(listen, list) or not listen or not all(isinstance(t, (str, int)) for t in listen):
+        raise _KeyError("listen", f"expected a listener or a list of them, not {listen!r}")
+    listeners = tuple(parsed("listen", parseListener, str(t)) for t in listen)
+    milliseconds = value("break-duration", float, 250.0)
+    if not 0 < milliseconds <= 10000:
+        raise _KeyError("break-duration", f"expected 1 to 10000 milliseconds, not {milliseconds!r}")
+    mode = value("mode", str, "shared")
+    if mode not in ("shared", "exclusive"):
+        raise _KeyError("mode", f"expected shared or exclusive, not {mode!r}")
+    maxClients = value("max-clients", int, DEFAULT_MAX_CLIENTS)
+    backlog = value("backlog", int, DEFAULT_BACKLOG)
+    if maxClients < 0 or backlog < 0:
+        raise _KeyError("max-clients" if maxClients < 0 else "backlog", "expected a number >= 0")
+    if backlog > MAX_BACKLOG:
+        raise _KeyError("backlog", f"expected at most {MAX_BACKLOG} bytes, not {backlog}")
+    log = None
+    if "log" in table:
+        # Only the keys given: LogSpec's own defaults fill the rest (read
+        # from the class, a frozen attrs field is a slot descriptor).
+        given = {field: value(key, kind) for key, (field, kind) in _LOG_KEYS.items() if key in table}
+        try:
+            log = LogSpec(path=parsed("log", lambda t: checkPath(t, "log"), value("log", str)), **given)
+        except ConfigError as e:
+            raise _KeyError(next((k for k in _LOG_KEYS if str(e).startswith(k)), "log"), str(e)) from None
+    coalesce = parsed("coalesce", parseCoalesce, str(table.get("coalesce", "off")))
+
+    def onOff(key: str) -> Optional[bool]:
+        if key not in table:
+            return None
+        item = table[key]
+        if isinstance(item, bool):
+            return item
+        if not isinstance(item, str):
+            raise _KeyError(key, f'expected "on" or "off", not {item!r}')
+        return bool(parsed(key, lambda t: parseOnOff(t, key), item))
+
+    pace = {key: parsed(key, lambda t, k=key: parseMilliseconds(t, k), value(key, float, 0.0))
+            for key in ("pace", "pace-line")}
+    strings = {key: parsed(key, lambda t, k=key: parseSendString(t, k), value(key, str, ""))
+               for key in ("open-string", "close-string")}
+
+    def names(key: str) -> Optional[tuple[str, ...]]:
+        if key not in table:
+            return None
+        items = [table[key]] if isinstance(table[key], str) else table[key]
+        if not isinstance(items, list) or not all(isinstance(n, str) for n in items):
+            raise _KeyError(key, f'expected user names (a list; "*": every user), not {table[key]!r}')
+        return tuple(items)
+
+    return LineConfig(
+        coalesceMin=coalesce[0],
+        coalesceMax=coalesce[1],
+        coalesceOn=coalesce[2],
+        mode=mode,
+        maxClients=maxClients,
+        backlog=backlog,
+        log=log,
+        name=name,
+        device=device,
+        settings=settings,
+        listeners=listeners,
+        breakDuration=milliseconds / 1000.0,
+        restoreSettings=value("restore", bool, True),
+        signature=value("signature", str),
+        notices=value("notices", bool, True),
+        rights=Rights(write=names("write"), read=names("read")),
+        openString=strings["open-string"],
+        closeString=strings["close-string"],
+        dtr=onOff("dtr"),
+        rts=onOff("rts"),
+        idleDtr=onOff("idle-dtr"),
+        idleRts=onOff("idle-rts"),
+        pace=pace["pace"],
+        paceLine=pace["pace-line"],
+        lock=value("lock", bool, True),
+        lockDir=parsed("lock-dir", lambda t: checkPath(t, "lock-dir"), value("lock-dir", str, DEFAULT_LOCK_DIR)),
+    )

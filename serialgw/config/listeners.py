@@ -1,0 +1,439 @@
+"""
+Reading listener strings: Twisted endpoint strings, QEMU's C{-serial}
+chardev strings, and our few additions; each becomes a L{ListenerSpec}.
+
+How a string is read, in order:
+
+  1. C{PROTOCOL[,FLAG...]+REST}: C{raw+}, C{telnet+}, C{telnet,no-rfc2217+}
+     choose the protocol; the rest is read as below.
+  2. A bare number C{N}: TCP port N on all interfaces (as QEMU and remserial).
+  3. By the word before the first colon:
+       - C{telnet udp mon file pipe stdio}: QEMU chardevs;
+       - C{tls}: TLS, ours (see L{_tls});
+       - C{tcp} and C{unix}: QEMU's when an option follows a comma
+         (C{tcp::4444,server}, C{unix:/x,server,nowait}) or when the field
+         after C{tcp:} is not a port (C{tcp::4444}, C{tcp:host:4444});
+         C{tcp:N:M} with two numbers reads both ways and is refused;
+         otherwise Twisted's (C{tcp:4444:interface=127.0.0.1}, C{unix:/x});
+       - C{ssl}: refused (Twisted's TLS endpoint makes a client at TCP
+         connect, before the handshake; C{tls:} waits for it);
+       - anything else: a Twisted server endpoint string (C{tcp6:},
+         C{systemd:}, ...).
+
+Nothing here does I/O: Twisted strings are checked by the service when it
+builds their endpoints.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Optional
+
+import attrs
+
+from serialgw.config.specs import (
+    ConfigError,
+    ListenerKind,
+    ListenerSpec,
+    Protocol,
+    TLSSpec,
+    UDPSpec,
+    WatchAllSpec,
+    checkPath,
+    isAbstract,
+    isDecimal,
+)
+
+QEMU_WORDS = ("telnet", "udp", "mon", "file", "pipe", "stdio", "pty")
+# Clients without an escape menu: a local program's pty, an output file, netconsole datagrams.
+NO_ESCAPE_MENU = (ListenerKind.PTY, ListenerKind.FILE, ListenerKind.UDP)
+QEMU_TCP_OPTIONS = ("server", "wait", "nowait", "nodelay", "ipv4", "ipv6", "reconnect", "telnet", "to")
+
+
+def parseListener(text: str) -> ListenerSpec:
+    """
+    Read one listener string; raise L{ConfigError} quoting it when it makes
+    no sense, or reads two ways.
+    """
+    original = str(text)
+    text = original.strip()
+    protocol: Optional[Protocol] = None
+    head, plus, rest = text.partition("+")
+    options: dict[str, object] = {}
+    if plus and head.split(",")[0].strip().lower() in PROTOCOL_NAMES:
+        name, *flags = [f.strip() for f in head.split(",")]
+        protocol = Protocol(name.lower())
+        for flag in flags:
+            key, eq, value = flag.partition("=")
+            options.update(_listenerOption(key.lower(), value if eq else None, protocol, original))
+        text = rest.strip()
+    elif plus and ":" not in head:
+        names = ", ".join(p.value for p in Protocol)
+        raise ConfigError(
+            f"unknown listener protocol {head.split(',')[0]!r} in {original!r} (known: {names})"
+        )
+    if not text:
+        raise ConfigError(f"listener {original!r} names no endpoint")
+
+    def done(spec: ListenerSpec) -> ListenerSpec:
+        spec = attrs.evolve(spec, text=original, protocol=protocol or spec.protocol, **options)  # type: ignore[arg-type]
+        if spec.kind in NO_ESCAPE_MENU and spec.escape not in (-1, None):
+            raise ConfigError(f"listener {original!r}: a {spec.kind.value} client has no escape menu (mon: and "
+                              "escape= work on tcp, telnet, unix, pipe: and stdio listeners)")
+        return spec
+
+    if isDecimal(text):
+        return done(ListenerSpec(endpoint=f"tcp:{_port(text, original)}"))
+    word, colon, body = text.partition(":")
+    word = word.lower()
+    if word == "stdio" and not colon:
+        return done(ListenerSpec("", Protocol.RAW, kind=ListenerKind.STDIO))
+    if word == "pty" and not colon:
+        return done(ListenerSpec("", Protocol.RAW, kind=ListenerKind.PTY))
+    if not colon:
+        raise ConfigError(
+            f"cannot read listener {original!r}: expected a port number, an endpoint "
+            "string such as tcp:4444:interface=127.0.0.1, or a QEMU chardev such as "
+            "telnet::4444,server,nowait"
+        )
+    if word == "tls":
+        return done(_tls(body, original))
+    if word == "ssl":
+        # Twisted's ssl: endpoint hands us the connection at TCP connect: a
+        # silent one would take a place and the writer role (issue 13 item 4).
+        raise ConfigError(
+            f"listener {original!r}: ssl: attaches clients before their TLS handshake; use "
+            "tls:PORT[:interface=ADDR]:cert=FILE:key=FILE[:ca=FILE][:subjects=CN;CN]"
+        )
+    if word in QEMU_WORDS:
+        return done(_qemu(word, body, original))
+    if word == "tcp":
+        hasOptions = "," in body
+        first = body.split(":", 1)[0].split(",", 1)[0]
+        fields = body.split(",", 1)[0].split(":")
+        if not hasOptions and len(fields) >= 2 and isDecimal(fields[0]) and isDecimal(fields[1]):
+            raise ConfigError(
+                f"listener {original!r} reads two ways: as a Twisted endpoint it listens on "
+                f"port {fields[0]} of interface {fields[1]!r}; as QEMU's tcp: it connects to "
+                f"host {fields[0]!r} port {fields[1]}. Write tcp:{fields[0]}:interface=ADDRESS "
+                f"or tcp:HOST:{fields[1]},... to say which"
+            )
+        if hasOptions or not isDecimal(first):
+            return done(_qemu("tcp", body, original))
+    if word in ("tcp", "tcp6") and isDecimal(body.split(":", 1)[0]):
+        # Twisted's own parser takes any number; bind() would refuse it only at start.
+        _port(body.split(":", 1)[0], original)
+    if word == "unix" and "," in body:
+        return done(_qemu("unix", body, original))
+    if word == "unix":
+        # Unix sockets are 0600 unless mode= says otherwise.
+        path = checkPath(re.split(r"(?<!\\):", body)[0].replace("\\:", ":"), "unix socket", unix=True)
+        if not path:
+            raise ConfigError(f"unix: needs a path in listener {original!r}")
+        if not re.search(r"(?<!\\):mode=", text):
+            text += ":mode=600"
+        return done(ListenerSpec(endpoint=_abstractEndpoint(text, path), path=path))
+    return done(ListenerSpec(endpoint=text))
+
+
+PROTOCOL_NAMES = tuple(p.value for p in Protocol)
+# Output one client may have queued (1 GiB), and the longest idle timeout (a year).
+MAX_OUTBUF = 1 << 30
+MAX_IDLE = 365 * 24 * 3600.0
+POLICIES = ("drop", "disconnect", "block")
+LISTENER_OPTIONS = (
+    "no-rfc2217, ro, allow=CIDR;CIDR, outbuf=BYTES, policy=drop|disconnect|block, idle=SECONDS, keepalive, nodelay, "
+    "escape=^X|off, banner, replay, notices, no-notices"
+)
+
+
+def parseEscape(text: str, original: str) -> Optional[int]:
+    """C{^]}, C{^A}, ... (a control key), C{off}; one character stands for itself."""
+    if text.lower() == "off":
+        return None
+    if len(text) == 2 and text[0] == "^" and 0x40 <= ord(text[1].upper()) <= 0x5F:
+        return ord(text[1].upper()) - 0x40
+    if len(text) == 1 and ord(text) < 0x80:
+        return ord(text)
+    raise ConfigError(f"escape={text!r} in {original!r}: expected ^X (a control key), one character, or off")
+
+
+def _listenerOption(key: str, value: Optional[str], protocol: Protocol, original: str) -> dict[str, object]:
+    """One C{PROTOCOL,OPTION+} flag, as ListenerSpec fields."""
+
+    def need() -> str:
+        if not value:
+            raise ConfigError(f"listener option {key!r} needs a value in {original!r}")
+        return value
+
+    if key == "no-rfc2217" and value is None:
+        if protocol is not Protocol.TELNET:
+            raise ConfigError(f"listener option 'no-rfc2217' is for telnet, not {protocol.value}, in {original!r}")
+        return {"rfc2217": False}
+    if key in ("ro", "readonly", "read-only") and value is None:
+        return {"readOnly": True}
+    if key == "keepalive" and value is None:
+        return {"keepalive": True}
+    if key == "nodelay" and value is None:
+        return {"nodelay": True}
+    if key in ("banner", "replay") and value is None:
+        return {key: True}
+    if key in ("notices", "no-notices") and value is None:
+        return {"notices": key == "notices"}
+    if key == "escape":
+        return {"escape": parseEscape(need(), original)}
+    if key == "allow":
+        networks = tuple(a for a in re.split(r"[;\s]+", need()) if a)
+        for network in networks:
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError:
+                raise ConfigError(f"allow={network!r} in listener {original!r} is not an address or CIDR network") from None
+        return {"allow": networks}
+    if key == "outbuf":
+        if not isDecimal(need()) or not 1024 <= int(need()) <= MAX_OUTBUF:
+            raise ConfigError(f"outbuf={value!r} in listener {original!r}: expected 1024 to {MAX_OUTBUF} bytes")
+        return {"outbuf": int(need())}
+    if key == "policy":
+        if need().lower() not in POLICIES:
+            raise ConfigError(f"policy={value!r} in listener {original!r}: expected one of {', '.join(POLICIES)}")
+        return {"policy": need().lower()}
+    if key == "idle":
+        try:
+            seconds = float(need())
+        except ValueError:
+            seconds = -1
+        if not 0 < seconds <= MAX_IDLE:  # nan and inf too: a timer at nan breaks the reactor's order
+            raise ConfigError(f"idle={value!r} in listener {original!r}: expected 0 < seconds <= {MAX_IDLE}")
+        return {"idle": seconds}
+    raise ConfigError(f"unknown listener option {key!r} in {original!r} (known: {LISTENER_OPTIONS})")
+
+
+def _port(text: str, original: str) -> int:
+    if not isDecimal(text) or not 0 <= int(text) <= 65535:
+        raise ConfigError(f"bad port {text!r} in listener {original!r}")
+    return int(text)
+
+
+def _hostPort(text: str, original: str) -> tuple[str, int]:
+    """C{host:port}, C{:port}, C{[v6]:port}."""
+    if text.startswith("["):
+        host, bracket, rest = text[1:].partition("]")
+        if not bracket or not rest.startswith(":"):
+            raise ConfigError(f"cannot read address {text!r} in listener {original!r}")
+        return host, _port(rest[1:], original)
+    host, colon, port = text.rpartition(":")
+    if not colon:
+        raise ConfigError(f"expected HOST:PORT, not {text!r}, in listener {original!r}")
+    if ":" in host:
+        raise ConfigError(f"an IPv6 address goes in brackets ([{host}]) in listener {original!r}")
+    return host, _port(port, original)
+
+
+def _abstractEndpoint(endpoint: str, path: str) -> str:
+    """
+    An abstract unix socket name has no file beside which Twisted could
+    make its lock file (C{lockfile=1}, the string parser's default, would
+    fail on the NUL byte): none is made.
+    """
+    if isAbstract(path) and not re.search(r"(?<!\\):lockfile=", endpoint):
+        endpoint += ":lockfile=0"
+    return endpoint
+
+
+def _escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace(":", "\\:").replace("=", "\\=")
+
+
+def _options(parts: list[str], allowed: tuple[str, ...], original: str) -> dict[str, str]:
+    options: dict[str, str] = {}
+    for part in parts:
+        key, eq, value = part.partition("=")
+        key = key.strip().lower()
+        if key not in allowed:
+            raise ConfigError(f"unknown option {key!r} in listener {original!r} (known: {', '.join(allowed)})")
+        options[key] = value.strip().lower() if eq else "on"
+    return options
+
+
+def _flag(options: dict[str, str], name: str, default: bool, original: str) -> bool:
+    if name not in options:
+        return default
+    value = options[name]
+    if value in ("on", "yes", "true", "1"):
+        return True
+    if value in ("off", "no", "false", "0"):
+        return False
+    raise ConfigError(f"option {name}={value!r} in listener {original!r}: expected on or off")
+
+
+def _qemu(word: str, body: str, original: str) -> ListenerSpec:
+    if word == "mon":
+        # QEMU's monitor multiplexer: here, the escape menu on Ctrl-a.
+        if not body:
+            raise ConfigError(f"mon: needs a chardev after it, not {original!r}")
+        return attrs.evolve(parseListener(body), escape=0x01, qemuKeys=True)
+    if word == "pty":
+        return ListenerSpec(body, Protocol.RAW, kind=ListenerKind.PTY, path=checkPath(body, "pty: link"))
+    if word in ("file", "pipe"):
+        if not body or "," in body:
+            raise ConfigError(f"{word}: takes a path and no options, not {original!r}")
+        checkPath(body, f"{word}:")
+        kind = ListenerKind.FILE if word == "file" else ListenerKind.PIPE
+        return ListenerSpec(body, Protocol.RAW, kind=kind, path=body)
+    if word == "stdio":
+        raise ConfigError(f"stdio takes no arguments, not {original!r}")
+    if word == "udp":
+        return _udp(body, original)
+    address, *parts = body.split(",")
+    if word == "unix":
+        options = _options(parts, ("server", "wait", "nowait", "reconnect"), original)
+        if not address:
+            raise ConfigError(f"unix: needs a path in listener {original!r}")
+        checkPath(address, "unix socket", unix=True)
+        server = _flag(options, "server", False, original)
+        wait = _flag(options, "wait", "nowait" not in options, original) and server
+        if server:
+            endpoint = _abstractEndpoint(f"unix:{_escape(address)}:mode=600", address)
+            return ListenerSpec(endpoint, Protocol.RAW, wait=wait, path=address)
+        return ListenerSpec(f"unix:{address}", Protocol.RAW, kind=ListenerKind.CONNECT, path=address)
+    # tcp: and telnet:
+    options = _options(parts, QEMU_TCP_OPTIONS, original)
+    host, port = _hostPort(address, original)
+    protocol = Protocol.TELNET if word == "telnet" or _flag(options, "telnet", False, original) else Protocol.RAW
+    server = _flag(options, "server", False, original)
+    wait = _flag(options, "wait", "nowait" not in options, original) and server
+    nodelay = _flag(options, "nodelay", False, original)
+    if server:
+        if ":" in host:
+            endpoint = f"tcp6:{port}:interface={_escape(host)}"
+        elif host:
+            endpoint = f"tcp:{port}:interface={_escape(host)}"
+        else:
+            endpoint = f"tcp:{port}"
+        return ListenerSpec(endpoint, protocol, wait=wait, host=host, port=port, nodelay=nodelay)
+    if not host:
+        host = "localhost"
+    return ListenerSpec(
+        f"tcp:{host}:{port}", protocol, kind=ListenerKind.CONNECT, host=host, port=port, nodelay=nodelay
+    )
+
+
+def _udp(body: str, original: str) -> ListenerSpec:
+    address, *parts = body.split(",")
+    options = _options(parts, ("allow",), original)
+    remote, at, source = address.partition("@")
+    remoteHost, remotePort = _hostPort(remote, original)
+    sourceHost, sourcePort = ("", 0)
+    if at:
+        if isDecimal(source):
+            sourcePort = _port(source, original)
+        else:
+            sourceHost, sourcePort = _hostPort(source, original)
+    if not remoteHost:
+        remoteHost = "127.0.0.1"
+    allow: tuple[str, ...]
+    if "allow" in options:
+        allow = tuple(a for a in re.split(r"[;\s]+", options["allow"]) if a)
+    else:
+        allow = (remoteHost,) if remoteHost not in ("127.0.0.1", "localhost") else ("127.0.0.0/8", "::1")
+    for network in allow:
+        try:
+            ipaddress.ip_network(network, strict=False)
+        except ValueError:
+            raise ConfigError(f"allow={network!r} in listener {original!r} is not an address or CIDR network") from None
+    spec = UDPSpec(remoteHost, remotePort, sourceHost, sourcePort, allow)
+    return ListenerSpec(f"udp:{remoteHost}:{remotePort}", Protocol.RAW, kind=ListenerKind.UDP, udp=spec)
+
+
+def _tls(body: str, original: str) -> ListenerSpec:
+    """
+    C{tls:PORT[:interface=ADDR]:cert=FILE:key=FILE[:ca=FILE][:subjects=CN;CN]}
+    listens (C{handshake=SECONDS}: how long a handshake may take, default 10); C{tls:HOST:PORT:ca=FILE[:cert=FILE:key=FILE]} dials out and
+    verifies the server as HOST.
+    """
+    fields = re.split(r"(?<!\\):", body)
+    positional = [f for f in fields if "=" not in f]
+    named = dict(f.split("=", 1) for f in fields if "=" in f)
+    for key in named:
+        if key not in ("interface", "cert", "key", "ca", "subjects", "readonly", "handshake"):
+            raise ConfigError(
+                f"unknown option {key!r} in listener {original!r} "
+                "(known: interface, cert, key, ca, subjects, readonly, handshake)"
+            )
+    handshake = 10.0
+    if "handshake" in named:
+        try:
+            handshake = float(named["handshake"])
+        except ValueError:
+            handshake = -1.0
+        if not 0 <= handshake <= 3600:
+            raise ConfigError(f"handshake={named['handshake']!r} in listener {original!r}: "
+                              "expected seconds, 0 (no limit) to 3600")
+    for key in ("cert", "key", "ca"):
+        if key in named:
+            checkPath(named[key], f"{key}= in listener")
+    subjects = tuple(s for s in named.get("subjects", "").split(";") if s)
+    readOnly = tuple(s for s in named.get("readonly", "").split(";") if s)
+    if len(positional) == 1:
+        port = _port(positional[0], original)
+        if not named.get("cert") or not named.get("key"):
+            raise ConfigError(f"a TLS listener needs cert= and key=: {original!r}")
+        interface = named.get("interface", "").replace("\\:", ":")
+        if (subjects or readOnly) and not named.get("ca"):
+            raise ConfigError(f"subjects= and readonly= need ca= (client certificates) in listener {original!r}")
+        tls = TLSSpec(cert=named["cert"], key=named["key"], ca=named.get("ca", ""), subjects=subjects,
+                      readOnlySubjects=readOnly, handshakeTimeout=handshake)
+        return ListenerSpec(f"tls:{port}", Protocol.TELNET, tls=tls, host=interface, port=port)
+    if len(positional) == 2:
+        host, port = positional[0].replace("\\:", ":").strip("[]"), _port(positional[1], original)
+        if not named.get("ca"):
+            raise ConfigError(f"a TLS dial-out needs ca= to verify the server: {original!r}")
+        tls = TLSSpec(cert=named.get("cert", ""), key=named.get("key", ""), ca=named["ca"], hostname=host,
+                      handshakeTimeout=handshake)
+        return ListenerSpec(f"tls:{host}:{port}", Protocol.TELNET, kind=ListenerKind.CONNECT, tls=tls, host=host, port=port)
+    raise ConfigError(f"cannot read TLS listener {original!r}: expected tls:PORT:cert=..:key=.. or tls:HOST:PORT:ca=..")
+
+
+def parseWatchAll(texts: list[str], patterns: list[str]) -> WatchAllSpec:
+    """
+    The watch-all listeners (server endpoints, with the usual options:
+    C{allow=}, C{outbuf=}, C{policy=}, C{idle=}, C{keepalive}) and the shell
+    patterns of the lines they show (C{rack4-*}; none given: every line).
+    """
+    listeners = []
+    for text in texts:
+        spec = parseListener(text)
+        if spec.kind is not ListenerKind.LISTEN or spec.tls is not None:
+            raise ConfigError(f"watch-all listener {text!r}: expected a server endpoint such as "
+                              "tcp:4400:interface=127.0.0.1 or unix:/run/serialgw/all.sock (no dial-out, "
+                              "file, pipe, netconsole or TLS)")
+        listeners.append(spec)
+    if not listeners:
+        raise ConfigError("watch-all: no listener given")
+    for pattern in patterns:
+        if not isinstance(pattern, str) or not pattern:
+            raise ConfigError(f"watch-all lines: expected shell patterns of line names, e.g. rack4-*, not {pattern!r}")
+    return WatchAllSpec(tuple(listeners), tuple(patterns) or ("*",))
+
+
+def parseSSHListener(text: str) -> ListenerSpec:
+    """
+    C{[OPTION,...+]ENDPOINT}: a Twisted server endpoint string
+    (C{tcp:2222:interface=127.0.0.1}) with the listener options a telnet
+    listener takes (C{ro}, C{allow=}, C{outbuf=}, C{policy=}, C{idle=},
+    C{escape=}, C{banner}, C{replay}, ...), e.g. C{banner,escape=^]+tcp:2222}.
+    """
+    original = str(text).strip()
+    head, plus, rest = original.partition("+")
+    if plus and ":" not in head:
+        try:
+            spec = parseListener(f"raw,{head}+{rest}")
+        except ConfigError as e:
+            raise ConfigError(str(e).replace(f"raw,{head}+{rest}", original)) from None
+    else:
+        spec = parseListener(original)
+    if spec.kind is not ListenerKind.LISTEN or spec.tls is not None:
+        raise ConfigError(f"SSH listener {original!r}: expected a server endpoint such as tcp:2222:interface=127.0.0.1")
+    return attrs.evolve(spec, text=original)

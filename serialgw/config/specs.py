@@ -1,0 +1,618 @@
+"""
+Value objects for a gateway's configuration, and the parsers that make them.
+
+Nothing here does I/O: strings in, frozen objects (or a L{ConfigError} that
+quotes the offending text) out.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from enum import Enum
+from typing import Any, Optional
+
+import attrs
+
+
+class ConfigError(ValueError):
+    """
+    A setting could not be understood; the message quotes the bad value.
+    """
+
+
+def checkPath(path: str, what: str, unix: bool = False) -> str:
+    """
+    A path from the configuration (a TOML string may hold C{\\u0000}): a
+    file name cannot hold a NUL byte; a unix socket name that starts with
+    one is in Linux's abstract namespace (no file: C{"\\u0000name"}).
+    """
+    if "\0" in path and not (unix and path.startswith("\0")):
+        hint = "; an abstract unix socket name starts with it (\"\\u0000NAME\")" if unix else ""
+        raise ConfigError(f"{what} {path!r}: a file name cannot hold a NUL byte{hint}")
+    return path
+
+
+def isAbstract(path: str | bytes) -> bool:
+    """A unix socket name in Linux's abstract namespace (no file)."""
+    return path[:1] in ("\0", b"\0")
+
+
+def describeUnix(path: str | bytes) -> str:
+    """A unix socket name for messages: an abstract one as C{@NAME}, as ss(8) and systemd show it."""
+    if isinstance(path, bytes):
+        path = path.decode(errors="replace")
+    return "@" + path[1:].replace("\0", "@") if isAbstract(path) else path
+
+
+# The parities and stop bits there are, as written: config knows no driver
+# (serialgw.devices translates them for pyserial and termios).
+PARITIES = {letter: letter for letter in "NEOMS"}
+STOPBITS: dict[str, float] = {"1": 1, "1.5": 1.5, "2": 2}
+BYTESIZES = (5, 6, 7, 8)
+
+
+@attrs.frozen
+class SerialSettings:
+    """
+    How a serial line is framed and paced.
+
+    @ivar parity: one of C{N E O M S} (pyserial's letters).
+    @ivar stopbits: 1, 1.5 or 2.
+    """
+
+    baudrate: int = 115200
+    bytesize: int = 8
+    parity: str = "N"
+    stopbits: float = 1
+    xonxoff: bool = False
+    rtscts: bool = False
+
+    def __attrs_post_init__(self) -> None:
+        if not isinstance(self.baudrate, int) or not 0 < self.baudrate <= MAX_BAUD:
+            raise ConfigError(f"baud rate must be 1 to {MAX_BAUD}, not {self.baudrate!r}")
+        if self.bytesize not in BYTESIZES:
+            raise ConfigError(f"byte size must be 5, 6, 7 or 8, not {self.bytesize!r}")
+        if self.parity not in PARITIES:
+            raise ConfigError(f"parity must be one of N, E, O, M, S, not {self.parity!r}")
+        if self.stopbits not in (1, 1.5, 2):
+            raise ConfigError(f"stop bits must be 1, 1.5 or 2, not {self.stopbits!r}")
+
+    def describe(self) -> str:
+        """
+        The compact form that L{parseCompact} reads, e.g. C{115200,8N1}.
+        """
+        stop = "1.5" if self.stopbits == 1.5 else str(int(self.stopbits))
+        text = f"{self.baudrate},{self.bytesize}{self.parity}{stop}"
+        if self.rtscts:
+            text += ",rtscts"
+        if self.xonxoff:
+            text += ",xonxoff"
+        return text
+
+
+# The highest speed termios takes (pyserial passes a custom speed as a
+# signed 32-bit int); RFC 2217's four bytes and a typed number go higher.
+MAX_BAUD = 2**31 - 1
+
+
+def isDecimal(text: str) -> bool:
+    """ASCII digits only (str.isdigit() also takes '²', which int() refuses)."""
+    return text.isascii() and text.isdigit()
+
+
+def parseBaud(text: str) -> int:
+    """
+    A baud rate: a decimal integer from 1 to L{MAX_BAUD}.
+    """
+    key = str(text).strip()
+    value = int(key) if isDecimal(key) else 0
+    if not 0 < value <= MAX_BAUD:
+        raise ConfigError(f"baud rate must be 1 to {MAX_BAUD}, not {text!r}")
+    return value
+
+
+def parseBytesize(text: str) -> int:
+    key = str(text).strip()
+    value = int(key) if isDecimal(key) and len(key) < 3 else -1
+    if value not in BYTESIZES:
+        raise ConfigError(f"byte size must be 5, 6, 7 or 8, not {text!r}")
+    return value
+
+
+_PARITY_WORDS = {"none": "N", "even": "E", "odd": "O", "mark": "M", "space": "S"}
+
+
+def parseParity(text: str) -> str:
+    """
+    A parity: a letter (C{N E O M S}) or a word (C{none even odd mark space}).
+    """
+    key = str(text).strip()
+    letter = _PARITY_WORDS.get(key.lower(), key.upper())
+    if len(key) == 0 or letter not in PARITIES:
+        raise ConfigError(f"parity must be one of N, E, O, M, S, not {text!r}")
+    return letter
+
+
+def parseStopbits(text: str) -> float:
+    key = str(text).strip()
+    if key not in STOPBITS:
+        raise ConfigError(f"stop bits must be 1, 1.5 or 2, not {text!r}")
+    return 1.5 if key == "1.5" else int(key)
+
+
+def applySingle(settings: SerialSettings, key: str, text: str) -> SerialSettings:
+    """
+    One of the single settings (C{baud}, C{bytesize}, C{parity},
+    C{stopbits}) read from text and applied over C{settings}.
+    """
+    field, parse = _SINGLES[key]
+    return attrs.evolve(settings, **{field: parse(text)})
+
+
+_FRAMING = re.compile(r"^([5-8])([NEOMS])(1\.5|1|2)$", re.IGNORECASE)
+
+
+def parseCompact(text: str, base: SerialSettings = SerialSettings()) -> SerialSettings:
+    """
+    Read the compact form C{BAUD[,FRAMING][,FLOW...]}: C{115200},
+    C{9600,7E1}, C{57600,8N2,rtscts}, C{19200,8N1,xonxoff}; C{raw} and
+    C{none} are accepted as no-ops (as in remserial's C{-s "9600 raw"}).
+    Fields may be separated by commas or spaces.  What is not given keeps its
+    value from C{base}.
+    """
+    fields = [f for f in re.split(r"[,\s]+", str(text).strip()) if f]
+    if not fields:
+        raise ConfigError(f"serial settings are empty: {text!r}")
+    changes: dict[str, object] = {}
+    for field in fields:
+        lower = field.lower()
+        framing = _FRAMING.match(field)
+        if isDecimal(field):
+            changes["baudrate"] = parseBaud(field)
+        elif framing:
+            changes["bytesize"] = int(framing.group(1))
+            changes["parity"] = framing.group(2).upper()
+            changes["stopbits"] = parseStopbits(framing.group(3))
+        elif lower in ("rtscts", "crtscts", "hw", "hardware"):
+            changes["rtscts"] = True
+        elif lower in ("xonxoff", "sw", "software"):
+            changes["xonxoff"] = True
+        elif lower in ("raw", "none", "noflow"):
+            if lower == "noflow":
+                changes["rtscts"] = False
+                changes["xonxoff"] = False
+        else:
+            raise ConfigError(
+                f"cannot read {field!r} in serial settings {text!r}: expected "
+                "BAUD[,DATABITS PARITY STOPBITS][,rtscts|xonxoff], e.g. 115200,8N1"
+            )
+    return attrs.evolve(base, **changes)  # type: ignore[arg-type]
+
+
+_SINGLES: dict[str, tuple[str, Any]] = {
+    "baud": ("baudrate", parseBaud),
+    "bytesize": ("bytesize", parseBytesize),
+    "parity": ("parity", parseParity),
+    "stopbits": ("stopbits", parseStopbits),
+}
+SINGLE_SETTINGS = tuple(_SINGLES)
+
+
+class Protocol(Enum):
+    """
+    What a listener speaks on its connections.
+    """
+
+    TELNET = "telnet"
+    RAW = "raw"
+
+
+class ListenerKind(Enum):
+    """
+    How a listener reaches its clients.
+
+      - C{LISTEN}: a server endpoint; each connection is a client;
+      - C{CONNECT}: the gateway dials out and reconnects (one client);
+      - C{UDP}: datagrams to and from fixed addresses (netconsole);
+      - C{FILE}: device output appended to a file;
+      - C{PIPE}: QEMU's FIFO pair C{PATH.in} / C{PATH.out};
+      - C{STDIO}: the gateway's own terminal;
+      - C{PTY}: a pseudo-terminal for a local program (QEMU's C{pty},
+        remserial C{-l}); its termios changes become settings requests.
+    """
+
+    LISTEN = "listen"
+    CONNECT = "connect"
+    UDP = "udp"
+    FILE = "file"
+    PIPE = "pipe"
+    STDIO = "stdio"
+    PTY = "pty"
+
+
+@attrs.frozen
+class UDPSpec:
+    """
+    QEMU's C{udp:[rhost]:rport[@[srcip]:srcport]}: output goes to
+    rhost:rport from srcip:srcport; datagrams to srcport from an address in
+    C{allow} go to the device.
+    """
+
+    remoteHost: str
+    remotePort: int
+    sourceHost: str = ""
+    sourcePort: int = 0
+    allow: tuple[str, ...] = ()
+
+
+@attrs.frozen
+class TLSSpec:
+    """
+    TLS for a listener (server: C{cert}/C{key}, optionally client
+    certificates from C{ca} whose subject CN is one of C{subjects}) or a
+    dial-out (client: C{ca} to verify the server as C{hostname}).
+    """
+
+    cert: str = ""
+    key: str = ""
+    ca: str = ""
+    subjects: tuple[str, ...] = ()
+    hostname: str = ""
+    readOnlySubjects: tuple[str, ...] = ()
+    # Seconds a connection may take to finish its handshake (0: no limit);
+    # it is not a client of the line until it has.
+    handshakeTimeout: float = 10.0
+
+
+@attrs.frozen
+class ListenerSpec:
+    """
+    One way clients reach a line, and the protocol spoken on it.
+
+    @ivar endpoint: for C{LISTEN}, a Twisted server endpoint string (C{tcp:4444});
+        for C{CONNECT}, a Twisted client endpoint string; for C{FILE} and
+        C{PIPE}, the path.
+    @ivar text: what the user wrote, for messages.
+    @ivar wait: QEMU's C{server} without C{nowait}: do not read the device
+        until the first client is there.
+    """
+
+    endpoint: str
+    protocol: Protocol = Protocol.TELNET
+    text: str = ""
+    rfc2217: bool = True
+    kind: ListenerKind = ListenerKind.LISTEN
+    wait: bool = False
+    udp: Optional[UDPSpec] = None
+    tls: Optional[TLSSpec] = None
+    host: str = ""
+    port: int = 0
+    path: str = ""
+    # TCP_NODELAY on clients' sockets (QEMU's nodelay): off by default, so
+    # bulk output leaves in full segments (measured: 93 against 71 MiB/s).
+    nodelay: bool = False
+    # Hardening, per listener: clients may only read; source addresses
+    # allowed (CIDR; empty: any); what a client may have queued towards it,
+    # and what happens past that; idle timeout; TCP keepalive.
+    readOnly: bool = False
+    allow: tuple[str, ...] = ()
+    outbuf: int = 256 * 1024
+    policy: str = "drop"
+    idle: float = 0.0
+    keepalive: bool = False
+    # People at terminals: the escape key (None: no menu), a banner and a
+    # replay of the backlog on connect, notices in the data stream
+    # (None: for telnet clients that did not negotiate RFC 2217).
+    escape: Optional[int] = -1  # -1: the protocol's default (telnet ^], raw none); None: off
+    banner: bool = False
+    replay: bool = False
+    notices: Optional[bool] = None
+    # QEMU's mon: form: the escape keys QEMU has mean what they mean there
+    # (h help, x disconnect, b break, the key twice sends it).
+    qemuKeys: bool = False
+
+
+REMOTE_DEVICES = ("telnet", "tcp", "unix", "rfc2217")
+
+
+@attrs.frozen
+class DeviceSpec:
+    """
+    Where a line's bytes come from.
+
+    @ivar kind: C{"tty"} (a serial device path), C{"pty"} (a pseudo-terminal
+        the gateway creates; C{path} is then the symlink to make, or empty),
+        or a console elsewhere: C{"telnet"}, C{"tcp"} (raw), C{"rfc2217"}
+        (C{host}, C{port}), C{"unix"} (raw, C{path}).
+    """
+
+    kind: str
+    path: str = ""
+    host: str = ""
+    port: int = 0
+
+    @property
+    def remote(self) -> bool:
+        return self.kind in REMOTE_DEVICES
+
+    def describe(self) -> str:
+        if self.kind == "pty":
+            return f"pty:{self.path}"
+        if self.kind == "rfc2217":
+            return f"rfc2217://{self.host}:{self.port}"
+        if self.kind in ("telnet", "tcp"):
+            host = f"[{self.host}]" if ":" in self.host else self.host
+            return f"{self.kind}:{host}:{self.port}"
+        if self.kind == "unix":
+            return f"unix:{describeUnix(self.path)}"
+        return self.path
+
+
+@attrs.frozen
+class WatchAllSpec:
+    """
+    One view of all consoles: listeners whose read-only clients get every
+    line's output (of the lines whose names match one of C{lines}, shell
+    patterns), each output line prefixed with the line's name.
+    """
+
+    listeners: tuple[ListenerSpec, ...]
+    lines: tuple[str, ...] = ("*",)
+
+
+# Where UUCP lock files go (FHS; Debian links it to /run/lock).
+DEFAULT_LOCK_DIR = "/var/lock"
+
+# What an open-string or close-string may hold (bytes, breaks not counted).
+MAX_SEND_STRING = 4096
+_SEND_ESCAPES = {"r": b"\r", "n": b"\n", "t": b"\t", "\\": b"\\", "e": b"\x1b", "0": b"\x00"}
+_SEND_TOKEN = re.compile(r"\\(x[0-9A-Fa-f]{2}|.?)|[^\\]+", re.DOTALL)
+
+
+def parseSendString(text: str, what: str = "open-string") -> tuple[bytes, ...]:
+    """
+    ser2net's openstr/closestr: text (UTF-8) with the escapes C{\\r}
+    C{\\n} C{\\t} C{\\e} C{\\0} C{\\\\} and C{\\xNN}, and C{\\b}: a
+    break here.  Returns the data between breaks: C{"AT\\r\\bx"} is
+    C{(b"AT\\r", b"x")}, one break between; an empty string is C{()}.
+    """
+    text = str(text)
+    parts: list[bytes] = [b""]
+    size = 0
+    for match in _SEND_TOKEN.finditer(text):
+        escape = match.group(1)
+        if escape is None:
+            chunk = match.group(0).encode("utf-8")
+        elif escape == "b":
+            parts.append(b"")
+            continue
+        elif escape.startswith("x") and len(escape) == 3:
+            chunk = bytes([int(escape[1:], 16)])
+        elif escape in _SEND_ESCAPES:
+            chunk = _SEND_ESCAPES[escape]
+        else:
+            bad = "\\" + escape
+            raise ConfigError(f"{what} {text!r}: unknown escape {bad!r}: expected \\r \\n \\t \\e "
+                              "\\0 \\\\ \\xNN or \\b (a break)")
+        parts[-1] += chunk
+        size += len(chunk)
+    if size > MAX_SEND_STRING:
+        raise ConfigError(f"{what} {text[:40]!r}...: {size} bytes, at most {MAX_SEND_STRING}")
+    return tuple(parts) if text else ()
+
+
+def describeSendString(parts: tuple[bytes, ...]) -> str:
+    """For logs: the data with C{\\b} where the breaks go."""
+    return "\\b".join(repr(p)[2:-1] for p in parts)
+
+
+def parseMilliseconds(text: Any, what: str, limit: float = 10000) -> float:
+    """A time in milliseconds, 0 to C{limit}, as seconds; C{what} names the setting."""
+    try:
+        value = float(str(text).strip())
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= limit:  # NaN fails too
+        raise ConfigError(f"{what} must be 0 to {limit:g} milliseconds, not {text!r}")
+    return value / 1000.0
+
+
+def parseOnOff(text: str, what: str) -> bool:
+    """C{on}/C{off} (also C{true}/C{false}, C{1}/C{0}, C{yes}/C{no}); C{what} names the setting."""
+    key = str(text).strip().lower()
+    if key in ("on", "true", "1", "yes", "high"):
+        return True
+    if key in ("off", "false", "0", "no", "low"):
+        return False
+    raise ConfigError(f"{what} must be on or off, not {text!r}")
+
+
+def parseCoalesce(text: str) -> tuple[float, float, bytes]:
+    """
+    C{MIN_MS,MAX_MS[,STRING]}: e.g. C{2,20} or C{5,50,\\n}; C{off} or
+    C{0} is none.
+    """
+    text = str(text).strip()
+    if text.lower() in ("off", "0", ""):
+        return 0.0, 0.0, b""
+    parts = text.split(",", 2)
+    try:
+        low, high = float(parts[0]) / 1000, float(parts[1]) / 1000
+    except (ValueError, IndexError):
+        raise ConfigError(f"coalesce {text!r}: expected MIN_MS,MAX_MS[,STRING], e.g. 2,20 or 5,50,\\n") from None
+    if not 0 < low <= high <= 10:
+        raise ConfigError(f"coalesce {text!r}: expected 0 < MIN_MS <= MAX_MS <= 10000")
+    on = parts[2].encode().decode("unicode_escape").encode("latin-1") if len(parts) > 2 else b""
+    return low, high, on
+
+
+def parseDevice(text: str) -> DeviceSpec:
+    """
+    Read a device:
+      - a tty path (C{/dev/ttyS0}, C{/dev/serial/by-id/...});
+      - C{pty:LINK}, a pseudo-terminal the gateway creates with a symlink LINK
+        to its slave side (C{pty:} alone: no symlink);
+      - a console elsewhere: C{telnet:HOST:PORT} (e.g. QEMU's
+        C{-serial telnet:...,server}), C{rfc2217://HOST:PORT}, C{tcp:HOST:PORT}
+        (raw), C{unix:PATH} (raw, e.g. a Proxmox VM's serial socket).
+    """
+    original = str(text)
+    text = original.strip()
+    if text.startswith("pty:"):
+        return DeviceSpec("pty", checkPath(text[len("pty:"):], "pty: link"))
+    if not text:
+        raise ConfigError("device is empty: expected a tty path, pty:LINK, telnet:HOST:PORT, "
+                          "rfc2217://HOST:PORT, tcp:HOST:PORT or unix:PATH")
+    kind, sep, rest = text.partition("://") if "://" in text else text.partition(":")
+    kind = kind.lower()
+    if not sep or text.startswith("/"):
+        return DeviceSpec("tty", checkPath(text, "device"))
+    if kind == "unix":
+        if not rest:
+            raise ConfigError(f"device {original!r} names no socket path")
+        return DeviceSpec("unix", checkPath(rest, "device unix:", unix=True))
+    if kind in ("telnet", "tcp", "rfc2217"):
+        if rest.startswith("["):
+            host, _, port = rest[1:].partition("]:")
+        else:
+            host, _, port = rest.rpartition(":")
+        if not host or not isDecimal(port) or not 0 < int(port) < 65536:
+            raise ConfigError(f"device {original!r}: expected {kind}{sep}HOST:PORT")
+        return DeviceSpec(kind, host=host, port=int(port))
+    raise ConfigError(
+        f"unknown device {original!r}: expected a tty path, pty:LINK, telnet:HOST:PORT, "
+        "rfc2217://HOST:PORT, tcp:HOST:PORT or unix:PATH"
+    )
+
+
+# Device output a line keeps for replay: about 200 lines of console; at most 64 MiB.
+DEFAULT_BACKLOG = 16 * 1024
+MAX_BACKLOG = 64 * 1024 * 1024
+# Network clients a line takes at most (0: no limit): every client costs
+# memory (its output bound), so there is always a cap unless one says none.
+DEFAULT_MAX_CLIENTS = 64
+
+
+@attrs.frozen
+class LogSpec:
+    """
+    A line's console log: each line of output stamped with the time
+    (strftime C{format}); rotated past C{maxSize} bytes and, if C{daily},
+    at midnight; C{keep} old files (C{path.1} newest).
+    """
+
+    path: str
+    format: str = "%Y-%m-%d %H:%M:%S "
+    maxSize: int = 10 * 1024 * 1024
+    daily: bool = True
+    keep: int = 7
+
+    def __attrs_post_init__(self) -> None:
+        if not self.path:
+            raise ConfigError("log path is empty")
+        if self.maxSize < 0:
+            raise ConfigError(f"log-max-size must be 0 (no limit) or more bytes, not {self.maxSize!r}")
+        if not 0 <= self.keep <= MAX_LOG_KEEP:
+            # Every rotation renames them all, on the reactor's thread.
+            raise ConfigError(f"log-keep must be 0 to {MAX_LOG_KEEP}, not {self.keep!r}")
+        try:
+            time.strftime(self.format)
+        except ValueError as e:
+            raise ConfigError(f"log-format {self.format!r}: {e}") from None
+
+
+MAX_LOG_KEEP = 1000
+
+
+@attrs.frozen
+class Rights:
+    """
+    Who may type on a line (C{write}) and who may only watch (C{read}):
+    user names, C{"*"} for every user.  A line with neither lets every user
+    write.  Users are people known by name: SSH key owners, TLS client
+    certificates (CN).
+    """
+
+    write: Optional[tuple[str, ...]] = None
+    read: Optional[tuple[str, ...]] = None
+
+    def of(self, user: str) -> Optional[str]:
+        """C{"write"}, C{"read"}, or None: C{user} may not use the line."""
+        if self.write is None and self.read is None:
+            return "write"
+        if self.write is not None and (user in self.write or "*" in self.write):
+            return "write"
+        if self.read is not None and (user in self.read or "*" in self.read):
+            return "read"
+        return None
+
+
+@attrs.frozen
+class UserSpec:
+    """A person: a name, and the OpenSSH public key lines that are theirs."""
+
+    name: str
+    keys: tuple[str, ...] = ()
+
+
+DEFAULT_HOST_KEY = "/var/lib/serialgw/ssh_host_ed25519_key"
+
+
+@attrs.frozen
+class SSHSpec:
+    """The SSH listener: where, its host key (made at first start), the people who may log in."""
+
+    listener: ListenerSpec
+    hostKey: str = DEFAULT_HOST_KEY
+    users: tuple[UserSpec, ...] = ()
+
+
+@attrs.frozen
+class LineConfig:
+    """
+    Everything about one serial line: its device and how clients reach it.
+    """
+
+    name: str
+    device: DeviceSpec
+    settings: SerialSettings = SerialSettings()
+    listeners: tuple[ListenerSpec, ...] = ()
+    breakDuration: float = 0.25
+    restoreSettings: bool = True
+    signature: Optional[str] = None
+    notices: bool = True
+    # Sessions: "shared" (everyone writes) or "exclusive" (one writer, the
+    # first to attach; the others watch until they take over).
+    mode: str = "shared"
+    maxClients: int = DEFAULT_MAX_CLIENTS
+    # Device output kept for replay (bytes; 0: none).
+    backlog: int = DEFAULT_BACKLOG
+    log: Optional[LogSpec] = None
+    # Coalescing of device output (off by default): wait coalesceMin seconds
+    # after the last byte, at most coalesceMax after the first, or until
+    # coalesceOn (e.g. b"\n") arrives.
+    coalesceMin: float = 0.0
+    coalesceMax: float = 0.0
+    coalesceOn: bytes = b""
+    # Who may write and who may read, by user name (SSH keys, TLS CNs).
+    rights: Rights = Rights()
+    # ser2net's openstr/closestr: written to the device when the first
+    # person attaches and the last one leaves; the data between breaks
+    # (see parseSendString).
+    openString: tuple[bytes, ...] = ()
+    closeString: tuple[bytes, ...] = ()
+    # DTR and RTS while people are attached, and while nobody is (idle;
+    # None: as while attached).  None: left as the device has them.
+    dtr: Optional[bool] = None
+    rts: Optional[bool] = None
+    idleDtr: Optional[bool] = None
+    idleRts: Optional[bool] = None
+    # Pacing for slow devices (seconds; 0: off): at least pace between
+    # bytes written to the device, at least paceLine after each CR.
+    pace: float = 0.0
+    paceLine: float = 0.0
+    # UUCP lock files for a local tty (LCK..NAME in lockDir); ptys the
+    # gateway makes and remote devices take none.
+    lock: bool = True
+    lockDir: str = DEFAULT_LOCK_DIR

@@ -1,0 +1,105 @@
+"""
+OpenSSH public keys as the configuration names them: key lines
+(authorized_keys format, without options) for the C{[users.NAME]} tables,
+and the single-line C{--authorized-keys} / C{--readonly-keys} files.  An
+error names the file (or table), the line and what is wrong with the key.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import stat
+
+import attrs
+from twisted.conch.ssh import keys
+
+from serialgw.config.specs import ConfigError, UserSpec
+
+# Key types a public key line may start with (OpenSSH's names).
+KEY_TYPES = frozenset({
+    "ssh-ed25519", "ssh-rsa", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521",
+    "sk-ssh-ed25519@openssh.com", "sk-ecdsa-sha2-nistp256@openssh.com",
+})
+MAX_KEYS_FILE = 1024 * 1024
+
+
+def fingerprint(key: keys.Key) -> str:
+    """A key's fingerprint as OpenSSH prints it: C{SHA256:...}."""
+    return "SHA256:" + key.fingerprint(keys.FingerprintFormats.SHA256_BASE64).rstrip("=")
+
+
+@attrs.frozen
+class PublicKey:
+    """One public key line: the key (as its wire blob), its comment, its fingerprint."""
+
+    blob: bytes
+    comment: str
+    fingerprint: str
+    text: str
+
+
+def printable(text: str) -> str:
+    return "".join(c if c.isprintable() else "?" for c in text)[:64]
+
+
+def readPublicKeys(text: str, source: str) -> list[PublicKey]:
+    """
+    OpenSSH public key lines (C{TYPE BASE64 [COMMENT]}); blank lines and
+    C{#} comments are skipped.  Options (C{from=}, C{command=}, ...) are
+    refused rather than ignored: a restriction must not silently vanish.
+    An error names C{source} and the line.
+    """
+    found = []
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        fields = line.split(None, 2)
+        if fields[0] not in KEY_TYPES:
+            raise ConfigError(
+                f"{source}:{number}: expected a public key (TYPE BASE64 [COMMENT], TYPE one of "
+                f"{', '.join(sorted(KEY_TYPES))}), not {printable(line[:40])!r}; "
+                "authorized_keys options (from=, command=, ...) are not supported"
+            )
+        try:
+            blob = base64.b64decode(fields[1] if len(fields) > 1 else "", validate=True)
+            key = keys.Key.fromString(blob)
+        except Exception:
+            raise ConfigError(f"{source}:{number}: cannot read the {fields[0]} key") from None
+        if key.sshType().decode() != fields[0]:
+            raise ConfigError(f"{source}:{number}: the key says {key.sshType().decode()}, the line {fields[0]}")
+        comment = printable(fields[2].strip()) if len(fields) > 2 else ""
+        found.append(PublicKey(key.blob(), comment, fingerprint(key), f"{fields[0]} {fields[1]}"))
+    return found
+
+
+def readKeysFile(path: str) -> list[PublicKey]:
+    """The public keys in a file (authorized_keys format); ConfigError names the file."""
+    try:
+        # Not waited on: a FIFO or a device there (a keys file in a person's
+        # home) would stop the reactor at a reload.
+        with open(path, "rb", opener=lambda name, flags: os.open(name, flags | os.O_NONBLOCK)) as f:
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                raise ConfigError(f"keys file {path!r} is not a regular file")
+            raw = f.read(MAX_KEYS_FILE + 1)
+    except OSError as e:
+        raise ConfigError(f"cannot read keys file {path!r}: {e.strerror}") from None
+    if len(raw) > MAX_KEYS_FILE:
+        raise ConfigError(f"keys file {path!r} is over {MAX_KEYS_FILE} bytes")
+    return readPublicKeys(raw.decode("utf-8", "replace"), path)
+
+
+def usersFromFile(path: str) -> list[UserSpec]:
+    """
+    The people in an authorized_keys file (single-line mode): each key's
+    comment names its person (its fingerprint when it has none).
+    """
+    people: dict[str, list[str]] = {}
+    for key in readKeysFile(path):
+        if key.comment == "*":
+            # The line's write/read lists are these names, and "*" there means every user.
+            raise ConfigError(f"keys file {path!r}: key {key.fingerprint} has the comment '*', which would "
+                              "name every user (a read-only key could type): give it another comment")
+        people.setdefault(key.comment or key.fingerprint, []).append(key.text)
+    return [UserSpec(name, tuple(texts)) for name, texts in people.items()]

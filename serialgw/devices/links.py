@@ -1,0 +1,103 @@
+"""
+The symlink a pty device is reached by (C{pty:LINK}): made atomically,
+taken over only when stale (a gateway that died left it), removed at close
+only while it is still ours.  Used by L{serialgw.devices.ports.PtyPort}
+and by client ptys (L{serialgw.clients.ptylink}).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from typing import Optional
+
+
+def replaceSymlink(target: str, link: str) -> None:
+    """
+    Point C{link} at C{target} atomically.  Something already at C{link} is
+    taken over only when it is a symlink that dangles or points at a pty
+    whose slave nobody has open (what a gateway that died leaves behind);
+    the live link of another gateway, a link to anything else, a regular
+    file or a directory is an error, never touched.
+    """
+    if os.path.lexists(link):
+        if not os.path.islink(link):
+            raise FileExistsError(errno.EEXIST, "exists and is not a symlink")
+        _mayTakeOver(link)
+    tmp = f"{link}.{os.getpid()}.tmp"
+    try:
+        os.unlink(tmp)
+    except FileNotFoundError:
+        pass
+    os.symlink(target, tmp)
+    os.replace(tmp, link)
+
+
+# Unix98 pty slaves (/dev/pts/N): majors 136 to 143.
+PTY_SLAVE_MAJORS = range(136, 144)
+
+
+def linkProblem(link: str) -> Optional[str]:
+    """Why L{replaceSymlink} would refuse C{link}, or None; nothing is changed (a reload's check)."""
+    if not os.path.lexists(link):
+        return None
+    if not os.path.islink(link):
+        return "exists and is not a symlink"
+    try:
+        _mayTakeOver(link)
+    except FileExistsError as e:
+        return e.strerror
+    return None
+
+
+def _mayTakeOver(link: str) -> None:
+    """Raise FileExistsError unless the symlink C{link} is stale (see replaceSymlink)."""
+    old = os.readlink(link)
+    try:
+        st = os.stat(link)
+    except FileNotFoundError:
+        return  # dangling
+    if not (stat.S_ISCHR(st.st_mode) and os.major(st.st_rdev) in PTY_SLAVE_MAJORS):
+        raise FileExistsError(errno.EEXIST, f"is a symlink to {old}, which is not a pty: not ours to replace")
+    holders = ptyHolders(os.path.realpath(link))
+    if holders:
+        raise FileExistsError(
+            errno.EEXIST,
+            f"is the live link to {old}, held open by pid {', '.join(map(str, holders))} "
+            "(another gateway?): not replaced",
+        )
+
+
+def ptyHolders(path: str) -> list[int]:
+    """
+    The processes (that we may look at) with the pty slave C{path} open,
+    from /proc/PID/fd.
+    """
+    holders = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                if os.readlink(f"/proc/{pid}/fd/{fd}") == path:
+                    holders.append(int(pid))
+                    break
+            except OSError:
+                continue
+    return holders
+
+
+def removeSymlink(link: str, target: str) -> None:
+    """Remove C{link} if it still points at C{target} (not someone else's)."""
+    if not link:
+        return
+    try:
+        if os.readlink(link) == target:
+            os.unlink(link)
+    except OSError:
+        pass

@@ -1,0 +1,169 @@
+"""
+Termios and tty ioctls on a descriptor: speeds, the settings a tty has,
+line-error marks (PARMRK), modem lines (TIOCMGET), the break condition
+(TIOCSBRK/TIOCCBRK).  Plain functions on a file descriptor; no pyserial,
+no reactor.
+
+Named C{termio} (System V's name for the same interface) rather than
+C{termios} or C{tty}: those are the standard library modules this one and
+L{serialgw.devices.ports} import, and a sibling of the same name would read
+as the standard one in imports and tracebacks.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import struct
+import termios
+from typing import Optional
+
+from serialgw.config.specs import SerialSettings
+
+_SPEEDS = {
+    getattr(termios, name): int(name[1:])
+    for name in dir(termios)
+    if name.startswith("B") and name[1:].isdigit() and int(name[1:]) > 0
+}
+_SPEED_NAMES = {baud: constant for constant, baud in _SPEEDS.items()}
+_SIZES = {termios.CS5: 5, termios.CS6: 6, termios.CS7: 7, termios.CS8: 8}
+CMSPAR = getattr(termios, "CMSPAR", 0o10000000000)
+
+
+def termiosSpeed(baud: int) -> Optional[int]:
+    """The termios constant for a speed (B115200), or None if termios has none."""
+    return _SPEED_NAMES.get(baud)
+
+
+def readTermios(fd: int, otherBaud: int = 115200, oneAndHalf: bool = False) -> SerialSettings:
+    """
+    A tty's settings from termios; C{otherBaud} stands for a speed termios
+    cannot name; C{oneAndHalf}: 2 stop bits with 5 data bits are 1.5.
+    """
+    iflag, _oflag, cflag, _lflag, _ispeed, ospeed, _cc = termios.tcgetattr(fd)
+    bytesize = _SIZES[cflag & termios.CSIZE]
+    if not cflag & termios.PARENB:
+        parity = "N"
+    elif cflag & CMSPAR:
+        parity = "M" if cflag & termios.PARODD else "S"
+    else:
+        parity = "O" if cflag & termios.PARODD else "E"
+    stopbits: float = 1
+    if cflag & termios.CSTOPB:
+        stopbits = 1.5 if bytesize == 5 and oneAndHalf else 2
+    return SerialSettings(
+        baudrate=_SPEEDS.get(ospeed, otherBaud),
+        bytesize=bytesize,
+        parity=parity,
+        stopbits=stopbits,
+        xonxoff=bool(iflag & termios.IXON),
+        rtscts=bool(cflag & termios.CRTSCTS),
+    )
+
+
+LINE_BREAK = 0x10
+LINE_FRAMING = 0x08
+LINE_PARITY = 0x04
+LINE_OVERRUN = 0x02
+
+
+class ErrorMarks:
+    """
+    Undo termios PARMRK marking: C{\\377 \\377} is a 0xFF data byte,
+    C{\\377 \\0 \\0} a break, C{\\377 \\0 c} a byte c received with a
+    parity or framing error (kept as data).  Chunks without 0xFF pass
+    through untouched; a mark cut between two reads is completed by the next.
+    """
+
+    def __init__(self) -> None:
+        self.pending = b""
+        self.state = 0
+        self.parityEnabled = False
+
+    def decode(self, data: bytes) -> bytes:
+        if self.pending:
+            data, self.pending = self.pending + data, b""
+        if b"\xff" not in data:
+            return data
+        out: list[bytes] = []
+        i, n = 0, len(data)
+        while True:
+            j = data.find(b"\xff", i)
+            if j < 0:
+                out.append(data[i:])
+                break
+            out.append(data[i:j])
+            if j + 1 >= n or (data[j + 1] == 0 and j + 2 >= n):
+                self.pending = data[j:]
+                break
+            if data[j + 1] == 0:
+                byte = data[j + 2]
+                if byte == 0:
+                    self.state |= LINE_BREAK
+                else:
+                    self.state |= LINE_PARITY if self.parityEnabled else LINE_FRAMING
+                    out.append(data[j + 2 : j + 3])
+                i = j + 3
+            else:
+                # \377 \377, or (not expected) \377 then a byte: data.
+                out.append(b"\xff")
+                i = j + 2 if data[j + 1] == 0xFF else j + 1
+        return b"".join(out)
+
+    def take(self) -> int:
+        state, self.state = self.state, 0
+        return state
+
+
+def markErrors(fd: int, parity: bool, on: bool = True) -> None:
+    """
+    Have the tty mark breaks and bad bytes in the data (PARMRK), rather than
+    drop them or turn a break into a flush (BRKINT); C{on=False} undoes it.
+    """
+    attrs = termios.tcgetattr(fd)
+    iflag = attrs[0]
+    iflag &= ~(termios.IGNBRK | termios.BRKINT | termios.IGNPAR | termios.ISTRIP)
+    if on:
+        iflag |= termios.PARMRK
+    else:
+        iflag &= ~termios.PARMRK
+    if parity and on:
+        iflag |= termios.INPCK
+    else:
+        iflag &= ~termios.INPCK
+    if iflag != attrs[0]:
+        attrs[0] = iflag
+        termios.tcsetattr(fd, termios.TCSANOW, attrs)
+
+
+# Linux's values; Python's termios module lacks some of them.
+TIOCSBRK = getattr(termios, "TIOCSBRK", 0x5427)
+TIOCCBRK = getattr(termios, "TIOCCBRK", 0x5428)
+TIOCMGET = getattr(termios, "TIOCMGET", 0x5415)
+_MODEM_BITS = (
+    (getattr(termios, "TIOCM_CTS", 0x020), 0x10),
+    (getattr(termios, "TIOCM_DSR", 0x100), 0x20),
+    (getattr(termios, "TIOCM_RNG", 0x080), 0x40),
+    (getattr(termios, "TIOCM_CAR", 0x040), 0x80),
+)
+
+
+def readModemState(fd: int) -> Optional[int]:
+    """TIOCMGET as RFC 2217 bits; C{None} where the device has no modem lines."""
+    try:
+        raw = fcntl.ioctl(fd, TIOCMGET, struct.pack("I", 0))
+    except OSError as e:
+        if e.errno in (errno.ENOTTY, errno.EINVAL):
+            return None
+        raise
+    bits = struct.unpack("I", raw)[0]
+    state = 0
+    for tiocm, rfc in _MODEM_BITS:
+        if bits & tiocm:
+            state |= rfc
+    return state
+
+
+def fcntlBreak(fd: int, on: bool) -> None:
+    """Set or clear the break condition with an ioctl (TIOCSBRK, TIOCCBRK)."""
+    fcntl.ioctl(fd, TIOCSBRK if on else TIOCCBRK)

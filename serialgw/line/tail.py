@@ -1,0 +1,111 @@
+"""
+The newest bytes of a stream, held for a client that cannot take them now
+(an output guard's drop queue, a replay): a queue of chunks with byte
+accounting, the oldest dropped past a bound.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+
+class Tail:
+    """
+    The newest bytes of a stream, at most the size asked: a queue of chunks
+    with byte accounting.  Adding a chunk costs O(1) amortised whatever is
+    already held (no copy of the held bytes): whole old chunks are let go,
+    and only the oldest one is cut, by an offset (C{_head}) into it.  Small
+    chunks are gathered into one (up to C{CHUNK} bytes), so however small
+    the chunks, at most two are kept per C{CHUNK} bytes held.  Memory: the
+    bytes held plus the cut-off head of the oldest chunk (less than that
+    chunk).  C{dropped} counts exactly what was let go.
+    """
+
+    # Below this, chunks are copied (gathered); a pty read is 4095 bytes,
+    # and copying it for every stuck client was most of their cost.
+    CHUNK = 1024
+
+    def __init__(self) -> None:
+        # The oldest first; bytes (shared with the caller, who may hand the
+        # same bytes to many tails) or bytearrays that gathered small
+        # chunks.  The newest, while it is such a bytearray under CHUNK
+        # bytes, is also _gathering: the next small chunk goes into it.
+        # (The newest chunk holds the newest byte: it is never let go
+        # while others stay.)
+        self._chunks: deque[bytes | bytearray] = deque()
+        self._gathering: bytearray | None = None
+        self._head = 0
+        self._size = 0
+        self.dropped = 0
+
+    def __len__(self) -> int:
+        return self._size
+
+    def add(self, data: bytes, size: int) -> None:
+        """Keep C{data} as the newest bytes; let go of what is past C{size}."""
+        length = len(data)
+        if length >= size:
+            # It alone fills the tail: all held before goes, and its oldest part.
+            if length:
+                self.dropped += self._size + length - size
+                self._chunks.clear()
+                self._gathering = None
+                self._head = 0
+                self._size = size
+                if size:
+                    self._chunks.append(bytes(data[length - size:]))
+            return
+        chunks = self._chunks
+        if length >= self.CHUNK:
+            chunks.append(bytes(data))
+            self._gathering = None
+        else:
+            gathering = self._gathering
+            if gathering is not None and len(gathering) < self.CHUNK:
+                gathering += data
+            else:
+                self._gathering = gathering = bytearray(data)
+                chunks.append(gathering)
+        held = self._size + length
+        if held <= size:
+            self._size = held
+            return
+        # Past the bound: let go of the oldest bytes, whole chunks first.
+        excess = held - size
+        self.dropped += excess
+        self._size = size
+        head = self._head + excess
+        while head >= len(chunks[0]):
+            head -= len(chunks.popleft())
+        self._head = head
+
+    def newest(self, size: int) -> bytes:
+        """The last C{size} bytes (fewer if fewer came)."""
+        need = min(size, self._size)
+        if need <= 0:
+            return b""
+        chunks = self._chunks
+        parts: list[bytes | bytearray] = []
+        # The newest chunks whole, then the newest part of one more (for
+        # the oldest chunk, its live part: need is at most that).
+        index = len(chunks) - 1
+        while need >= len(chunks[index]) and index:
+            parts.append(chunks[index])
+            need -= len(chunks[index])
+            index -= 1
+        parts.reverse()
+        if need:
+            chunk = chunks[index]
+            with memoryview(chunk) as view:
+                return b"".join([view[len(chunk) - need:], *parts])
+        return b"".join(parts)
+
+    def take(self, size: int) -> bytes:
+        """The last C{size} bytes; all is let go (what is older counts as dropped)."""
+        data = self.newest(size)
+        self.dropped += self._size - len(data)
+        self._chunks.clear()
+        self._gathering = None
+        self._head = 0
+        self._size = 0
+        return data

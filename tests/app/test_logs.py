@@ -1,0 +1,180 @@
+"""
+Logs as an administrator reads them: the journal's format under systemd,
+Twisted's noise left out, start-up errors as one line.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+from typing import Any
+
+from twisted.internet import reactor
+from twisted.internet.endpoints import UNIXClientEndpoint
+from twisted.internet.error import ConnectionDone
+from twisted.internet.task import Clock
+from twisted.logger import Logger, LogLevel, globalLogPublisher
+from twisted.python import log as legacyLog
+from twisted.python.failure import Failure
+from twisted.trial.unittest import SynchronousTestCase, TestCase
+from twisted.web.client import Agent, readBody
+
+from serialgw.app.logs import JournalObserver, TidyObserver, journalStream, tidy
+from serialgw.line.hub import Line
+from tests.fakes import CallObserver, RecordingClient, RecordingDevice
+from tests.realio import TWISTD, spawn
+
+
+def captured(emit: Any) -> list[dict[str, Any]]:
+    """The events that C{emit()} publishes, as observers see them."""
+    events: list[dict[str, Any]] = []
+    observer = CallObserver(events.append)
+    globalLogPublisher.addObserver(observer)
+    try:
+        emit()
+    finally:
+        globalLogPublisher.removeObserver(observer)
+    return events
+
+
+class JournalStreamTests(SynchronousTestCase):
+    def test_matchesDeviceAndInode(self) -> None:
+        """JOURNAL_STREAM names our stream when DEVICE:INODE is the file at that descriptor, and only then."""
+        with open(self.mktemp(), "w") as f:
+            st = os.fstat(f.fileno())
+            self.assertTrue(journalStream({"JOURNAL_STREAM": f"{st.st_dev}:{st.st_ino}"}, f.fileno()))
+            self.assertFalse(journalStream({"JOURNAL_STREAM": f"{st.st_dev}:{st.st_ino + 1}"}, f.fileno()))
+            self.assertFalse(journalStream({"JOURNAL_STREAM": "garbage"}, f.fileno()))
+            for garbage in ("\u00b2:1", "1:\u00b2", ":", "-1:5", " 1:5"):
+                self.assertFalse(journalStream({"JOURNAL_STREAM": garbage}, f.fileno()), garbage)
+            self.assertFalse(journalStream({}, f.fileno()))
+
+
+class ObserverTests(SynchronousTestCase):
+    def test_priorities(self) -> None:
+        """Each line starts with its syslog priority (<3> error, <4> warn, <6> info, <7> debug) and has no timestamp."""
+        out = io.StringIO()
+        observer = JournalObserver(out)
+        log = Logger(namespace="serialgw.app.service", observer=observer)
+        log.error("line {line}: device lost", line="a")
+        log.warn("careful")
+        log.info("listener ready")
+        log.debug("details")
+        Logger(namespace="twisted.internet.base", observer=observer).info("Received SIGTERM, shutting down.")
+        self.assertEqual(out.getvalue(), "<3>line a: device lost\n<4>careful\n<6>listener ready\n<7>details\n"
+                                         "<6>Received SIGTERM, shutting down.\n")
+
+    def test_tracebackLineByLine(self) -> None:
+        """A failure's traceback: every line carries the priority, so journald keeps it at that level."""
+        out = io.StringIO()
+        try:
+            raise ZeroDivisionError("division by zero")
+        except ZeroDivisionError:
+            Logger(namespace="serialgw.line.hub", observer=JournalObserver(out)).failure("handler failed")
+        lines = out.getvalue().splitlines()
+        self.assertEqual(lines[0], "<2>handler failed")
+        self.assertEqual(lines[-1], "<2>builtins.ZeroDivisionError: division by zero")
+        self.assertTrue(all(line.startswith("<2>") for line in lines), lines)
+
+    def test_noise(self) -> None:
+        """Twisted's "X starting on N" and "(TCP Port N Closed)" go; other legacy messages stay."""
+        events = captured(lambda: (legacyLog.msg("LineFactory starting on 4444"), legacyLog.msg("(TCP Port 4444 Closed)"),
+                                   legacyLog.msg("Site starting on 8440"), legacyLog.msg("something else")))
+        self.assertEqual([tidy(e) is None for e in events], [True, True, True, False])
+
+    def retryLine(self, path: str, attempt: int, delay: float) -> str:
+        """The journal line for ClientService's retry message about a dial-out to unix C{path}."""
+        endpoint = UNIXClientEndpoint(reactor, path)
+        events = captured(lambda: Logger(namespace="twisted.application._client_service.ClientService").info(
+            "Scheduling retry {attempt} to connect {endpoint} in {delay} seconds.", attempt=attempt, endpoint=endpoint,
+            delay=delay))
+        out = io.StringIO()
+        TidyObserver(JournalObserver(out), toStdout=False)(events[0])
+        return out.getvalue()
+
+    def test_retryMessage(self) -> None:
+        """A dial-out's retry names its endpoint and rounds its delay (no <... object at 0x...>)."""
+        self.assertEqual(self.retryLine("/run/qemu/100.serial0", 3, 1.7888181167492454),
+                         "<6>/run/qemu/100.serial0: cannot connect; retry 3 in 1.8 s\n")
+
+    def test_retryMessageAbstractName(self) -> None:
+        """A dial-out to an abstract unix name is named @NAME in the retry message: no NUL byte reaches the log."""
+        self.assertEqual(self.retryLine("\0qemu-100", 1, 1.0), "<6>@qemu-100: cannot connect; retry 1 in 1.0 s\n")
+
+    def test_startupErrorOneLine(self) -> None:
+        """twistd's stderr text for our SystemExit goes to the terminal as the one line it is, not to the log as well."""
+        events = captured(lambda: Logger(namespace="stderr").error(
+            "{log_io}", log_io="serialgw: error: line 'a': cannot open device '/dev/x': No such file or directory"))
+        inner: list[dict[str, Any]] = []
+        stderr = io.StringIO()
+        TidyObserver(inner.append, toStdout=True, stderr=stderr)(events[0])
+        self.assertEqual(stderr.getvalue(), "serialgw: error: line 'a': cannot open device '/dev/x': No such file or directory\n")
+        self.assertEqual(inner, [])
+        events[0]["log_level"] = LogLevel.error
+        journal = io.StringIO()
+        TidyObserver(JournalObserver(journal), toStdout=False)(events[0])
+        self.assertEqual(journal.getvalue(), "<3>serialgw: error: line 'a': cannot open device '/dev/x': No such file or directory\n")
+
+
+class MessageTests(SynchronousTestCase):
+    def test_oneStop(self) -> None:
+        """A reason that ends in a full stop does not stand before "; waiting" with it."""
+        line = Line("vm100", RecordingDevice(), clock=Clock())
+        client = RecordingClient()
+        line.attach(client)
+        line.deviceLost(Failure(ConnectionDone()))
+        self.assertEqual(client.deviceStates, [
+            (False, b"\r\n[serialgw: vm100 is down: Connection was closed cleanly; waiting for it]\r\n")])
+
+
+JOURNAL = "JOURNAL_STREAM=$(stat -L -c %d:%i /proc/$$/fd/1) exec "
+STAMP = re.compile(rb"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d")
+
+
+class TwistdTests(TestCase):
+    timeout = 30
+
+    async def test_underJournal(self) -> None:
+        """twistd under systemd's journal: <N> prefixes, no timestamps, no access log or "starting on" lines."""
+        argv = ["/bin/sh", "-c", JOURNAL + " ".join(TWISTD[:2]) + " 'from twisted.scripts.twistd import run; run()'"
+                " -n --pidfile= serialgw --device pty: --port tcp:0:interface=127.0.0.1"
+                " --status tcp:0:interface=127.0.0.1"]
+        proc = spawn(argv)
+        self.addCleanup(proc.stop)
+        data = await proc.output.contains(b"Prometheus metrics on /metrics\n")
+        port = re.search(rb"status page \(JSON\) on http://127\.0\.0\.1:(\d+)/", data)
+        assert port is not None
+        response = await Agent(reactor).request(b"GET", b"http://127.0.0.1:%s/metrics" % port.group(1))
+        await readBody(response)
+        await proc.stop()
+        lines = proc.output.data.decode().splitlines()
+        self.assertTrue(lines)
+        for line in lines:
+            self.assertRegex(line, r"^<[2-7]>")
+        self.assertNotRegex(proc.output.data, STAMP)
+        self.assertNotIn(b"starting on", proc.output.data)
+        self.assertNotIn(b"GET /metrics", proc.output.data)
+        self.assertIn(b"\n<6>line pty: telnet listener ready on 127.0.0.1:", proc.output.data)
+
+    async def test_startupErrorUnderJournal(self) -> None:
+        """A start-up error under the journal: one <3> line, exit status 1."""
+        argv = ["/bin/sh", "-c", JOURNAL + " ".join(TWISTD[:2]) + " 'from twisted.scripts.twistd import run; run()'"
+                " -n --pidfile= serialgw --device /dev/nonexistent-tty --port tcp:0:interface=127.0.0.1"]
+        proc = spawn(argv)
+        self.assertEqual(await proc.ended, 1)
+        errors = [line for line in proc.output.data.splitlines() if line.startswith(b"<3>")]
+        self.assertEqual(errors, [b"<3>serialgw: error: line 'nonexistent-tty': cannot open device "
+                                  b"'/dev/nonexistent-tty': No such file or directory"])
+
+    async def test_startupErrorOnTerminal(self) -> None:
+        """Outside the journal a start-up error is printed bare, once, not as [stderr#error]."""
+        proc = spawn(TWISTD + ["-n", "--pidfile=", "serialgw", "--device", "/dev/nonexistent-tty", "--port",
+                               "tcp:0:interface=127.0.0.1"])
+        self.assertEqual(await proc.ended, 1)
+        self.assertNotIn(b"stderr#error", proc.output.data)
+        self.assertEqual(proc.output.data.count(b"serialgw: error:"), 1)
+        self.assertIn(b"\nserialgw: error: line 'nonexistent-tty': cannot open device '/dev/nonexistent-tty': "
+                      b"No such file or directory\n", b"\n" + proc.output.data)
+
+

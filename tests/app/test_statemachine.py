@@ -1,0 +1,364 @@
+"""
+A stateful hypothesis test against the real service on loopback: a line on
+a pty, raw and telnet listeners (writers and read-only, RFC 2217 and the
+escape menu), clients that connect, send data, telnet commands, RFC 2217
+requests and escape commands, stop reading, and leave, while the device
+talks.  After every step:
+
+  - the device has received exactly the writers' data, in order (checked
+    whenever a writer's data is awaited, and at the end with a sentinel);
+  - no client holds more than its bound: its socket's send buffer in the
+    gateway at most C{outbuf} plus a device read and a few replies, what
+    its guard holds at most C{outbuf};
+  - nobody read-only changes anything: the line's speed is the one the
+    writers (or the restore when the last writing RFC 2217 client leaves)
+    set, and line-error watching (PARMRK) is on only if a writer asked.
+
+The reactor is the real one, turned by hand (C{reactor.iterate}) while a
+step waits for the bytes it expects, each wait bounded.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from typing import Any, Callable
+
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    Bundle,
+    RuleBasedStateMachine,
+    consumes,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
+from twisted.internet import reactor
+from twisted.trial.unittest import SynchronousTestCase
+
+from serialgw.app.service import GatewayService
+from serialgw.config.listeners import parseListener
+from serialgw.config.specs import DeviceSpec, LineConfig, SerialSettings
+from serialgw.line.hub import Role
+from tests.realio import PtyPair
+
+STEPS: dict[str, int] = {}
+IAC, SB, SE, WILL, NOP, AYT, BRK = 255, 250, 240, 251, 241, 246, 243
+CPO = 44
+OUTBUF = 65536
+AYT_ANSWER = b"\r\n[serialgw: yes]\r\n"
+LISTENERS = {
+    # kind: (listener, writes, telnet, RFC 2217, escape menu)
+    "raw": ("raw,outbuf=65536+tcp:0:interface=127.0.0.1", True, False, False, False),
+    "raw-ro": ("raw,ro,outbuf=65536+tcp:0:interface=127.0.0.1", False, False, False, False),
+    "rfc2217": ("telnet,outbuf=65536+tcp:0:interface=127.0.0.1", True, True, True, False),
+    "rfc2217-ro": ("telnet,ro,outbuf=65536+tcp:0:interface=127.0.0.1", False, True, True, False),
+    "menu": ("telnet,escape=^],outbuf=65536+tcp:0:interface=127.0.0.1", True, True, False, True),
+}
+BAUDS = (9600, 19200, 115200)
+
+
+def sb(*payload: int) -> bytes:
+    return bytes([IAC, SB, CPO]) + bytes(payload).replace(b"\xff", b"\xff\xff") + bytes([IAC, SE])
+
+
+def iterateUntil(condition: Callable[[], bool], what: str, seconds: float = 10.0) -> None:
+    """Turn the reactor until C{condition} holds; fail naming C{what} after C{seconds}."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        reactor.iterate(0.001)  # type: ignore[attr-defined]
+
+
+class Client:
+    """One test client: a non-blocking socket to one listener, and what the model says of it."""
+
+    def __init__(self, kind: str, port: int, number: int) -> None:
+        self.kind = kind
+        self.name = f"{kind}#{number}"
+        listener, self.writes, self.telnet, self.rfc2217, self.menu = LISTENERS[kind]
+        self.sock = socket.create_connection(("127.0.0.1", port))
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        self.sock.setblocking(False)
+        self.reading = True
+        self.received = bytearray()
+        self.pending = b""
+        self.local = self.sock.getsockname()
+
+    def __repr__(self) -> str:
+        return self.name
+
+    def send(self, data: bytes) -> None:
+        self.pending += data
+        self.flush()
+
+    def flush(self) -> None:
+        while self.pending:
+            try:
+                n = self.sock.send(self.pending)
+            except BlockingIOError:
+                return
+            self.pending = self.pending[n:]
+
+    def drain(self) -> None:
+        if not self.reading:
+            return
+        while True:
+            try:
+                data = self.sock.recv(65536)
+            except BlockingIOError:
+                return
+            except OSError:
+                return
+            if not data:
+                return
+            self.received += data
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class GatewayMachine(RuleBasedStateMachine):
+    clients = Bundle("clients")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pty = PtyPair()
+        self.pty.startReading()
+        config = LineConfig("t", DeviceSpec("tty", self.pty.slaveName), settings=SerialSettings(9600),
+                            listeners=tuple(parseListener(spec) for spec, *_ in LISTENERS.values()), maxClients=0)
+        self.service = GatewayService([config])
+        self.service.startService()
+        self.line = self.service.lines["t"]
+        self.ports = {kind: port.getHost().port for kind, (_, port) in zip(LISTENERS, self.service.ports, strict=True)}
+        self.expected = bytearray()
+        self.baud = 9600
+        self.watching = False
+        self.open: list[Client] = []
+        self.count = 0
+        # Writing clients that negotiated RFC 2217 (the restore waits for the last).
+        self.controllers: set[Client] = set()
+
+    # Helpers
+
+    def server(self, client: Client) -> Any:
+        """The gateway's side of C{client}, found by the client's address."""
+        for c in self.line.clients:
+            transport = getattr(c, "transport", None)
+            if transport is not None and hasattr(transport, "getPeer"):
+                peer = transport.getPeer()
+                if (getattr(peer, "host", None), getattr(peer, "port", None)) == client.local:
+                    return c
+        return None
+
+    def turn(self, condition: Callable[[], bool], what: str) -> None:
+        def check() -> bool:
+            for c in self.open:
+                c.flush()
+                c.drain()
+            return condition()
+
+        iterateUntil(check, what)
+
+    def deviceHasAll(self) -> None:
+        self.turn(lambda: len(self.pty.received.data) >= len(self.expected), f"the device to get {bytes(self.expected[-40:])!r}")
+        assert self.pty.received.data == bytes(self.expected), (
+            f"device got {self.pty.received.data[-200:]!r}, expected {bytes(self.expected[-200:])!r}")
+
+    def barrier(self, client: Client) -> None:
+        """Everything C{client} sent so far has been handled: an AYT after it is answered."""
+        mark = len(client.received)
+        client.send(bytes([IAC, AYT]))
+        self.turn(lambda: AYT_ANSWER in client.received[mark:], f"{client} to be answered")
+
+    # Rules
+
+    @precondition(lambda self: len(self.open) < 6)
+    @rule(target=clients, kind=st.sampled_from(sorted(LISTENERS)))
+    def connect(self, kind: str) -> Client:
+        STEPS["connect"] = STEPS.get("connect", 0) + 1
+        self.count += 1
+        client = Client(kind, self.ports[kind], self.count)
+        self.open.append(client)
+        self.turn(lambda: self.server(client) is not None, f"{client} to attach")
+        if client.rfc2217:
+            client.send(bytes([IAC, WILL, CPO]))
+            self.barrier(client)
+            if client.writes:
+                self.controllers.add(client)
+        return client
+
+    @rule(client=clients, data=st.binary(min_size=1, max_size=3000))
+    def sendData(self, client: Client, data: bytes) -> None:
+        STEPS["sendData"] = STEPS.get("sendData", 0) + 1
+        if client not in self.open:
+            return
+        if client.telnet:
+            # No CR (NVT CR NUL without BINARY), no escape key (the menu's); IAC doubled.
+            data = data.replace(b"\r", b"").replace(b"\x1d", b"")
+            if not data:
+                return
+            wire = data.replace(b"\xff", b"\xff\xff")
+        else:
+            wire = data
+        server = self.server(client)
+        writes = server is not None and server.role is Role.WRITER
+        if writes and not client.reading:
+            return  # its input may be held while its output is full: no exact expectation
+        client.send(wire)
+        if writes:
+            self.expected += data
+            self.deviceHasAll()
+        elif client.telnet and client.reading:
+            self.barrier(client)
+
+    @rule(client=clients, command=st.sampled_from([NOP, AYT, BRK, 242, 244, 245, 247, 248, 249, 236, 237, 238, 239]))
+    def telnetCommand(self, client: Client, command: int) -> None:
+        if client not in self.open or not client.telnet:
+            return
+        client.send(bytes([IAC, command]))
+        if client.reading:
+            self.barrier(client)
+
+    @rule(client=clients, baud=st.sampled_from(BAUDS))
+    def setBaud(self, client: Client, baud: int) -> None:
+        if client not in self.open or not client.rfc2217:
+            return
+        if client.writes and not client.reading:
+            return  # may be held unread: no exact expectation
+        client.send(sb(1, *baud.to_bytes(4, "big")))
+        if client.writes:
+            self.baud = baud
+        if client.reading:
+            self.barrier(client)
+
+    # Requests that change the port (a writer's) or must not (anyone else's).
+    # BREAK-ON holds the line (data waits) until BREAK-OFF: sent together here.
+    @rule(client=clients, request=st.sampled_from([sb(10, 0x1C), sb(12, 3), sb(5, 9), sb(5, 5) + sb(5, 6),
+                                                   sb(5, 3) + sb(5, 1)]))
+    def comPortRequest(self, client: Client, request: bytes) -> None:
+        self.anyRequest(client, request)
+
+    # Queries, flow control, nonsense.
+    @rule(client=clients, request=st.sampled_from([sb(12, 1), sb(5, 8), sb(5, 6), sb(5, 4), sb(99, 1), sb(), sb(1, 0, 1),
+                                                   sb(6), sb(8), sb(9), sb(0, *b"pyserial"), sb(12, 7), sb(5, 1, 2)]))
+    def otherRequest(self, client: Client, request: bytes) -> None:
+        self.anyRequest(client, request)
+
+    def anyRequest(self, client: Client, request: bytes) -> None:
+        if client not in self.open or not client.rfc2217:
+            return
+        if client.writes:
+            if not client.reading:
+                return
+            if request == sb(10, 0x1C):
+                self.watching = True
+        client.send(request)
+        if client.reading:
+            self.barrier(client)
+
+    @rule(client=clients, command=st.sampled_from([b"t", b"o", b"w", b"s", b"?", b"r", b"\x1d"]))
+    def escape(self, client: Client, command: bytes) -> None:
+        if client not in self.open or not client.menu or not client.reading:
+            return
+        server = self.server(client)
+        client.send(b"\x1d" + command)
+        if command == b"\x1d" and server.role is Role.WRITER:
+            self.expected += b"\x1d"
+            self.deviceHasAll()
+        else:
+            self.barrier(client)
+
+    @rule(client=clients)
+    def stopReading(self, client: Client) -> None:
+        client.reading = False
+
+    @rule(size=st.integers(min_value=1, max_value=200_000))
+    def deviceTalks(self, size: int) -> None:
+        # Written as the pty takes it; the gateway reads it and hands it to every client.
+        pending = [b"x" * (size - 1) + b"\n"]
+        before = self.line.bytesFromDevice
+
+        def written() -> bool:
+            if pending[0]:
+                try:
+                    n = os.write(self.pty.master, pending[0])
+                except BlockingIOError:
+                    n = 0
+                pending[0] = pending[0][n:]
+            return not pending[0] and self.line.bytesFromDevice >= before + size
+
+        self.turn(written, "the device's output to be read")
+
+    @rule(client=consumes(clients))
+    def disconnect(self, client: Client) -> None:
+        if client not in self.open:
+            return
+        self.open.remove(client)
+        client.close()
+        self.turn(lambda: self.server(client) is None, f"{client} to detach")
+        if client in self.controllers:
+            self.controllers.discard(client)
+            if not self.controllers and not any(c.rfc2217 and c.writes for c in self.open):
+                self.baud = 9600  # the last writing RFC 2217 client gone: the configured speed again
+                self.watching = False
+
+    # Invariants
+
+    @invariant()
+    def readOnlyChangesNothing(self) -> None:
+        assert self.line.settings.baudrate == self.baud, (self.line.settings.baudrate, self.baud)
+        # Line errors watched (PARMRK) only if a writer asked since the last restore.
+        assert not self.line.device.lineErrorsWatched or self.watching
+
+    @invariant()
+    def memoryBounded(self) -> None:
+        for client in self.line.clients:
+            transport = getattr(client, "transport", None)
+            if transport is None or not hasattr(transport, "dataBuffer"):
+                continue
+            queued = len(transport.dataBuffer) + transport._tempDataLen
+            assert queued <= OUTBUF + 65536 + 4096, (client.peer, queued)
+            guard = getattr(client, "guard", None)
+            if guard is not None:
+                assert guard.heldBytes <= OUTBUF, (client.peer, guard.heldBytes)
+
+    def teardown(self) -> None:
+        try:
+            # A last writer's sentinel: nothing else reached the device.
+            self.count += 1
+            final = Client("raw", self.ports["raw"], self.count)
+            self.open.append(final)
+            self.turn(lambda: self.server(final) is not None, "the last writer to attach")
+            final.send(b"<end>")
+            self.expected += b"<end>"
+            self.deviceHasAll()
+        finally:
+            for client in self.open:
+                client.close()
+            done: list[Any] = []
+            self.service.stopService().addBoth(done.append)
+            iterateUntil(lambda: bool(done) and not self.line.clients, "the gateway to stop")
+            self.pty.close()
+
+
+class StateMachineTests(SynchronousTestCase):
+    def test_hostileAndCarelessClients(self) -> None:
+        """Clients doing anything in any order: the device gets exactly the writers' data, memory stays bounded, read-only changes nothing."""
+        STEPS.clear()
+        run_state_machine_as_test(GatewayMachine, settings=settings(
+            max_examples=40, stateful_step_count=30, deadline=None, database=None,
+            suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much]))
+        # It did run: clients came and sent.
+        self.assertGreater(STEPS.get("connect", 0), 10)
+        self.assertGreater(STEPS.get("sendData", 0), 5)
+
+    def tearDown(self) -> None:
+        # Closed sockets' last events, and the gateway's stop, are done.
+        for _ in range(20):
+            reactor.iterate(0)  # type: ignore[attr-defined]
+

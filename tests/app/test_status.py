@@ -1,0 +1,135 @@
+"""
+The status endpoint's Prometheus page (/metrics): read with prometheus_client's
+own text parser; its counters move with traffic, clients and device faults.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+from twisted.internet import reactor
+from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
+from twisted.python.failure import Failure
+from twisted.trial.unittest import SynchronousTestCase, TestCase
+from twisted.web.client import Agent, readBody
+
+from serialgw.app.service import GatewayService
+from serialgw.app.status import metricsRegistry
+from serialgw.clients.raw import RawClient
+from serialgw.clients.telnet import TelnetClient
+from serialgw.config.listeners import parseListener
+from serialgw.config.specs import DeviceSpec, LineConfig
+from serialgw.line.hub import Line, Role
+from tests.fakes import RecordingDevice
+from tests.realio import closeClients, connect, startedPty
+
+
+def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample of a Prometheus text page, by name and sorted labels."""
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+class Lines:
+    """What the collector reads of the gateway: its lines by name."""
+
+    def __init__(self, *lines: Line) -> None:
+        self.lines = {line.name: line for line in lines}
+
+
+class CollectorTests(SynchronousTestCase):
+    def test_countersMove(self) -> None:
+        """Bytes both ways, refused bytes, clients by role and protocol, drops by policy (kept after the client leaves), device down/up."""
+        line = Line("rack1", RecordingDevice(), clock=Clock())
+        page = lambda: samples(generate_latest(metricsRegistry(Lines(line))).decode())  # noqa: E731
+        rack = (("line", "rack1"),)
+        before = page()
+        self.assertEqual(before[("serialgw_device_read_bytes_total", rack)], 0)
+        self.assertEqual(before[("serialgw_device_up", rack)], 1)
+        self.assertNotIn(("serialgw_clients", rack + (("protocol", "telnet"), ("role", "writer"))), before)
+
+        telnet = TelnetClient(line, listener=parseListener("telnet,outbuf=1024+4444"))
+        telnet.makeConnection(StringTransport())
+        watcher = RawClient(line, Role.READONLY, listener=parseListener("raw,ro,policy=disconnect+4445"))
+        watcher.makeConnection(StringTransport())
+        line.deviceDataReceived(b"x" * 10)
+        telnet.dataReceived(b"hello")
+        watcher.dataReceived(b"nope!!")
+        assert telnet.guard is not None
+        telnet.guard.pauseProducing()
+        line.deviceDataReceived(b"a" * 1000 + b"b" * 1000 + b"c" * 24)
+        telnet.guard.resumeProducing()  # the oldest 1000 bytes are dropped when it catches up
+        now = page()
+        self.assertEqual(now[("serialgw_device_read_bytes_total", rack)], 2034)
+        self.assertEqual(now[("serialgw_device_written_bytes_total", rack)], 5)
+        self.assertEqual(now[("serialgw_refused_bytes_total", rack)], 6)
+        self.assertEqual(now[("serialgw_clients", rack + (("protocol", "telnet"), ("role", "writer")))], 1)
+        self.assertEqual(now[("serialgw_clients", rack + (("protocol", "raw"), ("role", "read-only")))], 1)
+        self.assertEqual(now[("serialgw_client_dropped_bytes_total", rack + (("policy", "drop"),))], 1000)
+        self.assertEqual(now[("serialgw_client_dropped_bytes_total", rack + (("policy", "disconnect"),))], 0)
+
+        telnet.transport.loseConnection()  # type: ignore[union-attr]
+        telnet.connectionLost(Failure(ConnectionError()))
+        line.deviceLost(Failure(OSError(5, "Input/output error")))
+        down = page()
+        self.assertEqual(down[("serialgw_client_dropped_bytes_total", rack + (("policy", "drop"),))], 1000)
+        self.assertNotIn(("serialgw_clients", rack + (("protocol", "telnet"), ("role", "writer"))), down)
+        self.assertEqual(down[("serialgw_device_reopens_total", rack)], 0)
+        line.deviceUp()
+        self.assertEqual(page()[("serialgw_device_reopens_total", rack)], 1)
+
+    def test_deviceUpFromDevice(self) -> None:
+        """serialgw_device_up follows the device's own state, as the JSON page's "up" does."""
+        device = RecordingDevice()
+        device.up = False  # type: ignore[attr-defined]
+        line = Line("vm", device, clock=Clock())
+        text = generate_latest(metricsRegistry(Lines(line))).decode()
+        self.assertEqual(samples(text)[("serialgw_device_up", (("line", "vm"),))], 0)
+
+
+class EndpointTests(TestCase):
+    timeout = 30
+
+    async def get(self, service: GatewayService, path: str) -> tuple[Any, bytes]:
+        url = f"http://127.0.0.1:{service.statusPort.getHost().port}{path}".encode()
+        response = await Agent(reactor).request(b"GET", url)
+        return response, await readBody(response)
+
+    async def test_metricsPage(self) -> None:
+        """GET /metrics: Prometheus text whose byte counters move with real traffic; process metrics included; / stays JSON."""
+        pty = startedPty(self)
+        config = LineConfig("p1", DeviceSpec("tty", pty.slaveName),
+                            listeners=(parseListener("raw+tcp:0:interface=127.0.0.1"),))
+        service = GatewayService([config], status="tcp:0:interface=127.0.0.1")
+        service.startService()
+        self.addCleanup(service.stopService)
+        response, body = await self.get(service, "/metrics")
+        self.assertEqual(response.code, 200)
+        self.assertTrue(response.headers.getRawHeaders(b"content-type")[0].startswith(b"text/plain"))
+        before = samples(body.decode())
+        line = (("line", "p1"),)
+        self.assertEqual(before[("serialgw_device_written_bytes_total", line)], 0)
+        self.assertIn(("process_resident_memory_bytes", ()), before)
+
+        client = await connect(service.ports[0][1].getHost().port)
+        client.transport.write(b"to device")  # type: ignore[union-attr]
+        self.assertEqual(await pty.received.length(9), b"to device")
+        pty.write(b"from device!")
+        await client.received.length(12)
+        _, body = await self.get(service, "/metrics")
+        after = samples(body.decode())
+        self.assertEqual(after[("serialgw_device_written_bytes_total", line)], 9)
+        self.assertEqual(after[("serialgw_device_read_bytes_total", line)], 12)
+        self.assertEqual(after[("serialgw_clients", line + (("protocol", "raw"), ("role", "writer")))], 1)
+        self.assertEqual(after[("serialgw_device_up", line)], 1)
+
+        response, body = await self.get(service, "/")
+        self.assertEqual(response.headers.getRawHeaders(b"content-type"), [b"application/json"])
+        self.assertIn(b'"bytes_to_device": 9', body)
+        await closeClients(client)

@@ -1,0 +1,225 @@
+"""
+The status endpoint's HTTP layer, for every path: GET and HEAD only, a
+request size cap, header and idle timeouts under a Clock, bounded
+pipelining for a client that does not read, and pages rendered at most
+once a second however often they are polled; one real-socket check.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from twisted.internet.address import IPv4Address
+from twisted.internet.error import ConnectionDone
+from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
+from twisted.logger import capturedLogs, formatEvent
+from twisted.python.failure import Failure
+from twisted.trial.unittest import SynchronousTestCase, TestCase
+
+from serialgw.app.service import GatewayService
+from serialgw.app.status import StatusChannel, ThrottledPage, statusSite
+from serialgw.config.specs import DeviceSpec, LineConfig
+from serialgw.line.hub import Line
+from tests.fakes import RecordingDevice
+from tests.realio import connect, startedPty
+
+GET = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+REFUSED_405 = (b"HTTP/1.1 405 Method Not Allowed\r\nAllow: GET, HEAD\r\nContent-Length: 0\r\n"
+               b"Connection: close\r\n\r\n")
+
+
+class Lines:
+    """What the status pages read of the gateway: its lines by name."""
+
+    def __init__(self, *lines: Line) -> None:
+        self.lines = {line.name: line for line in lines}
+
+
+class FullTransport(StringTransport):
+    """A transport whose peer does not read: past C{limit} bytes it pauses its producer, as TCP would."""
+
+    def __init__(self, limit: int) -> None:
+        StringTransport.__init__(self)
+        self.limit = limit
+
+    def write(self, data: bytes) -> None:
+        StringTransport.write(self, data)
+        if len(self.value()) > self.limit and self.producer is not None and self.producerState == "producing":
+            self.producer.pauseProducing()
+
+    def drain(self) -> None:
+        self.clear()
+        if self.producer is not None:
+            self.producer.resumeProducing()
+
+
+class StatusHTTPTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.line = Line("rack1", RecordingDevice(), clock=self.clock)
+        self.site = statusSite(Lines(self.line), clock=self.clock)
+        self.channels: list[StatusChannel] = []
+
+    def connection(self, transport: Any = None) -> tuple[StatusChannel, StringTransport]:
+        channel = self.site.buildProtocol(IPv4Address("TCP", "127.0.0.1", 5000))
+        transport = transport if transport is not None else StringTransport()
+        channel.makeConnection(transport)
+        self.channels.append(channel)
+        return channel, transport
+
+    def answers(self, transport: StringTransport) -> int:
+        return transport.value().count(b"HTTP/1.1 200 OK")
+
+    def tearDown(self) -> None:
+        for channel in self.channels:
+            channel.connectionLost(Failure(ConnectionDone()))
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_otherMethodsRefusedBeforeBody(self) -> None:
+        """POST, PUT, DELETE and made-up methods get 405 at the request line; the body is never read."""
+        for method in (b"POST", b"PUT", b"DELETE", b"OPTIONS", b"BREW"):
+            channel, transport = self.connection()
+            channel.dataReceived(method + b" / HTTP/1.1\r\n")
+            self.assertEqual(transport.value(), REFUSED_405)
+            self.assertTrue(transport.disconnecting)
+            channel.dataReceived(b"Content-Length: 67108864\r\n\r\n" + b"x" * 65536)
+            self.assertEqual(transport.value(), REFUSED_405)
+            self.assertEqual(channel.requests[0].content, None)
+
+    def test_getWithBodyRefused(self) -> None:
+        """A GET that announces a body (Content-Length or chunked) gets 413; nothing of it is kept."""
+        for header in (b"Content-Length: 67108864", b"Transfer-Encoding: chunked"):
+            channel, transport = self.connection()
+            channel.dataReceived(b"GET / HTTP/1.1\r\n" + header + b"\r\n\r\n" + b"x" * 1000)
+            self.assertEqual(transport.value(), REFUSED_405.replace(b"405 Method Not Allowed", b"413 Content Too Large"))
+            self.assertTrue(transport.disconnecting)
+
+    def test_headersCapped(self) -> None:
+        """Request line and headers past 8 KiB: 400 and closed."""
+        channel, transport = self.connection()
+        channel.dataReceived(b"GET / HTTP/1.1\r\n" + b"X-Pad: " + b"a" * 4000 + b"\r\n" + b"X-Pad: " + b"a" * 4200 + b"\r\n")
+        self.assertEqual(transport.value(), b"HTTP/1.1 400 Bad Request\r\n\r\n")
+        self.assertTrue(transport.disconnecting)
+
+    def test_tricklingClientCut(self) -> None:
+        """A byte a second: the request is not whole 10 s after the connect, so the connection is cut; no answer."""
+        channel, transport = self.connection()
+        request = b"GET / HTTP/1.1\r\nX-Slow: " + b"a" * 100
+        for byte in request[:10]:
+            channel.dataReceived(bytes((byte,)))
+            self.clock.advance(0.999)
+        self.assertFalse(transport.disconnecting)
+        channel.dataReceived(request[10:11])
+        self.clock.advance(0.01)
+        self.assertEqual((transport.value(), transport.disconnecting), (b"", True))
+
+    def test_idleKeepAliveCut(self) -> None:
+        """After an answer, a kept-alive connection with no whole new request for 10 s is cut."""
+        channel, transport = self.connection()
+        channel.dataReceived(GET)
+        self.assertEqual(self.answers(transport), 1)
+        self.clock.advance(9.9)
+        self.assertFalse(transport.disconnecting)
+        self.clock.advance(0.1)
+        self.assertTrue(transport.disconnecting)
+
+    def test_getAndHead(self) -> None:
+        """GET / answers the JSON page; HEAD / the same headers without a body."""
+        channel, transport = self.connection()
+        channel.dataReceived(GET)
+        head, body = transport.value().split(b"\r\n\r\n", 1)
+        self.assertIn(b"Content-Type: application/json", head)
+        self.assertEqual([line["name"] for line in json.loads(body)["lines"]], ["rack1"])
+        self.clock.advance(1)
+        channel, transport = self.connection()
+        channel.dataReceived(b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\n")
+        head, body = transport.value().split(b"\r\n\r\n", 1)
+        self.assertTrue(head.startswith(b"HTTP/1.1 200 OK"))
+        self.assertEqual(body, b"")
+
+    def test_renderedAtMostOnceASecond(self) -> None:
+        """100 polls of each page within a second: rendered once at once, once more for all the others a second later, never stale."""
+        pages = {name: page for name, page in self.site.resource.children.items()}
+        self.assertEqual(sorted(pages), [b"", b"metrics"])
+        self.assertTrue(all(isinstance(page, ThrottledPage) for page in pages.values()))
+        self.site.maxConnections = 200  # all waiting at once (the bound is test_connectionsBounded's)
+        transports = []
+        for i in range(100):
+            for path in (b"/", b"/metrics"):
+                channel, transport = self.connection()
+                channel.dataReceived(b"GET " + path + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+                transports.append(transport)
+            if i == 0:
+                self.line.deviceDataReceived(b"12345")
+            self.clock.advance(0.009)
+        self.assertEqual([page.renders for page in pages.values()], [1, 1])  # type: ignore[attr-defined]
+        self.assertEqual([self.answers(t) for t in transports[:4]], [1, 1, 0, 0])
+        self.clock.advance(0.11)
+        self.assertEqual([page.renders for page in pages.values()], [2, 2])  # type: ignore[attr-defined]
+        self.assertEqual(sum(self.answers(t) for t in transports), 200)
+        bodies = {t.value().split(b"\r\n\r\n", 1)[1] for t in transports[2::2]}
+        self.assertEqual(len(bodies), 1)
+        self.assertEqual(json.loads(bodies.pop())["lines"][0]["bytes_from_device"], 5)
+        self.assertIn(b'serialgw_device_read_bytes_total{line="rack1"} 5.0', transports[3].value())
+
+    def test_pipeliningBounded(self) -> None:
+        """A client that pipelines 2000 GETs and reads nothing gets one answer at a time, and is not read, until it reads; then cut."""
+        transport = FullTransport(limit=100)
+        channel, _ = self.connection(transport)
+        channel.dataReceived(GET * 2000)
+        self.assertEqual((self.answers(transport), transport.producerState), (1, "paused"))
+        self.clock.advance(1)
+        self.assertEqual((self.answers(transport), transport.producerState), (1, "paused"))
+        transport.drain()
+        self.assertEqual((self.answers(transport), transport.producerState), (1, "paused"))
+        # Not reading for 30 s: cut.
+        self.clock.advance(29.9)
+        self.assertFalse(transport.disconnecting)
+        self.clock.advance(0.1)
+        self.assertTrue(transport.disconnecting)
+
+    def test_connectionsBounded(self) -> None:
+        """64 connections at once; the 65th and later are closed at accept (one log line a minute); one leaving makes room."""
+        site: Any = self.site
+        for _ in range(64):
+            self.connection()
+        address = IPv4Address("TCP", "127.0.0.1", 6000)
+        with capturedLogs() as events:
+            self.assertEqual([site.buildProtocol(address) for _ in range(3)], [None, None, None])
+            self.clock.advance(59)
+            self.assertIsNone(site.buildProtocol(address))
+            self.clock.advance(1)
+            self.assertIsNone(site.buildProtocol(address))
+        self.assertEqual([formatEvent(e) for e in events if "refused" in e["log_format"]], [
+            "status: connection from 127.0.0.1:6000 refused: 64 open already (1 refused so far)",
+            "status: connection from 127.0.0.1:6000 refused: 64 open already (5 refused so far)",
+        ])
+        self.channels.pop().connectionLost(Failure(ConnectionDone()))
+        self.assertEqual(site.connections, 63)
+        channel, transport = self.connection()
+        channel.dataReceived(GET)
+        self.assertEqual(self.answers(transport), 1)
+        self.assertIsNone(site.buildProtocol(address))
+
+
+class StatusSocketTests(TestCase):
+    timeout = 20
+
+    async def test_realSocket(self) -> None:
+        """On a real socket: GET answers, POST gets 405 at once without its body being sent."""
+        pty = startedPty(self)
+        service = GatewayService([LineConfig("t", DeviceSpec("tty", pty.slaveName))],
+                                 status="tcp:0:interface=127.0.0.1")
+        service.startService()
+        self.addCleanup(service.stopService)
+        number = service.statusPort.getHost().port
+        client = await connect(number)
+        client.transport.write(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")  # type: ignore[union-attr]
+        await client.closed
+        self.assertTrue(client.received.data.startswith(b"HTTP/1.1 200 OK"))
+        poster = await connect(number)
+        poster.transport.write(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 67108864\r\n\r\n")  # type: ignore[union-attr]
+        await poster.closed
+        self.assertEqual(poster.received.data, REFUSED_405)

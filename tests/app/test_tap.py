@@ -1,0 +1,160 @@
+"""
+Tests for serialgw.app.tap and the twistd plugin: options, errors, start-up.
+"""
+
+from __future__ import annotations
+
+import os
+
+from twisted.application.service import IServiceMaker
+from twisted.internet.testing import MemoryReactorClock
+from twisted.plugin import getPlugins
+from twisted.python.usage import UsageError
+from twisted.trial.unittest import SkipTest, SynchronousTestCase
+
+from serialgw.app import tap
+from serialgw.app.service import GatewayService, StartupError
+from serialgw.config.specs import DeviceSpec, LineConfig, ListenerSpec, Protocol, SerialSettings
+from tests.realio import PtyPair
+
+
+def parse(*args: str) -> tap.Options:
+    options = tap.Options()
+    options.exitOnError = False
+    options.parseOptions(list(args))
+    return options
+
+
+class OptionsTests(SynchronousTestCase):
+    def test_defaults(self) -> None:
+        """With no options: a pty at /tmp/serialgw0 and telnet on 127.0.0.1:4444."""
+        line = parse()["line"]
+        self.assertEqual(line.device, DeviceSpec("pty", "/tmp/serialgw0"))
+        self.assertEqual(line.listeners, (ListenerSpec("tcp:4444:interface=127.0.0.1", Protocol.TELNET, "tcp:4444:interface=127.0.0.1"),))
+        self.assertEqual(line.settings, SerialSettings())
+        self.assertEqual(line.breakDuration, 0.25)
+        self.assertEqual(line.name, "serialgw0")
+
+    def test_issueExample(self) -> None:
+        """--port 4444 --device /dev/ttyS0 --baud 115200: TCP on all interfaces."""
+        line = parse("--port", "4444", "--device", "/dev/ttyS0", "--baud", "115200")["line"]
+        self.assertEqual(line.listeners[0].endpoint, "tcp:4444")
+        self.assertEqual(line.device, DeviceSpec("tty", "/dev/ttyS0"))
+        self.assertEqual(line.name, "ttyS0")
+
+    def test_compactThenSingles(self) -> None:
+        """--serial sets everything; single options override it."""
+        line = parse("-s", "9600,7E2,rtscts", "--parity", "odd", "--xonxoff")["line"]
+        self.assertEqual(line.settings, SerialSettings(9600, 7, "O", 2, xonxoff=True, rtscts=True))
+
+    def test_listeners(self) -> None:
+        """--port and repeated --listen add listeners in order."""
+        line = parse("--port", "raw+5000", "--listen", "unix:/tmp/x.sock", "--listen", "4445")["line"]
+        self.assertEqual(
+            [(spec.protocol, spec.endpoint) for spec in line.listeners],
+            [(Protocol.RAW, "tcp:5000"), (Protocol.TELNET, "unix:/tmp/x.sock:mode=600"), (Protocol.TELNET, "tcp:4445")],
+        )
+
+    def test_rfc2217Options(self) -> None:
+        """--signature, --no-restore and a listener without RFC 2217."""
+        line = parse("--signature", "rack 4 port 2", "--no-restore", "--port", "telnet,no-rfc2217+4444")["line"]
+        self.assertEqual((line.signature, line.restoreSettings), ("rack 4 port 2", False))
+        self.assertFalse(line.listeners[0].rfc2217)
+        self.assertTrue(parse()["line"].restoreSettings)
+        self.assertTrue(parse()["line"].listeners[0].rfc2217)
+
+    def test_maxClients(self) -> None:
+        """--max-clients: 64 a line unless given; 0 is no limit; anything else but a number >= 0 is refused, quoted."""
+        self.assertEqual(parse()["line"].maxClients, 64)
+        self.assertEqual(parse("--max-clients", "0")["line"].maxClients, 0)
+        self.assertEqual(parse("--max-clients", "500")["line"].maxClients, 500)
+        for bad in ("-1", "many", ""):
+            e = self.assertRaises(UsageError, parse, "--max-clients", bad)
+            self.assertEqual(str(e), f"--max-clients must be a number >= 0 (0: no limit), not {bad!r}")
+
+    def test_configFile(self) -> None:
+        """--config reads many lines; it does not mix with the single-line options; --status is checked."""
+        path = self.mktemp()
+        with open(path, "w") as f:
+            f.write('[lines.a]\ndevice = "/dev/ttyS0"\nlisten = "4001"\n[lines.b]\ndevice = "/dev/ttyS1"\nlisten = "4002"\n')
+        options = parse("--config", path, "--status", "tcp:8440:interface=127.0.0.1")
+        self.assertEqual([line.name for line in options["lines"]], ["a", "b"])
+        e = self.assertRaises(UsageError, parse, "--config", path, "--device", "/dev/ttyS3")
+        self.assertEqual(str(e), "--config and --device do not go together: put the line in the file")
+        self.assertRaises(UsageError, parse, "--status", "tcp:8440:backlog=x")
+
+    def test_badValues(self) -> None:
+        """Bad values are usage errors quoting the value."""
+        cases = [
+            (["--parity", "X"], "parity must be one of N, E, O, M, S, not 'X'"),
+            (["--baud", "0"], "baud rate must be 1 to 2147483647, not '0'"),
+            (["--baud", "fast"], "baud rate must be 1 to 2147483647, not 'fast'"),
+            (["--bytesize", "9"], "byte size must be 5, 6, 7 or 8, not '9'"),
+            (["--stopbits", "3"], "stop bits must be 1, 1.5 or 2, not '3'"),
+            (["--break-duration", "0"], "break duration must be 1 to 10000 milliseconds, not '0'"),
+            (["--port", "tcp:4444:backlog=x"], "bad listener 'tcp:4444:backlog=x': invalid literal for int() with base 10: 'x'"),
+            (["--port", "nope"], "cannot read listener 'nope': expected a port number, an endpoint string such as "
+             "tcp:4444:interface=127.0.0.1, or a QEMU chardev such as telnet::4444,server,nowait"),
+        ]
+        for args, message in cases:
+            e = self.assertRaises(UsageError, parse, *args)
+            self.assertEqual(str(e), message)
+
+    def test_helpHasExamples(self) -> None:
+        """--help shows every option and the usage examples."""
+        text = str(tap.Options())
+        for option in ("--device", "--port", "--listen", "--serial", "--baud", "--bytesize", "--parity",
+                       "--stopbits", "--xonxoff", "--rtscts", "--break-duration", "--name", "--signature",
+                       "--no-restore", "--config", "--status"):
+            self.assertIn(option, text)
+        self.assertIn("twistd -n serialgw --port 4444 --device /dev/ttyS0 --baud 115200", text)
+
+    def test_plugin(self) -> None:
+        """twistd finds the serialgw plugin, and it names serialgw.app.tap."""
+        makers = {maker.tapname: maker for maker in getPlugins(IServiceMaker)}
+        self.assertIn("serialgw", makers)
+        self.assertEqual(makers["serialgw"].module, "serialgw.app.tap")  # type: ignore[attr-defined]
+        self.assertIs(makers["serialgw"].options, tap.Options)
+
+
+class StartupTests(SynchronousTestCase):
+    def test_deviceError(self) -> None:
+        """A device that cannot open is a StartupError naming the line and the device."""
+        config = LineConfig("x", DeviceSpec("tty", "/dev/nonexistent-tty"), listeners=(ListenerSpec("tcp:0"),))
+        service = GatewayService([config], reactor=MemoryReactorClock())
+        e = self.assertRaises(StartupError, service.privilegedStartService)
+        self.assertEqual(str(e), "line 'x': cannot open device '/dev/nonexistent-tty': No such file or directory")
+
+    def test_twistdExitsWithOneLine(self) -> None:
+        """Under twistd a start-up error is a SystemExit with one line, and nothing stays open."""
+        pty = PtyPair()
+        self.addCleanup(pty.close)
+        options = parse("--device", pty.slaveName, "--port", "tcp:0:interface=127.0.0.1", "--listen", "tcp:0:interface=no-such-interface")
+        service = tap.makeService(options)
+        e = self.assertRaises(SystemExit, service.privilegedStartService)
+        self.assertTrue(str(e.code).startswith(
+            "serialgw: error: line '" + pty.slaveName[len("/dev/"):] + "': cannot listen on 'tcp:0:interface=no-such-interface': "
+        ), e.code)
+        self.assertEqual(service.ports, [])
+        self.assertEqual(service.lines, {})
+
+
+class FileLimitTests(SynchronousTestCase):
+    def test_softLimitRaisedHardLimitKept(self) -> None:
+        """A low soft RLIMIT_NOFILE is raised to the hard limit; the hard limit stays what it was."""
+        import resource
+        import subprocess
+        import sys
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if hard == resource.RLIM_INFINITY or hard <= 256:
+            raise SkipTest(f"needs a finite hard limit above 256, not {hard}")
+
+        def low() -> None:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))
+
+        code = ("import resource; from serialgw.app.tap import raiseFileLimit; raiseFileLimit(); "
+                "print(*resource.getrlimit(resource.RLIMIT_NOFILE))")
+        out = subprocess.run([sys.executable, "-c", code], preexec_fn=low, capture_output=True, text=True,
+                             check=True, cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+        self.assertEqual(out.stdout.split(), [str(hard), str(hard)])

@@ -1,0 +1,244 @@
+"""
+Console logs: lines stamped with the time, events marked, rotation by
+size and by day under a Clock.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from twisted.internet.address import IPv4Address
+from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
+from twisted.logger import capturedLogs, formatEvent
+from twisted.trial.unittest import SynchronousTestCase
+
+from serialgw.clients.consolelog import NOT_A_FILE, ConsoleLog
+from serialgw.clients.raw import RawClient
+from serialgw.clients.telnet import TelnetClient
+from serialgw.config.listeners import parseListener
+from serialgw.config.specs import LogSpec
+from serialgw.line.hub import Line
+from tests.fakes import RecordingDevice
+
+
+class ConsoleLogTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        old = os.environ.get("TZ")
+        os.environ["TZ"] = "UTC"
+        time.tzset()
+
+        def restore() -> None:
+            if old is None:
+                os.environ.pop("TZ", None)
+            else:
+                os.environ["TZ"] = old
+            time.tzset()
+
+        self.addCleanup(restore)
+        self.clock = Clock()
+        self.clock.advance(1_800_000_000)  # 2027-01-15T08:00:00Z
+        self.line = Line("web1", RecordingDevice(), clock=self.clock)
+        self.path = self.mktemp()
+
+    def read(self, path: str = "") -> bytes:
+        with open(path or self.path, "rb") as f:
+            return f.read()
+
+    def test_stampedLinesAndEvents(self) -> None:
+        """Each line gets the time; a line cut across reads is stamped once; events stand on their own line."""
+        log = ConsoleLog(self.line, LogSpec(self.path, format="%H:%M:%S "), self.clock)
+        self.line.deviceDataReceived(b"Booting\r\nlog")
+        self.clock.advance(2)
+        self.line.deviceDataReceived(b"in: ")
+        client = TelnetClient(self.line)
+        client.makeConnection(StringTransport())
+        client.dataReceived(b"\xff\xf3")
+        log.close()
+        self.assertEqual(
+            self.read(),
+            b"08:00:00 Booting\r\n08:00:00 login: \n08:00:02 [serialgw: 192.168.1.1:54321 attached as writer]\n"
+            b"08:00:02 [serialgw: BREAK from 192.168.1.1:54321]\n",
+        )
+
+    def test_rotateBySize(self) -> None:
+        """Past max size the log moves to .1, .1 to .2, and only keep files stay."""
+        log = ConsoleLog(self.line, LogSpec(self.path, format="", maxSize=100, daily=False, keep=2), self.clock)
+        for i in range(5):
+            self.line.deviceDataReceived(b"%d" % i * 60 + b"\n")
+        log.close()
+        self.assertEqual(self.read(), b"4" * 60 + b"\n")
+        self.assertEqual(self.read(self.path + ".1"), b"3" * 60 + b"\n")
+        self.assertEqual(self.read(self.path + ".2"), b"2" * 60 + b"\n")
+        self.assertFalse(os.path.exists(self.path + ".3"))
+
+    def test_rotateDaily(self) -> None:
+        """At the first write of a new day the log rotates."""
+        log = ConsoleLog(self.line, LogSpec(self.path, format="%d %H:%M ", keep=3), self.clock)
+        self.line.deviceDataReceived(b"monday\n")
+        self.clock.advance(24 * 3600)
+        self.line.deviceDataReceived(b"tuesday\n")
+        log.close()
+        self.assertEqual(self.read(self.path + ".1"), b"15 08:00 monday\n")
+        self.assertEqual(self.read(), b"16 08:00 tuesday\n")
+
+    def test_rotateAfterTheFileWasRemoved(self) -> None:
+        """
+        The log file removed by someone else (an external logrotate): the
+        rotation starts a new file, the line keeps its log and its clients.
+        """
+        log = ConsoleLog(self.line, LogSpec(self.path, format="", maxSize=10, daily=False, keep=1), self.clock)
+        self.line.deviceDataReceived(b"first\n")
+        os.unlink(self.path)
+        self.line.deviceDataReceived(b"second line\n")
+        self.line.recordEvent("still here")
+        self.assertIn(log, self.line.logs)
+        log.close()
+        self.assertEqual(self.read(self.path + ".1"), b"second line\n")
+        self.assertEqual(self.read(), b"[serialgw: still here]\n")
+
+
+class WriteFailureTests(SynchronousTestCase):
+    def test_failingWritesLoggedOnce(self) -> None:
+        """Writes that fail (a full disk) are one error, not one a chunk; the recovery is one line with the bytes lost."""
+        line = Line("web1", RecordingDevice(), clock=Clock())
+        log = ConsoleLog(line, LogSpec(self.mktemp(), format=""), line.clock)
+        self.addCleanup(log.close)
+        writable = log._fd
+        log._fd = os.open(log.spec.path, os.O_RDONLY)  # every write fails (EBADF), as on a full disk
+        with capturedLogs() as events:
+            for _ in range(100):
+                line.deviceDataReceived(b"0123456789")
+            os.close(log._fd)
+            log._fd = writable
+            line.deviceDataReceived(b"back\n")
+        self.assertEqual([formatEvent(e) for e in events], [
+            f"web1: cannot write log {log.spec.path}: Bad file descriptor; console output is not logged until it can be",
+            f"web1: log {log.spec.path} written again; 1000 bytes were not logged",
+        ])
+        with open(log.spec.path, "rb") as f:
+            self.assertEqual(f.read(), b"back\n")
+
+
+class AttachTests(SynchronousTestCase):
+    """A client whose attach goes wrong is fully attached or fully gone, never half."""
+
+    def setUp(self) -> None:
+        self.device = RecordingDevice()
+        self.line = Line("web1", self.device, clock=Clock())
+
+    def connect(self, listener: str = "raw+4444") -> tuple[RawClient, StringTransport]:
+        client = RawClient(self.line, listener=parseListener(listener))
+        transport = StringTransport(peerAddress=IPv4Address("TCP", "192.0.2.9", 1000))
+        client.makeConnection(transport)
+        return client, transport
+
+    def test_failingLogLeavesClientAttached(self) -> None:
+        """A log that fails on the attach event is cut off; the client is on the list, reads and writes."""
+        log = ConsoleLog(self.line, LogSpec(self.mktemp(), format=""), self.line.clock)
+        self.addCleanup(log.close)
+
+        def broken(text: str) -> None:
+            raise TypeError("a log that cannot stamp")
+
+        log.event = broken  # type: ignore[method-assign]
+        client, transport = self.connect()
+        # A connection is announced (and logged) once it has stayed a second.
+        self.line.clock.advance(1)
+        self.assertEqual(len(self.flushLoggedErrors(TypeError)), 1)
+        self.assertEqual((self.line.clients, self.line.logs), ([client], []))
+        self.line.deviceDataReceived(b"login: ")
+        client.dataReceived(b"root\r")
+        self.assertEqual((transport.value(), self.device.events), (b"login: ", [("write", b"root\r")]))
+        self.assertFalse(transport.disconnecting)
+
+    def test_failedStartLeavesClientGone(self) -> None:
+        """A session whose start fails after it joined the line (replay here) is detached and disconnected."""
+        def broken() -> bytes:
+            raise RuntimeError("no backlog")
+
+        self.line.backlog = broken  # type: ignore[method-assign]
+        client, transport = self.connect("raw,replay+4444")
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+        self.assertEqual(self.line.clients, [])
+        self.assertTrue(transport.disconnecting)
+        self.line.deviceDataReceived(b"login: ")
+        self.assertEqual(transport.value(), b"")
+
+
+class RotatedBySomeoneElseTests(SynchronousTestCase):
+    """logrotate's two ways: rename then SIGUSR1 (reopen), or copytruncate (append mode)."""
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.line = Line("web1", RecordingDevice(), clock=self.clock)
+        directory = self.mktemp()
+        os.mkdir(directory)
+        self.path = os.path.join(directory, "web1.log")
+
+    def read(self, path: str) -> bytes:
+        with open(path, "rb") as f:
+            return f.read()
+
+    def test_renameThenReopen(self) -> None:
+        """Renamed, then reopened: what came before is in the renamed file, what comes after in a new one at the path."""
+        log = ConsoleLog(self.line, LogSpec(self.path, format=""), self.clock)
+        self.addCleanup(log.close)
+        self.line.deviceDataReceived(b"before\n")
+        os.rename(self.path, self.path + ".1")
+        self.line.deviceDataReceived(b"moved\n")
+        log.reopen()
+        self.line.deviceDataReceived(b"after\n")
+        self.assertEqual((self.read(self.path + ".1"), self.read(self.path)), (b"before\nmoved\n", b"after\n"))
+
+    def test_reopenFailsKeepsFile(self) -> None:
+        """The path cannot be opened again (its directory is gone): one error, output goes on to the file in hand."""
+        log = ConsoleLog(self.line, LogSpec(self.path, format=""), self.clock)
+        self.addCleanup(log.close)
+        directory = os.path.dirname(self.path)
+        os.rename(directory, directory + ".old")
+        log.reopen()
+        self.line.deviceDataReceived(b"still logged\n")
+        self.assertEqual(self.read(os.path.join(directory + ".old", "web1.log")), b"still logged\n")
+        self.assertEqual(self.line.logs, [log])
+
+    def test_fifoNotWaitedOn(self) -> None:
+        """A FIFO at the path (nobody reading it), at start or at a reopen: refused at once, not waited on."""
+        os.mkfifo(self.path + ".fifo")
+        with self.assertRaises(OSError) as caught:
+            ConsoleLog(self.line, LogSpec(self.path + ".fifo", format=""), self.clock)
+        self.assertEqual(caught.exception.strerror, NOT_A_FILE)
+        log = ConsoleLog(self.line, LogSpec(self.path, format=""), self.clock)
+        self.addCleanup(log.close)
+        os.rename(self.path, self.path + ".1")
+        os.mkfifo(self.path)
+        log.reopen()
+        self.line.deviceDataReceived(b"still logged\n")
+        self.assertEqual(self.read(self.path + ".1"), b"still logged\n")
+
+    def test_fifoWithReaderRefused(self) -> None:
+        """A FIFO someone reads is refused too: a write to it could wait, and a console log never waits."""
+        os.mkfifo(self.path + ".fifo")
+        reader = os.open(self.path + ".fifo", os.O_RDONLY | os.O_NONBLOCK)
+        self.addCleanup(os.close, reader)
+        with self.assertRaises(OSError) as caught:
+            ConsoleLog(self.line, LogSpec(self.path + ".fifo", format=""), self.clock)
+        self.assertEqual(caught.exception.strerror, NOT_A_FILE)
+        self.assertEqual(self.line.clients, [])
+
+    def test_copytruncate(self) -> None:
+        """
+        Copied and truncated under the log: the next output starts the file
+        at offset 0 (no hole of NULs), and the size limit counts from there
+        (no rotation of a nearly empty file).
+        """
+        log = ConsoleLog(self.line, LogSpec(self.path, format="", maxSize=100, daily=False, keep=2), self.clock)
+        self.addCleanup(log.close)
+        self.line.deviceDataReceived(b"a" * 89 + b"\n")
+        os.truncate(self.path, 0)
+        self.line.deviceDataReceived(b"b" * 19 + b"\n")
+        self.assertEqual(self.read(self.path), b"b" * 19 + b"\n")
+        self.assertFalse(os.path.exists(self.path + ".1"))
+        self.line.deviceDataReceived(b"c" * 89 + b"\n")
+        self.assertEqual((self.read(self.path + ".1"), self.read(self.path)), (b"b" * 19 + b"\n", b"c" * 89 + b"\n"))

@@ -1,0 +1,646 @@
+"""
+Hardening: slow clients bounded by their listener's policy, read-only and
+allow-listed listeners, idle timeouts, exposure warnings; property tests of
+the telnet and RFC 2217 parsers with hypothesis.
+"""
+
+from __future__ import annotations
+
+import os
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from twisted.internet import defer, reactor
+from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
+from twisted.trial.unittest import SynchronousTestCase, TestCase
+
+from serialgw.app.service import GatewayService
+from serialgw.clients.raw import RawClient
+from serialgw.clients.telnet import TelnetClient, TelnetProtocol
+from serialgw.config.listeners import parseListener
+from serialgw.config.specs import DeviceSpec, LineConfig
+from serialgw.line.hub import Line, Role
+from tests.fakes import BoundedTransport, RecordingDevice, observeLog
+from tests.realio import Collector, FdReader, closeClients, connect, startedPty
+
+MiB = 1024 * 1024
+
+
+class Parsed(TelnetProtocol):
+    def __init__(self) -> None:
+        TelnetProtocol.__init__(self)
+        self.events: list[tuple[str, object]] = []
+
+    def acceptLocal(self, option: int) -> bool:
+        return option in (0, 3)
+
+    def acceptRemote(self, option: int) -> bool:
+        return option in (0, 3)
+
+    def telnetDataReceived(self, data: bytes) -> None:
+        if self.events and self.events[-1][0] == "data":
+            self.events[-1] = ("data", self.events[-1][1] + data)  # type: ignore[operator]
+        else:
+            self.events.append(("data", data))
+
+    def telnetCommandReceived(self, command: int) -> None:
+        self.events.append(("command", command))
+
+    def telnetSubnegotiation(self, option: int, payload: bytes) -> None:
+        self.events.append(("sb", (option, payload)))
+
+
+def parse(chunks: list[bytes]) -> tuple[list[tuple[str, object]], bytes]:
+    p = Parsed()
+    t = StringTransport()
+    p.makeConnection(t)
+    for chunk in chunks:
+        p.dataReceived(chunk)
+    return p.events, t.value()
+
+
+def split(data: bytes, cuts: list[int]) -> list[bytes]:
+    points = sorted({c % (len(data) + 1) for c in cuts})
+    out, last = [], 0
+    for point in points:
+        out.append(data[last:point])
+        last = point
+    out.append(data[last:])
+    return out
+
+
+streams = st.lists(
+    st.one_of(
+        st.binary(max_size=40),
+        st.sampled_from([b"\xff\xff", b"\xff\xf3", b"\xff\xf1", b"\xff\xfb\x00", b"\xff\xfd\x03", b"\xff\xfe\x01",
+                         b"\xff\xfa\x2c\x01\x00\x00\x25\x80\xff\xf0", b"\xff\xfa\x1f\x00\x50\xff\xff\xff\xf0",
+                         b"\r\0", b"\r\n", b"\r", b"\xff\xec", b"\xff\xfa"]),
+    ),
+    max_size=30,
+).map(b"".join)
+
+
+class PropertyTests(SynchronousTestCase):
+    @settings(max_examples=400, deadline=None)
+    @given(streams, st.lists(st.integers(min_value=0), max_size=6))
+    def test_chunkingIrrelevant(self, data: bytes, cuts: list[int]) -> None:
+        """Any chunking of a telnet stream gives the same events and the same replies."""
+        self.assertEqual(parse(split(data, cuts)), parse([data]))
+
+    @settings(max_examples=400, deadline=None)
+    @given(st.binary(max_size=300))
+    def test_payloadRoundTrip(self, payload: bytes) -> None:
+        """IAC-escaped payloads (writeData, BINARY) come back as they were."""
+        sender = Parsed()
+        wire = StringTransport()
+        sender.makeConnection(wire)
+        sender.dataReceived(b"\xff\xfd\x00")  # peer: DO BINARY
+        wire.clear()
+        sender.writeData(payload)
+        receiver = Parsed()
+        receiver.makeConnection(StringTransport())
+        receiver.dataReceived(b"\xff\xfb\x00")  # peer: WILL BINARY
+        receiver.dataReceived(wire.value())
+        self.assertEqual(b"".join(v for k, v in receiver.events if k == "data"), payload)  # type: ignore[misc]
+
+    @settings(max_examples=400, deadline=None)
+    @given(st.binary(max_size=200), st.lists(st.integers(min_value=0), max_size=4))
+    def test_rfc2217NeverRaises(self, garbage: bytes, cuts: list[int]) -> None:
+        """Any bytes, in any chunks, to an RFC 2217 telnet client: no exception, the client stays."""
+        line = Line("t", RecordingDevice(), clock=Clock())
+        client = TelnetClient(line)
+        transport = StringTransport()
+        client.makeConnection(transport)
+        client.dataReceived(b"\xff\xfb\x2c")
+        for chunk in split(b"\xff\xfa\x2c" + garbage + b"\xff\xf0" + garbage, cuts):
+            client.dataReceived(chunk)
+        self.assertFalse(transport.disconnecting)
+        client.connectionLost()
+
+
+class IdleTests(SynchronousTestCase):
+    def test_idleTimeout(self) -> None:
+        """idle=N disconnects a client after N seconds without traffic either way; traffic restarts the count."""
+        clock = Clock()
+        line = Line("t", RecordingDevice(), clock=clock)
+        client = TelnetClient(line, listener=parseListener("telnet,idle=5+4444"), clock=clock)
+        transport = StringTransport()
+        client.makeConnection(transport)
+        clock.advance(4)
+        client.dataReceived(b"x")
+        clock.advance(4)
+        line.deviceDataReceived(b"y")
+        clock.advance(4)
+        self.assertFalse(transport.disconnecting)
+        clock.advance(1)
+        self.assertTrue(transport.disconnecting)
+        client.connectionLost()
+        self.assertEqual(clock.getDelayedCalls(), [])
+
+
+class GuardTests(SynchronousTestCase):
+    def test_dropOldest(self) -> None:
+        """Past its bound a client's output waits in a second queue that drops the oldest bytes; a telnet user is told."""
+        line = Line("t", RecordingDevice(), clock=Clock())
+        client = TelnetClient(line, listener=parseListener("telnet,outbuf=1024+4444"))
+        transport = StringTransport()
+        client.makeConnection(transport)
+        client.dataReceived(b"\xff\xfd\x00\xff\xfc\x2c")  # DO BINARY, WONT COM-PORT
+        transport.clear()
+        guard = client.guard
+        assert guard is not None
+        guard.pauseProducing()
+        line.deviceDataReceived(b"a" * 1000)
+        line.deviceDataReceived(b"b" * 1000)
+        line.deviceDataReceived(b"c" * 24)
+        self.assertEqual(transport.value(), b"")
+        guard.resumeProducing()
+        self.assertEqual(
+            transport.value(),
+            b"\r\n[serialgw: 1000 bytes dropped: this session fell behind]\r\n" + b"b" * 1000 + b"c" * 24,
+        )
+        self.assertEqual(guard.dropped, 1000)
+
+
+AYT = b"\xff\xf6"
+AYT_ANSWER = b"\r\n[serialgw: yes]\r\n"
+ESC = b"\x1d"
+
+
+class AnswerBoundTests(SynchronousTestCase):
+    """
+    Answers to a client's own input (AYT, the escape menu, telnet and RFC
+    2217 replies) and notices go behind its output bound: past it, nothing
+    more it sent is read or handled until it has taken what it was sent.
+    """
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.device = RecordingDevice()
+        self.line = Line("t", self.device, clock=self.clock)
+
+    def telnet(self, listener: str = "telnet,outbuf=1024+4444", role: Role = Role.WRITER) -> tuple[TelnetClient, BoundedTransport]:
+        client = TelnetClient(self.line, role, listener=parseListener(listener), clock=self.clock)
+        transport = BoundedTransport()
+        client.makeConnection(transport)
+        client.dataReceived(b"\xff\xfd\x00\xff\xfc\x2c")  # DO BINARY, WONT COM-PORT
+        transport.drain()
+        return client, transport
+
+    def raw(self, listener: str, role: Role = Role.WRITER) -> tuple[RawClient, BoundedTransport]:
+        client = RawClient(self.line, role, listener=parseListener(listener), clock=self.clock)
+        transport = BoundedTransport()
+        client.makeConnection(transport)
+        return client, transport
+
+    def test_aytHeldPastBound(self) -> None:
+        """1000 IAC AYT in one read, never read back: answers stop at the bound, the rest waits unparsed, reading stops."""
+        client, transport = self.telnet()
+        self.assertEqual(transport.bufferSize, 1024)
+        client.dataReceived(AYT * 1000)
+        # Answers are written in pieces of 4096 bytes or more: 216 answers
+        # of 19 bytes pass 1024; the 217th command waits.
+        self.assertEqual(transport.value(), AYT_ANSWER * 216)
+        self.assertEqual(transport.producerState, "paused")
+        self.assertTrue(client.inputHeld)
+        self.assertEqual(client._wireHeld, b"\xf6" + AYT * 783)
+        # What is read meanwhile (a TLS record already decrypted) waits too.
+        client.dataReceived(AYT)
+        self.assertEqual(transport.value(), AYT_ANSWER * 216)
+        answers = 0
+        while client.inputHeld:
+            data = transport.drain()
+            self.assertEqual(data, AYT_ANSWER * (len(data) // len(AYT_ANSWER)))
+            answers += len(data) // len(AYT_ANSWER)
+        answers += len(transport.drain()) // len(AYT_ANSWER)
+        self.assertEqual(answers, 1001)
+        self.assertEqual(transport.producerState, "producing")
+        self.assertLessEqual(transport.most, 1024 + 4096 + len(AYT_ANSWER))
+        self.assertEqual(client._wireHeld, b"")
+
+    def test_negotiationAnswersInPieces(self) -> None:
+        """A flood of IAC DO for an unknown option: the WONT answers go out in a few large writes, and stop at the bound."""
+        client, transport = self.telnet()
+        writes: list[bytes] = []
+        write = transport.write
+
+        def recording(data: bytes) -> None:
+            writes.append(data)
+            write(data)
+
+        transport.write = recording  # type: ignore[method-assign]
+        client.dataReceived(b"\xff\xfd\x63" * 2000)
+        self.assertEqual(writes, [b"\xff\xfc\x63" * 1366])
+        self.assertTrue(client.inputHeld)
+        transport.drain()
+        self.assertEqual(writes[1:], [b"\xff\xfc\x63" * 634])
+        # Those 1902 bytes are past the bound again; nothing is left to parse.
+        self.assertEqual((client.inputHeld, client._wireHeld), (True, b""))
+        transport.drain()
+        self.assertEqual((len(writes), client.inputHeld, transport.producerState), (2, False, "producing"))
+
+    def test_escapeHelpHeldReadOnly(self) -> None:
+        """A read-only raw client sending ^]? over and over: help stops at the bound; the rest is held, unhandled."""
+        client, transport = self.raw("raw,ro,escape=^],outbuf=1024+4444", Role.READONLY)
+        client.dataReceived(ESC + b"?")
+        answer = transport.drain()
+        self.assertIn(b"escape commands", answer)
+        per = -(-1024 // len(answer)) if len(answer) <= 1024 else 1
+        client.dataReceived((ESC + b"?") * 1000)
+        self.assertEqual(transport.value(), answer * per)
+        self.assertEqual(client._heldInput, (ESC + b"?") * (1000 - per))
+        self.assertEqual(transport.producerState, "paused")
+        total = 0
+        while client.inputHeld:
+            data = transport.drain()
+            self.assertEqual(data, answer * (len(data) // len(answer)))
+            total += len(data) // len(answer)
+            self.assertLessEqual(transport.most, 1024 + len(answer))
+        self.assertEqual(total, 1000)
+        self.assertEqual(transport.producerState, "producing")
+        self.assertEqual(self.device.events, [])
+        self.assertEqual(self.line.refused, 0)
+
+    def test_orderKeptAcrossHold(self) -> None:
+        """Data, escape answers, a telnet BRK and more data: the device gets them in order once the client reads."""
+        client, transport = self.telnet("telnet,escape=^],outbuf=1024+4444")
+        client.dataReceived(b"x" + (ESC + b"?") * 20 + b"\xff\xf3" + b"y")
+        self.assertEqual(self.device.events, [("write", b"x")])
+        self.assertTrue(client.inputHeld)
+        while client.inputHeld:
+            transport.drain()
+        self.assertEqual(self.device.events, [("write", b"x"), ("break", None), ("write", b"y")])
+        self.assertEqual(transport.producerState, "producing")
+
+    def test_noticesHeldWithOutput(self) -> None:
+        """Past the bound, notices wait with the held device output (newest kept, counted); nothing reaches the transport."""
+        client, transport = self.telnet("telnet,escape=^],outbuf=1024+4444")
+        self.line.deviceDataReceived(b"a" * 1100)
+        self.assertTrue(client.inputHeld)
+        before = transport.value()
+        for i in range(500):
+            self.line.announce(f"client {i:03} attached")
+        client.dataReceived(AYT)
+        self.assertEqual(transport.value(), before)
+        guard = client.guard
+        assert guard is not None
+        self.assertLessEqual(guard.heldBytes, 1024 + 4096)
+        transport.drain()
+        out = b""
+        while client.inputHeld:
+            out += transport.drain()
+        out += transport.drain()
+        text = b"".join(b"\r\n[serialgw: client %03d attached]\r\n" % i for i in range(500))
+        dropped = b"\r\n[serialgw: %d bytes dropped: this session fell behind]\r\n" % (len(text) - 1024)
+        self.assertEqual(out, dropped + text[-1024:] + AYT_ANSWER)
+        self.assertEqual(guard.dropped, len(text) - 1024)
+
+    def test_heldInputCapped(self) -> None:
+        """A transport that goes on reading while output is full (an SSH channel): past 256 KiB held, the client is cut."""
+        client, transport = self.raw("raw,escape=^],outbuf=1024+4444")
+        client.dataReceived((ESC + b"?") * 10)
+        self.assertTrue(client.inputHeld)
+        client.dataReceived(b"x" * (256 * 1024 - 100))
+        self.assertFalse(transport.disconnecting)
+        client.dataReceived(b"x" * 100)
+        self.assertTrue(transport.disconnecting)
+        self.assertEqual((client._heldInput, self.device.events), (b"", []))
+
+    def test_disconnectPolicyCutsAndStops(self) -> None:
+        """policy=disconnect: past the bound the client is cut and nothing more it sent is handled."""
+        client, transport = self.telnet("telnet,policy=disconnect,outbuf=1024+4444")
+        client.dataReceived(AYT * 300 + b"z")
+        self.assertEqual(transport.value(), AYT_ANSWER * 216)
+        self.assertTrue(transport.disconnecting)
+        self.assertEqual(self.device.events, [])
+
+    def test_deviceBehindAndOutputFull(self) -> None:
+        """Reading stops for either reason and goes on only when neither holds."""
+        client, transport = self.raw("raw,outbuf=1024+4444")
+        self.line.deviceWritable(False)
+        self.assertEqual(transport.producerState, "paused")
+        self.line.deviceDataReceived(b"a" * 1100)
+        self.line.deviceWritable(True)
+        self.assertEqual(transport.producerState, "paused")
+        self.line.deviceWritable(False)
+        transport.drain()
+        self.assertEqual(transport.producerState, "paused")
+        self.line.deviceWritable(True)
+        self.assertEqual(transport.producerState, "producing")
+
+    def test_rfc2217NotificationsOwed(self) -> None:
+        """While its output is past the bound an RFC 2217 client gets no notifications; once drained, one of each with the state then."""
+        self.device.modem = 0x30
+        client = TelnetClient(self.line, listener=parseListener("telnet,outbuf=1024+4444"), clock=self.clock)
+        transport = BoundedTransport()
+        client.makeConnection(transport)
+        client.dataReceived(b"\xff\xfb\x2c")  # WILL COM-PORT-OPTION
+        client.dataReceived(b"\xff\xfa\x2c\x0a\xff\xff\xff\xf0")  # SET-LINESTATE-MASK 255
+        transport.drain()
+        self.line.deviceDataReceived(b"a" * 1100)
+        self.assertTrue(client.inputHeld)
+        held = transport.value()
+        self.device.modem = 0xB0
+        self.clock.advance(0.05)
+        self.device.modem = 0x90
+        self.clock.advance(0.05)
+        self.line.deviceLineState(0x10)
+        self.line.deviceLineState(0x08)
+        self.line.deviceWritable(False)
+        self.line.deviceWritable(True)
+        self.line.deviceWritable(False)
+        self.assertEqual(transport.value(), held)
+        transport.drain()
+        self.assertEqual(
+            transport.value(),
+            b"\xff\xfa\x2c\x6b\x9a\xff\xf0"  # NOTIFY-MODEMSTATE: CD CTS now; CD and DSR changed
+            b"\xff\xfa\x2c\x6a\x18\xff\xf0"  # NOTIFY-LINESTATE: break | framing
+            b"\xff\xfa\x2c\x6c\xff\xf0",  # FLOWCONTROL-SUSPEND
+        )
+        self.line.deviceWritable(True)
+        self.assertEqual(transport.drain()[-6:], b"\xff\xfa\x2c\x6d\xff\xf0")
+
+
+class FileLikeBoundTests(TestCase):
+    """
+    pipe:, stdio and file: clients have the same output bound and policies
+    as network clients (real pipes and FIFOs nobody reads).
+    """
+
+    timeout = 30
+
+    def setUp(self) -> None:
+        self.line = Line("t", RecordingDevice(), clock=Clock())
+
+    def reader(self, fd: int) -> FdReader:
+        reader = FdReader(fd)
+        self.addCleanup(reader.close)
+        return reader
+
+    async def test_pipeOutputBounded(self) -> None:
+        """A pipe: client nobody reads: outbuf bytes wait, the rest is dropped (counted), its input is not read; then it catches up."""
+        from serialgw.clients.local import streamClient
+        from serialgw.clients.session import OUTPUT_FULL
+
+        inRead, inWrite = os.pipe()
+        outRead, outWrite = os.pipe()
+        self.addCleanup(os.close, inWrite)
+        transport = streamClient(self.line, reactor, parseListener("raw,outbuf=4096+pipe:/p"), inRead, outWrite,
+                                 name="pipe:/p")
+        self.addCleanup(transport.loseConnection)
+        client = self.line.clients[0]
+        self.assertEqual(client.peer, "pipe:/p")
+        for letter in b"abcd":
+            self.line.deviceDataReceived(bytes((letter,)) * 65536)
+        guard = client.guard
+        # "a" waits in the pipe's writer (past 4096: full); of b, c, d the
+        # newest 4096 bytes are kept.
+        self.assertEqual((guard.full, guard.dropped, guard.heldBytes), (True, 3 * 65536 - 4096, 4096))
+        self.assertEqual(client._readingPaused, OUTPUT_FULL)
+        self.line.deviceDataReceived(b"e" * 4096)
+        pipe = self.reader(outRead)
+        pipe.startReading()
+        data = await pipe.received.length(65536 + 4096)
+        self.assertEqual(data, b"a" * 65536 + b"e" * 4096)
+        self.assertEqual((guard.full, guard.dropped, client._readingPaused), (False, 3 * 65536, 0))
+
+    async def test_fifoFileOutputBounded(self) -> None:
+        """file: on a FIFO nobody reads: opening does not wait; outbuf bytes wait past the pipe, the rest is dropped (counted)."""
+        from serialgw.clients.local import FileClient
+
+        path = os.path.abspath(self.mktemp())
+        os.mkfifo(path)
+        client = FileClient(self.line, path, reactor, parseListener(f"raw,outbuf=4096+file:{path}"))
+        self.addCleanup(client.close)
+        for letter in b"abcd":
+            self.line.deviceDataReceived(bytes((letter,)) * 65536)
+        guard = client.guard
+        # "a" fills the FIFO, "b" waits in the client (past 4096: full), of
+        # c and d the newest 4096 bytes are kept.
+        self.assertEqual((guard.full, guard.dropped, guard.heldBytes), (True, 2 * 65536 - 4096, 4096))
+        fifo = self.reader(os.open(path, os.O_RDONLY | os.O_NONBLOCK))
+        fifo.startReading()
+        data = await fifo.received.length(2 * 65536 + 4096)
+        self.assertEqual(data, b"a" * 65536 + b"b" * 65536 + b"d" * 4096)
+        self.assertEqual((guard.full, guard.dropped), (False, 2 * 65536 - 4096))
+
+    def test_fileDisconnectPolicy(self) -> None:
+        """file: with policy=disconnect on a FIFO nobody reads: past the bound it leaves the line."""
+        from serialgw.clients.local import FileClient
+
+        path = os.path.abspath(self.mktemp())
+        os.mkfifo(path)
+        client = FileClient(self.line, path, reactor, parseListener(f"raw,outbuf=4096,policy=disconnect+file:{path}"))
+        self.addCleanup(client.close)
+        self.line.deviceDataReceived(b"a" * 65536)
+        self.assertIn(client, self.line.clients)
+        self.line.deviceDataReceived(b"b" * 8192)
+        self.assertNotIn(client, self.line.clients)
+        self.assertTrue(client.disconnecting)
+
+
+class FaultTests(SynchronousTestCase):
+    def test_disconnectDuringBreak(self) -> None:
+        """A client that leaves in the middle of a break: the break still ends on time, data flows after."""
+        from twisted.internet.testing import MemoryReactorClock
+
+        from serialgw.devices.device import SerialDevice
+        from tests.fakes import RecordingPort
+
+        reactor = MemoryReactorClock()
+        port = RecordingPort(reactor)
+        device = SerialDevice(port, reactor, 0.25)
+        line = Line("t", device, clock=reactor)
+        device.sink = line
+        client = TelnetClient(line)
+        client.makeConnection(StringTransport())
+        client.dataReceived(b"\xff\xf3")
+        client.connectionLost()
+        reactor.advance(0.25)
+        other = TelnetClient(line)
+        other.makeConnection(StringTransport())
+        other.dataReceived(b"x")
+        self.assertEqual([(w, v) for _, w, v in port.events], [("break", True), ("break", False), ("write", b"x")])
+        self.assertEqual(reactor.getDelayedCalls(), [])
+
+
+class ListenerPolicyTests(TestCase):
+    timeout = 60
+
+    def setUp(self) -> None:
+        self.pty = startedPty(self)
+
+    def gateway(self, *listeners: str) -> GatewayService:
+        config = LineConfig("t", DeviceSpec("tty", self.pty.slaveName),
+                            listeners=tuple(parseListener(text) for text in listeners))
+        service = GatewayService([config])
+        service.startService()
+        self.addCleanup(service.stopService)
+        return service
+
+    async def flood(self, fast: Collector, size: int) -> bytes:
+        """Write size bytes into the device, as the pty takes them, while the fast client reads."""
+        from twisted.internet import reactor
+
+        data = bytes(range(256)) * (size // 256)
+        view = memoryview(data)
+        while view:
+            try:
+                import os
+
+                n = os.write(self.pty.master, view[:4096])
+                view = view[n:]
+            except BlockingIOError:
+                d: defer.Deferred[None] = defer.Deferred()
+                reactor.callLater(0.001, d.callback, None)  # type: ignore[attr-defined]
+                await d
+        return data
+
+    async def slowAndFast(self, service: GatewayService) -> tuple[Collector, Collector]:
+        """One client that never reads, one that reads everything of 16 MiB through the device."""
+        import socket
+
+        port = service.ports[0][1].getHost().port
+        slow = await connect(port)
+        # Small kernel buffers, so the gateway's own bound is what fills.
+        slow.transport.socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # type: ignore[union-attr]
+        slow.transport.pauseProducing()  # type: ignore[union-attr]
+        fast = await connect(port)
+        fast.transport.write(b"!")  # type: ignore[union-attr]
+        await self.pty.received.length(1)
+        data = await self.flood(fast, 16 * MiB)
+        self.assertEqual(await fast.received.length(len(data)), data)
+        return slow, fast
+
+    async def test_slowClientDropped(self) -> None:
+        """A client that never reads loses output (counted); a fast one gets every byte; memory stays bounded."""
+        service = self.gateway("raw,outbuf=65536,policy=drop+tcp:0:interface=127.0.0.1")
+        slow, fast = await self.slowAndFast(service)
+        line = service.lines["t"]
+        guards = [c.guard for c in line.clients if c.guard is not None]
+        slowGuard = max(guards, key=lambda g: g.dropped)
+        self.assertGreater(slowGuard.dropped, 4 * MiB)
+        for c in line.clients:
+            self.assertLess(len(c.transport.dataBuffer) + c.transport._tempDataLen, 65536 + 70000)
+        await closeClients(slow, fast)
+
+    async def test_slowClientDisconnected(self) -> None:
+        """policy=disconnect cuts a client that cannot keep up; the others go on."""
+        service = self.gateway("raw,outbuf=65536,policy=disconnect+tcp:0:interface=127.0.0.1")
+        slow, fast = await self.slowAndFast(service)
+        slow.transport.resumeProducing()  # type: ignore[union-attr]
+        await slow.closed
+        self.assertLess(len(slow.received.data), 16 * MiB)
+        self.assertEqual(len(service.lines["t"].clients), 1)
+        fast.transport.loseConnection()  # type: ignore[union-attr]
+        await fast.closed
+
+    async def test_keepalive(self) -> None:
+        """keepalive turns on TCP keepalive on the server side of each connection."""
+        import socket
+
+        service = self.gateway("raw,keepalive+tcp:0:interface=127.0.0.1", "raw+tcp:0:interface=127.0.0.1")
+        clients = [await connect(service.ports[i][1].getHost().port) for i in (0, 1)]
+        for i, client in enumerate(clients):
+            client.transport.write(b"%d" % i)  # type: ignore[union-attr]
+        await self.pty.received.length(2)
+        flags = sorted(
+            c.transport.socket.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) != 0
+            for c in service.lines["t"].clients
+        )
+        self.assertEqual(flags, [False, True])
+        await closeClients(*clients)
+
+    async def test_readOnlyListener(self) -> None:
+        """A ro listener's client reads the console but cannot write or break."""
+        service = self.gateway("telnet,ro+tcp:0:interface=127.0.0.1", "raw+tcp:0:interface=127.0.0.1")
+        watcher = await connect(service.ports[0][1].getHost().port)
+        writer = await connect(service.ports[1][1].getHost().port)
+        await watcher.received.contains(b"\xff\xfd\x2c")
+        watcher.transport.write(b"rm -rf /\r\xff\xf3")  # type: ignore[union-attr]
+        writer.transport.write(b"ok")  # type: ignore[union-attr]
+        self.assertEqual(await self.pty.received.length(2), b"ok")
+        self.pty.write(b"seen")
+        await watcher.received.contains(b"seen")
+        self.assertEqual(self.pty.received.data, b"ok")
+        self.assertEqual(service.lines["t"].device.breaks, 0)
+        await closeClients(watcher, writer)
+
+    async def test_allowList(self) -> None:
+        """A connection from outside the allow-list is closed at once; nothing it sends reaches the device."""
+        service = self.gateway("raw,allow=10.0.0.0/8+tcp:0:interface=127.0.0.1",
+                               "raw,allow=127.0.0.0/8+tcp:0:interface=127.0.0.1")
+        refused = await connect(service.ports[0][1].getHost().port)
+        refused.transport.write(b"intruder")  # type: ignore[union-attr]
+        await refused.closed
+        allowed = await connect(service.ports[1][1].getHost().port)
+        allowed.transport.write(b"friend")  # type: ignore[union-attr]
+        self.assertEqual(await self.pty.received.length(6), b"friend")
+        allowed.transport.loseConnection()  # type: ignore[union-attr]
+        await allowed.closed
+
+    async def test_garbageAtFullSpeed(self) -> None:
+        """A client sending telnet garbage at full speed disturbs neither the gateway nor another client."""
+        import os
+
+        service = self.gateway("tcp:0:interface=127.0.0.1", "raw+tcp:0:interface=127.0.0.1")
+        noisy = await connect(service.ports[0][1].getHost().port)
+        calm = await connect(service.ports[1][1].getHost().port)
+        garbage = os.urandom(2 * MiB).replace(b"\xf3", b"\x00")  # no IAC BRK: breaks would hold the line
+        noisy.transport.write(garbage)  # type: ignore[union-attr]
+        calm.transport.write(b"still here")  # type: ignore[union-attr]
+        await self.pty.received.contains(b"still here")
+        self.pty.write(b"and answered")
+        await calm.received.contains(b"and answered")
+        self.assertFalse(noisy.closed.called)
+        await closeClients(noisy, calm)
+
+    async def test_connectCycles(self) -> None:
+        """1000 connect/disconnect cycles: descriptors back to where they were, memory flat."""
+        import os
+
+
+        service = self.gateway("tcp:0:interface=127.0.0.1")
+        port = service.ports[0][1].getHost().port
+
+        def fds() -> int:
+            return len(os.listdir("/proc/self/fd"))
+
+        def rss() -> int:
+            with open("/proc/self/status") as f:
+                return next(int(line.split()[1]) for line in f if line.startswith("VmRSS"))
+
+        async def cycle() -> None:
+            client: Collector = await connect(port)
+            await client.received.length(18)
+            client.transport.loseConnection()  # type: ignore[union-attr]
+            await client.closed
+
+        async def settle() -> None:
+            # The server side closes a moment after the client.
+            from twisted.internet import reactor
+
+            while service.lines["t"].clients:
+                d: defer.Deferred[None] = defer.Deferred()
+                reactor.callLater(0.01, d.callback, None)  # type: ignore[attr-defined]
+                await d
+
+        for _ in range(100):
+            await cycle()
+        await settle()
+        before = (fds(), rss())
+        for _ in range(1000):
+            await cycle()
+        await settle()
+        after = (fds(), rss())
+        self.assertEqual(after[0], before[0])
+        self.assertLess(after[1] - before[1], 2048, (before, after))
+
+    def test_exposureWarning(self) -> None:
+        """A writable listener on all interfaces without TLS client certificates is warned about; loopback is not."""
+        events: list[dict[str, object]] = []
+        observeLog(self, events.append)
+        self.gateway("raw+tcp:0", "raw+tcp:0:interface=127.0.0.1", "raw,ro+tcp:0")
+        warned = [e for e in events if "lets anyone who can reach" in str(e.get("log_format", ""))]
+        self.assertEqual([e["listener"] for e in warned], ["raw+tcp:0"])

@@ -1,0 +1,202 @@
+"""
+Logs a client cannot flood: ignored and malformed input counted into at
+most one line a minute per client, every event about a client limited per
+minute; under floods of every kind the log grows by less than 2 bytes per
+byte received (counted as twistd renders it).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
+from twisted.logger import LogLevel, formatEventAsClassicLogText
+from twisted.trial.unittest import SynchronousTestCase
+
+from serialgw.clients.telnet import TelnetClient
+from serialgw.config.listeners import parseListener
+from serialgw.config.specs import SerialSettings
+from serialgw.line.hub import Line, Role
+from serialgw.logflood import IgnoredInput, Peer, PeerLimiter
+from tests.fakes import RecordingDevice, observeLog
+
+IAC, SB, SE, NOP, BRK, WILL = 255, 250, 240, 241, 243, 251
+CPO = 44
+
+
+def sb(*payload: int) -> bytes:
+    return bytes([IAC, SB, CPO]) + bytes(payload).replace(b"\xff", b"\xff\xff") + bytes([IAC, SE])
+
+
+class IgnoredInputTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.events: list[dict[str, Any]] = []
+        observeLog(self, self.events.append)
+
+    def lines(self) -> list[str]:
+        texts = [formatEventAsClassicLogText(e) for e in self.events if e.get("log_namespace") == "serialgw.logflood"]
+        assert None not in texts
+        return [t.split("] ", 1)[1].rstrip("\n") for t in texts if t is not None]
+
+    def test_oneLineAMinute(self) -> None:
+        """The first is said at once; the next 1199 in that minute and one after it make one line; the rest at the end."""
+        clock = Clock()
+        tally = IgnoredInput(lambda: ("ttyS0", "10.0.0.7:5000"), clock)
+        for _ in range(1200):
+            tally.add("ignored telnet command")
+            clock.advance(0.04)
+        self.assertEqual(len(self.lines()), 1)
+        clock.advance(12.1)
+        tally.add("ignored telnet command")
+        tally.add("malformed subnegotiation")
+        tally.flush()
+        tally.flush()
+        self.assertEqual(self.lines(), [
+            "ttyS0: 1 ignored telnet command from 10.0.0.7:5000",
+            "ttyS0: 1200 ignored telnet commands from 10.0.0.7:5000",
+            "ttyS0: 1 malformed subnegotiation from 10.0.0.7:5000",
+        ])
+        self.assertEqual(tally.total, 1202)
+
+
+class PeerLimiterTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.out: list[dict[str, Any]] = []
+        self.limiter = PeerLimiter(self.out.append, burst=20, now=self.clock.seconds)
+
+    def event(self, peer: Any, text: str = "x") -> None:
+        self.limiter({"log_format": "{peer} " + text, "peer": peer, "log_level": LogLevel.info})
+
+    def test_burstThenSummary(self) -> None:
+        """20 events a minute about a peer pass; the other 80 are one line when its minute is over; events about nobody pass."""
+        for _ in range(100):
+            self.event("10.0.0.7:5000")
+        self.limiter({"log_format": "device up", "log_level": LogLevel.info})
+        self.assertEqual(len(self.out), 21)
+        self.clock.advance(60)
+        self.event("10.0.0.7:5000", "again")
+        self.assertEqual([e["log_format"] for e in self.out[21:]], [
+            "{count} log messages about {peer} left out in the last minute (over {burst} a minute)",
+            "{peer} again",
+        ])
+        self.assertEqual((self.out[21]["count"], self.out[21]["peer"]), (80, "10.0.0.7:5000"))
+
+    def test_summaryOfAClientThatLeft(self) -> None:
+        """A connection that flooded and left is summed up once its minute is over, by the next event about anyone."""
+        gone = Peer("10.0.0.7:5000")
+        for _ in range(50):
+            self.event(gone)
+        self.clock.advance(59)
+        self.event("10.0.0.8:6000", "other")
+        self.limiter({"log_format": "device up", "log_level": LogLevel.info})
+        self.assertEqual(len(self.out), 22)
+        self.clock.advance(1)
+        self.limiter({"log_format": "device down", "log_level": LogLevel.info})
+        self.assertEqual([(e.get("count"), e.get("peer")) for e in self.out[22:]], [(30, "10.0.0.7:5000"), (None, None)])
+        self.assertEqual(list(self.limiter.peers.values())[0].peer, "10.0.0.8:6000")
+
+    def test_connectionsHaveTheirOwnBudget(self) -> None:
+        """Two connections with the same name (one unix socket) each have their own budget."""
+        first, second = Peer("unix:/run/x.sock"), Peer("unix:/run/x.sock")
+        for _ in range(30):
+            self.event(first)
+        self.event(second)
+        self.assertEqual(len(self.out), 21)
+
+    def test_boundedMemory(self) -> None:
+        """10000 distinct peers in a minute: at most keep (256) remembered; those let go with events left out are said."""
+        for i in range(10000):
+            peer = Peer(f"10.0.{i // 256}.{i % 256}:1")
+            for _ in range(21):
+                self.event(peer)
+        self.assertLessEqual(len(self.limiter.peers), 256)
+        summaries = [e for e in self.out if e.get("count") == 1]
+        self.assertEqual(len(summaries), 10000 - len(self.limiter.peers))
+
+
+class FloodTests(SynchronousTestCase):
+    """Floods of every kind, each from a new client: the log grows by less than 2 bytes per byte received."""
+
+    def setUp(self) -> None:
+        self.logged = 0
+        self.clock = Clock()
+        self.device = RecordingDevice(SerialSettings(9600))
+        self.line = Line("ttyS0", self.device, clock=self.clock)
+
+        def count(event: dict[str, Any]) -> None:
+            text = formatEventAsClassicLogText(event)
+            self.logged += len((text or "").encode("utf-8"))
+
+        observeLog(self, count)
+
+    def flood(self, role: Role, unit: bytes, size: int = 64 * 1024, prefix: bytes = b"",
+              listener: str = "telnet+4444", each: Callable[[], None] = lambda: None) -> tuple[int, int]:
+        """Send C{unit} repeated to C{size} bytes (in 4 KiB reads) from a new client; return (bytes sent, log bytes)."""
+        client = TelnetClient(self.line, role, listener=parseListener(listener), clock=self.clock)
+        transport = StringTransport()
+        client.makeConnection(transport)
+        client.dataReceived(prefix)
+        before = self.logged
+        sent = len(prefix)
+        chunk = unit * max(1, 4096 // len(unit))
+        while sent < size:
+            client.dataReceived(chunk)
+            sent += len(chunk)
+            transport.clear()
+            each()
+            self.clock.advance(0.01)
+        client.connectionLost()
+        return sent, self.logged - before
+
+    def test_floods(self) -> None:
+        """IAC NOP, malformed and oversized subnegotiations, nonsense COM-PORT-OPTIONs, settings, breaks, take/give write."""
+        rfc2217 = bytes([IAC, WILL, CPO])
+        floods: dict[str, tuple[Role, bytes, bytes, str]] = {
+            "IAC NOP, read-only": (Role.READONLY, bytes([IAC, NOP]), b"", "telnet+4444"),
+            "IAC NOP, writer": (Role.WRITER, bytes([IAC, NOP]), b"", "telnet+4444"),
+            "SB without SE": (Role.READONLY, bytes([IAC, SB, CPO, 1, 0, IAC, NOP]), b"", "telnet+4444"),
+            "oversized SB": (Role.READONLY, bytes([IAC, SB, CPO]) + b"\x01" * 1100 + bytes([IAC, SE]), b"", "telnet+4444"),
+            "unknown COM-PORT-OPTION": (Role.WRITER, sb(99, 1) + sb() + sb(1, 0, 1) + sb(5, 1, 2) + sb(5, 77) + sb(12, 7),
+                                        rfc2217, "telnet+4444"),
+            "settings, read-only": (Role.READONLY, sb(1, 0, 1, 0xC2, 0) + sb(2, 7) + sb(5, 9) + sb(12, 3) + sb(10, 0x1C),
+                                    rfc2217, "telnet+4444"),
+            "settings, writer": (Role.WRITER, sb(1, 0, 1, 0xC2, 0) + sb(1, 0, 0, 0x25, 0x80) + sb(5, 2) + sb(5, 1),
+                                 rfc2217, "telnet+4444"),
+            "signatures": (Role.WRITER, sb(0, *b"x" * 200), rfc2217, "telnet+4444"),
+            "IAC BRK, read-only": (Role.READONLY, bytes([IAC, BRK]), b"", "telnet+4444"),
+            "IAC BRK, writer": (Role.WRITER, bytes([IAC, BRK]), b"", "telnet+4444"),
+            "take and give write": (Role.WRITER, b"\x1dt\x1do", b"", "telnet,escape=^]+4444"),
+        }
+        figures = {}
+        for name, (role, unit, prefix, listener) in floods.items():
+            self.device.breaking = False
+            sent, logged = self.flood(role, unit, prefix=prefix, listener=listener,
+                                      each=lambda: setattr(self.device, "breaking", False))
+            figures[name] = (sent, logged)
+        ratios = {name: round(logged / sent, 4) for name, (sent, logged) in figures.items()}
+        self.assertEqual({name: ratio for name, ratio in ratios.items() if ratio >= 2}, {}, ratios)
+        # The worst is far below the bound: a few lines a client, whatever it sends.
+        self.assertLess(max(logged for _, logged in figures.values()), 16 * 1024, figures)
+
+
+class ConnectFloodTests(SynchronousTestCase):
+    def test_refusalsLimitedPerListener(self) -> None:
+        """1000 connections refused by allow= (each from a new port): 20 log lines, all counted; another listener has its own budget."""
+        from twisted.internet.address import IPv4Address
+        from twisted.logger import capturedLogs
+
+        from serialgw.app.service import LineFactory
+
+        line = Line("ttyS0", RecordingDevice(), clock=Clock())
+        factories = [LineFactory(line, parseListener(f"raw,allow=10.0.0.0/8+{port}")) for port in (4444, 4445)]
+        with capturedLogs() as events:
+            for port in range(1000):
+                self.assertIsNone(factories[0].buildProtocol(IPv4Address("TCP", "127.0.0.1", 40000 + port)))
+            self.assertIsNone(factories[1].buildProtocol(IPv4Address("TCP", "127.0.0.1", 50000)))
+        refused = [e for e in events if "refused" in e.get("log_format", "")]
+        self.assertEqual(len(refused), 21)
+        self.assertEqual([e["address"] for e in refused],
+                         [f"127.0.0.1:{40000 + port}" for port in range(20)] + ["127.0.0.1:50000"])
+        self.assertEqual([f.refused for f in factories], [1000, 1])

@@ -1,0 +1,72 @@
+"""
+Tests for serialgw.clients.netconsole: datagram sizes and the source allow-list.
+"""
+
+from __future__ import annotations
+
+from twisted.internet.testing import StringTransport
+from twisted.trial.unittest import SynchronousTestCase
+from zope.interface.verify import verifyObject
+
+from serialgw.clients.netconsole import MAX_DATAGRAM, NetconsoleClient
+from serialgw.config.specs import UDPSpec
+from serialgw.interfaces import IClient
+from serialgw.line.hub import Line
+from tests.fakes import RecordingDevice
+
+
+class DatagramTransport(StringTransport):
+    def __init__(self) -> None:
+        StringTransport.__init__(self)
+        self.datagrams: list[tuple[bytes, tuple[str, int]]] = []
+        self.reading: list[bool] = []
+
+    def stopReading(self) -> None:
+        self.reading.append(False)
+
+    def startReading(self) -> None:
+        self.reading.append(True)
+
+    def write(self, data: bytes, addr: tuple[str, int] | None = None) -> None:  # type: ignore[override]
+        assert addr is not None
+        self.datagrams.append((data, addr))
+
+
+class NetconsoleTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.device = RecordingDevice()
+        self.line = Line("ttyS0", self.device)
+        self.client = NetconsoleClient(self.line, UDPSpec("127.0.0.1", 6666, "", 6665, ("127.0.0.0/8", "::1")))
+        self.transport = DatagramTransport()
+        self.client.transport = self.transport
+        self.client.startProtocol()
+
+    def test_interface(self) -> None:
+        """A netconsole client is an IClient attached to its line while it listens."""
+        verifyObject(IClient, self.client)
+        self.assertEqual(self.line.clients, [self.client])
+        self.client.stopProtocol()
+        self.assertEqual(self.line.clients, [])
+
+    def test_datagramSizes(self) -> None:
+        """Output is cut into datagrams of at most 1400 bytes, in order, to the remote."""
+        data = bytes(range(256)) * 12
+        self.line.deviceDataReceived(data)
+        sizes = [len(d) for d, _ in self.transport.datagrams]
+        self.assertEqual(sizes, [MAX_DATAGRAM, MAX_DATAGRAM, len(data) - 2 * MAX_DATAGRAM])
+        self.assertEqual(b"".join(d for d, _ in self.transport.datagrams), data)
+        self.assertEqual({a for _, a in self.transport.datagrams}, {("127.0.0.1", 6666)})
+
+    def test_allowList(self) -> None:
+        """Datagrams from allowed sources reach the device; others are refused and counted."""
+        self.client.datagramReceived(b"ok", ("127.0.0.5", 1234))
+        self.client.datagramReceived(b"v6", ("::1", 1234))
+        self.client.datagramReceived(b"no", ("192.0.2.7", 1234))
+        self.assertEqual(self.device.events, [("write", b"ok"), ("write", b"v6")])
+        self.assertEqual(self.client.refused, 1)
+
+    def test_pausedWhileDeviceBehind(self) -> None:
+        """While the device is behind, the UDP port is not read (the kernel holds or drops datagrams, not us)."""
+        self.line.deviceWritable(False)
+        self.line.deviceWritable(True)
+        self.assertEqual(self.transport.reading, [False, True])

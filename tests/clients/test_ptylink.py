@@ -1,0 +1,214 @@
+"""
+Client ptys (C{--listen pty:LINK}) driven as terminal programs drive them,
+on real pseudo-terminals: they start at the line's settings, and every
+termios change a program makes reaches the device, whatever the program does
+to c_lflag (minicom sets it to 0, which clears EXTPROC).
+"""
+
+from __future__ import annotations
+
+import os
+import termios
+
+from twisted.internet import defer, reactor
+from twisted.trial.unittest import TestCase
+
+from serialgw.clients.ptylink import EXTPROC, PtyClient
+from serialgw.config.specs import SerialSettings
+from serialgw.line.hub import Line
+from tests.fakes import RecordingClient, RecordingDevice, observeLog
+
+
+class WatchedDevice(RecordingDevice):
+    """A device whose settings requests can be awaited, one by one."""
+
+    def __init__(self, settings: SerialSettings) -> None:
+        RecordingDevice.__init__(self, settings)
+        self.requests: defer.DeferredQueue[SerialSettings] = defer.DeferredQueue()
+
+    def apply(self, settings: SerialSettings) -> SerialSettings:
+        effective = RecordingDevice.apply(self, settings)
+        self.requests.put(settings)
+        return effective
+
+
+class Program:
+    """A terminal program on the pty: opens the link and sets termios as it likes."""
+
+    def __init__(self, case: TestCase, link: str) -> None:
+        self.fd = os.open(link, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+        case.addCleanup(self.close)
+
+    def set(self, speed: int | None = None, lflag: int | None = None, stopbits: int | None = None) -> None:
+        attributes = termios.tcgetattr(self.fd)
+        if lflag is not None:
+            attributes[3] = lflag
+        if speed is not None:
+            attributes[4] = attributes[5] = speed
+        if stopbits is not None:
+            attributes[2] = (attributes[2] | termios.CSTOPB) if stopbits == 2 else (attributes[2] & ~termios.CSTOPB)
+        termios.tcsetattr(self.fd, termios.TCSANOW, attributes)
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+class PtyClientTests(TestCase):
+    timeout = 10
+
+    def start(self, settings: SerialSettings) -> tuple[WatchedDevice, Line, str]:
+        device = WatchedDevice(settings)
+        line = Line("t", device)
+        link = os.path.abspath(self.mktemp())
+        client = PtyClient(line, link, reactor)
+        self.addCleanup(client.close)
+        return device, line, link
+
+    def test_startsAtLineSettings(self) -> None:
+        """A line at 115200 8N2 with RTS/CTS: the program finds its pty at 115200, two stop bits, CRTSCTS; raw, EXTPROC on."""
+        _, _, link = self.start(SerialSettings(115200, stopbits=2, rtscts=True))
+        program = Program(self, link)
+        iflag, _oflag, cflag, lflag, ispeed, ospeed, _cc = termios.tcgetattr(program.fd)
+        self.assertEqual((ispeed, ospeed), (termios.B115200, termios.B115200))
+        self.assertEqual(cflag & (termios.CSTOPB | termios.CRTSCTS), termios.CSTOPB | termios.CRTSCTS)
+        self.assertEqual(lflag & (termios.ICANON | termios.ECHO | EXTPROC), EXTPROC)
+        self.assertEqual(iflag & termios.IXON, 0)
+
+    async def test_lflagZeroThenSpeed(self) -> None:
+        """
+        minicom's way: c_lflag = 0 and 57600, later 9600 (c_lflag still 0):
+        the device follows both; then another program's 19200 too.  Only the
+        speed changes: the 7E1 line stays 7E1 (a pty reports 8N).
+        """
+        device, _, link = self.start(SerialSettings(115200, 7, "E"))
+        program = Program(self, link)
+        program.set(speed=termios.B57600, lflag=0)
+        self.assertEqual(await device.requests.get(), SerialSettings(57600, 7, "E"))
+        program.set(speed=termios.B9600, lflag=0)  # its own copy: c_lflag still 0
+        self.assertEqual(await device.requests.get(), SerialSettings(9600, 7, "E"))
+        program.close()
+        later = Program(self, link)
+        later.set(speed=termios.B19200, stopbits=2, lflag=0)
+        self.assertEqual(await device.requests.get(), SerialSettings(19200, 7, "E", stopbits=2))
+        self.assertEqual([settings for what, settings in device.events if what == "apply"],
+                         [SerialSettings(57600, 7, "E"), SerialSettings(9600, 7, "E"),
+                          SerialSettings(19200, 7, "E", stopbits=2)])
+
+
+    async def test_followsTheLine(self) -> None:
+        """
+        Another client sets 9600: the pty follows (a program opening it
+        finds 9600), and a program that puts back what it found when it
+        leaves (picocom) puts back 9600, not the 115200 the pty started at.
+        """
+        device, line, link = self.start(SerialSettings(115200))
+        other = RecordingClient("rfc2217:1")
+        line.attach(other)
+        line.clientSettings(other, SerialSettings(9600))
+        self.assertEqual(await device.requests.get(), SerialSettings(9600))
+        program = Program(self, link)
+        found = termios.tcgetattr(program.fd)
+        self.assertEqual(found[4:6], [termios.B9600, termios.B9600])
+        program.set(speed=termios.B57600)
+        self.assertEqual(await device.requests.get(), SerialSettings(57600))
+        program.set(speed=found[5])
+        self.assertEqual(await device.requests.get(), SerialSettings(9600))
+        self.assertEqual([settings for what, settings in device.events if what == "apply"],
+                         [SerialSettings(9600), SerialSettings(57600), SerialSettings(9600)])
+
+
+class SttyTests(TestCase):
+    """A real program (coreutils stty), a real device (a pty pair), the gateway's service."""
+
+    timeout = 30
+
+    def settingsApplied(self, text: str) -> defer.Deferred[str]:
+        """Fires when the line logs settings now in effect that begin with C{text}."""
+        applied: defer.Deferred[str] = defer.Deferred()
+
+        def observer(event: dict[str, object]) -> None:
+            settings = event.get("settings")
+            if "wanted" in event and isinstance(settings, str) and settings.startswith(text) and not applied.called:
+                applied.callback(settings)
+
+        observeLog(self, observer)
+        return applied
+
+    async def stty(self, *args: str, extproc: bool = False) -> bytes:
+        """
+        Run stty.  C{extproc}: it clears EXTPROC, which the gateway sets
+        again; when that lands between stty's set and its check, stty says
+        so (exit status 1) though it did what it was asked.
+        """
+        from tests.realio import spawn
+
+        proc = spawn(["/usr/bin/stty", *args])
+        status = await proc.ended
+        if not (extproc and status == 1 and proc.output.data.endswith(b": unable to perform all requested operations\n")):
+            self.assertEqual(status, 0, proc.output.data)
+        return proc.output.data
+
+    async def test_sttyClearsExtprocThenSetsSpeed(self) -> None:
+        """
+        stty finds the pty at the line's 115200; stty -extproc -icanon ...
+        57600 (c_lflag cleared as minicom does), then stty 9600: the device
+        follows both.
+        """
+        from serialgw.app.service import GatewayService
+        from serialgw.config.listeners import parseListener
+        from serialgw.config.specs import DeviceSpec, LineConfig
+        from tests.realio import startedPty
+
+        pty = startedPty(self)
+        link = os.path.abspath(self.mktemp())
+        service = GatewayService([LineConfig("t", DeviceSpec("tty", pty.slaveName), SerialSettings(115200),
+                                             listeners=(parseListener(f"pty:{link}"),))])
+        service.startService()
+        self.addCleanup(service.stopService)
+        self.assertIn(b"speed 115200 baud", await self.stty("-F", link))
+        applied = self.settingsApplied("57600,")
+        await self.stty("-F", link, "-extproc", "-icanon", "-isig", "-iexten", "-echo", "57600", extproc=True)
+        self.assertEqual(await applied, "57600,8N1")
+        self.assertEqual(termios.tcgetattr(pty.master)[5], termios.B57600)
+        applied = self.settingsApplied("9600,")
+        await self.stty("-F", link, "9600")
+        self.assertEqual(await applied, "9600,8N1")
+        self.assertEqual(termios.tcgetattr(pty.master)[5], termios.B9600)
+
+
+class PtyClientFailureTests(TestCase):
+    timeout = 10
+
+    def test_failingLineKeepsReading(self) -> None:
+        """Whatever handling the program's input raises, the reactor keeps reading the pty (logged, not deaf)."""
+        line = Line("l", RecordingDevice())
+
+        def boom(client: object, data: bytes) -> bool:
+            raise RuntimeError("bug above")
+
+        line.clientData = boom  # type: ignore[method-assign]
+        client = PtyClient(line, "", reactor)
+        self.addCleanup(client.close)
+        program = Program(self, client.slaveName)
+        os.write(program.fd, b"typed")
+        # One read, as the reactor would do it.
+        self.assertIsNone(client.doRead())
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+        self.assertIn(client, reactor.getReaders())  # type: ignore[attr-defined]
+        self.assertIn(client, line.clients)
+
+    def test_lostLeavesTheLine(self) -> None:
+        """If the reactor gives up on the pty anyway, the client leaves the line (never on it deaf), logged."""
+        from twisted.internet.error import ConnectionLost
+        from twisted.logger import capturedLogs
+        from twisted.python.failure import Failure
+
+        line = Line("l", RecordingDevice())
+        client = PtyClient(line, "", reactor)
+        self.addCleanup(client.close)
+        with capturedLogs() as events:
+            client.connectionLost(Failure(ConnectionLost()))
+        self.assertNotIn(client, line.clients)
+        self.assertEqual([e["log_level"].name for e in events if "lost:" in e["log_format"]], ["error"])

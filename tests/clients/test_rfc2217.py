@@ -1,0 +1,554 @@
+"""
+Tests for serialgw.clients.rfc2217: for each command and value, the exact reply
+bytes; modem-state notifications and masks under a Clock; suspension,
+purge, restore, malformed input.
+"""
+
+from __future__ import annotations
+
+from twisted.internet.task import Clock
+from twisted.trial.unittest import SynchronousTestCase
+
+from serialgw import __version__
+from serialgw.clients.telnet import TelnetClient
+from serialgw.config.specs import SerialSettings
+from serialgw.line.hub import Line, Role
+from tests.fakes import PausableTransport, RecordingDevice
+
+IAC, SB, SE, WILL, DO = 255, 250, 240, 251, 253
+CPO = 44
+
+
+def sb(*payload: int) -> bytes:
+    """IAC SB COM-PORT-OPTION payload IAC SE, with IAC doubled."""
+    body = bytes(payload).replace(b"\xff", b"\xff\xff")
+    return bytes([IAC, SB, CPO]) + body + bytes([IAC, SE])
+
+
+def pty_like(settings: SerialSettings) -> SerialSettings:
+    """A device like a pty: keeps speed and stop bits, forces 8 bits and no parity."""
+    import attrs
+
+    return attrs.evolve(settings, bytesize=8, parity="N")
+
+
+class Harness:
+    def __init__(self, role: Role = Role.WRITER, settings: SerialSettings = SerialSettings(9600)) -> None:
+        self.clock = Clock()
+        self.device = RecordingDevice(settings)
+        self.line = Line("ttyS0", self.device, clock=self.clock)
+        self.client = TelnetClient(self.line, role)
+        self.transport = PausableTransport()
+        self.client.makeConnection(self.transport)
+        self.transport.clear()
+        # The client takes the option: WILL COM-PORT-OPTION.
+        self.client.dataReceived(bytes([IAC, WILL, CPO]))
+
+    def send(self, data: bytes) -> bytes:
+        self.transport.clear()
+        self.client.dataReceived(data)
+        return self.transport.value()
+
+
+# (request payload, reply payload) on a device that takes every setting,
+# starting at 9600 8N1, no flow control, DTR and RTS on.
+CONFORMANCE: list[tuple[tuple[int, ...], tuple[int, ...]]] = [
+    # SIGNATURE: empty asks for ours.
+    ((0,), (100, *f"serialgw {__version__} ttyS0".encode())),
+    # SET-BAUDRATE: query, set, a value with an IAC byte in it.
+    ((1, 0, 0, 0, 0), (101, 0, 0, 0x25, 0x80)),
+    ((1, 0, 1, 0xC2, 0x00), (101, 0, 1, 0xC2, 0x00)),
+    ((1, 0, 0, 0xFF, 0x00), (101, 0, 0, 0xFF, 0x00)),
+    # Cisco's one-byte index: 14 is 115200; 0 (not in the table) is a query.
+    ((1, 14), (101, 14)),
+    ((1, 0), (101, 14)),
+    # SET-DATASIZE, -PARITY, -STOPSIZE: query, set, out of range (answered with the current value).
+    ((2, 0), (102, 8)),
+    ((2, 7), (102, 7)),
+    ((2, 9), (102, 7)),
+    ((3, 0), (103, 1)),
+    ((3, 3), (103, 3)),
+    ((3, 2), (103, 2)),
+    ((3, 4), (103, 4)),
+    ((3, 5), (103, 5)),
+    ((3, 6), (103, 5)),
+    ((4, 0), (104, 1)),
+    ((4, 2), (104, 2)),
+    ((4, 3), (104, 3)),
+    ((4, 7), (104, 3)),
+    # SET-CONTROL: outbound flow.
+    ((5, 0), (105, 1)),
+    ((5, 2), (105, 2)),
+    ((5, 3), (105, 3)),
+    ((5, 1), (105, 1)),
+    # BREAK query, on, off.
+    ((5, 4), (105, 6)),
+    ((5, 5), (105, 5)),
+    ((5, 6), (105, 6)),
+    # DTR and RTS.
+    ((5, 7), (105, 8)),
+    ((5, 9), (105, 9)),
+    ((5, 8), (105, 8)),
+    ((5, 10), (105, 11)),
+    ((5, 12), (105, 12)),
+    ((5, 11), (105, 11)),
+    # Inbound flow.
+    ((5, 13), (105, 14)),
+    ((5, 15), (105, 15)),
+    ((5, 16), (105, 16)),
+    ((5, 14), (105, 14)),
+    # DCD / DTR / DSR flow: no such setting on Linux: the flow in effect.
+    ((5, 17), (105, 1)),
+    ((5, 18), (105, 14)),
+    ((5, 19), (105, 1)),
+    # Unknown SET-CONTROL value: the outbound flow in effect.
+    ((5, 20), (105, 1)),
+    # Polls of line and modem state (a device without modem lines: CTS, DSR, CD).
+    ((6,), (106, 0)),
+    ((7,), (107, 0xB0)),
+    # Masks: acked with the value.
+    ((10, 0x12), (110, 0x12)),
+    ((11, 0x33), (111, 0x33)),
+    ((11, 255), (111, 255)),
+    # PURGE-DATA.
+    ((12, 1), (112, 1)),
+    ((12, 2), (112, 2)),
+    ((12, 3), (112, 3)),
+]
+
+
+class ConformanceTests(SynchronousTestCase):
+    def test_negotiation(self) -> None:
+        """DO COM-PORT-OPTION at connect; the client's WILL gets the modem state at once."""
+        clock = Clock()
+        line = Line("ttyS0", RecordingDevice(), clock=clock)
+        client = TelnetClient(line)
+        transport = PausableTransport()
+        client.makeConnection(transport)
+        self.assertTrue(transport.value().endswith(bytes([IAC, DO, CPO])))
+        transport.clear()
+        client.dataReceived(bytes([IAC, WILL, CPO]))
+        self.assertEqual(transport.value(), sb(107, 0xB0))
+        self.assertEqual(line.controllers, [client])
+
+    def test_doAlsoStarts(self) -> None:
+        """A client's DO COM-PORT-OPTION is accepted (WILL) and starts control too."""
+        line = Line("ttyS0", RecordingDevice(), clock=Clock())
+        client = TelnetClient(line)
+        transport = PausableTransport()
+        client.makeConnection(transport)
+        transport.clear()
+        client.dataReceived(bytes([IAC, DO, CPO]))
+        self.assertEqual(transport.value(), bytes([IAC, WILL, CPO]) + sb(107, 0xB0))
+
+    def test_offOnListener(self) -> None:
+        """With RFC 2217 off, no DO 44 is offered, WILL 44 is refused and SB is ignored."""
+        device = RecordingDevice()
+        line = Line("ttyS0", device, clock=Clock())
+        client = TelnetClient(line, rfc2217=False)
+        transport = PausableTransport()
+        client.makeConnection(transport)
+        self.assertNotIn(bytes([IAC, DO, CPO]), transport.value())
+        transport.clear()
+        client.dataReceived(bytes([IAC, WILL, CPO]) + sb(1, 0, 0, 0x4B, 0))
+        self.assertEqual(transport.value(), bytes([IAC, 254, CPO]))
+        self.assertEqual(device.events, [])
+
+    def test_table(self) -> None:
+        """Each command and value gets exactly the reply in the table, at once."""
+        h = Harness()
+        for request, reply in CONFORMANCE:
+            self.assertEqual(h.send(sb(*request)), sb(*reply), request)
+
+    def test_commandsReachDevice(self) -> None:
+        """Settings, DTR/RTS, break and purge reach the device as asked."""
+        h = Harness()
+        h.send(sb(1, 0, 1, 0xC2, 0x00) + sb(2, 7) + sb(3, 3) + sb(4, 2))
+        self.assertEqual(h.device.settings, SerialSettings(115200, 7, "E", 2))
+        h.send(sb(5, 9) + sb(5, 12) + sb(12, 3))
+        self.assertEqual(
+            [e for e in h.device.events if e[0] != "apply"],
+            [("dtr", False), ("rts", False), ("purge", (True, True))],
+        )
+        h.send(sb(5, 5))
+        self.assertEqual(h.device.events[-1], ("break", h.line.breakHoldLimit))
+
+    def test_rejectedValueReported(self) -> None:
+        """A device that forces 8N: the reply is what the device really has."""
+        h = Harness()
+        h.device.accept = pty_like
+        self.assertEqual(h.send(sb(2, 7)), sb(102, 8))
+        self.assertEqual(h.send(sb(3, 3)), sb(103, 1))
+        self.assertEqual(h.send(sb(4, 2)), sb(104, 2))
+        self.assertEqual(h.device.settings, SerialSettings(9600, 8, "N", 2))
+
+    def test_readOnlyChangesNothing(self) -> None:
+        """A read-only client's settings, DTR, break, mask and purge are answered with the state in effect; nothing changes."""
+        h = Harness(Role.READONLY)
+        self.assertEqual(h.send(sb(1, 0, 1, 0xC2, 0x00)), sb(101, 0, 0, 0x25, 0x80))
+        self.assertEqual(h.send(sb(5, 9)), sb(105, 8))
+        self.assertEqual(h.send(sb(5, 5)), sb(105, 6))
+        # PURGE: answered 0 (nothing purged), not as if done.
+        self.assertEqual(h.send(sb(12, 3)), sb(112, 0))
+        # SET-LINESTATE-MASK would turn PARMRK on in the device's termios.
+        self.assertEqual(h.send(sb(10, 0x1C)), sb(110, 0))
+        self.assertFalse(h.device.watching)
+        self.assertEqual(h.device.events, [])
+
+    def test_readOnlyPurgeKeepsHeld(self) -> None:
+        """A read-only client's PURGE-DATA receive drops nothing, not even the output held for it while suspended."""
+        h = Harness(Role.READONLY)
+        h.send(sb(8))
+        h.line.deviceDataReceived(b"kept")
+        self.assertEqual(h.send(sb(12, 1)), sb(112, 0))
+        self.assertEqual(h.send(sb(9)), b"kept")
+
+    def test_readOnlyPollDoesNotClear(self) -> None:
+        """A read-only client's NOTIFY-LINESTATE poll leaves the line state seen for the writer's poll."""
+        writer = Harness()
+        reader = TelnetClient(writer.line, Role.READONLY)
+        readerTransport = PausableTransport()
+        reader.makeConnection(readerTransport)
+        reader.dataReceived(bytes([IAC, WILL, CPO]))
+        writer.send(sb(10, 0x10))
+        writer.line.deviceLineState(0x10)
+        readerTransport.clear()
+        reader.dataReceived(sb(6))
+        self.assertEqual(readerTransport.value(), sb(106, 0))
+        self.assertEqual(writer.send(sb(6)), sb(106, 0x10))
+        self.assertEqual(writer.send(sb(6)), sb(106, 0))
+
+    def test_malformed(self) -> None:
+        """Truncated, oversized, unknown and empty commands never break the session."""
+        h = Harness()
+        self.assertEqual(h.send(sb(1, 0, 1)), sb(101, 0, 0, 0x25, 0x80))
+        self.assertEqual(h.send(sb(2)), sb(102, 8))
+        self.assertEqual(h.send(sb(5)), b"")
+        self.assertEqual(h.send(sb(5, 1, 2)), b"")
+        self.assertEqual(h.send(sb(99, 1)), b"")
+        self.assertEqual(h.send(bytes([IAC, SB, CPO, IAC, SE])), b"")
+        self.assertEqual(h.send(bytes([IAC, SB, CPO]) + b"\x01" * 3000 + bytes([IAC, SE])), b"")
+        self.assertEqual(h.send(sb(12, 7)), b"")
+        # Then it still works, and data flows.
+        self.assertEqual(h.send(sb(2, 0) + b"data"), sb(102, 8))
+        self.assertEqual(h.device.events[-1], ("write", b"data"))
+
+    def test_closeInsideSubnegotiation(self) -> None:
+        """A client that disconnects in the middle of SB leaves the line clean."""
+        h = Harness()
+        h.send(bytes([IAC, SB, CPO, 1, 0, 0]))
+        h.client.connectionLost()
+        self.assertEqual((h.line.clients, h.line.controllers), ([], []))
+        self.assertEqual(h.device.events, [])
+
+    def test_clientSignatureNoReply(self) -> None:
+        """A SIGNATURE with text is the client's own: kept, not answered."""
+        h = Harness()
+        self.assertEqual(h.send(sb(0, *b"pyserial")), b"")
+        self.assertEqual(h.client.comPort.clientSignature, b"pyserial")  # type: ignore[union-attr]
+
+
+class NotificationTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.device = RecordingDevice()
+        self.device.modem = 0x10 | 0x20  # CTS, DSR
+        self.line = Line("ttyS0", self.device, clock=self.clock)
+        self.client = TelnetClient(self.line)
+        self.transport = PausableTransport()
+        self.client.makeConnection(self.transport)
+        self.transport.clear()
+
+    def tearDown(self) -> None:
+        self.client.connectionLost()
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_noPollingWithoutController(self) -> None:
+        """Modem lines are not polled while no RFC 2217 client is connected."""
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_changesNotified(self) -> None:
+        """Each change of modem lines is notified within 50 ms, with its delta bits."""
+        self.client.dataReceived(bytes([IAC, WILL, CPO]))
+        self.assertEqual(self.transport.value(), sb(107, 0x30))
+        self.transport.clear()
+        self.clock.advance(0.05)
+        self.assertEqual(self.transport.value(), b"")
+        self.device.modem = 0x10 | 0x20 | 0x80  # CD up
+        self.clock.advance(0.05)
+        self.assertEqual(self.transport.value(), sb(107, 0xB0 | 0x08))
+        self.transport.clear()
+        self.device.modem = 0x20 | 0x80 | 0x40  # CTS down, RI up
+        self.clock.advance(0.05)
+        self.assertEqual(self.transport.value(), sb(107, 0xE0 | 0x01))
+        self.transport.clear()
+        self.device.modem = 0x20 | 0x80  # RI down: trailing edge
+        self.clock.advance(0.05)
+        self.assertEqual(self.transport.value(), sb(107, 0xA0 | 0x04))
+
+    def test_mask(self) -> None:
+        """The modem-state mask filters what is notified and what triggers it."""
+        self.client.dataReceived(bytes([IAC, WILL, CPO]) + sb(11, 0x88))
+        self.transport.clear()
+        self.device.modem = 0x20  # CTS down: masked out
+        self.clock.advance(0.05)
+        self.assertEqual(self.transport.value(), b"")
+        self.device.modem = 0x20 | 0x80  # CD up
+        self.clock.advance(0.05)
+        self.assertEqual(self.transport.value(), sb(107, 0x88))
+
+    def test_lineStateMasked(self) -> None:
+        """Breaks and errors are notified only as the line-state mask (initially 0) lets them; a poll reports them."""
+        self.client.dataReceived(bytes([IAC, WILL, CPO]))
+        self.transport.clear()
+        self.line.deviceLineState(0x10)
+        self.assertEqual(self.transport.value(), b"")
+        self.assertFalse(self.device.watching)
+        self.client.dataReceived(sb(10, 0x1C))
+        self.assertTrue(self.device.watching)
+        self.transport.clear()
+        self.line.deviceLineState(0x10 | 0x02)
+        self.assertEqual(self.transport.value(), sb(106, 0x10))
+        self.transport.clear()
+        self.client.dataReceived(sb(6))
+        self.assertEqual(self.transport.value(), sb(106, 0x10))
+        self.transport.clear()
+        self.client.dataReceived(sb(6))
+        self.assertEqual(self.transport.value(), sb(106, 0))
+
+    def test_suspendHeldWithinOutbuf(self) -> None:
+        """While suspended, a client keeps at most its listener's outbuf of device output (the newest), the rest counted."""
+        from serialgw.config.listeners import parseListener
+
+        client = TelnetClient(self.line, listener=parseListener("telnet,outbuf=4096+4444"), clock=self.clock)
+        transport = PausableTransport()
+        client.makeConnection(transport)
+        client.dataReceived(bytes([IAC, WILL, CPO, IAC, DO, 0, IAC, WILL, 0]))
+        client.dataReceived(sb(8))
+        transport.clear()
+        self.line.deviceDataReceived(b"a" * 6000 + b"b" * 4000)
+        self.assertEqual(transport.value(), b"")
+        assert client.comPort is not None
+        self.assertEqual((len(client.comPort.held), client.comPort.dropped), (4096, 10000 - 4096))
+        client.dataReceived(sb(9))
+        self.assertEqual(transport.value(), b"a" * 96 + b"b" * 4000)
+        client.connectionLost()
+
+    def test_suspendHeldAtMostOneMiB(self) -> None:
+        """With an outbuf above 1 MiB, a suspended client keeps SUSPEND_LIMIT (1 MiB) of device output, the newest."""
+        from serialgw.clients.rfc2217 import SUSPEND_LIMIT
+        from serialgw.config.listeners import parseListener
+
+        self.assertEqual(SUSPEND_LIMIT, 1 << 20)
+        client = TelnetClient(self.line, listener=parseListener("telnet,outbuf=4194304+4444"), clock=self.clock)
+        client.makeConnection(PausableTransport())
+        client.dataReceived(bytes([IAC, WILL, CPO]) + sb(8))
+        self.line.deviceDataReceived(b"a" * 1000 + b"b" * SUSPEND_LIMIT)
+        assert client.comPort is not None
+        self.assertEqual((bytes(client.comPort.held), client.comPort.dropped), (b"b" * SUSPEND_LIMIT, 1000))
+        client.connectionLost()
+
+    def test_documentedSuspendBound(self) -> None:
+        """README and man page give the suspended client's hold as the code keeps it: min(1 MiB, outbuf), oldest dropped."""
+        from tests.realio import REPO
+
+        with open(f"{REPO}/README.md") as f:
+            row = next(r for r in f if r.startswith("| `FLOWCONTROL-SUSPEND` (8)"))
+        self.assertIn("the newest 1 MiB, or the client's `outbuf` if smaller, oldest dropped", row)
+        with open(f"{REPO}/man/serialgw.8") as f:
+            page = f.read().replace("\\-", "-").replace("\n", " ")
+        self.assertIn("the newest 1 MiB of device output, or its outbuf if smaller", page)
+
+    def test_suspendHoldsDataAndNotifications(self) -> None:
+        """FLOWCONTROL-SUSPEND holds data and notifications; RESUME sends the data; flow control untouched."""
+        self.client.dataReceived(bytes([IAC, WILL, CPO, IAC, DO, 0, IAC, WILL, 0]))
+        self.client.dataReceived(sb(8))
+        self.transport.clear()
+        self.line.deviceDataReceived(b"held\xff")
+        self.device.modem = 0x10
+        self.clock.advance(0.05)
+        self.assertEqual(self.transport.value(), b"")
+        self.client.dataReceived(sb(9))
+        self.assertEqual(self.transport.value(), b"held\xff\xff")
+        self.assertEqual([e for e in self.device.events if e[0] == "apply"], [])
+
+    def test_purgeReceiveDropsHeld(self) -> None:
+        """PURGE-DATA receive also drops output held for a suspended client."""
+        self.client.dataReceived(bytes([IAC, WILL, CPO]) + sb(8))
+        self.line.deviceDataReceived(b"stale")
+        self.client.dataReceived(sb(12, 1) + sb(9))
+        self.line.deviceDataReceived(b"new")
+        self.assertTrue(self.transport.value().endswith(sb(112, 1) + b"new"))
+        self.assertNotIn(b"stale", self.transport.value())
+
+    def test_deviceBehindSuspendsClient(self) -> None:
+        """When the device cannot keep up, RFC 2217 clients get SUSPEND, then RESUME."""
+        self.client.dataReceived(bytes([IAC, WILL, CPO]))
+        self.transport.clear()
+        self.line.deviceWritable(False)
+        self.line.deviceWritable(True)
+        self.assertEqual(self.transport.value(), sb(108) + sb(109))
+        self.assertEqual((self.transport.pauses, self.transport.resumes), (1, 1))
+
+
+class DeviceDownTests(SynchronousTestCase):
+    def test_carrierDrops(self) -> None:
+        """An RFC 2217 client sees CD drop (with its delta) when the device goes, and come back; no text."""
+        h = Harness()
+        h.transport.clear()
+        from twisted.python.failure import Failure
+
+        h.line.deviceLost(Failure(OSError(5, "Input/output error")))
+        self.assertEqual(h.transport.value(), sb(107, 0x30 | 0x08))
+        h.transport.clear()
+        self.assertEqual(h.send(sb(7)), sb(107, 0x30))
+        h.transport.clear()
+        h.line.deviceUp()
+        self.assertEqual(h.transport.value(), sb(107, 0xB0 | 0x08))
+
+    def test_telnetNotice(self) -> None:
+        """A plain telnet client gets one short notice each way; none with notices off; raw gets nothing."""
+        from twisted.python.failure import Failure
+
+        from serialgw.clients.raw import RawClient
+
+        device = RecordingDevice()
+        line = Line("ttyUSB0", device, clock=Clock())
+        telnet = TelnetClient(line)
+        telnetTransport = PausableTransport()
+        telnet.makeConnection(telnetTransport)
+        raw = RawClient(line)
+        rawTransport = PausableTransport()
+        raw.makeConnection(rawTransport)
+        telnet.dataReceived(bytes([IAC, DO, 0]))
+        telnetTransport.clear()
+        line.deviceLost(Failure(OSError(5, "Input/output error")))
+        line.deviceUp()
+        self.assertEqual(
+            telnetTransport.value(),
+            b"\r\n[serialgw: ttyUSB0 is down: [Errno 5] Input/output error; waiting for it]\r\n"
+            b"\r\n[serialgw: ttyUSB0 is back]\r\n",
+        )
+        self.assertEqual(rawTransport.value(), b"")
+        line.notices = False
+        telnetTransport.clear()
+        line.deviceLost(Failure(OSError(5, "Input/output error")))
+        self.assertEqual(telnetTransport.value(), b"")
+
+
+class RestoreTests(SynchronousTestCase):
+    def make(self, restore: bool = True) -> tuple[Line, RecordingDevice, list[TelnetClient]]:
+        device = RecordingDevice(SerialSettings(115200))
+        line = Line("ttyS0", device, clock=Clock(), restoreSettings=restore)
+        clients = []
+        for _ in range(2):
+            client = TelnetClient(line)
+            client.makeConnection(PausableTransport())
+            client.dataReceived(bytes([IAC, WILL, CPO]))
+            clients.append(client)
+        clients[0].dataReceived(sb(1, 0, 0, 0x25, 0x80) + sb(5, 9))
+        return line, device, clients
+
+    def test_restoredAfterLast(self) -> None:
+        """Configured settings and DTR come back when the last RFC 2217 client leaves, not before."""
+        line, device, clients = self.make()
+        clients[0].connectionLost()
+        self.assertEqual(device.settings.baudrate, 9600)
+        clients[1].connectionLost()
+        self.assertEqual(device.settings, SerialSettings(115200))
+        self.assertEqual(device.modemLines, {"dtr": True, "rts": True})
+
+    def test_readOnlyLeavingRestoresNothing(self) -> None:
+        """Only writers count: a read-only RFC 2217 client leaving keeps the writer's settings; staying, it does not hold back the restore."""
+        device = RecordingDevice(SerialSettings(115200))
+        line = Line("ttyS0", device, clock=Clock())
+        writer = TelnetClient(line)
+        writer.makeConnection(PausableTransport())
+        writer.dataReceived(bytes([IAC, WILL, CPO]) + sb(1, 0, 0, 0x25, 0x80))
+        readers = []
+        for _ in range(2):
+            reader = TelnetClient(line, Role.READONLY)
+            reader.makeConnection(PausableTransport())
+            reader.dataReceived(bytes([IAC, WILL, CPO]))
+            readers.append(reader)
+        readers[0].connectionLost()
+        self.assertEqual(device.settings, SerialSettings(9600))
+        writer.connectionLost()
+        self.assertEqual(device.settings, SerialSettings(115200))
+        self.assertEqual(line.controllers, [readers[1]])
+        applied = len(device.events)
+        readers[1].connectionLost()
+        self.assertEqual(len(device.events), applied)
+
+    def test_watcherLeavingRestoresNothing(self) -> None:
+        """Exclusive mode: an RFC 2217 client that only watches (it may change nothing) leaving keeps the writer's baud rate (set from the escape menu)."""
+        device = RecordingDevice(SerialSettings(115200))
+        line = Line("ttyS0", device, clock=Clock())
+        line.setMode("exclusive")
+        writer = TelnetClient(line)
+        writer.makeConnection(PausableTransport())
+        line.clientSettings(writer, SerialSettings(9600))
+        watcher = TelnetClient(line)
+        watcher.makeConnection(PausableTransport())
+        watcher.dataReceived(bytes([IAC, WILL, CPO]) + sb(1, 0, 0, 0x4B, 0x00))
+        self.assertEqual((watcher.role, device.settings), (Role.WATCHER, SerialSettings(9600)))
+        watcher.connectionLost()
+        self.assertEqual(device.settings, SerialSettings(9600))
+
+    def test_restoreOff(self) -> None:
+        """With restore off, the last client's settings stay."""
+        line, device, clients = self.make(restore=False)
+        for client in clients:
+            client.connectionLost()
+        self.assertEqual(device.settings.baudrate, 9600)
+
+
+
+
+class AbsurdRateTests(SynchronousTestCase):
+    """
+    Rates no UART has, on a real pty device (where termios refuses them with
+    OverflowError past 2^31 - 1): answered with the rate in effect, the
+    session goes on.
+    """
+
+    def setUp(self) -> None:
+        from twisted.internet.address import IPv4Address
+        from twisted.internet.testing import MemoryReactorClock, StringTransport
+
+        from serialgw.config.listeners import parseListener
+        from serialgw.devices.device import PtyPort, SerialDevice
+
+        self.port = PtyPort("", SerialSettings(9600))
+        self.device = SerialDevice(self.port, MemoryReactorClock())
+        self.addCleanup(self.device.close)
+        self.line = Line("ttyS0", self.device, clock=Clock())
+        self.client = TelnetClient(self.line, listener=parseListener("telnet,escape=^]+4444"))
+        self.transport = StringTransport(peerAddress=IPv4Address("TCP", "192.0.2.9", 1000))
+        self.client.makeConnection(self.transport)
+
+    def send(self, data: bytes) -> bytes:
+        self.transport.clear()
+        self.client.dataReceived(data)
+        return self.transport.value()
+
+    def test_setBaudrateAnsweredWithRateInEffect(self) -> None:
+        """SET-BAUDRATE of 2^31, 3e9 and 2^32 - 1: the reply is 9600, the device stays at 9600."""
+        self.send(bytes([IAC, WILL, CPO]))
+        for rate in (2**31, 3_000_000_000, 2**32 - 1):
+            self.assertEqual(self.send(sb(1, *rate.to_bytes(4, "big"))), sb(101, 0, 0, 0x25, 0x80), rate)
+        self.assertEqual((self.device.settings.baudrate, self.port.apply(self.device.settings).baudrate), (9600, 9600))
+        self.assertFalse(self.transport.disconnecting)
+
+    def test_escapeMenuSaysRateNotValid(self) -> None:
+        """^]B 3000000000 Enter: the menu says the rate is not valid; the connection and the rate stay."""
+        self.send(bytes([IAC, DO, 1, IAC, DO, 3, IAC, WILL, 3]))
+        self.assertEqual(
+            self.send(b"\x1dB3000000000\r"),
+            b"\r\n[serialgw: baud rate, then Enter:]\r\n"
+            b"\r\n[serialgw: baud rate must be 1 to 2147483647, not '3000000000']\r\n",
+        )
+        self.assertEqual(self.device.settings.baudrate, 9600)
+        self.assertFalse(self.transport.disconnecting)
+        self.assertEqual(self.send(b"\x1dB57600\r"), b"\r\n[serialgw: baud rate, then Enter:]\r\n"
+                         b"\r\n[serialgw: ttyS0 now at 57600,8N1]\r\n")

@@ -1,0 +1,516 @@
+"""
+Sessions on one line: exclusive mode and take-over, notices, the escape
+menu's commands, banner and replay, max-clients.
+"""
+
+from __future__ import annotations
+
+from twisted.internet.address import IPv4Address
+from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
+from twisted.trial.unittest import SynchronousTestCase, TestCase
+
+from serialgw.app.service import LineFactory
+from serialgw.clients.escape import HELP, QEMU_HELP
+from serialgw.clients.raw import RawClient
+from serialgw.clients.telnet import TelnetClient
+from serialgw.config.listeners import parseListener
+from serialgw.config.specs import SerialSettings
+from serialgw.line.hub import Line, Role
+from tests.fakes import RecordingDevice, observeLog
+
+AGREE = bytes([255, 253, 1, 255, 253, 3, 255, 253, 0, 255, 251, 3, 255, 251, 0, 255, 252, 44])
+
+
+class Harness:
+    def __init__(self, mode: str = "shared") -> None:
+        self.device = RecordingDevice(SerialSettings(115200))
+        self.line = Line("rack4", self.device, clock=Clock())
+        self.line.mode = mode
+
+    def telnet(self, listener: str = "telnet,escape=^]+4444", port: int = 1000,
+               agree: bytes = AGREE) -> tuple[TelnetClient, StringTransport]:
+        spec = parseListener(listener)
+        client = TelnetClient(self.line, Role.READONLY if spec.readOnly else Role.WRITER, listener=spec)
+        transport = StringTransport(peerAddress=IPv4Address("TCP", "192.0.2.9", port))
+        client.makeConnection(transport)
+        if agree:
+            client.dataReceived(agree)
+        transport.clear()
+        return client, transport
+
+
+def text(transport: StringTransport) -> str:
+    value = transport.value().decode("utf-8", "replace")
+    transport.clear()
+    return value
+
+
+class ExclusiveTests(SynchronousTestCase):
+    def test_firstWritesOthersWatch(self) -> None:
+        """Exclusive: the first person writes, the next watches (refused), until it takes write."""
+        h = Harness("exclusive")
+        alice, aliceT = h.telnet(port=1)
+        bob, bobT = h.telnet(port=2)
+        self.assertEqual((alice.role, bob.role), (Role.WRITER, Role.WATCHER))
+        self.assertEqual(text(aliceT), "\r\n[serialgw: 192.0.2.9:2 attached as watcher]\r\n")
+        bob.dataReceived(b"ls")
+        self.assertEqual(h.device.events, [])
+        bob.dataReceived(b"\x1dt")
+        self.assertEqual((alice.role, bob.role), (Role.WATCHER, Role.WRITER))
+        self.assertEqual(text(aliceT), "\r\n[serialgw: 192.0.2.9:2 took write]\r\n")
+        bob.dataReceived(b"ls")
+        alice.dataReceived(b"rm")
+        self.assertEqual(h.device.events, [("write", b"ls")])
+
+    def test_madeExclusiveKeepsOneWriter(self) -> None:
+        """
+        A shared line made exclusive (a reload) keeps one writer, the first
+        person attached; the other writers only watch from then on and
+        everyone is told; a read-only client stays as it was.  Made shared
+        again, the watchers write.
+        """
+        h = Harness()
+        alice, aliceT = h.telnet(port=1)
+        bob, bobT = h.telnet(port=2)
+        reader, _ = h.telnet("telnet,ro+4445", port=3)
+        carol = RawClient(h.line, listener=parseListener("raw+4446"))
+        carol.makeConnection(StringTransport(peerAddress=IPv4Address("TCP", "192.0.2.9", 4)))
+        text(aliceT)
+        h.line.setMode("exclusive")
+        self.assertEqual([c.role for c in (alice, bob, reader, carol)],
+                         [Role.WRITER, Role.WATCHER, Role.READONLY, Role.WATCHER])
+        self.assertEqual(text(aliceT), "\r\n[serialgw: 192.0.2.9:2 now only watches]\r\n"
+                                       "\r\n[serialgw: 192.0.2.9:4 now only watches]\r\n")
+        bob.dataReceived(b"ls")
+        carol.dataReceived(b"rm")
+        alice.dataReceived(b"id")
+        self.assertEqual(h.device.events, [("write", b"id")])
+        text(aliceT)
+        h.line.setMode("shared")
+        self.assertEqual([c.role for c in (alice, bob, reader, carol)],
+                         [Role.WRITER, Role.WRITER, Role.READONLY, Role.WRITER])
+        self.assertEqual(text(aliceT), "\r\n[serialgw: 192.0.2.9:2 writes (shared)]\r\n"
+                                       "\r\n[serialgw: 192.0.2.9:4 writes (shared)]\r\n")
+        bob.dataReceived(b"ls")
+        self.assertEqual(h.device.events, [("write", b"id"), ("write", b"ls")])
+
+    def test_sharedEveryoneWrites(self) -> None:
+        """Shared (the default): everyone writes."""
+        h = Harness()
+        a, _ = h.telnet(port=1)
+        b, _ = h.telnet(port=2)
+        a.dataReceived(b"a")
+        b.dataReceived(b"b")
+        self.assertEqual(h.device.events, [("write", b"a"), ("write", b"b")])
+
+    def test_noticesOnlyForPeople(self) -> None:
+        """Attach/detach notices reach telnet users, not raw clients (data stays data)."""
+        h = Harness()
+        raw = RawClient(h.line, listener=parseListener("raw+4445"))
+        rawT = StringTransport()
+        raw.makeConnection(rawT)
+        a, aT = h.telnet(port=1)
+        b, _ = h.telnet(port=2)
+        b.connectionLost()
+        self.assertEqual(rawT.value(), b"")
+        self.assertEqual(text(aT), "\r\n[serialgw: 192.0.2.9:2 attached as writer]\r\n"
+                                   "\r\n[serialgw: 192.0.2.9:2 detached]\r\n")
+
+
+class EscapeTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.h = Harness()
+        self.client, self.t = self.h.telnet()
+
+    def test_breakAndDoubleEscape(self) -> None:
+        """^] b sends a break; ^] ^] sends ^] itself; data around passes."""
+        self.client.dataReceived(b"x\x1db\x1d\x1dy")
+        self.assertEqual(self.h.device.events, [("write", b"x"), ("break", None), ("write", b"\x1dy")])
+
+    def test_breakThenKey(self) -> None:
+        """^] k h: a break, then h (magic SysRq)."""
+        self.client.dataReceived(b"\x1dk")
+        self.client.dataReceived(b"h")
+        self.assertEqual(self.h.device.events, [("break", None), ("write", b"h")])
+
+    def test_whoStatusHelp(self) -> None:
+        """w, s and ? answer this client only, as text."""
+        self.client.dataReceived(b"\x1dw")
+        self.assertEqual(text(self.t), "\r\n[serialgw: rack4: 192.0.2.9:1000 (writer)]\r\n")
+        self.client.dataReceived(b"\x1ds")
+        self.assertIn("rack4:  up, 115200,8N1, 0 bytes in, 0 out, 0 breaks", text(self.t))
+        self.client.dataReceived(b"\x1d?")
+        self.assertIn("b break, k KEY break then KEY", text(self.t))
+
+    def test_setBaud(self) -> None:
+        """^] B 9600 Enter sets the baud rate."""
+        self.client.dataReceived(b"\x1dB96")
+        self.client.dataReceived(b"00\r")
+        self.assertEqual(self.h.device.settings.baudrate, 9600)
+        self.assertIn("rack4 now at 9600,8N1", text(self.t))
+
+    def test_setBaudRefused(self) -> None:
+        """^] B 9600 from a read-only client, or a watcher: refused, said so, the device's settings untouched."""
+        client, t = self.h.telnet("telnet,ro,escape=^]+4444", port=1001)
+        client.dataReceived(b"\x1dB9600\r")
+        self.assertEqual(t.value(), b"\r\n[serialgw: baud rate, then Enter:]\r\n"
+                                    b"\r\n[serialgw: read-only: nothing changed, rack4 stays at 115200,8N1]\r\n")
+        self.h.line.mode = "exclusive"
+        watcher, w = self.h.telnet(port=1002)
+        watcher.role = Role.WATCHER
+        watcher.dataReceived(b"\x1dB9600\r")
+        self.assertEqual(w.value(), b"\r\n[serialgw: baud rate, then Enter:]\r\n"
+                                    b"\r\n[serialgw: you only watch: take write first: nothing changed, "
+                                    b"rack4 stays at 115200,8N1]\r\n")
+        self.assertEqual((self.h.device.settings.baudrate, self.h.line.settings.baudrate), (115200, 115200))
+        self.assertEqual([e for e in self.h.device.events if e[0] == "apply"], [])
+
+    def test_replay(self) -> None:
+        """^] r replays the last lines of output."""
+        self.h.line.deviceDataReceived(b"".join(b"line %d\r\n" % i for i in range(30)))
+        self.t.clear()
+        self.client.dataReceived(b"\x1dr")
+        out = self.t.value()
+        self.assertIn(b"line 29\r\n", out)
+        self.assertIn(b"line 10\r\n", out)
+        self.assertNotIn(b"line 9\r\n", out)
+
+    def test_replayCount(self) -> None:
+        """^] R 3 Enter replays the last 3 lines."""
+        self.h.line.deviceDataReceived(b"".join(b"line %d\r\n" % i for i in range(10)))
+        self.t.clear()
+        self.client.dataReceived(b"\x1dR3\r")
+        self.assertEqual(
+            self.t.value(),
+            b"\r\n[serialgw: how many lines, then Enter:]\r\n\r\n[serialgw: last 3 lines of rack4:]\r\n"
+            b"line 7\r\nline 8\r\nline 9\r\n",
+        )
+
+    def test_watchAndDisconnect(self) -> None:
+        """^] o gives up write; ^] d disconnects."""
+        self.client.dataReceived(b"\x1do")
+        self.assertEqual(self.client.role, Role.WATCHER)
+        self.client.dataReceived(b"\x1dd")
+        self.assertTrue(self.t.disconnecting)
+
+    def test_offByDefault(self) -> None:
+        """Without escape=, 0x1d is data (8-bit clean)."""
+        client, _ = self.h.telnet("telnet+4444", port=7)
+        client.dataReceived(b"\x1db")
+        self.assertEqual(self.h.device.events[-1], ("write", b"\x1db"))
+
+
+class NotSentTests(SynchronousTestCase):
+    """A watcher or read-only person who types is told that it goes nowhere: once, then at most every 10 s."""
+
+    def test_readOnly(self) -> None:
+        """A read-only telnet user's typing: one notice, none within 10 s of it, another after."""
+        h = Harness()
+        client, t = h.telnet("telnet,ro+4444")
+        client.dataReceived(b"ls\r")
+        self.assertEqual(t.value(), b"\r\n[serialgw: read-only: what you type is not sent to rack4]\r\n")
+        t.clear()
+        h.line.clock.advance(9.9)
+        client.dataReceived(b"ls\r")
+        self.assertEqual(t.value(), b"")
+        h.line.clock.advance(0.1)
+        client.dataReceived(b"q")
+        self.assertEqual(t.value(), b"\r\n[serialgw: read-only: what you type is not sent to rack4]\r\n")
+        self.assertEqual((h.device.events, h.line.refused), ([], 7))
+
+    def test_watcher(self) -> None:
+        """A watcher (exclusive mode) is told, with the key that takes write; once it writes, nothing."""
+        h = Harness("exclusive")
+        h.telnet(port=1)
+        bob, t = h.telnet(port=2)
+        bob.dataReceived(b"ls")
+        self.assertEqual(t.value(), b"\r\n[serialgw: you only watch: what you type is not sent to rack4; ^] t takes write]\r\n")
+        t.clear()
+        bob.dataReceived(b"\x1dt")
+        t.clear()
+        bob.dataReceived(b"ls")
+        self.assertEqual((t.value(), h.device.events), (b"", [("write", b"ls")]))
+
+    def test_escapeCommandsAreNotTyping(self) -> None:
+        """A watcher's escape command (^] w) is not input: no not-sent notice."""
+        h = Harness("exclusive")
+        h.telnet(port=1)
+        bob, t = h.telnet(port=2)
+        bob.dataReceived(b"\x1dw")
+        self.assertEqual(t.value(), b"\r\n[serialgw: rack4: 192.0.2.9:1 (writer), 192.0.2.9:2 (watcher)]\r\n")
+
+    def test_typingBeforeAnEscapeCommand(self) -> None:
+        """Typing that ends in an escape command (a paste, a line-mode client) is refused with the notice too."""
+        h = Harness()
+        client, t = h.telnet("telnet,ro,escape=^]+4444")
+        client.dataReceived(b"reboot\x1dw")
+        self.assertEqual(t.value(), b"\r\n[serialgw: read-only: what you type is not sent to rack4]\r\n"
+                                    b"\r\n[serialgw: rack4: 192.0.2.9:1000 (read-only)]\r\n")
+        self.assertEqual((h.device.events, h.line.refused), ([], 6))
+
+    def test_programsGetNoText(self) -> None:
+        """A read-only RFC 2217 program's bytes are refused without text in its data stream."""
+        h = Harness()
+        client, t = h.telnet("telnet,ro+4444", agree=bytes([255, 251, 44]))
+        self.assertIsNotNone(client.comPort)
+        client.dataReceived(b"AT\r")
+        self.assertEqual((t.value(), h.device.events, h.line.refused), (b"", [], 3))
+
+
+class QuietConnectionTests(SynchronousTestCase):
+    """A connection that closes within a second without a byte is not announced; a longer or talking one is."""
+
+    def setUp(self) -> None:
+        self.events: list[dict[str, object]] = []
+        observeLog(self, self.events.append)
+        self.h = Harness()
+        self.alice, self.aliceT = self.h.telnet(port=1)
+
+    def test_healthCheck(self) -> None:
+        """Connect, nothing, close after 0.9 s: alice hears nothing, the console log nothing; the gateway's log says it."""
+        check, _ = self.h.telnet("telnet+4444", port=2, agree=b"")
+        self.h.line.clock.advance(0.9)
+        check.connectionLost()
+        self.h.line.clock.advance(5)
+        self.assertEqual(self.aliceT.value(), b"")
+        self.assertEqual(self.h.line.clients, [self.alice])
+        self.assertEqual([e["peer"] for e in self.events if "came and went" in str(e.get("log_format", ""))],
+                         ["192.0.2.9:2"])
+        self.assertFalse([e for e in self.events if "192.0.2.9:2 attached" in str(e.get("text", ""))])
+
+    def test_stays(self) -> None:
+        """Connect, nothing for a second: announced then; its leaving too."""
+        quiet, _ = self.h.telnet("raw+4445", port=2, agree=b"")
+        self.h.line.clock.advance(0.99)
+        self.assertEqual(self.aliceT.value(), b"")
+        self.h.line.clock.advance(0.01)
+        self.assertEqual(text(self.aliceT), "\r\n[serialgw: 192.0.2.9:2 attached as writer]\r\n")
+        quiet.connectionLost()
+        self.assertEqual(text(self.aliceT), "\r\n[serialgw: 192.0.2.9:2 detached]\r\n")
+        self.assertEqual(self.h.line.clock.getDelayedCalls(), [])
+
+    def test_talks(self) -> None:
+        """The first byte (telnet negotiation counts) announces it at once, and only once."""
+        talker, _ = self.h.telnet("telnet+4444", port=2, agree=b"")
+        talker.dataReceived(AGREE[:3])
+        self.assertEqual(text(self.aliceT), "\r\n[serialgw: 192.0.2.9:2 attached as writer]\r\n")
+        talker.dataReceived(AGREE[3:] + b"x")
+        self.h.line.clock.advance(2)
+        self.assertEqual(self.aliceT.value(), b"")
+        self.assertEqual(self.h.line.clock.getDelayedCalls(), [])
+        talker.connectionLost()
+        self.assertEqual(text(self.aliceT), "\r\n[serialgw: 192.0.2.9:2 detached]\r\n")
+
+
+class MonKeysTests(SynchronousTestCase):
+    """QEMU's mon: form: h, x, b and C-a C-a mean what they mean in QEMU; the other keys stay ours."""
+
+    def setUp(self) -> None:
+        self.h = Harness()
+        self.client, self.t = self.h.telnet("mon:telnet::4444,server,nowait")
+
+    def test_help(self) -> None:
+        """C-a h answers QEMU's help, naming the escape key."""
+        self.client.dataReceived(b"\x01h")
+        self.assertEqual(self.t.value(), b"\r\n[serialgw: " + QEMU_HELP.format(key="^A").encode() + b"]\r\n")
+        self.assertIn("h help, x disconnect, b break, ^A ^A sends ^A;", QEMU_HELP.format(key="^A"))
+
+    def test_disconnect(self) -> None:
+        """C-a x disconnects, as it ends QEMU."""
+        self.client.dataReceived(b"ab\x01x")
+        self.assertEqual(self.h.device.events, [("write", b"ab")])
+        self.assertEqual(self.t.value(), b"\r\n[serialgw: bye]\r\n")
+        self.assertTrue(self.t.disconnecting)
+
+    def test_breakAndEscapeTwice(self) -> None:
+        """C-a b sends a break; C-a C-a sends one C-a; s is still our status."""
+        self.client.dataReceived(b"\x01b\x01\x01")
+        self.assertEqual(self.h.device.events, [("break", None), ("write", b"\x01")])
+        self.client.dataReceived(b"\x01s")
+        self.assertEqual(self.t.value(), b"\r\n[serialgw: rack4:  up, 115200,8N1, 0 bytes in, 1 out, 0 breaks, "
+                                         b"0 dropped while down, mode shared]\r\n")
+
+    def test_xOnlyUnderMon(self) -> None:
+        """escape=^A without mon: keeps our menu: x is an unknown command, not a disconnect."""
+        client, t = self.h.telnet("telnet,escape=^A+4444", port=2)
+        client.dataReceived(b"\x01x")
+        self.assertEqual(t.value(), b"\r\n[serialgw: unknown escape command 'x'; ^A ? for help]\r\n")
+        self.assertFalse(t.disconnecting)
+        client.dataReceived(b"\x01h")
+        self.assertEqual(t.value().split(b"\r\n")[-2], b"[serialgw: " + HELP.encode() + b"]")
+
+
+class WhoTests(SynchronousTestCase):
+    """w and the banner name at most WHO_LIMIT clients and count the rest by role: bounded however many are on."""
+
+    def test_manyClients(self) -> None:
+        """With 201 people on, a newcomer's banner and ^] w name 20 and count the others (181, 182) by role."""
+        h = Harness("exclusive")
+        for port in range(1, 201):
+            h.telnet("telnet+4444", port=port)
+        alice, t = h.telnet("telnet,escape=^]+4444", port=201)
+        named = ", ".join(f"192.0.2.9:{port} ({'writer' if port == 1 else 'watcher'})" for port in range(1, 21))
+        bob = TelnetClient(h.line, listener=parseListener("telnet,banner+4444"))
+        bobT = StringTransport(peerAddress=IPv4Address("TCP", "192.0.2.9", 202))
+        bob.makeConnection(bobT)
+        self.assertEqual(bobT.value().split(b"\r\n")[-2].decode(),
+                         f"[serialgw: rack4: 115200,8N1, you are watcher; also here: {named} and 181 more (181 watcher)]")
+        alice.dataReceived(b"\x1dw")
+        self.assertEqual(text(t), f"\r\n[serialgw: rack4: {named} and 182 more (182 watcher)]\r\n")
+
+
+class ConnectTests(SynchronousTestCase):
+    def test_bannerAndReplay(self) -> None:
+        """banner and replay: the line's name, settings, who is on, then the backlog."""
+        h = Harness()
+        h.line.deviceDataReceived(b"login: ")
+        h.telnet("telnet+4444", port=1)
+        client = TelnetClient(h.line, listener=parseListener("telnet,banner,replay+4444"))
+        transport = StringTransport(peerAddress=IPv4Address("TCP", "192.0.2.9", 2))
+        client.makeConnection(transport)
+        value = transport.value()
+        self.assertIn(b"[serialgw: rack4: 115200,8N1, you are writer; also here: 192.0.2.9:1 (writer)]\r\n", value)
+        self.assertTrue(value.endswith(b"login: "))
+
+    def test_maxClients(self) -> None:
+        """max-clients: the next connection is refused (told why, closed, never on the line)."""
+        h = Harness()
+        h.line.maxClients = 1
+        factory = LineFactory(h.line, parseListener("telnet+4444"))
+        self.assertIsNotNone(factory.buildProtocol(IPv4Address("TCP", "192.0.2.9", 1)))
+        h.telnet(port=1)
+        refused = factory.buildProtocol(IPv4Address("TCP", "192.0.2.9", 2))
+        self.assertNotIsInstance(refused, TelnetClient)
+        refused.makeConnection(StringTransport())
+        self.assertEqual(len(h.line.clients), 1)
+
+
+class RealTCPTests(TestCase):
+    timeout = 30
+
+    async def test_everyClientListed(self) -> None:
+        """The banner and ^] w list every client: the console log, a pty, a file, a pipe and the people."""
+        import os
+
+        from serialgw.app.service import GatewayService
+        from serialgw.config.specs import DeviceSpec, LineConfig, LogSpec
+        from tests.realio import closeClients, connect, startedPty
+
+        pty = startedPty(self)
+        log, link, out, fifo = (os.path.abspath(self.mktemp()) for _ in range(4))
+        os.mkfifo(fifo)
+        config = LineConfig("rack4", DeviceSpec("tty", pty.slaveName), log=LogSpec(log), listeners=(
+            parseListener("raw,escape=^],banner+tcp:0:interface=127.0.0.1"), parseListener(f"pty:{link}"),
+            parseListener(f"file:{out}"), parseListener(f"pipe:{fifo}")))
+        service = GatewayService([config])
+        service.startService()
+        self.addCleanup(service.stopService)
+        settings = service.lines["rack4"].settings.describe()
+        others = f"log:{log} (read-only), pty:{link} (writer), file:{out} (read-only), pipe:{fifo} (writer)"
+        first = await connect(service.ports[0][1].getHost().port)
+        banner = f"\r\n[serialgw: rack4: {settings}, you are writer; also here: {others}; escape key ^]]\r\n".encode()
+        self.assertEqual(await first.received.length(len(banner)), banner)
+        second = await connect(service.ports[0][1].getHost().port)
+        me, him = (f"127.0.0.1:{c.transport.getHost().port}" for c in (first, second))  # type: ignore[union-attr]
+        await second.received.contains(f"also here: {others}, {me} (writer);".encode())
+        second.transport.write(b"\x1dw")  # type: ignore[union-attr]
+        who = f"\r\n[serialgw: rack4: {others}, {me} (writer), {him} (writer)]\r\n".encode()
+        self.assertEqual((await second.received.contains(who))[-len(who):], who)
+        await closeClients(first, second)
+
+    async def test_monKeysOverTCP(self) -> None:
+        """A mon: listener over real TCP: C-a h is QEMU's help, C-a C-a one C-a, C-a b a break, C-a x disconnects."""
+        from serialgw.app.service import GatewayService
+        from serialgw.config.specs import DeviceSpec, LineConfig
+        from tests.realio import connect, startedPty
+
+        pty = startedPty(self)
+        config = LineConfig("vm100", DeviceSpec("tty", pty.slaveName),
+                            listeners=(parseListener("mon:tcp:127.0.0.1:0,server,nowait"),))
+        service = GatewayService([config])
+        service.startService()
+        self.addCleanup(service.stopService)
+        client = await connect(service.ports[0][1].getHost().port)
+        client.transport.write(b"\x01h")  # type: ignore[union-attr]
+        help = b"\r\n[serialgw: " + QEMU_HELP.format(key="^A").encode() + b"]\r\n"
+        self.assertEqual(await client.received.length(len(help)), help)
+        client.transport.write(b"a\x01\x01\x01bz")  # type: ignore[union-attr]
+        self.assertEqual(await pty.received.length(3), b"a\x01z")
+        self.assertEqual(service.lines["vm100"].device.breaks, 1)
+        client.transport.write(b"\x01x")  # type: ignore[union-attr]
+        await client.closed
+        self.assertEqual(client.received.data, help + b"\r\n[serialgw: bye]\r\n")
+
+    async def test_portScanNotAnnounced(self) -> None:
+        """A real connection that opens and closes without a byte is not announced; the next one, which talks, is."""
+        from serialgw.app.service import GatewayService
+        from serialgw.config.specs import DeviceSpec, LineConfig
+        from tests.realio import closeClients, connect, startedPty
+
+        pty = startedPty(self)
+        config = LineConfig("rack4", DeviceSpec("tty", pty.slaveName),
+                            listeners=(parseListener("raw,notices+tcp:0:interface=127.0.0.1"),))
+        service = GatewayService([config])
+        service.startService()
+        self.addCleanup(service.stopService)
+        port = service.ports[0][1].getHost().port
+        alice = await connect(port)
+        alice.transport.write(b"a")  # type: ignore[union-attr]
+        await pty.received.length(1)
+        scan = await connect(port)
+        await closeClients(scan)
+        bob = await connect(port)
+        bob.transport.write(b"b")  # type: ignore[union-attr]
+        await pty.received.length(2)
+        peer = f"127.0.0.1:{bob.transport.getHost().port}"  # type: ignore[union-attr]
+        notice = f"\r\n[serialgw: {peer} attached as writer]\r\n".encode()
+        self.assertEqual(await alice.received.length(len(notice)), notice)
+        await closeClients(bob)
+        gone = f"\r\n[serialgw: {peer} detached]\r\n".encode()
+        self.assertEqual(await alice.received.length(len(notice + gone)), notice + gone)
+        await closeClients(alice)
+
+    async def test_escapeCommandsOverTCP(self) -> None:
+        """Every escape command over a real TCP connection, with the exact text it answers."""
+        from serialgw.app.service import GatewayService
+        from serialgw.config.specs import DeviceSpec, LineConfig
+        from tests.realio import connect, startedPty
+
+        pty = startedPty(self)
+        config = LineConfig("rack4", DeviceSpec("tty", pty.slaveName),
+                            listeners=(parseListener("raw,escape=^],notices+tcp:0:interface=127.0.0.1"),))
+        service = GatewayService([config])
+        service.startService()
+        self.addCleanup(service.stopService)
+        client = await connect(service.ports[0][1].getHost().port)
+        peer = f"127.0.0.1:{client.transport.getHost().port}"  # type: ignore[union-attr]
+        device = service.lines["rack4"].device
+
+        async def command(keys: bytes, answer: bytes) -> None:
+            start = len(client.received.data)
+            client.transport.write(keys)  # type: ignore[union-attr]
+            await client.received.length(start + len(answer))
+            self.assertEqual(client.received.data[start:], answer)
+
+        client.transport.write(b"x")  # type: ignore[union-attr]
+        await pty.received.length(1)
+        await command(b"\x1dw", f"\r\n[serialgw: rack4: {peer} (writer)]\r\n".encode())
+        pty.write(b"one\r\ntwo\r\n")
+        await client.received.contains(b"two\r\n")
+        await command(b"\x1dr", b"\r\n[serialgw: last 20 lines of rack4:]\r\none\r\ntwo\r\n")
+        await command(b"\x1dB9600\r", b"\r\n[serialgw: baud rate, then Enter:]\r\n\r\n[serialgw: rack4 now at 9600,8N1]\r\n")
+        await command(b"\x1ds", f"\r\n[serialgw: rack4: {pty.slaveName} up, 9600,8N1, 10 bytes in, 1 out, "
+                                "0 breaks, 0 dropped while down, mode shared]\r\n".encode())
+        await command(b"\x1do", f"\r\n[serialgw: {peer} now only watches]\r\n".encode())
+        await command(b"\x1db", b"\r\n[serialgw: no break: you only watch: take write first]\r\n")
+        await command(b"\x1dt", f"\r\n[serialgw: {peer} took write]\r\n".encode())
+        client.transport.write(b"\x1dk")  # type: ignore[union-attr]
+        client.transport.write(b"h\x1d\x1d")  # type: ignore[union-attr]
+        self.assertEqual(await pty.received.length(3), b"xh\x1d")
+        self.assertEqual(device.breaks, 1)
+        await command(b"\x1d?", b"\r\n[serialgw: " + HELP.encode() + b"]\r\n")
+        await command(b"\x1dz", b"\r\n[serialgw: unknown escape command 'z'; ^] ? for help]\r\n")
+        client.transport.write(b"\x1dd")  # type: ignore[union-attr]
+        await client.closed
+        self.assertTrue(client.received.data.endswith(b"\r\n[serialgw: bye]\r\n"))

@@ -1,0 +1,215 @@
+"""
+TLS listeners: refused connections closed at accept, before any TLS;
+clients attached only after a verified handshake, within a handshake
+timeout; roles from certificates in exclusive mode.  Real sockets on
+127.0.0.1 with a throwaway CA, and a Clock for the timeout.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Optional
+
+from twisted.internet import protocol, reactor
+from twisted.internet.address import IPv4Address
+from twisted.internet.endpoints import TCP4ClientEndpoint, wrapClientTLS
+from twisted.internet.error import ConnectionDone
+from twisted.internet.ssl import Certificate, PrivateCertificate, optionsForClientTLS
+from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
+from twisted.logger import capturedLogs, formatEvent
+from twisted.python.failure import Failure
+from twisted.trial.unittest import SynchronousTestCase, TestCase
+
+from serialgw.app.service import GatewayService, LineFactory
+from serialgw.clients.tls import HandshakeGate, RefusingTLSFactory, ServerContextFactory
+from serialgw.config.listeners import parseListener
+from serialgw.config.specs import DeviceSpec, LineConfig, Rights
+from serialgw.line.hub import Line, Role
+from tests.certs import Authority
+from tests.fakes import RecordingDevice
+from tests.realio import Collector, closeClients, connect, startedPty
+
+
+class HandshakeTimeoutTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        ca = Authority(os.path.abspath(self.mktemp()))
+        cert, key = ca.issue("gateway", dns="localhost")
+        self.clock = Clock()
+        self.line = Line("t", RecordingDevice(), clock=self.clock)
+        self.spec = parseListener(f"tls:0:cert={cert}:key={key}:ca={ca.path}")
+        assert self.spec.tls is not None
+        self.lineFactory = LineFactory(self.line, self.spec, clock=self.clock)
+        self.factory = RefusingTLSFactory(ServerContextFactory(self.spec.tls), False, self.lineFactory, self.clock)
+
+    def connection(self) -> tuple[object, StringTransport]:
+        tlsProtocol = self.factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 5000))
+        transport = StringTransport()
+        tlsProtocol.makeConnection(transport)
+        return tlsProtocol, transport
+
+    def test_silentConnectionIsNoClientAndTimesOut(self) -> None:
+        """A connection that never sends a ClientHello is no client of the line and is aborted after 10 s."""
+        tlsProtocol, transport = self.connection()
+        self.assertIsInstance(tlsProtocol.wrappedProtocol, HandshakeGate)  # type: ignore[attr-defined]
+        self.assertEqual((self.line.clients, len(self.lineFactory.handshakes)), ([], 1))
+        self.clock.advance(9.999)
+        self.assertFalse(transport.disconnecting)
+        self.clock.advance(0.001)
+        self.assertTrue(transport.disconnecting)
+        tlsProtocol.connectionLost(None)  # type: ignore[attr-defined]
+        self.assertEqual((self.line.clients, self.lineFactory.handshakes), ([], set()))
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_handshakeTimeoutOption(self) -> None:
+        """handshake=SECONDS sets the timeout; 0 means none; nonsense is refused naming it."""
+        self.assertEqual(parseListener("tls:0:cert=c:key=k:handshake=2.5").tls.handshakeTimeout, 2.5)  # type: ignore[union-attr]
+        self.assertEqual(parseListener("tls:0:cert=c:key=k").tls.handshakeTimeout, 10.0)  # type: ignore[union-attr]
+        from serialgw.config.specs import ConfigError
+
+        for bad in ("-1", "nan", "soon", "1e9"):
+            error = self.assertRaises(ConfigError, parseListener, f"tls:0:cert=c:key=k:handshake={bad}")
+            self.assertIn(f"handshake={bad!r}", str(error))
+
+    def test_failedHandshakeSaid(self) -> None:
+        """A connection that is not TLS fails its handshake: one line names its address and OpenSSL's reason; it never was a client."""
+        tlsProtocol, transport = self.connection()
+        with capturedLogs() as events:
+            tlsProtocol.dataReceived(b"GET / HTTP/1.1\r\n\r\n")  # type: ignore[attr-defined]
+            self.assertTrue(transport.disconnecting)
+            tlsProtocol.connectionLost(Failure(ConnectionDone()))  # type: ignore[attr-defined]
+        self.assertEqual([formatEvent(e) for e in events], ["TLS handshake from 192.168.1.1:54321 failed: http request"])
+        self.assertEqual((self.line.clients, self.lineFactory.handshakes), ([], set()))
+
+    def test_tooManyHandshakesRefusedAtAccept(self) -> None:
+        """Past maxHandshakes connections in handshake, new ones are refused at accept (no protocol built)."""
+        self.lineFactory.maxHandshakes = 2
+        self.connection()
+        self.connection()
+        self.assertIsNone(self.factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 5003)))
+        self.clock.advance(10)
+
+
+class TLSListenerTests(TestCase):
+    timeout = 20
+
+    def setUp(self) -> None:
+        self.pty = startedPty(self)
+        self.clients: list[Collector] = []
+        self.ca = Authority(os.path.abspath(self.mktemp()))
+        self.cert, self.key = self.ca.issue("gateway", dns="localhost")
+        with open(self.ca.path, "rb") as f:
+            self.trust = Certificate.loadPEM(f.read())
+
+    async def tearDown(self) -> None:  # type: ignore[override]
+        await closeClients(*[c for c in self.clients if c.transport is not None and not c.closed.called])
+
+    def gateway(self, options: str, tail: str = "", **config: object) -> tuple[GatewayService, int]:
+        listener = parseListener(f"{options}+tls:0:interface=127.0.0.1:cert={self.cert}:key={self.key}"
+                                 f":ca={self.ca.path}{tail}")
+        line = LineConfig("t", DeviceSpec("tty", self.pty.slaveName), listeners=(listener,), **config)  # type: ignore[arg-type]
+        service = GatewayService([line])
+        service.startService()
+        self.addCleanup(service.stopService)
+        return service, service.ports[0][1].getHost().port
+
+    async def dial(self, number: int, cn: Optional[str]) -> Collector:
+        mine = None
+        if cn is not None:
+            certPath, keyPath = self.ca.issue(cn)
+            with open(certPath, "rb") as f1, open(keyPath, "rb") as f2:
+                mine = PrivateCertificate.loadPEM(f1.read() + f2.read())
+        options = optionsForClientTLS("localhost", trustRoot=self.trust, clientCertificate=mine)
+        endpoint = wrapClientTLS(options, TCP4ClientEndpoint(reactor, "127.0.0.1", number))
+        client = await endpoint.connect(protocol.Factory.forProtocol(Collector))
+        assert isinstance(client, Collector)
+        self.clients.append(client)
+        return client
+
+    async def test_refusedAtAcceptBeforeTLS(self) -> None:
+        """allow= and max-clients refuse at accept: the TLS client gets no byte back, the line no client, no traceback."""
+        service, number = self.gateway("raw,allow=10.0.0.0/8")
+        refused = await self.dial(number, "alice")
+        await refused.closed
+        self.assertEqual((refused.received.data, service.lines["t"].clients), (b"", []))
+        await service.stopService()  # the device is the next gateway's (its lock)
+
+        service2, number2 = self.gateway("raw", maxClients=1)
+        first = await self.dial(number2, "alice")
+        first.transport.write(b"one")  # type: ignore[union-attr]
+        self.assertEqual(await self.pty.received.length(3), b"one")
+        second = await self.dial(number2, "bob")
+        await second.closed
+        self.assertEqual(second.received.data, b"")
+        self.assertEqual([c.peer.endswith("(alice)") for c in service2.lines["t"].clients], [True])
+
+    async def test_attachOnlyAfterHandshake(self) -> None:
+        """Connections that never send a ClientHello take no place (max-clients=2) and no writer role (exclusive)."""
+        service, number = self.gateway("raw", mode="exclusive", maxClients=2)
+        silent = [await connect(number), await connect(number)]
+        self.clients += silent
+        alice = await self.dial(number, "alice")
+        alice.transport.write(b"alice types")  # type: ignore[union-attr]
+        self.assertEqual(await self.pty.received.length(11), b"alice types")
+        line = service.lines["t"]
+        self.assertEqual([(c.peer.endswith("(alice)"), c.role) for c in line.clients], [(True, Role.WRITER)])
+        self.assertEqual(len(service.ports[0][1].factory.wrappedFactory.handshakes), 2)
+        self.assertEqual([s.received.data for s in silent], [b"", b""])
+
+    async def test_exclusiveWithReadOnlySubjects(self) -> None:
+        """Exclusive mode with readonly=: one writer only; the read-only certificate reads; the second writer watches."""
+        service, number = self.gateway("raw,banner,notices", ":subjects=alice;bob:readonly=carol", mode="exclusive")
+        clients = []
+        for cn in ("carol", "alice", "bob"):
+            # One at a time: each is attached (its banner came) before the next connects.
+            clients.append(await self.dial(number, cn))
+            await clients[-1].received.contains(b"]\r\n")
+        carol, alice, bob = clients
+        self.assertEqual([c.received.data.split(b", you are ")[1].split(b";")[0] for c in clients],
+                         [b"read-only", b"writer", b"watcher"])
+        line = service.lines["t"]
+        self.assertEqual([c.role for c in line.clients], [Role.READONLY, Role.WRITER, Role.WATCHER])
+        for client, text in ((carol, b"carol"), (bob, b"bob"), (alice, b"alice")):
+            client.transport.write(text)  # type: ignore[union-attr]
+        self.assertEqual(await self.pty.received.length(5), b"alice")
+        self.pty.write(b"!")
+        await alice.received.contains(b"!")
+        self.assertEqual(self.pty.received.data, b"alice")
+
+    async def test_dialOutAttachesAfterHandshake(self) -> None:
+        """A TLS dial-out verifies the server, carries the line both ways, and closes at stop (its guard does not hold TLS open)."""
+        await self.dialOut()
+
+    async def test_dialOutOnALineWithUsers(self) -> None:
+        """On a line with write/read users, a TLS dial-out is not refused for its server's CN (no person), nor named a user."""
+        await self.dialOut(rights=Rights(write=("alice",)))
+
+    async def dialOut(self, **config: object) -> None:
+        from twisted.internet import defer
+        from twisted.internet.endpoints import SSL4ServerEndpoint
+
+        accepted: defer.Deferred[Collector] = defer.Deferred()
+
+        class Far(Collector):
+            def connectionMade(self) -> None:
+                if not accepted.called:
+                    accepted.callback(self)
+
+        with open(self.cert, "rb") as f1, open(self.key, "rb") as f2:
+            server = PrivateCertificate.loadPEM(f1.read() + f2.read()).options()
+        port = await SSL4ServerEndpoint(reactor, 0, server, interface="127.0.0.1").listen(
+            protocol.Factory.forProtocol(Far))
+        self.addCleanup(port.stopListening)
+        listener = parseListener(f"raw+tls:localhost:{port.getHost().port}:ca={self.ca.path}")
+        service = GatewayService([LineConfig("t", DeviceSpec("tty", self.pty.slaveName), listeners=(listener,),
+                                             **config)])  # type: ignore[arg-type]
+        service.startService()
+        self.addCleanup(service.stopService)
+        far = await accepted
+        far.transport.write(b"typed far away")  # type: ignore[union-attr]
+        self.assertEqual(await self.pty.received.length(14), b"typed far away")
+        self.pty.write(b"console")
+        self.assertEqual(await far.received.length(7), b"console")
+        self.assertEqual([(c.peer.endswith("(gateway)"), c.user) for c in service.lines["t"].clients], [(True, None)])
+        await service.stopService()
+        await far.closed

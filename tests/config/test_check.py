@@ -1,0 +1,180 @@
+"""
+twistd serialgw --check: a configuration checked without opening, binding
+or creating anything; exit 0 (usable, perhaps with warnings) or 2.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+
+from twisted.python import usage
+from twisted.trial.unittest import SynchronousTestCase, TestCase
+
+from serialgw.app import tap
+from serialgw.app.check import checkLines, listenerKey, systemdProblem
+from serialgw.config.file import loadConfig
+from serialgw.config.listeners import parseListener
+from tests.realio import REPO, TWISTD, spawn
+
+
+def write(case: SynchronousTestCase, text: str) -> str:
+    path = os.path.abspath(case.mktemp())
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
+def checked(*args: str) -> tuple[int, str, str]:
+    """Parse options in --check mode's way; the exit status, stdout and stderr of report()."""
+    options = tap.Options()
+    options.exitOnError = False
+    options.parseOptions(["--check", *args])
+    out, err = io.StringIO(), io.StringIO()
+    return options.report(out, err), out.getvalue(), err.getvalue()
+
+
+class CheckTests(SynchronousTestCase):
+    def test_listenerKeys(self) -> None:
+        """Every way of writing a TCP port, a UDP port or a path comes down to what it takes."""
+        cases = {
+            "4001": ("tcp", "", "4001"),
+            "raw+tcp:5001:interface=127.0.0.1": ("tcp", "127.0.0.1", "5001"),
+            "telnet::4002,server,nowait": ("tcp", "", "4002"),
+            "telnet:127.0.0.1:4003,server": ("tcp", "127.0.0.1", "4003"),
+            "tcp6:port=4004:interface=\\:\\:1": ("tcp", "::1", "4004"),
+            "udp::4555@4556": ("udp", "", "4556"),
+            "unix:/run/a.sock": ("path", "/run/a.sock", ""),
+            "unix:/run/b.sock,server,nowait": ("path", "/run/b.sock", ""),
+            "pty:/dev/ttyVM0": ("path", "/dev/ttyVM0", ""),
+            "tcp:0:interface=127.0.0.1": None,
+            "telnet:host:4005": None,
+            "systemd:domain=INET:index=0": None,
+        }
+        for text, key in cases.items():
+            self.assertEqual(listenerKey(parseListener(text)), key, text)
+
+    def test_clean(self) -> None:
+        """A farm file with distinct ports and existing devices: exit 0 and one line on stdout."""
+        path = write(self, '[lines.a]\ndevice = "/dev/null"\nlisten = ["4001", "raw+tcp:4101:interface=127.0.0.1"]\n'
+                           '[lines.b]\ndevice = "pty:/tmp/x"\nlisten = "telnet:127.0.0.1:4002,server,nowait"\n')
+        self.assertEqual(checked("--config", path),
+                         (0, f"serialgw: {path}: 2 line(s), 3 listener(s): OK\n", ""))
+
+    def test_duplicatePorts(self) -> None:
+        """The same port on the same or a wildcard interface, across lines or with --status: errors, exit 2."""
+        path = write(self, '[lines.a]\ndevice = "/dev/null"\nlisten = ["4001", "raw+tcp:4101:interface=127.0.0.1"]\n'
+                           '[lines.b]\ndevice = "/dev/zero"\nlisten = ["telnet:127.0.0.1:4001,server", "tcp:4101:interface=127.0.0.2"]\n')
+        self.assertEqual(checked("--config", path, "--status", "tcp:4101:interface=127.0.0.1"), (2, "", (
+            "serialgw: error: line 'b': listener 'telnet:127.0.0.1:4001,server' takes TCP port 4001, "
+            "as line 'a', listener '4001' already does\n"
+            "serialgw: error: the status endpoint: listener 'tcp:4101:interface=127.0.0.1' takes TCP port 4101, "
+            "as line 'a', listener 'raw+tcp:4101:interface=127.0.0.1' already does\n"
+            f"serialgw: {path}: 2 error(s)\n")))
+
+    def test_watchAllPorts(self) -> None:
+        """A watch-all listener (in the file or --watch-all) on a line's port: an error, as start-up would fail to bind."""
+        path = write(self, '[watch-all]\nlisten = "tcp:4901:interface=127.0.0.1"\n'
+                           '[lines.a]\ndevice = "pty:/nowhere/a"\nlisten = "tcp:4901:interface=127.0.0.1"\n')
+        self.assertEqual(checked("--config", path), (2, "", (
+            "serialgw: error: watch-all: listener 'tcp:4901:interface=127.0.0.1' takes TCP port 4901, "
+            "as line 'a', listener 'tcp:4901:interface=127.0.0.1' already does\n"
+            f"serialgw: {path}: 1 error(s)\n")))
+        self.assertEqual(checked("--device", "pty:/nowhere/a", "--port", "4902", "--watch-all", "4902")[0], 2)
+
+    def test_ptyDeviceAndListenerLink(self) -> None:
+        """A pty: device's link and another line's pty: listener on one path: an error (the second link fails at start)."""
+        lines = loadConfig(write(self, '[lines.a]\ndevice = "pty:/tmp/x/link"\nlisten = "4001"\n'
+                                       '[lines.b]\ndevice = "pty:/tmp/x/other"\nlisten = ["4002", "pty:/tmp/x/link"]\n'))
+        self.assertEqual(checkLines(lines), ([
+            "line 'b': listener 'pty:/tmp/x/link' takes path '/tmp/x/link', as line 'a', device 'pty:/tmp/x/link' "
+            "already does",
+        ], []))
+
+    def test_sameDeviceSameLog(self) -> None:
+        """Two lines on one device, or one console log: errors."""
+        lines = loadConfig(write(self, '[lines.a]\ndevice = "/dev/null"\nlisten = "4001"\nlog = "/tmp/same.log"\n'
+                                       '[lines.b]\ndevice = "/dev/../dev/null"\nlisten = "4002"\nlog = "/tmp/same.log"\n'))
+        self.assertEqual(checkLines(lines), ([
+            "line 'b': device '/dev/../dev/null' is line 'a''s device too",
+            "line 'b': log '/tmp/same.log' is line 'a''s log too",
+        ], []))
+
+    def test_missingThingsWarn(self) -> None:
+        """A device, socket, log directory or TLS file that is not there now: warnings, exit 0."""
+        code, out, err = checked("--device", "/dev/ttyUSB-nowhere", "--port",
+                                 "tls:4443:cert=/nowhere/c.pem:key=/nowhere/k.pem")
+        self.assertEqual((code, out), (0, "serialgw: options: 1 line(s), 1 listener(s): OK, 3 warning(s)\n"))
+        self.assertEqual(err, (
+            "serialgw: warning: line 'ttyUSB-nowhere': device '/dev/ttyUSB-nowhere' does not exist (now)\n"
+            "serialgw: warning: line 'ttyUSB-nowhere': listener 'tls:4443:cert=/nowhere/c.pem:key=/nowhere/k.pem': "
+            "cert file '/nowhere/c.pem' cannot be read (now)\n"
+            "serialgw: warning: line 'ttyUSB-nowhere': listener 'tls:4443:cert=/nowhere/c.pem:key=/nowhere/k.pem': "
+            "key file '/nowhere/k.pem' cannot be read (now)\n"))
+        lines = loadConfig(write(self, '[lines.vm]\ndevice = "unix:/nowhere/100.serial0"\nlisten = "4001"\n'
+                                       'log = "/nowhere/vm.log"\n'))
+        self.assertEqual(checkLines(lines), ([], [
+            "line 'vm': socket '/nowhere/100.serial0' does not exist (now)",
+            "line 'vm': the directory of log '/nowhere/vm.log' does not exist (now)",
+        ]))
+
+    def test_logNotAFile(self) -> None:
+        """A console log path that is a directory, a FIFO or a symlink now: an error (the gateway would refuse it)."""
+        directory = os.path.abspath(self.mktemp())
+        os.mkdir(directory)
+        os.mkfifo(os.path.join(directory, "fifo"))
+        os.symlink("/tmp/x", os.path.join(directory, "link"))
+        for path in (directory, os.path.join(directory, "fifo"), os.path.join(directory, "link")):
+            lines = loadConfig(write(self, f'[lines.a]\ndevice = "pty:/nowhere/a"\nlisten = "4001"\nlog = "{path}"\n'))
+            self.assertEqual(checkLines(lines), ([f"line 'a': log {path!r} is not a regular file "
+                                                  "(a directory, FIFO, device or symbolic link)"], []))
+
+    def test_refusedByParsing(self) -> None:
+        """What bind() or open() would refuse only at start is refused by --check too: one line, exit status 2."""
+        deep = write(self, '[lines.a]\ndevice = "pty:/nowhere/a"\nlisten = ' + "[" * 3000 + "]" * 3000 + "\n")
+        cases = [
+            (["--device", "pty:/nowhere/a", "--port", "tcp:99999"], "bad port '99999' in listener 'tcp:99999'"),
+            (["--device", "pty:/nowhere/a", "--port", "tcp6:70000"], "bad port '70000' in listener 'tcp6:70000'"),
+            (["--device", "pty:/nowhere/a", "--port", "unix:"], "unix: needs a path in listener 'unix:'"),
+            (["--config", deep], f"{deep}: arrays or tables nested too deep"),
+        ]
+        for args, message in cases:
+            with self.assertRaises(usage.UsageError) as caught:
+                checked(*args)
+            self.assertEqual(str(caught.exception), message)
+
+    def test_systemdIndexGarbage(self) -> None:
+        """index=\u00b2 with sockets passed: a problem named, not a ValueError."""
+        environ = {"LISTEN_PID": str(os.getpid()), "LISTEN_FDS": "1", "LISTEN_FDNAMES": "a"}
+        self.assertEqual(systemdProblem("systemd:domain=INET:index=\u00b2", environ),
+                         "index=\u00b2: systemd passed 1 socket(s), index=0 to index=0")
+
+    def test_abstractUnixNames(self) -> None:
+        """An abstract unix device or listener ("\\u0000NAME") has no file to look for: no warning."""
+        lines = loadConfig(write(self, '[lines.vm]\ndevice = "unix:\\u0000vm100"\nlisten = "unix:\\u0000rack4"\n'))
+        self.assertEqual(checkLines(lines), ([], []))
+
+
+class TwistdTests(TestCase):
+    timeout = 30
+
+    async def check(self, *args: str) -> tuple[int, bytes]:
+        proc = spawn(TWISTD + ["serialgw", "--check", *args])
+        code = await proc.ended
+        return code, proc.output.data
+
+    async def test_exitCodes(self) -> None:
+        """The real twistd: 0 and the OK line; 2 and one error line for a bad key; nothing created, nothing daemonized."""
+        good = write(self, '[lines.a]\ndevice = "pty:/nowhere/link"\nlisten = "tcp:4001:interface=127.0.0.1"\n')
+        code, output = await self.check("--config", good)
+        self.assertEqual((code, output), (0, f"serialgw: {good}: 1 line(s), 1 listener(s): OK\n".encode()))
+        bad = write(self, '[lines.a]\ndevice = "/dev/null"\nlisten = "4001"\nspeed = 9600\n')
+        code, output = await self.check("--config", bad)
+        self.assertEqual(code, 2)
+        self.assertTrue(output.startswith(f"serialgw: error: {bad}:4: unknown key 'speed' in [lines.a]".encode()),
+                        output)
+        self.assertEqual(output.count(b"\n"), 1)
+        code, output = await self.check("--device", "/dev/null", "--port", "4001", "--listen", "raw+4001")
+        self.assertEqual(code, 2)
+        self.assertFalse(os.path.exists(os.path.join(REPO, "twistd.pid")))
+        self.assertFalse(os.path.exists("/nowhere/link"))

@@ -1,0 +1,75 @@
+"""
+Tests for serialgw.config.specs: parsing settings, listeners and devices.
+"""
+
+from __future__ import annotations
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from serialgw.config.specs import (
+    ConfigError,
+    DeviceSpec,
+    SerialSettings,
+    parseCompact,
+    parseDevice,
+    parseParity,
+    parseStopbits,
+)
+
+
+class CompactTests(SynchronousTestCase):
+    def test_forms(self) -> None:
+        """The compact form sets baud, framing and flow control."""
+        self.assertEqual(parseCompact("115200,8N1"), SerialSettings(115200, 8, "N", 1))
+        self.assertEqual(parseCompact("9600,7e2"), SerialSettings(9600, 7, "E", 2))
+        self.assertEqual(parseCompact("57600 8O1.5 rtscts"), SerialSettings(57600, 8, "O", 1.5, rtscts=True))
+        self.assertEqual(parseCompact("19200,xonxoff"), SerialSettings(19200, xonxoff=True))
+        self.assertEqual(parseCompact("9600 raw"), SerialSettings(9600))
+
+    def test_keepsBase(self) -> None:
+        """What is not given keeps the base value."""
+        base = SerialSettings(9600, 7, "E", 2)
+        self.assertEqual(parseCompact("5N1", base), SerialSettings(9600, 5, "N", 1))
+
+    def test_describeRoundTrip(self) -> None:
+        """describe() gives the compact form back."""
+        for text in ("115200,8N1", "9600,7E2,rtscts", "300,5M1.5,xonxoff"):
+            self.assertEqual(parseCompact(text).describe(), text)
+
+    def test_errorsQuote(self) -> None:
+        """A bad field is quoted with the whole text."""
+        e = self.assertRaises(ConfigError, parseCompact, "9600,8X1")
+        self.assertIn("'8X1'", str(e))
+        self.assertIn("'9600,8X1'", str(e))
+        self.assertRaises(ConfigError, parseCompact, "")
+        self.assertRaises(ConfigError, parseCompact, "0,8N1")
+
+    def test_valueErrors(self) -> None:
+        """Bad single values name themselves."""
+        self.assertEqual(str(self.assertRaises(ConfigError, parseParity, "Q")), "parity must be one of N, E, O, M, S, not 'Q'")
+        self.assertEqual(parseParity("even"), "E")
+        self.assertEqual(str(self.assertRaises(ConfigError, parseStopbits, "3")), "stop bits must be 1, 1.5 or 2, not '3'")
+        self.assertRaises(ConfigError, SerialSettings, baudrate=0)
+        self.assertRaises(ConfigError, SerialSettings, bytesize=9)
+
+
+class DeviceTests(SynchronousTestCase):
+    def test_forms(self) -> None:
+        """Paths are ttys; pty:LINK makes a pty."""
+        self.assertEqual(parseDevice("/dev/ttyS0"), DeviceSpec("tty", "/dev/ttyS0"))
+        self.assertEqual(parseDevice("pty:/tmp/x"), DeviceSpec("pty", "/tmp/x"))
+        self.assertEqual(parseDevice("pty:"), DeviceSpec("pty", ""))
+        self.assertEqual(parseDevice("ttyUSB0"), DeviceSpec("tty", "ttyUSB0"))
+
+    def test_remote(self) -> None:
+        """Consoles elsewhere: telnet, rfc2217, tcp (raw), unix (raw)."""
+        self.assertEqual(parseDevice("telnet:127.0.0.1:4321"), DeviceSpec("telnet", host="127.0.0.1", port=4321))
+        self.assertEqual(parseDevice("rfc2217://lab:2217"), DeviceSpec("rfc2217", host="lab", port=2217))
+        self.assertEqual(parseDevice("tcp:[::1]:7000"), DeviceSpec("tcp", host="::1", port=7000))
+        self.assertEqual(parseDevice("unix:/var/run/qemu-server/100.serial0"),
+                         DeviceSpec("unix", "/var/run/qemu-server/100.serial0"))
+        for text in ("telnet:host", "rfc2217://host:0", "ftp://x:1", "unix:"):
+            self.assertRaises(ConfigError, parseDevice, text)
+        self.assertEqual(str(self.assertRaises(ConfigError, parseDevice, "telnet:host")),
+                         "device 'telnet:host': expected telnet:HOST:PORT")
+        self.assertRaises(ConfigError, parseDevice, "")

@@ -1,0 +1,671 @@
+"""
+The configuration file: many lines in one process, errors that name the
+file, the line and the key; the status page, field by field.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from twisted.internet import reactor
+from twisted.internet.task import deferLater
+from twisted.trial.unittest import SynchronousTestCase, TestCase
+from twisted.web.client import Agent, readBody
+
+from serialgw.app.service import GatewayService
+from serialgw.config.file import MAX_CONFIG_SIZE, loadConfig
+from serialgw.config.specs import ConfigError, DeviceSpec, Protocol, SerialSettings
+from tests.realio import Collector, FdReader, closeClients, connect, startedPty, writeTemp
+
+
+class FileTests(SynchronousTestCase):
+    def write(self, text: str) -> str:
+        return writeTemp(self, text)
+
+    def test_lines(self) -> None:
+        """Defaults, then a table a line; listen takes one string or a list."""
+        path = self.write(
+            '[defaults]\nserial = "9600,8N1"\nbreak-duration = 500\n\n'
+            '[lines.web1]\ndevice = "/dev/ttyUSB0"\nlisten = ["4001", "raw,ro+4101"]\n\n'
+            '[lines.vm100]\ndevice = "unix:/var/run/qemu-server/100.serial0"\nserial = "115200,8N1"\nlisten = 4002\n'
+        )
+        web1, vm100 = loadConfig(path)
+        self.assertEqual((web1.name, web1.device, web1.settings, web1.breakDuration),
+                         ("web1", DeviceSpec("tty", "/dev/ttyUSB0"), SerialSettings(9600), 0.5))
+        self.assertEqual([(s.endpoint, s.protocol, s.readOnly) for s in web1.listeners],
+                         [("tcp:4001", Protocol.TELNET, False), ("tcp:4101", Protocol.RAW, True)])
+        self.assertEqual((vm100.device.kind, vm100.settings.baudrate, vm100.listeners[0].endpoint),
+                         ("unix", 115200, "tcp:4002"))
+
+    def test_maxClients(self) -> None:
+        """max-clients: 64 a line when not given, 0 for none, from [defaults] or the line; below 0 is refused."""
+        path = self.write('[lines.a]\ndevice = "/dev/ttyS0"\nlisten = "4001"\n\n'
+                          '[lines.b]\ndevice = "/dev/ttyS1"\nlisten = "4002"\nmax-clients = 0\n')
+        self.assertEqual([c.maxClients for c in loadConfig(path)], [64, 0])
+        path = self.write('[defaults]\nmax-clients = 3\n[lines.a]\ndevice = "/dev/ttyS0"\nlisten = "4001"\n')
+        self.assertEqual([c.maxClients for c in loadConfig(path)], [3])
+        path = self.write('[lines.a]\ndevice = "/dev/ttyS0"\nlisten = "4001"\nmax-clients = -1\n')
+        self.assertEqual(str(self.assertRaises(ConfigError, loadConfig, path)),
+                         f"{path}:4: [lines.a] max-clients: expected a number >= 0")
+
+    def test_errorsNameFileLineKey(self) -> None:
+        """Errors say file:line, the table and the key."""
+        path = self.write('[lines.a]\ndevice = "/dev/ttyS0"\nlisten = "4001"\n\n'
+                          '[lines.b]\ndevice = "/dev/ttyS1"\nparity = "Q"\nlisten = "4002"\n')
+        e = self.assertRaises(ConfigError, loadConfig, path)
+        self.assertEqual(str(e), f"{path}:7: [lines.b] parity: parity must be one of N, E, O, M, S, not 'Q'")
+        path = self.write('[lines.a]\ndevice = "/dev/ttyS0"\nlisten = "4001"\ncolour = "blue"\n')
+        e = self.assertRaises(ConfigError, loadConfig, path)
+        self.assertTrue(str(e).startswith(f"{path}:4: unknown key 'colour' in [lines.a]"), str(e))
+        path = self.write('[lines.a]\nlisten = "4001"\n')
+        self.assertTrue(str(self.assertRaises(ConfigError, loadConfig, path)).startswith(f"{path}:1: [lines.a] device: missing"))
+        path = self.write('[lines.a\n')
+        self.assertTrue(str(self.assertRaises(ConfigError, loadConfig, path)).startswith(f"{path}: "))
+        self.assertIn("no lines", str(self.assertRaises(ConfigError, loadConfig, self.write("[defaults]\n"))))
+        self.assertIn("cannot read configuration", str(self.assertRaises(ConfigError, loadConfig, "/nonexistent.toml")))
+
+
+    def test_invalidUtf8Refused(self) -> None:
+        """A byte that is not UTF-8 is refused with file:line and column, never read as U+FFFD into a path."""
+        path = self.mktemp()
+        with open(path, "wb") as f:
+            f.write(b'# caf\xc3\xa9 rack\n[lines.a]\ndevice = "/dev/tty\xe9"\nlisten = "4001"\n')
+        e = self.assertRaises(ConfigError, loadConfig, path)
+        self.assertEqual(str(e), f"{path}:3: not UTF-8 (byte e9 at column 19); a TOML file is UTF-8")
+
+    def test_endlessFileRefused(self) -> None:
+        """/dev/zero (or any file past MAX_CONFIG_SIZE) as the configuration: one error at once, not read into memory."""
+        self.assertEqual(str(self.assertRaises(ConfigError, loadConfig, "/dev/zero")),
+                         "configuration '/dev/zero' is larger than 16 MiB")
+        self.assertEqual(MAX_CONFIG_SIZE, 16 << 20)
+
+    def test_nulInPaths(self) -> None:
+        """A NUL byte (\\u0000 in TOML) in a file name is an error naming file:line and key; an abstract unix name is not."""
+        path = self.write('[lines.a]\ndevice = "/dev/tty\\u0000S0"\nlisten = "4001"\n')
+        self.assertEqual(str(self.assertRaises(ConfigError, loadConfig, path)),
+                         f"{path}:2: [lines.a] device: device '/dev/tty\\x00S0': a file name cannot hold a NUL byte")
+        path = self.write('[lines.a]\ndevice = "/dev/ttyS0"\nlisten = "4001"\nlog = "/var/log/a\\u0000"\n')
+        self.assertEqual(str(self.assertRaises(ConfigError, loadConfig, path)),
+                         f"{path}:4: [lines.a] log: log '/var/log/a\\x00': a file name cannot hold a NUL byte")
+        path = self.write('[lines.a]\ndevice = "/dev/ttyS0"\nlisten = ["4001", "file:/tmp/a\\u0000b"]\n')
+        self.assertEqual(str(self.assertRaises(ConfigError, loadConfig, path)),
+                         f"{path}:3: [lines.a] listen: file: '/tmp/a\\x00b': a file name cannot hold a NUL byte")
+        path = self.write('[lines.a]\ndevice = "unix:/run/x\\u0000y"\nlisten = "4001"\n')
+        self.assertEqual(str(self.assertRaises(ConfigError, loadConfig, path)),
+                         f"{path}:2: [lines.a] device: device unix: '/run/x\\x00y': a file name cannot hold a NUL byte; "
+                         f"an abstract unix socket name starts with it (\"\\u0000NAME\")")
+        path = self.write('[lines.a]\ndevice = "unix:\\u0000vm100"\nlisten = ["unix:\\u0000rack4", "unix:\\u0000r4,server,nowait"]\n')
+        (line,) = loadConfig(path)
+        self.assertEqual((line.device, line.device.describe()), (DeviceSpec("unix", "\0vm100"), "unix:@vm100"))
+        self.assertEqual([(s.endpoint, s.path) for s in line.listeners],
+                         [("unix:\0rack4:mode=600:lockfile=0", "\0rack4"), ("unix:\0r4:mode=600:lockfile=0", "\0r4")])
+
+
+class FarmTests(TestCase):
+    timeout = 60
+
+    async def test_sixteenLinesAndStatus(self) -> None:
+        """16 lines from one file on ptys: each carries its own bytes; the status page lists them all."""
+        ptys = [startedPty(self) for _ in range(16)]
+        path = self.mktemp()
+        with open(path, "w") as f:
+            f.write('[defaults]\nserial = "57600,8N1"\n')
+            for i, pty in enumerate(ptys):
+                f.write(f'\n[lines.rack-{i:02}]\ndevice = "{pty.slaveName}"\nlisten = "raw+tcp:0:interface=127.0.0.1"\n')
+        service = GatewayService(loadConfig(path), status="tcp:0:interface=127.0.0.1")
+        service.startService()
+        self.addCleanup(service.stopService)
+        clients = []
+        for i, (_spec, port) in enumerate(service.ports):
+            client = await connect(port.getHost().port)
+            clients.append(client)
+            client.transport.write(b"to line %02d" % i)  # type: ignore[union-attr]
+        for i, pty in enumerate(ptys):
+            self.assertEqual(await pty.received.length(10), b"to line %02d" % i)
+            pty.write(b"from %02d" % i)
+        for i, client in enumerate(clients):
+            self.assertEqual(await client.received.length(7), b"from %02d" % i)
+
+        url = f"http://127.0.0.1:{service.statusPort.getHost().port}/".encode()
+        response = await Agent(reactor).request(b"GET", url)
+        self.assertEqual(response.headers.getRawHeaders(b"content-type"), [b"application/json"])
+        status = json.loads(await readBody(response))
+        self.assertEqual(len(status["lines"]), 16)
+        first = status["lines"][0]
+        self.assertEqual(first["name"], "rack-00")
+        self.assertEqual(first["device"], ptys[0].slaveName)
+        self.assertEqual(first["up"], True)
+        self.assertEqual(first["settings"], {"baudrate": 57600, "bytesize": 8, "parity": "N", "stopbits": 1,
+                                             "xonxoff": False, "rtscts": False, "text": "57600,8N1"})
+        self.assertEqual(first["modem_lines"], {"dtr": True, "rts": True})
+        self.assertEqual(len(first["clients"]), 1)
+        self.assertEqual(first["clients"][0]["role"], "writer")
+        self.assertEqual(first["clients"][0]["protocol"], "raw")
+        self.assertEqual(first["clients"][0]["rfc2217"], False)
+        self.assertTrue(first["clients"][0]["peer"].startswith("127.0.0.1:"))
+        self.assertEqual((first["bytes_to_device"], first["bytes_from_device"]), (10, 7))
+        self.assertEqual((first["breaks"], first["dropped_while_down"], first["refused_bytes"]), (0, 0, 0))
+        await closeClients(*clients)
+
+
+
+class ReloadTests(TestCase):
+    timeout = 30
+
+    async def test_reloadKeepsUnchangedLines(self) -> None:
+        """A reload adds a line and removes one; the unchanged line keeps its device and its session."""
+        ptys = [startedPty(self) for _ in range(3)]
+
+        def config(names: list[int]) -> list:  # type: ignore[type-arg]
+            path = self.mktemp()
+            with open(path, "w") as f:
+                for i in names:
+                    f.write(f'[lines.l{i}]\ndevice = "{ptys[i].slaveName}"\nlisten = "raw+tcp:0:interface=127.0.0.1"\n')
+            return loadConfig(path)
+
+        service = GatewayService(config([0, 1]))
+        service.startService()
+        self.addCleanup(service.stopService)
+        kept = service.lines["l0"]
+        client = await connect(service.ports[0][1].getHost().port)
+        client.transport.write(b"before")  # type: ignore[union-attr]
+        self.assertEqual(await ptys[0].received.length(6), b"before")
+
+        result = await service.reload(config([0, 2]))
+        self.assertEqual(result, {"added": ["l2"], "changed": [], "removed": ["l1"]})
+        self.assertIs(service.lines["l0"], kept)
+        self.assertEqual(sorted(service.lines), ["l0", "l2"])
+        self.assertEqual(len(service.ports), 2)
+        client.transport.write(b" after")  # type: ignore[union-attr]
+        self.assertEqual(await ptys[0].received.length(12), b"before after")
+        other = await connect(service.ports[1][1].getHost().port)
+        other.transport.write(b"new line")  # type: ignore[union-attr]
+        self.assertEqual(await ptys[2].received.length(8), b"new line")
+        await closeClients(client, other)
+
+    async def test_reloadChangedLineKeepsItsPort(self) -> None:
+        """A line whose settings change on the same fixed port is reopened there (the old port is closed first)."""
+        import socket
+
+        pty = startedPty(self)
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+
+        def config(baud: int) -> list:  # type: ignore[type-arg]
+            path = self.mktemp()
+            with open(path, "w") as f:
+                f.write(f'[lines.a]\ndevice = "{pty.slaveName}"\nserial = "{baud}"\n'
+                        f'listen = "raw+tcp:{port}:interface=127.0.0.1"\n')
+            return loadConfig(path)
+
+        service = GatewayService(config(115200))
+        service.startService()
+        self.addCleanup(service.stopService)
+        result = await service.reload(config(9600))
+        self.assertEqual(result, {"added": [], "changed": ["a"], "removed": []})
+        self.assertEqual(service.lines["a"].settings.baudrate, 9600)
+        self.assertEqual([p.getHost().port for _, p in service.ports], [port])
+        client = await connect(port)
+        client.transport.write(b"same port")  # type: ignore[union-attr]
+        self.assertEqual(await pty.received.length(9), b"same port")
+        await closeClients(client)
+
+
+def freePort() -> int:
+    """A TCP port on loopback that nothing listens on now."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class ReloadInPlaceTests(TestCase):
+    """
+    A reload changes what it can on the running line (its device and its
+    sessions stay), and binds nothing unless it can bind everything.
+    """
+
+    timeout = 30
+
+    def setUp(self) -> None:
+        self.pty = startedPty(self)
+
+    def config(self, *lines: str) -> list:  # type: ignore[type-arg]
+        path = self.mktemp()
+        with open(path, "w") as f:
+            f.write("\n".join(lines))
+        return loadConfig(path)
+
+    def line(self, name: str, listen: str, serial: str = "115200", device: str = "") -> str:
+        return (f'[lines.{name}]\ndevice = "{device or self.pty.slaveName}"\nserial = "{serial}"\n'
+                f'listen = {listen}\n')
+
+    async def start(self, *lines: str) -> GatewayService:
+        service = GatewayService(self.config(*lines))
+        service.startService()
+        self.addCleanup(service.stopService)
+        return service
+
+    async def session(self, port: int, far: FdReader) -> Collector:
+        client = await connect(port)
+        client.transport.write(b"ping")  # type: ignore[union-attr]
+        await far.received.contains(b"ping")
+        return client
+
+    async def test_busyPortRefusesTheWholeReload(self) -> None:
+        """
+        A reload whose new listener's port is held by another socket is
+        refused as a whole: nothing closed, nothing opened (not even the
+        parts that could), the session on the running line goes on.
+        """
+        import socket
+
+        held = socket.socket()
+        self.addCleanup(held.close)
+        held.bind(("127.0.0.1", 0))
+        held.listen(1)
+        busy = held.getsockname()[1]
+        free = freePort()
+        other = startedPty(self)
+        service = await self.start(self.line("a", '"raw+tcp:0:interface=127.0.0.1"'))
+        kept, ports = service.lines["a"], list(service.ports)
+        client = await self.session(service.ports[0][1].getHost().port, self.pty)
+        from twisted.logger import capturedLogs, formatEvent
+
+        with capturedLogs() as events:
+            result = await service.reload(self.config(
+                self.line("a", f'["raw+tcp:0:interface=127.0.0.1", "raw+tcp:{busy}:interface=127.0.0.1"]'),
+                self.line("b", f'"raw+tcp:{free}:interface=127.0.0.1"', device=other.slaveName)))
+        self.assertEqual(list(result), ["refused"])
+        self.assertIn(f"line 'a': cannot listen on 'raw+tcp:{busy}:interface=127.0.0.1': ", result["refused"][0])
+        self.assertIn("Address already in use", result["refused"][0])
+        texts = [formatEvent(e) for e in events]
+        self.assertEqual([t for t in texts if "reload" in t],
+                         [f"reload refused, the running configuration stays: {result['refused'][0]}"])
+        self.assertEqual((list(service.lines), service.ports), (["a"], ports))
+        self.assertIs(service.lines["a"], kept)
+        self.assertEqual([c.name for c in service.configs], ["a"])
+        # Nothing was left bound by the attempt: b's port is free again.
+        with socket.socket() as again:
+            again.bind(("127.0.0.1", free))
+        client.transport.write(b" still")  # type: ignore[union-attr]
+        self.assertEqual(await self.pty.received.length(10), b"ping still")
+        await closeClients(client)
+
+    async def test_fullUnixBacklogRefusedAtOnce(self) -> None:
+        """
+        A reload onto a unix socket path whose live listener has a full
+        backlog (it does not accept) is refused as in use at once: the
+        probe's connect does not wait on the reactor (without the fix it
+        waited until the listener went, here closed after 5 s).
+        """
+        import socket
+        import threading
+
+        path = self.mktemp()
+        held = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.addCleanup(held.close)
+        held.bind(path)
+        held.listen(0)
+        waiting = []
+        while True:
+            pending = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
+            self.addCleanup(pending.close)
+            try:
+                pending.connect(path)
+            except BlockingIOError:
+                break
+            waiting.append(pending)
+        gone = threading.Timer(5.0, held.close)
+        gone.start()
+        self.addCleanup(gone.cancel)
+        service = await self.start(self.line("a", '"raw+tcp:0:interface=127.0.0.1"'))
+        result = await service.reload(self.config(
+            self.line("a", f'["raw+tcp:0:interface=127.0.0.1", "raw+unix:{path}"]')))
+        self.assertEqual(result, {"refused": [f"line 'a': {path!r} is in use by another process"]})
+        self.assertTrue(gone.is_alive())
+        self.assertEqual([spec.kind.value for spec, _ in service.ports], ["listen"])
+
+    async def test_ptyLinkPathTakenRefusesTheReload(self) -> None:
+        """
+        A client pty listener whose link path is a regular file refuses the
+        reload as a whole: on a line kept (it ran on without the listener)
+        and on a line whose device changes (it was closed, then left out:
+        gone, its session cut).  The session goes on.
+        """
+        import os
+
+        occupied = os.path.abspath(self.mktemp())
+        with open(occupied, "w") as f:
+            f.write("someone's file")
+        other = startedPty(self)
+        listen = '"raw+tcp:0:interface=127.0.0.1"'
+        withPty = f'["raw+tcp:0:interface=127.0.0.1", "pty:{occupied}"]'
+        service = await self.start(self.line("a", listen))
+        kept = service.lines["a"]
+        client = await self.session(service.ports[0][1].getHost().port, self.pty)
+        refusal = {"refused": [f"line 'a': cannot open listener 'pty:{occupied}': exists and is not a symlink"]}
+        self.assertEqual(await service.reload(self.config(self.line("a", withPty))), refusal)
+        self.assertEqual(await service.reload(self.config(self.line("a", withPty, device=other.slaveName))), refusal)
+        self.assertIs(service.lines["a"], kept)
+        self.assertEqual(len(service.configs[0].listeners), 1)
+        client.transport.write(b" on")  # type: ignore[union-attr]
+        self.assertEqual(await self.pty.received.length(7), b"ping on")
+        with open(occupied) as f:
+            self.assertEqual(f.read(), "someone's file")
+        await closeClients(client)
+
+    async def test_tlsDialOutFilesRefuseTheReload(self) -> None:
+        """
+        A new TLS dial-out whose CA file cannot be read refuses the reload as
+        a whole (a line whose device changes was closed, then left out).
+        """
+        import os
+
+        missing = os.path.abspath(self.mktemp())
+        other = startedPty(self)
+        service = await self.start(self.line("a", '"raw+tcp:0:interface=127.0.0.1"'))
+        kept = service.lines["a"]
+        dialOut = f'["raw+tcp:0:interface=127.0.0.1", "tls:localhost:4443:ca={missing}"]'
+        for device in ("", other.slaveName):
+            result = await service.reload(self.config(self.line("a", dialOut, device=device)))
+            self.assertEqual(list(result), ["refused"])
+            self.assertTrue(result["refused"][0].startswith(f"line 'a': listener 'tls:localhost:4443:ca={missing}': "),
+                            result)
+        self.assertIs(service.lines["a"], kept)
+        self.assertEqual((len(service.configs[0].listeners), service._dialers), (1, []))
+
+    async def test_listenersOnlyKeepTheSession(self) -> None:
+        """
+        A line whose only changes are listeners, mode and notices keeps its
+        device and its sessions: a client connected before types and reads
+        on; a listener added works; one removed stops listening, and the
+        client that came through it stays.
+        """
+        first = freePort()
+        service = await self.start(self.line("a", f'"raw+tcp:{first}:interface=127.0.0.1"'))
+        kept, device = service.lines["a"], service.lines["a"].device
+        client = await self.session(first, self.pty)
+        second = freePort()
+        result = await service.reload(self.config(
+            self.line("a", f'"raw+tcp:{second}:interface=127.0.0.1"') + 'mode = "exclusive"\nnotices = false\n'))
+        self.assertEqual(result, {"added": [], "changed": ["a"], "removed": []})
+        self.assertIs(service.lines["a"], kept)
+        self.assertIs(kept.device, device)
+        self.assertEqual((kept.mode, kept.notices, device.closed), ("exclusive", False, False))
+        self.assertEqual([p.getHost().port for _, p in service.ports], [second])
+        self.pty.write(b"both ways")
+        await client.received.contains(b"both ways")  # type: ignore[attr-defined]
+        client.transport.write(b" on")  # type: ignore[union-attr]
+        self.assertEqual(await self.pty.received.length(7), b"ping on")
+        newcomer = await connect(second)
+        self.assertEqual(len(kept.clients), 2)
+        from twisted.internet.error import ConnectError
+
+        with self.assertRaises(ConnectError):
+            await connect(first)
+        await closeClients(client, newcomer)  # type: ignore[arg-type]
+
+    async def test_madeExclusiveWithTwoWriters(self) -> None:
+        """
+        A reload from shared to exclusive with two writers attached leaves
+        one: the first keeps writing, the second only watches (its typing
+        no longer reaches the device); both stay connected.
+        """
+        from serialgw.line.hub import Role
+
+        port = freePort()
+        listen = f'"raw+tcp:{port}:interface=127.0.0.1"'
+        service = await self.start(self.line("a", listen))
+        first = await self.session(port, self.pty)
+        second = await connect(port)
+        line = service.lines["a"]
+        while len(line.clients) < 2:
+            await deferLater(reactor, 0.01, lambda: None)
+        result = await service.reload(self.config(self.line("a", listen) + 'mode = "exclusive"\n'))
+        self.assertEqual(result, {"added": [], "changed": ["a"], "removed": []})
+        self.assertEqual([c.role for c in line.clients], [Role.WRITER, Role.WATCHER])
+        second.transport.write(b"second")  # type: ignore[union-attr]
+        first.transport.write(b" first")  # type: ignore[union-attr]
+        self.assertEqual(await self.pty.received.length(10), b"ping first")
+        await closeClients(first, second)  # type: ignore[arg-type]
+
+    async def test_baudChangeKeepsTheClient(self) -> None:
+        """
+        A reload that changes the baud rate applies it to the open device
+        (the pty's termios says 9600 after it) and the client stays.
+        """
+        import os
+        import termios
+
+        service = await self.start(self.line("a", '"raw+tcp:0:interface=127.0.0.1"'))
+        kept = service.lines["a"]
+        client = await self.session(service.ports[0][1].getHost().port, self.pty)
+        result = await service.reload(self.config(self.line("a", '"raw+tcp:0:interface=127.0.0.1"', serial="9600")))
+        self.assertEqual(result, {"added": [], "changed": ["a"], "removed": []})
+        self.assertIs(service.lines["a"], kept)
+        self.assertEqual((kept.settings.baudrate, kept.configured.baudrate), (9600, 9600))
+        fd = os.open(self.pty.slaveName, os.O_RDWR | os.O_NOCTTY)
+        try:
+            speeds = termios.tcgetattr(fd)[4:6]
+        finally:
+            os.close(fd)
+        self.assertEqual(speeds, [termios.B9600, termios.B9600])
+        client.transport.write(b" at 9600")  # type: ignore[union-attr]
+        self.assertEqual(await self.pty.received.length(12), b"ping at 9600")
+        await closeClients(client)
+
+    async def test_deviceChangeReopens(self) -> None:
+        """A new device for a line is a new line: the old one is closed (its clients told why, exactly) and the new one opened."""
+        other = startedPty(self)
+        service = await self.start(self.line("a", '"raw,notices+tcp:0:interface=127.0.0.1"'))
+        old = service.lines["a"]
+        before = await self.session(service.ports[0][1].getHost().port, self.pty)
+        result = await service.reload(self.config(self.line("a", '"raw+tcp:0:interface=127.0.0.1"',
+                                                            device=other.slaveName)))
+        self.assertEqual(result, {"added": [], "changed": ["a"], "removed": []})
+        self.assertIsNot(service.lines["a"], old)
+        self.assertTrue(old.device.closed)
+        await before.closed  # type: ignore[attr-defined]
+        self.assertEqual(before.received.data,  # type: ignore[attr-defined]
+                         b"\r\n[serialgw: a: device changed by a reload; reconnect]\r\n")
+        client = await connect(service.ports[0][1].getHost().port)
+        client.transport.write(b"new device")  # type: ignore[union-attr]
+        self.assertEqual(await other.received.length(10), b"new device")
+        await closeClients(client)
+
+    async def test_lockChangeReopensAndSaysSo(self) -> None:
+        """A reload that changes only a line's lock setting reopens it; its sessions are told that, not that the line was removed."""
+        service = await self.start(self.line("a", '"raw,notices+tcp:0:interface=127.0.0.1"'))
+        before = await self.session(service.ports[0][1].getHost().port, self.pty)
+        result = await service.reload(self.config(self.line("a", '"raw,notices+tcp:0:interface=127.0.0.1"') + "lock = false\n"))
+        self.assertEqual(result, {"added": [], "changed": ["a"], "removed": []})
+        await before.closed  # type: ignore[attr-defined]
+        self.assertEqual(before.received.data,  # type: ignore[attr-defined]
+                         b"\r\n[serialgw: a: lock setting changed by a reload; reconnect]\r\n")
+
+
+class SighupBusyPortTests(TestCase):
+    timeout = 60
+
+    async def test_sighupOntoBusyPort(self) -> None:
+        """
+        twistd: SIGHUP onto a port another socket holds is refused ("the
+        running configuration stays") and the session goes on; once the port
+        is free, the same SIGHUP adds the listener and the session still
+        goes on (its line was changed in place, not reopened).
+        """
+        import os
+        import socket
+
+        from tests.realio import gatewayArgv, listeningPort, spawn
+
+        pty = startedPty(self)
+        held = socket.socket()
+        self.addCleanup(held.close)
+        held.bind(("127.0.0.1", 0))
+        held.listen(1)
+        busy = held.getsockname()[1]
+        path = os.path.abspath(self.mktemp())
+        line = '[lines.first]\ndevice = "{device}"\nlisten = {listen}\n'
+        with open(path, "w") as f:
+            f.write(line.format(device=pty.slaveName, listen='"raw+tcp:0:interface=127.0.0.1"'))
+        proc = spawn(gatewayArgv("--config", path))
+        self.addCleanup(proc.stop)
+        client = await connect(await listeningPort(proc, "raw"))
+        client.transport.write(b"before")  # type: ignore[union-attr]
+        await pty.received.contains(b"before")
+        with open(path, "w") as f:
+            f.write(line.format(device=pty.slaveName,
+                                listen=f'["raw+tcp:0:interface=127.0.0.1", "raw+tcp:{busy}:interface=127.0.0.1"]'))
+        proc.transport.signalProcess("HUP")  # type: ignore[union-attr]
+        data = await proc.output.contains(b"reload refused, the running configuration stays: ")
+        refusal = data[data.index(b"reload refused"):].split(b"\n")[0]
+        self.assertIn(f"line 'first': cannot listen on 'raw+tcp:{busy}:interface=127.0.0.1'".encode(), refusal)
+        self.assertIn(b"Address already in use", refusal)
+        client.transport.write(b" during")  # type: ignore[union-attr]
+        await pty.received.contains(b"before during")
+
+        held.close()
+        proc.transport.signalProcess("HUP")  # type: ignore[union-attr]
+        await proc.output.contains(b"reload: added none, changed ['first'], removed none, 0 unchanged")
+        added = await connect(busy)
+        added.transport.write(b" added")  # type: ignore[union-attr]
+        client.transport.write(b" after")  # type: ignore[union-attr]
+        await pty.received.when(lambda d: b" added" in d and b" after" in d)
+        self.assertTrue(pty.received.data.startswith(b"before during"))
+        self.assertNotIn(b"left out", proc.output.data)
+        self.assertNotIn(b"Traceback", proc.output.data)
+        await closeClients(client, added)
+
+
+class DialOutCloseTests(TestCase):
+    """A dial-out whose peer accepts and never reads, with output queued for it."""
+
+    timeout = 30
+
+    async def start(self, dialOut: bool, logs: tuple[str, str] = ("", "")) -> tuple[GatewayService, list[Any]]:
+        """
+        A line dialing out to a peer that never reads, the dial-out's
+        transport holding 32 MiB; and the configuration a reload gives it
+        (with or without the dial-out; C{logs}: its console log before and after).
+        """
+        import socket
+
+        self.pty = startedPty(self)
+        peer = socket.socket()
+        self.addCleanup(peer.close)
+        peer.bind(("127.0.0.1", 0))
+        peer.listen(1)
+        target = peer.getsockname()[1]
+
+        def config(dial: bool, log: str) -> list:  # type: ignore[type-arg]
+            path = self.mktemp()
+            dialer = f', "tcp:127.0.0.1:{target}"' if dial else ""
+            listen = f'["raw+tcp:0:interface=127.0.0.1"{dialer}]'
+            with open(path, "w") as f:
+                f.write(f'[lines.a]\ndevice = "{self.pty.slaveName}"\nlisten = {listen}\n')
+                if log:
+                    f.write(f'log = "{log}"\n')
+            return loadConfig(path)
+
+        service = GatewayService(config(True, logs[0]))
+        service.dialCloseGrace = 0.2
+        service.startService()
+        self.addCleanup(service.stopService)
+        line = service.lines["a"]
+        while not [c for c in line.clients if getattr(c, "person", False)]:
+            await deferLater(reactor, 0.01, lambda: None)
+        # More than the kernel takes: the rest waits in the transport.
+        next(c for c in line.clients if getattr(c, "person", False)).transport.write(b"x" * (32 << 20))
+        return service, config(dialOut, logs[1])
+
+    async def test_reloadDoesNotWaitForever(self) -> None:
+        """A reload removing the dial-out goes through (the connection aborted after the grace)."""
+        service, withoutDialOut = await self.start(False)
+        result = await service.reload(withoutDialOut).addTimeout(5, reactor)
+        self.assertEqual(result, {"added": [], "changed": ["a"], "removed": []})
+        self.assertEqual((service._dialers, [c for c in service.lines["a"].clients if getattr(c, "person", False)]), ([], []))
+
+    async def test_newLogWhileTheReloadWaits(self) -> None:
+        """
+        A reload that moves the console log while it waits for a dial-out to
+        close: output meanwhile is in the new log (the old one was closed
+        at once and the new one opened only after the wait: lost).
+        """
+        import os
+
+        from twisted.python.filepath import FilePath
+
+        old, new = os.path.abspath(self.mktemp()), os.path.abspath(self.mktemp())
+        service, moved = await self.start(False, (old, new))
+        self.pty.write(b"before\n")
+        while b"before" not in FilePath(old).getContent():
+            await deferLater(reactor, 0.01, lambda: None)
+        reloading = service.reload(moved)
+        self.assertFalse(reloading.called)
+        self.pty.write(b"meanwhile\n")
+        await reloading.addTimeout(5, reactor)
+        self.pty.write(b"after\n")
+        while b"after" not in FilePath(new).getContent():
+            await deferLater(reactor, 0.01, lambda: None)
+        self.assertEqual([b"meanwhile" in FilePath(old).getContent(), b"meanwhile" in FilePath(new).getContent()],
+                         [False, True])
+
+    async def test_stopDoesNotWaitForever(self) -> None:
+        """Stopping the gateway ends (the connection aborted after the grace) instead of waiting for the peer."""
+        service, _ = await self.start(True)
+        await service.stopService().addTimeout(5, reactor)
+        self.assertEqual(service._dialers, [])
+
+    async def test_stopDuringReload(self) -> None:
+        """
+        The gateway stopped while a reload waits for the dial-out it closes:
+        the reload ends refused, opening nothing (it raised KeyError on the
+        stopped service's lines), and a reload asked after the stop too.
+        """
+        service, withoutDialOut = await self.start(False)
+        reloading = service.reload(withoutDialOut)
+        self.assertFalse(reloading.called)
+        await service.stopService().addTimeout(5, reactor)
+        self.assertEqual(await reloading.addTimeout(5, reactor),
+                         {"refused": ["the gateway stopped before the reload was done"]})
+        self.assertEqual(await service.reload(withoutDialOut), {"refused": ["the gateway is stopping"]})
+        self.assertEqual((service.lines, service.ports), ({}, []))
+
+
+class ReloadSamePortTests(TestCase):
+    timeout = 30
+
+    async def test_protocolChangeOnTheSamePort(self) -> None:
+        """
+        A listener changed from raw to telnet on the same fixed port is not
+        refused (the port is the line's own, let go of by the reload): the
+        new one answers with telnet, and the raw client connected before stays.
+        """
+        pty = startedPty(self)
+        port = freePort()
+
+        def config(protocol: str) -> list:  # type: ignore[type-arg]
+            path = self.mktemp()
+            with open(path, "w") as f:
+                f.write(f'[lines.a]\ndevice = "{pty.slaveName}"\nlisten = "{protocol}+tcp:{port}:interface=127.0.0.1"\n')
+            return loadConfig(path)
+
+        service = GatewayService(config("raw"))
+        service.startService()
+        self.addCleanup(service.stopService)
+        kept = service.lines["a"]
+        raw = await connect(port)
+        result = await service.reload(config("telnet"))
+        self.assertEqual(result, {"added": [], "changed": ["a"], "removed": []})
+        self.assertIs(service.lines["a"], kept)
+        telnet = await connect(port)
+        await telnet.received.contains(bytes([255, 251, 1]))  # IAC WILL ECHO: a telnet listener now
+        raw.transport.write(b"raw still")  # type: ignore[union-attr]
+        self.assertEqual(await pty.received.length(9), b"raw still")
+        self.assertEqual(len(kept.clients), 2)
+        await closeClients(raw, telnet)

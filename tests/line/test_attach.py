@@ -1,0 +1,362 @@
+"""
+What a line does to its device when people come and go: open-string and
+close-string (ser2net's openstr/closestr), and DTR/RTS while attached and
+idle.
+"""
+
+from __future__ import annotations
+
+import errno
+from typing import Any
+
+from twisted.internet.task import Clock
+from twisted.internet.testing import MemoryReactorClock
+from twisted.python.usage import UsageError
+from twisted.trial.unittest import SynchronousTestCase, TestCase
+
+from serialgw.app import tap
+from serialgw.app.service import GatewayService
+from serialgw.config.file import loadConfig
+from serialgw.config.specs import (
+    ConfigError,
+    DeviceSpec,
+    LineConfig,
+    ListenerSpec,
+    Protocol,
+    parseOnOff,
+    parseSendString,
+)
+from serialgw.devices.device import SerialDevice
+from serialgw.line.hub import Line
+from tests.clients.test_sessions import Harness
+from tests.fakes import RecordingClient, RecordingDevice, RecordingPort
+from tests.realio import closeClients, connect, startedPty
+
+
+def person(peer: str = "p:1") -> RecordingClient:
+    client = RecordingClient(peer)
+    client.person = True  # type: ignore[attr-defined]
+    return client
+
+
+class SendStringTests(SynchronousTestCase):
+    def test_escapes(self) -> None:
+        """\\r \\n \\t \\\\ \\xNN become bytes; \\b splits the data where a break goes."""
+        self.assertEqual(parseSendString(r"AT\r\n\bATZ\x0d\t\\"), (b"AT\r\n", b"ATZ\r\t\\"))
+        self.assertEqual(parseSendString(r"\b"), (b"", b""))
+        self.assertEqual(parseSendString(r"\bx\b"), (b"", b"x", b""))
+        self.assertEqual(parseSendString("é"), (b"\xc3\xa9",))
+        self.assertEqual(parseSendString(""), ())
+
+    def test_badEscape(self) -> None:
+        """An unknown escape, a short \\x or a trailing backslash is an error quoting the string."""
+        for text, bad in ((r"a\q", r"'\\q'"), ("a\\", r"'\\'"), (r"\x4", r"'\\x'")):
+            e = self.assertRaises(ConfigError, parseSendString, text, "close-string")
+            self.assertIn(f"close-string {text!r}: unknown escape {bad}", str(e))
+
+    def test_bounded(self) -> None:
+        """A string longer than 4096 bytes is refused."""
+        e = self.assertRaises(ConfigError, parseSendString, "x" * 4097)
+        self.assertIn("4097 bytes, at most 4096", str(e))
+
+    def test_onOff(self) -> None:
+        """on/off and their synonyms; anything else names the setting."""
+        self.assertEqual([parseOnOff(t, "dtr") for t in ("on", "OFF", "true", "0")], [True, False, True, False])
+        self.assertEqual(str(self.assertRaises(ConfigError, parseOnOff, "maybe", "idle-rts")),
+                         "idle-rts must be on or off, not 'maybe'")
+
+
+class OpenCloseStringTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.device = RecordingDevice()
+        self.line = Line("l", self.device)
+        self.line.openString = (b"hello\r", b"x")
+        self.line.closeString = (b"bye\r",)
+
+    def test_firstAndLast(self) -> None:
+        """The open-string goes at the first person's attach, the close-string at the last one's detach, once each."""
+        a, b = person("a"), person("b")
+        self.line.attach(a)
+        self.assertEqual(self.device.events, [("write", b"hello\r"), ("break", None), ("write", b"x")])
+        self.device.breaking = False
+        self.line.attach(b)
+        self.line.detach(a)
+        self.assertEqual(len(self.device.events), 3)
+        self.line.detach(b)
+        self.assertEqual(self.device.events[3:], [("write", b"bye\r")])
+        self.line.attach(a)
+        self.assertEqual(self.device.events[4:], [("write", b"hello\r"), ("break", None), ("write", b"x")])
+
+    def test_notForFilesAndLogs(self) -> None:
+        """Clients that are not people (files, logs, ptys) send neither string."""
+        client = RecordingClient("file:x")
+        self.line.attach(client)
+        self.line.detach(client)
+        self.assertEqual(self.device.events, [])
+
+    def queued(self, openString: str) -> tuple[Clock, RecordingPort, SerialDevice, Line]:
+        """A line on a real device queue (breaks of 0.25 s) over a recording port, with C{openString}."""
+        clock = Clock()
+        port = RecordingPort(clock)
+        device = SerialDevice(port, clock, 0.25)
+        line = Line("l", device, clock=clock)
+        device.sink = line
+        line.openString = parseSendString(openString)
+        return clock, port, device, line
+
+    def test_breakKeepsOrderOnDevice(self) -> None:
+        """On a real device queue, the data before \\b goes, then the break, then the data after it."""
+        clock, port, _, line = self.queued(r"a\bb")
+        line.attach(person())
+        self.assertEqual([(t, w, v) for t, w, v in port.events], [(0, "write", b"a"), (0, "break", True)])
+        clock.advance(0.25)
+        self.assertEqual(port.events[2:], [(0.25, "break", False), (0.25, "write", b"b")])
+        self.assertEqual(clock.getDelayedCalls(), [])
+
+    def test_everyBreakSent(self) -> None:
+        """An open-string with two \\b sends both breaks, each with its data around it in order (the second waits for the first to end)."""
+        clock, port, device, line = self.queued(r"a\bb\bc")
+        line.attach(person())
+        clock.advance(0.25)
+        clock.advance(0.05)
+        clock.advance(0.25)
+        self.assertEqual([(w, v) for _, w, v in port.events], [
+            ("write", b"a"), ("break", True), ("break", False), ("write", b"b"),
+            ("break", True), ("break", False), ("write", b"c")])
+        self.assertEqual(device.breaks, 2)
+        self.assertEqual(clock.getDelayedCalls(), [])
+
+    def test_openStringWaitsForTheDevice(self) -> None:
+        """An open-string due while the device is down is sent when it is back; not again at a later reopen; not at all if everyone left meanwhile."""
+        clock = Clock()
+        ports = [RecordingPort(clock) for _ in range(4)]
+        opened = list(ports[1:])
+        device = SerialDevice(ports[0], clock, 0.25, opener=lambda: opened.pop(0), reopenPolicy=lambda n: 1.0)
+        line = Line("l", device, clock=clock)
+        device.sink = line
+        line.openString = parseSendString(r"wake\r")
+
+        def lose(port: RecordingPort) -> None:
+            port.error = OSError(errno.EIO, "hung up")
+            device.doRead()
+
+        def written(port: RecordingPort) -> list[Any]:
+            return [value for _, what, value in port.events if what == "write"]
+
+        lose(ports[0])
+        first = person("a")
+        line.attach(first)
+        clock.advance(1.0)
+        self.assertEqual(written(ports[1]), [b"wake\r"])
+        lose(ports[1])
+        clock.advance(1.0)
+        line.detach(first)
+        lose(ports[2])
+        second = person("b")
+        line.attach(second)
+        line.detach(second)
+        clock.advance(1.0)
+        self.assertEqual((written(ports[2]), written(ports[3])), ([], []))
+        self.assertEqual(clock.getDelayedCalls(), [])
+
+
+class ModemLineTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.clock = MemoryReactorClock()
+        self.port = RecordingPort(self.clock)
+        self.port.modem = 0  # a device with modem lines
+        self.device = SerialDevice(self.port, self.clock, 0.25)
+
+    def line(self, attached: dict[str, Any], idle: dict[str, Any], opening: tuple[bytes, ...] = ()) -> Line:
+        line = Line("l", self.device, clock=self.clock)
+        self.device.sink = line
+        line.modemAttached = {"dtr": None, "rts": None, **attached}
+        line.modemIdle = {"dtr": None, "rts": None, **idle}
+        line.openString = opening
+        line.closeString = (b"bye",)
+        line.applyModemLines()
+        return line
+
+    def calls(self) -> list[tuple[str, Any]]:
+        return [(what, value) for _, what, value in self.port.events]
+
+    def test_idleThenAttached(self) -> None:
+        """idle-rts off: dropped at open; raised before the open-string at the first attach; dropped after the close-string."""
+        line = self.line({"rts": True}, {"rts": False}, (b"hi",))
+        self.assertEqual(self.calls(), [("rts", False)])
+        client = person()
+        line.attach(client)
+        self.assertEqual(self.calls()[1:], [("rts", True), ("write", b"hi")])
+        line.detach(client)
+        self.assertEqual(self.calls()[3:], [("write", b"bye"), ("rts", False)])
+        self.assertEqual(self.device.modemLines, {"dtr": True, "rts": False})
+
+    def test_idleOnly(self) -> None:
+        """idle-dtr off with dtr left out: off while nobody is attached, on (as the device opens, the documented default) while someone is."""
+        line = self.line({}, {"dtr": False})
+        client = person()
+        line.attach(client)
+        self.assertEqual(self.device.modemLines["dtr"], True)
+        line.detach(client)
+        self.assertEqual(self.calls(), [("dtr", False), ("dtr", True), ("write", b"bye"), ("dtr", False)])
+
+    def test_neverPulsed(self) -> None:
+        """A line the settings do not change is never touched: DTR on both ways, RTS not configured."""
+        line = self.line({"dtr": True}, {"dtr": True})
+        client = person()
+        line.attach(client)
+        line.detach(client)
+        self.assertEqual(self.calls(), [("write", b"bye")])
+
+    def test_offAlways(self) -> None:
+        """dtr off (no idle value): dropped once at open, left off through attach and detach."""
+        line = self.line({"dtr": False}, {})
+        client = person()
+        line.attach(client)
+        line.detach(client)
+        self.assertEqual(self.calls(), [("dtr", False), ("write", b"bye")])
+
+    def test_reopenKeepsIdleState(self) -> None:
+        """After an unplug, the reopened port gets the idle state again, before it is read."""
+        self.line({}, {"dtr": False})
+        self.device.opener = lambda: self.port
+        self.device.reopenPolicy = lambda attempt: 1.0
+        self.device.start()
+        self.port.error = OSError(5, "gone")
+        self.device.doRead()
+        self.port.error = None
+        self.clock.advance(1.0)
+        self.assertEqual(self.calls(), [("dtr", False), ("close", None), ("apply", self.port.settings),
+                                        ("dtr", False)])
+
+    def test_lastRfc2217ClientRestoresIdle(self) -> None:
+        """The last RFC 2217 client leaving restores the configured state (idle when nobody stays), not plain on."""
+        line = self.line({"dtr": True}, {"dtr": False})
+        client = person()
+        line.attach(client)
+        line.addController(client)
+        line.clientModemLine(client, "dtr", False)
+        line.clientModemLine(client, "dtr", True)
+        del self.port.events[:]
+        line.detach(client)
+        self.assertEqual([c for c in self.calls() if c[0] != "watch"], [("write", b"bye"), ("dtr", False)])
+
+
+class QuietConnectionTests(SynchronousTestCase):
+    """
+    A connection from a listener counts for the open-string and DTR/RTS
+    only once it is announced (a byte, or a second): a health check that
+    comes and goes touches neither.
+    """
+
+    def harness(self) -> Harness:
+        h = Harness()
+        h.line.modemAttached = {"dtr": True, "rts": True}
+        h.line.modemIdle = {"dtr": False, "rts": False}
+        h.line.openString = (b"hello\r",)
+        h.line.closeString = (b"bye\r",)
+        h.line.applyModemLines()
+        del h.device.events[:]
+        return h
+
+    def test_healthCheckTouchesNothing(self) -> None:
+        """A quiet connection that leaves within a second without a byte: no open- or close-string, DTR/RTS stay idle."""
+        h = self.harness()
+        check, _ = h.telnet("raw+4444", agree=b"")
+        h.line.clock.advance(0.9)
+        check.connectionLost()
+        h.line.clock.advance(1)
+        self.assertEqual((h.device.events, h.device.modemLines, h.line.people), ([], {"dtr": False, "rts": False}, 0))
+        self.assertEqual(h.line.clock.getDelayedCalls(), [])
+
+    def test_stayingASecondCounts(self) -> None:
+        """A quiet connection that stays a second: DTR/RTS raised and the open-string sent then, once; its leaving sends the close-string and drops them."""
+        h = self.harness()
+        client, _ = h.telnet("raw+4444", agree=b"")
+        h.line.clock.advance(0.9)
+        self.assertEqual(h.device.events, [])
+        h.line.clock.advance(0.1)
+        self.assertEqual(h.device.events, [("dtr", True), ("rts", True), ("write", b"hello\r")])
+        h.line.clock.advance(5)
+        client.connectionLost()
+        self.assertEqual(h.device.events[3:], [("write", b"bye\r"), ("dtr", False), ("rts", False)])
+        self.assertEqual(h.line.clock.getDelayedCalls(), [])
+
+    def test_aByteCounts(self) -> None:
+        """A quiet connection's first byte: DTR/RTS raised and the open-string sent before that byte reaches the device, once."""
+        h = self.harness()
+        client, _ = h.telnet("raw+4444", agree=b"")
+        client.dataReceived(b"a")
+        client.dataReceived(b"b")
+        h.line.clock.advance(1)
+        self.assertEqual(h.device.events, [("dtr", True), ("rts", True), ("write", b"hello\r"),
+                                           ("write", b"a"), ("write", b"b")])
+        self.assertEqual(h.line.people, 1)
+        client.connectionLost()
+        self.assertEqual(h.line.people, 0)
+
+
+class ConfigTests(SynchronousTestCase):
+    def test_file(self) -> None:
+        """open-string, close-string, dtr, rts, idle-dtr, idle-rts in the TOML file (strings or booleans)."""
+        path = self.mktemp()
+        with open(path, "w") as f:
+            f.write('[defaults]\nidle-rts = "off"\n[lines.a]\ndevice = "/dev/ttyS0"\nlisten = "4001"\n'
+                    'open-string = "\\\\r\\\\b"\nclose-string = "exit\\\\r"\ndtr = true\nrts = "on"\n')
+        (line,) = loadConfig(path)
+        self.assertEqual((line.openString, line.closeString), ((b"\r", b""), (b"exit\r",)))
+        self.assertEqual((line.dtr, line.rts, line.idleDtr, line.idleRts), (True, True, None, False))
+
+    def test_fileErrors(self) -> None:
+        """A bad value names the file, its line and the key."""
+        path = self.mktemp()
+        with open(path, "w") as f:
+            f.write('[lines.a]\ndevice = "/dev/ttyS0"\nlisten = "4001"\nidle-dtr = "sometimes"\n')
+        e = self.assertRaises(ConfigError, loadConfig, path)
+        self.assertEqual(str(e), f"{path}:4: [lines.a] idle-dtr: idle-dtr must be on or off, not 'sometimes'")
+        with open(path, "w") as f:
+            f.write('[lines.a]\ndevice = "/dev/ttyS0"\nlisten = "4001"\n\nclose-string = "\\\\q"\n')
+        e = self.assertRaises(ConfigError, loadConfig, path)
+        self.assertEqual(str(e), f"{path}:5: [lines.a] close-string: close-string '\\\\q': unknown escape '\\\\q': "
+                         "expected \\r \\n \\t \\e \\0 \\\\ \\xNN or \\b (a break)")
+
+    def test_options(self) -> None:
+        """--open-string, --close-string, --dtr, --rts, --idle-dtr, --idle-rts for a single line."""
+        options = tap.Options()
+        options.exitOnError = False
+        options.parseOptions(["--device", "/dev/ttyS0", "--open-string", r"\bx", "--close-string", "q",
+                              "--dtr", "on", "--idle-dtr", "off", "--rts", "off"])
+        line = options["line"]
+        self.assertEqual((line.openString, line.closeString), ((b"", b"x"), (b"q",)))
+        self.assertEqual((line.dtr, line.rts, line.idleDtr, line.idleRts), (True, False, False, None))
+        options = tap.Options()
+        options.exitOnError = False
+        e = self.assertRaises(UsageError, options.parseOptions, ["--idle-rts", "2"])
+        self.assertEqual(str(e), "--idle-rts must be on or off, not '2'")
+
+
+class RealDeviceTests(TestCase):
+    timeout = 30
+
+    async def test_stringsReachPty(self) -> None:
+        """On a real pty device: the open-string arrives when the first client speaks, before its byte; the close-string at the last detach."""
+        pty = startedPty(self)
+        config = LineConfig("t", DeviceSpec("tty", pty.slaveName),
+                            listeners=(ListenerSpec("tcp:0:interface=127.0.0.1", Protocol.RAW),),
+                            openString=parseSendString(r"login\r"), closeString=parseSendString(r"exit\r"))
+        service = GatewayService([config])
+        service.startService()
+        self.addCleanup(service.stopService)
+        port = service.ports[0][1].getHost().port
+        first = await connect(port)
+        # A connection counts once it says something (or stays a second).
+        first.transport.write(b"a")  # type: ignore[union-attr]
+        self.assertEqual(await pty.received.length(7), b"login\ra")
+        second = await connect(port)
+        second.transport.write(b"!")  # type: ignore[union-attr]
+        self.assertEqual(await pty.received.length(8), b"login\ra!")
+        await closeClients(first)
+        second.transport.write(b"?")  # type: ignore[union-attr]
+        self.assertEqual(await pty.received.length(9), b"login\ra!?")
+        await closeClients(second)
+        self.assertEqual(await pty.received.length(14), b"login\ra!?exit\r")

@@ -1,0 +1,256 @@
+"""
+Tests for serialgw.line.hub: fan-out, roles and back-pressure.
+"""
+
+from __future__ import annotations
+
+from twisted.trial.unittest import SynchronousTestCase
+from zope.interface.verify import verifyObject
+
+from serialgw.interfaces import IClient, IDevice
+from serialgw.line.hub import Line, Role, describeAddress
+from tests.fakes import RecordingClient, RecordingDevice
+
+
+class LineTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.device = RecordingDevice()
+        self.line = Line("ttyS0", self.device)
+
+    def test_fakes(self) -> None:
+        """The fakes provide the interfaces they stand for."""
+        verifyObject(IClient, RecordingClient())
+        verifyObject(IDevice, self.device)
+
+    def test_fanOut(self) -> None:
+        """Device output reaches every attached client, in order."""
+        a, b = RecordingClient("a"), RecordingClient("b")
+        self.line.attach(a)
+        self.line.attach(b)
+        self.line.deviceDataReceived(b"one")
+        self.line.detach(a)
+        self.line.deviceDataReceived(b"two")
+        self.assertEqual(a.received, [b"one"])
+        self.assertEqual(b.received, [b"one", b"two"])
+        self.assertEqual(self.line.bytesFromDevice, 6)
+
+    def test_backlogKeepsTheNewestBytes(self) -> None:
+        """
+        The replay backlog is exactly the newest backlogSize bytes, whatever
+        the chunk sizes, and it never holds more than backlogSize.
+        """
+        self.line.backlogSize = 100
+        stream = bytes(range(256)) * 100
+        largest = 0
+        for i in range(0, len(stream), 3):
+            self.line.deviceDataReceived(stream[i:i + 3])
+            largest = max(largest, len(self.line._backlog))
+        self.assertEqual(self.line.backlog(), stream[-100:])
+        self.assertEqual(largest, 100)
+        self.line.deviceDataReceived(b"x" * 10000)
+        self.assertEqual(self.line.backlog(), b"x" * 100)
+        self.line.backlogSize = 0
+        self.assertEqual(self.line.backlog(), b"")
+
+    def test_anyWriterWrites(self) -> None:
+        """Input from any writer goes to the device; watchers and read-only clients are refused."""
+        writers = [RecordingClient("w1"), RecordingClient("w2")]
+        watcher = RecordingClient("v", Role.WATCHER)
+        readonly = RecordingClient("r", Role.READONLY)
+        for c in writers + [watcher, readonly]:
+            self.line.attach(c)
+        self.line.clientData(writers[0], b"a")
+        self.line.clientData(watcher, b"b")
+        self.line.clientData(readonly, b"c")
+        self.line.clientData(writers[1], b"d")
+        self.assertEqual(self.device.events, [("write", b"a"), ("write", b"d")])
+        self.assertEqual((self.line.bytesToDevice, self.line.refused), (2, 2))
+
+    def test_break(self) -> None:
+        """Breaks from writers reach the device; a refused one reports False."""
+        w, r = RecordingClient("w"), RecordingClient("r", Role.READONLY)
+        self.assertTrue(self.line.clientBreak(w))
+        self.assertFalse(self.line.clientBreak(r))
+        self.device.busy = True
+        self.assertFalse(self.line.clientBreak(w))
+        self.assertEqual(self.device.events, [("break", None)])
+
+    def test_backpressureWritersOnly(self) -> None:
+        """A full device pauses writers only, and clients attaching meanwhile."""
+        w, r = RecordingClient("w"), RecordingClient("r", Role.READONLY)
+        self.line.attach(w)
+        self.line.attach(r)
+        self.line.deviceWritable(False)
+        late = RecordingClient("late")
+        self.line.attach(late)
+        self.line.deviceWritable(True)
+        self.assertEqual((w.paused, w.resumed), (1, 1))
+        self.assertEqual((late.paused, late.resumed), (1, 1))
+        self.assertEqual((r.paused, r.resumed), (0, 0))
+
+    def test_describeAddress(self) -> None:
+        """Addresses print as host:port, [v6]:port, unix:path."""
+        from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
+
+        self.assertEqual(describeAddress(IPv4Address("TCP", "127.0.0.1", 5)), "127.0.0.1:5")
+        self.assertEqual(describeAddress(IPv6Address("TCP", "::1", 5)), "[::1]:5")
+        self.assertEqual(describeAddress(UNIXAddress(b"/run/x")), "unix:/run/x")
+        self.assertEqual(describeAddress(UNIXAddress("\0rack4")), "unix:@rack4")
+
+    def test_unixPeerName(self) -> None:
+        """A unix socket client (no name of its own) is the listener's name with the peer's pid and uid."""
+        import os
+        import socket
+
+        from twisted.internet.address import UNIXAddress
+
+        from serialgw.line.hub import peerName
+
+        ours, theirs = socket.socketpair(socket.AF_UNIX)
+        self.addCleanup(ours.close)
+        self.addCleanup(theirs.close)
+
+        class Transport:
+            socket = ours
+
+            def getPeer(self) -> UNIXAddress:
+                return UNIXAddress(None)
+
+            def getHost(self) -> UNIXAddress:
+                return UNIXAddress("\0rack4")
+
+        self.assertEqual(peerName(Transport()), f"unix:@rack4 (pid {os.getpid()}, uid {os.getuid()})")
+
+
+class CoalesceTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        from twisted.internet.task import Clock
+
+        self.clock = Clock()
+        self.line = Line("ttyS0", RecordingDevice(), clock=self.clock)
+        self.client = RecordingClient("c")
+        self.line.attach(self.client)
+
+    def tearDown(self) -> None:
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_offByDefault(self) -> None:
+        """Without coalescing, every read goes out at once."""
+        self.line.deviceDataReceived(b"a")
+        self.line.deviceDataReceived(b"b")
+        self.assertEqual(self.client.received, [b"a", b"b"])
+
+    def test_minAfterLastMaxAfterFirst(self) -> None:
+        """Output waits MIN after the last byte, never more than MAX after the first."""
+        self.line.coalesce(0.002, 0.005)
+        self.line.deviceDataReceived(b"a")
+        self.clock.advance(0.0015)
+        self.line.deviceDataReceived(b"b")
+        self.clock.advance(0.0015)
+        self.assertEqual(self.client.received, [])
+        self.clock.advance(0.0005)
+        self.assertEqual(self.client.received, [b"ab"])
+        for _ in range(4):
+            self.line.deviceDataReceived(b"x")
+            self.clock.advance(0.0015)
+        self.assertEqual(self.client.received, [b"ab", b"xxxx"])
+        self.clock.advance(0.01)
+
+    def test_sendOnString(self) -> None:
+        """The send-on string flushes at once."""
+        self.line.coalesce(0.002, 0.02, b"\n")
+        self.line.deviceDataReceived(b"login")
+        self.line.deviceDataReceived(b": ok\n")
+        self.assertEqual(self.client.received, [b"login: ok\n"])
+
+    def test_parse(self) -> None:
+        """MIN_MS,MAX_MS[,STRING] and off."""
+        from serialgw.config.specs import ConfigError, parseCoalesce
+
+        self.assertEqual(parseCoalesce("2,20"), (0.002, 0.02, b""))
+        self.assertEqual(parseCoalesce("5,50,\\r\\n"), (0.005, 0.05, b"\r\n"))
+        self.assertEqual(parseCoalesce("off"), (0.0, 0.0, b""))
+        self.assertRaises(ConfigError, parseCoalesce, "20,2")
+        self.assertRaises(ConfigError, parseCoalesce, "fast")
+
+
+class FailingClientTests(SynchronousTestCase):
+    def test_oneClientFailsOthersGoOn(self) -> None:
+        """A client whose deliver raises is cut off; the others still get the output."""
+        from twisted.internet.testing import StringTransport
+
+        line = Line("ttyS0", RecordingDevice())
+        bad, good = RecordingClient("bad"), RecordingClient("good")
+
+        def explode(data: bytes) -> None:
+            raise RuntimeError("bug")
+
+        bad.deliver = explode  # type: ignore[method-assign]
+        bad.transport = StringTransport()  # type: ignore[attr-defined]
+        line.attach(bad)
+        line.attach(good)
+        line.deviceDataReceived(b"x")
+        self.assertEqual(good.received, [b"x"])
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+
+    def test_failingLogDoesNotHideTheNextClient(self) -> None:
+        """
+        A failing client without a transport (a console log) is detached
+        after the fan-out: the client after it still gets the same bytes, and
+        the log leaves the line's logs.
+        """
+        line = Line("ttyS0", RecordingDevice())
+        bad, good = RecordingClient("log"), RecordingClient("good")
+
+        def explode(data: bytes) -> None:
+            raise OSError("disk gone")
+
+        bad.deliver = explode  # type: ignore[method-assign]
+        line.attach(bad)
+        line.logs.append(bad)
+        line.attach(good)
+        line.deviceDataReceived(b"more\n")
+        self.assertEqual(good.received, [b"more\n"])
+        self.assertEqual((line.clients, line.logs), ([good], []))
+        self.assertEqual(len(self.flushLoggedErrors(OSError)), 1)
+
+
+class DownLineTests(SynchronousTestCase):
+    def test_startsDownWithItsDevice(self) -> None:
+        """A line whose device starts down is down; a client arriving hears why; up comes with deviceUp."""
+        device = RecordingDevice()
+        device.up, device.downReason = False, "cannot open device '/dev/ttyUSB3': No such file or directory"
+        line = Line("usb3", device)
+        self.assertFalse(line.up)
+        client = RecordingClient("a")
+        line.attach(client)
+        self.assertEqual(client.deviceStates, [(False, b"\r\n[serialgw: usb3 is down: cannot open device "
+                                                       b"'/dev/ttyUSB3': No such file or directory; waiting for it]\r\n")])
+        device.up, device.downReason = True, None
+        line.deviceUp()
+        self.assertTrue(line.up)
+        self.assertEqual(client.deviceStates[1:], [(True, b"\r\n[serialgw: usb3 is back]\r\n")])
+
+    def test_arrivingWhileDown(self) -> None:
+        """A client that attaches after the device went down is told, as those there were; with notices off, silently."""
+        device = RecordingDevice()
+        line = Line("ttyS0", device)
+        line.attach(RecordingClient("before"))
+        device.up, device.downReason = False, "hung up"
+        from twisted.python.failure import Failure
+
+        line.deviceLost(Failure(OSError(5, "hung up")))
+        late = RecordingClient("late")
+        line.attach(late)
+        self.assertEqual(late.deviceStates, [(False, b"\r\n[serialgw: ttyS0 is down: hung up; waiting for it]\r\n")])
+        line.notices = False
+        quiet = RecordingClient("quiet")
+        line.attach(quiet)
+        self.assertEqual(quiet.deviceStates, [(False, b"")])
+
+    def test_upDeviceNoNotice(self) -> None:
+        """While the device is up, attaching tells the client nothing about it."""
+        line = Line("ttyS0", RecordingDevice())
+        client = RecordingClient("a")
+        line.attach(client)
+        self.assertEqual(client.deviceStates, [])

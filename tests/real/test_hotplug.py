@@ -1,0 +1,463 @@
+"""
+A device that vanishes and returns behind the same path (a USB adapter
+unplugged and plugged in), simulated with pty pairs behind a symlink.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+from typing import Any, Optional
+
+from twisted.internet import defer, protocol, reactor
+from twisted.internet.endpoints import TCP4ClientEndpoint
+from twisted.logger import capturedLogs, formatEvent
+from twisted.trial.unittest import TestCase
+
+from serialgw.app.service import GatewayService
+from serialgw.app.status import lineStatus
+from serialgw.config.specs import DeviceSpec, LineConfig, ListenerKind, ListenerSpec, LogSpec, Protocol
+from tests.fakes import observeLog
+from tests.ptyflood import FLOOD, MARKER
+from tests.realio import (
+    Collector,
+    ProcessOutput,
+    PtyPair,
+    closeClients,
+    connect,
+    gatewayArgv,
+    listeningPort,
+    spawn,
+    startedPty,
+)
+
+OFFER_END = bytes([255, 253, 44])
+
+
+class HotplugTests(TestCase):
+    timeout = 30
+
+    async def test_unplugAndReturn(self) -> None:
+        """Clients stay connected through an unplug; telnet hears it, raw does not; the line works again after."""
+        link = os.path.abspath(self.mktemp())
+        first = PtyPair()
+        os.symlink(first.slaveName, link)
+        config = LineConfig(
+            "usb0",
+            DeviceSpec("tty", link),
+            listeners=(
+                ListenerSpec("tcp:0:interface=127.0.0.1", Protocol.TELNET),
+                ListenerSpec("tcp:0:interface=127.0.0.1", Protocol.RAW),
+            ),
+        )
+        service = GatewayService([config], reopenPolicy=lambda attempt: 0.05)
+        service.startService()
+        self.addCleanup(service.stopService)
+        first.startReading()
+        telnet: Collector = await connect(service.ports[0][1].getHost().port)
+        raw: Collector = await connect(service.ports[1][1].getHost().port)
+        await telnet.received.contains(OFFER_END)
+        raw.transport.write(b"before")  # type: ignore[union-attr]
+        self.assertEqual(await first.received.length(6), b"before")
+
+        first.close()
+        down = b"\r\n[serialgw: usb0 is down: "
+        await telnet.received.contains(down)
+        raw.transport.write(b"into the void")  # type: ignore[union-attr]
+
+        second = startedPty(self)
+        os.unlink(link)
+        os.symlink(second.slaveName, link)
+        await telnet.received.contains(b"\r\n[serialgw: usb0 is back]\r\n")
+        raw.transport.write(b"after")  # type: ignore[union-attr]
+        self.assertEqual(await second.received.length(5), b"after")
+        second.write(b"hello again")
+        self.assertEqual(await raw.received.length(11), b"hello again")
+        self.assertNotIn(b"serialgw", raw.received.data)
+        self.assertEqual(len(service.lines["usb0"].clients), 2)
+        self.assertEqual(service.lines["usb0"].device.dropped, 13)
+        await closeClients(telnet, raw)
+
+
+class FloodReader(protocol.Protocol):
+    """
+    A raw client taking a flood: what came since the last marker it was
+    asked for, without keeping the whole stream.
+    """
+
+    def __init__(self) -> None:
+        self.buffer = bytearray()
+        self._waiting: Optional[tuple[bytes, int, defer.Deferred[bytes]]] = None
+
+    def dataReceived(self, data: bytes) -> None:
+        self.buffer += data
+        self._check()
+
+    def afterMarker(self, marker: bytes, count: int) -> defer.Deferred[bytes]:
+        """
+        Fires, once C{marker} and C{count} bytes after it have come, with what
+        came before the marker; the buffer then holds what came after it.
+        """
+        d: defer.Deferred[bytes] = defer.Deferred()
+        self._waiting = (marker, count, d)
+        self._check()
+        return d
+
+    def _check(self) -> None:
+        if self._waiting is None:
+            return
+        marker, count, d = self._waiting
+        at = self.buffer.find(marker)
+        if at < 0 or len(self.buffer) - at - len(marker) < count:
+            return
+        self._waiting = None
+        before = bytes(self.buffer[:at])
+        del self.buffer[: at + len(marker)]
+        d.callback(before)
+
+
+class NoticeCounter(protocol.Protocol):
+    """A telnet client that counts the down and up notices in what it gets (a flood around them)."""
+
+    NEEDLES = (b"[serialgw: flood is down: ", b"[serialgw: flood is back]")
+
+    def __init__(self) -> None:
+        self.counts = [0, 0]
+        self._tail = b""
+        self._waiting: list[tuple[list[int], defer.Deferred[None]]] = []
+
+    def reach(self, counts: list[int]) -> defer.Deferred[None]:
+        """Fires once the counts are C{counts} (a notice may still be on its way)."""
+        d: defer.Deferred[None] = defer.Deferred()
+        self._waiting.append((counts, d))
+        self._check()
+        return d
+
+    def _check(self) -> None:
+        waiting, self._waiting = self._waiting, []
+        for counts, d in waiting:
+            if self.counts == counts:
+                d.callback(None)
+            else:
+                self._waiting.append((counts, d))
+
+    def dataReceived(self, data: bytes) -> None:
+        window = self._tail + data
+        for i, needle in enumerate(self.NEEDLES):
+            self.counts[i] += window.count(needle)
+        keep = max(len(n) for n in self.NEEDLES) - 1
+        # What might start a needle cut by this chunk; never a whole one.
+        self._tail = window[-keep:]
+        for needle in self.NEEDLES:
+            if needle in self._tail:
+                self._tail = self._tail[self._tail.index(needle) + len(needle):]
+        self._check()
+
+
+class EventCounter:
+    """
+    Log events whose format contains a text, counted; a Deferred for the
+    n-th, fired on the reactor's next turn (not inside the code that logs).
+    """
+
+    def __init__(self, case: TestCase, text: str) -> None:
+        self.text = text
+        self.events: list[dict[str, Any]] = []
+        self._waiters: list[tuple[int, defer.Deferred[dict[str, Any]]]] = []
+        observeLog(case, self)
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        if self.text not in (event.get("log_format") or ""):
+            return
+        self.events.append(event)
+        waiters, self._waiters = self._waiters, []
+        for n, d in waiters:
+            if len(self.events) >= n:
+                reactor.callLater(0, d.callback, self.events[n - 1])  # type: ignore[attr-defined]
+            else:
+                self._waiters.append((n, d))
+
+    def nth(self, n: int) -> defer.Deferred[dict[str, Any]]:
+        d: defer.Deferred[dict[str, Any]] = defer.Deferred()
+        if len(self.events) >= n:
+            d.callback(self.events[n - 1])
+        else:
+            self._waiters.append((n, d))
+        return d
+
+
+async def statusPage(port: int) -> dict[str, Any]:
+    """The status page over HTTP, as JSON."""
+    client = await connect(port)
+    client.transport.write(b"GET / HTTP/1.0\r\n\r\n")  # type: ignore[union-attr]
+    await client.closed
+    return json.loads(client.received.data.split(b"\r\n\r\n", 1)[1])  # type: ignore[no-any-return]
+
+
+class HangupFloodTests(TestCase):
+    timeout = 600
+    CYCLES = 50
+    # How much of each cycle's flood the client gets before the master closes.
+    MIDFLOOD = 256 * 1024
+    WAIT = 20.0
+
+    async def within(self, d: defer.Deferred[Any], what: str) -> Any:
+        """What C{d} fires with, or a failure naming what did not happen in time."""
+        try:
+            return await d.addTimeout(self.WAIT, reactor)
+        except defer.TimeoutError:
+            self.fail(f"{what}: not within {self.WAIT} s")
+
+    def flooder(self, link: str, cycle: int) -> ProcessOutput:
+        proc = spawn([sys.executable, "-m", "tests.ptyflood", link, str(cycle)])
+        self.addCleanup(proc.stop)
+        return proc
+
+    async def test_masterClosedMidFlood(self) -> None:
+        """
+        50 cycles of: a pty behind a symlink floods a reading client, its
+        master is closed mid-flood (the program killed), a new pty is put
+        behind the link.  The line comes back every time with the flood
+        intact (a prefix of what was sent), each loss logged once, notices
+        down and up, and the status page says up: false while it is down.
+        """
+        link = os.path.abspath(self.mktemp())
+        lost = EventCounter(self, "device lost")
+        back = EventCounter(self, "device back at")
+        proc = self.flooder(link, 0)
+        await proc.output.contains(b"pty /dev/")
+        config = LineConfig(
+            "flood",
+            DeviceSpec("tty", link),
+            listeners=(
+                ListenerSpec("tcp:0:interface=127.0.0.1", Protocol.RAW),
+                ListenerSpec("tcp:0:interface=127.0.0.1", Protocol.TELNET, notices=True),
+            ),
+        )
+        service = GatewayService([config], reopenPolicy=lambda attempt: 0.02, status="tcp:0:interface=127.0.0.1")
+        service.startService()
+        self.addCleanup(service.stopService)
+        line = service.lines["flood"]
+        endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", service.ports[0][1].getHost().port)
+        reader = await endpoint.connect(protocol.Factory.forProtocol(FloodReader))
+        assert isinstance(reader, FloodReader)
+        self.addCleanup(reader.transport.loseConnection)  # type: ignore[union-attr]
+        endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", service.ports[1][1].getHost().port)
+        notices = await endpoint.connect(protocol.Factory.forProtocol(NoticeCounter))
+        assert isinstance(notices, NoticeCounter)
+        self.addCleanup(notices.transport.loseConnection)  # type: ignore[union-attr]
+        statusPort = service.statusPort.getHost().port
+
+        cyclesBack = 0
+        # Cycle 0's pty is there at start; each cycle's master is closed
+        # mid-flood, and the next cycle's pty must bring the line back (the
+        # last one only comes back).
+        for cycle in range(self.CYCLES + 1):
+            if cycle:
+                proc = self.flooder(link, cycle)
+                await self.within(back.nth(cycle), f"cycle {cycle}: line back ({cyclesBack} cycles back so far)")
+                cyclesBack += 1
+            proc.write(b"go\n")
+            before = await self.within(reader.afterMarker(MARKER % cycle, self.MIDFLOOD), f"cycle {cycle}: flood")
+            self.assertEqual(before, FLOOD[: len(before)], f"cycle {cycle}")
+            if cycle:
+                self.assertGreaterEqual(len(before), self.MIDFLOOD)
+            if cycle == self.CYCLES:
+                break
+            # The link goes first, so that nothing else (a pty numbered
+            # alike) is opened through it; then the master closes mid-flood.
+            os.unlink(link)
+            proc.transport.signalProcess("KILL")  # type: ignore[union-attr]
+            event = await self.within(lost.nth(cycle + 1), f"cycle {cycle}: 'device lost' logged")
+            self.assertEqual(event["device"], link)
+            # The page itself renders at most once a second: asked over HTTP
+            # on the first and last cycles, from its function on the others.
+            if cycle in (0, self.CYCLES - 1):
+                status = (await statusPage(statusPort))["lines"][0]
+            else:
+                status = lineStatus(line)
+            self.assertEqual((status["up"], line.up, line.device.closed), (False, False, False),
+                             f"cycle {cycle}, {cyclesBack} cycles back")
+            # Why: the loss, then (once reopening has been tried) the link gone.
+            self.assertIn(event["reason"], ("hung up", "Input/output error"))
+            self.assertIn(status["down_reason"], (event["reason"],
+                                                  f"cannot open device {link!r}: No such file or directory"))
+            await proc.ended
+
+        self.assertEqual((len(lost.events), cyclesBack), (self.CYCLES, self.CYCLES))
+        self.assertEqual(bytes(reader.buffer), FLOOD[: len(reader.buffer)])
+        self.assertEqual((line.up, lineStatus(line)["up"]), (True, True))
+        await self.within(notices.reach([self.CYCLES, self.CYCLES]),
+                          f"notices down and up: {self.CYCLES} each (now {notices.counts})")
+        self.assertEqual(len(line.clients), 2)
+
+
+def linePort(data: bytes, line: str, protocol_: str = "telnet") -> int:
+    """The port a gateway's log says a line's listener is ready on."""
+    found = re.findall(b"line " + line.encode() + b": " + protocol_.encode()
+                       + rb" listener ready on 127\.0\.0\.1:(\d+)", data)
+    return int(found[0])
+
+
+class DeviceLaterTests(TestCase):
+    """A device that is not there when the gateway starts (a USB adapter not plugged yet)."""
+
+    timeout = 60
+
+    def gateway(self, *args: str) -> ProcessOutput:
+        proc = spawn(gatewayArgv(*args))
+        self.addCleanup(proc.stop)
+        return proc
+
+    async def test_farmLineStartsDown(self) -> None:
+        """
+        --config with one line whose device is missing: the gateway starts,
+        the other line serves, the missing one is down on the status page with
+        the reason and tells a client so; when a pty appears behind the path
+        it comes up (backoff) and carries data both ways.  No "left out".
+        """
+        here = startedPty(self)
+        link = os.path.abspath(self.mktemp())
+        path = os.path.abspath(self.mktemp())
+        with open(path, "w") as f:
+            f.write(f'[lines.here]\ndevice = "{here.slaveName}"\nlisten = "raw+tcp:0:interface=127.0.0.1"\n'
+                    f'[lines.later]\ndevice = "{link}"\nlisten = "telnet+tcp:0:interface=127.0.0.1"\n')
+        proc = self.gateway("--config", path, "--status", "tcp:0:interface=127.0.0.1")
+        data = await proc.output.contains(b"status page (JSON) on http://127.0.0.1:")
+        statusPort = int(re.findall(rb"status page \(JSON\) on http://127\.0\.0\.1:(\d+)/", data)[0])
+        reason = f"cannot open device {link!r}: No such file or directory"
+        self.assertIn(f"line later: {reason}; the line starts down".encode(), data)
+
+        status = {line["name"]: line for line in (await statusPage(statusPort))["lines"]}
+        self.assertEqual((status["here"]["up"], status["here"]["down_reason"]), (True, None))
+        self.assertEqual((status["later"]["up"], status["later"]["down_reason"]), (False, reason))
+        client = await connect(linePort(data, "here", "raw"))
+        client.transport.write(b"still serving")  # type: ignore[union-attr]
+        self.assertEqual(await here.received.length(13), b"still serving")
+        person = await connect(linePort(data, "later"))
+        await person.received.contains(f"[serialgw: later is down: {reason}; waiting for it]".encode())
+
+        far = startedPty(self)
+        os.symlink(far.slaveName, link)
+        await person.received.contains(b"[serialgw: later is back]\r\n")
+        self.assertEqual((await statusPage(statusPort))["lines"][1]["up"], True)
+        person.transport.write(b"typed")  # type: ignore[union-attr]
+        self.assertEqual(await far.received.length(5), b"typed")
+        far.write(b"output")
+        await person.received.contains(b"output")
+        await closeClients(client, person)
+        self.assertNotIn(b"left out", proc.output.data)
+        self.assertNotIn(b"Traceback", proc.output.data)
+
+    async def test_waitForDevice(self) -> None:
+        """--device alone with --wait-for-device: started down, up when the device appears; without it, exit 1."""
+        link = os.path.abspath(self.mktemp())
+        proc = self.gateway("--device", link, "--port", "tcp:0:interface=127.0.0.1")
+        self.assertEqual(await proc.ended, 1)
+        self.assertIn(f"serialgw: error: line {os.path.basename(link)!r}: cannot open device {link!r}: "
+                      "No such file or directory".encode(), proc.output.data)
+
+        proc = self.gateway("--device", link, "--wait-for-device", "--name", "usb",
+                            "--port", "tcp:0:interface=127.0.0.1")
+        person = await connect(await listeningPort(proc))
+        await person.received.contains(b"[serialgw: usb is down: cannot open device ")
+        far = startedPty(self)
+        os.symlink(far.slaveName, link)
+        await person.received.contains(b"[serialgw: usb is back]\r\n")
+        person.transport.write(b"typed")  # type: ignore[union-attr]
+        self.assertEqual(await far.received.length(5), b"typed")
+        await closeClients(person)
+
+
+class ReloadMissingDeviceTests(TestCase):
+    timeout = 30
+
+    async def test_reloadAddsLineWithoutDevice(self) -> None:
+        """A reload adding a line whose device is missing adds it (down), and says so once: no "left out"."""
+        here = startedPty(self)
+        link = os.path.abspath(self.mktemp())
+
+        def config(*lines: tuple[str, str]) -> list[LineConfig]:
+            return [LineConfig(name, DeviceSpec("tty", device),
+                               listeners=(ListenerSpec("tcp:0:interface=127.0.0.1", Protocol.RAW),))
+                    for name, device in lines]
+
+        service = GatewayService(config(("here", here.slaveName)), waitForDevices=True,
+                                 reopenPolicy=lambda attempt: 0.05)
+        service.startService()
+        self.addCleanup(service.stopService)
+        with capturedLogs() as events:
+            result = await service.reload(config(("here", here.slaveName), ("later", link)))
+        self.assertEqual(result, {"added": ["later"], "changed": [], "removed": []})
+        texts = [formatEvent(e) for e in events]
+        self.assertFalse([t for t in texts if "left out" in t], texts)
+        self.assertEqual([t for t in texts if t.startswith("reload:")],
+                         ["reload: added ['later'], changed none, removed none, 1 unchanged"])
+        self.assertEqual((service.lines["later"].up, len(service.ports)), (False, 2))
+        far = startedPty(self)
+        os.symlink(far.slaveName, link)
+        back = EventCounter(self, "device back at")
+        await back.nth(1)
+        client = await connect(service.ports[1][1].getHost().port)
+        client.transport.write(b"late")  # type: ignore[union-attr]
+        self.assertEqual(await far.received.length(4), b"late")
+        await closeClients(client)
+
+    async def test_leftOutIsNotAdded(self) -> None:
+        """
+        A line a reload cannot open (a service that does not wait for
+        devices, and its device is missing) is reported left out, never added.
+        """
+        service = GatewayService([], waitForDevices=False)
+        service.startService()
+        self.addCleanup(service.stopService)
+        bad = LineConfig("bad", DeviceSpec("tty", os.path.abspath(self.mktemp())))
+        with capturedLogs() as events:
+            result = await service.reload([bad])
+        self.assertEqual(result, {"added": [], "changed": [], "removed": [], "left out": ["bad"]})
+        texts = [formatEvent(e) for e in events if formatEvent(e).startswith("reload: added")]
+        self.assertEqual(texts, ["reload: added none, changed none, removed none, 0 unchanged, left out ['bad']"])
+        self.assertEqual(service.lines, {})
+
+    async def test_unopenableLogRefusesTheReload(self) -> None:
+        """
+        A reload whose new console log cannot be opened (its directory is
+        missing), or a client pty whose link directory is missing, is
+        refused as a whole, as a busy port is: nothing added.
+        """
+        here = startedPty(self)
+        service = GatewayService([], waitForDevices=True)
+        service.startService()
+        self.addCleanup(service.stopService)
+        missing = os.path.join(os.path.abspath(self.mktemp()), "no-such-dir")
+        other = LineConfig("other", DeviceSpec("tty", here.slaveName),
+                           listeners=(ListenerSpec("tcp:0:interface=127.0.0.1", Protocol.RAW),))
+        bad = LineConfig("bad", DeviceSpec("tty", here.slaveName), log=LogSpec(os.path.join(missing, "x.log")))
+        result = await service.reload([other, bad])
+        self.assertEqual(result, {"refused": [f"line 'bad': cannot open log {os.path.join(missing, 'x.log')!r}: "
+                                              "No such file or directory"]})
+        pty = LineConfig("bad", DeviceSpec("tty", here.slaveName),
+                         listeners=(ListenerSpec(os.path.join(missing, "tty"), Protocol.RAW, kind=ListenerKind.PTY,
+                                                 path=os.path.join(missing, "tty"), text="pty:" + missing + "/tty"),))
+        result = await service.reload([other, pty])
+        self.assertEqual(result, {"refused": [f"line 'bad': cannot open listener 'pty:{missing}/tty': "
+                                              "No such file or directory"]})
+        self.assertEqual((service.lines, service.ports, service.configs), ({}, [], []))
+
+    async def test_logNotAFileRefusesTheReload(self) -> None:
+        """A reload whose new console log is a FIFO, a directory or a symlink is refused as a whole, like a missing one."""
+        here = startedPty(self)
+        service = GatewayService([], waitForDevices=True)
+        service.startService()
+        self.addCleanup(service.stopService)
+        directory = os.path.abspath(self.mktemp())
+        os.mkdir(directory)
+        os.mkfifo(os.path.join(directory, "fifo"))
+        os.symlink(os.path.join(directory, "elsewhere"), os.path.join(directory, "link"))
+        for path in (os.path.join(directory, "fifo"), directory, os.path.join(directory, "link")):
+            bad = LineConfig("bad", DeviceSpec("tty", here.slaveName), log=LogSpec(path))
+            result = await service.reload([bad])
+            self.assertEqual(result, {"refused": [f"line 'bad': cannot open log {path!r}: it is not a regular file"]})
+            self.assertEqual(service.lines, {})

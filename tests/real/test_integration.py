@@ -1,0 +1,118 @@
+"""
+Integration tests in one process: a pty pair as the serial device, the
+gateway's service, and real TCP clients on loopback port 0.
+"""
+
+from __future__ import annotations
+
+import time
+
+from twisted.trial.unittest import TestCase
+
+from serialgw.app.service import GatewayService
+from serialgw.config.specs import DeviceSpec, LineConfig, ListenerSpec, Protocol
+from tests.realio import Collector, PtyPair, closeClients, connect
+
+OFFER = bytes([255, 251, 1, 255, 251, 3, 255, 251, 0, 255, 253, 3, 255, 253, 0, 255, 253, 44])
+AGREE = bytes([255, 253, 1, 255, 253, 3, 255, 253, 0, 255, 251, 3, 255, 251, 0])
+ALL = bytes(range(256))
+
+
+class GatewayTests(TestCase):
+    timeout = 30
+
+    def setUp(self) -> None:
+        self.pty = PtyPair()
+        self.addCleanup(self.pty.close)
+        config = LineConfig(
+            name="t",
+            device=DeviceSpec("tty", self.pty.slaveName),
+            listeners=(
+                ListenerSpec("tcp:0:interface=127.0.0.1", Protocol.TELNET),
+                ListenerSpec("tcp:0:interface=127.0.0.1", Protocol.RAW),
+            ),
+        )
+        self.service = GatewayService([config])
+        self.service.startService()
+        self.addCleanup(self.service.stopService)
+        self.pty.startReading()
+        self.telnetPort = self.service.ports[0][1].getHost().port
+        self.rawPort = self.service.ports[1][1].getHost().port
+        self.clients: list[Collector] = []
+
+    async def connect(self, port: int) -> Collector:
+        client = await connect(port)
+        self.clients.append(client)
+        return client
+
+    async def closeClients(self) -> None:
+        await closeClients(*self.clients)
+        self.clients = []
+
+    async def rawReady(self, client: Collector, tag: bytes) -> None:
+        """Prove a raw client is attached: its tag reaches the device."""
+        client.transport.write(tag)  # type: ignore[union-attr]
+        await self.pty.received.contains(tag)
+
+    # trial waits for an awaitable tearDown; unittest's stub says it returns None.
+    async def tearDown(self) -> None:  # type: ignore[override]
+        await self.closeClients()
+
+    async def test_rawAllBytesBothWays(self) -> None:
+        """Every byte value passes a raw listener intact, both ways."""
+        client = await self.connect(self.rawPort)
+        await self.rawReady(client, b"ready")
+        self.pty.write(ALL * 4)
+        self.assertEqual(await client.received.length(1024), ALL * 4)
+        client.transport.write(ALL * 4)  # type: ignore[union-attr]
+        self.assertEqual(await self.pty.received.length(5 + 1024), b"ready" + ALL * 4)
+
+    async def test_telnetAllBytesBothWays(self) -> None:
+        """Through telnet in BINARY, every byte value passes; IAC is doubled on the wire only."""
+        client = await self.connect(self.telnetPort)
+        self.assertEqual(await client.received.length(len(OFFER)), OFFER)
+        client.transport.write(AGREE + b"ping")  # type: ignore[union-attr]
+        self.assertEqual(await self.pty.received.length(4), b"ping")
+        self.pty.write(ALL)
+        expected = OFFER + ALL.replace(b"\xff", b"\xff\xff")
+        self.assertEqual(await client.received.length(len(expected)), expected)
+        client.transport.write(ALL.replace(b"\xff", b"\xff\xff"))  # type: ignore[union-attr]
+        self.assertEqual(await self.pty.received.length(4 + 256), b"ping" + ALL)
+
+    async def test_severalClients(self) -> None:
+        """Device output reaches every client; input from each reaches the device."""
+        raw1 = await self.connect(self.rawPort)
+        raw2 = await self.connect(self.rawPort)
+        # Raw clients that talk are announced: before the telnet client is there.
+        await self.rawReady(raw1, b"one ")
+        await self.rawReady(raw2, b"two")
+        telnet = await self.connect(self.telnetPort)
+        await telnet.received.length(len(OFFER))
+        self.assertEqual(self.pty.received.data, b"one two")
+        self.pty.write(b"login: ")
+        for client in (raw1, raw2):
+            self.assertEqual(await client.received.length(7), b"login: ")
+        self.assertEqual(await telnet.received.length(len(OFFER) + 7), OFFER + b"login: ")
+
+    async def test_breakOrdersData(self) -> None:
+        """IAC BRK between bytes: the byte after it reaches the device only after the break ends."""
+        client = await self.connect(self.telnetPort)
+        await client.received.length(len(OFFER))
+        client.transport.write(AGREE + b"a\xff\xf3h")  # type: ignore[union-attr]
+        await self.pty.received.length(1)
+        first = time.monotonic()
+        self.assertEqual(await self.pty.received.length(2), b"ah")
+        self.assertGreaterEqual(time.monotonic() - first, 0.2)
+        self.assertEqual(self.service.lines["t"].device.breaks, 1)
+
+    async def test_clientLeavesLineStays(self) -> None:
+        """A client leaving does not disturb the others."""
+        a = await self.connect(self.rawPort)
+        b = await self.connect(self.rawPort)
+        await self.rawReady(a, b"a")
+        await self.rawReady(b, b"b")
+        a.transport.loseConnection()  # type: ignore[union-attr]
+        await a.closed
+        self.clients.remove(a)
+        self.pty.write(b"still here")
+        self.assertEqual(await b.received.length(10), b"still here")

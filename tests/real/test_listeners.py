@@ -1,0 +1,391 @@
+"""
+Every kind of listener with real peers: netcat over UDP, socat over unix
+sockets, TLS clients with and without certificates, a dial-out that
+reconnects, files, FIFOs, IPv6, and QEMU's wait-for-the-first-client.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import stat
+
+from twisted.internet import defer, protocol, reactor
+from twisted.internet.endpoints import (
+    TCP4ServerEndpoint,
+    TCP6ClientEndpoint,
+    UNIXServerEndpoint,
+    wrapClientTLS,
+)
+from twisted.internet.ssl import Certificate, PrivateCertificate, optionsForClientTLS
+from twisted.internet.task import deferLater
+from twisted.trial.unittest import SkipTest, SynchronousTestCase, TestCase
+
+from serialgw.app.service import GatewayService
+from serialgw.config.listeners import parseListener
+from serialgw.config.specs import DeviceSpec, LineConfig
+from tests.certs import Authority
+from tests.realio import Collector, ProcessOutput, closeClients, connect, spawn, startedPty
+
+
+def freeUDPPort() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class ListenerTests(TestCase):
+    timeout = 30
+
+    def setUp(self) -> None:
+        self.pty = startedPty(self)
+        self.clients: list[Collector] = []
+        self.processes: list[ProcessOutput] = []
+
+    async def tearDown(self) -> None:  # type: ignore[override]
+        await closeClients(*self.clients)
+        for proc in self.processes:
+            await proc.stop()
+
+    def gateway(self, *listeners: str, **kwargs: object) -> GatewayService:
+        config = LineConfig("t", DeviceSpec("tty", self.pty.slaveName),
+                            listeners=tuple(parseListener(text) for text in listeners))
+        service = GatewayService([config], **kwargs)  # type: ignore[arg-type]
+        service.startService()
+        self.addCleanup(service.stopService)
+        return service
+
+    def spawn(self, argv: list[str]) -> ProcessOutput:
+        proc = spawn(argv)
+        self.processes.append(proc)
+        return proc
+
+    def need(self, program: str) -> str:
+        path = shutil.which(program)
+        if path is None:
+            raise SkipTest(f"{program} is not installed; .ci/run installs it")
+        return path
+
+    async def test_udpNetcat(self) -> None:
+        """udp:127.0.0.1:R@127.0.0.1:S: nc -u -l sees the console; nc -u types into it."""
+        nc = self.need("nc")
+        remote, source = freeUDPPort(), freeUDPPort()
+        listener = self.spawn([nc, "-u", "-l", "127.0.0.1", str(remote)])
+        self.gateway(f"udp:127.0.0.1:{remote}@127.0.0.1:{source}")
+        typist = self.spawn([nc, "-u", "127.0.0.1", str(source)])
+        typist.write(b"uname\n")
+        self.assertEqual(await self.pty.received.length(6), b"uname\n")
+        # nc -u -l answers nobody until a datagram arrives; the console's output is one.
+        self.pty.write(b"Linux\r\n")
+        self.assertEqual(await listener.output.contains(b"Linux\r\n"), b"Linux\r\n")
+
+    async def test_unixSocat(self) -> None:
+        """A unix listener is 0600, replaces a stale socket, talks to socat, and is removed at stop."""
+        socat = self.need("socat")
+        path = os.path.abspath(self.mktemp())
+        stale = socket.socket(socket.AF_UNIX)
+        stale.bind(path)
+        stale.close()
+        service = self.gateway(f"raw+unix:{path}")
+        self.assertEqual(stat.S_IMODE(os.stat(path).st_mode), 0o600)
+        peer = self.spawn([socat, "-", f"UNIX-CONNECT:{path}"])
+        peer.write(b"over unix\n")
+        self.assertEqual(await self.pty.received.length(10), b"over unix\n")
+        self.pty.write(b"back\n")
+        await peer.output.contains(b"back\n")
+        await peer.stop()
+        self.processes.remove(peer)
+        await service.stopService()
+        self.assertFalse(os.path.exists(path))
+
+    async def test_abstractUnixNames(self) -> None:
+        """twistd with "\\u0000NAME" in its TOML: abstract listeners and an abstract unix: device work end to end with socat."""
+        socat = self.need("socat")
+        name = f"serialgw-test-{os.getpid()}-{os.path.basename(os.path.dirname(self.mktemp()))}"
+        path = os.path.abspath(self.mktemp())
+        with open(path, "w") as f:
+            f.write(f'[lines.a]\ndevice = "{self.pty.slaveName}"\nlisten = "raw+unix:\\u0000{name}-a"\n'
+                    f'[lines.b]\ndevice = "unix:\\u0000{name}-a"\nlisten = "raw+unix:\\u0000{name}-b"\n')
+        from tests.realio import gatewayArgv
+
+        gateway = self.spawn(gatewayArgv("--config", path))
+        await gateway.output.contains(f"line b: raw listener ready on unix:@{name}-b".encode())
+        await gateway.output.contains(f"unix:@{name}-a: connected".encode())
+        peer = self.spawn([socat, "-", f"ABSTRACT-CONNECT:{name}-b"])
+        peer.write(b"through two abstract sockets\n")
+        self.assertEqual(await self.pty.received.length(29), b"through two abstract sockets\n")
+        self.pty.write(b"back\n")
+        await peer.output.contains(b"back\n")
+        output = gateway.output.data
+        self.assertIn(f"connect with: socat -,raw,echo=0 ABSTRACT-CONNECT:{name}-a".encode(), output)
+        self.assertIn(f"unix:@{name}-a is an abstract unix socket: it has no file mode".encode(), output)
+        self.assertNotIn(b"Traceback", output)
+        self.assertFalse(os.path.exists(f"@{name}-a") or os.path.exists(f"{name}-a"))
+
+    async def test_unixDialOut(self) -> None:
+        """unix:PATH,nowait (no server) dials out to a unix socket, as to a QEMU/Proxmox console."""
+        path = os.path.abspath(self.mktemp())
+        accepted: defer.Deferred[Collector] = defer.Deferred()
+
+        class Far(Collector):
+            def connectionMade(self) -> None:
+                accepted.callback(self)
+
+        port = await UNIXServerEndpoint(reactor, path).listen(protocol.Factory.forProtocol(Far))
+        self.addCleanup(port.stopListening)
+        self.gateway(f"raw+unix:{path},nowait")
+        far = await accepted
+        self.clients.append(far)
+        self.pty.write(b"to the far end")
+        self.assertEqual(await far.received.length(14), b"to the far end")
+
+    async def test_dialOutReconnects(self) -> None:
+        """A dial-out reconnects when its listener goes away and comes back."""
+        connections: list[defer.Deferred[Collector]] = [defer.Deferred(), defer.Deferred()]
+
+        class Far(Collector):
+            def connectionMade(self) -> None:
+                next(d for d in connections if not d.called).callback(self)
+
+        factory = protocol.Factory.forProtocol(Far)
+        port = await TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(factory)
+        number = port.getHost().port
+        self.gateway(f"tcp:127.0.0.1:{number}", retryPolicy=lambda attempt: 0.05)
+        first = await connections[0]
+        self.pty.write(b"one")
+        self.assertEqual(await first.received.length(3), b"one")
+        await port.stopListening()
+        first.transport.loseConnection()  # type: ignore[union-attr]
+        await first.closed
+        port = await TCP4ServerEndpoint(reactor, number, interface="127.0.0.1").listen(factory)
+        self.addCleanup(port.stopListening)
+        second = await connections[1]
+        self.clients.append(second)
+        second.transport.write(b"two")  # type: ignore[union-attr]
+        self.assertEqual(await self.pty.received.length(3), b"two")
+
+    async def test_tls(self) -> None:
+        """TLS with client certificates: accepted with a good one, refused without or with another subject."""
+        ca = Authority(os.path.abspath(self.mktemp()))
+        cert, key = ca.issue("gateway", dns="localhost")
+        alice = ca.issue("alice")
+        mallory = ca.issue("mallory")
+        service = self.gateway(f"raw+tls:0:interface=127.0.0.1:cert={cert}:key={key}:ca={ca.path}:subjects=alice")
+        number = service.ports[0][1].getHost().port
+
+        async def dial(client: tuple[str, str] | None) -> Collector:
+            with open(ca.path, "rb") as f:
+                trust = Certificate.loadPEM(f.read())
+            mine = None
+            if client is not None:
+                with open(client[0], "rb") as f1, open(client[1], "rb") as f2:
+                    mine = PrivateCertificate.loadPEM(f1.read() + f2.read())
+            options = optionsForClientTLS("localhost", trustRoot=trust, clientCertificate=mine)
+            from twisted.internet.endpoints import TCP4ClientEndpoint
+
+            endpoint = wrapClientTLS(options, TCP4ClientEndpoint(reactor, "127.0.0.1", number))
+            dialled = await endpoint.connect(protocol.Factory.forProtocol(Collector))
+            assert isinstance(dialled, Collector)
+            return dialled
+
+        good = await dial(alice)
+        self.clients.append(good)
+        good.transport.write(b"hello over tls")  # type: ignore[union-attr]
+        self.assertEqual(await self.pty.received.length(14), b"hello over tls")
+        for refused in (None, mallory):
+            client = await dial(refused)
+            client.transport.write(b"sneaky")  # type: ignore[union-attr]
+            await client.closed
+        self.pty.write(b"!")
+        await good.received.length(1)
+        self.assertEqual(self.pty.received.data, b"hello over tls")
+
+    async def test_tlsReadOnlyCertificate(self) -> None:
+        """readonly=CN: a client with that certificate reads the console but cannot write; others can."""
+        ca = Authority(os.path.abspath(self.mktemp()))
+        cert, key = ca.issue("gateway", dns="localhost")
+        alice, carol = ca.issue("alice"), ca.issue("carol")
+        service = self.gateway(f"raw+tls:0:interface=127.0.0.1:cert={cert}:key={key}:ca={ca.path}"
+                               f":subjects=alice:readonly=carol")
+        number = service.ports[0][1].getHost().port
+        with open(ca.path, "rb") as f:
+            trust = Certificate.loadPEM(f.read())
+
+        async def dial(pair: tuple[str, str]) -> Collector:
+            with open(pair[0], "rb") as f1, open(pair[1], "rb") as f2:
+                mine = PrivateCertificate.loadPEM(f1.read() + f2.read())
+            from twisted.internet.endpoints import TCP4ClientEndpoint
+
+            endpoint = wrapClientTLS(optionsForClientTLS("localhost", trustRoot=trust, clientCertificate=mine),
+                                     TCP4ClientEndpoint(reactor, "127.0.0.1", number))
+            client = await endpoint.connect(protocol.Factory.forProtocol(Collector))
+            assert isinstance(client, Collector)
+            self.clients.append(client)
+            return client
+
+        watcher = await dial(carol)
+        writer = await dial(alice)
+        watcher.transport.write(b"carol types")  # type: ignore[union-attr]
+        writer.transport.write(b"alice types")  # type: ignore[union-attr]
+        self.assertEqual(await self.pty.received.length(11), b"alice types")
+        self.pty.write(b"both read")
+        await watcher.received.contains(b"both read")
+        await writer.received.contains(b"both read")
+        self.assertEqual(self.pty.received.data, b"alice types")
+
+    async def test_fileAppends(self) -> None:
+        """file:PATH appends device output to the file."""
+        path = os.path.abspath(self.mktemp())
+        with open(path, "wb") as f:
+            f.write(b"old\n")
+        service = self.gateway(f"file:{path}", "raw+tcp:0:interface=127.0.0.1")
+        watcher = await connect(service.ports[0][1].getHost().port)
+        self.clients.append(watcher)
+        watcher.transport.write(b"x")  # type: ignore[union-attr]
+        await self.pty.received.length(1)
+        self.pty.write(b"boot log\n")
+        await watcher.received.length(9)
+        with open(path, "rb") as f:
+            self.assertEqual(f.read(), b"old\nboot log\n")
+
+    async def test_pipe(self) -> None:
+        """pipe:PATH reads PATH.in into the device and writes its output to PATH.out."""
+        path = os.path.abspath(self.mktemp())
+        os.mkfifo(path + ".in")
+        os.mkfifo(path + ".out")
+        self.gateway(f"pipe:{path}")
+        fdIn = os.open(path + ".in", os.O_WRONLY | os.O_NONBLOCK)
+        self.addCleanup(os.close, fdIn)
+        fdOut = os.open(path + ".out", os.O_RDONLY | os.O_NONBLOCK)
+        self.addCleanup(os.close, fdOut)
+        os.write(fdIn, b"in the pipe")
+        self.assertEqual(await self.pty.received.length(11), b"in the pipe")
+        got = b""
+        self.pty.write(b"out")
+        while len(got) < 3:
+            d: defer.Deferred[None] = defer.Deferred()
+            reactor.callLater(0.01, d.callback, None)  # type: ignore[attr-defined]
+            await d
+            try:
+                got += os.read(fdOut, 100)
+            except BlockingIOError:
+                pass
+        self.assertEqual(got, b"out")
+
+    async def test_waitForFirstClient(self) -> None:
+        """tcp:..,server without nowait: output from before the first client reaches it."""
+        service = self.gateway("tcp:127.0.0.1:0,server")
+        self.assertTrue(service.lines["t"].waitForClient)
+        self.pty.write(b"early boot\r\n")
+        client = await connect(service.ports[0][1].getHost().port)
+        self.clients.append(client)
+        self.assertEqual(await client.received.length(12), b"early boot\r\n")
+
+    async def test_ipv6(self) -> None:
+        """telnet:[::1]:0,server,nowait listens on IPv6 loopback."""
+        try:
+            probe = socket.socket(socket.AF_INET6)
+            probe.bind(("::1", 0))
+            probe.close()
+        except OSError:
+            raise SkipTest("no IPv6 loopback here") from None
+        service = self.gateway("raw+telnet:[::1]:0,server,nowait")
+        number = service.ports[0][1].getHost().port
+        client = await TCP6ClientEndpoint(reactor, "::1", number).connect(protocol.Factory.forProtocol(Collector))
+        self.clients.append(client)
+        client.transport.write(b"v6")  # type: ignore[union-attr]
+        self.assertEqual(await self.pty.received.length(2), b"v6")
+
+    async def test_noDelay(self) -> None:
+        """
+        TCP_NODELAY is set on a client's socket when the listener asks for
+        it (QEMU's nodelay, or the nodelay flag); by default Nagle's
+        algorithm stays on, so bulk output leaves in full segments.
+        """
+        service = self.gateway("raw,nodelay+tcp:0:interface=127.0.0.1", "tcp:127.0.0.1:0,server,nowait,nodelay",
+                               "raw+tcp:0:interface=127.0.0.1")
+        flags = []
+        for _, port in service.ports:
+            client = await connect(port.getHost().port)
+            self.clients.append(client)
+            client.transport.write(b"k")  # type: ignore[union-attr]
+            self.assertEqual(await self.pty.received.length(1), b"k")
+            handle = service.lines["t"].clients[-1].transport.getHandle()
+            flags.append(handle.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+        self.assertEqual(flags, [1, 1, 0])
+
+    async def test_ptyListenerCarriesOutput(self) -> None:
+        """
+        A program on a pty: listener reads the device's output and types
+        into it; while nobody reads the pty, what waits is bounded and the
+        rest counted as dropped.
+        """
+        import tty
+
+        link = os.path.abspath(self.mktemp())
+        service = self.gateway(f"pty:{link}")
+        client = service.lines["t"].clients[0]
+        slave = os.open(link, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+        self.addCleanup(os.close, slave)
+        tty.setraw(slave)
+        self.pty.write(b"boot\r\n")
+        received = b""
+        for _ in range(500):  # at most 5 s
+            if len(received) >= 6:
+                break
+            await deferLater(reactor, 0.01, lambda: None)
+            try:
+                received += os.read(slave, 100)
+            except BlockingIOError:
+                pass
+        self.assertEqual(received, b"boot\r\n")
+        os.write(slave, b"typed")
+        self.assertEqual(await self.pty.received.length(5), b"typed")
+        # Nobody reads now: at most OUTBUF bytes wait in the gateway.
+        from serialgw.clients.ptylink import OUTBUF
+
+        chunk = b"x" * 65536
+        for _ in range(12):
+            client.deliver(chunk)
+        self.assertLessEqual(len(client.dataBuffer) + client._tempDataLen, OUTBUF)
+        self.assertGreater(client.dropped, 0)
+
+
+class DialOutBackoffTests(SynchronousTestCase):
+    """A dial-out's reconnection backoff on the injected clock."""
+
+    def setUp(self) -> None:
+        from twisted.application.internet import backoffPolicy
+        from twisted.internet.testing import MemoryReactorClock
+
+        from tests.fakes import RecordingPort
+
+        self.clock = MemoryReactorClock()
+        config = LineConfig("vm", DeviceSpec("tty", "/dev/fake"),
+                            listeners=(parseListener("unix:/run/qemu-server/100.serial0,nowait"),))
+        # The gateway's policy (0.5 s doubling to 30 s), without jitter.
+        policy = backoffPolicy(initialDelay=0.5, maxDelay=30.0, factor=2.0, jitter=lambda: 0)
+        service = GatewayService([config], reactor=self.clock, retryPolicy=policy,
+                                 openPort=lambda *args: RecordingPort(self.clock))
+        service.startService()
+        self.addCleanup(service.stopService)
+
+    def link(self, upFor: float) -> float:
+        """The far end takes the pending dial, keeps it C{upFor} s, closes it; the seconds until the next dial."""
+        from tests.fakes import flap
+
+        return flap(self.clock, upFor)
+
+    def test_flappingPeerBacksOff(self) -> None:
+        """A peer that accepts and closes at once: the next dial waits 1, 2, 4, 8, 16, then 30 s (not 1 s each time)."""
+        self.assertEqual([self.link(0.1) for _ in range(8)], [1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0, 30.0])
+
+    def test_stableLinkResetsBackoff(self) -> None:
+        """A link that stayed up STABLE_LINK s starts the backoff again (1 s); one just short of it does not."""
+        from serialgw.devices.remote import STABLE_LINK
+
+        self.assertEqual([self.link(0.1) for _ in range(4)], [1.0, 2.0, 4.0, 8.0])
+        self.assertEqual(self.link(STABLE_LINK - 0.5), 16.0)
+        self.assertEqual(self.link(STABLE_LINK), 1.0)
+        self.assertEqual(self.link(0.1), 2.0)

@@ -1,0 +1,124 @@
+"""
+The systemd units as shipped (contrib/): systemd-analyze verify finds
+nothing to say; socket activation through systemd-socket-activate carries
+bytes; a systemd: listener without its socket is refused with the reason.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+
+from twisted.internet import utils
+from twisted.trial.unittest import SkipTest, SynchronousTestCase, TestCase
+
+from serialgw.app.check import systemdProblem
+from serialgw.config.specs import DEFAULT_LOCK_DIR
+from tests.realio import REPO, TWISTD, connectUnix, spawn, startedPty
+
+CONTRIB = os.path.join(REPO, "contrib")
+
+
+class ProblemTests(SynchronousTestCase):
+    def test_messages(self) -> None:
+        """Each way a systemd: listener can miss its socket has its own message naming what systemd passed."""
+        none: dict[str, str] = {}
+        two = {"LISTEN_PID": str(os.getpid()), "LISTEN_FDS": "2", "LISTEN_FDNAMES": "web1:db1"}
+        self.assertEqual(systemdProblem("tcp:4444", none), None)
+        self.assertEqual(systemdProblem("systemd:domain=INET:index=0", none),
+                         "systemd passed no sockets: start the gateway through its .socket unit "
+                         "(each ListenStream= there is one socket, index=0 the first)")
+        self.assertEqual(systemdProblem("systemd:domain=INET:index=1", two), None)
+        self.assertEqual(systemdProblem("systemd:domain=INET:index=2", two),
+                         "index=2: systemd passed 2 socket(s), index=0 to index=1")
+        self.assertEqual(systemdProblem("systemd:domain=INET:name=db1", two), None)
+        self.assertEqual(systemdProblem("systemd:domain=INET:name=mail", two),
+                         "name=mail: the sockets systemd passed are named db1, web1 "
+                         "(FileDescriptorName= in the .socket unit)")
+        self.assertEqual(systemdProblem("systemd:domain=INET", two),
+                         "name=NAME or index=N is needed to pick one of the sockets systemd passed")
+        other = {**two, "LISTEN_PID": "1"}
+        self.assertIsNotNone(systemdProblem("systemd:domain=INET:index=0", other))
+
+
+class UnitTests(TestCase):
+    timeout = 60
+
+    async def test_verify(self) -> None:
+        """systemd-analyze verify passes both units without a word (the venv's twistd stands in for /opt/serialgw's)."""
+        analyze = shutil.which("systemd-analyze")
+        if analyze is None:
+            raise SkipTest("systemd-analyze not installed (Debian package systemd)")
+        directory = os.path.abspath(self.mktemp())
+        os.mkdir(directory)
+        twistd = os.path.join(os.path.dirname(sys.executable), "twistd")
+        if not os.access(twistd, os.X_OK):
+            twistd = "/bin/true"
+        for name in ("serialgw.service", "serialgw.socket"):
+            with open(os.path.join(CONTRIB, name)) as f:
+                text = f.read()
+            with open(os.path.join(directory, name), "w") as f:
+                f.write(text.replace("/opt/serialgw/bin/twistd", twistd))
+        out, err, code = await utils.getProcessOutputAndValue(
+            analyze, ["verify", "--man=no", "./serialgw.service", "./serialgw.socket"], path=directory, env=os.environ)
+        if code != 0 and b"Failed to initialize" in err:
+            raise SkipTest(f"systemd-analyze cannot run here: {err.decode(errors='replace')}")
+        self.assertEqual((code, out, err), (0, b"", b""))
+
+    def test_unitRunsWhatIsDocumented(self) -> None:
+        """The unit runs the venv's twistd in /opt/serialgw with the file it checks first, and reloads with SIGHUP."""
+        with open(os.path.join(CONTRIB, "serialgw.service")) as f:
+            lines = f.read().splitlines()
+        settings = [line for line in lines if line and not line.startswith("#")]
+        self.assertIn("ExecStartPre=/opt/serialgw/bin/twistd serialgw --check --config /etc/serialgw/serialgw.toml",
+                      settings)
+        self.assertIn("ExecStart=/opt/serialgw/bin/twistd --nodaemon --pidfile= serialgw "
+                      "--config /etc/serialgw/serialgw.toml", settings)
+        self.assertIn("ExecReload=/bin/kill -HUP $MAINPID", settings)
+        for key in ("LogsDirectory=serialgw", "StateDirectory=serialgw", "Type=notify", "DynamicUser=yes",
+                    "ProtectSystem=strict", "WatchdogSec=30s"):
+            self.assertIn(key, settings)
+
+    def test_lockDirectoryWritable(self) -> None:
+        """Under ProtectSystem=strict (/run read-only) the unit opens /run/lock for the ttys' UUCP locks."""
+        with open(os.path.join(CONTRIB, "serialgw.service")) as f:
+            settings = [line for line in f.read().splitlines() if line and not line.startswith("#")]
+        self.assertIn(os.path.realpath(DEFAULT_LOCK_DIR), ("/run/lock", "/var/lock"))
+        self.assertIn("ReadWritePaths=-/run/lock", settings)
+
+
+class ActivationTests(TestCase):
+    timeout = 60
+
+    def activate(self, socketPath: str, *args: str) -> object:
+        activate = shutil.which("systemd-socket-activate")
+        if activate is None:
+            raise SkipTest("systemd-socket-activate not installed (Debian package systemd)")
+        return spawn([activate, "-l", socketPath, "--fdname=console", "-E", f"PYTHONPATH={REPO}",
+                      "--", *TWISTD, "-n", "--pidfile=", "serialgw", *args])
+
+    async def test_socketActivated(self) -> None:
+        """Under systemd-socket-activate the gateway adopts the socket by name; the first connection reaches the device."""
+        pty = startedPty(self)
+        path = os.path.abspath(self.mktemp())
+        proc = self.activate(path, "--device", pty.slaveName, "--port", "raw+systemd:domain=UNIX:name=console")
+        self.addCleanup(proc.stop)  # type: ignore[attr-defined]
+        await proc.output.contains(b"Listening on")  # type: ignore[attr-defined]
+        client = await connectUnix(path)
+        client.transport.write(b"hello device")  # type: ignore[union-attr]
+        self.assertEqual(await pty.received.length(12), b"hello device")
+        pty.write(b"hello client")
+        self.assertEqual(await client.received.length(12), b"hello client")
+        client.transport.loseConnection()  # type: ignore[union-attr]
+
+    async def test_noSuchSocket(self) -> None:
+        """index=1 when one socket was passed: exit 2 with the reason, not "list index out of range"."""
+        path = os.path.abspath(self.mktemp())
+        proc = self.activate(path, "--device", "/dev/null", "--port", "systemd:domain=UNIX:index=1")
+        await proc.output.contains(b"Listening on")  # type: ignore[attr-defined]
+        client = await connectUnix(path)
+        self.assertEqual(await proc.ended, 2)  # type: ignore[attr-defined]
+        self.assertIn(b"serialgw: error: listener 'systemd:domain=UNIX:index=1': index=1: systemd passed 1 "
+                      b"socket(s), index=0 to index=0\n", proc.output.data)  # type: ignore[attr-defined]
+        client.transport.loseConnection()  # type: ignore[union-attr]
