@@ -8,6 +8,7 @@ the server under test opens the slave), clients on loopback TCP.
     python3 bench/run.py --quick         # fewer samples, lines 16 and 128
     python3 bench/run.py --only stuck    # just the stuck-clients scenario
     python3 bench/run.py --only neighbour   # a quiet line beside a flooding one
+    python3 bench/run.py --only shards   # 1024 lines: 2 processes (--shard) against 1
 
 Prints a table with serialgw/peer ratios and writes JSON (bench/results/).
 Not part of the tests: timings depend on the machine.
@@ -133,6 +134,11 @@ class Server:
     def start(self, devices: list[str], ports: list[int], telnetPort: Optional[int] = None) -> None:
         raise NotImplementedError
 
+    def pids(self) -> list[int]:
+        """The processes serving (one; serialgw's shards are several)."""
+        assert self.proc is not None
+        return [self.proc.pid]
+
     def stop(self) -> None:
         if self.proc is not None:
             self.proc.terminate()
@@ -188,6 +194,7 @@ class Socat(Server):
 class Ser2net(Server):
     name = "ser2net"
     options = ""
+    flags: list[str] = []
 
     def start(self, devices: list[str], ports: list[int], telnetPort: Optional[int] = None) -> None:
         config = os.path.join(self.dir, "ser2net.yaml")
@@ -195,7 +202,7 @@ class Ser2net(Server):
             for i, (device, port) in enumerate(zip(devices, ports, strict=True)):
                 f.write(f"connection: &c{i}\n  accepter: tcp,127.0.0.1,{port}\n"
                         f"  connector: serialdev,{device},115200n81,local\n{self.options}\n")
-        self.proc = subprocess.Popen(["ser2net", "-n", "-c", config, "-P", os.path.join(self.dir, "pid")],
+        self.proc = subprocess.Popen(["ser2net", "-n", *self.flags, "-c", config, "-P", os.path.join(self.dir, "pid")],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         waitListening(ports[-1])
 
@@ -312,26 +319,34 @@ def farm(server: Server, lines: int, seconds: float) -> dict[str, Any]:
     while any(_inUse(first + i) for i in range(lines)):
         first = freePort() + 1
     ports = [first + i for i in range(lines)]
-    server.start([p.slave for p in ptys], ports)
     out: dict[str, Any] = {}
     socks: list[socket.socket] = []
     try:
-        assert server.proc is not None
+        # Inside: a server that fails to start leaves no pty behind.
+        server.start([p.slave for p in ptys], ports)
+        pids = server.pids()
+
+        def cpu(user: bool = True, system: bool = True) -> float:
+            return sum(cpuSeconds(pid, user, system) for pid in pids)
+
         for port in ports:
             s = socket.create_connection(("127.0.0.1", port))
             s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             s.setblocking(False)
             socks.append(s)
         time.sleep(1.0)
-        cpu0 = cpuSeconds(server.proc.pid)
+        cpu0 = cpu()
         time.sleep(seconds)
-        out["idle_cpu_percent"] = (cpuSeconds(server.proc.pid) - cpu0) / seconds * 100
-        out["rss_KiB"] = rssKiB(server.proc.pid)
-        user0, system0 = cpuSeconds(server.proc.pid, system=False), cpuSeconds(server.proc.pid, user=False)
+        out["idle_cpu_percent"] = (cpu() - cpu0) / seconds * 100
+        out["rss_KiB"] = sum(rssKiB(pid) for pid in pids)
+        user0, system0 = cpu(system=False), cpu(user=False)
+        client0 = time.process_time()
         out["echo_msgs_per_s"] = echo(ptys, socks, seconds)
+        # The load generator's own share of the cores (it runs on them too).
+        out["client_cpu_cores"] = (time.process_time() - client0) / seconds
         messages = max(1.0, out["echo_msgs_per_s"] * seconds)
-        out["user_us_per_msg"] = (cpuSeconds(server.proc.pid, system=False) - user0) / messages * 1e6
-        out["system_us_per_msg"] = (cpuSeconds(server.proc.pid, user=False) - system0) / messages * 1e6
+        out["user_us_per_msg"] = (cpu(system=False) - user0) / messages * 1e6
+        out["system_us_per_msg"] = (cpu(user=False) - system0) / messages * 1e6
     finally:
         for s in socks:
             s.close()
@@ -443,13 +458,57 @@ class SocatLines(Server):
 
 
 class Ser2netNeighbour(Ser2net):
-    """ser2net as tuned for the neighbour scenario (issue 15): no char delay, 64 KiB buffers."""
+    """
+    ser2net as tuned for the neighbour scenario (issue 15): no char delay,
+    64 KiB buffers; no UUCP lock (LCK..N of a pty is shared with every
+    other /dev/pts/N user on the machine).
+    """
 
     name = "ser2net-tuned"
     options = "  options:\n    chardelay: false\n    dev-to-net-bufsize: 65536\n    net-to-dev-bufsize: 65536\n"
+    flags = ["-u"]
 
 
-NEIGHBOUR_KINDS: list[type[Server]] = [Serialgw, Ser2netNeighbour, SocatLines]
+class SerialgwNeighbour(Serialgw):
+    """serialgw's farm (one --config file), without UUCP locks (as ser2net -u)."""
+
+    def start(self, devices: list[str], ports: list[int], telnetPort: Optional[int] = None) -> None:
+        config = os.path.join(self.dir, "farm.toml")
+        with open(config, "w") as f:
+            for i, (device, port) in enumerate(zip(devices, ports, strict=True)):
+                f.write(f'[lines.line{i}]\ndevice = "{device}"\nlisten = "raw+tcp:{port}:interface=127.0.0.1"\n'
+                        "lock = false\n\n")
+        argv = TWISTD + ["-n", "--pidfile=", "--logfile=/dev/null", "serialgw", "--config", config]
+        self.proc = subprocess.Popen(argv, cwd=REPO, env=dict(os.environ, PYTHONPATH=REPO), stdout=subprocess.DEVNULL)
+        waitListening(ports[-1])
+
+
+def waitOpen(pids: list[int], devices: list[str], timeout: float = 30.0) -> None:
+    """
+    Wait until the processes hold every device open: serialgw opens its
+    devices off the reactor thread after it listens, ser2net and socat when
+    a client connects; a byte written before would be flushed at the open.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        held = set()
+        for pid in pids:
+            try:
+                fds = os.listdir(f"/proc/{pid}/fd")
+            except OSError:
+                continue
+            for fd in fds:
+                try:
+                    held.add(os.readlink(f"/proc/{pid}/fd/{fd}"))
+                except OSError:
+                    pass
+        if held.issuperset(devices):
+            return
+        time.sleep(0.02)
+    raise RuntimeError(f"the server did not open {devices}")
+
+
+NEIGHBOUR_KINDS: list[type[Server]] = [SerialgwNeighbour, Ser2netNeighbour, SocatLines]
 
 
 def neighbour(server: Server, rtts: int) -> dict[str, Any]:
@@ -474,13 +533,18 @@ def neighbour(server: Server, rtts: int) -> dict[str, Any]:
             raise RuntimeError("the flooder did not connect")
         sock = socket.create_connection(("127.0.0.1", ports[1]))
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        lines = server.lines if isinstance(server, SocatLines) else [server]
+        waitOpen([line.proc.pid for line in lines if line.proc is not None], [flooded.slave, quiet.slave])
         time.sleep(0.2)
         roundTrips(quiet, sock, 50)  # warm up
         idle = sorted(roundTrips(quiet, sock, rtts))
         flooder.stdin.write("go\n")
         flooder.stdin.flush()
         time.sleep(0.3)
+        assert server.proc is not None
+        cpu0, wall0 = cpuPreciseSeconds(server.proc.pid), time.perf_counter()
         busy = sorted(roundTrips(quiet, sock, rtts))
+        out["flood_cpu_percent"] = (cpuPreciseSeconds(server.proc.pid) - cpu0) / (time.perf_counter() - wall0) * 100
         flooder.stdin.write("stop\n")
         flooder.stdin.flush()
         received, seconds = flooder.stdout.readline().split()
@@ -517,11 +581,11 @@ def reportNeighbour(results: dict[str, Any]) -> None:
     figures = results["neighbour"]
     print("\nneighbour (two lines in one gateway; B's 1-byte round trip, A idle then flooding a raw reader)")
     print(f"{'server':16}{'idle p50 ms':>12}{'idle p99 ms':>12}{'flood p50 ms':>13}{'flood p99 ms':>13}"
-          f"{'A MiB/s':>9}   flood p50/idle p50")
+          f"{'A MiB/s':>9}{'CPU %':>7}   flood p50/idle p50")
     for name, values in figures["median"].items():
         ratio = paired(figures["rounds"][name], figures["rounds"][name], "flood_p50_ms", "idle_p50_ms")
         print(f"{name:16}{values['idle_p50_ms']:12.3f}{values['idle_p99_ms']:12.3f}{values['flood_p50_ms']:13.3f}"
-              f"{values['flood_p99_ms']:13.3f}{values['flood_MiBps']:9.1f}   "
+              f"{values['flood_p99_ms']:13.3f}{values['flood_MiBps']:9.1f}{values['flood_cpu_percent']:7.0f}   "
               f"{ratio[0]:.2f} ({ratio[1]:.2f}-{ratio[2]:.2f})")
     rounds = figures["rounds"]
     for peer in (p for p in rounds if p != "serialgw"):
@@ -598,6 +662,118 @@ def echo(ptys: list[Pty], socks: list[socket.socket], seconds: float) -> float:
 # --- the run -----------------------------------------------------------------
 
 
+class SerialgwShards(Server):
+    """
+    serialgw's farm as N processes over one file, process I started with
+    --shard I/N (as serialgw@I-N.service runs them); N = 1 is the same file
+    and options in one process. No UUCP locks (as ser2net -u).
+    """
+
+    name = "serialgw-shards"
+
+    def __init__(self, shards: int) -> None:
+        Server.__init__(self)
+        self.shards = shards
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def start(self, devices: list[str], ports: list[int], telnetPort: Optional[int] = None) -> None:
+        config = os.path.join(self.dir, "farm.toml")
+        with open(config, "w") as f:
+            f.write("[defaults]\nlock = false\n\n")
+            for i, (device, port) in enumerate(zip(devices, ports, strict=True)):
+                f.write(f'[lines.line{i}]\ndevice = "{device}"\nlisten = "raw+tcp:{port}:interface=127.0.0.1"\n\n')
+        for index in range(self.shards):
+            argv = TWISTD + ["-n", "--pidfile=", "--logfile=/dev/null", "serialgw", "--config", config,
+                             "--shard", f"{index}/{self.shards}"]
+            self.procs.append(subprocess.Popen(argv, cwd=REPO, env=dict(os.environ, PYTHONPATH=REPO),
+                                               stdout=subprocess.DEVNULL))
+        self.proc = self.procs[0]
+        try:
+            # Every port: each process binds its own share.
+            deadline = time.monotonic() + 120
+            wanted = {f":{port:04X}" for port in ports}
+            while wanted and time.monotonic() < deadline:
+                ended = [i for i, proc in enumerate(self.procs) if proc.poll() is not None]
+                if ended:
+                    # A port of the farm's block taken meanwhile by another program, most likely.
+                    raise StartFailed(f"serialgw --shard {ended[0]}/{self.shards} ended at start")
+                with open("/proc/net/tcp") as f:
+                    wanted -= {line.split()[1][-5:] for line in f if line.split()[3] == "0A"}
+                time.sleep(0.1)
+            if wanted:
+                raise StartFailed(f"{len(wanted)} ports not listening")
+            waitOpen(self.pids(), devices, timeout=120)
+        except BaseException:
+            self.stop()
+            raise
+
+    def pids(self) -> list[int]:
+        return [proc.pid for proc in self.procs]
+
+    def stop(self) -> None:
+        for proc in self.procs[1:]:
+            proc.terminate()
+        for proc in self.procs[1:]:
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        self.procs = []
+        Server.stop(self)
+
+
+class StartFailed(RuntimeError):
+    pass
+
+
+def shardRounds(rounds: int, lines: int, seconds: float, counts: tuple[int, ...] = (1, 2)) -> dict[str, Any]:
+    """The farm scenario at LINES lines, serialgw in 1 and in 2 processes (--shard), alternating, round after round."""
+    runs: dict[str, list[dict[str, Any]]] = {}
+    for round_ in range(rounds):
+        for n in counts if round_ % 2 == 0 else counts[::-1]:
+            print(f"round {round_ + 1}/{rounds}: serialgw, {n} process(es): {lines} lines ...", flush=True)
+            for _attempt in range(3):
+                try:
+                    runs.setdefault(str(n), []).append(farm(SerialgwShards(n), lines, seconds))
+                    break
+                except StartFailed as e:
+                    # On a shared machine a port of the block can be taken between the check and the bind.
+                    print(f"  {e}; again", flush=True)
+            else:
+                raise RuntimeError(f"serialgw in {n} process(es) did not start three times")
+    ratios = [two["echo_msgs_per_s"] / one["echo_msgs_per_s"] for one, two in
+              zip(runs["1"], runs[str(counts[-1])], strict=True)]
+    return {"lines": lines, "seconds": seconds, "rounds": runs, "echo_ratio": ratios,
+            "median": {n: {key: statistics.median(r[key] for r in rs) for key in rs[0]} for n, rs in runs.items()}}
+
+
+def reportShards(results: dict[str, Any]) -> None:
+    shards = results["shards"]
+    print(f"\nserialgw in several processes (--shard I/N), {shards['lines']} lines, one client each, "
+          f"echo for {shards['seconds']:.0f} s a round")
+    print(f"{'processes':>10}{'echo msg/s':>12}{'  (rounds)':<34}{'CPU us/msg':>11}{'cores':>7}"
+          f"{'client cores':>13}{'RSS MiB':>9}")
+    for n, runs in shards["rounds"].items():
+        median = shards["median"][n]
+        rates = ", ".join(f"{r['echo_msgs_per_s']:.0f}" for r in runs)
+        perMsg = median["user_us_per_msg"] + median["system_us_per_msg"]
+        print(f"{n:>10}{median['echo_msgs_per_s']:12.0f}  {'(' + rates + ')':<32}{perMsg:11.1f}"
+              f"{perMsg * median['echo_msgs_per_s'] / 1e6:7.2f}{median['client_cpu_cores']:13.2f}"
+              f"{median['rss_KiB'] / 1024:9.0f}")
+    ratios = shards["echo_ratio"]
+    print(f"  echo rate, 2 processes / 1: {statistics.median(ratios):.2f} (rounds {min(ratios):.2f}-{max(ratios):.2f}; "
+          f"{os.cpu_count()} cores, the load generator on them too)")
+
+
+def onlyShards(quick: bool) -> None:
+    """The shards scenario alone."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    only: dict[str, Any] = {"shards": shardRounds(2 if quick else 4, 1024, 3.0 if quick else 5.0)}
+    reportShards(only)
+
+
 def onlyNeighbour(quick: bool) -> None:
     """The neighbour scenario alone, with its peers (installed if missing; other runs left alone)."""
     missing = [exe for exe in ("socat", "ser2net") if not shutil.which(exe)]
@@ -617,8 +793,9 @@ def main() -> None:
     parser.add_argument("--json", default=os.path.join(REPO, "bench", "results", "latest.json"))
     parser.add_argument("--markdown", metavar="JSON", help="print the README's tables from a run's JSON, and stop")
     parser.add_argument("--stuck", default="0,500", help="counts of never-reading clients for the stuck scenario")
-    parser.add_argument("--only", choices=["stuck", "neighbour"],
-                        help="run one scenario only (stuck: serialgw alone; neighbour: with its peers)")
+    parser.add_argument("--only", choices=["stuck", "neighbour", "shards"],
+                        help="run one scenario only (stuck: serialgw alone; neighbour: with its peers; "
+                             "shards: serialgw in 2 processes against 1 at 1024 lines)")
     args = parser.parse_args()
     if args.markdown:
         with open(args.markdown) as f:
@@ -637,6 +814,9 @@ def main() -> None:
         return
     if args.only == "neighbour":
         onlyNeighbour(args.quick)
+        return
+    if args.only == "shards":
+        onlyShards(args.quick)
         return
     ensurePeers()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -672,12 +852,15 @@ def main() -> None:
 
     results["neighbour"] = neighbourRounds(3 if args.quick else 5, 500 if args.quick else 2000)
 
+    results["shards"] = shardRounds(2 if args.quick else 4, 1024, seconds)
+
     results["machine"] = {
         "cpus": os.cpu_count(), "kernel": platform.release(), "python": platform.python_version(),
         "date": time.strftime("%Y-%m-%d"), "rounds": rounds, "farm_rounds": farmRounds,
         "rtts_per_round": rtts, "MiB_per_transfer": size // MiB,
     }
     report(results)
+    reportShards(results)
     os.makedirs(os.path.dirname(args.json), exist_ok=True)
     with open(args.json, "w") as f:
         json.dump(results, f, indent=2)

@@ -26,6 +26,28 @@ class IClient(Interface):
 
     peer = Attribute("The client's address, for messages.")
     role = Attribute("The client's L{Role}.")
+    person = Attribute(
+        "Whether a person at a terminal is at the other end (a network session): counted for max-clients, "
+        "announced coming and going, the one writer in exclusive mode.  A program, a file, a log or a "
+        "watch-all view is not."
+    )
+    wakesLine = Attribute(
+        "Whether its arrival starts reading a line that waits for its first client (QEMU's server "
+        "without nowait); a log, a file, a datagram peer or a watch-all view does not."
+    )
+    user = Attribute("The person's name when known (an SSH key's owner, a TLS certificate's subject), else None.")
+    comPort = Attribute(
+        "Its RFC 2217 com port control while it has negotiated COM-PORT-OPTION (it controls the port: "
+        "settings, modem lines, purges), else None."
+    )
+    wantsLineErrors = Attribute(
+        "Whether it asked to hear of breaks and receive errors (an RFC 2217 line-state mask): the device "
+        "watches for them only while a client does."
+    )
+    guard = Attribute(
+        "Its output guard where its output is bounded here (C{policy}: its listener's policy name; "
+        "C{dropped}: device output dropped for it so far), else None."
+    )
 
     def deliver(data: bytes) -> None:
         """Send device output to the client, encoded for its wire."""
@@ -51,11 +73,43 @@ class IClient(Interface):
     def resumeInput() -> None:
         """Read from the client again."""
 
+    def disconnect() -> None:
+        """
+        Leave the line and close the connection once what waits for it is
+        written; nothing where its connection is another's to close (a
+        client pty, a watch-all view, a console log).
+        """
+
+    def abort() -> bool:
+        """
+        Cut the client off at once (telling it something failed): C{True}
+        if its connection was aborted (it leaves the line when that is
+        lost), C{False} where it has none that can be cut (the line then
+        detaches it).
+        """
+
+
+class IConsoleLog(IClient):
+    """
+    A client that also keeps the line's events (a console log): who came
+    and went, breaks, the device going down.
+    """
+
+    spec = Attribute("Its L{LogSpec}: the file's path and the time stamps' format.")
+
+    def event(text: str) -> None:
+        """One event on the line, to be written with its time."""
+
+    def reopen() -> None:
+        """Open the path again (logrotate moved the file)."""
+
 
 class IDevice(Interface):
     """
     What a line needs of its device.
     """
+
+    name = Attribute("What the device is, for people: its path (C{/dev/ttyS0}, C{pty:/run/x}) or address.")
 
     def write(data: bytes) -> None:
         """Queue bytes for the device."""
@@ -65,10 +119,20 @@ class IDevice(Interface):
     modemLines = Attribute("DTR and RTS as set: C{{'dtr': bool, 'rts': bool}}.")
     breaking = Attribute("Whether a break is under way.")
     up = Attribute("Whether the device is there (open, or connected) now.")
+    breakDuration = Attribute("How long a break lasts when the client gives no duration (seconds).")
     noBreak = Attribute(
         "Why a break cannot reach the far end, for people (C{'unix:/x is a raw socket: it cannot carry a break'}); "
         "empty when it can."
     )
+    lockedBy = Attribute("The process whose UUCP lock keeps the device from us (a pid), or None.")
+    breaks = Attribute("Breaks sent so far.")
+    dropped = Attribute("Bytes for the device dropped because it was down, so far.")
+
+    def start() -> None:
+        """Start reading from the device (a remote one: start connecting)."""
+
+    def close() -> object:
+        """Close for good (no reopening); what to wait for (a Deferred), if anything."""
 
     def sendBreak(duration: Optional[float] = None) -> bool:
         """Send a break after queued output; C{False} if one is under way."""

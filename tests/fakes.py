@@ -112,6 +112,14 @@ class RecordingClient:
         self.notices: list[str] = []
         self.paused = 0
         self.resumed = 0
+        self.person = False
+        self.wakesLine = True
+        self.user: Optional[str] = None
+        self.comPort: Any = None
+        self.wantsLineErrors = False
+        self.guard: Any = None
+        self.disconnected = 0
+        self.aborted = 0
 
     def deliver(self, data: bytes) -> None:
         self.received.append(data)
@@ -134,6 +142,14 @@ class RecordingClient:
     def resumeInput(self) -> None:
         self.resumed += 1
 
+    def disconnect(self) -> None:
+        self.disconnected += 1
+
+    def abort(self) -> bool:
+        # No connection to cut: the line detaches it.
+        self.aborted += 1
+        return False
+
 
 @implementer(IDevice)
 class RecordingDevice:
@@ -143,7 +159,15 @@ class RecordingDevice:
     """
 
     def __init__(self, settings: SerialSettings = SerialSettings()) -> None:
+        # Nameless: a line's status shows an empty device name.
+        self.name = ""
         self.events: list[tuple[str, Any]] = []
+        self.lockedBy: Optional[int] = None
+        self.breakDuration = 0.25
+        self.breaks = 0
+        self.dropped = 0
+        self.started = 0
+        self.closed = False
         self.busy = False
         self.breaking = False
         self.up = True
@@ -194,6 +218,12 @@ class RecordingDevice:
 
     def resumeReading(self) -> None:
         self.events.append(("resume", None))
+
+    def start(self) -> None:
+        self.started += 1
+
+    def close(self) -> None:
+        self.closed = True
 
 
 class PausableTransport(StringTransport):

@@ -6,6 +6,7 @@ Waiting is on Deferreds, bounded by the test's timeout; never on sleeps.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import sys
@@ -352,3 +353,18 @@ def socketPath(case: Any, name: str = "sock") -> str:
     directory = tempfile.mkdtemp(prefix="serialgw-")
     case.addCleanup(shutil.rmtree, directory, True)
     return os.path.join(directory, name)
+
+
+def linePort(data: bytes, line: str, protocol_: str = "telnet") -> int:
+    """The port a gateway's log says a line's listener is ready on."""
+    found = re.findall(b"line " + line.encode() + b": " + protocol_.encode()
+                       + rb" listener ready on 127\.0\.0\.1:(\d+)", data)
+    return int(found[0])
+
+
+async def statusPage(port: int) -> dict[str, Any]:
+    """The status page over HTTP, as JSON."""
+    client = await connect(port)
+    client.transport.write(b"GET / HTTP/1.0\r\n\r\n")  # type: ignore[union-attr]
+    await client.closed
+    return json.loads(client.received.data.split(b"\r\n\r\n", 1)[1])  # type: ignore[no-any-return]

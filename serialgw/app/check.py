@@ -15,7 +15,16 @@ import re
 import stat
 from typing import Any, Mapping, Optional, Sequence
 
-from serialgw.config.specs import LineConfig, ListenerKind, ListenerSpec, SSHSpec, isAbstract, isDecimal
+from serialgw.config.shard import ownListeners
+from serialgw.config.specs import (
+    LineConfig,
+    ListenerKind,
+    ListenerSpec,
+    SSHSpec,
+    WatchAllSpec,
+    isAbstract,
+    isDecimal,
+)
 
 WILDCARDS = ("", "0.0.0.0", "::")
 
@@ -102,10 +111,13 @@ def _clash(a: tuple[str, str, str], b: tuple[str, str, str]) -> bool:
 
 
 def checkLines(lines: Sequence[LineConfig], status: Optional[ListenerSpec] = None,
-               ssh: Optional[SSHSpec] = None, watchAll: Sequence[ListenerSpec] = ()) -> tuple[list[str], list[str]]:
+               ssh: Optional[SSHSpec] = None, watchAll: Sequence[ListenerSpec] = (),
+               shards: int = 0) -> tuple[list[str], list[str]]:
     """
     Errors (the gateway would not start) and warnings (it would, but
-    something is missing now) for a parsed configuration.
+    something is missing now) for a parsed configuration.  With C{shards}
+    (--shard I/N: N), the status, SSH and watch-all listeners are each
+    process's own copies, all N of them beside every line's.
     """
     errors: list[str] = []
     warnings: list[str] = []
@@ -161,16 +173,24 @@ def checkLines(lines: Sequence[LineConfig], status: Optional[ListenerSpec] = Non
             if problem is not None:
                 warnings.append(f"{owner}: listener {spec.text!r}: {problem} (now)")
             if spec.tls is not None:
-                for name in ("cert", "key", "ca"):
-                    path = getattr(spec.tls, name)
+                for name, path in (("cert", spec.tls.cert), ("key", spec.tls.key), ("ca", spec.tls.ca)):
                     if path and not os.access(path, os.R_OK):
                         warnings.append(f"{owner}: listener {spec.text!r}: {name} file {path!r} cannot be read (now)")
-    if status is not None:
-        take(status, "the status endpoint")
-    for spec in watchAll:
-        take(spec, "watch-all")
+    processes: list[tuple[str, tuple[Optional[ListenerSpec], Optional[SSHSpec], Sequence[ListenerSpec]]]]
+    processes = [("", (status, ssh, watchAll))]
+    if shards:
+        watching = WatchAllSpec(tuple(watchAll))
+        copies = [ownListeners(i, status, ssh, watching) for i in range(shards)]
+        processes = [(f" of process {i}/{shards}", (own[0], own[1], own[2].listeners if own[2] else ()))
+                     for i, own in enumerate(copies)]
+    for of, (status_, ssh_, watchAll_) in processes:
+        if status_ is not None:
+            take(status_, f"the status endpoint{of}")
+        for spec in watchAll_:
+            take(spec, f"watch-all{of}")
+        if ssh_ is not None:
+            take(ssh_.listener, f"the SSH listener{of}")
     if ssh is not None:
-        take(ssh.listener, "the SSH listener")
         _checkHostKey(ssh.hostKey, errors, warnings)
     return errors, warnings
 

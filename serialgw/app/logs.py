@@ -23,9 +23,11 @@ from __future__ import annotations
 import os
 import re
 import sys
+import types
 from typing import Any, Mapping, Optional, TextIO
 
 from twisted.logger import ILogObserver, LogLevel, formatEvent
+from twisted.python.logfile import BaseLogFile
 from zope.interface import implementer
 
 from serialgw.config.specs import describeUnix, isDecimal
@@ -62,6 +64,7 @@ def describeEndpoint(endpoint: Any) -> str:
     if not _OBJECT_REPR.search(text):
         return text.strip("<>").replace("HostnameEndpoint ", "")
     for name in ("_path", "_wrappedEndpoint", "_host"):
+        # Twisted's endpoints keep what they point at in private fields.
         inner = getattr(endpoint, name, None)
         if isinstance(inner, (str, bytes)):
             # A unix socket's abstract name (a NUL first) as @NAME: no NUL byte in the log.
@@ -148,3 +151,30 @@ def twistdObserver(twistdOptions: Any, environ: Mapping[str, str] = os.environ) 
     inner = UnixAppLogger(twistdOptions)._getLogObserver()
     return TidyObserver(inner, toStdout, stderr=sys.stderr)
 
+
+def twistdLogFile(handler: Any) -> Optional[BaseLogFile]:
+    """
+    twistd's log file, from the SIGUSR1 handler twistd installs for it
+    (twistd keeps the file nowhere else); None when it writes none.
+    """
+    for cell in (handler.__closure__ if isinstance(handler, types.FunctionType) else None) or ():
+        try:
+            value = cell.cell_contents
+        except ValueError:
+            continue
+        if isinstance(value, BaseLogFile):
+            return value
+    return None
+
+
+def appendOnly(logFile: Optional[BaseLogFile]) -> None:
+    """
+    twistd opens its log for writing at an offset: set O_APPEND, so after
+    logrotate's copytruncate it writes at the start again, not past a hole.
+    """
+    if logFile is None or logFile.closed:
+        return
+    import fcntl
+
+    fd = logFile._file.fileno()
+    fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | os.O_APPEND)

@@ -17,7 +17,8 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Site
 
 from serialgw import __version__
-from serialgw.line.hub import describeAddress, peerName
+from serialgw.clients.transports import describeAddress, peerName
+from serialgw.line.hub import Line
 
 log = Logger()
 
@@ -33,16 +34,16 @@ def clientProtocol(client: Any) -> str:
     return type(client).__name__.replace("Client", "").lower()
 
 
-def lineStatus(line: Any) -> dict[str, Any]:
+def lineStatus(line: Line) -> dict[str, Any]:
     device = line.device
     settings = line.settings
     return {
         "name": line.name,
-        "device": getattr(getattr(device, "port", None), "name", None) or getattr(device, "name", ""),
-        "up": bool(getattr(device, "up", True)),
+        "device": device.name,
+        "up": bool(device.up),
         # The process whose UUCP lock keeps the device from us, or null.
-        "locked_by": getattr(device, "lockedBy", None),
-        "down_reason": getattr(device, "downReason", None),
+        "locked_by": device.lockedBy,
+        "down_reason": device.downReason,
         "settings": {
             "baudrate": settings.baudrate,
             "bytesize": settings.bytesize,
@@ -56,18 +57,18 @@ def lineStatus(line: Any) -> dict[str, Any]:
         "clients": [
             {
                 "peer": client.peer,
-                "user": getattr(client, "user", None),
+                "user": client.user,
                 "role": client.role.value,
                 "protocol": clientProtocol(client),
-                "rfc2217": getattr(client, "comPort", None) is not None,
-                "dropped": getattr(getattr(client, "guard", None), "dropped", 0),
+                "rfc2217": client.comPort is not None,
+                "dropped": client.guard.dropped if client.guard is not None else 0,
             }
             for client in line.clients
         ],
         "bytes_to_device": line.bytesToDevice,
         "bytes_from_device": line.bytesFromDevice,
-        "breaks": getattr(device, "breaks", 0),
-        "dropped_while_down": getattr(device, "dropped", 0),
+        "breaks": device.breaks,
+        "dropped_while_down": device.dropped,
         "refused_bytes": line.refused,
     }
 
@@ -121,27 +122,28 @@ class MetricsCollector:
                                           "Client input dropped because the device was down", labels=["line"])
         refused = CounterMetricFamily("serialgw_refused_bytes", "Input from read-only clients, not written",
                                       labels=["line"])
-        for line in list(self.service.lines.values()):
+        lines: list[Line] = list(self.service.lines.values())
+        for line in lines:
             name = line.name
             device = line.device
             toDevice.add_metric([name], line.bytesToDevice)
             fromDevice.add_metric([name], line.bytesFromDevice)
-            breaks.add_metric([name], getattr(device, "breaks", 0))
-            up.add_metric([name], 1 if getattr(device, "up", True) else 0)
+            breaks.add_metric([name], device.breaks)
+            up.add_metric([name], 1 if device.up else 0)
             reopens.add_metric([name], line.reopens)
             counts: dict[tuple[str, str], int] = {}
             policies = dict(line.droppedGone)
             for client in line.clients:
                 key = (client.role.value, clientProtocol(client))
                 counts[key] = counts.get(key, 0) + 1
-                guard = getattr(client, "guard", None)
+                guard = client.guard
                 if guard is not None:
                     policies[guard.policy] = policies.get(guard.policy, 0) + guard.dropped
             for (role, protocol), count in sorted(counts.items()):
                 clients.add_metric([name, role, protocol], count)
             for policy, count in sorted(policies.items()):
                 dropped.add_metric([name, policy], count)
-            downDropped.add_metric([name], getattr(device, "dropped", 0))
+            downDropped.add_metric([name], device.dropped)
             refused.add_metric([name], line.refused)
         return [toDevice, fromDevice, breaks, up, reopens, clients, dropped, downDropped, refused]
 
@@ -158,14 +160,13 @@ def metricsRegistry(service: Any) -> Any:
     return registry
 
 
-def statusSite(service: Any, clock: Any = None) -> Any:
+def statusSite(service: Any, clock: Any) -> Any:
     """
     The status endpoint's site: every path through L{StatusChannel} (GET and
     HEAD only, bounded requests, timeouts, bounded pipelining) and rendered
     at most once a second (L{ThrottledPage}); no access-log line per GET
     (scrapers come every few seconds).
     """
-    clock = clock if clock is not None else getattr(service, "reactor", None)
     root = statusRoot(service)
     for name, child in list(root.children.items()):
         root.putChild(name, ThrottledPage(child, clock))
@@ -337,6 +338,7 @@ class StatusChannel(HTTPChannel):
 
     def lineReceived(self, line: bytes) -> None:
         HTTPChannel.lineReceived(self, line)
+        # HTTPChannel's own: the request line's method, once it is read.
         command = getattr(self, "_command", None)
         if command is not None and not self._checked:
             self._checked = True

@@ -15,13 +15,17 @@ import attrs
 from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.python import usage
+from twisted.python.components import Componentized
 from twisted.python.logfile import BaseLogFile
 
 from serialgw import __version__
+from serialgw.app.listen import StartupError
+from serialgw.app.logs import appendOnly, twistdLogFile
 from serialgw.app.reactor import installIfNoneChosen
-from serialgw.app.service import GatewayService, StartupError
+from serialgw.app.service import GatewayService
 from serialgw.config.file import loadFile
 from serialgw.config.listeners import parseListener, parseSSHListener, parseWatchAll
+from serialgw.config.shard import Shard, ownListeners, parseShard, selectLines
 from serialgw.config.specs import (
     DEFAULT_HOST_KEY,
     DEFAULT_LOCK_DIR,
@@ -113,6 +117,10 @@ man 8 serialgw
         ["config", "c", None,
          "A TOML file of many lines ([defaults], [lines.NAME] with device, serial, listen, ...); "
          "not together with the single-line options"],
+        ["shard", None, None,
+         "Serve one share of --config's lines: I/N, process I (from 0) of N, e.g. 0/2 (systemd: "
+         "serialgw@0-2.service); a line goes by a hash of its name, or by its shard = K key; the status, "
+         "SSH and watch-all listeners are per process: PORT+I, or a unix PATH.I"],
         ["coalesce", None, None,
          "Fewer, larger packets: MIN_MS,MAX_MS[,STRING], e.g. 2,20 or 5,50,\\n (wait MIN after the last "
          "byte, at most MAX after the first, or until STRING) [default: off, every read is sent at once]"],
@@ -203,6 +211,9 @@ man 8 serialgw
         # string below does): twistd without --reactor runs ours.
         installIfNoneChosen()
         try:
+            shard = self["shardSpec"] = parseShard(self["shard"]) if self["shard"] is not None else None
+            if shard is not None and self["config"] is None:
+                raise ConfigError(f"--shard {self['shard']} needs --config: it shares a file's lines among processes")
             if self["config"] is not None:
                 given = [name for name in ("device", "port", "serial", "baud", "bytesize", "parity", "stopbits",
                                            "max-clients", "open-string", "close-string", "dtr", "rts",
@@ -213,29 +224,39 @@ man 8 serialgw
                 ssh = [name for name in SSH_OPTIONS if self[name] is not None]
                 if ssh:
                     raise ConfigError(f"--config and --{ssh[0]} do not go together: use [ssh] and [users.NAME] in the file")
-                loaded = loadFile(self["config"])
-                self["lines"], self["sshSpec"] = loaded.lines, loaded.ssh
+                loaded = loadFile(self["config"], shards=shard.count if shard is not None else None)
+                self["allLines"], self["sshSpec"] = loaded.lines, loaded.ssh
+                self["lines"] = selectLines(loaded.lines, shard, loaded.pins) if shard is not None else loaded.lines
                 self["watchAllSpec"] = self["watchAllSpecInFile"] = loaded.watchAll
             else:
                 self["sshSpec"], rights = self._sshConfig()
-                self["lines"] = [attrs.evolve(self._lineConfig(), rights=rights)]
+                self["lines"] = self["allLines"] = [attrs.evolve(self._lineConfig(), rights=rights)]
                 self["watchAllSpec"] = None
             if self["watch-all"]:
                 fromFile = self["watchAllSpec"]
                 more = parseWatchAll(self["watch-all"], list(fromFile.lines) if fromFile else [])
                 listeners = (fromFile.listeners if fromFile else ()) + more.listeners
                 self["watchAllSpec"] = attrs.evolve(more, listeners=listeners)
-            if self["watchAllSpec"] is not None:
-                for spec in self["watchAllSpec"].listeners:
+            self["statusSpec"] = parseListener(self["status"]) if self["status"] is not None else None
+            # This process's own status, SSH and watch-all listeners: as
+            # given, or with --shard, its copies (every process's copy must
+            # be possible: the last one takes the highest port).
+            own = self["statusSpec"], self["sshSpec"], self["watchAllSpec"]
+            if shard is not None:
+                ownListeners(shard.count - 1, *own)
+                own = ownListeners(shard.index, *own)
+            self["ownStatus"], self["ownSSH"], self["ownWatchAll"] = own
+            if self["ownWatchAll"] is not None:
+                for spec in self["ownWatchAll"].listeners:
                     _checkEndpoint(spec, sockets=not self["check"])
             for line in self["lines"]:
                 for spec in line.listeners:
                     _checkEndpoint(spec, sockets=not self["check"])
-            if self["status"] is not None:
-                _checkEndpoint(parseListener(self["status"]), sockets=not self["check"])
-            if self["sshSpec"] is not None:
-                _checkEndpoint(self["sshSpec"].listener, sockets=not self["check"])
-            self["line"] = self["lines"][0]
+            if self["ownStatus"] is not None:
+                _checkEndpoint(self["ownStatus"], sockets=not self["check"])
+            if self["ownSSH"] is not None:
+                _checkEndpoint(self["ownSSH"].listener, sockets=not self["check"])
+            self["line"] = self["lines"][0] if self["lines"] else None
         except ConfigError as e:
             if self.exitOnError:
                 # One line and exit status 2, not twistd's page of usage.
@@ -250,10 +271,15 @@ man 8 serialgw
         """--check: what is wrong across lines and on disk; the exit status (0 or 2)."""
         from serialgw.app.check import checkLines
 
-        lines = self["lines"]
-        status = parseListener(self["status"]) if self["status"] is not None else None
+        # Every line of the file: the processes of --shard share one machine.
+        lines = self["allLines"]
+        shard: Optional[Shard] = self["shardSpec"]
         watchAll = self["watchAllSpec"].listeners if self["watchAllSpec"] is not None else ()
-        errors, warnings = checkLines(lines, status, self["sshSpec"], watchAll)
+        errors, warnings = checkLines(lines, self["statusSpec"], self["sshSpec"], watchAll,
+                                      shards=shard.count if shard is not None else 0)
+        if shard is not None and not self["lines"]:
+            warnings.append(f"--shard {shard}: none of the file's {len(lines)} line(s) is this process's: it serves "
+                            "its status endpoint alone until a reload adds one")
         for warning in warnings:
             err.write(f"serialgw: warning: {warning}\n")
         for error in errors:
@@ -262,9 +288,13 @@ man 8 serialgw
         if errors:
             err.write(f"serialgw: {source}: {len(errors)} error(s)\n")
             return 2
-        listeners = sum(len(line.listeners) for line in lines)
+        listeners = sum(len(line.listeners) for line in self["lines"])
         extra = f", {len(warnings)} warning(s)" if warnings else ""
-        out.write(f"serialgw: {source}: {len(lines)} line(s), {listeners} listener(s): OK{extra}\n")
+        share = f"shard {shard}: {len(self['lines'])} of " if shard is not None else ""
+        out.write(f"serialgw: {source}: {share}{len(lines)} line(s), {listeners} listener(s): OK{extra}\n")
+        if shard is not None:
+            # Which process serves a line: grep for its name.
+            out.write(f"serialgw: shard {shard} serves: {' '.join(line.name for line in self['lines']) or 'no line'}\n")
         return 0
 
     def _sshConfig(self) -> tuple[Optional[SSHSpec], Rights]:
@@ -395,6 +425,8 @@ class _TwistdGatewayService(GatewayService):
     """
 
     configPath: Optional[str] = None
+    # --shard I/N: this process serves its share of the file's lines.
+    shard: Optional[Shard] = None
     # The file's [watch-all] at start (--watch-all listeners come on top).
     watchAllInFile: Any = None
     # twistd's log file, when it writes one (reopened on SIGUSR1).
@@ -405,7 +437,8 @@ class _TwistdGatewayService(GatewayService):
     def setServiceParent(self, parent: Any) -> Any:
         # twistd uses the application's ILogObserver component unless
         # --logger is given: the journal's format, or its own tidied.
-        if self.logObserver is not None and hasattr(parent, "setComponent"):
+        # twistd's application is Componentized; a plain MultiService (a test's) is not.
+        if self.logObserver is not None and isinstance(parent, Componentized):
             from twisted.logger import ILogObserver
 
             parent.setComponent(ILogObserver, self.logObserver)
@@ -491,7 +524,10 @@ class _TwistdGatewayService(GatewayService):
         assert self.configPath is not None
         self.notifier.reloading()
         try:
-            loaded = loadFile(self.configPath)
+            shard = self.shard
+            loaded = loadFile(self.configPath, shards=shard.count if shard is not None else None)
+            lines = selectLines(loaded.lines, shard, loaded.pins) if shard is not None else loaded.lines
+            ssh = ownListeners(shard.index, None, loaded.ssh, None)[1] if shard is not None else loaded.ssh
         except ConfigError as e:
             log.error("reload refused, the running configuration stays: {reason}", reason=str(e))
             self.notifier.reloaded("reload refused, see the log")
@@ -505,41 +541,13 @@ class _TwistdGatewayService(GatewayService):
                 self.notifier.reloaded("reload refused, see the log")
                 return changes
             if isinstance(changes, dict):
-                self.reloadUsers(loaded.ssh)
+                self.reloadUsers(ssh)
                 self.notifier.reloaded("reloaded: " + ", ".join(f"{len(v)} {k}" for k, v in changes.items()))
             else:
                 self.notifier.reloaded("reload failed, see the log")
             return changes
 
-        return self.reload(loaded.lines).addBoth(done)
-
-
-def twistdLogFile(handler: Any) -> Optional[BaseLogFile]:
-    """
-    twistd's log file, from the SIGUSR1 handler twistd installs for it
-    (twistd keeps the file nowhere else); None when it writes none.
-    """
-    for cell in getattr(handler, "__closure__", None) or ():
-        try:
-            value = cell.cell_contents
-        except ValueError:
-            continue
-        if isinstance(value, BaseLogFile):
-            return value
-    return None
-
-
-def appendOnly(logFile: Optional[BaseLogFile]) -> None:
-    """
-    twistd opens its log for writing at an offset: set O_APPEND, so after
-    logrotate's copytruncate it writes at the start again, not past a hole.
-    """
-    if logFile is None or logFile.closed:
-        return
-    import fcntl
-
-    fd = logFile._file.fileno()
-    fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | os.O_APPEND)
+        return self.reload(lines).addBoth(done)
 
 
 def raiseFileLimit() -> None:
@@ -563,13 +571,23 @@ def raiseFileLimit() -> None:
 
 def makeService(options: Options, reactor: Optional[Any] = None) -> GatewayService:
     raiseFileLimit()
-    status = parseListener(options["status"]).endpoint if options["status"] else None
-    service = _TwistdGatewayService(options["lines"], reactor=reactor, status=status, ssh=options.get("sshSpec"),
-                                    watchAll=options.get("watchAllSpec"),
+    status = options["ownStatus"].endpoint if options["ownStatus"] is not None else None
+    service = _TwistdGatewayService(options["lines"], reactor=reactor, status=status, ssh=options.get("ownSSH"),
+                                    watchAll=options.get("ownWatchAll"),
                                     waitForDevices=options["config"] is not None or bool(options["wait-for-device"]))
     service.configPath = options["config"]
+    service.shard = shard = options.get("shardSpec")
+    if shard is not None:
+        total = len(options["allLines"])
+        if options["lines"]:
+            log.info("--shard {shard}: this process serves {count} of the {total} line(s) of {path}", shard=str(shard),
+                     count=len(options["lines"]), total=total, path=options["config"])
+        else:
+            log.warn("--shard {shard}: none of the {total} line(s) of {path} is this process's: it serves its "
+                     "status endpoint alone until a reload adds one", shard=str(shard), total=total,
+                     path=options["config"])
     service.watchAllInFile = options.get("watchAllSpecInFile")
     from serialgw.app.logs import twistdObserver
 
-    service.logObserver = twistdObserver(getattr(options, "parent", None))
+    service.logObserver = twistdObserver(options.parent)
     return service

@@ -15,16 +15,17 @@ from typing import Any
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from serialgw.clients.base import ClientEvents
 from serialgw.config.specs import LogSpec
-from serialgw.interfaces import IClient
-from serialgw.line.hub import ClientEvents, Line, Role
+from serialgw.interfaces import IConsoleLog
+from serialgw.line.hub import Line, Role
 
 log = Logger()
 
 NOT_A_FILE = "it is not a regular file (a FIFO or a device); a file: listener can feed one"
 
 
-@implementer(IClient)
+@implementer(IConsoleLog)
 class ConsoleLog(ClientEvents):
     def __init__(self, line: Line, spec: LogSpec, clock: Any) -> None:
         self.line = line

@@ -23,7 +23,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from serialgw.config.specs import ConfigError, SerialSettings, applySingle
-from serialgw.line.hub import Role
+from serialgw.line.hub import Line, Role
 from serialgw.logflood import clientLog
 
 # Limited per peer: a client's input cannot flood the log (logflood).
@@ -102,7 +102,8 @@ class EscapeMenu:
     def _command(self, byte: int) -> bytes:
         if byte == self.key:
             return self._escape
-        client, line = self.client, self.client.line
+        client = self.client
+        line: Line = client.line
         command = chr(byte)
         if command == "b":
             # Refused (read-only, a device that cannot carry one, ...): the line tells the client why.
@@ -121,10 +122,10 @@ class EscapeMenu:
         elif command == "s":
             device = line.device
             client.notice(
-                f"{line.name}: {getattr(device, 'name', '') or getattr(getattr(device, 'port', None), 'name', '')} "
-                f"{'up' if getattr(device, 'up', True) else 'DOWN'}, {line.settings.describe()}, "
+                f"{line.name}: {device.name} "
+                f"{'up' if device.up else 'DOWN'}, {line.settings.describe()}, "
                 f"{line.bytesFromDevice} bytes in, {line.bytesToDevice} out, "
-                f"{getattr(device, 'breaks', 0)} breaks, {getattr(device, 'dropped', 0)} dropped while down, "
+                f"{device.breaks} breaks, {device.dropped} dropped while down, "
                 f"mode {line.mode}"
                 + ("" if line.writable else "; typing paused: the device takes no input now")
             )

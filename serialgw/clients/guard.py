@@ -24,8 +24,10 @@ The client side of that contract is L{IGuarded}.
 
 from __future__ import annotations
 
-from typing import Any
+import socket
+from typing import Any, Optional
 
+from twisted.internet import tcp
 from twisted.internet.interfaces import IPushProducer
 from twisted.protocols.policies import ProtocolWrapper
 from zope.interface import Attribute, Interface, implementer
@@ -74,16 +76,57 @@ def bufferHolder(transport: Any) -> Any:
     return transport
 
 
+def boundKernelQueue(holder: Any, bound: int) -> None:
+    """
+    On a TCP connection, the kernel too keeps at most about C{bound} bytes
+    not sent yet (TCP_NOTSENT_LOWAT): without it, the send buffer of a
+    client that never reads grows (autotuned) to tcp_wmem's maximum, 4 MiB,
+    before the guard's bound is even reached: 3 MiB of kernel memory per
+    stuck client measured, 1.5 GB for 500, past the machine's TCP memory
+    pressure mark.  What is in flight (sent, not acknowledged) is not
+    counted: a fast far client keeps the kernel's tuning.  Elsewhere (unix
+    sockets: a fixed buffer; pipes; SSH channels): nothing.
+    """
+    if not isinstance(holder, tcp.Connection):
+        return
+    try:
+        sock = holder.getHandle()
+        if sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, TCP_NOTSENT_LOWAT, bound)
+    except OSError:
+        pass
+
+
+# Linux's value (the socket module has the name on Linux only).
+TCP_NOTSENT_LOWAT = 25
+
+
 @implementer(IPushProducer)
 class OutputGuard:
-    def __init__(self, client: Any, line: Any, bound: int, policy: str) -> None:
+    """
+    A client's bound and policy (see the module).  C{fanOut}: the line
+    whose device output the client gets, if the client's C{deliver}, while
+    this guard is full and drops, does nothing but L{hold} (a line's
+    sessions and local clients): then, full, it is taken out of the line's
+    fan-out (see C{Line.park}) and costs nothing per chunk; what came
+    meanwhile is taken from the line's shared tail, chunks shared, when the
+    client next needs its held output (a notice held after it, its
+    transport drained, the counts asked for), exactly as if every chunk had
+    been held one by one.
+    """
+
+    def __init__(self, client: Any, line: Any, bound: int, policy: str, fanOut: Any = None) -> None:
         self.client = client
         self.line = line
         self.bound = bound
         self.policy = policy
+        self.fanOut = fanOut
         self.full = False
         self._reported = 0
         self._held = Tail()
+        # While parked: the fan-out's stream position up to which the
+        # line's output is in _held (None: not parked).
+        self._parkedAt: Optional[int] = None
 
     def attach(self, transport: Any) -> None:
         # Over TLS the bytes wait in the TCP transport under the TLS layer:
@@ -96,23 +139,47 @@ class OutputGuard:
         if hasattr(holder, "registerProducer") and hasattr(holder, "bufferSize"):
             holder.bufferSize = self.bound
             holder.registerProducer(self, True)
+        boundKernelQueue(holder, self.bound)
 
     @property
     def dropped(self) -> int:
         """Device output dropped for this client so far."""
-        return self._held.dropped
+        if self._parkedAt is None:
+            return self._held.dropped
+        # What catching up would drop, without doing it (a status page
+        # asks about every client).
+        missed = self.fanOut.streamed - self._parkedAt
+        return self._held.dropped + max(0, len(self._held) + missed - self.bound)
 
     def hold(self, data: bytes) -> None:
         """
         Device output (policy drop) or text arrived while the client is
         full: keep the newest C{bound} bytes, drop the oldest.
         """
+        if self._parkedAt is not None:
+            self._catchUp()
         self._held.add(data, self.bound)
 
     @property
     def heldBytes(self) -> int:
         """Bytes waiting here (not in the transport) for the client."""
-        return len(self._held)
+        if self._parkedAt is None:
+            return len(self._held)
+        return min(self.bound, len(self._held) + self.fanOut.streamed - self._parkedAt)
+
+    def _catchUp(self) -> None:
+        """Parked: hold what the line sent since, as holding each chunk would have."""
+        streamed = self.fanOut.streamed
+        assert self._parkedAt is not None
+        self._held.follow(self.fanOut.parkedTail, streamed - self._parkedAt, self.bound)
+        self._parkedAt = streamed
+
+    def unpark(self) -> None:
+        """Back in the line's fan-out (if parked), what it missed held."""
+        if self._parkedAt is not None:
+            self._catchUp()
+            self._parkedAt = None
+            self.fanOut.unpark(self)
 
     # IPushProducer: called by the transport
 
@@ -139,10 +206,13 @@ class OutputGuard:
         else:
             log.info("{line}: {peer} cannot keep up: its output is dropped until it does",
                      line=self.line.name, peer=self.client.peer)
+            if self.fanOut is not None:
+                self._parkedAt = self.fanOut.park(self)
 
     def resumeProducing(self) -> None:
         if not self.full:
             return
+        self.unpark()
         self.full = False
         if self.policy == "block":
             self.line.unblockDevice(self.client)
@@ -159,6 +229,7 @@ class OutputGuard:
             self.client.releaseInput()
 
     def stopProducing(self) -> None:
+        self.unpark()
         if self.full and self.policy == "block":
             self.line.unblockDevice(self.client)
         self.full = False

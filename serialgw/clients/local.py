@@ -17,11 +17,12 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from serialgw.clients.base import ClientEvents
 from serialgw.clients.guard import OutputGuard
 from serialgw.clients.raw import RawClient
 from serialgw.config.specs import ListenerKind, ListenerSpec, Protocol
 from serialgw.interfaces import IClient
-from serialgw.line.hub import ClientEvents, Line, Role
+from serialgw.line.hub import Line, Role
 
 log = Logger()
 
@@ -50,7 +51,8 @@ class FileClient(ClientEvents, abstract.FileDescriptor):
         self.connected = 1
         if spec is None:
             spec = ListenerSpec(path, Protocol.RAW, kind=ListenerKind.FILE, path=path)
-        self.guard = OutputGuard(self, line, spec.outbuf, spec.policy)
+        # Its deliver, full, only holds: taken out of the line's fan-out then.
+        self.guard = OutputGuard(self, line, spec.outbuf, spec.policy, fanOut=line)
         self.guard.attach(self)
         line.attach(self)
 
@@ -140,6 +142,10 @@ class FileClient(ClientEvents, abstract.FileDescriptor):
     def droppedNotice(self, count: int) -> None:
         pass
 
+    def disconnect(self) -> None:
+        """Closed once what waits for the file is written."""
+        self.loseConnection()
+
     def connectionLost(self, reason: Failure) -> None:
         # Cut (policy disconnect) or the file failed: it goes.
         abstract.FileDescriptor.connectionLost(self, reason)
@@ -216,7 +222,7 @@ class TerminalClient(RawClient):
                      | termios.IGNCR | termios.ICRNL | termios.IXON)
         mode[2] = (mode[2] & ~(termios.CSIZE | termios.PARENB)) | termios.CS8
         mode[3] &= ~(termios.ECHO | termios.ECHONL | termios.ICANON | termios.IEXTEN)
-        if self.listener.escape not in (-1, None):
+        if self.listener.escape is not None:
             mode[3] &= ~termios.ISIG
         mode[6][termios.VMIN], mode[6][termios.VTIME] = 1, 0
         termios.tcsetattr(self.fd, termios.TCSANOW, mode)

@@ -13,9 +13,10 @@ from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from serialgw.clients.base import ClientEvents
 from serialgw.config.specs import UDPSpec
 from serialgw.interfaces import IClient
-from serialgw.line.hub import ClientEvents, Line, Role
+from serialgw.line.hub import Line, Role
 
 log = Logger()
 
@@ -92,6 +93,11 @@ class NetconsoleClient(ClientEvents, DatagramProtocol):
             self.transport.startReading()
 
     # IClient
+
+    def disconnect(self) -> None:
+        """Its port stops listening (and it leaves the line)."""
+        if self.transport is not None:
+            self.transport.loseConnection()
 
     def deliver(self, data: bytes) -> None:
         if self.remote is None or self.transport is None:

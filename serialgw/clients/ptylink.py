@@ -32,16 +32,17 @@ from twisted.internet import abstract, fdesc
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from serialgw.clients.base import ClientEvents
 from serialgw.config.specs import SerialSettings
 from serialgw.devices.links import removeSymlink, replaceSymlink
-from serialgw.devices.termio import readTermios, termiosSpeed
+from serialgw.devices.termio import readTermios, termiosConstant, termiosSpeed
 from serialgw.interfaces import IClient
-from serialgw.line.hub import ClientEvents, Line, Role
+from serialgw.line.hub import Line, Role
 
 log = Logger()
 
-EXTPROC = getattr(termios, "EXTPROC", 0o200000)
-TIOCPKT = getattr(termios, "TIOCPKT", 0x5420)
+EXTPROC = termiosConstant("EXTPROC", 0o200000)
+TIOCPKT = termiosConstant("TIOCPKT", 0x5420)
 TIOCPKT_DATA = 0
 TIOCPKT_IOCTL = 0x40
 OUTBUF = 256 * 1024
@@ -138,7 +139,7 @@ class PtyClient(ClientEvents, abstract.FileDescriptor):
         back what it found when it leaves (picocom) puts back the line's.
         Not for a change this pty's program asked for: its termios stay its own.
         """
-        if self._asking or all(getattr(settings, f) == getattr(self.settings, f) for f in _FIELDS):
+        if self._asking or _followed(settings) == _followed(self.settings):
             return
         try:
             attributes = _startAttributes(termios.tcgetattr(self._slave), settings)
@@ -155,8 +156,8 @@ class PtyClient(ClientEvents, abstract.FileDescriptor):
         settings = readTermios(self._slave, self.settings.baudrate)
         if settings == self.settings:
             return
-        changed = {field: getattr(settings, field) for field in _FIELDS
-                   if getattr(settings, field) != getattr(self.settings, field)}
+        new, old = _followed(settings), _followed(self.settings)
+        changed = {field: value for field, value in new.items() if value != old[field]}
         self.settings = settings
         wanted = attrs.evolve(self.line.settings, **changed)
         log.info("{line}: the program on {peer} set {changed}; asking for {settings}", line=self.line.name,
@@ -229,7 +230,10 @@ class PtyClient(ClientEvents, abstract.FileDescriptor):
 
 
 # What a program may change on its pty, and the device then follows.
-_FIELDS = ("baudrate", "stopbits", "xonxoff", "rtscts")
+def _followed(settings: SerialSettings) -> dict[str, Any]:
+    """The settings a pty and its line keep alike (a pty forces 8 data bits, no parity)."""
+    return {"baudrate": settings.baudrate, "stopbits": settings.stopbits, "xonxoff": settings.xonxoff,
+            "rtscts": settings.rtscts}
 
 
 def _startAttributes(attributes: list[Any], settings: SerialSettings) -> list[Any]:

@@ -10,9 +10,11 @@ from twisted.internet.protocol import Protocol, connectionDone
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from serialgw.clients.base import ClientEvents
 from serialgw.clients.session import Session
 from serialgw.interfaces import IClient
-from serialgw.line.hub import ClientEvents, Line, Role, writeNow
+from serialgw.line.hub import Line, Role
+from serialgw.wire.sockets import writeNow
 
 
 @implementer(IClient)

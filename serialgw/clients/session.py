@@ -11,9 +11,11 @@ from typing import Any, Callable, Optional
 from serialgw.clients.escape import EscapeMenu, keyName
 from serialgw.clients.guard import OutputGuard
 from serialgw.clients.tls import peerSubject
+from serialgw.clients.transports import peerName
 from serialgw.config.specs import ListenerSpec
-from serialgw.line.hub import Role, noDelay, peerName
+from serialgw.line.hub import Role
 from serialgw.logflood import Peer, clientLog
+from serialgw.wire.sockets import noDelay
 
 # Limited per peer: a client's input cannot flood the log (logflood).
 log = clientLog()
@@ -37,17 +39,18 @@ CLOSE_GRACE = 10.0
 
 
 def setUpConnection(client: Any, source: Any, transport: Any, spec: ListenerSpec, clock: Any,
-                    onIdle: Callable[[], None]) -> tuple[OutputGuard, Any]:
+                    onIdle: Callable[[], None], fanOut: Any = None) -> tuple[OutputGuard, Any]:
     """
     What a listener's spec sets on each of its connections: the output
-    guard (outbuf, policy; C{source} is paused by policy=block),
-    TCP_NODELAY, keepalive, and the idle timer.  The guard, and the idle
-    timer's delayed call (None: no idle=, or no clock).
+    guard (outbuf, policy; C{source} is paused by policy=block; C{fanOut}:
+    see L{OutputGuard}), TCP_NODELAY, keepalive, and the idle timer.  The
+    guard, and the idle timer's delayed call (None: no idle=, or no clock).
     """
-    guard = OutputGuard(client, source, spec.outbuf, spec.policy)
+    guard = OutputGuard(client, source, spec.outbuf, spec.policy, fanOut)
     guard.attach(transport)
     if spec.nodelay:
         noDelay(transport)
+    # TCP transports (Twisted's, or an SSH channel's over one) have it; others do not.
     if spec.keepalive and hasattr(transport, "setTcpKeepAlive"):
         transport.setTcpKeepAlive(True)
     idleCall = clock.callLater(spec.idle, onIdle) if spec.idle and clock is not None else None
@@ -89,11 +92,14 @@ class Session:
 
     # A network client: counts for max-clients, exclusive mode, notices.
     person = True
+    # Its arrival starts a line that waits for its first client.
+    wakesLine = True
+    # RFC 2217 control: telnet's, once negotiated (see TelnetClient).
+    comPort: Any = None
     # Announced to the others only once it sends something or has stayed
     # QUIET_SECONDS (a connection from a listener, where a clock is known).
     quietStart = True
     escapeMenu: Optional[EscapeMenu] = None
-    defaultEscape: Optional[int] = None
     # Input held back while the client's output is past its bound (see
     # OutputGuard): reading stops, and what was read but not handled yet
     # (after the wire layer, before the escape menu) waits in _heldInput.
@@ -123,7 +129,7 @@ class Session:
         # One object a connection: its own log budget (logflood.Peer).
         self.peer = Peer(self.describePeer())
         spec = self.listener
-        key = self.defaultEscape if spec is None or spec.escape == -1 else spec.escape
+        key = None if spec is None else spec.escape
         if key is not None:
             self.escapeMenu = EscapeMenu(self, key, qemuKeys=spec is not None and spec.qemuKeys)
         if spec is not None and spec.tls is not None:
@@ -133,8 +139,10 @@ class Session:
             # the client (so exclusive mode counts it right).
             self._certified(spec.tls)
         if spec is not None:
+            # Full with policy drop, deliver (see mayDeliver) only holds:
+            # the line passes this client by then.
             self.guard, self._idleCall = setUpConnection(self, self.line, self.transport, spec, self.clock,
-                                                         self._idleTimeout)
+                                                         self._idleTimeout, fanOut=self.line)
         # A connection from a listener is announced once it says something
         # or has stayed QUIET_SECONDS.
         clock = self._clock()
@@ -298,6 +306,21 @@ class Session:
             log.info("{line}: {peer} is {role} by its certificate", line=self.line.name, peer=self.peer,
                      role=self.role.value)
 
+    @property
+    def wantsLineErrors(self) -> bool:
+        return False
+
+    def _cuttable(self) -> bool:
+        # A stream on descriptors (stdio, pipe:) has no abortConnection: it cannot be cut.
+        return hasattr(self.transport, "abortConnection")
+
+    def abort(self) -> bool:
+        """Cut at once (the line failed to tell it something); False: nothing to cut, the line detaches it."""
+        if not self._cuttable():
+            return False
+        self.transport.abortConnection()
+        return True
+
     def disconnect(self) -> None:
         """Close the connection once what waits is sent; cut it if that takes CLOSE_GRACE s."""
         # Nothing more it sent is handled (the rest of the read after escape
@@ -311,7 +334,7 @@ class Session:
         clock = self._clock()
         # (A stream on descriptors, stdio or pipe:, cannot be cut: off the
         # line, it closes once what it holds is read, as with policy disconnect.)
-        if clock is not None and self._closeCall is None and hasattr(self.transport, "abortConnection"):
+        if clock is not None and self._closeCall is None and self._cuttable():
             self._closeCall = clock.callLater(CLOSE_GRACE, self._cut)
 
     def _cut(self) -> None:

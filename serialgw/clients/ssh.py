@@ -4,7 +4,7 @@ name names the line.
 
     ssh -p 2222 rack4-web1@gateway
 
-Wire and auth are conch's; what is ours:
+Wire and auth are conch's; what is ours here:
 
   - the key ring (L{KeyRing}) of the people's keys, read by
     C{serialgw.config.sshkeys};
@@ -13,12 +13,12 @@ Wire and auth are conch's; what is ours:
     person (L{Login}); nothing else gets in (no passwords, no
     keyboard-interactive); refusals are logged with the key's fingerprint
     and the address (L{UserAuth});
-  - L{SSHClient}: one session channel a connection, a client of its line
-    like telnet's: C{pty-req} accepted, C{shell} (or C{exec LINE}) attaches,
-    C{break} (RFC 4335, OpenSSH's C{~B}) is a serial break; env, X11, agent
-    and port forwarding, subsystems refused.  Output is bounded by the
-    listener's C{outbuf} through the TCP connection's buffer and the
-    channel's window (L{ChannelTransport}).
+  - the people logged in (L{Person}), whose key a reload may take away;
+  - the listener (L{GatewaySSHFactory}): C{allow=}, and bounds on the
+    connections logging in at once, in all and from one address.
+
+A connection once accepted, and its session channel (a client of its
+line), are L{serialgw.clients.sshsession}.
 """
 
 from __future__ import annotations
@@ -26,52 +26,33 @@ from __future__ import annotations
 import ipaddress
 import os
 import stat
-import struct
 from typing import Any, Callable, Mapping, Optional, Sequence
 
 import attrs
 from twisted.conch.avatar import ConchUser
 from twisted.conch.error import ValidPublicKey
 from twisted.conch.interfaces import IConchUser
-from twisted.conch.ssh import common, connection, keys, userauth
-from twisted.conch.ssh.channel import SSHChannel
+from twisted.conch.ssh import common, keys, userauth
 from twisted.conch.ssh.factory import SSHFactory
-from twisted.conch.ssh.transport import DISCONNECT_PROTOCOL_ERROR, SSHServerTransport
 from twisted.cred.checkers import ICredentialsChecker
 from twisted.cred.credentials import ISSHPrivateKey
 from twisted.cred.error import UnauthorizedLogin
 from twisted.cred.portal import IRealm, Portal
 from twisted.internet import defer
 from twisted.internet.address import IPv4Address, IPv6Address
-from twisted.internet.interfaces import IPushProducer
 from twisted.internet.protocol import Factory
-from twisted.logger import FilteringLogObserver, Logger, LogLevel, LogLevelFilterPredicate, globalLogPublisher
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from serialgw.clients.session import Session
+from serialgw.clients.sshsession import Connection, ServerTransport, SSHClient, conchLog, sshPeer
+from serialgw.clients.transports import addressAllowed, describeAddress
 from serialgw.config.specs import ListenerSpec, SSHSpec, UserSpec
 from serialgw.config.sshkeys import MAX_KEYS_FILE, fingerprint, printable, readPublicKeys
-from serialgw.interfaces import IClient
-from serialgw.line.hub import ClientEvents, Line, Role, addressAllowed, describeAddress
-from serialgw.logflood import Peer, clientLog
+from serialgw.line.hub import Line
+from serialgw.logflood import clientLog
 
 # Limited per peer: what a client sends cannot flood the log (logflood).
 log = clientLog()
-# conch's own log lines, warnings and errors only: its info and debug
-# chatter (key exchange steps, every auth attempt, "sending close", every
-# packet it does not handle, with the packet's repr) is a client's to
-# cause, as often as it likes.  What matters is logged here, per peer.
-_conchLog = Logger(observer=FilteringLogObserver(globalLogPublisher, [LogLevelFilterPredicate(LogLevel.warn)]))
-# What conch's parsing raises on a packet shorter than it says, or naming a
-# channel that is not there.
-MALFORMED = (struct.error, ValueError, IndexError, KeyError)
-
-# Signature algorithms a user's key may log in with (no SHA-1 ssh-rsa, as OpenSSH).
-USER_SIGNATURES = (
-    b"ssh-ed25519", b"ecdsa-sha2-nistp256", b"ecdsa-sha2-nistp384", b"ecdsa-sha2-nistp521",
-    b"rsa-sha2-512", b"rsa-sha2-256", b"sk-ssh-ed25519@openssh.com", b"sk-ecdsa-sha2-nistp256@openssh.com",
-)
 
 
 class SSHError(Exception):
@@ -188,7 +169,7 @@ class KeyChecker:
 class UserAuth(userauth.SSHUserAuthServer):
     """conch's ssh-userauth, with refused keys logged (fingerprint, address) and sshd's limits."""
 
-    _log = _conchLog
+    _log = conchLog
     loginTimeout = 120
     attemptsBeforeDisconnect = 10
 
@@ -206,165 +187,11 @@ class UserAuth(userauth.SSHUserAuthServer):
         def refused(reason: Failure) -> Failure:
             if reason.check(UnauthorizedLogin):
                 log.warn("ssh: key {fingerprint} from {peer} refused ({reason}); user name {user!r}",
-                         fingerprint=what, peer=_peer(self.transport),
+                         fingerprint=what, peer=sshPeer(self.transport),
                          reason=reason.getErrorMessage(), user=printable((self.user or b"").decode("utf-8", "replace")))
             return reason
 
         return d.addErrback(refused)
-
-
-class Connection(connection.SSHConnection):
-    """
-    conch's ssh-connection, opening one session channel and nothing else
-    (no port forwarding, no agent or X11 channels), refused quietly.
-    """
-
-    _log = _conchLog
-    sessions = 0
-
-    def ssh_CHANNEL_OPEN(self, packet: bytes) -> None:
-        transport: Any = self.transport
-        try:
-            channelType, rest = common.getNS(packet)
-            senderChannel = struct.unpack(">L", rest[:4])[0]
-        except (struct.error, ValueError):
-            log.info("ssh: {peer}: malformed channel open: disconnected", peer=_peer(transport))
-            transport.loseConnection()
-            return
-        if channelType != b"session" or self.sessions:
-            why = "one session a connection" if channelType == b"session" else "only sessions"
-            log.info("ssh: {peer}: channel {kind!r} refused: {why}", peer=_peer(transport),
-                     kind=channelType.decode("ascii", "replace")[:40], why=why)
-            transport.sendPacket(
-                connection.MSG_CHANNEL_OPEN_FAILURE,
-                struct.pack(">2L", senderChannel, connection.OPEN_ADMINISTRATIVELY_PROHIBITED)
-                + common.NS(why.encode()) + common.NS(b""),
-            )
-            return
-        self.sessions += 1
-        connection.SSHConnection.ssh_CHANNEL_OPEN(self, packet)
-
-    def ssh_CHANNEL_DATA(self, packet: bytes) -> None:
-        if not self._pastWindow(packet[:4], packet[4:8]):
-            connection.SSHConnection.ssh_CHANNEL_DATA(self, packet)
-
-    def ssh_CHANNEL_EXTENDED_DATA(self, packet: bytes) -> None:
-        if not self._pastWindow(packet[:4], packet[8:12]):
-            connection.SSHConnection.ssh_CHANNEL_EXTENDED_DATA(self, packet)
-
-    def _pastWindow(self, number: bytes, length: bytes) -> bool:
-        # conch logs an error and asks to close the channel, again for every
-        # such packet while the client does not answer: one line, disconnected.
-        channel = self.channels[struct.unpack(">L", number)[0]]
-        size = struct.unpack(">L", length)[0]
-        if size <= channel.localWindowLeft and size <= channel.localMaxPacket:
-            return False
-        transport: Any = self.transport
-        log.info("ssh: {peer}: {size} bytes past the channel's window: disconnected", peer=_peer(transport), size=size)
-        transport.sendDisconnect(DISCONNECT_PROTOCOL_ERROR, b"data past the window")
-        return True
-
-    def adjustWindow(self, channel: Any, bytesToAdd: int) -> None:
-        # A session that does not take input now gets no more window (it
-        # opens again when it does): bounded input, whatever the client sends.
-        if isinstance(channel, SSHClient) and channel.readingPaused:
-            return
-        connection.SSHConnection.adjustWindow(self, channel, bytesToAdd)
-
-
-class ServerTransport(SSHServerTransport):
-    """
-    conch's server transport; the connection must log in within the
-    factory's C{loginGrace} seconds (the key exchange included), and then
-    start a session within as long again.
-    """
-
-    _log = _conchLog
-    factory: GatewaySSHFactory
-    _grace: Any = None
-    # Counted in the factory's pending (and its source's) until logged in or gone.
-    _pending = True
-    source = ""
-
-    def connectionMade(self) -> None:
-        self._wait("did not log in")
-        SSHServerTransport.connectionMade(self)
-
-    def _wait(self, what: str) -> None:
-        self._stopWaiting()
-        self._grace = self.factory.clock.callLater(self.factory.loginGrace, self._tooSlow, what)
-
-    def _stopWaiting(self) -> None:
-        if self._grace is not None:
-            if self._grace.active():
-                self._grace.cancel()
-            self._grace = None
-
-    def _tooSlow(self, what: str) -> None:
-        self._grace = None
-        tcp: Any = self.transport
-        log.info("ssh: {peer} {what} within {seconds} s: disconnected",
-                 peer=describeAddress(tcp.getPeer()), what=what, seconds=self.factory.loginGrace)
-        tcp.abortConnection()
-
-    def setService(self, service: Any) -> None:
-        SSHServerTransport.setService(self, service)
-        if isinstance(service, connection.SSHConnection):
-            self._release()
-            self._wait("logged in but started no session")
-
-    def sessionStarted(self) -> None:
-        """A session asked for its line: the connection is in use (its session's own limits hold now)."""
-        self._stopWaiting()
-
-    def _release(self) -> None:
-        if self._pending:
-            self._pending = False
-            self.factory.pending -= 1
-            left = self.factory.pendingFrom.pop(self.source, 1) - 1
-            if left:
-                self.factory.pendingFrom[self.source] = left
-
-    def sendExtInfo(self, extensions: list[tuple[bytes, bytes]]) -> None:
-        # RFC 8308 server-sig-algs names the signatures a user's key may
-        # make; conch names its host key's, and OpenSSH then will not offer
-        # an RSA key (rsa-sha2-*) to an ed25519 host.
-        SSHServerTransport.sendExtInfo(self, [
-            (name, b",".join(USER_SIGNATURES) if name == b"server-sig-algs" else value) for name, value in extensions
-        ])
-
-    def dispatchMessage(self, messageNum: int, payload: bytes) -> None:
-        # A packet cut short (or naming a channel that is not there) ends
-        # this connection with one line, not a traceback a packet; what was
-        # read after it is not looked at.
-        tcp: Any = self.transport
-        if tcp.disconnecting:
-            return
-        try:
-            SSHServerTransport.dispatchMessage(self, messageNum, payload)
-        except MALFORMED as e:
-            log.info("ssh: {peer}: malformed packet (message {number}: {error}): disconnected",
-                     peer=_peer(self), number=messageNum, error=printable(repr(e)))
-            self.sendDisconnect(DISCONNECT_PROTOCOL_ERROR, b"malformed packet")
-
-    def receiveUnimplemented(self, seqnum: int) -> None:
-        # The client did not understand a packet of ours: conch warns, once
-        # for every such packet the client cares to send.  Nothing to do.
-        pass
-
-    def receiveError(self, reasonCode: int, description: bytes) -> None:
-        # The client's goodbye (OpenSSH: code 11, "disconnected by user"), not our error.
-        log.debug("ssh: {peer} disconnected: {code} {reason}", peer=_peer(self), code=reasonCode,
-                  reason=description.decode("utf-8", "replace")[:200])
-
-    def connectionLost(self, reason: Failure | None = None) -> None:
-        self._stopWaiting()
-        self._release()
-        # conch's, without its log line for every connection.
-        if self.service:
-            self.service.serviceStopped()
-        if hasattr(self, "avatar"):
-            self.logoutFunction()
 
 
 @implementer(IRealm)
@@ -437,7 +264,7 @@ class GatewaySSHFactory(SSHFactory):
     each has C{loginGrace} seconds.
     """
 
-    _log = _conchLog
+    _log = conchLog
     protocol = ServerTransport
     services = {b"ssh-userauth": UserAuth, b"ssh-connection": Connection}
     noisy = False
@@ -499,11 +326,6 @@ class GatewaySSHFactory(SSHFactory):
         return transport
 
 
-def _peer(sshTransport: Any) -> str:
-    """An SSH transport's peer address, for messages."""
-    return describeAddress(sshTransport.transport.getPeer())
-
-
 def makeFactory(spec: SSHSpec, lines: Callable[[], Mapping[str, Line]], clock: Any) -> GatewaySSHFactory:
     """The SSH listener's factory: the host key loaded or made (logged with its fingerprint)."""
     key, made = loadHostKey(spec.hostKey)
@@ -512,292 +334,3 @@ def makeFactory(spec: SSHSpec, lines: Callable[[], Mapping[str, Line]], clock: A
     return GatewaySSHFactory(key, KeyRing(spec.users), SSHGateway(lines, spec.listener, clock))
 
 
-# The session: a client of a line
-
-
-@implementer(IPushProducer)
-class _Flow:
-    """
-    The client's output guard is paused while either holds: the TCP
-    connection's buffer is past C{outbuf} (this is its producer) or the
-    channel's window is used up (the peer has not read).
-    """
-
-    def __init__(self) -> None:
-        self.guard: Any = None
-        self.blocked: set[str] = set()
-
-    def block(self, why: str) -> None:
-        if not self.blocked and self.guard is not None:
-            self.guard.pauseProducing()
-        self.blocked.add(why)
-
-    def unblock(self, why: str) -> None:
-        if why in self.blocked:
-            self.blocked.discard(why)
-            if not self.blocked and self.guard is not None:
-                self.guard.resumeProducing()
-
-    # IPushProducer, for the TCP connection
-
-    def pauseProducing(self) -> None:
-        self.block("tcp")
-
-    def resumeProducing(self) -> None:
-        self.unblock("tcp")
-
-    def stopProducing(self) -> None:
-        self.blocked.clear()
-
-
-
-class ChannelTransport:
-    """
-    What a L{Session} needs of its transport, for an SSH channel: writes go
-    into the channel; C{loseConnection} ends the session (exit status 0);
-    C{abortConnection} cuts the TCP connection; the output guard registers
-    here and is paused through L{_Flow}.
-    """
-
-    def __init__(self, channel: SSHClient) -> None:
-        self.channel = channel
-        self.flow = _Flow()
-
-    @property
-    def tcp(self) -> Any:
-        conn: Any = self.channel.conn
-        return conn.transport.transport
-
-    @property
-    def bufferSize(self) -> int:
-        return int(self.tcp.bufferSize)
-
-    @bufferSize.setter
-    def bufferSize(self, size: int) -> None:
-        self.tcp.bufferSize = size
-
-    def write(self, data: bytes) -> None:
-        self.channel.write(data)
-
-    def loseConnection(self) -> None:
-        self.channel.end(0)
-
-    def abortConnection(self) -> None:
-        self.tcp.abortConnection()
-
-    def getPeer(self) -> Any:
-        return self.tcp.getPeer()
-
-    def getHost(self) -> Any:
-        return self.tcp.getHost()
-
-    def setTcpKeepAlive(self, on: bool) -> None:
-        self.tcp.setTcpKeepAlive(on)
-
-    def setTcpNoDelay(self, on: bool) -> None:
-        self.tcp.setTcpNoDelay(on)
-
-    def pauseProducing(self) -> None:
-        """Stop taking the client's input (see L{SSHClient.pauseReading})."""
-        self.channel.pauseReading()
-
-    def resumeProducing(self) -> None:
-        self.channel.resumeReading()
-
-    def registerProducer(self, producer: Any, streaming: bool) -> None:
-        self.flow.guard = producer
-        self.tcp.registerProducer(self.flow, True)
-
-    def unregisterProducer(self) -> None:
-        if self.flow.guard is not None:
-            self.flow.guard = None
-            self.tcp.unregisterProducer()
-
-
-@implementer(IClient)
-class SSHClient(Session, ClientEvents, SSHChannel):
-    """
-    A session channel: a person at a terminal on a line.  The requests it
-    takes are in C{requests}, keyed by name; the others are refused.
-    """
-
-    _log = _conchLog
-    name = b"session"
-    # A logged-in user who asked for a shell has said enough: announced at once.
-    quietStart = False
-
-    def __init__(self, gateway: SSHGateway, login: Login, **kwargs: Any) -> None:
-        SSHChannel.__init__(self, **kwargs)
-        self.gateway = gateway
-        self.login = login
-        self.user = login.user
-        self.listener = gateway.spec
-        self.clock = gateway.clock
-        self.line: Any = None
-        self.pty = False
-        self.readingPaused = False
-        self.asked = False
-        self.ended = False
-        self.transport = ChannelTransport(self)
-
-    def logPrefix(self) -> str:
-        return "ssh"
-
-    def describePeer(self) -> str:
-        return f"{self.user} ({describeAddress(self.transport.getPeer())})"
-
-    # Channel events
-
-    def channelOpen(self, specificData: bytes) -> None:
-        # Named from the start: what it asks before it attaches is logged (and limited) as this peer.
-        self.peer = Peer(self.describePeer())
-
-    def requestReceived(self, requestType: bytes, data: bytes) -> Any:
-        handler = self.requests.get(requestType)
-        if handler is None:
-            # OpenSSH sends LANG with every session: not worth a line at info.
-            log.emit(LogLevel.debug if requestType == b"env" else LogLevel.info, "ssh: {peer}: {request!r} refused",
-                     peer=self.peer, request=requestType.decode("ascii", "replace")[:40])
-            return False
-        return handler(self, data)
-
-    def dataReceived(self, data: bytes) -> None:
-        if self.line is not None:
-            self.fromPeer(data)
-
-    def extReceived(self, dataType: int, data: bytes) -> None:
-        pass
-
-    def eofReceived(self) -> None:
-        # No more input (ssh -n, a pipe that ended): the output goes on, as
-        # for a watcher, until the client closes the channel.
-        log.debug("ssh: {peer}: end of input", peer=self.peer)
-
-    def closeReceived(self) -> None:
-        # The client takes nothing more: what waits for its window is dropped,
-        # so the channel closes now (conch would wait for the window forever).
-        self.buf, self.extBuf = b"", []
-        SSHChannel.loseConnection(self)
-
-    def closed(self) -> None:
-        if self.line is not None:
-            self.endSession()
-        self.transport.unregisterProducer()
-        # One session a connection: with it, the connection ends.
-        self.transport.tcp.loseConnection()
-
-    def stopWriting(self) -> None:
-        self.transport.flow.block("window")
-
-    def startWriting(self) -> None:
-        self.transport.flow.unblock("window")
-
-    def end(self, status: int) -> None:
-        """Tell the client the exit status and close the channel."""
-        if self.ended:
-            return
-        self.ended = True
-        if self.conn is not None and not self.closing:
-            self.conn.sendRequest(self, b"exit-status", struct.pack(">L", status))
-            if not self.areWriting:
-                # A client that does not read (its window is used up) is not
-                # waited for: what it has not taken is dropped.
-                self.buf, self.extBuf = b"", []
-            SSHChannel.loseConnection(self)
-
-    # Requests
-
-    def _pty(self, data: bytes) -> bool:
-        # Size and TERM do not matter: the bytes go to the line as typed.
-        self.pty = True
-        return True
-
-    def _windowChange(self, data: bytes) -> bool:
-        return True
-
-    def _shell(self, data: bytes) -> bool:
-        return self.attach(self.login.line)
-
-    def _exec(self, data: bytes) -> bool:
-        try:
-            command = common.getNS(data)[0].decode("utf-8", "replace").strip()
-        except Exception:
-            return False
-        return self.attach(command or self.login.line)
-
-    def _break(self, data: bytes) -> bool:
-        # RFC 4335: the length asked for is ignored; the line's break duration holds.
-        if self.line is None:
-            return False
-        return self.line.clientBreak(self)
-
-    requests: dict[bytes, Callable[[SSHClient, bytes], bool]] = {
-        b"pty-req": _pty,
-        b"window-change": _windowChange,
-        b"shell": _shell,
-        b"exec": _exec,
-        b"break": _break,
-    }
-
-    def attach(self, name: str) -> bool:
-        """Join line C{name} if this person may; else list the lines they may use and exit 1."""
-        if self.asked or self.ended:
-            return False
-        self.asked = True
-        transport: Any = self.conn.transport if self.conn is not None else None
-        if isinstance(transport, ServerTransport):
-            transport.sessionStarted()
-        line = self.gateway.line(name)
-        right = line.rights.of(self.login.user) if line is not None else None
-        newline = "\r\n" if self.pty else "\n"
-        if line is None or right is None:
-            log.info("ssh: {peer} asked for {name!r}: not a line they may use", peer=self.peer,
-                     name=printable(name))
-            mine = self.gateway.linesFor(self.login.user)
-            text = f"serialgw: {printable(name)!r} is not a line you may use; your lines:{newline}"
-            text += "".join(f"{n}{newline}" for n in mine)
-            self.clock.callLater(0, self._refuse, text)
-            return True
-        if line.full():
-            log.warn("{line}: {peer} refused: {count} clients already (max-clients)", line=line.name,
-                     peer=self.peer, count=line.maxClients)
-            self.clock.callLater(0, self._refuse, f"serialgw: {line.name} is full ({line.maxClients} clients){newline}")
-            return True
-        self.role = Role.WRITER if right == "write" and not self.listener.readOnly else Role.READONLY
-        self.line = line
-        self.startSession()
-        return True
-
-    def _refuse(self, text: str) -> None:
-        if self.conn is None or self.closing:
-            return
-        self.writeExtended(1, text.encode("utf-8", "replace"))
-        self.end(1)
-
-    # IClient
-
-    def defaultNotices(self) -> bool:
-        return bool(self.line.notices)
-
-    def deliver(self, data: bytes) -> None:
-        if not self.mayDeliver(data):
-            return
-        self.write(data)
-
-    def deviceStateChanged(self, up: bool, notice: bytes) -> None:
-        if notice and self.wantsNotices():
-            self.sendText(notice)
-
-    # Reading the client (the Session pauses it while the device is behind
-    # or this client's output is past its bound): the channel's window is
-    # not opened again, so the client may send at most the window's rest.
-    # The TCP connection is still read: the client's window adjusts for our
-    # output must come in.
-
-    def pauseReading(self) -> None:
-        self.readingPaused = True
-
-    def resumeReading(self) -> None:
-        self.readingPaused = False
-        if self.conn is not None and not self.localClosed and self.localWindowLeft < self.localWindowSize // 2:
-            self.conn.adjustWindow(self, self.localWindowSize - self.localWindowLeft)

@@ -18,8 +18,8 @@ from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from serialgw.clients.transports import peerName
 from serialgw.config.specs import TLSSpec
-from serialgw.line.hub import peerName
 from serialgw.logflood import clientLog
 
 log = Logger()

@@ -25,11 +25,13 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from serialgw.clients.base import ClientEvents
 from serialgw.clients.guard import IGuarded, OutputGuard
 from serialgw.clients.session import CLOSE_GRACE, setUpConnection, stopCalls
+from serialgw.clients.transports import addressAllowed, describeAddress, peerName
 from serialgw.config.specs import DEFAULT_MAX_CLIENTS, ListenerSpec
 from serialgw.interfaces import IClient
-from serialgw.line.hub import ClientEvents, Line, Role, addressAllowed, describeAddress, peerName
+from serialgw.line.hub import Line, Role
 
 log = Logger()
 

@@ -36,6 +36,7 @@ from typing import Any, Optional
 import attrs
 
 from serialgw.config.listeners import parseListener, parseSSHListener, parseWatchAll
+from serialgw.config.shard import MAX_SHARDS
 from serialgw.config.specs import (
     DEFAULT_BACKLOG,
     DEFAULT_HOST_KEY,
@@ -67,7 +68,7 @@ LINE_KEYS = {
     "break-duration", "signature", "notices", "restore", "mode", "max-clients", "backlog",
     "log", "log-format", "log-max-size", "log-daily", "log-keep", "coalesce", "write", "read",
     "open-string", "close-string", "dtr", "rts", "idle-dtr", "idle-rts", "pace", "pace-line",
-    "lock", "lock-dir",
+    "lock", "lock-dir", "shard",
 }
 SSH_KEYS = {"listen", "host-key"}
 # A configuration file is read whole; a farm of thousands of lines is far below this.
@@ -84,6 +85,8 @@ class FileConfig:
     users: tuple[UserSpec, ...]
     # One view of all consoles ([watch-all]), or None.
     watchAll: Optional[WatchAllSpec] = None
+    # Lines given a process with shard = K (see serialgw.config.shard).
+    pins: dict[str, int] = attrs.field(factory=dict)
 
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -94,8 +97,12 @@ def loadConfig(path: str) -> list[LineConfig]:
     return loadFile(path).lines
 
 
-def loadFile(path: str) -> FileConfig:
-    """Read a configuration file; raise ConfigError naming the file, line and key."""
+def loadFile(path: str, shards: Optional[int] = None) -> FileConfig:
+    """
+    Read a configuration file; raise ConfigError naming the file, line and
+    key.  With C{shards} (--shard I/N: N), a line's C{shard = K} must be
+    one of those processes.
+    """
     import tomllib
 
     try:
@@ -121,7 +128,11 @@ def loadFile(path: str) -> FileConfig:
     except RecursionError:
         # tomllib recurses once per nested array or inline table.
         raise ConfigError(f"{path}: arrays or tables nested too deep") from None
-    lines = _lines(path, text, data)
+    lines, pins = _lines(path, text, data)
+    for name, pin in pins.items():
+        if shards is not None and pin >= shards:
+            raise ConfigError(f"{_where(path, text, f'lines.{name}', 'shard')}: [lines.{name}] shard: {pin}, but "
+                              f"--shard runs {shards} process(es), numbered 0 to {shards - 1}")
     users = _users(path, text, data)
     known = {u.name for u in users}
     for config in lines:
@@ -131,7 +142,7 @@ def loadFile(path: str) -> FileConfig:
                 raise ConfigError(f"{_where(path, text, f'lines.{config.name}', key)}: [lines.{config.name}] {key}: "
                                   f"unknown user {unknown[0]!r} (declared: {', '.join(sorted(known)) or 'none'}; "
                                   "add a [users.NAME] table)")
-    return FileConfig(lines, _ssh(path, text, data, users), users, _watchAll(path, text, data))
+    return FileConfig(lines, _ssh(path, text, data, users), users, _watchAll(path, text, data), pins)
 
 
 WATCH_ALL_KEYS = {"listen", "lines"}
@@ -250,7 +261,7 @@ def _where(path: str, text: str, table: str, key: Optional[str] = None) -> str:
     return f"{path}:{start + 1}"
 
 
-def _lines(path: str, text: str, data: dict[str, Any]) -> list[LineConfig]:
+def _lines(path: str, text: str, data: dict[str, Any]) -> tuple[list[LineConfig], dict[str, int]]:
     for key in data:
         if key not in ("defaults", "lines", "ssh", "users", "watch-all"):
             raise ConfigError(f"{path}: unknown top-level key {key!r} "
@@ -261,7 +272,11 @@ def _lines(path: str, text: str, data: dict[str, Any]) -> list[LineConfig]:
     lines = data.get("lines", {})
     if not isinstance(lines, dict) or not lines:
         raise ConfigError(f"{path}: no lines: add a table such as [lines.ttyS0] with device = ... and listen = ...")
+    if "shard" in defaults:
+        raise ConfigError(f"{_where(path, text, 'defaults', 'shard')}: [defaults] shard: a line's own key "
+                          "(in [lines.NAME]): it gives that line to one process of --shard I/N")
     configs = []
+    pins: dict[str, int] = {}
     for name, table in lines.items():
         where = f"lines.{name}"
         if not isinstance(table, dict):
@@ -274,12 +289,19 @@ def _lines(path: str, text: str, data: dict[str, Any]) -> list[LineConfig]:
                 table_ = where if key in table else "defaults"
                 raise ConfigError(f"{_where(path, text, table_, key)}: unknown key {key!r} in [{table_}] "
                                   f"(known: {', '.join(sorted(LINE_KEYS))})")
+        if "shard" in table:
+            pin = table["shard"]
+            if not isinstance(pin, int) or isinstance(pin, bool) or not 0 <= pin < MAX_SHARDS:
+                raise ConfigError(f"{_where(path, text, where, 'shard')}: [{where}] shard: expected the number of "
+                                  f"a process of --shard I/N, 0 to {MAX_SHARDS - 1}, not {pin!r}")
+            pins[name] = pin
+            del merged["shard"]
         try:
             configs.append(_line(name, merged))
         except _KeyError as e:
             table_ = "defaults" if e.key in defaults and e.key not in table else where
             raise ConfigError(f"{_where(path, text, table_, e.key)}: [{table_}] {e.key}: {e.message}") from None
-    return configs
+    return configs, pins
 
 
 _LOG_KEYS: dict[str, tuple[str, type]] = {

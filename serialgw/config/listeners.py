@@ -78,7 +78,7 @@ def parseListener(text: str) -> ListenerSpec:
 
     def done(spec: ListenerSpec) -> ListenerSpec:
         spec = attrs.evolve(spec, text=original, protocol=protocol or spec.protocol, **options)  # type: ignore[arg-type]
-        if spec.kind in NO_ESCAPE_MENU and spec.escape not in (-1, None):
+        if spec.kind in NO_ESCAPE_MENU and spec.escape is not None:
             raise ConfigError(f"listener {original!r}: a {spec.kind.value} client has no escape menu (mon: and "
                               "escape= work on tcp, telnet, unix, pipe: and stdio listeners)")
         return spec

@@ -304,7 +304,7 @@ class ListenerSpec:
     # People at terminals: the escape key (None: no menu), a banner and a
     # replay of the backlog on connect, notices in the data stream
     # (None: for telnet clients that did not negotiate RFC 2217).
-    escape: Optional[int] = -1  # -1: the protocol's default (telnet ^], raw none); None: off
+    escape: Optional[int] = None  # the key (escape=); None: no menu (escape=off, the default)
     banner: bool = False
     replay: bool = False
     notices: Optional[bool] = None

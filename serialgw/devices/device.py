@@ -1,54 +1,39 @@
 """
-The serial side: an open device whose bytes the reactor moves.
+The local device: an open tty or pty whose bytes the reactor moves.
 
 L{SerialDevice} owns one file descriptor: it reads what the device sends and
 hands it to its sink (the line), queues what the line writes, and sends
 breaks without blocking (set the break condition, clear it with C{callLater}),
-keeping the order of data around them.  The OS-level calls live behind
-L{IPort}, so the logic is tested with a recording fake and a C{Clock}.
-
-pyserial is used for settings only; the data path reads and writes the file
-descriptor directly (pyserial's own C{read}/C{write} use C{select()}).
+keeping the order of data around them; when the device goes, it opens it
+again with backoff.  The OS-level calls live behind L{IPort} (see
+L{serialgw.devices.ports}), so the logic is tested with a recording fake
+and a C{Clock}.
 """
 
 from __future__ import annotations
 
 import errno
-import os
 import termios
-import tty
 from typing import Any, Callable, Optional
 
-import serial
-from twisted.internet import defer, error, fdesc, threads
+from twisted.internet import error
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from serialgw.config.specs import DeviceSpec, SerialSettings
-from serialgw.devices import uucplock
-from serialgw.devices.links import removeSymlink, replaceSymlink
-from serialgw.devices.termio import ErrorMarks, fcntlBreak, markErrors, readModemState, readTermios
-from serialgw.interfaces import IDeviceSink, IPort
+from serialgw.config.specs import SerialSettings
+from serialgw.devices.breaks import DRAINING_QUEUE, IDLE, BreakSequencer
+from serialgw.devices.ports import errorReason
+from serialgw.devices.reopen import Reopener
+from serialgw.interfaces import IDevice, IDeviceSink, IPort
 
 log = Logger()
 
-READ_SIZE = 65536
 HIGH_WATER = 64 * 1024
 LOW_WATER = 16 * 1024
-# How often, and for how long at most, to wait for the UART to drain its
-# output queue before a break.
-DRAIN_POLL = 0.005
-DRAIN_LIMIT = 2.0
 # What a call on a device that is gone fails with: a tty hung up (EIO), a
 # USB adapter unplugged (ENXIO, ENODEV).
 GONE = frozenset((errno.EIO, errno.ENXIO, errno.ENODEV))
-
-
-class DeviceError(Exception):
-    """
-    A device could not be opened or set up; the message names it.
-    """
 
 
 class DeviceLost(Exception):
@@ -56,386 +41,6 @@ class DeviceLost(Exception):
     A device went away; the message says how, for people (C{hung up},
     C{Input/output error}).
     """
-
-
-class DeviceLocked(DeviceError):
-    """
-    A live process holds the device's UUCP lock (C{pid}): the line waits.
-    """
-
-    def __init__(self, message: str, pid: int) -> None:
-        DeviceError.__init__(self, message)
-        self.pid = pid
-
-
-_FIELDS = ("baudrate", "bytesize", "parity", "stopbits", "xonxoff", "rtscts")
-_SETTING_ERRORS = (serial.SerialException, OSError, ValueError, OverflowError, termios.error)
-
-
-# Our parities and stop bits (config's letters and numbers) as pyserial's constants.
-_PYSERIAL_PARITIES = {
-    "N": serial.PARITY_NONE,
-    "E": serial.PARITY_EVEN,
-    "O": serial.PARITY_ODD,
-    "M": serial.PARITY_MARK,
-    "S": serial.PARITY_SPACE,
-}
-_PYSERIAL_STOPBITS = {1: serial.STOPBITS_ONE, 1.5: serial.STOPBITS_ONE_POINT_FIVE, 2: serial.STOPBITS_TWO}
-
-
-def _pyserialValue(settings: SerialSettings, field: str) -> Any:
-    if field == "parity":
-        return _PYSERIAL_PARITIES[settings.parity]
-    if field == "stopbits":
-        return _PYSERIAL_STOPBITS[settings.stopbits]
-    return getattr(settings, field)
-
-
-def _configure(ser: serial.Serial, settings: SerialSettings) -> None:
-    """Set every field on a closed pyserial port (open() applies them)."""
-    for field in _FIELDS:
-        setattr(ser, field, _pyserialValue(settings, field))
-
-
-def _readBack(ser: serial.Serial) -> SerialSettings:
-    """
-    The settings in effect, as the kernel has them (termios), not as
-    pyserial remembers them; a speed termios cannot name (BOTHER) is
-    pyserial's.
-    """
-    return readTermios(ser.fd, int(ser.baudrate), ser.stopbits == 1.5)
-
-
-
-class _KeepInputSerial(serial.Serial):
-    """
-    pyserial's port without the input flush (TCIFLUSH) its open() ends
-    with: what the device sent before we opened it (a guest's boot
-    messages, what came between an unplug and the reopen) is read like any
-    other output.  Purges go through termios directly (L{TtyPort.purge}).
-    """
-
-    def _reset_input_buffer(self) -> None:
-        pass
-
-
-@implementer(IPort)
-class TtyPort:
-    """
-    A serial device opened raw through pyserial: no echo, no line editing,
-    no CR/LF mapping; data moves through the descriptor itself.
-    """
-
-    def __init__(self, path: str, settings: SerialSettings, lockDir: Optional[str] = None) -> None:
-        self.name = path
-        # The UUCP lock (see serialgw.devices.uucplock), taken before opening as cu
-        # and minicom do; None: no lock.
-        self.lock: Optional[str] = None
-        if lockDir is not None:
-            try:
-                self.lock = uucplock.acquire(path, lockDir)
-            except uucplock.LockHeld as e:
-                raise DeviceLocked(str(e), e.pid) from None
-            except uucplock.LockError as e:
-                raise DeviceError(str(e)) from None
-        try:
-            self._open(path, settings)
-        except BaseException:
-            self._unlock()
-            raise
-
-    def _open(self, path: str, settings: SerialSettings) -> None:
-        ser = _KeepInputSerial()
-        ser.port = path
-        _configure(ser, settings)
-        try:
-            ser.open()
-        except termios.error as e:
-            raise DeviceError(
-                f"cannot set {settings.describe()} on device {path!r}: {_reason(e)}"
-            ) from None
-        except (serial.SerialException, OSError, ValueError) as e:
-            raise DeviceError(f"cannot open device {path!r}: {_reason(e)}") from None
-        self._serial = ser
-        self._fd: int = ser.fd
-        fdesc.setNonBlocking(self._fd)
-        # pyserial keeps two pipes to interrupt its own blocking read and
-        # write, which we never call: four descriptors a line, given back.
-        for name in ("pipe_abort_read_r", "pipe_abort_read_w", "pipe_abort_write_r", "pipe_abort_write_w"):
-            fd = getattr(ser, name, None)
-            if fd is not None:
-                os.close(fd)
-                setattr(ser, name, None)
-        self._marks: Optional[ErrorMarks] = None
-        if self.detectsLineErrors:
-            # pyserial leaves BRKINT as it finds it (stty sane sets it): a
-            # break from the device would flush unread input.  Cleared here,
-            # watched or not.
-            self._mark(False)
-        self.settings = _readBack(ser)
-        if self.settings != settings:
-            log.warn(
-                "{device}: asked for {wanted}, the device has {settings}",
-                device=path,
-                wanted=settings.describe(),
-                settings=self.settings.describe(),
-            )
-
-    def fileno(self) -> int:
-        return self._fd
-
-    # Breaks and parity/framing errors are detected from PARMRK marks.
-    detectsLineErrors = True
-
-    def watchLineErrors(self, on: bool) -> None:
-        if not self.detectsLineErrors or on == (self._marks is not None):
-            return
-        self._marks = ErrorMarks() if on else None
-        self._mark(on)
-
-    def _mark(self, on: bool = True) -> None:
-        parity = self._serial.parity != serial.PARITY_NONE
-        try:
-            markErrors(self._serial.fd, parity, on)
-        except termios.error as e:
-            log.warn("{device}: cannot mark line errors: {reason}", device=self.name, reason=_reason(e))
-        if self._marks is not None:
-            self._marks.parityEnabled = parity
-
-    def read(self) -> bytes:
-        try:
-            data = os.read(self._fd, READ_SIZE)
-        except BlockingIOError:
-            return b""
-        if not data:
-            # Readable, yet nothing: the tty was hung up (unplugged).
-            raise OSError(errno.EIO, "hung up")
-        if self._marks is not None:
-            return self._marks.decode(data)
-        return data
-
-    def takeLineState(self) -> int:
-        return self._marks.take() if self._marks is not None else 0
-
-    def write(self, data: bytes | bytearray) -> int:
-        try:
-            return os.write(self._fd, data)
-        except BlockingIOError:
-            return 0
-
-    def outputPending(self) -> int:
-        try:
-            return int(self._serial.out_waiting)
-        except (OSError, serial.SerialException):
-            return 0
-
-    def setBreak(self, on: bool) -> None:
-        self._serial.break_condition = on
-
-    def apply(self, settings: SerialSettings) -> SerialSettings:
-        """
-        Set each field that changes; a field the device rejects is rolled
-        back and logged.  Return what the kernel has now.
-        """
-        ser = self._serial
-        for field in _FIELDS:
-            wanted, old = _pyserialValue(settings, field), getattr(ser, field)
-            if wanted == old:
-                continue
-            try:
-                setattr(ser, field, wanted)
-            except _SETTING_ERRORS as e:
-                log.warn(
-                    "{device}: {field} {value} rejected: {reason}",
-                    device=self.name,
-                    field=field,
-                    value=wanted,
-                    reason=_reason(e),
-                )
-                try:
-                    setattr(ser, field, old)
-                except _SETTING_ERRORS:
-                    pass
-        # pyserial rewrites iflag on every change.
-        if self._marks is not None:
-            self._mark()
-        return _readBack(ser)
-
-    def setModemLine(self, name: str, on: bool) -> None:
-        if name == "dtr":
-            self._serial.dtr = on
-        elif name == "rts":
-            self._serial.rts = on
-        else:
-            raise ValueError(f"no modem line {name!r}")
-
-    def modemState(self) -> Optional[int]:
-        return readModemState(self._fd)
-
-    def purge(self, receive: bool, transmit: bool) -> None:
-        if receive and transmit:
-            termios.tcflush(self._fd, termios.TCIOFLUSH)
-        elif receive:
-            termios.tcflush(self._fd, termios.TCIFLUSH)
-        elif transmit:
-            termios.tcflush(self._fd, termios.TCOFLUSH)
-
-    def close(self) -> None:
-        # Not pyserial's close(): it would close the pipes given back above.
-        ser = self._serial
-        if ser.is_open and ser.fd is not None:
-            fd, ser.fd, ser.is_open = ser.fd, None, False
-            os.close(fd)
-        self._unlock()
-
-    def _unlock(self) -> None:
-        if self.lock is None:
-            return
-        lock, self.lock = self.lock, None
-        try:
-            uucplock.release(lock)
-        except OSError as e:
-            log.warn("{device}: cannot remove lock {lock}: {reason}", device=self.name, lock=lock, reason=_reason(e))
-
-
-@implementer(IPort)
-class PtyPort(TtyPort):
-    """
-    A pseudo-terminal the gateway creates: a local program opens its slave
-    side (through the symlink C{link}, if given) and plays the device.
-
-    The gateway keeps the slave open itself, so the line survives the program
-    closing and reopening it; the slave starts raw, with the line's settings
-    (a pty keeps speed and stop bits; it forces 8 bits, no parity).
-    """
-
-    # The gateway reads the master side: no termios marks there.
-    detectsLineErrors = False
-
-    def __init__(self, link: str, settings: SerialSettings) -> None:
-        master, slave = os.openpty()
-        try:
-            slaveName = os.ttyname(slave)
-            tty.setraw(slave)
-            TtyPort.__init__(self, slaveName, settings)
-        except BaseException:
-            os.close(master)
-            raise
-        finally:
-            os.close(slave)
-        self._slaveFd = self._fd
-        self._fd = master
-        fdesc.setNonBlocking(master)
-        self.slaveName = slaveName
-        self.link = link
-        self.name = f"pty:{link}" if link else slaveName
-        if link:
-            try:
-                replaceSymlink(slaveName, link)
-            except OSError as e:
-                self.close()
-                raise DeviceError(f"cannot make symlink {link!r} to {slaveName}: {_reason(e)}") from None
-
-    def outputPending(self) -> int:
-        return 0
-
-    def setBreak(self, on: bool) -> None:
-        # A pty has no break: the kernel ignores TIOCSBRK on it.
-        fcntlBreak(self._fd, on)
-
-    def setModemLine(self, name: str, on: bool) -> None:
-        raise OSError(errno.ENOTTY, "a pty has no modem lines")
-
-    def modemState(self) -> Optional[int]:
-        return None
-
-    def close(self) -> None:
-        removeSymlink(self.link, self.slaveName)
-        os.close(self._fd)
-        TtyPort.close(self)
-
-
-def _reason(e: BaseException) -> str:
-    if isinstance(e, termios.error) and len(e.args) == 2:
-        return str(e.args[1])
-    if isinstance(e, serial.SerialException) and isinstance(e.errno, int):
-        return os.strerror(e.errno)
-    if isinstance(e, OSError) and e.strerror:
-        return e.strerror
-    text = str(e)
-    # pyserial: "[Errno 2] could not open port /dev/x: [Errno 2] No such file..."
-    if "] " in text:
-        text = text.rsplit("] ", 1)[-1]
-    return text
-
-
-def openPort(spec: DeviceSpec, settings: SerialSettings, lockDir: Optional[str] = None) -> IPort:
-    """
-    Open the device a spec names; raise L{DeviceError} naming it on failure
-    (L{DeviceLocked} when a live process holds its UUCP lock).  A tty takes
-    its lock in C{lockDir} (None: none); a pty the gateway makes never does.
-    """
-    if spec.kind == "pty":
-        return PtyPort(spec.path, settings)
-    return TtyPort(spec.path, settings, lockDir)
-
-
-@implementer(IPort)
-class AbsentPort:
-    """
-    Stands for a device that is not open (not there yet at start): every
-    call that would touch it fails as a vanished device does.
-    """
-
-    def __init__(self, name: str, settings: SerialSettings) -> None:
-        self.name = name
-        self.settings = settings
-
-    def _gone(self) -> OSError:
-        return OSError(errno.ENODEV, "not open")
-
-    def fileno(self) -> int:
-        return -1
-
-    def read(self) -> bytes:
-        raise self._gone()
-
-    def write(self, data: bytes | bytearray) -> int:
-        raise self._gone()
-
-    def takeLineState(self) -> int:
-        return 0
-
-    def outputPending(self) -> int:
-        return 0
-
-    def watchLineErrors(self, on: bool) -> None:
-        pass
-
-    def setBreak(self, on: bool) -> None:
-        raise self._gone()
-
-    def apply(self, settings: SerialSettings) -> SerialSettings:
-        self.settings = settings
-        return settings
-
-    def setModemLine(self, name: str, on: bool) -> None:
-        raise self._gone()
-
-    def modemState(self) -> Optional[int]:
-        raise self._gone()
-
-    def purge(self, receive: bool, transmit: bool) -> None:
-        raise self._gone()
-
-    def close(self) -> None:
-        pass
-
-
-# Break states.
-IDLE = "idle"
-DRAINING = "draining"
-BREAKING = "breaking"
 
 
 @implementer(IDeviceSink)
@@ -456,21 +61,22 @@ class _NoSink:
         pass
 
 
+@implementer(IDevice)
 class SerialDevice:
     """
     One open device in the reactor.
 
     Writes go straight to the descriptor when nothing is queued, else to a
-    queue drained as the device takes it.  A break first lets queued output
-    drain (from our queue and from the driver's), then sets the break
-    condition and clears it C{duration} seconds later; what is written
-    meanwhile is held and written after the break.  A break asked for while
-    one is under way is refused, not doubled.
+    queue drained as the device takes it.  A break (L{BreakSequencer})
+    first lets queued output drain (from our queue and from the driver's),
+    then sets the break condition and clears it C{duration} seconds later;
+    what is written meanwhile is held and written after the break.  A break
+    asked for while one is under way is refused, not doubled.
 
     However the device goes (a read or write fails, an ioctl finds it gone,
     the reactor reports a hang-up through C{connectionLost}), it takes one
     path, L{_lost}: logged as "device lost", the sink told, C{up} false, and
-    with an C{opener} it is opened again with backoff.  Only L{close} ends
+    with an C{opener} it is opened again with backoff (L{Reopener}).  Only L{close} ends
     it for good.  A device that could not be opened at start is made with
     an L{AbsentPort} and C{downReason}: it starts down, on the same path.
     """
@@ -492,16 +98,13 @@ class SerialDevice:
         self.name: str = port.name
         self._fileno = port.fileno()
         self.settings: SerialSettings = port.settings
-        # How to open the device again after it vanished (None: never), and
-        # how long to wait before the attempt number n (0, 1, ...).
-        self.opener = opener
-        self.reopenPolicy = reopenPolicy
+        # Opens the device again after it vanished (never without an opener):
+        # attempt n (0, 1, ...) after reopenPolicy(n) seconds.
+        self.reopener = Reopener(self, reactor, opener, reopenPolicy)
         self.up = True
         # Why the device is down (None while it is up).
         self.downReason: Optional[str] = None
         self.dropped = 0
-        self._attempts = 0
-        self._reopenCall: Any = None
         self._wantReading = False
         self._paused = False
         self.lineErrorsWatched = False
@@ -514,9 +117,7 @@ class SerialDevice:
         self._held: list[bytes] = []
         self._heldSize = 0
         self._writable = True
-        self._breakState = IDLE
-        self._breakCall: Any = None
-        self._drainDeadline = 0.0
+        self._breaks = BreakSequencer(self, reactor)
         self._reading = False
         self._writing = False
         self.closed = False
@@ -541,22 +142,7 @@ class SerialDevice:
             if opener is None:
                 self.closed = True
             else:
-                self._scheduleReopen()
-
-    def noteFailure(self, error: BaseException) -> None:
-        """
-        Why the device could not be opened (C{downReason}); a lock holder
-        (C{lockedBy}, on the status page) is logged when it changes.
-        """
-        self.downReason = _reason(error)
-        if isinstance(error, DeviceLocked):
-            if error.pid != self.lockedBy:
-                log.warn("{device}: {reason}; the line stays down and tries again", device=self.name,
-                         reason=str(error), holder=error.pid)
-            self.lockedBy = error.pid
-        else:
-            self.lockedBy = None
-            log.debug("{device}: still gone: {reason}", device=self.name, reason=self.downReason)
+                self.reopener.start()
 
     def setPace(self, pace: float, paceLine: float = 0.0) -> None:
         """
@@ -625,8 +211,8 @@ class SerialDevice:
                 self.bytesWritten += n
         if not self._out:
             self._stopWriting()
-            if self._breakState == DRAINING:
-                self._drained()
+            if self._breaks.state is DRAINING_QUEUE:
+                self._breaks.queueEmpty()
         self._checkWatermark()
         return None
 
@@ -676,7 +262,7 @@ class SerialDevice:
         """
         if not data:
             return
-        if self._out or self._breakState != IDLE or not self.up or self.closed or self._paced:
+        if self._out or self._breaks.state is not IDLE or not self.up or self.closed or self._paced:
             self._queue(data)
             if self._paced and self._paceCall is None and not self._writing and self._out:
                 self._pump()
@@ -699,7 +285,7 @@ class SerialDevice:
         if not self.usable:
             self.dropped += len(data)
             return
-        if self._breakState != IDLE:
+        if self._breaks.state is not IDLE:
             self._held.append(data)
             self._heldSize += len(data)
         else:
@@ -712,30 +298,21 @@ class SerialDevice:
         C{None}) after the output queued so far.  Return C{False}, sending
         nothing, if a break is already under way.
         """
-        if not self.usable or self._breakState != IDLE:
+        if not self.usable or self._breaks.state is not IDLE:
             return False
         self.breaks += 1
-        self._breakDuration = self.breakDuration if duration is None else duration
-        self._breakState = DRAINING
-        self._drainDeadline = self.reactor.seconds() + DRAIN_LIMIT
-        if not self._out:
-            self._drained()
-        return True
+        return self._breaks.send(self.breakDuration if duration is None else duration, queued=bool(self._out))
 
     def stopBreak(self) -> None:
         """
         End a break now (RFC 2217 BREAK-OFF); a break still waiting for the
         output to drain is called off.
         """
-        if self._breakState == IDLE:
-            return
-        if self._breakCall is not None and self._breakCall.active():
-            self._breakCall.cancel()
-        self._endBreak(clear=self._breakState == BREAKING)
+        self._breaks.stop()
 
     @property
     def breaking(self) -> bool:
-        return self._breakState != IDLE
+        return self._breaks.state is not IDLE
 
     def apply(self, settings: SerialSettings) -> SerialSettings:
         """
@@ -776,7 +353,7 @@ class SerialDevice:
                     device=self.name,
                     name=name.upper(),
                     state="on" if on else "off",
-                    reason=_reason(e),
+                    reason=errorReason(e),
                 )
                 return self.modemLines[name]
         self.modemLines[name] = on
@@ -791,7 +368,7 @@ class SerialDevice:
         except OSError as e:
             if self._gone(e):
                 return None
-            log.warn("{device}: cannot read modem lines: {reason}", device=self.name, reason=_reason(e))
+            log.warn("{device}: cannot read modem lines: {reason}", device=self.name, reason=errorReason(e))
             return None
 
     def watchLineErrors(self, on: bool) -> None:
@@ -812,14 +389,14 @@ class SerialDevice:
         except (OSError, termios.error) as e:
             if self._gone(e):
                 return
-            log.warn("{device}: cannot purge: {reason}", device=self.name, reason=_reason(e))
+            log.warn("{device}: cannot purge: {reason}", device=self.name, reason=errorReason(e))
         if transmit:
             del self._out[:]
             self._held, self._heldSize = [], 0
             self._stopWriting()
             self._cancelPace()
-            if self._breakState == DRAINING and self._breakCall is None:
-                self._drained()
+            if self._breaks.state is DRAINING_QUEUE:
+                self._breaks.queueEmpty()
             self._checkWatermark()
 
     def queuedBytes(self) -> int:
@@ -829,15 +406,13 @@ class SerialDevice:
         """Close for good: no reopening."""
         if self.closed:
             return
-        if self._reopenCall is not None and self._reopenCall.active():
-            self._reopenCall.cancel()
-        self._reopenCall = None
+        self.reopener.stop()
         if self.up:
             self._shutdownPort()
         self.closed = True
 
     def _shutdownPort(self) -> None:
-        self._cancelBreak()
+        self._breaks.cancel()
         self._cancelPace()
         if self._reading:
             self.reactor.removeReader(self)
@@ -851,7 +426,7 @@ class SerialDevice:
         try:
             self.port.close()
         except OSError as e:
-            log.warn("{device}: error on close: {reason}", device=self.name, reason=_reason(e))
+            log.warn("{device}: error on close: {reason}", device=self.name, reason=errorReason(e))
 
     # Internals
 
@@ -892,8 +467,8 @@ class SerialDevice:
                 self._paceCall = self.reactor.callLater(gap, self._pump)
             else:
                 self._startWriting()
-        elif self._breakState == DRAINING:
-            self._drained()
+        elif self._breaks.state is DRAINING_QUEUE:
+            self._breaks.queueEmpty()
         self._checkWatermark()
 
     def _cancelPace(self) -> None:
@@ -920,52 +495,17 @@ class SerialDevice:
             self._writable = True
             self.sink.deviceWritable(True)
 
-    def _drained(self) -> None:
-        """Our queue is empty; wait for the driver's, then break."""
-        self._breakCall = None
-        if self._breakState != DRAINING:
-            return
-        pending = self.port.outputPending()
-        if pending > 0 and self.reactor.seconds() < self._drainDeadline:
-            self._breakCall = self.reactor.callLater(DRAIN_POLL, self._drained)
-            return
-        try:
-            self.port.setBreak(True)
-        except OSError as e:
-            if self._gone(e):
-                return
-            log.warn("{device}: cannot set break: {reason}", device=self.name, reason=_reason(e))
-            self._endBreak(clear=False)
-            return
-        self._breakState = BREAKING
-        self._breakCall = self.reactor.callLater(self._breakDuration, self._endBreak)
+    # The break sequencer's target (see BreakTarget)
 
-    def _endBreak(self, clear: bool = True) -> None:
-        self._breakCall = None
-        if clear:
-            try:
-                self.port.setBreak(False)
-            except OSError as e:
-                if self._gone(e):
-                    return
-                log.warn("{device}: cannot clear break: {reason}", device=self.name, reason=_reason(e))
-        self._breakState = IDLE
+    def breakFailed(self, error: OSError) -> bool:
+        return self._gone(error)
+
+    def breakOver(self) -> None:
         held, self._held, self._heldSize = self._held, [], 0
         if held:
             self.write(b"".join(held))
         else:
             self._checkWatermark()
-
-    def _cancelBreak(self) -> None:
-        if self._breakCall is not None and self._breakCall.active():
-            self._breakCall.cancel()
-        self._breakCall = None
-        if self._breakState == BREAKING:
-            try:
-                self.port.setBreak(False)
-            except OSError:
-                pass
-        self._breakState = IDLE
 
     def _gone(self, e: BaseException) -> bool:
         """
@@ -983,72 +523,42 @@ class SerialDevice:
         """The one path for a device that went away, however it went."""
         if self.closed or not self.up:
             return
-        self.downReason = _reason(error)
+        self.downReason = errorReason(error)
         reason = Failure(DeviceLost(self.downReason))
         self._shutdownPort()
         self.up = False
         log.error("{device}: device lost: {reason}", device=self.name, reason=self.downReason)
-        if self.opener is None:
+        if self.reopener.opener is None:
             self.closed = True
         else:
-            self._attempts = 0
-            self._scheduleReopen()
+            self.reopener.start()
         try:
             self.sink.deviceLost(reason)
         except Exception:
             # Reopening is scheduled already: a bug above must not stop it.
             log.failure("{device}: handling the loss failed", device=self.name)
 
-    def _scheduleReopen(self) -> None:
-        delay = self.reopenPolicy(self._attempts)
-        self._attempts += 1
-        self._reopenCall = self.reactor.callLater(delay, self._reopen)
+    # The reopen supervisor's target (see ReopenTarget)
 
-    def _reopen(self) -> None:
-        self._reopenCall = None
-        assert self.opener is not None
-        pool = getattr(self.reactor, "getThreadPool", None)
-        if pool is not None:
-            # Opening can block on some adapters: not on the reactor thread.
-            d = threads.deferToThreadPool(self.reactor, pool(), self.opener)
-        else:
-            d = defer.maybeDeferred(self.opener)
-        d.addCallbacks(self._reopened, self._reopenFailed)
-
-    def _reopenFailed(self, failure: Failure) -> None:
-        if self.closed:
-            return
-        self.noteFailure(failure.value if failure.value is not None else Exception(failure.getErrorMessage()))
-        self._scheduleReopen()
-
-    def _reopened(self, port: IPort) -> None:
-        if self.closed:
-            port.close()
-            return
+    def notTakenBack(self, port: IPort, reason: str) -> None:
+        self.up = False
+        if self._reading:
+            self.reactor.removeReader(self)
+            self._reading = False
         try:
-            self._takeBack(port)
-        except Exception as e:
-            # Setting the reopened device up failed (a bug, an ioctl): it is
-            # still gone for the line, and tried again.
-            log.failure("{device}: setting up the reopened device failed", device=self.name)
-            self.up = False
-            if self._reading:
-                self.reactor.removeReader(self)
-                self._reading = False
-            try:
-                port.close()
-            except Exception:
-                pass
-            self._fileno = -1
-            self.downReason = f"could not be set up again: {_reason(e)}"
-            self._scheduleReopen()
-            return
+            port.close()
+        except Exception:
+            pass
+        self._fileno = -1
+        self.downReason = reason
+
+    def announceUp(self) -> None:
         try:
             self.sink.deviceUp()
         except Exception:
             log.failure("{device}: handling the return failed", device=self.name)
 
-    def _takeBack(self, port: IPort) -> None:
+    def takeBack(self, port: IPort) -> None:
         """The device is back: settings, modem lines and watching as they were, then reading."""
         self.port = port
         self.name = port.name
@@ -1064,7 +574,6 @@ class SerialDevice:
             port.watchLineErrors(True)
         self.up = True
         self.downReason = None
-        self._attempts = 0
         self.lockedBy = None
         log.info("{device}: device back at {settings}", device=port.name, settings=self.settings.describe())
         if self._wantReading:

@@ -22,10 +22,9 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from serialgw.clients.telnet import BINARY, BRK, ECHO, SGA, TelnetProtocol
 from serialgw.config.specs import ConfigError, DeviceSpec, SerialSettings
 from serialgw.devices.device import HIGH_WATER, _NoSink
-from serialgw.line.hub import noDelay
+from serialgw.interfaces import IDevice
 from serialgw.wire.rfc2217 import (
     BREAK_OFF,
     BREAK_ON,
@@ -50,6 +49,8 @@ from serialgw.wire.rfc2217 import (
     flowCode,
     modemLineCode,
 )
+from serialgw.wire.sockets import noDelay
+from serialgw.wire.telnet import BINARY, BRK, ECHO, SGA, TelnetProtocol
 
 log = Logger()
 
@@ -117,6 +118,9 @@ class _NoPortControl:
 
     def purge(self, which: int) -> None:
         pass
+
+    def endBreak(self) -> None:
+        """A break's time is up (only RFC 2217 has a break that lasts: SET-CONTROL BREAK-ON, then OFF)."""
 
 
 class _RawLink(_NoPortControl, Protocol):
@@ -325,7 +329,7 @@ def _heldBytes(link: Any) -> int:
     return link.heldBytes() if isinstance(link, _NoPortControl) else 0
 
 
-@implementer(IPushProducer)
+@implementer(IPushProducer, IDevice)
 class RemoteDevice:
     """
     A line's device reached over the network, reconnected with backoff.
@@ -360,6 +364,8 @@ class RemoteDevice:
         self.sink: Any = _NoSink()
         self.up = False
         self.downReason: Optional[str] = "not connected yet"
+        # No lock file for a console elsewhere.
+        self.lockedBy: Optional[int] = None
         self.closed = False
         self.breaks = 0
         self.dropped = 0
@@ -448,7 +454,7 @@ class RemoteDevice:
         if self._breakCall.active():
             self._breakCall.cancel()
         self._breakCall = None
-        if self._link is not None and hasattr(self._link, "endBreak"):
+        if self._link is not None:
             self._link.endBreak()
 
     def apply(self, settings: SerialSettings) -> SerialSettings:
@@ -476,6 +482,7 @@ class RemoteDevice:
         if link is None:
             return 0
         transport = link.transport
+        # Twisted's own buffers, on the TCP or unix transport (FileDescriptor's).
         buffered = len(getattr(transport, "dataBuffer", b"")) + getattr(transport, "_tempDataLen", 0)
         return buffered + _heldBytes(link)
 

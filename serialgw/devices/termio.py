@@ -20,14 +20,23 @@ from typing import Optional
 
 from serialgw.config.specs import SerialSettings
 
+
+def termiosConstant(name: str, linux: int) -> int:
+    """
+    A termios constant, or Linux's value where this Python's termios module
+    lacks it (the one place one is looked up by name).
+    """
+    return int(getattr(termios, name, linux))
+
+
 _SPEEDS = {
-    getattr(termios, name): int(name[1:])
-    for name in dir(termios)
+    value: int(name[1:])
+    for name, value in vars(termios).items()
     if name.startswith("B") and name[1:].isdigit() and int(name[1:]) > 0
 }
 _SPEED_NAMES = {baud: constant for constant, baud in _SPEEDS.items()}
 _SIZES = {termios.CS5: 5, termios.CS6: 6, termios.CS7: 7, termios.CS8: 8}
-CMSPAR = getattr(termios, "CMSPAR", 0o10000000000)
+CMSPAR = termiosConstant("CMSPAR", 0o10000000000)
 
 
 def termiosSpeed(baud: int) -> Optional[int]:
@@ -137,14 +146,14 @@ def markErrors(fd: int, parity: bool, on: bool = True) -> None:
 
 
 # Linux's values; Python's termios module lacks some of them.
-TIOCSBRK = getattr(termios, "TIOCSBRK", 0x5427)
-TIOCCBRK = getattr(termios, "TIOCCBRK", 0x5428)
-TIOCMGET = getattr(termios, "TIOCMGET", 0x5415)
+TIOCSBRK = termiosConstant("TIOCSBRK", 0x5427)
+TIOCCBRK = termiosConstant("TIOCCBRK", 0x5428)
+TIOCMGET = termiosConstant("TIOCMGET", 0x5415)
 _MODEM_BITS = (
-    (getattr(termios, "TIOCM_CTS", 0x020), 0x10),
-    (getattr(termios, "TIOCM_DSR", 0x100), 0x20),
-    (getattr(termios, "TIOCM_RNG", 0x080), 0x40),
-    (getattr(termios, "TIOCM_CAR", 0x040), 0x80),
+    (termiosConstant("TIOCM_CTS", 0x020), 0x10),
+    (termiosConstant("TIOCM_DSR", 0x100), 0x20),
+    (termiosConstant("TIOCM_RNG", 0x080), 0x40),
+    (termiosConstant("TIOCM_CAR", 0x040), 0x80),
 )
 
 

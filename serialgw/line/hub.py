@@ -9,19 +9,19 @@ through the device's methods and its clients only through L{IClient}.
 
 from __future__ import annotations
 
-import ipaddress
-import socket
-import struct
-from enum import Enum
 from typing import Any, Callable, Optional
 
-from twisted.internet.address import UNIXAddress
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from serialgw.config.specs import DEFAULT_BACKLOG, Rights, SerialSettings, describeUnix
-from serialgw.interfaces import IDeviceSink
+from serialgw.config.specs import DEFAULT_BACKLOG, Rights, SerialSettings
+from serialgw.interfaces import IClient, IConsoleLog, IDevice, IDeviceSink
+from serialgw.line.coalesce import Coalescer
+from serialgw.line.control import PortControl
+from serialgw.line.role import Role
+from serialgw.line.strings import OpenCloseStrings
 from serialgw.line.tail import Tail
 from serialgw.logflood import clientLog
 
@@ -32,72 +32,28 @@ log = clientLog()
 WHO_LIMIT = 20
 # A client is told a break was refused at most this often (seconds).
 BREAK_REFUSAL_INTERVAL = 1.0
-# How often an open- or close-string's next break checks that the one
-# before it has ended.
-STRING_BREAK_POLL = 0.05
-
-
-class Role(Enum):
-    """
-    What a client may do on its line.
-
-      - C{WRITER}: send data, breaks and settings;
-      - C{WATCHER}: read only for now, may become a writer (take-over);
-      - C{READONLY}: read only, always.
-    """
-
-    WRITER = "writer"
-    WATCHER = "watcher"
-    READONLY = "read-only"
-
-
-class ClientEvents:
-    """
-    Default answers to the line's events for clients that have nothing to
-    do with them (files, datagrams, raw streams): override what matters.
-    """
-
-    def modemStateChanged(self, state: int) -> None:
-        pass
-
-    def lineStateChanged(self, state: int) -> None:
-        pass
-
-    def deviceStateChanged(self, up: bool, notice: bytes) -> None:
-        pass
-
-    def pauseInput(self) -> None:
-        pass
-
-    def resumeInput(self) -> None:
-        pass
-
-    def notice(self, text: str) -> None:
-        pass
 
 
 @implementer(IDeviceSink)
-class Line:
+class Line(PortControl, OpenCloseStrings):
     """
-    A serial line shared by any number of clients.
+    A serial line shared by any number of clients.  What RFC 2217 clients
+    may do to the port is L{PortControl}'s; the open- and close-strings are
+    L{OpenCloseStrings}'.
     """
-
-    # How long an RFC 2217 BREAK-ON may hold the line without a BREAK-OFF.
-    breakHoldLimit = 30.0
-    # How often modem lines are read while an RFC 2217 client watches.
-    modemPollInterval = 0.05
 
     def __init__(
         self,
         name: str,
-        device: Any,
-        clock: Any = None,
+        device: IDevice,
+        clock: Optional[IReactorTime] = None,
         configured: Optional[SerialSettings] = None,
         restoreSettings: bool = True,
     ) -> None:
         self.name = name
         self.device = device
-        self.clock = clock
+        # (Tests hand a Clock and drive it through the line.)
+        self.clock: Any = clock
         self.configured = configured if configured is not None else device.settings
         self.restoreSettings = restoreSettings
         # Device down/up notices for people at terminals.
@@ -106,8 +62,21 @@ class Line:
         self.up = bool(device.up)
         # Whether the device was ever up: its first coming up is no reopen.
         self._wasUp = self.up
-        self.clients: list[Any] = []
-        self.controllers: list[Any] = []
+        self.clients: list[IClient] = []
+        # Those that get each chunk of device output: the clients but the
+        # parked ones (see park); made again after a change.
+        self._fanOut: Optional[tuple[IClient, ...]] = None
+        # Parked clients (full, output dropped) by their guards, how many
+        # of them have each bound, and the newest device output for them
+        # (at least the largest bound).
+        self._parked: dict[Any, Any] = {}
+        self._parkedBounds: dict[int, int] = {}
+        self._parkedSize = 0
+        self.parkedTail = Tail()
+        # Device output handed to the fan-out, bytes: the position a
+        # parked client's guard is at.
+        self.streamed = 0
+        self.controllers: list[IClient] = []
         self.writable = True
         self.bytesToDevice = 0
         self.bytesFromDevice = 0
@@ -121,13 +90,13 @@ class Line:
         self._lineState = 0
         self.mode = "shared"
         self.maxClients = 0
-        self.logs: list[Any] = []
+        self.logs: list[IConsoleLog] = []
         # Told the settings in effect after every change (client ptys follow the line).
         self.settingsFollowers: list[Callable[[SerialSettings], None]] = []
-        self._coalesce: Optional[tuple[float, float, bytes]] = None
-        self._held: list[bytes] = []
-        self._flushCall: Any = None
-        self._firstHeld = 0.0
+        # Holds device output while coalescing (the same one across
+        # reloads: what it holds goes first); _coalesce is it while on.
+        self._coalescer = Coalescer(clock, self._deliverHeld)
+        self._coalesce: Optional[Coalescer] = None
         self.backlogSize = DEFAULT_BACKLOG
         # The newest device output, for replay.
         self._backlog = Tail()
@@ -138,7 +107,7 @@ class Line:
         # Their data and breaks (None) not sent yet: a break waits for the
         # one before it to end (see _sendStringItems).
         self._stringItems: list[tuple[str, Optional[bytes]]] = []
-        self._stringCall: Any = None
+        self._stringCall: Optional[IDelayedCall] = None
         self._openMissed = False
         # DTR/RTS wanted while people are attached and while nobody is
         # (None: as the device has them; idle None: as while attached).
@@ -150,17 +119,17 @@ class Line:
         # The first person to attach gets what the device said before
         # anyone was there (see takeEarlyOutput).
         self._earlyTaken = False
-        self._earlyTo: Any = None
+        self._earlyTo: Optional[IClient] = None
         # QEMU's server without nowait: the device is read from the first
         # client's arrival on, so none of its early output is lost.
         self.waitForClient = False
-        self._blockers: set[Any] = set()
+        self._blockers: set[IClient] = set()
         # People attached but not announced yet (see attach).
-        self._unannounced: set[Any] = set()
+        self._unannounced: set[IClient] = set()
         # Clients that are not people, attached quietly: not logged (see attach).
-        self._unlogged: set[Any] = set()
+        self._unlogged: set[IClient] = set()
         # When each client was last told a break was refused (see _tellRefusal).
-        self._refusalsTold: dict[Any, float] = {}
+        self._refusalsTold: dict[IClient, float] = {}
         # Who may use the line, by user name (SSH, TLS client certificates).
         self.rights = Rights()
 
@@ -194,16 +163,16 @@ class Line:
     # Clients
 
     @property
-    def writer(self) -> Any:
+    def writer(self) -> Optional[IClient]:
         """In exclusive mode, the one client that may write (or None)."""
-        return next((c for c in self.clients if c.role is Role.WRITER and getattr(c, "person", False)), None)
+        return next((c for c in self.clients if c.role is Role.WRITER and c.person), None)
 
     def full(self) -> bool:
         """No room for another network client (max-clients)."""
-        people = sum(1 for c in self.clients if getattr(c, "person", False))
+        people = sum(1 for c in self.clients if c.person)
         return bool(self.maxClients) and people >= self.maxClients
 
-    def attach(self, client: Any, quiet: bool = False) -> None:
+    def attach(self, client: IClient, quiet: bool = False) -> None:
         """
         A client joins.  A person is announced to the others at once, or,
         C{quiet}, only when L{introduce} is called (it said something, or
@@ -212,13 +181,14 @@ class Line:
         (a watch-all watcher's view of this line: its listener logs it once)
         is not logged coming or going.
         """
-        if (self.mode == "exclusive" and client.role is Role.WRITER and getattr(client, "person", False)
+        if (self.mode == "exclusive" and client.role is Role.WRITER and client.person
                 and self.writer is not None):
             client.role = Role.WATCHER
         # In the list before anyone is told: whatever the telling does (a
         # log that fails), the client is fully attached.
         self.clients.append(client)
-        if getattr(client, "person", False):
+        self._fanOut = None
+        if client.person:
             if quiet:
                 self._unannounced.add(client)
             else:
@@ -229,12 +199,12 @@ class Line:
             # Someone arriving while the device is down hears it, as those
             # already here did when it went.
             client.deviceStateChanged(False, self._downNotice(self.device.downReason or "not there"))
-        if self.waitForClient and getattr(client, "wakesLine", True):
+        if self.waitForClient and client.wakesLine:
             self.waitForClient = False
             self.device.start()
         if not self.writable and self.mayWrite(client):
             client.pauseInput()
-        if not getattr(client, "person", False):
+        if not client.person:
             if not quiet:
                 log.info("{line}: {peer} attached as {role}", line=self.name, peer=client.peer,
                          role=client.role.value)
@@ -254,11 +224,11 @@ class Line:
             self.applyModemLines()
             self._sendString(self.openString, "open-string")
 
-    def detach(self, client: Any) -> None:
+    def detach(self, client: IClient) -> None:
         # Counted out first: what is restored below is the state for those
         # who stay (the idle state when nobody does).  One never announced
         # was never counted in (see _countIn).
-        leaving = (client in self.clients and getattr(client, "person", False)
+        leaving = (client in self.clients and client.person
                    and client not in self._unannounced)
         if leaving:
             self.people -= 1
@@ -279,8 +249,13 @@ class Line:
             self.unblockDevice(client)
         self._refusalsTold.pop(client, None)
         if client in self.clients:
+            parked = self._parked.get(client)
+            if parked is not None:
+                # What it missed is held, as it was until now (and counted).
+                parked.unpark()
             self.clients.remove(client)
-            guard = getattr(client, "guard", None)
+            self._fanOut = None
+            guard = client.guard
             if guard is not None and guard.dropped:
                 self.droppedGone[guard.policy] = self.droppedGone.get(guard.policy, 0) + guard.dropped
             if client is self._earlyTo:
@@ -291,7 +266,7 @@ class Line:
                 self._unannounced.discard(client)
                 log.info("{line}: {peer} came and went without a word (not announced)", line=self.name,
                          peer=client.peer)
-            elif getattr(client, "person", False):
+            elif client.person:
                 self.announce(f"{client.peer} detached")
             elif client in self._unlogged:
                 self._unlogged.discard(client)
@@ -301,76 +276,17 @@ class Line:
             self._sendString(self.closeString, "close-string")
             self.applyModemLines()
 
-    def wantedModemLine(self, name: str) -> Optional[bool]:
-        """DTR or RTS as configured for now (people attached or not); None: not configured."""
-        attached, idle = self.modemAttached[name], self.modemIdle[name]
-        if self.people:
-            # Only an idle state set: on while attached, as the device opens.
-            return True if attached is None and idle is not None else attached
-        return attached if idle is None else idle
-
-    def applyModemLines(self) -> None:
-        """
-        Set DTR and RTS as configured for now; a line that is already so,
-        or not configured, is not touched (never pulsed).
-        """
-        for name in ("dtr", "rts"):
-            wanted = self.wantedModemLine(name)
-            if wanted is not None and bool(self.device.modemLines[name]) != wanted:
-                self.device.setModemLine(name, wanted)
-
-    def _sendString(self, parts: tuple[bytes, ...], what: str) -> None:
-        """An open- or close-string: its data, with a break between parts, in order."""
-        if not parts:
-            return
-        # Due while the device is down: the open-string goes when it is
-        # back (if someone is still here); a close-string is moot.
-        self._openMissed = what == "open-string" and not self.device.up
-        if not self.device.up:
-            log.info("{line}: {what} not sent: the device is down{later}", line=self.name, what=what,
-                     later="; sent when it is back" if self._openMissed else "")
-            return
-        items: list[tuple[str, Optional[bytes]]] = [(what, parts[0])]
-        for data in parts[1:]:
-            items += [(what, None), (what, data)]
-        self._stringItems += items
-        if self._stringCall is None:
-            self._sendStringItems()
-        log.info("{line}: {what} sent ({size} bytes, {breaks} break(s))", line=self.name, what=what,
-                 size=sum(len(p) for p in parts), breaks=len(parts) - 1)
-
-    def _sendStringItems(self) -> None:
-        """
-        The strings' data and breaks (None) in order; a break waits for the
-        one under way (the string's previous one) to end.
-        """
-        self._stringCall = None
-        items = self._stringItems
-        while items:
-            what, data = items[0]
-            if data is None:
-                if self.device.breaking and self.device.up and self.clock is not None:
-                    self._stringCall = self.clock.callLater(STRING_BREAK_POLL, self._sendStringItems)
-                    return
-                if not self.device.sendBreak():
-                    log.info("{line}: {what}: break not sent (the device is down, or a break is under way)",
-                             line=self.name, what=what)
-            elif data:
-                self.device.write(data)
-                self.bytesToDevice += len(data)
-            del items[0]
-
-    def introduce(self, client: Any) -> None:
+    def introduce(self, client: IClient) -> None:
         """A client attached quietly is announced now (once); nothing for the others."""
         if client in self._unannounced:
             self._unannounced.discard(client)
             self.announce(f"{client.peer} attached as {client.role.value}", exclude=client)
             self._countIn()
 
-    def mayWrite(self, client: Any) -> bool:
+    def mayWrite(self, client: IClient) -> bool:
         return bool(client.role is Role.WRITER)
 
-    def clientData(self, client: Any, data: bytes) -> bool:
+    def clientData(self, client: IClient, data: bytes) -> bool:
         """Data from a client, for the device; C{False} if refused (the client may not write)."""
         if client.role is not Role.WRITER:
             self.refused += len(data)
@@ -379,7 +295,7 @@ class Line:
         self.bytesToDevice += len(data)
         return True
 
-    def who(self, exclude: Any = None) -> str:
+    def who(self, exclude: Optional[IClient] = None) -> str:
         """
         Who is on, for people (C{w}, the banner): each client with its role,
         at most L{WHO_LIMIT} named and the rest counted by role, so that the
@@ -395,7 +311,7 @@ class Line:
             text += f" and {len(rest)} more (" + ", ".join(f"{n} {role}" for role, n in roles.items()) + ")"
         return text or "nobody"
 
-    def clientBreak(self, client: Any, duration: Optional[float] = None) -> bool:
+    def clientBreak(self, client: IClient, duration: Optional[float] = None) -> bool:
         """
         A client asks for a break; C{True} if one was started.  If not, the
         client is told why (a notice, for a person at a terminal) and the
@@ -412,7 +328,7 @@ class Line:
             client.notice(f"no break: {reason}")
         return False
 
-    def _tellRefusal(self, client: Any) -> bool:
+    def _tellRefusal(self, client: IClient) -> bool:
         """
         Whether to say (notice and log) that a break was refused: at most
         once a second a client, so that a stream of IAC BRK never becomes
@@ -425,7 +341,7 @@ class Line:
         self._refusalsTold[client] = now
         return True
 
-    def _noBreak(self, client: Any) -> Optional[str]:
+    def _noBreak(self, client: IClient) -> Optional[str]:
         """Why no break can be sent for C{client} now (before asking the device); None: try."""
         if not self.mayWrite(client):
             return "you only watch: take write first" if client.role is Role.WATCHER else "read-only"
@@ -435,113 +351,15 @@ class Line:
             return "the device is down"
         return None
 
-    # Port control (RFC 2217)
-
-    def addController(self, client: Any) -> None:
-        """A client now controls the port (RFC 2217): watch the modem lines."""
-        if client not in self.controllers:
-            self.controllers.append(client)
-        if self._modemPoll is None and self.clock is not None and self.device.modemState() is not None:
-            self._lastModem = self.device.modemState()
-            self._modemPoll = LoopingCall(self._pollModem)
-            self._modemPoll.clock = self.clock
-            self._modemPoll.start(self.modemPollInterval, now=False)
-
-    def updateLineWatch(self) -> None:
-        """Detect line errors on the device only while a client's mask asks for them."""
-        wanted = any(getattr(c.comPort, "linestateMask", 0) for c in self.controllers
-                     if getattr(c, "comPort", None) and c.role is not Role.READONLY)
-        self.device.watchLineErrors(wanted)
-
-    def _stopModemPoll(self) -> None:
-        if self._modemPoll is not None:
-            self._modemPoll.stop()
-            self._modemPoll = None
-
-    def _lastController(self, closing: bool = False) -> None:
-        if not self.restoreSettings:
-            return
-        if self.device.breaking:
-            self.device.stopBreak()
-        if self.device.settings != self.configured:
-            effective = self.applySettings(self.configured)
-            log.info("{line}: last RFC 2217 client gone; settings restored to {settings}",
-                     line=self.name, settings=effective.describe())
-        for name in ("dtr", "rts"):
-            # As configured for those still attached (idle if nobody is);
-            # not configured: on, as a tty opens.
-            wanted = self.wantedModemLine(name)
-            if wanted is not None and closing:
-                continue  # set after the close-string, with the idle state
-            target = True if wanted is None else wanted
-            if bool(self.device.modemLines[name]) != target:
-                self.device.setModemLine(name, target)
-
-    def _pollModem(self) -> None:
-        state = self.device.modemState()
-        if state is None or state == self._lastModem:
-            return
-        self._lastModem = state
-        for client in self.clients:
-            client.modemStateChanged(state)
-
-    def applySettings(self, settings: SerialSettings) -> SerialSettings:
-        """Settings for the device; those in effect, which every follower is told."""
-        effective: SerialSettings = self.device.apply(settings)
-        for follower in list(self.settingsFollowers):
-            follower(effective)
-        return effective
-
-    def clientSettings(self, client: Any, settings: SerialSettings) -> SerialSettings:
-        """A client asks for settings; return those in effect."""
-        if not self.mayWrite(client):
-            log.info("{line}: settings from {peer} refused: {role}", line=self.name, peer=client.peer, role=client.role.value)
-            return self.settings
-        effective = self.applySettings(settings)
-        log.info("{line}: {peer} set {wanted}; in effect: {settings}", line=self.name, peer=client.peer,
-                 wanted=settings.describe(), settings=effective.describe())
-        return effective
-
-    def clientModemLine(self, client: Any, name: str, on: bool) -> bool:
-        """A client sets DTR or RTS; return the state in effect."""
-        if not self.mayWrite(client):
-            return bool(self.device.modemLines[name])
-        return bool(self.device.setModemLine(name, on))
-
-    def clientPurge(self, client: Any, receive: bool, transmit: bool) -> bool:
-        """A client purges the device's queues; C{False} if refused."""
-        if not self.mayWrite(client):
-            return False
-        self.device.purge(receive, transmit)
-        return True
-
-    def clientBreakHold(self, client: Any, on: bool) -> None:
-        """A client sets (held, up to breakHoldLimit) or clears the break condition."""
-        if not self.mayWrite(client):
-            return
-        if on:
-            reason = self._noBreak(client)
-            if reason is None and self.device.sendBreak(self.breakHoldLimit):
-                log.info("{line}: BREAK on from {peer}", line=self.name, peer=client.peer)
-            elif self._tellRefusal(client):
-                log.info("{line}: BREAK on from {peer} refused: {reason}", line=self.name, peer=client.peer,
-                         reason=reason or "one is under way")
-        elif self.device.breaking:
-            self.device.stopBreak()
-            log.info("{line}: BREAK off from {peer}", line=self.name, peer=client.peer)
-
-    def _cutOff(self, client: Any) -> None:
+    def _cutOff(self, client: IClient) -> None:
         if client in self.logs:
             self.logs.remove(client)
-        transport = getattr(client, "transport", None)
-        if transport is not None and hasattr(transport, "abortConnection"):
-            transport.abortConnection()
-        else:
+        if not client.abort():
             self.detach(client)
 
     # Sessions
 
-    def announce(self, text: str, exclude: Any = None, peer: Optional[str] = None) -> None:
+    def announce(self, text: str, exclude: Optional[IClient] = None, peer: Optional[str] = None) -> None:
         """
         A notice for the people at terminals (see each client's notice()),
         and the logs; C{peer}: the client whose doing it is (its log budget).
@@ -566,13 +384,13 @@ class Line:
                 log.failure("{line}: writing {peer} failed; it is cut off", line=self.name, peer=consoleLog.peer)
                 self._cutOff(consoleLog)
 
-    def takeWrite(self, client: Any) -> bool:
+    def takeWrite(self, client: IClient) -> bool:
         """C{client} becomes the writer; in exclusive mode the old one watches."""
         if client.role is Role.READONLY:
             return False
         if self.mode == "exclusive":
             for other in self.clients:
-                if other is not client and other.role is Role.WRITER and getattr(other, "person", False):
+                if other is not client and other.role is Role.WRITER and other.person:
                     other.role = Role.WATCHER
         client.role = Role.WRITER
         self.announce(f"{client.peer} took write", peer=client.peer)
@@ -590,7 +408,7 @@ class Line:
         self.mode = mode
         writer = self.writer
         for client in list(self.clients):
-            if not getattr(client, "person", False):
+            if not client.person:
                 continue
             if mode == "exclusive" and client is not writer and client.role is Role.WRITER:
                 self.dropWrite(client)
@@ -598,7 +416,7 @@ class Line:
                 client.role = Role.WRITER
                 self.announce(f"{client.peer} writes (shared)", peer=client.peer)
 
-    def dropWrite(self, client: Any) -> None:
+    def dropWrite(self, client: IClient) -> None:
         if client.role is Role.WRITER:
             client.role = Role.WATCHER
             self.announce(f"{client.peer} now only watches", peer=client.peer)
@@ -611,7 +429,7 @@ class Line:
         """
         self.rights = rights
         for client in list(self.clients):
-            user = getattr(client, "user", None)
+            user = client.user
             if not user:
                 continue
             right = rights.of(user)
@@ -626,7 +444,7 @@ class Line:
         """The last device output kept (up to backlogSize bytes)."""
         return self._backlog.newest(self.backlogSize)
 
-    def takeEarlyOutput(self, client: Any = None) -> bytes:
+    def takeEarlyOutput(self, client: Optional[IClient] = None) -> bytes:
         """
         For the first person to attach, once: what the device said before
         anyone was there (boot messages waiting in the tty when the gateway
@@ -642,58 +460,81 @@ class Line:
 
     # Back-pressure from a client whose policy is "block"
 
-    def blockDevice(self, client: Any) -> None:
+    def blockDevice(self, client: IClient) -> None:
         """Stop reading the device until C{client} has caught up."""
         if not self._blockers:
             self.device.pauseReading()
         self._blockers.add(client)
 
-    def unblockDevice(self, client: Any) -> None:
+    def unblockDevice(self, client: IClient) -> None:
         self._blockers.discard(client)
         if not self._blockers:
             self.device.resumeReading()
+
+    # Clients that are full and drop their output, out of the fan-out
+
+    def park(self, guard: Any) -> Optional[int]:
+        """
+        C{guard}'s client is full and drops device output (an
+        L{OutputGuard} with this line as its fan-out): it is passed by, at
+        no cost per chunk, until L{unpark}; meanwhile the line keeps the
+        newest device output (L{parkedTail}, at least the largest bound of
+        those parked) for the guard to catch up from.  The stream position
+        (L{streamed}) it is at; None if it is not attached (nothing to pass by).
+        """
+        client = guard.client
+        if client in self._parked or client not in self.clients:
+            return None
+        self._parked[client] = guard
+        self._parkedBounds[guard.bound] = self._parkedBounds.get(guard.bound, 0) + 1
+        self._parkedSize = max(self._parkedBounds)
+        self._fanOut = None
+        return self.streamed
+
+    def unpark(self, guard: Any) -> None:
+        """C{guard}'s client (caught up) gets device output again."""
+        if self._parked.pop(guard.client, None) is None:
+            return
+        left = self._parkedBounds.pop(guard.bound) - 1
+        if left:
+            self._parkedBounds[guard.bound] = left
+        self._fanOut = None
+        if self._parked:
+            self._parkedSize = max(self._parkedBounds)
+        else:
+            self._parkedSize = 0
+            self.parkedTail = Tail()
 
     # IDeviceSink
 
     def coalesce(self, low: float, high: float, on: bytes = b"") -> None:
         """
-        Hold device output for fewer, larger packets: send C{low} seconds
-        after the last byte, at most C{high} after the first held, or at
-        once when C{on} arrives.  C{low == 0}: no coalescing (the default).
+        Hold device output for fewer, larger packets (see L{Coalescer});
+        C{low == 0}: no coalescing (the default).
         """
-        self._coalesce = (low, high, on) if low > 0 else None
+        self._coalescer.configure(low, high, on)
+        self._coalesce = self._coalescer if low > 0 else None
 
-
-    def _hold(self, data: bytes) -> None:
-        assert self._coalesce is not None and self.clock is not None
-        low, high, on = self._coalesce
-        self._held.append(data)
-        if on and on in data:
-            self._flush()
-            return
-        now = self.clock.seconds()
-        if self._flushCall is None:
-            self._firstHeld = now
-            self._flushCall = self.clock.callLater(low, self._flush)
-        elif now + low <= self._firstHeld + high:
-            self._flushCall.reset(low)
-
-    def _flush(self) -> None:
-        if self._flushCall is not None and self._flushCall.active():
-            self._flushCall.cancel()
-        self._flushCall = None
-        data, self._held = b"".join(self._held), []
-        if data:
-            self.deviceDataReceived(data, held=True)
+    def _deliverHeld(self, data: bytes) -> None:
+        self.deviceDataReceived(data, held=True)
 
     def deviceDataReceived(self, data: bytes, held: bool = False) -> None:
         """Device output: to every client (or held first, when coalescing)."""
         if self._coalesce is not None and not held:
-            self._hold(data)
+            self._coalesce.hold(data)
             return
-        # Clients first: the bytes leave before any bookkeeping.
+        # Parked clients' position first (one that parks while the loop
+        # gives it these bytes is past them); the bytes leave before any
+        # other bookkeeping.
+        self.streamed += len(data)
+        if self._parked:
+            self.parkedTail.add(data, self._parkedSize)
+        fanOut = self._fanOut
+        if fanOut is None:
+            parked = self._parked
+            fanOut = self._fanOut = tuple(c for c in self.clients if c not in parked)
         failed = None
-        for client in self.clients:
+        for client in fanOut:
             try:
                 client.deliver(data)
             except Exception:
@@ -749,104 +590,3 @@ class Line:
             client.deviceStateChanged(True, notice)
         if self._openMissed and self.people:
             self._sendString(self.openString, "open-string")
-
-
-
-def describeAddress(address: Any) -> str:
-    """
-    An address for messages: C{127.0.0.1:5000}, C{[::1]:5000}, C{unix:/path}.
-    """
-    host: Optional[str] = getattr(address, "host", None)
-    port: Optional[int] = getattr(address, "port", None)
-    if host is not None and port is not None:
-        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-    name = getattr(address, "name", None)
-    return f"unix:{describeUnix(name)}" if name is not None else str(address)
-
-
-def addressAllowed(address: Any, networks: list[Any]) -> bool:
-    """
-    Whether a peer's address is in one of the networks (C{allow=}); a unix
-    socket's peer always is (the file mode decides).
-    """
-    host = getattr(address, "host", None)
-    if host is None:
-        return True
-    try:
-        ip = ipaddress.ip_address(host.split("%")[0])
-    except ValueError:
-        return False
-    if ip.version == 6 and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return any(ip in network for network in networks)
-
-
-def peerName(transport: Any) -> str:
-    """
-    A transport's peer, for messages.  A unix socket client has no name of
-    its own: it is the listener's name and the peer's process and user
-    (SO_PEERCRED), so that C{w} tells two of them apart.
-    """
-    try:
-        address = transport.getPeer()
-        if isinstance(address, UNIXAddress) and not address.name:
-            where = describeAddress(transport.getHost())
-            try:
-                credentials = transport.socket.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _UCRED.size)
-            except (AttributeError, OSError):
-                return where
-            pid, uid, _ = _UCRED.unpack(credentials)
-            return f"{where} (pid {pid}, uid {uid})"
-        return describeAddress(address)
-    except Exception:
-        return "?"
-
-
-# struct ucred: pid, uid, gid.
-_UCRED = struct.Struct("3i")
-
-
-def noDelay(transport: Any) -> None:
-    """
-    Send small writes at once (TCP_NODELAY): a keystroke or a prompt must
-    not wait for Nagle's algorithm.  Not TCP (a unix socket, a pipe): nothing.
-    """
-    setNoDelay = getattr(transport, "setTcpNoDelay", None)
-    if setNoDelay is None:
-        return
-    try:
-        setNoDelay(True)
-    except OSError:
-        pass
-
-
-def writeNow(transport: Any, data: bytes) -> None:
-    """
-    Write to a client without waiting for the reactor's next turn: on a
-    plain TCP or unix connection with nothing queued, send at once; what the
-    socket does not take, and every other case, goes through
-    C{transport.write}.  This is the device-to-network hot path: one
-    C{send} instead of queue, epoll_ctl, epoll_wait, send, epoll_ctl.
-    """
-    if (
-        isinstance(transport, _SOCKET_TRANSPORTS)
-        and not transport.dataBuffer
-        and not transport._tempDataLen
-        and transport.connected
-        and not transport.disconnecting
-        and not transport._writeDisconnected
-        and not transport.TLS
-    ):
-        try:
-            sent = transport.socket.send(data)
-        except OSError:  # BlockingIOError included: all of it goes through write
-            sent = 0
-        if sent == len(data):
-            return
-        data = data[sent:]
-    transport.write(data)
-
-
-from twisted.internet import tcp  # noqa: E402
-
-_SOCKET_TRANSPORTS = (tcp.Connection,)

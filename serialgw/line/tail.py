@@ -79,6 +79,67 @@ class Tail:
             head -= len(chunks.popleft())
         self._head = head
 
+    def follow(self, other: Tail, count: int, size: int) -> None:
+        """
+        Add the newest C{count} bytes given to C{other}, as if each of its
+        chunks had been added here with C{add(chunk, size)}: the same bytes
+        kept and the same count dropped, but the chunks are shared with
+        C{other}, not copied (only a chunk C{other} may still gather into,
+        and a cut through a gathered one: under C{2 * CHUNK} bytes each).
+        C{other} must hold at least C{min(count, size)} bytes; older ones it
+        let go count as dropped here too.
+        """
+        if count <= 0:
+            return
+        keep = min(count, size)
+        assert keep <= other._size, (keep, other._size)
+        # The newest keep bytes of other: whole chunks, and the newest part
+        # of one more (its live part if it is other's oldest).
+        parts: list[bytes | bytearray] = []
+        chunks = other._chunks
+        need = keep
+        index = len(chunks) - 1
+        cut = 0
+        while need:
+            chunk = chunks[index]
+            if chunk is other._gathering and len(chunk) < other.CHUNK:
+                chunk = bytes(chunk)  # other may still add to it
+            if need >= len(chunk) and index:
+                parts.append(chunk)
+                need -= len(chunk)
+                index -= 1
+            else:
+                parts.append(chunk)
+                cut = len(chunk) - need
+                need = 0
+        parts.reverse()
+        self._gathering = None  # the next small chunk goes after these
+        if keep == size:
+            # They fill this tail: all held before goes; the oldest part is
+            # an offset into a shared chunk.
+            self.dropped += self._size + count - size
+            self._chunks = deque(parts) if size else deque()
+            self._head = cut if size else 0
+            self._size = size
+            return
+        if cut:
+            # keep == count: the cut is where other was at a chunk's end,
+            # so it is inside a gathered chunk (small): copy its part.
+            with memoryview(parts[0]) as view:
+                parts[0] = bytes(view[cut:])
+        self._chunks.extend(parts)
+        held = self._size + keep
+        if held <= size:
+            self._size = held
+            return
+        excess = held - size
+        self.dropped += excess
+        self._size = size
+        head = self._head + excess
+        while head >= len(self._chunks[0]):
+            head -= len(self._chunks.popleft())
+        self._head = head
+
     def newest(self, size: int) -> bytes:
         """The last C{size} bytes (fewer if fewer came)."""
         need = min(size, self._size)

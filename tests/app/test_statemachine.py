@@ -313,7 +313,7 @@ class GatewayMachine(RuleBasedStateMachine):
     def readOnlyChangesNothing(self) -> None:
         assert self.line.settings.baudrate == self.baud, (self.line.settings.baudrate, self.baud)
         # Line errors watched (PARMRK) only if a writer asked since the last restore.
-        assert not self.line.device.lineErrorsWatched or self.watching
+        assert not self.line.device.lineErrorsWatched or self.watching  # type: ignore[attr-defined]
 
     @invariant()
     def memoryBounded(self) -> None:

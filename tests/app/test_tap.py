@@ -13,7 +13,8 @@ from twisted.python.usage import UsageError
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
 from serialgw.app import tap
-from serialgw.app.service import GatewayService, StartupError
+from serialgw.app.listen import StartupError
+from serialgw.app.service import GatewayService
 from serialgw.config.specs import DeviceSpec, LineConfig, ListenerSpec, Protocol, SerialSettings
 from tests.realio import PtyPair
 

@@ -13,12 +13,14 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.logger import capturedLogs, formatEvent
 from twisted.trial.unittest import SynchronousTestCase
+from zope.interface.verify import verifyObject
 
 from serialgw.clients.consolelog import NOT_A_FILE, ConsoleLog
 from serialgw.clients.raw import RawClient
 from serialgw.clients.telnet import TelnetClient
 from serialgw.config.listeners import parseListener
 from serialgw.config.specs import LogSpec
+from serialgw.interfaces import IConsoleLog
 from serialgw.line.hub import Line
 from tests.fakes import RecordingDevice
 
@@ -49,6 +51,7 @@ class ConsoleLogTests(SynchronousTestCase):
     def test_stampedLinesAndEvents(self) -> None:
         """Each line gets the time; a line cut across reads is stamped once; events stand on their own line."""
         log = ConsoleLog(self.line, LogSpec(self.path, format="%H:%M:%S "), self.clock)
+        verifyObject(IConsoleLog, log)
         self.line.deviceDataReceived(b"Booting\r\nlog")
         self.clock.advance(2)
         self.line.deviceDataReceived(b"in: ")

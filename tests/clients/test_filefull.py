@@ -12,9 +12,11 @@ from typing import Any
 from twisted.internet import reactor
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
+from zope.interface.verify import verifyObject
 
 from serialgw.clients.local import FileClient
 from serialgw.config.listeners import parseListener
+from serialgw.interfaces import IClient
 from serialgw.line.hub import Line
 from tests.fakes import RecordingDevice, observeLog
 
@@ -36,6 +38,7 @@ class FullDiskTests(SynchronousTestCase):
         """1000 chunks to /dev/full: one error, the client stays; once the file takes writes, one line counting what was lost."""
         client = FileClient(self.line, "/dev/full", reactor, parseListener("raw+file:/dev/full"))
         self.addCleanup(client.close)
+        verifyObject(IClient, client)
         for _ in range(1000):
             self.line.deviceDataReceived(b"x" * 100)
         self.assertEqual([e["log_format"].split(":")[1].strip()[:12] for e in self.events], ["cannot write"])

@@ -17,10 +17,11 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from serialgw.app.service import GatewayService
 from serialgw.clients.raw import RawClient
-from serialgw.clients.telnet import TelnetClient, TelnetProtocol
+from serialgw.clients.telnet import TelnetClient
 from serialgw.config.listeners import parseListener
 from serialgw.config.specs import DeviceSpec, LineConfig
 from serialgw.line.hub import Line, Role
+from serialgw.wire.telnet import TelnetProtocol
 from tests.fakes import BoundedTransport, RecordingDevice, observeLog
 from tests.realio import Collector, FdReader, closeClients, connect, startedPty
 
@@ -397,13 +398,13 @@ class FileLikeBoundTests(TestCase):
         # "a" waits in the pipe's writer (past 4096: full); of b, c, d the
         # newest 4096 bytes are kept.
         self.assertEqual((guard.full, guard.dropped, guard.heldBytes), (True, 3 * 65536 - 4096, 4096))
-        self.assertEqual(client._readingPaused, OUTPUT_FULL)
+        self.assertEqual(client._readingPaused, OUTPUT_FULL)  # type: ignore[attr-defined]
         self.line.deviceDataReceived(b"e" * 4096)
         pipe = self.reader(outRead)
         pipe.startReading()
         data = await pipe.received.length(65536 + 4096)
         self.assertEqual(data, b"a" * 65536 + b"e" * 4096)
-        self.assertEqual((guard.full, guard.dropped, client._readingPaused), (False, 3 * 65536, 0))
+        self.assertEqual((guard.full, guard.dropped, client._readingPaused), (False, 3 * 65536, 0))  # type: ignore[attr-defined]
 
     async def test_fifoFileOutputBounded(self) -> None:
         """file: on a FIFO nobody reads: opening does not wait; outbuf bytes wait past the pipe, the rest is dropped (counted)."""
@@ -522,7 +523,26 @@ class ListenerPolicyTests(TestCase):
         slowGuard = max(guards, key=lambda g: g.dropped)
         self.assertGreater(slowGuard.dropped, 4 * MiB)
         for c in line.clients:
-            self.assertLess(len(c.transport.dataBuffer) + c.transport._tempDataLen, 65536 + 70000)
+            self.assertLess(len(c.transport.dataBuffer) + c.transport._tempDataLen, 65536 + 70000)  # type: ignore[attr-defined]
+        await closeClients(slow, fast)
+
+    async def test_slowClientKernelQueueBounded(self) -> None:
+        """A client that never reads: the kernel keeps at most about outbuf unsent for it (TCP_NOTSENT_LOWAT), not megabytes."""
+        import fcntl
+        import socket
+        import struct
+        import termios
+
+        service = self.gateway("raw,outbuf=65536,policy=drop+tcp:0:interface=127.0.0.1")
+        slow, fast = await self.slowAndFast(service)
+        line = service.lines["t"]
+        slowClient = max(line.clients, key=lambda c: c.guard.dropped)
+        assert isinstance(slowClient, RawClient)
+        sock = slowClient.transport.getHandle()
+        self.assertEqual(sock.getsockopt(socket.IPPROTO_TCP, 25), 65536)
+        # Bytes in the kernel's send queue (not acknowledged: here, not sent).
+        queued = struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0" * 4))[0]
+        self.assertLess(queued, 65536 + 65536)
         await closeClients(slow, fast)
 
     async def test_slowClientDisconnected(self) -> None:
@@ -546,7 +566,7 @@ class ListenerPolicyTests(TestCase):
             client.transport.write(b"%d" % i)  # type: ignore[union-attr]
         await self.pty.received.length(2)
         flags = sorted(
-            c.transport.socket.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) != 0
+            c.transport.socket.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) != 0  # type: ignore[attr-defined]
             for c in service.lines["t"].clients
         )
         self.assertEqual(flags, [False, True])

@@ -187,7 +187,7 @@ class ConnectFloodTests(SynchronousTestCase):
         from twisted.internet.address import IPv4Address
         from twisted.logger import capturedLogs
 
-        from serialgw.app.service import LineFactory
+        from serialgw.clients.factory import LineFactory
 
         line = Line("ttyS0", RecordingDevice(), clock=Clock())
         factories = [LineFactory(line, parseListener(f"raw,allow=10.0.0.0/8+{port}")) for port in (4444, 4445)]

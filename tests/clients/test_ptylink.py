@@ -12,9 +12,11 @@ import termios
 
 from twisted.internet import defer, reactor
 from twisted.trial.unittest import TestCase
+from zope.interface.verify import verifyObject
 
 from serialgw.clients.ptylink import EXTPROC, PtyClient
 from serialgw.config.specs import SerialSettings
+from serialgw.interfaces import IClient
 from serialgw.line.hub import Line
 from tests.fakes import RecordingClient, RecordingDevice, observeLog
 
@@ -68,7 +70,8 @@ class PtyClientTests(TestCase):
 
     def test_startsAtLineSettings(self) -> None:
         """A line at 115200 8N2 with RTS/CTS: the program finds its pty at 115200, two stop bits, CRTSCTS; raw, EXTPROC on."""
-        _, _, link = self.start(SerialSettings(115200, stopbits=2, rtscts=True))
+        _, line, link = self.start(SerialSettings(115200, stopbits=2, rtscts=True))
+        verifyObject(IClient, line.clients[0])
         program = Program(self, link)
         iflag, _oflag, cflag, lflag, ispeed, ospeed, _cc = termios.tcgetattr(program.fd)
         self.assertEqual((ispeed, ospeed), (termios.B115200, termios.B115200))

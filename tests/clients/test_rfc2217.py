@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
+from zope.interface.verify import verifyObject
 
 from serialgw import __version__
 from serialgw.clients.telnet import TelnetClient
 from serialgw.config.specs import SerialSettings
+from serialgw.interfaces import IClient
 from serialgw.line.hub import Line, Role
 from tests.fakes import PausableTransport, RecordingDevice
 
@@ -420,6 +422,7 @@ class DeviceDownTests(SynchronousTestCase):
         raw = RawClient(line)
         rawTransport = PausableTransport()
         raw.makeConnection(rawTransport)
+        verifyObject(IClient, raw)
         telnet.dataReceived(bytes([IAC, DO, 0]))
         telnetTransport.clear()
         line.deviceLost(Failure(OSError(5, "Input/output error")))
@@ -517,7 +520,8 @@ class AbsurdRateTests(SynchronousTestCase):
         from twisted.internet.testing import MemoryReactorClock, StringTransport
 
         from serialgw.config.listeners import parseListener
-        from serialgw.devices.device import PtyPort, SerialDevice
+        from serialgw.devices.device import SerialDevice
+        from serialgw.devices.ports import PtyPort
 
         self.port = PtyPort("", SerialSettings(9600))
         self.device = SerialDevice(self.port, MemoryReactorClock())

@@ -10,8 +10,8 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from serialgw.app.service import LineFactory
 from serialgw.clients.escape import HELP, QEMU_HELP
+from serialgw.clients.factory import LineFactory
 from serialgw.clients.raw import RawClient
 from serialgw.clients.telnet import TelnetClient
 from serialgw.config.listeners import parseListener

@@ -29,27 +29,29 @@ from twisted.internet.testing import StringTransport
 from twisted.logger import LogLevel
 from twisted.python.usage import UsageError
 from twisted.trial.unittest import SynchronousTestCase, TestCase
+from zope.interface.verify import verifyObject
 
 from serialgw.app import tap
 from serialgw.clients.ssh import (
-    Connection,
     GatewaySSHFactory,
     KeyRing,
     Login,
     Person,
     Realm,
-    SSHClient,
     SSHError,
     SSHGateway,
     UserAuth,
     loadHostKey,
     makeFactory,
 )
+from serialgw.clients.sshsession import Connection, SSHClient
+from serialgw.clients.transports import describeAddress
 from serialgw.config.file import loadFile
 from serialgw.config.listeners import parseSSHListener
 from serialgw.config.specs import ConfigError, Rights, SerialSettings, SSHSpec, UserSpec
 from serialgw.config.sshkeys import fingerprint, readPublicKeys, usersFromFile
-from serialgw.line.hub import Line, Role, describeAddress
+from serialgw.interfaces import IClient
+from serialgw.line.hub import Line, Role
 from tests.fakes import RecordingDevice, observeLog
 from tests.real.test_peers import need
 from tests.realio import (
@@ -359,6 +361,7 @@ class SessionTests(SynchronousTestCase):
         h = Harness()
         channel, conn = h.channel()
         channel.requestReceived(b"shell", b"")
+        verifyObject(IClient, channel)
         [entry] = lineStatus(h.lines["con1"])["clients"]
         self.assertEqual((entry["user"], entry["peer"], entry["protocol"], entry["role"]),
                          ("ops1", "ops1 (192.0.2.7:40000)", "ssh", "writer"))
@@ -375,7 +378,7 @@ class SessionTests(SynchronousTestCase):
             def event(self, text: str) -> None:
                 events.append(text)
 
-        line.logs.append(Log())
+        line.logs.append(Log())  # type: ignore[arg-type]
         first, _ = h.channel()
         first.requestReceived(b"shell", b"")
         second, conn = h.channel(user="ops2")
@@ -1442,7 +1445,8 @@ class ServiceTests(TestCase):
 
     def test_hostKeyCannotBeMade(self) -> None:
         """A host key that cannot be made stops the start with the path and the reason, and nothing stays open."""
-        from serialgw.app.service import GatewayService, StartupError
+        from serialgw.app.listen import StartupError
+        from serialgw.app.service import GatewayService
         from serialgw.config.specs import DeviceSpec, LineConfig
         from tests.realio import startedPty
 

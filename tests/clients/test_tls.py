@@ -21,7 +21,8 @@ from twisted.logger import capturedLogs, formatEvent
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from serialgw.app.service import GatewayService, LineFactory
+from serialgw.app.service import GatewayService
+from serialgw.clients.factory import LineFactory
 from serialgw.clients.tls import HandshakeGate, RefusingTLSFactory, ServerContextFactory
 from serialgw.config.listeners import parseListener
 from serialgw.config.specs import DeviceSpec, LineConfig, Rights

@@ -14,6 +14,7 @@ from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 from twisted.python.usage import UsageError
 from twisted.trial.unittest import SynchronousTestCase, TestCase
+from zope.interface.verify import verifyObject
 
 from serialgw.app import tap
 from serialgw.app.service import GatewayService
@@ -21,6 +22,7 @@ from serialgw.clients.watchall import PARTIAL_HOLD, PARTIAL_LIMIT, WatchAllClien
 from serialgw.config.file import loadFile
 from serialgw.config.listeners import parseListener, parseWatchAll
 from serialgw.config.specs import ConfigError, DeviceSpec, LineConfig, ListenerSpec, Protocol
+from serialgw.interfaces import IClient
 from serialgw.line.hub import Line
 from tests.fakes import RecordingDevice, observeLog
 from tests.realio import closeClients, connect, startedPty, writeTemp
@@ -86,8 +88,9 @@ class WatchAllTests(SynchronousTestCase):
         l0 = self.lines["l0"]
         l0.openString = (b"hello",)
         client, transport = self.watcher()
+        verifyObject(IClient, l0.clients[0])
         client.dataReceived(b"reboot\r")
-        self.assertEqual(l0.device.events, [])
+        self.assertEqual(l0.device.events, [])  # type: ignore[attr-defined]
         self.assertEqual((l0.people, client.ignored), (0, 7))
         client.connectionLost(Failure(Exception("bye")))
         self.assertEqual(l0.clients, [])

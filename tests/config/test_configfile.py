@@ -395,7 +395,7 @@ class ReloadInPlaceTests(TestCase):
         self.assertEqual(result, {"added": [], "changed": ["a"], "removed": []})
         self.assertIs(service.lines["a"], kept)
         self.assertIs(kept.device, device)
-        self.assertEqual((kept.mode, kept.notices, device.closed), ("exclusive", False, False))
+        self.assertEqual((kept.mode, kept.notices, device.closed), ("exclusive", False, False))  # type: ignore[attr-defined]
         self.assertEqual([p.getHost().port for _, p in service.ports], [second])
         self.pty.write(b"both ways")
         await client.received.contains(b"both ways")  # type: ignore[attr-defined]
@@ -468,7 +468,7 @@ class ReloadInPlaceTests(TestCase):
                                                             device=other.slaveName)))
         self.assertEqual(result, {"added": [], "changed": ["a"], "removed": []})
         self.assertIsNot(service.lines["a"], old)
-        self.assertTrue(old.device.closed)
+        self.assertTrue(old.device.closed)  # type: ignore[attr-defined]
         await before.closed  # type: ignore[attr-defined]
         self.assertEqual(before.received.data,  # type: ignore[attr-defined]
                          b"\r\n[serialgw: a: device changed by a reload; reconnect]\r\n")
@@ -580,7 +580,7 @@ class DialOutCloseTests(TestCase):
         while not [c for c in line.clients if getattr(c, "person", False)]:
             await deferLater(reactor, 0.01, lambda: None)
         # More than the kernel takes: the rest waits in the transport.
-        next(c for c in line.clients if getattr(c, "person", False)).transport.write(b"x" * (32 << 20))
+        next(c for c in line.clients if getattr(c, "person", False)).transport.write(b"x" * (32 << 20))  # type: ignore[attr-defined]
         return service, config(dialOut, logs[1])
 
     async def test_reloadDoesNotWaitForever(self) -> None:

@@ -65,6 +65,8 @@ FULL_TOML = {
     "pace-line": "2",
     "lock": "false",
     "lock-dir": '"/tmp"',
+    # Without --shard the key is checked and has no effect.
+    "shard": "0",
 }
 REQUIRED_TOML = ("device", "listen")
 FULL_SETTINGS = SerialSettings(38400, 7, "E", 2, xonxoff=True, rtscts=True)
@@ -252,14 +254,15 @@ class OptionDefaultsTests(TestCase):
     def test_everyOptionHasAFullValue(self) -> None:
         """
         Each option is tried here (a new option needs a value in
-        fullOptions); --config is the file's test, --check, --help and
+        fullOptions); --config and --shard (which needs it) are the file's
+        tests (tests/app/test_shard.py for --shard), --check, --help and
         --version do something else than serve; the SSH options make the
         SSH face (they go together, and test_ssh tries them).
         """
         options = tap.Options()
         names = ({p[0] for p in options.optParameters} | {f[0] for f in options.optFlags}
                  | {n[len("opt_"):].replace("_", "-") for n in dir(options) if n.startswith("opt_")})
-        self.assertEqual(sorted(names - {"config", "check", "help", "version"} - set(tap.SSH_OPTIONS)), sorted(self.fullOptions("")))
+        self.assertEqual(sorted(names - {"config", "shard", "check", "help", "version"} - set(tap.SSH_OPTIONS)), sorted(self.fullOptions("")))
 
     async def startWithout(self, omitted: list[str]) -> None:
         pty = startedPty(self)

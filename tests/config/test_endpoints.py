@@ -5,6 +5,7 @@ examples included, and bad strings refused with the reading shown.
 
 from __future__ import annotations
 
+import attrs
 from twisted.trial.unittest import SynchronousTestCase
 
 from serialgw.config.listeners import parseListener
@@ -122,6 +123,13 @@ class QemuManualTests(SynchronousTestCase):
                              "tcp, telnet, unix, pipe: and stdio listeners)")
         self.assertEqual([parseListener(t).escape for t in ("mon:stdio", "mon:pipe:/tmp/f", "raw,escape=off+pty:/x")],
                          [1, 1, None])
+
+    def test_escapeOffByDefault(self) -> None:
+        """Without escape=, a listener's escape key is None, as with escape=off: no menu, no other sentinel."""
+        for text in ("telnet+4444", "raw+4444", "4444", "unix:/run/x", "stdio"):
+            self.assertIsNone(parseListener(text).escape, text)
+        self.assertEqual(attrs.evolve(parseListener("telnet,escape=off+4444"), text="telnet+4444"),
+                         parseListener("telnet+4444"))
 
     def test_fileUdpPipeStdio(self) -> None:
         """file:, pipe: and stdio."""

@@ -5,7 +5,6 @@ Tests for serialgw.devices.device: the reactor side of a serial device.
 from __future__ import annotations
 
 import errno
-import os
 import termios
 
 from twisted.internet.error import ConnectionDone, ConnectionLost
@@ -16,20 +15,12 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
-from serialgw.config.specs import DeviceSpec, SerialSettings
-from serialgw.devices.device import (
-    DRAIN_LIMIT,
-    DRAIN_POLL,
-    HIGH_WATER,
-    AbsentPort,
-    DeviceError,
-    PtyPort,
-    SerialDevice,
-    TtyPort,
-    openPort,
-)
+from serialgw.config.specs import SerialSettings
+from serialgw.devices.breaks import DRAIN_LIMIT, DRAIN_POLL
+from serialgw.devices.device import HIGH_WATER, SerialDevice
+from serialgw.devices.ports import AbsentPort, DeviceError
 from serialgw.devices.termio import LINE_BREAK
-from serialgw.interfaces import IDeviceSink, IPort
+from serialgw.interfaces import IDevice, IDeviceSink, IPort
 from tests.fakes import RecordingPort
 
 
@@ -69,8 +60,9 @@ class SerialDeviceTests(SynchronousTestCase):
         self.assertEqual(self.reactor.getDelayedCalls(), [])
 
     def test_fakesProvideInterfaces(self) -> None:
-        """The recording port is a full IPort, the sink an IDeviceSink."""
+        """The recording port is a full IPort, the sink an IDeviceSink; the device over them an IDevice."""
         verifyObject(IPort, self.port)
+        verifyObject(IDevice, self.device)
         from zope.interface import directlyProvides
 
         directlyProvides(self.sink, IDeviceSink)
@@ -548,7 +540,7 @@ class LossPathTests(ReopeningDevice, SynchronousTestCase):
             reopened.append(port)
             return port
 
-        self.device.opener = opener
+        self.device.reopener.opener = opener
         self.ports[0].error = OSError(errno.EIO, "Input/output error")
         self.device.doRead()
         self.reactor.advance(0.5)
@@ -573,120 +565,3 @@ class LossPathTests(ReopeningDevice, SynchronousTestCase):
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
         self.assertTrue(self.device.up)
         self.assertIn(self.device, self.reactor.getReaders())
-
-
-class TtyMarksTests(SynchronousTestCase):
-    def test_termiosMarks(self) -> None:
-        """Watched, a tty has PARMRK and no IGNBRK/BRKINT, also after a change; unwatched, no PARMRK."""
-        import termios
-        import tty
-
-        master, slave = os.openpty()
-        self.addCleanup(os.close, master)
-        self.addCleanup(os.close, slave)
-        tty.setraw(slave)
-        port = TtyPort(os.ttyname(slave), SerialSettings())
-        self.addCleanup(port.close)
-        self.assertFalse(termios.tcgetattr(slave)[0] & termios.PARMRK)
-        port.watchLineErrors(True)
-        for _ in range(2):
-            iflag = termios.tcgetattr(slave)[0]
-            self.assertTrue(iflag & termios.PARMRK)
-            self.assertFalse(iflag & (termios.IGNBRK | termios.BRKINT | termios.IGNPAR))
-            port.apply(SerialSettings(9600))
-        os.write(master, b"\xff")
-        self.assertEqual(port.read(), b"\xff")
-        port.watchLineErrors(False)
-        self.assertFalse(termios.tcgetattr(slave)[0] & termios.PARMRK)
-
-    def test_brkintClearedUnwatched(self) -> None:
-        """A tty left with BRKINT (stty sane) loses it at open, watched or not: a break never flushes input."""
-        import termios
-        import tty
-
-        master, slave = os.openpty()
-        self.addCleanup(os.close, master)
-        self.addCleanup(os.close, slave)
-        tty.setraw(slave)
-        attrs = termios.tcgetattr(slave)
-        attrs[0] |= termios.BRKINT
-        termios.tcsetattr(slave, termios.TCSANOW, attrs)
-        port = TtyPort(os.ttyname(slave), SerialSettings())
-        self.addCleanup(port.close)
-        iflag = termios.tcgetattr(slave)[0]
-        self.assertEqual(iflag & (termios.BRKINT | termios.PARMRK), 0)
-
-
-class PtyPortTests(SynchronousTestCase):
-    def test_ptyWithLink(self) -> None:
-        """pty:LINK makes a pty, points LINK at its slave, removes it at close."""
-        link = self.mktemp()
-        port = openPort(DeviceSpec("pty", link), SerialSettings(baudrate=9600))
-        self.assertIsInstance(port, PtyPort)
-        assert isinstance(port, PtyPort)
-        self.assertEqual(os.readlink(link), port.slaveName)
-        fd = os.open(link, os.O_RDWR | os.O_NOCTTY)
-        try:
-            os.write(fd, b"from program\r\n")
-            self.assertEqual(port.read(), b"from program\r\n")
-            port.write(b"\x00\xff\n")
-            self.assertEqual(os.read(fd, 100), b"\x00\xff\n")
-        finally:
-            os.close(fd)
-        port.close()
-        self.assertFalse(os.path.lexists(link))
-
-    def test_programReopens(self) -> None:
-        """The program on the pty may close and reopen it: the gateway's side keeps working."""
-        link = self.mktemp()
-        port = openPort(DeviceSpec("pty", link), SerialSettings())
-        self.addCleanup(port.close)
-        for text in (b"first open", b"second open"):
-            fd = os.open(link, os.O_RDWR | os.O_NOCTTY)
-            os.write(fd, text)
-            os.close(fd)
-            self.assertEqual(port.read(), text)
-
-    def test_staleLinkReplaced(self) -> None:
-        """A stale symlink is replaced; a regular file in the way is an error."""
-        link = self.mktemp()
-        os.symlink("/nonexistent", link)
-        port = openPort(DeviceSpec("pty", link), SerialSettings())
-        assert isinstance(port, PtyPort)
-        self.assertEqual(os.readlink(link), port.slaveName)
-        port.close()
-        with open(link, "w") as f:
-            f.write("keep me")
-        e = self.assertRaises(DeviceError, openPort, DeviceSpec("pty", link), SerialSettings())
-        self.assertIn(repr(link), str(e))
-        with open(link) as f:
-            self.assertEqual(f.read(), "keep me")
-
-    def test_ttyOpenError(self) -> None:
-        """A device that cannot open gives a DeviceError naming it."""
-        e = self.assertRaises(DeviceError, TtyPort, "/dev/nonexistent-tty", SerialSettings())
-        self.assertEqual(str(e), "cannot open device '/dev/nonexistent-tty': No such file or directory")
-
-    def test_settingsApplied(self) -> None:
-        """Settings reach the slave's termios: speed and stop bits."""
-        import termios
-
-        port = openPort(DeviceSpec("pty", ""), SerialSettings(baudrate=57600, stopbits=2))
-        assert isinstance(port, PtyPort)
-        try:
-            fd = os.open(port.slaveName, os.O_RDWR | os.O_NOCTTY)
-            try:
-                iflag, oflag, cflag, lflag, ispeed, ospeed, cc = termios.tcgetattr(fd)
-                self.assertEqual(ospeed, termios.B57600)
-                self.assertTrue(cflag & termios.CSTOPB)
-                self.assertFalse(lflag & termios.ECHO)
-                self.assertFalse(lflag & termios.ICANON)
-                self.assertFalse(oflag & termios.OPOST)
-                self.assertFalse(iflag & termios.ICRNL)
-            finally:
-                os.close(fd)
-            effective = port.apply(SerialSettings(baudrate=9600))
-            self.assertEqual(effective.baudrate, 9600)
-            self.assertEqual(effective.stopbits, 1)
-        finally:
-            port.close()

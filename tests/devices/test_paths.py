@@ -14,13 +14,14 @@ import stat
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from serialgw.app.service import GatewayService, StartupError
+from serialgw.app.listen import StartupError
+from serialgw.app.service import GatewayService
 from serialgw.clients.consolelog import ConsoleLog
 from serialgw.clients.ptylink import PtyClient
 from serialgw.config.listeners import parseListener
 from serialgw.config.specs import DeviceSpec, LineConfig, LogSpec, SerialSettings
-from serialgw.devices.device import DeviceError, PtyPort
 from serialgw.devices.links import replaceSymlink
+from serialgw.devices.ports import DeviceError, PtyPort
 from serialgw.line.hub import Line
 from tests.fakes import RecordingDevice
 from tests.realio import socketPath, startedPty

@@ -13,11 +13,13 @@ from twisted.internet.endpoints import UNIXServerEndpoint
 from twisted.internet.task import Clock
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
+from zope.interface.verify import verifyObject
 
 from serialgw.app.service import GatewayService
 from serialgw.config.specs import DeviceSpec, LineConfig, ListenerSpec, Protocol, SerialSettings
 from serialgw.devices.device import HIGH_WATER
 from serialgw.devices.remote import RemoteDevice, _ComPortLink, _RawLink, _TelnetLink
+from serialgw.interfaces import IDevice
 from serialgw.line.hub import Line
 from tests.fakes import BoundedTransport, RecordingClient, flap, observeLog
 from tests.realio import Collector, closeClients, connect, socketPath, startedPty
@@ -280,7 +282,7 @@ class RemoteDeviceTests(TestCase):
         self.assertEqual(line.writable, False)
         # The gateway no longer reads the typing client.
         self.assertNotIn(line.clients[0].transport, reactor.getReaders())  # type: ignore[attr-defined]
-        self.assertLessEqual(line.device.queuedBytes(), 64 * 1024 + 65536)
+        self.assertLessEqual(line.device.queuedBytes(), 64 * 1024 + 65536)  # type: ignore[attr-defined]
         await gw.stopService()
         self.assertGreater(line.device.dropped, 0)
         await closeClients(console, user)
@@ -391,7 +393,8 @@ class RemoteBreakTests(SynchronousTestCase):
 
     def test_deviceDown(self) -> None:
         """A telnet: console not connected (yet): the person is told the device is down, not that a break is under way."""
-        _, client = self.gateway(DeviceSpec("telnet", host="127.0.0.1", port=5555), linked=False)
+        device, client = self.gateway(DeviceSpec("telnet", host="127.0.0.1", port=5555), linked=False)
+        verifyObject(IDevice, device)
         client.dataReceived(b"\xff\xf3")  # type: ignore[attr-defined]
         self.assertEqual(self.user.value(), b"\r\n[serialgw: no break: the device is down]\r\n")
         self.assertEqual(self.refusals(), ["the device is down"])

@@ -23,7 +23,7 @@ from serialgw.app.status import lineStatus
 from serialgw.config.file import loadConfig
 from serialgw.config.specs import ConfigError, DeviceSpec, LineConfig, ListenerSpec, Protocol, SerialSettings
 from serialgw.devices import uucplock
-from serialgw.devices.device import DeviceError, DeviceLocked, TtyPort, openPort
+from serialgw.devices.ports import DeviceError, DeviceLocked, TtyPort, openPort
 from tests.fakes import observeLog
 from tests.realio import Collector, PtyPair, closeClients, connect, spawn, startedPty
 

@@ -219,8 +219,8 @@ class ModemLineTests(SynchronousTestCase):
     def test_reopenKeepsIdleState(self) -> None:
         """After an unplug, the reopened port gets the idle state again, before it is read."""
         self.line({}, {"dtr": False})
-        self.device.opener = lambda: self.port
-        self.device.reopenPolicy = lambda attempt: 1.0
+        self.device.reopener.opener = lambda: self.port
+        self.device.reopener.policy = lambda attempt: 1.0
         self.device.start()
         self.port.error = OSError(5, "gone")
         self.device.doRead()

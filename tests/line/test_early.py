@@ -16,7 +16,7 @@ from serialgw.app.service import GatewayService
 from serialgw.clients.telnet import TelnetClient
 from serialgw.config.listeners import parseListener
 from serialgw.config.specs import DeviceSpec, LineConfig, ListenerSpec, Protocol, SerialSettings
-from serialgw.devices.device import TtyPort
+from serialgw.devices.ports import TtyPort
 from serialgw.line.hub import Line, Role
 from tests.clients.test_sessions import Harness
 from tests.fakes import RecordingClient, RecordingDevice

@@ -7,8 +7,9 @@ from __future__ import annotations
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
+from serialgw.clients.transports import describeAddress
 from serialgw.interfaces import IClient, IDevice
-from serialgw.line.hub import Line, Role, describeAddress
+from serialgw.line.hub import Line, Role
 from tests.fakes import RecordingClient, RecordingDevice
 
 
@@ -104,7 +105,7 @@ class LineTests(SynchronousTestCase):
 
         from twisted.internet.address import UNIXAddress
 
-        from serialgw.line.hub import peerName
+        from serialgw.clients.transports import peerName
 
         ours, theirs = socket.socketpair(socket.AF_UNIX)
         self.addCleanup(ours.close)
@@ -177,8 +178,6 @@ class CoalesceTests(SynchronousTestCase):
 class FailingClientTests(SynchronousTestCase):
     def test_oneClientFailsOthersGoOn(self) -> None:
         """A client whose deliver raises is cut off; the others still get the output."""
-        from twisted.internet.testing import StringTransport
-
         line = Line("ttyS0", RecordingDevice())
         bad, good = RecordingClient("bad"), RecordingClient("good")
 
@@ -186,11 +185,12 @@ class FailingClientTests(SynchronousTestCase):
             raise RuntimeError("bug")
 
         bad.deliver = explode  # type: ignore[method-assign]
-        bad.transport = StringTransport()  # type: ignore[attr-defined]
         line.attach(bad)
         line.attach(good)
         line.deviceDataReceived(b"x")
         self.assertEqual(good.received, [b"x"])
+        # Aborted (a fake has no connection: the line detaches it).
+        self.assertEqual((bad.aborted, line.clients), (1, [good]))
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
 
     def test_failingLogDoesNotHideTheNextClient(self) -> None:
@@ -207,7 +207,7 @@ class FailingClientTests(SynchronousTestCase):
 
         bad.deliver = explode  # type: ignore[method-assign]
         line.attach(bad)
-        line.logs.append(bad)
+        line.logs.append(bad)  # type: ignore[arg-type]
         line.attach(good)
         line.deviceDataReceived(b"more\n")
         self.assertEqual(good.received, [b"more\n"])

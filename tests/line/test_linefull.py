@@ -11,7 +11,7 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase
 
-from serialgw.app.service import LineFactory
+from serialgw.clients.factory import LineFactory
 from serialgw.config.listeners import parseListener
 from serialgw.line.hub import Line
 from tests.fakes import RecordingClient, RecordingDevice

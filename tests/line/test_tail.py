@@ -194,3 +194,57 @@ class TailCostTests(SynchronousTestCase):
         self.assertEqual(tail.newest(3), bytes([(200_000 - 3 + k) % 256 for k in range(3)]))
         self.assertLess(held, size + 16 * KiB)
         self.assertLessEqual(len(tail._chunks), 2 * size // Tail.CHUNK + 2)
+
+
+class FollowTests(SynchronousTestCase):
+    """L{Tail.follow}: another tail's newest bytes, as if each chunk had been added here, chunks shared."""
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.integers(min_value=0, max_value=9000), st.integers(min_value=0, max_value=9000),
+           st.lists(st.tuples(st.sampled_from([0, 1, 2, 99, 1023, 1024, 4095, 4096, 12000]),
+                              st.sampled_from(["add", "follow", "take"])), max_size=40))
+    def test_sameAsAddingEachChunk(self, size: int, extra: int, steps: list[tuple[int, str]]) -> None:
+        """A follower catching up now and then holds the bytes, and counts the drops, of a tail given every chunk."""
+        shared, follower, reference = Tail(), Tail(), Tail()
+        total = since = 0
+        for n, step in steps:
+            if step == "add":
+                data = stream(n + total % 7)[total % 7:]
+                shared.add(data, size + extra)
+                reference.add(data, size)
+                total += n
+            elif step == "follow":
+                follower.follow(shared, total - since, size)
+                since = total
+            else:
+                follower.follow(shared, total - since, size)
+                since = total
+                self.assertEqual(follower.take(size), reference.take(size))
+            if step != "add":
+                self.assertEqual((follower.newest(size), len(follower), follower.dropped),
+                                 (reference.newest(size), len(reference), reference.dropped))
+                # Caught up: its own small chunks go after the shared ones.
+                follower.add(b"!", size)
+                reference.add(b"!", size)
+
+    def test_chunksShared(self) -> None:
+        """Chunks of CHUNK bytes or more are the shared tail's own objects, the oldest cut by an offset."""
+        chunks = [stream(4094) + bytes([i]) for i in range(5)]
+        shared, follower = Tail(), Tail()
+        for chunk in chunks:
+            shared.add(chunk, 3 * 4095)
+        follower.follow(shared, 5 * 4095, 2 * 4095 + 10)
+        self.assertEqual(list(follower._chunks), chunks[-3:])
+        for kept, sent in zip(follower._chunks, chunks[-3:], strict=True):
+            self.assertIs(kept, sent)
+        self.assertEqual((follower._head, len(follower), follower.dropped), (4085, 2 * 4095 + 10, 3 * 4095 - 10))
+
+    def test_gatheringCopied(self) -> None:
+        """The small chunk the shared tail still gathers into is copied: what it gathers next does not show up in the follower."""
+        shared, follower = Tail(), Tail()
+        shared.add(b"abc", 100)
+        follower.follow(shared, 3, 100)
+        shared.add(b"def", 100)
+        self.assertEqual((follower.newest(100), shared.newest(100)), (b"abc", b"abcdef"))
+        follower.follow(shared, 3, 100)
+        self.assertEqual(follower.newest(100), b"abcdef")

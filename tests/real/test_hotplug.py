@@ -5,7 +5,6 @@ unplugged and plugged in), simulated with pty pairs behind a symlink.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import sys
@@ -28,9 +27,11 @@ from tests.realio import (
     closeClients,
     connect,
     gatewayArgv,
+    linePort,
     listeningPort,
     spawn,
     startedPty,
+    statusPage,
 )
 
 OFFER_END = bytes([255, 253, 44])
@@ -188,14 +189,6 @@ class EventCounter:
         return d
 
 
-async def statusPage(port: int) -> dict[str, Any]:
-    """The status page over HTTP, as JSON."""
-    client = await connect(port)
-    client.transport.write(b"GET / HTTP/1.0\r\n\r\n")  # type: ignore[union-attr]
-    await client.closed
-    return json.loads(client.received.data.split(b"\r\n\r\n", 1)[1])  # type: ignore[no-any-return]
-
-
 class HangupFloodTests(TestCase):
     timeout = 600
     CYCLES = 50
@@ -278,7 +271,7 @@ class HangupFloodTests(TestCase):
                 status = (await statusPage(statusPort))["lines"][0]
             else:
                 status = lineStatus(line)
-            self.assertEqual((status["up"], line.up, line.device.closed), (False, False, False),
+            self.assertEqual((status["up"], line.up, line.device.closed), (False, False, False),  # type: ignore[attr-defined]
                              f"cycle {cycle}, {cyclesBack} cycles back")
             # Why: the loss, then (once reopening has been tried) the link gone.
             self.assertIn(event["reason"], ("hung up", "Input/output error"))
@@ -292,13 +285,6 @@ class HangupFloodTests(TestCase):
         await self.within(notices.reach([self.CYCLES, self.CYCLES]),
                           f"notices down and up: {self.CYCLES} each (now {notices.counts})")
         self.assertEqual(len(line.clients), 2)
-
-
-def linePort(data: bytes, line: str, protocol_: str = "telnet") -> int:
-    """The port a gateway's log says a line's listener is ready on."""
-    found = re.findall(b"line " + line.encode() + b": " + protocol_.encode()
-                       + rb" listener ready on 127\.0\.0\.1:(\d+)", data)
-    return int(found[0])
 
 
 class DeviceLaterTests(TestCase):

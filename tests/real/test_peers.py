@@ -17,9 +17,11 @@ from twisted.internet.task import deferLater
 from twisted.internet.testing import MemoryReactor
 from twisted.trial.unittest import SkipTest, SynchronousTestCase, TestCase
 from zope.interface import implementer
+from zope.interface.verify import verifyObject
 
 from serialgw.clients.local import TerminalClient
 from serialgw.config.listeners import parseListener
+from serialgw.interfaces import IClient
 from serialgw.line.hub import Line, Role
 from tests.fakes import RecordingDevice
 from tests.realio import (
@@ -60,6 +62,7 @@ class TerminalTests(SynchronousTestCase):
     def test_rawWhileRunning(self) -> None:
         """Untouched until the reactor runs (a start that fails leaves it so); raw then, ISIG kept without a menu."""
         client = self.client("stdio")
+        verifyObject(IClient, client)
         self.assertEqual(termios.tcgetattr(self.slave), self.cooked)
         self.reactor.run()
         lflag = termios.tcgetattr(self.slave)[3]

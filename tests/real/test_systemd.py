@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import sys
 
 from twisted.internet import utils
@@ -46,7 +47,7 @@ class UnitTests(TestCase):
     timeout = 60
 
     async def test_verify(self) -> None:
-        """systemd-analyze verify passes both units without a word (the venv's twistd stands in for /opt/serialgw's)."""
+        """systemd-analyze verify passes the units, and an instance of the template, without a word (the venv's twistd stands in for /opt/serialgw's)."""
         analyze = shutil.which("systemd-analyze")
         if analyze is None:
             raise SkipTest("systemd-analyze not installed (Debian package systemd)")
@@ -55,13 +56,14 @@ class UnitTests(TestCase):
         twistd = os.path.join(os.path.dirname(sys.executable), "twistd")
         if not os.access(twistd, os.X_OK):
             twistd = "/bin/true"
-        for name in ("serialgw.service", "serialgw.socket"):
+        for name in ("serialgw.service", "serialgw.socket", "serialgw@.service"):
             with open(os.path.join(CONTRIB, name)) as f:
                 text = f.read()
             with open(os.path.join(directory, name), "w") as f:
                 f.write(text.replace("/opt/serialgw/bin/twistd", twistd))
         out, err, code = await utils.getProcessOutputAndValue(
-            analyze, ["verify", "--man=no", "./serialgw.service", "./serialgw.socket"], path=directory, env=os.environ)
+            analyze, ["verify", "--man=no", "./serialgw.service", "./serialgw.socket", "./serialgw@1-2.service"],
+            path=directory, env=os.environ)
         if code != 0 and b"Failed to initialize" in err:
             raise SkipTest(f"systemd-analyze cannot run here: {err.decode(errors='replace')}")
         self.assertEqual((code, out, err), (0, b"", b""))
@@ -79,6 +81,22 @@ class UnitTests(TestCase):
         for key in ("LogsDirectory=serialgw", "StateDirectory=serialgw", "Type=notify", "DynamicUser=yes",
                     "ProtectSystem=strict", "WatchdogSec=30s"):
             self.assertIn(key, settings)
+
+    def test_templateRunsItsShare(self) -> None:
+        """serialgw@I-N.service checks and runs the one file as process I/N (%I) with its own status port; its processes share one user and the runtime directory."""
+        with open(os.path.join(CONTRIB, "serialgw@.service")) as f:
+            settings = [line for line in f.read().splitlines() if line and not line.startswith("#")]
+        options = "--config /etc/serialgw/serialgw.toml --shard %I --status tcp:8440:interface=127.0.0.1"
+        self.assertIn(f"ExecStartPre=/opt/serialgw/bin/twistd serialgw --check {options}", settings)
+        self.assertIn(f"ExecStart=/opt/serialgw/bin/twistd --nodaemon --pidfile= serialgw {options}", settings)
+        for key in ("ExecReload=/bin/kill -HUP $MAINPID", "Type=notify", "DynamicUser=yes", "User=serialgw",
+                    "RuntimeDirectoryPreserve=yes", "Conflicts=serialgw.service", "ReadWritePaths=-/run/lock"):
+            self.assertIn(key, settings)
+        # systemd escapes "/" in an instance name as "-": serialgw@1-2 runs --shard 1/2.
+        escape = shutil.which("systemd-escape")
+        if escape is not None:
+            self.assertEqual(subprocess.run([escape, "--unescape", "1-2"], capture_output=True, check=True).stdout,
+                             b"1/2\n")
 
     def test_lockDirectoryWritable(self) -> None:
         """Under ProtectSystem=strict (/run read-only) the unit opens /run/lock for the ttys' UUCP locks."""

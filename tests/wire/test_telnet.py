@@ -1,15 +1,14 @@
 """
-Tests for serialgw.clients.telnet: the wire layer and the line adapter, exact bytes.
+Tests for serialgw.wire.telnet: the codec alone (parser states, RFC 1143
+negotiation, escaping), exact bytes and events.
 """
 
 from __future__ import annotations
 
 from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase
-from zope.interface.verify import verifyObject
 
-from serialgw.clients.telnet import (
-    AYT,
+from serialgw.wire.telnet import (
     BINARY,
     BRK,
     DO,
@@ -23,15 +22,10 @@ from serialgw.clients.telnet import (
     TTYPE,
     WILL,
     WONT,
-    TelnetClient,
+    ParserState,
+    Q,
     TelnetProtocol,
 )
-from serialgw.interfaces import IClient
-from serialgw.line.hub import Line, Role
-from tests.fakes import PausableTransport, RecordingDevice
-
-OFFER = bytes([IAC, WILL, ECHO, IAC, WILL, SGA, IAC, WILL, BINARY, IAC, DO, SGA, IAC, DO, BINARY, IAC, DO, 44])
-AGREE = bytes([IAC, DO, ECHO, IAC, DO, SGA, IAC, DO, BINARY, IAC, WILL, SGA, IAC, WILL, BINARY])
 
 
 def cmd(*values: int) -> bytes:
@@ -62,6 +56,9 @@ class Recorder(TelnetProtocol):
 
     def telnetOptionChanged(self, option: int, local: bool, enabled: bool) -> None:
         self.events.append(("option", (option, local, enabled)))
+
+    def telnetIgnored(self, kind: str) -> None:
+        self.events.append(("ignored", kind))
 
 
 def joined(events: list[tuple[str, object]]) -> list[tuple[str, object]]:
@@ -224,12 +221,20 @@ class WireTests(SynchronousTestCase):
     def test_subnegotiationWithoutSE(self) -> None:
         """An SB cut short by another command is dropped; the command still counts."""
         self.feed(cmd(IAC, SB, NAWS, 1, 2, IAC, BRK) + b"z")
-        self.assertEqual(self.proto.events, [("command", BRK), ("data", b"z")])
+        self.assertEqual(self.proto.events,
+                         [("ignored", "malformed subnegotiation"), ("command", BRK), ("data", b"z")])
 
     def test_oversizedSubnegotiation(self) -> None:
         """A subnegotiation over the limit is ignored; data after it flows."""
         self.feed(cmd(IAC, SB, TTYPE) + b"x" * 5000 + cmd(IAC, SE) + b"ok")
-        self.assertEqual(self.proto.events, [("data", b"ok")])
+        self.assertEqual(self.proto.events, [("ignored", "oversized subnegotiation"), ("data", b"ok")])
+
+    def test_subnegotiationAtTheLimit(self) -> None:
+        """A subnegotiation of MAX_SUBNEGOTIATION bytes (option included) is whole; one more is ignored once."""
+        self.feed(cmd(IAC, SB, TTYPE) + b"x" * 1023 + cmd(IAC, SE))
+        self.feed(cmd(IAC, SB, TTYPE) + b"y" * 1024)
+        self.feed(b"y" * 5000 + cmd(IAC, SE))
+        self.assertEqual(self.proto.events, [("sb", (TTYPE, b"x" * 1023)), ("ignored", "oversized subnegotiation")])
 
     def test_emptySubnegotiation(self) -> None:
         """IAC SB IAC SE is ignored."""
@@ -237,88 +242,175 @@ class WireTests(SynchronousTestCase):
         self.assertEqual(self.proto.events, [("data", b"ok")])
 
 
-class TelnetClientTests(SynchronousTestCase):
-    def setUp(self) -> None:
-        self.device = RecordingDevice()
-        self.line = Line("test", self.device)
-        self.client = TelnetClient(self.line)
-        self.transport = PausableTransport()
-        self.client.makeConnection(self.transport)
+class ParserStateTests(SynchronousTestCase):
+    def test_stateAfterEachByte(self) -> None:
+        """Fed a byte at a time, the parser is in the named state each byte leads to."""
+        proto = Recorder()
+        proto.makeConnection(StringTransport())
+        stream = [
+            (ord("a"), ParserState.DATA),
+            (IAC, ParserState.COMMAND),
+            (WILL, ParserState.OPTION),
+            (SGA, ParserState.DATA),
+            (IAC, ParserState.COMMAND),
+            (SB, ParserState.SUBNEGOTIATION),
+            (NAWS, ParserState.SUBNEGOTIATION),
+            (IAC, ParserState.SUBNEGOTIATION_IAC),
+            (IAC, ParserState.SUBNEGOTIATION),
+            (IAC, ParserState.SUBNEGOTIATION_IAC),
+            (SE, ParserState.DATA),
+            (IAC, ParserState.COMMAND),
+            (IAC, ParserState.DATA),
+            (IAC, ParserState.COMMAND),
+            (BRK, ParserState.DATA),
+            (IAC, ParserState.COMMAND),
+            (SB, ParserState.SUBNEGOTIATION),
+            (IAC, ParserState.SUBNEGOTIATION_IAC),
+            (WONT, ParserState.OPTION),  # the SE was lost: WONT is read as a command
+            (SGA, ParserState.DATA),
+        ]
+        states = []
+        for byte, _ in stream:
+            proto.dataReceived(bytes((byte,)))
+            states.append(proto.parserState)
+        self.assertEqual(states, [state for _, state in stream])
+        self.assertEqual(joined(proto.events), [
+            ("data", b"a"), ("option", (SGA, False, True)), ("sb", (NAWS, b"\xff")), ("data", b"\xff"),
+            ("command", BRK), ("ignored", "malformed subnegotiation"), ("option", (SGA, False, False)),
+        ])
 
-    def test_interface(self) -> None:
-        """A telnet client is an IClient."""
-        verifyObject(IClient, self.client)
+    def test_heldInputKeepsItsState(self) -> None:
+        """Input held mid-stream stops before the command that completes; released, it is parsed from there."""
 
-    def test_offer(self) -> None:
-        """At connect: WILL ECHO, WILL SGA, WILL BINARY, DO SGA, DO BINARY, DO COM-PORT-OPTION, nothing else."""
-        self.assertEqual(self.transport.value(), OFFER)
-        self.assertEqual(self.line.clients, [self.client])
+        class Holding(Recorder):
+            def telnetDataReceived(self, data: bytes) -> None:
+                Recorder.telnetDataReceived(self, data)
+                self.inputHeld = True
 
-    def test_agreementSilent(self) -> None:
-        """A client agreeing to all of it gets no further negotiation."""
-        self.transport.clear()
-        self.client.dataReceived(AGREE)
-        self.assertEqual(self.transport.value(), b"")
-        for option in (ECHO, SGA, BINARY):
-            self.assertTrue(self.client.localEnabled(option))
-        for option in (SGA, BINARY):
-            self.assertTrue(self.client.remoteEnabled(option))
+        proto = Holding()
+        proto.makeConnection(StringTransport())
+        proto.dataReceived(b"a" + cmd(IAC, BRK) + b"b")
+        self.assertEqual((proto.events, proto.parserState, proto._wireHeld),
+                         ([("data", b"a")], ParserState.COMMAND, cmd(BRK) + b"b"))
+        proto.inputHeld = False
+        proto.releaseWire()
+        self.assertEqual((proto.events, proto.parserState), ([("data", b"a"), ("command", BRK), ("data", b"b")],
+                                                             ParserState.DATA))
 
-    def test_nawsTtypeAccepted(self) -> None:
-        """WILL NAWS / WILL TTYPE are accepted and their subnegotiations ignored."""
-        self.transport.clear()
-        self.client.dataReceived(cmd(IAC, WILL, NAWS, IAC, WILL, TTYPE, IAC, SB, NAWS, 0, 80, 0, 24, IAC, SE))
-        self.assertEqual(self.transport.value(), cmd(IAC, DO, NAWS, IAC, DO, TTYPE))
-        self.assertEqual(self.device.events, [])
 
-    def test_dataToDevice(self) -> None:
-        """Client data reaches the device unescaped."""
-        self.client.dataReceived(AGREE + b"ls\r\n\xff\xff")
-        self.assertEqual(self.device.events, [("write", b"ls\r\n\xff")])
+# RFC 1143 section 7, for one side of an option: (state, queue bit, the peer
+# says enable: WILL/DO, or disable: WONT/DONT) -> (state, queue bit, what we
+# answer: our enable "yes" (DO/WILL), our disable "no" (DONT/WONT) or nothing,
+# the change told to the protocol).
+RECEIVED = {
+    (Q.NO, False, True): (Q.YES, False, "yes", True),  # accepted (SGA)
+    (Q.YES, False, True): (Q.YES, False, None, None),
+    (Q.WANTNO, False, True): (Q.NO, False, None, None),  # error: DONT answered by WILL
+    (Q.WANTNO, True, True): (Q.YES, False, None, True),
+    (Q.WANTYES, False, True): (Q.YES, False, None, True),
+    (Q.WANTYES, True, True): (Q.WANTNO, False, "no", None),
+    (Q.NO, False, False): (Q.NO, False, None, None),
+    (Q.YES, False, False): (Q.NO, False, "no", False),
+    (Q.WANTNO, False, False): (Q.NO, False, None, False),
+    (Q.WANTNO, True, False): (Q.WANTYES, False, "yes", None),
+    (Q.WANTYES, False, False): (Q.NO, False, None, None),
+    (Q.WANTYES, True, False): (Q.NO, False, None, None),
+}
 
-    def test_brk(self) -> None:
-        """IAC BRK sends a break, between the data around it."""
-        self.client.dataReceived(b"a" + cmd(IAC, BRK) + b"h")
-        self.assertEqual(self.device.events, [("write", b"a"), ("break", None), ("write", b"h")])
+# We ask for enable (True) or disable: (state, queue bit, enable) -> (state, queue bit, what we send).
+ASKED = {
+    (Q.NO, False, True): (Q.WANTYES, False, "yes"),
+    (Q.NO, False, False): (Q.NO, False, None),
+    (Q.YES, False, True): (Q.YES, False, None),
+    (Q.YES, False, False): (Q.WANTNO, False, "no"),
+    (Q.WANTNO, False, True): (Q.WANTNO, True, None),
+    (Q.WANTNO, False, False): (Q.WANTNO, False, None),
+    (Q.WANTNO, True, True): (Q.WANTNO, True, None),
+    (Q.WANTNO, True, False): (Q.WANTNO, False, None),
+    (Q.WANTYES, False, True): (Q.WANTYES, False, None),
+    (Q.WANTYES, False, False): (Q.WANTYES, True, None),
+    (Q.WANTYES, True, True): (Q.WANTYES, False, None),
+    (Q.WANTYES, True, False): (Q.WANTYES, True, None),
+}
 
-    def test_otherCommandsIgnored(self) -> None:
-        """NOP, DM, IP, AO, EC, EL, GA, 236-239 reach neither device nor wire; the connection stays."""
-        self.transport.clear()
-        for command in (241, 242, 244, 245, 247, 248, 249, 236, 237, 238, 239):
-            self.client.dataReceived(cmd(IAC, command))
-        self.client.dataReceived(b"k")
-        self.assertEqual(self.device.events, [("write", b"k")])
-        self.assertEqual(self.transport.value(), b"")
-        self.assertFalse(self.transport.disconnecting)
+# How each (state, queue bit) is reached: the peer enabling ("peer") and our requests ("ask", enable).
+REACH: dict[tuple[Q, bool], list[tuple[str, bool]]] = {
+    (Q.NO, False): [],
+    (Q.YES, False): [("peer", True)],
+    (Q.WANTYES, False): [("ask", True)],
+    (Q.WANTYES, True): [("ask", True), ("ask", False)],
+    (Q.WANTNO, False): [("peer", True), ("ask", False)],
+    (Q.WANTNO, True): [("peer", True), ("ask", False), ("ask", True)],
+}
 
-    def test_ayt(self) -> None:
-        """AYT is answered with visible text."""
-        self.transport.clear()
-        self.client.dataReceived(cmd(IAC, AYT))
-        self.assertEqual(self.transport.value(), b"\r\n[serialgw: yes]\r\n")
 
-    def test_deliverEscapes(self) -> None:
-        """Device output is IAC-escaped for this client; 8-bit clean in BINARY."""
-        self.client.dataReceived(AGREE)
-        self.transport.clear()
-        self.line.deviceDataReceived(bytes(range(256)))
-        self.assertEqual(self.transport.value(), bytes(range(255)) + b"\xff\xff")
+class QMethodTests(SynchronousTestCase):
+    """Every case of RFC 1143's Q method, for the peer's side (WILL/WONT) and ours (DO/DONT), exact bytes."""
 
-    def test_pauseResume(self) -> None:
-        """A device behind pauses the client's input; caught up resumes it."""
-        self.line.deviceWritable(False)
-        self.line.deviceWritable(True)
-        self.assertEqual((self.transport.pauses, self.transport.resumes), (1, 1))
+    # local: (the peer's enable, its disable, our enable, our disable)
+    SIDES = {False: (WILL, WONT, DO, DONT), True: (DO, DONT, WILL, WONT)}
 
-    def test_readOnlyCannotWriteOrBreak(self) -> None:
-        """A read-only telnet client's data and breaks are refused."""
-        client = TelnetClient(self.line, Role.READONLY)
-        client.makeConnection(StringTransport())
-        client.dataReceived(b"x" + cmd(IAC, BRK))
-        self.assertEqual(self.device.events, [])
-        self.assertEqual(self.line.refused, 1)
+    def reach(self, local: bool, state: Q, queued: bool) -> tuple[Recorder, StringTransport]:
+        proto, transport = Recorder(), StringTransport()
+        proto.makeConnection(transport)
+        request = proto.requestLocal if local else proto.requestRemote
+        peerYes = self.SIDES[local][0]
+        for step, enable in REACH[(state, queued)]:
+            if step == "peer":
+                proto.dataReceived(cmd(IAC, peerYes, SGA))
+            else:
+                request(SGA, enable)
+        side = proto.side(SGA, local)
+        self.assertEqual((side.state, side.queued), (state, queued))
+        transport.clear()
+        del proto.events[:]
+        return proto, transport
 
-    def test_detach(self) -> None:
-        """Losing the connection detaches the client from its line."""
-        self.client.connectionLost()
-        self.assertEqual(self.line.clients, [])
+    def test_received(self) -> None:
+        """The peer's WILL/WONT and DO/DONT in each state: the state, the queue bit, our answer, the change."""
+        for local, (peerYes, peerNo, ourYes, ourNo) in self.SIDES.items():
+            for (state, queued, positive), (after, afterQueued, answer, change) in RECEIVED.items():
+                proto, transport = self.reach(local, state, queued)
+                proto.dataReceived(cmd(IAC, peerYes if positive else peerNo, SGA))
+                side = proto.side(SGA, local)
+                sent = {None: b"", "yes": cmd(IAC, ourYes, SGA), "no": cmd(IAC, ourNo, SGA)}[answer]
+                events = [] if change is None else [("option", (SGA, local, change))]
+                self.assertEqual((side.state, side.queued, transport.value(), proto.events),
+                                 (after, afterQueued, sent, events), (local, state, queued, positive))
+                enabled = proto.localEnabled(SGA) if local else proto.remoteEnabled(SGA)
+                self.assertEqual(enabled, after is Q.YES)
+
+    def test_refusedInNo(self) -> None:
+        """An option we do not take, offered in NO, is refused (DONT / WONT) and stays NO with no change told."""
+        for local, (peerYes, _, _, ourNo) in self.SIDES.items():
+            proto, transport = self.reach(local, Q.NO, False)
+            proto.dataReceived(cmd(IAC, peerYes, ECHO))
+            side = proto.side(ECHO, local)
+            self.assertEqual((side.state, side.queued, transport.value(), proto.events),
+                             (Q.NO, False, cmd(IAC, ourNo, ECHO), []))
+
+    def test_asked(self) -> None:
+        """Our requests in each state: the state, the queue bit, what we send (nothing while one is under way)."""
+        for local, (_, _, ourYes, ourNo) in self.SIDES.items():
+            for (state, queued, enable), (after, afterQueued, send) in ASKED.items():
+                proto, transport = self.reach(local, state, queued)
+                (proto.requestLocal if local else proto.requestRemote)(SGA, enable)
+                side = proto.side(SGA, local)
+                sent = {None: b"", "yes": cmd(IAC, ourYes, SGA), "no": cmd(IAC, ourNo, SGA)}[send]
+                self.assertEqual((side.state, side.queued, transport.value(), proto.events),
+                                 (after, afterQueued, sent, []), (local, state, queued, enable))
+
+    def test_sidesApart(self) -> None:
+        """The peer's side and ours of one option are apart: DO BINARY enables ours only."""
+        proto, transport = self.reach(True, Q.NO, False)
+        proto.dataReceived(cmd(IAC, DO, BINARY))
+        self.assertEqual((proto.localEnabled(BINARY), proto.remoteEnabled(BINARY), transport.value()),
+                         (True, False, cmd(IAC, WILL, BINARY)))
+
+    def test_answersBatched(self) -> None:
+        """Answers to one chunk of negotiation go out in one write, in order."""
+        proto, transport = self.reach(False, Q.NO, False)
+        writes: list[bytes] = []
+        transport.write = writes.append  # type: ignore[method-assign]
+        proto.dataReceived(cmd(IAC, WILL, 99, IAC, DO, 98, IAC, WILL, SGA))
+        self.assertEqual(writes, [cmd(IAC, DONT, 99, IAC, WONT, 98, IAC, DO, SGA)])

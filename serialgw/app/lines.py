@@ -1,0 +1,140 @@
+"""
+A line from its configuration: its device (a local tty or pty, opened
+again with backoff when it vanishes or is locked, or a console elsewhere),
+the L{Line} set up as the configuration says, and a running line retuned
+in place by a reload (its device and sessions stay).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from twisted.logger import Logger
+
+from serialgw.config.specs import LineConfig
+from serialgw.devices.device import SerialDevice
+from serialgw.devices.ports import AbsentPort, DeviceError, DeviceLocked, PtyPort
+from serialgw.devices.remote import RemoteDevice
+from serialgw.interfaces import IPort
+from serialgw.line.hub import Line
+
+log = Logger()
+
+
+def makeDevice(
+    config: LineConfig,
+    reactor: Any,
+    openPort: Callable[..., IPort],
+    retryPolicy: Callable[[int], float],
+    reopenPolicy: Callable[[int], float],
+    waitForDevices: bool,
+) -> Any:
+    """
+    A line's device.  A local device that cannot be opened raises its
+    L{DeviceError}, unless C{waitForDevices}: then (and when another
+    program holds its lock) the device starts down and is tried again with
+    C{reopenPolicy}.
+    """
+    if config.device.remote:
+        log.info("line {line}: device {device}, a console elsewhere", line=config.name,
+                 device=config.device.describe())
+        return RemoteDevice(config.device, reactor, config.breakDuration, config.settings,
+                            retryPolicy=retryPolicy)
+    # A local tty takes its UUCP lock (a pty made here, none).
+    lockDir = config.lockDir if config.lock and config.device.kind == "tty" else None
+
+    # A device that vanishes (USB unplugged, a pty's far end gone) is
+    # opened again at the same path (a pty: a new one behind the link).
+    def opener(spec: Any = config.device, settings: Any = config.settings) -> IPort:
+        return openPort(spec, settings, lockDir)
+
+    def absent(e: DeviceError) -> SerialDevice:
+        # Down from the start, opened again with backoff.
+        return SerialDevice(AbsentPort(config.device.describe(), config.settings), reactor,
+                            config.breakDuration, opener=opener, reopenPolicy=reopenPolicy,
+                            downReason=str(e))
+
+    try:
+        port = openPort(config.device, config.settings, lockDir)
+    except DeviceLocked as e:
+        # Someone else has the line (cu, minicom): down until they let go.
+        device = absent(e)
+        device.reopener.noteFailure(e)
+        return device
+    except DeviceError as e:
+        if not waitForDevices:
+            raise
+        log.warn("line {line}: {reason}; the line starts down and the device is tried again with backoff",
+                 line=config.name, reason=str(e))
+        return absent(e)
+    if isinstance(port, PtyPort):
+        where = f"{port.link} -> {port.slaveName}" if port.link else port.slaveName
+        log.info(
+            "line {line}: pty {where}; a local program plays the device there, "
+            "e.g. socat -,raw,echo=0 {path},raw,echo=0",
+            line=config.name,
+            where=where,
+            path=port.link or port.slaveName,
+        )
+    else:
+        log.info("line {line}: device {device} at {settings}", line=config.name, device=port.name,
+                 settings=port.settings.describe())
+    return SerialDevice(port, reactor, config.breakDuration, opener=opener, reopenPolicy=reopenPolicy)
+
+
+def makeLine(config: LineConfig, device: Any, clock: Any) -> Line:
+    """The line of a configuration on its device, which now tells it what happens; nobody attached yet."""
+    line = Line(config.name, device, clock=clock, configured=config.settings,
+                restoreSettings=config.restoreSettings)
+    line.notices = config.notices
+    line.mode = config.mode
+    line.maxClients = config.maxClients
+    line.rights = config.rights
+    line.backlogSize = config.backlog
+    line.coalesce(config.coalesceMin, config.coalesceMax, config.coalesceOn)
+    device.sink = line
+    line.openString, line.closeString = config.openString, config.closeString
+    line.modemAttached = {"dtr": config.dtr, "rts": config.rts}
+    line.modemIdle = {"dtr": config.idleDtr, "rts": config.idleRts}
+    # Right after open, before any data: nobody is attached yet.
+    line.applyModemLines()
+    if config.pace or config.paceLine:
+        if isinstance(device, SerialDevice):
+            device.setPace(config.pace, config.paceLine)
+        else:
+            log.warn("line {line}: pace and pace-line apply to local devices; {device} is not paced",
+                     line=config.name, device=config.device.describe())
+    line.waitForClient = any(spec.wait for spec in config.listeners)
+    return line
+
+
+def retuneLine(line: Line, old: LineConfig, new: LineConfig) -> None:
+    """
+    A line's new settings applied to the running line (a reload): serial
+    settings to the open device, break length, notices, mode, rights,
+    backlog, strings, modem lines and pacing.  Listeners and logs are the
+    service's.
+    """
+    device: Any = line.device
+    if new.settings != old.settings:
+        line.configured = new.settings
+        effective = line.applySettings(new.settings)
+        log.info("line {line}: settings {wanted} (reload); in effect: {settings}", line=new.name,
+                 wanted=new.settings.describe(), settings=effective.describe())
+    device.breakDuration = new.breakDuration
+    line.restoreSettings = new.restoreSettings
+    line.notices = new.notices
+    line.setMode(new.mode)
+    line.maxClients = new.maxClients
+    if new.rights != old.rights:
+        line.applyRights(new.rights)
+    line.backlogSize = new.backlog
+    line.coalesce(new.coalesceMin, new.coalesceMax, new.coalesceOn)
+    line.openString, line.closeString = new.openString, new.closeString
+    modem = (new.dtr, new.rts, new.idleDtr, new.idleRts)
+    if modem != (old.dtr, old.rts, old.idleDtr, old.idleRts):
+        line.modemAttached = {"dtr": new.dtr, "rts": new.rts}
+        line.modemIdle = {"dtr": new.idleDtr, "rts": new.idleRts}
+        line.applyModemLines()
+    if (new.pace, new.paceLine) != (old.pace, old.paceLine) and isinstance(device, SerialDevice):
+        device.setPace(new.pace, new.paceLine)

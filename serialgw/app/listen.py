@@ -1,0 +1,305 @@
+"""
+A line's listeners opened, each kind its way: bound (TCP, unix, TLS),
+dialled out (with a backoff that survives short links), netconsole, and the
+local clients (file:, pipe:, stdio:, pty:).  What each opens is handed to
+its owner to close.  Also the binding helpers the service and a reload
+share: listen at once or fail with the reason, stale unix sockets, the
+socket files a gateway made.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import socket
+import stat
+from typing import Any, Callable, Optional
+
+from twisted.application.internet import ClientService
+from twisted.internet import unix
+from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
+from twisted.internet.endpoints import (
+    HostnameEndpoint,
+    TCP4ServerEndpoint,
+    TCP6ServerEndpoint,
+    UNIXClientEndpoint,
+    serverFromString,
+    wrapClientTLS,
+)
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from serialgw.app.check import systemdProblem
+from serialgw.clients.factory import LineFactory
+from serialgw.clients.local import FileClient, fifoPair, streamClient
+from serialgw.clients.netconsole import NetconsoleClient
+from serialgw.clients.ptylink import PtyClient
+from serialgw.clients.tls import RefusingTLSFactory, ServerContextFactory, TLSError, clientOptions
+from serialgw.clients.transports import describeAddress
+from serialgw.config.specs import LineConfig, ListenerKind, ListenerSpec, Protocol, describeUnix, isAbstract
+from serialgw.devices.remote import CarriedBackoff
+from serialgw.line.hub import Line
+
+log = Logger()
+
+
+class StartupError(Exception):
+    """
+    The gateway cannot start; the message names what and why.
+    """
+
+
+
+class ListenerOpener:
+    """
+    Opens the listeners of lines: C{open(line, config, spec)} binds,
+    dials or makes the client a spec says, and hands each thing to close
+    to C{own(kind, thing)} (kind: "port" with C{(spec, port)}, "dialer",
+    or "closer" with a callable).
+    """
+
+    def __init__(self, reactor: Any, retryPolicy: Callable[[int], float], own: Callable[[str, Any], None]) -> None:
+        self.reactor = reactor
+        self.retryPolicy = retryPolicy
+        self._own = own
+
+    def open(self, line: Line, config: LineConfig, spec: ListenerSpec) -> None:
+        """Open one listener of a line; a L{StartupError} says why it cannot be."""
+        handlers = {
+            ListenerKind.LISTEN: self._serve,
+            ListenerKind.CONNECT: self._dial,
+            ListenerKind.UDP: self._udp,
+            ListenerKind.FILE: self._file,
+            ListenerKind.PIPE: self._pipe,
+            ListenerKind.STDIO: self._stdio,
+            ListenerKind.PTY: self._pty,
+        }
+        try:
+            handlers[spec.kind](line, config, spec)
+        except TLSError as e:
+            raise StartupError(f"line {config.name!r}: listener {spec.text!r}: {e}") from None
+        except OSError as e:
+            raise StartupError(
+                f"line {config.name!r}: cannot open listener {spec.text!r}: {e.strerror or e}"
+            ) from None
+
+    def endpoint(self, name: str, spec: ListenerSpec, factory: Any) -> tuple[Any, Any]:
+        """The server endpoint a listener binds, and the factory to give it."""
+        try:
+            if spec.tls is not None:
+                # Plain TCP under our own TLS factory: allow= and max-clients
+                # refuse at accept, before any handshake.
+                tcp = TCP6ServerEndpoint if ":" in spec.host else TCP4ServerEndpoint
+                endpoint: Any = tcp(self.reactor, spec.port, interface=spec.host)
+                factory = RefusingTLSFactory(ServerContextFactory(spec.tls), False, factory, self.reactor)
+            else:
+                problem = systemdProblem(spec.endpoint)
+                if problem is not None:
+                    raise StartupError(f"line {name!r}: listener {spec.text or spec.endpoint!r}: {problem}")
+                endpoint = serverFromString(self.reactor, spec.endpoint)
+        except (TLSError, StartupError):
+            raise
+        except Exception as e:
+            raise StartupError(f"line {name!r}: bad listener {spec.text or spec.endpoint!r}: {e}") from None
+        return endpoint, factory
+
+    def _serve(self, line: Line, config: LineConfig, spec: ListenerSpec) -> None:
+        if spec.path and not isAbstract(spec.path):
+            removeStaleSocket(spec.path, config.name)
+        endpoint, factory = self.endpoint(config.name, spec, LineFactory(line, spec, config.signature, self.reactor))
+        result = listening(endpoint, factory, f"line {config.name!r}: cannot listen on {spec.text or spec.endpoint!r}")
+        if spec.path and not isAbstract(spec.path) and isinstance(result, unix.Port):
+            result = OwnSocketPort(result, spec.path)
+        self._own("port", (spec, result))
+        address = result.getHost()
+        kind = f"{spec.protocol.value}{' (TLS)' if spec.tls else ''}"
+        log.info(
+            "line {line}: {protocol} listener ready on {address}",
+            line=config.name,
+            protocol=kind,
+            address=describeAddress(address),
+        )
+        if _exposed(spec, address):
+            log.warn(
+                "line {line}: {listener} lets anyone who can reach {address} type on the console "
+                "(no TLS client certificates); restrict it: interface=127.0.0.1, PROTOCOL,allow=CIDR+, "
+                "PROTOCOL,ro+, or tls:...:ca=",
+                line=config.name, listener=spec.text, address=describeAddress(address),
+            )
+        if spec.path and isAbstract(spec.path):
+            log.warn(
+                "line {line}: {address} is an abstract unix socket: it has no file mode, so every process "
+                "in this network namespace may connect",
+                line=config.name, address=describeAddress(address),
+            )
+        hint = _connectHint(spec.protocol, address)
+        if hint and not spec.tls:
+            log.info("line {line}: connect with: {hint}", line=config.name, hint=hint)
+
+    def _dial(self, line: Line, config: LineConfig, spec: ListenerSpec) -> None:
+        endpoint: Any
+        if spec.path:
+            endpoint = UNIXClientEndpoint(self.reactor, spec.path)
+        else:
+            endpoint = HostnameEndpoint(self.reactor, spec.host, spec.port)
+        if spec.tls is not None:
+            endpoint = wrapClientTLS(clientOptions(spec.tls), endpoint)
+        # A peer that accepts and closes at once is redialled ever more
+        # rarely (ClientService alone starts the backoff again on each connection).
+        backoff = CarriedBackoff(self.reactor, self.retryPolicy)
+        dialer = ClientService(
+            endpoint,
+            LineFactory(line, spec, config.signature, self.reactor),
+            retryPolicy=backoff,
+            clock=self.reactor,
+            prepareConnection=backoff.linkUp,
+        )
+        self._own("dialer", dialer)
+        log.info("line {line}: dialing out to {target} ({protocol}), reconnecting with backoff",
+                 line=config.name, target=describeUnix(spec.path) if spec.path else f"{spec.host}:{spec.port}",
+                 protocol=spec.protocol.value)
+
+    def _udp(self, line: Line, config: LineConfig, spec: ListenerSpec) -> None:
+        assert spec.udp is not None
+        interface = spec.udp.sourceHost or ("::" if ":" in spec.udp.remoteHost else "")
+        client = NetconsoleClient(line, spec.udp)
+        port = self.reactor.listenUDP(spec.udp.sourcePort, client, interface=interface)
+        self._own("closer", port.stopListening)
+        log.info("line {line}: netconsole to {remote}:{rport} from {local}", line=config.name,
+                 remote=spec.udp.remoteHost, rport=spec.udp.remotePort, local=describeAddress(port.getHost()))
+
+    def _file(self, line: Line, config: LineConfig, spec: ListenerSpec) -> None:
+        client = FileClient(line, spec.path, self.reactor, spec)
+        self._own("closer", client.close)
+        log.info("line {line}: output appended to {path}", line=config.name, path=spec.path)
+
+    def _pipe(self, line: Line, config: LineConfig, spec: ListenerSpec) -> None:
+        fdIn, fdOut = fifoPair(spec.path)
+        transport = streamClient(line, self.reactor, spec, fdIn, fdOut, name=f"pipe:{spec.path}")
+        self._own("closer", transport.loseConnection)
+        log.info("line {line}: pipe {path}", line=config.name, path=spec.path)
+
+    def _pty(self, line: Line, config: LineConfig, spec: ListenerSpec) -> None:
+        client = PtyClient(line, spec.path, self.reactor)
+        self._own("closer", client.close)
+        where = f"{spec.path} -> {client.slaveName}" if spec.path else client.slaveName
+        log.info("line {line}: pty {where} for a local program", line=config.name, where=where)
+
+    def _stdio(self, line: Line, config: LineConfig, spec: ListenerSpec) -> None:
+        transport = streamClient(line, self.reactor, spec)
+        self._own("closer", transport.loseConnection)
+
+
+def listenAtOnce(endpoint: Any, factory: Any) -> Any:
+    """
+    Listen, and the outcome now: the port, a Failure, or None if the
+    endpoint did not answer at once (the ones the gateway uses all do).
+    """
+    results: list[Any] = []
+    endpoint.listen(factory).addBoth(results.append)
+    return results[0] if results else None
+
+
+def listening(endpoint: Any, factory: Any, cannot: str) -> Any:
+    """The listening port, or a StartupError: C{cannot}, then why (C{cannot listen on 'tcp:1': ...})."""
+    result = listenAtOnce(endpoint, factory)
+    if result is None or isinstance(result, Failure):
+        reason = result.value if result is not None else "did not start at once"
+        raise StartupError(f"{cannot}: {reason}")
+    return result
+
+
+def _exposed(spec: ListenerSpec, address: Any) -> bool:
+    """A writable listener reachable beyond this machine without client certificates."""
+    if not isinstance(address, (IPv4Address, IPv6Address)) or spec.readOnly or (spec.tls is not None and spec.tls.ca):
+        return False
+    try:
+        ip = ipaddress.ip_address(address.host.split("%")[0])
+    except ValueError:
+        return True
+    if spec.allow and all(ipaddress.ip_network(a, strict=False).network_address.is_loopback for a in spec.allow):
+        return False
+    return not ip.is_loopback
+
+
+class OwnSocketPort:
+    """
+    A listening unix socket that, at stop, removes its file only if the file
+    at the path is still the socket it made (same device and inode): one
+    put there since (another gateway's, anything) is left alone.
+    """
+
+    def __init__(self, port: Any, path: str) -> None:
+        self.port = port
+        self.path = path
+        st = os.lstat(path)
+        self.identity = (st.st_dev, st.st_ino)
+        self.factory = port.factory
+
+    def getHost(self) -> Any:
+        return self.port.getHost()
+
+    def ours(self) -> bool:
+        try:
+            st = os.lstat(self.path)
+        except OSError:
+            return False
+        return (st.st_dev, st.st_ino) == self.identity and stat.S_ISSOCK(st.st_mode)
+
+    def stopListening(self) -> Any:
+        if not self.ours():
+            log.warn("{path} is no longer the socket this gateway made: left in place", path=self.path)
+            # Twisted's unix port removes its path when it closes, unless the
+            # name is abstract: make it so, and nothing is removed.  The path
+            # is in _bindPath since Twisted 26.10, in .port before (22.10).
+            name = "_bindPath" if hasattr(self.port, "_bindPath") else "port"
+            bound = getattr(self.port, name)
+            setattr(self.port, name, b"\0" + bound if isinstance(bound, bytes) else "\0" + bound)
+        return self.port.stopListening()
+
+
+def removeStaleSocket(path: str, lineName: str) -> None:
+    """
+    A unix socket file left by a gateway that died is removed; one that a
+    live process answers on, or a file that is not a socket, is an error.
+    """
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return
+    if not stat.S_ISSOCK(mode):
+        raise StartupError(f"line {lineName!r}: {path!r} exists and is not a socket")
+    # Not blocking: a connect to a live listener whose backlog is full
+    # waits until it accepts, and this runs on the reactor (a reload).
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
+    try:
+        probe.connect(path)
+    except ConnectionRefusedError:
+        os.unlink(path)
+        log.info("line {line}: removed stale socket {path}", line=lineName, path=path)
+        return
+    except BlockingIOError:
+        pass  # a live listener, its backlog full
+    except OSError:
+        return
+    finally:
+        probe.close()
+    raise StartupError(f"line {lineName!r}: {path!r} is in use by another process")
+
+
+def _connectHint(protocol: Protocol, address: Any) -> Optional[str]:
+    if not isinstance(address, (IPv4Address, IPv6Address)):
+        name: Any = address.name if isinstance(address, UNIXAddress) else None
+        if name is None:
+            return None
+        if isinstance(name, bytes):
+            name = name.decode()
+        if isAbstract(name):
+            return f"socat -,raw,echo=0 ABSTRACT-CONNECT:{name[1:]}"
+        return f"socat -,raw,echo=0 UNIX-CONNECT:{name}"
+    host, port = address.host, address.port
+    if host in ("0.0.0.0", "::"):
+        host = "localhost"
+    if protocol is Protocol.RAW:
+        return f"nc {host} {port}"
+    return f"telnet {host} {port}"

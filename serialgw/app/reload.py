@@ -1,0 +1,209 @@
+"""
+What a reload changes, and whether it can: the difference between two
+configurations (lines removed, added, reopened because their device
+changes, or retuned in place), and the checks that make a reload all or
+nothing (every file it opens can be opened, every address it binds is free)
+before anything running is touched.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import socket
+from typing import Any, Callable, Optional
+
+import attrs
+from twisted.internet.error import CannotListenError
+from twisted.internet.protocol import Factory
+from twisted.python.failure import Failure
+
+from serialgw.app.listen import StartupError, listenAtOnce, removeStaleSocket
+from serialgw.clients.local import fifoPair
+from serialgw.clients.tls import TLSError, clientOptions
+from serialgw.config.specs import LineConfig, ListenerKind, ListenerSpec, LogSpec, isAbstract
+from serialgw.devices.links import linkProblem
+
+
+def deviceOf(config: LineConfig) -> tuple[Any, ...]:
+    """
+    What in a line's configuration, changed, reopens its device (and
+    cuts its sessions); every other change is applied to the running line.
+    """
+    return (config.device, config.lock, config.lockDir)
+
+
+@attrs.frozen
+class ReloadPlan:
+    """What a reload does, by line name, and the listeners and logs it lets go of and opens."""
+
+    removed: list[str]
+    # Reopened: their device (or its lock) changes.
+    changed: list[str]
+    # Applied to the running line: its device and sessions stay.
+    retuned: list[str]
+    added: list[str]
+    # Lines the same in both.
+    kept: int
+    opening: list[tuple[str, ListenerSpec]]
+    releasing: list[tuple[str, ListenerSpec]]
+    # A retuned line's listeners opened anew.
+    reopened: dict[str, list[ListenerSpec]]
+    # The console logs opened anew.
+    logs: list[tuple[str, LogSpec]]
+
+
+def planReload(configs: list[LineConfig], newConfigs: list[LineConfig]) -> ReloadPlan:
+    """What a reload from C{configs} to C{newConfigs} changes."""
+    old = {c.name: c for c in configs}
+    new = {c.name: c for c in newConfigs}
+    removed = [n for n in old if n not in new]
+    different = [n for n in old if n in new and new[n] != old[n]]
+    changed = [n for n in different if deviceOf(old[n]) != deviceOf(new[n])]
+    retuned = [n for n in different if n not in changed]
+    added = [n for n in new if n not in old]
+
+    # What this reload binds anew, and what it lets go of.
+    opening: list[tuple[str, ListenerSpec]] = []
+    releasing: list[tuple[str, ListenerSpec]] = []
+    reopened: dict[str, list[ListenerSpec]] = {}
+    for name in changed + removed:
+        releasing += [(name, spec) for spec in old[name].listeners]
+    for name in changed + added:
+        opening += [(name, spec) for spec in new[name].listeners]
+    for name in retuned:
+        gone, fresh = listenerChanges(old[name], new[name])
+        releasing += [(name, spec) for spec in gone]
+        opening += [(name, spec) for spec in fresh]
+        reopened[name] = fresh
+    logs: list[tuple[str, LogSpec]] = [
+        (name, log) for name in changed + added + retuned
+        if (log := new[name].log) is not None and (name not in retuned or log != old[name].log)]
+    return ReloadPlan(removed=removed, changed=changed, retuned=retuned, added=added,
+                      kept=len(old) - len(removed) - len(different), opening=opening, releasing=releasing,
+                      reopened=reopened, logs=logs)
+
+
+def checkBinds(opening: list[tuple[str, ListenerSpec]], releasing: list[tuple[str, ListenerSpec]],
+               ports: set[int], endpoint: Callable[[str, ListenerSpec, Any], tuple[Any, Any]],
+               probes: list[Any]) -> Optional[str]:
+    """
+    Whether every listener a reload would bind can bind: each is bound
+    now (and closed again: C{probes}), unless one of ours that the
+    reload lets go of holds its address (C{ports}: the TCP ports of the
+    listeners it releases).  The first problem, or None.
+    """
+    endpoints = {spec.endpoint for _, spec in releasing}
+    paths = {spec.path for _, spec in releasing if spec.path}
+    udpPorts = {spec.udp.sourcePort for _, spec in releasing if spec.udp is not None}
+    for name, spec in opening:
+        if spec.kind is ListenerKind.UDP and spec.udp is not None:
+            if spec.udp.sourcePort and spec.udp.sourcePort not in udpPorts:
+                problem = probeUDP(name, spec)
+                if problem is not None:
+                    return problem
+            continue
+        if spec.kind is ListenerKind.CONNECT and spec.tls is not None:
+            # A dial-out binds nothing, but its TLS files are read when it is made.
+            try:
+                clientOptions(spec.tls)
+            except TLSError as e:
+                return f"line {name!r}: listener {spec.text!r}: {e}"
+        if spec.kind is not ListenerKind.LISTEN or spec.endpoint in endpoints or spec.path in paths:
+            continue
+        try:
+            if spec.path and not isAbstract(spec.path):
+                removeStaleSocket(spec.path, name)
+            quiet = Factory()
+            quiet.noisy = False
+            server, factory = endpoint(name, spec, quiet)
+        except StartupError as e:
+            return str(e)
+        except TLSError as e:
+            return f"line {name!r}: listener {spec.text!r}: {e}"
+        result = listenAtOnce(server, factory)
+        if result is None:
+            continue
+        if isinstance(result, Failure):
+            why = result.value
+            if isinstance(why, CannotListenError) and why.port in ports:
+                continue  # ours, let go of by this reload
+            return f"line {name!r}: cannot listen on {spec.text or spec.endpoint!r}: {why}"
+        probes.append(result)
+    return None
+
+
+def listenerChanges(old: LineConfig, new: LineConfig) -> tuple[list[ListenerSpec], list[ListenerSpec]]:
+    """
+    A line's listeners that a reload closes, and those it opens; a new
+    signature is given by every listener and dial-out made anew.
+    """
+    renewed = (ListenerKind.LISTEN, ListenerKind.CONNECT) if new.signature != old.signature else ()
+    gone = [s for s in old.listeners if s not in new.listeners or s.kind in renewed]
+    fresh = [s for s in new.listeners if s not in old.listeners or s.kind in renewed]
+    return list(dict.fromkeys(gone)), list(dict.fromkeys(fresh))
+
+
+def writable(path: str) -> Optional[str]:
+    """Why a file could not be opened for appending (created if missing), or None; nothing is made."""
+    if os.path.lexists(path):
+        return None if os.access(path, os.W_OK) else os.strerror(errno.EACCES)
+    directory = os.path.dirname(path) or "."
+    if not os.path.isdir(directory):
+        return os.strerror(errno.ENOENT)
+    return None if os.access(directory, os.W_OK | os.X_OK) else os.strerror(errno.EACCES)
+
+
+def checkFiles(opening: list[tuple[str, ListenerSpec]], logs: list[tuple[str, Any]],
+                releasedLinks: frozenset[str] | set[str] = frozenset()) -> Optional[str]:
+    """
+    Whether the console logs, output files, FIFO pairs and client pty links
+    a reload opens anew can be opened (as a bind is checked): the first
+    problem, or None.  A pty link the reload lets go of is ours to replace.
+    """
+    for name, logSpec in logs:
+        path = logSpec.path
+        if os.path.lexists(path) and (os.path.islink(path) or not os.path.isfile(path)):
+            why: Optional[str] = "it is not a regular file"  # ConsoleLog would refuse it
+        else:
+            why = writable(path)
+        if why is not None:
+            return f"line {name!r}: cannot open log {logSpec.path!r}: {why}"
+    for name, spec in opening:
+        if spec.kind is ListenerKind.FILE:
+            why = writable(spec.path)
+        elif spec.kind is ListenerKind.PIPE:
+            try:
+                fdIn, fdOut = fifoPair(spec.path)
+            except OSError as e:
+                why = e.strerror or str(e)
+            else:
+                os.close(fdIn)
+                if fdOut != fdIn:
+                    os.close(fdOut)
+                why = None
+        elif spec.kind is ListenerKind.PTY and spec.path:
+            directory = os.path.dirname(spec.path) or "."
+            why = None if os.path.isdir(directory) else os.strerror(errno.ENOENT)
+            if why is None and spec.path not in releasedLinks:
+                why = linkProblem(spec.path)
+        else:
+            continue
+        if why is not None:
+            return f"line {name!r}: cannot open listener {spec.text or spec.path!r}: {why}"
+    return None
+
+
+def probeUDP(name: str, spec: ListenerSpec) -> Optional[str]:
+    """Whether a netconsole listener's source port can be bound now."""
+    assert spec.udp is not None
+    host = spec.udp.sourceHost or ("::" if ":" in spec.udp.remoteHost else "0.0.0.0")
+    probe = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        probe.bind((host, spec.udp.sourcePort))
+    except OSError as e:
+        return f"line {name!r}: cannot listen on {spec.text or spec.endpoint!r}: {e.strerror or e}"
+    finally:
+        probe.close()
+    return None
+

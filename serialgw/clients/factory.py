@@ -1,0 +1,126 @@
+"""
+The factory of one listener's clients (telnet, RFC 2217, raw; over TLS or
+not): each attached to its line with the listener's role, or refused at
+accept when the line is full, the address is not in C{allow=}, or too many
+TLS handshakes are under way.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any, Optional
+
+from twisted.internet.protocol import Factory
+from twisted.internet.protocol import Protocol as BaseProtocol
+from twisted.logger import Logger
+
+from serialgw.clients.raw import RawClient
+from serialgw.clients.telnet import TelnetClient
+from serialgw.clients.tls import HandshakeGate, peerSubject
+from serialgw.clients.transports import addressAllowed, describeAddress, peerName
+from serialgw.config.specs import ListenerSpec, Protocol
+from serialgw.line.hub import Line, Role
+from serialgw.logflood import Peer, clientLog
+
+log = Logger()
+# Connections a listener refuses at accept, limited per listener (logflood):
+# a connect flood cannot flood the log.
+refusals = clientLog()
+
+
+class Refused(BaseProtocol):
+    """A connection the line has no room for: told why in one line, then closed (what it sends is ignored)."""
+
+    def __init__(self, text: bytes) -> None:
+        self.text = text
+
+    def connectionMade(self) -> None:
+        transport: Any = self.transport
+        transport.write(self.text)
+        transport.loseConnection()
+
+
+class LineFactory(Factory):
+    """
+    Makes the clients of one listener: each attached to the line, speaking
+    the listener's protocol.
+    """
+
+    noisy = False
+    # TLS connections whose handshake is under way, at most, per listener.
+    maxHandshakes = 64
+
+    def __init__(self, line: Line, spec: ListenerSpec, signature: Optional[str] = None, clock: Any = None) -> None:
+        self.line = line
+        self.spec = spec
+        self.signature = signature
+        self.clock = clock
+        self.role = Role.READONLY if spec.readOnly else Role.WRITER
+        self.allow = [ipaddress.ip_network(a, strict=False) for a in spec.allow]
+        self.refused = 0
+        self.handshakes: set[Any] = set()
+        # The log budget of this listener's refusals: every connection
+        # comes from a new port, so the address cannot be the key.
+        self.refusalKey = Peer(f"{line.name} listener {spec.text or spec.endpoint}")
+
+    def buildProtocol(self, addr: Any) -> Any:
+        if self.line.full():
+            refusals.warn("{line}: connection from {address} refused: {count} clients already (max-clients)",
+                          line=self.line.name, address=describeAddress(addr), count=self.line.maxClients,
+                          peer=self.refusalKey)
+            if self.spec.tls is not None:
+                # Closed at accept, before any TLS (RefusingTLSFactory).
+                return None
+            return Refused(f"\r\n[serialgw: {self.line.name} is full: {self.line.maxClients} clients "
+                            "(max-clients)]\r\n".encode("utf-8", "replace"))
+        if self.allow and not self._allowed(addr):
+            self.refused += 1
+            refusals.warn("{line}: connection from {address} refused: not in {allow}", line=self.line.name,
+                          address=describeAddress(addr), allow=",".join(self.spec.allow), peer=self.refusalKey)
+            return None
+        if self.spec.tls is not None and len(self.handshakes) >= self.maxHandshakes:
+            refusals.warn("{line}: connection from {address} refused: {count} TLS handshakes under way already",
+                          line=self.line.name, address=describeAddress(addr), count=len(self.handshakes),
+                          peer=self.refusalKey)
+            return None
+        client: Any
+        if self.spec.protocol is Protocol.RAW:
+            client = RawClient(self.line, self.role, listener=self.spec, clock=self.clock)
+        else:
+            client = TelnetClient(self.line, self.role, rfc2217=self.spec.rfc2217, signature=self.signature,
+                                  listener=self.spec, clock=self.clock)
+        client.factory = self
+        if self.spec.tls is not None:
+            # Attached to the line only once its handshake is done and verified.
+            return HandshakeGate(client, self.clock, self.spec.tls.handshakeTimeout, self.handshakes,
+                                 lambda transport: self._admit(transport, client), self.refusalKey)
+        return client
+
+    def _admit(self, transport: Any, client: Any = None) -> bool:
+        """
+        A TLS client is verified: is there still room on the line, and may
+        the certificate's CN (a user name) use it (the line's write / read)?
+        """
+        if self.line.full():
+            log.warn("{line}: TLS client {peer} refused after its handshake: {count} clients already (max-clients)",
+                     line=self.line.name, peer=peerName(transport), count=self.line.maxClients)
+            return False
+        # A dial-out's certificate is its server's: no person, no rights.
+        tls = self.spec.tls
+        person = tls is not None and not tls.hostname and bool(tls.ca)
+        user = peerSubject(transport) if person else ""
+        # A verified client certificate without a CN names nobody: on a line
+        # with write/read it is in neither list (only "*" lets it in).
+        if person and client is not None:
+            right = self.line.rights.of(user)
+            if right is None:
+                log.warn("{line}: TLS client {peer} ({user}) refused: not in the line's write or read",
+                         line=self.line.name, peer=peerName(transport), user=user or "no CN")
+                return False
+            if right == "read":
+                client.role = Role.READONLY
+        return True
+
+    def _allowed(self, addr: Any) -> bool:
+        return addressAllowed(addr, self.allow)
+

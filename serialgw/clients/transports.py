@@ -1,0 +1,69 @@
+"""
+Client connections' transports: addresses for messages, who may connect
+(C{allow=}).  TCP_NODELAY and the device-to-network hot path's direct send
+are L{serialgw.wire.sockets}' (remote devices' links use them too).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import struct
+from typing import Any
+
+from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
+
+from serialgw.config.specs import describeUnix
+
+
+def describeAddress(address: Any) -> str:
+    """
+    An address for messages: C{127.0.0.1:5000}, C{[::1]:5000}, C{unix:/path}.
+    """
+    if isinstance(address, (IPv4Address, IPv6Address)):
+        host, port = address.host, address.port
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    if isinstance(address, UNIXAddress) and address.name is not None:
+        return f"unix:{describeUnix(address.name)}"
+    return str(address)
+
+
+def addressAllowed(address: Any, networks: list[Any]) -> bool:
+    """
+    Whether a peer's address is in one of the networks (C{allow=}); a unix
+    socket's peer always is (the file mode decides).
+    """
+    if not isinstance(address, (IPv4Address, IPv6Address)):
+        return True
+    try:
+        ip = ipaddress.ip_address(address.host.split("%")[0])
+    except ValueError:
+        return False
+    if ip.version == 6 and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return any(ip in network for network in networks)
+
+
+def peerName(transport: Any) -> str:
+    """
+    A transport's peer, for messages.  A unix socket client has no name of
+    its own: it is the listener's name and the peer's process and user
+    (SO_PEERCRED), so that C{w} tells two of them apart.
+    """
+    try:
+        address = transport.getPeer()
+        if isinstance(address, UNIXAddress) and not address.name:
+            where = describeAddress(transport.getHost())
+            try:
+                credentials = transport.socket.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _UCRED.size)
+            except (AttributeError, OSError):
+                return where
+            pid, uid, _ = _UCRED.unpack(credentials)
+            return f"{where} (pid {pid}, uid {uid})"
+        return describeAddress(address)
+    except Exception:
+        return "?"
+
+
+# struct ucred: pid, uid, gid.
+_UCRED = struct.Struct("3i")

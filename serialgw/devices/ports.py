@@ -1,0 +1,424 @@
+"""
+The OS side of a local device: a tty opened raw through pyserial
+(L{TtyPort}), a pty the gateway makes (L{PtyPort}), a device that is not
+there (L{AbsentPort}), each an L{IPort}; L{openPort} picks one for a spec.
+
+pyserial is used for settings only; reads and writes go to the file
+descriptor directly (pyserial's own C{read}/C{write} use C{select()}).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import termios
+import tty
+from typing import Any, Optional
+
+import serial
+from twisted.internet import fdesc
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from serialgw.config.specs import DeviceSpec, SerialSettings
+from serialgw.devices import uucplock
+from serialgw.devices.links import removeSymlink, replaceSymlink
+from serialgw.devices.termio import ErrorMarks, fcntlBreak, markErrors, readModemState, readTermios
+from serialgw.interfaces import IPort
+
+log = Logger()
+
+# The most one read takes from the descriptor.
+READ_SIZE = 65536
+
+
+class DeviceError(Exception):
+    """
+    A device could not be opened or set up; the message names it.
+    """
+
+
+class DeviceLocked(DeviceError):
+    """
+    A live process holds the device's UUCP lock (C{pid}): the line waits.
+    """
+
+    def __init__(self, message: str, pid: int) -> None:
+        DeviceError.__init__(self, message)
+        self.pid = pid
+
+
+_FIELDS = ("baudrate", "bytesize", "parity", "stopbits", "xonxoff", "rtscts")
+_SETTING_ERRORS = (serial.SerialException, OSError, ValueError, OverflowError, termios.error)
+
+
+# Our parities and stop bits (config's letters and numbers) as pyserial's constants.
+_PYSERIAL_PARITIES = {
+    "N": serial.PARITY_NONE,
+    "E": serial.PARITY_EVEN,
+    "O": serial.PARITY_ODD,
+    "M": serial.PARITY_MARK,
+    "S": serial.PARITY_SPACE,
+}
+_PYSERIAL_STOPBITS = {1: serial.STOPBITS_ONE, 1.5: serial.STOPBITS_ONE_POINT_FIVE, 2: serial.STOPBITS_TWO}
+
+
+def _pyserialValues(settings: SerialSettings) -> dict[str, Any]:
+    """Settings as pyserial's fields (in _FIELDS order) and values."""
+    return {
+        "baudrate": settings.baudrate,
+        "bytesize": settings.bytesize,
+        "parity": _PYSERIAL_PARITIES[settings.parity],
+        "stopbits": _PYSERIAL_STOPBITS[settings.stopbits],
+        "xonxoff": settings.xonxoff,
+        "rtscts": settings.rtscts,
+    }
+
+
+def _pyserialCurrent(ser: serial.Serial) -> dict[str, Any]:
+    """What a pyserial port has now, as L{_pyserialValues} gives it."""
+    return {"baudrate": ser.baudrate, "bytesize": ser.bytesize, "parity": ser.parity, "stopbits": ser.stopbits,
+            "xonxoff": ser.xonxoff, "rtscts": ser.rtscts}
+
+
+def _configure(ser: serial.Serial, settings: SerialSettings) -> None:
+    """Set every field on a closed pyserial port (open() applies them)."""
+    for field, value in _pyserialValues(settings).items():
+        setattr(ser, field, value)
+
+
+def _readBack(ser: serial.Serial) -> SerialSettings:
+    """
+    The settings in effect, as the kernel has them (termios), not as
+    pyserial remembers them; a speed termios cannot name (BOTHER) is
+    pyserial's.
+    """
+    return readTermios(ser.fd, int(ser.baudrate), ser.stopbits == 1.5)
+
+
+
+class _KeepInputSerial(serial.Serial):
+    """
+    pyserial's port without the input flush (TCIFLUSH) its open() ends
+    with: what the device sent before we opened it (a guest's boot
+    messages, what came between an unplug and the reopen) is read like any
+    other output.  Purges go through termios directly (L{TtyPort.purge}).
+    """
+
+    def _reset_input_buffer(self) -> None:
+        pass
+
+
+@implementer(IPort)
+class TtyPort:
+    """
+    A serial device opened raw through pyserial: no echo, no line editing,
+    no CR/LF mapping; data moves through the descriptor itself.
+    """
+
+    def __init__(self, path: str, settings: SerialSettings, lockDir: Optional[str] = None) -> None:
+        self.name = path
+        # The UUCP lock (see serialgw.devices.uucplock), taken before opening as cu
+        # and minicom do; None: no lock.
+        self.lock: Optional[str] = None
+        if lockDir is not None:
+            try:
+                self.lock = uucplock.acquire(path, lockDir)
+            except uucplock.LockHeld as e:
+                raise DeviceLocked(str(e), e.pid) from None
+            except uucplock.LockError as e:
+                raise DeviceError(str(e)) from None
+        try:
+            self._open(path, settings)
+        except BaseException:
+            self._unlock()
+            raise
+
+    def _open(self, path: str, settings: SerialSettings) -> None:
+        ser = _KeepInputSerial()
+        ser.port = path
+        _configure(ser, settings)
+        try:
+            ser.open()
+        except termios.error as e:
+            raise DeviceError(
+                f"cannot set {settings.describe()} on device {path!r}: {errorReason(e)}"
+            ) from None
+        except (serial.SerialException, OSError, ValueError) as e:
+            raise DeviceError(f"cannot open device {path!r}: {errorReason(e)}") from None
+        self._serial = ser
+        self._fd: int = ser.fd
+        fdesc.setNonBlocking(self._fd)
+        # pyserial keeps two pipes to interrupt its own blocking read and
+        # write, which we never call: four descriptors a line, given back.
+        for name in ("pipe_abort_read_r", "pipe_abort_read_w", "pipe_abort_write_r", "pipe_abort_write_w"):
+            fd = getattr(ser, name, None)  # pyserial's own; not in every version
+            if fd is not None:
+                os.close(fd)
+                setattr(ser, name, None)
+        self._marks: Optional[ErrorMarks] = None
+        if self.detectsLineErrors:
+            # pyserial leaves BRKINT as it finds it (stty sane sets it): a
+            # break from the device would flush unread input.  Cleared here,
+            # watched or not.
+            self._mark(False)
+        self.settings = _readBack(ser)
+        if self.settings != settings:
+            log.warn(
+                "{device}: asked for {wanted}, the device has {settings}",
+                device=path,
+                wanted=settings.describe(),
+                settings=self.settings.describe(),
+            )
+
+    def fileno(self) -> int:
+        return self._fd
+
+    # Breaks and parity/framing errors are detected from PARMRK marks.
+    detectsLineErrors = True
+
+    def watchLineErrors(self, on: bool) -> None:
+        if not self.detectsLineErrors or on == (self._marks is not None):
+            return
+        self._marks = ErrorMarks() if on else None
+        self._mark(on)
+
+    def _mark(self, on: bool = True) -> None:
+        parity = self._serial.parity != serial.PARITY_NONE
+        try:
+            markErrors(self._serial.fd, parity, on)
+        except termios.error as e:
+            log.warn("{device}: cannot mark line errors: {reason}", device=self.name, reason=errorReason(e))
+        if self._marks is not None:
+            self._marks.parityEnabled = parity
+
+    def read(self) -> bytes:
+        try:
+            data = os.read(self._fd, READ_SIZE)
+        except BlockingIOError:
+            return b""
+        if not data:
+            # Readable, yet nothing: the tty was hung up (unplugged).
+            raise OSError(errno.EIO, "hung up")
+        if self._marks is not None:
+            return self._marks.decode(data)
+        return data
+
+    def takeLineState(self) -> int:
+        return self._marks.take() if self._marks is not None else 0
+
+    def write(self, data: bytes | bytearray) -> int:
+        try:
+            return os.write(self._fd, data)
+        except BlockingIOError:
+            return 0
+
+    def outputPending(self) -> int:
+        try:
+            return int(self._serial.out_waiting)
+        except (OSError, serial.SerialException):
+            return 0
+
+    def setBreak(self, on: bool) -> None:
+        self._serial.break_condition = on
+
+    def apply(self, settings: SerialSettings) -> SerialSettings:
+        """
+        Set each field that changes; a field the device rejects is rolled
+        back and logged.  Return what the kernel has now.
+        """
+        ser = self._serial
+        values, current = _pyserialValues(settings), _pyserialCurrent(ser)
+        for field in _FIELDS:
+            wanted, old = values[field], current[field]
+            if wanted == old:
+                continue
+            try:
+                setattr(ser, field, wanted)
+            except _SETTING_ERRORS as e:
+                log.warn(
+                    "{device}: {field} {value} rejected: {reason}",
+                    device=self.name,
+                    field=field,
+                    value=wanted,
+                    reason=errorReason(e),
+                )
+                try:
+                    setattr(ser, field, old)
+                except _SETTING_ERRORS:
+                    pass
+        # pyserial rewrites iflag on every change.
+        if self._marks is not None:
+            self._mark()
+        return _readBack(ser)
+
+    def setModemLine(self, name: str, on: bool) -> None:
+        if name == "dtr":
+            self._serial.dtr = on
+        elif name == "rts":
+            self._serial.rts = on
+        else:
+            raise ValueError(f"no modem line {name!r}")
+
+    def modemState(self) -> Optional[int]:
+        return readModemState(self._fd)
+
+    def purge(self, receive: bool, transmit: bool) -> None:
+        if receive and transmit:
+            termios.tcflush(self._fd, termios.TCIOFLUSH)
+        elif receive:
+            termios.tcflush(self._fd, termios.TCIFLUSH)
+        elif transmit:
+            termios.tcflush(self._fd, termios.TCOFLUSH)
+
+    def close(self) -> None:
+        # Not pyserial's close(): it would close the pipes given back above.
+        ser = self._serial
+        if ser.is_open and ser.fd is not None:
+            fd, ser.fd, ser.is_open = ser.fd, None, False
+            os.close(fd)
+        self._unlock()
+
+    def _unlock(self) -> None:
+        if self.lock is None:
+            return
+        lock, self.lock = self.lock, None
+        try:
+            uucplock.release(lock)
+        except OSError as e:
+            log.warn("{device}: cannot remove lock {lock}: {reason}", device=self.name, lock=lock, reason=errorReason(e))
+
+
+@implementer(IPort)
+class PtyPort(TtyPort):
+    """
+    A pseudo-terminal the gateway creates: a local program opens its slave
+    side (through the symlink C{link}, if given) and plays the device.
+
+    The gateway keeps the slave open itself, so the line survives the program
+    closing and reopening it; the slave starts raw, with the line's settings
+    (a pty keeps speed and stop bits; it forces 8 bits, no parity).
+    """
+
+    # The gateway reads the master side: no termios marks there.
+    detectsLineErrors = False
+
+    def __init__(self, link: str, settings: SerialSettings) -> None:
+        master, slave = os.openpty()
+        try:
+            slaveName = os.ttyname(slave)
+            tty.setraw(slave)
+            TtyPort.__init__(self, slaveName, settings)
+        except BaseException:
+            os.close(master)
+            raise
+        finally:
+            os.close(slave)
+        self._slaveFd = self._fd
+        self._fd = master
+        fdesc.setNonBlocking(master)
+        self.slaveName = slaveName
+        self.link = link
+        self.name = f"pty:{link}" if link else slaveName
+        if link:
+            try:
+                replaceSymlink(slaveName, link)
+            except OSError as e:
+                self.close()
+                raise DeviceError(f"cannot make symlink {link!r} to {slaveName}: {errorReason(e)}") from None
+
+    def outputPending(self) -> int:
+        return 0
+
+    def setBreak(self, on: bool) -> None:
+        # A pty has no break: the kernel ignores TIOCSBRK on it.
+        fcntlBreak(self._fd, on)
+
+    def setModemLine(self, name: str, on: bool) -> None:
+        raise OSError(errno.ENOTTY, "a pty has no modem lines")
+
+    def modemState(self) -> Optional[int]:
+        return None
+
+    def close(self) -> None:
+        removeSymlink(self.link, self.slaveName)
+        os.close(self._fd)
+        TtyPort.close(self)
+
+
+def errorReason(e: BaseException) -> str:
+    """What an error from termios, pyserial or the OS says, for people (C{No such file or directory})."""
+    if isinstance(e, termios.error) and len(e.args) == 2:
+        return str(e.args[1])
+    if isinstance(e, serial.SerialException) and isinstance(e.errno, int):
+        return os.strerror(e.errno)
+    if isinstance(e, OSError) and e.strerror:
+        return e.strerror
+    text = str(e)
+    # pyserial: "[Errno 2] could not open port /dev/x: [Errno 2] No such file..."
+    if "] " in text:
+        text = text.rsplit("] ", 1)[-1]
+    return text
+
+
+def openPort(spec: DeviceSpec, settings: SerialSettings, lockDir: Optional[str] = None) -> IPort:
+    """
+    Open the device a spec names; raise L{DeviceError} naming it on failure
+    (L{DeviceLocked} when a live process holds its UUCP lock).  A tty takes
+    its lock in C{lockDir} (None: none); a pty the gateway makes never does.
+    """
+    if spec.kind == "pty":
+        return PtyPort(spec.path, settings)
+    return TtyPort(spec.path, settings, lockDir)
+
+
+@implementer(IPort)
+class AbsentPort:
+    """
+    Stands for a device that is not open (not there yet at start): every
+    call that would touch it fails as a vanished device does.
+    """
+
+    def __init__(self, name: str, settings: SerialSettings) -> None:
+        self.name = name
+        self.settings = settings
+
+    def _gone(self) -> OSError:
+        return OSError(errno.ENODEV, "not open")
+
+    def fileno(self) -> int:
+        return -1
+
+    def read(self) -> bytes:
+        raise self._gone()
+
+    def write(self, data: bytes | bytearray) -> int:
+        raise self._gone()
+
+    def takeLineState(self) -> int:
+        return 0
+
+    def outputPending(self) -> int:
+        return 0
+
+    def watchLineErrors(self, on: bool) -> None:
+        pass
+
+    def setBreak(self, on: bool) -> None:
+        raise self._gone()
+
+    def apply(self, settings: SerialSettings) -> SerialSettings:
+        self.settings = settings
+        return settings
+
+    def setModemLine(self, name: str, on: bool) -> None:
+        raise self._gone()
+
+    def modemState(self) -> Optional[int]:
+        raise self._gone()
+
+    def purge(self, receive: bool, transmit: bool) -> None:
+        raise self._gone()
+
+    def close(self) -> None:
+        pass

@@ -1,0 +1,174 @@
+"""
+What RFC 2217 clients may do to a line's port, mixed into L{Line}:
+settings, DTR and RTS, purges, a break held on and off; the modem lines
+polled while a controller watches, line errors watched while one asks, and
+the configured state put back when the last writer among them goes.  DTR
+and RTS as configured (while people are attached, while nobody is) are
+here too.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Optional, Protocol
+
+from twisted.internet.task import LoopingCall
+
+from serialgw.config.specs import SerialSettings
+from serialgw.interfaces import IClient, IDevice
+from serialgw.line.role import Role
+from serialgw.logflood import clientLog
+
+# Limited per peer: a client's input cannot flood the log (logflood).
+log = clientLog()
+
+
+class _Line(Protocol):
+    """What the mixin uses of its line (L{Line} has it all)."""
+
+    name: str
+    device: IDevice
+    clock: Any
+    clients: list[IClient]
+    controllers: list[IClient]
+    configured: SerialSettings
+    restoreSettings: bool
+    settingsFollowers: list[Callable[[SerialSettings], None]]
+    people: int
+    modemAttached: dict[str, Optional[bool]]
+    modemIdle: dict[str, Optional[bool]]
+    breakHoldLimit: float
+    modemPollInterval: float
+    _modemPoll: Optional[LoopingCall]
+    _lastModem: Optional[int]
+
+    @property
+    def settings(self: _Line) -> SerialSettings: ...
+    def mayWrite(self: _Line, client: IClient) -> bool: ...
+    def _noBreak(self: _Line, client: IClient) -> Optional[str]: ...
+    def _tellRefusal(self: _Line, client: IClient) -> bool: ...
+    def wantedModemLine(self: _Line, name: str) -> Optional[bool]: ...
+    def applySettings(self: _Line, settings: SerialSettings) -> SerialSettings: ...
+    def _pollModem(self: _Line) -> None: ...
+
+
+class PortControl:
+    """
+    RFC 2217 port control on a line: each C{client*} method is refused
+    (the state in effect returned) for a client that may not write.
+    """
+
+    # How long an RFC 2217 BREAK-ON may hold the line without a BREAK-OFF.
+    breakHoldLimit = 30.0
+    # How often modem lines are read while an RFC 2217 client watches.
+    modemPollInterval = 0.05
+    _modemPoll: Optional[LoopingCall]
+
+    def wantedModemLine(self: _Line, name: str) -> Optional[bool]:
+        """DTR or RTS as configured for now (people attached or not); None: not configured."""
+        attached, idle = self.modemAttached[name], self.modemIdle[name]
+        if self.people:
+            # Only an idle state set: on while attached, as the device opens.
+            return True if attached is None and idle is not None else attached
+        return attached if idle is None else idle
+
+    def applyModemLines(self: _Line) -> None:
+        """
+        Set DTR and RTS as configured for now; a line that is already so,
+        or not configured, is not touched (never pulsed).
+        """
+        for name in ("dtr", "rts"):
+            wanted = self.wantedModemLine(name)
+            if wanted is not None and bool(self.device.modemLines[name]) != wanted:
+                self.device.setModemLine(name, wanted)
+
+    def addController(self: _Line, client: IClient) -> None:
+        """A client now controls the port (RFC 2217): watch the modem lines."""
+        if client not in self.controllers:
+            self.controllers.append(client)
+        if self._modemPoll is None and self.clock is not None and self.device.modemState() is not None:
+            self._lastModem = self.device.modemState()
+            poll = self._modemPoll = LoopingCall(self._pollModem)
+            poll.clock = self.clock
+            poll.start(self.modemPollInterval, now=False)
+
+    def updateLineWatch(self: _Line) -> None:
+        """Detect line errors on the device only while a client's mask asks for them."""
+        wanted = any(c.wantsLineErrors for c in self.controllers if c.role is not Role.READONLY)
+        self.device.watchLineErrors(wanted)
+
+    def _stopModemPoll(self: _Line) -> None:
+        if self._modemPoll is not None:
+            self._modemPoll.stop()
+            self._modemPoll = None
+
+    def _lastController(self: _Line, closing: bool = False) -> None:
+        if not self.restoreSettings:
+            return
+        if self.device.breaking:
+            self.device.stopBreak()
+        if self.device.settings != self.configured:
+            effective = self.applySettings(self.configured)
+            log.info("{line}: last RFC 2217 client gone; settings restored to {settings}",
+                     line=self.name, settings=effective.describe())
+        for name in ("dtr", "rts"):
+            # As configured for those still attached (idle if nobody is);
+            # not configured: on, as a tty opens.
+            wanted = self.wantedModemLine(name)
+            if wanted is not None and closing:
+                continue  # set after the close-string, with the idle state
+            target = True if wanted is None else wanted
+            if bool(self.device.modemLines[name]) != target:
+                self.device.setModemLine(name, target)
+
+    def _pollModem(self: _Line) -> None:
+        state = self.device.modemState()
+        if state is None or state == self._lastModem:
+            return
+        self._lastModem = state
+        for client in self.clients:
+            client.modemStateChanged(state)
+
+    def applySettings(self: _Line, settings: SerialSettings) -> SerialSettings:
+        """Settings for the device; those in effect, which every follower is told."""
+        effective: SerialSettings = self.device.apply(settings)
+        for follower in list(self.settingsFollowers):
+            follower(effective)
+        return effective
+
+    def clientSettings(self: _Line, client: IClient, settings: SerialSettings) -> SerialSettings:
+        """A client asks for settings; return those in effect."""
+        if not self.mayWrite(client):
+            log.info("{line}: settings from {peer} refused: {role}", line=self.name, peer=client.peer, role=client.role.value)
+            return self.settings
+        effective = self.applySettings(settings)
+        log.info("{line}: {peer} set {wanted}; in effect: {settings}", line=self.name, peer=client.peer,
+                 wanted=settings.describe(), settings=effective.describe())
+        return effective
+
+    def clientModemLine(self: _Line, client: IClient, name: str, on: bool) -> bool:
+        """A client sets DTR or RTS; return the state in effect."""
+        if not self.mayWrite(client):
+            return bool(self.device.modemLines[name])
+        return bool(self.device.setModemLine(name, on))
+
+    def clientPurge(self: _Line, client: IClient, receive: bool, transmit: bool) -> bool:
+        """A client purges the device's queues; C{False} if refused."""
+        if not self.mayWrite(client):
+            return False
+        self.device.purge(receive, transmit)
+        return True
+
+    def clientBreakHold(self: _Line, client: IClient, on: bool) -> None:
+        """A client sets (held, up to breakHoldLimit) or clears the break condition."""
+        if not self.mayWrite(client):
+            return
+        if on:
+            reason = self._noBreak(client)
+            if reason is None and self.device.sendBreak(self.breakHoldLimit):
+                log.info("{line}: BREAK on from {peer}", line=self.name, peer=client.peer)
+            elif self._tellRefusal(client):
+                log.info("{line}: BREAK on from {peer} refused: {reason}", line=self.name, peer=client.peer,
+                         reason=reason or "one is under way")
+        elif self.device.breaking:
+            self.device.stopBreak()
+            log.info("{line}: BREAK off from {peer}", line=self.name, peer=client.peer)

@@ -1,0 +1,56 @@
+"""
+Writing to a stream connection (TCP, unix): at once when nothing is queued
+(L{writeNow}), without Nagle's delay (L{noDelay}).  Used by the codecs'
+users on both sides: client sessions and remote devices' links.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def noDelay(transport: Any) -> None:
+    """
+    Send small writes at once (TCP_NODELAY): a keystroke or a prompt must
+    not wait for Nagle's algorithm.  Not TCP (a unix socket, a pipe): nothing.
+    """
+    # TCP transports (Twisted's, or an SSH channel's over one) have it; others do not.
+    setNoDelay = getattr(transport, "setTcpNoDelay", None)
+    if setNoDelay is None:
+        return
+    try:
+        setNoDelay(True)
+    except OSError:
+        pass
+
+
+def writeNow(transport: Any, data: bytes) -> None:
+    """
+    Write to a client without waiting for the reactor's next turn: on a
+    plain TCP or unix connection with nothing queued, send at once; what the
+    socket does not take, and every other case, goes through
+    C{transport.write}.  This is the device-to-network hot path: one
+    C{send} instead of queue, epoll_ctl, epoll_wait, send, epoll_ctl.
+    """
+    if (
+        isinstance(transport, _SOCKET_TRANSPORTS)
+        and not transport.dataBuffer
+        and not transport._tempDataLen
+        and transport.connected
+        and not transport.disconnecting
+        and not transport._writeDisconnected
+        and not transport.TLS
+    ):
+        try:
+            sent = transport.socket.send(data)
+        except OSError:  # BlockingIOError included: all of it goes through write
+            sent = 0
+        if sent == len(data):
+            return
+        data = data[sent:]
+    transport.write(data)
+
+
+from twisted.internet import tcp  # noqa: E402
+
+_SOCKET_TRANSPORTS = (tcp.Connection,)

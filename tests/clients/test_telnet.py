@@ -1,0 +1,107 @@
+"""
+Tests for serialgw.clients.telnet: the telnet session of a line (the offer,
+data and breaks to the device, device output to the client), exact bytes.
+"""
+
+from __future__ import annotations
+
+from twisted.internet.testing import StringTransport
+from twisted.trial.unittest import SynchronousTestCase
+from zope.interface.verify import verifyObject
+
+from serialgw.clients.telnet import TelnetClient
+from serialgw.interfaces import IClient
+from serialgw.line.hub import Line, Role
+from serialgw.wire.telnet import AYT, BINARY, BRK, DO, ECHO, IAC, NAWS, SB, SE, SGA, TTYPE, WILL
+from tests.fakes import PausableTransport, RecordingDevice
+from tests.wire.test_telnet import cmd
+
+OFFER = bytes([IAC, WILL, ECHO, IAC, WILL, SGA, IAC, WILL, BINARY, IAC, DO, SGA, IAC, DO, BINARY, IAC, DO, 44])
+AGREE = bytes([IAC, DO, ECHO, IAC, DO, SGA, IAC, DO, BINARY, IAC, WILL, SGA, IAC, WILL, BINARY])
+
+
+class TelnetClientTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.device = RecordingDevice()
+        self.line = Line("test", self.device)
+        self.client = TelnetClient(self.line)
+        self.transport = PausableTransport()
+        self.client.makeConnection(self.transport)
+
+    def test_interface(self) -> None:
+        """A telnet client is an IClient."""
+        verifyObject(IClient, self.client)
+
+    def test_offer(self) -> None:
+        """At connect: WILL ECHO, WILL SGA, WILL BINARY, DO SGA, DO BINARY, DO COM-PORT-OPTION, nothing else."""
+        self.assertEqual(self.transport.value(), OFFER)
+        self.assertEqual(self.line.clients, [self.client])
+
+    def test_agreementSilent(self) -> None:
+        """A client agreeing to all of it gets no further negotiation."""
+        self.transport.clear()
+        self.client.dataReceived(AGREE)
+        self.assertEqual(self.transport.value(), b"")
+        for option in (ECHO, SGA, BINARY):
+            self.assertTrue(self.client.localEnabled(option))
+        for option in (SGA, BINARY):
+            self.assertTrue(self.client.remoteEnabled(option))
+
+    def test_nawsTtypeAccepted(self) -> None:
+        """WILL NAWS / WILL TTYPE are accepted and their subnegotiations ignored."""
+        self.transport.clear()
+        self.client.dataReceived(cmd(IAC, WILL, NAWS, IAC, WILL, TTYPE, IAC, SB, NAWS, 0, 80, 0, 24, IAC, SE))
+        self.assertEqual(self.transport.value(), cmd(IAC, DO, NAWS, IAC, DO, TTYPE))
+        self.assertEqual(self.device.events, [])
+
+    def test_dataToDevice(self) -> None:
+        """Client data reaches the device unescaped."""
+        self.client.dataReceived(AGREE + b"ls\r\n\xff\xff")
+        self.assertEqual(self.device.events, [("write", b"ls\r\n\xff")])
+
+    def test_brk(self) -> None:
+        """IAC BRK sends a break, between the data around it."""
+        self.client.dataReceived(b"a" + cmd(IAC, BRK) + b"h")
+        self.assertEqual(self.device.events, [("write", b"a"), ("break", None), ("write", b"h")])
+
+    def test_otherCommandsIgnored(self) -> None:
+        """NOP, DM, IP, AO, EC, EL, GA, 236-239 reach neither device nor wire; the connection stays."""
+        self.transport.clear()
+        for command in (241, 242, 244, 245, 247, 248, 249, 236, 237, 238, 239):
+            self.client.dataReceived(cmd(IAC, command))
+        self.client.dataReceived(b"k")
+        self.assertEqual(self.device.events, [("write", b"k")])
+        self.assertEqual(self.transport.value(), b"")
+        self.assertFalse(self.transport.disconnecting)
+
+    def test_ayt(self) -> None:
+        """AYT is answered with visible text."""
+        self.transport.clear()
+        self.client.dataReceived(cmd(IAC, AYT))
+        self.assertEqual(self.transport.value(), b"\r\n[serialgw: yes]\r\n")
+
+    def test_deliverEscapes(self) -> None:
+        """Device output is IAC-escaped for this client; 8-bit clean in BINARY."""
+        self.client.dataReceived(AGREE)
+        self.transport.clear()
+        self.line.deviceDataReceived(bytes(range(256)))
+        self.assertEqual(self.transport.value(), bytes(range(255)) + b"\xff\xff")
+
+    def test_pauseResume(self) -> None:
+        """A device behind pauses the client's input; caught up resumes it."""
+        self.line.deviceWritable(False)
+        self.line.deviceWritable(True)
+        self.assertEqual((self.transport.pauses, self.transport.resumes), (1, 1))
+
+    def test_readOnlyCannotWriteOrBreak(self) -> None:
+        """A read-only telnet client's data and breaks are refused."""
+        client = TelnetClient(self.line, Role.READONLY)
+        client.makeConnection(StringTransport())
+        client.dataReceived(b"x" + cmd(IAC, BRK))
+        self.assertEqual(self.device.events, [])
+        self.assertEqual(self.line.refused, 1)
+
+    def test_detach(self) -> None:
+        """Losing the connection detaches the client from its line."""
+        self.client.connectionLost()
+        self.assertEqual(self.line.clients, [])

@@ -1,0 +1,155 @@
+"""
+Tests for serialgw.devices.ports: real ttys and ptys opened raw, PARMRK
+marks set and undone, a pty's link, open errors naming the device.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import termios
+
+import serial
+from twisted.trial.unittest import SynchronousTestCase
+
+from serialgw.config.specs import DeviceSpec, SerialSettings
+from serialgw.devices.ports import AbsentPort, DeviceError, PtyPort, TtyPort, errorReason, openPort
+
+
+class TtyMarksTests(SynchronousTestCase):
+    def test_termiosMarks(self) -> None:
+        """Watched, a tty has PARMRK and no IGNBRK/BRKINT, also after a change; unwatched, no PARMRK."""
+        import termios
+        import tty
+
+        master, slave = os.openpty()
+        self.addCleanup(os.close, master)
+        self.addCleanup(os.close, slave)
+        tty.setraw(slave)
+        port = TtyPort(os.ttyname(slave), SerialSettings())
+        self.addCleanup(port.close)
+        self.assertFalse(termios.tcgetattr(slave)[0] & termios.PARMRK)
+        port.watchLineErrors(True)
+        for _ in range(2):
+            iflag = termios.tcgetattr(slave)[0]
+            self.assertTrue(iflag & termios.PARMRK)
+            self.assertFalse(iflag & (termios.IGNBRK | termios.BRKINT | termios.IGNPAR))
+            port.apply(SerialSettings(9600))
+        os.write(master, b"\xff")
+        self.assertEqual(port.read(), b"\xff")
+        port.watchLineErrors(False)
+        self.assertFalse(termios.tcgetattr(slave)[0] & termios.PARMRK)
+
+    def test_brkintClearedUnwatched(self) -> None:
+        """A tty left with BRKINT (stty sane) loses it at open, watched or not: a break never flushes input."""
+        import termios
+        import tty
+
+        master, slave = os.openpty()
+        self.addCleanup(os.close, master)
+        self.addCleanup(os.close, slave)
+        tty.setraw(slave)
+        attrs = termios.tcgetattr(slave)
+        attrs[0] |= termios.BRKINT
+        termios.tcsetattr(slave, termios.TCSANOW, attrs)
+        port = TtyPort(os.ttyname(slave), SerialSettings())
+        self.addCleanup(port.close)
+        iflag = termios.tcgetattr(slave)[0]
+        self.assertEqual(iflag & (termios.BRKINT | termios.PARMRK), 0)
+
+
+class PtyPortTests(SynchronousTestCase):
+    def test_ptyWithLink(self) -> None:
+        """pty:LINK makes a pty, points LINK at its slave, removes it at close."""
+        link = self.mktemp()
+        port = openPort(DeviceSpec("pty", link), SerialSettings(baudrate=9600))
+        self.assertIsInstance(port, PtyPort)
+        assert isinstance(port, PtyPort)
+        self.assertEqual(os.readlink(link), port.slaveName)
+        fd = os.open(link, os.O_RDWR | os.O_NOCTTY)
+        try:
+            os.write(fd, b"from program\r\n")
+            self.assertEqual(port.read(), b"from program\r\n")
+            port.write(b"\x00\xff\n")
+            self.assertEqual(os.read(fd, 100), b"\x00\xff\n")
+        finally:
+            os.close(fd)
+        port.close()
+        self.assertFalse(os.path.lexists(link))
+
+    def test_programReopens(self) -> None:
+        """The program on the pty may close and reopen it: the gateway's side keeps working."""
+        link = self.mktemp()
+        port = openPort(DeviceSpec("pty", link), SerialSettings())
+        self.addCleanup(port.close)
+        for text in (b"first open", b"second open"):
+            fd = os.open(link, os.O_RDWR | os.O_NOCTTY)
+            os.write(fd, text)
+            os.close(fd)
+            self.assertEqual(port.read(), text)
+
+    def test_staleLinkReplaced(self) -> None:
+        """A stale symlink is replaced; a regular file in the way is an error."""
+        link = self.mktemp()
+        os.symlink("/nonexistent", link)
+        port = openPort(DeviceSpec("pty", link), SerialSettings())
+        assert isinstance(port, PtyPort)
+        self.assertEqual(os.readlink(link), port.slaveName)
+        port.close()
+        with open(link, "w") as f:
+            f.write("keep me")
+        e = self.assertRaises(DeviceError, openPort, DeviceSpec("pty", link), SerialSettings())
+        self.assertIn(repr(link), str(e))
+        with open(link) as f:
+            self.assertEqual(f.read(), "keep me")
+
+    def test_ttyOpenError(self) -> None:
+        """A device that cannot open gives a DeviceError naming it."""
+        e = self.assertRaises(DeviceError, TtyPort, "/dev/nonexistent-tty", SerialSettings())
+        self.assertEqual(str(e), "cannot open device '/dev/nonexistent-tty': No such file or directory")
+
+    def test_settingsApplied(self) -> None:
+        """Settings reach the slave's termios: speed and stop bits."""
+        import termios
+
+        port = openPort(DeviceSpec("pty", ""), SerialSettings(baudrate=57600, stopbits=2))
+        assert isinstance(port, PtyPort)
+        try:
+            fd = os.open(port.slaveName, os.O_RDWR | os.O_NOCTTY)
+            try:
+                iflag, oflag, cflag, lflag, ispeed, ospeed, cc = termios.tcgetattr(fd)
+                self.assertEqual(ospeed, termios.B57600)
+                self.assertTrue(cflag & termios.CSTOPB)
+                self.assertFalse(lflag & termios.ECHO)
+                self.assertFalse(lflag & termios.ICANON)
+                self.assertFalse(oflag & termios.OPOST)
+                self.assertFalse(iflag & termios.ICRNL)
+            finally:
+                os.close(fd)
+            effective = port.apply(SerialSettings(baudrate=9600))
+            self.assertEqual(effective.baudrate, 9600)
+            self.assertEqual(effective.stopbits, 1)
+        finally:
+            port.close()
+
+
+class AbsentPortTests(SynchronousTestCase):
+    def test_everyCallFailsAsGone(self) -> None:
+        """An absent device fails every I/O call with ENODEV (the loss path's errno); settings are kept for later."""
+        port = AbsentPort("/dev/ttyUSB7", SerialSettings(9600))
+        calls = [port.read, lambda: port.write(b"x"), lambda: port.setBreak(True),
+                 lambda: port.setModemLine("dtr", True), port.modemState, lambda: port.purge(True, True)]
+        self.assertEqual([self.assertRaises(OSError, call).errno for call in calls], [errno.ENODEV] * 6)
+        self.assertEqual((port.fileno(), port.outputPending(), port.takeLineState()), (-1, 0, 0))
+        self.assertEqual(port.apply(SerialSettings(1200)), SerialSettings(1200))
+        self.assertEqual(port.settings, SerialSettings(1200))
+
+
+class ErrorReasonTests(SynchronousTestCase):
+    def test_reasons(self) -> None:
+        """termios, OS and pyserial errors become the few words people read (no errno prefixes)."""
+        self.assertEqual(errorReason(termios.error(errno.EIO, "Input/output error")), "Input/output error")
+        self.assertEqual(errorReason(OSError(errno.ENOENT, "No such file or directory")), "No such file or directory")
+        self.assertEqual(errorReason(serial.SerialException(errno.EBUSY, "busy")), os.strerror(errno.EBUSY))
+        self.assertEqual(errorReason(serial.SerialException("[Errno 2] could not open port /dev/x: [Errno 2] gone")),
+                         "gone")

@@ -1,0 +1,195 @@
+"""
+Tests for serialgw.devices.reopen: the reopen supervisor alone, on a Clock,
+with an opener that fails as told and a device that records what it is
+asked to do.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Optional
+
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorThreads
+from twisted.internet.task import Clock
+from twisted.logger import capturedLogs
+from twisted.trial.unittest import SynchronousTestCase
+from zope.interface import implementer
+
+from serialgw.devices.ports import DeviceError, DeviceLocked
+from serialgw.devices.reopen import Reopener
+from serialgw.interfaces import IPort
+from tests.fakes import RecordingPort
+
+
+class Target:
+    """A device that is down, recording what the supervisor asks of it."""
+
+    def __init__(self) -> None:
+        self.name = "/dev/ttyUSB0"
+        self.closed = False
+        self.downReason: Optional[str] = "hung up"
+        self.lockedBy: Optional[int] = None
+        self.calls: list[tuple[Any, ...]] = []
+        self.setUpError: Optional[Exception] = None
+
+    def takeBack(self, port: IPort) -> None:
+        self.calls.append(("takeBack", port))
+        if self.setUpError is not None:
+            raise self.setUpError
+
+    def notTakenBack(self, port: IPort, reason: str) -> None:
+        self.calls.append(("notTakenBack", port, reason))
+
+    def announceUp(self) -> None:
+        self.calls.append(("up",))
+
+
+class ReopenerTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.target = Target()
+        # What the opener does at each attempt: an exception to raise, else a new port.
+        self.outcomes: list[Optional[Exception]] = []
+        self.attempts: list[float] = []
+        self.ports: list[RecordingPort] = []
+        self.reopener = Reopener(self.target, self.clock, self.opener, lambda n: 0.5 * 2**n)
+
+    def tearDown(self) -> None:
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def opener(self) -> IPort:
+        self.attempts.append(self.clock.seconds())
+        outcome = self.outcomes.pop(0) if self.outcomes else None
+        if outcome is not None:
+            raise outcome
+        port = RecordingPort(self.clock)
+        self.ports.append(port)
+        return port
+
+    def test_backoffThenBack(self) -> None:
+        """Attempts at policy(0), then policy(1), policy(2) later; each failure's reason noted; the port handed back, then up."""
+        self.outcomes = [DeviceError("cannot open device '/dev/ttyUSB0': No such file or directory")] * 2
+        self.reopener.start()
+        self.clock.advance(0.5)
+        self.assertEqual(self.target.downReason, "cannot open device '/dev/ttyUSB0': No such file or directory")
+        self.clock.advance(1.0)
+        self.assertEqual(self.target.calls, [])
+        self.clock.advance(2.0)
+        self.assertEqual(self.attempts, [0.5, 1.5, 3.5])
+        self.assertEqual(self.target.calls, [("takeBack", self.ports[0]), ("up",)])
+        self.assertEqual(self.reopener.attempts, 0)
+
+    def test_startAgainStartsOver(self) -> None:
+        """After a return, the next loss starts at policy(0) again."""
+        self.outcomes = [DeviceError("gone")]
+        self.reopener.start()
+        self.clock.advance(0.5)
+        self.clock.advance(1.0)
+        self.reopener.start()
+        self.clock.advance(0.5)
+        self.assertEqual(self.attempts, [0.5, 1.5, 2.0])
+
+    def test_lockHolderLoggedWhenItChanges(self) -> None:
+        """A UUCP lock's holder is noted on each attempt and logged only when it changes; another failure clears it."""
+        self.outcomes = [DeviceLocked("device /dev/ttyUSB0 is locked by pid 1234", 1234)] * 2
+        self.outcomes += [DeviceLocked("device /dev/ttyUSB0 is locked by pid 5678", 5678)]
+        self.outcomes += [DeviceError("cannot open device '/dev/ttyUSB0': No such file or directory")]
+        with capturedLogs() as events:
+            self.reopener.start()
+            for delay in (0.5, 1.0, 2.0):
+                self.clock.advance(delay)
+            self.assertEqual((self.target.lockedBy, self.target.downReason),
+                             (5678, "device /dev/ttyUSB0 is locked by pid 5678"))
+            self.clock.advance(4.0)
+        self.assertIsNone(self.target.lockedBy)
+        self.assertEqual([e["holder"] for e in events if "tries again" in e["log_format"]], [1234, 5678])
+        self.clock.advance(8.0)
+        self.assertEqual(len(self.ports), 1)
+
+    def test_stop(self) -> None:
+        """stop (the device closed) cancels the attempt waiting: the opener is never called."""
+        self.reopener.start()
+        self.reopener.stop()
+        self.clock.advance(10)
+        self.assertEqual(self.attempts, [])
+
+    def test_closedWhileOpening(self) -> None:
+        """A device closed while an open is under way: what opens is closed, a failure is not retried."""
+        pending: list[Deferred[IPort]] = []
+
+        def opener() -> Any:
+            pending.append(Deferred())
+            return pending[-1]
+
+        self.reopener.opener = opener
+        self.reopener.start()
+        self.clock.advance(0.5)
+        self.target.closed = True
+        port = RecordingPort(self.clock)
+        pending[0].callback(port)
+        self.assertEqual((port.closed, self.target.calls), (True, []))
+        self.target.closed = False
+        self.reopener.start()
+        self.clock.advance(0.5)
+        self.target.closed = True
+        pending[1].errback(DeviceError("gone"))
+        self.assertEqual((self.target.downReason, self.clock.getDelayedCalls()), ("hung up", []))
+
+    def test_setUpFails(self) -> None:
+        """A reopened port whose set-up raises is handed back as not taken, with the reason; tried again at the next delay."""
+        self.target.setUpError = RuntimeError("ioctl bug")
+        self.reopener.start()
+        self.clock.advance(0.5)
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+        self.assertEqual(self.target.calls, [("takeBack", self.ports[0]),
+                                             ("notTakenBack", self.ports[0], "could not be set up again: ioctl bug")])
+        self.target.setUpError = None
+        self.clock.advance(1.0)
+        self.assertEqual(self.attempts, [0.5, 1.5])
+        self.assertEqual(self.target.calls[2:], [("takeBack", self.ports[1]), ("up",)])
+
+
+class InlinePool:
+    """A thread pool that runs its work at once, recording what it ran."""
+
+    def __init__(self) -> None:
+        self.ran: list[Callable[..., Any]] = []
+
+    def callInThreadWithCallback(self, onResult: Callable[[bool, Any], None], f: Callable[..., Any]) -> None:
+        self.ran.append(f)
+        onResult(True, f())
+
+
+@implementer(IReactorThreads)
+class ThreadedClock(Clock):
+    def __init__(self) -> None:
+        Clock.__init__(self)
+        self.pool = InlinePool()
+
+    def getThreadPool(self) -> Any:
+        return self.pool
+
+    def callFromThread(self, callable: Callable[..., Any], *args: object, **kwargs: object) -> None:
+        callable(*args, **kwargs)
+
+    def callInThread(self, callable: Callable[..., Any], *args: object, **kwargs: object) -> None:
+        raise NotImplementedError
+
+    def suggestThreadPoolSize(self, size: int) -> None:
+        pass
+
+
+class ThreadPoolTests(SynchronousTestCase):
+    def test_openedOffTheReactorThread(self) -> None:
+        """With a reactor that has threads, the opener runs on its thread pool, never in line."""
+        clock = ThreadedClock()
+        target = Target()
+        port = RecordingPort(clock)
+
+        def opener() -> IPort:
+            return port
+
+        reopener = Reopener(target, clock, opener, lambda n: 1.0)
+        reopener.start()
+        clock.advance(1.0)
+        self.assertEqual((clock.pool.ran, target.calls), ([opener], [("takeBack", port), ("up",)]))
