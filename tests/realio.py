@@ -352,6 +352,21 @@ def spawn(argv: list[str], usePTY: bool = False, env: Optional[dict[str, str]] =
     return proc
 
 
+class Processes(list[ProcessOutput]):
+    """The processes a test started, to be stopped together at its end (its tearDown awaits L{stop})."""
+
+    def spawn(self, argv: list[str], usePTY: bool = False, env: Optional[dict[str, str]] = None) -> ProcessOutput:
+        """L{spawn} C{argv}, kept here to be stopped."""
+        proc = spawn(argv, usePTY=usePTY, env=env)
+        self.append(proc)
+        return proc
+
+    async def stop(self) -> None:
+        """Stop each (TERM) in the order started, and wait until it has ended."""
+        for proc in self:
+            await proc.stop()
+
+
 LISTENER = re.compile(rb"(telnet|raw) listener ready on 127\.0\.0\.1:(\d+)")
 
 
