@@ -672,6 +672,7 @@ def neighbour(server: Server, rtts: int) -> dict[str, Any]:
     out: dict[str, Any] = {}
     flooder: Optional[subprocess.Popen[str]] = None
     try:
+        waitListening(ports[0])
         flooder = subprocess.Popen(
             [sys.executable, os.path.join(REPO, "bench", "flood.py"), str(flooded.master), str(ports[0])],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, pass_fds=[flooded.master])
@@ -919,6 +920,7 @@ def onlyShards(quick: bool) -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     only: dict[str, Any] = {"shards": shardRounds(2 if quick else 4, 1024, 3.0 if quick else 5.0)}
     reportShards(only)
+    print("\n" + shardsMarkdown(only["shards"]))
 
 
 def ensureStuckPeers() -> None:
@@ -1106,6 +1108,25 @@ def markdown(results: dict[str, Any]) -> str:
         out.append(f"| {n} | {mine['idle_cpu_percent']:.2f} % | {mine['rss_KiB'] / 1024:.0f} MiB | {added} | "
                    f"{mine['echo_msgs_per_s']:.0f} | {plain['echo_msgs_per_s']:.0f} | {tuned['echo_msgs_per_s']:.0f} | "
                    f"{cpu(mine)} / {cpu(plain)} / {cpu(tuned)} |")
+    if "shards" in results:
+        out += ["", shardsMarkdown(results["shards"])]
+    return "\n".join(out)
+
+
+def shardsMarkdown(shards: dict[str, Any]) -> str:
+    """The README's table of the shards scenario."""
+    out = [f"| {shards['lines']} lines, one client each | echo msg/s | rounds | CPU µs per message | cores used "
+           "| load generator's cores | RSS |", "| ---: | ---: | --- | ---: | ---: | ---: | ---: |"]
+    for n, runs in shards["rounds"].items():
+        median = shards["median"][n]
+        perMsg = median["user_us_per_msg"] + median["system_us_per_msg"]
+        rates = ", ".join(f"{r['echo_msgs_per_s']:.0f}" for r in runs)
+        out.append(f"| serialgw, {n} process(es) | {median['echo_msgs_per_s']:.0f} | {rates} | {perMsg:.1f} | "
+                   f"{perMsg * median['echo_msgs_per_s'] / 1e6:.2f} | {median['client_cpu_cores']:.2f} | "
+                   f"{median['rss_KiB'] / 1024:.0f} MiB |")
+    ratios = shards["echo_ratio"]
+    out += ["", f"Echo rate, 2 processes / 1: {statistics.median(ratios):.2f} "
+                f"(rounds {min(ratios):.2f}-{max(ratios):.2f})."]
     return "\n".join(out)
 
 

@@ -14,8 +14,7 @@ from serialgw.interfaces import IClient
 from serialgw.line.hub import Line, Role
 from serialgw.wire.telnet import AYT, BINARY, BRK, DO, ECHO, IAC, NAWS, SB, SE, SGA, TTYPE, WILL
 from tests.fakes import PausableTransport, RecordingDevice
-from tests.telnetpeer import AGREE, OFFER
-from tests.wire.test_telnet import cmd
+from tests.telnetpeer import AGREE, OFFER, cmd
 
 
 class TelnetClientTests(SynchronousTestCase):

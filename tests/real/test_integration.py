@@ -9,9 +9,8 @@ import time
 
 from twisted.trial.unittest import TestCase
 
-from serialgw.app.service import GatewayService
 from serialgw.config.specs import DeviceSpec, LineConfig, ListenerSpec, Protocol
-from tests.realio import Collector, PtyPair, closeClients, connect
+from tests.realio import Collector, PtyPair, closeClients, connect, listenerPort, startGateway
 from tests.telnetpeer import AGREE, OFFER
 
 ALL = bytes(range(256))
@@ -31,12 +30,10 @@ class GatewayTests(TestCase):
                 ListenerSpec("tcp:0:interface=127.0.0.1", Protocol.RAW),
             ),
         )
-        self.service = GatewayService([config])
-        self.service.startService()
-        self.addCleanup(self.service.stopService)
+        self.service = startGateway(self, config)
         self.pty.startReading()
-        self.telnetPort = self.service.ports[0][1].getHost().port
-        self.rawPort = self.service.ports[1][1].getHost().port
+        self.telnetPort = listenerPort(self.service)
+        self.rawPort = listenerPort(self.service, 1)
         self.clients: list[Collector] = []
 
     async def connect(self, port: int) -> Collector:

@@ -20,9 +20,8 @@ from twisted.internet import defer
 from twisted.internet.threads import deferToThread
 from twisted.trial.unittest import TestCase
 
-from serialgw.app.service import GatewayService
 from serialgw.config.specs import DeviceSpec, LineConfig, ListenerSpec, Protocol, SerialSettings
-from tests.realio import PtyPair, closeClients, connect
+from tests.realio import PtyPair, closeClients, connect, listenerPort, startGateway
 
 ALL = bytes(range(256))
 
@@ -38,11 +37,9 @@ class PyserialTests(TestCase):
             device=DeviceSpec("tty", self.pty.slaveName),
             listeners=(ListenerSpec("tcp:0:interface=127.0.0.1", Protocol.TELNET),),
         )
-        self.service = GatewayService([config])
-        self.service.startService()
-        self.addCleanup(self.service.stopService)
+        self.service = startGateway(self, config)
         self.pty.startReading()
-        self.url = f"rfc2217://127.0.0.1:{self.service.ports[0][1].getHost().port}"
+        self.url = f"rfc2217://127.0.0.1:{listenerPort(self.service)}"
 
     def termios(self) -> tuple[int, int]:
         """The pty's (speed, cflag) as the kernel has them now."""
@@ -232,12 +229,10 @@ class PyserialServerTests(TestCase):
         config = LineConfig("t", DeviceSpec("rfc2217", host="127.0.0.1", port=listener.getsockname()[1]),
                             settings=SerialSettings(57600, stopbits=2),
                             listeners=(ListenerSpec("tcp:0:interface=127.0.0.1", Protocol.RAW),))
-        service = GatewayService([config])
-        service.startService()
-        self.addCleanup(service.stopService)
+        service = startGateway(self, config)
         # The settings go as soon as COM-PORT-OPTION is agreed.
         self.assertTrue(await deferToThread(port.twoStopBits.wait, 30))
-        client = await connect(service.ports[0][1].getHost().port)
+        client = await connect(listenerPort(service))
 
         client.transport.write(b"ping\xff")  # type: ignore[union-attr]
         self.assertEqual(await pty.received.length(5), b"ping\xff")
