@@ -297,6 +297,21 @@ async def connectUnix(path: str) -> Collector:
     return client
 
 
+class Clients(list[Collector]):
+    """The test clients a test made, to be closed together at its end (its tearDown awaits L{close})."""
+
+    async def connect(self, port: int, host: str = "127.0.0.1") -> Collector:
+        """L{connect} to C{port}, kept here to be closed."""
+        client = await connect(port, host)
+        self.append(client)
+        return client
+
+    async def close(self) -> None:
+        """Close those still connected and wait until each is gone; forget them all."""
+        await closeClients(*[c for c in self if c.transport is not None and not c.closed.called])
+        self.clear()
+
+
 class ProcessOutput(protocol.ProcessProtocol):
     """A subprocess whose output (stdout and stderr together) is collected."""
 

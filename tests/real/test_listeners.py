@@ -25,9 +25,9 @@ from serialgw.config.listeners import parseListener
 from serialgw.config.specs import DeviceSpec, LineConfig
 from tests.certs import Authority
 from tests.realio import (
+    Clients,
     Collector,
     Processes,
-    closeClients,
     connect,
     freePort,
     listenerPort,
@@ -43,11 +43,11 @@ class ListenerTests(TestCase):
 
     def setUp(self) -> None:
         self.pty = startedPty(self)
-        self.clients: list[Collector] = []
+        self.clients = Clients()
         self.processes = Processes()
 
     async def tearDown(self) -> None:  # type: ignore[override]
-        await closeClients(*self.clients)
+        await self.clients.close()
         await self.processes.stop()
 
     async def test_udpNetcat(self) -> None:
