@@ -21,6 +21,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 import resource
 import selectors
 import shutil
@@ -360,15 +361,107 @@ class SerialgwManyClients(Serialgw):
     extra = ["--max-clients", "0"]
 
 
-def stuck(clients: int, size: int, warmUp: int = 12 * MiB) -> dict[str, Any]:
+class Ser2netManyClients(Ser2net):
+    """
+    ser2net for the stuck-clients scenario: one port taking every client
+    (max-connections), tuned as for the neighbour scenario (no char delay,
+    64 KiB buffers, no UUCP lock).
+    """
+
+    name = "ser2net-tuned"
+    flags = ["-u"]
+
+    def __init__(self, clients: int) -> None:
+        super().__init__()
+        self.options = ("  options:\n    chardelay: false\n    dev-to-net-bufsize: 65536\n"
+                        f"    net-to-dev-bufsize: 65536\n    max-connections: {clients + 1}\n")
+
+
+# Why socat has no stuck clients in this scenario (printed with its figures).
+SOCAT_STUCK = ("socat serves one client a listener (with fork, each connection opens the device "
+               "itself and they split its output): it runs with N = 0 only, the reader alone; "
+               "serialgw's reader among N stuck clients is compared with that")
+
+
+def timedFlood(pty: Pty, sock: socket.socket, size: int, deadline: float, stall: float,
+               check: bool = True) -> dict[str, Any]:
+    """
+    Up to C{size} bytes into the device while the reader reads them, for
+    at most C{deadline} seconds, or until nothing came for C{stall} seconds
+    (a server whose stuck clients stop the line: ser2net).  What the reader
+    got must be the flood's first bytes, exactly (C{check}: not after a
+    flood that stalled, whose rest may still come).  Its MiB/s over the
+    time it read, and whether all came.
+    """
+    data = os.urandom(size)
+    stop = threading.Event()
+
+    def produce() -> None:
+        view = memoryview(data)
+        while view and not stop.is_set():
+            if not _writable(pty.master, 0.1):
+                continue
+            try:
+                n = os.write(pty.master, view[:65536])
+            except BlockingIOError:
+                continue
+            view = view[n:]
+
+    os.set_blocking(pty.master, False)
+    writer = threading.Thread(target=produce)
+    digest, received = hashlib.sha256(), 0
+    start = last = time.perf_counter()
+    writer.start()
+    try:
+        sock.settimeout(0.2)
+        while received < size:
+            now = time.perf_counter()
+            if now - start > deadline or now - last > stall:
+                break
+            try:
+                chunk = sock.recv(1 << 20)
+            except TimeoutError:
+                continue
+            if not chunk:
+                raise EOFError
+            digest.update(chunk)
+            received += len(chunk)
+            last = time.perf_counter()
+    finally:
+        stop.set()
+        writer.join()
+        sock.settimeout(None)
+    if check and digest.hexdigest() != hashlib.sha256(data[:received]).hexdigest():
+        raise AssertionError("bytes differ")
+    elapsed = (last if received == size else time.perf_counter()) - start
+    return {"MiBps": received / MiB / elapsed, "complete": received == size, "MiB": received / MiB}
+
+
+def _writable(fd: int, timeout: float) -> bool:
+    with selectors.DefaultSelector() as sel:
+        sel.register(fd, selectors.EVENT_WRITE)
+        return bool(sel.select(timeout))
+
+
+def kernelQueued(port: int) -> list[int]:
+    """Bytes each server-side socket of the port has in its kernel send queue (ss: wmem_queued)."""
+    try:
+        out = subprocess.run(["ss", "-tmnH", "state", "established", f"( sport = :{port} )"],
+                             capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return []
+    return [int(w) for w in re.findall(r"\bw(\d+)", out)]
+
+
+def stuck(server: Server, clients: int, size: int, warmUp: int = 12 * MiB, seconds: float = 20.0) -> dict[str, Any]:
     """
     One line, one raw client reading a device flood, and C{clients} raw
-    clients beside it that never read (small receive buffers, so they are
-    full at once): the reader's MiB/s, and the gateway's CPU per MiB.
-    serialgw only (socat serves one client; ser2net one per port unless
-    told otherwise).
+    clients beside it that never read (small receive buffers): after a
+    warm-up flood that fills them, the reader's MiB/s over C{size} bytes
+    (or what came within C{seconds}, or until nothing came for 3 s), the
+    server's CPU per MiB the reader got, its RSS, and the kernel memory
+    queued for each stuck client.
     """
-    server = SerialgwManyClients()
     pty = Pty()
     port = freePort()
     server.start([pty.slave], [port])
@@ -384,15 +477,19 @@ def stuck(clients: int, size: int, warmUp: int = 12 * MiB) -> dict[str, Any]:
         reader = socket.create_connection(("127.0.0.1", port))
         reader.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         time.sleep(0.5 + clients / 500)
-        # Warm up until every stuck client is full in the gateway: past its
-        # kernel send buffer (autotuned up to tcp_wmem's 4 MiB, less under
-        # memory pressure; until then a stuck client costs a send per chunk)
-        # and its outbuf.
-        throughput(pty, reader, warmUp if clients else 2 * MiB, toDevice=False, telnet=False)
+        # Warm up until every stuck client is full: its kernel send queue
+        # (up to tcp_wmem's 4 MiB where the server leaves it autotuned),
+        # then the server's own buffer for it.
+        warm = timedFlood(pty, reader, warmUp if clients else 2 * MiB, seconds, 3.0)
+        out["warm_up_MiB"] = warm["MiB"]
         cpu0 = cpuSeconds(server.proc.pid)
-        out["reader_MiBps"] = throughput(pty, reader, size, toDevice=False, telnet=False)
-        out["cpu_s_per_MiB"] = (cpuSeconds(server.proc.pid) - cpu0) / (size / MiB)
+        flood = timedFlood(pty, reader, size, seconds, 3.0, check=warm["complete"])
+        out["reader_MiBps"] = flood["MiBps"]
+        out["complete"] = flood["complete"]
+        out["cpu_s_per_MiB"] = (cpuSeconds(server.proc.pid) - cpu0) / max(flood["MiB"], 1 / MiB)
         out["rss_KiB"] = rssKiB(server.proc.pid)
+        queued = sorted(kernelQueued(port))
+        out["kernel_KiB_per_stuck"] = statistics.median(queued) / 1024 if clients and queued else 0.0
         reader.close()
     finally:
         for s in held:
@@ -403,35 +500,85 @@ def stuck(clients: int, size: int, warmUp: int = 12 * MiB) -> dict[str, Any]:
 
 
 def stuckRounds(counts: list[int], rounds: int, size: int) -> dict[str, Any]:
-    """Each count of stuck clients in turn, round after round; medians, and the rounds."""
-    runs: dict[str, list[dict[str, Any]]] = {}
+    """
+    serialgw, ser2net (tuned, one port for all) and socat (N = 0 only: see
+    SOCAT_STUCK), each count of stuck clients in turn, the order turned
+    round every other round; medians, and the rounds.
+    """
+    plan: list[tuple[str, Callable[[int], Server], list[int]]] = [
+        ("serialgw", lambda n: SerialgwManyClients(), counts),
+        ("ser2net-tuned", lambda n: Ser2netManyClients(n), counts),
+        ("socat", lambda n: Socat(), [0] if 0 in counts else []),
+    ]
+    runs: dict[str, dict[str, list[dict[str, Any]]]] = {}
     for round_ in range(rounds):
-        for n in counts:
-            print(f"round {round_ + 1}/{rounds}: serialgw, {n} stuck clients ...", flush=True)
-            runs.setdefault(str(n), []).append(stuck(n, size))
+        for name, make, ns in plan if round_ % 2 == 0 else plan[::-1]:
+            for n in ns:
+                print(f"round {round_ + 1}/{rounds}: {name}, {n} stuck clients ...", flush=True)
+                runs.setdefault(name, {}).setdefault(str(n), []).append(stuck(make(n), n, size))
     return {
-        "median": {n: {key: statistics.median(r[key] for r in rs) for key in rs[0]} for n, rs in runs.items()},
+        "median": {name: {n: {key: statistics.median(float(r[key]) for r in rs) for key in rs[0]}
+                          for n, rs in byCount.items()} for name, byCount in runs.items()},
         "rounds": runs,
+        "socat": SOCAT_STUCK,
     }
 
 
 def reportStuck(results: dict[str, Any]) -> None:
     figures = results["stuck"]
     print("\nstuck clients (one line; one raw client reads a flood, N raw clients never read)")
-    print(f"{'N':>6}{'reader MiB/s':>14}{'rounds':>28}{'CPU s/MiB':>11}{'RSS KiB':>10}")
-    for n, values in figures["median"].items():
-        each = ", ".join(f"{r['reader_MiBps']:.1f}" for r in figures["rounds"][n])
-        print(f"{n:>6}{values['reader_MiBps']:14.2f}{each:>28}{values['cpu_s_per_MiB']:11.4f}{values['rss_KiB']:10.0f}")
+    print(f"{'server':15}{'N':>5}{'reader MiB/s':>14}  {'(rounds)':<26}{'all came':>9}{'CPU s/MiB':>11}"
+          f"{'RSS KiB':>9}{'RSS KiB/stuck':>14}{'kernel KiB/stuck':>17}")
+    for name, byCount in figures["median"].items():
+        for n, values in byCount.items():
+            rounds = figures["rounds"][name][n]
+            each = ", ".join(f"{r['reader_MiBps']:.1f}" for r in rounds)
+            came = f"{sum(bool(r['complete']) for r in rounds)}/{len(rounds)}"
+            perStuck = ""
+            if n != "0" and "0" in byCount:
+                perStuck = f"{(values['rss_KiB'] - byCount['0']['rss_KiB']) / int(n):.1f}"
+            kernel = f"{values['kernel_KiB_per_stuck']:.0f}" if n != "0" else ""
+            print(f"{name:15}{n:>5}{values['reader_MiBps']:14.2f}  {'(' + each + ')':<26}{came:>9}"
+                  f"{values['cpu_s_per_MiB']:11.4f}{values['rss_KiB']:9.0f}{perStuck:>14}{kernel:>17}")
+    print(f"  ({figures.get('socat', SOCAT_STUCK)})")
+    for name, ratio, met in stuckTargets(results):
+        verdict = "       " if met is None else "met    " if met else "NOT met"
+        print(f"  {verdict}  {name}: {ratio[0]:.2f} (rounds {ratio[1]:.2f}-{ratio[2]:.2f})")
 
 
-def stuckTarget(results: dict[str, Any]) -> Optional[tuple[str, tuple[float, float, float], bool]]:
-    """Reader MiB/s with the most stuck clients over with none, round by round (issue 15: >= 0.5)."""
+def stuckTargets(results: dict[str, Any]) -> list[tuple[str, tuple[float, float, float], Optional[bool]]]:
+    """
+    Reader MiB/s with the most stuck clients over with none, round by round
+    (issue 15: >= 0.5 for serialgw; ser2net's for comparison, no target:
+    None), and serialgw's reader among them against ser2net's and against
+    socat's lone reader.
+    """
     rounds = results.get("stuck", {}).get("rounds", {})
-    if "0" not in rounds or len(rounds) < 2:
-        return None
-    most = max(rounds, key=int)
-    ratio = paired(rounds[most], rounds["0"], "reader_MiBps")
-    return f"reader with {most} stuck clients >= 0.5 x with none", ratio, ratio[0] >= 0.5
+    mine = rounds.get("serialgw", {})
+    if "0" not in mine or len(mine) < 2:
+        return []
+    most = max(mine, key=int)
+    out: list[tuple[str, tuple[float, float, float], Optional[bool]]] = []
+    ratio = paired(mine[most], mine["0"], "reader_MiBps")
+    out.append((f"serialgw's reader with {most} stuck clients >= 0.5 x with none", ratio, ratio[0] >= 0.5))
+    theirs = rounds.get("ser2net-tuned", {})
+    if most in theirs and "0" in theirs:
+        ratio = paired(theirs[most], theirs["0"], "reader_MiBps")
+        out.append((f"ser2net-tuned's reader with {most} stuck clients / with none (for comparison)", ratio, None))
+        ratio = _pairedOrInf(mine[most], theirs[most])
+        out.append((f"serialgw's reader with {most} stuck clients >= ser2net-tuned's", ratio, ratio[0] >= 1.0))
+    if "0" in rounds.get("socat", {}):
+        ratio = paired(mine[most], rounds["socat"]["0"], "reader_MiBps")
+        out.append((f"serialgw's reader with {most} stuck clients >= 0.5 x socat's lone reader", ratio,
+                    ratio[0] >= 0.5))
+    return out
+
+
+def _pairedOrInf(mine: list[dict[str, Any]], theirs: list[dict[str, Any]]) -> tuple[float, float, float]:
+    """As paired(), a reader that got nothing beside one that did counting as infinitely better."""
+    ratios = sorted(m["reader_MiBps"] / t["reader_MiBps"] if t["reader_MiBps"] else float("inf")
+                    for m, t in zip(mine, theirs, strict=True))
+    return statistics.median(ratios), ratios[0], ratios[-1]
 
 
 class SocatLines(Server):
@@ -525,6 +672,7 @@ def neighbour(server: Server, rtts: int) -> dict[str, Any]:
     out: dict[str, Any] = {}
     flooder: Optional[subprocess.Popen[str]] = None
     try:
+        waitListening(ports[0])
         flooder = subprocess.Popen(
             [sys.executable, os.path.join(REPO, "bench", "flood.py"), str(flooded.master), str(ports[0])],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, pass_fds=[flooded.master])
@@ -772,6 +920,15 @@ def onlyShards(quick: bool) -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     only: dict[str, Any] = {"shards": shardRounds(2 if quick else 4, 1024, 3.0 if quick else 5.0)}
     reportShards(only)
+    print("\n" + shardsMarkdown(only["shards"]))
+
+
+def ensureStuckPeers() -> None:
+    """socat and ser2net for the stuck scenario run alone (installed if missing; other runs left alone)."""
+    missing = [exe for exe in ("socat", "ser2net") if not shutil.which(exe)]
+    if missing:
+        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+        subprocess.run(["apt-get", "install", "-y", "-q", *missing], check=True, env=env, stdout=subprocess.DEVNULL)
 
 
 def onlyNeighbour(quick: bool) -> None:
@@ -794,7 +951,7 @@ def main() -> None:
     parser.add_argument("--markdown", metavar="JSON", help="print the README's tables from a run's JSON, and stop")
     parser.add_argument("--stuck", default="0,500", help="counts of never-reading clients for the stuck scenario")
     parser.add_argument("--only", choices=["stuck", "neighbour", "shards"],
-                        help="run one scenario only (stuck: serialgw alone; neighbour: with its peers; "
+                        help="run one scenario only (stuck, neighbour: with their peers; "
                              "shards: serialgw in 2 processes against 1 at 1024 lines)")
     args = parser.parse_args()
     if args.markdown:
@@ -805,12 +962,9 @@ def main() -> None:
     if args.only == "stuck":
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        ensureStuckPeers()
         only: dict[str, Any] = {"stuck": stuckRounds(stuckCounts, 3, 8 * MiB)}
         reportStuck(only)
-        target = stuckTarget(only)
-        if target is not None:
-            name, ratio, met = target
-            print(f"  {'met    ' if met else 'NOT met'}  {name}: {ratio[0]:.2f} (rounds {ratio[1]:.2f}-{ratio[2]:.2f})")
         return
     if args.only == "neighbour":
         onlyNeighbour(args.quick)
@@ -954,6 +1108,25 @@ def markdown(results: dict[str, Any]) -> str:
         out.append(f"| {n} | {mine['idle_cpu_percent']:.2f} % | {mine['rss_KiB'] / 1024:.0f} MiB | {added} | "
                    f"{mine['echo_msgs_per_s']:.0f} | {plain['echo_msgs_per_s']:.0f} | {tuned['echo_msgs_per_s']:.0f} | "
                    f"{cpu(mine)} / {cpu(plain)} / {cpu(tuned)} |")
+    if "shards" in results:
+        out += ["", shardsMarkdown(results["shards"])]
+    return "\n".join(out)
+
+
+def shardsMarkdown(shards: dict[str, Any]) -> str:
+    """The README's table of the shards scenario."""
+    out = [f"| {shards['lines']} lines, one client each | echo msg/s | rounds | CPU µs per message | cores used "
+           "| load generator's cores | RSS |", "| ---: | ---: | --- | ---: | ---: | ---: | ---: |"]
+    for n, runs in shards["rounds"].items():
+        median = shards["median"][n]
+        perMsg = median["user_us_per_msg"] + median["system_us_per_msg"]
+        rates = ", ".join(f"{r['echo_msgs_per_s']:.0f}" for r in runs)
+        out.append(f"| serialgw, {n} process(es) | {median['echo_msgs_per_s']:.0f} | {rates} | {perMsg:.1f} | "
+                   f"{perMsg * median['echo_msgs_per_s'] / 1e6:.2f} | {median['client_cpu_cores']:.2f} | "
+                   f"{median['rss_KiB'] / 1024:.0f} MiB |")
+    ratios = shards["echo_ratio"]
+    out += ["", f"Echo rate, 2 processes / 1: {statistics.median(ratios):.2f} "
+                f"(rounds {min(ratios):.2f}-{max(ratios):.2f})."]
     return "\n".join(out)
 
 
@@ -999,9 +1172,9 @@ def targets(results: dict[str, Any]) -> dict[str, tuple[str, bool]]:
         for peer in ("ser2net", "ser2net-tuned"):
             ratio = paired(farms["512"]["serialgw"], farms["512"][peer], "echo_msgs_per_s")
             verdict(f"echo msg/s at 512 lines >= {peer}'s", ratio, ratio[0] >= 1.0)
-    target = stuckTarget(results)
-    if target is not None:
-        verdict(*target)
+    for name, ratio, met in stuckTargets(results):
+        if met is not None:
+            verdict(name, ratio, met)
     for target in neighbourTargets(results):
         verdict(*target)
     return out

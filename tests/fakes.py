@@ -8,13 +8,13 @@ import errno
 from typing import Any, Callable, Optional
 
 from twisted.internet.testing import StringTransport
-from twisted.logger import ILogObserver, LogEvent, globalLogPublisher
+from twisted.logger import ILogObserver, LogEvent, LogLevel, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 
 from serialgw.config.specs import SerialSettings
 from serialgw.interfaces import IClient, IDevice, IPort
-from serialgw.line.hub import Role
+from serialgw.line.hub import Line, Role
 
 
 @implementer(IPort)
@@ -297,6 +297,25 @@ def observeLog(case: SynchronousTestCase, observe: Callable[[LogEvent], None]) -
     observer = CallObserver(observe)
     globalLogPublisher.addObserver(observer)
     case.addCleanup(globalLogPublisher.removeObserver, observer)
+
+class Lines:
+    """A gateway as its status page and metrics read it: its lines by name."""
+
+    def __init__(self, *lines: Line) -> None:
+        self.lines = {line.name: line for line in lines}
+
+
+class LogEvents:
+    """The log's events while a test runs, kept in C{events}."""
+
+    def __init__(self, case: SynchronousTestCase) -> None:
+        self.events: list[LogEvent] = []
+        observeLog(case, self.events.append)
+
+    def at(self, level: LogLevel) -> list[LogEvent]:
+        """serialgw's events at C{level}."""
+        return [e for e in self.events if e.get("log_level") == level and e.get("log_namespace", "").startswith("serialgw")]
+
 
 def flap(clock: Any, upFor: float) -> float:
     """

@@ -1,6 +1,7 @@
 """
 Helpers for tests with real I/O: a pty master as the far end of a serial
-line, TCP clients that collect bytes, and a twistd gateway in a subprocess.
+line, a gateway service started on loopback for a test, TCP clients that
+collect bytes, and a twistd gateway in a subprocess.
 Waiting is on Deferreds, bounded by the test's timeout; never on sleeps.
 """
 
@@ -9,14 +10,22 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
+import socket
 import sys
 import tty
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Union
 
 from twisted.internet import defer, fdesc, protocol, reactor
 from twisted.internet.error import ProcessDone, ProcessTerminated
 from twisted.internet.interfaces import IReadDescriptor
+from twisted.trial.unittest import SkipTest
 from zope.interface import implementer
+
+from serialgw.app.service import GatewayService
+from serialgw.config.listeners import parseListener
+from serialgw.config.specs import DeviceSpec, LineConfig, ListenerSpec
+from tests.fakes import observeLog
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -189,6 +198,81 @@ def startedPty(case: Any) -> PtyPair:
     return pty
 
 
+def ptyLine(device: Union[PtyPair, str], *listeners: Union[str, ListenerSpec], name: str = "t",
+            **config: Any) -> LineConfig:
+    """
+    A line called C{name} on a tty device (a pty pair's slave end, or a
+    path), with these listeners (text as --listen takes it, or a spec as it
+    is) and any other LineConfig fields.
+    """
+    path = device.slaveName if isinstance(device, PtyPair) else device
+    specs = tuple(parseListener(spec) if isinstance(spec, str) else spec for spec in listeners)
+    return LineConfig(name, DeviceSpec("tty", path), listeners=specs, **config)
+
+
+def startGateway(case: Any, *lines: LineConfig, **options: Any) -> GatewayService:
+    """
+    A gateway service for C{lines} (GatewayService's keywords as given),
+    started now and stopped when the test ends.
+    """
+    service = GatewayService(list(lines), **options)
+    service.startService()
+    case.addCleanup(service.stopService)
+    return service
+
+
+def listenerPort(service: GatewayService, index: int = 0) -> int:
+    """The port a gateway's C{index}th listener (in the order its lines name them) is bound to."""
+    return int(service.ports[index][1].getHost().port)
+
+
+def freePort(udp: bool = False) -> int:
+    """A TCP (or UDP) port on loopback that nothing listens on now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM if udp else socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def need(program: str) -> str:
+    """The path of C{program}; the test is skipped where it is not installed."""
+    path = shutil.which(program)
+    if path is None:
+        raise SkipTest(f"{program} is not installed; .ci/run installs it")
+    return path
+
+
+class EventCounter:
+    """
+    Log events whose format contains a text, counted; a Deferred for the
+    n-th, fired on the reactor's next turn (not inside the code that logs).
+    """
+
+    def __init__(self, case: Any, text: str) -> None:
+        self.text = text
+        self.events: list[dict[str, Any]] = []
+        self._waiters: list[tuple[int, defer.Deferred[dict[str, Any]]]] = []
+        observeLog(case, self)
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        if self.text not in (event.get("log_format") or ""):
+            return
+        self.events.append(event)
+        waiters, self._waiters = self._waiters, []
+        for n, d in waiters:
+            if len(self.events) >= n:
+                reactor.callLater(0, d.callback, self.events[n - 1])  # type: ignore[attr-defined]
+            else:
+                self._waiters.append((n, d))
+
+    def nth(self, n: int) -> defer.Deferred[dict[str, Any]]:
+        d: defer.Deferred[dict[str, Any]] = defer.Deferred()
+        if len(self.events) >= n:
+            d.callback(self.events[n - 1])
+        else:
+            self._waiters.append((n, d))
+        return d
+
+
 async def closeClients(*clients: Collector) -> None:
     """Close test clients and wait until each connection is gone."""
     for client in clients:
@@ -211,6 +295,21 @@ async def connectUnix(path: str) -> Collector:
     client = await UNIXClientEndpoint(reactor, path).connect(protocol.Factory.forProtocol(Collector))
     assert isinstance(client, Collector)
     return client
+
+
+class Clients(list[Collector]):
+    """The test clients a test made, to be closed together at its end (its tearDown awaits L{close})."""
+
+    async def connect(self, port: int, host: str = "127.0.0.1") -> Collector:
+        """L{connect} to C{port}, kept here to be closed."""
+        client = await connect(port, host)
+        self.append(client)
+        return client
+
+    async def close(self) -> None:
+        """Close those still connected and wait until each is gone; forget them all."""
+        await closeClients(*[c for c in self if c.transport is not None and not c.closed.called])
+        self.clear()
 
 
 class ProcessOutput(protocol.ProcessProtocol):
@@ -268,6 +367,21 @@ def spawn(argv: list[str], usePTY: bool = False, env: Optional[dict[str, str]] =
     return proc
 
 
+class Processes(list[ProcessOutput]):
+    """The processes a test started, to be stopped together at its end (its tearDown awaits L{stop})."""
+
+    def spawn(self, argv: list[str], usePTY: bool = False, env: Optional[dict[str, str]] = None) -> ProcessOutput:
+        """L{spawn} C{argv}, kept here to be stopped."""
+        proc = spawn(argv, usePTY=usePTY, env=env)
+        self.append(proc)
+        return proc
+
+    async def stop(self) -> None:
+        """Stop each (TERM) in the order started, and wait until it has ended."""
+        for proc in self:
+            await proc.stop()
+
+
 LISTENER = re.compile(rb"(telnet|raw) listener ready on 127\.0\.0\.1:(\d+)")
 
 
@@ -285,10 +399,6 @@ async def attachStrace(case: Any, gw: ProcessOutput, devicePath: str,
     strace a gateway's ioctls and writes (started with C{spawn}); return
     the trace file, strace, and the gateway's descriptor of C{devicePath}.
     """
-    import shutil
-
-    from twisted.trial.unittest import SkipTest
-
     strace = shutil.which("strace")
     if strace is None:
         raise SkipTest("strace is not installed (apt-get install strace); .ci/run installs it")
@@ -347,7 +457,6 @@ def socketPath(case: Any, name: str = "sock") -> str:
     the tests run (trial's temp directory under a test's full id is not),
     removed after the test.
     """
-    import shutil
     import tempfile
 
     directory = tempfile.mkdtemp(prefix="serialgw-")

@@ -15,16 +15,9 @@ import re
 import stat
 from typing import Any, Mapping, Optional, Sequence
 
+from serialgw.config.parsers import isDecimal
 from serialgw.config.shard import ownListeners
-from serialgw.config.specs import (
-    LineConfig,
-    ListenerKind,
-    ListenerSpec,
-    SSHSpec,
-    WatchAllSpec,
-    isAbstract,
-    isDecimal,
-)
+from serialgw.config.specs import LineConfig, ListenerKind, ListenerSpec, SSHSpec, WatchAllSpec, isAbstract
 
 WILDCARDS = ("", "0.0.0.0", "::")
 

@@ -30,7 +30,8 @@ from twisted.logger import ILogObserver, LogLevel, formatEvent
 from twisted.python.logfile import BaseLogFile
 from zope.interface import implementer
 
-from serialgw.config.specs import describeUnix, isDecimal
+from serialgw.config.parsers import isDecimal
+from serialgw.config.specs import describeUnix
 
 # syslog priorities (RFC 5424) by twisted.logger level.
 PRIORITIES = {

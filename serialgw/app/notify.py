@@ -21,7 +21,7 @@ from typing import Any, Callable, Mapping, Optional
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
-from serialgw.config.specs import isDecimal
+from serialgw.config.parsers import isDecimal
 
 log = Logger()
 

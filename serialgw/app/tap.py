@@ -25,19 +25,8 @@ from serialgw.app.reactor import installIfNoneChosen
 from serialgw.app.service import GatewayService
 from serialgw.config.file import loadFile
 from serialgw.config.listeners import parseListener, parseSSHListener, parseWatchAll
-from serialgw.config.shard import Shard, ownListeners, parseShard, selectLines
-from serialgw.config.specs import (
-    DEFAULT_HOST_KEY,
-    DEFAULT_LOCK_DIR,
-    DEFAULT_MAX_CLIENTS,
+from serialgw.config.parsers import (
     SINGLE_SETTINGS,
-    ConfigError,
-    LineConfig,
-    ListenerKind,
-    ListenerSpec,
-    Rights,
-    SerialSettings,
-    SSHSpec,
     applySingle,
     checkPath,
     isDecimal,
@@ -47,6 +36,19 @@ from serialgw.config.specs import (
     parseMilliseconds,
     parseOnOff,
     parseSendString,
+)
+from serialgw.config.shard import Shard, ownListeners, parseShard, selectLines
+from serialgw.config.specs import (
+    DEFAULT_HOST_KEY,
+    DEFAULT_LOCK_DIR,
+    DEFAULT_MAX_CLIENTS,
+    ConfigError,
+    LineConfig,
+    ListenerKind,
+    ListenerSpec,
+    Rights,
+    SerialSettings,
+    SSHSpec,
 )
 from serialgw.config.sshkeys import usersFromFile
 

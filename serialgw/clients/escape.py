@@ -22,7 +22,8 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from serialgw.config.specs import ConfigError, SerialSettings, applySingle
+from serialgw.config.parsers import applySingle
+from serialgw.config.specs import ConfigError, SerialSettings
 from serialgw.line.hub import Line, Role
 from serialgw.logflood import clientLog
 

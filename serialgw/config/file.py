@@ -36,22 +36,8 @@ from typing import Any, Optional
 import attrs
 
 from serialgw.config.listeners import parseListener, parseSSHListener, parseWatchAll
-from serialgw.config.shard import MAX_SHARDS
-from serialgw.config.specs import (
-    DEFAULT_BACKLOG,
-    DEFAULT_HOST_KEY,
-    DEFAULT_LOCK_DIR,
-    DEFAULT_MAX_CLIENTS,
-    MAX_BACKLOG,
+from serialgw.config.parsers import (
     SINGLE_SETTINGS,
-    ConfigError,
-    LineConfig,
-    LogSpec,
-    Rights,
-    SerialSettings,
-    SSHSpec,
-    UserSpec,
-    WatchAllSpec,
     applySingle,
     checkPath,
     parseCoalesce,
@@ -60,6 +46,22 @@ from serialgw.config.specs import (
     parseMilliseconds,
     parseOnOff,
     parseSendString,
+)
+from serialgw.config.shard import MAX_SHARDS
+from serialgw.config.specs import (
+    DEFAULT_BACKLOG,
+    DEFAULT_HOST_KEY,
+    DEFAULT_LOCK_DIR,
+    DEFAULT_MAX_CLIENTS,
+    MAX_BACKLOG,
+    ConfigError,
+    LineConfig,
+    LogSpec,
+    Rights,
+    SerialSettings,
+    SSHSpec,
+    UserSpec,
+    WatchAllSpec,
 )
 from serialgw.config.sshkeys import readKeysFile, readPublicKeys
 

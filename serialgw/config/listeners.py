@@ -32,6 +32,7 @@ from typing import Optional
 
 import attrs
 
+from serialgw.config.parsers import checkPath, isDecimal
 from serialgw.config.specs import (
     ConfigError,
     ListenerKind,
@@ -40,9 +41,7 @@ from serialgw.config.specs import (
     TLSSpec,
     UDPSpec,
     WatchAllSpec,
-    checkPath,
     isAbstract,
-    isDecimal,
 )
 
 QEMU_WORDS = ("telnet", "udp", "mon", "file", "pipe", "stdio", "pty")

@@ -23,15 +23,8 @@ from typing import Mapping, Optional, Sequence
 
 import attrs
 
-from serialgw.config.specs import (
-    ConfigError,
-    LineConfig,
-    ListenerKind,
-    ListenerSpec,
-    SSHSpec,
-    WatchAllSpec,
-    isDecimal,
-)
+from serialgw.config.parsers import isDecimal
+from serialgw.config.specs import ConfigError, LineConfig, ListenerKind, ListenerSpec, SSHSpec, WatchAllSpec
 
 # More processes than any machine has cores for; a typo such as 0/20000 is
 # refused rather than starting a process that serves nothing.

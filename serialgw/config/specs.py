@@ -1,16 +1,17 @@
 """
-Value objects for a gateway's configuration, and the parsers that make them.
-
-Nothing here does I/O: strings in, frozen objects (or a L{ConfigError} that
-quotes the offending text) out.
+Value objects for a gateway's configuration: frozen, checked when made
+(a L{ConfigError} quotes the bad value), with the limits and defaults they
+use.  The parsers that make them from text are L{serialgw.config.parsers}
+(single settings and devices), L{serialgw.config.listeners} (listener
+strings) and L{serialgw.config.file} (the TOML file).  Nothing here does
+I/O.
 """
 
 from __future__ import annotations
 
-import re
 import time
 from enum import Enum
-from typing import Any, Optional
+from typing import Optional
 
 import attrs
 
@@ -19,18 +20,6 @@ class ConfigError(ValueError):
     """
     A setting could not be understood; the message quotes the bad value.
     """
-
-
-def checkPath(path: str, what: str, unix: bool = False) -> str:
-    """
-    A path from the configuration (a TOML string may hold C{\\u0000}): a
-    file name cannot hold a NUL byte; a unix socket name that starts with
-    one is in Linux's abstract namespace (no file: C{"\\u0000name"}).
-    """
-    if "\0" in path and not (unix and path.startswith("\0")):
-        hint = "; an abstract unix socket name starts with it (\"\\u0000NAME\")" if unix else ""
-        raise ConfigError(f"{what} {path!r}: a file name cannot hold a NUL byte{hint}")
-    return path
 
 
 def isAbstract(path: str | bytes) -> bool:
@@ -95,108 +84,6 @@ class SerialSettings:
 # signed 32-bit int); RFC 2217's four bytes and a typed number go higher.
 MAX_BAUD = 2**31 - 1
 
-
-def isDecimal(text: str) -> bool:
-    """ASCII digits only (str.isdigit() also takes '²', which int() refuses)."""
-    return text.isascii() and text.isdigit()
-
-
-def parseBaud(text: str) -> int:
-    """
-    A baud rate: a decimal integer from 1 to L{MAX_BAUD}.
-    """
-    key = str(text).strip()
-    value = int(key) if isDecimal(key) else 0
-    if not 0 < value <= MAX_BAUD:
-        raise ConfigError(f"baud rate must be 1 to {MAX_BAUD}, not {text!r}")
-    return value
-
-
-def parseBytesize(text: str) -> int:
-    key = str(text).strip()
-    value = int(key) if isDecimal(key) and len(key) < 3 else -1
-    if value not in BYTESIZES:
-        raise ConfigError(f"byte size must be 5, 6, 7 or 8, not {text!r}")
-    return value
-
-
-_PARITY_WORDS = {"none": "N", "even": "E", "odd": "O", "mark": "M", "space": "S"}
-
-
-def parseParity(text: str) -> str:
-    """
-    A parity: a letter (C{N E O M S}) or a word (C{none even odd mark space}).
-    """
-    key = str(text).strip()
-    letter = _PARITY_WORDS.get(key.lower(), key.upper())
-    if len(key) == 0 or letter not in PARITIES:
-        raise ConfigError(f"parity must be one of N, E, O, M, S, not {text!r}")
-    return letter
-
-
-def parseStopbits(text: str) -> float:
-    key = str(text).strip()
-    if key not in STOPBITS:
-        raise ConfigError(f"stop bits must be 1, 1.5 or 2, not {text!r}")
-    return 1.5 if key == "1.5" else int(key)
-
-
-def applySingle(settings: SerialSettings, key: str, text: str) -> SerialSettings:
-    """
-    One of the single settings (C{baud}, C{bytesize}, C{parity},
-    C{stopbits}) read from text and applied over C{settings}.
-    """
-    field, parse = _SINGLES[key]
-    return attrs.evolve(settings, **{field: parse(text)})
-
-
-_FRAMING = re.compile(r"^([5-8])([NEOMS])(1\.5|1|2)$", re.IGNORECASE)
-
-
-def parseCompact(text: str, base: SerialSettings = SerialSettings()) -> SerialSettings:
-    """
-    Read the compact form C{BAUD[,FRAMING][,FLOW...]}: C{115200},
-    C{9600,7E1}, C{57600,8N2,rtscts}, C{19200,8N1,xonxoff}; C{raw} and
-    C{none} are accepted as no-ops (as in remserial's C{-s "9600 raw"}).
-    Fields may be separated by commas or spaces.  What is not given keeps its
-    value from C{base}.
-    """
-    fields = [f for f in re.split(r"[,\s]+", str(text).strip()) if f]
-    if not fields:
-        raise ConfigError(f"serial settings are empty: {text!r}")
-    changes: dict[str, object] = {}
-    for field in fields:
-        lower = field.lower()
-        framing = _FRAMING.match(field)
-        if isDecimal(field):
-            changes["baudrate"] = parseBaud(field)
-        elif framing:
-            changes["bytesize"] = int(framing.group(1))
-            changes["parity"] = framing.group(2).upper()
-            changes["stopbits"] = parseStopbits(framing.group(3))
-        elif lower in ("rtscts", "crtscts", "hw", "hardware"):
-            changes["rtscts"] = True
-        elif lower in ("xonxoff", "sw", "software"):
-            changes["xonxoff"] = True
-        elif lower in ("raw", "none", "noflow"):
-            if lower == "noflow":
-                changes["rtscts"] = False
-                changes["xonxoff"] = False
-        else:
-            raise ConfigError(
-                f"cannot read {field!r} in serial settings {text!r}: expected "
-                "BAUD[,DATABITS PARITY STOPBITS][,rtscts|xonxoff], e.g. 115200,8N1"
-            )
-    return attrs.evolve(base, **changes)  # type: ignore[arg-type]
-
-
-_SINGLES: dict[str, tuple[str, Any]] = {
-    "baud": ("baudrate", parseBaud),
-    "bytesize": ("bytesize", parseBytesize),
-    "parity": ("parity", parseParity),
-    "stopbits": ("stopbits", parseStopbits),
-}
-SINGLE_SETTINGS = tuple(_SINGLES)
 
 
 class Protocol(Enum):
@@ -364,128 +251,6 @@ class WatchAllSpec:
 # Where UUCP lock files go (FHS; Debian links it to /run/lock).
 DEFAULT_LOCK_DIR = "/var/lock"
 
-# What an open-string or close-string may hold (bytes, breaks not counted).
-MAX_SEND_STRING = 4096
-_SEND_ESCAPES = {"r": b"\r", "n": b"\n", "t": b"\t", "\\": b"\\", "e": b"\x1b", "0": b"\x00"}
-_SEND_TOKEN = re.compile(r"\\(x[0-9A-Fa-f]{2}|.?)|[^\\]+", re.DOTALL)
-
-
-def parseSendString(text: str, what: str = "open-string") -> tuple[bytes, ...]:
-    """
-    ser2net's openstr/closestr: text (UTF-8) with the escapes C{\\r}
-    C{\\n} C{\\t} C{\\e} C{\\0} C{\\\\} and C{\\xNN}, and C{\\b}: a
-    break here.  Returns the data between breaks: C{"AT\\r\\bx"} is
-    C{(b"AT\\r", b"x")}, one break between; an empty string is C{()}.
-    """
-    text = str(text)
-    parts: list[bytes] = [b""]
-    size = 0
-    for match in _SEND_TOKEN.finditer(text):
-        escape = match.group(1)
-        if escape is None:
-            chunk = match.group(0).encode("utf-8")
-        elif escape == "b":
-            parts.append(b"")
-            continue
-        elif escape.startswith("x") and len(escape) == 3:
-            chunk = bytes([int(escape[1:], 16)])
-        elif escape in _SEND_ESCAPES:
-            chunk = _SEND_ESCAPES[escape]
-        else:
-            bad = "\\" + escape
-            raise ConfigError(f"{what} {text!r}: unknown escape {bad!r}: expected \\r \\n \\t \\e "
-                              "\\0 \\\\ \\xNN or \\b (a break)")
-        parts[-1] += chunk
-        size += len(chunk)
-    if size > MAX_SEND_STRING:
-        raise ConfigError(f"{what} {text[:40]!r}...: {size} bytes, at most {MAX_SEND_STRING}")
-    return tuple(parts) if text else ()
-
-
-def describeSendString(parts: tuple[bytes, ...]) -> str:
-    """For logs: the data with C{\\b} where the breaks go."""
-    return "\\b".join(repr(p)[2:-1] for p in parts)
-
-
-def parseMilliseconds(text: Any, what: str, limit: float = 10000) -> float:
-    """A time in milliseconds, 0 to C{limit}, as seconds; C{what} names the setting."""
-    try:
-        value = float(str(text).strip())
-    except ValueError:
-        value = -1.0
-    if not 0 <= value <= limit:  # NaN fails too
-        raise ConfigError(f"{what} must be 0 to {limit:g} milliseconds, not {text!r}")
-    return value / 1000.0
-
-
-def parseOnOff(text: str, what: str) -> bool:
-    """C{on}/C{off} (also C{true}/C{false}, C{1}/C{0}, C{yes}/C{no}); C{what} names the setting."""
-    key = str(text).strip().lower()
-    if key in ("on", "true", "1", "yes", "high"):
-        return True
-    if key in ("off", "false", "0", "no", "low"):
-        return False
-    raise ConfigError(f"{what} must be on or off, not {text!r}")
-
-
-def parseCoalesce(text: str) -> tuple[float, float, bytes]:
-    """
-    C{MIN_MS,MAX_MS[,STRING]}: e.g. C{2,20} or C{5,50,\\n}; C{off} or
-    C{0} is none.
-    """
-    text = str(text).strip()
-    if text.lower() in ("off", "0", ""):
-        return 0.0, 0.0, b""
-    parts = text.split(",", 2)
-    try:
-        low, high = float(parts[0]) / 1000, float(parts[1]) / 1000
-    except (ValueError, IndexError):
-        raise ConfigError(f"coalesce {text!r}: expected MIN_MS,MAX_MS[,STRING], e.g. 2,20 or 5,50,\\n") from None
-    if not 0 < low <= high <= 10:
-        raise ConfigError(f"coalesce {text!r}: expected 0 < MIN_MS <= MAX_MS <= 10000")
-    on = parts[2].encode().decode("unicode_escape").encode("latin-1") if len(parts) > 2 else b""
-    return low, high, on
-
-
-def parseDevice(text: str) -> DeviceSpec:
-    """
-    Read a device:
-      - a tty path (C{/dev/ttyS0}, C{/dev/serial/by-id/...});
-      - C{pty:LINK}, a pseudo-terminal the gateway creates with a symlink LINK
-        to its slave side (C{pty:} alone: no symlink);
-      - a console elsewhere: C{telnet:HOST:PORT} (e.g. QEMU's
-        C{-serial telnet:...,server}), C{rfc2217://HOST:PORT}, C{tcp:HOST:PORT}
-        (raw), C{unix:PATH} (raw, e.g. a Proxmox VM's serial socket).
-    """
-    original = str(text)
-    text = original.strip()
-    if text.startswith("pty:"):
-        return DeviceSpec("pty", checkPath(text[len("pty:"):], "pty: link"))
-    if not text:
-        raise ConfigError("device is empty: expected a tty path, pty:LINK, telnet:HOST:PORT, "
-                          "rfc2217://HOST:PORT, tcp:HOST:PORT or unix:PATH")
-    kind, sep, rest = text.partition("://") if "://" in text else text.partition(":")
-    kind = kind.lower()
-    if not sep or text.startswith("/"):
-        return DeviceSpec("tty", checkPath(text, "device"))
-    if kind == "unix":
-        if not rest:
-            raise ConfigError(f"device {original!r} names no socket path")
-        return DeviceSpec("unix", checkPath(rest, "device unix:", unix=True))
-    if kind in ("telnet", "tcp", "rfc2217"):
-        if rest.startswith("["):
-            host, _, port = rest[1:].partition("]:")
-        else:
-            host, _, port = rest.rpartition(":")
-        if not host or not isDecimal(port) or not 0 < int(port) < 65536:
-            raise ConfigError(f"device {original!r}: expected {kind}{sep}HOST:PORT")
-        return DeviceSpec(kind, host=host, port=int(port))
-    raise ConfigError(
-        f"unknown device {original!r}: expected a tty path, pty:LINK, telnet:HOST:PORT, "
-        "rfc2217://HOST:PORT, tcp:HOST:PORT or unix:PATH"
-    )
-
-
 # Device output a line keeps for replay: about 200 lines of console; at most 64 MiB.
 DEFAULT_BACKLOG = 16 * 1024
 MAX_BACKLOG = 64 * 1024 * 1024
@@ -616,3 +381,4 @@ class LineConfig:
     # gateway makes and remote devices take none.
     lock: bool = True
     lockDir: str = DEFAULT_LOCK_DIR
+

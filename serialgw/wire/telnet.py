@@ -109,7 +109,8 @@ class Side:
     def ask(self, enable: bool) -> Optional[int]:
         """We want it enabled (or disabled)."""
         if self.state is Q.WANTYES or self.state is Q.WANTNO:
-            # The opposite under way: ask once it is answered.
+            # A request under way: ours waits for its answer if it is the
+            # opposite; if not, a queued opposite is dropped.
             self.queued = self.state is (Q.WANTNO if enable else Q.WANTYES)
         elif self.state is not (Q.YES if enable else Q.NO):
             self.state = Q.WANTYES if enable else Q.WANTNO

@@ -107,6 +107,64 @@ class DispatchTests(SynchronousTestCase):
         self.assertEqual([str(f.value) for f in self.flushLoggedErrors(RuntimeError)], ["boom", "and again"])
 
 
+class QuietFirstTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.reactor = GatewayReactor()
+        self.addCleanup(self.reactor._poller.close)
+        self.served: list[tuple[str, bytes]] = []
+
+    def reader(self, name: str) -> int:
+        """A reader taking one byte a turn (so that a full pipe stays ready, as a flooding device); its write end."""
+        r, w = os.pipe()
+        self.addCleanup(os.close, r)
+        self.addCleanup(os.close, w)
+        served = self.served
+
+        class OneByte:
+            def fileno(self) -> int:
+                return r
+
+            def doRead(self) -> None:
+                served.append((name, os.read(r, 1)))
+
+            def connectionLost(self, reason: Any) -> None:
+                pass
+
+            def logPrefix(self) -> str:
+                return name
+
+        self.reactor.addReader(OneByte())
+        return w
+
+    def test_newlyReadyBeforeStillReady(self) -> None:
+        """
+        A descriptor that just became ready is served before one that was
+        ready last turn too; each is served once a turn, so neither waits
+        more than one turn.
+        """
+        flood, quiet = self.reader("flood"), self.reader("quiet")
+        os.write(flood, b"abcd")
+        self.reactor.doPoll(0)
+        os.write(quiet, b"xy")
+        self.reactor.doPoll(0)
+        self.assertEqual(self.served, [("flood", b"a"), ("quiet", b"x"), ("flood", b"b")])
+        # Both stayed ready: in epoll's order, and both served.
+        self.reactor.doPoll(0)
+        self.assertEqual(self.served[3:], [("flood", b"c"), ("quiet", b"y")])
+        self.reactor.doPoll(0)
+        self.assertEqual(self.served[5:], [("flood", b"d")])
+
+    def test_quietOnesKeepTheirOrder(self) -> None:
+        """Several newly ready descriptors keep epoll's order among themselves, ahead of the one still ready."""
+        flood, first, second = self.reader("flood"), self.reader("first"), self.reader("second")
+        os.write(flood, b"ab")
+        self.reactor.doPoll(0)
+        os.write(first, b"1")
+        os.write(second, b"2")
+        self.reactor.doPoll(0)
+        self.assertEqual(self.served, [("flood", b"a"), ("first", b"1"), ("second", b"2"), ("flood", b"b")])
+
+
 class InstallTests(SynchronousTestCase):
     """Which reactor a fresh process ends up with (each case in its own interpreter)."""
 

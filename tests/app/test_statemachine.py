@@ -43,11 +43,12 @@ from serialgw.app.service import GatewayService
 from serialgw.config.listeners import parseListener
 from serialgw.config.specs import DeviceSpec, LineConfig, SerialSettings
 from serialgw.line.hub import Role
+from serialgw.wire.rfc2217 import COM_PORT_OPTION as CPO
+from serialgw.wire.telnet import AYT, BRK, IAC, NOP, WILL
 from tests.realio import PtyPair
+from tests.telnetpeer import sb
 
 STEPS: dict[str, int] = {}
-IAC, SB, SE, WILL, NOP, AYT, BRK = 255, 250, 240, 251, 241, 246, 243
-CPO = 44
 OUTBUF = 65536
 AYT_ANSWER = b"\r\n[serialgw: yes]\r\n"
 LISTENERS = {
@@ -59,10 +60,6 @@ LISTENERS = {
     "menu": ("telnet,escape=^],outbuf=65536+tcp:0:interface=127.0.0.1", True, True, False, True),
 }
 BAUDS = (9600, 19200, 115200)
-
-
-def sb(*payload: int) -> bytes:
-    return bytes([IAC, SB, CPO]) + bytes(payload).replace(b"\xff", b"\xff\xff") + bytes([IAC, SE])
 
 
 def iterateUntil(condition: Callable[[], bool], what: str, seconds: float = 10.0) -> None:
@@ -323,7 +320,7 @@ class GatewayMachine(RuleBasedStateMachine):
                 continue
             queued = len(transport.dataBuffer) + transport._tempDataLen
             assert queued <= OUTBUF + 65536 + 4096, (client.peer, queued)
-            guard = getattr(client, "guard", None)
+            guard = client.guard
             if guard is not None:
                 assert guard.heldBytes <= OUTBUF, (client.peer, guard.heldBytes)
 

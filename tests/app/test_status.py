@@ -23,8 +23,8 @@ from serialgw.clients.telnet import TelnetClient
 from serialgw.config.listeners import parseListener
 from serialgw.config.specs import DeviceSpec, LineConfig
 from serialgw.line.hub import Line, Role
-from tests.fakes import RecordingDevice
-from tests.realio import closeClients, connect, startedPty
+from tests.fakes import Lines, RecordingDevice
+from tests.realio import closeClients, connect, listenerPort, startedPty, startGateway
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -34,13 +34,6 @@ def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
         for family in text_string_to_metric_families(text)
         for sample in family.samples
     }
-
-
-class Lines:
-    """What the collector reads of the gateway: its lines by name."""
-
-    def __init__(self, *lines: Line) -> None:
-        self.lines = {line.name: line for line in lines}
 
 
 class CollectorTests(SynchronousTestCase):
@@ -106,9 +99,7 @@ class EndpointTests(TestCase):
         pty = startedPty(self)
         config = LineConfig("p1", DeviceSpec("tty", pty.slaveName),
                             listeners=(parseListener("raw+tcp:0:interface=127.0.0.1"),))
-        service = GatewayService([config], status="tcp:0:interface=127.0.0.1")
-        service.startService()
-        self.addCleanup(service.stopService)
+        service = startGateway(self, config, status="tcp:0:interface=127.0.0.1")
         response, body = await self.get(service, "/metrics")
         self.assertEqual(response.code, 200)
         self.assertTrue(response.headers.getRawHeaders(b"content-type")[0].startswith(b"text/plain"))
@@ -117,7 +108,7 @@ class EndpointTests(TestCase):
         self.assertEqual(before[("serialgw_device_written_bytes_total", line)], 0)
         self.assertIn(("process_resident_memory_bytes", ()), before)
 
-        client = await connect(service.ports[0][1].getHost().port)
+        client = await connect(listenerPort(service))
         client.transport.write(b"to device")  # type: ignore[union-attr]
         self.assertEqual(await pty.received.length(9), b"to device")
         pty.write(b"from device!")

@@ -18,23 +18,14 @@ from twisted.logger import capturedLogs, formatEvent
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from serialgw.app.service import GatewayService
 from serialgw.app.status import StatusChannel, ThrottledPage, statusSite
-from serialgw.config.specs import DeviceSpec, LineConfig
 from serialgw.line.hub import Line
-from tests.fakes import RecordingDevice
-from tests.realio import connect, startedPty
+from tests.fakes import Lines, RecordingDevice
+from tests.realio import connect, ptyLine, startedPty, startGateway
 
 GET = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
 REFUSED_405 = (b"HTTP/1.1 405 Method Not Allowed\r\nAllow: GET, HEAD\r\nContent-Length: 0\r\n"
                b"Connection: close\r\n\r\n")
-
-
-class Lines:
-    """What the status pages read of the gateway: its lines by name."""
-
-    def __init__(self, *lines: Line) -> None:
-        self.lines = {line.name: line for line in lines}
 
 
 class FullTransport(StringTransport):
@@ -210,10 +201,7 @@ class StatusSocketTests(TestCase):
     async def test_realSocket(self) -> None:
         """On a real socket: GET answers, POST gets 405 at once without its body being sent."""
         pty = startedPty(self)
-        service = GatewayService([LineConfig("t", DeviceSpec("tty", pty.slaveName))],
-                                 status="tcp:0:interface=127.0.0.1")
-        service.startService()
-        self.addCleanup(service.stopService)
+        service = startGateway(self, ptyLine(pty), status="tcp:0:interface=127.0.0.1")
         number = service.statusPort.getHost().port
         client = await connect(number)
         client.transport.write(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")  # type: ignore[union-attr]

@@ -6,6 +6,7 @@ the telnet and RFC 2217 parsers with hypothesis.
 
 from __future__ import annotations
 
+import gc
 import os
 
 from hypothesis import given, settings
@@ -19,46 +20,22 @@ from serialgw.app.service import GatewayService
 from serialgw.clients.raw import RawClient
 from serialgw.clients.telnet import TelnetClient
 from serialgw.config.listeners import parseListener
-from serialgw.config.specs import DeviceSpec, LineConfig
 from serialgw.line.hub import Line, Role
-from serialgw.wire.telnet import TelnetProtocol
 from tests.fakes import BoundedTransport, RecordingDevice, observeLog
-from tests.realio import Collector, FdReader, closeClients, connect, startedPty
+from tests.realio import Collector, FdReader, closeClients, connect, listenerPort, ptyLine, startedPty, startGateway
+from tests.telnetpeer import TelnetRecorder, joined
 
 MiB = 1024 * 1024
 
 
-class Parsed(TelnetProtocol):
-    def __init__(self) -> None:
-        TelnetProtocol.__init__(self)
-        self.events: list[tuple[str, object]] = []
-
-    def acceptLocal(self, option: int) -> bool:
-        return option in (0, 3)
-
-    def acceptRemote(self, option: int) -> bool:
-        return option in (0, 3)
-
-    def telnetDataReceived(self, data: bytes) -> None:
-        if self.events and self.events[-1][0] == "data":
-            self.events[-1] = ("data", self.events[-1][1] + data)  # type: ignore[operator]
-        else:
-            self.events.append(("data", data))
-
-    def telnetCommandReceived(self, command: int) -> None:
-        self.events.append(("command", command))
-
-    def telnetSubnegotiation(self, option: int, payload: bytes) -> None:
-        self.events.append(("sb", (option, payload)))
-
-
 def parse(chunks: list[bytes]) -> tuple[list[tuple[str, object]], bytes]:
-    p = Parsed()
+    """What chunks parse to (data, commands, subnegotiations; adjacent data joined) and the replies."""
+    p = TelnetRecorder()
     t = StringTransport()
     p.makeConnection(t)
     for chunk in chunks:
         p.dataReceived(chunk)
-    return p.events, t.value()
+    return joined([e for e in p.events if e[0] in ("data", "command", "sb")]), t.value()
 
 
 def split(data: bytes, cuts: list[int]) -> list[bytes]:
@@ -93,13 +70,13 @@ class PropertyTests(SynchronousTestCase):
     @given(st.binary(max_size=300))
     def test_payloadRoundTrip(self, payload: bytes) -> None:
         """IAC-escaped payloads (writeData, BINARY) come back as they were."""
-        sender = Parsed()
+        sender = TelnetRecorder()
         wire = StringTransport()
         sender.makeConnection(wire)
         sender.dataReceived(b"\xff\xfd\x00")  # peer: DO BINARY
         wire.clear()
         sender.writeData(payload)
-        receiver = Parsed()
+        receiver = TelnetRecorder()
         receiver.makeConnection(StringTransport())
         receiver.dataReceived(b"\xff\xfb\x00")  # peer: WILL BINARY
         receiver.dataReceived(wire.value())
@@ -472,14 +449,6 @@ class ListenerPolicyTests(TestCase):
     def setUp(self) -> None:
         self.pty = startedPty(self)
 
-    def gateway(self, *listeners: str) -> GatewayService:
-        config = LineConfig("t", DeviceSpec("tty", self.pty.slaveName),
-                            listeners=tuple(parseListener(text) for text in listeners))
-        service = GatewayService([config])
-        service.startService()
-        self.addCleanup(service.stopService)
-        return service
-
     async def flood(self, fast: Collector, size: int) -> bytes:
         """Write size bytes into the device, as the pty takes them, while the fast client reads."""
         from twisted.internet import reactor
@@ -502,7 +471,7 @@ class ListenerPolicyTests(TestCase):
         """One client that never reads, one that reads everything of 16 MiB through the device."""
         import socket
 
-        port = service.ports[0][1].getHost().port
+        port = listenerPort(service)
         slow = await connect(port)
         # Small kernel buffers, so the gateway's own bound is what fills.
         slow.transport.socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # type: ignore[union-attr]
@@ -516,7 +485,7 @@ class ListenerPolicyTests(TestCase):
 
     async def test_slowClientDropped(self) -> None:
         """A client that never reads loses output (counted); a fast one gets every byte; memory stays bounded."""
-        service = self.gateway("raw,outbuf=65536,policy=drop+tcp:0:interface=127.0.0.1")
+        service = startGateway(self, ptyLine(self.pty, "raw,outbuf=65536,policy=drop+tcp:0:interface=127.0.0.1"))
         slow, fast = await self.slowAndFast(service)
         line = service.lines["t"]
         guards = [c.guard for c in line.clients if c.guard is not None]
@@ -533,7 +502,7 @@ class ListenerPolicyTests(TestCase):
         import struct
         import termios
 
-        service = self.gateway("raw,outbuf=65536,policy=drop+tcp:0:interface=127.0.0.1")
+        service = startGateway(self, ptyLine(self.pty, "raw,outbuf=65536,policy=drop+tcp:0:interface=127.0.0.1"))
         slow, fast = await self.slowAndFast(service)
         line = service.lines["t"]
         slowClient = max(line.clients, key=lambda c: c.guard.dropped)
@@ -547,7 +516,7 @@ class ListenerPolicyTests(TestCase):
 
     async def test_slowClientDisconnected(self) -> None:
         """policy=disconnect cuts a client that cannot keep up; the others go on."""
-        service = self.gateway("raw,outbuf=65536,policy=disconnect+tcp:0:interface=127.0.0.1")
+        service = startGateway(self, ptyLine(self.pty, "raw,outbuf=65536,policy=disconnect+tcp:0:interface=127.0.0.1"))
         slow, fast = await self.slowAndFast(service)
         slow.transport.resumeProducing()  # type: ignore[union-attr]
         await slow.closed
@@ -560,7 +529,8 @@ class ListenerPolicyTests(TestCase):
         """keepalive turns on TCP keepalive on the server side of each connection."""
         import socket
 
-        service = self.gateway("raw,keepalive+tcp:0:interface=127.0.0.1", "raw+tcp:0:interface=127.0.0.1")
+        service = startGateway(self, ptyLine(self.pty, "raw,keepalive+tcp:0:interface=127.0.0.1",
+                                             "raw+tcp:0:interface=127.0.0.1"))
         clients = [await connect(service.ports[i][1].getHost().port) for i in (0, 1)]
         for i, client in enumerate(clients):
             client.transport.write(b"%d" % i)  # type: ignore[union-attr]
@@ -574,9 +544,10 @@ class ListenerPolicyTests(TestCase):
 
     async def test_readOnlyListener(self) -> None:
         """A ro listener's client reads the console but cannot write or break."""
-        service = self.gateway("telnet,ro+tcp:0:interface=127.0.0.1", "raw+tcp:0:interface=127.0.0.1")
-        watcher = await connect(service.ports[0][1].getHost().port)
-        writer = await connect(service.ports[1][1].getHost().port)
+        service = startGateway(self, ptyLine(self.pty, "telnet,ro+tcp:0:interface=127.0.0.1",
+                                             "raw+tcp:0:interface=127.0.0.1"))
+        watcher = await connect(listenerPort(service))
+        writer = await connect(listenerPort(service, 1))
         await watcher.received.contains(b"\xff\xfd\x2c")
         watcher.transport.write(b"rm -rf /\r\xff\xf3")  # type: ignore[union-attr]
         writer.transport.write(b"ok")  # type: ignore[union-attr]
@@ -589,12 +560,12 @@ class ListenerPolicyTests(TestCase):
 
     async def test_allowList(self) -> None:
         """A connection from outside the allow-list is closed at once; nothing it sends reaches the device."""
-        service = self.gateway("raw,allow=10.0.0.0/8+tcp:0:interface=127.0.0.1",
-                               "raw,allow=127.0.0.0/8+tcp:0:interface=127.0.0.1")
-        refused = await connect(service.ports[0][1].getHost().port)
+        service = startGateway(self, ptyLine(self.pty, "raw,allow=10.0.0.0/8+tcp:0:interface=127.0.0.1",
+                                             "raw,allow=127.0.0.0/8+tcp:0:interface=127.0.0.1"))
+        refused = await connect(listenerPort(service))
         refused.transport.write(b"intruder")  # type: ignore[union-attr]
         await refused.closed
-        allowed = await connect(service.ports[1][1].getHost().port)
+        allowed = await connect(listenerPort(service, 1))
         allowed.transport.write(b"friend")  # type: ignore[union-attr]
         self.assertEqual(await self.pty.received.length(6), b"friend")
         allowed.transport.loseConnection()  # type: ignore[union-attr]
@@ -604,9 +575,9 @@ class ListenerPolicyTests(TestCase):
         """A client sending telnet garbage at full speed disturbs neither the gateway nor another client."""
         import os
 
-        service = self.gateway("tcp:0:interface=127.0.0.1", "raw+tcp:0:interface=127.0.0.1")
-        noisy = await connect(service.ports[0][1].getHost().port)
-        calm = await connect(service.ports[1][1].getHost().port)
+        service = startGateway(self, ptyLine(self.pty, "tcp:0:interface=127.0.0.1", "raw+tcp:0:interface=127.0.0.1"))
+        noisy = await connect(listenerPort(service))
+        calm = await connect(listenerPort(service, 1))
         garbage = os.urandom(2 * MiB).replace(b"\xf3", b"\x00")  # no IAC BRK: breaks would hold the line
         noisy.transport.write(garbage)  # type: ignore[union-attr]
         calm.transport.write(b"still here")  # type: ignore[union-attr]
@@ -621,10 +592,14 @@ class ListenerPolicyTests(TestCase):
         import os
 
 
-        service = self.gateway("tcp:0:interface=127.0.0.1")
-        port = service.ports[0][1].getHost().port
+        service = startGateway(self, ptyLine(self.pty, "tcp:0:interface=127.0.0.1"))
+        port = listenerPort(service)
 
         def fds() -> int:
+            # What earlier tests left for the collector (a reactor's epoll
+            # descriptor) would close at any moment, in the middle of the
+            # cycles: collected before counting.
+            gc.collect()
             return len(os.listdir("/proc/self/fd"))
 
         def rss() -> int:
@@ -661,6 +636,6 @@ class ListenerPolicyTests(TestCase):
         """A writable listener on all interfaces without TLS client certificates is warned about; loopback is not."""
         events: list[dict[str, object]] = []
         observeLog(self, events.append)
-        self.gateway("raw+tcp:0", "raw+tcp:0:interface=127.0.0.1", "raw,ro+tcp:0")
+        startGateway(self, ptyLine(self.pty, "raw+tcp:0", "raw+tcp:0:interface=127.0.0.1", "raw,ro+tcp:0"))
         warned = [e for e in events if "lets anyone who can reach" in str(e.get("log_format", ""))]
         self.assertEqual([e["listener"] for e in warned], ["raw+tcp:0"])

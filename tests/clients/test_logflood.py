@@ -19,14 +19,10 @@ from serialgw.config.listeners import parseListener
 from serialgw.config.specs import SerialSettings
 from serialgw.line.hub import Line, Role
 from serialgw.logflood import IgnoredInput, Peer, PeerLimiter
+from serialgw.wire.rfc2217 import COM_PORT_OPTION as CPO
+from serialgw.wire.telnet import BRK, IAC, NOP, SB, SE, WILL
 from tests.fakes import RecordingDevice, observeLog
-
-IAC, SB, SE, NOP, BRK, WILL = 255, 250, 240, 241, 243, 251
-CPO = 44
-
-
-def sb(*payload: int) -> bytes:
-    return bytes([IAC, SB, CPO]) + bytes(payload).replace(b"\xff", b"\xff\xff") + bytes([IAC, SE])
+from tests.telnetpeer import sb
 
 
 class IgnoredInputTests(SynchronousTestCase):

@@ -159,17 +159,11 @@ class SttyTests(TestCase):
         57600 (c_lflag cleared as minicom does), then stty 9600: the device
         follows both.
         """
-        from serialgw.app.service import GatewayService
-        from serialgw.config.listeners import parseListener
-        from serialgw.config.specs import DeviceSpec, LineConfig
-        from tests.realio import startedPty
+        from tests.realio import ptyLine, startedPty, startGateway
 
         pty = startedPty(self)
         link = os.path.abspath(self.mktemp())
-        service = GatewayService([LineConfig("t", DeviceSpec("tty", pty.slaveName), SerialSettings(115200),
-                                             listeners=(parseListener(f"pty:{link}"),))])
-        service.startService()
-        self.addCleanup(service.stopService)
+        startGateway(self, ptyLine(pty, f"pty:{link}", settings=SerialSettings(115200)))
         self.assertIn(b"speed 115200 baud", await self.stty("-F", link))
         applied = self.settingsApplied("57600,")
         await self.stty("-F", link, "-extproc", "-icanon", "-isig", "-iexten", "-echo", "57600", extproc=True)

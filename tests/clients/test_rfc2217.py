@@ -15,16 +15,10 @@ from serialgw.clients.telnet import TelnetClient
 from serialgw.config.specs import SerialSettings
 from serialgw.interfaces import IClient
 from serialgw.line.hub import Line, Role
+from serialgw.wire.rfc2217 import COM_PORT_OPTION as CPO
+from serialgw.wire.telnet import DO, IAC, SB, SE, WILL
 from tests.fakes import PausableTransport, RecordingDevice
-
-IAC, SB, SE, WILL, DO = 255, 250, 240, 251, 253
-CPO = 44
-
-
-def sb(*payload: int) -> bytes:
-    """IAC SB COM-PORT-OPTION payload IAC SE, with IAC doubled."""
-    body = bytes(payload).replace(b"\xff", b"\xff\xff")
-    return bytes([IAC, SB, CPO]) + body + bytes([IAC, SE])
+from tests.telnetpeer import sb
 
 
 def pty_like(settings: SerialSettings) -> SerialSettings:

@@ -18,8 +18,7 @@ from serialgw.config.listeners import parseListener
 from serialgw.config.specs import SerialSettings
 from serialgw.line.hub import Line, Role
 from tests.fakes import RecordingDevice, observeLog
-
-AGREE = bytes([255, 253, 1, 255, 253, 3, 255, 253, 0, 255, 251, 3, 255, 251, 0, 255, 252, 44])
+from tests.telnetpeer import AGREE, WONT_COM_PORT
 
 
 class Harness:
@@ -29,7 +28,7 @@ class Harness:
         self.line.mode = mode
 
     def telnet(self, listener: str = "telnet,escape=^]+4444", port: int = 1000,
-               agree: bytes = AGREE) -> tuple[TelnetClient, StringTransport]:
+               agree: bytes = AGREE + WONT_COM_PORT) -> tuple[TelnetClient, StringTransport]:
         spec = parseListener(listener)
         client = TelnetClient(self.line, Role.READONLY if spec.readOnly else Role.WRITER, listener=spec)
         transport = StringTransport(peerAddress=IPv4Address("TCP", "192.0.2.9", port))
@@ -295,7 +294,7 @@ class QuietConnectionTests(SynchronousTestCase):
         talker, _ = self.h.telnet("telnet+4444", port=2, agree=b"")
         talker.dataReceived(AGREE[:3])
         self.assertEqual(text(self.aliceT), "\r\n[serialgw: 192.0.2.9:2 attached as writer]\r\n")
-        talker.dataReceived(AGREE[3:] + b"x")
+        talker.dataReceived(AGREE[3:] + WONT_COM_PORT + b"x")
         self.h.line.clock.advance(2)
         self.assertEqual(self.aliceT.value(), b"")
         self.assertEqual(self.h.line.clock.getDelayedCalls(), [])
@@ -393,9 +392,8 @@ class RealTCPTests(TestCase):
         """The banner and ^] w list every client: the console log, a pty, a file, a pipe and the people."""
         import os
 
-        from serialgw.app.service import GatewayService
         from serialgw.config.specs import DeviceSpec, LineConfig, LogSpec
-        from tests.realio import closeClients, connect, startedPty
+        from tests.realio import closeClients, connect, listenerPort, startedPty, startGateway
 
         pty = startedPty(self)
         log, link, out, fifo = (os.path.abspath(self.mktemp()) for _ in range(4))
@@ -403,15 +401,13 @@ class RealTCPTests(TestCase):
         config = LineConfig("rack4", DeviceSpec("tty", pty.slaveName), log=LogSpec(log), listeners=(
             parseListener("raw,escape=^],banner+tcp:0:interface=127.0.0.1"), parseListener(f"pty:{link}"),
             parseListener(f"file:{out}"), parseListener(f"pipe:{fifo}")))
-        service = GatewayService([config])
-        service.startService()
-        self.addCleanup(service.stopService)
+        service = startGateway(self, config)
         settings = service.lines["rack4"].settings.describe()
         others = f"log:{log} (read-only), pty:{link} (writer), file:{out} (read-only), pipe:{fifo} (writer)"
-        first = await connect(service.ports[0][1].getHost().port)
+        first = await connect(listenerPort(service))
         banner = f"\r\n[serialgw: rack4: {settings}, you are writer; also here: {others}; escape key ^]]\r\n".encode()
         self.assertEqual(await first.received.length(len(banner)), banner)
-        second = await connect(service.ports[0][1].getHost().port)
+        second = await connect(listenerPort(service))
         me, him = (f"127.0.0.1:{c.transport.getHost().port}" for c in (first, second))  # type: ignore[union-attr]
         await second.received.contains(f"also here: {others}, {me} (writer);".encode())
         second.transport.write(b"\x1dw")  # type: ignore[union-attr]
@@ -421,17 +417,14 @@ class RealTCPTests(TestCase):
 
     async def test_monKeysOverTCP(self) -> None:
         """A mon: listener over real TCP: C-a h is QEMU's help, C-a C-a one C-a, C-a b a break, C-a x disconnects."""
-        from serialgw.app.service import GatewayService
         from serialgw.config.specs import DeviceSpec, LineConfig
-        from tests.realio import connect, startedPty
+        from tests.realio import connect, listenerPort, startedPty, startGateway
 
         pty = startedPty(self)
         config = LineConfig("vm100", DeviceSpec("tty", pty.slaveName),
                             listeners=(parseListener("mon:tcp:127.0.0.1:0,server,nowait"),))
-        service = GatewayService([config])
-        service.startService()
-        self.addCleanup(service.stopService)
-        client = await connect(service.ports[0][1].getHost().port)
+        service = startGateway(self, config)
+        client = await connect(listenerPort(service))
         client.transport.write(b"\x01h")  # type: ignore[union-attr]
         help = b"\r\n[serialgw: " + QEMU_HELP.format(key="^A").encode() + b"]\r\n"
         self.assertEqual(await client.received.length(len(help)), help)
@@ -444,17 +437,14 @@ class RealTCPTests(TestCase):
 
     async def test_portScanNotAnnounced(self) -> None:
         """A real connection that opens and closes without a byte is not announced; the next one, which talks, is."""
-        from serialgw.app.service import GatewayService
         from serialgw.config.specs import DeviceSpec, LineConfig
-        from tests.realio import closeClients, connect, startedPty
+        from tests.realio import closeClients, connect, listenerPort, startedPty, startGateway
 
         pty = startedPty(self)
         config = LineConfig("rack4", DeviceSpec("tty", pty.slaveName),
                             listeners=(parseListener("raw,notices+tcp:0:interface=127.0.0.1"),))
-        service = GatewayService([config])
-        service.startService()
-        self.addCleanup(service.stopService)
-        port = service.ports[0][1].getHost().port
+        service = startGateway(self, config)
+        port = listenerPort(service)
         alice = await connect(port)
         alice.transport.write(b"a")  # type: ignore[union-attr]
         await pty.received.length(1)
@@ -473,17 +463,14 @@ class RealTCPTests(TestCase):
 
     async def test_escapeCommandsOverTCP(self) -> None:
         """Every escape command over a real TCP connection, with the exact text it answers."""
-        from serialgw.app.service import GatewayService
         from serialgw.config.specs import DeviceSpec, LineConfig
-        from tests.realio import connect, startedPty
+        from tests.realio import connect, listenerPort, startedPty, startGateway
 
         pty = startedPty(self)
         config = LineConfig("rack4", DeviceSpec("tty", pty.slaveName),
                             listeners=(parseListener("raw,escape=^],notices+tcp:0:interface=127.0.0.1"),))
-        service = GatewayService([config])
-        service.startService()
-        self.addCleanup(service.stopService)
-        client = await connect(service.ports[0][1].getHost().port)
+        service = startGateway(self, config)
+        client = await connect(listenerPort(service))
         peer = f"127.0.0.1:{client.transport.getHost().port}"  # type: ignore[union-attr]
         device = service.lines["rack4"].device
 

@@ -52,19 +52,22 @@ from serialgw.config.specs import ConfigError, Rights, SerialSettings, SSHSpec, 
 from serialgw.config.sshkeys import fingerprint, readPublicKeys, usersFromFile
 from serialgw.interfaces import IClient
 from serialgw.line.hub import Line, Role
-from tests.fakes import RecordingDevice, observeLog
-from tests.real.test_peers import need
+from tests.fakes import LogEvents, RecordingDevice
 from tests.realio import (
     Accumulator,
+    Processes,
     ProcessOutput,
     assertBreakThenKey,
     attachStrace,
     closeClients,
     connect,
     gatewayArgv,
+    listenerPort,
     listeningPort,
-    spawn,
+    need,
+    ptyLine,
     startedPty,
+    startGateway,
     writeTemp,
 )
 
@@ -75,17 +78,6 @@ def newKey() -> keys.Key:
 
 def publicLine(key: keys.Key, comment: str = "") -> str:
     return key.public().toString("openssh", comment=comment or None).decode()
-
-
-class Events:
-    """Log events of one test, by level."""
-
-    def __init__(self, case: SynchronousTestCase) -> None:
-        self.events: list[dict[str, Any]] = []
-        observeLog(case, self.events.append)
-
-    def at(self, level: LogLevel) -> list[dict[str, Any]]:
-        return [e for e in self.events if e.get("log_level") == level and e.get("log_namespace", "").startswith("serialgw")]
 
 
 class KeysTests(SynchronousTestCase):
@@ -183,7 +175,7 @@ class HostKeyTests(SynchronousTestCase):
 
     def test_fingerprintLogged(self) -> None:
         """makeFactory logs the host key's path and fingerprint."""
-        events = Events(self)
+        events = LogEvents(self)
         path = self.mktemp()
         spec = SSHSpec(parseSSHListener("tcp:0"), path, (UserSpec("ops1", (publicLine(newKey()),)),))
         factory = makeFactory(spec, dict, Clock())
@@ -242,7 +234,7 @@ class AuthTests(SynchronousTestCase):
 
     def test_unknownKeyRefusedAndLogged(self) -> None:
         """An unknown key is refused (asked or signed) and logged with its fingerprint and the address."""
-        events = Events(self)
+        events = LogEvents(self)
         self.request(b"con1", self.stranger, signed=False)
         self.request(b"con1", self.stranger, signed=True)
         self.assertEqual(self.transport.packets, [(userauth.MSG_USERAUTH_FAILURE, NS(b"publickey") + b"\x00")] * 2)
@@ -252,14 +244,14 @@ class AuthTests(SynchronousTestCase):
 
     def test_refusedUserNameCut(self) -> None:
         """A refused key's user name is logged cut to 64 printable characters (a 1 MiB name made a 1 MiB log line)."""
-        events = Events(self)
+        events = LogEvents(self)
         self.request(b"\x1b[2J\n\x00" + b"A" * 200000, self.stranger, signed=False)
         [event] = events.at(LogLevel.warn)
         self.assertEqual(event["user"], "?[2J??" + "A" * 58)
 
     def test_unreadableKeyRefused(self) -> None:
         """A request cut short, or a 100 kB algorithm name with no key, is refused with one short line: no traceback, no conch error."""
-        events = Events(self)
+        events = LogEvents(self)
         head = NS(b"con1") + NS(b"none") + NS(b"publickey")
         self.server.ssh_USERAUTH_REQUEST(head + b"\x01")
         self.server.ssh_USERAUTH_REQUEST(head + b"\x00" + NS(b"A" * 100000) + NS(b"junk"))
@@ -273,7 +265,7 @@ class AuthTests(SynchronousTestCase):
         """Unknown keys from one address: at most the log's per-peer burst of lines a minute (logflood), the rest counted."""
         from serialgw.logflood import peerLimiter
 
-        events = Events(self)
+        events = LogEvents(self)
         self.transport.getPeer = lambda: IPv4Address("TCP", "192.0.2.99", 1)  # type: ignore[method-assign]
         for _ in range(peerLimiter.burst + 30):
             self.request(b"con1", self.stranger, signed=False)
@@ -413,7 +405,7 @@ class SessionTests(SynchronousTestCase):
     def test_refusedRequests(self) -> None:
         """env, X11, agent forwarding, subsystems (sftp), signals: refused; each logged."""
         h = Harness()
-        events = Events(self)
+        events = LogEvents(self)
         channel, conn = h.channel()
         for request, data in [(b"env", NS(b"LANG") + NS(b"C")), (b"x11-req", b"\x00" + NS(b"MIT") + NS(b"00") + b"\0\0\0\0"),
                               (b"auth-agent-req@openssh.com", b""), (b"subsystem", NS(b"sftp")),
@@ -719,7 +711,7 @@ class ConnectionTests(SynchronousTestCase):
 
     def test_pastTheWindowDisconnects(self) -> None:
         """Data past the window (or the packet size) disconnects with one line; what follows is not looked at (conch logged an error a packet)."""
-        events = Events(self)
+        events = LogEvents(self)
         factory = GatewaySSHFactory(newKey(), KeyRing(()), SSHGateway(dict, parseSSHListener("tcp:0"), Clock()))
         transport = factory.buildProtocol(IPv4Address("TCP", "192.0.2.7", 1))
         tcp = Tcp()
@@ -816,7 +808,7 @@ class FactoryTests(SynchronousTestCase):
 
     def test_packetsCannotFloodTheLog(self) -> None:
         """Before logging in: unknown messages (100 kB each) and "unimplemented" replies log nothing; a packet cut short disconnects with one line."""
-        events = Events(self)
+        events = LogEvents(self)
         factory = self.factory()
         transport = factory.buildProtocol(IPv4Address("TCP", "192.0.2.7", 1))
         tcp = Tcp()
@@ -841,7 +833,7 @@ class FactoryTests(SynchronousTestCase):
         """Connections refused (too many logging in, not allowed) from one address: at most the log's per-peer burst of lines."""
         from serialgw.logflood import peerLimiter
 
-        events = Events(self)
+        events = LogEvents(self)
         factory = self.factory("allow=10.0.0.0/8+tcp:0")
         factory.maxStartups = 0
         for port in range(1, 101):
@@ -1068,7 +1060,7 @@ class OpenSSHTests(TestCase):
     async def setUp(self) -> None:  # type: ignore[override]
         self.ssh = need("ssh")
         keygen = need("ssh-keygen")
-        self.processes: list[ProcessOutput] = []
+        self.processes = Processes()
         if OpenSSHTests.keys is None:
             # Made once for the class (an RSA key takes seconds on a busy machine).
             keys = os.path.abspath(self.mktemp())
@@ -1076,7 +1068,7 @@ class OpenSSHTests(TestCase):
             for name, comment, kind in (("writer", "ops1", "ed25519"), ("reader", "watcher1", "ed25519"),
                                         ("stranger", "nobody", "ed25519"), ("rsa", "rsa1", "rsa"),
                                         ("ecdsa", "ec1", "ecdsa")):
-                proc = self.spawn([keygen, "-q", "-t", kind, "-N", "", "-C", comment, "-f", os.path.join(keys, name)])
+                proc = self.processes.spawn([keygen, "-q", "-t", kind, "-N", "", "-C", comment, "-f", os.path.join(keys, name)])
                 self.assertEqual(await proc.ended, 0, proc.output.data)
             with open(os.path.join(keys, "reader.pub"), "a") as out:
                 for name in ("rsa", "ecdsa"):
@@ -1098,8 +1090,7 @@ class OpenSSHTests(TestCase):
         self.addCleanup(self.consolePort.stopListening)
 
     async def tearDown(self) -> None:  # type: ignore[override]
-        for proc in self.processes:
-            await proc.stop()
+        await self.processes.stop()
         for console in self.consoles:
             console.transport.loseConnection()  # type: ignore[union-attr]
         for gw in self.gateways:
@@ -1109,13 +1100,8 @@ class OpenSSHTests(TestCase):
     def path(self, name: str) -> str:
         return os.path.join(self.dir, name)
 
-    def spawn(self, argv: list[str], usePTY: bool = False) -> ProcessOutput:
-        proc = spawn(argv, usePTY=usePTY)
-        self.processes.append(proc)
-        return proc
-
     async def gateway(self, listener: str = "tcp:0:interface=127.0.0.1", *extra: str) -> tuple[ProcessOutput, int]:
-        proc = self.spawn(gatewayArgv(
+        proc = self.processes.spawn(gatewayArgv(
             "--device", f"telnet:127.0.0.1:{self.consolePort.getHost().port}", "--name", "con1",
             "--ssh", listener, "--ssh-host-key", self.path("host_key"),
             "--authorized-keys", self.path("writer.pub"), "--readonly-keys", self.path("reader.pub"),
@@ -1128,10 +1114,10 @@ class OpenSSHTests(TestCase):
         return proc, int(match.group(1))
 
     def client(self, port: int, key: str, user: str = "con1", *options: str) -> ProcessOutput:
-        return self.spawn([self.ssh, "-tt", "-F", "/dev/null", "-i", self.path(key), "-p", str(port),
-                           "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
-                           "-o", f"UserKnownHostsFile={self.path('known_hosts')}",
-                           "-o", "StrictHostKeyChecking=accept-new", *options, f"{user}@127.0.0.1"], usePTY=True)
+        return self.processes.spawn([self.ssh, "-tt", "-F", "/dev/null", "-i", self.path(key), "-p", str(port),
+                                     "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
+                                     "-o", f"UserKnownHostsFile={self.path('known_hosts')}",
+                                     "-o", "StrictHostKeyChecking=accept-new", *options, f"{user}@127.0.0.1"], usePTY=True)
 
     async def test_writerTypesAndBreaks(self) -> None:
         """A writer's keys reach the device; output reaches the screen; ~B is a break, before the next key."""
@@ -1191,14 +1177,14 @@ class OpenSSHTests(TestCase):
         self.assertEqual(await ssh.ended, 1)
         self.assertIn(b"serialgw: 'nosuch' is not a line you may use; your lines:\r\ncon1\r\n", ssh.output.data)
         # exec names the line (no pty: plain newlines); ssh -n's end of input leaves it watching.
-        execd = self.spawn([self.ssh, "-T", "-n", "-F", "/dev/null", "-i", self.path("reader"), "-p", str(port),
-                            "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
-                            "-o", f"UserKnownHostsFile={self.path('known_hosts')}", "someone@127.0.0.1", "nosuch"])
+        execd = self.processes.spawn([self.ssh, "-T", "-n", "-F", "/dev/null", "-i", self.path("reader"), "-p", str(port),
+                                      "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
+                                      "-o", f"UserKnownHostsFile={self.path('known_hosts')}", "someone@127.0.0.1", "nosuch"])
         self.assertEqual(await execd.ended, 1)
         self.assertIn(b"serialgw: 'nosuch' is not a line you may use; your lines:\ncon1\n", execd.output.data)
-        watcher = self.spawn([self.ssh, "-T", "-n", "-F", "/dev/null", "-i", self.path("reader"), "-p", str(port),
-                              "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
-                              "-o", f"UserKnownHostsFile={self.path('known_hosts')}", "someone@127.0.0.1", "con1"])
+        watcher = self.processes.spawn([self.ssh, "-T", "-n", "-F", "/dev/null", "-i", self.path("reader"), "-p", str(port),
+                                        "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
+                                        "-o", f"UserKnownHostsFile={self.path('known_hosts')}", "someone@127.0.0.1", "con1"])
         await gw.output.contains(b"con1: watcher1 (127.0.0.1:")
         self.consoles[0].transport.write(b"after the end of input")  # type: ignore[union-attr]
         await watcher.output.contains(b"after the end of input")
@@ -1226,7 +1212,7 @@ class OpenSSHTests(TestCase):
                                      console=self.consolePort.getHost().port))
 
         write("writer.pub")
-        gw = self.spawn(gatewayArgv("--config", config))
+        gw = self.processes.spawn(gatewayArgv("--config", config))
         self.gateways.append(gw)
         data = await gw.output.when(lambda d: SSH_READY.search(d) is not None and b": connected" in d)
         port = int(SSH_READY.search(data).group(1))  # type: ignore[union-attr]
@@ -1299,17 +1285,9 @@ class BreakOnTtyTests(TestCase):
         """ssh -tt, ~B then h: TIOCSBRK then TIOCCBRK on the device, 250 ms apart, then the write of h."""
         ssh, keygen = need("ssh"), need("ssh-keygen")
         pty = startedPty(self)
-        processes: list[ProcessOutput] = []
-
-        def start(argv: list[str], usePTY: bool = False) -> ProcessOutput:
-            processes.append(spawn(argv, usePTY=usePTY))
-            return processes[-1]
-
-        async def stopAll() -> None:
-            for proc in processes:
-                await proc.stop()
-
-        self.addCleanup(stopAll)
+        processes = Processes()
+        start = processes.spawn
+        self.addCleanup(processes.stop)
         keys = os.path.abspath(self.mktemp())
         os.mkdir(keys)
         made = start([keygen, "-q", "-t", "ed25519", "-N", "", "-C", "ops1", "-f", os.path.join(keys, "ops1")])
@@ -1347,9 +1325,7 @@ class TLSUserTests(TestCase):
         from twisted.internet.endpoints import TCP4ClientEndpoint, wrapClientTLS
         from twisted.internet.ssl import Certificate, PrivateCertificate, optionsForClientTLS
 
-        from serialgw.app.service import GatewayService
         from serialgw.config.listeners import parseListener
-        from serialgw.config.specs import DeviceSpec, LineConfig
         from tests.certs import Authority
         from tests.realio import Collector, closeClients, startedPty
 
@@ -1357,11 +1333,8 @@ class TLSUserTests(TestCase):
         ca = Authority(os.path.abspath(self.mktemp()))
         cert, key = ca.issue("gateway", dns="localhost")
         listener = parseListener(f"raw+tls:0:interface=127.0.0.1:cert={cert}:key={key}:ca={ca.path}")
-        service = GatewayService([LineConfig("t", DeviceSpec("tty", pty.slaveName), listeners=(listener,),
-                                             rights=Rights(write=("alice",), read=("carol",)))])
-        service.startService()
-        self.addCleanup(service.stopService)
-        port = service.ports[0][1].getHost().port
+        service = startGateway(self, ptyLine(pty, listener, rights=Rights(write=("alice",), read=("carol",))))
+        port = listenerPort(service)
         with open(ca.path, "rb") as f:
             trust = Certificate.loadPEM(f.read())
 
@@ -1402,22 +1375,17 @@ class ServiceTests(TestCase):
         """The host key is made at start, the line gets its rights; reloadUsers swaps the keys and warns of what needs a restart."""
         import attrs
 
-        from serialgw.app.service import GatewayService
-        from serialgw.config.specs import DeviceSpec, LineConfig
         from tests.realio import startedPty
 
         pty = startedPty(self)
         hostKey = self.mktemp()
         a, b = newKey(), newKey()
         spec = SSHSpec(parseSSHListener("tcp:0:interface=127.0.0.1"), hostKey, (UserSpec("ops1", (publicLine(a),)),))
-        service = GatewayService([LineConfig("t", DeviceSpec("tty", pty.slaveName), rights=Rights(write=("ops1",)))],
-                                 ssh=spec)
-        service.startService()
-        self.addCleanup(service.stopService)
+        service = startGateway(self, ptyLine(pty, rights=Rights(write=("ops1",))), ssh=spec)
         self.assertEqual((service.lines["t"].rights, os.path.exists(hostKey)), (Rights(write=("ops1",)), True))
         ring = lambda: service.sshFactory.checker.ring.people  # noqa: E731
         self.assertEqual(ring(), {a.blob(): "ops1"})
-        events = Events(self)
+        events = LogEvents(self)
         service.reloadUsers(attrs.evolve(spec, users=(UserSpec("ops2", (publicLine(b),)),)))
         self.assertEqual(ring(), {b.blob(): "ops2"})
         service.reloadUsers(attrs.evolve(spec, listener=parseSSHListener("tcp:2222"), users=()))
@@ -1427,15 +1395,11 @@ class ServiceTests(TestCase):
 
     async def test_reloadRightsKeepsTheLine(self) -> None:
         """A reload that changes only write/read keeps the line (device, sessions) and applies the new rights to it."""
-        from serialgw.app.service import GatewayService
-        from serialgw.config.specs import DeviceSpec, LineConfig
         from tests.realio import startedPty
 
         pty = startedPty(self)
-        config = LineConfig("t", DeviceSpec("tty", pty.slaveName), rights=Rights(write=("ops1",)))
-        service = GatewayService([config])
-        service.startService()
-        self.addCleanup(service.stopService)
+        config = ptyLine(pty, rights=Rights(write=("ops1",)))
+        service = startGateway(self, config)
         line = service.lines["t"]
         import attrs
 

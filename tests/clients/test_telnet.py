@@ -14,10 +14,7 @@ from serialgw.interfaces import IClient
 from serialgw.line.hub import Line, Role
 from serialgw.wire.telnet import AYT, BINARY, BRK, DO, ECHO, IAC, NAWS, SB, SE, SGA, TTYPE, WILL
 from tests.fakes import PausableTransport, RecordingDevice
-from tests.wire.test_telnet import cmd
-
-OFFER = bytes([IAC, WILL, ECHO, IAC, WILL, SGA, IAC, WILL, BINARY, IAC, DO, SGA, IAC, DO, BINARY, IAC, DO, 44])
-AGREE = bytes([IAC, DO, ECHO, IAC, DO, SGA, IAC, DO, BINARY, IAC, WILL, SGA, IAC, WILL, BINARY])
+from tests.telnetpeer import AGREE, OFFER, cmd
 
 
 class TelnetClientTests(SynchronousTestCase):

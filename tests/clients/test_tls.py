@@ -8,7 +8,7 @@ timeout; roles from certificates in exclusive mode.  Real sockets on
 from __future__ import annotations
 
 import os
-from typing import Optional
+from typing import Any, Optional
 
 from twisted.internet import protocol, reactor
 from twisted.internet.address import IPv4Address
@@ -25,11 +25,11 @@ from serialgw.app.service import GatewayService
 from serialgw.clients.factory import LineFactory
 from serialgw.clients.tls import HandshakeGate, RefusingTLSFactory, ServerContextFactory
 from serialgw.config.listeners import parseListener
-from serialgw.config.specs import DeviceSpec, LineConfig, Rights
+from serialgw.config.specs import Rights
 from serialgw.line.hub import Line, Role
 from tests.certs import Authority
 from tests.fakes import RecordingDevice
-from tests.realio import Collector, closeClients, connect, startedPty
+from tests.realio import Clients, Collector, connect, listenerPort, ptyLine, startedPty, startGateway
 
 
 class HandshakeTimeoutTests(SynchronousTestCase):
@@ -96,23 +96,20 @@ class TLSListenerTests(TestCase):
 
     def setUp(self) -> None:
         self.pty = startedPty(self)
-        self.clients: list[Collector] = []
+        self.clients = Clients()
         self.ca = Authority(os.path.abspath(self.mktemp()))
         self.cert, self.key = self.ca.issue("gateway", dns="localhost")
         with open(self.ca.path, "rb") as f:
             self.trust = Certificate.loadPEM(f.read())
 
     async def tearDown(self) -> None:  # type: ignore[override]
-        await closeClients(*[c for c in self.clients if c.transport is not None and not c.closed.called])
+        await self.clients.close()
 
-    def gateway(self, options: str, tail: str = "", **config: object) -> tuple[GatewayService, int]:
-        listener = parseListener(f"{options}+tls:0:interface=127.0.0.1:cert={self.cert}:key={self.key}"
-                                 f":ca={self.ca.path}{tail}")
-        line = LineConfig("t", DeviceSpec("tty", self.pty.slaveName), listeners=(listener,), **config)  # type: ignore[arg-type]
-        service = GatewayService([line])
-        service.startService()
-        self.addCleanup(service.stopService)
-        return service, service.ports[0][1].getHost().port
+    def gateway(self, options: str, tail: str = "", **config: Any) -> tuple[GatewayService, int]:
+        """A gateway whose one listener is TLS with this test's certificates (C{options}+tls:...C{tail}); its port."""
+        service = startGateway(self, ptyLine(self.pty, f"{options}+tls:0:interface=127.0.0.1:cert={self.cert}"
+                                                       f":key={self.key}:ca={self.ca.path}{tail}", **config))
+        return service, listenerPort(service)
 
     async def dial(self, number: int, cn: Optional[str]) -> Collector:
         mine = None
@@ -185,7 +182,7 @@ class TLSListenerTests(TestCase):
         """On a line with write/read users, a TLS dial-out is not refused for its server's CN (no person), nor named a user."""
         await self.dialOut(rights=Rights(write=("alice",)))
 
-    async def dialOut(self, **config: object) -> None:
+    async def dialOut(self, **config: Any) -> None:
         from twisted.internet import defer
         from twisted.internet.endpoints import SSL4ServerEndpoint
 
@@ -202,10 +199,7 @@ class TLSListenerTests(TestCase):
             protocol.Factory.forProtocol(Far))
         self.addCleanup(port.stopListening)
         listener = parseListener(f"raw+tls:localhost:{port.getHost().port}:ca={self.ca.path}")
-        service = GatewayService([LineConfig("t", DeviceSpec("tty", self.pty.slaveName), listeners=(listener,),
-                                             **config)])  # type: ignore[arg-type]
-        service.startService()
-        self.addCleanup(service.stopService)
+        service = startGateway(self, ptyLine(self.pty, listener, **config))
         far = await accepted
         far.transport.write(b"typed far away")  # type: ignore[union-attr]
         self.assertEqual(await self.pty.received.length(14), b"typed far away")

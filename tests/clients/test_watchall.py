@@ -17,7 +17,6 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface.verify import verifyObject
 
 from serialgw.app import tap
-from serialgw.app.service import GatewayService
 from serialgw.clients.watchall import PARTIAL_HOLD, PARTIAL_LIMIT, WatchAllClient, WatchAllFactory
 from serialgw.config.file import loadFile
 from serialgw.config.listeners import parseListener, parseWatchAll
@@ -25,7 +24,7 @@ from serialgw.config.specs import ConfigError, DeviceSpec, LineConfig, ListenerS
 from serialgw.interfaces import IClient
 from serialgw.line.hub import Line
 from tests.fakes import RecordingDevice, observeLog
-from tests.realio import closeClients, connect, startedPty, writeTemp
+from tests.realio import closeClients, connect, startedPty, startGateway, writeTemp
 
 PEER = IPv4Address("TCP", "127.0.0.1", 40000)
 
@@ -250,9 +249,7 @@ class RealWatchAllTests(TestCase):
         configs = [LineConfig(f"l{i}", DeviceSpec("tty", pty.slaveName), lock=False,
                               listeners=(ListenerSpec("tcp:0:interface=127.0.0.1", Protocol.RAW),))
                    for i, pty in enumerate(ptys)]
-        service = GatewayService(configs, watchAll=parseWatchAll(["tcp:0:interface=127.0.0.1"], ["l*"]))
-        service.startService()
-        self.addCleanup(service.stopService)
+        service = startGateway(self, *configs, watchAll=parseWatchAll(["tcp:0:interface=127.0.0.1"], ["l*"]))
         watcher = await connect(service.watchAllPorts[0].getHost().port)
         # Attached when the first line shows: one marker line from each.
         for i, pty in enumerate(ptys):
@@ -285,9 +282,7 @@ class RealWatchAllTests(TestCase):
         observeLog(self, events.append)
         config = LineConfig("vm1", DeviceSpec("tty", pty.slaveName), lock=False,
                             listeners=(ListenerSpec("tcp:0:interface=127.0.0.1", Protocol.RAW),))
-        service = GatewayService([config], watchAll=parseWatchAll(["tcp:0:interface=127.0.0.1"], ["rack5-*"]))
-        service.startService()
-        self.addCleanup(service.stopService)
+        startGateway(self, config, watchAll=parseWatchAll(["tcp:0:interface=127.0.0.1"], ["rack5-*"]))
         warned = [e for e in events if "match no line" in str(e.get("log_format", ""))]
         self.assertEqual([(e["log_level"].name, e["patterns"]) for e in warned], [("warn", "rack5-*")])
 
@@ -297,9 +292,7 @@ class RealWatchAllTests(TestCase):
         configs = [LineConfig(f"l{i}", DeviceSpec("tty", pty.slaveName), lock=False,
                               listeners=(ListenerSpec("tcp:0:interface=127.0.0.1", Protocol.RAW),))
                    for i, pty in enumerate(ptys)]
-        service = GatewayService(configs[:1], watchAll=parseWatchAll(["tcp:0:interface=127.0.0.1"], []))
-        service.startService()
-        self.addCleanup(service.stopService)
+        service = startGateway(self, *configs[:1], watchAll=parseWatchAll(["tcp:0:interface=127.0.0.1"], []))
         watcher = await connect(service.watchAllPorts[0].getHost().port)
         ptys[0].write(b"first\r\n")
         await watcher.received.contains(b"l0: first\r\n")

@@ -1,20 +1,13 @@
 """
-Tests for serialgw.config.specs: parsing settings, listeners and devices.
+Tests for serialgw.config.specs and serialgw.config.parsers: parsing settings, listeners and devices.
 """
 
 from __future__ import annotations
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from serialgw.config.specs import (
-    ConfigError,
-    DeviceSpec,
-    SerialSettings,
-    parseCompact,
-    parseDevice,
-    parseParity,
-    parseStopbits,
-)
+from serialgw.config.parsers import parseCompact, parseDevice, parseParity, parseStopbits
+from serialgw.config.specs import ConfigError, DeviceSpec, SerialSettings
 
 
 class CompactTests(SynchronousTestCase):

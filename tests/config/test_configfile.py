@@ -16,7 +16,17 @@ from twisted.web.client import Agent, readBody
 from serialgw.app.service import GatewayService
 from serialgw.config.file import MAX_CONFIG_SIZE, loadConfig
 from serialgw.config.specs import ConfigError, DeviceSpec, Protocol, SerialSettings
-from tests.realio import Collector, FdReader, closeClients, connect, startedPty, writeTemp
+from tests.realio import (
+    Collector,
+    FdReader,
+    closeClients,
+    connect,
+    freePort,
+    listenerPort,
+    startedPty,
+    startGateway,
+    writeTemp,
+)
 
 
 class FileTests(SynchronousTestCase):
@@ -113,9 +123,7 @@ class FarmTests(TestCase):
             f.write('[defaults]\nserial = "57600,8N1"\n')
             for i, pty in enumerate(ptys):
                 f.write(f'\n[lines.rack-{i:02}]\ndevice = "{pty.slaveName}"\nlisten = "raw+tcp:0:interface=127.0.0.1"\n')
-        service = GatewayService(loadConfig(path), status="tcp:0:interface=127.0.0.1")
-        service.startService()
-        self.addCleanup(service.stopService)
+        service = startGateway(self, *loadConfig(path), status="tcp:0:interface=127.0.0.1")
         clients = []
         for i, (_spec, port) in enumerate(service.ports):
             client = await connect(port.getHost().port)
@@ -164,11 +172,9 @@ class ReloadTests(TestCase):
                     f.write(f'[lines.l{i}]\ndevice = "{ptys[i].slaveName}"\nlisten = "raw+tcp:0:interface=127.0.0.1"\n')
             return loadConfig(path)
 
-        service = GatewayService(config([0, 1]))
-        service.startService()
-        self.addCleanup(service.stopService)
+        service = startGateway(self, *config([0, 1]))
         kept = service.lines["l0"]
-        client = await connect(service.ports[0][1].getHost().port)
+        client = await connect(listenerPort(service))
         client.transport.write(b"before")  # type: ignore[union-attr]
         self.assertEqual(await ptys[0].received.length(6), b"before")
 
@@ -179,7 +185,7 @@ class ReloadTests(TestCase):
         self.assertEqual(len(service.ports), 2)
         client.transport.write(b" after")  # type: ignore[union-attr]
         self.assertEqual(await ptys[0].received.length(12), b"before after")
-        other = await connect(service.ports[1][1].getHost().port)
+        other = await connect(listenerPort(service, 1))
         other.transport.write(b"new line")  # type: ignore[union-attr]
         self.assertEqual(await ptys[2].received.length(8), b"new line")
         await closeClients(client, other)
@@ -200,9 +206,7 @@ class ReloadTests(TestCase):
                         f'listen = "raw+tcp:{port}:interface=127.0.0.1"\n')
             return loadConfig(path)
 
-        service = GatewayService(config(115200))
-        service.startService()
-        self.addCleanup(service.stopService)
+        service = startGateway(self, *config(115200))
         result = await service.reload(config(9600))
         self.assertEqual(result, {"added": [], "changed": ["a"], "removed": []})
         self.assertEqual(service.lines["a"].settings.baudrate, 9600)
@@ -211,15 +215,6 @@ class ReloadTests(TestCase):
         client.transport.write(b"same port")  # type: ignore[union-attr]
         self.assertEqual(await pty.received.length(9), b"same port")
         await closeClients(client)
-
-
-def freePort() -> int:
-    """A TCP port on loopback that nothing listens on now."""
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 class ReloadInPlaceTests(TestCase):
@@ -244,9 +239,7 @@ class ReloadInPlaceTests(TestCase):
                 f'listen = {listen}\n')
 
     async def start(self, *lines: str) -> GatewayService:
-        service = GatewayService(self.config(*lines))
-        service.startService()
-        self.addCleanup(service.stopService)
+        service = startGateway(self, *self.config(*lines))
         return service
 
     async def session(self, port: int, far: FdReader) -> Collector:
@@ -272,7 +265,7 @@ class ReloadInPlaceTests(TestCase):
         other = startedPty(self)
         service = await self.start(self.line("a", '"raw+tcp:0:interface=127.0.0.1"'))
         kept, ports = service.lines["a"], list(service.ports)
-        client = await self.session(service.ports[0][1].getHost().port, self.pty)
+        client = await self.session(listenerPort(service), self.pty)
         from twisted.logger import capturedLogs, formatEvent
 
         with capturedLogs() as events:
@@ -346,7 +339,7 @@ class ReloadInPlaceTests(TestCase):
         withPty = f'["raw+tcp:0:interface=127.0.0.1", "pty:{occupied}"]'
         service = await self.start(self.line("a", listen))
         kept = service.lines["a"]
-        client = await self.session(service.ports[0][1].getHost().port, self.pty)
+        client = await self.session(listenerPort(service), self.pty)
         refusal = {"refused": [f"line 'a': cannot open listener 'pty:{occupied}': exists and is not a symlink"]}
         self.assertEqual(await service.reload(self.config(self.line("a", withPty))), refusal)
         self.assertEqual(await service.reload(self.config(self.line("a", withPty, device=other.slaveName))), refusal)
@@ -443,7 +436,7 @@ class ReloadInPlaceTests(TestCase):
 
         service = await self.start(self.line("a", '"raw+tcp:0:interface=127.0.0.1"'))
         kept = service.lines["a"]
-        client = await self.session(service.ports[0][1].getHost().port, self.pty)
+        client = await self.session(listenerPort(service), self.pty)
         result = await service.reload(self.config(self.line("a", '"raw+tcp:0:interface=127.0.0.1"', serial="9600")))
         self.assertEqual(result, {"added": [], "changed": ["a"], "removed": []})
         self.assertIs(service.lines["a"], kept)
@@ -463,7 +456,7 @@ class ReloadInPlaceTests(TestCase):
         other = startedPty(self)
         service = await self.start(self.line("a", '"raw,notices+tcp:0:interface=127.0.0.1"'))
         old = service.lines["a"]
-        before = await self.session(service.ports[0][1].getHost().port, self.pty)
+        before = await self.session(listenerPort(service), self.pty)
         result = await service.reload(self.config(self.line("a", '"raw+tcp:0:interface=127.0.0.1"',
                                                             device=other.slaveName)))
         self.assertEqual(result, {"added": [], "changed": ["a"], "removed": []})
@@ -472,7 +465,7 @@ class ReloadInPlaceTests(TestCase):
         await before.closed  # type: ignore[attr-defined]
         self.assertEqual(before.received.data,  # type: ignore[attr-defined]
                          b"\r\n[serialgw: a: device changed by a reload; reconnect]\r\n")
-        client = await connect(service.ports[0][1].getHost().port)
+        client = await connect(listenerPort(service))
         client.transport.write(b"new device")  # type: ignore[union-attr]
         self.assertEqual(await other.received.length(10), b"new device")
         await closeClients(client)
@@ -480,7 +473,7 @@ class ReloadInPlaceTests(TestCase):
     async def test_lockChangeReopensAndSaysSo(self) -> None:
         """A reload that changes only a line's lock setting reopens it; its sessions are told that, not that the line was removed."""
         service = await self.start(self.line("a", '"raw,notices+tcp:0:interface=127.0.0.1"'))
-        before = await self.session(service.ports[0][1].getHost().port, self.pty)
+        before = await self.session(listenerPort(service), self.pty)
         result = await service.reload(self.config(self.line("a", '"raw,notices+tcp:0:interface=127.0.0.1"') + "lock = false\n"))
         self.assertEqual(result, {"added": [], "changed": ["a"], "removed": []})
         await before.closed  # type: ignore[attr-defined]
@@ -577,10 +570,10 @@ class DialOutCloseTests(TestCase):
         service.startService()
         self.addCleanup(service.stopService)
         line = service.lines["a"]
-        while not [c for c in line.clients if getattr(c, "person", False)]:
+        while not [c for c in line.clients if c.person]:
             await deferLater(reactor, 0.01, lambda: None)
         # More than the kernel takes: the rest waits in the transport.
-        next(c for c in line.clients if getattr(c, "person", False)).transport.write(b"x" * (32 << 20))  # type: ignore[attr-defined]
+        next(c for c in line.clients if c.person).transport.write(b"x" * (32 << 20))  # type: ignore[attr-defined]
         return service, config(dialOut, logs[1])
 
     async def test_reloadDoesNotWaitForever(self) -> None:
@@ -588,7 +581,7 @@ class DialOutCloseTests(TestCase):
         service, withoutDialOut = await self.start(False)
         result = await service.reload(withoutDialOut).addTimeout(5, reactor)
         self.assertEqual(result, {"added": [], "changed": ["a"], "removed": []})
-        self.assertEqual((service._dialers, [c for c in service.lines["a"].clients if getattr(c, "person", False)]), ([], []))
+        self.assertEqual((service._dialers, [c for c in service.lines["a"].clients if c.person]), ([], []))
 
     async def test_newLogWhileTheReloadWaits(self) -> None:
         """
@@ -655,9 +648,7 @@ class ReloadSamePortTests(TestCase):
                 f.write(f'[lines.a]\ndevice = "{pty.slaveName}"\nlisten = "{protocol}+tcp:{port}:interface=127.0.0.1"\n')
             return loadConfig(path)
 
-        service = GatewayService(config("raw"))
-        service.startService()
-        self.addCleanup(service.stopService)
+        service = startGateway(self, *config("raw"))
         kept = service.lines["a"]
         raw = await connect(port)
         result = await service.reload(config("telnet"))

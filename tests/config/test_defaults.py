@@ -385,7 +385,7 @@ class AbsurdNumbersTests(SynchronousTestCase):
     def test_listenerAndDeviceStrings(self) -> None:
         """Ports, outbuf= and idle= in listener and device strings: ConfigError, or within bounds."""
         from serialgw.config.listeners import parseListener
-        from serialgw.config.specs import parseDevice
+        from serialgw.config.parsers import parseDevice
 
         for value in ABSURD:
             for text in (value, f"tcp::{value},server", f"telnet:host:{value}", f"udp::{value}",

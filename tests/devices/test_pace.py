@@ -10,13 +10,12 @@ import time
 from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from serialgw.app.service import GatewayService
 from serialgw.config.file import loadConfig
-from serialgw.config.specs import DeviceSpec, LineConfig, ListenerSpec, Protocol
+from serialgw.config.specs import ListenerSpec, Protocol
 from serialgw.devices.device import HIGH_WATER, LOW_WATER, SerialDevice
 from serialgw.line.hub import Line
 from tests.fakes import RecordingClient, RecordingPort
-from tests.realio import closeClients, connect, startedPty
+from tests.realio import closeClients, connect, listenerPort, ptyLine, startedPty, startGateway
 
 
 class PaceTests(SynchronousTestCase):
@@ -169,12 +168,8 @@ class RealPaceTests(TestCase):
     async def test_pacedToPty(self) -> None:
         """On a pty device, 5 bytes paced at 40 ms take at least 160 ms to arrive, intact."""
         pty = startedPty(self)
-        config = LineConfig("t", DeviceSpec("tty", pty.slaveName),
-                            listeners=(ListenerSpec("tcp:0:interface=127.0.0.1", Protocol.RAW),), pace=0.04)
-        service = GatewayService([config])
-        service.startService()
-        self.addCleanup(service.stopService)
-        client = await connect(service.ports[0][1].getHost().port)
+        service = startGateway(self, ptyLine(pty, ListenerSpec("tcp:0:interface=127.0.0.1", Protocol.RAW), pace=0.04))
+        client = await connect(listenerPort(service))
         start = time.monotonic()
         client.transport.write(b"abcde")  # type: ignore[union-attr]
         self.assertEqual(await pty.received.length(5), b"abcde")

@@ -58,6 +58,30 @@ class TtyMarksTests(SynchronousTestCase):
         self.assertEqual(iflag & (termios.BRKINT | termios.PARMRK), 0)
 
 
+class TtyReadTests(SynchronousTestCase):
+    def test_oneReadTakesOneSlice(self) -> None:
+        """However much is pending, one read takes 4 KiB (a tty's line discipline buffer), in order: a flood's turn stays short."""
+        import tty
+
+        master, slave = os.openpty()
+        self.addCleanup(os.close, master)
+        self.addCleanup(os.close, slave)
+        tty.setraw(slave)
+        port = TtyPort(os.ttyname(slave), SerialSettings())
+        self.addCleanup(port.close)
+        # A descriptor holding more than a line discipline buffer: a pipe
+        # put where the tty was.
+        r, w = os.pipe()
+        self.addCleanup(os.close, w)
+        flood = os.urandom(3 * 4096 + 5)
+        os.write(w, flood)
+        os.set_blocking(r, False)  # as the tty was
+        os.dup2(r, port.fileno())
+        os.close(r)
+        self.assertEqual([port.read() for _ in range(4)],
+                         [flood[:4096], flood[4096:8192], flood[8192:12288], flood[12288:]])
+
+
 class PtyPortTests(SynchronousTestCase):
     def test_ptyWithLink(self) -> None:
         """pty:LINK makes a pty, points LINK at its slave, removes it at close."""

@@ -21,10 +21,9 @@ from serialgw.devices.device import HIGH_WATER
 from serialgw.devices.remote import RemoteDevice, _ComPortLink, _RawLink, _TelnetLink
 from serialgw.interfaces import IDevice
 from serialgw.line.hub import Line
+from serialgw.wire.telnet import IAC, SB, SE
 from tests.fakes import BoundedTransport, RecordingClient, flap, observeLog
-from tests.realio import Collector, closeClients, connect, socketPath, startedPty
-
-IAC, SB, SE, WILL = 255, 250, 240, 251
+from tests.realio import Collector, closeClients, connect, listenerPort, socketPath, startedPty, startGateway
 
 
 def whenControlled(line: object) -> defer.Deferred[None]:
@@ -157,24 +156,21 @@ class RemoteDeviceTests(TestCase):
     timeout = 30
 
     def start(self, config: LineConfig) -> GatewayService:
-        service = GatewayService([config], retryPolicy=lambda attempt: 0.05)
-        service.startService()
-        self.addCleanup(service.stopService)
-        return service
+        return startGateway(self, config, retryPolicy=lambda attempt: 0.05)
 
     async def test_rfc2217Chain(self) -> None:
         """A gateway whose device is rfc2217:// to another gateway: settings, data, break and DTR reach the far pty."""
         pty = startedPty(self)
         far = self.start(LineConfig("far", DeviceSpec("tty", pty.slaveName),
                                     listeners=(ListenerSpec("tcp:0:interface=127.0.0.1"),)))
-        farPort = far.ports[0][1].getHost().port
+        farPort = listenerPort(far)
         near = self.start(LineConfig("near", DeviceSpec("rfc2217", host="127.0.0.1", port=farPort),
                                      settings=SerialSettings(57600, stopbits=2),
                                      listeners=(ListenerSpec("tcp:0:interface=127.0.0.1", Protocol.RAW),)))
         farLine = far.lines["far"]
         controlled = whenControlled(farLine)
         await controlled
-        client = await connect(near.ports[0][1].getHost().port)
+        client = await connect(listenerPort(near))
         # Data both ways proves the chain is up (and the settings sent before it).
         client.transport.write(b"\x00\xff\r\n")  # type: ignore[union-attr]
         self.assertEqual(await pty.received.length(4), b"\x00\xff\r\n")
@@ -205,7 +201,7 @@ class RemoteDeviceTests(TestCase):
         link = os.path.abspath(self.mktemp())
         from serialgw.config.listeners import parseListener
 
-        self.start(LineConfig("near", DeviceSpec("rfc2217", host="127.0.0.1", port=far.ports[0][1].getHost().port),
+        self.start(LineConfig("near", DeviceSpec("rfc2217", host="127.0.0.1", port=listenerPort(far)),
                               listeners=(parseListener(f"pty:{link}"),)))
         await controlled
         fd = os.open(link, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
@@ -234,7 +230,7 @@ class RemoteDeviceTests(TestCase):
         gw = self.start(LineConfig("vm100", DeviceSpec("unix", path),
                                    listeners=(ListenerSpec("tcp:0:interface=127.0.0.1", Protocol.RAW),)))
         console = await accepted[0]
-        user = await connect(gw.ports[0][1].getHost().port)
+        user = await connect(listenerPort(gw))
         console.transport.write(b"login: ")  # type: ignore[union-attr]
         self.assertEqual(await user.received.length(7), b"login: ")
         user.transport.write(b"root\r")  # type: ignore[union-attr]
@@ -276,7 +272,7 @@ class RemoteDeviceTests(TestCase):
                 paused.callback(None)
 
         line.deviceWritable = noteWritable  # type: ignore[method-assign]
-        user = await connect(gw.ports[0][1].getHost().port)
+        user = await connect(listenerPort(gw))
         user.transport.write(b"x" * (32 * 1024 * 1024))  # type: ignore[union-attr]
         await paused
         self.assertEqual(line.writable, False)
@@ -303,7 +299,7 @@ class RemoteDeviceTests(TestCase):
         gw = self.start(LineConfig("vm100", DeviceSpec("unix", path),
                                    listeners=(parseListener("raw,escape=^]+tcp:0:interface=127.0.0.1"),)))
         console = await accepted
-        user = await connect(gw.ports[0][1].getHost().port)
+        user = await connect(listenerPort(gw))
         user.transport.write(b"\x1dbx")  # type: ignore[union-attr]
         notice = f"\r\n[serialgw: no break: unix:{path} is a raw socket: it cannot carry a break]\r\n".encode()
         self.assertEqual(await user.received.length(len(notice)), notice)
@@ -478,8 +474,7 @@ class RemoteDownReasonTests(TestCase):
         """
         from twisted.internet.endpoints import TCP4ServerEndpoint
 
-        from tests.config.test_configfile import freePort
-        from tests.real.test_hotplug import EventCounter
+        from tests.realio import EventCounter, freePort
 
         port = freePort()
         refused = EventCounter(self, "not connected: {reason}")

@@ -21,11 +21,21 @@ from twisted.trial.unittest import SkipTest, SynchronousTestCase, TestCase
 from serialgw.app.service import GatewayService
 from serialgw.app.status import lineStatus
 from serialgw.config.file import loadConfig
-from serialgw.config.specs import ConfigError, DeviceSpec, LineConfig, ListenerSpec, Protocol, SerialSettings
+from serialgw.config.specs import ConfigError, DeviceSpec, ListenerSpec, Protocol, SerialSettings
 from serialgw.devices import uucplock
 from serialgw.devices.ports import DeviceError, DeviceLocked, TtyPort, openPort
-from tests.fakes import observeLog
-from tests.realio import Collector, PtyPair, closeClients, connect, spawn, startedPty
+from tests.fakes import LogEvents
+from tests.realio import (
+    Collector,
+    PtyPair,
+    closeClients,
+    connect,
+    listenerPort,
+    ptyLine,
+    spawn,
+    startedPty,
+    startGateway,
+)
 
 
 def deadPid() -> int:
@@ -253,14 +263,6 @@ class ConfigTests(SynchronousTestCase):
         self.assertEqual((options["line"].lock, options["line"].lockDir), (False, "/tmp/locks"))
 
 
-class Events:
-    """Log events, kept while the test runs."""
-
-    def __init__(self, case: Any) -> None:
-        self.events: list[dict[str, Any]] = []
-        observeLog(case, self.events.append)
-
-
 class GatewayLockTests(TestCase):
     timeout = 30
 
@@ -271,18 +273,14 @@ class GatewayLockTests(TestCase):
         self.lock = os.path.join(self.dir, "LCK.." + os.path.basename(self.pty.slaveName))
 
     def gateway(self, lockDir: str, **kw: Any) -> GatewayService:
-        config = LineConfig("t", DeviceSpec("tty", self.pty.slaveName), lockDir=lockDir,
-                            listeners=(ListenerSpec("tcp:0:interface=127.0.0.1", Protocol.TELNET),), **kw)
-        service = GatewayService([config], reopenPolicy=lambda attempt: 0.05)
-        service.startService()
-        self.addCleanup(service.stopService)
-        return service
+        return startGateway(self, ptyLine(self.pty, ListenerSpec("tcp:0:interface=127.0.0.1", Protocol.TELNET),
+                                          lockDir=lockDir, **kw), reopenPolicy=lambda attempt: 0.05)
 
     async def test_liveHolderKeepsLineDown(self) -> None:
         """A live holder: the line starts down, its PID in the log and on the status page; when it lets go the gateway takes the lock and the line comes up."""
         holder = liveHolder(self)
         writeLock(self.lock, holder)
-        events = Events(self)
+        events = LogEvents(self)
         service = self.gateway(self.dir)
         line = service.lines["t"]
         self.assertFalse(line.device.up)
@@ -291,7 +289,7 @@ class GatewayLockTests(TestCase):
         warned = [e for e in events.events if e.get("holder") == holder]
         self.assertEqual(len(warned), 1)
         self.assertEqual(warned[0]["reason"], f"{self.pty.slaveName} is locked by process {holder} ({self.lock})")
-        client: Collector = await connect(service.ports[0][1].getHost().port)
+        client: Collector = await connect(listenerPort(service))
         await client.received.contains(b"\xff\xfd\x2c")
         os.unlink(self.lock)
         await client.received.contains(b"[serialgw: t is back]")
@@ -343,12 +341,8 @@ class CuTests(TestCase):
             os.unlink(self.lock)
 
     def gateway(self) -> GatewayService:
-        config = LineConfig("t", DeviceSpec("tty", self.pty.slaveName),
-                            listeners=(ListenerSpec("tcp:0:interface=127.0.0.1", Protocol.TELNET),))
-        service = GatewayService([config], reopenPolicy=lambda attempt: 0.05)
-        service.startService()
-        self.addCleanup(service.stopService)
-        return service
+        return startGateway(self, ptyLine(self.pty, ListenerSpec("tcp:0:interface=127.0.0.1", Protocol.TELNET)),
+                            reopenPolicy=lambda attempt: 0.05)
 
     async def test_cuRefusedWhileGatewayHasLine(self) -> None:
         """The gateway holds the lock: cu -l on the same pty says the line is in use and exits 1."""
@@ -374,7 +368,7 @@ class CuTests(TestCase):
         service = self.gateway()
         line = service.lines["t"]
         self.assertEqual((line.device.up, lineStatus(line)["locked_by"]), (False, cuPid))
-        client: Collector = await connect(service.ports[0][1].getHost().port)
+        client: Collector = await connect(listenerPort(service))
         await client.received.contains(b"\xff\xfd\x2c")
         cu.write(b"\r~.\r")
         self.assertEqual(await cu.ended, 0)

@@ -15,22 +15,14 @@ from twisted.python.usage import UsageError
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from serialgw.app import tap
-from serialgw.app.service import GatewayService
 from serialgw.config.file import loadConfig
-from serialgw.config.specs import (
-    ConfigError,
-    DeviceSpec,
-    LineConfig,
-    ListenerSpec,
-    Protocol,
-    parseOnOff,
-    parseSendString,
-)
+from serialgw.config.parsers import parseOnOff, parseSendString
+from serialgw.config.specs import ConfigError, ListenerSpec, Protocol
 from serialgw.devices.device import SerialDevice
 from serialgw.line.hub import Line
 from tests.clients.test_sessions import Harness
 from tests.fakes import RecordingClient, RecordingDevice, RecordingPort
-from tests.realio import closeClients, connect, startedPty
+from tests.realio import closeClients, connect, listenerPort, ptyLine, startedPty, startGateway
 
 
 def person(peer: str = "p:1") -> RecordingClient:
@@ -341,13 +333,9 @@ class RealDeviceTests(TestCase):
     async def test_stringsReachPty(self) -> None:
         """On a real pty device: the open-string arrives when the first client speaks, before its byte; the close-string at the last detach."""
         pty = startedPty(self)
-        config = LineConfig("t", DeviceSpec("tty", pty.slaveName),
-                            listeners=(ListenerSpec("tcp:0:interface=127.0.0.1", Protocol.RAW),),
-                            openString=parseSendString(r"login\r"), closeString=parseSendString(r"exit\r"))
-        service = GatewayService([config])
-        service.startService()
-        self.addCleanup(service.stopService)
-        port = service.ports[0][1].getHost().port
+        service = startGateway(self, ptyLine(pty, ListenerSpec("tcp:0:interface=127.0.0.1", Protocol.RAW),
+                                             openString=parseSendString(r"login\r"), closeString=parseSendString(r"exit\r")))
+        port = listenerPort(service)
         first = await connect(port)
         # A connection counts once it says something (or stays a second).
         first.transport.write(b"a")  # type: ignore[union-attr]

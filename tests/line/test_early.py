@@ -12,7 +12,6 @@ from twisted.internet.address import IPv4Address
 from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from serialgw.app.service import GatewayService
 from serialgw.clients.telnet import TelnetClient
 from serialgw.config.listeners import parseListener
 from serialgw.config.specs import DeviceSpec, LineConfig, ListenerSpec, Protocol, SerialSettings
@@ -20,7 +19,7 @@ from serialgw.devices.ports import TtyPort
 from serialgw.line.hub import Line, Role
 from tests.clients.test_sessions import Harness
 from tests.fakes import RecordingClient, RecordingDevice
-from tests.realio import PtyPair, closeClients, connect
+from tests.realio import PtyPair, closeClients, connect, listenerPort, startGateway
 
 BOOT = b"[    0.000000] Linux version 6.1\r\nbooting...\r\n"
 
@@ -96,12 +95,10 @@ class BootMessagesTests(TestCase):
             device=DeviceSpec("tty", pty.slaveName),
             listeners=(ListenerSpec("tcp:0:interface=127.0.0.1", Protocol.RAW),),
         )
-        service = GatewayService([config])
-        service.startService()
-        self.addCleanup(service.stopService)
+        service = startGateway(self, config)
         pty.startReading()
         line = service.lines["vm"]
-        port = service.ports[0][1].getHost().port
+        port = listenerPort(service)
         first = await connect(port)
         self.assertEqual(await first.received.length(len(BOOT)), BOOT)
         self.assertEqual(line.backlog(), BOOT)

@@ -166,7 +166,8 @@ class CoalesceTests(SynchronousTestCase):
 
     def test_parse(self) -> None:
         """MIN_MS,MAX_MS[,STRING] and off."""
-        from serialgw.config.specs import ConfigError, parseCoalesce
+        from serialgw.config.parsers import parseCoalesce
+        from serialgw.config.specs import ConfigError
 
         self.assertEqual(parseCoalesce("2,20"), (0.002, 0.02, b""))
         self.assertEqual(parseCoalesce("5,50,\\r\\n"), (0.005, 0.05, b"\r\n"))

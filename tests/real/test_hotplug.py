@@ -15,26 +15,26 @@ from twisted.internet.endpoints import TCP4ClientEndpoint
 from twisted.logger import capturedLogs, formatEvent
 from twisted.trial.unittest import TestCase
 
-from serialgw.app.service import GatewayService
 from serialgw.app.status import lineStatus
 from serialgw.config.specs import DeviceSpec, LineConfig, ListenerKind, ListenerSpec, LogSpec, Protocol
-from tests.fakes import observeLog
 from tests.ptyflood import FLOOD, MARKER
 from tests.realio import (
     Collector,
+    EventCounter,
     ProcessOutput,
     PtyPair,
     closeClients,
     connect,
     gatewayArgv,
     linePort,
+    listenerPort,
     listeningPort,
     spawn,
     startedPty,
+    startGateway,
     statusPage,
 )
-
-OFFER_END = bytes([255, 253, 44])
+from tests.telnetpeer import OFFER
 
 
 class HotplugTests(TestCase):
@@ -53,13 +53,11 @@ class HotplugTests(TestCase):
                 ListenerSpec("tcp:0:interface=127.0.0.1", Protocol.RAW),
             ),
         )
-        service = GatewayService([config], reopenPolicy=lambda attempt: 0.05)
-        service.startService()
-        self.addCleanup(service.stopService)
+        service = startGateway(self, config, reopenPolicy=lambda attempt: 0.05)
         first.startReading()
-        telnet: Collector = await connect(service.ports[0][1].getHost().port)
-        raw: Collector = await connect(service.ports[1][1].getHost().port)
-        await telnet.received.contains(OFFER_END)
+        telnet: Collector = await connect(listenerPort(service))
+        raw: Collector = await connect(listenerPort(service, 1))
+        await telnet.received.contains(OFFER[-3:])
         raw.transport.write(b"before")  # type: ignore[union-attr]
         self.assertEqual(await first.received.length(6), b"before")
 
@@ -157,38 +155,6 @@ class NoticeCounter(protocol.Protocol):
         self._check()
 
 
-class EventCounter:
-    """
-    Log events whose format contains a text, counted; a Deferred for the
-    n-th, fired on the reactor's next turn (not inside the code that logs).
-    """
-
-    def __init__(self, case: TestCase, text: str) -> None:
-        self.text = text
-        self.events: list[dict[str, Any]] = []
-        self._waiters: list[tuple[int, defer.Deferred[dict[str, Any]]]] = []
-        observeLog(case, self)
-
-    def __call__(self, event: dict[str, Any]) -> None:
-        if self.text not in (event.get("log_format") or ""):
-            return
-        self.events.append(event)
-        waiters, self._waiters = self._waiters, []
-        for n, d in waiters:
-            if len(self.events) >= n:
-                reactor.callLater(0, d.callback, self.events[n - 1])  # type: ignore[attr-defined]
-            else:
-                self._waiters.append((n, d))
-
-    def nth(self, n: int) -> defer.Deferred[dict[str, Any]]:
-        d: defer.Deferred[dict[str, Any]] = defer.Deferred()
-        if len(self.events) >= n:
-            d.callback(self.events[n - 1])
-        else:
-            self._waiters.append((n, d))
-        return d
-
-
 class HangupFloodTests(TestCase):
     timeout = 600
     CYCLES = 50
@@ -229,15 +195,13 @@ class HangupFloodTests(TestCase):
                 ListenerSpec("tcp:0:interface=127.0.0.1", Protocol.TELNET, notices=True),
             ),
         )
-        service = GatewayService([config], reopenPolicy=lambda attempt: 0.02, status="tcp:0:interface=127.0.0.1")
-        service.startService()
-        self.addCleanup(service.stopService)
+        service = startGateway(self, config, reopenPolicy=lambda attempt: 0.02, status="tcp:0:interface=127.0.0.1")
         line = service.lines["flood"]
-        endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", service.ports[0][1].getHost().port)
+        endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", listenerPort(service))
         reader = await endpoint.connect(protocol.Factory.forProtocol(FloodReader))
         assert isinstance(reader, FloodReader)
         self.addCleanup(reader.transport.loseConnection)  # type: ignore[union-attr]
-        endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", service.ports[1][1].getHost().port)
+        endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", listenerPort(service, 1))
         notices = await endpoint.connect(protocol.Factory.forProtocol(NoticeCounter))
         assert isinstance(notices, NoticeCounter)
         self.addCleanup(notices.transport.loseConnection)  # type: ignore[union-attr]
@@ -370,10 +334,8 @@ class ReloadMissingDeviceTests(TestCase):
                                listeners=(ListenerSpec("tcp:0:interface=127.0.0.1", Protocol.RAW),))
                     for name, device in lines]
 
-        service = GatewayService(config(("here", here.slaveName)), waitForDevices=True,
-                                 reopenPolicy=lambda attempt: 0.05)
-        service.startService()
-        self.addCleanup(service.stopService)
+        service = startGateway(self, *config(("here", here.slaveName)), waitForDevices=True,
+                               reopenPolicy=lambda attempt: 0.05)
         with capturedLogs() as events:
             result = await service.reload(config(("here", here.slaveName), ("later", link)))
         self.assertEqual(result, {"added": ["later"], "changed": [], "removed": []})
@@ -386,7 +348,7 @@ class ReloadMissingDeviceTests(TestCase):
         os.symlink(far.slaveName, link)
         back = EventCounter(self, "device back at")
         await back.nth(1)
-        client = await connect(service.ports[1][1].getHost().port)
+        client = await connect(listenerPort(service, 1))
         client.transport.write(b"late")  # type: ignore[union-attr]
         self.assertEqual(await far.received.length(4), b"late")
         await closeClients(client)
@@ -396,9 +358,7 @@ class ReloadMissingDeviceTests(TestCase):
         A line a reload cannot open (a service that does not wait for
         devices, and its device is missing) is reported left out, never added.
         """
-        service = GatewayService([], waitForDevices=False)
-        service.startService()
-        self.addCleanup(service.stopService)
+        service = startGateway(self, waitForDevices=False)
         bad = LineConfig("bad", DeviceSpec("tty", os.path.abspath(self.mktemp())))
         with capturedLogs() as events:
             result = await service.reload([bad])
@@ -414,9 +374,7 @@ class ReloadMissingDeviceTests(TestCase):
         refused as a whole, as a busy port is: nothing added.
         """
         here = startedPty(self)
-        service = GatewayService([], waitForDevices=True)
-        service.startService()
-        self.addCleanup(service.stopService)
+        service = startGateway(self, waitForDevices=True)
         missing = os.path.join(os.path.abspath(self.mktemp()), "no-such-dir")
         other = LineConfig("other", DeviceSpec("tty", here.slaveName),
                            listeners=(ListenerSpec("tcp:0:interface=127.0.0.1", Protocol.RAW),))
@@ -435,9 +393,7 @@ class ReloadMissingDeviceTests(TestCase):
     async def test_logNotAFileRefusesTheReload(self) -> None:
         """A reload whose new console log is a FIFO, a directory or a symlink is refused as a whole, like a missing one."""
         here = startedPty(self)
-        service = GatewayService([], waitForDevices=True)
-        service.startService()
-        self.addCleanup(service.stopService)
+        service = startGateway(self, waitForDevices=True)
         directory = os.path.abspath(self.mktemp())
         os.mkdir(directory)
         os.mkfifo(os.path.join(directory, "fifo"))

@@ -7,7 +7,6 @@ reconnects, files, FIFOs, IPv6, and QEMU's wait-for-the-first-client.
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import stat
 
@@ -22,17 +21,21 @@ from twisted.internet.ssl import Certificate, PrivateCertificate, optionsForClie
 from twisted.internet.task import deferLater
 from twisted.trial.unittest import SkipTest, SynchronousTestCase, TestCase
 
-from serialgw.app.service import GatewayService
 from serialgw.config.listeners import parseListener
 from serialgw.config.specs import DeviceSpec, LineConfig
 from tests.certs import Authority
-from tests.realio import Collector, ProcessOutput, closeClients, connect, spawn, startedPty
-
-
-def freeUDPPort() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.realio import (
+    Clients,
+    Collector,
+    Processes,
+    connect,
+    freePort,
+    listenerPort,
+    need,
+    ptyLine,
+    startedPty,
+    startGateway,
+)
 
 
 class ListenerTests(TestCase):
@@ -40,40 +43,20 @@ class ListenerTests(TestCase):
 
     def setUp(self) -> None:
         self.pty = startedPty(self)
-        self.clients: list[Collector] = []
-        self.processes: list[ProcessOutput] = []
+        self.clients = Clients()
+        self.processes = Processes()
 
     async def tearDown(self) -> None:  # type: ignore[override]
-        await closeClients(*self.clients)
-        for proc in self.processes:
-            await proc.stop()
-
-    def gateway(self, *listeners: str, **kwargs: object) -> GatewayService:
-        config = LineConfig("t", DeviceSpec("tty", self.pty.slaveName),
-                            listeners=tuple(parseListener(text) for text in listeners))
-        service = GatewayService([config], **kwargs)  # type: ignore[arg-type]
-        service.startService()
-        self.addCleanup(service.stopService)
-        return service
-
-    def spawn(self, argv: list[str]) -> ProcessOutput:
-        proc = spawn(argv)
-        self.processes.append(proc)
-        return proc
-
-    def need(self, program: str) -> str:
-        path = shutil.which(program)
-        if path is None:
-            raise SkipTest(f"{program} is not installed; .ci/run installs it")
-        return path
+        await self.clients.close()
+        await self.processes.stop()
 
     async def test_udpNetcat(self) -> None:
         """udp:127.0.0.1:R@127.0.0.1:S: nc -u -l sees the console; nc -u types into it."""
-        nc = self.need("nc")
-        remote, source = freeUDPPort(), freeUDPPort()
-        listener = self.spawn([nc, "-u", "-l", "127.0.0.1", str(remote)])
-        self.gateway(f"udp:127.0.0.1:{remote}@127.0.0.1:{source}")
-        typist = self.spawn([nc, "-u", "127.0.0.1", str(source)])
+        nc = need("nc")
+        remote, source = freePort(udp=True), freePort(udp=True)
+        listener = self.processes.spawn([nc, "-u", "-l", "127.0.0.1", str(remote)])
+        startGateway(self, ptyLine(self.pty, f"udp:127.0.0.1:{remote}@127.0.0.1:{source}"))
+        typist = self.processes.spawn([nc, "-u", "127.0.0.1", str(source)])
         typist.write(b"uname\n")
         self.assertEqual(await self.pty.received.length(6), b"uname\n")
         # nc -u -l answers nobody until a datagram arrives; the console's output is one.
@@ -82,14 +65,14 @@ class ListenerTests(TestCase):
 
     async def test_unixSocat(self) -> None:
         """A unix listener is 0600, replaces a stale socket, talks to socat, and is removed at stop."""
-        socat = self.need("socat")
+        socat = need("socat")
         path = os.path.abspath(self.mktemp())
         stale = socket.socket(socket.AF_UNIX)
         stale.bind(path)
         stale.close()
-        service = self.gateway(f"raw+unix:{path}")
+        service = startGateway(self, ptyLine(self.pty, f"raw+unix:{path}"))
         self.assertEqual(stat.S_IMODE(os.stat(path).st_mode), 0o600)
-        peer = self.spawn([socat, "-", f"UNIX-CONNECT:{path}"])
+        peer = self.processes.spawn([socat, "-", f"UNIX-CONNECT:{path}"])
         peer.write(b"over unix\n")
         self.assertEqual(await self.pty.received.length(10), b"over unix\n")
         self.pty.write(b"back\n")
@@ -101,7 +84,7 @@ class ListenerTests(TestCase):
 
     async def test_abstractUnixNames(self) -> None:
         """twistd with "\\u0000NAME" in its TOML: abstract listeners and an abstract unix: device work end to end with socat."""
-        socat = self.need("socat")
+        socat = need("socat")
         name = f"serialgw-test-{os.getpid()}-{os.path.basename(os.path.dirname(self.mktemp()))}"
         path = os.path.abspath(self.mktemp())
         with open(path, "w") as f:
@@ -109,10 +92,10 @@ class ListenerTests(TestCase):
                     f'[lines.b]\ndevice = "unix:\\u0000{name}-a"\nlisten = "raw+unix:\\u0000{name}-b"\n')
         from tests.realio import gatewayArgv
 
-        gateway = self.spawn(gatewayArgv("--config", path))
+        gateway = self.processes.spawn(gatewayArgv("--config", path))
         await gateway.output.contains(f"line b: raw listener ready on unix:@{name}-b".encode())
         await gateway.output.contains(f"unix:@{name}-a: connected".encode())
-        peer = self.spawn([socat, "-", f"ABSTRACT-CONNECT:{name}-b"])
+        peer = self.processes.spawn([socat, "-", f"ABSTRACT-CONNECT:{name}-b"])
         peer.write(b"through two abstract sockets\n")
         self.assertEqual(await self.pty.received.length(29), b"through two abstract sockets\n")
         self.pty.write(b"back\n")
@@ -134,7 +117,7 @@ class ListenerTests(TestCase):
 
         port = await UNIXServerEndpoint(reactor, path).listen(protocol.Factory.forProtocol(Far))
         self.addCleanup(port.stopListening)
-        self.gateway(f"raw+unix:{path},nowait")
+        startGateway(self, ptyLine(self.pty, f"raw+unix:{path},nowait"))
         far = await accepted
         self.clients.append(far)
         self.pty.write(b"to the far end")
@@ -151,7 +134,7 @@ class ListenerTests(TestCase):
         factory = protocol.Factory.forProtocol(Far)
         port = await TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(factory)
         number = port.getHost().port
-        self.gateway(f"tcp:127.0.0.1:{number}", retryPolicy=lambda attempt: 0.05)
+        startGateway(self, ptyLine(self.pty, f"tcp:127.0.0.1:{number}"), retryPolicy=lambda attempt: 0.05)
         first = await connections[0]
         self.pty.write(b"one")
         self.assertEqual(await first.received.length(3), b"one")
@@ -171,8 +154,9 @@ class ListenerTests(TestCase):
         cert, key = ca.issue("gateway", dns="localhost")
         alice = ca.issue("alice")
         mallory = ca.issue("mallory")
-        service = self.gateway(f"raw+tls:0:interface=127.0.0.1:cert={cert}:key={key}:ca={ca.path}:subjects=alice")
-        number = service.ports[0][1].getHost().port
+        service = startGateway(self, ptyLine(self.pty, f"raw+tls:0:interface=127.0.0.1:cert={cert}:key={key}"
+                                                  f":ca={ca.path}:subjects=alice"))
+        number = listenerPort(service)
 
         async def dial(client: tuple[str, str] | None) -> Collector:
             with open(ca.path, "rb") as f:
@@ -206,9 +190,9 @@ class ListenerTests(TestCase):
         ca = Authority(os.path.abspath(self.mktemp()))
         cert, key = ca.issue("gateway", dns="localhost")
         alice, carol = ca.issue("alice"), ca.issue("carol")
-        service = self.gateway(f"raw+tls:0:interface=127.0.0.1:cert={cert}:key={key}:ca={ca.path}"
-                               f":subjects=alice:readonly=carol")
-        number = service.ports[0][1].getHost().port
+        service = startGateway(self, ptyLine(self.pty, f"raw+tls:0:interface=127.0.0.1:cert={cert}:key={key}"
+                                                  f":ca={ca.path}:subjects=alice:readonly=carol"))
+        number = listenerPort(service)
         with open(ca.path, "rb") as f:
             trust = Certificate.loadPEM(f.read())
 
@@ -239,8 +223,8 @@ class ListenerTests(TestCase):
         path = os.path.abspath(self.mktemp())
         with open(path, "wb") as f:
             f.write(b"old\n")
-        service = self.gateway(f"file:{path}", "raw+tcp:0:interface=127.0.0.1")
-        watcher = await connect(service.ports[0][1].getHost().port)
+        service = startGateway(self, ptyLine(self.pty, f"file:{path}", "raw+tcp:0:interface=127.0.0.1"))
+        watcher = await connect(listenerPort(service))
         self.clients.append(watcher)
         watcher.transport.write(b"x")  # type: ignore[union-attr]
         await self.pty.received.length(1)
@@ -254,7 +238,7 @@ class ListenerTests(TestCase):
         path = os.path.abspath(self.mktemp())
         os.mkfifo(path + ".in")
         os.mkfifo(path + ".out")
-        self.gateway(f"pipe:{path}")
+        startGateway(self, ptyLine(self.pty, f"pipe:{path}"))
         fdIn = os.open(path + ".in", os.O_WRONLY | os.O_NONBLOCK)
         self.addCleanup(os.close, fdIn)
         fdOut = os.open(path + ".out", os.O_RDONLY | os.O_NONBLOCK)
@@ -275,10 +259,10 @@ class ListenerTests(TestCase):
 
     async def test_waitForFirstClient(self) -> None:
         """tcp:..,server without nowait: output from before the first client reaches it."""
-        service = self.gateway("tcp:127.0.0.1:0,server")
+        service = startGateway(self, ptyLine(self.pty, "tcp:127.0.0.1:0,server"))
         self.assertTrue(service.lines["t"].waitForClient)
         self.pty.write(b"early boot\r\n")
-        client = await connect(service.ports[0][1].getHost().port)
+        client = await connect(listenerPort(service))
         self.clients.append(client)
         self.assertEqual(await client.received.length(12), b"early boot\r\n")
 
@@ -290,8 +274,8 @@ class ListenerTests(TestCase):
             probe.close()
         except OSError:
             raise SkipTest("no IPv6 loopback here") from None
-        service = self.gateway("raw+telnet:[::1]:0,server,nowait")
-        number = service.ports[0][1].getHost().port
+        service = startGateway(self, ptyLine(self.pty, "raw+telnet:[::1]:0,server,nowait"))
+        number = listenerPort(service)
         client = await TCP6ClientEndpoint(reactor, "::1", number).connect(protocol.Factory.forProtocol(Collector))
         self.clients.append(client)
         client.transport.write(b"v6")  # type: ignore[union-attr]
@@ -303,8 +287,8 @@ class ListenerTests(TestCase):
         it (QEMU's nodelay, or the nodelay flag); by default Nagle's
         algorithm stays on, so bulk output leaves in full segments.
         """
-        service = self.gateway("raw,nodelay+tcp:0:interface=127.0.0.1", "tcp:127.0.0.1:0,server,nowait,nodelay",
-                               "raw+tcp:0:interface=127.0.0.1")
+        service = startGateway(self, ptyLine(self.pty, "raw,nodelay+tcp:0:interface=127.0.0.1",
+                                             "tcp:127.0.0.1:0,server,nowait,nodelay", "raw+tcp:0:interface=127.0.0.1"))
         flags = []
         for _, port in service.ports:
             client = await connect(port.getHost().port)
@@ -324,7 +308,7 @@ class ListenerTests(TestCase):
         import tty
 
         link = os.path.abspath(self.mktemp())
-        service = self.gateway(f"pty:{link}")
+        service = startGateway(self, ptyLine(self.pty, f"pty:{link}"))
         client = service.lines["t"].clients[0]
         slave = os.open(link, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
         self.addCleanup(os.close, slave)
@@ -366,10 +350,8 @@ class DialOutBackoffTests(SynchronousTestCase):
                             listeners=(parseListener("unix:/run/qemu-server/100.serial0,nowait"),))
         # The gateway's policy (0.5 s doubling to 30 s), without jitter.
         policy = backoffPolicy(initialDelay=0.5, maxDelay=30.0, factor=2.0, jitter=lambda: 0)
-        service = GatewayService([config], reactor=self.clock, retryPolicy=policy,
-                                 openPort=lambda *args: RecordingPort(self.clock))
-        service.startService()
-        self.addCleanup(service.stopService)
+        startGateway(self, config, reactor=self.clock, retryPolicy=policy,
+                     openPort=lambda *args: RecordingPort(self.clock))
 
     def link(self, upFor: float) -> float:
         """The far end takes the pending dial, keeps it C{upFor} s, closes it; the seconds until the next dial."""

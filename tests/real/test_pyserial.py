@@ -1,23 +1,27 @@
 """
 pyserial's own rfc2217:// client (in a thread) against the gateway serving
 a pty pair: settings reach the pty's termios, data passes intact, control
-commands are answered at once.
+commands are answered at once.  And the other way round: pyserial's RFC 2217
+server (its PortManager, in threads) on a pty as the far end of the
+gateway's rfc2217:// device (the client side of serialgw.wire).
 """
 
 from __future__ import annotations
 
+import socket
 import termios
+import threading
 import time
 from typing import Any, Callable
 
 import serial
+from serial import rfc2217
 from twisted.internet import defer
 from twisted.internet.threads import deferToThread
 from twisted.trial.unittest import TestCase
 
-from serialgw.app.service import GatewayService
-from serialgw.config.specs import DeviceSpec, LineConfig, ListenerSpec, Protocol
-from tests.realio import PtyPair
+from serialgw.config.specs import DeviceSpec, LineConfig, ListenerSpec, Protocol, SerialSettings
+from tests.realio import PtyPair, closeClients, connect, listenerPort, startGateway
 
 ALL = bytes(range(256))
 
@@ -33,11 +37,9 @@ class PyserialTests(TestCase):
             device=DeviceSpec("tty", self.pty.slaveName),
             listeners=(ListenerSpec("tcp:0:interface=127.0.0.1", Protocol.TELNET),),
         )
-        self.service = GatewayService([config])
-        self.service.startService()
-        self.addCleanup(self.service.stopService)
+        self.service = startGateway(self, config)
         self.pty.startReading()
-        self.url = f"rfc2217://127.0.0.1:{self.service.ports[0][1].getHost().port}"
+        self.url = f"rfc2217://127.0.0.1:{listenerPort(self.service)}"
 
     def termios(self) -> tuple[int, int]:
         """The pty's (speed, cflag) as the kernel has them now."""
@@ -144,3 +146,108 @@ class PyserialTests(TestCase):
         self.assertEqual(await self.inThread(run), termios.B1200)
         await gone
         self.assertEqual(self.termios()[0], termios.B115200)
+
+
+class PtyPort(serial.Serial):  # type: ignore[misc]
+    """pyserial on a pty's slave, which has no modem lines (TIOCMGET fails): DTR, RTS and breaks it is told are kept."""
+
+    def __init__(self, path: str) -> None:
+        self.told: list[tuple[str, object]] = []
+        # Set once the port has been set to 2 stop bits (SET-STOPSIZE comes after the baud rate).
+        self.twoStopBits = threading.Event()
+        super().__init__(path, timeout=0.1)
+
+    def _reconfigure_port(self, force_update: bool = False) -> None:
+        super()._reconfigure_port(force_update)
+        if self._stopbits == 2:
+            self.twoStopBits.set()
+
+    cts = dsr = cd = property(lambda self: True)
+    ri = property(lambda self: False)
+
+    def _update_dtr_state(self) -> None:
+        self.told.append(("dtr", self._dtr_state))
+
+    def _update_rts_state(self) -> None:
+        self.told.append(("rts", self._rts_state))
+
+    def _update_break_state(self) -> None:
+        self.told.append(("break", self._break_state))
+
+
+class _Writer:
+    """What PortManager writes to: a socket."""
+
+    def __init__(self, connection: socket.socket) -> None:
+        self.connection = connection
+
+    def write(self, data: bytes) -> None:
+        self.connection.sendall(data)
+
+
+class PyserialServerTests(TestCase):
+    """The gateway's rfc2217:// device against pyserial's RFC 2217 server (rfc2217.PortManager) on a pty."""
+
+    timeout = 60
+
+    def serve(self, listener: socket.socket, port: PtyPort) -> None:
+        """One connection, as pyserial's examples/rfc2217_server.py serves it (two threads)."""
+        connection, _ = listener.accept()
+        manager = rfc2217.PortManager(port, _Writer(connection))
+        done = threading.Event()
+
+        def toGateway() -> None:
+            while not done.is_set():
+                data = port.read(port.in_waiting or 1)
+                if data:
+                    connection.sendall(b"".join(manager.escape(data)))
+
+        reader = threading.Thread(target=toGateway, daemon=True)
+        reader.start()
+        try:
+            while data := connection.recv(4096):
+                port.write(b"".join(manager.filter(data)))
+        except OSError:
+            pass
+        finally:
+            done.set()
+            reader.join()
+            connection.close()
+            port.close()
+
+    async def test_remoteDeviceDrivesPyserialServer(self) -> None:
+        """Settings (57600 8N2), data with 0xFF both ways, a break and DTR from the gateway's rfc2217:// device reach pyserial's server and its pty."""
+        pty = PtyPair()
+        self.addCleanup(pty.close)
+        pty.startReading()
+        port = PtyPort(pty.slaveName)
+        listener = socket.create_server(("127.0.0.1", 0))
+        self.addCleanup(listener.close)
+        server = threading.Thread(target=self.serve, args=(listener, port), daemon=True)
+        server.start()
+        self.addCleanup(deferToThread, server.join)
+        config = LineConfig("t", DeviceSpec("rfc2217", host="127.0.0.1", port=listener.getsockname()[1]),
+                            settings=SerialSettings(57600, stopbits=2),
+                            listeners=(ListenerSpec("tcp:0:interface=127.0.0.1", Protocol.RAW),))
+        service = startGateway(self, config)
+        # The settings go as soon as COM-PORT-OPTION is agreed.
+        self.assertTrue(await deferToThread(port.twoStopBits.wait, 30))
+        client = await connect(listenerPort(service))
+
+        client.transport.write(b"ping\xff")  # type: ignore[union-attr]
+        self.assertEqual(await pty.received.length(5), b"ping\xff")
+        speed, cflag = termios.tcgetattr(pty.master)[5], termios.tcgetattr(pty.master)[2]
+        self.assertEqual((speed, bool(cflag & termios.CSTOPB), cflag & termios.CSIZE),
+                         (termios.B57600, True, termios.CS8))
+        pty.write(b"\xffpong")
+        self.assertEqual(await client.received.length(5), b"\xffpong")
+
+        device = service.lines["t"].device
+        del port.told[:]
+        self.assertTrue(device.sendBreak(10.0))
+        device.stopBreak()
+        device.setModemLine("dtr", False)
+        client.transport.write(b"sync")  # type: ignore[union-attr]
+        self.assertEqual(await pty.received.length(9), b"ping\xffsync")
+        self.assertEqual(port.told, [("break", True), ("break", False), ("dtr", False)])
+        await closeClients(client)

@@ -24,57 +24,13 @@ from serialgw.wire.telnet import (
     WONT,
     ParserState,
     Q,
-    TelnetProtocol,
 )
-
-
-def cmd(*values: int) -> bytes:
-    return bytes(values)
-
-
-class Recorder(TelnetProtocol):
-    """A wire layer that records what it parses and accepts SGA and BINARY."""
-
-    def __init__(self) -> None:
-        TelnetProtocol.__init__(self)
-        self.events: list[tuple[str, object]] = []
-
-    def acceptLocal(self, option: int) -> bool:
-        return option in (SGA, BINARY)
-
-    def acceptRemote(self, option: int) -> bool:
-        return option in (SGA, BINARY)
-
-    def telnetDataReceived(self, data: bytes) -> None:
-        self.events.append(("data", data))
-
-    def telnetCommandReceived(self, command: int) -> None:
-        self.events.append(("command", command))
-
-    def telnetSubnegotiation(self, option: int, payload: bytes) -> None:
-        self.events.append(("sb", (option, payload)))
-
-    def telnetOptionChanged(self, option: int, local: bool, enabled: bool) -> None:
-        self.events.append(("option", (option, local, enabled)))
-
-    def telnetIgnored(self, kind: str) -> None:
-        self.events.append(("ignored", kind))
-
-
-def joined(events: list[tuple[str, object]]) -> list[tuple[str, object]]:
-    """Merge adjacent data events: chunking must not matter."""
-    out: list[tuple[str, object]] = []
-    for kind, value in events:
-        if kind == "data" and out and out[-1][0] == "data":
-            out[-1] = ("data", out[-1][1] + value)  # type: ignore[operator]
-        else:
-            out.append((kind, value))
-    return out
+from tests.telnetpeer import TelnetRecorder, cmd, joined
 
 
 class WireTests(SynchronousTestCase):
     def setUp(self) -> None:
-        self.proto = Recorder()
+        self.proto = TelnetRecorder()
         self.transport = StringTransport()
         self.proto.makeConnection(self.transport)
 
@@ -108,7 +64,7 @@ class WireTests(SynchronousTestCase):
             + bytes([IAC, SB, NAWS, 0, 80, IAC, IAC, 24, IAC, SE])
             + b"e\r\nf"
         )
-        whole = Recorder()
+        whole = TelnetRecorder()
         whole.makeConnection(StringTransport())
         whole.dataReceived(stream)
         expected = joined(whole.events)
@@ -124,7 +80,7 @@ class WireTests(SynchronousTestCase):
         )
         for i in range(len(stream) + 1):
             for j in range(i, len(stream) + 1):
-                p = Recorder()
+                p = TelnetRecorder()
                 p.makeConnection(StringTransport())
                 for part in (stream[:i], stream[i:j], stream[j:]):
                     if part:
@@ -245,7 +201,7 @@ class WireTests(SynchronousTestCase):
 class ParserStateTests(SynchronousTestCase):
     def test_stateAfterEachByte(self) -> None:
         """Fed a byte at a time, the parser is in the named state each byte leads to."""
-        proto = Recorder()
+        proto = TelnetRecorder()
         proto.makeConnection(StringTransport())
         stream = [
             (ord("a"), ParserState.DATA),
@@ -282,9 +238,9 @@ class ParserStateTests(SynchronousTestCase):
     def test_heldInputKeepsItsState(self) -> None:
         """Input held mid-stream stops before the command that completes; released, it is parsed from there."""
 
-        class Holding(Recorder):
+        class Holding(TelnetRecorder):
             def telnetDataReceived(self, data: bytes) -> None:
-                Recorder.telnetDataReceived(self, data)
+                TelnetRecorder.telnetDataReceived(self, data)
                 self.inputHeld = True
 
         proto = Holding()
@@ -350,8 +306,8 @@ class QMethodTests(SynchronousTestCase):
     # local: (the peer's enable, its disable, our enable, our disable)
     SIDES = {False: (WILL, WONT, DO, DONT), True: (DO, DONT, WILL, WONT)}
 
-    def reach(self, local: bool, state: Q, queued: bool) -> tuple[Recorder, StringTransport]:
-        proto, transport = Recorder(), StringTransport()
+    def reach(self, local: bool, state: Q, queued: bool) -> tuple[TelnetRecorder, StringTransport]:
+        proto, transport = TelnetRecorder(), StringTransport()
         proto.makeConnection(transport)
         request = proto.requestLocal if local else proto.requestRemote
         peerYes = self.SIDES[local][0]
