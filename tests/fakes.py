@@ -14,7 +14,7 @@ from zope.interface import implementer
 
 from serialgw.config.specs import SerialSettings
 from serialgw.interfaces import IClient, IDevice, IPort
-from serialgw.line.hub import Role
+from serialgw.line.hub import Line, Role
 
 
 @implementer(IPort)
@@ -297,6 +297,13 @@ def observeLog(case: SynchronousTestCase, observe: Callable[[LogEvent], None]) -
     observer = CallObserver(observe)
     globalLogPublisher.addObserver(observer)
     case.addCleanup(globalLogPublisher.removeObserver, observer)
+
+class Lines:
+    """A gateway as its status page and metrics read it: its lines by name."""
+
+    def __init__(self, *lines: Line) -> None:
+        self.lines = {line.name: line for line in lines}
+
 
 class LogEvents:
     """The log's events while a test runs, kept in C{events}."""

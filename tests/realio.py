@@ -297,6 +297,21 @@ async def connectUnix(path: str) -> Collector:
     return client
 
 
+class Clients(list[Collector]):
+    """The test clients a test made, to be closed together at its end (its tearDown awaits L{close})."""
+
+    async def connect(self, port: int, host: str = "127.0.0.1") -> Collector:
+        """L{connect} to C{port}, kept here to be closed."""
+        client = await connect(port, host)
+        self.append(client)
+        return client
+
+    async def close(self) -> None:
+        """Close those still connected and wait until each is gone; forget them all."""
+        await closeClients(*[c for c in self if c.transport is not None and not c.closed.called])
+        self.clear()
+
+
 class ProcessOutput(protocol.ProcessProtocol):
     """A subprocess whose output (stdout and stderr together) is collected."""
 
@@ -350,6 +365,21 @@ def spawn(argv: list[str], usePTY: bool = False, env: Optional[dict[str, str]] =
         proc, argv[0], argv, env=environ, path=REPO, usePTY=usePTY
     )
     return proc
+
+
+class Processes(list[ProcessOutput]):
+    """The processes a test started, to be stopped together at its end (its tearDown awaits L{stop})."""
+
+    def spawn(self, argv: list[str], usePTY: bool = False, env: Optional[dict[str, str]] = None) -> ProcessOutput:
+        """L{spawn} C{argv}, kept here to be stopped."""
+        proc = spawn(argv, usePTY=usePTY, env=env)
+        self.append(proc)
+        return proc
+
+    async def stop(self) -> None:
+        """Stop each (TERM) in the order started, and wait until it has ended."""
+        for proc in self:
+            await proc.stop()
 
 
 LISTENER = re.compile(rb"(telnet|raw) listener ready on 127\.0\.0\.1:(\d+)")

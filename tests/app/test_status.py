@@ -23,7 +23,7 @@ from serialgw.clients.telnet import TelnetClient
 from serialgw.config.listeners import parseListener
 from serialgw.config.specs import DeviceSpec, LineConfig
 from serialgw.line.hub import Line, Role
-from tests.fakes import RecordingDevice
+from tests.fakes import Lines, RecordingDevice
 from tests.realio import closeClients, connect, listenerPort, startedPty, startGateway
 
 
@@ -34,13 +34,6 @@ def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
         for family in text_string_to_metric_families(text)
         for sample in family.samples
     }
-
-
-class Lines:
-    """What the collector reads of the gateway: its lines by name."""
-
-    def __init__(self, *lines: Line) -> None:
-        self.lines = {line.name: line for line in lines}
 
 
 class CollectorTests(SynchronousTestCase):

@@ -20,19 +20,12 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from serialgw.app.status import StatusChannel, ThrottledPage, statusSite
 from serialgw.line.hub import Line
-from tests.fakes import RecordingDevice
+from tests.fakes import Lines, RecordingDevice
 from tests.realio import connect, ptyLine, startedPty, startGateway
 
 GET = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
 REFUSED_405 = (b"HTTP/1.1 405 Method Not Allowed\r\nAllow: GET, HEAD\r\nContent-Length: 0\r\n"
                b"Connection: close\r\n\r\n")
-
-
-class Lines:
-    """What the status pages read of the gateway: its lines by name."""
-
-    def __init__(self, *lines: Line) -> None:
-        self.lines = {line.name: line for line in lines}
 
 
 class FullTransport(StringTransport):

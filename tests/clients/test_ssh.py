@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from twisted.conch.interfaces import IConchUser
 from twisted.conch.ssh import connection, keys, userauth
 from twisted.conch.ssh.common import NS
+from twisted.conch.ssh.transport import SSHServerTransport
 from twisted.conch.test.test_session import StubConnection
 from twisted.conch.test.test_userauth import FakeTransport
 from twisted.internet import protocol, reactor
@@ -54,6 +55,7 @@ from serialgw.line.hub import Line, Role
 from tests.fakes import LogEvents, RecordingDevice
 from tests.realio import (
     Accumulator,
+    Processes,
     ProcessOutput,
     assertBreakThenKey,
     attachStrace,
@@ -64,7 +66,6 @@ from tests.realio import (
     listeningPort,
     need,
     ptyLine,
-    spawn,
     startedPty,
     startGateway,
     writeTemp,
@@ -780,6 +781,13 @@ class FactoryTests(SynchronousTestCase):
         self.assertIsNone(factory.buildProtocol(IPv4Address("TCP", "192.0.2.7", 1)))
         self.assertIsNotNone(factory.buildProtocol(IPv4Address("TCP", "10.1.2.3", 1)))
 
+    def test_noGroupExchange(self) -> None:
+        """With no moduli file, the key exchanges offered are conch's less exactly the two RFC 4419 group exchanges."""
+        offered = self.factory().buildProtocol(IPv4Address("TCP", "192.0.2.7", 1)).supportedKeyExchanges
+        self.assertEqual([k for k in SSHServerTransport.supportedKeyExchanges if k not in offered],
+                         [b"diffie-hellman-group-exchange-sha256", b"diffie-hellman-group-exchange-sha1"])
+        self.assertIn(b"curve25519-sha256", offered)
+
     def test_loginGraceAndStartups(self) -> None:
         """Connections logging in are bounded (maxStartups) and each has loginGrace seconds, key exchange included."""
         factory = self.factory()
@@ -1052,7 +1060,7 @@ class OpenSSHTests(TestCase):
     async def setUp(self) -> None:  # type: ignore[override]
         self.ssh = need("ssh")
         keygen = need("ssh-keygen")
-        self.processes: list[ProcessOutput] = []
+        self.processes = Processes()
         if OpenSSHTests.keys is None:
             # Made once for the class (an RSA key takes seconds on a busy machine).
             keys = os.path.abspath(self.mktemp())
@@ -1060,7 +1068,7 @@ class OpenSSHTests(TestCase):
             for name, comment, kind in (("writer", "ops1", "ed25519"), ("reader", "watcher1", "ed25519"),
                                         ("stranger", "nobody", "ed25519"), ("rsa", "rsa1", "rsa"),
                                         ("ecdsa", "ec1", "ecdsa")):
-                proc = self.spawn([keygen, "-q", "-t", kind, "-N", "", "-C", comment, "-f", os.path.join(keys, name)])
+                proc = self.processes.spawn([keygen, "-q", "-t", kind, "-N", "", "-C", comment, "-f", os.path.join(keys, name)])
                 self.assertEqual(await proc.ended, 0, proc.output.data)
             with open(os.path.join(keys, "reader.pub"), "a") as out:
                 for name in ("rsa", "ecdsa"):
@@ -1082,8 +1090,7 @@ class OpenSSHTests(TestCase):
         self.addCleanup(self.consolePort.stopListening)
 
     async def tearDown(self) -> None:  # type: ignore[override]
-        for proc in self.processes:
-            await proc.stop()
+        await self.processes.stop()
         for console in self.consoles:
             console.transport.loseConnection()  # type: ignore[union-attr]
         for gw in self.gateways:
@@ -1093,13 +1100,8 @@ class OpenSSHTests(TestCase):
     def path(self, name: str) -> str:
         return os.path.join(self.dir, name)
 
-    def spawn(self, argv: list[str], usePTY: bool = False) -> ProcessOutput:
-        proc = spawn(argv, usePTY=usePTY)
-        self.processes.append(proc)
-        return proc
-
     async def gateway(self, listener: str = "tcp:0:interface=127.0.0.1", *extra: str) -> tuple[ProcessOutput, int]:
-        proc = self.spawn(gatewayArgv(
+        proc = self.processes.spawn(gatewayArgv(
             "--device", f"telnet:127.0.0.1:{self.consolePort.getHost().port}", "--name", "con1",
             "--ssh", listener, "--ssh-host-key", self.path("host_key"),
             "--authorized-keys", self.path("writer.pub"), "--readonly-keys", self.path("reader.pub"),
@@ -1112,10 +1114,10 @@ class OpenSSHTests(TestCase):
         return proc, int(match.group(1))
 
     def client(self, port: int, key: str, user: str = "con1", *options: str) -> ProcessOutput:
-        return self.spawn([self.ssh, "-tt", "-F", "/dev/null", "-i", self.path(key), "-p", str(port),
-                           "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
-                           "-o", f"UserKnownHostsFile={self.path('known_hosts')}",
-                           "-o", "StrictHostKeyChecking=accept-new", *options, f"{user}@127.0.0.1"], usePTY=True)
+        return self.processes.spawn([self.ssh, "-tt", "-F", "/dev/null", "-i", self.path(key), "-p", str(port),
+                                     "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
+                                     "-o", f"UserKnownHostsFile={self.path('known_hosts')}",
+                                     "-o", "StrictHostKeyChecking=accept-new", *options, f"{user}@127.0.0.1"], usePTY=True)
 
     async def test_writerTypesAndBreaks(self) -> None:
         """A writer's keys reach the device; output reaches the screen; ~B is a break, before the next key."""
@@ -1175,14 +1177,14 @@ class OpenSSHTests(TestCase):
         self.assertEqual(await ssh.ended, 1)
         self.assertIn(b"serialgw: 'nosuch' is not a line you may use; your lines:\r\ncon1\r\n", ssh.output.data)
         # exec names the line (no pty: plain newlines); ssh -n's end of input leaves it watching.
-        execd = self.spawn([self.ssh, "-T", "-n", "-F", "/dev/null", "-i", self.path("reader"), "-p", str(port),
-                            "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
-                            "-o", f"UserKnownHostsFile={self.path('known_hosts')}", "someone@127.0.0.1", "nosuch"])
+        execd = self.processes.spawn([self.ssh, "-T", "-n", "-F", "/dev/null", "-i", self.path("reader"), "-p", str(port),
+                                      "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
+                                      "-o", f"UserKnownHostsFile={self.path('known_hosts')}", "someone@127.0.0.1", "nosuch"])
         self.assertEqual(await execd.ended, 1)
         self.assertIn(b"serialgw: 'nosuch' is not a line you may use; your lines:\ncon1\n", execd.output.data)
-        watcher = self.spawn([self.ssh, "-T", "-n", "-F", "/dev/null", "-i", self.path("reader"), "-p", str(port),
-                              "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
-                              "-o", f"UserKnownHostsFile={self.path('known_hosts')}", "someone@127.0.0.1", "con1"])
+        watcher = self.processes.spawn([self.ssh, "-T", "-n", "-F", "/dev/null", "-i", self.path("reader"), "-p", str(port),
+                                        "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
+                                        "-o", f"UserKnownHostsFile={self.path('known_hosts')}", "someone@127.0.0.1", "con1"])
         await gw.output.contains(b"con1: watcher1 (127.0.0.1:")
         self.consoles[0].transport.write(b"after the end of input")  # type: ignore[union-attr]
         await watcher.output.contains(b"after the end of input")
@@ -1210,7 +1212,7 @@ class OpenSSHTests(TestCase):
                                      console=self.consolePort.getHost().port))
 
         write("writer.pub")
-        gw = self.spawn(gatewayArgv("--config", config))
+        gw = self.processes.spawn(gatewayArgv("--config", config))
         self.gateways.append(gw)
         data = await gw.output.when(lambda d: SSH_READY.search(d) is not None and b": connected" in d)
         port = int(SSH_READY.search(data).group(1))  # type: ignore[union-attr]
@@ -1283,17 +1285,9 @@ class BreakOnTtyTests(TestCase):
         """ssh -tt, ~B then h: TIOCSBRK then TIOCCBRK on the device, 250 ms apart, then the write of h."""
         ssh, keygen = need("ssh"), need("ssh-keygen")
         pty = startedPty(self)
-        processes: list[ProcessOutput] = []
-
-        def start(argv: list[str], usePTY: bool = False) -> ProcessOutput:
-            processes.append(spawn(argv, usePTY=usePTY))
-            return processes[-1]
-
-        async def stopAll() -> None:
-            for proc in processes:
-                await proc.stop()
-
-        self.addCleanup(stopAll)
+        processes = Processes()
+        start = processes.spawn
+        self.addCleanup(processes.stop)
         keys = os.path.abspath(self.mktemp())
         os.mkdir(keys)
         made = start([keygen, "-q", "-t", "ed25519", "-N", "", "-C", "ops1", "-f", os.path.join(keys, "ops1")])

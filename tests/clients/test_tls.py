@@ -29,7 +29,7 @@ from serialgw.config.specs import Rights
 from serialgw.line.hub import Line, Role
 from tests.certs import Authority
 from tests.fakes import RecordingDevice
-from tests.realio import Collector, closeClients, connect, listenerPort, ptyLine, startedPty, startGateway
+from tests.realio import Clients, Collector, connect, listenerPort, ptyLine, startedPty, startGateway
 
 
 class HandshakeTimeoutTests(SynchronousTestCase):
@@ -96,14 +96,14 @@ class TLSListenerTests(TestCase):
 
     def setUp(self) -> None:
         self.pty = startedPty(self)
-        self.clients: list[Collector] = []
+        self.clients = Clients()
         self.ca = Authority(os.path.abspath(self.mktemp()))
         self.cert, self.key = self.ca.issue("gateway", dns="localhost")
         with open(self.ca.path, "rb") as f:
             self.trust = Certificate.loadPEM(f.read())
 
     async def tearDown(self) -> None:  # type: ignore[override]
-        await closeClients(*[c for c in self.clients if c.transport is not None and not c.closed.called])
+        await self.clients.close()
 
     def gateway(self, options: str, tail: str = "", **config: Any) -> tuple[GatewayService, int]:
         """A gateway whose one listener is TLS with this test's certificates (C{options}+tls:...C{tail}); its port."""

@@ -10,7 +10,7 @@ import time
 from twisted.trial.unittest import TestCase
 
 from serialgw.config.specs import DeviceSpec, LineConfig, ListenerSpec, Protocol
-from tests.realio import Collector, PtyPair, closeClients, connect, listenerPort, startGateway
+from tests.realio import Clients, Collector, PtyPair, listenerPort, startGateway
 from tests.telnetpeer import AGREE, OFFER
 
 ALL = bytes(range(256))
@@ -34,16 +34,7 @@ class GatewayTests(TestCase):
         self.pty.startReading()
         self.telnetPort = listenerPort(self.service)
         self.rawPort = listenerPort(self.service, 1)
-        self.clients: list[Collector] = []
-
-    async def connect(self, port: int) -> Collector:
-        client = await connect(port)
-        self.clients.append(client)
-        return client
-
-    async def closeClients(self) -> None:
-        await closeClients(*self.clients)
-        self.clients = []
+        self.clients = Clients()
 
     async def rawReady(self, client: Collector, tag: bytes) -> None:
         """Prove a raw client is attached: its tag reaches the device."""
@@ -52,11 +43,11 @@ class GatewayTests(TestCase):
 
     # trial waits for an awaitable tearDown; unittest's stub says it returns None.
     async def tearDown(self) -> None:  # type: ignore[override]
-        await self.closeClients()
+        await self.clients.close()
 
     async def test_rawAllBytesBothWays(self) -> None:
         """Every byte value passes a raw listener intact, both ways."""
-        client = await self.connect(self.rawPort)
+        client = await self.clients.connect(self.rawPort)
         await self.rawReady(client, b"ready")
         self.pty.write(ALL * 4)
         self.assertEqual(await client.received.length(1024), ALL * 4)
@@ -65,7 +56,7 @@ class GatewayTests(TestCase):
 
     async def test_telnetAllBytesBothWays(self) -> None:
         """Through telnet in BINARY, every byte value passes; IAC is doubled on the wire only."""
-        client = await self.connect(self.telnetPort)
+        client = await self.clients.connect(self.telnetPort)
         self.assertEqual(await client.received.length(len(OFFER)), OFFER)
         client.transport.write(AGREE + b"ping")  # type: ignore[union-attr]
         self.assertEqual(await self.pty.received.length(4), b"ping")
@@ -77,12 +68,12 @@ class GatewayTests(TestCase):
 
     async def test_severalClients(self) -> None:
         """Device output reaches every client; input from each reaches the device."""
-        raw1 = await self.connect(self.rawPort)
-        raw2 = await self.connect(self.rawPort)
+        raw1 = await self.clients.connect(self.rawPort)
+        raw2 = await self.clients.connect(self.rawPort)
         # Raw clients that talk are announced: before the telnet client is there.
         await self.rawReady(raw1, b"one ")
         await self.rawReady(raw2, b"two")
-        telnet = await self.connect(self.telnetPort)
+        telnet = await self.clients.connect(self.telnetPort)
         await telnet.received.length(len(OFFER))
         self.assertEqual(self.pty.received.data, b"one two")
         self.pty.write(b"login: ")
@@ -92,7 +83,7 @@ class GatewayTests(TestCase):
 
     async def test_breakOrdersData(self) -> None:
         """IAC BRK between bytes: the byte after it reaches the device only after the break ends."""
-        client = await self.connect(self.telnetPort)
+        client = await self.clients.connect(self.telnetPort)
         await client.received.length(len(OFFER))
         client.transport.write(AGREE + b"a\xff\xf3h")  # type: ignore[union-attr]
         await self.pty.received.length(1)
@@ -103,8 +94,8 @@ class GatewayTests(TestCase):
 
     async def test_clientLeavesLineStays(self) -> None:
         """A client leaving does not disturb the others."""
-        a = await self.connect(self.rawPort)
-        b = await self.connect(self.rawPort)
+        a = await self.clients.connect(self.rawPort)
+        b = await self.clients.connect(self.rawPort)
         await self.rawReady(a, b"a")
         await self.rawReady(b, b"b")
         a.transport.loseConnection()  # type: ignore[union-attr]

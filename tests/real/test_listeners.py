@@ -25,15 +25,14 @@ from serialgw.config.listeners import parseListener
 from serialgw.config.specs import DeviceSpec, LineConfig
 from tests.certs import Authority
 from tests.realio import (
+    Clients,
     Collector,
-    ProcessOutput,
-    closeClients,
+    Processes,
     connect,
     freePort,
     listenerPort,
     need,
     ptyLine,
-    spawn,
     startedPty,
     startGateway,
 )
@@ -44,26 +43,20 @@ class ListenerTests(TestCase):
 
     def setUp(self) -> None:
         self.pty = startedPty(self)
-        self.clients: list[Collector] = []
-        self.processes: list[ProcessOutput] = []
+        self.clients = Clients()
+        self.processes = Processes()
 
     async def tearDown(self) -> None:  # type: ignore[override]
-        await closeClients(*self.clients)
-        for proc in self.processes:
-            await proc.stop()
-
-    def spawn(self, argv: list[str]) -> ProcessOutput:
-        proc = spawn(argv)
-        self.processes.append(proc)
-        return proc
+        await self.clients.close()
+        await self.processes.stop()
 
     async def test_udpNetcat(self) -> None:
         """udp:127.0.0.1:R@127.0.0.1:S: nc -u -l sees the console; nc -u types into it."""
         nc = need("nc")
         remote, source = freePort(udp=True), freePort(udp=True)
-        listener = self.spawn([nc, "-u", "-l", "127.0.0.1", str(remote)])
+        listener = self.processes.spawn([nc, "-u", "-l", "127.0.0.1", str(remote)])
         startGateway(self, ptyLine(self.pty, f"udp:127.0.0.1:{remote}@127.0.0.1:{source}"))
-        typist = self.spawn([nc, "-u", "127.0.0.1", str(source)])
+        typist = self.processes.spawn([nc, "-u", "127.0.0.1", str(source)])
         typist.write(b"uname\n")
         self.assertEqual(await self.pty.received.length(6), b"uname\n")
         # nc -u -l answers nobody until a datagram arrives; the console's output is one.
@@ -79,7 +72,7 @@ class ListenerTests(TestCase):
         stale.close()
         service = startGateway(self, ptyLine(self.pty, f"raw+unix:{path}"))
         self.assertEqual(stat.S_IMODE(os.stat(path).st_mode), 0o600)
-        peer = self.spawn([socat, "-", f"UNIX-CONNECT:{path}"])
+        peer = self.processes.spawn([socat, "-", f"UNIX-CONNECT:{path}"])
         peer.write(b"over unix\n")
         self.assertEqual(await self.pty.received.length(10), b"over unix\n")
         self.pty.write(b"back\n")
@@ -99,10 +92,10 @@ class ListenerTests(TestCase):
                     f'[lines.b]\ndevice = "unix:\\u0000{name}-a"\nlisten = "raw+unix:\\u0000{name}-b"\n')
         from tests.realio import gatewayArgv
 
-        gateway = self.spawn(gatewayArgv("--config", path))
+        gateway = self.processes.spawn(gatewayArgv("--config", path))
         await gateway.output.contains(f"line b: raw listener ready on unix:@{name}-b".encode())
         await gateway.output.contains(f"unix:@{name}-a: connected".encode())
-        peer = self.spawn([socat, "-", f"ABSTRACT-CONNECT:{name}-b"])
+        peer = self.processes.spawn([socat, "-", f"ABSTRACT-CONNECT:{name}-b"])
         peer.write(b"through two abstract sockets\n")
         self.assertEqual(await self.pty.received.length(29), b"through two abstract sockets\n")
         self.pty.write(b"back\n")

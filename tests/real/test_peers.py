@@ -25,6 +25,7 @@ from serialgw.line.hub import Line, Role
 from tests.fakes import RecordingDevice
 from tests.realio import (
     TWISTD,
+    Processes,
     ProcessOutput,
     PtyPair,
     assertBreakThenKey,
@@ -33,7 +34,6 @@ from tests.realio import (
     gatewayArgv,
     listeningPort,
     need,
-    spawn,
     startedPty,
 )
 
@@ -81,19 +81,13 @@ class TwistdTests(TestCase):
 
     def setUp(self) -> None:
         self.pty = startedPty(self)
-        self.processes: list[ProcessOutput] = []
+        self.processes = Processes()
 
     async def tearDown(self) -> None:  # type: ignore[override]
-        for proc in self.processes:
-            await proc.stop()
-
-    def spawn(self, argv: list[str], usePTY: bool = False) -> ProcessOutput:
-        proc = spawn(argv, usePTY=usePTY)
-        self.processes.append(proc)
-        return proc
+        await self.processes.stop()
 
     async def gateway(self, *args: str) -> tuple[ProcessOutput, int]:
-        proc = self.spawn(gatewayArgv("--device", self.pty.slaveName, *args))
+        proc = self.processes.spawn(gatewayArgv("--device", self.pty.slaveName, *args))
         port = await listeningPort(proc, "raw" if args and args[-1].startswith("raw+") else "telnet")
         return proc, port
 
@@ -101,7 +95,7 @@ class TwistdTests(TestCase):
         """netcat on a raw listener: typed bytes reach the device, device output reaches nc."""
         nc = need("nc")
         gw, port = await self.gateway("--port", "raw+tcp:0:interface=127.0.0.1")
-        client = self.spawn([nc, "127.0.0.1", str(port)])
+        client = self.processes.spawn([nc, "127.0.0.1", str(port)])
         client.write(b"hello device\n")
         self.assertEqual(await self.pty.received.length(13), b"hello device\n")
         self.pty.write(b"hello nc\r\n")
@@ -113,7 +107,7 @@ class TwistdTests(TestCase):
         gw, port = await self.gateway("--port", "tcp:0:interface=127.0.0.1")
         trace, tracer, deviceFd = await self.attachStrace(gw)
 
-        client = self.spawn([telnet, "127.0.0.1", str(port)], usePTY=True)
+        client = self.processes.spawn([telnet, "127.0.0.1", str(port)], usePTY=True)
         await client.output.contains(b"Escape character is '^]'.")
         client.write(b"x")
         await self.pty.received.contains(b"x")
@@ -129,7 +123,7 @@ class TwistdTests(TestCase):
 
     async def attachStrace(self, gw: ProcessOutput) -> tuple[str, ProcessOutput, int]:
         """strace the gateway's ioctls and writes; return the trace file, strace, and the device fd."""
-        return await attachStrace(self, gw, self.pty.slaveName, self.spawn)
+        return await attachStrace(self, gw, self.pty.slaveName, self.processes.spawn)
 
     async def test_rfc2217SevenBitsReachDevice(self) -> None:
         """SET-DATASIZE 7 and SET-PARITY EVEN reach the device (TCSETS with CS7, with PARENB); the replies say 8 and NONE, as the pty has it."""
@@ -158,8 +152,8 @@ class TwistdTests(TestCase):
     async def test_stdio(self) -> None:
         """--listen stdio under twistd -n: the gateway's stdin goes to the device, device output to its stdout."""
         log = os.path.abspath(self.mktemp())
-        proc = self.spawn(TWISTD + ["-n", "--pidfile=", f"--logfile={log}", "serialgw",
-                                    "--device", self.pty.slaveName, "--listen", "stdio"])
+        proc = self.processes.spawn(TWISTD + ["-n", "--pidfile=", f"--logfile={log}", "serialgw",
+                                              "--device", self.pty.slaveName, "--listen", "stdio"])
         proc.write(b"typed at the terminal")
         self.assertEqual(await self.pty.received.length(21), b"typed at the terminal")
         self.pty.write(b"console says hi")
@@ -171,8 +165,8 @@ class TwistdTests(TestCase):
         Ctrl-C goes to the device; C-a x gives the terminal back as it was, where Ctrl-C stops the gateway.
         """
         log = os.path.abspath(self.mktemp())
-        proc = self.spawn(TWISTD + ["-n", "--pidfile=", f"--logfile={log}", "serialgw",
-                                    "--device", self.pty.slaveName, "--listen", "mon:stdio"], usePTY=True)
+        proc = self.processes.spawn(TWISTD + ["-n", "--pidfile=", f"--logfile={log}", "serialgw",
+                                              "--device", self.pty.slaveName, "--listen", "mon:stdio"], usePTY=True)
         self.pty.write(b"console up\r\n")
         await proc.output.contains(b"console up")
         proc.write(b"\x01h")
@@ -198,7 +192,7 @@ class TwistdTests(TestCase):
 
     async def test_badCertificateExit(self) -> None:
         """A TLS listener whose certificate cannot be read: one line naming the file, exit 1."""
-        proc = self.spawn(gatewayArgv("--device", self.pty.slaveName, "--port", "tls:0:cert=/nonexistent.pem:key=/k.pem"))
+        proc = self.processes.spawn(gatewayArgv("--device", self.pty.slaveName, "--port", "tls:0:cert=/nonexistent.pem:key=/k.pem"))
         self.assertEqual(await proc.ended, 1)
         self.assertIn(b"cannot read certificate '/nonexistent.pem': No such file or directory", proc.output.data)
         self.assertNotIn(b"Traceback", proc.output.data)
@@ -234,9 +228,8 @@ class TwistdTests(TestCase):
         reader = Reader()
         reactor.addReader(reader)  # type: ignore[attr-defined]
         self.addCleanup(lambda: reactor.removeReader(reader) if not got.called else None)  # type: ignore[attr-defined]
-        proc = spawn(gatewayArgv("--device", self.pty.slaveName, "--port", "tcp:0:interface=127.0.0.1"),
-                     env={"NOTIFY_SOCKET": path})
-        self.processes.append(proc)
+        self.processes.spawn(gatewayArgv("--device", self.pty.slaveName, "--port", "tcp:0:interface=127.0.0.1"),
+                             env={"NOTIFY_SOCKET": path})
         message = await got
         self.assertEqual(message, b"READY=1\nSTATUS=1 line(s), 1 up, 0 down; 0 client(s)")
 
@@ -244,8 +237,8 @@ class TwistdTests(TestCase):
         """twistd -u/-g: the device and port are opened as root, then the gateway runs as nobody and still works."""
         if os.getuid() != 0:
             raise SkipTest("needs root to drop privileges")
-        proc = self.spawn(TWISTD + ["-n", "--pidfile=", "-u", "65534", "-g", "65534", "serialgw",
-                                    "--device", self.pty.slaveName, "--port", "raw+tcp:0:interface=127.0.0.1"])
+        proc = self.processes.spawn(TWISTD + ["-n", "--pidfile=", "-u", "65534", "-g", "65534", "serialgw",
+                                              "--device", self.pty.slaveName, "--port", "raw+tcp:0:interface=127.0.0.1"])
         port = await listeningPort(proc, "raw")
         client = await connect(port)
         client.transport.write(b"as nobody")  # type: ignore[union-attr]
@@ -264,7 +257,7 @@ class TwistdTests(TestCase):
         line = '[lines.{name}]\ndevice = "{device}"\nlisten = "raw+tcp:0:interface=127.0.0.1"\n'
         with open(path, "w") as f:
             f.write(line.format(name="first", device=self.pty.slaveName))
-        proc = self.spawn(gatewayArgv("--config", path))
+        proc = self.processes.spawn(gatewayArgv("--config", path))
         await listeningPort(proc, "raw")
         with open(path, "w") as f:
             f.write("[lines.first\n")
@@ -284,18 +277,18 @@ class TwistdTests(TestCase):
 
     async def test_badOptionExit(self) -> None:
         """A bad option: one clear line quoting it, non-zero exit, nothing started."""
-        proc = self.spawn(gatewayArgv("--parity", "X"))
+        proc = self.processes.spawn(gatewayArgv("--parity", "X"))
         code = await proc.ended
         self.assertEqual(code, 2)
         self.assertEqual(proc.output.data, b"serialgw: error: parity must be one of N, E, O, M, S, not 'X'\n")
-        proc = self.spawn(gatewayArgv("--listen", "tcp:4444:5555"))
+        proc = self.processes.spawn(gatewayArgv("--listen", "tcp:4444:5555"))
         self.assertEqual(await proc.ended, 2)
         self.assertEqual(proc.output.data.count(b"\n"), 1)
         self.assertIn(b"reads two ways", proc.output.data)
 
     async def test_missingDeviceExit(self) -> None:
         """A device that cannot open: one line naming it, exit status 1."""
-        proc = self.spawn(gatewayArgv("--device", "/dev/nonexistent-tty", "--port", "tcp:0:interface=127.0.0.1"))
+        proc = self.processes.spawn(gatewayArgv("--device", "/dev/nonexistent-tty", "--port", "tcp:0:interface=127.0.0.1"))
         code = await proc.ended
         self.assertEqual(code, 1)
         self.assertIn(
@@ -309,7 +302,7 @@ class TwistdTests(TestCase):
         gw, port = await self.gateway("--port", "tcp:0:interface=127.0.0.1")
         other = PtyPair()
         self.addCleanup(other.close)
-        proc = self.spawn(gatewayArgv("--device", other.slaveName, "--port", f"tcp:{port}:interface=127.0.0.1"))
+        proc = self.processes.spawn(gatewayArgv("--device", other.slaveName, "--port", f"tcp:{port}:interface=127.0.0.1"))
         code = await proc.ended
         self.assertEqual(code, 1)
         self.assertIn(f"cannot listen on 'tcp:{port}:interface=127.0.0.1': ".encode(), proc.output.data)
