@@ -153,6 +153,29 @@ class HostKeyTests(SynchronousTestCase):
         again, made = loadHostKey(path)
         self.assertEqual((again, made), (key, False))
 
+    def test_madeByAnotherAtOnce(self) -> None:
+        """Another process (serialgw@1-2 starting beside serialgw@0-2) makes the key while this one makes its own: this one takes the key on disk, no error, nothing left beside it."""
+        from serialgw.clients import ssh
+
+        path = os.path.abspath(self.mktemp())
+        other = keys.Key(ed25519.Ed25519PrivateKey.generate())
+        raced: list[bool] = []
+
+        class Racing(keys.Key):
+            def __init__(self, keyObject: Any) -> None:
+                super().__init__(keyObject)
+                if not raced:
+                    # The other process, between this one's look and its write.
+                    raced.append(True)
+                    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                    os.write(fd, other.toString("openssh"))
+                    os.close(fd)
+
+        self.patch(ssh, "keys", type("Keys", (), {"Key": Racing}))
+        key, made = loadHostKey(path)
+        self.assertEqual((key, made, raced), (other, False, [True]))
+        self.assertEqual(os.listdir(os.path.dirname(path)), [os.path.basename(path)])
+
     def test_othersMayRead(self) -> None:
         """A host key others may read is refused (as sshd does), with the fix in the message."""
         path = self.mktemp()
