@@ -314,11 +314,11 @@ class GatewaySSHFactory(SSHFactory):
         transport.supportedPublicKeys = [
             algorithm for key in self.privateKeys.values() for algorithm in key.supportedSignatureAlgorithms()
         ]
-        # No moduli file: the fixed groups and curve25519 only.
-        from twisted.conch.ssh import _kex
-
+        # No moduli file: no diffie-hellman-group-exchange-* (RFC 4419, the
+        # groups a moduli file gives), so the fixed groups and the curves only.
+        # By name: Twisted 22.10's conch has no _kex.isDynamicPrimesGroup.
         transport.supportedKeyExchanges = [
-            k for k in transport.supportedKeyExchanges if not _kex.isDynamicPrimesGroup(k)
+            k for k in transport.supportedKeyExchanges if not k.startswith(b"diffie-hellman-group-exchange-")
         ]
         self.pending += 1
         self.pendingFrom[peer] = self.pendingFrom.get(peer, 0) + 1

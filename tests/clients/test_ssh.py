@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from twisted.conch.interfaces import IConchUser
 from twisted.conch.ssh import connection, keys, userauth
 from twisted.conch.ssh.common import NS
+from twisted.conch.ssh.transport import SSHServerTransport
 from twisted.conch.test.test_session import StubConnection
 from twisted.conch.test.test_userauth import FakeTransport
 from twisted.internet import protocol, reactor
@@ -779,6 +780,13 @@ class FactoryTests(SynchronousTestCase):
         factory = self.factory("allow=10.0.0.0/8+tcp:0")
         self.assertIsNone(factory.buildProtocol(IPv4Address("TCP", "192.0.2.7", 1)))
         self.assertIsNotNone(factory.buildProtocol(IPv4Address("TCP", "10.1.2.3", 1)))
+
+    def test_noGroupExchange(self) -> None:
+        """With no moduli file, the key exchanges offered are conch's less exactly the two RFC 4419 group exchanges."""
+        offered = self.factory().buildProtocol(IPv4Address("TCP", "192.0.2.7", 1)).supportedKeyExchanges
+        self.assertEqual([k for k in SSHServerTransport.supportedKeyExchanges if k not in offered],
+                         [b"diffie-hellman-group-exchange-sha256", b"diffie-hellman-group-exchange-sha1"])
+        self.assertIn(b"curve25519-sha256", offered)
 
     def test_loginGraceAndStartups(self) -> None:
         """Connections logging in are bounded (maxStartups) and each has loginGrace seconds, key exchange included."""
