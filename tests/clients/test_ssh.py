@@ -143,6 +143,14 @@ class KeysTests(SynchronousTestCase):
         self.assertIn("'bogus,x+tcp:2222'", str(e))
         self.assertIn("SSH listener 'file:/tmp/x'", str(self.assertRaises(ConfigError, parseSSHListener, "file:/tmp/x")))
 
+    def test_listenerIPv6Allow(self) -> None:
+        """An allow= of IPv6 networks (colons before the +) is an option, not part of the endpoint; a unix path with a + stays the endpoint."""
+        spec = parseSSHListener("allow=::1/128;fd00::/8,ro+tcp:2222:interface=127.0.0.1")
+        self.assertEqual((spec.endpoint, spec.allow, spec.readOnly, spec.text),
+                         ("tcp:2222:interface=127.0.0.1", ("::1/128", "fd00::/8"), True,
+                          "allow=::1/128;fd00::/8,ro+tcp:2222:interface=127.0.0.1"))
+        self.assertEqual(parseSSHListener("unix:/run/a+b").path, "/run/a+b")
+
 
 class HostKeyTests(SynchronousTestCase):
     def test_madeOnceKeptAfter(self) -> None:
