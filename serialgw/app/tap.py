@@ -251,7 +251,9 @@ man 8 serialgw
             if self["ownWatchAll"] is not None:
                 for spec in self["ownWatchAll"].listeners:
                     _checkEndpoint(spec, sockets=not self["check"])
-            for line in self["lines"]:
+            # --check (--shard's too) reads every line's endpoints: every
+            # process's ExecStartPre= catches the same mistakes.
+            for line in self["allLines"] if self["check"] else self["lines"]:
                 for spec in line.listeners:
                     _checkEndpoint(spec, sockets=not self["check"])
             if self["ownStatus"] is not None:

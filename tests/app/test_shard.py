@@ -143,6 +143,17 @@ class CheckTests(SynchronousTestCase):
             "port 4400, as watch-all of process 0/2, listener 'tcp:4400:interface=127.0.0.1' already does\n"
             f"serialgw: {self.path}: 1 error(s)\n"))
 
+    def test_everyLinesEndpoint(self) -> None:
+        """--check --shard 0/2 refuses another process's line whose endpoint Twisted cannot read, as 1/2's does; process 0 itself starts."""
+        with open(self.path, "a") as f:
+            f.write('[lines.extra]\ndevice = "/dev/tty0"\nlisten = "tcp:4005:backlog=many"\nshard = 1\n')
+        for shard in ("0/2", "1/2"):
+            e = self.assertRaises(UsageError, checked, "--config", self.path, "--shard", shard)
+            self.assertEqual(str(e), "bad listener 'tcp:4005:backlog=many': invalid literal for int() with base 10: "
+                                     "'many'", shard)
+        self.assertEqual([line.name for line in parse("--config", self.path, "--shard", "0/2")["lines"]],
+                         ["rack4-db1", "vm100", "vm101"])
+
     def test_emptyShard(self) -> None:
         """A process whose share is empty: a warning, exit 0 (a reload may give it lines)."""
         status, out, err = checked("--config", self.path, "--shard", "1/3")

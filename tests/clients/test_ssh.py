@@ -143,6 +143,14 @@ class KeysTests(SynchronousTestCase):
         self.assertIn("'bogus,x+tcp:2222'", str(e))
         self.assertIn("SSH listener 'file:/tmp/x'", str(self.assertRaises(ConfigError, parseSSHListener, "file:/tmp/x")))
 
+    def test_listenerIPv6Allow(self) -> None:
+        """An allow= of IPv6 networks (colons before the +) is an option, not part of the endpoint; a unix path with a + stays the endpoint."""
+        spec = parseSSHListener("allow=::1/128;fd00::/8,ro+tcp:2222:interface=127.0.0.1")
+        self.assertEqual((spec.endpoint, spec.allow, spec.readOnly, spec.text),
+                         ("tcp:2222:interface=127.0.0.1", ("::1/128", "fd00::/8"), True,
+                          "allow=::1/128;fd00::/8,ro+tcp:2222:interface=127.0.0.1"))
+        self.assertEqual(parseSSHListener("unix:/run/a+b").path, "/run/a+b")
+
 
 class HostKeyTests(SynchronousTestCase):
     def test_madeOnceKeptAfter(self) -> None:
@@ -152,6 +160,29 @@ class HostKeyTests(SynchronousTestCase):
         self.assertEqual((key.sshType(), made, stat.S_IMODE(os.stat(path).st_mode)), (b"ssh-ed25519", True, 0o600))
         again, made = loadHostKey(path)
         self.assertEqual((again, made), (key, False))
+
+    def test_madeByAnotherAtOnce(self) -> None:
+        """Another process (serialgw@1-2 starting beside serialgw@0-2) makes the key while this one makes its own: this one takes the key on disk, no error, nothing left beside it."""
+        from serialgw.clients import ssh
+
+        path = os.path.abspath(self.mktemp())
+        other = keys.Key(ed25519.Ed25519PrivateKey.generate())
+        raced: list[bool] = []
+
+        class Racing(keys.Key):
+            def __init__(self, keyObject: Any) -> None:
+                super().__init__(keyObject)
+                if not raced:
+                    # The other process, between this one's look and its write.
+                    raced.append(True)
+                    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                    os.write(fd, other.toString("openssh"))
+                    os.close(fd)
+
+        self.patch(ssh, "keys", type("Keys", (), {"Key": Racing}))
+        key, made = loadHostKey(path)
+        self.assertEqual((key, made, raced), (other, False, [True]))
+        self.assertEqual(os.listdir(os.path.dirname(path)), [os.path.basename(path)])
 
     def test_othersMayRead(self) -> None:
         """A host key others may read is refused (as sshd does), with the fix in the message."""

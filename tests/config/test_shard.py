@@ -202,6 +202,7 @@ class ShiftTests(SynchronousTestCase):
             "tcp:8440:interface=127.0.0.1": ("tcp:8441:interface=127.0.0.1", "tcp:8441:interface=127.0.0.1"),
             "tcp6:port=8440:interface=\\:\\:1": ("tcp6:port=8441:interface=\\:\\:1", "tcp6:port=8441:interface=\\:\\:1"),
             "raw,policy=disconnect+4400": ("tcp:4401", "raw,policy=disconnect+tcp:4401"),
+            "raw,allow=::1/128+4400": ("tcp:4401", "raw,allow=::1/128+tcp:4401"),
             "tcp:0:interface=127.0.0.1": ("tcp:0:interface=127.0.0.1", "tcp:0:interface=127.0.0.1"),
         }
         for text, (endpoint, shown) in cases.items():
@@ -222,11 +223,26 @@ class ShiftTests(SynchronousTestCase):
         self.assertEqual((spec.endpoint, spec.path), ("unix:\0rack.1:mode=600:lockfile=0", "\0rack.1"))
 
     def test_refused(self) -> None:
-        """A port past 65535 for the last process, or what cannot be told apart per process: errors naming it."""
+        """A port past 65535 or a unix socket name past sun_path for the last process, or what cannot be told apart per process: errors naming it."""
         with self.assertRaises(ConfigError) as caught:
             shiftListener(parseListener("tcp:65535"), 1, "--status")
         self.assertEqual(str(caught.exception), "--status 'tcp:65535': process 1 would take port 65536, past 65535: "
                                                 "give a lower port (process I listens on PORT+I)")
+        # sun_path: 107 bytes and a NUL for a file's name, 108 for an abstract one.
+        path = "/run/" + "s" * 99
+        self.assertEqual(shiftListener(parseListener(f"unix:{path}"), 99, "--status").path, f"{path}.99")
+        with self.assertRaises(ConfigError) as caught:
+            shiftListener(parseListener(f"unix:{path}"), 100, "--status")
+        self.assertEqual(str(caught.exception), f"--status 'unix:{path}': process 100 would listen on "
+                                                f"'{path}.100', 108 bytes, past the 107 of a unix socket name: give a "
+                                                "shorter path (process I listens on PATH.I)")
+        name = "\0" + "a" * 103
+        self.assertEqual(shiftListener(parseListener(f"unix:{name}"), 999, "watch-all listener").path, f"{name}.999")
+        with self.assertRaises(ConfigError) as caught:
+            shiftListener(parseListener(f"unix:{name}"), 1000, "watch-all listener")
+        self.assertEqual(str(caught.exception), f"watch-all listener {'unix:' + name!r}: process 1000 "
+                                                f"would listen on '@{'a' * 103}.1000', 109 bytes, past the 108 of a "
+                                                "unix socket name: give a shorter path (process I listens on PATH.I)")
         with self.assertRaises(ConfigError) as caught:
             shiftListener(parseListener("systemd:domain=INET:index=0"), 1, "the SSH listener")
         self.assertEqual(str(caught.exception), "the SSH listener 'systemd:domain=INET:index=0': with --shard every "
