@@ -1329,8 +1329,9 @@ class OpenSSHTests(TestCase):
                       if int(fields[1].split(":")[1], 16) == port and fields[3] == "01"]
         finally:
             os.kill(ssh.transport.pid, signal.SIGCONT)  # type: ignore[union-attr]
+        # outbuf unsent, one more segment the kernel fills past it, what is in flight: not the 2 MiB window.
         self.assertEqual(len(queued), 1)
-        self.assertLess(queued[0], 65536 + 65536)
+        self.assertLess(queued[0], 4 * 65536)
         await closeClients(raw)
 
 
