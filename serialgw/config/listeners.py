@@ -480,6 +480,15 @@ def parseWatchAll(texts: list[str], patterns: list[str]) -> WatchAllSpec:
     return WatchAllSpec(tuple(listeners), tuple(patterns) or ("*",))
 
 
+def optionsFirst(head: str) -> bool:
+    """
+    Whether C{head}, the text before a C{+}, is listener options
+    (C{ro,allow=::1/128}: a colon only in an option's value) rather than
+    the start of an endpoint (C{unix:/run/a+b}: a colon in its first word).
+    """
+    return ":" not in head.split(",")[0].partition("=")[0]
+
+
 def parseSSHListener(text: str) -> ListenerSpec:
     """
     C{[OPTION,...+]ENDPOINT}: a Twisted server endpoint string
@@ -489,7 +498,7 @@ def parseSSHListener(text: str) -> ListenerSpec:
     """
     original = str(text).strip()
     head, plus, rest = original.partition("+")
-    if plus and ":" not in head:
+    if plus and optionsFirst(head):
         try:
             spec = parseListener(f"raw,{head}+{rest}")
         except ConfigError as e:

@@ -24,6 +24,7 @@ from typing import Mapping, Optional, Sequence
 
 import attrs
 
+from serialgw.config.listeners import optionsFirst
 from serialgw.config.parsers import isDecimal
 from serialgw.config.specs import (
     ConfigError,
@@ -102,7 +103,7 @@ def shiftListener(spec: ListenerSpec, index: int, what: str) -> ListenerSpec:
     """
     text = spec.text or spec.endpoint
     head, plus, _ = text.partition("+")
-    prefix = head + "+" if plus and ":" not in head else ""
+    prefix = head + "+" if plus and optionsFirst(head) else ""
     fields = re.split(r"(?<!\\):", spec.endpoint) if spec.kind is ListenerKind.LISTEN and spec.tls is None else []
     word = fields[0].lower() if fields else ""
     # The port, or the unix path: the first positional field after the type, or port= / address=.

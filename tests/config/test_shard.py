@@ -202,6 +202,7 @@ class ShiftTests(SynchronousTestCase):
             "tcp:8440:interface=127.0.0.1": ("tcp:8441:interface=127.0.0.1", "tcp:8441:interface=127.0.0.1"),
             "tcp6:port=8440:interface=\\:\\:1": ("tcp6:port=8441:interface=\\:\\:1", "tcp6:port=8441:interface=\\:\\:1"),
             "raw,policy=disconnect+4400": ("tcp:4401", "raw,policy=disconnect+tcp:4401"),
+            "raw,allow=::1/128+4400": ("tcp:4401", "raw,allow=::1/128+tcp:4401"),
             "tcp:0:interface=127.0.0.1": ("tcp:0:interface=127.0.0.1", "tcp:0:interface=127.0.0.1"),
             "raw+tcp:interface=127.0.0.1:port=8440": ("tcp:interface=127.0.0.1:port=8441",
                                                       "raw+tcp:interface=127.0.0.1:port=8441"),
