@@ -1285,7 +1285,9 @@ class OpenSSHTests(TestCase):
         """An ssh client that stops reading (SIGSTOP) loses the oldest output past outbuf; a raw client gets every byte; after SIGCONT the person is told how much."""
         import signal
 
-        gw, port = await self.gateway("outbuf=65536+tcp:0:interface=127.0.0.1", "--port", "raw+tcp:0:interface=127.0.0.1")
+        # The raw client reads every byte: its bound (the kernel's too) holds the whole flood.
+        gw, port = await self.gateway("outbuf=65536+tcp:0:interface=127.0.0.1",
+                                      "--port", "raw,outbuf=16777216+tcp:0:interface=127.0.0.1")
         rawPort = await listeningPort(gw, "raw")
         raw = await connect(rawPort)
         ssh = self.client(port, "writer")
@@ -1305,6 +1307,32 @@ class OpenSSHTests(TestCase):
         self.assertLess(dropped, len(flood))
         await closeClients(raw)
 
+
+    async def test_stoppedClientKernelQueueBounded(self) -> None:
+        """An ssh client that stops reading: the kernel keeps at most about outbuf unsent for it (TCP_NOTSENT_LOWAT on the connection under the channel), not the channel's 2 MiB window."""
+        import signal
+
+        # The raw client reads every byte: its bound (the kernel's too) holds the whole flood.
+        gw, port = await self.gateway("outbuf=65536+tcp:0:interface=127.0.0.1",
+                                      "--port", "raw,outbuf=16777216+tcp:0:interface=127.0.0.1")
+        raw = await connect(await listeningPort(gw, "raw"))
+        ssh = self.client(port, "writer")
+        await gw.output.contains(b"con1: ops1 (127.0.0.1:")
+        os.kill(ssh.transport.pid, signal.SIGSTOP)  # type: ignore[union-attr]
+        try:
+            flood = b"0123456789abcdef" * (4 * 1024 * 1024 // 16)
+            self.consoles[0].transport.write(flood)  # type: ignore[union-attr]
+            self.assertEqual(len(await raw.received.length(len(flood))), len(flood))
+            await gw.output.contains(b"cannot keep up: its output is dropped until it does")
+            # The gateway's end of the SSH connection: bytes in its send queue.
+            queued = [int(fields[4].split(":")[0], 16) for fields in map(str.split, open("/proc/net/tcp").readlines()[1:])
+                      if int(fields[1].split(":")[1], 16) == port and fields[3] == "01"]
+        finally:
+            os.kill(ssh.transport.pid, signal.SIGCONT)  # type: ignore[union-attr]
+        # outbuf unsent, one more segment the kernel fills past it, what is in flight: not the 2 MiB window.
+        self.assertEqual(len(queued), 1)
+        self.assertLess(queued[0], 4 * 65536)
+        await closeClients(raw)
 
 
 class BreakOnTtyTests(TestCase):
