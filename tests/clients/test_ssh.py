@@ -1058,7 +1058,9 @@ class OptionsTests(SynchronousTestCase):
             (("--ssh", "tcp:2222", "--authorized-keys", same, "--readonly-keys", same),
              f"'ops1' names keys in --authorized-keys {same!r} and in --readonly-keys {same!r}: "
              "give the keys distinct comments"),
-            (("--ssh", "tcp:2222:bogus=1", "--authorized-keys", same), "bad listener 'tcp:2222:bogus=1'"),
+            (("--ssh", "tcp:2222:bogus=1", "--authorized-keys", same),
+             "cannot read listener 'tcp:2222:bogus=1' as a Twisted endpoint string: "
+             "_parseTCP() got an unexpected keyword argument 'bogus'"),
             (("--ssh", "tcp:2222", "--authorized-keys", same, "--readonly-keys", other),
              f"a key of 'watcher1' is in --authorized-keys {same!r} and in --readonly-keys {other!r}: "
              "put it in one of them"),
