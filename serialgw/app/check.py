@@ -53,19 +53,11 @@ def listenerKey(spec: ListenerSpec) -> Optional[tuple[str, str, str]]:
         return ("path", spec.path, "") if spec.path else None
     if spec.kind is not ListenerKind.LISTEN:
         return None
-    if spec.tls is not None or spec.port:
-        return ("tcp", spec.host, str(spec.port)) if spec.port else None
-    positional, named = _fields(spec.endpoint)
-    kind = positional[0].lower() if positional else ""
-    if kind in ("tcp", "tcp6"):
-        port = named.get("port") or (positional[1] if len(positional) > 1 else "")
-        if not isDecimal(port) or int(port) == 0:
-            return None
-        return ("tcp", named.get("interface", ""), str(int(port)))
-    if kind == "unix":
-        path = named.get("address") or (positional[1] if len(positional) > 1 else "")
-        return ("path", path, "") if path else None
-    return None
+    # tcp:, tcp6:, unix: and tls: listeners carry what Twisted will bind
+    # (serialgw.config.listeners); systemd: sockets are systemd's.
+    if spec.path:
+        return ("path", spec.path, "")
+    return ("tcp", spec.host, str(spec.port)) if spec.port else None
 
 
 def systemdProblem(endpoint: str, environ: Optional[Mapping[str, str]] = None) -> Optional[str]:
@@ -87,6 +79,8 @@ def systemdProblem(endpoint: str, environ: Optional[Mapping[str, str]] = None) -
         from twisted.python.systemd import ListenFDs
 
         fds = ListenFDs.fromEnvironment(dict(environ))
+    if len(positional) > 2:
+        named.setdefault("index", positional[2])  # systemd:DOMAIN:INDEX, Twisted's positional form
     descriptors = fds.inheritedDescriptors()
     if not descriptors:
         return ("systemd passed no sockets: start the gateway through its .socket unit "

@@ -50,6 +50,14 @@ class CheckTests(SynchronousTestCase):
             "tcp:0:interface=127.0.0.1": None,
             "telnet:host:4005": None,
             "systemd:domain=INET:index=0": None,
+            # Twisted's keyword and positional forms: what Twisted binds.
+            "unix:address=/run/c.sock:mode=660": ("path", "/run/c.sock", ""),
+            "unix:/run/d\\:e.sock": ("path", "/run/d:e.sock", ""),
+            "raw+tcp:port=4006": ("tcp", "", "4006"),
+            "tcp:4007:127.0.0.1": ("tcp", "127.0.0.1", "4007"),
+            "tcp:interface=127.0.0.1:port=4008": ("tcp", "127.0.0.1", "4008"),
+            "tcp6:4009": ("tcp", "::", "4009"),
+            "tcp:port=0": None,
         }
         for text, key in cases.items():
             self.assertEqual(listenerKey(parseListener(text)), key, text)
@@ -142,6 +150,24 @@ class CheckTests(SynchronousTestCase):
             with self.assertRaises(usage.UsageError) as caught:
                 checked(*args)
             self.assertEqual(str(caught.exception), message)
+
+    def test_sameSocketTwoSpellings(self) -> None:
+        """unix:PATH and unix:address=PATH, tcp:N and tcp:port=N take the same thing: taken twice."""
+        path = write(self, '[lines.a]\ndevice = "/dev/null"\nlisten = ["unix:/run/a.sock", "tcp:port=4001"]\n'
+                           '[lines.b]\ndevice = "/dev/zero"\nlisten = ["raw+unix:address=/run/a.sock", "4001"]\n')
+        self.assertEqual(checked("--config", path), (2, "", (
+            "serialgw: error: line 'b': listener 'raw+unix:address=/run/a.sock' takes path '/run/a.sock', "
+            "as line 'a', listener 'unix:/run/a.sock' already does\n"
+            "serialgw: error: line 'b': listener '4001' takes TCP port 4001, "
+            "as line 'a', listener 'tcp:port=4001' already does\n"
+            f"serialgw: {path}: 2 error(s)\n")))
+
+    def test_systemdPositionalIndex(self) -> None:
+        """systemd:DOMAIN:INDEX, Twisted's positional form, names the socket as index= does."""
+        environ = {"LISTEN_PID": str(os.getpid()), "LISTEN_FDS": "1", "LISTEN_FDNAMES": "a"}
+        self.assertIsNone(systemdProblem("systemd:INET:0", environ))
+        self.assertEqual(systemdProblem("systemd:INET:1", environ),
+                         "index=1: systemd passed 1 socket(s), index=0 to index=0")
 
     def test_systemdIndexGarbage(self) -> None:
         """index=\u00b2 with sockets passed: a problem named, not a ValueError."""

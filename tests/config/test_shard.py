@@ -204,10 +204,13 @@ class ShiftTests(SynchronousTestCase):
             "raw,policy=disconnect+4400": ("tcp:4401", "raw,policy=disconnect+tcp:4401"),
             "raw,allow=::1/128+4400": ("tcp:4401", "raw,allow=::1/128+tcp:4401"),
             "tcp:0:interface=127.0.0.1": ("tcp:0:interface=127.0.0.1", "tcp:0:interface=127.0.0.1"),
+            "raw+tcp:interface=127.0.0.1:port=8440": ("tcp:interface=127.0.0.1:port=8441",
+                                                      "raw+tcp:interface=127.0.0.1:port=8441"),
         }
         for text, (endpoint, shown) in cases.items():
             spec = shiftListener(parseListener(text), 1, "--status")
             self.assertEqual((spec.endpoint, spec.text), (endpoint, shown), text)
+            self.assertEqual((spec.host, spec.port), (parseListener(shown).host, parseListener(shown).port), text)
             self.assertEqual(shiftListener(parseListener(text), 0, "--status").endpoint, parseListener(text).endpoint)
         qemu = shiftListener(parseListener("telnet::4400,server,nowait"), 3, "watch-all listener")
         self.assertEqual((qemu.endpoint, qemu.port), ("tcp:4403", 4403))
@@ -219,6 +222,11 @@ class ShiftTests(SynchronousTestCase):
                                                       "/run/serialgw/status.sock.0"))
         spec = shiftListener(parseListener("unix:/run/s.sock:mode=660"), 2, "--status")
         self.assertEqual((spec.endpoint, spec.path), ("unix:/run/s.sock.2:mode=660", "/run/s.sock.2"))
+        spec = shiftListener(parseListener("raw+unix:address=/run/s.sock:mode=660"), 1, "--status")
+        self.assertEqual((spec.endpoint, spec.text, spec.path),
+                         ("unix:address=/run/s.sock.1:mode=660", "raw+unix:address=/run/s.sock.1:mode=660", "/run/s.sock.1"))
+        spec = shiftListener(parseListener("unix:/run/a\\:b"), 1, "--status")
+        self.assertEqual((spec.endpoint, spec.path), ("unix:/run/a\\:b.1:mode=600", "/run/a:b.1"))
         spec = shiftListener(parseListener("unix:\0rack"), 1, "--status")
         self.assertEqual((spec.endpoint, spec.path), ("unix:\0rack.1:mode=600:lockfile=0", "\0rack.1"))
 
