@@ -24,7 +24,7 @@ from serialgw.app.logs import appendOnly, twistdLogFile
 from serialgw.app.reactor import installIfNoneChosen
 from serialgw.app.service import GatewayService
 from serialgw.config.file import loadFile
-from serialgw.config.listeners import parseListener, parseSSHListener, parseWatchAll
+from serialgw.config.listeners import parseListener, parseSSHListener, parseStatusListener, parseWatchAll
 from serialgw.config.parsers import (
     SINGLE_SETTINGS,
     applySingle,
@@ -239,7 +239,7 @@ man 8 serialgw
                 more = parseWatchAll(self["watch-all"], list(fromFile.lines) if fromFile else [])
                 listeners = (fromFile.listeners if fromFile else ()) + more.listeners
                 self["watchAllSpec"] = attrs.evolve(more, listeners=listeners)
-            self["statusSpec"] = parseListener(self["status"]) if self["status"] is not None else None
+            self["statusSpec"] = parseStatusListener(self["status"]) if self["status"] is not None else None
             # This process's own status, SSH and watch-all listeners: as
             # given, or with --shard, its copies (every process's copy must
             # be possible: the last one takes the highest port).

@@ -480,6 +480,23 @@ def parseWatchAll(texts: list[str], patterns: list[str]) -> WatchAllSpec:
     return WatchAllSpec(tuple(listeners), tuple(patterns) or ("*",))
 
 
+def parseStatusListener(text: str) -> ListenerSpec:
+    """
+    C{--status ENDPOINT}: a Twisted server endpoint string the status page
+    is served on over plain HTTP (C{tcp:8440:interface=127.0.0.1},
+    C{unix:/run/serialgw/status.sock}).  Not TLS: our C{tls:PORT:cert=..}
+    grammar is a line listener's, and given to Twisted as it is, C{tls:}
+    (Twisted 26.10 has a parser of its own) listened on port 443 of every
+    interface, whatever PORT and interface= said.
+    """
+    spec = parseListener(text)
+    if spec.kind is not ListenerKind.LISTEN or spec.tls is not None:
+        raise ConfigError(f"--status {str(text).strip()!r}: expected a server endpoint for plain HTTP such as "
+                          "tcp:8440:interface=127.0.0.1 or unix:/run/serialgw/status.sock (no dial-out, file, "
+                          "pipe, netconsole or TLS: for HTTPS, put a TLS proxy in front of it)")
+    return spec
+
+
 def optionsFirst(head: str) -> bool:
     """
     Whether C{head}, the text before a C{+}, is listener options

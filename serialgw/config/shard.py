@@ -34,7 +34,7 @@ from serialgw.config.specs import (
     SSHSpec,
     WatchAllSpec,
     describeUnix,
-    isAbstract,
+    unixNameLimit,
 )
 
 # More processes than any machine has cores for; a typo such as 0/20000 is
@@ -120,9 +120,7 @@ def shiftListener(spec: ListenerSpec, index: int, what: str) -> ListenerSpec:
             return attrs.evolve(spec, endpoint=endpoint, text=prefix + endpoint, port=port if spec.port else 0)
     if word == "unix" and at is not None and spec.path:
         path = f"{spec.path}.{index}"
-        # A socket's name fits in sun_path (108 bytes): a file's with its
-        # NUL, an abstract name without.
-        size, limit = len(os.fsencode(path)), 108 if isAbstract(path) else 107
+        size, limit = len(os.fsencode(path)), unixNameLimit(path)
         if size > limit:
             raise ConfigError(f"{what} {text!r}: process {index} would listen on {describeUnix(path)!r}, {size} "
                               f"bytes, past the {limit} of a unix socket name: give a shorter path (process I "
