@@ -391,8 +391,8 @@ class StateMachineTests(SynchronousTestCase):
             client = machine.connect("rfc2217")
             machine.telnetCommand(client, AYT)
             machine.setBaud(client, 19200)
-            self.assertEqual((client.asked, client.answered), (4, 4))  # connect, the AYT and its barrier, setBaud
             self.assertEqual(machine.line.settings.baudrate, 19200)
+            self.assertEqual((client.asked, client.answered), (4, 4))  # connect, the AYT and its barrier, setBaud
         finally:
             machine.teardown()
 
