@@ -9,7 +9,7 @@ installs today (L{serialgw.app.reactor.GatewayReactor}).
     python3 bench/reactors.py            # both measurements, 5 rounds
     python3 bench/reactors.py --quick
 
-Two measurements, variants alternating round by round:
+Three measurements, variants alternating round by round:
   - in one process, a pipe ping-pong through the reactor (two readers
     bouncing one byte): CPU microseconds per round trip (2 turns), with no
     timed call pending and with one pending (a LoopingCall every 10 s, as a
@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import errno
 import os
+import resource
 import socket
 import statistics
 import subprocess
@@ -192,11 +193,34 @@ def serialgwRoundTrips(name: str, rtts: int) -> dict[str, float]:
     return {"rtt_p50_us": statistics.median(times) * 1e6, "cpu_us_per_rtt": cpu}
 
 
+def variantServer(name: str) -> type[run.Server]:
+    """serialgw's farm (one --config file) under a variant, for bench/run.py's farm()."""
+
+    class Variant(run.Server):
+        def start(self, devices: list[str], ports: list[int], telnetPort: Optional[int] = None) -> None:
+            config = os.path.join(self.dir, "farm.toml")
+            with open(config, "w") as f:
+                for i, (device, port) in enumerate(zip(devices, ports, strict=True)):
+                    f.write(f'[lines.line{i}]\ndevice = "{device}"\nlisten = "raw+tcp:{port}:interface=127.0.0.1"\n'
+                            "lock = false\n\n")
+            code = (f"import sys; sys.path.insert(0, {BENCH!r}); import reactors; reactors.install({name!r}); "
+                    "from twisted.scripts.twistd import run; run()")
+            argv = [sys.executable, "-c", code, "-n", "--pidfile=", "--logfile=/dev/null", "serialgw", "--config", config]
+            self.proc = subprocess.Popen(argv, cwd=REPO, env=dict(os.environ, PYTHONPATH=REPO), stdout=subprocess.DEVNULL)
+            run.waitListening(ports[-1])
+
+    Variant.name = name
+    return Variant
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--lines", type=int, default=512, help="lines of the farm echo (0: no farm)")
     args = parser.parse_args()
     rounds, trips, rtts = (3, 20000, 1000) if args.quick else (5, 50000, 3000)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     results: dict[str, dict[str, list[float]]] = {name: {} for name in VARIANTS}
     for round_ in range(rounds):
         print(f"round {round_ + 1}/{rounds} ...", flush=True)
@@ -206,15 +230,19 @@ def main() -> None:
             figures.setdefault("pingpong_timer_us", []).append(pingPong(name, trips, timer=True))
             for key, value in serialgwRoundTrips(name, rtts).items():
                 figures.setdefault(key, []).append(value)
+            if args.lines:
+                echo = run.farm(variantServer(name)(), args.lines, 3.0)
+                figures.setdefault(f"echo_{args.lines}_msg_s", []).append(echo["echo_msgs_per_s"])
+                figures.setdefault("echo_cpu_us_msg", []).append(echo["user_us_per_msg"] + echo["system_us_per_msg"])
     keys = list(results["epoll"])
-    print(f"\n{'variant':18}" + "".join(f"{key:>22}" for key in keys) + "   (medians; ratio to epoll, range)")
+    print(f"\n{'variant':18}" + "".join(f"{key:>24}" for key in keys) + "   (medians; ratio to epoll, range)")
     for name, figures in results.items():
         cells = []
         for key in keys:
             ratios = sorted(m / s for m, s in zip(figures[key], results["epoll"][key], strict=True))
             cells.append(f"{statistics.median(figures[key]):8.1f} {statistics.median(ratios):.2f}"
                          f" ({ratios[0]:.2f}-{ratios[-1]:.2f})")
-        print(f"{name:18}" + "".join(f"{cell:>22}" for cell in cells))
+        print(f"{name:18}" + "".join(f"{cell:>24}" for cell in cells))
 
 
 if __name__ == "__main__":

@@ -367,6 +367,13 @@ def spawn(argv: list[str], usePTY: bool = False, env: Optional[dict[str, str]] =
     return proc
 
 
+def startProcess(case: Any, argv: list[str], usePTY: bool = False, env: Optional[dict[str, str]] = None) -> ProcessOutput:
+    """L{spawn} C{argv} now; stopped (TERM, awaited) when the test ends."""
+    proc = spawn(argv, usePTY=usePTY, env=env)
+    case.addCleanup(proc.stop)
+    return proc
+
+
 class Processes(list[ProcessOutput]):
     """The processes a test started, to be stopped together at its end (its tearDown awaits L{stop})."""
 

@@ -17,9 +17,20 @@ from typing import Any, Mapping, Optional, Sequence
 
 from serialgw.config.parsers import isDecimal
 from serialgw.config.shard import ownListeners
-from serialgw.config.specs import LineConfig, ListenerKind, ListenerSpec, SSHSpec, WatchAllSpec, isAbstract
+from serialgw.config.specs import (
+    LineConfig,
+    ListenerKind,
+    ListenerSpec,
+    SSHSpec,
+    WatchAllSpec,
+    describeUnix,
+    isAbstract,
+    unixNameLimit,
+)
 
 WILDCARDS = ("", "0.0.0.0", "::")
+# Listeners whose path is a unix socket's (a dial-out's too); a pty:, file: or pipe: path is a file's.
+SOCKETS = (ListenerKind.LISTEN, ListenerKind.CONNECT)
 
 
 def _fields(endpoint: str) -> tuple[list[str], dict[str, str]]:
@@ -42,19 +53,11 @@ def listenerKey(spec: ListenerSpec) -> Optional[tuple[str, str, str]]:
         return ("path", spec.path, "") if spec.path else None
     if spec.kind is not ListenerKind.LISTEN:
         return None
-    if spec.tls is not None or spec.port:
-        return ("tcp", spec.host, str(spec.port)) if spec.port else None
-    positional, named = _fields(spec.endpoint)
-    kind = positional[0].lower() if positional else ""
-    if kind in ("tcp", "tcp6"):
-        port = named.get("port") or (positional[1] if len(positional) > 1 else "")
-        if not isDecimal(port) or int(port) == 0:
-            return None
-        return ("tcp", named.get("interface", ""), str(int(port)))
-    if kind == "unix":
-        path = named.get("address") or (positional[1] if len(positional) > 1 else "")
-        return ("path", path, "") if path else None
-    return None
+    # tcp:, tcp6:, unix: and tls: listeners carry what Twisted will bind
+    # (serialgw.config.listeners); systemd: sockets are systemd's.
+    if spec.path:
+        return ("path", spec.path, "")
+    return ("tcp", spec.host, str(spec.port)) if spec.port else None
 
 
 def systemdProblem(endpoint: str, environ: Optional[Mapping[str, str]] = None) -> Optional[str]:
@@ -76,6 +79,8 @@ def systemdProblem(endpoint: str, environ: Optional[Mapping[str, str]] = None) -
         from twisted.python.systemd import ListenFDs
 
         fds = ListenFDs.fromEnvironment(dict(environ))
+    if len(positional) > 2:
+        named.setdefault("index", positional[2])  # systemd:DOMAIN:INDEX, Twisted's positional form
     descriptors = fds.inheritedDescriptors()
     if not descriptors:
         return ("systemd passed no sockets: start the gateway through its .socket unit "
@@ -93,6 +98,14 @@ def systemdProblem(endpoint: str, environ: Optional[Mapping[str, str]] = None) -
     else:
         return "name=NAME or index=N is needed to pick one of the sockets systemd passed"
     return None
+
+
+def unixNameProblem(path: str) -> Optional[str]:
+    """Why C{path} cannot name a unix socket (too long: bind() and connect() would say "path too long"), or None."""
+    size, limit = len(os.fsencode(path)), unixNameLimit(path)
+    if size <= limit:
+        return None
+    return f"unix socket {describeUnix(path)!r} is {size} bytes, past the {limit} of a unix socket name: give a shorter path"
 
 
 def _clash(a: tuple[str, str, str], b: tuple[str, str, str]) -> bool:
@@ -117,6 +130,9 @@ def checkLines(lines: Sequence[LineConfig], status: Optional[ListenerSpec] = Non
     taken: list[tuple[tuple[str, str, str], str]] = []
 
     def take(spec: ListenerSpec, owner: str) -> None:
+        problem = unixNameProblem(spec.path) if spec.kind in SOCKETS and spec.path and spec.tls is None else None
+        if problem is not None:
+            errors.append(f"{owner}: listener {spec.text or spec.endpoint!r}: {problem}")
         key = listenerKey(spec)
         if key is not None:
             claim(key, owner, f"listener {spec.text or spec.endpoint!r}")
@@ -142,6 +158,9 @@ def checkLines(lines: Sequence[LineConfig], status: Optional[ListenerSpec] = Non
                 # The gateway makes a symlink there, as for a pty: listener.
                 claim(("path", device.path, ""), owner, f"device {device.describe()!r}")
             devices[path] = line.name
+        problem = unixNameProblem(device.path) if device.kind == "unix" else None
+        if problem is not None:
+            errors.append(f"{owner}: device {device.describe()!r}: {problem}")
         if device.kind == "tty" and not os.path.exists(device.path):
             warnings.append(f"{owner}: device {device.path!r} does not exist (now)")
         if device.kind == "tty" and line.lock and not os.path.isdir(line.lockDir):

@@ -250,9 +250,11 @@ class OwnSocketPort:
         if not self.ours():
             log.warn("{path} is no longer the socket this gateway made: left in place", path=self.path)
             # Twisted's unix port removes its path when it closes, unless the
-            # name is abstract: make it so, and nothing is removed.
-            bound = self.port._bindPath
-            self.port._bindPath = b"\0" + bound if isinstance(bound, bytes) else "\0" + bound
+            # name is abstract: make it so, and nothing is removed.  The path
+            # is in _bindPath since Twisted 26.10, in .port before (22.10).
+            name = "_bindPath" if hasattr(self.port, "_bindPath") else "port"
+            bound = getattr(self.port, name)
+            setattr(self.port, name, b"\0" + bound if isinstance(bound, bytes) else "\0" + bound)
         return self.port.stopListening()
 
 

@@ -21,9 +21,10 @@ two ways, and only there:
     once per turn, so a flood cannot starve a quiet line, nor the reverse.
 
 Until issue 14 it also rewrote C{mainLoop} to skip C{runUntilCurrent} on
-turns with no timed call due; C{bench/reactors.py} measured that at about
-half a microsecond a turn (1-2 us of CPU per pipe ping-pong, nothing
-visible in serialgw's round trip), against 6-7 us a round trip for the
+turns with no timed call due; C{bench/reactors.py} measured that at
+0.7-1.8 us a turn (1.3-3.5 us of CPU per pipe ping-pong in two runs,
+nothing outside the noise in serialgw's round trip, its CPU per round trip
+or per echoed message at 512 lines), against 5.6-7 us a ping-pong for the
 C{doPoll} override, so it went, and with it the reading of Twisted's
 timed-call privates.  What is left reads C{_poller}, C{_selectables} and
 C{_doReadOrWrite}, the same in Twisted 22.10 and today's release.

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any, Optional
 
+from twisted.copyright import version as twistedVersion
 from twisted.logger import Logger
 from twisted.web.http import HTTPChannel
 from twisted.web.resource import Resource
@@ -20,6 +21,12 @@ from serialgw.clients.transports import describeAddress, peerName
 from serialgw.line.hub import Line
 
 log = Logger()
+
+# Twisted 23.10's channel buffers what follows a request until it is
+# answered (raw mode from allContentReceived); before (22.10), it went on
+# parsing pipelined requests in the same read, answering them all at once.
+# StatusChannel does the buffering itself there.
+_PARSES_PAST_REQUEST = tuple(int(n) for n in twistedVersion.split(".")[:2]) < (23, 10)
 
 
 def clientProtocol(client: Any) -> str:
@@ -348,7 +355,17 @@ class StatusChannel(HTTPChannel):
 
     def allContentReceived(self) -> None:
         self._checked = False
+        if _PARSES_PAST_REQUEST:
+            self.setRawMode()
         HTTPChannel.allContentReceived(self)
+
+    def rawDataReceived(self, data: bytes) -> None:
+        if _PARSES_PAST_REQUEST and self._handlingRequest:
+            # HTTPChannel.dataReceived buffers it (a request is under way);
+            # requestDone replays it in line mode.
+            self._dataBuffer.append(data)
+            return
+        HTTPChannel.rawDataReceived(self, data)
 
     def requestDone(self, request: Any) -> None:
         if self._waitingForTransport and self.persistent:

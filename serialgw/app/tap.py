@@ -24,7 +24,7 @@ from serialgw.app.logs import appendOnly, twistdLogFile
 from serialgw.app.reactor import installIfNoneChosen
 from serialgw.app.service import GatewayService
 from serialgw.config.file import loadFile
-from serialgw.config.listeners import parseListener, parseSSHListener, parseWatchAll
+from serialgw.config.listeners import parseListener, parseSSHListener, parseStatusListener, parseWatchAll
 from serialgw.config.parsers import (
     SINGLE_SETTINGS,
     applySingle,
@@ -239,7 +239,7 @@ man 8 serialgw
                 more = parseWatchAll(self["watch-all"], list(fromFile.lines) if fromFile else [])
                 listeners = (fromFile.listeners if fromFile else ()) + more.listeners
                 self["watchAllSpec"] = attrs.evolve(more, listeners=listeners)
-            self["statusSpec"] = parseListener(self["status"]) if self["status"] is not None else None
+            self["statusSpec"] = parseStatusListener(self["status"]) if self["status"] is not None else None
             # This process's own status, SSH and watch-all listeners: as
             # given, or with --shard, its copies (every process's copy must
             # be possible: the last one takes the highest port).
@@ -251,7 +251,9 @@ man 8 serialgw
             if self["ownWatchAll"] is not None:
                 for spec in self["ownWatchAll"].listeners:
                     _checkEndpoint(spec, sockets=not self["check"])
-            for line in self["lines"]:
+            # --check (--shard's too) reads every line's endpoints: every
+            # process's ExecStartPre= catches the same mistakes.
+            for line in self["allLines"] if self["check"] else self["lines"]:
                 for spec in line.listeners:
                     _checkEndpoint(spec, sockets=not self["check"])
             if self["ownStatus"] is not None:

@@ -84,8 +84,9 @@ def boundKernelQueue(holder: Any, bound: int) -> None:
     before the guard's bound is even reached: 3 MiB of kernel memory per
     stuck client measured, 1.5 GB for 500, past the machine's TCP memory
     pressure mark.  What is in flight (sent, not acknowledged) is not
-    counted: a fast far client keeps the kernel's tuning.  Elsewhere (unix
-    sockets: a fixed buffer; pipes; SSH channels): nothing.
+    counted: a fast far client keeps the kernel's tuning.  An SSH channel
+    sets it on its TCP connection (sshsession.ChannelTransport).  Elsewhere
+    (unix sockets: a fixed buffer; pipes): nothing.
     """
     if not isinstance(holder, tcp.Connection):
         return

@@ -26,6 +26,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import stat
+import tempfile
 from typing import Any, Callable, Mapping, Optional, Sequence
 
 import attrs
@@ -74,18 +75,27 @@ def loadHostKey(path: str) -> tuple[keys.Key, bool]:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except FileNotFoundError:
         key = keys.Key(ed25519.Ed25519PrivateKey.generate())
+        # Written beside it and linked into place whole: the processes of
+        # --shard start at once, and each either makes the key or reads the
+        # one another made (never half of it, never a second key).
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+            fd, temporary = tempfile.mkstemp(prefix=os.path.basename(path) + ".", suffix=".new",
+                                             dir=os.path.dirname(path) or ".")
         except OSError as e:
             raise SSHError(f"cannot write SSH host key {path!r}: {e.strerror}") from None
         try:
-            os.write(fd, key.toString("openssh"))
-            os.fsync(fd)
+            try:
+                os.write(fd, key.toString("openssh"))
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.link(temporary, path)
+        except FileExistsError:
+            return loadHostKey(path)
         except OSError as e:
-            os.close(fd)
-            os.unlink(path)
             raise SSHError(f"cannot write SSH host key {path!r}: {e.strerror}") from None
-        os.close(fd)
+        finally:
+            os.unlink(temporary)
         return key, True
     except OSError as e:
         raise SSHError(f"cannot read SSH host key {path!r}: {e.strerror}") from None
@@ -314,11 +324,11 @@ class GatewaySSHFactory(SSHFactory):
         transport.supportedPublicKeys = [
             algorithm for key in self.privateKeys.values() for algorithm in key.supportedSignatureAlgorithms()
         ]
-        # No moduli file: the fixed groups and curve25519 only.
-        from twisted.conch.ssh import _kex
-
+        # No moduli file: no diffie-hellman-group-exchange-* (RFC 4419, the
+        # groups a moduli file gives), so the fixed groups and the curves only.
+        # By name: Twisted 22.10's conch has no _kex.isDynamicPrimesGroup.
         transport.supportedKeyExchanges = [
-            k for k in transport.supportedKeyExchanges if not _kex.isDynamicPrimesGroup(k)
+            k for k in transport.supportedKeyExchanges if not k.startswith(b"diffie-hellman-group-exchange-")
         ]
         self.pending += 1
         self.pendingFrom[peer] = self.pendingFrom.get(peer, 0) + 1

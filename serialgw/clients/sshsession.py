@@ -31,6 +31,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from serialgw.clients.base import ClientEvents
+from serialgw.clients.guard import boundKernelQueue
 from serialgw.clients.session import Session
 from serialgw.clients.transports import describeAddress
 from serialgw.config.sshkeys import printable
@@ -284,7 +285,11 @@ class ChannelTransport:
 
     @bufferSize.setter
     def bufferSize(self, size: int) -> None:
+        # The guard's bound is the TCP connection's: Twisted's buffer and
+        # the kernel's unsent queue (without it, a client that stops reading
+        # had its channel window, 2 MiB for OpenSSH, queued in the kernel).
         self.tcp.bufferSize = size
+        boundKernelQueue(self.tcp, size)
 
     def write(self, data: bytes) -> None:
         self.channel.write(data)

@@ -6,6 +6,7 @@ verified by name (service-identity, through Twisted's optionsForClientTLS).
 
 from __future__ import annotations
 
+import inspect
 from typing import Any, Callable, Optional
 
 from OpenSSL import SSL
@@ -127,12 +128,24 @@ def peerSubject(transport: Any) -> str:
     return str(certificate.get_subject().commonName or "")
 
 
+# Twisted 22.10's TLSMemoryBIOFactory takes no clock: that came with the
+# aggregation of small writes (Twisted 23.10, twisted#11989), and it is only
+# what those writes are flushed by; without it they are written at once.
+_FACTORY_TAKES_CLOCK = "clock" in inspect.signature(TLSMemoryBIOFactory.__init__).parameters
+
+
 class RefusingTLSFactory(TLSMemoryBIOFactory):
     """
     TLS around a factory that may refuse a connection (C{buildProtocol}
     returns None): then the connection is closed at accept, before any TLS,
     instead of a handshake with nobody behind it.
     """
+
+    def __init__(self, contextFactory: Any, isClient: bool, wrappedFactory: Any, clock: Any = None) -> None:
+        if _FACTORY_TAKES_CLOCK:
+            super().__init__(contextFactory, isClient, wrappedFactory, clock)
+        else:
+            super().__init__(contextFactory, isClient, wrappedFactory)
 
     def buildProtocol(self, addr: Any) -> Any:
         inner = self.wrappedFactory.buildProtocol(addr)

@@ -31,6 +31,7 @@ Every error names the file, the line of the file, and the key.
 from __future__ import annotations
 
 import re
+import sys
 from typing import Any, Optional
 
 import attrs
@@ -130,6 +131,12 @@ def loadFile(path: str, shards: Optional[int] = None) -> FileConfig:
     except RecursionError:
         # tomllib recurses once per nested array or inline table.
         raise ConfigError(f"{path}: arrays or tables nested too deep") from None
+    except ValueError:
+        # tomllib's int() of an integer past Python's limit (4300 digits
+        # unless PYTHONINTMAXSTRDIGITS says otherwise; shard = 111...1): no
+        # TOMLDecodeError, and no key of ours takes such a number.
+        limit = sys.get_int_max_str_digits()
+        raise ConfigError(f"{_tooLong(path, text, limit)}: an integer of more than {limit} digits") from None
     lines, pins = _lines(path, text, data)
     for name, pin in pins.items():
         if shards is not None and pin >= shards:
@@ -244,6 +251,12 @@ def _ssh(path: str, text: str, data: dict[str, Any], users: tuple[UserSpec, ...]
     except ConfigError as e:
         raise ConfigError(f"{_where(path, text, 'ssh', 'listen')}: [ssh] listen: {e}") from None
     return SSHSpec(listener, hostKey, users)
+
+
+def _tooLong(path: str, text: str, limit: int) -> str:
+    """C{path:LINE} of the first run of more than C{limit} digits (tomllib reads no other number past Python's limit)."""
+    match = re.search(rf"[0-9](?:_?[0-9]){{{limit},}}", text)
+    return f"{path}:{text.count(chr(10), 0, match.start()) + 1}" if match else path
 
 
 def _where(path: str, text: str, table: str, key: Optional[str] = None) -> str:

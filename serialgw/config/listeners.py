@@ -11,26 +11,36 @@ How a string is read, in order:
        - C{telnet udp mon file pipe stdio}: QEMU chardevs;
        - C{tls}: TLS, ours (see L{_tls});
        - C{tcp} and C{unix}: QEMU's when an option follows a comma
-         (C{tcp::4444,server}, C{unix:/x,server,nowait}) or when the field
-         after C{tcp:} is not a port (C{tcp::4444}, C{tcp:host:4444});
-         C{tcp:N:M} with two numbers reads both ways and is refused;
-         otherwise Twisted's (C{tcp:4444:interface=127.0.0.1}, C{unix:/x});
+         (C{tcp::4444,server}, C{unix:/x,server,nowait}) or when C{tcp:}
+         has no keyword, no port first and Twisted cannot read it
+         (C{tcp::4444}, C{tcp:host:4444}); C{tcp:N:M} with two numbers
+         reads both ways and is refused; otherwise Twisted's, keyword and
+         positional forms alike (C{tcp:4444:interface=127.0.0.1},
+         C{tcp:port=4444}, C{unix:/x}, C{unix:address=/x:mode=660});
        - C{ssl}: refused (Twisted's TLS endpoint makes a client at TCP
          connect, before the handshake; C{tls:} waits for it);
-       - anything else: a Twisted server endpoint string (C{tcp6:},
-         C{systemd:}, ...).
+       - anything else: a Twisted server endpoint string (C{systemd:}, ...).
 
-Nothing here does I/O: Twisted strings are checked by the service when it
-builds their endpoints.
+C{tcp:}, C{tcp6:} and C{unix:} strings are read by Twisted's own parser
+(L{serverFromString}, with no reactor: an endpoint does no I/O before
+C{listen()}), so the spec's host, port and path are what will be bound,
+and what Twisted refuses is refused here, naming the listener. Other
+Twisted strings are checked by the service when it builds their endpoints.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import re
-from typing import Optional
+from typing import Any, Optional, cast
 
 import attrs
+from twisted.internet.endpoints import (
+    TCP4ServerEndpoint,
+    TCP6ServerEndpoint,
+    UNIXServerEndpoint,
+    serverFromString,
+)
 
 from serialgw.config.parsers import checkPath, isDecimal
 from serialgw.config.specs import (
@@ -83,7 +93,7 @@ def parseListener(text: str) -> ListenerSpec:
         return spec
 
     if isDecimal(text):
-        return done(ListenerSpec(endpoint=f"tcp:{_port(text, original)}"))
+        return done(_twistedServer(f"tcp:{text}", original))
     word, colon, body = text.partition(":")
     word = word.lower()
     if word == "stdio" and not colon:
@@ -118,21 +128,12 @@ def parseListener(text: str) -> ListenerSpec:
                 f"host {fields[0]!r} port {fields[1]}. Write tcp:{fields[0]}:interface=ADDRESS "
                 f"or tcp:HOST:{fields[1]},... to say which"
             )
-        if hasOptions or not isDecimal(first):
+        if hasOptions or not ("=" in body or _isInteger(first) or _reads(text)):
             return done(_qemu("tcp", body, original))
-    if word in ("tcp", "tcp6") and isDecimal(body.split(":", 1)[0]):
-        # Twisted's own parser takes any number; bind() would refuse it only at start.
-        _port(body.split(":", 1)[0], original)
     if word == "unix" and "," in body:
         return done(_qemu("unix", body, original))
-    if word == "unix":
-        # Unix sockets are 0600 unless mode= says otherwise.
-        path = checkPath(re.split(r"(?<!\\):", body)[0].replace("\\:", ":"), "unix socket", unix=True)
-        if not path:
-            raise ConfigError(f"unix: needs a path in listener {original!r}")
-        if not re.search(r"(?<!\\):mode=", text):
-            text += ":mode=600"
-        return done(ListenerSpec(endpoint=_abstractEndpoint(text, path), path=path))
+    if word in ("tcp", "tcp6", "unix"):
+        return done(_twistedServer(text, original))
     return done(ListenerSpec(endpoint=text))
 
 
@@ -209,6 +210,15 @@ def _listenerOption(key: str, value: Optional[str], protocol: Protocol, original
     raise ConfigError(f"unknown listener option {key!r} in {original!r} (known: {LISTENER_OPTIONS})")
 
 
+def _isInteger(text: str) -> bool:
+    """What Twisted takes for a port number (int(): C{+1}, C{ 1}, C{1_000} too)."""
+    try:
+        int(text)
+    except ValueError:
+        return False
+    return True
+
+
 def _port(text: str, original: str) -> int:
     if not isDecimal(text) or not 0 <= int(text) <= 65535:
         raise ConfigError(f"bad port {text!r} in listener {original!r}")
@@ -230,15 +240,69 @@ def _hostPort(text: str, original: str) -> tuple[str, int]:
     return host, _port(port, original)
 
 
-def _abstractEndpoint(endpoint: str, path: str) -> str:
+# Endpoints keep their reactor and touch it only in listen(): parsing with
+# this one does no I/O, and a listen() by mistake fails loudly.
+_NO_REACTOR = object()
+
+
+def _twistedServer(text: str, original: str) -> ListenerSpec:
     """
-    An abstract unix socket name has no file beside which Twisted could
-    make its lock file (C{lockfile=1}, the string parser's default, would
-    fail on the NUL byte): none is made.
+    A C{tcp:}, C{tcp6:} or C{unix:} server endpoint string, read by
+    Twisted's own parser (L{serverFromString}, as the service will read it:
+    positional and keyword arguments, backslash escapes, defaults), so the
+    spec's host, port and path are what the endpoint will bind.
+
+    A unix socket is 0600 and an abstract name gets no lock file (there is
+    no file beside which Twisted could make it: the NUL byte fails) unless
+    the string says otherwise.
     """
-    if isAbstract(path) and not re.search(r"(?<!\\):lockfile=", endpoint):
-        endpoint += ":lockfile=0"
-    return endpoint
+    endpoint = _serverEndpoint(text, original)
+    if isinstance(endpoint, UNIXServerEndpoint):
+        path = checkPath(endpoint._address, "unix socket", unix=True)
+        if not path:
+            raise ConfigError(f"unix: needs a path in listener {original!r}")
+        if not _given(text, "mode", "_mode"):
+            text += ":mode=600"
+        if isAbstract(path) and not _given(text, "lockfile", "_wantPID"):
+            text += ":lockfile=0"
+        return ListenerSpec(endpoint=text, path=path)
+    assert isinstance(endpoint, (TCP4ServerEndpoint, TCP6ServerEndpoint))
+    if not 0 <= endpoint._port <= 65535:
+        raise ConfigError(f"bad port {str(endpoint._port)!r} in listener {original!r}")
+    return ListenerSpec(endpoint=text, host=endpoint._interface, port=endpoint._port)
+
+
+def _given(text: str, keyword: str, attribute: str) -> bool:
+    """
+    Whether a Twisted endpoint string (one Twisted reads) gives C{keyword}:
+    Twisted takes the last of a keyword given twice, so two values put first
+    make no difference exactly when the string gives its own; one given as
+    a positional field makes a second one an error.
+    """
+    word, _, body = text.partition(":")
+    try:
+        zero, one = (getattr(serverFromString(cast(Any, _NO_REACTOR), f"{word}:{keyword}={value}:{body}"), attribute)
+                     for value in (0, 1))
+    except TypeError:
+        return True
+    return bool(zero == one)
+
+
+def _reads(text: str) -> bool:
+    """Whether Twisted reads a server endpoint string."""
+    try:
+        serverFromString(cast(Any, _NO_REACTOR), text)
+    except Exception:
+        return False
+    return True
+
+
+def _serverEndpoint(text: str, original: str) -> Any:
+    try:
+        return serverFromString(cast(Any, _NO_REACTOR), text)
+    except Exception as e:
+        read = f" ({text!r})" if text != original else ""
+        raise ConfigError(f"cannot read listener {original!r} as a Twisted endpoint string{read}: {e}") from None
 
 
 def _escape(text: str) -> str:
@@ -294,8 +358,7 @@ def _qemu(word: str, body: str, original: str) -> ListenerSpec:
         server = _flag(options, "server", False, original)
         wait = _flag(options, "wait", "nowait" not in options, original) and server
         if server:
-            endpoint = _abstractEndpoint(f"unix:{_escape(address)}:mode=600", address)
-            return ListenerSpec(endpoint, Protocol.RAW, wait=wait, path=address)
+            return attrs.evolve(_twistedServer(f"unix:{_escape(address)}", original), protocol=Protocol.RAW, wait=wait)
         return ListenerSpec(f"unix:{address}", Protocol.RAW, kind=ListenerKind.CONNECT, path=address)
     # tcp: and telnet:
     options = _options(parts, QEMU_TCP_OPTIONS, original)
@@ -417,6 +480,32 @@ def parseWatchAll(texts: list[str], patterns: list[str]) -> WatchAllSpec:
     return WatchAllSpec(tuple(listeners), tuple(patterns) or ("*",))
 
 
+def parseStatusListener(text: str) -> ListenerSpec:
+    """
+    C{--status ENDPOINT}: a Twisted server endpoint string the status page
+    is served on over plain HTTP (C{tcp:8440:interface=127.0.0.1},
+    C{unix:/run/serialgw/status.sock}).  Not TLS: our C{tls:PORT:cert=..}
+    grammar is a line listener's, and given to Twisted as it is, C{tls:}
+    (Twisted 26.10 has a parser of its own) listened on port 443 of every
+    interface, whatever PORT and interface= said.
+    """
+    spec = parseListener(text)
+    if spec.kind is not ListenerKind.LISTEN or spec.tls is not None:
+        raise ConfigError(f"--status {str(text).strip()!r}: expected a server endpoint for plain HTTP such as "
+                          "tcp:8440:interface=127.0.0.1 or unix:/run/serialgw/status.sock (no dial-out, file, "
+                          "pipe, netconsole or TLS: for HTTPS, put a TLS proxy in front of it)")
+    return spec
+
+
+def optionsFirst(head: str) -> bool:
+    """
+    Whether C{head}, the text before a C{+}, is listener options
+    (C{ro,allow=::1/128}: a colon only in an option's value) rather than
+    the start of an endpoint (C{unix:/run/a+b}: a colon in its first word).
+    """
+    return ":" not in head.split(",")[0].partition("=")[0]
+
+
 def parseSSHListener(text: str) -> ListenerSpec:
     """
     C{[OPTION,...+]ENDPOINT}: a Twisted server endpoint string
@@ -426,7 +515,7 @@ def parseSSHListener(text: str) -> ListenerSpec:
     """
     original = str(text).strip()
     head, plus, rest = original.partition("+")
-    if plus and ":" not in head:
+    if plus and optionsFirst(head):
         try:
             spec = parseListener(f"raw,{head}+{rest}")
         except ConfigError as e:

@@ -18,13 +18,24 @@ unix socket path PATH.I.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from typing import Mapping, Optional, Sequence
 
 import attrs
 
+from serialgw.config.listeners import optionsFirst
 from serialgw.config.parsers import isDecimal
-from serialgw.config.specs import ConfigError, LineConfig, ListenerKind, ListenerSpec, SSHSpec, WatchAllSpec
+from serialgw.config.specs import (
+    ConfigError,
+    LineConfig,
+    ListenerKind,
+    ListenerSpec,
+    SSHSpec,
+    WatchAllSpec,
+    describeUnix,
+    unixNameLimit,
+)
 
 # More processes than any machine has cores for; a typo such as 0/20000 is
 # refused rather than starting a process that serves nothing.
@@ -92,7 +103,7 @@ def shiftListener(spec: ListenerSpec, index: int, what: str) -> ListenerSpec:
     """
     text = spec.text or spec.endpoint
     head, plus, _ = text.partition("+")
-    prefix = head + "+" if plus and ":" not in head else ""
+    prefix = head + "+" if plus and optionsFirst(head) else ""
     fields = re.split(r"(?<!\\):", spec.endpoint) if spec.kind is ListenerKind.LISTEN and spec.tls is None else []
     word = fields[0].lower() if fields else ""
     # The port, or the unix path: the first positional field after the type, or port= / address=.
@@ -108,10 +119,16 @@ def shiftListener(spec: ListenerSpec, index: int, what: str) -> ListenerSpec:
             endpoint = ":".join(fields)
             return attrs.evolve(spec, endpoint=endpoint, text=prefix + endpoint, port=port if spec.port else 0)
     if word == "unix" and at is not None and spec.path:
+        path = f"{spec.path}.{index}"
+        size, limit = len(os.fsencode(path)), unixNameLimit(path)
+        if size > limit:
+            raise ConfigError(f"{what} {text!r}: process {index} would listen on {describeUnix(path)!r}, {size} "
+                              f"bytes, past the {limit} of a unix socket name: give a shorter path (process I "
+                              "listens on PATH.I)")
         # The field is the path as escaped in the string: ".I" needs no escaping.
         fields[at] += f".{index}"
         endpoint = ":".join(fields)
-        return attrs.evolve(spec, endpoint=endpoint, text=prefix + endpoint, path=f"{spec.path}.{index}")
+        return attrs.evolve(spec, endpoint=endpoint, text=prefix + endpoint, path=path)
     raise ConfigError(f"{what} {text!r}: with --shard every process needs one of its own: a tcp: or tcp6: port "
                       "(process I listens on PORT+I) or a unix: socket (PATH.I)")
 

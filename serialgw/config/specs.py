@@ -34,6 +34,14 @@ def describeUnix(path: str | bytes) -> str:
     return "@" + path[1:].replace("\0", "@") if isAbstract(path) else path
 
 
+def unixNameLimit(path: str | bytes) -> int:
+    """
+    The most bytes C{path} may take to name a unix socket: sun_path holds
+    108, a file's path with its NUL (107), an abstract name without (108).
+    """
+    return 108 if isAbstract(path) else 107
+
+
 # The parities and stop bits there are, as written: config knows no driver
 # (serialgw.devices translates them for pyserial and termios).
 PARITIES = {letter: letter for letter in "NEOMS"}

@@ -63,8 +63,12 @@ class Line(PortControl, OpenCloseStrings):
         # Whether the device was ever up: its first coming up is no reopen.
         self._wasUp = self.up
         self.clients: list[IClient] = []
-        # Those that get each chunk of device output: the clients but the
-        # parked ones (see park); made again after a change.
+        # Those that get device output, the clients but the parked ones (see
+        # park): kept as they come and go (an ordered set; filtering the
+        # clients cost every chunk a look at each parked one while another
+        # parked and resumed on every chunk), and a tuple of them made again
+        # after a change (a client may park while the loop hands it a chunk).
+        self._receiving: dict[IClient, None] = {}
         self._fanOut: Optional[tuple[IClient, ...]] = None
         # Parked clients (full, output dropped) by their guards, how many
         # of them have each bound, and the newest device output for them
@@ -187,6 +191,7 @@ class Line(PortControl, OpenCloseStrings):
         # In the list before anyone is told: whatever the telling does (a
         # log that fails), the client is fully attached.
         self.clients.append(client)
+        self._receiving[client] = None
         self._fanOut = None
         if client.person:
             if quiet:
@@ -254,6 +259,7 @@ class Line(PortControl, OpenCloseStrings):
                 # What it missed is held, as it was until now (and counted).
                 parked.unpark()
             self.clients.remove(client)
+            self._receiving.pop(client, None)
             self._fanOut = None
             guard = client.guard
             if guard is not None and guard.dropped:
@@ -483,8 +489,9 @@ class Line(PortControl, OpenCloseStrings):
         (L{streamed}) it is at; None if it is not attached (nothing to pass by).
         """
         client = guard.client
-        if client in self._parked or client not in self.clients:
+        if client not in self._receiving:  # parked already, or not attached
             return None
+        del self._receiving[client]
         self._parked[client] = guard
         self._parkedBounds[guard.bound] = self._parkedBounds.get(guard.bound, 0) + 1
         self._parkedSize = max(self._parkedBounds)
@@ -495,6 +502,8 @@ class Line(PortControl, OpenCloseStrings):
         """C{guard}'s client (caught up) gets device output again."""
         if self._parked.pop(guard.client, None) is None:
             return
+        # (Parked means attached: detach unparks before it lets go.)
+        self._receiving[guard.client] = None
         left = self._parkedBounds.pop(guard.bound) - 1
         if left:
             self._parkedBounds[guard.bound] = left
@@ -531,8 +540,7 @@ class Line(PortControl, OpenCloseStrings):
             self.parkedTail.add(data, self._parkedSize)
         fanOut = self._fanOut
         if fanOut is None:
-            parked = self._parked
-            fanOut = self._fanOut = tuple(c for c in self.clients if c not in parked)
+            fanOut = self._fanOut = tuple(self._receiving)
         failed = None
         for client in fanOut:
             try:

@@ -23,7 +23,7 @@ from twisted.web.client import Agent, readBody
 from serialgw.app.logs import JournalObserver, TidyObserver, journalStream, tidy
 from serialgw.line.hub import Line
 from tests.fakes import CallObserver, RecordingClient, RecordingDevice
-from tests.realio import TWISTD, spawn
+from tests.realio import TWISTD, spawn, startProcess
 
 
 def captured(emit: Any) -> list[dict[str, Any]]:
@@ -140,8 +140,7 @@ class TwistdTests(TestCase):
         argv = ["/bin/sh", "-c", JOURNAL + " ".join(TWISTD[:2]) + " 'from twisted.scripts.twistd import run; run()'"
                 " -n --pidfile= serialgw --device pty: --port tcp:0:interface=127.0.0.1"
                 " --status tcp:0:interface=127.0.0.1"]
-        proc = spawn(argv)
-        self.addCleanup(proc.stop)
+        proc = startProcess(self, argv)
         data = await proc.output.contains(b"Prometheus metrics on /metrics\n")
         port = re.search(rb"status page \(JSON\) on http://127\.0\.0\.1:(\d+)/", data)
         assert port is not None

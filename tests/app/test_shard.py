@@ -143,6 +143,25 @@ class CheckTests(SynchronousTestCase):
             "port 4400, as watch-all of process 0/2, listener 'tcp:4400:interface=127.0.0.1' already does\n"
             f"serialgw: {self.path}: 1 error(s)\n"))
 
+    def test_everyLinesEndpoint(self) -> None:
+        """--check --shard 0/2 refuses another process's line whose endpoint Twisted cannot read, as 1/2's does; process 0 itself starts."""
+        with open(self.path, "a") as f:
+            f.write('[lines.extra]\ndevice = "/dev/tty0"\nlisten = "nosuch:4005"\nshard = 1\n')
+        for shard in ("0/2", "1/2"):
+            e = self.assertRaises(UsageError, checked, "--config", self.path, "--shard", shard)
+            self.assertEqual(str(e), "bad listener 'nosuch:4005': Unknown endpoint type: 'nosuch'", shard)
+        self.assertEqual([line.name for line in parse("--config", self.path, "--shard", "0/2")["lines"]],
+                         ["rack4-db1", "vm100", "vm101"])
+
+    def test_everyLinesTwistedString(self) -> None:
+        """A tcp: string Twisted refuses, in another process's line, is refused on reading the file, by every process."""
+        with open(self.path, "a") as f:
+            f.write('[lines.extra]\ndevice = "/dev/tty0"\nlisten = "tcp:4005:backlog=many"\nshard = 1\n')
+        for args in (["--check", "--shard", "0/2"], ["--check", "--shard", "1/2"], ["--shard", "0/2"]):
+            e = self.assertRaises(UsageError, parse, "--config", self.path, *args)
+            self.assertEqual(str(e), f"{self.path}:25: [lines.extra] listen: cannot read listener 'tcp:4005:backlog=many' "
+                                     "as a Twisted endpoint string: invalid literal for int() with base 10: 'many'", args)
+
     def test_emptyShard(self) -> None:
         """A process whose share is empty: a warning, exit 0 (a reload may give it lines)."""
         status, out, err = checked("--config", self.path, "--shard", "1/3")

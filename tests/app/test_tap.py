@@ -31,7 +31,8 @@ class OptionsTests(SynchronousTestCase):
         """With no options: a pty at /tmp/serialgw0 and telnet on 127.0.0.1:4444."""
         line = parse()["line"]
         self.assertEqual(line.device, DeviceSpec("pty", "/tmp/serialgw0"))
-        self.assertEqual(line.listeners, (ListenerSpec("tcp:4444:interface=127.0.0.1", Protocol.TELNET, "tcp:4444:interface=127.0.0.1"),))
+        self.assertEqual(line.listeners, (ListenerSpec("tcp:4444:interface=127.0.0.1", Protocol.TELNET, "tcp:4444:interface=127.0.0.1",
+                                                          host="127.0.0.1", port=4444),))
         self.assertEqual(line.settings, SerialSettings())
         self.assertEqual(line.breakDuration, 0.25)
         self.assertEqual(line.name, "serialgw0")
@@ -93,7 +94,8 @@ class OptionsTests(SynchronousTestCase):
             (["--bytesize", "9"], "byte size must be 5, 6, 7 or 8, not '9'"),
             (["--stopbits", "3"], "stop bits must be 1, 1.5 or 2, not '3'"),
             (["--break-duration", "0"], "break duration must be 1 to 10000 milliseconds, not '0'"),
-            (["--port", "tcp:4444:backlog=x"], "bad listener 'tcp:4444:backlog=x': invalid literal for int() with base 10: 'x'"),
+            (["--port", "tcp:4444:backlog=x"], "cannot read listener 'tcp:4444:backlog=x' as a Twisted endpoint string: "
+             "invalid literal for int() with base 10: 'x'"),
             (["--port", "nope"], "cannot read listener 'nope': expected a port number, an endpoint string such as "
              "tcp:4444:interface=127.0.0.1, or a QEMU chardev such as telnet::4444,server,nowait"),
         ]

@@ -45,9 +45,10 @@ class World:
         self.transports: list[BoundedTransport] = []
         self.output: list[bytes] = []
 
-    def connect(self, listener: str) -> None:
+    def connect(self, listener: str, kind: Any = None) -> None:
         spec = parseListener(listener)
-        kind = TelnetClient if spec.protocol.value == "telnet" else RawClient
+        if kind is None:
+            kind = TelnetClient if spec.protocol.value == "telnet" else RawClient
         client = kind(self.line, listener=spec)
         transport = BoundedTransport()
         client.makeConnection(transport)
@@ -71,6 +72,16 @@ class World:
         """Per client: read so far, waiting in its transport, dropped, held, full."""
         return [(self.output[i], self.transports[i].value(), c.guard.dropped, c.guard.heldBytes, c.guard.full)
                 for i, c in enumerate(self.clients)]
+
+
+class Looked(RawClient):
+    """A raw client that counts how often a set or dict of clients looks it up (its hash)."""
+
+    looks = 0
+
+    def __hash__(self) -> int:
+        Looked.looks += 1
+        return id(self)
 
 
 class ParkTests(SynchronousTestCase):
@@ -175,6 +186,25 @@ class ParkTests(SynchronousTestCase):
         self.assertEqual(world.clients[0].guard.dropped, 10 * 4095 - 1024)
         # The line keeps the newest 1024 bytes for them, whatever came.
         self.assertEqual(len(world.line.parkedTail), 1024)
+
+    def test_parkedNotLookedAtWhenAnotherFlaps(self) -> None:
+        """A client that parks and is resumed on every chunk (it reads at once, its outbuf under a chunk) does not make each chunk look at the 500 parked ones."""
+        world = World(parking=True)
+        for _ in range(500):
+            world.connect("raw,outbuf=1024+4444", kind=Looked)
+        world.connect("raw+4444")
+        world.connect("raw,outbuf=1024+4444")
+        world.line.deviceDataReceived(b"x" * 1025)
+        world.read(501)
+        Looked.looks = 0
+        for _ in range(100):
+            world.line.deviceDataReceived(b"y" * 4095)
+            self.assertEqual(world.clients[501].guard.full, True)
+            world.read(500)
+            world.read(501)
+        self.assertEqual(world.output[501], b"x" * 1025 + b"y" * 4095 * 100)
+        self.assertEqual(world.clients[0].guard.dropped, 100 * 4095 - 1024)
+        self.assertLess(Looked.looks, 500)
 
     def test_leavingParkedCountsDrops(self) -> None:
         """A parked client that leaves: what it missed past its bound is counted in the line's dropped-for-gone-clients."""

@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from twisted.conch.interfaces import IConchUser
 from twisted.conch.ssh import connection, keys, userauth
 from twisted.conch.ssh.common import NS
+from twisted.conch.ssh.transport import SSHServerTransport
 from twisted.conch.test.test_session import StubConnection
 from twisted.conch.test.test_userauth import FakeTransport
 from twisted.internet import protocol, reactor
@@ -142,6 +143,14 @@ class KeysTests(SynchronousTestCase):
         self.assertIn("'bogus,x+tcp:2222'", str(e))
         self.assertIn("SSH listener 'file:/tmp/x'", str(self.assertRaises(ConfigError, parseSSHListener, "file:/tmp/x")))
 
+    def test_listenerIPv6Allow(self) -> None:
+        """An allow= of IPv6 networks (colons before the +) is an option, not part of the endpoint; a unix path with a + stays the endpoint."""
+        spec = parseSSHListener("allow=::1/128;fd00::/8,ro+tcp:2222:interface=127.0.0.1")
+        self.assertEqual((spec.endpoint, spec.allow, spec.readOnly, spec.text),
+                         ("tcp:2222:interface=127.0.0.1", ("::1/128", "fd00::/8"), True,
+                          "allow=::1/128;fd00::/8,ro+tcp:2222:interface=127.0.0.1"))
+        self.assertEqual(parseSSHListener("unix:/run/a+b").path, "/run/a+b")
+
 
 class HostKeyTests(SynchronousTestCase):
     def test_madeOnceKeptAfter(self) -> None:
@@ -151,6 +160,29 @@ class HostKeyTests(SynchronousTestCase):
         self.assertEqual((key.sshType(), made, stat.S_IMODE(os.stat(path).st_mode)), (b"ssh-ed25519", True, 0o600))
         again, made = loadHostKey(path)
         self.assertEqual((again, made), (key, False))
+
+    def test_madeByAnotherAtOnce(self) -> None:
+        """Another process (serialgw@1-2 starting beside serialgw@0-2) makes the key while this one makes its own: this one takes the key on disk, no error, nothing left beside it."""
+        from serialgw.clients import ssh
+
+        path = os.path.abspath(self.mktemp())
+        other = keys.Key(ed25519.Ed25519PrivateKey.generate())
+        raced: list[bool] = []
+
+        class Racing(keys.Key):
+            def __init__(self, keyObject: Any) -> None:
+                super().__init__(keyObject)
+                if not raced:
+                    # The other process, between this one's look and its write.
+                    raced.append(True)
+                    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                    os.write(fd, other.toString("openssh"))
+                    os.close(fd)
+
+        self.patch(ssh, "keys", type("Keys", (), {"Key": Racing}))
+        key, made = loadHostKey(path)
+        self.assertEqual((key, made, raced), (other, False, [True]))
+        self.assertEqual(os.listdir(os.path.dirname(path)), [os.path.basename(path)])
 
     def test_othersMayRead(self) -> None:
         """A host key others may read is refused (as sshd does), with the fix in the message."""
@@ -780,6 +812,13 @@ class FactoryTests(SynchronousTestCase):
         self.assertIsNone(factory.buildProtocol(IPv4Address("TCP", "192.0.2.7", 1)))
         self.assertIsNotNone(factory.buildProtocol(IPv4Address("TCP", "10.1.2.3", 1)))
 
+    def test_noGroupExchange(self) -> None:
+        """With no moduli file, the key exchanges offered are conch's less exactly the two RFC 4419 group exchanges."""
+        offered = self.factory().buildProtocol(IPv4Address("TCP", "192.0.2.7", 1)).supportedKeyExchanges
+        self.assertEqual([k for k in SSHServerTransport.supportedKeyExchanges if k not in offered],
+                         [b"diffie-hellman-group-exchange-sha256", b"diffie-hellman-group-exchange-sha1"])
+        self.assertIn(b"curve25519-sha256", offered)
+
     def test_loginGraceAndStartups(self) -> None:
         """Connections logging in are bounded (maxStartups) and each has loginGrace seconds, key exchange included."""
         factory = self.factory()
@@ -1019,7 +1058,9 @@ class OptionsTests(SynchronousTestCase):
             (("--ssh", "tcp:2222", "--authorized-keys", same, "--readonly-keys", same),
              f"'ops1' names keys in --authorized-keys {same!r} and in --readonly-keys {same!r}: "
              "give the keys distinct comments"),
-            (("--ssh", "tcp:2222:bogus=1", "--authorized-keys", same), "bad listener 'tcp:2222:bogus=1'"),
+            (("--ssh", "tcp:2222:bogus=1", "--authorized-keys", same),
+             "cannot read listener 'tcp:2222:bogus=1' as a Twisted endpoint string: "
+             "_parseTCP() got an unexpected keyword argument 'bogus'"),
             (("--ssh", "tcp:2222", "--authorized-keys", same, "--readonly-keys", other),
              f"a key of 'watcher1' is in --authorized-keys {same!r} and in --readonly-keys {other!r}: "
              "put it in one of them"),
@@ -1246,7 +1287,9 @@ class OpenSSHTests(TestCase):
         """An ssh client that stops reading (SIGSTOP) loses the oldest output past outbuf; a raw client gets every byte; after SIGCONT the person is told how much."""
         import signal
 
-        gw, port = await self.gateway("outbuf=65536+tcp:0:interface=127.0.0.1", "--port", "raw+tcp:0:interface=127.0.0.1")
+        # The raw client reads every byte: its bound (the kernel's too) holds the whole flood.
+        gw, port = await self.gateway("outbuf=65536+tcp:0:interface=127.0.0.1",
+                                      "--port", "raw,outbuf=16777216+tcp:0:interface=127.0.0.1")
         rawPort = await listeningPort(gw, "raw")
         raw = await connect(rawPort)
         ssh = self.client(port, "writer")
@@ -1266,6 +1309,32 @@ class OpenSSHTests(TestCase):
         self.assertLess(dropped, len(flood))
         await closeClients(raw)
 
+
+    async def test_stoppedClientKernelQueueBounded(self) -> None:
+        """An ssh client that stops reading: the kernel keeps at most about outbuf unsent for it (TCP_NOTSENT_LOWAT on the connection under the channel), not the channel's 2 MiB window."""
+        import signal
+
+        # The raw client reads every byte: its bound (the kernel's too) holds the whole flood.
+        gw, port = await self.gateway("outbuf=65536+tcp:0:interface=127.0.0.1",
+                                      "--port", "raw,outbuf=16777216+tcp:0:interface=127.0.0.1")
+        raw = await connect(await listeningPort(gw, "raw"))
+        ssh = self.client(port, "writer")
+        await gw.output.contains(b"con1: ops1 (127.0.0.1:")
+        os.kill(ssh.transport.pid, signal.SIGSTOP)  # type: ignore[union-attr]
+        try:
+            flood = b"0123456789abcdef" * (4 * 1024 * 1024 // 16)
+            self.consoles[0].transport.write(flood)  # type: ignore[union-attr]
+            self.assertEqual(len(await raw.received.length(len(flood))), len(flood))
+            await gw.output.contains(b"cannot keep up: its output is dropped until it does")
+            # The gateway's end of the SSH connection: bytes in its send queue.
+            queued = [int(fields[4].split(":")[0], 16) for fields in map(str.split, open("/proc/net/tcp").readlines()[1:])
+                      if int(fields[1].split(":")[1], 16) == port and fields[3] == "01"]
+        finally:
+            os.kill(ssh.transport.pid, signal.SIGCONT)  # type: ignore[union-attr]
+        # outbuf unsent, one more segment the kernel fills past it, what is in flight: not the 2 MiB window.
+        self.assertEqual(len(queued), 1)
+        self.assertLess(queued[0], 4 * 65536)
+        await closeClients(raw)
 
 
 class BreakOnTtyTests(TestCase):

@@ -24,7 +24,7 @@ from serialgw.config.specs import ConfigError, DeviceSpec, LineConfig, ListenerS
 from serialgw.interfaces import IClient
 from serialgw.line.hub import Line
 from tests.fakes import RecordingDevice, observeLog
-from tests.realio import closeClients, connect, startedPty, startGateway, writeTemp
+from tests.realio import closeClients, connect, startedPty, startGateway, startProcess, writeTemp
 
 PEER = IPv4Address("TCP", "127.0.0.1", 40000)
 
@@ -313,15 +313,14 @@ class TwistdWatchAllTests(TestCase):
         import re
 
         from serialgw.devices import uucplock
-        from tests.realio import gatewayArgv, spawn
+        from tests.realio import gatewayArgv
 
         pty = startedPty(self)
         lockDir = os.path.abspath(self.mktemp())
         os.mkdir(lockDir)
-        proc = spawn(gatewayArgv("--device", pty.slaveName, "--name", "rack4-a", "--lock-dir", lockDir,
-                                 "--port", "tcp:0:interface=127.0.0.1",
-                                 "--watch-all", "tcp:0:interface=127.0.0.1"))
-        self.addCleanup(proc.stop)
+        proc = startProcess(self, gatewayArgv("--device", pty.slaveName, "--name", "rack4-a", "--lock-dir", lockDir,
+                                              "--port", "tcp:0:interface=127.0.0.1",
+                                              "--watch-all", "tcp:0:interface=127.0.0.1"))
         pattern = re.compile(rb"watch-all listener ready on 127\.0\.0\.1:(\d+)")
         data = await proc.output.when(lambda d: pattern.search(d) is not None)
         match = pattern.search(data)

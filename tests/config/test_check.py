@@ -15,7 +15,7 @@ from serialgw.app import tap
 from serialgw.app.check import checkLines, listenerKey, systemdProblem
 from serialgw.config.file import loadConfig
 from serialgw.config.listeners import parseListener
-from tests.realio import REPO, TWISTD, spawn
+from tests.realio import REPO, TWISTD, gatewayArgv, spawn
 
 
 def write(case: SynchronousTestCase, text: str) -> str:
@@ -50,6 +50,14 @@ class CheckTests(SynchronousTestCase):
             "tcp:0:interface=127.0.0.1": None,
             "telnet:host:4005": None,
             "systemd:domain=INET:index=0": None,
+            # Twisted's keyword and positional forms: what Twisted binds.
+            "unix:address=/run/c.sock:mode=660": ("path", "/run/c.sock", ""),
+            "unix:/run/d\\:e.sock": ("path", "/run/d:e.sock", ""),
+            "raw+tcp:port=4006": ("tcp", "", "4006"),
+            "tcp:4007:127.0.0.1": ("tcp", "127.0.0.1", "4007"),
+            "tcp:interface=127.0.0.1:port=4008": ("tcp", "127.0.0.1", "4008"),
+            "tcp6:4009": ("tcp", "::", "4009"),
+            "tcp:port=0": None,
         }
         for text, key in cases.items():
             self.assertEqual(listenerKey(parseListener(text)), key, text)
@@ -143,6 +151,24 @@ class CheckTests(SynchronousTestCase):
                 checked(*args)
             self.assertEqual(str(caught.exception), message)
 
+    def test_sameSocketTwoSpellings(self) -> None:
+        """unix:PATH and unix:address=PATH, tcp:N and tcp:port=N take the same thing: taken twice."""
+        path = write(self, '[lines.a]\ndevice = "/dev/null"\nlisten = ["unix:/run/a.sock", "tcp:port=4001"]\n'
+                           '[lines.b]\ndevice = "/dev/zero"\nlisten = ["raw+unix:address=/run/a.sock", "4001"]\n')
+        self.assertEqual(checked("--config", path), (2, "", (
+            "serialgw: error: line 'b': listener 'raw+unix:address=/run/a.sock' takes path '/run/a.sock', "
+            "as line 'a', listener 'unix:/run/a.sock' already does\n"
+            "serialgw: error: line 'b': listener '4001' takes TCP port 4001, "
+            "as line 'a', listener 'tcp:port=4001' already does\n"
+            f"serialgw: {path}: 2 error(s)\n")))
+
+    def test_systemdPositionalIndex(self) -> None:
+        """systemd:DOMAIN:INDEX, Twisted's positional form, names the socket as index= does."""
+        environ = {"LISTEN_PID": str(os.getpid()), "LISTEN_FDS": "1", "LISTEN_FDNAMES": "a"}
+        self.assertIsNone(systemdProblem("systemd:INET:0", environ))
+        self.assertEqual(systemdProblem("systemd:INET:1", environ),
+                         "index=1: systemd passed 1 socket(s), index=0 to index=0")
+
     def test_systemdIndexGarbage(self) -> None:
         """index=\u00b2 with sockets passed: a problem named, not a ValueError."""
         environ = {"LISTEN_PID": str(os.getpid()), "LISTEN_FDS": "1", "LISTEN_FDNAMES": "a"}
@@ -153,6 +179,51 @@ class CheckTests(SynchronousTestCase):
         """An abstract unix device or listener ("\\u0000NAME") has no file to look for: no warning."""
         lines = loadConfig(write(self, '[lines.vm]\ndevice = "unix:\\u0000vm100"\nlisten = "unix:\\u0000rack4"\n'))
         self.assertEqual(checkLines(lines), ([], []))
+
+    def test_unixNamesTooLong(self) -> None:
+        """A unix socket path past sun_path (107 bytes and a NUL) for a device, a line's listener or dial-out, the
+        status, watch-all or SSH listener: an error each, naming it and its length, exit 2; 107 bytes pass."""
+        fits, long = "/tmp/" + "a" * 102, "/tmp/" + "b" * 103
+        keys = write(self, "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGk2gGl2+Rk3Jqf3A1h8sZk6e2n2hY2xk8Uj0Zl7m9Zq ann\n")
+        code, out, err = checked("--name", "n", "--device", f"unix:{long}", "--port", f"unix:{fits}",
+                                 "--listen", f"raw+unix:{long[:-1]}s,server", "--listen", f"raw+unix:{long[:-1]}d",
+                                 "--status", f"unix:{long[:-1]}t", "--watch-all", f"unix:{long[:-1]}w",
+                                 "--ssh", f"unix:{long[:-1]}h", "--authorized-keys", keys,
+                                 "--ssh-host-key", os.path.abspath(self.mktemp()))
+        past = "bytes, past the 107 of a unix socket name: give a shorter path"
+        self.assertEqual((code, out), (2, ""))
+        self.assertEqual(err.splitlines(), [
+            f"serialgw: warning: line 'n': socket {long!r} does not exist (now)",
+            f"serialgw: error: line 'n': device 'unix:{long}': unix socket {long!r} is 108 {past}",
+            f"serialgw: error: line 'n': listener 'raw+unix:{long[:-1]}s,server': unix socket '{long[:-1]}s' is 108 {past}",
+            f"serialgw: error: line 'n': listener 'raw+unix:{long[:-1]}d': unix socket '{long[:-1]}d' is 108 {past}",
+            f"serialgw: error: the status endpoint: listener 'unix:{long[:-1]}t': unix socket '{long[:-1]}t' is 108 {past}",
+            f"serialgw: error: watch-all: listener 'unix:{long[:-1]}w': unix socket '{long[:-1]}w' is 108 {past}",
+            f"serialgw: error: the SSH listener: listener 'unix:{long[:-1]}h': unix socket '{long[:-1]}h' is 108 {past}",
+            "serialgw: options: 6 error(s)",
+        ])
+
+    def test_abstractUnixNamesTooLong(self) -> None:
+        """An abstract unix name may take all 108 bytes of sun_path (no NUL after it); one more is an error."""
+        fits, long = "\\u0000" + "a" * 107, "\\u0000" + "b" * 108
+        lines = loadConfig(write(self, f'[lines.vm]\ndevice = "unix:{fits}"\nlisten = ["unix:{fits}x", "unix:{long}"]\n'))
+        self.assertEqual(checkLines(lines), ([
+            f"line 'vm': listener 'unix:\\x00{'a' * 107}x': unix socket '@{'a' * 107}x' is 109 bytes, past the 108 "
+            "of a unix socket name: give a shorter path",
+            f"line 'vm': listener 'unix:\\x00{'b' * 108}': unix socket '@{'b' * 108}' is 109 bytes, past the 108 "
+            "of a unix socket name: give a shorter path",
+        ], []))
+
+    def test_statusOverTLSRefused(self) -> None:
+        """--status tls:...: refused when parsed (--check and start alike), naming the option and the value."""
+        with self.assertRaises(usage.UsageError) as caught:
+            checked("--device", "pty:/nowhere/a", "--status", "tls:8443:interface=127.0.0.1:cert=/c.pem:key=/k.pem")
+        self.assertEqual(str(caught.exception), STATUS_TLS)
+
+
+STATUS_TLS = ("--status 'tls:8443:interface=127.0.0.1:cert=/c.pem:key=/k.pem': expected a server endpoint for plain "
+              "HTTP such as tcp:8440:interface=127.0.0.1 or unix:/run/serialgw/status.sock (no dial-out, file, pipe, "
+              "netconsole or TLS: for HTTPS, put a TLS proxy in front of it)")
 
 
 class TwistdTests(TestCase):
@@ -177,4 +248,11 @@ class TwistdTests(TestCase):
         code, output = await self.check("--device", "/dev/null", "--port", "4001", "--listen", "raw+4001")
         self.assertEqual(code, 2)
         self.assertFalse(os.path.exists(os.path.join(REPO, "twistd.pid")))
+        self.assertFalse(os.path.exists("/nowhere/link"))
+
+    async def test_statusOverTLSRefusedAtStart(self) -> None:
+        """twistd -n serialgw --status tls:...: exit 2 and the --check error, before anything listens (no port 443)."""
+        proc = spawn(gatewayArgv("--device", "pty:/nowhere/link", "--port", "tcp:0:interface=127.0.0.1",
+                                 "--status", "tls:8443:interface=127.0.0.1:cert=/c.pem:key=/k.pem"))
+        self.assertEqual((await proc.ended, proc.output.data), (2, f"serialgw: error: {STATUS_TLS}\n".encode()))
         self.assertFalse(os.path.exists("/nowhere/link"))

@@ -25,6 +25,7 @@ from tests.realio import (
     listenerPort,
     startedPty,
     startGateway,
+    startProcess,
     writeTemp,
 )
 
@@ -494,7 +495,7 @@ class SighupBusyPortTests(TestCase):
         import os
         import socket
 
-        from tests.realio import gatewayArgv, listeningPort, spawn
+        from tests.realio import gatewayArgv, listeningPort
 
         pty = startedPty(self)
         held = socket.socket()
@@ -506,8 +507,7 @@ class SighupBusyPortTests(TestCase):
         line = '[lines.first]\ndevice = "{device}"\nlisten = {listen}\n'
         with open(path, "w") as f:
             f.write(line.format(device=pty.slaveName, listen='"raw+tcp:0:interface=127.0.0.1"'))
-        proc = spawn(gatewayArgv("--config", path))
-        self.addCleanup(proc.stop)
+        proc = startProcess(self, gatewayArgv("--config", path))
         client = await connect(await listeningPort(proc, "raw"))
         client.transport.write(b"before")  # type: ignore[union-attr]
         await pty.received.contains(b"before")

@@ -5,7 +5,12 @@ examples included, and bad strings refused with the reading shown.
 
 from __future__ import annotations
 
+from typing import Any, Optional, cast
+
 import attrs
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from twisted.internet.endpoints import UNIXServerEndpoint, serverFromString
 from twisted.trial.unittest import SynchronousTestCase
 
 from serialgw.config.listeners import parseListener
@@ -18,7 +23,7 @@ RAW, TELNET = Protocol.RAW, Protocol.TELNET
 class NativeTests(SynchronousTestCase):
     def test_bareNumber(self) -> None:
         """A bare number is TCP on all interfaces, telnet."""
-        self.assertEqual(parseListener("4444"), ListenerSpec("tcp:4444", TELNET, "4444"))
+        self.assertEqual(parseListener("4444"), ListenerSpec("tcp:4444", TELNET, "4444", port=4444))
 
     def test_twistedStrings(self) -> None:
         """Twisted endpoint strings are kept as they are (unix: gets mode 0600 unless given)."""
@@ -200,3 +205,152 @@ class TLSTests(SynchronousTestCase):
             e = self.assertRaises(ConfigError, parseListener, text)
             self.assertEqual(str(e), f"listener {text!r}: ssl: attaches clients before their TLS handshake; use "
                              "tls:PORT[:interface=ADDR]:cert=FILE:key=FILE[:ca=FILE][:subjects=CN;CN]")
+
+
+def twistedReading(endpoint: str) -> Any:
+    """What Twisted's own parser makes of a server endpoint string, or None where it refuses it."""
+    try:
+        return serverFromString(cast(Any, object()), endpoint)
+    except Exception:
+        return None
+
+
+def escaped(text: str) -> str:
+    """Text as one field of a Twisted endpoint string (a backslash escapes the next character)."""
+    return text.replace("\\", "\\\\").replace(":", "\\:").replace("=", "\\=")
+
+
+PREFIXES = st.sampled_from(["", "raw+", "telnet+", "telnet,no-rfc2217+", "raw,ro,outbuf=4096+"])
+
+
+@st.composite
+def twistedStrings(draw: st.DrawFn) -> tuple[str, bool]:
+    """A tcp:, tcp6: or unix: server string in Twisted's grammar, and whether it gives mode= itself."""
+    word = draw(st.sampled_from(["tcp", "tcp6", "unix"]))
+    positional: list[str] = []
+    keywords: list[str] = []
+    if word == "unix":
+        path = draw(st.text(alphabet="/ab:=\\.-\0", max_size=12))
+        (positional.append if draw(st.booleans()) else lambda p: keywords.append("address=" + p))(escaped(path))
+        mode = draw(st.sampled_from([None, "660", "0600", "777", "9", ""]))
+        if mode is not None:
+            keywords.append(f"mode={mode}")
+        lockfile = draw(st.sampled_from([None, "0", "1", "x"]))
+        if lockfile is not None:
+            keywords.append(f"lockfile={lockfile}")
+    else:
+        port = str(draw(st.integers(-2, 70000)))
+        port = draw(st.sampled_from(["", "0", "+"])) + port if draw(st.booleans()) else port
+        interface = draw(st.sampled_from([None, "127.0.0.1", "::1", "0.0.0.0", "::", "localhost"]))
+        if draw(st.booleans()):
+            positional.append(port)
+            if interface is not None and draw(st.booleans()) and ":" not in interface:
+                positional.append(interface)
+                interface = None
+        else:
+            keywords.append(f"port={port}")
+        if interface is not None:
+            keywords.append(f"interface={escaped(interface)}")
+        if draw(st.booleans()):
+            keywords.append(f"backlog={draw(st.sampled_from(['5', 'x']))}")
+        if draw(st.booleans()):
+            keywords.append(draw(st.sampled_from(["port=1", "bogus=1", "2"])))
+    fields = list(positional)
+    for keyword in keywords:  # keywords go anywhere; positional fields keep their order
+        fields.insert(draw(st.integers(0, len(fields))), keyword)
+    return ":".join([word, *fields]), mode is not None if word == "unix" else False
+
+
+class TwistedGrammarTests(SynchronousTestCase):
+    """tcp:, tcp6: and unix: listeners read as Twisted reads them: keyword and positional forms, escapes."""
+
+    def test_keywordForms(self) -> None:
+        """Every form Twisted takes gives the host, port and path Twisted binds, after any protocol prefix."""
+        cases = {
+            "tcp:4000": ("tcp:4000", "", 4000, ""),
+            "tcp:port=4000": ("tcp:port=4000", "", 4000, ""),
+            "raw+tcp:port=4000:interface=127.0.0.1": ("tcp:port=4000:interface=127.0.0.1", "127.0.0.1", 4000, ""),
+            "telnet,ro+tcp:interface=127.0.0.1:port=4000": ("tcp:interface=127.0.0.1:port=4000", "127.0.0.1", 4000, ""),
+            "tcp:4000:127.0.0.1": ("tcp:4000:127.0.0.1", "127.0.0.1", 4000, ""),
+            "tcp6:port=4000": ("tcp6:port=4000", "::", 4000, ""),
+            "raw+tcp6:4000:interface=\\:\\:1": ("tcp6:4000:interface=\\:\\:1", "::1", 4000, ""),
+            "unix:address=/tmp/x": ("unix:address=/tmp/x:mode=600", "", 0, "/tmp/x"),
+            "raw+unix:address=/tmp/x:mode=660:lockfile=0": ("unix:address=/tmp/x:mode=660:lockfile=0", "", 0, "/tmp/x"),
+            "unix:mode=660:/tmp/y": ("unix:mode=660:/tmp/y", "", 0, "/tmp/y"),
+            "unix:/tmp/a\\:b": ("unix:/tmp/a\\:b:mode=600", "", 0, "/tmp/a:b"),
+            "unix:/tmp/a\\=b\\\\": ("unix:/tmp/a\\=b\\\\:mode=600", "", 0, "/tmp/a=b\\"),
+            "unix:address=\0rack": ("unix:address=\0rack:mode=600:lockfile=0", "", 0, "\0rack"),
+            "unix:\0rack:lockfile=1": ("unix:\0rack:lockfile=1:mode=600", "", 0, "\0rack"),
+            "systemd:domain=INET:index=0": ("systemd:domain=INET:index=0", "", 0, ""),
+        }
+        for text, fields in cases.items():
+            spec = parseListener(text)
+            self.assertEqual((spec.endpoint, spec.host, spec.port, spec.path), fields, text)
+            self.assertEqual((spec.text, spec.kind), (text, L), text)
+        self.assertEqual(parseListener("raw+tcp:port=4000").protocol, RAW)
+
+    def test_refused(self) -> None:
+        """What Twisted refuses, or would bind to nothing sensible, is refused at once, naming the listener."""
+        cases = {
+            "tcp:4000:port=5": "cannot read listener 'tcp:4000:port=5' as a Twisted endpoint string: "
+                               "_parseTCP() got multiple values for argument 'port'",
+            "raw+tcp:port=x": "cannot read listener 'raw+tcp:port=x' as a Twisted endpoint string ('tcp:port=x'): "
+                              "invalid literal for int() with base 10: 'x'",
+            "unix:/a=b": "cannot read listener 'unix:/a=b' as a Twisted endpoint string: "
+                         "_parseUNIX() got an unexpected keyword argument '/a'",
+            "tcp6:port=70000": "bad port '70000' in listener 'tcp6:port=70000'",
+            "tcp:port=-1": "bad port '-1' in listener 'tcp:port=-1'",
+            "unix:address=": "unix: needs a path in listener 'unix:address='",
+            "unix:mode=660": "cannot read listener 'unix:mode=660' as a Twisted endpoint string: "
+                             "_parseUNIX() missing 1 required positional argument: 'address'",
+            "ssl:port=4443": "listener 'ssl:port=4443': ssl: attaches clients before their TLS handshake; use "
+                             "tls:PORT[:interface=ADDR]:cert=FILE:key=FILE[:ca=FILE][:subjects=CN;CN]",
+        }
+        for text, message in cases.items():
+            with self.assertRaises(ConfigError) as caught:
+                parseListener(text)
+            self.assertEqual(str(caught.exception), message, text)
+
+    def check(self, prefix: str, endpoint: str, givesMode: Optional[bool]) -> None:
+        """
+        The spec's host, port and path are Twisted's for C{endpoint}, and so
+        is what its own endpoint string binds (mode 0600 unless given); or
+        both refuse (we also refuse ports past 65535, empty or NUL paths,
+        C{tcp:N:M}), or it is QEMU's C{tcp:HOST:PORT}.
+        """
+        theirs = twistedReading(endpoint)
+        try:
+            spec = parseListener(prefix + endpoint)
+        except ConfigError as e:
+            if theirs is not None:
+                # Twisted reads it, but it binds nothing sensible, or reads two ways (QEMU's tcp:HOST:PORT).
+                address = getattr(theirs, "_address", "x")
+                reason = ("bad port" if not 0 <= getattr(theirs, "_port", 0) <= 65535 else "needs a path"
+                          if not address else "NUL byte" if "\0" in address[1:] else "reads two ways")
+                self.assertIn(reason, str(e), endpoint)
+            return
+        if theirs is None:
+            # Not Twisted's: QEMU's tcp:HOST:PORT, a dial-out.
+            self.assertEqual((spec.kind, spec.endpoint), (C, f"tcp:{spec.host}:{spec.port}"), endpoint)
+            return
+        bound = twistedReading(spec.endpoint)
+        if isinstance(theirs, UNIXServerEndpoint):
+            self.assertEqual((spec.path, spec.host, spec.port), (theirs._address, "", 0), endpoint)
+            self.assertEqual((bound._address, bound._backlog), (theirs._address, theirs._backlog), endpoint)
+            if givesMode is not None:
+                self.assertEqual(bound._mode, theirs._mode if givesMode else 0o600, endpoint)
+        else:
+            self.assertEqual((spec.host, spec.port, spec.path), (theirs._interface, theirs._port, ""), endpoint)
+            self.assertEqual(spec.endpoint, endpoint)
+
+    @settings(max_examples=500, deadline=None)
+    @given(PREFIXES, twistedStrings())
+    def test_sameAsTwisted(self, prefix: str, generated: tuple[str, bool]) -> None:
+        """Generated tcp:, tcp6: and unix: strings: the spec's host, port and path are the endpoint's, or both refuse."""
+        self.check(prefix, *generated)
+
+    @settings(max_examples=500, deadline=None)
+    @given(PREFIXES, st.sampled_from(["tcp6:", "unix:", "tcp:0", "tcp:port="]), st.text(alphabet=":=\\/ab01.\0", max_size=14))
+    def test_fuzzSameAsTwisted(self, prefix: str, head: str, tail: str) -> None:
+        """Any text after tcp6:, unix:, tcp:N or tcp:port= (escapes, stray = and :): as Twisted reads it, or refused."""
+        self.check(prefix, head + tail, None)

@@ -167,6 +167,18 @@ class FileTests(SynchronousTestCase):
         self.assertEqual(loadFile(path).pins, {"b": 2})
         self.assertEqual(loadFile(path, shards=3).pins, {"b": 2})
 
+    def test_pinPastIntLimit(self) -> None:
+        """A pin (or any integer) of more than 4300 digits: a ConfigError naming the file and line, not tomllib's ValueError."""
+        for pin in ("1" * 4301, "1_" * 4400 + "1"):
+            path = write(self, self.FARM.format(pin=pin))
+            with self.assertRaises(ConfigError) as caught:
+                loadFile(path, shards=2)
+            self.assertEqual(str(caught.exception), f"{path}:11: an integer of more than 4300 digits")
+        path = write(self, self.FARM.format(pin=0).replace("lock = false", "lock = false\nmax-clients = " + "9" * 5000))
+        with self.assertRaises(ConfigError) as caught:
+            loadFile(path)
+        self.assertEqual(str(caught.exception), f"{path}:3: an integer of more than 4300 digits")
+
     def test_badPins(self) -> None:
         """A pin that is no process number (negative, huge, text, true), or one in [defaults]: errors with file and line."""
         for pin, shown in (("-1", "-1"), ("1024", "1024"), ('"1"', "'1'"), ("true", "True"), ("1.0", "1.0")):
@@ -190,11 +202,15 @@ class ShiftTests(SynchronousTestCase):
             "tcp:8440:interface=127.0.0.1": ("tcp:8441:interface=127.0.0.1", "tcp:8441:interface=127.0.0.1"),
             "tcp6:port=8440:interface=\\:\\:1": ("tcp6:port=8441:interface=\\:\\:1", "tcp6:port=8441:interface=\\:\\:1"),
             "raw,policy=disconnect+4400": ("tcp:4401", "raw,policy=disconnect+tcp:4401"),
+            "raw,allow=::1/128+4400": ("tcp:4401", "raw,allow=::1/128+tcp:4401"),
             "tcp:0:interface=127.0.0.1": ("tcp:0:interface=127.0.0.1", "tcp:0:interface=127.0.0.1"),
+            "raw+tcp:interface=127.0.0.1:port=8440": ("tcp:interface=127.0.0.1:port=8441",
+                                                      "raw+tcp:interface=127.0.0.1:port=8441"),
         }
         for text, (endpoint, shown) in cases.items():
             spec = shiftListener(parseListener(text), 1, "--status")
             self.assertEqual((spec.endpoint, spec.text), (endpoint, shown), text)
+            self.assertEqual((spec.host, spec.port), (parseListener(shown).host, parseListener(shown).port), text)
             self.assertEqual(shiftListener(parseListener(text), 0, "--status").endpoint, parseListener(text).endpoint)
         qemu = shiftListener(parseListener("telnet::4400,server,nowait"), 3, "watch-all listener")
         self.assertEqual((qemu.endpoint, qemu.port), ("tcp:4403", 4403))
@@ -206,15 +222,35 @@ class ShiftTests(SynchronousTestCase):
                                                       "/run/serialgw/status.sock.0"))
         spec = shiftListener(parseListener("unix:/run/s.sock:mode=660"), 2, "--status")
         self.assertEqual((spec.endpoint, spec.path), ("unix:/run/s.sock.2:mode=660", "/run/s.sock.2"))
+        spec = shiftListener(parseListener("raw+unix:address=/run/s.sock:mode=660"), 1, "--status")
+        self.assertEqual((spec.endpoint, spec.text, spec.path),
+                         ("unix:address=/run/s.sock.1:mode=660", "raw+unix:address=/run/s.sock.1:mode=660", "/run/s.sock.1"))
+        spec = shiftListener(parseListener("unix:/run/a\\:b"), 1, "--status")
+        self.assertEqual((spec.endpoint, spec.path), ("unix:/run/a\\:b.1:mode=600", "/run/a:b.1"))
         spec = shiftListener(parseListener("unix:\0rack"), 1, "--status")
         self.assertEqual((spec.endpoint, spec.path), ("unix:\0rack.1:mode=600:lockfile=0", "\0rack.1"))
 
     def test_refused(self) -> None:
-        """A port past 65535 for the last process, or what cannot be told apart per process: errors naming it."""
+        """A port past 65535 or a unix socket name past sun_path for the last process, or what cannot be told apart per process: errors naming it."""
         with self.assertRaises(ConfigError) as caught:
             shiftListener(parseListener("tcp:65535"), 1, "--status")
         self.assertEqual(str(caught.exception), "--status 'tcp:65535': process 1 would take port 65536, past 65535: "
                                                 "give a lower port (process I listens on PORT+I)")
+        # sun_path: 107 bytes and a NUL for a file's name, 108 for an abstract one.
+        path = "/run/" + "s" * 99
+        self.assertEqual(shiftListener(parseListener(f"unix:{path}"), 99, "--status").path, f"{path}.99")
+        with self.assertRaises(ConfigError) as caught:
+            shiftListener(parseListener(f"unix:{path}"), 100, "--status")
+        self.assertEqual(str(caught.exception), f"--status 'unix:{path}': process 100 would listen on "
+                                                f"'{path}.100', 108 bytes, past the 107 of a unix socket name: give a "
+                                                "shorter path (process I listens on PATH.I)")
+        name = "\0" + "a" * 103
+        self.assertEqual(shiftListener(parseListener(f"unix:{name}"), 999, "watch-all listener").path, f"{name}.999")
+        with self.assertRaises(ConfigError) as caught:
+            shiftListener(parseListener(f"unix:{name}"), 1000, "watch-all listener")
+        self.assertEqual(str(caught.exception), f"watch-all listener {'unix:' + name!r}: process 1000 "
+                                                f"would listen on '@{'a' * 103}.1000', 109 bytes, past the 108 of a "
+                                                "unix socket name: give a shorter path (process I listens on PATH.I)")
         with self.assertRaises(ConfigError) as caught:
             shiftListener(parseListener("systemd:domain=INET:index=0"), 1, "the SSH listener")
         self.assertEqual(str(caught.exception), "the SSH listener 'systemd:domain=INET:index=0': with --shard every "

@@ -35,6 +35,7 @@ from tests.realio import (
     spawn,
     startedPty,
     startGateway,
+    startProcess,
 )
 
 
@@ -360,8 +361,7 @@ class CuTests(TestCase):
         """cu has the line: the gateway's line is down with cu's PID; when cu hangs up (~.) the gateway takes the line."""
         assert self.cu is not None
         # On a terminal, so its "Connected." is not held in a pipe's buffer.
-        cu = spawn([self.cu, "-l", self.pty.slaveName, "-s", "9600"], usePTY=True)
-        self.addCleanup(cu.stop)
+        cu = startProcess(self, [self.cu, "-l", self.pty.slaveName, "-s", "9600"], usePTY=True)
         await cu.output.contains(b"Connected.")
         cuPid = cu.transport.pid  # type: ignore[union-attr]
         self.assertEqual(uucplock.readPid(self.lock), cuPid)

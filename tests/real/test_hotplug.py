@@ -29,9 +29,9 @@ from tests.realio import (
     linePort,
     listenerPort,
     listeningPort,
-    spawn,
     startedPty,
     startGateway,
+    startProcess,
     statusPage,
 )
 from tests.telnetpeer import OFFER
@@ -170,8 +170,7 @@ class HangupFloodTests(TestCase):
             self.fail(f"{what}: not within {self.WAIT} s")
 
     def flooder(self, link: str, cycle: int) -> ProcessOutput:
-        proc = spawn([sys.executable, "-m", "tests.ptyflood", link, str(cycle)])
-        self.addCleanup(proc.stop)
+        proc = startProcess(self, [sys.executable, "-m", "tests.ptyflood", link, str(cycle)])
         return proc
 
     async def test_masterClosedMidFlood(self) -> None:
@@ -257,8 +256,7 @@ class DeviceLaterTests(TestCase):
     timeout = 60
 
     def gateway(self, *args: str) -> ProcessOutput:
-        proc = spawn(gatewayArgv(*args))
-        self.addCleanup(proc.stop)
+        proc = startProcess(self, gatewayArgv(*args))
         return proc
 
     async def test_farmLineStartsDown(self) -> None:

@@ -29,6 +29,7 @@ from tests.realio import (
     Collector,
     Processes,
     connect,
+    connectUnix,
     freePort,
     listenerPort,
     need,
@@ -81,6 +82,25 @@ class ListenerTests(TestCase):
         self.processes.remove(peer)
         await service.stopService()
         self.assertFalse(os.path.exists(path))
+
+    async def test_unixKeywordForm(self) -> None:
+        """unix:address=PATH:mode=660 with an escaped colon in PATH: the stale socket there is replaced, the socket made is PATH, mode 0660, removed at stop."""
+        path = os.path.abspath(self.mktemp()) + ":b"
+        stale = socket.socket(socket.AF_UNIX)
+        stale.bind(path)
+        stale.close()
+        escaped = path.replace(":", "\\:")
+        service = startGateway(self, ptyLine(self.pty, f"raw+unix:address={escaped}:mode=660"))
+        self.assertEqual((service.ports[0][1].getHost().name, stat.S_IMODE(os.stat(path).st_mode)),
+                         (path.encode(), 0o660))
+        client = await connectUnix(path)
+        self.clients.append(client)
+        assert client.transport is not None
+        client.transport.write(b"keyword form\n")
+        self.assertEqual(await self.pty.received.length(13), b"keyword form\n")
+        await self.clients.close()
+        await service.stopService()
+        self.assertEqual(os.listdir(os.path.dirname(path)), [])
 
     async def test_abstractUnixNames(self) -> None:
         """twistd with "\\u0000NAME" in its TOML: abstract listeners and an abstract unix: device work end to end with socat."""

@@ -21,7 +21,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from serialgw.app.tap import _TwistdGatewayService
 from tests.fakes import observeLog
-from tests.realio import TWISTD, Accumulator, closeClients, connect, spawn, startedPty
+from tests.realio import TWISTD, Accumulator, closeClients, connect, startedPty, startProcess
 
 
 class NotifySocket(protocol.DatagramProtocol):
@@ -78,9 +78,8 @@ class LogrotateTests(TestCase):
         socketPath = os.path.join(socketDirectory, "notify")
         port = reactor.listenUNIXDatagram(socketPath, notify)  # type: ignore[attr-defined]
         self.addCleanup(port.stopListening)
-        proc = spawn(TWISTD + ["-n", "--pidfile=", f"--logfile={twistdLog}", "serialgw", "--config", config],
-                     env={"NOTIFY_SOCKET": socketPath})
-        self.addCleanup(proc.stop)
+        proc = startProcess(self, TWISTD + ["-n", "--pidfile=", f"--logfile={twistdLog}", "serialgw", "--config", config],
+                                  env={"NOTIFY_SOCKET": socketPath})
         await notify.messages.contains(b"READY=1")
         match = re.search(rb"raw listener ready on 127\.0\.0\.1:(\d+)", self.read(twistdLog))
         assert match is not None, self.read(twistdLog)
@@ -150,8 +149,7 @@ class LogrotateTests(TestCase):
         config = os.path.join(directory, "farm.toml")
         with open(config, "w") as f:
             f.write(f'[lines.t]\ndevice = "{pty.slaveName}"\nlog = "{console}"\nlisten = "raw+tcp:0:interface=127.0.0.1"\n')
-        proc = spawn(gatewayArgv("--config", config))
-        self.addCleanup(proc.stop)
+        proc = startProcess(self, gatewayArgv("--config", config))
         client = await connect(await listeningPort(proc, "raw"))
         pty.write(b"before\n")
         await client.received.contains(b"before\n")

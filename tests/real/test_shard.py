@@ -22,8 +22,8 @@ from tests.realio import (
     connect,
     gatewayArgv,
     linePort,
-    spawn,
     startedPty,
+    startProcess,
     statusPage,
     writeTemp,
 )
@@ -74,8 +74,7 @@ class ShardTests(TestCase):
                                                + "".join(lineTable(name, ptys[name]) for name in order)))
         procs = {}
         for index in SHARES:
-            proc = spawn(gatewayArgv("--config", path, "--shard", f"{index}/2", "--status", "tcp:0:interface=127.0.0.1"))
-            self.addCleanup(proc.stop)
+            proc = startProcess(self, gatewayArgv("--config", path, "--shard", f"{index}/2", "--status", "tcp:0:interface=127.0.0.1"))
             procs[index] = proc
         logs = {}
         for index, proc in procs.items():

@@ -98,6 +98,29 @@ class UnitTests(TestCase):
             self.assertEqual(subprocess.run([escape, "--unescape", "1-2"], capture_output=True, check=True).stdout,
                              b"1/2\n")
 
+    def test_oddInstanceNotRestarted(self) -> None:
+        """An instance name that is no I-N (serialgw@x, @1-0, @-1-2: %I is x, 1/0, /1/2) fails the template's ExecStartPre= with exit 2, which neither unit restarts."""
+        for name in ("serialgw.service", "serialgw@.service"):
+            with open(os.path.join(CONTRIB, name)) as f:
+                settings = [line for line in f.read().splitlines() if line and not line.startswith("#")]
+            self.assertIn("Restart=on-failure", settings)
+            self.assertIn("RestartPreventExitStatus=2", settings, name)
+        with open(os.path.join(CONTRIB, "serialgw@.service")) as f:
+            pre = next(line for line in f.read().splitlines() if line.startswith("ExecStartPre="))
+        path = os.path.abspath(self.mktemp())
+        with open(path, "w") as f:
+            f.write('[lines.a]\ndevice = "/dev/null"\nlisten = "tcp:0"\nlock = false\n')
+        argv = pre.split()[1:]
+        argv[argv.index("/etc/serialgw/serialgw.toml")] = path
+        shown = {"x": "expected I/N, this process's number (from 0) of N processes, e.g. 0/2",
+                 "1/0": "the number of processes must be 1 to 1024, not 0",
+                 "/1/2": "expected I/N, this process's number (from 0) of N processes, e.g. 0/2"}
+        for instance, message in shown.items():
+            done = subprocess.run(TWISTD + [instance if a == "%I" else a for a in argv], capture_output=True,
+                                  cwd=REPO, env={**os.environ, "PYTHONPATH": REPO})
+            self.assertEqual((done.returncode, done.stdout, done.stderr),
+                             (2, b"", f"serialgw: error: --shard {instance!r}: {message}\n".encode()), instance)
+
     def test_lockDirectoryWritable(self) -> None:
         """Under ProtectSystem=strict (/run read-only) the unit opens /run/lock for the ttys' UUCP locks."""
         with open(os.path.join(CONTRIB, "serialgw.service")) as f:
