@@ -23,7 +23,7 @@ from __future__ import annotations
 import os
 import socket
 import time
-from typing import Any, Callable
+from typing import Any, Callable, cast
 
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
@@ -388,7 +388,7 @@ class StateMachineTests(SynchronousTestCase):
         # the SET-BAUDRATE behind it was read (9600, expected 19200).
         machine = GatewayMachine()
         try:
-            client = machine.connect("rfc2217")
+            client = cast(Client, machine.connect("rfc2217"))  # a rule: typed as its results
             machine.telnetCommand(client, AYT)
             machine.setBaud(client, 19200)
             self.assertEqual(machine.line.settings.baudrate, 19200)
