@@ -23,7 +23,7 @@ from __future__ import annotations
 import os
 import socket
 import time
-from typing import Any, Callable
+from typing import Any, Callable, cast
 
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
@@ -85,6 +85,10 @@ class Client:
         self.received = bytearray()
         self.pending = b""
         self.local = self.sock.getsockname()
+        # AYTs sent, and answers found in what was received (up to C{scanned}).
+        self.asked = 0
+        self.answered = 0
+        self.scanned = 0
 
     def __repr__(self) -> str:
         return self.name
@@ -100,6 +104,26 @@ class Client:
             except BlockingIOError:
                 return
             self.pending = self.pending[n:]
+
+    def ask(self) -> None:
+        """Send an AYT: answered once everything sent before it has been handled."""
+        self.asked += 1
+        self.send(bytes([IAC, AYT]))
+
+    def allAnswered(self) -> bool:
+        """
+        Every AYT sent has been answered.  Counted, not searched for after a
+        mark: two AYTs sent back to back may be answered in two writes (the
+        second one held by Nagle until the first is acknowledged), and the
+        first answer must not pass for the second.
+        """
+        while True:
+            found = self.received.find(AYT_ANSWER, self.scanned)
+            if found < 0:
+                self.scanned = max(self.scanned, len(self.received) - len(AYT_ANSWER) + 1)
+                return self.answered >= self.asked
+            self.answered += 1
+            self.scanned = found + len(AYT_ANSWER)
 
     def drain(self) -> None:
         if not self.reading:
@@ -167,10 +191,9 @@ class GatewayMachine(RuleBasedStateMachine):
             f"device got {self.pty.received.data[-200:]!r}, expected {bytes(self.expected[-200:])!r}")
 
     def barrier(self, client: Client) -> None:
-        """Everything C{client} sent so far has been handled: an AYT after it is answered."""
-        mark = len(client.received)
-        client.send(bytes([IAC, AYT]))
-        self.turn(lambda: AYT_ANSWER in client.received[mark:], f"{client} to be answered")
+        """Everything C{client} sent so far has been handled: an AYT after it is answered, and every AYT before it."""
+        client.ask()
+        self.turn(client.allAnswered, f"{client} to be answered")
 
     # Rules
 
@@ -217,7 +240,10 @@ class GatewayMachine(RuleBasedStateMachine):
     def telnetCommand(self, client: Client, command: int) -> None:
         if client not in self.open or not client.telnet:
             return
-        client.send(bytes([IAC, command]))
+        if command == AYT:
+            client.ask()
+        else:
+            client.send(bytes([IAC, command]))
         if client.reading:
             self.barrier(client)
 
@@ -353,6 +379,22 @@ class StateMachineTests(SynchronousTestCase):
         # It did run: clients came and sent.
         self.assertGreater(STEPS.get("connect", 0), 10)
         self.assertGreater(STEPS.get("sendData", 0), 5)
+
+    def test_aytThenBaud(self) -> None:
+        """A writer's AYT then SET-BAUDRATE: the step waits for both AYTs' answers, so the speed is checked once set."""
+        # Hypothesis' shrunk failure: the second AYT (the barrier's) went out
+        # only when the first was acknowledged, with its answer; the barrier
+        # took the first answer for its own and the speed was checked before
+        # the SET-BAUDRATE behind it was read (9600, expected 19200).
+        machine = GatewayMachine()
+        try:
+            client = cast(Client, machine.connect("rfc2217"))  # a rule: typed as its results
+            machine.telnetCommand(client, AYT)
+            machine.setBaud(client, 19200)
+            self.assertEqual(machine.line.settings.baudrate, 19200)
+            self.assertEqual((client.asked, client.answered), (4, 4))  # connect, the AYT and its barrier, setBaud
+        finally:
+            machine.teardown()
 
     def tearDown(self) -> None:
         # Closed sockets' last events, and the gateway's stop, are done.
