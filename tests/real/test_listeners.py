@@ -34,6 +34,7 @@ from tests.realio import (
     listenerPort,
     need,
     ptyLine,
+    socketPath,
     startedPty,
     startGateway,
 )
@@ -67,7 +68,7 @@ class ListenerTests(TestCase):
     async def test_unixSocat(self) -> None:
         """A unix listener is 0600, replaces a stale socket, talks to socat, and is removed at stop."""
         socat = need("socat")
-        path = os.path.abspath(self.mktemp())
+        path = socketPath(self)
         stale = socket.socket(socket.AF_UNIX)
         stale.bind(path)
         stale.close()
@@ -85,7 +86,7 @@ class ListenerTests(TestCase):
 
     async def test_unixKeywordForm(self) -> None:
         """unix:address=PATH:mode=660 with an escaped colon in PATH: the stale socket there is replaced, the socket made is PATH, mode 0660, removed at stop."""
-        path = os.path.abspath(self.mktemp()) + ":b"
+        path = socketPath(self, "s:b")
         stale = socket.socket(socket.AF_UNIX)
         stale.bind(path)
         stale.close()
@@ -128,7 +129,7 @@ class ListenerTests(TestCase):
 
     async def test_unixDialOut(self) -> None:
         """unix:PATH,nowait (no server) dials out to a unix socket, as to a QEMU/Proxmox console."""
-        path = os.path.abspath(self.mktemp())
+        path = socketPath(self)
         accepted: defer.Deferred[Collector] = defer.Deferred()
 
         class Far(Collector):

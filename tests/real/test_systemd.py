@@ -16,7 +16,7 @@ from twisted.trial.unittest import SkipTest, SynchronousTestCase, TestCase
 
 from serialgw.app.check import systemdProblem
 from serialgw.config.specs import DEFAULT_LOCK_DIR
-from tests.realio import REPO, TWISTD, connectUnix, spawn, startedPty
+from tests.realio import REPO, TWISTD, connectUnix, socketPath, spawn, startedPty
 
 CONTRIB = os.path.join(REPO, "contrib")
 
@@ -142,7 +142,7 @@ class ActivationTests(TestCase):
     async def test_socketActivated(self) -> None:
         """Under systemd-socket-activate the gateway adopts the socket by name; the first connection reaches the device."""
         pty = startedPty(self)
-        path = os.path.abspath(self.mktemp())
+        path = socketPath(self)
         proc = self.activate(path, "--device", pty.slaveName, "--port", "raw+systemd:domain=UNIX:name=console")
         self.addCleanup(proc.stop)  # type: ignore[attr-defined]
         await proc.output.contains(b"Listening on")  # type: ignore[attr-defined]
@@ -155,7 +155,7 @@ class ActivationTests(TestCase):
 
     async def test_noSuchSocket(self) -> None:
         """index=1 when one socket was passed: exit 2 with the reason, not "list index out of range"."""
-        path = os.path.abspath(self.mktemp())
+        path = socketPath(self)
         proc = self.activate(path, "--device", "/dev/null", "--port", "systemd:domain=UNIX:index=1")
         await proc.output.contains(b"Listening on")  # type: ignore[attr-defined]
         client = await connectUnix(path)
