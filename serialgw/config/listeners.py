@@ -41,6 +41,7 @@ from twisted.internet.endpoints import (
     UNIXServerEndpoint,
     serverFromString,
 )
+from twisted.internet.endpoints import _parse as endpointFields
 
 from serialgw.config.parsers import checkPath, isDecimal
 from serialgw.config.specs import (
@@ -413,16 +414,24 @@ def _tls(body: str, original: str) -> ListenerSpec:
     """
     C{tls:PORT[:interface=ADDR]:cert=FILE:key=FILE[:ca=FILE][:subjects=CN;CN]}
     listens (C{handshake=SECONDS}: how long a handshake may take, default 10); C{tls:HOST:PORT:ca=FILE[:cert=FILE:key=FILE]} dials out and
-    verifies the server as HOST.
+    verifies the server as HOST. The port may be written C{port=PORT}; a
+    backslash escapes the next character (C{cert=/etc/a\\:b.pem}), as in
+    Twisted's strings.
     """
-    fields = re.split(r"(?<!\\):", body)
-    positional = [f for f in fields if "=" not in f]
-    named = dict(f.split("=", 1) for f in fields if "=" in f)
+    # Twisted's tokenizer, as for its own endpoint strings (private, there
+    # since Twisted 10): positional and keyword fields, backslash escapes.
+    positional, named = endpointFields(f"tls:{body}")
+    positional = positional[1:]
+    if "port" in named:
+        # tls:port=N listens; tls:HOST:port=N dials out.
+        if len(positional) > 1 or positional and isDecimal(positional[0]):
+            raise ConfigError(f"listener {original!r} gives the port twice")
+        positional.append(named.pop("port"))
     for key in named:
         if key not in ("interface", "cert", "key", "ca", "subjects", "readonly", "handshake"):
             raise ConfigError(
                 f"unknown option {key!r} in listener {original!r} "
-                "(known: interface, cert, key, ca, subjects, readonly, handshake)"
+                "(known: port, interface, cert, key, ca, subjects, readonly, handshake)"
             )
     handshake = 10.0
     if "handshake" in named:
@@ -442,14 +451,14 @@ def _tls(body: str, original: str) -> ListenerSpec:
         port = _port(positional[0], original)
         if not named.get("cert") or not named.get("key"):
             raise ConfigError(f"a TLS listener needs cert= and key=: {original!r}")
-        interface = named.get("interface", "").replace("\\:", ":")
+        interface = named.get("interface", "")
         if (subjects or readOnly) and not named.get("ca"):
             raise ConfigError(f"subjects= and readonly= need ca= (client certificates) in listener {original!r}")
         tls = TLSSpec(cert=named["cert"], key=named["key"], ca=named.get("ca", ""), subjects=subjects,
                       readOnlySubjects=readOnly, handshakeTimeout=handshake)
         return ListenerSpec(f"tls:{port}", Protocol.TELNET, tls=tls, host=interface, port=port)
     if len(positional) == 2:
-        host, port = positional[0].replace("\\:", ":").strip("[]"), _port(positional[1], original)
+        host, port = positional[0].strip("[]"), _port(positional[1], original)
         if not named.get("ca"):
             raise ConfigError(f"a TLS dial-out needs ca= to verify the server: {original!r}")
         tls = TLSSpec(cert=named.get("cert", ""), key=named.get("key", ""), ca=named["ca"], hostname=host,

@@ -195,9 +195,22 @@ class TLSTests(SynchronousTestCase):
     def test_errors(self) -> None:
         """Missing certificate files and unknown options are refused."""
         self.assertRaises(ConfigError, parseListener, "tls:4443:cert=c.pem")
+        with self.assertRaises(ConfigError) as caught:
+            parseListener("tls:4443:cert=c:key=k:port=5")
+        self.assertEqual(str(caught.exception), "listener 'tls:4443:cert=c:key=k:port=5' gives the port twice")
         self.assertRaises(ConfigError, parseListener, "tls:h:4443")
         self.assertRaises(ConfigError, parseListener, "tls:4443:cert=c:key=k:subjects=x")
         self.assertRaises(ConfigError, parseListener, "tls:4443:cert=c:key=k:colour=blue")
+
+    def test_tlsFields(self) -> None:
+        """tls: reads its fields as Twisted reads its strings: port=, backslash escapes in every value."""
+        spec = parseListener("raw+tls:port=4443:interface=\\:\\:1:cert=/etc/a\\:b.pem:key=/etc/k\\\\.pem")
+        assert spec.tls is not None
+        self.assertEqual((spec.kind, spec.protocol, spec.host, spec.port, spec.tls.cert, spec.tls.key),
+                         (L, RAW, "::1", 4443, "/etc/a:b.pem", "/etc/k\\.pem"))
+        spec = parseListener("tls:[\\:\\:1]:port=4443:ca=/etc/c\\:a.pem")
+        assert spec.tls is not None
+        self.assertEqual((spec.kind, spec.host, spec.port, spec.tls.ca, spec.tls.hostname), (C, "::1", 4443, "/etc/c:a.pem", "::1"))
 
     def test_sslRefused(self) -> None:
         """Twisted's ssl: (clients attached before the handshake) is refused, pointing to tls:."""
