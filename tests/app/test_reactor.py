@@ -10,6 +10,7 @@ import os
 from typing import Any
 
 from twisted.internet.test import test_core, test_fdset, test_tcp, test_threads, test_time, test_unix
+from twisted.internet.test.reactormixins import ReactorBuilder
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
 from serialgw.app.reactor import GatewayReactor
@@ -41,8 +42,22 @@ _DIFFERENCES = {
 }
 
 
+def _buildAndClose(self: Any) -> Any:
+    """
+    The builder's reactor, whose epoll descriptor is closed when the test is
+    done: Twisted's clean-up leaves it to the garbage collector, which would
+    close it at any moment in a later test (one counting its descriptors).
+    """
+    built: list[GatewayReactor] = []
+    # Added before the builder's own clean-up, so run after it (last in, first out).
+    self.addCleanup(lambda: [reactor._poller.close() for reactor in built])
+    reactor = ReactorBuilder.buildReactor(self)
+    built.append(reactor)
+    return reactor
+
+
 def _ours(builder: Any) -> dict[str, Any]:
-    attributes: dict[str, Any] = {"_reactors": OURS, "__module__": __name__}
+    attributes: dict[str, Any] = {"_reactors": OURS, "__module__": __name__, "buildReactor": _buildAndClose}
     for name, reason in _DIFFERENCES.items():
         if hasattr(builder, name):
             attributes[name] = _skipped(reason)
