@@ -69,11 +69,15 @@ class Tail:
         held = self._size + length
         if held <= size:
             self._size = held
-            return
-        # Past the bound: let go of the oldest bytes, whole chunks first.
+        else:
+            self._trim(held, size)
+
+    def _trim(self, held: int, size: int) -> None:
+        """Past the bound: let go of the oldest bytes, whole chunks first."""
         excess = held - size
         self.dropped += excess
         self._size = size
+        chunks = self._chunks
         head = self._head + excess
         while head >= len(chunks[0]):
             head -= len(chunks.popleft())
@@ -131,14 +135,8 @@ class Tail:
         held = self._size + keep
         if held <= size:
             self._size = held
-            return
-        excess = held - size
-        self.dropped += excess
-        self._size = size
-        head = self._head + excess
-        while head >= len(self._chunks[0]):
-            head -= len(self._chunks.popleft())
-        self._head = head
+        else:
+            self._trim(held, size)
 
     def newest(self, size: int) -> bytes:
         """The last C{size} bytes (fewer if fewer came)."""
