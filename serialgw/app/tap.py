@@ -5,23 +5,17 @@ C{twistd serialgw}: options and the service they make.
 from __future__ import annotations
 
 import base64
-import errno
 import os
-import stat
 import sys
 from typing import Any, Optional
 
 import attrs
-from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.python import usage
-from twisted.python.components import Componentized
-from twisted.python.logfile import BaseLogFile
 
 from serialgw import __version__
-from serialgw.app.listen import StartupError
-from serialgw.app.logs import appendOnly, twistdLogFile
-from serialgw.app.reactor import installIfNoneChosen
+from serialgw.app.process import TwistdGatewayService, raiseFileLimit
+from serialgw.app.reactor import DEFAULT_BUSY_POLL, GatewayReactor, installIfNoneChosen
 from serialgw.app.service import GatewayService
 from serialgw.config.file import loadFile
 from serialgw.config.listeners import parseListener, parseSSHListener, parseStatusListener, parseWatchAll
@@ -56,6 +50,8 @@ log = Logger()
 
 DEFAULT_DEVICE = "pty:/tmp/serialgw0"
 DEFAULT_PORT = "tcp:4444:interface=127.0.0.1"
+# The most --busy-poll takes, microseconds: beyond, a wake-up costs less than the CPU burnt waiting.
+BUSY_POLL_MOST = 1000
 SSH_OPTIONS = ("ssh", "ssh-host-key", "authorized-keys", "readonly-keys")
 
 
@@ -158,6 +154,10 @@ man 8 serialgw
          "each key's comment names its person"],
         ["readonly-keys", None, None,
          "OpenSSH public keys that may only watch the line over SSH"],
+        ["busy-poll", None, None,
+         "Poll up to USEC microseconds for the next event before sleeping, adaptively (only while "
+         "events come within that of each other: an answer on its way is caught without a wake-up); "
+         f"0: off; with serialgw's reactor only [default: {round(DEFAULT_BUSY_POLL * 1e6)}]"],
     ]
     optFlags: list[list[Any]] = [
         ["xonxoff", None, "Software flow control (XON/XOFF) on the serial line"],
@@ -214,6 +214,13 @@ man 8 serialgw
         installIfNoneChosen()
         try:
             shard = self["shardSpec"] = parseShard(self["shard"]) if self["shard"] is not None else None
+            self["busyPoll"] = parseBusyPoll(self["busy-poll"]) if self["busy-poll"] is not None else None
+            if self["busyPoll"]:
+                from twisted.internet import reactor
+
+                if not isinstance(reactor, GatewayReactor):
+                    raise ConfigError(f"--busy-poll needs serialgw's reactor, not {type(reactor).__name__} "
+                                      "(leave out twistd's --reactor, or give --busy-poll 0)")
             if shard is not None and self["config"] is None:
                 raise ConfigError(f"--shard {self['shard']} needs --config: it shares a file's lines among processes")
             if self["config"] is not None:
@@ -422,161 +429,23 @@ def _lineName(device: str) -> str:
     return os.path.basename(device) or device
 
 
-class _TwistdGatewayService(GatewayService):
-    """
-    Under twistd, a start-up failure is one line on stderr and exit status 1,
-    not a traceback; with a configuration file, SIGHUP reloads it.
-    """
-
-    configPath: Optional[str] = None
-    # --shard I/N: this process serves its share of the file's lines.
-    shard: Optional[Shard] = None
-    # The file's [watch-all] at start (--watch-all listeners come on top).
-    watchAllInFile: Any = None
-    # twistd's log file, when it writes one (reopened on SIGUSR1).
-    twistdLog: Optional[BaseLogFile] = None
-    # twistd's log observer, made by serialgw.app.logs (None: twistd's own).
-    logObserver: Any = None
-
-    def setServiceParent(self, parent: Any) -> Any:
-        # twistd uses the application's ILogObserver component unless
-        # --logger is given: the journal's format, or its own tidied.
-        # twistd's application is Componentized; a plain MultiService (a test's) is not.
-        if self.logObserver is not None and isinstance(parent, Componentized):
-            from twisted.logger import ILogObserver
-
-            parent.setComponent(ILogObserver, self.logObserver)
-        return GatewayService.setServiceParent(self, parent)
-
-    def privilegedStartService(self) -> None:
-        if self.configPath is not None:
-            # Before anything listens: a SIGHUP must never find the default action.
-            import signal
-
-            def hangup(signum: int, frame: Any) -> None:
-                self.reactor.callFromThread(self.reloadFile)
-
-            signal.signal(signal.SIGHUP, hangup)
-        else:
-            # systemctl reload (Type=notify-reload) sends SIGHUP: with nothing
-            # to re-read, say so rather than die of the default action.
-            import signal
-
-            def nothing(signum: int, frame: Any) -> None:
-                self.reactor.callFromThread(self.reloadNothing)
-
-            signal.signal(signal.SIGHUP, nothing)
-        import signal
-
-        # SIGUSR1 (logrotate's postrotate, conserver's habit): reopen the
-        # console logs and twistd's log file, instead of dying of the default
-        # action or twistd renaming its file a second time.
-        self.twistdLog = twistdLogFile(signal.getsignal(signal.SIGUSR1))
-        appendOnly(self.twistdLog)
-
-        def reopen(signum: int, frame: Any) -> None:
-            self.reactor.callFromThread(self.reopenLogs)
-
-        signal.signal(signal.SIGUSR1, reopen)
-        try:
-            GatewayService.privilegedStartService(self)
-        except StartupError as e:
-            raise SystemExit(f"serialgw: error: {e}") from None
-
-    def reopenLogs(self) -> int:
-        count = GatewayService.reopenLogs(self)
-        logFile = self.twistdLog
-        if logFile is not None:
-            try:
-                # Made (or found) first: twistd's reopen closes its file
-                # before opening the path, and a failure there would leave
-                # it with none.
-                # Not waited on: a FIFO put at the path would hold the reactor.
-                fd = os.open(logFile.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NONBLOCK, 0o640)
-                regular = stat.S_ISREG(os.fstat(fd).st_mode)
-                os.close(fd)
-                if not regular:
-                    raise OSError(errno.EINVAL, "it is not a regular file")
-            except OSError as e:
-                if e.errno == errno.ENXIO:
-                    e.strerror = "it is not a regular file"
-                log.error("cannot reopen {path}: {reason}; writing on to the file it was", path=logFile.path,
-                          reason=e.strerror)
-                return count
-            logFile.reopen()
-            appendOnly(logFile)
-            log.info("reopened {path}", path=logFile.path)
-            count += 1
-        return count
-
-    def startService(self) -> None:
-        GatewayService.startService(self)
-        # What start-up made lives as long as the process: out of the
-        # collector's sight, so full collections stay short while serving.
-        import gc
-
-        gc.collect()
-        gc.freeze()
-
-    def reloadNothing(self) -> None:
-        log.info("SIGHUP: no configuration file to re-read (the options stay; --config FILE can be reloaded)")
-        self.notifier.reloading()
-        self.notifier.reloaded("nothing to reload without --config")
-
-    def reloadFile(self) -> Any:
-        """SIGHUP: read the file again and apply it; systemd hears RELOADING=1, then READY=1."""
-        assert self.configPath is not None
-        self.notifier.reloading()
-        try:
-            shard = self.shard
-            loaded = loadFile(self.configPath, shards=shard.count if shard is not None else None)
-            lines = selectLines(loaded.lines, shard, loaded.pins) if shard is not None else loaded.lines
-            ssh = ownListeners(shard.index, None, loaded.ssh, None)[1] if shard is not None else loaded.ssh
-        except ConfigError as e:
-            log.error("reload refused, the running configuration stays: {reason}", reason=str(e))
-            self.notifier.reloaded("reload refused, see the log")
-            return defer.succeed(None)
-        if loaded.watchAll != self.watchAllInFile:
-            log.warn("reload: [watch-all] changed: restart the gateway to apply it")
-
-        def done(changes: Any) -> Any:
-            if isinstance(changes, dict) and "refused" in changes:
-                # All or nothing: the SSH users of a refused file stay out too.
-                self.notifier.reloaded("reload refused, see the log")
-                return changes
-            if isinstance(changes, dict):
-                self.reloadUsers(ssh)
-                self.notifier.reloaded("reloaded: " + ", ".join(f"{len(v)} {k}" for k, v in changes.items()))
-            else:
-                self.notifier.reloaded("reload failed, see the log")
-            return changes
-
-        return self.reload(lines).addBoth(done)
-
-
-def raiseFileLimit() -> None:
-    """
-    Many lines mean many descriptors: raise the soft RLIMIT_NOFILE to the
-    hard limit (Twisted's epoll reactor has no 1024 ceiling).
-    """
-    import resource
-
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    # An unlimited hard limit still needs a number for the soft one; the
-    # hard limit itself is left as it is.
-    wanted = (1 << 20) if hard == resource.RLIM_INFINITY else hard
-    if soft != resource.RLIM_INFINITY and soft < wanted:
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
-        except (ValueError, OSError) as e:
-            log.warn("cannot raise the descriptor limit from {soft} to {wanted}: {reason}", soft=soft,
-                     wanted=wanted, reason=str(e))
+def parseBusyPoll(text: str) -> float:
+    """C{--busy-poll}: microseconds, 0 to L{BUSY_POLL_MOST}, as seconds."""
+    value = int(text.strip()) if isDecimal(text.strip()) else -1
+    if not 0 <= value <= BUSY_POLL_MOST:
+        raise ConfigError(f"--busy-poll must be 0 to {BUSY_POLL_MOST} microseconds, not {text!r}")
+    return value / 1e6
 
 
 def makeService(options: Options, reactor: Optional[Any] = None) -> GatewayService:
     raiseFileLimit()
+    if reactor is None:
+        from twisted.internet import reactor
+    if isinstance(reactor, GatewayReactor):
+        limit = options.get("busyPoll")
+        reactor.busyPoll.configure(DEFAULT_BUSY_POLL if limit is None else limit)
     status = options["ownStatus"].endpoint if options["ownStatus"] is not None else None
-    service = _TwistdGatewayService(options["lines"], reactor=reactor, status=status, ssh=options.get("ownSSH"),
+    service = TwistdGatewayService(options["lines"], reactor=reactor, status=status, ssh=options.get("ownSSH"),
                                     watchAll=options.get("ownWatchAll"),
                                     waitForDevices=options["config"] is not None or bool(options["wait-for-device"]))
     service.configPath = options["config"]

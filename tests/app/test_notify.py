@@ -12,7 +12,7 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from serialgw.app.notify import MIN_WATCHDOG_INTERVAL, Notifier
-from serialgw.app.tap import _TwistdGatewayService
+from serialgw.app.process import TwistdGatewayService
 from serialgw.config.file import loadConfig
 from tests.fakes import observeLog
 from tests.realio import startedPty
@@ -193,7 +193,7 @@ class ServiceTests(TestCase):
                 f.write(extra)
 
         write(1)
-        service = _TwistdGatewayService(loadConfig(path))
+        service = TwistdGatewayService(loadConfig(path))
         service.configPath = path
         service.notifier = Notifier(clock, service.statusText, environ=systemd.environ, monotonic=lambda: 42)
         service.startService()
@@ -239,7 +239,7 @@ class ServiceTests(TestCase):
                 f.write(f'[lines.l0]\ndevice = "{pty.slaveName}"\nlisten = "raw+tcp:{port}:interface=127.0.0.1"\n')
 
         write(0)
-        service = _TwistdGatewayService(loadConfig(path))
+        service = TwistdGatewayService(loadConfig(path))
         service.configPath = path
         service.notifier = Notifier(clock, service.statusText, environ=systemd.environ, monotonic=lambda: 42)
         service.startService()

@@ -13,7 +13,7 @@ from twisted.internet.test import test_core, test_fdset, test_tcp, test_threads,
 from twisted.internet.test.reactormixins import ReactorBuilder
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
-from serialgw.app.reactor import GatewayReactor
+from serialgw.app.reactor import DEFAULT_BUSY_POLL, BusyPoll, GatewayReactor
 
 OURS = ["serialgw.app.reactor.GatewayReactor"]
 
@@ -180,6 +180,144 @@ class QuietFirstTests(SynchronousTestCase):
         self.assertEqual(self.served, [("flood", b"a"), ("first", b"1"), ("second", b"2"), ("flood", b"b")])
 
 
+READY = [(7, 1)]
+US = 1e-6
+
+
+class Script:
+    """
+    An epoll and a clock for L{BusyPoll.wait}: the next event comes at a
+    time set by L{arrive}; a poll without waiting takes C{cost}; a waiting
+    poll sleeps until the event or its timeout.  Each poll's timeout is
+    recorded (in microseconds when positive).
+    """
+
+    def __init__(self, cost: float = 2 * US) -> None:
+        self.cost = cost
+        self.time = 100.0
+        self.at = float("inf")
+        self.calls: list[float] = []
+
+    def arrive(self, after: float) -> None:
+        self.at = self.time + after
+
+    def now(self) -> float:
+        return self.time
+
+    def poll(self, timeout: float, most: int) -> list[tuple[int, int]]:
+        self.calls.append(round(timeout / US, 3) if timeout > 0 else timeout)
+        if timeout == 0:
+            self.time += self.cost
+        elif timeout < 0 or self.at <= self.time + timeout:
+            self.time = max(self.time, self.at)
+        else:
+            self.time += timeout
+        return READY if self.time >= self.at else []
+
+
+class BusyPollTests(SynchronousTestCase):
+    def wait(self, busy: BusyPoll, script: Script, timeout: float, after: float) -> list[tuple[int, int]]:
+        """A turn of the reactor whose next event comes C{after} seconds from now."""
+        script.arrive(after)
+        return busy.wait(script.poll, timeout, 10, now=script.now)
+
+    def test_offWaitsOnce(self) -> None:
+        """With the limit 0 every turn is one epoll_wait with the reactor's timeout, and the window stays 0."""
+        busy, script = BusyPoll(0.0), Script()
+        for timeout in (-1, 2.5, 0):
+            self.assertEqual(self.wait(busy, script, timeout, 0), READY)
+        self.assertEqual((script.calls, busy.window), ([-1, 2500000.0, 0], 0.0))
+
+    def test_growsFromAQuarterDoublingToTheLimit(self) -> None:
+        """Idle times a longer window would have caught grow it: a quarter of the limit, doubled, never past the limit."""
+        busy, script = BusyPoll(40 * US), Script(cost=3 * US)
+        windows, polls = [], []
+        for _ in range(4):
+            script.calls.clear()
+            self.assertEqual(self.wait(busy, script, -1, 30 * US), READY)
+            windows.append(round(busy.window / US, 3))
+            polls.append(script.calls.count(0))
+        self.assertEqual(windows, [10, 20, 40, 40])
+        # Polls without waiting (3 us each) through the window, then asleep
+        # until the event; the 40 us window catches the event (at 30 us).
+        self.assertEqual(polls, [0, 4, 7, 10])
+
+    def test_shrinksByHalvesToNothing(self) -> None:
+        """An idle time past the limit halves the window; below a quarter of the limit it is 0, and stays 0."""
+        busy, script = BusyPoll(40 * US), Script()
+        busy.window = 40 * US
+        windows = []
+        for _ in range(4):
+            self.assertEqual(self.wait(busy, script, -1, 1.0), READY)
+            windows.append(round(busy.window / US, 3))
+        self.assertEqual(windows, [20, 10, 0, 0])
+
+    def test_caughtWhilePolling(self) -> None:
+        """An event that comes within the window is returned without sleeping; the window is kept."""
+        busy, script = BusyPoll(40 * US), Script()
+        busy.window = 20 * US
+        self.assertEqual(self.wait(busy, script, 5.0, 5 * US), READY)
+        self.assertEqual((script.calls, round(busy.window / US, 3)), ([0, 0, 0], 20))
+
+    def test_pollsTheWindowThenSleepsTheRest(self) -> None:
+        """Nothing within the window: then asleep for what is left of the timeout (a timed call stays on time)."""
+        busy, script = BusyPoll(40 * US), Script(cost=8 * US)
+        busy.window = 20 * US
+        self.assertEqual(self.wait(busy, script, 0.01, 1000 * US), READY)
+        # Polls at 0, 8, 16 us (the window ends at 20, passed at 24), then the 10 ms less the 24 us spent.
+        self.assertEqual(script.calls, [0, 0, 0, 9976.0])
+        # Idle 1000 us, past the limit: halved.
+        self.assertEqual(round(busy.window / US, 3), 10)
+
+    def test_neverPollsPastTheTimeout(self) -> None:
+        """A timed call due within the window bounds the polling; a timeout of 0 (one is due now) polls once."""
+        busy, script = BusyPoll(40 * US), Script(cost=4 * US)
+        busy.window = 40 * US
+        self.assertEqual(self.wait(busy, script, 10 * US, 1.0), [])
+        # 0, 4, 8 us polls (10 us reached at 12), then what is left: nothing.
+        self.assertEqual(script.calls, [0, 0, 0, 0])
+        script.calls.clear()
+        self.assertEqual(self.wait(busy, script, 0, 1.0), [])
+        self.assertEqual(script.calls, [0])
+
+    def test_configureStartsAgain(self) -> None:
+        """A new limit (--busy-poll) forgets the window learnt; a negative one is 0, off."""
+        busy = BusyPoll()
+        self.assertEqual((busy.limit, busy.window), (DEFAULT_BUSY_POLL, 0.0))
+        busy.window = 30 * US
+        busy.configure(-5.0)
+        self.assertEqual((busy.limit, busy.window), (0.0, 0.0))
+
+    def test_reactorServesWhatItPolled(self) -> None:
+        """The reactor with a window open serves a descriptor made ready before the turn, at once, with a long timeout."""
+        reactor = GatewayReactor()
+        self.addCleanup(reactor._poller.close)
+        self.assertEqual(reactor.busyPoll.limit, DEFAULT_BUSY_POLL)
+        reactor.busyPoll.window = DEFAULT_BUSY_POLL
+        r, w = os.pipe()
+        self.addCleanup(os.close, r)
+        self.addCleanup(os.close, w)
+        got: list[bytes] = []
+
+        class Reader:
+            def fileno(self) -> int:
+                return r
+
+            def doRead(self) -> None:
+                got.append(os.read(r, 10))
+
+            def connectionLost(self, reason: Any) -> None:
+                pass
+
+            def logPrefix(self) -> str:
+                return "reader"
+
+        reactor.addReader(Reader())
+        os.write(w, b"hello")
+        reactor.doPoll(60.0)
+        self.assertEqual(got, [b"hello"])
+
+
 class InstallTests(SynchronousTestCase):
     """Which reactor a fresh process ends up with (each case in its own interpreter)."""
 
@@ -213,3 +351,20 @@ class InstallTests(SynchronousTestCase):
             "print(type(reactor).__name__)"
         )
         self.assertEqual(out.split(), ["False", "PollReactor"])
+
+    def test_busyPollNeedsOurs(self) -> None:
+        """--busy-poll with another reactor is an error naming it; --busy-poll 0 goes with any."""
+        out = self.run_(
+            "from twisted.internet import pollreactor\n"
+            "pollreactor.install()\n"
+            "from serialgw.app.tap import Options\n"
+            "from twisted.python.usage import UsageError\n"
+            "o = Options(); o.exitOnError = False\n"
+            "o.parseOptions(['--device', 'pty:', '--busy-poll', '0'])\n"
+            "try:\n"
+            "    o.parseOptions(['--device', 'pty:', '--busy-poll', '30'])\n"
+            "except UsageError as e:\n"
+            "    print(e)\n"
+        )
+        self.assertEqual(out, "--busy-poll needs serialgw's reactor, not PollReactor "
+                              "(leave out twistd's --reactor, or give --busy-poll 0)")

@@ -96,12 +96,27 @@ class OptionsTests(SynchronousTestCase):
             (["--break-duration", "0"], "break duration must be 1 to 10000 milliseconds, not '0'"),
             (["--port", "tcp:4444:backlog=x"], "cannot read listener 'tcp:4444:backlog=x' as a Twisted endpoint string: "
              "invalid literal for int() with base 10: 'x'"),
+            (["--busy-poll", "1001"], "--busy-poll must be 0 to 1000 microseconds, not '1001'"),
+            (["--busy-poll", "-1"], "--busy-poll must be 0 to 1000 microseconds, not '-1'"),
+            (["--busy-poll", "5e1"], "--busy-poll must be 0 to 1000 microseconds, not '5e1'"),
             (["--port", "nope"], "cannot read listener 'nope': expected a port number, an endpoint string such as "
              "tcp:4444:interface=127.0.0.1, or a QEMU chardev such as telnet::4444,server,nowait"),
         ]
         for args, message in cases:
             e = self.assertRaises(UsageError, parse, *args)
             self.assertEqual(str(e), message)
+
+    def test_busyPoll(self) -> None:
+        """--busy-poll sets the limit of serialgw's reactor, in microseconds; left out, the default; 0 turns it off."""
+        from serialgw.app.reactor import DEFAULT_BUSY_POLL, GatewayReactor
+
+        for args, limit in ((["--busy-poll", "0"], 0.0), (["--busy-poll", " 120 "], 120e-6), ([], DEFAULT_BUSY_POLL)):
+            reactor = GatewayReactor()
+            self.addCleanup(reactor._poller.close)
+            reactor.busyPoll.configure(7e-6)
+            reactor.busyPoll.window = 7e-6
+            tap.makeService(parse("--device", "/dev/null", *args), reactor=reactor)
+            self.assertEqual((reactor.busyPoll.limit, reactor.busyPoll.window), (limit, 0.0))
 
     def test_helpHasExamples(self) -> None:
         """--help shows every option and the usage examples."""
@@ -156,7 +171,7 @@ class FileLimitTests(SynchronousTestCase):
         def low() -> None:
             resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))
 
-        code = ("import resource; from serialgw.app.tap import raiseFileLimit; raiseFileLimit(); "
+        code = ("import resource; from serialgw.app.process import raiseFileLimit; raiseFileLimit(); "
                 "print(*resource.getrlimit(resource.RLIMIT_NOFILE))")
         out = subprocess.run([sys.executable, "-c", code], preexec_fn=low, capture_output=True, text=True,
                              check=True, cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))

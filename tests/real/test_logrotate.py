@@ -19,7 +19,7 @@ from twisted.python.filepath import FilePath
 from twisted.python.logfile import LogFile
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from serialgw.app.tap import _TwistdGatewayService
+from serialgw.app.process import TwistdGatewayService
 from tests.fakes import observeLog
 from tests.realio import TWISTD, Accumulator, closeClients, connect, startedPty, startProcess
 
@@ -177,7 +177,7 @@ class TwistdLogReopenTests(SynchronousTestCase):
         path = os.path.join(directory, "twistd.log")
         logFile = LogFile.fromFullPath(path)
         self.addCleanup(logFile.close)
-        service = _TwistdGatewayService([])
+        service = TwistdGatewayService([])
         service.twistdLog = logFile
         os.rename(path, path + ".1")
         os.mkfifo(path)

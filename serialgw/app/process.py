@@ -1,0 +1,177 @@
+"""
+What running under twistd adds to the gateway service: a start-up failure
+as one line on stderr, signals (SIGHUP reloads the file, SIGUSR1 reopens
+the logs), the collector frozen after start-up, the descriptor limit raised.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from typing import Any, Optional
+
+from twisted.internet import defer
+from twisted.logger import Logger
+from twisted.python.components import Componentized
+from twisted.python.logfile import BaseLogFile
+
+from serialgw.app.listen import StartupError
+from serialgw.app.logs import appendOnly, twistdLogFile
+from serialgw.app.service import GatewayService
+from serialgw.config.file import loadFile
+from serialgw.config.shard import Shard, ownListeners, selectLines
+from serialgw.config.specs import ConfigError
+
+log = Logger()
+
+
+class TwistdGatewayService(GatewayService):
+    """
+    Under twistd, a start-up failure is one line on stderr and exit status 1,
+    not a traceback; with a configuration file, SIGHUP reloads it.
+    """
+
+    configPath: Optional[str] = None
+    # --shard I/N: this process serves its share of the file's lines.
+    shard: Optional[Shard] = None
+    # The file's [watch-all] at start (--watch-all listeners come on top).
+    watchAllInFile: Any = None
+    # twistd's log file, when it writes one (reopened on SIGUSR1).
+    twistdLog: Optional[BaseLogFile] = None
+    # twistd's log observer, made by serialgw.app.logs (None: twistd's own).
+    logObserver: Any = None
+
+    def setServiceParent(self, parent: Any) -> Any:
+        # twistd uses the application's ILogObserver component unless
+        # --logger is given: the journal's format, or its own tidied.
+        # twistd's application is Componentized; a plain MultiService (a test's) is not.
+        if self.logObserver is not None and isinstance(parent, Componentized):
+            from twisted.logger import ILogObserver
+
+            parent.setComponent(ILogObserver, self.logObserver)
+        return GatewayService.setServiceParent(self, parent)
+
+    def privilegedStartService(self) -> None:
+        if self.configPath is not None:
+            # Before anything listens: a SIGHUP must never find the default action.
+            import signal
+
+            def hangup(signum: int, frame: Any) -> None:
+                self.reactor.callFromThread(self.reloadFile)
+
+            signal.signal(signal.SIGHUP, hangup)
+        else:
+            # systemctl reload (Type=notify-reload) sends SIGHUP: with nothing
+            # to re-read, say so rather than die of the default action.
+            import signal
+
+            def nothing(signum: int, frame: Any) -> None:
+                self.reactor.callFromThread(self.reloadNothing)
+
+            signal.signal(signal.SIGHUP, nothing)
+        import signal
+
+        # SIGUSR1 (logrotate's postrotate, conserver's habit): reopen the
+        # console logs and twistd's log file, instead of dying of the default
+        # action or twistd renaming its file a second time.
+        self.twistdLog = twistdLogFile(signal.getsignal(signal.SIGUSR1))
+        appendOnly(self.twistdLog)
+
+        def reopen(signum: int, frame: Any) -> None:
+            self.reactor.callFromThread(self.reopenLogs)
+
+        signal.signal(signal.SIGUSR1, reopen)
+        try:
+            GatewayService.privilegedStartService(self)
+        except StartupError as e:
+            raise SystemExit(f"serialgw: error: {e}") from None
+
+    def reopenLogs(self) -> int:
+        count = GatewayService.reopenLogs(self)
+        logFile = self.twistdLog
+        if logFile is not None:
+            try:
+                # Made (or found) first: twistd's reopen closes its file
+                # before opening the path, and a failure there would leave
+                # it with none.
+                # Not waited on: a FIFO put at the path would hold the reactor.
+                fd = os.open(logFile.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NONBLOCK, 0o640)
+                regular = stat.S_ISREG(os.fstat(fd).st_mode)
+                os.close(fd)
+                if not regular:
+                    raise OSError(errno.EINVAL, "it is not a regular file")
+            except OSError as e:
+                if e.errno == errno.ENXIO:
+                    e.strerror = "it is not a regular file"
+                log.error("cannot reopen {path}: {reason}; writing on to the file it was", path=logFile.path,
+                          reason=e.strerror)
+                return count
+            logFile.reopen()
+            appendOnly(logFile)
+            log.info("reopened {path}", path=logFile.path)
+            count += 1
+        return count
+
+    def startService(self) -> None:
+        GatewayService.startService(self)
+        # What start-up made lives as long as the process: out of the
+        # collector's sight, so full collections stay short while serving.
+        import gc
+
+        gc.collect()
+        gc.freeze()
+
+    def reloadNothing(self) -> None:
+        log.info("SIGHUP: no configuration file to re-read (the options stay; --config FILE can be reloaded)")
+        self.notifier.reloading()
+        self.notifier.reloaded("nothing to reload without --config")
+
+    def reloadFile(self) -> Any:
+        """SIGHUP: read the file again and apply it; systemd hears RELOADING=1, then READY=1."""
+        assert self.configPath is not None
+        self.notifier.reloading()
+        try:
+            shard = self.shard
+            loaded = loadFile(self.configPath, shards=shard.count if shard is not None else None)
+            lines = selectLines(loaded.lines, shard, loaded.pins) if shard is not None else loaded.lines
+            ssh = ownListeners(shard.index, None, loaded.ssh, None)[1] if shard is not None else loaded.ssh
+        except ConfigError as e:
+            log.error("reload refused, the running configuration stays: {reason}", reason=str(e))
+            self.notifier.reloaded("reload refused, see the log")
+            return defer.succeed(None)
+        if loaded.watchAll != self.watchAllInFile:
+            log.warn("reload: [watch-all] changed: restart the gateway to apply it")
+
+        def done(changes: Any) -> Any:
+            if isinstance(changes, dict) and "refused" in changes:
+                # All or nothing: the SSH users of a refused file stay out too.
+                self.notifier.reloaded("reload refused, see the log")
+                return changes
+            if isinstance(changes, dict):
+                self.reloadUsers(ssh)
+                self.notifier.reloaded("reloaded: " + ", ".join(f"{len(v)} {k}" for k, v in changes.items()))
+            else:
+                self.notifier.reloaded("reload failed, see the log")
+            return changes
+
+        return self.reload(lines).addBoth(done)
+
+
+def raiseFileLimit() -> None:
+    """
+    Many lines mean many descriptors: raise the soft RLIMIT_NOFILE to the
+    hard limit (Twisted's epoll reactor has no 1024 ceiling).
+    """
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    # An unlimited hard limit still needs a number for the soft one; the
+    # hard limit itself is left as it is.
+    wanted = (1 << 20) if hard == resource.RLIM_INFINITY else hard
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+        except (ValueError, OSError) as e:
+            log.warn("cannot raise the descriptor limit from {soft} to {wanted}: {reason}", soft=soft,
+                     wanted=wanted, reason=str(e))
