@@ -249,6 +249,7 @@ class OptionDefaultsTests(TestCase):
             "no-notices": ["--no-notices"],
             "no-restore": ["--no-restore"],
             "wait-for-device": ["--wait-for-device"],
+            "busy-poll": ["--busy-poll", "20"],
         }
 
     def test_everyOptionHasAFullValue(self) -> None:
