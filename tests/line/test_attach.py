@@ -19,7 +19,7 @@ from serialgw.config.file import loadConfig
 from serialgw.config.parsers import parseOnOff, parseSendString
 from serialgw.config.specs import ConfigError, ListenerSpec, Protocol
 from serialgw.devices.device import SerialDevice
-from serialgw.line.hub import Line
+from serialgw.line.hub import Line, Role
 from tests.clients.test_sessions import Harness
 from tests.fakes import RecordingClient, RecordingDevice, RecordingPort
 from tests.realio import closeClients, connect, listenerPort, ptyLine, startedPty, startGateway
@@ -103,6 +103,22 @@ class OpenCloseStringTests(SynchronousTestCase):
         self.assertEqual([(t, w, v) for t, w, v in port.events], [(0, "write", b"a"), (0, "break", True)])
         clock.advance(0.25)
         self.assertEqual(port.events[2:], [(0.25, "break", False), (0.25, "write", b"b")])
+        self.assertEqual(clock.getDelayedCalls(), [])
+
+    def test_exclusiveWatcherFirst(self) -> None:
+        """Exclusive mode, a writer attached quietly (a pipe) then a watcher: the open-string reaches the port at the watcher's attach, once, before the writer's data."""
+        clock, port, _, line = self.queued(r"OPEN\r")
+        line.mode = "exclusive"
+        pipe, watcher = person("pipe:guest"), person("127.0.0.1:1")
+        line.attach(pipe, quiet=True)
+        self.assertEqual(port.events, [])
+        line.attach(watcher)
+        self.assertIs(watcher.role, Role.WATCHER)
+        self.assertEqual(port.events, [(0, "write", b"OPEN\r")])
+        line.introduce(pipe)
+        self.assertEqual((line.clientData(pipe, b"pipe types\r"), line.clientData(watcher, b"a types\r")), (True, False))
+        self.assertEqual(port.events, [(0, "write", b"OPEN\r"), (0, "write", b"pipe types\r")])
+        self.assertEqual((line.bytesToDevice, line.refused, line.people), (16, 8, 2))
         self.assertEqual(clock.getDelayedCalls(), [])
 
     def test_everyBreakSent(self) -> None:
