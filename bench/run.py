@@ -777,9 +777,10 @@ def neighbourTargets(results: dict[str, Any], key: str = "neighbour") -> list[tu
         for figure in ("flood_p50_ms", "flood_p99_ms"):
             ratio = paired(mine, rounds["ser2net-tuned"], figure)
             out.append((f"quiet line's {figure[6:9]} beside a flood <= ser2net-tuned's{how}", ratio, ratio[0] <= 1.0))
-    for figure in ("p50", "p99"):
-        ratio = paired(mine, mine, f"flood_{figure}_ms", f"idle_{figure}_ms")
-        out.append((f"quiet line's {figure} beside a flood <= 1.3 x its idle {figure}{how}", ratio, ratio[0] <= 1.3))
+    # The issue asks this of the p50 only (a p99 from 500-2000 samples on a
+    # shared machine is a handful of scheduling accidents).
+    ratio = paired(mine, mine, "flood_p50_ms", "idle_p50_ms")
+    out.append((f"quiet line's p50 beside a flood <= 1.3 x its idle p50{how}", ratio, ratio[0] <= 1.3))
     return out
 
 
