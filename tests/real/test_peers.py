@@ -288,10 +288,10 @@ class TwistdTests(TestCase):
         self.assertNotIn(b"not sent", gw.output.data)
 
     async def test_reloadRemovingLineSendsCloseString(self) -> None:
-        """SIGHUP removing a line with a person on it: its device gets the close-string before it is closed; the other line stays."""
+        """SIGHUP removing a line with a person on it: its device gets the whole close-string (the data after its break too) before it is closed."""
         other = startedPty(self)
         path = os.path.abspath(self.mktemp())
-        line = '[lines.{name}]\ndevice = "{device}"\nlisten = "raw+tcp:0:interface=127.0.0.1"\nclose-string = "bye\\\\r"\n'
+        line = '[lines.{name}]\ndevice = "{device}"\nlisten = "raw+tcp:0:interface=127.0.0.1"\nclose-string = "bye\\\\r\\\\bz"\n'
         with open(path, "w") as f:
             f.write(line.format(name="first", device=self.pty.slaveName))
             f.write(line.format(name="second", device=other.slaveName))
@@ -305,7 +305,7 @@ class TwistdTests(TestCase):
             f.write(line.format(name="second", device=other.slaveName))
         proc.transport.signalProcess("HUP")  # type: ignore[union-attr]
         await proc.output.contains(b"reload: added none, changed none, removed ['first']")
-        self.assertEqual(await self.pty.fence(b"!"), b"abye\r!")
+        self.assertEqual(await self.pty.fence(b"!"), b"abye\rz!")
         await client.closed
 
     async def test_badOptionExit(self) -> None:
