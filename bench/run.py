@@ -658,13 +658,22 @@ def waitOpen(pids: list[int], devices: list[str], timeout: float = 30.0) -> None
 NEIGHBOUR_KINDS: list[type[Server]] = [SerialgwNeighbour, Ser2netNeighbour, SocatLines]
 
 
-def neighbour(server: Server, rtts: int) -> dict[str, Any]:
+# The paced flood of the neighbour scenario, MiB/s: below what every
+# server measured moves at full speed here (ser2net about 30), 50 times
+# what the fastest UART carries (4 Mbaud: 0.4 MiB/s).
+PACED_RATE = 20.0
+
+
+def neighbour(server: Server, rtts: int, rate: float = 0.0) -> dict[str, Any]:
     """
     Two lines in one gateway (socat: a process each): line A's device
     floods a raw client that reads as fast as it can (bench/flood.py, a
     process of its own), while line B measures 1-byte round trips, first
     with A idle, then with A flooding.  Also A's flood rate, so that a
-    gateway cannot look good on B by starving A.
+    gateway cannot look good on B by starving A.  With C{rate} (MiB/s) A's
+    device writes no faster than that: the same load for every server,
+    where at full speed each moves what it can (and the more it moves, the
+    more the flooding processes and the kernel take of the shared cores).
     """
     flooded, quiet = Pty(), Pty()
     ports = [freePort(), freePort()]
@@ -674,7 +683,7 @@ def neighbour(server: Server, rtts: int) -> dict[str, Any]:
     try:
         waitListening(ports[0])
         flooder = subprocess.Popen(
-            [sys.executable, os.path.join(REPO, "bench", "flood.py"), str(flooded.master), str(ports[0])],
+            [sys.executable, os.path.join(REPO, "bench", "flood.py"), str(flooded.master), str(ports[0]), str(rate)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, pass_fds=[flooded.master])
         assert flooder.stdin is not None and flooder.stdout is not None
         if flooder.stdout.readline().strip() != "connected":
@@ -712,22 +721,33 @@ def neighbour(server: Server, rtts: int) -> dict[str, Any]:
     return out
 
 
-def neighbourRounds(rounds: int, rtts: int) -> dict[str, Any]:
+def neighbourRounds(rounds: int, rtts: int, rate: float = 0.0) -> dict[str, Any]:
     """Every server in turn, round after round; medians, and the rounds."""
     runs: dict[str, list[dict[str, Any]]] = {}
+    how = f"paced at {rate:g} MiB/s" if rate else "at full speed"
     for round_ in range(rounds):
         for kind in NEIGHBOUR_KINDS:
-            print(f"round {round_ + 1}/{rounds}: {kind.name}, quiet line beside a flooding one ...", flush=True)
-            runs.setdefault(kind.name, []).append(neighbour(kind(), rtts))
+            print(f"round {round_ + 1}/{rounds}: {kind.name}, quiet line beside one flooding {how} ...", flush=True)
+            runs.setdefault(kind.name, []).append(neighbour(kind(), rtts, rate))
     return {
+        "rate": rate,
         "median": {name: {key: statistics.median(r[key] for r in rs) for key in rs[0]} for name, rs in runs.items()},
         "rounds": runs,
     }
 
 
-def reportNeighbour(results: dict[str, Any]) -> None:
-    figures = results["neighbour"]
-    print("\nneighbour (two lines in one gateway; B's 1-byte round trip, A idle then flooding a raw reader)")
+NEIGHBOUR_KEYS = ("neighbour", "neighbour_paced")
+
+
+def _flood(figures: dict[str, Any]) -> str:
+    rate = figures.get("rate", 0.0)
+    return f"A paced at {rate:g} MiB/s" if rate else "A at full speed"
+
+
+def reportNeighbour(results: dict[str, Any], key: str = "neighbour") -> None:
+    figures = results[key]
+    print(f"\nneighbour (two lines in one gateway; B's 1-byte round trip, A idle then flooding a raw reader; "
+          f"{_flood(figures)})")
     print(f"{'server':16}{'idle p50 ms':>12}{'idle p99 ms':>12}{'flood p50 ms':>13}{'flood p99 ms':>13}"
           f"{'A MiB/s':>9}{'CPU %':>7}   flood p50/idle p50")
     for name, values in figures["median"].items():
@@ -744,20 +764,23 @@ def reportNeighbour(results: dict[str, Any]) -> None:
         print(f"serialgw/{peer}: {ratios}")
 
 
-def neighbourTargets(results: dict[str, Any]) -> list[tuple[str, tuple[float, float, float], bool]]:
+def neighbourTargets(results: dict[str, Any], key: str = "neighbour") -> list[tuple[str, tuple[float, float, float], bool]]:
     """Issue 15 target 1: B's p50 and p99 with A flooding <= ser2net's, and p50 <= 1.3 x B's idle p50."""
-    rounds = results.get("neighbour", {}).get("rounds", {})
+    figures = results.get(key, {})
+    rounds = figures.get("rounds", {})
     if "serialgw" not in rounds:
         return []
+    how = f" ({_flood(figures)})"
     mine = rounds["serialgw"]
     out = []
     if "ser2net-tuned" in rounds:
-        for key in ("flood_p50_ms", "flood_p99_ms"):
-            ratio = paired(mine, rounds["ser2net-tuned"], key)
-            out.append((f"quiet line's {key[6:9]} beside a flood <= ser2net-tuned's", ratio, ratio[0] <= 1.0))
-    for key in ("p50", "p99"):
-        ratio = paired(mine, mine, f"flood_{key}_ms", f"idle_{key}_ms")
-        out.append((f"quiet line's {key} beside a flood <= 1.3 x its idle {key}", ratio, ratio[0] <= 1.3))
+        for figure in ("flood_p50_ms", "flood_p99_ms"):
+            ratio = paired(mine, rounds["ser2net-tuned"], figure)
+            out.append((f"quiet line's {figure[6:9]} beside a flood <= ser2net-tuned's{how}", ratio, ratio[0] <= 1.0))
+    # The issue asks this of the p50 only (a p99 from 500-2000 samples on a
+    # shared machine is a handful of scheduling accidents).
+    ratio = paired(mine, mine, "flood_p50_ms", "idle_p50_ms")
+    out.append((f"quiet line's p50 beside a flood <= 1.3 x its idle p50{how}", ratio, ratio[0] <= 1.3))
     return out
 
 
@@ -937,10 +960,12 @@ def onlyNeighbour(quick: bool) -> None:
     if missing:
         env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
         subprocess.run(["apt-get", "install", "-y", "-q", *missing], check=True, env=env, stdout=subprocess.DEVNULL)
-    only: dict[str, Any] = {"neighbour": neighbourRounds(3 if quick else 5, 500 if quick else 2000)}
-    reportNeighbour(only)
-    for name, ratio, met in neighbourTargets(only):
-        print(f"  {'met    ' if met else 'NOT met'}  {name}: {ratio[0]:.2f} (rounds {ratio[1]:.2f}-{ratio[2]:.2f})")
+    only: dict[str, Any] = {"neighbour": neighbourRounds(3 if quick else 5, 500 if quick else 2000),
+                            "neighbour_paced": neighbourRounds(3 if quick else 5, 500 if quick else 2000, PACED_RATE)}
+    for key in NEIGHBOUR_KEYS:
+        reportNeighbour(only, key)
+        for name, ratio, met in neighbourTargets(only, key):
+            print(f"  {'met    ' if met else 'NOT met'}  {name}: {ratio[0]:.2f} (rounds {ratio[1]:.2f}-{ratio[2]:.2f})")
 
 
 def main() -> None:
@@ -1005,6 +1030,7 @@ def main() -> None:
     results["stuck"] = stuckRounds(stuckCounts, 1 if args.quick else 3, 8 * MiB)
 
     results["neighbour"] = neighbourRounds(3 if args.quick else 5, 500 if args.quick else 2000)
+    results["neighbour_paced"] = neighbourRounds(3 if args.quick else 5, 500 if args.quick else 2000, PACED_RATE)
 
     results["shards"] = shardRounds(2 if args.quick else 4, 1024, seconds)
 
@@ -1062,8 +1088,9 @@ def report(results: dict[str, Any]) -> None:
     print(f"* RSS added per line above {smallest} lines, with its client connected")
     if "stuck" in results:
         reportStuck(results)
-    if "neighbour" in results:
-        reportNeighbour(results)
+    for key in NEIGHBOUR_KEYS:
+        if key in results:
+            reportNeighbour(results, key)
     results["targets"] = targets(results)
     print("\ntargets (issue 5), as ratios in this run")
     for name, (value, met) in results["targets"].items():
@@ -1108,8 +1135,45 @@ def markdown(results: dict[str, Any]) -> str:
         out.append(f"| {n} | {mine['idle_cpu_percent']:.2f} % | {mine['rss_KiB'] / 1024:.0f} MiB | {added} | "
                    f"{mine['echo_msgs_per_s']:.0f} | {plain['echo_msgs_per_s']:.0f} | {tuned['echo_msgs_per_s']:.0f} | "
                    f"{cpu(mine)} / {cpu(plain)} / {cpu(tuned)} |")
+    if "stuck" in results:
+        out += ["", stuckMarkdown(results["stuck"])]
+    for key in NEIGHBOUR_KEYS:
+        if key in results:
+            out += ["", neighbourMarkdown(results[key])]
     if "shards" in results:
         out += ["", shardsMarkdown(results["shards"])]
+    if "targets" in results:
+        out += ["", "Targets, judged on the median of the round-by-round ratios (range in brackets):", ""]
+        out += [f"- {'met' if met else '**not met**'}: {name}: {value}" for name, (value, met) in results["targets"].items()]
+    return "\n".join(out)
+
+
+def stuckMarkdown(stuck: dict[str, Any]) -> str:
+    """The README's table of the stuck-clients scenario."""
+    out = ["| stuck clients: one reader, N never read | N | reader MiB/s | rounds | RSS added per stuck client "
+           "| kernel queue per stuck client |", "| --- | ---: | ---: | --- | ---: | ---: |"]
+    for name, byCount in stuck["median"].items():
+        for n, values in byCount.items():
+            rates = ", ".join(f"{r['reader_MiBps']:.1f}" for r in stuck["rounds"][name][n])
+            perStuck = kernel = ""
+            if n != "0" and "0" in byCount:
+                perStuck = f"{(values['rss_KiB'] - byCount['0']['rss_KiB']) / int(n):.1f} KiB"
+                kernel = f"{values['kernel_KiB_per_stuck']:.0f} KiB"
+            out.append(f"| {name} | {n} | {values['reader_MiBps']:.1f} | {rates} | {perStuck} | {kernel} |")
+    return "\n".join(out)
+
+
+def neighbourMarkdown(figures: dict[str, Any]) -> str:
+    """The README's table of a neighbour scenario (full speed or paced)."""
+    out = [f"| quiet line B beside A flooding ({_flood(figures)}) | B idle p50 (ms) | idle p99 | flooding p50 "
+           "| flooding p99 | flooding p50 / idle p50 | A's flood (MiB/s) | server CPU |",
+           "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for name, values in figures["median"].items():
+        ratio = paired(figures["rounds"][name], figures["rounds"][name], "flood_p50_ms", "idle_p50_ms")
+        out.append(f"| {name} | {values['idle_p50_ms']:.3f} | {values['idle_p99_ms']:.3f} | "
+                   f"{values['flood_p50_ms']:.3f} | {values['flood_p99_ms']:.3f} | "
+                   f"{ratio[0]:.2f} ({ratio[1]:.2f}-{ratio[2]:.2f}) | {values['flood_MiBps']:.1f} | "
+                   f"{values['flood_cpu_percent']:.0f} % |")
     return "\n".join(out)
 
 
@@ -1175,8 +1239,9 @@ def targets(results: dict[str, Any]) -> dict[str, tuple[str, bool]]:
     for name, ratio, met in stuckTargets(results):
         if met is not None:
             verdict(name, ratio, met)
-    for target in neighbourTargets(results):
-        verdict(*target)
+    for key in NEIGHBOUR_KEYS:
+        for target in neighbourTargets(results, key):
+            verdict(*target)
     return out
 
 

@@ -57,7 +57,7 @@ log = Logger()
 
 # The longest busy-poll window, seconds (twistd serialgw --busy-poll, in
 # microseconds; 0 turns it off).
-DEFAULT_BUSY_POLL = 50e-6
+DEFAULT_BUSY_POLL = 100e-6
 
 
 class BusyPoll:
