@@ -160,10 +160,14 @@ class Serialgw(Server):
     def start(self, devices: list[str], ports: list[int], telnetPort: Optional[int] = None) -> None:
         env = dict(os.environ, PYTHONPATH=REPO)
         if len(devices) == 1:
+            # Lossless, as socat and ser2net are (policy=block: the line
+            # stops reading its device while the client is behind); with the
+            # default (drop) a reader that stalls for a few milliseconds
+            # (the GIL, a busy machine) loses output and the transfer fails.
             argv = TWISTD + ["-n", "--pidfile=", "--logfile=/dev/null", "serialgw", "--device", devices[0],
-                             "--port", f"raw+tcp:{ports[0]}:interface=127.0.0.1", *self.extra]
+                             "--port", f"raw,policy=block+tcp:{ports[0]}:interface=127.0.0.1", *self.extra]
             if telnetPort:
-                argv += ["--listen", f"tcp:{telnetPort}:interface=127.0.0.1"]
+                argv += ["--listen", f"telnet,policy=block+tcp:{telnetPort}:interface=127.0.0.1"]
             self.proc = subprocess.Popen(argv, cwd=REPO, env=env, stdout=subprocess.DEVNULL)
         else:
             # A console server farm as users run one: twistd with a configuration file.

@@ -118,7 +118,7 @@ class IDevice(Interface):
     downReason = Attribute("Why the device is down (a short text), or None while it is up.")
     modemLines = Attribute("DTR and RTS as set: C{{'dtr': bool, 'rts': bool}}.")
     breaking = Attribute("Whether a break is under way.")
-    up = Attribute("Whether the device is there (open, or connected) now.")
+    up = Attribute("Whether the device is there (open, or connected) now; false once closed (what it is given is dropped).")
     breakDuration = Attribute("How long a break lasts when the client gives no duration (seconds).")
     noBreak = Attribute(
         "Why a break cannot reach the far end, for people (C{'unix:/x is a raw socket: it cannot carry a break'}); "
@@ -128,11 +128,21 @@ class IDevice(Interface):
     breaks = Attribute("Breaks sent so far.")
     dropped = Attribute("Bytes for the device dropped because it was down, so far.")
 
+    def queuedBytes() -> int:
+        """
+        Bytes written to it that it has not handed to the OS yet (held
+        behind a break, paced, a remote's link buffer): what closing it now
+        would drop.
+        """
+
     def start() -> None:
         """Start reading from the device (a remote one: start connecting)."""
 
     def close() -> object:
-        """Close for good (no reopening); what to wait for (a Deferred), if anything."""
+        """
+        Close for good (no reopening): down from now on, what is queued is
+        dropped (counted); what to wait for (a Deferred), if anything.
+        """
 
     def sendBreak(duration: Optional[float] = None) -> bool:
         """Send a break after queued output; C{False} if one is under way."""

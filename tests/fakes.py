@@ -179,9 +179,14 @@ class RecordingDevice:
         self.modem: Optional[int] = None
         self.watching = False
         self.accept: Any = lambda settings: settings
+        # Bytes it has not handed on (queuedBytes): a test sets it.
+        self.queued = 0
 
     def write(self, data: bytes) -> None:
         self.events.append(("write", data))
+
+    def queuedBytes(self) -> int:
+        return self.queued
 
     def sendBreak(self, duration: Optional[float] = None) -> bool:
         if self.busy or self.breaking:
@@ -224,6 +229,7 @@ class RecordingDevice:
 
     def close(self) -> None:
         self.closed = True
+        self.up, self.downReason = False, "closed"
 
 
 class PausableTransport(StringTransport):

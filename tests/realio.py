@@ -153,6 +153,18 @@ class PtyPair(FdReader):
         self._slave: Optional[int] = slave
         super().__init__(self.master, "stream")
 
+    def fence(self, marker: bytes = b"\x00fence\x00") -> defer.Deferred[bytes]:
+        """
+        Write C{marker} on the slave side (as the device's user would): the
+        Deferred fires with what the master received up to and including
+        it, so everything written to the slave before (by a gateway that
+        has ended, say) is in it: no waiting for bytes that may never come.
+        Needs the slave end still open here (see L{__init__}).
+        """
+        assert self._slave is not None
+        os.write(self._slave, marker)
+        return self.received.contains(marker)
+
     def close(self) -> None:
         if self._slave is not None:
             os.close(self._slave)

@@ -86,6 +86,9 @@ class GatewayService(MultiService):
         self._stopped = False
         # Retuned lines whose new console log a reload opened at once.
         self._logsOpened: set[str] = set()
+        # Devices of lines a reload closed, still taking their close-strings
+        # (see closeLine): a stop waits for them too.
+        self._closing: list[defer.Deferred[Any]] = []
         self.status = status
         self.statusPort: Any = None
         self.ssh = ssh
@@ -249,10 +252,14 @@ class GatewayService(MultiService):
         return f"{text}; {clients} client(s)"
 
     def stopService(self) -> Any:
-        """Stop listening, close devices; the Deferred fires when all is closed."""
+        """
+        Let each line go (its close-string sent if people are on it), stop
+        listening, close devices once they have taken that (at most
+        LET_GO_LIMIT s); the Deferred fires when all is closed.
+        """
         self.notifier.stopping()
         self._stopped = True
-        waits = [MultiService.stopService(self)] + self._closeAll()
+        waits = [MultiService.stopService(self)] + list(self._closing) + self._closeAll()
         return defer.gatherResults([w for w in waits if isinstance(w, defer.Deferred)])
 
     def reopenLogs(self) -> int:
@@ -269,13 +276,20 @@ class GatewayService(MultiService):
         return count
 
     def closeLine(self, name: str, notice: str = "this line was removed from the configuration") -> list[Any]:
-        """Close one line: its listeners, dial-outs, logs, clients (told C{notice}) and device."""
+        """
+        Close one line: its listeners, dial-outs, logs, clients (told
+        C{notice}) and device, once that has taken the close-string (the
+        line let go first, as at stop).
+        """
         waits = [self._release(kind, thing) for kind, thing in self._owned.pop(name, [])]
         self._keyed.pop(name, None)
         line = self.lines.pop(name, None)
         if line is not None:
             for watcher in self.watchers:
                 watcher.lineClosed(line)
+            # The close-string (people on it) while the device is open;
+            # their leaving below sends nothing more.
+            letGo = line.letGo()
             for client in list(line.clients):
                 # A session is off the line at once, and cut after
                 # CLOSE_GRACE s if it does not take its last output
@@ -284,8 +298,21 @@ class GatewayService(MultiService):
                 # another's to close (a client pty, a watch-all view) stays.
                 client.notice(notice)
                 client.disconnect()
-            waits.append(line.device.close())
+            closed = self._closeDevice(line, letGo)
+            if not closed.called:
+                self._closing.append(closed)
+                closed.addBoth(self._closed, closed)
+            waits.append(closed)
         return waits
+
+    def _closed(self, result: Any, closed: defer.Deferred[Any]) -> Any:
+        self._closing.remove(closed)
+        return result
+
+    @staticmethod
+    def _closeDevice(line: Line, letGo: defer.Deferred[None]) -> defer.Deferred[Any]:
+        """A line's device closed once the line is let go (L{Line.letGo}); what to wait for."""
+        return letGo.addCallback(lambda _: line.device.close())
 
     def _release(self, kind: str, thing: Any) -> Any:
         """Close one thing a line opened; what to wait for."""
@@ -495,6 +522,10 @@ class GatewayService(MultiService):
             self._opening = None
 
     def _closeAll(self) -> list[Any]:
+        # Each line let go first, while its device is open: its close-string
+        # (people on it) is sent before anything else closes, and the people
+        # who leave later (the reactor drops them) send nothing more.
+        letGos = {name: line.letGo() for name, line in self.lines.items()}
         self._keyed = {}
         waits: list[Any] = []
         for dialer in self._dialers:
@@ -507,8 +538,8 @@ class GatewayService(MultiService):
         for _spec, port in self.ports:
             waits.append(port.stopListening())
         self.ports = []
-        for line in self.lines.values():
-            waits.append(line.device.close())
+        for name, line in self.lines.items():
+            waits.append(self._closeDevice(line, letGos[name]))
         self.lines = {}
         self._owned = {}
         self._opened = False

@@ -403,13 +403,15 @@ class SerialDevice:
         return len(self._out) + self._heldSize
 
     def close(self) -> None:
-        """Close for good: no reopening."""
+        """Close for good: no reopening; down from now on (what it is given is dropped, counted)."""
         if self.closed:
             return
         self.reopener.stop()
         if self.up:
             self._shutdownPort()
         self.closed = True
+        self.up = False
+        self.downReason = "closed"
 
     def _shutdownPort(self) -> None:
         self._breaks.cancel()

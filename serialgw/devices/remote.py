@@ -526,6 +526,9 @@ class RemoteDevice:
         if self.closed:
             return None
         self.closed = True
+        # Down from now on (what it is given is dropped), not when the link has gone.
+        self.up = False
+        self.downReason = "closed"
         self.stopBreak()
         if self._watchCall is not None and self._watchCall.active():
             self._watchCall.cancel()

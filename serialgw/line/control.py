@@ -40,13 +40,14 @@ class _Line(Protocol):
     modemPollInterval: float
     _modemPoll: Optional[LoopingCall]
     _lastModem: Optional[int]
+    _letGo: bool
 
     @property
     def settings(self: _Line) -> SerialSettings: ...
     def mayWrite(self: _Line, client: IClient) -> bool: ...
     def _noBreak(self: _Line, client: IClient) -> Optional[str]: ...
     def _tellRefusal(self: _Line, client: IClient) -> bool: ...
-    def wantedModemLine(self: _Line, name: str) -> Optional[bool]: ...
+    def wantedModemLine(self: _Line, name: str, nobody: bool = False) -> Optional[bool]: ...
     def applySettings(self: _Line, settings: SerialSettings) -> SerialSettings: ...
     def _pollModem(self: _Line) -> None: ...
 
@@ -63,21 +64,25 @@ class PortControl:
     modemPollInterval = 0.05
     _modemPoll: Optional[LoopingCall]
 
-    def wantedModemLine(self: _Line, name: str) -> Optional[bool]:
-        """DTR or RTS as configured for now (people attached or not); None: not configured."""
+    def wantedModemLine(self: _Line, name: str, nobody: bool = False) -> Optional[bool]:
+        """
+        DTR or RTS as configured for now (people attached or not; C{nobody}:
+        as if none were); None: not configured.
+        """
         attached, idle = self.modemAttached[name], self.modemIdle[name]
-        if self.people:
+        if self.people and not nobody:
             # Only an idle state set: on while attached, as the device opens.
             return True if attached is None and idle is not None else attached
         return attached if idle is None else idle
 
-    def applyModemLines(self: _Line) -> None:
+    def applyModemLines(self: _Line, nobody: bool = False) -> None:
         """
-        Set DTR and RTS as configured for now; a line that is already so,
-        or not configured, is not touched (never pulsed).
+        Set DTR and RTS as configured for now (C{nobody}: the idle state,
+        for a line let go with people still on it); a line that is already
+        so, or not configured, is not touched (never pulsed).
         """
         for name in ("dtr", "rts"):
-            wanted = self.wantedModemLine(name)
+            wanted = self.wantedModemLine(name, nobody)
             if wanted is not None and bool(self.device.modemLines[name]) != wanted:
                 self.device.setModemLine(name, wanted)
 
@@ -102,7 +107,8 @@ class PortControl:
             self._modemPoll = None
 
     def _lastController(self: _Line, closing: bool = False) -> None:
-        if not self.restoreSettings:
+        # A line let go (see letGo) was put back then, once.
+        if not self.restoreSettings or self._letGo:
             return
         if self.device.breaking:
             self.device.stopBreak()

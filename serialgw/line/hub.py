@@ -226,8 +226,7 @@ class Line(PortControl, OpenCloseStrings):
         """
         self.people += 1
         if self.people == 1:
-            self.applyModemLines()
-            self._sendString(self.openString, "open-string")
+            self._firstPerson()
 
     def detach(self, client: IClient) -> None:
         # Counted out first: what is restored below is the state for those
@@ -279,8 +278,7 @@ class Line(PortControl, OpenCloseStrings):
             else:
                 log.info("{line}: {peer} detached", line=self.name, peer=client.peer)
         if leaving and not self.people:
-            self._sendString(self.closeString, "close-string")
-            self.applyModemLines()
+            self._lastPerson()
 
     def introduce(self, client: IClient) -> None:
         """A client attached quietly is announced now (once); nothing for the others."""

@@ -2,16 +2,21 @@
 ser2net's open- and close-strings, mixed into L{Line}: written when the
 first person is announced and when the last one leaves; their parts are
 data with a break between each two, in order (a break waits for the one
-under way to end).
+under way to end).  And the line let go (the gateway stopping, a reload
+removing the line): left as when the last person leaves, while its device
+is still open, and the device closed only once it has taken that (or after
+L{LET_GO_LIMIT} seconds).
 """
 
 from __future__ import annotations
 
 from typing import Any, Optional, Protocol
 
+from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall
 
-from serialgw.interfaces import IDevice
+from serialgw.interfaces import IClient, IDevice
+from serialgw.line.role import Role
 from serialgw.logflood import clientLog
 
 # Limited per peer: a client's input cannot flood the log (logflood).
@@ -20,6 +25,12 @@ log = clientLog()
 # How often an open- or close-string's next break checks that the one
 # before it has ended.
 STRING_BREAK_POLL = 0.05
+# How long a line let go waits for its device to take what is queued for it
+# (the close-string, its breaks) before the device is closed anyway (one
+# held by flow control, or a remote console that does not read, would hold
+# a stop or a reload for ever), and how often it looks.
+LET_GO_LIMIT = 2.0
+LET_GO_POLL = 0.05
 
 
 class _Line(Protocol):
@@ -29,27 +40,135 @@ class _Line(Protocol):
     device: IDevice
     clock: Any
     bytesToDevice: int
+    people: int
+    openString: tuple[bytes, ...]
+    closeString: tuple[bytes, ...]
+    controllers: list[IClient]
     _stringItems: list[tuple[str, Optional[bytes]]]
     _stringCall: Optional[IDelayedCall]
     _openMissed: bool
+    _letGo: bool
 
+    def _sendString(self: _Line, parts: tuple[bytes, ...], what: str) -> None: ...
     def _sendStringItems(self: _Line) -> None: ...
+    def _leftAsLastLeaves(self: _Line) -> None: ...
+    def _stringsLeft(self: _Line) -> str: ...
+    def _undrained(self: _Line) -> str: ...
+    def applyModemLines(self: _Line, nobody: bool = False) -> None: ...
+    def _lastController(self: _Line, closing: bool = False) -> None: ...
 
 
 class OpenCloseStrings:
     """Sends a line's open- and close-strings (see L{Line._countIn} and L{Line.detach})."""
 
     _stringCall: Optional[IDelayedCall]
+    # Let go (see letGo): people coming and going send nothing to the
+    # device from then on.
+    _letGo = False
+
+    def _firstPerson(self: _Line) -> None:
+        """The first person counts: the attached DTR/RTS, then the open-string (not once let go)."""
+        if self._letGo:
+            return
+        self.applyModemLines()
+        self._sendString(self.openString, "open-string")
+
+    def _lastPerson(self: _Line) -> None:
+        """The last person left: the close-string, then the idle DTR/RTS (not again once let go)."""
+        if not self._letGo:
+            self._leftAsLastLeaves()
+
+    def _leftAsLastLeaves(self: _Line) -> None:
+        self._sendString(self.closeString, "close-string")
+        self.applyModemLines(nobody=True)
+
+    def letGo(self: _Line, limit: float = LET_GO_LIMIT) -> Deferred[None]:
+        """
+        The gateway stops, or a reload removes the line, its device still
+        open.  With people attached the line is left as when the last one
+        leaves: what an RFC 2217 writer changed is put back (a break it
+        holds ended), the close-string is sent (its breaks included) and
+        the idle DTR/RTS set.  From now on people coming and going send
+        nothing (they are cut off next).  The Deferred fires once the
+        device has taken what is queued for it, or after C{limit} seconds
+        (logged, naming the line): then it may be closed.  A line with no
+        close-string and no string under way does not wait.
+        """
+        if not self._letGo:
+            if self.people:
+                if any(c.role is Role.WRITER for c in self.controllers):
+                    self._lastController(closing=True)
+                self._leftAsLastLeaves()
+            self._letGo = True
+            # An open-string waiting for the device to come back is moot.
+            self._openMissed = False
+        done: Deferred[None] = Deferred()
+
+        def finish() -> None:
+            # What is not sent by now never will be: the device is closed next.
+            if self._stringCall is not None and self._stringCall.active():
+                self._stringCall.cancel()
+            self._stringCall = None
+            if self._stringItems:
+                log.info("{line}: {what}: {left} not sent: the device is {state}", line=self.name,
+                         what=self._stringItems[0][0], left=self._stringsLeft(),
+                         state="closed now" if self.device.up else f"down ({self.device.downReason})")
+                del self._stringItems[:]
+            # Every byte queued on the device was counted when written
+            # (clientData, _sendStringItems): what closing drops never reached it.
+            self.bytesToDevice -= self.device.queuedBytes()
+            done.callback(None)
+
+        if self.clock is None or not (self.closeString or self._stringItems):
+            # Nothing of ours to see through (typing queued on a device that
+            # does not take it is no reason to hold a stop).
+            finish()
+            return done
+        deadline = self.clock.seconds() + limit
+
+        def look() -> None:
+            left = self._undrained()
+            if left and self.clock.seconds() < deadline:
+                self.clock.callLater(LET_GO_POLL, look)
+                return
+            if left:
+                log.warn("{line}: the device did not take what was queued for it within {limit} s ({left}); "
+                         "closing it anyway, that is dropped", line=self.name, limit=limit, left=left)
+            finish()
+
+        look()
+        return done
+
+    def _undrained(self: _Line) -> str:
+        """What the device has still to take (for people), or "" if nothing (or it is down: it never will)."""
+        if not self.device.up:
+            return ""
+        left = [f"{self._stringItems[0][0]}: {self._stringsLeft()} not sent yet"] if self._stringItems else []
+        queued = self.device.queuedBytes()
+        if queued:
+            left.append(f"{queued} byte(s) queued")
+        if self.device.breaking:
+            left.append("a break under way")
+        return ", ".join(left)
+
+    def _stringsLeft(self: _Line) -> str:
+        """How much of the strings is not sent yet, for people."""
+        items = self._stringItems
+        size = sum(len(data) for _, data in items if data)
+        breaks = sum(1 for _, data in items if data is None)
+        return f"{size} byte(s) and {breaks} break(s)"
 
     def _sendString(self: _Line, parts: tuple[bytes, ...], what: str) -> None:
         """An open- or close-string: its data, with a break between parts, in order."""
         if not parts:
             return
         # Due while the device is down: the open-string goes when it is
-        # back (if someone is still here); a close-string is moot.
+        # back (if someone is still here); a close-string is moot.  (A
+        # closed device is down too: what it is given is dropped.)
         self._openMissed = what == "open-string" and not self.device.up
         if not self.device.up:
-            log.info("{line}: {what} not sent: the device is down{later}", line=self.name, what=what,
+            log.info("{line}: {what} not sent: the device is down ({reason}){later}", line=self.name, what=what,
+                     reason=self.device.downReason or "closed",
                      later="; sent when it is back" if self._openMissed else "")
             return
         items: list[tuple[str, Optional[bytes]]] = [(what, parts[0])]
@@ -58,26 +177,35 @@ class OpenCloseStrings:
         self._stringItems += items
         if self._stringCall is None:
             self._sendStringItems()
+        if not self.device.up:
+            return  # lost while it was written: said by _sendStringItems
         log.info("{line}: {what} sent ({size} bytes, {breaks} break(s))", line=self.name, what=what,
                  size=sum(len(p) for p in parts), breaks=len(parts) - 1)
 
     def _sendStringItems(self: _Line) -> None:
         """
         The strings' data and breaks (None) in order; a break waits for the
-        one under way (the string's previous one) to end.
+        one under way (the string's previous one) to end.  What is left when
+        the device goes down (or is closed) is not sent, nor counted.
         """
         self._stringCall = None
         items = self._stringItems
         while items:
             what, data = items[0]
+            if not self.device.up:
+                log.info("{line}: {what}: {left} not sent: the device is down ({reason})", line=self.name,
+                         what=what, left=self._stringsLeft(), reason=self.device.downReason or "closed")
+                del items[:]
+                return
             if data is None:
-                if self.device.breaking and self.device.up and self.clock is not None:
+                if self.device.breaking and self.clock is not None:
                     self._stringCall = self.clock.callLater(STRING_BREAK_POLL, self._sendStringItems)
                     return
                 if not self.device.sendBreak():
-                    log.info("{line}: {what}: break not sent (the device is down, or a break is under way)",
-                             line=self.name, what=what)
+                    log.info("{line}: {what}: break not sent (a break is under way)", line=self.name, what=what)
             elif data:
                 self.device.write(data)
+                if not self.device.up:
+                    continue  # lost on this write: it did not reach the device
                 self.bytesToDevice += len(data)
             del items[0]

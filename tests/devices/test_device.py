@@ -497,10 +497,11 @@ class LossPathTests(ReopeningDevice, SynchronousTestCase):
         self.assertEqual((len(self.ports), self.sink.ups), (2, 1))
 
     def test_connectionLostAfterClose(self) -> None:
-        """After close(), the reactor's connectionLost changes nothing: no loss, no reopening."""
+        """After close() (down, "closed"), the reactor's connectionLost changes nothing: no loss, no reopening."""
         self.device.close()
         self.device.connectionLost(Failure(ConnectionDone()))
-        self.assertEqual((self.sink.lost, self.device.up, self.device.closed), ([], True, True))
+        self.assertEqual((self.sink.lost, self.device.up, self.device.downReason, self.device.closed),
+                         ([], False, "closed", True))
         self.assertEqual(self.reactor.getDelayedCalls(), [])
 
     def test_startsDown(self) -> None:

@@ -439,6 +439,22 @@ class RemoteStateTests(SynchronousTestCase):
         self.assertEqual((device.up, device.downReason, line.up), (False, "Connection refused", False))
 
 
+    def test_downOnceClosed(self) -> None:
+        """A remote console closed is down ("closed") at once, its link not gone yet: what it is given then is dropped and counted."""
+        from twisted.internet.testing import MemoryReactorClock, StringTransport
+
+        from serialgw.devices.remote import RemoteDevice
+
+        device = RemoteDevice(DeviceSpec("tcp", host="127.0.0.1", port=1), MemoryReactorClock())
+        link = protocol.Protocol()
+        transport = StringTransport()
+        link.makeConnection(transport)
+        device._linkUp(link)
+        device.close()
+        device.write(b"exit\r")
+        self.assertEqual((device.up, device.downReason, device.dropped, transport.value()), (False, "closed", 5, b""))
+
+
 class RemoteAnswerTests(SynchronousTestCase):
     def test_absurdBaudAnswerIgnored(self) -> None:
         """A remote RFC 2217 server answering SET-BAUDRATE 0 or 2^32 - 1: one warning each, the settings stay."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 from typing import Any
 
+from twisted.internet import defer
 from twisted.internet.task import Clock
 from twisted.internet.testing import MemoryReactorClock
 from twisted.python.usage import UsageError
@@ -21,7 +22,7 @@ from serialgw.config.specs import ConfigError, ListenerSpec, Protocol
 from serialgw.devices.device import SerialDevice
 from serialgw.line.hub import Line, Role
 from tests.clients.test_sessions import Harness
-from tests.fakes import RecordingClient, RecordingDevice, RecordingPort
+from tests.fakes import LogEvents, RecordingClient, RecordingDevice, RecordingPort, observeLog
 from tests.realio import closeClients, connect, listenerPort, ptyLine, startedPty, startGateway
 
 
@@ -132,6 +133,49 @@ class OpenCloseStringTests(SynchronousTestCase):
             ("write", b"a"), ("break", True), ("break", False), ("write", b"b"),
             ("break", True), ("break", False), ("write", b"c")])
         self.assertEqual(device.breaks, 2)
+        self.assertEqual(clock.getDelayedCalls(), [])
+
+    def test_closedDeviceSendsNothing(self) -> None:
+        """A close-string due after the device was closed: not sent, not counted in bytesToDevice, nothing dropped; the log says why."""
+        clock, port, device, line = self.queued(r"hi\r")
+        line.closeString = parseSendString(r"exit\r")
+        log = LogEvents(self)
+        client = person()
+        line.attach(client)
+        device.close()
+        line.detach(client)
+        self.assertEqual((port.written(), line.bytesToDevice, device.dropped), (b"hi\r", 3, 0))
+        (event,) = [e for e in log.events if "{what} not sent" in e["log_format"]]
+        self.assertEqual((event["what"], event["reason"]), ("close-string", "closed"))
+        self.assertEqual([e["what"] for e in log.events if "{what} sent" in e["log_format"]], ["open-string"])
+
+    def test_lostOnItsWriteNotCounted(self) -> None:
+        """A device found gone by the close-string's own write: not counted, not logged as sent; the log says it was not sent."""
+        clock, port, device, line = self.queued("")
+        line.closeString = parseSendString(r"exit\r")
+        log = LogEvents(self)
+        client = person()
+        line.attach(client)
+        port.error = OSError(errno.EIO, "Input/output error")
+        line.detach(client)
+        self.assertEqual((line.bytesToDevice, device.up), (0, False))
+        self.assertEqual([e["log_format"] for e in log.events if "sent" in e["log_format"]],
+                         ["{line}: {what}: {left} not sent: the device is down ({reason})"])
+
+    def test_lostBetweenBreaksNotCounted(self) -> None:
+        """The device lost during a close-string's first break: the rest (the second break and its data) is not sent nor counted."""
+        clock, port, device, line = self.queued("")
+        line.closeString = parseSendString(r"x\b\bz")
+        log = LogEvents(self)
+        client = person()
+        line.attach(client)
+        line.detach(client)
+        port.error = OSError(errno.EIO, "hung up")
+        device.doRead()
+        clock.advance(0.05)
+        self.assertEqual((port.written(), line.bytesToDevice, device.dropped), (b"x", 1, 0))
+        (event,) = [e for e in log.events if "{left} not sent" in e["log_format"]]
+        self.assertEqual((event["what"], event["left"], event["reason"]), ("close-string", "1 byte(s) and 1 break(s)", "hung up"))
         self.assertEqual(clock.getDelayedCalls(), [])
 
     def test_openStringWaitsForTheDevice(self) -> None:
@@ -364,3 +408,26 @@ class RealDeviceTests(TestCase):
         self.assertEqual(await pty.received.length(9), b"login\ra!?")
         await closeClients(second)
         self.assertEqual(await pty.received.length(14), b"login\ra!?exit\r")
+
+    async def test_stopSendsCloseString(self) -> None:
+        """On a real pty device: the gateway stopped with a person attached writes the close-string before closing the device; the connection dropped afterwards sends nothing more."""
+        pty = startedPty(self)
+        service = startGateway(self, ptyLine(pty, ListenerSpec("tcp:0:interface=127.0.0.1", Protocol.RAW),
+                                             openString=parseSendString(r"login\r"), closeString=parseSendString(r"exit\r")))
+        client = await connect(listenerPort(service))
+        client.transport.write(b"a")  # type: ignore[union-attr]
+        self.assertEqual(await pty.received.length(7), b"login\ra")
+        line = service.lines["t"]
+        left: defer.Deferred[None] = defer.Deferred()
+
+        def detached(event: dict[str, Any]) -> None:
+            if str(event.get("text", "")).endswith(" detached") and not left.called:
+                left.callback(None)
+
+        observeLog(self, detached)
+        await service.stopService()
+        await closeClients(client)
+        await left
+        self.assertEqual(await pty.fence(b"!"), b"login\raexit\r!")
+        self.assertEqual((line.people, line.bytesToDevice, line.device.dropped, line.device.bytesWritten),  # type: ignore[attr-defined]
+                         (0, 12, 0, 12))

@@ -275,6 +275,39 @@ class TwistdTests(TestCase):
         client.transport.loseConnection()  # type: ignore[union-attr]
         await client.closed
 
+    async def test_sigtermSendsCloseString(self) -> None:
+        """SIGTERM with a person attached: the device gets the whole close-string (the data after its break too) before the gateway closes it and exits."""
+        gw, port = await self.gateway("--open-string", r"login\r", "--close-string", r"exit\r\bq",
+                                      "--port", "raw+tcp:0:interface=127.0.0.1")
+        client = await connect(port)
+        client.transport.write(b"a")  # type: ignore[union-attr]
+        self.assertEqual(await self.pty.received.length(7), b"login\ra")
+        await gw.stop()
+        self.assertEqual(await self.pty.fence(b"!"), b"login\raexit\rq!")
+        await client.closed
+        self.assertNotIn(b"not sent", gw.output.data)
+
+    async def test_reloadRemovingLineSendsCloseString(self) -> None:
+        """SIGHUP removing a line with a person on it: its device gets the whole close-string (the data after its break too) before it is closed."""
+        other = startedPty(self)
+        path = os.path.abspath(self.mktemp())
+        line = '[lines.{name}]\ndevice = "{device}"\nlisten = "raw+tcp:0:interface=127.0.0.1"\nclose-string = "bye\\\\r\\\\bz"\n'
+        with open(path, "w") as f:
+            f.write(line.format(name="first", device=self.pty.slaveName))
+            f.write(line.format(name="second", device=other.slaveName))
+        proc = self.processes.spawn(gatewayArgv("--config", path))
+        data = await proc.output.contains(b"line second: raw listener ready")
+        port = int(re.findall(rb"line first: raw listener ready on 127\.0\.0\.1:(\d+)", data)[0])
+        client = await connect(port)
+        client.transport.write(b"a")  # type: ignore[union-attr]
+        self.assertEqual(await self.pty.received.length(1), b"a")
+        with open(path, "w") as f:
+            f.write(line.format(name="second", device=other.slaveName))
+        proc.transport.signalProcess("HUP")  # type: ignore[union-attr]
+        await proc.output.contains(b"reload: added none, changed none, removed ['first']")
+        self.assertEqual(await self.pty.fence(b"!"), b"abye\rz!")
+        await client.closed
+
     async def test_badOptionExit(self) -> None:
         """A bad option: one clear line quoting it, non-zero exit, nothing started."""
         proc = self.processes.spawn(gatewayArgv("--parity", "X"))

@@ -1,0 +1,235 @@
+"""
+The gateway stopping, or a reload removing a line, with people on it: the
+line is left as when the last person leaves (close-string, breaks
+included, then the idle DTR/RTS) while its device is still open, the
+device is closed once it has taken that (at most LET_GO_LIMIT s), and the
+people leaving afterwards send nothing more.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.internet.testing import MemoryReactorClock
+from twisted.logger import LogLevel
+from twisted.trial.unittest import SynchronousTestCase
+
+from serialgw.app.service import GatewayService
+from serialgw.config.parsers import parseSendString
+from serialgw.config.specs import DeviceSpec, LineConfig, SerialSettings
+from serialgw.line.hub import Line
+from serialgw.line.strings import LET_GO_LIMIT
+from tests.fakes import LogEvents, RecordingClient, RecordingPort
+from tests.line.test_attach import person
+
+
+class StopTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.clock = MemoryReactorClock()
+        self.ports: list[RecordingPort] = []
+        self.log = LogEvents(self)
+
+    def openPort(self, *args: Any) -> RecordingPort:
+        port = RecordingPort(self.clock)
+        port.modem = 0  # a tty with modem lines
+        self.ports.append(port)
+        return port
+
+    def gateway(self, closeString: str = r"exit\r", openString: str = r"login\r",
+                **config: Any) -> tuple[GatewayService, Line]:
+        """A started gateway of one line "t" (open-string login\\r) on a recording port."""
+        line = LineConfig("t", DeviceSpec("tty", "/dev/fake"), openString=parseSendString(openString),
+                          closeString=parseSendString(closeString), **config)
+        service = GatewayService([line], reactor=self.clock, openPort=self.openPort)
+        service.startService()
+        return service, service.lines["t"]
+
+    def calls(self, index: int = 0) -> list[tuple[float, str, Any]]:
+        """What port C{index} was asked, with the time, the reading side's watching left out."""
+        return [event for event in self.ports[index].events if event[1] != "watch"]
+
+    def logged(self, text: str) -> list[str]:
+        return [e["log_format"] for e in self.log.events if text in (e.get("log_format") or "")]
+
+    def test_closeStringThenClose(self) -> None:
+        """Stop with a person attached: the close-string is written, then the port closed; the person leaving afterwards sends nothing."""
+        service, line = self.gateway()
+        client = person()
+        line.attach(client)
+        stopped = service.stopService()
+        self.assertEqual(self.calls(), [(0, "write", b"login\r"), (0, "write", b"exit\r"), (0, "close", None)])
+        self.assertTrue(stopped.called)
+        line.detach(client)
+        self.assertEqual(len(self.calls()), 3)
+        self.assertEqual((line.people, line.bytesToDevice, line.device.dropped,
+                          line.device.bytesWritten),  # type: ignore[attr-defined]
+                         (0, 11, 0, 11))
+        self.assertEqual(len(self.logged("{what} sent")), 2)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_breakBeforeClose(self) -> None:
+        """A close-string with \\b: data, break, the idle DTR, break off, data, then the close: all before the port closes."""
+        service, line = self.gateway(r"bye\r\bz", idleDtr=False)
+        client = person()
+        line.attach(client)
+        stopped = service.stopService()
+        self.assertFalse(stopped.called)
+        self.clock.advance(0.25)
+        self.clock.advance(0.05)
+        self.assertTrue(stopped.called)
+        self.assertEqual(self.calls(), [
+            (0, "dtr", False), (0, "dtr", True), (0, "write", b"login\r"),
+            (0, "write", b"bye\r"), (0, "break", True), (0, "dtr", False),
+            (0.25, "break", False), (0.25, "write", b"z"), (0.3, "close", None)])
+        line.detach(client)
+        self.assertEqual(len(self.calls()), 9)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_neverDrains(self) -> None:
+        """A device that takes nothing (held by flow control): the stop ends after LET_GO_LIMIT s, logged naming the line; what it never took is dropped, not counted sent."""
+        service, line = self.gateway()
+        client = person()
+        line.attach(client)
+        self.ports[0].accept = 0
+        stopped = service.stopService()
+        self.clock.advance(LET_GO_LIMIT - 0.05)
+        self.assertFalse(stopped.called)
+        self.assertEqual(self.calls()[-1], (0, "write", b"login\r"))
+        self.clock.advance(0.05)
+        self.assertTrue(stopped.called)
+        self.assertEqual(self.calls()[-1], (LET_GO_LIMIT, "close", None))
+        (warning,) = [e for e in self.log.at(LogLevel.warn) if "within {limit} s" in e["log_format"]]
+        self.assertEqual((warning["line"], warning["limit"], warning["left"]), ("t", LET_GO_LIMIT, "5 byte(s) queued"))
+        self.assertEqual((line.bytesToDevice, line.device.dropped), (6, 5))
+        line.detach(client)
+        self.assertEqual((line.bytesToDevice, line.device.dropped), (6, 5))
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_noCloseStringNoWait(self) -> None:
+        """No close-string: the stop closes a device that takes nothing at once (typing stuck in its queue holds nothing); those bytes are dropped, not counted as reaching it."""
+        service, line = self.gateway("")
+        client = person()
+        line.attach(client)
+        self.ports[0].accept = 0
+        line.clientData(client, b"ls\r")
+        self.assertTrue(service.stopService().called)
+        self.assertEqual(self.calls()[-1], (0, "close", None))
+        self.assertEqual((line.bytesToDevice, line.device.dropped), (6, 3))
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_downDeviceNoWait(self) -> None:
+        """The device down at the stop (unplugged) with a person on it and an open-string unfinished: no close-string, no wait, each said in the log with why."""
+        service, line = self.gateway(openString=r"a\b\bb")
+        line.attach(person())
+        self.assertEqual(len(line._stringItems), 2)  # the second break and b wait for the first break's end
+        self.ports[0].error = OSError(5, "Input/output error")
+        line.device.doRead()  # type: ignore[attr-defined]
+        self.assertTrue(service.stopService().called)
+        self.assertEqual(line._stringItems, [])
+        self.assertEqual([(e["log_format"], e["what"]) for e in self.log.events if "not sent" in e["log_format"]],
+                         [("{line}: {what} not sent: the device is down ({reason}){later}", "close-string"),
+                          ("{line}: {what}: {left} not sent: the device is {state}", "open-string")])
+        self.assertEqual([(e.get("reason"), e.get("state"), e.get("left")) for e in self.log.events
+                          if "not sent" in e["log_format"]],
+                         [("Input/output error", None, None), (None, "down (Input/output error)", "1 byte(s) and 1 break(s)")])
+        self.assertEqual((line.bytesToDevice, line.device.dropped), (1, 0))
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_nobodyAttached(self) -> None:
+        """No person on the line (a file client, a quiet connection never announced, the last person gone before): no close-string at stop, the port closes at once."""
+        service, line = self.gateway(idleDtr=False)
+        earlier = person("a")
+        line.attach(earlier)
+        line.detach(earlier)
+        line.attach(RecordingClient("file:/x"))
+        line.attach(person("b"), quiet=True)
+        before = len(self.calls())
+        self.assertTrue(service.stopService().called)
+        self.assertEqual(self.calls()[before:], [(0, "close", None)])
+        self.assertEqual(len(self.logged("{what} sent")), 2)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_nothingAfterTheStop(self) -> None:
+        """After the stop's close-string, people leaving, a quiet one announced and an RFC 2217 writer leaving send nothing: one close-string, idle DTR once, no open-string, nothing dropped."""
+        service, line = self.gateway(idleDtr=False)
+        a, b, quiet = person("a"), person("b"), person("c")
+        line.attach(a)
+        line.attach(b)
+        line.addController(b)
+        line.attach(quiet, quiet=True)
+        service.stopService()
+        line.detach(a)
+        line.introduce(quiet)
+        line.detach(quiet)
+        line.detach(b)
+        self.assertEqual([(what, value) for _, what, value in self.calls()[3:]],
+                         [("write", b"exit\r"), ("dtr", False), ("close", None)])
+        self.assertEqual((line.bytesToDevice, line.device.dropped), (11, 0))
+        self.assertEqual(self.logged("not sent"), [])
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_rfc2217WriterPutBack(self) -> None:
+        """An RFC 2217 writer holding a break and its own speed at the stop: the break ended and the configured settings back (as when it leaves), then the close-string, then the close."""
+        service, line = self.gateway()
+        client = person()
+        line.attach(client)
+        line.addController(client)
+        line.clientSettings(client, SerialSettings(baudrate=9600))
+        line.clientBreakHold(client, True)
+        before = len(self.calls())
+        self.assertTrue(service.stopService().called)
+        self.assertEqual([(what, value) for _, what, value in self.calls()[before:]], [
+            ("break", False), ("apply", SerialSettings()), ("write", b"exit\r"), ("close", None)])
+        line.detach(client)
+        self.assertEqual(len(self.calls()), before + 4)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_reloadRemovesLine(self) -> None:
+        """A reload removing a line with a person on it: close-string (break included) and idle DTR, then the close; the reload answers after."""
+        service, line = self.gateway(r"bye\r\bz", idleDtr=False)
+        client = person()
+        line.attach(client)
+        result = service.reload([])
+        self.assertFalse(result.called)
+        self.assertEqual(client.notices, ["this line was removed from the configuration"])
+        self.clock.advance(0.25)
+        self.clock.advance(0.05)
+        self.assertEqual(self.successResultOf(result), {"added": [], "changed": [], "removed": ["t"]})
+        self.assertEqual([(what, value) for _, what, value in self.calls()[3:]], [
+            ("write", b"bye\r"), ("break", True), ("dtr", False), ("break", False), ("write", b"z"),
+            ("close", None)])
+        line.detach(client)
+        self.assertEqual(len(self.calls()), 9)
+        self.assertTrue(service.stopService().called)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_reloadReopensAfterCloseString(self) -> None:
+        """A reload changing a line's device: the old device takes the close-string and closes before the new one is opened."""
+        service, line = self.gateway(r"bye\r\bz")
+        line.attach(person())
+        new = LineConfig("t", DeviceSpec("tty", "/dev/other"), openString=parseSendString(r"login\r"),
+                         closeString=parseSendString(r"bye\r\bz"))
+        result = service.reload([new])
+        self.assertEqual(len(self.ports), 1)
+        self.clock.advance(0.25)
+        self.assertEqual(len(self.ports), 1)
+        self.clock.advance(0.05)
+        self.assertEqual(self.successResultOf(result), {"added": [], "changed": ["t"], "removed": []})
+        self.assertEqual(self.calls()[-2:], [(0.25, "write", b"z"), (0.3, "close", None)])
+        self.assertEqual(len(self.ports), 2)
+        service.stopService()
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_stopWaitsForAReloadsClose(self) -> None:
+        """A stop while a line a reload removed still takes its close-string: the stop ends when that device is closed too."""
+        service, line = self.gateway()
+        line.attach(person())
+        self.ports[0].accept = 0
+        service.reload([])
+        self.clock.advance(1.0)
+        stopped = service.stopService()
+        self.assertFalse(stopped.called)
+        self.clock.advance(1.0)
+        self.assertTrue(stopped.called)
+        self.assertEqual(self.calls()[-1], (LET_GO_LIMIT, "close", None))
+        self.assertEqual(self.clock.getDelayedCalls(), [])
