@@ -233,3 +233,28 @@ class StopTests(SynchronousTestCase):
         self.assertTrue(stopped.called)
         self.assertEqual(self.calls()[-1], (LET_GO_LIMIT, "close", None))
         self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_nothingFromPeopleWhileLetGo(self) -> None:
+        """People still connected while the stop waits for the close-string: their typing, breaks, settings, DTR and purges do not reach the device (nothing lands inside or after the close-string); the typing is counted refused."""
+        service, line = self.gateway(r"bye\r\bz")
+        client = person()
+        line.attach(client)
+        line.addController(client)
+        stopped = service.stopService()
+        before = len(self.calls())
+        self.assertFalse(line.clientData(client, b"ls\r"))
+        self.assertFalse(line.clientBreak(client))
+        line.clientSettings(client, SerialSettings(baudrate=9600))
+        line.clientModemLine(client, "dtr", False)
+        self.assertFalse(line.clientPurge(client, False, True))
+        line.clientBreakHold(client, False)
+        self.assertEqual(self.calls()[before:], [])
+        self.clock.advance(0.25)
+        self.clock.advance(0.05)
+        self.assertTrue(stopped.called)
+        self.assertEqual([(what, value) for _, what, value in self.calls()[before:]],
+                         [("break", False), ("write", b"z"), ("close", None)])
+        self.assertEqual((line.bytesToDevice, line.refused), (11, 3))
+        self.assertEqual(client.notices, ["no break: t is closing"])
+        line.detach(client)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
