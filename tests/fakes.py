@@ -189,7 +189,7 @@ class RecordingDevice:
         return self.queued
 
     def sendBreak(self, duration: Optional[float] = None) -> bool:
-        if self.busy or self.breaking:
+        if self.busy or self.breaking or self.noBreak:
             return False
         self.events.append(("break", duration))
         self.breaking = True

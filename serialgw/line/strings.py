@@ -202,7 +202,8 @@ class OpenCloseStrings:
                     self._stringCall = self.clock.callLater(STRING_BREAK_POLL, self._sendStringItems)
                     return
                 if not self.device.sendBreak():
-                    log.info("{line}: {what}: break not sent (a break is under way)", line=self.name, what=what)
+                    log.info("{line}: {what}: break not sent: {reason}", line=self.name, what=what,
+                             reason=self.device.noBreak or "a break is under way")
             elif data:
                 self.device.write(data)
                 if not self.device.up:
