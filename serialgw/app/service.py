@@ -89,6 +89,9 @@ class GatewayService(MultiService):
         # Devices of lines a reload closed, still taking their close-strings
         # (see closeLine): a stop waits for them too.
         self._closing: list[defer.Deferred[Any]] = []
+        # Lines let go (a stop, a reload) whose devices are not closed yet:
+        # a hurried stop (see hurry) closes them at once.
+        self._lettingGo: list[Line] = []
         self.status = status
         self.statusPort: Any = None
         self.ssh = ssh
@@ -309,10 +312,29 @@ class GatewayService(MultiService):
         self._closing.remove(closed)
         return result
 
-    @staticmethod
-    def _closeDevice(line: Line, letGo: defer.Deferred[None]) -> defer.Deferred[Any]:
+    def _closeDevice(self, line: Line, letGo: defer.Deferred[None]) -> defer.Deferred[Any]:
         """A line's device closed once the line is let go (L{Line.letGo}); what to wait for."""
-        return letGo.addCallback(lambda _: line.device.close())
+        self._lettingGo.append(line)
+
+        def close(_: Any) -> Any:
+            self._lettingGo.remove(line)
+            return line.device.close()
+
+        return letGo.addCallback(close)
+
+    def hurry(self, why: str) -> None:
+        """
+        The stop is hurried (C{why}: SIGTERM or SIGINT again while it
+        waits): the devices still taking their close-strings are closed now.
+        """
+        if not self._lettingGo:
+            log.info("{why} during the stop: nothing is waited for", why=why)
+            return
+        log.warn("{why} during the stop: closing {count} device(s) now, without waiting for them to take "
+                 "their close-strings ({lines})", why=why, count=len(self._lettingGo),
+                 lines=" ".join(line.name for line in self._lettingGo))
+        for line in list(self._lettingGo):
+            line.hurryLetGo()
 
     def _release(self, kind: str, thing: Any) -> Any:
         """Close one thing a line opened; what to wait for."""
@@ -386,6 +408,7 @@ class GatewayService(MultiService):
 
     def _reload(self, configs: list[LineConfig]) -> Any:
         if self._stopped:
+            log.info("reload refused: the gateway is stopping")
             return {"refused": ["the gateway is stopping"]}
         plan = planReload(self.configs, configs)
         old = {c.name: c for c in self.configs}
