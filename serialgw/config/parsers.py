@@ -9,6 +9,7 @@ Nothing here does I/O.
 from __future__ import annotations
 
 import re
+import sys
 from typing import Any
 
 import attrs
@@ -30,8 +31,14 @@ def checkPath(path: str, what: str, unix: bool = False) -> str:
 
 
 def isDecimal(text: str) -> bool:
-    """ASCII digits only (str.isdigit() also takes '²', which int() refuses)."""
-    return text.isascii() and text.isdigit()
+    """
+    ASCII digits only (str.isdigit() also takes '²', which int() refuses),
+    and no more of them than int() reads (4300 unless PYTHONINTMAXSTRDIGITS
+    says otherwise; past that it raises ValueError, and no setting takes
+    such a number).
+    """
+    limit = sys.get_int_max_str_digits()
+    return text.isascii() and text.isdigit() and (len(text) <= limit or not limit)
 
 
 def parseBaud(text: str) -> int:

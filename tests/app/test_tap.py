@@ -106,6 +106,24 @@ class OptionsTests(SynchronousTestCase):
             e = self.assertRaises(UsageError, parse, *args)
             self.assertEqual(str(e), message)
 
+    def test_numbersPastIntLimit(self) -> None:
+        """A number of more than 4300 digits (int()'s limit) is a usage error quoting it, not int()'s ValueError."""
+        big = "9" * 4301
+        cases = [
+            (["--busy-poll", big], f"--busy-poll must be 0 to 1000 microseconds, not '{big}'"),
+            (["--baud", big], f"baud rate must be 1 to 2147483647, not '{big}'"),
+            (["--serial", big + ",8N1"], f"cannot read '{big}' in serial settings '{big},8N1': expected "
+             "BAUD[,DATABITS PARITY STOPBITS][,rtscts|xonxoff], e.g. 115200,8N1"),
+            (["--max-clients", big], f"--max-clients must be a number >= 0 (0: no limit), not '{big}'"),
+            (["--shard", "1/" + big], f"--shard '1/{big}': expected I/N, this process's number (from 0) of N "
+             "processes, e.g. 0/2"),
+        ]
+        for args, message in cases:
+            e = self.assertRaises(UsageError, parse, *args)
+            self.assertEqual(str(e), message)
+        # As many digits as int() reads are still read (and then range-checked).
+        self.assertEqual(parse("--busy-poll", "0" * 4296 + "1000")["busyPoll"], 1000e-6)
+
     def test_busyPoll(self) -> None:
         """--busy-poll sets the limit of serialgw's reactor, in microseconds; left out, the default; 0 turns it off."""
         from serialgw.app.reactor import DEFAULT_BUSY_POLL, GatewayReactor

@@ -60,6 +60,13 @@ class FileTests(SynchronousTestCase):
         self.assertEqual(str(self.assertRaises(ConfigError, loadConfig, path)),
                          f"{path}:4: [lines.a] max-clients: expected a number >= 0")
 
+    def test_digitStringsPastIntLimit(self) -> None:
+        """A string of more than 4300 digits where a number goes: the key's ConfigError quoting it, not int()'s ValueError."""
+        big = "9" * 4301
+        path = self.write(f'[lines.a]\ndevice = "/dev/ttyS0"\nlisten = "4001"\nbaud = "{big}"\n')
+        self.assertEqual(str(self.assertRaises(ConfigError, loadConfig, path)),
+                         f"{path}:4: [lines.a] baud: baud rate must be 1 to 2147483647, not '{big}'")
+
     def test_errorsNameFileLineKey(self) -> None:
         """Errors say file:line, the table and the key."""
         path = self.write('[lines.a]\ndevice = "/dev/ttyS0"\nlisten = "4001"\n\n'
