@@ -284,10 +284,15 @@ class GatewayService(MultiService):
         C{notice}) and device, once that has taken the close-string (the
         line let go first, as at stop).
         """
-        waits = [self._release(kind, thing) for kind, thing in self._owned.pop(name, [])]
+        owned = self._owned.pop(name, [])
+        # What its people read by closes after the device (see _closeDevice).
+        later = self._readers(name, owned)
+        waits = [self._release(kind, thing) for kind, thing in owned if thing not in later]
         self._keyed.pop(name, None)
         line = self.lines.pop(name, None)
-        if line is not None:
+        if line is None:
+            waits += [self._release("closer", thing) for thing in later]
+        else:
             for watcher in self.watchers:
                 watcher.lineClosed(line)
             # The close-string (people on it) while the device is open;
@@ -301,7 +306,9 @@ class GatewayService(MultiService):
                 # another's to close (a client pty, a watch-all view) stays.
                 client.notice(notice)
                 client.disconnect()
-            closed = self._closeDevice(line, letGo)
+            for thing in later:
+                self._closers.remove(thing)
+            closed = self._closeDevice(line, letGo, later)
             if not closed.called:
                 self._closing.append(closed)
                 closed.addBoth(self._closed, closed)
@@ -312,13 +319,32 @@ class GatewayService(MultiService):
         self._closing.remove(closed)
         return result
 
-    def _closeDevice(self, line: Line, letGo: defer.Deferred[None]) -> defer.Deferred[Any]:
-        """A line's device closed once the line is let go (L{Line.letGo}); what to wait for."""
+    def _readers(self, name: str, owned: list[tuple[str, Any]]) -> list[Callable[[], Any]]:
+        """
+        The closers of what a line's output is read by and recorded in (its
+        console log, file:, pty:, pipe:, stdio and udp: clients), of what
+        it C{owned}: they close after its device (see L{_closeDevice}).
+        """
+        return [thing for kind, thing in owned if kind == "closer"] if name in self.lines else []
+
+    def _closeDevice(self, line: Line, letGo: defer.Deferred[None],
+                     readers: Sequence[Callable[[], Any]] = ()) -> defer.Deferred[Any]:
+        """
+        A line's device closed once the line is let go (L{Line.letGo}), then
+        C{readers} (see L{_readers}: what the device said meanwhile, its
+        answer to the close-string, is recorded too); what to wait for.
+        """
         self._lettingGo.append(line)
 
         def close(_: Any) -> Any:
             self._lettingGo.remove(line)
-            return line.device.close()
+            waits = [line.device.close()]
+            for closer in readers:
+                try:
+                    waits.append(closer())
+                except Exception:
+                    log.failure("{line}: closing what reads it failed", line=line.name)
+            return defer.gatherResults([w for w in waits if isinstance(w, defer.Deferred)])
 
         return letGo.addCallback(close)
 
@@ -549,20 +575,23 @@ class GatewayService(MultiService):
         # (people on it) is sent before anything else closes, and the people
         # who leave later (the reactor drops them) send nothing more.
         letGos = {name: line.letGo() for name, line in self.lines.items()}
+        readers = {name: self._readers(name, self._owned.get(name, [])) for name in self.lines}
+        later = [closer for closers in readers.values() for closer in closers]
         self._keyed = {}
         waits: list[Any] = []
         for dialer in self._dialers:
             waits.append(self._stopDialer(dialer))
         self._dialers = []
         for close in self._closers:
-            waits.append(close())
+            if close not in later:
+                waits.append(close())
         self._closers = []
         self.watchers, self.watchAllPorts = [], []
         for _spec, port in self.ports:
             waits.append(port.stopListening())
         self.ports = []
         for name, line in self.lines.items():
-            waits.append(self._closeDevice(line, letGos[name]))
+            waits.append(self._closeDevice(line, letGos[name], readers[name]))
         self.lines = {}
         self._owned = {}
         self._opened = False

@@ -17,8 +17,9 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from serialgw.app.process import TwistdGatewayService
 from serialgw.app.service import GatewayService
+from serialgw.config.listeners import parseListener
 from serialgw.config.parsers import parseSendString
-from serialgw.config.specs import DeviceSpec, LineConfig, SerialSettings
+from serialgw.config.specs import DeviceSpec, LineConfig, LogSpec, SerialSettings
 from serialgw.line.hub import Line
 from serialgw.line.strings import LET_GO_LIMIT
 from tests.fakes import LogEvents, RecordingClient, RecordingPort, ThreadedReactorClock
@@ -322,3 +323,41 @@ class StopTests(SynchronousTestCase):
         service = TwistdGatewayService([], reactor=self.clock)
         self.successResultOf(service.stopService())
         self.assertEqual({signum: signal.getsignal(signum) for signum in before}, before)
+
+    def test_recordsTakeTheAnswer(self) -> None:
+        """What the device says while the stop waits for its close-string (its answer to it) is in the console log and a file: listener too, as the people still connected get it; both close after the device."""
+        logPath, outPath = self.mktemp(), self.mktemp()
+        service, line = self.gateway(r"bye\r\bz", log=LogSpec(logPath, format=""),
+                                     listeners=(parseListener(f"file:{outPath}"),))
+        client = person()
+        line.attach(client)
+        stopped = service.stopService()
+        self.ports[0].incoming.append(b"logout\r\n")
+        line.device.doRead()  # type: ignore[attr-defined]
+        self.clock.advance(0.25)
+        self.clock.advance(0.05)
+        self.assertTrue(stopped.called)
+        self.assertEqual(client.received, [b"logout\r\n"])
+        with open(logPath, "rb") as f:
+            self.assertEqual(f.read(), b"[serialgw: p:1 attached as writer]\nlogout\r\n")
+        with open(outPath, "rb") as f:
+            self.assertEqual(f.read(), b"logout\r\n")
+        self.assertEqual((line.logs, [c.peer for c in line.clients]), ([], ["p:1"]))
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_reloadRecordsTakeTheAnswer(self) -> None:
+        """A reload removing the line: its console log gets the device's answer to the close-string and closes after the device; a stop meanwhile closes it once."""
+        logPath = self.mktemp()
+        service, line = self.gateway(r"bye\r\bz", log=LogSpec(logPath, format=""))
+        line.attach(person())
+        service.reload([])
+        self.ports[0].incoming.append(b"logout\r\n")
+        line.device.doRead()  # type: ignore[attr-defined]
+        stopped = service.stopService()
+        self.clock.advance(0.25)
+        self.clock.advance(0.05)
+        self.assertTrue(stopped.called)
+        with open(logPath, "rb") as f:
+            self.assertEqual(f.read(), b"[serialgw: p:1 attached as writer]\nlogout\r\n")
+        self.assertEqual(line.logs, [])
+        self.assertEqual(self.clock.getDelayedCalls(), [])
