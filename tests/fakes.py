@@ -7,7 +7,7 @@ from __future__ import annotations
 import errno
 from typing import Any, Callable, Optional
 
-from twisted.internet.testing import StringTransport
+from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.logger import ILogObserver, LogEvent, LogLevel, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
@@ -189,7 +189,7 @@ class RecordingDevice:
         return self.queued
 
     def sendBreak(self, duration: Optional[float] = None) -> bool:
-        if self.busy or self.breaking:
+        if self.busy or self.breaking or self.noBreak:
             return False
         self.events.append(("break", duration))
         self.breaking = True
@@ -342,3 +342,10 @@ def flap(clock: Any, upFor: float) -> float:
         clock.advance(0.5)
         waited += 0.5
     return waited
+
+
+class ThreadedReactorClock(MemoryReactorClock):
+    """A MemoryReactorClock with callFromThread (a signal handler's way in): the call runs on the next turn (advance(0))."""
+
+    def callFromThread(self, f: Callable[..., Any], *args: Any, **kw: Any) -> None:
+        self.callLater(0, f, *args, **kw)

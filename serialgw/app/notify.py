@@ -80,6 +80,7 @@ class Notifier:
         self._watchdogLoop: Optional[LoopingCall] = None
         # Whether the last message got through: a failure is logged once, not a message.
         self._reached = True
+        self._stopping = False
 
     def send(self, *fields: str) -> None:
         if self.active:
@@ -124,17 +125,25 @@ class Notifier:
             self.send(f"STATUS={text}")
 
     def reloading(self) -> None:
-        """A reload begins (SIGHUP)."""
+        """A reload begins (SIGHUP); not once stopping (see L{stopping})."""
+        if self._stopping:
+            return
         self.send("RELOADING=1", f"MONOTONIC_USEC={self.monotonic()}", "STATUS=reloading the configuration")
         self._sent = None
 
     def reloaded(self, outcome: str = "") -> None:
-        """The reload is over, applied or refused: READY=1 again."""
+        """
+        The reload is over, applied or refused: READY=1 again; not once
+        stopping (a reload that ends during the stop: systemd heard STOPPING=1).
+        """
+        if self._stopping:
+            return
         status = self._statusField()
         self.send("READY=1", status + (f"; {outcome}".replace("\n", " ") if outcome else ""))
 
     def stopping(self) -> None:
-        """Stopping: STOPPING=1; no more status or watchdog messages."""
+        """Stopping: STOPPING=1; no more status, watchdog or reload messages."""
+        self._stopping = True
         for loop in (self._statusLoop, self._watchdogLoop):
             if loop is not None and loop.running:
                 loop.stop()

@@ -122,7 +122,32 @@ class TwistdGatewayService(GatewayService):
         gc.collect()
         gc.freeze()
 
+    def stopService(self) -> Any:
+        """
+        The stop; while it waits for devices to take their close-strings, a
+        second SIGTERM or SIGINT hurries it (L{hurry}): Twisted's handler
+        would stop the stopping reactor again, a traceback, and wait on.
+        """
+        import signal
+
+        def again(signum: int, frame: Any) -> None:
+            self.reactor.callFromThread(self.hurry, signal.Signals(signum).name)
+
+        # Taken before the stop begins: a signal sent as soon as the log
+        # says the close-string went finds it.
+        previous = {signum: signal.signal(signum, again) for signum in (signal.SIGTERM, signal.SIGINT)}
+
+        def restore(result: Any) -> Any:
+            for signum, handler in previous.items():
+                signal.signal(signum, signal.SIG_DFL if handler is None else handler)
+            return result
+
+        return GatewayService.stopService(self).addBoth(restore)
+
     def reloadNothing(self) -> None:
+        if self._stopped:
+            log.info("SIGHUP during the stop: nothing reloaded")
+            return
         log.info("SIGHUP: no configuration file to re-read (the options stay; --config FILE can be reloaded)")
         self.notifier.reloading()
         self.notifier.reloaded("nothing to reload without --config")
@@ -130,6 +155,9 @@ class TwistdGatewayService(GatewayService):
     def reloadFile(self) -> Any:
         """SIGHUP: read the file again and apply it; systemd hears RELOADING=1, then READY=1."""
         assert self.configPath is not None
+        if self._stopped:
+            log.info("SIGHUP during the stop: {path} not reloaded", path=self.configPath)
+            return defer.succeed(None)
         self.notifier.reloading()
         try:
             shard = self.shard

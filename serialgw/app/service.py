@@ -89,6 +89,9 @@ class GatewayService(MultiService):
         # Devices of lines a reload closed, still taking their close-strings
         # (see closeLine): a stop waits for them too.
         self._closing: list[defer.Deferred[Any]] = []
+        # Lines let go (a stop, a reload) whose devices are not closed yet:
+        # a hurried stop (see hurry) closes them at once.
+        self._lettingGo: list[Line] = []
         self.status = status
         self.statusPort: Any = None
         self.ssh = ssh
@@ -281,10 +284,15 @@ class GatewayService(MultiService):
         C{notice}) and device, once that has taken the close-string (the
         line let go first, as at stop).
         """
-        waits = [self._release(kind, thing) for kind, thing in self._owned.pop(name, [])]
+        owned = self._owned.pop(name, [])
+        # What its people read by closes after the device (see _closeDevice).
+        later = self._readers(name, owned)
+        waits = [self._release(kind, thing) for kind, thing in owned if thing not in later]
         self._keyed.pop(name, None)
         line = self.lines.pop(name, None)
-        if line is not None:
+        if line is None:
+            waits += [self._release("closer", thing) for thing in later]
+        else:
             for watcher in self.watchers:
                 watcher.lineClosed(line)
             # The close-string (people on it) while the device is open;
@@ -298,7 +306,9 @@ class GatewayService(MultiService):
                 # another's to close (a client pty, a watch-all view) stays.
                 client.notice(notice)
                 client.disconnect()
-            closed = self._closeDevice(line, letGo)
+            for thing in later:
+                self._closers.remove(thing)
+            closed = self._closeDevice(line, letGo, later)
             if not closed.called:
                 self._closing.append(closed)
                 closed.addBoth(self._closed, closed)
@@ -309,10 +319,48 @@ class GatewayService(MultiService):
         self._closing.remove(closed)
         return result
 
-    @staticmethod
-    def _closeDevice(line: Line, letGo: defer.Deferred[None]) -> defer.Deferred[Any]:
-        """A line's device closed once the line is let go (L{Line.letGo}); what to wait for."""
-        return letGo.addCallback(lambda _: line.device.close())
+    def _readers(self, name: str, owned: list[tuple[str, Any]]) -> list[Callable[[], Any]]:
+        """
+        The closers of what a line's output is read by and recorded in (its
+        console log, file:, pty:, pipe:, stdio and udp: clients), of what
+        it C{owned}: they close after its device (see L{_closeDevice}).
+        """
+        return [thing for kind, thing in owned if kind == "closer"] if name in self.lines else []
+
+    def _closeDevice(self, line: Line, letGo: defer.Deferred[None],
+                     readers: Sequence[Callable[[], Any]] = ()) -> defer.Deferred[Any]:
+        """
+        A line's device closed once the line is let go (L{Line.letGo}), then
+        C{readers} (see L{_readers}: what the device said meanwhile, its
+        answer to the close-string, is recorded too); what to wait for.
+        """
+        self._lettingGo.append(line)
+
+        def close(_: Any) -> Any:
+            self._lettingGo.remove(line)
+            waits = [line.device.close()]
+            for closer in readers:
+                try:
+                    waits.append(closer())
+                except Exception:
+                    log.failure("{line}: closing what reads it failed", line=line.name)
+            return defer.gatherResults([w for w in waits if isinstance(w, defer.Deferred)])
+
+        return letGo.addCallback(close)
+
+    def hurry(self, why: str) -> None:
+        """
+        The stop is hurried (C{why}: SIGTERM or SIGINT again while it
+        waits): the devices still taking their close-strings are closed now.
+        """
+        if not self._lettingGo:
+            log.info("{why} during the stop: nothing is waited for", why=why)
+            return
+        log.warn("{why} during the stop: closing {count} device(s) now, without waiting for them to take "
+                 "their close-strings ({lines})", why=why, count=len(self._lettingGo),
+                 lines=" ".join(line.name for line in self._lettingGo))
+        for line in list(self._lettingGo):
+            line.hurryLetGo()
 
     def _release(self, kind: str, thing: Any) -> Any:
         """Close one thing a line opened; what to wait for."""
@@ -386,6 +434,7 @@ class GatewayService(MultiService):
 
     def _reload(self, configs: list[LineConfig]) -> Any:
         if self._stopped:
+            log.info("reload refused: the gateway is stopping")
             return {"refused": ["the gateway is stopping"]}
         plan = planReload(self.configs, configs)
         old = {c.name: c for c in self.configs}
@@ -526,20 +575,23 @@ class GatewayService(MultiService):
         # (people on it) is sent before anything else closes, and the people
         # who leave later (the reactor drops them) send nothing more.
         letGos = {name: line.letGo() for name, line in self.lines.items()}
+        readers = {name: self._readers(name, self._owned.get(name, [])) for name in self.lines}
+        later = [closer for closers in readers.values() for closer in closers]
         self._keyed = {}
         waits: list[Any] = []
         for dialer in self._dialers:
             waits.append(self._stopDialer(dialer))
         self._dialers = []
         for close in self._closers:
-            waits.append(close())
+            if close not in later:
+                waits.append(close())
         self._closers = []
         self.watchers, self.watchAllPorts = [], []
         for _spec, port in self.ports:
             waits.append(port.stopListening())
         self.ports = []
         for name, line in self.lines.items():
-            waits.append(self._closeDevice(line, letGos[name]))
+            waits.append(self._closeDevice(line, letGos[name], readers[name]))
         self.lines = {}
         self._owned = {}
         self._opened = False

@@ -210,7 +210,11 @@ class Session:
             self._notSent()
 
     def _notSent(self) -> None:
-        """A watcher or read-only person typed: say once (then at most every NOT_SENT_INTERVAL s) that it goes nowhere."""
+        """
+        A watcher or read-only person typed, or anyone on a line let go (the
+        gateway stopping): say once (then at most every NOT_SENT_INTERVAL s)
+        that it goes nowhere.
+        """
         clock = self._clock()
         now = clock.seconds() if clock is not None else 0.0
         if self._notSentAt is not None and now - self._notSentAt < NOT_SENT_INTERVAL:
@@ -219,8 +223,10 @@ class Session:
         if self.role is Role.WATCHER:
             hint = f"; {keyName(self.escapeMenu.key)} t takes write" if self.escapeMenu is not None else ""
             self.notice(f"you only watch: what you type is not sent to {self.line.name}{hint}")
-        else:
+        elif self.role is Role.READONLY:
             self.notice(f"read-only: what you type is not sent to {self.line.name}")
+        else:
+            self.notice(f"{self.line.name} is closing: what you type is not sent")
 
     def wantsNotices(self) -> bool:
         spec = self.listener

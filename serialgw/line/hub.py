@@ -288,11 +288,11 @@ class Line(PortControl, OpenCloseStrings):
             self._countIn()
 
     def mayWrite(self, client: IClient) -> bool:
-        return bool(client.role is Role.WRITER)
+        return client.role is Role.WRITER and not self._letGo
 
     def clientData(self, client: IClient, data: bytes) -> bool:
-        """Data from a client, for the device; C{False} if refused (the client may not write)."""
-        if client.role is not Role.WRITER:
+        """Data from a client, for the device; C{False} if refused (it may not write, or the line is let go)."""
+        if client.role is not Role.WRITER or self._letGo:
             self.refused += len(data)
             return False
         self.device.write(data)
@@ -348,7 +348,8 @@ class Line(PortControl, OpenCloseStrings):
     def _noBreak(self, client: IClient) -> Optional[str]:
         """Why no break can be sent for C{client} now (before asking the device); None: try."""
         if not self.mayWrite(client):
-            return "you only watch: take write first" if client.role is Role.WATCHER else "read-only"
+            return {Role.WATCHER: "you only watch: take write first", Role.READONLY: "read-only"}.get(
+                client.role, f"{self.name} is closing")
         if self.device.noBreak:
             return str(self.device.noBreak)
         if not self.device.up:

@@ -10,7 +10,7 @@ L{LET_GO_LIMIT} seconds).
 
 from __future__ import annotations
 
-from typing import Any, Optional, Protocol
+from typing import Any, Callable, Optional, Protocol
 
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall
@@ -48,6 +48,8 @@ class _Line(Protocol):
     _stringCall: Optional[IDelayedCall]
     _openMissed: bool
     _letGo: bool
+    _letGoCall: Optional[IDelayedCall]
+    _letGoLook: Optional[Callable[[bool], None]]
 
     def _sendString(self: _Line, parts: tuple[bytes, ...], what: str) -> None: ...
     def _sendStringItems(self: _Line) -> None: ...
@@ -65,6 +67,10 @@ class OpenCloseStrings:
     # Let go (see letGo): people coming and going send nothing to the
     # device from then on.
     _letGo = False
+    # A let-go waiting for its device: its next look, and the look itself
+    # (called at once, hurried, by hurryLetGo).
+    _letGoCall: Optional[IDelayedCall] = None
+    _letGoLook: Optional[Callable[[bool], None]] = None
 
     def _firstPerson(self: _Line) -> None:
         """The first person counts: the attached DTR/RTS, then the open-string (not once let go)."""
@@ -126,18 +132,35 @@ class OpenCloseStrings:
             return done
         deadline = self.clock.seconds() + limit
 
-        def look() -> None:
+        def look(hurried: bool = False) -> None:
+            self._letGoCall = None
             left = self._undrained()
-            if left and self.clock.seconds() < deadline:
-                self.clock.callLater(LET_GO_POLL, look)
+            if left and not hurried and self.clock.seconds() < deadline:
+                self._letGoCall = self.clock.callLater(LET_GO_POLL, look)
                 return
-            if left:
+            self._letGoLook = None
+            if left and hurried:
+                log.warn("{line}: the stop was hurried: the device is closed now ({left}); that is dropped",
+                         line=self.name, left=left)
+            elif left:
                 log.warn("{line}: the device did not take what was queued for it within {limit} s ({left}); "
                          "closing it anyway, that is dropped", line=self.name, limit=limit, left=left)
             finish()
 
+        self._letGoLook = look
         look()
         return done
+
+    def hurryLetGo(self: _Line) -> None:
+        """
+        The stop is hurried (SIGTERM again): a let-go still waiting for its
+        device (see L{letGo}) ends now, what the device has not taken dropped.
+        """
+        if self._letGoCall is not None and self._letGoCall.active():
+            self._letGoCall.cancel()
+        self._letGoCall = None
+        if self._letGoLook is not None:
+            self._letGoLook(True)
 
     def _undrained(self: _Line) -> str:
         """What the device has still to take (for people), or "" if nothing (or it is down: it never will)."""
@@ -202,7 +225,8 @@ class OpenCloseStrings:
                     self._stringCall = self.clock.callLater(STRING_BREAK_POLL, self._sendStringItems)
                     return
                 if not self.device.sendBreak():
-                    log.info("{line}: {what}: break not sent (a break is under way)", line=self.name, what=what)
+                    log.info("{line}: {what}: break not sent: {reason}", line=self.name, what=what,
+                             reason=self.device.noBreak or "a break is under way")
             elif data:
                 self.device.write(data)
                 if not self.device.up:

@@ -84,6 +84,37 @@ class NotifierTests(SynchronousTestCase):
         self.assertEqual(self.systemd.messages(), [])
         notifier.stopping()
 
+    def test_reloadEndingAfterStopping(self) -> None:
+        """A reload that begins or ends once the stop has begun: systemd hears nothing after STOPPING=1 (no READY=1 nor a status that drops "stopping")."""
+        notifier = self.notifier()
+        notifier.ready()
+        notifier.reloading()
+        self.systemd.messages()
+        notifier.stopping()
+        notifier.reloaded("reload refused, see the log")
+        notifier.reloading()
+        notifier.reloaded("reloaded")
+        self.assertEqual(self.systemd.messages(), ["STOPPING=1\nSTATUS=stopping"])
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_sighupDuringStop(self) -> None:
+        """SIGHUP while the gateway stops: the log says it reloads nothing, the file is not read, systemd hears nothing."""
+        from twisted.internet.testing import MemoryReactorClock
+
+        from tests.fakes import LogEvents
+
+        log = LogEvents(self)
+        service = TwistdGatewayService([], reactor=MemoryReactorClock())
+        path = service.configPath = os.path.abspath(self.mktemp())  # no such file: reading it would be an error
+        service.notifier = Notifier(self.clock, service.statusText, environ=self.systemd.environ, monotonic=lambda: 42)
+        self.successResultOf(service.stopService())
+        self.successResultOf(service.reloadFile())
+        service.configPath = None
+        service.reloadNothing()
+        self.assertEqual(self.systemd.messages(), ["STOPPING=1\nSTATUS=stopping"])
+        self.assertEqual([(e["log_format"], e.get("path")) for e in log.events if "SIGHUP" in e["log_format"]],
+                         [("SIGHUP during the stop: {path} not reloaded", path), ("SIGHUP during the stop: nothing reloaded", None)])
+
     def test_watchdog(self) -> None:
         """WATCHDOG_USEC=2000000: WATCHDOG=1 at once and every second (half the timeout), until stopping."""
         notifier = self.notifier(WATCHDOG_USEC="2000000", WATCHDOG_PID=str(os.getpid()))

@@ -8,18 +8,21 @@ people leaving afterwards send nothing more.
 
 from __future__ import annotations
 
+import signal
 from typing import Any
 
 from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import LogLevel
 from twisted.trial.unittest import SynchronousTestCase
 
+from serialgw.app.process import TwistdGatewayService
 from serialgw.app.service import GatewayService
+from serialgw.config.listeners import parseListener
 from serialgw.config.parsers import parseSendString
-from serialgw.config.specs import DeviceSpec, LineConfig, SerialSettings
+from serialgw.config.specs import DeviceSpec, LineConfig, LogSpec, SerialSettings
 from serialgw.line.hub import Line
 from serialgw.line.strings import LET_GO_LIMIT
-from tests.fakes import LogEvents, RecordingClient, RecordingPort
+from tests.fakes import LogEvents, RecordingClient, RecordingPort, ThreadedReactorClock
 from tests.line.test_attach import person
 
 
@@ -232,4 +235,129 @@ class StopTests(SynchronousTestCase):
         self.clock.advance(1.0)
         self.assertTrue(stopped.called)
         self.assertEqual(self.calls()[-1], (LET_GO_LIMIT, "close", None))
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_nothingFromPeopleWhileLetGo(self) -> None:
+        """People still connected while the stop waits for the close-string: their typing, breaks, settings, DTR and purges do not reach the device (nothing lands inside or after the close-string); the typing is counted refused."""
+        service, line = self.gateway(r"bye\r\bz")
+        client = person()
+        line.attach(client)
+        line.addController(client)
+        stopped = service.stopService()
+        before = len(self.calls())
+        self.assertFalse(line.clientData(client, b"ls\r"))
+        self.assertFalse(line.clientBreak(client))
+        line.clientSettings(client, SerialSettings(baudrate=9600))
+        line.clientModemLine(client, "dtr", False)
+        self.assertFalse(line.clientPurge(client, False, True))
+        line.clientBreakHold(client, False)
+        self.assertEqual(self.calls()[before:], [])
+        self.clock.advance(0.25)
+        self.clock.advance(0.05)
+        self.assertTrue(stopped.called)
+        self.assertEqual([(what, value) for _, what, value in self.calls()[before:]],
+                         [("break", False), ("write", b"z"), ("close", None)])
+        self.assertEqual((line.bytesToDevice, line.refused), (11, 3))
+        self.assertEqual(client.notices, ["no break: t is closing"])
+        line.detach(client)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_hurried(self) -> None:
+        """The stop hurried (SIGTERM again) while two devices take their close-strings (one of a line a reload removed, held by flow control; one in its breaks): both closed at once, named in the log, nothing left on the clock."""
+        t = LineConfig("t", DeviceSpec("tty", "/dev/t"), closeString=parseSendString(r"exit\r"))
+        u = LineConfig("u", DeviceSpec("tty", "/dev/u"), closeString=parseSendString(r"x\b\b\b\bx"))
+        service = GatewayService([t, u], reactor=self.clock, openPort=self.openPort)
+        service.startService()
+        for line in service.lines.values():
+            line.attach(person())
+        self.ports[0].accept = 0
+        reloaded = service.reload([u])
+        self.clock.advance(0.5)
+        stopped = service.stopService()
+        self.clock.advance(0.1)
+        self.assertFalse(stopped.called)
+        service.hurry("SIGTERM")
+        self.assertTrue(stopped.called)
+        self.assertEqual(self.successResultOf(reloaded), {"refused": ["the gateway stopped before the reload was done"]})
+        self.assertEqual([self.calls(i)[-1] for i in (0, 1)], [(0.6, "close", None), (0.6, "close", None)])
+        (warning,) = [e for e in self.log.at(LogLevel.warn) if "during the stop" in e["log_format"]]
+        self.assertEqual((warning["why"], warning["count"], warning["lines"]), ("SIGTERM", 2, "t u"))
+        self.assertEqual([(e["line"], e["left"]) for e in self.log.at(LogLevel.warn) if "hurried" in e["log_format"]],
+                         [("t", "5 byte(s) queued"),
+                          ("u", "close-string: 1 byte(s) and 3 break(s) not sent yet, a break under way")])
+        service.hurry("SIGINT")
+        self.assertEqual(self.logged("nothing is waited for"), ["{why} during the stop: nothing is waited for"])
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_secondSignalUnderTwistd(self) -> None:
+        """Under twistd, SIGTERM or SIGINT while the stop waits for a close-string hurries it (Twisted's handler stopped the stopping reactor again: a traceback, and the wait went on); the handlers before are back once it has stopped."""
+        before = {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGINT)}
+        for signum, handler in before.items():
+            self.addCleanup(signal.signal, signum, handler)
+        self.clock = ThreadedReactorClock()
+        service = TwistdGatewayService([LineConfig("t", DeviceSpec("tty", "/dev/t"), closeString=parseSendString(r"exit\r"))],
+                                       reactor=self.clock, openPort=self.openPort)
+        # (Not TwistdGatewayService's own: they would take SIGHUP and SIGUSR1, and freeze the collector.)
+        GatewayService.privilegedStartService(service)
+        GatewayService.startService(service)
+        service.lines["t"].attach(person())
+        self.ports[0].accept = 0
+        stopped = service.stopService()
+        self.clock.advance(0.5)
+        handler = signal.getsignal(signal.SIGTERM)
+        self.assertNotEqual((handler, signal.getsignal(signal.SIGINT)), (before[signal.SIGTERM], before[signal.SIGINT]))
+        assert callable(handler)
+        handler(signal.SIGTERM, None)
+        self.assertFalse(stopped.called)
+        self.clock.advance(0)
+        self.successResultOf(stopped)
+        self.assertEqual(self.calls()[-1], (0.5, "close", None))
+        (warning,) = [e for e in self.log.at(LogLevel.warn) if "during the stop" in e["log_format"]]
+        self.assertEqual((warning["why"], warning["lines"]), ("SIGTERM", "t"))
+        self.assertEqual({signum: signal.getsignal(signum) for signum in before}, before)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_quickStopKeepsSignals(self) -> None:
+        """Under twistd, a stop with nothing to wait for leaves SIGTERM and SIGINT to Twisted."""
+        before = {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGINT)}
+        service = TwistdGatewayService([], reactor=self.clock)
+        self.successResultOf(service.stopService())
+        self.assertEqual({signum: signal.getsignal(signum) for signum in before}, before)
+
+    def test_recordsTakeTheAnswer(self) -> None:
+        """What the device says while the stop waits for its close-string (its answer to it) is in the console log and a file: listener too, as the people still connected get it; both close after the device."""
+        logPath, outPath = self.mktemp(), self.mktemp()
+        service, line = self.gateway(r"bye\r\bz", log=LogSpec(logPath, format=""),
+                                     listeners=(parseListener(f"file:{outPath}"),))
+        client = person()
+        line.attach(client)
+        stopped = service.stopService()
+        self.ports[0].incoming.append(b"logout\r\n")
+        line.device.doRead()  # type: ignore[attr-defined]
+        self.clock.advance(0.25)
+        self.clock.advance(0.05)
+        self.assertTrue(stopped.called)
+        self.assertEqual(client.received, [b"logout\r\n"])
+        with open(logPath, "rb") as f:
+            self.assertEqual(f.read(), b"[serialgw: p:1 attached as writer]\nlogout\r\n")
+        with open(outPath, "rb") as f:
+            self.assertEqual(f.read(), b"logout\r\n")
+        self.assertEqual((line.logs, [c.peer for c in line.clients]), ([], ["p:1"]))
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_reloadRecordsTakeTheAnswer(self) -> None:
+        """A reload removing the line: its console log gets the device's answer to the close-string and closes after the device; a stop meanwhile closes it once."""
+        logPath = self.mktemp()
+        service, line = self.gateway(r"bye\r\bz", log=LogSpec(logPath, format=""))
+        line.attach(person())
+        service.reload([])
+        self.ports[0].incoming.append(b"logout\r\n")
+        line.device.doRead()  # type: ignore[attr-defined]
+        stopped = service.stopService()
+        self.clock.advance(0.25)
+        self.clock.advance(0.05)
+        self.assertTrue(stopped.called)
+        with open(logPath, "rb") as f:
+            self.assertEqual(f.read(), b"[serialgw: p:1 attached as writer]\nlogout\r\n")
+        self.assertEqual(line.logs, [])
         self.assertEqual(self.clock.getDelayedCalls(), [])

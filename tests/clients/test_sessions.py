@@ -231,6 +231,17 @@ class NotSentTests(SynchronousTestCase):
         bob.dataReceived(b"ls")
         self.assertEqual((t.value(), h.device.events), (b"", [("write", b"ls")]))
 
+    def test_lineLetGo(self) -> None:
+        """A writer typing on a line let go (the gateway stopping, its close-string under way) is told it goes nowhere, and nothing reaches the device."""
+        h = Harness()
+        client, t = h.telnet()
+        h.line.closeString = (b"exit\r",)
+        h.line.letGo()
+        h.device.events.clear()
+        client.dataReceived(b"ls\r")
+        self.assertEqual(t.value(), b"\r\n[serialgw: rack4 is closing: what you type is not sent]\r\n")
+        self.assertEqual((h.device.events, h.line.refused), ([], 3))
+
     def test_escapeCommandsAreNotTyping(self) -> None:
         """A watcher's escape command (^] w) is not input: no not-sent notice."""
         h = Harness("exclusive")

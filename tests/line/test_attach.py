@@ -135,6 +135,19 @@ class OpenCloseStringTests(SynchronousTestCase):
         self.assertEqual(device.breaks, 2)
         self.assertEqual(clock.getDelayedCalls(), [])
 
+    def test_breakNoDeviceCanCarry(self) -> None:
+        """A string's break on a device that cannot carry one (a raw socket): the data around it goes, and the log gives the device's reason, not a break under way."""
+        device = RecordingDevice()
+        device.noBreak = "tcp:h:1 is a raw socket: it cannot carry a break"
+        line = Line("l", device, clock=Clock())
+        line.openString = parseSendString(r"a\bb")
+        log = LogEvents(self)
+        line.attach(person())
+        self.assertEqual(device.events, [("write", b"a"), ("write", b"b")])
+        (event,) = [e for e in log.events if "break not sent" in e["log_format"]]
+        self.assertEqual((event["line"], event["what"], event["reason"]),
+                         ("l", "open-string", "tcp:h:1 is a raw socket: it cannot carry a break"))
+
     def test_closedDeviceSendsNothing(self) -> None:
         """A close-string due after the device was closed: not sent, not counted in bytesToDevice, nothing dropped; the log says why."""
         clock, port, device, line = self.queued(r"hi\r")

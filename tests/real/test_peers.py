@@ -287,6 +287,22 @@ class TwistdTests(TestCase):
         await client.closed
         self.assertNotIn(b"not sent", gw.output.data)
 
+    async def test_secondSigtermHurries(self) -> None:
+        """SIGTERM again while the stop waits for a close-string's breaks: the device is closed at once, the log says so naming the line, and no traceback (Twisted's handler stopped the stopping reactor again)."""
+        gw, port = await self.gateway("--close-string", "exit\\r" + "\\b" * 12 + "q",
+                                      "--port", "raw+tcp:0:interface=127.0.0.1")
+        client = await connect(port)
+        client.transport.write(b"a")  # type: ignore[union-attr]
+        self.assertEqual(await self.pty.received.length(1), b"a")
+        gw.transport.signalProcess("TERM")  # type: ignore[union-attr]
+        await gw.output.contains(b"close-string sent")
+        gw.transport.signalProcess("TERM")  # type: ignore[union-attr]
+        await gw.ended
+        self.assertEqual(await self.pty.fence(b"!"), b"aexit\r!")
+        self.assertRegex(gw.output.data, rb"SIGTERM during the stop: closing 1 device\(s\) now.*\(pts/\d+\)")
+        self.assertNotIn(b"Traceback", gw.output.data)
+        await client.closed
+
     async def test_reloadRemovingLineSendsCloseString(self) -> None:
         """SIGHUP removing a line with a person on it: its device gets the whole close-string (the data after its break too) before it is closed."""
         other = startedPty(self)
