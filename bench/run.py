@@ -156,6 +156,8 @@ class Serialgw(Server):
     name = "serialgw"
     telnet = True
     extra: list[str] = []
+    # A single line's listeners: lossless, as socat and ser2net are (below).
+    policy = "block"
 
     def start(self, devices: list[str], ports: list[int], telnetPort: Optional[int] = None) -> None:
         env = dict(os.environ, PYTHONPATH=REPO)
@@ -164,10 +166,11 @@ class Serialgw(Server):
             # stops reading its device while the client is behind); with the
             # default (drop) a reader that stalls for a few milliseconds
             # (the GIL, a busy machine) loses output and the transfer fails.
+            options = f",policy={self.policy}" if self.policy else ""
             argv = TWISTD + ["-n", "--pidfile=", "--logfile=/dev/null", "serialgw", "--device", devices[0],
-                             "--port", f"raw,policy=block+tcp:{ports[0]}:interface=127.0.0.1", *self.extra]
+                             "--port", f"raw{options}+tcp:{ports[0]}:interface=127.0.0.1", *self.extra]
             if telnetPort:
-                argv += ["--listen", f"telnet,policy=block+tcp:{telnetPort}:interface=127.0.0.1"]
+                argv += ["--listen", f"telnet{options}+tcp:{telnetPort}:interface=127.0.0.1"]
             self.proc = subprocess.Popen(argv, cwd=REPO, env=env, stdout=subprocess.DEVNULL)
         else:
             # A console server farm as users run one: twistd with a configuration file.
@@ -363,6 +366,8 @@ def farm(server: Server, lines: int, seconds: float) -> dict[str, Any]:
 
 class SerialgwManyClients(Serialgw):
     extra = ["--max-clients", "0"]
+    # The default (drop): with block, one client that never reads stops the line.
+    policy = ""
 
 
 class Ser2netManyClients(Ser2net):
