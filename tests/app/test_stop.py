@@ -262,6 +262,17 @@ class StopTests(SynchronousTestCase):
         line.detach(client)
         self.assertEqual(self.clock.getDelayedCalls(), [])
 
+    def test_pausedWriterResumed(self) -> None:
+        """A writer paused by a full device is resumed when the device drains or is closed, the line let go: what it sends is read and refused, not left unread (its connection could not close)."""
+        service, line = self.gateway("")
+        client = person()
+        line.attach(client)
+        line.deviceWritable(False)
+        self.assertTrue(service.stopService().called)
+        line.deviceWritable(True)
+        self.assertEqual((client.paused, client.resumed), (1, 1))
+        self.assertFalse(line.clientData(client, b"x"))
+
     def test_hurried(self) -> None:
         """The stop hurried (SIGTERM again) while two devices take their close-strings (one of a line a reload removed, held by flow control; one in its breaks): both closed at once, named in the log, nothing left on the clock."""
         t = LineConfig("t", DeviceSpec("tty", "/dev/t"), closeString=parseSendString(r"exit\r"))
@@ -360,4 +371,34 @@ class StopTests(SynchronousTestCase):
         with open(logPath, "rb") as f:
             self.assertEqual(f.read(), b"[serialgw: p:1 attached as writer]\nlogout\r\n")
         self.assertEqual(line.logs, [])
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_driverHoldsCloseString(self) -> None:
+        """The close-string taken by the driver but not sent yet (TIOCOUTQ: a port held by flow control): the stop waits until the driver has sent it, then closes without a purge."""
+        service, line = self.gateway()
+        line.attach(person())
+        self.ports[0].pending = 5
+        stopped = service.stopService()
+        self.clock.advance(1.0)
+        self.assertFalse(stopped.called)
+        self.ports[0].pending = 0
+        self.clock.advance(0.05)
+        self.assertTrue(stopped.called)
+        self.assertEqual([(what, value) for _, what, value in self.calls()[-2:]], [("write", b"exit\r"), ("close", None)])
+        self.assertEqual((line.bytesToDevice, line.device.dropped), (11, 0))
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_driverNeverSends(self) -> None:
+        """A port whose driver never sends the close-string (CTS held low): after LET_GO_LIMIT s its output queue is purged before the close (Linux's close would wait closing_wait, 30 s, the reactor with it); what the driver and our queue held is dropped, counted, not sent."""
+        service, line = self.gateway()
+        line.attach(person())
+        self.ports[0].accept, self.ports[0].pending = 2, 2
+        stopped = service.stopService()
+        self.clock.advance(LET_GO_LIMIT)
+        self.assertTrue(stopped.called)
+        self.assertEqual([(what, value) for _, what, value in self.calls()[-3:]],
+                         [("write", b"ex"), ("purge", (False, True)), ("close", None)])
+        (warning,) = [e for e in self.log.at(LogLevel.warn) if "within {limit} s" in e["log_format"]]
+        self.assertEqual((warning["line"], warning["left"]), ("t", "5 byte(s) queued"))
+        self.assertEqual((line.bytesToDevice, line.device.dropped), (6, 5))
         self.assertEqual(self.clock.getDelayedCalls(), [])
