@@ -109,19 +109,20 @@ class BusyPoll:
         """
         if timeout == 0 or not self.limit:
             return poll(timeout, most)
-        started = now()
-        if self.window:
-            deadline = started + (self.window if timeout < 0 else min(self.window, timeout))
-            while True:
-                events = poll(0, most)
-                if events:
-                    # Caught while polling: the window was long enough.
-                    return events
-                spent = now()
-                if spent >= deadline:
-                    break
-            if timeout > 0:
-                timeout = max(0.0, timeout - (spent - started))
+        # A first poll without waiting, even with no window: a turn whose
+        # events were ready already was not idle, and adapts nothing.
+        started = spent = now()
+        deadline = started + (self.window if timeout < 0 else min(self.window, timeout))
+        while True:
+            events = poll(0, most)
+            if events:
+                # Ready already, or caught while polling: the window was long enough.
+                return events
+            spent = now()
+            if spent >= deadline:
+                break
+        if timeout > 0:
+            timeout = max(0.0, timeout - (spent - started))
         events = poll(timeout, most)
         self.idled(now() - started)
         return events

@@ -240,7 +240,14 @@ class BusyPollTests(SynchronousTestCase):
         self.assertEqual(windows, [10, 20, 40, 40])
         # Polls without waiting (3 us each) through the window, then asleep
         # until the event; the 40 us window catches the event (at 30 us).
-        self.assertEqual(polls, [0, 4, 7, 10])
+        self.assertEqual(polls, [1, 4, 7, 10])
+
+    def test_readyAlreadyAdaptsNothing(self) -> None:
+        """A turn whose events are ready at once (a flood, a busy farm) was not idle: no window opens, one poll."""
+        busy, script = BusyPoll(40 * US), Script()
+        for _ in range(3):
+            self.assertEqual(self.wait(busy, script, -1, 0), READY)
+        self.assertEqual((script.calls, busy.window), ([0, 0, 0], 0.0))
 
     def test_shrinksByHalvesToNothing(self) -> None:
         """An idle time past the limit halves the window; below a quarter of the limit it is 0, and stays 0."""
