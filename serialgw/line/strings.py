@@ -95,7 +95,8 @@ class OpenCloseStrings:
         leaves: what an RFC 2217 writer changed is put back (a break it
         holds ended), the close-string is sent (its breaks included) and
         the idle DTR/RTS set.  From now on people coming and going send
-        nothing (they are cut off next).  The Deferred fires once the
+        nothing (they are cut off next), and what they send (typing, breaks,
+        settings) is refused (L{Line.mayWrite}).  The Deferred fires once the
         device has taken what is queued for it, or after C{limit} seconds
         (logged, naming the line): then it may be closed.  A line with no
         close-string and no string under way does not wait.
