@@ -575,6 +575,10 @@ class GatewayService(MultiService):
         # (people on it) is sent before anything else closes, and the people
         # who leave later (the reactor drops them) send nothing more.
         letGos = {name: line.letGo() for name, line in self.lines.items()}
+        for line in self.lines.values():
+            if line.clients or line.logs:
+                # Its people (and console log) told, while it takes the close-string.
+                line.announce("the gateway is stopping")
         readers = {name: self._readers(name, self._owned.get(name, [])) for name in self.lines}
         # (By identity: a farm's thousands of closers, each the object owned.)
         later = {id(closer) for closers in readers.values() for closer in closers}

@@ -258,7 +258,7 @@ class StopTests(SynchronousTestCase):
         self.assertEqual([(what, value) for _, what, value in self.calls()[before:]],
                          [("break", False), ("write", b"z"), ("close", None)])
         self.assertEqual((line.bytesToDevice, line.refused), (11, 3))
-        self.assertEqual(client.notices, ["no break: t is closing"])
+        self.assertEqual(client.notices, ["the gateway is stopping", "no break: t is closing"])
         line.detach(client)
         self.assertEqual(self.clock.getDelayedCalls(), [])
 
@@ -336,7 +336,7 @@ class StopTests(SynchronousTestCase):
         self.assertEqual({signum: signal.getsignal(signum) for signum in before}, before)
 
     def test_recordsTakeTheAnswer(self) -> None:
-        """What the device says while the stop waits for its close-string (its answer to it) is in the console log and a file: listener too, as the people still connected get it; both close after the device."""
+        """At stop the people are told and the console log says so; what the device says while the stop waits for its close-string (its answer to it) is in the console log and a file: listener too, as the people still connected get it; both close after the device."""
         logPath, outPath = self.mktemp(), self.mktemp()
         service, line = self.gateway(r"bye\r\bz", log=LogSpec(logPath, format=""),
                                      listeners=(parseListener(f"file:{outPath}"),))
@@ -348,9 +348,9 @@ class StopTests(SynchronousTestCase):
         self.clock.advance(0.25)
         self.clock.advance(0.05)
         self.assertTrue(stopped.called)
-        self.assertEqual(client.received, [b"logout\r\n"])
+        self.assertEqual((client.received, client.notices), ([b"logout\r\n"], ["the gateway is stopping"]))
         with open(logPath, "rb") as f:
-            self.assertEqual(f.read(), b"[serialgw: p:1 attached as writer]\nlogout\r\n")
+            self.assertEqual(f.read(), b"[serialgw: p:1 attached as writer]\n[serialgw: the gateway is stopping]\nlogout\r\n")
         with open(outPath, "rb") as f:
             self.assertEqual(f.read(), b"logout\r\n")
         self.assertEqual((line.logs, [c.peer for c in line.clients]), ([], ["p:1"]))
