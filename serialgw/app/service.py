@@ -320,11 +320,7 @@ class GatewayService(MultiService):
         return result
 
     def _readers(self, name: str, owned: list[tuple[str, Any]]) -> list[Callable[[], Any]]:
-        """
-        The closers of what a line's output is read by and recorded in (its
-        console log, file:, pty:, pipe:, stdio and udp: clients), of what
-        it C{owned}: they close after its device (see L{_closeDevice}).
-        """
+        """Of what line C{name} C{owned}, what reads its output (console log, file:, pty:, ...): closed after its device."""
         return [thing for kind, thing in owned if kind == "closer"] if name in self.lines else []
 
     def _closeDevice(self, line: Line, letGo: defer.Deferred[None],
@@ -349,10 +345,7 @@ class GatewayService(MultiService):
         return letGo.addCallback(close)
 
     def hurry(self, why: str) -> None:
-        """
-        The stop is hurried (C{why}: SIGTERM or SIGINT again while it
-        waits): the devices still taking their close-strings are closed now.
-        """
+        """The stop hurried (C{why}: SIGTERM again while it waits): devices taking close-strings closed now."""
         if not self._lettingGo:
             log.info("{why} during the stop: nothing is waited for", why=why)
             return
