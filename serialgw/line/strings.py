@@ -54,7 +54,8 @@ class _Line(Protocol):
     def _sendString(self: _Line, parts: tuple[bytes, ...], what: str) -> None: ...
     def _sendStringItems(self: _Line) -> None: ...
     def _leftAsLastLeaves(self: _Line) -> None: ...
-    def _stringsLeft(self: _Line) -> str: ...
+    def _stringsLeft(self: _Line, what: str) -> str: ...
+    def _stringsPending(self: _Line) -> list[str]: ...
     def _undrained(self: _Line) -> str: ...
     def applyModemLines(self: _Line, nobody: bool = False) -> None: ...
     def _lastController(self: _Line, closing: bool = False) -> None: ...
@@ -116,11 +117,11 @@ class OpenCloseStrings:
             if self._stringCall is not None and self._stringCall.active():
                 self._stringCall.cancel()
             self._stringCall = None
-            if self._stringItems:
+            for what in self._stringsPending():
                 log.info("{line}: {what}: {left} not sent: the device is {state}", line=self.name,
-                         what=self._stringItems[0][0], left=self._stringsLeft(),
+                         what=what, left=self._stringsLeft(what),
                          state="closed now" if self.device.up else f"down ({self.device.downReason})")
-                del self._stringItems[:]
+            del self._stringItems[:]
             # Every byte queued on the device was counted when written
             # (clientData, _sendStringItems): what closing drops never reached it.
             self.bytesToDevice -= self.device.queuedBytes()
@@ -167,7 +168,7 @@ class OpenCloseStrings:
         """What the device has still to take (for people), or "" if nothing (or it is down: it never will)."""
         if not self.device.up:
             return ""
-        left = [f"{self._stringItems[0][0]}: {self._stringsLeft()} not sent yet"] if self._stringItems else []
+        left = [f"{what}: {self._stringsLeft(what)} not sent yet" for what in self._stringsPending()]
         queued = self.device.queuedBytes()
         if queued:
             left.append(f"{queued} byte(s) queued")
@@ -175,9 +176,13 @@ class OpenCloseStrings:
             left.append("a break under way")
         return ", ".join(left)
 
-    def _stringsLeft(self: _Line) -> str:
-        """How much of the strings is not sent yet, for people."""
-        items = self._stringItems
+    def _stringsPending(self: _Line) -> list[str]:
+        """Which strings (open-string, close-string) are not all sent yet, in order."""
+        return list(dict.fromkeys(what for what, _ in self._stringItems))
+
+    def _stringsLeft(self: _Line, what: str) -> str:
+        """How much of string C{what} is not sent yet, for people."""
+        items = [item for item in self._stringItems if item[0] == what]
         size = sum(len(data) for _, data in items if data)
         breaks = sum(1 for _, data in items if data is None)
         return f"{size} byte(s) and {breaks} break(s)"
@@ -217,8 +222,9 @@ class OpenCloseStrings:
         while items:
             what, data = items[0]
             if not self.device.up:
-                log.info("{line}: {what}: {left} not sent: the device is down ({reason})", line=self.name,
-                         what=what, left=self._stringsLeft(), reason=self.device.downReason or "closed")
+                for what in self._stringsPending():
+                    log.info("{line}: {what}: {left} not sent: the device is down ({reason})", line=self.name,
+                             what=what, left=self._stringsLeft(what), reason=self.device.downReason or "closed")
                 del items[:]
                 return
             if data is None:

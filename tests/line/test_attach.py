@@ -148,6 +148,21 @@ class OpenCloseStringTests(SynchronousTestCase):
         self.assertEqual((event["line"], event["what"], event["reason"]),
                          ("l", "open-string", "tcp:h:1 is a raw socket: it cannot carry a break"))
 
+    def test_stringsLeftSaidApart(self) -> None:
+        """An open-string still in its breaks when the line is let go, then the device lost: what is not sent is logged string by string, each with its own count."""
+        clock, port, device, line = self.queued(r"a\b\bb")
+        line.closeString = parseSendString(r"exit\r")
+        log = LogEvents(self)
+        line.attach(person())
+        line.letGo()
+        port.error = OSError(errno.EIO, "hung up")
+        device.doRead()
+        clock.advance(0.05)
+        self.assertEqual([(e["what"], e["left"], e["reason"]) for e in log.events if "{left} not sent" in e["log_format"]],
+                         [("open-string", "1 byte(s) and 1 break(s)", "hung up"), ("close-string", "5 byte(s) and 0 break(s)", "hung up")])
+        self.assertEqual((port.written(), line.bytesToDevice), (b"a", 1))
+        self.assertEqual(clock.getDelayedCalls(), [])
+
     def test_closedDeviceSendsNothing(self) -> None:
         """A close-string due after the device was closed: not sent, not counted in bytesToDevice, nothing dropped; the log says why."""
         clock, port, device, line = self.queued(r"hi\r")
