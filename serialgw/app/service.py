@@ -290,9 +290,7 @@ class GatewayService(MultiService):
         waits = [self._release(kind, thing) for kind, thing in owned if thing not in later]
         self._keyed.pop(name, None)
         line = self.lines.pop(name, None)
-        if line is None:
-            waits += [self._release("closer", thing) for thing in later]
-        else:
+        if line is not None:  # (later is empty otherwise)
             for watcher in self.watchers:
                 watcher.lineClosed(line)
             # The close-string (people on it) while the device is open;
