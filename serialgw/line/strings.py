@@ -50,10 +50,13 @@ class _Line(Protocol):
     _letGo: bool
     _letGoCall: Optional[IDelayedCall]
     _letGoLook: Optional[Callable[[bool], None]]
+    _idleCall: Optional[IDelayedCall]
 
     def _sendString(self: _Line, parts: tuple[bytes, ...], what: str) -> None: ...
     def _sendStringItems(self: _Line) -> None: ...
     def _leftAsLastLeaves(self: _Line) -> None: ...
+    def _idleWhenSent(self: _Line, deadline: float) -> None: ...
+    def _cancelIdle(self: _Line) -> Optional[IDelayedCall]: ...
     def _stringsLeft(self: _Line, what: str) -> str: ...
     def _stringsPending(self: _Line) -> list[str]: ...
     def _undrained(self: _Line) -> str: ...
@@ -72,11 +75,14 @@ class OpenCloseStrings:
     # (called at once, hurried, by hurryLetGo).
     _letGoCall: Optional[IDelayedCall] = None
     _letGoLook: Optional[Callable[[bool], None]] = None
+    # The idle DTR/RTS waiting for the close-string to leave (see _idleWhenSent).
+    _idleCall: Optional[IDelayedCall] = None
 
     def _firstPerson(self: _Line) -> None:
         """The first person counts: the attached DTR/RTS, then the open-string (not once let go)."""
         if self._letGo:
             return
+        self._cancelIdle()
         self.applyModemLines()
         self._sendString(self.openString, "open-string")
 
@@ -87,7 +93,29 @@ class OpenCloseStrings:
 
     def _leftAsLastLeaves(self: _Line) -> None:
         self._sendString(self.closeString, "close-string")
+        self._cancelIdle()
+        self._idleWhenSent(self.clock.seconds() + LET_GO_LIMIT if self.clock is not None else 0.0)
+
+    def _idleWhenSent(self: _Line, deadline: float) -> None:
+        """
+        The idle DTR/RTS, once the device has sent what is queued for it
+        (the close-string, its breaks; a tty's driver included), or at
+        C{deadline} (held by flow control): not before, or a modem hangs up,
+        a board wired to DTR resets, before the close-string reached it.
+        """
+        self._idleCall = None
+        if self.clock is not None and self.clock.seconds() < deadline and self._undrained():
+            self._idleCall = self.clock.callLater(STRING_BREAK_POLL, self._idleWhenSent, deadline)
+            return
         self.applyModemLines(nobody=True)
+
+    def _cancelIdle(self: _Line) -> Optional[IDelayedCall]:
+        """No idle DTR/RTS waits any more (someone came, or it is set now); the call that waited, if any."""
+        call, self._idleCall = self._idleCall, None
+        if call is not None and call.active():
+            call.cancel()
+            return call
+        return None
 
     def letGo(self: _Line, limit: float = LET_GO_LIMIT) -> Deferred[None]:
         """
@@ -117,6 +145,8 @@ class OpenCloseStrings:
             if self._stringCall is not None and self._stringCall.active():
                 self._stringCall.cancel()
             self._stringCall = None
+            if self._cancelIdle() is not None:
+                self.applyModemLines(nobody=True)
             for what in self._stringsPending():
                 log.info("{line}: {what}: {left} not sent: the device is {state}", line=self.name,
                          what=what, left=self._stringsLeft(what),

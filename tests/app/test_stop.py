@@ -71,7 +71,7 @@ class StopTests(SynchronousTestCase):
         self.assertEqual(self.clock.getDelayedCalls(), [])
 
     def test_breakBeforeClose(self) -> None:
-        """A close-string with \\b: data, break, the idle DTR, break off, data, then the close: all before the port closes."""
+        """A close-string with \\b: data, break, break off, data, then the idle DTR once that is sent, then the close."""
         service, line = self.gateway(r"bye\r\bz", idleDtr=False)
         client = person()
         line.attach(client)
@@ -82,8 +82,8 @@ class StopTests(SynchronousTestCase):
         self.assertTrue(stopped.called)
         self.assertEqual(self.calls(), [
             (0, "dtr", False), (0, "dtr", True), (0, "write", b"login\r"),
-            (0, "write", b"bye\r"), (0, "break", True), (0, "dtr", False),
-            (0.25, "break", False), (0.25, "write", b"z"), (0.3, "close", None)])
+            (0, "write", b"bye\r"), (0, "break", True),
+            (0.25, "break", False), (0.25, "write", b"z"), (0.3, "dtr", False), (0.3, "close", None)])
         line.detach(client)
         self.assertEqual(len(self.calls()), 9)
         self.assertEqual(self.clock.getDelayedCalls(), [])
@@ -199,7 +199,7 @@ class StopTests(SynchronousTestCase):
         self.clock.advance(0.05)
         self.assertEqual(self.successResultOf(result), {"added": [], "changed": [], "removed": ["t"]})
         self.assertEqual([(what, value) for _, what, value in self.calls()[3:]], [
-            ("write", b"bye\r"), ("break", True), ("dtr", False), ("break", False), ("write", b"z"),
+            ("write", b"bye\r"), ("break", True), ("break", False), ("write", b"z"), ("dtr", False),
             ("close", None)])
         line.detach(client)
         self.assertEqual(len(self.calls()), 9)
