@@ -567,9 +567,12 @@ class GatewayService(MultiService):
         # who leave later (the reactor drops them) send nothing more.
         letGos = {name: line.letGo() for name, line in self.lines.items()}
         for line in self.lines.values():
-            if line.clients or line.logs:
-                # Its people (and console log) told, while it takes the close-string.
+            # Its people and console log told (logged for a line with people:
+            # a farm's quiet lines make no log line each).
+            if line.people:
                 line.announce("the gateway is stopping")
+            for consoleLog in [] if line.people else line.logs:
+                consoleLog.event("the gateway is stopping")
         readers = {name: self._readers(name, self._owned.get(name, [])) for name in self.lines}
         # (By identity: a farm's thousands of closers, each the object owned.)
         later = {id(closer) for closers in readers.values() for closer in closers}

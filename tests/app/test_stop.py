@@ -335,6 +335,15 @@ class StopTests(SynchronousTestCase):
         self.successResultOf(service.stopService())
         self.assertEqual({signum: signal.getsignal(signum) for signum in before}, before)
 
+    def test_stoppingToldQuietly(self) -> None:
+        """A line with a console log and nobody on it: its log records the stop, with no line in the gateway's log; a line with people: both."""
+        logPath = self.mktemp()
+        service, line = self.gateway(log=LogSpec(logPath, format=""))
+        service.stopService()
+        with open(logPath, "rb") as f:
+            self.assertEqual(f.read(), b"[serialgw: the gateway is stopping]\n")
+        self.assertEqual(self.logged("{text}"), [])
+
     def test_recordsTakeTheAnswer(self) -> None:
         """At stop the people are told and the console log says so; what the device says while the stop waits for its close-string (its answer to it) is in the console log and a file: listener too, as the people still connected get it; both close after the device."""
         logPath, outPath = self.mktemp(), self.mktemp()
