@@ -130,9 +130,9 @@ class IDevice(Interface):
 
     def queuedBytes() -> int:
         """
-        Bytes written to it that it has not handed to the OS yet (held
-        behind a break, paced, a remote's link buffer): what closing it now
-        would drop.
+        Bytes written to it that it has not sent yet (held behind a break,
+        paced, a remote's link buffer, a tty driver's output queue): what
+        closing it now would drop.
         """
 
     def start() -> None:

@@ -290,9 +290,7 @@ class GatewayService(MultiService):
         waits = [self._release(kind, thing) for kind, thing in owned if thing not in later]
         self._keyed.pop(name, None)
         line = self.lines.pop(name, None)
-        if line is None:
-            waits += [self._release("closer", thing) for thing in later]
-        else:
+        if line is not None:  # (later is empty otherwise)
             for watcher in self.watchers:
                 watcher.lineClosed(line)
             # The close-string (people on it) while the device is open;
@@ -320,11 +318,7 @@ class GatewayService(MultiService):
         return result
 
     def _readers(self, name: str, owned: list[tuple[str, Any]]) -> list[Callable[[], Any]]:
-        """
-        The closers of what a line's output is read by and recorded in (its
-        console log, file:, pty:, pipe:, stdio and udp: clients), of what
-        it C{owned}: they close after its device (see L{_closeDevice}).
-        """
+        """Of what line C{name} C{owned}, what reads its output (console log, file:, pty:, ...): closed after its device."""
         return [thing for kind, thing in owned if kind == "closer"] if name in self.lines else []
 
     def _closeDevice(self, line: Line, letGo: defer.Deferred[None],
@@ -349,10 +343,7 @@ class GatewayService(MultiService):
         return letGo.addCallback(close)
 
     def hurry(self, why: str) -> None:
-        """
-        The stop is hurried (C{why}: SIGTERM or SIGINT again while it
-        waits): the devices still taking their close-strings are closed now.
-        """
+        """The stop hurried (C{why}: SIGTERM again while it waits): devices taking close-strings closed now."""
         if not self._lettingGo:
             log.info("{why} during the stop: nothing is waited for", why=why)
             return
@@ -575,15 +566,23 @@ class GatewayService(MultiService):
         # (people on it) is sent before anything else closes, and the people
         # who leave later (the reactor drops them) send nothing more.
         letGos = {name: line.letGo() for name, line in self.lines.items()}
+        for line in self.lines.values():
+            # Its people and console log told (logged for a line with people:
+            # a farm's quiet lines make no log line each).
+            if line.people:
+                line.announce("the gateway is stopping")
+            for consoleLog in [] if line.people else line.logs:
+                consoleLog.event("the gateway is stopping")
         readers = {name: self._readers(name, self._owned.get(name, [])) for name in self.lines}
-        later = [closer for closers in readers.values() for closer in closers]
+        # (By identity: a farm's thousands of closers, each the object owned.)
+        later = {id(closer) for closers in readers.values() for closer in closers}
         self._keyed = {}
         waits: list[Any] = []
         for dialer in self._dialers:
             waits.append(self._stopDialer(dialer))
         self._dialers = []
         for close in self._closers:
-            if close not in later:
+            if id(close) not in later:
                 waits.append(close())
         self._closers = []
         self.watchers, self.watchAllPorts = [], []

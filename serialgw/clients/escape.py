@@ -189,7 +189,8 @@ class EscapeMenu:
             settings: SerialSettings = line.clientSettings(client, wanted)
             if not line.mayWrite(client):
                 # Refused (logged by the line): said, as for a break.
-                why = "you only watch: take write first" if client.role is Role.WATCHER else "read-only"
+                why = {Role.WATCHER: "you only watch: take write first", Role.READONLY: "read-only"}.get(
+                    client.role, f"{line.name} is closing")
                 client.notice(f"{why}: nothing changed, {line.name} stays at {settings.describe()}")
                 return b""
             client.notice(f"{line.name} now at {settings.describe()}")

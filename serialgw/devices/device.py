@@ -400,13 +400,26 @@ class SerialDevice:
             self._checkWatermark()
 
     def queuedBytes(self) -> int:
-        return len(self._out) + self._heldSize
+        # The driver's output queue too (TIOCOUTQ): what a close drops (see close).
+        return len(self._out) + self._heldSize + (self.port.outputPending() if self.usable else 0)
 
     def close(self) -> None:
-        """Close for good: no reopening; down from now on (what it is given is dropped, counted)."""
+        """
+        Close for good: no reopening; down from now on (what it is given is
+        dropped, counted).  What the driver still holds is purged first: a
+        tty's close waits for it (closing_wait, 30 s on a port held by flow
+        control), and the reactor with it.
+        """
         if self.closed:
             return
         self.reopener.stop()
+        pending = self.port.outputPending() if self.up else 0
+        if pending:
+            try:
+                self.port.purge(False, True)
+                self.dropped += pending
+            except (OSError, termios.error) as e:
+                log.warn("{device}: cannot purge before closing: {reason}", device=self.name, reason=errorReason(e))
         if self.up:
             self._shutdownPort()
         self.closed = True

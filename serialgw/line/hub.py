@@ -560,7 +560,7 @@ class Line(PortControl, OpenCloseStrings):
     def deviceWritable(self, writable: bool) -> None:
         self.writable = writable
         for client in self.clients:
-            if self.mayWrite(client):
+            if client.role is Role.WRITER:  # (let go too: resumed, what it sends is refused, not left unread)
                 if writable:
                     client.resumeInput()
                 else:

@@ -50,11 +50,15 @@ class _Line(Protocol):
     _letGo: bool
     _letGoCall: Optional[IDelayedCall]
     _letGoLook: Optional[Callable[[bool], None]]
+    _idleCall: Optional[IDelayedCall]
 
     def _sendString(self: _Line, parts: tuple[bytes, ...], what: str) -> None: ...
     def _sendStringItems(self: _Line) -> None: ...
     def _leftAsLastLeaves(self: _Line) -> None: ...
-    def _stringsLeft(self: _Line) -> str: ...
+    def _idleWhenSent(self: _Line, deadline: float) -> None: ...
+    def _cancelIdle(self: _Line) -> Optional[IDelayedCall]: ...
+    def _stringsLeft(self: _Line, what: str) -> str: ...
+    def _stringsPending(self: _Line) -> list[str]: ...
     def _undrained(self: _Line) -> str: ...
     def applyModemLines(self: _Line, nobody: bool = False) -> None: ...
     def _lastController(self: _Line, closing: bool = False) -> None: ...
@@ -71,11 +75,14 @@ class OpenCloseStrings:
     # (called at once, hurried, by hurryLetGo).
     _letGoCall: Optional[IDelayedCall] = None
     _letGoLook: Optional[Callable[[bool], None]] = None
+    # The idle DTR/RTS waiting for the close-string to leave (see _idleWhenSent).
+    _idleCall: Optional[IDelayedCall] = None
 
     def _firstPerson(self: _Line) -> None:
         """The first person counts: the attached DTR/RTS, then the open-string (not once let go)."""
         if self._letGo:
             return
+        self._cancelIdle()
         self.applyModemLines()
         self._sendString(self.openString, "open-string")
 
@@ -86,7 +93,29 @@ class OpenCloseStrings:
 
     def _leftAsLastLeaves(self: _Line) -> None:
         self._sendString(self.closeString, "close-string")
+        self._cancelIdle()
+        self._idleWhenSent(self.clock.seconds() + LET_GO_LIMIT if self.clock is not None else 0.0)
+
+    def _idleWhenSent(self: _Line, deadline: float) -> None:
+        """
+        The idle DTR/RTS, once the device has sent what is queued for it
+        (the close-string, its breaks; a tty's driver included), or at
+        C{deadline} (held by flow control): not before, or a modem hangs up,
+        a board wired to DTR resets, before the close-string reached it.
+        """
+        self._idleCall = None
+        if self.clock is not None and self.clock.seconds() < deadline and self._undrained():
+            self._idleCall = self.clock.callLater(STRING_BREAK_POLL, self._idleWhenSent, deadline)
+            return
         self.applyModemLines(nobody=True)
+
+    def _cancelIdle(self: _Line) -> Optional[IDelayedCall]:
+        """No idle DTR/RTS waits any more (someone came, or it is set now); the call that waited, if any."""
+        call, self._idleCall = self._idleCall, None
+        if call is not None and call.active():
+            call.cancel()
+            return call
+        return None
 
     def letGo(self: _Line, limit: float = LET_GO_LIMIT) -> Deferred[None]:
         """
@@ -95,7 +124,8 @@ class OpenCloseStrings:
         leaves: what an RFC 2217 writer changed is put back (a break it
         holds ended), the close-string is sent (its breaks included) and
         the idle DTR/RTS set.  From now on people coming and going send
-        nothing (they are cut off next).  The Deferred fires once the
+        nothing (they are cut off next), and what they send (typing, breaks,
+        settings) is refused (L{Line.mayWrite}).  The Deferred fires once the
         device has taken what is queued for it, or after C{limit} seconds
         (logged, naming the line): then it may be closed.  A line with no
         close-string and no string under way does not wait.
@@ -115,11 +145,13 @@ class OpenCloseStrings:
             if self._stringCall is not None and self._stringCall.active():
                 self._stringCall.cancel()
             self._stringCall = None
-            if self._stringItems:
+            if self._cancelIdle() is not None:
+                self.applyModemLines(nobody=True)
+            for what in self._stringsPending():
                 log.info("{line}: {what}: {left} not sent: the device is {state}", line=self.name,
-                         what=self._stringItems[0][0], left=self._stringsLeft(),
+                         what=what, left=self._stringsLeft(what),
                          state="closed now" if self.device.up else f"down ({self.device.downReason})")
-                del self._stringItems[:]
+            del self._stringItems[:]
             # Every byte queued on the device was counted when written
             # (clientData, _sendStringItems): what closing drops never reached it.
             self.bytesToDevice -= self.device.queuedBytes()
@@ -166,7 +198,7 @@ class OpenCloseStrings:
         """What the device has still to take (for people), or "" if nothing (or it is down: it never will)."""
         if not self.device.up:
             return ""
-        left = [f"{self._stringItems[0][0]}: {self._stringsLeft()} not sent yet"] if self._stringItems else []
+        left = [f"{what}: {self._stringsLeft(what)} not sent yet" for what in self._stringsPending()]
         queued = self.device.queuedBytes()
         if queued:
             left.append(f"{queued} byte(s) queued")
@@ -174,9 +206,13 @@ class OpenCloseStrings:
             left.append("a break under way")
         return ", ".join(left)
 
-    def _stringsLeft(self: _Line) -> str:
-        """How much of the strings is not sent yet, for people."""
-        items = self._stringItems
+    def _stringsPending(self: _Line) -> list[str]:
+        """Which strings (open-string, close-string) are not all sent yet, in order."""
+        return list(dict.fromkeys(what for what, _ in self._stringItems))
+
+    def _stringsLeft(self: _Line, what: str) -> str:
+        """How much of string C{what} is not sent yet, for people."""
+        items = [item for item in self._stringItems if item[0] == what]
         size = sum(len(data) for _, data in items if data)
         breaks = sum(1 for _, data in items if data is None)
         return f"{size} byte(s) and {breaks} break(s)"
@@ -216,8 +252,9 @@ class OpenCloseStrings:
         while items:
             what, data = items[0]
             if not self.device.up:
-                log.info("{line}: {what}: {left} not sent: the device is down ({reason})", line=self.name,
-                         what=what, left=self._stringsLeft(), reason=self.device.downReason or "closed")
+                for what in self._stringsPending():
+                    log.info("{line}: {what}: {left} not sent: the device is down ({reason})", line=self.name,
+                             what=what, left=self._stringsLeft(what), reason=self.device.downReason or "closed")
                 del items[:]
                 return
             if data is None:

@@ -71,7 +71,7 @@ class StopTests(SynchronousTestCase):
         self.assertEqual(self.clock.getDelayedCalls(), [])
 
     def test_breakBeforeClose(self) -> None:
-        """A close-string with \\b: data, break, the idle DTR, break off, data, then the close: all before the port closes."""
+        """A close-string with \\b: data, break, break off, data, then the idle DTR once that is sent, then the close."""
         service, line = self.gateway(r"bye\r\bz", idleDtr=False)
         client = person()
         line.attach(client)
@@ -82,8 +82,8 @@ class StopTests(SynchronousTestCase):
         self.assertTrue(stopped.called)
         self.assertEqual(self.calls(), [
             (0, "dtr", False), (0, "dtr", True), (0, "write", b"login\r"),
-            (0, "write", b"bye\r"), (0, "break", True), (0, "dtr", False),
-            (0.25, "break", False), (0.25, "write", b"z"), (0.3, "close", None)])
+            (0, "write", b"bye\r"), (0, "break", True),
+            (0.25, "break", False), (0.25, "write", b"z"), (0.3, "dtr", False), (0.3, "close", None)])
         line.detach(client)
         self.assertEqual(len(self.calls()), 9)
         self.assertEqual(self.clock.getDelayedCalls(), [])
@@ -199,7 +199,7 @@ class StopTests(SynchronousTestCase):
         self.clock.advance(0.05)
         self.assertEqual(self.successResultOf(result), {"added": [], "changed": [], "removed": ["t"]})
         self.assertEqual([(what, value) for _, what, value in self.calls()[3:]], [
-            ("write", b"bye\r"), ("break", True), ("dtr", False), ("break", False), ("write", b"z"),
+            ("write", b"bye\r"), ("break", True), ("break", False), ("write", b"z"), ("dtr", False),
             ("close", None)])
         line.detach(client)
         self.assertEqual(len(self.calls()), 9)
@@ -258,9 +258,20 @@ class StopTests(SynchronousTestCase):
         self.assertEqual([(what, value) for _, what, value in self.calls()[before:]],
                          [("break", False), ("write", b"z"), ("close", None)])
         self.assertEqual((line.bytesToDevice, line.refused), (11, 3))
-        self.assertEqual(client.notices, ["no break: t is closing"])
+        self.assertEqual(client.notices, ["the gateway is stopping", "no break: t is closing"])
         line.detach(client)
         self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_pausedWriterResumed(self) -> None:
+        """A writer paused by a full device is resumed when the device drains or is closed, the line let go: what it sends is read and refused, not left unread (its connection could not close)."""
+        service, line = self.gateway("")
+        client = person()
+        line.attach(client)
+        line.deviceWritable(False)
+        self.assertTrue(service.stopService().called)
+        line.deviceWritable(True)
+        self.assertEqual((client.paused, client.resumed), (1, 1))
+        self.assertFalse(line.clientData(client, b"x"))
 
     def test_hurried(self) -> None:
         """The stop hurried (SIGTERM again) while two devices take their close-strings (one of a line a reload removed, held by flow control; one in its breaks): both closed at once, named in the log, nothing left on the clock."""
@@ -324,8 +335,17 @@ class StopTests(SynchronousTestCase):
         self.successResultOf(service.stopService())
         self.assertEqual({signum: signal.getsignal(signum) for signum in before}, before)
 
+    def test_stoppingToldQuietly(self) -> None:
+        """A line with a console log and nobody on it: its log records the stop, with no line in the gateway's log; a line with people: both."""
+        logPath = self.mktemp()
+        service, line = self.gateway(log=LogSpec(logPath, format=""))
+        service.stopService()
+        with open(logPath, "rb") as f:
+            self.assertEqual(f.read(), b"[serialgw: the gateway is stopping]\n")
+        self.assertEqual(self.logged("{text}"), [])
+
     def test_recordsTakeTheAnswer(self) -> None:
-        """What the device says while the stop waits for its close-string (its answer to it) is in the console log and a file: listener too, as the people still connected get it; both close after the device."""
+        """At stop the people are told and the console log says so; what the device says while the stop waits for its close-string (its answer to it) is in the console log and a file: listener too, as the people still connected get it; both close after the device."""
         logPath, outPath = self.mktemp(), self.mktemp()
         service, line = self.gateway(r"bye\r\bz", log=LogSpec(logPath, format=""),
                                      listeners=(parseListener(f"file:{outPath}"),))
@@ -337,9 +357,9 @@ class StopTests(SynchronousTestCase):
         self.clock.advance(0.25)
         self.clock.advance(0.05)
         self.assertTrue(stopped.called)
-        self.assertEqual(client.received, [b"logout\r\n"])
+        self.assertEqual((client.received, client.notices), ([b"logout\r\n"], ["the gateway is stopping"]))
         with open(logPath, "rb") as f:
-            self.assertEqual(f.read(), b"[serialgw: p:1 attached as writer]\nlogout\r\n")
+            self.assertEqual(f.read(), b"[serialgw: p:1 attached as writer]\n[serialgw: the gateway is stopping]\nlogout\r\n")
         with open(outPath, "rb") as f:
             self.assertEqual(f.read(), b"logout\r\n")
         self.assertEqual((line.logs, [c.peer for c in line.clients]), ([], ["p:1"]))
@@ -360,4 +380,34 @@ class StopTests(SynchronousTestCase):
         with open(logPath, "rb") as f:
             self.assertEqual(f.read(), b"[serialgw: p:1 attached as writer]\nlogout\r\n")
         self.assertEqual(line.logs, [])
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_driverHoldsCloseString(self) -> None:
+        """The close-string taken by the driver but not sent yet (TIOCOUTQ: a port held by flow control): the stop waits until the driver has sent it, then closes without a purge."""
+        service, line = self.gateway()
+        line.attach(person())
+        self.ports[0].pending = 5
+        stopped = service.stopService()
+        self.clock.advance(1.0)
+        self.assertFalse(stopped.called)
+        self.ports[0].pending = 0
+        self.clock.advance(0.05)
+        self.assertTrue(stopped.called)
+        self.assertEqual([(what, value) for _, what, value in self.calls()[-2:]], [("write", b"exit\r"), ("close", None)])
+        self.assertEqual((line.bytesToDevice, line.device.dropped), (11, 0))
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_driverNeverSends(self) -> None:
+        """A port whose driver never sends the close-string (CTS held low): after LET_GO_LIMIT s its output queue is purged before the close (Linux's close would wait closing_wait, 30 s, the reactor with it); what the driver and our queue held is dropped, counted, not sent."""
+        service, line = self.gateway()
+        line.attach(person())
+        self.ports[0].accept, self.ports[0].pending = 2, 2
+        stopped = service.stopService()
+        self.clock.advance(LET_GO_LIMIT)
+        self.assertTrue(stopped.called)
+        self.assertEqual([(what, value) for _, what, value in self.calls()[-3:]],
+                         [("write", b"ex"), ("purge", (False, True)), ("close", None)])
+        (warning,) = [e for e in self.log.at(LogLevel.warn) if "within {limit} s" in e["log_format"]]
+        self.assertEqual((warning["line"], warning["left"]), ("t", "5 byte(s) queued"))
+        self.assertEqual((line.bytesToDevice, line.device.dropped), (6, 5))
         self.assertEqual(self.clock.getDelayedCalls(), [])

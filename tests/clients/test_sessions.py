@@ -165,6 +165,15 @@ class EscapeTests(SynchronousTestCase):
         self.assertEqual((self.h.device.settings.baudrate, self.h.line.settings.baudrate), (115200, 115200))
         self.assertEqual([e for e in self.h.device.events if e[0] == "apply"], [])
 
+    def test_setBaudLineLetGo(self) -> None:
+        """^] B 9600 from a writer while the line is let go (the gateway stopping): refused, and the reason is that, not read-only."""
+        self.h.line.letGo()
+        self.t.clear()
+        self.client.dataReceived(b"\x1dB9600\r")
+        self.assertEqual(self.t.value(), b"\r\n[serialgw: baud rate, then Enter:]\r\n"
+                                         b"\r\n[serialgw: rack4 is closing: nothing changed, rack4 stays at 115200,8N1]\r\n")
+        self.assertEqual([e for e in self.h.device.events if e[0] == "apply"], [])
+
     def test_replay(self) -> None:
         """^] r replays the last lines of output."""
         self.h.line.deviceDataReceived(b"".join(b"line %d\r\n" % i for i in range(30)))

@@ -148,6 +148,21 @@ class OpenCloseStringTests(SynchronousTestCase):
         self.assertEqual((event["line"], event["what"], event["reason"]),
                          ("l", "open-string", "tcp:h:1 is a raw socket: it cannot carry a break"))
 
+    def test_stringsLeftSaidApart(self) -> None:
+        """An open-string still in its breaks when the line is let go, then the device lost: what is not sent is logged string by string, each with its own count."""
+        clock, port, device, line = self.queued(r"a\b\bb")
+        line.closeString = parseSendString(r"exit\r")
+        log = LogEvents(self)
+        line.attach(person())
+        line.letGo()
+        port.error = OSError(errno.EIO, "hung up")
+        device.doRead()
+        clock.advance(0.05)
+        self.assertEqual([(e["what"], e["left"], e["reason"]) for e in log.events if "{left} not sent" in e["log_format"]],
+                         [("open-string", "1 byte(s) and 1 break(s)", "hung up"), ("close-string", "5 byte(s) and 0 break(s)", "hung up")])
+        self.assertEqual((port.written(), line.bytesToDevice), (b"a", 1))
+        self.assertEqual(clock.getDelayedCalls(), [])
+
     def test_closedDeviceSendsNothing(self) -> None:
         """A close-string due after the device was closed: not sent, not counted in bytesToDevice, nothing dropped; the log says why."""
         clock, port, device, line = self.queued(r"hi\r")
@@ -293,6 +308,62 @@ class ModemLineTests(SynchronousTestCase):
         self.clock.advance(1.0)
         self.assertEqual(self.calls(), [("dtr", False), ("close", None), ("apply", self.port.settings),
                                         ("dtr", False)])
+
+    def test_idleAfterCloseStringSent(self) -> None:
+        """idle-dtr off: DTR drops once the driver has sent the close-string, not while it still holds it (a modem hung up, a board reset before it got the string)."""
+        line = self.line({}, {"dtr": False})
+        client = person()
+        line.attach(client)
+        self.port.pending = 3
+        line.detach(client)
+        self.clock.advance(0.05)
+        self.assertEqual(self.calls()[-1], ("write", b"bye"))
+        self.port.pending = 0
+        self.clock.advance(0.05)
+        self.assertEqual(self.calls()[-2:], [("write", b"bye"), ("dtr", False)])
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_idleAfterCloseStringBreak(self) -> None:
+        """idle-dtr off and a close-string with a break: DTR drops after the data behind the break, not during the break."""
+        line = self.line({}, {"dtr": False})
+        line.closeString = (b"bye", b"z")
+        client = person()
+        line.attach(client)
+        line.detach(client)
+        self.clock.advance(0.25)
+        self.clock.advance(0.05)
+        self.assertEqual([(t, what, value) for t, what, value in self.port.events][-5:], [
+            (0, "write", b"bye"), (0, "break", True), (0.25, "break", False), (0.25, "write", b"z"), (0.3, "dtr", False)])
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_idleNotAfterSomeoneCame(self) -> None:
+        """Someone attaching while the close-string is still on its way: DTR is never dropped (no pulse), and nothing is left waiting."""
+        line = self.line({}, {"dtr": False})
+        client = person()
+        line.attach(client)
+        self.port.pending = 3
+        line.detach(client)
+        line.attach(person("b"))
+        self.port.pending = 0
+        self.clock.advance(1.0)
+        self.assertEqual(self.calls()[-1], ("write", b"bye"))
+        self.assertEqual(self.device.modemLines["dtr"], True)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_idleWhenNeverSent(self) -> None:
+        """A driver that never sends the close-string (flow control): the idle DTR is set after LET_GO_LIMIT s all the same."""
+        from serialgw.line.strings import LET_GO_LIMIT
+
+        line = self.line({}, {"dtr": False})
+        client = person()
+        line.attach(client)
+        self.port.pending = 3
+        line.detach(client)
+        self.clock.advance(LET_GO_LIMIT - 0.05)
+        self.assertEqual(self.calls()[-1], ("write", b"bye"))
+        self.clock.advance(0.05)
+        self.assertEqual(self.calls()[-1], ("dtr", False))
+        self.assertEqual(self.clock.getDelayedCalls(), [])
 
     def test_lastRfc2217ClientRestoresIdle(self) -> None:
         """The last RFC 2217 client leaving restores the configured state (idle when nobody stays), not plain on."""
