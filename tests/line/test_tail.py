@@ -248,3 +248,30 @@ class FollowTests(SynchronousTestCase):
         self.assertEqual((follower.newest(100), shared.newest(100)), (b"abc", b"abcdef"))
         follower.follow(shared, 3, 100)
         self.assertEqual(follower.newest(100), b"abcdef")
+
+    def test_emptyTailsShareNothing(self) -> None:
+        """Empty tails hold no deque of their own (one shared empty one), yet bytes added to one, by each way of adding, never show up in another."""
+        tails = [Tail() for _ in range(5)]
+        self.assertIs(tails[0]._chunks, tails[1]._chunks)
+        tails[0].add(b"small", 100)
+        tails[1].add(b"x" * 2 * Tail.CHUNK, 100)
+        tails[2].follow(tails[0], 5, 100)
+        tails[3].add(b"abc", 100)
+        self.assertEqual(tails[3].take(100), b"abc")
+        tails[3].add(b"again", 100)
+        self.assertEqual([t.newest(100) for t in tails], [b"small", b"x" * 100, b"small", b"again", b""])
+        self.assertEqual([t.take(100) for t in tails], [b"small", b"x" * 100, b"small", b"again", b""])
+        self.assertEqual([len(Tail()), Tail().newest(10)], [0, b""])
+        tails[4].add(b"last", 100)
+        self.assertEqual([t.newest(100) for t in tails], [b"", b"", b"", b"", b"last"])
+
+    def test_emptyTailSmall(self) -> None:
+        """An empty tail (a line's parked tail, a client's drop queue, a quiet line's backlog) costs under 200 bytes, not an empty deque's block."""
+        tracemalloc.start()
+        try:
+            before = tracemalloc.get_traced_memory()[0]
+            tails = [Tail() for _ in range(100)]
+            cost = (tracemalloc.get_traced_memory()[0] - before) / len(tails)
+        finally:
+            tracemalloc.stop()
+        self.assertLess(cost, 200)
