@@ -116,6 +116,9 @@ class OutputGuard:
     been held one by one.
     """
 
+    # One per client: no instance dict.
+    __slots__ = ("client", "line", "bound", "policy", "fanOut", "full", "_reported", "_held", "_parkedAt")
+
     def __init__(self, client: Any, line: Any, bound: int, policy: str, fanOut: Any = None) -> None:
         self.client = client
         self.line = line
