@@ -296,7 +296,7 @@ class Line(PortControl, OpenCloseStrings):
             self.refused += len(data)
             return False
         self.device.write(data)
-        self.bytesToDevice += len(data)
+        self.bytesToDevice += len(data) if self.up else 0  # down: the device drops it, and counts it
         return True
 
     def who(self, exclude: Optional[IClient] = None) -> str:

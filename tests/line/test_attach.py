@@ -190,6 +190,17 @@ class OpenCloseStringTests(SynchronousTestCase):
         self.assertEqual([e["log_format"] for e in log.events if "sent" in e["log_format"]],
                          ["{line}: {what}: {left} not sent: the device is down ({reason})"])
 
+    def test_typingWhileDownNotCounted(self) -> None:
+        """What a writer types while the device is down is dropped (counted there), not counted as sent to the device."""
+        clock, port, device, line = self.queued("")
+        client = person()
+        line.attach(client)
+        self.assertTrue(line.clientData(client, b"ab"))
+        port.error = OSError(errno.EIO, "hung up")
+        device.doRead()
+        self.assertTrue(line.clientData(client, b"cde"))
+        self.assertEqual((port.written(), line.bytesToDevice, device.dropped, line.up), (b"ab", 2, 3, False))
+
     def test_lostBetweenBreaksNotCounted(self) -> None:
         """The device lost during a close-string's first break: the rest (the second break and its data) is not sent nor counted."""
         clock, port, device, line = self.queued("")
