@@ -127,11 +127,11 @@ class Line(PortControl, OpenCloseStrings):
         # QEMU's server without nowait: the device is read from the first
         # client's arrival on, so none of its early output is lost.
         self.waitForClient = False
-        self._blockers: set[IClient] = set()
-        # People attached but not announced yet (see attach).
-        self._unannounced: set[IClient] = set()
+        self._blockers: dict[IClient, None] = {}
+        # People attached but not announced yet (see attach); sets as dicts here (64 bytes empty, not 216).
+        self._unannounced: dict[IClient, None] = {}
         # Clients that are not people, attached quietly: not logged (see attach).
-        self._unlogged: set[IClient] = set()
+        self._unlogged: dict[IClient, None] = {}
         # When each client was last told a break was refused (see _tellRefusal).
         self._refusalsTold: dict[IClient, float] = {}
         # Who may use the line, by user name (SSH, TLS client certificates).
@@ -195,11 +195,11 @@ class Line(PortControl, OpenCloseStrings):
         self._fanOut = None
         if client.person:
             if quiet:
-                self._unannounced.add(client)
+                self._unannounced[client] = None
             else:
                 self.announce(f"{client.peer} attached as {client.role.value}", exclude=client)
         elif quiet:
-            self._unlogged.add(client)
+            self._unlogged[client] = None
         if not self.up:
             # Someone arriving while the device is down hears it, as those
             # already here did when it went.
@@ -268,13 +268,13 @@ class Line(PortControl, OpenCloseStrings):
                 self._earlyTo = None
                 self._earlyTaken = client not in self._unannounced
             if client in self._unannounced:
-                self._unannounced.discard(client)
+                self._unannounced.pop(client, None)
                 log.info("{line}: {peer} came and went without a word (not announced)", line=self.name,
                          peer=client.peer)
             elif client.person:
                 self.announce(f"{client.peer} detached")
             elif client in self._unlogged:
-                self._unlogged.discard(client)
+                self._unlogged.pop(client, None)
             else:
                 log.info("{line}: {peer} detached", line=self.name, peer=client.peer)
         if leaving and not self.people:
@@ -283,7 +283,7 @@ class Line(PortControl, OpenCloseStrings):
     def introduce(self, client: IClient) -> None:
         """A client attached quietly is announced now (once); nothing for the others."""
         if client in self._unannounced:
-            self._unannounced.discard(client)
+            self._unannounced.pop(client, None)
             self.announce(f"{client.peer} attached as {client.role.value}", exclude=client)
             self._countIn()
 
@@ -469,10 +469,10 @@ class Line(PortControl, OpenCloseStrings):
         """Stop reading the device until C{client} has caught up."""
         if not self._blockers:
             self.device.pauseReading()
-        self._blockers.add(client)
+        self._blockers[client] = None
 
     def unblockDevice(self, client: IClient) -> None:
-        self._blockers.discard(client)
+        self._blockers.pop(client, None)
         if not self._blockers:
             self.device.resumeReading()
 
