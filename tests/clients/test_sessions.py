@@ -404,6 +404,15 @@ class ConnectTests(SynchronousTestCase):
         refused.makeConnection(StringTransport())
         self.assertEqual(len(h.line.clients), 1)
 
+    def test_noHandshakeSetWithoutTLS(self) -> None:
+        """Listeners without TLS share one empty handshake set (no set a line), and their clients never go into it."""
+        h = Harness()
+        telnet, raw = (LineFactory(h.line, parseListener(text)) for text in ("telnet+4444", "raw+4445"))
+        self.assertIs(telnet.handshakes, raw.handshakes)
+        for port, factory in enumerate((telnet, raw, telnet), start=1):
+            factory.buildProtocol(IPv4Address("TCP", "192.0.2.9", port)).makeConnection(StringTransport())
+        self.assertEqual((len(h.line.clients), telnet.handshakes), (3, set()))
+
 
 class RealTCPTests(TestCase):
     timeout = 30
