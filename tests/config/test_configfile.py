@@ -269,11 +269,13 @@ class ReloadInPlaceTests(TestCase):
         held.bind(("127.0.0.1", 0))
         held.listen(1)
         busy = held.getsockname()[1]
-        free = freePort()
         other = startedPty(self)
         service = await self.start(self.line("a", '"raw+tcp:0:interface=127.0.0.1"'))
         kept, ports = service.lines["a"], list(service.ports)
         client = await self.session(listenerPort(service), self.pty)
+        # Asked for once a's listener and its client have their ports: a
+        # free port asked for before could be handed to either of them.
+        free = freePort()
         from twisted.logger import capturedLogs, formatEvent
 
         with capturedLogs() as events:
