@@ -158,9 +158,14 @@ class PortControl:
                      line=self.name, peer=client.peer, setting=setting, value=value, asked=asked,
                      reason=self._whyNotWrite(client), role=client.role.value, settings=current.describe())
             return current
+        before = self.settings
         effective = self.applySettings(settings)
-        log.info("{line}: {peer} set {wanted}; in effect: {settings}", line=self.name, peer=client.peer,
-                 wanted=settings.describe(), settings=effective.describe())
+        # One line when something changed or the device would not take all
+        # of it; a client repeating what is in effect (pyserial sends each
+        # setting on its own at open) is a debug line.
+        emit = log.info if effective != before or effective != settings else log.debug
+        emit("{line}: {peer} set {wanted}; in effect: {settings}", line=self.name, peer=client.peer,
+             wanted=settings.describe(), settings=effective.describe())
         return effective
 
     def _whyNotWrite(self: _Line, client: IClient) -> str:
