@@ -240,8 +240,13 @@ class Person(ConchUser):  # type: ignore[misc]
                  fingerprint=fingerprint(keys.Key.fromString(self.login.key)))
         session = self.session
         if session is not None and session.line is not None:
-            session.notice(f"{self.login.user}: your key was removed")
-            session.transport.loseConnection()
+            # Off the line at once, its input no longer handled, and cut if
+            # the client does not close within CLOSE_GRACE s: closing the
+            # channel alone left a client that ignores the close typing (and
+            # sending breaks) on the line for as long as it liked.
+            if not session.leaving:
+                session.notice(f"{self.login.user}: your key was removed")
+                session.disconnect()
             return
         if self.conn is not None:
             self.conn.transport.transport.loseConnection()

@@ -442,7 +442,9 @@ class SSHClient(Session, ClientEvents, SSHChannel):
 
     def _break(self, data: bytes) -> bool:
         # RFC 4335: the length asked for is ignored; the line's break duration holds.
-        if self.line is None:
+        # Told to go (its rights or key taken away, idle, escape d): its
+        # channel closes, but the client may go on asking until it is cut.
+        if self.line is None or self.leaving:
             return False
         return self.line.clientBreak(self)
 

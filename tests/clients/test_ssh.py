@@ -32,6 +32,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface.verify import verifyObject
 
 from serialgw.app import tap
+from serialgw.clients.session import CLOSE_GRACE
 from serialgw.clients.ssh import (
     GatewaySSHFactory,
     KeyRing,
@@ -522,6 +523,41 @@ class SessionTests(SynchronousTestCase):
         for _, logout in sessions.values():
             logout()
         self.assertEqual(h.gateway.people, set())
+
+    def test_removedKeyLeavesTheLineAtOnce(self) -> None:
+        """A person whose key a reload took away is off the line at once, though their client never answers the channel's close: no typing, no break, no output; cut after CLOSE_GRACE s."""
+        h = Harness()
+        factory = GatewaySSHFactory(newKey(), KeyRing(()), h.gateway)
+        realm = factory.portal.realm
+        assert isinstance(realm, Realm)
+        _, person, _ = realm.requestAvatar(Login("ops1", "con1", newKey().public().blob()), None, IConchUser)
+        assert isinstance(person, Person)
+        stub = SSHTransportStub()
+        person.conn = conn = StubConnection(stub)
+        channel = person._session(1 << 20, 32768, b"", person)
+        channel.conn = conn
+        channel.requestReceived(b"shell", b"")
+        factory.setUsers(())
+        line = h.lines["con1"]
+        self.assertEqual(line.clients, [])
+        # The client goes on as if it had not heard (no CHANNEL_CLOSE back).
+        channel.dataReceived(b"rm -rf /\r")
+        self.assertFalse(channel.requestReceived(b"break", struct.pack(">L", 0)))
+        line.deviceDataReceived(b"secret")
+        self.assertEqual((h.devices["con1"].events, sent(conn, channel)),
+                         ([], b"\r\n[serialgw: ops1: your key was removed]\r\n"))
+        self.assertFalse(stub.transport.aborted)
+        h.clock.advance(CLOSE_GRACE)
+        self.assertTrue(stub.transport.aborted)
+
+    def test_disconnectedSessionSendsNoBreak(self) -> None:
+        """A session told to go (rights taken by a reload, idle, escape d) has its break requests refused while its channel closes."""
+        h = Harness()
+        channel, conn = h.channel(user="ops3")
+        channel.requestReceived(b"shell", b"")
+        h.lines["con1"].applyRights(Rights(write=("ops1",)))
+        self.assertFalse(channel.requestReceived(b"break", struct.pack(">L", 0)))
+        self.assertEqual(h.devices["con1"].events, [])
 
     def test_readOnlyKey(self) -> None:
         """A watcher (read = [...]) sees output; its bytes and breaks never reach the device; it cannot take write."""
