@@ -21,6 +21,9 @@ from serialgw.logflood import clientLog
 # Limited per peer: a client's input cannot flood the log (logflood).
 log = clientLog()
 
+# A client is told a break was refused at most this often (seconds).
+BREAK_REFUSAL_INTERVAL = 1.0
+
 
 class _Line(Protocol):
     """What the mixin uses of its line (L{Line} has it all)."""
@@ -41,6 +44,8 @@ class _Line(Protocol):
     _modemPoll: Optional[LoopingCall]
     _lastModem: Optional[int]
     _letGo: bool
+    _refusalsTold: dict[IClient, float]
+    _unsentSeen: int
 
     @property
     def settings(self: _Line) -> SerialSettings: ...
@@ -174,6 +179,19 @@ class PortControl:
             return f"another client is the writer ({writer.peer}; this one only watches)"
         return "the client only watches (it has not taken write)"
 
+    def _tellRefusal(self: _Line, client: IClient) -> bool:
+        """
+        Whether to say (notice and log) that a break was refused: at most
+        once a second a client, so that a stream of IAC BRK never becomes
+        a stream of text (bounded whatever the client sends).
+        """
+        now = self.clock.seconds() if self.clock is not None else 0.0
+        last = self._refusalsTold.get(client)
+        if last is not None and now - last < BREAK_REFUSAL_INTERVAL:
+            return False
+        self._refusalsTold[client] = now
+        return True
+
     def clientModemLine(self: _Line, client: IClient, name: str, on: bool) -> bool:
         """A client sets DTR or RTS; return the state in effect."""
         if not self.mayWrite(client):
@@ -185,6 +203,8 @@ class PortControl:
         if not self.mayWrite(client):
             return False
         self.device.purge(receive, transmit)
+        # What the purge dropped is not sent (see bytesToDevice), nor lost with the device later.
+        self._unsentSeen = self.device.unsent
         return True
 
     def clientBreakHold(self: _Line, client: IClient, on: bool) -> None:
