@@ -200,6 +200,16 @@ class HostKeyTests(SynchronousTestCase):
         self.assertEqual(str(self.assertRaises(SSHError, loadHostKey, path)),
                          f"SSH host key {path!r} is not a regular file")
 
+    def test_symlinkRefused(self) -> None:
+        """A host key path that is a symbolic link (to a good key, or dangling) is refused, said so (not 'Too many levels of symbolic links')."""
+        key = self.mktemp()
+        loadHostKey(key)
+        for target in (key, self.mktemp()):
+            link = self.mktemp()
+            os.symlink(target, link)
+            self.assertEqual(str(self.assertRaises(SSHError, loadHostKey, link)),
+                             f"SSH host key {link!r} is a symbolic link (not followed)")
+
     def test_cannotWrite(self) -> None:
         """A host key that cannot be made: an error naming the path and why."""
         e = self.assertRaises(SSHError, loadHostKey, "/nonexistent/dir/key")
@@ -1115,6 +1125,25 @@ class OptionsTests(SynchronousTestCase):
         self.assertEqual(options.report(out, err), 0)
         self.assertEqual(err.getvalue(), "serialgw: warning: the SSH host key '/nonexistent/key' does not exist "
                                          "and cannot be made in '/nonexistent' (now)\n")
+
+    def test_checkReadsTheHostKey(self) -> None:
+        """--check reads the host key as the start does: an empty file or a public key there is an error (exit 2), not OK; nothing is made."""
+        import io
+
+        keys = self.mktemp()
+        with open(keys, "w") as f:
+            f.write(publicLine(newKey(), "ops1") + "\n")
+        for content, why in ((b"", "cannot read SSH host key {path!r}: cannot guess the type of b''"),
+                             (publicLine(newKey()).encode(), "SSH host key {path!r} is not a private key")):
+            hostKey = self.mktemp()
+            with open(os.open(hostKey, os.O_WRONLY | os.O_CREAT, 0o600), "wb") as f:
+                f.write(content)
+            options = self.parse("--check", "--ssh", "tcp:2222", "--ssh-host-key", hostKey, "--authorized-keys", keys)
+            out, err = io.StringIO(), io.StringIO()
+            self.assertEqual(options.report(out, err), 2)
+            self.assertEqual(err.getvalue().splitlines()[0], "serialgw: error: " + why.format(path=hostKey))
+            with open(hostKey, "rb") as f:
+                self.assertEqual(f.read(), content)
 
     def test_errors(self) -> None:
         """Keys without --ssh, --ssh without keys, --ssh with --config, one name or one key in both files: clear errors."""
