@@ -249,7 +249,11 @@ class Person(ConchUser):  # type: ignore[misc]
                 session.disconnect()
             return
         if self.conn is not None:
-            self.conn.transport.transport.loseConnection()
+            transport: Any = self.conn.transport
+            if isinstance(transport, ServerTransport):
+                transport.finish()
+            else:
+                transport.transport.loseConnection()
 
 
 class SSHGateway:

@@ -955,6 +955,44 @@ class FactoryTests(SynchronousTestCase):
         channel.requestReceived(b"shell", b"")
         self.assertEqual([c.func.__name__ for c in factory.clock.getDelayedCalls()], ["_refuse"])
 
+    def test_closedSessionCut(self) -> None:
+        """Once its session channel has closed, a connection whose client does not read its last output is cut after CLOSE_GRACE s (each such one held a descriptor for ever)."""
+        h = Harness()
+        factory = GatewaySSHFactory(newKey(), KeyRing(()), h.gateway)
+        transport = factory.buildProtocol(IPv4Address("TCP", "192.0.2.7", 1))
+        tcp = Tcp()
+        transport.makeConnection(tcp)
+        transport.setService(Connection())
+        channel = SSHClient(h.gateway, Login("ops1", "con1"), remoteWindow=1 << 20, remoteMaxPacket=32768)
+        channel.conn = transport.service
+        channel.requestReceived(b"shell", b"")
+        channel.closed()
+        self.assertEqual((h.lines["con1"].clients, tcp.disconnecting, tcp.aborted), ([], True, False))
+        h.clock.advance(CLOSE_GRACE)
+        self.assertTrue(tcp.aborted)
+        transport.connectionLost(None)
+        self.assertEqual(h.clock.getDelayedCalls(), [])
+
+    def test_revokedWithoutSessionCut(self) -> None:
+        """A person whose key a reload takes away before any session: the connection is closed, and cut after CLOSE_GRACE s if the client does not read."""
+        h = Harness()
+        factory = GatewaySSHFactory(newKey(), KeyRing(()), h.gateway)
+        transport = factory.buildProtocol(IPv4Address("TCP", "192.0.2.7", 1))
+        tcp = Tcp()
+        transport.makeConnection(tcp)
+        realm = factory.portal.realm
+        assert isinstance(realm, Realm)
+        _, person, logout = realm.requestAvatar(Login("ops1", "con1", newKey().public().blob()), None, IConchUser)
+        assert isinstance(person, Person)
+        transport.avatar, transport.logoutFunction = person, logout
+        transport.setService(Connection())
+        factory.setUsers(())
+        self.assertEqual((tcp.disconnecting, tcp.aborted), (True, False))
+        h.clock.advance(CLOSE_GRACE)
+        self.assertTrue(tcp.aborted)
+        transport.connectionLost(None)
+        self.assertEqual((h.clock.getDelayedCalls(), h.gateway.people), ([], set()))
+
 
 class RightsTests(SynchronousTestCase):
     def test_rights(self) -> None:
