@@ -594,7 +594,7 @@ class RealDeviceTests(TestCase):
                 given.callback(None)
             return taken
 
-        line.clientData = counted  # type: ignore[method-assign]
+        line.clientData = counted  # type: ignore[method-assign, assignment]
         client.transport.write(b"x" * typed)  # type: ignore[union-attr]
         await given
         self.assertGreater(device.queuedBytes(), 0)
