@@ -45,6 +45,7 @@ class _Line(Protocol):
     _lastModem: Optional[int]
     _letGo: bool
     _refusalsTold: dict[IClient, float]
+    mode: str
     _unsentSeen: int
 
     @property
@@ -174,7 +175,7 @@ class PortControl:
             return f"{self.name} is closing"
         if client.role is Role.READONLY:
             return "the client is read-only"
-        writer = self.writer
+        writer = self.writer if self.mode == "exclusive" else None
         if writer is not None and writer is not client:
             return f"another client is the writer ({writer.peer}; this one only watches)"
         return "the client only watches (it has not taken write)"

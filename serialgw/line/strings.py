@@ -94,7 +94,7 @@ class OpenCloseStrings:
         return self._sentSeen
 
     def _countUnsent(self: _Line, why: str) -> None:
-        """The device went away ({why}): what it lost of what it was given is logged, naming the line."""
+        """The device went away (C{why}): what it lost of what it was given is logged, naming the line."""
         unsent = self.device.unsent
         lost, self._unsentSeen = unsent - self._unsentSeen, unsent
         if lost:

@@ -25,7 +25,7 @@ from serialgw.devices.device import SerialDevice
 from serialgw.line.hub import Line, Role
 from tests.clients.test_sessions import Harness
 from tests.fakes import LogEvents, RecordingClient, RecordingDevice, RecordingPort, observeLog
-from tests.realio import closeClients, connect, listenerPort, ptyLine, startedPty, startGateway
+from tests.realio import PtyPair, closeClients, connect, listenerPort, ptyLine, startedPty, startGateway
 
 
 def person(peer: str = "p:1") -> RecordingClient:
@@ -567,6 +567,45 @@ class RealDeviceTests(TestCase):
         self.assertEqual(await pty.received.length(9), b"login\ra!?")
         await closeClients(second)
         self.assertEqual(await pty.received.length(14), b"login\ra!?exit\r")
+
+    async def test_hangUpWithTypingQueued(self) -> None:
+        """On a real pty whose far end reads nothing and then closes (a hang-up): what was queued for it then is dropped, logged as lost naming the line, and never in bytesToDevice, which is what the pty took."""
+        pty = PtyPair()  # (its master not read)
+
+        def hangUp() -> None:
+            if pty.fd >= 0:
+                pty.close()
+                pty.fd = -1
+
+        self.addCleanup(hangUp)
+        service = startGateway(self, ptyLine(pty, ListenerSpec("tcp:0:interface=127.0.0.1", Protocol.RAW)))
+        line = service.lines["t"]
+        device: Any = line.device
+        lost: defer.Deferred[dict[str, Any]] = defer.Deferred()
+        observeLog(self, lambda e: lost.callback(e) if "lost with it" in str(e.get("log_format")) else None)
+        client = await connect(listenerPort(service))
+        typed = 48 * 1024
+        given: defer.Deferred[None] = defer.Deferred()
+        receive = line.clientData
+
+        def counted(who: Any, data: bytes) -> bool:
+            taken = receive(who, data)
+            if line.bytesGiven == typed and not given.called:
+                given.callback(None)
+            return taken
+
+        line.clientData = counted  # type: ignore[method-assign, assignment]
+        client.transport.write(b"x" * typed)  # type: ignore[union-attr]
+        await given
+        self.assertGreater(device.queuedBytes(), 0)
+        hangUp()  # the far end goes
+        event = await lost
+        self.assertEqual(line.up, False)
+        self.assertGreater(device.unsent, 0)
+        self.assertEqual((event["line"], event["count"]), ("t", device.unsent))
+        self.assertEqual((line.bytesToDevice, device.dropped), (device.bytesWritten, device.unsent))
+        self.assertEqual(line.bytesToDevice + device.dropped, typed)
+        await closeClients(client)
 
     async def test_stopSendsCloseString(self) -> None:
         """On a real pty device: the gateway stopped with a person attached writes the close-string before closing the device; the connection dropped afterwards sends nothing more."""

@@ -120,6 +120,18 @@ class LineTests(SynchronousTestCase):
         self.assertEqual(refused[1]["asked"], "parity E, stop bits 2")
         self.assertEqual([e for e in self.device.events if e[0] == "apply"], [])
 
+    def test_settingsRefusedSharedWatcher(self) -> None:
+        """In shared mode a person who chose to only watch (o) is told apart from one another writer keeps out: the log does not blame the writers."""
+        log = LogEvents(self)
+        writer, watcher = RecordingClient("w"), RecordingClient("v")
+        for client in (writer, watcher):
+            client.person = True  # type: ignore[attr-defined]
+            self.line.attach(client)
+        self.line.dropWrite(watcher)
+        self.line.clientSettings(watcher, SerialSettings(9600))
+        (event,) = [e for e in log.events if "refused" in (e.get("log_format") or "")]
+        self.assertEqual((event["peer"], event["reason"]), ("v", "the client only watches (it has not taken write)"))
+
     def test_settingsRepeatedLogQuietly(self) -> None:
         """A writer's settings are logged at info when they change what is in effect, or the device takes less than asked; a request for what is already in effect (pyserial sends each setting on its own) is a debug line."""
         log = LogEvents(self)
