@@ -220,7 +220,7 @@ def parseCoalesce(text: str) -> tuple[float, float, bytes]:
         raise ConfigError(f"coalesce {text!r}: expected 0 < MIN_MS <= MAX_MS <= 10000")
     try:
         on = parts[2].encode().decode("unicode_escape").encode("latin-1") if len(parts) > 2 else b""
-    except UnicodeError as e:
+    except (UnicodeDecodeError, UnicodeEncodeError) as e:
         # A truncated \x escape, or \u20ac: no single byte.
         raise ConfigError(f"coalesce {text!r}: cannot read STRING {parts[2]!r} ({e.reason}): "
                           "bytes, with escapes such as \\n, \\r, \\xNN") from None
