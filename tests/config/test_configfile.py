@@ -84,6 +84,31 @@ class FileTests(SynchronousTestCase):
         self.assertIn("cannot read configuration", str(self.assertRaises(ConfigError, loadConfig, "/nonexistent.toml")))
 
 
+    def test_oneDeviceOrLogALine(self) -> None:
+        """Two lines on one device (however the path is written) or one console log: refused naming file:line, the key and the other line."""
+        path = self.write('[lines.a]\ndevice = "/dev/ttyS0"\nlisten = "4001"\n\n'
+                          '[lines.b]\ndevice = "/dev/../dev/ttyS0"\nlisten = "4002"\n')
+        self.assertEqual(str(self.assertRaises(ConfigError, loadConfig, path)),
+                         f"{path}:6: [lines.b] device: '/dev/../dev/ttyS0' is line 'a''s device too")
+        path = self.write('[lines.a]\ndevice = "unix:/run/vm.serial0"\nlisten = "4001"\n'
+                          '[lines.b]\ndevice = "unix:/run/vm.serial0"\nlisten = "4002"\n')
+        self.assertEqual(str(self.assertRaises(ConfigError, loadConfig, path)),
+                         f"{path}:5: [lines.b] device: 'unix:/run/vm.serial0' is line 'a''s device too")
+        path = self.write('[lines.a]\ndevice = "/dev/ttyS0"\nlisten = "4001"\nlog = "/var/log/same.log"\n'
+                          '[lines.b]\ndevice = "/dev/ttyS1"\nlisten = "4002"\nlog = "/var/log/./same.log"\n')
+        self.assertEqual(str(self.assertRaises(ConfigError, loadConfig, path)),
+                         f"{path}:8: [lines.b] log: '/var/log/./same.log' is line 'a''s log too")
+        # A log given in [defaults] is every line's: named where it is.
+        path = self.write('[defaults]\nlog = "/var/log/all.log"\n[lines.a]\ndevice = "/dev/ttyS0"\nlisten = "4001"\n'
+                          '[lines.b]\ndevice = "/dev/ttyS1"\nlisten = "4002"\n')
+        self.assertEqual(str(self.assertRaises(ConfigError, loadConfig, path)),
+                         f"{path}:2: [defaults] log: '/var/log/all.log' is line 'a''s log too")
+        # Remote consoles, a pty each, distinct logs: every line its own.
+        path = self.write('[lines.a]\ndevice = "telnet:vm:4444"\nlisten = "4001"\nlog = "/var/log/a.log"\n'
+                          '[lines.b]\ndevice = "telnet:vm:4444"\nlisten = "4002"\nlog = "/var/log/b.log"\n'
+                          '[lines.c]\ndevice = "pty:/tmp/c"\nlisten = "4003"\n[lines.d]\ndevice = "pty:/tmp/d"\nlisten = "4004"\n')
+        self.assertEqual([line.name for line in loadConfig(path)], ["a", "b", "c", "d"])
+
     def test_invalidUtf8Refused(self) -> None:
         """A byte that is not UTF-8 is refused with file:line and column, never read as U+FFFD into a path."""
         path = self.mktemp()
