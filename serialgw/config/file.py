@@ -409,15 +409,17 @@ def _line(name: str, table: dict[str, Any]) -> LineConfig:
         raise _KeyError("max-clients" if maxClients < 0 else "backlog", "expected a number >= 0")
     if backlog > MAX_BACKLOG:
         raise _KeyError("backlog", f"expected at most {MAX_BACKLOG} bytes, not {backlog}")
-    log = None
-    if "log" in table:
-        # Only the keys given: LogSpec's own defaults fill the rest (read
-        # from the class, a frozen attrs field is a slot descriptor).
-        given = {field: value(key, kind) for key, (field, kind) in _LOG_KEYS.items() if key in table}
-        try:
-            log = LogSpec(path=parsed("log", lambda t: checkPath(t, "log"), value("log", str)), **given)
-        except ConfigError as e:
-            raise _KeyError(next((k for k in _LOG_KEYS if str(e).startswith(k)), "log"), str(e)) from None
+    # Only the keys given: LogSpec's own defaults fill the rest (read from
+    # the class, a frozen attrs field is a slot descriptor).  Checked on a
+    # line without log too (from [defaults], or a mistake), then dropped.
+    given = {field: value(key, kind) for key, (field, kind) in _LOG_KEYS.items() if key in table}
+    try:
+        logPath = parsed("log", lambda t: checkPath(t, "log"), value("log", str)) if "log" in table else None
+        log: Optional[LogSpec] = LogSpec(path="(no log)" if logPath is None else logPath, **given)
+    except ConfigError as e:
+        raise _KeyError(next((k for k in _LOG_KEYS if str(e).startswith(k)), "log"), str(e)) from None
+    if logPath is None:
+        log = None
     coalesce = parsed("coalesce", parseCoalesce, str(table.get("coalesce", "off")))
 
     def onOff(key: str) -> Optional[bool]:

@@ -109,6 +109,20 @@ class FileTests(SynchronousTestCase):
                           '[lines.c]\ndevice = "pty:/tmp/c"\nlisten = "4003"\n[lines.d]\ndevice = "pty:/tmp/d"\nlisten = "4004"\n')
         self.assertEqual([line.name for line in loadConfig(path)], ["a", "b", "c", "d"])
 
+    def test_logKeysCheckedWithoutLog(self) -> None:
+        """log-keep, log-max-size, log-format and log-daily on a line without log are checked all the same: a bad one is refused, not ignored."""
+        for key, value, message in (("log-keep", "1001", "log-keep must be 0 to 1000, not 1001"),
+                                    ("log-max-size", "-1", "log-max-size must be 0 (no limit) or more bytes, not -1"),
+                                    ("log-format", "5", "expected str, not 5"),
+                                    ("log-daily", '"false"', "expected bool, not 'false'")):
+            path = self.write(f'[lines.a]\ndevice = "/dev/ttyS0"\nlisten = "4001"\n{key} = {value}\n')
+            self.assertEqual(str(self.assertRaises(ConfigError, loadConfig, path)), f"{path}:4: [lines.a] {key}: {message}")
+        # Good ones in [defaults] for the lines that log: a line without log has none.
+        path = self.write('[defaults]\nlog-keep = 30\n[lines.a]\ndevice = "/dev/ttyS0"\nlisten = "4001"\n'
+                          '[lines.b]\ndevice = "/dev/ttyS1"\nlisten = "4002"\nlog = "/var/log/b.log"\n')
+        a, b = loadConfig(path)
+        self.assertEqual((a.log, b.log and b.log.keep), (None, 30))
+
     def test_invalidUtf8Refused(self) -> None:
         """A byte that is not UTF-8 is refused with file:line and column, never read as U+FFFD into a path."""
         path = self.mktemp()
