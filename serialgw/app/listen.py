@@ -209,6 +209,30 @@ def listening(endpoint: Any, factory: Any, cannot: str) -> Any:
     return result
 
 
+def stopDialer(dialer: ClientService, reactor: Any, grace: float) -> Any:
+    """
+    Stop a dial-out; what to wait for.  Its connection is closed cleanly,
+    or aborted after C{grace} seconds: a clean close waits for the peer to
+    take what is queued, and one that does not read would hold a stop or a
+    reload (and every reload after it) for ever.
+    """
+    if not dialer.running:
+        return None
+    connected: list[Any] = []
+    dialer.whenConnected().addCallbacks(connected.append, lambda _: None)
+    stopped = dialer.stopService()
+    if connected and not stopped.called:
+        abort = reactor.callLater(grace, connected[0].transport.abortConnection)
+
+        def closed(result: Any) -> Any:
+            if abort.active():
+                abort.cancel()
+            return result
+
+        stopped.addBoth(closed)
+    return stopped
+
+
 def _exposed(spec: ListenerSpec, address: Any) -> bool:
     """A writable listener reachable beyond this machine without client certificates."""
     if not isinstance(address, (IPv4Address, IPv6Address)) or spec.readOnly or (spec.tls is not None and spec.tls.ca):

@@ -9,6 +9,7 @@ what a reload changes and whether it can, L{serialgw.app.reload}.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any, Callable, Optional, Sequence
 
 import attrs
@@ -20,7 +21,7 @@ from twisted.internet.endpoints import serverFromString
 from twisted.logger import Logger
 
 from serialgw.app.lines import makeDevice, makeLine, retuneLine
-from serialgw.app.listen import ListenerOpener, StartupError, listening, removeStaleSocket
+from serialgw.app.listen import ListenerOpener, StartupError, listening, removeStaleSocket, stopDialer
 from serialgw.app.notify import Notifier
 from serialgw.app.reload import checkBinds, checkFiles, listenerChanges, planReload
 from serialgw.clients.consolelog import ConsoleLog
@@ -211,8 +212,8 @@ class GatewayService(MultiService):
         factory = WatchAllFactory(spec, patterns, lambda: self.lines, self.reactor)
         port = listening(endpoint, factory, f"watch-all: cannot listen on {spec.text or spec.endpoint!r}")
         self.watchers.append(factory)
+        # (Its watchers are closed after the lines' devices: see _closeAll.)
         self._own("closer", port.stopListening)
-        self._own("closer", factory.closeAll)
         self.watchAllPorts.append(port)
         log.info("watch-all listener ready on {address} for lines {patterns}",
                  address=describeAddress(port.getHost()), patterns=" ".join(patterns))
@@ -369,27 +370,8 @@ class GatewayService(MultiService):
     dialCloseGrace = 2.0
 
     def _stopDialer(self, dialer: ClientService) -> Any:
-        """
-        Stop a dial-out; what to wait for.  Its connection is closed cleanly,
-        or aborted after C{dialCloseGrace} seconds: a clean close waits for
-        the peer to take what is queued, and one that does not read would
-        hold a stop or a reload (and every reload after it) for ever.
-        """
-        if not dialer.running:
-            return None
-        connected: list[Any] = []
-        dialer.whenConnected().addCallbacks(connected.append, lambda _: None)
-        stopped = dialer.stopService()
-        if connected and not stopped.called:
-            abort = self.reactor.callLater(self.dialCloseGrace, connected[0].transport.abortConnection)
-
-            def closed(result: Any) -> Any:
-                if abort.active():
-                    abort.cancel()
-                return result
-
-            stopped.addBoth(closed)
-        return stopped
+        """Stop a dial-out (see L{stopDialer}); what to wait for."""
+        return stopDialer(dialer, self.reactor, self.dialCloseGrace)
 
     def _closeKeyed(self, name: str, key: Any) -> list[Any]:
         """Close what one listener (or the log) of a line opened; the line and its sessions stay."""
@@ -585,12 +567,17 @@ class GatewayService(MultiService):
             if id(close) not in later:
                 waits.append(close())
         self._closers = []
-        self.watchers, self.watchAllPorts = [], []
+        # Watch-all views are readers of every line they watch: each one
+        # closes once its lines' devices are (see WatchAllFactory.closeAll).
+        watchers, self.watchers, self.watchAllPorts = self.watchers, [], []
+        for watcher in watchers:
+            watcher.closeAll()
         for _spec, port in self.ports:
             waits.append(port.stopListening())
         self.ports = []
         for name, line in self.lines.items():
-            waits.append(self._closeDevice(line, letGos[name], readers[name]))
+            views: list[Callable[[], Any]] = [partial(watcher.lineClosed, line) for watcher in watchers]
+            waits.append(self._closeDevice(line, letGos[name], readers[name] + views))
         self.lines = {}
         self._owned = {}
         self._opened = False

@@ -181,9 +181,13 @@ class EscapeMenu:
     def _baud(self, byte: int) -> bytes:
         if byte in (0x0D, 0x0A):
             line, client = self.client.line, self.client
+            typed = self._digits.decode("ascii", "replace")
             try:
-                wanted = applySingle(line.settings, "baud", self._digits.decode("ascii", "replace"))
+                wanted = applySingle(line.settings, "baud", typed)
             except ConfigError as e:
+                log.info("{line}: settings from {peer} refused ({asked}): the value is invalid: {reason}",
+                         line=line.name, peer=client.peer, setting="baud rate", value=typed,
+                         asked=f"baud rate {typed}", reason=str(e))
                 client.notice(str(e))
                 return b""
             settings: SerialSettings = line.clientSettings(client, wanted)

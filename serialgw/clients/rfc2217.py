@@ -17,6 +17,7 @@ import attrs
 
 from serialgw import __version__
 from serialgw.config.specs import ConfigError, SerialSettings
+from serialgw.line.control import SETTING_NAMES
 from serialgw.logflood import clientLog
 from serialgw.wire.rfc2217 import (
     BREAK_OFF,
@@ -188,11 +189,16 @@ class ComPortControl:
         try:
             wanted = attrs.evolve(current, **changes)
         except ConfigError as e:
-            self.client.ignoredInput("COM-PORT-OPTION setting refused")
-            log.debug("{line}: setting from {peer} refused: {reason}", line=self.line.name, peer=self.client.peer,
-                      reason=str(e))
-            return current
+            ((field, value),) = changes.items()
+            return self._invalid(SETTING_NAMES[field], value, str(e))
         return self.line.clientSettings(self.client, wanted)  # type: ignore[no-any-return]
+
+    def _invalid(self, setting: str, value: object, reason: str) -> SerialSettings:
+        """A setting asked for with a value no port takes: refused, counted, logged with why; the settings in effect."""
+        self.client.ignoredInput("COM-PORT-OPTION setting refused")
+        log.info("{line}: settings from {peer} refused ({asked}): the value is invalid: {reason}", line=self.line.name,
+                 peer=self.client.peer, setting=setting, value=value, asked=f"{setting} {value}", reason=reason)
+        return self.line.settings  # type: ignore[no-any-return]
 
     def signatureCommand(self, value: bytes) -> None:
         if value:
@@ -206,9 +212,14 @@ class ComPortControl:
 
     def baudrateCommand(self, value: bytes) -> None:
         if len(value) == 1:
-            # Cisco's form: an index.
+            # Cisco's form: an index (0: a query).
             wanted = CISCO_BAUD.get(value[0])
-            effective = self._change(baudrate=wanted) if wanted else self.line.settings
+            if wanted:
+                effective = self._change(baudrate=wanted)
+            elif value[0]:
+                effective = self._invalid("baud rate", f"index {value[0]}", "no such Cisco speed index (3 to 16)")
+            else:
+                effective = self.line.settings
             self.reply(SET_BAUDRATE, bytes((CISCO_INDEX.get(effective.baudrate, 0),)))
             return
         if len(value) == 4:
@@ -221,17 +232,32 @@ class ComPortControl:
 
     def datasizeCommand(self, value: bytes) -> None:
         size = value[0] if len(value) == 1 else 0
-        effective = self._change(bytesize=size) if 5 <= size <= 8 else self.line.settings
+        if 5 <= size <= 8:
+            effective = self._change(bytesize=size)
+        elif size:
+            effective = self._invalid("data bits", size, "must be 5 to 8")
+        else:
+            effective = self.line.settings
         self.reply(SET_DATASIZE, bytes((effective.bytesize,)))
 
     def parityCommand(self, value: bytes) -> None:
         letter = PARITY_CODES.get(value[0]) if len(value) == 1 else None
-        effective = self._change(parity=letter) if letter else self.line.settings
+        if letter:
+            effective = self._change(parity=letter)
+        elif len(value) == 1 and value[0]:
+            effective = self._invalid("parity", value[0], "no such SET-PARITY value (1 to 5)")
+        else:
+            effective = self.line.settings
         self.reply(SET_PARITY, bytes((PARITY_VALUES[effective.parity],)))
 
     def stopsizeCommand(self, value: bytes) -> None:
         stop = STOPSIZE_CODES.get(value[0]) if len(value) == 1 else None
-        effective = self._change(stopbits=stop) if stop else self.line.settings
+        if stop:
+            effective = self._change(stopbits=stop)
+        elif len(value) == 1 and value[0]:
+            effective = self._invalid("stop bits", value[0], "no such SET-STOPSIZE value (1 to 3)")
+        else:
+            effective = self.line.settings
         self.reply(SET_STOPSIZE, bytes((STOPSIZE_VALUES[effective.stopbits],)))
 
     def controlCommand(self, value: bytes) -> None:

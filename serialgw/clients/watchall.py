@@ -161,6 +161,9 @@ class WatchAllClient(Protocol):
             del self.taps[line.name]
             tap.flush()
             tap.stop()
+        if self.factory.closing and not self.taps:
+            # The gateway stops: the last line it watched is closed.
+            self.transport.loseConnection()
 
     def dataReceived(self, data: bytes) -> None:
         # Read-only: nothing goes to any device.
@@ -242,11 +245,15 @@ class WatchAllFactory(Factory):
         self.maxClients = maxClients
         self.clients: list[WatchAllClient] = []
         self.allow = [ipaddress.ip_network(a, strict=False) for a in spec.allow]
+        # The gateway stops (see closeAll): each watcher closes once the lines it watches are closed.
+        self.closing = False
 
     def lines(self) -> list[Line]:
         return list(self._lines().values())
 
     def buildProtocol(self, addr: Any) -> Optional[WatchAllClient]:
+        if self.closing:
+            return None
         if self.maxClients and len(self.clients) >= self.maxClients:
             log.warn("watch-all: connection from {peer} refused: {count} watchers already",
                      peer=describeAddress(addr), count=len(self.clients))
@@ -266,5 +273,14 @@ class WatchAllFactory(Factory):
             client.unwatch(line)
 
     def closeAll(self) -> None:
+        """
+        The gateway stops: each watcher is closed once every line it watches
+        is closed (L{lineClosed}: after its device, which takes its
+        close-string meanwhile, at most LET_GO_LIMIT s), so that it gets the
+        devices' answers as the lines' other readers do; one watching no
+        line now, at once.
+        """
+        self.closing = True
         for client in list(self.clients):
-            client.transport.loseConnection()
+            if not client.taps:
+                client.transport.loseConnection()

@@ -21,6 +21,9 @@ from serialgw.logflood import clientLog
 # Limited per peer: a client's input cannot flood the log (logflood).
 log = clientLog()
 
+# A client is told a break was refused at most this often (seconds).
+BREAK_REFUSAL_INTERVAL = 1.0
+
 
 class _Line(Protocol):
     """What the mixin uses of its line (L{Line} has it all)."""
@@ -41,10 +44,16 @@ class _Line(Protocol):
     _modemPoll: Optional[LoopingCall]
     _lastModem: Optional[int]
     _letGo: bool
+    _refusalsTold: dict[IClient, float]
+    mode: str
+    _unsentSeen: int
 
     @property
     def settings(self: _Line) -> SerialSettings: ...
+    @property
+    def writer(self: _Line) -> Optional[IClient]: ...
     def mayWrite(self: _Line, client: IClient) -> bool: ...
+    def _whyNotWrite(self: _Line, client: IClient) -> str: ...
     def _noBreak(self: _Line, client: IClient) -> Optional[str]: ...
     def _tellRefusal(self: _Line, client: IClient) -> bool: ...
     def wantedModemLine(self: _Line, name: str, nobody: bool = False) -> Optional[bool]: ...
@@ -142,14 +151,47 @@ class PortControl:
         return effective
 
     def clientSettings(self: _Line, client: IClient, settings: SerialSettings) -> SerialSettings:
-        """A client asks for settings; return those in effect."""
+        """A client asks for settings; return those in effect (refused, logged with why, if it may not write)."""
         if not self.mayWrite(client):
-            log.info("{line}: settings from {peer} refused: {role}", line=self.name, peer=client.peer, role=client.role.value)
-            return self.settings
+            current = self.settings
+            setting, value, asked = settingsAsked(current, settings)
+            log.info("{line}: settings from {peer} refused ({asked}): {reason}; {line} stays at {settings}",
+                     line=self.name, peer=client.peer, setting=setting, value=value, asked=asked,
+                     reason=self._whyNotWrite(client), role=client.role.value, settings=current.describe())
+            return current
+        before = self.settings
         effective = self.applySettings(settings)
-        log.info("{line}: {peer} set {wanted}; in effect: {settings}", line=self.name, peer=client.peer,
-                 wanted=settings.describe(), settings=effective.describe())
+        # One line when something changed or the device would not take all
+        # of it; a client repeating what is in effect (pyserial sends each
+        # setting on its own at open) is a debug line.
+        emit = log.info if effective != before or effective != settings else log.debug
+        emit("{line}: {peer} set {wanted}; in effect: {settings}", line=self.name, peer=client.peer,
+             wanted=settings.describe(), settings=effective.describe())
         return effective
+
+    def _whyNotWrite(self: _Line, client: IClient) -> str:
+        """Why C{client} may not change the port now, for the log (see L{Line.mayWrite})."""
+        if self._letGo:
+            return f"{self.name} is closing"
+        if client.role is Role.READONLY:
+            return "the client is read-only"
+        writer = self.writer if self.mode == "exclusive" else None
+        if writer is not None and writer is not client:
+            return f"another client is the writer ({writer.peer}; this one only watches)"
+        return "the client only watches (it has not taken write)"
+
+    def _tellRefusal(self: _Line, client: IClient) -> bool:
+        """
+        Whether to say (notice and log) that a break was refused: at most
+        once a second a client, so that a stream of IAC BRK never becomes
+        a stream of text (bounded whatever the client sends).
+        """
+        now = self.clock.seconds() if self.clock is not None else 0.0
+        last = self._refusalsTold.get(client)
+        if last is not None and now - last < BREAK_REFUSAL_INTERVAL:
+            return False
+        self._refusalsTold[client] = now
+        return True
 
     def clientModemLine(self: _Line, client: IClient, name: str, on: bool) -> bool:
         """A client sets DTR or RTS; return the state in effect."""
@@ -162,6 +204,8 @@ class PortControl:
         if not self.mayWrite(client):
             return False
         self.device.purge(receive, transmit)
+        # What the purge dropped is not sent (see bytesToDevice), nor lost with the device later.
+        self._unsentSeen = self.device.unsent
         return True
 
     def clientBreakHold(self: _Line, client: IClient, on: bool) -> None:
@@ -178,3 +222,31 @@ class PortControl:
         elif self.device.breaking:
             self.device.stopBreak()
             log.info("{line}: BREAK off from {peer}", line=self.name, peer=client.peer)
+
+
+# SerialSettings' fields as people name them.
+SETTING_NAMES = {"baudrate": "baud rate", "bytesize": "data bits", "parity": "parity", "stopbits": "stop bits",
+                  "xonxoff": "xonxoff", "rtscts": "rtscts"}
+
+
+def settingsAsked(current: SerialSettings, wanted: SerialSettings) -> tuple[str, str, str]:
+    """
+    What a client asked to change, for the log: the settings that differ
+    from C{current}, their wanted values, and both together
+    (C{("baud rate", "9600", "baud rate 9600")}); if none differs, the
+    settings as a whole (C{("settings", "115200,8N1", "settings 115200,8N1")}).
+    """
+    changed = [(name, _shown(getattr(wanted, field))) for field, name in SETTING_NAMES.items()
+               if getattr(wanted, field) != getattr(current, field)]
+    if not changed:
+        changed = [("settings", wanted.describe())]
+    return (", ".join(name for name, _ in changed), ", ".join(value for _, value in changed),
+            ", ".join(f"{name} {value}" for name, value in changed))
+
+
+def _shown(value: object) -> str:
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)

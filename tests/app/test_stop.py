@@ -11,7 +11,8 @@ from __future__ import annotations
 import signal
 from typing import Any
 
-from twisted.internet.testing import MemoryReactorClock
+from twisted.internet.address import IPv4Address
+from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.logger import LogLevel
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -19,7 +20,7 @@ from serialgw.app.process import TwistdGatewayService
 from serialgw.app.service import GatewayService
 from serialgw.config.listeners import parseListener
 from serialgw.config.parsers import parseSendString
-from serialgw.config.specs import DeviceSpec, LineConfig, LogSpec, SerialSettings
+from serialgw.config.specs import DeviceSpec, LineConfig, LogSpec, SerialSettings, WatchAllSpec
 from serialgw.line.hub import Line
 from serialgw.line.strings import LET_GO_LIMIT
 from tests.fakes import LogEvents, RecordingClient, RecordingPort, ThreadedReactorClock
@@ -363,6 +364,53 @@ class StopTests(SynchronousTestCase):
         with open(outPath, "rb") as f:
             self.assertEqual(f.read(), b"logout\r\n")
         self.assertEqual((line.logs, [c.peer for c in line.clients]), ([], ["p:1"]))
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_watchAllTakesTheAnswer(self) -> None:
+        """A watch-all view stays at a stop until its lines' devices are closed: it gets a device's answer to its close-string (a partial last line flushed), and closes after the last of them, not at once."""
+        configs = [LineConfig("t", DeviceSpec("tty", "/dev/t"), closeString=parseSendString(r"bye\r\bz")),
+                   LineConfig("u", DeviceSpec("tty", "/dev/u"))]
+        service = GatewayService(configs, reactor=self.clock, openPort=self.openPort,
+                                 watchAll=WatchAllSpec((parseListener("tcp:0:interface=127.0.0.1"),)))
+        service.startService()
+        factory = service.watchers[0]
+        watcher = factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 40000))
+        transport = StringTransport()
+        watcher.makeConnection(transport)
+        line = service.lines["t"]
+        line.attach(person())
+        stopped = service.stopService()
+        self.assertEqual(self.calls(1)[-1], (0, "close", None))
+        self.assertEqual((sorted(watcher.taps), transport.disconnecting), (["t"], False))
+        self.assertIsNone(factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 40001)))
+        self.ports[0].incoming.append(b"logout\r\nlogin: ")
+        line.device.doRead()  # type: ignore[attr-defined]
+        self.clock.advance(0.25)
+        self.assertFalse(transport.disconnecting)
+        self.clock.advance(0.05)
+        self.assertTrue(stopped.called)
+        self.assertEqual(self.calls(0)[-1], (0.3, "close", None))
+        self.assertEqual((transport.value(), transport.disconnecting, watcher.taps), (b"t: logout\r\nt: login: \r\n", True, {}))
+        self.assertEqual(line.clients[1:], [])
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_watchAllHurried(self) -> None:
+        """A stop hurried while a line takes its close-string: the watch-all view watching it closes with its device, at once."""
+        configs = [LineConfig("t", DeviceSpec("tty", "/dev/t"), closeString=parseSendString(r"exit\r"))]
+        service = GatewayService(configs, reactor=self.clock, openPort=self.openPort,
+                                 watchAll=WatchAllSpec((parseListener("tcp:0:interface=127.0.0.1"),)))
+        service.startService()
+        watcher = service.watchers[0].buildProtocol(IPv4Address("TCP", "127.0.0.1", 40000))
+        transport = StringTransport()
+        watcher.makeConnection(transport)
+        service.lines["t"].attach(person())
+        self.ports[0].accept = 0
+        stopped = service.stopService()
+        self.clock.advance(0.5)
+        self.assertFalse(transport.disconnecting)
+        service.hurry("SIGTERM")
+        self.assertTrue(stopped.called)
+        self.assertEqual((transport.disconnecting, watcher.taps), (True, {}))
         self.assertEqual(self.clock.getDelayedCalls(), [])
 
     def test_reloadRecordsTakeTheAnswer(self) -> None:

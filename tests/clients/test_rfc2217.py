@@ -17,7 +17,7 @@ from serialgw.interfaces import IClient
 from serialgw.line.hub import Line, Role
 from serialgw.wire.rfc2217 import COM_PORT_OPTION as CPO
 from serialgw.wire.telnet import DO, IAC, SB, SE, WILL
-from tests.fakes import PausableTransport, RecordingDevice
+from tests.fakes import LogEvents, PausableTransport, RecordingDevice
 from tests.telnetpeer import sb
 
 
@@ -177,6 +177,27 @@ class ConformanceTests(SynchronousTestCase):
         self.assertEqual(h.send(sb(3, 3)), sb(103, 1))
         self.assertEqual(h.send(sb(4, 2)), sb(104, 2))
         self.assertEqual(h.device.settings, SerialSettings(9600, 8, "N", 2))
+
+    def test_invalidValuesLogged(self) -> None:
+        """A setting no port takes (a speed past termios', 9 data bits, an unknown parity, stop-size or Cisco speed code): answered with the state in effect, and logged naming the setting, the value and why."""
+        h = Harness()
+        log = LogEvents(self)
+        self.assertEqual(h.send(sb(1, 0xFF, 0xFF, 0xFF, 0xFF)), sb(101, 0, 0, 0x25, 0x80))
+        self.assertEqual(h.send(sb(2, 9)), sb(102, 8))
+        self.assertEqual(h.send(sb(3, 7)), sb(103, 1))
+        self.assertEqual(h.send(sb(4, 5)), sb(104, 1))
+        self.assertEqual(h.send(sb(1, 99)), sb(101, 8))
+        refused = [e for e in log.events if "refused" in (e.get("log_format") or "")]
+        self.assertEqual({e["log_format"] for e in refused},
+                         {"{line}: settings from {peer} refused ({asked}): the value is invalid: {reason}"})
+        self.assertEqual([(e["line"], e["setting"], e["value"], e["reason"]) for e in refused], [
+            ("ttyS0", "baud rate", 2**32 - 1, "baud rate must be 1 to 2147483647, not 4294967295"),
+            ("ttyS0", "data bits", 9, "must be 5 to 8"),
+            ("ttyS0", "parity", 7, "no such SET-PARITY value (1 to 5)"),
+            ("ttyS0", "stop bits", 5, "no such SET-STOPSIZE value (1 to 3)"),
+            ("ttyS0", "baud rate", "index 99", "no such Cisco speed index (3 to 16)")])
+        self.assertEqual({e["peer"] for e in refused}, {h.client.peer})
+        self.assertEqual([e for e in h.device.events if e[0] == "apply"], [])
 
     def test_readOnlyChangesNothing(self) -> None:
         """A read-only client's settings, DTR, break, mask and purge are answered with the state in effect; nothing changes."""
@@ -550,3 +571,13 @@ class AbsurdRateTests(SynchronousTestCase):
         self.assertFalse(self.transport.disconnecting)
         self.assertEqual(self.send(b"\x1dB57600\r"), b"\r\n[serialgw: baud rate, then Enter:]\r\n"
                          b"\r\n[serialgw: ttyS0 now at 57600,8N1]\r\n")
+
+    def test_escapeMenuInvalidRateLogged(self) -> None:
+        """^]B with a rate no port takes: the log names the line, the client, the setting, the value typed and why."""
+        log = LogEvents(self)
+        self.send(bytes([IAC, DO, 1, IAC, DO, 3, IAC, WILL, 3]))
+        self.send(b"\x1dB3000000000\r")
+        (event,) = [e for e in log.events if "refused" in (e.get("log_format") or "")]
+        self.assertEqual((event["line"], event["peer"], event["setting"], event["value"], event["asked"], event["reason"]),
+                         ("ttyS0", "192.0.2.9:1000", "baud rate", "3000000000", "baud rate 3000000000",
+                          "baud rate must be 1 to 2147483647, not '3000000000'"))

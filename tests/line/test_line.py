@@ -4,13 +4,16 @@ Tests for serialgw.line.hub: fan-out, roles and back-pressure.
 
 from __future__ import annotations
 
+from twisted.logger import LogLevel
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
 from serialgw.clients.transports import describeAddress
+from serialgw.config.specs import SerialSettings
 from serialgw.interfaces import IClient, IDevice
+from serialgw.line.control import settingsAsked
 from serialgw.line.hub import Line, Role
-from tests.fakes import RecordingClient, RecordingDevice
+from tests.fakes import LogEvents, RecordingClient, RecordingDevice
 
 
 class LineTests(SynchronousTestCase):
@@ -88,6 +91,69 @@ class LineTests(SynchronousTestCase):
         self.assertEqual((w.paused, w.resumed), (1, 1))
         self.assertEqual((late.paused, late.resumed), (1, 1))
         self.assertEqual((r.paused, r.resumed), (0, 0))
+
+    def test_settingsRefusedSayWhy(self) -> None:
+        """A refused settings change is logged with the setting, the value asked for and why (read-only, another client is the writer, only watching, the line closing), not the client's role alone; nothing reaches the device."""
+        log = LogEvents(self)
+        self.line.mode = "exclusive"
+        writer, watcher, readonly = RecordingClient("w"), RecordingClient("v"), RecordingClient("r", Role.READONLY)
+        for client in (writer, watcher):
+            client.person = True  # type: ignore[attr-defined]
+        for client in (writer, watcher, readonly):
+            self.line.attach(client)
+        self.assertEqual(watcher.role, Role.WATCHER)
+        self.line.clientSettings(watcher, SerialSettings(9600))
+        self.line.clientSettings(readonly, SerialSettings(parity="E", stopbits=2))
+        self.line.detach(writer)
+        self.line.clientSettings(watcher, SerialSettings(rtscts=True))
+        self.line.takeWrite(watcher)
+        self.line.letGo()
+        self.line.clientSettings(watcher, SerialSettings())
+        refused = [e for e in log.events if "refused" in (e.get("log_format") or "")]
+        self.assertEqual({e["log_format"] for e in refused},
+                         {"{line}: settings from {peer} refused ({asked}): {reason}; {line} stays at {settings}"})
+        self.assertEqual([(e["line"], e["peer"], e["setting"], e["value"], e["reason"], e["settings"]) for e in refused], [
+            ("ttyS0", "v", "baud rate", "9600", "another client is the writer (w; this one only watches)", "115200,8N1"),
+            ("ttyS0", "r", "parity, stop bits", "E, 2", "the client is read-only", "115200,8N1"),
+            ("ttyS0", "v", "rtscts", "on", "the client only watches (it has not taken write)", "115200,8N1"),
+            ("ttyS0", "v", "settings", "115200,8N1", "ttyS0 is closing", "115200,8N1")])
+        self.assertEqual(refused[1]["asked"], "parity E, stop bits 2")
+        self.assertEqual([e for e in self.device.events if e[0] == "apply"], [])
+
+    def test_settingsRefusedSharedWatcher(self) -> None:
+        """In shared mode a person who chose to only watch (o) is told apart from one another writer keeps out: the log does not blame the writers."""
+        log = LogEvents(self)
+        writer, watcher = RecordingClient("w"), RecordingClient("v")
+        for client in (writer, watcher):
+            client.person = True  # type: ignore[attr-defined]
+            self.line.attach(client)
+        self.line.dropWrite(watcher)
+        self.line.clientSettings(watcher, SerialSettings(9600))
+        (event,) = [e for e in log.events if "refused" in (e.get("log_format") or "")]
+        self.assertEqual((event["peer"], event["reason"]), ("v", "the client only watches (it has not taken write)"))
+
+    def test_settingsRepeatedLogQuietly(self) -> None:
+        """A writer's settings are logged at info when they change what is in effect, or the device takes less than asked; a request for what is already in effect (pyserial sends each setting on its own) is a debug line."""
+        log = LogEvents(self)
+        writer = RecordingClient("w")
+        self.line.attach(writer)
+        self.line.clientSettings(writer, SerialSettings(9600))
+        self.line.clientSettings(writer, SerialSettings(9600))
+        self.line.clientSettings(writer, SerialSettings(9600))
+        self.device.apply = lambda settings: SerialSettings(9600)  # type: ignore[method-assign]
+        self.line.clientSettings(writer, SerialSettings(9600, rtscts=True))
+        said = [(e["log_level"], e["wanted"], e["settings"]) for e in log.events if "wanted" in e]
+        self.assertEqual(said, [(LogLevel.info, "9600,8N1", "9600,8N1"), (LogLevel.debug, "9600,8N1", "9600,8N1"),
+                                (LogLevel.debug, "9600,8N1", "9600,8N1"),
+                                (LogLevel.info, "9600,8N1,rtscts", "9600,8N1")])
+
+    def test_settingsAsked(self) -> None:
+        """What a settings request changes, named for people: each differing setting with its value; none: the settings as a whole."""
+        current = SerialSettings(9600)
+        self.assertEqual(settingsAsked(current, SerialSettings(9600, stopbits=1.5, xonxoff=True)),
+                         ("stop bits, xonxoff", "1.5, on", "stop bits 1.5, xonxoff on"))
+        self.assertEqual(settingsAsked(current, SerialSettings(9600, bytesize=7)), ("data bits", "7", "data bits 7"))
+        self.assertEqual(settingsAsked(current, current), ("settings", "9600,8N1", "settings 9600,8N1"))
 
     def test_describeAddress(self) -> None:
         """Addresses print as host:port, [v6]:port, unix:path."""
