@@ -140,6 +140,8 @@ class ServerTransport(SSHServerTransport):
     # Counted in the factory's pending (and its source's) until logged in or gone.
     _pending = True
     source = ""
+    # The TCP connection is gone.
+    _lost = False
 
     def connectionMade(self) -> None:
         self._wait("did not log in")
@@ -180,6 +182,9 @@ class ServerTransport(SSHServerTransport):
         CLOSE_GRACE s.  (A client that does not read held the connection,
         and its descriptor, for ever, as many times as it liked.)
         """
+        if self._lost:
+            # Its session ended as the connection went (conch closes it then).
+            return
         tcp: Any = self.transport
         tcp.loseConnection()
         self._wait("did not take its last output", CLOSE_GRACE)
@@ -225,6 +230,7 @@ class ServerTransport(SSHServerTransport):
                   reason=description.decode("utf-8", "replace")[:200])
 
     def connectionLost(self, reason: Failure | None = None) -> None:
+        self._lost = True
         self._stopWaiting()
         self._release()
         # conch's, without its log line for every connection.

@@ -983,6 +983,21 @@ class FactoryTests(SynchronousTestCase):
         transport.connectionLost(None)
         self.assertEqual(h.clock.getDelayedCalls(), [])
 
+    def test_lostWithSessionLeavesNoTimer(self) -> None:
+        """A connection lost with its session open (the client's disconnect): the session ends and no cut is left pending (it fired 10 s later, logging a cut of a connection long gone)."""
+        h = Harness()
+        factory = GatewaySSHFactory(newKey(), KeyRing(()), h.gateway)
+        transport = factory.buildProtocol(IPv4Address("TCP", "192.0.2.7", 1))
+        transport.makeConnection(Tcp())
+        conn = Connection()
+        transport.setService(conn)
+        channel = SSHClient(h.gateway, Login("ops1", "con1"), remoteWindow=1 << 20, remoteMaxPacket=32768, conn=conn)
+        conn.getChannel = lambda *a: channel  # type: ignore[method-assign]
+        conn.ssh_CHANNEL_OPEN(NS(b"session") + struct.pack(">3L", 6, 65536, 32768))
+        channel.requestReceived(b"shell", b"")
+        transport.connectionLost(None)
+        self.assertEqual((h.lines["con1"].clients, h.clock.getDelayedCalls()), ([], []))
+
     def test_revokedWithoutSessionCut(self) -> None:
         """A person whose key a reload takes away before any session: the connection is closed, and cut after CLOSE_GRACE s if the client does not read."""
         h = Harness()

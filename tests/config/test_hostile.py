@@ -1,10 +1,10 @@
 """
 A configuration file written by someone careless or hostile: names with
-a newline, numbers past a float, undecodable strings, keys of a log that
-is not there, a FIFO, a directory or a byte order mark where the file
-should be.  Each is a ConfigError naming the file (its line and key where
-there is one), at once: never another exception (a traceback at start,
-a reload that never finishes at SIGHUP) and never a wait.
+a newline, numbers past a float, a FIFO, a directory or a byte order
+mark where the file should be.  Each is a ConfigError naming the file
+(its line and key where there is one), at once: never another exception
+(a traceback at start, a reload that never finishes at SIGHUP) and never
+a wait.
 """
 
 from __future__ import annotations
@@ -13,10 +13,8 @@ import os
 import signal
 from typing import Any, Callable
 
-from twisted.python.usage import UsageError
 from twisted.trial.unittest import SynchronousTestCase
 
-from serialgw.app import tap
 from serialgw.config.file import loadConfig, loadFile
 from serialgw.config.specs import ConfigError
 from tests.realio import writeTemp
@@ -43,27 +41,6 @@ class KeyValueTests(SynchronousTestCase):
             self.assertEqual(self.refused(f"{LINE}{key} = {huge}\n"), f"FILE:4: [lines.a] {key}: out of range: {huge}")
         self.assertEqual(self.refused(f"[defaults]\npace = {huge}\n{LINE}"),
                          f"FILE:2: [defaults] pace: out of range: {huge}")
-
-    def test_coalesceStringNotBytes(self) -> None:
-        """A coalesce STRING that cannot be read as bytes (a cut \\x escape, \\u20ac) is refused, quoted, in the file and as an option."""
-        self.assertEqual(self.refused(LINE + "coalesce = '5,50,\\x'\n"),
-                         "FILE:4: [lines.a] coalesce: coalesce '5,50,\\\\x': cannot read STRING '\\\\x' (truncated "
-                         "\\xXX escape): bytes, with escapes such as \\n, \\r, \\xNN")
-        self.assertIn("cannot read STRING '\\\\u20ac'", self.refused(LINE + "coalesce = '5,50,\\u20ac'\n"))
-        options = tap.Options()
-        options.exitOnError = False
-        e = self.assertRaises(UsageError, options.parseOptions, ["--coalesce", "5,50,\\x4"])
-        self.assertEqual(str(e), "coalesce '5,50,\\\\x4': cannot read STRING '\\\\x4' (truncated \\xXX escape): "
-                                 "bytes, with escapes such as \\n, \\r, \\xNN")
-
-    def test_logKeysWithoutALog(self) -> None:
-        """log-format, log-max-size, log-daily and log-keep are checked on a line without log = too."""
-        self.assertEqual(self.refused(LINE + 'log-keep = "x"\n'), "FILE:4: [lines.a] log-keep: expected int, not 'x'")
-        self.assertEqual(self.refused(LINE + "log-daily = 1\n"), "FILE:4: [lines.a] log-daily: expected bool, not 1")
-        self.assertEqual(self.refused("[defaults]\nlog-keep = -1\n" + LINE),
-                         "FILE:2: [defaults] log-keep: log-keep must be 0 to 1000, not -1")
-        (line,) = loadConfig(writeTemp(self, "[defaults]\nlog-keep = 3\n" + LINE))
-        self.assertIsNone(line.log)
 
 
 class FileTests(SynchronousTestCase):
