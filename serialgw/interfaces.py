@@ -126,7 +126,15 @@ class IDevice(Interface):
     )
     lockedBy = Attribute("The process whose UUCP lock keeps the device from us (a pid), or None.")
     breaks = Attribute("Breaks sent so far.")
-    dropped = Attribute("Bytes for the device dropped because it was down, so far.")
+    dropped = Attribute(
+        "Bytes for the device dropped because it was down, so far: given while it was down, or queued "
+        "(given while it was up) when it went away or was closed."
+    )
+    unsent = Attribute(
+        "Bytes given to it while it was up that it never sent, so far: queued when it went away (a hang-up, "
+        "an unplug, a lost link) or was closed (part of C{dropped}), or purged.  Its line counts what it "
+        "gives the device less these as sent (C{bytes_to_device})."
+    )
 
     def queuedBytes() -> int:
         """

@@ -166,6 +166,7 @@ class RecordingDevice:
         self.breakDuration = 0.25
         self.breaks = 0
         self.dropped = 0
+        self.unsent = 0
         self.started = 0
         self.closed = False
         self.busy = False
@@ -230,6 +231,10 @@ class RecordingDevice:
     def close(self) -> None:
         self.closed = True
         self.up, self.downReason = False, "closed"
+        # What it had not sent is dropped, never sent.
+        self.dropped += self.queued
+        self.unsent += self.queued
+        self.queued = 0
 
 
 class PausableTransport(StringTransport):

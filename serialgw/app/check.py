@@ -226,3 +226,11 @@ def _checkHostKey(path: str, errors: list[str], warnings: list[str]) -> None:
         return
     if mode & 0o077:
         errors.append(f"the SSH host key {path!r} may be read by others (mode {mode & 0o777:04o}): chmod 600 it")
+        return
+    # Read as the start reads it (an empty file, a public key there stop it); nothing is made.
+    from serialgw.clients.ssh import SSHError, loadHostKey
+
+    try:
+        loadHostKey(path, make=False)
+    except SSHError as e:
+        errors.append(str(e))

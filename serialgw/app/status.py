@@ -105,7 +105,8 @@ class MetricsCollector:
     def collect(self) -> Any:
         from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-        toDevice = CounterMetricFamily("serialgw_device_written_bytes", "Bytes from clients written to the device",
+        toDevice = CounterMetricFamily("serialgw_device_written_bytes",
+                                       "Bytes from clients (and open/close-strings) the device has taken",
                                        labels=["line"])
         fromDevice = CounterMetricFamily("serialgw_device_read_bytes", "Bytes read from the device", labels=["line"])
         breaks = CounterMetricFamily("serialgw_breaks", "BREAKs sent on the line", labels=["line"])
@@ -119,7 +120,8 @@ class MetricsCollector:
                                       "Device output dropped for clients that could not keep up, by listener policy",
                                       labels=["line", "policy"])
         downDropped = CounterMetricFamily("serialgw_device_down_dropped_bytes",
-                                          "Client input dropped because the device was down", labels=["line"])
+                                          "Client input dropped because the device was down, or queued for it "
+                                          "when it went away or was closed", labels=["line"])
         refused = CounterMetricFamily("serialgw_refused_bytes", "Input from read-only clients, not written",
                                       labels=["line"])
         lines: list[Line] = list(self.service.lines.values())

@@ -23,6 +23,7 @@ line), are L{serialgw.clients.sshsession}.
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import os
 import stat
@@ -63,17 +64,20 @@ class SSHError(Exception):
 # The host key
 
 
-def loadHostKey(path: str) -> tuple[keys.Key, bool]:
+def loadHostKey(path: str, make: bool = True) -> tuple[keys.Key, bool]:
     """
     The host key at C{path}; if there is no file, a new ed25519 key is made
-    there (mode 0600).  Return the key and whether it was made now.  A key
-    others may read is refused, as sshd refuses it.
+    there (mode 0600; not with C{make=False}, as --check reads it).  Return
+    the key and whether it was made now.  A key others may read is refused,
+    as sshd refuses it; so is a symbolic link.
     """
     from cryptography.hazmat.primitives.asymmetric import ed25519
 
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except FileNotFoundError:
+        if not make:
+            raise SSHError(f"SSH host key {path!r} does not exist") from None
         key = keys.Key(ed25519.Ed25519PrivateKey.generate())
         # Written beside it and linked into place whole: the processes of
         # --shard start at once, and each either makes the key or reads the
@@ -98,6 +102,8 @@ def loadHostKey(path: str) -> tuple[keys.Key, bool]:
             os.unlink(temporary)
         return key, True
     except OSError as e:
+        if e.errno == errno.ELOOP and os.path.islink(path):
+            raise SSHError(f"SSH host key {path!r} is a symbolic link (not followed)") from None
         raise SSHError(f"cannot read SSH host key {path!r}: {e.strerror}") from None
     try:
         mode = os.fstat(fd).st_mode
@@ -240,11 +246,20 @@ class Person(ConchUser):  # type: ignore[misc]
                  fingerprint=fingerprint(keys.Key.fromString(self.login.key)))
         session = self.session
         if session is not None and session.line is not None:
-            session.notice(f"{self.login.user}: your key was removed")
-            session.transport.loseConnection()
+            # Off the line at once, its input no longer handled, and cut if
+            # the client does not close within CLOSE_GRACE s: closing the
+            # channel alone left a client that ignores the close typing (and
+            # sending breaks) on the line for as long as it liked.
+            if not session.leaving:
+                session.notice(f"{self.login.user}: your key was removed")
+                session.disconnect()
             return
         if self.conn is not None:
-            self.conn.transport.transport.loseConnection()
+            transport: Any = self.conn.transport
+            if isinstance(transport, ServerTransport):
+                transport.finish()
+            else:
+                transport.transport.loseConnection()
 
 
 class SSHGateway:

@@ -32,7 +32,7 @@ from zope.interface import implementer
 
 from serialgw.clients.base import ClientEvents
 from serialgw.clients.guard import boundKernelQueue
-from serialgw.clients.session import Session
+from serialgw.clients.session import CLOSE_GRACE, Session
 from serialgw.clients.transports import describeAddress
 from serialgw.config.sshkeys import printable
 from serialgw.interfaces import IClient
@@ -140,14 +140,17 @@ class ServerTransport(SSHServerTransport):
     # Counted in the factory's pending (and its source's) until logged in or gone.
     _pending = True
     source = ""
+    # The TCP connection is gone.
+    _lost = False
 
     def connectionMade(self) -> None:
         self._wait("did not log in")
         SSHServerTransport.connectionMade(self)
 
-    def _wait(self, what: str) -> None:
+    def _wait(self, what: str, seconds: float | None = None) -> None:
         self._stopWaiting()
-        self._grace = self.factory.clock.callLater(self.factory.loginGrace, self._tooSlow, what)
+        seconds = self.factory.loginGrace if seconds is None else seconds
+        self._grace = self.factory.clock.callLater(seconds, self._tooSlow, what, seconds)
 
     def _stopWaiting(self) -> None:
         if self._grace is not None:
@@ -155,11 +158,11 @@ class ServerTransport(SSHServerTransport):
                 self._grace.cancel()
             self._grace = None
 
-    def _tooSlow(self, what: str) -> None:
+    def _tooSlow(self, what: str, seconds: float) -> None:
         self._grace = None
         tcp: Any = self.transport
         log.info("ssh: {peer} {what} within {seconds} s: disconnected",
-                 peer=describeAddress(tcp.getPeer()), what=what, seconds=self.factory.loginGrace)
+                 peer=describeAddress(tcp.getPeer()), what=what, seconds=seconds)
         tcp.abortConnection()
 
     def setService(self, service: Any) -> None:
@@ -171,6 +174,20 @@ class ServerTransport(SSHServerTransport):
     def sessionStarted(self) -> None:
         """A session asked for its line: the connection is in use (its session's own limits hold now)."""
         self._stopWaiting()
+
+    def finish(self) -> None:
+        """
+        Close the connection (its session is over, or its person's key was
+        taken away); cut it if the client has not taken the rest within
+        CLOSE_GRACE s.  (A client that does not read held the connection,
+        and its descriptor, for ever, as many times as it liked.)
+        """
+        if self._lost:
+            # Its session ended as the connection went (conch closes it then).
+            return
+        tcp: Any = self.transport
+        tcp.loseConnection()
+        self._wait("did not take its last output", CLOSE_GRACE)
 
     def _release(self) -> None:
         if self._pending:
@@ -213,6 +230,7 @@ class ServerTransport(SSHServerTransport):
                   reason=description.decode("utf-8", "replace")[:200])
 
     def connectionLost(self, reason: Failure | None = None) -> None:
+        self._lost = True
         self._stopWaiting()
         self._release()
         # conch's, without its log line for every connection.
@@ -399,7 +417,11 @@ class SSHClient(Session, ClientEvents, SSHChannel):
             self.endSession()
         self.transport.unregisterProducer()
         # One session a connection: with it, the connection ends.
-        self.transport.tcp.loseConnection()
+        transport: Any = self.conn.transport if self.conn is not None else None
+        if isinstance(transport, ServerTransport):
+            transport.finish()
+        else:
+            self.transport.tcp.loseConnection()
 
     def stopWriting(self) -> None:
         self.transport.flow.block("window")
@@ -442,7 +464,9 @@ class SSHClient(Session, ClientEvents, SSHChannel):
 
     def _break(self, data: bytes) -> bool:
         # RFC 4335: the length asked for is ignored; the line's break duration holds.
-        if self.line is None:
+        # Told to go (its rights or key taken away, idle, escape d): its
+        # channel closes, but the client may go on asking until it is cut.
+        if self.line is None or self.leaving:
             return False
         return self.line.clientBreak(self)
 

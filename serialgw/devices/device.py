@@ -104,7 +104,8 @@ class SerialDevice:
         self.up = True
         # Why the device is down (None while it is up).
         self.downReason: Optional[str] = None
-        self.dropped = 0
+        # (See IDevice: unsent, given while up and never sent, is part of dropped but for purges.)
+        self.dropped = self.unsent = 0
         self._wantReading = False
         self._paused = False
         self.lineErrorsWatched = False
@@ -384,13 +385,16 @@ class SerialDevice:
         """
         if not self.usable:
             return
+        pending = self.port.outputPending() if transmit else 0  # what the purge drops of the driver's
         try:
             self.port.purge(receive, transmit)
         except (OSError, termios.error) as e:
             if self._gone(e):
                 return
             log.warn("{device}: cannot purge: {reason}", device=self.name, reason=errorReason(e))
+            pending = 0
         if transmit:
+            self.unsent += pending + len(self._out) + self._heldSize
             del self._out[:]
             self._held, self._heldSize = [], 0
             self._stopWriting()
@@ -418,13 +422,12 @@ class SerialDevice:
             try:
                 self.port.purge(False, True)
                 self.dropped += pending
+                self.unsent += pending
             except (OSError, termios.error) as e:
                 log.warn("{device}: cannot purge before closing: {reason}", device=self.name, reason=errorReason(e))
         if self.up:
             self._shutdownPort()
-        self.closed = True
-        self.up = False
-        self.downReason = "closed"
+        self.closed, self.up, self.downReason = True, False, "closed"
 
     def _shutdownPort(self) -> None:
         self._breaks.cancel()
@@ -433,7 +436,9 @@ class SerialDevice:
             self.reactor.removeReader(self)
             self._reading = False
         self._stopWriting()
-        self.dropped += len(self._out) + self._heldSize
+        lost = len(self._out) + self._heldSize  # never sent (its line counted it given)
+        self.dropped += lost
+        self.unsent += lost
         del self._out[:]
         self._held, self._heldSize = [], 0
         self._checkWatermark()

@@ -328,6 +328,8 @@ class RemoteDevice:
         self.closed = False
         self.breaks = 0
         self.dropped = 0
+        # Given while up and never sent (see IDevice.unsent).
+        self.unsent = 0
         self.bytesWritten = 0
         self._link: Any = None
         self._watchCall: Any = None
@@ -495,7 +497,9 @@ class RemoteDevice:
         if self._link is not None and self.queuedBytes():
             # A remote that does not read would keep a clean close waiting
             # for ever (stop, reload): what it did not take is dropped.
-            self.dropped += self.queuedBytes()
+            lost = self.queuedBytes()
+            self.dropped += lost
+            self.unsent += lost
             self._link.transport.abortConnection()
         return self._service.stopService()
 
@@ -523,11 +527,16 @@ class RemoteDevice:
     def _linkDown(self, link: Any, reason: Failure) -> None:
         if link is not self._link:
             return
+        if not self.closed:
+            # What was typed and not sent (held, or in the transport's
+            # buffer) is dropped with the link (as while it is down): the
+            # writers are not held for a link that is gone.  (A close
+            # counted it already.)
+            lost = self.queuedBytes()
+            self.dropped += lost
+            self.unsent += lost
         self._link = None
         self._linkFull = False
-        # What was typed is dropped with the link (as while it is down):
-        # the writers are not held for a link that is gone.
-        self.dropped += _heldBytes(link)
         self._checkWatermark()
         self.up = False
         self.modem = None

@@ -21,6 +21,9 @@ from serialgw.logflood import clientLog
 # Limited per peer: a client's input cannot flood the log (logflood).
 log = clientLog()
 
+# A client is told a break was refused at most this often (seconds).
+BREAK_REFUSAL_INTERVAL = 1.0
+
 
 class _Line(Protocol):
     """What the mixin uses of its line (L{Line} has it all)."""
@@ -41,6 +44,9 @@ class _Line(Protocol):
     _modemPoll: Optional[LoopingCall]
     _lastModem: Optional[int]
     _letGo: bool
+    _refusalsTold: dict[IClient, float]
+    mode: str
+    _unsentSeen: int
 
     @property
     def settings(self: _Line) -> SerialSettings: ...
@@ -153,9 +159,14 @@ class PortControl:
                      line=self.name, peer=client.peer, setting=setting, value=value, asked=asked,
                      reason=self._whyNotWrite(client), role=client.role.value, settings=current.describe())
             return current
+        before = self.settings
         effective = self.applySettings(settings)
-        log.info("{line}: {peer} set {wanted}; in effect: {settings}", line=self.name, peer=client.peer,
-                 wanted=settings.describe(), settings=effective.describe())
+        # One line when something changed or the device would not take all
+        # of it; a client repeating what is in effect (pyserial sends each
+        # setting on its own at open) is a debug line.
+        emit = log.info if effective != before or effective != settings else log.debug
+        emit("{line}: {peer} set {wanted}; in effect: {settings}", line=self.name, peer=client.peer,
+             wanted=settings.describe(), settings=effective.describe())
         return effective
 
     def _whyNotWrite(self: _Line, client: IClient) -> str:
@@ -164,10 +175,23 @@ class PortControl:
             return f"{self.name} is closing"
         if client.role is Role.READONLY:
             return "the client is read-only"
-        writer = self.writer
+        writer = self.writer if self.mode == "exclusive" else None
         if writer is not None and writer is not client:
             return f"another client is the writer ({writer.peer}; this one only watches)"
         return "the client only watches (it has not taken write)"
+
+    def _tellRefusal(self: _Line, client: IClient) -> bool:
+        """
+        Whether to say (notice and log) that a break was refused: at most
+        once a second a client, so that a stream of IAC BRK never becomes
+        a stream of text (bounded whatever the client sends).
+        """
+        now = self.clock.seconds() if self.clock is not None else 0.0
+        last = self._refusalsTold.get(client)
+        if last is not None and now - last < BREAK_REFUSAL_INTERVAL:
+            return False
+        self._refusalsTold[client] = now
+        return True
 
     def clientModemLine(self: _Line, client: IClient, name: str, on: bool) -> bool:
         """A client sets DTR or RTS; return the state in effect."""
@@ -180,6 +204,8 @@ class PortControl:
         if not self.mayWrite(client):
             return False
         self.device.purge(receive, transmit)
+        # What the purge dropped is not sent (see bytesToDevice), nor lost with the device later.
+        self._unsentSeen = self.device.unsent
         return True
 
     def clientBreakHold(self: _Line, client: IClient, on: bool) -> None:

@@ -30,8 +30,6 @@ log = clientLog()
 
 # w and the banner name at most this many clients; the rest are counted.
 WHO_LIMIT = 20
-# A client is told a break was refused at most this often (seconds).
-BREAK_REFUSAL_INTERVAL = 1.0
 
 
 @implementer(IDeviceSink)
@@ -82,7 +80,8 @@ class Line(PortControl, OpenCloseStrings):
         self.streamed = 0
         self.controllers: list[IClient] = []
         self.writable = True
-        self.bytesToDevice = 0
+        # Bytes handed to the device while it was up (see bytesToDevice).
+        self.bytesGiven = 0
         self.bytesFromDevice = 0
         self.refused = 0
         # For the metrics: times the device came back, and device output
@@ -296,7 +295,7 @@ class Line(PortControl, OpenCloseStrings):
             self.refused += len(data)
             return False
         self.device.write(data)
-        self.bytesToDevice += len(data) if self.up else 0  # down: the device drops it, and counts it
+        self.bytesGiven += len(data) if self.up else 0  # down: the device drops it, and counts it
         return True
 
     def who(self, exclude: Optional[IClient] = None) -> str:
@@ -331,19 +330,6 @@ class Line(PortControl, OpenCloseStrings):
             log.info("{line}: break from {peer} refused: {reason}", line=self.name, peer=client.peer, reason=reason)
             client.notice(f"no break: {reason}")
         return False
-
-    def _tellRefusal(self, client: IClient) -> bool:
-        """
-        Whether to say (notice and log) that a break was refused: at most
-        once a second a client, so that a stream of IAC BRK never becomes
-        a stream of text (bounded whatever the client sends).
-        """
-        now = self.clock.seconds() if self.clock is not None else 0.0
-        last = self._refusalsTold.get(client)
-        if last is not None and now - last < BREAK_REFUSAL_INTERVAL:
-            return False
-        self._refusalsTold[client] = now
-        return True
 
     def _noBreak(self, client: IClient) -> Optional[str]:
         """Why no break can be sent for C{client} now (before asking the device); None: try."""
@@ -576,6 +562,7 @@ class Line(PortControl, OpenCloseStrings):
         self.up = False
         why = reason.getErrorMessage().rstrip(".")  # "closed cleanly." then "; waiting": one stop
         self.recordEvent(f"device down ({why}); {len(self.clients)} client(s) stay connected")
+        self._countUnsent(why)
         notice = self._downNotice(why)
         for client in list(self.clients):
             client.deviceStateChanged(False, notice)

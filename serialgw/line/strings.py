@@ -39,7 +39,9 @@ class _Line(Protocol):
     name: str
     device: IDevice
     clock: Any
-    bytesToDevice: int
+    bytesGiven: int
+    _unsentSeen: int
+    _sentSeen: int
     people: int
     openString: tuple[bytes, ...]
     closeString: tuple[bytes, ...]
@@ -57,6 +59,7 @@ class _Line(Protocol):
     def _leftAsLastLeaves(self: _Line) -> None: ...
     def _idleWhenSent(self: _Line, deadline: float) -> None: ...
     def _cancelIdle(self: _Line) -> Optional[IDelayedCall]: ...
+    def _countUnsent(self: _Line, why: str) -> None: ...
     def _stringsLeft(self: _Line, what: str) -> str: ...
     def _stringsPending(self: _Line) -> list[str]: ...
     def _undrained(self: _Line) -> str: ...
@@ -65,7 +68,38 @@ class _Line(Protocol):
 
 
 class OpenCloseStrings:
-    """Sends a line's open- and close-strings (see L{Line._countIn} and L{Line.detach})."""
+    """
+    Sends a line's open- and close-strings (see L{Line._countIn} and
+    L{Line.detach}); counts what its device took.
+    """
+
+    # The device's unsent count when its last loss was told (see _countUnsent).
+    _unsentSeen = 0
+    # The most bytesToDevice has said (it never says less: a counter).
+    _sentSeen = 0
+
+    @property
+    def bytesToDevice(self: _Line) -> int:
+        """
+        Bytes the device took: those given to it while it was up (typing,
+        the strings) less those it has not sent yet (L{IDevice.queuedBytes}:
+        ours, a tty driver's) and those it lost before sending them (queued
+        when it went away or was closed, or purged: its C{unsent}, counted
+        dropped).  A counter: never less than it said before (a remote
+        console's queue counts its telnet encoding too).
+        """
+        sent = self.bytesGiven - self.device.unsent - self.device.queuedBytes()
+        if sent > self._sentSeen:
+            self._sentSeen = sent
+        return self._sentSeen
+
+    def _countUnsent(self: _Line, why: str) -> None:
+        """The device went away (C{why}): what it lost of what it was given is logged, naming the line."""
+        unsent = self.device.unsent
+        lost, self._unsentSeen = unsent - self._unsentSeen, unsent
+        if lost:
+            log.warn("{line}: {count} byte(s) queued for the device were lost with it ({reason}): not sent, "
+                     "counted dropped", line=self.name, count=lost, reason=why, device=self.device.name)
 
     _stringCall: Optional[IDelayedCall]
     # Let go (see letGo): people coming and going send nothing to the
@@ -152,9 +186,7 @@ class OpenCloseStrings:
                          what=what, left=self._stringsLeft(what),
                          state="closed now" if self.device.up else f"down ({self.device.downReason})")
             del self._stringItems[:]
-            # Every byte queued on the device was counted when written
-            # (clientData, _sendStringItems): what closing drops never reached it.
-            self.bytesToDevice -= self.device.queuedBytes()
+            # (What closing the device drops is its unsent: see bytesToDevice.)
             done.callback(None)
 
         if self.clock is None or not (self.closeString or self._stringItems):
@@ -268,5 +300,5 @@ class OpenCloseStrings:
                 self.device.write(data)
                 if not self.device.up:
                     continue  # lost on this write: it did not reach the device
-                self.bytesToDevice += len(data)
+                self.bytesGiven += len(data)
             del items[0]

@@ -32,6 +32,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface.verify import verifyObject
 
 from serialgw.app import tap
+from serialgw.clients.session import CLOSE_GRACE
 from serialgw.clients.ssh import (
     GatewaySSHFactory,
     KeyRing,
@@ -198,6 +199,16 @@ class HostKeyTests(SynchronousTestCase):
         os.mkfifo(path, 0o600)
         self.assertEqual(str(self.assertRaises(SSHError, loadHostKey, path)),
                          f"SSH host key {path!r} is not a regular file")
+
+    def test_symlinkRefused(self) -> None:
+        """A host key path that is a symbolic link (to a good key, or dangling) is refused, said so (not 'Too many levels of symbolic links')."""
+        key = self.mktemp()
+        loadHostKey(key)
+        for target in (key, self.mktemp()):
+            link = self.mktemp()
+            os.symlink(target, link)
+            self.assertEqual(str(self.assertRaises(SSHError, loadHostKey, link)),
+                             f"SSH host key {link!r} is a symbolic link (not followed)")
 
     def test_cannotWrite(self) -> None:
         """A host key that cannot be made: an error naming the path and why."""
@@ -522,6 +533,41 @@ class SessionTests(SynchronousTestCase):
         for _, logout in sessions.values():
             logout()
         self.assertEqual(h.gateway.people, set())
+
+    def test_removedKeyLeavesTheLineAtOnce(self) -> None:
+        """A person whose key a reload took away is off the line at once, though their client never answers the channel's close: no typing, no break, no output; cut after CLOSE_GRACE s."""
+        h = Harness()
+        factory = GatewaySSHFactory(newKey(), KeyRing(()), h.gateway)
+        realm = factory.portal.realm
+        assert isinstance(realm, Realm)
+        _, person, _ = realm.requestAvatar(Login("ops1", "con1", newKey().public().blob()), None, IConchUser)
+        assert isinstance(person, Person)
+        stub = SSHTransportStub()
+        person.conn = conn = StubConnection(stub)
+        channel = person._session(1 << 20, 32768, b"", person)
+        channel.conn = conn
+        channel.requestReceived(b"shell", b"")
+        factory.setUsers(())
+        line = h.lines["con1"]
+        self.assertEqual(line.clients, [])
+        # The client goes on as if it had not heard (no CHANNEL_CLOSE back).
+        channel.dataReceived(b"rm -rf /\r")
+        self.assertFalse(channel.requestReceived(b"break", struct.pack(">L", 0)))
+        line.deviceDataReceived(b"secret")
+        self.assertEqual((h.devices["con1"].events, sent(conn, channel)),
+                         ([], b"\r\n[serialgw: ops1: your key was removed]\r\n"))
+        self.assertFalse(stub.transport.aborted)
+        h.clock.advance(CLOSE_GRACE)
+        self.assertTrue(stub.transport.aborted)
+
+    def test_disconnectedSessionSendsNoBreak(self) -> None:
+        """A session told to go (rights taken by a reload, idle, escape d) has its break requests refused while its channel closes."""
+        h = Harness()
+        channel, conn = h.channel(user="ops3")
+        channel.requestReceived(b"shell", b"")
+        h.lines["con1"].applyRights(Rights(write=("ops1",)))
+        self.assertFalse(channel.requestReceived(b"break", struct.pack(">L", 0)))
+        self.assertEqual(h.devices["con1"].events, [])
 
     def test_readOnlyKey(self) -> None:
         """A watcher (read = [...]) sees output; its bytes and breaks never reach the device; it cannot take write."""
@@ -919,6 +965,59 @@ class FactoryTests(SynchronousTestCase):
         channel.requestReceived(b"shell", b"")
         self.assertEqual([c.func.__name__ for c in factory.clock.getDelayedCalls()], ["_refuse"])
 
+    def test_closedSessionCut(self) -> None:
+        """Once its session channel has closed, a connection whose client does not read its last output is cut after CLOSE_GRACE s (each such one held a descriptor for ever)."""
+        h = Harness()
+        factory = GatewaySSHFactory(newKey(), KeyRing(()), h.gateway)
+        transport = factory.buildProtocol(IPv4Address("TCP", "192.0.2.7", 1))
+        tcp = Tcp()
+        transport.makeConnection(tcp)
+        transport.setService(Connection())
+        channel = SSHClient(h.gateway, Login("ops1", "con1"), remoteWindow=1 << 20, remoteMaxPacket=32768)
+        channel.conn = transport.service
+        channel.requestReceived(b"shell", b"")
+        channel.closed()
+        self.assertEqual((h.lines["con1"].clients, tcp.disconnecting, tcp.aborted), ([], True, False))
+        h.clock.advance(CLOSE_GRACE)
+        self.assertTrue(tcp.aborted)
+        transport.connectionLost(None)
+        self.assertEqual(h.clock.getDelayedCalls(), [])
+
+    def test_lostWithSessionLeavesNoTimer(self) -> None:
+        """A connection lost with its session open (the client's disconnect): the session ends and no cut is left pending (it fired 10 s later, logging a cut of a connection long gone)."""
+        h = Harness()
+        factory = GatewaySSHFactory(newKey(), KeyRing(()), h.gateway)
+        transport = factory.buildProtocol(IPv4Address("TCP", "192.0.2.7", 1))
+        transport.makeConnection(Tcp())
+        conn = Connection()
+        transport.setService(conn)
+        channel = SSHClient(h.gateway, Login("ops1", "con1"), remoteWindow=1 << 20, remoteMaxPacket=32768, conn=conn)
+        conn.getChannel = lambda *a: channel  # type: ignore[method-assign]
+        conn.ssh_CHANNEL_OPEN(NS(b"session") + struct.pack(">3L", 6, 65536, 32768))
+        channel.requestReceived(b"shell", b"")
+        transport.connectionLost(None)
+        self.assertEqual((h.lines["con1"].clients, h.clock.getDelayedCalls()), ([], []))
+
+    def test_revokedWithoutSessionCut(self) -> None:
+        """A person whose key a reload takes away before any session: the connection is closed, and cut after CLOSE_GRACE s if the client does not read."""
+        h = Harness()
+        factory = GatewaySSHFactory(newKey(), KeyRing(()), h.gateway)
+        transport = factory.buildProtocol(IPv4Address("TCP", "192.0.2.7", 1))
+        tcp = Tcp()
+        transport.makeConnection(tcp)
+        realm = factory.portal.realm
+        assert isinstance(realm, Realm)
+        _, person, logout = realm.requestAvatar(Login("ops1", "con1", newKey().public().blob()), None, IConchUser)
+        assert isinstance(person, Person)
+        transport.avatar, transport.logoutFunction = person, logout
+        transport.setService(Connection())
+        factory.setUsers(())
+        self.assertEqual((tcp.disconnecting, tcp.aborted), (True, False))
+        h.clock.advance(CLOSE_GRACE)
+        self.assertTrue(tcp.aborted)
+        transport.connectionLost(None)
+        self.assertEqual((h.clock.getDelayedCalls(), h.gateway.people), ([], set()))
+
 
 class RightsTests(SynchronousTestCase):
     def test_rights(self) -> None:
@@ -1041,6 +1140,25 @@ class OptionsTests(SynchronousTestCase):
         self.assertEqual(options.report(out, err), 0)
         self.assertEqual(err.getvalue(), "serialgw: warning: the SSH host key '/nonexistent/key' does not exist "
                                          "and cannot be made in '/nonexistent' (now)\n")
+
+    def test_checkReadsTheHostKey(self) -> None:
+        """--check reads the host key as the start does: an empty file or a public key there is an error (exit 2), not OK; nothing is made."""
+        import io
+
+        keys = self.mktemp()
+        with open(keys, "w") as f:
+            f.write(publicLine(newKey(), "ops1") + "\n")
+        for content, why in ((b"", "cannot read SSH host key {path!r}: cannot guess the type of b''"),
+                             (publicLine(newKey()).encode(), "SSH host key {path!r} is not a private key")):
+            hostKey = self.mktemp()
+            with open(os.open(hostKey, os.O_WRONLY | os.O_CREAT, 0o600), "wb") as f:
+                f.write(content)
+            options = self.parse("--check", "--ssh", "tcp:2222", "--ssh-host-key", hostKey, "--authorized-keys", keys)
+            out, err = io.StringIO(), io.StringIO()
+            self.assertEqual(options.report(out, err), 2)
+            self.assertEqual(err.getvalue().splitlines()[0], "serialgw: error: " + why.format(path=hostKey))
+            with open(hostKey, "rb") as f:
+                self.assertEqual(f.read(), content)
 
     def test_errors(self) -> None:
         """Keys without --ssh, --ssh without keys, --ssh with --config, one name or one key in both files: clear errors."""

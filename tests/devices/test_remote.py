@@ -151,6 +151,29 @@ class RemoteWriteBoundTests(SynchronousTestCase):
         line.clientData(writer, b"ef")
         self.assertEqual(device.dropped, 6)
 
+    def test_linkLostCountsWhatItHeld(self) -> None:
+        """Typing held for a suspended RFC 2217 remote when its link goes: dropped and unsent (never in bytesToDevice), logged naming the line, with the count."""
+        events: list[dict[str, object]] = []
+        observeLog(self, events.append)
+        device, line, writer, transport = self.connected("rfc2217", _ComPortLink)
+        device._link.dataReceived(bytes((IAC, SB, 44, 108, IAC, SE)))
+        line.clientData(writer, b"abcd")
+        self.assertEqual(line.bytesToDevice, 0)
+        device._link.connectionLost(Failure(ConnectionError("gone")))
+        self.assertEqual((device.dropped, device.unsent, line.bytesToDevice), (4, 4, 0))
+        self.assertEqual([(e["line"], e["count"]) for e in events if "lost with it" in str(e.get("log_format"))],
+                         [("t", 4)])
+
+    def test_closeThenLinkLostCountsOnce(self) -> None:
+        """Typing held for a suspended remote when the line's device is closed: dropped once, not again when the aborted link goes."""
+        device, line, writer, transport = self.connected("rfc2217", _ComPortLink)
+        link = device._link
+        link.dataReceived(bytes((IAC, SB, 44, 108, IAC, SE)))
+        line.clientData(writer, b"abcd")
+        device.close()
+        link.connectionLost(Failure(ConnectionError("aborted")))
+        self.assertEqual((device.dropped, device.unsent, line.bytesToDevice), (4, 4, 0))
+
 
 class RemoteDeviceTests(TestCase):
     timeout = 30

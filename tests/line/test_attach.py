@@ -9,9 +9,11 @@ from __future__ import annotations
 import errno
 from typing import Any
 
+from prometheus_client import generate_latest
 from twisted.internet import defer
 from twisted.internet.task import Clock
 from twisted.internet.testing import MemoryReactorClock
+from twisted.logger import LogLevel
 from twisted.python.usage import UsageError
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
@@ -23,7 +25,7 @@ from serialgw.devices.device import SerialDevice
 from serialgw.line.hub import Line, Role
 from tests.clients.test_sessions import Harness
 from tests.fakes import LogEvents, RecordingClient, RecordingDevice, RecordingPort, observeLog
-from tests.realio import closeClients, connect, listenerPort, ptyLine, startedPty, startGateway
+from tests.realio import PtyPair, closeClients, connect, listenerPort, ptyLine, startedPty, startGateway
 
 
 def person(peer: str = "p:1") -> RecordingClient:
@@ -89,7 +91,7 @@ class OpenCloseStringTests(SynchronousTestCase):
 
     def queued(self, openString: str) -> tuple[Clock, RecordingPort, SerialDevice, Line]:
         """A line on a real device queue (breaks of 0.25 s) over a recording port, with C{openString}."""
-        clock = Clock()
+        clock = MemoryReactorClock()
         port = RecordingPort(clock)
         device = SerialDevice(port, clock, 0.25)
         line = Line("l", device, clock=clock)
@@ -200,6 +202,68 @@ class OpenCloseStringTests(SynchronousTestCase):
         device.doRead()
         self.assertTrue(line.clientData(client, b"cde"))
         self.assertEqual((port.written(), line.bytesToDevice, device.dropped, line.up), (b"ab", 2, 3, False))
+
+    def test_queuedAtHangUpCountedDropped(self) -> None:
+        """Typing the device had not taken when it hung up (our queue, behind a break too) is counted dropped, not in bytesToDevice (status and metrics), and logged naming the line, with the count and why."""
+        from serialgw.app.status import lineStatus, metricsRegistry
+        from tests.app.test_status import samples
+        from tests.fakes import Lines
+
+        clock, port, device, line = self.queued("")
+        log = LogEvents(self)
+        client = person()
+        line.attach(client)
+        port.accept = 2
+        self.assertTrue(line.clientData(client, b"hello"))
+        self.assertTrue(line.clientBreak(client))
+        self.assertTrue(line.clientData(client, b"\r"))
+        self.assertEqual((port.written(), line.bytesToDevice), (b"he", 2))
+        port.error = OSError(errno.EIO, "hung up")
+        device.doRead()
+        self.assertEqual((line.bytesToDevice, device.dropped, device.unsent, line.up), (2, 4, 4, False))
+        status = lineStatus(line)
+        self.assertEqual((status["bytes_to_device"], status["dropped_while_down"]), (2, 4))
+        metrics = samples(generate_latest(metricsRegistry(Lines(line))).decode())
+        self.assertEqual((metrics[("serialgw_device_written_bytes_total", (("line", "l"),))],
+                          metrics[("serialgw_device_down_dropped_bytes_total", (("line", "l"),))]), (2, 4))
+        (event,) = [e for e in log.events if "lost with it" in e["log_format"]]
+        self.assertEqual((event["log_level"], event["line"], event["count"], event["reason"]),
+                         (LogLevel.warn, "l", 4, "hung up"))
+        # Typed while it is down: dropped there too, never counted sent; nothing more logged as lost.
+        self.assertTrue(line.clientData(client, b"x"))
+        self.assertEqual((line.bytesToDevice, device.dropped), (2, 5))
+        self.assertEqual(len([e for e in log.events if "lost with it" in e["log_format"]]), 1)
+        self.assertEqual(clock.getDelayedCalls(), [])
+
+    def test_bytesToDeviceIsWhatTheDeviceTook(self) -> None:
+        """bytesToDevice counts bytes as the device takes them (ours and the tty driver's queue emptied), never more, and never goes back (a counter)."""
+        clock, port, device, line = self.queued("")
+        client = person()
+        line.attach(client)
+        port.accept, port.pending = 0, 3
+        line.clientData(client, b"abcdef")
+        self.assertEqual(line.bytesToDevice, 0)
+        port.accept = 4
+        device.doWrite()
+        self.assertEqual(line.bytesToDevice, 1)  # 4 written, 3 of them still in the driver
+        port.pending = 0
+        device.doWrite()
+        self.assertEqual((port.written(), line.bytesToDevice), (b"abcdef", 6))
+
+    def test_purgedNotCounted(self) -> None:
+        """A writer's transmit purge: what our queue and the driver held is not counted sent, nor later as lost with the device."""
+        clock, port, device, line = self.queued("")
+        log = LogEvents(self)
+        client = person()
+        line.attach(client)
+        port.accept, port.pending = 3, 2
+        line.clientData(client, b"abcd")  # a sent, bc in the driver, d in our queue
+        self.assertTrue(line.clientPurge(client, False, True))
+        port.pending = 0
+        self.assertEqual((line.bytesToDevice, device.unsent, device.dropped), (1, 3, 0))
+        port.error = OSError(errno.EIO, "hung up")
+        device.doRead()
+        self.assertEqual([e for e in log.events if "lost with it" in e["log_format"]], [])
 
     def test_lostBetweenBreaksNotCounted(self) -> None:
         """The device lost during a close-string's first break: the rest (the second break and its data) is not sent nor counted."""
@@ -503,6 +567,45 @@ class RealDeviceTests(TestCase):
         self.assertEqual(await pty.received.length(9), b"login\ra!?")
         await closeClients(second)
         self.assertEqual(await pty.received.length(14), b"login\ra!?exit\r")
+
+    async def test_hangUpWithTypingQueued(self) -> None:
+        """On a real pty whose far end reads nothing and then closes (a hang-up): what was queued for it then is dropped, logged as lost naming the line, and never in bytesToDevice, which is what the pty took."""
+        pty = PtyPair()  # (its master not read)
+
+        def hangUp() -> None:
+            if pty.fd >= 0:
+                pty.close()
+                pty.fd = -1
+
+        self.addCleanup(hangUp)
+        service = startGateway(self, ptyLine(pty, ListenerSpec("tcp:0:interface=127.0.0.1", Protocol.RAW)))
+        line = service.lines["t"]
+        device: Any = line.device
+        lost: defer.Deferred[dict[str, Any]] = defer.Deferred()
+        observeLog(self, lambda e: lost.callback(e) if "lost with it" in str(e.get("log_format")) else None)
+        client = await connect(listenerPort(service))
+        typed = 48 * 1024
+        given: defer.Deferred[None] = defer.Deferred()
+        receive = line.clientData
+
+        def counted(who: Any, data: bytes) -> bool:
+            taken = receive(who, data)
+            if line.bytesGiven == typed and not given.called:
+                given.callback(None)
+            return taken
+
+        line.clientData = counted  # type: ignore[method-assign, assignment]
+        client.transport.write(b"x" * typed)  # type: ignore[union-attr]
+        await given
+        self.assertGreater(device.queuedBytes(), 0)
+        hangUp()  # the far end goes
+        event = await lost
+        self.assertEqual(line.up, False)
+        self.assertGreater(device.unsent, 0)
+        self.assertEqual((event["line"], event["count"]), ("t", device.unsent))
+        self.assertEqual((line.bytesToDevice, device.dropped), (device.bytesWritten, device.unsent))
+        self.assertEqual(line.bytesToDevice + device.dropped, typed)
+        await closeClients(client)
 
     async def test_stopSendsCloseString(self) -> None:
         """On a real pty device: the gateway stopped with a person attached writes the close-string before closing the device; the connection dropped afterwards sends nothing more."""

@@ -4,6 +4,7 @@ Tests for serialgw.line.hub: fan-out, roles and back-pressure.
 
 from __future__ import annotations
 
+from twisted.logger import LogLevel
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
@@ -118,6 +119,33 @@ class LineTests(SynchronousTestCase):
             ("ttyS0", "v", "settings", "115200,8N1", "ttyS0 is closing", "115200,8N1")])
         self.assertEqual(refused[1]["asked"], "parity E, stop bits 2")
         self.assertEqual([e for e in self.device.events if e[0] == "apply"], [])
+
+    def test_settingsRefusedSharedWatcher(self) -> None:
+        """In shared mode a person who chose to only watch (o) is told apart from one another writer keeps out: the log does not blame the writers."""
+        log = LogEvents(self)
+        writer, watcher = RecordingClient("w"), RecordingClient("v")
+        for client in (writer, watcher):
+            client.person = True  # type: ignore[attr-defined]
+            self.line.attach(client)
+        self.line.dropWrite(watcher)
+        self.line.clientSettings(watcher, SerialSettings(9600))
+        (event,) = [e for e in log.events if "refused" in (e.get("log_format") or "")]
+        self.assertEqual((event["peer"], event["reason"]), ("v", "the client only watches (it has not taken write)"))
+
+    def test_settingsRepeatedLogQuietly(self) -> None:
+        """A writer's settings are logged at info when they change what is in effect, or the device takes less than asked; a request for what is already in effect (pyserial sends each setting on its own) is a debug line."""
+        log = LogEvents(self)
+        writer = RecordingClient("w")
+        self.line.attach(writer)
+        self.line.clientSettings(writer, SerialSettings(9600))
+        self.line.clientSettings(writer, SerialSettings(9600))
+        self.line.clientSettings(writer, SerialSettings(9600))
+        self.device.apply = lambda settings: SerialSettings(9600)  # type: ignore[method-assign]
+        self.line.clientSettings(writer, SerialSettings(9600, rtscts=True))
+        said = [(e["log_level"], e["wanted"], e["settings"]) for e in log.events if "wanted" in e]
+        self.assertEqual(said, [(LogLevel.info, "9600,8N1", "9600,8N1"), (LogLevel.debug, "9600,8N1", "9600,8N1"),
+                                (LogLevel.debug, "9600,8N1", "9600,8N1"),
+                                (LogLevel.info, "9600,8N1,rtscts", "9600,8N1")])
 
     def test_settingsAsked(self) -> None:
         """What a settings request changes, named for people: each differing setting with its value; none: the settings as a whole."""
