@@ -30,6 +30,7 @@ Every error names the file, the line of the file, and the key.
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 from typing import Any, Optional
@@ -138,6 +139,7 @@ def loadFile(path: str, shards: Optional[int] = None) -> FileConfig:
         limit = sys.get_int_max_str_digits()
         raise ConfigError(f"{_tooLong(path, text, limit)}: an integer of more than {limit} digits") from None
     lines, pins = _lines(path, text, data)
+    _oneLineEach(path, text, data, lines)
     for name, pin in pins.items():
         if shards is not None and pin >= shards:
             raise ConfigError(f"{_where(path, text, f'lines.{name}', 'shard')}: [lines.{name}] shard: {pin}, but "
@@ -152,6 +154,32 @@ def loadFile(path: str, shards: Optional[int] = None) -> FileConfig:
                                   f"unknown user {unknown[0]!r} (declared: {', '.join(sorted(known)) or 'none'}; "
                                   "add a [users.NAME] table)")
     return FileConfig(lines, _ssh(path, text, data, users), users, _watchAll(path, text, data), pins)
+
+
+def _oneLineEach(path: str, text: str, data: dict[str, Any], lines: list[LineConfig]) -> None:
+    """
+    A device (a tty, a unix socket, a pty's link) and a console log are one
+    line's: on one tty the second line found the UUCP lock the first holds
+    (the gateway's own PID) and stayed down; on one log two lines
+    interleaved and each rotated it.  Refused when the file is read, so at
+    start, at a reload and by --check alike.
+    """
+    owners: dict[tuple[str, str], str] = {}
+    for config in lines:
+        device = config.device
+        claims = []
+        if device.kind in ("tty", "unix", "pty") and device.path:
+            claims.append(("device", device.path, device.describe()))
+        if config.log is not None:
+            claims.append(("log", config.log.path, config.log.path))
+        for key, claimed, shown in claims:
+            owner = owners.setdefault((key, os.path.normpath(claimed)), config.name)
+            if owner != config.name:
+                table = f"lines.{config.name}"
+                if key not in data["lines"][config.name]:
+                    table = "defaults"
+                raise ConfigError(f"{_where(path, text, table, key)}: [{table}] {key}: {shown!r} is line {owner!r}'s "
+                                  f"{key} too")
 
 
 WATCH_ALL_KEYS = {"listen", "lines"}
@@ -381,15 +409,17 @@ def _line(name: str, table: dict[str, Any]) -> LineConfig:
         raise _KeyError("max-clients" if maxClients < 0 else "backlog", "expected a number >= 0")
     if backlog > MAX_BACKLOG:
         raise _KeyError("backlog", f"expected at most {MAX_BACKLOG} bytes, not {backlog}")
-    log = None
-    if "log" in table:
-        # Only the keys given: LogSpec's own defaults fill the rest (read
-        # from the class, a frozen attrs field is a slot descriptor).
-        given = {field: value(key, kind) for key, (field, kind) in _LOG_KEYS.items() if key in table}
-        try:
-            log = LogSpec(path=parsed("log", lambda t: checkPath(t, "log"), value("log", str)), **given)
-        except ConfigError as e:
-            raise _KeyError(next((k for k in _LOG_KEYS if str(e).startswith(k)), "log"), str(e)) from None
+    # Only the keys given: LogSpec's own defaults fill the rest (read from
+    # the class, a frozen attrs field is a slot descriptor).  Checked on a
+    # line without log too (from [defaults], or a mistake), then dropped.
+    given = {field: value(key, kind) for key, (field, kind) in _LOG_KEYS.items() if key in table}
+    try:
+        logPath = parsed("log", lambda t: checkPath(t, "log"), value("log", str)) if "log" in table else None
+        log: Optional[LogSpec] = LogSpec(path="(no log)" if logPath is None else logPath, **given)
+    except ConfigError as e:
+        raise _KeyError(next((k for k in _LOG_KEYS if str(e).startswith(k)), "log"), str(e)) from None
+    if logPath is None:
+        log = None
     coalesce = parsed("coalesce", parseCoalesce, str(table.get("coalesce", "off")))
 
     def onOff(key: str) -> Optional[bool]:
