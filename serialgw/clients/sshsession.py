@@ -20,7 +20,7 @@ Keys, people and the listener are L{serialgw.clients.ssh}.
 from __future__ import annotations
 
 import struct
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from twisted.conch.ssh import common, connection
 from twisted.conch.ssh.channel import SSHChannel
@@ -127,11 +127,17 @@ class Connection(connection.SSHConnection):
         connection.SSHConnection.adjustWindow(self, channel, bytesToAdd)
 
 
+@implementer(IPushProducer)
 class ServerTransport(SSHServerTransport):
     """
     conch's server transport; the connection must log in within the
     factory's C{loginGrace} seconds (the key exchange included), and then
     start a session within as long again.
+
+    It is its TCP connection's producer: while more than C{bufferSize}
+    waits unsent there, the client is not read (conch answers many messages,
+    an unknown one before login too: a client that sent them and never read
+    grew the queue without bound); a session's output flow is paused too.
     """
 
     _log = conchLog
@@ -142,10 +148,45 @@ class ServerTransport(SSHServerTransport):
     source = ""
     # The TCP connection is gone.
     _lost = False
+    # The session's output flow, once it has one; whether the TCP buffer is full now.
+    flow: Optional[_Flow] = None
+    _full = False
 
     def connectionMade(self) -> None:
         self._wait("did not log in")
+        tcp: Any = self.transport
+        tcp.registerProducer(self, True)
         SSHServerTransport.connectionMade(self)
+
+    # IPushProducer, for the TCP connection
+
+    def pauseProducing(self) -> None:
+        self._full = True
+        tcp: Any = self.transport
+        tcp.pauseProducing()
+        if self.flow is not None:
+            self.flow.block("tcp")
+
+    def resumeProducing(self) -> None:
+        self._full = False
+        tcp: Any = self.transport
+        if tcp.disconnecting:
+            # Drained while closing: Twisted asks for more instead of closing (without a producer, it closes).
+            tcp.unregisterProducer()
+            return
+        tcp.resumeProducing()
+        if self.flow is not None:
+            self.flow.unblock("tcp")
+
+    def stopProducing(self) -> None:
+        if self.flow is not None:
+            self.flow.stopProducing()
+
+    def setFlow(self, flow: Optional[_Flow]) -> None:
+        """The session's output flow (None: no more), paused while the TCP buffer is full."""
+        self.flow = flow
+        if flow is not None and self._full:
+            flow.block("tcp")
 
     def _wait(self, what: str, seconds: float | None = None) -> None:
         self._stopWaiting()
@@ -279,7 +320,6 @@ class _Flow:
         self.blocked.clear()
 
 
-
 class ChannelTransport:
     """
     What a L{Session} needs of its transport, for an SSH channel: writes go
@@ -337,14 +377,29 @@ class ChannelTransport:
     def resumeProducing(self) -> None:
         self.channel.resumeReading()
 
+    @property
+    def server(self) -> Optional[ServerTransport]:
+        """The SSH transport, the TCP connection's producer (a test's stub is not)."""
+        conn: Any = self.channel.conn
+        transport = conn.transport if conn is not None else None
+        return transport if isinstance(transport, ServerTransport) else None
+
     def registerProducer(self, producer: Any, streaming: bool) -> None:
         self.flow.guard = producer
-        self.tcp.registerProducer(self.flow, True)
+        server = self.server
+        if server is not None:
+            server.setFlow(self.flow)
+        else:
+            self.tcp.registerProducer(self.flow, True)
 
     def unregisterProducer(self) -> None:
         if self.flow.guard is not None:
             self.flow.guard = None
-            self.tcp.unregisterProducer()
+            server = self.server
+            if server is not None:
+                server.setFlow(None)
+            else:
+                self.tcp.unregisterProducer()
 
 
 @implementer(IClient)

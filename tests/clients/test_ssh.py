@@ -344,6 +344,24 @@ class Tcp(StringTransport):
         self.aborted = True
 
 
+class BufferedTcp(Tcp):
+    """A TCP connection that pauses its streaming producer past bufferSize unsent, as Twisted's does, until drained."""
+
+    full = False
+
+    def write(self, data: bytes) -> None:
+        Tcp.write(self, data)
+        if self.producer is not None and not self.full and len(self.value()) > self.bufferSize:
+            self.full = True
+            self.producer.pauseProducing()
+
+    def drain(self) -> None:
+        self.clear()
+        if self.producer is not None and self.full:
+            self.full = False
+            self.producer.resumeProducing()
+
+
 class SSHTransportStub:
     def __init__(self) -> None:
         self.transport = Tcp()
@@ -997,6 +1015,59 @@ class FactoryTests(SynchronousTestCase):
         channel.requestReceived(b"shell", b"")
         transport.connectionLost(None)
         self.assertEqual((h.lines["con1"].clients, h.clock.getDelayedCalls()), ([], []))
+
+    def unknownMessages(self, count: int) -> bytes:
+        """C{count} packets of message 99 (nobody's), unencrypted as before a key exchange: conch answers each."""
+        return (struct.pack(">LB", 12, 10) + b"\x63" + b"\0" * 10) * count
+
+    def test_unreadAnswersStopTheReading(self) -> None:
+        """A client that sends what conch answers (unknown messages, before logging in) and never reads: past bufferSize unsent it is no longer read, until it reads."""
+        factory = self.factory()
+        transport = factory.buildProtocol(IPv4Address("TCP", "192.0.2.7", 1))
+        tcp = BufferedTcp()
+        transport.makeConnection(tcp)
+        transport.dataReceived(b"SSH-2.0-attack\r\n")
+        transport.dataReceived(self.unknownMessages(1000))
+        self.assertEqual((tcp.full, tcp.producerState), (False, "producing"))
+        transport.dataReceived(self.unknownMessages(4096))
+        self.assertEqual((tcp.full, tcp.producerState), (True, "paused"))
+        tcp.drain()
+        self.assertEqual(tcp.producerState, "producing")
+        transport.connectionLost(None)
+
+    def test_closingWhileFullCloses(self) -> None:
+        """Closed while its client does not read, the connection is not read again once drained: it lets Twisted close it (a paused producer held the close back)."""
+        factory = self.factory()
+        transport = factory.buildProtocol(IPv4Address("TCP", "192.0.2.7", 1))
+        tcp = BufferedTcp()
+        transport.makeConnection(tcp)
+        transport.dataReceived(b"SSH-2.0-attack\r\n")
+        transport.dataReceived(self.unknownMessages(5000))
+        transport.sendDisconnect(2, b"bye")
+        tcp.drain()
+        self.assertEqual((tcp.disconnecting, tcp.producer, tcp.producerState), (True, None, "paused"))
+        transport.connectionLost(None)
+
+    def test_fullConnectionPausesTheSession(self) -> None:
+        """The session's output waits while the TCP buffer is full, whether it filled before the session started or after."""
+        h = Harness("outbuf=4096+tcp:0")
+        factory = GatewaySSHFactory(newKey(), KeyRing(()), h.gateway)
+        transport = factory.buildProtocol(IPv4Address("TCP", "192.0.2.7", 1))
+        tcp = BufferedTcp()
+        transport.makeConnection(tcp)
+        transport.dataReceived(b"SSH-2.0-attack\r\n")
+        transport.dataReceived(self.unknownMessages(5000))
+        transport.setService(Connection())
+        channel = SSHClient(h.gateway, Login("ops1", "con1"), remoteWindow=1 << 20, remoteMaxPacket=32768)
+        channel.conn = transport.service
+        channel.requestReceived(b"shell", b"")
+        assert channel.guard is not None
+        self.assertTrue(channel.guard.full)
+        tcp.drain()
+        self.assertFalse(channel.guard.full)
+        transport.pauseProducing()
+        self.assertTrue(channel.guard.full)
+        transport.connectionLost(None)
 
     def test_revokedWithoutSessionCut(self) -> None:
         """A person whose key a reload takes away before any session: the connection is closed, and cut after CLOSE_GRACE s if the client does not read."""
