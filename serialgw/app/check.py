@@ -145,19 +145,13 @@ def checkLines(lines: Sequence[LineConfig], status: Optional[ListenerSpec] = Non
                 return
         taken.append((key, f"{owner}, {thing}"))
 
-    devices: dict[str, str] = {}
-    logs: dict[str, str] = {}
+    # (Two lines on one device or console log are refused when the file is read: config/file.py.)
     for line in lines:
         owner = f"line {line.name!r}"
         device = line.device
-        if device.kind in ("tty", "unix", "pty") and device.path:
-            path = os.path.normpath(device.path)
-            if path in devices:
-                errors.append(f"{owner}: device {device.describe()!r} is line {devices[path]!r}'s device too")
-            elif device.kind == "pty":
-                # The gateway makes a symlink there, as for a pty: listener.
-                claim(("path", device.path, ""), owner, f"device {device.describe()!r}")
-            devices[path] = line.name
+        if device.kind == "pty" and device.path:
+            # The gateway makes a symlink there, as for a pty: listener.
+            claim(("path", device.path, ""), owner, f"device {device.describe()!r}")
         problem = unixNameProblem(device.path) if device.kind == "unix" else None
         if problem is not None:
             errors.append(f"{owner}: device {device.describe()!r}: {problem}")
@@ -169,10 +163,6 @@ def checkLines(lines: Sequence[LineConfig], status: Optional[ListenerSpec] = Non
         if device.kind == "unix" and not isAbstract(device.path) and not os.path.exists(device.path):
             warnings.append(f"{owner}: socket {device.path!r} does not exist (now)")
         if line.log is not None:
-            path = os.path.normpath(line.log.path)
-            if path in logs:
-                errors.append(f"{owner}: log {line.log.path!r} is line {logs[path]!r}'s log too")
-            logs[path] = line.name
             directory = os.path.dirname(os.path.abspath(line.log.path))
             if os.path.lexists(line.log.path) and (os.path.islink(line.log.path) or not os.path.isfile(line.log.path)):
                 errors.append(f"{owner}: log {line.log.path!r} is not a regular file "

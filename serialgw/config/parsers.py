@@ -218,7 +218,13 @@ def parseCoalesce(text: str) -> tuple[float, float, bytes]:
         raise ConfigError(f"coalesce {text!r}: expected MIN_MS,MAX_MS[,STRING], e.g. 2,20 or 5,50,\\n") from None
     if not 0 < low <= high <= 10:
         raise ConfigError(f"coalesce {text!r}: expected 0 < MIN_MS <= MAX_MS <= 10000")
-    on = parts[2].encode().decode("unicode_escape").encode("latin-1") if len(parts) > 2 else b""
+    try:
+        on = parts[2].encode().decode("unicode_escape").encode("latin-1") if len(parts) > 2 else b""
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"coalesce {text!r}: cannot read STRING {parts[2]!r}: {e.reason}") from None
+    except UnicodeEncodeError:
+        raise ConfigError(f"coalesce {text!r}: STRING {parts[2]!r} names a character past \\xff "
+                          "(a byte is \\xNN; other text is taken as its UTF-8)") from None
     return low, high, on
 
 

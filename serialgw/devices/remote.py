@@ -13,16 +13,17 @@ from __future__ import annotations
 from typing import Any, Callable, Optional
 
 import attrs
-from twisted.application.internet import ClientService, backoffPolicy
+from twisted.application.internet import ClientService
 from twisted.internet.defer import CancelledError
 from twisted.internet.endpoints import HostnameEndpoint, UNIXClientEndpoint
-from twisted.internet.interfaces import IPushProducer, IReactorTime
+from twisted.internet.interfaces import IPushProducer
 from twisted.internet.protocol import Factory, Protocol, connectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from serialgw.config.specs import ConfigError, DeviceSpec, SerialSettings
+from serialgw.devices.backoff import CarriedBackoff
 from serialgw.devices.device import HIGH_WATER, _NoSink
 from serialgw.interfaces import IDevice
 from serialgw.wire.rfc2217 import (
@@ -57,48 +58,6 @@ log = Logger()
 # An RFC 2217 remote's FLOWCONTROL-SUSPEND lasting this many seconds is
 # logged (typing is paused meanwhile): one that never ends is not silent.
 SUSPEND_WARN = 10.0
-
-# A link must stay up this many seconds for the reconnection backoff to
-# start again from the first delay.  ClientService starts it again on every
-# connection: a far end that accepts and closes at once was redialled every
-# ~1.3 s for ever, each time telling every person down, then back.
-STABLE_LINK = 10.0
-
-
-class CarriedBackoff:
-    """
-    A ClientService C{retryPolicy} whose attempt count survives short links.
-
-    ClientService counts failed attempts from zero again on every
-    connection.  Call L{linkUp} when a connection is made: if it is lost
-    within STABLE_LINK s, the next delays count on from the attempt that
-    made it; one that lasted starts from the first delay again.  Used by
-    remote devices and by dial-out listeners (C{tcp:HOST:PORT} without
-    C{server}).
-    """
-
-    def __init__(self, clock: IReactorTime, policy: Optional[Callable[[int], float]] = None) -> None:
-        self.clock = clock
-        self.policy = policy or backoffPolicy()
-        # The attempt number the last delay used, where failures count
-        # from, and when the last link came up (None: no link since).
-        self.attempt = 0
-        self._carried = 0
-        self._upAt: Optional[float] = None
-
-    def linkUp(self, *ignored: object) -> None:
-        """A connection was made (usable as ClientService's C{prepareConnection})."""
-        self._upAt = self.clock.seconds()
-
-    def __call__(self, failed: int) -> float:
-        """The delay before the next attempt after C{failed} in a row since the last connection."""
-        if self._upAt is not None:
-            # The first delay after a link: ClientService asks as it is lost.
-            self._carried = 0 if self.clock.seconds() - self._upAt >= STABLE_LINK else self.attempt
-            self._upAt = None
-        self.attempt = min(self._carried + failed, 100)
-        return self.policy(self.attempt)
-
 
 class _NoPortControl:
     """Links without com port control: settings, DTR/RTS and purges stay here."""

@@ -100,13 +100,11 @@ class CheckTests(SynchronousTestCase):
         ], []))
 
     def test_sameDeviceSameLog(self) -> None:
-        """Two lines on one device, or one console log: errors."""
-        lines = loadConfig(write(self, '[lines.a]\ndevice = "/dev/null"\nlisten = "4001"\nlog = "/tmp/same.log"\n'
-                                       '[lines.b]\ndevice = "/dev/../dev/null"\nlisten = "4002"\nlog = "/tmp/same.log"\n'))
-        self.assertEqual(checkLines(lines), ([
-            "line 'b': device '/dev/../dev/null' is line 'a''s device too",
-            "line 'b': log '/tmp/same.log' is line 'a''s log too",
-        ], []))
+        """Two lines on one device, or one console log: an error from reading the file, as at start and at a reload."""
+        path = write(self, '[lines.a]\ndevice = "/dev/null"\nlisten = "4001"\nlog = "/tmp/same.log"\n'
+                           '[lines.b]\ndevice = "/dev/../dev/null"\nlisten = "4002"\nlog = "/tmp/same.log"\n')
+        self.assertEqual(str(self.assertRaises(usage.UsageError, checked, "--config", path)),
+                         f"{path}:6: [lines.b] device: '/dev/../dev/null' is line 'a''s device too")
 
     def test_missingThingsWarn(self) -> None:
         """A device, socket, log directory or TLS file that is not there now: warnings, exit 0."""

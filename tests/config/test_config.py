@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from serialgw.config.parsers import parseCompact, parseDevice, parseParity, parseStopbits
+from serialgw.config.parsers import parseCoalesce, parseCompact, parseDevice, parseParity, parseStopbits
 from serialgw.config.specs import ConfigError, DeviceSpec, SerialSettings
 
 
@@ -66,3 +66,22 @@ class DeviceTests(SynchronousTestCase):
         self.assertEqual(str(self.assertRaises(ConfigError, parseDevice, "telnet:host")),
                          "device 'telnet:host': expected telnet:HOST:PORT")
         self.assertRaises(ConfigError, parseDevice, "")
+
+
+class CoalesceTests(SynchronousTestCase):
+    def test_forms(self) -> None:
+        """MIN_MS,MAX_MS[,STRING]: seconds, and the string with its backslash escapes read; a character as its UTF-8; off or 0: none."""
+        self.assertEqual(parseCoalesce("2,20"), (0.002, 0.02, b""))
+        self.assertEqual(parseCoalesce("5,50,\\n"), (0.005, 0.05, b"\n"))
+        self.assertEqual(parseCoalesce("5,50,\\r\\n"), (0.005, 0.05, b"\r\n"))
+        self.assertEqual(parseCoalesce("5,50,\\xff"), (0.005, 0.05, b"\xff"))
+        self.assertEqual(parseCoalesce("5,50,\u00e9"), (0.005, 0.05, "\u00e9".encode()))
+        self.assertEqual(parseCoalesce("off"), (0.0, 0.0, b""))
+
+    def test_badStringQuoted(self) -> None:
+        """A STRING whose escape cannot be read, or that names a character past one byte: a ConfigError quoting it, not a traceback."""
+        for text, why in (("5,50,\\x", "truncated \\xXX escape"), ("5,50,\\N{nothing}", "unknown Unicode character name"),
+                          ("5,50,\\u1234", "a character past \\xff")):
+            e = self.assertRaises(ConfigError, parseCoalesce, text)
+            self.assertIn(repr(text), str(e))
+            self.assertIn(why, str(e))

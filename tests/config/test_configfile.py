@@ -84,6 +84,45 @@ class FileTests(SynchronousTestCase):
         self.assertIn("cannot read configuration", str(self.assertRaises(ConfigError, loadConfig, "/nonexistent.toml")))
 
 
+    def test_oneDeviceOrLogALine(self) -> None:
+        """Two lines on one device (however the path is written) or one console log: refused naming file:line, the key and the other line."""
+        path = self.write('[lines.a]\ndevice = "/dev/ttyS0"\nlisten = "4001"\n\n'
+                          '[lines.b]\ndevice = "/dev/../dev/ttyS0"\nlisten = "4002"\n')
+        self.assertEqual(str(self.assertRaises(ConfigError, loadConfig, path)),
+                         f"{path}:6: [lines.b] device: '/dev/../dev/ttyS0' is line 'a''s device too")
+        path = self.write('[lines.a]\ndevice = "unix:/run/vm.serial0"\nlisten = "4001"\n'
+                          '[lines.b]\ndevice = "unix:/run/vm.serial0"\nlisten = "4002"\n')
+        self.assertEqual(str(self.assertRaises(ConfigError, loadConfig, path)),
+                         f"{path}:5: [lines.b] device: 'unix:/run/vm.serial0' is line 'a''s device too")
+        path = self.write('[lines.a]\ndevice = "/dev/ttyS0"\nlisten = "4001"\nlog = "/var/log/same.log"\n'
+                          '[lines.b]\ndevice = "/dev/ttyS1"\nlisten = "4002"\nlog = "/var/log/./same.log"\n')
+        self.assertEqual(str(self.assertRaises(ConfigError, loadConfig, path)),
+                         f"{path}:8: [lines.b] log: '/var/log/./same.log' is line 'a''s log too")
+        # A log given in [defaults] is every line's: named where it is.
+        path = self.write('[defaults]\nlog = "/var/log/all.log"\n[lines.a]\ndevice = "/dev/ttyS0"\nlisten = "4001"\n'
+                          '[lines.b]\ndevice = "/dev/ttyS1"\nlisten = "4002"\n')
+        self.assertEqual(str(self.assertRaises(ConfigError, loadConfig, path)),
+                         f"{path}:2: [defaults] log: '/var/log/all.log' is line 'a''s log too")
+        # Remote consoles, a pty each, distinct logs: every line its own.
+        path = self.write('[lines.a]\ndevice = "telnet:vm:4444"\nlisten = "4001"\nlog = "/var/log/a.log"\n'
+                          '[lines.b]\ndevice = "telnet:vm:4444"\nlisten = "4002"\nlog = "/var/log/b.log"\n'
+                          '[lines.c]\ndevice = "pty:/tmp/c"\nlisten = "4003"\n[lines.d]\ndevice = "pty:/tmp/d"\nlisten = "4004"\n')
+        self.assertEqual([line.name for line in loadConfig(path)], ["a", "b", "c", "d"])
+
+    def test_logKeysCheckedWithoutLog(self) -> None:
+        """log-keep, log-max-size, log-format and log-daily on a line without log are checked all the same: a bad one is refused, not ignored."""
+        for key, value, message in (("log-keep", "1001", "log-keep must be 0 to 1000, not 1001"),
+                                    ("log-max-size", "-1", "log-max-size must be 0 (no limit) or more bytes, not -1"),
+                                    ("log-format", "5", "expected str, not 5"),
+                                    ("log-daily", '"false"', "expected bool, not 'false'")):
+            path = self.write(f'[lines.a]\ndevice = "/dev/ttyS0"\nlisten = "4001"\n{key} = {value}\n')
+            self.assertEqual(str(self.assertRaises(ConfigError, loadConfig, path)), f"{path}:4: [lines.a] {key}: {message}")
+        # Good ones in [defaults] for the lines that log: a line without log has none.
+        path = self.write('[defaults]\nlog-keep = 30\n[lines.a]\ndevice = "/dev/ttyS0"\nlisten = "4001"\n'
+                          '[lines.b]\ndevice = "/dev/ttyS1"\nlisten = "4002"\nlog = "/var/log/b.log"\n')
+        a, b = loadConfig(path)
+        self.assertEqual((a.log, b.log and b.log.keep), (None, 30))
+
     def test_invalidUtf8Refused(self) -> None:
         """A byte that is not UTF-8 is refused with file:line and column, never read as U+FFFD into a path."""
         path = self.mktemp()
@@ -93,9 +132,12 @@ class FileTests(SynchronousTestCase):
         self.assertEqual(str(e), f"{path}:3: not UTF-8 (byte e9 at column 19); a TOML file is UTF-8")
 
     def test_endlessFileRefused(self) -> None:
-        """/dev/zero (or any file past MAX_CONFIG_SIZE) as the configuration: one error at once, not read into memory."""
-        self.assertEqual(str(self.assertRaises(ConfigError, loadConfig, "/dev/zero")),
-                         "configuration '/dev/zero' is larger than 16 MiB")
+        """A file past MAX_CONFIG_SIZE as the configuration: one error at once, not read into memory."""
+        path = self.mktemp()
+        with open(path, "wb") as f:
+            f.truncate(MAX_CONFIG_SIZE + 1)
+        self.assertEqual(str(self.assertRaises(ConfigError, loadConfig, path)),
+                         f"configuration {path!r} is larger than 16 MiB")
         self.assertEqual(MAX_CONFIG_SIZE, 16 << 20)
 
     def test_nulInPaths(self) -> None:
