@@ -4,9 +4,8 @@ session: a client of its line.
 
   - L{ServerTransport}: the login must be done within the factory's
     C{loginGrace} seconds, and a session asked for within as long again; a
-    malformed packet ends the connection with one log line;
-  - L{Connection}: one session channel a connection, nothing else (no port
-    forwarding, agent or X11 channels); no data past the window;
+    malformed packet ends the connection with one log line; a client that
+    does not read is not read;
   - L{SSHClient}: the session channel, a client of its line like telnet's:
     C{pty-req} accepted, C{shell} (or C{exec LINE}) attaches, C{break}
     (RFC 4335, OpenSSH's C{~B}) is a serial break; env, X11, agent and port
@@ -14,7 +13,7 @@ session: a client of its line.
     C{outbuf} through the TCP connection's buffer and the channel's window
     (L{ChannelTransport}).
 
-Keys, people and the listener are L{serialgw.clients.ssh}.
+Keys, people, the connection service and the listener are L{serialgw.clients.ssh}.
 """
 
 from __future__ import annotations
@@ -68,65 +67,6 @@ def sshPeer(sshTransport: Any) -> str:
 # The connection
 
 
-class Connection(connection.SSHConnection):
-    """
-    conch's ssh-connection, opening one session channel and nothing else
-    (no port forwarding, no agent or X11 channels), refused quietly.
-    """
-
-    _log = conchLog
-    sessions = 0
-
-    def ssh_CHANNEL_OPEN(self, packet: bytes) -> None:
-        transport: Any = self.transport
-        try:
-            channelType, rest = common.getNS(packet)
-            senderChannel = struct.unpack(">L", rest[:4])[0]
-        except (struct.error, ValueError):
-            log.info("ssh: {peer}: malformed channel open: disconnected", peer=sshPeer(transport))
-            transport.loseConnection()
-            return
-        if channelType != b"session" or self.sessions:
-            why = "one session a connection" if channelType == b"session" else "only sessions"
-            log.info("ssh: {peer}: channel {kind!r} refused: {why}", peer=sshPeer(transport),
-                     kind=channelType.decode("ascii", "replace")[:40], why=why)
-            transport.sendPacket(
-                connection.MSG_CHANNEL_OPEN_FAILURE,
-                struct.pack(">2L", senderChannel, connection.OPEN_ADMINISTRATIVELY_PROHIBITED)
-                + common.NS(why.encode()) + common.NS(b""),
-            )
-            return
-        self.sessions += 1
-        connection.SSHConnection.ssh_CHANNEL_OPEN(self, packet)
-
-    def ssh_CHANNEL_DATA(self, packet: bytes) -> None:
-        if not self._pastWindow(packet[:4], packet[4:8]):
-            connection.SSHConnection.ssh_CHANNEL_DATA(self, packet)
-
-    def ssh_CHANNEL_EXTENDED_DATA(self, packet: bytes) -> None:
-        if not self._pastWindow(packet[:4], packet[8:12]):
-            connection.SSHConnection.ssh_CHANNEL_EXTENDED_DATA(self, packet)
-
-    def _pastWindow(self, number: bytes, length: bytes) -> bool:
-        # conch logs an error and asks to close the channel, again for every
-        # such packet while the client does not answer: one line, disconnected.
-        channel = self.channels[struct.unpack(">L", number)[0]]
-        size = struct.unpack(">L", length)[0]
-        if size <= channel.localWindowLeft and size <= channel.localMaxPacket:
-            return False
-        transport: Any = self.transport
-        log.info("ssh: {peer}: {size} bytes past the channel's window: disconnected", peer=sshPeer(transport), size=size)
-        transport.sendDisconnect(DISCONNECT_PROTOCOL_ERROR, b"data past the window")
-        return True
-
-    def adjustWindow(self, channel: Any, bytesToAdd: int) -> None:
-        # A session that does not take input now gets no more window (it
-        # opens again when it does): bounded input, whatever the client sends.
-        if isinstance(channel, SSHClient) and channel.readingPaused:
-            return
-        connection.SSHConnection.adjustWindow(self, channel, bytesToAdd)
-
-
 @implementer(IPushProducer)
 class ServerTransport(SSHServerTransport):
     """
@@ -156,6 +96,8 @@ class ServerTransport(SSHServerTransport):
         self._wait("did not log in")
         tcp: Any = self.transport
         tcp.registerProducer(self, True)
+        # The kernel's unsent queue too (a session sets its outbuf): not the autotuned 4 MiB.
+        boundKernelQueue(tcp, tcp.bufferSize)
         SSHServerTransport.connectionMade(self)
 
     # IPushProducer, for the TCP connection

@@ -34,6 +34,7 @@ from zope.interface.verify import verifyObject
 from serialgw.app import tap
 from serialgw.clients.session import CLOSE_GRACE
 from serialgw.clients.ssh import (
+    Connection,
     GatewaySSHFactory,
     KeyRing,
     Login,
@@ -45,7 +46,7 @@ from serialgw.clients.ssh import (
     loadHostKey,
     makeFactory,
 )
-from serialgw.clients.sshsession import Connection, SSHClient
+from serialgw.clients.sshsession import SSHClient
 from serialgw.clients.transports import describeAddress
 from serialgw.config.file import loadFile
 from serialgw.config.listeners import parseSSHListener
@@ -1524,6 +1525,34 @@ class OpenSSHTests(TestCase):
         self.assertEqual(len(queued), 1)
         self.assertLess(queued[0], 4 * 65536)
         await closeClients(raw)
+
+
+class BeforeLoginTests(TestCase):
+    """A real TCP connection to the SSH listener, in this process, before any login."""
+
+    async def test_kernelQueueBounded(self) -> None:
+        """Before a session, the kernel keeps at most the connection's bufferSize unsent for the client (TCP_NOTSENT_LOWAT), not the autotuned 4 MiB (2.5 MB measured for a client that never read)."""
+        import socket
+
+        from serialgw.clients.guard import TCP_NOTSENT_LOWAT
+
+        factory = GatewaySSHFactory(newKey(), KeyRing(()), SSHGateway(dict, parseSSHListener("tcp:0"), Clock()))
+        built: list[Any] = []
+        build = factory.buildProtocol
+
+        def buildProtocol(addr: Any) -> Any:
+            built.append(build(addr))
+            return built[-1]
+
+        factory.buildProtocol = buildProtocol  # type: ignore[method-assign]
+        port: Any = reactor.listenTCP(0, factory, interface="127.0.0.1")  # type: ignore[attr-defined,arg-type]
+        self.addCleanup(port.stopListening)
+        client = await connect(port.getHost().port)
+        await client.received.contains(b"SSH-2.0-")
+        [transport] = built
+        self.assertEqual(transport.transport.getHandle().getsockopt(socket.IPPROTO_TCP, TCP_NOTSENT_LOWAT),
+                         transport.transport.bufferSize)
+        await closeClients(client)
 
 
 class BreakOnTtyTests(TestCase):
