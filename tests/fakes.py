@@ -278,6 +278,11 @@ class BoundedTransport(StringTransport):
             self.producerPaused = True
             self.producer.pauseProducing()
 
+    @property
+    def dataBuffer(self) -> bytes:
+        """What waits, where Twisted's FileDescriptor keeps it (a remote device's queuedBytes looks there)."""
+        return self.value()
+
     def drain(self) -> bytes:
         """The peer reads everything written so far; return it."""
         data = self.value()
