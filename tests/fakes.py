@@ -278,6 +278,11 @@ class BoundedTransport(StringTransport):
             self.producerPaused = True
             self.producer.pauseProducing()
 
+    @property
+    def dataBuffer(self) -> bytes:
+        """What waits, where Twisted's FileDescriptor keeps it (a remote device's queuedBytes looks there)."""
+        return self.value()
+
     def drain(self) -> bytes:
         """The peer reads everything written so far; return it."""
         data = self.value()
@@ -354,3 +359,16 @@ class ThreadedReactorClock(MemoryReactorClock):
 
     def callFromThread(self, f: Callable[..., Any], *args: Any, **kw: Any) -> None:
         self.callLater(0, f, *args, **kw)
+
+
+def oneTurn(clock: Any) -> None:
+    """
+    Run the calls of a C{Clock} due now, and not those they make: a reactor
+    runs a C{callLater(0)} made during a turn on its next turn, where
+    C{Clock.advance(0)} would run it at once.
+    """
+    due = [call for call in clock.getDelayedCalls() if call.getTime() <= clock.seconds()]
+    for call in due:
+        clock.calls.remove(call)
+        call.called = 1
+        call.func(*call.args, **call.kw)

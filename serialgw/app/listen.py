@@ -37,7 +37,7 @@ from serialgw.clients.ptylink import PtyClient
 from serialgw.clients.tls import RefusingTLSFactory, ServerContextFactory, TLSError, clientOptions
 from serialgw.clients.transports import describeAddress
 from serialgw.config.specs import LineConfig, ListenerKind, ListenerSpec, Protocol, describeUnix, isAbstract
-from serialgw.devices.remote import CarriedBackoff
+from serialgw.devices.backoff import CarriedBackoff
 from serialgw.line.hub import Line
 
 log = Logger()

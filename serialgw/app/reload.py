@@ -29,8 +29,10 @@ def deviceOf(config: LineConfig) -> tuple[Any, ...]:
     """
     What in a line's configuration, changed, reopens its device (and
     cuts its sessions); every other change is applied to the running line.
+    The lock settings only for a local tty: a pty made here and a console
+    elsewhere take no lock (lock-dir changed in [defaults] reopened them all).
     """
-    return (config.device, config.lock, config.lockDir)
+    return (config.device, config.lock, config.lockDir) if config.device.kind == "tty" else (config.device,)
 
 
 @attrs.frozen

@@ -53,6 +53,12 @@ DEFAULT_PORT = "tcp:4444:interface=127.0.0.1"
 # The most --busy-poll takes, microseconds: beyond, a wake-up costs less than the CPU burnt waiting.
 BUSY_POLL_MOST = 1000
 SSH_OPTIONS = ("ssh", "ssh-host-key", "authorized-keys", "readonly-keys")
+# What the single line's options say; with --config the file says it (an error).
+LINE_OPTIONS = ("device", "port", "name", "serial", "baud", "bytesize", "parity", "stopbits", "break-duration",
+                "signature", "coalesce", "max-clients", "open-string", "close-string", "dtr", "rts", "idle-dtr",
+                "idle-rts", "pace", "pace-line", "lock-dir")
+LINE_FLAGS = ("xonxoff", "rtscts", "no-notices", "no-lock", "no-restore")
+DEFAULT_BREAK_DURATION = "250"
 
 
 class Options(usage.Options):
@@ -108,8 +114,8 @@ man 8 serialgw
         ["bytesize", None, None, "Data bits: 5, 6, 7 or 8 [default: 8]"],
         ["parity", None, None, "Parity: N, E, O, M or S (none/even/odd/mark/space) [default: N]"],
         ["stopbits", None, None, "Stop bits: 1, 1.5 or 2 [default: 1]"],
-        ["break-duration", None, "250",
-         "How long a BREAK holds the line, in milliseconds, e.g. 500"],
+        ["break-duration", None, None,
+         f"How long a BREAK holds the line, in milliseconds, e.g. 500 [default: {DEFAULT_BREAK_DURATION}]"],
         ["signature", None, None,
          "RFC 2217 SIGNATURE text [default: serialgw VERSION LINE]"],
         ["config", "c", None,
@@ -224,10 +230,10 @@ man 8 serialgw
             if shard is not None and self["config"] is None:
                 raise ConfigError(f"--shard {self['shard']} needs --config: it shares a file's lines among processes")
             if self["config"] is not None:
-                given = [name for name in ("device", "port", "serial", "baud", "bytesize", "parity", "stopbits",
-                                           "max-clients", "open-string", "close-string", "dtr", "rts",
-                                           "idle-dtr", "idle-rts", "pace", "pace-line", "lock-dir")
-                         if self[name] is not None] + (["listen"] if self["listen"] else [])
+                # Every option of the single line: the file says all that
+                # (--name, --no-lock, ... were once taken and ignored).
+                given = [name for name in LINE_OPTIONS if self[name] is not None]
+                given += [name for name in LINE_FLAGS if self[name]] + (["listen"] if self["listen"] else [])
                 if given:
                     raise ConfigError(f"--config and --{given[0]} do not go together: put the line in the file")
                 ssh = [name for name in SSH_OPTIONS if self[name] is not None]
@@ -353,14 +359,13 @@ man 8 serialgw
             texts = [DEFAULT_PORT]
         listeners = tuple(parseListener(text) for text in texts)
 
+        duration = self["break-duration"] if self["break-duration"] is not None else DEFAULT_BREAK_DURATION
         try:
-            milliseconds = float(self["break-duration"])
+            milliseconds = float(duration)
         except ValueError:
             milliseconds = -1
         if not 0 < milliseconds <= 10000:
-            raise ConfigError(
-                f"break duration must be 1 to 10000 milliseconds, not {self['break-duration']!r}"
-            )
+            raise ConfigError(f"break duration must be 1 to 10000 milliseconds, not {duration!r}")
         if self["name"] is not None and not self["name"].strip():
             raise ConfigError("--name is empty: give the line a name, or leave --name out for the device's")
         name = self["name"] or _lineName(device.describe())

@@ -23,6 +23,8 @@ log = clientLog()
 # Why a client's transport is not read (Session._readingPaused).
 DEVICE_BEHIND = 1
 OUTPUT_FULL = 2
+# The rest of a read waits for the next turn (telnet: COMMANDS_PER_TURN).
+BUSY = 4
 # Input held while a client's output is full is what one read brings (64
 # KiB); past this, its transport is not honouring the pause: it is cut.
 HELD_INPUT_LIMIT = 256 * 1024

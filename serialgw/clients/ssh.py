@@ -13,11 +13,14 @@ Wire and auth are conch's; what is ours here:
     person (L{Login}); nothing else gets in (no passwords, no
     keyboard-interactive); refusals are logged with the key's fingerprint
     and the address (L{UserAuth});
+  - the connection service (L{Connection}): one session channel a
+    connection, nothing else (no port forwarding, agent or X11 channels);
+    no data past the window;
   - the people logged in (L{Person}), whose key a reload may take away;
   - the listener (L{GatewaySSHFactory}): C{allow=}, and bounds on the
     connections logging in at once, in all and from one address.
 
-A connection once accepted, and its session channel (a client of its
+A connection's transport, and its session channel (a client of its
 line), are L{serialgw.clients.sshsession}.
 """
 
@@ -27,6 +30,7 @@ import errno
 import ipaddress
 import os
 import stat
+import struct
 import tempfile
 from typing import Any, Callable, Mapping, Optional, Sequence
 
@@ -34,8 +38,9 @@ import attrs
 from twisted.conch.avatar import ConchUser
 from twisted.conch.error import ValidPublicKey
 from twisted.conch.interfaces import IConchUser
-from twisted.conch.ssh import common, keys, userauth
+from twisted.conch.ssh import common, connection, keys, userauth
 from twisted.conch.ssh.factory import SSHFactory
+from twisted.conch.ssh.transport import DISCONNECT_PROTOCOL_ERROR
 from twisted.cred.checkers import ICredentialsChecker
 from twisted.cred.credentials import ISSHPrivateKey
 from twisted.cred.error import UnauthorizedLogin
@@ -46,7 +51,7 @@ from twisted.internet.protocol import Factory
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from serialgw.clients.sshsession import Connection, ServerTransport, SSHClient, conchLog, sshPeer
+from serialgw.clients.sshsession import ServerTransport, SSHClient, conchLog, sshPeer
 from serialgw.clients.transports import addressAllowed, describeAddress
 from serialgw.config.specs import ListenerSpec, SSHSpec, UserSpec
 from serialgw.config.sshkeys import MAX_KEYS_FILE, fingerprint, printable, readPublicKeys
@@ -208,6 +213,68 @@ class UserAuth(userauth.SSHUserAuthServer):
             return reason
 
         return d.addErrback(refused)
+
+
+# The connection service
+
+
+class Connection(connection.SSHConnection):
+    """
+    conch's ssh-connection, opening one session channel and nothing else
+    (no port forwarding, no agent or X11 channels), refused quietly.
+    """
+
+    _log = conchLog
+    sessions = 0
+
+    def ssh_CHANNEL_OPEN(self, packet: bytes) -> None:
+        transport: Any = self.transport
+        try:
+            channelType, rest = common.getNS(packet)
+            senderChannel = struct.unpack(">L", rest[:4])[0]
+        except (struct.error, ValueError):
+            log.info("ssh: {peer}: malformed channel open: disconnected", peer=sshPeer(transport))
+            transport.loseConnection()
+            return
+        if channelType != b"session" or self.sessions:
+            why = "one session a connection" if channelType == b"session" else "only sessions"
+            log.info("ssh: {peer}: channel {kind!r} refused: {why}", peer=sshPeer(transport),
+                     kind=channelType.decode("ascii", "replace")[:40], why=why)
+            transport.sendPacket(
+                connection.MSG_CHANNEL_OPEN_FAILURE,
+                struct.pack(">2L", senderChannel, connection.OPEN_ADMINISTRATIVELY_PROHIBITED)
+                + common.NS(why.encode()) + common.NS(b""),
+            )
+            return
+        self.sessions += 1
+        connection.SSHConnection.ssh_CHANNEL_OPEN(self, packet)
+
+    def ssh_CHANNEL_DATA(self, packet: bytes) -> None:
+        if not self._pastWindow(packet[:4], packet[4:8]):
+            connection.SSHConnection.ssh_CHANNEL_DATA(self, packet)
+
+    def ssh_CHANNEL_EXTENDED_DATA(self, packet: bytes) -> None:
+        if not self._pastWindow(packet[:4], packet[8:12]):
+            connection.SSHConnection.ssh_CHANNEL_EXTENDED_DATA(self, packet)
+
+    def _pastWindow(self, number: bytes, length: bytes) -> bool:
+        # conch logs an error and asks to close the channel, again for every
+        # such packet while the client does not answer: one line, disconnected.
+        channel = self.channels[struct.unpack(">L", number)[0]]
+        size = struct.unpack(">L", length)[0]
+        if size <= channel.localWindowLeft and size <= channel.localMaxPacket:
+            return False
+        transport: Any = self.transport
+        log.info("ssh: {peer}: {size} bytes past the channel's window: disconnected", peer=sshPeer(transport), size=size)
+        transport.sendDisconnect(DISCONNECT_PROTOCOL_ERROR, b"data past the window")
+        return True
+
+    def adjustWindow(self, channel: Any, bytesToAdd: int) -> None:
+        # A session that does not take input now gets no more window (it
+        # opens again when it does): bounded input, whatever the client sends.
+        if isinstance(channel, SSHClient) and channel.readingPaused:
+            return
+        connection.SSHConnection.adjustWindow(self, channel, bytesToAdd)
 
 
 @implementer(IRealm)

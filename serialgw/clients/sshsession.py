@@ -4,9 +4,8 @@ session: a client of its line.
 
   - L{ServerTransport}: the login must be done within the factory's
     C{loginGrace} seconds, and a session asked for within as long again; a
-    malformed packet ends the connection with one log line;
-  - L{Connection}: one session channel a connection, nothing else (no port
-    forwarding, agent or X11 channels); no data past the window;
+    malformed packet ends the connection with one log line; a client that
+    does not read is not read;
   - L{SSHClient}: the session channel, a client of its line like telnet's:
     C{pty-req} accepted, C{shell} (or C{exec LINE}) attaches, C{break}
     (RFC 4335, OpenSSH's C{~B}) is a serial break; env, X11, agent and port
@@ -14,13 +13,13 @@ session: a client of its line.
     C{outbuf} through the TCP connection's buffer and the channel's window
     (L{ChannelTransport}).
 
-Keys, people and the listener are L{serialgw.clients.ssh}.
+Keys, people, the connection service and the listener are L{serialgw.clients.ssh}.
 """
 
 from __future__ import annotations
 
 import struct
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from twisted.conch.ssh import common, connection
 from twisted.conch.ssh.channel import SSHChannel
@@ -68,70 +67,17 @@ def sshPeer(sshTransport: Any) -> str:
 # The connection
 
 
-class Connection(connection.SSHConnection):
-    """
-    conch's ssh-connection, opening one session channel and nothing else
-    (no port forwarding, no agent or X11 channels), refused quietly.
-    """
-
-    _log = conchLog
-    sessions = 0
-
-    def ssh_CHANNEL_OPEN(self, packet: bytes) -> None:
-        transport: Any = self.transport
-        try:
-            channelType, rest = common.getNS(packet)
-            senderChannel = struct.unpack(">L", rest[:4])[0]
-        except (struct.error, ValueError):
-            log.info("ssh: {peer}: malformed channel open: disconnected", peer=sshPeer(transport))
-            transport.loseConnection()
-            return
-        if channelType != b"session" or self.sessions:
-            why = "one session a connection" if channelType == b"session" else "only sessions"
-            log.info("ssh: {peer}: channel {kind!r} refused: {why}", peer=sshPeer(transport),
-                     kind=channelType.decode("ascii", "replace")[:40], why=why)
-            transport.sendPacket(
-                connection.MSG_CHANNEL_OPEN_FAILURE,
-                struct.pack(">2L", senderChannel, connection.OPEN_ADMINISTRATIVELY_PROHIBITED)
-                + common.NS(why.encode()) + common.NS(b""),
-            )
-            return
-        self.sessions += 1
-        connection.SSHConnection.ssh_CHANNEL_OPEN(self, packet)
-
-    def ssh_CHANNEL_DATA(self, packet: bytes) -> None:
-        if not self._pastWindow(packet[:4], packet[4:8]):
-            connection.SSHConnection.ssh_CHANNEL_DATA(self, packet)
-
-    def ssh_CHANNEL_EXTENDED_DATA(self, packet: bytes) -> None:
-        if not self._pastWindow(packet[:4], packet[8:12]):
-            connection.SSHConnection.ssh_CHANNEL_EXTENDED_DATA(self, packet)
-
-    def _pastWindow(self, number: bytes, length: bytes) -> bool:
-        # conch logs an error and asks to close the channel, again for every
-        # such packet while the client does not answer: one line, disconnected.
-        channel = self.channels[struct.unpack(">L", number)[0]]
-        size = struct.unpack(">L", length)[0]
-        if size <= channel.localWindowLeft and size <= channel.localMaxPacket:
-            return False
-        transport: Any = self.transport
-        log.info("ssh: {peer}: {size} bytes past the channel's window: disconnected", peer=sshPeer(transport), size=size)
-        transport.sendDisconnect(DISCONNECT_PROTOCOL_ERROR, b"data past the window")
-        return True
-
-    def adjustWindow(self, channel: Any, bytesToAdd: int) -> None:
-        # A session that does not take input now gets no more window (it
-        # opens again when it does): bounded input, whatever the client sends.
-        if isinstance(channel, SSHClient) and channel.readingPaused:
-            return
-        connection.SSHConnection.adjustWindow(self, channel, bytesToAdd)
-
-
+@implementer(IPushProducer)
 class ServerTransport(SSHServerTransport):
     """
     conch's server transport; the connection must log in within the
     factory's C{loginGrace} seconds (the key exchange included), and then
     start a session within as long again.
+
+    It is its TCP connection's producer: while more than C{bufferSize}
+    waits unsent there, the client is not read (conch answers many messages,
+    an unknown one before login too: a client that sent them and never read
+    grew the queue without bound); a session's output flow is paused too.
     """
 
     _log = conchLog
@@ -142,12 +88,50 @@ class ServerTransport(SSHServerTransport):
     source = ""
     # The TCP connection is gone.
     _lost = False
+    # The session's output flow, once it has one; whether the TCP buffer is full now.
+    flow: Optional[_Flow] = None
+    _full = False
 
     def connectionMade(self) -> None:
-        self._wait("did not log in")
+        self.deadline("did not log in")
+        tcp: Any = self.transport
+        tcp.registerProducer(self, True)
+        # The kernel's unsent queue too (a session sets its outbuf): not the autotuned 4 MiB.
+        boundKernelQueue(tcp, tcp.bufferSize)
         SSHServerTransport.connectionMade(self)
 
-    def _wait(self, what: str, seconds: float | None = None) -> None:
+    # IPushProducer, for the TCP connection
+
+    def pauseProducing(self) -> None:
+        self._full = True
+        tcp: Any = self.transport
+        tcp.pauseProducing()
+        if self.flow is not None:
+            self.flow.block("tcp")
+
+    def resumeProducing(self) -> None:
+        self._full = False
+        tcp: Any = self.transport
+        if tcp.disconnecting:
+            # Drained while closing: Twisted asks for more instead of closing (without a producer, it closes).
+            tcp.unregisterProducer()
+            return
+        tcp.resumeProducing()
+        if self.flow is not None:
+            self.flow.unblock("tcp")
+
+    def stopProducing(self) -> None:
+        if self.flow is not None:
+            self.flow.stopProducing()
+
+    def setFlow(self, flow: Optional[_Flow]) -> None:
+        """The session's output flow (None: no more), paused while the TCP buffer is full."""
+        self.flow = flow
+        if flow is not None and self._full:
+            flow.block("tcp")
+
+    def deadline(self, what: str, seconds: float | None = None) -> None:
+        """Cut the connection (logged: it C{what}) in C{seconds} (loginGrace), unless something else is waited for first."""
         self._stopWaiting()
         seconds = self.factory.loginGrace if seconds is None else seconds
         self._grace = self.factory.clock.callLater(seconds, self._tooSlow, what, seconds)
@@ -169,7 +153,7 @@ class ServerTransport(SSHServerTransport):
         SSHServerTransport.setService(self, service)
         if isinstance(service, connection.SSHConnection):
             self._release()
-            self._wait("logged in but started no session")
+            self.deadline("logged in but started no session")
 
     def sessionStarted(self) -> None:
         """A session asked for its line: the connection is in use (its session's own limits hold now)."""
@@ -187,7 +171,7 @@ class ServerTransport(SSHServerTransport):
             return
         tcp: Any = self.transport
         tcp.loseConnection()
-        self._wait("did not take its last output", CLOSE_GRACE)
+        self.deadline("did not take its last output", CLOSE_GRACE)
 
     def _release(self) -> None:
         if self._pending:
@@ -279,7 +263,6 @@ class _Flow:
         self.blocked.clear()
 
 
-
 class ChannelTransport:
     """
     What a L{Session} needs of its transport, for an SSH channel: writes go
@@ -337,14 +320,29 @@ class ChannelTransport:
     def resumeProducing(self) -> None:
         self.channel.resumeReading()
 
+    @property
+    def server(self) -> Optional[ServerTransport]:
+        """The SSH transport, the TCP connection's producer (a test's stub is not)."""
+        conn: Any = self.channel.conn
+        transport = conn.transport if conn is not None else None
+        return transport if isinstance(transport, ServerTransport) else None
+
     def registerProducer(self, producer: Any, streaming: bool) -> None:
         self.flow.guard = producer
-        self.tcp.registerProducer(self.flow, True)
+        server = self.server
+        if server is not None:
+            server.setFlow(self.flow)
+        else:
+            self.tcp.registerProducer(self.flow, True)
 
     def unregisterProducer(self) -> None:
         if self.flow.guard is not None:
             self.flow.guard = None
-            self.tcp.unregisterProducer()
+            server = self.server
+            if server is not None:
+                server.setFlow(None)
+            else:
+                self.tcp.unregisterProducer()
 
 
 @implementer(IClient)
@@ -512,6 +510,10 @@ class SSHClient(Session, ClientEvents, SSHChannel):
             return
         self.writeExtended(1, text.encode("utf-8", "replace"))
         self.end(1)
+        server = self.transport.server
+        if server is not None:
+            # Nothing holds it now: a client that never closes the channel is cut.
+            server.deadline("did not close its refused session", CLOSE_GRACE)
 
     # IClient
 

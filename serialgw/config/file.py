@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 import sys
 from typing import Any, Optional
 
@@ -93,7 +94,9 @@ class FileConfig:
     pins: dict[str, int] = attrs.field(factory=dict)
 
 
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+# Line and user names: ASCII only, the whole name (re.match with "$" would take a trailing
+# newline: [lines."a\n"] reached logs and SSH user names).
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
 def loadConfig(path: str) -> list[LineConfig]:
@@ -110,10 +113,21 @@ def loadFile(path: str, shards: Optional[int] = None) -> FileConfig:
     import tomllib
 
     try:
-        with open(path, "rb") as f:
+        # Not waiting for a writer: a FIFO at the path would otherwise hang
+        # the start, or the whole gateway at a SIGHUP reload.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as e:
+        raise ConfigError(f"cannot read configuration {path!r}: {e.strerror}") from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise ConfigError(f"configuration {path!r} is not a regular file ({_kind(mode)})")
+        with open(fd, "rb", closefd=False) as f:
             raw = f.read(MAX_CONFIG_SIZE + 1)
     except OSError as e:
         raise ConfigError(f"cannot read configuration {path!r}: {e.strerror}") from None
+    finally:
+        os.close(fd)
     if len(raw) > MAX_CONFIG_SIZE:
         # /dev/zero by mistake would otherwise be read until memory runs out.
         raise ConfigError(f"configuration {path!r} is larger than {MAX_CONFIG_SIZE >> 20} MiB")
@@ -125,6 +139,10 @@ def loadFile(path: str, shards: Optional[int] = None) -> FileConfig:
         column = e.start - (raw.rfind(b"\n", 0, e.start) + 1) + 1
         bad = raw[e.start:e.end].hex(" ")
         raise ConfigError(f"{path}:{line}: not UTF-8 (byte {bad} at column {column}); a TOML file is UTF-8") from None
+    if text.startswith("\ufeff"):
+        # tomllib's "Invalid statement (at line 1, column 1)" shows nothing wrong.
+        raise ConfigError(f"{path}:1: starts with a byte order mark (bytes ef bb bf): a TOML file has none; "
+                          "save it as UTF-8 without one")
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
@@ -154,6 +172,13 @@ def loadFile(path: str, shards: Optional[int] = None) -> FileConfig:
                                   f"unknown user {unknown[0]!r} (declared: {', '.join(sorted(known)) or 'none'}; "
                                   "add a [users.NAME] table)")
     return FileConfig(lines, _ssh(path, text, data, users), users, _watchAll(path, text, data), pins)
+
+
+def _kind(mode: int) -> str:
+    """What a file that is not a regular file is, for messages."""
+    kinds = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+             (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+    return next((name for test, name in kinds if test(mode)), "not a file")
 
 
 def _oneLineEach(path: str, text: str, data: dict[str, Any], lines: list[LineConfig]) -> None:
@@ -223,7 +248,7 @@ def _users(path: str, text: str, data: dict[str, Any]) -> tuple[UserSpec, ...]:
         where = f"users.{name}"
         if not isinstance(table, dict):
             raise ConfigError(f"{_where(path, text, 'users')}: users.{name} must be a table")
-        if not NAME.match(name):
+        if not NAME.fullmatch(name):
             raise ConfigError(f"{_where(path, text, where)}: user name {name!r}: letters, digits, '.', '_' and '-' only")
         for key in table:
             if key not in USER_KEYS:
@@ -324,7 +349,7 @@ def _lines(path: str, text: str, data: dict[str, Any]) -> tuple[list[LineConfig]
         where = f"lines.{name}"
         if not isinstance(table, dict):
             raise ConfigError(f"{_where(path, text, 'lines')}: lines.{name} must be a table")
-        if not NAME.match(name):
+        if not NAME.fullmatch(name):
             raise ConfigError(f"{_where(path, text, where)}: line name {name!r}: letters, digits, '.', '_' and '-' only")
         merged = {**defaults, **table}
         for key in merged:
@@ -368,7 +393,11 @@ def _line(name: str, table: dict[str, Any]) -> LineConfig:
             return default
         item = table[key]
         if kind is float and isinstance(item, int) and not isinstance(item, bool):
-            item = float(item)
+            try:
+                item = float(item)
+            except OverflowError:
+                # TOML integers have no limit (10**400); float() does.
+                raise _KeyError(key, f"out of range: {item}") from None
         if not isinstance(item, kind) or (kind is int and isinstance(item, bool)):
             raise _KeyError(key, f"expected {kind.__name__}, not {item!r}")
         return item

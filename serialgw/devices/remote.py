@@ -13,321 +13,32 @@ from __future__ import annotations
 from typing import Any, Callable, Optional
 
 import attrs
-from twisted.application.internet import ClientService, backoffPolicy
+from twisted.application.internet import ClientService
 from twisted.internet.defer import CancelledError
 from twisted.internet.endpoints import HostnameEndpoint, UNIXClientEndpoint
-from twisted.internet.interfaces import IPushProducer, IReactorTime
-from twisted.internet.protocol import Factory, Protocol, connectionDone
+from twisted.internet.interfaces import IPushProducer
+from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from serialgw.config.specs import ConfigError, DeviceSpec, SerialSettings
+from serialgw.config.specs import DeviceSpec, SerialSettings
+from serialgw.devices.backoff import CarriedBackoff
 from serialgw.devices.device import HIGH_WATER, _NoSink
-from serialgw.interfaces import IDevice
-from serialgw.wire.rfc2217 import (
-    BREAK_OFF,
-    BREAK_ON,
-    COM_PORT_OPTION,
-    FLOWCONTROL_RESUME,
-    FLOWCONTROL_SUSPEND,
-    LINE_ERRORS,
-    MODEM_LINES,
-    NOTIFY_LINESTATE,
-    NOTIFY_MODEMSTATE,
-    PARITY_CODES,
-    PARITY_VALUES,
-    PURGE_DATA,
-    SERVER_OFFSET,
-    SET_BAUDRATE,
-    SET_CONTROL,
-    SET_DATASIZE,
-    SET_PARITY,
-    SET_STOPSIZE,
-    STOPSIZE_CODES,
-    STOPSIZE_VALUES,
-    flowCode,
-    modemLineCode,
+from serialgw.devices.remotelinks import (
+    HELD_FULL,
+    HELD_LINE,
+    LINK_LIMIT,
+    ComPortLink,
+    RawLink,
+    TelnetLink,
+    linkHeldBytes,
 )
+from serialgw.interfaces import IDevice
+from serialgw.wire.rfc2217 import modemLineCode
 from serialgw.wire.sockets import noDelay
-from serialgw.wire.telnet import BINARY, BRK, ECHO, SGA, TelnetProtocol
 
 log = Logger()
-
-# An RFC 2217 remote's FLOWCONTROL-SUSPEND lasting this many seconds is
-# logged (typing is paused meanwhile): one that never ends is not silent.
-SUSPEND_WARN = 10.0
-
-# A link must stay up this many seconds for the reconnection backoff to
-# start again from the first delay.  ClientService starts it again on every
-# connection: a far end that accepts and closes at once was redialled every
-# ~1.3 s for ever, each time telling every person down, then back.
-STABLE_LINK = 10.0
-
-
-class CarriedBackoff:
-    """
-    A ClientService C{retryPolicy} whose attempt count survives short links.
-
-    ClientService counts failed attempts from zero again on every
-    connection.  Call L{linkUp} when a connection is made: if it is lost
-    within STABLE_LINK s, the next delays count on from the attempt that
-    made it; one that lasted starts from the first delay again.  Used by
-    remote devices and by dial-out listeners (C{tcp:HOST:PORT} without
-    C{server}).
-    """
-
-    def __init__(self, clock: IReactorTime, policy: Optional[Callable[[int], float]] = None) -> None:
-        self.clock = clock
-        self.policy = policy or backoffPolicy()
-        # The attempt number the last delay used, where failures count
-        # from, and when the last link came up (None: no link since).
-        self.attempt = 0
-        self._carried = 0
-        self._upAt: Optional[float] = None
-
-    def linkUp(self, *ignored: object) -> None:
-        """A connection was made (usable as ClientService's C{prepareConnection})."""
-        self._upAt = self.clock.seconds()
-
-    def __call__(self, failed: int) -> float:
-        """The delay before the next attempt after C{failed} in a row since the last connection."""
-        if self._upAt is not None:
-            # The first delay after a link: ClientService asks as it is lost.
-            self._carried = 0 if self.clock.seconds() - self._upAt >= STABLE_LINK else self.attempt
-            self._upAt = None
-        self.attempt = min(self._carried + failed, 100)
-        return self.policy(self.attempt)
-
-
-class _NoPortControl:
-    """Links without com port control: settings, DTR/RTS and purges stay here."""
-
-    # Whether the remote asked us to stop sending (RFC 2217 FLOWCONTROL-SUSPEND).
-    suspended = False
-
-    def heldBytes(self) -> int:
-        """Typed bytes held back while suspended."""
-        return 0
-
-    def control(self, code: int) -> None:
-        pass
-
-    def applySettings(self, settings: SerialSettings) -> None:
-        pass
-
-    def purge(self, which: int) -> None:
-        pass
-
-    def endBreak(self) -> None:
-        """A break's time is up (only RFC 2217 has a break that lasts: SET-CONTROL BREAK-ON, then OFF)."""
-
-
-class _RawLink(_NoPortControl, Protocol):
-    """Bytes both ways; a break cannot be sent on a raw socket."""
-
-    transport: Any
-
-    def __init__(self, device: RemoteDevice) -> None:
-        self.device = device
-
-    def connectionMade(self) -> None:
-        self.device._linkUp(self)
-
-    def connectionLost(self, reason: Failure = connectionDone) -> None:
-        self.device._linkDown(self, reason)
-
-    def dataReceived(self, data: bytes) -> None:
-        self.device.sink.deviceDataReceived(data)
-
-    def send(self, data: bytes) -> None:
-        self.transport.write(data)
-
-    def sendBreak(self) -> bool:
-        log.info("{device}: a raw socket cannot carry a break", device=self.device.name)
-        return False
-
-
-
-class _TelnetLink(_NoPortControl, TelnetProtocol):
-    """
-    A telnet client to a console: binary both ways, the far end echoes;
-    breaks go as IAC BRK.
-    """
-
-    transport: Any
-
-    def __init__(self, device: RemoteDevice) -> None:
-        TelnetProtocol.__init__(self)
-        self.device = device
-
-    def connectionMade(self) -> None:
-        self.requestLocal(BINARY)
-        self.requestRemote(BINARY)
-        self.requestRemote(SGA)
-        self.device._linkUp(self)
-
-    def connectionLost(self, reason: Failure = connectionDone) -> None:
-        self.device._linkDown(self, reason)
-
-    def acceptLocal(self, option: int) -> bool:
-        return option in (BINARY, SGA)
-
-    def acceptRemote(self, option: int) -> bool:
-        return option in (BINARY, SGA, ECHO)
-
-    def telnetDataReceived(self, data: bytes) -> None:
-        self.device.sink.deviceDataReceived(data)
-
-    def send(self, data: bytes) -> None:
-        self.writeData(data)
-
-    def sendBreak(self) -> bool:
-        self.sendCommand(BRK)
-        return True
-
-
-
-class _ComPortLink(_TelnetLink):
-    """
-    An RFC 2217 client: settings, breaks (SET-CONTROL BREAK ON/OFF), DTR/RTS,
-    purges and modem state travel to the remote port; its answers are the
-    truth the device reports.
-    """
-
-    def __init__(self, device: RemoteDevice) -> None:
-        _TelnetLink.__init__(self, device)
-        self.comPort = False
-        self.suspended = False
-        # Typed while the remote has us suspended: bounded, because writers
-        # are paused as soon as it suspends (at most what they had read).
-        self._held = bytearray()
-        # When the remote suspended us, and the call that says it is lasting.
-        self._suspendedAt = 0.0
-        self._suspendCall: Any = None
-        self._suspendSaid = False
-
-    def connectionMade(self) -> None:
-        self.requestLocal(COM_PORT_OPTION)
-        _TelnetLink.connectionMade(self)
-
-    def connectionLost(self, reason: Failure = connectionDone) -> None:
-        # Not a resume: the link's loss is said by the device.
-        self._suspendSaid = False
-        self._suspension(False)
-        _TelnetLink.connectionLost(self, reason)
-
-    def _suspension(self, suspended: bool) -> None:
-        """The remote suspended or resumed us: said in the log once it has lasted SUSPEND_WARN s."""
-        if suspended == self.suspended:
-            return
-        self.suspended = suspended
-        clock = self.device.reactor
-        if suspended:
-            self._suspendedAt = clock.seconds()
-            self._suspendCall = clock.callLater(SUSPEND_WARN, self._suspendLasts)
-            return
-        if self._suspendCall is not None and self._suspendCall.active():
-            self._suspendCall.cancel()
-        self._suspendCall = None
-        if self._suspendSaid:
-            self._suspendSaid = False
-            log.info("{device}: the remote takes input again (FLOWCONTROL-RESUME) after {seconds:.0f} s",
-                     device=self.device.name, seconds=clock.seconds() - self._suspendedAt)
-
-    def _suspendLasts(self) -> None:
-        self._suspendCall = None
-        self._suspendSaid = True
-        log.warn("{device}: the remote asked us to stop sending (FLOWCONTROL-SUSPEND) {seconds:.0f} s ago: "
-                 "typing is paused until it resumes", device=self.device.name, seconds=SUSPEND_WARN)
-
-    def acceptLocal(self, option: int) -> bool:
-        return option == COM_PORT_OPTION or _TelnetLink.acceptLocal(self, option)
-
-    def acceptRemote(self, option: int) -> bool:
-        return option == COM_PORT_OPTION or _TelnetLink.acceptRemote(self, option)
-
-    def telnetOptionChanged(self, option: int, local: bool, enabled: bool) -> None:
-        if option == COM_PORT_OPTION and enabled and not self.comPort:
-            self.comPort = True
-            self.applySettings(self.device.settings)
-            for name, on in self.device.modemLines.items():
-                self.control(modemLineCode(name, on))
-
-    def command(self, command: int, value: bytes) -> None:
-        if self.comPort:
-            self.sendSubnegotiation(COM_PORT_OPTION, bytes((command,)) + value)
-
-    def heldBytes(self) -> int:
-        return len(self._held)
-
-    def send(self, data: bytes) -> None:
-        if self.suspended:
-            self._held += data
-        else:
-            self.writeData(data)
-
-    def sendBreak(self) -> bool:
-        if not self.comPort:
-            return _TelnetLink.sendBreak(self)
-        self.control(BREAK_ON)
-        return True
-
-    def endBreak(self) -> None:
-        if self.comPort:
-            self.control(BREAK_OFF)
-
-    def control(self, code: int) -> None:
-        self.command(SET_CONTROL, bytes((code,)))
-
-    def applySettings(self, settings: SerialSettings) -> None:
-        self.command(SET_BAUDRATE, settings.baudrate.to_bytes(4, "big"))
-        self.command(SET_DATASIZE, bytes((settings.bytesize,)))
-        self.command(SET_PARITY, bytes((PARITY_VALUES[settings.parity],)))
-        self.command(SET_STOPSIZE, bytes((STOPSIZE_VALUES[settings.stopbits],)))
-        self.control(flowCode(settings, inbound=False))
-
-    def purge(self, which: int) -> None:
-        self.command(PURGE_DATA, bytes((which,)))
-
-    def telnetSubnegotiation(self, option: int, payload: bytes) -> None:
-        if option != COM_PORT_OPTION or not payload:
-            return
-        command, value = payload[0] - SERVER_OFFSET, payload[1:]
-        device = self.device
-        try:
-            if command == SET_BAUDRATE and len(value) == 4:
-                device._remoteSettings(baudrate=int.from_bytes(value, "big"))
-            elif command == SET_DATASIZE and len(value) == 1 and 5 <= value[0] <= 8:
-                device._remoteSettings(bytesize=value[0])
-            elif command == SET_PARITY and len(value) == 1 and value[0] in PARITY_CODES:
-                device._remoteSettings(parity=PARITY_CODES[value[0]])
-            elif command == SET_STOPSIZE and len(value) == 1 and value[0] in STOPSIZE_CODES:
-                device._remoteSettings(stopbits=STOPSIZE_CODES[value[0]])
-            elif command == NOTIFY_MODEMSTATE and len(value) == 1:
-                device.modem = value[0] & MODEM_LINES
-            elif command == NOTIFY_LINESTATE and len(value) == 1 and value[0] & LINE_ERRORS:
-                device.sink.deviceLineState(value[0] & LINE_ERRORS)
-            elif command == FLOWCONTROL_SUSPEND:
-                self._suspension(True)
-                device._checkWatermark()
-            elif command == FLOWCONTROL_RESUME:
-                self._suspension(False)
-                held, self._held = bytes(self._held), bytearray()
-                if held:
-                    self.writeData(held)
-                device._checkWatermark()
-        except ConfigError as e:
-            log.warn("{device}: RFC 2217 answer {payload!r} ignored: {reason}", device=device.name, payload=payload,
-                     reason=str(e))
-        except Exception:
-            log.failure("{device}: bad RFC 2217 answer {payload!r}", device=device.name, payload=payload)
-
-
-def _heldBytes(link: Any) -> int:
-    """Typed bytes a link holds back (RFC 2217 suspension); any other protocol holds none."""
-    return link.heldBytes() if isinstance(link, _NoPortControl) else 0
-
 
 @implementer(IPushProducer, IDevice)
 class RemoteDevice:
@@ -374,7 +85,9 @@ class RemoteDevice:
         self.bytesWritten = 0
         self._link: Any = None
         self._watchCall: Any = None
-        self._paused = False
+        # Why the link is not read (HELD_LINE, HELD_BUSY, HELD_FULL); the line's pause is
+        # kept, so that a link made while paused (a reconnect) starts paused.
+        self._held = 0
         self._linkFull = False
         self._writable = True
         self._breakCall: Any = None
@@ -385,7 +98,7 @@ class RemoteDevice:
             endpoint = UNIXClientEndpoint(reactor, spec.path)
         else:
             endpoint = HostnameEndpoint(reactor, spec.host, spec.port)
-        link = {"telnet": _TelnetLink, "rfc2217": _ComPortLink}.get(spec.kind, _RawLink)
+        link = {"telnet": TelnetLink, "rfc2217": ComPortLink}.get(spec.kind, RawLink)
         factory = Factory.forProtocol(lambda: link(self))  # type: ignore[arg-type]
         factory.noisy = False
         self._service = ClientService(endpoint, factory, retryPolicy=self._backoff, clock=reactor)
@@ -486,18 +199,25 @@ class RemoteDevice:
         transport = link.transport
         # Twisted's own buffers, on the TCP or unix transport (FileDescriptor's).
         buffered = len(getattr(transport, "dataBuffer", b"")) + getattr(transport, "_tempDataLen", 0)
-        return buffered + _heldBytes(link)
+        return buffered + linkHeldBytes(link)
 
     # IPushProducer, registered on the link's transport: Twisted pauses it
     # when the transport holds more than HIGH_WATER, resumes it when drained.
 
     def pauseProducing(self) -> None:
+        # (Called on every write while past HIGH_WATER.)
         self._linkFull = True
         self._checkWatermark()
+        if not self._held & HELD_FULL and self._link is not None and self.queuedBytes() > LINK_LIMIT:
+            self._link.holdInput(True)
+            self._holdLink(HELD_FULL)
 
     def resumeProducing(self) -> None:
         self._linkFull = False
         self._checkWatermark()
+        if self._held & HELD_FULL:
+            self._link.holdInput(False)
+            self._releaseLink(HELD_FULL)
 
     def stopProducing(self) -> None:
         pass
@@ -510,15 +230,21 @@ class RemoteDevice:
             self.sink.deviceWritable(self._writable)
 
     def pauseReading(self) -> None:
-        # Kept, so that a link made while paused (a reconnect) starts paused.
-        self._paused = True
-        if self._link is not None:
-            self._link.transport.pauseProducing()
+        self._holdLink(HELD_LINE)
 
     def resumeReading(self) -> None:
-        self._paused = False
-        if self._link is not None:
-            self._link.transport.resumeProducing()
+        self._releaseLink(HELD_LINE)
+
+    def _holdLink(self, why: int) -> None:
+        if not self._held and self._link is not None:
+            self._link.transport.pauseProducing()
+        self._held |= why
+
+    def _releaseLink(self, why: int) -> None:
+        if self._held & why:
+            self._held &= ~why
+            if not self._held and self._link is not None:
+                self._link.transport.resumeProducing()
 
     def watchLineErrors(self, on: bool) -> None:
         # An RFC 2217 port notifies line state itself.
@@ -552,7 +278,8 @@ class RemoteDevice:
         noDelay(link.transport)
         link.transport.bufferSize = HIGH_WATER
         link.transport.registerProducer(self, True)
-        if self._paused:
+        self._held &= HELD_LINE
+        if self._held:
             link.transport.pauseProducing()
         self.up = True
         self.downReason = None
@@ -578,6 +305,7 @@ class RemoteDevice:
             self.unsent += lost
         self._link = None
         self._linkFull = False
+        self._held &= HELD_LINE
         self._checkWatermark()
         self.up = False
         self.modem = None

@@ -14,7 +14,8 @@ Why not C{twisted.conch.telnet.Telnet}: it parses every byte in Python, turns
 CR LF into LF even in binary mode, and raises C{ValueError('Stumped')} on
 commands it does not know (236-238), dropping the connection.  Here
 malformed input is counted through L{TelnetProtocol.telnetIgnored} and
-parsing goes on; a subnegotiation is bounded (MAX_SUBNEGOTIATION).
+parsing goes on; a subnegotiation is bounded (MAX_SUBNEGOTIATION), and so
+is the work one read of a peer's input costs (COMMANDS_PER_TURN).
 """
 
 from __future__ import annotations
@@ -60,6 +61,13 @@ IAC_IAC = b"\xff\xff"
 CR = b"\r"
 MAX_SUBNEGOTIATION = 1024
 ANSWER_BATCH = 4096
+# The most commands (negotiations, subnegotiations, other IAC commands; a
+# doubled IAC is data) one call of dataReceived handles; what follows waits
+# until L{TelnetProtocol.releaseWire} (see telnetBusy).  Each costs a few
+# microseconds of Python, so a peer sending nothing but commands (a
+# negotiation loop, garbage, an attack) held the reactor, and every other
+# line, 70-120 ms per 64 KiB read; at most this many cost about 1 ms.
+COMMANDS_PER_TURN = 256
 
 
 class ParserState(Enum):
@@ -169,6 +177,8 @@ class TelnetProtocol(Protocol):
         self._sb = bytearray()
         self._sbOverflow = False
         self._pendingCR = False
+        # Commands this call of dataReceived may still handle (COMMANDS_PER_TURN).
+        self._commandsLeft = COMMANDS_PER_TURN
 
     @property
     def parserState(self) -> ParserState:
@@ -202,6 +212,17 @@ class TelnetProtocol(Protocol):
         "oversized subnegotiation", ...).  Subclasses count it (logflood).
         """
         log.info("telnet: {kind} ignored", kind=kind)
+
+    def telnetBusy(self) -> bool:
+        """
+        This call of dataReceived has handled COMMANDS_PER_TURN commands and
+        more follow.  Return C{True} to have the rest held (as while
+        C{inputHeld}): the subclass stops reading the peer and calls
+        L{releaseWire} on a later turn of the reactor, so that the other
+        lines get theirs.  C{False} (this default, for a codec without a
+        reactor) handles the next COMMANDS_PER_TURN now.
+        """
+        return False
 
     # Options
 
@@ -281,7 +302,8 @@ class TelnetProtocol(Protocol):
     # Input
 
     def dataReceived(self, data: bytes) -> None:
-        if self.inputHeld:
+        if self.inputHeld or self._wireHeld:
+            # Held (inputHeld, or the rest of a busy read): after what waits.
             self._wireHeld += data
             return
         if self._state is _DATA:
@@ -304,6 +326,7 @@ class TelnetProtocol(Protocol):
                     self.telnetDataReceived(plain)
                 return
         outer, self._answers = self._answers, bytearray()
+        self._commandsLeft = COMMANDS_PER_TURN
         try:
             self._parse(data)
         finally:
@@ -342,7 +365,7 @@ class TelnetProtocol(Protocol):
                     self._state = _SB
                 else:
                     self._flush(pieces)
-                    if self.inputHeld:
+                    if self.inputHeld or self._spent():
                         self._holdFrom(data, i - 1, _COMMAND)
                         return
                     self.telnetCommandReceived(byte)
@@ -351,7 +374,7 @@ class TelnetProtocol(Protocol):
                 i += 1
                 self._state = _DATA
                 self._flush(pieces)
-                if self.inputHeld:
+                if self.inputHeld or self._spent():
                     self._holdFrom(data, i - 1, _OPTION)
                     return
                 self._negotiate(self._negCommand, option)
@@ -373,7 +396,7 @@ class TelnetProtocol(Protocol):
                     i += 1
                     self._state = _DATA
                     self._flush(pieces)
-                    if self.inputHeld:
+                    if self.inputHeld or self._spent():
                         self._holdFrom(data, i - 1, _SB_IAC)
                         return
                     self._endSubnegotiation()
@@ -384,6 +407,20 @@ class TelnetProtocol(Protocol):
                     self._sb = bytearray()
                     self._state = _COMMAND
         self._flush(pieces)
+
+    def _spent(self) -> bool:
+        """
+        One more command to handle: whether it must wait for a later turn
+        (this call's COMMANDS_PER_TURN are spent and the subclass holds the
+        rest: telnetBusy).
+        """
+        self._commandsLeft -= 1
+        if self._commandsLeft >= 0:
+            return False
+        if self.telnetBusy():
+            return True
+        self._commandsLeft = COMMANDS_PER_TURN
+        return False
 
     def _holdFrom(self, data: bytes, start: int, state: ParserState) -> None:
         """

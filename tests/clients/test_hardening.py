@@ -21,7 +21,8 @@ from serialgw.clients.raw import RawClient
 from serialgw.clients.telnet import TelnetClient
 from serialgw.config.listeners import parseListener
 from serialgw.line.hub import Line, Role
-from tests.fakes import BoundedTransport, RecordingDevice, observeLog
+from serialgw.wire.telnet import COMMANDS_PER_TURN
+from tests.fakes import BoundedTransport, RecordingDevice, observeLog, oneTurn
 from tests.realio import Collector, FdReader, closeClients, connect, listenerPort, ptyLine, startedPty, startGateway
 from tests.telnetpeer import TelnetRecorder, joined
 
@@ -198,7 +199,11 @@ class AnswerBoundTests(SynchronousTestCase):
         self.assertEqual(client._wireHeld, b"")
 
     def test_negotiationAnswersInPieces(self) -> None:
-        """A flood of IAC DO for an unknown option: the WONT answers go out in a few large writes, and stop at the bound."""
+        """
+        A flood of IAC DO for an unknown option: the WONT answers go out in
+        one write a turn (COMMANDS_PER_TURN of them), and stop at the bound
+        until the client reads.
+        """
         client, transport = self.telnet()
         writes: list[bytes] = []
         write = transport.write
@@ -209,14 +214,22 @@ class AnswerBoundTests(SynchronousTestCase):
 
         transport.write = recording  # type: ignore[method-assign]
         client.dataReceived(b"\xff\xfd\x63" * 2000)
-        self.assertEqual(writes, [b"\xff\xfc\x63" * 1366])
-        self.assertTrue(client.inputHeld)
+        wont = b"\xff\xfc\x63"
+        self.assertEqual((writes, client.inputHeld), ([wont * COMMANDS_PER_TURN], False))
+        oneTurn(self.clock)
+        # 1536 bytes: past the bound of 1024; nothing more is parsed.
+        self.assertEqual((writes[1:], client.inputHeld), ([wont * COMMANDS_PER_TURN], True))
+        oneTurn(self.clock)
+        self.assertEqual(len(writes), 2)
+        while client.inputHeld or self.clock.getDelayedCalls():
+            if client.inputHeld:
+                transport.drain()
+            else:
+                oneTurn(self.clock)
         transport.drain()
-        self.assertEqual(writes[1:], [b"\xff\xfc\x63" * 634])
-        # Those 1902 bytes are past the bound again; nothing is left to parse.
-        self.assertEqual((client.inputHeld, client._wireHeld), (True, b""))
-        transport.drain()
-        self.assertEqual((len(writes), client.inputHeld, transport.producerState), (2, False, "producing"))
+        self.assertEqual(writes, [wont * COMMANDS_PER_TURN] * 7 + [wont * (2000 - 7 * COMMANDS_PER_TURN)])
+        self.assertEqual((client._wireHeld, transport.producerState), (b"", "producing"))
+        self.assertLessEqual(transport.most, 1024 + 3 * COMMANDS_PER_TURN)
 
     def test_escapeHelpHeldReadOnly(self) -> None:
         """A read-only raw client sending ^]? over and over: help stops at the bound; the rest is held, unhandled."""

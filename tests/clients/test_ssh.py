@@ -34,6 +34,7 @@ from zope.interface.verify import verifyObject
 from serialgw.app import tap
 from serialgw.clients.session import CLOSE_GRACE
 from serialgw.clients.ssh import (
+    Connection,
     GatewaySSHFactory,
     KeyRing,
     Login,
@@ -45,7 +46,7 @@ from serialgw.clients.ssh import (
     loadHostKey,
     makeFactory,
 )
-from serialgw.clients.sshsession import Connection, SSHClient
+from serialgw.clients.sshsession import SSHClient
 from serialgw.clients.transports import describeAddress
 from serialgw.config.file import loadFile
 from serialgw.config.listeners import parseSSHListener
@@ -342,6 +343,24 @@ class Tcp(StringTransport):
 
     def abortConnection(self) -> None:
         self.aborted = True
+
+
+class BufferedTcp(Tcp):
+    """A TCP connection that pauses its streaming producer past bufferSize unsent, as Twisted's does, until drained."""
+
+    full = False
+
+    def write(self, data: bytes) -> None:
+        Tcp.write(self, data)
+        if self.producer is not None and not self.full and len(self.value()) > self.bufferSize:
+            self.full = True
+            self.producer.pauseProducing()
+
+    def drain(self) -> None:
+        self.clear()
+        if self.producer is not None and self.full:
+            self.full = False
+            self.producer.resumeProducing()
 
 
 class SSHTransportStub:
@@ -983,6 +1002,31 @@ class FactoryTests(SynchronousTestCase):
         transport.connectionLost(None)
         self.assertEqual(h.clock.getDelayedCalls(), [])
 
+    def test_refusedSessionCut(self) -> None:
+        """A session refused (not a line the person may use, or the line full) whose client never answers the channel's close: the connection is cut after CLOSE_GRACE s, not kept for ever."""
+        h = Harness()
+        h.lines["con1"].maxClients = 1
+        h.lines["con1"].attach(h.channel()[0])
+        factory = GatewaySSHFactory(newKey(), KeyRing(()), h.gateway)
+        for name in ("nosuch", "con1"):
+            transport = factory.buildProtocol(IPv4Address("TCP", "192.0.2.7", 1))
+            tcp = Tcp()
+            transport.makeConnection(tcp)
+            conn = Connection()
+            transport.setService(conn)
+            channel = SSHClient(h.gateway, Login("ops1", name), remoteWindow=1 << 20, remoteMaxPacket=32768, conn=conn)
+            conn.getChannel = lambda *a, channel=channel: channel  # type: ignore[method-assign,misc]
+            conn.ssh_CHANNEL_OPEN(NS(b"session") + struct.pack(">3L", 6, 65536, 32768))
+            channel.requestReceived(b"shell", b"")
+            h.clock.advance(0)
+            self.assertTrue(channel.closing, name)
+            h.clock.advance(CLOSE_GRACE - 1)
+            self.assertFalse(tcp.aborted, name)
+            h.clock.advance(1)
+            self.assertTrue(tcp.aborted, name)
+            transport.connectionLost(None)
+        self.assertEqual(h.clock.getDelayedCalls(), [])
+
     def test_lostWithSessionLeavesNoTimer(self) -> None:
         """A connection lost with its session open (the client's disconnect): the session ends and no cut is left pending (it fired 10 s later, logging a cut of a connection long gone)."""
         h = Harness()
@@ -997,6 +1041,59 @@ class FactoryTests(SynchronousTestCase):
         channel.requestReceived(b"shell", b"")
         transport.connectionLost(None)
         self.assertEqual((h.lines["con1"].clients, h.clock.getDelayedCalls()), ([], []))
+
+    def unknownMessages(self, count: int) -> bytes:
+        """C{count} packets of message 99 (nobody's), unencrypted as before a key exchange: conch answers each."""
+        return (struct.pack(">LB", 12, 10) + b"\x63" + b"\0" * 10) * count
+
+    def test_unreadAnswersStopTheReading(self) -> None:
+        """A client that sends what conch answers (unknown messages, before logging in) and never reads: past bufferSize unsent it is no longer read, until it reads."""
+        factory = self.factory()
+        transport = factory.buildProtocol(IPv4Address("TCP", "192.0.2.7", 1))
+        tcp = BufferedTcp()
+        transport.makeConnection(tcp)
+        transport.dataReceived(b"SSH-2.0-attack\r\n")
+        transport.dataReceived(self.unknownMessages(1000))
+        self.assertEqual((tcp.full, tcp.producerState), (False, "producing"))
+        transport.dataReceived(self.unknownMessages(4096))
+        self.assertEqual((tcp.full, tcp.producerState), (True, "paused"))
+        tcp.drain()
+        self.assertEqual(tcp.producerState, "producing")
+        transport.connectionLost(None)
+
+    def test_closingWhileFullCloses(self) -> None:
+        """Closed while its client does not read, the connection is not read again once drained: it lets Twisted close it (a paused producer held the close back)."""
+        factory = self.factory()
+        transport = factory.buildProtocol(IPv4Address("TCP", "192.0.2.7", 1))
+        tcp = BufferedTcp()
+        transport.makeConnection(tcp)
+        transport.dataReceived(b"SSH-2.0-attack\r\n")
+        transport.dataReceived(self.unknownMessages(5000))
+        transport.sendDisconnect(2, b"bye")
+        tcp.drain()
+        self.assertEqual((tcp.disconnecting, tcp.producer, tcp.producerState), (True, None, "paused"))
+        transport.connectionLost(None)
+
+    def test_fullConnectionPausesTheSession(self) -> None:
+        """The session's output waits while the TCP buffer is full, whether it filled before the session started or after."""
+        h = Harness("outbuf=4096+tcp:0")
+        factory = GatewaySSHFactory(newKey(), KeyRing(()), h.gateway)
+        transport = factory.buildProtocol(IPv4Address("TCP", "192.0.2.7", 1))
+        tcp = BufferedTcp()
+        transport.makeConnection(tcp)
+        transport.dataReceived(b"SSH-2.0-attack\r\n")
+        transport.dataReceived(self.unknownMessages(5000))
+        transport.setService(Connection())
+        channel = SSHClient(h.gateway, Login("ops1", "con1"), remoteWindow=1 << 20, remoteMaxPacket=32768)
+        channel.conn = transport.service
+        channel.requestReceived(b"shell", b"")
+        assert channel.guard is not None
+        self.assertTrue(channel.guard.full)
+        tcp.drain()
+        self.assertFalse(channel.guard.full)
+        transport.pauseProducing()
+        self.assertTrue(channel.guard.full)
+        transport.connectionLost(None)
 
     def test_revokedWithoutSessionCut(self) -> None:
         """A person whose key a reload takes away before any session: the connection is closed, and cut after CLOSE_GRACE s if the client does not read."""
@@ -1453,6 +1550,34 @@ class OpenSSHTests(TestCase):
         self.assertEqual(len(queued), 1)
         self.assertLess(queued[0], 4 * 65536)
         await closeClients(raw)
+
+
+class BeforeLoginTests(TestCase):
+    """A real TCP connection to the SSH listener, in this process, before any login."""
+
+    async def test_kernelQueueBounded(self) -> None:
+        """Before a session, the kernel keeps at most the connection's bufferSize unsent for the client (TCP_NOTSENT_LOWAT), not the autotuned 4 MiB (2.5 MB measured for a client that never read)."""
+        import socket
+
+        from serialgw.clients.guard import TCP_NOTSENT_LOWAT
+
+        factory = GatewaySSHFactory(newKey(), KeyRing(()), SSHGateway(dict, parseSSHListener("tcp:0"), Clock()))
+        built: list[Any] = []
+        build = factory.buildProtocol
+
+        def buildProtocol(addr: Any) -> Any:
+            built.append(build(addr))
+            return built[-1]
+
+        factory.buildProtocol = buildProtocol  # type: ignore[method-assign]
+        port: Any = reactor.listenTCP(0, factory, interface="127.0.0.1")  # type: ignore[attr-defined,arg-type]
+        self.addCleanup(port.stopListening)
+        client = await connect(port.getHost().port)
+        await client.received.contains(b"SSH-2.0-")
+        [transport] = built
+        self.assertEqual(transport.transport.getHandle().getsockopt(socket.IPPROTO_TCP, TCP_NOTSENT_LOWAT),
+                         transport.transport.bufferSize)
+        await closeClients(client)
 
 
 class BreakOnTtyTests(TestCase):

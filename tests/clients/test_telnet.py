@@ -5,6 +5,7 @@ data and breaks to the device, device output to the client), exact bytes.
 
 from __future__ import annotations
 
+from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
@@ -12,8 +13,24 @@ from zope.interface.verify import verifyObject
 from serialgw.clients.telnet import TelnetClient
 from serialgw.interfaces import IClient
 from serialgw.line.hub import Line, Role
-from serialgw.wire.telnet import AYT, BINARY, BRK, DO, ECHO, IAC, NAWS, SB, SE, SGA, TTYPE, WILL
-from tests.fakes import PausableTransport, RecordingDevice
+from serialgw.wire.telnet import (
+    AYT,
+    BINARY,
+    BRK,
+    COMMANDS_PER_TURN,
+    DO,
+    DONT,
+    ECHO,
+    IAC,
+    NAWS,
+    SB,
+    SE,
+    SGA,
+    TTYPE,
+    WILL,
+    WONT,
+)
+from tests.fakes import PausableTransport, RecordingDevice, oneTurn
 from tests.telnetpeer import AGREE, OFFER, cmd
 
 
@@ -102,3 +119,45 @@ class TelnetClientTests(SynchronousTestCase):
         """Losing the connection detaches the client from its line."""
         self.client.connectionLost()
         self.assertEqual(self.line.clients, [])
+
+
+class BusyClientTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.device = RecordingDevice()
+        self.line = Line("test", self.device, clock=self.clock)
+        self.client = TelnetClient(self.line)
+        self.transport = PausableTransport()
+        self.client.makeConnection(self.transport)
+        self.client.dataReceived(AGREE)
+        self.transport.clear()
+
+    def test_negotiationFloodTakesTurns(self) -> None:
+        """
+        A client sending nothing but negotiation (DONT/DO BINARY, again and
+        again) gets COMMANDS_PER_TURN of it handled a turn, and is not read
+        until the next turn; every toggle is answered, in order, and the
+        data after it reaches the device last.
+        """
+        toggles = 2 * COMMANDS_PER_TURN
+        self.client.dataReceived(cmd(IAC, DONT, BINARY, IAC, DO, BINARY) * toggles + b"end")
+        answer = cmd(IAC, WONT, BINARY, IAC, WILL, BINARY)
+        self.assertEqual(self.transport.value(), answer * (COMMANDS_PER_TURN // 2))
+        self.assertEqual((self.transport.producerState, self.device.events), ("paused", []))
+        oneTurn(self.clock)
+        self.assertEqual(self.transport.value(), answer * COMMANDS_PER_TURN)
+        self.assertEqual(self.transport.producerState, "paused")
+        oneTurn(self.clock)
+        self.assertEqual(self.transport.value(), answer * (3 * COMMANDS_PER_TURN // 2))
+        self.assertEqual(self.device.events, [])
+        oneTurn(self.clock)
+        self.assertEqual(self.transport.value(), answer * toggles)
+        self.assertEqual((self.device.events, self.transport.producerState), ([("write", b"end")], "producing"))
+        self.assertEqual((self.transport.pauses, self.transport.resumes, self.clock.getDelayedCalls()), (1, 1, []))
+
+    def test_lostWhileBusy(self) -> None:
+        """A client gone while the rest of its read waits leaves no call behind, and nothing more is parsed."""
+        self.client.dataReceived(cmd(IAC, AYT) * (COMMANDS_PER_TURN + 1))
+        self.client.connectionLost()
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.assertEqual(self.transport.value(), b"\r\n[serialgw: yes]\r\n" * COMMANDS_PER_TURN)

@@ -327,7 +327,8 @@ class LogSpecTests(SynchronousTestCase):
             self.assertEqual(error, f"{path}:{4 if key == 'log' else 5}: [lines.t] {key}: {message}")
 
 
-ABSURD = ("-1", "0", "2147483648", "3000000000", "18446744073709551616", "nan", "inf", "-inf", "1e400", "²", "½")
+# The last: a TOML integer past any float (10**400).
+ABSURD = ("-1", "0", "2147483648", "3000000000", "18446744073709551616", "nan", "inf", "-inf", "1e400", "²", "½", "1" + "0" * 400)
 
 
 class AbsurdNumbersTests(SynchronousTestCase):

@@ -18,11 +18,11 @@ from zope.interface.verify import verifyObject
 from serialgw.app.service import GatewayService
 from serialgw.config.specs import DeviceSpec, LineConfig, ListenerSpec, Protocol, SerialSettings
 from serialgw.devices.device import HIGH_WATER
-from serialgw.devices.remote import RemoteDevice, _ComPortLink, _RawLink, _TelnetLink
+from serialgw.devices.remote import ComPortLink, RawLink, RemoteDevice, TelnetLink
 from serialgw.interfaces import IDevice
 from serialgw.line.hub import Line
-from serialgw.wire.telnet import IAC, SB, SE
-from tests.fakes import BoundedTransport, RecordingClient, flap, observeLog
+from serialgw.wire.telnet import BINARY, COMMANDS_PER_TURN, DO, DONT, IAC, SB, SE, WILL, WONT
+from tests.fakes import BoundedTransport, RecordingClient, flap, observeLog, oneTurn
 from tests.realio import Collector, closeClients, connect, listenerPort, socketPath, startedPty, startGateway
 
 
@@ -61,7 +61,7 @@ class RemoteWriteBoundTests(SynchronousTestCase):
 
     def test_writersPausedPastHighWater(self) -> None:
         """A raw or telnet console that never reads: writers paused once HIGH_WATER bytes wait, resumed when it drains."""
-        for kind, link in (("tcp", _RawLink), ("telnet", _TelnetLink)):
+        for kind, link in (("tcp", RawLink), ("telnet", TelnetLink)):
             device, line, writer, transport = self.connected(kind, link)
             self.assertEqual(transport.bufferSize, HIGH_WATER)
             line.clientData(writer, b"x" * HIGH_WATER)
@@ -75,9 +75,61 @@ class RemoteWriteBoundTests(SynchronousTestCase):
             self.assertEqual((writer.paused, writer.resumed), (1, 1))
             self.assertEqual(line.writable, True)
 
+    def test_negotiationFloodTakesTurns(self) -> None:
+        """
+        A telnet console sending nothing but negotiation: COMMANDS_PER_TURN
+        commands are handled a turn, its link not read until the next turn
+        (other lines get the reactor between); every toggle is answered.
+        """
+        device, line, writer, transport = self.connected("telnet", TelnetLink)
+        link = device._link
+        link.dataReceived(bytes((IAC, DO, BINARY, IAC, DONT, BINARY)) * COMMANDS_PER_TURN + b"up")
+        # Our own request (WILL BINARY) was under way: the first DO is no news.
+        wont, answer = bytes((IAC, WONT, BINARY)), bytes((IAC, WILL, BINARY, IAC, WONT, BINARY))
+        self.assertEqual(transport.value(), wont + answer * (COMMANDS_PER_TURN // 2 - 1))
+        self.assertEqual((transport.producerState, writer.received), ("paused", []))
+        oneTurn(device.reactor)
+        self.assertEqual(transport.value(), wont + answer * (COMMANDS_PER_TURN - 1))
+        self.assertEqual((transport.producerState, writer.received), ("producing", [b"up"]))
+        self.assertEqual(device.reactor.getDelayedCalls(), [])
+
+    def test_consoleThatNeverReadsAnswersBounded(self) -> None:
+        """
+        A telnet console that floods negotiation and never reads our
+        answers: once LINK_LIMIT bytes wait for it, it is not read (nor
+        its input parsed) until it has taken them; memory stays bounded.
+        """
+        from serialgw.devices.remote import LINK_LIMIT
+
+        device, line, writer, transport = self.connected("telnet", TelnetLink)
+        link = device._link
+        chunk = bytes((IAC, DO, BINARY, IAC, DONT, BINARY)) * (65536 // 6)
+        turns = 0
+        while transport.producerState == "producing" or device.reactor.getDelayedCalls():
+            if transport.producerState == "producing":
+                link.dataReceived(chunk)
+            oneTurn(device.reactor)
+            turns += 1
+            self.assertLess(turns, 10000)
+        self.assertGreater(len(transport.value()), LINK_LIMIT)
+        self.assertLessEqual(transport.most, LINK_LIMIT + 3 * COMMANDS_PER_TURN)
+        # Held: more turns parse nothing, what arrives waits.
+        waiting = len(transport.value())
+        link.dataReceived(b"more")
+        oneTurn(device.reactor)
+        self.assertEqual((len(transport.value()), transport.producerState), (waiting, "paused"))
+        # It reads: parsing and reading go on.
+        transport.drain()
+        self.assertGreater(len(transport.value()), 0)
+        while device.reactor.getDelayedCalls():
+            transport.drain()
+            oneTurn(device.reactor)
+        transport.drain()
+        self.assertEqual((transport.producerState, writer.received[-1][-4:]), ("producing", b"more"))
+
     def test_suspendPausesWriters(self) -> None:
         """FLOWCONTROL-SUSPEND from an RFC 2217 remote pauses the writers at once; typed bytes wait, bounded, until RESUME."""
-        device, line, writer, transport = self.connected("rfc2217", _ComPortLink)
+        device, line, writer, transport = self.connected("rfc2217", ComPortLink)
         link = device._link
         link.dataReceived(bytes((IAC, SB, 44, 108, IAC, SE)))  # FLOWCONTROL-SUSPEND
         self.assertEqual((writer.paused, writer.resumed), (1, 0))
@@ -90,11 +142,11 @@ class RemoteWriteBoundTests(SynchronousTestCase):
 
     def test_longSuspendSaid(self) -> None:
         """A FLOWCONTROL-SUSPEND that lasts SUSPEND_WARN s is logged once (a short one is not), its end too; a link lost meanwhile is no resume and leaves no timer."""
-        from serialgw.devices.remote import SUSPEND_WARN
+        from serialgw.devices.remotelinks import SUSPEND_WARN
 
         events: list[dict[str, object]] = []
         observeLog(self, events.append)
-        device, line, writer, transport = self.connected("rfc2217", _ComPortLink)
+        device, line, writer, transport = self.connected("rfc2217", ComPortLink)
         clock = device.reactor
         suspend, resume = bytes((IAC, SB, 44, 108, IAC, SE)), bytes((IAC, SB, 44, 109, IAC, SE))
         said = lambda: [e for e in events if "FLOWCONTROL" in str(e.get("log_format"))]  # noqa: E731
@@ -127,7 +179,7 @@ class RemoteWriteBoundTests(SynchronousTestCase):
         from serialgw.config.listeners import parseListener
         from serialgw.line.hub import Role
 
-        device, line, writer, transport = self.connected("rfc2217", _ComPortLink)
+        device, line, writer, transport = self.connected("rfc2217", ComPortLink)
         client = RawClient(line, Role.WRITER, listener=parseListener("raw,escape=^]+4444"), clock=Clock())
         out = BoundedTransport()
         client.makeConnection(out)
@@ -142,7 +194,7 @@ class RemoteWriteBoundTests(SynchronousTestCase):
 
     def test_linkLostReleasesWriters(self) -> None:
         """A link lost while suspended: writers go on (typing is dropped and counted while the device is down)."""
-        device, line, writer, transport = self.connected("rfc2217", _ComPortLink)
+        device, line, writer, transport = self.connected("rfc2217", ComPortLink)
         device._link.dataReceived(bytes((IAC, SB, 44, 108, IAC, SE)))
         line.clientData(writer, b"abcd")
         device._link.connectionLost(Failure(ConnectionError("gone")))
@@ -155,7 +207,7 @@ class RemoteWriteBoundTests(SynchronousTestCase):
         """Typing held for a suspended RFC 2217 remote when its link goes: dropped and unsent (never in bytesToDevice), logged naming the line, with the count."""
         events: list[dict[str, object]] = []
         observeLog(self, events.append)
-        device, line, writer, transport = self.connected("rfc2217", _ComPortLink)
+        device, line, writer, transport = self.connected("rfc2217", ComPortLink)
         device._link.dataReceived(bytes((IAC, SB, 44, 108, IAC, SE)))
         line.clientData(writer, b"abcd")
         self.assertEqual(line.bytesToDevice, 0)
@@ -166,7 +218,7 @@ class RemoteWriteBoundTests(SynchronousTestCase):
 
     def test_closeThenLinkLostCountsOnce(self) -> None:
         """Typing held for a suspended remote when the line's device is closed: dropped once, not again when the aborted link goes."""
-        device, line, writer, transport = self.connected("rfc2217", _ComPortLink)
+        device, line, writer, transport = self.connected("rfc2217", ComPortLink)
         link = device._link
         link.dataReceived(bytes((IAC, SB, 44, 108, IAC, SE)))
         line.clientData(writer, b"abcd")
@@ -347,7 +399,7 @@ class RemoteBreakTests(SynchronousTestCase):
 
         from serialgw.clients.telnet import TelnetClient
         from serialgw.config.listeners import parseListener
-        from serialgw.devices.remote import RemoteDevice, _RawLink, _TelnetLink
+        from serialgw.devices.remote import RawLink, RemoteDevice, TelnetLink
         from serialgw.line.hub import Line
 
         device = RemoteDevice(spec, self.clock)
@@ -355,7 +407,7 @@ class RemoteBreakTests(SynchronousTestCase):
         device.sink = line
         self.farEnd = StringTransport()
         if linked:
-            (_RawLink if spec.kind in ("tcp", "unix") else _TelnetLink)(device).makeConnection(self.farEnd)
+            (RawLink if spec.kind in ("tcp", "unix") else TelnetLink)(device).makeConnection(self.farEnd)
         self.farEnd.clear()
         client = TelnetClient(line, listener=parseListener("telnet,escape=^]+4444"), clock=self.clock)
         self.user = StringTransport(peerAddress=IPv4Address("TCP", "192.0.2.9", 1000))
@@ -484,11 +536,11 @@ class RemoteAnswerTests(SynchronousTestCase):
         from twisted.internet.testing import MemoryReactorClock, StringTransport
         from twisted.logger import LogLevel
 
-        from serialgw.devices.remote import RemoteDevice, _ComPortLink
+        from serialgw.devices.remote import ComPortLink, RemoteDevice
 
         device = RemoteDevice(DeviceSpec("rfc2217", host="127.0.0.1", port=1), MemoryReactorClock(),
                               settings=SerialSettings(9600))
-        link = _ComPortLink(device)
+        link = ComPortLink(device)
         link.makeConnection(StringTransport())
         events: list[dict[str, object]] = []
         observeLog(self, events.append)
@@ -578,7 +630,7 @@ class FlappingRemoteTests(SynchronousTestCase):
 
     def test_stableLinkResetsBackoff(self) -> None:
         """A link that stayed up STABLE_LINK s starts the backoff again (1 s); one just short of it does not."""
-        from serialgw.devices.remote import STABLE_LINK
+        from serialgw.devices.backoff import STABLE_LINK
 
         self.assertEqual([self.link(0.1) for _ in range(4)], [1.0, 2.0, 4.0, 8.0])
         self.assertEqual(self.link(STABLE_LINK - 0.5), 16.0)

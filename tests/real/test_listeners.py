@@ -386,7 +386,7 @@ class DialOutBackoffTests(SynchronousTestCase):
 
     def test_stableLinkResetsBackoff(self) -> None:
         """A link that stayed up STABLE_LINK s starts the backoff again (1 s); one just short of it does not."""
-        from serialgw.devices.remote import STABLE_LINK
+        from serialgw.devices.backoff import STABLE_LINK
 
         self.assertEqual([self.link(0.1) for _ in range(4)], [1.0, 2.0, 4.0, 8.0])
         self.assertEqual(self.link(STABLE_LINK - 0.5), 16.0)

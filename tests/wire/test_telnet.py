@@ -11,11 +11,13 @@ from twisted.trial.unittest import SynchronousTestCase
 from serialgw.wire.telnet import (
     BINARY,
     BRK,
+    COMMANDS_PER_TURN,
     DO,
     DONT,
     ECHO,
     IAC,
     NAWS,
+    NOP,
     SB,
     SE,
     SGA,
@@ -370,3 +372,65 @@ class QMethodTests(SynchronousTestCase):
         transport.write = writes.append  # type: ignore[method-assign]
         proto.dataReceived(cmd(IAC, WILL, 99, IAC, DO, 98, IAC, WILL, SGA))
         self.assertEqual(writes, [cmd(IAC, DONT, 99, IAC, WONT, 98, IAC, DO, SGA)])
+
+
+class Busy(TelnetRecorder):
+    """A codec that holds what follows its commands per turn, and counts how often it was busy."""
+
+    busy = 0
+
+    def telnetBusy(self) -> bool:
+        self.busy += 1
+        return True
+
+
+class CommandsPerTurnTests(SynchronousTestCase):
+    def test_busyHoldsTheRest(self) -> None:
+        """
+        A read of more than COMMANDS_PER_TURN commands: that many are
+        handled, the rest (and what comes meanwhile) is held; each
+        releaseWire handles the next COMMANDS_PER_TURN, in order.
+        """
+        proto = Busy()
+        proto.makeConnection(StringTransport())
+        total = 2 * COMMANDS_PER_TURN + 10
+        proto.dataReceived(b"a" + cmd(IAC, NOP) * total + b"b")
+        self.assertEqual(proto.events, [("data", b"a")] + [("command", NOP)] * COMMANDS_PER_TURN)
+        self.assertEqual((proto.busy, proto.parserState), (1, ParserState.COMMAND))
+        proto.dataReceived(b"c" + cmd(IAC, NOP))
+        self.assertEqual(len(proto.events), 1 + COMMANDS_PER_TURN)
+        proto.releaseWire()
+        self.assertEqual((len(proto.events), proto.busy), (1 + 2 * COMMANDS_PER_TURN, 2))
+        proto.releaseWire()
+        self.assertEqual(proto.events, [("data", b"a")] + [("command", NOP)] * total
+                         + [("data", b"bc"), ("command", NOP)])
+        self.assertEqual((proto.busy, proto.parserState, proto._wireHeld), (2, ParserState.DATA, b""))
+
+    def test_negotiationAnsweredAsHandled(self) -> None:
+        """Negotiation past the turn's commands is answered only once it is handled: answers never run ahead."""
+        proto = Busy()
+        transport = StringTransport()
+        proto.makeConnection(transport)
+        toggle = cmd(IAC, DO, SGA, IAC, DONT, SGA)
+        proto.dataReceived(toggle * COMMANDS_PER_TURN)
+        answers = cmd(IAC, WILL, SGA, IAC, WONT, SGA)
+        self.assertEqual(transport.value(), answers * (COMMANDS_PER_TURN // 2))
+        proto.releaseWire()
+        self.assertEqual(transport.value(), answers * COMMANDS_PER_TURN)
+        self.assertEqual((proto.busy, proto._wireHeld), (1, b""))
+
+    def test_subnegotiationHeldWhole(self) -> None:
+        """A subnegotiation that ends past the turn's commands is handed on whole once released."""
+        proto = Busy()
+        proto.makeConnection(StringTransport())
+        proto.dataReceived(cmd(IAC, NOP) * COMMANDS_PER_TURN + cmd(IAC, SB, 44, 1, 2, IAC, SE) + b"x")
+        self.assertEqual((proto.events[-1], proto.busy), (("command", NOP), 1))
+        proto.releaseWire()
+        self.assertEqual(proto.events[COMMANDS_PER_TURN:], [("sb", (44, bytes([1, 2]))), ("data", b"x")])
+
+    def test_withoutReactorAllAtOnce(self) -> None:
+        """A codec that does not hold (telnetBusy False, the default) handles every command of a read at once."""
+        proto = TelnetRecorder()
+        proto.makeConnection(StringTransport())
+        proto.dataReceived(cmd(IAC, NOP) * (3 * COMMANDS_PER_TURN) + b"z")
+        self.assertEqual(proto.events, [("command", NOP)] * (3 * COMMANDS_PER_TURN) + [("data", b"z")])

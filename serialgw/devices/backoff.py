@@ -1,0 +1,53 @@
+"""
+The reconnection backoff of a connection that is redialed when it goes (a
+remote device's link, a dial-out listener), whose attempt count survives
+links that do not last.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Optional
+
+from twisted.application.internet import backoffPolicy
+from twisted.internet.interfaces import IReactorTime
+
+# A link must stay up this many seconds for the reconnection backoff to
+# start again from the first delay.  ClientService starts it again on every
+# connection: a far end that accepts and closes at once was redialled every
+# ~1.3 s for ever, each time telling every person down, then back.
+STABLE_LINK = 10.0
+
+
+class CarriedBackoff:
+    """
+    A ClientService C{retryPolicy} whose attempt count survives short links.
+
+    ClientService counts failed attempts from zero again on every
+    connection.  Call L{linkUp} when a connection is made: if it is lost
+    within STABLE_LINK s, the next delays count on from the attempt that
+    made it; one that lasted starts from the first delay again.  Used by
+    remote devices and by dial-out listeners (C{tcp:HOST:PORT} without
+    C{server}).
+    """
+
+    def __init__(self, clock: IReactorTime, policy: Optional[Callable[[int], float]] = None) -> None:
+        self.clock = clock
+        self.policy = policy or backoffPolicy()
+        # The attempt number the last delay used, where failures count
+        # from, and when the last link came up (None: no link since).
+        self.attempt = 0
+        self._carried = 0
+        self._upAt: Optional[float] = None
+
+    def linkUp(self, *ignored: object) -> None:
+        """A connection was made (usable as ClientService's C{prepareConnection})."""
+        self._upAt = self.clock.seconds()
+
+    def __call__(self, failed: int) -> float:
+        """The delay before the next attempt after C{failed} in a row since the last connection."""
+        if self._upAt is not None:
+            # The first delay after a link: ClientService asks as it is lost.
+            self._carried = 0 if self.clock.seconds() - self._upAt >= STABLE_LINK else self.attempt
+            self._upAt = None
+        self.attempt = min(self._carried + failed, 100)
+        return self.policy(self.attempt)

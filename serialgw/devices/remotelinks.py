@@ -1,0 +1,314 @@
+"""
+The connection of a remote device (L{serialgw.devices.remote}) to its
+console, one protocol a kind: a raw byte stream (C{tcp:}, C{unix:}), a
+telnet client (C{telnet:}), an RFC 2217 client (C{rfc2217://}).  Each hands
+the console's bytes and answers to its device and carries what the device
+sends; the device decides when the link is read.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from twisted.internet.protocol import Protocol, connectionDone
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from serialgw.config.specs import ConfigError, SerialSettings
+from serialgw.devices.device import HIGH_WATER
+from serialgw.wire.rfc2217 import (
+    BREAK_OFF,
+    BREAK_ON,
+    COM_PORT_OPTION,
+    FLOWCONTROL_RESUME,
+    FLOWCONTROL_SUSPEND,
+    LINE_ERRORS,
+    MODEM_LINES,
+    NOTIFY_LINESTATE,
+    NOTIFY_MODEMSTATE,
+    PARITY_CODES,
+    PARITY_VALUES,
+    PURGE_DATA,
+    SERVER_OFFSET,
+    SET_BAUDRATE,
+    SET_CONTROL,
+    SET_DATASIZE,
+    SET_PARITY,
+    SET_STOPSIZE,
+    STOPSIZE_CODES,
+    STOPSIZE_VALUES,
+    flowCode,
+    modemLineCode,
+)
+from serialgw.wire.telnet import BINARY, BRK, ECHO, SGA, TelnetProtocol
+
+if TYPE_CHECKING:
+    from serialgw.devices.remote import RemoteDevice
+
+log = Logger()
+
+# An RFC 2217 remote's FLOWCONTROL-SUSPEND lasting this many seconds is
+# logged (typing is paused meanwhile): one that never ends is not silent.
+SUSPEND_WARN = 10.0
+# Past this many bytes a console has not taken (our telnet answers to its
+# negotiation: typing stops at HIGH_WATER), it is not read until it takes
+# them, so one that sends and never reads costs bounded memory.
+LINK_LIMIT = 4 * HIGH_WATER
+# Why a link is not read (RemoteDevice._held): the line is behind, the
+# rest of a busy read waits for the next turn, LINK_LIMIT bytes wait.
+HELD_LINE, HELD_BUSY, HELD_FULL = 1, 2, 4
+
+
+class NoPortControl:
+    """Links without com port control: settings, DTR/RTS and purges stay here."""
+
+    # Whether the remote asked us to stop sending (RFC 2217 FLOWCONTROL-SUSPEND).
+    suspended = False
+
+    def heldBytes(self) -> int:
+        """Typed bytes held back while suspended."""
+        return 0
+
+    def control(self, code: int) -> None:
+        pass
+
+    def applySettings(self, settings: SerialSettings) -> None:
+        pass
+
+    def purge(self, which: int) -> None:
+        pass
+
+    def endBreak(self) -> None:
+        """A break's time is up (only RFC 2217 has a break that lasts: SET-CONTROL BREAK-ON, then OFF)."""
+
+    def holdInput(self, held: bool) -> None:
+        """LINK_LIMIT bytes wait for the console (or no longer): parse nothing more meanwhile."""
+
+
+class RawLink(NoPortControl, Protocol):
+    """Bytes both ways; a break cannot be sent on a raw socket."""
+
+    transport: Any
+
+    def __init__(self, device: RemoteDevice) -> None:
+        self.device = device
+
+    def connectionMade(self) -> None:
+        self.device._linkUp(self)
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        self.device._linkDown(self, reason)
+
+    def dataReceived(self, data: bytes) -> None:
+        self.device.sink.deviceDataReceived(data)
+
+    def send(self, data: bytes) -> None:
+        self.transport.write(data)
+
+    def sendBreak(self) -> bool:
+        log.info("{device}: a raw socket cannot carry a break", device=self.device.name)
+        return False
+
+
+
+class TelnetLink(NoPortControl, TelnetProtocol):
+    """
+    A telnet client to a console: binary both ways, the far end echoes;
+    breaks go as IAC BRK.
+    """
+
+    transport: Any
+
+    def __init__(self, device: RemoteDevice) -> None:
+        TelnetProtocol.__init__(self)
+        self.device = device
+
+    def connectionMade(self) -> None:
+        self.requestLocal(BINARY)
+        self.requestRemote(BINARY)
+        self.requestRemote(SGA)
+        self.device._linkUp(self)
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        if self._busyCall is not None and self._busyCall.active():
+            self._busyCall.cancel()
+        self.device._linkDown(self, reason)
+
+    # The rest of a read of more commands than a turn handles (telnetBusy).
+    _busyCall: Any = None
+
+    def telnetBusy(self) -> bool:
+        if self._busyCall is None:
+            self.device._holdLink(HELD_BUSY)
+            self._busyCall = self.device.reactor.callLater(0, self._nextTurn)
+        return True
+
+    def _nextTurn(self) -> None:
+        self._busyCall = None
+        if not self.inputHeld:
+            self.releaseWire()
+        if self._busyCall is None:
+            self.device._releaseLink(HELD_BUSY)
+
+    def holdInput(self, held: bool) -> None:
+        self.inputHeld = held
+        if not held and self._busyCall is None:
+            self.releaseWire()
+
+    def acceptLocal(self, option: int) -> bool:
+        return option in (BINARY, SGA)
+
+    def acceptRemote(self, option: int) -> bool:
+        return option in (BINARY, SGA, ECHO)
+
+    def telnetDataReceived(self, data: bytes) -> None:
+        self.device.sink.deviceDataReceived(data)
+
+    def send(self, data: bytes) -> None:
+        self.writeData(data)
+
+    def sendBreak(self) -> bool:
+        self.sendCommand(BRK)
+        return True
+
+
+
+class ComPortLink(TelnetLink):
+    """
+    An RFC 2217 client: settings, breaks (SET-CONTROL BREAK ON/OFF), DTR/RTS,
+    purges and modem state travel to the remote port; its answers are the
+    truth the device reports.
+    """
+
+    def __init__(self, device: RemoteDevice) -> None:
+        TelnetLink.__init__(self, device)
+        self.comPort = False
+        self.suspended = False
+        # Typed while the remote has us suspended: bounded, because writers
+        # are paused as soon as it suspends (at most what they had read).
+        self._held = bytearray()
+        # When the remote suspended us, and the call that says it is lasting.
+        self._suspendedAt = 0.0
+        self._suspendCall: Any = None
+        self._suspendSaid = False
+
+    def connectionMade(self) -> None:
+        self.requestLocal(COM_PORT_OPTION)
+        TelnetLink.connectionMade(self)
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        # Not a resume: the link's loss is said by the device.
+        self._suspendSaid = False
+        self._suspension(False)
+        TelnetLink.connectionLost(self, reason)
+
+    def _suspension(self, suspended: bool) -> None:
+        """The remote suspended or resumed us: said in the log once it has lasted SUSPEND_WARN s."""
+        if suspended == self.suspended:
+            return
+        self.suspended = suspended
+        clock = self.device.reactor
+        if suspended:
+            self._suspendedAt = clock.seconds()
+            self._suspendCall = clock.callLater(SUSPEND_WARN, self._suspendLasts)
+            return
+        if self._suspendCall is not None and self._suspendCall.active():
+            self._suspendCall.cancel()
+        self._suspendCall = None
+        if self._suspendSaid:
+            self._suspendSaid = False
+            log.info("{device}: the remote takes input again (FLOWCONTROL-RESUME) after {seconds:.0f} s",
+                     device=self.device.name, seconds=clock.seconds() - self._suspendedAt)
+
+    def _suspendLasts(self) -> None:
+        self._suspendCall = None
+        self._suspendSaid = True
+        log.warn("{device}: the remote asked us to stop sending (FLOWCONTROL-SUSPEND) {seconds:.0f} s ago: "
+                 "typing is paused until it resumes", device=self.device.name, seconds=SUSPEND_WARN)
+
+    def acceptLocal(self, option: int) -> bool:
+        return option == COM_PORT_OPTION or TelnetLink.acceptLocal(self, option)
+
+    def acceptRemote(self, option: int) -> bool:
+        return option == COM_PORT_OPTION or TelnetLink.acceptRemote(self, option)
+
+    def telnetOptionChanged(self, option: int, local: bool, enabled: bool) -> None:
+        if option == COM_PORT_OPTION and enabled and not self.comPort:
+            self.comPort = True
+            self.applySettings(self.device.settings)
+            for name, on in self.device.modemLines.items():
+                self.control(modemLineCode(name, on))
+
+    def command(self, command: int, value: bytes) -> None:
+        if self.comPort:
+            self.sendSubnegotiation(COM_PORT_OPTION, bytes((command,)) + value)
+
+    def heldBytes(self) -> int:
+        return len(self._held)
+
+    def send(self, data: bytes) -> None:
+        if self.suspended:
+            self._held += data
+        else:
+            self.writeData(data)
+
+    def sendBreak(self) -> bool:
+        if not self.comPort:
+            return TelnetLink.sendBreak(self)
+        self.control(BREAK_ON)
+        return True
+
+    def endBreak(self) -> None:
+        if self.comPort:
+            self.control(BREAK_OFF)
+
+    def control(self, code: int) -> None:
+        self.command(SET_CONTROL, bytes((code,)))
+
+    def applySettings(self, settings: SerialSettings) -> None:
+        self.command(SET_BAUDRATE, settings.baudrate.to_bytes(4, "big"))
+        self.command(SET_DATASIZE, bytes((settings.bytesize,)))
+        self.command(SET_PARITY, bytes((PARITY_VALUES[settings.parity],)))
+        self.command(SET_STOPSIZE, bytes((STOPSIZE_VALUES[settings.stopbits],)))
+        self.control(flowCode(settings, inbound=False))
+
+    def purge(self, which: int) -> None:
+        self.command(PURGE_DATA, bytes((which,)))
+
+    def telnetSubnegotiation(self, option: int, payload: bytes) -> None:
+        if option != COM_PORT_OPTION or not payload:
+            return
+        command, value = payload[0] - SERVER_OFFSET, payload[1:]
+        device = self.device
+        try:
+            if command == SET_BAUDRATE and len(value) == 4:
+                device._remoteSettings(baudrate=int.from_bytes(value, "big"))
+            elif command == SET_DATASIZE and len(value) == 1 and 5 <= value[0] <= 8:
+                device._remoteSettings(bytesize=value[0])
+            elif command == SET_PARITY and len(value) == 1 and value[0] in PARITY_CODES:
+                device._remoteSettings(parity=PARITY_CODES[value[0]])
+            elif command == SET_STOPSIZE and len(value) == 1 and value[0] in STOPSIZE_CODES:
+                device._remoteSettings(stopbits=STOPSIZE_CODES[value[0]])
+            elif command == NOTIFY_MODEMSTATE and len(value) == 1:
+                device.modem = value[0] & MODEM_LINES
+            elif command == NOTIFY_LINESTATE and len(value) == 1 and value[0] & LINE_ERRORS:
+                device.sink.deviceLineState(value[0] & LINE_ERRORS)
+            elif command == FLOWCONTROL_SUSPEND:
+                self._suspension(True)
+                device._checkWatermark()
+            elif command == FLOWCONTROL_RESUME:
+                self._suspension(False)
+                held, self._held = bytes(self._held), bytearray()
+                if held:
+                    self.writeData(held)
+                device._checkWatermark()
+        except ConfigError as e:
+            log.warn("{device}: RFC 2217 answer {payload!r} ignored: {reason}", device=device.name, payload=payload,
+                     reason=str(e))
+        except Exception:
+            log.failure("{device}: bad RFC 2217 answer {payload!r}", device=device.name, payload=payload)
+
+
+def linkHeldBytes(link: Any) -> int:
+    """Typed bytes a link holds back (RFC 2217 suspension); any other protocol holds none."""
+    return link.heldBytes() if isinstance(link, NoPortControl) else 0

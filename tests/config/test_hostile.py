@@ -1,0 +1,81 @@
+"""
+A configuration file written by someone careless or hostile: names with
+a newline, numbers past a float, a FIFO, a directory or a byte order
+mark where the file should be.  Each is a ConfigError naming the file
+(its line and key where there is one), at once: never another exception
+(a traceback at start, a reload that never finishes at SIGHUP) and never
+a wait.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from typing import Any, Callable
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from serialgw.config.file import loadConfig, loadFile
+from serialgw.config.specs import ConfigError
+from tests.realio import writeTemp
+
+LINE = '[lines.a]\ndevice = "/dev/ttyS0"\nlisten = "4001"\n'
+
+
+class KeyValueTests(SynchronousTestCase):
+    def refused(self, text: str) -> str:
+        path = writeTemp(self, text)
+        return str(self.assertRaises(ConfigError, loadConfig, path)).replace(path, "FILE")
+
+    def test_namesEndingInANewline(self) -> None:
+        """A line or user name with a trailing newline (a quoted TOML key) is refused, as any other character."""
+        self.assertEqual(self.refused('[lines."a\\n"]\ndevice = "/dev/ttyS0"\nlisten = "4001"\n'),
+                         "FILE: line name 'a\\n': letters, digits, '.', '_' and '-' only")
+        self.assertEqual(self.refused(LINE + '[users."bob\\n"]\nkeys = []\n'),
+                         "FILE: user name 'bob\\n': letters, digits, '.', '_' and '-' only")
+
+    def test_integersPastAFloat(self) -> None:
+        """A TOML integer too large for a float where milliseconds go: the key's error quoting it, not OverflowError."""
+        huge = "1" + "0" * 400
+        for key in ("break-duration", "pace", "pace-line"):
+            self.assertEqual(self.refused(f"{LINE}{key} = {huge}\n"), f"FILE:4: [lines.a] {key}: out of range: {huge}")
+        self.assertEqual(self.refused(f"[defaults]\npace = {huge}\n{LINE}"),
+                         f"FILE:2: [defaults] pace: out of range: {huge}")
+
+
+class FileTests(SynchronousTestCase):
+    def refusedAtOnce(self, path: str) -> str:
+        """loadFile's error for C{path}; a wait (a FIFO opened for reading) fails the test after 10 s."""
+
+        def blocked(signum: int, frame: Any) -> None:
+            raise self.failureException(f"reading {path!r} waited")
+
+        previous: Callable[..., Any] | int | None = signal.signal(signal.SIGALRM, blocked)
+        signal.alarm(10)
+        try:
+            return str(self.assertRaises(ConfigError, loadFile, path))
+        finally:
+            signal.alarm(0)
+            signal.signal(signal.SIGALRM, previous)
+
+    def test_fifo(self) -> None:
+        """A FIFO as the configuration (nobody writing) is refused at once, not waited on: a SIGHUP would hang the reactor."""
+        path = os.path.abspath(self.mktemp())
+        os.mkfifo(path)
+        self.assertEqual(self.refusedAtOnce(path), f"configuration {path!r} is not a regular file (a FIFO)")
+
+    def test_directoryAndDevice(self) -> None:
+        """A directory or a character device is not a configuration file: said so."""
+        path = os.path.abspath(self.mktemp())
+        os.mkdir(path)
+        self.assertEqual(self.refusedAtOnce(path), f"configuration {path!r} is not a regular file (a directory)")
+        self.assertEqual(self.refusedAtOnce("/dev/zero"),
+                         "configuration '/dev/zero' is not a regular file (a character device)")
+
+    def test_byteOrderMark(self) -> None:
+        """A UTF-8 byte order mark (Notepad's) is named, not tomllib's 'Invalid statement (at line 1, column 1)'."""
+        path = self.mktemp()
+        with open(path, "wb") as f:
+            f.write(b"\xef\xbb\xbf" + LINE.encode())
+        self.assertEqual(self.refusedAtOnce(path), f"{path}:1: starts with a byte order mark (bytes ef bb bf): "
+                                                   "a TOML file has none; save it as UTF-8 without one")

@@ -1,0 +1,43 @@
+"""
+SIGHUP with one key changed while a client is attached: what the README
+says a reload does with that key, on a running gateway service.
+"""
+
+from __future__ import annotations
+
+import os
+
+from twisted.trial.unittest import TestCase
+
+from serialgw.app.service import GatewayService
+from serialgw.config.file import loadConfig
+from tests.realio import TtyEnd, closeClients, connect, listenerPort, startGateway, writeTemp
+
+
+class LockKeysTests(TestCase):
+    timeout = 30
+
+    def config(self, link: str, extra: str = "") -> list:  # type: ignore[type-arg]
+        return loadConfig(writeTemp(self, f'[lines.a]\ndevice = "pty:{link}"\n'
+                                          f'listen = "raw+tcp:0:interface=127.0.0.1"\n{extra}'))
+
+    async def test_lockKeysLeaveAPtyLineRunning(self) -> None:
+        """lock and lock-dir changed on a pty: line (it takes no lock) are applied in place: its pty, device and client stay."""
+        link = os.path.abspath(self.mktemp())
+        service: GatewayService = startGateway(self, *self.config(link))
+        line, slave = service.lines["a"], os.path.realpath(link)
+        far = TtyEnd(link)
+        self.addCleanup(far.close)
+        client = await connect(listenerPort(service))
+        client.transport.write(b"one")  # type: ignore[union-attr]
+        await far.received.contains(b"one")
+        for extra in ("lock = false\n", 'lock = false\nlock-dir = "/tmp"\n', 'lock-dir = "/nonexistent"\n'):
+            result = await service.reload(self.config(link, extra))
+            self.assertEqual(result, {"added": [], "changed": ["a"], "removed": []})
+            self.assertIs(service.lines["a"], line)
+        self.assertEqual(os.path.realpath(link), slave)
+        client.transport.write(b" two")  # type: ignore[union-attr]
+        await far.received.contains(b"one two")
+        far.write(b"back")
+        await client.received.contains(b"back")
+        await closeClients(client)
