@@ -93,7 +93,7 @@ class ServerTransport(SSHServerTransport):
     _full = False
 
     def connectionMade(self) -> None:
-        self._wait("did not log in")
+        self.deadline("did not log in")
         tcp: Any = self.transport
         tcp.registerProducer(self, True)
         # The kernel's unsent queue too (a session sets its outbuf): not the autotuned 4 MiB.
@@ -130,7 +130,8 @@ class ServerTransport(SSHServerTransport):
         if flow is not None and self._full:
             flow.block("tcp")
 
-    def _wait(self, what: str, seconds: float | None = None) -> None:
+    def deadline(self, what: str, seconds: float | None = None) -> None:
+        """Cut the connection (logged: it C{what}) in C{seconds} (loginGrace), unless something else is waited for first."""
         self._stopWaiting()
         seconds = self.factory.loginGrace if seconds is None else seconds
         self._grace = self.factory.clock.callLater(seconds, self._tooSlow, what, seconds)
@@ -152,7 +153,7 @@ class ServerTransport(SSHServerTransport):
         SSHServerTransport.setService(self, service)
         if isinstance(service, connection.SSHConnection):
             self._release()
-            self._wait("logged in but started no session")
+            self.deadline("logged in but started no session")
 
     def sessionStarted(self) -> None:
         """A session asked for its line: the connection is in use (its session's own limits hold now)."""
@@ -170,7 +171,7 @@ class ServerTransport(SSHServerTransport):
             return
         tcp: Any = self.transport
         tcp.loseConnection()
-        self._wait("did not take its last output", CLOSE_GRACE)
+        self.deadline("did not take its last output", CLOSE_GRACE)
 
     def _release(self) -> None:
         if self._pending:
@@ -509,6 +510,10 @@ class SSHClient(Session, ClientEvents, SSHChannel):
             return
         self.writeExtended(1, text.encode("utf-8", "replace"))
         self.end(1)
+        server = self.transport.server
+        if server is not None:
+            # Nothing holds it now: a client that never closes the channel is cut.
+            server.deadline("did not close its refused session", CLOSE_GRACE)
 
     # IClient
 

@@ -1002,6 +1002,31 @@ class FactoryTests(SynchronousTestCase):
         transport.connectionLost(None)
         self.assertEqual(h.clock.getDelayedCalls(), [])
 
+    def test_refusedSessionCut(self) -> None:
+        """A session refused (not a line the person may use, or the line full) whose client never answers the channel's close: the connection is cut after CLOSE_GRACE s, not kept for ever."""
+        h = Harness()
+        h.lines["con1"].maxClients = 1
+        h.lines["con1"].attach(h.channel()[0])
+        factory = GatewaySSHFactory(newKey(), KeyRing(()), h.gateway)
+        for name in ("nosuch", "con1"):
+            transport = factory.buildProtocol(IPv4Address("TCP", "192.0.2.7", 1))
+            tcp = Tcp()
+            transport.makeConnection(tcp)
+            conn = Connection()
+            transport.setService(conn)
+            channel = SSHClient(h.gateway, Login("ops1", name), remoteWindow=1 << 20, remoteMaxPacket=32768, conn=conn)
+            conn.getChannel = lambda *a, channel=channel: channel  # type: ignore[method-assign,misc]
+            conn.ssh_CHANNEL_OPEN(NS(b"session") + struct.pack(">3L", 6, 65536, 32768))
+            channel.requestReceived(b"shell", b"")
+            h.clock.advance(0)
+            self.assertTrue(channel.closing, name)
+            h.clock.advance(CLOSE_GRACE - 1)
+            self.assertFalse(tcp.aborted, name)
+            h.clock.advance(1)
+            self.assertTrue(tcp.aborted, name)
+            transport.connectionLost(None)
+        self.assertEqual(h.clock.getDelayedCalls(), [])
+
     def test_lostWithSessionLeavesNoTimer(self) -> None:
         """A connection lost with its session open (the client's disconnect): the session ends and no cut is left pending (it fired 10 s later, logging a cut of a connection long gone)."""
         h = Harness()
