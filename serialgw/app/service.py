@@ -64,7 +64,8 @@ class GatewayService(MultiService):
         self.reactor = reactor
         self.configs = list(lines)
         self._openPort = openPort
-        # Dial-outs reconnect after 0.5 s, doubling up to 30 s, with jitter.
+        # Dial-outs reconnect after 1 s (ClientService counts its first retry as attempt 1), doubling up to
+        # 30 s, plus up to 1 s of jitter.
         self.retryPolicy = retryPolicy or backoffPolicy(initialDelay=0.5, maxDelay=30.0, factor=2.0)
         # A vanished device is tried again after 0.5 s, doubling up to 10 s, with jitter.
         self.reopenPolicy = reopenPolicy or backoffPolicy(initialDelay=0.5, maxDelay=10.0, factor=2.0)
