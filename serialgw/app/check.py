@@ -27,6 +27,7 @@ from serialgw.config.specs import (
     isAbstract,
     unixNameLimit,
 )
+from serialgw.devices.links import PTY_SLAVE_MAJORS
 
 WILDCARDS = ("", "0.0.0.0", "::")
 # Listeners whose path is a unix socket's (a dial-out's too); a pty:, file: or pipe: path is a file's.
@@ -136,6 +137,7 @@ def checkLines(lines: Sequence[LineConfig], status: Optional[ListenerSpec] = Non
         key = listenerKey(spec)
         if key is not None:
             claim(key, owner, f"listener {spec.text or spec.endpoint!r}")
+        _checkListenerPath(spec, owner, errors, warnings)
 
     def claim(key: tuple[str, str, str], owner: str, thing: str) -> None:
         for other, otherOwner in taken:
@@ -157,9 +159,9 @@ def checkLines(lines: Sequence[LineConfig], status: Optional[ListenerSpec] = Non
             errors.append(f"{owner}: device {device.describe()!r}: {problem}")
         if device.kind == "tty" and not os.path.exists(device.path):
             warnings.append(f"{owner}: device {device.path!r} does not exist (now)")
-        if device.kind == "tty" and line.lock and not os.path.isdir(line.lockDir):
-            errors.append(f"{owner}: lock-dir {line.lockDir!r} is not a directory: the UUCP lock for "
-                          f"{device.path!r} cannot be made (set lock-dir, or lock = false)")
+        problem = lockDirProblem(line)
+        if problem is not None:
+            errors.append(f"{owner}: {problem}")
         if device.kind == "unix" and not isAbstract(device.path) and not os.path.exists(device.path):
             warnings.append(f"{owner}: socket {device.path!r} does not exist (now)")
         if line.log is not None:
@@ -169,6 +171,11 @@ def checkLines(lines: Sequence[LineConfig], status: Optional[ListenerSpec] = Non
                               "(a directory, FIFO, device or symbolic link)")
             elif not os.path.isdir(directory):
                 warnings.append(f"{owner}: the directory of log {line.log.path!r} does not exist (now)")
+        if device.kind == "pty" and device.path:
+            linkIssue = _linkTaken(device.path)
+            if linkIssue is not None:
+                warnings.append(f"{owner}: device {device.describe()!r}: {linkIssue}: the line would start down "
+                                "(tried again with backoff)")
         for spec in line.listeners:
             take(spec, owner)
             problem = systemdProblem(spec.endpoint) if spec.kind is ListenerKind.LISTEN else None
@@ -195,6 +202,70 @@ def checkLines(lines: Sequence[LineConfig], status: Optional[ListenerSpec] = Non
     if ssh is not None:
         _checkHostKey(ssh.hostKey, errors, warnings)
     return errors, warnings
+
+
+def lockDirProblem(line: LineConfig, writable: bool = False) -> Optional[str]:
+    """
+    Why a local tty's UUCP lock cannot be made in its lock-dir (not a
+    directory; with C{writable}, not writable by this process), or None.
+    --check asks only the first (it may run as another user); the start
+    and a reload ask both: such a line would stay down for good.
+    """
+    if line.device.kind != "tty" or not line.lock:
+        return None
+    if not os.path.isdir(line.lockDir):
+        return (f"lock-dir {line.lockDir!r} is not a directory: the UUCP lock for {line.device.path!r} cannot be made "
+                "(set lock-dir, or lock = false)")
+    if writable and not os.access(line.lockDir, os.W_OK | os.X_OK):
+        return (f"lock-dir {line.lockDir!r} is not writable: the UUCP lock for {line.device.path!r} cannot be made "
+                "(set lock-dir, or lock = false)")
+    return None
+
+
+def _linkTaken(link: str) -> Optional[str]:
+    """
+    Why the gateway could not make its pty's symlink at C{link} (a file, a
+    directory, a link to what is not a pty), or None.  A link to a pty is
+    left alone: the running gateway's own, or a stale one it takes over.
+    """
+    if not os.path.lexists(link):
+        return None
+    if not os.path.islink(link):
+        return f"{link!r} exists and is not a symlink"
+    try:
+        st = os.stat(link)
+    except OSError:
+        return None  # dangling: taken over
+    if stat.S_ISCHR(st.st_mode) and os.major(st.st_rdev) in PTY_SLAVE_MAJORS:
+        return None
+    return f"{link!r} is a symlink to {os.readlink(link)!r}, which is not a pty"
+
+
+def _checkListenerPath(spec: ListenerSpec, owner: str, errors: list[str], warnings: list[str]) -> None:
+    """
+    What is at a listener's path now: a file:, pipe:, pty: or unix socket
+    path in a directory that is not there is a warning; a directory where
+    a file: goes, anything but a socket where a unix socket goes, or a
+    link the gateway may not replace where a pty: link goes is an error
+    (the start would fail on it, a reload refuse it).
+    """
+    unix = spec.kind is ListenerKind.LISTEN and spec.tls is None and spec.path and not isAbstract(spec.path)
+    if not spec.path or not (unix or spec.kind in (ListenerKind.FILE, ListenerKind.PIPE, ListenerKind.PTY)):
+        return
+    what = f"{owner}: listener {spec.text or spec.endpoint!r}"
+    directory = os.path.dirname(os.path.abspath(spec.path))
+    if not os.path.isdir(directory):
+        warnings.append(f"{what}: directory {directory!r} does not exist (now)")
+        return
+    problem = None
+    if spec.kind is ListenerKind.PTY:
+        problem = _linkTaken(spec.path)
+    elif spec.kind is ListenerKind.FILE and os.path.isdir(spec.path):
+        problem = f"{spec.path!r} is a directory"
+    elif unix and os.path.lexists(spec.path) and not stat.S_ISSOCK(os.lstat(spec.path).st_mode):
+        problem = f"{spec.path!r} exists and is not a socket"
+    if problem is not None:
+        errors.append(f"{what}: {problem}")
 
 
 def _checkHostKey(path: str, errors: list[str], warnings: list[str]) -> None:

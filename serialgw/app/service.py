@@ -23,7 +23,7 @@ from twisted.logger import Logger
 from serialgw.app.lines import makeDevice, makeLine, retuneLine
 from serialgw.app.listen import ListenerOpener, StartupError, listening, removeStaleSocket, stopDialer
 from serialgw.app.notify import Notifier
-from serialgw.app.reload import checkBinds, checkFiles, listenerChanges, planReload
+from serialgw.app.reload import checkBinds, checkFiles, checkLocks, listenerChanges, planReload
 from serialgw.clients.consolelog import ConsoleLog
 from serialgw.clients.local import FileClient
 from serialgw.clients.transports import describeAddress
@@ -64,7 +64,8 @@ class GatewayService(MultiService):
         self.reactor = reactor
         self.configs = list(lines)
         self._openPort = openPort
-        # Dial-outs reconnect after 0.5 s, doubling up to 30 s, with jitter.
+        # Dial-outs reconnect after 1 s (ClientService counts its first retry as attempt 1), doubling up to
+        # 30 s, plus up to 1 s of jitter.
         self.retryPolicy = retryPolicy or backoffPolicy(initialDelay=0.5, maxDelay=30.0, factor=2.0)
         # A vanished device is tried again after 0.5 s, doubling up to 10 s, with jitter.
         self.reopenPolicy = reopenPolicy or backoffPolicy(initialDelay=0.5, maxDelay=10.0, factor=2.0)
@@ -415,7 +416,7 @@ class GatewayService(MultiService):
         removed, changed, retuned, added = plan.removed, plan.changed, plan.retuned, plan.added
         probes: list[Any] = []
         released = {spec.path for _, spec in plan.releasing if spec.kind is ListenerKind.PTY and spec.path}
-        problem = (checkFiles(plan.opening, plan.logs, released)
+        problem = (checkLocks([new[name] for name in changed + added]) or checkFiles(plan.opening, plan.logs, released)
                    or checkBinds(plan.opening, plan.releasing, self._ports(plan.releasing), self.listeners.endpoint,
                                  probes))
         waits: list[Any] = [probe.stopListening() for probe in probes]

@@ -22,11 +22,11 @@ from serialgw.config.listeners import parseListener, parseSSHListener, parseStat
 from serialgw.config.parsers import (
     SINGLE_SETTINGS,
     applySingle,
-    checkPath,
     isDecimal,
     parseCoalesce,
     parseCompact,
     parseDevice,
+    parseLockDir,
     parseMilliseconds,
     parseOnOff,
     parseSendString,
@@ -273,6 +273,15 @@ man 8 serialgw
                 _checkEndpoint(self["ownStatus"], sockets=not self["check"])
             if self["ownSSH"] is not None:
                 _checkEndpoint(self["ownSSH"].listener, sockets=not self["check"])
+            if not self["check"]:
+                # A lock directory that is not there stops the start (with
+                # --config too, where a device that cannot open does not).
+                from serialgw.app.check import lockDirProblem
+
+                for line in self["lines"]:
+                    problem = lockDirProblem(line, writable=True)
+                    if problem is not None:
+                        raise ConfigError(f"line {line.name!r}: {problem}")
             self["line"] = self["lines"][0] if self["lines"] else None
         except ConfigError as e:
             if self.exitOnError:
@@ -352,7 +361,8 @@ man 8 serialgw
             settings = attrs.evolve(settings, xonxoff=settings.xonxoff or bool(self["xonxoff"]),
                                     rtscts=settings.rtscts or bool(self["rtscts"]))
 
-        device = parseDevice(self["device"] or DEFAULT_DEVICE)
+        # An empty value (a shell variable left unset) is refused, not the default.
+        device = parseDevice(DEFAULT_DEVICE if self["device"] is None else self["device"])
         texts = ([self["port"]] if self["port"] is not None else []) + list(self["listen"])
         if not texts:
             texts = [DEFAULT_PORT]
@@ -365,6 +375,8 @@ man 8 serialgw
             milliseconds = -1
         if not 0 < milliseconds <= 10000:
             raise ConfigError(f"break duration must be 1 to 10000 milliseconds, not {duration!r}")
+        if self["name"] is not None and not self["name"].strip():
+            raise ConfigError("--name is empty: give the line a name, or leave --name out for the device's")
         name = self["name"] or _lineName(device.describe())
         maxClients = DEFAULT_MAX_CLIENTS
         if self["max-clients"] is not None:
@@ -392,10 +404,10 @@ man 8 serialgw
             rts=self._onOff("rts"),
             idleDtr=self._onOff("idle-dtr"),
             idleRts=self._onOff("idle-rts"),
-            pace=parseMilliseconds(self["pace"] or 0, "--pace"),
-            paceLine=parseMilliseconds(self["pace-line"] or 0, "--pace-line"),
+            pace=parseMilliseconds(0 if self["pace"] is None else self["pace"], "--pace"),
+            paceLine=parseMilliseconds(0 if self["pace-line"] is None else self["pace-line"], "--pace-line"),
             lock=not self["no-lock"],
-            lockDir=checkPath(self["lock-dir"], "--lock-dir") if self["lock-dir"] is not None else DEFAULT_LOCK_DIR,
+            lockDir=parseLockDir(self["lock-dir"], "--lock-dir") if self["lock-dir"] is not None else DEFAULT_LOCK_DIR,
         )
 
     def _onOff(self, option: str) -> Optional[bool]:

@@ -33,6 +33,8 @@ class NetconsoleClient(ClientEvents, DatagramProtocol):
     """
 
     transport: Any
+    # No "Starting protocol <... object at 0x...>" from Twisted: the line logs it.
+    noisy = False
 
     def __init__(self, line: Line, spec: UDPSpec, role: Role = Role.WRITER) -> None:
         self.line = line

@@ -153,9 +153,10 @@ class Session:
         if quiet:
             self._introCall = clock.callLater(QUIET_SECONDS, self.introduce)
         if spec is not None and spec.banner:
-            self.notice(f"{self.line.name}: {self.line.settings.describe()}, you are {self.role.value}; "
-                        f"also here: {self.line.who(exclude=self)}"
-                        + (f"; escape key {keyName(self.escapeMenu.key)}" if self.escapeMenu else ""))
+            # Asked for by name: sent where notices are off too (raw's default, no-notices).
+            self.say(f"{self.line.name}: {self.line.settings.describe()}, you are {self.role.value}; "
+                     f"also here: {self.line.who(exclude=self)}"
+                     + (f"; escape key {keyName(self.escapeMenu.key)}" if self.escapeMenu else ""))
         early = self.line.takeEarlyOutput(self)
         if spec is not None and spec.replay:
             self.deliverKept(self.line.backlog())
@@ -242,7 +243,11 @@ class Session:
     def notice(self, text: str) -> None:
         """A line of text for the person at this terminal, if it is one."""
         if self.wantsNotices() or self.escapeMenu is not None:
-            self.sendText(f"\r\n[serialgw: {text}]\r\n".encode("utf-8", "replace"))
+            self.say(text)
+
+    def say(self, text: str) -> None:
+        """A line of text for this client, whether or not it takes notices."""
+        self.sendText(f"\r\n[serialgw: {text}]\r\n".encode("utf-8", "replace"))
 
     def sendText(self, data: bytes) -> None:
         """

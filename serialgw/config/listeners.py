@@ -122,7 +122,8 @@ def parseListener(text: str) -> ListenerSpec:
         hasOptions = "," in body
         first = body.split(":", 1)[0].split(",", 1)[0]
         fields = body.split(",", 1)[0].split(":")
-        if not hasOptions and len(fields) >= 2 and isDecimal(fields[0]) and isDecimal(fields[1]):
+        # (Two readings only when the first is a port: tcp:65536:2 is a bad port, as Twisted reads it.)
+        if not hasOptions and len(fields) >= 2 and _isPort(fields[0]) and isDecimal(fields[1]):
             raise ConfigError(
                 f"listener {original!r} reads two ways: as a Twisted endpoint it listens on "
                 f"port {fields[0]} of interface {fields[1]!r}; as QEMU's tcp: it connects to "
@@ -218,6 +219,10 @@ def _isInteger(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def _isPort(text: str) -> bool:
+    return isDecimal(text) and int(text) <= 65535
 
 
 def _port(text: str, original: str) -> int:

@@ -44,6 +44,15 @@ class OptionsTests(SynchronousTestCase):
         self.assertEqual(line.device, DeviceSpec("tty", "/dev/ttyS0"))
         self.assertEqual(line.name, "ttyS0")
 
+    def test_emptyValuesRefused(self) -> None:
+        """An empty --device, --name, --pace or --pace-line (a shell variable left unset) is refused, not taken for the default."""
+        for option, message in (("--device", "device is empty: expected a tty path, pty:LINK, telnet:HOST:PORT, "
+                                              "rfc2217://HOST:PORT, tcp:HOST:PORT or unix:PATH"),
+                                ("--name", "--name is empty: give the line a name, or leave --name out for the device's"),
+                                ("--pace", "--pace must be 0 to 10000 milliseconds, not ''"),
+                                ("--pace-line", "--pace-line must be 0 to 10000 milliseconds, not ''")):
+            self.assertEqual(str(self.assertRaises(UsageError, parse, option, "")), message)
+
     def test_compactThenSingles(self) -> None:
         """--serial sets everything; single options override it."""
         line = parse("-s", "9600,7E2,rtscts", "--parity", "odd", "--xonxoff")["line"]

@@ -12,7 +12,7 @@ from serialgw.clients.netconsole import MAX_DATAGRAM, NetconsoleClient
 from serialgw.config.specs import UDPSpec
 from serialgw.interfaces import IClient
 from serialgw.line.hub import Line
-from tests.fakes import RecordingDevice
+from tests.fakes import RecordingDevice, observeLog
 
 
 class DatagramTransport(StringTransport):
@@ -47,6 +47,16 @@ class NetconsoleTests(SynchronousTestCase):
         self.assertEqual(self.line.clients, [self.client])
         self.client.stopProtocol()
         self.assertEqual(self.line.clients, [])
+
+    def test_startAndStopQuiet(self) -> None:
+        """The UDP port starting and stopping logs no Twisted "Starting protocol <...NetconsoleClient object at 0x...>" line: the line's own log says it."""
+        client = NetconsoleClient(self.line, UDPSpec("127.0.0.1", 6668, "", 6667))
+        client.transport = DatagramTransport()
+        events: list[dict[str, object]] = []
+        observeLog(self, events.append)
+        client.doStart()
+        client.doStop()
+        self.assertEqual([e.get("log_namespace") for e in events], ["serialgw.line.hub", "serialgw.line.hub"])
 
     def test_datagramSizes(self) -> None:
         """Output is cut into datagrams of at most 1400 bytes, in order, to the remote."""

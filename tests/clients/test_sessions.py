@@ -392,6 +392,17 @@ class ConnectTests(SynchronousTestCase):
         self.assertIn(b"[serialgw: rack4: 115200,8N1, you are writer; also here: 192.0.2.9:1 (writer)]\r\n", value)
         self.assertTrue(value.endswith(b"login: "))
 
+    def test_bannerWithoutNotices(self) -> None:
+        """banner is sent when a listener asks for it, also where notices are off (raw's default, no-notices)."""
+        banner = b"\r\n[serialgw: rack4: 115200,8N1, you are writer; also here: nobody]\r\n"
+        for listener in ("raw,banner+4444", "telnet,banner,no-notices+4444"):
+            h = Harness()
+            spec = parseListener(listener)
+            client = (RawClient if spec.protocol.value == "raw" else TelnetClient)(h.line, listener=spec)
+            transport = StringTransport(peerAddress=IPv4Address("TCP", "192.0.2.9", 1))
+            client.makeConnection(transport)
+            self.assertTrue(transport.value().endswith(banner), (listener, transport.value()))
+
     def test_maxClients(self) -> None:
         """max-clients: the next connection is refused (told why, closed, never on the line)."""
         h = Harness()

@@ -6,7 +6,9 @@ or creating anything; exit 0 (usable, perhaps with warnings) or 2.
 from __future__ import annotations
 
 import io
+import json
 import os
+import socket
 
 from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase, TestCase
@@ -15,7 +17,7 @@ from serialgw.app import tap
 from serialgw.app.check import checkLines, listenerKey, systemdProblem
 from serialgw.config.file import loadConfig
 from serialgw.config.listeners import parseListener
-from tests.realio import REPO, TWISTD, gatewayArgv, spawn
+from tests.realio import REPO, TWISTD, gatewayArgv, socketPath, spawn
 
 
 def write(case: SynchronousTestCase, text: str) -> str:
@@ -97,7 +99,48 @@ class CheckTests(SynchronousTestCase):
         self.assertEqual(checkLines(lines), ([
             "line 'b': listener 'pty:/tmp/x/link' takes path '/tmp/x/link', as line 'a', device 'pty:/tmp/x/link' "
             "already does",
-        ], []))
+        ], ["line 'b': listener 'pty:/tmp/x/link': directory '/tmp/x' does not exist (now)"]))
+
+    def test_listenerPathsNow(self) -> None:
+        """
+        What is at a file:, pipe:, pty: or unix listener's path now: a
+        missing directory warns; a directory for a file:, a non-socket for
+        a unix socket, a link not to a pty for a pty: are errors (the start
+        fails on each); a socket, a dangling link are fine.  A pty: device's
+        link taken so warns (its line would start down).
+        """
+        here = os.path.dirname(socketPath(self))
+        for name in ("dir", "dir2", "dir3"):
+            os.mkdir(os.path.join(here, name))
+        for name in ("file", "file2", "file3"):
+            open(os.path.join(here, name), "w").close()
+        for name in ("null", "null2"):
+            os.symlink("/dev/null", os.path.join(here, name))
+        os.symlink(os.path.join(here, "gone"), os.path.join(here, "dangling"))
+        sock = socket.socket(socket.AF_UNIX)
+        self.addCleanup(sock.close)
+        sock.bind(os.path.join(here, "sock"))
+        listeners = ["file:/nowhere/x", "pipe:/nowhere/p", "pty:/nowhere/t", "unix:/nowhere/s", f"file:{here}/dir",
+                     f"unix:{here}/file", f"raw+unix:{here}/dir2,server,nowait", f"pty:{here}/file2", f"pty:{here}/null",
+                     f"unix:{here}/sock", f"pty:{here}/dangling", f"file:{here}/file3", f"pipe:{here}/pipe"]
+        lines = loadConfig(write(self, f'[lines.a]\ndevice = "pty:{here}/null2"\nlisten = {json.dumps(listeners)}\n'
+                                       f'[lines.b]\ndevice = "pty:{here}/dir3"\nlisten = "4001"\n'))
+        self.assertEqual(checkLines(lines), ([
+            f"line 'a': listener 'file:{here}/dir': '{here}/dir' is a directory",
+            f"line 'a': listener 'unix:{here}/file': '{here}/file' exists and is not a socket",
+            f"line 'a': listener 'raw+unix:{here}/dir2,server,nowait': '{here}/dir2' exists and is not a socket",
+            f"line 'a': listener 'pty:{here}/file2': '{here}/file2' exists and is not a symlink",
+            f"line 'a': listener 'pty:{here}/null': '{here}/null' is a symlink to '/dev/null', which is not a pty",
+        ], [
+            f"line 'a': device 'pty:{here}/null2': '{here}/null2' is a symlink to '/dev/null', which is not a pty: "
+            "the line would start down (tried again with backoff)",
+            "line 'a': listener 'file:/nowhere/x': directory '/nowhere' does not exist (now)",
+            "line 'a': listener 'pipe:/nowhere/p': directory '/nowhere' does not exist (now)",
+            "line 'a': listener 'pty:/nowhere/t': directory '/nowhere' does not exist (now)",
+            "line 'a': listener 'unix:/nowhere/s': directory '/nowhere' does not exist (now)",
+            f"line 'b': device 'pty:{here}/dir3': '{here}/dir3' exists and is not a symlink: the line would start down "
+            "(tried again with backoff)",
+        ]))
 
     def test_sameDeviceSameLog(self) -> None:
         """Two lines on one device, or one console log: an error from reading the file, as at start and at a reload."""

@@ -161,6 +161,9 @@ class QemuManualTests(SynchronousTestCase):
             "'5555'; as QEMU's tcp: it connects to host '4444' port 5555. Write tcp:4444:interface=ADDRESS or "
             "tcp:HOST:5555,... to say which",
         )
+        # A first number past 65535 is no port: one reading, a bad port (hypothesis found tcp:65536:2).
+        self.assertEqual(str(self.assertRaises(ConfigError, parseListener, "tcp:65536:2")),
+                         "bad port '65536' in listener 'tcp:65536:2'")
 
     def test_badStrings(self) -> None:
         """Bad QEMU strings name what is wrong."""
