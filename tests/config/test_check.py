@@ -306,7 +306,12 @@ class FarmSizeTests(SynchronousTestCase):
 
         calls = []
         clash = check._clash
-        self.patch(check, "_clash", lambda a, b: calls.append(1) or clash(a, b))
+
+        def counted(a: tuple[str, str, str], b: tuple[str, str, str]) -> bool:
+            calls.append((a, b))
+            return clash(a, b)
+
+        self.patch(check, "_clash", counted)
         text = "".join(f'[lines.l{i}]\ndevice = "pty:"\nlisten = ["raw+tcp:{10000 + i}:interface=127.0.0.1", '
                        f'"unix:/nowhere/l{i}.sock", "4{i % 10}00"]\n' for i in range(1000))
         errors, _ = checkLines(loadConfig(write(self, text)))
