@@ -504,6 +504,12 @@ def parseStatusListener(text: str) -> ListenerSpec:
     interface, whatever PORT and interface= said.
     """
     spec = parseListener(text)
+    head, plus, _ = str(text).strip().partition("+")
+    if plus and head.split(",")[0].strip().lower() in PROTOCOL_NAMES:
+        # allow=, ro, ... are a line listener's: here they would be ignored (allow= silently let everyone in).
+        raise ConfigError(f"--status {str(text).strip()!r}: listener options do not apply to the status endpoint (it "
+                          "serves HTTP to whoever reaches it): bind it to an interface (tcp:8440:interface=127.0.0.1) "
+                          "or a unix socket, and filter in front of it")
     if spec.kind is not ListenerKind.LISTEN or spec.tls is not None:
         raise ConfigError(f"--status {str(text).strip()!r}: expected a server endpoint for plain HTTP such as "
                           "tcp:8440:interface=127.0.0.1 or unix:/run/serialgw/status.sock (no dial-out, file, "
