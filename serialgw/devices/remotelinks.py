@@ -16,6 +16,7 @@ from twisted.python.failure import Failure
 
 from serialgw.config.specs import ConfigError, SerialSettings
 from serialgw.devices.device import HIGH_WATER
+from serialgw.logflood import IgnoredInput
 from serialgw.wire.rfc2217 import (
     BREAK_OFF,
     BREAK_ON,
@@ -122,6 +123,9 @@ class TelnetLink(NoPortControl, TelnetProtocol):
     def __init__(self, device: RemoteDevice) -> None:
         TelnetProtocol.__init__(self)
         self.device = device
+        # What the console sends that makes no sense (garbage: a wrong port
+        # or speed), counted and logged at most once a minute.
+        self.ignored = IgnoredInput(lambda: (device.name, "the console"), device.reactor)
 
     def connectionMade(self) -> None:
         self.requestLocal(BINARY)
@@ -132,7 +136,11 @@ class TelnetLink(NoPortControl, TelnetProtocol):
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         if self._busyCall is not None and self._busyCall.active():
             self._busyCall.cancel()
+        self.ignored.flush()
         self.device._linkDown(self, reason)
+
+    def telnetIgnored(self, kind: str) -> None:
+        self.ignored.add(kind)
 
     # The rest of a read of more commands than a turn handles (telnetBusy).
     _busyCall: Any = None
@@ -275,6 +283,9 @@ class ComPortLink(TelnetLink):
     def purge(self, which: int) -> None:
         self.command(PURGE_DATA, bytes((which,)))
 
+    # Whether an answer that makes no sense was logged in full (once a link).
+    _answerSaid = False
+
     def telnetSubnegotiation(self, option: int, payload: bytes) -> None:
         if option != COM_PORT_OPTION or not payload:
             return
@@ -303,8 +314,12 @@ class ComPortLink(TelnetLink):
                     self.writeData(held)
                 device._checkWatermark()
         except ConfigError as e:
-            log.warn("{device}: RFC 2217 answer {payload!r} ignored: {reason}", device=device.name, payload=payload,
-                     reason=str(e))
+            if not self._answerSaid:
+                # The first said in full; any more counted with the garbage.
+                self._answerSaid = True
+                log.warn("{device}: RFC 2217 answer {payload!r} ignored: {reason}", device=device.name,
+                         payload=payload, reason=str(e))
+            self.ignored.add("bad RFC 2217 answer")
         except Exception:
             log.failure("{device}: bad RFC 2217 answer {payload!r}", device=device.name, payload=payload)
 

@@ -11,6 +11,7 @@ import termios
 from twisted.internet import defer, protocol, reactor
 from twisted.internet.endpoints import UNIXServerEndpoint
 from twisted.internet.task import Clock
+from twisted.logger import LogLevel, formatEvent
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface.verify import verifyObject
@@ -21,7 +22,7 @@ from serialgw.devices.device import HIGH_WATER
 from serialgw.devices.remote import ComPortLink, RawLink, RemoteDevice, TelnetLink
 from serialgw.interfaces import IDevice
 from serialgw.line.hub import Line
-from serialgw.wire.telnet import BINARY, COMMANDS_PER_TURN, DO, DONT, IAC, SB, SE, WILL, WONT
+from serialgw.wire.telnet import BINARY, COMMANDS_PER_TURN, DO, DONT, IAC, NOP, SB, SE, WILL, WONT
 from tests.fakes import BoundedTransport, RecordingClient, flap, observeLog, oneTurn
 from tests.realio import Collector, closeClients, connect, listenerPort, socketPath, startedPty, startGateway
 
@@ -126,6 +127,33 @@ class RemoteWriteBoundTests(SynchronousTestCase):
             oneTurn(device.reactor)
         transport.drain()
         self.assertEqual((transport.producerState, writer.received[-1][-4:]), ("producing", b"more"))
+
+    def test_garbageLoggedOncePerMinute(self) -> None:
+        """
+        A console answering garbage (subnegotiations without IAC SE, absurd
+        RFC 2217 answers): counted, logged at once and then at most once a
+        minute with the counts, not a log line each (76-189 a second seen).
+        """
+        events: list[dict[str, object]] = []
+        observeLog(self, events.append)
+        device, line, writer, transport = self.connected("rfc2217", ComPortLink)
+        link = device._link
+        bad = bytes((IAC, SB, 99, 1, 2, IAC, NOP))  # IAC NOP inside SB: the SE lost
+        absurd = bytes((IAC, SB, 44, 101)) + b"\xff" * 8 + bytes((IAC, SE))  # baud 4294967295
+        for _ in range(200):
+            link.dataReceived(bad + absurd)
+            oneTurn(device.reactor)
+        texts = [formatEvent(e) for e in events if "console" in formatEvent(e) or "answer" in formatEvent(e)]
+        self.assertEqual(texts, ["rfc2217://127.0.0.1:1: 1 malformed subnegotiation from the console",
+                                 "rfc2217://127.0.0.1:1: RFC 2217 answer b'e\\xff\\xff\\xff\\xff' ignored: baud rate must "
+                                 "be 1 to 2147483647, not 4294967295"])
+        device.reactor.advance(60)
+        link.dataReceived(bad + absurd)
+        link.connectionLost(Failure(Exception("gone")))
+        texts = [formatEvent(e) for e in events if "from the console" in formatEvent(e)]
+        self.assertEqual(texts[1:], ["rfc2217://127.0.0.1:1: 200 bad RFC 2217 answers, 200 malformed subnegotiations "
+                                     "from the console",
+                                     "rfc2217://127.0.0.1:1: 1 bad RFC 2217 answer from the console"])
 
     def test_suspendPausesWriters(self) -> None:
         """FLOWCONTROL-SUSPEND from an RFC 2217 remote pauses the writers at once; typed bytes wait, bounded, until RESUME."""
@@ -532,9 +560,8 @@ class RemoteStateTests(SynchronousTestCase):
 
 class RemoteAnswerTests(SynchronousTestCase):
     def test_absurdBaudAnswerIgnored(self) -> None:
-        """A remote RFC 2217 server answering SET-BAUDRATE 0 or 2^32 - 1: one warning each, the settings stay."""
+        """A remote RFC 2217 server answering SET-BAUDRATE 0 or 2^32 - 1: the first a warning, the second counted; the settings stay."""
         from twisted.internet.testing import MemoryReactorClock, StringTransport
-        from twisted.logger import LogLevel
 
         from serialgw.devices.remote import ComPortLink, RemoteDevice
 
@@ -548,9 +575,10 @@ class RemoteAnswerTests(SynchronousTestCase):
             link.telnetSubnegotiation(44, bytes([101]) + value.to_bytes(4, "big"))
         link.telnetSubnegotiation(44, bytes([101]) + (57600).to_bytes(4, "big"))
         self.assertEqual(device.settings, SerialSettings(57600))
+        # The first said in full, the second counted (logged with the garbage at most once a minute).
         warnings = [e for e in events if e.get("log_level") is LogLevel.warn]
-        self.assertEqual([str(e["reason"]).split(",")[0] for e in warnings],
-                         ["baud rate must be 1 to 2147483647", "baud rate must be 1 to 2147483647"])
+        self.assertEqual([str(e["reason"]).split(",")[0] for e in warnings], ["baud rate must be 1 to 2147483647"])
+        self.assertEqual(link.ignored.counts, {"bad RFC 2217 answer": 1})
         self.assertEqual(self.flushLoggedErrors(), [])
 
 
