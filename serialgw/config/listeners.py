@@ -485,6 +485,13 @@ def parseWatchAll(texts: list[str], patterns: list[str]) -> WatchAllSpec:
             raise ConfigError(f"watch-all listener {text!r}: expected a server endpoint such as "
                               "tcp:4400:interface=127.0.0.1 or unix:/run/serialgw/all.sock (no dial-out, "
                               "file, pipe, netconsole or TLS)")
+        ignored = [name for name, given in (("escape=", spec.escape is not None), ("banner", spec.banner),
+                                            ("replay", spec.replay), ("notices", spec.notices is True),
+                                            ("no-notices", spec.notices is False), ("no-rfc2217", not spec.rfc2217))
+                   if given]
+        if ignored:
+            raise ConfigError(f"watch-all listener {text!r}: {ignored[0]} does not apply there (a plain stream of "
+                              "every line's output: no telnet, escape menu, banner, replay or notices)")
         listeners.append(spec)
     if not listeners:
         raise ConfigError("watch-all: no listener given")
