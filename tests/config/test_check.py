@@ -262,6 +262,16 @@ class CheckTests(SynchronousTestCase):
         self.assertEqual(str(caught.exception), STATUS_TLS)
 
 
+    def test_statusListenerOptionsRefused(self) -> None:
+        """--status with listener options (allow=, ro, raw+, ...): refused naming the value, not served with allow= ignored."""
+        for text in ("telnet,allow=10.0.0.0/8+tcp:8440:interface=127.0.0.1", "raw+8440", "telnet,ro+tcp:8440"):
+            with self.assertRaises(usage.UsageError) as caught:
+                checked("--device", "pty:/nowhere/a", "--status", text)
+            self.assertEqual(str(caught.exception), f"--status {text!r}: listener options do not apply to the status "
+                             "endpoint (it serves HTTP to whoever reaches it): bind it to an interface "
+                             "(tcp:8440:interface=127.0.0.1) or a unix socket, and filter in front of it")
+        self.assertEqual(checked("--device", "pty:/nowhere/a", "--status", "tcp:8440:interface=127.0.0.1")[0], 0)
+
 STATUS_TLS = ("--status 'tls:8443:interface=127.0.0.1:cert=/c.pem:key=/k.pem': expected a server endpoint for plain "
               "HTTP such as tcp:8440:interface=127.0.0.1 or unix:/run/serialgw/status.sock (no dial-out, file, pipe, "
               "netconsole or TLS: for HTTPS, put a TLS proxy in front of it)")
