@@ -32,6 +32,10 @@ log = Logger()
 
 HIGH_WATER = 64 * 1024
 LOW_WATER = 16 * 1024
+# While reading is paused (a lossless client behind), the device is looked
+# at this often for a hang-up (unplugged, a pty's master closed): unread, it
+# was seen only once reading resumed, the line "up" on a device long gone.
+HANGUP_CHECK = 1.0
 # What a call on a device that is gone fails with: a tty hung up (EIO), a
 # USB adapter unplugged (ENXIO, ENODEV).
 GONE = frozenset((errno.EIO, errno.ENXIO, errno.ENODEV))
@@ -109,6 +113,7 @@ class SerialDevice(Pacing):
         self.dropped = self.unsent = 0
         self._wantReading = False
         self._paused = False
+        self._hangupCall: Any = None
         self.lineErrorsWatched = False
         # Opening a tty raises DTR and RTS.
         self.modemLines = {"dtr": True, "rts": True}
@@ -232,9 +237,11 @@ class SerialDevice(Pacing):
         if self._reading:
             self.reactor.removeReader(self)
             self._reading = False
+        self._watchHangup()
 
     def resumeReading(self) -> None:
         self._paused = False
+        self._stopWatchingHangup()
         if self._wantReading:
             self.start()
 
@@ -411,7 +418,25 @@ class SerialDevice(Pacing):
             self._shutdownPort()
         self.closed, self.up, self.downReason = True, False, "closed"
 
+    def _watchHangup(self) -> None:
+        if self._hangupCall is None and self._paused and self.usable:
+            self._hangupCall = self.reactor.callLater(HANGUP_CHECK, self._checkHangup)
+
+    def _stopWatchingHangup(self) -> None:
+        if self._hangupCall is not None and self._hangupCall.active():
+            self._hangupCall.cancel()
+        self._hangupCall = None
+
+    def _checkHangup(self) -> None:
+        self._hangupCall = None
+        if self._paused and self.usable:
+            if self.port.hungUp():
+                self._lost(OSError(errno.EIO, "hung up"))
+            else:
+                self._watchHangup()
+
     def _shutdownPort(self) -> None:
+        self._stopWatchingHangup()
         self._breaks.cancel()
         self._cancelPace()
         if self._reading:
@@ -531,6 +556,7 @@ class SerialDevice(Pacing):
         self.up = True
         self.downReason = None
         self.lockedBy = None
+        self._watchHangup()
         log.info("{device}: device back at {settings}", device=port.name, settings=self.settings.describe())
         if self._wantReading:
             self.start()
