@@ -330,6 +330,11 @@ class LogEvents:
     """The log's events while a test runs, kept in C{events}."""
 
     def __init__(self, case: SynchronousTestCase) -> None:
+        from serialgw.logflood import peerLimiter
+
+        # As in a fresh process: no earlier test has spent a peer's log budget
+        # (tests share addresses such as 192.0.2.7:40000 within a minute).
+        peerLimiter.peers.clear()
         self.events: list[LogEvent] = []
         observeLog(case, self.events.append)
 

@@ -196,6 +196,17 @@ def checkFiles(opening: list[tuple[str, ListenerSpec]], logs: list[tuple[str, An
     return None
 
 
+def checkLocks(configs: list[LineConfig]) -> Optional[str]:
+    """Whether the lines a reload opens anew can take their UUCP locks: the first problem, or None."""
+    from serialgw.app.check import lockDirProblem
+
+    for config in configs:
+        problem = lockDirProblem(config, writable=True)
+        if problem is not None:
+            return f"line {config.name!r}: {problem}"
+    return None
+
+
 def probeUDP(name: str, spec: ListenerSpec) -> Optional[str]:
     """Whether a netconsole listener's source port can be bound now."""
     assert spec.udp is not None

@@ -23,7 +23,7 @@ from twisted.logger import Logger
 from serialgw.app.lines import makeDevice, makeLine, retuneLine
 from serialgw.app.listen import ListenerOpener, StartupError, listening, removeStaleSocket, stopDialer
 from serialgw.app.notify import Notifier
-from serialgw.app.reload import checkBinds, checkFiles, listenerChanges, planReload
+from serialgw.app.reload import checkBinds, checkFiles, checkLocks, listenerChanges, planReload
 from serialgw.clients.consolelog import ConsoleLog
 from serialgw.clients.local import FileClient
 from serialgw.clients.transports import describeAddress
@@ -416,7 +416,7 @@ class GatewayService(MultiService):
         removed, changed, retuned, added = plan.removed, plan.changed, plan.retuned, plan.added
         probes: list[Any] = []
         released = {spec.path for _, spec in plan.releasing if spec.kind is ListenerKind.PTY and spec.path}
-        problem = (checkFiles(plan.opening, plan.logs, released)
+        problem = (checkLocks([new[name] for name in changed + added]) or checkFiles(plan.opening, plan.logs, released)
                    or checkBinds(plan.opening, plan.releasing, self._ports(plan.releasing), self.listeners.endpoint,
                                  probes))
         waits: list[Any] = [probe.stopListening() for probe in probes]

@@ -22,11 +22,11 @@ from serialgw.config.listeners import parseListener, parseSSHListener, parseStat
 from serialgw.config.parsers import (
     SINGLE_SETTINGS,
     applySingle,
-    checkPath,
     isDecimal,
     parseCoalesce,
     parseCompact,
     parseDevice,
+    parseLockDir,
     parseMilliseconds,
     parseOnOff,
     parseSendString,
@@ -273,6 +273,15 @@ man 8 serialgw
                 _checkEndpoint(self["ownStatus"], sockets=not self["check"])
             if self["ownSSH"] is not None:
                 _checkEndpoint(self["ownSSH"].listener, sockets=not self["check"])
+            if not self["check"]:
+                # A lock directory that is not there stops the start (with
+                # --config too, where a device that cannot open does not).
+                from serialgw.app.check import lockDirProblem
+
+                for line in self["lines"]:
+                    problem = lockDirProblem(line, writable=True)
+                    if problem is not None:
+                        raise ConfigError(f"line {line.name!r}: {problem}")
             self["line"] = self["lines"][0] if self["lines"] else None
         except ConfigError as e:
             if self.exitOnError:
@@ -398,7 +407,7 @@ man 8 serialgw
             pace=parseMilliseconds(0 if self["pace"] is None else self["pace"], "--pace"),
             paceLine=parseMilliseconds(0 if self["pace-line"] is None else self["pace-line"], "--pace-line"),
             lock=not self["no-lock"],
-            lockDir=checkPath(self["lock-dir"], "--lock-dir") if self["lock-dir"] is not None else DEFAULT_LOCK_DIR,
+            lockDir=parseLockDir(self["lock-dir"], "--lock-dir") if self["lock-dir"] is not None else DEFAULT_LOCK_DIR,
         )
 
     def _onOff(self, option: str) -> Optional[bool]:

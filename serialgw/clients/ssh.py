@@ -51,7 +51,7 @@ from twisted.internet.protocol import Factory
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from serialgw.clients.sshsession import ServerTransport, SSHClient, conchLog, sshPeer
+from serialgw.clients.sshsession import USER_SIGNATURES, ServerTransport, SSHClient, conchLog, sshPeer
 from serialgw.clients.transports import addressAllowed, describeAddress
 from serialgw.config.specs import ListenerSpec, SSHSpec, UserSpec
 from serialgw.config.sshkeys import MAX_KEYS_FILE, fingerprint, printable, readPublicKeys
@@ -175,8 +175,16 @@ class KeyChecker:
         user = self.ring.person(credentials.blob)
         if user is None:
             return defer.fail(UnauthorizedLogin("not an authorized key"))
+        # No SHA-1 ssh-rsa (as OpenSSH), and the signature is of the algorithm the request names.
+        if credentials.algName not in USER_SIGNATURES:
+            return defer.fail(UnauthorizedLogin(f"signature algorithm {printable(repr(credentials.algName))} refused"))
         if not credentials.signature:
             return defer.fail(ValidPublicKey())
+        try:
+            if common.getNS(credentials.signature)[0] != credentials.algName:
+                return defer.fail(UnauthorizedLogin("the signature is not of the algorithm asked"))
+        except Exception:
+            return defer.fail(UnauthorizedLogin("unreadable signature"))
         try:
             good = keys.Key.fromString(credentials.blob).verify(credentials.signature, credentials.sigData)
         except Exception:

@@ -46,6 +46,7 @@ from serialgw.config.parsers import (
     parseCoalesce,
     parseCompact,
     parseDevice,
+    parseLockDir,
     parseMilliseconds,
     parseOnOff,
     parseSendString,
@@ -500,5 +501,5 @@ def _line(name: str, table: dict[str, Any]) -> LineConfig:
         pace=pace["pace"],
         paceLine=pace["pace-line"],
         lock=value("lock", bool, True),
-        lockDir=parsed("lock-dir", lambda t: checkPath(t, "lock-dir"), value("lock-dir", str, DEFAULT_LOCK_DIR)),
+        lockDir=parsed("lock-dir", lambda t: parseLockDir(t, "lock-dir"), value("lock-dir", str, DEFAULT_LOCK_DIR)),
     )

@@ -30,6 +30,18 @@ def checkPath(path: str, what: str, unix: bool = False) -> str:
 
 
 
+def parseLockDir(text: str, what: str) -> str:
+    """
+    Where UUCP lock files go: an absolute path (every program that locks a
+    tty looks in one directory; an empty or relative one was the gateway's
+    working directory, / under systemd).
+    """
+    path = checkPath(text, what)
+    if not path.startswith("/"):
+        raise ConfigError(f"{what} {text!r}: expected an absolute path, e.g. /var/lock or /run/lock")
+    return path
+
+
 def isDecimal(text: str) -> bool:
     """
     ASCII digits only (str.isdigit() also takes '²', which int() refuses),

@@ -322,6 +322,22 @@ class AuthTests(SynchronousTestCase):
                                          + NS(self.stranger.sign(b"whatever")))
         self.assertEqual(self.transport.packets, [(userauth.MSG_USERAUTH_FAILURE, NS(b"publickey") + b"\x00")])
 
+    def test_sha1RsaSignatureRefused(self) -> None:
+        """An RSA key logs in with rsa-sha2-256/512 signatures, not SHA-1 ssh-rsa (as OpenSSH), nor with a signature of another algorithm than the request names."""
+        from cryptography.hazmat.primitives.asymmetric import rsa
+
+        key = keys.Key(rsa.generate_private_key(public_exponent=65537, key_size=2048))
+        self.factory.setUsers((UserSpec("ops1", (publicLine(self.ops1),)), UserSpec("rsa1", (publicLine(key),))))
+        blob = key.public().blob()
+        head = NS(b"con1") + NS(b"none") + NS(b"publickey")
+        for asked, made in ((b"ssh-rsa", b"ssh-rsa"), (b"rsa-sha2-512", b"ssh-rsa"), (b"rsa-sha2-256", b"rsa-sha2-512"),
+                            (b"rsa-sha2-256", b"rsa-sha2-256")):
+            signed = NS(b"session") + bytes((userauth.MSG_USERAUTH_REQUEST,)) + head + b"\xff" + NS(asked) + NS(blob)
+            self.server.ssh_USERAUTH_REQUEST(head + b"\xff" + NS(asked) + NS(blob)
+                                             + NS(key.sign(signed, signatureType=made)))
+        self.assertEqual([t for t, _ in self.transport.packets], [userauth.MSG_USERAUTH_FAILURE] * 3
+                         + [userauth.MSG_USERAUTH_SUCCESS])
+
     def test_reloadedUsers(self) -> None:
         """setUsers (a reload): a removed key no longer logs in, an added one does."""
         self.factory.setUsers((UserSpec("ops2", (publicLine(self.stranger),)),))

@@ -13,11 +13,21 @@ import os
 import signal
 from typing import Any, Callable
 
+from twisted.python.usage import UsageError
 from twisted.trial.unittest import SynchronousTestCase
 
+from serialgw.app import tap
 from serialgw.config.file import loadConfig, loadFile
 from serialgw.config.specs import ConfigError
 from tests.realio import writeTemp
+
+
+def parse(*args: str) -> tap.Options:
+    options = tap.Options()
+    options.exitOnError = False
+    options.parseOptions(list(args))
+    return options
+
 
 LINE = '[lines.a]\ndevice = "/dev/ttyS0"\nlisten = "4001"\n'
 
@@ -41,6 +51,28 @@ class KeyValueTests(SynchronousTestCase):
             self.assertEqual(self.refused(f"{LINE}{key} = {huge}\n"), f"FILE:4: [lines.a] {key}: out of range: {huge}")
         self.assertEqual(self.refused(f"[defaults]\npace = {huge}\n{LINE}"),
                          f"FILE:2: [defaults] pace: out of range: {huge}")
+
+    def test_lockDirRelativeOrEmpty(self) -> None:
+        """An empty or relative lock-dir (the working directory: / under systemd) is refused, in the file and as --lock-dir."""
+        for value in ("", "locks", "./locks"):
+            self.assertEqual(self.refused(f'{LINE}lock-dir = "{value}"\n'), f"FILE:4: [lines.a] lock-dir: lock-dir "
+                                                                           f"{value!r}: expected an absolute path, e.g. "
+                                                                           "/var/lock or /run/lock")
+            e = self.assertRaises(UsageError, parse, "--device", "/dev/ttyS0", "--lock-dir", value)
+            self.assertEqual(str(e), f"--lock-dir {value!r}: expected an absolute path, e.g. /var/lock or /run/lock")
+
+    def test_lockDirMissingStopsTheStart(self) -> None:
+        """A tty line's lock-dir that is not a directory stops the start with --config too (the line stayed down for good)."""
+        missing = os.path.join(os.path.abspath(self.mktemp()), "locks")
+        path = writeTemp(self, f'{LINE}lock-dir = "{missing}"\n[lines.b]\ndevice = "pty:"\nlisten = "4002"\n'
+                               f'lock-dir = "{missing}"\n')
+        message = (f"line 'a': lock-dir {missing!r} is not a directory: the UUCP lock for '/dev/ttyS0' cannot be made "
+                   "(set lock-dir, or lock = false)")
+        for args in (["--config", path], ["--device", "/dev/ttyS0", "--name", "a", "--lock-dir", missing]):
+            self.assertEqual(str(self.assertRaises(UsageError, parse, *args)), message)
+        # Not for a line that takes no lock (lock = false, a pty: line, b).
+        parse("--config", writeTemp(self, f'{LINE}lock = false\nlock-dir = "{missing}"\n'))
+        parse("--device", "/dev/ttyS0", "--no-lock", "--lock-dir", missing)
 
 
 class FileTests(SynchronousTestCase):

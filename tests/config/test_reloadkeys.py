@@ -11,7 +11,7 @@ from twisted.trial.unittest import TestCase
 
 from serialgw.app.service import GatewayService
 from serialgw.config.file import loadConfig
-from tests.realio import TtyEnd, closeClients, connect, listenerPort, startGateway, writeTemp
+from tests.realio import TtyEnd, closeClients, connect, listenerPort, startedPty, startGateway, writeTemp
 
 
 class LockKeysTests(TestCase):
@@ -41,3 +41,20 @@ class LockKeysTests(TestCase):
         far.write(b"back")
         await client.received.contains(b"back")
         await closeClients(client)
+
+    async def test_lockDirMissingRefusesTheReload(self) -> None:
+        """A tty line a reload adds (or reopens) whose lock-dir is not there refuses the reload: it would stay down for good."""
+        link = os.path.abspath(self.mktemp())
+        service: GatewayService = startGateway(self, *self.config(link))
+        line = service.lines["a"]
+        pty = startedPty(self)
+        missing = os.path.join(os.path.abspath(self.mktemp()), "locks")
+        tty = f'[lines.b]\ndevice = "{pty.slaveName}"\nlisten = "raw+tcp:0:interface=127.0.0.1"\nlock-dir = "{missing}"\n'
+        result = await service.reload(self.config(link, tty))
+        self.assertEqual(result, {"refused": [f"line 'b': lock-dir {missing!r} is not a directory: the UUCP lock for "
+                                              f"{pty.slaveName!r} cannot be made (set lock-dir, or lock = false)"]})
+        self.assertEqual(list(service.lines), ["a"])
+        self.assertIs(service.lines["a"], line)
+        os.makedirs(missing)
+        result = await service.reload(self.config(link, tty))
+        self.assertEqual(result, {"added": ["b"], "changed": [], "removed": []})

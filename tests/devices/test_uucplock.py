@@ -387,7 +387,7 @@ class CheckTests(SynchronousTestCase):
         """--check: a tty line whose lock directory is not there is an error; with lock = false, or a pty, it is not."""
         from serialgw.app.check import checkLines
 
-        missing = os.path.join(self.mktemp(), "locks")
+        missing = os.path.join(os.path.abspath(self.mktemp()), "locks")
         path = self.mktemp()
         with open(path, "w") as f:
             f.write(f'[defaults]\nlock-dir = "{missing}"\n'
