@@ -165,8 +165,8 @@ class ListenerOpener:
         client = NetconsoleClient(line, spec.udp)
         port = self.reactor.listenUDP(spec.udp.sourcePort, client, interface=interface)
         self._own("closer", port.stopListening)
-        log.info("line {line}: netconsole to {remote}:{rport} from {local}", line=config.name,
-                 remote=spec.udp.remoteHost, rport=spec.udp.remotePort, local=describeAddress(port.getHost()))
+        log.info("line {line}: netconsole to {remote} from {local}", line=config.name,
+                 remote=client.peer.removeprefix("udp:"), local=describeAddress(port.getHost()))
 
     def _file(self, line: Line, config: LineConfig, spec: ListenerSpec) -> None:
         client = FileClient(line, spec.path, self.reactor, spec)
