@@ -187,6 +187,9 @@ def _listenerOption(key: str, value: Optional[str], protocol: Protocol, original
         return {"escape": parseEscape(need(), original)}
     if key == "allow":
         networks = tuple(a for a in re.split(r"[;\s]+", need()) if a)
+        if not networks:
+            # An empty list is no restriction at all: allow=; let everyone in.
+            raise ConfigError(f"allow={value!r} in listener {original!r} names no address or CIDR network")
         for network in networks:
             try:
                 ipaddress.ip_network(network, strict=False)

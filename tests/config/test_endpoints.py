@@ -177,6 +177,8 @@ class QemuManualTests(SynchronousTestCase):
             "address or CIDR network",
             "file:": "file: takes a path and no options, not 'file:'",
             "stdio:x": "stdio takes no arguments, not 'stdio:x'",
+            # An empty list would be no restriction: everyone let in.
+            "raw,allow=;+4444": "allow=';' in listener 'raw,allow=;+4444' names no address or CIDR network",
         }
         for text, message in cases.items():
             self.assertEqual(str(self.assertRaises(ConfigError, parseListener, text)), message)
