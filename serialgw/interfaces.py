@@ -213,6 +213,12 @@ class IPort(Interface):
     def outputPending() -> int:
         """Bytes still in the driver's output queue (TIOCOUTQ)."""
 
+    def hungUp() -> bool:
+        """
+        Whether the device has hung up (unplugged, a pty's master closed):
+        asked while it is not read, where a read would have said so.
+        """
+
     def watchLineErrors(on: bool) -> None:
         """
         Detect breaks and parity/framing errors (termios PARMRK), or stop:

@@ -39,6 +39,8 @@ class RecordingPort:
         self.modem: Optional[int] = None
         self.modemError: Optional[OSError] = None
         self.lineState = 0
+        # Whether it hung up (unplugged) without a read seeing it.
+        self.hung = False
 
     def _record(self, what: str, value: Any = None) -> None:
         self.events.append((self.clock.seconds(), what, value))
@@ -61,6 +63,9 @@ class RecordingPort:
 
     def outputPending(self) -> int:
         return self.pending
+
+    def hungUp(self) -> bool:
+        return self.hung
 
     def takeLineState(self) -> int:
         state, self.lineState = self.lineState, 0

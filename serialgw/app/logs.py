@@ -42,7 +42,7 @@ PRIORITIES = {
     LogLevel.debug: 7,
 }
 
-_NOISE = re.compile(r"^(\S+ starting on \S+|\((TCP|UDP|UNIX|Port)\b.* Closed\)|Stopping factory .*|Starting factory .*)$")
+_NOISE = re.compile(r"^(\S+( \(TLS\))? starting on \S+|\((TCP|UDP|UNIX|Port)\b.* Closed\)|Stopping factory .*|Starting factory .*)$")
 _OBJECT_REPR = re.compile(r"<([\w.]+) object at 0x[0-9a-f]+>")
 
 

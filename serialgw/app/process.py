@@ -168,6 +168,12 @@ class TwistdGatewayService(GatewayService):
             log.error("reload refused, the running configuration stays: {reason}", reason=str(e))
             self.notifier.reloaded("reload refused, see the log")
             return defer.succeed(None)
+        except Exception:
+            # A mistake of ours reading the file: the running configuration
+            # stays all the same, and systemd is not left at RELOADING=1.
+            log.failure("reload refused, the running configuration stays: reading {path} failed", path=self.configPath)
+            self.notifier.reloaded("reload refused, see the log")
+            return defer.succeed(None)
         if loaded.watchAll != self.watchAllInFile:
             log.warn("reload: [watch-all] changed: restart the gateway to apply it")
 

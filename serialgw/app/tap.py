@@ -367,6 +367,8 @@ man 8 serialgw
         if not texts:
             texts = [DEFAULT_PORT]
         listeners = tuple(parseListener(text) for text in texts)
+        if sum(spec.kind is ListenerKind.STDIO for spec in listeners) > 1:
+            raise ConfigError("stdio is given twice: the gateway has one terminal")
 
         duration = self["break-duration"] if self["break-duration"] is not None else DEFAULT_BREAK_DURATION
         try:

@@ -162,8 +162,22 @@ class EscapeMenu:
         self.client.notice(f"last {count} lines of {line.name}:")
         self.client.deliverKept(backlog[start + 1:])
 
+    def _enter(self, byte: int) -> None:
+        """Enter ended a number: a CR's LF (or NUL) that follows is Enter's too, not typing."""
+        if byte == 0x0D:
+            self._state = self._afterEnter
+
+    def _afterEnter(self, byte: int) -> bytes:
+        if byte in (0x0A, 0x00):
+            return b""
+        if byte == self.key:
+            self._state = self._command
+            return b""
+        return bytes((byte,))
+
     def _count(self, byte: int) -> bytes:
         if byte in (0x0D, 0x0A):
+            self._enter(byte)
             self._replay(max(1, int(self._digits or b"20")))
             return b""
         if 0x30 <= byte <= 0x39 and len(self._digits) < 6:
@@ -180,6 +194,7 @@ class EscapeMenu:
 
     def _baud(self, byte: int) -> bytes:
         if byte in (0x0D, 0x0A):
+            self._enter(byte)
             line, client = self.client.line, self.client
             typed = self._digits.decode("ascii", "replace")
             try:

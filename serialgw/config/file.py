@@ -60,6 +60,7 @@ from serialgw.config.specs import (
     MAX_BACKLOG,
     ConfigError,
     LineConfig,
+    ListenerKind,
     LogSpec,
     Rights,
     SerialSettings,
@@ -206,6 +207,15 @@ def _oneLineEach(path: str, text: str, data: dict[str, Any], lines: list[LineCon
                     table = "defaults"
                 raise ConfigError(f"{_where(path, text, table, key)}: [{table}] {key}: {shown!r} is line {owner!r}'s "
                                   f"{key} too")
+    # The gateway's one terminal is one client (two read its keys in turn
+    # and mixed their output on it).
+    terminal = [c.name for c in lines for spec in c.listeners if spec.kind is ListenerKind.STDIO]
+    if len(terminal) > 1:
+        table = f"lines.{terminal[1]}"
+        if "listen" not in data["lines"][terminal[1]]:
+            table = "defaults"
+        raise ConfigError(f"{_where(path, text, table, 'listen')}: [{table}] listen: stdio is line {terminal[0]!r}'s "
+                          "already: the gateway has one terminal")
 
 
 WATCH_ALL_KEYS = {"listen", "lines"}

@@ -485,6 +485,13 @@ def parseWatchAll(texts: list[str], patterns: list[str]) -> WatchAllSpec:
             raise ConfigError(f"watch-all listener {text!r}: expected a server endpoint such as "
                               "tcp:4400:interface=127.0.0.1 or unix:/run/serialgw/all.sock (no dial-out, "
                               "file, pipe, netconsole or TLS)")
+        ignored = [name for name, given in (("escape=", spec.escape is not None), ("banner", spec.banner),
+                                            ("replay", spec.replay), ("notices", spec.notices is True),
+                                            ("no-notices", spec.notices is False), ("no-rfc2217", not spec.rfc2217))
+                   if given]
+        if ignored:
+            raise ConfigError(f"watch-all listener {text!r}: {ignored[0]} does not apply there (a plain stream of "
+                              "every line's output: no telnet, escape menu, banner, replay or notices)")
         listeners.append(spec)
     if not listeners:
         raise ConfigError("watch-all: no listener given")
@@ -504,6 +511,12 @@ def parseStatusListener(text: str) -> ListenerSpec:
     interface, whatever PORT and interface= said.
     """
     spec = parseListener(text)
+    head, plus, _ = str(text).strip().partition("+")
+    if plus and head.split(",")[0].strip().lower() in PROTOCOL_NAMES:
+        # allow=, ro, ... are a line listener's: here they would be ignored (allow= silently let everyone in).
+        raise ConfigError(f"--status {str(text).strip()!r}: listener options do not apply to the status endpoint (it "
+                          "serves HTTP to whoever reaches it): bind it to an interface (tcp:8440:interface=127.0.0.1) "
+                          "or a unix socket, and filter in front of it")
     if spec.kind is not ListenerKind.LISTEN or spec.tls is not None:
         raise ConfigError(f"--status {str(text).strip()!r}: expected a server endpoint for plain HTTP such as "
                           "tcp:8440:interface=127.0.0.1 or unix:/run/serialgw/status.sock (no dial-out, file, "

@@ -23,6 +23,7 @@ from zope.interface import implementer
 
 from serialgw.config.specs import SerialSettings
 from serialgw.devices.breaks import DRAINING_QUEUE, IDLE, BreakSequencer
+from serialgw.devices.pacing import Pacing
 from serialgw.devices.ports import errorReason
 from serialgw.devices.reopen import Reopener
 from serialgw.interfaces import IDevice, IDeviceSink, IPort
@@ -31,6 +32,10 @@ log = Logger()
 
 HIGH_WATER = 64 * 1024
 LOW_WATER = 16 * 1024
+# While reading is paused (a lossless client behind), the device is looked
+# at this often for a hang-up (unplugged, a pty's master closed): unread, it
+# was seen only once reading resumed, the line "up" on a device long gone.
+HANGUP_CHECK = 1.0
 # What a call on a device that is gone fails with: a tty hung up (EIO), a
 # USB adapter unplugged (ENXIO, ENODEV).
 GONE = frozenset((errno.EIO, errno.ENXIO, errno.ENODEV))
@@ -62,7 +67,7 @@ class _NoSink:
 
 
 @implementer(IDevice)
-class SerialDevice:
+class SerialDevice(Pacing):
     """
     One open device in the reactor.
 
@@ -108,6 +113,7 @@ class SerialDevice:
         self.dropped = self.unsent = 0
         self._wantReading = False
         self._paused = False
+        self._hangupCall: Any = None
         self.lineErrorsWatched = False
         # Opening a tty raises DTR and RTS.
         self.modemLines = {"dtr": True, "rts": True}
@@ -144,25 +150,6 @@ class SerialDevice:
                 self.closed = True
             else:
                 self.reopener.start()
-
-    def setPace(self, pace: float, paceLine: float = 0.0) -> None:
-        """
-        Hold at least C{pace} seconds between bytes written to the device,
-        and at least C{paceLine} after each CR (timers, never a sleep);
-        C{0, 0}: off (the default).  Output queued meanwhile counts towards
-        the high-water mark, so writers are paused behind it.
-        """
-        self.pace, self.paceLine = max(0.0, pace), max(0.0, paceLine)
-        self._paced = bool(self.pace or self.paceLine)
-        if self._paceCall is not None:
-            # A gap of the old pace under way (a reload): the next byte goes
-            # at the new one.
-            self._cancelPace()
-            self._nextWrite = min(self._nextWrite, self.reactor.seconds() + max(self.pace, self.paceLine))
-            if self._paced:
-                self._pump()
-            elif self._out and self.usable:
-                self._startWriting()
 
     # IReadDescriptor / IWriteDescriptor
 
@@ -250,9 +237,11 @@ class SerialDevice:
         if self._reading:
             self.reactor.removeReader(self)
             self._reading = False
+        self._watchHangup()
 
     def resumeReading(self) -> None:
         self._paused = False
+        self._stopWatchingHangup()
         if self._wantReading:
             self.start()
 
@@ -429,7 +418,25 @@ class SerialDevice:
             self._shutdownPort()
         self.closed, self.up, self.downReason = True, False, "closed"
 
+    def _watchHangup(self) -> None:
+        if self._hangupCall is None and self._paused and self.usable:
+            self._hangupCall = self.reactor.callLater(HANGUP_CHECK, self._checkHangup)
+
+    def _stopWatchingHangup(self) -> None:
+        if self._hangupCall is not None and self._hangupCall.active():
+            self._hangupCall.cancel()
+        self._hangupCall = None
+
+    def _checkHangup(self) -> None:
+        self._hangupCall = None
+        if self._paused and self.usable:
+            if self.port.hungUp():
+                self._lost(OSError(errno.EIO, "hung up"))
+            else:
+                self._watchHangup()
+
     def _shutdownPort(self) -> None:
+        self._stopWatchingHangup()
         self._breaks.cancel()
         self._cancelPace()
         if self._reading:
@@ -449,52 +456,6 @@ class SerialDevice:
             log.warn("{device}: error on close: {reason}", device=self.name, reason=errorReason(e))
 
     # Internals
-
-    def _pump(self) -> None:
-        """
-        Paced output: the next byte (with C{pace} 0, everything up to and
-        including the next CR) when its time has come, then a timer for the
-        one after.
-        """
-        self._paceCall = None
-        if not self._out or not self.usable:
-            return
-        now = self.reactor.seconds()
-        if now < self._nextWrite:
-            self._paceCall = self.reactor.callLater(self._nextWrite - now, self._pump)
-            return
-        out = self._out
-        if self.pace:
-            chunk = out[:1]
-        else:
-            cr = out.find(b"\r")
-            chunk = out[: cr + 1] if cr >= 0 else out
-        try:
-            n = self.port.write(chunk)
-        except OSError as e:
-            self._lost(e)
-            return
-        if not n:
-            self._startWriting()
-            return
-        last = chunk[n - 1]
-        del out[:n]
-        self.bytesWritten += n
-        gap = max(self.pace, self.paceLine) if last == 0x0D else self.pace
-        self._nextWrite = now + gap
-        if out:
-            if gap:
-                self._paceCall = self.reactor.callLater(gap, self._pump)
-            else:
-                self._startWriting()
-        elif self._breaks.state is DRAINING_QUEUE:
-            self._breaks.queueEmpty()
-        self._checkWatermark()
-
-    def _cancelPace(self) -> None:
-        if self._paceCall is not None and self._paceCall.active():
-            self._paceCall.cancel()
-        self._paceCall = None
 
     def _startWriting(self) -> None:
         if not self._writing:
@@ -595,6 +556,7 @@ class SerialDevice:
         self.up = True
         self.downReason = None
         self.lockedBy = None
+        self._watchHangup()
         log.info("{device}: device back at {settings}", device=port.name, settings=self.settings.describe())
         if self._wantReading:
             self.start()

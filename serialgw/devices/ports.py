@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import os
+import select
 import termios
 import tty
 from typing import Any, Optional
@@ -223,6 +224,14 @@ class TtyPort:
         except (OSError, serial.SerialException):
             return 0
 
+    def hungUp(self) -> bool:
+        # A hung-up tty polls as POLLHUP (its file operations are then the
+        # kernel's hung_up_tty_fops); a pty's master, while the gateway
+        # holds the slave, never does.
+        poller = select.poll()
+        poller.register(self._fd, select.POLLHUP)
+        return any(events & (select.POLLHUP | select.POLLERR | select.POLLNVAL) for _, events in poller.poll(0))
+
     def setBreak(self, on: bool) -> None:
         self._serial.break_condition = on
 
@@ -404,6 +413,9 @@ class AbsentPort:
 
     def outputPending(self) -> int:
         return 0
+
+    def hungUp(self) -> bool:
+        return False
 
     def watchLineErrors(self, on: bool) -> None:
         pass

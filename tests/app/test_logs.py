@@ -78,10 +78,11 @@ class ObserverTests(SynchronousTestCase):
         self.assertTrue(all(line.startswith("<2>") for line in lines), lines)
 
     def test_noise(self) -> None:
-        """Twisted's "X starting on N" and "(TCP Port N Closed)" go; other legacy messages stay."""
+        """Twisted's "X starting on N" (a TLS listener's "LineFactory (TLS) starting on N" too) and "(TCP Port N Closed)" go; other legacy messages stay."""
         events = captured(lambda: (legacyLog.msg("LineFactory starting on 4444"), legacyLog.msg("(TCP Port 4444 Closed)"),
-                                   legacyLog.msg("Site starting on 8440"), legacyLog.msg("something else")))
-        self.assertEqual([tidy(e) is None for e in events], [True, True, True, False])
+                                   legacyLog.msg("Site starting on 8440"), legacyLog.msg("LineFactory (TLS) starting on 4443"),
+                                   legacyLog.msg("something else"), legacyLog.msg("a line (with words) starting on 4443")))
+        self.assertEqual([tidy(e) is None for e in events], [True, True, True, True, False, False])
 
     def retryLine(self, path: str, attempt: int, delay: float) -> str:
         """The journal line for ClientService's retry message about a dial-out to unix C{path}."""

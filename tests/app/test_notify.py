@@ -254,6 +254,34 @@ class ServiceTests(TestCase):
         self.assertEqual(systemd.messages(), ["STOPPING=1\nSTATUS=stopping"])
         self.assertEqual(clock.getDelayedCalls(), [])
 
+    def test_reloadThatRaises(self) -> None:
+        """A reading of the file that raises what is no ConfigError (a bug): logged, the lines stay, systemd hears READY=1."""
+        from serialgw.app import process
+
+        systemd = FakeSystemd(self)
+        path = self.mktemp()
+        with open(path, "w") as f:
+            f.write('[lines.l0]\ndevice = "pty:"\nlisten = "raw+tcp:0:interface=127.0.0.1"\n')
+        service = TwistdGatewayService(loadConfig(path))
+        service.configPath = path
+        service.notifier = Notifier(Clock(), service.statusText, environ=systemd.environ, monotonic=lambda: 42)
+        service.startService()
+        self.addCleanup(service.stopService)
+        line = service.lines["l0"]
+        systemd.messages()
+
+        def broken(path: str, shards: object = None) -> None:
+            raise OverflowError("a bug")
+
+        self.patch(process, "loadFile", broken)
+        self.assertIsNone(self.successResultOf(service.reloadFile()))
+        self.assertEqual(len(self.flushLoggedErrors(OverflowError)), 1)
+        self.assertEqual(systemd.messages(), [
+            "RELOADING=1\nMONOTONIC_USEC=42\nSTATUS=reloading the configuration",
+            "READY=1\nSTATUS=1 line(s), 1 up, 0 down; 0 client(s); reload refused, see the log",
+        ])
+        self.assertIs(service.lines["l0"], line)
+
     async def test_busyPortReloadRefused(self) -> None:
         """SIGHUP onto a port another socket holds: systemd hears the refusal, and the running line stays."""
         systemd = FakeSystemd(self)

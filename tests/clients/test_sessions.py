@@ -195,6 +195,15 @@ class EscapeTests(SynchronousTestCase):
             b"line 7\r\nline 8\r\nline 9\r\n",
         )
 
+    def test_enterAsCrLf(self) -> None:
+        """Enter sent as CR LF (a terminal's telnet New Line, a raw client's CR LF) ends R N and B RATE whole: no LF reaches the device (a boot loader repeats its last command on an empty line)."""
+        self.client.dataReceived(b"\x1dR3\r\nls\r\n\x1dB9600\r")
+        self.client.dataReceived(b"\n\x1dB19200\r\x00\x1dw")
+        self.assertEqual(self.h.device.events[0], ("write", b"ls\r\n"))
+        self.assertEqual([e for e in self.h.device.events if e[0] == "write"], [("write", b"ls\r\n")])
+        self.assertEqual(self.h.device.settings.baudrate, 19200)
+        self.assertTrue(text(self.t).endswith("\r\n[serialgw: rack4: 192.0.2.9:1000 (writer)]\r\n"))
+
     def test_watchAndDisconnect(self) -> None:
         """^] o gives up write; ^] d disconnects."""
         self.client.dataReceived(b"\x1do")

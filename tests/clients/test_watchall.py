@@ -239,6 +239,17 @@ class ConfigTests(SynchronousTestCase):
         """parseWatchAll: every pattern kept, none means all."""
         self.assertEqual(parseWatchAll(["4400"], []).lines, ("*",))
 
+    def test_personOptionsRefused(self) -> None:
+        """escape=, mon:, banner, replay, notices and no-rfc2217 on a watch-all listener (a plain stream): refused naming the listener, not ignored."""
+        for text, option in (("telnet,escape=^]+4400", "escape="), ("mon:tcp::4400,server,nowait", "escape="),
+                             ("raw,banner+4400", "banner"), ("raw,replay+4400", "replay"),
+                             ("raw,no-notices+4400", "no-notices"), ("telnet,no-rfc2217+4400", "no-rfc2217")):
+            e = self.assertRaises(ConfigError, parseWatchAll, [text], [])
+            self.assertEqual(str(e), f"watch-all listener {text!r}: {option} does not apply there (a plain stream "
+                                     "of every line's output: no telnet, escape menu, banner, replay or notices)")
+        self.assertEqual(parseWatchAll(["raw,allow=10.0.0.0/8,outbuf=65536,policy=disconnect,idle=60+4400"], []).lines,
+                         ("*",))
+
 
 class RealWatchAllTests(TestCase):
     timeout = 60

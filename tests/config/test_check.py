@@ -262,6 +262,16 @@ class CheckTests(SynchronousTestCase):
         self.assertEqual(str(caught.exception), STATUS_TLS)
 
 
+    def test_statusListenerOptionsRefused(self) -> None:
+        """--status with listener options (allow=, ro, raw+, ...): refused naming the value, not served with allow= ignored."""
+        for text in ("telnet,allow=10.0.0.0/8+tcp:8440:interface=127.0.0.1", "raw+8440", "telnet,ro+tcp:8440"):
+            with self.assertRaises(usage.UsageError) as caught:
+                checked("--device", "pty:/nowhere/a", "--status", text)
+            self.assertEqual(str(caught.exception), f"--status {text!r}: listener options do not apply to the status "
+                             "endpoint (it serves HTTP to whoever reaches it): bind it to an interface "
+                             "(tcp:8440:interface=127.0.0.1) or a unix socket, and filter in front of it")
+        self.assertEqual(checked("--device", "pty:/nowhere/a", "--status", "tcp:8440:interface=127.0.0.1")[0], 0)
+
 STATUS_TLS = ("--status 'tls:8443:interface=127.0.0.1:cert=/c.pem:key=/k.pem': expected a server endpoint for plain "
               "HTTP such as tcp:8440:interface=127.0.0.1 or unix:/run/serialgw/status.sock (no dial-out, file, pipe, "
               "netconsole or TLS: for HTTPS, put a TLS proxy in front of it)")
@@ -297,3 +307,26 @@ class TwistdTests(TestCase):
                                  "--status", "tls:8443:interface=127.0.0.1:cert=/c.pem:key=/k.pem"))
         self.assertEqual((await proc.ended, proc.output.data), (2, f"serialgw: error: {STATUS_TLS}\n".encode()))
         self.assertFalse(os.path.exists("/nowhere/link"))
+
+
+class FarmSizeTests(SynchronousTestCase):
+    def test_listenersComparedWithTheirOwnKind(self) -> None:
+        """--check of a large farm compares each listener only with those on its path or port: linear, not quadratic."""
+        from serialgw.app import check
+
+        calls = []
+        clash = check._clash
+
+        def counted(a: tuple[str, str, str], b: tuple[str, str, str]) -> bool:
+            calls.append((a, b))
+            return clash(a, b)
+
+        self.patch(check, "_clash", counted)
+        text = "".join(f'[lines.l{i}]\ndevice = "pty:"\nlisten = ["raw+tcp:{10000 + i}:interface=127.0.0.1", '
+                       f'"unix:/nowhere/l{i}.sock", "4{i % 10}00"]\n' for i in range(1000))
+        errors, _ = checkLines(loadConfig(write(self, text)))
+        # The same port 4N00 on every tenth line: 99 errors for each of the 10 ports, each found by one comparison.
+        self.assertEqual(len(errors), 990)
+        self.assertEqual(errors[0], "line 'l10': listener '4000' takes TCP port 4000, as line 'l0', listener '4000' "
+                                    "already does")
+        self.assertLessEqual(len(calls), 1000)

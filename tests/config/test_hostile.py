@@ -74,6 +74,21 @@ class KeyValueTests(SynchronousTestCase):
         parse("--config", writeTemp(self, f'{LINE}lock = false\nlock-dir = "{missing}"\n'))
         parse("--device", "/dev/ttyS0", "--no-lock", "--lock-dir", missing)
 
+    def test_oneTerminal(self) -> None:
+        """stdio (mon:stdio too) on two lines, twice on one, or from [defaults] for two: refused; the gateway has one terminal."""
+        two = '[lines.a]\ndevice = "/dev/ttyS0"\nlisten = "stdio"\n[lines.b]\ndevice = "/dev/ttyS1"\nlisten = "mon:stdio"\n'
+        self.assertEqual(self.refused(two), "FILE:6: [lines.b] listen: stdio is line 'a''s already: the gateway has one "
+                                            "terminal")
+        self.assertEqual(self.refused('[lines.a]\ndevice = "/dev/ttyS0"\nlisten = ["stdio", "4001", "stdio"]\n'),
+                         "FILE:3: [lines.a] listen: stdio is line 'a''s already: the gateway has one terminal")
+        self.assertEqual(self.refused('[defaults]\nlisten = "stdio"\n[lines.a]\ndevice = "/dev/ttyS0"\n'
+                                      '[lines.b]\ndevice = "/dev/ttyS1"\n'),
+                         "FILE:2: [defaults] listen: stdio is line 'a''s already: the gateway has one terminal")
+        e = self.assertRaises(UsageError, parse, "--device", "/dev/ttyS0", "--port", "stdio", "--listen", "mon:stdio")
+        self.assertEqual(str(e), "stdio is given twice: the gateway has one terminal")
+        (line,) = loadConfig(writeTemp(self, '[lines.a]\ndevice = "/dev/ttyS0"\nlisten = ["stdio", "4001"]\n'))
+        self.assertEqual(len(line.listeners), 2)
+
 
 class FileTests(SynchronousTestCase):
     def refusedAtOnce(self, path: str) -> str:

@@ -317,6 +317,36 @@ class ReopenTests(ReopeningDevice, SynchronousTestCase):
         self.ports[-1].error = OSError(errno.EIO, "Input/output error")
         self.device.doRead()
 
+    def test_hangupSeenWhilePaused(self) -> None:
+        """
+        A device that hangs up while its reading is paused (a lossless
+        client behind): looked at every HANGUP_CHECK s, it is lost (down,
+        the sink told) and reopened, not kept "up" until reading resumes.
+        """
+        from serialgw.devices.device import HANGUP_CHECK
+
+        self.device.pauseReading()
+        self.reactor.advance(HANGUP_CHECK)
+        self.assertEqual((self.device.up, self.sink.lost), (True, []))
+        self.ports[-1].hung = True
+        self.reactor.advance(HANGUP_CHECK)
+        self.assertEqual((self.device.up, self.device.downReason, len(self.sink.lost)), (False, "hung up", 1))
+        self.assertTrue(self.ports[0].closed)
+        # Back while still paused: not read, and watched again.
+        self.reactor.advance(0.5)
+        self.assertEqual((len(self.ports), self.device.up, self.sink.ups), (2, True, 1))
+        self.assertNotIn(self.device, self.reactor.getReaders())
+        self.ports[-1].hung = True
+        self.reactor.advance(HANGUP_CHECK)
+        self.assertEqual((self.device.up, len(self.sink.lost)), (False, 2))
+        self.reactor.advance(0.5)
+        # Reading again: no more looking.
+        self.device.resumeReading()
+        self.assertIn(self.device, self.reactor.getReaders())
+        self.ports[-1].hung = True
+        self.reactor.advance(HANGUP_CHECK)
+        self.assertEqual((self.device.up, len(self.sink.lost)), (True, 2))
+
     def test_reopenWithBackoff(self) -> None:
         """A vanished device is reopened with backoff; settings and DTR come back; the sink hears both events."""
         self.device.apply(SerialSettings(9600, stopbits=2))

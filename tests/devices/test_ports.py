@@ -82,6 +82,29 @@ class TtyReadTests(SynchronousTestCase):
                          [flood[:4096], flood[4096:8192], flood[8192:12288], flood[12288:]])
 
 
+    def test_hungUp(self) -> None:
+        """A tty whose far end goes (a pty's master closed, as an unplug) polls as hung up; before, with input waiting too, not."""
+        import tty
+
+        master, slave = os.openpty()
+        self.addCleanup(os.close, slave)
+        tty.setraw(slave)
+        port = TtyPort(os.ttyname(slave), SerialSettings())
+        self.addCleanup(port.close)
+        os.write(master, b"unread")
+        self.assertFalse(port.hungUp())
+        os.close(master)
+        self.assertTrue(port.hungUp())
+
+    def test_ptyPortNeverHangsUp(self) -> None:
+        """A pty the gateway makes keeps its slave open: the program on it closing its side is no hang-up."""
+        port = PtyPort("", SerialSettings())
+        self.addCleanup(port.close)
+        program = os.open(port.slaveName, os.O_RDWR | os.O_NOCTTY)
+        os.close(program)
+        self.assertEqual((port.hungUp(), AbsentPort("x", SerialSettings()).hungUp()), (False, False))
+
+
 class PtyPortTests(SynchronousTestCase):
     def test_ptyWithLink(self) -> None:
         """pty:LINK makes a pty, points LINK at its slave, removes it at close."""
