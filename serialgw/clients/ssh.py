@@ -208,9 +208,10 @@ class UserAuth(userauth.SSHUserAuthServer):
         # connection, each person kept (never logged out) for ever.
         service = common.getNS(packet, 2)[1]
         if service != b"ssh-connection":
-            log.info("ssh: {peer}: login for service {service!r} refused: disconnected", peer=sshPeer(self.transport),
+            transport: Any = self.transport
+            log.info("ssh: {peer}: login for service {service!r} refused: disconnected", peer=sshPeer(transport),
                      service=printable(service.decode("ascii", "replace")))
-            self.transport.sendDisconnect(DISCONNECT_SERVICE_NOT_AVAILABLE, b"only ssh-connection after login")
+            transport.sendDisconnect(DISCONNECT_SERVICE_NOT_AVAILABLE, b"only ssh-connection after login")
             return None
         return userauth.SSHUserAuthServer.ssh_USERAUTH_REQUEST(self, packet)
 
