@@ -165,8 +165,8 @@ class ListenerOpener:
         client = NetconsoleClient(line, spec.udp)
         port = self.reactor.listenUDP(spec.udp.sourcePort, client, interface=interface)
         self._own("closer", port.stopListening)
-        log.info("line {line}: netconsole to {remote}:{rport} from {local}", line=config.name,
-                 remote=spec.udp.remoteHost, rport=spec.udp.remotePort, local=describeAddress(port.getHost()))
+        log.info("line {line}: netconsole to {remote} from {local}", line=config.name,
+                 remote=client.peer.removeprefix("udp:"), local=describeAddress(port.getHost()))
 
     def _file(self, line: Line, config: LineConfig, spec: ListenerSpec) -> None:
         client = FileClient(line, spec.path, self.reactor, spec)
@@ -290,6 +290,11 @@ def removeStaleSocket(path: str, lineName: str) -> None:
     try:
         mode = os.lstat(path).st_mode
     except FileNotFoundError:
+        directory = os.path.dirname(path) or "."
+        if not os.path.isdir(directory):
+            # Twisted's own words were "No such file or directory: '826' -> b'/x/a.sock.lock'".
+            raise StartupError(f"line {lineName!r}: cannot make unix socket {path!r}: directory {directory!r} "
+                               "does not exist") from None
         return
     if not stat.S_ISSOCK(mode):
         raise StartupError(f"line {lineName!r}: {path!r} exists and is not a socket")

@@ -133,7 +133,7 @@ man 8 serialgw
          f"[default: {DEFAULT_MAX_CLIENTS}]"],
         ["open-string", None, None,
          "Written to the device when the first client attaches (ser2net's openstr): escapes \\r \\n "
-         "\\t \\xNN \\\\, and \\b sends a break there, e.g. '\\r\\b'"],
+         "\\t \\e \\0 \\xNN \\\\, and \\b sends a break there, e.g. '\\r\\b'"],
         ["close-string", None, None,
          "Written to the device when the last client leaves (ser2net's closestr); escapes as --open-string"],
         ["dtr", None, None, "DTR while clients are attached: on or off [default: as the device opens, on]"],

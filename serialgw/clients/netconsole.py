@@ -40,7 +40,8 @@ class NetconsoleClient(ClientEvents, DatagramProtocol):
         self.line = line
         self.spec = spec
         self.role = role
-        self.peer = f"udp:{spec.remoteHost}:{spec.remotePort}"
+        host = f"[{spec.remoteHost}]" if ":" in spec.remoteHost else spec.remoteHost
+        self.peer = f"udp:{host}:{spec.remotePort}"
         self.allow = [ipaddress.ip_network(a, strict=False) for a in spec.allow]
         self.remote: Optional[tuple[str, int]] = None
         self.refused = 0

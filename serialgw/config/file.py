@@ -207,6 +207,23 @@ def _oneLineEach(path: str, text: str, data: dict[str, Any], lines: list[LineCon
                     table = "defaults"
                 raise ConfigError(f"{_where(path, text, table, key)}: [{table}] {key}: {shown!r} is line {owner!r}'s "
                                   f"{key} too")
+    # A path the gateway makes its own for a line: a pty's link (a pty:
+    # device's or listener's), a pipe: FIFO pair.  The start took a second
+    # pipe: on one pair (the two lines split what was written to it), and
+    # a second link failed as "another gateway's" (a device's: down for good).
+    paths: dict[str, tuple[str, str]] = {}
+    for config in lines:
+        made = [("device", config.device.describe(), config.device.path)] if config.device.kind == "pty" else []
+        made += [("listen", spec.text, spec.path) for spec in config.listeners
+                 if spec.kind in (ListenerKind.PIPE, ListenerKind.PTY)]
+        for key, shown, claimed in made:
+            maker = paths.get(os.path.normpath(claimed)) if claimed else None
+            if maker is not None:
+                table = f"lines.{config.name}" if key in data["lines"][config.name] else "defaults"
+                raise ConfigError(f"{_where(path, text, table, key)}: [{table}] {key}: {shown!r} makes {claimed!r}, "
+                                  f"which line {maker[0]!r} makes with {maker[1]!r}")
+            if claimed:
+                paths[os.path.normpath(claimed)] = (config.name, shown)
     # The gateway's one terminal is one client (two read its keys in turn
     # and mixed their output on it).
     terminal = [c.name for c in lines for spec in c.listeners if spec.kind is ListenerKind.STDIO]

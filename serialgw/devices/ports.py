@@ -12,6 +12,7 @@ from __future__ import annotations
 import errno
 import os
 import select
+import stat
 import termios
 import tty
 from typing import Any, Optional
@@ -150,7 +151,7 @@ class TtyPort:
                 f"cannot set {settings.describe()} on device {path!r}: {errorReason(e)}"
             ) from None
         except (serial.SerialException, OSError, ValueError) as e:
-            raise DeviceError(f"cannot open device {path!r}: {errorReason(e)}") from None
+            raise DeviceError(f"cannot open device {path!r}: {_whyNotOpened(path, e)}") from None
         self._serial = ser
         self._fd: int = ser.fd
         fdesc.setNonBlocking(self._fd)
@@ -357,6 +358,29 @@ class PtyPort(TtyPort):
         removeSymlink(self.link, self.slaveName)
         os.close(self._fd)
         TtyPort.close(self)
+
+
+_NOT_DEVICES = ((stat.S_ISREG, "a regular file"), (stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"),
+                (stat.S_ISSOCK, "a unix socket"), (stat.S_ISBLK, "a block device"))
+
+
+def _whyNotOpened(path: str, e: BaseException) -> str:
+    """
+    Why a tty did not open, for people: what the path is when it is no
+    character device at all, "not a tty" for one that is not (/dev/null),
+    where pyserial says "Could not configure port: (25, '...')".
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        mode = 0
+    for test, what in _NOT_DEVICES:
+        if mode and test(mode):
+            return f"it is {what}, not a serial device"
+    reason = errorReason(e)
+    if os.strerror(errno.ENOTTY) in reason:
+        return f"it is not a tty ({os.strerror(errno.ENOTTY)})"
+    return reason
 
 
 def errorReason(e: BaseException) -> str:

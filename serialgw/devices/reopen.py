@@ -14,6 +14,8 @@ drives it through L{ReopenTarget}.
 
 from __future__ import annotations
 
+import errno
+import os
 from typing import Any, Callable, Optional, Protocol
 
 from twisted.internet import defer, threads
@@ -64,10 +66,13 @@ class Reopener:
         self.policy = policy
         self.attempts = 0
         self._call: Optional[IDelayedCall] = None
+        # The last reason logged (or the one the line went down with).
+        self._said: Optional[str] = None
 
     def start(self) -> None:
         """The device went: the first attempt after C{policy(0)}."""
         self.attempts = 0
+        self._said = self.target.downReason
         self._schedule()
 
     def stop(self) -> None:
@@ -79,10 +84,12 @@ class Reopener:
     def noteFailure(self, error: BaseException) -> None:
         """
         Why the device could not be opened (C{downReason}); a lock holder
-        (C{lockedBy}, on the status page) is logged when it changes.
+        (C{lockedBy}, on the status page) is logged when it changes, as is
+        any other reason (at debug while it stays the same).
         """
         target = self.target
-        target.downReason = errorReason(error)
+        target.downReason = reason = errorReason(error)
+        said, self._said = self._said, reason
         if isinstance(error, DeviceLocked):
             if error.pid != target.lockedBy:
                 log.warn("{device}: {reason}; the line stays down and tries again", device=target.name,
@@ -90,7 +97,14 @@ class Reopener:
             target.lockedBy = error.pid
         else:
             target.lockedBy = None
-            log.debug("{device}: still gone: {reason}", device=target.name, reason=target.downReason)
+            if reason == said:
+                log.debug("{device}: still gone: {reason}", device=target.name, reason=reason)
+            else:
+                # Said when it changes: a device node back without
+                # permission, a file at the path, is not only on the status page.
+                level = log.info if reason.endswith(os.strerror(errno.ENOENT)) else log.warn
+                level("{device}: cannot open it again: {reason}; trying again with backoff", device=target.name,
+                      reason=reason)
 
     def _schedule(self) -> None:
         delay = self.policy(self.attempts)

@@ -58,6 +58,11 @@ class NetconsoleTests(SynchronousTestCase):
         client.doStop()
         self.assertEqual([e.get("log_namespace") for e in events], ["serialgw.line.hub", "serialgw.line.hub"])
 
+    def test_peerNames(self) -> None:
+        """A netconsole client is named udp:HOST:PORT, an IPv6 host in brackets (udp:[::1]:6666, not udp:::1:6666)."""
+        self.assertEqual(self.client.peer, "udp:127.0.0.1:6666")
+        self.assertEqual(NetconsoleClient(self.line, UDPSpec("::1", 6666, "", 6665)).peer, "udp:[::1]:6666")
+
     def test_datagramSizes(self) -> None:
         """Output is cut into datagrams of at most 1400 bytes, in order, to the remote."""
         data = bytes(range(256)) * 12

@@ -94,12 +94,15 @@ class CheckTests(SynchronousTestCase):
 
     def test_ptyDeviceAndListenerLink(self) -> None:
         """A pty: device's link and another line's pty: listener on one path: an error (the second link fails at start)."""
-        lines = loadConfig(write(self, '[lines.a]\ndevice = "pty:/tmp/x/link"\nlisten = "4001"\n'
-                                       '[lines.b]\ndevice = "pty:/tmp/x/other"\nlisten = ["4002", "pty:/tmp/x/link"]\n'))
-        self.assertEqual(checkLines(lines), ([
-            "line 'b': listener 'pty:/tmp/x/link' takes path '/tmp/x/link', as line 'a', device 'pty:/tmp/x/link' "
-            "already does",
-        ], ["line 'b': listener 'pty:/tmp/x/link': directory '/tmp/x' does not exist (now)"]))
+        path = write(self, '[lines.a]\ndevice = "pty:/tmp/x/link"\nlisten = "4001"\n'
+                           '[lines.b]\ndevice = "pty:/tmp/x/other"\nlisten = ["4002", "pty:/tmp/x/link"]\n')
+        self.assertEqual(str(self.assertRaises(usage.UsageError, checked, "--config", path)),
+                         f"{path}:6: [lines.b] listen: 'pty:/tmp/x/link' makes '/tmp/x/link', which line 'a' makes "
+                         "with 'pty:/tmp/x/link'")
+        # The status endpoint's or an SSH listener's unix socket is not in the file: checked here.
+        self.assertEqual(checked("--device", "pty:/nowhere/a", "--port", "unix:/tmp/s", "--status", "unix:/tmp//s")[2],
+                         "serialgw: error: the status endpoint: listener 'unix:/tmp//s' takes path '/tmp//s', as line "
+                         "'a', listener 'unix:/tmp/s' already does\nserialgw: options: 1 error(s)\n")
 
     def test_listenerPathsNow(self) -> None:
         """

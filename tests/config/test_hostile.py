@@ -89,6 +89,21 @@ class KeyValueTests(SynchronousTestCase):
         (line,) = loadConfig(writeTemp(self, '[lines.a]\ndevice = "/dev/ttyS0"\nlisten = ["stdio", "4001"]\n'))
         self.assertEqual(len(line.listeners), 2)
 
+    def test_onePipeOrLinkALine(self) -> None:
+        """One pipe: pair, one pty link (a pty: device's or listener's) for one line: a second is refused, naming both."""
+        self.assertEqual(self.refused('[lines.a]\ndevice = "/dev/ttyS0"\nlisten = "pipe:/run/gp"\n'
+                                      '[lines.b]\ndevice = "/dev/ttyS1"\nlisten = ["4001", "pipe:/run//gp"]\n'),
+                         "FILE:6: [lines.b] listen: 'pipe:/run//gp' makes '/run//gp', which line 'a' makes with "
+                         "'pipe:/run/gp'")
+        self.assertEqual(self.refused('[lines.a]\ndevice = "/dev/ttyS0"\nlisten = ["pty:/run/t", "pty:/run/t"]\n'),
+                         "FILE:3: [lines.a] listen: 'pty:/run/t' makes '/run/t', which line 'a' makes with 'pty:/run/t'")
+        self.assertEqual(self.refused('[lines.a]\ndevice = "/dev/ttyS0"\nlisten = ["4001", "pty:/run/t"]\n'
+                                      '[lines.b]\ndevice = "pty:/run/t"\nlisten = "4002"\n'),
+                         "FILE:5: [lines.b] device: 'pty:/run/t' makes '/run/t', which line 'a' makes with 'pty:/run/t'")
+        # A pty made without a link takes no path.
+        loadConfig(writeTemp(self, '[defaults]\ndevice = "pty:"\n[lines.a]\nlisten = ["4001", "pty:"]\n'
+                                   '[lines.b]\nlisten = ["4002", "pty:"]\n'))
+
 
 class FileTests(SynchronousTestCase):
     def refusedAtOnce(self, path: str) -> str:

@@ -155,6 +155,31 @@ class PtyPortTests(SynchronousTestCase):
         e = self.assertRaises(DeviceError, TtyPort, "/dev/nonexistent-tty", SerialSettings())
         self.assertEqual(str(e), "cannot open device '/dev/nonexistent-tty': No such file or directory")
 
+    def test_notADeviceSaysWhat(self) -> None:
+        """
+        A path that is no tty (a file, a FIFO, a directory, a unix socket,
+        /dev/null) is refused saying what it is, not with pyserial's
+        "Could not configure port: (25, 'Inappropriate ioctl for device')".
+        """
+        import socket
+
+        directory = self.mktemp()
+        os.mkdir(directory)
+        paths = {name: os.path.join(directory, name) for name in ("file", "fifo", "sock")}
+        with open(paths["file"], "w") as f:
+            f.write("hello")
+        os.mkfifo(paths["fifo"])
+        server = socket.socket(socket.AF_UNIX)
+        self.addCleanup(server.close)
+        server.bind(paths["sock"])
+        for path, what in ((paths["file"], "it is a regular file, not a serial device"),
+                           (paths["fifo"], "it is a FIFO, not a serial device"),
+                           (directory, "it is a directory, not a serial device"),
+                           (paths["sock"], "it is a unix socket, not a serial device"),
+                           ("/dev/null", "it is not a tty (Inappropriate ioctl for device)")):
+            e = self.assertRaises(DeviceError, TtyPort, path, SerialSettings())
+            self.assertEqual(str(e), f"cannot open device {path!r}: {what}")
+
     def test_settingsApplied(self) -> None:
         """Settings reach the slave's termios: speed and stop bits."""
         import termios

@@ -106,6 +106,30 @@ class ReopenerTests(SynchronousTestCase):
         self.clock.advance(8.0)
         self.assertEqual(len(self.ports), 1)
 
+    def test_reasonLoggedWhenItChanges(self) -> None:
+        """
+        Why the device cannot be opened again is logged when it changes (a
+        node made later without permission, a file put at the path), not on
+        every attempt, nor when it is why the line started down.
+        """
+        gone = DeviceError("cannot open device '/dev/ttyUSB0': No such file or directory")
+        denied = DeviceError("cannot open device '/dev/ttyUSB0': Permission denied")
+        self.outcomes = [gone, gone, denied, denied, denied, gone]
+        with capturedLogs() as events:
+            self.reopener.start()
+            for delay in (0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0):
+                self.clock.advance(delay)
+        said = [(e["log_level"].name, e["reason"]) for e in events if "trying again" in e["log_format"]]
+        self.assertEqual(said, [("info", str(gone)), ("warn", str(denied)), ("info", str(gone))])
+        self.assertEqual(self.target.calls, [("takeBack", self.ports[0]), ("up",)])
+        self.target.downReason = str(denied)
+        with capturedLogs() as events:
+            self.outcomes = [denied]
+            self.reopener.start()
+            self.clock.advance(0.5)
+            self.clock.advance(1.0)
+        self.assertEqual([e for e in events if "trying again" in e["log_format"]], [])
+
     def test_stop(self) -> None:
         """stop (the device closed) cancels the attempt waiting: the opener is never called."""
         self.reopener.start()
