@@ -455,6 +455,10 @@ def _tls(body: str, original: str) -> ListenerSpec:
             checkPath(named[key], f"{key}= in listener")
     subjects = tuple(s for s in named.get("subjects", "").split(";") if s)
     readOnly = tuple(s for s in named.get("readonly", "").split(";") if s)
+    for key, names in (("subjects", subjects), ("readonly", readOnly)):
+        if key in named and not names:
+            # subjects=; would be no restriction: every certificate of the CA.
+            raise ConfigError(f"{key}={named[key]!r} in listener {original!r} names no certificate CN")
     if len(positional) == 1:
         port = _port(positional[0], original)
         if not named.get("cert") or not named.get("key"):
