@@ -290,6 +290,11 @@ def removeStaleSocket(path: str, lineName: str) -> None:
     try:
         mode = os.lstat(path).st_mode
     except FileNotFoundError:
+        directory = os.path.dirname(path) or "."
+        if not os.path.isdir(directory):
+            # Twisted's own words were "No such file or directory: '826' -> b'/x/a.sock.lock'".
+            raise StartupError(f"line {lineName!r}: cannot make unix socket {path!r}: directory {directory!r} "
+                               "does not exist") from None
         return
     if not stat.S_ISSOCK(mode):
         raise StartupError(f"line {lineName!r}: {path!r} exists and is not a socket")

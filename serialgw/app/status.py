@@ -347,6 +347,13 @@ class StatusChannel(HTTPChannel):
             if command not in self.METHODS:
                 self._refuse(b"405 Method Not Allowed")
 
+    def lineLengthExceeded(self, line: bytes) -> None:
+        # One line past MAX_LENGTH: answered as a request past totalHeadersSize
+        # is (LineReceiver's own only dropped the connection, without a word).
+        self._stopDeadline()
+        self.transport.write(b"HTTP/1.1 400 Bad Request\r\n\r\n")
+        self.loseConnection()
+
     def allHeadersReceived(self) -> None:
         if self.length != 0:
             # A body (Content-Length or chunked) on a GET: not read.

@@ -94,6 +94,17 @@ class StatusHTTPTests(SynchronousTestCase):
         self.assertEqual(transport.value(), b"HTTP/1.1 400 Bad Request\r\n\r\n")
         self.assertTrue(transport.disconnecting)
 
+    def test_longLineCapped(self) -> None:
+        """One line past 8 KiB (a request line, or a header), whole or in pieces, with or without its end: 400 and closed, as for many headers."""
+        for chunks in ([b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\n\r\n"],
+                       [b"GET / HTTP/1.1\r\nX-Big: " + b"a" * 9000 + b"\r\n\r\n"],
+                       [b"GET / HTTP/1.1\r\nX-Big: ", b"a" * 4000, b"a" * 4000, b"a" * 4000]):
+            channel, transport = self.connection()
+            for chunk in chunks:
+                channel.dataReceived(chunk)
+            self.assertEqual(transport.value(), b"HTTP/1.1 400 Bad Request\r\n\r\n")
+            self.assertTrue(transport.disconnecting)
+
     def test_tricklingClientCut(self) -> None:
         """A byte a second: the request is not whole 10 s after the connect, so the connection is cut; no answer."""
         channel, transport = self.connection()

@@ -58,3 +58,18 @@ class LockKeysTests(TestCase):
         os.makedirs(missing)
         result = await service.reload(self.config(link, tty))
         self.assertEqual(result, {"added": ["b"], "changed": [], "removed": []})
+
+    async def test_unixSocketInAMissingDirectory(self) -> None:
+        """A unix listener in a directory that is not there: the start and a reload say so, naming the directory."""
+        from serialgw.app.listen import StartupError
+
+        link = os.path.abspath(self.mktemp())
+        missing = os.path.join(os.path.abspath(self.mktemp()), "run")
+        service = GatewayService(self.config(link, f'[lines.b]\ndevice = "pty:"\nlisten = "unix:{missing}/b.sock"\n'))
+        e = self.assertRaises(StartupError, service.privilegedStartService)
+        self.assertEqual(str(e), f"line 'b': cannot make unix socket '{missing}/b.sock': directory {missing!r} does "
+                                 "not exist")
+        service = startGateway(self, *self.config(link))
+        result = await service.reload(self.config(link, f'[lines.b]\ndevice = "pty:"\nlisten = "unix:{missing}/b.sock"\n'))
+        self.assertEqual(result, {"refused": [str(e)]})
+        self.assertEqual(list(service.lines), ["a"])
