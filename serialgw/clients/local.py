@@ -167,6 +167,10 @@ def fifoPair(path: str) -> tuple[int, int]:
     """
     inPath, outPath = path + ".in", path + ".out"
     if not (os.path.exists(inPath) and os.path.exists(outPath)):
+        if not os.path.lexists(path):
+            # Said whole: "No such file or directory" alone named no path.
+            raise FileNotFoundError(errno.ENOENT, f"neither {inPath} and {outPath} nor {path} is there (QEMU's "
+                                    "pipe: FIFOs, made with mkfifo)", path)
         inPath = outPath = path
     flags = os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC
     fdIn = os.open(inPath, flags)

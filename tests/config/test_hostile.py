@@ -104,6 +104,12 @@ class KeyValueTests(SynchronousTestCase):
         loadConfig(writeTemp(self, '[defaults]\ndevice = "pty:"\n[lines.a]\nlisten = ["4001", "pty:"]\n'
                                    '[lines.b]\nlisten = ["4002", "pty:"]\n'))
 
+    def test_watchAllLinesEmpty(self) -> None:
+        """[watch-all] lines = [] is refused: it meant every line, as the key left out does, not none."""
+        self.assertEqual(self.refused(f'{LINE}[watch-all]\nlisten = "tcp:4400"\nlines = []\n'),
+                         "FILE:6: [watch-all] lines: empty: give shell patterns of line names, or leave the key out "
+                         "for every line")
+
 
 class FileTests(SynchronousTestCase):
     def refusedAtOnce(self, path: str) -> str:

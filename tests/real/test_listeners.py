@@ -278,6 +278,18 @@ class ListenerTests(TestCase):
                 pass
         self.assertEqual(got, b"out")
 
+    def test_pipeMissingNamed(self) -> None:
+        """pipe:PATH with neither PATH.in and PATH.out nor PATH there: the start and a reload say which paths they looked for."""
+        from serialgw.app.reload import checkFiles
+        from serialgw.clients.local import fifoPair
+
+        path = os.path.abspath(self.mktemp())
+        os.mkfifo(path + ".in")  # half a pair is no pair
+        why = f"neither {path}.in and {path}.out nor {path} is there (QEMU's pipe: FIFOs, made with mkfifo)"
+        self.assertEqual(self.assertRaises(FileNotFoundError, fifoPair, path).strerror, why)
+        self.assertEqual(checkFiles([("t", parseListener(f"pipe:{path}"))], []),
+                         f"line 't': cannot open listener 'pipe:{path}': {why}")
+
     async def test_waitForFirstClient(self) -> None:
         """tcp:..,server without nowait: output from before the first client reaches it."""
         service = startGateway(self, ptyLine(self.pty, "tcp:127.0.0.1:0,server"))
