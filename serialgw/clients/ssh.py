@@ -40,7 +40,7 @@ from twisted.conch.error import ValidPublicKey
 from twisted.conch.interfaces import IConchUser
 from twisted.conch.ssh import common, connection, keys, userauth
 from twisted.conch.ssh.factory import SSHFactory
-from twisted.conch.ssh.transport import DISCONNECT_PROTOCOL_ERROR
+from twisted.conch.ssh.transport import DISCONNECT_PROTOCOL_ERROR, DISCONNECT_SERVICE_NOT_AVAILABLE
 from twisted.cred.checkers import ICredentialsChecker
 from twisted.cred.credentials import ISSHPrivateKey
 from twisted.cred.error import UnauthorizedLogin
@@ -201,6 +201,19 @@ class UserAuth(userauth.SSHUserAuthServer):
     _log = conchLog
     loginTimeout = 120
     attemptsBeforeDisconnect = 10
+
+    def ssh_USERAUTH_REQUEST(self, packet: bytes) -> Any:
+        # Logged in, a person gets the connection service, nothing else: with
+        # ssh-userauth next they could log in again and again on one
+        # connection, each person kept (never logged out) for ever.
+        service = common.getNS(packet, 2)[1]
+        if service != b"ssh-connection":
+            transport: Any = self.transport
+            log.info("ssh: {peer}: login for service {service!r} refused: disconnected", peer=sshPeer(transport),
+                     service=printable(service.decode("ascii", "replace")))
+            transport.sendDisconnect(DISCONNECT_SERVICE_NOT_AVAILABLE, b"only ssh-connection after login")
+            return None
+        return userauth.SSHUserAuthServer.ssh_USERAUTH_REQUEST(self, packet)
 
     def auth_publickey(self, packet: bytes) -> Any:
         try:
