@@ -909,7 +909,12 @@ class ConnectionTests(SynchronousTestCase):
 
         conn.transport = Transport()  # type: ignore[assignment]
         opened: list[Any] = []
-        conn.getChannel = lambda *a: opened.append(a) or Harness().channel()[0]  # type: ignore[method-assign]
+
+        def getChannel(*a: Any) -> SSHClient:
+            opened.append(a)
+            return Harness().channel()[0]
+
+        conn.getChannel = getChannel  # type: ignore[method-assign]
         conn.ssh_CHANNEL_OPEN(NS(b"session") + struct.pack(">3L", 5, 65536, 1))
         conn.ssh_CHANNEL_OPEN(NS(b"session") + struct.pack(">3L", 6, 65536, MIN_MAX_PACKET - 1))
         self.assertEqual(sent, [(connection.MSG_CHANNEL_OPEN_FAILURE, struct.pack(">2L", number, connection.OPEN_ADMINISTRATIVELY_PROHIBITED)
