@@ -148,6 +148,8 @@ def listenerChanges(old: LineConfig, new: LineConfig) -> tuple[list[ListenerSpec
 
 def writable(path: str) -> Optional[str]:
     """Why a file could not be opened for appending (created if missing), or None; nothing is made."""
+    if os.path.isdir(path):
+        return os.strerror(errno.EISDIR)  # writable by access(), not by open()
     if os.path.lexists(path):
         return None if os.access(path, os.W_OK) else os.strerror(errno.EACCES)
     directory = os.path.dirname(path) or "."

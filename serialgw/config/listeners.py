@@ -187,6 +187,9 @@ def _listenerOption(key: str, value: Optional[str], protocol: Protocol, original
         return {"escape": parseEscape(need(), original)}
     if key == "allow":
         networks = tuple(a for a in re.split(r"[;\s]+", need()) if a)
+        if not networks:
+            # An empty list is no restriction at all: allow=; let everyone in.
+            raise ConfigError(f"allow={value!r} in listener {original!r} names no address or CIDR network")
         for network in networks:
             try:
                 ipaddress.ip_network(network, strict=False)
@@ -452,6 +455,10 @@ def _tls(body: str, original: str) -> ListenerSpec:
             checkPath(named[key], f"{key}= in listener")
     subjects = tuple(s for s in named.get("subjects", "").split(";") if s)
     readOnly = tuple(s for s in named.get("readonly", "").split(";") if s)
+    for key, names in (("subjects", subjects), ("readonly", readOnly)):
+        if key in named and not names:
+            # subjects=; would be no restriction: every certificate of the CA.
+            raise ConfigError(f"{key}={named[key]!r} in listener {original!r} names no certificate CN")
     if len(positional) == 1:
         port = _port(positional[0], original)
         if not named.get("cert") or not named.get("key"):

@@ -14,7 +14,9 @@ from serialgw.config.file import loadConfig
 from tests.realio import TtyEnd, closeClients, connect, listenerPort, startedPty, startGateway, writeTemp
 
 
-class LockKeysTests(TestCase):
+class ReloadKeysTests(TestCase):
+    """One key changed at a reload: applied in place, or the whole reload refused, as the README says."""
+
     timeout = 30
 
     def config(self, link: str, extra: str = "") -> list:  # type: ignore[type-arg]
@@ -73,3 +75,15 @@ class LockKeysTests(TestCase):
         result = await service.reload(self.config(link, f'[lines.b]\ndevice = "pty:"\nlisten = "unix:{missing}/b.sock"\n'))
         self.assertEqual(result, {"refused": [str(e)]})
         self.assertEqual(list(service.lines), ["a"])
+
+    async def test_fileListenerOnADirectory(self) -> None:
+        """A reload adding a file: listener whose path is a directory is refused whole (it ran on without the listener)."""
+        link = os.path.abspath(self.mktemp())
+        directory = os.path.abspath(self.mktemp())
+        os.mkdir(directory)
+        service = startGateway(self, *self.config(link))
+        before = service.configs[0]
+        result = await service.reload(loadConfig(writeTemp(self, f'[lines.a]\ndevice = "pty:{link}"\nlisten = '
+                                                                 f'["raw+tcp:0:interface=127.0.0.1", "file:{directory}"]\n')))
+        self.assertEqual(result, {"refused": [f"line 'a': cannot open listener 'file:{directory}': Is a directory"]})
+        self.assertIs(service.configs[0], before)
