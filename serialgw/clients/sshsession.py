@@ -83,7 +83,7 @@ class ServerTransport(SSHServerTransport):
     _log = conchLog
     factory: GatewaySSHFactory
     _grace: Any = None
-    # Counted in the factory's pending (and its source's) until logged in or gone.
+    # Counted in the factory's pending (and its source's) until it starts a session, or is gone.
     _pending = True
     source = ""
     # The TCP connection is gone.
@@ -152,12 +152,14 @@ class ServerTransport(SSHServerTransport):
     def setService(self, service: Any) -> None:
         SSHServerTransport.setService(self, service)
         if isinstance(service, connection.SSHConnection):
-            self._release()
+            # Still counted among the connections logging in (a person with
+            # a key opened any number of them), until it starts a session.
             self.deadline("logged in but started no session")
 
     def sessionStarted(self) -> None:
         """A session asked for its line: the connection is in use (its session's own limits hold now)."""
         self._stopWaiting()
+        self._release()
 
     def finish(self) -> None:
         """

@@ -1015,14 +1015,15 @@ class FactoryTests(SynchronousTestCase):
         self.assertEqual(factory.pendingFrom, {"192.0.2.66": 1})
 
     def test_loggedInWithoutSession(self) -> None:
-        """Logged in, the connection leaves the startups; it must start a session within loginGrace too, or it is cut."""
+        """Logged in, the connection still counts among the startups (a person with a key opened any number of connections) until it starts a session, which it must within loginGrace too, or it is cut."""
         factory = self.factory()
+        factory.maxStartupsPerSource = 1
         transport = factory.buildProtocol(IPv4Address("TCP", "192.0.2.7", 1))
         tcp = Tcp()
         transport.makeConnection(tcp)
         factory.clock.advance(factory.loginGrace - 1)
         transport.setService(Connection())
-        self.assertEqual(factory.pending, 0)
+        self.assertEqual((factory.pending, factory.buildProtocol(IPv4Address("TCP", "192.0.2.7", 2))), (1, None))
         factory.clock.advance(factory.loginGrace - 1)
         self.assertFalse(tcp.aborted)
         factory.clock.advance(1)
@@ -1040,6 +1041,7 @@ class FactoryTests(SynchronousTestCase):
         channel.conn = transport.service
         channel.requestReceived(b"shell", b"")
         self.assertEqual([c.func.__name__ for c in factory.clock.getDelayedCalls()], ["_refuse"])
+        self.assertEqual((factory.pending, factory.pendingFrom), (0, {}))
 
     def test_closedSessionCut(self) -> None:
         """Once its session channel has closed, a connection whose client does not read its last output is cut after CLOSE_GRACE s (each such one held a descriptor for ever)."""
