@@ -137,12 +137,11 @@ def checkBinds(opening: list[tuple[str, ListenerSpec]], releasing: list[tuple[st
 
 def listenerChanges(old: LineConfig, new: LineConfig) -> tuple[list[ListenerSpec], list[ListenerSpec]]:
     """
-    A line's listeners that a reload closes, and those it opens; a new
-    signature is given by every listener and dial-out made anew.
+    A line's listeners that a reload closes, and those it opens (a new
+    signature reopens none: see ListenerOpener.resign).
     """
-    renewed = (ListenerKind.LISTEN, ListenerKind.CONNECT) if new.signature != old.signature else ()
-    gone = [s for s in old.listeners if s not in new.listeners or s.kind in renewed]
-    fresh = [s for s in new.listeners if s not in old.listeners or s.kind in renewed]
+    gone = [s for s in old.listeners if s not in new.listeners]
+    fresh = [s for s in new.listeners if s not in old.listeners]
     return list(dict.fromkeys(gone)), list(dict.fromkeys(fresh))
 
 

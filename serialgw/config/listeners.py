@@ -224,6 +224,14 @@ def _isInteger(text: str) -> bool:
     return True
 
 
+def _isAddress(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
 def _isPort(text: str) -> bool:
     return isDecimal(text) and int(text) <= 65535
 
@@ -407,8 +415,14 @@ def _udp(body: str, original: str) -> ListenerSpec:
     allow: tuple[str, ...]
     if "allow" in options:
         allow = tuple(a for a in re.split(r"[;\s]+", options["allow"]) if a)
+    elif remoteHost in ("127.0.0.1", "localhost"):
+        allow = ("127.0.0.0/8", "::1")
     else:
-        allow = (remoteHost,) if remoteHost not in ("127.0.0.1", "localhost") else ("127.0.0.0/8", "::1")
+        allow = (remoteHost,)
+        if not _isAddress(remoteHost):
+            # Not allow='...' the user never wrote.
+            raise ConfigError(f"remote host {remoteHost!r} in listener {original!r} is a name: writes are taken from "
+                              "the remote host's address: give an address, or who may write with ,allow=CIDR")
     for network in allow:
         try:
             ipaddress.ip_network(network, strict=False)

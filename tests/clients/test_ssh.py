@@ -894,6 +894,35 @@ class ConnectionTests(SynchronousTestCase):
         self.assertEqual(self.flushLoggedErrors(), [])
 
 
+    def test_tinyMaximumPacketRefused(self) -> None:
+        """A session whose client takes packets of less than MIN_MAX_PACKET bytes is refused (at 1 byte a packet, a read-only person's session cost the reactor 14 us a byte of the line's output: a busy line took the whole core)."""
+        from serialgw.clients.ssh import MIN_MAX_PACKET
+
+        conn = Connection()
+        sent: list[tuple[int, bytes]] = []
+
+        class Transport:
+            transport = Tcp()
+
+            def sendPacket(self, kind: int, payload: bytes) -> None:
+                sent.append((kind, payload))
+
+        conn.transport = Transport()  # type: ignore[assignment]
+        opened: list[Any] = []
+
+        def getChannel(*a: Any) -> SSHClient:
+            opened.append(a)
+            return Harness().channel()[0]
+
+        conn.getChannel = getChannel  # type: ignore[method-assign]
+        conn.ssh_CHANNEL_OPEN(NS(b"session") + struct.pack(">3L", 5, 65536, 1))
+        conn.ssh_CHANNEL_OPEN(NS(b"session") + struct.pack(">3L", 6, 65536, MIN_MAX_PACKET - 1))
+        self.assertEqual(sent, [(connection.MSG_CHANNEL_OPEN_FAILURE, struct.pack(">2L", number, connection.OPEN_ADMINISTRATIVELY_PROHIBITED)
+                                 + NS(f"maximum packet under {MIN_MAX_PACKET} bytes".encode()) + NS(b"")) for number in (5, 6)])
+        conn.ssh_CHANNEL_OPEN(NS(b"session") + struct.pack(">3L", 7, 65536, MIN_MAX_PACKET))
+        self.assertEqual((len(opened), sent[-1][0]), (1, connection.MSG_CHANNEL_OPEN_CONFIRMATION))
+
+
 class FactoryTests(SynchronousTestCase):
     def factory(self, listener: str = "tcp:0") -> GatewaySSHFactory:
         gateway = SSHGateway(dict, parseSSHListener(listener), Clock())
