@@ -13,6 +13,7 @@ import ipaddress
 import os
 import socket
 import stat
+import weakref
 from typing import Any, Callable, Optional
 
 from twisted.application.internet import ClientService
@@ -62,6 +63,23 @@ class ListenerOpener:
         self.reactor = reactor
         self.retryPolicy = retryPolicy
         self._own = own
+        # Each line's client factories (listeners and dial-outs) while they
+        # live: a reload's new signature goes to them (see resign).
+        self._factories: dict[str, weakref.WeakSet[LineFactory]] = {}
+
+    def _factory(self, line: Line, config: LineConfig, spec: ListenerSpec) -> LineFactory:
+        factory = LineFactory(line, spec, config.signature, self.reactor)
+        self._factories.setdefault(config.name, weakref.WeakSet()).add(factory)
+        return factory
+
+    def resign(self, name: str, signature: Optional[str]) -> None:
+        """
+        A line's new RFC 2217 signature (a reload), for the clients its
+        listeners and dial-outs make from now on; nothing is reopened (a
+        dial-out's session and a port-0 listener's port stay).
+        """
+        for factory in self._factories.get(name, ()):
+            factory.signature = signature
 
     def open(self, line: Line, config: LineConfig, spec: ListenerSpec) -> None:
         """Open one listener of a line; a L{StartupError} says why it cannot be."""
@@ -106,7 +124,7 @@ class ListenerOpener:
     def _serve(self, line: Line, config: LineConfig, spec: ListenerSpec) -> None:
         if spec.path and not isAbstract(spec.path):
             removeStaleSocket(spec.path, config.name)
-        endpoint, factory = self.endpoint(config.name, spec, LineFactory(line, spec, config.signature, self.reactor))
+        endpoint, factory = self.endpoint(config.name, spec, self._factory(line, config, spec))
         result = listening(endpoint, factory, f"line {config.name!r}: cannot listen on {spec.text or spec.endpoint!r}")
         if spec.path and not isAbstract(spec.path) and isinstance(result, unix.Port):
             result = OwnSocketPort(result, spec.path)
@@ -149,7 +167,7 @@ class ListenerOpener:
         backoff = CarriedBackoff(self.reactor, self.retryPolicy)
         dialer = ClientService(
             endpoint,
-            LineFactory(line, spec, config.signature, self.reactor),
+            self._factory(line, config, spec),
             retryPolicy=backoff,
             clock=self.reactor,
             prepareConnection=backoff.linkUp,

@@ -137,17 +137,18 @@ def checkBinds(opening: list[tuple[str, ListenerSpec]], releasing: list[tuple[st
 
 def listenerChanges(old: LineConfig, new: LineConfig) -> tuple[list[ListenerSpec], list[ListenerSpec]]:
     """
-    A line's listeners that a reload closes, and those it opens; a new
-    signature is given by every listener and dial-out made anew.
+    A line's listeners that a reload closes, and those it opens (a new
+    signature reopens none: see ListenerOpener.resign).
     """
-    renewed = (ListenerKind.LISTEN, ListenerKind.CONNECT) if new.signature != old.signature else ()
-    gone = [s for s in old.listeners if s not in new.listeners or s.kind in renewed]
-    fresh = [s for s in new.listeners if s not in old.listeners or s.kind in renewed]
+    gone = [s for s in old.listeners if s not in new.listeners]
+    fresh = [s for s in new.listeners if s not in old.listeners]
     return list(dict.fromkeys(gone)), list(dict.fromkeys(fresh))
 
 
 def writable(path: str) -> Optional[str]:
     """Why a file could not be opened for appending (created if missing), or None; nothing is made."""
+    if os.path.isdir(path):
+        return os.strerror(errno.EISDIR)  # writable by access(), not by open()
     if os.path.lexists(path):
         return None if os.access(path, os.W_OK) else os.strerror(errno.EACCES)
     directory = os.path.dirname(path) or "."

@@ -494,6 +494,7 @@ class GatewayService(MultiService):
         name = new.name
         line = self.lines[name]
         retuneLine(line, old, new)
+        self.listeners.resign(name, new.signature)
         waits: list[Any] = []
         if new.log != old.log and new.log is not None and not any(
                 consoleLog.spec.path == new.log.path

@@ -40,7 +40,7 @@ from twisted.conch.error import ValidPublicKey
 from twisted.conch.interfaces import IConchUser
 from twisted.conch.ssh import common, connection, keys, userauth
 from twisted.conch.ssh.factory import SSHFactory
-from twisted.conch.ssh.transport import DISCONNECT_PROTOCOL_ERROR
+from twisted.conch.ssh.transport import DISCONNECT_PROTOCOL_ERROR, DISCONNECT_SERVICE_NOT_AVAILABLE
 from twisted.cred.checkers import ICredentialsChecker
 from twisted.cred.credentials import ISSHPrivateKey
 from twisted.cred.error import UnauthorizedLogin
@@ -202,6 +202,19 @@ class UserAuth(userauth.SSHUserAuthServer):
     loginTimeout = 120
     attemptsBeforeDisconnect = 10
 
+    def ssh_USERAUTH_REQUEST(self, packet: bytes) -> Any:
+        # Logged in, a person gets the connection service, nothing else: with
+        # ssh-userauth next they could log in again and again on one
+        # connection, each person kept (never logged out) for ever.
+        service = common.getNS(packet, 2)[1]
+        if service != b"ssh-connection":
+            transport: Any = self.transport
+            log.info("ssh: {peer}: login for service {service!r} refused: disconnected", peer=sshPeer(transport),
+                     service=printable(service.decode("ascii", "replace")))
+            transport.sendDisconnect(DISCONNECT_SERVICE_NOT_AVAILABLE, b"only ssh-connection after login")
+            return None
+        return userauth.SSHUserAuthServer.ssh_USERAUTH_REQUEST(self, packet)
+
     def auth_publickey(self, packet: bytes) -> Any:
         try:
             blob = common.getNS(packet[1:], 2)[1]
@@ -225,6 +238,11 @@ class UserAuth(userauth.SSHUserAuthServer):
 
 # The connection service
 
+# The smallest packet a session's client may take (OpenSSH's take 32768):
+# at 1 byte a packet, a read-only person's session cost the reactor 14 us a
+# byte of its line's output, so that a busy line took the whole core.
+MIN_MAX_PACKET = 1024
+
 
 class Connection(connection.SSHConnection):
     """
@@ -239,13 +257,14 @@ class Connection(connection.SSHConnection):
         transport: Any = self.transport
         try:
             channelType, rest = common.getNS(packet)
-            senderChannel = struct.unpack(">L", rest[:4])[0]
+            senderChannel, _, maxPacket = struct.unpack(">3L", rest[:12])
         except (struct.error, ValueError):
             log.info("ssh: {peer}: malformed channel open: disconnected", peer=sshPeer(transport))
             transport.loseConnection()
             return
-        if channelType != b"session" or self.sessions:
-            why = "one session a connection" if channelType == b"session" else "only sessions"
+        if channelType != b"session" or self.sessions or maxPacket < MIN_MAX_PACKET:
+            why = ("only sessions" if channelType != b"session" else "one session a connection" if self.sessions
+                   else f"maximum packet under {MIN_MAX_PACKET} bytes")
             log.info("ssh: {peer}: channel {kind!r} refused: {why}", peer=sshPeer(transport),
                      kind=channelType.decode("ascii", "replace")[:40], why=why)
             transport.sendPacket(

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from twisted.conch.ssh import common, connection
 from twisted.conch.ssh.channel import SSHChannel
-from twisted.conch.ssh.transport import DISCONNECT_PROTOCOL_ERROR, SSHServerTransport
+from twisted.conch.ssh.transport import DISCONNECT_PROTOCOL_ERROR, DISCONNECT_SERVICE_NOT_AVAILABLE, SSHServerTransport
 from twisted.internet.interfaces import IPushProducer
 from twisted.logger import FilteringLogObserver, Logger, LogLevel, LogLevelFilterPredicate, globalLogPublisher
 from twisted.python.failure import Failure
@@ -180,6 +180,15 @@ class ServerTransport(SSHServerTransport):
             left = self.factory.pendingFrom.pop(self.source, 1) - 1
             if left:
                 self.factory.pendingFrom[self.source] = left
+
+    def ssh_SERVICE_REQUEST(self, packet: bytes) -> None:
+        # Once (ssh-userauth, which starts the connection service at login):
+        # asked again, a logged-in client logged in again, the first person kept for ever.
+        if self.service is not None:
+            log.info("ssh: {peer}: a second service request: disconnected", peer=sshPeer(self))
+            self.sendDisconnect(DISCONNECT_SERVICE_NOT_AVAILABLE, b"one service request a connection")
+            return
+        SSHServerTransport.ssh_SERVICE_REQUEST(self, packet)
 
     def sendExtInfo(self, extensions: list[tuple[bytes, bytes]]) -> None:
         # RFC 8308 server-sig-algs names the signatures a user's key may

@@ -256,6 +256,10 @@ def _watchAll(path: str, text: str, data: dict[str, Any]) -> Optional[WatchAllSp
             raise ConfigError(f"{_where(path, text, 'watch-all', key)}: [watch-all] {key}: expected a string "
                               f"or a list of them, not {item!r}")
         items[key] = [str(t) for t in item]
+    if items.get("lines") == []:
+        # Read as "every line" it showed every console to whoever meant none.
+        raise ConfigError(f"{_where(path, text, 'watch-all', 'lines')}: [watch-all] lines: empty: give shell patterns "
+                          "of line names, or leave the key out for every line")
     if "listen" not in items:
         raise ConfigError(f"{_where(path, text, 'watch-all')}: [watch-all] listen: missing: "
                           "an endpoint such as \"tcp:4400:interface=127.0.0.1\"")

@@ -187,6 +187,9 @@ def _listenerOption(key: str, value: Optional[str], protocol: Protocol, original
         return {"escape": parseEscape(need(), original)}
     if key == "allow":
         networks = tuple(a for a in re.split(r"[;\s]+", need()) if a)
+        if not networks:
+            # An empty list is no restriction at all: allow=; let everyone in.
+            raise ConfigError(f"allow={value!r} in listener {original!r} names no address or CIDR network")
         for network in networks:
             try:
                 ipaddress.ip_network(network, strict=False)
@@ -216,6 +219,14 @@ def _isInteger(text: str) -> bool:
     """What Twisted takes for a port number (int(): C{+1}, C{ 1}, C{1_000} too)."""
     try:
         int(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _isAddress(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
     except ValueError:
         return False
     return True
@@ -404,8 +415,14 @@ def _udp(body: str, original: str) -> ListenerSpec:
     allow: tuple[str, ...]
     if "allow" in options:
         allow = tuple(a for a in re.split(r"[;\s]+", options["allow"]) if a)
+    elif remoteHost in ("127.0.0.1", "localhost"):
+        allow = ("127.0.0.0/8", "::1")
     else:
-        allow = (remoteHost,) if remoteHost not in ("127.0.0.1", "localhost") else ("127.0.0.0/8", "::1")
+        allow = (remoteHost,)
+        if not _isAddress(remoteHost):
+            # Not allow='...' the user never wrote.
+            raise ConfigError(f"remote host {remoteHost!r} in listener {original!r} is a name: writes are taken from "
+                              "the remote host's address: give an address, or who may write with ,allow=CIDR")
     for network in allow:
         try:
             ipaddress.ip_network(network, strict=False)
@@ -452,6 +469,10 @@ def _tls(body: str, original: str) -> ListenerSpec:
             checkPath(named[key], f"{key}= in listener")
     subjects = tuple(s for s in named.get("subjects", "").split(";") if s)
     readOnly = tuple(s for s in named.get("readonly", "").split(";") if s)
+    for key, names in (("subjects", subjects), ("readonly", readOnly)):
+        if key in named and not names:
+            # subjects=; would be no restriction: every certificate of the CA.
+            raise ConfigError(f"{key}={named[key]!r} in listener {original!r} names no certificate CN")
     if len(positional) == 1:
         port = _port(positional[0], original)
         if not named.get("cert") or not named.get("key"):

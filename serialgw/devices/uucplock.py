@@ -39,7 +39,12 @@ class LockHeld(LockError):
     """
 
     def __init__(self, device: str, path: str, pid: int) -> None:
-        LockError.__init__(self, f"{device} is locked by process {pid} ({path})")
+        if pid == os.getpid():
+            # Another line of ours: the same device by another path (a
+            # symlink pointed at it since), or a reload's new line.
+            LockError.__init__(self, f"{device} is open on another line of this gateway (pid {pid}, {path})")
+        else:
+            LockError.__init__(self, f"{device} is locked by process {pid} ({path})")
         self.device = device
         self.path = path
         self.pid = pid

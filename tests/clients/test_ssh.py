@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from twisted.conch.interfaces import IConchUser
 from twisted.conch.ssh import connection, keys, userauth
 from twisted.conch.ssh.common import NS
-from twisted.conch.ssh.transport import SSHServerTransport
+from twisted.conch.ssh.transport import MSG_DISCONNECT, MSG_SERVICE_REQUEST, SSHServerTransport
 from twisted.conch.test.test_session import StubConnection
 from twisted.conch.test.test_userauth import FakeTransport
 from twisted.internet import protocol, reactor
@@ -239,6 +239,9 @@ class AuthTests(SynchronousTestCase):
         self.server = UserAuth()
         self.server.clock = Clock()
         self.transport = FakeTransport(self.factory.portal)
+        # The services GatewaySSHFactory has (conch's fake one for each).
+        self.transport.factory.getService = lambda transport, service: (  # type: ignore[method-assign]
+            FakeTransport.Service if service in (b"ssh-connection", b"ssh-userauth") else None)
         self.transport.sessionID = b"session"
         self.transport.getPeer = lambda: IPv4Address("TCP", "192.0.2.7", 40000)  # type: ignore[method-assign]
         self.server.transport = self.transport
@@ -247,7 +250,7 @@ class AuthTests(SynchronousTestCase):
 
     def request(self, user: bytes, key: keys.Key, signed: bool) -> Any:
         blob = key.public().blob()
-        head = NS(user) + NS(b"none") + NS(b"publickey")
+        head = NS(user) + NS(b"ssh-connection") + NS(b"publickey")
         if not signed:
             return self.server.ssh_USERAUTH_REQUEST(head + b"\x00" + NS(b"ssh-ed25519") + NS(blob))
         signedData = (NS(b"session") + bytes((userauth.MSG_USERAUTH_REQUEST,)) + head + b"\xff"
@@ -257,11 +260,11 @@ class AuthTests(SynchronousTestCase):
 
     def test_onlyPublickeyOffered(self) -> None:
         """Asked with "none", the server offers publickey and nothing else (no password, no keyboard-interactive)."""
-        self.server.ssh_USERAUTH_REQUEST(NS(b"con1") + NS(b"none") + NS(b"none"))
+        self.server.ssh_USERAUTH_REQUEST(NS(b"con1") + NS(b"ssh-connection") + NS(b"none"))
         self.assertEqual(self.transport.packets, [(userauth.MSG_USERAUTH_FAILURE, NS(b"publickey") + b"\x00")])
         self.transport.packets = []
-        self.server.ssh_USERAUTH_REQUEST(NS(b"con1") + NS(b"none") + NS(b"password") + b"\x00" + NS(b"secret"))
-        self.server.ssh_USERAUTH_REQUEST(NS(b"con1") + NS(b"none") + NS(b"keyboard-interactive") + NS(b"") + NS(b""))
+        self.server.ssh_USERAUTH_REQUEST(NS(b"con1") + NS(b"ssh-connection") + NS(b"password") + b"\x00" + NS(b"secret"))
+        self.server.ssh_USERAUTH_REQUEST(NS(b"con1") + NS(b"ssh-connection") + NS(b"keyboard-interactive") + NS(b"") + NS(b""))
         self.assertEqual(self.transport.packets, [(userauth.MSG_USERAUTH_FAILURE, NS(b"publickey") + b"\x00")] * 2)
 
     def test_knownKeyAsked(self) -> None:
@@ -295,7 +298,7 @@ class AuthTests(SynchronousTestCase):
     def test_unreadableKeyRefused(self) -> None:
         """A request cut short, or a 100 kB algorithm name with no key, is refused with one short line: no traceback, no conch error."""
         events = LogEvents(self)
-        head = NS(b"con1") + NS(b"none") + NS(b"publickey")
+        head = NS(b"con1") + NS(b"ssh-connection") + NS(b"publickey")
         self.server.ssh_USERAUTH_REQUEST(head + b"\x01")
         self.server.ssh_USERAUTH_REQUEST(head + b"\x00" + NS(b"A" * 100000) + NS(b"junk"))
         self.server.ssh_USERAUTH_REQUEST(head + b"\x01" + NS(b"ssh-ed25519") + NS(self.ops1.public().blob()))
@@ -317,7 +320,7 @@ class AuthTests(SynchronousTestCase):
     def test_badSignature(self) -> None:
         """A known key with another key's signature is refused."""
         blob = self.ops1.public().blob()
-        head = NS(b"con1") + NS(b"none") + NS(b"publickey")
+        head = NS(b"con1") + NS(b"ssh-connection") + NS(b"publickey")
         self.server.ssh_USERAUTH_REQUEST(head + b"\xff" + NS(b"ssh-ed25519") + NS(blob)
                                          + NS(self.stranger.sign(b"whatever")))
         self.assertEqual(self.transport.packets, [(userauth.MSG_USERAUTH_FAILURE, NS(b"publickey") + b"\x00")])
@@ -329,7 +332,7 @@ class AuthTests(SynchronousTestCase):
         key = keys.Key(rsa.generate_private_key(public_exponent=65537, key_size=2048))
         self.factory.setUsers((UserSpec("ops1", (publicLine(self.ops1),)), UserSpec("rsa1", (publicLine(key),))))
         blob = key.public().blob()
-        head = NS(b"con1") + NS(b"none") + NS(b"publickey")
+        head = NS(b"con1") + NS(b"ssh-connection") + NS(b"publickey")
         for asked, made in ((b"ssh-rsa", b"ssh-rsa"), (b"rsa-sha2-512", b"ssh-rsa"), (b"rsa-sha2-256", b"rsa-sha2-512"),
                             (b"rsa-sha2-256", b"rsa-sha2-256")):
             signed = NS(b"session") + bytes((userauth.MSG_USERAUTH_REQUEST,)) + head + b"\xff" + NS(asked) + NS(blob)
@@ -337,6 +340,15 @@ class AuthTests(SynchronousTestCase):
                                              + NS(key.sign(signed, signatureType=made)))
         self.assertEqual([t for t, _ in self.transport.packets], [userauth.MSG_USERAUTH_FAILURE] * 3
                          + [userauth.MSG_USERAUTH_SUCCESS])
+
+    def test_onlyTheConnectionServiceAfterLogin(self) -> None:
+        """A login asking for another service than ssh-connection (ssh-userauth: log in again and again, each person kept for ever) disconnects; nobody is logged in."""
+        blob = self.ops1.public().blob()
+        head = NS(b"con1") + NS(b"ssh-userauth") + NS(b"publickey")
+        signed = NS(b"session") + bytes((userauth.MSG_USERAUTH_REQUEST,)) + head + b"\xff" + NS(b"ssh-ed25519") + NS(blob)
+        self.server.ssh_USERAUTH_REQUEST(head + b"\xff" + NS(b"ssh-ed25519") + NS(blob) + NS(self.ops1.sign(signed)))
+        self.assertEqual([t for t, _ in self.transport.packets], [MSG_DISCONNECT])
+        self.assertEqual(self.factory.gateway.people, set())
 
     def test_reloadedUsers(self) -> None:
         """setUsers (a reload): a removed key no longer logs in, an added one does."""
@@ -882,6 +894,35 @@ class ConnectionTests(SynchronousTestCase):
         self.assertEqual(self.flushLoggedErrors(), [])
 
 
+    def test_tinyMaximumPacketRefused(self) -> None:
+        """A session whose client takes packets of less than MIN_MAX_PACKET bytes is refused (at 1 byte a packet, a read-only person's session cost the reactor 14 us a byte of the line's output: a busy line took the whole core)."""
+        from serialgw.clients.ssh import MIN_MAX_PACKET
+
+        conn = Connection()
+        sent: list[tuple[int, bytes]] = []
+
+        class Transport:
+            transport = Tcp()
+
+            def sendPacket(self, kind: int, payload: bytes) -> None:
+                sent.append((kind, payload))
+
+        conn.transport = Transport()  # type: ignore[assignment]
+        opened: list[Any] = []
+
+        def getChannel(*a: Any) -> SSHClient:
+            opened.append(a)
+            return Harness().channel()[0]
+
+        conn.getChannel = getChannel  # type: ignore[method-assign]
+        conn.ssh_CHANNEL_OPEN(NS(b"session") + struct.pack(">3L", 5, 65536, 1))
+        conn.ssh_CHANNEL_OPEN(NS(b"session") + struct.pack(">3L", 6, 65536, MIN_MAX_PACKET - 1))
+        self.assertEqual(sent, [(connection.MSG_CHANNEL_OPEN_FAILURE, struct.pack(">2L", number, connection.OPEN_ADMINISTRATIVELY_PROHIBITED)
+                                 + NS(f"maximum packet under {MIN_MAX_PACKET} bytes".encode()) + NS(b"")) for number in (5, 6)])
+        conn.ssh_CHANNEL_OPEN(NS(b"session") + struct.pack(">3L", 7, 65536, MIN_MAX_PACKET))
+        self.assertEqual((len(opened), sent[-1][0]), (1, connection.MSG_CHANNEL_OPEN_CONFIRMATION))
+
+
 class FactoryTests(SynchronousTestCase):
     def factory(self, listener: str = "tcp:0") -> GatewaySSHFactory:
         gateway = SSHGateway(dict, parseSSHListener(listener), Clock())
@@ -1042,6 +1083,21 @@ class FactoryTests(SynchronousTestCase):
             self.assertTrue(tcp.aborted, name)
             transport.connectionLost(None)
         self.assertEqual(h.clock.getDelayedCalls(), [])
+
+    def test_oneServiceRequest(self) -> None:
+        """The client asks for a service once (ssh-userauth); another request (ssh-userauth again after logging in: a second login, the first person never logged out) disconnects, the service stays."""
+        factory = self.factory()
+        server = factory.buildProtocol(IPv4Address("TCP", "192.0.2.7", 1))
+        tcp = Tcp()
+        server.makeConnection(tcp)
+        server.dispatchMessage(MSG_SERVICE_REQUEST, NS(b"ssh-userauth"))
+        self.assertIsInstance(server.service, UserAuth)
+        conn = Connection()
+        server.setService(conn)
+        self.assertFalse(tcp.disconnecting)
+        server.dispatchMessage(MSG_SERVICE_REQUEST, NS(b"ssh-userauth"))
+        self.assertEqual((server.service, tcp.disconnecting), (conn, True))
+        server.connectionLost(None)
 
     def test_lostWithSessionLeavesNoTimer(self) -> None:
         """A connection lost with its session open (the client's disconnect): the session ends and no cut is left pending (it fired 10 s later, logging a cut of a connection long gone)."""

@@ -177,6 +177,15 @@ class QemuManualTests(SynchronousTestCase):
             "address or CIDR network",
             "file:": "file: takes a path and no options, not 'file:'",
             "stdio:x": "stdio takes no arguments, not 'stdio:x'",
+            # An empty list would be no restriction: everyone let in.
+            "raw,allow=;+4444": "allow=';' in listener 'raw,allow=;+4444' names no address or CIDR network",
+            "udp:console.example:4555@4556": "remote host 'console.example' in listener 'udp:console.example:4555@4556' "
+            "is a name: writes are taken from the remote host's address: give an address, or who may write with "
+            ",allow=CIDR",
+            "tls:4443:cert=c:key=k:ca=a:subjects=;": "subjects=';' in listener 'tls:4443:cert=c:key=k:ca=a:subjects=;' "
+            "names no certificate CN",
+            "tls:4443:cert=c:key=k:ca=a:readonly=": "readonly='' in listener 'tls:4443:cert=c:key=k:ca=a:readonly=' "
+            "names no certificate CN",
         }
         for text, message in cases.items():
             self.assertEqual(str(self.assertRaises(ConfigError, parseListener, text)), message)

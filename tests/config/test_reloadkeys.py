@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 
+from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 
 from serialgw.app.service import GatewayService
@@ -14,7 +15,9 @@ from serialgw.config.file import loadConfig
 from tests.realio import TtyEnd, closeClients, connect, listenerPort, startedPty, startGateway, writeTemp
 
 
-class LockKeysTests(TestCase):
+class ReloadKeysTests(TestCase):
+    """One key changed at a reload: applied in place, or the whole reload refused, as the README says."""
+
     timeout = 30
 
     def config(self, link: str, extra: str = "") -> list:  # type: ignore[type-arg]
@@ -73,3 +76,57 @@ class LockKeysTests(TestCase):
         result = await service.reload(self.config(link, f'[lines.b]\ndevice = "pty:"\nlisten = "unix:{missing}/b.sock"\n'))
         self.assertEqual(result, {"refused": [str(e)]})
         self.assertEqual(list(service.lines), ["a"])
+
+    async def test_fileListenerOnADirectory(self) -> None:
+        """A reload adding a file: listener whose path is a directory is refused whole (it ran on without the listener)."""
+        link = os.path.abspath(self.mktemp())
+        directory = os.path.abspath(self.mktemp())
+        os.mkdir(directory)
+        service = startGateway(self, *self.config(link))
+        before = service.configs[0]
+        result = await service.reload(loadConfig(writeTemp(self, f'[lines.a]\ndevice = "pty:{link}"\nlisten = '
+                                                                 f'["raw+tcp:0:interface=127.0.0.1", "file:{directory}"]\n')))
+        self.assertEqual(result, {"refused": [f"line 'a': cannot open listener 'file:{directory}': Is a directory"]})
+        self.assertIs(service.configs[0], before)
+
+    async def test_signatureKeepsListenersAndDialOuts(self) -> None:
+        """
+        A new signature is what clients connecting afterwards are told
+        (RFC 2217 SIGNATURE); the line's listeners stay on their ports and
+        its dial-out stays connected (both were closed and made anew: the
+        dial-out's session cut, a port-0 listener on a new port).
+        """
+        from twisted.internet import protocol, reactor
+        from twisted.internet.endpoints import TCP4ServerEndpoint
+
+        from tests.realio import Collector
+
+        dialed: list[Collector] = []
+
+        def dialedIn() -> Collector:
+            dialed.append(Collector())
+            return dialed[-1]
+
+        far = await TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(protocol.Factory.forProtocol(dialedIn))
+        self.addCleanup(far.stopListening)
+        link = os.path.abspath(self.mktemp())
+        listen = f'listen = ["telnet+tcp:0:interface=127.0.0.1", "tcp:127.0.0.1:{far.getHost().port}"]\n'
+        config = f'[lines.a]\ndevice = "pty:{link}"\n{listen}'
+        service = startGateway(self, *loadConfig(writeTemp(self, config)))
+        device = TtyEnd(link)
+        self.addCleanup(device.close)
+        port = listenerPort(service)
+        while not dialed or not service.lines["a"].clients:
+            await deferLater(reactor, 0.01, lambda: None)
+        result = await service.reload(loadConfig(writeTemp(self, config + 'signature = "rack 4"\n')))
+        self.assertEqual(result, {"added": [], "changed": ["a"], "removed": []})
+        self.assertEqual(listenerPort(service), port)
+        device.write(b"after")
+        await dialed[0].received.contains(b"after")
+        self.assertEqual(len(dialed), 1)
+        client = await connect(port)
+        # WILL COM-PORT-OPTION, then SIGNATURE with no text: what is yours?
+        client.transport.write(b"\xff\xfb\x2c\xff\xfa\x2c\x00\xff\xf0")  # type: ignore[union-attr]
+        await client.received.contains(b"\xff\xfa\x2c\x64rack 4\xff\xf0")
+        await closeClients(client)
+        dialed[0].transport.loseConnection()  # type: ignore[union-attr]

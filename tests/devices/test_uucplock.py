@@ -89,6 +89,13 @@ class LockFileTests(SynchronousTestCase):
         self.assertEqual(uucplock.lockPath(link, "/var/lock"), "/var/lock/LCK..ttyUSB7")
         self.assertEqual(uucplock.lockPath("/dev/pts/3", "/run/lock"), "/run/lock/LCK..3")
 
+    def test_heldByThisGateway(self) -> None:
+        """A lock this process holds (another of its lines has the device, reached by another path) says so, not only a PID."""
+        path = uucplock.acquire(self.device, self.dir)
+        self.addCleanup(uucplock.release, path)
+        e = self.assertRaises(uucplock.LockHeld, uucplock.acquire, self.device, self.dir)
+        self.assertEqual(str(e), f"/dev/ttyS9 is open on another line of this gateway (pid {os.getpid()}, {self.lock})")
+
     def test_liveHolder(self) -> None:
         """A lock naming a live process is not taken: LockHeld names the PID; the file is untouched."""
         holder = liveHolder(self)
