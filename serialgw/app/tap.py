@@ -347,6 +347,8 @@ man 8 serialgw
                     raise ConfigError(f"a key of {reader.name!r} is in --authorized-keys {self['authorized-keys']!r} "
                                       f"and in --readonly-keys {self['readonly-keys']!r}: put it in one of them")
         rights = Rights(write=tuple(u.name for u in writers), read=tuple(u.name for u in readers))
+        if self["ssh-host-key"] is not None and not self["ssh-host-key"].strip():
+            raise ConfigError(f"--ssh-host-key is empty: expected a path (leave it out for {DEFAULT_HOST_KEY})")
         spec = SSHSpec(parseSSHListener(self["ssh"]), self["ssh-host-key"] or DEFAULT_HOST_KEY, tuple(writers + readers))
         return spec, rights
 

@@ -7,6 +7,8 @@ verified by name (service-identity, through Twisted's optionsForClientTLS).
 from __future__ import annotations
 
 import inspect
+import os
+import stat
 from typing import Any, Callable, Optional
 
 from OpenSSL import SSL
@@ -31,12 +33,27 @@ class TLSError(Exception):
     """Certificates could not be loaded; the message names the file."""
 
 
+# A PEM file we read whole: a certificate, a key, a CA bundle (Debian's
+# ca-certificates.crt is 220 KB).
+MAX_PEM_FILE = 4 << 20
+
+
 def _read(path: str, what: str) -> bytes:
+    """
+    A PEM file, read on the reactor (a reload): a regular file of at most
+    MAX_PEM_FILE bytes.  A FIFO there hung the gateway; /dev/zero filled
+    its memory.
+    """
     try:
-        with open(path, "rb") as f:
-            return f.read()
+        with open(path, "rb", opener=lambda name, flags: os.open(name, flags | os.O_NONBLOCK)) as f:
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                raise TLSError(f"{what} {path!r} is not a regular file")
+            data = f.read(MAX_PEM_FILE + 1)
     except OSError as e:
         raise TLSError(f"cannot read {what} {path!r}: {e.strerror}") from None
+    if len(data) > MAX_PEM_FILE:
+        raise TLSError(f"{what} {path!r} is larger than {MAX_PEM_FILE >> 20} MiB")
+    return data
 
 
 def _privateCertificate(spec: TLSSpec) -> ssl.PrivateCertificate:

@@ -151,8 +151,10 @@ _SINGLES: dict[str, tuple[str, Any]] = {
 SINGLE_SETTINGS = tuple(_SINGLES)
 
 
-# What an open-string or close-string may hold (bytes, breaks not counted).
+# What an open-string or close-string may hold (bytes, breaks not counted),
+# and its breaks (each holds the line break-duration, up to 10 s).
 MAX_SEND_STRING = 4096
+MAX_SEND_BREAKS = 16
 _SEND_ESCAPES = {"r": b"\r", "n": b"\n", "t": b"\t", "\\": b"\\", "e": b"\x1b", "0": b"\x00"}
 _SEND_TOKEN = re.compile(r"\\(x[0-9A-Fa-f]{2}|.?)|[^\\]+", re.DOTALL)
 
@@ -186,6 +188,9 @@ def parseSendString(text: str, what: str = "open-string") -> tuple[bytes, ...]:
         size += len(chunk)
     if size > MAX_SEND_STRING:
         raise ConfigError(f"{what} {text[:40]!r}...: {size} bytes, at most {MAX_SEND_STRING}")
+    if len(parts) - 1 > MAX_SEND_BREAKS:
+        # A million \b held the device for days at each attach.
+        raise ConfigError(f"{what} {text[:40]!r}...: {len(parts) - 1} breaks (\\b), at most {MAX_SEND_BREAKS}")
     return tuple(parts) if text else ()
 
 

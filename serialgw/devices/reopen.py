@@ -103,7 +103,7 @@ class Reopener:
                 # Said when it changes: a device node back without
                 # permission, a file at the path, is not only on the status page.
                 level = log.info if reason.endswith(os.strerror(errno.ENOENT)) else log.warn
-                level("{device}: cannot open it again: {reason}; trying again with backoff", device=target.name,
+                level("{device}: still down: {reason}; trying again with backoff", device=target.name,
                       reason=reason)
 
     def _schedule(self) -> None:

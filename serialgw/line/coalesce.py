@@ -23,8 +23,14 @@ class Coalescer:
         self._firstHeld = 0.0
 
     def configure(self, low: float, high: float, on: bytes = b"") -> None:
-        """New times (a reload); what is held goes as the timer set before says."""
+        """
+        New times (a reload); what is held goes as the timer set before
+        says, or at once when coalescing stops (the output after it, no
+        longer held, would otherwise overtake it).
+        """
         self.settings = (low, high, on) if low > 0 else None
+        if self.settings is None:
+            self.flush()
 
     def hold(self, data: bytes) -> None:
         assert self.settings is not None and self.clock is not None

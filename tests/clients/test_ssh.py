@@ -1332,7 +1332,7 @@ class OptionsTests(SynchronousTestCase):
                 self.assertEqual(f.read(), content)
 
     def test_errors(self) -> None:
-        """Keys without --ssh, --ssh without keys, --ssh with --config, one name or one key in both files: clear errors."""
+        """Keys without --ssh, --ssh without keys, --ssh with --config, one name or one key in both files, an empty host key path: clear errors."""
         same, other = self.mktemp(), self.mktemp()
         key = newKey()
         with open(same, "w") as f:
@@ -1353,6 +1353,9 @@ class OptionsTests(SynchronousTestCase):
             (("--ssh", "tcp:2222", "--authorized-keys", same, "--readonly-keys", other),
              f"a key of 'watcher1' is in --authorized-keys {same!r} and in --readonly-keys {other!r}: "
              "put it in one of them"),
+            # An empty path (a shell variable left unset) is no path, as host-key = "" is not in a file.
+            (("--ssh", "tcp:2222", "--authorized-keys", same, "--ssh-host-key", ""),
+             "--ssh-host-key is empty: expected a path (leave it out for /var/lib/serialgw/ssh_host_ed25519_key)"),
         ]
         for args, message in cases:
             error = str(self.assertRaises(UsageError, self.parse, *args))

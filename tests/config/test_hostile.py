@@ -112,8 +112,11 @@ class KeyValueTests(SynchronousTestCase):
 
 
 class FileTests(SynchronousTestCase):
-    def refusedAtOnce(self, path: str) -> str:
-        """loadFile's error for C{path}; a wait (a FIFO opened for reading) fails the test after 10 s."""
+    def refusedAtOnce(self, path: Any, error: type[Exception] = ConfigError) -> str:
+        """
+        loadFile's error for C{path} (or, for a callable, its C{error}); a
+        wait (a FIFO opened for reading) fails the test after 10 s.
+        """
 
         def blocked(signum: int, frame: Any) -> None:
             raise self.failureException(f"reading {path!r} waited")
@@ -121,7 +124,7 @@ class FileTests(SynchronousTestCase):
         previous: Callable[..., Any] | int | None = signal.signal(signal.SIGALRM, blocked)
         signal.alarm(10)
         try:
-            return str(self.assertRaises(ConfigError, loadFile, path))
+            return str(self.assertRaises(error, path) if callable(path) else self.assertRaises(error, loadFile, path))
         finally:
             signal.alarm(0)
             signal.signal(signal.SIGALRM, previous)
@@ -139,6 +142,29 @@ class FileTests(SynchronousTestCase):
         self.assertEqual(self.refusedAtOnce(path), f"configuration {path!r} is not a regular file (a directory)")
         self.assertEqual(self.refusedAtOnce("/dev/zero"),
                          "configuration '/dev/zero' is not a regular file (a character device)")
+
+    def test_tlsFilesNotWaitedOn(self) -> None:
+        """A TLS cert, key or CA path that is a FIFO or /dev/zero: refused at once (a reload hung, or read until memory ran out)."""
+        from serialgw.clients.tls import MAX_PEM_FILE, ServerContextFactory, TLSError, clientOptions
+        from serialgw.config.specs import TLSSpec
+
+        fifo = os.path.abspath(self.mktemp())
+        os.mkfifo(fifo)
+        big = self.mktemp()
+        with open(big, "wb") as f:
+            f.truncate(MAX_PEM_FILE + 1)
+
+        def tlsError(make: Any, spec: TLSSpec) -> str:
+            return self.refusedAtOnce(lambda: make(spec), TLSError)
+
+        self.assertEqual(tlsError(ServerContextFactory, TLSSpec(cert=fifo, key=fifo)),
+                         f"certificate {fifo!r} is not a regular file")
+        self.assertEqual(tlsError(ServerContextFactory, TLSSpec(cert="/dev/zero", key="/dev/zero")),
+                         "certificate '/dev/zero' is not a regular file")
+        self.assertEqual(tlsError(clientOptions, TLSSpec(ca=fifo, hostname="console.example")),
+                         f"CA file {fifo!r} is not a regular file")
+        self.assertEqual(tlsError(clientOptions, TLSSpec(ca=big, hostname="console.example")),
+                         f"CA file {big!r} is larger than 4 MiB")
 
     def test_byteOrderMark(self) -> None:
         """A UTF-8 byte order mark (Notepad's) is named, not tomllib's 'Invalid statement (at line 1, column 1)'."""

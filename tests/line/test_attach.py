@@ -50,9 +50,14 @@ class SendStringTests(SynchronousTestCase):
             self.assertIn(f"close-string {text!r}: unknown escape {bad}", str(e))
 
     def test_bounded(self) -> None:
-        """A string longer than 4096 bytes is refused."""
+        """A string longer than 4096 bytes, or with more than 16 breaks, is refused."""
         e = self.assertRaises(ConfigError, parseSendString, "x" * 4097)
         self.assertIn("4097 bytes, at most 4096", str(e))
+        # Breaks too: each holds the line (a million held it for days at every attach).
+        self.assertEqual(len(parseSendString(r"\r\b" * 16)), 17)
+        e = self.assertRaises(ConfigError, parseSendString, r"\r\b" * 17, "open-string")
+        self.assertTrue(str(e).startswith("open-string '\\\\r\\\\b"), str(e))
+        self.assertTrue(str(e).endswith("'...: 17 breaks (\\b), at most 16"), str(e))
 
     def test_onOff(self) -> None:
         """on/off and their synonyms; anything else names the setting."""

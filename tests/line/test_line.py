@@ -230,6 +230,14 @@ class CoalesceTests(SynchronousTestCase):
         self.line.deviceDataReceived(b": ok\n")
         self.assertEqual(self.client.received, [b"login: ok\n"])
 
+    def test_turnedOffWhileHolding(self) -> None:
+        """Coalescing turned off (a reload) while output is held: the held output goes first, nothing reordered."""
+        self.line.coalesce(0.002, 0.02)
+        self.line.deviceDataReceived(b"held")
+        self.line.coalesce(0, 0)
+        self.line.deviceDataReceived(b" after")
+        self.assertEqual(self.client.received, [b"held", b" after"])
+
     def test_parse(self) -> None:
         """MIN_MS,MAX_MS[,STRING] and off."""
         from serialgw.config.parsers import parseCoalesce
