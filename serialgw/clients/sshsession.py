@@ -52,6 +52,12 @@ conchLog = Logger(observer=FilteringLogObserver(globalLogPublisher, [LogLevelFil
 # channel that is not there.
 MALFORMED = (struct.error, ValueError, IndexError, KeyError)
 
+# Messages a connection may send before its session starts (a login with an
+# agent of ten keys, the key exchange and the session's requests: about 50);
+# past them it is cut.  Before a key exchange they cost the client nothing,
+# and conch 20 us each: one client kept the reactor busy, with no key.
+MESSAGES_BEFORE_SESSION = 256
+
 # Signature algorithms a user's key may log in with (no SHA-1 ssh-rsa, as OpenSSH).
 USER_SIGNATURES = (
     b"ssh-ed25519", b"ecdsa-sha2-nistp256", b"ecdsa-sha2-nistp384", b"ecdsa-sha2-nistp521",
@@ -88,6 +94,8 @@ class ServerTransport(SSHServerTransport):
     source = ""
     # The TCP connection is gone.
     _lost = False
+    # Messages dispatched while pending.
+    _messages = 0
     # The session's output flow, once it has one; whether the TCP buffer is full now.
     flow: Optional[_Flow] = None
     _full = False
@@ -207,6 +215,13 @@ class ServerTransport(SSHServerTransport):
         tcp: Any = self.transport
         if tcp.disconnecting:
             return
+        if self._pending:
+            self._messages += 1
+            if self._messages > MESSAGES_BEFORE_SESSION:
+                log.info("ssh: {peer} sent {count} messages before a session: disconnected", peer=sshPeer(self),
+                         count=MESSAGES_BEFORE_SESSION)
+                self.sendDisconnect(DISCONNECT_PROTOCOL_ERROR, b"too many messages before a session")
+                return
         try:
             SSHServerTransport.dispatchMessage(self, messageNum, payload)
         except MALFORMED as e:

@@ -376,6 +376,7 @@ class Tcp(StringTransport):
 class BufferedTcp(Tcp):
     """A TCP connection that pauses its streaming producer past bufferSize unsent, as Twisted's does, until drained."""
 
+    bufferSize = 2048
     full = False
 
     def write(self, data: bytes) -> None:
@@ -1127,12 +1128,33 @@ class FactoryTests(SynchronousTestCase):
         tcp = BufferedTcp()
         transport.makeConnection(tcp)
         transport.dataReceived(b"SSH-2.0-attack\r\n")
-        transport.dataReceived(self.unknownMessages(1000))
+        transport.dataReceived(self.unknownMessages(50))
         self.assertEqual((tcp.full, tcp.producerState), (False, "producing"))
-        transport.dataReceived(self.unknownMessages(4096))
+        transport.dataReceived(self.unknownMessages(50))
         self.assertEqual((tcp.full, tcp.producerState), (True, "paused"))
         tcp.drain()
         self.assertEqual(tcp.producerState, "producing")
+        transport.connectionLost(None)
+
+    def test_messagesBeforeSessionBounded(self) -> None:
+        """Before its session starts a connection may send MESSAGES_BEFORE_SESSION messages, then it is cut with one line (a client that read the answers kept the reactor busy, 20 us a message, 250000 in 5 s, with no key and no key exchange)."""
+        from serialgw.clients.sshsession import MESSAGES_BEFORE_SESSION
+
+        events = LogEvents(self)
+        factory = self.factory()
+        transport = factory.buildProtocol(IPv4Address("TCP", "192.0.2.7", 1))
+        tcp = Tcp()
+        transport.makeConnection(tcp)
+        transport.dataReceived(b"SSH-2.0-attack\r\n")
+        transport.dataReceived(self.unknownMessages(MESSAGES_BEFORE_SESSION))
+        self.assertFalse(tcp.disconnecting)
+        tcp.clear()
+        transport.dataReceived(self.unknownMessages(1000))
+        self.assertTrue(tcp.disconnecting)
+        # The disconnect, and no answer to what came after.
+        self.assertEqual(tcp.value()[5:6], bytes((MSG_DISCONNECT,)))
+        self.assertEqual([e["log_format"] for e in events.at(LogLevel.info)],
+                         ["ssh: {peer} sent {count} messages before a session: disconnected"])
         transport.connectionLost(None)
 
     def test_closingWhileFullCloses(self) -> None:
@@ -1142,7 +1164,7 @@ class FactoryTests(SynchronousTestCase):
         tcp = BufferedTcp()
         transport.makeConnection(tcp)
         transport.dataReceived(b"SSH-2.0-attack\r\n")
-        transport.dataReceived(self.unknownMessages(5000))
+        transport.dataReceived(self.unknownMessages(100))
         transport.sendDisconnect(2, b"bye")
         tcp.drain()
         self.assertEqual((tcp.disconnecting, tcp.producer, tcp.producerState), (True, None, "paused"))
@@ -1156,7 +1178,7 @@ class FactoryTests(SynchronousTestCase):
         tcp = BufferedTcp()
         transport.makeConnection(tcp)
         transport.dataReceived(b"SSH-2.0-attack\r\n")
-        transport.dataReceived(self.unknownMessages(5000))
+        transport.dataReceived(self.unknownMessages(100))
         transport.setService(Connection())
         channel = SSHClient(h.gateway, Login("ops1", "con1"), remoteWindow=1 << 20, remoteMaxPacket=32768)
         channel.conn = transport.service
