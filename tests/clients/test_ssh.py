@@ -1157,6 +1157,32 @@ class FactoryTests(SynchronousTestCase):
                          ["ssh: {peer} sent {count} messages before a session: disconnected"])
         transport.connectionLost(None)
 
+    def test_messageRateAfterSession(self) -> None:
+        """With its session started, a client that sends more than MESSAGES_PER_SECOND messages in a second is not read for the rest of that second (ignored messages, 20 us each to conch, kept the reactor busy); a drained TCP buffer does not read it early."""
+        from serialgw.clients.sshsession import MESSAGES_PER_SECOND
+
+        factory = self.factory()
+        transport = factory.buildProtocol(IPv4Address("TCP", "192.0.2.7", 1))
+        tcp = BufferedTcp()
+        transport.makeConnection(tcp)
+        transport.setService(Connection())
+        transport.sessionStarted()
+        factory.clock.advance(0.5)
+        for _ in range(MESSAGES_PER_SECOND):
+            transport.dispatchMessage(2, NS(b""))
+        self.assertEqual(tcp.producerState, "producing")
+        transport.dispatchMessage(2, NS(b""))
+        self.assertEqual(tcp.producerState, "paused")
+        transport.resumeProducing()
+        self.assertEqual(tcp.producerState, "paused")
+        factory.clock.advance(1)
+        self.assertEqual(tcp.producerState, "producing")
+        for _ in range(MESSAGES_PER_SECOND):
+            transport.dispatchMessage(2, NS(b""))
+        self.assertEqual(tcp.producerState, "producing")
+        transport.connectionLost(None)
+        self.assertEqual(factory.clock.getDelayedCalls(), [])
+
     def test_closingWhileFullCloses(self) -> None:
         """Closed while its client does not read, the connection is not read again once drained: it lets Twisted close it (a paused producer held the close back)."""
         factory = self.factory()
