@@ -347,6 +347,8 @@ man 8 serialgw
                     raise ConfigError(f"a key of {reader.name!r} is in --authorized-keys {self['authorized-keys']!r} "
                                       f"and in --readonly-keys {self['readonly-keys']!r}: put it in one of them")
         rights = Rights(write=tuple(u.name for u in writers), read=tuple(u.name for u in readers))
+        if self["ssh-host-key"] is not None and not self["ssh-host-key"].strip():
+            raise ConfigError(f"--ssh-host-key is empty: expected a path (leave it out for {DEFAULT_HOST_KEY})")
         spec = SSHSpec(parseSSHListener(self["ssh"]), self["ssh-host-key"] or DEFAULT_HOST_KEY, tuple(writers + readers))
         return spec, rights
 
@@ -375,7 +377,7 @@ man 8 serialgw
             milliseconds = float(duration)
         except ValueError:
             milliseconds = -1
-        if not 0 < milliseconds <= 10000:
+        if not 1 <= milliseconds <= 10000:
             raise ConfigError(f"break duration must be 1 to 10000 milliseconds, not {duration!r}")
         if self["name"] is not None and not self["name"].strip():
             raise ConfigError("--name is empty: give the line a name, or leave --name out for the device's")

@@ -380,7 +380,8 @@ class GatewaySSHFactory(SSHFactory):
     C{maxStartups} connections may be logging in at once (sshd's
     MaxStartups), at most C{maxStartupsPerSource} of them from one address
     (sshd's PerSourceMaxStartups: one client cannot take every place);
-    each has C{loginGrace} seconds.
+    each has C{loginGrace} seconds.  One logged in counts until it starts
+    a session.
     """
 
     _log = conchLog

@@ -124,6 +124,8 @@ class OptionsTests(SynchronousTestCase):
             (["--bytesize", "9"], "byte size must be 5, 6, 7 or 8, not '9'"),
             (["--stopbits", "3"], "stop bits must be 1, 1.5 or 2, not '3'"),
             (["--break-duration", "0"], "break duration must be 1 to 10000 milliseconds, not '0'"),
+            # Half a second meant as seconds: half a millisecond is no break a UART would see.
+            (["--break-duration", "0.5"], "break duration must be 1 to 10000 milliseconds, not '0.5'"),
             (["--port", "tcp:4444:backlog=x"], "cannot read listener 'tcp:4444:backlog=x' as a Twisted endpoint string: "
              "invalid literal for int() with base 10: 'x'"),
             (["--busy-poll", "1001"], "--busy-poll must be 0 to 1000 microseconds, not '1001'"),

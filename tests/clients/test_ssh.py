@@ -376,6 +376,7 @@ class Tcp(StringTransport):
 class BufferedTcp(Tcp):
     """A TCP connection that pauses its streaming producer past bufferSize unsent, as Twisted's does, until drained."""
 
+    bufferSize = 2048
     full = False
 
     def write(self, data: bytes) -> None:
@@ -1015,14 +1016,15 @@ class FactoryTests(SynchronousTestCase):
         self.assertEqual(factory.pendingFrom, {"192.0.2.66": 1})
 
     def test_loggedInWithoutSession(self) -> None:
-        """Logged in, the connection leaves the startups; it must start a session within loginGrace too, or it is cut."""
+        """Logged in, the connection still counts among the startups (a person with a key opened any number of connections) until it starts a session, which it must within loginGrace too, or it is cut."""
         factory = self.factory()
+        factory.maxStartupsPerSource = 1
         transport = factory.buildProtocol(IPv4Address("TCP", "192.0.2.7", 1))
         tcp = Tcp()
         transport.makeConnection(tcp)
         factory.clock.advance(factory.loginGrace - 1)
         transport.setService(Connection())
-        self.assertEqual(factory.pending, 0)
+        self.assertEqual((factory.pending, factory.buildProtocol(IPv4Address("TCP", "192.0.2.7", 2))), (1, None))
         factory.clock.advance(factory.loginGrace - 1)
         self.assertFalse(tcp.aborted)
         factory.clock.advance(1)
@@ -1040,6 +1042,7 @@ class FactoryTests(SynchronousTestCase):
         channel.conn = transport.service
         channel.requestReceived(b"shell", b"")
         self.assertEqual([c.func.__name__ for c in factory.clock.getDelayedCalls()], ["_refuse"])
+        self.assertEqual((factory.pending, factory.pendingFrom), (0, {}))
 
     def test_closedSessionCut(self) -> None:
         """Once its session channel has closed, a connection whose client does not read its last output is cut after CLOSE_GRACE s (each such one held a descriptor for ever)."""
@@ -1125,13 +1128,60 @@ class FactoryTests(SynchronousTestCase):
         tcp = BufferedTcp()
         transport.makeConnection(tcp)
         transport.dataReceived(b"SSH-2.0-attack\r\n")
-        transport.dataReceived(self.unknownMessages(1000))
+        transport.dataReceived(self.unknownMessages(50))
         self.assertEqual((tcp.full, tcp.producerState), (False, "producing"))
-        transport.dataReceived(self.unknownMessages(4096))
+        transport.dataReceived(self.unknownMessages(50))
         self.assertEqual((tcp.full, tcp.producerState), (True, "paused"))
         tcp.drain()
         self.assertEqual(tcp.producerState, "producing")
         transport.connectionLost(None)
+
+    def test_messagesBeforeSessionBounded(self) -> None:
+        """Before its session starts a connection may send MESSAGES_BEFORE_SESSION messages, then it is cut with one line (a client that read the answers kept the reactor busy, 20 us a message, 250000 in 5 s, with no key and no key exchange)."""
+        from serialgw.clients.sshsession import MESSAGES_BEFORE_SESSION
+
+        events = LogEvents(self)
+        factory = self.factory()
+        transport = factory.buildProtocol(IPv4Address("TCP", "192.0.2.7", 1))
+        tcp = Tcp()
+        transport.makeConnection(tcp)
+        transport.dataReceived(b"SSH-2.0-attack\r\n")
+        transport.dataReceived(self.unknownMessages(MESSAGES_BEFORE_SESSION))
+        self.assertFalse(tcp.disconnecting)
+        tcp.clear()
+        transport.dataReceived(self.unknownMessages(1000))
+        self.assertTrue(tcp.disconnecting)
+        # The disconnect, and no answer to what came after.
+        self.assertEqual(tcp.value()[5:6], bytes((MSG_DISCONNECT,)))
+        self.assertEqual([e["log_format"] for e in events.at(LogLevel.info)],
+                         ["ssh: {peer} sent {count} messages before a session: disconnected"])
+        transport.connectionLost(None)
+
+    def test_messageRateAfterSession(self) -> None:
+        """With its session started, a client that sends more than MESSAGES_PER_SECOND messages in a second is not read for the rest of that second (ignored messages, 20 us each to conch, kept the reactor busy); a drained TCP buffer does not read it early."""
+        from serialgw.clients.sshsession import MESSAGES_PER_SECOND
+
+        factory = self.factory()
+        transport = factory.buildProtocol(IPv4Address("TCP", "192.0.2.7", 1))
+        tcp = BufferedTcp()
+        transport.makeConnection(tcp)
+        transport.setService(Connection())
+        transport.sessionStarted()
+        factory.clock.advance(0.5)
+        for _ in range(MESSAGES_PER_SECOND):
+            transport.dispatchMessage(2, NS(b""))
+        self.assertEqual(tcp.producerState, "producing")
+        transport.dispatchMessage(2, NS(b""))
+        self.assertEqual(tcp.producerState, "paused")
+        transport.resumeProducing()
+        self.assertEqual(tcp.producerState, "paused")
+        factory.clock.advance(1)
+        self.assertEqual(tcp.producerState, "producing")
+        for _ in range(MESSAGES_PER_SECOND):
+            transport.dispatchMessage(2, NS(b""))
+        self.assertEqual(tcp.producerState, "producing")
+        transport.connectionLost(None)
+        self.assertEqual(factory.clock.getDelayedCalls(), [])
 
     def test_closingWhileFullCloses(self) -> None:
         """Closed while its client does not read, the connection is not read again once drained: it lets Twisted close it (a paused producer held the close back)."""
@@ -1140,7 +1190,7 @@ class FactoryTests(SynchronousTestCase):
         tcp = BufferedTcp()
         transport.makeConnection(tcp)
         transport.dataReceived(b"SSH-2.0-attack\r\n")
-        transport.dataReceived(self.unknownMessages(5000))
+        transport.dataReceived(self.unknownMessages(100))
         transport.sendDisconnect(2, b"bye")
         tcp.drain()
         self.assertEqual((tcp.disconnecting, tcp.producer, tcp.producerState), (True, None, "paused"))
@@ -1154,7 +1204,7 @@ class FactoryTests(SynchronousTestCase):
         tcp = BufferedTcp()
         transport.makeConnection(tcp)
         transport.dataReceived(b"SSH-2.0-attack\r\n")
-        transport.dataReceived(self.unknownMessages(5000))
+        transport.dataReceived(self.unknownMessages(100))
         transport.setService(Connection())
         channel = SSHClient(h.gateway, Login("ops1", "con1"), remoteWindow=1 << 20, remoteMaxPacket=32768)
         channel.conn = transport.service
@@ -1330,7 +1380,7 @@ class OptionsTests(SynchronousTestCase):
                 self.assertEqual(f.read(), content)
 
     def test_errors(self) -> None:
-        """Keys without --ssh, --ssh without keys, --ssh with --config, one name or one key in both files: clear errors."""
+        """Keys without --ssh, --ssh without keys, --ssh with --config, one name or one key in both files, an empty host key path: clear errors."""
         same, other = self.mktemp(), self.mktemp()
         key = newKey()
         with open(same, "w") as f:
@@ -1351,6 +1401,9 @@ class OptionsTests(SynchronousTestCase):
             (("--ssh", "tcp:2222", "--authorized-keys", same, "--readonly-keys", other),
              f"a key of 'watcher1' is in --authorized-keys {same!r} and in --readonly-keys {other!r}: "
              "put it in one of them"),
+            # An empty path (a shell variable left unset) is no path, as host-key = "" is not in a file.
+            (("--ssh", "tcp:2222", "--authorized-keys", same, "--ssh-host-key", ""),
+             "--ssh-host-key is empty: expected a path (leave it out for /var/lib/serialgw/ssh_host_ed25519_key)"),
         ]
         for args, message in cases:
             error = str(self.assertRaises(UsageError, self.parse, *args))
