@@ -191,6 +191,9 @@ man 8 serialgw
 
     def __init__(self) -> None:
         usage.Options.__init__(self)
+        # An opt_ method's docstring is wrapped as it is: its indentation
+        # would show inside a line of --help.
+        self.docs = {name: " ".join(doc.split()) if doc else doc for name, doc in self.docs.items()}
         self["listen"] = []
         self["watch-all"] = []
 

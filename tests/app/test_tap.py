@@ -53,6 +53,15 @@ class OptionsTests(SynchronousTestCase):
                                 ("--pace-line", "--pace-line must be 0 to 10000 milliseconds, not ''")):
             self.assertEqual(str(self.assertRaises(UsageError, parse, option, "")), message)
 
+    def test_helpWrapsWhole(self) -> None:
+        """--help wraps each option's text as one paragraph: no docstring indentation left inside a line (--watch-all's "read-only         clients")."""
+        text = tap.Options().getUsage(width=80).split("\n\nBridge a serial line")[0]
+        docColumn = next(line.index("OpenSSH") for line in text.splitlines() if "OpenSSH public keys" in line)
+        lines = [line[docColumn:] for line in text.splitlines() if len(line) > docColumn]
+        self.assertIn("One view of all consoles: a listener (repeatable) whose",
+                      " ".join(line.strip() for line in lines))
+        self.assertEqual([line for line in lines if "  " in line.strip()], [])
+
     def test_compactThenSingles(self) -> None:
         """--serial sets everything; single options override it."""
         line = parse("-s", "9600,7E2,rtscts", "--parity", "odd", "--xonxoff")["line"]
