@@ -216,6 +216,24 @@ class StartupTests(SynchronousTestCase):
         self.assertEqual(service.lines, {})
 
 
+    def test_netconsolePortBusyExitsWithOneLine(self) -> None:
+        """A netconsole whose UDP port another program holds: one line naming the listener, as for TCP, not a traceback; nothing stays open."""
+        import socket
+
+        pty = PtyPair()
+        self.addCleanup(pty.close)
+        busy = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.addCleanup(busy.close)
+        busy.bind(("0.0.0.0", 0))
+        port = busy.getsockname()[1]
+        options = parse("--device", pty.slaveName, "--port", "tcp:0:interface=127.0.0.1", "--listen", f"udp::4555@{port}")
+        service = tap.makeService(options)
+        e = self.assertRaises(SystemExit, service.privilegedStartService)
+        self.assertEqual(str(e.code), "serialgw: error: line '" + pty.slaveName[len("/dev/"):] + f"': cannot listen on "
+                         f"'udp::4555@{port}': Couldn't listen on any:{port}: [Errno 98] Address already in use.")
+        self.assertEqual(service.ports, [])
+        self.assertEqual(service.lines, {})
+
 class FileLimitTests(SynchronousTestCase):
     def test_softLimitRaisedHardLimitKept(self) -> None:
         """A low soft RLIMIT_NOFILE is raised to the hard limit; the hard limit stays what it was."""
