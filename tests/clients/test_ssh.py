@@ -97,6 +97,14 @@ class KeysTests(SynchronousTestCase):
         e = self.assertRaises(ConfigError, readPublicKeys, "\n" + line, "ops.pub")
         self.assertTrue(str(e).startswith("ops.pub:2: expected a public key"), str(e))
         self.assertIn("options (from=, command=, ...) are not supported", str(e))
+        self.assertIn(", not 'from=\"10.0.0.0/8'...;", str(e))
+
+    def test_notAKeyQuotedShort(self) -> None:
+        """A line that is no key (a keys path that leads to /etc/shadow) is quoted to 16 characters: the error cannot carry a password hash into the log."""
+        shadow = "root:$6$saltsalt$" + "h" * 86 + ":19000:0:99999:7:::"
+        e = self.assertRaises(ConfigError, readPublicKeys, shadow, "keys")
+        self.assertIn(", not 'root:$6$saltsalt'...;", str(e))
+        self.assertNotIn("h" * 4, str(e))
 
     def test_badKey(self) -> None:
         """A key whose base64 is broken, or whose type is not the line's, is an error naming the line."""
