@@ -175,8 +175,16 @@ def checkLines(lines: Sequence[LineConfig], status: Optional[ListenerSpec] = Non
                               "(a directory, FIFO, device or symbolic link)")
             elif not os.path.isdir(directory):
                 warnings.append(f"{owner}: the directory of log {line.log.path!r} does not exist (now)")
+            elif not os.path.lexists(line.log.path) and not _writable(directory):
+                warnings.append(f"{owner}: the directory of log {line.log.path!r} is not writable (now, by uid "
+                                f"{os.getuid()})")
+            elif os.path.lexists(line.log.path) and not os.access(line.log.path, os.W_OK):
+                warnings.append(f"{owner}: log {line.log.path!r} is not writable (now, by uid {os.getuid()})")
         if device.kind == "pty" and device.path:
             linkIssue = _linkTaken(device.path)
+            directory = os.path.dirname(os.path.abspath(device.path))
+            if linkIssue is None and os.path.isdir(directory) and not _writable(directory):
+                linkIssue = f"directory {directory!r} is not writable (now, by uid {os.getuid()})"
             if linkIssue is not None:
                 warnings.append(f"{owner}: device {device.describe()!r}: {linkIssue}: the line would start down "
                                 "(tried again with backoff)")
@@ -226,6 +234,15 @@ def lockDirProblem(line: LineConfig, writable: bool = False) -> Optional[str]:
     return None
 
 
+def _writable(directory: str) -> bool:
+    """
+    Whether this process may make a file in C{directory}.  A warning only:
+    --check may run as another user than the gateway (ExecStartPre= runs
+    as the unit's user; a configuration repository's CI does not).
+    """
+    return os.access(directory, os.W_OK | os.X_OK)
+
+
 def _linkTaken(link: str) -> Optional[str]:
     """
     Why the gateway could not make its pty's symlink at C{link} (a file, a
@@ -261,6 +278,8 @@ def _checkListenerPath(spec: ListenerSpec, owner: str, errors: list[str], warnin
     if not os.path.isdir(directory):
         warnings.append(f"{what}: directory {directory!r} does not exist (now)")
         return
+    if not os.path.lexists(spec.path) and not _writable(directory):
+        warnings.append(f"{what}: directory {directory!r} is not writable (now, by uid {os.getuid()})")
     problem = None
     if spec.kind is ListenerKind.PTY:
         problem = _linkTaken(spec.path)

@@ -27,6 +27,7 @@ from twisted.internet.endpoints import (
     serverFromString,
     wrapClientTLS,
 )
+from twisted.internet.error import CannotListenError
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -181,7 +182,11 @@ class ListenerOpener:
         assert spec.udp is not None
         interface = spec.udp.sourceHost or ("::" if ":" in spec.udp.remoteHost else "")
         client = NetconsoleClient(line, spec.udp)
-        port = self.reactor.listenUDP(spec.udp.sourcePort, client, interface=interface)
+        try:
+            port = self.reactor.listenUDP(spec.udp.sourcePort, client, interface=interface)
+        except CannotListenError as e:
+            # Said in one line, as for TCP (another program holds the port).
+            raise StartupError(f"line {config.name!r}: cannot listen on {spec.text!r}: {e}") from None
         self._own("closer", port.stopListening)
         log.info("line {line}: netconsole to {remote} from {local}", line=config.name,
                  remote=client.peer.removeprefix("udp:"), local=describeAddress(port.getHost()))

@@ -191,6 +191,9 @@ man 8 serialgw
 
     def __init__(self) -> None:
         usage.Options.__init__(self)
+        # An opt_ method's docstring is wrapped as it is: its indentation
+        # would show inside a line of --help.
+        self.docs = {name: " ".join(doc.split()) if doc else doc for name, doc in self.docs.items()}
         self["listen"] = []
         self["watch-all"] = []
 
@@ -377,7 +380,7 @@ man 8 serialgw
             milliseconds = float(duration)
         except ValueError:
             milliseconds = -1
-        if not 0 < milliseconds <= 10000:
+        if not 1 <= milliseconds <= 10000:
             raise ConfigError(f"break duration must be 1 to 10000 milliseconds, not {duration!r}")
         if self["name"] is not None and not self["name"].strip():
             raise ConfigError("--name is empty: give the line a name, or leave --name out for the device's")

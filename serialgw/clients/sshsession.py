@@ -48,15 +48,16 @@ log = clientLog()
 # packet it does not handle, with the packet's repr) is a client's to
 # cause, as often as it likes.  What matters is logged here, per peer.
 conchLog = Logger(observer=FilteringLogObserver(globalLogPublisher, [LogLevelFilterPredicate(LogLevel.warn)]))
-# What conch's parsing raises on a packet shorter than it says, or naming a
-# channel that is not there.
+# What conch's parsing raises on a packet shorter than it says, or naming a channel that is not there.
 MALFORMED = (struct.error, ValueError, IndexError, KeyError)
 
-# Messages a connection may send before its session starts (a login with an
-# agent of ten keys, the key exchange and the session's requests: about 50);
-# past them it is cut.  Before a key exchange they cost the client nothing,
-# and conch 20 us each: one client kept the reactor busy, with no key.
+# Messages a connection may send before its session starts (a login with ten keys, the key exchange
+# and the session's requests: about 50); past them it is cut.  Before a key exchange they cost the
+# client nothing, and conch 20 us each: one client kept the reactor busy, with no key.
 MESSAGES_BEFORE_SESSION = 256
+# Then one sending more in a second (a person types a few, a paste takes a packet of 32 KiB) is not
+# read for the rest of the second.
+MESSAGES_PER_SECOND = 2000
 
 # Signature algorithms a user's key may log in with (no SHA-1 ssh-rsa, as OpenSSH).
 USER_SIGNATURES = (
@@ -94,8 +95,11 @@ class ServerTransport(SSHServerTransport):
     source = ""
     # The TCP connection is gone.
     _lost = False
-    # Messages dispatched while pending.
+    # Messages dispatched while pending, or (its session started) since _second.
     _messages = 0
+    _second = 0.0
+    # The call that reads the client again once it has sent too many in a second.
+    _slowed: Any = None
     # The session's output flow, once it has one; whether the TCP buffer is full now.
     flow: Optional[_Flow] = None
     _full = False
@@ -124,7 +128,8 @@ class ServerTransport(SSHServerTransport):
             # Drained while closing: Twisted asks for more instead of closing (without a producer, it closes).
             tcp.unregisterProducer()
             return
-        tcp.resumeProducing()
+        if self._slowed is None:
+            tcp.resumeProducing()
         if self.flow is not None:
             self.flow.unblock("tcp")
 
@@ -168,6 +173,7 @@ class ServerTransport(SSHServerTransport):
         """A session asked for its line: the connection is in use (its session's own limits hold now)."""
         self._stopWaiting()
         self._release()
+        self._second, self._messages = self.factory.clock.seconds(), 0
 
     def finish(self) -> None:
         """
@@ -215,19 +221,38 @@ class ServerTransport(SSHServerTransport):
         tcp: Any = self.transport
         if tcp.disconnecting:
             return
-        if self._pending:
-            self._messages += 1
-            if self._messages > MESSAGES_BEFORE_SESSION:
-                log.info("ssh: {peer} sent {count} messages before a session: disconnected", peer=sshPeer(self),
-                         count=MESSAGES_BEFORE_SESSION)
-                self.sendDisconnect(DISCONNECT_PROTOCOL_ERROR, b"too many messages before a session")
-                return
+        self._messages += 1
+        if self._pending and self._messages > MESSAGES_BEFORE_SESSION:
+            log.info("ssh: {peer} sent {count} messages before a session: disconnected", peer=sshPeer(self),
+                     count=MESSAGES_BEFORE_SESSION)
+            self.sendDisconnect(DISCONNECT_PROTOCOL_ERROR, b"too many messages before a session")
+            return
+        if not self._pending:
+            self._countRate()
         try:
             SSHServerTransport.dispatchMessage(self, messageNum, payload)
         except MALFORMED as e:
             log.info("ssh: {peer}: malformed packet (message {number}: {error}): disconnected",
                      peer=sshPeer(self), number=messageNum, error=printable(repr(e)))
             self.sendDisconnect(DISCONNECT_PROTOCOL_ERROR, b"malformed packet")
+
+    def _countRate(self) -> None:
+        clock = self.factory.clock
+        now = clock.seconds()
+        if now - self._second >= 1.0:
+            self._second, self._messages = now, 1
+        if self._messages > MESSAGES_PER_SECOND and self._slowed is None:
+            log.info("ssh: {peer} sent over {count} messages in a second: not read for the rest of it",
+                     peer=sshPeer(self), count=MESSAGES_PER_SECOND)
+            tcp: Any = self.transport
+            tcp.pauseProducing()
+            self._slowed = clock.callLater(self._second + 1.0 - now, self._readAgain)
+
+    def _readAgain(self) -> None:
+        self._slowed = None
+        tcp: Any = self.transport
+        if not self._full and not tcp.disconnecting:
+            tcp.resumeProducing()
 
     def receiveUnimplemented(self, seqnum: int) -> None:
         # The client did not understand a packet of ours: conch warns, once
@@ -242,6 +267,8 @@ class ServerTransport(SSHServerTransport):
     def connectionLost(self, reason: Failure | None = None) -> None:
         self._lost = True
         self._stopWaiting()
+        if self._slowed is not None and self._slowed.active():
+            self._slowed.cancel()
         self._release()
         # conch's, without its log line for every connection.
         if self.service:

@@ -459,7 +459,7 @@ def _line(name: str, table: dict[str, Any]) -> LineConfig:
         raise _KeyError("listen", f"expected a listener or a list of them, not {listen!r}")
     listeners = tuple(parsed("listen", parseListener, str(t)) for t in listen)
     milliseconds = value("break-duration", float, 250.0)
-    if not 0 < milliseconds <= 10000:
+    if not 1 <= milliseconds <= 10000:
         raise _KeyError("break-duration", f"expected 1 to 10000 milliseconds, not {milliseconds!r}")
     mode = value("mode", str, "shared")
     if mode not in ("shared", "exclusive"):

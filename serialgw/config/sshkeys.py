@@ -39,6 +39,13 @@ class PublicKey:
     text: str
 
 
+# How much of a line that is no key an error quotes: enough to recognise
+# an options list or a mistyped key type, too little to carry a secret into
+# the log when the path leads somewhere else (a symlink to /etc/shadow
+# would show its user name and hash method, not the hash).
+QUOTED = 16
+
+
 def printable(text: str) -> str:
     return "".join(c if c.isprintable() else "?" for c in text)[:64]
 
@@ -59,7 +66,7 @@ def readPublicKeys(text: str, source: str) -> list[PublicKey]:
         if fields[0] not in KEY_TYPES:
             raise ConfigError(
                 f"{source}:{number}: expected a public key (TYPE BASE64 [COMMENT], TYPE one of "
-                f"{', '.join(sorted(KEY_TYPES))}), not {printable(line[:40])!r}; "
+                f"{', '.join(sorted(KEY_TYPES))}), not {printable(line[:QUOTED])!r}...; "
                 "authorized_keys options (from=, command=, ...) are not supported"
             )
         try:

@@ -53,6 +53,15 @@ class OptionsTests(SynchronousTestCase):
                                 ("--pace-line", "--pace-line must be 0 to 10000 milliseconds, not ''")):
             self.assertEqual(str(self.assertRaises(UsageError, parse, option, "")), message)
 
+    def test_helpWrapsWhole(self) -> None:
+        """--help wraps each option's text as one paragraph: no docstring indentation left inside a line (--watch-all's "read-only         clients")."""
+        text = tap.Options().getUsage(width=80).split("\n\nBridge a serial line")[0]
+        docColumn = next(line.index("OpenSSH") for line in text.splitlines() if "OpenSSH public keys" in line)
+        lines = [line[docColumn:] for line in text.splitlines() if len(line) > docColumn]
+        self.assertIn("One view of all consoles: a listener (repeatable) whose",
+                      " ".join(line.strip() for line in lines))
+        self.assertEqual([line for line in lines if "  " in line.strip()], [])
+
     def test_compactThenSingles(self) -> None:
         """--serial sets everything; single options override it."""
         line = parse("-s", "9600,7E2,rtscts", "--parity", "odd", "--xonxoff")["line"]
@@ -124,6 +133,8 @@ class OptionsTests(SynchronousTestCase):
             (["--bytesize", "9"], "byte size must be 5, 6, 7 or 8, not '9'"),
             (["--stopbits", "3"], "stop bits must be 1, 1.5 or 2, not '3'"),
             (["--break-duration", "0"], "break duration must be 1 to 10000 milliseconds, not '0'"),
+            # Half a second meant as seconds: half a millisecond is no break a UART would see.
+            (["--break-duration", "0.5"], "break duration must be 1 to 10000 milliseconds, not '0.5'"),
             (["--port", "tcp:4444:backlog=x"], "cannot read listener 'tcp:4444:backlog=x' as a Twisted endpoint string: "
              "invalid literal for int() with base 10: 'x'"),
             (["--busy-poll", "1001"], "--busy-poll must be 0 to 1000 microseconds, not '1001'"),
@@ -204,6 +215,24 @@ class StartupTests(SynchronousTestCase):
         self.assertEqual(service.ports, [])
         self.assertEqual(service.lines, {})
 
+
+    def test_netconsolePortBusyExitsWithOneLine(self) -> None:
+        """A netconsole whose UDP port another program holds: one line naming the listener, as for TCP, not a traceback; nothing stays open."""
+        import socket
+
+        pty = PtyPair()
+        self.addCleanup(pty.close)
+        busy = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.addCleanup(busy.close)
+        busy.bind(("0.0.0.0", 0))
+        port = busy.getsockname()[1]
+        options = parse("--device", pty.slaveName, "--port", "tcp:0:interface=127.0.0.1", "--listen", f"udp::4555@{port}")
+        service = tap.makeService(options)
+        e = self.assertRaises(SystemExit, service.privilegedStartService)
+        self.assertEqual(str(e.code), "serialgw: error: line '" + pty.slaveName[len("/dev/"):] + f"': cannot listen on "
+                         f"'udp::4555@{port}': Couldn't listen on any:{port}: [Errno 98] Address already in use.")
+        self.assertEqual(service.ports, [])
+        self.assertEqual(service.lines, {})
 
 class FileLimitTests(SynchronousTestCase):
     def test_softLimitRaisedHardLimitKept(self) -> None:

@@ -97,6 +97,14 @@ class KeysTests(SynchronousTestCase):
         e = self.assertRaises(ConfigError, readPublicKeys, "\n" + line, "ops.pub")
         self.assertTrue(str(e).startswith("ops.pub:2: expected a public key"), str(e))
         self.assertIn("options (from=, command=, ...) are not supported", str(e))
+        self.assertIn(", not 'from=\"10.0.0.0/8'...;", str(e))
+
+    def test_notAKeyQuotedShort(self) -> None:
+        """A line that is no key (a keys path that leads to /etc/shadow) is quoted to 16 characters: the error cannot carry a password hash into the log."""
+        shadow = "root:$6$saltsalt$" + "h" * 86 + ":19000:0:99999:7:::"
+        e = self.assertRaises(ConfigError, readPublicKeys, shadow, "keys")
+        self.assertIn(", not 'root:$6$saltsalt'...;", str(e))
+        self.assertNotIn("h" * 4, str(e))
 
     def test_badKey(self) -> None:
         """A key whose base64 is broken, or whose type is not the line's, is an error naming the line."""
@@ -1156,6 +1164,32 @@ class FactoryTests(SynchronousTestCase):
         self.assertEqual([e["log_format"] for e in events.at(LogLevel.info)],
                          ["ssh: {peer} sent {count} messages before a session: disconnected"])
         transport.connectionLost(None)
+
+    def test_messageRateAfterSession(self) -> None:
+        """With its session started, a client that sends more than MESSAGES_PER_SECOND messages in a second is not read for the rest of that second (ignored messages, 20 us each to conch, kept the reactor busy); a drained TCP buffer does not read it early."""
+        from serialgw.clients.sshsession import MESSAGES_PER_SECOND
+
+        factory = self.factory()
+        transport = factory.buildProtocol(IPv4Address("TCP", "192.0.2.7", 1))
+        tcp = BufferedTcp()
+        transport.makeConnection(tcp)
+        transport.setService(Connection())
+        transport.sessionStarted()
+        factory.clock.advance(0.5)
+        for _ in range(MESSAGES_PER_SECOND):
+            transport.dispatchMessage(2, NS(b""))
+        self.assertEqual(tcp.producerState, "producing")
+        transport.dispatchMessage(2, NS(b""))
+        self.assertEqual(tcp.producerState, "paused")
+        transport.resumeProducing()
+        self.assertEqual(tcp.producerState, "paused")
+        factory.clock.advance(1)
+        self.assertEqual(tcp.producerState, "producing")
+        for _ in range(MESSAGES_PER_SECOND):
+            transport.dispatchMessage(2, NS(b""))
+        self.assertEqual(tcp.producerState, "producing")
+        transport.connectionLost(None)
+        self.assertEqual(factory.clock.getDelayedCalls(), [])
 
     def test_closingWhileFullCloses(self) -> None:
         """Closed while its client does not read, the connection is not read again once drained: it lets Twisted close it (a paused producer held the close back)."""

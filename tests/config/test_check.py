@@ -333,3 +333,27 @@ class FarmSizeTests(SynchronousTestCase):
         self.assertEqual(errors[0], "line 'l10': listener '4000' takes TCP port 4000, as line 'l0', listener '4000' "
                                     "already does")
         self.assertLessEqual(len(calls), 1000)
+
+
+class NotWritableTests(SynchronousTestCase):
+    def test_directoriesNotWritableWarn(self) -> None:
+        """
+        A log's, a listener's or a pty: device's directory that this user
+        cannot write: a warning naming it and the uid (the start fails, or
+        the line starts down; --check may run as another user, so no error).
+        """
+        from serialgw.app import check
+
+        here = os.path.dirname(socketPath(self))
+        self.patch(check, "_writable", lambda directory: directory != here)
+        lines = loadConfig(write(self, f'[lines.a]\ndevice = "pty:{here}/a"\nlog = "{here}/a.log"\n'
+                                       f'listen = ["file:{here}/out", "pty:{here}/t", "unix:{here}/s"]\n'))
+        uid = os.getuid()
+        self.assertEqual(checkLines(lines), ([], [
+            f"line 'a': the directory of log '{here}/a.log' is not writable (now, by uid {uid})",
+            f"line 'a': device 'pty:{here}/a': directory {here!r} is not writable (now, by uid {uid}): the line "
+            "would start down (tried again with backoff)",
+            f"line 'a': listener 'file:{here}/out': directory {here!r} is not writable (now, by uid {uid})",
+            f"line 'a': listener 'pty:{here}/t': directory {here!r} is not writable (now, by uid {uid})",
+            f"line 'a': listener 'unix:{here}/s': directory {here!r} is not writable (now, by uid {uid})",
+        ]))

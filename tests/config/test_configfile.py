@@ -60,6 +60,15 @@ class FileTests(SynchronousTestCase):
         self.assertEqual(str(self.assertRaises(ConfigError, loadConfig, path)),
                          f"{path}:4: [lines.a] max-clients: expected a number >= 0")
 
+    def test_breakDurationFromOneMillisecond(self) -> None:
+        """break-duration below 1 ms (0.5: seconds meant) is refused, as its message says; 1 ms and 10 s are taken."""
+        path = self.write('[lines.a]\ndevice = "/dev/ttyS0"\nlisten = "4001"\nbreak-duration = 0.5\n')
+        self.assertEqual(str(self.assertRaises(ConfigError, loadConfig, path)),
+                         f"{path}:4: [lines.a] break-duration: expected 1 to 10000 milliseconds, not 0.5")
+        for ms in (1, 10000):
+            path = self.write(f'[lines.a]\ndevice = "/dev/ttyS0"\nlisten = "4001"\nbreak-duration = {ms}\n')
+            self.assertEqual(loadConfig(path)[0].breakDuration, ms / 1000)
+
     def test_digitStringsPastIntLimit(self) -> None:
         """A string of more than 4300 digits where a number goes: the key's ConfigError quoting it, not int()'s ValueError."""
         big = "9" * 4301
