@@ -104,6 +104,18 @@ class KeyValueTests(SynchronousTestCase):
         loadConfig(writeTemp(self, '[defaults]\ndevice = "pty:"\n[lines.a]\nlisten = ["4001", "pty:"]\n'
                                    '[lines.b]\nlisten = ["4002", "pty:"]\n'))
 
+    def test_errorsInDottedKeysAndInlineTables(self) -> None:
+        """A line written with dotted keys or as an inline table: its errors name the file's line too, not the file alone."""
+        self.assertEqual(self.refused('lines.b.device = "/dev/ttyS1"\nlines.b.listen = "4002"\n'
+                                      'lines.a.listen = "4001"\nlines.a.parity = "Q"\nlines.a.device = "/dev/ttyS0"\n'),
+                         "FILE:4: [lines.a] parity: parity must be one of N, E, O, M, S, not 'Q'")
+        self.assertEqual(self.refused('lines.b.device = "/dev/ttyS1"\nlines.b.listen = "4002"\nlines.a.listen = "4001"\n'),
+                         "FILE:3: [lines.a] device: missing: a tty path, pty:LINK, telnet:HOST:PORT, "
+                         "rfc2217://HOST:PORT, ...")
+        self.assertEqual(self.refused('[lines]\nb = { device = "/dev/ttyS1", listen = "4002" }\n'
+                                      'a = { device = "/dev/ttyS0", listen = "4001", parity = "Q" }\n'),
+                         "FILE:3: [lines.a] parity: parity must be one of N, E, O, M, S, not 'Q'")
+
     def test_watchAllLinesEmpty(self) -> None:
         """[watch-all] lines = [] is refused: it meant every line, as the key left out does, not none."""
         self.assertEqual(self.refused(f'{LINE}[watch-all]\nlisten = "tcp:4400"\nlines = []\n'),
