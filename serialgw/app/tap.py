@@ -374,6 +374,12 @@ man 8 serialgw
         listeners = tuple(parseListener(text) for text in texts)
         if sum(spec.kind is ListenerKind.STDIO for spec in listeners) > 1:
             raise ConfigError("stdio is given twice: the gateway has one terminal")
+        files: dict[str, ListenerSpec] = {}
+        for spec in listeners:
+            first = files.setdefault(os.path.normpath(spec.path), spec) if spec.kind is ListenerKind.FILE else spec
+            if first is not spec:
+                raise ConfigError(f"listener {spec.text!r} writes {spec.path!r}, as listener {first.text!r} does: "
+                                  "two writers would interleave in one file")
 
         duration = self["break-duration"] if self["break-duration"] is not None else DEFAULT_BREAK_DURATION
         try:

@@ -207,6 +207,24 @@ def _oneLineEach(path: str, text: str, data: dict[str, Any], lines: list[LineCon
                     table = "defaults"
                 raise ConfigError(f"{_where(path, text, table, key)}: [{table}] {key}: {shown!r} is line {owner!r}'s "
                                   f"{key} too")
+    # A file written by two (file: listeners, console logs): their lines
+    # interleaved in it and each rotated or truncated the other's.  Paths
+    # are compared as written, normalised, as above (no I/O here: a symlink
+    # to another's file is not seen).
+    writers: dict[str, tuple[str, str]] = {}
+    for config in lines:
+        written = [("log", config.log.path, config.log.path, "log")] if config.log is not None else []
+        written += [("listen", spec.text, spec.path, f"listener {spec.text!r}") for spec in config.listeners
+                    if spec.kind is ListenerKind.FILE]
+        for key, shown, claimed, thing in written:
+            claim = (config.name, thing)
+            writer = writers.setdefault(os.path.normpath(claimed), claim)
+            if writer is not claim:
+                table = f"lines.{config.name}" if key in data["lines"][config.name] else "defaults"
+                what = (f"{shown!r} writes {claimed!r}, as line {writer[0]!r}'s {writer[1]} does" if key == "listen"
+                        else f"{shown!r} is line {writer[0]!r}'s {writer[1]} too")
+                raise ConfigError(f"{_where(path, text, table, key)}: [{table}] {key}: {what}: two writers would "
+                                  "interleave in one file")
     # A path the gateway makes its own for a line: a pty's link (a pty:
     # device's or listener's), a pipe: FIFO pair.  The start took a second
     # pipe: on one pair (the two lines split what was written to it), and
