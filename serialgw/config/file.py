@@ -369,6 +369,15 @@ def _where(path: str, text: str, table: str, key: Optional[str] = None) -> str:
     header = re.compile(r"^\s*\[\s*" + r"\s*\.\s*".join(re.escape(p) for p in table.split(".")) + r"\s*\]")
     start = next((i for i, line in enumerate(lines) if header.match(line)), None)
     if start is None:
+        # No [table] header: dotted keys (lines.a.parity = ...) or an inline
+        # table (a = { ... } under [lines]): the first line that names it.
+        inline = re.escape(table.split(".")[-1]) + r"\s*=\s*\{"
+        for parts in ([*table.split("."), key], table.split(".")) if key else (table.split("."),):
+            dotted = r"\s*\.\s*".join(re.escape(p) for p in parts)
+            named = re.compile(rf"^\s*(?:{dotted}\s*[=.]|(?:.*[.\s])?{inline})")
+            found = next((i for i, line in enumerate(lines) if named.match(line)), None)
+            if found is not None:
+                return f"{path}:{found + 1}"
         return path
     if key is not None:
         keyLine = re.compile(r"^\s*" + re.escape(key) + r"\s*=")

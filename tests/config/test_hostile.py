@@ -104,6 +104,18 @@ class KeyValueTests(SynchronousTestCase):
         loadConfig(writeTemp(self, '[defaults]\ndevice = "pty:"\n[lines.a]\nlisten = ["4001", "pty:"]\n'
                                    '[lines.b]\nlisten = ["4002", "pty:"]\n'))
 
+    def test_errorsInDottedKeysAndInlineTables(self) -> None:
+        """A line written with dotted keys or as an inline table: its errors name the file's line too, not the file alone."""
+        self.assertEqual(self.refused('lines.b.device = "/dev/ttyS1"\nlines.b.listen = "4002"\n'
+                                      'lines.a.listen = "4001"\nlines.a.parity = "Q"\nlines.a.device = "/dev/ttyS0"\n'),
+                         "FILE:4: [lines.a] parity: parity must be one of N, E, O, M, S, not 'Q'")
+        self.assertEqual(self.refused('lines.b.device = "/dev/ttyS1"\nlines.b.listen = "4002"\nlines.a.listen = "4001"\n'),
+                         "FILE:3: [lines.a] device: missing: a tty path, pty:LINK, telnet:HOST:PORT, "
+                         "rfc2217://HOST:PORT, ...")
+        self.assertEqual(self.refused('[lines]\nb = { device = "/dev/ttyS1", listen = "4002" }\n'
+                                      'a = { device = "/dev/ttyS0", listen = "4001", parity = "Q" }\n'),
+                         "FILE:3: [lines.a] parity: parity must be one of N, E, O, M, S, not 'Q'")
+
     def test_oneWriterAFile(self) -> None:
         """A file: listener's path (however written) that another file: listener or a console log writes: refused naming both and the path."""
         self.assertEqual(self.refused('[lines.a]\ndevice = "/dev/ttyS0"\nlisten = ["4001", "file:/var/log/x"]\n'
