@@ -398,7 +398,7 @@ man 8 serialgw
             if not isDecimal(text):
                 raise ConfigError(f"--max-clients must be a number >= 0 (0: no limit), not {quote(self['max-clients'])}")
             maxClients = int(text)
-        coalesce = parseCoalesce(self["coalesce"] or "off")
+        coalesce = parseCoalesce("off" if self["coalesce"] is None else self["coalesce"])
         return LineConfig(
             name=name,
             device=device,

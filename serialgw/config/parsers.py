@@ -232,10 +232,13 @@ def parseOnOff(text: str, what: str) -> bool:
 def parseCoalesce(text: str) -> tuple[float, float, bytes]:
     """
     C{MIN_MS,MAX_MS[,STRING]}: e.g. C{2,20} or C{5,50,\\n}; C{off} or
-    C{0} is none.
+    C{0} is none.  An empty one (a shell variable left unset) is refused,
+    not taken as off.
     """
     text = str(text).strip()
-    if text.lower() in ("off", "0", ""):
+    if not text:
+        raise ConfigError("coalesce is empty: expected MIN_MS,MAX_MS[,STRING] (e.g. 2,20), or off")
+    if text.lower() in ("off", "0"):
         return 0.0, 0.0, b""
     parts = text.split(",", 2)
     try:

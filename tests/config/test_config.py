@@ -4,11 +4,14 @@ Tests for serialgw.config.specs and serialgw.config.parsers: parsing settings, l
 
 from __future__ import annotations
 
+from twisted.python.usage import UsageError
 from twisted.trial.unittest import SynchronousTestCase
 
+from serialgw.app import tap
 from serialgw.config.file import loadConfig
 from serialgw.config.parsers import parseCoalesce, parseCompact, parseDevice, parseParity, parseStopbits
 from serialgw.config.specs import ConfigError, DeviceSpec, SerialSettings, quote
+from tests.realio import writeTemp
 
 
 class CompactTests(SynchronousTestCase):
@@ -90,6 +93,25 @@ class CoalesceTests(SynchronousTestCase):
                          r"coalesce '5,50,\x': cannot read STRING '\x': truncated \xXX escape")
         self.assertEqual(str(self.assertRaises(ConfigError, parseCoalesce, "5,\\n")),
                          r"coalesce '5,\n': expected MIN_MS,MAX_MS[,STRING], e.g. 2,20 or 5,50,\n")
+
+    def test_emptyRefused(self) -> None:
+        """An empty coalesce (a shell variable left unset, coalesce = "") is refused, not taken as off; off and 0 are off."""
+        message = "coalesce is empty: expected MIN_MS,MAX_MS[,STRING] (e.g. 2,20), or off"
+        for text in ("", "  "):
+            self.assertEqual(str(self.assertRaises(ConfigError, parseCoalesce, text)), message)
+        options = tap.Options()
+        options.exitOnError = False
+        self.assertEqual(str(self.assertRaises(UsageError, options.parseOptions, ["--device", "/dev/ttyS0", "--coalesce", ""])),
+                         message)
+        for text, where in (('[lines.a]\ndevice = "/dev/ttyS0"\nlisten = "4001"\ncoalesce = ""\n', "4: [lines.a]"),
+                            ('[defaults]\ncoalesce = ""\n[lines.a]\ndevice = "/dev/ttyS0"\nlisten = "4001"\n', "2: [defaults]")):
+            path = writeTemp(self, text)
+            self.assertEqual(str(self.assertRaises(ConfigError, loadConfig, path)), f"{path}:{where} coalesce: {message}")
+        self.assertEqual([parseCoalesce(t) for t in ("off", "0", " OFF ")], [(0.0, 0.0, b"")] * 3)
+        options = tap.Options()
+        options.exitOnError = False
+        options.parseOptions(["--device", "/dev/ttyS0"])
+        self.assertEqual((options["line"].coalesceMin, options["line"].coalesceMax), (0.0, 0.0))
 
 
 class QuoteTests(SynchronousTestCase):
