@@ -43,6 +43,7 @@ from serialgw.config.specs import (
     Rights,
     SerialSettings,
     SSHSpec,
+    quote,
 )
 from serialgw.config.sshkeys import usersFromFile
 
@@ -284,7 +285,7 @@ man 8 serialgw
                 for line in self["lines"]:
                     problem = lockDirProblem(line, writable=True)
                     if problem is not None:
-                        raise ConfigError(f"line {line.name!r}: {problem}")
+                        raise ConfigError(f"line {quote(line.name)}: {problem}")
             self["line"] = self["lines"][0] if self["lines"] else None
         except ConfigError as e:
             if self.exitOnError:
@@ -340,15 +341,15 @@ man 8 serialgw
         readers = usersFromFile(self["readonly-keys"]) if self["readonly-keys"] is not None else []
         both = sorted({u.name for u in writers} & {u.name for u in readers})
         if both:
-            raise ConfigError(f"{both[0]!r} names keys in --authorized-keys {self['authorized-keys']!r} and in "
-                              f"--readonly-keys {self['readonly-keys']!r}: give the keys distinct comments")
+            raise ConfigError(f"{quote(both[0])} names keys in --authorized-keys {quote(self['authorized-keys'])} and in "
+                              f"--readonly-keys {quote(self['readonly-keys'])}: give the keys distinct comments")
         # One key, one person (as in a farm): the same key under two comments would be whichever came last.
         writerKeys = {base64.b64decode(k.split()[1]) for u in writers for k in u.keys}
         for reader in readers:
             for key in reader.keys:
                 if base64.b64decode(key.split()[1]) in writerKeys:
-                    raise ConfigError(f"a key of {reader.name!r} is in --authorized-keys {self['authorized-keys']!r} "
-                                      f"and in --readonly-keys {self['readonly-keys']!r}: put it in one of them")
+                    raise ConfigError(f"a key of {quote(reader.name)} is in --authorized-keys {quote(self['authorized-keys'])} "
+                                      f"and in --readonly-keys {quote(self['readonly-keys'])}: put it in one of them")
         rights = Rights(write=tuple(u.name for u in writers), read=tuple(u.name for u in readers))
         if self["ssh-host-key"] is not None and not self["ssh-host-key"].strip():
             raise ConfigError(f"--ssh-host-key is empty: expected a path (leave it out for {DEFAULT_HOST_KEY})")
@@ -374,6 +375,12 @@ man 8 serialgw
         listeners = tuple(parseListener(text) for text in texts)
         if sum(spec.kind is ListenerKind.STDIO for spec in listeners) > 1:
             raise ConfigError("stdio is given twice: the gateway has one terminal")
+        files: dict[str, ListenerSpec] = {}
+        for spec in listeners:
+            first = files.setdefault(os.path.normpath(spec.path), spec) if spec.kind is ListenerKind.FILE else spec
+            if first is not spec:
+                raise ConfigError(f"listener {quote(spec.text)} writes {quote(spec.path)}, as listener {quote(first.text)} does: "
+                                  "two writers would interleave in one file")
 
         duration = self["break-duration"] if self["break-duration"] is not None else DEFAULT_BREAK_DURATION
         try:
@@ -381,7 +388,7 @@ man 8 serialgw
         except ValueError:
             milliseconds = -1
         if not 1 <= milliseconds <= 10000:
-            raise ConfigError(f"break duration must be 1 to 10000 milliseconds, not {duration!r}")
+            raise ConfigError(f"break duration must be 1 to 10000 milliseconds, not {quote(duration)}")
         if self["name"] is not None and not self["name"].strip():
             raise ConfigError("--name is empty: give the line a name, or leave --name out for the device's")
         name = self["name"] or _lineName(device.describe())
@@ -389,7 +396,7 @@ man 8 serialgw
         if self["max-clients"] is not None:
             text = str(self["max-clients"]).strip()
             if not isDecimal(text):
-                raise ConfigError(f"--max-clients must be a number >= 0 (0: no limit), not {self['max-clients']!r}")
+                raise ConfigError(f"--max-clients must be a number >= 0 (0: no limit), not {quote(self['max-clients'])}")
             maxClients = int(text)
         coalesce = parseCoalesce(self["coalesce"] or "off")
         return LineConfig(
@@ -436,13 +443,13 @@ def _checkEndpoint(spec: ListenerSpec, sockets: bool = True) -> None:
     problem = systemdProblem(spec.endpoint)
     if problem is not None:
         if sockets:
-            raise ConfigError(f"listener {spec.text or spec.endpoint!r}: {problem}")
+            raise ConfigError(f"listener {quote(spec.text or spec.endpoint)}: {problem}")
         return
 
     try:
         endpoints.serverFromString(reactor, spec.endpoint)
     except Exception as e:
-        raise ConfigError(f"bad listener {spec.text!r}: {e}") from None
+        raise ConfigError(f"bad listener {quote(spec.text)}: {e}") from None
 
 
 def _lineName(device: str) -> str:
@@ -457,7 +464,7 @@ def parseBusyPoll(text: str) -> float:
     """C{--busy-poll}: microseconds, 0 to L{BUSY_POLL_MOST}, as seconds."""
     value = int(text.strip()) if isDecimal(text.strip()) else -1
     if not 0 <= value <= BUSY_POLL_MOST:
-        raise ConfigError(f"--busy-poll must be 0 to {BUSY_POLL_MOST} microseconds, not {text!r}")
+        raise ConfigError(f"--busy-poll must be 0 to {BUSY_POLL_MOST} microseconds, not {quote(text)}")
     return value / 1e6
 
 

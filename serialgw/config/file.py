@@ -67,6 +67,7 @@ from serialgw.config.specs import (
     SSHSpec,
     UserSpec,
     WatchAllSpec,
+    quote,
 )
 from serialgw.config.sshkeys import readKeysFile, readPublicKeys
 
@@ -119,20 +120,20 @@ def loadFile(path: str, shards: Optional[int] = None) -> FileConfig:
         # the start, or the whole gateway at a SIGHUP reload.
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as e:
-        raise ConfigError(f"cannot read configuration {path!r}: {e.strerror}") from None
+        raise ConfigError(f"cannot read configuration {quote(path)}: {e.strerror}") from None
     try:
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):
-            raise ConfigError(f"configuration {path!r} is not a regular file ({_kind(mode)})")
+            raise ConfigError(f"configuration {quote(path)} is not a regular file ({_kind(mode)})")
         with open(fd, "rb", closefd=False) as f:
             raw = f.read(MAX_CONFIG_SIZE + 1)
     except OSError as e:
-        raise ConfigError(f"cannot read configuration {path!r}: {e.strerror}") from None
+        raise ConfigError(f"cannot read configuration {quote(path)}: {e.strerror}") from None
     finally:
         os.close(fd)
     if len(raw) > MAX_CONFIG_SIZE:
         # /dev/zero by mistake would otherwise be read until memory runs out.
-        raise ConfigError(f"configuration {path!r} is larger than {MAX_CONFIG_SIZE >> 20} MiB")
+        raise ConfigError(f"configuration {quote(path)} is larger than {MAX_CONFIG_SIZE >> 20} MiB")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -171,7 +172,7 @@ def loadFile(path: str, shards: Optional[int] = None) -> FileConfig:
             unknown = [n for n in names or () if n != "*" and n not in known]
             if unknown:
                 raise ConfigError(f"{_where(path, text, f'lines.{config.name}', key)}: [lines.{config.name}] {key}: "
-                                  f"unknown user {unknown[0]!r} (declared: {', '.join(sorted(known)) or 'none'}; "
+                                  f"unknown user {quote(unknown[0])} (declared: {', '.join(sorted(known)) or 'none'}; "
                                   "add a [users.NAME] table)")
     return FileConfig(lines, _ssh(path, text, data, users), users, _watchAll(path, text, data), pins)
 
@@ -205,8 +206,26 @@ def _oneLineEach(path: str, text: str, data: dict[str, Any], lines: list[LineCon
                 table = f"lines.{config.name}"
                 if key not in data["lines"][config.name]:
                     table = "defaults"
-                raise ConfigError(f"{_where(path, text, table, key)}: [{table}] {key}: {shown!r} is line {owner!r}'s "
+                raise ConfigError(f"{_where(path, text, table, key)}: [{table}] {key}: {quote(shown)} is line {quote(owner)}'s "
                                   f"{key} too")
+    # A file written by two (file: listeners, console logs): their lines
+    # interleaved in it and each rotated or truncated the other's.  Paths
+    # are compared as written, normalised, as above (no I/O here: a symlink
+    # to another's file is not seen).
+    writers: dict[str, tuple[str, str]] = {}
+    for config in lines:
+        written = [("log", config.log.path, config.log.path, "log")] if config.log is not None else []
+        written += [("listen", spec.text, spec.path, f"listener {quote(spec.text)}") for spec in config.listeners
+                    if spec.kind is ListenerKind.FILE]
+        for key, shown, claimed, thing in written:
+            claim = (config.name, thing)
+            writer = writers.setdefault(os.path.normpath(claimed), claim)
+            if writer is not claim:
+                table = f"lines.{config.name}" if key in data["lines"][config.name] else "defaults"
+                what = (f"{quote(shown)} writes {quote(claimed)}, as line {quote(writer[0])}'s {writer[1]} does" if key == "listen"
+                        else f"{quote(shown)} is line {quote(writer[0])}'s {writer[1]} too")
+                raise ConfigError(f"{_where(path, text, table, key)}: [{table}] {key}: {what}: two writers would "
+                                  "interleave in one file")
     # A path the gateway makes its own for a line: a pty's link (a pty:
     # device's or listener's), a pipe: FIFO pair.  The start took a second
     # pipe: on one pair (the two lines split what was written to it), and
@@ -220,8 +239,8 @@ def _oneLineEach(path: str, text: str, data: dict[str, Any], lines: list[LineCon
             maker = paths.get(os.path.normpath(claimed)) if claimed else None
             if maker is not None:
                 table = f"lines.{config.name}" if key in data["lines"][config.name] else "defaults"
-                raise ConfigError(f"{_where(path, text, table, key)}: [{table}] {key}: {shown!r} makes {claimed!r}, "
-                                  f"which line {maker[0]!r} makes with {maker[1]!r}")
+                raise ConfigError(f"{_where(path, text, table, key)}: [{table}] {key}: {quote(shown)} makes {quote(claimed)}, "
+                                  f"which line {quote(maker[0])} makes with {quote(maker[1])}")
             if claimed:
                 paths[os.path.normpath(claimed)] = (config.name, shown)
     # The gateway's one terminal is one client (two read its keys in turn
@@ -231,7 +250,7 @@ def _oneLineEach(path: str, text: str, data: dict[str, Any], lines: list[LineCon
         table = f"lines.{terminal[1]}"
         if "listen" not in data["lines"][terminal[1]]:
             table = "defaults"
-        raise ConfigError(f"{_where(path, text, table, 'listen')}: [{table}] listen: stdio is line {terminal[0]!r}'s "
+        raise ConfigError(f"{_where(path, text, table, 'listen')}: [{table}] listen: stdio is line {quote(terminal[0])}'s "
                           "already: the gateway has one terminal")
 
 
@@ -248,13 +267,13 @@ def _watchAll(path: str, text: str, data: dict[str, Any]) -> Optional[WatchAllSp
     items: dict[str, list[str]] = {}
     for key, item in table.items():
         if key not in WATCH_ALL_KEYS:
-            raise ConfigError(f"{_where(path, text, 'watch-all', key)}: unknown key {key!r} in [watch-all] "
+            raise ConfigError(f"{_where(path, text, 'watch-all', key)}: unknown key {quote(key)} in [watch-all] "
                               f"(known: {', '.join(sorted(WATCH_ALL_KEYS))})")
         if isinstance(item, (str, int)) and not isinstance(item, bool):
             item = [item]
         if not isinstance(item, list) or not all(isinstance(t, (str, int)) and not isinstance(t, bool) for t in item):
             raise ConfigError(f"{_where(path, text, 'watch-all', key)}: [watch-all] {key}: expected a string "
-                              f"or a list of them, not {item!r}")
+                              f"or a list of them, not {quote(item)}")
         items[key] = [str(t) for t in item]
     if items.get("lines") == []:
         # Read as "every line" it showed every console to whoever meant none.
@@ -281,17 +300,17 @@ def _users(path: str, text: str, data: dict[str, Any]) -> tuple[UserSpec, ...]:
         if not isinstance(table, dict):
             raise ConfigError(f"{_where(path, text, 'users')}: users.{name} must be a table")
         if not NAME.fullmatch(name):
-            raise ConfigError(f"{_where(path, text, where)}: user name {name!r}: letters, digits, '.', '_' and '-' only")
+            raise ConfigError(f"{_where(path, text, where)}: user name {quote(name)}: letters, digits, '.', '_' and '-' only")
         for key in table:
             if key not in USER_KEYS:
-                raise ConfigError(f"{_where(path, text, where, key)}: unknown key {key!r} in [{where}] "
+                raise ConfigError(f"{_where(path, text, where, key)}: unknown key {quote(key)} in [{where}] "
                                   f"(known: {', '.join(sorted(USER_KEYS))})")
         keys = table.get("keys", [])
         if isinstance(keys, str):
             keys = [keys]
         if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
             raise ConfigError(f"{_where(path, text, where, 'keys')}: [{where}] keys: expected a public key "
-                              f"line or a list of them, not {keys!r}")
+                              f"line or a list of them, not {quote(keys)}")
         found = readPublicKeys("\n".join(keys), f"{_where(path, text, where, 'keys')}: [{where}] keys: key")
         if "keys-file" in table:
             if not isinstance(table["keys-file"], str):
@@ -316,7 +335,7 @@ def _ssh(path: str, text: str, data: dict[str, Any], users: tuple[UserSpec, ...]
         raise ConfigError(f"{_where(path, text, 'ssh')}: [ssh] must be a table")
     for key in table:
         if key not in SSH_KEYS:
-            raise ConfigError(f"{_where(path, text, 'ssh', key)}: unknown key {key!r} in [ssh] "
+            raise ConfigError(f"{_where(path, text, 'ssh', key)}: unknown key {quote(key)} in [ssh] "
                               f"(known: {', '.join(sorted(SSH_KEYS))})")
     if not isinstance(table.get("listen"), str):
         raise ConfigError(f"{_where(path, text, 'ssh', 'listen')}: [ssh] listen: expected an endpoint "
@@ -350,6 +369,15 @@ def _where(path: str, text: str, table: str, key: Optional[str] = None) -> str:
     header = re.compile(r"^\s*\[\s*" + r"\s*\.\s*".join(re.escape(p) for p in table.split(".")) + r"\s*\]")
     start = next((i for i, line in enumerate(lines) if header.match(line)), None)
     if start is None:
+        # No [table] header: dotted keys (lines.a.parity = ...) or an inline
+        # table (a = { ... } under [lines]): the first line that names it.
+        inline = re.escape(table.split(".")[-1]) + r"\s*=\s*\{"
+        for parts in ([*table.split("."), key], table.split(".")) if key else (table.split("."),):
+            dotted = r"\s*\.\s*".join(re.escape(p) for p in parts)
+            named = re.compile(rf"^\s*(?:{dotted}\s*[=.]|(?:.*[.\s])?{inline})")
+            found = next((i for i, line in enumerate(lines) if named.match(line)), None)
+            if found is not None:
+                return f"{path}:{found + 1}"
         return path
     if key is not None:
         keyLine = re.compile(r"^\s*" + re.escape(key) + r"\s*=")
@@ -364,7 +392,7 @@ def _where(path: str, text: str, table: str, key: Optional[str] = None) -> str:
 def _lines(path: str, text: str, data: dict[str, Any]) -> tuple[list[LineConfig], dict[str, int]]:
     for key in data:
         if key not in ("defaults", "lines", "ssh", "users", "watch-all"):
-            raise ConfigError(f"{path}: unknown top-level key {key!r} "
+            raise ConfigError(f"{path}: unknown top-level key {quote(key)} "
                               "(expected [defaults], [lines.NAME], [ssh], [users.NAME] and [watch-all])")
     defaults = data.get("defaults", {})
     if not isinstance(defaults, dict):
@@ -382,18 +410,18 @@ def _lines(path: str, text: str, data: dict[str, Any]) -> tuple[list[LineConfig]
         if not isinstance(table, dict):
             raise ConfigError(f"{_where(path, text, 'lines')}: lines.{name} must be a table")
         if not NAME.fullmatch(name):
-            raise ConfigError(f"{_where(path, text, where)}: line name {name!r}: letters, digits, '.', '_' and '-' only")
+            raise ConfigError(f"{_where(path, text, where)}: line name {quote(name)}: letters, digits, '.', '_' and '-' only")
         merged = {**defaults, **table}
         for key in merged:
             if key not in LINE_KEYS:
                 table_ = where if key in table else "defaults"
-                raise ConfigError(f"{_where(path, text, table_, key)}: unknown key {key!r} in [{table_}] "
+                raise ConfigError(f"{_where(path, text, table_, key)}: unknown key {quote(key)} in [{table_}] "
                                   f"(known: {', '.join(sorted(LINE_KEYS))})")
         if "shard" in table:
             pin = table["shard"]
             if not isinstance(pin, int) or isinstance(pin, bool) or not 0 <= pin < MAX_SHARDS:
                 raise ConfigError(f"{_where(path, text, where, 'shard')}: [{where}] shard: expected the number of "
-                                  f"a process of --shard I/N, 0 to {MAX_SHARDS - 1}, not {pin!r}")
+                                  f"a process of --shard I/N, 0 to {MAX_SHARDS - 1}, not {quote(pin)}")
             pins[name] = pin
             del merged["shard"]
         try:
@@ -431,7 +459,7 @@ def _line(name: str, table: dict[str, Any]) -> LineConfig:
                 # TOML integers have no limit (10**400); float() does.
                 raise _KeyError(key, f"out of range: {item}") from None
         if not isinstance(item, kind) or (kind is int and isinstance(item, bool)):
-            raise _KeyError(key, f"expected {kind.__name__}, not {item!r}")
+            raise _KeyError(key, f"expected {kind.__name__}, not {quote(item)}")
         return item
 
     def parsed(key: str, parse: Any, raw: Any) -> Any:
@@ -456,14 +484,14 @@ def _line(name: str, table: dict[str, Any]) -> LineConfig:
     if isinstance(listen, (str, int)) and not isinstance(listen, bool):
         listen = [listen]
     if not isinstance(listen, list) or not listen or not all(isinstance(t, (str, int)) for t in listen):
-        raise _KeyError("listen", f"expected a listener or a list of them, not {listen!r}")
+        raise _KeyError("listen", f"expected a listener or a list of them, not {quote(listen)}")
     listeners = tuple(parsed("listen", parseListener, str(t)) for t in listen)
     milliseconds = value("break-duration", float, 250.0)
     if not 1 <= milliseconds <= 10000:
-        raise _KeyError("break-duration", f"expected 1 to 10000 milliseconds, not {milliseconds!r}")
+        raise _KeyError("break-duration", f"expected 1 to 10000 milliseconds, not {quote(milliseconds)}")
     mode = value("mode", str, "shared")
     if mode not in ("shared", "exclusive"):
-        raise _KeyError("mode", f"expected shared or exclusive, not {mode!r}")
+        raise _KeyError("mode", f"expected shared or exclusive, not {quote(mode)}")
     maxClients = value("max-clients", int, DEFAULT_MAX_CLIENTS)
     backlog = value("backlog", int, DEFAULT_BACKLOG)
     if maxClients < 0 or backlog < 0:
@@ -490,7 +518,7 @@ def _line(name: str, table: dict[str, Any]) -> LineConfig:
         if isinstance(item, bool):
             return item
         if not isinstance(item, str):
-            raise _KeyError(key, f'expected "on" or "off", not {item!r}')
+            raise _KeyError(key, f'expected "on" or "off", not {quote(item)}')
         return bool(parsed(key, lambda t: parseOnOff(t, key), item))
 
     pace = {key: parsed(key, lambda t, k=key: parseMilliseconds(t, k), value(key, float, 0.0))
@@ -503,7 +531,7 @@ def _line(name: str, table: dict[str, Any]) -> LineConfig:
             return None
         items = [table[key]] if isinstance(table[key], str) else table[key]
         if not isinstance(items, list) or not all(isinstance(n, str) for n in items):
-            raise _KeyError(key, f'expected user names (a list; "*": every user), not {table[key]!r}')
+            raise _KeyError(key, f'expected user names (a list; "*": every user), not {quote(table[key])}')
         return tuple(items)
 
     return LineConfig(

@@ -53,6 +53,7 @@ from serialgw.config.specs import (
     UDPSpec,
     WatchAllSpec,
     isAbstract,
+    quote,
 )
 
 QEMU_WORDS = ("telnet", "udp", "mon", "file", "pipe", "stdio", "pty")
@@ -81,15 +82,15 @@ def parseListener(text: str) -> ListenerSpec:
     elif plus and ":" not in head:
         names = ", ".join(p.value for p in Protocol)
         raise ConfigError(
-            f"unknown listener protocol {head.split(',')[0]!r} in {original!r} (known: {names})"
+            f"unknown listener protocol {quote(head.split(',')[0])} in {quote(original)} (known: {names})"
         )
     if not text:
-        raise ConfigError(f"listener {original!r} names no endpoint")
+        raise ConfigError(f"listener {quote(original)} names no endpoint")
 
     def done(spec: ListenerSpec) -> ListenerSpec:
         spec = attrs.evolve(spec, text=original, protocol=protocol or spec.protocol, **options)  # type: ignore[arg-type]
         if spec.kind in NO_ESCAPE_MENU and spec.escape is not None:
-            raise ConfigError(f"listener {original!r}: a {spec.kind.value} client has no escape menu (mon: and "
+            raise ConfigError(f"listener {quote(original)}: a {spec.kind.value} client has no escape menu (mon: and "
                               "escape= work on tcp, telnet, unix, pipe: and stdio listeners)")
         return spec
 
@@ -103,7 +104,7 @@ def parseListener(text: str) -> ListenerSpec:
         return done(ListenerSpec("", Protocol.RAW, kind=ListenerKind.PTY))
     if not colon:
         raise ConfigError(
-            f"cannot read listener {original!r}: expected a port number, an endpoint "
+            f"cannot read listener {quote(original)}: expected a port number, an endpoint "
             "string such as tcp:4444:interface=127.0.0.1, or a QEMU chardev such as "
             "telnet::4444,server,nowait"
         )
@@ -113,7 +114,7 @@ def parseListener(text: str) -> ListenerSpec:
         # Twisted's ssl: endpoint hands us the connection at TCP connect: a
         # silent one would take a place and the writer role (issue 13 item 4).
         raise ConfigError(
-            f"listener {original!r}: ssl: attaches clients before their TLS handshake; use "
+            f"listener {quote(original)}: ssl: attaches clients before their TLS handshake; use "
             "tls:PORT[:interface=ADDR]:cert=FILE:key=FILE[:ca=FILE][:subjects=CN;CN]"
         )
     if word in QEMU_WORDS:
@@ -125,9 +126,9 @@ def parseListener(text: str) -> ListenerSpec:
         # (Two readings only when the first is a port: tcp:65536:2 is a bad port, as Twisted reads it.)
         if not hasOptions and len(fields) >= 2 and _isPort(fields[0]) and isDecimal(fields[1]):
             raise ConfigError(
-                f"listener {original!r} reads two ways: as a Twisted endpoint it listens on "
-                f"port {fields[0]} of interface {fields[1]!r}; as QEMU's tcp: it connects to "
-                f"host {fields[0]!r} port {fields[1]}. Write tcp:{fields[0]}:interface=ADDRESS "
+                f"listener {quote(original)} reads two ways: as a Twisted endpoint it listens on "
+                f"port {fields[0]} of interface {quote(fields[1])}; as QEMU's tcp: it connects to "
+                f"host {quote(fields[0])} port {fields[1]}. Write tcp:{fields[0]}:interface=ADDRESS "
                 f"or tcp:HOST:{fields[1]},... to say which"
             )
         if hasOptions or not ("=" in body or _isInteger(first) or _reads(text)):
@@ -158,7 +159,7 @@ def parseEscape(text: str, original: str) -> Optional[int]:
         return ord(text[1].upper()) - 0x40
     if len(text) == 1 and ord(text) < 0x80:
         return ord(text)
-    raise ConfigError(f"escape={text!r} in {original!r}: expected ^X (a control key), one character, or off")
+    raise ConfigError(f"escape={quote(text)} in {quote(original)}: expected ^X (a control key), one character, or off")
 
 
 def _listenerOption(key: str, value: Optional[str], protocol: Protocol, original: str) -> dict[str, object]:
@@ -166,12 +167,12 @@ def _listenerOption(key: str, value: Optional[str], protocol: Protocol, original
 
     def need() -> str:
         if not value:
-            raise ConfigError(f"listener option {key!r} needs a value in {original!r}")
+            raise ConfigError(f"listener option {quote(key)} needs a value in {quote(original)}")
         return value
 
     if key == "no-rfc2217" and value is None:
         if protocol is not Protocol.TELNET:
-            raise ConfigError(f"listener option 'no-rfc2217' is for telnet, not {protocol.value}, in {original!r}")
+            raise ConfigError(f"listener option 'no-rfc2217' is for telnet, not {protocol.value}, in {quote(original)}")
         return {"rfc2217": False}
     if key in ("ro", "readonly", "read-only") and value is None:
         return {"readOnly": True}
@@ -189,20 +190,20 @@ def _listenerOption(key: str, value: Optional[str], protocol: Protocol, original
         networks = tuple(a for a in re.split(r"[;\s]+", need()) if a)
         if not networks:
             # An empty list is no restriction at all: allow=; let everyone in.
-            raise ConfigError(f"allow={value!r} in listener {original!r} names no address or CIDR network")
+            raise ConfigError(f"allow={quote(value)} in listener {quote(original)} names no address or CIDR network")
         for network in networks:
             try:
                 ipaddress.ip_network(network, strict=False)
             except ValueError:
-                raise ConfigError(f"allow={network!r} in listener {original!r} is not an address or CIDR network") from None
+                raise ConfigError(f"allow={quote(network)} in listener {quote(original)} is not an address or CIDR network") from None
         return {"allow": networks}
     if key == "outbuf":
         if not isDecimal(need()) or not 1024 <= int(need()) <= MAX_OUTBUF:
-            raise ConfigError(f"outbuf={value!r} in listener {original!r}: expected 1024 to {MAX_OUTBUF} bytes")
+            raise ConfigError(f"outbuf={quote(value)} in listener {quote(original)}: expected 1024 to {MAX_OUTBUF} bytes")
         return {"outbuf": int(need())}
     if key == "policy":
         if need().lower() not in POLICIES:
-            raise ConfigError(f"policy={value!r} in listener {original!r}: expected one of {', '.join(POLICIES)}")
+            raise ConfigError(f"policy={quote(value)} in listener {quote(original)}: expected one of {', '.join(POLICIES)}")
         return {"policy": need().lower()}
     if key == "idle":
         try:
@@ -210,9 +211,9 @@ def _listenerOption(key: str, value: Optional[str], protocol: Protocol, original
         except ValueError:
             seconds = -1
         if not 0 < seconds <= MAX_IDLE:  # nan and inf too: a timer at nan breaks the reactor's order
-            raise ConfigError(f"idle={value!r} in listener {original!r}: expected 0 < seconds <= {MAX_IDLE}")
+            raise ConfigError(f"idle={quote(value)} in listener {quote(original)}: expected 0 < seconds <= {MAX_IDLE}")
         return {"idle": seconds}
-    raise ConfigError(f"unknown listener option {key!r} in {original!r} (known: {LISTENER_OPTIONS})")
+    raise ConfigError(f"unknown listener option {quote(key)} in {quote(original)} (known: {LISTENER_OPTIONS})")
 
 
 def _isInteger(text: str) -> bool:
@@ -238,7 +239,7 @@ def _isPort(text: str) -> bool:
 
 def _port(text: str, original: str) -> int:
     if not isDecimal(text) or not 0 <= int(text) <= 65535:
-        raise ConfigError(f"bad port {text!r} in listener {original!r}")
+        raise ConfigError(f"bad port {quote(text)} in listener {quote(original)}")
     return int(text)
 
 
@@ -247,13 +248,13 @@ def _hostPort(text: str, original: str) -> tuple[str, int]:
     if text.startswith("["):
         host, bracket, rest = text[1:].partition("]")
         if not bracket or not rest.startswith(":"):
-            raise ConfigError(f"cannot read address {text!r} in listener {original!r}")
+            raise ConfigError(f"cannot read address {quote(text)} in listener {quote(original)}")
         return host, _port(rest[1:], original)
     host, colon, port = text.rpartition(":")
     if not colon:
-        raise ConfigError(f"expected HOST:PORT, not {text!r}, in listener {original!r}")
+        raise ConfigError(f"expected HOST:PORT, not {quote(text)}, in listener {quote(original)}")
     if ":" in host:
-        raise ConfigError(f"an IPv6 address goes in brackets ([{host}]) in listener {original!r}")
+        raise ConfigError(f"an IPv6 address goes in brackets ([{host}]) in listener {quote(original)}")
     return host, _port(port, original)
 
 
@@ -277,7 +278,7 @@ def _twistedServer(text: str, original: str) -> ListenerSpec:
     if isinstance(endpoint, UNIXServerEndpoint):
         path = checkPath(endpoint._address, "unix socket", unix=True)
         if not path:
-            raise ConfigError(f"unix: needs a path in listener {original!r}")
+            raise ConfigError(f"unix: needs a path in listener {quote(original)}")
         if not _given(text, "mode", "_mode"):
             text += ":mode=600"
         if isAbstract(path) and not _given(text, "lockfile", "_wantPID"):
@@ -285,7 +286,7 @@ def _twistedServer(text: str, original: str) -> ListenerSpec:
         return ListenerSpec(endpoint=text, path=path)
     assert isinstance(endpoint, (TCP4ServerEndpoint, TCP6ServerEndpoint))
     if not 0 <= endpoint._port <= 65535:
-        raise ConfigError(f"bad port {str(endpoint._port)!r} in listener {original!r}")
+        raise ConfigError(f"bad port {quote(str(endpoint._port))} in listener {quote(original)}")
     return ListenerSpec(endpoint=text, host=endpoint._interface, port=endpoint._port)
 
 
@@ -318,8 +319,8 @@ def _serverEndpoint(text: str, original: str) -> Any:
     try:
         return serverFromString(cast(Any, _NO_REACTOR), text)
     except Exception as e:
-        read = f" ({text!r})" if text != original else ""
-        raise ConfigError(f"cannot read listener {original!r} as a Twisted endpoint string{read}: {e}") from None
+        read = f" ({quote(text)})" if text != original else ""
+        raise ConfigError(f"cannot read listener {quote(original)} as a Twisted endpoint string{read}: {e}") from None
 
 
 def _escape(text: str) -> str:
@@ -332,7 +333,7 @@ def _options(parts: list[str], allowed: tuple[str, ...], original: str) -> dict[
         key, eq, value = part.partition("=")
         key = key.strip().lower()
         if key not in allowed:
-            raise ConfigError(f"unknown option {key!r} in listener {original!r} (known: {', '.join(allowed)})")
+            raise ConfigError(f"unknown option {quote(key)} in listener {quote(original)} (known: {', '.join(allowed)})")
         options[key] = value.strip().lower() if eq else "on"
     return options
 
@@ -345,32 +346,32 @@ def _flag(options: dict[str, str], name: str, default: bool, original: str) -> b
         return True
     if value in ("off", "no", "false", "0"):
         return False
-    raise ConfigError(f"option {name}={value!r} in listener {original!r}: expected on or off")
+    raise ConfigError(f"option {name}={quote(value)} in listener {quote(original)}: expected on or off")
 
 
 def _qemu(word: str, body: str, original: str) -> ListenerSpec:
     if word == "mon":
         # QEMU's monitor multiplexer: here, the escape menu on Ctrl-a.
         if not body:
-            raise ConfigError(f"mon: needs a chardev after it, not {original!r}")
+            raise ConfigError(f"mon: needs a chardev after it, not {quote(original)}")
         return attrs.evolve(parseListener(body), escape=0x01, qemuKeys=True)
     if word == "pty":
         return ListenerSpec(body, Protocol.RAW, kind=ListenerKind.PTY, path=checkPath(body, "pty: link"))
     if word in ("file", "pipe"):
         if not body or "," in body:
-            raise ConfigError(f"{word}: takes a path and no options, not {original!r}")
+            raise ConfigError(f"{word}: takes a path and no options, not {quote(original)}")
         checkPath(body, f"{word}:")
         kind = ListenerKind.FILE if word == "file" else ListenerKind.PIPE
         return ListenerSpec(body, Protocol.RAW, kind=kind, path=body)
     if word == "stdio":
-        raise ConfigError(f"stdio takes no arguments, not {original!r}")
+        raise ConfigError(f"stdio takes no arguments, not {quote(original)}")
     if word == "udp":
         return _udp(body, original)
     address, *parts = body.split(",")
     if word == "unix":
         options = _options(parts, ("server", "wait", "nowait", "reconnect"), original)
         if not address:
-            raise ConfigError(f"unix: needs a path in listener {original!r}")
+            raise ConfigError(f"unix: needs a path in listener {quote(original)}")
         checkPath(address, "unix socket", unix=True)
         server = _flag(options, "server", False, original)
         wait = _flag(options, "wait", "nowait" not in options, original) and server
@@ -421,13 +422,13 @@ def _udp(body: str, original: str) -> ListenerSpec:
         allow = (remoteHost,)
         if not _isAddress(remoteHost):
             # Not allow='...' the user never wrote.
-            raise ConfigError(f"remote host {remoteHost!r} in listener {original!r} is a name: writes are taken from "
+            raise ConfigError(f"remote host {quote(remoteHost)} in listener {quote(original)} is a name: writes are taken from "
                               "the remote host's address: give an address, or who may write with ,allow=CIDR")
     for network in allow:
         try:
             ipaddress.ip_network(network, strict=False)
         except ValueError:
-            raise ConfigError(f"allow={network!r} in listener {original!r} is not an address or CIDR network") from None
+            raise ConfigError(f"allow={quote(network)} in listener {quote(original)} is not an address or CIDR network") from None
     spec = UDPSpec(remoteHost, remotePort, sourceHost, sourcePort, allow)
     return ListenerSpec(f"udp:{remoteHost}:{remotePort}", Protocol.RAW, kind=ListenerKind.UDP, udp=spec)
 
@@ -447,12 +448,12 @@ def _tls(body: str, original: str) -> ListenerSpec:
     if "port" in named:
         # tls:port=N listens; tls:HOST:port=N dials out.
         if len(positional) > 1 or positional and isDecimal(positional[0]):
-            raise ConfigError(f"listener {original!r} gives the port twice")
+            raise ConfigError(f"listener {quote(original)} gives the port twice")
         positional.append(named.pop("port"))
     for key in named:
         if key not in ("interface", "cert", "key", "ca", "subjects", "readonly", "handshake"):
             raise ConfigError(
-                f"unknown option {key!r} in listener {original!r} "
+                f"unknown option {quote(key)} in listener {quote(original)} "
                 "(known: port, interface, cert, key, ca, subjects, readonly, handshake)"
             )
     handshake = 10.0
@@ -462,7 +463,7 @@ def _tls(body: str, original: str) -> ListenerSpec:
         except ValueError:
             handshake = -1.0
         if not 0 <= handshake <= 3600:
-            raise ConfigError(f"handshake={named['handshake']!r} in listener {original!r}: "
+            raise ConfigError(f"handshake={quote(named['handshake'])} in listener {quote(original)}: "
                               "expected seconds, 0 (no limit) to 3600")
     for key in ("cert", "key", "ca"):
         if key in named:
@@ -472,25 +473,25 @@ def _tls(body: str, original: str) -> ListenerSpec:
     for key, names in (("subjects", subjects), ("readonly", readOnly)):
         if key in named and not names:
             # subjects=; would be no restriction: every certificate of the CA.
-            raise ConfigError(f"{key}={named[key]!r} in listener {original!r} names no certificate CN")
+            raise ConfigError(f"{key}={quote(named[key])} in listener {quote(original)} names no certificate CN")
     if len(positional) == 1:
         port = _port(positional[0], original)
         if not named.get("cert") or not named.get("key"):
-            raise ConfigError(f"a TLS listener needs cert= and key=: {original!r}")
+            raise ConfigError(f"a TLS listener needs cert= and key=: {quote(original)}")
         interface = named.get("interface", "")
         if (subjects or readOnly) and not named.get("ca"):
-            raise ConfigError(f"subjects= and readonly= need ca= (client certificates) in listener {original!r}")
+            raise ConfigError(f"subjects= and readonly= need ca= (client certificates) in listener {quote(original)}")
         tls = TLSSpec(cert=named["cert"], key=named["key"], ca=named.get("ca", ""), subjects=subjects,
                       readOnlySubjects=readOnly, handshakeTimeout=handshake)
         return ListenerSpec(f"tls:{port}", Protocol.TELNET, tls=tls, host=interface, port=port)
     if len(positional) == 2:
         host, port = positional[0].strip("[]"), _port(positional[1], original)
         if not named.get("ca"):
-            raise ConfigError(f"a TLS dial-out needs ca= to verify the server: {original!r}")
+            raise ConfigError(f"a TLS dial-out needs ca= to verify the server: {quote(original)}")
         tls = TLSSpec(cert=named.get("cert", ""), key=named.get("key", ""), ca=named["ca"], hostname=host,
                       handshakeTimeout=handshake)
         return ListenerSpec(f"tls:{host}:{port}", Protocol.TELNET, kind=ListenerKind.CONNECT, tls=tls, host=host, port=port)
-    raise ConfigError(f"cannot read TLS listener {original!r}: expected tls:PORT:cert=..:key=.. or tls:HOST:PORT:ca=..")
+    raise ConfigError(f"cannot read TLS listener {quote(original)}: expected tls:PORT:cert=..:key=.. or tls:HOST:PORT:ca=..")
 
 
 def parseWatchAll(texts: list[str], patterns: list[str]) -> WatchAllSpec:
@@ -503,7 +504,7 @@ def parseWatchAll(texts: list[str], patterns: list[str]) -> WatchAllSpec:
     for text in texts:
         spec = parseListener(text)
         if spec.kind is not ListenerKind.LISTEN or spec.tls is not None:
-            raise ConfigError(f"watch-all listener {text!r}: expected a server endpoint such as "
+            raise ConfigError(f"watch-all listener {quote(text)}: expected a server endpoint such as "
                               "tcp:4400:interface=127.0.0.1 or unix:/run/serialgw/all.sock (no dial-out, "
                               "file, pipe, netconsole or TLS)")
         ignored = [name for name, given in (("escape=", spec.escape is not None), ("banner", spec.banner),
@@ -511,14 +512,14 @@ def parseWatchAll(texts: list[str], patterns: list[str]) -> WatchAllSpec:
                                             ("no-notices", spec.notices is False), ("no-rfc2217", not spec.rfc2217))
                    if given]
         if ignored:
-            raise ConfigError(f"watch-all listener {text!r}: {ignored[0]} does not apply there (a plain stream of "
+            raise ConfigError(f"watch-all listener {quote(text)}: {ignored[0]} does not apply there (a plain stream of "
                               "every line's output: no telnet, escape menu, banner, replay or notices)")
         listeners.append(spec)
     if not listeners:
         raise ConfigError("watch-all: no listener given")
     for pattern in patterns:
         if not isinstance(pattern, str) or not pattern:
-            raise ConfigError(f"watch-all lines: expected shell patterns of line names, e.g. rack4-*, not {pattern!r}")
+            raise ConfigError(f"watch-all lines: expected shell patterns of line names, e.g. rack4-*, not {quote(pattern)}")
     return WatchAllSpec(tuple(listeners), tuple(patterns) or ("*",))
 
 
@@ -535,11 +536,11 @@ def parseStatusListener(text: str) -> ListenerSpec:
     head, plus, _ = str(text).strip().partition("+")
     if plus and head.split(",")[0].strip().lower() in PROTOCOL_NAMES:
         # allow=, ro, ... are a line listener's: here they would be ignored (allow= silently let everyone in).
-        raise ConfigError(f"--status {str(text).strip()!r}: listener options do not apply to the status endpoint (it "
+        raise ConfigError(f"--status {quote(str(text).strip())}: listener options do not apply to the status endpoint (it "
                           "serves HTTP to whoever reaches it): bind it to an interface (tcp:8440:interface=127.0.0.1) "
                           "or a unix socket, and filter in front of it")
     if spec.kind is not ListenerKind.LISTEN or spec.tls is not None:
-        raise ConfigError(f"--status {str(text).strip()!r}: expected a server endpoint for plain HTTP such as "
+        raise ConfigError(f"--status {quote(str(text).strip())}: expected a server endpoint for plain HTTP such as "
                           "tcp:8440:interface=127.0.0.1 or unix:/run/serialgw/status.sock (no dial-out, file, "
                           "pipe, netconsole or TLS: for HTTPS, put a TLS proxy in front of it)")
     return spec
@@ -571,5 +572,5 @@ def parseSSHListener(text: str) -> ListenerSpec:
     else:
         spec = parseListener(original)
     if spec.kind is not ListenerKind.LISTEN or spec.tls is not None:
-        raise ConfigError(f"SSH listener {original!r}: expected a server endpoint such as tcp:2222:interface=127.0.0.1")
+        raise ConfigError(f"SSH listener {quote(original)}: expected a server endpoint such as tcp:2222:interface=127.0.0.1")
     return attrs.evolve(spec, text=original)

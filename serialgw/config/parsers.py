@@ -14,7 +14,16 @@ from typing import Any
 
 import attrs
 
-from serialgw.config.specs import BYTESIZES, MAX_BAUD, PARITIES, STOPBITS, ConfigError, DeviceSpec, SerialSettings
+from serialgw.config.specs import (
+    BYTESIZES,
+    MAX_BAUD,
+    PARITIES,
+    STOPBITS,
+    ConfigError,
+    DeviceSpec,
+    SerialSettings,
+    quote,
+)
 
 
 def checkPath(path: str, what: str, unix: bool = False) -> str:
@@ -25,7 +34,7 @@ def checkPath(path: str, what: str, unix: bool = False) -> str:
     """
     if "\0" in path and not (unix and path.startswith("\0")):
         hint = "; an abstract unix socket name starts with it (\"\\u0000NAME\")" if unix else ""
-        raise ConfigError(f"{what} {path!r}: a file name cannot hold a NUL byte{hint}")
+        raise ConfigError(f"{what} {quote(path)}: a file name cannot hold a NUL byte{hint}")
     return path
 
 
@@ -38,7 +47,7 @@ def parseLockDir(text: str, what: str) -> str:
     """
     path = checkPath(text, what)
     if not path.startswith("/"):
-        raise ConfigError(f"{what} {text!r}: expected an absolute path, e.g. /var/lock or /run/lock")
+        raise ConfigError(f"{what} {quote(text)}: expected an absolute path, e.g. /var/lock or /run/lock")
     return path
 
 
@@ -60,7 +69,7 @@ def parseBaud(text: str) -> int:
     key = str(text).strip()
     value = int(key) if isDecimal(key) else 0
     if not 0 < value <= MAX_BAUD:
-        raise ConfigError(f"baud rate must be 1 to {MAX_BAUD}, not {text!r}")
+        raise ConfigError(f"baud rate must be 1 to {MAX_BAUD}, not {quote(text)}")
     return value
 
 
@@ -68,7 +77,7 @@ def parseBytesize(text: str) -> int:
     key = str(text).strip()
     value = int(key) if isDecimal(key) and len(key) < 3 else -1
     if value not in BYTESIZES:
-        raise ConfigError(f"byte size must be 5, 6, 7 or 8, not {text!r}")
+        raise ConfigError(f"byte size must be 5, 6, 7 or 8, not {quote(text)}")
     return value
 
 
@@ -82,14 +91,14 @@ def parseParity(text: str) -> str:
     key = str(text).strip()
     letter = _PARITY_WORDS.get(key.lower(), key.upper())
     if len(key) == 0 or letter not in PARITIES:
-        raise ConfigError(f"parity must be one of N, E, O, M, S, not {text!r}")
+        raise ConfigError(f"parity must be one of N, E, O, M, S, not {quote(text)}")
     return letter
 
 
 def parseStopbits(text: str) -> float:
     key = str(text).strip()
     if key not in STOPBITS:
-        raise ConfigError(f"stop bits must be 1, 1.5 or 2, not {text!r}")
+        raise ConfigError(f"stop bits must be 1, 1.5 or 2, not {quote(text)}")
     return 1.5 if key == "1.5" else int(key)
 
 
@@ -115,7 +124,7 @@ def parseCompact(text: str, base: SerialSettings = SerialSettings()) -> SerialSe
     """
     fields = [f for f in re.split(r"[,\s]+", str(text).strip()) if f]
     if not fields:
-        raise ConfigError(f"serial settings are empty: {text!r}")
+        raise ConfigError(f"serial settings are empty: {quote(text)}")
     changes: dict[str, object] = {}
     for field in fields:
         lower = field.lower()
@@ -136,7 +145,7 @@ def parseCompact(text: str, base: SerialSettings = SerialSettings()) -> SerialSe
                 changes["xonxoff"] = False
         else:
             raise ConfigError(
-                f"cannot read {field!r} in serial settings {text!r}: expected "
+                f"cannot read {quote(field)} in serial settings {quote(text)}: expected "
                 "BAUD[,DATABITS PARITY STOPBITS][,rtscts|xonxoff], e.g. 115200,8N1"
             )
     return attrs.evolve(base, **changes)  # type: ignore[arg-type]
@@ -182,15 +191,15 @@ def parseSendString(text: str, what: str = "open-string") -> tuple[bytes, ...]:
             chunk = _SEND_ESCAPES[escape]
         else:
             bad = "\\" + escape
-            raise ConfigError(f"{what} {text!r}: unknown escape {bad!r}: expected \\r \\n \\t \\e "
+            raise ConfigError(f"{what} {quote(text)}: unknown escape {quote(bad)}: expected \\r \\n \\t \\e "
                               "\\0 \\\\ \\xNN or \\b (a break)")
         parts[-1] += chunk
         size += len(chunk)
     if size > MAX_SEND_STRING:
-        raise ConfigError(f"{what} {text[:40]!r}...: {size} bytes, at most {MAX_SEND_STRING}")
+        raise ConfigError(f"{what} {quote(text[:40])}...: {size} bytes, at most {MAX_SEND_STRING}")
     if len(parts) - 1 > MAX_SEND_BREAKS:
         # A million \b held the device for days at each attach.
-        raise ConfigError(f"{what} {text[:40]!r}...: {len(parts) - 1} breaks (\\b), at most {MAX_SEND_BREAKS}")
+        raise ConfigError(f"{what} {quote(text[:40])}...: {len(parts) - 1} breaks (\\b), at most {MAX_SEND_BREAKS}")
     return tuple(parts) if text else ()
 
 
@@ -206,7 +215,7 @@ def parseMilliseconds(text: Any, what: str, limit: float = 10000) -> float:
     except ValueError:
         value = -1.0
     if not 0 <= value <= limit:  # NaN fails too
-        raise ConfigError(f"{what} must be 0 to {limit:g} milliseconds, not {text!r}")
+        raise ConfigError(f"{what} must be 0 to {limit:g} milliseconds, not {quote(text)}")
     return value / 1000.0
 
 
@@ -217,7 +226,7 @@ def parseOnOff(text: str, what: str) -> bool:
         return True
     if key in ("off", "false", "0", "no", "low"):
         return False
-    raise ConfigError(f"{what} must be on or off, not {text!r}")
+    raise ConfigError(f"{what} must be on or off, not {quote(text)}")
 
 
 def parseCoalesce(text: str) -> tuple[float, float, bytes]:
@@ -232,15 +241,15 @@ def parseCoalesce(text: str) -> tuple[float, float, bytes]:
     try:
         low, high = float(parts[0]) / 1000, float(parts[1]) / 1000
     except (ValueError, IndexError):
-        raise ConfigError(f"coalesce {text!r}: expected MIN_MS,MAX_MS[,STRING], e.g. 2,20 or 5,50,\\n") from None
+        raise ConfigError(f"coalesce {quote(text)}: expected MIN_MS,MAX_MS[,STRING], e.g. 2,20 or 5,50,\\n") from None
     if not 0 < low <= high <= 10:
-        raise ConfigError(f"coalesce {text!r}: expected 0 < MIN_MS <= MAX_MS <= 10000")
+        raise ConfigError(f"coalesce {quote(text)}: expected 0 < MIN_MS <= MAX_MS <= 10000")
     try:
         on = parts[2].encode().decode("unicode_escape").encode("latin-1") if len(parts) > 2 else b""
     except UnicodeDecodeError as e:
-        raise ConfigError(f"coalesce {text!r}: cannot read STRING {parts[2]!r}: {e.reason}") from None
+        raise ConfigError(f"coalesce {quote(text)}: cannot read STRING {quote(parts[2])}: {e.reason}") from None
     except UnicodeEncodeError:
-        raise ConfigError(f"coalesce {text!r}: STRING {parts[2]!r} names a character past \\xff "
+        raise ConfigError(f"coalesce {quote(text)}: STRING {quote(parts[2])} names a character past \\xff "
                           "(a byte is \\xNN; other text is taken as its UTF-8)") from None
     return low, high, on
 
@@ -268,7 +277,7 @@ def parseDevice(text: str) -> DeviceSpec:
         return DeviceSpec("tty", checkPath(text, "device"))
     if kind == "unix":
         if not rest:
-            raise ConfigError(f"device {original!r} names no socket path")
+            raise ConfigError(f"device {quote(original)} names no socket path")
         return DeviceSpec("unix", checkPath(rest, "device unix:", unix=True))
     if kind in ("telnet", "tcp", "rfc2217"):
         if rest.startswith("["):
@@ -276,9 +285,9 @@ def parseDevice(text: str) -> DeviceSpec:
         else:
             host, _, port = rest.rpartition(":")
         if not host or not isDecimal(port) or not 0 < int(port) < 65536:
-            raise ConfigError(f"device {original!r}: expected {kind}{sep}HOST:PORT")
+            raise ConfigError(f"device {quote(original)}: expected {kind}{sep}HOST:PORT")
         return DeviceSpec(kind, host=host, port=int(port))
     raise ConfigError(
-        f"unknown device {original!r}: expected a tty path, pty:LINK, telnet:HOST:PORT, "
+        f"unknown device {quote(original)}: expected a tty path, pty:LINK, telnet:HOST:PORT, "
         "rfc2217://HOST:PORT, tcp:HOST:PORT or unix:PATH"
     )

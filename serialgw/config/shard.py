@@ -34,6 +34,7 @@ from serialgw.config.specs import (
     SSHSpec,
     WatchAllSpec,
     describeUnix,
+    quote,
     unixNameLimit,
 )
 
@@ -58,12 +59,12 @@ def parseShard(text: str) -> Shard:
     index, slash, count = str(text).strip().partition("/")
     index, count = index.strip(), count.strip()
     if not slash or not isDecimal(index) or not isDecimal(count):
-        raise ConfigError(f"--shard {text!r}: expected I/N, this process's number (from 0) of N processes, e.g. 0/2")
+        raise ConfigError(f"--shard {quote(text)}: expected I/N, this process's number (from 0) of N processes, e.g. 0/2")
     i, n = int(index), int(count)
     if not 1 <= n <= MAX_SHARDS:
-        raise ConfigError(f"--shard {text!r}: the number of processes must be 1 to {MAX_SHARDS}, not {n}")
+        raise ConfigError(f"--shard {quote(text)}: the number of processes must be 1 to {MAX_SHARDS}, not {n}")
     if i >= n:
-        raise ConfigError(f"--shard {text!r}: process {i} of {n}: the processes are numbered 0 to {n - 1}")
+        raise ConfigError(f"--shard {quote(text)}: process {i} of {n}: the processes are numbered 0 to {n - 1}")
     return Shard(i, n)
 
 
@@ -113,7 +114,7 @@ def shiftListener(spec: ListenerSpec, index: int, what: str) -> ListenerSpec:
         if isDecimal(value):
             port = int(value) + index if int(value) else 0
             if port > 65535:
-                raise ConfigError(f"{what} {text!r}: process {index} would take port {port}, past 65535: "
+                raise ConfigError(f"{what} {quote(text)}: process {index} would take port {port}, past 65535: "
                                   "give a lower port (process I listens on PORT+I)")
             fields[at] = f"{name}{eq}{port}"
             endpoint = ":".join(fields)
@@ -122,14 +123,14 @@ def shiftListener(spec: ListenerSpec, index: int, what: str) -> ListenerSpec:
         path = f"{spec.path}.{index}"
         size, limit = len(os.fsencode(path)), unixNameLimit(path)
         if size > limit:
-            raise ConfigError(f"{what} {text!r}: process {index} would listen on {describeUnix(path)!r}, {size} "
+            raise ConfigError(f"{what} {quote(text)}: process {index} would listen on {quote(describeUnix(path))}, {size} "
                               f"bytes, past the {limit} of a unix socket name: give a shorter path (process I "
                               "listens on PATH.I)")
         # The field is the path as escaped in the string: ".I" needs no escaping.
         fields[at] += f".{index}"
         endpoint = ":".join(fields)
         return attrs.evolve(spec, endpoint=endpoint, text=prefix + endpoint, path=path)
-    raise ConfigError(f"{what} {text!r}: with --shard every process needs one of its own: a tcp: or tcp6: port "
+    raise ConfigError(f"{what} {quote(text)}: with --shard every process needs one of its own: a tcp: or tcp6: port "
                       "(process I listens on PORT+I) or a unix: socket (PATH.I)")
 
 

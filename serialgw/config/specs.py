@@ -22,6 +22,20 @@ class ConfigError(ValueError):
     """
 
 
+def quote(value: object) -> str:
+    """
+    A value for a message, as the user typed it: text in single quotes
+    with only what cannot be shown escaped (C{'\\q'} is a backslash and
+    a q; repr doubled the backslash, as if two were typed); a number, list
+    or table from the file as Python writes it.
+    """
+    if not isinstance(value, str):
+        return repr(value)
+    if value.isprintable():
+        return f"'{value}'"
+    return "'" + "".join(c if c.isprintable() else repr(c)[1:-1] for c in value) + "'"
+
+
 def isAbstract(path: str | bytes) -> bool:
     """A unix socket name in Linux's abstract namespace (no file)."""
     return path[:1] in ("\0", b"\0")
@@ -67,13 +81,13 @@ class SerialSettings:
 
     def __attrs_post_init__(self) -> None:
         if not isinstance(self.baudrate, int) or not 0 < self.baudrate <= MAX_BAUD:
-            raise ConfigError(f"baud rate must be 1 to {MAX_BAUD}, not {self.baudrate!r}")
+            raise ConfigError(f"baud rate must be 1 to {MAX_BAUD}, not {quote(self.baudrate)}")
         if self.bytesize not in BYTESIZES:
-            raise ConfigError(f"byte size must be 5, 6, 7 or 8, not {self.bytesize!r}")
+            raise ConfigError(f"byte size must be 5, 6, 7 or 8, not {quote(self.bytesize)}")
         if self.parity not in PARITIES:
-            raise ConfigError(f"parity must be one of N, E, O, M, S, not {self.parity!r}")
+            raise ConfigError(f"parity must be one of N, E, O, M, S, not {quote(self.parity)}")
         if self.stopbits not in (1, 1.5, 2):
-            raise ConfigError(f"stop bits must be 1, 1.5 or 2, not {self.stopbits!r}")
+            raise ConfigError(f"stop bits must be 1, 1.5 or 2, not {quote(self.stopbits)}")
 
     def describe(self) -> str:
         """
@@ -285,14 +299,14 @@ class LogSpec:
         if not self.path:
             raise ConfigError("log path is empty")
         if self.maxSize < 0:
-            raise ConfigError(f"log-max-size must be 0 (no limit) or more bytes, not {self.maxSize!r}")
+            raise ConfigError(f"log-max-size must be 0 (no limit) or more bytes, not {quote(self.maxSize)}")
         if not 0 <= self.keep <= MAX_LOG_KEEP:
             # Every rotation renames them all, on the reactor's thread.
-            raise ConfigError(f"log-keep must be 0 to {MAX_LOG_KEEP}, not {self.keep!r}")
+            raise ConfigError(f"log-keep must be 0 to {MAX_LOG_KEEP}, not {quote(self.keep)}")
         try:
             time.strftime(self.format)
         except ValueError as e:
-            raise ConfigError(f"log-format {self.format!r}: {e}") from None
+            raise ConfigError(f"log-format {quote(self.format)}: {e}") from None
 
 
 MAX_LOG_KEEP = 1000

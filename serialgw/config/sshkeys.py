@@ -14,7 +14,7 @@ import stat
 import attrs
 from twisted.conch.ssh import keys
 
-from serialgw.config.specs import ConfigError, UserSpec
+from serialgw.config.specs import ConfigError, UserSpec, quote
 
 # Key types a public key line may start with (OpenSSH's names).
 KEY_TYPES = frozenset({
@@ -66,7 +66,7 @@ def readPublicKeys(text: str, source: str) -> list[PublicKey]:
         if fields[0] not in KEY_TYPES:
             raise ConfigError(
                 f"{source}:{number}: expected a public key (TYPE BASE64 [COMMENT], TYPE one of "
-                f"{', '.join(sorted(KEY_TYPES))}), not {printable(line[:QUOTED])!r}...; "
+                f"{', '.join(sorted(KEY_TYPES))}), not {quote(printable(line[:QUOTED]))}...; "
                 "authorized_keys options (from=, command=, ...) are not supported"
             )
         try:
@@ -88,12 +88,12 @@ def readKeysFile(path: str) -> list[PublicKey]:
         # home) would stop the reactor at a reload.
         with open(path, "rb", opener=lambda name, flags: os.open(name, flags | os.O_NONBLOCK)) as f:
             if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
-                raise ConfigError(f"keys file {path!r} is not a regular file")
+                raise ConfigError(f"keys file {quote(path)} is not a regular file")
             raw = f.read(MAX_KEYS_FILE + 1)
     except OSError as e:
-        raise ConfigError(f"cannot read keys file {path!r}: {e.strerror}") from None
+        raise ConfigError(f"cannot read keys file {quote(path)}: {e.strerror}") from None
     if len(raw) > MAX_KEYS_FILE:
-        raise ConfigError(f"keys file {path!r} is over {MAX_KEYS_FILE} bytes")
+        raise ConfigError(f"keys file {quote(path)} is over {MAX_KEYS_FILE} bytes")
     return readPublicKeys(raw.decode("utf-8", "replace"), path)
 
 
@@ -106,7 +106,7 @@ def usersFromFile(path: str) -> list[UserSpec]:
     for key in readKeysFile(path):
         if key.comment == "*":
             # The line's write/read lists are these names, and "*" there means every user.
-            raise ConfigError(f"keys file {path!r}: key {key.fingerprint} has the comment '*', which would "
+            raise ConfigError(f"keys file {quote(path)}: key {key.fingerprint} has the comment '*', which would "
                               "name every user (a read-only key could type): give it another comment")
         people.setdefault(key.comment or key.fingerprint, []).append(key.text)
     return [UserSpec(name, tuple(texts)) for name, texts in people.items()]

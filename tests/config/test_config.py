@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from twisted.trial.unittest import SynchronousTestCase
 
+from serialgw.config.file import loadConfig
 from serialgw.config.parsers import parseCoalesce, parseCompact, parseDevice, parseParity, parseStopbits
-from serialgw.config.specs import ConfigError, DeviceSpec, SerialSettings
+from serialgw.config.specs import ConfigError, DeviceSpec, SerialSettings, quote
 
 
 class CompactTests(SynchronousTestCase):
@@ -83,5 +84,25 @@ class CoalesceTests(SynchronousTestCase):
         for text, why in (("5,50,\\x", "truncated \\xXX escape"), ("5,50,\\N{nothing}", "unknown Unicode character name"),
                           ("5,50,\\u1234", "a character past \\xff")):
             e = self.assertRaises(ConfigError, parseCoalesce, text)
-            self.assertIn(repr(text), str(e))
+            self.assertIn(f"coalesce '{text}': ", str(e))
             self.assertIn(why, str(e))
+        self.assertEqual(str(self.assertRaises(ConfigError, parseCoalesce, "5,50,\\x")),
+                         r"coalesce '5,50,\x': cannot read STRING '\x': truncated \xXX escape")
+        self.assertEqual(str(self.assertRaises(ConfigError, parseCoalesce, "5,\\n")),
+                         r"coalesce '5,\n': expected MIN_MS,MAX_MS[,STRING], e.g. 2,20 or 5,50,\n")
+
+
+class QuoteTests(SynchronousTestCase):
+    def test_asTyped(self) -> None:
+        """A value in a message is in single quotes as typed: a backslash or quote as is, only what cannot be shown escaped."""
+        self.assertEqual(quote("\\q"), "'\\q'")
+        self.assertEqual(quote("it's"), "'it's'")
+        self.assertEqual(quote("C:\\x y.toml"), "'C:\\x y.toml'")
+        self.assertEqual(quote("\u00e9t\u00e9"), "'\u00e9t\u00e9'")
+        self.assertEqual(quote("a\x1b[2J\nb\t\x00\u200b"), "'a\\x1b[2J\\nb\\t\\x00\\u200b'")
+        self.assertEqual(quote(""), "''")
+        # A file's name too, as everywhere a value is quoted.
+        e = self.assertRaises(ConfigError, loadConfig, "/nonexistent/C:\\x.toml")
+        self.assertEqual(str(e), "cannot read configuration '/nonexistent/C:\\x.toml': No such file or directory")
+        # What is not text (a TOML number, list or table) reads as Python writes it.
+        self.assertEqual([quote(5), quote(["a"]), quote(True)], ["5", "['a']", "True"])

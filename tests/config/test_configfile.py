@@ -564,7 +564,13 @@ class SighupBusyPortTests(TestCase):
         held.listen(1)
         busy = held.getsockname()[1]
         path = os.path.abspath(self.mktemp())
-        line = '[lines.first]\ndevice = "{device}"\nlisten = {listen}\n'
+        # Locks of its own: a live process's lock in /var/lock for this
+        # pty's number (another gateway on the machine retrying a
+        # /dev/pts/N that went takes N when a new pty gets it) kept the line
+        # down (retried with backoff up to a minute): "before" never reached the pty.
+        locks = os.path.abspath(self.mktemp())
+        os.mkdir(locks)
+        line = '[lines.first]\ndevice = "{device}"\nlock-dir = "' + locks + '"\nlisten = {listen}\n'
         with open(path, "w") as f:
             f.write(line.format(device=pty.slaveName, listen='"raw+tcp:0:interface=127.0.0.1"'))
         proc = startProcess(self, gatewayArgv("--config", path))

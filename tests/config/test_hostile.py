@@ -104,6 +104,57 @@ class KeyValueTests(SynchronousTestCase):
         loadConfig(writeTemp(self, '[defaults]\ndevice = "pty:"\n[lines.a]\nlisten = ["4001", "pty:"]\n'
                                    '[lines.b]\nlisten = ["4002", "pty:"]\n'))
 
+    def test_errorsInDottedKeysAndInlineTables(self) -> None:
+        """A line written with dotted keys or as an inline table: its errors name the file's line too, not the file alone."""
+        self.assertEqual(self.refused('lines.b.device = "/dev/ttyS1"\nlines.b.listen = "4002"\n'
+                                      'lines.a.listen = "4001"\nlines.a.parity = "Q"\nlines.a.device = "/dev/ttyS0"\n'),
+                         "FILE:4: [lines.a] parity: parity must be one of N, E, O, M, S, not 'Q'")
+        self.assertEqual(self.refused('lines.b.device = "/dev/ttyS1"\nlines.b.listen = "4002"\nlines.a.listen = "4001"\n'),
+                         "FILE:3: [lines.a] device: missing: a tty path, pty:LINK, telnet:HOST:PORT, "
+                         "rfc2217://HOST:PORT, ...")
+        self.assertEqual(self.refused('[lines]\nb = { device = "/dev/ttyS1", listen = "4002" }\n'
+                                      'a = { device = "/dev/ttyS0", listen = "4001", parity = "Q" }\n'),
+                         "FILE:3: [lines.a] parity: parity must be one of N, E, O, M, S, not 'Q'")
+
+    def test_oneWriterAFile(self) -> None:
+        """A file: listener's path (however written) that another file: listener or a console log writes: refused naming both and the path."""
+        self.assertEqual(self.refused('[lines.a]\ndevice = "/dev/ttyS0"\nlisten = ["4001", "file:/var/log/x"]\n'
+                                      '[lines.b]\ndevice = "/dev/ttyS1"\nlisten = "file:/var/log/./x"\n'),
+                         "FILE:6: [lines.b] listen: 'file:/var/log/./x' writes '/var/log/./x', as line 'a''s listener "
+                         "'file:/var/log/x' does: two writers would interleave in one file")
+        self.assertEqual(self.refused('[lines.a]\ndevice = "/dev/ttyS0"\nlisten = ["file:/tmp/x", "file:/tmp/x"]\n'),
+                         "FILE:3: [lines.a] listen: 'file:/tmp/x' writes '/tmp/x', as line 'a''s listener "
+                         "'file:/tmp/x' does: two writers would interleave in one file")
+        # A console log and a file: listener, either order, either line.
+        self.assertEqual(self.refused('[lines.a]\ndevice = "/dev/ttyS0"\nlisten = "4001"\nlog = "/var/log/a.log"\n'
+                                      '[lines.b]\ndevice = "/dev/ttyS1"\nlisten = "file:/var/log/b/../a.log"\n'),
+                         "FILE:7: [lines.b] listen: 'file:/var/log/b/../a.log' writes '/var/log/b/../a.log', as line "
+                         "'a''s log does: two writers would interleave in one file")
+        self.assertEqual(self.refused('[lines.a]\ndevice = "/dev/ttyS0"\nlisten = "file:/var/log/a.log"\n'
+                                      '[lines.b]\ndevice = "/dev/ttyS1"\nlisten = "4002"\nlog = "/var/log/a.log"\n'),
+                         "FILE:7: [lines.b] log: '/var/log/a.log' is line 'a''s listener 'file:/var/log/a.log' too: "
+                         "two writers would interleave in one file")
+        self.assertEqual(self.refused('[lines.a]\ndevice = "/dev/ttyS0"\nlog = "/var/log/a.log"\n'
+                                      'listen = "file:/var/log/a.log"\n'),
+                         "FILE:4: [lines.a] listen: 'file:/var/log/a.log' writes '/var/log/a.log', as line 'a''s log "
+                         "does: two writers would interleave in one file")
+        # From [defaults], every line writes it: named where it is.
+        self.assertEqual(self.refused('[defaults]\nlisten = "file:/var/log/all"\n[lines.a]\ndevice = "/dev/ttyS0"\n'
+                                      '[lines.b]\ndevice = "/dev/ttyS1"\n'),
+                         "FILE:2: [defaults] listen: 'file:/var/log/all' writes '/var/log/all', as line 'a''s listener "
+                         "'file:/var/log/all' does: two writers would interleave in one file")
+        # On the command line, twice on the one line.
+        e = self.assertRaises(UsageError, parse, "--device", "/dev/ttyS0", "--listen", "file:/tmp/x",
+                              "--listen", "file:/tmp/./x")
+        self.assertEqual(str(e), "listener 'file:/tmp/./x' writes '/tmp/./x', as listener 'file:/tmp/x' does: two "
+                                 "writers would interleave in one file")
+        # Distinct files are each their own.
+        (a, b) = loadConfig(writeTemp(self, '[lines.a]\ndevice = "/dev/ttyS0"\nlisten = "file:/var/log/a"\n'
+                                            'log = "/var/log/a.log"\n[lines.b]\ndevice = "/dev/ttyS1"\n'
+                                            'listen = "file:/var/log/b"\nlog = "/var/log/b.log"\n'))
+        self.assertEqual([s.path for s in a.listeners + b.listeners], ["/var/log/a", "/var/log/b"])
+        parse("--device", "/dev/ttyS0", "--listen", "file:/tmp/x", "--listen", "file:/tmp/y")
+
     def test_watchAllLinesEmpty(self) -> None:
         """[watch-all] lines = [] is refused: it meant every line, as the key left out does, not none."""
         self.assertEqual(self.refused(f'{LINE}[watch-all]\nlisten = "tcp:4400"\nlines = []\n'),

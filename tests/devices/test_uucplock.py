@@ -377,12 +377,20 @@ class CuTests(TestCase):
         self.assertEqual((line.device.up, lineStatus(line)["locked_by"]), (False, cuPid))
         client: Collector = await connect(listenerPort(service))
         await client.received.contains(b"\xff\xfd\x2c")
+        # cu says "Connected." before it makes its terminal raw, and forks
+        # its reader of the line only after: "~." typed in between, under
+        # load, reached it with the "\r" turned into "\n" (ICRNL), which
+        # does not start a line for cu, so it went down the line as data and
+        # cu never hung up. Bytes from the line on cu's terminal: it is raw.
+        self.pty.write(b"cu has the line")
+        await cu.output.contains(b"cu has the line")
         cu.write(b"\r~.\r")
         self.assertEqual(await cu.ended, 0)
         await client.received.contains(b"[serialgw: t is back]")
         self.assertEqual(uucplock.readPid(self.lock), os.getpid())
         self.pty.write(b"mine now")
         await client.received.contains(b"mine now")
+        self.assertNotIn(b"cu has the line", client.received.data)
         await closeClients(client)
         await service.stopService()
         self.assertFalse(os.path.exists(self.lock))

@@ -45,9 +45,25 @@ class SendStringTests(SynchronousTestCase):
 
     def test_badEscape(self) -> None:
         """An unknown escape, a short \\x or a trailing backslash is an error quoting the string."""
-        for text, bad in ((r"a\q", r"'\\q'"), ("a\\", r"'\\'"), (r"\x4", r"'\\x'")):
+        expected = "expected \\r \\n \\t \\e \\0 \\\\ \\xNN or \\b (a break)"
+        for text, message in ((r"a\q", r"close-string 'a\q': unknown escape '\q': "),
+                              ("a\\", r"close-string 'a\': unknown escape '\': "),
+                              (r"\x4", r"close-string '\x4': unknown escape '\x': ")):
             e = self.assertRaises(ConfigError, parseSendString, text, "close-string")
-            self.assertIn(f"close-string {text!r}: unknown escape {bad}", str(e))
+            self.assertEqual(str(e), message + expected)
+
+    def test_quotedAsTyped(self) -> None:
+        """--open-string '\\q' is quoted as typed, one backslash (repr showed two), and a control character escaped."""
+        options = tap.Options()
+        options.exitOnError = False
+        e = self.assertRaises(UsageError, options.parseOptions, ["--device", "/dev/ttyS0", "--open-string", r"\q"])
+        self.assertEqual(str(e), r"--open-string '\q': unknown escape '\q': expected \r \n \t \e \0 \\ \xNN or \b "
+                                 "(a break)")
+        options = tap.Options()
+        options.exitOnError = False
+        e = self.assertRaises(UsageError, options.parseOptions, ["--device", "/dev/ttyS0", "--close-string", "it's\x1b\\z"])
+        self.assertEqual(str(e), r"--close-string 'it's\x1b\z': unknown escape '\z': expected \r \n \t \e \0 \\ \xNN "
+                                 "or \\b (a break)")
 
     def test_bounded(self) -> None:
         """A string longer than 4096 bytes, or with more than 16 breaks, is refused."""
@@ -56,7 +72,7 @@ class SendStringTests(SynchronousTestCase):
         # Breaks too: each holds the line (a million held it for days at every attach).
         self.assertEqual(len(parseSendString(r"\r\b" * 16)), 17)
         e = self.assertRaises(ConfigError, parseSendString, r"\r\b" * 17, "open-string")
-        self.assertTrue(str(e).startswith("open-string '\\\\r\\\\b"), str(e))
+        self.assertTrue(str(e).startswith("open-string '\\r\\b\\r"), str(e))
         self.assertTrue(str(e).endswith("'...: 17 breaks (\\b), at most 16"), str(e))
 
     def test_onOff(self) -> None:
@@ -533,7 +549,7 @@ class ConfigTests(SynchronousTestCase):
         with open(path, "w") as f:
             f.write('[lines.a]\ndevice = "/dev/ttyS0"\nlisten = "4001"\n\nclose-string = "\\\\q"\n')
         e = self.assertRaises(ConfigError, loadConfig, path)
-        self.assertEqual(str(e), f"{path}:5: [lines.a] close-string: close-string '\\\\q': unknown escape '\\\\q': "
+        self.assertEqual(str(e), f"{path}:5: [lines.a] close-string: close-string '\\q': unknown escape '\\q': "
                          "expected \\r \\n \\t \\e \\0 \\\\ \\xNN or \\b (a break)")
 
     def test_options(self) -> None:
