@@ -10,12 +10,13 @@ from __future__ import annotations
 import os
 import termios
 
-from twisted.internet import defer, reactor
+from twisted.internet import defer, reactor, threads
 from twisted.trial.unittest import TestCase
 from zope.interface.verify import verifyObject
 
 from serialgw.clients.ptylink import EXTPROC, PtyClient
 from serialgw.config.specs import SerialSettings
+from serialgw.devices.termio import fcntlBreak
 from serialgw.interfaces import IClient
 from serialgw.line.hub import Line
 from tests.fakes import RecordingClient, RecordingDevice, observeLog
@@ -32,6 +33,30 @@ class WatchedDevice(RecordingDevice):
         effective = RecordingDevice.apply(self, settings)
         self.requests.put(settings)
         return effective
+
+
+class ReceivingDevice(RecordingDevice):
+    """A device whose written bytes can be awaited: C{endsWith(marker)} fires with all it had then."""
+
+    def __init__(self) -> None:
+        RecordingDevice.__init__(self)
+        self.data = bytearray()
+        self._waiting: list[tuple[bytes, defer.Deferred[bytes]]] = []
+
+    def write(self, data: bytes) -> None:
+        RecordingDevice.write(self, data)
+        self.data += data
+        waiting, self._waiting = self._waiting, []
+        for marker, d in waiting:
+            if self.data.endswith(marker):
+                d.callback(bytes(self.data))
+            else:
+                self._waiting.append((marker, d))
+
+    def endsWith(self, marker: bytes) -> defer.Deferred[bytes]:
+        d: defer.Deferred[bytes] = defer.Deferred()
+        self._waiting.append((marker, d))
+        return d
 
 
 class Program:
@@ -120,6 +145,39 @@ class PtyClientTests(TestCase):
         self.assertEqual(await device.requests.get(), SerialSettings(9600))
         self.assertEqual([settings for what, settings in device.events if what == "apply"],
                          [SerialSettings(9600), SerialSettings(57600), SerialSettings(9600)])
+
+
+    async def test_breakKeepsData(self) -> None:
+        """
+        A program writes abc, sends a break (tcsendbreak, or TIOCSBRK and
+        TIOCCBRK), writes def, 300 times, then "end", from its own thread
+        while the reactor reads: the device gets every byte once and in order,
+        and no break (a pty cannot carry one: README).
+        """
+        device = ReceivingDevice()
+        line = Line("t", device)
+        link = os.path.abspath(self.mktemp())
+        self.addCleanup(PtyClient(line, link, reactor).close)
+        program = Program(self, link)
+        os.set_blocking(program.fd, True)
+        rounds = [(b"abc%03d" % i, b"def%03d" % i) for i in range(300)]
+
+        def run() -> None:
+            for i, (before, after) in enumerate(rounds):
+                os.write(program.fd, before)
+                if i % 2:
+                    termios.tcsendbreak(program.fd, 0)
+                else:
+                    fcntlBreak(program.fd, True)
+                    fcntlBreak(program.fd, False)
+                os.write(program.fd, after)
+            os.write(program.fd, b"end")
+
+        expected = b"".join(before + after for before, after in rounds) + b"end"
+        arrived = device.endsWith(b"end")
+        await threads.deferToThread(run)
+        self.assertEqual(await arrived, expected)
+        self.assertEqual([what for what, _ in device.events if what != "write"], [])
 
 
 class SttyTests(TestCase):
