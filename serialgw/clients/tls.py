@@ -212,8 +212,10 @@ class HandshakeGate(Protocol):
     def _expired(self) -> None:
         self._timer = None
         self.pending.discard(self)
-        log.info("TLS handshake from {peer} not done in {seconds} s: disconnected",
-                 peer=peerName(self.transport), seconds=self.timeout)
+        # Limited per listener, as failed handshakes: a client that keeps
+        # opening stalled handshakes cannot flood the log.
+        handshakes.info("TLS handshake from {address} not done in {seconds} s: disconnected",
+                        address=peerName(self.transport), seconds=self.timeout, peer=self.logKey)
         self.transport.abortConnection()
 
     def handshakeCompleted(self) -> None:

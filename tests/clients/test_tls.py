@@ -62,6 +62,19 @@ class HandshakeTimeoutTests(SynchronousTestCase):
         self.assertEqual((self.line.clients, self.lineFactory.handshakes), ([], set()))
         self.assertEqual(self.clock.getDelayedCalls(), [])
 
+    def test_stalledHandshakesLimitedInTheLog(self) -> None:
+        """100 connections that stall mid-handshake: each is aborted at its timeout, 20 log lines say so (the listener's budget), not 100."""
+        self.lineFactory.maxHandshakes = 100
+        connections = [self.connection() for _ in range(100)]
+        with capturedLogs() as events:
+            self.clock.advance(10)
+        self.assertEqual([transport.disconnecting for _, transport in connections], [True] * 100)
+        said = [formatEvent(e) for e in events]
+        self.assertEqual(said, ["TLS handshake from 192.168.1.1:54321 not done in 10.0 s: disconnected"] * 20)
+        for tlsProtocol, _ in connections:
+            tlsProtocol.connectionLost(Failure(ConnectionDone()))  # type: ignore[attr-defined]
+        self.assertEqual((self.lineFactory.handshakes, self.clock.getDelayedCalls()), (set(), []))
+
     def test_handshakeTimeoutOption(self) -> None:
         """handshake=SECONDS sets the timeout; 0 means none; nonsense is refused naming it."""
         self.assertEqual(parseListener("tls:0:cert=c:key=k:handshake=2.5").tls.handshakeTimeout, 2.5)  # type: ignore[union-attr]
