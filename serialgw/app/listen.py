@@ -34,7 +34,7 @@ from twisted.python.failure import Failure
 from serialgw.app.check import systemdProblem
 from serialgw.clients.factory import LineFactory
 from serialgw.clients.local import FileClient, fifoPair, streamClient
-from serialgw.clients.netconsole import NetconsoleClient
+from serialgw.clients.netconsole import MAX_INPUT_DATAGRAM, NetconsoleClient
 from serialgw.clients.ptylink import PtyClient
 from serialgw.clients.tls import RefusingTLSFactory, ServerContextFactory, TLSError, clientOptions
 from serialgw.clients.transports import describeAddress
@@ -183,7 +183,8 @@ class ListenerOpener:
         interface = spec.udp.sourceHost or ("::" if ":" in spec.udp.remoteHost else "")
         client = NetconsoleClient(line, spec.udp)
         try:
-            port = self.reactor.listenUDP(spec.udp.sourcePort, client, interface=interface)
+            port = self.reactor.listenUDP(spec.udp.sourcePort, client, interface=interface,
+                                          maxPacketSize=MAX_INPUT_DATAGRAM)
         except CannotListenError as e:
             # Said in one line, as for TCP (another program holds the port).
             raise StartupError(f"line {config.name!r}: cannot listen on {spec.text!r}: {e}") from None

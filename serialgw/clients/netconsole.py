@@ -24,6 +24,10 @@ log = Logger()
 # 1500-byte MTU with IPv6 and UDP headers, so never fragmented.
 MAX_DATAGRAM = 1400
 
+# Datagrams to the device are read whole up to UDP's own limit: Twisted's
+# default read size (8192) silently cut a longer one short.
+MAX_INPUT_DATAGRAM = 65535
+
 
 @implementer(IClient)
 class NetconsoleClient(ClientEvents, DatagramProtocol):

@@ -65,6 +65,16 @@ class ListenerTests(TestCase):
         self.pty.write(b"Linux\r\n")
         self.assertEqual(await listener.output.contains(b"Linux\r\n"), b"Linux\r\n")
 
+    async def test_udpLargeDatagram(self) -> None:
+        """A 60000-byte datagram reaches the device whole (Twisted's default read size, 8192, cut it short)."""
+        source = freePort(udp=True)
+        startGateway(self, ptyLine(self.pty, f"udp:127.0.0.1:{freePort(udp=True)}@127.0.0.1:{source}"))
+        data = bytes(i % 251 for i in range(60000))
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
+            sender.sendto(data, ("127.0.0.1", source))
+            sender.sendto(b"END", ("127.0.0.1", source))
+        self.assertEqual(await self.pty.received.contains(b"END"), data + b"END")
+
     async def test_unixSocat(self) -> None:
         """A unix listener is 0600, replaces a stale socket, talks to socat, and is removed at stop."""
         socat = need("socat")
