@@ -41,6 +41,10 @@ QEMU_HELP = (
     "d disconnect, ? help"
 )
 REPLAY_LINES = 20
+# A client takes or gives up write at most ROLE_CHANGES times in
+# ROLE_WINDOW seconds (_mayChangeRole).
+ROLE_CHANGES = 5
+ROLE_WINDOW = 10.0
 
 
 def keyName(key: int) -> str:
@@ -64,6 +68,8 @@ class EscapeMenu:
         self._escape = bytes((key,))
         self._state: Callable[[int], bytes] | None = None
         self._digits = b""
+        # When this client last took or gave up write (_mayChangeRole).
+        self._roleChanges: list[float] = []
 
     def filter(self, data: bytes) -> bytes:
         """
@@ -135,10 +141,16 @@ class EscapeMenu:
             client.notice("baud rate, then Enter:")
             self._state = self._baud
         elif command == "t":
-            if not line.takeWrite(client):
+            if client.role is Role.READONLY:
                 client.notice("read-only: cannot take write")
+            elif client.role is Role.WRITER:
+                # Nothing to announce: a ^] t flood is not one to everyone.
+                client.notice("you write already")
+            elif self._mayChangeRole():
+                line.takeWrite(client)
         elif command == "o":
-            line.dropWrite(client)
+            if client.role is Role.WRITER and self._mayChangeRole():
+                line.dropWrite(client)
         elif command == "d" or (command == "x" and self.qemuKeys):
             client.notice("bye")
             client.disconnect()
@@ -147,6 +159,26 @@ class EscapeMenu:
         else:
             client.notice(f"unknown escape command {command!r}; {keyName(self.key)} ? for help")
         return b""
+
+    def _mayChangeRole(self) -> bool:
+        """
+        At most ROLE_CHANGES role changes (take write, only watch) by one
+        client in ROLE_WINDOW seconds: each is announced to everyone on the
+        line and written to its console logs, so two people racing ^] t (or
+        one flooding ^] t ^] o) cannot flood them.  One more is refused, told
+        to this client only.
+        """
+        clock = self.client.line.clock
+        if clock is None:
+            return True
+        now = clock.seconds()
+        changes = self._roleChanges
+        if len(changes) >= ROLE_CHANGES and changes[0] <= now < changes[0] + ROLE_WINDOW:
+            self.client.notice(f"at most {ROLE_CHANGES} role changes in {ROLE_WINDOW:g} s: nothing changed")
+            return False
+        changes.append(now)
+        del changes[:-ROLE_CHANGES]
+        return True
 
     def _replay(self, count: int) -> None:
         line = self.client.line

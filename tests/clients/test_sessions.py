@@ -117,6 +117,28 @@ class ExclusiveTests(SynchronousTestCase):
                                    "\r\n[serialgw: 192.0.2.9:2 detached]\r\n")
 
 
+class RoleFloodTests(SynchronousTestCase):
+    def test_takeWriteFloodBounded(self) -> None:
+        """Two people racing ^] t ^] o: 5 role changes each in 10 s, then refused (to them only); a bystander hears 9 notices, not 3000."""
+        h = Harness("exclusive")
+        alice, aliceT = h.telnet(port=1)
+        bob, bobT = h.telnet(port=2)
+        carol, carolT = h.telnet(port=3)
+        text(aliceT), text(bobT), text(carolT)
+        for _ in range(1000):
+            bob.dataReceived(b"\x1dt")
+            alice.dataReceived(b"\x1dt\x1do")
+        self.assertEqual((alice.role, bob.role), (Role.WATCHER, Role.WRITER))
+        took, watches = "\r\n[serialgw: 192.0.2.9:{} took write]\r\n", "\r\n[serialgw: 192.0.2.9:1 now only watches]\r\n"
+        said = [took.format(2), took.format(1), watches] * 2 + [took.format(2), took.format(1), took.format(2)]
+        self.assertEqual(text(carolT), "".join(said))
+        tooMany = "[serialgw: at most 5 role changes in 10 s: nothing changed]"
+        self.assertIn(tooMany, text(aliceT))
+        self.assertTrue(text(bobT).endswith("".join(said[-1:]) + "\r\n[serialgw: you write already]\r\n" * 996))
+        h.line.clock.advance(10)
+        alice.dataReceived(b"\x1dt")
+        self.assertEqual((alice.role, text(carolT)), (Role.WRITER, took.format(1)))
+
 class EscapeTests(SynchronousTestCase):
     def setUp(self) -> None:
         self.h = Harness()
