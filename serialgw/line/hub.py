@@ -20,7 +20,7 @@ from serialgw.config.specs import DEFAULT_BACKLOG, Rights, SerialSettings
 from serialgw.interfaces import IClient, IConsoleLog, IDevice, IDeviceSink
 from serialgw.line.coalesce import Coalescer
 from serialgw.line.control import PortControl
-from serialgw.line.role import Role
+from serialgw.line.role import Role, heirOf
 from serialgw.line.strings import OpenCloseStrings
 from serialgw.line.tail import Tail
 from serialgw.logflood import clientLog
@@ -256,7 +256,8 @@ class Line(PortControl, OpenCloseStrings):
             if parked is not None:
                 # What it missed is held, as it was until now (and counted).
                 parked.unpark()
-            self.clients.remove(client)
+            place = self.clients.index(client)
+            del self.clients[place]
             self._receiving.pop(client, None)
             self._fanOut = None
             guard = client.guard
@@ -270,6 +271,12 @@ class Line(PortControl, OpenCloseStrings):
                 self._unannounced.pop(client, None)
                 log.info("{line}: {peer} came and went without a word (not announced)", line=self.name,
                          peer=client.peer)
+                heir = self.mode == "exclusive" and client.role is Role.WRITER and heirOf(self.clients, place)
+                if heir:
+                    # Write is the first person's who came meanwhile (a
+                    # health check kept a raw client, with no ^] t, watching).
+                    heir.role = Role.WRITER
+                    self.announce(f"{heir.peer} writes", peer=heir.peer)
             elif client.person:
                 self.announce(f"{client.peer} detached")
             elif client in self._unlogged:

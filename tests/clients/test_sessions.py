@@ -94,6 +94,27 @@ class ExclusiveTests(SynchronousTestCase):
         bob.dataReceived(b"ls")
         self.assertEqual(h.device.events, [("write", b"id"), ("write", b"ls")])
 
+    def test_healthCheckLeavesWriteToThePerson(self) -> None:
+        """Exclusive: a health check that came first and left without a word hands write to the person who came meanwhile (a raw client has no ^] t)."""
+        h = Harness("exclusive")
+        check, _ = h.telnet("telnet+4444", port=1, agree=b"")
+        person = RawClient(h.line, listener=parseListener("raw+4446"))
+        person.makeConnection(StringTransport(peerAddress=IPv4Address("TCP", "192.0.2.9", 2)))
+        self.assertEqual(person.role, Role.WATCHER)
+        h.line.clock.advance(0.5)
+        check.connectionLost()
+        self.assertEqual(person.role, Role.WRITER)
+        person.dataReceived(b"ls")
+        self.assertEqual(h.device.events, [("write", b"ls")])
+
+    def test_writerLeavingKeepsWatchers(self) -> None:
+        """Exclusive: an announced writer leaving hands write to nobody (as conserver: the others take it)."""
+        h = Harness("exclusive")
+        alice, _ = h.telnet(port=1)
+        bob, _ = h.telnet(port=2)
+        alice.connectionLost()
+        self.assertEqual(bob.role, Role.WATCHER)
+
     def test_sharedEveryoneWrites(self) -> None:
         """Shared (the default): everyone writes."""
         h = Harness()
