@@ -23,6 +23,7 @@ from serialgw.line.control import PortControl
 from serialgw.line.role import Role, heirOf
 from serialgw.line.strings import OpenCloseStrings
 from serialgw.line.tail import Tail
+from serialgw.line.textgate import TextGate
 from serialgw.logflood import clientLog
 
 # Limited per peer: a client's input cannot flood the log (logflood).
@@ -99,6 +100,8 @@ class Line(PortControl, OpenCloseStrings):
         # Holds device output while coalescing (the same one across
         # reloads: what it holds goes first); _coalesce is it while on.
         self._coalescer = Coalescer(clock, self._deliverHeld)
+        # Notices wait for device output cut inside an escape sequence (textgate).
+        self.textGate = TextGate(clock)
         self._coalesce: Optional[Coalescer] = None
         self.backlogSize = DEFAULT_BACKLOG
         # The newest device output, for replay.
@@ -546,6 +549,7 @@ class Line(PortControl, OpenCloseStrings):
         if failed:
             for client in failed:
                 self._cutOff(client)
+        self.textGate.deviceOutput(data)
         self.bytesFromDevice += len(data)
         if self.backlogSize:
             self._backlog.add(data, self.backlogSize)
