@@ -25,6 +25,7 @@ from serialgw.config.specs import (
     WatchAllSpec,
     describeUnix,
     isAbstract,
+    quote,
     unixNameLimit,
 )
 from serialgw.devices.links import PTY_SLAVE_MAJORS
@@ -106,7 +107,7 @@ def unixNameProblem(path: str) -> Optional[str]:
     size, limit = len(os.fsencode(path)), unixNameLimit(path)
     if size <= limit:
         return None
-    return f"unix socket {describeUnix(path)!r} is {size} bytes, past the {limit} of a unix socket name: give a shorter path"
+    return f"unix socket {quote(describeUnix(path))} is {size} bytes, past the {limit} of a unix socket name: give a shorter path"
 
 
 def _clash(a: tuple[str, str, str], b: tuple[str, str, str]) -> bool:
@@ -136,67 +137,67 @@ def checkLines(lines: Sequence[LineConfig], status: Optional[ListenerSpec] = Non
     def take(spec: ListenerSpec, owner: str) -> None:
         problem = unixNameProblem(spec.path) if spec.kind in SOCKETS and spec.path and spec.tls is None else None
         if problem is not None:
-            errors.append(f"{owner}: listener {spec.text or spec.endpoint!r}: {problem}")
+            errors.append(f"{owner}: listener {quote(spec.text or spec.endpoint)}: {problem}")
         key = listenerKey(spec)
         if key is not None:
-            claim(key, owner, f"listener {spec.text or spec.endpoint!r}")
+            claim(key, owner, f"listener {quote(spec.text or spec.endpoint)}")
         _checkListenerPath(spec, owner, errors, warnings)
 
     def claim(key: tuple[str, str, str], owner: str, thing: str) -> None:
         bucket = taken.setdefault((key[0], os.path.normpath(key[1]) if key[0] == "path" else key[2]), [])
         for other, otherOwner in bucket:
             if _clash(key, other):
-                what = f"{key[0].upper()} port {key[2]}" if key[0] != "path" else f"path {key[1]!r}"
+                what = f"{key[0].upper()} port {key[2]}" if key[0] != "path" else f"path {quote(key[1])}"
                 errors.append(f"{owner}: {thing} takes {what}, as {otherOwner} already does")
                 return
         bucket.append((key, f"{owner}, {thing}"))
 
     # (Two lines on one device or console log are refused when the file is read: config/file.py.)
     for line in lines:
-        owner = f"line {line.name!r}"
+        owner = f"line {quote(line.name)}"
         device = line.device
         if device.kind == "pty" and device.path:
             # The gateway makes a symlink there, as for a pty: listener.
-            claim(("path", device.path, ""), owner, f"device {device.describe()!r}")
+            claim(("path", device.path, ""), owner, f"device {quote(device.describe())}")
         problem = unixNameProblem(device.path) if device.kind == "unix" else None
         if problem is not None:
-            errors.append(f"{owner}: device {device.describe()!r}: {problem}")
+            errors.append(f"{owner}: device {quote(device.describe())}: {problem}")
         if device.kind == "tty" and not os.path.exists(device.path):
-            warnings.append(f"{owner}: device {device.path!r} does not exist (now)")
+            warnings.append(f"{owner}: device {quote(device.path)} does not exist (now)")
         problem = lockDirProblem(line)
         if problem is not None:
             errors.append(f"{owner}: {problem}")
         if device.kind == "unix" and not isAbstract(device.path) and not os.path.exists(device.path):
-            warnings.append(f"{owner}: socket {device.path!r} does not exist (now)")
+            warnings.append(f"{owner}: socket {quote(device.path)} does not exist (now)")
         if line.log is not None:
             directory = os.path.dirname(os.path.abspath(line.log.path))
             if os.path.lexists(line.log.path) and (os.path.islink(line.log.path) or not os.path.isfile(line.log.path)):
-                errors.append(f"{owner}: log {line.log.path!r} is not a regular file "
+                errors.append(f"{owner}: log {quote(line.log.path)} is not a regular file "
                               "(a directory, FIFO, device or symbolic link)")
             elif not os.path.isdir(directory):
-                warnings.append(f"{owner}: the directory of log {line.log.path!r} does not exist (now)")
+                warnings.append(f"{owner}: the directory of log {quote(line.log.path)} does not exist (now)")
             elif not os.path.lexists(line.log.path) and not _writable(directory):
-                warnings.append(f"{owner}: the directory of log {line.log.path!r} is not writable (now, by uid "
+                warnings.append(f"{owner}: the directory of log {quote(line.log.path)} is not writable (now, by uid "
                                 f"{os.getuid()})")
             elif os.path.lexists(line.log.path) and not os.access(line.log.path, os.W_OK):
-                warnings.append(f"{owner}: log {line.log.path!r} is not writable (now, by uid {os.getuid()})")
+                warnings.append(f"{owner}: log {quote(line.log.path)} is not writable (now, by uid {os.getuid()})")
         if device.kind == "pty" and device.path:
             linkIssue = _linkTaken(device.path)
             directory = os.path.dirname(os.path.abspath(device.path))
             if linkIssue is None and os.path.isdir(directory) and not _writable(directory):
-                linkIssue = f"directory {directory!r} is not writable (now, by uid {os.getuid()})"
+                linkIssue = f"directory {quote(directory)} is not writable (now, by uid {os.getuid()})"
             if linkIssue is not None:
-                warnings.append(f"{owner}: device {device.describe()!r}: {linkIssue}: the line would start down "
+                warnings.append(f"{owner}: device {quote(device.describe())}: {linkIssue}: the line would start down "
                                 "(tried again with backoff)")
         for spec in line.listeners:
             take(spec, owner)
             problem = systemdProblem(spec.endpoint) if spec.kind is ListenerKind.LISTEN else None
             if problem is not None:
-                warnings.append(f"{owner}: listener {spec.text!r}: {problem} (now)")
+                warnings.append(f"{owner}: listener {quote(spec.text)}: {problem} (now)")
             if spec.tls is not None:
                 for name, path in (("cert", spec.tls.cert), ("key", spec.tls.key), ("ca", spec.tls.ca)):
                     if path and not os.access(path, os.R_OK):
-                        warnings.append(f"{owner}: listener {spec.text!r}: {name} file {path!r} cannot be read (now)")
+                        warnings.append(f"{owner}: listener {quote(spec.text)}: {name} file {quote(path)} cannot be read (now)")
     processes: list[tuple[str, tuple[Optional[ListenerSpec], Optional[SSHSpec], Sequence[ListenerSpec]]]]
     processes = [("", (status, ssh, watchAll))]
     if shards:
@@ -226,10 +227,10 @@ def lockDirProblem(line: LineConfig, writable: bool = False) -> Optional[str]:
     if line.device.kind != "tty" or not line.lock:
         return None
     if not os.path.isdir(line.lockDir):
-        return (f"lock-dir {line.lockDir!r} is not a directory: the UUCP lock for {line.device.path!r} cannot be made "
+        return (f"lock-dir {quote(line.lockDir)} is not a directory: the UUCP lock for {quote(line.device.path)} cannot be made "
                 "(set lock-dir, or lock = false)")
     if writable and not os.access(line.lockDir, os.W_OK | os.X_OK):
-        return (f"lock-dir {line.lockDir!r} is not writable: the UUCP lock for {line.device.path!r} cannot be made "
+        return (f"lock-dir {quote(line.lockDir)} is not writable: the UUCP lock for {quote(line.device.path)} cannot be made "
                 "(set lock-dir, or lock = false)")
     return None
 
@@ -252,14 +253,14 @@ def _linkTaken(link: str) -> Optional[str]:
     if not os.path.lexists(link):
         return None
     if not os.path.islink(link):
-        return f"{link!r} exists and is not a symlink"
+        return f"{quote(link)} exists and is not a symlink"
     try:
         st = os.stat(link)
     except OSError:
         return None  # dangling: taken over
     if stat.S_ISCHR(st.st_mode) and os.major(st.st_rdev) in PTY_SLAVE_MAJORS:
         return None
-    return f"{link!r} is a symlink to {os.readlink(link)!r}, which is not a pty"
+    return f"{quote(link)} is a symlink to {quote(os.readlink(link))}, which is not a pty"
 
 
 def _checkListenerPath(spec: ListenerSpec, owner: str, errors: list[str], warnings: list[str]) -> None:
@@ -273,20 +274,20 @@ def _checkListenerPath(spec: ListenerSpec, owner: str, errors: list[str], warnin
     unix = spec.kind is ListenerKind.LISTEN and spec.tls is None and spec.path and not isAbstract(spec.path)
     if not spec.path or not (unix or spec.kind in (ListenerKind.FILE, ListenerKind.PIPE, ListenerKind.PTY)):
         return
-    what = f"{owner}: listener {spec.text or spec.endpoint!r}"
+    what = f"{owner}: listener {quote(spec.text or spec.endpoint)}"
     directory = os.path.dirname(os.path.abspath(spec.path))
     if not os.path.isdir(directory):
-        warnings.append(f"{what}: directory {directory!r} does not exist (now)")
+        warnings.append(f"{what}: directory {quote(directory)} does not exist (now)")
         return
     if not os.path.lexists(spec.path) and not _writable(directory):
-        warnings.append(f"{what}: directory {directory!r} is not writable (now, by uid {os.getuid()})")
+        warnings.append(f"{what}: directory {quote(directory)} is not writable (now, by uid {os.getuid()})")
     problem = None
     if spec.kind is ListenerKind.PTY:
         problem = _linkTaken(spec.path)
     elif spec.kind is ListenerKind.FILE and os.path.isdir(spec.path):
-        problem = f"{spec.path!r} is a directory"
+        problem = f"{quote(spec.path)} is a directory"
     elif unix and os.path.lexists(spec.path) and not stat.S_ISSOCK(os.lstat(spec.path).st_mode):
-        problem = f"{spec.path!r} exists and is not a socket"
+        problem = f"{quote(spec.path)} exists and is not a socket"
     if problem is not None:
         errors.append(f"{what}: {problem}")
 
@@ -299,17 +300,17 @@ def _checkHostKey(path: str, errors: list[str], warnings: list[str]) -> None:
     except FileNotFoundError:
         directory = os.path.dirname(os.path.abspath(path))
         if not os.access(directory, os.W_OK):
-            warnings.append(f"the SSH host key {path!r} does not exist and cannot be made in {directory!r} (now)")
+            warnings.append(f"the SSH host key {quote(path)} does not exist and cannot be made in {quote(directory)} (now)")
         return
     except OSError as e:
-        warnings.append(f"the SSH host key {path!r} cannot be read: {e.strerror} (now)")
+        warnings.append(f"the SSH host key {quote(path)} cannot be read: {e.strerror} (now)")
         return
     if not stat.S_ISREG(mode):
         what = "a symlink (not followed there)" if stat.S_ISLNK(mode) else "not a regular file"
-        errors.append(f"the SSH host key {path!r} is {what}")
+        errors.append(f"the SSH host key {quote(path)} is {what}")
         return
     if mode & 0o077:
-        errors.append(f"the SSH host key {path!r} may be read by others (mode {mode & 0o777:04o}): chmod 600 it")
+        errors.append(f"the SSH host key {quote(path)} may be read by others (mode {mode & 0o777:04o}): chmod 600 it")
         return
     # Read as the start reads it (an empty file, a public key there stop it); nothing is made.
     from serialgw.clients.ssh import SSHError, loadHostKey

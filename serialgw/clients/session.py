@@ -83,6 +83,8 @@ class Session:
     _closeCall: Any = None
     # Told to go (disconnect): its input is no longer handled.
     leaving = False
+    # Joined: its text waits for device output cut short (TextGate).
+    _started = False
     _notSentAt: Optional[float] = None
     peer: str = "?"
     # The person, when known by name (an SSH key's owner, a TLS certificate's CN).
@@ -157,6 +159,7 @@ class Session:
             self.say(f"{self.line.name}: {self.line.settings.describe()}, you are {self.role.value}; "
                      f"also here: {self.line.who(exclude=self)}"
                      + (f"; escape key {keyName(self.escapeMenu.key)}" if self.escapeMenu else ""))
+        self._started = True
         early = self.line.takeEarlyOutput(self)
         if spec is not None and spec.replay:
             self.deliverKept(self.line.backlog())
@@ -255,6 +258,11 @@ class Session:
         output bound, it waits with held device output (bounded, the
         oldest dropped).
         """
+        # (A client starting never had the device output its text would break.)
+        if not (self._started and self.line.textGate.hold(self, self._sendTextNow, data)):
+            self._sendTextNow(data)
+
+    def _sendTextNow(self, data: bytes) -> None:
         guard = self.guard
         if guard is not None and guard.full:
             guard.hold(data)
@@ -342,6 +350,8 @@ class Session:
         # getting the console while reading it slowly).
         self.leaving = True
         self.inputHeld = True
+        # Its last words (bye, why) before the connection closes.
+        self.line.textGate.release(self)
         self.transport.loseConnection()
         self.line.detach(self)
         clock = self._clock()
@@ -361,6 +371,7 @@ class Session:
         self._idleCall = self._closeCall = self._introCall = None
         if self.guard is not None:
             self.guard.stopProducing()
+        self.line.textGate.forget(self)
         self.line.detach(self)
 
     def touch(self) -> None:

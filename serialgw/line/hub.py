@@ -20,9 +20,10 @@ from serialgw.config.specs import DEFAULT_BACKLOG, Rights, SerialSettings
 from serialgw.interfaces import IClient, IConsoleLog, IDevice, IDeviceSink
 from serialgw.line.coalesce import Coalescer
 from serialgw.line.control import PortControl
-from serialgw.line.role import Role
+from serialgw.line.role import Role, heirOf
 from serialgw.line.strings import OpenCloseStrings
 from serialgw.line.tail import Tail
+from serialgw.line.textgate import TextGate
 from serialgw.logflood import clientLog
 
 # Limited per peer: a client's input cannot flood the log (logflood).
@@ -99,6 +100,8 @@ class Line(PortControl, OpenCloseStrings):
         # Holds device output while coalescing (the same one across
         # reloads: what it holds goes first); _coalesce is it while on.
         self._coalescer = Coalescer(clock, self._deliverHeld)
+        # Notices wait for device output cut inside an escape sequence (textgate).
+        self.textGate = TextGate(clock)
         self._coalesce: Optional[Coalescer] = None
         self.backlogSize = DEFAULT_BACKLOG
         # The newest device output, for replay.
@@ -256,7 +259,8 @@ class Line(PortControl, OpenCloseStrings):
             if parked is not None:
                 # What it missed is held, as it was until now (and counted).
                 parked.unpark()
-            self.clients.remove(client)
+            place = self.clients.index(client)
+            del self.clients[place]
             self._receiving.pop(client, None)
             self._fanOut = None
             guard = client.guard
@@ -272,6 +276,12 @@ class Line(PortControl, OpenCloseStrings):
                 self._unannounced.pop(client, None)
                 log.info("{line}: {peer} came and went without a word (not announced)", line=self.name,
                          peer=client.peer)
+                heir = self.mode == "exclusive" and client.role is Role.WRITER and heirOf(self.clients, place)
+                if heir:
+                    # Write is the first person's who came meanwhile (a
+                    # health check kept a raw client, with no ^] t, watching).
+                    heir.role = Role.WRITER
+                    self.announce(f"{heir.peer} writes", peer=heir.peer)
             elif client.person:
                 self.announce(f"{client.peer} detached")
             elif client in self._unlogged:
@@ -541,6 +551,7 @@ class Line(PortControl, OpenCloseStrings):
         if failed:
             for client in failed:
                 self._cutOff(client)
+        self.textGate.deviceOutput(data)
         self.bytesFromDevice += len(data)
         if self.backlogSize:
             self._backlog.add(data, self.backlogSize)

@@ -5,6 +5,7 @@ What a client may do on its line.
 from __future__ import annotations
 
 from enum import Enum
+from typing import Any, Sequence
 
 
 class Role(Enum):
@@ -19,3 +20,12 @@ class Role(Enum):
     WRITER = "writer"
     WATCHER = "watcher"
     READONLY = "read-only"
+
+
+def heirOf(clients: Sequence[Any], place: int) -> Any:
+    """
+    In exclusive mode, who writes once a writer that came and went without
+    a word (a health check) has left from C{place} in C{clients}: the first
+    person watching who attached after it (only it kept them watching), or None.
+    """
+    return next((c for c in clients[place:] if c.person and c.role is Role.WATCHER), None)

@@ -94,6 +94,27 @@ class ExclusiveTests(SynchronousTestCase):
         bob.dataReceived(b"ls")
         self.assertEqual(h.device.events, [("write", b"id"), ("write", b"ls")])
 
+    def test_healthCheckLeavesWriteToThePerson(self) -> None:
+        """Exclusive: a health check that came first and left without a word hands write to the person who came meanwhile (a raw client has no ^] t)."""
+        h = Harness("exclusive")
+        check, _ = h.telnet("telnet+4444", port=1, agree=b"")
+        person = RawClient(h.line, listener=parseListener("raw+4446"))
+        person.makeConnection(StringTransport(peerAddress=IPv4Address("TCP", "192.0.2.9", 2)))
+        self.assertEqual(person.role, Role.WATCHER)
+        h.line.clock.advance(0.5)
+        check.connectionLost()
+        self.assertEqual(person.role, Role.WRITER)
+        person.dataReceived(b"ls")
+        self.assertEqual(h.device.events, [("write", b"ls")])
+
+    def test_writerLeavingKeepsWatchers(self) -> None:
+        """Exclusive: an announced writer leaving hands write to nobody (as conserver: the others take it)."""
+        h = Harness("exclusive")
+        alice, _ = h.telnet(port=1)
+        bob, _ = h.telnet(port=2)
+        alice.connectionLost()
+        self.assertEqual(bob.role, Role.WATCHER)
+
     def test_sharedEveryoneWrites(self) -> None:
         """Shared (the default): everyone writes."""
         h = Harness()
@@ -572,3 +593,42 @@ class RealTCPTests(TestCase):
         client.transport.write(b"\x1dd")  # type: ignore[union-attr]
         await client.closed
         self.assertTrue(client.received.data.endswith(b"\r\n[serialgw: bye]\r\n"))
+
+
+class TextGateTests(SynchronousTestCase):
+    def test_noticeWaitsForTheEscapeSequence(self) -> None:
+        """A notice does not land inside device output cut in an escape sequence or a UTF-8 character: it follows the rest."""
+        h = Harness()
+        alice, aliceT = h.telnet(port=1)
+        h.line.deviceDataReceived(b"ok \x1b[3")
+        h.telnet(port=2)
+        h.line.deviceDataReceived(b"1mRED\x1b[0m \xe2\x82")
+        h.telnet(port=3)
+        h.line.deviceDataReceived(b"\xac\r\n")
+        self.assertEqual(text(aliceT), "ok \x1b[31mRED\x1b[0m \u20ac\r\n"
+                                       "\r\n[serialgw: 192.0.2.9:2 attached as writer]\r\n"
+                                       "\r\n[serialgw: 192.0.2.9:3 attached as writer]\r\n")
+
+    def test_heldAtMostHalfASecond(self) -> None:
+        """A device that stops inside a sequence holds a notice 0.5 s at most; clean output sends it at once; no call is left."""
+        h = Harness()
+        alice, aliceT = h.telnet(port=1)
+        h.line.deviceDataReceived(b"\x1b")
+        text(aliceT)
+        alice.dataReceived(b"\x1dw")
+        self.assertEqual(aliceT.value(), b"")
+        h.line.clock.advance(0.5)
+        self.assertEqual(text(aliceT), "\r\n[serialgw: rack4: 192.0.2.9:1 (writer)]\r\n")
+        h.line.deviceDataReceived(b"\x1b]0;title\x07")
+        alice.dataReceived(b"\x1dw")
+        self.assertEqual(text(aliceT), "\x1b]0;title\x07\r\n[serialgw: rack4: 192.0.2.9:1 (writer)]\r\n")
+        self.assertEqual(h.line.clock.getDelayedCalls(), [])
+
+    def test_byeNotHeld(self) -> None:
+        """Escape d mid-sequence: bye is written before the connection closes."""
+        h = Harness()
+        alice, aliceT = h.telnet(port=1)
+        h.line.deviceDataReceived(b"\xe2")
+        text(aliceT)
+        alice.dataReceived(b"\x1dd")
+        self.assertEqual((text(aliceT), aliceT.disconnecting), ("\r\n[serialgw: bye]\r\n", True))

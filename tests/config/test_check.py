@@ -145,6 +145,11 @@ class CheckTests(SynchronousTestCase):
             "(tried again with backoff)",
         ]))
 
+    def test_pathsQuotedAsTyped(self) -> None:
+        """--check quotes a path as it was typed: a backslash in it is one backslash, not repr's two."""
+        lines = loadConfig(write(self, '[lines.a]\ndevice = "/dev/null"\nlisten = "file:/nowhere\\\\q/x"\nlock = false\n'))
+        self.assertEqual(checkLines(lines)[1], ["line 'a': listener 'file:/nowhere\\q/x': directory '/nowhere\\q' does not exist (now)"])
+
     def test_sameDeviceSameLog(self) -> None:
         """Two lines on one device, or one console log: an error from reading the file, as at start and at a reload."""
         path = write(self, '[lines.a]\ndevice = "/dev/null"\nlisten = "4001"\nlog = "/tmp/same.log"\n'
