@@ -19,6 +19,7 @@ from zope.interface import implementer
 from serialgw.config.specs import DEFAULT_BACKLOG, Rights, SerialSettings
 from serialgw.interfaces import IClient, IConsoleLog, IDevice, IDeviceSink
 from serialgw.line.coalesce import Coalescer
+from serialgw.line.comings import Comings, whoIsOn
 from serialgw.line.control import PortControl
 from serialgw.line.role import Role, heirOf
 from serialgw.line.strings import OpenCloseStrings
@@ -30,7 +31,6 @@ from serialgw.logflood import clientLog
 log = clientLog()
 
 # w and the banner name at most this many clients; the rest are counted.
-WHO_LIMIT = 20
 
 
 @implementer(IDeviceSink)
@@ -102,6 +102,8 @@ class Line(PortControl, OpenCloseStrings):
         self._coalescer = Coalescer(clock, self._deliverHeld)
         # Notices wait for device output cut inside an escape sequence (textgate).
         self.textGate = TextGate(clock)
+        # Arrivals and departures told to people, bounded (comings).
+        self.comings = Comings(name, clock, self.announce)
         self._coalesce: Optional[Coalescer] = None
         self.backlogSize = DEFAULT_BACKLOG
         # The newest device output, for replay.
@@ -198,7 +200,7 @@ class Line(PortControl, OpenCloseStrings):
         if client.person:
             if quiet:
                 self._unannounced[client] = None
-            else:
+            elif self.comings.arrived(client):
                 self.announce(f"{client.peer} attached as {client.role.value}", exclude=client)
         elif quiet:
             self._unlogged[client] = None
@@ -282,7 +284,7 @@ class Line(PortControl, OpenCloseStrings):
                     # health check kept a raw client, with no ^] t, watching).
                     heir.role = Role.WRITER
                     self.announce(f"{heir.peer} writes", peer=heir.peer)
-            elif client.person:
+            elif client.person and self.comings.left(client):
                 self.announce(f"{client.peer} detached")
             elif client in self._unlogged:
                 self._unlogged.pop(client, None)
@@ -295,7 +297,8 @@ class Line(PortControl, OpenCloseStrings):
         """A client attached quietly is announced now (once); nothing for the others."""
         if client in self._unannounced:
             self._unannounced.pop(client, None)
-            self.announce(f"{client.peer} attached as {client.role.value}", exclude=client)
+            if self.comings.arrived(client):
+                self.announce(f"{client.peer} attached as {client.role.value}", exclude=client)
             self._countIn()
 
     def mayWrite(self, client: IClient) -> bool:
@@ -311,20 +314,8 @@ class Line(PortControl, OpenCloseStrings):
         return True
 
     def who(self, exclude: Optional[IClient] = None) -> str:
-        """
-        Who is on, for people (C{w}, the banner): each client with its role,
-        at most L{WHO_LIMIT} named and the rest counted by role, so that the
-        answer stays short however many are on.
-        """
-        others = [c for c in self.clients if c is not exclude]
-        text = ", ".join(f"{c.peer} ({c.role.value})" for c in others[:WHO_LIMIT])
-        rest = others[WHO_LIMIT:]
-        if rest:
-            roles: dict[str, int] = {}
-            for c in rest:
-                roles[c.role.value] = roles.get(c.role.value, 0) + 1
-            text += f" and {len(rest)} more (" + ", ".join(f"{n} {role}" for role, n in roles.items()) + ")"
-        return text or "nobody"
+        """Who is on, for people (C{w}, the banner): see L{whoIsOn}."""
+        return whoIsOn(c for c in self.clients if c is not exclude)
 
     def clientBreak(self, client: IClient, duration: Optional[float] = None) -> bool:
         """

@@ -632,3 +632,25 @@ class TextGateTests(SynchronousTestCase):
         text(aliceT)
         alice.dataReceived(b"\x1dd")
         self.assertEqual((text(aliceT), aliceT.disconnecting), ("\r\n[serialgw: bye]\r\n", True))
+
+
+class ComingsFloodTests(SynchronousTestCase):
+    def test_churnNoticesBounded(self) -> None:
+        """500 connections that talk and close within 10 s: 20 arrivals told (alice's own the first), each with its departure, then one count; the log the same."""
+        h = Harness()
+        alice, aliceT = h.telnet(port=1)
+        events: list[str] = []
+        observeLog(self, lambda e: events.append(str(e.get("text", ""))) if "text" in e else None)
+        for port in range(2, 502):
+            other, _ = h.telnet(port=port)
+            other.connectionLost()
+            h.line.clock.advance(0.01)
+        said = text(aliceT)
+        self.assertEqual((said.count(" attached as writer]"), said.count(" detached]")), (19, 19))
+        self.assertEqual(said.count("[serialgw: "), 38)
+        h.line.clock.advance(10)
+        self.assertEqual(text(aliceT), "\r\n[serialgw: 481 more connections came and went (not each announced)]\r\n")
+        self.assertEqual(h.line.clock.getDelayedCalls(), [])
+        later, _ = h.telnet(port=600)
+        self.assertEqual(text(aliceT), "\r\n[serialgw: 192.0.2.9:600 attached as writer]\r\n")
+        self.assertEqual(len([e for e in events if "attached" in e or "detached" in e or "came and went" in e]), 40)
