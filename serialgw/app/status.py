@@ -34,6 +34,11 @@ def clientProtocol(client: Any) -> str:
     return type(client).__name__.replace("Client", "").lower()
 
 
+def suspendedDrops(client: Any) -> int:
+    """Device output dropped for an RFC 2217 client while it suspended it (FLOWCONTROL-SUSPEND)."""
+    return int(client.comPort.dropped) if client.comPort is not None else 0
+
+
 def lineStatus(line: Line) -> dict[str, Any]:
     device = line.device
     settings = line.settings
@@ -61,7 +66,7 @@ def lineStatus(line: Line) -> dict[str, Any]:
                 "role": client.role.value,
                 "protocol": clientProtocol(client),
                 "rfc2217": client.comPort is not None,
-                "dropped": client.guard.dropped if client.guard is not None else 0,
+                "dropped": (client.guard.dropped if client.guard is not None else 0) + suspendedDrops(client),
             }
             for client in line.clients
         ],
@@ -141,6 +146,8 @@ class MetricsCollector:
                 guard = client.guard
                 if guard is not None:
                     policies[guard.policy] = policies.get(guard.policy, 0) + guard.dropped
+                if suspendedDrops(client):
+                    policies["suspended"] = policies.get("suspended", 0) + suspendedDrops(client)
             for (role, protocol), count in sorted(counts.items()):
                 clients.add_metric([name, role, protocol], count)
             for policy, count in sorted(policies.items()):

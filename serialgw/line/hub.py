@@ -268,6 +268,8 @@ class Line(PortControl, OpenCloseStrings):
             guard = client.guard
             if guard is not None and guard.dropped:
                 self.droppedGone[guard.policy] = self.droppedGone.get(guard.policy, 0) + guard.dropped
+            if client.comPort is not None and client.comPort.dropped:
+                self.droppedGone["suspended"] = self.droppedGone.get("suspended", 0) + client.comPort.dropped
             if client is self._earlyTo:
                 # Given back by a connection that came and went (a health check).
                 self._earlyTo = None

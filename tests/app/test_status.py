@@ -77,6 +77,22 @@ class CollectorTests(SynchronousTestCase):
         line.deviceUp()
         self.assertEqual(page()[("serialgw_device_reopens_total", rack)], 1)
 
+    def test_suspendedDropsCounted(self) -> None:
+        """Output dropped for an RFC 2217 client that suspended (FLOWCONTROL-SUSPEND) and never resumed: in its "dropped" and the policy="suspended" counter, kept after it leaves."""
+        from serialgw.app.status import lineStatus
+        from tests.telnetpeer import AGREE, sb
+
+        line = Line("rack1", RecordingDevice(), clock=Clock())
+        page = lambda: samples(generate_latest(metricsRegistry(Lines(line))).decode())  # noqa: E731
+        key = ("serialgw_client_dropped_bytes_total", (("line", "rack1"), ("policy", "suspended")))
+        client = TelnetClient(line, listener=parseListener("telnet,outbuf=4096+4444"), clock=Clock())
+        client.makeConnection(StringTransport())
+        client.dataReceived(AGREE + bytes([255, 251, 44]) + sb(8))
+        line.deviceDataReceived(b"x" * 5000)
+        self.assertEqual((lineStatus(line)["clients"][0]["dropped"], page()[key]), (904, 904))
+        client.connectionLost(Failure(ConnectionError()))
+        self.assertEqual(page()[key], 904)
+
     def test_deviceUpFromDevice(self) -> None:
         """serialgw_device_up follows the device's own state, as the JSON page's "up" does."""
         device = RecordingDevice()
