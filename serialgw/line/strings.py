@@ -16,7 +16,9 @@ from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall
 
 from serialgw.interfaces import IClient, IDevice
+from serialgw.line.comings import Comings
 from serialgw.line.role import Role
+from serialgw.line.textgate import TextGate
 from serialgw.logflood import clientLog
 
 # Limited per peer: a client's input cannot flood the log (logflood).
@@ -53,6 +55,8 @@ class _Line(Protocol):
     _letGoCall: Optional[IDelayedCall]
     _letGoLook: Optional[Callable[[bool], None]]
     _idleCall: Optional[IDelayedCall]
+    textGate: TextGate
+    comings: Comings
 
     def _sendString(self: _Line, parts: tuple[bytes, ...], what: str) -> None: ...
     def _sendStringItems(self: _Line) -> None: ...
@@ -186,6 +190,9 @@ class OpenCloseStrings:
                          what=what, left=self._stringsLeft(what),
                          state="closed now" if self.device.up else f"down ({self.device.downReason})")
             del self._stringItems[:]
+            # Held notices go now, and the count of untold arrivals is moot.
+            self.textGate.release()
+            self.comings.stop()
             # (What closing the device drops is its unsent: see bytesToDevice.)
             done.callback(None)
 

@@ -66,6 +66,8 @@ class TextGate:
     def release(self, client: Any = None) -> None:
         """Send the text held (only C{client}'s, given one: it is leaving)."""
         if client is None:
+            # Waited for (or given up on): what follows is not held for it.
+            self.open = False
             if self._call is not None and self._call.active():
                 self._call.cancel()
             self._call = None

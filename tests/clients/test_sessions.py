@@ -666,3 +666,16 @@ class ComingsFloodTests(SynchronousTestCase):
         later, _ = h.telnet(port=600)
         self.assertEqual(text(aliceT), "\r\n[serialgw: 192.0.2.9:600 attached as writer]\r\n")
         self.assertEqual(len([e for e in events if "attached" in e or "detached" in e or "came and went" in e]), 40)
+
+    def test_letGoSendsHeldText(self) -> None:
+        """The line let go (a stop) with a notice held and arrivals untold: the notice goes at once, no call is left on the clock."""
+        h = Harness()
+        alice, aliceT = h.telnet(port=1)
+        for port in range(2, 40):
+            h.telnet(port=port)[0].connectionLost()
+        h.line.deviceDataReceived(b"\x1b[")
+        text(aliceT)
+        alice.dataReceived(b"\x1dw")
+        h.line.letGo()
+        self.assertIn("[serialgw: rack4: ", text(aliceT))
+        self.assertEqual(h.line.clock.getDelayedCalls(), [])
