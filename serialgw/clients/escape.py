@@ -207,13 +207,27 @@ class EscapeMenu:
             return b""
         return bytes((byte,))
 
+    def _type(self, byte: int, limit: int) -> None:
+        """
+        A key of a number being typed: Backspace (DEL or ^H) takes back the
+        last; what is printable is kept (at most C{limit}), so that what
+        is not a number is refused as typed.
+        """
+        if byte in (0x7F, 0x08):
+            self._digits = self._digits[:-1]
+        elif 0x20 <= byte < 0x7F and len(self._digits) < limit:
+            self._digits += bytes((byte,))
+
     def _count(self, byte: int) -> bytes:
         if byte in (0x0D, 0x0A):
             self._enter(byte)
-            self._replay(max(1, int(self._digits or b"20")))
+            typed = self._digits.strip() or b"20"
+            if typed.isdigit():
+                self._replay(max(1, int(typed)))
+            else:
+                self.client.notice(f"not a number of lines: {typed.decode('ascii')!r}")
             return b""
-        if 0x30 <= byte <= 0x39 and len(self._digits) < 6:
-            self._digits += bytes((byte,))
+        self._type(byte, 6)
         self._state = self._count
         return b""
 
@@ -228,7 +242,7 @@ class EscapeMenu:
         if byte in (0x0D, 0x0A):
             self._enter(byte)
             line, client = self.client.line, self.client
-            typed = self._digits.decode("ascii", "replace")
+            typed = self._digits.decode("ascii").strip()
             try:
                 wanted = applySingle(line.settings, "baud", typed)
             except ConfigError as e:
@@ -246,8 +260,7 @@ class EscapeMenu:
                 return b""
             client.notice(f"{line.name} now at {settings.describe()}")
             return b""
-        if 0x30 <= byte <= 0x39 and len(self._digits) < 10:
-            self._digits += bytes((byte,))
+        self._type(byte, 11)
         self._state = self._baud
         return b""
 

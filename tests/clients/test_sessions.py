@@ -192,6 +192,18 @@ class EscapeTests(SynchronousTestCase):
         self.assertEqual(self.h.device.settings.baudrate, 9600)
         self.assertIn("rack4 now at 9600,8N1", text(self.t))
 
+    def test_setBaudBackspaceAndGarbage(self) -> None:
+        """^] B: Backspace (DEL or ^H) takes back a digit (115<BS>2 was 1152, a wrong rate set); what is not a number is refused as typed."""
+        self.client.dataReceived(b"\x1dB115200\x7f\x7f\x08\x7f\x7f\x7f96\x08600\r")
+        self.assertEqual(self.h.device.settings.baudrate, 9600)
+        text(self.t)
+        self.client.dataReceived(b"\x1dBfoo\r")
+        self.assertEqual(text(self.t), "\r\n[serialgw: baud rate, then Enter:]\r\n"
+                                       "\r\n[serialgw: baud rate must be 1 to 2147483647, not 'foo']\r\n")
+        self.client.dataReceived(b"\x1dR1x\x7f2\r")
+        self.assertIn("[serialgw: last 12 lines of rack4:]", text(self.t))
+        self.assertEqual([e[0] for e in self.h.device.events], ["apply"])
+
     def test_setBaudRefused(self) -> None:
         """^] B 9600 from a read-only client, or a watcher: refused, said so, the device's settings untouched."""
         client, t = self.h.telnet("telnet,ro,escape=^]+4444", port=1001)
