@@ -170,12 +170,18 @@ class Session:
         """
         Kept device output (the replay backlog, the early output): at most
         the newest C{outbuf} bytes, what the client may have waiting (the
-        whole of a 64 MiB backlog was queued for every client that asked).
+        whole of a 64 MiB backlog was queued for every client that asked),
+        from the first whole UTF-8 character.
         """
         guard = self.guard
         if guard is not None and len(data) > guard.bound:
             data = data[len(data) - guard.bound:]
-        self.deliver(data)
+        # Cut (here, or by the backlog's size) inside a UTF-8 character: it
+        # starts at the next whole one (at most 3 continuation bytes skipped).
+        skip = 0
+        while skip < 3 and skip < len(data) and 0x80 <= data[skip] < 0xC0:
+            skip += 1
+        self.deliver(data[skip:] if skip else data)
 
     def _clock(self) -> Any:
         return self.clock if self.clock is not None else self.line.clock

@@ -80,3 +80,17 @@ class ReplayBoundTests(SynchronousTestCase):
             tracemalloc.stop()
         self.assertTrue(transport.value().endswith(b"ab\n" * 20))
         self.assertLess(peak, 10 * 1024 * 1024)
+
+    def test_replayStartsOnACharacter(self) -> None:
+        """A replay cut by outbuf or by the backlog's size inside a UTF-8 character starts at the next whole one."""
+        euro = "\u20ac".encode()
+        self.line.deviceDataReceived(euro * 1000)
+        client, transport = self.client("raw,escape=^],outbuf=1024+4444")
+        client.dataReceived(ESC + b"r")
+        self.assertEqual(transport.value(), b"\r\n[serialgw: last 20 lines of t:]\r\n" + euro * 341)
+        self.line.backlogSize = 1000
+        self.line.deviceDataReceived(euro * 1000)
+        replayed = RawClient(self.line, Role.WRITER, listener=parseListener("raw,replay+4444"), clock=self.clock)
+        transport = BoundedTransport()
+        replayed.makeConnection(transport)
+        self.assertEqual(transport.value(), euro * 333)
