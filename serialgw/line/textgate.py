@@ -30,7 +30,18 @@ HELD_LIMIT = 256
 
 def endsOpen(data: bytes) -> bool:
     """Whether C{data} ends inside an escape sequence or a UTF-8 character."""
-    return OPEN.search(data[-TAIL:]) is not None
+    # Once a chunk of a flood: the regular expression only where it can
+    # match (0.3-1 µs a 4 KiB chunk instead of 3 µs).  A sequence has no ESC
+    # after its own, so it starts at the last ESC; a UTF-8 character's
+    # lead is one of the last three bytes, and it ends in a byte >= 0x80.
+    if not data:
+        return False
+    esc = data.rfind(b"\x1b", -TAIL)
+    if esc < 0:
+        if data[-1] < 0x80:
+            return False
+        esc = len(data) - 3
+    return OPEN.search(data[max(0, min(esc, len(data) - 3)):]) is not None
 
 
 class TextGate:
