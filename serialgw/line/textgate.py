@@ -83,10 +83,14 @@ class TextGate:
             held, self._held = self._held, []
         else:
             held = [h for h in self._held if h[0] is client]
-            self._held = [h for h in self._held if h[0] is not client]
+            self.forget(client)
         for _, write, data in held:
             write(data)
 
     def forget(self, client: Any) -> None:
-        """C{client} is gone: its text is dropped."""
+        """C{client} is gone: its text is dropped (and the timer, with the last held)."""
         self._held = [h for h in self._held if h[0] is not client]
+        if not self._held and self._call is not None:
+            if self._call.active():
+                self._call.cancel()
+            self._call = None

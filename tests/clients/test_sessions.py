@@ -639,6 +639,16 @@ class TextGateTests(SynchronousTestCase):
         self.assertEqual(text(aliceT), "\x1b]0;title\x07\r\n[serialgw: rack4: 192.0.2.9:1 (writer)]\r\n")
         self.assertEqual(h.line.clock.getDelayedCalls(), [])
 
+    def test_leavingTakesTheTimer(self) -> None:
+        """The last person with text held leaves (a hang-up mid-sequence, then a stop): the half-second timer goes with them."""
+        h = Harness()
+        alice, aliceT = h.telnet(port=1)
+        h.line.deviceDataReceived(b"\x1b[")
+        alice.dataReceived(b"\x1dw")
+        self.assertEqual([c.func.__name__ for c in h.line.clock.getDelayedCalls()], ["release"])
+        alice.connectionLost()
+        self.assertEqual(h.line.clock.getDelayedCalls(), [])
+
     def test_byeNotHeld(self) -> None:
         """Escape d mid-sequence: bye is written before the connection closes."""
         h = Harness()
