@@ -50,6 +50,9 @@ class TextGate:
     L{endsOpen}), and sends it, in order, once it is not.
     """
 
+    # One a line, in farms of thousands of lines.
+    __slots__ = ("clock", "open", "_held", "_call")
+
     def __init__(self, clock: Any) -> None:
         self.clock = clock
         self.open = False
