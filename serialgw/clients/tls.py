@@ -15,16 +15,14 @@ from OpenSSL import SSL
 from twisted.internet import ssl
 from twisted.internet.interfaces import IHandshakeListener, IOpenSSLContextFactory
 from twisted.internet.protocol import Protocol, connectionDone
-from twisted.logger import Logger
 from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from serialgw.clients.transports import peerName
 from serialgw.config.specs import TLSSpec
-from serialgw.logflood import clientLog
+from serialgw.logflood import Peer, clientLog
 
-log = Logger()
 # Failed handshakes, limited per listener (logflood.PeerLimiter).
 handshakes = clientLog()
 
@@ -105,22 +103,25 @@ class ServerContextFactory:
                 privateKey=certificate.privateKey.original, certificate=certificate.original
             )
         self._context = options.getContext()
+        self.allowed = set(spec.subjects) | set(spec.readOnlySubjects)
+        # The log budget of this listener's refused certificates: a client
+        # with one of the CA's certificates cannot flood the log.
+        self.logKey = Peer(f"TLS subjects {','.join(sorted(self.allowed))}")
         if spec.subjects:
-            allowed = set(spec.subjects) | set(spec.readOnlySubjects)
+            self._context.set_verify(SSL.VERIFY_PEER | SSL.VERIFY_FAIL_IF_NO_PEER_CERT, self.verify)
 
-            def verify(connection: Any, x509: Any, errno: int, depth: int, ok: int) -> bool:
-                if not ok:
-                    return False
-                if depth > 0:
-                    return True
-                cn = x509.get_subject().commonName
-                if cn not in allowed:
-                    log.warn("TLS client certificate {subject!r} refused: not in {allowed}",
-                             subject=cn, allowed=sorted(allowed))
-                    return False
-                return True
-
-            self._context.set_verify(SSL.VERIFY_PEER | SSL.VERIFY_FAIL_IF_NO_PEER_CERT, verify)
+    def verify(self, connection: Any, x509: Any, errno: int, depth: int, ok: int) -> bool:
+        """OpenSSL's verify callback with subjects=: the client certificate's CN must be one of them."""
+        if not ok:
+            return False
+        if depth > 0:
+            return True
+        cn = x509.get_subject().commonName
+        if cn not in self.allowed:
+            handshakes.warn("TLS client certificate {subject!r} refused: not in {allowed}",
+                            subject=cn, allowed=sorted(self.allowed), peer=self.logKey)
+            return False
+        return True
 
     def getContext(self) -> Any:
         return self._context

@@ -30,7 +30,18 @@ HELD_LIMIT = 256
 
 def endsOpen(data: bytes) -> bool:
     """Whether C{data} ends inside an escape sequence or a UTF-8 character."""
-    return OPEN.search(data[-TAIL:]) is not None
+    # Once a chunk of a flood: the regular expression only where it can
+    # match (0.3-1 µs a 4 KiB chunk instead of 3 µs).  A sequence has no ESC
+    # after its own, so it starts at the last ESC; a UTF-8 character's
+    # lead is one of the last three bytes, and it ends in a byte >= 0x80.
+    if not data:
+        return False
+    esc = data.rfind(b"\x1b", -TAIL)
+    if esc < 0:
+        if data[-1] < 0x80:
+            return False
+        esc = len(data) - 3
+    return OPEN.search(data[max(0, min(esc, len(data) - 3)):]) is not None
 
 
 class TextGate:
@@ -38,6 +49,9 @@ class TextGate:
     Holds clients' text while the line's device output is open (see
     L{endsOpen}), and sends it, in order, once it is not.
     """
+
+    # One a line, in farms of thousands of lines.
+    __slots__ = ("clock", "open", "_held", "_call")
 
     def __init__(self, clock: Any) -> None:
         self.clock = clock
@@ -74,10 +88,14 @@ class TextGate:
             held, self._held = self._held, []
         else:
             held = [h for h in self._held if h[0] is client]
-            self._held = [h for h in self._held if h[0] is not client]
+            self.forget(client)
         for _, write, data in held:
             write(data)
 
     def forget(self, client: Any) -> None:
-        """C{client} is gone: its text is dropped."""
+        """C{client} is gone: its text is dropped (and the timer, with the last held)."""
         self._held = [h for h in self._held if h[0] is not client]
+        if not self._held and self._call is not None:
+            if self._call.active():
+                self._call.cancel()
+            self._call = None

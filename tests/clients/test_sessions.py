@@ -5,6 +5,8 @@ menu's commands, banner and replay, max-clients.
 
 from __future__ import annotations
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from twisted.internet.address import IPv4Address
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
@@ -17,6 +19,7 @@ from serialgw.clients.telnet import TelnetClient
 from serialgw.config.listeners import parseListener
 from serialgw.config.specs import SerialSettings
 from serialgw.line.hub import Line, Role
+from serialgw.line.textgate import OPEN, TAIL, endsOpen
 from tests.fakes import RecordingDevice, observeLog
 from tests.telnetpeer import AGREE, WONT_COM_PORT
 
@@ -636,6 +639,16 @@ class TextGateTests(SynchronousTestCase):
         self.assertEqual(text(aliceT), "\x1b]0;title\x07\r\n[serialgw: rack4: 192.0.2.9:1 (writer)]\r\n")
         self.assertEqual(h.line.clock.getDelayedCalls(), [])
 
+    def test_leavingTakesTheTimer(self) -> None:
+        """The last person with text held leaves (a hang-up mid-sequence, then a stop): the half-second timer goes with them."""
+        h = Harness()
+        alice, aliceT = h.telnet(port=1)
+        h.line.deviceDataReceived(b"\x1b[")
+        alice.dataReceived(b"\x1dw")
+        self.assertEqual([c.func.__name__ for c in h.line.clock.getDelayedCalls()], ["release"])
+        alice.connectionLost()
+        self.assertEqual(h.line.clock.getDelayedCalls(), [])
+
     def test_byeNotHeld(self) -> None:
         """Escape d mid-sequence: bye is written before the connection closes."""
         h = Harness()
@@ -644,6 +657,16 @@ class TextGateTests(SynchronousTestCase):
         text(aliceT)
         alice.dataReceived(b"\x1dd")
         self.assertEqual((text(aliceT), aliceT.disconnecting), ("\r\n[serialgw: bye]\r\n", True))
+
+
+class EndsOpenTests(SynchronousTestCase):
+    @settings(max_examples=3000, deadline=None)
+    @given(st.binary(max_size=80) | st.lists(st.sampled_from(
+        [b"\x1b", b"[", b"]", b"\x07", b"3", b"1m", b" ", b"(", b"\xc3", b"\xe2", b"\x82", b"\xf0", b"\x9f", b"a"]),
+        max_size=90).map(b"".join))
+    def test_sameAsTheWholeTail(self, data: bytes) -> None:
+        """endsOpen's shortcut answers as the expression searched over the whole tail does, for any output."""
+        self.assertEqual(endsOpen(data), OPEN.search(data[-TAIL:]) is not None)
 
 
 class ComingsFloodTests(SynchronousTestCase):

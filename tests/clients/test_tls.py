@@ -75,6 +75,22 @@ class HandshakeTimeoutTests(SynchronousTestCase):
             tlsProtocol.connectionLost(Failure(ConnectionDone()))  # type: ignore[attr-defined]
         self.assertEqual((self.lineFactory.handshakes, self.clock.getDelayedCalls()), (set(), []))
 
+    def test_refusedSubjectsLimitedInTheLog(self) -> None:
+        """100 handshakes with a certificate of the CA whose CN is not in subjects=: each refused, 20 log lines say so, not 100."""
+        from OpenSSL import crypto
+
+        ca = Authority(os.path.abspath(self.mktemp()))
+        cert, key = ca.issue("gateway", dns="localhost")
+        spec = parseListener(f"tls:0:cert={cert}:key={key}:ca={ca.path}:subjects=alice")
+        assert spec.tls is not None
+        factory = ServerContextFactory(spec.tls)
+        with open(ca.issue("mallory")[0], "rb") as f:
+            mallory = crypto.load_certificate(crypto.FILETYPE_PEM, f.read())
+        with capturedLogs() as events:
+            verdicts = {factory.verify(None, mallory, 0, 0, 1) for _ in range(100)}
+        self.assertEqual(verdicts, {False})
+        self.assertEqual([formatEvent(e) for e in events], ["TLS client certificate 'mallory' refused: not in ['alice']"] * 20)
+
     def test_handshakeTimeoutOption(self) -> None:
         """handshake=SECONDS sets the timeout; 0 means none; nonsense is refused naming it."""
         self.assertEqual(parseListener("tls:0:cert=c:key=k:handshake=2.5").tls.handshakeTimeout, 2.5)  # type: ignore[union-attr]
