@@ -261,6 +261,9 @@ class SerialDevice(Pacing):
         try:
             n = self.port.write(data)
         except OSError as e:
+            # The write that finds the device gone: dropped with it (not
+            # unsent: its line sees it down, and never counts it given).
+            self.dropped += len(data)
             self._lost(e)
             return
         self.bytesWritten += n

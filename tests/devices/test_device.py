@@ -449,13 +449,13 @@ class LossPathTests(ReopeningDevice, SynchronousTestCase):
                                 "bug in a port")
 
     def test_writeFails(self) -> None:
-        """A write with nothing queued that fails (EIO) is a loss."""
+        """A write with nothing queued that fails (EIO) is a loss; its bytes are counted dropped (not unsent: never given)."""
         def lose() -> None:
             self.ports[0].error = OSError(errno.EIO, "Input/output error")
-            self.device.write(b"x")
+            self.device.write(b"xyz")
 
         self.assertLostThenBack(lose, "Input/output error")
-        self.assertEqual(self.device.dropped, 0)
+        self.assertEqual((self.device.dropped, self.device.unsent), (3, 0))
 
     def test_queuedWriteFails(self) -> None:
         """A queued write that fails when the device is writable again is a loss; the queue is counted as dropped."""
