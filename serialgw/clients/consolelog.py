@@ -80,8 +80,10 @@ class ConsoleLog(ClientEvents):
                 self.spec.daily and self._today() != self.day
             ):
                 self.rotate()
-            os.write(self._fd, data)
-            self.size += len(data)
+            while data:  # a short write (the disk filling up) is followed by the rest, or its error
+                n = os.write(self._fd, data)
+                self.size += n
+                data = data[n:]
         except OSError as e:
             self.lost += len(data)
             if not self._failing:

@@ -5,6 +5,7 @@ size and by day under a Clock.
 
 from __future__ import annotations
 
+import errno
 import os
 import time
 
@@ -122,6 +123,36 @@ class WriteFailureTests(SynchronousTestCase):
         ])
         with open(log.spec.path, "rb") as f:
             self.assertEqual(f.read(), b"back\n")
+
+    def test_shortWriteCountsTheRest(self) -> None:
+        """A write cut short by the disk filling up: the rest is tried, and what did not fit is counted as lost."""
+        line = Line("web1", RecordingDevice(), clock=Clock())
+        log = ConsoleLog(line, LogSpec(self.mktemp(), format=""), line.clock)
+        self.addCleanup(log.close)
+        room = [4]
+        realWrite = os.write
+
+        def write(fd: int, data: bytes) -> int:
+            if fd != log._fd:
+                return realWrite(fd, data)
+            if not room[0]:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            n = realWrite(fd, data[: room[0]])
+            room[0] -= n
+            return n
+
+        self.patch(os, "write", write)
+        with capturedLogs() as events:
+            line.deviceDataReceived(b"0123456789")
+            room[0] = 100
+            line.deviceDataReceived(b"back\n")
+        self.assertEqual([formatEvent(e) for e in events], [
+            f"web1: cannot write log {log.spec.path}: No space left on device; console output is not logged until it can be",
+            f"web1: log {log.spec.path} written again; 6 bytes were not logged",
+        ])
+        with open(log.spec.path, "rb") as f:
+            self.assertEqual(f.read(), b"0123back\n")
+        self.assertEqual(log.size, 9)
 
 
 class AttachTests(SynchronousTestCase):
