@@ -183,7 +183,7 @@ class TwistdLogReopenTests(SynchronousTestCase):
         consoleLog = ConsoleLog(line, LogSpec(os.path.join(directory, "web1.log"), format=""), line.clock)
         self.addCleanup(consoleLog.close)
         fileClient = FileClient(line, os.path.join(directory, "web1.out"))
-        self.addCleanup(fileClient.connectionLost, None)
+        self.addCleanup(fileClient.close)
         service = TwistdGatewayService([])
         service.lines["web1"] = line
         self.assertEqual(service.reopenLogs(), 2)
