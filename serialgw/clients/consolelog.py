@@ -80,8 +80,10 @@ class ConsoleLog(ClientEvents):
                 self.spec.daily and self._today() != self.day
             ):
                 self.rotate()
-            os.write(self._fd, data)
-            self.size += len(data)
+            while data:  # a short write (the disk filling up) is followed by the rest, or its error
+                n = os.write(self._fd, data)
+                self.size += n
+                data = data[n:]
         except OSError as e:
             self.lost += len(data)
             if not self._failing:
@@ -113,10 +115,18 @@ class ConsoleLog(ClientEvents):
                 os.unlink(path)
         except FileNotFoundError:
             pass  # moved or removed by someone else (an external logrotate): start a new file
+        except OSError as e:
+            # The path made a directory, a rename refused: the output goes on
+            # to the file in hand, and the next rotation is due a full size
+            # or a day later (not at each write, one error each).
+            self.size, self.day = 0, self._today()
+            log.error("{line}: cannot rotate log {path}: {reason}; writing on to the file it was",
+                      line=self.line.name, path=path, reason=e.strerror)
+            return
         try:
             self._open()
         except OSError as e:
-            self._fd, self.size = old, 0
+            self._fd, self.size, self.day = old, 0, self._today()
             log.error("{line}: cannot open a new log {path}: {reason}; writing on to the file it was",
                       line=self.line.name, path=path, reason=e.strerror)
             return

@@ -5,6 +5,7 @@ size and by day under a Clock.
 
 from __future__ import annotations
 
+import errno
 import os
 import time
 
@@ -122,6 +123,36 @@ class WriteFailureTests(SynchronousTestCase):
         ])
         with open(log.spec.path, "rb") as f:
             self.assertEqual(f.read(), b"back\n")
+
+    def test_shortWriteCountsTheRest(self) -> None:
+        """A write cut short by the disk filling up: the rest is tried, and what did not fit is counted as lost."""
+        line = Line("web1", RecordingDevice(), clock=Clock())
+        log = ConsoleLog(line, LogSpec(self.mktemp(), format=""), line.clock)
+        self.addCleanup(log.close)
+        room = [4]
+        realWrite = os.write
+
+        def write(fd: int, data: bytes) -> int:
+            if fd != log._fd:
+                return realWrite(fd, data)
+            if not room[0]:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            n = realWrite(fd, data[: room[0]])
+            room[0] -= n
+            return n
+
+        self.patch(os, "write", write)
+        with capturedLogs() as events:
+            line.deviceDataReceived(b"0123456789")
+            room[0] = 100
+            line.deviceDataReceived(b"back\n")
+        self.assertEqual([formatEvent(e) for e in events], [
+            f"web1: cannot write log {log.spec.path}: No space left on device; console output is not logged until it can be",
+            f"web1: log {log.spec.path} written again; 6 bytes were not logged",
+        ])
+        with open(log.spec.path, "rb") as f:
+            self.assertEqual(f.read(), b"0123back\n")
+        self.assertEqual(log.size, 9)
 
 
 class AttachTests(SynchronousTestCase):
@@ -245,3 +276,47 @@ class RotatedBySomeoneElseTests(SynchronousTestCase):
         self.assertFalse(os.path.exists(self.path + ".1"))
         self.line.deviceDataReceived(b"c" * 89 + b"\n")
         self.assertEqual((self.read(self.path + ".1"), self.read(self.path)), (b"b" * 19 + b"\n", b"c" * 89 + b"\n"))
+
+
+class RotationFailureTests(SynchronousTestCase):
+    """A rotation that cannot be done is one error, and output goes on to the file in hand."""
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.clock.advance(1_800_000_000)
+        self.line = Line("web1", RecordingDevice(), clock=self.clock)
+        directory = self.mktemp()
+        os.mkdir(directory)
+        self.path = os.path.join(directory, "web1.log")
+
+    def test_dailyRotationFailingIsOneError(self) -> None:
+        """A new day whose new file cannot be opened: one error, not one a write; the next day tries again."""
+        log = ConsoleLog(self.line, LogSpec(self.path, format=""), self.clock)
+        self.addCleanup(log.close)
+        directory = os.path.dirname(self.path)
+        os.rename(directory, directory + ".old")
+        self.clock.advance(24 * 3600)
+        with capturedLogs() as events:
+            for i in range(3):
+                self.line.deviceDataReceived(b"%d\n" % i)
+        self.assertEqual([formatEvent(e) for e in events], [
+            f"web1: cannot open a new log {self.path}: No such file or directory; writing on to the file it was",
+        ])
+        with open(os.path.join(directory + ".old", "web1.log"), "rb") as f:
+            self.assertEqual(f.read(), b"0\n1\n2\n")
+
+    def test_renameFailingKeepsOutput(self) -> None:
+        """The log path turned into a directory: the rotation's rename fails, the output is still written."""
+        log = ConsoleLog(self.line, LogSpec(self.path, format="", maxSize=10, daily=False, keep=1), self.clock)
+        self.addCleanup(log.close)
+        self.line.deviceDataReceived(b"first line\n")
+        self.line.deviceDataReceived(b"second\n")  # rotates: web1.log.1 is a file now
+        os.rename(self.path, self.path + ".moved")
+        os.mkdir(self.path)
+        with capturedLogs() as events:
+            self.line.deviceDataReceived(b"third line\n")
+        self.assertEqual(len(events), 1, [formatEvent(e) for e in events])
+        self.assertIn("cannot rotate log", formatEvent(events[0]))
+        self.assertTrue(os.path.isdir(self.path))
+        with open(self.path + ".moved", "rb") as f:
+            self.assertEqual(f.read(), b"second\nthird line\n")
