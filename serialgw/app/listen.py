@@ -32,6 +32,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from serialgw.app.check import systemdProblem
+from serialgw.app.logs import DialEndpoint
 from serialgw.clients.factory import LineFactory
 from serialgw.clients.local import FileClient, fifoPair, streamClient
 from serialgw.clients.netconsole import MAX_INPUT_DATAGRAM, NetconsoleClient
@@ -163,6 +164,8 @@ class ListenerOpener:
             endpoint = HostnameEndpoint(self.reactor, spec.host, spec.port)
         if spec.tls is not None:
             endpoint = wrapClientTLS(clientOptions(spec.tls), endpoint)
+        # Keeps why the last dial failed, for the retry message (serialgw.app.logs.tidy).
+        endpoint = DialEndpoint(endpoint)
         # A peer that accepts and closes at once is redialled ever more
         # rarely (ClientService alone starts the backoff again on each connection).
         backoff = CarriedBackoff(self.reactor, self.retryPolicy)

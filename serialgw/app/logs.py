@@ -83,10 +83,39 @@ def tidy(event: dict[str, Any]) -> Optional[dict[str, Any]]:
     format_ = event.get("log_format") or ""
     if format_.startswith("Scheduling retry") and "endpoint" in event:
         delay = event.get("delay", 0)
-        return {**event, "log_format": "{endpoint}: cannot connect; retry {attempt} in {delay:.1f} s",
-                "endpoint": describeEndpoint(event["endpoint"]),
+        # Why, when the endpoint kept it: a name that does not resolve and a
+        # refused connection read alike otherwise, and a peer that accepted and
+        # closed is no "cannot connect".
+        why = getattr(event["endpoint"], "lastOutcome", None)
+        what = "cannot connect" if why is None else "connection closed" if why == "" else f"cannot connect: {why}"
+        return {**event, "log_format": "{endpoint}: " + what.replace("{", "{{").replace("}", "}}")
+                + "; retry {attempt} in {delay:.1f} s", "endpoint": describeEndpoint(event["endpoint"]),
                 "delay": delay if isinstance(delay, (int, float)) else 0.0}
     return event
+
+
+class DialEndpoint:
+    """
+    A client endpoint that keeps the outcome of its last connect for the
+    retry message (L{tidy}): C{""} when it connected, else why not.
+    """
+
+    def __init__(self, wrapped: Any) -> None:
+        self._wrappedEndpoint = wrapped
+        self.lastOutcome: Optional[str] = None
+
+    def connect(self, factory: Any) -> Any:
+        """Connect through the wrapped endpoint, noting how it went."""
+
+        def connected(protocol: Any) -> Any:
+            self.lastOutcome = ""
+            return protocol
+
+        def failed(failure: Any) -> Any:
+            self.lastOutcome = str(failure.value).strip().rstrip(".") or type(failure.value).__name__
+            return failure
+
+        return self._wrappedEndpoint.connect(factory).addCallbacks(connected, failed)
 
 
 def isStartupError(event: dict[str, Any]) -> bool:

@@ -11,8 +11,10 @@ import re
 from typing import Any
 
 from twisted.internet import reactor
+from twisted.internet.defer import fail, succeed
 from twisted.internet.endpoints import UNIXClientEndpoint
-from twisted.internet.error import ConnectionDone
+from twisted.internet.error import ConnectionDone, ConnectionRefusedError
+from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import Clock
 from twisted.logger import Logger, LogLevel, globalLogPublisher
 from twisted.python import log as legacyLog
@@ -20,7 +22,7 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twisted.web.client import Agent, readBody
 
-from serialgw.app.logs import JournalObserver, TidyObserver, journalStream, tidy
+from serialgw.app.logs import DialEndpoint, JournalObserver, TidyObserver, journalStream, tidy
 from serialgw.line.hub import Line
 from tests.fakes import CallObserver, RecordingClient, RecordingDevice
 from tests.realio import TWISTD, spawn, startProcess
@@ -84,9 +86,9 @@ class ObserverTests(SynchronousTestCase):
                                    legacyLog.msg("something else"), legacyLog.msg("a line (with words) starting on 4443")))
         self.assertEqual([tidy(e) is None for e in events], [True, True, True, True, False, False])
 
-    def retryLine(self, path: str, attempt: int, delay: float) -> str:
-        """The journal line for ClientService's retry message about a dial-out to unix C{path}."""
-        endpoint = UNIXClientEndpoint(reactor, path)
+    def retryLine(self, path: str, attempt: int, delay: float, endpoint: Any = None) -> str:
+        """The journal line for ClientService's retry message about a dial-out to unix C{path} (or C{endpoint})."""
+        endpoint = endpoint or UNIXClientEndpoint(reactor, path)
         events = captured(lambda: Logger(namespace="twisted.application._client_service.ClientService").info(
             "Scheduling retry {attempt} to connect {endpoint} in {delay} seconds.", attempt=attempt, endpoint=endpoint,
             delay=delay))
@@ -103,6 +105,20 @@ class ObserverTests(SynchronousTestCase):
         """A dial-out to an abstract unix name is named @NAME in the retry message: no NUL byte reaches the log."""
         self.assertEqual(self.retryLine("\0qemu-100", 1, 1.0), "<6>@qemu-100: cannot connect; retry 1 in 1.0 s\n")
 
+    def test_retryMessageSaysWhy(self) -> None:
+        """A failed dial's retry message says why (here: refused), and its endpoint is still named."""
+        endpoint = DialEndpoint(FailingEndpoint(ConnectionRefusedError(string="Connection refused")))
+        self.failureResultOf(endpoint.connect(Factory()), ConnectionRefusedError)
+        self.assertEqual(self.retryLine("", 2, 2.0, endpoint),
+                         "<6>/run/x.sock: cannot connect: Connection was refused by other side: Connection refused;"
+                         " retry 2 in 2.0 s\n")
+
+    def test_retryMessageAfterConnection(self) -> None:
+        """A redial after a connection that was made and lost says so: no 'cannot connect' for a peer that accepted and closed."""
+        endpoint = DialEndpoint(FailingEndpoint(None))
+        self.successResultOf(endpoint.connect(Factory()))
+        self.assertEqual(self.retryLine("", 1, 1.25, endpoint), "<6>/run/x.sock: connection closed; retry 1 in 1.2 s\n")
+
     def test_startupErrorOneLine(self) -> None:
         """twistd's stderr text for our SystemExit goes to the terminal as the one line it is, not to the log as well."""
         events = captured(lambda: Logger(namespace="stderr").error(
@@ -116,6 +132,18 @@ class ObserverTests(SynchronousTestCase):
         journal = io.StringIO()
         TidyObserver(JournalObserver(journal), toStdout=False)(events[0])
         self.assertEqual(journal.getvalue(), "<3>serialgw: error: line 'a': cannot open device '/dev/x': No such file or directory\n")
+
+
+class FailingEndpoint:
+    """A client endpoint to /run/x.sock whose connect fails with C{error}, or gives a protocol if it is None."""
+
+    def __init__(self, error: Any) -> None:
+        self._path = "/run/x.sock"
+        self.error = error
+
+    def connect(self, factory: Any) -> Any:
+        """The outcome at once."""
+        return fail(self.error) if self.error is not None else succeed(Protocol())
 
 
 class MessageTests(SynchronousTestCase):
