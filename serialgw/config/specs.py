@@ -303,6 +303,10 @@ class LogSpec:
         if not 0 <= self.keep <= MAX_LOG_KEEP:
             # Every rotation renames them all, on the reactor's thread.
             raise ConfigError(f"log-keep must be 0 to {MAX_LOG_KEEP}, not {quote(self.keep)}")
+        if len(self.format) > MAX_LOG_FORMAT:
+            # It is written after every newline of device output: a long one
+            # would make a chunk of newlines a huge write.
+            raise ConfigError(f"log-format must be at most {MAX_LOG_FORMAT} characters, not {len(self.format)}")
         try:
             time.strftime(self.format)
         except ValueError as e:
@@ -310,6 +314,7 @@ class LogSpec:
 
 
 MAX_LOG_KEEP = 1000
+MAX_LOG_FORMAT = 64
 
 
 @attrs.frozen

@@ -123,6 +123,7 @@ class FileTests(SynchronousTestCase):
         for key, value, message in (("log-keep", "1001", "log-keep must be 0 to 1000, not 1001"),
                                     ("log-max-size", "-1", "log-max-size must be 0 (no limit) or more bytes, not -1"),
                                     ("log-format", "5", "expected str, not 5"),
+                                    ("log-format", '"' + "%c" * 33 + '"', "log-format must be at most 64 characters, not 66"),
                                     ("log-daily", '"false"', "expected bool, not 'false'")):
             path = self.write(f'[lines.a]\ndevice = "/dev/ttyS0"\nlisten = "4001"\n{key} = {value}\n')
             self.assertEqual(str(self.assertRaises(ConfigError, loadConfig, path)), f"{path}:4: [lines.a] {key}: {message}")
