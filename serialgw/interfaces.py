@@ -100,8 +100,8 @@ class IConsoleLog(IClient):
     def event(text: str) -> None:
         """One event on the line, to be written with its time."""
 
-    def reopen() -> None:
-        """Open the path again (logrotate moved the file)."""
+    def reopen() -> bool:
+        """Open the path again (logrotate moved the file); False if it could not be (the file in hand kept)."""
 
 
 class IDevice(Interface):

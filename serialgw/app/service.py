@@ -270,13 +270,13 @@ class GatewayService(MultiService):
     def reopenLogs(self) -> int:
         """
         SIGUSR1 (logrotate moved the files): every console log and every
-        C{file:} listener opens its path again.  Return how many did.
+        C{file:} listener opens its path again.  Return how many could
+        (those that could not said why, and write on to the file in hand).
         """
         count = 0
         for line in self.lines.values():
             for client in list(line.logs) + [c for c in line.clients if isinstance(c, FileClient)]:
-                client.reopen()
-                count += 1
+                count += client.reopen()
         log.info("reopened {count} log file(s)", count=count)
         return count
 

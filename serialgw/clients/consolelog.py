@@ -132,7 +132,7 @@ class ConsoleLog(ClientEvents):
             return
         os.close(old)
 
-    def reopen(self) -> None:
+    def reopen(self) -> bool:
         """
         Open the path again (logrotate moved the file, then SIGUSR1): new
         output goes to a file at the path.  If the path cannot be opened,
@@ -144,8 +144,9 @@ class ConsoleLog(ClientEvents):
         except OSError as e:
             log.error("{line}: cannot reopen log {path}: {reason}; writing on to the file it was",
                       line=self.line.name, path=self.spec.path, reason=e.strerror)
-            return
+            return False
         os.close(old)
+        return True
 
     def deliver(self, data: bytes) -> None:
         # One stamp a chunk, put after every newline in one call.

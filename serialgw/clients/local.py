@@ -78,19 +78,20 @@ class FileClient(ClientEvents, abstract.FileDescriptor):
     def logPrefix(self) -> str:
         return self.peer
 
-    def reopen(self) -> None:
+    def reopen(self) -> bool:
         """Open the path again (logrotate moved the file); the file in hand is kept if that fails."""
         try:
             fd = self._open()
         except OSError as e:
             log.error("{line}: cannot reopen {path}: {reason}; writing on to the file it was", line=self.line.name,
                       path=self.path, reason=e.strerror)
-            return
+            return False
         self.stopWriting()
         os.close(self._fd)
         self._fd = fd
         if self.dataBuffer or self._tempDataLen:
             self.startWriting()
+        return True
 
     def writeSomeData(self, data: bytes) -> Any:
         return self._writeFile(data)

@@ -14,13 +14,18 @@ import signal
 import tempfile
 
 from twisted.internet import defer, inotify, protocol, reactor
+from twisted.internet.task import Clock
 from twisted.logger import formatEvent
 from twisted.python.filepath import FilePath
 from twisted.python.logfile import LogFile
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from serialgw.app.process import TwistdGatewayService
-from tests.fakes import observeLog
+from serialgw.clients.consolelog import ConsoleLog
+from serialgw.clients.local import FileClient
+from serialgw.config.specs import LogSpec
+from serialgw.line.hub import Line
+from tests.fakes import RecordingDevice, observeLog
 from tests.realio import TWISTD, Accumulator, closeClients, connect, startedPty, startProcess
 
 
@@ -170,6 +175,26 @@ class LogrotateTests(TestCase):
 
 
 class TwistdLogReopenTests(SynchronousTestCase):
+    def test_failedReopensNotCounted(self) -> None:
+        """SIGUSR1 with a console log's and a file: listener's paths made directories: "reopened 0", not 2."""
+        directory = self.mktemp()
+        os.mkdir(directory)
+        line = Line("web1", RecordingDevice(), clock=Clock())
+        consoleLog = ConsoleLog(line, LogSpec(os.path.join(directory, "web1.log"), format=""), line.clock)
+        self.addCleanup(consoleLog.close)
+        fileClient = FileClient(line, os.path.join(directory, "web1.out"))
+        self.addCleanup(fileClient.close)
+        service = TwistdGatewayService([])
+        service.lines["web1"] = line
+        self.assertEqual(service.reopenLogs(), 2)
+        for path in (consoleLog.spec.path, fileClient.path):
+            os.rename(path, path + ".1")
+            os.mkdir(path)
+        events: list[dict[str, object]] = []
+        observeLog(self, events.append)
+        self.assertEqual(service.reopenLogs(), 0)
+        self.assertIn("reopened 0 log file(s)", [formatEvent(e) for e in events])
+
     def test_fifoAtTwistdLogPath(self) -> None:
         """twistd's log path replaced by a FIFO, then SIGUSR1: refused at once (not waited on), the file in hand kept."""
         directory = self.mktemp()
