@@ -325,6 +325,12 @@ def removeStaleSocket(path: str, lineName: str) -> None:
         return
     if not stat.S_ISSOCK(mode):
         raise StartupError(f"line {lineName!r}: {path!r} exists and is not a socket")
+    holder = _lockHolder(path + ".lock")
+    if holder is not None:
+        # Twisted's unix port would refuse it anyway ("Cannot acquire lock"),
+        # after the socket had been removed from under the holder.
+        raise StartupError(f"line {lineName!r}: {path!r} is locked by process {holder} "
+                           f"({path + '.lock'!r}), which is still there")
     # Not blocking: a connect to a live listener whose backlog is full
     # waits until it accepts, and this runs on the reactor (a reload).
     probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
@@ -341,6 +347,23 @@ def removeStaleSocket(path: str, lineName: str) -> None:
     finally:
         probe.close()
     raise StartupError(f"line {lineName!r}: {path!r} is in use by another process")
+
+
+def _lockHolder(lock: str) -> Optional[int]:
+    """The process other than this one that Twisted's lock file C{lock} names, if it is there."""
+    try:
+        pid = int(os.readlink(lock))
+    except (OSError, ValueError):
+        return None
+    if pid <= 0 or pid == os.getpid():
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        pass
+    return pid
 
 
 def _connectHint(protocol: Protocol, address: Any) -> Optional[str]:

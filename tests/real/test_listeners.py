@@ -21,6 +21,7 @@ from twisted.internet.ssl import Certificate, PrivateCertificate, optionsForClie
 from twisted.internet.task import deferLater
 from twisted.trial.unittest import SkipTest, SynchronousTestCase, TestCase
 
+from serialgw.app.listen import StartupError, removeStaleSocket
 from serialgw.config.listeners import parseListener
 from serialgw.config.specs import DeviceSpec, LineConfig
 from tests.certs import Authority
@@ -377,6 +378,36 @@ class ListenerTests(TestCase):
             client.deliver(chunk)
         self.assertLessEqual(len(client.dataBuffer) + client._tempDataLen, OUTBUF)  # type: ignore[attr-defined]
         self.assertGreater(client.dropped, 0)  # type: ignore[attr-defined]
+
+
+class StaleSocketTests(SynchronousTestCase):
+    """What is at a unix listener's path before it listens."""
+
+    def test_lockedByLiveProcess(self) -> None:
+        """A socket nobody answers on, whose lock names a live process, is left in place and the error names that process."""
+        path = os.path.join(self.mktemp() + "d", "s.sock")
+        os.makedirs(os.path.dirname(path))
+        bound = socket.socket(socket.AF_UNIX)
+        bound.bind(path)
+        self.addCleanup(bound.close)
+        os.symlink(str(os.getppid()), path + ".lock")
+        with self.assertRaises(StartupError) as caught:
+            removeStaleSocket(path, "a")
+        self.assertEqual(str(caught.exception), f"line 'a': {path!r} is locked by process {os.getppid()} "
+                                                f"({path + '.lock'!r}), which is still there")
+        self.assertTrue(stat.S_ISSOCK(os.lstat(path).st_mode))
+
+    def test_lockOfDeadProcess(self) -> None:
+        """A lock naming no live process (nor one naming this one) does not keep a stale socket."""
+        for holder in ("999999999", str(os.getpid()), "junk"):
+            path = os.path.join(self.mktemp() + "d", "s.sock")
+            os.makedirs(os.path.dirname(path))
+            bound = socket.socket(socket.AF_UNIX)
+            bound.bind(path)
+            bound.close()
+            os.symlink(holder, path + ".lock")
+            removeStaleSocket(path, "a")
+            self.assertFalse(os.path.lexists(path), holder)
 
 
 class DialOutBackoffTests(SynchronousTestCase):
