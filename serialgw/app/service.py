@@ -23,7 +23,7 @@ from twisted.logger import Logger
 from serialgw.app.lines import makeDevice, makeLine, retuneLine
 from serialgw.app.listen import ListenerOpener, StartupError, listening, removeStaleSocket, stopDialer
 from serialgw.app.notify import Notifier
-from serialgw.app.reload import checkBinds, checkFiles, checkLocks, listenerChanges, planReload
+from serialgw.app.reload import checkBinds, checkFiles, checkLocks, listenerChanges, namesBrief, planReload
 from serialgw.clients.consolelog import ConsoleLog
 from serialgw.clients.local import FileClient
 from serialgw.clients.transports import describeAddress
@@ -469,9 +469,9 @@ class GatewayService(MultiService):
             addedNow = [n for n in added if n not in leftOut]
             changedNow = [n for n in changed + retuned if n not in leftOut]
             log.info("reload: added {added}, changed {changed}, removed {removed}, {kept} unchanged{more}",
-                     added=addedNow or "none", changed=changedNow or "none", removed=removed or "none",
-                     kept=plan.kept,
-                     more=f", left out {leftOut}" if leftOut else "")
+                     added=namesBrief(addedNow), changed=namesBrief(changedNow), removed=namesBrief(removed),
+                     addedCount=len(addedNow), changedCount=len(changedNow), removedCount=len(removed), kept=plan.kept,
+                     more=f", left out {namesBrief(leftOut)}" if leftOut else "")
             result = {"added": addedNow, "changed": changedNow, "removed": removed}
             if leftOut:
                 result["left out"] = leftOut
