@@ -58,7 +58,11 @@ class TwistdGatewayService(GatewayService):
             import signal
 
             def hangup(signum: int, frame: Any) -> None:
-                self.reactor.callFromThread(self.reloadFile)
+                # One call on its way at a time: the SIGHUPs before it has
+                # begun (while the file is read, say) are answered by it.
+                if not self._hangupDue:
+                    self._hangupDue = True
+                    self.reactor.callFromThread(self._hangup)
 
             signal.signal(signal.SIGHUP, hangup)
         else:
@@ -152,12 +156,56 @@ class TwistdGatewayService(GatewayService):
         self.notifier.reloading()
         self.notifier.reloaded("nothing to reload without --config")
 
+    # The SIGHUPs waiting for the reload under way, answered by one reading
+    # of the file once it is done (None: no reload from the file waits).
+    _hupsWaiting: Optional[list[defer.Deferred[Any]]] = None
+
+    # A SIGHUP's call to reloadFile on its way to the reactor.
+    _hangupDue = False
+
+    def _hangup(self) -> None:
+        self._hangupDue = False
+        self.reloadFile()
+
     def reloadFile(self) -> Any:
-        """SIGHUP: read the file again and apply it; systemd hears RELOADING=1, then READY=1."""
+        """
+        SIGHUP: read the file again and apply it once the reload under way
+        (if any) is done; systemd hears RELOADING=1, then READY=1.  The
+        SIGHUPs that come meanwhile wait for that same one: it reads the
+        file when it begins (a storm of them was a reading of the whole
+        file each, in turn, holding the reactor).
+        """
         assert self.configPath is not None
         if self._stopped:
             log.info("SIGHUP during the stop: {path} not reloaded", path=self.configPath)
             return defer.succeed(None)
+        if self._hupsWaiting is not None:
+            joined: defer.Deferred[Any] = defer.Deferred()
+            self._hupsWaiting.append(joined)
+            return joined
+        waiting: list[defer.Deferred[Any]] = []
+        self._hupsWaiting = waiting
+
+        def begin() -> Any:
+            self._hupsWaiting = None
+            if waiting:
+                log.info("reload: {count} more SIGHUP(s) came while one was under way: {path} is read once for them",
+                         count=len(waiting), path=self.configPath)
+            return self._reloadFileNow()
+
+        def tell(result: Any) -> Any:
+            for joined in waiting:
+                joined.callback(result)
+            return result
+
+        return self.queueReload(begin).addBoth(tell)
+
+    def _reloadFileNow(self) -> Any:
+        """Read the file and apply it (see L{reloadFile}); what changed."""
+        assert self.configPath is not None
+        if self._stopped:
+            log.info("SIGHUP during the stop: {path} not reloaded", path=self.configPath)
+            return None
         self.notifier.reloading()
         try:
             shard = self.shard
@@ -167,13 +215,13 @@ class TwistdGatewayService(GatewayService):
         except ConfigError as e:
             log.error("reload refused, the running configuration stays: {reason}", reason=str(e))
             self.notifier.reloaded("reload refused, see the log")
-            return defer.succeed(None)
+            return None
         except Exception:
             # A mistake of ours reading the file: the running configuration
             # stays all the same, and systemd is not left at RELOADING=1.
             log.failure("reload refused, the running configuration stays: reading {path} failed", path=self.configPath)
             self.notifier.reloaded("reload refused, see the log")
-            return defer.succeed(None)
+            return None
         if loaded.watchAll != self.watchAllInFile:
             log.warn("reload: [watch-all] changed: restart the gateway to apply it")
 
@@ -189,7 +237,7 @@ class TwistdGatewayService(GatewayService):
                 self.notifier.reloaded("reload failed, see the log")
             return changes
 
-        return self.reload(lines).addBoth(done)
+        return defer.maybeDeferred(self._reload, lines).addBoth(done)
 
 
 def raiseFileLimit() -> None:

@@ -320,3 +320,91 @@ class RotationFailureTests(SynchronousTestCase):
         self.assertTrue(os.path.isdir(self.path))
         with open(self.path + ".moved", "rb") as f:
             self.assertEqual(f.read(), b"second\nthird line\n")
+
+    def test_directoryAtPathNotRenamed(self) -> None:
+        """A directory put at the log's path (no .1 in its way): a rotation leaves it where it is, says so once, and writes on to the file in hand."""
+        log = ConsoleLog(self.line, LogSpec(self.path, format="", maxSize=10, daily=False, keep=3), self.clock)
+        self.addCleanup(log.close)
+        self.line.deviceDataReceived(b"first line\n")
+        os.rename(self.path, self.path + ".moved")
+        os.mkdir(self.path)
+        with capturedLogs() as events:
+            for text in (b"second\n", b"third line\n", b"fourth line\n"):
+                self.line.deviceDataReceived(text)
+        self.assertEqual([formatEvent(e) for e in events], [
+            f"web1: cannot rotate log {self.path}: it is a directory now, not the file being written: "
+            "left as it is; writing on to the file it was",
+        ])
+        self.assertEqual((os.path.isdir(self.path), os.listdir(self.path)), (True, []))
+        self.assertEqual(sorted(os.listdir(os.path.dirname(self.path))), ["web1.log", "web1.log.moved"])
+        with open(self.path + ".moved", "rb") as f:
+            self.assertEqual(f.read(), b"first line\nsecond\nthird line\nfourth line\n")
+        os.rmdir(self.path)
+        self.line.deviceDataReceived(b"fifth line\n")
+        with open(self.path, "rb") as f:
+            self.assertEqual(f.read(), b"fifth line\n")
+
+    def test_otherThingsAtPathNotRenamed(self) -> None:
+        """Whatever else is at the path when the log rotates (a symlink, a FIFO, another file put there) is left as it is, said once each."""
+        log = ConsoleLog(self.line, LogSpec(self.path, format="", maxSize=10, daily=False, keep=1), self.clock)
+        self.addCleanup(log.close)
+        self.line.deviceDataReceived(b"first line\n")
+        os.rename(self.path, self.path + ".moved")
+        precious = self.path + ".precious"
+        with open(precious, "wb") as f:
+            f.write(b"not yours\n")
+        kinds = []
+        with capturedLogs() as events:
+            for kind, make in (("a symbolic link", lambda: os.symlink(precious, self.path)),
+                               ("a FIFO", lambda: os.mkfifo(self.path)),
+                               ("another file", lambda: os.link(precious, self.path))):
+                make()
+                self.line.deviceDataReceived(b"0123456789\n")
+                self.line.deviceDataReceived(b"0123456789\n")
+                kinds.append(kind)
+                os.unlink(self.path)
+        self.assertEqual([formatEvent(e) for e in events], [
+            f"web1: cannot rotate log {self.path}: it is {kind} now, not the file being written: "
+            "left as it is; writing on to the file it was" for kind in kinds
+        ])
+        self.assertEqual(sorted(os.listdir(os.path.dirname(self.path))), ["web1.log.moved", "web1.log.precious"])
+        with open(precious, "rb") as f:
+            self.assertEqual(f.read(), b"not yours\n")
+        with open(self.path + ".moved", "rb") as f:
+            self.assertEqual(f.read(), b"first line\n" + b"0123456789\n" * 6)
+
+    def test_oldNameNotAFileStopsTheShift(self) -> None:
+        """A directory at .2 (or a symlink at .1): the old files are shifted up to it, never onto or into it; said once, and the log stays bounded."""
+        log = ConsoleLog(self.line, LogSpec(self.path, format="", maxSize=10, daily=False, keep=3), self.clock)
+        self.addCleanup(log.close)
+        for digit in b"123":
+            self.line.deviceDataReceived(bytes([digit]) * 9 + b"\n")
+        self.assertEqual([self.read(self.path + suffix) for suffix in ("", ".1", ".2")], [b"3" * 9 + b"\n", b"2" * 9 + b"\n", b"1" * 9 + b"\n"])
+        os.unlink(self.path + ".2")
+        os.mkdir(self.path + ".2")
+        with open(os.path.join(self.path + ".2", "inside"), "wb") as f:
+            f.write(b"mine\n")
+        with capturedLogs() as events:
+            for digit in b"45":
+                self.line.deviceDataReceived(bytes([digit]) * 9 + b"\n")
+            precious = self.path + ".precious"
+            with open(precious, "wb") as f:
+                f.write(b"not yours\n")
+            os.unlink(self.path + ".1")
+            os.symlink(precious, self.path + ".1")
+            for digit in b"67":
+                self.line.deviceDataReceived(bytes([digit]) * 9 + b"\n")
+        self.assertEqual([formatEvent(e) for e in events], [
+            f"web1: rotating log {self.path}: {self.path}.2 is a directory, not an old log: left as it is; "
+            "1 old file(s) kept before it",
+            f"web1: rotating log {self.path}: {self.path}.1 is a symbolic link, not an old log: left as it is; "
+            "0 old file(s) kept before it",
+        ])
+        self.assertEqual(self.read(self.path), b"7" * 9 + b"\n")
+        self.assertEqual((os.readlink(self.path + ".1"), self.read(precious)), (precious, b"not yours\n"))
+        self.assertEqual(os.listdir(self.path + ".2"), ["inside"])
+        self.assertFalse(os.path.lexists(self.path + ".3"))
+
+    def read(self, path: str) -> bytes:
+        with open(path, "rb") as f:
+            return f.read()
