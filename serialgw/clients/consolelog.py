@@ -47,6 +47,10 @@ class ConsoleLog(ClientEvents):
         # is logged once, and the recovery once, not each chunk of output.
         self.lost = 0
         self._failing = False
+        # Why the writes failed (the first error), for the line that marks the gap.
+        self._failure = ""
+        # Whether the file ends at a line start (a line cut by a failing write does not).
+        self._fileAtLineStart = True
         # What a rotation last found in its way and left alone (said once).
         self._inTheWay: Optional[tuple[str, int, int, int]] = None
         self._open()
@@ -73,6 +77,7 @@ class ConsoleLog(ClientEvents):
             raise OSError(errno.EINVAL, NOT_A_FILE, self.spec.path)
         self._fd, self.size = fd, st.st_size
         self.day = self._today()
+        self._fileAtLineStart = True
 
     def _today(self) -> tuple[int, int, int]:
         return time.localtime(self.clock.seconds())[:3]
@@ -80,7 +85,14 @@ class ConsoleLog(ClientEvents):
     def _stamp(self) -> bytes:
         return time.strftime(self.spec.format, time.localtime(self.clock.seconds())).encode()
 
-    def _write(self, data: bytes) -> None:
+    def _write(self, data: bytes, midLine: bool) -> None:
+        """
+        Append C{data} (stamped); C{midLine}: it goes on a line of output
+        already begun (it does not start with a stamp: its own first line's
+        is the line's, or it starts with the newline ending that line).
+        """
+        written = 0
+        marker = b""
         try:
             if self.spec.maxSize and self.size + len(data) > self.spec.maxSize and self.size:
                 # Truncated meanwhile (logrotate's copytruncate)?  Then it is
@@ -90,22 +102,39 @@ class ConsoleLog(ClientEvents):
                 self.spec.daily and self._today() != self.day
             ):
                 self.rotate()
-            while data:  # a short write (the disk filling up) is followed by the rest, or its error
-                n = os.write(self._fd, data)
+            if self._failing:
+                # Where output is missing, the log says so, on a line of its
+                # own; what follows starts a line (the line it went on is cut).
+                marker = self._gapMarker()
+                if midLine:
+                    data = data[1:] if data.startswith(b"\n") else self._stamp() + data
+                data = marker + data
+            while written < len(data):  # a short write (the disk filling up) is followed by the rest, or its error
+                n = os.write(self._fd, data[written:])
                 self.size += n
-                data = data[n:]
+                written += n
         except OSError as e:
-            self.lost += len(data)
+            self.lost += len(data) - max(written, len(marker))
+            if written:
+                self._fileAtLineStart = data[written - 1] == 0x0A
             if not self._failing:
                 self._failing = True
+                self._failure = e.strerror or str(e)
                 log.error("{line}: cannot write log {path}: {reason}; console output is not logged until it can be",
                           line=self.line.name, path=self.spec.path, reason=e.strerror)
             return
+        if data:
+            self._fileAtLineStart = data.endswith(b"\n")
         if self._failing:
             self._failing = False
             log.info("{line}: log {path} written again; {lost} bytes were not logged", line=self.line.name,
                      path=self.spec.path, lost=self.lost)
             self.lost = 0
+
+    def _gapMarker(self) -> bytes:
+        """The line that marks output missing from the log (a full disk), on a line of its own."""
+        text = f"[serialgw: {self.lost} bytes lost: {self._failure}]\n".encode("utf-8", "replace")
+        return (b"" if self._fileAtLineStart else b"\n") + self._stamp() + text
 
     def rotate(self) -> None:
         """
@@ -205,16 +234,17 @@ class ConsoleLog(ClientEvents):
             return
         stamp = self._stamp()
         body = data.replace(b"\n", b"\n" + stamp)
-        if self.atLineStart:
+        midLine = not self.atLineStart
+        if not midLine:
             body = stamp + body
         self.atLineStart = data.endswith(b"\n")
         if self.atLineStart:
             body = body[: len(body) - len(stamp)]
-        self._write(body)
+        self._write(body, midLine)
 
     def event(self, text: str) -> None:
         prefix = b"" if self.atLineStart else b"\n"
-        self._write(prefix + self._stamp() + f"[serialgw: {text}]\n".encode("utf-8", "replace"))
+        self._write(prefix + self._stamp() + f"[serialgw: {text}]\n".encode("utf-8", "replace"), not self.atLineStart)
         self.atLineStart = True
 
     def close(self) -> None:

@@ -122,7 +122,7 @@ class WriteFailureTests(SynchronousTestCase):
             f"web1: log {log.spec.path} written again; 1000 bytes were not logged",
         ])
         with open(log.spec.path, "rb") as f:
-            self.assertEqual(f.read(), b"back\n")
+            self.assertEqual(f.read(), b"[serialgw: 1000 bytes lost: Bad file descriptor]\nback\n")
 
     def test_shortWriteCountsTheRest(self) -> None:
         """A write cut short by the disk filling up: the rest is tried, and what did not fit is counted as lost."""
@@ -151,8 +151,71 @@ class WriteFailureTests(SynchronousTestCase):
             f"web1: log {log.spec.path} written again; 6 bytes were not logged",
         ])
         with open(log.spec.path, "rb") as f:
-            self.assertEqual(f.read(), b"0123back\n")
-        self.assertEqual(log.size, 9)
+            self.assertEqual(f.read(), b"0123\n[serialgw: 6 bytes lost: No space left on device]\nback\n")
+        self.assertEqual(log.size, 60)
+
+    def test_gapMarkedInTheLog(self) -> None:
+        """Where a full disk cut the console log, a stamped line of its own says how many bytes are missing and why, once writing works again."""
+        log, full = self.fillingLog()
+        line, clock = log.line, log.clock
+        line.deviceDataReceived(b"boot\nlog")
+        full[0] = True
+        line.deviceDataReceived(b"in: root\n")  # 9 bytes: it goes on a line
+        line.deviceDataReceived(b"more\n")  # 14 bytes: "08:00:00 more\n"
+        line.recordEvent("BREAK from 192.0.2.7:1000")  # 47 bytes with its stamp
+        clock.advance(2)
+        full[0] = False
+        line.deviceDataReceived(b"prompt# ")
+        line.deviceDataReceived(b"ls\n")
+        line.recordEvent("back")
+        with open(log.spec.path, "rb") as f:
+            self.assertEqual(f.read(), b"08:00:00 boot\n08:00:00 log\n"
+                                       b"08:00:02 [serialgw: 70 bytes lost: No space left on device]\n"
+                                       b"08:00:02 prompt# ls\n08:00:02 [serialgw: back]\n")
+
+    def test_gapMidLine(self) -> None:
+        """Output that resumes in the middle of a line (or with the newline ending it) after the gap's line starts a stamped line of its own."""
+        log, full = self.fillingLog()
+        line = log.line
+        for resumed, after in ((b"root\n", b"08:00:00 root\n"), (b"\nnext\n", b"08:00:00 next\n")):
+            line.deviceDataReceived(b"login: ")
+            full[0] = True
+            line.deviceDataReceived(b"ro")
+            full[0] = False
+            line.deviceDataReceived(resumed)
+            with open(log.spec.path, "rb") as f:
+                self.assertEqual(f.read(), b"08:00:00 login: \n08:00:00 [serialgw: 2 bytes lost: No space left on device]\n" + after)
+            os.truncate(log.spec.path, 0)
+
+    def fillingLog(self) -> tuple[ConsoleLog, list[bool]]:
+        """A console log stamped %H:%M:%S at 08:00:00 UTC, whose writes fail with ENOSPC while C{full[0]}."""
+        clock = Clock()
+        clock.advance(1_800_000_000)  # 2027-01-15T08:00:00Z
+        line = Line("web1", RecordingDevice(), clock=clock)
+        old = os.environ.get("TZ")
+        os.environ["TZ"] = "UTC"
+        time.tzset()
+
+        def restore() -> None:
+            if old is None:
+                os.environ.pop("TZ", None)
+            else:
+                os.environ["TZ"] = old
+            time.tzset()
+
+        self.addCleanup(restore)
+        log = ConsoleLog(line, LogSpec(self.mktemp(), format="%H:%M:%S "), clock)
+        self.addCleanup(log.close)
+        full = [False]
+        realWrite = os.write
+
+        def write(fd: int, data: bytes) -> int:
+            if fd == log._fd and full[0]:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            return realWrite(fd, data)
+
+        self.patch(os, "write", write)
+        return log, full
 
 
 class AttachTests(SynchronousTestCase):
