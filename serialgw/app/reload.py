@@ -24,6 +24,19 @@ from serialgw.clients.tls import TLSError, clientOptions
 from serialgw.config.specs import LineConfig, ListenerKind, ListenerSpec, LogSpec, isAbstract
 from serialgw.devices.links import linkProblem
 
+# Line names a reload's log line lists (a [defaults] change touches every
+# line: 2000 names made a line of 16 KB); past them, a count.
+REPORTED_NAMES = 5
+
+
+def namesBrief(names: list[str]) -> str:
+    """Line names for the reload's log line: all of a few, else the count, the first few and how many more."""
+    if not names:
+        return "none"
+    if len(names) <= REPORTED_NAMES:
+        return str(names)
+    return f"{len(names)} lines: {names[:REPORTED_NAMES]} and {len(names) - REPORTED_NAMES} more"
+
 
 def deviceOf(config: LineConfig) -> tuple[Any, ...]:
     """

@@ -23,7 +23,7 @@ from twisted.logger import Logger
 from serialgw.app.lines import makeDevice, makeLine, retuneLine
 from serialgw.app.listen import ListenerOpener, StartupError, listening, removeStaleSocket, stopDialer
 from serialgw.app.notify import Notifier
-from serialgw.app.reload import checkBinds, checkFiles, checkLocks, listenerChanges, planReload
+from serialgw.app.reload import checkBinds, checkFiles, checkLocks, listenerChanges, namesBrief, planReload
 from serialgw.clients.consolelog import ConsoleLog
 from serialgw.clients.local import FileClient
 from serialgw.clients.transports import describeAddress
@@ -398,10 +398,15 @@ class GatewayService(MultiService):
         closed ones have let go of their ports and devices.  Return a
         Deferred that fires with what changed; reloads run one at a time.
         """
-        done: defer.Deferred[dict[str, list[str]]] = defer.Deferred()
+        configs = list(configs)
+        return self.queueReload(lambda: self._reload(configs))
+
+    def queueReload(self, work: Callable[[], Any]) -> defer.Deferred[Any]:
+        """C{work} (a reload) once the reloads before it are done; a Deferred of its result."""
+        done: defer.Deferred[Any] = defer.Deferred()
 
         def run(_: Any) -> Any:
-            return defer.maybeDeferred(self._reload, list(configs)).chainDeferred(done)
+            return defer.maybeDeferred(work).chainDeferred(done)
 
         self._reloading.addCallback(run)
         return done
@@ -464,9 +469,9 @@ class GatewayService(MultiService):
             addedNow = [n for n in added if n not in leftOut]
             changedNow = [n for n in changed + retuned if n not in leftOut]
             log.info("reload: added {added}, changed {changed}, removed {removed}, {kept} unchanged{more}",
-                     added=addedNow or "none", changed=changedNow or "none", removed=removed or "none",
-                     kept=plan.kept,
-                     more=f", left out {leftOut}" if leftOut else "")
+                     added=namesBrief(addedNow), changed=namesBrief(changedNow), removed=namesBrief(removed),
+                     addedCount=len(addedNow), changedCount=len(changedNow), removedCount=len(removed), kept=plan.kept,
+                     more=f", left out {namesBrief(leftOut)}" if leftOut else "")
             result = {"added": addedNow, "changed": changedNow, "removed": removed}
             if leftOut:
                 result["left out"] = leftOut

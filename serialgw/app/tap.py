@@ -17,7 +17,7 @@ from serialgw import __version__
 from serialgw.app.process import TwistdGatewayService, raiseFileLimit
 from serialgw.app.reactor import DEFAULT_BUSY_POLL, GatewayReactor, installIfNoneChosen
 from serialgw.app.service import GatewayService
-from serialgw.config.file import loadFile
+from serialgw.config.file import loadFile, nameProblem
 from serialgw.config.listeners import parseListener, parseSSHListener, parseStatusListener, parseWatchAll
 from serialgw.config.parsers import (
     SINGLE_SETTINGS,
@@ -391,6 +391,10 @@ man 8 serialgw
             raise ConfigError(f"break duration must be 1 to 10000 milliseconds, not {quote(duration)}")
         if self["name"] is not None and not self["name"].strip():
             raise ConfigError("--name is empty: give the line a name, or leave --name out for the device's")
+        # The rule of a [lines.NAME]: a name reaches logs, the status page and SSH user names.
+        problem = nameProblem(self["name"]) if self["name"] is not None else None
+        if problem is not None:
+            raise ConfigError(f"--name: {problem}")
         name = self["name"] or _lineName(device.describe())
         maxClients = DEFAULT_MAX_CLIENTS
         if self["max-clients"] is not None:

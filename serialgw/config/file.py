@@ -102,6 +102,11 @@ class FileConfig:
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
+def nameProblem(name: str, what: str = "line") -> Optional[str]:
+    """Why C{name} cannot name a line (or a user: C{what}), as an error says it; None when it can."""
+    return None if NAME.fullmatch(name) else f"{what} name {quote(name)}: letters, digits, '.', '_' and '-' only"
+
+
 def loadConfig(path: str) -> list[LineConfig]:
     """Read a configuration file's lines; raise ConfigError naming the file, line and key."""
     return loadFile(path).lines
@@ -299,8 +304,9 @@ def _users(path: str, text: str, data: dict[str, Any]) -> tuple[UserSpec, ...]:
         where = f"users.{name}"
         if not isinstance(table, dict):
             raise ConfigError(f"{_where(path, text, 'users')}: users.{name} must be a table")
-        if not NAME.fullmatch(name):
-            raise ConfigError(f"{_where(path, text, where)}: user name {quote(name)}: letters, digits, '.', '_' and '-' only")
+        problem = nameProblem(name, "user")
+        if problem is not None:
+            raise ConfigError(f"{_where(path, text, where)}: {problem}")
         for key in table:
             if key not in USER_KEYS:
                 raise ConfigError(f"{_where(path, text, where, key)}: unknown key {quote(key)} in [{where}] "
@@ -409,8 +415,9 @@ def _lines(path: str, text: str, data: dict[str, Any]) -> tuple[list[LineConfig]
         where = f"lines.{name}"
         if not isinstance(table, dict):
             raise ConfigError(f"{_where(path, text, 'lines')}: lines.{name} must be a table")
-        if not NAME.fullmatch(name):
-            raise ConfigError(f"{_where(path, text, where)}: line name {quote(name)}: letters, digits, '.', '_' and '-' only")
+        problem = nameProblem(name)
+        if problem is not None:
+            raise ConfigError(f"{_where(path, text, where)}: {problem}")
         merged = {**defaults, **table}
         for key in merged:
             if key not in LINE_KEYS:

@@ -564,12 +564,12 @@ class AbsurdRateTests(SynchronousTestCase):
         self.send(bytes([IAC, DO, 1, IAC, DO, 3, IAC, WILL, 3]))
         self.assertEqual(
             self.send(b"\x1dB3000000000\r"),
-            b"\r\n[serialgw: baud rate, then Enter:]\r\n"
+            b"\r\n[serialgw: baud rate, then Enter (Esc cancels):]\r\n"
             b"\r\n[serialgw: baud rate must be 1 to 2147483647, not '3000000000']\r\n",
         )
         self.assertEqual(self.device.settings.baudrate, 9600)
         self.assertFalse(self.transport.disconnecting)
-        self.assertEqual(self.send(b"\x1dB57600\r"), b"\r\n[serialgw: baud rate, then Enter:]\r\n"
+        self.assertEqual(self.send(b"\x1dB57600\r"), b"\r\n[serialgw: baud rate, then Enter (Esc cancels):]\r\n"
                          b"\r\n[serialgw: ttyS0 now at 57600,8N1]\r\n")
 
     def test_escapeMenuInvalidRateLogged(self) -> None:

@@ -446,3 +446,22 @@ class DialOutBackoffTests(SynchronousTestCase):
         self.assertEqual(self.link(STABLE_LINK - 0.5), 16.0)
         self.assertEqual(self.link(STABLE_LINK), 1.0)
         self.assertEqual(self.link(0.1), 2.0)
+
+    def test_retryCountCarried(self) -> None:
+        """The log's 'retry N' counts the attempts since the dial-out last stayed up STABLE_LINK s, as the backoff does: a peer that accepts and closes at once is retry 1, 2, 3, ..., not retry 1 for ever."""
+        from twisted.logger import formatEvent
+
+        from serialgw.app.logs import tidy
+        from serialgw.devices.backoff import STABLE_LINK
+        from tests.fakes import observeLog
+
+        said: list[str] = []
+        # Tidied as it is logged, as the gateway's observer does.
+        observeLog(self, lambda e: said.extend(formatEvent(t) for t in [tidy(e)] if t is not None)
+                   if e.get("log_format", "").startswith("Scheduling retry") else None)
+        waits = [self.link(0.1) for _ in range(3)] + [self.link(STABLE_LINK), self.link(0.1)]
+        self.assertEqual(waits, [1.0, 2.0, 4.0, 1.0, 2.0])
+        self.assertEqual(said, [
+            f"/run/qemu-server/100.serial0: connection closed; retry {n} in {delay:.1f} s"
+            for n, delay in [(1, 1.0), (2, 2.0), (3, 4.0), (1, 1.0), (2, 2.0)]
+        ])
