@@ -9,11 +9,14 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from typing import Any, Optional
+import threading
+from typing import Any, Callable, Optional, TypeVar
 
 from twisted.internet import defer
+from twisted.internet.interfaces import IReactorThreads
 from twisted.logger import Logger
 from twisted.python.components import Componentized
+from twisted.python.failure import Failure
 from twisted.python.logfile import BaseLogFile
 
 from serialgw.app.listen import StartupError
@@ -21,9 +24,10 @@ from serialgw.app.logs import appendOnly, twistdLogFile
 from serialgw.app.service import GatewayService
 from serialgw.config.file import loadFile
 from serialgw.config.shard import Shard, ownListeners, selectLines
-from serialgw.config.specs import ConfigError
+from serialgw.config.specs import ConfigError, LineConfig, SSHSpec, WatchAllSpec
 
 log = Logger()
+_T = TypeVar("_T")
 
 
 class TwistdGatewayService(GatewayService):
@@ -207,22 +211,34 @@ class TwistdGatewayService(GatewayService):
             log.info("SIGHUP during the stop: {path} not reloaded", path=self.configPath)
             return None
         self.notifier.reloading()
-        try:
-            shard = self.shard
-            loaded = loadFile(self.configPath, shards=shard.count if shard is not None else None)
+        path, shard = self.configPath, self.shard
+
+        def read() -> tuple[list[LineConfig], Optional[SSHSpec], Optional[WatchAllSpec]]:
+            loaded = loadFile(path, shards=shard.count if shard is not None else None)
             lines = selectLines(loaded.lines, shard, loaded.pins) if shard is not None else loaded.lines
             ssh = ownListeners(shard.index, None, loaded.ssh, None)[1] if shard is not None else loaded.ssh
-        except ConfigError as e:
-            log.error("reload refused, the running configuration stays: {reason}", reason=str(e))
-            self.notifier.reloaded("reload refused, see the log")
-            return None
-        except Exception:
+            return lines, ssh, loaded.watchAll
+
+        # Read and parsed off the reactor (0.4 s for 1000 lines, every line held).
+        return offTheReactor(self.reactor, read).addCallbacks(self._applyFile, self._unreadable)
+
+    def _unreadable(self, failure: Failure) -> None:
+        if failure.check(ConfigError):
+            log.error("reload refused, the running configuration stays: {reason}", reason=str(failure.value))
+        else:
             # A mistake of ours reading the file: the running configuration
             # stays all the same, and systemd is not left at RELOADING=1.
-            log.failure("reload refused, the running configuration stays: reading {path} failed", path=self.configPath)
-            self.notifier.reloaded("reload refused, see the log")
+            log.failure("reload refused, the running configuration stays: reading {path} failed", failure,
+                        path=self.configPath)
+        self.notifier.reloaded("reload refused, see the log")
+
+    def _applyFile(self, read: tuple[list[LineConfig], Optional[SSHSpec], Optional[WatchAllSpec]]) -> Any:
+        """What L{_reloadFileNow} read, applied."""
+        lines, ssh, watchAll = read
+        if self._stopped:
+            log.info("reload: the gateway is stopping: {path} read, nothing reloaded", path=self.configPath)
             return None
-        if loaded.watchAll != self.watchAllInFile:
+        if watchAll != self.watchAllInFile:
             log.warn("reload: [watch-all] changed: restart the gateway to apply it")
 
         def done(changes: Any) -> Any:
@@ -238,6 +254,28 @@ class TwistdGatewayService(GatewayService):
             return changes
 
         return defer.maybeDeferred(self._reload, lines).addBoth(done)
+
+
+def offTheReactor(reactor: Any, work: Callable[[], _T]) -> defer.Deferred[_T]:
+    """
+    C{work()} on a thread of its own (not the reactor's pool, which a device
+    open that hangs may fill), its result back on the reactor; in line on a
+    reactor without threads (a test's clock).
+    """
+    if not IReactorThreads.providedBy(reactor):
+        return defer.maybeDeferred(work)
+    done: defer.Deferred[_T] = defer.Deferred()
+
+    def run() -> None:
+        try:
+            result = work()
+        except BaseException:
+            reactor.callFromThread(done.errback, Failure())
+        else:
+            reactor.callFromThread(done.callback, result)
+
+    threading.Thread(target=run, name="serialgw-reload", daemon=True).start()
+    return done
 
 
 def raiseFileLimit() -> None:
