@@ -206,7 +206,7 @@ class ListenerOpener:
         log.info("line {line}: pipe {path}", line=config.name, path=spec.path)
 
     def _pty(self, line: Line, config: LineConfig, spec: ListenerSpec) -> None:
-        client = PtyClient(line, spec.path, self.reactor)
+        client = PtyClient(line, spec.path, self.reactor, spec)
         self._own("closer", client.close)
         where = f"{spec.path} -> {client.slaveName}" if spec.path else client.slaveName
         log.info("line {line}: pty {where} for a local program", line=config.name, where=where)
