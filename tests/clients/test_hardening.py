@@ -373,14 +373,16 @@ class LogOrderTests(SynchronousTestCase):
     def test_attachLoggedBeforeCannotKeepUp(self) -> None:
         """A client that never answers the negotiation falls behind before it is announced: the log says it attached, then that it cannot keep up, then that it caught up."""
         client, transport = self.silent()
+        guard = client.guard
+        assert guard is not None
         self.line.deviceDataReceived(b"x" * 2048)
-        self.assertTrue(client.guard is not None and client.guard.full)
+        self.assertTrue(guard.full)
         self.line.deviceDataReceived(b"y" * 3000)
         self.assertEqual(self.said, [])
         self.clock.advance(1)
         self.assertEqual(self.said, ["t: 192.168.1.1:54321 attached as writer",
                                      "t: 192.168.1.1:54321 cannot keep up: its output is dropped until it does"])
-        while client.guard.full:
+        while guard.full:
             transport.drain()
         self.assertEqual(self.said[2], "t: 192.168.1.1:54321 caught up; the oldest 1976 bytes were dropped for it")
         client.connectionLost()
