@@ -201,6 +201,7 @@ class RelativePathTests(SynchronousTestCase):
         self.assertEqual(options["configPath"], os.path.join(cwd, config))
         self.assertEqual(options["line"].listeners[0].path, os.path.join(cwd, os.path.dirname(config), "x"))
         service = tap.makeService(options, reactor=MemoryReactorClock())
+        assert isinstance(service, TwistdGatewayService)
         self.assertEqual(service.configPath, os.path.join(cwd, config))
 
     def test_laterChdirMovesNothing(self) -> None:
