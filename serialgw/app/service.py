@@ -398,10 +398,15 @@ class GatewayService(MultiService):
         closed ones have let go of their ports and devices.  Return a
         Deferred that fires with what changed; reloads run one at a time.
         """
-        done: defer.Deferred[dict[str, list[str]]] = defer.Deferred()
+        configs = list(configs)
+        return self.queueReload(lambda: self._reload(configs))
+
+    def queueReload(self, work: Callable[[], Any]) -> defer.Deferred[Any]:
+        """C{work} (a reload) once the reloads before it are done; a Deferred of its result."""
+        done: defer.Deferred[Any] = defer.Deferred()
 
         def run(_: Any) -> Any:
-            return defer.maybeDeferred(self._reload, list(configs)).chainDeferred(done)
+            return defer.maybeDeferred(work).chainDeferred(done)
 
         self._reloading.addCallback(run)
         return done

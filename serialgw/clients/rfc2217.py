@@ -308,10 +308,15 @@ class ComPortControl:
             return
         receive, transmit = bool(which & 1), bool(which & 2)
         if not self.line.clientPurge(self.client, receive, transmit):
-            # Refused (not a writer): nothing was purged, and the answer says
-            # so (0: no buffer) instead of echoing the request as done.
-            self.reply(PURGE_DATA, b"\x00")
-            return
+            # A client that may not write (read-only, a watcher, a line let
+            # go) purges only what is its own: the output held for it (its
+            # share of the receive buffer); of the transmit buffer nothing
+            # is its (its input is refused).  The device's queues are the
+            # writers': untouched.  Answered with the value, as for a
+            # writer: those buffers are empty now (pyserial purges at every
+            # open; an answer of 0 made it refuse a read-only port).
+            log.debug("{line}: purge from {peer}, which may not write: only its own held output dropped",
+                      line=self.line.name, peer=self.client.peer, which=which)
         if receive:
             self.held = bytearray()
         self.reply(PURGE_DATA, bytes((which,)))

@@ -74,6 +74,27 @@ class PtyLinkTests(SynchronousTestCase):
         self.addCleanup(port.close)
         self.assertEqual(os.readlink(self.link), port.slaveName)
 
+    def test_reusedNumberTakenOver(self) -> None:
+        """
+        A gateway killed -9 left its link; its pty's number went to another
+        program's pty since (an ssh session's: the slave held, the master in
+        another process): the link is stale and taken over; the start was
+        refused ('is the live link to /dev/pts/N ... (another gateway?)').
+        """
+        import subprocess
+
+        master, slave = os.openpty()
+        self.addCleanup(os.close, slave)
+        # The master in a process of its own, as sshd or tmux has it.
+        holder = subprocess.Popen(["sleep", "60"], pass_fds=(master,))
+        self.addCleanup(holder.wait)
+        self.addCleanup(holder.kill)
+        os.close(master)
+        os.symlink(os.ttyname(slave), self.link)
+        port = PtyPort(self.link, SerialSettings())
+        self.addCleanup(port.close)
+        self.assertEqual(os.readlink(self.link), port.slaveName)
+
     def test_linkToSomethingElseRefused(self) -> None:
         """A link to a file (not a pty) and a regular file are never replaced."""
         target = os.path.join(self.directory, "precious")
