@@ -96,6 +96,8 @@ class TelnetClient(Session, TelnetProtocol):
 
     def _nextTurn(self) -> None:
         self._busyCall = None
+        if self.escapeMenu is not None:
+            self.escapeMenu.newTurn()
         if not self.inputHeld:
             self.releaseWire()
         if self._busyCall is None:
@@ -115,6 +117,8 @@ class TelnetClient(Session, TelnetProtocol):
         if self._introCall is not None:
             # Negotiation counts: a health check sends nothing at all.
             self.introduce()
+        if self.escapeMenu is not None and not self.inputHeld:
+            self.escapeMenu.newTurn()
         TelnetProtocol.dataReceived(self, data)
 
     @property
@@ -151,7 +155,8 @@ class TelnetClient(Session, TelnetProtocol):
             self.comPort.handle(payload)
 
     def telnetDataReceived(self, data: bytes) -> None:
-        self.fromPeer(data)
+        # One read's pieces between telnet commands share its escape menu's turn.
+        self.handleInput(data)
 
     def telnetCommandReceived(self, command: int) -> None:
         if command == BRK:
