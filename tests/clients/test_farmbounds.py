@@ -8,11 +8,12 @@ calls, log events), never timed.
 from __future__ import annotations
 
 from twisted.internet.address import IPv4Address
+from twisted.internet.error import ConnectionDone
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
+from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
-from serialgw.clients.escape import KEYS_PER_TURN
 from serialgw.clients.raw import RawClient
 from serialgw.clients.telnet import TelnetClient
 from serialgw.config.listeners import parseListener
@@ -21,6 +22,8 @@ from serialgw.line.hub import Line, Role
 from tests.fakes import RecordingDevice, oneTurn
 from tests.telnetpeer import AGREE, WONT_COM_PORT
 
+# The escape menu's keys a read (escape.KEYS_PER_TURN), as the README says.
+KEYS_PER_TURN = 32
 WHO = b"\r\n[serialgw: rack4: 192.0.2.9:1000 (writer)]\r\n"
 
 
@@ -91,6 +94,6 @@ class EscapeTurnTests(SynchronousTestCase):
         """A client that goes while its paste waits for the next turn leaves no call on the reactor, and the rest is not handled."""
         client = self.raw()
         client.dataReceived(b"\x1dw" * 100)
-        client.connectionLost(None)
+        client.connectionLost(Failure(ConnectionDone()))
         self.assertEqual(self.clock.getDelayedCalls(), [])
         self.assertEqual(self.transport.value().count(WHO), KEYS_PER_TURN)
