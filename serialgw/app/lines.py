@@ -11,6 +11,7 @@ from typing import Any, Callable
 
 from twisted.logger import Logger
 
+from serialgw.clients.factory import applyListenerRights
 from serialgw.config.specs import LineConfig
 from serialgw.devices.device import SerialDevice
 from serialgw.devices.ports import AbsentPort, DeviceError, DeviceLocked, PtyPort
@@ -111,8 +112,8 @@ def makeLine(config: LineConfig, device: Any, clock: Any) -> Line:
 def retuneLine(line: Line, old: LineConfig, new: LineConfig) -> None:
     """
     A line's new settings applied to the running line (a reload): serial
-    settings to the open device, break length, notices, mode, rights,
-    backlog, strings, modem lines and pacing.  Listeners and logs are the
+    settings to the open device, break length, notices, mode, rights
+    (a listener's too: ro, allow=), backlog, strings, modem lines and pacing.  Listeners and logs are the
     service's.
     """
     device: Any = line.device
@@ -128,6 +129,9 @@ def retuneLine(line: Line, old: LineConfig, new: LineConfig) -> None:
     line.maxClients = new.maxClients
     if new.rights != old.rights:
         line.applyRights(new.rights)
+    if new.listeners != old.listeners:
+        # ro and allow= taken away apply to those already connected too.
+        applyListenerRights(line, new.listeners)
     line.backlogSize = new.backlog
     line.coalesce(new.coalesceMin, new.coalesceMax, new.coalesceOn)
     line.openString, line.closeString = new.openString, new.closeString

@@ -32,7 +32,6 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from serialgw.app.check import systemdProblem
-from serialgw.app.logs import DialEndpoint
 from serialgw.clients.factory import LineFactory
 from serialgw.clients.local import FileClient, fifoPair, streamClient
 from serialgw.clients.netconsole import MAX_INPUT_DATAGRAM, NetconsoleClient
@@ -40,7 +39,7 @@ from serialgw.clients.ptylink import PtyClient
 from serialgw.clients.tls import RefusingTLSFactory, ServerContextFactory, TLSError, clientOptions
 from serialgw.clients.transports import describeAddress
 from serialgw.config.specs import LineConfig, ListenerKind, ListenerSpec, Protocol, describeUnix, isAbstract
-from serialgw.devices.backoff import CarriedBackoff
+from serialgw.devices.backoff import CarriedBackoff, DialEndpoint
 from serialgw.line.hub import Line
 
 log = Logger()
@@ -164,11 +163,11 @@ class ListenerOpener:
             endpoint = HostnameEndpoint(self.reactor, spec.host, spec.port)
         if spec.tls is not None:
             endpoint = wrapClientTLS(clientOptions(spec.tls), endpoint)
-        # Keeps why the last dial failed, for the retry message (serialgw.app.logs.tidy).
-        endpoint = DialEndpoint(endpoint)
         # A peer that accepts and closes at once is redialled ever more
         # rarely (ClientService alone starts the backoff again on each connection).
         backoff = CarriedBackoff(self.reactor, self.retryPolicy)
+        # Keeps why the last dial failed, and the backoff's count, for the retry message (serialgw.app.logs.tidy).
+        endpoint = DialEndpoint(endpoint, backoff)
         dialer = ClientService(
             endpoint,
             self._factory(line, config, spec),
@@ -207,7 +206,7 @@ class ListenerOpener:
         log.info("line {line}: pipe {path}", line=config.name, path=spec.path)
 
     def _pty(self, line: Line, config: LineConfig, spec: ListenerSpec) -> None:
-        client = PtyClient(line, spec.path, self.reactor)
+        client = PtyClient(line, spec.path, self.reactor, spec)
         self._own("closer", client.close)
         where = f"{spec.path} -> {client.slaveName}" if spec.path else client.slaveName
         log.info("line {line}: pty {where} for a local program", line=config.name, where=where)

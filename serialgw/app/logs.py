@@ -32,6 +32,7 @@ from zope.interface import implementer
 
 from serialgw.config.parsers import isDecimal
 from serialgw.config.specs import describeUnix
+from serialgw.devices.backoff import DialEndpoint
 
 # syslog priorities (RFC 5424) by twisted.logger level.
 PRIORITIES = {
@@ -86,36 +87,18 @@ def tidy(event: dict[str, Any]) -> Optional[dict[str, Any]]:
         # Why, when the endpoint kept it: a name that does not resolve and a
         # refused connection read alike otherwise, and a peer that accepted and
         # closed is no "cannot connect".
-        why = getattr(event["endpoint"], "lastOutcome", None)
+        # and the attempt counted since a link last lasted (ClientService's own
+        # count starts again at every connection: a peer that accepts and
+        # closes at once was "retry 1" for ever).
+        endpoint = event["endpoint"]
+        why = endpoint.lastOutcome if isinstance(endpoint, DialEndpoint) else None
+        attempt = endpoint.attempt if isinstance(endpoint, DialEndpoint) else None
         what = "cannot connect" if why is None else "connection closed" if why == "" else f"cannot connect: {why}"
         return {**event, "log_format": "{endpoint}: " + what.replace("{", "{{").replace("}", "}}")
-                + "; retry {attempt} in {delay:.1f} s", "endpoint": describeEndpoint(event["endpoint"]),
+                + "; retry {attempt} in {delay:.1f} s", "endpoint": describeEndpoint(endpoint),
+                "attempt": event.get("attempt") if attempt is None else attempt,
                 "delay": delay if isinstance(delay, (int, float)) else 0.0}
     return event
-
-
-class DialEndpoint:
-    """
-    A client endpoint that keeps the outcome of its last connect for the
-    retry message (L{tidy}): C{""} when it connected, else why not.
-    """
-
-    def __init__(self, wrapped: Any) -> None:
-        self._wrappedEndpoint = wrapped
-        self.lastOutcome: Optional[str] = None
-
-    def connect(self, factory: Any) -> Any:
-        """Connect through the wrapped endpoint, noting how it went."""
-
-        def connected(protocol: Any) -> Any:
-            self.lastOutcome = ""
-            return protocol
-
-        def failed(failure: Any) -> Any:
-            self.lastOutcome = str(failure.value).strip().rstrip(".") or type(failure.value).__name__
-            return failure
-
-        return self._wrappedEndpoint.connect(factory).addCallbacks(connected, failed)
 
 
 def isStartupError(event: dict[str, Any]) -> bool:

@@ -9,11 +9,14 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from typing import Any, Optional
+import threading
+from typing import Any, Callable, Optional, TypeVar
 
 from twisted.internet import defer
+from twisted.internet.interfaces import IReactorThreads
 from twisted.logger import Logger
 from twisted.python.components import Componentized
+from twisted.python.failure import Failure
 from twisted.python.logfile import BaseLogFile
 
 from serialgw.app.listen import StartupError
@@ -21,9 +24,10 @@ from serialgw.app.logs import appendOnly, twistdLogFile
 from serialgw.app.service import GatewayService
 from serialgw.config.file import loadFile
 from serialgw.config.shard import Shard, ownListeners, selectLines
-from serialgw.config.specs import ConfigError
+from serialgw.config.specs import ConfigError, LineConfig, SSHSpec, WatchAllSpec
 
 log = Logger()
+_T = TypeVar("_T")
 
 
 class TwistdGatewayService(GatewayService):
@@ -58,7 +62,11 @@ class TwistdGatewayService(GatewayService):
             import signal
 
             def hangup(signum: int, frame: Any) -> None:
-                self.reactor.callFromThread(self.reloadFile)
+                # One call on its way at a time: the SIGHUPs before it has
+                # begun (while the file is read, say) are answered by it.
+                if not self._hangupDue:
+                    self._hangupDue = True
+                    self.reactor.callFromThread(self._hangup)
 
             signal.signal(signal.SIGHUP, hangup)
         else:
@@ -152,29 +160,85 @@ class TwistdGatewayService(GatewayService):
         self.notifier.reloading()
         self.notifier.reloaded("nothing to reload without --config")
 
+    # The SIGHUPs waiting for the reload under way, answered by one reading
+    # of the file once it is done (None: no reload from the file waits).
+    _hupsWaiting: Optional[list[defer.Deferred[Any]]] = None
+
+    # A SIGHUP's call to reloadFile on its way to the reactor.
+    _hangupDue = False
+
+    def _hangup(self) -> None:
+        self._hangupDue = False
+        self.reloadFile()
+
     def reloadFile(self) -> Any:
-        """SIGHUP: read the file again and apply it; systemd hears RELOADING=1, then READY=1."""
+        """
+        SIGHUP: read the file again and apply it once the reload under way
+        (if any) is done; systemd hears RELOADING=1, then READY=1.  The
+        SIGHUPs that come meanwhile wait for that same one: it reads the
+        file when it begins (a storm of them was a reading of the whole
+        file each, in turn, holding the reactor).
+        """
         assert self.configPath is not None
         if self._stopped:
             log.info("SIGHUP during the stop: {path} not reloaded", path=self.configPath)
             return defer.succeed(None)
+        if self._hupsWaiting is not None:
+            joined: defer.Deferred[Any] = defer.Deferred()
+            self._hupsWaiting.append(joined)
+            return joined
+        waiting: list[defer.Deferred[Any]] = []
+        self._hupsWaiting = waiting
+
+        def begin() -> Any:
+            self._hupsWaiting = None
+            if waiting:
+                log.info("reload: {count} more SIGHUP(s) came while one was under way: {path} is read once for them",
+                         count=len(waiting), path=self.configPath)
+            return self._reloadFileNow()
+
+        def tell(result: Any) -> Any:
+            for joined in waiting:
+                joined.callback(result)
+            return result
+
+        return self.queueReload(begin).addBoth(tell)
+
+    def _reloadFileNow(self) -> Any:
+        """Read the file and apply it (see L{reloadFile}); what changed."""
+        assert self.configPath is not None
+        if self._stopped:
+            log.info("SIGHUP during the stop: {path} not reloaded", path=self.configPath)
+            return None
         self.notifier.reloading()
-        try:
-            shard = self.shard
-            loaded = loadFile(self.configPath, shards=shard.count if shard is not None else None)
+        path, shard = self.configPath, self.shard
+
+        def read() -> tuple[list[LineConfig], Optional[SSHSpec], Optional[WatchAllSpec]]:
+            loaded = loadFile(path, shards=shard.count if shard is not None else None)
             lines = selectLines(loaded.lines, shard, loaded.pins) if shard is not None else loaded.lines
             ssh = ownListeners(shard.index, None, loaded.ssh, None)[1] if shard is not None else loaded.ssh
-        except ConfigError as e:
-            log.error("reload refused, the running configuration stays: {reason}", reason=str(e))
-            self.notifier.reloaded("reload refused, see the log")
-            return defer.succeed(None)
-        except Exception:
+            return lines, ssh, loaded.watchAll
+
+        # Read and parsed off the reactor (0.4 s for 1000 lines, every line held).
+        return offTheReactor(self.reactor, read).addCallbacks(self._applyFile, self._unreadable)
+
+    def _unreadable(self, failure: Failure) -> None:
+        if failure.check(ConfigError):
+            log.error("reload refused, the running configuration stays: {reason}", reason=str(failure.value))
+        else:
             # A mistake of ours reading the file: the running configuration
             # stays all the same, and systemd is not left at RELOADING=1.
-            log.failure("reload refused, the running configuration stays: reading {path} failed", path=self.configPath)
-            self.notifier.reloaded("reload refused, see the log")
-            return defer.succeed(None)
-        if loaded.watchAll != self.watchAllInFile:
+            log.failure("reload refused, the running configuration stays: reading {path} failed", failure,
+                        path=self.configPath)
+        self.notifier.reloaded("reload refused, see the log")
+
+    def _applyFile(self, read: tuple[list[LineConfig], Optional[SSHSpec], Optional[WatchAllSpec]]) -> Any:
+        """What L{_reloadFileNow} read, applied."""
+        lines, ssh, watchAll = read
+        if self._stopped:
+            log.info("reload: the gateway is stopping: {path} read, nothing reloaded", path=self.configPath)
+            return None
+        if watchAll != self.watchAllInFile:
             log.warn("reload: [watch-all] changed: restart the gateway to apply it")
 
         def done(changes: Any) -> Any:
@@ -189,7 +253,29 @@ class TwistdGatewayService(GatewayService):
                 self.notifier.reloaded("reload failed, see the log")
             return changes
 
-        return self.reload(lines).addBoth(done)
+        return defer.maybeDeferred(self._reload, lines).addBoth(done)
+
+
+def offTheReactor(reactor: Any, work: Callable[[], _T]) -> defer.Deferred[_T]:
+    """
+    C{work()} on a thread of its own (not the reactor's pool, which a device
+    open that hangs may fill), its result back on the reactor; in line on a
+    reactor without threads (a test's clock).
+    """
+    if not IReactorThreads.providedBy(reactor):
+        return defer.maybeDeferred(work)
+    done: defer.Deferred[_T] = defer.Deferred()
+
+    def run() -> None:
+        try:
+            result = work()
+        except BaseException:
+            reactor.callFromThread(done.errback, Failure())
+        else:
+            reactor.callFromThread(done.callback, result)
+
+    threading.Thread(target=run, name="serialgw-reload", daemon=True).start()
+    return done
 
 
 def raiseFileLimit() -> None:

@@ -11,14 +11,16 @@ import json
 from typing import Any, Optional
 
 from twisted.copyright import version as twistedVersion
+from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.logger import Logger
 from twisted.web.http import HTTPChannel
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Site
 
 from serialgw import __version__
-from serialgw.clients.transports import describeAddress, peerName
+from serialgw.clients.transports import SourceCounts, describeAddress, peerName, sourceOf
 from serialgw.line.hub import Line
+from serialgw.logflood import PeerLimiter
 
 log = Logger()
 
@@ -187,23 +189,40 @@ def statusSite(service: Any, clock: Any) -> Any:
 class StatusSite(Site):
     """
     The status endpoint's site: no access-log line per GET (scrapers come
-    every few seconds), and at most C{maxConnections} connections at once:
-    more are closed at accept.  Each holds a descriptor until it is answered
-    or cut (L{StatusChannel}'s timeouts); without a bound, a thousand silent
+    every few seconds), and at most C{maxConnections} connections at once,
+    C{maxPerAddress} of them from one IP address: more are closed at
+    accept.  Each holds a descriptor until it is answered or cut
+    (L{StatusChannel}'s timeouts); without a bound, a thousand silent
     connections took every descriptor the process may have (1024 under
-    systemd), and the lines' own clients were closed at accept.
+    systemd), and the lines' own clients were closed at accept; without
+    the bound per address, one client trickling headers on 64 connections,
+    each reopened when it was cut, kept everyone else out.  (A unix
+    socket's clients have no address: the file mode decides who they are.)
+    Refusals are logged at most once a minute in all, and once a minute for
+    each address held at its bound.
     """
 
     noisy = False
     maxConnections = 64
-    connections = 0
+    maxPerAddress = 8
     refused = 0
     _toldAt: Optional[float] = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        Site.__init__(self, *args, **kwargs)
+        self.sources = SourceCounts()
+        # One line a minute per address held at its bound (and the count left out).
+        self._perAddressLog = Logger(observer=PeerLimiter(burst=1, now=lambda: float(self.reactor.seconds())))
+
+    @property
+    def connections(self) -> int:
+        return self.sources.total
 
     def log(self, request: Any) -> None:
         pass
 
     def buildProtocol(self, addr: Any) -> Any:
+        source = sourceOf(addr)
         if self.connections >= self.maxConnections:
             self.refused += 1
             now = self.reactor.seconds()
@@ -213,7 +232,16 @@ class StatusSite(Site):
                 log.warn("status: connection from {peer} refused: {count} open already ({refused} refused so far)",
                          peer=describeAddress(addr), count=self.connections, refused=self.refused)
             return None
-        return Site.buildProtocol(self, addr)
+        if isinstance(addr, (IPv4Address, IPv6Address)) and self.sources.of(source) >= self.maxPerAddress:
+            self.refused += 1
+            self._perAddressLog.warn(
+                "status: connection from {peer} refused: {count} open from there already (at most {most} of {all})",
+                peer=source, count=self.sources.of(source), most=self.maxPerAddress, all=self.maxConnections)
+            return None
+        protocol = Site.buildProtocol(self, addr)
+        if protocol is not None:
+            protocol.source = source
+        return protocol
 
 
 class ThrottledPage(Resource):
@@ -316,12 +344,14 @@ class StatusChannel(HTTPChannel):
         self._checked = False
         self._heldRequest: Any = None
         self._counted = False
+        # Where it comes from (L{sourceOf}), set by L{StatusSite}.
+        self.source = ""
 
     def connectionMade(self) -> None:
         if isinstance(self.factory, StatusSite):
             # Counted while open: StatusSite refuses past its bound.
             self._counted = True
-            self.factory.connections += 1
+            self.factory.sources.add(self.source)
         HTTPChannel.connectionMade(self)
         self._startDeadline(self.requestTimeout)
 
@@ -406,7 +436,7 @@ class StatusChannel(HTTPChannel):
     def connectionLost(self, reason: Any = None) -> None:
         if self._counted:
             self._counted = False
-            self.factory.connections -= 1
+            self.factory.sources.remove(self.source)
         self._stopDeadline()
         self._heldRequest = None
         HTTPChannel.connectionLost(self, reason)

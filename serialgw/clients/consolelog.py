@@ -10,7 +10,7 @@ import errno
 import os
 import stat
 import time
-from typing import Any
+from typing import Any, Optional
 
 from twisted.logger import Logger
 from zope.interface import implementer
@@ -23,6 +23,14 @@ from serialgw.line.hub import Line, Role
 log = Logger()
 
 NOT_A_FILE = "it is not a regular file (a FIFO or a device); a file: listener can feed one"
+
+_KINDS = {stat.S_IFDIR: "a directory", stat.S_IFLNK: "a symbolic link", stat.S_IFIFO: "a FIFO",
+          stat.S_IFSOCK: "a socket", stat.S_IFCHR: "a device", stat.S_IFBLK: "a device"}
+
+
+def _kind(mode: int) -> str:
+    """What a file is, for people: a directory, a symbolic link, ..., another file (a regular one not ours)."""
+    return _KINDS.get(stat.S_IFMT(mode), "another file")
 
 
 @implementer(IConsoleLog)
@@ -39,6 +47,12 @@ class ConsoleLog(ClientEvents):
         # is logged once, and the recovery once, not each chunk of output.
         self.lost = 0
         self._failing = False
+        # Why the writes failed (the first error), for the line that marks the gap.
+        self._failure = ""
+        # Whether the file ends at a line start (a line cut by a failing write does not).
+        self._fileAtLineStart = True
+        # What a rotation last found in its way and left alone (said once).
+        self._inTheWay: Optional[tuple[str, int, int, int]] = None
         self._open()
         line.attach(self)
         line.logs.append(self)
@@ -63,6 +77,7 @@ class ConsoleLog(ClientEvents):
             raise OSError(errno.EINVAL, NOT_A_FILE, self.spec.path)
         self._fd, self.size = fd, st.st_size
         self.day = self._today()
+        self._fileAtLineStart = True
 
     def _today(self) -> tuple[int, int, int]:
         return time.localtime(self.clock.seconds())[:3]
@@ -70,7 +85,14 @@ class ConsoleLog(ClientEvents):
     def _stamp(self) -> bytes:
         return time.strftime(self.spec.format, time.localtime(self.clock.seconds())).encode()
 
-    def _write(self, data: bytes) -> None:
+    def _write(self, data: bytes, midLine: bool) -> None:
+        """
+        Append C{data} (stamped); C{midLine}: it goes on a line of output
+        already begun (it does not start with a stamp: its own first line's
+        is the line's, or it starts with the newline ending that line).
+        """
+        written = 0
+        marker = b""
         try:
             if self.spec.maxSize and self.size + len(data) > self.spec.maxSize and self.size:
                 # Truncated meanwhile (logrotate's copytruncate)?  Then it is
@@ -80,34 +102,65 @@ class ConsoleLog(ClientEvents):
                 self.spec.daily and self._today() != self.day
             ):
                 self.rotate()
-            while data:  # a short write (the disk filling up) is followed by the rest, or its error
-                n = os.write(self._fd, data)
+            if self._failing:
+                # Where output is missing, the log says so, on a line of its
+                # own; what follows starts a line (the line it went on is cut).
+                marker = self._gapMarker()
+                if midLine:
+                    data = data[1:] if data.startswith(b"\n") else self._stamp() + data
+                data = marker + data
+            while written < len(data):  # a short write (the disk filling up) is followed by the rest, or its error
+                n = os.write(self._fd, data[written:])
                 self.size += n
-                data = data[n:]
+                written += n
         except OSError as e:
-            self.lost += len(data)
+            self.lost += len(data) - max(written, len(marker))
+            if written:
+                self._fileAtLineStart = data[written - 1] == 0x0A
             if not self._failing:
                 self._failing = True
+                self._failure = e.strerror or str(e)
                 log.error("{line}: cannot write log {path}: {reason}; console output is not logged until it can be",
                           line=self.line.name, path=self.spec.path, reason=e.strerror)
             return
+        if data:
+            self._fileAtLineStart = data.endswith(b"\n")
         if self._failing:
             self._failing = False
             log.info("{line}: log {path} written again; {lost} bytes were not logged", line=self.line.name,
                      path=self.spec.path, lost=self.lost)
             self.lost = 0
 
+    def _gapMarker(self) -> bytes:
+        """The line that marks output missing from the log (a full disk), on a line of its own."""
+        text = f"[serialgw: {self.lost} bytes lost: {self._failure}]\n".encode("utf-8", "replace")
+        return (b"" if self._fileAtLineStart else b"\n") + self._stamp() + text
+
     def rotate(self) -> None:
         """
         path -> path.1 -> ... -> path.KEEP (dropped), then a new path.  If
         the new path cannot be opened (a symlink put there, no room), the
         file in hand is kept: the descriptor is never left closed.
+
+        Only regular files are renamed: at the path, the file being
+        written (a directory, a link, a FIFO or another file put there
+        instead is left as it is, and the output goes on to the file in
+        hand); among the old names, the shift stops before the first that
+        is not a regular file (the oldest kept is dropped instead of moved
+        onto or into it).  Each such thing is said once.
         """
         old = self._fd
-        path, keep = self.spec.path, self.spec.keep
+        path = self.spec.path
         try:
+            here = os.lstat(path)
+            if not self._isBeingWritten(here):
+                self._leftAlone(path, here, "cannot rotate log {path}: it is {kind} now, not the file being written: "
+                                "left as it is; writing on to the file it was")
+                self.size, self.day = 0, self._today()
+                return
+            keep = self._keepable()
             for i in range(keep - 1, 0, -1):
-                if os.path.exists(f"{path}.{i}"):
+                if os.path.lexists(f"{path}.{i}"):
                     os.replace(f"{path}.{i}", f"{path}.{i + 1}")
             if keep > 0:
                 os.replace(path, f"{path}.1")
@@ -116,9 +169,9 @@ class ConsoleLog(ClientEvents):
         except FileNotFoundError:
             pass  # moved or removed by someone else (an external logrotate): start a new file
         except OSError as e:
-            # The path made a directory, a rename refused: the output goes on
-            # to the file in hand, and the next rotation is due a full size
-            # or a day later (not at each write, one error each).
+            # A rename refused: the output goes on to the file in hand, and
+            # the next rotation is due a full size or a day later (not at
+            # each write, one error each).
             self.size, self.day = 0, self._today()
             log.error("{line}: cannot rotate log {path}: {reason}; writing on to the file it was",
                       line=self.line.name, path=path, reason=e.strerror)
@@ -131,6 +184,33 @@ class ConsoleLog(ClientEvents):
                       line=self.line.name, path=path, reason=e.strerror)
             return
         os.close(old)
+
+    def _isBeingWritten(self, st: os.stat_result) -> bool:
+        mine = os.fstat(self._fd)
+        return stat.S_ISREG(st.st_mode) and (st.st_dev, st.st_ino) == (mine.st_dev, mine.st_ino)
+
+    def _keepable(self) -> int:
+        """How many old files the shift may keep: up to the first old name that is not a regular file."""
+        for i in range(1, self.spec.keep + 1):
+            name = f"{self.spec.path}.{i}"
+            try:
+                st = os.lstat(name)
+            except FileNotFoundError:
+                continue
+            if not stat.S_ISREG(st.st_mode):
+                self._leftAlone(name, st, "rotating log {path}: {name} is {kind}, not an old log: left as it is; "
+                                "{kept} old file(s) kept before it", kept=i - 1)
+                return i - 1
+        return self.spec.keep
+
+    def _leftAlone(self, name: str, st: os.stat_result, message: str, **fields: Any) -> None:
+        """Something not ours where a rotation renames: said once (until something else is in the way)."""
+        key = (name, st.st_dev, st.st_ino, stat.S_IFMT(st.st_mode))
+        if key == self._inTheWay:
+            return
+        self._inTheWay = key
+        log.error("{line}: " + message, line=self.line.name, path=self.spec.path, name=name, kind=_kind(st.st_mode),
+                  **fields)
 
     def reopen(self) -> bool:
         """
@@ -154,16 +234,17 @@ class ConsoleLog(ClientEvents):
             return
         stamp = self._stamp()
         body = data.replace(b"\n", b"\n" + stamp)
-        if self.atLineStart:
+        midLine = not self.atLineStart
+        if not midLine:
             body = stamp + body
         self.atLineStart = data.endswith(b"\n")
         if self.atLineStart:
             body = body[: len(body) - len(stamp)]
-        self._write(body)
+        self._write(body, midLine)
 
     def event(self, text: str) -> None:
         prefix = b"" if self.atLineStart else b"\n"
-        self._write(prefix + self._stamp() + f"[serialgw: {text}]\n".encode("utf-8", "replace"))
+        self._write(prefix + self._stamp() + f"[serialgw: {text}]\n".encode("utf-8", "replace"), not self.atLineStart)
         self.atLineStart = True
 
     def close(self) -> None:

@@ -7,7 +7,8 @@ Pressed twice, the escape key sends itself.
     k KEY   send a break, then KEY (magic SysRq: ^] k h)
     w       who is on
     r       replay the last 20 lines of output
-    R N     replay the last N lines (digits, then Enter)
+    R N     replay the last N lines (digits, then Enter; Esc, ^C or the
+            escape key cancel; another key ends it, see _typeArgument)
     s       line status: device, settings, counters
     B RATE  set the baud rate (digits, then Enter)
     t       take write          o   only watch (give up write)
@@ -41,6 +42,10 @@ QEMU_HELP = (
     "d disconnect, ? help"
 )
 REPLAY_LINES = 20
+MAX_REPLAY_LINES = 999999
+# An argument (R N, B RATE) is at most this many keys (digits, spaces).
+ARGUMENT_LIMIT = 12
+CANCEL_HINT = "Esc cancels"
 # A client takes or gives up write at most ROLE_CHANGES times in
 # ROLE_WINDOW seconds (_mayChangeRole).
 ROLE_CHANGES = 5
@@ -56,6 +61,15 @@ KEYS_PER_TURN = 32
 
 def keyName(key: int) -> str:
     return f"^{chr(key + 0x40)}" if key < 0x20 else chr(key)
+
+
+def shownKey(byte: int) -> str:
+    """A key in a message: C{'x'}, C{^I}, C{DEL}, C{byte 0xc3} (a UTF-8 character's first byte)."""
+    if 0x20 <= byte < 0x7F:
+        return repr(chr(byte))
+    if byte < 0x20:
+        return keyName(byte)
+    return "DEL" if byte == 0x7F else f"byte {byte:#04x}"
 
 
 class EscapeMenu:
@@ -77,6 +91,10 @@ class EscapeMenu:
         self._escape = bytes((key,))
         self._state: Callable[[int], bytes] | None = None
         self._digits = b""
+        # The argument being typed (R N, B RATE): what it is, for messages,
+        # and what runs it at Enter; why it ended otherwise (_endArgument).
+        self._argument: tuple[str, Callable[[str], None]] = ("", lambda typed: None)
+        self._ended: str | None = None
         # When this client last took or gave up write (_mayChangeRole).
         self._roleChanges: list[float] = []
         # Keys of commands this read may still handle (KEYS_PER_TURN).
@@ -110,6 +128,11 @@ class EscapeMenu:
                 state, self._state = self._state, None
                 out.append(state(data[i]))
                 i += 1
+                if self._ended is not None:
+                    # An argument ended other than by Enter: what came with
+                    # that key (a paste) is not sent either, and said.
+                    self._endArgument(len(data) - i)
+                    break
                 if self.client.inputHeld and i < len(data):
                     # Its answer filled the client's output: the rest waits
                     # until the client has read it (see OutputGuard).
@@ -144,9 +167,8 @@ class EscapeMenu:
         elif command == "r":
             self._replay(REPLAY_LINES)
         elif command == "R":
-            self._digits = b""
-            client.notice("how many lines, then Enter:")
-            self._state = self._count
+            self._startArgument("replay", self._count)
+            client.notice(f"how many lines, then Enter ({CANCEL_HINT}):")
         elif command == "s":
             device = line.device
             client.notice(
@@ -158,9 +180,8 @@ class EscapeMenu:
                 + ("" if line.writable else "; typing paused: the device takes no input now")
             )
         elif command == "B":
-            self._digits = b""
-            client.notice("baud rate, then Enter:")
-            self._state = self._baud
+            self._startArgument("baud rate", self._baud)
+            client.notice(f"baud rate, then Enter ({CANCEL_HINT}):")
         elif command == "t":
             if client.role is Role.READONLY:
                 client.notice("read-only: cannot take write")
@@ -228,29 +249,60 @@ class EscapeMenu:
             return b""
         return bytes((byte,))
 
-    def _type(self, byte: int, limit: int) -> None:
-        """
-        A key of a number being typed: Backspace (DEL or ^H) takes back the
-        last; what is printable is kept (at most C{limit}), so that what
-        is not a number is refused as typed.
-        """
-        if byte in (0x7F, 0x08):
-            self._digits = self._digits[:-1]
-        elif 0x20 <= byte < 0x7F and len(self._digits) < limit:
-            self._digits += bytes((byte,))
+    def _startArgument(self, name: str, run: Callable[[str], None]) -> None:
+        self._digits = b""
+        self._argument = (name, run)
+        self._state = self._typeArgument
 
-    def _count(self, byte: int) -> bytes:
+    def _typeArgument(self, byte: int) -> bytes:
+        """
+        A key of an argument (R N, B RATE): Enter runs the command; Backspace
+        (DEL or ^H) takes back the last key; digits and spaces are kept, at
+        most ARGUMENT_LIMIT; Escape, ^C or the escape key cancel; any other
+        key ends it, nothing run (see L{_endArgument}).
+        """
+        name, run = self._argument
         if byte in (0x0D, 0x0A):
             self._enter(byte)
-            typed = self._digits.strip() or b"20"
-            if typed.isdigit():
-                self._replay(max(1, int(typed)))
-            else:
-                self.client.notice(f"not a number of lines: {typed.decode('ascii')!r}")
+            run(self._digits.decode("ascii").strip())
             return b""
-        self._type(byte, 6)
-        self._state = self._count
+        if byte in (0x7F, 0x08):
+            self._digits = self._digits[:-1]
+        elif byte == 0x20 or 0x30 <= byte <= 0x39:
+            if len(self._digits) >= ARGUMENT_LIMIT:
+                self._ended = f"{name} cancelled: more than {ARGUMENT_LIMIT} characters"
+                return b""
+            self._digits += bytes((byte,))
+        elif byte in (0x1B, 0x03, self.key):
+            self._ended = f"{name} cancelled"
+            return b""
+        else:
+            self._ended = f"{name} cancelled: {shownKey(byte)} is not a digit"
+            return b""
+        self._state = self._typeArgument
         return b""
+
+    def _endArgument(self, rest: int) -> None:
+        """
+        An argument ended other than by Enter: nothing is run, and the
+        rest of the input that came with the key that ended it (C{rest}
+        bytes: a paste, or keys typed ahead) is not sent to the device
+        either; the client is told both.
+        """
+        why, self._ended = self._ended, None
+        line = self.client.line
+        dropped = f"; the {rest} byte(s) after it were not sent to {line.name}" if rest else ""
+        log.info("{line}: escape command from {peer}: {why}{dropped}", line=line.name, peer=self.client.peer,
+                 why=why, dropped=dropped, rest=rest)
+        self.client.notice(f"{why}{dropped}")
+
+    def _count(self, typed: str) -> None:
+        typed = typed or str(REPLAY_LINES)
+        if typed.isdigit():
+            # (Each line is looked for: a count past the backlog's lines changes nothing.)
+            self._replay(min(max(1, int(typed)), MAX_REPLAY_LINES))
+        else:
+            self.client.notice(f"not a number of lines: {typed!r}")
 
     def _breakThenKey(self, byte: int) -> bytes:
         line = self.client.line
@@ -259,29 +311,21 @@ class EscapeMenu:
             line.clientData(self.client, bytes((byte,)))
         return b""
 
-    def _baud(self, byte: int) -> bytes:
-        if byte in (0x0D, 0x0A):
-            self._enter(byte)
-            line, client = self.client.line, self.client
-            typed = self._digits.decode("ascii").strip()
-            try:
-                wanted = applySingle(line.settings, "baud", typed)
-            except ConfigError as e:
-                log.info("{line}: settings from {peer} refused ({asked}): the value is invalid: {reason}",
-                         line=line.name, peer=client.peer, setting="baud rate", value=typed,
-                         asked=f"baud rate {typed}", reason=str(e))
-                client.notice(str(e))
-                return b""
-            settings: SerialSettings = line.clientSettings(client, wanted)
-            if not line.mayWrite(client):
-                # Refused (logged by the line): said, as for a break.
-                why = {Role.WATCHER: "you only watch: take write first", Role.READONLY: "read-only"}.get(
-                    client.role, f"{line.name} is closing")
-                client.notice(f"{why}: nothing changed, {line.name} stays at {settings.describe()}")
-                return b""
-            client.notice(f"{line.name} now at {settings.describe()}")
-            return b""
-        self._type(byte, 11)
-        self._state = self._baud
-        return b""
-
+    def _baud(self, typed: str) -> None:
+        line, client = self.client.line, self.client
+        try:
+            wanted = applySingle(line.settings, "baud", typed)
+        except ConfigError as e:
+            log.info("{line}: settings from {peer} refused ({asked}): the value is invalid: {reason}",
+                     line=line.name, peer=client.peer, setting="baud rate", value=typed,
+                     asked=f"baud rate {typed}", reason=str(e))
+            client.notice(str(e))
+            return
+        settings: SerialSettings = line.clientSettings(client, wanted)
+        if not line.mayWrite(client):
+            # Refused (logged by the line): said, as for a break.
+            why = {Role.WATCHER: "you only watch: take write first", Role.READONLY: "read-only"}.get(
+                client.role, f"{line.name} is closing")
+            client.notice(f"{why}: nothing changed, {line.name} stays at {settings.describe()}")
+            return
+        client.notice(f"{line.name} now at {settings.describe()}")

@@ -2,19 +2,21 @@
 The factory of one listener's clients (telnet, RFC 2217, raw; over TLS or
 not): each attached to its line with the listener's role, or refused at
 accept when the line is full, the address is not in C{allow=}, or too many
-TLS handshakes are under way.
+TLS handshakes are under way; a reload's ro and allow= applied to the
+clients already connected (L{applyListenerRights}).
 """
 
 from __future__ import annotations
 
 import ipaddress
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 from twisted.internet.protocol import Factory
 from twisted.internet.protocol import Protocol as BaseProtocol
 from twisted.logger import Logger
 
 from serialgw.clients.raw import RawClient
+from serialgw.clients.session import Session
 from serialgw.clients.telnet import TelnetClient
 from serialgw.clients.tls import HandshakeGate, peerSubject
 from serialgw.clients.transports import addressAllowed, describeAddress, peerName
@@ -127,3 +129,36 @@ class LineFactory(Factory):
     def _allowed(self, addr: Any) -> bool:
         return addressAllowed(addr, self.allow)
 
+
+
+def applyListenerRights(line: Line, listeners: Sequence[ListenerSpec]) -> None:
+    """
+    A reload's listeners applied to the people already connected through
+    them: one whose listener (the same endpoint, other options) is now
+    read-only (C{ro}) is read-only from now on, told, and the others and
+    the log too; one whose address the listener's new C{allow=} no longer
+    admits is told and disconnected.  Rights given (C{ro} taken out,
+    C{allow=} widened) promote nobody: they are for new connections.  One
+    whose listener was removed stays as it is.
+    """
+    kept = set(listeners)
+    now = {(spec.kind, spec.endpoint): spec for spec in listeners}
+    for client in list(line.clients):
+        if not isinstance(client, Session) or client.leaving:
+            continue
+        spec = client.listener
+        if spec is None or spec in kept:
+            continue
+        new = now.get((spec.kind, spec.endpoint))
+        if new is None:
+            continue
+        where = new.text or new.endpoint
+        networks = [ipaddress.ip_network(a, strict=False) for a in new.allow]
+        if networks and not addressAllowed(client.transport.getPeer(), networks):
+            log.info("{line}: {peer} disconnected: not in {allow}, listener {listener} changed by a reload",
+                     line=line.name, peer=client.peer, allow=",".join(new.allow), listener=where)
+            client.notice(f"your address is no longer allowed on {line.name} (a reload changed {where!r}): "
+                          "disconnected")
+            client.disconnect()
+        elif new.readOnly:
+            line.makeReadOnly(client, f"a reload made {line.name}'s listener {where!r} read-only")

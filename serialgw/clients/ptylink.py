@@ -15,6 +15,10 @@ The slave starts at the line's speed, stop bits and hardware flow (a pty
 keeps those; it forces 8 bits and no parity), and only what a program
 changes goes to the device: a program that sets the speed does not also
 turn a 7E1 line into 8N1.
+
+Device output waits for the program behind an output guard, as for a network
+client: the listener's C{outbuf}, then its policy (C{drop}: the newest kept;
+C{block}: the device is not read meanwhile); C{ro} makes it read-only.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import os
 import struct
 import termios
 import tty
-from typing import Any
+from typing import Any, Optional
 
 import attrs
 from twisted.internet import abstract, fdesc
@@ -33,7 +37,8 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from serialgw.clients.base import ClientEvents
-from serialgw.config.specs import SerialSettings
+from serialgw.clients.guard import OutputGuard
+from serialgw.config.specs import ListenerKind, ListenerSpec, Protocol, SerialSettings
 from serialgw.devices.links import removeSymlink, replaceSymlink
 from serialgw.devices.termio import readTermios, termiosConstant, termiosSpeed
 from serialgw.interfaces import IClient
@@ -45,7 +50,6 @@ EXTPROC = termiosConstant("EXTPROC", 0o200000)
 TIOCPKT = termiosConstant("TIOCPKT", 0x5420)
 TIOCPKT_DATA = 0
 TIOCPKT_IOCTL = 0x40
-OUTBUF = 256 * 1024
 
 
 @implementer(IClient)
@@ -54,10 +58,12 @@ class PtyClient(ClientEvents, abstract.FileDescriptor):
     The master side of a pty, in the reactor, attached to a line.
     """
 
-    def __init__(self, line: Line, link: str, reactor: Any) -> None:
+    def __init__(self, line: Line, link: str, reactor: Any, spec: Optional[ListenerSpec] = None) -> None:
         abstract.FileDescriptor.__init__(self, reactor)
+        if spec is None:
+            spec = ListenerSpec(link, Protocol.RAW, kind=ListenerKind.PTY, path=link)
         self.line = line
-        self.role = Role.WRITER
+        self.role = Role.READONLY if spec.readOnly else Role.WRITER
         self.link = link
         master, slave = os.openpty()
         self.slaveName = os.ttyname(slave)
@@ -76,13 +82,13 @@ class PtyClient(ClientEvents, abstract.FileDescriptor):
         self._master, self._slave = master, slave
         self.peer = f"pty:{link or self.slaveName}"
         self.settings = readTermios(slave)
-        self.dropped = 0
-        self._dropping = False
         # While this pty's own change is applied (the line then tells its followers).
         self._asking = False
-        self._droppedBefore = 0
         # A FileDescriptor writes nothing until it is marked connected.
         self.connected = 1
+        # Its deliver, full, only holds: taken out of the line's fan-out then.
+        self.guard = OutputGuard(self, line, spec.outbuf, spec.policy, fanOut=line)
+        self.guard.attach(self)
         self.startReading()
         line.attach(self)
         line.settingsFollowers.append(self.lineSettingsChanged)
@@ -189,29 +195,32 @@ class PtyClient(ClientEvents, abstract.FileDescriptor):
     def writeSomeData(self, data: bytes) -> Any:
         return fdesc.writeToFD(self._master, data)
 
+    @property
+    def transport(self) -> Any:
+        """What the guard would cut: this descriptor."""
+        return self
+
     # IClient
 
     def deliver(self, data: bytes) -> None:
-        # While no program reads the slave, keep at most OUTBUF bytes here
-        # (beyond what the kernel holds); newer output is dropped and counted.
-        # Said when it starts, and when all that waited has been read (not
-        # whenever a chunk fits: a program reading slowly made a line every
-        # other chunk, 570 a second).
-        waiting = len(self.dataBuffer) - self.offset + self._tempDataLen
-        if self._dropping and not waiting:
-            self._dropping = False
-            log.info("{line}: {peer} is read again; {count} bytes were dropped for it",
-                     line=self.line.name, peer=self.peer, count=self.dropped - self._droppedBefore)
-        if waiting + len(data) > OUTBUF:
-            if not self._dropping:
-                self._dropping = True
-                self._droppedBefore = self.dropped
-                log.info("{line}: nobody reads {peer}; its output is dropped until someone does",
-                         line=self.line.name, peer=self.peer)
-            self.dropped += len(data)
+        guard = self.guard
+        if guard.full and guard.policy == "drop":
+            guard.hold(data)
             return
         self.write(data)
 
+    # The guard's side (IGuarded): what the program writes makes no output
+    # for it (no answers, unlike a network client's input), so it is read on
+    # however much waits for it; and no notice goes into its byte stream.
+
+    def holdInput(self) -> None:
+        pass
+
+    def releaseInput(self) -> None:
+        pass
+
+    def droppedNotice(self, count: int) -> None:
+        pass
 
     def pauseInput(self) -> None:
         self.stopReading()

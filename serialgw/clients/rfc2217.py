@@ -103,6 +103,10 @@ class ComPortControl:
         self.suspended = False
         self.held = bytearray()
         self.dropped = 0
+        # While suspended: the delta bits of the modem lines that changed,
+        # and the line-state bits seen, told once at RESUME.
+        self._heldModemDelta = 0
+        self._heldLineState = 0
         self.lastModem = self.currentModemState()
         self.clientSignature = b""
 
@@ -126,8 +130,11 @@ class ComPortControl:
         """The device's modem lines changed: notify, masked, with deltas."""
         delta = modemDelta(self.lastModem, state)
         self.lastModem = state
+        if self.suspended:
+            self._heldModemDelta |= delta
+            return
         value = (state | delta) & self.modemstateMask
-        if delta & self.modemstateMask and not self.suspended:
+        if delta & self.modemstateMask:
             self.reply(NOTIFY_MODEMSTATE, bytes((value,)))
 
     def carrier(self, up: bool) -> None:
@@ -137,8 +144,11 @@ class ComPortControl:
 
     def lineStateChanged(self, state: int) -> None:
         """A break or receive error on the device: notify, masked."""
+        if self.suspended:
+            self._heldLineState |= state
+            return
         value = state & self.linestateMask
-        if value and not self.suspended:
+        if value:
             self.reply(NOTIFY_LINESTATE, bytes((value,)))
 
     # Data towards the client
@@ -155,10 +165,21 @@ class ComPortControl:
             self.dropped += excess
 
     def _resume(self) -> None:
+        """
+        RESUME: the output held, then, once, the modem state now if a line
+        changed meanwhile (with the delta of every line that did, even one
+        that changed back) and the breaks and errors seen, each masked.
+        """
         self.suspended = False
         if self.held:
             data, self.held = bytes(self.held), bytearray()
             self.client.writeData(data)
+        delta, self._heldModemDelta = self._heldModemDelta, 0
+        if delta & self.modemstateMask:
+            self.reply(NOTIFY_MODEMSTATE, bytes(((self.lastModem | delta) & self.modemstateMask,)))
+        lineState, self._heldLineState = self._heldLineState, 0
+        if lineState & self.linestateMask:
+            self.reply(NOTIFY_LINESTATE, bytes((lineState & self.linestateMask,)))
 
     # Commands
 
@@ -308,10 +329,15 @@ class ComPortControl:
             return
         receive, transmit = bool(which & 1), bool(which & 2)
         if not self.line.clientPurge(self.client, receive, transmit):
-            # Refused (not a writer): nothing was purged, and the answer says
-            # so (0: no buffer) instead of echoing the request as done.
-            self.reply(PURGE_DATA, b"\x00")
-            return
+            # A client that may not write (read-only, a watcher, a line let
+            # go) purges only what is its own: the output held for it (its
+            # share of the receive buffer); of the transmit buffer nothing
+            # is its (its input is refused).  The device's queues are the
+            # writers': untouched.  Answered with the value, as for a
+            # writer: those buffers are empty now (pyserial purges at every
+            # open; an answer of 0 made it refuse a read-only port).
+            log.debug("{line}: purge from {peer}, which may not write: only its own held output dropped",
+                      line=self.line.name, peer=self.client.peer, which=which)
         if receive:
             self.held = bytearray()
         self.reply(PURGE_DATA, bytes((which,)))

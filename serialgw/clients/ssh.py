@@ -46,13 +46,12 @@ from twisted.cred.credentials import ISSHPrivateKey
 from twisted.cred.error import UnauthorizedLogin
 from twisted.cred.portal import IRealm, Portal
 from twisted.internet import defer
-from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.protocol import Factory
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from serialgw.clients.sshsession import USER_SIGNATURES, ServerTransport, SSHClient, conchLog, sshPeer
-from serialgw.clients.transports import addressAllowed, describeAddress
+from serialgw.clients.transports import SourceCounts, addressAllowed, sourceOf
 from serialgw.config.specs import ListenerSpec, SSHSpec, UserSpec
 from serialgw.config.sshkeys import MAX_KEYS_FILE, fingerprint, printable, readPublicKeys
 from serialgw.line.hub import Line
@@ -400,8 +399,8 @@ class GatewaySSHFactory(SSHFactory):
         self.clock = gateway.clock
         self.checker = KeyChecker(ring)
         self.portal = Portal(Realm(gateway), [self.checker])
-        self.pending = 0
-        self.pendingFrom: dict[str, int] = {}
+        # Connections logging in, in all and per address.
+        self.startups = SourceCounts()
         self.allow = [ipaddress.ip_network(a, strict=False) for a in gateway.spec.allow]
 
     def setUsers(self, users: Sequence[UserSpec]) -> None:
@@ -417,18 +416,18 @@ class GatewaySSHFactory(SSHFactory):
     def buildProtocol(self, addr: Any) -> Any:
         # Refusals are logged per address, not per connection (each has its
         # own port): a connection flood gets the log's per-peer budget once.
-        peer = addr.host if isinstance(addr, (IPv4Address, IPv6Address)) else describeAddress(addr)
+        peer = sourceOf(addr)
         if self.allow and not addressAllowed(addr, self.allow):
             log.warn("ssh: connection from {peer} refused: not in {allow}", peer=peer,
                      allow=",".join(self.gateway.spec.allow))
             return None
-        if self.pending >= self.maxStartups:
+        if self.startups.total >= self.maxStartups:
             log.warn("ssh: connection from {peer} refused: {count} connections already logging in",
-                     peer=peer, count=self.pending)
+                     peer=peer, count=self.startups.total)
             return None
-        if self.pendingFrom.get(peer, 0) >= self.maxStartupsPerSource:
+        if self.startups.of(peer) >= self.maxStartupsPerSource:
             log.warn("ssh: connection from {peer} refused: {count} connections from there already logging in",
-                     peer=peer, count=self.pendingFrom[peer])
+                     peer=peer, count=self.startups.of(peer))
             return None
         transport: Any = Factory.buildProtocol(self, addr)
         transport.supportedPublicKeys = [
@@ -440,8 +439,7 @@ class GatewaySSHFactory(SSHFactory):
         transport.supportedKeyExchanges = [
             k for k in transport.supportedKeyExchanges if not k.startswith(b"diffie-hellman-group-exchange-")
         ]
-        self.pending += 1
-        self.pendingFrom[peer] = self.pendingFrom.get(peer, 0) + 1
+        self.startups.add(peer)
         transport.source = peer
         return transport
 

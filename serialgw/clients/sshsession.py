@@ -90,7 +90,7 @@ class ServerTransport(SSHServerTransport):
     _log = conchLog
     factory: GatewaySSHFactory
     _grace: Any = None
-    # Counted in the factory's pending (and its source's) until it starts a session, or is gone.
+    # Counted in the factory's startups (in all and its source's) until it starts a session, or is gone.
     _pending = True
     source = ""
     # The TCP connection is gone.
@@ -192,10 +192,7 @@ class ServerTransport(SSHServerTransport):
     def _release(self) -> None:
         if self._pending:
             self._pending = False
-            self.factory.pending -= 1
-            left = self.factory.pendingFrom.pop(self.source, 1) - 1
-            if left:
-                self.factory.pendingFrom[self.source] = left
+            self.factory.startups.remove(self.source)
 
     def ssh_SERVICE_REQUEST(self, packet: bytes) -> None:
         # Once (ssh-userauth, which starts the connection service at login):

@@ -16,7 +16,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from serialgw.clients.rfc2217 import ComPortControl
-from serialgw.clients.session import BUSY, DEVICE_BEHIND, Session, stopCalls
+from serialgw.clients.session import BUSY, DEVICE_BEHIND, Session
 from serialgw.interfaces import IClient
 from serialgw.line.hub import Line, Role
 from serialgw.logflood import IgnoredInput
@@ -62,8 +62,6 @@ class TelnetClient(Session, TelnetProtocol):
         self._owed = 0
         self._owedLineState = 0
         self._flowSuspended = False
-        # The turn that parses the rest of a busy read (telnetBusy).
-        self._busyCall: Any = None
 
     def connectionMade(self) -> None:
         for option in (ECHO, SGA, BINARY):
@@ -76,8 +74,7 @@ class TelnetClient(Session, TelnetProtocol):
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         self.ignored.flush()
-        stopCalls(self._busyCall)
-        self._busyCall = None
+        self.stopTurns()
         self.endSession()
 
     def telnetBusy(self) -> bool:
@@ -86,21 +83,13 @@ class TelnetClient(Session, TelnetProtocol):
         the next turn, the client not read meanwhile (the other lines and
         clients get the reactor in between).
         """
-        if self._busyCall is None:
-            clock = self._clock()
-            if clock is None:
-                return False
-            self._pauseReading(BUSY)
-            self._busyCall = clock.callLater(0, self._nextTurn)
-        return True
+        clock = self._clock()
+        return clock is not None and self.busyNextTurn(clock, self._holdBusy)
 
-    def _nextTurn(self) -> None:
-        self._busyCall = None
-        if self.escapeMenu is not None:
-            self.escapeMenu.newTurn()
-        if not self.inputHeld:
-            self.releaseWire()
-        if self._busyCall is None:
+    def _holdBusy(self, held: bool) -> None:
+        if held:
+            self._pauseReading(BUSY)
+        else:
             self._resumeReading(BUSY)
 
     def telnetIgnored(self, kind: str) -> None:

@@ -67,3 +67,44 @@ def peerName(transport: Any) -> str:
 
 # struct ucred: pid, uid, gid.
 _UCRED = struct.Struct("3i")
+
+
+def sourceOf(address: Any) -> str:
+    """
+    Where a connection comes from, for limits per source: an IP address
+    without its port (an IPv4-mapped IPv6 one as IPv4), anything else as
+    L{describeAddress} says it.
+    """
+    if isinstance(address, (IPv4Address, IPv6Address)):
+        host: str = address.host
+        if host.startswith("::ffff:") and "." in host:
+            return host[7:]
+        return host
+    return describeAddress(address)
+
+
+class SourceCounts:
+    """
+    Connections open at once, in all (C{total}) and from each source
+    (L{sourceOf}), for a listener that bounds both so that one address
+    cannot take every place (the SSH listener's logins, the status
+    endpoint).  A source is kept only while it has a connection open: the
+    counts are as bounded as the connections.
+    """
+
+    def __init__(self) -> None:
+        self.total = 0
+        self.bySource: dict[str, int] = {}
+
+    def of(self, source: str) -> int:
+        return self.bySource.get(source, 0)
+
+    def add(self, source: str) -> None:
+        self.total += 1
+        self.bySource[source] = self.bySource.get(source, 0) + 1
+
+    def remove(self, source: str) -> None:
+        self.total -= 1
+        left = self.bySource.pop(source, 1) - 1
+        if left > 0:
+            self.bySource[source] = left

@@ -6,7 +6,7 @@ links that do not last.
 
 from __future__ import annotations
 
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 from twisted.application.internet import backoffPolicy
 from twisted.internet.interfaces import IReactorTime
@@ -33,8 +33,9 @@ class CarriedBackoff:
     def __init__(self, clock: IReactorTime, policy: Optional[Callable[[int], float]] = None) -> None:
         self.clock = clock
         self.policy = policy or backoffPolicy()
-        # The attempt number the last delay used, where failures count
-        # from, and when the last link came up (None: no link since).
+        # The attempt the last delay was for (counted since the last link
+        # that lasted, or the start), where failures count from, and when
+        # the last link came up (None: no link since).
         self.attempt = 0
         self._carried = 0
         self._upAt: Optional[float] = None
@@ -49,5 +50,39 @@ class CarriedBackoff:
             # The first delay after a link: ClientService asks as it is lost.
             self._carried = 0 if self.clock.seconds() - self._upAt >= STABLE_LINK else self.attempt
             self._upAt = None
-        self.attempt = min(self._carried + failed, 100)
-        return self.policy(self.attempt)
+        self.attempt = self._carried + failed
+        # The policy's input bounded (2.0 ** attempt overflows a float past 1023).
+        return self.policy(min(self.attempt, 100))
+
+
+class DialEndpoint:
+    """
+    A client endpoint redialed by a ClientService with a L{CarriedBackoff}:
+    keeps the outcome of its last connect (C{""} when it connected, else
+    why not) and knows the backoff's attempt, for the retry message
+    (L{serialgw.app.logs.tidy}), whose count ClientService starts again at
+    every connection.
+    """
+
+    def __init__(self, wrapped: Any, backoff: Optional[CarriedBackoff] = None) -> None:
+        self._wrappedEndpoint = wrapped
+        self.backoff = backoff
+        self.lastOutcome: Optional[str] = None
+
+    @property
+    def attempt(self) -> Optional[int]:
+        """The attempt the backoff's last delay was for (None: no backoff)."""
+        return self.backoff.attempt if self.backoff is not None else None
+
+    def connect(self, factory: Any) -> Any:
+        """Connect through the wrapped endpoint, noting how it went."""
+
+        def connected(protocol: Any) -> Any:
+            self.lastOutcome = ""
+            return protocol
+
+        def failed(failure: Any) -> Any:
+            self.lastOutcome = str(failure.value).strip().rstrip(".") or type(failure.value).__name__
+            return failure
+
+        return self._wrappedEndpoint.connect(factory).addCallbacks(connected, failed)

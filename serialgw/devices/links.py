@@ -17,9 +17,11 @@ def replaceSymlink(target: str, link: str) -> None:
     """
     Point C{link} at C{target} atomically.  Something already at C{link} is
     taken over only when it is a symlink that dangles or points at a pty
-    whose slave nobody has open (what a gateway that died leaves behind);
-    the live link of another gateway, a link to anything else, a regular
-    file or a directory is an error, never touched.
+    whose slave nobody has open, or only processes that do not have its
+    master (what a gateway that died leaves behind, its pty's number given
+    to another program's pty since); the live link of another gateway, a
+    link to anything else, a regular file or a directory is an error, never
+    touched.
     """
     if os.path.lexists(link):
         if not os.path.islink(link):
@@ -60,7 +62,12 @@ def _mayTakeOver(link: str) -> None:
         return  # dangling
     if not (stat.S_ISCHR(st.st_mode) and os.major(st.st_rdev) in PTY_SLAVE_MAJORS):
         raise FileExistsError(errno.EEXIST, f"is a symlink to {old}, which is not a pty: not ours to replace")
-    holders = ptyHolders(os.path.realpath(link))
+    index = (os.major(st.st_rdev) - PTY_SLAVE_MAJORS[0]) * 256 + os.minor(st.st_rdev)
+    # A gateway holds both ends of its pty.  A pty whose holders have no
+    # master of it is another program's (an ssh session's, a tmux pane's)
+    # that was given the number of a dead gateway's pty since (killed -9,
+    # its link left): that link is stale, as a dangling one.
+    holders = [pid for pid in ptyHolders(os.path.realpath(link)) if holdsMaster(pid, index) is not False]
     if holders:
         raise FileExistsError(
             errno.EEXIST,
@@ -90,6 +97,37 @@ def ptyHolders(path: str) -> list[int]:
             except OSError:
                 continue
     return holders
+
+
+PTMX = ("/dev/ptmx", "/dev/pts/ptmx")
+
+
+def holdsMaster(pid: int, index: int) -> Optional[bool]:
+    """
+    Whether process C{pid} has the master of pty C{index} (/dev/pts/INDEX)
+    open: a ptmx descriptor whose fdinfo says C{tty-index: INDEX} (Linux
+    4.14 and later).  None when that cannot be told (the process cannot be
+    looked at, or a ptmx descriptor says no index).
+    """
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return None
+    known = True
+    for fd in fds:
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{fd}") not in PTMX:
+                continue
+            with open(f"/proc/{pid}/fdinfo/{fd}", "rb") as info:
+                fields = dict(line.partition(b":")[::2] for line in info.read().splitlines())
+        except OSError:
+            continue
+        value = fields.get(b"tty-index")
+        if value is None:
+            known = False
+        elif int(value) == index:
+            return True
+    return False if known else None
 
 
 def removeSymlink(link: str, target: str) -> None:

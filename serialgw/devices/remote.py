@@ -23,7 +23,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from serialgw.config.specs import DeviceSpec, SerialSettings
-from serialgw.devices.backoff import CarriedBackoff
+from serialgw.devices.backoff import CarriedBackoff, DialEndpoint
 from serialgw.devices.device import HIGH_WATER, _NoSink
 from serialgw.devices.remotelinks import (
     HELD_FULL,
@@ -98,6 +98,8 @@ class RemoteDevice:
             endpoint = UNIXClientEndpoint(reactor, spec.path)
         else:
             endpoint = HostnameEndpoint(reactor, spec.host, spec.port)
+        # Why the last dial failed, and the backoff's count, for the retry message.
+        endpoint = DialEndpoint(endpoint, self._backoff)
         link = {"telnet": TelnetLink, "rfc2217": ComPortLink}.get(spec.kind, RawLink)
         factory = Factory.forProtocol(lambda: link(self))  # type: ignore[arg-type]
         factory.noisy = False

@@ -134,28 +134,20 @@ class TelnetLink(NoPortControl, TelnetProtocol):
         self.device._linkUp(self)
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
-        if self._busyCall is not None and self._busyCall.active():
-            self._busyCall.cancel()
+        self.stopTurns()
         self.ignored.flush()
         self.device._linkDown(self, reason)
 
     def telnetIgnored(self, kind: str) -> None:
         self.ignored.add(kind)
 
-    # The rest of a read of more commands than a turn handles (telnetBusy).
-    _busyCall: Any = None
-
     def telnetBusy(self) -> bool:
-        if self._busyCall is None:
-            self.device._holdLink(HELD_BUSY)
-            self._busyCall = self.device.reactor.callLater(0, self._nextTurn)
-        return True
+        return self.busyNextTurn(self.device.reactor, self._holdBusy)
 
-    def _nextTurn(self) -> None:
-        self._busyCall = None
-        if not self.inputHeld:
-            self.releaseWire()
-        if self._busyCall is None:
+    def _holdBusy(self, held: bool) -> None:
+        if held:
+            self.device._holdLink(HELD_BUSY)
+        else:
             self.device._releaseLink(HELD_BUSY)
 
     def holdInput(self, held: bool) -> None:

@@ -196,7 +196,14 @@ class PortControl:
     def clientModemLine(self: _Line, client: IClient, name: str, on: bool) -> bool:
         """A client sets DTR or RTS; return the state in effect."""
         if not self.mayWrite(client):
-            return bool(self.device.modemLines[name])
+            state = bool(self.device.modemLines[name])
+            if state != on:
+                # Logged as a refused setting is (one asking for what is in effect changes nothing).
+                log.info("{line}: {asked} from {peer} refused: {reason}; {inEffect}", line=self.name,
+                         peer=client.peer, asked=f"{name.upper()} {'on' if on else 'off'}",
+                         reason=self._whyNotWrite(client),
+                         inEffect=f"{name.upper()} stays {'on' if state else 'off'}")
+            return state
         return bool(self.device.setModemLine(name, on))
 
     def clientPurge(self: _Line, client: IClient, receive: bool, transmit: bool) -> bool:

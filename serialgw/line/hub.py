@@ -21,7 +21,7 @@ from serialgw.interfaces import IClient, IConsoleLog, IDevice, IDeviceSink
 from serialgw.line.coalesce import Coalescer
 from serialgw.line.comings import Comings, whoIsOn
 from serialgw.line.control import PortControl
-from serialgw.line.role import Role, heirOf
+from serialgw.line.role import Role, RoleChanges, heirOf
 from serialgw.line.strings import OpenCloseStrings
 from serialgw.line.tail import Tail
 from serialgw.line.textgate import TextGate
@@ -34,11 +34,11 @@ log = clientLog()
 
 
 @implementer(IDeviceSink)
-class Line(PortControl, OpenCloseStrings):
+class Line(PortControl, OpenCloseStrings, RoleChanges):
     """
     A serial line shared by any number of clients.  What RFC 2217 clients
     may do to the port is L{PortControl}'s; the open- and close-strings are
-    L{OpenCloseStrings}'.
+    L{OpenCloseStrings}'; who may write, as it changes, L{RoleChanges}'.
     """
 
     def __init__(
@@ -377,62 +377,6 @@ class Line(PortControl, OpenCloseStrings):
                 # the event and the line go on.
                 log.failure("{line}: writing {peer} failed; it is cut off", line=self.name, peer=consoleLog.peer)
                 self._cutOff(consoleLog)
-
-    def takeWrite(self, client: IClient) -> bool:
-        """C{client} becomes the writer; in exclusive mode the old one watches."""
-        if client.role is Role.READONLY:
-            return False
-        if self.mode == "exclusive":
-            for other in self.clients:
-                if other is not client and other.role is Role.WRITER and other.person:
-                    other.role = Role.WATCHER
-        client.role = Role.WRITER
-        self.announce(f"{client.peer} took write", peer=client.peer)
-        return True
-
-    def setMode(self, mode: str) -> None:
-        """
-        A new mode (a reload).  Made exclusive, the line keeps one writer:
-        the first person attached who writes; the other writers only watch
-        from now on, as after a take-over (announced).  Made shared again,
-        everyone who watches writes (as everyone attaching then does).
-        """
-        if mode == self.mode:
-            return
-        self.mode = mode
-        writer = self.writer
-        for client in list(self.clients):
-            if not client.person:
-                continue
-            if mode == "exclusive" and client is not writer and client.role is Role.WRITER:
-                self.dropWrite(client)
-            elif mode == "shared" and client.role is Role.WATCHER:
-                client.role = Role.WRITER
-                self.announce(f"{client.peer} writes (shared)", peer=client.peer)
-
-    def dropWrite(self, client: IClient) -> None:
-        if client.role is Role.WRITER:
-            client.role = Role.WATCHER
-            self.announce(f"{client.peer} now only watches", peer=client.peer)
-
-    def applyRights(self, rights: Rights) -> None:
-        """
-        New rights (a reload): a person no longer in the line's write list
-        only reads from now on; one in neither list is disconnected.  (One
-        who gains write takes it by connecting again.)
-        """
-        self.rights = rights
-        for client in list(self.clients):
-            user = client.user
-            if not user:
-                continue
-            right = rights.of(user)
-            if right is None:
-                client.notice(f"{user} may no longer use {self.name}")
-                client.disconnect()
-            elif right == "read" and client.role is not Role.READONLY:
-                client.role = Role.READONLY
-                self.announce(f"{client.peer} is read-only now", peer=client.peer)
 
     def backlog(self) -> bytes:
         """The last device output kept (up to backlogSize bytes)."""

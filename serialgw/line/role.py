@@ -1,11 +1,18 @@
 """
-What a client may do on its line.
+What a client may do on its line, and who may write as that changes.
 """
 
 from __future__ import annotations
 
 from enum import Enum
-from typing import Any, Sequence
+from typing import Any, Optional, Protocol, Sequence
+
+from serialgw.config.specs import Rights
+from serialgw.interfaces import IClient
+from serialgw.logflood import clientLog
+
+# Limited per peer: a client's doing cannot flood the log (logflood).
+log = clientLog()
 
 
 class Role(Enum):
@@ -29,3 +36,117 @@ def heirOf(clients: Sequence[Any], place: int) -> Any:
     person watching who attached after it (only it kept them watching), or None.
     """
     return next((c for c in clients[place:] if c.person and c.role is Role.WATCHER), None)
+
+
+class _Line(Protocol):
+    """What the mixin uses of its line (L{serialgw.line.hub.Line} has it all)."""
+
+    name: str
+    mode: str
+    clients: list[IClient]
+    controllers: list[IClient]
+    rights: Rights
+    _unannounced: dict[IClient, None]
+
+    @property
+    def writer(self: _Line) -> Optional[IClient]: ...
+    def announce(self: _Line, text: str, exclude: Optional[IClient] = None, peer: Optional[str] = None) -> None: ...
+    def updateLineWatch(self: _Line) -> None: ...
+    def _lastController(self: _Line, closing: bool = False) -> None: ...
+    def _roleChanged(self: _Line, client: IClient, role: Role, text: str, told: bool = False) -> None: ...
+    def dropWrite(self: _Line, client: IClient) -> None: ...
+    def makeReadOnly(self: _Line, client: IClient, why: str) -> None: ...
+
+
+class RoleChanges:
+    """
+    Who may write on a line, as it changes (mixed into the line): take-over
+    and giving up write, a new mode, rights taken away by a reload.  A
+    change is told to everyone on the line, or, for a connection not
+    announced yet (see C{Line.attach}), only logged: the others were never
+    told it is there.
+    """
+
+    def _roleChanged(self: _Line, client: IClient, role: Role, text: str, told: bool = False) -> None:
+        """
+        C{client} has C{role} now: said to everyone (but C{client} if it
+        was C{told} already) as C{text}, or only logged while it is not
+        announced.
+        """
+        client.role = role
+        if client in self._unannounced:
+            log.info("{line}: {peer} (not announced) {change}", line=self.name, peer=client.peer,
+                     change=text, role=role.value)
+        else:
+            self.announce(f"{client.peer} {text}", exclude=client if told else None, peer=client.peer)
+
+    def takeWrite(self: _Line, client: IClient) -> bool:
+        """C{client} becomes the writer; in exclusive mode the old one watches."""
+        if client.role is Role.READONLY:
+            return False
+        if self.mode == "exclusive":
+            for other in self.clients:
+                if other is not client and other.role is Role.WRITER and other.person:
+                    other.role = Role.WATCHER
+        client.role = Role.WRITER
+        self.announce(f"{client.peer} took write", peer=client.peer)
+        return True
+
+    def setMode(self: _Line, mode: str) -> None:
+        """
+        A new mode (a reload).  Made exclusive, the line keeps one writer:
+        the first person attached who writes; the other writers only watch
+        from now on, as after a take-over (announced).  Made shared again,
+        everyone who watches writes (as everyone attaching then does).
+        """
+        if mode == self.mode:
+            return
+        self.mode = mode
+        writer = self.writer
+        for client in list(self.clients):
+            if not client.person:
+                continue
+            if mode == "exclusive" and client is not writer and client.role is Role.WRITER:
+                self.dropWrite(client)
+            elif mode == "shared" and client.role is Role.WATCHER:
+                self._roleChanged(client, Role.WRITER, "writes (shared)")
+
+    def dropWrite(self: _Line, client: IClient) -> None:
+        if client.role is Role.WRITER:
+            self._roleChanged(client, Role.WATCHER, "now only watches")
+
+    def makeReadOnly(self: _Line, client: IClient, why: str) -> None:
+        """
+        C{client} may only read from now on (its right taken away by a
+        reload): it is told C{why}, the others and the log that it is
+        read-only now.  Were it the last RFC 2217 client that could change
+        the port, the configured settings come back, as when that one
+        leaves (read-only, it no longer holds them back).
+        """
+        if client.role is Role.READONLY:
+            return
+        wasWriter = client.role is Role.WRITER
+        client.notice(f"you are read-only now: {why}")
+        self._roleChanged(client, Role.READONLY, f"is read-only now: {why}", told=True)
+        if client in self.controllers:
+            self.updateLineWatch()
+            if wasWriter and not any(c.role is not Role.READONLY for c in self.controllers):
+                self._lastController()
+
+    def applyRights(self: _Line, rights: Rights) -> None:
+        """
+        New rights (a reload): a person no longer in the line's write list
+        only reads from now on; one in neither list is disconnected.  (One
+        who gains write takes it by connecting again.)
+        """
+        self.rights = rights
+        for client in list(self.clients):
+            user = client.user
+            if not user:
+                continue
+            right = rights.of(user)
+            if right is None:
+                client.notice(f"{user} may no longer use {self.name}")
+                client.disconnect()
+            elif right == "read" and client.role is not Role.READONLY:
+                self.makeReadOnly(client, f"a reload left {user} only in {self.name}'s read list")

@@ -21,7 +21,7 @@ is the work one read of a peer's input costs (COMMANDS_PER_TURN).
 from __future__ import annotations
 
 from enum import Enum
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from twisted.internet.protocol import Protocol
 
@@ -223,6 +223,33 @@ class TelnetProtocol(Protocol):
         reactor) handles the next COMMANDS_PER_TURN now.
         """
         return False
+
+    # The turn that parses the rest of a busy read (busyNextTurn).
+    _busyCall: Any = None
+
+    def busyNextTurn(self, clock: Any, hold: Callable[[bool], None]) -> bool:
+        """
+        L{telnetBusy} for a subclass with a reactor: C{hold(True)} stops
+        reading the peer, the rest is parsed on the next turn of C{clock},
+        then C{hold(False)} (unless that parse was busy again).
+        """
+        if self._busyCall is None:
+            hold(True)
+            self._busyCall = clock.callLater(0, self._nextTurn, hold)
+        return True
+
+    def _nextTurn(self, hold: Callable[[bool], None]) -> None:
+        self._busyCall = None
+        if not self.inputHeld:
+            self.releaseWire()
+        if self._busyCall is None:
+            hold(False)
+
+    def stopTurns(self) -> None:
+        """The connection is gone: no next turn."""
+        call, self._busyCall = self._busyCall, None
+        if call is not None and call.active():
+            call.cancel()
 
     # Options
 

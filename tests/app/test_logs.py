@@ -119,6 +119,20 @@ class ObserverTests(SynchronousTestCase):
         self.successResultOf(endpoint.connect(Factory()))
         self.assertEqual(self.retryLine("", 1, 1.25, endpoint), "<6>/run/x.sock: connection closed; retry 1 in 1.2 s\n")
 
+    def test_retryCountIsTheBackoffs(self) -> None:
+        """The retry message counts as the dial-out's backoff does, not as ClientService (which starts again at every connection), past 100 attempts too (the delay's input is bounded there, the count is not)."""
+        from twisted.application.internet import backoffPolicy
+
+        from serialgw.devices.backoff import CarriedBackoff
+
+        backoff = CarriedBackoff(Clock(), backoffPolicy(initialDelay=0.5, maxDelay=30.0, factor=2.0, jitter=lambda: 0))
+        endpoint = DialEndpoint(FailingEndpoint(ConnectionRefusedError(string="Connection refused")), backoff)
+        self.failureResultOf(endpoint.connect(Factory()), ConnectionRefusedError)
+        self.assertEqual([backoff(n) for n in range(1, 151)][-1], 30.0)
+        self.assertEqual(self.retryLine("", 1, 30.0, endpoint),
+                         "<6>/run/x.sock: cannot connect: Connection was refused by other side: Connection refused;"
+                         " retry 150 in 30.0 s\n")
+
     def test_startupErrorOneLine(self) -> None:
         """twistd's stderr text for our SystemExit goes to the terminal as the one line it is, not to the log as well."""
         events = captured(lambda: Logger(namespace="stderr").error(

@@ -254,7 +254,7 @@ class ServiceTests(TestCase):
         self.assertEqual(systemd.messages(), ["STOPPING=1\nSTATUS=stopping"])
         self.assertEqual(clock.getDelayedCalls(), [])
 
-    def test_reloadThatRaises(self) -> None:
+    async def test_reloadThatRaises(self) -> None:
         """A reading of the file that raises what is no ConfigError (a bug): logged, the lines stay, systemd hears READY=1."""
         from serialgw.app import process
 
@@ -274,7 +274,7 @@ class ServiceTests(TestCase):
             raise OverflowError("a bug")
 
         self.patch(process, "loadFile", broken)
-        self.assertIsNone(self.successResultOf(service.reloadFile()))
+        self.assertIsNone(await service.reloadFile())
         self.assertEqual(len(self.flushLoggedErrors(OverflowError)), 1)
         self.assertEqual(systemd.messages(), [
             "RELOADING=1\nMONOTONIC_USEC=42\nSTATUS=reloading the configuration",

@@ -210,7 +210,7 @@ class ServiceTests(SynchronousTestCase):
             applied.append([line.name for line in lines])
             return defer.succeed({"added": [], "changed": [], "removed": []})
 
-        self.patch(service, "reload", reload)
+        self.patch(service, "_reload", reload)
         with open(self.path, "a") as f:
             f.write('[lines.vm102]\ndevice = "/dev/tty0"\nlisten = "4005"\n'
                     '[lines.rack4-web2]\ndevice = "/dev/tty1"\nlisten = "4006"\n')

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from twisted.internet.address import IPv4Address
+from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.error import ConnectionDone
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
@@ -21,7 +21,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from serialgw.app.status import StatusChannel, ThrottledPage, statusSite
 from serialgw.line.hub import Line
 from tests.fakes import Lines, RecordingDevice
-from tests.realio import connect, ptyLine, startedPty, startGateway
+from tests.realio import Clients, connect, ptyLine, startedPty, startGateway
 
 GET = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
 REFUSED_405 = (b"HTTP/1.1 405 Method Not Allowed\r\nAllow: GET, HEAD\r\nContent-Length: 0\r\n"
@@ -53,8 +53,9 @@ class StatusHTTPTests(SynchronousTestCase):
         self.site = statusSite(Lines(self.line), clock=self.clock)
         self.channels: list[StatusChannel] = []
 
-    def connection(self, transport: Any = None) -> tuple[StatusChannel, StringTransport]:
-        channel = self.site.buildProtocol(IPv4Address("TCP", "127.0.0.1", 5000))
+    def connection(self, transport: Any = None, address: Any = None) -> tuple[StatusChannel, StringTransport]:
+        address = address if address is not None else IPv4Address("TCP", "127.0.0.1", 5000)
+        channel = self.site.buildProtocol(address)
         transport = transport if transport is not None else StringTransport()
         channel.makeConnection(transport)
         self.channels.append(channel)
@@ -146,7 +147,7 @@ class StatusHTTPTests(SynchronousTestCase):
         pages = {name: page for name, page in self.site.resource.children.items()}
         self.assertEqual(sorted(pages), [b"", b"metrics"])
         self.assertTrue(all(isinstance(page, ThrottledPage) for page in pages.values()))
-        self.site.maxConnections = 200  # all waiting at once (the bound is test_connectionsBounded's)
+        self.site.maxConnections = self.site.maxPerAddress = 200  # all waiting at once (the bounds are tested below)
         transports = []
         for i in range(100):
             for path in (b"/", b"/metrics"):
@@ -185,9 +186,9 @@ class StatusHTTPTests(SynchronousTestCase):
     def test_connectionsBounded(self) -> None:
         """64 connections at once; the 65th and later are closed at accept (one log line a minute); one leaving makes room."""
         site: Any = self.site
-        for _ in range(64):
-            self.connection()
-        address = IPv4Address("TCP", "127.0.0.1", 6000)
+        for n in range(64):
+            self.connection(address=IPv4Address("TCP", f"192.0.2.{n}", 5000))
+        address = IPv4Address("TCP", "198.51.100.1", 6000)
         with capturedLogs() as events:
             self.assertEqual([site.buildProtocol(address) for _ in range(3)], [None, None, None])
             self.clock.advance(59)
@@ -195,16 +196,75 @@ class StatusHTTPTests(SynchronousTestCase):
             self.clock.advance(1)
             self.assertIsNone(site.buildProtocol(address))
         self.assertEqual([formatEvent(e) for e in events if "refused" in e["log_format"]], [
-            "status: connection from 127.0.0.1:6000 refused: 64 open already (1 refused so far)",
-            "status: connection from 127.0.0.1:6000 refused: 64 open already (5 refused so far)",
+            "status: connection from 198.51.100.1:6000 refused: 64 open already (1 refused so far)",
+            "status: connection from 198.51.100.1:6000 refused: 64 open already (5 refused so far)",
         ])
         self.channels.pop().connectionLost(Failure(ConnectionDone()))
         self.assertEqual(site.connections, 63)
-        channel, transport = self.connection()
+        channel, transport = self.connection(address=address)
         channel.dataReceived(GET)
         self.assertEqual(self.answers(transport), 1)
         self.assertIsNone(site.buildProtocol(address))
 
+    def test_connectionsPerAddress(self) -> None:
+        """One address holds at most 8 of the 64 places (an IPv4-mapped one is that address); more from it are closed at accept, logged once a minute for that address; others still get in."""
+        site: Any = self.site
+        mine = [self.connection(address=IPv4Address("TCP", "192.0.2.66", port))[0] for port in range(1, 9)]
+        with capturedLogs() as events:
+            self.assertIsNone(site.buildProtocol(IPv4Address("TCP", "192.0.2.66", 9)))
+            self.assertIsNone(site.buildProtocol(IPv6Address("TCP", "::ffff:192.0.2.66", 10)))
+            self.clock.advance(30)
+            self.assertIsNone(site.buildProtocol(IPv4Address("TCP", "192.0.2.66", 11)))
+            channel, transport = self.connection(address=IPv4Address("TCP", "192.0.2.77", 1))
+            channel.dataReceived(GET)
+            self.assertEqual(self.answers(transport), 1)
+            self.clock.advance(30)
+            self.assertIsNone(site.buildProtocol(IPv4Address("TCP", "192.0.2.66", 12)))
+        self.assertEqual([formatEvent(e) for e in events if e.get("peer") == "192.0.2.66"], [
+            "status: connection from 192.0.2.66 refused: 8 open from there already (at most 8 of 64)",
+            "2 log messages about 192.0.2.66 left out in the last minute (over 1 a minute)",
+            "status: connection from 192.0.2.66 refused: 8 open from there already (at most 8 of 64)",
+        ])
+        self.assertEqual((site.connections, site.sources.bySource), (9, {"192.0.2.66": 8, "192.0.2.77": 1}))
+        mine[0].connectionLost(Failure(ConnectionDone()))
+        self.connection(address=IPv4Address("TCP", "192.0.2.66", 13))
+        self.assertEqual(site.sources.bySource, {"192.0.2.66": 8, "192.0.2.77": 1})
+
+    def test_slowlorisFromOneAddress(self) -> None:
+        """A client that keeps every place it may have, trickling headers and reconnecting each time it is cut, holds 8 places: another address is answered all along."""
+        site: Any = self.site
+        ports = iter(range(1, 1001))
+        held: list[tuple[StatusChannel, StringTransport]] = []
+        answered = refused = 0
+        for second in range(60):
+            self.reap()
+            held = [(c, t) for c, t in held if not t.disconnecting]
+            while True:
+                protocol = site.buildProtocol(IPv4Address("TCP", "192.0.2.66", next(ports)))
+                if protocol is None:
+                    refused += 1
+                    break
+                transport = StringTransport()
+                protocol.makeConnection(transport)
+                self.channels.append(protocol)
+                held.append((protocol, transport))
+            for channel, _ in held:
+                channel.dataReceived(b"GET / HTTP/1.1\r\n"[second % 10:][:1])
+            channel, transport = self.connection(address=IPv4Address("TCP", "198.51.100.1", second))
+            channel.dataReceived(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            self.clock.advance(1)
+            answered += self.answers(transport)
+            self.assertEqual(site.sources.of("192.0.2.66"), 8)
+        self.assertEqual((answered, refused), (60, 60))
+        # Each cut after 10 s: the attacker had 8 connections, then 8 more every 10 s.
+        self.assertEqual(next(ports), 8 * 6 + 60 + 1)
+
+    def reap(self) -> None:
+        """Connections the site closed are gone (a StringTransport only marks them)."""
+        for channel in list(self.channels):
+            if channel.transport.disconnecting:
+                self.channels.remove(channel)
+                channel.connectionLost(Failure(ConnectionDone()))
 
 class StatusSocketTests(TestCase):
     timeout = 20
@@ -222,3 +282,18 @@ class StatusSocketTests(TestCase):
         poster.transport.write(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 67108864\r\n\r\n")  # type: ignore[union-attr]
         await poster.closed
         self.assertEqual(poster.received.data, REFUSED_405)
+
+    async def test_perAddressOnRealSocket(self) -> None:
+        """On a real socket: 8 idle connections from 127.0.0.1 are kept and answered; a 9th from there is closed at once without a byte."""
+        pty = startedPty(self)
+        service = startGateway(self, ptyLine(pty), status="tcp:0:interface=127.0.0.1")
+        number = service.statusPort.getHost().port
+        clients = Clients()
+        self.addCleanup(clients.close)
+        held = [await clients.connect(number) for _ in range(8)]
+        ninth = await clients.connect(number)
+        await ninth.closed
+        self.assertEqual((ninth.received.data, [c.closed.called for c in held]), (b"", [False] * 8))
+        held[0].transport.write(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")  # type: ignore[union-attr]
+        await held[0].closed
+        self.assertTrue(held[0].received.data.startswith(b"HTTP/1.1 200 OK"))

@@ -53,6 +53,18 @@ class OptionsTests(SynchronousTestCase):
                                 ("--pace-line", "--pace-line must be 0 to 10000 milliseconds, not ''")):
             self.assertEqual(str(self.assertRaises(UsageError, parse, option, "")), message)
 
+    def test_nameByTheFileRule(self) -> None:
+        """--name follows the rule of a [lines.NAME] (letters, digits, '.', '_', '-'), with the file's wording, at start and in --check."""
+        from tests.config.test_check import checked
+
+        for name in ("a b", "a\n", "rack4/web1", "-x", "caf\u00e9", "x;rm"):
+            message = f"--name: line name {name!r}: letters, digits, '.', '_' and '-' only"
+            self.assertEqual(str(self.assertRaises(UsageError, parse, "--device", "/dev/ttyS0", "--name", name)), message)
+            self.assertEqual(str(self.assertRaises(UsageError, checked, "--device", "/dev/ttyS0", "--name", name)),
+                             message)
+        for name in ("rack4-web1", "a.b_c", "9"):
+            self.assertEqual(parse("--device", "/dev/ttyS0", "--name", name)["line"].name, name)
+
     def test_helpWrapsWhole(self) -> None:
         """--help wraps each option's text as one paragraph: no docstring indentation left inside a line (--watch-all's "read-only         clients")."""
         text = tap.Options().getUsage(width=80).split("\n\nBridge a serial line")[0]

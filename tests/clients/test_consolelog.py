@@ -122,7 +122,7 @@ class WriteFailureTests(SynchronousTestCase):
             f"web1: log {log.spec.path} written again; 1000 bytes were not logged",
         ])
         with open(log.spec.path, "rb") as f:
-            self.assertEqual(f.read(), b"back\n")
+            self.assertEqual(f.read(), b"[serialgw: 1000 bytes lost: Bad file descriptor]\nback\n")
 
     def test_shortWriteCountsTheRest(self) -> None:
         """A write cut short by the disk filling up: the rest is tried, and what did not fit is counted as lost."""
@@ -151,8 +151,71 @@ class WriteFailureTests(SynchronousTestCase):
             f"web1: log {log.spec.path} written again; 6 bytes were not logged",
         ])
         with open(log.spec.path, "rb") as f:
-            self.assertEqual(f.read(), b"0123back\n")
-        self.assertEqual(log.size, 9)
+            self.assertEqual(f.read(), b"0123\n[serialgw: 6 bytes lost: No space left on device]\nback\n")
+        self.assertEqual(log.size, 60)
+
+    def test_gapMarkedInTheLog(self) -> None:
+        """Where a full disk cut the console log, a stamped line of its own says how many bytes are missing and why, once writing works again."""
+        log, full = self.fillingLog()
+        line, clock = log.line, log.clock
+        line.deviceDataReceived(b"boot\nlog")
+        full[0] = True
+        line.deviceDataReceived(b"in: root\n")  # 9 bytes: it goes on a line
+        line.deviceDataReceived(b"more\n")  # 14 bytes: "08:00:00 more\n"
+        line.recordEvent("BREAK from 192.0.2.7:1000")  # 47 bytes with its stamp
+        clock.advance(2)
+        full[0] = False
+        line.deviceDataReceived(b"prompt# ")
+        line.deviceDataReceived(b"ls\n")
+        line.recordEvent("back")
+        with open(log.spec.path, "rb") as f:
+            self.assertEqual(f.read(), b"08:00:00 boot\n08:00:00 log\n"
+                                       b"08:00:02 [serialgw: 70 bytes lost: No space left on device]\n"
+                                       b"08:00:02 prompt# ls\n08:00:02 [serialgw: back]\n")
+
+    def test_gapMidLine(self) -> None:
+        """Output that resumes in the middle of a line (or with the newline ending it) after the gap's line starts a stamped line of its own."""
+        log, full = self.fillingLog()
+        line = log.line
+        for resumed, after in ((b"root\n", b"08:00:00 root\n"), (b"\nnext\n", b"08:00:00 next\n")):
+            line.deviceDataReceived(b"login: ")
+            full[0] = True
+            line.deviceDataReceived(b"ro")
+            full[0] = False
+            line.deviceDataReceived(resumed)
+            with open(log.spec.path, "rb") as f:
+                self.assertEqual(f.read(), b"08:00:00 login: \n08:00:00 [serialgw: 2 bytes lost: No space left on device]\n" + after)
+            os.truncate(log.spec.path, 0)
+
+    def fillingLog(self) -> tuple[ConsoleLog, list[bool]]:
+        """A console log stamped %H:%M:%S at 08:00:00 UTC, whose writes fail with ENOSPC while C{full[0]}."""
+        clock = Clock()
+        clock.advance(1_800_000_000)  # 2027-01-15T08:00:00Z
+        line = Line("web1", RecordingDevice(), clock=clock)
+        old = os.environ.get("TZ")
+        os.environ["TZ"] = "UTC"
+        time.tzset()
+
+        def restore() -> None:
+            if old is None:
+                os.environ.pop("TZ", None)
+            else:
+                os.environ["TZ"] = old
+            time.tzset()
+
+        self.addCleanup(restore)
+        log = ConsoleLog(line, LogSpec(self.mktemp(), format="%H:%M:%S "), clock)
+        self.addCleanup(log.close)
+        full = [False]
+        realWrite = os.write
+
+        def write(fd: int, data: bytes) -> int:
+            if fd == log._fd and full[0]:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            return realWrite(fd, data)
+
+        self.patch(os, "write", write)
+        return log, full
 
 
 class AttachTests(SynchronousTestCase):
@@ -320,3 +383,91 @@ class RotationFailureTests(SynchronousTestCase):
         self.assertTrue(os.path.isdir(self.path))
         with open(self.path + ".moved", "rb") as f:
             self.assertEqual(f.read(), b"second\nthird line\n")
+
+    def test_directoryAtPathNotRenamed(self) -> None:
+        """A directory put at the log's path (no .1 in its way): a rotation leaves it where it is, says so once, and writes on to the file in hand."""
+        log = ConsoleLog(self.line, LogSpec(self.path, format="", maxSize=10, daily=False, keep=3), self.clock)
+        self.addCleanup(log.close)
+        self.line.deviceDataReceived(b"first line\n")
+        os.rename(self.path, self.path + ".moved")
+        os.mkdir(self.path)
+        with capturedLogs() as events:
+            for text in (b"second\n", b"third line\n", b"fourth line\n"):
+                self.line.deviceDataReceived(text)
+        self.assertEqual([formatEvent(e) for e in events], [
+            f"web1: cannot rotate log {self.path}: it is a directory now, not the file being written: "
+            "left as it is; writing on to the file it was",
+        ])
+        self.assertEqual((os.path.isdir(self.path), os.listdir(self.path)), (True, []))
+        self.assertEqual(sorted(os.listdir(os.path.dirname(self.path))), ["web1.log", "web1.log.moved"])
+        with open(self.path + ".moved", "rb") as f:
+            self.assertEqual(f.read(), b"first line\nsecond\nthird line\nfourth line\n")
+        os.rmdir(self.path)
+        self.line.deviceDataReceived(b"fifth line\n")
+        with open(self.path, "rb") as f:
+            self.assertEqual(f.read(), b"fifth line\n")
+
+    def test_otherThingsAtPathNotRenamed(self) -> None:
+        """Whatever else is at the path when the log rotates (a symlink, a FIFO, another file put there) is left as it is, said once each."""
+        log = ConsoleLog(self.line, LogSpec(self.path, format="", maxSize=10, daily=False, keep=1), self.clock)
+        self.addCleanup(log.close)
+        self.line.deviceDataReceived(b"first line\n")
+        os.rename(self.path, self.path + ".moved")
+        precious = self.path + ".precious"
+        with open(precious, "wb") as f:
+            f.write(b"not yours\n")
+        kinds = []
+        with capturedLogs() as events:
+            for kind, make in (("a symbolic link", lambda: os.symlink(precious, self.path)),
+                               ("a FIFO", lambda: os.mkfifo(self.path)),
+                               ("another file", lambda: os.link(precious, self.path))):
+                make()
+                self.line.deviceDataReceived(b"0123456789\n")
+                self.line.deviceDataReceived(b"0123456789\n")
+                kinds.append(kind)
+                os.unlink(self.path)
+        self.assertEqual([formatEvent(e) for e in events], [
+            f"web1: cannot rotate log {self.path}: it is {kind} now, not the file being written: "
+            "left as it is; writing on to the file it was" for kind in kinds
+        ])
+        self.assertEqual(sorted(os.listdir(os.path.dirname(self.path))), ["web1.log.moved", "web1.log.precious"])
+        with open(precious, "rb") as f:
+            self.assertEqual(f.read(), b"not yours\n")
+        with open(self.path + ".moved", "rb") as f:
+            self.assertEqual(f.read(), b"first line\n" + b"0123456789\n" * 6)
+
+    def test_oldNameNotAFileStopsTheShift(self) -> None:
+        """A directory at .2 (or a symlink at .1): the old files are shifted up to it, never onto or into it; said once, and the log stays bounded."""
+        log = ConsoleLog(self.line, LogSpec(self.path, format="", maxSize=10, daily=False, keep=3), self.clock)
+        self.addCleanup(log.close)
+        for digit in b"123":
+            self.line.deviceDataReceived(bytes([digit]) * 9 + b"\n")
+        self.assertEqual([self.read(self.path + suffix) for suffix in ("", ".1", ".2")], [b"3" * 9 + b"\n", b"2" * 9 + b"\n", b"1" * 9 + b"\n"])
+        os.unlink(self.path + ".2")
+        os.mkdir(self.path + ".2")
+        with open(os.path.join(self.path + ".2", "inside"), "wb") as f:
+            f.write(b"mine\n")
+        with capturedLogs() as events:
+            for digit in b"45":
+                self.line.deviceDataReceived(bytes([digit]) * 9 + b"\n")
+            precious = self.path + ".precious"
+            with open(precious, "wb") as f:
+                f.write(b"not yours\n")
+            os.unlink(self.path + ".1")
+            os.symlink(precious, self.path + ".1")
+            for digit in b"67":
+                self.line.deviceDataReceived(bytes([digit]) * 9 + b"\n")
+        self.assertEqual([formatEvent(e) for e in events], [
+            f"web1: rotating log {self.path}: {self.path}.2 is a directory, not an old log: left as it is; "
+            "1 old file(s) kept before it",
+            f"web1: rotating log {self.path}: {self.path}.1 is a symbolic link, not an old log: left as it is; "
+            "0 old file(s) kept before it",
+        ])
+        self.assertEqual(self.read(self.path), b"7" * 9 + b"\n")
+        self.assertEqual((os.readlink(self.path + ".1"), self.read(precious)), (precious, b"not yours\n"))
+        self.assertEqual(os.listdir(self.path + ".2"), ["inside"])
+        self.assertFalse(os.path.lexists(self.path + ".3"))
+
+    def read(self, path: str) -> bytes:
+        with open(path, "rb") as f:
+            return f.read()

@@ -1,38 +1,50 @@
 """
-A client pty whose program reads slowly: what does not fit is dropped and
-counted, said once when it starts and once when the program has caught up,
-not a log line every other chunk.
+A client pty whose program reads slowly, or not at all: its listener's
+bound and policy hold, as for a network client (C{outbuf}, C{policy=drop}
+keeping the newest, C{policy=block} holding the device), said once when it
+starts and once when the program has caught up, and C{ro} keeps its program
+off the device.  Real ptys; the reactor's writes are driven by hand.
 """
 
 from __future__ import annotations
 
 import os
+import termios
 from typing import Any
 
 from twisted.internet import reactor
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from serialgw.clients.ptylink import OUTBUF, PtyClient
+from serialgw.clients.ptylink import PtyClient
+from serialgw.config.listeners import parseListener
+from serialgw.config.specs import SerialSettings
 from serialgw.line.hub import Line
 from tests.fakes import RecordingDevice, observeLog
 
 
 class SlowReaderTests(SynchronousTestCase):
-    """Dropping for a slow pty reader is one line at its start and one at its end, with the count."""
+    """A slow or absent pty reader under the listener's outbuf and policy."""
 
     def setUp(self) -> None:
         self.events: list[dict[str, Any]] = []
 
         def observe(event: dict[str, Any]) -> None:
-            if event.get("log_namespace") == "serialgw.clients.ptylink":
+            if event.get("log_namespace") in ("serialgw.clients.ptylink", "serialgw.clients.guard"):
                 self.events.append(event)
 
         observeLog(self, observe)
 
-    def readAll(self, client: PtyClient) -> int:
+    def client(self, listener: str, device: RecordingDevice | None = None) -> tuple[Line, PtyClient]:
+        line = Line("t", device or RecordingDevice(), clock=Clock())
+        client = PtyClient(line, "", reactor, parseListener(listener))
+        self.addCleanup(client.close)
+        os.set_blocking(client._slave, False)
+        return line, client
+
+    def readAll(self, client: PtyClient) -> bytes:
         """The program reads everything there is, the gateway writing what waits meanwhile."""
-        total = 0
+        got = bytearray()
         while True:
             client.doWrite()
             try:
@@ -40,34 +52,105 @@ class SlowReaderTests(SynchronousTestCase):
             except BlockingIOError:
                 data = b""
             if not data and not (len(client.dataBuffer) - client.offset + client._tempDataLen):
-                return total
-            total += len(data)
+                return bytes(got)
+            got += data
 
-    def test_slowReaderLogsTwice(self) -> None:
-        """Chunks that fit and chunks that do not, alternating (a program reading a little at a time): one line, then one with the count."""
-        line = Line("t", RecordingDevice(), clock=Clock())
-        client = PtyClient(line, "", reactor)
-        self.addCleanup(client.close)
-        os.set_blocking(client._slave, False)
-        chunk = b"x" * 4096
-        while not client.dropped:
+    def fill(self, line: Line, client: PtyClient, chunks: int) -> list[bytes]:
+        """Numbered 4 KiB chunks of device output, nobody reading; the chunks."""
+        sent = [b"%08d" % i * 512 for i in range(chunks)]
+        for chunk in sent:
             line.deviceDataReceived(chunk)
+            client.doWrite()
+        return sent
+
+    def test_slowReaderLogsPerBound(self) -> None:
+        """
+        Chunks that fit and chunks that do not, alternating (a program reading
+        a little at a time): a line when dropping starts and one with the count
+        when the program has taken what waited (at most a pair per outbuf it
+        reads, as for a network client), not a line every other chunk; the
+        counts add up to what it missed.
+        """
+        line, client = self.client("pty")
+        chunk = b"x" * 4096
+        while not client.guard.full:
+            line.deviceDataReceived(chunk)
+        taken = 0
         for _ in range(100):
             # The program takes one chunk's worth; the next fits, the one after does not.
             client.doWrite()
             try:
-                os.read(client._slave, 4096)
+                taken += len(os.read(client._slave, 4096))
             except BlockingIOError:
                 pass
             client.doWrite()
             line.deviceDataReceived(chunk)
             line.deviceDataReceived(chunk)
-        self.assertEqual(len(self.events), 1)
-        dropped = client.dropped
-        self.assertGreaterEqual(dropped, 50 * 4096)
-        self.assertGreater(self.readAll(client), OUTBUF)
+        taken += len(self.readAll(client))
+        starts = [e for e in self.events if "cannot keep up" in e["log_format"]]
+        ends = [e for e in self.events if "caught up" in e["log_format"]]
+        self.assertEqual(len(starts), len(ends))
+        self.assertLessEqual(len(ends), taken // client.guard.bound + 1)
+        self.assertGreaterEqual(client.guard.dropped, 50 * 4096)
+        self.assertEqual(sum(e["count"] for e in ends), client.guard.dropped)
         line.deviceDataReceived(b"y")
-        self.assertEqual(len(self.events), 2)
-        self.assertEqual(self.events[1]["count"], dropped)
         client.doWrite()
         self.assertEqual(os.read(client._slave, 10), b"y")
+
+    def test_outbufAndNewestKept(self) -> None:
+        """
+        outbuf=8192, nobody reading 400 chunks of 4 KiB: the gateway holds at
+        most 8 KiB for the pty plus the newest 8 KiB (policy drop); the program
+        that comes gets what the kernel held, then the newest output, and the
+        status page's count is what it missed (it kept the oldest 256 KiB
+        whatever the listener said, and dropped every newer byte).
+        """
+        line, client = self.client("raw,outbuf=8192+pty")
+        sent = self.fill(line, client, 400)
+        waiting = len(client.dataBuffer) - client.offset + client._tempDataLen
+        self.assertLessEqual(waiting, 8192 + 4096)
+        self.assertEqual(client.guard.heldBytes, 8192)
+        got = self.readAll(client)
+        self.assertTrue(got.endswith(sent[-2] + sent[-1]))
+        self.assertTrue(got.startswith(sent[0]))
+        self.assertEqual(len(got) + client.guard.dropped, len(sent) * 4096)
+
+    def test_blockHoldsTheDevice(self) -> None:
+        """policy=block: once the pty's bound is passed the device is no longer read; once the program drained it, it is again, nothing lost."""
+        device = RecordingDevice()
+        line, client = self.client("raw,policy=block,outbuf=8192+pty", device)
+        sent = self.fill(line, client, 64)
+        self.assertEqual(device.events, [("pause", None)])
+        got = self.readAll(client)
+        self.assertEqual(device.events, [("pause", None), ("resume", None)])
+        self.assertEqual(got, b"".join(sent))
+        self.assertEqual(client.guard.dropped, 0)
+
+
+class ReadOnlyTests(SynchronousTestCase):
+    """raw,ro+pty: the program watches: its bytes and termios changes do not reach the device."""
+
+    def test_readOnlyProgram(self) -> None:
+        """
+        What a ro pty's program writes is refused (counted in the line's
+        refused bytes) and its speed change is not asked for; it still gets
+        the device's output.  (ro was ignored: its program typed on the line.)
+        """
+        device = RecordingDevice(SerialSettings(115200))
+        line = Line("t", device, clock=Clock())
+        client = PtyClient(line, "", reactor, parseListener("raw,ro+pty"))
+        self.addCleanup(client.close)
+        self.assertEqual(client.role.value, "read-only")
+        program = os.open(client.slaveName, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+        self.addCleanup(os.close, program)
+        os.write(program, b"typed")
+        client.doRead()
+        attributes = termios.tcgetattr(program)
+        attributes[4] = attributes[5] = termios.B9600
+        termios.tcsetattr(program, termios.TCSANOW, attributes)
+        client.doRead()
+        self.assertEqual(line.refused, 5)
+        self.assertEqual([what for what, _ in device.events], [])
+        line.deviceDataReceived(b"output")
+        client.doWrite()
+        self.assertEqual(os.read(program, 100), b"output")

@@ -233,6 +233,23 @@ class SttyTests(TestCase):
         self.assertEqual(termios.tcgetattr(pty.master)[5], termios.B9600)
 
 
+class ListenerOptionsTests(TestCase):
+    """The gateway gives a pty: listener's options to its client."""
+
+    timeout = 10
+
+    def test_gatewayPassesOptions(self) -> None:
+        """raw,ro,outbuf=4096,policy=block+pty:LINK: the line's pty client is read-only with that bound and policy."""
+        from tests.realio import ptyLine, startedPty, startGateway
+
+        link = os.path.abspath(self.mktemp())
+        service = startGateway(self, ptyLine(startedPty(self), f"raw,ro,outbuf=4096,policy=block+pty:{link}"))
+        client = service.lines["t"].clients[0]
+        assert isinstance(client, PtyClient)
+        self.assertEqual((client.peer, client.role.value, client.guard.bound, client.guard.policy),
+                         (f"pty:{link}", "read-only", 4096, "block"))
+
+
 class PtyClientFailureTests(TestCase):
     timeout = 10
 

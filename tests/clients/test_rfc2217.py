@@ -205,20 +205,43 @@ class ConformanceTests(SynchronousTestCase):
         self.assertEqual(h.send(sb(1, 0, 1, 0xC2, 0x00)), sb(101, 0, 0, 0x25, 0x80))
         self.assertEqual(h.send(sb(5, 9)), sb(105, 8))
         self.assertEqual(h.send(sb(5, 5)), sb(105, 6))
-        # PURGE: answered 0 (nothing purged), not as if done.
-        self.assertEqual(h.send(sb(12, 3)), sb(112, 0))
+        # PURGE: only its own buffers (see test_readOnlyPurgeOwnBuffersOnly).
+        self.assertEqual(h.send(sb(12, 3)), sb(112, 3))
         # SET-LINESTATE-MASK would turn PARMRK on in the device's termios.
         self.assertEqual(h.send(sb(10, 0x1C)), sb(110, 0))
         self.assertFalse(h.device.watching)
         self.assertEqual(h.device.events, [])
 
-    def test_readOnlyPurgeKeepsHeld(self) -> None:
-        """A read-only client's PURGE-DATA receive drops nothing, not even the output held for it while suspended."""
+    def test_readOnlyPurgeOwnBuffersOnly(self) -> None:
+        """
+        A read-only client's PURGE-DATA is answered with the value it sent
+        (RFC 2217: what was purged): its own buffers are, the output held
+        for it while suspended (receive) and none of its input (transmit:
+        it is refused); the device's queues are not touched (pyserial
+        purges at every open: a 0 made it refuse a read-only port).
+        """
         h = Harness(Role.READONLY)
         h.send(sb(8))
+        h.line.deviceDataReceived(b"dropped")
+        self.assertEqual(h.send(sb(12, 1)), sb(112, 1))
+        self.assertEqual(h.send(sb(12, 2)), sb(112, 2))
+        self.assertEqual(h.send(sb(12, 3)), sb(112, 3))
+        self.assertEqual(h.send(sb(9)), b"")
         h.line.deviceDataReceived(b"kept")
-        self.assertEqual(h.send(sb(12, 1)), sb(112, 0))
-        self.assertEqual(h.send(sb(9)), b"kept")
+        self.assertEqual(h.transport.value(), b"kept")
+        self.assertEqual(h.device.events, [])
+
+    def test_refusedModemLinesLogged(self) -> None:
+        """A read-only client's DTR or RTS change is answered with the line in effect and logged, as a refused setting is; asking for what is in effect is not."""
+        events = LogEvents(self).events
+        h = Harness(Role.READONLY)
+        self.assertEqual(h.send(sb(5, 9) + sb(5, 11) + sb(5, 12)), sb(105, 8) + sb(105, 11) + sb(105, 11))
+        refused = [e for e in events if "refused" in e.get("log_format", "")]
+        self.assertEqual([(e["line"], e["peer"], e["asked"], e["reason"], e["inEffect"]) for e in refused], [
+            ("ttyS0", h.client.peer, "DTR off", "the client is read-only", "DTR stays on"),
+            ("ttyS0", h.client.peer, "RTS off", "the client is read-only", "RTS stays on"),
+        ])
+        self.assertEqual(h.device.events, [])
 
     def test_readOnlyPollDoesNotClear(self) -> None:
         """A read-only client's NOTIFY-LINESTATE poll leaves the line state seen for the writer's poll."""
@@ -386,8 +409,55 @@ class NotificationTests(SynchronousTestCase):
         self.clock.advance(0.05)
         self.assertEqual(self.transport.value(), b"")
         self.client.dataReceived(sb(9))
-        self.assertEqual(self.transport.value(), b"held\xff\xff")
+        # The data, then the modem state as it is now, with DSR's delta.
+        self.assertEqual(self.transport.value(), b"held\xff\xff" + sb(107, 0x10 | 0x02))
         self.assertEqual([e for e in self.device.events if e[0] == "apply"], [])
+
+    def test_modemChangesToldOnceAfterResume(self) -> None:
+        """Modem lines that changed while suspended are told once at RESUME: the state then, with the delta of every line that changed (DSR went and came back: its delta too)."""
+        self.client.dataReceived(bytes([IAC, WILL, CPO]) + sb(8))
+        self.transport.clear()
+        for state in (0x10, 0x30, 0x30 | 0x80):  # DSR off, DSR on, CD up
+            self.device.modem = state
+            self.clock.advance(0.05)
+        self.assertEqual(self.transport.value(), b"")
+        self.client.dataReceived(sb(9))
+        self.assertEqual(self.transport.value(), sb(107, 0xB0 | 0x02 | 0x08))
+        self.transport.clear()
+        self.clock.advance(0.05)
+        self.client.dataReceived(sb(8) + sb(9))
+        self.assertEqual(self.transport.value(), b"")
+        # After the resume, changes are told as they happen again.
+        self.device.modem = 0x30
+        self.clock.advance(0.05)
+        self.assertEqual(self.transport.value(), sb(107, 0x30 | 0x08))
+
+    def test_modemChangesAfterResumeMasked(self) -> None:
+        """At RESUME, the modem-state mask decides: a masked change alone is not told; an unmasked one is, masked."""
+        self.client.dataReceived(bytes([IAC, WILL, CPO]) + sb(11, 0x88) + sb(8))
+        self.transport.clear()
+        self.device.modem = 0x20  # CTS down: masked out
+        self.clock.advance(0.05)
+        self.client.dataReceived(sb(9))
+        self.assertEqual(self.transport.value(), b"")
+        self.client.dataReceived(sb(8))
+        self.device.modem = 0x20 | 0x80  # CD up
+        self.clock.advance(0.05)
+        self.client.dataReceived(sb(9))
+        self.assertEqual(self.transport.value(), sb(107, 0x88))
+
+    def test_lineStateToldAfterResume(self) -> None:
+        """Breaks and errors seen while suspended are told once at RESUME, masked, all bits together."""
+        self.client.dataReceived(bytes([IAC, WILL, CPO]) + sb(10, 0x10 | 0x08) + sb(8))
+        self.transport.clear()
+        self.line.deviceLineState(0x10)
+        self.line.deviceLineState(0x08 | 0x02)
+        self.assertEqual(self.transport.value(), b"")
+        self.client.dataReceived(sb(9))
+        self.assertEqual(self.transport.value(), sb(106, 0x18))
+        self.transport.clear()
+        self.client.dataReceived(sb(8) + sb(9))
+        self.assertEqual(self.transport.value(), b"")
 
     def test_purgeReceiveDropsHeld(self) -> None:
         """PURGE-DATA receive also drops output held for a suspended client."""
@@ -564,12 +634,12 @@ class AbsurdRateTests(SynchronousTestCase):
         self.send(bytes([IAC, DO, 1, IAC, DO, 3, IAC, WILL, 3]))
         self.assertEqual(
             self.send(b"\x1dB3000000000\r"),
-            b"\r\n[serialgw: baud rate, then Enter:]\r\n"
+            b"\r\n[serialgw: baud rate, then Enter (Esc cancels):]\r\n"
             b"\r\n[serialgw: baud rate must be 1 to 2147483647, not '3000000000']\r\n",
         )
         self.assertEqual(self.device.settings.baudrate, 9600)
         self.assertFalse(self.transport.disconnecting)
-        self.assertEqual(self.send(b"\x1dB57600\r"), b"\r\n[serialgw: baud rate, then Enter:]\r\n"
+        self.assertEqual(self.send(b"\x1dB57600\r"), b"\r\n[serialgw: baud rate, then Enter (Esc cancels):]\r\n"
                          b"\r\n[serialgw: ttyS0 now at 57600,8N1]\r\n")
 
     def test_escapeMenuInvalidRateLogged(self) -> None:

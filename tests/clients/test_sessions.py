@@ -20,7 +20,7 @@ from serialgw.config.listeners import parseListener
 from serialgw.config.specs import SerialSettings
 from serialgw.line.hub import Line, Role
 from serialgw.line.textgate import OPEN, TAIL, endsOpen
-from tests.fakes import RecordingDevice, observeLog
+from tests.fakes import LogEvents, RecordingDevice, observeLog
 from tests.telnetpeer import AGREE, WONT_COM_PORT
 
 
@@ -82,8 +82,8 @@ class ExclusiveTests(SynchronousTestCase):
         h.line.setMode("exclusive")
         self.assertEqual([c.role for c in (alice, bob, reader, carol)],
                          [Role.WRITER, Role.WATCHER, Role.READONLY, Role.WATCHER])
-        self.assertEqual(text(aliceT), "\r\n[serialgw: 192.0.2.9:2 now only watches]\r\n"
-                                       "\r\n[serialgw: 192.0.2.9:4 now only watches]\r\n")
+        # (carol has said nothing yet: not announced, nor is her change.)
+        self.assertEqual(text(aliceT), "\r\n[serialgw: 192.0.2.9:2 now only watches]\r\n")
         bob.dataReceived(b"ls")
         carol.dataReceived(b"rm")
         alice.dataReceived(b"id")
@@ -92,6 +92,7 @@ class ExclusiveTests(SynchronousTestCase):
         h.line.setMode("shared")
         self.assertEqual([c.role for c in (alice, bob, reader, carol)],
                          [Role.WRITER, Role.WRITER, Role.READONLY, Role.WRITER])
+        # (carol said something meanwhile: announced now, her change too.)
         self.assertEqual(text(aliceT), "\r\n[serialgw: 192.0.2.9:2 writes (shared)]\r\n"
                                        "\r\n[serialgw: 192.0.2.9:4 writes (shared)]\r\n")
         bob.dataReceived(b"ls")
@@ -196,28 +197,86 @@ class EscapeTests(SynchronousTestCase):
         self.assertIn("rack4 now at 9600,8N1", text(self.t))
 
     def test_setBaudBackspaceAndGarbage(self) -> None:
-        """^] B: Backspace (DEL or ^H) takes back a digit (115<BS>2 was 1152, a wrong rate set); what is not a number is refused as typed."""
+        """^] B: Backspace (DEL or ^H) takes back a digit (115<BS>2 was 1152, a wrong rate set); spaces around the number are fine; digits that are no rate are refused as typed."""
         self.client.dataReceived(b"\x1dB115200\x7f\x7f\x08\x7f\x7f\x7f96\x08600\r")
         self.assertEqual(self.h.device.settings.baudrate, 9600)
         text(self.t)
-        self.client.dataReceived(b"\x1dBfoo\r")
-        self.assertEqual(text(self.t), "\r\n[serialgw: baud rate, then Enter:]\r\n"
-                                       "\r\n[serialgw: baud rate must be 1 to 2147483647, not 'foo']\r\n")
-        self.client.dataReceived(b"\x1dR1x\x7f2\r")
-        self.assertIn("[serialgw: last 12 lines of rack4:]", text(self.t))
+        self.client.dataReceived(b"\x1dB 0 \r")
+        self.assertEqual(text(self.t), "\r\n[serialgw: baud rate, then Enter (Esc cancels):]\r\n"
+                                       "\r\n[serialgw: baud rate must be 1 to 2147483647, not '0']\r\n")
+        self.client.dataReceived(b"\x1dR 1\x7f2\r")
+        self.assertIn("[serialgw: last 2 lines of rack4:]", text(self.t))
         self.assertEqual([e[0] for e in self.h.device.events], ["apply"])
+
+    def test_argumentEndedByAKeyNotADigit(self) -> None:
+        """^] B foo Enter in one read (a paste, typed ahead): 'f' ends the argument, nothing changed; 'oo' and Enter reach neither the rate nor the device, and the person is told how many bytes were not sent."""
+        events = LogEvents(self).events
+        self.client.dataReceived(b"\x1dBfoo\r")
+        self.assertEqual(text(self.t), "\r\n[serialgw: baud rate, then Enter (Esc cancels):]\r\n"
+                                       "\r\n[serialgw: baud rate cancelled: 'f' is not a digit; "
+                                       "the 3 byte(s) after it were not sent to rack4]\r\n")
+        self.assertEqual(self.h.device.events, [])
+        said = [e for e in events if e.get("why") is not None]
+        self.assertEqual([(e["line"], e["why"], e["rest"]) for e in said],
+                         [("rack4", "baud rate cancelled: 'f' is not a digit", 3)])
+        # Keys typed afterwards are typing again.
+        self.client.dataReceived(b"ls\r")
+        self.assertEqual(self.h.device.events, [("write", b"ls\r")])
+
+    def test_pasteAfterReplayCommandNotSwallowed(self) -> None:
+        """^] R, then a paste of a command line in one read: not swallowed up to Enter and not sent either; said, with its size, and the typing after it goes to the device."""
+        self.client.dataReceived(b"\x1dR")
+        text(self.t)
+        self.client.dataReceived(b"reboot -f\r")
+        self.assertEqual(text(self.t), "\r\n[serialgw: replay cancelled: 'r' is not a digit; "
+                                       "the 9 byte(s) after it were not sent to rack4]\r\n")
+        self.client.dataReceived(b"x")
+        self.assertEqual(self.h.device.events, [("write", b"x")])
+
+    def test_argumentCancelKeys(self) -> None:
+        """Escape, ^C and the escape key cancel an argument (a key on its own: nothing else to say); an arrow key's ESC [ A is not sent in part."""
+        for key in (b"\x1b", b"\x03", b"\x1d"):
+            self.client.dataReceived(b"\x1dB96" + key)
+            self.assertEqual(text(self.t), "\r\n[serialgw: baud rate, then Enter (Esc cancels):]\r\n"
+                                           "\r\n[serialgw: baud rate cancelled]\r\n")
+        self.client.dataReceived(b"\x1dR1")
+        self.client.dataReceived(b"\x1b[A")
+        self.assertEqual(text(self.t), "\r\n[serialgw: how many lines, then Enter (Esc cancels):]\r\n"
+                                       "\r\n[serialgw: replay cancelled; the 2 byte(s) after it were not sent to rack4]\r\n")
+        self.client.dataReceived(b"\r")
+        self.assertEqual((self.h.device.events, self.h.device.settings.baudrate), ([("write", b"\r")], 115200))
+
+    def test_argumentBounded(self) -> None:
+        """An argument is at most 12 keys: the 13th ends it, said; nothing changed, what follows in that read not sent (a paste of digits is not held for ever)."""
+        self.client.dataReceived(b"\x1dB" + b"1" * 100)
+        self.assertEqual(text(self.t), "\r\n[serialgw: baud rate, then Enter (Esc cancels):]\r\n"
+                                       "\r\n[serialgw: baud rate cancelled: more than 12 characters; "
+                                       "the 87 byte(s) after it were not sent to rack4]\r\n")
+        self.client.dataReceived(b"\r")
+        self.assertEqual((self.h.device.events, self.h.device.settings.baudrate), ([("write", b"\r")], 115200))
+
+    def test_controlAndNonAsciiKeysNamed(self) -> None:
+        """A control key or a UTF-8 character's byte ending an argument is named readably (^I, byte 0xc3), never sent."""
+        self.client.dataReceived(b"\x1dR\t")
+        self.client.dataReceived(b"\x1dR\xc3\xa9")
+        self.assertEqual(text(self.t), "\r\n[serialgw: how many lines, then Enter (Esc cancels):]\r\n"
+                                       "\r\n[serialgw: replay cancelled: ^I is not a digit]\r\n"
+                                       "\r\n[serialgw: how many lines, then Enter (Esc cancels):]\r\n"
+                                       "\r\n[serialgw: replay cancelled: byte 0xc3 is not a digit; "
+                                       "the 1 byte(s) after it were not sent to rack4]\r\n")
+        self.assertEqual(self.h.device.events, [])
 
     def test_setBaudRefused(self) -> None:
         """^] B 9600 from a read-only client, or a watcher: refused, said so, the device's settings untouched."""
         client, t = self.h.telnet("telnet,ro,escape=^]+4444", port=1001)
         client.dataReceived(b"\x1dB9600\r")
-        self.assertEqual(t.value(), b"\r\n[serialgw: baud rate, then Enter:]\r\n"
+        self.assertEqual(t.value(), b"\r\n[serialgw: baud rate, then Enter (Esc cancels):]\r\n"
                                     b"\r\n[serialgw: read-only: nothing changed, rack4 stays at 115200,8N1]\r\n")
         self.h.line.mode = "exclusive"
         watcher, w = self.h.telnet(port=1002)
         watcher.role = Role.WATCHER
         watcher.dataReceived(b"\x1dB9600\r")
-        self.assertEqual(w.value(), b"\r\n[serialgw: baud rate, then Enter:]\r\n"
+        self.assertEqual(w.value(), b"\r\n[serialgw: baud rate, then Enter (Esc cancels):]\r\n"
                                     b"\r\n[serialgw: you only watch: take write first: nothing changed, "
                                     b"rack4 stays at 115200,8N1]\r\n")
         self.assertEqual((self.h.device.settings.baudrate, self.h.line.settings.baudrate), (115200, 115200))
@@ -228,7 +287,7 @@ class EscapeTests(SynchronousTestCase):
         self.h.line.letGo()
         self.t.clear()
         self.client.dataReceived(b"\x1dB9600\r")
-        self.assertEqual(self.t.value(), b"\r\n[serialgw: baud rate, then Enter:]\r\n"
+        self.assertEqual(self.t.value(), b"\r\n[serialgw: baud rate, then Enter (Esc cancels):]\r\n"
                                          b"\r\n[serialgw: rack4 is closing: nothing changed, rack4 stays at 115200,8N1]\r\n")
         self.assertEqual([e for e in self.h.device.events if e[0] == "apply"], [])
 
@@ -249,7 +308,7 @@ class EscapeTests(SynchronousTestCase):
         self.client.dataReceived(b"\x1dR3\r")
         self.assertEqual(
             self.t.value(),
-            b"\r\n[serialgw: how many lines, then Enter:]\r\n\r\n[serialgw: last 3 lines of rack4:]\r\n"
+            b"\r\n[serialgw: how many lines, then Enter (Esc cancels):]\r\n\r\n[serialgw: last 3 lines of rack4:]\r\n"
             b"line 7\r\nline 8\r\nline 9\r\n",
         )
 
@@ -593,7 +652,7 @@ class RealTCPTests(TestCase):
         pty.write(b"one\r\ntwo\r\n")
         await client.received.contains(b"two\r\n")
         await command(b"\x1dr", b"\r\n[serialgw: last 20 lines of rack4:]\r\none\r\ntwo\r\n")
-        await command(b"\x1dB9600\r", b"\r\n[serialgw: baud rate, then Enter:]\r\n\r\n[serialgw: rack4 now at 9600,8N1]\r\n")
+        await command(b"\x1dB9600\r", b"\r\n[serialgw: baud rate, then Enter (Esc cancels):]\r\n\r\n[serialgw: rack4 now at 9600,8N1]\r\n")
         await command(b"\x1ds", f"\r\n[serialgw: rack4: {pty.slaveName} up, 9600,8N1, 10 bytes in, 1 out, "
                                 "0 breaks, 0 dropped while down, mode shared]\r\n".encode())
         await command(b"\x1do", f"\r\n[serialgw: {peer} now only watches]\r\n".encode())

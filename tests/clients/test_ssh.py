@@ -965,7 +965,7 @@ class FactoryTests(SynchronousTestCase):
         self.assertEqual([tcp.aborted for _, tcp in transports], [True, True])
         for transport, _ in transports:
             transport.connectionLost(None)
-        self.assertEqual(factory.pending, 0)
+        self.assertEqual(factory.startups.total, 0)
         self.assertIsNotNone(factory.buildProtocol(IPv4Address("TCP", "192.0.2.7", 4)))
 
     def test_packetsCannotFloodTheLog(self) -> None:
@@ -1017,11 +1017,11 @@ class FactoryTests(SynchronousTestCase):
         other.makeConnection(Tcp())
         mine[0].connectionLost(None)
         self.assertIsNotNone(factory.buildProtocol(IPv4Address("TCP", "192.0.2.66", 4)))
-        self.assertEqual((factory.pending, factory.pendingFrom), (3, {"192.0.2.66": 2, "192.0.2.77": 1}))
+        self.assertEqual((factory.startups.total, factory.startups.bySource), (3, {"192.0.2.66": 2, "192.0.2.77": 1}))
         mine[1].setService(Connection())
         for transport in (mine[1], other):
             transport.connectionLost(None)
-        self.assertEqual(factory.pendingFrom, {"192.0.2.66": 1})
+        self.assertEqual(factory.startups.bySource, {"192.0.2.66": 1})
 
     def test_loggedInWithoutSession(self) -> None:
         """Logged in, the connection still counts among the startups (a person with a key opened any number of connections) until it starts a session, which it must within loginGrace too, or it is cut."""
@@ -1032,13 +1032,13 @@ class FactoryTests(SynchronousTestCase):
         transport.makeConnection(tcp)
         factory.clock.advance(factory.loginGrace - 1)
         transport.setService(Connection())
-        self.assertEqual((factory.pending, factory.buildProtocol(IPv4Address("TCP", "192.0.2.7", 2))), (1, None))
+        self.assertEqual((factory.startups.total, factory.buildProtocol(IPv4Address("TCP", "192.0.2.7", 2))), (1, None))
         factory.clock.advance(factory.loginGrace - 1)
         self.assertFalse(tcp.aborted)
         factory.clock.advance(1)
         self.assertTrue(tcp.aborted)
         transport.connectionLost(None)
-        self.assertEqual((factory.pending, factory.clock.getDelayedCalls()), (0, []))
+        self.assertEqual((factory.startups.total, factory.clock.getDelayedCalls()), (0, []))
 
     def test_sessionStopsTheClock(self) -> None:
         """A session asking for its line ends the wait: no timer is left."""
@@ -1050,7 +1050,7 @@ class FactoryTests(SynchronousTestCase):
         channel.conn = transport.service
         channel.requestReceived(b"shell", b"")
         self.assertEqual([c.func.__name__ for c in factory.clock.getDelayedCalls()], ["_refuse"])
-        self.assertEqual((factory.pending, factory.pendingFrom), (0, {}))
+        self.assertEqual((factory.startups.total, factory.startups.bySource), (0, {}))
 
     def test_closedSessionCut(self) -> None:
         """Once its session channel has closed, a connection whose client does not read its last output is cut after CLOSE_GRACE s (each such one held a descriptor for ever)."""
@@ -1266,7 +1266,8 @@ class FileTests(SynchronousTestCase):
     def test_farm(self) -> None:
         """Users with inline keys and a keys file; lines with write/read lists; the [ssh] listener and host key."""
         a, b = newKey(), newKey()
-        keysFile = self.write(publicLine(b, "laptop") + "\n")
+        # (Absolute: a relative keys-file is the configuration file's directory's.)
+        keysFile = os.path.abspath(self.write(publicLine(b, "laptop") + "\n"))
         path = self.write(
             '[ssh]\nlisten = "banner+tcp:2222:interface=127.0.0.1"\nhost-key = "/tmp/hk"\n\n'
             f'[users.ops1]\nkeys = ["{publicLine(a)}"]\nkeys-file = "{keysFile}"\n\n'
@@ -1342,7 +1343,7 @@ class OptionsTests(SynchronousTestCase):
         keys = self.mktemp()
         with open(keys, "w") as f:
             f.write(publicLine(newKey(), "ops1") + "\n")
-        hostKey = self.mktemp()
+        hostKey = os.path.abspath(self.mktemp())  # (a relative one is shown made absolute)
         loadHostKey(hostKey)
         os.chmod(hostKey, 0o640)
         options = self.parse("--check", "--port", "tcp:2222:interface=127.0.0.1", "--ssh", "tcp:2222",
@@ -1354,7 +1355,7 @@ class OptionsTests(SynchronousTestCase):
             "listener 'tcp:2222:interface=127.0.0.1' already does",
             f"serialgw: error: the SSH host key {hostKey!r} may be read by others (mode 0640): chmod 600 it",
         ])
-        link = self.mktemp()
+        link = os.path.abspath(self.mktemp())
         os.symlink(hostKey, link)
         os.chmod(hostKey, 0o600)
         options = self.parse("--check", "--ssh", "tcp:2222", "--ssh-host-key", link, "--authorized-keys", keys)
@@ -1377,7 +1378,7 @@ class OptionsTests(SynchronousTestCase):
             f.write(publicLine(newKey(), "ops1") + "\n")
         for content, why in ((b"", "cannot read SSH host key {path!r}: cannot guess the type of b''"),
                              (publicLine(newKey()).encode(), "SSH host key {path!r} is not a private key")):
-            hostKey = self.mktemp()
+            hostKey = os.path.abspath(self.mktemp())
             with open(os.open(hostKey, os.O_WRONLY | os.O_CREAT, 0o600), "wb") as f:
                 f.write(content)
             options = self.parse("--check", "--ssh", "tcp:2222", "--ssh-host-key", hostKey, "--authorized-keys", keys)

@@ -129,6 +129,35 @@ class QemuManualTests(SynchronousTestCase):
         self.assertEqual([parseListener(t).escape for t in ("mon:stdio", "mon:pipe:/tmp/f", "raw,escape=off+pty:/x")],
                          [1, 1, None])
 
+    def test_ptyOptions(self) -> None:
+        """A pty: listener takes ro, outbuf= and policy=drop|block (kept in its spec); mon: and ro go together."""
+        spec = parseListener("raw,ro,outbuf=4096,policy=block+pty:/tmp/ttyV0")
+        self.assertEqual((spec.kind, spec.path, spec.readOnly, spec.outbuf, spec.policy),
+                         (ListenerKind.PTY, "/tmp/ttyV0", True, 4096, "block"))
+        self.assertEqual((parseListener("pty:/x").readOnly, parseListener("pty:/x").policy), (False, "drop"))
+        self.assertEqual(parseListener("raw,policy=drop+pty").kind, ListenerKind.PTY)
+
+    def test_ptyRefusesWhatItWouldIgnore(self) -> None:
+        """
+        What a pty: client would ignore is refused, naming the listener and
+        the option (ro, outbuf= and policy= were all ignored: a ro pty's
+        program typed on the line).
+        """
+        takes = "a pty: client takes ro, outbuf= and policy=drop|block"
+        for text, what in (("raw,allow=127.0.0.1+pty:/x", "allow="), ("raw,idle=5+pty:/x", "idle="),
+                           ("raw,keepalive+pty:/x", "keepalive"), ("raw,nodelay+pty:/x", "nodelay"),
+                           ("raw,banner+pty:/x", "banner"), ("raw,replay+pty:/x", "replay"),
+                           ("raw,no-notices+pty:/x", "notices or no-notices"),
+                           ("raw,notices+pty", "notices or no-notices")):
+            self.assertEqual(str(self.assertRaises(ConfigError, parseListener, text)),
+                             f"listener {text!r}: {what} means nothing to a pty: client; {takes}")
+        for text in ("telnet+pty:/x", "telnet,ro+pty:/x", "telnet,no-rfc2217+pty:/x"):
+            self.assertEqual(str(self.assertRaises(ConfigError, parseListener, text)),
+                             f"listener {text!r}: a pty: client is raw bytes, not telnet (write raw+pty: or pty:); {takes}")
+        self.assertEqual(str(self.assertRaises(ConfigError, parseListener, "raw,policy=disconnect+pty:/x")),
+                         "listener 'raw,policy=disconnect+pty:/x': policy=disconnect cannot cut a pty: client (its "
+                         f"program would find no pty until a restart); {takes}")
+
     def test_escapeOffByDefault(self) -> None:
         """Without escape=, a listener's escape key is None, as with escape=off: no menu, no other sentinel."""
         for text in ("telnet+4444", "raw+4444", "4444", "unix:/run/x", "stdio"):

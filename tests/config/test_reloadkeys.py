@@ -130,3 +130,35 @@ class ReloadKeysTests(TestCase):
         await client.received.contains(b"\xff\xfa\x2c\x64rack 4\xff\xf0")
         await closeClients(client)
         dialed[0].transport.loseConnection()  # type: ignore[union-attr]
+
+    async def test_roAndAllowTakenAwayApplyToConnectedClients(self) -> None:
+        """
+        A reload adding ro to a listener makes its connected writer read-only
+        (told; its typing no longer reaches the device); one narrowing allow=
+        to addresses the client's is not in disconnects it, told why.
+        """
+        link = os.path.abspath(self.mktemp())
+        listen = "telnet,no-rfc2217,notices{}+tcp:0:interface=127.0.0.1"
+        config = f'[lines.a]\ndevice = "pty:{link}"\nlisten = "{{}}"\n'
+        service = startGateway(self, *loadConfig(writeTemp(self, config.format(listen.format("")))))
+        far = TtyEnd(link)
+        self.addCleanup(far.close)
+        client = await connect(listenerPort(service))
+        client.transport.write(b"one")  # type: ignore[union-attr]
+        await far.received.contains(b"one")
+        result = await service.reload(loadConfig(writeTemp(self, config.format(listen.format(",ro")))))
+        self.assertEqual(result, {"added": [], "changed": ["a"], "removed": []})
+        await client.received.contains(b"[serialgw: you are read-only now: a reload made a's listener "
+                                       b"'telnet,no-rfc2217,notices,ro+tcp:0:interface=127.0.0.1' read-only]\r\n")
+        client.transport.write(b"two")  # type: ignore[union-attr]
+        await client.received.contains(b"[serialgw: read-only: what you type is not sent to a]\r\n")
+        far.write(b"three")
+        await client.received.contains(b"three")
+        self.assertEqual(far.received.data, b"one")
+        result = await service.reload(loadConfig(writeTemp(self, config.format(listen.format(",ro,allow=10.0.0.0/8")))))
+        self.assertEqual(result, {"added": [], "changed": ["a"], "removed": []})
+        await client.closed
+        self.assertIn(b"[serialgw: your address is no longer allowed on a (a reload changed "
+                      b"'telnet,no-rfc2217,notices,ro,allow=10.0.0.0/8+tcp:0:interface=127.0.0.1'): disconnected]\r\n",
+                      client.received.data)
+        self.assertEqual(service.lines["a"].clients, [])

@@ -74,6 +74,27 @@ class PtyLinkTests(SynchronousTestCase):
         self.addCleanup(port.close)
         self.assertEqual(os.readlink(self.link), port.slaveName)
 
+    def test_reusedNumberTakenOver(self) -> None:
+        """
+        A gateway killed -9 left its link; its pty's number went to another
+        program's pty since (an ssh session's: the slave held, the master in
+        another process): the link is stale and taken over; the start was
+        refused ('is the live link to /dev/pts/N ... (another gateway?)').
+        """
+        import subprocess
+
+        master, slave = os.openpty()
+        self.addCleanup(os.close, slave)
+        # The master in a process of its own, as sshd or tmux has it.
+        holder = subprocess.Popen(["sleep", "60"], pass_fds=(master,))
+        self.addCleanup(holder.wait)
+        self.addCleanup(holder.kill)
+        os.close(master)
+        os.symlink(os.ttyname(slave), self.link)
+        port = PtyPort(self.link, SerialSettings())
+        self.addCleanup(port.close)
+        self.assertEqual(os.readlink(self.link), port.slaveName)
+
     def test_linkToSomethingElseRefused(self) -> None:
         """A link to a file (not a pty) and a regular file are never replaced."""
         target = os.path.join(self.directory, "precious")
@@ -125,16 +146,16 @@ class ConsoleLogPathTests(SynchronousTestCase):
         self.assertEqual(stat.S_IMODE(os.stat(self.path).st_mode), 0o640)
 
     def test_symlinkAtRotationNotFollowed(self) -> None:
-        """A symlink put at the path is moved aside by a rotation, never written through; the new log is a file."""
+        """A symlink put at the path is neither renamed by a rotation nor written through: output goes on to the file in hand."""
         log = ConsoleLog(self.line, LogSpec(self.path, format="", maxSize=10, daily=False), self.clock)
         self.addCleanup(log.close)
         self.line.deviceDataReceived(b"0123456789")
         os.rename(self.path, self.path + ".orig")
         os.symlink(self.target, self.path)
         self.line.deviceDataReceived(b"more\n")
-        self.assertFalse(os.path.islink(self.path))
-        with open(self.path, "rb") as f:
-            self.assertEqual(f.read(), b"more\n")
+        self.assertEqual((os.readlink(self.path), os.path.lexists(self.path + ".1")), (self.target, False))
+        with open(self.path + ".orig", "rb") as f:
+            self.assertEqual(f.read(), b"0123456789more\n")
         with open(self.target, "rb") as f:
             self.assertEqual(f.read(), b"keep")
 

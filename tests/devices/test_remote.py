@@ -664,3 +664,22 @@ class FlappingRemoteTests(SynchronousTestCase):
         self.assertEqual(self.link(STABLE_LINK - 0.5), 16.0)
         self.assertEqual(self.link(STABLE_LINK), 1.0)
         self.assertEqual(self.link(0.1), 2.0)
+
+    def test_retryCountCarried(self) -> None:
+        """The log's 'retry N' for a remote console counts the attempts since its link last stayed up STABLE_LINK s, as the backoff does (retry 1, 2, 3, ...), and says the link was closed, not 'cannot connect'."""
+        from twisted.logger import formatEvent
+
+        from serialgw.app.logs import tidy
+        from serialgw.devices.backoff import STABLE_LINK
+        from tests.fakes import observeLog
+
+        said: list[str] = []
+        # Tidied as it is logged, as the gateway's observer does.
+        observeLog(self, lambda e: said.extend(formatEvent(t) for t in [tidy(e)] if t is not None)
+                   if e.get("log_format", "").startswith("Scheduling retry") else None)
+        waits = [self.link(0.1) for _ in range(3)] + [self.link(STABLE_LINK), self.link(0.1)]
+        self.assertEqual(waits, [1.0, 2.0, 4.0, 1.0, 2.0])
+        self.assertEqual(said, [
+            f"/run/vm.serial0: connection closed; retry {n} in {delay:.1f} s"
+            for n, delay in [(1, 1.0), (2, 2.0), (3, 4.0), (1, 1.0), (2, 2.0)]
+        ])

@@ -370,14 +370,15 @@ class ListenerTests(TestCase):
         self.assertEqual(received, b"boot\r\n")
         os.write(slave, b"typed")
         self.assertEqual(await self.pty.received.length(5), b"typed")
-        # Nobody reads now: at most OUTBUF bytes wait in the gateway.
-        from serialgw.clients.ptylink import OUTBUF
-
+        # Nobody reads now: at most its outbuf (and the chunk that passed it)
+        # waits in the gateway, and its newest outbuf; the rest is dropped.
         chunk = b"x" * 65536
         for _ in range(12):
             client.deliver(chunk)
-        self.assertLessEqual(len(client.dataBuffer) + client._tempDataLen, OUTBUF)  # type: ignore[attr-defined]
-        self.assertGreater(client.dropped, 0)  # type: ignore[attr-defined]
+        guard = client.guard
+        self.assertLessEqual(len(client.dataBuffer) + client._tempDataLen, guard.bound + 65536)  # type: ignore[attr-defined]
+        self.assertEqual(guard.heldBytes, guard.bound)
+        self.assertGreater(guard.dropped, 0)
 
 
 class StaleSocketTests(SynchronousTestCase):
@@ -445,3 +446,22 @@ class DialOutBackoffTests(SynchronousTestCase):
         self.assertEqual(self.link(STABLE_LINK - 0.5), 16.0)
         self.assertEqual(self.link(STABLE_LINK), 1.0)
         self.assertEqual(self.link(0.1), 2.0)
+
+    def test_retryCountCarried(self) -> None:
+        """The log's 'retry N' counts the attempts since the dial-out last stayed up STABLE_LINK s, as the backoff does: a peer that accepts and closes at once is retry 1, 2, 3, ..., not retry 1 for ever."""
+        from twisted.logger import formatEvent
+
+        from serialgw.app.logs import tidy
+        from serialgw.devices.backoff import STABLE_LINK
+        from tests.fakes import observeLog
+
+        said: list[str] = []
+        # Tidied as it is logged, as the gateway's observer does.
+        observeLog(self, lambda e: said.extend(formatEvent(t) for t in [tidy(e)] if t is not None)
+                   if e.get("log_format", "").startswith("Scheduling retry") else None)
+        waits = [self.link(0.1) for _ in range(3)] + [self.link(STABLE_LINK), self.link(0.1)]
+        self.assertEqual(waits, [1.0, 2.0, 4.0, 1.0, 2.0])
+        self.assertEqual(said, [
+            f"/run/qemu-server/100.serial0: connection closed; retry {n} in {delay:.1f} s"
+            for n, delay in [(1, 1.0), (2, 2.0), (3, 4.0), (1, 1.0), (2, 2.0)]
+        ])

@@ -124,6 +124,45 @@ class PyserialTests(TestCase):
         self.assertEqual(device.breaks, 1)
         self.assertEqual(device.modemLines, {"dtr": True, "rts": True})
 
+    async def test_readOnlyPortOpensAndRefuses(self) -> None:
+        """
+        pyserial opens a read-only listener's port (it purges at every
+        open: the purge, of that client's own buffers only, is answered as
+        done) and its purges pass; a setting or DTR change is refused, the
+        answer (what is in effect) not what it asked, so it raises "remote
+        rejected value" at once; nothing reaches the pty.
+        """
+        pty = PtyPair()
+        self.addCleanup(pty.close)
+        config = LineConfig(name="ro", device=DeviceSpec("tty", pty.slaveName), listeners=(
+            ListenerSpec("tcp:0:interface=127.0.0.1", Protocol.TELNET, readOnly=True),))
+        service = startGateway(self, config)
+        url = f"rfc2217://127.0.0.1:{listenerPort(service)}"
+        before = termios.tcgetattr(pty.master)
+
+        def run() -> dict[str, str]:
+            said = {}
+            port = serial.serial_for_url(url, baudrate=115200, timeout=3)
+            try:
+                for name, action in [("reset_input_buffer", port.reset_input_buffer),
+                                     ("reset_output_buffer", port.reset_output_buffer),
+                                     ("dtr off", lambda: setattr(port, "dtr", False)),
+                                     ("baudrate", lambda: setattr(port, "baudrate", 9600))]:
+                    try:
+                        action()
+                        said[name] = "done"
+                    except ValueError as e:
+                        said[name] = str(e)
+            finally:
+                port.close()
+            return said
+
+        said = await self.inThread(run)
+        self.assertEqual(said, {"reset_input_buffer": "done", "reset_output_buffer": "done",
+                                "dtr off": "remote rejected value for option 'control'",
+                                "baudrate": "remote rejected value for option 'baudrate'"})
+        self.assertEqual(termios.tcgetattr(pty.master), before)
+
     async def test_settingsRestored(self) -> None:
         """When the RFC 2217 client leaves, the configured 115200 8N1 comes back."""
         line = self.service.lines["t"]

@@ -1,0 +1,191 @@
+"""
+Rights a reload takes away from the people already connected: a listener
+made read-only (C{ro}), an C{allow=} narrowed (L{applyListenerRights}); and
+a reload's role changes for connections never announced.
+"""
+
+from __future__ import annotations
+
+from twisted.internet.address import IPv4Address
+from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
+from twisted.trial.unittest import SynchronousTestCase
+
+from serialgw.clients.factory import applyListenerRights
+from serialgw.clients.raw import RawClient
+from serialgw.clients.telnet import TelnetClient
+from serialgw.config.listeners import parseListener
+from serialgw.config.specs import SerialSettings
+from serialgw.line.hub import Line, Role
+from tests.fakes import LogEvents, RecordingClient, RecordingDevice
+from tests.telnetpeer import AGREE, WONT_COM_PORT
+
+TELNET = "telnet,escape=^]+4444"
+MADE_RO = "telnet,ro,escape=^]+4444"
+
+
+class Harness:
+    def __init__(self, mode: str = "shared") -> None:
+        self.device = RecordingDevice(SerialSettings(115200))
+        self.line = Line("rack4", self.device, clock=Clock())
+        self.line.mode = mode
+
+    def telnet(self, listener: str = TELNET, host: str = "192.0.2.9", port: int = 1,
+               agree: bytes = AGREE + WONT_COM_PORT) -> tuple[TelnetClient, StringTransport]:
+        spec = parseListener(listener)
+        client = TelnetClient(self.line, Role.READONLY if spec.readOnly else Role.WRITER, listener=spec)
+        transport = StringTransport(peerAddress=IPv4Address("TCP", host, port))
+        client.makeConnection(transport)
+        if agree:
+            client.dataReceived(agree)
+        transport.clear()
+        return client, transport
+
+
+def text(transport: StringTransport) -> str:
+    value = transport.value().decode("utf-8", "replace")
+    transport.clear()
+    return value
+
+
+class ReadOnlyTests(SynchronousTestCase):
+    def test_listenerMadeReadOnly(self) -> None:
+        """A listener made ro: its connected writers are read-only at once (told, the others and the log too); typing and ^] t refused; another listener's client untouched."""
+        events = LogEvents(self).events
+        h = Harness()
+        alice, aliceT = h.telnet(port=1)
+        bob, bobT = h.telnet(port=2)
+        raw = RawClient(h.line, listener=parseListener("raw+4445"))
+        raw.makeConnection(StringTransport(peerAddress=IPv4Address("TCP", "192.0.2.9", 3)))
+        raw.dataReceived(b"id")
+        text(aliceT), text(bobT)
+        applyListenerRights(h.line, [parseListener(MADE_RO), parseListener("raw+4445")])
+        self.assertEqual([c.role for c in (alice, bob, raw)], [Role.READONLY, Role.READONLY, Role.WRITER])
+        why = "a reload made rack4's listener 'telnet,ro,escape=^]+4444' read-only"
+        self.assertEqual(text(aliceT), f"\r\n[serialgw: you are read-only now: {why}]\r\n"
+                                       f"\r\n[serialgw: 192.0.2.9:2 is read-only now: {why}]\r\n")
+        self.assertEqual(text(bobT), f"\r\n[serialgw: 192.0.2.9:1 is read-only now: {why}]\r\n"
+                                     f"\r\n[serialgw: you are read-only now: {why}]\r\n")
+        self.assertEqual([e["text"] for e in events if "read-only now" in e.get("text", "")],
+                         [f"192.0.2.9:1 is read-only now: {why}", f"192.0.2.9:2 is read-only now: {why}"])
+        alice.dataReceived(b"reboot\r")
+        bob.dataReceived(b"\x1dt\x1db")
+        self.assertEqual(h.device.events, [("write", b"id")])
+        self.assertEqual(text(bobT), "\r\n[serialgw: read-only: cannot take write]\r\n"
+                                     "\r\n[serialgw: no break: read-only]\r\n")
+        self.assertEqual(text(aliceT), "\r\n[serialgw: read-only: what you type is not sent to rack4]\r\n")
+        # The same reload again (or another one) changes nobody twice.
+        applyListenerRights(h.line, [parseListener(MADE_RO), parseListener("raw+4445")])
+        self.assertEqual((text(aliceT), text(bobT)), ("", ""))
+
+    def test_rightsGivenPromoteNobody(self) -> None:
+        """ro taken out of a listener (or allow= widened) promotes nobody already connected: read-only stays read-only; new connections write."""
+        h = Harness()
+        reader, readerT = h.telnet(MADE_RO, port=1)
+        applyListenerRights(h.line, [parseListener(TELNET)])
+        self.assertEqual((reader.role, text(readerT)), (Role.READONLY, ""))
+        newcomer, _ = h.telnet(port=2)
+        self.assertEqual(newcomer.role, Role.WRITER)
+
+    def test_listenerRemovedClientsStay(self) -> None:
+        """A listener removed by a reload leaves its clients as they are (they came through it: they stay, README)."""
+        h = Harness()
+        alice, aliceT = h.telnet(port=1)
+        applyListenerRights(h.line, [parseListener("raw,ro+4445")])
+        self.assertEqual((alice.role, text(aliceT), aliceT.disconnecting), (Role.WRITER, "", False))
+
+    def test_watcherMadeReadOnly(self) -> None:
+        """Exclusive mode: a watcher of a listener made ro is read-only too (it could take write before)."""
+        h = Harness("exclusive")
+        h.telnet("raw+4445", port=1)
+        bob, bobT = h.telnet(port=2)
+        self.assertEqual(bob.role, Role.WATCHER)
+        applyListenerRights(h.line, [parseListener(MADE_RO), parseListener("raw+4445")])
+        self.assertEqual(bob.role, Role.READONLY)
+        bob.dataReceived(b"\x1dt")
+        self.assertTrue(text(bobT).endswith("\r\n[serialgw: read-only: cannot take write]\r\n"))
+
+
+class AllowTests(SynchronousTestCase):
+    def test_allowNarrowed(self) -> None:
+        """allow= narrowed by a reload: a client whose address it no longer admits is told, logged and disconnected (off the line at once); one it admits stays a writer."""
+        events = LogEvents(self).events
+        h = Harness()
+        inside, insideT = h.telnet(host="10.1.2.3", port=1)
+        outside, outsideT = h.telnet(host="192.0.2.9", port=2)
+        text(insideT)
+        applyListenerRights(h.line, [parseListener("telnet,allow=10.0.0.0/8,escape=^]+4444")])
+        self.assertEqual(text(outsideT), "\r\n[serialgw: your address is no longer allowed on rack4 (a reload "
+                                         "changed 'telnet,allow=10.0.0.0/8,escape=^]+4444'): disconnected]\r\n")
+        self.assertTrue(outsideT.disconnecting)
+        self.assertEqual((h.line.clients, inside.role), ([inside], Role.WRITER))
+        self.assertEqual(text(insideT), "\r\n[serialgw: 192.0.2.9:2 detached]\r\n")
+        said = [e for e in events if "allow" in e and "listener" in e]
+        self.assertEqual([(e["line"], e["peer"], e["allow"], e["listener"]) for e in said],
+                         [("rack4", "192.0.2.9:2", "10.0.0.0/8", "telnet,allow=10.0.0.0/8,escape=^]+4444")])
+        outside.dataReceived(b"reboot\r")
+        self.assertEqual(h.device.events, [])
+
+    def test_allowNarrowedAndReadOnly(self) -> None:
+        """Both at once: the address left out is disconnected, the one admitted is read-only."""
+        h = Harness()
+        inside, _ = h.telnet(host="10.1.2.3", port=1)
+        outside, outsideT = h.telnet(host="192.0.2.9", port=2)
+        applyListenerRights(h.line, [parseListener("telnet,ro,allow=10.0.0.0/8+4444")])
+        self.assertEqual((inside.role, outsideT.disconnecting, h.line.clients), (Role.READONLY, True, [inside]))
+
+
+class RestoreTests(SynchronousTestCase):
+    def test_lastControllerMadeReadOnlyRestores(self) -> None:
+        """The last RFC 2217 client that could change the port made read-only: the configured settings come back, as when it leaves (read-only, it would never restore them)."""
+        device = RecordingDevice(SerialSettings(115200))
+        line = Line("rack4", device, clock=Clock())
+        client = RecordingClient("192.0.2.9:1")
+        client.person = True
+        line.attach(client)
+        line.addController(client)
+        self.assertEqual(line.clientSettings(client, SerialSettings(9600)).baudrate, 9600)
+        line.makeReadOnly(client, "a reload made it so")
+        self.assertEqual((client.role, device.settings.baudrate), (Role.READONLY, 115200))
+        self.assertEqual(client.notices, ["you are read-only now: a reload made it so"])
+        self.assertEqual(line.clientSettings(client, SerialSettings(9600)).baudrate, 115200)
+
+
+class UnannouncedTests(SynchronousTestCase):
+    def test_madeExclusiveUnannouncedNotAnnounced(self) -> None:
+        """A reload to exclusive mode: a connection never announced (said nothing yet) watches without the others being told; announced later, as a watcher."""
+        events = LogEvents(self).events
+        h = Harness()
+        alice, aliceT = h.telnet(port=1)
+        quiet, quietT = h.telnet("telnet+4444", port=2, agree=b"")
+        text(aliceT)
+        h.line.setMode("exclusive")
+        self.assertEqual((alice.role, quiet.role), (Role.WRITER, Role.WATCHER))
+        self.assertEqual((text(aliceT), quietT.value()), ("", b""))
+        said = [e for e in events if e.get("change") is not None]
+        self.assertEqual([(e["peer"], e["change"], e["role"]) for e in said],
+                         [("192.0.2.9:2", "now only watches", "watcher")])
+        quiet.dataReceived(b"x")
+        self.assertEqual(text(aliceT), "\r\n[serialgw: 192.0.2.9:2 attached as watcher]\r\n")
+        h.line.setMode("shared")
+        self.assertEqual(text(aliceT), "\r\n[serialgw: 192.0.2.9:2 writes (shared)]\r\n")
+
+    def test_madeSharedUnannouncedNotAnnounced(self) -> None:
+        """Back to shared: a watcher never announced writes, the others not told of it."""
+        h = Harness("exclusive")
+        alice, aliceT = h.telnet(port=1)
+        quiet, _ = h.telnet("telnet+4444", port=2, agree=b"")
+        text(aliceT)
+        h.line.setMode("shared")
+        self.assertEqual((quiet.role, text(aliceT)), (Role.WRITER, ""))
+
+    def test_readOnlyUnannouncedToldOnly(self) -> None:
+        """A connection never announced made read-only by a reload: told itself, the others not."""
+        h = Harness()
+        alice, aliceT = h.telnet(port=1)
+        quiet, quietT = h.telnet(port=2, agree=b"")
+        text(aliceT)
+        applyListenerRights(h.line, [parseListener(MADE_RO)])
+        self.assertEqual(quiet.role, Role.READONLY)
+        self.assertNotIn("192.0.2.9:2", text(aliceT))
+        self.assertIn("you are read-only now", text(quietT))
