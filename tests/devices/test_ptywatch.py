@@ -18,10 +18,13 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import TestCase
 
 from serialgw.clients.ptylink import PtyClient
+from serialgw.config.specs import SerialSettings
 from serialgw.devices import ptywatch
+from serialgw.devices.device import SerialDevice
+from serialgw.devices.ports import PtyPort
 from serialgw.devices.ptywatch import SlaveWatch, isExclusive
 from serialgw.line.hub import Line
-from tests.fakes import RecordingDevice, observeLog
+from tests.fakes import RecordingDevice, RecordingPort, observeLog
 
 
 class SlaveWatchTests(TestCase):
@@ -124,3 +127,36 @@ class PtyClientExclusiveTests(TestCase):
         assert client._watch.checking is not None
         await client._watch.checking
         self.assertFalse(isExclusive(client._slave))
+
+
+class PtyPortExclusiveTests(TestCase):
+    timeout = 10
+
+    async def test_screenAsTheDevice(self) -> None:
+        """
+        pty: device (twistd serialgw's default): the program playing the
+        device sets TIOCEXCL and quits (screen /tmp/serialgw0): cleared, so
+        the next one (socat, as README says) may open it.
+        """
+        link = os.path.abspath(self.mktemp())
+        port = PtyPort(link, SerialSettings())
+        self.addCleanup(port.close)
+        port.startWatching(reactor)
+        fd = os.open(link, os.O_RDWR | os.O_NOCTTY)
+        fcntl.ioctl(fd, termios.TIOCEXCL)
+        os.close(fd)
+        watch = port._watch
+        assert watch is not None and watch._notifier is not None
+        watch._notifier.doRead()
+        assert watch.checking is not None
+        await watch.checking
+        self.assertFalse(isExclusive(port._slaveFd))
+
+    def test_deviceStartsWatching(self) -> None:
+        """A device has its port start watching with its reactor when it is made up, and when a reopened port is taken back."""
+        clock = Clock()
+        first, second = RecordingPort(clock), RecordingPort(clock)
+        device = SerialDevice(first, clock)
+        self.assertIs(first.watching, clock)
+        device.takeBack(second)
+        self.assertIs(second.watching, clock)
