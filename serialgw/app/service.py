@@ -16,10 +16,10 @@ import attrs
 from twisted.application.internet import ClientService, backoffPolicy
 from twisted.application.service import MultiService
 from twisted.internet import defer
-from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.endpoints import serverFromString
 from twisted.logger import Logger
 
+from serialgw.app import reload as plans
 from serialgw.app.lines import makeDevice, makeLine, retuneLine
 from serialgw.app.listen import ListenerOpener, StartupError, listening, removeStaleSocket, stopDialer
 from serialgw.app.notify import Notifier
@@ -422,7 +422,7 @@ class GatewayService(MultiService):
         probes: list[Any] = []
         released = {spec.path for _, spec in plan.releasing if spec.kind is ListenerKind.PTY and spec.path}
         problem = (checkLocks([new[name] for name in changed + added]) or checkFiles(plan.opening, plan.logs, released)
-                   or checkBinds(plan.opening, plan.releasing, self._ports(plan.releasing), self.listeners.endpoint,
+                   or checkBinds(plan.opening, plan.releasing, plans.releasedPorts(self._keyed, plan.releasing), self.listeners.endpoint,
                                  probes))
         waits: list[Any] = [probe.stopListening() for probe in probes]
         if problem is not None:
@@ -443,19 +443,25 @@ class GatewayService(MultiService):
         closed = defer.gatherResults([w for w in waits if isinstance(w, defer.Deferred)], consumeErrors=True)
         closed.addErrback(lambda f: log.failure("reload: closing lines", f))
 
-        def reopen(_: Any) -> dict[str, list[str]]:
+        def reopen(_: Any) -> Any:
             if self._stopped:
                 log.info("reload: the gateway stopped before the reload was done; nothing opened")
                 return {"refused": ["the gateway stopped before the reload was done"]}
+            # The running lines' new parts first: a listener moved comes back at once.
+            for name in retuned:
+                self._reopenParts(old[name], new[name], plan.reopened[name])
             leftOut: list[str] = []
-            for name in changed + added:
+            opened: list[str] = []
+
+            def openOne(name: str) -> None:
                 try:
                     self._openLine(new[name])
                 except StartupError as e:
                     log.error("reload: {reason}; line {line} left out", reason=str(e), line=name)
                     self.closeLine(name)
                     leftOut.append(name)
-                    continue
+                    return
+                opened.append(name)
                 self.configs.append(new[name])
                 line = self.lines[name]
                 if self.running and not line.waitForClient:
@@ -463,8 +469,15 @@ class GatewayService(MultiService):
                 for kind, thing in self._owned.get(name, []):
                     if kind == "dialer" and self.running:
                         thing.startService()
-            for name in retuned:
-                self._reopenParts(old[name], new[name], plan.reopened[name])
+
+            return plans.inTurns(self.reactor, changed + added, openOne, lambda: self._stopped).addCallback(
+                lambda _: report(opened, leftOut))
+
+        def report(opened: list[str], leftOut: list[str]) -> dict[str, list[str]]:
+            if len(opened) + len(leftOut) < len(changed + added):
+                log.info("reload: the gateway stopped before the reload was done; {count} line(s) not opened",
+                         count=len(changed + added) - len(opened) - len(leftOut))
+                return {"refused": ["the gateway stopped before the reload was done"]}
             # A line left out is neither added nor changed: it is not running.
             addedNow = [n for n in added if n not in leftOut]
             changedNow = [n for n in changed + retuned if n not in leftOut]
@@ -478,16 +491,6 @@ class GatewayService(MultiService):
             return result
 
         return closed.addCallback(reopen)
-
-    def _ports(self, releasing: list[tuple[str, ListenerSpec]]) -> set[int]:
-        """The TCP ports of the listeners a reload lets go of (theirs to bind again)."""
-        ports: set[int] = set()
-        for name, spec in releasing:
-            for key, (kind, thing) in self._keyed.get(name, []):
-                if key == spec and kind == "port":
-                    host = thing[1].getHost()
-                    ports.add(host.port if isinstance(host, (IPv4Address, IPv6Address)) else -1)
-        return ports
 
     def _retune(self, old: LineConfig, new: LineConfig) -> list[Any]:
         """

@@ -103,6 +103,10 @@ class ComPortControl:
         self.suspended = False
         self.held = bytearray()
         self.dropped = 0
+        # While suspended: the delta bits of the modem lines that changed,
+        # and the line-state bits seen, told once at RESUME.
+        self._heldModemDelta = 0
+        self._heldLineState = 0
         self.lastModem = self.currentModemState()
         self.clientSignature = b""
 
@@ -126,8 +130,11 @@ class ComPortControl:
         """The device's modem lines changed: notify, masked, with deltas."""
         delta = modemDelta(self.lastModem, state)
         self.lastModem = state
+        if self.suspended:
+            self._heldModemDelta |= delta
+            return
         value = (state | delta) & self.modemstateMask
-        if delta & self.modemstateMask and not self.suspended:
+        if delta & self.modemstateMask:
             self.reply(NOTIFY_MODEMSTATE, bytes((value,)))
 
     def carrier(self, up: bool) -> None:
@@ -137,8 +144,11 @@ class ComPortControl:
 
     def lineStateChanged(self, state: int) -> None:
         """A break or receive error on the device: notify, masked."""
+        if self.suspended:
+            self._heldLineState |= state
+            return
         value = state & self.linestateMask
-        if value and not self.suspended:
+        if value:
             self.reply(NOTIFY_LINESTATE, bytes((value,)))
 
     # Data towards the client
@@ -155,10 +165,21 @@ class ComPortControl:
             self.dropped += excess
 
     def _resume(self) -> None:
+        """
+        RESUME: the output held, then, once, the modem state now if a line
+        changed meanwhile (with the delta of every line that did, even one
+        that changed back) and the breaks and errors seen, each masked.
+        """
         self.suspended = False
         if self.held:
             data, self.held = bytes(self.held), bytearray()
             self.client.writeData(data)
+        delta, self._heldModemDelta = self._heldModemDelta, 0
+        if delta & self.modemstateMask:
+            self.reply(NOTIFY_MODEMSTATE, bytes(((self.lastModem | delta) & self.modemstateMask,)))
+        lineState, self._heldLineState = self._heldLineState, 0
+        if lineState & self.linestateMask:
+            self.reply(NOTIFY_LINESTATE, bytes((lineState & self.linestateMask,)))
 
     # Commands
 

@@ -34,6 +34,9 @@ QUIET_SECONDS = 1.0
 # A watcher or read-only person who types is told at most this often that
 # the input is not sent.
 NOT_SENT_INTERVAL = 10.0
+# Log lines about a connection not announced yet wait for its arrival's
+# (Session.logInOrder); at most this many, the rest left out.
+HELD_LOG_LINES = 8
 # A client told to go (idle, escape d) has this many seconds to read what
 # waits for it; then its connection is cut (closing waits for the output to
 # drain: a client that never reads stayed connected for ever).
@@ -86,6 +89,8 @@ class Session:
     # Joined: its text waits for device output cut short (TextGate).
     _started = False
     _notSentAt: Optional[float] = None
+    # Log lines about it while it is not announced yet (logInOrder).
+    _heldLog: Optional[list[Callable[[], None]]] = None
     peer: str = "?"
     # The person, when known by name (an SSH key's owner, a TLS certificate's CN).
     user: Optional[str] = None
@@ -193,6 +198,28 @@ class Session:
                 self._introCall.cancel()
             self._introCall = None
             self.line.introduce(self)
+            self._writeHeldLog()
+
+    def logInOrder(self, emit: Callable[[], None]) -> None:
+        """
+        A log line about this client (its output guard's: it fell behind,
+        caught up): written now, or, while it is not announced yet, once its
+        arrival is logged (or its going, if it leaves unannounced), so that
+        the log tells what happened to it in order.  At most HELD_LOG_LINES
+        wait; more are left out (each is also in the client's log budget).
+        """
+        if self._introCall is None:
+            emit()
+            return
+        if self._heldLog is None:
+            self._heldLog = []
+        if len(self._heldLog) < HELD_LOG_LINES:
+            self._heldLog.append(emit)
+
+    def _writeHeldLog(self) -> None:
+        held, self._heldLog = self._heldLog, None
+        for emit in held or ():
+            emit()
 
     def fromPeer(self, data: bytes) -> None:
         """Data from the client: through the escape menu, then to the line."""
@@ -359,6 +386,7 @@ class Session:
         # Its last words (bye, why) before the connection closes.
         self.line.textGate.release(self)
         self.transport.loseConnection()
+        self._writeHeldLog()
         self.line.detach(self)
         clock = self._clock()
         # (A stream on descriptors, stdio or pipe:, cannot be cut: off the
@@ -378,6 +406,8 @@ class Session:
         if self.guard is not None:
             self.guard.stopProducing()
         self.line.textGate.forget(self)
+        # What the log holds about it goes before its leaving.
+        self._writeHeldLog()
         self.line.detach(self)
 
     def touch(self) -> None:

@@ -2,11 +2,14 @@
 The reopen supervisor of a local device: once the device went away (a USB
 adapter unplugged, a tty hung up, not there at start), open it again,
 attempt n (0, 1, ...) after C{policy(n)} seconds, until one works or the
-device is closed.  The open itself runs on the reactor's thread pool
-(opening can block on some adapters); a reactor without threads (a test's
-Clock) opens in line.  Why each attempt failed is noted on the device:
-C{downReason}, and C{lockedBy} while a live process holds its UUCP lock
-(logged when the holder changes).
+device is closed.  The open itself runs on the device opens' own threads
+(L{serialgw.devices.reopenpool}: opening can block on some adapters, for
+good on a hung one, and must not take the threads name lookups use), one a
+device at a time; an open that has not returned in C{STUCK_AFTER} seconds
+is logged, and the line waits for it (no second open); a reactor without
+threads (a test's Clock) opens in line.  Why each attempt failed is noted
+on the device: C{downReason}, and C{lockedBy} while a live process holds
+its UUCP lock (logged when the holder changes).
 
 The device stays the owner of its port and its state; the supervisor
 drives it through L{ReopenTarget}.
@@ -18,15 +21,19 @@ import errno
 import os
 from typing import Any, Callable, Optional, Protocol
 
-from twisted.internet import defer, threads
+from twisted.internet import defer
 from twisted.internet.interfaces import IDelayedCall, IReactorThreads
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from serialgw.devices.ports import DeviceLocked, errorReason
+from serialgw.devices.ports import DeviceError, DeviceLocked, errorReason
+from serialgw.devices.reopenpool import DeviceOpens, deviceOpens
 from serialgw.interfaces import IPort
 
 log = Logger()
+
+# An open that has not returned in this many seconds is logged as stuck.
+STUCK_AFTER = 30.0
 
 
 class ReopenTarget(Protocol):
@@ -50,7 +57,9 @@ class ReopenTarget(Protocol):
 class Reopener:
     """
     Opens C{target} again with C{opener} (None: never; a device that goes
-    is closed for good), waiting C{policy(n)} seconds before attempt n.
+    is closed for good), waiting C{policy(n)} seconds before attempt n, on
+    C{opens} (by default the process's L{deviceOpens} with a reactor that
+    has threads, else in line).
     """
 
     def __init__(
@@ -59,13 +68,22 @@ class Reopener:
         reactor: Any,
         opener: Optional[Callable[[], IPort]],
         policy: Callable[[int], float],
+        opens: Optional[DeviceOpens] = None,
     ) -> None:
         self.target = target
         self.reactor = reactor
         self.opener = opener
         self.policy = policy
+        if opens is None and IReactorThreads.providedBy(reactor):
+            opens = deviceOpens
+        self.opens = opens
         self.attempts = 0
         self._call: Optional[IDelayedCall] = None
+        # While an open is under way: when it began, the call that says it
+        # is stuck, and whether that was said.
+        self._openedAt: Optional[float] = None
+        self._stuckCall: Optional[IDelayedCall] = None
+        self._stuckSaid = False
         # The last reason logged (or the one the line went down with).
         self._said: Optional[str] = None
 
@@ -80,6 +98,9 @@ class Reopener:
         if self._call is not None and self._call.active():
             self._call.cancel()
         self._call = None
+        if self._stuckCall is not None and self._stuckCall.active():
+            self._stuckCall.cancel()
+        self._stuckCall = None
 
     def noteFailure(self, error: BaseException) -> None:
         """
@@ -114,13 +135,46 @@ class Reopener:
     def _attempt(self) -> None:
         self._call = None
         assert self.opener is not None
-        if IReactorThreads.providedBy(self.reactor):
+        target = self.target
+        if self.opens is not None and self.opens.busy(target.name):
+            # An earlier open of this device (its line closed and made again
+            # by a reload) has not returned: no second one beside it.
+            self.noteFailure(DeviceError(f"an earlier open of {target.name} has not returned"))
+            self._schedule()
+            return
+        self._openedAt = self.reactor.seconds()
+        self._stuckCall = self.reactor.callLater(STUCK_AFTER, self._stuck)
+        if self.opens is not None:
             # Opening can block on some adapters: not on the reactor thread
             # (a test's Clock has no threads: opened in line).
-            d = threads.deferToThreadPool(self.reactor, self.reactor.getThreadPool(), self.opener)
+            d = self.opens.open(self.reactor, target.name, self.opener)
         else:
             d = defer.maybeDeferred(self.opener)
+        d.addBoth(self._returned)
         d.addCallbacks(self._opened, self._failed)
+
+    def _stuck(self) -> None:
+        """The open has not returned in STUCK_AFTER s: said once, and shown as the reason the line is down."""
+        self._stuckCall = None
+        target = self.target
+        if target.closed:
+            return
+        target.downReason = reason = f"opening the device has not returned in {STUCK_AFTER:.0f} s"
+        self._said = reason
+        self._stuckSaid = True
+        log.warn("{device}: {reason} (a hung adapter or driver?); the line stays down until it does "
+                 "({opens} device open(s) under way)", device=target.name, reason=reason,
+                 opens=len(self.opens.inFlight) if self.opens is not None else 1)
+
+    def _returned(self, result: Any) -> Any:
+        if self._stuckCall is not None and self._stuckCall.active():
+            self._stuckCall.cancel()
+        self._stuckCall = None
+        if self._stuckSaid and self._openedAt is not None:
+            log.info("{device}: the open that had not returned did after {seconds:.0f} s", device=self.target.name,
+                     seconds=self.reactor.seconds() - self._openedAt)
+        self._openedAt, self._stuckSaid = None, False
+        return result
 
     def _failed(self, failure: Failure) -> None:
         if self.target.closed:

@@ -18,6 +18,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from serialgw.app import process
 from serialgw.app.notify import Notifier
 from serialgw.app.process import TwistdGatewayService
+from serialgw.app.reload import LINES_PER_TURN
 from serialgw.app.service import GatewayService
 from serialgw.config.file import loadConfig
 from serialgw.line.strings import LET_GO_LIMIT
@@ -165,6 +166,39 @@ class ReloadStormTests(SynchronousTestCase):
         self.assertEqual(self.systemd.messages(), [])
         self.assertEqual(service.lines, {})
         self.assertEqual(len(self.ports), 1)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_addedInTurns(self) -> None:
+        """A reload adding 20 lines opens LINES_PER_TURN (8) a turn of the reactor, the other lines served in between (1000 at once held them 3-5 s)."""
+        service = self.gateway("a")
+        names = [f"n{i}" for i in range(20)]
+        self.write("a", *names)
+        reloaded = service.reloadFile()
+        opened = [len(self.ports)]
+        while not reloaded.called:
+            oneTurn(self.clock)
+            opened.append(len(self.ports))
+        self.assertEqual(LINES_PER_TURN, 8)
+        self.assertEqual(opened, [9, 17, 21])
+        self.assertEqual(self.successResultOf(reloaded), {"added": names, "changed": [], "removed": []})
+        self.assertEqual(list(service.lines), ["a", *names])
+        self.assertEqual([c.name for c in service.configs], ["a", *names])
+        self.successResultOf(service.stopService())
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_stopWhileAdding(self) -> None:
+        """The gateway stops while a reload opens lines in turns: no line is opened after the stop, nor left open, and the reload says it was not done."""
+        service = self.gateway("a")
+        self.write("a", *[f"n{i}" for i in range(20)])
+        reloaded = service.reloadFile()
+        self.assertEqual(len(self.ports), 9)
+        stopped = service.stopService()
+        oneTurn(self.clock)
+        self.successResultOf(stopped)
+        self.assertEqual(self.successResultOf(reloaded), {"refused": ["the gateway stopped before the reload was done"]})
+        self.assertEqual(len(self.ports), 9)
+        self.assertTrue(all(port.closed for port in self.ports))
+        self.assertEqual(service.lines, {})
         self.assertEqual(self.clock.getDelayedCalls(), [])
 
 

@@ -409,8 +409,55 @@ class NotificationTests(SynchronousTestCase):
         self.clock.advance(0.05)
         self.assertEqual(self.transport.value(), b"")
         self.client.dataReceived(sb(9))
-        self.assertEqual(self.transport.value(), b"held\xff\xff")
+        # The data, then the modem state as it is now, with DSR's delta.
+        self.assertEqual(self.transport.value(), b"held\xff\xff" + sb(107, 0x10 | 0x02))
         self.assertEqual([e for e in self.device.events if e[0] == "apply"], [])
+
+    def test_modemChangesToldOnceAfterResume(self) -> None:
+        """Modem lines that changed while suspended are told once at RESUME: the state then, with the delta of every line that changed (DSR went and came back: its delta too)."""
+        self.client.dataReceived(bytes([IAC, WILL, CPO]) + sb(8))
+        self.transport.clear()
+        for state in (0x10, 0x30, 0x30 | 0x80):  # DSR off, DSR on, CD up
+            self.device.modem = state
+            self.clock.advance(0.05)
+        self.assertEqual(self.transport.value(), b"")
+        self.client.dataReceived(sb(9))
+        self.assertEqual(self.transport.value(), sb(107, 0xB0 | 0x02 | 0x08))
+        self.transport.clear()
+        self.clock.advance(0.05)
+        self.client.dataReceived(sb(8) + sb(9))
+        self.assertEqual(self.transport.value(), b"")
+        # After the resume, changes are told as they happen again.
+        self.device.modem = 0x30
+        self.clock.advance(0.05)
+        self.assertEqual(self.transport.value(), sb(107, 0x30 | 0x08))
+
+    def test_modemChangesAfterResumeMasked(self) -> None:
+        """At RESUME, the modem-state mask decides: a masked change alone is not told; an unmasked one is, masked."""
+        self.client.dataReceived(bytes([IAC, WILL, CPO]) + sb(11, 0x88) + sb(8))
+        self.transport.clear()
+        self.device.modem = 0x20  # CTS down: masked out
+        self.clock.advance(0.05)
+        self.client.dataReceived(sb(9))
+        self.assertEqual(self.transport.value(), b"")
+        self.client.dataReceived(sb(8))
+        self.device.modem = 0x20 | 0x80  # CD up
+        self.clock.advance(0.05)
+        self.client.dataReceived(sb(9))
+        self.assertEqual(self.transport.value(), sb(107, 0x88))
+
+    def test_lineStateToldAfterResume(self) -> None:
+        """Breaks and errors seen while suspended are told once at RESUME, masked, all bits together."""
+        self.client.dataReceived(bytes([IAC, WILL, CPO]) + sb(10, 0x10 | 0x08) + sb(8))
+        self.transport.clear()
+        self.line.deviceLineState(0x10)
+        self.line.deviceLineState(0x08 | 0x02)
+        self.assertEqual(self.transport.value(), b"")
+        self.client.dataReceived(sb(9))
+        self.assertEqual(self.transport.value(), sb(106, 0x18))
+        self.transport.clear()
+        self.client.dataReceived(sb(8) + sb(9))
+        self.assertEqual(self.transport.value(), b"")
 
     def test_purgeReceiveDropsHeld(self) -> None:
         """PURGE-DATA receive also drops output held for a suspended client."""

@@ -146,16 +146,16 @@ class ConsoleLogPathTests(SynchronousTestCase):
         self.assertEqual(stat.S_IMODE(os.stat(self.path).st_mode), 0o640)
 
     def test_symlinkAtRotationNotFollowed(self) -> None:
-        """A symlink put at the path is moved aside by a rotation, never written through; the new log is a file."""
+        """A symlink put at the path is neither renamed by a rotation nor written through: output goes on to the file in hand."""
         log = ConsoleLog(self.line, LogSpec(self.path, format="", maxSize=10, daily=False), self.clock)
         self.addCleanup(log.close)
         self.line.deviceDataReceived(b"0123456789")
         os.rename(self.path, self.path + ".orig")
         os.symlink(self.target, self.path)
         self.line.deviceDataReceived(b"more\n")
-        self.assertFalse(os.path.islink(self.path))
-        with open(self.path, "rb") as f:
-            self.assertEqual(f.read(), b"more\n")
+        self.assertEqual((os.readlink(self.path), os.path.lexists(self.path + ".1")), (self.target, False))
+        with open(self.path + ".orig", "rb") as f:
+            self.assertEqual(f.read(), b"0123456789more\n")
         with open(self.target, "rb") as f:
             self.assertEqual(f.read(), b"keep")
 

@@ -6,13 +6,14 @@ asked to do.
 
 from __future__ import annotations
 
+import threading
 from typing import Any, Callable, Optional
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, DeferredList
 from twisted.internet.interfaces import IReactorThreads
 from twisted.internet.task import Clock
-from twisted.logger import capturedLogs
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.logger import capturedLogs, formatEvent
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface import implementer
 
 from serialgw.devices.ports import DeviceError, DeviceLocked
@@ -203,17 +204,138 @@ class ThreadedClock(Clock):
         pass
 
 
+class HeldPool:
+    """A thread pool whose work runs only when the test says (an open that has not returned yet)."""
+
+    def __init__(self) -> None:
+        self.held: list[tuple[Callable[[bool, Any], None], Callable[..., Any]]] = []
+
+    def callInThreadWithCallback(self, onResult: Callable[[bool, Any], None], f: Callable[..., Any]) -> None:
+        self.held.append((onResult, f))
+
+    def release(self) -> None:
+        """The oldest held open returns."""
+        onResult, f = self.held.pop(0)
+        onResult(True, f())
+
+
 class ThreadPoolTests(SynchronousTestCase):
     def test_openedOffTheReactorThread(self) -> None:
-        """With a reactor that has threads, the opener runs on its thread pool, never in line."""
+        """With a reactor that has threads, the opener runs on the device opens' own pool, never in line nor on the reactor's pool (which resolves names)."""
+        from serialgw.devices.reopenpool import DeviceOpens, deviceOpens
+
         clock = ThreadedClock()
         target = Target()
         port = RecordingPort(clock)
+        pool = InlinePool()
 
         def opener() -> IPort:
             return port
 
-        reopener = Reopener(target, clock, opener, lambda n: 1.0)
+        self.assertIs(Reopener(target, clock, opener, lambda n: 1.0).opens, deviceOpens)
+        reopener = Reopener(target, clock, opener, lambda n: 1.0, opens=DeviceOpens(pool))
         reopener.start()
         clock.advance(1.0)
-        self.assertEqual((clock.pool.ran, target.calls), ([opener], [("takeBack", port), ("up",)]))
+        self.assertEqual((pool.ran, clock.pool.ran, target.calls), ([opener], [], [("takeBack", port), ("up",)]))
+
+
+class StuckOpenTests(SynchronousTestCase):
+    """An open that does not return (a hung USB adapter): one at a time a device, logged as stuck, never a second."""
+
+    def setUp(self) -> None:
+        from serialgw.devices.reopenpool import DeviceOpens
+
+        self.clock = ThreadedClock()
+        self.pool = HeldPool()
+        self.opens = DeviceOpens(self.pool)
+        self.ports: list[RecordingPort] = []
+
+    def tearDown(self) -> None:
+        self.assertEqual((self.clock.getDelayedCalls(), self.opens.inFlight), ([], {}))
+
+    def opener(self) -> IPort:
+        self.ports.append(RecordingPort(self.clock))
+        return self.ports[-1]
+
+    def reopener(self, target: Target) -> Reopener:
+        return Reopener(target, self.clock, self.opener, lambda n: 1.0, opens=self.opens)
+
+    def test_stuckOpenLogged(self) -> None:
+        """An open that has not returned in STUCK_AFTER s is logged once and shown as the reason; no other attempt meanwhile; when it returns, said, and the device is taken back."""
+        from serialgw.devices.reopen import STUCK_AFTER
+
+        target = Target()
+        reopener = self.reopener(target)
+        with capturedLogs() as events:
+            reopener.start()
+            self.clock.advance(1.0)
+            self.clock.advance(STUCK_AFTER - 1)
+            self.assertEqual(events, [])
+            self.clock.advance(1)
+            self.clock.advance(600)
+            self.assertEqual((len(self.pool.held), target.downReason),
+                             (1, f"opening the device has not returned in {STUCK_AFTER:.0f} s"))
+            self.pool.release()
+        self.assertEqual([formatEvent(e) for e in events], [
+            f"/dev/ttyUSB0: opening the device has not returned in {STUCK_AFTER:.0f} s (a hung adapter or driver?); "
+            "the line stays down until it does (1 device open(s) under way)",
+            "/dev/ttyUSB0: the open that had not returned did after 630 s",
+        ])
+        self.assertEqual(target.calls, [("takeBack", self.ports[0]), ("up",)])
+
+    def test_oneOpenADevice(self) -> None:
+        """A device whose open hangs is not opened again by another supervisor of it (its line removed and added again by a reload) until that open returns."""
+        first, second = Target(), Target()
+        old, new = self.reopener(first), self.reopener(second)
+        old.start()
+        self.clock.advance(1.0)
+        first.closed = True
+        old.stop()
+        new.start()
+        for _ in range(5):
+            self.clock.advance(1.0)
+        self.assertEqual((len(self.pool.held), second.downReason),
+                         (1, "an earlier open of /dev/ttyUSB0 has not returned"))
+        self.pool.release()
+        self.assertEqual((self.ports[0].closed, first.calls), (True, []))
+        self.clock.advance(1.0)
+        self.pool.release()
+        self.assertEqual(second.calls, [("takeBack", self.ports[1]), ("up",)])
+
+
+class HungOpensTests(TestCase):
+    """On the real reactor and real threads: opens that hang do not take the threads name lookups and other lines need."""
+
+    timeout = 10
+
+    async def test_hungOpensStarveNothing(self) -> None:
+        """Twelve lines whose opens block (more than the reactor's 10 threads): names still resolve, the reactor's pool still runs work, and another line comes back."""
+        from twisted.internet import reactor, threads
+
+        release = threading.Event()
+        self.addCleanup(release.set)
+        ups: list[Deferred[None]] = []
+
+        def line(name: str, hangs: bool) -> None:
+            target = Target()
+            target.name = name
+            up: Deferred[None] = Deferred()
+            ups.append(up)
+            target.announceUp = lambda: up.callback(None)  # type: ignore[method-assign]
+
+            def opener() -> IPort:
+                if hangs:
+                    release.wait()
+                return RecordingPort(Clock())
+
+            Reopener(target, reactor, opener, lambda n: 0.0).start()
+
+        for n in range(12):
+            line(f"/dev/ttyUSB{n}", hangs=True)
+        line("/dev/ttyACM0", hangs=False)
+        await ups[-1]
+        self.assertEqual(await threads.deferToThread(lambda: "ran"), "ran")
+        self.assertEqual(await reactor.resolve("localhost"), "127.0.0.1")
+        self.assertEqual([up.called for up in ups], [False] * 12 + [True])
+        release.set()
+        await DeferredList(ups[:12])

@@ -1,0 +1,108 @@
+"""
+Paths from the configuration, made absolute when it is read, and what a
+path is on disk.
+
+A relative path in a configuration file is taken from the file's directory
+(as named, a symlink to the file not followed), one on the command line
+from the working directory at start: either way it is made absolute when
+the configuration is read, so twistd's change of directory (C{--rundir}, a
+daemon's C{/}) moves nothing, and a reload reads the same paths.
+
+L{identity} tells one device or file reached by two paths (a by-id
+symlink and the node it names, a symlink to another's log): a stat, which
+opens nothing (a tty's open would raise DTR; a FIFO's would wait).
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from typing import Any, Optional, cast
+
+import attrs
+from twisted.internet.endpoints import UNIXServerEndpoint, serverFromString
+
+from serialgw.config.specs import DeviceSpec, LineConfig, ListenerKind, ListenerSpec, TLSSpec, isAbstract
+
+# Endpoints keep their reactor and touch it only in listen(): parsing with
+# this one does no I/O.
+_NO_REACTOR = cast(Any, object())
+
+
+def absolute(path: str, base: str) -> str:
+    """C{path} taken from the directory C{base} when relative (normalised); an absolute or abstract one as it is."""
+    if not path or path.startswith("/") or isAbstract(path):
+        return path
+    return os.path.normpath(os.path.join(base, path))
+
+
+def baseOf(configPath: str) -> str:
+    """The directory a configuration file's relative paths are taken from."""
+    return os.path.dirname(os.path.abspath(configPath))
+
+
+def absoluteDevice(device: DeviceSpec, base: str) -> DeviceSpec:
+    """A tty path, a pty's link or a unix socket's path made absolute."""
+    if device.kind in ("tty", "pty", "unix"):
+        return attrs.evolve(device, path=absolute(device.path, base))
+    return device
+
+
+def absoluteListener(spec: ListenerSpec, base: str) -> ListenerSpec:
+    """
+    A listener's paths made absolute: a C{file:}, C{pipe:} or C{pty:}
+    path, a unix socket's (listening, in its Twisted endpoint string too,
+    or dialing out), and TLS files.
+    """
+    changes: dict[str, Any] = {}
+    if spec.tls is not None:
+        tls = spec.tls
+        changes["tls"] = TLSSpec(cert=absolute(tls.cert, base), key=absolute(tls.key, base), ca=absolute(tls.ca, base),
+                                 subjects=tls.subjects, hostname=tls.hostname, readOnlySubjects=tls.readOnlySubjects,
+                                 handshakeTimeout=tls.handshakeTimeout)
+    path = absolute(spec.path, base)
+    if path != spec.path:
+        changes["path"] = path
+        if spec.kind in (ListenerKind.FILE, ListenerKind.PIPE, ListenerKind.PTY):
+            changes["endpoint"] = path
+        elif spec.kind is ListenerKind.CONNECT:
+            changes["endpoint"] = f"unix:{path}"
+        elif spec.kind is ListenerKind.LISTEN:
+            changes["endpoint"] = _unixEndpoint(spec.endpoint, path)
+    return attrs.evolve(spec, **changes) if changes else spec
+
+
+def absoluteLine(config: LineConfig, base: str) -> LineConfig:
+    """Every path of a line's configuration made absolute: its device, listeners and console log."""
+    log = config.log
+    if log is not None:
+        log = attrs.evolve(log, path=absolute(log.path, base))
+    return attrs.evolve(config, device=absoluteDevice(config.device, base), log=log,
+                        listeners=tuple(absoluteListener(spec, base) for spec in config.listeners))
+
+
+def _unixEndpoint(endpoint: str, path: str) -> str:
+    """A Twisted C{unix:} server endpoint string for C{path}, with the mode, backlog and lock file C{endpoint} gives."""
+    server = serverFromString(_NO_REACTOR, endpoint)
+    assert isinstance(server, UNIXServerEndpoint)
+    escaped = path.replace("\\", "\\\\").replace(":", "\\:").replace("=", "\\=")
+    return (f"unix:address={escaped}:mode={server._mode:o}:backlog={server._backlog}"
+            f":lockfile={int(bool(server._wantPID))}")
+
+
+def identity(path: str) -> Optional[tuple[Any, ...]]:
+    """
+    What C{path} is now, symlinks followed: a character or block device's
+    number (two nodes of one device are one), another file's device and
+    inode; None when there is nothing there (yet: a USB adapter not
+    plugged in, a log not made) or it cannot be looked at.
+    """
+    if not path or isAbstract(path):
+        return None
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
+        return ("device", st.st_rdev)
+    return ("file", st.st_dev, st.st_ino)
