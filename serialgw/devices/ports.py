@@ -25,6 +25,7 @@ from zope.interface import implementer
 from serialgw.config.specs import DeviceSpec, SerialSettings
 from serialgw.devices import uucplock
 from serialgw.devices.links import removeSymlink, replaceSymlink
+from serialgw.devices.ptywatch import SlaveWatch
 from serialgw.devices.termio import ErrorMarks, fcntlBreak, markErrors, readModemState, readTermios
 from serialgw.interfaces import IPort
 
@@ -301,6 +302,9 @@ class TtyPort:
         elif transmit:
             termios.tcflush(self._fd, termios.TCOFLUSH)
 
+    def startWatching(self, reactor: Any) -> None:
+        pass
+
     def close(self) -> None:
         # Not pyserial's close(): it would close the pipes given back above.
         ser = self._serial
@@ -350,6 +354,7 @@ class PtyPort(TtyPort):
         self.slaveName = slaveName
         self.link = link
         self.name = f"pty:{link}" if link else slaveName
+        self._watch: Optional[SlaveWatch] = None
         if link:
             try:
                 replaceSymlink(slaveName, link)
@@ -370,7 +375,15 @@ class PtyPort(TtyPort):
     def modemState(self) -> Optional[int]:
         return None
 
+    def startWatching(self, reactor: Any) -> None:
+        # Exclusive mode a program leaves (screen's TIOCEXCL) goes at its last close.
+        if self._watch is None:
+            self._watch = SlaveWatch(reactor, self.slaveName, self._slaveFd, self.name)
+
     def close(self) -> None:
+        if self._watch is not None:
+            self._watch.close()
+            self._watch = None
         removeSymlink(self.link, self.slaveName)
         os.close(self._fd)
         TtyPort.close(self)
@@ -475,6 +488,9 @@ class AbsentPort:
 
     def purge(self, receive: bool, transmit: bool) -> None:
         raise self._gone()
+
+    def startWatching(self, reactor: Any) -> None:
+        pass
 
     def close(self) -> None:
         pass
