@@ -20,6 +20,7 @@ from zope.interface import implementer
 from serialgw.clients.base import ClientEvents
 from serialgw.clients.guard import OutputGuard
 from serialgw.clients.raw import RawClient
+from serialgw.config.paths import NOT_FOLLOWED, noFollow
 from serialgw.config.specs import ListenerKind, ListenerSpec, Protocol
 from serialgw.interfaces import IClient
 from serialgw.line.hub import Line, Role
@@ -62,10 +63,14 @@ class FileClient(ClientEvents, abstract.FileDescriptor):
         return self
 
     def _open(self) -> int:
-        flags = os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NONBLOCK
+        # A symlink is followed, but not another user's in /tmp and the like (noFollow).
+        flags = os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NONBLOCK | noFollow(self.path)
         try:
             return os.open(self.path, os.O_WRONLY | flags, 0o640)
         except OSError as e:
+            # (ELOOP; with O_CREAT some kernels say EACCES.)
+            if flags & os.O_NOFOLLOW and e.errno in (errno.ELOOP, errno.EACCES) and os.path.islink(self.path):
+                raise OSError(e.errno, NOT_FOLLOWED) from None
             if e.errno != errno.ENXIO:
                 raise
             # A FIFO nobody reads yet: read-write, so that opening neither

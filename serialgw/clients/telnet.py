@@ -106,6 +106,8 @@ class TelnetClient(Session, TelnetProtocol):
         if self._introCall is not None:
             # Negotiation counts: a health check sends nothing at all.
             self.introduce()
+        if self.escapeMenu is not None and not self.inputHeld:
+            self.escapeMenu.newTurn()
         TelnetProtocol.dataReceived(self, data)
 
     @property
@@ -142,7 +144,8 @@ class TelnetClient(Session, TelnetProtocol):
             self.comPort.handle(payload)
 
     def telnetDataReceived(self, data: bytes) -> None:
-        self.fromPeer(data)
+        # One read's pieces between telnet commands share its escape menu's turn.
+        self.handleInput(data)
 
     def telnetCommandReceived(self, command: int) -> None:
         if command == BRK:

@@ -106,3 +106,40 @@ def identity(path: str) -> Optional[tuple[Any, ...]]:
     if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
         return ("device", st.st_rdev)
     return ("file", st.st_dev, st.st_ino)
+
+
+# Why a file: listener's open fails on such a link (see noFollow).
+NOT_FOLLOWED = ("another user's symbolic link in a directory everyone may write (sticky, as /tmp): not followed "
+                "(the kernel's fs.protected_symlinks rule)")
+
+
+def noFollow(path: str) -> int:
+    """
+    C{os.O_NOFOLLOW} for opening C{path} (a C{file:} listener's) when its
+    directory is sticky and writable by everyone (C{/tmp}) and what is
+    there is not a symlink of this process's user or of the directory's
+    owner; else 0: a symlink is followed (C{/dev/stdout}, a link to a FIFO).
+    That is the kernel's C{fs.protected_symlinks} rule, kept whatever the
+    sysctl says (0 is the kernel's default, and many containers'), so a
+    link planted in /tmp cannot point the gateway's writes at a file of its
+    choosing.  No race: the sticky bit keeps others from replacing a link
+    they do not own, and one made after this look is not followed.
+    """
+    try:
+        directory = os.stat(os.path.dirname(os.path.abspath(path)))
+    except (OSError, ValueError):
+        return 0
+    if not (directory.st_mode & stat.S_ISVTX and directory.st_mode & stat.S_IWOTH):
+        return 0
+    try:
+        st = os.lstat(path)
+    except (OSError, ValueError):
+        return os.O_NOFOLLOW
+    if stat.S_ISLNK(st.st_mode) and st.st_uid in (os.geteuid(), directory.st_uid):
+        return 0
+    return os.O_NOFOLLOW
+
+
+def notFollowed(path: str) -> bool:
+    """Whether C{path} is now a symlink a C{file:} listener does not follow (L{noFollow})."""
+    return bool(noFollow(path)) and os.path.islink(path)
