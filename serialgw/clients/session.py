@@ -25,6 +25,8 @@ DEVICE_BEHIND = 1
 OUTPUT_FULL = 2
 # The rest of a read waits for the next turn (telnet: COMMANDS_PER_TURN).
 BUSY = 4
+# The rest of the input waits for the next turn (the escape menu's KEYS_PER_TURN).
+ESCAPE_BUSY = 8
 # Input held while a client's output is full is what one read brings (64
 # KiB); past this, its transport is not honouring the pause: it is cut.
 HELD_INPUT_LIMIT = 256 * 1024
@@ -84,6 +86,8 @@ class Session:
     _idleCall: Any = None
     _introCall: Any = None
     _closeCall: Any = None
+    # The turn that handles input held by the escape menu (holdUntilNextTurn).
+    _turnCall: Any = None
     # Told to go (disconnect): its input is no longer handled.
     leaving = False
     # Joined: its text waits for device output cut short (TextGate).
@@ -222,6 +226,12 @@ class Session:
             emit()
 
     def fromPeer(self, data: bytes) -> None:
+        """A read of the client's input (a new turn for the escape menu): see L{handleInput}."""
+        if self.escapeMenu is not None and not self.inputHeld:
+            self.escapeMenu.newTurn()
+        self.handleInput(data)
+
+    def handleInput(self, data: bytes) -> None:
         """Data from the client: through the escape menu, then to the line."""
         if self.inputHeld:
             # At most what one read brought: the transport is not read now.
@@ -346,6 +356,29 @@ class Session:
     def releaseWire(self) -> None:
         """Handle input the wire layer held back (telnet: bytes not parsed yet)."""
 
+    def holdUntilNextTurn(self) -> bool:
+        """
+        The escape menu has handled what one read may (KEYS_PER_TURN): the
+        rest of the input is held, and the client not read, until a later
+        turn of the reactor.  False without a clock: it is handled now.
+        """
+        clock = self._clock()
+        if clock is None:
+            return False
+        self.inputHeld = True
+        self._pauseReading(ESCAPE_BUSY)
+        if self._turnCall is None:
+            self._turnCall = clock.callLater(0, self._nextTurnOfInput)
+        return True
+
+    def _nextTurnOfInput(self) -> None:
+        self._turnCall = None
+        if self.guard is None or not self.guard.full:
+            # (Output past its bound: the guard releases the input once it drains.)
+            self.releaseInput()
+        if self._turnCall is None:
+            self._resumeReading(ESCAPE_BUSY)
+
     def _certified(self, tls: Any) -> None:
         subject = peerSubject(self.transport)
         if subject:
@@ -401,8 +434,8 @@ class Session:
         self.transport.abortConnection()
 
     def endSession(self) -> None:
-        stopCalls(self._idleCall, self._closeCall, self._introCall)
-        self._idleCall = self._closeCall = self._introCall = None
+        stopCalls(self._idleCall, self._closeCall, self._introCall, self._turnCall)
+        self._idleCall = self._closeCall = self._introCall = self._turnCall = None
         if self.guard is not None:
             self.guard.stopProducing()
         self.line.textGate.forget(self)
