@@ -292,8 +292,10 @@ class EscapeMenu:
         why, self._ended = self._ended, None
         line = self.client.line
         dropped = f"; the {rest} byte(s) after it were not sent to {line.name}" if rest else ""
-        log.info("{line}: escape command from {peer}: {why}{dropped}", line=line.name, peer=self.client.peer,
-                 why=why, dropped=dropped, rest=rest)
+        # Worth the log when typing was kept from the device (a cancel is the person's own business).
+        emit = log.info if rest else log.debug
+        emit("{line}: escape command from {peer}: {why}{dropped}", line=line.name, peer=self.client.peer,
+             why=why, dropped=dropped, rest=rest)
         self.client.notice(f"{why}{dropped}")
 
     def _count(self, typed: str) -> None:

@@ -24,6 +24,9 @@ from serialgw.wire.rfc2217 import COM_PORT_OPTION, FLOWCONTROL_RESUME, FLOWCONTR
 from serialgw.wire.telnet import AYT, BINARY, BRK, ECHO, NAWS, SGA, TTYPE, TelnetProtocol
 
 _OWE_MODEM = 1
+# What one COM-PORT-OPTION command counts for of a read's COMMANDS_PER_TURN
+# (wire/telnet.py): 16 of them a turn of the reactor.
+COM_PORT_COMMAND_COST = 16
 
 # Options a serial console speaks, on our side and on the peer's.
 LOCAL_OPTIONS = frozenset({BINARY, ECHO, SGA})
@@ -142,6 +145,10 @@ class TelnetClient(Session, TelnetProtocol):
                 # Held device output is written at once: our answers first.
                 self._flushAnswers()
             self.comPort.handle(payload)
+            # Most reach the device (a settings change is a tcsetattr and a
+            # read-back, 45-60 us): 16 of them a read, as much as 256 other
+            # commands (a flood of SET-BAUDRATE held every line 12 ms a read).
+            self.spendCommands(COM_PORT_COMMAND_COST - 1)
 
     def telnetDataReceived(self, data: bytes) -> None:
         # One read's pieces between telnet commands share its escape menu's turn.

@@ -55,6 +55,11 @@ class DeviceLocked(DeviceError):
         self.pid = pid
 
 
+# The most distinct refusals of a setting (a field and a value) logged for
+# one open port: a client asking for 7 bits on a pty a thousand times a
+# second made a warning each (1 MB of log every 2 s).
+REJECTIONS_LOGGED = 16
+
 _FIELDS = ("baudrate", "bytesize", "parity", "stopbits", "xonxoff", "rtscts")
 _SETTING_ERRORS = (serial.SerialException, OSError, ValueError, OverflowError, termios.error)
 
@@ -155,6 +160,8 @@ class TtyPort:
             raise DeviceError(f"cannot open device {path!r}: {_whyNotOpened(path, e)}") from None
         self._serial = ser
         self._fd: int = ser.fd
+        # The settings and values refused by the device and logged (_rejected).
+        self._rejectionsLogged: set[tuple[str, Any]] = set()
         fdesc.setNonBlocking(self._fd)
         # pyserial keeps two pipes to interrupt its own blocking read and
         # write, which we never call: four descriptors a line, given back.
@@ -251,13 +258,7 @@ class TtyPort:
             try:
                 setattr(ser, field, wanted)
             except _SETTING_ERRORS as e:
-                log.warn(
-                    "{device}: {field} {value} rejected: {reason}",
-                    device=self.name,
-                    field=field,
-                    value=wanted,
-                    reason=errorReason(e),
-                )
+                self._rejected(field, wanted, errorReason(e))
                 try:
                     setattr(ser, field, old)
                 except _SETTING_ERRORS:
@@ -266,6 +267,21 @@ class TtyPort:
         if self._marks is not None:
             self._mark()
         return _readBack(ser)
+
+    def _rejected(self, field: str, value: Any, reason: str) -> None:
+        """
+        A setting the device refused: logged once for each setting and
+        value while the port is open (at most REJECTIONS_LOGGED of them).  A
+        client may ask again and again (a pty refuses 7 bits every time): its
+        own requests are logged under its budget (logflood), with what is in
+        effect.
+        """
+        told = self._rejectionsLogged
+        if (field, value) in told or len(told) >= REJECTIONS_LOGGED:
+            return
+        told.add((field, value))
+        log.warn("{device}: {field} {value} rejected: {reason}", device=self.name, field=field, value=value,
+                 reason=reason)
 
     def setModemLine(self, name: str, on: bool) -> None:
         if name == "dtr":

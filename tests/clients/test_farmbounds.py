@@ -97,3 +97,32 @@ class EscapeTurnTests(SynchronousTestCase):
         client.connectionLost(Failure(ConnectionDone()))
         self.assertEqual(self.clock.getDelayedCalls(), [])
         self.assertEqual(self.transport.value().count(WHO), KEYS_PER_TURN)
+
+
+class ComPortTurnTests(SynchronousTestCase):
+    """RFC 2217 commands count 16 each against a read's 256 telnet commands: 16 settings changes a turn."""
+
+    def test_settingsFlood(self) -> None:
+        """100 SET-BAUDRATE in one read: 16 reach the device a turn, the client not read in between; all answered, in order."""
+        from tests.fakes import PausableTransport
+
+        clock = Clock()
+        device = RecordingDevice(SerialSettings(115200))
+        line = Line("rack4", device, clock=clock)
+        client = TelnetClient(line, Role.WRITER)
+        transport = PausableTransport()
+        client.makeConnection(transport)
+        client.dataReceived(bytes([255, 251, 44]))
+        transport.clear()
+        rates = [2400 + i for i in range(100)]  # no 0xff byte to double
+        client.dataReceived(b"".join(bytes([255, 250, 44, 1]) + r.to_bytes(4, "big") + bytes([255, 240]) for r in rates))
+        applied = []
+        while True:
+            applied.append(len([e for e in device.events if e[0] == "apply"]))
+            if transport.producerState != "paused":
+                break
+            oneTurn(clock)
+        self.assertEqual(applied, [16, 32, 48, 64, 80, 96, 100])
+        answers = [bytes([255, 250, 44, 101]) + r.to_bytes(4, "big") + bytes([255, 240]) for r in rates]
+        self.assertEqual(transport.value(), b"".join(answers))
+        self.assertEqual(clock.getDelayedCalls(), [])
