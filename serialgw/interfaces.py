@@ -11,7 +11,7 @@ clients as L{IClient}s; neither imports the other.
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Optional
 
 from twisted.python.failure import Failure
 from zope.interface import Attribute, Interface
@@ -246,6 +246,14 @@ class IPort(Interface):
 
     def purge(receive: bool, transmit: bool) -> None:
         """Discard the driver's receive and/or transmit queue (tcflush)."""
+
+    def startWatching(reactor: Any) -> None:
+        """
+        The port is its device's now (at start, and after each reopen), on
+        the reactor thread: what it watches with the reactor starts (a pty
+        the gateway made: its slave's last close, see
+        L{serialgw.devices.ptywatch}; a tty: nothing).  L{close} stops it.
+        """
 
     def close() -> None:
         """Close the device and release what it holds."""

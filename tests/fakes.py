@@ -38,6 +38,8 @@ class RecordingPort:
         # RFC 2217 modem-state bits, or None: no modem lines (a pty).
         self.modem: Optional[int] = None
         self.modemError: Optional[OSError] = None
+        # The reactor startWatching was given (None: not yet).
+        self.watching: Any = None
         self.lineState = 0
         # Whether it hung up (unplugged) without a read seeing it.
         self.hung = False
@@ -94,6 +96,9 @@ class RecordingPort:
 
     def purge(self, receive: bool, transmit: bool) -> None:
         self._record("purge", (receive, transmit))
+
+    def startWatching(self, reactor: Any) -> None:
+        self.watching = reactor
 
     def close(self) -> None:
         self._record("close")

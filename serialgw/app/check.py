@@ -16,6 +16,7 @@ import stat
 from typing import Any, Mapping, Optional, Sequence
 
 from serialgw.config.parsers import isDecimal
+from serialgw.config.paths import NOT_FOLLOWED, notFollowed
 from serialgw.config.shard import ownListeners
 from serialgw.config.specs import (
     LineConfig,
@@ -286,6 +287,9 @@ def _checkListenerPath(spec: ListenerSpec, owner: str, errors: list[str], warnin
         problem = _linkTaken(spec.path)
     elif spec.kind is ListenerKind.FILE and os.path.isdir(spec.path):
         problem = f"{quote(spec.path)} is a directory"
+    elif spec.kind in (ListenerKind.FILE, ListenerKind.PIPE):
+        planted = [p for p in (spec.path, spec.path + ".in", spec.path + ".out") if notFollowed(p)]
+        problem = f"{quote(planted[0])} is {NOT_FOLLOWED}" if planted else None
     elif unix and os.path.lexists(spec.path) and not stat.S_ISSOCK(os.lstat(spec.path).st_mode):
         problem = f"{quote(spec.path)} exists and is not a socket"
     if problem is not None:

@@ -31,6 +31,7 @@ from serialgw.config.parsers import (
     parseOnOff,
     parseSendString,
 )
+from serialgw.config.paths import absolute, absoluteDevice, absoluteListener, identity
 from serialgw.config.shard import Shard, ownListeners, parseShard, selectLines
 from serialgw.config.specs import (
     DEFAULT_HOST_KEY,
@@ -244,6 +245,8 @@ man 8 serialgw
                 if ssh:
                     raise ConfigError(f"--config and --{ssh[0]} do not go together: use [ssh] and [users.NAME] in the file")
                 loaded = loadFile(self["config"], shards=shard.count if shard is not None else None)
+                # Read again at SIGHUP, after twistd may have changed directory (--rundir).
+                self["configPath"] = os.path.abspath(self["config"])
                 self["allLines"], self["sshSpec"] = loaded.lines, loaded.ssh
                 self["lines"] = selectLines(loaded.lines, shard, loaded.pins) if shard is not None else loaded.lines
                 self["watchAllSpec"] = self["watchAllSpecInFile"] = loaded.watchAll
@@ -254,9 +257,11 @@ man 8 serialgw
             if self["watch-all"]:
                 fromFile = self["watchAllSpec"]
                 more = parseWatchAll(self["watch-all"], list(fromFile.lines) if fromFile else [])
+                more = attrs.evolve(more, listeners=tuple(absoluteListener(s, os.getcwd()) for s in more.listeners))
                 listeners = (fromFile.listeners if fromFile else ()) + more.listeners
                 self["watchAllSpec"] = attrs.evolve(more, listeners=listeners)
-            self["statusSpec"] = parseStatusListener(self["status"]) if self["status"] is not None else None
+            self["statusSpec"] = (absoluteListener(parseStatusListener(self["status"]), os.getcwd())
+                                  if self["status"] is not None else None)
             # This process's own status, SSH and watch-all listeners: as
             # given, or with --shard, its copies (every process's copy must
             # be possible: the last one takes the highest port).
@@ -353,7 +358,8 @@ man 8 serialgw
         rights = Rights(write=tuple(u.name for u in writers), read=tuple(u.name for u in readers))
         if self["ssh-host-key"] is not None and not self["ssh-host-key"].strip():
             raise ConfigError(f"--ssh-host-key is empty: expected a path (leave it out for {DEFAULT_HOST_KEY})")
-        spec = SSHSpec(parseSSHListener(self["ssh"]), self["ssh-host-key"] or DEFAULT_HOST_KEY, tuple(writers + readers))
+        spec = SSHSpec(absoluteListener(parseSSHListener(self["ssh"]), os.getcwd()),
+                       absolute(self["ssh-host-key"] or DEFAULT_HOST_KEY, os.getcwd()), tuple(writers + readers))
         return spec, rights
 
     def _lineConfig(self) -> LineConfig:
@@ -368,19 +374,26 @@ man 8 serialgw
                                     rtscts=settings.rtscts or bool(self["rtscts"]))
 
         # An empty value (a shell variable left unset) is refused, not the default.
-        device = parseDevice(DEFAULT_DEVICE if self["device"] is None else self["device"])
+        typed = parseDevice(DEFAULT_DEVICE if self["device"] is None else self["device"])
+        # Relative paths from the directory at start (twistd's --rundir changes it afterwards).
+        device = absoluteDevice(typed, os.getcwd())
         texts = ([self["port"]] if self["port"] is not None else []) + list(self["listen"])
         if not texts:
             texts = [DEFAULT_PORT]
-        listeners = tuple(parseListener(text) for text in texts)
+        listeners = tuple(absoluteListener(parseListener(text), os.getcwd()) for text in texts)
         if sum(spec.kind is ListenerKind.STDIO for spec in listeners) > 1:
             raise ConfigError("stdio is given twice: the gateway has one terminal")
-        files: dict[str, ListenerSpec] = {}
+        files: dict[object, ListenerSpec] = {}
         for spec in listeners:
-            first = files.setdefault(os.path.normpath(spec.path), spec) if spec.kind is ListenerKind.FILE else spec
-            if first is not spec:
-                raise ConfigError(f"listener {quote(spec.text)} writes {quote(spec.path)}, as listener {quote(first.text)} does: "
-                                  "two writers would interleave in one file")
+            if spec.kind is not ListenerKind.FILE:
+                continue
+            # One file by two paths (a symlink) when both are there; else the paths, normalised.
+            for seen in (os.path.normpath(spec.path), identity(spec.path)):
+                first = files.setdefault(seen, spec) if seen is not None else spec
+                if first is not spec:
+                    how = "" if seen == os.path.normpath(spec.path) else f" by another path ({quote(first.path)})"
+                    raise ConfigError(f"listener {quote(spec.text)} writes {quote(spec.path)}, as listener "
+                                      f"{quote(first.text)} does{how}: two writers would interleave in one file")
 
         duration = self["break-duration"] if self["break-duration"] is not None else DEFAULT_BREAK_DURATION
         try:
@@ -395,7 +408,7 @@ man 8 serialgw
         problem = nameProblem(self["name"]) if self["name"] is not None else None
         if problem is not None:
             raise ConfigError(f"--name: {problem}")
-        name = self["name"] or _lineName(device.describe())
+        name = self["name"] or _lineName(typed.describe())
         maxClients = DEFAULT_MAX_CLIENTS
         if self["max-clients"] is not None:
             text = str(self["max-clients"]).strip()
@@ -483,7 +496,7 @@ def makeService(options: Options, reactor: Optional[Any] = None) -> GatewayServi
     service = TwistdGatewayService(options["lines"], reactor=reactor, status=status, ssh=options.get("ownSSH"),
                                     watchAll=options.get("ownWatchAll"),
                                     waitForDevices=options["config"] is not None or bool(options["wait-for-device"]))
-    service.configPath = options["config"]
+    service.configPath = options.get("configPath")
     service.shard = shard = options.get("shardSpec")
     if shard is not None:
         total = len(options["allLines"])

@@ -6,7 +6,7 @@ answers and override what matters to them.
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 
 class ClientEvents:
@@ -51,3 +51,6 @@ class ClientEvents:
 
     def notice(self, text: str) -> None:
         pass
+
+    def logInOrder(self, emit: Callable[[], None]) -> None:
+        emit()

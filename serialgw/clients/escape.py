@@ -50,6 +50,13 @@ CANCEL_HINT = "Esc cancels"
 # ROLE_WINDOW seconds (_mayChangeRole).
 ROLE_CHANGES = 5
 ROLE_WINDOW = 10.0
+# The most keys of escape commands (the escape key, a command, the digits
+# and Enter of a number) one read of a client's input handles; the rest
+# waits for a later turn of the reactor, the client not read meanwhile.
+# A command costs tens of microseconds (a baud rate set, who is on, a
+# replay): one 64 KiB read of "^] B 9600 Enter" held every line of the
+# reactor 0.75 s; 32 keys cost at most about a millisecond.
+KEYS_PER_TURN = 32
 
 
 def keyName(key: int) -> str:
@@ -71,7 +78,9 @@ class EscapeMenu:
     the commands it finds.  C{client} has C{line}, C{peer}, C{role},
     C{notice(text)}, C{toLine(data)}, C{transport}, and C{inputHeld}: once an answer has
     filled the client's output, the rest of the input goes back to
-    C{client.fromPeer}, which holds it.
+    C{client.fromPeer}, which holds it.  So it does once KEYS_PER_TURN keys
+    of commands are handled in one read (L{newTurn} starts a read): the
+    client's C{holdUntilNextTurn()} holds its input until a later turn.
     """
 
     def __init__(self, client: Any, key: int, qemuKeys: bool = False) -> None:
@@ -88,6 +97,12 @@ class EscapeMenu:
         self._ended: str | None = None
         # When this client last took or gave up write (_mayChangeRole).
         self._roleChanges: list[float] = []
+        # Keys of commands this read may still handle (KEYS_PER_TURN).
+        self._keysLeft = KEYS_PER_TURN
+
+    def newTurn(self) -> None:
+        """A new read of the client's input: KEYS_PER_TURN keys of commands again."""
+        self._keysLeft = KEYS_PER_TURN
 
     def filter(self, data: bytes) -> bytes:
         """
@@ -104,6 +119,12 @@ class EscapeMenu:
                 out = []
                 if pending:
                     self.client.toLine(pending)
+                if self._keysLeft <= 0:
+                    self._keysLeft = KEYS_PER_TURN
+                    if self.client.holdUntilNextTurn():
+                        self.client.fromPeer(data[i:])
+                        break
+                self._keysLeft -= 1
                 state, self._state = self._state, None
                 out.append(state(data[i]))
                 i += 1
@@ -271,8 +292,10 @@ class EscapeMenu:
         why, self._ended = self._ended, None
         line = self.client.line
         dropped = f"; the {rest} byte(s) after it were not sent to {line.name}" if rest else ""
-        log.info("{line}: escape command from {peer}: {why}{dropped}", line=line.name, peer=self.client.peer,
-                 why=why, dropped=dropped, rest=rest)
+        # Worth the log when typing was kept from the device (a cancel is the person's own business).
+        emit = log.info if rest else log.debug
+        emit("{line}: escape command from {peer}: {why}{dropped}", line=line.name, peer=self.client.peer,
+             why=why, dropped=dropped, rest=rest)
         self.client.notice(f"{why}{dropped}")
 
     def _count(self, typed: str) -> None:

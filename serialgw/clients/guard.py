@@ -25,7 +25,8 @@ The client side of that contract is L{IGuarded}.
 from __future__ import annotations
 
 import socket
-from typing import Any, Optional
+from functools import partial
+from typing import Any, Callable, Optional
 
 from twisted.internet import tcp
 from twisted.internet.interfaces import IPushProducer
@@ -58,6 +59,13 @@ class IGuarded(Interface):
 
     def releaseInput() -> None:
         """Its output drained: handle what was held, then read it again."""
+
+    def logInOrder(emit: Callable[[], None]) -> None:
+        """
+        A log line about the client (C{emit} writes it): now, or later where
+        the log has not said yet that the client came (a connection not
+        announced yet), so that the log tells what happened in order.
+        """
 
 
 def bufferHolder(transport: Any) -> Any:
@@ -195,8 +203,9 @@ class OutputGuard:
         # answer would go past the bound) until it has taken its output.
         self.client.holdInput()
         if self.policy == "disconnect":
-            log.warn("{line}: {peer} cannot keep up ({bound} bytes queued): disconnected",
-                     line=self.line.name, peer=self.client.peer, bound=self.bound)
+            self.client.logInOrder(partial(
+                log.warn, "{line}: {peer} cannot keep up ({bound} bytes queued): disconnected",
+                line=self.line.name, peer=self.client.peer, bound=self.bound))
             transport = self.client.transport
             if hasattr(transport, "abortConnection"):
                 transport.abortConnection()
@@ -208,8 +217,9 @@ class OutputGuard:
         elif self.policy == "block":
             self.line.blockDevice(self.client)
         else:
-            log.info("{line}: {peer} cannot keep up: its output is dropped until it does",
-                     line=self.line.name, peer=self.client.peer)
+            self.client.logInOrder(partial(
+                log.info, "{line}: {peer} cannot keep up: its output is dropped until it does",
+                line=self.line.name, peer=self.client.peer))
             if self.fanOut is not None:
                 self._parkedAt = self.fanOut.park(self)
 
@@ -223,8 +233,9 @@ class OutputGuard:
         held = self._held.take(self.bound)
         dropped, self._reported = self._held.dropped - self._reported, self._held.dropped
         if dropped:
-            log.info("{line}: {peer} caught up; the oldest {count} bytes were dropped for it",
-                     line=self.line.name, peer=self.client.peer, count=dropped)
+            self.client.logInOrder(partial(
+                log.info, "{line}: {peer} caught up; the oldest {count} bytes were dropped for it",
+                line=self.line.name, peer=self.client.peer, count=dropped))
             self.client.droppedNotice(dropped)
         if held:
             self.client.deliver(held)

@@ -40,6 +40,7 @@ from serialgw.clients.base import ClientEvents
 from serialgw.clients.guard import OutputGuard
 from serialgw.config.specs import ListenerKind, ListenerSpec, Protocol, SerialSettings
 from serialgw.devices.links import removeSymlink, replaceSymlink
+from serialgw.devices.ptywatch import SlaveWatch
 from serialgw.devices.termio import readTermios, termiosConstant, termiosSpeed
 from serialgw.interfaces import IClient
 from serialgw.line.hub import Line, Role
@@ -89,6 +90,8 @@ class PtyClient(ClientEvents, abstract.FileDescriptor):
         # Its deliver, full, only holds: taken out of the line's fan-out then.
         self.guard = OutputGuard(self, line, spec.outbuf, spec.policy, fanOut=line)
         self.guard.attach(self)
+        # Exclusive mode a program leaves (screen's TIOCEXCL) goes at its last close.
+        self._watch = SlaveWatch(reactor, self.slaveName, slave, self.peer)
         self.startReading()
         line.attach(self)
         line.settingsFollowers.append(self.lineSettingsChanged)
@@ -233,6 +236,7 @@ class PtyClient(ClientEvents, abstract.FileDescriptor):
         self._unfollow()
         self.stopReading()
         self.stopWriting()
+        self._watch.close()
         removeSymlink(self.link, self.slaveName)
         os.close(self._master)
         os.close(self._slave)

@@ -25,6 +25,8 @@ DEVICE_BEHIND = 1
 OUTPUT_FULL = 2
 # The rest of a read waits for the next turn (telnet: COMMANDS_PER_TURN).
 BUSY = 4
+# The rest of the input waits for the next turn (the escape menu's KEYS_PER_TURN).
+ESCAPE_BUSY = 8
 # Input held while a client's output is full is what one read brings (64
 # KiB); past this, its transport is not honouring the pause: it is cut.
 HELD_INPUT_LIMIT = 256 * 1024
@@ -34,6 +36,9 @@ QUIET_SECONDS = 1.0
 # A watcher or read-only person who types is told at most this often that
 # the input is not sent.
 NOT_SENT_INTERVAL = 10.0
+# Log lines about a connection not announced yet wait for its arrival's
+# (Session.logInOrder); at most this many, the rest left out.
+HELD_LOG_LINES = 8
 # A client told to go (idle, escape d) has this many seconds to read what
 # waits for it; then its connection is cut (closing waits for the output to
 # drain: a client that never reads stayed connected for ever).
@@ -81,11 +86,15 @@ class Session:
     _idleCall: Any = None
     _introCall: Any = None
     _closeCall: Any = None
+    # The turn that handles input held by the escape menu (holdUntilNextTurn).
+    _turnCall: Any = None
     # Told to go (disconnect): its input is no longer handled.
     leaving = False
     # Joined: its text waits for device output cut short (TextGate).
     _started = False
     _notSentAt: Optional[float] = None
+    # Log lines about it while it is not announced yet (logInOrder).
+    _heldLog: Optional[list[Callable[[], None]]] = None
     peer: str = "?"
     # The person, when known by name (an SSH key's owner, a TLS certificate's CN).
     user: Optional[str] = None
@@ -193,8 +202,36 @@ class Session:
                 self._introCall.cancel()
             self._introCall = None
             self.line.introduce(self)
+            self._writeHeldLog()
+
+    def logInOrder(self, emit: Callable[[], None]) -> None:
+        """
+        A log line about this client (its output guard's: it fell behind,
+        caught up): written now, or, while it is not announced yet, once its
+        arrival is logged (or its going, if it leaves unannounced), so that
+        the log tells what happened to it in order.  At most HELD_LOG_LINES
+        wait; more are left out (each is also in the client's log budget).
+        """
+        if self._introCall is None:
+            emit()
+            return
+        if self._heldLog is None:
+            self._heldLog = []
+        if len(self._heldLog) < HELD_LOG_LINES:
+            self._heldLog.append(emit)
+
+    def _writeHeldLog(self) -> None:
+        held, self._heldLog = self._heldLog, None
+        for emit in held or ():
+            emit()
 
     def fromPeer(self, data: bytes) -> None:
+        """A read of the client's input (a new turn for the escape menu): see L{handleInput}."""
+        if self.escapeMenu is not None and not self.inputHeld:
+            self.escapeMenu.newTurn()
+        self.handleInput(data)
+
+    def handleInput(self, data: bytes) -> None:
         """Data from the client: through the escape menu, then to the line."""
         if self.inputHeld:
             # At most what one read brought: the transport is not read now.
@@ -319,6 +356,29 @@ class Session:
     def releaseWire(self) -> None:
         """Handle input the wire layer held back (telnet: bytes not parsed yet)."""
 
+    def holdUntilNextTurn(self) -> bool:
+        """
+        The escape menu has handled what one read may (KEYS_PER_TURN): the
+        rest of the input is held, and the client not read, until a later
+        turn of the reactor.  False without a clock: it is handled now.
+        """
+        clock = self._clock()
+        if clock is None:
+            return False
+        self.inputHeld = True
+        self._pauseReading(ESCAPE_BUSY)
+        if self._turnCall is None:
+            self._turnCall = clock.callLater(0, self._nextTurnOfInput)
+        return True
+
+    def _nextTurnOfInput(self) -> None:
+        self._turnCall = None
+        if self.guard is None or not self.guard.full:
+            # (Output past its bound: the guard releases the input once it drains.)
+            self.releaseInput()
+        if self._turnCall is None:
+            self._resumeReading(ESCAPE_BUSY)
+
     def _certified(self, tls: Any) -> None:
         subject = peerSubject(self.transport)
         if subject:
@@ -359,6 +419,7 @@ class Session:
         # Its last words (bye, why) before the connection closes.
         self.line.textGate.release(self)
         self.transport.loseConnection()
+        self._writeHeldLog()
         self.line.detach(self)
         clock = self._clock()
         # (A stream on descriptors, stdio or pipe:, cannot be cut: off the
@@ -373,11 +434,13 @@ class Session:
         self.transport.abortConnection()
 
     def endSession(self) -> None:
-        stopCalls(self._idleCall, self._closeCall, self._introCall)
-        self._idleCall = self._closeCall = self._introCall = None
+        stopCalls(self._idleCall, self._closeCall, self._introCall, self._turnCall)
+        self._idleCall = self._closeCall = self._introCall = self._turnCall = None
         if self.guard is not None:
             self.guard.stopProducing()
         self.line.textGate.forget(self)
+        # What the log holds about it goes before its leaving.
+        self._writeHeldLog()
         self.line.detach(self)
 
     def touch(self) -> None:

@@ -24,6 +24,9 @@ from serialgw.wire.rfc2217 import COM_PORT_OPTION, FLOWCONTROL_RESUME, FLOWCONTR
 from serialgw.wire.telnet import AYT, BINARY, BRK, ECHO, NAWS, SGA, TTYPE, TelnetProtocol
 
 _OWE_MODEM = 1
+# What one COM-PORT-OPTION command counts for of a read's COMMANDS_PER_TURN
+# (wire/telnet.py): 16 of them a turn of the reactor.
+COM_PORT_COMMAND_COST = 16
 
 # Options a serial console speaks, on our side and on the peer's.
 LOCAL_OPTIONS = frozenset({BINARY, ECHO, SGA})
@@ -106,6 +109,8 @@ class TelnetClient(Session, TelnetProtocol):
         if self._introCall is not None:
             # Negotiation counts: a health check sends nothing at all.
             self.introduce()
+        if self.escapeMenu is not None and not self.inputHeld:
+            self.escapeMenu.newTurn()
         TelnetProtocol.dataReceived(self, data)
 
     @property
@@ -140,9 +145,14 @@ class TelnetClient(Session, TelnetProtocol):
                 # Held device output is written at once: our answers first.
                 self._flushAnswers()
             self.comPort.handle(payload)
+            # Most reach the device (a settings change is a tcsetattr and a
+            # read-back, 45-60 us): 16 of them a read, as much as 256 other
+            # commands (a flood of SET-BAUDRATE held every line 12 ms a read).
+            self.spendCommands(COM_PORT_COMMAND_COST - 1)
 
     def telnetDataReceived(self, data: bytes) -> None:
-        self.fromPeer(data)
+        # One read's pieces between telnet commands share its escape menu's turn.
+        self.handleInput(data)
 
     def telnetCommandReceived(self, command: int) -> None:
         if command == BRK:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import fnmatch
 import ipaddress
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from twisted.internet.protocol import Factory, Protocol, connectionDone
 from twisted.logger import Logger
@@ -196,6 +196,10 @@ class WatchAllClient(Protocol):
 
     def releaseInput(self) -> None:
         self.transport.resumeProducing()
+
+    def logInOrder(self, emit: Callable[[], None]) -> None:
+        # Logged as it comes: its arrival was (its listener logs it at once).
+        emit()
 
     def droppedNotice(self, count: int) -> None:
         # What the guard delivers next starts where the drop cut it.

@@ -51,6 +51,7 @@ from serialgw.config.parsers import (
     parseOnOff,
     parseSendString,
 )
+from serialgw.config.paths import absolute, absoluteLine, absoluteListener, baseOf, identity
 from serialgw.config.shard import MAX_SHARDS
 from serialgw.config.specs import (
     DEFAULT_BACKLOG,
@@ -164,13 +165,14 @@ def loadFile(path: str, shards: Optional[int] = None) -> FileConfig:
         # TOMLDecodeError, and no key of ours takes such a number.
         limit = sys.get_int_max_str_digits()
         raise ConfigError(f"{_tooLong(path, text, limit)}: an integer of more than {limit} digits") from None
-    lines, pins = _lines(path, text, data)
+    base = baseOf(path)
+    lines, pins = _lines(path, text, data, base)
     _oneLineEach(path, text, data, lines)
     for name, pin in pins.items():
         if shards is not None and pin >= shards:
             raise ConfigError(f"{_where(path, text, f'lines.{name}', 'shard')}: [lines.{name}] shard: {pin}, but "
                               f"--shard runs {shards} process(es), numbered 0 to {shards - 1}")
-    users = _users(path, text, data)
+    users = _users(path, text, data, base)
     known = {u.name for u in users}
     for config in lines:
         for key, names in (("write", config.rights.write), ("read", config.rights.read)):
@@ -179,7 +181,7 @@ def loadFile(path: str, shards: Optional[int] = None) -> FileConfig:
                 raise ConfigError(f"{_where(path, text, f'lines.{config.name}', key)}: [lines.{config.name}] {key}: "
                                   f"unknown user {quote(unknown[0])} (declared: {', '.join(sorted(known)) or 'none'}; "
                                   "add a [users.NAME] table)")
-    return FileConfig(lines, _ssh(path, text, data, users), users, _watchAll(path, text, data), pins)
+    return FileConfig(lines, _ssh(path, text, data, users, base), users, _watchAll(path, text, data, base), pins)
 
 
 def _kind(mode: int) -> str:
@@ -197,7 +199,15 @@ def _oneLineEach(path: str, text: str, data: dict[str, Any], lines: list[LineCon
     interleaved and each rotated it.  Refused when the file is read, so at
     start, at a reload and by --check alike.
     """
-    owners: dict[tuple[str, str], str] = {}
+    stats: dict[str, Optional[tuple[Any, ...]]] = {}
+
+    def there(claimed: str) -> Optional[tuple[Any, ...]]:
+        """What is at a path now (one stat a path: a log is looked at twice below)."""
+        if claimed not in stats:
+            stats[claimed] = identity(claimed)
+        return stats[claimed]
+
+    owners: dict[tuple[str, object], tuple[str, str]] = {}
     for config in lines:
         device = config.device
         claims = []
@@ -206,30 +216,36 @@ def _oneLineEach(path: str, text: str, data: dict[str, Any], lines: list[LineCon
         if config.log is not None:
             claims.append(("log", config.log.path, config.log.path))
         for key, claimed, shown in claims:
-            owner = owners.setdefault((key, os.path.normpath(claimed)), config.name)
-            if owner != config.name:
-                table = f"lines.{config.name}"
-                if key not in data["lines"][config.name]:
-                    table = "defaults"
-                raise ConfigError(f"{_where(path, text, table, key)}: [{table}] {key}: {quote(shown)} is line {quote(owner)}'s "
-                                  f"{key} too")
+            # A tty or socket by two paths (a by-id symlink, /dev/ttyUSB0)
+            # when both are there now; a pty's link is made by the gateway.
+            for what in (os.path.normpath(claimed), there(claimed) if (key, device.kind) != ("device", "pty") else None):
+                owner = owners.setdefault((key, what), (config.name, shown)) if what is not None else None
+                if owner is not None and owner[0] != config.name:
+                    table = f"lines.{config.name}" if key in data["lines"][config.name] else "defaults"
+                    other = "" if what == os.path.normpath(claimed) else f" {quote(owner[1])}"
+                    why = "" if not other else f": one {'device' if key == 'device' else 'file'} by two paths"
+                    raise ConfigError(f"{_where(path, text, table, key)}: [{table}] {key}: {quote(shown)} is line "
+                                      f"{quote(owner[0])}'s {key}{other} too{why}")
     # A file written by two (file: listeners, console logs): their lines
     # interleaved in it and each rotated or truncated the other's.  Paths
-    # are compared as written, normalised, as above (no I/O here: a symlink
-    # to another's file is not seen).
-    writers: dict[str, tuple[str, str]] = {}
+    # are compared normalised, and, when both are there now, by what they
+    # are (a symlink to another's file, a hard link).
+    writers: dict[object, tuple[str, str, str]] = {}
     for config in lines:
         written = [("log", config.log.path, config.log.path, "log")] if config.log is not None else []
         written += [("listen", spec.text, spec.path, f"listener {quote(spec.text)}") for spec in config.listeners
                     if spec.kind is ListenerKind.FILE]
         for key, shown, claimed, thing in written:
-            claim = (config.name, thing)
-            writer = writers.setdefault(os.path.normpath(claimed), claim)
-            if writer is not claim:
+            claim = (config.name, thing, claimed)
+            for what in (os.path.normpath(claimed), there(claimed)):
+                writer = writers.setdefault(what, claim) if what is not None else claim
+                if writer is claim:
+                    continue
                 table = f"lines.{config.name}" if key in data["lines"][config.name] else "defaults"
-                what = (f"{quote(shown)} writes {quote(claimed)}, as line {quote(writer[0])}'s {writer[1]} does" if key == "listen"
-                        else f"{quote(shown)} is line {quote(writer[0])}'s {writer[1]} too")
-                raise ConfigError(f"{_where(path, text, table, key)}: [{table}] {key}: {what}: two writers would "
+                how = "" if what == os.path.normpath(claimed) else f" by another path ({quote(writer[2])})"
+                said = (f"{quote(shown)} writes {quote(claimed)}, as line {quote(writer[0])}'s {writer[1]} does{how}"
+                         if key == "listen" else f"{quote(shown)} is line {quote(writer[0])}'s {writer[1]} too{how}")
+                raise ConfigError(f"{_where(path, text, table, key)}: [{table}] {key}: {said}: two writers would "
                                   "interleave in one file")
     # A path the gateway makes its own for a line: a pty's link (a pty:
     # device's or listener's), a pipe: FIFO pair.  The start took a second
@@ -262,7 +278,7 @@ def _oneLineEach(path: str, text: str, data: dict[str, Any], lines: list[LineCon
 WATCH_ALL_KEYS = {"listen", "lines"}
 
 
-def _watchAll(path: str, text: str, data: dict[str, Any]) -> Optional[WatchAllSpec]:
+def _watchAll(path: str, text: str, data: dict[str, Any], base: str) -> Optional[WatchAllSpec]:
     """[watch-all]: listen (one string or a list) and lines (shell patterns; default every line)."""
     if "watch-all" not in data:
         return None
@@ -288,13 +304,14 @@ def _watchAll(path: str, text: str, data: dict[str, Any]) -> Optional[WatchAllSp
         raise ConfigError(f"{_where(path, text, 'watch-all')}: [watch-all] listen: missing: "
                           "an endpoint such as \"tcp:4400:interface=127.0.0.1\"")
     try:
-        return parseWatchAll(items["listen"], items.get("lines", []))
+        spec = parseWatchAll(items["listen"], items.get("lines", []))
     except ConfigError as e:
         key = "lines" if str(e).startswith("watch-all lines") else "listen"
         raise ConfigError(f"{_where(path, text, 'watch-all', key)}: [watch-all] {key}: {e}") from None
+    return attrs.evolve(spec, listeners=tuple(absoluteListener(s, base) for s in spec.listeners))
 
 
-def _users(path: str, text: str, data: dict[str, Any]) -> tuple[UserSpec, ...]:
+def _users(path: str, text: str, data: dict[str, Any], base: str) -> tuple[UserSpec, ...]:
     tables = data.get("users", {})
     if not isinstance(tables, dict):
         raise ConfigError(f"{_where(path, text, 'users')}: users must be tables, [users.NAME]")
@@ -322,7 +339,7 @@ def _users(path: str, text: str, data: dict[str, Any]) -> tuple[UserSpec, ...]:
             if not isinstance(table["keys-file"], str):
                 raise ConfigError(f"{_where(path, text, where, 'keys-file')}: [{where}] keys-file: expected a path")
             try:
-                found += readKeysFile(checkPath(table["keys-file"], "keys-file"))
+                found += readKeysFile(absolute(checkPath(table["keys-file"], "keys-file"), base))
             except ConfigError as e:
                 raise ConfigError(f"{_where(path, text, where, 'keys-file')}: [{where}] keys-file: {e}") from None
         for key in found:
@@ -333,7 +350,7 @@ def _users(path: str, text: str, data: dict[str, Any]) -> tuple[UserSpec, ...]:
     return tuple(users)
 
 
-def _ssh(path: str, text: str, data: dict[str, Any], users: tuple[UserSpec, ...]) -> Optional[SSHSpec]:
+def _ssh(path: str, text: str, data: dict[str, Any], users: tuple[UserSpec, ...], base: str) -> Optional[SSHSpec]:
     if "ssh" not in data:
         return None
     table = data["ssh"]
@@ -360,7 +377,7 @@ def _ssh(path: str, text: str, data: dict[str, Any], users: tuple[UserSpec, ...]
         listener = parseSSHListener(table["listen"])
     except ConfigError as e:
         raise ConfigError(f"{_where(path, text, 'ssh', 'listen')}: [ssh] listen: {e}") from None
-    return SSHSpec(listener, hostKey, users)
+    return SSHSpec(absoluteListener(listener, base), absolute(hostKey, base), users)
 
 
 def _tooLong(path: str, text: str, limit: int) -> str:
@@ -395,7 +412,7 @@ def _where(path: str, text: str, table: str, key: Optional[str] = None) -> str:
     return f"{path}:{start + 1}"
 
 
-def _lines(path: str, text: str, data: dict[str, Any]) -> tuple[list[LineConfig], dict[str, int]]:
+def _lines(path: str, text: str, data: dict[str, Any], base: str) -> tuple[list[LineConfig], dict[str, int]]:
     for key in data:
         if key not in ("defaults", "lines", "ssh", "users", "watch-all"):
             raise ConfigError(f"{path}: unknown top-level key {quote(key)} "
@@ -432,7 +449,7 @@ def _lines(path: str, text: str, data: dict[str, Any]) -> tuple[list[LineConfig]
             pins[name] = pin
             del merged["shard"]
         try:
-            configs.append(_line(name, merged))
+            configs.append(absoluteLine(_line(name, merged), base))
         except _KeyError as e:
             table_ = "defaults" if e.key in defaults and e.key not in table else where
             raise ConfigError(f"{_where(path, text, table_, e.key)}: [{table_}] {e.key}: {e.message}") from None

@@ -150,6 +150,8 @@ class SerialDevice(Pacing):
                 self.closed = True
             else:
                 self.reopener.start()
+        else:
+            port.startWatching(reactor)
 
     # IReadDescriptor / IWriteDescriptor
 
@@ -547,6 +549,7 @@ class SerialDevice(Pacing):
         self.port = port
         self.name = port.name
         self._fileno = port.fileno()
+        port.startWatching(self.reactor)
         self.settings = port.apply(self.settings)
         for name, on in self.modemLines.items():
             if not on:

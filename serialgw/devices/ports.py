@@ -25,6 +25,7 @@ from zope.interface import implementer
 from serialgw.config.specs import DeviceSpec, SerialSettings
 from serialgw.devices import uucplock
 from serialgw.devices.links import removeSymlink, replaceSymlink
+from serialgw.devices.ptywatch import SlaveWatch
 from serialgw.devices.termio import ErrorMarks, fcntlBreak, markErrors, readModemState, readTermios
 from serialgw.interfaces import IPort
 
@@ -53,6 +54,11 @@ class DeviceLocked(DeviceError):
         DeviceError.__init__(self, message)
         self.pid = pid
 
+
+# The most distinct refusals of a setting (a field and a value) logged for
+# one open port: a client asking for 7 bits on a pty a thousand times a
+# second made a warning each (1 MB of log every 2 s).
+REJECTIONS_LOGGED = 16
 
 _FIELDS = ("baudrate", "bytesize", "parity", "stopbits", "xonxoff", "rtscts")
 _SETTING_ERRORS = (serial.SerialException, OSError, ValueError, OverflowError, termios.error)
@@ -154,6 +160,8 @@ class TtyPort:
             raise DeviceError(f"cannot open device {path!r}: {_whyNotOpened(path, e)}") from None
         self._serial = ser
         self._fd: int = ser.fd
+        # The settings and values refused by the device and logged (_rejected).
+        self._rejectionsLogged: set[tuple[str, Any]] = set()
         fdesc.setNonBlocking(self._fd)
         # pyserial keeps two pipes to interrupt its own blocking read and
         # write, which we never call: four descriptors a line, given back.
@@ -250,13 +258,7 @@ class TtyPort:
             try:
                 setattr(ser, field, wanted)
             except _SETTING_ERRORS as e:
-                log.warn(
-                    "{device}: {field} {value} rejected: {reason}",
-                    device=self.name,
-                    field=field,
-                    value=wanted,
-                    reason=errorReason(e),
-                )
+                self._rejected(field, wanted, errorReason(e))
                 try:
                     setattr(ser, field, old)
                 except _SETTING_ERRORS:
@@ -265,6 +267,21 @@ class TtyPort:
         if self._marks is not None:
             self._mark()
         return _readBack(ser)
+
+    def _rejected(self, field: str, value: Any, reason: str) -> None:
+        """
+        A setting the device refused: logged once for each setting and
+        value while the port is open (at most REJECTIONS_LOGGED of them).  A
+        client may ask again and again (a pty refuses 7 bits every time): its
+        own requests are logged under its budget (logflood), with what is in
+        effect.
+        """
+        told = self._rejectionsLogged
+        if (field, value) in told or len(told) >= REJECTIONS_LOGGED:
+            return
+        told.add((field, value))
+        log.warn("{device}: {field} {value} rejected: {reason}", device=self.name, field=field, value=value,
+                 reason=reason)
 
     def setModemLine(self, name: str, on: bool) -> None:
         if name == "dtr":
@@ -284,6 +301,9 @@ class TtyPort:
             termios.tcflush(self._fd, termios.TCIFLUSH)
         elif transmit:
             termios.tcflush(self._fd, termios.TCOFLUSH)
+
+    def startWatching(self, reactor: Any) -> None:
+        pass
 
     def close(self) -> None:
         # Not pyserial's close(): it would close the pipes given back above.
@@ -334,6 +354,7 @@ class PtyPort(TtyPort):
         self.slaveName = slaveName
         self.link = link
         self.name = f"pty:{link}" if link else slaveName
+        self._watch: Optional[SlaveWatch] = None
         if link:
             try:
                 replaceSymlink(slaveName, link)
@@ -354,7 +375,15 @@ class PtyPort(TtyPort):
     def modemState(self) -> Optional[int]:
         return None
 
+    def startWatching(self, reactor: Any) -> None:
+        # Exclusive mode a program leaves (screen's TIOCEXCL) goes at its last close.
+        if self._watch is None:
+            self._watch = SlaveWatch(reactor, self.slaveName, self._slaveFd, self.name)
+
     def close(self) -> None:
+        if self._watch is not None:
+            self._watch.close()
+            self._watch = None
         removeSymlink(self.link, self.slaveName)
         os.close(self._fd)
         TtyPort.close(self)
@@ -459,6 +488,9 @@ class AbsentPort:
 
     def purge(self, receive: bool, transmit: bool) -> None:
         raise self._gone()
+
+    def startWatching(self, reactor: Any) -> None:
+        pass
 
     def close(self) -> None:
         pass

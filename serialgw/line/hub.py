@@ -281,9 +281,9 @@ class Line(PortControl, OpenCloseStrings, RoleChanges):
                 heir = self.mode == "exclusive" and client.role is Role.WRITER and heirOf(self.clients, place)
                 if heir:
                     # Write is the first person's who came meanwhile (a
-                    # health check kept a raw client, with no ^] t, watching).
-                    heir.role = Role.WRITER
-                    self.announce(f"{heir.peer} writes", peer=heir.peer)
+                    # health check kept a raw client, with no ^] t, watching;
+                    # one not announced yet either is only logged).
+                    self._roleChanged(heir, Role.WRITER, "writes")
             elif client.person and self.comings.left(client):
                 self.announce(f"{client.peer} detached")
             elif client in self._unlogged:

@@ -449,6 +449,13 @@ class TelnetProtocol(Protocol):
         self._commandsLeft = COMMANDS_PER_TURN
         return False
 
+    def spendCommands(self, count: int) -> None:
+        """
+        The command just handled cost as much as C{count} more of this
+        read's COMMANDS_PER_TURN (a subclass's command that reaches a device).
+        """
+        self._commandsLeft -= count
+
     def _holdFrom(self, data: bytes, start: int, state: ParserState) -> None:
         """
         Input is held (the data before has been handed on): keep the rest,

@@ -21,7 +21,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from serialgw.app.status import StatusChannel, ThrottledPage, statusSite
 from serialgw.line.hub import Line
 from tests.fakes import Lines, RecordingDevice
-from tests.realio import connect, ptyLine, startedPty, startGateway
+from tests.realio import Clients, connect, ptyLine, startedPty, startGateway
 
 GET = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
 REFUSED_405 = (b"HTTP/1.1 405 Method Not Allowed\r\nAllow: GET, HEAD\r\nContent-Length: 0\r\n"
@@ -282,3 +282,21 @@ class StatusSocketTests(TestCase):
         poster.transport.write(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 67108864\r\n\r\n")  # type: ignore[union-attr]
         await poster.closed
         self.assertEqual(poster.received.data, REFUSED_405)
+
+    async def test_perAddressOnRealSocket(self) -> None:
+        """On a real socket: 8 idle connections from 127.0.0.1 are kept and answered; a 9th from there is closed at once without a byte."""
+        pty = startedPty(self)
+        service = startGateway(self, ptyLine(pty), status="tcp:0:interface=127.0.0.1")
+        number = service.statusPort.getHost().port
+        clients = Clients()
+        self.addCleanup(clients.close)
+        held = [await clients.connect(number) for _ in range(8)]
+        ninth = await clients.connect(number)
+        await ninth.closed
+        self.assertEqual((ninth.received.data, [c.closed.called for c in held]), (b"", [False] * 8))
+        # Each answered and closed by the gateway (so its side is gone too when the test ends).
+        for client in held:
+            client.transport.write(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")  # type: ignore[union-attr]
+        for client in held:
+            await client.closed
+        self.assertEqual([c.received.data[:15] for c in held], [b"HTTP/1.1 200 OK"] * 8)

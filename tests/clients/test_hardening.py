@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from twisted.internet import defer, reactor
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
+from twisted.logger import formatEvent
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from serialgw.app.service import GatewayService
@@ -351,6 +352,51 @@ class AnswerBoundTests(SynchronousTestCase):
         )
         self.line.deviceWritable(True)
         self.assertEqual(transport.drain()[-6:], b"\xff\xfa\x2c\x6d\xff\xf0")
+
+
+class LogOrderTests(SynchronousTestCase):
+    """The log tells what happened to a client in order, for a connection not announced yet too."""
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.line = Line("t", RecordingDevice(), clock=self.clock)
+        self.said: list[str] = []
+        observeLog(self, lambda e: self.said.append(formatEvent(e)) if e.get("line") == "t" else None)
+
+    def silent(self, listener: str = "telnet,outbuf=1024+4444") -> tuple[TelnetClient, BoundedTransport]:
+        """A telnet client that never answers the negotiation (nor reads): attached quietly."""
+        client = TelnetClient(self.line, listener=parseListener(listener), clock=self.clock)
+        transport = BoundedTransport()
+        client.makeConnection(transport)
+        return client, transport
+
+    def test_attachLoggedBeforeCannotKeepUp(self) -> None:
+        """A client that never answers the negotiation falls behind before it is announced: the log says it attached, then that it cannot keep up, then that it caught up."""
+        client, transport = self.silent()
+        guard = client.guard
+        assert guard is not None
+        self.line.deviceDataReceived(b"x" * 2048)
+        self.assertTrue(guard.full)
+        self.line.deviceDataReceived(b"y" * 3000)
+        self.assertEqual(self.said, [])
+        self.clock.advance(1)
+        self.assertEqual(self.said, ["t: 192.168.1.1:54321 attached as writer",
+                                     "t: 192.168.1.1:54321 cannot keep up: its output is dropped until it does"])
+        while guard.full:
+            transport.drain()
+        self.assertEqual(self.said[2], "t: 192.168.1.1:54321 caught up; the oldest 1976 bytes were dropped for it")
+        client.connectionLost()
+
+    def test_unannouncedLeavingLogsInOrder(self) -> None:
+        """Cut before it was announced (policy=disconnect): the log says it could not keep up, then that it came and went."""
+        client, transport = self.silent("telnet,policy=disconnect,outbuf=1024+4444")
+        self.line.deviceDataReceived(b"x" * 2048)
+        self.assertTrue(transport.disconnecting)
+        client.connectionLost()
+        self.assertEqual(self.said, [
+            "t: 192.168.1.1:54321 cannot keep up (1024 bytes queued): disconnected",
+            "t: 192.168.1.1:54321 came and went without a word (not announced)",
+        ])
 
 
 class FileLikeBoundTests(TestCase):

@@ -111,6 +111,20 @@ class ExclusiveTests(SynchronousTestCase):
         person.dataReceived(b"ls")
         self.assertEqual(h.device.events, [("write", b"ls")])
 
+    def test_heirNotAnnouncedYetNotAnnounced(self) -> None:
+        """A health check's write handed to a person who has not said anything yet either: the others are not told of someone they never heard came; told once that one is announced, as the writer."""
+        h = Harness("exclusive")
+        check, _ = h.telnet("telnet+4444", port=1, agree=b"")
+        quiet, _ = h.telnet("telnet+4444", port=2, agree=b"")
+        bob, bobT = h.telnet(port=3)
+        self.assertEqual([c.role for c in (check, quiet, bob)], [Role.WRITER, Role.WATCHER, Role.WATCHER])
+        text(bobT)
+        check.connectionLost()
+        self.assertEqual((quiet.role, text(bobT)), (Role.WRITER, ""))
+        quiet.dataReceived(b"ls")
+        self.assertEqual(text(bobT), "\r\n[serialgw: 192.0.2.9:2 attached as writer]\r\n")
+        self.assertEqual(h.device.events, [("write", b"ls")])
+
     def test_writerLeavingKeepsWatchers(self) -> None:
         """Exclusive: an announced writer leaving hands write to nobody (as conserver: the others take it)."""
         h = Harness("exclusive")

@@ -1266,7 +1266,8 @@ class FileTests(SynchronousTestCase):
     def test_farm(self) -> None:
         """Users with inline keys and a keys file; lines with write/read lists; the [ssh] listener and host key."""
         a, b = newKey(), newKey()
-        keysFile = self.write(publicLine(b, "laptop") + "\n")
+        # (Absolute: a relative keys-file is the configuration file's directory's.)
+        keysFile = os.path.abspath(self.write(publicLine(b, "laptop") + "\n"))
         path = self.write(
             '[ssh]\nlisten = "banner+tcp:2222:interface=127.0.0.1"\nhost-key = "/tmp/hk"\n\n'
             f'[users.ops1]\nkeys = ["{publicLine(a)}"]\nkeys-file = "{keysFile}"\n\n'
@@ -1342,7 +1343,7 @@ class OptionsTests(SynchronousTestCase):
         keys = self.mktemp()
         with open(keys, "w") as f:
             f.write(publicLine(newKey(), "ops1") + "\n")
-        hostKey = self.mktemp()
+        hostKey = os.path.abspath(self.mktemp())  # (a relative one is shown made absolute)
         loadHostKey(hostKey)
         os.chmod(hostKey, 0o640)
         options = self.parse("--check", "--port", "tcp:2222:interface=127.0.0.1", "--ssh", "tcp:2222",
@@ -1354,7 +1355,7 @@ class OptionsTests(SynchronousTestCase):
             "listener 'tcp:2222:interface=127.0.0.1' already does",
             f"serialgw: error: the SSH host key {hostKey!r} may be read by others (mode 0640): chmod 600 it",
         ])
-        link = self.mktemp()
+        link = os.path.abspath(self.mktemp())
         os.symlink(hostKey, link)
         os.chmod(hostKey, 0o600)
         options = self.parse("--check", "--ssh", "tcp:2222", "--ssh-host-key", link, "--authorized-keys", keys)
@@ -1377,7 +1378,7 @@ class OptionsTests(SynchronousTestCase):
             f.write(publicLine(newKey(), "ops1") + "\n")
         for content, why in ((b"", "cannot read SSH host key {path!r}: cannot guess the type of b''"),
                              (publicLine(newKey()).encode(), "SSH host key {path!r} is not a private key")):
-            hostKey = self.mktemp()
+            hostKey = os.path.abspath(self.mktemp())
             with open(os.open(hostKey, os.O_WRONLY | os.O_CREAT, 0o600), "wb") as f:
                 f.write(content)
             options = self.parse("--check", "--ssh", "tcp:2222", "--ssh-host-key", hostKey, "--authorized-keys", keys)

@@ -23,6 +23,7 @@ from tests.realio import (
     connect,
     freePort,
     listenerPort,
+    socketPath,
     startedPty,
     startGateway,
     startProcess,
@@ -360,7 +361,7 @@ class ReloadInPlaceTests(TestCase):
         import socket
         import threading
 
-        path = self.mktemp()
+        path = socketPath(self)
         held = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.addCleanup(held.close)
         held.bind(path)

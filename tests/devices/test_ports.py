@@ -225,3 +225,23 @@ class ErrorReasonTests(SynchronousTestCase):
         self.assertEqual(errorReason(serial.SerialException(errno.EBUSY, "busy")), os.strerror(errno.EBUSY))
         self.assertEqual(errorReason(serial.SerialException("[Errno 2] could not open port /dev/x: [Errno 2] gone")),
                          "gone")
+
+
+class RejectionLogTests(SynchronousTestCase):
+    def test_refusalLoggedOnce(self) -> None:
+        """A pty refusing 7 bits and parity E, asked 500 times each: two warnings, not 1000 (at most 16 distinct refusals a port)."""
+        from twisted.logger import LogLevel
+
+        from tests.fakes import LogEvents
+
+        port = PtyPort("", SerialSettings())
+        self.addCleanup(port.close)
+        log = LogEvents(self)
+        for _ in range(500):
+            self.assertEqual(port.apply(SerialSettings(115200, 7, "E")), SerialSettings(115200))
+            self.assertEqual(port.apply(SerialSettings(9600)), SerialSettings(9600))
+        warned = [(e["field"], e["value"]) for e in log.at(LogLevel.warn)]
+        self.assertEqual(warned, [("bytesize", 7), ("parity", "E")])
+        for baud in range(1000, 1040):
+            port._rejected("baudrate", baud, "Invalid argument")
+        self.assertEqual(len(log.at(LogLevel.warn)), 16)

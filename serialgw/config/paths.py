@@ -1,0 +1,147 @@
+"""
+Paths from the configuration, made absolute when it is read, and what a
+path is on disk.
+
+A relative path in a configuration file is taken from the file's directory
+(as named, a symlink to the file not followed), one on the command line
+from the working directory at start: either way it is made absolute when
+the configuration is read, so twistd's change of directory (C{--rundir}, a
+daemon's C{/}) moves nothing, and a reload reads the same paths.
+
+L{identity} tells one device or file reached by two paths (a by-id
+symlink and the node it names, a symlink to another's log): a stat, which
+opens nothing (a tty's open would raise DTR; a FIFO's would wait).
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from typing import Any, Optional, cast
+
+import attrs
+from twisted.internet.endpoints import UNIXServerEndpoint, serverFromString
+
+from serialgw.config.specs import DeviceSpec, LineConfig, ListenerKind, ListenerSpec, isAbstract
+
+# Endpoints keep their reactor and touch it only in listen(): parsing with
+# this one does no I/O.
+_NO_REACTOR = cast(Any, object())
+
+
+def absolute(path: str, base: str) -> str:
+    """C{path} taken from the directory C{base} when relative (normalised); an absolute or abstract one as it is."""
+    if not path or path.startswith("/") or isAbstract(path):
+        return path
+    return os.path.normpath(os.path.join(base, path))
+
+
+def baseOf(configPath: str) -> str:
+    """The directory a configuration file's relative paths are taken from."""
+    return os.path.dirname(os.path.abspath(configPath))
+
+
+def absoluteDevice(device: DeviceSpec, base: str) -> DeviceSpec:
+    """A tty path, a pty's link or a unix socket's path made absolute."""
+    if device.kind in ("tty", "pty", "unix") and absolute(device.path, base) != device.path:
+        return attrs.evolve(device, path=absolute(device.path, base))
+    return device
+
+
+def absoluteListener(spec: ListenerSpec, base: str) -> ListenerSpec:
+    """
+    A listener's paths made absolute: a C{file:}, C{pipe:} or C{pty:}
+    path, a unix socket's (listening, in its Twisted endpoint string too,
+    or dialing out), and TLS files.
+    """
+    changes: dict[str, Any] = {}
+    tls = spec.tls
+    if tls is not None and (tls.cert, tls.key, tls.ca) != tuple(absolute(p, base) for p in (tls.cert, tls.key, tls.ca)):
+        changes["tls"] = attrs.evolve(tls, cert=absolute(tls.cert, base), key=absolute(tls.key, base),
+                                      ca=absolute(tls.ca, base))
+    path = absolute(spec.path, base)
+    if path != spec.path:
+        changes["path"] = path
+        if spec.kind in (ListenerKind.FILE, ListenerKind.PIPE, ListenerKind.PTY):
+            changes["endpoint"] = path
+        elif spec.kind is ListenerKind.CONNECT:
+            changes["endpoint"] = f"unix:{path}"
+        elif spec.kind is ListenerKind.LISTEN:
+            changes["endpoint"] = _unixEndpoint(spec.endpoint, path)
+    return attrs.evolve(spec, **changes) if changes else spec
+
+
+def absoluteLine(config: LineConfig, base: str) -> LineConfig:
+    """Every path of a line's configuration made absolute: its device, listeners and console log."""
+    log = config.log
+    if log is not None and absolute(log.path, base) != log.path:
+        log = attrs.evolve(log, path=absolute(log.path, base))
+    device = absoluteDevice(config.device, base)
+    listeners = tuple(absoluteListener(spec, base) for spec in config.listeners)
+    if device is config.device and log is config.log and all(a is b for a, b in zip(listeners, config.listeners, strict=True)):
+        return config  # (all absolute already: a farm of 2000 lines is read at each reload, on the reactor)
+    return attrs.evolve(config, device=device, log=log, listeners=listeners)
+
+
+def _unixEndpoint(endpoint: str, path: str) -> str:
+    """A Twisted C{unix:} server endpoint string for C{path}, with the mode, backlog and lock file C{endpoint} gives."""
+    server = serverFromString(_NO_REACTOR, endpoint)
+    assert isinstance(server, UNIXServerEndpoint)
+    escaped = path.replace("\\", "\\\\").replace(":", "\\:").replace("=", "\\=")
+    return (f"unix:address={escaped}:mode={server._mode:o}:backlog={server._backlog}"
+            f":lockfile={int(bool(server._wantPID))}")
+
+
+def identity(path: str) -> Optional[tuple[Any, ...]]:
+    """
+    What C{path} is now, symlinks followed: a character or block device's
+    number (two nodes of one device are one), another file's device and
+    inode; None when there is nothing there (yet: a USB adapter not
+    plugged in, a log not made) or it cannot be looked at.
+    """
+    if not path or isAbstract(path):
+        return None
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
+        return ("device", st.st_rdev)
+    return ("file", st.st_dev, st.st_ino)
+
+
+# Why a file: listener's open fails on such a link (see noFollow).
+NOT_FOLLOWED = ("another user's symbolic link in a directory everyone may write (sticky, as /tmp): not followed "
+                "(the kernel's fs.protected_symlinks rule)")
+
+
+def noFollow(path: str) -> int:
+    """
+    C{os.O_NOFOLLOW} for opening C{path} (a C{file:} listener's) when its
+    directory is sticky and writable by everyone (C{/tmp}) and what is
+    there is not a symlink of this process's user or of the directory's
+    owner; else 0: a symlink is followed (C{/dev/stdout}, a link to a FIFO).
+    That is the kernel's C{fs.protected_symlinks} rule, kept whatever the
+    sysctl says (0 is the kernel's default, and many containers'), so a
+    link planted in /tmp cannot point the gateway's writes at a file of its
+    choosing.  No race: the sticky bit keeps others from replacing a link
+    they do not own, and one made after this look is not followed.
+    """
+    try:
+        directory = os.stat(os.path.dirname(os.path.abspath(path)))
+    except (OSError, ValueError):
+        return 0
+    if not (directory.st_mode & stat.S_ISVTX and directory.st_mode & stat.S_IWOTH):
+        return 0
+    try:
+        st = os.lstat(path)
+    except (OSError, ValueError):
+        return os.O_NOFOLLOW
+    if stat.S_ISLNK(st.st_mode) and st.st_uid in (os.geteuid(), directory.st_uid):
+        return 0
+    return os.O_NOFOLLOW
+
+
+def notFollowed(path: str) -> bool:
+    """Whether C{path} is now a symlink a C{file:} listener does not follow (L{noFollow})."""
+    return bool(noFollow(path)) and os.path.islink(path)

@@ -1,0 +1,128 @@
+"""
+What one client of a farm can make the reactor do in one turn, bounded:
+escape-menu commands pasted by the thousand, RFC 2217 settings changes,
+the log lines a device's refusals make.  Work is counted (answers, device
+calls, log events), never timed.
+"""
+
+from __future__ import annotations
+
+from twisted.internet.address import IPv4Address
+from twisted.internet.error import ConnectionDone
+from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
+from twisted.python.failure import Failure
+from twisted.trial.unittest import SynchronousTestCase
+
+from serialgw.clients.raw import RawClient
+from serialgw.clients.telnet import TelnetClient
+from serialgw.config.listeners import parseListener
+from serialgw.config.specs import SerialSettings
+from serialgw.line.hub import Line, Role
+from tests.fakes import RecordingDevice, oneTurn
+from tests.telnetpeer import AGREE, WONT_COM_PORT
+
+# The escape menu's keys a read (escape.KEYS_PER_TURN), as the README says.
+KEYS_PER_TURN = 32
+WHO = b"\r\n[serialgw: rack4: 192.0.2.9:1000 (writer)]\r\n"
+
+
+class EscapeTurnTests(SynchronousTestCase):
+    """A paste of escape commands is handled KEYS_PER_TURN keys a turn, the client not read in between."""
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.device = RecordingDevice(SerialSettings(115200))
+        self.line = Line("rack4", self.device, clock=self.clock)
+        self.transport = StringTransport(peerAddress=IPv4Address("TCP", "192.0.2.9", 1000))
+
+    def raw(self) -> RawClient:
+        client = RawClient(self.line, Role.WRITER, listener=parseListener("raw,escape=^]+4444"))
+        client.makeConnection(self.transport)
+        self.transport.clear()
+        return client
+
+    def telnet(self) -> TelnetClient:
+        client = TelnetClient(self.line, Role.WRITER, listener=parseListener("telnet,escape=^]+4444"))
+        client.makeConnection(self.transport)
+        client.dataReceived(AGREE + WONT_COM_PORT)
+        self.transport.clear()
+        return client
+
+    def turns(self, commands: int) -> list[int]:
+        """Answers to ^] w after the read, then after each later turn, until the client is read again."""
+        counts = [self.transport.value().count(WHO)]
+        while self.transport.producerState == "paused":
+            oneTurn(self.clock)
+            counts.append(self.transport.value().count(WHO))
+        self.assertEqual(counts[-1], commands)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+        return counts
+
+    def test_rawPasteOfCommands(self) -> None:
+        """100 ^] w in one read of a raw client: 32 answered a turn, the rest on later turns in order, data after them last."""
+        self.raw().dataReceived(b"\x1dw" * 100 + b"ls\r")
+        per = KEYS_PER_TURN
+        self.assertEqual(self.turns(100), [per, 2 * per, 3 * per, 100])
+        self.assertEqual(self.device.events, [("write", b"ls\r")])
+
+    def test_telnetCommandsBetween(self) -> None:
+        """Telnet commands between the escape commands (IAC NOP) do not give each piece of a read a budget of its own."""
+        self.telnet().dataReceived(b"\x1dw\xff\xf1" * 40)
+        self.assertEqual(self.turns(40), [32, 40])
+
+    def test_baudChangesPerTurn(self) -> None:
+        """^] B N Enter pasted 1000 times: at most 32 keys of them a turn reach the device (4 rates: B, 4 digits, Enter, and the escape key that follows it, 7 keys each), not 1000 in one read."""
+        client = self.telnet()
+        client.dataReceived(b"\x1dB9600\r\x1dB1200\r" * 500)
+        applied = [e for e in self.device.events if e[0] == "apply"]
+        self.assertEqual(len(applied), 4)
+        while self.transport.producerState == "paused":
+            oneTurn(self.clock)
+        self.assertEqual(len([e for e in self.device.events if e[0] == "apply"]), 1000)
+        self.assertEqual(self.device.settings.baudrate, 1200)
+
+    def test_typingNotHeld(self) -> None:
+        """A person's reads, each a few keys, are never held: each read has its own turn."""
+        client = self.raw()
+        for _ in range(100):
+            client.dataReceived(b"\x1dw")
+        self.assertEqual((self.transport.value().count(WHO), self.transport.producerState), (100, "producing"))
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_leavingMidPaste(self) -> None:
+        """A client that goes while its paste waits for the next turn leaves no call on the reactor, and the rest is not handled."""
+        client = self.raw()
+        client.dataReceived(b"\x1dw" * 100)
+        client.connectionLost(Failure(ConnectionDone()))
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.assertEqual(self.transport.value().count(WHO), KEYS_PER_TURN)
+
+
+class ComPortTurnTests(SynchronousTestCase):
+    """RFC 2217 commands count 16 each against a read's 256 telnet commands: 16 settings changes a turn."""
+
+    def test_settingsFlood(self) -> None:
+        """100 SET-BAUDRATE in one read: 16 reach the device a turn, the client not read in between; all answered, in order."""
+        from tests.fakes import PausableTransport
+
+        clock = Clock()
+        device = RecordingDevice(SerialSettings(115200))
+        line = Line("rack4", device, clock=clock)
+        client = TelnetClient(line, Role.WRITER)
+        transport = PausableTransport()
+        client.makeConnection(transport)
+        client.dataReceived(bytes([255, 251, 44]))
+        transport.clear()
+        rates = [2400 + i for i in range(100)]  # no 0xff byte to double
+        client.dataReceived(b"".join(bytes([255, 250, 44, 1]) + r.to_bytes(4, "big") + bytes([255, 240]) for r in rates))
+        applied = []
+        while True:
+            applied.append(len([e for e in device.events if e[0] == "apply"]))
+            if transport.producerState != "paused":
+                break
+            oneTurn(clock)
+        self.assertEqual(applied, [16, 32, 48, 64, 80, 96, 100])
+        answers = [bytes([255, 250, 44, 101]) + r.to_bytes(4, "big") + bytes([255, 240]) for r in rates]
+        self.assertEqual(transport.value(), b"".join(answers))
+        self.assertEqual(clock.getDelayedCalls(), [])

@@ -1,0 +1,118 @@
+"""
+A file: listener and a symlink at its path: followed (it feeds FIFOs, and
+people point it at /dev/stdout), except another user's symlink in a
+directory everyone may write (/tmp): the kernel's fs.protected_symlinks
+rule, kept whatever that sysctl says.  At start, at a reload, by --check.
+"""
+
+from __future__ import annotations
+
+import os
+
+from twisted.internet import reactor
+from twisted.internet.task import Clock
+from twisted.trial.unittest import SkipTest, SynchronousTestCase
+
+from serialgw.app.check import checkLines
+from serialgw.app.listen import StartupError
+from serialgw.app.reload import checkFiles
+from serialgw.app.service import GatewayService
+from serialgw.clients.local import FileClient, fifoPair
+from serialgw.config.listeners import parseListener
+from serialgw.config.paths import NOT_FOLLOWED, noFollow
+from serialgw.config.specs import DeviceSpec, LineConfig
+from serialgw.line.hub import Line
+from tests.fakes import RecordingDevice
+
+NOBODY = 65534
+
+
+class FileLinkTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.line = Line("t", RecordingDevice(), clock=Clock())
+        self.dir = os.path.abspath(self.mktemp())
+        os.makedirs(self.dir)
+
+    def client(self, path: str) -> FileClient:
+        client = FileClient(self.line, path, reactor, parseListener(f"raw+file:{path}"))
+        self.addCleanup(client.close)
+        return client
+
+    def read(self, path: str) -> bytes:
+        with open(path, "rb") as f:
+            return f.read()
+
+    def sticky(self) -> str:
+        """A directory everyone may write, sticky (as /tmp), of this process's user."""
+        path = os.path.join(self.dir, "tmp")
+        os.mkdir(path)
+        os.chmod(path, 0o1777)
+        return path
+
+    def test_followsALink(self) -> None:
+        """In a directory of its own a file: listener follows a symlink: to a file, to a FIFO (as /dev/stdout is one to /proc/self/fd/1)."""
+        target = os.path.join(self.dir, "target")
+        link = os.path.join(self.dir, "link")
+        os.symlink(target, link)
+        self.assertEqual(noFollow(link), 0)
+        self.client(link)
+        self.line.deviceDataReceived(b"through")
+        self.assertEqual((self.read(target), os.path.islink(link)), (b"through", True))
+        fifo = os.path.join(self.dir, "fifo")
+        os.mkfifo(fifo)
+        os.symlink(fifo, os.path.join(self.dir, "stdout"))
+        reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+        self.addCleanup(os.close, reader)
+        self.client(os.path.join(self.dir, "stdout"))
+        self.line.deviceDataReceived(b"fifo")
+        self.assertEqual(os.read(reader, 100), b"fifo")
+
+    def test_ownLinkInStickyDirectory(self) -> None:
+        """In a sticky directory everyone may write, this user's own symlink is followed, and a path with nothing there is made a regular file."""
+        tmp = self.sticky()
+        target = os.path.join(self.dir, "target")
+        os.symlink(target, os.path.join(tmp, "mine"))
+        self.client(os.path.join(tmp, "mine"))
+        self.line.deviceDataReceived(b"mine")
+        self.assertEqual(self.read(target), b"mine")
+        self.client(os.path.join(tmp, "new"))
+        self.line.deviceDataReceived(b"new")
+        self.assertFalse(os.path.islink(os.path.join(tmp, "new")))
+        self.assertEqual(self.read(os.path.join(tmp, "new")), b"new")
+
+    def test_otherUsersLinkInStickyDirectory(self) -> None:
+        """Another user's symlink in a sticky directory everyone may write is not followed (file:, and pipe:'s pair): refused at start, at a reload and by --check, the file it names untouched."""
+        if os.geteuid() != 0:
+            raise SkipTest("making a symlink of another user needs root")
+        tmp = self.sticky()
+        victim = os.path.join(self.dir, "victim")
+        with open(victim, "wb") as f:
+            f.write(b"precious")
+        planted = os.path.join(tmp, "console.out")
+        os.symlink(victim, planted)
+        os.lchown(planted, NOBODY, NOBODY)
+        self.assertEqual(noFollow(planted), os.O_NOFOLLOW)
+        refused = f"{planted!r} is {NOT_FOLLOWED}"
+        e = self.assertRaises(OSError, self.client, planted)
+        self.assertEqual(e.strerror, refused)
+        config = LineConfig("a", DeviceSpec("pty", ""), listeners=(parseListener(f"file:{planted}"),))
+        service = GatewayService([config], reactor=reactor)
+        e2 = self.assertRaises(StartupError, service.startService)
+        self.addCleanup(service.stopService)
+        self.assertEqual(str(e2), f"line 'a': cannot open listener 'file:{planted}': {refused}")
+        self.assertEqual(checkFiles([("a", config.listeners[0])], []),
+                         f"line 'a': cannot open listener 'file:{planted}': {refused}")
+        self.assertEqual(checkLines([config])[0], [f"line 'a': listener 'file:{planted}': {refused}"])
+        self.assertEqual(self.read(victim), b"precious")
+        # QEMU's pipe: pair too: it is opened read-write (the gateway wrote device output over the file, and read it to the device).
+        guest = os.path.join(tmp, "guest")
+        os.mkfifo(guest + ".in")
+        os.symlink(victim, guest + ".out")
+        os.lchown(guest + ".out", NOBODY, NOBODY)
+        pipe = LineConfig("a", DeviceSpec("pty", ""), listeners=(parseListener(f"pipe:{guest}"),))
+        outRefused = f"{guest + '.out'!r} is {NOT_FOLLOWED}"
+        e3 = self.assertRaises(OSError, fifoPair, guest)
+        self.assertEqual(e3.strerror, outRefused)
+        self.assertEqual(checkFiles([("a", pipe.listeners[0])], []), f"line 'a': cannot open listener 'pipe:{guest}': {outRefused}")
+        self.assertEqual(checkLines([pipe])[0], [f"line 'a': listener 'pipe:{guest}': {outRefused}"])
+        self.assertEqual(self.read(victim), b"precious")

@@ -1,0 +1,162 @@
+"""
+A pty the gateway holds open never has a last close: exclusive mode a
+program leaves on it (GNU screen's TIOCEXCL) is cleared once no other
+process has it open, looked for at each close inotify reports.  Real ptys,
+inotify and processes; the notifier is read by hand where the reactor would
+read it.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import subprocess
+import termios
+
+from twisted.internet import reactor
+from twisted.internet.task import Clock
+from twisted.trial.unittest import TestCase
+
+from serialgw.clients.ptylink import PtyClient
+from serialgw.config.specs import SerialSettings
+from serialgw.devices import ptywatch
+from serialgw.devices.device import SerialDevice
+from serialgw.devices.ports import PtyPort
+from serialgw.devices.ptywatch import SlaveWatch, isExclusive
+from serialgw.line.hub import Line
+from tests.fakes import RecordingDevice, RecordingPort, observeLog
+
+
+class SlaveWatchTests(TestCase):
+    timeout = 10
+
+    def setUp(self) -> None:
+        master, self.slave = os.openpty()
+        self.addCleanup(os.close, master)
+        self.addCleanup(os.close, self.slave)
+        self.name = os.ttyname(self.slave)
+        self.watch = SlaveWatch(reactor, self.name, self.slave, "pty:/tmp/ttyV0")
+        self.addCleanup(self.watch.close)
+
+    def program(self) -> int:
+        """A program opens the slave (by its name, as through the link)."""
+        return os.open(self.name, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+
+    def elsewhere(self, fd: int) -> subprocess.Popen[bytes]:
+        """The open file C{fd} is held by another process from now on (and no longer by this one)."""
+        holder = subprocess.Popen(["sleep", "60"], pass_fds=(fd,))
+        self.addCleanup(holder.wait)
+        self.addCleanup(holder.kill)
+        os.close(fd)
+        return holder
+
+    async def closes(self) -> None:
+        """What the reactor would do once the notifier is readable; then the look at the holders, done."""
+        assert self.watch._notifier is not None
+        self.watch._notifier.doRead()
+        if self.watch.checking is not None:
+            await self.watch.checking
+
+    async def test_lastCloseClearsExclusive(self) -> None:
+        """A program sets TIOCEXCL and exits: cleared after its close, logged once; the gateway's descriptor was never closed."""
+        logged: list[dict[str, object]] = []
+        observeLog(self, lambda e: logged.append(e) if "exclusive mode" in str(e.get("log_format")) else None)
+        fd = self.program()
+        fcntl.ioctl(fd, termios.TIOCEXCL)
+        os.close(fd)
+        self.assertTrue(isExclusive(self.slave))
+        await self.closes()
+        self.assertFalse(isExclusive(self.slave))
+        self.assertEqual([e["peer"] for e in logged], ["pty:/tmp/ttyV0"])
+
+    async def test_notWhileAnotherHasIt(self) -> None:
+        """Another process still has it open when the exclusive one closes: it stays so until that one has gone too."""
+        first = self.program()
+        holder = self.elsewhere(self.program())
+        fcntl.ioctl(first, termios.TIOCEXCL)
+        os.close(first)
+        await self.closes()
+        self.assertTrue(isExclusive(self.slave))
+        holder.kill()
+        holder.wait()
+        await self.closes()
+        self.assertFalse(isExclusive(self.slave))
+
+    async def test_notExclusiveNothingLooked(self) -> None:
+        """A close that leaves it not exclusive (stty, picocom) costs no look at the processes."""
+        os.close(self.program())
+        assert self.watch._notifier is not None
+        self.watch._notifier.doRead()
+        self.assertIsNone(self.watch.checking)
+
+    def test_oneNotifierLetGo(self) -> None:
+        """Every watch shares one notifier; once the last watch is closed it is out of the reactor and closed."""
+        missing = SlaveWatch(reactor, self.name + "-not-there", self.slave, "x")
+        self.assertIsNone(missing._notifier)
+        master, slave = os.openpty()
+        self.addCleanup(os.close, master)
+        self.addCleanup(os.close, slave)
+        other = SlaveWatch(reactor, os.ttyname(slave), slave, "y")
+        notifier = self.watch._notifier
+        self.assertIs(other._notifier, notifier)
+        other.close()
+        self.assertIn(notifier, reactor.getReaders())  # type: ignore[attr-defined]
+        self.watch.close()
+        self.assertNotIn(notifier, reactor.getReaders())  # type: ignore[attr-defined]
+        self.assertEqual(ptywatch._notifiers, {})
+
+
+class PtyClientExclusiveTests(TestCase):
+    timeout = 10
+
+    async def test_screenLeavesItExclusive(self) -> None:
+        """
+        pty: listener: a program sets TIOCEXCL and quits (as GNU screen
+        does): the next program may open the link again (it got EBUSY unless
+        root, until the gateway restarted).
+        """
+        line = Line("t", RecordingDevice(), clock=Clock())
+        link = os.path.abspath(self.mktemp())
+        client = PtyClient(line, link, reactor)
+        self.addCleanup(client.close)
+        fd = os.open(link, os.O_RDWR | os.O_NOCTTY)
+        fcntl.ioctl(fd, termios.TIOCEXCL)
+        os.close(fd)
+        assert client._watch._notifier is not None
+        client._watch._notifier.doRead()
+        assert client._watch.checking is not None
+        await client._watch.checking
+        self.assertFalse(isExclusive(client._slave))
+
+
+class PtyPortExclusiveTests(TestCase):
+    timeout = 10
+
+    async def test_screenAsTheDevice(self) -> None:
+        """
+        pty: device (twistd serialgw's default): the program playing the
+        device sets TIOCEXCL and quits (screen /tmp/serialgw0): cleared, so
+        the next one (socat, as README says) may open it.
+        """
+        link = os.path.abspath(self.mktemp())
+        port = PtyPort(link, SerialSettings())
+        self.addCleanup(port.close)
+        port.startWatching(reactor)
+        fd = os.open(link, os.O_RDWR | os.O_NOCTTY)
+        fcntl.ioctl(fd, termios.TIOCEXCL)
+        os.close(fd)
+        watch = port._watch
+        assert watch is not None and watch._notifier is not None
+        watch._notifier.doRead()
+        assert watch.checking is not None
+        await watch.checking
+        self.assertFalse(isExclusive(port._slaveFd))
+
+    def test_deviceStartsWatching(self) -> None:
+        """A device has its port start watching with its reactor when it is made up, and when a reopened port is taken back."""
+        clock = Clock()
+        first, second = RecordingPort(clock), RecordingPort(clock)
+        device = SerialDevice(first, clock)
+        self.assertIs(first.watching, clock)
+        device.takeBack(second)
+        self.assertIs(second.watching, clock)
