@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import os
+import secrets
 import stat
 from typing import Optional
 
@@ -27,13 +28,15 @@ def replaceSymlink(target: str, link: str) -> None:
         if not os.path.islink(link):
             raise FileExistsError(errno.EEXIST, "exists and is not a symlink")
         _mayTakeOver(link)
-    tmp = f"{link}.{os.getpid()}.tmp"
-    try:
-        os.unlink(tmp)
-    except FileNotFoundError:
-        pass
+    # Named apart from the link: LINK.PID.tmp passed the 255 bytes of a
+    # file name where LINK itself fitted (a name of 246 bytes or more).
+    tmp = os.path.join(os.path.dirname(link), f".serialgw-{os.getpid()}-{secrets.token_hex(4)}.tmp")
     os.symlink(target, tmp)
-    os.replace(tmp, link)
+    try:
+        os.replace(tmp, link)
+    except OSError:
+        os.unlink(tmp)
+        raise
 
 
 # Unix98 pty slaves (/dev/pts/N): majors 136 to 143.

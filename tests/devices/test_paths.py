@@ -95,6 +95,13 @@ class PtyLinkTests(SynchronousTestCase):
         self.addCleanup(port.close)
         self.assertEqual(os.readlink(self.link), port.slaveName)
 
+    def test_longestNameMade(self) -> None:
+        """A link whose name has the 255 bytes a file name may have is made (LINK.PID.tmp, made first, was too long), and nothing else is left beside it."""
+        link = os.path.join(self.directory, "x" * 255)
+        port = PtyPort(link, SerialSettings())
+        self.addCleanup(port.close)
+        self.assertEqual((os.readlink(link), os.listdir(self.directory)), (port.slaveName, ["x" * 255]))
+
     def test_linkToSomethingElseRefused(self) -> None:
         """A link to a file (not a pty) and a regular file are never replaced."""
         target = os.path.join(self.directory, "precious")
