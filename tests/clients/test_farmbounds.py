@@ -133,8 +133,8 @@ class ComPortTurnTests(SynchronousTestCase):
         self.assertEqual(clock.getDelayedCalls(), [])
 
 
-class ReplayCopyTests(SynchronousTestCase):
-    """Replays (on connect, the early output, ^] r) copy no more of the backlog than the client may have waiting."""
+class BacklogCase(SynchronousTestCase):
+    """A line with a 1 MB backlog (of 64 MiB) whose copies are counted."""
 
     def setUp(self) -> None:
         self.clock = Clock()
@@ -158,6 +158,10 @@ class ReplayCopyTests(SynchronousTestCase):
         client = RawClient(self.line, Role.WRITER, listener=parseListener(listener), clock=self.clock)
         client.makeConnection(transport)
         return client, transport
+
+
+class ReplayCopyTests(BacklogCase):
+    """Replays (on connect, the early output, ^] r) copy no more of the backlog than the client may have waiting."""
 
     def test_replayOnConnect(self) -> None:
         """A replay client with outbuf=4096 on a 1 MB backlog (of 64 MiB): 4096 bytes copied (the early output, the replay), not 1 MB, and those are the newest."""
@@ -196,3 +200,27 @@ class LastLinesTests(SynchronousTestCase):
             if start < 0:
                 break
         self.assertEqual(lastLines(data, count), start + 1)
+
+
+class ReplayWindowTests(BacklogCase):
+    """^] r copies the newest 4 KiB, 16 KiB, ... of the backlog until they hold the lines asked for."""
+
+    def test_fewLinesFewBytes(self) -> None:
+        """^] r (20 lines of 10 bytes) with the default outbuf: 4 KiB copied, not 256 KiB; R 1000 Enter: 4, then 16 KiB."""
+        client, transport = self.connect("raw,escape=^]+4444")
+        self.asked.clear()
+        client.dataReceived(b"\x1dr")
+        self.assertEqual(self.asked, [4096])
+        client.dataReceived(b"\x1dR1000\r")
+        self.assertEqual(self.asked, [4096, 4096, 16384])
+        self.assertTrue(transport.value().endswith(b"lines of rack4:]\r\n" + b"boot line\n" * 1000))
+
+    def test_longLine(self) -> None:
+        """The lines asked for begin before the newest 256 KiB (outbuf): those 256 KiB are replayed, copied in 4 steps."""
+        self.line.deviceDataReceived(b"y" * 300000)
+        client, transport = self.connect("raw,escape=^]+4444")
+        self.asked.clear()
+        transport.clear()
+        client.dataReceived(b"\x1dr")
+        self.assertEqual(self.asked, [4096, 16384, 65536, 262144])
+        self.assertEqual(transport.value(), b"\r\n[serialgw: last 20 lines of rack4:]\r\n" + b"y" * 262144)
