@@ -405,7 +405,7 @@ class PtyPort(TtyPort):
     def startWatching(self, reactor: Any) -> None:
         # Exclusive mode a program leaves (screen's TIOCEXCL) goes at its last close.
         if self._watch is None:
-            self._watch = SlaveWatch(reactor, self.slaveName, self._slaveFd, self.name)
+            self._watch = SlaveWatch(reactor, self.slaveName, self._slaveFd, self.name, hungUp=self._renewSlave)
 
     def close(self) -> None:
         if self._watch is not None:
