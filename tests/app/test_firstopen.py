@@ -23,7 +23,7 @@ from serialgw.devices.ports import DeviceError, openPort
 from serialgw.devices.reopen import OPENING
 from serialgw.interfaces import IPort
 from tests.fakes import RecordingPort
-from tests.realio import EventCounter, closeClients, connect, listenerPort, ptyLine, startGateway, startedPty
+from tests.realio import EventCounter, closeClients, connect, listenerPort, ptyLine, startedPty, startGateway
 
 # How long the hung open waits for the test to let it return: without the
 # fix it blocks the reactor that long, and the test sees it did.
