@@ -287,8 +287,9 @@ def _checkListenerPath(spec: ListenerSpec, owner: str, errors: list[str], warnin
         problem = _linkTaken(spec.path)
     elif spec.kind is ListenerKind.FILE and os.path.isdir(spec.path):
         problem = f"{quote(spec.path)} is a directory"
-    elif spec.kind is ListenerKind.FILE and notFollowed(spec.path):
-        problem = f"{quote(spec.path)} is {NOT_FOLLOWED}"
+    elif spec.kind in (ListenerKind.FILE, ListenerKind.PIPE):
+        planted = [p for p in (spec.path, spec.path + ".in", spec.path + ".out") if notFollowed(p)]
+        problem = f"{quote(planted[0])} is {NOT_FOLLOWED}" if planted else None
     elif unix and os.path.lexists(spec.path) and not stat.S_ISSOCK(os.lstat(spec.path).st_mode):
         problem = f"{quote(spec.path)} exists and is not a socket"
     if problem is not None:

@@ -53,7 +53,8 @@ def makeDevice(
     # A device that vanishes (USB unplugged, a pty's far end gone) is
     # opened again at the same path (a pty: a new one behind the link).
     def opener(spec: Any = config.device, settings: Any = config.settings) -> IPort:
-        return openPort(spec, settings, lockDir)
+        # again=True: a pty slave at the path may be another session's terminal now.
+        return openPort(spec, settings, lockDir, True)
 
     def absent(e: DeviceError) -> SerialDevice:
         # Down from the start, opened again with backoff.

@@ -13,7 +13,7 @@ import threading
 from typing import Any, Callable, Optional, TypeVar
 
 from twisted.internet import defer
-from twisted.internet.interfaces import IReactorThreads
+from twisted.internet.interfaces import IDelayedCall, IReactorThreads
 from twisted.logger import Logger
 from twisted.python.components import Componentized
 from twisted.python.failure import Failure
@@ -28,6 +28,9 @@ from serialgw.config.specs import ConfigError, LineConfig, SSHSpec, WatchAllSpec
 
 log = Logger()
 _T = TypeVar("_T")
+
+# --shard: when a refused reload is tried again (seconds after each refusal).
+SHARD_RETRIES = (1.0, 2.0, 4.0)
 
 
 class TwistdGatewayService(GatewayService):
@@ -150,6 +153,7 @@ class TwistdGatewayService(GatewayService):
                 signal.signal(signum, signal.SIG_DFL if handler is None else handler)
             return result
 
+        self._cancelRetry()
         return GatewayService.stopService(self).addBoth(restore)
 
     def reloadNothing(self) -> None:
@@ -171,6 +175,10 @@ class TwistdGatewayService(GatewayService):
         self._hangupDue = False
         self.reloadFile()
 
+    # --shard: a refused reload is tried again after these many seconds (see _refused).
+    _retryCall: Optional[IDelayedCall] = None
+    _retries = 0
+
     def reloadFile(self) -> Any:
         """
         SIGHUP: read the file again and apply it once the reload under way
@@ -183,6 +191,41 @@ class TwistdGatewayService(GatewayService):
         if self._stopped:
             log.info("SIGHUP during the stop: {path} not reloaded", path=self.configPath)
             return defer.succeed(None)
+        # It takes the place of a retry waiting (see _refused), and counts anew.
+        self._cancelRetry()
+        self._retries = 0
+        return self._fileReload()
+
+    def _cancelRetry(self) -> None:
+        if self._retryCall is not None and self._retryCall.active():
+            self._retryCall.cancel()
+        self._retryCall = None
+
+    def _retry(self) -> None:
+        self._retryCall = None
+        self._retries += 1
+        self._fileReload()
+
+    def _refused(self) -> None:
+        """
+        A reload of a process of --shard refused (a listener's address, a
+        unix socket, a pty link or a lock in use): a line moving to this
+        process from another that has not reloaded yet (both signalled at
+        once) finds what it needs still held there; tried again after 1,
+        2 and 4 s.
+        """
+        if self.shard is None or self._stopped or self._retries >= len(SHARD_RETRIES):
+            return
+        if self._hupsWaiting is not None or (self._retryCall is not None and self._retryCall.active()):
+            return  # a reload from the file waits already: it reads it anew
+        delay = SHARD_RETRIES[self._retries]
+        log.warn("reload: trying again in {delay} s ({count} of {most}): with --shard, a line joining this process may "
+                 "still be held by the process it leaves, until that one reloads", delay=delay,
+                 count=self._retries + 1, most=len(SHARD_RETRIES))
+        self._retryCall = self.reactor.callLater(delay, self._retry)
+
+    def _fileReload(self) -> Any:
+        """A reload from the file, queued (see L{reloadFile})."""
         if self._hupsWaiting is not None:
             joined: defer.Deferred[Any] = defer.Deferred()
             self._hupsWaiting.append(joined)
@@ -245,6 +288,7 @@ class TwistdGatewayService(GatewayService):
             if isinstance(changes, dict) and "refused" in changes:
                 # All or nothing: the SSH users of a refused file stay out too.
                 self.notifier.reloaded("reload refused, see the log")
+                self._refused()
                 return changes
             if isinstance(changes, dict):
                 self.reloadUsers(ssh)

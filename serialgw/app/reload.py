@@ -24,7 +24,7 @@ from serialgw.app.listen import StartupError, listenAtOnce, removeStaleSocket
 from serialgw.clients.local import fifoPair
 from serialgw.clients.tls import TLSError, clientOptions
 from serialgw.config.paths import NOT_FOLLOWED, notFollowed
-from serialgw.config.specs import LineConfig, ListenerKind, ListenerSpec, LogSpec, isAbstract
+from serialgw.config.specs import LineConfig, ListenerKind, ListenerSpec, LogSpec, isAbstract, quote
 from serialgw.devices.links import linkProblem
 
 # Line names a reload's log line lists (a [defaults] change touches every
@@ -237,7 +237,7 @@ def checkFiles(opening: list[tuple[str, ListenerSpec]], logs: list[tuple[str, An
             return f"line {name!r}: cannot open log {logSpec.path!r}: {why}"
     for name, spec in opening:
         if spec.kind is ListenerKind.FILE:
-            why = NOT_FOLLOWED if notFollowed(spec.path) else writable(spec.path)
+            why = f"{quote(spec.path)} is {NOT_FOLLOWED}" if notFollowed(spec.path) else writable(spec.path)
         elif spec.kind is ListenerKind.PIPE:
             try:
                 fdIn, fdOut = fifoPair(spec.path)

@@ -135,11 +135,13 @@ def applyListenerRights(line: Line, listeners: Sequence[ListenerSpec]) -> None:
     """
     A reload's listeners applied to the people already connected through
     them: one whose listener (the same endpoint, other options) is now
-    read-only (C{ro}) is read-only from now on, told, and the others and
-    the log too; one whose address the listener's new C{allow=} no longer
-    admits is told and disconnected.  Rights given (C{ro} taken out,
-    C{allow=} widened) promote nobody: they are for new connections.  One
-    whose listener was removed stays as it is.
+    read-only (C{ro}, or its certificate's name among C{readonly=}) is
+    read-only from now on, told, and the others and the log too; one that
+    the listener would no longer admit (its address out of a new
+    C{allow=}, its certificate's name out of new C{subjects=}) is told and
+    disconnected.  Rights given (C{ro} taken out, C{allow=} widened)
+    promote nobody: they are for new connections.  One whose listener was
+    removed stays as it is.
     """
     kept = set(listeners)
     now = {(spec.kind, spec.endpoint): spec for spec in listeners}
@@ -153,12 +155,38 @@ def applyListenerRights(line: Line, listeners: Sequence[ListenerSpec]) -> None:
         if new is None:
             continue
         where = new.text or new.endpoint
-        networks = [ipaddress.ip_network(a, strict=False) for a in new.allow]
-        if networks and not addressAllowed(client.transport.getPeer(), networks):
-            log.info("{line}: {peer} disconnected: not in {allow}, listener {listener} changed by a reload",
-                     line=line.name, peer=client.peer, allow=",".join(new.allow), listener=where)
-            client.notice(f"your address is no longer allowed on {line.name} (a reload changed {where!r}): "
-                          "disconnected")
+        refused = _noLongerAdmitted(client, new)
+        if refused is not None:
+            told, reason = refused
+            log.info("{line}: {peer} disconnected: {reason}, listener {listener} changed by a reload",
+                     line=line.name, peer=client.peer, reason=reason, listener=where)
+            client.notice(f"{told} on {line.name} (a reload changed {where!r}): disconnected")
             client.disconnect()
-        elif new.readOnly:
-            line.makeReadOnly(client, f"a reload made {line.name}'s listener {where!r} read-only")
+        elif new.readOnly or _readOnlySubject(client, new):
+            line.makeReadOnly(client, f"a reload made {line.name}'s listener {where!r} read-only"
+                              + ("" if new.readOnly else f" for the certificate {peerSubject(client.transport)!r}"))
+
+
+def _noLongerAdmitted(client: Session, spec: ListenerSpec) -> Optional[tuple[str, str]]:
+    """
+    Why C{spec} would not admit C{client} now (as its factory and TLS
+    context decide at connect): what it is told, and the log's reason; or None.
+    """
+    networks = [ipaddress.ip_network(a, strict=False) for a in spec.allow]
+    if networks and not addressAllowed(client.transport.getPeer(), networks):
+        return "your address is no longer allowed", f"not in {','.join(spec.allow)}"
+    tls = spec.tls
+    if tls is not None and not tls.hostname and tls.subjects:
+        subject = peerSubject(client.transport)
+        allowed = sorted(set(tls.subjects) | set(tls.readOnlySubjects))
+        if subject not in allowed:
+            return (f"your certificate ({subject or 'no CN'!r}) is no longer admitted",
+                    f"certificate {subject or 'no CN'!r} not in {','.join(allowed)}")
+    return None
+
+
+def _readOnlySubject(client: Session, spec: ListenerSpec) -> bool:
+    """Whether C{spec} makes C{client}'s certificate read-only (C{readonly=})."""
+    tls = spec.tls
+    return bool(tls is not None and not tls.hostname and tls.readOnlySubjects
+                and peerSubject(client.transport) in tls.readOnlySubjects)

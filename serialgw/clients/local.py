@@ -21,7 +21,7 @@ from serialgw.clients.base import ClientEvents
 from serialgw.clients.guard import OutputGuard
 from serialgw.clients.raw import RawClient
 from serialgw.config.paths import NOT_FOLLOWED, noFollow
-from serialgw.config.specs import ListenerKind, ListenerSpec, Protocol
+from serialgw.config.specs import ListenerKind, ListenerSpec, Protocol, quote
 from serialgw.interfaces import IClient
 from serialgw.line.hub import Line, Role
 
@@ -63,19 +63,15 @@ class FileClient(ClientEvents, abstract.FileDescriptor):
         return self
 
     def _open(self) -> int:
-        # A symlink is followed, but not another user's in /tmp and the like (noFollow).
-        flags = os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NONBLOCK | noFollow(self.path)
+        flags = os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NONBLOCK
         try:
-            return os.open(self.path, os.O_WRONLY | flags, 0o640)
+            return openLocal(self.path, os.O_WRONLY | flags, 0o640)
         except OSError as e:
-            # (ELOOP; with O_CREAT some kernels say EACCES.)
-            if flags & os.O_NOFOLLOW and e.errno in (errno.ELOOP, errno.EACCES) and os.path.islink(self.path):
-                raise OSError(e.errno, NOT_FOLLOWED) from None
             if e.errno != errno.ENXIO:
                 raise
             # A FIFO nobody reads yet: read-write, so that opening neither
             # waits nor fails; what it does not take waits here, bounded.
-            return os.open(self.path, os.O_RDWR | flags, 0o640)
+            return openLocal(self.path, os.O_RDWR | flags, 0o640)
 
     def fileno(self) -> int:
         return self._fd
@@ -165,6 +161,21 @@ class FileClient(ClientEvents, abstract.FileDescriptor):
             self._fd = -1
 
 
+def openLocal(path: str, flags: int, mode: int = 0o640) -> int:
+    """
+    os.open() for a file: or pipe: path: a symlink is followed, but not
+    another user's in a sticky directory everyone may write (noFollow).
+    """
+    flags |= noFollow(path)
+    try:
+        return os.open(path, flags, mode)
+    except OSError as e:
+        # (ELOOP; with O_CREAT some kernels say EACCES.)
+        if flags & os.O_NOFOLLOW and e.errno in (errno.ELOOP, errno.EACCES) and os.path.islink(path):
+            raise OSError(e.errno, f"{quote(path)} is {NOT_FOLLOWED}") from None
+        raise
+
+
 def fifoPair(path: str) -> tuple[int, int]:
     """
     QEMU's C{pipe:PATH}: read C{PATH.in} and write C{PATH.out}, or PATH both
@@ -179,9 +190,9 @@ def fifoPair(path: str) -> tuple[int, int]:
                                     "pipe: FIFOs, made with mkfifo)", path)
         inPath = outPath = path
     flags = os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC
-    fdIn = os.open(inPath, flags)
+    fdIn = openLocal(inPath, flags)
     try:
-        fdOut = fdIn if outPath == inPath else os.open(outPath, flags)
+        fdOut = fdIn if outPath == inPath else openLocal(outPath, flags)
     except OSError:
         os.close(fdIn)
         raise

@@ -33,7 +33,6 @@ from typing import Any, Optional
 
 import attrs
 from twisted.internet import abstract, fdesc
-from twisted.logger import Logger
 from zope.interface import implementer
 
 from serialgw.clients.base import ClientEvents
@@ -44,8 +43,10 @@ from serialgw.devices.ptywatch import SlaveWatch
 from serialgw.devices.termio import readTermios, termiosConstant, termiosSpeed
 from serialgw.interfaces import IClient
 from serialgw.line.hub import Line, Role
+from serialgw.logflood import clientLog
 
-log = Logger()
+# Limited per peer: a program flipping its termios in a loop cannot flood the log (logflood).
+log = clientLog()
 
 EXTPROC = termiosConstant("EXTPROC", 0o200000)
 TIOCPKT = termiosConstant("TIOCPKT", 0x5420)

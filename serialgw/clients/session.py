@@ -169,9 +169,10 @@ class Session:
                      f"also here: {self.line.who(exclude=self)}"
                      + (f"; escape key {keyName(self.escapeMenu.key)}" if self.escapeMenu else ""))
         self._started = True
-        early = self.line.takeEarlyOutput(self)
+        limit = self.guard.bound if self.guard is not None else None
+        early = self.line.takeEarlyOutput(self, limit)
         if spec is not None and spec.replay:
-            self.deliverKept(self.line.backlog())
+            self.deliverKept(self.line.backlog(limit))
         elif early:
             self.deliverKept(early)
 

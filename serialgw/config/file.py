@@ -199,6 +199,14 @@ def _oneLineEach(path: str, text: str, data: dict[str, Any], lines: list[LineCon
     interleaved and each rotated it.  Refused when the file is read, so at
     start, at a reload and by --check alike.
     """
+    stats: dict[str, Optional[tuple[Any, ...]]] = {}
+
+    def there(claimed: str) -> Optional[tuple[Any, ...]]:
+        """What is at a path now (one stat a path: a log is looked at twice below)."""
+        if claimed not in stats:
+            stats[claimed] = identity(claimed)
+        return stats[claimed]
+
     owners: dict[tuple[str, object], tuple[str, str]] = {}
     for config in lines:
         device = config.device
@@ -210,8 +218,7 @@ def _oneLineEach(path: str, text: str, data: dict[str, Any], lines: list[LineCon
         for key, claimed, shown in claims:
             # A tty or socket by two paths (a by-id symlink, /dev/ttyUSB0)
             # when both are there now; a pty's link is made by the gateway.
-            there = identity(claimed) if (key, device.kind) != ("device", "pty") else None
-            for what in (os.path.normpath(claimed), there):
+            for what in (os.path.normpath(claimed), there(claimed) if (key, device.kind) != ("device", "pty") else None):
                 owner = owners.setdefault((key, what), (config.name, shown)) if what is not None else None
                 if owner is not None and owner[0] != config.name:
                     table = f"lines.{config.name}" if key in data["lines"][config.name] else "defaults"
@@ -230,7 +237,7 @@ def _oneLineEach(path: str, text: str, data: dict[str, Any], lines: list[LineCon
                     if spec.kind is ListenerKind.FILE]
         for key, shown, claimed, thing in written:
             claim = (config.name, thing, claimed)
-            for what in (os.path.normpath(claimed), identity(claimed)):
+            for what in (os.path.normpath(claimed), there(claimed)):
                 writer = writers.setdefault(what, claim) if what is not None else claim
                 if writer is claim:
                     continue

@@ -22,7 +22,7 @@ from typing import Any, Optional, cast
 import attrs
 from twisted.internet.endpoints import UNIXServerEndpoint, serverFromString
 
-from serialgw.config.specs import DeviceSpec, LineConfig, ListenerKind, ListenerSpec, TLSSpec, isAbstract
+from serialgw.config.specs import DeviceSpec, LineConfig, ListenerKind, ListenerSpec, isAbstract
 
 # Endpoints keep their reactor and touch it only in listen(): parsing with
 # this one does no I/O.
@@ -43,7 +43,7 @@ def baseOf(configPath: str) -> str:
 
 def absoluteDevice(device: DeviceSpec, base: str) -> DeviceSpec:
     """A tty path, a pty's link or a unix socket's path made absolute."""
-    if device.kind in ("tty", "pty", "unix"):
+    if device.kind in ("tty", "pty", "unix") and absolute(device.path, base) != device.path:
         return attrs.evolve(device, path=absolute(device.path, base))
     return device
 
@@ -55,11 +55,10 @@ def absoluteListener(spec: ListenerSpec, base: str) -> ListenerSpec:
     or dialing out), and TLS files.
     """
     changes: dict[str, Any] = {}
-    if spec.tls is not None:
-        tls = spec.tls
-        changes["tls"] = TLSSpec(cert=absolute(tls.cert, base), key=absolute(tls.key, base), ca=absolute(tls.ca, base),
-                                 subjects=tls.subjects, hostname=tls.hostname, readOnlySubjects=tls.readOnlySubjects,
-                                 handshakeTimeout=tls.handshakeTimeout)
+    tls = spec.tls
+    if tls is not None and (tls.cert, tls.key, tls.ca) != tuple(absolute(p, base) for p in (tls.cert, tls.key, tls.ca)):
+        changes["tls"] = attrs.evolve(tls, cert=absolute(tls.cert, base), key=absolute(tls.key, base),
+                                      ca=absolute(tls.ca, base))
     path = absolute(spec.path, base)
     if path != spec.path:
         changes["path"] = path
@@ -75,10 +74,13 @@ def absoluteListener(spec: ListenerSpec, base: str) -> ListenerSpec:
 def absoluteLine(config: LineConfig, base: str) -> LineConfig:
     """Every path of a line's configuration made absolute: its device, listeners and console log."""
     log = config.log
-    if log is not None:
+    if log is not None and absolute(log.path, base) != log.path:
         log = attrs.evolve(log, path=absolute(log.path, base))
-    return attrs.evolve(config, device=absoluteDevice(config.device, base), log=log,
-                        listeners=tuple(absoluteListener(spec, base) for spec in config.listeners))
+    device = absoluteDevice(config.device, base)
+    listeners = tuple(absoluteListener(spec, base) for spec in config.listeners)
+    if device is config.device and log is config.log and all(a is b for a, b in zip(listeners, config.listeners, strict=True)):
+        return config  # (all absolute already: a farm of 2000 lines is read at each reload, on the reactor)
+    return attrs.evolve(config, device=device, log=log, listeners=listeners)
 
 
 def _unixEndpoint(endpoint: str, path: str) -> str:

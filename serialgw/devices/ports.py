@@ -24,7 +24,7 @@ from zope.interface import implementer
 
 from serialgw.config.specs import DeviceSpec, SerialSettings
 from serialgw.devices import uucplock
-from serialgw.devices.links import removeSymlink, replaceSymlink
+from serialgw.devices.links import PTY_SLAVE_MAJORS, holdsMaster, ptyHolders, removeSymlink, replaceSymlink
 from serialgw.devices.ptywatch import SlaveWatch
 from serialgw.devices.termio import ErrorMarks, fcntlBreak, markErrors, readModemState, readTermios
 from serialgw.interfaces import IPort
@@ -427,15 +427,48 @@ def errorReason(e: BaseException) -> str:
     return text
 
 
-def openPort(spec: DeviceSpec, settings: SerialSettings, lockDir: Optional[str] = None) -> IPort:
+def openPort(spec: DeviceSpec, settings: SerialSettings, lockDir: Optional[str] = None, again: bool = False) -> IPort:
     """
     Open the device a spec names; raise L{DeviceError} naming it on failure
     (L{DeviceLocked} when a live process holds its UUCP lock).  A tty takes
     its lock in C{lockDir} (None: none); a pty the gateway makes never does.
+    C{again}: opened by the reopener (the device went, or was not there at
+    start), when a pty slave at the path may be another program's terminal
+    (see L{refuseTerminal}).
     """
     if spec.kind == "pty":
         return PtyPort(spec.path, settings)
+    if again:
+        refuseTerminal(spec.path)
     return TtyPort(spec.path, settings, lockDir)
+
+
+def refuseTerminal(path: str) -> None:
+    """
+    Raise L{DeviceError} if C{path} is a pty slave that a process holds open
+    without its master: someone's terminal (a login shell, whose master is
+    sshd's or a terminal emulator's).  A pty's number goes to the next pty
+    when its program ends: a line on QEMU's /dev/pts/3, reopened after QEMU
+    exited, opened the next ssh session's terminal, its keystrokes read by
+    the line's clients and their typing on its screen.  A pty nobody holds
+    (QEMU's: it keeps the master only), or whose holders have its master
+    too (socat's PTY, another gateway's), is a serial port's stand-in.
+    """
+    try:
+        st = os.stat(path)
+    except OSError:
+        return  # the open says why
+    if not (stat.S_ISCHR(st.st_mode) and os.major(st.st_rdev) in PTY_SLAVE_MAJORS):
+        return
+    index = (os.major(st.st_rdev) - PTY_SLAVE_MAJORS[0]) * 256 + os.minor(st.st_rdev)
+    real = os.path.realpath(path)
+    terminal = [pid for pid in ptyHolders(real) if pid != os.getpid() and holdsMaster(pid, index) is not True]
+    if terminal:
+        raise DeviceError(
+            f"cannot open device {path!r}: it is {real}, a terminal now, held open by pid "
+            f"{', '.join(map(str, terminal))} without its master (another session's: a pty's number goes to "
+            "the next pty when its program ends); not opened"
+        )
 
 
 @implementer(IPort)

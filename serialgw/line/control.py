@@ -218,6 +218,10 @@ class PortControl:
     def clientBreakHold(self: _Line, client: IClient, on: bool) -> None:
         """A client sets (held, up to breakHoldLimit) or clears the break condition."""
         if not self.mayWrite(client):
+            # Never silent (as a refused IAC BRK): logged, at most once a second a client.
+            if on and self._tellRefusal(client):
+                log.info("{line}: BREAK on from {peer} refused: {reason}", line=self.name, peer=client.peer,
+                         reason=self._whyNotWrite(client))
             return
         if on:
             reason = self._noBreak(client)

@@ -378,11 +378,15 @@ class Line(PortControl, OpenCloseStrings, RoleChanges):
                 log.failure("{line}: writing {peer} failed; it is cut off", line=self.name, peer=consoleLog.peer)
                 self._cutOff(consoleLog)
 
-    def backlog(self) -> bytes:
-        """The last device output kept (up to backlogSize bytes)."""
-        return self._backlog.newest(self.backlogSize)
+    def backlog(self, limit: Optional[int] = None) -> bytes:
+        """
+        The last device output kept (up to backlogSize bytes; up to C{limit},
+        what a client may have waiting: a copy of a 64 MiB backlog for each
+        connection took 40 ms).
+        """
+        return self._backlog.newest(self.backlogSize if limit is None else min(limit, self.backlogSize))
 
-    def takeEarlyOutput(self, client: Optional[IClient] = None) -> bytes:
+    def takeEarlyOutput(self, client: Optional[IClient] = None, limit: Optional[int] = None) -> bytes:
         """
         For the first person to attach, once: what the device said before
         anyone was there (boot messages waiting in the tty when the gateway
@@ -394,7 +398,7 @@ class Line(PortControl, OpenCloseStrings, RoleChanges):
             return b""
         self._earlyTaken = True
         self._earlyTo = client
-        return self.backlog()
+        return self.backlog(limit)
 
     # Back-pressure from a client whose policy is "block"
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 from twisted.internet import defer
 from twisted.internet.testing import MemoryReactorClock
@@ -21,6 +21,7 @@ from serialgw.app.process import TwistdGatewayService
 from serialgw.app.reload import LINES_PER_TURN
 from serialgw.app.service import GatewayService
 from serialgw.config.file import loadConfig
+from serialgw.config.shard import Shard
 from serialgw.line.strings import LET_GO_LIMIT
 from tests.app.test_notify import FakeSystemd
 from tests.fakes import LogEvents, RecordingPort, ThreadedReactorClock, oneTurn
@@ -200,6 +201,139 @@ class ReloadStormTests(SynchronousTestCase):
         self.assertTrue(all(port.closed for port in self.ports))
         self.assertEqual(service.lines, {})
         self.assertEqual(self.clock.getDelayedCalls(), [])
+
+
+
+class ShardRetryTests(SynchronousTestCase):
+    """
+    --shard: a line that moves between processes is let go by one and taken
+    by the other at their reloads (systemctl reload 'serialgw@*' signals
+    both at once); the one it joins, reloading first, finds its port (its
+    socket, its pty link) still held, and its reload is refused: tried again.
+    """
+
+    def setUp(self) -> None:
+        self.clock = MemoryReactorClock()
+        self.ports: list[RecordingPort] = []
+        self.path = os.path.abspath(self.mktemp())
+        self.directory = os.path.abspath(self.mktemp())
+        self.systemd = FakeSystemd(self)
+        self.log = LogEvents(self)
+
+    def openPort(self, *args: Any) -> RecordingPort:
+        port = RecordingPort(self.clock)
+        port.modem = 0
+        self.ports.append(port)
+        return port
+
+    def write(self, joining: bool) -> None:
+        with open(self.path, "w") as f:
+            f.write('[defaults]\nlock = false\n[lines.a]\ndevice = "/dev/fake-a"\nlisten = "raw+tcp:0:interface=127.0.0.1"\n')
+            if joining:
+                # Its file: listener's directory stands for what the other process still holds.
+                f.write(f'[lines.b]\ndevice = "/dev/fake-b"\nlisten = "file:{self.directory}/b.out"\n')
+
+    def gateway(self, shard: Optional[Shard]) -> TwistdGatewayService:
+        self.write(False)
+        service = TwistdGatewayService(loadConfig(self.path), reactor=self.clock, openPort=self.openPort)
+        service.configPath = self.path
+        service.shard = shard
+        service.notifier = Notifier(self.clock, service.statusText, environ=self.systemd.environ,
+                                    monotonic=lambda: 42)
+        GatewayService.startService(service)
+        self.systemd.messages()
+        return service
+
+    def stop(self, service: TwistdGatewayService) -> None:
+        self.successResultOf(service.stopService())
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def retries(self) -> list[float]:
+        return [e["delay"] for e in self.log.events if "trying again" in e["log_format"]]
+
+    def test_triedAgain(self) -> None:
+        """A refused reload of a process of --shard is tried again after 1 s, and applied once what it needs is free."""
+        service = self.gateway(Shard(0, 1))
+        self.write(True)
+        self.assertEqual(list(self.successResultOf(service.reloadFile())), ["refused"])
+        self.assertEqual(self.retries(), [1.0])
+        os.mkdir(self.directory)
+        self.clock.advance(1.0)
+        self.assertEqual(sorted(service.lines), ["a", "b"])
+        self.assertEqual(self.systemd.messages(), [
+            "RELOADING=1\nMONOTONIC_USEC=42\nSTATUS=reloading the configuration",
+            "READY=1\nSTATUS=1 line(s), 1 up, 0 down; 0 client(s); reload refused, see the log",
+            "RELOADING=1\nMONOTONIC_USEC=42\nSTATUS=reloading the configuration",
+            "READY=1\nSTATUS=2 line(s), 2 up, 0 down; 1 client(s); reloaded: 1 added, 0 changed, 0 removed",
+        ])
+        self.stop(service)
+
+    def test_givesUp(self) -> None:
+        """Refused again and again: tried after 1, 2 and 4 s, then it stays refused (the log says so each time)."""
+        service = self.gateway(Shard(0, 1))
+        self.write(True)
+        service.reloadFile()
+        for delay in (1.0, 2.0, 4.0, 8.0):
+            self.clock.advance(delay)
+        self.assertEqual(self.retries(), [1.0, 2.0, 4.0])
+        self.assertEqual(len([e for e in self.log.events if "reload refused" in e["log_format"]]), 4)
+        self.assertEqual(list(service.lines), ["a"])
+        self.stop(service)
+
+    def test_sighupStartsOver(self) -> None:
+        """A SIGHUP while a retry waits takes its place (one reading), and its own refusal is tried again from 1 s."""
+        service = self.gateway(Shard(0, 1))
+        self.write(True)
+        service.reloadFile()
+        self.clock.advance(1.0)
+        self.assertEqual(self.retries(), [1.0, 2.0])
+        service.reloadFile()
+        self.assertEqual(self.retries(), [1.0, 2.0, 1.0])
+        os.mkdir(self.directory)
+        self.clock.advance(1.0)
+        self.assertEqual(sorted(service.lines), ["a", "b"])
+        self.stop(service)
+
+    def test_sighupWhileRefused(self) -> None:
+        """A SIGHUP waiting behind a reload that is then refused: that refusal is not tried again, the SIGHUP's own reading is (one retry at a time)."""
+        service = self.gateway(Shard(0, 1))
+        reads: list[tuple[defer.Deferred[Any], Callable[[], Any]]] = []
+
+        def later(reactor: Any, work: Callable[[], Any]) -> defer.Deferred[Any]:
+            reads.append((defer.Deferred(), work))
+            return reads[-1][0]
+
+        self.patch(process, "offTheReactor", later)
+        self.write(True)
+        first = service.reloadFile()
+        second = service.reloadFile()
+        read, work = reads.pop()
+        read.callback(work())
+        self.assertEqual(list(self.successResultOf(first)), ["refused"])
+        self.assertEqual(self.retries(), [])
+        read, work = reads.pop()
+        read.callback(work())
+        self.assertEqual(list(self.successResultOf(second)), ["refused"])
+        self.assertEqual(self.retries(), [1.0])
+        self.assertEqual([c.func for c in self.clock.getDelayedCalls()].count(service._retry), 1)  # type: ignore[attr-defined]
+        self.stop(service)
+
+    def test_stopCancels(self) -> None:
+        """The gateway stopping while a retry waits: no retry."""
+        service = self.gateway(Shard(0, 1))
+        self.write(True)
+        service.reloadFile()
+        self.stop(service)
+        self.clock.advance(8.0)
+        self.assertEqual(len([e for e in self.log.events if "reload refused" in e["log_format"]]), 1)
+
+    def test_oneProcessNotTriedAgain(self) -> None:
+        """Without --shard a refused reload stays refused (no other process of ours lets go)."""
+        service = self.gateway(None)
+        self.write(True)
+        service.reloadFile()
+        self.assertEqual(self.retries(), [])
+        self.stop(service)
 
 
 class ReadingTests(TestCase):

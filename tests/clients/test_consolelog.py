@@ -8,6 +8,7 @@ from __future__ import annotations
 import errno
 import os
 import time
+from typing import Optional
 
 from twisted.internet.address import IPv4Address
 from twisted.internet.task import Clock
@@ -252,7 +253,7 @@ class AttachTests(SynchronousTestCase):
 
     def test_failedStartLeavesClientGone(self) -> None:
         """A session whose start fails after it joined the line (replay here) is detached and disconnected."""
-        def broken() -> bytes:
+        def broken(limit: Optional[int] = None) -> bytes:
             raise RuntimeError("no backlog")
 
         self.line.backlog = broken  # type: ignore[method-assign]

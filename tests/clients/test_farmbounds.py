@@ -7,6 +7,10 @@ calls, log events), never timed.
 
 from __future__ import annotations
 
+from typing import Optional
+
+from hypothesis import given
+from hypothesis import strategies as st
 from twisted.internet.address import IPv4Address
 from twisted.internet.error import ConnectionDone
 from twisted.internet.task import Clock
@@ -14,6 +18,7 @@ from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
+from serialgw.clients.escape import lastLines
 from serialgw.clients.raw import RawClient
 from serialgw.clients.telnet import TelnetClient
 from serialgw.config.listeners import parseListener
@@ -126,3 +131,96 @@ class ComPortTurnTests(SynchronousTestCase):
         answers = [bytes([255, 250, 44, 101]) + r.to_bytes(4, "big") + bytes([255, 240]) for r in rates]
         self.assertEqual(transport.value(), b"".join(answers))
         self.assertEqual(clock.getDelayedCalls(), [])
+
+
+class BacklogCase(SynchronousTestCase):
+    """A line with a 1 MB backlog (of 64 MiB) whose copies are counted."""
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.line = Line("rack4", RecordingDevice(SerialSettings(115200)), clock=self.clock)
+        self.line.backlogSize = 64 * 1024 * 1024
+        self.line.deviceDataReceived(b"x" * 79 + b"\n")
+        self.line.deviceDataReceived(b"boot line\n" * 100000)
+        # The size of each copy of the backlog made.
+        self.asked: list[int] = []
+        backlog = self.line.backlog
+
+        def spy(limit: Optional[int] = None) -> bytes:
+            data = backlog(limit)
+            self.asked.append(len(data))
+            return data
+
+        self.line.backlog = spy  # type: ignore[method-assign]
+
+    def connect(self, listener: str) -> tuple[RawClient, StringTransport]:
+        transport = StringTransport(peerAddress=IPv4Address("TCP", "192.0.2.9", 1000))
+        client = RawClient(self.line, Role.WRITER, listener=parseListener(listener), clock=self.clock)
+        client.makeConnection(transport)
+        return client, transport
+
+
+class ReplayCopyTests(BacklogCase):
+    """Replays (on connect, the early output, ^] r) copy no more of the backlog than the client may have waiting."""
+
+    def test_replayOnConnect(self) -> None:
+        """A replay client with outbuf=4096 on a 1 MB backlog (of 64 MiB): 4096 bytes copied (the early output, the replay), not 1 MB, and those are the newest."""
+        _, transport = self.connect("raw,replay,outbuf=4096+4444")
+        self.assertEqual(self.asked, [4096, 4096])
+        self.assertEqual(transport.value(), (b"boot line\n" * 410)[-4096:])
+
+    def test_earlyOutputToHealthChecks(self) -> None:
+        """Connections that come and go without a word each take the early output back and forth: each copies its outbuf, not the backlog."""
+        for _ in range(3):
+            client, _ = self.connect("raw,outbuf=2048+4444")
+            client.connectionLost(Failure(ConnectionDone()))
+        self.assertEqual(self.asked, [2048] * 3)
+
+    def test_escapeReplay(self) -> None:
+        """^] r and ^] R 999999 Enter copy at most the client's outbuf (1024: its newest whole lines cut there)."""
+        client, transport = self.connect("raw,escape=^],outbuf=1024+4444")
+        self.asked.clear()
+        transport.clear()
+        client.dataReceived(b"\x1dr")
+        self.assertEqual(transport.value(), b"\r\n[serialgw: last 20 lines of rack4:]\r\n" + b"boot line\n" * 20)
+        transport.clear()
+        client.dataReceived(b"\x1dR999999\r")
+        self.assertTrue(transport.value().endswith(b"lines of rack4:]\r\n" + (b"boot line\n" * 103)[-1024:]))
+        self.assertEqual(self.asked, [1024, 1024])
+
+
+class LastLinesTests(SynchronousTestCase):
+    @given(st.lists(st.sampled_from([b"a", b"\n", b"bc"]), max_size=40), st.integers(min_value=1, max_value=30))
+    def test_asLineByLine(self, pieces: list[bytes], count: int) -> None:
+        """lastLines finds where the last N lines start as a search back one newline at a time does."""
+        data = b"".join(pieces)
+        start = len(data) - 1 if data.endswith(b"\n") else len(data)
+        for _ in range(count):
+            start = data.rfind(b"\n", 0, start)
+            if start < 0:
+                break
+        self.assertEqual(lastLines(data, count), start + 1)
+
+
+class ReplayWindowTests(BacklogCase):
+    """^] r copies the newest 4 KiB, 16 KiB, ... of the backlog until they hold the lines asked for."""
+
+    def test_fewLinesFewBytes(self) -> None:
+        """^] r (20 lines of 10 bytes) with the default outbuf: 4 KiB copied, not 256 KiB; R 1000 Enter: 4, then 16 KiB."""
+        client, transport = self.connect("raw,escape=^]+4444")
+        self.asked.clear()
+        client.dataReceived(b"\x1dr")
+        self.assertEqual(self.asked, [4096])
+        client.dataReceived(b"\x1dR1000\r")
+        self.assertEqual(self.asked, [4096, 4096, 16384])
+        self.assertTrue(transport.value().endswith(b"lines of rack4:]\r\n" + b"boot line\n" * 1000))
+
+    def test_longLine(self) -> None:
+        """The lines asked for begin before the newest 256 KiB (outbuf): those 256 KiB are replayed, copied in 4 steps."""
+        self.line.deviceDataReceived(b"y" * 300000)
+        client, transport = self.connect("raw,escape=^]+4444")
+        self.asked.clear()
+        transport.clear()
+        client.dataReceived(b"\x1dr")
+        self.assertEqual(self.asked, [4096, 16384, 65536, 262144])
+        self.assertEqual(transport.value(), b"\r\n[serialgw: last 20 lines of rack4:]\r\n" + b"y" * 262144)

@@ -17,7 +17,7 @@ from serialgw.app.check import checkLines
 from serialgw.app.listen import StartupError
 from serialgw.app.reload import checkFiles
 from serialgw.app.service import GatewayService
-from serialgw.clients.local import FileClient
+from serialgw.clients.local import FileClient, fifoPair
 from serialgw.config.listeners import parseListener
 from serialgw.config.paths import NOT_FOLLOWED, noFollow
 from serialgw.config.specs import DeviceSpec, LineConfig
@@ -81,7 +81,7 @@ class FileLinkTests(SynchronousTestCase):
         self.assertEqual(self.read(os.path.join(tmp, "new")), b"new")
 
     def test_otherUsersLinkInStickyDirectory(self) -> None:
-        """Another user's symlink in a sticky directory everyone may write is not followed: refused at start, at a reload and by --check, the file it names untouched."""
+        """Another user's symlink in a sticky directory everyone may write is not followed (file:, and pipe:'s pair): refused at start, at a reload and by --check, the file it names untouched."""
         if os.geteuid() != 0:
             raise SkipTest("making a symlink of another user needs root")
         tmp = self.sticky()
@@ -92,14 +92,27 @@ class FileLinkTests(SynchronousTestCase):
         os.symlink(victim, planted)
         os.lchown(planted, NOBODY, NOBODY)
         self.assertEqual(noFollow(planted), os.O_NOFOLLOW)
+        refused = f"{planted!r} is {NOT_FOLLOWED}"
         e = self.assertRaises(OSError, self.client, planted)
-        self.assertEqual(e.strerror, NOT_FOLLOWED)
+        self.assertEqual(e.strerror, refused)
         config = LineConfig("a", DeviceSpec("pty", ""), listeners=(parseListener(f"file:{planted}"),))
         service = GatewayService([config], reactor=reactor)
         e2 = self.assertRaises(StartupError, service.startService)
         self.addCleanup(service.stopService)
-        self.assertEqual(str(e2), f"line 'a': cannot open listener 'file:{planted}': {NOT_FOLLOWED}")
+        self.assertEqual(str(e2), f"line 'a': cannot open listener 'file:{planted}': {refused}")
         self.assertEqual(checkFiles([("a", config.listeners[0])], []),
-                         f"line 'a': cannot open listener 'file:{planted}': {NOT_FOLLOWED}")
-        self.assertEqual(checkLines([config])[0], [f"line 'a': listener 'file:{planted}': {planted!r} is {NOT_FOLLOWED}"])
+                         f"line 'a': cannot open listener 'file:{planted}': {refused}")
+        self.assertEqual(checkLines([config])[0], [f"line 'a': listener 'file:{planted}': {refused}"])
+        self.assertEqual(self.read(victim), b"precious")
+        # QEMU's pipe: pair too: it is opened read-write (the gateway wrote device output over the file, and read it to the device).
+        guest = os.path.join(tmp, "guest")
+        os.mkfifo(guest + ".in")
+        os.symlink(victim, guest + ".out")
+        os.lchown(guest + ".out", NOBODY, NOBODY)
+        pipe = LineConfig("a", DeviceSpec("pty", ""), listeners=(parseListener(f"pipe:{guest}"),))
+        outRefused = f"{guest + '.out'!r} is {NOT_FOLLOWED}"
+        e3 = self.assertRaises(OSError, fifoPair, guest)
+        self.assertEqual(e3.strerror, outRefused)
+        self.assertEqual(checkFiles([("a", pipe.listeners[0])], []), f"line 'a': cannot open listener 'pipe:{guest}': {outRefused}")
+        self.assertEqual(checkLines([pipe])[0], [f"line 'a': listener 'pipe:{guest}': {outRefused}"])
         self.assertEqual(self.read(victim), b"precious")

@@ -27,6 +27,10 @@ class SlowReaderTests(SynchronousTestCase):
     """A slow or absent pty reader under the listener's outbuf and policy."""
 
     def setUp(self) -> None:
+        from serialgw.logflood import peerLimiter
+
+        # As in a fresh process: earlier tests' ptys had these names (and log budgets) within the minute.
+        peerLimiter.peers.clear()
         self.events: list[dict[str, Any]] = []
 
         def observe(event: dict[str, Any]) -> None:

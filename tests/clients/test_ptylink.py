@@ -250,6 +250,36 @@ class ListenerOptionsTests(TestCase):
                          (f"pty:{link}", "read-only", 4096, "block"))
 
 
+class SettingsLogTests(TestCase):
+    """What a program's termios changes cost the log."""
+
+    timeout = 10
+
+    def test_settingsLoopCannotFloodTheLog(self) -> None:
+        """
+        A program that flips the speed in a loop (each change seen): at most
+        the log's per-peer burst of lines a minute about it (logflood), the
+        rest counted; measured before, about 100 lines a second from one
+        tcsetattr loop.
+        """
+        from twisted.logger import LogLevel
+
+        from serialgw.logflood import peerLimiter
+        from tests.fakes import LogEvents
+
+        events = LogEvents(self)
+        line = Line("t", RecordingDevice(SerialSettings(115200)))
+        client = PtyClient(line, "", reactor)
+        self.addCleanup(client.close)
+        program = Program(self, client.slaveName)
+        for i in range(peerLimiter.burst + 30):
+            program.set(speed=termios.B9600 if i % 2 else termios.B19200)
+            client.doRead()
+        mine = [e for e in events.at(LogLevel.info) if e.get("peer") == client.peer]
+        self.assertEqual(len(mine), peerLimiter.burst)
+        self.assertEqual(line.settings, SerialSettings(9600))
+
+
 class PtyClientFailureTests(TestCase):
     timeout = 10
 

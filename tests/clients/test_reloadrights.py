@@ -120,9 +120,9 @@ class AllowTests(SynchronousTestCase):
         self.assertTrue(outsideT.disconnecting)
         self.assertEqual((h.line.clients, inside.role), ([inside], Role.WRITER))
         self.assertEqual(text(insideT), "\r\n[serialgw: 192.0.2.9:2 detached]\r\n")
-        said = [e for e in events if "allow" in e and "listener" in e]
-        self.assertEqual([(e["line"], e["peer"], e["allow"], e["listener"]) for e in said],
-                         [("rack4", "192.0.2.9:2", "10.0.0.0/8", "telnet,allow=10.0.0.0/8,escape=^]+4444")])
+        said = [e for e in events if "reason" in e and "listener" in e]
+        self.assertEqual([(e["line"], e["peer"], e["reason"], e["listener"]) for e in said],
+                         [("rack4", "192.0.2.9:2", "not in 10.0.0.0/8", "telnet,allow=10.0.0.0/8,escape=^]+4444")])
         outside.dataReceived(b"reboot\r")
         self.assertEqual(h.device.events, [])
 
@@ -133,6 +133,65 @@ class AllowTests(SynchronousTestCase):
         outside, outsideT = h.telnet(host="192.0.2.9", port=2)
         applyListenerRights(h.line, [parseListener("telnet,ro,allow=10.0.0.0/8+4444")])
         self.assertEqual((inside.role, outsideT.disconnecting, h.line.clients), (Role.READONLY, True, [inside]))
+
+
+class _Subject:
+    def __init__(self, name: str) -> None:
+        self.commonName = name
+
+
+class _Certificate:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def get_subject(self) -> _Subject:
+        return _Subject(self.name)
+
+
+class CertifiedTransport(StringTransport):
+    """A connection whose TLS peer showed a certificate with this CN (what peerSubject reads)."""
+
+    def __init__(self, name: str, port: int) -> None:
+        StringTransport.__init__(self, peerAddress=IPv4Address("TCP", "192.0.2.9", port))
+        self.name = name
+
+    def getPeerCertificate(self) -> _Certificate:
+        return _Certificate(self.name)
+
+
+TLS = "tls:4443:cert=gw.pem:key=gw.key:ca=ca.pem:subjects=alice;bob;carol"
+
+
+class CertificateTests(SynchronousTestCase):
+    def certified(self, h: Harness, name: str, port: int) -> tuple[TelnetClient, StringTransport]:
+        spec = parseListener(TLS)
+        client = TelnetClient(h.line, Role.WRITER, listener=spec)
+        transport = CertifiedTransport(name, port)
+        client.makeConnection(transport)
+        client.dataReceived(AGREE + WONT_COM_PORT)
+        transport.clear()
+        return client, transport
+
+    def test_subjectsNarrowedAndMadeReadOnly(self) -> None:
+        """A TLS listener's subjects= narrowed by a reload: a certificate left out is told and disconnected; one moved to readonly= is read-only; one still in subjects= writes."""
+        h = Harness()
+        alice, aliceT = self.certified(h, "alice", 1)
+        bob, bobT = self.certified(h, "bob", 2)
+        carol, carolT = self.certified(h, "carol", 3)
+        text(aliceT), text(bobT)
+        new = "tls:4443:cert=gw.pem:key=gw.key:ca=ca.pem:subjects=alice:readonly=bob"
+        applyListenerRights(h.line, [parseListener(new)])
+        self.assertEqual([c.role for c in (alice, bob)], [Role.WRITER, Role.READONLY])
+        why = f"a reload made rack4's listener {new!r} read-only for the certificate 'bob'"
+        self.assertEqual(text(aliceT), f"\r\n[serialgw: 192.0.2.9:2 (bob) is read-only now: {why}]\r\n"
+                                       "\r\n[serialgw: 192.0.2.9:3 (carol) detached]\r\n")
+        self.assertEqual(text(carolT), f"\r\n[serialgw: 192.0.2.9:2 (bob) is read-only now: {why}]\r\n"
+                                       f"\r\n[serialgw: your certificate ('carol') is no longer admitted on rack4 "
+                                       f"(a reload changed {new!r}): disconnected]\r\n")
+        self.assertTrue(carolT.disconnecting)
+        self.assertEqual(text(bobT), f"\r\n[serialgw: you are read-only now: {why}]\r\n"
+                                     "\r\n[serialgw: 192.0.2.9:3 (carol) detached]\r\n")
+        self.assertEqual(h.line.clients, [alice, bob])
 
 
 class RestoreTests(SynchronousTestCase):

@@ -231,6 +231,18 @@ class ConformanceTests(SynchronousTestCase):
         self.assertEqual(h.transport.value(), b"kept")
         self.assertEqual(h.device.events, [])
 
+    def test_refusedBreakOnLogged(self) -> None:
+        """A read-only client's BREAK-ON is answered with the break off and logged with why, at most once a second (a stream of them is not a stream of log lines)."""
+        events = LogEvents(self).events
+        h = Harness(Role.READONLY)
+        self.assertEqual(h.send(sb(5, 5) * 3), sb(105, 6) * 3)
+        h.clock.advance(1)
+        h.send(sb(5, 5))
+        refused = [e for e in events if "BREAK on" in e.get("log_format", "")]
+        self.assertEqual([(e["line"], e["peer"], e["reason"]) for e in refused],
+                         [("ttyS0", h.client.peer, "the client is read-only")] * 2)
+        self.assertEqual(h.device.events, [])
+
     def test_refusedModemLinesLogged(self) -> None:
         """A read-only client's DTR or RTS change is answered with the line in effect and logged, as a refused setting is; asking for what is in effect is not."""
         events = LogEvents(self).events

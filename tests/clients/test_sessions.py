@@ -678,6 +678,12 @@ class RealTCPTests(TestCase):
         self.assertEqual(device.breaks, 1)
         await command(b"\x1d?", b"\r\n[serialgw: " + HELP.encode() + b"]\r\n")
         await command(b"\x1dz", b"\r\n[serialgw: unknown escape command 'z'; ^] ? for help]\r\n")
+        # A paste after ^] R: neither swallowed up to Enter nor sent; said.
+        await command(b"\x1dR", b"\r\n[serialgw: how many lines, then Enter (Esc cancels):]\r\n")
+        await command(b"reboot -f\r", b"\r\n[serialgw: replay cancelled: 'r' is not a digit; the 9 byte(s) after it "
+                                       b"were not sent to rack4]\r\n")
+        client.transport.write(b"y")  # type: ignore[union-attr]
+        self.assertEqual(await pty.received.length(4), b"xh\x1dy")
         client.transport.write(b"\x1dd")  # type: ignore[union-attr]
         await client.closed
         self.assertTrue(client.received.data.endswith(b"\r\n[serialgw: bye]\r\n"))

@@ -245,3 +245,74 @@ class RejectionLogTests(SynchronousTestCase):
         for baud in range(1000, 1040):
             port._rejected("baudrate", baud, "Invalid argument")
         self.assertEqual(len(log.at(LogLevel.warn)), 16)
+
+
+class TerminalAtPathTests(SynchronousTestCase):
+    """
+    A pty slave opened again (the device went, or was not there at start) is
+    refused when it is someone's terminal now; real ptys held by real
+    processes.
+    """
+
+    def pty(self) -> tuple[int, int, str]:
+        master, slave = os.openpty()
+        return master, slave, os.ttyname(slave)
+
+    def elsewhere(self, *fds: int) -> int:
+        """A process of its own holds these open files from now on (this one no longer does); its pid."""
+        import subprocess
+
+        holder = subprocess.Popen(["sleep", "60"], pass_fds=fds)
+        self.addCleanup(holder.wait)
+        self.addCleanup(holder.kill)
+        for fd in fds:
+            os.close(fd)
+        return holder.pid
+
+    def test_terminalRefused(self) -> None:
+        """
+        QEMU's /dev/pts/N went; the number is an ssh session's now (its shell
+        holds the slave, sshd the master): not opened again, the reason names
+        the holder (it was opened: the session's keystrokes went to the line).
+        """
+        master, slave, name = self.pty()
+        self.addCleanup(os.close, master)
+        shell = self.elsewhere(slave)
+        error = self.assertRaises(DeviceError, openPort, DeviceSpec("tty", name), SerialSettings(), None, True)
+        self.assertEqual(str(error), f"cannot open device {name!r}: it is {name}, a terminal now, held open by pid "
+                         f"{shell} without its master (another session's: a pty's number goes to the next pty when "
+                         "its program ends); not opened")
+
+    def test_serialStandInsOpened(self) -> None:
+        """A pty nobody else holds (QEMU's), or whose holder has its master too (socat's PTY), is opened again; at start any is."""
+        master, slave, name = self.pty()
+        self.addCleanup(os.close, master)
+        os.close(slave)
+        openPort(DeviceSpec("tty", name), SerialSettings(), None, True).close()
+        master, slave, name = self.pty()
+        self.elsewhere(master, slave)
+        openPort(DeviceSpec("tty", name), SerialSettings(), None, True).close()
+        master, slave, name = self.pty()
+        self.addCleanup(os.close, master)
+        self.elsewhere(slave)
+        openPort(DeviceSpec("tty", name), SerialSettings(), None).close()
+
+    def test_reopenerAsksAgain(self) -> None:
+        """A line's device is opened at start as given, by its reopener with again=True."""
+        from twisted.internet.task import Clock
+
+        from serialgw.app.lines import makeDevice
+        from serialgw.config.specs import LineConfig
+        from tests.fakes import RecordingPort
+
+        calls: list[tuple[object, ...]] = []
+        clock = Clock()
+
+        def openPort(*args: object) -> RecordingPort:
+            calls.append(args[3:])
+            return RecordingPort(clock)
+
+        device = makeDevice(LineConfig("t", DeviceSpec("tty", "/dev/pts/99"), lock=False), clock, openPort,
+                            lambda n: 1.0, lambda n: 1.0, False)
+        device.reopener.opener()
+        self.assertEqual(calls, [(), (True,)])
