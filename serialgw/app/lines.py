@@ -64,7 +64,9 @@ def makeDevice(
 
     if offThread and waitForDevices and config.device.kind == "tty":
         device = absent(DeviceError(OPENING))
-        device.reopener.openNow().addCallback(_firstOpenOver, config, device)
+        # The first open: no pty slave refused as a terminal (see openPort's again).
+        device.reopener.openNow(lambda: openPort(config.device, config.settings, lockDir)).addCallback(
+            _firstOpenOver, config, device)
         return device
     try:
         port = openPort(config.device, config.settings, lockDir)

@@ -102,19 +102,20 @@ class Reopener:
         self._said = self.target.downReason
         self._schedule()
 
-    def openNow(self) -> defer.Deferred[Optional[BaseException]]:
+    def openNow(self, opener: Callable[[], IPort]) -> defer.Deferred[Optional[BaseException]]:
         """
-        The device's first open (its C{downReason} L{OPENING}), at once and
-        as a reopen is (off the reactor thread, one a device, said if
-        stuck); fires once it is over: with None, the device up, else with
-        why not (noted, and tried again after C{policy(0)}, as for a
-        vanished device; only a lock holder is logged here: the caller says
-        why the line starts down).
+        The device's first open (its C{downReason} L{OPENING}) with
+        C{opener}, at once and as a reopen is (off the reactor thread, one
+        a device, said if stuck); fires once it is over: with None, the
+        device up, else with why not (noted, and tried again with the
+        supervisor's own opener after C{policy(0)}, as for a vanished
+        device; only a lock holder is logged here: the caller says why the
+        line starts down).
         """
         self.attempts = 0
         self._said = self.target.downReason
         first = self._first = defer.Deferred()
-        self._attempt()
+        self._attempt(opener)
         return first
 
     def _firstOver(self, outcome: Optional[BaseException]) -> None:
@@ -163,9 +164,10 @@ class Reopener:
         self.attempts += 1
         self._call = self.reactor.callLater(delay, self._attempt)
 
-    def _attempt(self) -> None:
+    def _attempt(self, opener: Optional[Callable[[], IPort]] = None) -> None:
         self._call = None
-        assert self.opener is not None
+        opener = opener or self.opener
+        assert opener is not None
         target = self.target
         if self.opens is not None and self.opens.busy(target.name):
             # An earlier open of this device (its line closed and made again
@@ -180,9 +182,9 @@ class Reopener:
         if self.opens is not None:
             # Opening can block on some adapters: not on the reactor thread
             # (a test's Clock has no threads: opened in line).
-            d = self.opens.open(self.reactor, target.name, self.opener)
+            d = self.opens.open(self.reactor, target.name, opener)
         else:
-            d = defer.maybeDeferred(self.opener)
+            d = defer.maybeDeferred(opener)
         d.addBoth(self._returned)
         d.addCallbacks(self._opened, self._failed)
 

@@ -30,8 +30,30 @@ from tests.realio import EventCounter, closeClients, connect, listenerPort, ptyL
 HANG = 5.0
 
 
-class ReloadHungOpenTests(TestCase):
+class ReloadFirstOpenTests(TestCase):
     timeout = 30
+
+    async def test_opensAtOnceQuietly(self) -> None:
+        """
+        The common case, on real threads: a reload adding a line whose tty
+        opens at once has it up a turn or so later, said once (as at start:
+        no "device back", no "device up"), and carrying data.
+        """
+        here, far = startedPty(self), startedPty(self)
+        kept = ptyLine(here, "raw+tcp:0:interface=127.0.0.1", name="here")
+        service = startGateway(self, kept, waitForDevices=True)
+        added = ptyLine(far, "raw+tcp:0:interface=127.0.0.1", name="added")
+        opened = EventCounter(self, "line {line}: device {device} at {settings}")
+        with capturedLogs() as events:
+            self.assertEqual(await service.reload([kept, added]), {"added": ["added"], "changed": [], "removed": []})
+            await opened.nth(1)
+        self.assertTrue(service.lines["added"].up)
+        texts = [formatEvent(e) for e in events]
+        self.assertEqual([t for t in texts if "device" in t], [f"line added: device {far.slaveName} at 115200,8N1"])
+        client = await connect(listenerPort(service, 1))
+        client.transport.write(b"typed")  # type: ignore[union-attr]
+        self.assertEqual(await far.received.length(5), b"typed")
+        await closeClients(client)
 
     async def test_reloadAddingAHungLineServesTheOthers(self) -> None:
         """
@@ -47,9 +69,9 @@ class ReloadHungOpenTests(TestCase):
         began: defer.Deferred[None] = defer.Deferred()
         returnedInTime: list[bool] = []
 
-        def fakeOpen(spec: DeviceSpec, settings: Any, lockDir: Any) -> IPort:
+        def fakeOpen(spec: DeviceSpec, settings: Any, lockDir: Any, again: bool = False) -> IPort:
             if spec.path != hungPath:
-                return openPort(spec, settings, lockDir)
+                return openPort(spec, settings, lockDir, again)
             reactor.callFromThread(began.callback, None)  # type: ignore[attr-defined]
             returnedInTime.append(release.wait(HANG))
             return openPort(DeviceSpec("tty", far.slaveName), settings, None)
@@ -88,8 +110,11 @@ class FirstOpenInLineTests(SynchronousTestCase):
     def setUp(self) -> None:
         self.clock = MemoryReactorClock()
         self.outcomes: dict[str, Exception] = {}
+        # Each open's path and whether it was the reopener's (again).
+        self.opens: list[tuple[str, bool]] = []
 
-    def openPort(self, spec: DeviceSpec, settings: Any, lockDir: Any) -> IPort:
+    def openPort(self, spec: DeviceSpec, settings: Any, lockDir: Any, again: bool = False) -> IPort:
+        self.opens.append((spec.path, again))
         if spec.path in self.outcomes:
             raise self.outcomes[spec.path]
         port = RecordingPort(self.clock)
@@ -107,7 +132,7 @@ class FirstOpenInLineTests(SynchronousTestCase):
         service = self.gateway()
         with capturedLogs() as events:
             self.successResultOf(service.reload([LineConfig("a", DeviceSpec("tty", "/dev/ttyFAKE0"))]))
-        self.assertTrue(service.lines["a"].up)
+        self.assertEqual((service.lines["a"].up, self.opens), (True, [("/dev/ttyFAKE0", False)]))
         texts = [formatEvent(e) for e in events]
         self.assertEqual([t for t in texts if "device" in t],
                          ["line a: device /dev/ttyFAKE0 at 115200,8N1"])
@@ -129,4 +154,6 @@ class FirstOpenInLineTests(SynchronousTestCase):
         del self.outcomes["/dev/ttyFAKE0"]
         self.clock.advance(1.0)
         self.assertTrue(line.up)
+        # The first open as at start; the next one the reopener's (a pty slave held as a terminal refused).
+        self.assertEqual(self.opens, [("/dev/ttyFAKE0", False), ("/dev/ttyFAKE0", True)])
         self.successResultOf(service.stopService())
