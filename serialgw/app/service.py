@@ -460,8 +460,7 @@ class GatewayService(MultiService):
 
             def openOne(name: str) -> None:
                 try:
-                    # Its device opened off the reactor thread (an open can hang).
-                    self._openLine(new[name], offThread=True)
+                    self._openLine(new[name], offThread=True)  # (an open can hang: see makeDevice)
                 except StartupError as e:
                     log.error("reload: {reason}; line {line} left out", reason=str(e), line=name)
                     self.closeLine(name)
