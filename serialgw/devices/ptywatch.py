@@ -13,17 +13,21 @@ thread: a few ms a hundred processes), and if the gateway is the only one
 (of those it may look at), exclusive mode is cleared on its own descriptor,
 as that last close would have.  (Inotify merges two closes that come
 together into one event: the state is looked at, closes are not counted.)
+A close that finds the gateway's own descriptor hung up (vhangup(): login
+does it, then closes what it hung up) is told to the pty's owner, which
+opens the slave again.
 
 One inotify descriptor serves every pty of a reactor (a user may have 128).
 """
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import struct
 import termios
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from twisted.internet import defer, inotify, threads
 from twisted.internet.error import ConnectionDone
@@ -56,11 +60,15 @@ class SlaveWatch:
     it, while one is under way.
     """
 
-    def __init__(self, reactor: Any, slaveName: str, fd: int, peer: str) -> None:
+    def __init__(self, reactor: Any, slaveName: str, fd: int, peer: str,
+                 hungUp: Optional[Callable[[], None]] = None) -> None:
         self.reactor = reactor
         self.path = FilePath(slaveName)
         self.fd = fd
         self.peer = peer
+        # Told when a close finds C{fd} hung up (vhangup: login closes the
+        # descriptors it hung up once it has opened the tty again).
+        self.hungUp = hungUp
         self.checking: Optional[defer.Deferred[Any]] = None
         self._again = False
         self._notifier: Optional[inotify.INotify] = None
@@ -97,7 +105,9 @@ class SlaveWatch:
         try:
             if not isExclusive(self.fd):
                 return
-        except OSError:
+        except OSError as e:
+            if e.errno == errno.EIO and self.hungUp is not None:
+                self.hungUp()
             return
         if IReactorThreads.providedBy(self.reactor):
             d = threads.deferToThreadPool(self.reactor, self.reactor.getThreadPool(), ptyHolders, self.path.path)

@@ -12,12 +12,13 @@ import fcntl
 import os
 import subprocess
 import termios
+from unittest import SkipTest
 
 from twisted.internet import reactor
 from twisted.internet.task import Clock
 from twisted.trial.unittest import TestCase
 
-from serialgw.clients.ptylink import PtyClient
+from serialgw.clients.ptylink import EXTPROC, PtyClient
 from serialgw.config.specs import SerialSettings
 from serialgw.devices import ptywatch
 from serialgw.devices.device import SerialDevice
@@ -160,3 +161,42 @@ class PtyPortExclusiveTests(TestCase):
         self.assertIs(first.watching, clock)
         device.takeBack(second)
         self.assertIs(second.watching, clock)
+
+
+class PtyClientHangupTests(TestCase):
+    timeout = 10
+
+    def test_loginHangsItUp(self) -> None:
+        """
+        A getty and login on a pty: listener: login hangs the tty up
+        (vhangup), killing the gateway's descriptor and resetting termios
+        (EXTPROC off), then closes what it hung up: the gateway opens the
+        slave again and sets EXTPROC, so a program's speed reaches the device
+        again, and the line's changes reach the pty (they were lost, with a
+        warning each).
+        """
+        TIOCVHANGUP = 0x5437
+        device = RecordingDevice(SerialSettings(115200))
+        line = Line("t", device, clock=Clock())
+        link = os.path.abspath(self.mktemp())
+        client = PtyClient(line, link, reactor)
+        self.addCleanup(client.close)
+        login = os.open(link, os.O_RDWR | os.O_NOCTTY)
+        try:
+            fcntl.ioctl(login, TIOCVHANGUP)
+        except PermissionError:
+            os.close(login)
+            raise SkipTest("hanging a tty up takes CAP_SYS_ADMIN") from None
+        os.close(login)
+        assert client._watch._notifier is not None
+        client._watch._notifier.doRead()
+        program = os.open(link, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+        self.addCleanup(os.close, program)
+        attributes = termios.tcgetattr(program)
+        self.assertTrue(attributes[3] & EXTPROC)
+        attributes[4] = attributes[5] = termios.B9600
+        termios.tcsetattr(program, termios.TCSANOW, attributes)
+        client.doRead()
+        self.assertEqual([s for what, s in device.events if what == "apply"], [SerialSettings(9600)])
+        client.lineSettingsChanged(SerialSettings(57600))
+        self.assertEqual(termios.tcgetattr(program)[5], termios.B57600)
