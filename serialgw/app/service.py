@@ -9,6 +9,7 @@ what a reload changes and whether it can, L{serialgw.app.reload}.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from functools import partial
 from typing import Any, Callable, Optional, Sequence
 
@@ -135,17 +136,17 @@ class GatewayService(MultiService):
             if self._openingKey is not None:
                 self._keyed.setdefault(self._opening, []).append((self._openingKey, (kind, thing)))
 
-    def _openLine(self, config: LineConfig) -> None:
+    def _openLine(self, config: LineConfig, offThread: bool = False) -> None:
         self._opening = config.name
         try:
-            self._openLineNow(config)
+            self._openLineNow(config, offThread)
         finally:
             self._opening = None
 
-    def _openLineNow(self, config: LineConfig) -> None:
+    def _openLineNow(self, config: LineConfig, offThread: bool) -> None:
         try:
             device = makeDevice(config, self.reactor, self._openPort, self.retryPolicy, self.reopenPolicy,
-                                self.waitForDevices)
+                                self.waitForDevices, offThread)
         except DeviceError as e:
             raise StartupError(f"line {config.name!r}: {e}") from None
         line = makeLine(config, device, self.reactor)
@@ -233,7 +234,6 @@ class GatewayService(MultiService):
         self.sshFactory.setUsers(ssh.users)
         self.ssh = attrs.evolve(self.ssh, users=ssh.users)
         log.info("reload: {count} SSH user(s)", count=len(ssh.users))
-
 
     def startService(self) -> None:
         if not self._opened:
@@ -437,9 +437,14 @@ class GatewayService(MultiService):
             # Closed and opened again: its sessions are told why, not that the line is gone.
             what = "device" if old[name].device != new[name].device else "lock setting"
             waits += self.closeLine(name, f"{name}: {what} changed by a reload; reconnect")
+        # Who writes each console log's path now, kept as the retunes change it.
+        written: defaultdict[str, set[str]] = defaultdict(set)
+        for writer, consoleLog in ((line, log) for line in self.lines.values() for log in line.logs):
+            written[consoleLog.spec.path].add(writer.name)
         for name in retuned:
-            waits += self._retune(old[name], new[name])
-        self.configs = [c for c in self.configs if c.name not in removed and c.name not in changed]
+            waits += self._retune(old[name], new[name], written)
+        gone = set(removed) | set(changed)
+        self.configs = [new[c.name] if c.name in plan.reopened else c for c in self.configs if c.name not in gone]
         closed = defer.gatherResults([w for w in waits if isinstance(w, defer.Deferred)], consumeErrors=True)
         closed.addErrback(lambda f: log.failure("reload: closing lines", f))
 
@@ -455,7 +460,7 @@ class GatewayService(MultiService):
 
             def openOne(name: str) -> None:
                 try:
-                    self._openLine(new[name])
+                    self._openLine(new[name], offThread=True)  # (an open can hang: see makeDevice)
                 except StartupError as e:
                     log.error("reload: {reason}; line {line} left out", reason=str(e), line=name)
                     self.closeLine(name)
@@ -492,7 +497,7 @@ class GatewayService(MultiService):
 
         return closed.addCallback(reopen)
 
-    def _retune(self, old: LineConfig, new: LineConfig) -> list[Any]:
+    def _retune(self, old: LineConfig, new: LineConfig, written: defaultdict[str, set[str]]) -> list[Any]:
         """
         Apply a line's new configuration to the running line: its device
         and its sessions stay.  Listeners and a log that went are closed
@@ -504,23 +509,23 @@ class GatewayService(MultiService):
         retuneLine(line, old, new)
         self.listeners.resign(name, new.signature)
         waits: list[Any] = []
-        if new.log != old.log and new.log is not None and not any(
-                consoleLog.spec.path == new.log.path
-                for other in self.lines.values() if other is not line for consoleLog in other.logs):
+        if new.log != old.log and new.log is not None and not written[new.log.path] - {name}:
             # The new log is opened before the old one closes (unless another
-            # line still writes its path): output while the reload waits for
-            # what it closes (a dial-out, up to dialCloseGrace) is in one of them.
+            # line still writes its path: C{written}): output while the reload
+            # waits for what it closes (a dial-out, up to dialCloseGrace) is in one of them.
             self._logsOpened.add(name)
             self._openNewLog(line, new)
+            written[new.log.path].add(name)
         if new.log != old.log and old.log is not None:
             waits += self._closeKeyed(name, ("log", old.log))
+            if not any(consoleLog.spec.path == old.log.path for consoleLog in line.logs):
+                written[old.log.path].discard(name)
         for spec in listenerChanges(old, new)[0]:
             waits += self._closeKeyed(name, spec)
         if line.waitForClient and not any(spec.wait for spec in new.listeners):
             line.waitForClient = False
             if self.running:
                 line.device.start()
-        self.configs = [new if c.name == name else c for c in self.configs]
         return waits
 
     def _reopenParts(self, old: LineConfig, new: LineConfig, fresh: list[ListenerSpec]) -> None:

@@ -44,6 +44,7 @@ from serialgw.config.specs import (
     Rights,
     SerialSettings,
     SSHSpec,
+    ptyLoop,
     quote,
 )
 from serialgw.config.sshkeys import usersFromFile
@@ -416,7 +417,7 @@ man 8 serialgw
                 raise ConfigError(f"--max-clients must be a number >= 0 (0: no limit), not {quote(self['max-clients'])}")
             maxClients = int(text)
         coalesce = parseCoalesce("off" if self["coalesce"] is None else self["coalesce"])
-        return LineConfig(
+        config = LineConfig(
             name=name,
             device=device,
             settings=settings,
@@ -440,6 +441,10 @@ man 8 serialgw
             lock=not self["no-lock"],
             lockDir=parseLockDir(self["lock-dir"], "--lock-dir") if self["lock-dir"] is not None else DEFAULT_LOCK_DIR,
         )
+        loop = ptyLoop([config])
+        if loop is not None:
+            raise ConfigError(f"--device {loop[1]}")
+        return config
 
     def _onOff(self, option: str) -> Optional[bool]:
         return None if self[option] is None else parseOnOff(self[option], f"--{option}")

@@ -68,6 +68,7 @@ from serialgw.config.specs import (
     SSHSpec,
     UserSpec,
     WatchAllSpec,
+    ptyLoop,
     quote,
 )
 from serialgw.config.sshkeys import readKeysFile, readPublicKeys
@@ -264,6 +265,10 @@ def _oneLineEach(path: str, text: str, data: dict[str, Any], lines: list[LineCon
                                   f"which line {quote(maker[0])} makes with {quote(maker[1])}")
             if claimed:
                 paths[os.path.normpath(claimed)] = (config.name, shown)
+    loop = ptyLoop(lines)
+    if loop is not None:
+        table = f"lines.{loop[0]}" if "device" in data["lines"][loop[0]] else "defaults"
+        raise ConfigError(f"{_where(path, text, table, 'device')}: [{table}] device: {loop[1]}")
     # The gateway's one terminal is one client (two read its keys in turn
     # and mixed their output on it).
     terminal = [c.name for c in lines for spec in c.listeners if spec.kind is ListenerKind.STDIO]

@@ -365,6 +365,33 @@ class PtyPort(TtyPort):
     def outputPending(self) -> int:
         return 0
 
+    def apply(self, settings: SerialSettings) -> SerialSettings:
+        self._renewSlave()
+        return TtyPort.apply(self, settings)
+
+    def _renewSlave(self) -> None:
+        """
+        A hang-up of the slave (vhangup(): login(1) does it on its tty, getty
+        and login playing the device) kills every descriptor of it, the
+        gateway's too, while the pty goes on (its master is ours): settings
+        then raised EIO, the device was taken for lost and a new pty made
+        behind the link, the login session on the old one cut off.  The
+        slave is opened again by name: the same pty.
+        """
+        try:
+            termios.tcgetattr(self._slaveFd)
+            return
+        except termios.error as e:
+            if e.args[0] != errno.EIO:
+                return
+        fd = os.open(self.slaveName, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+        old, self._slaveFd = self._slaveFd, fd
+        self._serial.fd = fd
+        os.close(old)
+        if self._watch is not None:
+            self._watch.fd = fd
+        log.info("{device}: its slave was hung up (vhangup, as login does); opened again", device=self.name)
+
     def setBreak(self, on: bool) -> None:
         # A pty has no break: the kernel ignores TIOCSBRK on it.
         fcntlBreak(self._fd, on)
@@ -378,7 +405,7 @@ class PtyPort(TtyPort):
     def startWatching(self, reactor: Any) -> None:
         # Exclusive mode a program leaves (screen's TIOCEXCL) goes at its last close.
         if self._watch is None:
-            self._watch = SlaveWatch(reactor, self.slaveName, self._slaveFd, self.name)
+            self._watch = SlaveWatch(reactor, self.slaveName, self._slaveFd, self.name, hungUp=self._renewSlave)
 
     def close(self) -> None:
         if self._watch is not None:

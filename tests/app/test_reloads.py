@@ -22,6 +22,7 @@ from serialgw.app.reload import LINES_PER_TURN
 from serialgw.app.service import GatewayService
 from serialgw.config.file import loadConfig
 from serialgw.config.shard import Shard
+from serialgw.config.specs import DeviceSpec, LineConfig, LogSpec
 from serialgw.line.strings import LET_GO_LIMIT
 from tests.app.test_notify import FakeSystemd
 from tests.fakes import LogEvents, RecordingPort, ThreadedReactorClock, oneTurn
@@ -360,3 +361,62 @@ class ReadingTests(TestCase):
         self.assertNotEqual(readers[0], threading.main_thread().name)
         (refused,) = [e for e in log.events if "reload refused" in e["log_format"]]
         self.assertIn("[lines.a]", refused["reason"])
+
+
+class CountingList(list[Any]):
+    """A line's list of console logs that counts how often it is gone through."""
+
+    walks = 0
+
+    def __iter__(self) -> Any:
+        CountingList.walks += 1
+        return list.__iter__(self)
+
+
+class LogRetuneTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.clock = MemoryReactorClock()
+        self.directory = os.path.abspath(self.mktemp())
+        os.mkdir(self.directory)
+
+    def openPort(self, *args: Any) -> RecordingPort:
+        return RecordingPort(self.clock)
+
+    def config(self, name: str, log: str, format: str = "") -> LineConfig:
+        return LineConfig(name, DeviceSpec("tty", f"/dev/fake-{name}"), lock=False,
+                          log=LogSpec(os.path.join(self.directory, log), format=format, maxSize=0, daily=False))
+
+    def read(self, log: str) -> bytes:
+        with open(os.path.join(self.directory, log), "rb") as f:
+            return f.read()
+
+    def test_logsSwapped(self) -> None:
+        """Two lines swap their console logs and a third's format changes in one reload: each file then gets its new line's output, nothing twice."""
+        service = GatewayService([self.config("a", "a.log"), self.config("b", "b.log"), self.config("c", "c.log", "[%Y] ")],
+                                 reactor=self.clock, openPort=self.openPort)
+        service.startService()
+        for name in "abc":
+            service.lines[name].deviceDataReceived(b"before " + name.encode() + b"\n")
+        reloaded = service.reload([self.config("a", "b.log"), self.config("b", "a.log"), self.config("c", "c.log", "")])
+        self.assertEqual(self.successResultOf(reloaded), {"added": [], "changed": ["a", "b", "c"], "removed": []})
+        for name in "abc":
+            service.lines[name].deviceDataReceived(b"after " + name.encode() + b"\n")
+            self.assertEqual(len(service.lines[name].logs), 1)
+        self.successResultOf(service.stopService())
+        stop = b"[serialgw: the gateway is stopping]\n"
+        self.assertEqual((self.read("a.log"), self.read("b.log")), (b"before a\nafter b\n" + stop, b"before b\nafter a\n" + stop))
+        # (Stamped with the clock's time: 0, 1970.)
+        self.assertEqual(self.read("c.log"), b"[1970] before c\nafter c\n" + stop)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_logsRetunedInLinearTime(self) -> None:
+        """A reload changing 300 lines' console logs (a [defaults] log-format) goes through each line's logs a few times, not once per other line (1000 lines: 1.7 s with every line held)."""
+        configs = [self.config(f"l{i}", f"l{i}.log") for i in range(300)]
+        service = GatewayService(configs, reactor=self.clock, openPort=self.openPort)
+        service.startService()
+        for line in service.lines.values():
+            line.logs = CountingList(line.logs)
+        CountingList.walks = 0
+        self.successResultOf(service.reload([self.config(f"l{i}", f"l{i}.log", "%H ") for i in range(300)]))
+        self.assertLessEqual(CountingList.walks, 10 * 300)
+        self.successResultOf(service.stopService())

@@ -53,6 +53,13 @@ class OptionsTests(SynchronousTestCase):
                                 ("--pace-line", "--pace-line must be 0 to 10000 milliseconds, not ''")):
             self.assertEqual(str(self.assertRaises(UsageError, parse, option, "")), message)
 
+    def test_ownPtyAsDeviceRefused(self) -> None:
+        """--device PATH with --listen pty:PATH (the line's device its own pty client): refused, not a byte looping for ever."""
+        self.assertEqual(str(self.assertRaises(UsageError, parse, "--device", "/tmp/ttyV0", "--listen", "pty:/tmp//ttyV0",
+                                               "--wait-for-device")),
+                         "--device '/tmp/ttyV0' is the link of its own pty: listener: what is written to it would come "
+                         "back to it for ever (a loop)")
+
     def test_nameByTheFileRule(self) -> None:
         """--name follows the rule of a [lines.NAME] (letters, digits, '.', '_', '-'), with the file's wording, at start and in --check."""
         from tests.config.test_check import checked

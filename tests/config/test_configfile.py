@@ -119,6 +119,29 @@ class FileTests(SynchronousTestCase):
                           '[lines.c]\ndevice = "pty:/tmp/c"\nlisten = "4003"\n[lines.d]\ndevice = "pty:/tmp/d"\nlisten = "4004"\n')
         self.assertEqual([line.name for line in loadConfig(path)], ["a", "b", "c", "d"])
 
+    def test_ptyLoopRefused(self) -> None:
+        """
+        A line whose device is its own pty: listener's link, or lines whose
+        devices are each other's pty links: refused naming the file, the line
+        and the ring (started, the line ran a byte typed on it round the loop
+        for ever, a core a quarter busy); one line's device on another's pty
+        link, with no way back, is a null modem and stays allowed.
+        """
+        path = self.write('[lines.a]\ndevice = "/tmp/x/a"\nlisten = ["4001", "pty:/tmp/x/./a"]\n')
+        self.assertEqual(str(self.assertRaises(ConfigError, loadConfig, path)),
+                         f"{path}:2: [lines.a] device: '/tmp/x/a' is the link of its own pty: listener: what is "
+                         "written to it would come back to it for ever (a loop)")
+        path = self.write('[lines.a]\ndevice = "/tmp/x/b"\nlisten = "pty:/tmp/x/a"\n'
+                          '[lines.b]\ndevice = "/tmp/x/c"\nlisten = "pty:/tmp/x/b"\n'
+                          '[lines.c]\ndevice = "/tmp/x/a"\nlisten = "pty:/tmp/x/c"\n')
+        self.assertEqual(str(self.assertRaises(ConfigError, loadConfig, path)),
+                         f"{path}:2: [lines.a] device: '/tmp/x/b' is the link of line 'b''s pty: listener, line "
+                         "'b''s device is line 'c''s, line 'c''s device is line 'a''s: what is written to it would "
+                         "come back to it for ever (a loop)")
+        path = self.write('[lines.a]\ndevice = "/tmp/x/b"\nlisten = "pty:/tmp/x/a"\n'
+                          '[lines.b]\ndevice = "/dev/ttyS0"\nlisten = "pty:/tmp/x/b"\n')
+        self.assertEqual([line.name for line in loadConfig(path)], ["a", "b"])
+
     def test_logKeysCheckedWithoutLog(self) -> None:
         """log-keep, log-max-size, log-format and log-daily on a line without log are checked all the same: a bad one is refused, not ignored."""
         for key, value, message in (("log-keep", "1001", "log-keep must be 0 to 1000, not 1001"),
