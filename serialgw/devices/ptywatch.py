@@ -32,13 +32,14 @@ from typing import Any, Callable, Optional
 from twisted.internet import defer, inotify, threads
 from twisted.internet.error import ConnectionDone
 from twisted.internet.interfaces import IReactorFDSet, IReactorThreads
-from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.python.filepath import FilePath
 
 from serialgw.devices.links import ptyHolders
+from serialgw.logflood import clientLog
 
-log = Logger()
+# Limited per pty: a program leaving it exclusive in a loop cannot flood the log (logflood).
+log = clientLog()
 
 TIOCGEXCL = 0x80045440  # Linux: read exclusive mode (an int)
 CLOSED = inotify.IN_CLOSE_WRITE | inotify.IN_CLOSE_NOWRITE

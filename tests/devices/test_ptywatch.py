@@ -92,6 +92,19 @@ class SlaveWatchTests(TestCase):
         self.watch._notifier.doRead()
         self.assertIsNone(self.watch.checking)
 
+    async def test_clearingLogBounded(self) -> None:
+        """A program that leaves the pty exclusive again and again (open, TIOCEXCL, close in a loop): the clearing is logged at most 20 times a minute for that pty, not once a close."""
+        self.watch.peer = peer = "pty:/tmp/ttyV-loop"
+        logged: list[dict[str, object]] = []
+        observeLog(self, lambda e: logged.append(e) if e.get("peer") == peer else None)
+        for _ in range(21):
+            fd = self.program()
+            fcntl.ioctl(fd, termios.TIOCEXCL)
+            os.close(fd)
+            await self.closes()
+            self.assertFalse(isExclusive(self.slave))
+        self.assertEqual(len(logged), 20)
+
     def test_oneNotifierLetGo(self) -> None:
         """Every watch shares one notifier; once the last watch is closed it is out of the reactor and closed."""
         missing = SlaveWatch(reactor, self.name + "-not-there", self.slave, "x")
