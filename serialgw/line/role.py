@@ -131,7 +131,8 @@ class RoleChanges:
         if client in self.controllers:
             self.updateLineWatch()
             if wasWriter and not any(c.role is not Role.READONLY for c in self.controllers):
-                self._lastController()
+                self._lastController(
+                    why="the last RFC 2217 client that could change the port is read-only now")
 
     def applyRights(self: _Line, rights: Rights) -> None:
         """
