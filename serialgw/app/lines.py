@@ -7,7 +7,7 @@ in place by a reload (its device and sessions stay).
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 from twisted.logger import Logger
 
@@ -16,6 +16,7 @@ from serialgw.config.specs import LineConfig
 from serialgw.devices.device import SerialDevice
 from serialgw.devices.ports import AbsentPort, DeviceError, DeviceLocked, PtyPort
 from serialgw.devices.remote import RemoteDevice
+from serialgw.devices.reopen import OPENING
 from serialgw.interfaces import IPort
 from serialgw.line.hub import Line
 
@@ -29,12 +30,17 @@ def makeDevice(
     retryPolicy: Callable[[int], float],
     reopenPolicy: Callable[[int], float],
     waitForDevices: bool,
+    offThread: bool = False,
 ) -> Any:
     """
     A line's device.  A local device that cannot be opened raises its
     L{DeviceError}, unless C{waitForDevices}: then (and when another
     program holds its lock) the device starts down and is tried again with
-    C{reopenPolicy}.
+    C{reopenPolicy}.  With C{offThread} (and C{waitForDevices}) a local tty
+    is not opened here but off the reactor thread (an open can hang: a
+    hung USB adapter, a driver waiting for carrier): the device starts down
+    (L{OPENING}) and is up when the open returns, a turn later if it
+    returns at once.
     """
     if config.device.remote:
         log.info("line {line}: device {device}, a console elsewhere", line=config.name,
@@ -56,6 +62,12 @@ def makeDevice(
                             config.breakDuration, opener=opener, reopenPolicy=reopenPolicy,
                             downReason=str(e))
 
+    if offThread and waitForDevices and config.device.kind == "tty":
+        device = absent(DeviceError(OPENING))
+        # The first open: no pty slave refused as a terminal (see openPort's again).
+        device.reopener.openNow(lambda: openPort(config.device, config.settings, lockDir)).addCallback(
+            _firstOpenOver, config, device)
+        return device
     try:
         port = openPort(config.device, config.settings, lockDir)
     except DeviceLocked as e:
@@ -66,9 +78,18 @@ def makeDevice(
     except DeviceError as e:
         if not waitForDevices:
             raise
-        log.warn("line {line}: {reason}; the line starts down and the device is tried again with backoff",
-                 line=config.name, reason=str(e))
+        _startsDown(config, e)
         return absent(e)
+    _opened(config, port)
+    return SerialDevice(port, reactor, config.breakDuration, opener=opener, reopenPolicy=reopenPolicy)
+
+
+def _startsDown(config: LineConfig, error: BaseException) -> None:
+    log.warn("line {line}: {reason}; the line starts down and the device is tried again with backoff",
+             line=config.name, reason=str(error))
+
+
+def _opened(config: LineConfig, port: IPort) -> None:
     if isinstance(port, PtyPort):
         where = f"{port.link} -> {port.slaveName}" if port.link else port.slaveName
         log.info(
@@ -81,7 +102,16 @@ def makeDevice(
     else:
         log.info("line {line}: device {device} at {settings}", line=config.name, device=port.name,
                  settings=port.settings.describe())
-    return SerialDevice(port, reactor, config.breakDuration, opener=opener, reopenPolicy=reopenPolicy)
+
+
+def _firstOpenOver(outcome: Optional[BaseException], config: LineConfig, device: SerialDevice) -> None:
+    """A first open made off the reactor thread is over: said as one made in line is (a lock holder was already)."""
+    if device.closed:
+        return
+    if outcome is None:
+        _opened(config, device.port)
+    elif not isinstance(outcome, DeviceLocked):
+        _startsDown(config, outcome)
 
 
 def makeLine(config: LineConfig, device: Any, clock: Any) -> Line:

@@ -136,17 +136,17 @@ class GatewayService(MultiService):
             if self._openingKey is not None:
                 self._keyed.setdefault(self._opening, []).append((self._openingKey, (kind, thing)))
 
-    def _openLine(self, config: LineConfig) -> None:
+    def _openLine(self, config: LineConfig, offThread: bool = False) -> None:
         self._opening = config.name
         try:
-            self._openLineNow(config)
+            self._openLineNow(config, offThread)
         finally:
             self._opening = None
 
-    def _openLineNow(self, config: LineConfig) -> None:
+    def _openLineNow(self, config: LineConfig, offThread: bool) -> None:
         try:
             device = makeDevice(config, self.reactor, self._openPort, self.retryPolicy, self.reopenPolicy,
-                                self.waitForDevices)
+                                self.waitForDevices, offThread)
         except DeviceError as e:
             raise StartupError(f"line {config.name!r}: {e}") from None
         line = makeLine(config, device, self.reactor)
@@ -460,7 +460,7 @@ class GatewayService(MultiService):
 
             def openOne(name: str) -> None:
                 try:
-                    self._openLine(new[name])
+                    self._openLine(new[name], offThread=True)  # (an open can hang: see makeDevice)
                 except StartupError as e:
                     log.error("reload: {reason}; line {line} left out", reason=str(e), line=name)
                     self.closeLine(name)

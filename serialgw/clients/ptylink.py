@@ -38,7 +38,7 @@ from zope.interface import implementer
 from serialgw.clients.base import ClientEvents
 from serialgw.clients.guard import OutputGuard
 from serialgw.config.specs import ListenerKind, ListenerSpec, Protocol, SerialSettings
-from serialgw.devices.links import removeSymlink, replaceSymlink
+from serialgw.devices.links import givePty, removeSymlink, replaceSymlink
 from serialgw.devices.ptywatch import SlaveWatch
 from serialgw.devices.termio import readTermios, termiosConstant, termiosSpeed
 from serialgw.interfaces import IClient
@@ -92,7 +92,7 @@ class PtyClient(ClientEvents, abstract.FileDescriptor):
         self.guard = OutputGuard(self, line, spec.outbuf, spec.policy, fanOut=line)
         self.guard.attach(self)
         # Exclusive mode a program leaves (screen's TIOCEXCL) goes at its last close.
-        self._watch = SlaveWatch(reactor, self.slaveName, slave, self.peer)
+        self._watch = SlaveWatch(reactor, self.slaveName, slave, self.peer, hungUp=self._renewSlave)
         self.startReading()
         line.attach(self)
         line.settingsFollowers.append(self.lineSettingsChanged)
@@ -151,6 +151,7 @@ class PtyClient(ClientEvents, abstract.FileDescriptor):
         """
         if self._asking or _followed(settings) == _followed(self.settings):
             return
+        self._renewSlave()
         try:
             attributes = _startAttributes(termios.tcgetattr(self._slave), settings)
             termios.tcsetattr(self._slave, termios.TCSANOW, attributes)
@@ -160,6 +161,37 @@ class PtyClient(ClientEvents, abstract.FileDescriptor):
             return
         # Known before the pty reports it: not a change a program made.
         self.settings = readTermios(self._slave, settings.baudrate)
+
+    def giveTo(self, uid: int, gid: int) -> None:
+        """The pty (and its link) to the user and group twistd runs as once privileges drop (see L{givePty})."""
+        givePty(self._slave, self.link, uid, gid)
+
+    def _renewSlave(self) -> None:
+        """
+        A hang-up of the slave (vhangup(): login(1) does it on its tty, a
+        getty on this pty) kills every descriptor of it, the gateway's too,
+        and resets its termios to the kernel's (EXTPROC off: the program's
+        changes were no longer seen, nor followed the line's).  The slave is
+        opened again by name (the same pty: its master is ours) and EXTPROC
+        set again; the rest is what the program sets.  Looked at when the
+        line's settings change and when a close of the slave is seen.
+        """
+        try:
+            termios.tcgetattr(self._slave)
+            return
+        except termios.error as e:
+            if e.args[0] != errno.EIO:
+                return
+        fd = os.open(self.slaveName, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+        old, self._slave = self._slave, fd
+        os.close(old)
+        self._watch.fd = fd
+        log.info("{line}: {peer} was hung up (vhangup, as login does): opened again, its settings watched again",
+                 line=self.line.name, peer=self.peer)
+        self._keepExtproc()
+        # What the hang-up reset (the kernel's 38400, IXON) is no program's
+        # change: only what is changed from here on is asked of the device.
+        self.settings = readTermios(self._slave, self.settings.baudrate)
 
     def _termiosChanged(self) -> None:
         self._keepExtproc()

@@ -25,7 +25,7 @@ from serialgw.config.specs import SerialSettings
 from serialgw.devices.breaks import DRAINING_QUEUE, IDLE, BreakSequencer
 from serialgw.devices.pacing import Pacing
 from serialgw.devices.ports import errorReason
-from serialgw.devices.reopen import Reopener
+from serialgw.devices.reopen import OPENING, Reopener
 from serialgw.interfaces import IDevice, IDeviceSink, IPort
 
 log = Logger()
@@ -83,7 +83,9 @@ class SerialDevice(Pacing):
     path, L{_lost}: logged as "device lost", the sink told, C{up} false, and
     with an C{opener} it is opened again with backoff (L{Reopener}).  Only L{close} ends
     it for good.  A device that could not be opened at start is made with
-    an L{AbsentPort} and C{downReason}: it starts down, on the same path.
+    an L{AbsentPort} and C{downReason}: it starts down, on the same path;
+    with C{downReason} L{OPENING} its maker opens it at once on that path
+    (C{reopener.openNow()}: off the reactor thread).
     """
 
     # Every tty takes a break (a pty ignores it: see PtyPort.setBreak).
@@ -148,7 +150,7 @@ class SerialDevice(Pacing):
             self._fileno = -1
             if opener is None:
                 self.closed = True
-            else:
+            elif downReason != OPENING:
                 self.reopener.start()
         else:
             port.startWatching(reactor)
@@ -559,10 +561,13 @@ class SerialDevice(Pacing):
                     pass
         if self.lineErrorsWatched:
             port.watchLineErrors(True)
+        # Its first open (see OPENING) is said by whoever made it.
+        first = self.downReason == OPENING
         self.up = True
         self.downReason = None
         self.lockedBy = None
         self._watchHangup()
-        log.info("{device}: device back at {settings}", device=port.name, settings=self.settings.describe())
+        if not first:
+            log.info("{device}: device back at {settings}", device=port.name, settings=self.settings.describe())
         if self._wantReading:
             self.start()

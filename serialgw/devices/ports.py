@@ -24,7 +24,14 @@ from zope.interface import implementer
 
 from serialgw.config.specs import DeviceSpec, SerialSettings
 from serialgw.devices import uucplock
-from serialgw.devices.links import PTY_SLAVE_MAJORS, holdsMaster, ptyHolders, removeSymlink, replaceSymlink
+from serialgw.devices.links import (
+    PTY_SLAVE_MAJORS,
+    givePty,
+    holdsMaster,
+    ptyHolders,
+    removeSymlink,
+    replaceSymlink,
+)
 from serialgw.devices.ptywatch import SlaveWatch
 from serialgw.devices.termio import ErrorMarks, fcntlBreak, markErrors, readModemState, readTermios
 from serialgw.interfaces import IPort
@@ -365,6 +372,37 @@ class PtyPort(TtyPort):
     def outputPending(self) -> int:
         return 0
 
+    def apply(self, settings: SerialSettings) -> SerialSettings:
+        self._renewSlave()
+        return TtyPort.apply(self, settings)
+
+    def giveTo(self, uid: int, gid: int) -> None:
+        """The pty (and its link) to the user and group twistd runs as once privileges drop (see L{givePty})."""
+        givePty(self._slaveFd, self.link, uid, gid)
+
+    def _renewSlave(self) -> None:
+        """
+        A hang-up of the slave (vhangup(): login(1) does it on its tty, getty
+        and login playing the device) kills every descriptor of it, the
+        gateway's too, while the pty goes on (its master is ours): settings
+        then raised EIO, the device was taken for lost and a new pty made
+        behind the link, the login session on the old one cut off.  The
+        slave is opened again by name: the same pty.
+        """
+        try:
+            termios.tcgetattr(self._slaveFd)
+            return
+        except termios.error as e:
+            if e.args[0] != errno.EIO:
+                return
+        fd = os.open(self.slaveName, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+        old, self._slaveFd = self._slaveFd, fd
+        self._serial.fd = fd
+        os.close(old)
+        if self._watch is not None:
+            self._watch.fd = fd
+        log.info("{device}: its slave was hung up (vhangup, as login does); opened again", device=self.name)
+
     def setBreak(self, on: bool) -> None:
         # A pty has no break: the kernel ignores TIOCSBRK on it.
         fcntlBreak(self._fd, on)
@@ -378,7 +416,7 @@ class PtyPort(TtyPort):
     def startWatching(self, reactor: Any) -> None:
         # Exclusive mode a program leaves (screen's TIOCEXCL) goes at its last close.
         if self._watch is None:
-            self._watch = SlaveWatch(reactor, self.slaveName, self._slaveFd, self.name)
+            self._watch = SlaveWatch(reactor, self.slaveName, self._slaveFd, self.name, hungUp=self._renewSlave)
 
     def close(self) -> None:
         if self._watch is not None:

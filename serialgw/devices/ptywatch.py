@@ -13,28 +13,33 @@ thread: a few ms a hundred processes), and if the gateway is the only one
 (of those it may look at), exclusive mode is cleared on its own descriptor,
 as that last close would have.  (Inotify merges two closes that come
 together into one event: the state is looked at, closes are not counted.)
+A close that finds the gateway's own descriptor hung up (vhangup(): login
+does it, then closes what it hung up) is told to the pty's owner, which
+opens the slave again.
 
 One inotify descriptor serves every pty of a reactor (a user may have 128).
 """
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import struct
 import termios
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from twisted.internet import defer, inotify, threads
 from twisted.internet.error import ConnectionDone
 from twisted.internet.interfaces import IReactorFDSet, IReactorThreads
-from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.python.filepath import FilePath
 
 from serialgw.devices.links import ptyHolders
+from serialgw.logflood import clientLog
 
-log = Logger()
+# Limited per pty: a program leaving it exclusive in a loop cannot flood the log (logflood).
+log = clientLog()
 
 TIOCGEXCL = 0x80045440  # Linux: read exclusive mode (an int)
 CLOSED = inotify.IN_CLOSE_WRITE | inotify.IN_CLOSE_NOWRITE
@@ -56,16 +61,24 @@ class SlaveWatch:
     it, while one is under way.
     """
 
-    def __init__(self, reactor: Any, slaveName: str, fd: int, peer: str) -> None:
+    def __init__(self, reactor: Any, slaveName: str, fd: int, peer: str,
+                 hungUp: Optional[Callable[[], None]] = None) -> None:
         self.reactor = reactor
         self.path = FilePath(slaveName)
         self.fd = fd
         self.peer = peer
+        # Told when a close finds C{fd} hung up (vhangup: login closes the
+        # descriptors it hung up once it has opened the tty again).
+        self.hungUp = hungUp
         self.checking: Optional[defer.Deferred[Any]] = None
         self._again = False
         self._notifier: Optional[inotify.INotify] = None
         if not IReactorFDSet.providedBy(reactor):
             return  # a test's Clock: nothing to read events with
+        if reactor in _notifiers and _notifiers[reactor][0].disconnected:
+            # Lost (the reactor disconnects a descriptor whose read raised):
+            # the watches it had are gone with it; a new one for the next.
+            del _notifiers[reactor]
         try:
             notifier, watches = _notifiers.get(reactor) or (inotify.INotify(reactor), 0)
         except (inotify.INotifyError, OSError) as e:
@@ -91,13 +104,20 @@ class SlaveWatch:
         if self.checking is not None:
             self._again = True
             return
-        self._check()
+        try:
+            self._check()
+        except Exception:
+            # Not into the notifier's read: the reactor would disconnect
+            # the notifier, and with it every pty's watch.
+            log.failure("{peer}: handling a close of it failed", peer=self.peer)
 
     def _check(self) -> None:
         try:
             if not isExclusive(self.fd):
                 return
-        except OSError:
+        except OSError as e:
+            if e.errno == errno.EIO and self.hungUp is not None:
+                self.hungUp()
             return
         if IReactorThreads.providedBy(self.reactor):
             d = threads.deferToThreadPool(self.reactor, self.reactor.getThreadPool(), ptyHolders, self.path.path)
@@ -135,6 +155,8 @@ class SlaveWatch:
             notifier.ignore(self.path)
         except KeyError:
             pass
+        if _notifiers.get(self.reactor, (None, 0))[0] is not notifier:
+            return  # lost, and let go of already (see __init__)
         _, watches = _notifiers[self.reactor]
         if watches > 1:
             _notifiers[self.reactor] = (notifier, watches - 1)
@@ -144,6 +166,8 @@ class SlaveWatch:
 
 
 def _letGo(notifier: inotify.INotify) -> None:
-    """The notifier of no pty: out of the reactor, its descriptor closed, now."""
+    """The notifier of no pty: out of the reactor, its descriptor closed, now (once: its number is reused after)."""
+    if notifier.disconnected:
+        return
     notifier.stopReading()
     notifier.connectionLost(Failure(ConnectionDone()))

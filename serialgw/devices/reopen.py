@@ -11,6 +11,10 @@ threads (a test's Clock) opens in line.  Why each attempt failed is noted
 on the device: C{downReason}, and C{lockedBy} while a live process holds
 its UUCP lock (logged when the holder changes).
 
+A line's first open (a line a reload adds, or whose device it changes)
+takes the same path at once (L{Reopener.openNow}): the line is made with
+its device down, C{downReason} L{OPENING}, and up when the open returns.
+
 The device stays the owner of its port and its state; the supervisor
 drives it through L{ReopenTarget}.
 """
@@ -34,6 +38,9 @@ log = Logger()
 
 # An open that has not returned in this many seconds is logged as stuck.
 STUCK_AFTER = 30.0
+
+# Why a device is down while its first open is under way (see Reopener.openNow).
+OPENING = "opening the device"
 
 
 class ReopenTarget(Protocol):
@@ -86,12 +93,35 @@ class Reopener:
         self._stuckSaid = False
         # The last reason logged (or the one the line went down with).
         self._said: Optional[str] = None
+        # What openNow returned, until its attempt is over.
+        self._first: Optional[defer.Deferred[Optional[BaseException]]] = None
 
     def start(self) -> None:
         """The device went: the first attempt after C{policy(0)}."""
         self.attempts = 0
         self._said = self.target.downReason
         self._schedule()
+
+    def openNow(self, opener: Callable[[], IPort]) -> defer.Deferred[Optional[BaseException]]:
+        """
+        The device's first open (its C{downReason} L{OPENING}) with
+        C{opener}, at once and as a reopen is (off the reactor thread, one
+        a device, said if stuck); fires once it is over: with None, the
+        device up, else with why not (noted, and tried again with the
+        supervisor's own opener after C{policy(0)}, as for a vanished
+        device; only a lock holder is logged here: the caller says why the
+        line starts down).
+        """
+        self.attempts = 0
+        self._said = self.target.downReason
+        first = self._first = defer.Deferred()
+        self._attempt(opener)
+        return first
+
+    def _firstOver(self, outcome: Optional[BaseException]) -> None:
+        first, self._first = self._first, None
+        if first is not None:
+            first.callback(outcome)
 
     def stop(self) -> None:
         """The device is closed for good: no attempt after this (one under way closes what it opens)."""
@@ -118,7 +148,9 @@ class Reopener:
             target.lockedBy = error.pid
         else:
             target.lockedBy = None
-            if reason == said:
+            if said == OPENING:
+                pass  # The first open's failure: said by whoever opened it (see openNow).
+            elif reason == said:
                 log.debug("{device}: still gone: {reason}", device=target.name, reason=reason)
             else:
                 # Said when it changes: a device node back without
@@ -132,24 +164,27 @@ class Reopener:
         self.attempts += 1
         self._call = self.reactor.callLater(delay, self._attempt)
 
-    def _attempt(self) -> None:
+    def _attempt(self, opener: Optional[Callable[[], IPort]] = None) -> None:
         self._call = None
-        assert self.opener is not None
+        opener = opener or self.opener
+        assert opener is not None
         target = self.target
         if self.opens is not None and self.opens.busy(target.name):
             # An earlier open of this device (its line closed and made again
             # by a reload) has not returned: no second one beside it.
-            self.noteFailure(DeviceError(f"an earlier open of {target.name} has not returned"))
+            error = DeviceError(f"an earlier open of {target.name} has not returned")
+            self.noteFailure(error)
             self._schedule()
+            self._firstOver(error)
             return
         self._openedAt = self.reactor.seconds()
         self._stuckCall = self.reactor.callLater(STUCK_AFTER, self._stuck)
         if self.opens is not None:
             # Opening can block on some adapters: not on the reactor thread
             # (a test's Clock has no threads: opened in line).
-            d = self.opens.open(self.reactor, target.name, self.opener)
+            d = self.opens.open(self.reactor, target.name, opener)
         else:
-            d = defer.maybeDeferred(self.opener)
+            d = defer.maybeDeferred(opener)
         d.addBoth(self._returned)
         d.addCallbacks(self._opened, self._failed)
 
@@ -177,15 +212,17 @@ class Reopener:
         return result
 
     def _failed(self, failure: Failure) -> None:
-        if self.target.closed:
-            return
-        self.noteFailure(failure.value if failure.value is not None else Exception(failure.getErrorMessage()))
-        self._schedule()
+        error = failure.value if failure.value is not None else Exception(failure.getErrorMessage())
+        if not self.target.closed:
+            self.noteFailure(error)
+            self._schedule()
+        self._firstOver(error)
 
     def _opened(self, port: IPort) -> None:
         target = self.target
         if target.closed:
             port.close()
+            self._firstOver(DeviceError(f"{target.name} was closed while it opened"))
             return
         try:
             target.takeBack(port)
@@ -195,6 +232,8 @@ class Reopener:
             log.failure("{device}: setting up the reopened device failed", device=target.name)
             target.notTakenBack(port, f"could not be set up again: {errorReason(e)}")
             self._schedule()
+            self._firstOver(e)
             return
         self.attempts = 0
         target.announceUp()
+        self._firstOver(None)

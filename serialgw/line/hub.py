@@ -527,9 +527,13 @@ class Line(PortControl, OpenCloseStrings, RoleChanges):
 
     def deviceUp(self) -> None:
         self.up = True
-        if self._wasUp:
+        first, self._wasUp = not self._wasUp, True
+        if not first:
             self.reopens += 1
-        self._wasUp = True
+        elif not self.clients:
+            # Its first coming up (a first open off the reactor thread, a
+            # console dialed) is news to nobody: said by the device's side.
+            return
         self.recordEvent("device up")
         notice = f"\r\n[serialgw: {self.name} is back]\r\n".encode("utf-8", "replace") if self.notices else b""
         for client in list(self.clients):

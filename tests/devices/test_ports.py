@@ -6,8 +6,10 @@ marks set and undone, a pty's link, open errors naming the device.
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
 import termios
+from unittest import SkipTest
 
 import serial
 from twisted.trial.unittest import SynchronousTestCase
@@ -245,6 +247,34 @@ class RejectionLogTests(SynchronousTestCase):
         for baud in range(1000, 1040):
             port._rejected("baudrate", baud, "Invalid argument")
         self.assertEqual(len(log.at(LogLevel.warn)), 16)
+
+
+class PtyHangupTests(SynchronousTestCase):
+    def test_settingsAfterLoginsHangup(self) -> None:
+        """
+        login(1) on the pty the gateway made (getty and login playing the
+        device) hangs its tty up (vhangup), which kills every descriptor of
+        the slave, the gateway's too: the next settings (an RFC 2217 client's
+        9600) apply on a descriptor opened again by name, the same pty; they
+        raised EIO, the device was taken for lost and a new pty made behind
+        the link, the login session cut off.
+        """
+        TIOCVHANGUP = 0x5437
+        link = os.path.abspath(self.mktemp())
+        port = PtyPort(link, SerialSettings(115200))
+        self.addCleanup(port.close)
+        master = port.fileno()
+        login = os.open(link, os.O_RDWR | os.O_NOCTTY)
+        self.addCleanup(os.close, login)
+        try:
+            fcntl.ioctl(login, TIOCVHANGUP)
+        except PermissionError:
+            raise SkipTest("hanging a tty up takes CAP_SYS_ADMIN") from None
+        self.assertEqual(port.apply(SerialSettings(9600)), SerialSettings(9600))
+        program = os.open(link, os.O_RDWR | os.O_NOCTTY)
+        self.addCleanup(os.close, program)
+        self.assertEqual(termios.tcgetattr(program)[5], termios.B9600)
+        self.assertEqual((port.fileno(), os.readlink(link)), (master, port.slaveName))
 
 
 class TerminalAtPathTests(SynchronousTestCase):

@@ -17,7 +17,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface import implementer
 
 from serialgw.devices.ports import DeviceError, DeviceLocked
-from serialgw.devices.reopen import Reopener
+from serialgw.devices.reopen import OPENING, Reopener
 from serialgw.interfaces import IPort
 from tests.fakes import RecordingPort
 
@@ -172,6 +172,64 @@ class ReopenerTests(SynchronousTestCase):
         self.clock.advance(1.0)
         self.assertEqual(self.attempts, [0.5, 1.5])
         self.assertEqual(self.target.calls[2:], [("takeBack", self.ports[1]), ("up",)])
+
+    def firstOpener(self) -> IPort:
+        """The opener openNow is given: its attempts recorded as -1 - the time (told apart from the others)."""
+        try:
+            return self.opener()  # (records the attempt, raises or makes a port)
+        finally:
+            self.attempts[-1] = -self.attempts[-1] - 1
+
+    def test_openNowUp(self) -> None:
+        """openNow opens at once with the opener it is given (no delay), the device taken back and up; it fires with None."""
+        self.target.downReason = OPENING
+        d = self.reopener.openNow(self.firstOpener)
+        self.assertIsNone(self.successResultOf(d))
+        self.assertEqual((self.attempts, self.target.calls), ([-1.0], [("takeBack", self.ports[0]), ("up",)]))
+
+    def test_openNowFails(self) -> None:
+        """
+        A first open that fails: openNow fires with the error, noted as why
+        the device is down but not logged (its caller says it); then tried
+        with the supervisor's own opener after policy(0), as a vanished device.
+        """
+        self.target.downReason = OPENING
+        gone = DeviceError("cannot open device '/dev/ttyUSB0': No such file or directory")
+        self.outcomes = [gone]
+        with capturedLogs() as events:
+            d = self.reopener.openNow(self.firstOpener)
+        self.assertIs(self.successResultOf(d), gone)
+        self.assertEqual((self.target.downReason, events), (str(gone), []))
+        self.clock.advance(0.5)
+        self.assertEqual((self.attempts, self.target.calls), ([-1.0, 0.5], [("takeBack", self.ports[0]), ("up",)]))
+
+    def test_openNowLocked(self) -> None:
+        """A first open refused by a live lock holder: the holder is logged (as at start), openNow fires with it."""
+        self.target.downReason = OPENING
+        locked = DeviceLocked("device /dev/ttyUSB0 is locked by pid 1234", 1234)
+        self.outcomes = [locked]
+        with capturedLogs() as events:
+            d = self.reopener.openNow(self.firstOpener)
+        self.assertIs(self.successResultOf(d), locked)
+        self.assertEqual(([e["holder"] for e in events], self.target.lockedBy), ([1234], 1234))
+        self.reopener.stop()
+
+    def test_openNowClosedMeanwhile(self) -> None:
+        """A device closed while its first open is under way: what opens is closed, openNow fires with why, nothing is tried again."""
+        pending: Deferred[IPort] = Deferred()
+        self.target.downReason = OPENING
+        def opener() -> Any:
+            return pending  # (an open under way, as the pool's Deferred is)
+
+        d = self.reopener.openNow(opener)
+        self.assertNoResult(d)
+        self.target.closed = True
+        self.reopener.stop()
+        port = RecordingPort(self.clock)
+        pending.callback(port)
+        self.assertEqual((str(self.successResultOf(d)), port.closed, self.target.calls),
+                         ("/dev/ttyUSB0 was closed while it opened", True, []))
+
 
 
 class InlinePool:

@@ -334,13 +334,19 @@ class ReloadMissingDeviceTests(TestCase):
 
         service = startGateway(self, *config(("here", here.slaveName)), waitForDevices=True,
                                reopenPolicy=lambda attempt: 0.05)
+        down = EventCounter(self, "the line starts down")
         with capturedLogs() as events:
             result = await service.reload(config(("here", here.slaveName), ("later", link)))
+            # (Its first open runs off the reactor thread: said once it failed.)
+            await down.nth(1)
         self.assertEqual(result, {"added": ["later"], "changed": [], "removed": []})
         texts = [formatEvent(e) for e in events]
         self.assertFalse([t for t in texts if "left out" in t], texts)
         self.assertEqual([t for t in texts if t.startswith("reload:")],
                          ["reload: added ['later'], changed none, removed none, 1 unchanged"])
+        self.assertEqual([t for t in texts if "starts down" in t],
+                         [f"line later: cannot open device {link!r}: No such file or directory; the line starts down "
+                          "and the device is tried again with backoff"])
         self.assertEqual((service.lines["later"].up, len(service.ports)), (False, 2))
         far = startedPty(self)
         os.symlink(far.slaveName, link)

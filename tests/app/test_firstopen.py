@@ -1,0 +1,159 @@
+"""
+A line's first device open off the reactor thread: a reload adding a line
+whose open hangs (a hung USB adapter, a tty waiting for carrier) leaves
+every other line served; the new line is down ("opening the device") until
+the open returns.  On the real reactor and threads (the hang is real), and
+on a memory reactor with opens in line (what the other tests rely on).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Any
+
+from twisted.internet import defer, reactor
+from twisted.internet.testing import MemoryReactorClock
+from twisted.logger import capturedLogs, formatEvent
+from twisted.trial.unittest import SynchronousTestCase, TestCase
+
+from serialgw.app.service import GatewayService
+from serialgw.config.specs import DeviceSpec, LineConfig
+from serialgw.devices.ports import DeviceError, openPort
+from serialgw.devices.reopen import OPENING
+from serialgw.interfaces import IPort
+from tests.fakes import RecordingPort
+from tests.realio import EventCounter, closeClients, connect, listenerPort, ptyLine, startedPty, startGateway
+
+# How long the hung open waits for the test to let it return: without the
+# fix it blocks the reactor that long, and the test sees it did.
+HANG = 5.0
+
+
+class ReloadFirstOpenTests(TestCase):
+    timeout = 30
+
+    async def test_opensAtOnceQuietly(self) -> None:
+        """
+        The common case, on real threads: a reload adding a line whose tty
+        opens at once has it up a turn or so later, said once (as at start:
+        no "device back", no "device up"), and carrying data.
+        """
+        here, far = startedPty(self), startedPty(self)
+        kept = ptyLine(here, "raw+tcp:0:interface=127.0.0.1", name="here")
+        service = startGateway(self, kept, waitForDevices=True)
+        added = ptyLine(far, "raw+tcp:0:interface=127.0.0.1", name="added")
+        opened = EventCounter(self, "line {line}: device {device} at {settings}")
+        with capturedLogs() as events:
+            self.assertEqual(await service.reload([kept, added]), {"added": ["added"], "changed": [], "removed": []})
+            await opened.nth(1)
+        self.assertTrue(service.lines["added"].up)
+        texts = [formatEvent(e) for e in events]
+        self.assertEqual([t for t in texts if "device" in t], [f"line added: device {far.slaveName} at 115200,8N1"])
+        client = await connect(listenerPort(service, 1))
+        client.transport.write(b"typed")  # type: ignore[union-attr]
+        self.assertEqual(await far.received.length(5), b"typed")
+        await closeClients(client)
+
+    async def test_reloadAddingAHungLineServesTheOthers(self) -> None:
+        """
+        A reload adding a line whose device open blocks: the reload is done
+        and the other line carries data both ways while the open hangs; the
+        new line is down ("opening the device", told to a client who comes)
+        and comes up, carrying data, once the open returns.
+        """
+        here, far = startedPty(self), startedPty(self)
+        hungPath = os.path.abspath(self.mktemp())
+        release = threading.Event()
+        self.addCleanup(release.set)
+        began: defer.Deferred[None] = defer.Deferred()
+        returnedInTime: list[bool] = []
+
+        def fakeOpen(spec: DeviceSpec, settings: Any, lockDir: Any, again: bool = False) -> IPort:
+            if spec.path != hungPath:
+                return openPort(spec, settings, lockDir, again)
+            reactor.callFromThread(began.callback, None)  # type: ignore[attr-defined]
+            returnedInTime.append(release.wait(HANG))
+            return openPort(DeviceSpec("tty", far.slaveName), settings, None)
+
+        kept = ptyLine(here, "raw+tcp:0:interface=127.0.0.1", name="here")
+        service = startGateway(self, kept, waitForDevices=True, openPort=fakeOpen)
+        hung = ptyLine(hungPath, "telnet+tcp:0:interface=127.0.0.1", name="hung")
+        opened = EventCounter(self, "line {line}: device {device} at {settings}")
+        reloaded = service.reload([kept, hung])
+        await began
+        # The open hangs on its thread; the reactor serves everything else.
+        client = await connect(listenerPort(service, 0))
+        client.transport.write(b"served")  # type: ignore[union-attr]
+        self.assertEqual(await here.received.length(6), b"served")
+        here.write(b"back")
+        await client.received.contains(b"back")
+        self.assertEqual(await reloaded, {"added": ["hung"], "changed": [], "removed": []})
+        line = service.lines["hung"]
+        self.assertEqual((line.up, line.device.downReason, opened.events), (False, OPENING, []))  # type: ignore[attr-defined]
+        person = await connect(listenerPort(service, 1))
+        await person.received.contains(b"[serialgw: hung is down: opening the device; waiting for it]")
+
+        release.set()
+        event = await opened.nth(1)
+        self.assertEqual((event["line"], returnedInTime), ("hung", [True]))
+        await person.received.contains(b"[serialgw: hung is back]\r\n")
+        self.assertEqual((line.up, line.device.downReason), (True, None))  # type: ignore[attr-defined]
+        person.transport.write(b"typed")  # type: ignore[union-attr]
+        self.assertEqual(await far.received.length(5), b"typed")
+        await closeClients(client, person)
+
+
+class FirstOpenInLineTests(SynchronousTestCase):
+    """A reactor without threads (a test's memory reactor) opens in line: the line a reload adds is up at once, said as before."""
+
+    def setUp(self) -> None:
+        self.clock = MemoryReactorClock()
+        self.outcomes: dict[str, Exception] = {}
+        # Each open's path and whether it was the reopener's (again).
+        self.opens: list[tuple[str, bool]] = []
+
+    def openPort(self, spec: DeviceSpec, settings: Any, lockDir: Any, again: bool = False) -> IPort:
+        self.opens.append((spec.path, again))
+        if spec.path in self.outcomes:
+            raise self.outcomes[spec.path]
+        port = RecordingPort(self.clock)
+        port.name = spec.path
+        return port
+
+    def gateway(self) -> GatewayService:
+        service = GatewayService([], reactor=self.clock, openPort=self.openPort, waitForDevices=True,
+                                 reopenPolicy=lambda n: 1.0)
+        service.startService()
+        return service
+
+    def test_upAtOnceAndSaidOnce(self) -> None:
+        """The line a reload adds is up when the reload is done: its device logged once, as a line opened at start is, no "device back" nor "device up"."""
+        service = self.gateway()
+        with capturedLogs() as events:
+            self.successResultOf(service.reload([LineConfig("a", DeviceSpec("tty", "/dev/ttyFAKE0"))]))
+        self.assertEqual((service.lines["a"].up, self.opens), (True, [("/dev/ttyFAKE0", False)]))
+        texts = [formatEvent(e) for e in events]
+        self.assertEqual([t for t in texts if "device" in t],
+                         ["line a: device /dev/ttyFAKE0 at 115200,8N1"])
+        self.successResultOf(service.stopService())
+
+    def test_failureSaidAsAtStart(self) -> None:
+        """A device a reload cannot open: the line is added down, why said once as at start; tried again with the backoff; up when it opens."""
+        service = self.gateway()
+        self.outcomes["/dev/ttyFAKE0"] = DeviceError("cannot open device '/dev/ttyFAKE0': No such file or directory")
+        with capturedLogs() as events:
+            self.successResultOf(service.reload([LineConfig("a", DeviceSpec("tty", "/dev/ttyFAKE0"))]))
+        line = service.lines["a"]
+        self.assertEqual((line.up, line.device.downReason),  # type: ignore[attr-defined]
+                         (False, "cannot open device '/dev/ttyFAKE0': No such file or directory"))
+        texts = [formatEvent(e) for e in events]
+        self.assertEqual([t for t in texts if "device" in t],
+                         ["line a: cannot open device '/dev/ttyFAKE0': No such file or directory; the line starts "
+                          "down and the device is tried again with backoff"])
+        del self.outcomes["/dev/ttyFAKE0"]
+        self.clock.advance(1.0)
+        self.assertTrue(line.up)
+        # The first open as at start; the next one the reopener's (a pty slave held as a terminal refused).
+        self.assertEqual(self.opens, [("/dev/ttyFAKE0", False), ("/dev/ttyFAKE0", True)])
+        self.successResultOf(service.stopService())
