@@ -7,7 +7,7 @@ calls, log events), never timed.
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Optional
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -236,6 +236,11 @@ class WatchAllTurnTests(SynchronousTestCase):
         self.lines = {f"l{i}": Line(f"l{i}", RecordingDevice(), clock=self.clock) for i in range(200)}
         self.factory = WatchAllFactory(parseListener("tcp:0"), ("*",), lambda: self.lines, self.clock)
 
+    def watcher(self) -> Any:
+        client = self.factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 5000))
+        assert client is not None
+        return client
+
     def watching(self) -> int:
         return sum(1 for line in self.lines.values() for client in line.clients if client.peer.startswith("watch-all"))
 
@@ -246,7 +251,7 @@ class WatchAllTurnTests(SynchronousTestCase):
         from tests.fakes import LogEvents
 
         log = LogEvents(self)
-        client = self.factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 5000))
+        client = self.watcher()
         transport = StringTransport()
         client.makeConnection(transport)
         self.assertEqual(self.watching(), 64)
@@ -268,7 +273,7 @@ class WatchAllTurnTests(SynchronousTestCase):
 
     def test_takenOffInTurns(self) -> None:
         """A watcher of 200 lines leaves: off 64 of them at once, the others in the next turns, sent nothing meanwhile; nothing left on the reactor."""
-        client = self.factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 5000))
+        client = self.watcher()
         transport = StringTransport()
         client.makeConnection(transport)
         while self.clock.getDelayedCalls():
@@ -286,7 +291,7 @@ class WatchAllTurnTests(SynchronousTestCase):
 
     def test_leavesMidWay(self) -> None:
         """A watcher that leaves before it is on every line is put on no more of them."""
-        client = self.factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 5000))
+        client = self.watcher()
         client.makeConnection(StringTransport())
         client.connectionLost(Failure(ConnectionDone()))
         while self.clock.getDelayedCalls():
