@@ -12,11 +12,13 @@ import fcntl
 import os
 import subprocess
 import termios
+from typing import Any
 from unittest import SkipTest
 
 from twisted.internet import reactor
 from twisted.internet.error import ConnectionDone
 from twisted.internet.task import Clock
+from twisted.logger import LogLevel
 from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
 
@@ -291,9 +293,9 @@ class SharedNotifierTests(TestCase):
             fcntl.ioctl(program, TIOCVHANGUP)
         except PermissionError:
             raise SkipTest("hanging a tty up takes CAP_SYS_ADMIN") from None
-        logged: list[dict[str, object]] = []
+        logged: list[dict[str, Any]] = []
         observeLog(self, lambda e: logged.append(e) if e.get("peer") == client.peer else None)
         client.slaveName = os.path.abspath(self.mktemp())  # as if it could no longer be opened
         client.lineSettingsChanged(SerialSettings(57600))
-        self.assertEqual([e["log_level"].name for e in logged if "cannot be opened again" in str(e["log_format"])],
-                         ["warn"])
+        self.assertEqual([e["log_level"] for e in logged if "cannot be opened again" in str(e["log_format"])],
+                         [LogLevel.warn])
