@@ -12,11 +12,13 @@ import fcntl
 import os
 import subprocess
 import termios
+from typing import Any
 from unittest import SkipTest
 
 from twisted.internet import reactor
 from twisted.internet.error import ConnectionDone
 from twisted.internet.task import Clock
+from twisted.logger import LogLevel
 from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
 
@@ -278,3 +280,22 @@ class SharedNotifierTests(TestCase):
         self.addCleanup(again.close)
         self.assertIsNot(again._notifier, notifier)
         self.assertIn(again._notifier, reactor.getReaders())  # type: ignore[attr-defined]
+
+    def test_cannotOpenAgain(self) -> None:
+        """A hung-up pty: listener whose slave cannot be opened again: said, and the line's change it was following goes on (nothing raised into the line)."""
+        TIOCVHANGUP = 0x5437
+        line = Line("t", RecordingDevice(SerialSettings(115200)), clock=Clock())
+        client = PtyClient(line, "", reactor)
+        self.addCleanup(client.close)
+        program = os.open(client.slaveName, os.O_RDWR | os.O_NOCTTY)
+        self.addCleanup(os.close, program)
+        try:
+            fcntl.ioctl(program, TIOCVHANGUP)
+        except PermissionError:
+            raise SkipTest("hanging a tty up takes CAP_SYS_ADMIN") from None
+        logged: list[dict[str, Any]] = []
+        observeLog(self, lambda e: logged.append(e) if e.get("peer") == client.peer else None)
+        client.slaveName = os.path.abspath(self.mktemp())  # as if it could no longer be opened
+        client.lineSettingsChanged(SerialSettings(57600))
+        self.assertEqual([e["log_level"] for e in logged if "cannot be opened again" in str(e["log_format"])],
+                         [LogLevel.warn])
