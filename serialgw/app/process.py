@@ -22,9 +22,12 @@ from twisted.python.logfile import BaseLogFile
 from serialgw.app.listen import StartupError
 from serialgw.app.logs import appendOnly, twistdLogFile
 from serialgw.app.service import GatewayService
+from serialgw.clients.ptylink import PtyClient
 from serialgw.config.file import loadFile
 from serialgw.config.shard import Shard, ownListeners, selectLines
 from serialgw.config.specs import ConfigError, LineConfig, SSHSpec, WatchAllSpec
+from serialgw.devices.device import SerialDevice
+from serialgw.devices.ports import PtyPort
 
 log = Logger()
 _T = TypeVar("_T")
@@ -48,6 +51,8 @@ class TwistdGatewayService(GatewayService):
     twistdLog: Optional[BaseLogFile] = None
     # twistd's log observer, made by serialgw.app.logs (None: twistd's own).
     logObserver: Any = None
+    # twistd -u / -g: the user and group it runs as once everything is open (-1: unchanged).
+    runAs: tuple[int, int] = (-1, -1)
 
     def setServiceParent(self, parent: Any) -> Any:
         # twistd uses the application's ILogObserver component unless
@@ -97,6 +102,29 @@ class TwistdGatewayService(GatewayService):
             GatewayService.privilegedStartService(self)
         except StartupError as e:
             raise SystemExit(f"serialgw: error: {e}") from None
+        self.givePtys()
+
+    def givePtys(self) -> None:
+        """
+        The ptys made before twistd drops privileges (pty: devices and
+        listeners) are root's, 0600 or 0620: the programs of the user it runs
+        as (-u) could not open them, and their links in a sticky /tmp were
+        left at stop.  Given to that user and group; later ones (a reload, a
+        reopen) are made as that user.
+        """
+        uid, gid = self.runAs
+        if (uid, gid) == (-1, -1) or os.geteuid() != 0:
+            return
+        for line in self.lines.values():
+            ptys: list[Any] = [c for c in line.clients if isinstance(c, PtyClient)]
+            if isinstance(line.device, SerialDevice) and isinstance(line.device.port, PtyPort):
+                ptys.append(line.device.port)
+            for pty in ptys:
+                try:
+                    pty.giveTo(uid, gid)
+                except OSError as e:
+                    log.warn("line {line}: {pty} cannot be given to uid {uid}: {reason}", line=line.name,
+                             pty=pty.name if isinstance(pty, PtyPort) else pty.peer, uid=uid, reason=e.strerror)
 
     def reopenLogs(self) -> int:
         count = GatewayService.reopenLogs(self)

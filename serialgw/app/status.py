@@ -7,8 +7,7 @@ its counters; C{/metrics} answers the same counters as Prometheus text
 
 from __future__ import annotations
 
-import json
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
 from twisted.copyright import version as twistedVersion
 from twisted.internet.address import IPv4Address, IPv6Address
@@ -18,6 +17,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Site
 
 from serialgw import __version__
+from serialgw.app.slices import jsonParts, metricsParts
 from serialgw.clients.transports import SourceCounts, describeAddress, peerName, sourceOf
 from serialgw.line.hub import Line
 from serialgw.logflood import PeerLimiter
@@ -87,13 +87,13 @@ class StatusResource(Resource):
         Resource.__init__(self)
         self.service = service
 
-    def render_GET(self, request: Any) -> bytes:
+    def renderParts(self, request: Any) -> Iterator[bytes]:
+        """The page a slice of lines a part (L{ThrottledPage} takes one a turn)."""
         request.setHeader(b"content-type", b"application/json")
-        body = {
-            "serialgw": __version__,
-            "lines": [lineStatus(line) for line in self.service.lines.values()],
-        }
-        return json.dumps(body, indent=2).encode() + b"\n"
+        return jsonParts(__version__, list(self.service.lines.values()), lineStatus)
+
+    def render_GET(self, request: Any) -> bytes:
+        return b"".join(self.renderParts(request))
 
 
 class MetricsCollector:
@@ -110,6 +110,10 @@ class MetricsCollector:
         return []
 
     def collect(self) -> Any:
+        return self.families(list(self.service.lines.values()))
+
+    def families(self, lines: list[Line]) -> list[Any]:
+        """The gateway's metric families, with the samples of C{lines}."""
         from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
         toDevice = CounterMetricFamily("serialgw_device_written_bytes",
@@ -131,7 +135,6 @@ class MetricsCollector:
                                           "when it went away or was closed", labels=["line"])
         refused = CounterMetricFamily("serialgw_refused_bytes", "Input from read-only clients, not written",
                                       labels=["line"])
-        lines: list[Line] = list(self.service.lines.values())
         for line in lines:
             name = line.name
             device = line.device
@@ -161,10 +164,18 @@ class MetricsCollector:
 
 def metricsRegistry(service: Any) -> Any:
     """A registry of the gateway's metrics and the process's (CPU, memory, descriptors, GC)."""
-    from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
+    from prometheus_client import CollectorRegistry
 
     registry = CollectorRegistry(auto_describe=False)
     registry.register(MetricsCollector(service))  # type: ignore[arg-type]
+    processCollectors(registry)
+    return registry
+
+
+def processCollectors(registry: Any) -> Any:
+    """The process's metrics (CPU, memory, descriptors, GC) in C{registry}."""
+    from prometheus_client import GCCollector, PlatformCollector, ProcessCollector
+
     ProcessCollector(registry=registry)
     PlatformCollector(registry=registry)
     GCCollector(registry=registry)
@@ -247,71 +258,97 @@ class StatusSite(Site):
 class ThrottledPage(Resource):
     """
     A page rendered at most once every C{interval} seconds however often it
-    is asked for, and never stale: a request within C{interval} of the last
-    rendering waits for the next one, which answers every request waiting
-    (each connection has at most one).  So the cost of a status page on the
-    reactor does not grow with polling.  The page must render synchronously,
-    to bytes, the same for every request (its headers are copied).
+    is asked for, and never stale: a request waits for the next rendering
+    that starts after it came (at once if the last started C{interval} ago),
+    which answers every request waiting (each connection has at most one).
+    A rendering takes one part of the page (C{renderParts}: a slice of
+    lines) a turn of the reactor, so the other lines are served in between.
+    So the cost of a status page on the reactor does not grow with polling,
+    nor holds it long on a large farm.  The page is the same for every
+    request (its headers are copied).
     """
 
     isLeaf = True
 
-    def __init__(self, page: Resource, clock: Any, interval: float = 1.0) -> None:
+    def __init__(self, page: Any, clock: Any, interval: float = 1.0) -> None:
         Resource.__init__(self)
         self.page = page
         self.clock = clock
         self.interval = interval
         self.renders = 0
         self._last: Optional[float] = None
+        # Waiting for the next rendering; answered by the one under way.
         self._waiting: list[Any] = []
+        self._rendering: list[Any] = []
+        self._parts: Optional[Iterator[bytes]] = None
+        self._body: list[bytes] = []
         self._call: Any = None
 
     def render(self, request: Any) -> Any:
         if self.clock is None:
-            return self.page.render(request)
-        now = self.clock.seconds()
-        if self._last is None or not self._last <= now < self._last + self.interval:
-            self._last = now
-            self.renders += 1
-            return self.page.render(request)
+            return b"".join(self.page.renderParts(request))
         self._waiting.append(request)
         request.notifyFinish().addErrback(lambda _: self._forget(request))
-        if self._call is None:
-            self._call = self.clock.callLater(self._last + self.interval - now, self._renderWaiting)
+        self._schedule()
         return NOT_DONE_YET
 
+    def _schedule(self) -> None:
+        """The next rendering, for those waiting: at once (a page of one part is answered now), or when due."""
+        if self._call is not None or self._parts is not None or not self._waiting:
+            return
+        now = self.clock.seconds()
+        last = self._last
+        if last is None or not last <= now < last + self.interval:
+            self._start()
+        else:
+            self._call = self.clock.callLater(last + self.interval - now, self._start)
+
     def _forget(self, request: Any) -> None:
-        if request in self._waiting:
-            self._waiting.remove(request)
-        if not self._waiting and self._call is not None:
+        for requests in (self._waiting, self._rendering):
+            if request in requests:
+                requests.remove(request)
+        if not self._waiting and self._parts is None and self._call is not None:
             self._call.cancel()
             self._call = None
 
-    def _renderWaiting(self) -> None:
+    def _start(self) -> None:
         self._call = None
-        waiting, self._waiting = self._waiting, []
-        if not waiting:
-            return
+        self._rendering, self._waiting = self._waiting, []
         self._last = self.clock.seconds()
         self.renders += 1
-        first = waiting[0]
+        self._parts = self.page.renderParts(self._rendering[0])
+        self._step()
+
+    def _step(self) -> None:
+        """A part of the page this turn (the first turn two: a page of one part is answered at once); the answer at the end."""
+        self._call = None
+        assert self._parts is not None
         try:
-            body = self.page.render(first)
+            for _ in range(1 if self._body else 2):
+                self._body.append(next(self._parts))
+        except StopIteration:
+            self._answer(b"".join(self._body))
         except Exception:
-            log.failure("status: rendering {path} failed", path=first.path)
-            body = None
-        if not isinstance(body, bytes):
+            log.failure("status: rendering {path} failed", path=self._rendering[0].path if self._rendering else b"")
+            self._answer(None)
+        else:
+            self._call = self.clock.callLater(0, self._step)
+
+    def _answer(self, body: Optional[bytes]) -> None:
+        waiting, self._rendering, self._parts, self._body = self._rendering, [], None, []
+        if body is None:
             for request in waiting:
                 request.setResponseCode(500)
                 request.finish()
-            return
-        headers = list(first.responseHeaders.getAllRawHeaders())
-        for request in waiting:
-            for name, values in headers:
-                request.responseHeaders.setRawHeaders(name, values)
-            request.setHeader(b"content-length", str(len(body)).encode())
-            request.write(body)
-            request.finish()
+        elif waiting:
+            headers = list(waiting[0].responseHeaders.getAllRawHeaders())
+            for request in waiting:
+                for name, values in headers:
+                    request.responseHeaders.setRawHeaders(name, values)
+                request.setHeader(b"content-length", str(len(body)).encode())
+                request.write(body)
+                request.finish()
+        self._schedule()
 
 
 class StatusChannel(HTTPChannel):
@@ -446,7 +483,7 @@ def statusRoot(service: Any) -> Resource:
     """C{/}: the JSON page; C{/metrics}: Prometheus text."""
     root = Resource()
     root.putChild(b"", StatusResource(service))
-    root.putChild(b"metrics", MetricsPage(metricsRegistry(service)))
+    root.putChild(b"metrics", MetricsPage(service))
     return root
 
 
@@ -454,17 +491,25 @@ class MetricsPage(Resource):
     """
     Prometheus text, rendered on the reactor thread: the collector reads the
     lines where they live (no thread reading them while the reactor changes
-    them), and L{ThrottledPage} bounds how often.
+    them), a slice of lines a part, and L{ThrottledPage} bounds how often.
+    The same text as C{generate_latest(metricsRegistry(service))}.
     """
 
     isLeaf = True
 
-    def __init__(self, registry: Any) -> None:
-        Resource.__init__(self)
-        self.registry = registry
+    def __init__(self, service: Any) -> None:
+        from prometheus_client import CollectorRegistry
 
-    def render_GET(self, request: Any) -> bytes:
-        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+        Resource.__init__(self)
+        self.service = service
+        self.collector = MetricsCollector(service)
+        self.process = processCollectors(CollectorRegistry(auto_describe=False))
+
+    def renderParts(self, request: Any) -> Iterator[bytes]:
+        from prometheus_client import CONTENT_TYPE_LATEST
 
         request.setHeader(b"content-type", CONTENT_TYPE_LATEST.encode())
-        return generate_latest(self.registry)  # type: ignore[no-any-return]
+        return metricsParts(self.collector.families, list(self.service.lines.values()), self.process)
+
+    def render_GET(self, request: Any) -> bytes:
+        return b"".join(self.renderParts(request))

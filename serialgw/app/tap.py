@@ -513,7 +513,24 @@ def makeService(options: Options, reactor: Optional[Any] = None) -> GatewayServi
                      "status endpoint alone until a reload adds one", shard=str(shard), total=total,
                      path=options["config"])
     service.watchAllInFile = options.get("watchAllSpecInFile")
+    service.runAs = runAs(options.parent)
     from serialgw.app.logs import twistdObserver
 
     service.logObserver = twistdObserver(options.parent)
     return service
+
+
+def runAs(twistdOptions: Any) -> tuple[int, int]:
+    """
+    The user and group twistd runs the gateway as once everything is open
+    (-u, -g; a group left out is the user's, as twistd takes it); -1 where
+    it does not change.
+    """
+    if twistdOptions is None:
+        return (-1, -1)
+    uid, gid = twistdOptions.get("uid"), twistdOptions.get("gid")
+    if uid is not None and gid is None:
+        import pwd
+
+        gid = pwd.getpwuid(uid).pw_gid
+    return (-1 if uid is None else int(uid), -1 if gid is None else int(gid))

@@ -38,7 +38,7 @@ from zope.interface import implementer
 from serialgw.clients.base import ClientEvents
 from serialgw.clients.guard import OutputGuard
 from serialgw.config.specs import ListenerKind, ListenerSpec, Protocol, SerialSettings
-from serialgw.devices.links import removeSymlink, replaceSymlink
+from serialgw.devices.links import givePty, removeSymlink, replaceSymlink
 from serialgw.devices.ptywatch import SlaveWatch
 from serialgw.devices.termio import readTermios, termiosConstant, termiosSpeed
 from serialgw.interfaces import IClient
@@ -161,6 +161,10 @@ class PtyClient(ClientEvents, abstract.FileDescriptor):
             return
         # Known before the pty reports it: not a change a program made.
         self.settings = readTermios(self._slave, settings.baudrate)
+
+    def giveTo(self, uid: int, gid: int) -> None:
+        """The pty (and its link) to the user and group twistd runs as once privileges drop (see L{givePty})."""
+        givePty(self._slave, self.link, uid, gid)
 
     def _renewSlave(self) -> None:
         """

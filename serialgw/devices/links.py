@@ -142,3 +142,14 @@ def removeSymlink(link: str, target: str) -> None:
             os.unlink(link)
     except OSError:
         pass
+
+
+def givePty(slave: int, link: str, uid: int, gid: int) -> None:
+    """
+    A pty made before twistd dropped privileges (-u, -g) is root's: given to
+    the user and group the gateway runs as (-1: unchanged), its link too
+    (so that user may remove it from a sticky /tmp at stop).
+    """
+    os.fchown(slave, uid, gid)
+    if link:
+        os.lchown(link, uid, gid)

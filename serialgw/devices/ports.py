@@ -24,7 +24,14 @@ from zope.interface import implementer
 
 from serialgw.config.specs import DeviceSpec, SerialSettings
 from serialgw.devices import uucplock
-from serialgw.devices.links import PTY_SLAVE_MAJORS, holdsMaster, ptyHolders, removeSymlink, replaceSymlink
+from serialgw.devices.links import (
+    PTY_SLAVE_MAJORS,
+    givePty,
+    holdsMaster,
+    ptyHolders,
+    removeSymlink,
+    replaceSymlink,
+)
 from serialgw.devices.ptywatch import SlaveWatch
 from serialgw.devices.termio import ErrorMarks, fcntlBreak, markErrors, readModemState, readTermios
 from serialgw.interfaces import IPort
@@ -368,6 +375,10 @@ class PtyPort(TtyPort):
     def apply(self, settings: SerialSettings) -> SerialSettings:
         self._renewSlave()
         return TtyPort.apply(self, settings)
+
+    def giveTo(self, uid: int, gid: int) -> None:
+        """The pty (and its link) to the user and group twistd runs as once privileges drop (see L{givePty})."""
+        givePty(self._slaveFd, self.link, uid, gid)
 
     def _renewSlave(self) -> None:
         """

@@ -32,13 +32,14 @@ from typing import Any, Callable, Optional
 from twisted.internet import defer, inotify, threads
 from twisted.internet.error import ConnectionDone
 from twisted.internet.interfaces import IReactorFDSet, IReactorThreads
-from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.python.filepath import FilePath
 
 from serialgw.devices.links import ptyHolders
+from serialgw.logflood import clientLog
 
-log = Logger()
+# Limited per pty: a program leaving it exclusive in a loop cannot flood the log (logflood).
+log = clientLog()
 
 TIOCGEXCL = 0x80045440  # Linux: read exclusive mode (an int)
 CLOSED = inotify.IN_CLOSE_WRITE | inotify.IN_CLOSE_NOWRITE
@@ -74,6 +75,10 @@ class SlaveWatch:
         self._notifier: Optional[inotify.INotify] = None
         if not IReactorFDSet.providedBy(reactor):
             return  # a test's Clock: nothing to read events with
+        if reactor in _notifiers and _notifiers[reactor][0].disconnected:
+            # Lost (the reactor disconnects a descriptor whose read raised):
+            # the watches it had are gone with it; a new one for the next.
+            del _notifiers[reactor]
         try:
             notifier, watches = _notifiers.get(reactor) or (inotify.INotify(reactor), 0)
         except (inotify.INotifyError, OSError) as e:
@@ -99,7 +104,12 @@ class SlaveWatch:
         if self.checking is not None:
             self._again = True
             return
-        self._check()
+        try:
+            self._check()
+        except Exception:
+            # Not into the notifier's read: the reactor would disconnect
+            # the notifier, and with it every pty's watch.
+            log.failure("{peer}: handling a close of it failed", peer=self.peer)
 
     def _check(self) -> None:
         try:
@@ -145,6 +155,8 @@ class SlaveWatch:
             notifier.ignore(self.path)
         except KeyError:
             pass
+        if _notifiers.get(self.reactor, (None, 0))[0] is not notifier:
+            return  # lost, and let go of already (see __init__)
         _, watches = _notifiers[self.reactor]
         if watches > 1:
             _notifiers[self.reactor] = (notifier, watches - 1)
@@ -154,6 +166,8 @@ class SlaveWatch:
 
 
 def _letGo(notifier: inotify.INotify) -> None:
-    """The notifier of no pty: out of the reactor, its descriptor closed, now."""
+    """The notifier of no pty: out of the reactor, its descriptor closed, now (once: its number is reused after)."""
+    if notifier.disconnected:
+        return
     notifier.stopReading()
     notifier.connectionLost(Failure(ConnectionDone()))

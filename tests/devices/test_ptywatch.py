@@ -15,7 +15,9 @@ import termios
 from unittest import SkipTest
 
 from twisted.internet import reactor
+from twisted.internet.error import ConnectionDone
 from twisted.internet.task import Clock
+from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
 
 from serialgw.clients.ptylink import EXTPROC, PtyClient
@@ -89,6 +91,19 @@ class SlaveWatchTests(TestCase):
         assert self.watch._notifier is not None
         self.watch._notifier.doRead()
         self.assertIsNone(self.watch.checking)
+
+    async def test_clearingLogBounded(self) -> None:
+        """A program that leaves the pty exclusive again and again (open, TIOCEXCL, close in a loop): the clearing is logged at most 20 times a minute for that pty, not once a close."""
+        self.watch.peer = peer = "pty:/tmp/ttyV-loop"
+        logged: list[dict[str, object]] = []
+        observeLog(self, lambda e: logged.append(e) if e.get("peer") == peer else None)
+        for _ in range(21):
+            fd = self.program()
+            fcntl.ioctl(fd, termios.TIOCEXCL)
+            os.close(fd)
+            await self.closes()
+            self.assertFalse(isExclusive(self.slave))
+        self.assertEqual(len(logged), 20)
 
     def test_oneNotifierLetGo(self) -> None:
         """Every watch shares one notifier; once the last watch is closed it is out of the reactor and closed."""
@@ -200,3 +215,66 @@ class PtyClientHangupTests(TestCase):
         self.assertEqual([s for what, s in device.events if what == "apply"], [SerialSettings(9600)])
         client.lineSettingsChanged(SerialSettings(57600))
         self.assertEqual(termios.tcgetattr(program)[5], termios.B57600)
+
+
+class SharedNotifierTests(TestCase):
+    timeout = 10
+
+    def test_ownerFailureStaysItsOwn(self) -> None:
+        """
+        An owner's hung-up callback that raises (the slave cannot be opened
+        again) is logged: it does not escape into the reactor, which would
+        have disconnected the notifier every pty shares (and closed its
+        descriptor twice at the last watch's close).
+        """
+        TIOCVHANGUP = 0x5437
+        master, slave = os.openpty()
+        self.addCleanup(os.close, master)
+        self.addCleanup(os.close, slave)
+        name = os.ttyname(slave)
+
+        def cannot() -> None:
+            raise PermissionError(13, "Permission denied", name)
+
+        watch = SlaveWatch(reactor, name, slave, "pty:/tmp/ttyV1", hungUp=cannot)
+        self.addCleanup(watch.close)
+        failures: list[dict[str, object]] = []
+        observeLog(self, lambda e: failures.append(e) if e.get("log_failure") is not None else None)
+        login = os.open(name, os.O_RDWR | os.O_NOCTTY)
+        try:
+            fcntl.ioctl(login, TIOCVHANGUP)
+        except PermissionError:
+            os.close(login)
+            raise SkipTest("hanging a tty up takes CAP_SYS_ADMIN") from None
+        os.close(login)
+        notifier = watch._notifier
+        assert notifier is not None
+        notifier.doRead()
+        self.assertEqual([e["peer"] for e in failures], ["pty:/tmp/ttyV1"])
+        self.assertIn(notifier, reactor.getReaders())  # type: ignore[attr-defined]
+        self.flushLoggedErrors(PermissionError)
+
+    def test_lostNotifierNotClosedTwice(self) -> None:
+        """
+        A notifier the reactor disconnected (its descriptor closed, as
+        after an error reading it) is not closed again when its last watch
+        closes: that descriptor's number is another file's by then.  The
+        next watch gets a notifier of its own that works.
+        """
+        master, slave = os.openpty()
+        self.addCleanup(os.close, master)
+        self.addCleanup(os.close, slave)
+        watch = SlaveWatch(reactor, os.ttyname(slave), slave, "x")
+        notifier = watch._notifier
+        assert notifier is not None
+        reactor.removeReader(notifier)  # type: ignore[attr-defined]
+        notifier.connectionLost(Failure(ConnectionDone()))
+        reused = os.open("/dev/null", os.O_RDONLY)
+        self.addCleanup(os.close, reused)
+        self.assertEqual(reused, notifier.fileno())
+        watch.close()
+        os.fstat(reused)
+        again = SlaveWatch(reactor, os.ttyname(slave), slave, "y")
+        self.addCleanup(again.close)
+        self.assertIsNot(again._notifier, notifier)
+        self.assertIn(again._notifier, reactor.getReaders())  # type: ignore[attr-defined]
