@@ -227,16 +227,19 @@ class GatewayService(MultiService):
                      "until a reload adds one", patterns=" ".join(patterns), names=" ".join(self.lines) or "none")
 
     def reloadUsers(self, ssh: Optional[SSHSpec]) -> None:
-        """New people and keys for the running SSH listener (a reload); its address and host key stay."""
-        if ssh is None or self.ssh is None or self.sshPort is None:
-            if (ssh is None) != (self.sshPort is None):
-                log.warn("reload: [ssh] added or removed: restart the gateway to apply it")
+        """New people and keys for the running SSH listener (a reload; None: [ssh] removed, nobody); its address and host key stay."""
+        if self.ssh is None or self.sshPort is None:
+            if ssh is not None:
+                log.warn("reload: [ssh] added: restart the gateway to apply it")
             return
-        if (ssh.listener, ssh.hostKey) != (self.ssh.listener, self.ssh.hostKey):
+        if ssh is None:  # (Its keys went with it: they let nobody in, sessions cut, until a restart.)
+            log.warn("reload: [ssh] removed: nobody may log in over SSH from now on; restart the gateway to close its listener")
+        elif (ssh.listener, ssh.hostKey) != (self.ssh.listener, self.ssh.hostKey):
             log.warn("reload: [ssh] listen or host-key changed: restart the gateway to apply it")
-        self.sshFactory.setUsers(ssh.users)
-        self.ssh = attrs.evolve(self.ssh, users=ssh.users)
-        log.info("reload: {count} SSH user(s)", count=len(ssh.users))
+        users = ssh.users if ssh is not None else ()
+        self.sshFactory.setUsers(users)
+        self.ssh = attrs.evolve(self.ssh, users=users)
+        log.info("reload: {count} SSH user(s)", count=len(users))
 
     def startService(self) -> None:
         if not self._opened:
@@ -401,11 +404,7 @@ class GatewayService(MultiService):
     def queueReload(self, work: Callable[[], Any]) -> defer.Deferred[Any]:
         """C{work} (a reload) once the reloads before it are done; a Deferred of its result."""
         done: defer.Deferred[Any] = defer.Deferred()
-
-        def run(_: Any) -> Any:
-            return defer.maybeDeferred(work).chainDeferred(done)
-
-        self._reloading.addCallback(run)
+        self._reloading.addCallback(lambda _: defer.maybeDeferred(work).chainDeferred(done))
         return done
 
     def _reload(self, configs: list[LineConfig]) -> Any:

@@ -489,8 +489,9 @@ def refuseTerminal(path: str) -> None:
     when its program ends: a line on QEMU's /dev/pts/3, reopened after QEMU
     exited, opened the next ssh session's terminal, its keystrokes read by
     the line's clients and their typing on its screen.  A pty nobody holds
-    (QEMU's: it keeps the master only), or whose holders have its master
-    too (socat's PTY, another gateway's), is a serial port's stand-in.
+    (QEMU's: it keeps the master only), or one of whose holders has its
+    master too (socat's PTY, another gateway's, and a program on it), is a
+    serial port's stand-in.
     """
     try:
         st = os.stat(path)
@@ -500,7 +501,9 @@ def refuseTerminal(path: str) -> None:
         return
     index = (os.major(st.st_rdev) - PTY_SLAVE_MAJORS[0]) * 256 + os.minor(st.st_rdev)
     real = os.path.realpath(path)
-    terminal = [pid for pid in ptyHolders(real) if pid != os.getpid() and holdsMaster(pid, index) is not True]
+    holders = [pid for pid in ptyHolders(real) if pid != os.getpid()]
+    # A holder with the master too provides the pty (socat, a gateway; others may have it open through it).
+    terminal = [] if any(holdsMaster(pid, index) is True for pid in holders) else holders
     if terminal:
         raise DeviceError(
             f"cannot open device {path!r}: it is {real}, a terminal now, held open by pid "

@@ -115,7 +115,8 @@ class PortControl:
             self._modemPoll.stop()
             self._modemPoll = None
 
-    def _lastController(self: _Line, closing: bool = False) -> None:
+    def _lastController(self: _Line, closing: bool = False,
+                        why: str = "last RFC 2217 client gone") -> None:
         # A line let go (see letGo) was put back then, once.
         if not self.restoreSettings or self._letGo:
             return
@@ -123,8 +124,8 @@ class PortControl:
             self.device.stopBreak()
         if self.device.settings != self.configured:
             effective = self.applySettings(self.configured)
-            log.info("{line}: last RFC 2217 client gone; settings restored to {settings}",
-                     line=self.name, settings=effective.describe())
+            log.info("{line}: {why}; settings restored to {settings}",
+                     line=self.name, why=why, settings=effective.describe())
         for name in ("dtr", "rts"):
             # As configured for those still attached (idle if nobody is);
             # not configured: on, as a tty opens.

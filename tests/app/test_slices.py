@@ -44,13 +44,14 @@ def farm(clock: Clock, count: int, clients: int = 1) -> Lines:
 
 class SliceTests(SynchronousTestCase):
     def test_slices(self) -> None:
-        """32 lines a slice; fewer when their clients reach 256 (a line with more is a slice of its own)."""
+        """16 lines a slice; fewer when their clients reach 128 (a line with more is a slice of its own)."""
         clock = Clock()
         sizes = [len(part) for part in slices(farm(clock, 70).lines.values())]
-        self.assertEqual(sizes, [SLICE_LINES, SLICE_LINES, 6])
-        crowded = farm(clock, 5, clients=100).lines.values()
+        self.assertEqual(sizes, [SLICE_LINES] * 4 + [6])
+        crowded = farm(clock, 5, clients=50).lines.values()
         self.assertEqual([len(part) for part in slices(crowded)], [3, 2])
-        self.assertEqual(SLICE_CLIENTS, 256)
+        self.assertEqual([len(part) for part in slices(farm(clock, 2, clients=200).lines.values())], [1, 1])
+        self.assertEqual((SLICE_LINES, SLICE_CLIENTS), (16, 128))
 
     def test_jsonAsInOneGo(self) -> None:
         """The JSON page in parts is json.dumps(indent=2) of the whole, for 0, 1, 32, 33 and 70 lines."""
@@ -70,7 +71,7 @@ class SliceTests(SynchronousTestCase):
             parts = list(metricsParts(MetricsCollector(service).families, list(service.lines.values()),
                                       CollectorRegistry(auto_describe=False)))
             self.assertEqual(b"".join(parts), generate_latest(whole))
-            self.assertEqual(len(parts), max(1, -(-count // SLICE_LINES)))
+            self.assertEqual(len(parts), max(1, -(-count // SLICE_LINES)) + 1)
 
 
 class TurnTests(SynchronousTestCase):
@@ -112,18 +113,19 @@ class TurnTests(SynchronousTestCase):
         return counts
 
     def test_jsonPage(self) -> None:
-        """GET / of 100 lines: 64 described in the request's turn, 32 the next, 4 the last, answered the turn after: the whole page."""
+        """GET / of 100 lines: 32 described in the request's turn, 16 each next turn, 4 the last, answered the turn after: the whole page."""
         _, transport = self.get(b"/")
-        self.assertEqual(self.turns(transport), [64, 96, 100, 100])
+        self.assertEqual(self.turns(transport), [32, 48, 64, 80, 96, 100, 100])
         body = json.loads(transport.value().split(b"\r\n\r\n", 1)[1])
         self.assertEqual([line["name"] for line in body["lines"]], [f"rack{i}" for i in range(100)])
         # Only the connection's own deadlines are left (a next request within 10 s, idle 30 s).
         self.assertEqual(sorted(call.getTime() for call in self.clock.getDelayedCalls()), [11.0, 31.0])
 
     def test_metricsPage(self) -> None:
-        """GET /metrics of 100 lines: a slice of 32 lines a turn, two in the first; every line's samples there."""
+        """GET /metrics of 100 lines: a slice of 16 lines a turn, two in the first; every line's samples there."""
         _, transport = self.get(b"/metrics")
-        self.assertEqual(self.turns(transport), [64, 96, 100, 100])
+        # (Then their text, then the process's metrics: a turn each.)
+        self.assertEqual(self.turns(transport), [32, 48, 64, 80, 96, 100, 100, 100])
         text = transport.value().decode()
         self.assertIn('serialgw_device_read_bytes_total{line="rack99"} 99.0', text)
         self.assertEqual(text.count("# TYPE serialgw_device_read_bytes_total counter"), 1)
@@ -133,7 +135,7 @@ class TurnTests(SynchronousTestCase):
         """A request that comes while a page is being rendered waits for the next rendering (never older than the request): a second later."""
         _, first = self.get(b"/")
         _, second = self.get(b"/")
-        self.assertEqual(self.turns(first), [64, 96, 100, 100])
+        self.assertEqual(self.turns(first), [32, 48, 64, 80, 96, 100, 100])
         self.assertEqual(second.value(), b"")
         self.clock.advance(1)
         self.assertTrue(second.value().startswith(b"HTTP/1.1 200 OK"))
@@ -143,7 +145,7 @@ class TurnTests(SynchronousTestCase):
         """A client that goes while its page is rendered is not answered; the rendering ends, nothing left on the reactor."""
         channel, transport = self.get(b"/")
         channel.connectionLost(Failure(ConnectionDone()))
-        for _ in range(3):
+        for _ in range(7):
             oneTurn(self.clock)
         self.assertEqual(len(self.described), 100)
         self.assertEqual((transport.value(), self.clock.getDelayedCalls()), (b"", []))

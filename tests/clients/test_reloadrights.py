@@ -9,6 +9,7 @@ from __future__ import annotations
 from twisted.internet.address import IPv4Address
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
+from twisted.logger import formatEvent
 from twisted.trial.unittest import SynchronousTestCase
 
 from serialgw.clients.factory import applyListenerRights
@@ -197,6 +198,7 @@ class CertificateTests(SynchronousTestCase):
 class RestoreTests(SynchronousTestCase):
     def test_lastControllerMadeReadOnlyRestores(self) -> None:
         """The last RFC 2217 client that could change the port made read-only: the configured settings come back, as when it leaves (read-only, it would never restore them)."""
+        events = LogEvents(self).events
         device = RecordingDevice(SerialSettings(115200))
         line = Line("rack4", device, clock=Clock())
         client = RecordingClient("192.0.2.9:1")
@@ -206,6 +208,10 @@ class RestoreTests(SynchronousTestCase):
         self.assertEqual(line.clientSettings(client, SerialSettings(9600)).baudrate, 9600)
         line.makeReadOnly(client, "a reload made it so")
         self.assertEqual((client.role, device.settings.baudrate), (Role.READONLY, 115200))
+        # The log says why they came back: the client is there, read-only (not gone).
+        self.assertEqual([formatEvent(e) for e in events if "restored" in e.get("log_format", "")],
+                         ["rack4: the last RFC 2217 client that could change the port is read-only now;"
+                          " settings restored to 115200,8N1"])
         self.assertEqual(client.notices, ["you are read-only now: a reload made it so"])
         self.assertEqual(line.clientSettings(client, SerialSettings(9600)).baudrate, 115200)
 

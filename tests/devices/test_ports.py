@@ -314,13 +314,15 @@ class TerminalAtPathTests(SynchronousTestCase):
                          "its program ends); not opened")
 
     def test_serialStandInsOpened(self) -> None:
-        """A pty nobody else holds (QEMU's), or whose holder has its master too (socat's PTY), is opened again; at start any is."""
+        """A pty nobody else holds (QEMU's), or one of whose holders has its master too (socat's PTY, a program on it besides), is opened again; at start any is."""
         master, slave, name = self.pty()
         self.addCleanup(os.close, master)
         os.close(slave)
         openPort(DeviceSpec("tty", name), SerialSettings(), None, True).close()
         master, slave, name = self.pty()
+        program = os.open(name, os.O_RDWR | os.O_NOCTTY)
         self.elsewhere(master, slave)
+        self.elsewhere(program)  # picocom on socat's pty
         openPort(DeviceSpec("tty", name), SerialSettings(), None, True).close()
         master, slave, name = self.pty()
         self.addCleanup(os.close, master)
