@@ -182,7 +182,13 @@ class PtyClient(ClientEvents, abstract.FileDescriptor):
         except termios.error as e:
             if e.args[0] != errno.EIO:
                 return
-        fd = os.open(self.slaveName, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+        try:
+            fd = os.open(self.slaveName, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+        except OSError as e:
+            # Said, not raised into the line telling its followers a change.
+            log.warn("{line}: {peer} was hung up and cannot be opened again: {reason}", line=self.line.name,
+                     peer=self.peer, reason=e.strerror)
+            return
         old, self._slave = self._slave, fd
         os.close(old)
         self._watch.fd = fd

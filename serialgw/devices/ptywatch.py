@@ -104,14 +104,19 @@ class SlaveWatch:
         if self.checking is not None:
             self._again = True
             return
+        self._safeCheck()
+
+    def _safeCheck(self) -> None:
         try:
             self._check()
         except Exception:
-            # Not into the notifier's read: the reactor would disconnect
-            # the notifier, and with it every pty's watch.
+            # Not into the notifier's read (the reactor would disconnect
+            # the notifier, and with it every pty's watch), nor a Deferred's.
             log.failure("{peer}: handling a close of it failed", peer=self.peer)
 
     def _check(self) -> None:
+        if self._notifier is None:
+            return  # closed (a close seen during the last look): C{fd} may be another file's now
         try:
             if not isExclusive(self.fd):
                 return
@@ -144,7 +149,7 @@ class SlaveWatch:
             log.failure("{peer}: looking for who has it open failed", result, peer=self.peer)
         if self._again:
             self._again = False
-            self._check()
+            self._safeCheck()
 
     def close(self) -> None:
         """Stop watching (before the slave goes: its removal would end the watch otherwise)."""

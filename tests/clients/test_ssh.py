@@ -1831,6 +1831,24 @@ class ServiceTests(TestCase):
         self.assertEqual([e["log_format"] for e in events.at(LogLevel.warn)],
                          ["reload: [ssh] listen or host-key changed: restart the gateway to apply it"])
 
+    def test_reloadWithoutSSH(self) -> None:
+        """A reload whose file has no [ssh] left: nobody may log in over SSH from then on (the keys went with it); the listener itself waits for a restart."""
+        import attrs
+
+        from tests.realio import startedPty
+
+        pty = startedPty(self)
+        a = newKey()
+        spec = SSHSpec(parseSSHListener("tcp:0:interface=127.0.0.1"), self.mktemp(), (UserSpec("ops1", (publicLine(a),)),))
+        service = startGateway(self, ptyLine(pty), ssh=spec)
+        events = LogEvents(self)
+        service.reloadUsers(None)
+        self.assertEqual(service.sshFactory.checker.ring.people, {})
+        self.assertEqual(service.ssh, attrs.evolve(spec, users=()))
+        self.assertEqual([e["log_format"] for e in events.at(LogLevel.warn)],
+                         ["reload: [ssh] removed: nobody may log in over SSH from now on; restart the gateway to close "
+                          "its listener"])
+
     async def test_reloadRightsKeepsTheLine(self) -> None:
         """A reload that changes only write/read keeps the line (device, sessions) and applies the new rights to it."""
         from tests.realio import startedPty
