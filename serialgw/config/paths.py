@@ -110,7 +110,7 @@ def identity(path: str) -> Optional[tuple[Any, ...]]:
     return ("file", st.st_dev, st.st_ino)
 
 
-def whereWritten(path: str, there: Optional[tuple[Any, ...]]) -> object:
+def whereWritten(path: str, there: Optional[tuple[Any, ...]]) -> str | tuple[Any, ...]:
     """
     What writing the file at C{path} writes to: the file there now (its
     L{identity}, C{there}), or, with nothing there yet, the path the
