@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import fnmatch
 import ipaddress
+from collections import deque
 from typing import Any, Callable, Optional
 
 from twisted.internet.protocol import Factory, Protocol, connectionDone
@@ -39,9 +40,9 @@ log = Logger()
 # this many bytes, or when it is this many seconds old.
 PARTIAL_LIMIT = 2048
 PARTIAL_HOLD = 1.0
-# Lines a watcher's taps are put on (or taken off) a turn of the reactor: a
-# watcher of a 1024-line farm put on all of them at once took 4-12 ms, and
-# a burst of connections to the listener held every line 0.4 s.
+# Taps put on (or taken off) lines a turn of the reactor, for all watchers:
+# a watcher of a 1024-line farm put on all of them at once took 4-12 ms,
+# and a burst of connections to the listener held every line 0.4 s.
 TAPS_PER_TURN = 64
 
 
@@ -132,6 +133,16 @@ class _AllLines:
         """The guard cut the watcher off (policy disconnect on a stream): its taps go when it closes."""
 
 
+class _Job:
+    """Taps to put on or take off lines for a watcher (L{WatchAllFactory.work})."""
+
+    __slots__ = ("owner", "items", "step", "done")
+
+    def __init__(self, owner: Any, items: list[Any], step: Callable[[Any], None],
+                 done: Optional[Callable[[], None]]) -> None:
+        self.owner, self.items, self.step, self.done = owner, items, step, done
+
+
 @implementer(IGuarded)
 class WatchAllClient(Protocol):
     """One connection of the watch-all listener."""
@@ -150,37 +161,23 @@ class WatchAllClient(Protocol):
         self._closeCall: Any = None
         # The held output's oldest bytes were dropped: it starts mid-line.
         self._cut = False
-        # Lines still to watch, TAPS_PER_TURN a turn (_watchSome).
-        self._toWatch: list[str] = []
-        self._watchCall: Any = None
 
     def connectionMade(self) -> None:
         self.peer = peerName(self.transport)
         self.guard, self._idleCall = setUpConnection(self, _AllLines(self), self.transport, self.spec, self.clock,
                                                      self._idleTimeout)
         self.factory.clients.append(self)
-        self._toWatch = [line.name for line in self.factory.lines()]
-        self._watchSome()
+        # Put on its lines TAPS_PER_TURN a turn (with the other watchers').
+        self.factory.work(self, [line.name for line in self.factory.lines()], self._watchName, self._watching)
 
-    def _watchSome(self) -> None:
-        """
-        The next TAPS_PER_TURN lines watched, the rest on the next turn (all
-        at once without a clock); a line removed meanwhile is not, one
-        added is at once (L{WatchAllFactory.lineOpened}).
-        """
-        self._watchCall = None
-        names, self._toWatch = self._toWatch[:TAPS_PER_TURN], self._toWatch[TAPS_PER_TURN:]
-        lines = self.factory.linesByName()
-        for name in names:
-            line = lines.get(name)
-            if line is not None:
-                self.watch(line)
-        if not self._toWatch:
-            log.info("watch-all: {peer} watches {count} line(s)", peer=self.peer, count=len(self.taps))
-        elif self.clock is not None:
-            self._watchCall = self.clock.callLater(0, self._watchSome)
-        else:
-            self._watchSome()
+    def _watchName(self, name: str) -> None:
+        # A line removed since is not watched; one added was at once (lineOpened).
+        line = self.factory.linesByName().get(name)
+        if line is not None:
+            self.watch(line)
+
+    def _watching(self) -> None:
+        log.info("watch-all: {peer} watches {count} line(s)", peer=self.peer, count=len(self.taps))
 
     def watch(self, line: Line) -> None:
         if line.name in self.taps or not matches(line.name, self.factory.patterns):
@@ -255,29 +252,20 @@ class WatchAllClient(Protocol):
             self._closeCall = self.clock.callLater(CLOSE_GRACE, self.transport.abortConnection)
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
-        stopCalls(self._idleCall, self._closeCall, self._watchCall)
-        self._idleCall = self._closeCall = self._watchCall = None
-        self._toWatch = []
+        stopCalls(self._idleCall, self._closeCall)
+        self._idleCall = self._closeCall = None
         if self.guard is not None:
             self.guard.stopProducing()
         taps, self.taps = list(self.taps.values()), {}
         for tap in taps:
-            # Nothing more from it reaches this connection; off the lines
-            # TAPS_PER_TURN a turn.
+            # Nothing more from it reaches this connection.
             tap.leave()
-        self._unwatchSome(taps)
+        # Put on no more lines; off those it is on TAPS_PER_TURN a turn.
+        self.factory.cancelWork(self)
+        self.factory.work(None, taps, LineTap.stop)
         if self in self.factory.clients:
             self.factory.clients.remove(self)
         log.info("watch-all: {peer} left", peer=self.peer)
-
-    def _unwatchSome(self, taps: list[LineTap]) -> None:
-        for tap in taps[:TAPS_PER_TURN]:
-            tap.stop()
-        rest = taps[TAPS_PER_TURN:]
-        if rest and self.clock is not None:
-            self.clock.callLater(0, self._unwatchSome, rest)
-        elif rest:
-            self._unwatchSome(rest)
 
 
 class WatchAllFactory(Factory):
@@ -299,6 +287,48 @@ class WatchAllFactory(Factory):
         self.allow = [ipaddress.ip_network(a, strict=False) for a in spec.allow]
         # The gateway stops (see closeAll): each watcher closes once the lines it watches are closed.
         self.closing = False
+        # Taps to put on or take off lines, TAPS_PER_TURN a turn for all watchers (work).
+        self._jobs: deque[_Job] = deque()
+        self._left = TAPS_PER_TURN
+        self._turnCall: Any = None
+
+    def work(self, owner: Optional[WatchAllClient], items: list[Any], step: Callable[[Any], None],
+             done: Optional[Callable[[], None]] = None) -> None:
+        """
+        C{step(item)} for each item, TAPS_PER_TURN of all the watchers' a
+        turn of the reactor, in order; then C{done()}.  What fits in what is
+        left of the share is done at once; the share is renewed on the next
+        turn once it is spent.
+        """
+        self._jobs.append(_Job(owner, items, step, done))
+        if self._turnCall is None:
+            self._runJobs()
+            if self._jobs and self.clock is not None:
+                self._turnCall = self.clock.callLater(0, self._nextTurn)
+
+    def cancelWork(self, owner: WatchAllClient) -> None:
+        """What is left to do for C{owner} (a watcher that left) is not done."""
+        self._jobs = deque(job for job in self._jobs if job.owner is not owner)
+
+    def _nextTurn(self) -> None:
+        self._turnCall = None
+        self._left = TAPS_PER_TURN
+        self._runJobs()
+        if self._jobs:
+            self._turnCall = self.clock.callLater(0, self._nextTurn)
+
+    def _runJobs(self) -> None:
+        while self._jobs and (self._left > 0 or self.clock is None):
+            job = self._jobs[0]
+            count = self._left if self.clock is not None else len(job.items)
+            batch, job.items = job.items[:count], job.items[count:]
+            self._left -= len(batch)
+            for item in batch:
+                job.step(item)
+            if not job.items:
+                self._jobs.popleft()
+                if job.done is not None:
+                    job.done()
 
     def lines(self) -> list[Line]:
         return list(self._lines().values())

@@ -227,7 +227,7 @@ class ReplayWindowTests(BacklogCase):
 
 
 class WatchAllTurnTests(SynchronousTestCase):
-    """A watcher of a large farm is put on its lines, and taken off them, 64 lines a turn."""
+    """Watchers of a large farm are put on their lines, and taken off them, 64 lines a turn for all of them."""
 
     def setUp(self) -> None:
         from serialgw.clients.watchall import WatchAllFactory
@@ -272,7 +272,7 @@ class WatchAllTurnTests(SynchronousTestCase):
             oneTurn(self.clock)
 
     def test_takenOffInTurns(self) -> None:
-        """A watcher of 200 lines leaves: off 64 of them at once, the others in the next turns, sent nothing meanwhile; nothing left on the reactor."""
+        """A watcher of 200 lines leaves: off 56 of them at once (what its last turn of putting on left of the share of 64), the others 64 a turn, sent nothing meanwhile; nothing left on the reactor."""
         client = self.watcher()
         transport = StringTransport()
         client.makeConnection(transport)
@@ -286,7 +286,7 @@ class WatchAllTurnTests(SynchronousTestCase):
         while self.clock.getDelayedCalls():
             oneTurn(self.clock)
             counts.append(self.watching())
-        self.assertEqual(counts, [136, 72, 8, 0])
+        self.assertEqual(counts, [144, 80, 16, 0])
         self.assertEqual((transport.value(), self.factory.clients), (b"", []))
 
     def test_leavesMidWay(self) -> None:
@@ -294,6 +294,22 @@ class WatchAllTurnTests(SynchronousTestCase):
         client = self.watcher()
         client.makeConnection(StringTransport())
         client.connectionLost(Failure(ConnectionDone()))
+        while self.clock.getDelayedCalls():
+            oneTurn(self.clock)
+        self.assertEqual(self.watching(), 0)
+
+    def test_shareForAll(self) -> None:
+        """Three watchers connecting in one turn share the 64 lines a turn: 64 in that turn, not 192."""
+        clients = [self.watcher() for _ in range(3)]
+        for client in clients:
+            client.makeConnection(StringTransport())
+        counts = [self.watching()]
+        while self.clock.getDelayedCalls():
+            oneTurn(self.clock)
+            counts.append(self.watching())
+        self.assertEqual(counts, [64 * n for n in range(1, 10)] + [600])
+        for client in clients:
+            client.connectionLost(Failure(ConnectionDone()))
         while self.clock.getDelayedCalls():
             oneTurn(self.clock)
         self.assertEqual(self.watching(), 0)

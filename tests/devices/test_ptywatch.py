@@ -107,6 +107,33 @@ class SlaveWatchTests(TestCase):
             self.assertFalse(isExclusive(self.slave))
         self.assertEqual(len(logged), 20)
 
+    async def test_closedMeanwhileLooksNoMore(self) -> None:
+        """A close seen while a look at the holders is under way, then the watch closed (its pty gone): no look at the descriptor number it had, another tty's by then."""
+        master, slave = os.openpty()
+        self.addCleanup(os.close, master)
+        watch = SlaveWatch(reactor, os.ttyname(slave), slave, "pty:/tmp/ttyV2")
+        first, second = self.programOn(os.ttyname(slave)), self.programOn(os.ttyname(slave))
+        fcntl.ioctl(first, termios.TIOCEXCL)
+        for fd in (first, second):
+            os.close(fd)
+            assert watch._notifier is not None
+            watch._notifier.doRead()
+        looking = watch.checking
+        assert looking is not None and watch._again
+        watch.close()
+        otherMaster, otherSlave = os.openpty()
+        self.addCleanup(os.close, otherMaster)
+        fcntl.ioctl(otherSlave, termios.TIOCEXCL)
+        os.dup2(otherSlave, slave)
+        os.close(otherSlave)
+        self.addCleanup(os.close, slave)
+        await looking
+        self.assertIsNone(watch.checking)
+
+    def programOn(self, name: str) -> int:
+        """A program opens the slave C{name}."""
+        return os.open(name, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+
     def test_oneNotifierLetGo(self) -> None:
         """Every watch shares one notifier; once the last watch is closed it is out of the reactor and closed."""
         missing = SlaveWatch(reactor, self.name + "-not-there", self.slave, "x")
