@@ -7,8 +7,10 @@ in place by a reload (its device and sessions stay).
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any, Callable, Optional
 
+from twisted.internet.interfaces import IReactorThreads
 from twisted.logger import Logger
 
 from serialgw.clients.factory import applyListenerRights
@@ -17,6 +19,7 @@ from serialgw.devices.device import SerialDevice
 from serialgw.devices.ports import AbsentPort, DeviceError, DeviceLocked, PtyPort
 from serialgw.devices.remote import RemoteDevice
 from serialgw.devices.reopen import OPENING
+from serialgw.devices.reopenpool import FirstOpen, deviceOpens
 from serialgw.interfaces import IPort
 from serialgw.line.hub import Line
 
@@ -31,6 +34,7 @@ def makeDevice(
     reopenPolicy: Callable[[int], float],
     waitForDevices: bool,
     offThread: bool = False,
+    begun: Optional[FirstOpen] = None,
 ) -> Any:
     """
     A line's device.  A local device that cannot be opened raises its
@@ -40,15 +44,16 @@ def makeDevice(
     is not opened here but off the reactor thread (an open can hang: a
     hung USB adapter, a driver waiting for carrier): the device starts down
     (L{OPENING}) and is up when the open returns, a turn later if it
-    returns at once.
+    returns at once.  C{begun}: its first open, begun at start (see
+    L{firstOpens}): its outcome taken as that of an open made here, or, not
+    returned yet, the device starts down until it does.
     """
     if config.device.remote:
         log.info("line {line}: device {device}, a console elsewhere", line=config.name,
                  device=config.device.describe())
         return RemoteDevice(config.device, reactor, config.breakDuration, config.settings,
                             retryPolicy=retryPolicy)
-    # A local tty takes its UUCP lock (a pty made here, none).
-    lockDir = config.lockDir if config.lock and config.device.kind == "tty" else None
+    lockDir = _lockDir(config)
 
     # A device that vanishes (USB unplugged, a pty's far end gone) is
     # opened again at the same path (a pty: a new one behind the link).
@@ -68,8 +73,15 @@ def makeDevice(
         device.reopener.openNow(lambda: openPort(config.device, config.settings, lockDir)).addCallback(
             _firstOpenOver, config, device)
         return device
+    if begun is not None and not begun.done:
+        device = absent(DeviceError(OPENING))
+        log.warn("line {line}: opening the device {device} has not returned in {seconds:g} s; the line starts down and comes "
+                 "up when it does", line=config.name, device=config.device.describe(),
+                 seconds=round(reactor.seconds() - begun.since, 1))
+        device.reopener.adopt(begun.deferred, begun.since).addCallback(_firstOpenOver, config, device)
+        return device
     try:
-        port = openPort(config.device, config.settings, lockDir)
+        port = begun.port() if begun is not None else openPort(config.device, config.settings, lockDir)
     except DeviceLocked as e:
         # Someone else has the line (cu, minicom): down until they let go.
         device = absent(e)
@@ -82,6 +94,28 @@ def makeDevice(
         return absent(e)
     _opened(config, port)
     return SerialDevice(port, reactor, config.breakDuration, opener=opener, reopenPolicy=reopenPolicy)
+
+
+def _lockDir(config: LineConfig) -> Optional[str]:
+    # A local tty takes its UUCP lock (a pty made here, none).
+    return config.lockDir if config.lock and config.device.kind == "tty" else None
+
+
+def firstOpens(configs: list[LineConfig], reactor: Any, openPort: Callable[..., IPort],
+               waitForDevices: bool) -> dict[str, FirstOpen]:
+    """
+    At start (before the reactor runs), with C{waitForDevices} and a reactor
+    with threads: the local ttys of C{configs} opened at once off this
+    thread (an open can hang), waited for up to START_WAIT s together; each
+    line's by name (see L{makeDevice}'s C{begun}).  Otherwise none: each
+    line opens its device in turn.
+    """
+    if not waitForDevices or not IReactorThreads.providedBy(reactor):
+        return {}
+    ttys = {config.device.describe(): config for config in configs if config.device.kind == "tty"}
+    begun = deviceOpens.openAll(reactor, {
+        name: partial(openPort, config.device, config.settings, _lockDir(config)) for name, config in ttys.items()})
+    return {config.name: begun[name] for name, config in ttys.items()}
 
 
 def _startsDown(config: LineConfig, error: BaseException) -> None:
@@ -173,3 +207,14 @@ def retuneLine(line: Line, old: LineConfig, new: LineConfig) -> None:
         line.applyModemLines()
     if (new.pace, new.paceLine) != (old.pace, old.paceLine) and isinstance(device, SerialDevice):
         device.setPace(new.pace, new.paceLine)
+
+
+def linesStatus(lines: list[Line]) -> str:
+    """One line for systemd's STATUS=: lines up, down (the first few by name) and still opening, clients."""
+    opening = [line.name for line in lines if not line.device.up and (line.device.downReason or "").startswith(OPENING)]
+    down = [line.name for line in lines if not line.device.up and line.name not in opening]
+    clients = sum(len(line.clients) for line in lines)
+    text = f"{len(lines)} line(s), {len(lines) - len(down) - len(opening)} up, {len(down)} down"
+    for names, what in ((down, ""), (opening, f", {len(opening)} opening")):
+        text += f"{what} ({', '.join(names[:5])}{', ...' if len(names) > 5 else ''})" if names else ""
+    return f"{text}; {clients} client(s)"

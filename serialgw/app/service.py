@@ -21,7 +21,7 @@ from twisted.internet.endpoints import serverFromString
 from twisted.logger import Logger
 
 from serialgw.app import reload as plans
-from serialgw.app.lines import makeDevice, makeLine, retuneLine
+from serialgw.app.lines import firstOpens, linesStatus, makeDevice, makeLine, retuneLine
 from serialgw.app.listen import ListenerOpener, StartupError, listening, removeStaleSocket, stopDialer
 from serialgw.app.notify import Notifier
 from serialgw.app.reload import checkBinds, checkFiles, checkLocks, listenerChanges, namesBrief, planReload
@@ -30,6 +30,7 @@ from serialgw.clients.local import FileClient
 from serialgw.clients.transports import describeAddress
 from serialgw.config.specs import LineConfig, ListenerKind, ListenerSpec, SSHSpec, WatchAllSpec, isAbstract
 from serialgw.devices.ports import DeviceError, openPort
+from serialgw.devices.reopenpool import FirstOpen
 from serialgw.interfaces import IPort
 from serialgw.line.hub import Line
 
@@ -114,8 +115,10 @@ class GatewayService(MultiService):
         if self._opened:
             return
         try:
+            # Local ttys opened at once off this thread (an open can hang), waited for a few seconds.
+            begun = firstOpens(self.configs, self.reactor, self._openPort, self.waitForDevices)
             for config in self.configs:
-                self._openLine(config)
+                self._openLine(config, begun=begun.get(config.name))
             if self.status:
                 self._serveStatus(self.status)
             if self.ssh is not None:
@@ -136,17 +139,17 @@ class GatewayService(MultiService):
             if self._openingKey is not None:
                 self._keyed.setdefault(self._opening, []).append((self._openingKey, (kind, thing)))
 
-    def _openLine(self, config: LineConfig, offThread: bool = False) -> None:
+    def _openLine(self, config: LineConfig, offThread: bool = False, begun: Optional[FirstOpen] = None) -> None:
         self._opening = config.name
         try:
-            self._openLineNow(config, offThread)
+            self._openLineNow(config, offThread, begun)
         finally:
             self._opening = None
 
-    def _openLineNow(self, config: LineConfig, offThread: bool) -> None:
+    def _openLineNow(self, config: LineConfig, offThread: bool, begun: Optional[FirstOpen]) -> None:
         try:
             device = makeDevice(config, self.reactor, self._openPort, self.retryPolicy, self.reopenPolicy,
-                                self.waitForDevices, offThread)
+                                self.waitForDevices, offThread, begun)
         except DeviceError as e:
             raise StartupError(f"line {config.name!r}: {e}") from None
         line = makeLine(config, device, self.reactor)
@@ -250,14 +253,8 @@ class GatewayService(MultiService):
         self.notifier.ready()
 
     def statusText(self) -> str:
-        """One line for systemd's STATUS=: lines up and down (the first few down by name), clients."""
-        lines = list(self.lines.values())
-        down = [line.name for line in lines if not line.device.up]
-        clients = sum(len(line.clients) for line in lines)
-        text = f"{len(lines)} line(s), {len(lines) - len(down)} up, {len(down)} down"
-        if down:
-            text += f" ({', '.join(down[:5])}{', ...' if len(down) > 5 else ''})"
-        return f"{text}; {clients} client(s)"
+        """One line for systemd's STATUS= (see L{linesStatus})."""
+        return linesStatus(list(self.lines.values()))
 
     def stopService(self) -> Any:
         """

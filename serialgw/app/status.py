@@ -282,6 +282,8 @@ class ThrottledPage(Resource):
         self._rendering: list[Any] = []
         self._parts: Optional[Iterator[bytes]] = None
         self._body: list[bytes] = []
+        # The page's headers, as its rendering set them on the request it began for.
+        self._headers: list[tuple[bytes, list[bytes]]] = []
         self._call: Any = None
 
     def render(self, request: Any) -> Any:
@@ -317,6 +319,8 @@ class ThrottledPage(Resource):
         self._last = self.clock.seconds()
         self.renders += 1
         self._parts = self.page.renderParts(self._rendering[0])
+        # Kept now: that request may go before the page is done (the others are answered with them).
+        self._headers = list(self._rendering[0].responseHeaders.getAllRawHeaders())
         self._step()
 
     def _step(self) -> None:
@@ -341,9 +345,8 @@ class ThrottledPage(Resource):
                 request.setResponseCode(500)
                 request.finish()
         elif waiting:
-            headers = list(waiting[0].responseHeaders.getAllRawHeaders())
             for request in waiting:
-                for name, values in headers:
+                for name, values in self._headers:
                     request.responseHeaders.setRawHeaders(name, values)
                 request.setHeader(b"content-length", str(len(body)).encode())
                 request.write(body)

@@ -115,6 +115,8 @@ class SlaveWatch:
             log.failure("{peer}: handling a close of it failed", peer=self.peer)
 
     def _check(self) -> None:
+        if self._notifier is None:
+            return  # closed (a close seen during the last look): C{fd} may be another file's now
         try:
             if not isExclusive(self.fd):
                 return

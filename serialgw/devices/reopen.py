@@ -112,10 +112,25 @@ class Reopener:
         device; only a lock holder is logged here: the caller says why the
         line starts down).
         """
+        first = self._beginFirst()
+        self._attempt(opener)
+        return first
+
+    def adopt(self, opening: defer.Deferred[IPort], since: float) -> defer.Deferred[Optional[BaseException]]:
+        """
+        As L{openNow}, for a first open already under way since C{since}
+        (reactor time: one begun at start, see
+        L{serialgw.devices.reopenpool.DeviceOpens.openAll}): C{opening}
+        fires with its port or failure.
+        """
+        first = self._beginFirst()
+        self._await(opening, since)
+        return first
+
+    def _beginFirst(self) -> defer.Deferred[Optional[BaseException]]:
         self.attempts = 0
         self._said = self.target.downReason
         first = self._first = defer.Deferred()
-        self._attempt(opener)
         return first
 
     def _firstOver(self, outcome: Optional[BaseException]) -> None:
@@ -177,14 +192,18 @@ class Reopener:
             self._schedule()
             self._firstOver(error)
             return
-        self._openedAt = self.reactor.seconds()
-        self._stuckCall = self.reactor.callLater(STUCK_AFTER, self._stuck)
         if self.opens is not None:
             # Opening can block on some adapters: not on the reactor thread
             # (a test's Clock has no threads: opened in line).
             d = self.opens.open(self.reactor, target.name, opener)
         else:
             d = defer.maybeDeferred(opener)
+        self._await(d, self.reactor.seconds())
+
+    def _await(self, d: defer.Deferred[IPort], since: float) -> None:
+        """The open under way since C{since}: said if stuck, the device taken back when it returns."""
+        self._openedAt = since
+        self._stuckCall = self.reactor.callLater(max(0.0, since + STUCK_AFTER - self.reactor.seconds()), self._stuck)
         d.addBoth(self._returned)
         d.addCallbacks(self._opened, self._failed)
 

@@ -13,11 +13,17 @@ line's reopen waited behind them for ever.  Here:
   - at most C{OPEN_THREADS} opens run at once (more wait for a thread);
   - the threads are daemon threads and never joined: the process stops
     without waiting for an open that hangs.
+
+The lines' first opens at start run here too, all at once (L{DeviceOpens.openAll}),
+waited for a few seconds before the reactor runs (so they are made
+before twistd drops privileges, and the lines are up at READY=1); one that
+has not returned by then is waited for by its line, which starts down.
 """
 
 from __future__ import annotations
 
 import threading
+from functools import partial
 from typing import Any, Callable, Optional
 
 from twisted.internet import threads
@@ -25,6 +31,9 @@ from twisted.internet.defer import Deferred
 from twisted.python.threadpool import ThreadPool
 
 from serialgw.interfaces import IPort
+
+# How long the start waits for the first opens (seconds, all together).
+START_WAIT = 5.0
 
 # Opens that may run at once, each a line's (at most one a device).
 OPEN_THREADS = 32
@@ -69,6 +78,63 @@ class DeviceOpens:
 
         d: Deferred[IPort] = threads.deferToThreadPool(reactor, self.pool, opener)
         return d.addBoth(done)
+
+
+    def openAll(self, reactor: Any, openers: dict[str, Callable[[], IPort]]) -> dict[str, FirstOpen]:
+        """
+        Begin the opens of C{openers} (by device name) at once, and wait on
+        this thread (at start, before the reactor runs) up to C{START_WAIT}
+        seconds for them all to return; each one's L{FirstOpen}, C{done} if
+        it had returned by then.
+        """
+        returned = threading.Condition()
+        begun: dict[str, FirstOpen] = {}
+        for name, opener in openers.items():
+            first = begun[name] = FirstOpen(reactor.seconds())
+            first.deferred = self.open(reactor, name, partial(first.run, opener, returned))
+        with returned:
+            returned.wait_for(lambda: all(first.returned for first in begun.values()), START_WAIT)
+            for first in begun.values():
+                first.done = first.returned  # (decided here: one returning later is its Deferred's)
+        for first in begun.values():
+            if first.done:
+                first.deferred.addErrback(lambda _: None)  # (its outcome is taken from result)
+        return begun
+
+
+class FirstOpen:
+    """
+    A first open begun at start (see L{DeviceOpens.openAll}): C{done}, its
+    C{result} (the port or the exception) is the line's now; not done, its
+    C{deferred} fires with it (on the reactor thread).
+    """
+
+    def __init__(self, since: float) -> None:
+        self.since = since
+        self.returned = self.done = False
+        self.result: Any = None
+        self.deferred: Deferred[IPort] = Deferred()
+
+    def run(self, opener: Callable[[], IPort], returned: threading.Condition) -> IPort:
+        """(On the pool's thread.)  C{opener()}, its outcome kept as well."""
+        try:
+            port = opener()
+        except BaseException as e:
+            with returned:
+                self.result, self.returned = e, True
+                returned.notify_all()
+            raise
+        with returned:
+            self.result, self.returned = port, True
+            returned.notify_all()
+        return port
+
+    def port(self) -> IPort:
+        """The port it opened, or raise what the open raised."""
+        assert self.done
+        if isinstance(self.result, BaseException):
+            raise self.result
+        return self.result  # type: ignore[no-any-return]
 
 
 # The process's device opens (one reactor, one pool).

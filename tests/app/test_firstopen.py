@@ -1,8 +1,8 @@
 """
 A line's first device open off the reactor thread: a reload adding a line
 whose open hangs (a hung USB adapter, a tty waiting for carrier) leaves
-every other line served; the new line is down ("opening the device") until
-the open returns.  On the real reactor and threads (the hang is real), and
+every other line served, and a start waits for it a few seconds only; the
+line is down ("opening the device") until the open returns.  On the real reactor and threads (the hang is real), and
 on a memory reactor with opens in line (what the other tests rely on).
 """
 
@@ -99,6 +99,60 @@ class ReloadFirstOpenTests(TestCase):
         self.assertEqual((event["line"], returnedInTime), ("hung", [True]))
         await person.received.contains(b"[serialgw: hung is back]\r\n")
         self.assertEqual((line.up, line.device.downReason), (True, None))  # type: ignore[attr-defined]
+        person.transport.write(b"typed")  # type: ignore[union-attr]
+        self.assertEqual(await far.received.length(5), b"typed")
+        await closeClients(client, person)
+
+
+class StartHungOpenTests(TestCase):
+    timeout = 30
+
+    async def test_startWithAHungLine(self) -> None:
+        """
+        A gateway started (waiting for devices) with a line whose open
+        blocks: the start waits START_WAIT s at most, the line that opens is
+        up when startService returns (opened before privileges would drop),
+        the hung one starts down ("opening the device", so in STATUS=, said
+        once) while the other serves, and comes up when its open returns.
+        """
+        from serialgw.devices import reopenpool
+
+        self.patch(reopenpool, "START_WAIT", 0.5)
+        here, far = startedPty(self), startedPty(self)
+        hungPath = os.path.abspath(self.mktemp())
+        release = threading.Event()
+        self.addCleanup(release.set)
+        returnedInTime: list[bool] = []
+
+        def fakeOpen(spec: DeviceSpec, settings: Any, lockDir: Any, again: bool = False) -> IPort:
+            if spec.path != hungPath:
+                return openPort(spec, settings, lockDir, again)
+            returnedInTime.append(release.wait(HANG))
+            return openPort(DeviceSpec("tty", far.slaveName), settings, None)
+
+        kept = ptyLine(here, "raw+tcp:0:interface=127.0.0.1", name="here")
+        hung = ptyLine(hungPath, "telnet+tcp:0:interface=127.0.0.1", name="hung")
+        opened = EventCounter(self, "line {line}: device {device} at {settings}")
+        with capturedLogs() as events:
+            service = startGateway(self, kept, hung, waitForDevices=True, openPort=fakeOpen)
+        line = service.lines["hung"]
+        self.assertEqual((service.lines["here"].up, line.up, line.device.downReason, service.statusText()),  # type: ignore[attr-defined]
+                         (True, False, OPENING, "2 line(s), 1 up, 0 down, 1 opening (hung); 0 client(s)"))
+        texts = [formatEvent(e) for e in events]
+        self.assertEqual([t for t in texts if "hung" in t and "listener" not in t and "connect" not in t],
+                         [f"line hung: opening the device {hungPath} has not returned in 0.5 s; the line starts down and comes up "
+                          "when it does"])
+        client = await connect(listenerPort(service, 0))
+        client.transport.write(b"served")  # type: ignore[union-attr]
+        self.assertEqual(await here.received.length(6), b"served")
+        person = await connect(listenerPort(service, 1))
+        await person.received.contains(b"[serialgw: hung is down: opening the device; waiting for it]")
+
+        release.set()
+        event = await opened.nth(2)
+        self.assertEqual((event["line"], returnedInTime), ("hung", [True]))
+        await person.received.contains(b"[serialgw: hung is back]\r\n")
+        self.assertEqual(service.statusText(), "2 line(s), 2 up, 0 down; 2 client(s)")
         person.transport.write(b"typed")  # type: ignore[union-attr]
         self.assertEqual(await far.received.length(5), b"typed")
         await closeClients(client, person)

@@ -149,3 +149,18 @@ class TurnTests(SynchronousTestCase):
             oneTurn(self.clock)
         self.assertEqual(len(self.described), 100)
         self.assertEqual((transport.value(), self.clock.getDelayedCalls()), (b"", []))
+
+    def test_firstGoneOthersAnswered(self) -> None:
+        """Requests answered by one rendering: the one it was begun for goes meanwhile; the others get the page with its content type, not Twisted's text/html."""
+        _, first = self.get(b"/")
+        self.turns(first)
+        gone, _ = self.get(b"/")
+        _, waiting = self.get(b"/")
+        # A second later: the next rendering begins, for both.
+        self.clock.rightNow += 1
+        oneTurn(self.clock)
+        gone.connectionLost(Failure(ConnectionDone()))
+        self.turns(waiting)
+        head, body = waiting.value().split(b"\r\n\r\n", 1)
+        self.assertIn(b"\r\nContent-Type: application/json\r\n", head + b"\r\n")
+        self.assertEqual(len(json.loads(body)["lines"]), 100)

@@ -7,7 +7,7 @@ calls, log events), never timed.
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Optional
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -224,3 +224,92 @@ class ReplayWindowTests(BacklogCase):
         client.dataReceived(b"\x1dr")
         self.assertEqual(self.asked, [4096, 16384, 65536, 262144])
         self.assertEqual(transport.value(), b"\r\n[serialgw: last 20 lines of rack4:]\r\n" + b"y" * 262144)
+
+
+class WatchAllTurnTests(SynchronousTestCase):
+    """Watchers of a large farm are put on their lines, and taken off them, 64 lines a turn for all of them."""
+
+    def setUp(self) -> None:
+        from serialgw.clients.watchall import WatchAllFactory
+
+        self.clock = Clock()
+        self.lines = {f"l{i}": Line(f"l{i}", RecordingDevice(), clock=self.clock) for i in range(200)}
+        self.factory = WatchAllFactory(parseListener("tcp:0"), ("*",), lambda: self.lines, self.clock)
+
+    def watcher(self) -> Any:
+        client = self.factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 5000))
+        assert client is not None
+        return client
+
+    def watching(self) -> int:
+        return sum(1 for line in self.lines.values() for client in line.clients if client.peer.startswith("watch-all"))
+
+    def test_putOnInTurns(self) -> None:
+        """200 lines: 64 watched in the connection's turn, 64 more each turn; a line removed meanwhile is not watched, one added is at once."""
+        from twisted.logger import LogLevel
+
+        from tests.fakes import LogEvents
+
+        log = LogEvents(self)
+        client = self.watcher()
+        transport = StringTransport()
+        client.makeConnection(transport)
+        self.assertEqual(self.watching(), 64)
+        del self.lines["l150"]
+        added = self.lines["new"] = Line("new", RecordingDevice(), clock=self.clock)
+        self.factory.lineOpened(added)
+        counts = []
+        while self.clock.getDelayedCalls():
+            oneTurn(self.clock)
+            counts.append(self.watching())
+        self.assertEqual(counts, [129, 192, 200])
+        self.assertEqual((len(client.taps), "l150" in client.taps), (200, False))
+        self.assertEqual([e["count"] for e in log.at(LogLevel.info) if "watches" in e["log_format"]], [200])
+        self.lines["l199"].deviceDataReceived(b"up\n")
+        self.assertEqual(transport.value(), b"l199: up\n")
+        client.connectionLost(Failure(ConnectionDone()))
+        while self.clock.getDelayedCalls():
+            oneTurn(self.clock)
+
+    def test_takenOffInTurns(self) -> None:
+        """A watcher of 200 lines leaves: off 56 of them at once (what its last turn of putting on left of the share of 64), the others 64 a turn, sent nothing meanwhile; nothing left on the reactor."""
+        client = self.watcher()
+        transport = StringTransport()
+        client.makeConnection(transport)
+        while self.clock.getDelayedCalls():
+            oneTurn(self.clock)
+        client.connectionLost(Failure(ConnectionDone()))
+        counts = [self.watching()]
+        transport.clear()
+        self.lines["l199"].deviceDataReceived(b"late\n")
+        self.lines["l199"].deviceDataReceived(b"partial")
+        while self.clock.getDelayedCalls():
+            oneTurn(self.clock)
+            counts.append(self.watching())
+        self.assertEqual(counts, [144, 80, 16, 0])
+        self.assertEqual((transport.value(), self.factory.clients), (b"", []))
+
+    def test_leavesMidWay(self) -> None:
+        """A watcher that leaves before it is on every line is put on no more of them."""
+        client = self.watcher()
+        client.makeConnection(StringTransport())
+        client.connectionLost(Failure(ConnectionDone()))
+        while self.clock.getDelayedCalls():
+            oneTurn(self.clock)
+        self.assertEqual(self.watching(), 0)
+
+    def test_shareForAll(self) -> None:
+        """Three watchers connecting in one turn share the 64 lines a turn: 64 in that turn, not 192."""
+        clients = [self.watcher() for _ in range(3)]
+        for client in clients:
+            client.makeConnection(StringTransport())
+        counts = [self.watching()]
+        while self.clock.getDelayedCalls():
+            oneTurn(self.clock)
+            counts.append(self.watching())
+        self.assertEqual(counts, [64 * n for n in range(1, 10)] + [600])
+        for client in clients:
+            client.connectionLost(Failure(ConnectionDone()))
+        while self.clock.getDelayedCalls():
+            oneTurn(self.clock)
+        self.assertEqual(self.watching(), 0)

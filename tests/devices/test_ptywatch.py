@@ -12,11 +12,13 @@ import fcntl
 import os
 import subprocess
 import termios
+from typing import Any
 from unittest import SkipTest
 
 from twisted.internet import reactor
 from twisted.internet.error import ConnectionDone
 from twisted.internet.task import Clock
+from twisted.logger import LogLevel
 from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
 
@@ -104,6 +106,33 @@ class SlaveWatchTests(TestCase):
             await self.closes()
             self.assertFalse(isExclusive(self.slave))
         self.assertEqual(len(logged), 20)
+
+    async def test_closedMeanwhileLooksNoMore(self) -> None:
+        """A close seen while a look at the holders is under way, then the watch closed (its pty gone): no look at the descriptor number it had, another tty's by then."""
+        master, slave = os.openpty()
+        self.addCleanup(os.close, master)
+        watch = SlaveWatch(reactor, os.ttyname(slave), slave, "pty:/tmp/ttyV2")
+        first, second = self.programOn(os.ttyname(slave)), self.programOn(os.ttyname(slave))
+        fcntl.ioctl(first, termios.TIOCEXCL)
+        for fd in (first, second):
+            os.close(fd)
+            assert watch._notifier is not None
+            watch._notifier.doRead()
+        looking = watch.checking
+        assert looking is not None and watch._again
+        watch.close()
+        otherMaster, otherSlave = os.openpty()
+        self.addCleanup(os.close, otherMaster)
+        fcntl.ioctl(otherSlave, termios.TIOCEXCL)
+        os.dup2(otherSlave, slave)
+        os.close(otherSlave)
+        self.addCleanup(os.close, slave)
+        await looking
+        self.assertIsNone(watch.checking)
+
+    def programOn(self, name: str) -> int:
+        """A program opens the slave C{name}."""
+        return os.open(name, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
 
     def test_oneNotifierLetGo(self) -> None:
         """Every watch shares one notifier; once the last watch is closed it is out of the reactor and closed."""
@@ -291,9 +320,9 @@ class SharedNotifierTests(TestCase):
             fcntl.ioctl(program, TIOCVHANGUP)
         except PermissionError:
             raise SkipTest("hanging a tty up takes CAP_SYS_ADMIN") from None
-        logged: list[dict[str, object]] = []
+        logged: list[dict[str, Any]] = []
         observeLog(self, lambda e: logged.append(e) if e.get("peer") == client.peer else None)
         client.slaveName = os.path.abspath(self.mktemp())  # as if it could no longer be opened
         client.lineSettingsChanged(SerialSettings(57600))
-        self.assertEqual([e["log_level"].name for e in logged if "cannot be opened again" in str(e["log_format"])],
-                         ["warn"])
+        self.assertEqual([e["log_level"] for e in logged if "cannot be opened again" in str(e["log_format"])],
+                         [LogLevel.warn])

@@ -13,6 +13,7 @@ from twisted.internet.defer import Deferred, DeferredList
 from twisted.internet.interfaces import IReactorThreads
 from twisted.internet.task import Clock
 from twisted.logger import capturedLogs, formatEvent
+from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface import implementer
 
@@ -232,6 +233,16 @@ class ReopenerTests(SynchronousTestCase):
 
 
 
+def runReporting(onResult: Callable[[bool, Any], None], f: Callable[..., Any]) -> None:
+    """C{f()}, its result or failure handed to C{onResult} as a ThreadPool's worker does."""
+    try:
+        result = f()
+    except BaseException:
+        onResult(False, Failure())
+    else:
+        onResult(True, result)
+
+
 class InlinePool:
     """A thread pool that runs its work at once, recording what it ran."""
 
@@ -240,7 +251,7 @@ class InlinePool:
 
     def callInThreadWithCallback(self, onResult: Callable[[bool, Any], None], f: Callable[..., Any]) -> None:
         self.ran.append(f)
-        onResult(True, f())
+        runReporting(onResult, f)
 
 
 @implementer(IReactorThreads)
@@ -274,7 +285,7 @@ class HeldPool:
     def release(self) -> None:
         """The oldest held open returns."""
         onResult, f = self.held.pop(0)
-        onResult(True, f())
+        runReporting(onResult, f)
 
 
 class ThreadPoolTests(SynchronousTestCase):
@@ -359,6 +370,72 @@ class StuckOpenTests(SynchronousTestCase):
         self.clock.advance(1.0)
         self.pool.release()
         self.assertEqual(second.calls, [("takeBack", self.ports[1]), ("up",)])
+
+    def test_firstOpensAtStart(self) -> None:
+        """
+        openAll begins every open at once and waits up to START_WAIT s: one
+        returned by then is done (its port, or what it raised, at hand); one
+        still under way is not, and its Deferred fires when it returns; both
+        count as in flight until the reactor has their outcome.
+        """
+        from serialgw.devices import reopenpool
+
+        self.patch(reopenpool, "START_WAIT", 0.0)
+        absent = DeviceError("cannot open device '/dev/ttyUSB1': No such file or directory")
+
+        def refused() -> IPort:
+            raise absent
+
+        begun = self.opens.openAll(self.clock, {"/dev/ttyUSB0": self.opener, "/dev/ttyUSB1": refused,
+                                                "/dev/ttyUSB2": self.opener})
+        self.assertEqual(sorted(self.opens.inFlight), ["/dev/ttyUSB0", "/dev/ttyUSB1", "/dev/ttyUSB2"])
+        self.assertEqual([first.done for first in begun.values()], [False] * 3)
+        self.pool.release()
+        self.pool.release()
+        # (Released after the wait: too late to be done, theirs is the Deferred's.)
+        self.assertEqual(self.successResultOf(begun["/dev/ttyUSB0"].deferred), self.ports[0])
+        self.assertIs(self.failureResultOf(begun["/dev/ttyUSB1"].deferred, DeviceError).value, absent)
+        self.pool.release()
+        self.assertEqual(self.successResultOf(begun["/dev/ttyUSB2"].deferred), self.ports[1])
+        self.assertEqual(self.opens.inFlight, {})
+
+    def test_firstOpensDoneInTime(self) -> None:
+        """Opens that return within the wait are done: the port, or the exception raised again, taken from them at once."""
+        from serialgw.devices.reopenpool import DeviceOpens
+
+        opens = DeviceOpens(InlinePool())
+        absent = DeviceError("cannot open device '/dev/ttyUSB1': No such file or directory")
+
+        def refused() -> IPort:
+            raise absent
+
+        begun = opens.openAll(self.clock, {"/dev/ttyUSB0": self.opener, "/dev/ttyUSB1": refused})
+        self.assertEqual([first.done for first in begun.values()], [True, True])
+        self.assertIs(begun["/dev/ttyUSB0"].port(), self.ports[0])
+        self.assertIs(self.assertRaises(DeviceError, begun["/dev/ttyUSB1"].port), absent)
+        self.assertEqual(opens.inFlight, {})
+
+    def test_adoptedOpenStuck(self) -> None:
+        """A first open adopted from the start (begun 5 s before) is said stuck STUCK_AFTER s after it began, not after it was adopted; up when it returns."""
+        from serialgw.devices.reopen import STUCK_AFTER
+
+        target = Target()
+        target.downReason = OPENING
+        reopener = self.reopener(target)
+        self.clock.advance(10.0)
+        opening: Deferred[IPort] = Deferred()
+        with capturedLogs() as events:
+            first = reopener.adopt(opening, since=5.0)
+            self.clock.advance(STUCK_AFTER - 5.0 - 0.1)
+            self.assertEqual(target.downReason, OPENING)
+            self.clock.advance(0.1)
+            self.assertEqual(target.downReason, f"opening the device has not returned in {STUCK_AFTER:.0f} s")
+            port = RecordingPort(self.clock)
+            opening.callback(port)
+        self.assertIsNone(self.successResultOf(first))
+        self.assertEqual(target.calls, [("takeBack", port), ("up",)])
+        self.assertEqual([formatEvent(e) for e in events][-1],
+                         f"/dev/ttyUSB0: the open that had not returned did after {STUCK_AFTER:.0f} s")
 
 
 class HungOpensTests(TestCase):
