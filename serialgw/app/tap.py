@@ -31,7 +31,7 @@ from serialgw.config.parsers import (
     parseOnOff,
     parseSendString,
 )
-from serialgw.config.paths import absolute, absoluteDevice, absoluteListener, identity
+from serialgw.config.paths import absolute, absoluteDevice, absoluteListener, identity, whereWritten
 from serialgw.config.shard import Shard, ownListeners, parseShard, selectLines
 from serialgw.config.specs import (
     DEFAULT_HOST_KEY,
@@ -388,9 +388,9 @@ man 8 serialgw
         for spec in listeners:
             if spec.kind is not ListenerKind.FILE:
                 continue
-            # One file by two paths (a symlink) when both are there; else the paths, normalised.
-            for seen in (os.path.normpath(spec.path), identity(spec.path)):
-                first = files.setdefault(seen, spec) if seen is not None else spec
+            # One file by two paths (a symlink, or where one leads while not made yet).
+            for seen in (os.path.normpath(spec.path), whereWritten(spec.path, identity(spec.path))):
+                first = files.setdefault(seen, spec)
                 if first is not spec:
                     how = "" if seen == os.path.normpath(spec.path) else f" by another path ({quote(first.path)})"
                     raise ConfigError(f"listener {quote(spec.text)} writes {quote(spec.path)}, as listener "

@@ -51,7 +51,7 @@ from serialgw.config.parsers import (
     parseOnOff,
     parseSendString,
 )
-from serialgw.config.paths import absolute, absoluteLine, absoluteListener, baseOf, identity
+from serialgw.config.paths import absolute, absoluteLine, absoluteListener, baseOf, identity, whereWritten
 from serialgw.config.shard import MAX_SHARDS
 from serialgw.config.specs import (
     DEFAULT_BACKLOG,
@@ -229,8 +229,8 @@ def _oneLineEach(path: str, text: str, data: dict[str, Any], lines: list[LineCon
                                       f"{quote(owner[0])}'s {key}{other} too{why}")
     # A file written by two (file: listeners, console logs): their lines
     # interleaved in it and each rotated or truncated the other's.  Paths
-    # are compared normalised, and, when both are there now, by what they
-    # are (a symlink to another's file, a hard link).
+    # are compared normalised, and by what they are (a symlink to another's
+    # file, a hard link), or where their symlinks lead while not made yet.
     writers: dict[object, tuple[str, str, str]] = {}
     for config in lines:
         written = [("log", config.log.path, config.log.path, "log")] if config.log is not None else []
@@ -238,8 +238,8 @@ def _oneLineEach(path: str, text: str, data: dict[str, Any], lines: list[LineCon
                     if spec.kind is ListenerKind.FILE]
         for key, shown, claimed, thing in written:
             claim = (config.name, thing, claimed)
-            for what in (os.path.normpath(claimed), there(claimed)):
-                writer = writers.setdefault(what, claim) if what is not None else claim
+            for what in (os.path.normpath(claimed), whereWritten(claimed, there(claimed))):
+                writer = writers.setdefault(what, claim)
                 if writer is claim:
                     continue
                 table = f"lines.{config.name}" if key in data["lines"][config.name] else "defaults"

@@ -110,6 +110,18 @@ def identity(path: str) -> Optional[tuple[Any, ...]]:
     return ("file", st.st_dev, st.st_ino)
 
 
+def whereWritten(path: str, there: Optional[tuple[Any, ...]]) -> str | tuple[Any, ...]:
+    """
+    What writing the file at C{path} writes to: the file there now (its
+    L{identity}, C{there}), or, with nothing there yet, the path the
+    symlinks on the way lead to (a dangling link's target, through a
+    linked directory), where the file will be made: a C{file:} listener
+    through a link to another line's log not made yet wrote into that log
+    once the start made it.
+    """
+    return there if there is not None else os.path.realpath(path)
+
+
 # Why a file: listener's open fails on such a link (see noFollow).
 NOT_FOLLOWED = ("another user's symbolic link in a directory everyone may write (sticky, as /tmp): not followed "
                 "(the kernel's fs.protected_symlinks rule)")

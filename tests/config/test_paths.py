@@ -110,10 +110,27 @@ class TwoPathsTests(SynchronousTestCase):
         self.assertEqual(self.refused(f'[lines.a]\ndevice = "/dev/null"\nlisten = "4001"\nlog = "{log}"\n'
                                       f'[lines.b]\ndevice = "/dev/zero"\nlisten = "4002"\nlog = "{hard}"\n'),
                          f"FILE:8: [lines.b] log: {hard!r} is line 'a''s log {log!r} too: one file by two paths")
-        # Through a symlinked directory, to a file not made yet: the paths differ, nothing is there to compare.
-        self.dir.link("logs", self.dir.path)
-        loadConfig(self.dir.write("ok.toml", f'[lines.a]\ndevice = "/dev/null"\nlisten = "4001"\nlog = "{self.dir("n.log")}"\n'
-                                             f'[lines.b]\ndevice = "/dev/zero"\nlisten = ["4002", "file:{self.dir("logs", "n.log")}"]\n'))
+
+    def test_oneFileNotMadeYetByTwoPaths(self) -> None:
+        """A file: listener or log through a dangling symlink, or a symlinked directory, to another line's log not made yet: refused as when it is there (the start let both write it, then every reload was refused)."""
+        log = self.dir("a.log")
+        link = self.dir.link("b.out", log)
+        self.assertEqual(self.refused(f'[lines.a]\ndevice = "/dev/null"\nlisten = "4001"\nlog = "{log}"\n'
+                                      f'[lines.b]\ndevice = "/dev/zero"\nlisten = ["4002", "file:{link}"]\n'),
+                         f"FILE:7: [lines.b] listen: 'file:{link}' writes {link!r}, as line 'a''s log does by another "
+                         f"path ({log!r}): two writers would interleave in one file")
+        logs = self.dir.link("logs", self.dir.path)
+        self.assertEqual(self.refused(f'[lines.a]\ndevice = "/dev/null"\nlisten = "4001"\nlog = "{log}"\n'
+                                      f'[lines.b]\ndevice = "/dev/zero"\nlisten = "4002"\nlog = "{logs}/a.log"\n'),
+                         f"FILE:8: [lines.b] log: '{logs}/a.log' is line 'a''s log too by another path ({log!r}): "
+                         "two writers would interleave in one file")
+        self.assertFalse(os.path.lexists(log))
+        # Two files not made yet at two places stay two.
+        loadConfig(self.dir.write("ok.toml", f'[lines.a]\ndevice = "/dev/null"\nlisten = "4001"\nlog = "{log}"\n'
+                                             f'[lines.b]\ndevice = "/dev/zero"\nlisten = ["4002", "file:{logs}/b.log"]\n'))
+        e = self.assertRaises(UsageError, parse, "--device", "/dev/null", "--listen", f"file:{log}", "--listen", f"file:{link}")
+        self.assertEqual(str(e), f"listener 'file:{link}' writes {link!r}, as listener 'file:{log}' does by another path "
+                                 f"({log!r}): two writers would interleave in one file")
 
     def test_checkAndCommandLine(self) -> None:
         """--check refuses one tty by two paths as the start does; on the command line, two file: listeners on one file by two paths are refused."""
