@@ -15,6 +15,7 @@ from twisted.logger import Logger
 
 from serialgw.clients.factory import applyListenerRights
 from serialgw.config.specs import LineConfig
+from serialgw.devices import reopenpool
 from serialgw.devices.device import SerialDevice
 from serialgw.devices.ports import AbsentPort, DeviceError, DeviceLocked, PtyPort
 from serialgw.devices.remote import RemoteDevice
@@ -74,7 +75,7 @@ def makeDevice(
             _firstOpenOver, config, device)
         return device
     if begun is not None and not begun.done:
-        seconds = round(reactor.seconds() - begun.since, 1)
+        seconds = reopenpool.START_WAIT  # (what the start waited)
         if not waitForDevices:
             # A device that cannot be opened: the start fails (what it opens later is closed).
             dropFirstOpens({config.name: begun})
