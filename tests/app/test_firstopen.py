@@ -157,6 +157,45 @@ class StartHungOpenTests(TestCase):
         self.assertEqual(await far.received.length(5), b"typed")
         await closeClients(client, person)
 
+    async def test_hungOpenFailsAStartThatDoesNotWait(self) -> None:
+        """
+        Without waiting for devices, a line whose open has not returned in
+        START_WAIT s fails the start as a device that cannot open does,
+        naming it; what the other lines' opens made is closed, and what the
+        hung one opens later too.
+        """
+        from serialgw.app.listen import StartupError
+        from serialgw.devices import reopenpool
+
+        self.patch(reopenpool, "START_WAIT", 0.5)
+        hungPath, otherPath = os.path.abspath(self.mktemp()), os.path.abspath(self.mktemp())
+        release = threading.Event()
+        self.addCleanup(release.set)
+        ports: dict[str, RecordingPort] = {}
+        lateClosed: defer.Deferred[None] = defer.Deferred()
+
+        def fakeOpen(spec: DeviceSpec, settings: Any, lockDir: Any, again: bool = False) -> IPort:
+            port = ports[spec.path] = RecordingPort(reactor)
+            if spec.path == hungPath:
+                release.wait(HANG)
+                close = port.close
+
+                def closing() -> None:
+                    close()
+                    lateClosed.callback(None)
+
+                port.close = closing  # type: ignore[method-assign]
+            return port
+
+        service = GatewayService([LineConfig("hung", DeviceSpec("tty", hungPath)),
+                                  LineConfig("other", DeviceSpec("tty", otherPath))], openPort=fakeOpen)
+        error = self.assertRaises(StartupError, service.privilegedStartService)
+        self.assertEqual(str(error), f"line 'hung': cannot open device {hungPath!r}: the open has not returned in "
+                                     "0.5 s (a hung adapter or driver?)")
+        self.assertEqual((ports[hungPath].closed, ports[otherPath].closed, service.lines), (False, True, {}))
+        release.set()
+        await lateClosed
+
 
 class FirstOpenInLineTests(SynchronousTestCase):
     """A reactor without threads (a test's memory reactor) opens in line: the line a reload adds is up at once, said as before."""
