@@ -288,7 +288,11 @@ def _checkListenerPath(spec: ListenerSpec, owner: str, errors: list[str], warnin
     elif spec.kind is ListenerKind.FILE and os.path.isdir(spec.path):
         problem = f"{quote(spec.path)} is a directory"
     elif spec.kind in (ListenerKind.FILE, ListenerKind.PIPE):
-        planted = [p for p in (spec.path, spec.path + ".in", spec.path + ".out") if notFollowed(p)]
+        # Where it opens: a file:'s path; a pipe:'s pair, or without both of them its path (fifoPair).
+        opened = [spec.path]
+        if spec.kind is ListenerKind.PIPE and all(os.path.exists(spec.path + end) for end in (".in", ".out")):
+            opened = [spec.path + ".in", spec.path + ".out"]
+        planted = [p for p in opened if notFollowed(p)]
         problem = f"{quote(planted[0])} is {NOT_FOLLOWED}" if planted else None
     elif unix and os.path.lexists(spec.path) and not stat.S_ISSOCK(os.lstat(spec.path).st_mode):
         problem = f"{quote(spec.path)} exists and is not a socket"

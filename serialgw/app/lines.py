@@ -15,6 +15,7 @@ from twisted.logger import Logger
 
 from serialgw.clients.factory import applyListenerRights
 from serialgw.config.specs import LineConfig
+from serialgw.devices import reopenpool
 from serialgw.devices.device import SerialDevice
 from serialgw.devices.ports import AbsentPort, DeviceError, DeviceLocked, PtyPort
 from serialgw.devices.remote import RemoteDevice
@@ -74,10 +75,16 @@ def makeDevice(
             _firstOpenOver, config, device)
         return device
     if begun is not None and not begun.done:
+        seconds = reopenpool.START_WAIT  # (what the start waited)
+        if not waitForDevices:
+            # A device that cannot be opened: the start fails (what it opens later is closed).
+            dropFirstOpens({config.name: begun})
+            raise DeviceError(f"cannot open device {config.device.path!r}: the open has not returned in {seconds:g} s "
+                              "(a hung adapter or driver?)")
         device = absent(DeviceError(OPENING))
         log.warn("line {line}: opening the device {device} has not returned in {seconds:g} s; the line starts down and comes "
                  "up when it does", line=config.name, device=config.device.describe(),
-                 seconds=round(reactor.seconds() - begun.since, 1))
+                 seconds=seconds)
         device.reopener.adopt(begun.deferred, begun.since).addCallback(_firstOpenOver, config, device)
         return device
     try:
@@ -101,21 +108,30 @@ def _lockDir(config: LineConfig) -> Optional[str]:
     return config.lockDir if config.lock and config.device.kind == "tty" else None
 
 
-def firstOpens(configs: list[LineConfig], reactor: Any, openPort: Callable[..., IPort],
-               waitForDevices: bool) -> dict[str, FirstOpen]:
+def firstOpens(configs: list[LineConfig], reactor: Any, openPort: Callable[..., IPort]) -> dict[str, FirstOpen]:
     """
-    At start (before the reactor runs), with C{waitForDevices} and a reactor
-    with threads: the local ttys of C{configs} opened at once off this
-    thread (an open can hang), waited for up to START_WAIT s together; each
-    line's by name (see L{makeDevice}'s C{begun}).  Otherwise none: each
-    line opens its device in turn.
+    At start (before the reactor runs), with a reactor with threads: the
+    local ttys of C{configs} opened at once off this thread (an open can
+    hang), waited for up to START_WAIT s together; each line's by name (see
+    L{makeDevice}'s C{begun}: one not returned by then starts down, or,
+    without C{waitForDevices}, fails the start).  Otherwise none: each line
+    opens its device in turn.
     """
-    if not waitForDevices or not IReactorThreads.providedBy(reactor):
+    if not IReactorThreads.providedBy(reactor):
         return {}
     ttys = {config.device.describe(): config for config in configs if config.device.kind == "tty"}
     begun = deviceOpens.openAll(reactor, {
         name: partial(openPort, config.device, config.settings, _lockDir(config)) for name, config in ttys.items()})
     return {config.name: begun[name] for name, config in ttys.items()}
+
+
+def dropFirstOpens(begun: dict[str, FirstOpen]) -> None:
+    """The first opens of lines a failed start did not make: what they opened (or open later) is closed."""
+    for first in begun.values():
+        if not first.done:
+            first.deferred.addCallbacks(lambda port: port.close(), lambda _: None)
+        elif not isinstance(first.result, BaseException):
+            first.result.close()
 
 
 def _startsDown(config: LineConfig, error: BaseException) -> None:

@@ -21,7 +21,7 @@ from twisted.internet.endpoints import serverFromString
 from twisted.logger import Logger
 
 from serialgw.app import reload as plans
-from serialgw.app.lines import firstOpens, linesStatus, makeDevice, makeLine, retuneLine
+from serialgw.app.lines import dropFirstOpens, firstOpens, linesStatus, makeDevice, makeLine, retuneLine
 from serialgw.app.listen import ListenerOpener, StartupError, listening, removeStaleSocket, stopDialer
 from serialgw.app.notify import Notifier
 from serialgw.app.reload import checkBinds, checkFiles, checkLocks, listenerChanges, namesBrief, planReload
@@ -114,11 +114,11 @@ class GatewayService(MultiService):
         MultiService.privilegedStartService(self)
         if self._opened:
             return
+        # Local ttys opened at once off this thread (an open can hang), waited for a few seconds.
+        begun = firstOpens(self.configs, self.reactor, self._openPort)
         try:
-            # Local ttys opened at once off this thread (an open can hang), waited for a few seconds.
-            begun = firstOpens(self.configs, self.reactor, self._openPort, self.waitForDevices)
             for config in self.configs:
-                self._openLine(config, begun=begun.get(config.name))
+                self._openLine(config, begun=begun.pop(config.name, None))
             if self.status:
                 self._serveStatus(self.status)
             if self.ssh is not None:
@@ -128,6 +128,7 @@ class GatewayService(MultiService):
                     self._serveWatchAll(spec, self.watchAll.lines)
         except StartupError:
             self._closeAll()
+            dropFirstOpens(begun)
             raise
         self._opened = True
 

@@ -57,6 +57,9 @@ ROLE_WINDOW = 10.0
 # replay): one 64 KiB read of "^] B 9600 Enter" held every line of the
 # reactor 0.75 s; 32 keys cost at most about a millisecond.
 KEYS_PER_TURN = 32
+# ^] w looks at every client of the line (0.4 ms for 1000 clients): it
+# counts as one more key of the turn's share for each this many clients.
+WHO_CLIENTS_PER_KEY = 16
 
 
 def keyName(key: int) -> str:
@@ -196,6 +199,9 @@ class EscapeMenu:
         elif command == "w":
             # Every client: people, and programs and files (a pty, file:, a console log).
             client.notice(f"{line.name}: {line.who()}")
+            # Each client on the line is looked at: as many more keys of
+            # this read's share as there are WHO_CLIENTS_PER_KEY of them.
+            self._keysLeft -= len(line.clients) // WHO_CLIENTS_PER_KEY
         elif command == "r":
             self._replay(REPLAY_LINES)
         elif command == "R":

@@ -60,6 +60,10 @@ class PtyClient(ClientEvents, abstract.FileDescriptor):
     The master side of a pty, in the reactor, attached to a line.
     """
 
+    # Made at start, whether a program is on it or not: not the first client
+    # a waiting line (QEMU's tcp::N,server) waits for, as a file: is not.
+    wakesLine = False
+
     def __init__(self, line: Line, link: str, reactor: Any, spec: Optional[ListenerSpec] = None) -> None:
         abstract.FileDescriptor.__init__(self, reactor)
         if spec is None:

@@ -156,9 +156,12 @@ class PortControl:
         if not self.mayWrite(client):
             current = self.settings
             setting, value, asked = settingsAsked(current, settings)
-            log.info("{line}: settings from {peer} refused ({asked}): {reason}; {line} stays at {settings}",
-                     line=self.name, peer=client.peer, setting=setting, value=value, asked=asked,
-                     reason=self._whyNotWrite(client), role=client.role.value, settings=current.describe())
+            # Asking for what is in effect changes nothing (pyserial sends
+            # each setting at open): a debug line, as a writer's repeat is.
+            emit = log.info if settings != current else log.debug
+            emit("{line}: settings from {peer} refused ({asked}): {reason}; {line} stays at {settings}",
+                 line=self.name, peer=client.peer, setting=setting, value=value, asked=asked,
+                 reason=self._whyNotWrite(client), role=client.role.value, settings=current.describe())
             return current
         before = self.settings
         effective = self.applySettings(settings)

@@ -117,7 +117,7 @@ class StartHungOpenTests(TestCase):
         """
         from serialgw.devices import reopenpool
 
-        self.patch(reopenpool, "START_WAIT", 0.5)
+        self.patch(reopenpool, "START_WAIT", 1.0)
         here, far = startedPty(self), startedPty(self)
         hungPath = os.path.abspath(self.mktemp())
         release = threading.Event()
@@ -140,7 +140,7 @@ class StartHungOpenTests(TestCase):
                          (True, False, OPENING, "2 line(s), 1 up, 0 down, 1 opening (hung); 0 client(s)"))
         texts = [formatEvent(e) for e in events]
         self.assertEqual([t for t in texts if "hung" in t and "listener" not in t and "connect" not in t],
-                         [f"line hung: opening the device {hungPath} has not returned in 0.5 s; the line starts down and comes up "
+                         [f"line hung: opening the device {hungPath} has not returned in 1 s; the line starts down and comes up "
                           "when it does"])
         client = await connect(listenerPort(service, 0))
         client.transport.write(b"served")  # type: ignore[union-attr]
@@ -156,6 +156,45 @@ class StartHungOpenTests(TestCase):
         person.transport.write(b"typed")  # type: ignore[union-attr]
         self.assertEqual(await far.received.length(5), b"typed")
         await closeClients(client, person)
+
+    async def test_hungOpenFailsAStartThatDoesNotWait(self) -> None:
+        """
+        Without waiting for devices, a line whose open has not returned in
+        START_WAIT s fails the start as a device that cannot open does,
+        naming it; what the other lines' opens made is closed, and what the
+        hung one opens later too.
+        """
+        from serialgw.app.listen import StartupError
+        from serialgw.devices import reopenpool
+
+        self.patch(reopenpool, "START_WAIT", 1.0)
+        hungPath, otherPath = os.path.abspath(self.mktemp()), os.path.abspath(self.mktemp())
+        release = threading.Event()
+        self.addCleanup(release.set)
+        ports: dict[str, RecordingPort] = {}
+        lateClosed: defer.Deferred[None] = defer.Deferred()
+
+        def fakeOpen(spec: DeviceSpec, settings: Any, lockDir: Any, again: bool = False) -> IPort:
+            port = ports[spec.path] = RecordingPort(reactor)
+            if spec.path == hungPath:
+                release.wait(HANG)
+                close = port.close
+
+                def closing() -> None:
+                    close()
+                    lateClosed.callback(None)
+
+                port.close = closing  # type: ignore[method-assign]
+            return port
+
+        service = GatewayService([LineConfig("hung", DeviceSpec("tty", hungPath)),
+                                  LineConfig("other", DeviceSpec("tty", otherPath))], openPort=fakeOpen)
+        error = self.assertRaises(StartupError, service.privilegedStartService)
+        self.assertEqual(str(error), f"line 'hung': cannot open device {hungPath!r}: the open has not returned in "
+                                     "1 s (a hung adapter or driver?)")
+        self.assertEqual((ports[hungPath].closed, ports[otherPath].closed, service.lines), (False, True, {}))
+        release.set()
+        await lateClosed
 
 
 class FirstOpenInLineTests(SynchronousTestCase):

@@ -313,3 +313,23 @@ class WatchAllTurnTests(SynchronousTestCase):
         while self.clock.getDelayedCalls():
             oneTurn(self.clock)
         self.assertEqual(self.watching(), 0)
+
+
+class WhoTurnTests(SynchronousTestCase):
+    def test_whoOnACrowdedLine(self) -> None:
+        """^] w pasted on a line of 1000 clients: one a turn (each counts a key for every 16 clients), not 32."""
+        clock = Clock()
+        line = Line("rack4", RecordingDevice(SerialSettings(115200)), clock=clock)
+        for i in range(999):
+            watcher = RawClient(line, Role.READONLY, listener=parseListener("raw,ro+4444"), clock=clock)
+            watcher.makeConnection(StringTransport(peerAddress=IPv4Address("TCP", "192.0.2.1", 1000 + i)))
+        client = RawClient(line, Role.WRITER, listener=parseListener("raw,escape=^]+4444"), clock=clock)
+        transport = StringTransport(peerAddress=IPv4Address("TCP", "192.0.2.9", 1000))
+        client.makeConnection(transport)
+        transport.clear()
+        client.dataReceived(b"\x1dw" * 3)
+        answered = [transport.value().count(b"[serialgw: rack4: ")]
+        while transport.producerState == "paused":
+            oneTurn(clock)
+            answered.append(transport.value().count(b"[serialgw: rack4: "))
+        self.assertEqual(answered, [1, 2, 3])

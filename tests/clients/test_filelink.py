@@ -116,3 +116,22 @@ class FileLinkTests(SynchronousTestCase):
         self.assertEqual(checkFiles([("a", pipe.listeners[0])], []), f"line 'a': cannot open listener 'pipe:{guest}': {outRefused}")
         self.assertEqual(checkLines([pipe])[0], [f"line 'a': listener 'pipe:{guest}': {outRefused}"])
         self.assertEqual(self.read(victim), b"precious")
+
+    def test_checkLooksWhereItOpens(self) -> None:
+        """--check looks for planted links only where the listener opens: a file: listener's path (not PATH.in, PATH.out), a pipe:'s pair or, without one, its path (the start took them, --check refused them: exit 2 under the shipped units)."""
+        if os.geteuid() != 0:
+            raise SkipTest("making a symlink of another user needs root")
+        tmp = self.sticky()
+        victim = os.path.join(self.dir, "victim")
+        with open(victim, "wb") as f:
+            f.write(b"precious")
+        log = os.path.join(tmp, "console.log")
+        guest = os.path.join(tmp, "guest")
+        os.mkfifo(guest)
+        for planted in (log + ".in", log + ".out", guest + ".in"):
+            os.symlink(victim, planted)
+            os.lchown(planted, NOBODY, NOBODY)
+        config = LineConfig("a", DeviceSpec("pty", ""),
+                            listeners=(parseListener(f"file:{log}"), parseListener(f"pipe:{guest}")))
+        self.assertEqual((checkFiles([("a", spec) for spec in config.listeners], []), checkLines([config])[0]),
+                         (None, []))

@@ -158,3 +158,23 @@ class ReadOnlyTests(SynchronousTestCase):
         line.deviceDataReceived(b"output")
         client.doWrite()
         self.assertEqual(os.read(program, 100), b"output")
+
+
+class WaitingLineTests(SynchronousTestCase):
+    def test_ptyDoesNotWakeAWaitingLine(self) -> None:
+        """
+        A line that waits for its first client (QEMU's tcp::N,server) is not
+        woken by its pty: listener, made at start whether a program is on it
+        or not (as a file: or a console log does not): the device is read
+        once someone connects; the pty defeated the wait.
+        """
+        device = RecordingDevice()
+        line = Line("t", device, clock=Clock())
+        line.waitForClient = True
+        client = PtyClient(line, "", reactor, parseListener("pty"))
+        self.addCleanup(client.close)
+        self.assertEqual((line.waitForClient, device.started), (True, 0))
+        from tests.fakes import RecordingClient
+
+        line.attach(RecordingClient())
+        self.assertEqual((line.waitForClient, device.started), (False, 1))

@@ -8,6 +8,8 @@ from __future__ import annotations
 import os
 import termios
 
+from hypothesis import given
+from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
 from serialgw.config.specs import SerialSettings
@@ -41,6 +43,37 @@ class ErrorMarksTests(SynchronousTestCase):
             marks = ErrorMarks()
             out = marks.decode(self.STREAM[:i]) + marks.decode(self.STREAM[i:])
             self.assertEqual((out, marks.take()), (b"ab\xffcd\x07e", LINE_BREAK | LINE_FRAMING), i)
+
+    def test_doubledInC(self) -> None:
+        """A read of doubled 0xFF data bytes only (binary data, 4 KiB) is undone without the mark-at-a-time loop; one with a mark takes it."""
+        loops = []
+
+        class Counting(ErrorMarks):
+            def _marks(self, data: bytes) -> bytes:
+                loops.append(len(data))
+                return ErrorMarks._marks(self, data)
+
+        marks = Counting()
+        self.assertEqual(marks.decode(b"\xff\xff" * 2048), b"\xff" * 2048)
+        self.assertEqual(marks.decode(b"a\xff\xffb\xff\xff\xff\xffc"), b"a\xffb\xff\xffc")
+        self.assertEqual((loops, marks.take()), ([], 0))
+        self.assertEqual(marks.decode(b"\xff\xff\xff\x00\x00"), b"\xff")
+        self.assertEqual((loops, marks.take()), ([5], LINE_BREAK))
+
+    @given(st.lists(st.sampled_from([b"\xff", b"\x00", b"a", b"\xff\xff"]), max_size=30), st.integers(0, 30))
+    def test_asMarkAtATime(self, pieces: list[bytes], cut: int) -> None:
+        """Any stream, cut anywhere into two reads, decodes as the mark-at-a-time loop alone decodes it."""
+
+        def loopOnly(marks: ErrorMarks, chunk: bytes) -> bytes:
+            if marks.pending:
+                chunk, marks.pending = marks.pending + chunk, b""
+            return marks._marks(chunk) if b"\xff" in chunk else chunk
+
+        data = b"".join(pieces)
+        fast, slow = ErrorMarks(), ErrorMarks()
+        decoded = fast.decode(data[:cut]) + fast.decode(data[cut:])
+        looped = loopOnly(slow, data[:cut]) + loopOnly(slow, data[cut:])
+        self.assertEqual((decoded, fast.pending, fast.take()), (looped, slow.pending, slow.take()))
 
     def test_plainUntouched(self) -> None:
         """A chunk without 0xFF is returned as the same object."""

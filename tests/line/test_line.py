@@ -147,6 +147,16 @@ class LineTests(SynchronousTestCase):
                                 (LogLevel.debug, "9600,8N1", "9600,8N1"),
                                 (LogLevel.info, "9600,8N1,rtscts", "9600,8N1")])
 
+    def test_settingsRefusedRepeatedLogQuietly(self) -> None:
+        """A read-only client asking for the settings in effect (pyserial's open sends each one) changes nothing and is refused at debug; asking for another value is refused at info."""
+        log = LogEvents(self)
+        readonly = RecordingClient("r", Role.READONLY)
+        self.line.attach(readonly)
+        self.line.clientSettings(readonly, SerialSettings(115200))
+        self.line.clientSettings(readonly, SerialSettings(9600))
+        said = [(e["log_level"], e["asked"]) for e in log.events if "refused" in (e.get("log_format") or "")]
+        self.assertEqual(said, [(LogLevel.debug, "settings 115200,8N1"), (LogLevel.info, "baud rate 9600")])
+
     def test_settingsAsked(self) -> None:
         """What a settings request changes, named for people: each differing setting with its value; none: the settings as a whole."""
         current = SerialSettings(9600)

@@ -1,0 +1,78 @@
+"""
+Tests for the accepts a turn of serialgw's reactor (serialgw.app.reactor):
+a burst of connections to one listener is taken ACCEPTS_PER_TURN a turn.
+Real listening sockets on loopback; the reactor is a MemoryReactor, each
+doRead is one turn.
+"""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.testing import MemoryReactor
+from twisted.trial.unittest import SynchronousTestCase
+
+from serialgw.app.reactor import ACCEPTS_PER_TURN, BoundedTCPPort, BoundedUNIXPort, GatewayReactor
+
+
+class Counting(Factory):
+    """A listener's factory that keeps the protocols it built (one a connection accepted)."""
+
+    protocol = Protocol
+
+    def __init__(self) -> None:
+        self.built: list[Any] = []
+
+    def buildProtocol(self, addr: Any) -> Any:
+        built = Factory.buildProtocol(self, addr)
+        self.built.append(built)
+        return built
+
+
+class AcceptTests(SynchronousTestCase):
+    def burst(self, port: object, connect: object, count: int = 20) -> list[int]:
+        """C{count} connections waiting; connections accepted after each turn."""
+        factory: Counting = port.factory  # type: ignore[attr-defined]
+        clients = []
+        for _ in range(count):
+            client = socket.socket(*connect[0])  # type: ignore[index]
+            client.connect(connect[1])  # type: ignore[index]
+            self.addCleanup(client.close)
+            clients.append(client)
+        seen = []
+        while len(factory.built) < count:
+            port.doRead()  # type: ignore[attr-defined]
+            seen.append(len(factory.built))
+        for built in factory.built:
+            built.transport.socket.close()  # type: ignore[union-attr]
+        return seen
+
+    def test_tcp(self) -> None:
+        """20 connections waiting on a TCP listener: 8, 16, 20 accepted in three turns (Twisted takes up to 100 in one)."""
+        port = BoundedTCPPort(0, Counting(), 50, "127.0.0.1", MemoryReactor())
+        port.startListening()
+        self.addCleanup(port.socket.close)
+        address = ((socket.AF_INET, socket.SOCK_STREAM), ("127.0.0.1", port.getHost().port))
+        self.assertEqual(self.burst(port, address), [8, 16, 20])
+        self.assertEqual(ACCEPTS_PER_TURN, 8)
+
+    def test_unix(self) -> None:
+        """The same on a unix socket listener."""
+        path = self.mktemp()
+        port = BoundedUNIXPort(path, Counting(), 50, 0o600, MemoryReactor())
+        port.startListening()
+        self.addCleanup(port.socket.close)
+        self.assertEqual(self.burst(port, ((socket.AF_UNIX, socket.SOCK_STREAM), path)), [8, 16, 20])
+
+    def test_reactorListens(self) -> None:
+        """The gateway's reactor makes its TCP and unix listeners so."""
+        reactor = GatewayReactor()
+        self.addCleanup(reactor._poller.close)
+        self.addCleanup(reactor.waker.connectionLost, None)
+        tcp = reactor.listenTCP(0, Counting(), interface="127.0.0.1")
+        self.addCleanup(tcp.socket.close)
+        unix = reactor.listenUNIX(self.mktemp(), Counting())
+        self.addCleanup(unix.socket.close)
+        self.assertEqual((type(tcp), type(unix)), (BoundedTCPPort, BoundedUNIXPort))
