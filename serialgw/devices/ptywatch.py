@@ -156,10 +156,12 @@ class SlaveWatch:
         notifier, self._notifier = self._notifier, None
         if notifier is None:
             return
-        try:
-            notifier.ignore(self.path)
-        except KeyError:
-            pass
+        if not notifier.disconnected:
+            # (A lost one's descriptor number may be a new notifier's now: its watches are not ours to remove.)
+            try:
+                notifier.ignore(self.path)
+            except KeyError:
+                pass
         if _notifiers.get(self.reactor, (None, 0))[0] is not notifier:
             return  # lost, and let go of already (see __init__)
         _, watches = _notifiers[self.reactor]

@@ -308,6 +308,40 @@ class SharedNotifierTests(TestCase):
         self.assertIsNot(again._notifier, notifier)
         self.assertIn(again._notifier, reactor.getReaders())  # type: ignore[attr-defined]
 
+    async def test_lostNotifierLeavesTheNewOneAlone(self) -> None:
+        """A watch of a lost notifier that closes once a new notifier has its descriptor number removes nothing there: the new one's watch of another pty goes on."""
+        self.assertEqual(ptywatch._notifiers, {})
+        master, slave = os.openpty()
+        self.addCleanup(os.close, master)
+        self.addCleanup(os.close, slave)
+        otherMaster, otherSlave = os.openpty()
+        self.addCleanup(os.close, otherMaster)
+        self.addCleanup(os.close, otherSlave)
+        name = os.ttyname(otherSlave)
+        old = SlaveWatch(reactor, os.ttyname(slave), slave, "x")
+        lost = old._notifier
+        assert lost is not None
+        reactor.removeReader(lost)  # type: ignore[attr-defined]
+        lost.connectionLost(Failure(ConnectionDone()))
+        new = SlaveWatch(reactor, name, otherSlave, "y")
+        self.addCleanup(new.close)
+        assert new._notifier is not None
+        self.assertEqual(new._notifier.fileno(), lost.fileno())
+        old.close()
+        # (What it may have queued: the removal of its watch, which it takes for a close.)
+        new._notifier.doRead()
+        if new.checking is not None:
+            await new.checking
+        fd = os.open(name, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+        fcntl.ioctl(fd, termios.TIOCEXCL)
+        os.close(fd)
+        new._notifier.doRead()
+        looking = new.checking
+        self.assertIsNotNone(looking)
+        assert looking is not None
+        await looking
+        self.assertFalse(isExclusive(otherSlave))
+
     def test_cannotOpenAgain(self) -> None:
         """A hung-up pty: listener whose slave cannot be opened again: said, and the line's change it was following goes on (nothing raised into the line)."""
         TIOCVHANGUP = 0x5437
