@@ -10,7 +10,12 @@ line's reopen waited behind them for ever.  Here:
   - at most one open of a device is under way at a time (C{inFlight}, by
     device name): a line removed and added again by reloads while its open
     hangs does not start another;
-  - at most C{OPEN_THREADS} opens run at once (more wait for a thread);
+  - at most C{OPEN_THREADS} opens run at once (more wait for a thread),
+    and only C{BUSY_OPENS} of those that have not been running for
+    C{SLOW_AFTER} s: more threads at work only fight the reactor for the
+    GIL (a reload adding 500 lines, 32 opens at once, held the other lines
+    up to 17 ms at a time; 2 at once, 5 ms), while an open that hangs holds
+    a place only that long;
   - the threads are daemon threads and never joined: the process stops
     without waiting for an open that hangs.
 
@@ -23,6 +28,7 @@ has not returned by then is waited for by its line, which starts down.
 from __future__ import annotations
 
 import threading
+from collections import deque
 from functools import partial
 from typing import Any, Callable, Optional
 
@@ -37,6 +43,9 @@ START_WAIT = 5.0
 
 # Opens that may run at once, each a line's (at most one a device).
 OPEN_THREADS = 32
+# Of those, how many may have been running less than SLOW_AFTER s (see above).
+BUSY_OPENS = 2
+SLOW_AFTER = 0.25
 
 
 def _daemonThread(*args: Any, **kwargs: Any) -> threading.Thread:
@@ -54,6 +63,9 @@ class DeviceOpens:
         self._pool = pool
         # Device name -> when its open was asked for (reactor time).
         self.inFlight: dict[str, float] = {}
+        # Opens waiting for a place among the BUSY_OPENS, and how many are taken.
+        self._waiting: deque[tuple[Any, Callable[[], IPort], Deferred[IPort]]] = deque()
+        self._busy = 0
 
     @property
     def pool(self) -> Any:
@@ -68,17 +80,49 @@ class DeviceOpens:
         """Whether an open of C{name} is under way (it may hang)."""
         return name in self.inFlight
 
-    def open(self, reactor: Any, name: str, opener: Callable[[], IPort]) -> Deferred[IPort]:
-        """C{opener()} on the pool; its result (or failure) on the reactor thread."""
+    def open(self, reactor: Any, name: str, opener: Callable[[], IPort], paced: bool = True) -> Deferred[IPort]:
+        """
+        C{opener()} on the pool (C{paced}: once one of the BUSY_OPENS
+        places is free); its result (or failure) on the reactor thread.
+        """
         self.inFlight[name] = reactor.seconds()
 
         def done(result: Any) -> Any:
             self.inFlight.pop(name, None)
             return result
 
-        d: Deferred[IPort] = threads.deferToThreadPool(reactor, self.pool, opener)
+        if not paced:
+            return threads.deferToThreadPool(reactor, self.pool, opener).addBoth(done)
+        d: Deferred[IPort] = Deferred()
+        self._waiting.append((reactor, opener, d))
+        self._next()
         return d.addBoth(done)
 
+    def _next(self) -> None:
+        while self._waiting and self._busy < BUSY_OPENS:
+            reactor, opener, d = self._waiting.popleft()
+            self._busy += 1
+            self._run(reactor, opener).chainDeferred(d)
+
+    def _run(self, reactor: Any, opener: Callable[[], IPort]) -> Deferred[IPort]:
+        """One open in a place: the place freed when it returns or has run SLOW_AFTER s, whichever is first."""
+        held = [True]
+
+        def free() -> None:
+            if held:  # (once)
+                held.clear()
+                self._busy -= 1
+                self._next()
+
+        slow = reactor.callLater(SLOW_AFTER, free)
+
+        def returned(result: Any) -> Any:
+            if slow.active():
+                slow.cancel()
+            free()
+            return result
+
+        return threads.deferToThreadPool(reactor, self.pool, opener).addBoth(returned)
 
     def openAll(self, reactor: Any, openers: dict[str, Callable[[], IPort]]) -> dict[str, FirstOpen]:
         """
@@ -91,7 +135,8 @@ class DeviceOpens:
         begun: dict[str, FirstOpen] = {}
         for name, opener in openers.items():
             first = begun[name] = FirstOpen(reactor.seconds())
-            first.deferred = self.open(reactor, name, partial(first.run, opener, returned))
+            # (Not paced: nothing is served yet, and no timer runs before the reactor does.)
+            first.deferred = self.open(reactor, name, partial(first.run, opener, returned), paced=False)
         with returned:
             returned.wait_for(lambda: all(first.returned for first in begun.values()), START_WAIT)
             for first in begun.values():

@@ -46,6 +46,7 @@ class _Line(Protocol):
     clients: list[IClient]
     controllers: list[IClient]
     rights: Rights
+    writable: bool
     _unannounced: dict[IClient, None]
 
     @property
@@ -54,6 +55,7 @@ class _Line(Protocol):
     def updateLineWatch(self: _Line) -> None: ...
     def _lastController(self: _Line, closing: bool = False, why: str = ...) -> None: ...
     def _roleChanged(self: _Line, client: IClient, role: Role, text: str, told: bool = False) -> None: ...
+    def _setRole(self: _Line, client: IClient, role: Role) -> None: ...
     def dropWrite(self: _Line, client: IClient) -> None: ...
     def makeReadOnly(self: _Line, client: IClient, why: str) -> None: ...
 
@@ -67,13 +69,29 @@ class RoleChanges:
     told it is there.
     """
 
+    def _setRole(self: _Line, client: IClient, role: Role) -> None:
+        """
+        C{client} has C{role} now.  While the device is behind, writers are
+        not read (see L{Line.deviceWritable}): one that gains write is
+        paused with them, one that loses it is read again (what it sends is
+        refused and said; left paused, it was never read again, its escape
+        menu dead, once the device caught up).
+        """
+        was = client.role is Role.WRITER
+        client.role = role
+        if not self.writable and was != (role is Role.WRITER):
+            if was:
+                client.resumeInput()
+            else:
+                client.pauseInput()
+
     def _roleChanged(self: _Line, client: IClient, role: Role, text: str, told: bool = False) -> None:
         """
         C{client} has C{role} now: said to everyone (but C{client} if it
         was C{told} already) as C{text}, or only logged while it is not
         announced.
         """
-        client.role = role
+        self._setRole(client, role)
         if client in self._unannounced:
             log.info("{line}: {peer} (not announced) {change}", line=self.name, peer=client.peer,
                      change=text, role=role.value)
@@ -87,8 +105,8 @@ class RoleChanges:
         if self.mode == "exclusive":
             for other in self.clients:
                 if other is not client and other.role is Role.WRITER and other.person:
-                    other.role = Role.WATCHER
-        client.role = Role.WRITER
+                    self._setRole(other, Role.WATCHER)
+        self._setRole(client, Role.WRITER)
         self.announce(f"{client.peer} took write", peer=client.peer)
         return True
 

@@ -107,6 +107,24 @@ class ReadOnlyTests(SynchronousTestCase):
         self.assertTrue(text(bobT).endswith("\r\n[serialgw: read-only: cannot take write]\r\n"))
 
 
+    def test_pausedWriterMadeReadOnlyIsRead(self) -> None:
+        """A writer not read while the device is behind (mid-paste) and made read-only by a reload is read again at once: the rest of its paste is refused and said, its escape menu answers; the device gets none of it."""
+        h = Harness()
+        alice, aliceT = h.telnet(port=1)
+        alice.dataReceived(b"paste")
+        h.line.deviceWritable(False)
+        self.assertEqual(aliceT.producerState, "paused")
+        applyListenerRights(h.line, [parseListener(MADE_RO)])
+        self.assertEqual(aliceT.producerState, "producing")
+        text(aliceT)
+        alice.dataReceived(b" the rest\x1dw")
+        self.assertEqual(text(aliceT), "\r\n[serialgw: read-only: what you type is not sent to rack4]\r\n"
+                                       "\r\n[serialgw: rack4: 192.0.2.9:1 (read-only)]\r\n")
+        h.line.deviceWritable(True)
+        h.line.deviceWritable(False)
+        self.assertEqual((aliceT.producerState, h.device.events), ("producing", [("write", b"paste")]))
+
+
 class AllowTests(SynchronousTestCase):
     def test_allowNarrowed(self) -> None:
         """allow= narrowed by a reload: a client whose address it no longer admits is told, logged and disconnected (off the line at once); one it admits stays a writer."""

@@ -371,6 +371,27 @@ class StuckOpenTests(SynchronousTestCase):
         self.pool.release()
         self.assertEqual(second.calls, [("takeBack", self.ports[1]), ("up",)])
 
+    def test_pacedOpens(self) -> None:
+        """
+        At most BUSY_OPENS opens run at once (more threads only fight the
+        reactor for the GIL); the next begins when one returns, or once one
+        has run SLOW_AFTER s (a hung open keeps no place); results in order.
+        """
+        from serialgw.devices.reopenpool import BUSY_OPENS, SLOW_AFTER
+
+        self.assertEqual(BUSY_OPENS, 2)
+        results = [self.opens.open(self.clock, f"/dev/ttyUSB{n}", self.opener) for n in range(4)]
+        self.assertEqual((len(self.pool.held), sorted(self.opens.inFlight)),
+                         (2, [f"/dev/ttyUSB{n}" for n in range(4)]))
+        self.pool.release()  # the first returns: the third begins
+        self.assertEqual((self.successResultOf(results[0]), len(self.pool.held)), (self.ports[0], 2))
+        self.clock.advance(SLOW_AFTER)  # the second (and third) hang: the fourth begins
+        self.assertEqual(len(self.pool.held), 3)
+        for _ in range(3):
+            self.pool.release()
+        self.assertEqual([self.successResultOf(d) for d in results[1:]], self.ports[1:])
+        self.assertEqual(self.opens._busy, 0)
+
     def test_firstOpensAtStart(self) -> None:
         """
         openAll begins every open at once and waits up to START_WAIT s: one

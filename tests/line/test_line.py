@@ -92,6 +92,29 @@ class LineTests(SynchronousTestCase):
         self.assertEqual((late.paused, late.resumed), (1, 1))
         self.assertEqual((r.paused, r.resumed), (0, 0))
 
+    def test_roleChangesMoveTheDevicePause(self) -> None:
+        """While the device is behind, a role change moves the pause with write: the writer that only watches now (take-over, made read-only) is read again, the one that takes write (^] t, made shared) is paused until the device catches up."""
+        self.line.mode = "exclusive"
+        w, v, r = RecordingClient("w"), RecordingClient("v"), RecordingClient("r")
+        for client in (w, v, r):
+            client.person = True  # type: ignore[attr-defined]
+            self.line.attach(client)
+        self.line.deviceWritable(False)
+        self.assertEqual([(c.role, c.paused, c.resumed) for c in (w, v, r)],
+                         [(Role.WRITER, 1, 0), (Role.WATCHER, 0, 0), (Role.WATCHER, 0, 0)])
+        self.line.takeWrite(v)
+        self.assertEqual([(c.paused, c.resumed) for c in (w, v)], [(1, 1), (1, 0)])
+        self.line.setMode("shared")
+        self.assertEqual([(c.paused, c.resumed) for c in (w, v, r)], [(2, 1), (1, 0), (1, 0)])
+        self.line.makeReadOnly(r, "a reload made it so")
+        self.line.dropWrite(w)
+        self.assertEqual([(c.paused, c.resumed) for c in (w, v, r)], [(2, 2), (1, 0), (1, 1)])
+        self.line.deviceWritable(True)
+        self.assertEqual([(c.role, c.paused, c.resumed) for c in (w, v, r)],
+                         [(Role.WATCHER, 2, 2), (Role.WRITER, 1, 1), (Role.READONLY, 1, 1)])
+        self.line.takeWrite(w)
+        self.assertEqual([(c.paused, c.resumed) for c in (w, v)], [(2, 2), (1, 1)])
+
     def test_settingsRefusedSayWhy(self) -> None:
         """A refused settings change is logged with the setting, the value asked for and why (read-only, another client is the writer, only watching, the line closing), not the client's role alone; nothing reaches the device."""
         log = LogEvents(self)
