@@ -51,7 +51,7 @@ from serialgw.config.parsers import (
     parseOnOff,
     parseSendString,
 )
-from serialgw.config.paths import absolute, absoluteLine, absoluteListener, baseOf, identity, whereWritten
+from serialgw.config.paths import absolute, absoluteLine, absoluteListener, baseOf, identity, symlinkHops, whereWritten
 from serialgw.config.shard import MAX_SHARDS
 from serialgw.config.specs import (
     DEFAULT_BACKLOG,
@@ -265,7 +265,7 @@ def _oneLineEach(path: str, text: str, data: dict[str, Any], lines: list[LineCon
                                   f"which line {quote(maker[0])} makes with {quote(maker[1])}")
             if claimed:
                 paths[os.path.normpath(claimed)] = (config.name, shown)
-    loop = ptyLoop(lines)
+    loop = ptyLoop(lines, symlinkHops)
     if loop is not None:
         table = f"lines.{loop[0]}" if "device" in data["lines"][loop[0]] else "defaults"
         raise ConfigError(f"{_where(path, text, table, 'device')}: [{table}] device: {loop[1]}")

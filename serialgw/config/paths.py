@@ -122,6 +122,31 @@ def whereWritten(path: str, there: Optional[tuple[Any, ...]]) -> str | tuple[Any
     return there if there is not None else os.path.realpath(path)
 
 
+def symlinkHops(path: str, most: int = 40) -> list[str]:
+    """
+    C{path} (absolute), then each path its symlinks lead to in turn, each
+    with its directory's symlinks resolved: where that name is.  Not past
+    a hop that is not a symlink, nor round a ring.  A device through a
+    symlink to a pty: listener's link (not made yet, or left by a former
+    run, to its pty) passes that link: a loop the paths as written hide.
+    """
+    hops: list[str] = []
+    while len(hops) < most:
+        try:
+            placed = os.path.join(os.path.realpath(os.path.dirname(path)), os.path.basename(path))
+        except (OSError, ValueError):
+            break
+        if placed in hops:
+            break
+        hops.append(placed)
+        try:
+            target = os.readlink(placed)
+        except (OSError, ValueError):
+            break
+        path = os.path.join(os.path.dirname(placed), target)
+    return hops or [os.path.normpath(path)]
+
+
 # Why a file: listener's open fails on such a link (see noFollow).
 NOT_FOLLOWED = ("another user's symbolic link in a directory everyone may write (sticky, as /tmp): not followed "
                 "(the kernel's fs.protected_symlinks rule)")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from enum import Enum
 from os.path import normpath
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import attrs
 
@@ -412,18 +412,25 @@ class LineConfig:
 
 
 
-def ptyLoop(lines: Sequence[LineConfig]) -> Optional[tuple[str, str]]:
+def _asWritten(path: str) -> list[str]:
+    return [normpath(path)]
+
+
+def ptyLoop(lines: Sequence[LineConfig],
+            hops: Callable[[str], list[str]] = _asWritten) -> Optional[tuple[str, str]]:
     """
     A line whose device (a tty path) is the link of a pty: listener of its
     own, or of a line whose device leads back to it: what is typed on it
     goes to that pty, whose client hands it to the device again, for ever
     (one byte kept a core a quarter busy).  The first such line's name and
-    why, or None.
+    why, or None.  C{hops}: a path, then those its symlinks lead to in
+    turn (L{serialgw.config.paths.symlinkHops}, which looks at the disk);
+    the first is where a pty: link is made.
     """
-    links = {normpath(spec.path): config.name for config in lines for spec in config.listeners
+    links = {hops(spec.path)[0]: config.name for config in lines for spec in config.listeners
              if spec.kind is ListenerKind.PTY and spec.path}
-    feeds = {config.name: links.get(normpath(config.device.path)) for config in lines
-             if config.device.kind == "tty" and config.device.path}
+    feeds = {config.name: next((links[hop] for hop in hops(config.device.path) if hop in links), None)
+             for config in lines if config.device.kind == "tty" and config.device.path}
     for start, first in feeds.items():
         chain, name = [start], first
         while name is not None and name not in chain:

@@ -6,13 +6,16 @@ file, the line and the key; the status page, field by field.
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 from twisted.internet import reactor
 from twisted.internet.task import deferLater
+from twisted.python.usage import UsageError
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twisted.web.client import Agent, readBody
 
+from serialgw.app import tap
 from serialgw.app.service import GatewayService
 from serialgw.config.file import MAX_CONFIG_SIZE, loadConfig
 from serialgw.config.specs import ConfigError, DeviceSpec, Protocol, SerialSettings
@@ -140,6 +143,31 @@ class FileTests(SynchronousTestCase):
                          "come back to it for ever (a loop)")
         path = self.write('[lines.a]\ndevice = "/tmp/x/b"\nlisten = "pty:/tmp/x/a"\n'
                           '[lines.b]\ndevice = "/dev/ttyS0"\nlisten = "pty:/tmp/x/b"\n')
+        self.assertEqual([line.name for line in loadConfig(path)], ["a", "b"])
+
+    def test_ptyLoopThroughSymlinkRefused(self) -> None:
+        """A device that is a symlink to its own pty: listener's link (not made yet, or left by a former run), or reached through a linked directory: refused as the loop it is (started, one byte went round for ever: bytes_to_device 84 KB in 4 s)."""
+        base = os.path.abspath(self.mktemp())
+        os.makedirs(base)
+        os.symlink("loop", os.path.join(base, "alias"))
+        path = self.write(f'[lines.a]\ndevice = "{base}/alias"\nlisten = ["4001", "pty:{base}/loop"]\n')
+        self.assertEqual(str(self.assertRaises(ConfigError, loadConfig, path)),
+                         f"{path}:2: [lines.a] device: '{base}/alias' is the link of its own pty: listener: what is "
+                         "written to it would come back to it for ever (a loop)")
+        # The pty link a former run left (to its pty) is passed through, not followed past.
+        os.symlink("/dev/pts/999999", os.path.join(base, "loop"))
+        self.assertRaises(ConfigError, loadConfig, path)
+        os.symlink(base, os.path.join(base, "dir"))
+        path = self.write(f'[lines.a]\ndevice = "{base}/dir/loop"\nlisten = ["4001", "pty:{base}/loop"]\n')
+        self.assertRaises(ConfigError, loadConfig, path)
+        options = tap.Options()
+        options.exitOnError = False
+        e = self.assertRaises(UsageError, options.parseOptions, ["--device", f"{base}/alias", "--listen", f"pty:{base}/loop"])
+        self.assertEqual(str(e), f"--device '{base}/alias' is the link of its own pty: listener: what is written to it "
+                                 "would come back to it for ever (a loop)")
+        # A symlink to another line's pty link with no way back stays a null modem.
+        path = self.write(f'[lines.a]\ndevice = "{base}/alias"\nlisten = "4001"\n'
+                          f'[lines.b]\ndevice = "/dev/ttyS0"\nlisten = ["4002", "pty:{base}/loop"]\n')
         self.assertEqual([line.name for line in loadConfig(path)], ["a", "b"])
 
     def test_logKeysCheckedWithoutLog(self) -> None:
