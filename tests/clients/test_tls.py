@@ -8,10 +8,9 @@ timeout; roles from certificates in exclusive mode.  Real sockets on
 from __future__ import annotations
 
 import os
-
-import attrs
 from typing import Any, Optional
 
+import attrs
 from twisted.internet import protocol, reactor
 from twisted.internet.address import IPv4Address
 from twisted.internet.endpoints import TCP4ClientEndpoint, wrapClientTLS
