@@ -51,6 +51,27 @@ def writeNow(transport: Any, data: bytes) -> None:
     transport.write(data)
 
 
+def urgentInline(transport: Any) -> None:
+    """
+    Keep TCP urgent data in the stream (SO_OOBINLINE).  Telnet's Synch
+    (RFC 854) is IAC DM with the DM sent as urgent data: Linux takes the
+    urgent byte out of the stream otherwise, so the IAC was read with the
+    next byte as its command (Debian telnet's C{send synch} then C{abc}
+    reached the device as C{bc}).  Not a plain TCP connection (TLS, a unix
+    socket, an SSH channel): nothing.
+    """
+    if not isinstance(transport, tcp.Connection):
+        return
+    try:
+        sock = transport.getHandle()
+        if sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_OOBINLINE, 1)
+    except OSError:
+        pass
+
+
+import socket  # noqa: E402
+
 from twisted.internet import tcp  # noqa: E402
 
 _SOCKET_TRANSPORTS = (tcp.Connection,)

@@ -26,7 +26,7 @@ from typing import Any, Callable, Optional
 from twisted.internet.protocol import Protocol
 
 from serialgw.logflood import clientLog
-from serialgw.wire.sockets import writeNow
+from serialgw.wire.sockets import urgentInline, writeNow
 
 # Limited per peer: a client's input cannot flood the log (logflood).
 log = clientLog()
@@ -179,6 +179,11 @@ class TelnetProtocol(Protocol):
         self._pendingCR = False
         # Commands this call of dataReceived may still handle (COMMANDS_PER_TURN).
         self._commandsLeft = COMMANDS_PER_TURN
+
+    def makeConnection(self, transport: Any) -> None:
+        # Synch's DM (urgent data) stays in the stream, where it is read.
+        urgentInline(transport)
+        Protocol.makeConnection(self, transport)
 
     @property
     def parserState(self) -> ParserState:
