@@ -206,13 +206,16 @@ def retuneLine(line: Line, old: LineConfig, new: LineConfig) -> None:
     device.breakDuration = new.breakDuration
     line.restoreSettings = new.restoreSettings
     line.notices = new.notices
-    line.setMode(new.mode)
     line.maxClients = new.maxClients
     if new.rights != old.rights:
         line.applyRights(new.rights)
     if new.listeners != old.listeners:
         # ro and allow= taken away apply to those already connected too.
         applyListenerRights(line, new.listeners)
+    # After the rights: made exclusive, the line's one writer is the first
+    # who may still write (one made read-only by this reload kept write
+    # over the others, and then nobody wrote).
+    line.setMode(new.mode)
     line.backlogSize = new.backlog
     line.coalesce(new.coalesceMin, new.coalesceMax, new.coalesceOn)
     line.openString, line.closeString = new.openString, new.closeString

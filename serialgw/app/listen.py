@@ -14,7 +14,7 @@ import os
 import socket
 import stat
 import weakref
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Sequence
 
 from twisted.application.internet import ClientService
 from twisted.internet import unix
@@ -81,6 +81,16 @@ class ListenerOpener:
         """
         for factory in self._factories.get(name, ()):
             factory.signature = signature
+
+    def retire(self, name: str, kept: Sequence[ListenerSpec] = ()) -> None:
+        """
+        A reload closed the listeners of line C{name} that are not C{kept}
+        (changed or removed, or the line closed): their TLS handshakes under
+        way are cut, never admitted with the rights those listeners gave.
+        """
+        for factory in list(self._factories.get(name, ())):
+            if factory.spec not in kept:
+                factory.retire()
 
     def open(self, line: Line, config: LineConfig, spec: ListenerSpec) -> None:
         """Open one listener of a line; a L{StartupError} says why it cannot be."""

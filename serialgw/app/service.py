@@ -288,6 +288,7 @@ class GatewayService(MultiService):
         line let go first, as at stop).
         """
         owned = self._owned.pop(name, [])
+        self.listeners.retire(name)
         # What its people read by closes after the device (see _closeDevice).
         later = self._readers(name, owned)
         waits = [self._release(kind, thing) for kind, thing in owned if thing not in later]
@@ -505,6 +506,7 @@ class GatewayService(MultiService):
         line = self.lines[name]
         retuneLine(line, old, new)
         self.listeners.resign(name, new.signature)
+        self.listeners.retire(name, new.listeners)
         waits: list[Any] = []
         if new.log != old.log and new.log is not None and not written[new.log.path] - {name}:
             # The new log is opened before the old one closes (unless another

@@ -67,6 +67,8 @@ class LineFactory(Factory):
         # The log budget of this listener's refusals: every connection
         # comes from a new port, so the address cannot be the key.
         self.refusalKey = Peer(f"{line.name} listener {spec.text or spec.endpoint}")
+        # Closed or changed by a reload (see retire): no handshake under way joins the line.
+        self.retired = False
 
     def buildProtocol(self, addr: Any) -> Any:
         if self.line.full():
@@ -101,11 +103,33 @@ class LineFactory(Factory):
                                  lambda transport: self._admit(transport, client), self.refusalKey)
         return client
 
+    def retire(self) -> None:
+        """
+        A reload closed this listener or changed it (ro, allow=, subjects=,
+        readonly=): the TLS connections whose handshake is under way are cut
+        (they connect again, to the listener as it is now).  Admitted after
+        the reload, they joined with the rights the listener gave before it
+        (a certificate taken out of subjects= or put into readonly=, an
+        address out of a new allow=, wrote on a listener made ro).
+        """
+        self.retired = True
+        gates = list(self.handshakes)
+        if gates:
+            log.info("{line}: {count} TLS handshake(s) under way on {listener} cut: a reload changed or closed "
+                     "the listener", line=self.line.name, count=len(gates), listener=self.spec.text or self.spec.endpoint)
+        for gate in gates:
+            self.handshakes.discard(gate)
+            gate.transport.abortConnection()
+
     def _admit(self, transport: Any, client: Any = None) -> bool:
         """
         A TLS client is verified: is there still room on the line, and may
         the certificate's CN (a user name) use it (the line's write / read)?
         """
+        if self.retired:
+            log.info("{line}: TLS client {peer} refused after its handshake: a reload changed or closed "
+                     "the listener", line=self.line.name, peer=peerName(transport))
+            return False
         if self.line.full():
             log.warn("{line}: TLS client {peer} refused after its handshake: {count} clients already (max-clients)",
                      line=self.line.name, peer=peerName(transport), count=self.line.maxClients)

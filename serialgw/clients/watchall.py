@@ -21,6 +21,7 @@ import ipaddress
 from collections import deque
 from typing import Any, Callable, Optional
 
+from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.protocol import Factory, Protocol, connectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -29,12 +30,15 @@ from zope.interface import implementer
 from serialgw.clients.base import ClientEvents
 from serialgw.clients.guard import IGuarded, OutputGuard
 from serialgw.clients.session import CLOSE_GRACE, setUpConnection, stopCalls
-from serialgw.clients.transports import addressAllowed, describeAddress, peerName
+from serialgw.clients.transports import SourceCounts, addressAllowed, describeAddress, peerName, sourceOf
 from serialgw.config.specs import DEFAULT_MAX_CLIENTS, ListenerSpec
 from serialgw.interfaces import IClient
 from serialgw.line.hub import Line, Role
+from serialgw.logflood import Peer, clientLog
 
 log = Logger()
+# Refused connections: limited per listener (logflood), as every one comes from a new port.
+refusals = clientLog()
 
 # A source line's partial last line: sent (with a line break added) past
 # this many bytes, or when it is this many seconds old.
@@ -44,6 +48,10 @@ PARTIAL_HOLD = 1.0
 # a watcher of a 1024-line farm put on all of them at once took 4-12 ms,
 # and a burst of connections to the listener held every line 0.4 s.
 TAPS_PER_TURN = 64
+# The most watchers from one IP address (of the listener's 64): each costs
+# every line it watches work for each chunk of output, and 64 that never
+# read, from one client, made a newline flood cost 4.7 ms a 4 KiB read.
+MAX_PER_ADDRESS = 8
 
 
 def matches(name: str, patterns: tuple[str, ...]) -> bool:
@@ -154,6 +162,8 @@ class WatchAllClient(Protocol):
         self.spec = factory.spec
         self.clock = factory.clock
         self.peer = "?"
+        # Where it comes from (sourceOf), counted in its factory's sources while connected.
+        self.source: Optional[str] = None
         self.taps: dict[str, LineTap] = {}
         self.guard: Optional[OutputGuard] = None
         self.ignored = 0
@@ -167,6 +177,8 @@ class WatchAllClient(Protocol):
         self.guard, self._idleCall = setUpConnection(self, _AllLines(self), self.transport, self.spec, self.clock,
                                                      self._idleTimeout)
         self.factory.clients.append(self)
+        if self.source is not None:
+            self.factory.sources.add(self.source)
         # Put on its lines TAPS_PER_TURN a turn (with the other watchers').
         self.factory.work(self, [line.name for line in self.factory.lines()], self._watchName, self._watching)
 
@@ -265,6 +277,8 @@ class WatchAllClient(Protocol):
         self.factory.work(None, taps, LineTap.stop)
         if self in self.factory.clients:
             self.factory.clients.remove(self)
+            if self.source is not None:
+                self.factory.sources.remove(self.source)
         log.info("watch-all: {peer} left", peer=self.peer)
 
 
@@ -291,6 +305,9 @@ class WatchAllFactory(Factory):
         self._jobs: deque[_Job] = deque()
         self._left = TAPS_PER_TURN
         self._turnCall: Any = None
+        # Watchers from each address (MAX_PER_ADDRESS), and the key of this listener's refusals' log budget.
+        self.sources = SourceCounts()
+        self.refusalKey = Peer(f"watch-all listener {spec.text or spec.endpoint}")
 
     def work(self, owner: Optional[WatchAllClient], items: list[Any], step: Callable[[Any], None],
              done: Optional[Callable[[], None]] = None) -> None:
@@ -340,14 +357,22 @@ class WatchAllFactory(Factory):
         if self.closing:
             return None
         if self.maxClients and len(self.clients) >= self.maxClients:
-            log.warn("watch-all: connection from {peer} refused: {count} watchers already",
-                     peer=describeAddress(addr), count=len(self.clients))
+            refusals.warn("watch-all: connection from {address} refused: {count} watchers already",
+                          address=describeAddress(addr), count=len(self.clients), peer=self.refusalKey)
             return None
         if self.allow and not addressAllowed(addr, self.allow):
-            log.warn("watch-all: connection from {peer} refused: not in {allow}", peer=describeAddress(addr),
-                     allow=",".join(self.spec.allow))
+            refusals.warn("watch-all: connection from {address} refused: not in {allow}", address=describeAddress(addr),
+                          allow=",".join(self.spec.allow), peer=self.refusalKey)
             return None
-        return WatchAllClient(self)
+        source = sourceOf(addr)
+        if isinstance(addr, (IPv4Address, IPv6Address)) and self.sources.of(source) >= MAX_PER_ADDRESS:
+            refusals.warn("watch-all: connection from {address} refused: {count} watchers from there already "
+                          "(at most {most})", address=describeAddress(addr), count=self.sources.of(source),
+                          most=MAX_PER_ADDRESS, peer=self.refusalKey)
+            return None
+        client = WatchAllClient(self)
+        client.source = source
+        return client
 
     def lineOpened(self, line: Line) -> None:
         for client in self.clients:

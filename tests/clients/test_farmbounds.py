@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from twisted.internet.address import IPv4Address
 from twisted.internet.error import ConnectionDone
@@ -190,6 +190,8 @@ class ReplayCopyTests(BacklogCase):
 
 
 class LastLinesTests(SynchronousTestCase):
+    # No deadline nor speed check: on a loaded machine (CI's two cores shared) it failed as "Input generation is slow".
+    @settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(st.lists(st.sampled_from([b"a", b"\n", b"bc"]), max_size=40), st.integers(min_value=1, max_value=30))
     def test_asLineByLine(self, pieces: list[bytes], count: int) -> None:
         """lastLines finds where the last N lines start as a search back one newline at a time does."""
@@ -333,3 +335,50 @@ class WhoTurnTests(SynchronousTestCase):
             oneTurn(clock)
             answered.append(transport.value().count(b"[serialgw: rack4: "))
         self.assertEqual(answered, [1, 2, 3])
+
+
+class WatchAllPerAddressTests(SynchronousTestCase):
+    """One address holds at most 8 of the watch-all listener's 64 places; refusals are a bounded log."""
+
+    def setUp(self) -> None:
+        from serialgw.clients.watchall import WatchAllFactory
+        from serialgw.logflood import peerLimiter
+
+        peerLimiter.peers.clear()
+        self.clock = Clock()
+        self.lines = {"l0": Line("l0", RecordingDevice(), clock=self.clock)}
+        self.factory = WatchAllFactory(parseListener("tcp:0"), ("*",), lambda: self.lines, self.clock)
+
+    def connect(self, host: str, port: int) -> Any:
+        client = self.factory.buildProtocol(IPv4Address("TCP", host, port))
+        if client is not None:
+            client.makeConnection(StringTransport())
+        return client
+
+    def test_eightFromOneAddress(self) -> None:
+        """8 watchers from 192.0.2.1, the 9th refused at accept; another address gets in; one leaving makes room."""
+        mine = [self.connect("192.0.2.1", port) for port in range(1, 9)]
+        self.assertNotIn(None, mine)
+        self.assertIsNone(self.connect("192.0.2.1", 9))
+        other = self.connect("192.0.2.2", 1)
+        self.assertIsNotNone(other)
+        mine[0].connectionLost(Failure(ConnectionDone()))
+        self.assertIsNotNone(self.connect("192.0.2.1", 10))
+        self.assertEqual(self.factory.sources.bySource, {"192.0.2.1": 8, "192.0.2.2": 1})
+        for client in mine[1:] + [other]:
+            client.connectionLost(Failure(ConnectionDone()))
+
+    def test_refusalsLogBounded(self) -> None:
+        """1000 refused connections (each from a new port) make 20 log lines, not 1000."""
+        from twisted.logger import LogLevel
+
+        from tests.fakes import LogEvents
+
+        log = LogEvents(self)
+        clients = [self.connect("192.0.2.1", port) for port in range(1, 9)]
+        for port in range(100, 1100):
+            self.assertIsNone(self.connect("192.0.2.1", port))
+        refused = [e for e in log.at(LogLevel.warn) if "refused" in e["log_format"]]
+        self.assertEqual(len(refused), 20)
+        for client in clients:
+            client.connectionLost(Failure(ConnectionDone()))

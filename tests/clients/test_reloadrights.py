@@ -12,11 +12,12 @@ from twisted.internet.testing import StringTransport
 from twisted.logger import formatEvent
 from twisted.trial.unittest import SynchronousTestCase
 
+from serialgw.app.lines import retuneLine
 from serialgw.clients.factory import applyListenerRights
 from serialgw.clients.raw import RawClient
 from serialgw.clients.telnet import TelnetClient
 from serialgw.config.listeners import parseListener
-from serialgw.config.specs import SerialSettings
+from serialgw.config.specs import DeviceSpec, LineConfig, SerialSettings
 from serialgw.line.hub import Line, Role
 from tests.fakes import LogEvents, RecordingClient, RecordingDevice
 from tests.telnetpeer import AGREE, WONT_COM_PORT
@@ -123,6 +124,23 @@ class ReadOnlyTests(SynchronousTestCase):
         h.line.deviceWritable(True)
         h.line.deviceWritable(False)
         self.assertEqual((aliceT.producerState, h.device.events), ("producing", [("write", b"paste")]))
+
+
+    def test_madeExclusiveAndReadOnlyAtOnce(self) -> None:
+        """One reload makes the line exclusive and the first writer's listener ro: the writer of the listener left as it was keeps write (the rights are taken first), rather than the line left with nobody writing."""
+        h = Harness()
+        first, firstT = h.telnet(MADE_RO.replace(",ro", ""), port=1)
+        second, secondT = h.telnet("raw+4445", port=2)
+        old = LineConfig("rack4", DeviceSpec("tty", "/dev/ttyS0"),
+                         listeners=(parseListener(TELNET), parseListener("raw+4445")))
+        new = LineConfig("rack4", DeviceSpec("tty", "/dev/ttyS0"), mode="exclusive",
+                         listeners=(parseListener(MADE_RO), parseListener("raw+4445")))
+        text(firstT)
+        retuneLine(h.line, old, new)
+        self.assertEqual((first.role, second.role, h.line.writer), (Role.READONLY, Role.WRITER, second))
+        self.assertNotIn("only watches", text(firstT))
+        second.dataReceived(b"y")
+        self.assertEqual(h.device.events, [("write", b"y")])
 
 
 class AllowTests(SynchronousTestCase):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from typing import Any, Optional
 
+import attrs
 from twisted.internet import protocol, reactor
 from twisted.internet.address import IPv4Address
 from twisted.internet.endpoints import TCP4ClientEndpoint, wrapClientTLS
@@ -111,6 +112,21 @@ class HandshakeTimeoutTests(SynchronousTestCase):
         self.assertEqual([formatEvent(e) for e in events], ["TLS handshake from 192.168.1.1:54321 failed: http request"])
         self.assertEqual((self.line.clients, self.lineFactory.handshakes), ([], set()))
 
+    def test_retiredListenerCutsItsHandshakes(self) -> None:
+        """A listener a reload changed or closed (retired): its handshakes under way are cut at once, logged, and one done meanwhile is not admitted (it would join with the rights the listener gave before)."""
+        tlsProtocol, transport = self.connection()
+        with capturedLogs() as events:
+            self.lineFactory.retire()
+            self.assertFalse(self.lineFactory._admit(StringTransport()))
+        self.assertTrue(transport.disconnecting)
+        self.assertEqual(self.lineFactory.handshakes, set())
+        self.assertEqual([formatEvent(e) for e in events],
+                         [f"t: 1 TLS handshake(s) under way on {self.spec.text} cut: a reload changed or closed the "
+                          "listener", "t: TLS client 192.168.1.1:54321 refused after its handshake: a reload changed or "
+                          "closed the listener"])
+        tlsProtocol.connectionLost(Failure(ConnectionDone()))  # type: ignore[attr-defined]
+        self.assertEqual((self.line.clients, self.clock.getDelayedCalls()), ([], []))
+
     def test_tooManyHandshakesRefusedAtAccept(self) -> None:
         """Past maxHandshakes connections in handshake, new ones are refused at accept (no protocol built)."""
         self.lineFactory.maxHandshakes = 2
@@ -182,6 +198,25 @@ class TLSListenerTests(TestCase):
         self.assertEqual([(c.peer.endswith("(alice)"), c.role) for c in line.clients], [(True, Role.WRITER)])
         self.assertEqual(len(service.ports[0][1].factory.wrappedFactory.handshakes), 2)
         self.assertEqual([s.received.data for s in silent], [b"", b""])
+
+    async def test_reloadCutsHandshakesUnderWay(self) -> None:
+        """A reload that makes a TLS listener read-only cuts the connections whose handshake is under way on it (they would have joined as writers after it); they connect again to the new one."""
+        service, number = self.gateway("raw")
+        silent = await connect(number)
+        self.clients.append(silent)
+        factory = service.ports[0][1].factory.wrappedFactory
+        # Connected after it, alice typing shows the silent one was accepted.
+        alice = await self.dial(number, "alice")
+        alice.transport.write(b"a")  # type: ignore[union-attr]
+        self.assertEqual(await self.pty.received.length(1), b"a")
+        self.assertEqual(len(factory.handshakes), 1)
+        config = service.configs[0]
+        madeReadOnly = parseListener(config.listeners[0].text.replace("raw+", "raw,ro+"))
+        await service.reload([attrs.evolve(config, listeners=(madeReadOnly,))])
+        self.assertEqual(factory.handshakes, set())
+        await silent.closed
+        self.assertEqual([(c.peer.endswith("(alice)"), c.role) for c in service.lines["t"].clients],
+                         [(True, Role.READONLY)])
 
     async def test_exclusiveWithReadOnlySubjects(self) -> None:
         """Exclusive mode with readonly=: one writer only; the read-only certificate reads; the second writer watches."""
