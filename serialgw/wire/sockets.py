@@ -55,9 +55,9 @@ def urgentInline(transport: Any) -> None:
     """
     Keep TCP urgent data in the stream (SO_OOBINLINE).  Telnet's Synch
     (RFC 854) is IAC DM with the DM sent as urgent data: Linux takes the
-    urgent byte out of the stream otherwise, so the IAC was read with the
-    next byte as its command (Debian telnet's C{send synch} then C{abc}
-    reached the device as C{bc}).  Not a plain TCP connection (TLS, a unix
+    urgent byte out of the stream otherwise: Debian telnet's C{send synch}
+    (its IAC urgent) put a stray 0xF2 on the device, and a peer whose DM is
+    urgent lost the byte after it (read as the IAC's command).  Not a plain TCP connection (TLS, a unix
     socket, an SSH channel): nothing.
     """
     if not isinstance(transport, tcp.Connection):
