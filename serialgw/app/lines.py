@@ -160,7 +160,7 @@ def _firstOpenOver(outcome: Optional[BaseException], config: LineConfig, device:
         return
     if outcome is None:
         _opened(config, device.port)
-    elif not isinstance(outcome, DeviceLocked):
+    elif not isinstance(outcome, (DeviceLocked, reopenpool.OpenWithdrawn)):
         _startsDown(config, outcome)
 
 

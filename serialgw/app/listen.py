@@ -40,7 +40,7 @@ from serialgw.clients.tls import RefusingTLSFactory, ServerContextFactory, TLSEr
 from serialgw.clients.transports import describeAddress
 from serialgw.config.specs import LineConfig, ListenerKind, ListenerSpec, Protocol, describeUnix, isAbstract
 from serialgw.devices.backoff import CarriedBackoff, DialEndpoint
-from serialgw.line.hub import Line
+from serialgw.line.hub import Line, Role
 
 log = Logger()
 
@@ -193,7 +193,7 @@ class ListenerOpener:
     def _udp(self, line: Line, config: LineConfig, spec: ListenerSpec) -> None:
         assert spec.udp is not None
         interface = spec.udp.sourceHost or ("::" if ":" in spec.udp.remoteHost else "")
-        client = NetconsoleClient(line, spec.udp)
+        client = NetconsoleClient(line, spec.udp, Role.READONLY if spec.readOnly else Role.WRITER)
         try:
             port = self.reactor.listenUDP(spec.udp.sourcePort, client, interface=interface,
                                           maxPacketSize=MAX_INPUT_DATAGRAM)

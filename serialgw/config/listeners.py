@@ -94,6 +94,11 @@ def parseListener(text: str) -> ListenerSpec:
                               "escape= work on tcp, telnet, unix, pipe: and stdio listeners)")
         if spec.kind is ListenerKind.PTY:
             _checkPty(spec, options, original)
+        if spec.kind is ListenerKind.UDP and "allow" in options:
+            # Ignored, it let every address of the netconsole's own list write.
+            written = ";".join(spec.allow)
+            raise ConfigError(f"listener {quote(original)}: allow= before the + does not reach a udp: client; who "
+                              f"may write goes after it: {text.split(',')[0]},allow={written}")
         return spec
 
     if isDecimal(text):

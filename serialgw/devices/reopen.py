@@ -31,7 +31,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from serialgw.devices.ports import DeviceError, DeviceLocked, errorReason
-from serialgw.devices.reopenpool import DeviceOpens, deviceOpens
+from serialgw.devices.reopenpool import DeviceOpens, OpenWithdrawn, deviceOpens
 from serialgw.interfaces import IPort
 
 log = Logger()
@@ -90,6 +90,8 @@ class Reopener:
         # is stuck, and whether that was said.
         self._openedAt: Optional[float] = None
         self._stuckCall: Optional[IDelayedCall] = None
+        # The open under way (from opens), until it returns.
+        self._opening: Optional[defer.Deferred[IPort]] = None
         self._stuckSaid = False
         # The last reason logged (or the one the line went down with).
         self._said: Optional[str] = None
@@ -146,6 +148,10 @@ class Reopener:
         if self._stuckCall is not None and self._stuckCall.active():
             self._stuckCall.cancel()
         self._stuckCall = None
+        # An open still waiting for its place (paced) never begins.
+        opening, self._opening = self._opening, None
+        if opening is not None and self.opens is not None:
+            self.opens.withdraw(opening)
 
     def noteFailure(self, error: BaseException) -> None:
         """
@@ -195,7 +201,7 @@ class Reopener:
         if self.opens is not None:
             # Opening can block on some adapters: not on the reactor thread
             # (a test's Clock has no threads: opened in line).
-            d = self.opens.open(self.reactor, target.name, opener)
+            d = self._opening = self.opens.open(self.reactor, target.name, opener)
         else:
             d = defer.maybeDeferred(opener)
         self._await(d, self.reactor.seconds())
@@ -221,6 +227,7 @@ class Reopener:
                  opens=len(self.opens.inFlight) if self.opens is not None else 1)
 
     def _returned(self, result: Any) -> Any:
+        self._opening = None
         if self._stuckCall is not None and self._stuckCall.active():
             self._stuckCall.cancel()
         self._stuckCall = None
@@ -232,6 +239,9 @@ class Reopener:
 
     def _failed(self, failure: Failure) -> None:
         error = failure.value if failure.value is not None else Exception(failure.getErrorMessage())
+        if isinstance(error, OpenWithdrawn):
+            self._firstOver(error)  # (stopped: nothing more, nothing said)
+            return
         if not self.target.closed:
             self.noteFailure(error)
             self._schedule()

@@ -48,6 +48,10 @@ BUSY_OPENS = 2
 SLOW_AFTER = 0.25
 
 
+class OpenWithdrawn(Exception):
+    """An open waiting for its place was withdrawn (its device closed for good meanwhile)."""
+
+
 def _daemonThread(*args: Any, **kwargs: Any) -> threading.Thread:
     return threading.Thread(*args, daemon=True, **kwargs)
 
@@ -97,6 +101,19 @@ class DeviceOpens:
         self._waiting.append((reactor, opener, d))
         self._next()
         return d.addBoth(done)
+
+    def withdraw(self, opening: Deferred[IPort]) -> bool:
+        """
+        An open (C{opening}, from L{open}) still waiting for its place is
+        not begun: the device is not opened, even for a moment (its UUCP
+        lock, DTR).  It fails with L{OpenWithdrawn}.  Whether it was waiting.
+        """
+        for entry in self._waiting:
+            if entry[2] is opening:
+                self._waiting.remove(entry)
+                opening.errback(OpenWithdrawn("closed before its open began"))
+                return True
+        return False
 
     def _next(self) -> None:
         while self._waiting and self._busy < BUSY_OPENS:

@@ -5,14 +5,15 @@ Tests for serialgw.clients.netconsole: datagram sizes and the source allow-list.
 from __future__ import annotations
 
 from twisted.internet.testing import StringTransport
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface.verify import verifyObject
 
 from serialgw.clients.netconsole import MAX_DATAGRAM, NetconsoleClient
 from serialgw.config.specs import UDPSpec
 from serialgw.interfaces import IClient
-from serialgw.line.hub import Line
+from serialgw.line.hub import Line, Role
 from tests.fakes import RecordingDevice, observeLog
+from tests.realio import freePort, ptyLine, startedPty, startGateway
 
 
 class DatagramTransport(StringTransport):
@@ -85,3 +86,18 @@ class NetconsoleTests(SynchronousTestCase):
         self.line.deviceWritable(False)
         self.line.deviceWritable(True)
         self.assertEqual(self.transport.reading, [False, True])
+
+
+class ListenerTests(TestCase):
+    async def test_readOnlyListener(self) -> None:
+        """raw,ro+udp: makes a read-only netconsole: its datagrams are refused, counted, never the device's (it wrote)."""
+        pty = startedPty(self)
+        source = freePort(udp=True)
+        service = startGateway(self, ptyLine(pty, f"raw,ro+udp:127.0.0.1:{freePort(udp=True)}@127.0.0.1:{source}"))
+        line = service.lines["t"]
+        [client] = line.clients
+        self.assertEqual(client.role, Role.READONLY)
+        assert isinstance(client, NetconsoleClient)
+        client.datagramReceived(b"reboot\r", ("127.0.0.1", 40000))
+        self.assertEqual((line.refused, line.bytesGiven), (7, 0))
+        await service.stopService()

@@ -205,6 +205,9 @@ class QemuManualTests(SynchronousTestCase):
             "udp::4555@4556,allow=nonsense": "allow='nonsense' in listener 'udp::4555@4556,allow=nonsense' is not an "
             "address or CIDR network",
             "file:": "file: takes a path and no options, not 'file:'",
+            # It was ignored: every address on the netconsole's default list wrote.
+            "raw,allow=10.0.0.0/8+udp::4555@4556": "listener 'raw,allow=10.0.0.0/8+udp::4555@4556': allow= before "
+            "the + does not reach a udp: client; who may write goes after it: udp::4555@4556,allow=10.0.0.0/8",
             "stdio:x": "stdio takes no arguments, not 'stdio:x'",
             # An empty list would be no restriction: everyone let in.
             "raw,allow=;+4444": "allow=';' in listener 'raw,allow=;+4444' names no address or CIDR network",

@@ -392,6 +392,48 @@ class StuckOpenTests(SynchronousTestCase):
         self.assertEqual([self.successResultOf(d) for d in results[1:]], self.ports[1:])
         self.assertEqual(self.opens._busy, 0)
 
+    def test_waitingOpenWithdrawnAtStop(self) -> None:
+        """
+        An open still waiting for its place (paced) when its line is closed
+        never begins (the device is not opened, even for a moment: no UUCP
+        lock taken, no DTR raised); nothing is tried again or logged for it.
+        """
+        targets = [Target() for _ in range(3)]
+        for n, target in enumerate(targets):
+            target.name = f"/dev/ttyUSB{n}"
+        reopeners = [self.reopener(target) for target in targets]
+        with capturedLogs() as events:
+            for reopener in reopeners:
+                reopener.start()
+            self.clock.advance(1.0)
+            self.assertEqual(len(self.pool.held), 2)  # the third waits for a place
+            reopeners[2].stop()
+            targets[2].closed = True
+            self.pool.release()
+            self.pool.release()
+            self.clock.advance(60)
+        self.assertEqual((len(self.pool.held), len(self.ports), targets[2].calls), (0, 2, []))
+        self.assertEqual(targets[2].downReason, "hung up")
+        self.assertEqual([formatEvent(e) for e in events], [])
+
+    def test_waitingFirstOpenWithdrawn(self) -> None:
+        """A first open (openNow) withdrawn while it waits tells its caller so, with OpenWithdrawn, and nothing else."""
+        from serialgw.devices.reopenpool import OpenWithdrawn
+
+        targets = [Target() for _ in range(3)]
+        for n, target in enumerate(targets):
+            target.name, target.downReason = f"/dev/ttyUSB{n}", OPENING
+        reopeners = [self.reopener(target) for target in targets]
+        firsts = [reopener.openNow(self.opener) for reopener in reopeners]
+        reopeners[2].stop()
+        self.assertIsInstance(self.successResultOf(firsts[2]), OpenWithdrawn)
+        self.assertEqual((targets[2].downReason, len(self.pool.held)), (OPENING, 2))
+        for _ in range(2):
+            self.pool.release()
+        self.assertEqual([self.successResultOf(first) for first in firsts[:2]], [None, None])
+        for reopener in reopeners[:2]:
+            reopener.stop()
+
     def test_firstOpensAtStart(self) -> None:
         """
         openAll begins every open at once and waits up to START_WAIT s: one
