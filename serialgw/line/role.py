@@ -165,6 +165,8 @@ class RoleChanges:
                 continue
             right = rights.of(user)
             if right is None:
+                log.info("{line}: {peer} disconnected: a reload left {user} in neither {line}'s write nor its read list",
+                         line=self.name, peer=client.peer, user=user)
                 client.notice(f"{user} may no longer use {self.name}")
                 client.disconnect()
             elif right == "read" and client.role is not Role.READONLY:

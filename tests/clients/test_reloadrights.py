@@ -17,7 +17,7 @@ from serialgw.clients.factory import applyListenerRights
 from serialgw.clients.raw import RawClient
 from serialgw.clients.telnet import TelnetClient
 from serialgw.config.listeners import parseListener
-from serialgw.config.specs import DeviceSpec, LineConfig, SerialSettings
+from serialgw.config.specs import DeviceSpec, LineConfig, Rights, SerialSettings
 from serialgw.line.hub import Line, Role
 from tests.fakes import LogEvents, RecordingClient, RecordingDevice
 from tests.telnetpeer import AGREE, WONT_COM_PORT
@@ -141,6 +141,19 @@ class ReadOnlyTests(SynchronousTestCase):
         self.assertNotIn("only watches", text(firstT))
         second.dataReceived(b"y")
         self.assertEqual(h.device.events, [("write", b"y")])
+
+
+    def test_personTakenOutLogged(self) -> None:
+        """A reload that leaves a person in neither write nor read: told, disconnected, and the log says who and why (it said only 'detached')."""
+        events = LogEvents(self).events
+        h = Harness()
+        alice = RecordingClient("alice (192.0.2.9:1)")
+        alice.person, alice.user = True, "alice"
+        h.line.attach(alice)
+        h.line.applyRights(Rights(write=("bob",)))
+        self.assertEqual((alice.notices, alice.disconnected), (["alice may no longer use rack4"], 1))
+        self.assertIn("rack4: alice (192.0.2.9:1) disconnected: a reload left alice in neither rack4's write nor its "
+                      "read list", [formatEvent(e) for e in events])
 
 
 class AllowTests(SynchronousTestCase):
