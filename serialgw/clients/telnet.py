@@ -138,9 +138,25 @@ class TelnetClient(Session, TelnetProtocol):
             self.comPort = ComPortControl(self, self.signature)
             self.line.addController(self)
             self.comPort.start()
+        elif option == COM_PORT_OPTION and not enabled and self.comPort is not None and not self._comPortInEffect():
+            # Off on both sides now (RFC 855: no subnegotiation of an option
+            # not in effect): no more RFC 2217 both ways, its bytes plain
+            # telnet data, what a SUSPEND held written now.  The settings
+            # it made come back when it leaves, as an RFC 2217 client's.
+            comPort, self.comPort = self.comPort, None
+            self._flowSuspended = False
+            if comPort.linestateMask:
+                self.line.updateLineWatch()  # its mask no longer asks for line errors
+            if comPort.held:
+                self._flushAnswers()  # the DONT or WONT first
+                self.writeData(bytes(comPort.held))
+
+    def _comPortInEffect(self) -> bool:
+        return self.localEnabled(COM_PORT_OPTION) or self.remoteEnabled(COM_PORT_OPTION)
 
     def telnetSubnegotiation(self, option: int, payload: bytes) -> None:
         if option == COM_PORT_OPTION and self.comPort is not None:
+            # (comPort is None while the option is in effect on neither side.)
             if payload[:1] == bytes((FLOWCONTROL_RESUME,)):
                 # Held device output is written at once: our answers first.
                 self._flushAnswers()

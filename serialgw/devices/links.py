@@ -102,6 +102,26 @@ def ptyHolders(path: str) -> list[int]:
     return holders
 
 
+def ttyControllers(rdev: int) -> list[int]:
+    """
+    The processes (that we may look at) whose controlling terminal is the
+    tty C{rdev} (its st_rdev): field 7, tty_nr, of /proc/PID/stat.
+    """
+    controllers = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as f:
+                fields = f.read().rpartition(b")")[2].split()
+        except OSError:
+            continue
+        # After the command's name: state, ppid, pgrp, session, tty_nr.
+        if len(fields) > 4 and int(fields[4]) == rdev:
+            controllers.append(int(pid))
+    return controllers
+
+
 PTMX = ("/dev/ptmx", "/dev/pts/ptmx")
 
 

@@ -31,6 +31,7 @@ from serialgw.devices.links import (
     ptyHolders,
     removeSymlink,
     replaceSymlink,
+    ttyControllers,
 )
 from serialgw.devices.ptywatch import SlaveWatch
 from serialgw.devices.termio import ErrorMarks, fcntlBreak, markErrors, readModemState, readTermios
@@ -483,9 +484,10 @@ def openPort(spec: DeviceSpec, settings: SerialSettings, lockDir: Optional[str] 
 
 def refuseTerminal(path: str) -> None:
     """
-    Raise L{DeviceError} if C{path} is a pty slave that a process holds open
-    without its master: someone's terminal (a login shell, whose master is
-    sshd's or a terminal emulator's).  A pty's number goes to the next pty
+    Raise L{DeviceError} if C{path} is a pty slave that is a process's
+    controlling terminal, or that a process holds open without its master:
+    someone's terminal (a login shell, whose master is sshd's or a terminal
+    emulator's; a script(1) session, whose script holds both).  A pty's number goes to the next pty
     when its program ends: a line on QEMU's /dev/pts/3, reopened after QEMU
     exited, opened the next ssh session's terminal, its keystrokes read by
     the line's clients and their typing on its screen.  A pty nobody holds
@@ -501,6 +503,14 @@ def refuseTerminal(path: str) -> None:
         return
     index = (os.major(st.st_rdev) - PTY_SLAVE_MAJORS[0]) * 256 + os.minor(st.st_rdev)
     real = os.path.realpath(path)
+    # A session's terminal whatever holds it (script(1) holds master and slave as socat does).
+    session = ttyControllers(st.st_rdev)
+    if session:
+        raise DeviceError(
+            f"cannot open device {path!r}: it is {real}, a terminal now, the controlling terminal of pid "
+            f"{', '.join(map(str, session))} (another session's: a pty's number goes to the next pty when its "
+            "program ends); not opened"
+        )
     holders = [pid for pid in ptyHolders(real) if pid != os.getpid()]
     # A holder with the master too provides the pty (socat, a gateway; others may have it open through it).
     terminal = [] if any(holdsMaster(pid, index) is True for pid in holders) else holders

@@ -16,7 +16,7 @@ from serialgw.config.specs import SerialSettings
 from serialgw.interfaces import IClient
 from serialgw.line.hub import Line, Role
 from serialgw.wire.rfc2217 import COM_PORT_OPTION as CPO
-from serialgw.wire.telnet import DO, IAC, SB, SE, WILL
+from serialgw.wire.telnet import DO, DONT, IAC, SB, SE, WILL, WONT
 from tests.fakes import LogEvents, PausableTransport, RecordingDevice
 from tests.telnetpeer import sb
 
@@ -126,6 +126,23 @@ class ConformanceTests(SynchronousTestCase):
         client.dataReceived(bytes([IAC, WILL, CPO]))
         self.assertEqual(transport.value(), sb(107, 0xB0))
         self.assertEqual(line.controllers, [client])
+
+    def test_offOnBothSidesEndsControl(self) -> None:
+        """
+        COM-PORT-OPTION turned off (WONT, answered DONT) ends RFC 2217: its
+        subnegotiations are ignored and never answered, and what a SUSPEND
+        held is written then (RFC 855: no subnegotiation of an option not in effect).
+        """
+        harness = Harness()
+        harness.send(sb(8))
+        harness.line.deviceDataReceived(b"held")
+        self.assertEqual(harness.send(bytes([IAC, WONT, CPO])), bytes([IAC, DONT, CPO]) + b"held")
+        self.assertEqual(harness.send(bytes([IAC, SB, CPO, 1, 0, 0, 0, 0, IAC, SE])), b"")
+        self.assertEqual(harness.device.events, [])
+        harness.line.deviceDataReceived(b"\xff")
+        self.assertEqual(harness.transport.value(), b"\xff\xff")
+        # Taken again: control again, the modem state told at once.
+        self.assertEqual(harness.send(bytes([IAC, WILL, CPO])), bytes([IAC, DO, CPO]) + sb(107, 0xB0))
 
     def test_doAlsoStarts(self) -> None:
         """A client's DO COM-PORT-OPTION is accepted (WILL) and starts control too."""

@@ -313,6 +313,30 @@ class TerminalAtPathTests(SynchronousTestCase):
                          f"{shell} without its master (another session's: a pty's number goes to the next pty when "
                          "its program ends); not opened")
 
+    def test_sessionTerminalRefused(self) -> None:
+        """
+        The number went to a script(1) session: script holds master and slave
+        (as socat does), its shell has the slave as its controlling terminal:
+        a session's terminal, not opened again; the reason names the shell.
+        """
+        import subprocess
+        import sys
+
+        master, slave, name = self.pty()
+        shell = subprocess.Popen(
+            [sys.executable, "-c", f"import fcntl, sys, termios, time; fcntl.ioctl({slave}, termios.TIOCSCTTY, 0); "
+             "print('ready', flush=True); time.sleep(60)"],
+            pass_fds=(slave,), start_new_session=True, stdout=subprocess.PIPE)
+        self.addCleanup(shell.wait)
+        self.addCleanup(shell.stdout.close)  # type: ignore[union-attr]
+        self.addCleanup(shell.kill)
+        self.assertEqual(shell.stdout.readline(), b"ready\n")  # type: ignore[union-attr]
+        self.elsewhere(master, slave)  # script
+        error = self.assertRaises(DeviceError, openPort, DeviceSpec("tty", name), SerialSettings(), None, True)
+        self.assertEqual(str(error), f"cannot open device {name!r}: it is {name}, a terminal now, the controlling "
+                         f"terminal of pid {shell.pid} (another session's: a pty's number goes to the next pty when "
+                         "its program ends); not opened")
+
     def test_serialStandInsOpened(self) -> None:
         """A pty nobody else holds (QEMU's), or one of whose holders has its master too (socat's PTY, a program on it besides), is opened again; at start any is."""
         master, slave, name = self.pty()
