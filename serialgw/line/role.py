@@ -163,10 +163,11 @@ class RoleChanges:
         """
         self.rights = rights
         for client in list(self.clients):
-            user = client.user
-            if not user:
+            if client.user is None:
                 continue
-            right = rights.of(user)
+            # (A TLS certificate without a CN is a person named "": only "*" names it.)
+            right = rights.of(client.user)
+            user = client.user or "a certificate without a CN"
             if right is None:
                 log.info("{line}: {peer} disconnected: a reload left {user} in neither {line}'s write nor its read list",
                          line=self.name, peer=client.peer, user=user)

@@ -244,6 +244,26 @@ class CertificateTests(SynchronousTestCase):
         self.assertEqual(h.line.clients, [alice, bob])
 
 
+    def test_certificateWithoutCNAfterNewRights(self) -> None:
+        """A verified certificate without a CN (let in by "*", or by a line with no write/read) is held to a reload's new write / read like a named one: read-only when only "*" reads, disconnected when "*" is gone (it wrote on)."""
+        ca = "tls:4443:cert=gw.pem:key=gw.key:ca=ca.pem"
+        h = Harness()
+        nameless = TelnetClient(h.line, Role.WRITER, listener=parseListener(ca))
+        transport = CertifiedTransport("", 1)
+        nameless.makeConnection(transport)
+        nameless.dataReceived(AGREE + WONT_COM_PORT)
+        text(transport)
+        h.line.applyRights(Rights(write=("alice",), read=("*",)))
+        self.assertEqual(nameless.role, Role.READONLY)
+        self.assertIn("you are read-only now: a reload left a certificate without a CN only in rack4's read list",
+                      text(transport))
+        h.line.applyRights(Rights(write=("alice",)))
+        self.assertEqual((text(transport), transport.disconnecting, h.line.clients),
+                         ("\r\n[serialgw: a certificate without a CN may no longer use rack4]\r\n", True, []))
+        nameless.dataReceived(b"reboot\r")
+        self.assertEqual(h.device.events, [])
+
+
 class RestoreTests(SynchronousTestCase):
     def test_lastControllerMadeReadOnlyRestores(self) -> None:
         """The last RFC 2217 client that could change the port made read-only: the configured settings come back, as when it leaves (read-only, it would never restore them)."""
