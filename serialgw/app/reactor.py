@@ -24,8 +24,9 @@ Twisted's in three ways, and only there:
     next one before it sleeps, so that an answer on its way is caught
     without the wake-up of an idle CPU.
 
-Apart from C{doPoll}, its TCP and unix listening ports accept at most
-ACCEPTS_PER_TURN connections a turn (L{BoundedTCPPort}).
+Apart from C{doPoll}, its TCP and unix listening ports, those passed in
+by systemd too, accept at most ACCEPTS_PER_TURN connections a turn
+(L{BoundedTCPPort}).
 
 Until issue 14 it also rewrote C{mainLoop} to skip C{runUntilCurrent} on
 turns with no timed call due; C{bench/reactors.py} measured that at
@@ -49,12 +50,14 @@ It is installed by C{twistd serialgw} when no reactor has been chosen
 from __future__ import annotations
 
 import errno
+import socket
 import sys
 import time
 from typing import Any, Callable, Optional
 
 from twisted.internet import tcp, unix
 from twisted.internet.epollreactor import EPollReactor
+from twisted.internet.error import UnsupportedAddressFamily
 from twisted.logger import Logger
 
 log = Logger()
@@ -203,6 +206,18 @@ class GatewayReactor(EPollReactor):
 
     def listenUNIX(self, address: Any, factory: Any, backlog: int = 50, mode: int = 0o666, wantPID: int = 0) -> Any:
         listening = BoundedUNIXPort(address, factory, backlog, mode, self, wantPID)
+        listening.startListening()
+        return listening
+
+    def adoptStreamPort(self, fileDescriptor: int, addressFamily: int, factory: Any) -> Any:
+        """A socket passed in (C{systemd:} listeners) bounded as L{listenTCP}'s and L{listenUNIX}'s."""
+        if addressFamily not in (socket.AF_INET, socket.AF_INET6, socket.AF_UNIX):
+            raise UnsupportedAddressFamily(addressFamily)
+        listening: Any
+        if addressFamily == socket.AF_UNIX:
+            listening = BoundedUNIXPort._fromListeningDescriptor(self, fileDescriptor, factory)
+        else:
+            listening = BoundedTCPPort._fromListeningDescriptor(self, fileDescriptor, addressFamily, factory)
         listening.startListening()
         return listening
 

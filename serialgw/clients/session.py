@@ -384,10 +384,13 @@ class Session:
         subject = peerSubject(self.transport)
         if subject:
             self.peer = Peer(f"{self.peer} ({subject})")
-            if not tls.hostname:
-                # A client certificate names a person; a dial-out's (the
-                # server we verified as tls.hostname) does not.
-                self.user = subject
+        if not tls.hostname and tls.ca:
+            # A client certificate names a person; a dial-out's (the server
+            # we verified as tls.hostname) does not.  One without a CN is a
+            # person too, named "" (the line's write / read let it in by
+            # "*" only, and a reload's new ones apply to it: left as no
+            # user, it wrote on after a reload gave the line write = [...]).
+            self.user = subject
         if tls.readOnlySubjects:
             if subject in tls.readOnlySubjects:
                 self.role = Role.READONLY

@@ -198,6 +198,11 @@ class WatchAllClient(Protocol):
         self.taps[line.name] = tap
         # Logged once for all lines, as this watcher (see connectionMade).
         line.attach(tap, quiet=True)
+        guard = self.guard
+        if guard is not None and guard.full and guard.policy == "block":
+            # Put on while full (a reload's new line, the taps of later
+            # turns): it waits with the others (read again when they are).
+            line.blockDevice(tap)
 
     def unwatch(self, line: Line) -> None:
         tap = self.taps.get(line.name)

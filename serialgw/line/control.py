@@ -47,6 +47,7 @@ class _Line(Protocol):
     _refusalsTold: dict[IClient, float]
     mode: str
     _unsentSeen: int
+    _breakHolder: Optional[IClient]
 
     @property
     def settings(self: _Line) -> SerialSettings: ...
@@ -69,6 +70,8 @@ class PortControl:
 
     # How long an RFC 2217 BREAK-ON may hold the line without a BREAK-OFF.
     breakHoldLimit = 30.0
+    # The client whose BREAK-ON holds the break (see endHeldBreak).
+    _breakHolder: Optional[IClient] = None
     # How often modem lines are read while an RFC 2217 client watches.
     modemPollInterval = 0.05
     _modemPoll: Optional[LoopingCall]
@@ -230,13 +233,28 @@ class PortControl:
         if on:
             reason = self._noBreak(client)
             if reason is None and self.device.sendBreak(self.breakHoldLimit):
+                self._breakHolder = client
                 log.info("{line}: BREAK on from {peer}", line=self.name, peer=client.peer)
             elif self._tellRefusal(client):
                 log.info("{line}: BREAK on from {peer} refused: {reason}", line=self.name, peer=client.peer,
                          reason=reason or "one is under way")
         elif self.device.breaking:
+            self._breakHolder = None
             self.device.stopBreak()
             log.info("{line}: BREAK off from {peer}", line=self.name, peer=client.peer)
+
+    def endHeldBreak(self: _Line, client: IClient, why: str) -> None:
+        """
+        C{client} may no longer write (C{why}): a break its BREAK-ON holds
+        ends now, as its BREAK-OFF would (it could not send one any more;
+        the break held the line up to breakHoldLimit).
+        """
+        if self._breakHolder is not client:
+            return
+        self._breakHolder = None
+        if self.device.breaking:
+            self.device.stopBreak()
+            log.info("{line}: BREAK off: {peer}, which held it, {why}", line=self.name, peer=client.peer, why=why)
 
 
 # SerialSettings' fields as people name them.

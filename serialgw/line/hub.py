@@ -256,6 +256,7 @@ class Line(PortControl, OpenCloseStrings, RoleChanges):
         if client in self._blockers:
             self.unblockDevice(client)
         self._refusalsTold.pop(client, None)
+        self.endHeldBreak(client, "left")  # (it can send no BREAK-OFF now)
         if client in self.clients:
             parked = self._parked.get(client)
             if parked is not None:
@@ -326,6 +327,7 @@ class Line(PortControl, OpenCloseStrings, RoleChanges):
         reason = self._noBreak(client)
         if reason is None:
             if self.device.sendBreak(duration):
+                self._breakHolder = None  # (this break is nobody's to hold)
                 self.recordEvent(f"BREAK from {client.peer}", client.peer)
                 return True
             reason = "one is under way"

@@ -56,6 +56,7 @@ class _Line(Protocol):
     def _lastController(self: _Line, closing: bool = False, why: str = ...) -> None: ...
     def _roleChanged(self: _Line, client: IClient, role: Role, text: str, told: bool = False) -> None: ...
     def _setRole(self: _Line, client: IClient, role: Role) -> None: ...
+    def endHeldBreak(self: _Line, client: IClient, why: str) -> None: ...
     def dropWrite(self: _Line, client: IClient) -> None: ...
     def makeReadOnly(self: _Line, client: IClient, why: str) -> None: ...
 
@@ -79,6 +80,8 @@ class RoleChanges:
         """
         was = client.role is Role.WRITER
         client.role = role
+        if was and role is not Role.WRITER:
+            self.endHeldBreak(client, f"is {role.value} now")
         if not self.writable and was != (role is Role.WRITER):
             if was:
                 client.resumeInput()
@@ -171,11 +174,14 @@ class RoleChanges:
         """
         self.rights = rights
         for client in list(self.clients):
-            user = client.user
-            if not user:
+            if client.user is None:
                 continue
-            right = rights.of(user)
+            # (A TLS certificate without a CN is a person named "": only "*" names it.)
+            right = rights.of(client.user)
+            user = client.user or "a certificate without a CN"
             if right is None:
+                log.info("{line}: {peer} disconnected: a reload left {user} in neither {line}'s write nor its read list",
+                         line=self.name, peer=client.peer, user=user)
                 client.notice(f"{user} may no longer use {self.name}")
                 client.disconnect()
             elif right == "read" and client.role is not Role.READONLY:

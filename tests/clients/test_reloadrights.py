@@ -17,7 +17,7 @@ from serialgw.clients.factory import applyListenerRights
 from serialgw.clients.raw import RawClient
 from serialgw.clients.telnet import TelnetClient
 from serialgw.config.listeners import parseListener
-from serialgw.config.specs import DeviceSpec, LineConfig, SerialSettings
+from serialgw.config.specs import DeviceSpec, LineConfig, Rights, SerialSettings
 from serialgw.line.hub import Line, Role
 from tests.fakes import LogEvents, RecordingClient, RecordingDevice
 from tests.telnetpeer import AGREE, WONT_COM_PORT
@@ -143,6 +143,19 @@ class ReadOnlyTests(SynchronousTestCase):
         self.assertEqual(h.device.events, [("write", b"y")])
 
 
+    def test_personTakenOutLogged(self) -> None:
+        """A reload that leaves a person in neither write nor read: told, disconnected, and the log says who and why (it said only 'detached')."""
+        events = LogEvents(self).events
+        h = Harness()
+        alice = RecordingClient("alice (192.0.2.9:1)")
+        alice.person, alice.user = True, "alice"
+        h.line.attach(alice)
+        h.line.applyRights(Rights(write=("bob",)))
+        self.assertEqual((alice.notices, alice.disconnected), (["alice may no longer use rack4"], 1))
+        self.assertIn("rack4: alice (192.0.2.9:1) disconnected: a reload left alice in neither rack4's write nor its "
+                      "read list", [formatEvent(e) for e in events])
+
+
 class AllowTests(SynchronousTestCase):
     def test_allowNarrowed(self) -> None:
         """allow= narrowed by a reload: a client whose address it no longer admits is told, logged and disconnected (off the line at once); one it admits stays a writer."""
@@ -229,6 +242,26 @@ class CertificateTests(SynchronousTestCase):
         self.assertEqual(text(bobT), f"\r\n[serialgw: you are read-only now: {why}]\r\n"
                                      "\r\n[serialgw: 192.0.2.9:3 (carol) detached]\r\n")
         self.assertEqual(h.line.clients, [alice, bob])
+
+
+    def test_certificateWithoutCNAfterNewRights(self) -> None:
+        """A verified certificate without a CN (let in by "*", or by a line with no write/read) is held to a reload's new write / read like a named one: read-only when only "*" reads, disconnected when "*" is gone (it wrote on)."""
+        ca = "tls:4443:cert=gw.pem:key=gw.key:ca=ca.pem"
+        h = Harness()
+        nameless = TelnetClient(h.line, Role.WRITER, listener=parseListener(ca))
+        transport = CertifiedTransport("", 1)
+        nameless.makeConnection(transport)
+        nameless.dataReceived(AGREE + WONT_COM_PORT)
+        text(transport)
+        h.line.applyRights(Rights(write=("alice",), read=("*",)))
+        self.assertEqual(nameless.role, Role.READONLY)
+        self.assertIn("you are read-only now: a reload left a certificate without a CN only in rack4's read list",
+                      text(transport))
+        h.line.applyRights(Rights(write=("alice",)))
+        self.assertEqual((text(transport), transport.disconnecting, h.line.clients),
+                         ("\r\n[serialgw: a certificate without a CN may no longer use rack4]\r\n", True, []))
+        nameless.dataReceived(b"reboot\r")
+        self.assertEqual(h.device.events, [])
 
 
 class RestoreTests(SynchronousTestCase):

@@ -157,6 +157,27 @@ class WatchAllTests(SynchronousTestCase):
         self.assertEqual(guard.dropped, 0)
         client.connectionLost(Failure(Exception("bye")))
 
+    def test_blockPolicyLineAdded(self) -> None:
+        """policy=block: a line put on while the watcher is full stops reading too (its output went on into the watcher's buffer, unbounded), and reads again with the others."""
+        client, transport = self.watcher("raw,outbuf=1024,policy=block+tcp:0")
+        guard = client.guard
+        assert guard is not None
+        guard.pauseProducing()
+        new = Line("l2", RecordingDevice(), clock=self.clock)
+        self.lines["l2"] = new
+        self.factory.lineOpened(new)
+        self.assertEqual([self.lines[n].device.events for n in ("l0", "l1", "l2")],  # type: ignore[attr-defined]
+                         [[("pause", None)]] * 3)
+        guard.resumeProducing()
+        self.assertEqual([self.lines[n].device.events for n in ("l0", "l1", "l2")],  # type: ignore[attr-defined]
+                         [[("pause", None), ("resume", None)]] * 3)
+        guard.pauseProducing()
+        client.connectionLost(Failure(Exception("bye")))
+        self.clock.advance(0)
+        self.assertEqual([self.lines[n].device.events[-1] for n in ("l0", "l1", "l2")],  # type: ignore[attr-defined]
+                         [("resume", None)] * 3)
+        self.assertEqual([self.lines[n].clients for n in ("l0", "l1", "l2")], [[], [], []])
+
     def test_bounds(self) -> None:
         """At most maxClients watchers; allow= refuses other addresses."""
         client, _ = self.watcher(maxClients=1)
