@@ -256,8 +256,7 @@ class Line(PortControl, OpenCloseStrings, RoleChanges):
         if client in self._blockers:
             self.unblockDevice(client)
         self._refusalsTold.pop(client, None)
-        if client is self._breakHolder:
-            self._breakHolder = None
+        self.endHeldBreak(client, "left")  # (it can send no BREAK-OFF now)
         if client in self.clients:
             parked = self._parked.get(client)
             if parked is not None:

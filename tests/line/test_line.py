@@ -137,6 +137,17 @@ class LineTests(SynchronousTestCase):
         self.assertEqual([e["why"] for e in log.events if "which held it" in e.get("log_format", "")],
                          ["is watcher now", "is read-only now"])
 
+    def test_heldBreakEndsWhenItsClientLeaves(self) -> None:
+        """A break an RFC 2217 BREAK-ON holds ends when its client leaves while another writer stays (it held the line up to 30 s after its client had gone); said in the log."""
+        log = LogEvents(self)
+        w, v = RecordingClient("w"), RecordingClient("v")
+        for client in (w, v):
+            self.line.attach(client)
+        self.line.clientBreakHold(w, True)
+        self.line.detach(w)
+        self.assertEqual(self.device.events, [("break", 30.0), ("break-off", None)])
+        self.assertEqual([e["why"] for e in log.events if "which held it" in e.get("log_format", "")], ["left"])
+
     def test_settingsRefusedSayWhy(self) -> None:
         """A refused settings change is logged with the setting, the value asked for and why (read-only, another client is the writer, only watching, the line closing), not the client's role alone; nothing reaches the device."""
         log = LogEvents(self)
