@@ -139,7 +139,7 @@ class PtyClient(ClientEvents, abstract.FileDescriptor):
         client leaves the line rather than stay on it deaf and mute.
         """
         abstract.FileDescriptor.connectionLost(self, reason)
-        log.error("{line}: {peer} lost: {reason}; it is off the line until the next start or reload",
+        log.error("{line}: {peer} lost: {reason}; it is off the line until a restart (or a reload that changes its link)",
                   line=self.line.name, peer=self.peer, reason=reason.getErrorMessage())
         self.line.detach(self)
         self._unfollow()
