@@ -145,6 +145,12 @@ class TelnetClient(Session, TelnetProtocol):
             # it made come back when it leaves, as an RFC 2217 client's.
             comPort, self.comPort = self.comPort, None
             self._flowSuspended = False
+            if comPort.dropped:
+                # Still counted (status, metrics: a counter never goes back), as when it leaves.
+                gone = self.line.droppedGone
+                gone["suspended"] = gone.get("suspended", 0) + comPort.dropped
+            # A BREAK-ON it holds: no BREAK-OFF can come now.
+            self.line.endHeldBreak(self, "turned RFC 2217 off")
             if comPort.linestateMask:
                 self.line.updateLineWatch()  # its mask no longer asks for line errors
             if comPort.held:

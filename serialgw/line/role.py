@@ -149,11 +149,29 @@ class RoleChanges:
         wasWriter = client.role is Role.WRITER
         client.notice(f"you are read-only now: {why}")
         self._roleChanged(client, Role.READONLY, f"is read-only now: {why}", told=True)
+        if wasWriter and self.mode == "exclusive" and client in self._unannounced and client.person:
+            # The write it held goes where it would when such a connection
+            # leaves (see Line.detach): to the first person who came since
+            # (kept watching by it alone, perhaps with no ^] t; told of nobody).
+            heir = heirOf(self.clients, self.clients.index(client) + 1)
+            if heir is not None:
+                self._roleChanged(heir, Role.WRITER, "writes")
         if client in self.controllers:
             self.updateLineWatch()
             if wasWriter and not any(c.role is not Role.READONLY for c in self.controllers):
                 self._lastController(
                     why="the last RFC 2217 client that could change the port is read-only now")
+
+    def giveWrite(self: _Line, client: IClient, why: str) -> None:
+        """
+        C{client}, read-only, writes from now on (a reload took C{ro} out of
+        its listener, and it cannot connect again to be given the right: a
+        client pty): told C{why}, the others and the log too.
+        """
+        if client.role is not Role.READONLY:
+            return
+        client.notice(f"you write again: {why}")
+        self._roleChanged(client, Role.WRITER, f"writes again: {why}", told=True)
 
     def applyRights(self: _Line, rights: Rights) -> None:
         """

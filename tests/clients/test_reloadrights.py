@@ -156,6 +156,20 @@ class ReadOnlyTests(SynchronousTestCase):
                       "read list", [formatEvent(e) for e in events])
 
 
+    def test_healthCheckMadeReadOnlyLeavesWriteToTheHeir(self) -> None:
+        """Exclusive: a connection not announced yet (a health check) that holds write and is made read-only by a reload hands write to the person who came meanwhile, as its leaving would (a raw client has no ^] t: it watched on with nobody writing)."""
+        h = Harness("exclusive")
+        check, _ = h.telnet("telnet+4444", port=1, agree=b"")
+        person = RawClient(h.line, listener=parseListener("raw+4446"))
+        person.makeConnection(StringTransport(peerAddress=IPv4Address("TCP", "192.0.2.9", 2)))
+        self.assertEqual((check.role, person.role), (Role.WRITER, Role.WATCHER))
+        applyListenerRights(h.line, [parseListener("telnet,ro+4444"), parseListener("raw+4446")])
+        self.assertEqual((check.role, person.role), (Role.READONLY, Role.WRITER))
+        check.connectionLost()
+        person.dataReceived(b"ls")
+        self.assertEqual(h.device.events, [("write", b"ls")])
+
+
 class AllowTests(SynchronousTestCase):
     def test_allowNarrowed(self) -> None:
         """allow= narrowed by a reload: a client whose address it no longer admits is told, logged and disconnected (off the line at once); one it admits stays a writer."""

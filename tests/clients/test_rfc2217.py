@@ -403,6 +403,22 @@ class NotificationTests(SynchronousTestCase):
         self.assertEqual(transport.value(), b"a" * 96 + b"b" * 4000)
         client.connectionLost()
 
+    def test_suspendDropsKeptWhenOff(self) -> None:
+        """Output dropped while suspended stays counted (serialgw_client_dropped_bytes_total{policy="suspended"}) once the client turns COM-PORT-OPTION off; a held BREAK-ON ends then (no BREAK-OFF can come)."""
+        from serialgw.config.listeners import parseListener
+
+        client = TelnetClient(self.line, listener=parseListener("telnet,outbuf=4096+4444"), clock=self.clock)
+        transport = PausableTransport()
+        client.makeConnection(transport)
+        client.dataReceived(bytes([IAC, WILL, CPO, IAC, DO, 0, IAC, WILL, 0]))
+        client.dataReceived(sb(8) + sb(5, 5))
+        self.line.deviceDataReceived(b"a" * 6000 + b"b" * 4000)
+        client.dataReceived(bytes([IAC, WONT, CPO]))
+        self.assertEqual((client.comPort, self.line.droppedGone), (None, {"suspended": 10000 - 4096}))
+        self.assertEqual(self.device.events[-2:], [("break", 30.0), ("break-off", None)])
+        client.connectionLost()
+        self.assertEqual(self.line.droppedGone, {"suspended": 10000 - 4096})
+
     def test_suspendHeldAtMostOneMiB(self) -> None:
         """With an outbuf above 1 MiB, a suspended client keeps SUSPEND_LIMIT (1 MiB) of device output, the newest."""
         from serialgw.clients.rfc2217 import SUSPEND_LIMIT
