@@ -211,7 +211,7 @@ def retuneLine(line: Line, old: LineConfig, new: LineConfig) -> None:
         line.applyRights(new.rights)
     if new.listeners != old.listeners:
         # ro and allow= taken away apply to those already connected too.
-        applyListenerRights(line, new.listeners)
+        applyListenerRights(line, new.listeners, old.listeners)
     # After the rights: made exclusive, the line's one writer is the first
     # who may still write (one made read-only by this reload kept write
     # over the others, and then nobody wrote).

@@ -22,6 +22,7 @@ from twisted.python.failure import Failure
 
 from serialgw.app.listen import StartupError, listenAtOnce, removeStaleSocket
 from serialgw.clients.local import fifoPair
+from serialgw.clients.ptylink import keptInPlace
 from serialgw.clients.tls import TLSError, clientOptions
 from serialgw.config.paths import NOT_FOLLOWED, notFollowed
 from serialgw.config.specs import LineConfig, ListenerKind, ListenerSpec, LogSpec, isAbstract, quote
@@ -201,11 +202,19 @@ def checkBinds(opening: list[tuple[str, ListenerSpec]], releasing: list[tuple[st
 def listenerChanges(old: LineConfig, new: LineConfig) -> tuple[list[ListenerSpec], list[ListenerSpec]]:
     """
     A line's listeners that a reload closes, and those it opens (a new
-    signature reopens none: see ListenerOpener.resign).
+    signature reopens none: see ListenerOpener.resign; a C{pty:} listener
+    that keeps its link is changed in place: see L{keptInPlace}).
     """
-    gone = [s for s in old.listeners if s not in new.listeners]
-    fresh = [s for s in new.listeners if s not in old.listeners]
+    inPlace = keptInPlace(old.listeners, new.listeners)
+    gone = [s for s in old.listeners if s not in new.listeners and s not in inPlace]
+    fresh = [s for s in new.listeners if s not in old.listeners and s not in inPlace.values()]
     return list(dict.fromkeys(gone)), list(dict.fromkeys(fresh))
+
+
+def rekeyed(keyed: list[tuple[Any, tuple[str, Any]]], old: LineConfig, new: LineConfig) -> list[tuple[Any, tuple[str, Any]]]:
+    """What a retuned line opened (see C{GatewayService._keyed}), a C{pty:} listener changed in place recorded under its new spec."""
+    inPlace = keptInPlace(old.listeners, new.listeners)
+    return [(inPlace.get(key, key), entry) for key, entry in keyed]
 
 
 def writable(path: str) -> Optional[str]:

@@ -519,8 +519,8 @@ class GatewayService(MultiService):
             waits += self._closeKeyed(name, ("log", old.log))
             if not any(consoleLog.spec.path == old.log.path for consoleLog in line.logs):
                 written[old.log.path].discard(name)
-        for spec in listenerChanges(old, new)[0]:
-            waits += self._closeKeyed(name, spec)
+        waits += [wait for spec in listenerChanges(old, new)[0] for wait in self._closeKeyed(name, spec)]
+        self._keyed[name] = plans.rekeyed(self._keyed.get(name, []), old, new)  # (pty: listeners kept in place)
         if line.waitForClient and not any(spec.wait for spec in new.listeners):
             line.waitForClient = False
             if self.running:

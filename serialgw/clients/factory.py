@@ -15,6 +15,7 @@ from twisted.internet.protocol import Factory
 from twisted.internet.protocol import Protocol as BaseProtocol
 from twisted.logger import Logger
 
+from serialgw.clients.ptylink import PtyClient, keptInPlace
 from serialgw.clients.raw import RawClient
 from serialgw.clients.session import Session
 from serialgw.clients.telnet import TelnetClient
@@ -155,7 +156,7 @@ class LineFactory(Factory):
 
 
 
-def applyListenerRights(line: Line, listeners: Sequence[ListenerSpec]) -> None:
+def applyListenerRights(line: Line, listeners: Sequence[ListenerSpec], old: Sequence[ListenerSpec] = ()) -> None:
     """
     A reload's listeners applied to the people already connected through
     them: one whose listener (the same endpoint, other options) is now
@@ -165,11 +166,15 @@ def applyListenerRights(line: Line, listeners: Sequence[ListenerSpec]) -> None:
     C{allow=}, its certificate's name out of new C{subjects=}) is told and
     disconnected.  Rights given (C{ro} taken out, C{allow=} widened)
     promote nobody: they are for new connections.  One whose listener was
-    removed stays as it is.
+    removed stays as it is.  A client pty whose listener (of C{old}) keeps
+    its link takes all its new options (L{PtyClient.retune}).
     """
     kept = set(listeners)
     now = {(spec.kind, spec.endpoint): spec for spec in listeners}
+    ptys = keptInPlace(old, listeners)
     for client in list(line.clients):
+        if isinstance(client, PtyClient) and client.spec in ptys:
+            client.retune(ptys[client.spec])
         if not isinstance(client, Session) or client.leaving:
             continue
         spec = client.listener

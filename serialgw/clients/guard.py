@@ -193,6 +193,36 @@ class OutputGuard:
             self._parkedAt = None
             self.fanOut.unpark(self)
 
+    def retune(self, bound: int, policy: str) -> None:
+        """
+        A reload's new bound and policy for this client, in place: the
+        transport's buffer at the new bound from its next write.  Full
+        meanwhile: a block that held the device lets it go and drops from
+        now on; a drop becomes a block, what it held going to the transport
+        at once (at most the old bound past the new one, the order kept) and
+        the device held until the client has taken it all.
+        """
+        if (bound, policy) == (self.bound, self.policy):
+            return
+        # (Out of the fan-out under the bound it was parked with: the line counts them.)
+        self.unpark()
+        blocked = self.full and self.policy == "block"
+        self.bound, self.policy = bound, policy
+        holder = bufferHolder(self.client.transport)
+        if hasattr(holder, "bufferSize"):
+            holder.bufferSize = bound
+        if not self.full:
+            return
+        if blocked and policy != "block":
+            self.line.unblockDevice(self.client)
+        if policy == "block" and not blocked:
+            held = self._held.take(len(self._held))
+            if held:
+                self.client.deliver(held)
+            self.line.blockDevice(self.client)
+        elif policy == "drop" and self.fanOut is not None:
+            self._parkedAt = self.fanOut.park(self)
+
     # IPushProducer: called by the transport
 
     def pauseProducing(self) -> None:

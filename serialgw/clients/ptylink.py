@@ -29,7 +29,7 @@ import os
 import struct
 import termios
 import tty
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 import attrs
 from twisted.internet import abstract, fdesc
@@ -71,6 +71,8 @@ class PtyClient(ClientEvents, abstract.FileDescriptor):
         self.line = line
         self.role = Role.READONLY if spec.readOnly else Role.WRITER
         self.link = link
+        # Its listener as the configuration has it now (see retune).
+        self.spec = spec
         master, slave = os.openpty()
         self.slaveName = os.ttyname(slave)
         try:
@@ -165,6 +167,23 @@ class PtyClient(ClientEvents, abstract.FileDescriptor):
             return
         # Known before the pty reports it: not a change a program made.
         self.settings = readTermios(self._slave, settings.baudrate)
+
+    def retune(self, spec: ListenerSpec) -> None:
+        """
+        A reload changed this listener's options, its link the same (see
+        L{keptInPlace}): the pty stays, and the program on it; made C{ro},
+        it is read-only from now on (told to the others and logged), with
+        C{ro} taken out it writes again (it cannot connect again to be given
+        the right, as a network client does: the link leads to this pty);
+        C{outbuf=} and C{policy=} go to its output guard.
+        """
+        where = f"{self.line.name}'s listener {spec.text or self.peer!r}"
+        if spec.readOnly:
+            self.line.makeReadOnly(self, f"a reload made {where} read-only")
+        elif self.role is Role.READONLY:
+            self.line.giveWrite(self, f"a reload took ro out of {where}")
+        self.guard.retune(spec.outbuf, spec.policy)
+        self.spec = spec
 
     def giveTo(self, uid: int, gid: int) -> None:
         """The pty (and its link) to the user and group twistd runs as once privileges drop (see L{givePty})."""
@@ -283,6 +302,24 @@ class PtyClient(ClientEvents, abstract.FileDescriptor):
         removeSymlink(self.link, self.slaveName)
         os.close(self._master)
         os.close(self._slave)
+
+
+def keptInPlace(old: Sequence[ListenerSpec], new: Sequence[ListenerSpec]) -> dict[ListenerSpec, ListenerSpec]:
+    """
+    The C{pty:} listeners of C{old} that a reload to C{new} changes in place
+    (the same link, one such in each, other options), each with its new spec:
+    kept open and retuned (L{PtyClient.retune}), not closed and made anew.
+    """
+    def byLink(specs: Sequence[ListenerSpec]) -> dict[str, list[ListenerSpec]]:
+        links: dict[str, list[ListenerSpec]] = {}
+        for spec in dict.fromkeys(specs):
+            if spec.kind is ListenerKind.PTY:
+                links.setdefault(spec.path, []).append(spec)
+        return links
+
+    before, after = byLink(old), byLink(new)
+    return {was[0]: now[0] for link, was in before.items()
+            if len(was) == 1 and len(now := after.get(link, [])) == 1 and was[0] != now[0]}
 
 
 # What a program may change on its pty, and the device then follows.

@@ -162,6 +162,17 @@ class RoleChanges:
                 self._lastController(
                     why="the last RFC 2217 client that could change the port is read-only now")
 
+    def giveWrite(self: _Line, client: IClient, why: str) -> None:
+        """
+        C{client}, read-only, writes from now on (a reload took C{ro} out of
+        its listener, and it cannot connect again to be given the right: a
+        client pty): told C{why}, the others and the log too.
+        """
+        if client.role is not Role.READONLY:
+            return
+        client.notice(f"you write again: {why}")
+        self._roleChanged(client, Role.WRITER, f"writes again: {why}", told=True)
+
     def applyRights(self: _Line, rights: Rights) -> None:
         """
         New rights (a reload): a person no longer in the line's write list

@@ -130,6 +130,53 @@ class SlowReaderTests(SynchronousTestCase):
         self.assertEqual(got, b"".join(sent))
         self.assertEqual(client.guard.dropped, 0)
 
+    def test_blockMadeDropWhileFull(self) -> None:
+        """
+        A reload makes a blocking pty (full, the device held) drop: the
+        device is read again at once, what comes while the program still
+        does not read is held and dropped at the bound (newest kept), and
+        what it reads is what blocked, then the newest.
+        """
+        device = RecordingDevice()
+        line, client = self.client("raw,policy=block,outbuf=8192+pty", device)
+        sent = self.fill(line, client, 64)
+        client.retune(parseListener("raw,outbuf=8192+pty"))
+        self.assertEqual(device.events, [("pause", None), ("resume", None)])
+        sent += self.fill(line, client, 64)
+        self.assertEqual(client.guard.heldBytes, 8192)
+        got = self.readAll(client)
+        self.assertTrue(got.startswith(sent[0]))
+        self.assertTrue(got.endswith(sent[-2] + sent[-1]))
+        self.assertEqual(len(got) + client.guard.dropped, len(sent) * 4096)
+
+    def test_dropMadeBlockWhileFull(self) -> None:
+        """
+        A reload makes a dropping pty (full, output held) block: what it
+        held goes to the pty in order, the device is held until the program
+        has read it all, then read again; only what was dropped before is missed.
+        """
+        device = RecordingDevice()
+        line, client = self.client("raw,outbuf=8192+pty", device)
+        sent = self.fill(line, client, 400)
+        dropped = client.guard.dropped
+        client.retune(parseListener("raw,policy=block,outbuf=8192+pty"))
+        self.assertEqual((device.events, client.guard.heldBytes), ([("pause", None)], 0))
+        got = self.readAll(client)
+        self.assertEqual(device.events, [("pause", None), ("resume", None)])
+        self.assertTrue(got.startswith(sent[0]))
+        self.assertTrue(got.endswith(sent[-2] + sent[-1]))
+        self.assertEqual((len(got) + dropped, client.guard.dropped), (len(sent) * 4096, dropped))
+
+    def test_boundChangedWhileParked(self) -> None:
+        """A reload's new outbuf for a pty full and dropping: the pty's buffer and the held output at the new bound from then on."""
+        line, client = self.client("raw,outbuf=8192+pty")
+        self.fill(line, client, 400)
+        client.retune(parseListener("raw,outbuf=16384+pty"))
+        sent = self.fill(line, client, 16)
+        self.assertEqual((client.guard.bound, client.bufferSize, client.guard.heldBytes), (16384, 16384, 16384))
+        got = self.readAll(client)
+        self.assertTrue(got.endswith(b"".join(sent[-4:])))
+
 
 class ReadOnlyTests(SynchronousTestCase):
     """raw,ro+pty: the program watches: its bytes and termios changes do not reach the device."""
