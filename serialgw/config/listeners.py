@@ -17,8 +17,7 @@ How a string is read, in order:
          reads both ways and is refused; otherwise Twisted's, keyword and
          positional forms alike (C{tcp:4444:interface=127.0.0.1},
          C{tcp:port=4444}, C{unix:/x}, C{unix:address=/x:mode=660});
-       - C{ssl}: refused (Twisted's TLS endpoint makes a client at TCP
-         connect, before the handshake; C{tls:} waits for it);
+       - C{ssl}: refused (it makes a client before the TLS handshake);
        - anything else: a Twisted server endpoint string (C{systemd:}, ...).
 
 C{tcp:}, C{tcp6:} and C{unix:} strings are read by Twisted's own parser
@@ -94,11 +93,9 @@ def parseListener(text: str) -> ListenerSpec:
                               "escape= work on tcp, telnet, unix, pipe: and stdio listeners)")
         if spec.kind is ListenerKind.PTY:
             _checkPty(spec, options, original)
-        if spec.kind is ListenerKind.UDP and "allow" in options:
-            # Ignored, it let every address of the netconsole's own list write.
-            written = ";".join(spec.allow)
+        if spec.kind is ListenerKind.UDP and "allow" in options:  # (ignored, the netconsole's own list wrote)
             raise ConfigError(f"listener {quote(original)}: allow= before the + does not reach a udp: client; who "
-                              f"may write goes after it: {text.split(',')[0]},allow={written}")
+                              f"may write goes after it: {text.split(',')[0]},allow={';'.join(spec.allow)}")
         return spec
 
     if isDecimal(text):

@@ -220,6 +220,14 @@ class ComPortLink(TelnetLink):
             log.info("{device}: the remote takes input again (FLOWCONTROL-RESUME) after {seconds:.0f} s",
                      device=self.device.name, seconds=clock.seconds() - self._suspendedAt)
 
+    def _resume(self) -> None:
+        """Not suspended any more: what was typed meanwhile is sent."""
+        self._suspension(False)
+        held, self._held = bytes(self._held), bytearray()
+        if held:
+            self.writeData(held)
+        self.device._checkWatermark()
+
     def _suspendLasts(self) -> None:
         self._suspendCall = None
         self._suspendSaid = True
@@ -238,6 +246,15 @@ class ComPortLink(TelnetLink):
             self.applySettings(self.device.settings)
             for name, on in self.device.modemLines.items():
                 self.control(modemLineCode(name, on))
+        elif (option == COM_PORT_OPTION and not enabled and self.comPort
+              and not (self.localEnabled(COM_PORT_OPTION) or self.remoteEnabled(COM_PORT_OPTION))):
+            # The remote turned it off on both sides: a plain telnet link
+            # from now on (RFC 855: no subnegotiation of an option not in
+            # effect; a break goes as IAC BRK), what a SUSPEND held sent.
+            self.comPort = False
+            if self.suspended:
+                self._flushAnswers()  # our WONT or DONT first
+                self._resume()
 
     def command(self, command: int, value: bytes) -> None:
         if self.comPort:
@@ -300,11 +317,7 @@ class ComPortLink(TelnetLink):
                 self._suspension(True)
                 device._checkWatermark()
             elif command == FLOWCONTROL_RESUME:
-                self._suspension(False)
-                held, self._held = bytes(self._held), bytearray()
-                if held:
-                    self.writeData(held)
-                device._checkWatermark()
+                self._resume()
         except ConfigError as e:
             if not self._answerSaid:
                 # The first said in full; any more counted with the garbage.

@@ -22,7 +22,7 @@ from serialgw.devices.device import HIGH_WATER
 from serialgw.devices.remote import ComPortLink, RawLink, RemoteDevice, TelnetLink
 from serialgw.interfaces import IDevice
 from serialgw.line.hub import Line
-from serialgw.wire.telnet import BINARY, COMMANDS_PER_TURN, DO, DONT, IAC, NOP, SB, SE, WILL, WONT
+from serialgw.wire.telnet import BINARY, BRK, COMMANDS_PER_TURN, DO, DONT, IAC, NOP, SB, SE, WILL, WONT
 from tests.fakes import BoundedTransport, RecordingClient, flap, observeLog, oneTurn
 from tests.realio import Collector, closeClients, connect, listenerPort, socketPath, startedPty, startGateway
 
@@ -167,6 +167,27 @@ class RemoteWriteBoundTests(SynchronousTestCase):
         link.dataReceived(bytes((IAC, SB, 44, 109, IAC, SE)))  # FLOWCONTROL-RESUME
         self.assertEqual(transport.value(), b"abc")
         self.assertEqual((writer.paused, writer.resumed), (1, 1))
+
+    def test_comPortTurnedOff(self) -> None:
+        """
+        An RFC 2217 remote that turns COM-PORT-OPTION off (DONT, answered
+        WONT): no more subnegotiations to it (RFC 855), a break goes as IAC
+        BRK, and what a SUSPEND held is sent after our answer.
+        """
+        device, line, writer, transport = self.connected("rfc2217", ComPortLink)
+        link = device._link
+        link.dataReceived(bytes((IAC, DO, 44)))
+        self.assertTrue(link.comPort)
+        link.dataReceived(bytes((IAC, SB, 44, 108, IAC, SE)))  # FLOWCONTROL-SUSPEND
+        line.clientData(writer, b"abc")
+        transport.clear()
+        link.dataReceived(bytes((IAC, DONT, 44)))
+        self.assertEqual(transport.value(), bytes((IAC, WONT, 44)) + b"abc")
+        self.assertEqual((writer.paused, writer.resumed), (1, 1))
+        transport.clear()
+        link.applySettings(SerialSettings(9600))
+        self.assertTrue(link.sendBreak())
+        self.assertEqual(transport.value(), bytes((IAC, BRK)))
 
     def test_longSuspendSaid(self) -> None:
         """A FLOWCONTROL-SUSPEND that lasts SUSPEND_WARN s is logged once (a short one is not), its end too; a link lost meanwhile is no resume and leaves no timer."""
