@@ -21,7 +21,7 @@ from serialgw.clients.session import Session
 from serialgw.clients.telnet import TelnetClient
 from serialgw.clients.tls import HandshakeGate, peerSubject
 from serialgw.clients.transports import addressAllowed, describeAddress, peerName
-from serialgw.config.specs import ListenerSpec, Protocol
+from serialgw.config.specs import ListenerKind, ListenerSpec, Protocol
 from serialgw.line.hub import Line, Role
 from serialgw.logflood import Peer, clientLog
 
@@ -170,7 +170,7 @@ def applyListenerRights(line: Line, listeners: Sequence[ListenerSpec], old: Sequ
     its link takes all its new options (L{PtyClient.retune}).
     """
     kept = set(listeners)
-    now = {(spec.kind, spec.endpoint): spec for spec in listeners}
+    now = {_place(spec): spec for spec in listeners}
     ptys = keptInPlace(old, listeners)
     for client in list(line.clients):
         if isinstance(client, PtyClient) and client.spec in ptys:
@@ -180,7 +180,7 @@ def applyListenerRights(line: Line, listeners: Sequence[ListenerSpec], old: Sequ
         spec = client.listener
         if spec is None or spec in kept:
             continue
-        new = now.get((spec.kind, spec.endpoint))
+        new = now.get(_place(spec))
         if new is None:
             continue
         where = new.text or new.endpoint
@@ -194,6 +194,19 @@ def applyListenerRights(line: Line, listeners: Sequence[ListenerSpec], old: Sequ
         elif new.readOnly or _readOnlySubject(client, new):
             line.makeReadOnly(client, f"a reload made {line.name}'s listener {where!r} read-only"
                               + ("" if new.readOnly else f" for the certificate {peerSubject(client.transport)!r}"))
+
+
+def _place(spec: ListenerSpec) -> tuple[Any, ...]:
+    """
+    Where a listener listens, however its endpoint is written: C{tcp:4001}
+    and C{tcp:port=4001}, C{unix:/x} and C{unix:address=/x:mode=660} are one
+    place (as the endpoint text, a listener respelled with C{ro} left its
+    writers writing, as if removed); an endpoint with no port or path
+    known (C{systemd:}) by its text.
+    """
+    if spec.kind is ListenerKind.LISTEN and (spec.port or spec.path):
+        return (spec.kind, spec.host, spec.port, spec.path, spec.tls is not None)
+    return (spec.kind, spec.endpoint)
 
 
 def _noLongerAdmitted(client: Session, spec: ListenerSpec) -> Optional[tuple[str, str]]:

@@ -96,6 +96,18 @@ class ReadOnlyTests(SynchronousTestCase):
         applyListenerRights(h.line, [parseListener("raw,ro+4445")])
         self.assertEqual((alice.role, text(aliceT), aliceT.disconnecting), (Role.WRITER, "", False))
 
+    def test_listenerRespelledIsInPlace(self) -> None:
+        """A listener whose endpoint is written another way for the same place (tcp:4444 as tcp:port=4444, a unix socket with a mode) is changed in place: made ro, its writers are read-only (they wrote on, as if it were removed); another port, or plain made TLS, is another listener."""
+        h = Harness()
+        alice, _ = h.telnet("telnet+tcp:4444", port=1)
+        bob, _ = h.telnet("telnet+unix:/run/x.sock", port=2)
+        carol, _ = h.telnet("telnet+tcp:4446", port=3)
+        applyListenerRights(h.line, [parseListener("telnet,ro+tcp:port=4444"),
+                                     parseListener("telnet,ro+unix:address=/run/x.sock:mode=660"),
+                                     parseListener("telnet,ro+tls:4446:cert=c:key=k"),
+                                     parseListener("telnet,ro+tcp:4447")])
+        self.assertEqual([c.role for c in (alice, bob, carol)], [Role.READONLY, Role.READONLY, Role.WRITER])
+
     def test_watcherMadeReadOnly(self) -> None:
         """Exclusive mode: a watcher of a listener made ro is read-only too (it could take write before)."""
         h = Harness("exclusive")
