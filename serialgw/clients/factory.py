@@ -159,7 +159,7 @@ class LineFactory(Factory):
 def applyListenerRights(line: Line, listeners: Sequence[ListenerSpec], old: Sequence[ListenerSpec] = ()) -> None:
     """
     A reload's listeners applied to the people already connected through
-    them: one whose listener (the same endpoint, other options) is now
+    them: one whose listener (the same endpoint however written, other options: see _place) is now
     read-only (C{ro}, or its certificate's name among C{readonly=}) is
     read-only from now on, told, and the others and the log too; one that
     the listener would no longer admit (its address out of a new
