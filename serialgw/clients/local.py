@@ -165,8 +165,11 @@ def openLocal(path: str, flags: int, mode: int = 0o640) -> int:
     """
     os.open() for a file: or pipe: path: a symlink is followed, but not
     another user's in a sticky directory everyone may write (noFollow).
+    A tty there never becomes the gateway's controlling terminal (O_NOCTTY:
+    under systemd it leads a session with none, and a tty opened for
+    reading became it: a ^C typed there would stop the gateway).
     """
-    flags |= noFollow(path)
+    flags |= noFollow(path) | os.O_NOCTTY
     try:
         return os.open(path, flags, mode)
     except OSError as e:

@@ -135,3 +135,24 @@ class FileLinkTests(SynchronousTestCase):
                             listeners=(parseListener(f"file:{log}"), parseListener(f"pipe:{guest}")))
         self.assertEqual((checkFiles([("a", spec) for spec in config.listeners], []), checkLines([config])[0]),
                          (None, []))
+
+    def test_ttyNotTakenAsControllingTerminal(self) -> None:
+        """A pipe: path that is a tty (fifoPair, openLocal) is opened with O_NOCTTY: under systemd the gateway leads a session with no terminal, and the tty became its controlling terminal (a ^C typed there would stop the gateway, its hang-up be a SIGHUP: a reload)."""
+        import subprocess
+        import sys
+
+        repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        code = (
+            "import os\n"
+            "from serialgw.clients.local import fifoPair\n"
+            "os.setsid()\n"
+            "master, slave = os.openpty()\n"
+            "name = os.ttyname(slave)\n"
+            "os.close(slave)\n"
+            "fdIn, fdOut = fifoPair(name)\n"
+            "with open('/proc/self/stat', 'rb') as f:\n"
+            "    print(f.read().rpartition(b')')[2].split()[4].decode(), fdIn == fdOut)\n"
+        )
+        out = subprocess.run([sys.executable, "-c", code], cwd=repo, capture_output=True, text=True, timeout=60,
+                             env=dict(os.environ, PYTHONPATH=repo))
+        self.assertEqual((out.stdout, out.returncode), ("0 True\n", 0), out.stderr)
