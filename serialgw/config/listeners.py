@@ -42,7 +42,7 @@ from twisted.internet.endpoints import (
 )
 from twisted.internet.endpoints import _parse as endpointFields
 
-from serialgw.config.parsers import checkPath, isDecimal
+from serialgw.config.parsers import checkOptionsReach, checkPath, isDecimal
 from serialgw.config.specs import (
     ConfigError,
     ListenerKind,
@@ -91,11 +91,7 @@ def parseListener(text: str) -> ListenerSpec:
         if spec.kind in NO_ESCAPE_MENU and spec.escape is not None:
             raise ConfigError(f"listener {quote(original)}: a {spec.kind.value} client has no escape menu (mon: and "
                               "escape= work on tcp, telnet, unix, pipe: and stdio listeners)")
-        if spec.kind is ListenerKind.PTY:
-            _checkPty(spec, options, original)
-        if spec.kind is ListenerKind.UDP and "allow" in options:  # (ignored, the netconsole's own list wrote)
-            raise ConfigError(f"listener {quote(original)}: allow= before the + does not reach a udp: client; who "
-                              f"may write goes after it: {text.split(',')[0]},allow={';'.join(spec.allow)}")
+        checkOptionsReach(spec, options, original, text)
         return spec
 
     if isDecimal(text):
@@ -218,26 +214,6 @@ def _listenerOption(key: str, value: Optional[str], protocol: Protocol, original
             raise ConfigError(f"idle={quote(value)} in listener {quote(original)}: expected 0 < seconds <= {MAX_IDLE}")
         return {"idle": seconds}
     raise ConfigError(f"unknown listener option {quote(key)} in {quote(original)} (known: {LISTENER_OPTIONS})")
-
-
-# What a pty: client would ignore (it was ignored: raw,ro+pty: let its program
-# type), by ListenerSpec field, as the option is written.
-_NOT_FOR_PTY = {"allow": "allow=", "idle": "idle=", "keepalive": "keepalive", "nodelay": "nodelay",
-                "banner": "banner", "replay": "replay", "notices": "notices or no-notices", "rfc2217": "no-rfc2217"}
-
-
-def _checkPty(spec: ListenerSpec, options: dict[str, object], original: str) -> None:
-    """A pty: listener takes ro, outbuf= and policy=drop|block; anything else is refused, not ignored."""
-    takes = "a pty: client takes ro, outbuf= and policy=drop|block"
-    if spec.protocol is not Protocol.RAW:
-        raise ConfigError(f"listener {quote(original)}: a pty: client is raw bytes, not {spec.protocol.value} "
-                          f"(write raw+pty: or pty:); {takes}")
-    for field, name in _NOT_FOR_PTY.items():
-        if field in options:
-            raise ConfigError(f"listener {quote(original)}: {name} means nothing to a pty: client; {takes}")
-    if spec.policy == "disconnect":
-        raise ConfigError(f"listener {quote(original)}: policy=disconnect cannot cut a pty: client (its program "
-                          f"would find no pty until a restart); {takes}")
 
 
 def _isInteger(text: str) -> bool:

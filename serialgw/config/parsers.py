@@ -2,7 +2,8 @@
 The parsers of single settings: strings in (from the command line or the
 TOML file), a value or a L{ConfigError} that quotes the offending text out.
 Serial settings (the compact C{115200,8N1} form and the single keys),
-paths, open and close strings, milliseconds, on/off, coalescing, devices.
+paths, open and close strings, milliseconds, on/off, coalescing, devices;
+and whether a listener's options reach its kind of client.
 Nothing here does I/O.
 """
 
@@ -21,6 +22,9 @@ from serialgw.config.specs import (
     STOPBITS,
     ConfigError,
     DeviceSpec,
+    ListenerKind,
+    ListenerSpec,
+    Protocol,
     SerialSettings,
     quote,
 )
@@ -294,3 +298,47 @@ def parseDevice(text: str) -> DeviceSpec:
         f"unknown device {quote(original)}: expected a tty path, pty:LINK, telnet:HOST:PORT, "
         "rfc2217://HOST:PORT, tcp:HOST:PORT or unix:PATH"
     )
+
+
+# What a pty: client would ignore (it was ignored: raw,ro+pty: let its program
+# type), by ListenerSpec field, as the option is written.
+_NOT_FOR_PTY = {"allow": "allow=", "idle": "idle=", "keepalive": "keepalive", "nodelay": "nodelay",
+                "banner": "banner", "replay": "replay", "notices": "notices or no-notices", "rfc2217": "no-rfc2217"}
+
+
+def _checkPty(spec: ListenerSpec, options: dict[str, object], original: str) -> None:
+    """A pty: listener takes ro, outbuf= and policy=drop|block; anything else is refused, not ignored."""
+    takes = "a pty: client takes ro, outbuf= and policy=drop|block"
+    if spec.protocol is not Protocol.RAW:
+        raise ConfigError(f"listener {quote(original)}: a pty: client is raw bytes, not {spec.protocol.value} "
+                          f"(write raw+pty: or pty:); {takes}")
+    for field, name in _NOT_FOR_PTY.items():
+        if field in options:
+            raise ConfigError(f"listener {quote(original)}: {name} means nothing to a pty: client; {takes}")
+    if spec.policy == "disconnect":
+        raise ConfigError(f"listener {quote(original)}: policy=disconnect cannot cut a pty: client (its program "
+                          f"would find no pty until a restart); {takes}")
+
+
+# Where allow= would check nothing (no peer address) or the wrong peer (a
+# dial-out's own: refused, dialled again for ever).  By ListenerKind.
+_ALLOW_MEANS_NOTHING = {ListenerKind.FILE: "file:", ListenerKind.PIPE: "pipe:", ListenerKind.STDIO: "stdio",
+                        ListenerKind.CONNECT: "a dial-out"}
+
+
+def checkOptionsReach(spec: ListenerSpec, options: dict[str, object], original: str, endpoint: str) -> None:
+    """
+    Refuse a listener option written before the C{+} that would be ignored
+    by its kind of client (C{endpoint}: the text after the C{+}).
+    """
+    if spec.kind is ListenerKind.PTY:
+        _checkPty(spec, options, original)
+    if "allow" not in options:
+        return
+    if spec.kind is ListenerKind.UDP:  # (ignored, the netconsole's own list wrote)
+        raise ConfigError(f"listener {quote(original)}: allow= before the + does not reach a udp: client; who "
+                          f"may write goes after it: {endpoint.split(',')[0]},allow={';'.join(spec.allow)}")
+    what = _ALLOW_MEANS_NOTHING.get(spec.kind)
+    if what is not None:
+        raise ConfigError(f"listener {quote(original)}: allow= means nothing to {what} (it checks who connects to "
+                          "a listening socket; a unix socket's file mode does that for it)")

@@ -223,6 +223,27 @@ class QemuManualTests(SynchronousTestCase):
             self.assertEqual(str(self.assertRaises(ConfigError, parseListener, text)), message)
 
 
+class AllowReachesTests(SynchronousTestCase):
+    def test_allowWhereNoAddressIsChecked(self) -> None:
+        """
+        allow= is refused where it would check nothing (file:, pipe:, stdio:
+        no peer address: it was ignored, everyone wrote) or the wrong peer
+        (a dial-out: its own peer, refused and dialled again for ever).
+        """
+        cases = {
+            "raw,allow=10.0.0.0/8+file:/tmp/x.log": "file:",
+            "raw,allow=10.0.0.0/8+pipe:/tmp/qemu": "pipe:",
+            "raw,allow=10.0.0.0/8+stdio": "stdio",
+            "raw,allow=10.0.0.0/8+tcp:192.168.0.2:4444": "a dial-out",
+            "raw,allow=10.0.0.0/8+unix:/tmp/qemu.sock,nowait": "a dial-out",
+        }
+        for text, what in cases.items():
+            self.assertEqual(str(self.assertRaises(ConfigError, parseListener, text)),
+                             f"listener {text!r}: allow= means nothing to {what} (it checks who connects to a "
+                             "listening socket; a unix socket's file mode does that for it)")
+        self.assertEqual(parseListener("raw,allow=10.0.0.0/8+tcp:4444").allow, ("10.0.0.0/8",))
+
+
 class TLSTests(SynchronousTestCase):
     def test_server(self) -> None:
         """tls:PORT:cert=..:key=..[:ca=..][:subjects=..] listens with TLS."""
