@@ -508,7 +508,7 @@ def refuseTerminal(path: str) -> None:
     if session:
         raise DeviceError(
             f"cannot open device {path!r}: it is {real}, a terminal now, the controlling terminal of pid "
-            f"{', '.join(map(str, session))} (another session's: a pty's number goes to the next pty when its "
+            f"{_pids(session)} (another session's: a pty's number goes to the next pty when its "
             "program ends); not opened"
         )
     holders = [pid for pid in ptyHolders(real) if pid != os.getpid()]
@@ -517,9 +517,15 @@ def refuseTerminal(path: str) -> None:
     if terminal:
         raise DeviceError(
             f"cannot open device {path!r}: it is {real}, a terminal now, held open by pid "
-            f"{', '.join(map(str, terminal))} without its master (another session's: a pty's number goes to "
+            f"{_pids(terminal)} without its master (another session's: a pty's number goes to "
             "the next pty when its program ends); not opened"
         )
+
+
+def _pids(pids: list[int]) -> str:
+    """At most five pids, then how many more (a session may have thousands of processes)."""
+    more = f" and {len(pids) - 5} more" if len(pids) > 5 else ""
+    return ", ".join(map(str, sorted(pids)[:5])) + more
 
 
 @implementer(IPort)

@@ -337,6 +337,16 @@ class TerminalAtPathTests(SynchronousTestCase):
                          f"terminal of pid {shell.pid} (another session's: a pty's number goes to the next pty when "
                          "its program ends); not opened")
 
+    def test_holdersNamedBounded(self) -> None:
+        """A terminal held by many processes is refused naming five of them and how many more (the reason is logged)."""
+        master, slave, name = self.pty()
+        self.addCleanup(os.close, master)
+        holders = [self.elsewhere(os.dup(slave)) for _ in range(7)]
+        os.close(slave)
+        error = self.assertRaises(DeviceError, openPort, DeviceSpec("tty", name), SerialSettings(), None, True)
+        self.assertIn(f"held open by pid {', '.join(map(str, sorted(holders)[:5]))} and 2 more without its master",
+                      str(error))
+
     def test_serialStandInsOpened(self) -> None:
         """A pty nobody else holds (QEMU's), or one of whose holders has its master too (socat's PTY, a program on it besides), is opened again; at start any is."""
         master, slave, name = self.pty()
