@@ -15,6 +15,7 @@ from typing import Any
 from twisted.internet import defer, reactor
 from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import capturedLogs, formatEvent
+from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from serialgw.app.service import GatewayService
@@ -26,8 +27,40 @@ from tests.fakes import RecordingPort
 from tests.realio import EventCounter, closeClients, connect, listenerPort, ptyLine, startedPty, startGateway
 
 # How long the hung open waits for the test to let it return: without the
-# fix it blocks the reactor that long, and the test sees it did.
-HANG = 5.0
+# fix it blocks the reactor that long, and the test sees it did.  Well
+# under the tests' timeout, well over what a loaded machine takes to get
+# from the hang to the release.
+HANG = 20.0
+
+
+class SettlingPool:
+    """
+    A thread pool for the device opens (see DeviceOpens) whose each call
+    returns once the call has returned or said it hangs (L{hangs}): which
+    opens the start's wait sees returned does not depend on how soon a
+    loaded machine runs their threads.
+    """
+
+    def __init__(self) -> None:
+        self._settled = threading.Event()
+
+    def hangs(self) -> None:
+        """(On the open's thread.)  This open is about to hang: its caller goes on."""
+        self._settled.set()
+
+    def callInThreadWithCallback(self, onResult: Any, f: Any, *args: Any, **kwargs: Any) -> None:
+        settled = self._settled = threading.Event()
+
+        def run() -> None:
+            try:
+                result, ok = f(*args, **kwargs), True
+            except BaseException:
+                result, ok = Failure(), False
+            onResult(ok, result)
+            settled.set()
+
+        threading.Thread(target=run, daemon=True).start()
+        settled.wait(HANG)
 
 
 class ReloadFirstOpenTests(TestCase):
@@ -118,6 +151,8 @@ class StartHungOpenTests(TestCase):
         from serialgw.devices import reopenpool
 
         self.patch(reopenpool, "START_WAIT", 1.0)
+        pool = SettlingPool()
+        self.patch(reopenpool.deviceOpens, "_pool", pool)
         here, far = startedPty(self), startedPty(self)
         hungPath = os.path.abspath(self.mktemp())
         release = threading.Event()
@@ -127,6 +162,7 @@ class StartHungOpenTests(TestCase):
         def fakeOpen(spec: DeviceSpec, settings: Any, lockDir: Any, again: bool = False) -> IPort:
             if spec.path != hungPath:
                 return openPort(spec, settings, lockDir, again)
+            pool.hangs()
             returnedInTime.append(release.wait(HANG))
             return openPort(DeviceSpec("tty", far.slaveName), settings, None)
 
@@ -168,6 +204,8 @@ class StartHungOpenTests(TestCase):
         from serialgw.devices import reopenpool
 
         self.patch(reopenpool, "START_WAIT", 1.0)
+        pool = SettlingPool()
+        self.patch(reopenpool.deviceOpens, "_pool", pool)
         hungPath, otherPath = os.path.abspath(self.mktemp()), os.path.abspath(self.mktemp())
         release = threading.Event()
         self.addCleanup(release.set)
@@ -177,6 +215,7 @@ class StartHungOpenTests(TestCase):
         def fakeOpen(spec: DeviceSpec, settings: Any, lockDir: Any, again: bool = False) -> IPort:
             port = ports[spec.path] = RecordingPort(reactor)
             if spec.path == hungPath:
+                pool.hangs()
                 release.wait(HANG)
                 close = port.close
 

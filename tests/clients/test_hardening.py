@@ -9,7 +9,7 @@ from __future__ import annotations
 import gc
 import os
 
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from twisted.internet import defer, reactor
 from twisted.internet.task import Clock
@@ -62,13 +62,13 @@ streams = st.lists(
 
 
 class PropertyTests(SynchronousTestCase):
-    @settings(max_examples=400, deadline=None)
+    @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(streams, st.lists(st.integers(min_value=0), max_size=6))
     def test_chunkingIrrelevant(self, data: bytes, cuts: list[int]) -> None:
         """Any chunking of a telnet stream gives the same events and the same replies."""
         self.assertEqual(parse(split(data, cuts)), parse([data]))
 
-    @settings(max_examples=400, deadline=None)
+    @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(st.binary(max_size=300))
     def test_payloadRoundTrip(self, payload: bytes) -> None:
         """IAC-escaped payloads (writeData, BINARY) come back as they were."""
@@ -84,7 +84,7 @@ class PropertyTests(SynchronousTestCase):
         receiver.dataReceived(wire.value())
         self.assertEqual(b"".join(v for k, v in receiver.events if k == "data"), payload)  # type: ignore[misc]
 
-    @settings(max_examples=400, deadline=None)
+    @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(st.binary(max_size=200), st.lists(st.integers(min_value=0), max_size=4))
     def test_rfc2217NeverRaises(self, garbage: bytes, cuts: list[int]) -> None:
         """Any bytes, in any chunks, to an RFC 2217 telnet client: no exception, the client stays."""

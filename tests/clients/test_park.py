@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
@@ -94,7 +94,7 @@ class ParkTests(SynchronousTestCase):
                 world.connect(listener)
         return worlds
 
-    @settings(max_examples=200, deadline=None)
+    @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(st.lists(st.one_of(
         st.tuples(st.just("device"), st.sampled_from([1, 7, 99, 1023, 1024, 1500, 4095, 6000, 9000])),
         st.tuples(st.just("announce"), st.integers(0, 99)),

@@ -5,7 +5,7 @@ menu's commands, banner and replay, max-clients.
 
 from __future__ import annotations
 
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from twisted.internet.address import IPv4Address
 from twisted.internet.task import Clock
@@ -739,7 +739,7 @@ class TextGateTests(SynchronousTestCase):
 
 
 class EndsOpenTests(SynchronousTestCase):
-    @settings(max_examples=3000, deadline=None)
+    @settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(st.binary(max_size=80) | st.lists(st.sampled_from(
         [b"\x1b", b"[", b"]", b"\x07", b"3", b"1m", b" ", b"(", b"\xc3", b"\xe2", b"\x82", b"\xf0", b"\x9f", b"a"]),
         max_size=90).map(b"".join))

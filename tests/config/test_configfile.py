@@ -492,17 +492,20 @@ class ReloadInPlaceTests(TestCase):
         on; a listener added works; one removed stops listening, and the
         client that came through it stays.
         """
-        first = freePort()
-        service = await self.start(self.line("a", f'"raw+tcp:{first}:interface=127.0.0.1"'))
+        # Ports the listeners got (port 0), not ones found free before: another
+        # process could take such a port before the gateway binds it.
+        service = await self.start(self.line("a", '"raw+tcp:0:interface=127.0.0.1"'))
+        first = listenerPort(service)
         kept, device = service.lines["a"], service.lines["a"].device
         client = await self.session(first, self.pty)
-        second = freePort()
         result = await service.reload(self.config(
-            self.line("a", f'"raw+tcp:{second}:interface=127.0.0.1"') + 'mode = "exclusive"\nnotices = false\n'))
+            self.line("a", '"raw+tcp:0:interface=127.0.0.1:backlog=20"') + 'mode = "exclusive"\nnotices = false\n'))
         self.assertEqual(result, {"added": [], "changed": ["a"], "removed": []})
         self.assertIs(service.lines["a"], kept)
         self.assertIs(kept.device, device)
         self.assertEqual((kept.mode, kept.notices, device.closed), ("exclusive", False, False))  # type: ignore[attr-defined]
+        second = listenerPort(service)
+        self.assertNotEqual(second, first)
         self.assertEqual([p.getHost().port for _, p in service.ports], [second])
         self.pty.write(b"both ways")
         await client.received.contains(b"both ways")  # type: ignore[attr-defined]
@@ -524,9 +527,9 @@ class ReloadInPlaceTests(TestCase):
         """
         from serialgw.line.hub import Role
 
-        port = freePort()
-        listen = f'"raw+tcp:{port}:interface=127.0.0.1"'
+        listen = '"raw+tcp:0:interface=127.0.0.1"'  # the same listener before and after: kept
         service = await self.start(self.line("a", listen))
+        port = listenerPort(service)
         first = await self.session(port, self.pty)
         second = await connect(port)
         line = service.lines["a"]
@@ -759,18 +762,22 @@ class ReloadSamePortTests(TestCase):
         new one answers with telnet, and the raw client connected before stays.
         """
         pty = startedPty(self)
-        port = freePort()
 
-        def config(protocol: str) -> list:  # type: ignore[type-arg]
+        def config(protocol: str, port: int) -> list:  # type: ignore[type-arg]
             path = self.mktemp()
             with open(path, "w") as f:
                 f.write(f'[lines.a]\ndevice = "{pty.slaveName}"\nlisten = "{protocol}+tcp:{port}:interface=127.0.0.1"\n')
             return loadConfig(path)
 
-        service = startGateway(self, *config("raw"))
+        # The port the first listener got, named by the reload: a port found
+        # free before the gateway bound it could be taken by another process.
+        service = startGateway(self, *config("raw", 0))
+        port = listenerPort(service)
         kept = service.lines["a"]
+        self.assertEqual(await service.reload(config("raw", port)), {"added": [], "changed": ["a"], "removed": []})
+        self.assertEqual(listenerPort(service), port)
         raw = await connect(port)
-        result = await service.reload(config("telnet"))
+        result = await service.reload(config("telnet", port))
         self.assertEqual(result, {"added": [], "changed": ["a"], "removed": []})
         self.assertIs(service.lines["a"], kept)
         telnet = await connect(port)

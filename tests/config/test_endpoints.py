@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any, Optional, cast
 
 import attrs
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from twisted.internet.endpoints import UNIXServerEndpoint, serverFromString
 from twisted.trial.unittest import SynchronousTestCase
@@ -421,13 +421,13 @@ class TwistedGrammarTests(SynchronousTestCase):
             self.assertEqual((spec.host, spec.port, spec.path), (theirs._interface, theirs._port, ""), endpoint)
             self.assertEqual(spec.endpoint, endpoint)
 
-    @settings(max_examples=500, deadline=None)
+    @settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(PREFIXES, twistedStrings())
     def test_sameAsTwisted(self, prefix: str, generated: tuple[str, bool]) -> None:
         """Generated tcp:, tcp6: and unix: strings: the spec's host, port and path are the endpoint's, or both refuse."""
         self.check(prefix, *generated)
 
-    @settings(max_examples=500, deadline=None)
+    @settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(PREFIXES, st.sampled_from(["tcp6:", "unix:", "tcp:0", "tcp:port="]), st.text(alphabet=":=\\/ab01.\0", max_size=14))
     def test_fuzzSameAsTwisted(self, prefix: str, head: str, tail: str) -> None:
         """Any text after tcp6:, unix:, tcp:N or tcp:port= (escapes, stray = and :): as Twisted reads it, or refused."""

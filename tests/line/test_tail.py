@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import tracemalloc
 
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -100,7 +100,7 @@ class TailTests(SynchronousTestCase):
         tail.add(b"", 0)
         self.assertEqual((len(tail), tail.dropped, tail.newest(5), tail.take(5)), (0, 3, b"", b""))
 
-    @settings(max_examples=300, deadline=None)
+    @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(st.integers(min_value=0, max_value=9000),
            st.lists(st.tuples(st.sampled_from([0, 1, 2, 99, 4095, 4096, 4097, 8191, 12000]),
                               st.booleans()), max_size=40))
@@ -199,7 +199,7 @@ class TailCostTests(SynchronousTestCase):
 class FollowTests(SynchronousTestCase):
     """L{Tail.follow}: another tail's newest bytes, as if each chunk had been added here, chunks shared."""
 
-    @settings(max_examples=300, deadline=None)
+    @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(st.integers(min_value=0, max_value=9000), st.integers(min_value=0, max_value=9000),
            st.lists(st.tuples(st.sampled_from([0, 1, 2, 99, 1023, 1024, 4095, 4096, 12000]),
                               st.sampled_from(["add", "follow", "take"])), max_size=40))
