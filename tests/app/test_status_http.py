@@ -267,7 +267,7 @@ class StatusHTTPTests(SynchronousTestCase):
                 channel.connectionLost(Failure(ConnectionDone()))
 
 class StatusSocketTests(TestCase):
-    timeout = 20
+    timeout = 30
 
     async def test_realSocket(self) -> None:
         """On a real socket: GET answers, POST gets 405 at once without its body being sent."""

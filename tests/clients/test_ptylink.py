@@ -83,7 +83,7 @@ class Program:
 
 
 class PtyClientTests(TestCase):
-    timeout = 10
+    timeout = 30
 
     def start(self, settings: SerialSettings) -> tuple[WatchedDevice, Line, str]:
         device = WatchedDevice(settings)
@@ -236,7 +236,7 @@ class SttyTests(TestCase):
 class ListenerOptionsTests(TestCase):
     """The gateway gives a pty: listener's options to its client."""
 
-    timeout = 10
+    timeout = 30
 
     def test_gatewayPassesOptions(self) -> None:
         """raw,ro,outbuf=4096,policy=block+pty:LINK: the line's pty client is read-only with that bound and policy."""
@@ -253,7 +253,7 @@ class ListenerOptionsTests(TestCase):
 class SettingsLogTests(TestCase):
     """What a program's termios changes cost the log."""
 
-    timeout = 10
+    timeout = 30
 
     def test_settingsLoopCannotFloodTheLog(self) -> None:
         """
@@ -281,7 +281,7 @@ class SettingsLogTests(TestCase):
 
 
 class PtyClientFailureTests(TestCase):
-    timeout = 10
+    timeout = 30
 
     def test_failingLineKeepsReading(self) -> None:
         """Whatever handling the program's input raises, the reactor keeps reading the pty (logged, not deaf)."""

@@ -137,7 +137,7 @@ class HandshakeTimeoutTests(SynchronousTestCase):
 
 
 class TLSListenerTests(TestCase):
-    timeout = 20
+    timeout = 30
 
     def setUp(self) -> None:
         self.pty = startedPty(self)

@@ -407,7 +407,7 @@ class ReloadInPlaceTests(TestCase):
         A reload onto a unix socket path whose live listener has a full
         backlog (it does not accept) is refused as in use at once: the
         probe's connect does not wait on the reactor (without the fix it
-        waited until the listener went, here closed after 5 s).
+        waited until the listener went, here closed after 15 s).
         """
         import socket
         import threading
@@ -426,7 +426,7 @@ class ReloadInPlaceTests(TestCase):
             except BlockingIOError:
                 break
             waiting.append(pending)
-        gone = threading.Timer(5.0, held.close)
+        gone = threading.Timer(15.0, held.close)
         gone.start()
         self.addCleanup(gone.cancel)
         service = await self.start(self.line("a", '"raw+tcp:0:interface=127.0.0.1"'))
@@ -701,7 +701,7 @@ class DialOutCloseTests(TestCase):
     async def test_reloadDoesNotWaitForever(self) -> None:
         """A reload removing the dial-out goes through (the connection aborted after the grace)."""
         service, withoutDialOut = await self.start(False)
-        result = await service.reload(withoutDialOut).addTimeout(5, reactor)
+        result = await service.reload(withoutDialOut).addTimeout(20, reactor)
         self.assertEqual(result, {"added": [], "changed": ["a"], "removed": []})
         self.assertEqual((service._dialers, [c for c in service.lines["a"].clients if c.person]), ([], []))
 
@@ -723,7 +723,7 @@ class DialOutCloseTests(TestCase):
         reloading = service.reload(moved)
         self.assertFalse(reloading.called)
         self.pty.write(b"meanwhile\n")
-        await reloading.addTimeout(5, reactor)
+        await reloading.addTimeout(20, reactor)
         self.pty.write(b"after\n")
         while b"after" not in FilePath(new).getContent():
             await deferLater(reactor, 0.01, lambda: None)
@@ -733,7 +733,7 @@ class DialOutCloseTests(TestCase):
     async def test_stopDoesNotWaitForever(self) -> None:
         """Stopping the gateway ends (the connection aborted after the grace) instead of waiting for the peer."""
         service, _ = await self.start(True)
-        await service.stopService().addTimeout(5, reactor)
+        await service.stopService().addTimeout(20, reactor)
         self.assertEqual(service._dialers, [])
 
     async def test_stopDuringReload(self) -> None:
@@ -745,8 +745,8 @@ class DialOutCloseTests(TestCase):
         service, withoutDialOut = await self.start(False)
         reloading = service.reload(withoutDialOut)
         self.assertFalse(reloading.called)
-        await service.stopService().addTimeout(5, reactor)
-        self.assertEqual(await reloading.addTimeout(5, reactor),
+        await service.stopService().addTimeout(20, reactor)
+        self.assertEqual(await reloading.addTimeout(20, reactor),
                          {"refused": ["the gateway stopped before the reload was done"]})
         self.assertEqual(await service.reload(withoutDialOut), {"refused": ["the gateway is stopping"]})
         self.assertEqual((service.lines, service.ports), ({}, []))

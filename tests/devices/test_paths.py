@@ -188,7 +188,7 @@ class ConsoleLogPathTests(SynchronousTestCase):
 
 
 class UnixSocketAtStopTests(TestCase):
-    timeout = 20
+    timeout = 30
 
     def shortPath(self) -> str:
         """A socket path short enough for AF_UNIX (108 bytes)."""

@@ -33,7 +33,7 @@ from tests.fakes import RecordingDevice, RecordingPort, observeLog
 
 
 class SlaveWatchTests(TestCase):
-    timeout = 10
+    timeout = 30
 
     def setUp(self) -> None:
         master, self.slave = os.openpty()
@@ -152,7 +152,7 @@ class SlaveWatchTests(TestCase):
 
 
 class PtyClientExclusiveTests(TestCase):
-    timeout = 10
+    timeout = 30
 
     async def test_screenLeavesItExclusive(self) -> None:
         """
@@ -175,7 +175,7 @@ class PtyClientExclusiveTests(TestCase):
 
 
 class PtyPortExclusiveTests(TestCase):
-    timeout = 10
+    timeout = 30
 
     async def test_screenAsTheDevice(self) -> None:
         """
@@ -208,7 +208,7 @@ class PtyPortExclusiveTests(TestCase):
 
 
 class PtyClientHangupTests(TestCase):
-    timeout = 10
+    timeout = 30
 
     def test_loginHangsItUp(self) -> None:
         """
@@ -247,7 +247,7 @@ class PtyClientHangupTests(TestCase):
 
 
 class SharedNotifierTests(TestCase):
-    timeout = 10
+    timeout = 30
 
     def test_ownerFailureStaysItsOwn(self) -> None:
         """

@@ -504,7 +504,7 @@ class StuckOpenTests(SynchronousTestCase):
 class HungOpensTests(TestCase):
     """On the real reactor and real threads: opens that hang do not take the threads name lookups and other lines need."""
 
-    timeout = 10
+    timeout = 30
 
     async def test_hungOpensStarveNothing(self) -> None:
         """Twelve lines whose opens block (more than the reactor's 10 threads): names still resolve, the reactor's pool still runs work, and another line comes back."""
