@@ -266,6 +266,8 @@ class TwistdTests(TestCase):
             f.write(line.format(name="second", device=other.slaveName))
         proc.transport.signalProcess("HUP")  # type: ignore[union-attr]
         data = await proc.output.contains(b"reload: added ['second']")
+        # Opened off the reactor thread: typed before it is up, bytes would be dropped.
+        await proc.output.contains(b"line second: device ")
         port = int(re.findall(rb"line second: raw listener ready on 127\.0\.0\.1:(\d+)", data)[0])
         client = await connect(port)
         client.transport.write(b"hello second")  # type: ignore[union-attr]

@@ -115,6 +115,8 @@ class ShardTests(TestCase):
             proc.transport.signalProcess(signal.SIGHUP)  # type: ignore[union-attr]
         ownerLog = await procs[0].output.contains(b"reload: added ['vm102'], changed none, removed none, 2 unchanged")
         await procs[1].output.contains(b"reload: added none, changed none, removed none, 2 unchanged")
+        # A line a reload adds is opened off the reactor thread: typed before it is up, bytes would be dropped.
+        await procs[0].output.contains(b"line vm102: device ")
         self.assertNotIn(b"vm102", procs[1].output.data)
         self.assertEqual(openDevices(pidOf(procs[1])), {ptys[n].slaveName for n in SHARES[1]})
         client = await connect(linePort(ownerLog, ADDED, "raw"))
