@@ -297,6 +297,9 @@ class ReloadTests(TestCase):
         self.assertEqual(len(service.ports), 2)
         client.transport.write(b" after")  # type: ignore[union-attr]
         self.assertEqual(await ptys[0].received.length(12), b"before after")
+        # The added line's device is opened off the reactor thread: typed before it is up, bytes are dropped.
+        while not service.lines["l2"].device.up:
+            await deferLater(reactor, 0.01, lambda: None)
         other = await connect(listenerPort(service, 1))
         other.transport.write(b"new line")  # type: ignore[union-attr]
         self.assertEqual(await ptys[2].received.length(8), b"new line")
