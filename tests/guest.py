@@ -21,7 +21,7 @@ from twisted.trial.unittest import SkipTest
 BUILD_COMMAND = "bash tests/guest/build.sh"
 READY_MARKER = b"SERIALGW-GUEST-READY"
 PROMPT = b"guest# "
-KERNEL_CMDLINE = "console=ttyS0 sysrq_always_enabled=1 quiet panic=-1"
+KERNEL_CMDLINE = "console=ttyS0 sysrq_always_enabled=1 quiet panic=-1 no_timer_check"
 QEMU = "qemu-system-x86_64"
 # QEMU prints this on stdout for "-serial pty".
 PTY_LINE = re.compile(rb"char device redirected to (/dev/pts/\d+) \(label serial0\)")

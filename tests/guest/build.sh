@@ -8,7 +8,7 @@
 # Needs: apt-get/apt-cache/dpkg (Debian), cpio, gzip; installs busybox-static
 # with apt-get if /bin/busybox is missing (root, or sudo).
 #
-# The guest boots with "console=ttyS0 sysrq_always_enabled=1 quiet panic=-1",
+# The guest boots with "console=ttyS0 sysrq_always_enabled=1 quiet panic=-1 no_timer_check",
 # prints SERIALGW-GUEST-READY and runs an interactive busybox shell with job
 # control on ttyS0, prompt "guest# ".
 set -euo pipefail
