@@ -6,6 +6,8 @@ a reload's role changes for connections never announced.
 
 from __future__ import annotations
 
+from typing import Any
+
 import attrs
 from twisted.internet.address import IPv4Address, UNIXAddress
 from twisted.internet.task import Clock
@@ -301,6 +303,54 @@ class CertificateTests(SynchronousTestCase):
         self.assertEqual((text(transport), transport.disconnecting, h.line.clients),
                          ("\r\n[serialgw: a certificate without a CN may no longer use rack4]\r\n", True, []))
         nameless.dataReceived(b"reboot\r")
+        self.assertEqual(h.device.events, [])
+
+
+class X509Transport(StringTransport):
+    """A TLS connection whose peer showed this certificate (an OpenSSL X509), no chain."""
+
+    def __init__(self, certificate: Any, port: int) -> None:
+        StringTransport.__init__(self, peerAddress=IPv4Address("TCP", "192.0.2.9", port))
+        self.certificate = certificate
+
+    def getPeerCertificate(self) -> Any:
+        return self.certificate
+
+
+class CertificateAuthorityTests(SynchronousTestCase):
+    def test_caChangedByReload(self) -> None:
+        """ca= changed by a reload: a client whose certificate the new CA file does not verify is told and cut; one it verifies (a bundle with both CAs) stays, as at the handshake."""
+        from OpenSSL import crypto
+
+        from tests.certs import Authority
+
+        base = self.mktemp()
+        first, second = Authority(base + "/1", "first CA"), Authority(base + "/2", "second CA")
+        both = base + "/both.pem"
+        with open(both, "wb") as out:
+            for path in (first.path, second.path):
+                with open(path, "rb") as f:
+                    out.write(f.read())
+        h = Harness()
+        clients = []
+        for port, authority in ((1, first), (2, first)):
+            with open(authority.issue(f"user{port}")[0], "rb") as f:
+                certificate = crypto.load_certificate(crypto.FILETYPE_PEM, f.read())
+            client = TelnetClient(h.line, Role.WRITER, listener=parseListener(f"tls:4443:cert=c:key=k:ca={first.path}"))
+            transport = X509Transport(certificate, port)
+            client.makeConnection(transport)
+            client.dataReceived(AGREE + WONT_COM_PORT)
+            clients.append((client, transport))
+        # A bundle that still holds the first CA: both stay.
+        applyListenerRights(h.line, [parseListener(f"tls:4443:cert=c:key=k:ca={both}")])
+        self.assertEqual([t.disconnecting for _, t in clients], [False, False])
+        # Only the second CA: both are cut, told why.
+        new = f"tls:4443:cert=c:key=k:ca={second.path}"
+        applyListenerRights(h.line, [parseListener(new)])
+        self.assertEqual(([t.disconnecting for _, t in clients], h.line.clients), ([True, True], []))
+        self.assertIn(f"[serialgw: your connection shows no certificate from this listener's CA on rack4 (a reload "
+                      f"changed {new!r}): disconnected]", text(clients[0][1]))
+        clients[0][0].dataReceived(b"reboot\r")
         self.assertEqual(h.device.events, [])
 
 
