@@ -6,14 +6,18 @@ a reload's role changes for connections never announced.
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from typing import Any
 
 import attrs
 from twisted.internet.address import IPv4Address, UNIXAddress
+from twisted.internet.error import ConnectionRefusedError
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.logger import formatEvent
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from serialgw.app.lines import retuneLine
 from serialgw.clients.factory import LineFactory, applyListenerRights
@@ -23,6 +27,7 @@ from serialgw.config.listeners import parseListener
 from serialgw.config.specs import DeviceSpec, LineConfig, Rights, SerialSettings
 from serialgw.line.hub import Line, Role
 from tests.fakes import LogEvents, RecordingClient, RecordingDevice
+from tests.realio import Clients, connect, connectUnix, listenerPort, ptyLine, startedPty, startGateway
 from tests.telnetpeer import AGREE, WONT_COM_PORT
 
 TELNET = "telnet,escape=^]+4444"
@@ -413,3 +418,39 @@ class UnannouncedTests(SynchronousTestCase):
         self.assertEqual(quiet.role, Role.READONLY)
         self.assertNotIn("192.0.2.9:2", text(aliceT))
         self.assertIn("you are read-only now", text(quietT))
+
+
+class MovedListenerTests(TestCase):
+    timeout = 30
+
+    def setUp(self) -> None:
+        self.pty = startedPty(self)
+        self.clients = Clients()
+
+    async def tearDown(self) -> None:  # type: ignore[override]
+        await self.clients.close()
+
+    async def test_movedListenerKeepsItsClientsNewOneHasItsRights(self) -> None:
+        """A reload that moves a listener (another endpoint: a new listener, the old one removed): the old port takes no one more, its client stays as it was (a writer; README: clients of a removed listener stay), the new one's ro holds for those who come through it."""
+        directory = tempfile.mkdtemp(prefix="serialgw-")  # (a unix socket path is short)
+        self.addCleanup(shutil.rmtree, directory)
+        path = os.path.join(directory, "moved.sock")
+        service = startGateway(self, ptyLine(self.pty, "raw+tcp:0:interface=127.0.0.1"))
+        old = listenerPort(service)
+        stays = await self.clients.connect(old)
+        stays.transport.write(b"a")  # type: ignore[union-attr]
+        self.assertEqual(await self.pty.received.length(1), b"a")
+        moved = parseListener(f"raw,ro+unix:{path}")
+        result = await service.reload([attrs.evolve(service.configs[0], listeners=(moved,))])
+        self.assertEqual(result, {"added": [], "changed": ["t"], "removed": []})
+        with self.assertRaises(ConnectionRefusedError):
+            await connect(old)
+        reader = await connectUnix(path)
+        self.clients.append(reader)
+        line = service.lines["t"]
+        self.pty.write(b"x")
+        await reader.received.length(1)
+        await stays.received.length(1)
+        self.assertEqual([c.role for c in line.clients], [Role.WRITER, Role.READONLY])
+        stays.transport.write(b"b")  # type: ignore[union-attr]
+        self.assertEqual(await self.pty.received.length(2), b"ab")
