@@ -76,6 +76,9 @@ class NetconsoleClient(ClientEvents, DatagramProtocol):
             source = ipaddress.ip_address(addr[0].split("%")[0])
         except ValueError:
             source = None
+        if source is not None and source.version == 6 and source.ipv4_mapped is not None:
+            # An IPv4 peer on an IPv6 port (a v6 remote): the address allow= names.
+            source = source.ipv4_mapped
         if source is None or not any(source in network for network in self.allow):
             self.refused += 1
             if self.refused == 1 or self.refused % 1000 == 0:

@@ -81,6 +81,14 @@ class NetconsoleTests(SynchronousTestCase):
         self.assertEqual(self.device.events, [("write", b"ok"), ("write", b"v6")])
         self.assertEqual(self.client.refused, 1)
 
+    def test_allowListIPv4Mapped(self) -> None:
+        """On an IPv6 port (a v6 remote), an IPv4 source arrives as ::ffff:a.b.c.d: it is matched as the IPv4 address allow= names (it was refused), as a TCP listener's allow= does."""
+        client = NetconsoleClient(self.line, UDPSpec("::1", 6666, "", 6665, ("127.0.0.1", "::1")))
+        client.transport = DatagramTransport()
+        client.datagramReceived(b"v4", ("::ffff:127.0.0.1", 1234))
+        client.datagramReceived(b"no", ("::ffff:192.0.2.7", 1234))
+        self.assertEqual((self.device.events, client.refused), ([("write", b"v4")], 1))
+
     def test_pausedWhileDeviceBehind(self) -> None:
         """While the device is behind, the UDP port is not read (the kernel holds or drops datagrams, not us)."""
         self.line.deviceWritable(False)
