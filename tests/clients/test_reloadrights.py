@@ -6,14 +6,15 @@ a reload's role changes for connections never announced.
 
 from __future__ import annotations
 
-from twisted.internet.address import IPv4Address
+import attrs
+from twisted.internet.address import IPv4Address, UNIXAddress
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.logger import formatEvent
 from twisted.trial.unittest import SynchronousTestCase
 
 from serialgw.app.lines import retuneLine
-from serialgw.clients.factory import applyListenerRights
+from serialgw.clients.factory import LineFactory, applyListenerRights
 from serialgw.clients.raw import RawClient
 from serialgw.clients.telnet import TelnetClient
 from serialgw.config.listeners import parseListener
@@ -209,6 +210,19 @@ class AllowTests(SynchronousTestCase):
         outside, outsideT = h.telnet(host="192.0.2.9", port=2)
         applyListenerRights(h.line, [parseListener("telnet,ro,allow=10.0.0.0/8+4444")])
         self.assertEqual((inside.role, outsideT.disconnecting, h.line.clients), (Role.READONLY, True, [inside]))
+
+    def test_unixPeerNotAdmittedByAllow(self) -> None:
+        """A unix peer (no address) is not in any allow= list: refused at accept, cut at a reload (the parser refuses allow= on a unix socket; a systemd: socket passed as another family than its domain says still gets none in)."""
+        h = Harness()
+        spec = attrs.evolve(parseListener("raw+systemd:domain=INET:index=0"), allow=("127.0.0.1",))
+        factory = LineFactory(h.line, spec)
+        self.assertIsNone(factory.buildProtocol(UNIXAddress(None)))
+        self.assertIsNotNone(factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 1)))
+        client = RawClient(h.line, listener=parseListener("raw+systemd:domain=INET:index=0"))
+        transport = StringTransport(peerAddress=UNIXAddress(None))
+        client.makeConnection(transport)
+        applyListenerRights(h.line, [spec])
+        self.assertEqual((transport.disconnecting, h.line.clients), (True, []))
 
 
 class _Subject:
