@@ -31,10 +31,12 @@ def describeAddress(address: Any) -> str:
 def addressAllowed(address: Any, networks: list[Any]) -> bool:
     """
     Whether a peer's address is in one of the networks (C{allow=}); a unix
-    socket's peer always is (the file mode decides).
+    socket's peer has none, so it is in none (the configuration refuses
+    C{allow=} on a unix socket; a C{systemd:} socket passed as another
+    family than its domain said still lets none in).
     """
     if not isinstance(address, (IPv4Address, IPv6Address)):
-        return True
+        return False
     try:
         ip = ipaddress.ip_address(address.host.split("%")[0])
     except ValueError:

@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 from twisted.internet.endpoints import UNIXServerEndpoint, serverFromString
 from twisted.trial.unittest import SynchronousTestCase
 
-from serialgw.config.listeners import parseListener
-from serialgw.config.specs import ConfigError, ListenerKind, ListenerSpec, Protocol, TLSSpec, UDPSpec
+from serialgw.config.listeners import parseListener, parseSSHListener, parseWatchAll
+from serialgw.config.specs import ConfigError, ListenerKind, ListenerSpec, Protocol, TLSSpec, UDPSpec, quote
 
 L, C = ListenerKind.LISTEN, ListenerKind.CONNECT
 RAW, TELNET = Protocol.RAW, Protocol.TELNET
@@ -242,6 +242,35 @@ class AllowReachesTests(SynchronousTestCase):
                              f"listener {text!r}: allow= means nothing to {what} (it checks who connects to a "
                              "listening socket; a unix socket's file mode does that for it)")
         self.assertEqual(parseListener("raw,allow=10.0.0.0/8+tcp:4444").allow, ("10.0.0.0/8",))
+
+    def test_allowOnUnixSocketRefused(self) -> None:
+        """
+        allow= on a unix socket listener (Twisted's form, QEMU's server
+        form, an abstract name, a systemd: socket of domain UNIX; a line's,
+        the SSH listener's, watch-all's) is refused naming the listener: a
+        unix peer has no address, and it let everyone in.
+        """
+        cases = [
+            "raw,allow=10.0.0.0/8+unix:/run/x.sock",
+            "telnet,ro,allow=127.0.0.1+unix:address=/run/x.sock:mode=660",
+            "raw,allow=127.0.0.1+unix:/tmp/qemu.sock,server,nowait",
+            "raw,allow=127.0.0.1+unix:\0rack4",
+            "raw,allow=127.0.0.1+systemd:domain=UNIX:index=0",
+            "raw,allow=127.0.0.1+systemd:unix:0",
+        ]
+        for text in cases:
+            self.assertEqual(str(self.assertRaises(ConfigError, parseListener, text)),
+                             f"listener {quote(text)}: allow= means nothing to a unix socket (it checks the address a "
+                             "TCP client comes from; a unix peer has none: it let everyone in); the socket "
+                             "file's mode (mode=600 unless given) and its directory decide who connects")
+        ssh = "allow=127.0.0.1+unix:/run/ssh.sock"
+        self.assertEqual(str(self.assertRaises(ConfigError, parseSSHListener, ssh)),
+                         f"listener {ssh!r}: allow= means nothing to a unix socket (it checks the address a "
+                         "TCP client comes from; a unix peer has none: it let everyone in); the socket "
+                         "file's mode (mode=600 unless given) and its directory decide who connects")
+        self.assertRaises(ConfigError, parseWatchAll, ["raw,allow=127.0.0.1+unix:/run/all.sock"], [])
+        self.assertEqual(parseListener("raw,allow=127.0.0.1+systemd:domain=INET:index=0").allow, ("127.0.0.1",))
+        self.assertEqual(parseListener("raw+unix:/run/x.sock").allow, ())
 
 
 class TLSTests(SynchronousTestCase):

@@ -115,6 +115,24 @@ class LineTests(SynchronousTestCase):
         self.line.takeWrite(w)
         self.assertEqual([(c.paused, c.resumed) for c in (w, v)], [(2, 2), (1, 1)])
 
+    def test_exclusiveProgramWritesBesideTheWriter(self) -> None:
+        """Exclusive mode is between people: a program's client (a pty:, pipe: or udp: one: no person, no escape menu to take write) attached after the writer still writes beside it, and a take-over leaves it writing; one made ro only reads (README)."""
+        self.line.mode = "exclusive"
+        person, other = RecordingClient("alice"), RecordingClient("bob")
+        program, watching = RecordingClient("pty:/tmp/ttyV0"), RecordingClient("pty:/tmp/ttyV1", Role.READONLY)
+        for client in (person, other):
+            client.person = True  # type: ignore[attr-defined]
+        for client in (person, other, program, watching):
+            self.line.attach(client)
+        self.assertEqual([c.role for c in (person, other, program, watching)],
+                         [Role.WRITER, Role.WATCHER, Role.WRITER, Role.READONLY])
+        self.line.takeWrite(other)
+        self.assertEqual([c.role for c in (person, other, program)], [Role.WATCHER, Role.WRITER, Role.WRITER])
+        self.assertEqual(self.line.writer, other)
+        for client in (person, other, program, watching):
+            self.line.clientData(client, client.peer.encode()[:5])
+        self.assertEqual(self.device.events, [("write", b"bob"), ("write", b"pty:/")])
+
     def test_heldBreakEndsWithWrite(self) -> None:
         """A break an RFC 2217 BREAK-ON holds ends when its client loses write (a take-over, made read-only by a reload): it could not send BREAK-OFF any more, and the break held the line 30 s; said in the log. Another's break is left alone."""
         log = LogEvents(self)
