@@ -430,6 +430,10 @@ def _udp(body: str, original: str) -> ListenerSpec:
             ipaddress.ip_network(network, strict=False)
         except ValueError:
             raise ConfigError(f"allow={quote(network)} in listener {quote(original)} is not an address or CIDR network") from None
+    # One socket sends to the remote: of the source's family (a name is resolved to IPv4).
+    if _isAddress(sourceHost) and (":" in sourceHost) != (":" in remoteHost and _isAddress(remoteHost)):
+        raise ConfigError(f"remote host {quote(remoteHost)} and source address {quote(sourceHost)} in listener "
+                          f"{quote(original)} are not of one family (IPv4, IPv6): no datagram could be sent")
     spec = UDPSpec(remoteHost, remotePort, sourceHost, sourcePort, allow)
     return ListenerSpec(f"udp:{remoteHost}:{remotePort}", Protocol.RAW, kind=ListenerKind.UDP, udp=spec)
 
