@@ -174,8 +174,8 @@ class Reopener:
             target.lockedBy = error.pid
         else:
             target.lockedBy = None
-            if said == OPENING:
-                pass  # The first open's failure: said by whoever opened it (see openNow).
+            if said == OPENING or self._first is not None:
+                pass  # The first open's failure (said stuck, or not): said by whoever opened it (see openNow).
             elif reason == said:
                 log.debug("{device}: still gone: {reason}", device=target.name, reason=reason)
             else:
