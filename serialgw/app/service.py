@@ -225,7 +225,7 @@ class GatewayService(MultiService):
                  address=describeAddress(port.getHost()), patterns=" ".join(patterns))
         if not any(matches(name, patterns) for name in self.lines):
             log.warn("watch-all: lines {patterns} match no line (of {names}): its watchers see nothing "
-                     "until a reload adds one", patterns=" ".join(patterns), names=" ".join(self.lines) or "none")
+                     "until a reload adds one", patterns=" ".join(patterns), names=namesBrief(list(self.lines)))
 
     def reloadUsers(self, ssh: Optional[SSHSpec]) -> None:
         """New people and keys for the running SSH listener (a reload; None: [ssh] removed, nobody); its address and host key stay."""

@@ -146,6 +146,38 @@ def peerSubject(transport: Any) -> str:
     return str(certificate.get_subject().commonName or "")
 
 
+def caVerifier(path: str) -> Callable[[Any], bool]:
+    """
+    Whether a TLS connection's peer certificate (with the chain it sent)
+    is one the CA file at C{path} verifies now: for a reload that gives a
+    listener C{ca=} or another one, so that those connected are held to
+    what a new connection is (a CA file that cannot be read verifies
+    nobody: it opens no listener either).
+    """
+    from OpenSSL import crypto
+
+    store = crypto.X509Store()
+    try:
+        for authority in _authorities(path):
+            store.add_cert(authority.original)
+    except TLSError:
+        return lambda transport: False
+
+    def verified(transport: Any) -> bool:
+        try:
+            leaf = transport.getPeerCertificate()
+            handle = getattr(transport, "getHandle", None)
+            chain = (handle().get_peer_cert_chain() or []) if handle is not None else []
+            if leaf is None:
+                return False
+            crypto.X509StoreContext(store, leaf, chain).verify_certificate()
+        except Exception:
+            return False
+        return True
+
+    return verified
+
+
 # Twisted 22.10's TLSMemoryBIOFactory takes no clock: that came with the
 # aggregation of small writes (Twisted 23.10, twisted#11989), and it is only
 # what those writes are flushed by; without it they are written at once.

@@ -218,6 +218,20 @@ class TLSListenerTests(TestCase):
         self.assertEqual([(c.peer.endswith("(alice)"), c.role) for c in service.lines["t"].clients],
                          [(True, Role.READONLY)])
 
+    async def test_caAddedByReloadCutsClientsWithoutCertificate(self) -> None:
+        """ca= added to a TLS listener by a reload: a client connected without a certificate (none was asked) is told, cut and types no more; as the listener now refuses it at the handshake."""
+        listener = f"raw,notices+tls:0:interface=127.0.0.1:cert={self.cert}:key={self.key}"
+        service = startGateway(self, ptyLine(self.pty, listener))
+        anonymous = await self.dial(listenerPort(service), None)
+        anonymous.transport.write(b"a")  # type: ignore[union-attr]
+        self.assertEqual(await self.pty.received.length(1), b"a")
+        config = service.configs[0]
+        await service.reload([attrs.evolve(config, listeners=(parseListener(f"{listener}:ca={self.ca.path}"),))])
+        await anonymous.closed
+        self.assertIn(b"your connection shows no certificate from this listener's CA", anonymous.received.data)
+        self.assertEqual(service.lines["t"].clients, [])
+        self.assertEqual(self.pty.received.data, b"a")
+
     async def test_exclusiveWithReadOnlySubjects(self) -> None:
         """Exclusive mode with readonly=: one writer only; the read-only certificate reads; the second writer watches."""
         service, number = self.gateway("raw,banner,notices", ":subjects=alice;bob:readonly=carol", mode="exclusive")
