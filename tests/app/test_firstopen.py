@@ -299,7 +299,7 @@ class LateFailureTests(SynchronousTestCase):
         self.config = LineConfig("late", DeviceSpec("tty", "/dev/ttyLATE0"))
         self.gone = DeviceError("cannot open device '/dev/ttyLATE0': No such file or directory")
 
-    def texts(self, events: list[Any]) -> list[str]:
+    def texts(self, events: Any) -> list[str]:
         return [formatEvent(e) for e in events if "ttyLATE0" in formatEvent(e) or "late" in formatEvent(e)]
 
     def test_startOpenFailsLate(self) -> None:
