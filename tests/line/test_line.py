@@ -314,6 +314,41 @@ class CoalesceTests(SynchronousTestCase):
         self.line.deviceDataReceived(b": ok\n")
         self.assertEqual(self.client.received, [b"login: ok\n"])
 
+    def test_heldOutputBounded(self) -> None:
+        """
+        A flood held for MAX (10 s) is sent every HOLD_LIMIT bytes, in order: it was all held (1.6 GB of
+        RSS measured from a pty flood with coalesce 10000,10000) and handed over in one piece past every
+        client's outbuf.
+        """
+        from serialgw.line.coalesce import HOLD_LIMIT
+
+        self.line.coalesce(10.0, 10.0)
+        chunk = bytes(range(256)) * 16
+        count = 3 * HOLD_LIMIT // len(chunk) + 5
+        for _ in range(count):
+            self.line.deviceDataReceived(chunk)
+        self.assertEqual([len(c) for c in self.client.received], [HOLD_LIMIT] * 3)
+        self.clock.advance(10.0)
+        self.assertEqual(b"".join(self.client.received), chunk * count)
+        self.assertEqual(len(self.client.received[-1]), 5 * len(chunk))
+
+    def test_sendOnStringAcrossReads(self) -> None:
+        """A send-on string cut between two reads flushes at the second: it waited for MAX."""
+        self.line.coalesce(0.002, 0.02, b"\r\n")
+        self.line.deviceDataReceived(b"login:\r")
+        self.line.deviceDataReceived(b"\n")
+        self.assertEqual(self.client.received, [b"login:\r\n"])
+        self.line.deviceDataReceived(b"\r")
+        self.line.deviceDataReceived(b"x\n")
+        self.assertEqual(self.client.received, [b"login:\r\n"])
+        self.clock.advance(0.002)
+        self.assertEqual(self.client.received, [b"login:\r\n", b"\rx\n"])
+        self.line.coalesce(0.002, 0.02, b"# ")
+        for byte in b"ok#":
+            self.line.deviceDataReceived(bytes([byte]))
+        self.line.deviceDataReceived(b" ")
+        self.assertEqual(self.client.received[2:], [b"ok# "])
+
     def test_turnedOffWhileHolding(self) -> None:
         """Coalescing turned off (a reload) while output is held: the held output goes first, nothing reordered."""
         self.line.coalesce(0.002, 0.02)
