@@ -231,6 +231,8 @@ class HandshakeGate(Protocol):
         self.admit = admit
         self.attached = False
         self._timer: Optional[Any] = None
+        # Called once the handshake is done and the peer admitted (a dial-out's backoff: see linkOnHandshake).
+        self.whenAdmitted: list[Callable[[], object]] = []
 
     def connectionMade(self) -> None:
         self.pending.add(self)
@@ -258,6 +260,8 @@ class HandshakeGate(Protocol):
             self.transport.loseConnection()
             return
         self.attached = True
+        for admitted in self.whenAdmitted:
+            admitted()
         self.client.makeConnection(self.transport)
 
     def dataReceived(self, data: bytes) -> None:
@@ -277,6 +281,24 @@ class HandshakeGate(Protocol):
         if self.attached:
             self.attached = False
             self.client.connectionLost(reason)
+
+
+def linkOnHandshake(backoff: Any) -> Callable[[Any], None]:
+    """
+    A TLS dial-out's C{prepareConnection}: the connection is a link for
+    its backoff (L{serialgw.devices.backoff.CarriedBackoff}) once its
+    handshake is done and the server verified.  A server that accepts and
+    never handshakes (cut after C{handshake=} s) or fails the handshake is
+    redialled ever more rarely, as one that closes at once; each cut
+    connection counted as a link that stayed up 10 s, and it was redialled
+    1 s after, for ever.
+    """
+
+    def prepare(gate: Any) -> None:
+        backoff.linkMade()
+        gate.whenAdmitted.append(backoff.linkUp)
+
+    return prepare
 
 
 def describeSSLError(error: Any) -> str:
