@@ -26,7 +26,7 @@ from zope.interface import implementer
 
 from serialgw.app.service import GatewayService
 from serialgw.clients.factory import LineFactory
-from serialgw.clients.tls import HandshakeGate, RefusingTLSFactory, ServerContextFactory
+from serialgw.clients.tls import HandshakeGate, RefusingTLSFactory, ServerContextFactory, clientOptions
 from serialgw.config.listeners import parseListener
 from serialgw.config.specs import DeviceSpec, LineConfig, Rights
 from serialgw.line.hub import Line, Role
@@ -136,6 +136,33 @@ class HandshakeTimeoutTests(SynchronousTestCase):
         self.connection()
         self.assertIsNone(self.factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 5003)))
         self.clock.advance(10)
+
+
+class ValidityTests(SynchronousTestCase):
+    def test_expiredOrNotYetValidSaid(self) -> None:
+        """A listener's certificate (or a dial-out's) that has expired or is not valid yet is said at start, naming the file, its CN and the date (it started without a word, and every handshake failed); a valid one says nothing."""
+        import datetime
+
+        ca = Authority(os.path.abspath(self.mktemp()))
+        expired, expiredKey = ca.issue("old", days=-3)
+        future, futureKey = ca.issue("new", days=3)
+        valid, validKey = ca.issue("gateway")
+        with capturedLogs() as events:
+            for cert, key in ((expired, expiredKey), (future, futureKey), (valid, validKey)):
+                spec = parseListener(f"tls:0:cert={cert}:key={key}:ca={ca.path}").tls
+                assert spec is not None
+                ServerContextFactory(spec)
+            dialOut = parseListener(f"tls:console.example:4443:ca={ca.path}:cert={expired}:key={expiredKey}").tls
+            assert dialOut is not None
+            clientOptions(dialOut)
+        day = (datetime.datetime.now(datetime.UTC) + datetime.timedelta(days=-3 + 1)).strftime("%Y-%m-%d")
+        start = (datetime.datetime.now(datetime.UTC) + datetime.timedelta(days=2)).strftime("%Y-%m-%d")
+        said = [formatEvent(e) for e in events]
+        self.assertEqual(len(said), 3)
+        self.assertTrue(said[0].startswith(f"certificate {expired!r} (CN 'old') expired on {day} "), said[0])
+        self.assertTrue(said[0].endswith(" UTC: TLS peers will refuse it (certificate expired)"), said[0])
+        self.assertTrue(said[1].startswith(f"certificate {future!r} (CN 'new') is not valid before {start} "), said[1])
+        self.assertTrue(said[2].startswith(f"certificate {expired!r} (CN 'old') expired on {day} "), said[2])
 
 
 class TLSListenerTests(TestCase):
