@@ -320,7 +320,8 @@ def _serverEndpoint(text: str, original: str) -> Any:
         return serverFromString(cast(Any, _NO_REACTOR), text)
     except Exception as e:
         read = f" ({quote(text)})" if text != original else ""
-        raise ConfigError(f"cannot read listener {quote(original)} as a Twisted endpoint string{read}: {e}") from None
+        hint = "; a colon inside a value (an IPv6 address) is written \\: ('interface=\\:\\:1' in a shell)" if "::" in text else ""
+        raise ConfigError(f"cannot read listener {quote(original)} as a Twisted endpoint string{read}: {e}{hint}") from None
 
 
 def _escape(text: str) -> str:

@@ -1297,7 +1297,7 @@ class FileTests(SynchronousTestCase):
             (line + '[users.x]\nkeys-file = "/nonexistent"\n',
              ":5: [users.x] keys-file: cannot read keys file '/nonexistent': No such file or directory"),
             (line + f'[users.x]\nkeys = "{key}"\n[users.y]\nkeys = "{key}"\n', ":6: key SHA256:"),
-            (line + f'[users."a b"]\nkeys = "{key}"\n', ": user name 'a b': letters, digits"),
+            (line + f'[users."a b"]\nkeys = "{key}"\n', ":4: user name 'a b': letters, digits"),
             (line + f'[ssh]\nlisten = "file:/x"\n[users.x]\nkeys = "{key}"\n',
              ":5: [ssh] listen: SSH listener 'file:/x': expected a server endpoint"),
             (line + f'[ssh]\nlisten = "tcp:2222"\nhost-key = "/etc/hk\\u0000"\n[users.x]\nkeys = "{key}"\n',

@@ -409,7 +409,7 @@ class TwistedGrammarTests(SynchronousTestCase):
         self.assertEqual(parseListener("raw+tcp:port=4000").protocol, RAW)
 
     def test_refused(self) -> None:
-        """What Twisted refuses, or would bind to nothing sensible, is refused at once, naming the listener."""
+        """What Twisted refuses, or would bind to nothing sensible, is refused at once, naming the listener (an IPv6 address's colons unescaped: how to write them)."""
         cases = {
             "tcp:4000:port=5": "cannot read listener 'tcp:4000:port=5' as a Twisted endpoint string: "
                                "_parseTCP() got multiple values for argument 'port'",
@@ -422,6 +422,10 @@ class TwistedGrammarTests(SynchronousTestCase):
             "unix:address=": "unix: needs a path in listener 'unix:address='",
             "unix:mode=660": "cannot read listener 'unix:mode=660' as a Twisted endpoint string: "
                              "_parseUNIX() missing 1 required positional argument: 'address'",
+            "raw+tcp:5000:interface=::1": "cannot read listener 'raw+tcp:5000:interface=::1' as a Twisted endpoint "
+                                          "string ('tcp:5000:interface=::1'): _parseTCP() got multiple values for "
+                                          "argument 'interface'; a colon inside a value (an IPv6 address) is written "
+                                          "\\: ('interface=\\:\\:1' in a shell)",
             "ssl:port=4443": "listener 'ssl:port=4443': ssl: attaches clients before their TLS handshake; use "
                              "tls:PORT[:interface=ADDR]:cert=FILE:key=FILE[:ca=FILE][:subjects=CN;CN]",
         }
