@@ -194,7 +194,7 @@ class ListenerOpener:
     def _udp(self, line: Line, config: LineConfig, spec: ListenerSpec) -> None:
         assert spec.udp is not None
         interface = spec.udp.sourceHost or ("::" if ":" in spec.udp.remoteHost else "")
-        client = NetconsoleClient(line, spec.udp, Role.READONLY if spec.readOnly else Role.WRITER)
+        client = NetconsoleClient(line, spec.udp, Role.READONLY if spec.readOnly else Role.WRITER, self.reactor)
         try:
             port = self.reactor.listenUDP(spec.udp.sourcePort, client, interface=interface,
                                           maxPacketSize=MAX_INPUT_DATAGRAM)

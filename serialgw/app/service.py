@@ -228,18 +228,19 @@ class GatewayService(MultiService):
                      "until a reload adds one", patterns=" ".join(patterns), names=namesBrief(list(self.lines)))
 
     def reloadUsers(self, ssh: Optional[SSHSpec]) -> None:
-        """New people and keys for the running SSH listener (a reload; None: [ssh] removed, nobody); its address and host key stay."""
+        """New people, keys and listener options (ro, allow= reach those connected) for the running SSH listener (a reload; None: [ssh] removed, nobody); its address and host key stay until a restart."""
         if self.ssh is None or self.sshPort is None:
             if ssh is not None:
                 log.warn("reload: [ssh] added: restart the gateway to apply it")
             return
         if ssh is None:  # (Its keys went with it: they let nobody in, sessions cut, until a restart.)
             log.warn("reload: [ssh] removed: nobody may log in over SSH from now on; restart the gateway to close its listener")
-        elif (ssh.listener, ssh.hostKey) != (self.ssh.listener, self.ssh.hostKey):
-            log.warn("reload: [ssh] listen or host-key changed: restart the gateway to apply it")
+        elif ssh.hostKey != self.ssh.hostKey:
+            log.warn("reload: [ssh] host-key changed: restart the gateway to apply it")
+        listener = self.ssh.listener if ssh is None or ssh.listener == self.ssh.listener else self.sshFactory.setListener(ssh.listener)
         users = ssh.users if ssh is not None else ()
         self.sshFactory.setUsers(users)
-        self.ssh = attrs.evolve(self.ssh, users=users)
+        self.ssh = attrs.evolve(self.ssh, users=users, listener=listener)
         log.info("reload: {count} SSH user(s)", count=len(users))
 
     def startService(self) -> None:

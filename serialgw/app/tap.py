@@ -78,7 +78,7 @@ Examples:
   twistd -n serialgw --port 4444 --device /dev/ttyS0 --baud 115200
       /dev/ttyS0 at 115200 8N1, telnet on port 4444 of every interface;
       `telnet HOST 4444`, then `^]` `send brk` and `h`: magic SysRq
-  twistd -n serialgw -d /dev/ttyUSB0 -s 9600,7E1,rtscts --listen raw+tcp:5000:interface=::1
+  twistd -n serialgw -d /dev/ttyUSB0 -s 9600,7E1,rtscts --listen 'raw+tcp:5000:interface=\\:\\:1'
 
 Listeners (--port, --listen, listen = in a file), in brief:
   [PROTOCOL[,OPTION...]+]ENDPOINT

@@ -204,6 +204,11 @@ def applyListenerRights(line: Line, listeners: Sequence[ListenerSpec], old: Sequ
                               + ("" if new.readOnly else f" for the certificate {peerSubject(client.transport)!r}"))
 
 
+def samePlace(one: ListenerSpec, other: ListenerSpec) -> bool:
+    """Whether two listeners listen in the same place, however written (see L{_place})."""
+    return _place(one) == _place(other)
+
+
 def _place(spec: ListenerSpec) -> tuple[Any, ...]:
     """
     Where a listener listens, however its endpoint is written: C{tcp:4001}

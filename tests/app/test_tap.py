@@ -5,6 +5,7 @@ Tests for serialgw.app.tap and the twistd plugin: options, errors, start-up.
 from __future__ import annotations
 
 import os
+import shlex
 
 from twisted.application.service import IServiceMaker
 from twisted.internet.testing import MemoryReactorClock
@@ -16,6 +17,7 @@ from serialgw.app import tap
 from serialgw.app.listen import StartupError
 from serialgw.app.service import GatewayService
 from serialgw.config.specs import DeviceSpec, LineConfig, ListenerSpec, Protocol, SerialSettings
+from tests.config.test_check import checked
 from tests.realio import PtyPair
 
 
@@ -219,6 +221,16 @@ class OptionsTests(SynchronousTestCase):
                        "--no-restore", "--config", "--status"):
             self.assertIn(option, text)
         self.assertIn("twistd -n serialgw --port 4444 --device /dev/ttyS0 --baud 115200", text)
+
+    def test_helpExamplesCheck(self) -> None:
+        """Every twistd serialgw command among --help's examples passes --check as printed (an IPv6 interface's colons escaped)."""
+        commands = [shlex.split(line.strip()) for line in tap.Options.examples.splitlines()
+                    if line.strip().startswith("twistd ")]
+        self.assertGreaterEqual(len(commands), 3, commands)
+        for words in commands:
+            args = words[words.index("serialgw") + 1:]
+            code, _, err = checked(*args)
+            self.assertEqual(code, 0, f"{args}: {err}")
 
     def test_plugin(self) -> None:
         """twistd finds the serialgw plugin, and it names serialgw.app.tap."""

@@ -91,6 +91,18 @@ class QemuManualTests(SynchronousTestCase):
             parseListener("udp:[::1]:6666@[::1]:6667,allow=::1/128").udp, UDPSpec("::1", 6666, "::1", 6667, ("::1/128",))
         )
 
+    def test_udpFamiliesMatch(self) -> None:
+        """A udp: listener whose remote and source addresses are of two families (or a name, resolved to IPv4, from an IPv6 source) is refused, naming both: its output could never be sent (the first one raised in the fan-out, the client cut off)."""
+        for text, remote, source in (("udp:[::1]:4555@127.0.0.1:4556", "::1", "127.0.0.1"),
+                                     ("udp:127.0.0.1:4555@[::1]:4556", "127.0.0.1", "::1"),
+                                     ("udp:console.example:4555@[::1]:4556,allow=::1", "console.example", "::1")):
+            with self.assertRaises(ConfigError) as caught:
+                parseListener(text)
+            self.assertIn(f"remote host '{remote}' and source address '{source}'", str(caught.exception))
+        self.assertEqual(parseListener("udp:[::1]:4555@[::1]:4556").udp, UDPSpec("::1", 4555, "::1", 4556, ("::1",)))
+        self.assertEqual(parseListener("udp:console.example:4555@127.0.0.1:4556,allow=127.0.0.1").udp,
+                         UDPSpec("console.example", 4555, "127.0.0.1", 4556, ("127.0.0.1",)))
+
     def test_unix(self) -> None:
         """unix:path,server,nowait listens (0600); unix:path,nowait without server dials out."""
         spec = parseListener("unix:path,server,nowait")
@@ -397,7 +409,7 @@ class TwistedGrammarTests(SynchronousTestCase):
         self.assertEqual(parseListener("raw+tcp:port=4000").protocol, RAW)
 
     def test_refused(self) -> None:
-        """What Twisted refuses, or would bind to nothing sensible, is refused at once, naming the listener."""
+        """What Twisted refuses, or would bind to nothing sensible, is refused at once, naming the listener (an IPv6 address's colons unescaped: how to write them)."""
         cases = {
             "tcp:4000:port=5": "cannot read listener 'tcp:4000:port=5' as a Twisted endpoint string: "
                                "_parseTCP() got multiple values for argument 'port'",
@@ -410,6 +422,10 @@ class TwistedGrammarTests(SynchronousTestCase):
             "unix:address=": "unix: needs a path in listener 'unix:address='",
             "unix:mode=660": "cannot read listener 'unix:mode=660' as a Twisted endpoint string: "
                              "_parseUNIX() missing 1 required positional argument: 'address'",
+            "raw+tcp:5000:interface=::1": "cannot read listener 'raw+tcp:5000:interface=::1' as a Twisted endpoint "
+                                          "string ('tcp:5000:interface=::1'): _parseTCP() got multiple values for "
+                                          "argument 'interface'; a colon inside a value (an IPv6 address) is written "
+                                          "\\: ('interface=\\:\\:1' in a shell)",
             "ssl:port=4443": "listener 'ssl:port=4443': ssl: attaches clients before their TLS handshake; use "
                              "tls:PORT[:interface=ADDR]:cert=FILE:key=FILE[:ca=FILE][:subjects=CN;CN]",
         }
