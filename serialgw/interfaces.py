@@ -119,6 +119,10 @@ class IDevice(Interface):
     modemLines = Attribute("DTR and RTS as set: C{{'dtr': bool, 'rts': bool}}.")
     breaking = Attribute("Whether a break is under way.")
     up = Attribute("Whether the device is there (open, or connected) now; false once closed (what it is given is dropped).")
+    holding = Attribute(
+        "Whether what it is given now is held for it though it is not up (its first open under way): written "
+        "once it opens, else dropped and counted unsent."
+    )
     breakDuration = Attribute("How long a break lasts when the client gives no duration (seconds).")
     noBreak = Attribute(
         "Why a break cannot reach the far end, for people (C{'unix:/x is a raw socket: it cannot carry a break'}); "
@@ -281,3 +285,6 @@ class IDeviceSink(Interface):
 
     def deviceUp() -> None:
         """The device is back after C{deviceLost} (reopened, settings re-applied)."""
+
+    def deviceNotOpened(reason: str) -> None:
+        """The device's first open failed or hangs (C{reason}): what it held meanwhile was dropped."""

@@ -182,6 +182,7 @@ class RecordingDevice:
         self.busy = False
         self.breaking = False
         self.up = True
+        self.holding = False
         self.downReason: Optional[str] = None
         # Why a break cannot reach the far end ("" when it can).
         self.noBreak = ""

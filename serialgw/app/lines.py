@@ -85,7 +85,7 @@ def makeDevice(
         log.warn("line {line}: opening the device {device} has not returned in {seconds:g} s; the line starts down and comes "
                  "up when it does", line=config.name, device=config.device.describe(),
                  seconds=seconds)
-        device.reopener.adopt(begun.deferred, begun.since).addCallback(_firstOpenOver, config, device)
+        device.reopener.adopt(begun.deferred, begun.since).addCallback(_firstOpenOver, config, device, begun.since)
         return device
     try:
         port = begun.port() if begun is not None else openPort(config.device, config.settings, lockDir)
@@ -154,13 +154,23 @@ def _opened(config: LineConfig, port: IPort) -> None:
                  settings=port.settings.describe())
 
 
-def _firstOpenOver(outcome: Optional[BaseException], config: LineConfig, device: SerialDevice) -> None:
-    """A first open made off the reactor thread is over: said as one made in line is (a lock holder was already)."""
+def _firstOpenOver(outcome: Optional[BaseException], config: LineConfig, device: SerialDevice,
+                   since: Optional[float] = None) -> None:
+    """
+    A first open made off the reactor thread is over: said as one made in
+    line is (a lock holder was already); one begun at start C{since} (its
+    line said to start down when the start stopped waiting) says when it returned.
+    """
     if device.closed:
         return
     if outcome is None:
         _opened(config, device.port)
-    elif not isinstance(outcome, (DeviceLocked, reopenpool.OpenWithdrawn)):
+    elif isinstance(outcome, (DeviceLocked, reopenpool.OpenWithdrawn)):
+        pass
+    elif since is not None:
+        log.warn("line {line}: the open returned after {seconds:.0f} s: {reason}; the device is tried again with backoff",
+                 line=config.name, reason=str(outcome), seconds=device.reopener.reactor.seconds() - since)
+    else:
         _startsDown(config, outcome)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import shlex
 import socket
 import stat
 import weakref
@@ -36,7 +37,7 @@ from serialgw.clients.factory import LineFactory
 from serialgw.clients.local import FileClient, fifoPair, streamClient
 from serialgw.clients.netconsole import MAX_INPUT_DATAGRAM, NetconsoleClient
 from serialgw.clients.ptylink import PtyClient
-from serialgw.clients.tls import RefusingTLSFactory, ServerContextFactory, TLSError, clientOptions
+from serialgw.clients.tls import RefusingTLSFactory, ServerContextFactory, TLSError, clientOptions, linkOnHandshake
 from serialgw.clients.transports import describeAddress
 from serialgw.config.specs import LineConfig, ListenerKind, ListenerSpec, Protocol, describeUnix, isAbstract
 from serialgw.devices.backoff import CarriedBackoff, DialEndpoint
@@ -183,7 +184,7 @@ class ListenerOpener:
             self._factory(line, config, spec),
             retryPolicy=backoff,
             clock=self.reactor,
-            prepareConnection=backoff.linkUp,
+            prepareConnection=backoff.linkUp if spec.tls is None else linkOnHandshake(backoff),
         )
         self._own("dialer", dialer)
         log.info("line {line}: dialing out to {target} ({protocol}), reconnecting with backoff",
@@ -193,7 +194,7 @@ class ListenerOpener:
     def _udp(self, line: Line, config: LineConfig, spec: ListenerSpec) -> None:
         assert spec.udp is not None
         interface = spec.udp.sourceHost or ("::" if ":" in spec.udp.remoteHost else "")
-        client = NetconsoleClient(line, spec.udp, Role.READONLY if spec.readOnly else Role.WRITER)
+        client = NetconsoleClient(line, spec.udp, Role.READONLY if spec.readOnly else Role.WRITER, self.reactor)
         try:
             port = self.reactor.listenUDP(spec.udp.sourcePort, client, interface=interface,
                                           maxPacketSize=MAX_INPUT_DATAGRAM)
@@ -375,16 +376,49 @@ def _lockHolder(lock: str) -> Optional[int]:
     return pid
 
 
+def _socatAddress(kind: str, name: str) -> str:
+    """A socat address for a unix socket name, its , : ! and the like escaped for socat, then quoted for a shell."""
+    escaped = "".join("\\" + c if c in "\\,:!'\"[]{}()" else c for c in name)
+    return shellWord(f"{kind}:{escaped}")
+
+
+def shellWord(text: str) -> str:
+    """
+    C{text} as one word a POSIX shell reads back as it is: quoted when it
+    needs to be; as C{$'...'} with escapes when it holds what cannot be
+    shown (a newline, an escape sequence, bytes not UTF-8), so that a log
+    line shows no control character and the word can still be pasted.
+    """
+    if text.isprintable():
+        return shlex.quote(text)
+    out = []
+    for byte in text.encode("utf-8", "surrogateescape").decode("latin-1"):
+        if byte in "\\'":
+            out.append("\\" + byte)
+        elif " " <= byte <= "~":
+            out.append(byte)
+        else:
+            out.append(f"\\x{ord(byte):02x}")
+    return "$'" + "".join(out) + "'"
+
+
 def _connectHint(protocol: Protocol, address: Any) -> Optional[str]:
     if not isinstance(address, (IPv4Address, IPv6Address)):
         name: Any = address.name if isinstance(address, UNIXAddress) else None
         if name is None:
             return None
         if isinstance(name, bytes):
-            name = name.decode()
+            name = name.decode("utf-8", "surrogateescape")
         if isAbstract(name):
-            return f"socat -,raw,echo=0 ABSTRACT-CONNECT:{name[1:]}"
-        return f"socat -,raw,echo=0 UNIX-CONNECT:{name}"
+            target = _socatAddress("ABSTRACT-CONNECT", name[1:])
+        else:
+            target = _socatAddress("UNIX-CONNECT", name)
+        if protocol is Protocol.TELNET:
+            # A plain socat showed the telnet negotiation as junk (and
+            # telnet cannot reach a unix socket): a telnet client through
+            # a bridge on a local port.
+            return f"socat TCP-LISTEN:2323,bind=127.0.0.1,reuseaddr {target} & telnet 127.0.0.1 2323"
+        return f"socat -,raw,echo=0 {target}"
     host, port = address.host, address.port
     if host in ("0.0.0.0", "::"):
         host = "localhost"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import sys
 from typing import Any, Optional
 
@@ -77,7 +78,7 @@ Examples:
   twistd -n serialgw --port 4444 --device /dev/ttyS0 --baud 115200
       /dev/ttyS0 at 115200 8N1, telnet on port 4444 of every interface;
       `telnet HOST 4444`, then `^]` `send brk` and `h`: magic SysRq
-  twistd -n serialgw -d /dev/ttyUSB0 -s 9600,7E1,rtscts --listen raw+tcp:5000:interface=::1
+  twistd -n serialgw -d /dev/ttyUSB0 -s 9600,7E1,rtscts --listen 'raw+tcp:5000:interface=\\:\\:1'
 
 Listeners (--port, --listen, listen = in a file), in brief:
   [PROTOCOL[,OPTION...]+]ENDPOINT
@@ -475,11 +476,25 @@ def _checkEndpoint(spec: ListenerSpec, sockets: bool = True) -> None:
 
 
 def _lineName(device: str) -> str:
+    """
+    The line's name when --name is left out: the device's, by the rule of a
+    [lines.NAME] (letters, digits, '.', '_', '-', a letter or digit first):
+    what else it holds becomes '-' (C{/dev/pts/3}: C{pts-3}).  A '/', ':',
+    a newline or an escape sequence in a path reached logs, the status page
+    and SSH user names as they were.
+    """
     if device.startswith("pty:"):
-        return os.path.basename(device[4:]) or "pty"
-    if device.startswith("/dev/"):
-        return device[len("/dev/"):]
-    return os.path.basename(device) or device
+        name = os.path.basename(device[4:])
+    elif device.startswith("/dev/"):
+        name = device[len("/dev/"):]
+    else:
+        name = os.path.basename(device) or device
+    name = _NOT_IN_A_NAME.sub("-", name).lstrip("._-").rstrip("-")
+    return name or ("pty" if device.startswith("pty:") else "line")
+
+
+# What a line's name cannot hold (serialgw.config.file.NAME), a run of it.
+_NOT_IN_A_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 def parseBusyPoll(text: str) -> float:

@@ -340,9 +340,12 @@ class EscapeMenu:
 
     def _count(self, typed: str) -> None:
         typed = typed or str(REPLAY_LINES)
-        if typed.isdigit():
+        if typed.isdigit() and int(typed) == 0:
+            # (It replayed one line.)
+            self.client.notice("0 lines: nothing replayed")
+        elif typed.isdigit():
             # (Each line is looked for: a count past the backlog's lines changes nothing.)
-            self._replay(min(max(1, int(typed)), MAX_REPLAY_LINES))
+            self._replay(min(int(typed), MAX_REPLAY_LINES))
         else:
             self.client.notice(f"not a number of lines: {typed!r}")
 

@@ -9,7 +9,7 @@ clients already connected (L{applyListenerRights}).
 from __future__ import annotations
 
 import ipaddress
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 from twisted.internet.protocol import Factory
 from twisted.internet.protocol import Protocol as BaseProtocol
@@ -19,7 +19,7 @@ from serialgw.clients.ptylink import PtyClient, keptInPlace
 from serialgw.clients.raw import RawClient
 from serialgw.clients.session import Session
 from serialgw.clients.telnet import TelnetClient
-from serialgw.clients.tls import HandshakeGate, peerSubject
+from serialgw.clients.tls import HandshakeGate, caVerifier, peerSubject
 from serialgw.clients.transports import addressAllowed, describeAddress, peerName
 from serialgw.config.specs import ListenerKind, ListenerSpec, Protocol
 from serialgw.line.hub import Line, Role
@@ -165,12 +165,15 @@ def applyListenerRights(line: Line, listeners: Sequence[ListenerSpec], old: Sequ
     the listener would no longer admit (its address out of a new
     C{allow=}, its certificate's name out of new C{subjects=}) is told and
     disconnected.  Rights given (C{ro} taken out, C{allow=} widened)
-    promote nobody: they are for new connections.  One whose listener was
+    promote nobody: they are for new connections.  A new C{outbuf=} or
+    C{policy=} is theirs at once (L{OutputGuard.retune}: one that blocked
+    the device and now drops lets it go).  One whose listener was
     removed stays as it is.  A client pty whose listener (of C{old}) keeps
     its link takes all its new options (L{PtyClient.retune}).
     """
     kept = set(listeners)
     now = {_place(spec): spec for spec in listeners}
+    verifiers: dict[str, Callable[[Any], bool]] = {}
     ptys = keptInPlace(old, listeners)
     for client in list(line.clients):
         if isinstance(client, PtyClient) and client.spec in ptys:
@@ -178,13 +181,18 @@ def applyListenerRights(line: Line, listeners: Sequence[ListenerSpec], old: Sequ
         if not isinstance(client, Session) or client.leaving:
             continue
         spec = client.listener
-        if spec is None or spec in kept:
-            continue
-        new = now.get(_place(spec))
+        new = None if spec is None else now.get(_place(spec))
         if new is None:
             continue
+        if client.guard is not None:
+            # Its bound and policy as the listener's now (it keeps the spec it
+            # came with: a listener changed back leaves that spec "kept").  A
+            # stuck client of a policy=block listener made drop no longer holds the line.
+            client.guard.retune(new.outbuf, new.policy)
+        if spec in kept:
+            continue
         where = new.text or new.endpoint
-        refused = _noLongerAdmitted(client, new)
+        refused = _noLongerAdmitted(client, new, verifiers)
         if refused is not None:
             told, reason = refused
             log.info("{line}: {peer} disconnected: {reason}, listener {listener} changed by a reload",
@@ -194,6 +202,11 @@ def applyListenerRights(line: Line, listeners: Sequence[ListenerSpec], old: Sequ
         elif new.readOnly or _readOnlySubject(client, new):
             line.makeReadOnly(client, f"a reload made {line.name}'s listener {where!r} read-only"
                               + ("" if new.readOnly else f" for the certificate {peerSubject(client.transport)!r}"))
+
+
+def samePlace(one: ListenerSpec, other: ListenerSpec) -> bool:
+    """Whether two listeners listen in the same place, however written (see L{_place})."""
+    return _place(one) == _place(other)
 
 
 def _place(spec: ListenerSpec) -> tuple[Any, ...]:
@@ -209,15 +222,26 @@ def _place(spec: ListenerSpec) -> tuple[Any, ...]:
     return (spec.kind, spec.endpoint)
 
 
-def _noLongerAdmitted(client: Session, spec: ListenerSpec) -> Optional[tuple[str, str]]:
+def _noLongerAdmitted(client: Session, spec: ListenerSpec,
+                      verifiers: dict[str, Callable[[Any], bool]]) -> Optional[tuple[str, str]]:
     """
     Why C{spec} would not admit C{client} now (as its factory and TLS
     context decide at connect): what it is told, and the log's reason; or None.
+    A C{ca=} given, or changed, by the reload verifies the certificate the
+    client showed (none, where no C{ca=} asked for one) as the handshake
+    would (C{verifiers}: by CA file, read once a reload).
     """
     networks = [ipaddress.ip_network(a, strict=False) for a in spec.allow]
     if networks and not addressAllowed(client.transport.getPeer(), networks):
         return "your address is no longer allowed", f"not in {','.join(spec.allow)}"
     tls = spec.tls
+    before = client.listener.tls if client.listener is not None else None
+    if tls is not None and not tls.hostname and tls.ca and (before is None or before.ca != tls.ca):
+        if tls.ca not in verifiers:
+            verifiers[tls.ca] = caVerifier(tls.ca)
+        if not verifiers[tls.ca](client.transport):
+            return ("your connection shows no certificate from this listener's CA",
+                    f"no client certificate the CA file {tls.ca!r} verifies")
     if tls is not None and not tls.hostname and tls.subjects:
         subject = peerSubject(client.transport)
         allowed = sorted(set(tls.subjects) | set(tls.readOnlySubjects))

@@ -28,6 +28,10 @@ MAX_DATAGRAM = 1400
 # default read size (8192) silently cut a longer one short.
 MAX_INPUT_DATAGRAM = 65535
 
+# A remote host name that does not resolve is looked up again after 1 s,
+# doubling up to this (as a remote console is redialled).
+RESOLVE_MAX_DELAY = 30.0
+
 
 @implementer(IClient)
 class NetconsoleClient(ClientEvents, DatagramProtocol):
@@ -40,7 +44,12 @@ class NetconsoleClient(ClientEvents, DatagramProtocol):
     # No "Starting protocol <... object at 0x...>" from Twisted: the line logs it.
     noisy = False
 
-    def __init__(self, line: Line, spec: UDPSpec, role: Role = Role.WRITER) -> None:
+    def __init__(self, line: Line, spec: UDPSpec, role: Role = Role.WRITER, reactor: Any = None) -> None:
+        if reactor is None:
+            from twisted.internet import reactor as default
+
+            reactor = default
+        self.reactor = reactor
         self.line = line
         self.spec = spec
         self.role = role
@@ -52,23 +61,54 @@ class NetconsoleClient(ClientEvents, DatagramProtocol):
         self.sent = 0
         # Datagrams to a port nobody may listen on: not a client to wait for.
         self.wakesLine = False
+        # A remote host name's lookups: how many failed, the next one, and
+        # which start of the port they belong to (a stop ends them).
+        self._lookups = 0
+        self._lookupCall: Any = None
+        self._started = 0
 
     def startProtocol(self) -> None:
         host = self.spec.remoteHost
+        self._started += 1
         try:
             ipaddress.ip_address(host)
             self.remote = (host, self.spec.remotePort)
         except ValueError:
-            # A name: resolve it once; output before that is dropped.
-            from twisted.internet import reactor
-
-            d = reactor.resolve(host)  # type: ignore[attr-defined]
-            d.addCallback(lambda address: setattr(self, "remote", (address, self.spec.remotePort)))
-            d.addErrback(lambda f: log.error("{line}: cannot resolve {host}: {reason}",
-                                             line=self.line.name, host=host, reason=f.getErrorMessage()))
+            # A name: looked up until it resolves (DNS may not be up yet at
+            # boot); output before that is dropped.
+            self._lookups = 0
+            self._lookUp(self._started)
         self.line.attach(self)
 
+    def _lookUp(self, started: int) -> None:
+        self._lookupCall = None
+        host = self.spec.remoteHost
+
+        def found(address: str) -> None:
+            if started != self._started:
+                return
+            self.remote = (address, self.spec.remotePort)
+            if self._lookups:
+                log.info("{line}: {host} resolved to {address} after {count} attempts", line=self.line.name,
+                         host=host, address=address, count=self._lookups + 1)
+
+        def failed(f: Any) -> None:
+            if started != self._started:
+                return
+            if not self._lookups:
+                log.error("{line}: cannot resolve {host}: {reason}; trying again with backoff (its output is "
+                          "dropped until it resolves)", line=self.line.name, host=host, reason=f.getErrorMessage().rstrip("."))
+            delay = min(RESOLVE_MAX_DELAY, 2.0 ** self._lookups)
+            self._lookups += 1
+            self._lookupCall = self.reactor.callLater(delay, self._lookUp, started)
+
+        self.reactor.resolve(host).addCallbacks(found, failed)
+
     def stopProtocol(self) -> None:
+        self._started += 1
+        if self._lookupCall is not None and self._lookupCall.active():
+            self._lookupCall.cancel()
+        self._lookupCall = None
         self.line.detach(self)
 
     def datagramReceived(self, data: bytes, addr: Any) -> None:
@@ -76,6 +116,9 @@ class NetconsoleClient(ClientEvents, DatagramProtocol):
             source = ipaddress.ip_address(addr[0].split("%")[0])
         except ValueError:
             source = None
+        if source is not None and source.version == 6 and source.ipv4_mapped is not None:
+            # An IPv4 peer on an IPv6 port (a v6 remote): the address allow= names.
+            source = source.ipv4_mapped
         if source is None or not any(source in network for network in self.allow):
             self.refused += 1
             if self.refused == 1 or self.refused % 1000 == 0:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 import struct
-from typing import Any
+from typing import Any, Sequence
 
 from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
 
@@ -31,10 +31,12 @@ def describeAddress(address: Any) -> str:
 def addressAllowed(address: Any, networks: list[Any]) -> bool:
     """
     Whether a peer's address is in one of the networks (C{allow=}); a unix
-    socket's peer always is (the file mode decides).
+    socket's peer has none, so it is in none (the configuration refuses
+    C{allow=} on a unix socket; a C{systemd:} socket passed as another
+    family than its domain said still lets none in).
     """
     if not isinstance(address, (IPv4Address, IPv6Address)):
-        return True
+        return False
     try:
         ip = ipaddress.ip_address(address.host.split("%")[0])
     except ValueError:
@@ -42,6 +44,11 @@ def addressAllowed(address: Any, networks: list[Any]) -> bool:
     if ip.version == 6 and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
     return any(ip in network for network in networks)
+
+
+def admittedBy(allow: Sequence[str], address: Any) -> bool:
+    """Whether an C{allow=} list (CIDR texts; empty: no restriction) admits a peer's address."""
+    return not allow or addressAllowed(address, [ipaddress.ip_network(a, strict=False) for a in allow])
 
 
 def peerName(transport: Any) -> str:

@@ -189,7 +189,13 @@ class WatchAllClient(Protocol):
             self.watch(line)
 
     def _watching(self) -> None:
-        log.info("watch-all: {peer} watches {count} line(s)", peer=self.peer, count=len(self.taps))
+        if self.taps:
+            log.info("watch-all: {peer} watches {count} line(s)", peer=self.peer, count=len(self.taps))
+            return
+        # (A typo in the filter: the watcher saw nothing and was told nothing.)
+        patterns = " ".join(self.factory.patterns)
+        log.info("watch-all: {peer}: no line matches {patterns}", peer=self.peer, patterns=patterns)
+        self.emit(f"[serialgw: watch-all: no line matches {patterns} (a line added that does is shown)]\r\n".encode())
 
     def watch(self, line: Line) -> None:
         if line.name in self.taps or not matches(line.name, self.factory.patterns):

@@ -72,6 +72,8 @@ from serialgw.config.specs import (
     quote,
 )
 from serialgw.config.sshkeys import readKeysFile, readPublicKeys
+from serialgw.config.where import tomlError
+from serialgw.config.where import where as _where
 
 LINE_KEYS = {
     "device", "serial", "baud", "bytesize", "parity", "stopbits", "xonxoff", "rtscts", "listen",
@@ -156,7 +158,7 @@ def loadFile(path: str, shards: Optional[int] = None) -> FileConfig:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"{path}: {e}") from None
+        raise ConfigError(tomlError(path, text, e)) from None
     except RecursionError:
         # tomllib recurses once per nested array or inline table.
         raise ConfigError(f"{path}: arrays or tables nested too deep") from None
@@ -391,32 +393,6 @@ def _tooLong(path: str, text: str, limit: int) -> str:
     return f"{path}:{text.count(chr(10), 0, match.start()) + 1}" if match else path
 
 
-def _where(path: str, text: str, table: str, key: Optional[str] = None) -> str:
-    """C{path:LINE} of a table's header, or of a key inside it."""
-    lines = text.splitlines()
-    header = re.compile(r"^\s*\[\s*" + r"\s*\.\s*".join(re.escape(p) for p in table.split(".")) + r"\s*\]")
-    start = next((i for i, line in enumerate(lines) if header.match(line)), None)
-    if start is None:
-        # No [table] header: dotted keys (lines.a.parity = ...) or an inline
-        # table (a = { ... } under [lines]): the first line that names it.
-        inline = re.escape(table.split(".")[-1]) + r"\s*=\s*\{"
-        for parts in ([*table.split("."), key], table.split(".")) if key else (table.split("."),):
-            dotted = r"\s*\.\s*".join(re.escape(p) for p in parts)
-            named = re.compile(rf"^\s*(?:{dotted}\s*[=.]|(?:.*[.\s])?{inline})")
-            found = next((i for i, line in enumerate(lines) if named.match(line)), None)
-            if found is not None:
-                return f"{path}:{found + 1}"
-        return path
-    if key is not None:
-        keyLine = re.compile(r"^\s*" + re.escape(key) + r"\s*=")
-        for i in range(start + 1, len(lines)):
-            if lines[i].lstrip().startswith("["):
-                break
-            if keyLine.match(lines[i]):
-                return f"{path}:{i + 1}"
-    return f"{path}:{start + 1}"
-
-
 def _lines(path: str, text: str, data: dict[str, Any], base: str) -> tuple[list[LineConfig], dict[str, int]]:
     for key in data:
         if key not in ("defaults", "lines", "ssh", "users", "watch-all"):
@@ -426,7 +402,10 @@ def _lines(path: str, text: str, data: dict[str, Any], base: str) -> tuple[list[
     if not isinstance(defaults, dict):
         raise ConfigError(f"{_where(path, text, 'defaults')}: [defaults] must be a table")
     lines = data.get("lines", {})
-    if not isinstance(lines, dict) or not lines:
+    if not isinstance(lines, dict):
+        raise ConfigError(f"{_where(path, text, 'lines')}: lines: expected tables [lines.NAME] (one a line, with "
+                          f"device = ... and listen = ...), not {quote(lines)}")
+    if not lines:
         raise ConfigError(f"{path}: no lines: add a table such as [lines.ttyS0] with device = ... and listen = ...")
     if "shard" in defaults:
         raise ConfigError(f"{_where(path, text, 'defaults', 'shard')}: [defaults] shard: a line's own key "
@@ -436,7 +415,7 @@ def _lines(path: str, text: str, data: dict[str, Any], base: str) -> tuple[list[
     for name, table in lines.items():
         where = f"lines.{name}"
         if not isinstance(table, dict):
-            raise ConfigError(f"{_where(path, text, 'lines')}: lines.{name} must be a table")
+            raise ConfigError(f"{_where(path, text, where)}: lines.{name} must be a table, not {quote(table)}")
         problem = nameProblem(name)
         if problem is not None:
             raise ConfigError(f"{_where(path, text, where)}: {problem}")

@@ -320,7 +320,8 @@ def _serverEndpoint(text: str, original: str) -> Any:
         return serverFromString(cast(Any, _NO_REACTOR), text)
     except Exception as e:
         read = f" ({quote(text)})" if text != original else ""
-        raise ConfigError(f"cannot read listener {quote(original)} as a Twisted endpoint string{read}: {e}") from None
+        hint = "; a colon inside a value (an IPv6 address) is written \\: ('interface=\\:\\:1' in a shell)" if "::" in text else ""
+        raise ConfigError(f"cannot read listener {quote(original)} as a Twisted endpoint string{read}: {e}{hint}") from None
 
 
 def _escape(text: str) -> str:
@@ -429,6 +430,10 @@ def _udp(body: str, original: str) -> ListenerSpec:
             ipaddress.ip_network(network, strict=False)
         except ValueError:
             raise ConfigError(f"allow={quote(network)} in listener {quote(original)} is not an address or CIDR network") from None
+    # One socket sends to the remote: of the source's family (a name is resolved to IPv4).
+    if _isAddress(sourceHost) and (":" in sourceHost) != (":" in remoteHost and _isAddress(remoteHost)):
+        raise ConfigError(f"remote host {quote(remoteHost)} and source address {quote(sourceHost)} in listener "
+                          f"{quote(original)} are not of one family (IPv4, IPv6): no datagram could be sent")
     spec = UDPSpec(remoteHost, remotePort, sourceHost, sourcePort, allow)
     return ListenerSpec(f"udp:{remoteHost}:{remotePort}", Protocol.RAW, kind=ListenerKind.UDP, udp=spec)
 

@@ -23,6 +23,7 @@ from zope.interface import implementer
 
 from serialgw.config.specs import SerialSettings
 from serialgw.devices.breaks import DRAINING_QUEUE, IDLE, BreakSequencer
+from serialgw.devices.early import EarlyHold
 from serialgw.devices.pacing import Pacing
 from serialgw.devices.ports import errorReason
 from serialgw.devices.reopen import OPENING, Reopener
@@ -65,9 +66,12 @@ class _NoSink:
     def deviceUp(self) -> None:
         pass
 
+    def deviceNotOpened(self, reason: str) -> None:
+        pass
+
 
 @implementer(IDevice)
-class SerialDevice(Pacing):
+class SerialDevice(Pacing, EarlyHold):
     """
     One open device in the reactor.
 
@@ -125,6 +129,7 @@ class SerialDevice(Pacing):
         self._out = bytearray()
         self._held: list[bytes] = []
         self._heldSize = 0
+        self._early = bytearray()  # (written while it first opens: see EarlyHold)
         self._writable = True
         self._breaks = BreakSequencer(self, reactor)
         self._reading = False
@@ -280,7 +285,7 @@ class SerialDevice(Pacing):
 
     def _queue(self, data: bytes) -> None:
         if not self.usable:
-            self.dropped += len(data)
+            self.dropped += 0 if self._hold(data) else len(data)
             return
         if self._breaks.state is not IDLE:
             self._held.append(data)
@@ -401,7 +406,7 @@ class SerialDevice(Pacing):
 
     def queuedBytes(self) -> int:
         # The driver's output queue too (TIOCOUTQ): what a close drops (see close).
-        return len(self._out) + self._heldSize + (self.port.outputPending() if self.usable else 0)
+        return len(self._out) + self._heldSize + len(self._early) + (self.port.outputPending() if self.usable else 0)
 
     def close(self) -> None:
         """
@@ -423,6 +428,7 @@ class SerialDevice(Pacing):
                 log.warn("{device}: cannot purge before closing: {reason}", device=self.name, reason=errorReason(e))
         if self.up:
             self._shutdownPort()
+        self._dropEarly()
         self.closed, self.up, self.downReason = True, False, "closed"
 
     def _watchHangup(self) -> None:
@@ -475,7 +481,7 @@ class SerialDevice(Pacing):
             self.reactor.removeWriter(self)
 
     def _checkWatermark(self) -> None:
-        queued = len(self._out) + self._heldSize
+        queued = len(self._out) + self._heldSize + len(self._early)
         if self._writable and queued > HIGH_WATER:
             self._writable = False
             self.sink.deviceWritable(False)
@@ -545,6 +551,7 @@ class SerialDevice(Pacing):
             self.sink.deviceUp()
         except Exception:
             log.failure("{device}: handling the return failed", device=self.name)
+        self._writeEarly()
 
     def takeBack(self, port: IPort) -> None:
         """The device is back: settings, modem lines and watching as they were, then reading."""

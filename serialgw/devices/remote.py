@@ -74,6 +74,8 @@ class RemoteDevice:
         self.modem: Optional[int] = None
         self.sink: Any = _NoSink()
         self.up = False
+        # Typed while it is not connected: dropped, counted (nothing held).
+        self.holding = False
         self.downReason: Optional[str] = "not connected yet"
         # No lock file for a console elsewhere.
         self.lockedBy: Optional[int] = None

@@ -60,6 +60,9 @@ class ReopenTarget(Protocol):
     def announceUp(self) -> None:
         """Tell whoever listens that the device is back."""
 
+    def notOpened(self) -> None:
+        """Its first open failed, or is said stuck: what it held meanwhile (typed) is dropped, its line told."""
+
 
 class Reopener:
     """
@@ -138,6 +141,8 @@ class Reopener:
     def _firstOver(self, outcome: Optional[BaseException]) -> None:
         first, self._first = self._first, None
         if first is not None:
+            if outcome is not None and not isinstance(outcome, OpenWithdrawn) and not self.target.closed:
+                self.target.notOpened()
             first.callback(outcome)
 
     def stop(self) -> None:
@@ -169,8 +174,8 @@ class Reopener:
             target.lockedBy = error.pid
         else:
             target.lockedBy = None
-            if said == OPENING:
-                pass  # The first open's failure: said by whoever opened it (see openNow).
+            if said == OPENING or self._first is not None:
+                pass  # The first open's failure (said stuck, or not): said by whoever opened it (see openNow).
             elif reason == said:
                 log.debug("{device}: still gone: {reason}", device=target.name, reason=reason)
             else:
@@ -225,6 +230,8 @@ class Reopener:
         log.warn("{device}: {reason} (a hung adapter or driver?); the line stays down until it does "
                  "({opens} device open(s) under way)", device=target.name, reason=reason,
                  opens=len(self.opens.inFlight) if self.opens is not None else 1)
+        if self._first is not None:
+            target.notOpened()  # (what was typed meanwhile is not held for a hung open)
 
     def _returned(self, result: Any) -> Any:
         self._opening = None

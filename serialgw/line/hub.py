@@ -311,7 +311,8 @@ class Line(PortControl, OpenCloseStrings, RoleChanges):
             self.refused += len(data)
             return False
         self.device.write(data)
-        self.bytesGiven += len(data) if self.up else 0  # down: the device drops it, and counts it
+        # Down: the device drops it, and counts it (but for its first open: held).
+        self.bytesGiven += len(data) if self.up or self.device.holding else 0
         return True
 
     def who(self, exclude: Optional[IClient] = None) -> str:
@@ -518,6 +519,13 @@ class Line(PortControl, OpenCloseStrings, RoleChanges):
         self.recordEvent(f"device down ({why}); {len(self.clients)} client(s) stay connected")
         self._countUnsent(why)
         notice = self._downNotice(why)
+        for client in list(self.clients):
+            client.deviceStateChanged(False, notice)
+
+    def deviceNotOpened(self, reason: str) -> None:
+        """Its first open failed or hangs: what was typed meanwhile is lost (logged), the people here told why."""
+        self._countUnsent(reason)
+        notice = self._downNotice(reason)
         for client in list(self.clients):
             client.deviceStateChanged(False, notice)
 

@@ -289,3 +289,63 @@ class FirstOpenInLineTests(SynchronousTestCase):
         # The first open as at start; the next one the reopener's (a pty slave held as a terminal refused).
         self.assertEqual(self.opens, [("/dev/ttyFAKE0", False), ("/dev/ttyFAKE0", True)])
         self.successResultOf(service.stopService())
+
+
+class LateFailureTests(SynchronousTestCase):
+    """A first open that fails late is said once: not "starts down" again after the line was said to start down, nor twice after it was said stuck."""
+
+    def setUp(self) -> None:
+        self.clock = MemoryReactorClock()
+        self.config = LineConfig("late", DeviceSpec("tty", "/dev/ttyLATE0"))
+        self.gone = DeviceError("cannot open device '/dev/ttyLATE0': No such file or directory")
+
+    def texts(self, events: Any) -> list[str]:
+        return [formatEvent(e) for e in events if "ttyLATE0" in formatEvent(e) or "late" in formatEvent(e)]
+
+    def test_startOpenFailsLate(self) -> None:
+        """An open begun at start that had not returned in START_WAIT s (the line said to start down) and then fails: why said once, not "starts down" again."""
+        from serialgw.app.lines import makeDevice
+        from serialgw.devices.reopenpool import FirstOpen
+
+        begun = FirstOpen(self.clock.seconds())
+        with capturedLogs() as events:
+            device = makeDevice(self.config, self.clock, openPort, lambda n: 1.0, lambda n: 1.0, True, begun=begun)
+            self.clock.advance(7.0)
+            begun.deferred.errback(self.gone)
+        self.assertEqual(self.texts(events), [
+            "line late: opening the device /dev/ttyLATE0 has not returned in 5 s; the line starts down and comes up "
+            "when it does",
+            "line late: the open returned after 7 s: cannot open device '/dev/ttyLATE0': No such file or directory; "
+            "the device is tried again with backoff"])
+        self.assertEqual(sum("starts down" in text for text in self.texts(events)), 1)
+        self.assertEqual(device.downReason, str(self.gone))
+        device.close()
+
+    def test_stuckThenFails(self) -> None:
+        """A reload's first open said stuck after STUCK_AFTER s, then failing: its failure said once (it was said by the line and the reopener both)."""
+        from serialgw.app.lines import makeDevice
+        from serialgw.devices import reopen
+
+        opening: defer.Deferred[IPort] = defer.Deferred()
+
+        class Opens:
+            inFlight: dict[str, float] = {}
+
+            def busy(self, name: str) -> bool:
+                return False
+
+            def open(self, reactor: Any, name: str, opener: Any) -> defer.Deferred[IPort]:
+                return opening
+
+            def withdraw(self, d: Any) -> bool:
+                return False
+
+        self.patch(reopen, "deviceOpens", Opens())
+        self.patch(reopen.IReactorThreads, "providedBy", lambda reactor: True)
+        with capturedLogs() as events:
+            device = makeDevice(self.config, self.clock, openPort, lambda n: 1.0, lambda n: 1.0, True, offThread=True)
+            self.clock.advance(reopen.STUCK_AFTER)
+            opening.errback(self.gone)
+        texts = self.texts(events)
+        self.assertEqual(len([t for t in texts if "No such file or directory" in t]), 1, texts)
+        device.close()

@@ -5,6 +5,7 @@ Tests for serialgw.app.tap and the twistd plugin: options, errors, start-up.
 from __future__ import annotations
 
 import os
+import shlex
 
 from twisted.application.service import IServiceMaker
 from twisted.internet.testing import MemoryReactorClock
@@ -16,6 +17,7 @@ from serialgw.app import tap
 from serialgw.app.listen import StartupError
 from serialgw.app.service import GatewayService
 from serialgw.config.specs import DeviceSpec, LineConfig, ListenerSpec, Protocol, SerialSettings
+from tests.config.test_check import checked
 from tests.realio import PtyPair
 
 
@@ -71,6 +73,21 @@ class OptionsTests(SynchronousTestCase):
                              message)
         for name in ("rack4-web1", "a.b_c", "9"):
             self.assertEqual(parse("--device", "/dev/ttyS0", "--name", name)["line"].name, name)
+
+    def test_nameFromTheDeviceByTheFileRule(self) -> None:
+        """A name taken from the device (no --name) follows the rule of a [lines.NAME] too: what else the path holds ('/', ':', a space, a newline, an escape sequence) becomes '-'; it reached logs, the status page and SSH user names as it was."""
+        from serialgw.config.file import nameProblem
+
+        for device, name in (("/dev/ttyS0", "ttyS0"), ("/dev/serial/by-id/usb-FTDI_FT232R-if00-port0",
+                                                          "serial-by-id-usb-FTDI_FT232R-if00-port0"),
+                             ("/dev/pts/3", "pts-3"), ("pty:/tmp/ttyV0", "ttyV0"), ("telnet:host:4444", "telnet-host-4444"),
+                             ("rfc2217://h.example:7000", "h.example-7000"), ("tcp:10.0.0.1:5000", "tcp-10.0.0.1-5000"),
+                             ("unix:/var/run/qemu-server/100.serial0", "100.serial0"), ("/tmp/a b", "a-b"),
+                             ("/tmp/x\n\x1b[2J", "x-2J"), ("/tmp/.hidden", "hidden"), ("/tmp/caf\u00e9", "caf"),
+                             ("telnet:[::1]:23", "telnet-1-23"), ("/tmp/\u00e9\u00e9", "line"), ("pty:/tmp/..", "pty")):
+            line = parse("--device", device, "--wait-for-device")["line"]
+            self.assertEqual((device, line.name), (device, name))
+            self.assertIsNone(nameProblem(line.name))
 
     def test_helpWrapsWhole(self) -> None:
         """--help wraps each option's text as one paragraph: no docstring indentation left inside a line (--watch-all's "read-only         clients")."""
@@ -205,6 +222,16 @@ class OptionsTests(SynchronousTestCase):
             self.assertIn(option, text)
         self.assertIn("twistd -n serialgw --port 4444 --device /dev/ttyS0 --baud 115200", text)
 
+    def test_helpExamplesCheck(self) -> None:
+        """Every twistd serialgw command among --help's examples passes --check as printed (an IPv6 interface's colons escaped)."""
+        commands = [shlex.split(line.strip()) for line in tap.Options.examples.splitlines()
+                    if line.strip().startswith("twistd ")]
+        self.assertGreaterEqual(len(commands), 3, commands)
+        for words in commands:
+            args = words[words.index("serialgw") + 1:]
+            code, _, err = checked(*args)
+            self.assertEqual(code, 0, f"{args}: {err}")
+
     def test_plugin(self) -> None:
         """twistd finds the serialgw plugin, and it names serialgw.app.tap."""
         makers = {maker.tapname: maker for maker in getPlugins(IServiceMaker)}
@@ -229,7 +256,7 @@ class StartupTests(SynchronousTestCase):
         service = tap.makeService(options)
         e = self.assertRaises(SystemExit, service.privilegedStartService)
         self.assertTrue(str(e.code).startswith(
-            "serialgw: error: line '" + pty.slaveName[len("/dev/"):] + "': cannot listen on 'tcp:0:interface=no-such-interface': "
+            "serialgw: error: line '" + pty.slaveName[len("/dev/"):].replace("/", "-") + "': cannot listen on 'tcp:0:interface=no-such-interface': "
         ), e.code)
         self.assertEqual(service.ports, [])
         self.assertEqual(service.lines, {})
@@ -248,7 +275,7 @@ class StartupTests(SynchronousTestCase):
         options = parse("--device", pty.slaveName, "--port", "tcp:0:interface=127.0.0.1", "--listen", f"udp::4555@{port}")
         service = tap.makeService(options)
         e = self.assertRaises(SystemExit, service.privilegedStartService)
-        self.assertEqual(str(e.code), "serialgw: error: line '" + pty.slaveName[len("/dev/"):] + f"': cannot listen on "
+        self.assertEqual(str(e.code), "serialgw: error: line '" + pty.slaveName[len("/dev/"):].replace("/", "-") + f"': cannot listen on "
                          f"'udp::4555@{port}': Couldn't listen on any:{port}: [Errno 98] Address already in use.")
         self.assertEqual(service.ports, [])
         self.assertEqual(service.lines, {})

@@ -4,7 +4,11 @@ Tests for serialgw.clients.netconsole: datagram sizes and the source allow-list.
 
 from __future__ import annotations
 
+from twisted.internet.defer import Deferred
+from twisted.internet.error import DNSLookupError
+from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
+from twisted.logger import formatEvent
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface.verify import verifyObject
 
@@ -81,11 +85,79 @@ class NetconsoleTests(SynchronousTestCase):
         self.assertEqual(self.device.events, [("write", b"ok"), ("write", b"v6")])
         self.assertEqual(self.client.refused, 1)
 
+    def test_allowListIPv4Mapped(self) -> None:
+        """On an IPv6 port (a v6 remote), an IPv4 source arrives as ::ffff:a.b.c.d: it is matched as the IPv4 address allow= names (it was refused), as a TCP listener's allow= does."""
+        client = NetconsoleClient(self.line, UDPSpec("::1", 6666, "", 6665, ("127.0.0.1", "::1")))
+        client.transport = DatagramTransport()
+        client.datagramReceived(b"v4", ("::ffff:127.0.0.1", 1234))
+        client.datagramReceived(b"no", ("::ffff:192.0.2.7", 1234))
+        self.assertEqual((self.device.events, client.refused), ([("write", b"v4")], 1))
+
     def test_pausedWhileDeviceBehind(self) -> None:
         """While the device is behind, the UDP port is not read (the kernel holds or drops datagrams, not us)."""
         self.line.deviceWritable(False)
         self.line.deviceWritable(True)
         self.assertEqual(self.transport.reading, [False, True])
+
+
+class ResolvingReactor(Clock):
+    """A clock whose C{resolve} answers with Deferreds the test fires."""
+
+    def __init__(self) -> None:
+        Clock.__init__(self)
+        self.lookups: list[tuple[str, Deferred[str]]] = []
+
+    def resolve(self, name: str) -> Deferred[str]:
+        d: Deferred[str] = Deferred()
+        self.lookups.append((name, d))
+        return d
+
+
+class ResolveTests(SynchronousTestCase):
+    def test_nameResolvedAgainUntilItIs(self) -> None:
+        """A remote host name that does not resolve (DNS not up yet at boot) is looked up again with backoff (1 s doubling to 30 s), said once, until it resolves; then output goes there (it was looked up once: the netconsole sent nothing until a restart)."""
+        reactor = ResolvingReactor()
+        line = Line("ttyS0", RecordingDevice())
+        client = NetconsoleClient(line, UDPSpec("console.example", 6666, "", 6665, ("192.0.2.7",)), reactor=reactor)
+        transport = DatagramTransport()
+        client.transport = transport
+        events: list[dict[str, object]] = []
+        observeLog(self, events.append)
+        client.startProtocol()
+        delays = []
+        for _ in range(7):
+            name, d = reactor.lookups[-1]
+            self.assertEqual(name, "console.example")
+            d.errback(DNSLookupError("no results"))
+            [call] = reactor.getDelayedCalls()
+            delays.append(call.getTime() - reactor.seconds())
+            reactor.advance(delays[-1])
+        self.assertEqual(delays, [1, 2, 4, 8, 16, 30, 30])
+        line.deviceDataReceived(b"lost")
+        self.assertEqual(transport.datagrams, [])
+        reactor.lookups[-1][1].callback("192.0.2.7")
+        line.deviceDataReceived(b"found")
+        self.assertEqual(transport.datagrams, [(b"found", ("192.0.2.7", 6666))])
+        self.assertEqual(reactor.getDelayedCalls(), [])
+        said = [formatEvent(e) for e in events if e.get("log_namespace") == "serialgw.clients.netconsole"]
+        self.assertEqual(said, ["ttyS0: cannot resolve console.example: DNS lookup failed: no results; trying again "
+                                "with backoff (its output is dropped until it resolves)",
+                                "ttyS0: console.example resolved to 192.0.2.7 after 8 attempts"])
+
+    def test_stoppedWhileResolving(self) -> None:
+        """A netconsole whose port stops (a reload, the stop) looks its name up no more, and a lookup answered after that changes nothing."""
+        reactor = ResolvingReactor()
+        line = Line("ttyS0", RecordingDevice())
+        client = NetconsoleClient(line, UDPSpec("console.example", 6666, "", 6665, ("192.0.2.7",)), reactor=reactor)
+        client.transport = DatagramTransport()
+        client.startProtocol()
+        reactor.lookups[0][1].errback(DNSLookupError("no results"))
+        client.stopProtocol()
+        self.assertEqual(reactor.getDelayedCalls(), [])
+        client.startProtocol()
+        client.stopProtocol()
+        reactor.lookups[1][1].callback("192.0.2.7")
+        self.assertEqual((client.remote, reactor.getDelayedCalls()), (None, []))
 
 
 class ListenerTests(TestCase):

@@ -6,20 +6,28 @@ a reload's role changes for connections never announced.
 
 from __future__ import annotations
 
-from twisted.internet.address import IPv4Address
+import os
+import shutil
+import tempfile
+from typing import Any
+
+import attrs
+from twisted.internet.address import IPv4Address, UNIXAddress
+from twisted.internet.error import ConnectionRefusedError
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.logger import formatEvent
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from serialgw.app.lines import retuneLine
-from serialgw.clients.factory import applyListenerRights
+from serialgw.clients.factory import LineFactory, applyListenerRights
 from serialgw.clients.raw import RawClient
 from serialgw.clients.telnet import TelnetClient
 from serialgw.config.listeners import parseListener
 from serialgw.config.specs import DeviceSpec, LineConfig, Rights, SerialSettings
 from serialgw.line.hub import Line, Role
 from tests.fakes import LogEvents, RecordingClient, RecordingDevice
+from tests.realio import Clients, connect, connectUnix, listenerPort, ptyLine, startedPty, startGateway
 from tests.telnetpeer import AGREE, WONT_COM_PORT
 
 TELNET = "telnet,escape=^]+4444"
@@ -210,6 +218,19 @@ class AllowTests(SynchronousTestCase):
         applyListenerRights(h.line, [parseListener("telnet,ro,allow=10.0.0.0/8+4444")])
         self.assertEqual((inside.role, outsideT.disconnecting, h.line.clients), (Role.READONLY, True, [inside]))
 
+    def test_unixPeerNotAdmittedByAllow(self) -> None:
+        """A unix peer (no address) is not in any allow= list: refused at accept, cut at a reload (the parser refuses allow= on a unix socket; a systemd: socket passed as another family than its domain says still gets none in)."""
+        h = Harness()
+        spec = attrs.evolve(parseListener("raw+systemd:domain=INET:index=0"), allow=("127.0.0.1",))
+        factory = LineFactory(h.line, spec)
+        self.assertIsNone(factory.buildProtocol(UNIXAddress(None)))
+        self.assertIsNotNone(factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 1)))
+        client = RawClient(h.line, listener=parseListener("raw+systemd:domain=INET:index=0"))
+        transport = StringTransport(peerAddress=UNIXAddress(None))
+        client.makeConnection(transport)
+        applyListenerRights(h.line, [spec])
+        self.assertEqual((transport.disconnecting, h.line.clients), (True, []))
+
 
 class _Subject:
     def __init__(self, name: str) -> None:
@@ -290,6 +311,54 @@ class CertificateTests(SynchronousTestCase):
         self.assertEqual(h.device.events, [])
 
 
+class X509Transport(StringTransport):
+    """A TLS connection whose peer showed this certificate (an OpenSSL X509), no chain."""
+
+    def __init__(self, certificate: Any, port: int) -> None:
+        StringTransport.__init__(self, peerAddress=IPv4Address("TCP", "192.0.2.9", port))
+        self.certificate = certificate
+
+    def getPeerCertificate(self) -> Any:
+        return self.certificate
+
+
+class CertificateAuthorityTests(SynchronousTestCase):
+    def test_caChangedByReload(self) -> None:
+        """ca= changed by a reload: a client whose certificate the new CA file does not verify is told and cut; one it verifies (a bundle with both CAs) stays, as at the handshake."""
+        from OpenSSL import crypto
+
+        from tests.certs import Authority
+
+        base = self.mktemp()
+        first, second = Authority(base + "/1", "first CA"), Authority(base + "/2", "second CA")
+        both = base + "/both.pem"
+        with open(both, "wb") as out:
+            for path in (first.path, second.path):
+                with open(path, "rb") as f:
+                    out.write(f.read())
+        h = Harness()
+        clients = []
+        for port, authority in ((1, first), (2, first)):
+            with open(authority.issue(f"user{port}")[0], "rb") as f:
+                certificate = crypto.load_certificate(crypto.FILETYPE_PEM, f.read())
+            client = TelnetClient(h.line, Role.WRITER, listener=parseListener(f"tls:4443:cert=c:key=k:ca={first.path}"))
+            transport = X509Transport(certificate, port)
+            client.makeConnection(transport)
+            client.dataReceived(AGREE + WONT_COM_PORT)
+            clients.append((client, transport))
+        # A bundle that still holds the first CA: both stay.
+        applyListenerRights(h.line, [parseListener(f"tls:4443:cert=c:key=k:ca={both}")])
+        self.assertEqual([t.disconnecting for _, t in clients], [False, False])
+        # Only the second CA: both are cut, told why.
+        new = f"tls:4443:cert=c:key=k:ca={second.path}"
+        applyListenerRights(h.line, [parseListener(new)])
+        self.assertEqual(([t.disconnecting for _, t in clients], h.line.clients), ([True, True], []))
+        self.assertIn(f"[serialgw: your connection shows no certificate from this listener's CA on rack4 (a reload "
+                      f"changed {new!r}): disconnected]", text(clients[0][1]))
+        clients[0][0].dataReceived(b"reboot\r")
+        self.assertEqual(h.device.events, [])
+
+
 class RestoreTests(SynchronousTestCase):
     def test_lastControllerMadeReadOnlyRestores(self) -> None:
         """The last RFC 2217 client that could change the port made read-only: the configured settings come back, as when it leaves (read-only, it would never restore them)."""
@@ -349,3 +418,39 @@ class UnannouncedTests(SynchronousTestCase):
         self.assertEqual(quiet.role, Role.READONLY)
         self.assertNotIn("192.0.2.9:2", text(aliceT))
         self.assertIn("you are read-only now", text(quietT))
+
+
+class MovedListenerTests(TestCase):
+    timeout = 30
+
+    def setUp(self) -> None:
+        self.pty = startedPty(self)
+        self.clients = Clients()
+
+    async def tearDown(self) -> None:  # type: ignore[override]
+        await self.clients.close()
+
+    async def test_movedListenerKeepsItsClientsNewOneHasItsRights(self) -> None:
+        """A reload that moves a listener (another endpoint: a new listener, the old one removed): the old port takes no one more, its client stays as it was (a writer; README: clients of a removed listener stay), the new one's ro holds for those who come through it."""
+        directory = tempfile.mkdtemp(prefix="serialgw-")  # (a unix socket path is short)
+        self.addCleanup(shutil.rmtree, directory)
+        path = os.path.join(directory, "moved.sock")
+        service = startGateway(self, ptyLine(self.pty, "raw+tcp:0:interface=127.0.0.1"))
+        old = listenerPort(service)
+        stays = await self.clients.connect(old)
+        stays.transport.write(b"a")  # type: ignore[union-attr]
+        self.assertEqual(await self.pty.received.length(1), b"a")
+        moved = parseListener(f"raw,ro+unix:{path}")
+        result = await service.reload([attrs.evolve(service.configs[0], listeners=(moved,))])
+        self.assertEqual(result, {"added": [], "changed": ["t"], "removed": []})
+        with self.assertRaises(ConnectionRefusedError):
+            await connect(old)
+        reader = await connectUnix(path)
+        self.clients.append(reader)
+        line = service.lines["t"]
+        self.pty.write(b"x")
+        await reader.received.length(1)
+        await stays.received.length(1)
+        self.assertEqual([c.role for c in line.clients], [Role.WRITER, Role.READONLY])
+        stays.transport.write(b"b")  # type: ignore[union-attr]
+        self.assertEqual(await self.pty.received.length(2), b"ab")

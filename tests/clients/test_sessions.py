@@ -326,6 +326,17 @@ class EscapeTests(SynchronousTestCase):
             b"line 7\r\nline 8\r\nline 9\r\n",
         )
 
+    def test_replayZero(self) -> None:
+        """^] R 0 Enter (or R 00) replays nothing and says so: it replayed one line."""
+        self.h.line.deviceDataReceived(b"".join(b"line %d\r\n" % i for i in range(10)))
+        self.t.clear()
+        self.client.dataReceived(b"\x1dR0\r\x1dR00\r")
+        self.assertEqual(
+            self.t.value(),
+            b"\r\n[serialgw: how many lines, then Enter (Esc cancels):]\r\n\r\n[serialgw: 0 lines: nothing replayed]\r\n" * 2,
+        )
+        self.assertEqual(self.h.device.events, [])
+
     def test_enterAsCrLf(self) -> None:
         """Enter sent as CR LF (a terminal's telnet New Line, a raw client's CR LF) ends R N and B RATE whole: no LF reaches the device (a boot loader repeats its last command on an empty line)."""
         self.client.dataReceived(b"\x1dR3\r\nls\r\n\x1dB9600\r")

@@ -105,6 +105,22 @@ class WatchAllTests(SynchronousTestCase):
         self.assertEqual([e["log_format"] for e in events],
                          ["watch-all: {peer} watches {count} line(s)", "watch-all: {peer} left"])
 
+    def test_noLineMatches(self) -> None:
+        """A watcher whose lines filter matches no line is told so (naming the patterns), and the log says so, naming no line."""
+        self.lines.update({f"x{i}": Line(f"x{i}", RecordingDevice(), clock=self.clock) for i in range(20)})
+        events: list[dict[str, Any]] = []
+        observeLog(self, events.append)
+        client, transport = self.watcher(patterns=("rack5-*", "rack6-?"))
+        self.assertEqual(client.taps, {})
+        self.assertEqual(transport.value(), b"[serialgw: watch-all: no line matches rack5-* rack6-? (a line added that does is shown)]\r\n")
+        self.assertEqual([(e["log_format"], e.get("patterns")) for e in events],
+                         [("watch-all: {peer}: no line matches {patterns}", "rack5-* rack6-?")])
+        self.lines["rack5-a"] = Line("rack5-a", RecordingDevice(), clock=self.clock)
+        self.factory.lineOpened(self.lines["rack5-a"])
+        self.lines["rack5-a"].deviceDataReceived(b"up\r\n")
+        self.assertEqual(transport.value().splitlines()[-1], b"rack5-a: up")
+        client.connectionLost(Failure(Exception("bye")))
+
     def test_linesComeAndGo(self) -> None:
         """A line added by a reload is watched at once; a removed one is let go, its partial line sent."""
         client, transport = self.watcher()
@@ -316,7 +332,8 @@ class RealWatchAllTests(TestCase):
                             listeners=(ListenerSpec("tcp:0:interface=127.0.0.1", Protocol.RAW),))
         startGateway(self, config, watchAll=parseWatchAll(["tcp:0:interface=127.0.0.1"], ["rack5-*"]))
         warned = [e for e in events if "match no line" in str(e.get("log_format", ""))]
-        self.assertEqual([(e["log_level"].name, e["patterns"]) for e in warned], [("warn", "rack5-*")])
+        # The names: a few, then a count (it listed every line: 2000 made a line of 16 KB).
+        self.assertEqual([(e["log_level"].name, e["patterns"], e["names"]) for e in warned], [("warn", "rack5-*", "['vm1']")])
 
     async def test_reloadAddsAndRemoves(self) -> None:
         """A line a reload adds is watched at once; one it removes is let go by the watcher."""

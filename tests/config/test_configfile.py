@@ -92,7 +92,7 @@ class FileTests(SynchronousTestCase):
         path = self.write('[lines.a]\nlisten = "4001"\n')
         self.assertTrue(str(self.assertRaises(ConfigError, loadConfig, path)).startswith(f"{path}:1: [lines.a] device: missing"))
         path = self.write('[lines.a\n')
-        self.assertTrue(str(self.assertRaises(ConfigError, loadConfig, path)).startswith(f"{path}: "))
+        self.assertTrue(str(self.assertRaises(ConfigError, loadConfig, path)).startswith(f"{path}:1: "))
         self.assertIn("no lines", str(self.assertRaises(ConfigError, loadConfig, self.write("[defaults]\n"))))
         self.assertIn("cannot read configuration", str(self.assertRaises(ConfigError, loadConfig, "/nonexistent.toml")))
 

@@ -285,7 +285,7 @@ class OptionDefaultsTests(TestCase):
         if len(omitted) == 1 and omitted[0] in SETTINGS_WITHOUT:
             self.assertEqual(config.settings, attrs.evolve(FULL_SETTINGS, **SETTINGS_WITHOUT[omitted[0]]))
         if "name" in omitted:
-            self.assertEqual(config.name, os.path.basename(link) if "device" in omitted else pty.slaveName[5:])
+            self.assertEqual(config.name, os.path.basename(link) if "device" in omitted else pty.slaveName[5:].replace("/", "-"))
         status = tap.parseListener(options["status"]).endpoint if options["status"] else None
         self.assertEqual(status is None, "status" in omitted)
         self.assertEqual(options["watchAllSpec"] is None, "watch-all" in omitted)

@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 from twisted.internet.endpoints import UNIXServerEndpoint, serverFromString
 from twisted.trial.unittest import SynchronousTestCase
 
-from serialgw.config.listeners import parseListener
-from serialgw.config.specs import ConfigError, ListenerKind, ListenerSpec, Protocol, TLSSpec, UDPSpec
+from serialgw.config.listeners import parseListener, parseSSHListener, parseWatchAll
+from serialgw.config.specs import ConfigError, ListenerKind, ListenerSpec, Protocol, TLSSpec, UDPSpec, quote
 
 L, C = ListenerKind.LISTEN, ListenerKind.CONNECT
 RAW, TELNET = Protocol.RAW, Protocol.TELNET
@@ -90,6 +90,18 @@ class QemuManualTests(SynchronousTestCase):
         self.assertEqual(
             parseListener("udp:[::1]:6666@[::1]:6667,allow=::1/128").udp, UDPSpec("::1", 6666, "::1", 6667, ("::1/128",))
         )
+
+    def test_udpFamiliesMatch(self) -> None:
+        """A udp: listener whose remote and source addresses are of two families (or a name, resolved to IPv4, from an IPv6 source) is refused, naming both: its output could never be sent (the first one raised in the fan-out, the client cut off)."""
+        for text, remote, source in (("udp:[::1]:4555@127.0.0.1:4556", "::1", "127.0.0.1"),
+                                     ("udp:127.0.0.1:4555@[::1]:4556", "127.0.0.1", "::1"),
+                                     ("udp:console.example:4555@[::1]:4556,allow=::1", "console.example", "::1")):
+            with self.assertRaises(ConfigError) as caught:
+                parseListener(text)
+            self.assertIn(f"remote host '{remote}' and source address '{source}'", str(caught.exception))
+        self.assertEqual(parseListener("udp:[::1]:4555@[::1]:4556").udp, UDPSpec("::1", 4555, "::1", 4556, ("::1",)))
+        self.assertEqual(parseListener("udp:console.example:4555@127.0.0.1:4556,allow=127.0.0.1").udp,
+                         UDPSpec("console.example", 4555, "127.0.0.1", 4556, ("127.0.0.1",)))
 
     def test_unix(self) -> None:
         """unix:path,server,nowait listens (0600); unix:path,nowait without server dials out."""
@@ -243,6 +255,35 @@ class AllowReachesTests(SynchronousTestCase):
                              "listening socket; a unix socket's file mode does that for it)")
         self.assertEqual(parseListener("raw,allow=10.0.0.0/8+tcp:4444").allow, ("10.0.0.0/8",))
 
+    def test_allowOnUnixSocketRefused(self) -> None:
+        """
+        allow= on a unix socket listener (Twisted's form, QEMU's server
+        form, an abstract name, a systemd: socket of domain UNIX; a line's,
+        the SSH listener's, watch-all's) is refused naming the listener: a
+        unix peer has no address, and it let everyone in.
+        """
+        cases = [
+            "raw,allow=10.0.0.0/8+unix:/run/x.sock",
+            "telnet,ro,allow=127.0.0.1+unix:address=/run/x.sock:mode=660",
+            "raw,allow=127.0.0.1+unix:/tmp/qemu.sock,server,nowait",
+            "raw,allow=127.0.0.1+unix:\0rack4",
+            "raw,allow=127.0.0.1+systemd:domain=UNIX:index=0",
+            "raw,allow=127.0.0.1+systemd:unix:0",
+        ]
+        for text in cases:
+            self.assertEqual(str(self.assertRaises(ConfigError, parseListener, text)),
+                             f"listener {quote(text)}: allow= means nothing to a unix socket (it checks the address a "
+                             "TCP client comes from; a unix peer has none: it let everyone in); the socket "
+                             "file's mode (mode=600 unless given) and its directory decide who connects")
+        ssh = "allow=127.0.0.1+unix:/run/ssh.sock"
+        self.assertEqual(str(self.assertRaises(ConfigError, parseSSHListener, ssh)),
+                         f"listener {ssh!r}: allow= means nothing to a unix socket (it checks the address a "
+                         "TCP client comes from; a unix peer has none: it let everyone in); the socket "
+                         "file's mode (mode=600 unless given) and its directory decide who connects")
+        self.assertRaises(ConfigError, parseWatchAll, ["raw,allow=127.0.0.1+unix:/run/all.sock"], [])
+        self.assertEqual(parseListener("raw,allow=127.0.0.1+systemd:domain=INET:index=0").allow, ("127.0.0.1",))
+        self.assertEqual(parseListener("raw+unix:/run/x.sock").allow, ())
+
 
 class TLSTests(SynchronousTestCase):
     def test_server(self) -> None:
@@ -368,7 +409,7 @@ class TwistedGrammarTests(SynchronousTestCase):
         self.assertEqual(parseListener("raw+tcp:port=4000").protocol, RAW)
 
     def test_refused(self) -> None:
-        """What Twisted refuses, or would bind to nothing sensible, is refused at once, naming the listener."""
+        """What Twisted refuses, or would bind to nothing sensible, is refused at once, naming the listener (an IPv6 address's colons unescaped: how to write them)."""
         cases = {
             "tcp:4000:port=5": "cannot read listener 'tcp:4000:port=5' as a Twisted endpoint string: "
                                "_parseTCP() got multiple values for argument 'port'",
@@ -381,6 +422,10 @@ class TwistedGrammarTests(SynchronousTestCase):
             "unix:address=": "unix: needs a path in listener 'unix:address='",
             "unix:mode=660": "cannot read listener 'unix:mode=660' as a Twisted endpoint string: "
                              "_parseUNIX() missing 1 required positional argument: 'address'",
+            "raw+tcp:5000:interface=::1": "cannot read listener 'raw+tcp:5000:interface=::1' as a Twisted endpoint "
+                                          "string ('tcp:5000:interface=::1'): _parseTCP() got multiple values for "
+                                          "argument 'interface'; a colon inside a value (an IPv6 address) is written "
+                                          "\\: ('interface=\\:\\:1' in a shell)",
             "ssl:port=4443": "listener 'ssl:port=4443': ssl: attaches clients before their TLS handshake; use "
                              "tls:PORT[:interface=ADDR]:cert=FILE:key=FILE[:ca=FILE][:subjects=CN;CN]",
         }

@@ -40,9 +40,38 @@ class KeyValueTests(SynchronousTestCase):
     def test_namesEndingInANewline(self) -> None:
         """A line or user name with a trailing newline (a quoted TOML key) is refused, as any other character."""
         self.assertEqual(self.refused('[lines."a\\n"]\ndevice = "/dev/ttyS0"\nlisten = "4001"\n'),
-                         "FILE: line name 'a\\n': letters, digits, '.', '_' and '-' only")
+                         "FILE:1: line name 'a\\n': letters, digits, '.', '_' and '-' only")
         self.assertEqual(self.refused(LINE + '[users."bob\\n"]\nkeys = []\n'),
-                         "FILE: user name 'bob\\n': letters, digits, '.', '_' and '-' only")
+                         "FILE:4: user name 'bob\\n': letters, digits, '.', '_' and '-' only")
+
+    def test_quotedTablesAndKeysHaveTheirLine(self) -> None:
+        """A table or key written quoted ([lines."a.b"], [lines."/etc/x"], [lines.""], "parity" =) is found: FILE:LINE, not FILE alone."""
+        self.assertEqual(self.refused(LINE + '[lines."/etc/x"]\ndevice = "/dev/ttyS1"\nlisten = "4002"\n'),
+                         "FILE:4: line name '/etc/x': letters, digits, '.', '_' and '-' only")
+        self.assertEqual(self.refused(LINE + '[lines.""]\ndevice = "/dev/ttyS1"\nlisten = "4002"\n'),
+                         "FILE:4: line name '': letters, digits, '.', '_' and '-' only")
+        self.assertEqual(self.refused(LINE + "[lines.'a.b']\ndevice = '/dev/ttyS1'\nlisten = '4002'\n"
+                                      '"parity" = "Q"\n'),
+                         "FILE:7: [lines.a.b] parity: parity must be one of N, E, O, M, S, not 'Q'")
+        self.assertTrue(self.refused(LINE + '[lines.a.sub]\nx = 1\n').startswith("FILE:4: unknown key 'sub' in [lines.a]"))
+
+    def test_tomlErrorsHaveTheirLine(self) -> None:
+        """tomllib's errors say FILE:LINE first; a key or a table given twice is named with its table."""
+        self.assertEqual(self.refused(LINE + 'device = "/dev/ttyS1"\n'),
+                         "FILE:4: [lines.a] device: given twice (TOML: a key has one value; remove one of them)")
+        self.assertEqual(self.refused(LINE + '[lines.a]\nparity = "E"\n'),
+                         "FILE:4: [lines.a] declared twice (TOML: one table a name; merge them)")
+        self.assertEqual(self.refused(LINE + 'log = [\n'), "FILE:4: Invalid value (at the end of the file)")
+        self.assertEqual(self.refused('[lines.a\n'),
+                         "FILE:1: Expected ']' at the end of a table declaration (column 9)")
+
+    def test_linesNotTables(self) -> None:
+        """lines = 5, [[lines]] or a line that is no table: said so, with the line, not 'no lines'."""
+        self.assertEqual(self.refused('lines = 5\n'), "FILE:1: lines: expected tables [lines.NAME] (one a line, "
+                                                         "with device = ... and listen = ...), not 5")
+        self.assertTrue(self.refused('[[lines]]\ndevice = "/dev/ttyS0"\n').startswith(
+            "FILE: lines: expected tables [lines.NAME] (one a line, with device = ... and listen = ...), not ["))
+        self.assertEqual(self.refused('[lines]\na = 5\n'), "FILE:2: lines.a must be a table, not 5")
 
     def test_integersPastAFloat(self) -> None:
         """A TOML integer too large for a float where milliseconds go: the key's error quoting it, not OverflowError."""

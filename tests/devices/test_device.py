@@ -32,6 +32,7 @@ class Sink:
         self.lost: list[object] = []
         self.lineStates: list[int] = []
         self.ups = 0
+        self.notOpened: list[str] = []
 
     def deviceDataReceived(self, data: bytes) -> None:
         self.data.append(data)
@@ -47,6 +48,9 @@ class Sink:
 
     def deviceUp(self) -> None:
         self.ups += 1
+
+    def deviceNotOpened(self, reason: str) -> None:
+        self.notOpened.append(reason)
 
 
 class SerialDeviceTests(SynchronousTestCase):

@@ -45,6 +45,9 @@ class Target:
     def announceUp(self) -> None:
         self.calls.append(("up",))
 
+    def notOpened(self) -> None:
+        self.calls.append(("notOpened", self.downReason))
+
 
 class ReopenerTests(SynchronousTestCase):
     def setUp(self) -> None:
@@ -202,7 +205,8 @@ class ReopenerTests(SynchronousTestCase):
         self.assertIs(self.successResultOf(d), gone)
         self.assertEqual((self.target.downReason, events), (str(gone), []))
         self.clock.advance(0.5)
-        self.assertEqual((self.attempts, self.target.calls), ([-1.0, 0.5], [("takeBack", self.ports[0]), ("up",)]))
+        self.assertEqual((self.attempts, self.target.calls), ([-1.0, 0.5], [
+            ("notOpened", "cannot open device '/dev/ttyUSB0': No such file or directory"), ("takeBack", self.ports[0]), ("up",)]))
 
     def test_openNowLocked(self) -> None:
         """A first open refused by a live lock holder: the holder is logged (as at start), openNow fires with it."""
@@ -496,7 +500,9 @@ class StuckOpenTests(SynchronousTestCase):
             port = RecordingPort(self.clock)
             opening.callback(port)
         self.assertIsNone(self.successResultOf(first))
-        self.assertEqual(target.calls, [("takeBack", port), ("up",)])
+        # (What was typed meanwhile was dropped when it was said stuck: see EarlyHold.)
+        self.assertEqual(target.calls, [("notOpened", f"opening the device has not returned in {STUCK_AFTER:.0f} s"),
+                                        ("takeBack", port), ("up",)])
         self.assertEqual([formatEvent(e) for e in events][-1],
                          f"/dev/ttyUSB0: the open that had not returned did after {STUCK_AFTER:.0f} s")
 

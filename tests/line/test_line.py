@@ -115,6 +115,24 @@ class LineTests(SynchronousTestCase):
         self.line.takeWrite(w)
         self.assertEqual([(c.paused, c.resumed) for c in (w, v)], [(2, 2), (1, 1)])
 
+    def test_exclusiveProgramWritesBesideTheWriter(self) -> None:
+        """Exclusive mode is between people: a program's client (a pty:, pipe: or udp: one: no person, no escape menu to take write) attached after the writer still writes beside it, and a take-over leaves it writing; one made ro only reads (README)."""
+        self.line.mode = "exclusive"
+        person, other = RecordingClient("alice"), RecordingClient("bob")
+        program, watching = RecordingClient("pty:/tmp/ttyV0"), RecordingClient("pty:/tmp/ttyV1", Role.READONLY)
+        for client in (person, other):
+            client.person = True  # type: ignore[attr-defined]
+        for client in (person, other, program, watching):
+            self.line.attach(client)
+        self.assertEqual([c.role for c in (person, other, program, watching)],
+                         [Role.WRITER, Role.WATCHER, Role.WRITER, Role.READONLY])
+        self.line.takeWrite(other)
+        self.assertEqual([c.role for c in (person, other, program)], [Role.WATCHER, Role.WRITER, Role.WRITER])
+        self.assertEqual(self.line.writer, other)
+        for client in (person, other, program, watching):
+            self.line.clientData(client, client.peer.encode()[:5])
+        self.assertEqual(self.device.events, [("write", b"bob"), ("write", b"pty:/")])
+
     def test_heldBreakEndsWithWrite(self) -> None:
         """A break an RFC 2217 BREAK-ON holds ends when its client loses write (a take-over, made read-only by a reload): it could not send BREAK-OFF any more, and the break held the line 30 s; said in the log. Another's break is left alone."""
         log = LogEvents(self)
@@ -295,6 +313,41 @@ class CoalesceTests(SynchronousTestCase):
         self.line.deviceDataReceived(b"login")
         self.line.deviceDataReceived(b": ok\n")
         self.assertEqual(self.client.received, [b"login: ok\n"])
+
+    def test_heldOutputBounded(self) -> None:
+        """
+        A flood held for MAX (10 s) is sent every HOLD_LIMIT bytes, in order: it was all held (1.6 GB of
+        RSS measured from a pty flood with coalesce 10000,10000) and handed over in one piece past every
+        client's outbuf.
+        """
+        from serialgw.line.coalesce import HOLD_LIMIT
+
+        self.line.coalesce(10.0, 10.0)
+        chunk = bytes(range(256)) * 16
+        count = 3 * HOLD_LIMIT // len(chunk) + 5
+        for _ in range(count):
+            self.line.deviceDataReceived(chunk)
+        self.assertEqual([len(c) for c in self.client.received], [HOLD_LIMIT] * 3)
+        self.clock.advance(10.0)
+        self.assertEqual(b"".join(self.client.received), chunk * count)
+        self.assertEqual(len(self.client.received[-1]), 5 * len(chunk))
+
+    def test_sendOnStringAcrossReads(self) -> None:
+        """A send-on string cut between two reads flushes at the second: it waited for MAX."""
+        self.line.coalesce(0.002, 0.02, b"\r\n")
+        self.line.deviceDataReceived(b"login:\r")
+        self.line.deviceDataReceived(b"\n")
+        self.assertEqual(self.client.received, [b"login:\r\n"])
+        self.line.deviceDataReceived(b"\r")
+        self.line.deviceDataReceived(b"x\n")
+        self.assertEqual(self.client.received, [b"login:\r\n"])
+        self.clock.advance(0.002)
+        self.assertEqual(self.client.received, [b"login:\r\n", b"\rx\n"])
+        self.line.coalesce(0.002, 0.02, b"# ")
+        for byte in b"ok#":
+            self.line.deviceDataReceived(bytes([byte]))
+        self.line.deviceDataReceived(b" ")
+        self.assertEqual(self.client.received[2:], [b"ok# "])
 
     def test_turnedOffWhileHolding(self) -> None:
         """Coalescing turned off (a reload) while output is held: the held output goes first, nothing reordered."""

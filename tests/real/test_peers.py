@@ -299,7 +299,7 @@ class TwistdTests(TestCase):
         gw.transport.signalProcess("TERM")  # type: ignore[union-attr]
         await gw.ended
         self.assertEqual(await self.pty.fence(b"!"), b"aexit\r!")
-        self.assertRegex(gw.output.data, rb"SIGTERM during the stop: closing 1 device\(s\) now.*\(pts/\d+\)")
+        self.assertRegex(gw.output.data, rb"SIGTERM during the stop: closing 1 device\(s\) now.*\(pts-\d+\)")
         self.assertNotIn(b"Traceback", gw.output.data)
         await client.closed
 
