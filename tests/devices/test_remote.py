@@ -265,6 +265,34 @@ class RemoteWriteBoundTests(SynchronousTestCase):
         self.assertEqual([(e["line"], e["count"]) for e in events if "lost with it" in str(e.get("log_format"))],
                          [("t", 4)])
 
+    def test_answersLostAreNoTyping(self) -> None:
+        """A telnet console that negotiates and never reads, then goes: our answers waiting for it are not typing lost (nobody typed: '768 byte(s) queued for the device were lost' was logged, and counted dropped); typing that waited behind them is, exactly."""
+        events: list[dict[str, object]] = []
+        observeLog(self, events.append)
+        device, line, writer, transport = self.connected("telnet", TelnetLink)
+        link = device._link
+        link.dataReceived(bytes((IAC, WILL, 1, IAC, WONT, 1)) * 8)
+        self.assertGreater(len(transport.value()), 0)  # (our answers, not taken)
+        link.connectionLost(Failure(ConnectionError("gone")))
+        self.assertEqual((device.dropped, device.unsent), (0, 0))
+        self.assertEqual([e for e in events if "lost with it" in str(e.get("log_format"))], [])
+        device, line, writer, transport = self.connected("telnet", TelnetLink)
+        link = device._link
+        link.dataReceived(bytes((IAC, WILL, 1, IAC, WONT, 1)) * 8)
+        line.clientData(writer, b"ab\xff")
+        link.dataReceived(bytes((IAC, WILL, 1, IAC, WONT, 1)) * 8)
+        link.connectionLost(Failure(ConnectionError("gone")))
+        self.assertEqual((device.dropped, device.unsent), (4, 4))  # (IAC doubled on the wire)
+
+    def test_partlySentNotQueued(self) -> None:
+        """What Twisted's transport has sent of its buffer (before C{offset}) is not queued, nor lost with the link: it was counted so (the status page's bytes to the device too low)."""
+        device, line, writer, transport = self.connected("tcp", RawLink)
+        line.clientData(writer, b"abcdef")
+        transport.offset = 4  # type: ignore[attr-defined]  # (a partial send, as FileDescriptor.doWrite keeps it)
+        self.assertEqual(device.queuedBytes(), 2)
+        device._link.connectionLost(Failure(ConnectionError("gone")))
+        self.assertEqual((device.dropped, device.unsent, line.bytesToDevice), (2, 2, 4))
+
     def test_closeThenLinkLostCountsOnce(self) -> None:
         """Typing held for a suspended remote when the line's device is closed: dropped once, not again when the aborted link goes."""
         device, line, writer, transport = self.connected("rfc2217", ComPortLink)
