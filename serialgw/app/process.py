@@ -27,12 +27,64 @@ from serialgw.clients.factory import samePlace
 from serialgw.clients.ptylink import PtyClient
 from serialgw.config.file import loadFile
 from serialgw.config.shard import Shard, ownListeners, selectLines
-from serialgw.config.specs import ConfigError, LineConfig, SSHSpec, WatchAllSpec
+from serialgw.config.specs import ConfigError, LineConfig, ListenerKind, SSHSpec, WatchAllSpec
 from serialgw.devices.device import SerialDevice
 from serialgw.devices.ports import PtyPort
 
 log = Logger()
 _T = TypeVar("_T")
+
+
+def _mayWrite(directory: str, uid: int, gids: list[int]) -> bool:
+    """Whether C{uid} (with groups C{gids}) may make and remove names in C{directory}, by its mode."""
+    try:
+        st = os.stat(directory)
+    except OSError:
+        return True  # (what is not there is said at start or by --check)
+    need = stat.S_IWOTH | stat.S_IXOTH
+    if uid == 0:
+        return True
+    if st.st_uid == uid:
+        need <<= 6
+    elif st.st_gid in gids:
+        need <<= 3
+    return st.st_mode & need == need
+
+
+def unwritable(configs: list[LineConfig], uid: int, gids: list[int], who: str = "") -> list[str]:
+    """
+    Under twistd -u: a line's directories that user may not write, each
+    with what lives there and what that costs: a console log or C{file:}
+    output cannot be rotated or made again at SIGUSR1 (logrotate moved
+    it), a pty link or unix socket is left there at stop.
+    """
+    said = []
+    for config in configs:
+        found: dict[str, list[tuple[str, str]]] = {}
+        paths = [("log", config.log.path)] if config.log is not None else []
+        paths += [("pty link", config.device.path)] if config.device.kind == "pty" and config.device.path else []
+        for spec in config.listeners:
+            if spec.kind is ListenerKind.FILE:
+                paths.append(("file: output", spec.path))
+            elif spec.kind is ListenerKind.PTY:
+                paths.append(("pty link", spec.path))
+            elif spec.kind is ListenerKind.LISTEN and spec.path and not spec.path.startswith("\0"):
+                paths.append(("unix socket", spec.path))
+        for what, path in paths:
+            found.setdefault(os.path.dirname(path), []).append((what, path))
+        for directory, things in found.items():
+            if _mayWrite(directory, uid, gids):
+                continue
+            kinds = {what for what, _ in things}
+            costs = ([f"the {'log' if 'log' in kinds else 'file: output'} cannot be rotated nor made again at "
+                      "SIGUSR1"] if kinds & {"log", "file: output"} else [])
+            left = [name for name, kind in (("links", "pty link"), ("sockets", "unix socket")) if kind in kinds]
+            costs += [f"the {' and '.join(left)} are left there at stop"] if left else []
+            listed = ", ".join(f"{what} {path}" for what, path in things)
+            said.append(f"line {config.name}: {who or f'uid {uid}'} may not write {directory} (where its {listed} "
+                        f"{'are' if len(things) > 1 else 'is'}): {', '.join(costs)}; give the directory to that "
+                        "user, or use one it owns")
+    return said
 
 # --shard: when a refused reload is tried again (seconds after each refusal).
 SHARD_RETRIES = (1.0, 2.0, 4.0)
@@ -105,6 +157,22 @@ class TwistdGatewayService(GatewayService):
         except StartupError as e:
             raise SystemExit(f"serialgw: error: {e}") from None
         self.givePtys()
+        self.warnUnwritable()
+
+    def warnUnwritable(self) -> None:
+        """Under -u, the directories of the lines' logs, links and sockets that user may not write, said once at start."""
+        uid, gid = self.runAs
+        if uid == -1 or os.geteuid() != 0:
+            return
+        import pwd
+
+        try:
+            user = pwd.getpwuid(uid)
+            name, gids = user.pw_name, os.getgrouplist(user.pw_name, user.pw_gid if gid == -1 else gid)
+        except (KeyError, OSError):
+            name, gids = "", [gid]
+        for text in unwritable(self.configs, uid, gids, f"user {name} (twistd -u)" if name else ""):
+            log.warn("{text}", text=text)
 
     def givePtys(self) -> None:
         """
