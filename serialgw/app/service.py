@@ -127,7 +127,6 @@ class GatewayService(MultiService):
                 for spec in self.watchAll.listeners:
                     self._serveWatchAll(spec, self.watchAll.lines)
         except StartupError:
-            # Nothing told: a console log may be a running gateway's (a second start on its file).
             self._closeAll(tell=False)
             dropFirstOpens(begun)
             raise

@@ -640,11 +640,17 @@ class RemoteDownReasonTests(TestCase):
         status page's down_reason), up once it listens, and after it goes
         away the failed attempts again say why.
         """
-        from twisted.internet.endpoints import TCP4ServerEndpoint
+        import socket
 
-        from tests.realio import EventCounter, freePort
+        from tests.realio import EventCounter
 
-        port = freePort()
+        # A port bound, not listening: refused, and no other socket can
+        # have it; listened on later by the same socket, handed to the
+        # reactor (no port found free, closed, then bound again).
+        held = socket.socket()
+        self.addCleanup(held.close)
+        held.bind(("127.0.0.1", 0))
+        port = held.getsockname()[1]
         refused = EventCounter(self, "not connected: {reason}")
         device = RemoteDevice(DeviceSpec("tcp", host="127.0.0.1", port=port), reactor,
                               retryPolicy=lambda attempt: 0.05)
@@ -660,8 +666,11 @@ class RemoteDownReasonTests(TestCase):
             def connectionMade(self) -> None:
                 accepted.callback(self)
 
-        listening = await TCP4ServerEndpoint(reactor, port, interface="127.0.0.1").listen(
-            protocol.Factory.forProtocol(Console))
+        held.listen(5)
+        held.setblocking(False)  # as the reactor's own ports are: it accepts until EAGAIN
+        listening = reactor.adoptStreamPort(  # type: ignore[attr-defined]
+            held.fileno(), socket.AF_INET, protocol.Factory.forProtocol(Console))
+        held.close()  # the reactor's port has its own descriptor of it
         console = await accepted
         await listening.stopListening()
         self.assertEqual((device.up, device.downReason), (True, None))
