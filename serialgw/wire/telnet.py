@@ -26,7 +26,8 @@ from typing import Any, Callable, Optional
 from twisted.internet.protocol import Protocol
 
 from serialgw.logflood import clientLog
-from serialgw.wire.sockets import urgentInline, writeNow
+from serialgw.wire.qmethod import Q, Side
+from serialgw.wire.sockets import sendUrgent, urgentInline, urgentWatch, writeNow
 
 # Limited per peer: a client's input cannot flood the log (logflood).
 log = clientLog()
@@ -57,6 +58,7 @@ TTYPE = 24
 NAWS = 31
 
 IAC_B = b"\xff"
+DM_B = b"\xf2"
 IAC_IAC = b"\xff\xff"
 CR = b"\r"
 MAX_SUBNEGOTIATION = 1024
@@ -97,67 +99,7 @@ _SB = ParserState.SUBNEGOTIATION
 _SB_IAC = ParserState.SUBNEGOTIATION_IAC
 
 
-class Q(Enum):
-    """RFC 1143's states of one side of one option."""
-
-    NO = "no"
-    YES = "yes"
-    WANTNO = "wantno"
-    WANTYES = "wantyes"
-
-
 _YES = Q.YES  # read for every chunk of data (is the peer in BINARY?)
-
-
-class Side:
-    """
-    One side of one option as RFC 1143 keeps it: ours ("us": the peer says
-    DO/DONT, we WILL/WONT) or the peer's ("him": it says WILL/WONT, we
-    DO/DONT).  C{queued} is the RFC's OPPOSITE bit.  Each method returns
-    what we send (C{yes}, C{no} or None) and the change to tell, if any.
-    """
-
-    __slots__ = ("state", "queued", "yes", "no")
-
-    def __init__(self, yes: int, no: int) -> None:
-        self.state, self.queued, self.yes, self.no = Q.NO, False, yes, no
-
-    def ask(self, enable: bool) -> Optional[int]:
-        """We want it enabled (or disabled)."""
-        if self.state is Q.WANTYES or self.state is Q.WANTNO:
-            # A request under way: ours waits for its answer if it is the
-            # opposite; if not, a queued opposite is dropped.
-            self.queued = self.state is (Q.WANTNO if enable else Q.WANTYES)
-        elif self.state is not (Q.YES if enable else Q.NO):
-            self.state = Q.WANTYES if enable else Q.WANTNO
-            return self.yes if enable else self.no
-        return None
-
-    def enable(self, accept: bool) -> tuple[Optional[int], Optional[bool]]:
-        """The peer said WILL (or DO); C{accept}: may it, if it is news."""
-        state, queued, self.queued = self.state, self.queued, False
-        if state is Q.NO:
-            self.state = Q.YES if accept else Q.NO
-            return (self.yes, True) if accept else (self.no, None)
-        if state is Q.WANTYES and queued:  # agreed, but we want it off now
-            self.state = Q.WANTNO
-            return self.no, None
-        if state is Q.WANTNO and not queued:  # our disable answered by enable: an error
-            self.state = Q.NO
-            return None, None
-        self.state = Q.YES  # agreed (or already on)
-        return None, None if state is Q.YES else True
-
-    def disable(self) -> tuple[Optional[int], Optional[bool]]:
-        """The peer said WONT (or DONT)."""
-        state, queued, self.queued = self.state, self.queued, False
-        if state is Q.WANTNO and queued:  # agreed, but we want it on again
-            self.state = Q.WANTYES
-            return self.yes, None
-        self.state = Q.NO
-        if state is Q.YES:
-            return self.no, False
-        return None, False if state is Q.WANTNO else None  # agreed; refused (WANTYES); or nothing
 
 
 class TelnetProtocol(Protocol):
@@ -191,10 +133,26 @@ class TelnetProtocol(Protocol):
         # Commands this call of dataReceived may still handle (COMMANDS_PER_TURN).
         self._commandsLeft = COMMANDS_PER_TURN
 
+    # Synch (RFC 854): while True, the peer's data is discarded (its
+    # commands are not) up to the DM: TCP urgent data was waiting unread
+    # when it was read (urgentAhead).
+    synching = False
+    _urgent: Optional[Callable[[], bool]] = None
+    # Data bytes discarded by the Synch under way.
+    _discarded = 0
+
     def makeConnection(self, transport: Any) -> None:
         # Synch's DM (urgent data) stays in the stream, where it is read.
+        # (Set on the connection, before its first read: urgent data that
+        # came before is kept too, Linux looks at the flag when reading.)
         urgentInline(transport)
+        self._urgent = urgentWatch(transport)
         Protocol.makeConnection(self, transport)
+
+    def urgentAhead(self) -> bool:
+        """Whether TCP urgent data is waiting unread: a Synch's DM not read yet."""
+        urgent = self._urgent
+        return urgent is not None and urgent()
 
     @property
     def parserState(self) -> ParserState:
@@ -221,6 +179,11 @@ class TelnetProtocol(Protocol):
 
     def telnetOptionChanged(self, option: int, local: bool, enabled: bool) -> None:
         """An option was enabled or disabled on one side."""
+
+    def telnetSynched(self, discarded: int) -> None:
+        """A Synch's DM: C{discarded} bytes of data before it were discarded."""
+        if discarded:
+            log.info("telnet: Synch: {discarded} byte(s) of data before its DM discarded", discarded=discarded)
 
     def telnetIgnored(self, kind: str) -> None:
         """
@@ -375,6 +338,17 @@ class TelnetProtocol(Protocol):
     def sendCommand(self, command: int) -> None:
         self._answer(bytes((IAC, command)))
 
+    def sendSynch(self) -> None:
+        """
+        A Synch (RFC 854): IAC DM, the DM as TCP urgent data when nothing is
+        queued before it (else in the stream only, where it is a NOP).
+        """
+        if self._sentCR:
+            self._sendCRNul()
+        self._flushAnswers()
+        if not sendUrgent(self.transport, bytes((IAC, DM))):
+            self._answer(bytes((IAC, DM)))
+
     def sendSubnegotiation(self, option: int, payload: bytes) -> None:
         self._answer(bytes((IAC, SB, option)) + payload.replace(IAC_B, IAC_IAC) + bytes((IAC, SE)))
 
@@ -404,6 +378,10 @@ class TelnetProtocol(Protocol):
             # Held (inputHeld, or the rest of a busy read): after what waits.
             self._wireHeld += data
             return
+        ahead = self.urgentAhead()
+        if ahead or self.synching:
+            self._synchRead(data, ahead)
+            return
         if self._state is _DATA:
             if IAC_B not in data:
                 plain = data
@@ -430,6 +408,36 @@ class TelnetProtocol(Protocol):
         finally:
             self._flushAnswers()
             self._answers = outer
+
+    def _synchRead(self, data: bytes, ahead: bool) -> None:
+        """
+        A read while a Synch is under way (RFC 854): data is discarded,
+        commands are not, up to the DM.  With no urgent data ahead any more
+        this read starts at the urgent mark, where the DM is: if it is not
+        (urgent data that is no Synch), the Synch ends there all the same
+        and the read is handled as any other.
+        """
+        if ahead:
+            self.synching = True
+        elif data[:1] != DM_B or (self._state is not _COMMAND and self._state is not _SB_IAC):
+            self.telnetIgnored("urgent data without a DM")
+            self._endSynch()
+            TelnetProtocol.dataReceived(self, data)
+            return
+        outer, self._answers = self._answers, bytearray()
+        self._commandsLeft = COMMANDS_PER_TURN
+        try:
+            self._parse(data)
+        finally:
+            self._flushAnswers()
+            self._answers = outer
+
+    def _endSynch(self) -> None:
+        self.synching = False
+        discarded, self._discarded = self._discarded, 0
+        # (A CR among what was discarded has no NUL to take.)
+        self._pendingCR = False
+        self.telnetSynched(discarded)
 
     def _parse(self, data: bytes) -> None:
         # Data pieces between IAC sequences are joined, so that one chunk
@@ -466,6 +474,9 @@ class TelnetProtocol(Protocol):
                     if self.inputHeld or self._spent():
                         self._holdFrom(data, i - 1, _COMMAND)
                         return
+                    if byte == DM and self.synching and not self.urgentAhead():
+                        # The Synch's DM (another Synch under way: its own DM ends it).
+                        self._endSynch()
                     self.telnetCommandReceived(byte)
             elif state is _OPTION:
                 option = data[i]
@@ -546,7 +557,9 @@ class TelnetProtocol(Protocol):
         if pieces:
             data = b"".join(pieces)
             del pieces[:]
-            if data:
+            if self.synching:
+                self._discarded += len(data)
+            elif data:
                 # What handles data may write to the peer itself: our
                 # answers so far go first.
                 # (Should that fill its output, the data waits in the
