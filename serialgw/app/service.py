@@ -127,7 +127,7 @@ class GatewayService(MultiService):
                 for spec in self.watchAll.listeners:
                     self._serveWatchAll(spec, self.watchAll.lines)
         except StartupError:
-            self._closeAll()
+            self._closeAll(tell=False)
             dropFirstOpens(begun)
             raise
         self._opened = True
@@ -558,12 +558,12 @@ class GatewayService(MultiService):
         finally:
             self._opening = None
 
-    def _closeAll(self) -> list[Any]:
+    def _closeAll(self, tell: bool = True) -> list[Any]:
         # Each line let go first, while its device is open: its close-string
         # (people on it) is sent before anything else closes, and the people
         # who leave later (the reactor drops them) send nothing more.
         letGos = {name: line.letGo() for name, line in self.lines.items()}
-        for line in self.lines.values():
+        for line in self.lines.values() if tell else ():
             # Its people and console log told (logged for a line with people:
             # a farm's quiet lines make no log line each).
             if line.people:
