@@ -194,6 +194,9 @@ class TelnetClient(Session, TelnetProtocol):
             # loader, a pager all take ^C).  A break it is not: on a Linux
             # console that is SysRq, on some routers a return to ROM.
             self.handleInput(INTERRUPT)
+            # As a command that reaches a device costs (a flood of IP was a
+            # write to the device each).
+            self.spendCommands(COM_PORT_COMMAND_COST - 1)
         elif command == AO:
             # Abort Output (RFC 854): output is flushed up to a Synch.
             # What is queued for this client is at most its output bound

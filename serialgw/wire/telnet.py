@@ -3,8 +3,9 @@ Telnet (RFC 854, 855, 856, 858, 1143) for serial data: the codec.
 
 L{TelnetProtocol} splits the byte stream into data, commands and
 subnegotiations, keeps RFC 1143 (Q method) state for each side of each
-option so negotiation never loops, refuses unknown options at once, and
-escapes IAC on the way out.  Data without IAC (and, outside BINARY, without
+option so negotiation never loops, refuses unknown options at once,
+discards a Synch's data up to its DM (RFC 854), and escapes IAC on the way
+out (L{serialgw.wire.telnetout}).  Data without IAC (and, outside BINARY, without
 CR) is handed on in one piece: no per-byte Python loop on the hot path.  It
 knows no line and no session: subclasses (a client session, a remote
 device's link) override the C{telnet*} hooks and L{acceptLocal} /
@@ -27,42 +28,42 @@ from twisted.internet.protocol import Protocol
 
 from serialgw.logflood import clientLog
 from serialgw.wire.qmethod import Q, Side
-from serialgw.wire.sockets import sendUrgent, urgentInline, urgentWatch, writeNow
+from serialgw.wire.sockets import urgentInline, urgentWatch
+
+# The codes, imported from here by the codec's users (clients, devices, tests).
+from serialgw.wire.telnetcodes import (  # noqa: F401
+    AO,
+    AYT,
+    BINARY,
+    BRK,
+    CR,
+    DM,
+    DM_B,
+    DO,
+    DONT,
+    EC,
+    ECHO,
+    EL,
+    GA,
+    IAC,
+    IAC_B,
+    IAC_IAC,
+    IP,
+    NAWS,
+    NOP,
+    SB,
+    SE,
+    SGA,
+    TTYPE,
+    WILL,
+    WONT,
+)
+from serialgw.wire.telnetout import ANSWER_BATCH, CR_WAIT, TelnetOutput  # noqa: F401
 
 # Limited per peer: a client's input cannot flood the log (logflood).
 log = clientLog()
 
-# Commands (RFC 854).
-SE = 240
-NOP = 241
-DM = 242
-BRK = 243
-IP = 244
-AO = 245
-AYT = 246
-EC = 247
-EL = 248
-GA = 249
-SB = 250
-WILL = 251
-WONT = 252
-DO = 253
-DONT = 254
-IAC = 255
-
-# Options.
-BINARY = 0
-ECHO = 1
-SGA = 3
-TTYPE = 24
-NAWS = 31
-
-IAC_B = b"\xff"
-DM_B = b"\xf2"
-IAC_IAC = b"\xff\xff"
-CR = b"\r"
 MAX_SUBNEGOTIATION = 1024
-ANSWER_BATCH = 4096
 # The most commands (negotiations, subnegotiations, other IAC commands; a
 # doubled IAC is data) one call of dataReceived handles; what follows waits
 # until L{TelnetProtocol.releaseWire} (see telnetBusy).  Each costs a few
@@ -70,14 +71,6 @@ ANSWER_BATCH = 4096
 # negotiation loop, garbage, an attack) held the reactor, and every other
 # line, 70-120 ms per 64 KiB read; at most this many cost about 1 ms.
 COMMANDS_PER_TURN = 256
-# Outside BINARY, a CR that ends a write is sent at once and its follower
-# (LF or NUL) chosen by the next byte: that byte may come in the next read
-# of the device (a CR LF split across reads went as CR NUL LF).  If none
-# comes within this many seconds, the NUL goes alone: a peer that acts on a
-# CR only once it has the byte after it (Twisted's telnet) is not left
-# waiting for the next key (L{TelnetProtocol.crClock}).  At 1200 baud a
-# byte takes 8.3 ms.
-CR_WAIT = 0.01
 
 
 class ParserState(Enum):
@@ -102,7 +95,7 @@ _SB_IAC = ParserState.SUBNEGOTIATION_IAC
 _YES = Q.YES  # read for every chunk of data (is the peer in BINARY?)
 
 
-class TelnetProtocol(Protocol):
+class TelnetProtocol(TelnetOutput, Protocol):
     """
     The telnet codec.  Subclasses override the C{telnet*} hooks and
     L{acceptLocal} / L{acceptRemote}.
@@ -113,10 +106,6 @@ class TelnetProtocol(Protocol):
     # subclass sets it when its output is past its bound).
     inputHeld = False
     _wireHeld = b""
-    # While parsing: our answers, written in pieces of ANSWER_BATCH (a
-    # flood of 3-byte answers written one by one would cost the transport a
-    # buffer entry each, several times the bytes).
-    _answers: Optional[bytearray] = None
 
     def __init__(self) -> None:
         # RFC 1143's "us" and "him", per option.
@@ -127,9 +116,6 @@ class TelnetProtocol(Protocol):
         self._sb = bytearray()
         self._sbOverflow = False
         self._pendingCR = False
-        # Outside our BINARY: the last data byte sent was a CR whose LF or
-        # NUL depends on the next byte (writeData).
-        self._sentCR = False
         # Commands this call of dataReceived may still handle (COMMANDS_PER_TURN).
         self._commandsLeft = COMMANDS_PER_TURN
 
@@ -225,7 +211,8 @@ class TelnetProtocol(Protocol):
             hold(False)
 
     def stopTurns(self) -> None:
-        """The connection is gone: no next turn (nor a CR's NUL to send)."""
+        """The connection is gone: no next turn (nor a CR's NUL to send, nor urgent data to look for)."""
+        self._urgent = None
         for call in (self._busyCall, self._crCall):
             if call is not None and call.active():
                 call.cancel()
@@ -273,104 +260,6 @@ class TelnetProtocol(Protocol):
         if change is not None:
             self.telnetOptionChanged(option, local, change)
 
-    # Output
-
-    def writeData(self, data: bytes) -> None:
-        """Send data to the peer, escaped for the wire."""
-        if not data:
-            return
-        if IAC_B in data:
-            data = data.replace(IAC_B, IAC_IAC)
-        if self._sentCR:
-            # The CR that ended the last chunk: its LF is this one's first
-            # byte, or it needs its NUL (in BINARY since: neither).
-            self._sentCR = False
-            if data[:1] != b"\n" and not self.localEnabled(BINARY):
-                data = b"\0" + data
-        if CR in data and not self.localEnabled(BINARY):
-            # NVT: a CR not followed by LF goes as CR NUL; one at the end
-            # waits for the next chunk to know (a CR LF from the device
-            # split across reads went as CR NUL LF).
-            data = data.replace(b"\r", b"\r\0").replace(b"\r\0\n", b"\r\n")
-            if data.endswith(b"\r\0"):
-                data = data[:-1]
-                self._sentCR = True
-        writeNow(self.transport, data)
-        if self._sentCR:
-            self._waitForCR()
-        elif self._crCall is not None:
-            self._crCall.cancel()
-            self._crCall = None
-
-    # The NUL of a CR that ended a write, sent after CR_WAIT (crClock).
-    _crCall: Any = None
-
-    def crClock(self) -> Any:
-        """
-        The clock that sends the NUL of a CR ending a write after CR_WAIT
-        if nothing follows it by then; None (this default, for a codec
-        without a reactor): it waits for the next write.
-        """
-        return None
-
-    def _waitForCR(self) -> None:
-        if self._crCall is not None and self._crCall.active():
-            self._crCall.reset(CR_WAIT)
-            return
-        clock = self.crClock()
-        if clock is not None:
-            self._crCall = clock.callLater(CR_WAIT, self._crWaited)
-
-    def _crWaited(self) -> None:
-        self._crCall = None
-        if self._sentCR:
-            self._sendCRNul()
-
-    def _sendCRNul(self) -> None:
-        """The CR that ended the last write gets its NUL now (none if we are in BINARY since)."""
-        self._sentCR = False
-        call, self._crCall = self._crCall, None
-        if call is not None and call.active():
-            call.cancel()
-        if not self.localEnabled(BINARY):
-            writeNow(self.transport, b"\0")
-
-    def sendCommand(self, command: int) -> None:
-        self._answer(bytes((IAC, command)))
-
-    def sendSynch(self) -> None:
-        """
-        A Synch (RFC 854): IAC DM, the DM as TCP urgent data when nothing is
-        queued before it (else in the stream only, where it is a NOP).
-        """
-        if self._sentCR:
-            self._sendCRNul()
-        self._flushAnswers()
-        if not sendUrgent(self.transport, bytes((IAC, DM))):
-            self._answer(bytes((IAC, DM)))
-
-    def sendSubnegotiation(self, option: int, payload: bytes) -> None:
-        self._answer(bytes((IAC, SB, option)) + payload.replace(IAC_B, IAC_IAC) + bytes((IAC, SE)))
-
-    def _answer(self, data: bytes) -> None:
-        """Our own telnet bytes (negotiation, commands, subnegotiations, short answers)."""
-        if self._sentCR:
-            # Nothing but LF or NUL may follow a CR (RFC 854): its NUL first.
-            self._sendCRNul()
-        answers = self._answers
-        if answers is None:
-            self.transport.write(data)
-            return
-        answers += data
-        if len(answers) >= ANSWER_BATCH:
-            self._flushAnswers()
-
-    def _flushAnswers(self) -> None:
-        answers = self._answers
-        if answers:
-            self._answers = bytearray()
-            self.transport.write(bytes(answers))
-
     # Input
 
     def dataReceived(self, data: bytes) -> None:
@@ -406,8 +295,7 @@ class TelnetProtocol(Protocol):
         try:
             self._parse(data)
         finally:
-            self._flushAnswers()
-            self._answers = outer
+            self._endBatch(outer)
 
     def _synchRead(self, data: bytes, ahead: bool) -> None:
         """
@@ -429,8 +317,7 @@ class TelnetProtocol(Protocol):
         try:
             self._parse(data)
         finally:
-            self._flushAnswers()
-            self._answers = outer
+            self._endBatch(outer)
 
     def _endSynch(self) -> None:
         self.synching = False

@@ -10,7 +10,7 @@ from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
-from serialgw.clients.telnet import TelnetClient
+from serialgw.clients.telnet import COM_PORT_COMMAND_COST, TelnetClient
 from serialgw.interfaces import IClient
 from serialgw.line.hub import Line, Role
 from serialgw.wire.telnet import (
@@ -112,6 +112,13 @@ class TelnetClientTests(SynchronousTestCase):
         self.assertEqual(self.transport.value(), cmd(IAC, DM))
         self.assertEqual(self.device.events, [])
 
+    def test_abortOutputFlood(self) -> None:
+        """A read of 1000 IAC AO is answered with one Synch, not 1000."""
+        self.client.dataReceived(AGREE)
+        self.transport.clear()
+        self.client.dataReceived(cmd(IAC, AO) * 1000)
+        self.assertEqual(self.transport.value(), cmd(IAC, DM))
+
     def test_synchDiscardsTypedAhead(self) -> None:
         """A Synch (urgent data waiting when read): what the client typed before its DM is discarded, its IP still ^C, what follows the DM typed; counted."""
         urgent = [True]
@@ -204,3 +211,14 @@ class BusyClientTests(SynchronousTestCase):
         self.client.connectionLost()
         self.assertEqual(self.clock.getDelayedCalls(), [])
         self.assertEqual(self.transport.value(), b"\r\n[serialgw: yes]\r\n" * COMMANDS_PER_TURN)
+
+    def test_interruptFloodTakesTurns(self) -> None:
+        """A read of nothing but IAC IP: each reaches the device as ^C, COMMANDS_PER_TURN / 16 a turn (as many as RFC 2217 commands), the client not read meanwhile."""
+        share = COMMANDS_PER_TURN // COM_PORT_COMMAND_COST
+        self.client.dataReceived(cmd(IAC, IP) * (2 * share) + b"end")
+        self.assertEqual(b"".join(e[1] for e in self.device.events), b"\x03" * share)  # type: ignore[misc]
+        self.assertEqual(self.transport.producerState, "paused")
+        oneTurn(self.clock)
+        oneTurn(self.clock)
+        self.assertEqual(b"".join(e[1] for e in self.device.events), b"\x03" * (2 * share) + b"end")  # type: ignore[misc]
+        self.assertEqual((self.transport.producerState, self.clock.getDelayedCalls()), ("producing", []))
