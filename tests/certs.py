@@ -45,10 +45,14 @@ class Authority:
         self.path = _write(os.path.join(directory, f"{name.replace(' ', '-')}.pem"),
                            self.cert.public_bytes(serialization.Encoding.PEM))
 
-    def issue(self, cn: str, dns: str = "", withCN: bool = True) -> tuple[str, str]:
-        """Write C{cn}.pem and C{cn}.key; return their paths (C{withCN=False}: C{cn} is the O, there is no CN)."""
+    def issue(self, cn: str, dns: str = "", withCN: bool = True, days: float = 0) -> tuple[str, str]:
+        """
+        Write C{cn}.pem and C{cn}.key; return their paths (C{withCN=False}:
+        C{cn} is the O, there is no CN; C{days}: valid from then on for two
+        days, a negative number: expired).
+        """
         key = ec.generate_private_key(ec.SECP256R1())
-        now = datetime.datetime.now(datetime.UTC)
+        now = datetime.datetime.now(datetime.UTC) + datetime.timedelta(days=days)
         builder = (
             x509.CertificateBuilder()
             .subject_name(_name(cn) if withCN else x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, cn)]))

@@ -15,6 +15,7 @@ import re
 import stat
 from typing import Any, Mapping, Optional, Sequence
 
+from serialgw.clients.tls import validityProblem
 from serialgw.config.parsers import isDecimal
 from serialgw.config.paths import NOT_FOLLOWED, notFollowed
 from serialgw.config.shard import ownListeners
@@ -199,6 +200,9 @@ def checkLines(lines: Sequence[LineConfig], status: Optional[ListenerSpec] = Non
                 for name, path in (("cert", spec.tls.cert), ("key", spec.tls.key), ("ca", spec.tls.ca)):
                     if path and not os.access(path, os.R_OK):
                         warnings.append(f"{owner}: listener {quote(spec.text)}: {name} file {quote(path)} cannot be read (now)")
+                expired = validityProblem(spec.tls.cert) if spec.tls.cert else None
+                if expired is not None:
+                    warnings.append(f"{owner}: listener {quote(spec.text)}: {expired} (now)")
     processes: list[tuple[str, tuple[Optional[ListenerSpec], Optional[SSHSpec], Sequence[ListenerSpec]]]]
     processes = [("", (status, ssh, watchAll))]
     if shards:

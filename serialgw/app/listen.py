@@ -37,7 +37,7 @@ from serialgw.clients.factory import LineFactory
 from serialgw.clients.local import FileClient, fifoPair, streamClient
 from serialgw.clients.netconsole import MAX_INPUT_DATAGRAM, NetconsoleClient
 from serialgw.clients.ptylink import PtyClient
-from serialgw.clients.tls import RefusingTLSFactory, ServerContextFactory, TLSError, clientOptions
+from serialgw.clients.tls import RefusingTLSFactory, ServerContextFactory, TLSError, clientOptions, linkOnHandshake
 from serialgw.clients.transports import describeAddress
 from serialgw.config.specs import LineConfig, ListenerKind, ListenerSpec, Protocol, describeUnix, isAbstract
 from serialgw.devices.backoff import CarriedBackoff, DialEndpoint
@@ -184,7 +184,7 @@ class ListenerOpener:
             self._factory(line, config, spec),
             retryPolicy=backoff,
             clock=self.reactor,
-            prepareConnection=backoff.linkUp,
+            prepareConnection=backoff.linkUp if spec.tls is None else linkOnHandshake(backoff),
         )
         self._own("dialer", dialer)
         log.info("line {line}: dialing out to {target} ({protocol}), reconnecting with backoff",

@@ -128,7 +128,7 @@ class GatewayService(MultiService):
                 for spec in self.watchAll.listeners:
                     self._serveWatchAll(spec, self.watchAll.lines)
         except StartupError:
-            self._closeAll()
+            self._closeAll(tell=False)
             dropFirstOpens(begun)
             raise
         self._opened = True
@@ -229,18 +229,19 @@ class GatewayService(MultiService):
                      "until a reload adds one", patterns=" ".join(patterns), names=namesBrief(list(self.lines)))
 
     def reloadUsers(self, ssh: Optional[SSHSpec]) -> None:
-        """New people and keys for the running SSH listener (a reload; None: [ssh] removed, nobody); its address and host key stay."""
+        """New people, keys and listener options (ro, allow= reach those connected) for the running SSH listener (a reload; None: [ssh] removed, nobody); its address and host key stay until a restart."""
         if self.ssh is None or self.sshPort is None:
             if ssh is not None:
                 log.warn("reload: [ssh] added: restart the gateway to apply it")
             return
         if ssh is None:  # (Its keys went with it: they let nobody in, sessions cut, until a restart.)
             log.warn("reload: [ssh] removed: nobody may log in over SSH from now on; restart the gateway to close its listener")
-        elif (ssh.listener, ssh.hostKey) != (self.ssh.listener, self.ssh.hostKey):
-            log.warn("reload: [ssh] listen or host-key changed: restart the gateway to apply it")
+        elif ssh.hostKey != self.ssh.hostKey:
+            log.warn("reload: [ssh] host-key changed: restart the gateway to apply it")
+        listener = self.ssh.listener if ssh is None or ssh.listener == self.ssh.listener else self.sshFactory.setListener(ssh.listener)
         users = ssh.users if ssh is not None else ()
         self.sshFactory.setUsers(users)
-        self.ssh = attrs.evolve(self.ssh, users=users)
+        self.ssh = attrs.evolve(self.ssh, users=users, listener=listener)
         log.info("reload: {count} SSH user(s)", count=len(users))
 
     def startService(self) -> None:
@@ -475,12 +476,12 @@ class GatewayService(MultiService):
         finally:
             self._opening = None
 
-    def _closeAll(self) -> list[Any]:
+    def _closeAll(self, tell: bool = True) -> list[Any]:
         # Each line let go first, while its device is open: its close-string
         # (people on it) is sent before anything else closes, and the people
         # who leave later (the reactor drops them) send nothing more.
         letGos = {name: line.letGo() for name, line in self.lines.items()}
-        for line in self.lines.values():
+        for line in self.lines.values() if tell else ():
             # Its people and console log told (logged for a line with people:
             # a farm's quiet lines make no log line each).
             if line.people:

@@ -165,7 +165,9 @@ def applyListenerRights(line: Line, listeners: Sequence[ListenerSpec], old: Sequ
     the listener would no longer admit (its address out of a new
     C{allow=}, its certificate's name out of new C{subjects=}) is told and
     disconnected.  Rights given (C{ro} taken out, C{allow=} widened)
-    promote nobody: they are for new connections.  One whose listener was
+    promote nobody: they are for new connections.  A new C{outbuf=} or
+    C{policy=} is theirs at once (L{OutputGuard.retune}: one that blocked
+    the device and now drops lets it go).  One whose listener was
     removed stays as it is.  A client pty whose listener (of C{old}) keeps
     its link takes all its new options (L{PtyClient.retune}).
     """
@@ -179,10 +181,15 @@ def applyListenerRights(line: Line, listeners: Sequence[ListenerSpec], old: Sequ
         if not isinstance(client, Session) or client.leaving:
             continue
         spec = client.listener
-        if spec is None or spec in kept:
-            continue
-        new = now.get(_place(spec))
+        new = None if spec is None else now.get(_place(spec))
         if new is None:
+            continue
+        if client.guard is not None:
+            # Its bound and policy as the listener's now (it keeps the spec it
+            # came with: a listener changed back leaves that spec "kept").  A
+            # stuck client of a policy=block listener made drop no longer holds the line.
+            client.guard.retune(new.outbuf, new.policy)
+        if spec in kept:
             continue
         where = new.text or new.endpoint
         refused = _noLongerAdmitted(client, new, verifiers)
@@ -195,6 +202,11 @@ def applyListenerRights(line: Line, listeners: Sequence[ListenerSpec], old: Sequ
         elif new.readOnly or _readOnlySubject(client, new):
             line.makeReadOnly(client, f"a reload made {line.name}'s listener {where!r} read-only"
                               + ("" if new.readOnly else f" for the certificate {peerSubject(client.transport)!r}"))
+
+
+def samePlace(one: ListenerSpec, other: ListenerSpec) -> bool:
+    """Whether two listeners listen in the same place, however written (see L{_place})."""
+    return _place(one) == _place(other)
 
 
 def _place(spec: ListenerSpec) -> tuple[Any, ...]:

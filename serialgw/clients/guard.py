@@ -200,7 +200,8 @@ class OutputGuard:
         meanwhile: a block that held the device lets it go and drops from
         now on; a drop becomes a block, what it held going to the transport
         at once (at most the old bound past the new one, the order kept) and
-        the device held until the client has taken it all.
+        the device held until the client has taken it all; a disconnect
+        cuts it.
         """
         if (bound, policy) == (self.bound, self.policy):
             return
@@ -211,6 +212,7 @@ class OutputGuard:
         holder = bufferHolder(self.client.transport)
         if hasattr(holder, "bufferSize"):
             holder.bufferSize = bound
+        boundKernelQueue(holder, bound)
         if not self.full:
             return
         if blocked and policy != "block":
@@ -222,6 +224,8 @@ class OutputGuard:
             self.line.blockDevice(self.client)
         elif policy == "drop" and self.fanOut is not None:
             self._parkedAt = self.fanOut.park(self)
+        elif policy == "disconnect":
+            self._cut()
 
     # IPushProducer: called by the transport
 
@@ -233,17 +237,7 @@ class OutputGuard:
         # answer would go past the bound) until it has taken its output.
         self.client.holdInput()
         if self.policy == "disconnect":
-            self.client.logInOrder(partial(
-                log.warn, "{line}: {peer} cannot keep up ({bound} bytes queued): disconnected",
-                line=self.line.name, peer=self.client.peer, bound=self.bound))
-            transport = self.client.transport
-            if hasattr(transport, "abortConnection"):
-                transport.abortConnection()
-            else:
-                # A stream on file descriptors (stdio, pipe:, file:): no
-                # more output for it; it closes once what it holds is read.
-                self.line.detach(self.client)
-                transport.loseConnection()
+            self._cut()
         elif self.policy == "block":
             self.line.blockDevice(self.client)
         else:
@@ -252,6 +246,20 @@ class OutputGuard:
                 line=self.line.name, peer=self.client.peer))
             if self.fanOut is not None:
                 self._parkedAt = self.fanOut.park(self)
+
+    def _cut(self) -> None:
+        """Policy disconnect, past the bound: the client is cut off."""
+        self.client.logInOrder(partial(
+            log.warn, "{line}: {peer} cannot keep up ({bound} bytes queued): disconnected",
+            line=self.line.name, peer=self.client.peer, bound=self.bound))
+        transport = self.client.transport
+        if hasattr(transport, "abortConnection"):
+            transport.abortConnection()
+        else:
+            # A stream on file descriptors (stdio, pipe:, file:): no
+            # more output for it; it closes once what it holds is read.
+            self.line.detach(self.client)
+            transport.loseConnection()
 
     def resumeProducing(self) -> None:
         if not self.full:

@@ -50,8 +50,9 @@ from twisted.internet.protocol import Factory
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from serialgw.clients.factory import samePlace
 from serialgw.clients.sshsession import USER_SIGNATURES, ServerTransport, SSHClient, conchLog, sshPeer
-from serialgw.clients.transports import SourceCounts, addressAllowed, sourceOf
+from serialgw.clients.transports import SourceCounts, addressAllowed, admittedBy, describeAddress, sourceOf
 from serialgw.config.specs import ListenerSpec, SSHSpec, UserSpec
 from serialgw.config.sshkeys import MAX_KEYS_FILE, fingerprint, printable, readPublicKeys
 from serialgw.line.hub import Line
@@ -337,6 +338,28 @@ class Person(ConchUser):  # type: ignore[misc]
         """The key this person logged in with is no longer theirs (a reload): told, and disconnected."""
         log.info("ssh: {user}: the key {fingerprint} is no longer theirs: disconnected", user=self.login.user,
                  fingerprint=fingerprint(keys.Key.fromString(self.login.key)))
+        self.dismiss(f"{self.login.user}: your key was removed")
+
+    def holdTo(self, spec: ListenerSpec) -> None:
+        """
+        The SSH listener's new options (a reload): an C{allow=} that no
+        longer admits this person's address disconnects them (told); C{ro}
+        makes their session read-only (told, the others too).
+        """
+        session = self.session
+        if self.conn is None or (session is not None and session.leaving):
+            return
+        transport: Any = self.conn.transport
+        peer = transport.transport.getPeer()
+        if not admittedBy(spec.allow, peer):
+            log.info("ssh: {user} ({peer}) disconnected: not in {allow}, [ssh] listen changed by a reload",
+                     user=self.login.user, peer=describeAddress(peer), allow=",".join(spec.allow))
+            self.dismiss("your address is no longer allowed over SSH (a reload changed [ssh] listen): disconnected")
+        elif spec.readOnly and session is not None and session.line is not None:
+            session.line.makeReadOnly(session, "a reload made the SSH listener read-only")
+
+    def dismiss(self, notice: str) -> None:
+        """Told C{notice} (if its session is on a line), and disconnected."""
         session = self.session
         if session is not None and session.line is not None:
             # Off the line at once, its input no longer handled, and cut if
@@ -344,7 +367,7 @@ class Person(ConchUser):  # type: ignore[misc]
             # channel alone left a client that ignores the close typing (and
             # sending breaks) on the line for as long as it liked.
             if not session.leaving:
-                session.notice(f"{self.login.user}: your key was removed")
+                session.notice(notice)
                 session.disconnect()
             return
         if self.conn is not None:
@@ -412,6 +435,25 @@ class GatewaySSHFactory(SSHFactory):
         for person in list(self.gateway.people):
             if ring.people.get(person.login.key) != person.login.user:
                 person.revoke()
+
+    def setListener(self, spec: ListenerSpec) -> ListenerSpec:
+        """
+        The listener's new options (a reload; its endpoint stays until a
+        restart, said): sessions that start from now on take them all;
+        C{ro} and an C{allow=} that no longer admits an address reach those
+        already there (L{Person.holdTo}: they were left writing until a
+        restart).  Return the listener as it runs now.
+        """
+        running = self.gateway.spec
+        if not samePlace(spec, running):
+            log.warn("reload: [ssh] listen's endpoint changed: restart the gateway to listen there (its options "
+                     "apply now)")
+        spec = attrs.evolve(spec, endpoint=running.endpoint, host=running.host, port=running.port, path=running.path)
+        self.gateway.spec = spec
+        self.allow = [ipaddress.ip_network(a, strict=False) for a in spec.allow]
+        for person in list(self.gateway.people):
+            person.holdTo(spec)
+        return spec
 
     def buildProtocol(self, addr: Any) -> Any:
         # Refusals are logged per address, not per connection (each has its

@@ -32,7 +32,7 @@ from zope.interface import implementer
 from serialgw.clients.base import ClientEvents
 from serialgw.clients.guard import boundKernelQueue
 from serialgw.clients.session import CLOSE_GRACE, Session
-from serialgw.clients.transports import describeAddress
+from serialgw.clients.transports import admittedBy, describeAddress
 from serialgw.config.sshkeys import printable
 from serialgw.interfaces import IClient
 from serialgw.line.hub import Role
@@ -534,9 +534,14 @@ class SSHClient(Session, ClientEvents, SSHChannel):
         transport: Any = self.conn.transport if self.conn is not None else None
         if isinstance(transport, ServerTransport):
             transport.sessionStarted()
+        self.listener = spec = self.gateway.spec  # (as a reload may have changed it since the channel opened)
+        newline = "\r\n" if self.pty else "\n"
+        if not admittedBy(spec.allow, self.transport.getPeer()):
+            log.info("ssh: {peer} asked for a session: not in {allow}", peer=self.peer, allow=",".join(spec.allow))
+            self.clock.callLater(0, self._refuse, f"serialgw: your address is no longer allowed{newline}")
+            return True
         line = self.gateway.line(name)
         right = line.rights.of(self.login.user) if line is not None else None
-        newline = "\r\n" if self.pty else "\n"
         if line is None or right is None:
             log.info("ssh: {peer} asked for {name!r}: not a line they may use", peer=self.peer,
                      name=printable(name))
@@ -550,7 +555,7 @@ class SSHClient(Session, ClientEvents, SSHChannel):
                      peer=self.peer, count=line.maxClients)
             self.clock.callLater(0, self._refuse, f"serialgw: {line.name} is full ({line.maxClients} clients){newline}")
             return True
-        self.role = Role.WRITER if right == "write" and not self.listener.readOnly else Role.READONLY
+        self.role = Role.WRITER if right == "write" and not spec.readOnly else Role.READONLY
         self.line = line
         self.startSession()
         return True

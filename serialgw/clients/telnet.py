@@ -89,6 +89,9 @@ class TelnetClient(Session, TelnetProtocol):
         clock = self._clock()
         return clock is not None and self.busyNextTurn(clock, self._holdBusy)
 
+    def crClock(self) -> Any:
+        return self._clock()
+
     def _holdBusy(self, held: bool) -> None:
         if held:
             self._pauseReading(BUSY)

@@ -15,6 +15,7 @@ from OpenSSL import SSL
 from twisted.internet import ssl
 from twisted.internet.interfaces import IHandshakeListener, IOpenSSLContextFactory
 from twisted.internet.protocol import Protocol, connectionDone
+from twisted.logger import Logger
 from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -25,6 +26,7 @@ from serialgw.logflood import Peer, clientLog
 
 # Failed handshakes, limited per listener (logflood.PeerLimiter).
 handshakes = clientLog()
+log = Logger()
 
 
 class TLSError(Exception):
@@ -63,6 +65,38 @@ def _privateCertificate(spec: TLSSpec) -> ssl.PrivateCertificate:
         raise TLSError(f"cannot load certificate {spec.cert!r} with key {spec.key!r}: {e}") from None
 
 
+def validityProblem(path: str) -> Optional[str]:
+    """
+    Why the certificate in C{path} (its first) would be refused now by TLS
+    peers: expired, or not valid yet (a clock, or a certificate issued
+    for later); None if it is valid or cannot be read (loading says why).
+    """
+    import datetime
+
+    from cryptography import x509
+
+    try:
+        certificate = x509.load_pem_x509_certificates(_read(path, "certificate"))[0]
+    except Exception:
+        return None
+    names = certificate.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
+    who = f"certificate {path!r}" + (f" (CN {names[0].value!r})" if names else "")
+    now = datetime.datetime.now(datetime.UTC)
+    if now > certificate.not_valid_after_utc:
+        return (f"{who} expired on {certificate.not_valid_after_utc:%Y-%m-%d %H:%M} UTC: TLS peers will refuse it "
+                "(certificate expired)")
+    if now < certificate.not_valid_before_utc:
+        return (f"{who} is not valid before {certificate.not_valid_before_utc:%Y-%m-%d %H:%M} UTC: TLS peers will "
+                "refuse it (certificate is not yet valid; is this machine's clock right?)")
+    return None
+
+
+def _warnValidity(path: str) -> None:
+    problem = validityProblem(path)
+    if problem is not None:
+        log.warn("{problem}", problem=problem)
+
+
 def _authorities(path: str) -> list[ssl.Certificate]:
     try:
         from cryptography import x509
@@ -89,6 +123,7 @@ class ServerContextFactory:
     def __init__(self, spec: TLSSpec) -> None:
         self.spec = spec
         certificate = _privateCertificate(spec)
+        _warnValidity(spec.cert)
         options: Any
         if spec.ca:
             options = ssl.CertificateOptions(
@@ -132,6 +167,8 @@ def clientOptions(spec: TLSSpec) -> Any:
     authorities = _authorities(spec.ca)
     trust = ssl.trustRootFromCertificates(authorities)
     client = _privateCertificate(spec) if spec.cert else None
+    if client is not None:
+        _warnValidity(spec.cert)
     return ssl.optionsForClientTLS(spec.hostname, trustRoot=trust, clientCertificate=client)
 
 
@@ -231,6 +268,8 @@ class HandshakeGate(Protocol):
         self.admit = admit
         self.attached = False
         self._timer: Optional[Any] = None
+        # Called once the handshake is done and the peer admitted (a dial-out's backoff: see linkOnHandshake).
+        self.whenAdmitted: list[Callable[[], object]] = []
 
     def connectionMade(self) -> None:
         self.pending.add(self)
@@ -258,6 +297,8 @@ class HandshakeGate(Protocol):
             self.transport.loseConnection()
             return
         self.attached = True
+        for admitted in self.whenAdmitted:
+            admitted()
         self.client.makeConnection(self.transport)
 
     def dataReceived(self, data: bytes) -> None:
@@ -277,6 +318,24 @@ class HandshakeGate(Protocol):
         if self.attached:
             self.attached = False
             self.client.connectionLost(reason)
+
+
+def linkOnHandshake(backoff: Any) -> Callable[[Any], None]:
+    """
+    A TLS dial-out's C{prepareConnection}: the connection is a link for
+    its backoff (L{serialgw.devices.backoff.CarriedBackoff}) once its
+    handshake is done and the server verified.  A server that accepts and
+    never handshakes (cut after C{handshake=} s) or fails the handshake is
+    redialled ever more rarely, as one that closes at once; each cut
+    connection counted as a link that stayed up 10 s, and it was redialled
+    1 s after, for ever.
+    """
+
+    def prepare(gate: Any) -> None:
+        backoff.linkMade()
+        gate.whenAdmitted.append(backoff.linkUp)
+
+    return prepare
 
 
 def describeSSLError(error: Any) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 import struct
-from typing import Any
+from typing import Any, Sequence
 
 from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
 
@@ -44,6 +44,11 @@ def addressAllowed(address: Any, networks: list[Any]) -> bool:
     if ip.version == 6 and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
     return any(ip in network for network in networks)
+
+
+def admittedBy(allow: Sequence[str], address: Any) -> bool:
+    """Whether an C{allow=} list (CIDR texts; empty: no restriction) admits a peer's address."""
+    return not allow or addressAllowed(address, [ipaddress.ip_network(a, strict=False) for a in allow])
 
 
 def peerName(transport: Any) -> str:

@@ -39,10 +39,20 @@ class CarriedBackoff:
         self.attempt = 0
         self._carried = 0
         self._upAt: Optional[float] = None
+        # A connection made that is no link yet (see linkMade).
+        self._made = False
 
     def linkUp(self, *ignored: object) -> None:
         """A connection was made (usable as ClientService's C{prepareConnection})."""
         self._upAt = self.clock.seconds()
+
+    def linkMade(self, *ignored: object) -> None:
+        """
+        A connection was made that is a link only once L{linkUp} says so (a
+        TLS dial-out: once its handshake is done): lost before, it counts as
+        an attempt that failed, however long it was there.
+        """
+        self._made = True
 
     def __call__(self, failed: int) -> float:
         """The delay before the next attempt after C{failed} in a row since the last connection."""
@@ -50,6 +60,10 @@ class CarriedBackoff:
             # The first delay after a link: ClientService asks as it is lost.
             self._carried = 0 if self.clock.seconds() - self._upAt >= STABLE_LINK else self.attempt
             self._upAt = None
+        elif self._made:
+            # (ClientService counts from 1 again after any connection.)
+            self._carried = self.attempt
+        self._made = False
         self.attempt = self._carried + failed
         # The policy's input bounded (2.0 ** attempt overflows a float past 1023).
         return self.policy(min(self.attempt, 100))

@@ -144,6 +144,9 @@ class TelnetLink(NoPortControl, TelnetProtocol):
     def telnetBusy(self) -> bool:
         return self.busyNextTurn(self.device.reactor, self._holdBusy)
 
+    def crClock(self) -> Any:
+        return self.device.reactor
+
     def _holdBusy(self, held: bool) -> None:
         if held:
             self.device._holdLink(HELD_BUSY)

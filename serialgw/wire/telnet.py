@@ -68,6 +68,14 @@ ANSWER_BATCH = 4096
 # negotiation loop, garbage, an attack) held the reactor, and every other
 # line, 70-120 ms per 64 KiB read; at most this many cost about 1 ms.
 COMMANDS_PER_TURN = 256
+# Outside BINARY, a CR that ends a write is sent at once and its follower
+# (LF or NUL) chosen by the next byte: that byte may come in the next read
+# of the device (a CR LF split across reads went as CR NUL LF).  If none
+# comes within this many seconds, the NUL goes alone: a peer that acts on a
+# CR only once it has the byte after it (Twisted's telnet) is not left
+# waiting for the next key (L{TelnetProtocol.crClock}).  At 1200 baud a
+# byte takes 8.3 ms.
+CR_WAIT = 0.01
 
 
 class ParserState(Enum):
@@ -177,6 +185,9 @@ class TelnetProtocol(Protocol):
         self._sb = bytearray()
         self._sbOverflow = False
         self._pendingCR = False
+        # Outside our BINARY: the last data byte sent was a CR whose LF or
+        # NUL depends on the next byte (writeData).
+        self._sentCR = False
         # Commands this call of dataReceived may still handle (COMMANDS_PER_TURN).
         self._commandsLeft = COMMANDS_PER_TURN
 
@@ -251,10 +262,11 @@ class TelnetProtocol(Protocol):
             hold(False)
 
     def stopTurns(self) -> None:
-        """The connection is gone: no next turn."""
-        call, self._busyCall = self._busyCall, None
-        if call is not None and call.active():
-            call.cancel()
+        """The connection is gone: no next turn (nor a CR's NUL to send)."""
+        for call in (self._busyCall, self._crCall):
+            if call is not None and call.active():
+                call.cancel()
+        self._busyCall = self._crCall = None
 
     # Options
 
@@ -302,12 +314,63 @@ class TelnetProtocol(Protocol):
 
     def writeData(self, data: bytes) -> None:
         """Send data to the peer, escaped for the wire."""
+        if not data:
+            return
         if IAC_B in data:
             data = data.replace(IAC_B, IAC_IAC)
+        if self._sentCR:
+            # The CR that ended the last chunk: its LF is this one's first
+            # byte, or it needs its NUL (in BINARY since: neither).
+            self._sentCR = False
+            if data[:1] != b"\n" and not self.localEnabled(BINARY):
+                data = b"\0" + data
         if CR in data and not self.localEnabled(BINARY):
-            # NVT: a CR not followed by LF goes as CR NUL.
+            # NVT: a CR not followed by LF goes as CR NUL; one at the end
+            # waits for the next chunk to know (a CR LF from the device
+            # split across reads went as CR NUL LF).
             data = data.replace(b"\r", b"\r\0").replace(b"\r\0\n", b"\r\n")
+            if data.endswith(b"\r\0"):
+                data = data[:-1]
+                self._sentCR = True
         writeNow(self.transport, data)
+        if self._sentCR:
+            self._waitForCR()
+        elif self._crCall is not None:
+            self._crCall.cancel()
+            self._crCall = None
+
+    # The NUL of a CR that ended a write, sent after CR_WAIT (crClock).
+    _crCall: Any = None
+
+    def crClock(self) -> Any:
+        """
+        The clock that sends the NUL of a CR ending a write after CR_WAIT
+        if nothing follows it by then; None (this default, for a codec
+        without a reactor): it waits for the next write.
+        """
+        return None
+
+    def _waitForCR(self) -> None:
+        if self._crCall is not None and self._crCall.active():
+            self._crCall.reset(CR_WAIT)
+            return
+        clock = self.crClock()
+        if clock is not None:
+            self._crCall = clock.callLater(CR_WAIT, self._crWaited)
+
+    def _crWaited(self) -> None:
+        self._crCall = None
+        if self._sentCR:
+            self._sendCRNul()
+
+    def _sendCRNul(self) -> None:
+        """The CR that ended the last write gets its NUL now (none if we are in BINARY since)."""
+        self._sentCR = False
+        call, self._crCall = self._crCall, None
+        if call is not None and call.active():
+            call.cancel()
+        if not self.localEnabled(BINARY):
+            writeNow(self.transport, b"\0")
 
     def sendCommand(self, command: int) -> None:
         self._answer(bytes((IAC, command)))
@@ -317,6 +380,9 @@ class TelnetProtocol(Protocol):
 
     def _answer(self, data: bytes) -> None:
         """Our own telnet bytes (negotiation, commands, subnegotiations, short answers)."""
+        if self._sentCR:
+            # Nothing but LF or NUL may follow a CR (RFC 854): its NUL first.
+            self._sendCRNul()
         answers = self._answers
         if answers is None:
             self.transport.write(data)

@@ -1826,10 +1826,18 @@ class ServiceTests(TestCase):
         events = LogEvents(self)
         service.reloadUsers(attrs.evolve(spec, users=(UserSpec("ops2", (publicLine(b),)),)))
         self.assertEqual(ring(), {b.blob(): "ops2"})
-        service.reloadUsers(attrs.evolve(spec, listener=parseSSHListener("tcp:2222"), users=()))
+        service.reloadUsers(attrs.evolve(spec, listener=parseSSHListener("ro+tcp:2222"), users=()))
         self.assertEqual(ring(), {})
+        # The endpoint waits for a restart; the options apply now.
+        running = service.sshFactory.gateway.spec
+        assert service.ssh is not None
+        self.assertEqual((running.endpoint, running.readOnly, service.ssh.listener), ("tcp:0:interface=127.0.0.1", True, running))
+        service.reloadUsers(attrs.evolve(spec, listener=parseSSHListener("ro+tcp:2222"), hostKey="other"))
         self.assertEqual([e["log_format"] for e in events.at(LogLevel.warn)],
-                         ["reload: [ssh] listen or host-key changed: restart the gateway to apply it"])
+                         ["reload: [ssh] listen's endpoint changed: restart the gateway to listen there (its options "
+                          "apply now)", "reload: [ssh] host-key changed: restart the gateway to apply it",
+                          "reload: [ssh] listen's endpoint changed: restart the gateway to listen there (its options "
+                          "apply now)"])
 
     def test_reloadWithoutSSH(self) -> None:
         """A reload whose file has no [ssh] left: nobody may log in over SSH from then on (the keys went with it); the listener itself waits for a restart."""

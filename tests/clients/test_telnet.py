@@ -101,6 +101,15 @@ class TelnetClientTests(SynchronousTestCase):
         self.line.deviceDataReceived(bytes(range(256)))
         self.assertEqual(self.transport.value(), bytes(range(255)) + b"\xff\xff")
 
+    def test_deviceCrLfSplitOutsideBinary(self) -> None:
+        """A client refusing BINARY: the device's CR LF split across two reads reaches it as CR LF (it came as CR NUL LF); a lone CR as CR NUL."""
+        self.client.dataReceived(cmd(IAC, DONT, BINARY, IAC, WONT, BINARY))
+        self.transport.clear()
+        self.line.deviceDataReceived(b"login: root\r")
+        self.line.deviceDataReceived(b"\nPassword: \r")
+        self.line.deviceDataReceived(b"x")
+        self.assertEqual(self.transport.value(), b"login: root\r\nPassword: \r\0x")
+
     def test_pauseResume(self) -> None:
         """A device behind pauses the client's input; caught up resumes it."""
         self.line.deviceWritable(False)

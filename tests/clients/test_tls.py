@@ -15,18 +15,20 @@ from twisted.internet import protocol, reactor
 from twisted.internet.address import IPv4Address
 from twisted.internet.endpoints import TCP4ClientEndpoint, wrapClientTLS
 from twisted.internet.error import ConnectionDone
+from twisted.internet.interfaces import IHostnameResolver, IReactorPluggableNameResolver
 from twisted.internet.ssl import Certificate, PrivateCertificate, optionsForClientTLS
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.logger import capturedLogs, formatEvent
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
+from zope.interface import implementer
 
 from serialgw.app.service import GatewayService
 from serialgw.clients.factory import LineFactory
-from serialgw.clients.tls import HandshakeGate, RefusingTLSFactory, ServerContextFactory
+from serialgw.clients.tls import HandshakeGate, RefusingTLSFactory, ServerContextFactory, clientOptions
 from serialgw.config.listeners import parseListener
-from serialgw.config.specs import Rights
+from serialgw.config.specs import DeviceSpec, LineConfig, Rights
 from serialgw.line.hub import Line, Role
 from tests.certs import Authority
 from tests.fakes import RecordingDevice
@@ -134,6 +136,33 @@ class HandshakeTimeoutTests(SynchronousTestCase):
         self.connection()
         self.assertIsNone(self.factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 5003)))
         self.clock.advance(10)
+
+
+class ValidityTests(SynchronousTestCase):
+    def test_expiredOrNotYetValidSaid(self) -> None:
+        """A listener's certificate (or a dial-out's) that has expired or is not valid yet is said at start, naming the file, its CN and the date (it started without a word, and every handshake failed); a valid one says nothing."""
+        import datetime
+
+        ca = Authority(os.path.abspath(self.mktemp()))
+        expired, expiredKey = ca.issue("old", days=-3)
+        future, futureKey = ca.issue("new", days=3)
+        valid, validKey = ca.issue("gateway")
+        with capturedLogs() as events:
+            for cert, key in ((expired, expiredKey), (future, futureKey), (valid, validKey)):
+                spec = parseListener(f"tls:0:cert={cert}:key={key}:ca={ca.path}").tls
+                assert spec is not None
+                ServerContextFactory(spec)
+            dialOut = parseListener(f"tls:console.example:4443:ca={ca.path}:cert={expired}:key={expiredKey}").tls
+            assert dialOut is not None
+            clientOptions(dialOut)
+        day = (datetime.datetime.now(datetime.UTC) + datetime.timedelta(days=-3 + 1)).strftime("%Y-%m-%d")
+        start = (datetime.datetime.now(datetime.UTC) + datetime.timedelta(days=2)).strftime("%Y-%m-%d")
+        said = [formatEvent(e) for e in events]
+        self.assertEqual(len(said), 3)
+        self.assertTrue(said[0].startswith(f"certificate {expired!r} (CN 'old') expired on {day} "), said[0])
+        self.assertTrue(said[0].endswith(" UTC: TLS peers will refuse it (certificate expired)"), said[0])
+        self.assertTrue(said[1].startswith(f"certificate {future!r} (CN 'new') is not valid before {start} "), said[1])
+        self.assertTrue(said[2].startswith(f"certificate {expired!r} (CN 'old') expired on {day} "), said[2])
 
 
 class TLSListenerTests(TestCase):
@@ -286,3 +315,72 @@ class TLSListenerTests(TestCase):
         self.assertEqual([(c.peer.endswith("(gateway)"), c.user) for c in service.lines["t"].clients], [(True, None)])
         await service.stopService()
         await far.closed
+
+
+@implementer(IHostnameResolver)
+class LoopbackResolver:
+    """Every name is 127.0.0.1, at once (HostnameEndpoint on a MemoryReactorClock, which has no thread pool)."""
+
+    def resolveHostName(self, receiver: Any, hostName: str, portNumber: int = 0, addressTypes: Any = None,
+                        transportSemantics: str = "TCP") -> Any:
+        receiver.resolutionBegan(None)
+        receiver.addressResolved(IPv4Address("TCP", "127.0.0.1", portNumber))
+        receiver.resolutionComplete()
+        return None
+
+
+class TLSDialOutBackoffTests(SynchronousTestCase):
+    """A TLS dial-out's reconnection backoff on the injected clock."""
+
+    def setUp(self) -> None:
+        from twisted.application.internet import backoffPolicy
+        from twisted.internet.testing import MemoryReactorClock
+        from zope.interface import directlyProvides
+
+        from tests.fakes import RecordingPort
+
+        ca = Authority(os.path.abspath(self.mktemp()))
+        self.clock = MemoryReactorClock()
+        self.clock.nameResolver = LoopbackResolver()  # type: ignore[attr-defined]
+        directlyProvides(self.clock, IReactorPluggableNameResolver)
+        config = LineConfig("vm", DeviceSpec("tty", "/dev/fake"),
+                            listeners=(parseListener(f"raw+tls:console.example:4443:ca={ca.path}"),))
+        # The gateway's policy (0.5 s doubling to 30 s), without jitter.
+        policy = backoffPolicy(initialDelay=0.5, maxDelay=30.0, factor=2.0, jitter=lambda: 0)
+        startGateway(self, config, reactor=self.clock, retryPolicy=policy,
+                     openPort=lambda *args: RecordingPort(self.clock))
+
+    def silentServer(self, handshakeFor: float = 0.0, upFor: float = 10.0) -> float:
+        """
+        The server takes the pending dial and never answers its ClientHello
+        (C{handshakeFor}: it is done after that long and the link stays up
+        C{upFor} s); the seconds until the next dial.
+        """
+        dials = len(self.clock.tcpClients)
+        connection: Any = self.clock.tcpClients[-1][2].buildProtocol(None)
+        transport = StringTransport()
+        connection.makeConnection(transport)
+        self.assertTrue(transport.value().startswith(b"\x16\x03"))  # (a ClientHello went)
+        if handshakeFor:
+            self.clock.advance(handshakeFor)
+            # (ClientService's proxy of the gate.)
+            connection._wrappedProtocol.wrappedProtocol.handshakeCompleted()
+        self.clock.advance(upFor if handshakeFor else 10)  # handshake= (default 10 s): cut
+        self.assertTrue(transport.disconnecting or handshakeFor)
+        connection.connectionLost(Failure(ConnectionDone()))
+        waited = 0.0
+        while len(self.clock.tcpClients) == dials:
+            self.clock.advance(0.5)
+            waited += 0.5
+        return waited
+
+    def test_silentServerBacksOff(self) -> None:
+        """A server that accepts and never handshakes (cut after handshake= s) is redialled 1, 2, 4, 8, 16, then 30 s after, as one that closes at once: no link came up (each cut connection had 'stayed up' 10 s, and the next dial came 1 s after it, for ever)."""
+        self.assertEqual([self.silentServer() for _ in range(7)], [1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0])
+
+    def test_handshakeDoneStartsAgain(self) -> None:
+        """A link whose handshake was done and that then stayed up 10 s starts the backoff again from 1 s; the time before its handshake does not count towards the 10 s."""
+        self.assertEqual([self.silentServer() for _ in range(3)], [1.0, 2.0, 4.0])
+        self.assertEqual(self.silentServer(handshakeFor=5, upFor=6), 8.0)
+        self.assertEqual(self.silentServer(handshakeFor=5, upFor=10), 1.0)
+        self.assertEqual(self.silentServer(), 2.0)

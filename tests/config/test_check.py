@@ -157,6 +157,19 @@ class CheckTests(SynchronousTestCase):
         self.assertEqual(str(self.assertRaises(usage.UsageError, checked, "--config", path)),
                          f"{path}:6: [lines.b] device: '/dev/../dev/null' is line 'a''s device too")
 
+    def test_expiredCertificateWarns(self) -> None:
+        """A TLS listener's certificate that has expired: a warning naming it and its date, exit 0 (every handshake would fail)."""
+        from tests.certs import Authority
+
+        ca = Authority(os.path.abspath(self.mktemp()))
+        cert, key = ca.issue("old", days=-3)
+        listener = f"tls:4443:cert={cert}:key={key}"
+        code, out, err = checked("--device", "/dev/null", "--port", listener)
+        self.assertEqual((code, out), (0, "serialgw: options: 1 line(s), 1 listener(s): OK, 1 warning(s)\n"))
+        self.assertTrue(err.startswith(f"serialgw: warning: line 'null': listener '{listener}': certificate '{cert}' "
+                                       "(CN 'old') expired on "), err)
+        self.assertTrue(err.endswith(" UTC: TLS peers will refuse it (certificate expired) (now)\n"), err)
+
     def test_missingThingsWarn(self) -> None:
         """A device, socket, log directory or TLS file that is not there now: warnings, exit 0."""
         code, out, err = checked("--device", "/dev/ttyUSB-nowhere", "--port",

@@ -117,9 +117,10 @@ class WireTests(SynchronousTestCase):
         self.assertEqual(self.proto.events, [("data", b"a\r\0b\r\n")])
 
     def test_outputEscaping(self) -> None:
-        """Outside BINARY, IAC is doubled and a lone CR goes as CR NUL."""
+        """Outside BINARY, IAC is doubled and a lone CR goes as CR NUL (the NUL of one at the end with what follows it)."""
         self.proto.writeData(b"\xffa\rb\r\n\r")
-        self.assertEqual(self.transport.value(), b"\xff\xffa\r\0b\r\n\r\0")
+        self.proto.writeData(b"c")
+        self.assertEqual(self.transport.value(), b"\xff\xffa\r\0b\r\n\r\0c")
 
     def test_binaryOutput(self) -> None:
         """In BINARY, only IAC is doubled."""

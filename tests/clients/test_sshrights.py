@@ -1,0 +1,104 @@
+"""
+The SSH listener's own options under a reload: C{ro} and C{allow=} in
+C{[ssh] listen} reach the sessions already there, as a line listener's do
+(its endpoint and host key wait for a restart).
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+import attrs
+from twisted.conch.interfaces import IConchUser
+from twisted.conch.ssh import keys
+from twisted.conch.test.test_session import StubConnection
+from twisted.internet import reactor
+from twisted.internet.task import deferLater
+from twisted.logger import LogLevel
+from twisted.trial.unittest import TestCase
+
+from serialgw.clients.ssh import GatewaySSHFactory, Login, Person, Realm
+from serialgw.clients.sshsession import SSHClient
+from serialgw.config.listeners import parseSSHListener
+from serialgw.config.specs import SSHSpec, UserSpec
+from serialgw.line.hub import Role
+from tests.clients.test_ssh import SSHTransportStub, newKey, publicLine, sent
+from tests.fakes import LogEvents
+from tests.realio import ptyLine, startedPty, startGateway
+
+LISTEN = "tcp:0:interface=127.0.0.1"
+
+
+def loggedIn(factory: GatewaySSHFactory, user: str, key: keys.Key, line: str = "t",
+             shell: bool = True) -> tuple[Person, Any]:
+    """A person logged in with C{key} (from 192.0.2.7); with C{shell}, their session on C{line}."""
+    realm = factory.portal.realm
+    assert isinstance(realm, Realm)
+    _, person, _ = realm.requestAvatar(Login(user, line, key.public().blob()), None, IConchUser)
+    assert isinstance(person, Person)
+    person.conn = StubConnection(SSHTransportStub())
+    if shell:
+        channel = person._session(1 << 20, 32768, b"", person)
+        channel.conn = person.conn
+        channel.requestReceived(b"shell", b"")
+    return person, person.conn
+
+
+class ListenerOptionsReloadTests(TestCase):
+    def setUp(self) -> None:
+        self.pty = startedPty(self)
+        self.keys = {name: newKey() for name in ("ops1", "ops2", "ops3")}
+        users = tuple(UserSpec(name, (publicLine(key),)) for name, key in self.keys.items())
+        self.spec = SSHSpec(parseSSHListener(LISTEN), self.mktemp(), users)
+        self.service = startGateway(self, ptyLine(self.pty), ssh=self.spec)
+        self.factory = self.service.sshFactory
+
+    def reload(self, listener: str) -> None:
+        self.service.reloadUsers(attrs.evolve(self.spec, listener=parseSSHListener(listener)))
+
+    def test_roAddedMakesSessionsReadOnly(self) -> None:
+        """ro added to [ssh] listen by a reload: a session there is read-only at once (told; its typing and breaks refused), and the next one attaches read-only; no restart asked for (the endpoint is the same)."""
+        events = LogEvents(self)
+        ops1, conn1 = loggedIn(self.factory, "ops1", self.keys["ops1"])
+        session = ops1.session
+        assert isinstance(session, SSHClient)
+        line = self.service.lines["t"]
+        self.assertEqual(session.role, Role.WRITER)
+        self.reload(f"ro+{LISTEN}")
+        self.assertEqual(session.role, Role.READONLY)
+        self.assertIn(b"[serialgw: you are read-only now: a reload made the SSH listener read-only]",
+                      sent(conn1, session))
+        session.dataReceived(b"reboot\r")
+        self.assertFalse(session.requestReceived(b"break", struct.pack(">L", 1000)))
+        self.assertEqual((line.refused, line.device.breaks), (7, 0))
+        ops2, _ = loggedIn(self.factory, "ops2", self.keys["ops2"])
+        assert ops2.session is not None
+        self.assertEqual(ops2.session.role, Role.READONLY)
+        self.assertEqual([e for e in events.at(LogLevel.warn) if "restart" in e["log_format"]], [])
+
+    async def test_allowNarrowedCutsThoseOutside(self) -> None:
+        """allow= narrowed in [ssh] listen by a reload: a session from an address it no longer admits is told and off the line at once, a person logged in without a session cut; one it admits stays; a session asked for afterwards from outside is refused."""
+        ops1, conn1 = loggedIn(self.factory, "ops1", self.keys["ops1"])
+        ops2, conn2 = loggedIn(self.factory, "ops2", self.keys["ops2"], shell=False)
+        line = self.service.lines["t"]
+        session = ops1.session
+        assert isinstance(session, SSHClient)
+        self.reload(f"allow=192.0.2.0/24+{LISTEN}")
+        self.assertEqual((line.clients, conn2.transport.transport.disconnecting), ([session], False))
+        self.reload(f"allow=10.0.0.0/8+{LISTEN}")
+        self.assertEqual(line.clients, [])
+        self.assertIn(b"[serialgw: your address is no longer allowed over SSH (a reload changed [ssh] listen): "
+                      b"disconnected]", sent(conn1, session))
+        self.assertEqual(conn1.requests[session], [(b"exit-status", struct.pack(">L", 0), False)])
+        self.assertTrue(conn2.transport.transport.disconnecting)
+        session.dataReceived(b"x")
+        self.assertEqual(line.refused + line.bytesGiven, 0)
+        # One that logged in meanwhile (its TCP connection taken before the reload) gets no session.
+        ops3, conn3 = loggedIn(self.factory, "ops3", self.keys["ops3"])
+        self.assertEqual(line.clients, [])
+        await deferLater(reactor, 0, lambda: None)
+        assert ops3.session is not None
+        self.assertEqual(conn3.extData[ops3.session], [(1, b"serialgw: your address is no longer allowed\n")])
+        self.assertEqual(conn3.requests[ops3.session], [(b"exit-status", struct.pack(">L", 1), False)])
+        session.closed()  # (the client closes its channel: no cut left to wait for)

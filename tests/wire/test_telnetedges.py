@@ -1,0 +1,152 @@
+"""
+The telnet codec at its edges: CR and its follower across writes and
+reads, and BINARY changing meanwhile; exact bytes.
+"""
+
+from __future__ import annotations
+
+from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
+from twisted.trial.unittest import SynchronousTestCase
+
+from serialgw.wire.telnet import BINARY, CR_WAIT, DO, IAC, NOP, WILL
+from tests.telnetpeer import TelnetRecorder, cmd
+
+
+class Codec:
+    def __init__(self) -> None:
+        self.proto = TelnetRecorder()
+        self.transport = StringTransport()
+        self.proto.makeConnection(self.transport)
+
+
+class CROutputTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        codec = Codec()
+        self.proto, self.transport = codec.proto, codec.transport
+
+    def test_crLfSplitAcrossWrites(self) -> None:
+        """A CR ending one write and an LF starting the next go as CR LF (they went as CR NUL LF)."""
+        self.proto.writeData(b"login: root\r")
+        self.proto.writeData(b"\nPassword:")
+        self.assertEqual(self.transport.value(), b"login: root\r\nPassword:")
+
+    def test_crThenOtherByte(self) -> None:
+        """A CR ending one write followed by anything but LF gets its NUL first; an empty write changes nothing."""
+        self.proto.writeData(b"50%\r")
+        self.proto.writeData(b"")
+        self.proto.writeData(b"60%\r")
+        self.proto.writeData(b"\r")
+        self.proto.writeData(b"\xff")
+        self.assertEqual(self.transport.value(), b"50%\r\x0060%\r\x00\r\x00\xff\xff")
+
+    def test_everySplitAsOneWrite(self) -> None:
+        """Whatever the data and wherever it is split, two writes put the same bytes on the wire as one."""
+        data = b"a\r\n\r\r\0\xff\r\nb\r"
+        whole = Codec()
+        whole.proto.writeData(data)
+        self.assertEqual(whole.transport.value(), b"a\r\n\r\0\r\0\0\xff\xff\r\nb\r")
+        for i in range(len(data) + 1):
+            for j in range(i, len(data) + 1):
+                split = Codec()
+                for piece in (data[:i], data[i:j], data[j:]):
+                    split.proto.writeData(piece)
+                self.assertEqual((i, j, split.transport.value()), (i, j, whole.transport.value()))
+
+    def test_commandAfterCR(self) -> None:
+        """Our own telnet bytes after a CR (a negotiation, a command) come after its NUL: only LF or NUL may follow a CR."""
+        self.proto.writeData(b"x\r")
+        self.proto.sendCommand(NOP)
+        self.proto.writeData(b"\ny")
+        self.assertEqual(self.transport.value(), b"x\r\0" + cmd(IAC, NOP) + b"\ny")
+
+    def test_answerAfterCRWhileParsing(self) -> None:
+        """An answer made while parsing (gathered, written after) still has the CR's NUL before it, and the data after it after."""
+        self.proto.writeData(b"x\r")
+        self.proto.dataReceived(cmd(IAC, WILL, 99))
+        self.proto.writeData(b"\ny")
+        self.assertEqual(self.transport.value(), b"x\r\0" + cmd(IAC, 254, 99) + b"\ny")
+
+    def test_binaryBetween(self) -> None:
+        """A CR sent outside BINARY, then BINARY agreed: the next byte goes as it is, no NUL (the peer reads binary now)."""
+        self.proto.requestLocal(BINARY)
+        self.proto.writeData(b"x\r")
+        self.proto.dataReceived(cmd(IAC, DO, BINARY))
+        self.proto.writeData(b"\0y\r")
+        self.proto.writeData(b"z")
+        self.assertEqual(self.transport.value(), cmd(IAC, WILL, BINARY) + b"x\r\0y\rz")
+
+
+class CRInputTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        codec = Codec()
+        self.proto, self.transport = codec.proto, codec.transport
+
+    def data(self) -> bytes:
+        return b"".join(value for kind, value in self.proto.events if kind == "data")  # type: ignore[misc]
+
+    def test_everySplitAsOneRead(self) -> None:
+        """From the peer, outside BINARY: wherever CR NUL, CR LF or IAC IAC are split across reads, the data is the same as in one read."""
+        wire = b"a\r\0b\r\nc\r\0\0d\xff\xff\r\0"
+        for i in range(len(wire) + 1):
+            for j in range(i, len(wire) + 1):
+                codec = Codec()
+                for piece in (wire[:i], wire[i:j], wire[j:]):
+                    codec.proto.dataReceived(piece)
+                got = b"".join(v for k, v in codec.proto.events if k == "data")  # type: ignore[misc]
+                self.assertEqual((i, j, got), (i, j, b"a\rb\r\nc\r\0d\xff\r"))
+
+    def test_binaryBetweenCRAndNul(self) -> None:
+        """A CR read outside BINARY, then the peer's BINARY agreed: a NUL after it is data (binary), not the CR's."""
+        self.proto.dataReceived(b"x\r")
+        self.proto.dataReceived(cmd(IAC, WILL, BINARY) + b"\0y")
+        self.assertEqual(self.data(), b"x\r\0y")
+
+
+class Timed(TelnetRecorder):
+    def __init__(self, clock: Clock) -> None:
+        TelnetRecorder.__init__(self)
+        self.clock = clock
+
+    def crClock(self) -> Clock:
+        return self.clock
+
+
+class CRWaitTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.proto = Timed(self.clock)
+        self.transport = StringTransport()
+        self.proto.makeConnection(self.transport)
+
+    def tearDown(self) -> None:
+        self.proto.stopTurns()
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_nulAfterTheWait(self) -> None:
+        """A CR ending a write is sent at once; with nothing after it within CR_WAIT its NUL goes alone (a peer acting on a CR only with the byte after it is not left waiting), and the next write adds none."""
+        self.proto.writeData(b"Enter\r")
+        self.assertEqual(self.transport.value(), b"Enter\r")
+        self.clock.advance(CR_WAIT - 0.001)
+        self.assertEqual(self.transport.value(), b"Enter\r")
+        self.clock.advance(0.001)
+        self.assertEqual(self.transport.value(), b"Enter\r\0")
+        self.proto.writeData(b"\nx")
+        self.assertEqual(self.transport.value(), b"Enter\r\0\nx")
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_lfWithinTheWait(self) -> None:
+        """The LF of a CR LF split across reads within CR_WAIT: CR LF, and no NUL later."""
+        self.proto.writeData(b"a\r")
+        self.clock.advance(CR_WAIT / 2)
+        self.proto.writeData(b"\nb\r")
+        self.clock.advance(CR_WAIT / 2)
+        self.proto.writeData(b"c")
+        self.clock.advance(CR_WAIT)
+        self.assertEqual(self.transport.value(), b"a\r\nb\r\0c")
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_goneWhileWaiting(self) -> None:
+        """The connection lost while a CR waits: no call left behind."""
+        self.proto.writeData(b"a\r")
+        self.assertEqual(len(self.clock.getDelayedCalls()), 1)
