@@ -88,7 +88,7 @@ Listeners (--port, --listen, listen = in a file), in brief:
               banner, replay, notices, no-notices
     ENDPOINT  a port number (TCP, all interfaces): 4444
               a Twisted endpoint: tcp:4444:interface=127.0.0.1, tcp6:4444,
-                unix:/run/serialgw/a.sock, systemd:domain=INET:index=0
+                unix:/run/serialgw/a.sock, systemd:domain=INET6:index=0
               TLS: tls:4443:cert=FILE:key=FILE[:ca=FILE]
               a QEMU chardev: telnet::4444,server,nowait  tcp::4444,server
                 tcp:HOST:PORT (dial out)  unix:PATH,server,nowait
