@@ -12,6 +12,7 @@ import stat
 import threading
 from typing import Any, Callable, Optional, TypeVar
 
+import attrs
 from twisted.internet import defer
 from twisted.internet.interfaces import IDelayedCall, IReactorThreads
 from twisted.logger import Logger
@@ -22,6 +23,7 @@ from twisted.python.logfile import BaseLogFile
 from serialgw.app.listen import StartupError
 from serialgw.app.logs import appendOnly, twistdLogFile
 from serialgw.app.service import GatewayService
+from serialgw.clients.factory import samePlace
 from serialgw.clients.ptylink import PtyClient
 from serialgw.config.file import loadFile
 from serialgw.config.shard import Shard, ownListeners, selectLines
@@ -371,14 +373,37 @@ class TwistdGatewayService(GatewayService):
                         path=self.configPath)
         self.notifier.reloaded("reload refused, see the log")
 
+    def _retuneWatchAll(self, watchAll: Optional[WatchAllSpec]) -> None:
+        """
+        The file's new [watch-all]: its lines filter and its listeners'
+        options (allow=, ...) apply to the running listeners and their
+        watchers now (a line taken out of the filter was shown on until a
+        restart); a listener added, removed or moved, or the table added or
+        removed, waits for a restart (said).
+        """
+        old: Optional[WatchAllSpec] = self.watchAllInFile
+        if old is None or watchAll is None or len(old.listeners) != len(watchAll.listeners):
+            log.warn("reload: [watch-all] added, removed, or its listeners: restart the gateway to apply it")
+            return
+        running = []
+        # The file's listeners come first (--watch-all's after them take its lines filter too).
+        for factory, was, spec in zip(self.watchers, old.listeners, watchAll.listeners, strict=False):
+            if not samePlace(was, spec):
+                log.warn("reload: [watch-all] listener {listener} moved: restart the gateway to listen there (its "
+                         "options apply now)", listener=spec.text or spec.endpoint)
+            running.append(attrs.evolve(spec, endpoint=was.endpoint, host=was.host, port=was.port, path=was.path))
+            factory.retune(attrs.evolve(running[-1], endpoint=factory.spec.endpoint, host=factory.spec.host,
+                                        port=factory.spec.port, path=factory.spec.path), watchAll.lines)
+        for factory in self.watchers[len(running):]:
+            factory.retune(factory.spec, watchAll.lines)
+        self.watchAllInFile = attrs.evolve(watchAll, listeners=tuple(running))
+
     def _applyFile(self, read: tuple[list[LineConfig], Optional[SSHSpec], Optional[WatchAllSpec]]) -> Any:
         """What L{_reloadFileNow} read, applied."""
         lines, ssh, watchAll = read
         if self._stopped:
             log.info("reload: the gateway is stopping: {path} read, nothing reloaded", path=self.configPath)
             return None
-        if watchAll != self.watchAllInFile:
-            log.warn("reload: [watch-all] changed: restart the gateway to apply it")
 
         def done(changes: Any) -> Any:
             if isinstance(changes, dict) and "refused" in changes:
@@ -388,6 +413,8 @@ class TwistdGatewayService(GatewayService):
                 return changes
             if isinstance(changes, dict):
                 self.reloadUsers(ssh)
+                if watchAll != self.watchAllInFile:
+                    self._retuneWatchAll(watchAll)
                 self.notifier.reloaded("reloaded: " + ", ".join(f"{len(v)} {k}" for k, v in changes.items()))
             else:
                 self.notifier.reloaded("reload failed, see the log")
