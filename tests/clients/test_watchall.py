@@ -382,6 +382,30 @@ class RealWatchAllTests(TestCase):
                       b"disconnected]\r\n", watcher.received.data)
         self.assertEqual((service.watchers[0].clients, service.lines["l1"].clients), ([], []))
 
+    async def test_reloadRemovingWatchAllCutsItsWatchers(self) -> None:
+        """A reload whose file has no [watch-all] left: its watchers are told and cut, and its listener takes nobody until a restart closes it (they watched on, and more could connect)."""
+        from serialgw.app.process import TwistdGatewayService
+
+        pty = startedPty(self)
+        config = LineConfig("l0", DeviceSpec("tty", pty.slaveName), lock=False,
+                            listeners=(ListenerSpec("tcp:0:interface=127.0.0.1", Protocol.RAW),))
+        spec = parseWatchAll(["raw+tcp:0:interface=127.0.0.1"], [])
+        service = TwistdGatewayService([config], watchAll=spec)
+        service.watchAllInFile = spec
+        service.startService()
+        self.addCleanup(service.stopService)
+        port = service.watchAllPorts[0].getHost().port
+        watcher = await connect(port)
+        pty.write(b"first\r\n")
+        await watcher.received.contains(b"l0: first\r\n")
+        await service._applyFile(([config], None, None))
+        await watcher.closed
+        self.assertIn(b"[serialgw: watch-all: this view was removed from the configuration: disconnected]\r\n",
+                      watcher.received.data)
+        late = await connect(port)
+        await late.closed
+        self.assertEqual((late.received.data, service.watchers[0].clients, service.lines["l0"].clients), (b"", [], []))
+
 
 class TwistdWatchAllTests(TestCase):
     timeout = 60
