@@ -382,6 +382,13 @@ class TwistdGatewayService(GatewayService):
         removed, waits for a restart (said).
         """
         old: Optional[WatchAllSpec] = self.watchAllInFile
+        if old is not None and watchAll is None:
+            log.warn("reload: [watch-all] removed: nobody may watch over its listeners from now on; restart the "
+                     "gateway to close them")
+            for factory in self.watchers[:len(old.listeners)]:
+                factory.shut()
+            self.watchAllInFile = None  # (put back, it waits for a restart too)
+            return
         if old is None or watchAll is None or len(old.listeners) != len(watchAll.listeners):
             log.warn("reload: [watch-all] added, removed, or its listeners: restart the gateway to apply it")
             return

@@ -274,7 +274,7 @@ class WatchAllClient(Protocol):
                      allow=",".join(spec.allow))
             self.emit(b"[serialgw: watch-all: your address is no longer allowed (a reload changed [watch-all]): "
                       b"disconnected]\r\n")
-            self._leave()
+            self.leave()
             return
         for tap in list(self.taps.values()):
             if not matches(tap.line.name, self.factory.patterns):
@@ -284,9 +284,9 @@ class WatchAllClient(Protocol):
     def _idleTimeout(self) -> None:
         self._idleCall = None
         log.info("watch-all: {peer} idle for {seconds} s: disconnected", peer=self.peer, seconds=self.spec.idle)
-        self._leave()
+        self.leave()
 
-    def _leave(self) -> None:
+    def leave(self) -> None:
         # Off every line now, and cut if it does not take what waits within
         # CLOSE_GRACE s: closing waits for the output to drain, so a watcher
         # that does not read stayed, watching, for ever.
@@ -335,6 +335,8 @@ class WatchAllFactory(Factory):
         self.allow = [ipaddress.ip_network(a, strict=False) for a in spec.allow]
         # The gateway stops (see closeAll): each watcher closes once the lines it watches are closed.
         self.closing = False
+        # A reload removed its table (see shut).
+        self.removed = False
         # Taps to put on or take off lines, TAPS_PER_TURN a turn for all watchers (work).
         self._jobs: deque[_Job] = deque()
         self._left = TAPS_PER_TURN
@@ -390,6 +392,10 @@ class WatchAllFactory(Factory):
     def buildProtocol(self, addr: Any) -> Optional[WatchAllClient]:
         if self.closing:
             return None
+        if self.removed:
+            refusals.warn("watch-all: connection from {address} refused: [watch-all] was removed (a restart closes "
+                          "the listener)", address=describeAddress(addr), peer=self.refusalKey)
+            return None
         if self.maxClients and len(self.clients) >= self.maxClients:
             refusals.warn("watch-all: connection from {address} refused: {count} watchers already",
                           address=describeAddress(addr), count=len(self.clients), peer=self.refusalKey)
@@ -407,6 +413,14 @@ class WatchAllFactory(Factory):
         client = WatchAllClient(self)
         client.source = source
         return client
+
+    def shut(self) -> None:
+        """Its table was removed (a reload): its watchers are told and cut, and it takes nobody until a restart closes it."""
+        self.removed = True
+        for client in list(self.clients):
+            log.info("watch-all: {peer} disconnected: [watch-all] removed by a reload", peer=client.peer)
+            client.emit(b"[serialgw: watch-all: this view was removed from the configuration: disconnected]\r\n")
+            client.leave()
 
     def retune(self, spec: ListenerSpec, patterns: tuple[str, ...]) -> None:
         """A reload's options (its endpoint stays until a restart) and lines filter, for the watchers there too (L{WatchAllClient.retune})."""

@@ -20,7 +20,7 @@ from serialgw.app import tap
 from serialgw.clients.watchall import PARTIAL_HOLD, PARTIAL_LIMIT, WatchAllClient, WatchAllFactory
 from serialgw.config.file import loadFile
 from serialgw.config.listeners import parseListener, parseWatchAll
-from serialgw.config.specs import ConfigError, DeviceSpec, LineConfig, ListenerSpec, Protocol
+from serialgw.config.specs import ConfigError, DeviceSpec, LineConfig, ListenerSpec, Protocol, quote
 from serialgw.interfaces import IClient
 from serialgw.line.hub import Line
 from tests.fakes import RecordingDevice, observeLog
@@ -276,6 +276,19 @@ class ConfigTests(SynchronousTestCase):
         """parseWatchAll: every pattern kept, none means all."""
         self.assertEqual(parseWatchAll(["4400"], []).lines, ("*",))
 
+    def test_patternWithControlCharactersRefused(self) -> None:
+        """A [watch-all] lines pattern holding a control character (a newline, an escape sequence) is refused naming it: it can match no line name, and it reached the log and each watcher's notice as it was."""
+        for pattern, written in (("rack4-*\n", "rack4-*\\n"), ("\x1b[2Jrack*", "\\u001b[2Jrack*"), ("a\tb", "a\\tb")):
+            path = writeTemp(self, '[lines.a]\ndevice = "/dev/ttyS0"\nlisten = "4444"\n[watch-all]\nlisten = "4400"\n'
+                                   f'lines = ["ok-*", "{written}"]\n')
+            e = self.assertRaises(ConfigError, loadFile, path)
+            self.assertTrue(str(e).endswith(f"[watch-all] lines: pattern {quote(pattern)} holds a control character: "
+                                            "it can match no line name (letters, digits, '.', '_' and '-')"), str(e))
+        path = writeTemp(self, '[lines.a]\ndevice = "/dev/ttyS0"\nlisten = "4444"\n[watch-all]\nlisten = "4400"\nlines = ["rack[0-9]-?"]\n')
+        watchAll = loadFile(path).watchAll
+        assert watchAll is not None
+        self.assertEqual(watchAll.lines, ("rack[0-9]-?",))
+
     def test_personOptionsRefused(self) -> None:
         """escape=, mon:, banner, replay, notices and no-rfc2217 on a watch-all listener (a plain stream): refused naming the listener, not ignored."""
         for text, option in (("telnet,escape=^]+4400", "escape="), ("mon:tcp::4400,server,nowait", "escape="),
@@ -381,6 +394,30 @@ class RealWatchAllTests(TestCase):
         self.assertIn(b"[serialgw: watch-all: your address is no longer allowed (a reload changed [watch-all]): "
                       b"disconnected]\r\n", watcher.received.data)
         self.assertEqual((service.watchers[0].clients, service.lines["l1"].clients), ([], []))
+
+    async def test_reloadRemovingWatchAllCutsItsWatchers(self) -> None:
+        """A reload whose file has no [watch-all] left: its watchers are told and cut, and its listener takes nobody until a restart closes it (they watched on, and more could connect)."""
+        from serialgw.app.process import TwistdGatewayService
+
+        pty = startedPty(self)
+        config = LineConfig("l0", DeviceSpec("tty", pty.slaveName), lock=False,
+                            listeners=(ListenerSpec("tcp:0:interface=127.0.0.1", Protocol.RAW),))
+        spec = parseWatchAll(["raw+tcp:0:interface=127.0.0.1"], [])
+        service = TwistdGatewayService([config], watchAll=spec)
+        service.watchAllInFile = spec
+        service.startService()
+        self.addCleanup(service.stopService)
+        port = service.watchAllPorts[0].getHost().port
+        watcher = await connect(port)
+        pty.write(b"first\r\n")
+        await watcher.received.contains(b"l0: first\r\n")
+        await service._applyFile(([config], None, None))
+        await watcher.closed
+        self.assertIn(b"[serialgw: watch-all: this view was removed from the configuration: disconnected]\r\n",
+                      watcher.received.data)
+        late = await connect(port)
+        await late.closed
+        self.assertEqual((late.received.data, service.watchers[0].clients, service.lines["l0"].clients), (b"", [], []))
 
 
 class TwistdWatchAllTests(TestCase):

@@ -113,7 +113,7 @@ class ManPageTests(SynchronousTestCase):
         """twistd serialgw --help has the listener grammar in brief and points to the page."""
         text = str(tap.Options())
         for needle in ("[PROTOCOL[,OPTION...]+]ENDPOINT", "udp::4555@4556", "mon:telnet::4444,server,nowait",
-                       "systemd:domain=INET:index=0", "man 8 serialgw"):
+                       "systemd:domain=INET6:index=0", "man 8 serialgw"):
             self.assertIn(needle, text)
 
 
