@@ -512,7 +512,8 @@ def _line(name: str, table: dict[str, Any]) -> LineConfig:
     maxClients = value("max-clients", int, DEFAULT_MAX_CLIENTS)
     backlog = value("backlog", int, DEFAULT_BACKLOG)
     if maxClients < 0 or backlog < 0:
-        raise _KeyError("max-clients" if maxClients < 0 else "backlog", "expected a number >= 0")
+        raise _KeyError("max-clients" if maxClients < 0 else "backlog",
+                        f"expected a number >= 0, not {maxClients if maxClients < 0 else backlog}")
     if backlog > MAX_BACKLOG:
         raise _KeyError("backlog", f"expected at most {MAX_BACKLOG} bytes, not {backlog}")
     # Only the keys given: LogSpec's own defaults fill the rest (read from
