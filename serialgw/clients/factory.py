@@ -22,6 +22,7 @@ from serialgw.clients.telnet import TelnetClient
 from serialgw.clients.tls import HandshakeGate, caVerifier, peerSubject
 from serialgw.clients.transports import addressAllowed, describeAddress, peerName
 from serialgw.config.specs import ListenerKind, ListenerSpec, Protocol
+from serialgw.config.sshkeys import printable
 from serialgw.line.hub import Line, Role
 from serialgw.logflood import Peer, clientLog
 
@@ -176,7 +177,7 @@ class LineFactory(Factory):
             right = self.line.rights.of(user)
             if right is None:
                 log.warn("{line}: TLS client {peer} ({user}) refused: not in the line's write or read",
-                         line=self.line.name, peer=peerName(transport), user=user or "no CN")
+                         line=self.line.name, peer=peerName(transport), user=printable(user) or "no CN")
                 return False
             if right == "read":
                 client.role = Role.READONLY

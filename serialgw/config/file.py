@@ -307,6 +307,11 @@ def _watchAll(path: str, text: str, data: dict[str, Any], base: str) -> Optional
         # Read as "every line" it showed every console to whoever meant none.
         raise ConfigError(f"{_where(path, text, 'watch-all', 'lines')}: [watch-all] lines: empty: give shell patterns "
                           "of line names, or leave the key out for every line")
+    for pattern in items.get("lines", []):
+        if not pattern.isprintable():
+            # (It reached the log and each watcher's notice as it was.)
+            raise ConfigError(f"{_where(path, text, 'watch-all', 'lines')}: [watch-all] lines: pattern {quote(pattern)} "
+                              "holds a control character: it can match no line name (letters, digits, '.', '_' and '-')")
     if "listen" not in items:
         raise ConfigError(f"{_where(path, text, 'watch-all')}: [watch-all] listen: missing: "
                           "an endpoint such as \"tcp:4400:interface=127.0.0.1\"")
