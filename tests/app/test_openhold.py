@@ -220,6 +220,9 @@ class ReloadWhileOpeningTests(SynchronousTestCase):
     def config(self, name: str, device: str = "") -> LineConfig:
         return LineConfig(name=name, device=DeviceSpec("tty", f"/dev/fake-{device or name}"), lock=False)
 
+    def writes(self, port: RecordingPort) -> bytes:
+        return b"".join(value for _, what, value in port.events if what == "write")
+
     def test_reloadStormWhileOpening(self) -> None:
         """
         Five reloads in a row, each while the opens of those before are in
@@ -253,15 +256,16 @@ class ReloadWhileOpeningTests(SynchronousTestCase):
                 self.pool.release()
         self.assertTrue(all(result.called for result in results))
         last = {c.name: c.device.path for c in configs[-1]}
-        self.assertEqual({name: line.device.port.name for name, line in service.lines.items()}, last)
+        ports: dict[str, RecordingPort] = {name: line.device.port for name, line in service.lines.items()}  # type: ignore[attr-defined]
+        self.assertEqual({name: port.name for name, port in ports.items()}, last)
         self.assertTrue(all(line.up for line in service.lines.values()))
-        running = {id(line.device.port) for line in service.lines.values()}
+        running = {id(port) for port in ports.values()}
         self.assertEqual([port.name for port in self.ports if id(port) not in running and not port.closed], [])
         for name, line in service.lines.items():
             client = person()
             line.attach(client)
             line.clientData(client, name.encode())
-            self.assertEqual(b"".join(v for _, what, v in line.device.port.events if what == "write"), name.encode())
+            self.assertEqual(self.writes(ports[name]), name.encode())
         self.assertEqual(reopen.deviceOpens.inFlight, {})
         self.successResultOf(service.stopService())
         self.assertEqual(self.clock.getDelayedCalls(), [])
