@@ -1283,6 +1283,22 @@ class FileTests(SynchronousTestCase):
         self.assertEqual([(u.name, len(u.keys)) for u in loaded.ssh.users], [("ops1", 2), ("tlsonly", 0)])
         self.assertEqual(KeyRing(loaded.ssh.users).people, {a.blob(): "ops1", b.blob(): "ops1"})
 
+    def test_manyUsersReadOnce(self) -> None:
+        """A valid file's [users.NAME] tables are not each looked for in its text: TOML parses the file once (200 users and 1000 lines took 22 s)."""
+        import tomllib
+
+        text = '[ssh]\nlisten = "tcp:2222:interface=127.0.0.1"\nhost-key = "/tmp/hk"\n'
+        text += "".join(f'[lines.l{i}]\ndevice = "/dev/ttyS{i}"\nlisten = "{4001 + i}"\nwrite = ["u{i}"]\n'
+                       for i in range(20))
+        text += "".join(f'[users.u{i}]\nkeys = ["{publicLine(newKey())}"]\n' for i in range(20))
+        path = self.write(text)
+        parses = []
+        parse = tomllib.loads
+        self.patch(tomllib, "loads", lambda *a, **k: parses.append(1) or parse(*a, **k))
+        ssh = loadFile(path).ssh
+        assert ssh is not None
+        self.assertEqual((len(ssh.users), len(parses)), (20, 1))
+
     def test_errors(self) -> None:
         """Each mistake names the file, its line and the key."""
         key = publicLine(newKey())
