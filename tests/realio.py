@@ -245,6 +245,22 @@ def freePort(udp: bool = False) -> int:
         return int(probe.getsockname()[1])
 
 
+def listeningSockets() -> set[tuple[int, Any]]:
+    """This process's listening sockets: (descriptor, address) of each."""
+    found: set[tuple[int, Any]] = set()
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        try:
+            if not os.readlink(f"/proc/self/fd/{fd}").startswith("socket:"):
+                continue
+            with socket.socket(fileno=os.dup(fd)) as s:
+                if s.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN):
+                    found.add((fd, s.getsockname()))
+        except OSError:
+            continue  # closed meanwhile (the listing's own descriptor)
+    return found
+
+
 def need(program: str) -> str:
     """The path of C{program}; the test is skipped where it is not installed."""
     path = shutil.which(program)

@@ -61,6 +61,9 @@ class TelnetRecorder(TelnetProtocol):
     def telnetIgnored(self, kind: str) -> None:
         self.events.append(("ignored", kind))
 
+    def telnetSynched(self, discarded: int) -> None:
+        self.events.append(("synched", discarded))
+
 
 def joined(events: list[tuple[str, object]]) -> list[tuple[str, object]]:
     """Merge adjacent data events: chunking must not matter."""

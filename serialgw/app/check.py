@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import stat
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any, Callable, Mapping, Optional, Sequence
 
 from serialgw.clients.tls import validityProblem
 from serialgw.config.parsers import isDecimal
@@ -64,10 +65,37 @@ def listenerKey(spec: ListenerSpec) -> Optional[tuple[str, str, str]]:
     return ("tcp", spec.host, str(spec.port)) if spec.port else None
 
 
-def systemdProblem(endpoint: str, environ: Optional[Mapping[str, str]] = None) -> Optional[str]:
+_DOMAINS = {socket.AF_INET: "INET", socket.AF_INET6: "INET6", socket.AF_UNIX: "UNIX"}
+
+
+def passedSocket(fd: int) -> Optional[tuple[str, str]]:
+    """The domain (C{INET}, C{INET6}, C{UNIX}) and address of a socket passed in, or None (not one of those)."""
+    try:
+        sock = socket.socket(fileno=fd)  # its family read from the descriptor
+    except OSError:
+        return None
+    try:
+        domain, address = _DOMAINS.get(sock.family), sock.getsockname()
+    except OSError:
+        return None
+    finally:
+        sock.detach()
+    if domain is None:
+        return None
+    if domain == "UNIX":
+        return domain, describeUnix(address.decode(errors="replace") if isinstance(address, bytes) else address)
+    return domain, f"[{address[0]}]:{address[1]}" if domain == "INET6" else f"{address[0]}:{address[1]}"
+
+
+def systemdProblem(endpoint: str, environ: Optional[Mapping[str, str]] = None,
+                   passed: Optional[Callable[[int], Optional[tuple[str, str]]]] = None) -> Optional[str]:
     """
     Why a C{systemd:} endpoint string names no socket systemd passed us
-    ($LISTEN_FDS, $LISTEN_FDNAMES), or None (also for other endpoints).
+    ($LISTEN_FDS, $LISTEN_FDNAMES), or one of another domain (Twisted reads
+    an INET6 socket's addresses as INET's: garbage in logs, the status page
+    and allow=), or None (also for other endpoints).  C{passed} tells a
+    descriptor's domain and address (L{passedSocket} for our own sockets,
+    when C{environ} is not given).
     """
     positional, named = _fields(endpoint)
     if not positional or positional[0].lower() != "systemd":
@@ -94,13 +122,21 @@ def systemdProblem(endpoint: str, environ: Optional[Mapping[str, str]] = None) -
         if not isDecimal(index) or int(index) >= len(descriptors):
             return (f"index={index}: systemd passed {len(descriptors)} socket(s), "
                     f"index=0 to index={len(descriptors) - 1}")
+        picked, fd = f"index={index}", descriptors[int(index)]
     elif "name" in named:
         names = fds.inheritedNamedDescriptors()
         if named["name"] not in names:
             return (f"name={named['name']}: the sockets systemd passed are named "
                     f"{', '.join(sorted(names))} (FileDescriptorName= in the .socket unit)")
+        picked, fd = f"name={named['name']}", names[named["name"]]
     else:
         return "name=NAME or index=N is needed to pick one of the sockets systemd passed"
+    domain = named.get("domain", positional[1] if len(positional) > 1 else "")
+    found = (passed or (passedSocket if environ is None else lambda fd: None))(fd)
+    if found is not None and domain and found[0] != domain:
+        why = " (ListenStream=PORT is an INET6 socket, taking IPv4 too)" if found[0] == "INET6" else ""
+        return (f"domain={domain}, but the socket systemd passed as {picked} is {'a' if found[0] == 'UNIX' else 'an'} "
+                f"{found[0]} one, {found[1]}{why}: write domain={found[0]}")
     return None
 
 

@@ -12,6 +12,7 @@ import stat
 import threading
 from typing import Any, Callable, Optional, TypeVar
 
+import attrs
 from twisted.internet import defer
 from twisted.internet.interfaces import IDelayedCall, IReactorThreads
 from twisted.logger import Logger
@@ -22,15 +23,68 @@ from twisted.python.logfile import BaseLogFile
 from serialgw.app.listen import StartupError
 from serialgw.app.logs import appendOnly, twistdLogFile
 from serialgw.app.service import GatewayService
+from serialgw.clients.factory import samePlace
 from serialgw.clients.ptylink import PtyClient
 from serialgw.config.file import loadFile
 from serialgw.config.shard import Shard, ownListeners, selectLines
-from serialgw.config.specs import ConfigError, LineConfig, SSHSpec, WatchAllSpec
+from serialgw.config.specs import ConfigError, LineConfig, ListenerKind, SSHSpec, WatchAllSpec
 from serialgw.devices.device import SerialDevice
 from serialgw.devices.ports import PtyPort
 
 log = Logger()
 _T = TypeVar("_T")
+
+
+def _mayWrite(directory: str, uid: int, gids: list[int]) -> bool:
+    """Whether C{uid} (with groups C{gids}) may make and remove names in C{directory}, by its mode."""
+    try:
+        st = os.stat(directory)
+    except OSError:
+        return True  # (what is not there is said at start or by --check)
+    need = stat.S_IWOTH | stat.S_IXOTH
+    if uid == 0:
+        return True
+    if st.st_uid == uid:
+        need <<= 6
+    elif st.st_gid in gids:
+        need <<= 3
+    return st.st_mode & need == need
+
+
+def unwritable(configs: list[LineConfig], uid: int, gids: list[int], who: str = "") -> list[str]:
+    """
+    Under twistd -u: a line's directories that user may not write, each
+    with what lives there and what that costs: a console log or C{file:}
+    output cannot be rotated or made again at SIGUSR1 (logrotate moved
+    it), a pty link or unix socket is left there at stop.
+    """
+    said = []
+    for config in configs:
+        found: dict[str, list[tuple[str, str]]] = {}
+        paths = [("log", config.log.path)] if config.log is not None else []
+        paths += [("pty link", config.device.path)] if config.device.kind == "pty" and config.device.path else []
+        for spec in config.listeners:
+            if spec.kind is ListenerKind.FILE:
+                paths.append(("file: output", spec.path))
+            elif spec.kind is ListenerKind.PTY:
+                paths.append(("pty link", spec.path))
+            elif spec.kind is ListenerKind.LISTEN and spec.path and not spec.path.startswith("\0"):
+                paths.append(("unix socket", spec.path))
+        for what, path in paths:
+            found.setdefault(os.path.dirname(path), []).append((what, path))
+        for directory, things in found.items():
+            if _mayWrite(directory, uid, gids):
+                continue
+            kinds = {what for what, _ in things}
+            costs = ([f"the {'log' if 'log' in kinds else 'file: output'} cannot be rotated nor made again at "
+                      "SIGUSR1"] if kinds & {"log", "file: output"} else [])
+            left = [name for name, kind in (("links", "pty link"), ("sockets", "unix socket")) if kind in kinds]
+            costs += [f"the {' and '.join(left)} are left there at stop"] if left else []
+            listed = ", ".join(f"{what} {path}" for what, path in things)
+            said.append(f"line {config.name}: {who or f'uid {uid}'} may not write {directory} (where its {listed} "
+                        f"{'are' if len(things) > 1 else 'is'}): {', '.join(costs)}; give the directory to that "
+                        "user, or use one it owns")
+    return said
 
 # --shard: when a refused reload is tried again (seconds after each refusal).
 SHARD_RETRIES = (1.0, 2.0, 4.0)
@@ -103,6 +157,22 @@ class TwistdGatewayService(GatewayService):
         except StartupError as e:
             raise SystemExit(f"serialgw: error: {e}") from None
         self.givePtys()
+        self.warnUnwritable()
+
+    def warnUnwritable(self) -> None:
+        """Under -u, the directories of the lines' logs, links and sockets that user may not write, said once at start."""
+        uid, gid = self.runAs
+        if uid == -1 or os.geteuid() != 0:
+            return
+        import pwd
+
+        try:
+            user = pwd.getpwuid(uid)
+            name, gids = user.pw_name, os.getgrouplist(user.pw_name, user.pw_gid if gid == -1 else gid)
+        except (KeyError, OSError):
+            name, gids = "", [gid]
+        for text in unwritable(self.configs, uid, gids, f"user {name} (twistd -u)" if name else ""):
+            log.warn("{text}", text=text)
 
     def givePtys(self) -> None:
         """
@@ -303,14 +373,44 @@ class TwistdGatewayService(GatewayService):
                         path=self.configPath)
         self.notifier.reloaded("reload refused, see the log")
 
+    def _retuneWatchAll(self, watchAll: Optional[WatchAllSpec]) -> None:
+        """
+        The file's new [watch-all]: its lines filter and its listeners'
+        options (allow=, ...) apply to the running listeners and their
+        watchers now (a line taken out of the filter was shown on until a
+        restart); a listener added, removed or moved, or the table added or
+        removed, waits for a restart (said).
+        """
+        old: Optional[WatchAllSpec] = self.watchAllInFile
+        if old is not None and watchAll is None:
+            log.warn("reload: [watch-all] removed: nobody may watch over its listeners from now on; restart the "
+                     "gateway to close them")
+            for factory in self.watchers[:len(old.listeners)]:
+                factory.shut()
+            self.watchAllInFile = None  # (put back, it waits for a restart too)
+            return
+        if old is None or watchAll is None or len(old.listeners) != len(watchAll.listeners):
+            log.warn("reload: [watch-all] added, removed, or its listeners: restart the gateway to apply it")
+            return
+        running = []
+        # The file's listeners come first (--watch-all's after them take its lines filter too).
+        for factory, was, spec in zip(self.watchers, old.listeners, watchAll.listeners, strict=False):
+            if not samePlace(was, spec):
+                log.warn("reload: [watch-all] listener {listener} moved: restart the gateway to listen there (its "
+                         "options apply now)", listener=spec.text or spec.endpoint)
+            running.append(attrs.evolve(spec, endpoint=was.endpoint, host=was.host, port=was.port, path=was.path))
+            factory.retune(attrs.evolve(running[-1], endpoint=factory.spec.endpoint, host=factory.spec.host,
+                                        port=factory.spec.port, path=factory.spec.path), watchAll.lines)
+        for factory in self.watchers[len(running):]:
+            factory.retune(factory.spec, watchAll.lines)
+        self.watchAllInFile = attrs.evolve(watchAll, listeners=tuple(running))
+
     def _applyFile(self, read: tuple[list[LineConfig], Optional[SSHSpec], Optional[WatchAllSpec]]) -> Any:
         """What L{_reloadFileNow} read, applied."""
         lines, ssh, watchAll = read
         if self._stopped:
             log.info("reload: the gateway is stopping: {path} read, nothing reloaded", path=self.configPath)
             return None
-        if watchAll != self.watchAllInFile:
-            log.warn("reload: [watch-all] changed: restart the gateway to apply it")
 
         def done(changes: Any) -> Any:
             if isinstance(changes, dict) and "refused" in changes:
@@ -320,6 +420,8 @@ class TwistdGatewayService(GatewayService):
                 return changes
             if isinstance(changes, dict):
                 self.reloadUsers(ssh)
+                if watchAll != self.watchAllInFile:
+                    self._retuneWatchAll(watchAll)
                 self.notifier.reloaded("reloaded: " + ", ".join(f"{len(v)} {k}" for k, v in changes.items()))
             else:
                 self.notifier.reloaded("reload failed, see the log")

@@ -14,7 +14,6 @@ import socket
 from typing import Any, Callable, Optional
 
 import attrs
-from twisted.internet import defer
 from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.error import CannotListenError
 from twisted.internet.protocol import Factory
@@ -105,37 +104,8 @@ def planReload(configs: list[LineConfig], newConfigs: list[LineConfig]) -> Reloa
 
 # Lines a reload opens in one turn of the reactor: one (a pty, its link,
 # its listener) takes 1-5 ms, and a reload adding 1000 held every other
-# line 3-5 s.
+# line 3-5 s (see serialgw.app.applying).
 LINES_PER_TURN = 8
-
-
-def inTurns(reactor: Any, items: list[str], work: Callable[[str], None], stopped: Callable[[], bool],
-            perTurn: int = LINES_PER_TURN) -> defer.Deferred[None]:
-    """
-    C{work(item)} for each of C{items}, C{perTurn} a turn of the reactor
-    (the first at once), the reactor serving everything else in between,
-    until C{stopped()}; fires once all are done or it stopped (errs, and
-    does no more, if one raises).
-    """
-    done: defer.Deferred[None] = defer.Deferred()
-
-    def turn(start: int) -> None:
-        try:
-            for item in items[start:start + perTurn]:
-                if stopped():
-                    done.callback(None)
-                    return
-                work(item)
-        except Exception:
-            done.errback()
-            return
-        if start + perTurn < len(items):
-            reactor.callLater(0, turn, start + perTurn)
-        else:
-            done.callback(None)
-
-    turn(0)
-    return done
 
 
 def releasedPorts(keyed: dict[str, list[tuple[Any, tuple[str, Any]]]],
@@ -159,16 +129,23 @@ def checkBinds(opening: list[tuple[str, ListenerSpec]], releasing: list[tuple[st
     reload lets go of holds its address (C{ports}: the TCP ports of the
     listeners it releases).  The first problem, or None.
     """
+    check = bindChecker(releasing, ports, endpoint, probes)
+    return next((problem for name, spec in opening if (problem := check(name, spec)) is not None), None)
+
+
+def bindChecker(releasing: list[tuple[str, ListenerSpec]], ports: set[int],
+                endpoint: Callable[[str, ListenerSpec, Any], tuple[Any, Any]],
+                probes: list[Any]) -> Callable[[str, ListenerSpec], Optional[str]]:
+    """L{checkBinds} one listener at a time (a reload checks a few a turn): its problem, or None."""
     endpoints = {spec.endpoint for _, spec in releasing}
     paths = {spec.path for _, spec in releasing if spec.path}
     udpPorts = {spec.udp.sourcePort for _, spec in releasing if spec.udp is not None}
-    for name, spec in opening:
+
+    def check(name: str, spec: ListenerSpec) -> Optional[str]:
         if spec.kind is ListenerKind.UDP and spec.udp is not None:
             if spec.udp.sourcePort and spec.udp.sourcePort not in udpPorts:
-                problem = probeUDP(name, spec)
-                if problem is not None:
-                    return problem
-            continue
+                return probeUDP(name, spec)
+            return None
         if spec.kind is ListenerKind.CONNECT and spec.tls is not None:
             # A dial-out binds nothing, but its TLS files are read when it is made.
             try:
@@ -176,7 +153,7 @@ def checkBinds(opening: list[tuple[str, ListenerSpec]], releasing: list[tuple[st
             except TLSError as e:
                 return f"line {name!r}: listener {spec.text!r}: {e}"
         if spec.kind is not ListenerKind.LISTEN or spec.endpoint in endpoints or spec.path in paths:
-            continue
+            return None
         try:
             if spec.path and not isAbstract(spec.path):
                 removeStaleSocket(spec.path, name)
@@ -189,14 +166,16 @@ def checkBinds(opening: list[tuple[str, ListenerSpec]], releasing: list[tuple[st
             return f"line {name!r}: listener {spec.text!r}: {e}"
         result = listenAtOnce(server, factory)
         if result is None:
-            continue
+            return None
         if isinstance(result, Failure):
             why = result.value
             if isinstance(why, CannotListenError) and why.port in ports:
-                continue  # ours, let go of by this reload
+                return None  # ours, let go of by this reload
             return f"line {name!r}: cannot listen on {spec.text or spec.endpoint!r}: {why}"
         probes.append(result)
-    return None
+        return None
+
+    return check
 
 
 def listenerChanges(old: LineConfig, new: LineConfig) -> tuple[list[ListenerSpec], list[ListenerSpec]]:

@@ -21,14 +21,15 @@ from twisted.internet.endpoints import serverFromString
 from twisted.logger import Logger
 
 from serialgw.app import reload as plans
+from serialgw.app.applying import applyReload
 from serialgw.app.lines import dropFirstOpens, firstOpens, linesStatus, makeDevice, makeLine, retuneLine
 from serialgw.app.listen import ListenerOpener, StartupError, listening, removeStaleSocket, stopDialer
 from serialgw.app.notify import Notifier
-from serialgw.app.reload import checkBinds, checkFiles, checkLocks, listenerChanges, namesBrief, planReload
+from serialgw.app.reload import listenerChanges, namesBrief
 from serialgw.clients.consolelog import ConsoleLog
 from serialgw.clients.local import FileClient
 from serialgw.clients.transports import describeAddress
-from serialgw.config.specs import LineConfig, ListenerKind, ListenerSpec, SSHSpec, WatchAllSpec, isAbstract
+from serialgw.config.specs import LineConfig, ListenerSpec, SSHSpec, WatchAllSpec, isAbstract
 from serialgw.devices.ports import DeviceError, openPort
 from serialgw.devices.reopenpool import FirstOpen
 from serialgw.interfaces import IPort
@@ -127,7 +128,7 @@ class GatewayService(MultiService):
                 for spec in self.watchAll.listeners:
                     self._serveWatchAll(spec, self.watchAll.lines)
         except StartupError:
-            self._closeAll()
+            self._closeAll(tell=False)
             dropFirstOpens(begun)
             raise
         self._opened = True
@@ -411,90 +412,7 @@ class GatewayService(MultiService):
         return done
 
     def _reload(self, configs: list[LineConfig]) -> Any:
-        if self._stopped:
-            log.info("reload refused: the gateway is stopping")
-            return {"refused": ["the gateway is stopping"]}
-        plan = planReload(self.configs, configs)
-        old = {c.name: c for c in self.configs}
-        new = {c.name: c for c in configs}
-        removed, changed, retuned, added = plan.removed, plan.changed, plan.retuned, plan.added
-        probes: list[Any] = []
-        released = {spec.path for _, spec in plan.releasing if spec.kind is ListenerKind.PTY and spec.path}
-        problem = (checkLocks([new[name] for name in changed + added]) or checkFiles(plan.opening, plan.logs, released)
-                   or checkBinds(plan.opening, plan.releasing, plans.releasedPorts(self._keyed, plan.releasing), self.listeners.endpoint,
-                                 probes))
-        waits: list[Any] = [probe.stopListening() for probe in probes]
-        if problem is not None:
-            log.error("reload refused, the running configuration stays: {reason}", reason=problem)
-            # Answered once what the check bound is closed again.
-            probed = defer.gatherResults([w for w in waits if isinstance(w, defer.Deferred)], consumeErrors=True)
-            return probed.addBoth(lambda _: {"refused": [problem]})
-
-        for name in removed:
-            waits += self.closeLine(name)
-        for name in changed:
-            # Closed and opened again: its sessions are told why, not that the line is gone.
-            what = "device" if old[name].device != new[name].device else "lock setting"
-            waits += self.closeLine(name, f"{name}: {what} changed by a reload; reconnect")
-        # Who writes each console log's path now, kept as the retunes change it.
-        written: defaultdict[str, set[str]] = defaultdict(set)
-        for writer, consoleLog in ((line, log) for line in self.lines.values() for log in line.logs):
-            written[consoleLog.spec.path].add(writer.name)
-        for name in retuned:
-            waits += self._retune(old[name], new[name], written)
-        gone = set(removed) | set(changed)
-        self.configs = [new[c.name] if c.name in plan.reopened else c for c in self.configs if c.name not in gone]
-        closed = defer.gatherResults([w for w in waits if isinstance(w, defer.Deferred)], consumeErrors=True)
-        closed.addErrback(lambda f: log.failure("reload: closing lines", f))
-
-        def reopen(_: Any) -> Any:
-            if self._stopped:
-                log.info("reload: the gateway stopped before the reload was done; nothing opened")
-                return {"refused": ["the gateway stopped before the reload was done"]}
-            # The running lines' new parts first: a listener moved comes back at once.
-            for name in retuned:
-                self._reopenParts(old[name], new[name], plan.reopened[name])
-            leftOut: list[str] = []
-            opened: list[str] = []
-
-            def openOne(name: str) -> None:
-                try:
-                    self._openLine(new[name], offThread=True)  # (an open can hang: see makeDevice)
-                except StartupError as e:
-                    log.error("reload: {reason}; line {line} left out", reason=str(e), line=name)
-                    self.closeLine(name)
-                    leftOut.append(name)
-                    return
-                opened.append(name)
-                self.configs.append(new[name])
-                line = self.lines[name]
-                if self.running and not line.waitForClient:
-                    line.device.start()
-                for kind, thing in self._owned.get(name, []):
-                    if kind == "dialer" and self.running:
-                        thing.startService()
-
-            return plans.inTurns(self.reactor, changed + added, openOne, lambda: self._stopped).addCallback(
-                lambda _: report(opened, leftOut))
-
-        def report(opened: list[str], leftOut: list[str]) -> dict[str, list[str]]:
-            if len(opened) + len(leftOut) < len(changed + added):
-                log.info("reload: the gateway stopped before the reload was done; {count} line(s) not opened",
-                         count=len(changed + added) - len(opened) - len(leftOut))
-                return {"refused": ["the gateway stopped before the reload was done"]}
-            # A line left out is neither added nor changed: it is not running.
-            addedNow = [n for n in added if n not in leftOut]
-            changedNow = [n for n in changed + retuned if n not in leftOut]
-            log.info("reload: added {added}, changed {changed}, removed {removed}, {kept} unchanged{more}",
-                     added=namesBrief(addedNow), changed=namesBrief(changedNow), removed=namesBrief(removed),
-                     addedCount=len(addedNow), changedCount=len(changedNow), removedCount=len(removed), kept=plan.kept,
-                     more=f", left out {namesBrief(leftOut)}" if leftOut else "")
-            result = {"added": addedNow, "changed": changedNow, "removed": removed}
-            if leftOut:
-                result["left out"] = leftOut
-            return result
-
-        return closed.addCallback(reopen)
+        return applyReload(self, configs)  # (in turns of the reactor: see serialgw.app.applying)
 
     def _retune(self, old: LineConfig, new: LineConfig, written: defaultdict[str, set[str]]) -> list[Any]:
         """
@@ -558,12 +476,12 @@ class GatewayService(MultiService):
         finally:
             self._opening = None
 
-    def _closeAll(self) -> list[Any]:
+    def _closeAll(self, tell: bool = True) -> list[Any]:
         # Each line let go first, while its device is open: its close-string
         # (people on it) is sent before anything else closes, and the people
         # who leave later (the reactor drops them) send nothing more.
         letGos = {name: line.letGo() for name, line in self.lines.items()}
-        for line in self.lines.values():
+        for line in self.lines.values() if tell else ():
             # Its people and console log told (logged for a line with people:
             # a farm's quiet lines make no log line each).
             if line.people:

@@ -88,7 +88,7 @@ Listeners (--port, --listen, listen = in a file), in brief:
               banner, replay, notices, no-notices
     ENDPOINT  a port number (TCP, all interfaces): 4444
               a Twisted endpoint: tcp:4444:interface=127.0.0.1, tcp6:4444,
-                unix:/run/serialgw/a.sock, systemd:domain=INET:index=0
+                unix:/run/serialgw/a.sock, systemd:domain=INET6:index=0
               TLS: tls:4443:cert=FILE:key=FILE[:ca=FILE]
               a QEMU chardev: telnet::4444,server,nowait  tcp::4444,server
                 tcp:HOST:PORT (dial out)  unix:PATH,server,nowait
@@ -366,11 +366,14 @@ man 8 serialgw
 
     def _lineConfig(self) -> LineConfig:
         settings = SerialSettings()
-        if self["serial"] is not None:
-            settings = parseCompact(self["serial"], settings)
-        for key in SINGLE_SETTINGS:
+        # Each message names its option: --baud 0 said "baud rate must be ...", which of -s and --baud unsaid.
+        for key in ("serial", *SINGLE_SETTINGS):
             if self[key] is not None:
-                settings = applySingle(settings, key, self[key])
+                try:
+                    settings = (parseCompact(self[key], settings) if key == "serial"
+                                else applySingle(settings, key, self[key]))
+                except ConfigError as e:
+                    raise ConfigError(f"--{key}: {e}") from None
         if self["xonxoff"] or self["rtscts"]:
             settings = attrs.evolve(settings, xonxoff=settings.xonxoff or bool(self["xonxoff"]),
                                     rtscts=settings.rtscts or bool(self["rtscts"]))
@@ -403,7 +406,7 @@ man 8 serialgw
         except ValueError:
             milliseconds = -1
         if not 1 <= milliseconds <= 10000:
-            raise ConfigError(f"break duration must be 1 to 10000 milliseconds, not {quote(duration)}")
+            raise ConfigError(f"--break-duration: break duration must be 1 to 10000 milliseconds, not {quote(duration)}")
         if self["name"] is not None and not self["name"].strip():
             raise ConfigError("--name is empty: give the line a name, or leave --name out for the device's")
         # The rule of a [lines.NAME]: a name reaches logs, the status page and SSH user names.

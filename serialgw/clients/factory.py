@@ -22,6 +22,7 @@ from serialgw.clients.telnet import TelnetClient
 from serialgw.clients.tls import HandshakeGate, caVerifier, peerSubject
 from serialgw.clients.transports import addressAllowed, describeAddress, peerName
 from serialgw.config.specs import ListenerKind, ListenerSpec, Protocol
+from serialgw.config.sshkeys import printable
 from serialgw.line.hub import Line, Role
 from serialgw.logflood import Peer, clientLog
 
@@ -51,8 +52,10 @@ class LineFactory(Factory):
     """
 
     noisy = False
-    # TLS connections whose handshake is under way, at most, per listener.
+    # TLS connections whose handshake is under way, at most, per listener
+    # (past it the oldest is cut) and from one address (past it refused).
     maxHandshakes = 64
+    maxHandshakesPerAddress = 8
 
     def __init__(self, line: Line, spec: ListenerSpec, signature: Optional[str] = None, clock: Any = None) -> None:
         self.line = line
@@ -70,6 +73,8 @@ class LineFactory(Factory):
         self.refusalKey = Peer(f"{line.name} listener {spec.text or spec.endpoint}")
         # Closed or changed by a reload (see retire): no handshake under way joins the line.
         self.retired = False
+        # The order TLS handshakes began in (the oldest is cut to make room).
+        self._handshakeSerial = 0
 
     def buildProtocol(self, addr: Any) -> Any:
         if self.line.full():
@@ -86,10 +91,8 @@ class LineFactory(Factory):
             refusals.warn("{line}: connection from {address} refused: not in {allow}", line=self.line.name,
                           address=describeAddress(addr), allow=",".join(self.spec.allow), peer=self.refusalKey)
             return None
-        if self.spec.tls is not None and len(self.handshakes) >= self.maxHandshakes:
-            refusals.warn("{line}: connection from {address} refused: {count} TLS handshakes under way already",
-                          line=self.line.name, address=describeAddress(addr), count=len(self.handshakes),
-                          peer=self.refusalKey)
+        source = handshakeSource(addr)
+        if self.spec.tls is not None and not self._roomForHandshake(addr, source):
             return None
         client: Any
         if self.spec.protocol is Protocol.RAW:
@@ -100,9 +103,38 @@ class LineFactory(Factory):
         client.factory = self
         if self.spec.tls is not None:
             # Attached to the line only once its handshake is done and verified.
-            return HandshakeGate(client, self.clock, self.spec.tls.handshakeTimeout, self.handshakes,
+            gate = HandshakeGate(client, self.clock, self.spec.tls.handshakeTimeout, self.handshakes,
                                  lambda transport: self._admit(transport, client), self.refusalKey)
+            self._handshakeSerial += 1
+            gate.source, gate.serial, gate.address = source, self._handshakeSerial, describeAddress(addr)
+            return gate
         return client
+
+    def _roomForHandshake(self, addr: Any, source: Any) -> bool:
+        """
+        Room for one more TLS handshake from C{addr}: at most
+        C{maxHandshakesPerAddress} from one address (an IPv6 /64) are under
+        way, more are refused; past C{maxHandshakes} in all, the oldest
+        under way is cut to make room.  Refusing every connection past
+        C{maxHandshakes} let one host lock a listener: 64 connections that
+        never handshake, renewed every C{handshake=} seconds, kept every
+        client out.
+        """
+        mine = sum(1 for gate in self.handshakes if gate.source == source)
+        if mine >= self.maxHandshakesPerAddress:
+            refusals.warn("{line}: connection from {address} refused: {count} TLS handshakes from there under way "
+                          "already", line=self.line.name, address=describeAddress(addr), count=mine,
+                          peer=self.refusalKey)
+            return False
+        if len(self.handshakes) >= self.maxHandshakes:
+            oldest = min(self.handshakes, key=lambda gate: gate.serial)
+            self.handshakes.discard(oldest)
+            refusals.warn("{line}: TLS handshake from {oldest} cut: {count} under way on {listener}, the oldest makes "
+                          "room for {address}", line=self.line.name, oldest=oldest.address, count=self.maxHandshakes,
+                          listener=self.spec.text or self.spec.endpoint, address=describeAddress(addr),
+                          peer=self.refusalKey)
+            oldest.cut()
+        return True
 
     def retire(self) -> None:
         """
@@ -145,7 +177,7 @@ class LineFactory(Factory):
             right = self.line.rights.of(user)
             if right is None:
                 log.warn("{line}: TLS client {peer} ({user}) refused: not in the line's write or read",
-                         line=self.line.name, peer=peerName(transport), user=user or "no CN")
+                         line=self.line.name, peer=peerName(transport), user=printable(user) or "no CN")
                 return False
             if right == "read":
                 client.role = Role.READONLY
@@ -154,6 +186,26 @@ class LineFactory(Factory):
     def _allowed(self, addr: Any) -> bool:
         return addressAllowed(addr, self.allow)
 
+
+
+def handshakeSource(addr: Any) -> Any:
+    """
+    Where a connection comes from, for the TLS handshakes one place may have
+    under way: its IPv4 address (an IPv4-mapped one too), the /64 of an IPv6
+    one (a host has a whole /64), None for others.
+    """
+    host = getattr(addr, "host", None)
+    if not isinstance(host, str):
+        return None
+    try:
+        ip = ipaddress.ip_address(host.split("%")[0])
+    except ValueError:
+        return None
+    if ip.version == 6 and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    if ip.version == 6:
+        return ipaddress.ip_network(f"{ip}/64", strict=False)
+    return ip
 
 
 def applyListenerRights(line: Line, listeners: Sequence[ListenerSpec], old: Sequence[ListenerSpec] = ()) -> None:

@@ -59,6 +59,10 @@ class NetconsoleClient(ClientEvents, DatagramProtocol):
         self.remote: Optional[tuple[str, int]] = None
         self.refused = 0
         self.sent = 0
+        # Datagrams the kernel refused (no route, a broadcast address), in
+        # all and since the last one that went.
+        self.unsent = 0
+        self._failing = 0
         # Datagrams to a port nobody may listen on: not a client to wait for.
         self.wakesLine = False
         # A remote host name's lookups: how many failed, the next one, and
@@ -155,8 +159,18 @@ class NetconsoleClient(ClientEvents, DatagramProtocol):
         for start in range(0, len(data), MAX_DATAGRAM):
             try:
                 self.transport.write(data[start:start + MAX_DATAGRAM], self.remote)
-                self.sent += 1
             except OSError as e:
-                log.debug("{line}: datagram to {peer} not sent: {reason}", line=self.line.name, peer=self.peer, reason=e)
+                # Said once, then counted until datagrams go again.
+                if not self._failing:
+                    log.warn("{line}: datagrams to {peer} cannot be sent: {reason} (counted until they can)",
+                             line=self.line.name, peer=self.peer, reason=e)
+                self._failing += 1
+                self.unsent += 1
+                continue
+            self.sent += 1
+            if self._failing:
+                log.info("{line}: datagrams to {peer} are sent again ({count} were not)", line=self.line.name,
+                         peer=self.peer, count=self._failing)
+                self._failing = 0
 
 

@@ -13,6 +13,7 @@ from serialgw.clients.guard import OutputGuard
 from serialgw.clients.tls import peerSubject
 from serialgw.clients.transports import peerName
 from serialgw.config.specs import ListenerSpec
+from serialgw.config.sshkeys import printable
 from serialgw.line.hub import Role
 from serialgw.logflood import Peer, clientLog
 from serialgw.wire.sockets import noDelay
@@ -383,7 +384,8 @@ class Session:
     def _certified(self, tls: Any) -> None:
         subject = peerSubject(self.transport)
         if subject:
-            self.peer = Peer(f"{self.peer} ({subject})")
+            # Shown to everyone on the line: a CN's control characters (CR LF, ESC) wrote fake notices there.
+            self.peer = Peer(f"{self.peer} ({printable(subject)})")
         if not tls.hostname and tls.ca:
             # A client certificate names a person; a dial-out's (the server
             # we verified as tls.hostname) does not.  One without a CN is a

@@ -21,9 +21,11 @@ from serialgw.interfaces import IClient
 from serialgw.line.hub import Line, Role
 from serialgw.logflood import IgnoredInput
 from serialgw.wire.rfc2217 import COM_PORT_OPTION, FLOWCONTROL_RESUME, FLOWCONTROL_SUSPEND
-from serialgw.wire.telnet import AYT, BINARY, BRK, ECHO, NAWS, SGA, TTYPE, TelnetProtocol
+from serialgw.wire.telnet import AO, AYT, BINARY, BRK, DM, ECHO, IP, NAWS, SGA, TTYPE, TelnetProtocol
 
 _OWE_MODEM = 1
+# What IAC IP (Interrupt Process) reaches the device as: ^C.
+INTERRUPT = b"\x03"
 # What one COM-PORT-OPTION command counts for of a read's COMMANDS_PER_TURN
 # (wire/telnet.py): 16 of them a turn of the reactor.
 COM_PORT_COMMAND_COST = 16
@@ -186,8 +188,28 @@ class TelnetClient(Session, TelnetProtocol):
             # Gathered with the other answers (input is not parsed while
             # the output is full, so this is never past the bound).
             self._answer(b"\r\n[serialgw: yes]\r\n")
-        else:
+        elif command == IP:
+            # Interrupt Process: the device's interrupt character, as if
+            # typed (telnetd writes its terminal's VINTR; a shell, a boot
+            # loader, a pager all take ^C).  A break it is not: on a Linux
+            # console that is SysRq, on some routers a return to ROM.
+            self.handleInput(INTERRUPT)
+            # As a command that reaches a device costs (a flood of IP was a
+            # write to the device each).
+            self.spendCommands(COM_PORT_COMMAND_COST - 1)
+        elif command == AO:
+            # Abort Output (RFC 854): output is flushed up to a Synch.
+            # What is queued for this client is at most its output bound
+            # (its input is not read past it), and goes; the Synch tells
+            # the client to drop what it has not shown up to there.
+            self.sendSynch()
+        elif command != DM:
+            # (A DM ends a Synch: the codec's.)
             self.telnetIgnored("ignored telnet command")
+
+    def telnetSynched(self, discarded: int) -> None:
+        if discarded:
+            self.ignored.add("Synch-discarded byte", discarded)
 
     # IClient
 

@@ -270,6 +270,11 @@ class HandshakeGate(Protocol):
         self._timer: Optional[Any] = None
         # Called once the handshake is done and the peer admitted (a dial-out's backoff: see linkOnHandshake).
         self.whenAdmitted: list[Callable[[], object]] = []
+        # Where it comes from, when it began (the factory's count) and its address, for
+        # the listener's bound on handshakes under way (LineFactory._roomForHandshake).
+        self.source: Any = None
+        self.serial = 0
+        self.address = ""
 
     def connectionMade(self) -> None:
         self.pending.add(self)
@@ -289,6 +294,13 @@ class HandshakeGate(Protocol):
         handshakes.info("TLS handshake from {address} not done in {seconds} s: disconnected",
                         address=peerName(self.transport), seconds=self.timeout, peer=self.logKey)
         self.transport.abortConnection()
+
+    def cut(self) -> None:
+        """Cut while its handshake is under way: the listener needs its place."""
+        self._stopTimer()
+        self.pending.discard(self)
+        if self.transport is not None:
+            self.transport.abortConnection()
 
     def handshakeCompleted(self) -> None:
         self._stopTimer()

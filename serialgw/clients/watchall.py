@@ -30,7 +30,7 @@ from zope.interface import implementer
 from serialgw.clients.base import ClientEvents
 from serialgw.clients.guard import IGuarded, OutputGuard
 from serialgw.clients.session import CLOSE_GRACE, setUpConnection, stopCalls
-from serialgw.clients.transports import SourceCounts, addressAllowed, describeAddress, peerName, sourceOf
+from serialgw.clients.transports import SourceCounts, addressAllowed, admittedBy, describeAddress, peerName, sourceOf
 from serialgw.config.specs import DEFAULT_MAX_CLIENTS, ListenerSpec
 from serialgw.interfaces import IClient
 from serialgw.line.hub import Line, Role
@@ -261,9 +261,32 @@ class WatchAllClient(Protocol):
         self._cut = True
         self.transport.write(f"[serialgw: watch-all: {count} bytes dropped: this session fell behind]\r\n".encode())
 
+    def retune(self, spec: ListenerSpec) -> None:
+        """
+        Its listener's options and lines filter as a reload left them: an
+        C{allow=} that no longer admits it tells it and disconnects it; else
+        it is taken off the lines the filter no longer matches (it read on
+        until a restart) and put on those it now does.
+        """
+        self.spec = spec
+        if not admittedBy(spec.allow, self.transport.getPeer()):
+            log.info("watch-all: {peer} disconnected: not in {allow} (a reload changed [watch-all])", peer=self.peer,
+                     allow=",".join(spec.allow))
+            self.emit(b"[serialgw: watch-all: your address is no longer allowed (a reload changed [watch-all]): "
+                      b"disconnected]\r\n")
+            self.leave()
+            return
+        for tap in list(self.taps.values()):
+            if not matches(tap.line.name, self.factory.patterns):
+                self.unwatch(tap.line)
+        self.factory.work(self, [line.name for line in self.factory.lines()], self._watchName)
+
     def _idleTimeout(self) -> None:
         self._idleCall = None
         log.info("watch-all: {peer} idle for {seconds} s: disconnected", peer=self.peer, seconds=self.spec.idle)
+        self.leave()
+
+    def leave(self) -> None:
         # Off every line now, and cut if it does not take what waits within
         # CLOSE_GRACE s: closing waits for the output to drain, so a watcher
         # that does not read stayed, watching, for ever.
@@ -312,6 +335,8 @@ class WatchAllFactory(Factory):
         self.allow = [ipaddress.ip_network(a, strict=False) for a in spec.allow]
         # The gateway stops (see closeAll): each watcher closes once the lines it watches are closed.
         self.closing = False
+        # A reload removed its table (see shut).
+        self.removed = False
         # Taps to put on or take off lines, TAPS_PER_TURN a turn for all watchers (work).
         self._jobs: deque[_Job] = deque()
         self._left = TAPS_PER_TURN
@@ -367,6 +392,10 @@ class WatchAllFactory(Factory):
     def buildProtocol(self, addr: Any) -> Optional[WatchAllClient]:
         if self.closing:
             return None
+        if self.removed:
+            refusals.warn("watch-all: connection from {address} refused: [watch-all] was removed (a restart closes "
+                          "the listener)", address=describeAddress(addr), peer=self.refusalKey)
+            return None
         if self.maxClients and len(self.clients) >= self.maxClients:
             refusals.warn("watch-all: connection from {address} refused: {count} watchers already",
                           address=describeAddress(addr), count=len(self.clients), peer=self.refusalKey)
@@ -384,6 +413,21 @@ class WatchAllFactory(Factory):
         client = WatchAllClient(self)
         client.source = source
         return client
+
+    def shut(self) -> None:
+        """Its table was removed (a reload): its watchers are told and cut, and it takes nobody until a restart closes it."""
+        self.removed = True
+        for client in list(self.clients):
+            log.info("watch-all: {peer} disconnected: [watch-all] removed by a reload", peer=client.peer)
+            client.emit(b"[serialgw: watch-all: this view was removed from the configuration: disconnected]\r\n")
+            client.leave()
+
+    def retune(self, spec: ListenerSpec, patterns: tuple[str, ...]) -> None:
+        """A reload's options (its endpoint stays until a restart) and lines filter, for the watchers there too (L{WatchAllClient.retune})."""
+        self.spec, self.patterns = spec, patterns
+        self.allow = [ipaddress.ip_network(a, strict=False) for a in spec.allow]
+        for client in list(self.clients):
+            client.retune(spec)
 
     def lineOpened(self, line: Line) -> None:
         for client in self.clients:

@@ -233,6 +233,13 @@ def _isAddress(text: str) -> bool:
     return True
 
 
+def _isLoopback(text: str) -> bool:
+    try:
+        return ipaddress.ip_address(text).is_loopback
+    except ValueError:
+        return text == "localhost"
+
+
 def _isPort(text: str) -> bool:
     return isDecimal(text) and int(text) <= 65535
 
@@ -434,6 +441,11 @@ def _udp(body: str, original: str) -> ListenerSpec:
     if _isAddress(sourceHost) and (":" in sourceHost) != (":" in remoteHost and _isAddress(remoteHost)):
         raise ConfigError(f"remote host {quote(remoteHost)} and source address {quote(sourceHost)} in listener "
                           f"{quote(original)} are not of one family (IPv4, IPv6): no datagram could be sent")
+    if not remotePort:
+        raise ConfigError(f"listener {quote(original)}: the remote's port cannot be 0 (nothing can be sent there)")
+    if remotePort == sourcePort and (remoteHost == sourceHost or not sourceHost and _isLoopback(remoteHost)):
+        # Each datagram came back as typing: a device that echoes looped for ever.
+        raise ConfigError(f"listener {quote(original)} sends to its own port {sourcePort}: give the remote's port, then @ and this one's")
     spec = UDPSpec(remoteHost, remotePort, sourceHost, sourcePort, allow)
     return ListenerSpec(f"udp:{remoteHost}:{remotePort}", Protocol.RAW, kind=ListenerKind.UDP, udp=spec)
 

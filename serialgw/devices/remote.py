@@ -85,6 +85,9 @@ class RemoteDevice:
         # Given while up and never sent (see IDevice.unsent).
         self.unsent = 0
         self.bytesWritten = 0
+        # Typed bytes (as sent: telnet doubles IAC) given to the link since
+        # its queue was last seen empty (see _typedLost).
+        self._typedQueued = 0
         self._link: Any = None
         self._watchCall: Any = None
         # Why the link is not read (HELD_LINE, HELD_BUSY, HELD_FULL); the line's pause is
@@ -154,7 +157,15 @@ class RemoteDevice:
             self.dropped += len(data)
             return
         self.bytesWritten += len(data)
+        before = self.queuedBytes()
+        if not before:
+            self._typedQueued = 0
+        # Counted before it is sent: sending may pause the writers, whose
+        # pause may close the device at once.
+        self._typedQueued += len(data)
         self._link.send(data)
+        # (A telnet console's encoding doubles IAC.)
+        self._typedQueued += max(0, self.queuedBytes() - before - len(data))
 
     def sendBreak(self, duration: Optional[float] = None) -> bool:
         if not self.usable or self._breakCall is not None:
@@ -195,14 +206,27 @@ class RemoteDevice:
         if self.usable and (receive or transmit):
             self._link.purge((1 if receive else 0) | (2 if transmit else 0))
 
+    def _typedLost(self) -> int:
+        """
+        Of what waits for the link as it goes, the typing: what waits came
+        since the queue was last seen empty, typing (C{_typedQueued}, as
+        encoded) and our own telnet answers in some order; the newest of it
+        waits, so the typing in it is at most all of it, at most all the
+        typing.  Our answers to a console's negotiation are no one's typing
+        lost (a console that negotiates and never reads had them counted).
+        """
+        return min(self.queuedBytes(), self._typedQueued)
+
     def queuedBytes(self) -> int:
         """Typed bytes not yet handed to the kernel: in the link's transport, and held while suspended."""
         link = self._link
         if link is None:
             return 0
         transport = link.transport
-        # Twisted's own buffers, on the TCP or unix transport (FileDescriptor's).
-        buffered = len(getattr(transport, "dataBuffer", b"")) + getattr(transport, "_tempDataLen", 0)
+        # Twisted's own buffers, on the TCP or unix transport (FileDescriptor's):
+        # dataBuffer up to offset is sent already.
+        buffered = (len(getattr(transport, "dataBuffer", b"")) - getattr(transport, "offset", 0)
+                    + getattr(transport, "_tempDataLen", 0))
         return buffered + linkHeldBytes(link)
 
     # IPushProducer, registered on the link's transport: Twisted pauses it
@@ -268,7 +292,7 @@ class RemoteDevice:
         if self._link is not None and self.queuedBytes():
             # A remote that does not read would keep a clean close waiting
             # for ever (stop, reload): what it did not take is dropped.
-            lost = self.queuedBytes()
+            lost = self._typedLost()
             self.dropped += lost
             self.unsent += lost
             self._link.transport.abortConnection()
@@ -304,10 +328,11 @@ class RemoteDevice:
             # buffer) is dropped with the link (as while it is down): the
             # writers are not held for a link that is gone.  (A close
             # counted it already.)
-            lost = self.queuedBytes()
+            lost = self._typedLost()
             self.dropped += lost
             self.unsent += lost
         self._link = None
+        self._typedQueued = 0
         self._linkFull = False
         self._held &= HELD_LINE
         self._checkWatermark()

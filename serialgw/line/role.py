@@ -8,6 +8,7 @@ from enum import Enum
 from typing import Any, Optional, Protocol, Sequence
 
 from serialgw.config.specs import Rights
+from serialgw.config.sshkeys import printable
 from serialgw.interfaces import IClient
 from serialgw.logflood import clientLog
 
@@ -185,7 +186,7 @@ class RoleChanges:
                 continue
             # (A TLS certificate without a CN is a person named "": only "*" names it.)
             right = rights.of(client.user)
-            user = client.user or "a certificate without a CN"
+            user = printable(client.user) if client.user else "a certificate without a CN"
             if right is None:
                 log.info("{line}: {peer} disconnected: a reload left {user} in neither {line}'s write nor its read list",
                          line=self.name, peer=client.peer, user=user)

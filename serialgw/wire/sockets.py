@@ -6,7 +6,7 @@ users on both sides: client sessions and remote devices' links.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable, Optional
 
 
 def noDelay(transport: Any) -> None:
@@ -51,6 +51,69 @@ def writeNow(transport: Any, data: bytes) -> None:
     transport.write(data)
 
 
+def _sendsNow(transport: Any) -> bool:
+    """A plain TCP or unix connection with nothing queued: a send now keeps the order (writeNow's test, inlined there)."""
+    return bool(
+        isinstance(transport, _SOCKET_TRANSPORTS)
+        and not transport.dataBuffer
+        and not transport._tempDataLen
+        and transport.connected
+        and not transport.disconnecting
+        and not transport._writeDisconnected
+        and not transport.TLS
+    )
+
+
+def sendUrgent(transport: Any, data: bytes) -> bool:
+    """
+    Send C{data} with its last byte as TCP urgent data (telnet's Synch: IAC
+    DM, the DM urgent), when it can go now in order: a plain TCP connection
+    with nothing queued before it.  False: nothing was sent (the caller
+    writes it as usual, not urgent).
+    """
+    if not _sendsNow(transport) or not isinstance(transport, tcp.Connection):
+        return False
+    try:
+        sock = transport.getHandle()
+        if sock.family not in (socket.AF_INET, socket.AF_INET6):
+            return False
+        sent = sock.send(data, socket.MSG_OOB)
+    except OSError:
+        return False
+    if sent < len(data):
+        transport.write(data[sent:])
+    return True
+
+
+def urgentWatch(transport: Any) -> Optional[Callable[[], bool]]:
+    """
+    For a plain TCP connection, a function telling whether TCP urgent data
+    is waiting unread (a telnet Synch on its way, its DM not read yet: what
+    is read until then comes before it).  Linux ends a read at the urgent
+    mark, so a read made while this is true holds only data before the
+    mark.  None for other transports (TLS, a unix socket, an SSH channel:
+    no urgent data).
+    """
+    if not isinstance(transport, tcp.Connection) or transport.TLS:
+        return None
+    try:
+        sock = transport.getHandle()
+        if sock.family not in (socket.AF_INET, socket.AF_INET6):
+            return None
+        poller = select.poll()
+        poller.register(sock.fileno(), select.POLLPRI)
+    except (OSError, ValueError):
+        return None
+
+    def pending() -> bool:
+        try:
+            return any(events & select.POLLPRI for _, events in poller.poll(0))
+        except OSError:
+            return False
+
+    return pending
+
+
 def urgentInline(transport: Any) -> None:
     """
     Keep TCP urgent data in the stream (SO_OOBINLINE).  Telnet's Synch
@@ -70,6 +133,7 @@ def urgentInline(transport: Any) -> None:
         pass
 
 
+import select  # noqa: E402
 import socket  # noqa: E402
 
 from twisted.internet import tcp  # noqa: E402

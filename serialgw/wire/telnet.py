@@ -3,8 +3,9 @@ Telnet (RFC 854, 855, 856, 858, 1143) for serial data: the codec.
 
 L{TelnetProtocol} splits the byte stream into data, commands and
 subnegotiations, keeps RFC 1143 (Q method) state for each side of each
-option so negotiation never loops, refuses unknown options at once, and
-escapes IAC on the way out.  Data without IAC (and, outside BINARY, without
+option so negotiation never loops, refuses unknown options at once,
+discards a Synch's data up to its DM (RFC 854), and escapes IAC on the way
+out (L{serialgw.wire.telnetout}).  Data without IAC (and, outside BINARY, without
 CR) is handed on in one piece: no per-byte Python loop on the hot path.  It
 knows no line and no session: subclasses (a client session, a remote
 device's link) override the C{telnet*} hooks and L{acceptLocal} /
@@ -26,41 +27,43 @@ from typing import Any, Callable, Optional
 from twisted.internet.protocol import Protocol
 
 from serialgw.logflood import clientLog
-from serialgw.wire.sockets import urgentInline, writeNow
+from serialgw.wire.qmethod import Q, Side
+from serialgw.wire.sockets import urgentInline, urgentWatch
+
+# The codes, imported from here by the codec's users (clients, devices, tests).
+from serialgw.wire.telnetcodes import (  # noqa: F401
+    AO,
+    AYT,
+    BINARY,
+    BRK,
+    CR,
+    DM,
+    DM_B,
+    DO,
+    DONT,
+    EC,
+    ECHO,
+    EL,
+    GA,
+    IAC,
+    IAC_B,
+    IAC_IAC,
+    IP,
+    NAWS,
+    NOP,
+    SB,
+    SE,
+    SGA,
+    TTYPE,
+    WILL,
+    WONT,
+)
+from serialgw.wire.telnetout import ANSWER_BATCH, CR_WAIT, TelnetOutput  # noqa: F401
 
 # Limited per peer: a client's input cannot flood the log (logflood).
 log = clientLog()
 
-# Commands (RFC 854).
-SE = 240
-NOP = 241
-DM = 242
-BRK = 243
-IP = 244
-AO = 245
-AYT = 246
-EC = 247
-EL = 248
-GA = 249
-SB = 250
-WILL = 251
-WONT = 252
-DO = 253
-DONT = 254
-IAC = 255
-
-# Options.
-BINARY = 0
-ECHO = 1
-SGA = 3
-TTYPE = 24
-NAWS = 31
-
-IAC_B = b"\xff"
-IAC_IAC = b"\xff\xff"
-CR = b"\r"
 MAX_SUBNEGOTIATION = 1024
-ANSWER_BATCH = 4096
 # The most commands (negotiations, subnegotiations, other IAC commands; a
 # doubled IAC is data) one call of dataReceived handles; what follows waits
 # until L{TelnetProtocol.releaseWire} (see telnetBusy).  Each costs a few
@@ -68,14 +71,6 @@ ANSWER_BATCH = 4096
 # negotiation loop, garbage, an attack) held the reactor, and every other
 # line, 70-120 ms per 64 KiB read; at most this many cost about 1 ms.
 COMMANDS_PER_TURN = 256
-# Outside BINARY, a CR that ends a write is sent at once and its follower
-# (LF or NUL) chosen by the next byte: that byte may come in the next read
-# of the device (a CR LF split across reads went as CR NUL LF).  If none
-# comes within this many seconds, the NUL goes alone: a peer that acts on a
-# CR only once it has the byte after it (Twisted's telnet) is not left
-# waiting for the next key (L{TelnetProtocol.crClock}).  At 1200 baud a
-# byte takes 8.3 ms.
-CR_WAIT = 0.01
 
 
 class ParserState(Enum):
@@ -97,70 +92,10 @@ _SB = ParserState.SUBNEGOTIATION
 _SB_IAC = ParserState.SUBNEGOTIATION_IAC
 
 
-class Q(Enum):
-    """RFC 1143's states of one side of one option."""
-
-    NO = "no"
-    YES = "yes"
-    WANTNO = "wantno"
-    WANTYES = "wantyes"
-
-
 _YES = Q.YES  # read for every chunk of data (is the peer in BINARY?)
 
 
-class Side:
-    """
-    One side of one option as RFC 1143 keeps it: ours ("us": the peer says
-    DO/DONT, we WILL/WONT) or the peer's ("him": it says WILL/WONT, we
-    DO/DONT).  C{queued} is the RFC's OPPOSITE bit.  Each method returns
-    what we send (C{yes}, C{no} or None) and the change to tell, if any.
-    """
-
-    __slots__ = ("state", "queued", "yes", "no")
-
-    def __init__(self, yes: int, no: int) -> None:
-        self.state, self.queued, self.yes, self.no = Q.NO, False, yes, no
-
-    def ask(self, enable: bool) -> Optional[int]:
-        """We want it enabled (or disabled)."""
-        if self.state is Q.WANTYES or self.state is Q.WANTNO:
-            # A request under way: ours waits for its answer if it is the
-            # opposite; if not, a queued opposite is dropped.
-            self.queued = self.state is (Q.WANTNO if enable else Q.WANTYES)
-        elif self.state is not (Q.YES if enable else Q.NO):
-            self.state = Q.WANTYES if enable else Q.WANTNO
-            return self.yes if enable else self.no
-        return None
-
-    def enable(self, accept: bool) -> tuple[Optional[int], Optional[bool]]:
-        """The peer said WILL (or DO); C{accept}: may it, if it is news."""
-        state, queued, self.queued = self.state, self.queued, False
-        if state is Q.NO:
-            self.state = Q.YES if accept else Q.NO
-            return (self.yes, True) if accept else (self.no, None)
-        if state is Q.WANTYES and queued:  # agreed, but we want it off now
-            self.state = Q.WANTNO
-            return self.no, None
-        if state is Q.WANTNO and not queued:  # our disable answered by enable: an error
-            self.state = Q.NO
-            return None, None
-        self.state = Q.YES  # agreed (or already on)
-        return None, None if state is Q.YES else True
-
-    def disable(self) -> tuple[Optional[int], Optional[bool]]:
-        """The peer said WONT (or DONT)."""
-        state, queued, self.queued = self.state, self.queued, False
-        if state is Q.WANTNO and queued:  # agreed, but we want it on again
-            self.state = Q.WANTYES
-            return self.yes, None
-        self.state = Q.NO
-        if state is Q.YES:
-            return self.no, False
-        return None, False if state is Q.WANTNO else None  # agreed; refused (WANTYES); or nothing
-
-
-class TelnetProtocol(Protocol):
+class TelnetProtocol(TelnetOutput, Protocol):
     """
     The telnet codec.  Subclasses override the C{telnet*} hooks and
     L{acceptLocal} / L{acceptRemote}.
@@ -171,10 +106,6 @@ class TelnetProtocol(Protocol):
     # subclass sets it when its output is past its bound).
     inputHeld = False
     _wireHeld = b""
-    # While parsing: our answers, written in pieces of ANSWER_BATCH (a
-    # flood of 3-byte answers written one by one would cost the transport a
-    # buffer entry each, several times the bytes).
-    _answers: Optional[bytearray] = None
 
     def __init__(self) -> None:
         # RFC 1143's "us" and "him", per option.
@@ -185,16 +116,29 @@ class TelnetProtocol(Protocol):
         self._sb = bytearray()
         self._sbOverflow = False
         self._pendingCR = False
-        # Outside our BINARY: the last data byte sent was a CR whose LF or
-        # NUL depends on the next byte (writeData).
-        self._sentCR = False
         # Commands this call of dataReceived may still handle (COMMANDS_PER_TURN).
         self._commandsLeft = COMMANDS_PER_TURN
 
+    # Synch (RFC 854): while True, the peer's data is discarded (its
+    # commands are not) up to the DM: TCP urgent data was waiting unread
+    # when it was read (urgentAhead).
+    synching = False
+    _urgent: Optional[Callable[[], bool]] = None
+    # Data bytes discarded by the Synch under way.
+    _discarded = 0
+
     def makeConnection(self, transport: Any) -> None:
         # Synch's DM (urgent data) stays in the stream, where it is read.
+        # (Set on the connection, before its first read: urgent data that
+        # came before is kept too, Linux looks at the flag when reading.)
         urgentInline(transport)
+        self._urgent = urgentWatch(transport)
         Protocol.makeConnection(self, transport)
+
+    def urgentAhead(self) -> bool:
+        """Whether TCP urgent data is waiting unread: a Synch's DM not read yet."""
+        urgent = self._urgent
+        return urgent is not None and urgent()
 
     @property
     def parserState(self) -> ParserState:
@@ -221,6 +165,11 @@ class TelnetProtocol(Protocol):
 
     def telnetOptionChanged(self, option: int, local: bool, enabled: bool) -> None:
         """An option was enabled or disabled on one side."""
+
+    def telnetSynched(self, discarded: int) -> None:
+        """A Synch's DM: C{discarded} bytes of data before it were discarded."""
+        if discarded:
+            log.info("telnet: Synch: {discarded} byte(s) of data before its DM discarded", discarded=discarded)
 
     def telnetIgnored(self, kind: str) -> None:
         """
@@ -262,7 +211,8 @@ class TelnetProtocol(Protocol):
             hold(False)
 
     def stopTurns(self) -> None:
-        """The connection is gone: no next turn (nor a CR's NUL to send)."""
+        """The connection is gone: no next turn (nor a CR's NUL to send, nor urgent data to look for)."""
+        self._urgent = None
         for call in (self._busyCall, self._crCall):
             if call is not None and call.active():
                 call.cancel()
@@ -310,99 +260,16 @@ class TelnetProtocol(Protocol):
         if change is not None:
             self.telnetOptionChanged(option, local, change)
 
-    # Output
-
-    def writeData(self, data: bytes) -> None:
-        """Send data to the peer, escaped for the wire."""
-        if not data:
-            return
-        if IAC_B in data:
-            data = data.replace(IAC_B, IAC_IAC)
-        if self._sentCR:
-            # The CR that ended the last chunk: its LF is this one's first
-            # byte, or it needs its NUL (in BINARY since: neither).
-            self._sentCR = False
-            if data[:1] != b"\n" and not self.localEnabled(BINARY):
-                data = b"\0" + data
-        if CR in data and not self.localEnabled(BINARY):
-            # NVT: a CR not followed by LF goes as CR NUL; one at the end
-            # waits for the next chunk to know (a CR LF from the device
-            # split across reads went as CR NUL LF).
-            data = data.replace(b"\r", b"\r\0").replace(b"\r\0\n", b"\r\n")
-            if data.endswith(b"\r\0"):
-                data = data[:-1]
-                self._sentCR = True
-        writeNow(self.transport, data)
-        if self._sentCR:
-            self._waitForCR()
-        elif self._crCall is not None:
-            self._crCall.cancel()
-            self._crCall = None
-
-    # The NUL of a CR that ended a write, sent after CR_WAIT (crClock).
-    _crCall: Any = None
-
-    def crClock(self) -> Any:
-        """
-        The clock that sends the NUL of a CR ending a write after CR_WAIT
-        if nothing follows it by then; None (this default, for a codec
-        without a reactor): it waits for the next write.
-        """
-        return None
-
-    def _waitForCR(self) -> None:
-        if self._crCall is not None and self._crCall.active():
-            self._crCall.reset(CR_WAIT)
-            return
-        clock = self.crClock()
-        if clock is not None:
-            self._crCall = clock.callLater(CR_WAIT, self._crWaited)
-
-    def _crWaited(self) -> None:
-        self._crCall = None
-        if self._sentCR:
-            self._sendCRNul()
-
-    def _sendCRNul(self) -> None:
-        """The CR that ended the last write gets its NUL now (none if we are in BINARY since)."""
-        self._sentCR = False
-        call, self._crCall = self._crCall, None
-        if call is not None and call.active():
-            call.cancel()
-        if not self.localEnabled(BINARY):
-            writeNow(self.transport, b"\0")
-
-    def sendCommand(self, command: int) -> None:
-        self._answer(bytes((IAC, command)))
-
-    def sendSubnegotiation(self, option: int, payload: bytes) -> None:
-        self._answer(bytes((IAC, SB, option)) + payload.replace(IAC_B, IAC_IAC) + bytes((IAC, SE)))
-
-    def _answer(self, data: bytes) -> None:
-        """Our own telnet bytes (negotiation, commands, subnegotiations, short answers)."""
-        if self._sentCR:
-            # Nothing but LF or NUL may follow a CR (RFC 854): its NUL first.
-            self._sendCRNul()
-        answers = self._answers
-        if answers is None:
-            self.transport.write(data)
-            return
-        answers += data
-        if len(answers) >= ANSWER_BATCH:
-            self._flushAnswers()
-
-    def _flushAnswers(self) -> None:
-        answers = self._answers
-        if answers:
-            self._answers = bytearray()
-            self.transport.write(bytes(answers))
-
     # Input
 
     def dataReceived(self, data: bytes) -> None:
         if self.inputHeld or self._wireHeld:
             # Held (inputHeld, or the rest of a busy read): after what waits.
             self._wireHeld += data
+            return
+        ahead = self.urgentAhead()
+        if ahead or self.synching:
+            self._synchRead(data, ahead)
             return
         if self._state is _DATA:
             if IAC_B not in data:
@@ -428,8 +295,36 @@ class TelnetProtocol(Protocol):
         try:
             self._parse(data)
         finally:
-            self._flushAnswers()
-            self._answers = outer
+            self._endBatch(outer)
+
+    def _synchRead(self, data: bytes, ahead: bool) -> None:
+        """
+        A read while a Synch is under way (RFC 854): data is discarded,
+        commands are not, up to the DM.  With no urgent data ahead any more
+        this read starts at the urgent mark, where the DM is: if it is not
+        (urgent data that is no Synch), the Synch ends there all the same
+        and the read is handled as any other.
+        """
+        if ahead:
+            self.synching = True
+        elif data[:1] != DM_B or (self._state is not _COMMAND and self._state is not _SB_IAC):
+            self.telnetIgnored("urgent data without a DM")
+            self._endSynch()
+            TelnetProtocol.dataReceived(self, data)
+            return
+        outer, self._answers = self._answers, bytearray()
+        self._commandsLeft = COMMANDS_PER_TURN
+        try:
+            self._parse(data)
+        finally:
+            self._endBatch(outer)
+
+    def _endSynch(self) -> None:
+        self.synching = False
+        discarded, self._discarded = self._discarded, 0
+        # (A CR among what was discarded has no NUL to take.)
+        self._pendingCR = False
+        self.telnetSynched(discarded)
 
     def _parse(self, data: bytes) -> None:
         # Data pieces between IAC sequences are joined, so that one chunk
@@ -466,6 +361,9 @@ class TelnetProtocol(Protocol):
                     if self.inputHeld or self._spent():
                         self._holdFrom(data, i - 1, _COMMAND)
                         return
+                    if byte == DM and self.synching and not self.urgentAhead():
+                        # The Synch's DM (another Synch under way: its own DM ends it).
+                        self._endSynch()
                     self.telnetCommandReceived(byte)
             elif state is _OPTION:
                 option = data[i]
@@ -546,7 +444,9 @@ class TelnetProtocol(Protocol):
         if pieces:
             data = b"".join(pieces)
             del pieces[:]
-            if data:
+            if self.synching:
+                self._discarded += len(data)
+            elif data:
                 # What handles data may write to the peer itself: our
                 # answers so far go first.
                 # (Should that fill its output, the data waits in the

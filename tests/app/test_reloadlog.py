@@ -40,7 +40,9 @@ class ReloadLogTests(SynchronousTestCase):
         service = GatewayService(configs, reactor=clock, openPort=openPort)
         service.startService()
         self.addCleanup(service.stopService)
-        result = self.successResultOf(service.reload([attrs.evolve(c, signature="new") for c in configs]))
+        reloaded = service.reload([attrs.evolve(c, signature="new") for c in configs])
+        clock.advance(0)  # (retuned CHANGES_PER_TURN a turn)
+        result = self.successResultOf(reloaded)
         self.assertEqual(len(result["changed"]), 500)
         (event,) = [e for e in log.events if (e.get("log_format") or "").startswith("reload: added")]
         text = formatEvent(event)

@@ -171,7 +171,12 @@ class ReloadStormTests(SynchronousTestCase):
         self.assertEqual(self.clock.getDelayedCalls(), [])
 
     def test_addedInTurns(self) -> None:
-        """A reload adding 20 lines opens LINES_PER_TURN (8) a turn of the reactor, the other lines served in between (1000 at once held them 3-5 s)."""
+        """
+        A reload adding 20 lines opens at most LINES_PER_TURN (8) a turn of
+        the reactor, the other lines served in between (1000 at once held
+        them 3-5 s); the binds that check their listeners first, and
+        closing them again, count as CHANGES_PER_TURN (32) a turn do.
+        """
         service = self.gateway("a")
         names = [f"n{i}" for i in range(20)]
         self.write("a", *names)
@@ -181,11 +186,68 @@ class ReloadStormTests(SynchronousTestCase):
             oneTurn(self.clock)
             opened.append(len(self.ports))
         self.assertEqual(LINES_PER_TURN, 8)
-        self.assertEqual(opened, [9, 17, 21])
+        # Turn 1: 20 listeners bound and 12 closed again; turn 2: 8 closed, 6 lines opened.
+        self.assertEqual(opened, [1, 7, 15, 21])
         self.assertEqual(self.successResultOf(reloaded), {"added": names, "changed": [], "removed": []})
         self.assertEqual(list(service.lines), ["a", *names])
         self.assertEqual([c.name for c in service.configs], ["a", *names])
         self.successResultOf(service.stopService())
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_changesInTurns(self) -> None:
+        """
+        A reload removing, reopening and retuning many lines at once closes
+        or retunes at most CHANGES_PER_TURN (32) of them a turn of the
+        reactor, and opens LINES_PER_TURN (8) a turn, the other lines
+        served in between (1000 changed at once held them 0.1-0.6 s); what
+        it reports and what runs after it are as when it was done at once.
+        """
+        from serialgw.app.applying import CHANGES_PER_TURN
+
+        def config(n: int, device: str = "fake", backlog: int = 65536) -> LineConfig:
+            return LineConfig(f"n{n}", DeviceSpec("tty", f"/dev/{device}-{n}"), lock=False, backlog=backlog)
+
+        service = GatewayService([config(n) for n in range(100)], reactor=self.clock, openPort=self.openPort)
+        service.startService()
+        newConfigs = ([config(n, backlog=4096) for n in range(40, 70)] + [config(n, device="other") for n in range(70, 100)]
+                      + [config(n) for n in range(100, 110)])
+
+        def state() -> tuple[int, int, int]:
+            closed = sum(port.closed for port in self.ports)
+            retuned = sum(service.lines[f"n{n}"].backlogSize == 4096 for n in range(40, 70) if f"n{n}" in service.lines)
+            return closed, retuned, len(self.ports) - 100
+
+        states = [state()]
+        reloaded = service.reload(newConfigs)
+        states.append(state())
+        while not reloaded.called:
+            oneTurn(self.clock)
+            states.append(state())
+        # (Closed, retuned, opened) each turn: 32 a turn, an open counting four.
+        steps = [(c1 - c0, r1 - r0, o1 - o0) for (c0, r0, o0), (c1, r1, o1) in zip(states, states[1:], strict=False)]
+        self.assertEqual((CHANGES_PER_TURN, steps), (32, [
+            (32, 0, 0), (32, 0, 0), (6, 26, 0), (0, 4, 7), (0, 0, 8), (0, 0, 8), (0, 0, 8), (0, 0, 8), (0, 0, 1)]))
+        self.assertEqual(self.successResultOf(reloaded), {
+            "added": [f"n{n}" for n in range(100, 110)],
+            "changed": [f"n{n}" for n in range(70, 100)] + [f"n{n}" for n in range(40, 70)],
+            "removed": [f"n{n}" for n in range(40)]})
+        self.assertEqual([c.name for c in service.configs], [f"n{n}" for n in range(40, 70)] + [f"n{n}" for n in range(70, 110)])
+        self.assertEqual(sorted(service.lines), sorted(f"n{n}" for n in range(40, 110)))
+        self.successResultOf(service.stopService())
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_stopWhileClosing(self) -> None:
+        """The gateway stops while a reload closes lines in turns: nothing more is closed, retuned or opened by it, the stop closes the rest, and the reload says it was not done."""
+        service = GatewayService([LineConfig(f"n{n}", DeviceSpec("tty", f"/dev/fake-{n}"), lock=False) for n in range(100)],
+                                 reactor=self.clock, openPort=self.openPort)
+        service.startService()
+        reloaded = service.reload([LineConfig(f"n{n}", DeviceSpec("tty", f"/dev/other-{n}"), lock=False) for n in range(100)])
+        self.assertEqual(sum(port.closed for port in self.ports), 32)
+        stopped = service.stopService()
+        oneTurn(self.clock)
+        self.successResultOf(stopped)
+        self.assertEqual(self.successResultOf(reloaded), {"refused": ["the gateway stopped before the reload was done"]})
+        self.assertEqual((len(self.ports), all(port.closed for port in self.ports), service.lines), (100, True, {}))
         self.assertEqual(self.clock.getDelayedCalls(), [])
 
     def test_stopWhileAdding(self) -> None:
@@ -193,16 +255,108 @@ class ReloadStormTests(SynchronousTestCase):
         service = self.gateway("a")
         self.write("a", *[f"n{i}" for i in range(20)])
         reloaded = service.reloadFile()
-        self.assertEqual(len(self.ports), 9)
+        oneTurn(self.clock)
+        self.assertEqual(len(self.ports), 7)
         stopped = service.stopService()
         oneTurn(self.clock)
         self.successResultOf(stopped)
         self.assertEqual(self.successResultOf(reloaded), {"refused": ["the gateway stopped before the reload was done"]})
-        self.assertEqual(len(self.ports), 9)
+        self.assertEqual(len(self.ports), 7)
         self.assertTrue(all(port.closed for port in self.ports))
         self.assertEqual(service.lines, {})
         self.assertEqual(self.clock.getDelayedCalls(), [])
 
+
+
+class Probe:
+    """A listener a reload's check bound (see bindChecker), recording when it was closed again."""
+
+    def __init__(self, turns: list[int]) -> None:
+        self.turns = turns
+        self.closedIn: Optional[int] = None
+
+    def stopListening(self) -> None:
+        self.closedIn = self.turns[0]
+
+
+class ChecksInTurnsTests(SynchronousTestCase):
+    """The checks that make a reload all or nothing (every new listener bound) run CHANGES_PER_TURN a turn too."""
+
+    def setUp(self) -> None:
+        from serialgw.app import reload as plans
+
+        self.clock = MemoryReactorClock()
+        self.turns = [0]
+        # Each probe the checks bound: the turn it was bound in, and itself.
+        self.probes: list[tuple[int, Probe]] = []
+
+        def listenAtOnce(server: Any, factory: Any) -> Probe:
+            probe = Probe(self.turns)
+            self.probes.append((self.turns[0], probe))
+            return probe
+
+        self.patch(plans, "listenAtOnce", listenAtOnce)
+        self.dir = os.path.abspath(self.mktemp())
+        os.mkdir(self.dir)
+
+    def openPort(self, *args: Any) -> RecordingPort:
+        return RecordingPort(self.clock)
+
+    def config(self, n: int) -> LineConfig:
+        from serialgw.config.listeners import parseListener
+
+        return LineConfig(f"n{n}", DeviceSpec("tty", f"/dev/fake-{n}"), lock=False,
+                          listeners=(parseListener(f"unix:{self.dir}/n{n}.sock"),))
+
+    def turnsUntil(self, reloaded: defer.Deferred[Any]) -> Any:
+        """The reactor's turns until C{reloaded} fires (the reload's call was turn 0); its result."""
+        while not reloaded.called:
+            self.turns[0] += 1
+            oneTurn(self.clock)
+        return self.successResultOf(reloaded)
+
+    def test_bindsInTurns(self) -> None:
+        """A reload adding 100 lines binds their 100 new listeners to check them 32 a turn (a bind and its close each count as a change), and adds them all."""
+        service = GatewayService([self.config(0)], reactor=self.clock, openPort=self.openPort)
+        service.startService()
+        reloaded = service.reload([self.config(n) for n in range(101)])
+        self.assertEqual(self.turnsUntil(reloaded), {"added": [f"n{n}" for n in range(1, 101)], "changed": [], "removed": []})
+        bound = [sum(1 for turn, _ in self.probes if turn == n) for n in range(5)]
+        closed = [sum(1 for _, probe in self.probes if probe.closedIn == n) for n in range(9)]
+        self.assertEqual((bound, closed), ([32, 32, 32, 4, 0], [0, 0, 0, 28, 32, 32, 8, 0, 0]))
+        self.assertEqual(len(service.lines), 101)
+        self.successResultOf(service.stopService())
+
+    def test_refusedInTurns(self) -> None:
+        """A listener that cannot be bound, found in a later turn of the checks: the reload is refused with its reason, nothing changed, every listener it bound closed again."""
+        from serialgw.app.listen import StartupError
+
+        service = GatewayService([self.config(0)], reactor=self.clock, openPort=self.openPort)
+        service.startService()
+        endpoint = service.listeners.endpoint
+
+        def refusing(name: str, spec: Any, factory: Any) -> Any:
+            if name == "n70":
+                raise StartupError("line 'n70': refused by the test")
+            return endpoint(name, spec, factory)
+
+        self.patch(service.listeners, "endpoint", refusing)
+        reloaded = service.reload([self.config(n) for n in range(101)])
+        self.assertEqual(self.turnsUntil(reloaded), {"refused": ["line 'n70': refused by the test"]})
+        self.assertEqual((len(self.probes), [probe.closedIn for _, probe in self.probes]), (69, [2] * 69))
+        self.assertEqual((list(service.lines), [c.name for c in service.configs]), (["n0"], ["n0"]))
+        self.successResultOf(service.stopService())
+
+    def test_stopWhileChecking(self) -> None:
+        """The gateway stops while a reload's checks run in turns: what they bound is closed, nothing else is done, and the reload says it was not done."""
+        service = GatewayService([self.config(0)], reactor=self.clock, openPort=self.openPort)
+        service.startService()
+        reloaded = service.reload([self.config(n) for n in range(101)])
+        self.successResultOf(service.stopService())
+        self.assertEqual(self.turnsUntil(reloaded), {"refused": ["the gateway stopped before the reload was done"]})
+        self.assertEqual([probe.closedIn for _, probe in self.probes], [1] * 32)
+        self.assertEqual(service.lines, {})
+        self.assertEqual(self.clock.getDelayedCalls(), [])
 
 
 class ShardRetryTests(SynchronousTestCase):
@@ -417,6 +571,8 @@ class LogRetuneTests(SynchronousTestCase):
         for line in service.lines.values():
             line.logs = CountingList(line.logs)
         CountingList.walks = 0
-        self.successResultOf(service.reload([self.config(f"l{i}", f"l{i}.log", "%H ") for i in range(300)]))
+        reloaded = service.reload([self.config(f"l{i}", f"l{i}.log", "%H ") for i in range(300)])
+        self.clock.advance(0)  # (retuned CHANGES_PER_TURN a turn)
+        self.successResultOf(reloaded)
         self.assertLessEqual(CountingList.walks, 10 * 300)
         self.successResultOf(service.stopService())

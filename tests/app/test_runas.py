@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 
+import attrs
 from twisted.scripts._twistd_unix import ServerOptions
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -15,7 +16,7 @@ from serialgw.app import tap
 from serialgw.app.process import TwistdGatewayService
 from serialgw.app.service import GatewayService
 from serialgw.config.listeners import parseListener
-from serialgw.config.specs import DeviceSpec, LineConfig
+from serialgw.config.specs import DeviceSpec, LineConfig, LogSpec
 
 
 class RunAsTests(SynchronousTestCase):
@@ -48,3 +49,28 @@ class RunAsTests(SynchronousTestCase):
         for link in (device, listener):
             self.assertEqual([(st.st_uid, st.st_gid) for st in (os.stat(link), os.lstat(link))],
                              [(65534, 65533), (65534, 65533)])
+
+    def test_directoriesTheUserCannotWrite(self) -> None:
+        """Under -u, each directory the user may not write where a line's log, file: output, pty link or unix socket is, is named once with what that costs; one it may write, none."""
+        from serialgw.app.process import unwritable
+
+        shut, open_ = os.path.abspath(self.mktemp()), os.path.abspath(self.mktemp())
+        for directory, mode in ((shut, 0o755), (open_, 0o777)):
+            os.makedirs(directory)
+            os.chmod(directory, mode)
+        me = os.geteuid()
+        other = 65534 if me != 65534 else 65533
+        line = LineConfig("t", DeviceSpec("pty", f"{shut}/dev"), log=LogSpec(f"{shut}/t.log"),
+                          listeners=(parseListener(f"unix:{shut}/t.sock"), parseListener(f"file:{open_}/out"),
+                                     parseListener(f"pty:{shut}/cl")))
+        self.assertEqual(unwritable([line], other, [other]), [
+            f"line t: uid {other} may not write {shut} (where its log {shut}/t.log, pty link {shut}/dev, unix socket "
+            f"{shut}/t.sock, pty link {shut}/cl are): the log cannot be rotated nor made again at SIGUSR1, the "
+            "links and sockets are left there at stop; give the directory to that user, or use one it owns"])
+        self.assertEqual(unwritable([line], me, [other]), [])
+        os.chmod(shut, 0o775)
+        self.assertEqual(unwritable([line], other, [os.getegid()]), [])
+        self.assertEqual(unwritable([attrs.evolve(line, log=None, listeners=(parseListener(f"unix:{shut}/t.sock"),),
+                                                  device=DeviceSpec("tty", "/dev/ttyS0"))], other, [other]),
+                         [f"line t: uid {other} may not write {shut} (where its unix socket {shut}/t.sock is): the "
+                          "sockets are left there at stop; give the directory to that user, or use one it owns"])

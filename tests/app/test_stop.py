@@ -16,6 +16,7 @@ from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.logger import LogLevel
 from twisted.trial.unittest import SynchronousTestCase
 
+from serialgw.app.listen import StartupError
 from serialgw.app.process import TwistdGatewayService
 from serialgw.app.service import GatewayService
 from serialgw.config.listeners import parseListener
@@ -344,6 +345,18 @@ class StopTests(SynchronousTestCase):
         with open(logPath, "rb") as f:
             self.assertEqual(f.read(), b"[serialgw: the gateway is stopping]\n")
         self.assertEqual(self.logged("{text}"), [])
+
+    def test_failedStartWritesNoStop(self) -> None:
+        """A start that fails (a listener that cannot open) writes nothing in a console log: it may be a running gateway's, which is not stopping."""
+        logPath = self.mktemp()
+        with open(logPath, "wb") as f:
+            f.write(b"the other gateway's\n")
+        line = LineConfig("t", DeviceSpec("tty", "/dev/fake"), log=LogSpec(logPath, format=""),
+                          listeners=(parseListener(f"file:{self.mktemp()}/missing/out"),))
+        service = GatewayService([line], reactor=self.clock, openPort=self.openPort)
+        self.assertRaises(StartupError, service.startService)
+        with open(logPath, "rb") as f:
+            self.assertEqual(f.read(), b"the other gateway's\n")
 
     def test_recordsTakeTheAnswer(self) -> None:
         """At stop the people are told and the console log says so; what the device says while the stop waits for its close-string (its answer to it) is in the console log and a file: listener too, as the people still connected get it; both close after the device."""

@@ -161,16 +161,16 @@ class OptionsTests(SynchronousTestCase):
         self.assertEqual([line.name for line in options["lines"]], ["a"])
 
     def test_badValues(self) -> None:
-        """Bad values are usage errors quoting the value."""
+        """Bad values are usage errors naming the option and quoting the value."""
         cases = [
-            (["--parity", "X"], "parity must be one of N, E, O, M, S, not 'X'"),
-            (["--baud", "0"], "baud rate must be 1 to 2147483647, not '0'"),
-            (["--baud", "fast"], "baud rate must be 1 to 2147483647, not 'fast'"),
-            (["--bytesize", "9"], "byte size must be 5, 6, 7 or 8, not '9'"),
-            (["--stopbits", "3"], "stop bits must be 1, 1.5 or 2, not '3'"),
-            (["--break-duration", "0"], "break duration must be 1 to 10000 milliseconds, not '0'"),
+            (["--parity", "X"], "--parity: parity must be one of N, E, O, M, S, not 'X'"),
+            (["--baud", "0"], "--baud: baud rate must be 1 to 2147483647, not '0'"),
+            (["--baud", "fast"], "--baud: baud rate must be 1 to 2147483647, not 'fast'"),
+            (["--bytesize", "9"], "--bytesize: byte size must be 5, 6, 7 or 8, not '9'"),
+            (["--stopbits", "3"], "--stopbits: stop bits must be 1, 1.5 or 2, not '3'"),
+            (["--break-duration", "0"], "--break-duration: break duration must be 1 to 10000 milliseconds, not '0'"),
             # Half a second meant as seconds: half a millisecond is no break a UART would see.
-            (["--break-duration", "0.5"], "break duration must be 1 to 10000 milliseconds, not '0.5'"),
+            (["--break-duration", "0.5"], "--break-duration: break duration must be 1 to 10000 milliseconds, not '0.5'"),
             (["--port", "tcp:4444:backlog=x"], "cannot read listener 'tcp:4444:backlog=x' as a Twisted endpoint string: "
              "invalid literal for int() with base 10: 'x'"),
             (["--busy-poll", "1001"], "--busy-poll must be 0 to 1000 microseconds, not '1001'"),
@@ -188,8 +188,8 @@ class OptionsTests(SynchronousTestCase):
         big = "9" * 4301
         cases = [
             (["--busy-poll", big], f"--busy-poll must be 0 to 1000 microseconds, not '{big}'"),
-            (["--baud", big], f"baud rate must be 1 to 2147483647, not '{big}'"),
-            (["--serial", big + ",8N1"], f"cannot read '{big}' in serial settings '{big},8N1': expected "
+            (["--baud", big], f"--baud: baud rate must be 1 to 2147483647, not '{big}'"),
+            (["--serial", big + ",8N1"], f"--serial: cannot read '{big}' in serial settings '{big},8N1': expected "
              "BAUD[,DATABITS PARITY STOPBITS][,rtscts|xonxoff], e.g. 115200,8N1"),
             (["--max-clients", big], f"--max-clients must be a number >= 0 (0: no limit), not '{big}'"),
             (["--shard", "1/" + big], f"--shard '1/{big}': expected I/N, this process's number (from 0) of N "

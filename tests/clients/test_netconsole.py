@@ -93,6 +93,30 @@ class NetconsoleTests(SynchronousTestCase):
         client.datagramReceived(b"no", ("::ffff:192.0.2.7", 1234))
         self.assertEqual((self.device.events, client.refused), ([("write", b"v4")], 1))
 
+    def test_sendFailuresSaid(self) -> None:
+        """Datagrams the kernel refuses (a broadcast remote without SO_BROADCAST: EACCES; no route) are counted and said once at warning level, and when datagrams go again, how many did not (it was a debug line each: a netconsole that sent nothing said nothing)."""
+        import errno
+
+        failing = [OSError(errno.EACCES, "Permission denied")] * 3
+
+        def write(data: bytes, addr: tuple[str, int] | None = None) -> None:
+            if failing:
+                raise failing.pop()
+            DatagramTransport.write(self.transport, data, addr)
+
+        self.transport.write = write  # type: ignore[method-assign]
+        events: list[dict[str, object]] = []
+        observeLog(self, events.append)
+        self.line.deviceDataReceived(b"x" * (MAX_DATAGRAM + 1))
+        self.line.deviceDataReceived(b"y")
+        self.line.deviceDataReceived(b"z")
+        self.assertEqual((self.client.unsent, [d for d, _ in self.transport.datagrams]), (3, [b"z"]))
+        said = [(e["log_level"].name, formatEvent(e)) for e in events  # type: ignore[attr-defined]
+                if e.get("log_namespace") == "serialgw.clients.netconsole"]
+        self.assertEqual(said, [("warn", "ttyS0: datagrams to udp:127.0.0.1:6666 cannot be sent: [Errno 13] Permission "
+                                         "denied (counted until they can)"),
+                                ("info", "ttyS0: datagrams to udp:127.0.0.1:6666 are sent again (3 were not)")])
+
     def test_pausedWhileDeviceBehind(self) -> None:
         """While the device is behind, the UDP port is not read (the kernel holds or drops datagrams, not us)."""
         self.line.deviceWritable(False)

@@ -311,6 +311,26 @@ class CertificateTests(SynchronousTestCase):
         self.assertEqual(h.device.events, [])
 
 
+class NamedPeerTests(SynchronousTestCase):
+    def test_certificateNameWithControlsShownPrintable(self) -> None:
+        """A certificate's CN is shown to the others (attached, w) and logged with its control characters as '?': a CN with CR LF ESC wrote a fake notice and cleared their screens; the rights still see it whole."""
+        h = Harness()
+        bob, bobT = h.telnet(port=1)
+        text(bobT)
+        evil = "eve\r\n[serialgw: root attached]\x1b[2J"
+        client = TelnetClient(h.line, Role.WRITER, listener=parseListener(TLS.replace("subjects=", "subjects=x;")))
+        transport = CertifiedTransport(evil, 2)
+        client.makeConnection(transport)
+        client.dataReceived(AGREE + WONT_COM_PORT)
+        shown = text(bobT)
+        self.assertNotIn("\x1b", shown)
+        self.assertIn("192.0.2.9:2 (eve??[serialgw: root attached]?[2J) attached as writer", shown)
+        self.assertEqual(client.user, evil)
+        h.line.applyRights(Rights(write=("alice",), read=(evil,)))
+        said = text(bobT)
+        self.assertIn("a reload left eve??[serialgw: root attached]?[2J only in rack4's read list", said, said)
+
+
 class X509Transport(StringTransport):
     """A TLS connection whose peer showed this certificate (an OpenSSL X509), no chain."""
 

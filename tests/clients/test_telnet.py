@@ -10,18 +10,21 @@ from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
-from serialgw.clients.telnet import TelnetClient
+from serialgw.clients.telnet import COM_PORT_COMMAND_COST, TelnetClient
 from serialgw.interfaces import IClient
 from serialgw.line.hub import Line, Role
 from serialgw.wire.telnet import (
+    AO,
     AYT,
     BINARY,
     BRK,
     COMMANDS_PER_TURN,
+    DM,
     DO,
     DONT,
     ECHO,
     IAC,
+    IP,
     NAWS,
     SB,
     SE,
@@ -79,14 +82,52 @@ class TelnetClientTests(SynchronousTestCase):
         self.assertEqual(self.device.events, [("write", b"a"), ("break", None), ("write", b"h")])
 
     def test_otherCommandsIgnored(self) -> None:
-        """NOP, DM, IP, AO, EC, EL, GA, 236-239 reach neither device nor wire; the connection stays."""
+        """NOP, DM (no Synch), EC, EL, GA, 236-239 reach neither device nor wire; the connection stays."""
         self.transport.clear()
-        for command in (241, 242, 244, 245, 247, 248, 249, 236, 237, 238, 239):
+        for command in (241, 242, 247, 248, 249, 236, 237, 238, 239):
             self.client.dataReceived(cmd(IAC, command))
         self.client.dataReceived(b"k")
         self.assertEqual(self.device.events, [("write", b"k")])
         self.assertEqual(self.transport.value(), b"")
         self.assertFalse(self.transport.disconnecting)
+
+    def test_interruptProcessIsCtrlC(self) -> None:
+        """IAC IP (Debian telnet's Ctrl-C in line mode) reaches the device as ^C, in its place between the data around it (it was dropped)."""
+        self.client.dataReceived(AGREE + b"sleep 100\r" + cmd(IAC, IP) + b"ls\r")
+        self.assertEqual(self.device.events, [("write", b"sleep 100\r"), ("write", b"\x03"), ("write", b"ls\r")])
+
+    def test_interruptProcessReadOnly(self) -> None:
+        """A read-only client's IAC IP reaches nothing, refused as its typing is."""
+        client = TelnetClient(self.line, Role.READONLY)
+        client.makeConnection(StringTransport())
+        client.dataReceived(cmd(IAC, IP))
+        self.assertEqual(self.device.events, [])
+        self.assertEqual(self.line.refused, 1)
+
+    def test_abortOutputAnsweredWithSynch(self) -> None:
+        """IAC AO is answered with a Synch (IAC DM; the DM urgent on TCP), nothing reaching the device."""
+        self.client.dataReceived(AGREE)
+        self.transport.clear()
+        self.client.dataReceived(cmd(IAC, AO))
+        self.assertEqual(self.transport.value(), cmd(IAC, DM))
+        self.assertEqual(self.device.events, [])
+
+    def test_abortOutputFlood(self) -> None:
+        """A read of 1000 IAC AO is answered with one Synch, not 1000."""
+        self.client.dataReceived(AGREE)
+        self.transport.clear()
+        self.client.dataReceived(cmd(IAC, AO) * 1000)
+        self.assertEqual(self.transport.value(), cmd(IAC, DM))
+
+    def test_synchDiscardsTypedAhead(self) -> None:
+        """A Synch (urgent data waiting when read): what the client typed before its DM is discarded, its IP still ^C, what follows the DM typed; counted."""
+        urgent = [True]
+        self.client._urgent = lambda: urgent[0]
+        self.client.dataReceived(AGREE + b"yes\ryes\ryes\r" + cmd(IAC, IP, IAC))
+        urgent[0] = False
+        self.client.dataReceived(cmd(DM) + b"q")
+        self.assertEqual(self.device.events, [("write", b"\x03"), ("write", b"q")])
+        self.assertEqual(self.client.ignored.total, 12)
 
     def test_ayt(self) -> None:
         """AYT is answered with visible text."""
@@ -170,3 +211,14 @@ class BusyClientTests(SynchronousTestCase):
         self.client.connectionLost()
         self.assertEqual(self.clock.getDelayedCalls(), [])
         self.assertEqual(self.transport.value(), b"\r\n[serialgw: yes]\r\n" * COMMANDS_PER_TURN)
+
+    def test_interruptFloodTakesTurns(self) -> None:
+        """A read of nothing but IAC IP: each reaches the device as ^C, COMMANDS_PER_TURN / 16 a turn (as many as RFC 2217 commands), the client not read meanwhile."""
+        share = COMMANDS_PER_TURN // COM_PORT_COMMAND_COST
+        self.client.dataReceived(cmd(IAC, IP) * (2 * share) + b"end")
+        self.assertEqual(b"".join(e[1] for e in self.device.events), b"\x03" * share)  # type: ignore[misc]
+        self.assertEqual(self.transport.producerState, "paused")
+        oneTurn(self.clock)
+        oneTurn(self.clock)
+        self.assertEqual(b"".join(e[1] for e in self.device.events), b"\x03" * (2 * share) + b"end")  # type: ignore[misc]
+        self.assertEqual((self.transport.producerState, self.clock.getDelayedCalls()), ("producing", []))

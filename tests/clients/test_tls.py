@@ -12,7 +12,7 @@ from typing import Any, Optional
 
 import attrs
 from twisted.internet import protocol, reactor
-from twisted.internet.address import IPv4Address
+from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.endpoints import TCP4ClientEndpoint, wrapClientTLS
 from twisted.internet.error import ConnectionDone
 from twisted.internet.interfaces import IHostnameResolver, IReactorPluggableNameResolver
@@ -67,7 +67,7 @@ class HandshakeTimeoutTests(SynchronousTestCase):
 
     def test_stalledHandshakesLimitedInTheLog(self) -> None:
         """100 connections that stall mid-handshake: each is aborted at its timeout, 20 log lines say so (the listener's budget), not 100."""
-        self.lineFactory.maxHandshakes = 100
+        self.lineFactory.maxHandshakes = self.lineFactory.maxHandshakesPerAddress = 100
         connections = [self.connection() for _ in range(100)]
         with capturedLogs() as events:
             self.clock.advance(10)
@@ -129,12 +129,43 @@ class HandshakeTimeoutTests(SynchronousTestCase):
         tlsProtocol.connectionLost(Failure(ConnectionDone()))  # type: ignore[attr-defined]
         self.assertEqual((self.line.clients, self.clock.getDelayedCalls()), ([], []))
 
-    def test_tooManyHandshakesRefusedAtAccept(self) -> None:
-        """Past maxHandshakes connections in handshake, new ones are refused at accept (no protocol built)."""
-        self.lineFactory.maxHandshakes = 2
-        self.connection()
-        self.connection()
-        self.assertIsNone(self.factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 5003)))
+    def connectionFrom(self, host: str) -> tuple[Any, StringTransport]:
+        """A connection from C{host} (None: refused at accept) and its transport."""
+        tlsProtocol = self.factory.buildProtocol(IPv4Address("TCP", host, 5000) if ":" not in host
+                                                 else IPv6Address("TCP", host, 5000))
+        transport = StringTransport()
+        if tlsProtocol is not None:
+            tlsProtocol.makeConnection(transport)
+        return tlsProtocol, transport
+
+    def test_handshakesFromOneAddressBounded(self) -> None:
+        """One address (an IPv6 /64) has at most 8 handshakes under way: a 9th is refused at accept (no protocol built), another address is not (64 silent connections from one host kept every other client out)."""
+        for _ in range(8):
+            self.assertIsNotNone(self.connectionFrom("192.0.2.7")[0])
+        self.assertIsNone(self.connectionFrom("192.0.2.7")[0])
+        self.assertIsNone(self.connectionFrom("::ffff:192.0.2.7")[0])
+        self.assertIsNotNone(self.connectionFrom("192.0.2.8")[0])
+        for n in range(8):
+            self.assertIsNotNone(self.connectionFrom(f"2001:db8::{n + 1}")[0])
+        self.assertIsNone(self.connectionFrom("2001:db8::ffff:1")[0])
+        self.assertIsNotNone(self.connectionFrom("2001:db8:0:1::1")[0])
+        self.assertEqual(len(self.lineFactory.handshakes), 18)
+        self.clock.advance(10)
+
+    def test_oldestHandshakeMakesRoom(self) -> None:
+        """Past maxHandshakes in all, a new connection is taken and the oldest handshake under way is cut (said, limited): connections from many addresses that never handshake delay a client, they no longer lock it out."""
+        self.lineFactory.maxHandshakes = 3
+        first, second, third = (self.connectionFrom(f"192.0.2.{n}") for n in (1, 2, 3))
+        with capturedLogs() as events:
+            fourth = self.connectionFrom("192.0.2.4")
+        self.assertIsNotNone(fourth[0])
+        self.assertEqual([t.disconnecting for _, t in (first, second, third, fourth)], [True, False, False, False])
+        self.assertEqual(len(self.lineFactory.handshakes), 3)
+        self.assertEqual([formatEvent(e) for e in events],
+                         [f"t: TLS handshake from 192.0.2.1:5000 cut: 3 under way on {self.spec.text}, the oldest "
+                          "makes room for 192.0.2.4:5000"])
+        first[0].connectionLost(Failure(ConnectionDone()))
+        self.assertEqual(len(self.lineFactory.handshakes), 3)
         self.clock.advance(10)
 
 

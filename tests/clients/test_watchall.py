@@ -352,6 +352,60 @@ class RealWatchAllTests(TestCase):
         self.assertEqual(sorted(client.taps), ["l1"])
         await closeClients(watcher)
 
+    async def test_reloadNarrowsWhatWatchersSee(self) -> None:
+        """A reload's [watch-all] lines filter and allow= reach the watchers already there: taken off a line the filter no longer matches (its partial line sent), put on one it now does; told and cut when allow= no longer admits them (the listener stays where it is until a restart)."""
+        from serialgw.app.process import TwistdGatewayService
+
+        ptys = [startedPty(self), startedPty(self)]
+        configs = [LineConfig(f"l{i}", DeviceSpec("tty", pty.slaveName), lock=False,
+                              listeners=(ListenerSpec("tcp:0:interface=127.0.0.1", Protocol.RAW),))
+                   for i, pty in enumerate(ptys)]
+        first = parseWatchAll(["raw+tcp:0:interface=127.0.0.1"], ["l0"])
+        service = TwistdGatewayService(configs, watchAll=first)
+        service.watchAllInFile = first
+        service.startService()
+        self.addCleanup(service.stopService)
+        watcher = await connect(service.watchAllPorts[0].getHost().port)
+        ptys[0].write(b"first\r\nhalf")
+        await watcher.received.contains(b"l0: first\r\n")
+        await service._applyFile((configs, None, parseWatchAll(["raw+tcp:0:interface=127.0.0.1"], ["l1"])))
+        await watcher.received.contains(b"l0: half\r\n")
+        ptys[0].write(b"hidden\r\n")
+        ptys[1].write(b"second\r\n")
+        await watcher.received.contains(b"l1: second\r\n")
+        self.assertNotIn(b"hidden", watcher.received.data)
+        (client,) = service.watchers[0].clients
+        self.assertEqual(sorted(client.taps), ["l1"])
+        await service._applyFile((configs, None, parseWatchAll(["raw,allow=10.0.0.0/8+tcp:0:interface=127.0.0.1"], ["l1"])))
+        await watcher.closed
+        self.assertIn(b"[serialgw: watch-all: your address is no longer allowed (a reload changed [watch-all]): "
+                      b"disconnected]\r\n", watcher.received.data)
+        self.assertEqual((service.watchers[0].clients, service.lines["l1"].clients), ([], []))
+
+    async def test_reloadRemovingWatchAllCutsItsWatchers(self) -> None:
+        """A reload whose file has no [watch-all] left: its watchers are told and cut, and its listener takes nobody until a restart closes it (they watched on, and more could connect)."""
+        from serialgw.app.process import TwistdGatewayService
+
+        pty = startedPty(self)
+        config = LineConfig("l0", DeviceSpec("tty", pty.slaveName), lock=False,
+                            listeners=(ListenerSpec("tcp:0:interface=127.0.0.1", Protocol.RAW),))
+        spec = parseWatchAll(["raw+tcp:0:interface=127.0.0.1"], [])
+        service = TwistdGatewayService([config], watchAll=spec)
+        service.watchAllInFile = spec
+        service.startService()
+        self.addCleanup(service.stopService)
+        port = service.watchAllPorts[0].getHost().port
+        watcher = await connect(port)
+        pty.write(b"first\r\n")
+        await watcher.received.contains(b"l0: first\r\n")
+        await service._applyFile(([config], None, None))
+        await watcher.closed
+        self.assertIn(b"[serialgw: watch-all: this view was removed from the configuration: disconnected]\r\n",
+                      watcher.received.data)
+        late = await connect(port)
+        await late.closed
+        self.assertEqual((late.received.data, service.watchers[0].clients, service.lines["l0"].clients), (b"", [], []))
+
 
 class TwistdWatchAllTests(TestCase):
     timeout = 60

@@ -103,6 +103,19 @@ class QemuManualTests(SynchronousTestCase):
         self.assertEqual(parseListener("udp:console.example:4555@127.0.0.1:4556,allow=127.0.0.1").udp,
                          UDPSpec("console.example", 4555, "127.0.0.1", 4556, ("127.0.0.1",)))
 
+    def test_udpToItself(self) -> None:
+        """A udp: listener whose output would go to its own port (udp::4556@4556, the same address or loopback) is refused: each datagram came back as typing, and a device that echoes looped for ever."""
+        for text in ("udp::4556@4556", "udp:127.0.0.1:4556@127.0.0.1:4556", "udp:127.0.0.2:4556@:4556",
+                     "udp:[::1]:4556@4556", "udp:10.0.0.5:4556@10.0.0.5:4556"):
+            with self.assertRaises(ConfigError) as caught:
+                parseListener(text)
+            self.assertIn("sends to its own port 4556", str(caught.exception))
+        self.assertEqual(parseListener("udp:10.0.0.5:4556@4556").udp, UDPSpec("10.0.0.5", 4556, "", 4556, ("10.0.0.5",)))
+        self.assertEqual(parseListener("udp::4555@4556").udp.remotePort, 4555)  # type: ignore[union-attr]
+        with self.assertRaises(ConfigError) as caught:
+            parseListener("udp::0@4556")
+        self.assertEqual(str(caught.exception), "listener 'udp::0@4556': the remote's port cannot be 0 (nothing can be sent there)")
+
     def test_unix(self) -> None:
         """unix:path,server,nowait listens (0600); unix:path,nowait without server dials out."""
         spec = parseListener("unix:path,server,nowait")

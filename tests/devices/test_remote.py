@@ -265,6 +265,34 @@ class RemoteWriteBoundTests(SynchronousTestCase):
         self.assertEqual([(e["line"], e["count"]) for e in events if "lost with it" in str(e.get("log_format"))],
                          [("t", 4)])
 
+    def test_answersLostAreNoTyping(self) -> None:
+        """A telnet console that negotiates and never reads, then goes: our answers waiting for it are not typing lost (nobody typed: '768 byte(s) queued for the device were lost' was logged, and counted dropped); typing that waited behind them is, exactly."""
+        events: list[dict[str, object]] = []
+        observeLog(self, events.append)
+        device, line, writer, transport = self.connected("telnet", TelnetLink)
+        link = device._link
+        link.dataReceived(bytes((IAC, WILL, 1, IAC, WONT, 1)) * 8)
+        self.assertGreater(len(transport.value()), 0)  # (our answers, not taken)
+        link.connectionLost(Failure(ConnectionError("gone")))
+        self.assertEqual((device.dropped, device.unsent), (0, 0))
+        self.assertEqual([e for e in events if "lost with it" in str(e.get("log_format"))], [])
+        device, line, writer, transport = self.connected("telnet", TelnetLink)
+        link = device._link
+        link.dataReceived(bytes((IAC, WILL, 1, IAC, WONT, 1)) * 8)
+        line.clientData(writer, b"ab\xff")
+        link.dataReceived(bytes((IAC, WILL, 1, IAC, WONT, 1)) * 8)
+        link.connectionLost(Failure(ConnectionError("gone")))
+        self.assertEqual((device.dropped, device.unsent), (4, 4))  # (IAC doubled on the wire)
+
+    def test_partlySentNotQueued(self) -> None:
+        """What Twisted's transport has sent of its buffer (before C{offset}) is not queued, nor lost with the link: it was counted so (the status page's bytes to the device too low)."""
+        device, line, writer, transport = self.connected("tcp", RawLink)
+        line.clientData(writer, b"abcdef")
+        transport.offset = 4  # type: ignore[attr-defined]  # (a partial send, as FileDescriptor.doWrite keeps it)
+        self.assertEqual(device.queuedBytes(), 2)
+        device._link.connectionLost(Failure(ConnectionError("gone")))
+        self.assertEqual((device.dropped, device.unsent, line.bytesToDevice), (2, 2, 4))
+
     def test_closeThenLinkLostCountsOnce(self) -> None:
         """Typing held for a suspended remote when the line's device is closed: dropped once, not again when the aborted link goes."""
         device, line, writer, transport = self.connected("rfc2217", ComPortLink)
@@ -612,11 +640,17 @@ class RemoteDownReasonTests(TestCase):
         status page's down_reason), up once it listens, and after it goes
         away the failed attempts again say why.
         """
-        from twisted.internet.endpoints import TCP4ServerEndpoint
+        import socket
 
-        from tests.realio import EventCounter, freePort
+        from tests.realio import EventCounter
 
-        port = freePort()
+        # A port bound, not listening: refused, and no other socket can
+        # have it; listened on later by the same socket, handed to the
+        # reactor (no port found free, closed, then bound again).
+        held = socket.socket()
+        self.addCleanup(held.close)
+        held.bind(("127.0.0.1", 0))
+        port = held.getsockname()[1]
         refused = EventCounter(self, "not connected: {reason}")
         device = RemoteDevice(DeviceSpec("tcp", host="127.0.0.1", port=port), reactor,
                               retryPolicy=lambda attempt: 0.05)
@@ -632,8 +666,11 @@ class RemoteDownReasonTests(TestCase):
             def connectionMade(self) -> None:
                 accepted.callback(self)
 
-        listening = await TCP4ServerEndpoint(reactor, port, interface="127.0.0.1").listen(
-            protocol.Factory.forProtocol(Console))
+        held.listen(5)
+        held.setblocking(False)  # as the reactor's own ports are: it accepts until EAGAIN
+        listening = reactor.adoptStreamPort(  # type: ignore[attr-defined]
+            held.fileno(), socket.AF_INET, protocol.Factory.forProtocol(Console))
+        held.close()  # the reactor's port has its own descriptor of it
         console = await accepted
         await listening.stopListening()
         self.assertEqual((device.up, device.downReason), (True, None))

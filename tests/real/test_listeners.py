@@ -343,20 +343,21 @@ class ListenerTests(TestCase):
             flags.append(handle.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
         self.assertEqual(flags, [1, 1, 0])
 
-    async def test_telnetSynchKeepsData(self) -> None:
+    async def test_telnetSynch(self) -> None:
         """
         Telnet's Synch (IAC DM, the DM sent as TCP urgent data) is read in
-        the stream and ignored: the byte after it reaches the device (Linux
-        took the DM out of the stream, and the IAC ate the next byte).
+        the stream (Linux took the DM out of it, and the IAC ate the next
+        byte): the data before the DM is discarded, an IAC IP before it
+        still reaches the device as ^C, the bytes after it are typed.
         """
         service = startGateway(self, ptyLine(self.pty, "telnet+tcp:0:interface=127.0.0.1"))
         client = await connect(listenerPort(service))
         self.clients.append(client)
         client.transport.write(b"0")  # type: ignore[union-attr]
         self.assertEqual(await self.pty.received.length(1), b"0")
-        client.transport.getHandle().send(b"1\xff\xf2", socket.MSG_OOB)  # type: ignore[union-attr]
+        client.transport.getHandle().send(b"1\xff\xf4\xff\xf2", socket.MSG_OOB)  # type: ignore[union-attr]
         client.transport.write(b"2345")  # type: ignore[union-attr]
-        self.assertEqual(await self.pty.received.contains(b"5"), b"012345")
+        self.assertEqual(await self.pty.received.contains(b"5"), b"0\x032345")
 
     async def test_ptyListenerCarriesOutput(self) -> None:
         """

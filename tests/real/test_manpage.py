@@ -16,7 +16,7 @@ from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
 from serialgw.app import tap
 from serialgw.config.file import LINE_KEYS
-from serialgw.config.listeners import LISTENER_OPTIONS
+from serialgw.config.listeners import LISTENER_OPTIONS, parseListener
 from tests.realio import REPO
 
 PAGE = os.path.join(REPO, "man", "serialgw.8")
@@ -66,6 +66,27 @@ class ManPageTests(SynchronousTestCase):
         self.assertEqual(absent, [], f"man/serialgw.8 does not mention these listener options: {', '.join(absent)}; "
                                      "add each to the LISTENERS section")
 
+    def test_everyStatusField(self) -> None:
+        """Every field of the status page's JSON (a line's, its settings', its clients') is named in README's table and in the page."""
+        from twisted.internet.testing import StringTransport
+
+        from serialgw.app.status import lineStatus
+        from serialgw.clients.telnet import TelnetClient
+        from serialgw.line.hub import Line
+        from tests.fakes import RecordingDevice
+
+        line = Line("rack1", RecordingDevice())
+        TelnetClient(line, listener=parseListener("telnet+4444")).makeConnection(StringTransport())
+        status = lineStatus(line)
+        fields = {"serialgw", "lines", *status, *status["settings"], *status["modem_lines"], *status["clients"][0]}
+        with open(os.path.join(REPO, "README.md")) as f:
+            readme = f.read()
+        table = readme[readme.index("| status field |"):]
+        table = table[:table.index("\n\n")]
+        self.assertEqual(sorted(f for f in fields if f"`{f}`" not in table), [],
+                         "README's status field table does not name these fields")
+        self.assertEqual(missing(sorted(fields)), [], "man/serialgw.8 does not name these status fields")
+
     def test_grammarExamplesAndSignals(self) -> None:
         """The page shows the listener forms the issue names, and the signals."""
         text = pageText()
@@ -92,7 +113,7 @@ class ManPageTests(SynchronousTestCase):
         """twistd serialgw --help has the listener grammar in brief and points to the page."""
         text = str(tap.Options())
         for needle in ("[PROTOCOL[,OPTION...]+]ENDPOINT", "udp::4555@4556", "mon:telnet::4444,server,nowait",
-                       "systemd:domain=INET:index=0", "man 8 serialgw"):
+                       "systemd:domain=INET6:index=0", "man 8 serialgw"):
             self.assertIn(needle, text)
 
 

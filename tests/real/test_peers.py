@@ -329,7 +329,7 @@ class TwistdTests(TestCase):
         proc = self.processes.spawn(gatewayArgv("--parity", "X"))
         code = await proc.ended
         self.assertEqual(code, 2)
-        self.assertEqual(proc.output.data, b"serialgw: error: parity must be one of N, E, O, M, S, not 'X'\n")
+        self.assertEqual(proc.output.data, b"serialgw: error: --parity: parity must be one of N, E, O, M, S, not 'X'\n")
         proc = self.processes.spawn(gatewayArgv("--listen", "tcp:4444:5555"))
         self.assertEqual(await proc.ended, 2)
         self.assertEqual(proc.output.data.count(b"\n"), 1)

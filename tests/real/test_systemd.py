@@ -42,6 +42,20 @@ class ProblemTests(SynchronousTestCase):
         other = {**two, "LISTEN_PID": "1"}
         self.assertIsNotNone(systemdProblem("systemd:domain=INET:index=0", other))
 
+    def test_domainOfThePassedSocket(self) -> None:
+        """A domain= other than the passed socket's is refused naming both (ListenStream=4001 is INET6: Twisted read its addresses as INET's, garbage); the same domain passes."""
+        two = {"LISTEN_PID": str(os.getpid()), "LISTEN_FDS": "2", "LISTEN_FDNAMES": "web1:db1"}
+        sockets = {3: ("INET6", "[::]:4001"), 4: ("UNIX", "/run/serialgw/db1.sock")}
+        self.assertEqual(systemdProblem("systemd:domain=INET:index=0", two, sockets.get),
+                         "domain=INET, but the socket systemd passed as index=0 is an INET6 one, [::]:4001 "
+                         "(ListenStream=PORT is an INET6 socket, taking IPv4 too): write domain=INET6")
+        self.assertEqual(systemdProblem("systemd:INET:1", two, sockets.get),
+                         "domain=INET, but the socket systemd passed as index=1 is a UNIX one, "
+                         "/run/serialgw/db1.sock: write domain=UNIX")
+        self.assertEqual(systemdProblem("systemd:domain=INET6:name=web1", two, sockets.get), None)
+        self.assertEqual(systemdProblem("systemd:domain=UNIX:name=db1", two, sockets.get), None)
+        self.assertEqual(systemdProblem("systemd:domain=INET:index=0", two, lambda fd: None), None)
+
 
 class UnitTests(TestCase):
     timeout = 60
@@ -151,6 +165,18 @@ class ActivationTests(TestCase):
         self.assertEqual(await pty.received.length(12), b"hello device")
         pty.write(b"hello client")
         self.assertEqual(await client.received.length(12), b"hello client")
+        client.transport.loseConnection()  # type: ignore[union-attr]
+
+    async def test_wrongDomain(self) -> None:
+        """domain=INET on the unix socket systemd-socket-activate passed: exit 2 naming what was passed, not a listener with garbage addresses."""
+        path = socketPath(self)
+        proc = self.activate(path, "--device", "/dev/null", "--port", "systemd:domain=INET:name=console")
+        await proc.output.contains(b"Listening on")  # type: ignore[attr-defined]
+        client = await connectUnix(path)
+        self.assertEqual(await proc.ended, 2)  # type: ignore[attr-defined]
+        self.assertIn(f"serialgw: error: listener 'systemd:domain=INET:name=console': domain=INET, but the socket "
+                      f"systemd passed as name=console is a UNIX one, {path}: write domain=UNIX\n".encode(),
+                      proc.output.data)  # type: ignore[attr-defined]
         client.transport.loseConnection()  # type: ignore[union-attr]
 
     async def test_noSuchSocket(self) -> None:

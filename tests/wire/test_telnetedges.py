@@ -9,7 +9,7 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase
 
-from serialgw.wire.telnet import BINARY, CR_WAIT, DO, IAC, NOP, WILL
+from serialgw.wire.telnet import BINARY, CR_WAIT, DM, DO, DONT, IAC, IP, NOP, SB, WILL, ParserState
 from tests.telnetpeer import TelnetRecorder, cmd
 
 
@@ -150,3 +150,75 @@ class CRWaitTests(SynchronousTestCase):
         """The connection lost while a CR waits: no call left behind."""
         self.proto.writeData(b"a\r")
         self.assertEqual(len(self.clock.getDelayedCalls()), 1)
+
+
+class Urgent(TelnetRecorder):
+    """A codec whose transport says whether TCP urgent data waits unread (C{urgent})."""
+
+    urgent = False
+
+    def urgentAhead(self) -> bool:
+        return self.urgent
+
+
+class SynchTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.proto = Urgent()
+        self.transport = StringTransport()
+        self.proto.makeConnection(self.transport)
+
+    def test_dataBeforeTheDMDiscarded(self) -> None:
+        """Read while urgent data waits (a Synch on its way), data is discarded and commands are not, up to the DM; what follows the DM is data again (RFC 854). It was all kept."""
+        self.proto.urgent = True
+        self.proto.dataReceived(b"typed ahead" + cmd(IAC, IP) + b"more")
+        self.proto.dataReceived(b"\xff\xffand" + cmd(IAC, WILL, 99, IAC))
+        self.proto.urgent = False
+        self.proto.dataReceived(cmd(DM) + b"after")
+        self.assertEqual(self.proto.events, [("command", IP), ("synched", 19), ("command", DM), ("data", b"after")])
+        self.assertEqual(self.transport.value(), cmd(IAC, DONT, 99))
+
+    def test_dmWithoutUrgentIsANop(self) -> None:
+        """A DM with no urgent data (no Synch): a NOP, nothing discarded."""
+        self.proto.dataReceived(b"a" + cmd(IAC, DM) + b"b")
+        self.assertEqual(self.proto.events, [("data", b"a"), ("command", DM), ("data", b"b")])
+
+    def test_secondSynchUnderWay(self) -> None:
+        """Urgent data still ahead at a DM (a second Synch sent): data is discarded on, up to the last DM."""
+        self.proto.urgent = True
+        self.proto.dataReceived(b"a" + cmd(IAC, DM) + b"b" + cmd(IAC))
+        self.proto.urgent = False
+        self.proto.dataReceived(cmd(DM) + b"c")
+        self.assertEqual(self.proto.events, [("command", DM), ("synched", 2), ("command", DM), ("data", b"c")])
+
+    def test_urgentWithoutDM(self) -> None:
+        """Urgent data that is no Synch (no DM at the mark): what came before it is discarded, from the mark on data is kept."""
+        self.proto.urgent = True
+        self.proto.dataReceived(b"junk")
+        self.proto.urgent = False
+        self.proto.dataReceived(b"Xafter")
+        self.assertEqual(self.proto.events, [("ignored", "urgent data without a DM"), ("synched", 4), ("data", b"Xafter")])
+
+    def test_dmSplitFromItsIAC(self) -> None:
+        """The IAC before the mark, the DM after it (how Linux reads a Synch: a read ends at the mark): one DM, the Synch ended by it."""
+        self.proto.urgent = True
+        self.proto.dataReceived(b"x\r" + cmd(IAC))
+        self.proto.urgent = False
+        self.proto.dataReceived(cmd(DM) + b"\0y")
+        # (The CR discarded has no NUL to take: the NUL after the DM is data.)
+        self.assertEqual(self.proto.events, [("synched", 2), ("command", DM), ("data", b"\0y")])
+
+    def test_synchInsideSubnegotiation(self) -> None:
+        """A Synch in the middle of a subnegotiation: the subnegotiation is dropped as malformed, the DM ends the Synch."""
+        self.proto.urgent = True
+        self.proto.dataReceived(cmd(IAC, SB, 24, 1, 2) + b"zz" + cmd(IAC))
+        self.proto.urgent = False
+        self.proto.dataReceived(cmd(DM) + b"ok")
+        self.assertEqual(self.proto.events, [("ignored", "malformed subnegotiation"), ("synched", 0), ("command", DM),
+                                             ("data", b"ok")])
+        self.assertEqual(self.proto.parserState, ParserState.DATA)
+
+    def test_sendSynch(self) -> None:
+        """Our Synch (the answer to AO) on a transport with no urgent data: IAC DM in the stream, after a waiting CR's NUL."""
+        self.proto.writeData(b"x\r")
+        self.proto.sendSynch()
+        self.assertEqual(self.transport.value(), b"x\r\0" + cmd(IAC, DM))

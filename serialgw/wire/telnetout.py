@@ -1,0 +1,153 @@
+"""
+The telnet codec's output (L{serialgw.wire.telnet}): data escaped for the
+wire (IAC doubled; outside BINARY, a CR's LF or NUL chosen across writes),
+our own telnet bytes gathered while a read is parsed, and the Synch.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from serialgw.wire.sockets import sendUrgent, writeNow
+from serialgw.wire.telnetcodes import BINARY, CR, DM, IAC, IAC_B, IAC_IAC, SB, SE
+
+ANSWER_BATCH = 4096
+# Outside BINARY, a CR that ends a write is sent at once and its follower
+# (LF or NUL) chosen by the next byte: that byte may come in the next read
+# of the device (a CR LF split across reads went as CR NUL LF).  If none
+# comes within this many seconds, the NUL goes alone: a peer that acts on a
+# CR only once it has the byte after it (Twisted's telnet) is not left
+# waiting for the next key (L{TelnetOutput.crClock}).  At 1200 baud a
+# byte takes 8.3 ms.
+CR_WAIT = 0.01
+
+
+class TelnetOutput:
+    """What the codec sends; L{serialgw.wire.telnet.TelnetProtocol} is one."""
+
+    transport: Any
+    # While parsing: our answers, written in pieces of ANSWER_BATCH (a
+    # flood of 3-byte answers written one by one would cost the transport a
+    # buffer entry each, several times the bytes).
+    _answers: Optional[bytearray] = None
+    # Outside our BINARY: the last data byte sent was a CR whose LF or
+    # NUL depends on the next byte (writeData).
+    _sentCR = False
+
+    def localEnabled(self, option: int) -> bool:
+        raise NotImplementedError()
+
+    def writeData(self, data: bytes) -> None:
+        """Send data to the peer, escaped for the wire."""
+        if not data:
+            return
+        if IAC_B in data:
+            data = data.replace(IAC_B, IAC_IAC)
+        if self._sentCR:
+            # The CR that ended the last chunk: its LF is this one's first
+            # byte, or it needs its NUL (in BINARY since: neither).
+            self._sentCR = False
+            if data[:1] != b"\n" and not self.localEnabled(BINARY):
+                data = b"\0" + data
+        if CR in data and not self.localEnabled(BINARY):
+            # NVT: a CR not followed by LF goes as CR NUL; one at the end
+            # waits for the next chunk to know (a CR LF from the device
+            # split across reads went as CR NUL LF).
+            data = data.replace(b"\r", b"\r\0").replace(b"\r\0\n", b"\r\n")
+            if data.endswith(b"\r\0"):
+                data = data[:-1]
+                self._sentCR = True
+        writeNow(self.transport, data)
+        if self._sentCR:
+            self._waitForCR()
+        elif self._crCall is not None:
+            self._crCall.cancel()
+            self._crCall = None
+
+    # The NUL of a CR that ended a write, sent after CR_WAIT (crClock).
+    _crCall: Any = None
+
+    def crClock(self) -> Any:
+        """
+        The clock that sends the NUL of a CR ending a write after CR_WAIT
+        if nothing follows it by then; None (this default, for a codec
+        without a reactor): it waits for the next write.
+        """
+        return None
+
+    def _waitForCR(self) -> None:
+        if self._crCall is not None and self._crCall.active():
+            self._crCall.reset(CR_WAIT)
+            return
+        clock = self.crClock()
+        if clock is not None:
+            self._crCall = clock.callLater(CR_WAIT, self._crWaited)
+
+    def _crWaited(self) -> None:
+        self._crCall = None
+        if self._sentCR:
+            self._sendCRNul()
+
+    def _sendCRNul(self) -> None:
+        """The CR that ended the last write gets its NUL now (none if we are in BINARY since)."""
+        self._sentCR = False
+        call, self._crCall = self._crCall, None
+        if call is not None and call.active():
+            call.cancel()
+        if not self.localEnabled(BINARY):
+            writeNow(self.transport, b"\0")
+
+    def sendCommand(self, command: int) -> None:
+        self._answer(bytes((IAC, command)))
+
+    # A Synch asked for while parsing: sent once the read is parsed.
+    _synchOwed = False
+
+    def sendSynch(self) -> None:
+        """
+        A Synch (RFC 854): IAC DM, the DM as TCP urgent data when nothing is
+        queued before it (else in the stream only, where it is a NOP).
+        Asked for while a read is parsed (AO), one is sent after it, however
+        many were asked: a flood of AO is not a send each.
+        """
+        if self._answers is not None:
+            self._synchOwed = True
+            return
+        self._sendSynchNow()
+
+    def _sendSynchNow(self) -> None:
+        self._synchOwed = False
+        if self._sentCR:
+            self._sendCRNul()
+        self._flushAnswers()
+        if not sendUrgent(self.transport, bytes((IAC, DM))):
+            self._answer(bytes((IAC, DM)))
+
+    def sendSubnegotiation(self, option: int, payload: bytes) -> None:
+        self._answer(bytes((IAC, SB, option)) + payload.replace(IAC_B, IAC_IAC) + bytes((IAC, SE)))
+
+    def _answer(self, data: bytes) -> None:
+        """Our own telnet bytes (negotiation, commands, subnegotiations, short answers)."""
+        if self._sentCR:
+            # Nothing but LF or NUL may follow a CR (RFC 854): its NUL first.
+            self._sendCRNul()
+        answers = self._answers
+        if answers is None:
+            self.transport.write(data)
+            return
+        answers += data
+        if len(answers) >= ANSWER_BATCH:
+            self._flushAnswers()
+
+    def _flushAnswers(self) -> None:
+        answers = self._answers
+        if answers:
+            self._answers = bytearray()
+            self.transport.write(bytes(answers))
+
+    def _endBatch(self, outer: Optional[bytearray]) -> None:
+        """A read is parsed: our answers gathered meanwhile go, then a Synch it asked for."""
+        self._flushAnswers()
+        self._answers = outer
+        if self._synchOwed and outer is None:
+            self._sendSynchNow()
