@@ -7,6 +7,7 @@ Waiting is on Deferreds, bounded by the test's timeout; never on sleeps.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -243,6 +244,21 @@ def freePort(udp: bool = False) -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM if udp else socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+_paths = itertools.count(1)
+
+
+def devicePath(case: Any) -> str:
+    """
+    A path for a device (a link to a pty) in C{case}'s temporary
+    directory, named as no other process's (nor an earlier test's) is: a
+    tty's UUCP lock is named after the device (C{/var/lock/LCK..NAME},
+    one directory for the whole machine), and every C{mktemp()} path ends
+    in C{temp}: two test runs at once found each other's lock on a link
+    not there yet ("temp is locked by process N").
+    """
+    return f"{os.path.abspath(case.mktemp())}-{os.getpid()}-{next(_paths)}"
 
 
 def listeningSockets() -> set[tuple[int, Any]]:

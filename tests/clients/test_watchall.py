@@ -20,7 +20,7 @@ from serialgw.app import tap
 from serialgw.clients.watchall import PARTIAL_HOLD, PARTIAL_LIMIT, WatchAllClient, WatchAllFactory
 from serialgw.config.file import loadFile
 from serialgw.config.listeners import parseListener, parseWatchAll
-from serialgw.config.specs import ConfigError, DeviceSpec, LineConfig, ListenerSpec, Protocol
+from serialgw.config.specs import ConfigError, DeviceSpec, LineConfig, ListenerSpec, Protocol, quote
 from serialgw.interfaces import IClient
 from serialgw.line.hub import Line
 from tests.fakes import RecordingDevice, observeLog
@@ -275,6 +275,19 @@ class ConfigTests(SynchronousTestCase):
     def test_parse(self) -> None:
         """parseWatchAll: every pattern kept, none means all."""
         self.assertEqual(parseWatchAll(["4400"], []).lines, ("*",))
+
+    def test_patternWithControlCharactersRefused(self) -> None:
+        """A [watch-all] lines pattern holding a control character (a newline, an escape sequence) is refused naming it: it can match no line name, and it reached the log and each watcher's notice as it was."""
+        for pattern, written in (("rack4-*\n", "rack4-*\\n"), ("\x1b[2Jrack*", "\\u001b[2Jrack*"), ("a\tb", "a\\tb")):
+            path = writeTemp(self, '[lines.a]\ndevice = "/dev/ttyS0"\nlisten = "4444"\n[watch-all]\nlisten = "4400"\n'
+                                   f'lines = ["ok-*", "{written}"]\n')
+            e = self.assertRaises(ConfigError, loadFile, path)
+            self.assertTrue(str(e).endswith(f"[watch-all] lines: pattern {quote(pattern)} holds a control character: "
+                                            "it can match no line name (letters, digits, '.', '_' and '-')"), str(e))
+        path = writeTemp(self, '[lines.a]\ndevice = "/dev/ttyS0"\nlisten = "4444"\n[watch-all]\nlisten = "4400"\nlines = ["rack[0-9]-?"]\n')
+        watchAll = loadFile(path).watchAll
+        assert watchAll is not None
+        self.assertEqual(watchAll.lines, ("rack[0-9]-?",))
 
     def test_personOptionsRefused(self) -> None:
         """escape=, mon:, banner, replay, notices and no-rfc2217 on a watch-all listener (a plain stream): refused naming the listener, not ignored."""

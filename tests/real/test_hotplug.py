@@ -25,6 +25,7 @@ from tests.realio import (
     PtyPair,
     closeClients,
     connect,
+    devicePath,
     gatewayArgv,
     linePort,
     listenerPort,
@@ -42,7 +43,7 @@ class HotplugTests(TestCase):
 
     async def test_unplugAndReturn(self) -> None:
         """Clients stay connected through an unplug; telnet hears it, raw does not; the line works again after."""
-        link = os.path.abspath(self.mktemp())
+        link = devicePath(self)
         first = PtyPair()
         os.symlink(first.slaveName, link)
         config = LineConfig(
@@ -181,7 +182,7 @@ class HangupFloodTests(TestCase):
         intact (a prefix of what was sent), each loss logged once, notices
         down and up, and the status page says up: false while it is down.
         """
-        link = os.path.abspath(self.mktemp())
+        link = devicePath(self)
         lost = EventCounter(self, "device lost")
         back = EventCounter(self, "device back at")
         proc = self.flooder(link, 0)
@@ -267,7 +268,7 @@ class DeviceLaterTests(TestCase):
         it comes up (backoff) and carries data both ways.  No "left out".
         """
         here = startedPty(self)
-        link = os.path.abspath(self.mktemp())
+        link = devicePath(self)
         path = os.path.abspath(self.mktemp())
         with open(path, "w") as f:
             f.write(f'[lines.here]\ndevice = "{here.slaveName}"\nlisten = "raw+tcp:0:interface=127.0.0.1"\n'
@@ -301,7 +302,7 @@ class DeviceLaterTests(TestCase):
 
     async def test_waitForDevice(self) -> None:
         """--device alone with --wait-for-device: started down, up when the device appears; without it, exit 1."""
-        link = os.path.abspath(self.mktemp())
+        link = devicePath(self)
         proc = self.gateway("--device", link, "--port", "tcp:0:interface=127.0.0.1")
         self.assertEqual(await proc.ended, 1)
         self.assertIn(f"serialgw: error: line {os.path.basename(link)!r}: cannot open device {link!r}: "
@@ -325,7 +326,7 @@ class ReloadMissingDeviceTests(TestCase):
     async def test_reloadAddsLineWithoutDevice(self) -> None:
         """A reload adding a line whose device is missing adds it (down), and says so once: no "left out"."""
         here = startedPty(self)
-        link = os.path.abspath(self.mktemp())
+        link = devicePath(self)
 
         def config(*lines: tuple[str, str]) -> list[LineConfig]:
             return [LineConfig(name, DeviceSpec("tty", device),
@@ -363,7 +364,7 @@ class ReloadMissingDeviceTests(TestCase):
         devices, and its device is missing) is reported left out, never added.
         """
         service = startGateway(self, waitForDevices=False)
-        bad = LineConfig("bad", DeviceSpec("tty", os.path.abspath(self.mktemp())))
+        bad = LineConfig("bad", DeviceSpec("tty", devicePath(self)))
         with capturedLogs() as events:
             result = await service.reload([bad])
         self.assertEqual(result, {"added": [], "changed": [], "removed": [], "left out": ["bad"]})
