@@ -350,7 +350,11 @@ def _users(path: str, text: str, data: dict[str, Any], base: str) -> tuple[UserS
         if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
             raise ConfigError(f"{_where(path, text, where, 'keys')}: [{where}] keys: expected a public key "
                               f"line or a list of them, not {quote(keys)}")
-        found = readPublicKeys("\n".join(keys), f"{_where(path, text, where, 'keys')}: [{where}] keys: key")
+        try:
+            found = readPublicKeys("\n".join(keys), f"[{where}] keys: key")
+        except ConfigError as e:
+            # (Placed only then: finding a key in the text reads the whole file.)
+            raise ConfigError(f"{_where(path, text, where, 'keys')}: {e}") from None
         if "keys-file" in table:
             if not isinstance(table["keys-file"], str):
                 raise ConfigError(f"{_where(path, text, where, 'keys-file')}: [{where}] keys-file: expected a path")

@@ -71,6 +71,22 @@ class CheckTests(SynchronousTestCase):
         self.assertEqual(checked("--config", path),
                          (0, f"serialgw: {path}: 2 line(s), 3 listener(s): OK\n", ""))
 
+    def test_listenerPastTheLinesRights(self) -> None:
+        """A line whose write / read name people, with a writable TCP listener that asks no certificate (telnet, raw, TLS without ca=): warned, naming it (whoever connects there types, whatever write / read say); ro, a ca=, a unix socket, or a line without write / read: no warning."""
+        from tests.clients.test_ssh import newKey, publicLine
+
+        users = (f'[ssh]\nlisten = "tcp:2222:interface=127.0.0.1"\nhost-key = "{self.mktemp()}"\n[users.ops1]\n'
+                 f'keys = ["{publicLine(newKey())}"]\n')
+        path = write(self, users + '[lines.a]\ndevice = "/dev/null"\nwrite = ["ops1"]\nlisten = ["4001", '
+                                   '"raw,ro+4101", "unix:/tmp/a.sock", "raw+tls:4201:cert=/dev/null:key=/dev/null"]\n'
+                                   '[lines.b]\ndevice = "/dev/zero"\nlisten = "4002"\n')
+        status, _, err = checked("--config", path)
+        why = ("knows no person: whoever connects there types, whatever the line's write / read say (they name "
+               "the people of SSH keys and TLS client certificates); give it ro, or TLS with ca=")
+        self.assertEqual([e for e in err.splitlines() if "knows no person" in e],
+                         [f"serialgw: warning: line 'a': listener '4001' {why}",
+                          f"serialgw: warning: line 'a': listener 'raw+tls:4201:cert=/dev/null:key=/dev/null' {why}"])
+
     def test_duplicatePorts(self) -> None:
         """The same port on the same or a wildcard interface, across lines or with --status: errors, exit 2."""
         path = write(self, '[lines.a]\ndevice = "/dev/null"\nlisten = ["4001", "raw+tcp:4101:interface=127.0.0.1"]\n'
