@@ -242,7 +242,7 @@ def linesStatus(lines: list[Line]) -> str:
     """One line for systemd's STATUS=: lines up, down (the first few by name) and still opening, clients."""
     opening = [line.name for line in lines if not line.device.up and (line.device.downReason or "").startswith(OPENING)]
     down = [line.name for line in lines if not line.device.up and line.name not in opening]
-    clients = sum(len(line.clients) for line in lines)
+    clients = sum(len(line.clients) - len(line.logs) for line in lines)  # (a console log is no one on the line)
     text = f"{len(lines)} line(s), {len(lines) - len(down) - len(opening)} up, {len(down)} down"
     for names, what in ((down, ""), (opening, f", {len(opening)} opening")):
         text += f"{what} ({', '.join(names[:5])}{', ...' if len(names) > 5 else ''})" if names else ""

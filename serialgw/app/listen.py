@@ -204,6 +204,10 @@ class ListenerOpener:
         self._own("closer", port.stopListening)
         log.info("line {line}: netconsole to {remote} from {local}", line=config.name,
                  remote=client.peer.removeprefix("udp:"), local=describeAddress(port.getHost()))
+        if not spec.readOnly and not all(network.network_address.is_loopback for network in client.allow):
+            log.warn("line {line}: {peer} types on the console what comes from {allow} (a UDP source address is "
+                     "easily forged); restrict it to a trusted network, or make it read-only: raw,ro+udp:...",
+                     line=config.name, peer=client.peer, allow=",".join(spec.udp.allow))
 
     def _file(self, line: Line, config: LineConfig, spec: ListenerSpec) -> None:
         client = FileClient(line, spec.path, self.reactor, spec)

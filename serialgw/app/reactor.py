@@ -26,7 +26,8 @@ Twisted's in three ways, and only there:
 
 Apart from C{doPoll}, its TCP and unix listening ports, those passed in
 by systemd too, accept at most ACCEPTS_PER_TURN connections a turn
-(L{BoundedTCPPort}).
+(L{BoundedTCPPort}), and its UDP ports hand on at most DATAGRAMS_PER_TURN
+datagrams a turn (L{BoundedUDPPort}).
 
 Until issue 14 it also rewrote C{mainLoop} to skip C{runUntilCurrent} on
 turns with no timed call due; C{bench/reactors.py} measured that at
@@ -55,7 +56,7 @@ import sys
 import time
 from typing import Any, Callable, Optional
 
-from twisted.internet import tcp, unix
+from twisted.internet import tcp, udp, unix
 from twisted.internet.epollreactor import EPollReactor
 from twisted.internet.error import UnsupportedAddressFamily
 from twisted.logger import Logger
@@ -86,6 +87,45 @@ class BoundedUNIXPort(unix.Port):
     def doRead(self) -> None:
         self.numberAccepts = min(self.numberAccepts, ACCEPTS_PER_TURN)
         unix.Port.doRead(self)
+
+# The most datagrams a UDP port (a netconsole's) hands on in one turn.
+# Twisted's reads until maxThroughput bytes (256 KiB) a turn: empty
+# datagrams without end, and 262144 one-byte ones; a flood of them held
+# every line up to 0.9 s at a time.
+DATAGRAMS_PER_TURN = 64
+
+
+class BoundedUDPPort(udp.Port):
+    """
+    A UDP port that hands on at most DATAGRAMS_PER_TURN datagrams (and, as
+    Twisted's, maxThroughput bytes) a turn; the rest wait in the kernel's
+    buffer (and past it are dropped there, as UDP is).  Twisted's own
+    C{doRead}, with the count added: it reads C{udp}'s private error sets.
+    """
+
+    def doRead(self) -> None:
+        read = 0
+        for _ in range(DATAGRAMS_PER_TURN):
+            if read >= self.maxThroughput:
+                return
+            try:
+                data, addr = self.socket.recvfrom(self.maxPacketSize)
+            except OSError as e:
+                if e.args[0] in udp._sockErrReadIgnore:  # type: ignore[attr-defined]
+                    return
+                if e.args[0] in udp._sockErrReadRefuse:  # type: ignore[attr-defined]
+                    if self._connectedAddr:
+                        self.protocol.connectionRefused()
+                    return
+                raise
+            read += len(data)
+            if self.addressFamily == socket.AF_INET6:
+                addr = addr[:2]
+            try:
+                self.protocol.datagramReceived(data, addr)
+            except BaseException:
+                log.failure("a datagram from {address} failed", address=addr)
+
 
 # The longest busy-poll window, seconds (twistd serialgw --busy-poll, in
 # microseconds; 0 turns it off).
@@ -206,6 +246,11 @@ class GatewayReactor(EPollReactor):
 
     def listenUNIX(self, address: Any, factory: Any, backlog: int = 50, mode: int = 0o666, wantPID: int = 0) -> Any:
         listening = BoundedUNIXPort(address, factory, backlog, mode, self, wantPID)
+        listening.startListening()
+        return listening
+
+    def listenUDP(self, port: int, protocol: Any, interface: str = "", maxPacketSize: int = 8192) -> Any:
+        listening = BoundedUDPPort(port, protocol, interface, maxPacketSize, self)
         listening.startListening()
         return listening
 

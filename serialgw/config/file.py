@@ -489,11 +489,20 @@ def _line(name: str, table: dict[str, Any]) -> LineConfig:
         settings = parsed("serial", lambda t: parseCompact(t, settings), value("serial", str))
     for key in SINGLE_SETTINGS:
         if key in table:
-            settings = parsed(key, lambda t, k=key, base=settings: applySingle(base, k, t), str(table[key]))
+            given = table[key]
+            if isinstance(given, bool) or (isinstance(given, float) and key in ("baud", "bytesize")):
+                # str() made 9600.0 '9600.0', refused as if out of range, and true 'True'.
+                shown = str(given).lower() if isinstance(given, bool) else given
+                example = {"baud": "9600", "bytesize": "8"}.get(key)
+                raise _KeyError(key, f"expected a whole number ({example} or \"{example}\"), not {shown}" if example
+                                else f"expected a number or a string, not {shown}")
+            settings = parsed(key, lambda t, k=key, base=settings: applySingle(base, k, t), str(given))
     for key in ("xonxoff", "rtscts"):
         if key in table:
             settings = attrs.evolve(settings, **{key: value(key, bool)})
-    listen = table.get("listen", [])
+    if "listen" not in table:
+        raise _KeyError("listen", "missing: a listener (4001, tcp:4001:interface=127.0.0.1, ...) or a list of them")
+    listen = table["listen"]
     if isinstance(listen, (str, int)) and not isinstance(listen, bool):
         listen = [listen]
     if not isinstance(listen, list) or not listen or not all(isinstance(t, (str, int)) for t in listen):
@@ -508,7 +517,8 @@ def _line(name: str, table: dict[str, Any]) -> LineConfig:
     maxClients = value("max-clients", int, DEFAULT_MAX_CLIENTS)
     backlog = value("backlog", int, DEFAULT_BACKLOG)
     if maxClients < 0 or backlog < 0:
-        raise _KeyError("max-clients" if maxClients < 0 else "backlog", "expected a number >= 0")
+        raise _KeyError("max-clients" if maxClients < 0 else "backlog",
+                        f"expected a number >= 0, not {maxClients if maxClients < 0 else backlog}")
     if backlog > MAX_BACKLOG:
         raise _KeyError("backlog", f"expected at most {MAX_BACKLOG} bytes, not {backlog}")
     # Only the keys given: LogSpec's own defaults fill the rest (read from

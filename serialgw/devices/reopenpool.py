@@ -10,9 +10,13 @@ line's reopen waited behind them for ever.  Here:
   - at most one open of a device is under way at a time (C{inFlight}, by
     device name): a line removed and added again by reloads while its open
     hangs does not start another;
-  - at most C{OPEN_THREADS} opens run at once (more wait for a thread),
-    and only C{BUSY_OPENS} of those that have not been running for
-    C{SLOW_AFTER} s: more threads at work only fight the reactor for the
+  - each open runs on a thread of its own (L{OpenThreads}), which ends
+    with it: an open that hangs holds only its own (in a pool of 32
+    threads, 32 hung opens held every later open of every line for good);
+    at most C{MOST_OPENS} at once: past that many an open is refused at
+    once, the line down for that reason and tried again with backoff;
+  - only C{BUSY_OPENS} opens that have not been running for C{SLOW_AFTER}
+    s run at once: more threads at work only fight the reactor for the
     GIL (a reload adding 500 lines, 32 opens at once, held the other lines
     up to 17 ms at a time; 2 at once, 5 ms), while an open that hangs holds
     a place only that long;
@@ -32,17 +36,20 @@ from collections import deque
 from functools import partial
 from typing import Any, Callable, Optional
 
-from twisted.internet import threads
+from twisted.internet import defer, threads
 from twisted.internet.defer import Deferred
-from twisted.python.threadpool import ThreadPool
+from twisted.python.failure import Failure
 
+from serialgw.devices.ports import DeviceError
 from serialgw.interfaces import IPort
 
 # How long the start waits for the first opens (seconds, all together).
 START_WAIT = 5.0
 
-# Opens that may run at once, each a line's (at most one a device).
-OPEN_THREADS = 32
+# Opens that may run at once, each a line's (at most one a device) on a
+# thread of its own: more than a farm has lines, so that only a farm whose
+# every adapter hangs meets it.
+MOST_OPENS = 1024
 # Of those, how many may have been running less than SLOW_AFTER s (see above).
 BUSY_OPENS = 2
 SLOW_AFTER = 0.25
@@ -52,19 +59,37 @@ class OpenWithdrawn(Exception):
     """An open waiting for its place was withdrawn (its device closed for good meanwhile)."""
 
 
-def _daemonThread(*args: Any, **kwargs: Any) -> threading.Thread:
-    return threading.Thread(*args, daemon=True, **kwargs)
+class OpenThreads:
+    """
+    Where L{DeviceOpens} runs opens (its C{callInThreadWithCallback}, as a
+    L{twisted.python.threadpool.ThreadPool}'s): each call on a daemon
+    thread of its own, started for it and ended with it, never waiting
+    for another (no thread kept idle either).
+    """
+
+    def callInThreadWithCallback(self, onResult: Callable[[bool, Any], None], f: Callable[..., Any], *args: Any,
+                                 **kwargs: Any) -> None:
+        def run() -> None:
+            try:
+                result, ok = f(*args, **kwargs), True
+            except BaseException:
+                result, ok = Failure(), False
+            onResult(ok, result)
+
+        threading.Thread(target=run, daemon=True, name="serialgw-device-open").start()
 
 
 class DeviceOpens:
     """
-    Runs device opens off the reactor thread, on C{pool} (by default a
-    L{ThreadPool} of C{OPEN_THREADS} daemon threads, started at its first
-    open), one a device at a time.
+    Runs device opens off the reactor thread, on C{pool} (by default
+    L{OpenThreads}: a thread each), one a device at a time, at most
+    C{MOST_OPENS} at once.
     """
 
     def __init__(self, pool: Optional[Any] = None) -> None:
         self._pool = pool
+        # Opens on the pool now (begun, not returned).
+        self.running = 0
         # Device name -> when its open was asked for (reactor time).
         self.inFlight: dict[str, float] = {}
         # Opens waiting for a place among the BUSY_OPENS, and how many are taken.
@@ -74,11 +99,25 @@ class DeviceOpens:
     @property
     def pool(self) -> Any:
         if self._pool is None:
-            pool = ThreadPool(minthreads=0, maxthreads=OPEN_THREADS, name="serialgw-device-open")
-            pool.threadFactory = _daemonThread  # type: ignore[assignment]
-            pool.start()
-            self._pool = pool
+            self._pool = OpenThreads()
         return self._pool
+
+    def _onPool(self, reactor: Any, opener: Callable[[], IPort]) -> Deferred[IPort]:
+        """C{opener()} on the pool, if fewer than MOST_OPENS run (else refused, as a device that cannot open)."""
+        if self.running >= MOST_OPENS:
+            return defer.fail(DeviceError(f"not opened: {self.running} device opens have not returned (hung adapters or "
+                                          "drivers?); tried again when fewer hang"))
+        try:
+            d = threads.deferToThreadPool(reactor, self.pool, opener)
+        except RuntimeError as e:  # (no thread to be had: a limit on the process's tasks)
+            return defer.fail(DeviceError(f"not opened: no thread to open it on: {e}"))
+        self.running += 1
+
+        def returned(result: Any) -> Any:
+            self.running -= 1
+            return result
+
+        return d.addBoth(returned)
 
     def busy(self, name: str) -> bool:
         """Whether an open of C{name} is under way (it may hang)."""
@@ -96,7 +135,7 @@ class DeviceOpens:
             return result
 
         if not paced:
-            return threads.deferToThreadPool(reactor, self.pool, opener).addBoth(done)
+            return self._onPool(reactor, opener).addBoth(done)
         d: Deferred[IPort] = Deferred()
         self._waiting.append((reactor, opener, d))
         self._next()
@@ -139,7 +178,7 @@ class DeviceOpens:
             free()
             return result
 
-        return threads.deferToThreadPool(reactor, self.pool, opener).addBoth(returned)
+        return self._onPool(reactor, opener).addBoth(returned)
 
     def openAll(self, reactor: Any, openers: dict[str, Callable[[], IPort]]) -> dict[str, FirstOpen]:
         """
@@ -154,6 +193,8 @@ class DeviceOpens:
             first = begun[name] = FirstOpen(reactor.seconds())
             # (Not paced: nothing is served yet, and no timer runs before the reactor does.)
             first.deferred = self.open(reactor, name, partial(first.run, opener, returned), paced=False)
+            if first.deferred.called:  # (refused at once: see _onPool)
+                first.deferred.addErrback(first.refused, returned)
         with returned:
             returned.wait_for(lambda: all(first.returned for first in begun.values()), START_WAIT)
             for first in begun.values():
@@ -190,6 +231,11 @@ class FirstOpen:
             self.result, self.returned = port, True
             returned.notify_all()
         return port
+
+    def refused(self, failure: Failure, returned: threading.Condition) -> None:
+        """(On this thread.)  It was refused before it began: its outcome is that."""
+        with returned:
+            self.result, self.returned = failure.value, True
 
     def port(self) -> IPort:
         """The port it opened, or raise what the open raised."""

@@ -44,10 +44,20 @@ class LockHeld(LockError):
             # symlink pointed at it since), or a reload's new line.
             LockError.__init__(self, f"{device} is open on another line of this gateway (pid {pid}, {path})")
         else:
-            LockError.__init__(self, f"{device} is locked by process {pid} ({path})")
+            LockError.__init__(self, f"{device} is locked by process {pid}{processName(pid)} ({path})")
         self.device = device
         self.path = path
         self.pid = pid
+
+
+def processName(pid: int) -> str:
+    """C{" (cu)"}: what a lock's holder runs, for people to know whom to ask; empty when it cannot be read."""
+    try:
+        with open(f"/proc/{int(pid)}/comm", "rb") as f:
+            name = f.read(64).decode("utf-8", "replace").strip()
+    except (OSError, ValueError):
+        return ""
+    return f" ({name!r})" if name and not name.isprintable() else f" ({name})" if name else ""
 
 
 def lockPath(device: str, lockDir: str) -> str:

@@ -10,11 +10,18 @@ from __future__ import annotations
 import socket
 from typing import Any
 
-from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.protocol import DatagramProtocol, Factory, Protocol
 from twisted.internet.testing import MemoryReactor
 from twisted.trial.unittest import SynchronousTestCase
 
-from serialgw.app.reactor import ACCEPTS_PER_TURN, BoundedTCPPort, BoundedUNIXPort, GatewayReactor
+from serialgw.app.reactor import (
+    ACCEPTS_PER_TURN,
+    DATAGRAMS_PER_TURN,
+    BoundedTCPPort,
+    BoundedUDPPort,
+    BoundedUNIXPort,
+    GatewayReactor,
+)
 
 
 class Counting(Factory):
@@ -101,3 +108,39 @@ class AcceptTests(SynchronousTestCase):
         address = ((socket.AF_INET, socket.SOCK_STREAM), inet.getsockname())
         self.assertEqual(self.burst(tcp, address), [8, 16, 20])
         self.assertEqual(self.burst(unix, ((socket.AF_UNIX, socket.SOCK_STREAM), path)), [8, 16, 20])
+
+
+class CountingDatagrams(DatagramProtocol):
+    """Keeps the datagrams it got."""
+
+    def __init__(self) -> None:
+        self.got: list[bytes] = []
+
+    def datagramReceived(self, datagram: bytes, addr: Any) -> None:
+        self.got.append(datagram)
+
+
+class DatagramTests(SynchronousTestCase):
+    def flood(self, port: Any, datagrams: list[bytes]) -> list[int]:
+        """C{datagrams} waiting on a UDP port; those handled after each turn."""
+        sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.addCleanup(sender.close)
+        for datagram in datagrams:
+            sender.sendto(datagram, ("127.0.0.1", port.getHost().port))
+        seen: list[int] = []
+        while not seen or seen[-1] < len(datagrams):
+            port.doRead()
+            seen.append(len(port.protocol.got))
+        self.assertEqual(port.protocol.got, datagrams)
+        return seen
+
+    def test_udpDatagramsATurn(self) -> None:
+        """200 empty datagrams waiting on a netconsole's port: 64 handled a turn (Twisted's port counts bytes, up to 256 KiB a turn: empty datagrams without end, a flood of them held every line up to 0.9 s)."""
+        reactor = GatewayReactor()
+        self.addCleanup(reactor._poller.close)
+        self.addCleanup(reactor.waker.connectionLost, None)
+        port = reactor.listenUDP(0, CountingDatagrams(), interface="127.0.0.1", maxPacketSize=65535)
+        self.addCleanup(port.socket.close)
+        self.assertEqual(type(port), BoundedUDPPort)
+        self.assertEqual(self.flood(port, [b""] * 200), [64, 128, 192, 200])
+        self.assertEqual(DATAGRAMS_PER_TURN, 64)

@@ -196,6 +196,25 @@ class NotifierTests(SynchronousTestCase):
             "STOPPING=1\nSTATUS=stopping",
         ])
 
+    def test_statusCountsNoConsoleLog(self) -> None:
+        """STATUS='s clients are the line's clients but its console log: a farm of logged lines nobody is on said '3 client(s)'."""
+        from twisted.internet.testing import StringTransport
+
+        from serialgw.app.lines import linesStatus
+        from serialgw.clients.consolelog import ConsoleLog
+        from serialgw.clients.raw import RawClient
+        from serialgw.config.listeners import parseListener
+        from serialgw.config.specs import LogSpec
+        from serialgw.line.hub import Line
+        from tests.fakes import RecordingDevice
+
+        line = Line("a", RecordingDevice(), clock=self.clock)
+        consoleLog = ConsoleLog(line, LogSpec(self.mktemp()), self.clock)
+        self.addCleanup(consoleLog.close)
+        self.assertEqual(linesStatus([line]), "1 line(s), 1 up, 0 down; 0 client(s)")
+        RawClient(line, listener=parseListener("raw+4444")).makeConnection(StringTransport())
+        self.assertEqual(linesStatus([line]), "1 line(s), 1 up, 0 down; 1 client(s)")
+
     def test_notUnderSystemd(self) -> None:
         """No NOTIFY_SOCKET: nothing is sent and no timer runs."""
         notifier = Notifier(self.clock, lambda: self.text, environ={"WATCHDOG_USEC": "2000000"})

@@ -196,3 +196,76 @@ class OpeningHoldTests(SynchronousTestCase):
         self.assertEqual([(port.name, self.writes(port), port.closed) for port in self.ports[1:]],
                          [("/dev/fake-b", b"", True), ("/dev/fake-b2", b"", True), ("/dev/fake-b3", b"three", False)])
         self.assertTrue(line.up)
+
+
+class ReloadWhileOpeningTests(SynchronousTestCase):
+    """Reloads that come while the opens of an earlier one are in flight (paced, held by the test): what runs in the end is the last configuration, nothing else left open."""
+
+    def setUp(self) -> None:
+        from serialgw.devices.reopenpool import SLOW_AFTER
+
+        self.slowAfter = SLOW_AFTER
+        self.clock = ThreadedMemoryReactor()
+        self.pool = HeldPool()
+        self.patch(reopen, "deviceOpens", DeviceOpens(self.pool))
+        self.patch(lines, "firstOpens", lambda *args: {})
+        self.ports: list[RecordingPort] = []
+
+    def openPort(self, spec: DeviceSpec, *args: Any) -> RecordingPort:
+        port = RecordingPort(self.clock)
+        port.name = spec.path
+        self.ports.append(port)
+        return port
+
+    def config(self, name: str, device: str = "") -> LineConfig:
+        return LineConfig(name=name, device=DeviceSpec("tty", f"/dev/fake-{device or name}"), lock=False)
+
+    def writes(self, port: RecordingPort) -> bytes:
+        return b"".join(value for _, what, value in port.events if what == "write")
+
+    def test_reloadStormWhileOpening(self) -> None:
+        """
+        Five reloads in a row, each while the opens of those before are in
+        flight (some returned, most not): adding 20 lines, removing half of
+        them, changing the devices of the others twice, adding some back.
+        Once every open has returned, the lines running are the last
+        configuration's, each up on its last device, typed to and writing
+        there; every other port opened is closed, and nothing is left in
+        flight or scheduled.
+        """
+        service = GatewayService([self.config("a")], reactor=self.clock, openPort=self.openPort, waitForDevices=True)
+        service.startService()
+        names = [f"n{i}" for i in range(20)]
+        configs = [
+            [self.config("a")] + [self.config(n) for n in names],
+            [self.config("a")] + [self.config(n) for n in names[10:]],
+            [self.config("a")] + [self.config(n, f"{n}-b") for n in names[10:]],
+            [self.config("a")] + [self.config(n, f"{n}-c") for n in names[10:]] + [self.config(n) for n in names[:5]],
+            [self.config("a")] + [self.config(n, f"{n}-c") for n in names[10:]] + [self.config(n, f"{n}-d") for n in names[:5]],
+        ]
+        results = []
+        for number, config in enumerate(configs):
+            results.append(service.reload(config))
+            for _ in range(number + 1):  # (a few turns, a few opens returned)
+                self.clock.advance(self.slowAfter)
+                if self.pool.held:
+                    self.pool.release()
+        for _ in range(200):
+            self.clock.advance(self.slowAfter)
+            while self.pool.held:
+                self.pool.release()
+        self.assertTrue(all(result.called for result in results))
+        last = {c.name: c.device.path for c in configs[-1]}
+        ports: dict[str, RecordingPort] = {name: line.device.port for name, line in service.lines.items()}  # type: ignore[attr-defined]
+        self.assertEqual({name: port.name for name, port in ports.items()}, last)
+        self.assertTrue(all(line.up for line in service.lines.values()))
+        running = {id(port) for port in ports.values()}
+        self.assertEqual([port.name for port in self.ports if id(port) not in running and not port.closed], [])
+        for name, line in service.lines.items():
+            client = person()
+            line.attach(client)
+            line.clientData(client, name.encode())
+            self.assertEqual(self.writes(ports[name]), name.encode())
+        self.assertEqual(reopen.deviceOpens.inFlight, {})
+        self.successResultOf(service.stopService())
+        self.assertEqual(self.clock.getDelayedCalls(), [])

@@ -54,7 +54,7 @@ class FileTests(SynchronousTestCase):
                          ("unix", 115200, "tcp:4002"))
 
     def test_maxClients(self) -> None:
-        """max-clients: 64 a line when not given, 0 for none, from [defaults] or the line; below 0 is refused."""
+        """max-clients: 64 a line when not given, 0 for none, from [defaults] or the line; below 0 is refused quoting it (backlog too)."""
         path = self.write('[lines.a]\ndevice = "/dev/ttyS0"\nlisten = "4001"\n\n'
                           '[lines.b]\ndevice = "/dev/ttyS1"\nlisten = "4002"\nmax-clients = 0\n')
         self.assertEqual([c.maxClients for c in loadConfig(path)], [64, 0])
@@ -62,7 +62,10 @@ class FileTests(SynchronousTestCase):
         self.assertEqual([c.maxClients for c in loadConfig(path)], [3])
         path = self.write('[lines.a]\ndevice = "/dev/ttyS0"\nlisten = "4001"\nmax-clients = -1\n')
         self.assertEqual(str(self.assertRaises(ConfigError, loadConfig, path)),
-                         f"{path}:4: [lines.a] max-clients: expected a number >= 0")
+                         f"{path}:4: [lines.a] max-clients: expected a number >= 0, not -1")
+        path = self.write('[lines.a]\ndevice = "/dev/ttyS0"\nlisten = "4001"\nbacklog = -5\n')
+        self.assertEqual(str(self.assertRaises(ConfigError, loadConfig, path)),
+                         f"{path}:4: [lines.a] backlog: expected a number >= 0, not -5")
 
     def test_breakDurationFromOneMillisecond(self) -> None:
         """break-duration below 1 ms (0.5: seconds meant) is refused, as its message says; 1 ms and 10 s are taken."""

@@ -65,6 +65,19 @@ class KeyValueTests(SynchronousTestCase):
         self.assertEqual(self.refused('[lines.a\n'),
                          "FILE:1: Expected ']' at the end of a table declaration (column 9)")
 
+    def test_settingsOfAnotherType(self) -> None:
+        """baud = 9600.0 or true: refused as the wrong type, not as a rate out of range ('9600.0'); a listen left out is missing, not []."""
+        self.assertEqual(self.refused(LINE + "baud = 9600.0\n"),
+                         'FILE:4: [lines.a] baud: expected a whole number (9600 or "9600"), not 9600.0')
+        self.assertEqual(self.refused(LINE + "bytesize = true\n"),
+                         'FILE:4: [lines.a] bytesize: expected a whole number (8 or "8"), not true')
+        self.assertEqual(self.refused(LINE + "stopbits = false\n"),
+                         "FILE:4: [lines.a] stopbits: expected a number or a string, not false")
+        self.assertEqual(loadConfig(writeTemp(self, LINE + 'stopbits = 1.5\nbaud = "9600"\n'))[0].settings.stopbits, 1.5)
+        self.assertEqual(self.refused('[lines.a]\ndevice = "/dev/ttyS0"\n'),
+                         "FILE:1: [lines.a] listen: missing: a listener (4001, tcp:4001:interface=127.0.0.1, ...) or a "
+                         "list of them")
+
     def test_linesNotTables(self) -> None:
         """lines = 5, [[lines]] or a line that is no table: said so, with the line, not 'no lines'."""
         self.assertEqual(self.refused('lines = 5\n'), "FILE:1: lines: expected tables [lines.NAME] (one a line, "

@@ -438,6 +438,46 @@ class StuckOpenTests(SynchronousTestCase):
         for reopener in reopeners[:2]:
             reopener.stop()
 
+    def test_mostOpensAtOnce(self) -> None:
+        """
+        Past MOST_OPENS opens that have not returned, another device's open
+        is refused at once, not queued behind them: its line is down for
+        that reason, said, and tried again with its backoff; it opens once
+        one of them has returned.  At start too (no wait for it).
+        """
+        from serialgw.devices import reopenpool
+        from serialgw.devices.reopenpool import SLOW_AFTER
+
+        self.patch(reopenpool, "MOST_OPENS", 3)
+        targets = [Target() for _ in range(4)]
+        for n, target in enumerate(targets):
+            target.name = f"/dev/ttyUSB{n}"
+        reopeners = [self.reopener(target) for target in targets]
+        for reopener in reopeners[:3]:
+            reopener.start()
+        self.clock.advance(1.0)
+        self.clock.advance(SLOW_AFTER)
+        self.assertEqual((len(self.pool.held), self.opens.running), (3, 3))
+        why = "not opened: 3 device opens have not returned (hung adapters or drivers?); tried again when fewer hang"
+        with capturedLogs() as events:
+            reopeners[3].start()
+            self.clock.advance(1.0)
+        self.assertEqual((targets[3].downReason, len(self.pool.held), self.opens.inFlight.get("/dev/ttyUSB3")),
+                         (why, 3, None))
+        self.assertEqual([formatEvent(e) for e in events],
+                         [f"/dev/ttyUSB3: still down: {why}; trying again with backoff"])
+        begun = self.opens.openAll(self.clock, {"/dev/ttyUSB9": self.opener})
+        self.assertEqual((begun["/dev/ttyUSB9"].done, str(begun["/dev/ttyUSB9"].result)), (True, why))
+        self.pool.release()  # one of them returns: the next attempt begins
+        self.clock.advance(1.0)
+        self.assertEqual((len(self.pool.held), self.opens.running), (3, 3))
+        self.clock.advance(SLOW_AFTER)
+        while self.pool.held:
+            self.pool.release()
+        self.assertEqual([call[0] for call in targets[3].calls], ["takeBack", "up"])
+        for reopener in reopeners:
+            reopener.stop()
+
     def test_firstOpensAtStart(self) -> None:
         """
         openAll begins every open at once and waits up to START_WAIT s: one
@@ -543,3 +583,47 @@ class HungOpensTests(TestCase):
         self.assertEqual([up.called for up in ups], [False] * 12 + [True])
         release.set()
         await DeferredList(ups[:12])
+
+    async def test_moreHungOpensThanThreads(self) -> None:
+        """Forty lines whose opens block (more than the 32 threads the opens once had): another line's open still returns, and its line comes up."""
+        from twisted.internet import reactor
+        from twisted.internet.task import deferLater
+
+        from serialgw.devices.reopenpool import DeviceOpens
+
+        opens = DeviceOpens()
+        release = threading.Event()
+        self.addCleanup(release.set)
+        began = [0]
+        ups: list[Deferred[None]] = []
+
+        def line(name: str, hangs: bool) -> None:
+            target = Target()
+            target.name = name
+            up: Deferred[None] = Deferred()
+            ups.append(up)
+            target.announceUp = lambda: up.callback(None)  # type: ignore[method-assign]
+
+            def opener() -> IPort:
+                if hangs:
+                    began[0] += 1
+                    release.wait()
+                return RecordingPort(Clock())
+
+            Reopener(target, reactor, opener, lambda n: 0.0, opens=opens).start()
+
+        for n in range(40):
+            line(f"/dev/ttyUSB{n}", hangs=True)
+        # (Paced: two at a time, the next after 0.25 s: all forty have begun in 5 s, if they can.)
+        for _ in range(80):
+            if began[0] == 40:
+                break
+            await deferLater(reactor, 0.1, lambda: None)
+        line("/dev/ttyACM0", hangs=False)
+        for _ in range(100):
+            if ups[-1].called:
+                break
+            await deferLater(reactor, 0.1, lambda: None)
+        self.assertEqual((began[0], [up.called for up in ups]), (40, [False] * 40 + [True]))
+        release.set()
+        await DeferredList(ups[:40])

@@ -46,6 +46,12 @@ def deadPid() -> int:
     return child.pid
 
 
+def commOf(pid: int) -> str:
+    """What /proc says process C{pid} runs (python3.11, cu)."""
+    with open(f"/proc/{pid}/comm") as f:
+        return f.read().strip()
+
+
 def liveHolder(case: Any) -> int:
     """A live process that is not this one, ended when the test ends."""
     child = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
@@ -97,12 +103,12 @@ class LockFileTests(SynchronousTestCase):
         self.assertEqual(str(e), f"/dev/ttyS9 is open on another line of this gateway (pid {os.getpid()}, {self.lock})")
 
     def test_liveHolder(self) -> None:
-        """A lock naming a live process is not taken: LockHeld names the PID; the file is untouched."""
+        """A lock naming a live process is not taken: LockHeld names the PID and what it runs (whom to ask); the file is untouched."""
         holder = liveHolder(self)
         writeLock(self.lock, holder)
         e = self.assertRaises(uucplock.LockHeld, uucplock.acquire, self.device, self.dir)
         self.assertEqual((e.pid, e.path), (holder, self.lock))
-        self.assertEqual(str(e), f"/dev/ttyS9 is locked by process {holder} ({self.lock})")
+        self.assertEqual(str(e), f"/dev/ttyS9 is locked by process {holder} ({commOf(holder)}) ({self.lock})")
         self.assertEqual(uucplock.readPid(self.lock), holder)
         self.assertEqual(os.listdir(self.dir), ["LCK..ttyS9"])
 
@@ -296,7 +302,8 @@ class GatewayLockTests(TestCase):
         self.assertEqual((status["up"], status["locked_by"]), (False, holder))
         warned = [e for e in events.events if e.get("holder") == holder]
         self.assertEqual(len(warned), 1)
-        self.assertEqual(warned[0]["reason"], f"{self.pty.slaveName} is locked by process {holder} ({self.lock})")
+        self.assertEqual(warned[0]["reason"],
+                         f"{self.pty.slaveName} is locked by process {holder} ({commOf(holder)}) ({self.lock})")
         client: Collector = await connect(listenerPort(service))
         await client.received.contains(b"\xff\xfd\x2c")
         os.unlink(self.lock)

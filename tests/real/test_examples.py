@@ -97,3 +97,10 @@ class ExampleTests(SynchronousTestCase):
         self.assertIn("nocreate", directives)
         self.assertNotIn("create", directives)
         self.assertNotIn("copytruncate", directives)
+
+    def test_logrotateSignalsEveryProcess(self) -> None:
+        """The stanza's postrotate signals the one-process unit and every process of the template (--shard): logs of serialgw@ processes were never reopened."""
+        with open(os.path.join(EXAMPLES, "logrotate.d", "serialgw")) as f:
+            text = f.read()
+        for unit in ("serialgw.service", "'serialgw@*.service'"):
+            self.assertIn(f"systemctl kill --kill-whom=main --signal=USR1 {unit} 2>/dev/null || true", text)
