@@ -32,7 +32,7 @@ from twisted.internet.error import CannotListenError
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from serialgw.app.check import systemdProblem
+from serialgw.app.check import PAST_RIGHTS, pastRights, systemdProblem
 from serialgw.clients.factory import LineFactory
 from serialgw.clients.local import FileClient, fifoPair, streamClient
 from serialgw.clients.netconsole import MAX_INPUT_DATAGRAM, NetconsoleClient
@@ -156,6 +156,8 @@ class ListenerOpener:
                 "PROTOCOL,ro+, or tls:...:ca=",
                 line=config.name, listener=spec.text, address=describeAddress(address),
             )
+        if pastRights(config, spec):
+            log.warn("line {line}: listener {listener} {why}", line=config.name, listener=spec.text, why=PAST_RIGHTS)
         if spec.path and isAbstract(spec.path):
             log.warn(
                 "line {line}: {address} is an abstract unix socket: it has no file mode, so every process "
