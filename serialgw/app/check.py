@@ -17,7 +17,7 @@ import stat
 from typing import Any, Callable, Mapping, Optional, Sequence
 
 from serialgw.clients.tls import validityProblem
-from serialgw.config.parsers import isDecimal
+from serialgw.config.parsers import isDecimal, systemdUnix
 from serialgw.config.paths import NOT_FOLLOWED, notFollowed
 from serialgw.config.shard import ownListeners
 from serialgw.config.specs import (
@@ -140,6 +140,22 @@ def systemdProblem(endpoint: str, environ: Optional[Mapping[str, str]] = None,
     return None
 
 
+# Why a listener passes a line's write / read by (see pastRights).
+PAST_RIGHTS = ("knows no person: whoever connects there types, whatever the line's write / read say (they name the "
+               "people of SSH keys and TLS client certificates); give it ro, or TLS with ca=")
+
+
+def pastRights(line: LineConfig, spec: ListenerSpec) -> bool:
+    """
+    Whether C{spec} lets whoever reaches it type on C{line} though the
+    line's write / read name who may: a writable TCP listener that asks
+    for no client certificate (a unix socket's file mode says who connects).
+    """
+    return ((line.rights.write is not None or line.rights.read is not None) and spec.kind is ListenerKind.LISTEN
+            and not spec.readOnly and not spec.path and not systemdUnix(spec.endpoint)
+            and not (spec.tls is not None and spec.tls.ca))
+
+
 def unixNameProblem(path: str) -> Optional[str]:
     """Why C{path} cannot name a unix socket (too long: bind() and connect() would say "path too long"), or None."""
     size, limit = len(os.fsencode(path)), unixNameLimit(path)
@@ -229,6 +245,8 @@ def checkLines(lines: Sequence[LineConfig], status: Optional[ListenerSpec] = Non
                                 "(tried again with backoff)")
         for spec in line.listeners:
             take(spec, owner)
+            if pastRights(line, spec):
+                warnings.append(f"{owner}: listener {quote(spec.text or spec.endpoint)} {PAST_RIGHTS}")
             problem = systemdProblem(spec.endpoint) if spec.kind is ListenerKind.LISTEN else None
             if problem is not None:
                 warnings.append(f"{owner}: listener {quote(spec.text)}: {problem} (now)")

@@ -32,7 +32,7 @@ from twisted.internet.error import CannotListenError
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from serialgw.app.check import systemdProblem
+from serialgw.app.check import PAST_RIGHTS, pastRights, systemdProblem
 from serialgw.clients.factory import LineFactory
 from serialgw.clients.local import FileClient, fifoPair, streamClient
 from serialgw.clients.netconsole import MAX_INPUT_DATAGRAM, NetconsoleClient
@@ -156,6 +156,8 @@ class ListenerOpener:
                 "PROTOCOL,ro+, or tls:...:ca=",
                 line=config.name, listener=spec.text, address=describeAddress(address),
             )
+        if pastRights(config, spec):
+            log.warn("line {line}: listener {listener} {why}", line=config.name, listener=spec.text, why=PAST_RIGHTS)
         if spec.path and isAbstract(spec.path):
             log.warn(
                 "line {line}: {address} is an abstract unix socket: it has no file mode, so every process "
@@ -204,6 +206,10 @@ class ListenerOpener:
         self._own("closer", port.stopListening)
         log.info("line {line}: netconsole to {remote} from {local}", line=config.name,
                  remote=client.peer.removeprefix("udp:"), local=describeAddress(port.getHost()))
+        if not spec.readOnly and not all(network.network_address.is_loopback for network in client.allow):
+            log.warn("line {line}: {peer} types on the console what comes from {allow} (a UDP source address is "
+                     "easily forged); restrict it to a trusted network, or make it read-only: raw,ro+udp:...",
+                     line=config.name, peer=client.peer, allow=",".join(spec.udp.allow))
 
     def _file(self, line: Line, config: LineConfig, spec: ListenerSpec) -> None:
         client = FileClient(line, spec.path, self.reactor, spec)

@@ -342,14 +342,14 @@ def checkOptionsReach(spec: ListenerSpec, options: dict[str, object], original: 
     if what is not None:
         raise ConfigError(f"listener {quote(original)}: allow= means nothing to {what} (it checks who connects to "
                           "a listening socket; a unix socket's file mode does that for it)")
-    if spec.kind is ListenerKind.LISTEN and (spec.path or _systemdUnix(spec.endpoint)):
+    if spec.kind is ListenerKind.LISTEN and (spec.path or systemdUnix(spec.endpoint)):
         # (It let every unix peer in: written, it looked like a restriction.)
         raise ConfigError(f"listener {quote(original)}: allow= means nothing to a unix socket (it checks the address "
                           "a TCP client comes from; a unix peer has none: it let everyone in); the socket file's mode "
                           "(mode=600 unless given) and its directory decide who connects")
 
 
-def _systemdUnix(endpoint: str) -> bool:
+def systemdUnix(endpoint: str) -> bool:
     """Whether C{endpoint} is a C{systemd:} socket of domain UNIX (C{systemd:domain=UNIX:index=0}, C{systemd:UNIX:0})."""
     word, *fields = endpoint.split(":")
     if word.lower() != "systemd":

@@ -463,6 +463,10 @@ class Line(PortControl, OpenCloseStrings, RoleChanges):
         self._coalescer.configure(low, high, on)
         self._coalesce = self._coalescer if low > 0 else None
 
+    def flushHeld(self) -> None:
+        """Device output held to coalesce goes now (the device went, the line is let go)."""
+        self._coalescer.flush()
+
     def _deliverHeld(self, data: bytes) -> None:
         self.deviceDataReceived(data, held=True)
 
@@ -514,6 +518,8 @@ class Line(PortControl, OpenCloseStrings, RoleChanges):
             client.lineStateChanged(state)
 
     def deviceLost(self, reason: Failure) -> None:
+        # What it said before it went, held to coalesce, goes before the news.
+        self.flushHeld()
         self.up = False
         why = reason.getErrorMessage().rstrip(".")  # "closed cleanly." then "; waiting": one stop
         self.recordEvent(f"device down ({why}); {len(self.clients)} client(s) stay connected")

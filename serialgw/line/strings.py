@@ -69,6 +69,7 @@ class _Line(Protocol):
     def _undrained(self: _Line) -> str: ...
     def applyModemLines(self: _Line, nobody: bool = False) -> None: ...
     def _lastController(self: _Line, closing: bool = False) -> None: ...
+    def flushHeld(self: _Line) -> None: ...
 
 
 class OpenCloseStrings:
@@ -168,6 +169,8 @@ class OpenCloseStrings:
         (logged, naming the line): then it may be closed.  A line with no
         close-string and no string under way does not wait.
         """
+        # Device output held to coalesce goes before what the stop tells and before the close.
+        self.flushHeld()
         if not self._letGo:
             if self.people:
                 if any(c.role is Role.WRITER for c in self.controllers):
@@ -190,7 +193,10 @@ class OpenCloseStrings:
                          what=what, left=self._stringsLeft(what),
                          state="closed now" if self.device.up else f"down ({self.device.downReason})")
             del self._stringItems[:]
-            # Held notices go now, and the count of untold arrivals is moot.
+            # Held output and notices go now (the device's answer to the
+            # close-string, before the device and the logs close), and the
+            # count of untold arrivals is moot.
+            self.flushHeld()
             self.textGate.release()
             self.comings.stop()
             # (What closing the device drops is its unsent: see bytesToDevice.)

@@ -167,9 +167,13 @@ class TelnetProtocol(TelnetOutput, Protocol):
         """An option was enabled or disabled on one side."""
 
     def telnetSynched(self, discarded: int) -> None:
-        """A Synch's DM: C{discarded} bytes of data before it were discarded."""
+        """
+        A Synch's DM: C{discarded} bytes of data before it were discarded.
+        Counted as ignored input (a log line each, not naming the peer, was
+        a log a peer could flood: one Synch a read).
+        """
         if discarded:
-            log.info("telnet: Synch: {discarded} byte(s) of data before its DM discarded", discarded=discarded)
+            self.telnetIgnored("Synch discarding data")
 
     def telnetIgnored(self, kind: str) -> None:
         """
@@ -290,6 +294,10 @@ class TelnetProtocol(TelnetOutput, Protocol):
                 if plain:
                     self.telnetDataReceived(plain)
                 return
+        self._parseRead(data)
+
+    def _parseRead(self, data: bytes) -> None:
+        """A read with commands in it parsed: our answers meanwhile gathered and sent once it is (see _endBatch)."""
         outer, self._answers = self._answers, bytearray()
         self._commandsLeft = COMMANDS_PER_TURN
         try:
@@ -312,12 +320,7 @@ class TelnetProtocol(TelnetOutput, Protocol):
             self._endSynch()
             TelnetProtocol.dataReceived(self, data)
             return
-        outer, self._answers = self._answers, bytearray()
-        self._commandsLeft = COMMANDS_PER_TURN
-        try:
-            self._parse(data)
-        finally:
-            self._endBatch(outer)
+        self._parseRead(data)
 
     def _endSynch(self) -> None:
         self.synching = False

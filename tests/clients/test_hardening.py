@@ -702,3 +702,17 @@ class ListenerPolicyTests(TestCase):
         startGateway(self, ptyLine(self.pty, "raw+tcp:0", "raw+tcp:0:interface=127.0.0.1", "raw,ro+tcp:0"))
         warned = [e for e in events if "lets anyone who can reach" in str(e.get("log_format", ""))]
         self.assertEqual([e["listener"] for e in warned], ["raw+tcp:0"])
+
+    def test_netconsoleExposureWarning(self) -> None:
+        """A writable netconsole that takes datagrams from beyond this machine is warned about (a UDP source address is easily forged); a loopback or read-only one is not."""
+        from tests.realio import freePort
+
+        events: list[dict[str, object]] = []
+        observeLog(self, events.append)
+        startGateway(self, ptyLine(self.pty, f"udp:192.0.2.7:6666@{freePort(udp=True)}",
+                                   f"udp::6666@{freePort(udp=True)}",
+                                   f"raw,ro+udp:192.0.2.8:6666@{freePort(udp=True)}"))
+        warned = [formatEvent(e) for e in events if "forged" in str(e.get("log_format", ""))]
+        self.assertEqual(warned, ["line t: udp:192.0.2.7:6666 types on the console what comes from 192.0.2.7 (a UDP "
+                                  "source address is easily forged); restrict it to a trusted network, or make it "
+                                  "read-only: raw,ro+udp:..."])

@@ -1283,6 +1283,27 @@ class FileTests(SynchronousTestCase):
         self.assertEqual([(u.name, len(u.keys)) for u in loaded.ssh.users], [("ops1", 2), ("tlsonly", 0)])
         self.assertEqual(KeyRing(loaded.ssh.users).people, {a.blob(): "ops1", b.blob(): "ops1"})
 
+    def test_manyUsersReadOnce(self) -> None:
+        """A valid file's [users.NAME] tables are not each looked for in its text: TOML parses the file once (200 users and 1000 lines took 22 s)."""
+        import tomllib
+
+        text = '[ssh]\nlisten = "tcp:2222:interface=127.0.0.1"\nhost-key = "/tmp/hk"\n'
+        text += "".join(f'[lines.l{i}]\ndevice = "/dev/ttyS{i}"\nlisten = "{4001 + i}"\nwrite = ["u{i}"]\n'
+                       for i in range(20))
+        text += "".join(f'[users.u{i}]\nkeys = ["{publicLine(newKey())}"]\n' for i in range(20))
+        path = self.write(text)
+        parses = []
+        parse = tomllib.loads
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            parses.append(args)
+            return parse(*args, **kwargs)
+
+        self.patch(tomllib, "loads", counted)
+        ssh = loadFile(path).ssh
+        assert ssh is not None
+        self.assertEqual((len(ssh.users), len(parses)), (20, 1))
+
     def test_errors(self) -> None:
         """Each mistake names the file, its line and the key."""
         key = publicLine(newKey())
@@ -1350,7 +1371,8 @@ class OptionsTests(SynchronousTestCase):
                              "--ssh-host-key", hostKey, "--authorized-keys", keys)
         out, err = io.StringIO(), io.StringIO()
         self.assertEqual(options.report(out, err), 2)
-        self.assertEqual(err.getvalue().splitlines()[:2], [
+        errors = [line for line in err.getvalue().splitlines() if line.startswith("serialgw: error: ")]
+        self.assertEqual(errors[:2], [
             "serialgw: error: the SSH listener: listener 'tcp:2222' takes TCP port 2222, as line 'serialgw0', "
             "listener 'tcp:2222:interface=127.0.0.1' already does",
             f"serialgw: error: the SSH host key {hostKey!r} may be read by others (mode 0640): chmod 600 it",
@@ -1361,12 +1383,17 @@ class OptionsTests(SynchronousTestCase):
         options = self.parse("--check", "--ssh", "tcp:2222", "--ssh-host-key", link, "--authorized-keys", keys)
         out, err = io.StringIO(), io.StringIO()
         self.assertEqual(options.report(out, err), 2)
-        self.assertEqual(err.getvalue().splitlines()[0],
-                         f"serialgw: error: the SSH host key {link!r} is a symlink (not followed there)")
+        self.assertIn(f"serialgw: error: the SSH host key {link!r} is a symlink (not followed there)",
+                      err.getvalue().splitlines())
         options = self.parse("--check", "--ssh", "tcp:2222", "--ssh-host-key", "/nonexistent/key", "--authorized-keys", keys)
         out, err = io.StringIO(), io.StringIO()
         self.assertEqual(options.report(out, err), 0)
-        self.assertEqual(err.getvalue(), "serialgw: warning: the SSH host key '/nonexistent/key' does not exist "
+        # (The line's default telnet listener lets anyone on this machine type past the keys: warned too.)
+        self.assertEqual(err.getvalue(), "serialgw: warning: line 'serialgw0': listener 'tcp:4444:interface=127.0.0.1' "
+                                         "knows no person: whoever connects there types, whatever the line's write / "
+                                         "read say (they name the people of SSH keys and TLS client certificates); "
+                                         "give it ro, or TLS with ca=\n"
+                                         "serialgw: warning: the SSH host key '/nonexistent/key' does not exist "
                                          "and cannot be made in '/nonexistent' (now)\n")
 
     def test_checkReadsTheHostKey(self) -> None:
@@ -1384,7 +1411,7 @@ class OptionsTests(SynchronousTestCase):
             options = self.parse("--check", "--ssh", "tcp:2222", "--ssh-host-key", hostKey, "--authorized-keys", keys)
             out, err = io.StringIO(), io.StringIO()
             self.assertEqual(options.report(out, err), 2)
-            self.assertEqual(err.getvalue().splitlines()[0], "serialgw: error: " + why.format(path=hostKey))
+            self.assertIn("serialgw: error: " + why.format(path=hostKey), err.getvalue().splitlines())
             with open(hostKey, "rb") as f:
                 self.assertEqual(f.read(), content)
 

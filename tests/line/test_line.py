@@ -349,6 +349,55 @@ class CoalesceTests(SynchronousTestCase):
         self.line.deviceDataReceived(b" ")
         self.assertEqual(self.client.received[2:], [b"ok# "])
 
+    def test_heldOutputBeforeTheDownNotice(self) -> None:
+        """
+        The device lost while output is held: what it said before it went reaches the clients (and the
+        console log) before the down notice; it came after it, MIN to MAX ms later.
+        """
+        from twisted.python.failure import Failure
+
+        order: list[object] = []
+        self.client.deliver = lambda data: order.append(data)  # type: ignore[method-assign]
+        self.client.deviceStateChanged = lambda up, notice: order.append(up)  # type: ignore[method-assign]
+        self.line.coalesce(0.002, 0.02)
+        self.line.deviceDataReceived(b"kernel panic")
+        self.line.deviceLost(Failure(OSError(5, "hung up")))
+        self.assertEqual(order, [b"kernel panic", False])
+        self.clock.advance(0.02)
+        self.assertEqual(order, [b"kernel panic", False])
+
+    def test_heldOutputGoesWhenLetGo(self) -> None:
+        """
+        The gateway stops (or a reload removes the line) while output is held: it goes at once, before
+        the stop notice and before the device and the console logs close; it waited for a timer that
+        came after them (lost at a stop), and the timer outlived the line.
+        """
+        self.line.people = 1
+        self.line.coalesce(0.002, 0.02)
+        self.line.deviceDataReceived(b"last words")
+        done = self.line.letGo()
+        self.assertEqual(self.client.received, [b"last words"])
+        self.assertTrue(done.called)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_answerToTheCloseStringGoesBeforeTheClose(self) -> None:
+        """What the device answers to the close-string while the line is let go reaches the clients before the device closes."""
+        from serialgw.line.strings import LET_GO_POLL
+
+        self.line.people = 1
+        self.line.closeString = (b"exit\r",)
+        self.line.coalesce(0.5, 1.0)
+        device = self.line.device
+        device.queued = 5  # type: ignore[attr-defined]
+        done = self.line.letGo()
+        self.line.deviceDataReceived(b"logout")
+        self.assertFalse(done.called)
+        device.queued = 0  # type: ignore[attr-defined]
+        self.clock.pump([LET_GO_POLL] * 2)
+        self.assertTrue(done.called)
+        self.assertEqual(self.client.received, [b"logout"])
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
     def test_turnedOffWhileHolding(self) -> None:
         """Coalescing turned off (a reload) while output is held: the held output goes first, nothing reordered."""
         self.line.coalesce(0.002, 0.02)
