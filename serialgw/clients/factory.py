@@ -91,7 +91,7 @@ class LineFactory(Factory):
             refusals.warn("{line}: connection from {address} refused: not in {allow}", line=self.line.name,
                           address=describeAddress(addr), allow=",".join(self.spec.allow), peer=self.refusalKey)
             return None
-        source = handshakeSource(addr)
+        source = handshakeSource(addr) if self.spec.tls is not None else None
         if self.spec.tls is not None and not self._roomForHandshake(addr, source):
             return None
         client: Any
