@@ -20,7 +20,7 @@ from serialgw.clients.raw import RawClient
 from serialgw.clients.session import Session
 from serialgw.clients.telnet import TelnetClient
 from serialgw.clients.tls import HandshakeGate, caVerifier, peerSubject
-from serialgw.clients.transports import addressAllowed, describeAddress, peerName
+from serialgw.clients.transports import addressAllowed, admittedBy, describeAddress, peerName
 from serialgw.config.specs import ListenerKind, ListenerSpec, Protocol
 from serialgw.config.sshkeys import printable
 from serialgw.line.hub import Line, Role
@@ -283,8 +283,7 @@ def _noLongerAdmitted(client: Session, spec: ListenerSpec,
     reload verifies the certificate the client showed (none, where no C{ca=} asked for one) as the handshake
     would (C{verifiers}: by CA file, read once a reload).
     """
-    networks = [ipaddress.ip_network(a, strict=False) for a in spec.allow]
-    if networks and not addressAllowed(client.transport.getPeer(), networks):
+    if not admittedBy(spec.allow, client.transport.getPeer()):
         return "your address is no longer allowed", f"not in {','.join(spec.allow)}"
     tls = spec.tls
     before = client.listener.tls if client.listener is not None else None
