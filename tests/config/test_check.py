@@ -84,8 +84,9 @@ class CheckTests(SynchronousTestCase):
         why = ("knows no person: whoever connects there types, whatever the line's write / read say (they name "
                "the people of SSH keys and TLS client certificates); give it ro, or TLS with ca=")
         self.assertEqual([e for e in err.splitlines() if "knows no person" in e],
-                         [f"serialgw: warning: line 'a': listener '4001' {why}",
-                          f"serialgw: warning: line 'a': listener 'raw+tls:4201:cert=/dev/null:key=/dev/null' {why}"])
+                         [f"serialgw: warning: {path}:6: line 'a': listener '4001' {why}",
+                          f"serialgw: warning: {path}:6: line 'a': listener 'raw+tls:4201:cert=/dev/null:key=/dev/null' "
+                          f"{why}"])
 
     def test_duplicatePorts(self) -> None:
         """The same port on the same or a wildcard interface, across lines or with --status: errors, exit 2."""
