@@ -49,6 +49,7 @@ from serialgw.config.specs import (
     quote,
 )
 from serialgw.config.sshkeys import usersFromFile
+from serialgw.config.where import tablePlaces
 
 log = Logger()
 
@@ -252,6 +253,7 @@ man 8 serialgw
                 self["allLines"], self["sshSpec"] = loaded.lines, loaded.ssh
                 self["lines"] = selectLines(loaded.lines, shard, loaded.pins) if shard is not None else loaded.lines
                 self["watchAllSpec"] = self["watchAllSpecInFile"] = loaded.watchAll
+                self["configFile"] = loaded
             else:
                 self["sshSpec"], rights = self._sshConfig()
                 self["lines"] = self["allLines"] = [attrs.evolve(self._lineConfig(), rights=rights)]
@@ -292,7 +294,7 @@ man 8 serialgw
                 for line in self["lines"]:
                     problem = lockDirProblem(line, writable=True)
                     if problem is not None:
-                        raise ConfigError(f"line {quote(line.name)}: {problem}")
+                        raise ConfigError(self.placed(f"line {quote(line.name)}: {problem}"))
             self["line"] = self["lines"][0] if self["lines"] else None
         except ConfigError as e:
             if self.exitOnError:
@@ -318,9 +320,9 @@ man 8 serialgw
             warnings.append(f"--shard {shard}: none of the file's {len(lines)} line(s) is this process's: it serves "
                             "its status endpoint alone until a reload adds one")
         for warning in warnings:
-            err.write(f"serialgw: warning: {warning}\n")
+            err.write(f"serialgw: warning: {self.placed(warning)}\n")
         for error in errors:
-            err.write(f"serialgw: error: {error}\n")
+            err.write(f"serialgw: error: {self.placed(error)}\n")
         source = self["config"] or "options"
         if errors:
             err.write(f"serialgw: {source}: {len(errors)} error(s)\n")
@@ -333,6 +335,21 @@ man 8 serialgw
             # Which process serves a line: grep for its name.
             out.write(f"serialgw: shard {shard} serves: {' '.join(line.name for line in self['lines']) or 'no line'}\n")
         return 0
+
+    def placed(self, message: str) -> str:
+        """
+        A message about a line of a --config file (C{line 'a': ...}, found
+        on disk after the file was read) begins with the file's line of the
+        line's table: C{farm.toml:20: line 'a': ...}.
+        """
+        loaded = self.get("configFile")
+        name = re.match(r"line ('(?:[^'\\]|\\.)*')[:,]", message)
+        if loaded is None or name is None:
+            return message
+        if "places" not in self:
+            self["places"] = {quote(n): place for n, place in tablePlaces(loaded.path, loaded.text).items()}
+        place = self["places"].get(name.group(1))
+        return f"{place}: {message}" if place else message
 
     def _sshConfig(self) -> tuple[Optional[SSHSpec], Rights]:
         """--ssh and its keys: the people come from the key files, named by each key's comment."""

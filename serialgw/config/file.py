@@ -99,6 +99,9 @@ class FileConfig:
     watchAll: Optional[WatchAllSpec] = None
     # Lines given a process with shard = K (see serialgw.config.shard).
     pins: dict[str, int] = attrs.field(factory=dict)
+    # The file and its text: where a line's table is, for what is found later (--check, the start).
+    path: str = ""
+    text: str = attrs.field(default="", repr=False)
 
 
 # Line and user names: ASCII only, the whole name (re.match with "$" would take a trailing
@@ -184,7 +187,8 @@ def loadFile(path: str, shards: Optional[int] = None) -> FileConfig:
                 raise ConfigError(f"{_where(path, text, f'lines.{config.name}', key)}: [lines.{config.name}] {key}: "
                                   f"unknown user {quote(unknown[0])} (declared: {', '.join(sorted(known)) or 'none'}; "
                                   "add a [users.NAME] table)")
-    return FileConfig(lines, _ssh(path, text, data, users, base), users, _watchAll(path, text, data, base), pins)
+    return FileConfig(lines, _ssh(path, text, data, users, base), users, _watchAll(path, text, data, base), pins,
+                      path, text)
 
 
 def _kind(mode: int) -> str:

@@ -67,6 +67,15 @@ def where(path: str, text: str, table: str, key: Optional[str] = None) -> str:
     return path
 
 
+def tablePlaces(path: str, text: str, prefix: str = "lines") -> dict[str, str]:
+    """C{path:LINE} of each C{[prefix.NAME]} table, by NAME (the text read once: a farm's thousand lines)."""
+    places: dict[str, str] = {}
+    for number, parts in _paths(text):
+        if len(parts) >= 2 and parts[0] == prefix:
+            places.setdefault(parts[1], f"{path}:{number}")
+    return places
+
+
 def tomlError(path: str, text: str, error: tomllib.TOMLDecodeError) -> str:
     """
     tomllib's error as C{path:LINE: ...}: its place moved to the front, and

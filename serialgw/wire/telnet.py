@@ -167,9 +167,13 @@ class TelnetProtocol(TelnetOutput, Protocol):
         """An option was enabled or disabled on one side."""
 
     def telnetSynched(self, discarded: int) -> None:
-        """A Synch's DM: C{discarded} bytes of data before it were discarded."""
+        """
+        A Synch's DM: C{discarded} bytes of data before it were discarded.
+        Counted as ignored input (a log line each, not naming the peer, was
+        a log a peer could flood: one Synch a read).
+        """
         if discarded:
-            log.info("telnet: Synch: {discarded} byte(s) of data before its DM discarded", discarded=discarded)
+            self.telnetIgnored("Synch discarding data")
 
     def telnetIgnored(self, kind: str) -> None:
         """

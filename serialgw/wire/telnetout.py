@@ -143,6 +143,9 @@ class TelnetOutput:
         answers = self._answers
         if answers:
             self._answers = bytearray()
+            if self._sentCR:
+                # Data ending in CR was written since they were gathered.
+                self._sendCRNul()
             self.transport.write(bytes(answers))
 
     def _endBatch(self, outer: Optional[bytearray]) -> None:

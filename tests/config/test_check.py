@@ -92,7 +92,7 @@ class CheckTests(SynchronousTestCase):
         path = write(self, '[lines.a]\ndevice = "/dev/null"\nlisten = ["4001", "raw+tcp:4101:interface=127.0.0.1"]\n'
                            '[lines.b]\ndevice = "/dev/zero"\nlisten = ["telnet:127.0.0.1:4001,server", "tcp:4101:interface=127.0.0.2"]\n')
         self.assertEqual(checked("--config", path, "--status", "tcp:4101:interface=127.0.0.1"), (2, "", (
-            "serialgw: error: line 'b': listener 'telnet:127.0.0.1:4001,server' takes TCP port 4001, "
+            f"serialgw: error: {path}:4: line 'b': listener 'telnet:127.0.0.1:4001,server' takes TCP port 4001, "
             "as line 'a', listener '4001' already does\n"
             "serialgw: error: the status endpoint: listener 'tcp:4101:interface=127.0.0.1' takes TCP port 4101, "
             "as line 'a', listener 'raw+tcp:4101:interface=127.0.0.1' already does\n"
@@ -234,11 +234,26 @@ class CheckTests(SynchronousTestCase):
         path = write(self, '[lines.a]\ndevice = "/dev/null"\nlisten = ["unix:/run/a.sock", "tcp:port=4001"]\n'
                            '[lines.b]\ndevice = "/dev/zero"\nlisten = ["raw+unix:address=/run/a.sock", "4001"]\n')
         self.assertEqual(checked("--config", path), (2, "", (
-            "serialgw: error: line 'b': listener 'raw+unix:address=/run/a.sock' takes path '/run/a.sock', "
+            f"serialgw: error: {path}:4: line 'b': listener 'raw+unix:address=/run/a.sock' takes path '/run/a.sock', "
             "as line 'a', listener 'unix:/run/a.sock' already does\n"
-            "serialgw: error: line 'b': listener '4001' takes TCP port 4001, "
+            f"serialgw: error: {path}:4: line 'b': listener '4001' takes TCP port 4001, "
             "as line 'a', listener 'tcp:port=4001' already does\n"
             f"serialgw: {path}: 2 error(s)\n")))
+
+    def test_linesOfTheFileNamed(self) -> None:
+        """--config: what --check finds about a line on disk or across lines begins with the file's line of its table ([lines."q"] quoted too); other messages as they are."""
+        directory = os.path.abspath(self.mktemp())
+        os.mkdir(directory)
+        path = write(self, '[lines.a]\ndevice = "/dev/null"\nlisten = "4001"\n\n'
+                           f'[lines."q"]\ndevice = "/dev/zero"\nlisten = "tcp:4001"\nlog = "{directory}"\n')
+        self.assertEqual(checked("--config", path, "--status", "tcp:4001"), (2, "", (
+            f"serialgw: error: {path}:5: line 'q': log {directory!r} is not a regular file (a directory, FIFO, device "
+            "or symbolic link)\n"
+            f"serialgw: error: {path}:5: line 'q': listener 'tcp:4001' takes TCP port 4001, as line 'a', listener "
+            "'4001' already does\n"
+            "serialgw: error: the status endpoint: listener 'tcp:4001' takes TCP port 4001, as line 'a', listener "
+            "'4001' already does\n"
+            f"serialgw: {path}: 3 error(s)\n")))
 
     def test_systemdPositionalIndex(self) -> None:
         """systemd:DOMAIN:INDEX, Twisted's positional form, names the socket as index= does."""

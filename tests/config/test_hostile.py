@@ -104,14 +104,15 @@ class KeyValueTests(SynchronousTestCase):
             self.assertEqual(str(e), f"--lock-dir {value!r}: expected an absolute path, e.g. /var/lock or /run/lock")
 
     def test_lockDirMissingStopsTheStart(self) -> None:
-        """A tty line's lock-dir that is not a directory stops the start with --config too (the line stayed down for good)."""
+        """A tty line's lock-dir that is not a directory stops the start with --config too (the line stayed down for good), the file's line of its table first."""
         missing = os.path.join(os.path.abspath(self.mktemp()), "locks")
         path = writeTemp(self, f'{LINE}lock-dir = "{missing}"\n[lines.b]\ndevice = "pty:"\nlisten = "4002"\n'
                                f'lock-dir = "{missing}"\n')
         message = (f"line 'a': lock-dir {missing!r} is not a directory: the UUCP lock for '/dev/ttyS0' cannot be made "
                    "(set lock-dir, or lock = false)")
-        for args in (["--config", path], ["--device", "/dev/ttyS0", "--name", "a", "--lock-dir", missing]):
-            self.assertEqual(str(self.assertRaises(UsageError, parse, *args)), message)
+        self.assertEqual(str(self.assertRaises(UsageError, parse, "--config", path)), f"{path}:1: {message}")
+        self.assertEqual(str(self.assertRaises(UsageError, parse, "--device", "/dev/ttyS0", "--name", "a",
+                                               "--lock-dir", missing)), message)
         # Not for a line that takes no lock (lock = false, a pty: line, b).
         parse("--config", writeTemp(self, f'{LINE}lock = false\nlock-dir = "{missing}"\n'))
         parse("--device", "/dev/ttyS0", "--no-lock", "--lock-dir", missing)

@@ -22,7 +22,7 @@ from serialgw.devices.device import HIGH_WATER
 from serialgw.devices.remote import ComPortLink, RawLink, RemoteDevice, TelnetLink
 from serialgw.interfaces import IDevice
 from serialgw.line.hub import Line
-from serialgw.wire.telnet import BINARY, BRK, COMMANDS_PER_TURN, DO, DONT, IAC, NOP, SB, SE, WILL, WONT
+from serialgw.wire.telnet import BINARY, BRK, COMMANDS_PER_TURN, DM, DO, DONT, IAC, NOP, SB, SE, WILL, WONT
 from tests.fakes import BoundedTransport, RecordingClient, flap, observeLog, oneTurn
 from tests.realio import Collector, closeClients, connect, listenerPort, socketPath, startedPty, startGateway
 
@@ -93,6 +93,23 @@ class RemoteWriteBoundTests(SynchronousTestCase):
         self.assertEqual(transport.value(), wont + answer * (COMMANDS_PER_TURN - 1))
         self.assertEqual((transport.producerState, writer.received), ("producing", [b"up"]))
         self.assertEqual(device.reactor.getDelayedCalls(), [])
+
+    def test_synchFloodCountedNotLogged(self) -> None:
+        """A telnet console sending Synch after Synch: the data before each DM is discarded (RFC 854), the Synchs counted in its ignored-input line (at most one a minute), not a log line each."""
+        device, line, writer, transport = self.connected("telnet", TelnetLink)
+        link = device._link
+        urgent = [False]
+        link._urgent = lambda: urgent[0]
+        events: list[dict[str, object]] = []
+        observeLog(self, events.append)
+        for _ in range(100):
+            urgent[0] = True
+            link.dataReceived(b"x" + bytes((IAC,)))
+            urgent[0] = False
+            link.dataReceived(bytes((DM,)) + b"y")
+        self.assertEqual(b"".join(writer.received), b"y" * 100)
+        self.assertEqual(link.ignored.counts, {"Synch discarding data": 99})
+        self.assertEqual(len(events), 1)
 
     def test_consoleThatNeverReadsAnswersBounded(self) -> None:
         """

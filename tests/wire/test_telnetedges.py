@@ -67,6 +67,19 @@ class CROutputTests(SynchronousTestCase):
         self.proto.writeData(b"\ny")
         self.assertEqual(self.transport.value(), b"x\r\0" + cmd(IAC, 254, 99) + b"\ny")
 
+    def test_crWrittenWhileAnswersGathered(self) -> None:
+        """Data ending in CR written while a read is parsed (a command's handler), answers gathered before it: they go after the CR's NUL, not right after the CR."""
+
+        class Writing(TelnetRecorder):
+            def telnetCommandReceived(self, command: int) -> None:
+                self.writeData(b"x\r")
+
+        codec = Writing()
+        wire = StringTransport()
+        codec.makeConnection(wire)
+        codec.dataReceived(cmd(IAC, WILL, 99, IAC, NOP))
+        self.assertEqual(wire.value(), b"x\r\0" + cmd(IAC, DONT, 99))
+
     def test_binaryBetween(self) -> None:
         """A CR sent outside BINARY, then BINARY agreed: the next byte goes as it is, no NUL (the peer reads binary now)."""
         self.proto.requestLocal(BINARY)
