@@ -294,6 +294,10 @@ class TelnetProtocol(TelnetOutput, Protocol):
                 if plain:
                     self.telnetDataReceived(plain)
                 return
+        self._parseRead(data)
+
+    def _parseRead(self, data: bytes) -> None:
+        """A read with commands in it parsed: our answers meanwhile gathered and sent once it is (see _endBatch)."""
         outer, self._answers = self._answers, bytearray()
         self._commandsLeft = COMMANDS_PER_TURN
         try:
@@ -316,12 +320,7 @@ class TelnetProtocol(TelnetOutput, Protocol):
             self._endSynch()
             TelnetProtocol.dataReceived(self, data)
             return
-        outer, self._answers = self._answers, bytearray()
-        self._commandsLeft = COMMANDS_PER_TURN
-        try:
-            self._parse(data)
-        finally:
-            self._endBatch(outer)
+        self._parseRead(data)
 
     def _endSynch(self) -> None:
         self.synching = False
