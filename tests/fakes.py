@@ -320,7 +320,17 @@ class CallObserver:
 
 
 def observeLog(case: SynchronousTestCase, observe: Callable[[LogEvent], None]) -> None:
-    """Hand every event of the global log publisher to C{observe} until C{case} ends."""
+    """
+    Hand every event of the global log publisher to C{observe} until
+    C{case} ends; as in a fresh process, no earlier test has spent a peer's
+    log budget (see L{serialgw.logflood.PeerLimiter}: 20 lines a minute a
+    name, and tests share names within a minute: addresses such as
+    192.0.2.7:40000, a pty client's pty:/dev/pts/N, the pty numbers
+    reused at once).
+    """
+    from serialgw.logflood import peerLimiter
+
+    peerLimiter.peers.clear()
     observer = CallObserver(observe)
     globalLogPublisher.addObserver(observer)
     case.addCleanup(globalLogPublisher.removeObserver, observer)
@@ -336,11 +346,6 @@ class LogEvents:
     """The log's events while a test runs, kept in C{events}."""
 
     def __init__(self, case: SynchronousTestCase) -> None:
-        from serialgw.logflood import peerLimiter
-
-        # As in a fresh process: no earlier test has spent a peer's log budget
-        # (tests share addresses such as 192.0.2.7:40000 within a minute).
-        peerLimiter.peers.clear()
         self.events: list[LogEvent] = []
         observeLog(case, self.events.append)
 

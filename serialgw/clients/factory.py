@@ -20,7 +20,7 @@ from serialgw.clients.raw import RawClient
 from serialgw.clients.session import Session
 from serialgw.clients.telnet import TelnetClient
 from serialgw.clients.tls import HandshakeGate, caVerifier, peerSubject
-from serialgw.clients.transports import addressAllowed, describeAddress, peerName
+from serialgw.clients.transports import addressAllowed, admittedBy, describeAddress, peerName
 from serialgw.config.specs import ListenerKind, ListenerSpec, Protocol
 from serialgw.config.sshkeys import printable
 from serialgw.line.hub import Line, Role
@@ -91,7 +91,7 @@ class LineFactory(Factory):
             refusals.warn("{line}: connection from {address} refused: not in {allow}", line=self.line.name,
                           address=describeAddress(addr), allow=",".join(self.spec.allow), peer=self.refusalKey)
             return None
-        source = handshakeSource(addr)
+        source = handshakeSource(addr) if self.spec.tls is not None else None
         if self.spec.tls is not None and not self._roomForHandshake(addr, source):
             return None
         client: Any
@@ -279,16 +279,15 @@ def _noLongerAdmitted(client: Session, spec: ListenerSpec,
     """
     Why C{spec} would not admit C{client} now (as its factory and TLS
     context decide at connect): what it is told, and the log's reason; or None.
-    A C{ca=} given, or changed, by the reload verifies the certificate the
-    client showed (none, where no C{ca=} asked for one) as the handshake
+    A C{ca=} given, or changed (another file, or the file rewritten), by the
+    reload verifies the certificate the client showed (none, where no C{ca=} asked for one) as the handshake
     would (C{verifiers}: by CA file, read once a reload).
     """
-    networks = [ipaddress.ip_network(a, strict=False) for a in spec.allow]
-    if networks and not addressAllowed(client.transport.getPeer(), networks):
+    if not admittedBy(spec.allow, client.transport.getPeer()):
         return "your address is no longer allowed", f"not in {','.join(spec.allow)}"
     tls = spec.tls
     before = client.listener.tls if client.listener is not None else None
-    if tls is not None and not tls.hostname and tls.ca and (before is None or before.ca != tls.ca):
+    if tls is not None and not tls.hostname and tls.ca and (before is None or (before.ca, before.caStamp) != (tls.ca, tls.caStamp)):
         if tls.ca not in verifiers:
             verifiers[tls.ca] = caVerifier(tls.ca)
         if not verifiers[tls.ca](client.transport):

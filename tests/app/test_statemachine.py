@@ -44,7 +44,7 @@ from serialgw.config.listeners import parseListener
 from serialgw.config.specs import DeviceSpec, LineConfig, SerialSettings
 from serialgw.line.hub import Role
 from serialgw.wire.rfc2217 import COM_PORT_OPTION as CPO
-from serialgw.wire.telnet import AYT, BRK, IAC, NOP, WILL
+from serialgw.wire.telnet import AYT, BRK, IAC, IP, NOP, WILL
 from tests.realio import PtyPair
 from tests.telnetpeer import sb
 
@@ -236,9 +236,19 @@ class GatewayMachine(RuleBasedStateMachine):
         elif client.telnet and client.reading:
             self.barrier(client)
 
-    @rule(client=clients, command=st.sampled_from([NOP, AYT, BRK, 242, 244, 245, 247, 248, 249, 236, 237, 238, 239]))
+    @rule(client=clients, command=st.sampled_from([NOP, AYT, BRK, 242, IP, 245, 247, 248, 249, 236, 237, 238, 239]))
     def telnetCommand(self, client: Client, command: int) -> None:
         if client not in self.open or not client.telnet:
+            return
+        server = self.server(client)
+        writes = server is not None and server.role is Role.WRITER
+        if command == IP and writes:
+            # Interrupt Process reaches the device as ^C, as typed.
+            if not client.reading:
+                return  # its input may be held while its output is full: no exact expectation
+            client.send(bytes([IAC, IP]))
+            self.expected += b"\x03"
+            self.deviceHasAll()
             return
         if command == AYT:
             client.ask()
@@ -395,6 +405,17 @@ class StateMachineTests(SynchronousTestCase):
             self.assertEqual((client.asked, client.answered), (4, 4))  # connect, the AYT and its barrier, setBaud
         finally:
             machine.teardown()
+
+    def test_interruptReachesDevice(self) -> None:
+        """A writer's IAC IP reaches the device as ^C (Hypothesis' shrunk failure: the model expected nothing)."""
+        machine = GatewayMachine()
+        try:
+            client = cast(Client, machine.connect("menu"))
+            machine.telnetCommand(client, IP)
+            self.assertEqual(machine.pty.received.data, b"\x03")
+        finally:
+            machine.teardown()
+        self.assertEqual(machine.pty.received.data, b"\x03<end>")
 
     def tearDown(self) -> None:
         # Closed sockets' last events, and the gateway's stop, are done.

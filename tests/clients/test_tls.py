@@ -28,6 +28,7 @@ from serialgw.app.service import GatewayService
 from serialgw.clients.factory import LineFactory
 from serialgw.clients.tls import HandshakeGate, RefusingTLSFactory, ServerContextFactory, clientOptions
 from serialgw.config.listeners import parseListener
+from serialgw.config.paths import absoluteListener
 from serialgw.config.specs import DeviceSpec, LineConfig, Rights
 from serialgw.line.hub import Line, Role
 from tests.certs import Authority
@@ -291,6 +292,36 @@ class TLSListenerTests(TestCase):
         self.assertIn(b"your connection shows no certificate from this listener's CA", anonymous.received.data)
         self.assertEqual(service.lines["t"].clients, [])
         self.assertEqual(self.pty.received.data, b"a")
+
+    async def test_caFileRewrittenTakesEffectAtReload(self) -> None:
+        """A CA file rewritten in place (a CA taken out of the bundle) takes effect at the next reload, though the listener's string is the same: a client whose certificate only that CA verified is told and cut, and a new one with such a certificate fails its handshake; one the CA left verifies stays."""
+        other = Authority(os.path.join(self.ca.directory, "other"), "other CA")
+        bundle = os.path.join(self.ca.directory, "bundle.pem")
+
+        def write(*authorities: Authority) -> None:
+            with open(bundle + ".new", "wb") as out:
+                for authority in authorities:
+                    with open(authority.path, "rb") as f:
+                        out.write(f.read())
+            os.rename(bundle + ".new", bundle)
+
+        write(self.ca, other)
+        listener = parseListener(f"raw,notices+tls:0:interface=127.0.0.1:cert={self.cert}:key={self.key}:ca={bundle}")
+        service = startGateway(self, ptyLine(self.pty, absoluteListener(listener, "/")))
+        alice = await self.dial(listenerPort(service), "alice")
+        alice.transport.write(b"a")  # type: ignore[union-attr]
+        self.assertEqual(await self.pty.received.length(1), b"a")
+        write(other)
+        config = service.configs[0]
+        # As the file is read again at a reload (config.paths.absoluteListener stamps the TLS files).
+        reread = absoluteListener(listener, "/")
+        self.assertNotEqual(reread, config.listeners[0])
+        await service.reload([attrs.evolve(config, listeners=(reread,))])
+        await alice.closed
+        self.assertIn(b"your connection shows no certificate from this listener's CA", alice.received.data)
+        again = await self.dial(listenerPort(service), "alice2")
+        await again.closed
+        self.assertEqual((service.lines["t"].clients, self.pty.received.data), ([], b"a"))
 
     async def test_exclusiveWithReadOnlySubjects(self) -> None:
         """Exclusive mode with readonly=: one writer only; the read-only certificate reads; the second writer watches."""
