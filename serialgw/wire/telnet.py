@@ -217,10 +217,10 @@ class TelnetProtocol(TelnetOutput, Protocol):
     def stopTurns(self) -> None:
         """The connection is gone: no next turn (nor a CR's NUL to send, nor urgent data to look for)."""
         self._urgent = None
-        for call in (self._busyCall, self._crCall):
-            if call is not None and call.active():
-                call.cancel()
-        self._busyCall = self._crCall = None
+        call, self._busyCall = self._busyCall, None
+        if call is not None and call.active():
+            call.cancel()
+        self.stopWaitingForCR()
 
     # Options
 
