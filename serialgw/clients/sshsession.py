@@ -29,6 +29,7 @@ from twisted.logger import FilteringLogObserver, Logger, LogLevel, LogLevelFilte
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from serialgw.clients import sshlimits
 from serialgw.clients.base import ClientEvents
 from serialgw.clients.guard import boundKernelQueue
 from serialgw.clients.session import CLOSE_GRACE, Session
@@ -50,14 +51,6 @@ log = clientLog()
 conchLog = Logger(observer=FilteringLogObserver(globalLogPublisher, [LogLevelFilterPredicate(LogLevel.warn)]))
 # What conch's parsing raises on a packet shorter than it says, or naming a channel that is not there.
 MALFORMED = (struct.error, ValueError, IndexError, KeyError)
-
-# Messages a connection may send before its session starts (a login with ten keys, the key exchange
-# and the session's requests: about 50); past them it is cut.  Before a key exchange they cost the
-# client nothing, and conch 20 us each: one client kept the reactor busy, with no key.
-MESSAGES_BEFORE_SESSION = 256
-# Then one sending more in a second (a person types a few, a paste takes a packet of 32 KiB) is not
-# read for the rest of the second.
-MESSAGES_PER_SECOND = 2000
 
 # Signature algorithms a user's key may log in with (no SHA-1 ssh-rsa, as OpenSSH).
 USER_SIGNATURES = (
@@ -100,6 +93,7 @@ class ServerTransport(SSHServerTransport):
     _second = 0.0
     # The call that reads the client again once it has sent too many in a second.
     _slowed: Any = None
+    _kexes: tuple[float, ...] = ()  # when those the client started (in its session) in the last minute began
     # The session's output flow, once it has one; whether the TCP buffer is full now.
     flow: Optional[_Flow] = None
     _full = False
@@ -219,13 +213,19 @@ class ServerTransport(SSHServerTransport):
         if tcp.disconnecting:
             return
         self._messages += 1
-        if self._pending and self._messages > MESSAGES_BEFORE_SESSION:
+        if self._pending and self._messages > sshlimits.MESSAGES_BEFORE_SESSION:
             log.info("ssh: {peer} sent {count} messages before a session: disconnected", peer=sshPeer(self),
-                     count=MESSAGES_BEFORE_SESSION)
+                     count=sshlimits.MESSAGES_BEFORE_SESSION)
             self.sendDisconnect(DISCONNECT_PROTOCOL_ERROR, b"too many messages before a session")
             return
         if not self._pending:
             self._countRate()
+            if messageNum == sshlimits.MSG_KEXINIT:
+                self._kexes = sshlimits.lastMinute(self._kexes, self.factory.clock.seconds())
+                if len(self._kexes) > sshlimits.KEX_PER_MINUTE:
+                    log.info("ssh: {peer} started over {n} key exchanges a minute: cut", peer=sshPeer(self), n=len(self._kexes) - 1)
+                    self.sendDisconnect(DISCONNECT_PROTOCOL_ERROR, b"too many key exchanges")
+                    return
         try:
             SSHServerTransport.dispatchMessage(self, messageNum, payload)
         except MALFORMED as e:
@@ -238,9 +238,9 @@ class ServerTransport(SSHServerTransport):
         now = clock.seconds()
         if now - self._second >= 1.0:
             self._second, self._messages = now, 1
-        if self._messages > MESSAGES_PER_SECOND and self._slowed is None:
+        if self._messages > sshlimits.MESSAGES_PER_SECOND and self._slowed is None:
             log.info("ssh: {peer} sent over {count} messages in a second: not read for the rest of it",
-                     peer=sshPeer(self), count=MESSAGES_PER_SECOND)
+                     peer=sshPeer(self), count=sshlimits.MESSAGES_PER_SECOND)
             tcp: Any = self.transport
             tcp.pauseProducing()
             self._slowed = clock.callLater(self._second + 1.0 - now, self._readAgain)

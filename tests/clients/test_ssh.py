@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from twisted.conch.interfaces import IConchUser
 from twisted.conch.ssh import connection, keys, userauth
 from twisted.conch.ssh.common import NS
-from twisted.conch.ssh.transport import MSG_DISCONNECT, MSG_SERVICE_REQUEST, SSHServerTransport
+from twisted.conch.ssh.transport import MSG_DISCONNECT, MSG_KEXINIT, MSG_SERVICE_REQUEST, SSHServerTransport
 from twisted.conch.test.test_session import StubConnection
 from twisted.conch.test.test_userauth import FakeTransport
 from twisted.internet import protocol, reactor
@@ -1156,7 +1156,7 @@ class FactoryTests(SynchronousTestCase):
 
     def test_messagesBeforeSessionBounded(self) -> None:
         """Before its session starts a connection may send MESSAGES_BEFORE_SESSION messages, then it is cut with one line (a client that read the answers kept the reactor busy, 20 us a message, 250000 in 5 s, with no key and no key exchange)."""
-        from serialgw.clients.sshsession import MESSAGES_BEFORE_SESSION
+        from serialgw.clients.sshlimits import MESSAGES_BEFORE_SESSION
 
         events = LogEvents(self)
         factory = self.factory()
@@ -1177,7 +1177,7 @@ class FactoryTests(SynchronousTestCase):
 
     def test_messageRateAfterSession(self) -> None:
         """With its session started, a client that sends more than MESSAGES_PER_SECOND messages in a second is not read for the rest of that second (ignored messages, 20 us each to conch, kept the reactor busy); a drained TCP buffer does not read it early."""
-        from serialgw.clients.sshsession import MESSAGES_PER_SECOND
+        from serialgw.clients.sshlimits import MESSAGES_PER_SECOND
 
         factory = self.factory()
         transport = factory.buildProtocol(IPv4Address("TCP", "192.0.2.7", 1))
@@ -1200,6 +1200,35 @@ class FactoryTests(SynchronousTestCase):
         self.assertEqual(tcp.producerState, "producing")
         transport.connectionLost(None)
         self.assertEqual(factory.clock.getDelayedCalls(), [])
+
+    def test_keyExchangesAfterSessionBounded(self) -> None:
+        """With its session started, a client may start KEX_PER_MINUTE key exchanges in a minute; the next one cuts it with one line, unanswered (one client rekeying without pause cost 790 Diffie-Hellmans and signatures a second); older than a minute they no longer count."""
+        from serialgw.clients.sshlimits import KEX_PER_MINUTE
+
+        events = LogEvents(self)
+        factory = self.factory()
+        transport = factory.buildProtocol(IPv4Address("TCP", "192.0.2.7", 1))
+        tcp = Tcp()
+        transport.makeConnection(tcp)
+        transport.setService(Connection())
+        transport.sessionStarted()
+        started: list[bytes] = []
+        transport.ssh_KEXINIT = started.append
+        for _ in range(KEX_PER_MINUTE):
+            transport.dispatchMessage(MSG_KEXINIT, b"k")
+            factory.clock.advance(1)
+        self.assertEqual((len(started), tcp.disconnecting), (KEX_PER_MINUTE, False))
+        factory.clock.advance(60)
+        for _ in range(KEX_PER_MINUTE):
+            transport.dispatchMessage(MSG_KEXINIT, b"k")
+        self.assertEqual((len(started), tcp.disconnecting), (2 * KEX_PER_MINUTE, False))
+        tcp.clear()
+        transport.dispatchMessage(MSG_KEXINIT, b"k")
+        self.assertEqual((len(started), tcp.disconnecting), (2 * KEX_PER_MINUTE, True))
+        self.assertEqual(tcp.value()[5:6], bytes((MSG_DISCONNECT,)))
+        self.assertEqual([e["log_format"] for e in events.at(LogLevel.info)],
+                         ["ssh: {peer} started over {n} key exchanges a minute: cut"])
+        transport.connectionLost(None)
 
     def test_closingWhileFullCloses(self) -> None:
         """Closed while its client does not read, the connection is not read again once drained: it lets Twisted close it (a paused producer held the close back)."""
