@@ -79,6 +79,12 @@ def _privateCertificate(spec: TLSSpec) -> ssl.PrivateCertificate:
                        "key unencrypted, readable by it only") from None
     except Exception:
         raise TLSError(f"key {spec.key!r} holds no PEM private key") from None
+    try:
+        mode = os.stat(spec.key).st_mode & 0o777
+    except OSError:
+        mode = 0
+    if mode & 0o004:
+        log.warn("key {path!r} may be read by every user (mode {mode:04o}): chmod o-r it", path=spec.key, mode=mode)
     public = serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     if certificate.public_key().public_bytes(*public) != key.public_key().public_bytes(*public):
         raise TLSError(f"key {spec.key!r} is not the key of certificate {spec.cert!r}")

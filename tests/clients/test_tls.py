@@ -192,6 +192,21 @@ class KeyFileTests(SynchronousTestCase):
                                                 "ask for one; give it the key unencrypted, readable by it only")
         self.assertIsNotNone(_privateCertificate(TLSSpec(cert=cert, key=key)))
 
+    def test_keyReadableByEveryoneWarned(self) -> None:
+        """A TLS key file every user may read (mode 0644, as many tools write it) is a warning naming it and its mode (an SSH host key so is refused); one its group reads (0640, Debian's ssl-cert) is not."""
+        from serialgw.clients.tls import _privateCertificate
+        from serialgw.config.specs import TLSSpec
+
+        ca = Authority(os.path.abspath(self.mktemp()))
+        cert, key = ca.issue("gateway")
+        said = []
+        for mode in (0o644, 0o640):
+            os.chmod(key, mode)
+            with capturedLogs() as events:
+                _privateCertificate(TLSSpec(cert=cert, key=key))
+            said.append([formatEvent(e) for e in events])
+        self.assertEqual(said, [[f"key {key!r} may be read by every user (mode 0644): chmod o-r it"], []])
+
     def test_wrongFilesNamed(self) -> None:
         """A key file that holds no key, a certificate file that holds no certificate, a key that is not the certificate's: each refused naming the file and what is wrong (it was OpenSSL's '[('DECODER routines', '', 'unsupported')]')."""
         from serialgw.clients.tls import TLSError, _privateCertificate
