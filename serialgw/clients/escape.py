@@ -63,7 +63,8 @@ WHO_CLIENTS_PER_KEY = 16
 
 
 def keyName(key: int) -> str:
-    return f"^{chr(key + 0x40)}" if key < 0x20 else chr(key)
+    """The escape key as people write it: C{^]}, C{^?} (DEL), or the character."""
+    return f"^{chr(key + 0x40)}" if key < 0x20 else "^?" if key == 0x7F else chr(key)
 
 
 def shownKey(byte: int) -> str:
@@ -237,7 +238,7 @@ class EscapeMenu:
         elif command in "?h":
             client.notice(QEMU_HELP.format(key=keyName(self.key)) if self.qemuKeys else HELP)
         else:
-            client.notice(f"unknown escape command {command!r}; {keyName(self.key)} ? for help")
+            client.notice(f"unknown escape command {shownKey(byte)}; {keyName(self.key)} ? for help")
         return b""
 
     def _mayChangeRole(self) -> bool:

@@ -501,6 +501,15 @@ class MonKeysTests(SynchronousTestCase):
         self.assertEqual(self.t.value(), b"\r\n[serialgw: rack4:  up, 115200,8N1, 0 bytes in, 1 out, 0 breaks, "
                                          b"0 dropped while down, mode shared]\r\n")
 
+    def test_oddKeysShownReadably(self) -> None:
+        """escape=^? (DEL) is named ^? in notices, not sent raw (invisible); an unknown command that is a control key or a byte past ASCII is named ^X or byte 0xNN, not as a Latin-1 character."""
+        client, t = self.h.telnet("telnet,escape=^?+4444", port=2)
+        client.dataReceived(b"\x7fz\x7f\x01\x7f\xff\xff")
+        self.assertEqual(t.value(), b"\r\n[serialgw: unknown escape command 'z'; ^? ? for help]\r\n"
+                                    b"\r\n[serialgw: unknown escape command ^A; ^? ? for help]\r\n"
+                                    b"\r\n[serialgw: unknown escape command byte 0xff; ^? ? for help]\r\n")
+        self.assertEqual(self.h.device.events, [])
+
     def test_xOnlyUnderMon(self) -> None:
         """escape=^A without mon: keeps our menu: x is an unknown command, not a disconnect."""
         client, t = self.h.telnet("telnet,escape=^A+4444", port=2)
