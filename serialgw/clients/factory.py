@@ -20,7 +20,7 @@ from serialgw.clients.raw import RawClient
 from serialgw.clients.session import Session
 from serialgw.clients.telnet import TelnetClient
 from serialgw.clients.tls import HandshakeGate, caVerifier, peerSubject
-from serialgw.clients.transports import addressAllowed, admittedBy, describeAddress, peerName
+from serialgw.clients.transports import addressAllowed, admittedBy, describeAddress, peerName, sourceOf
 from serialgw.config.specs import ListenerKind, ListenerSpec, Protocol
 from serialgw.config.sshkeys import printable
 from serialgw.line.hub import Line, Role
@@ -91,7 +91,7 @@ class LineFactory(Factory):
             refusals.warn("{line}: connection from {address} refused: not in {allow}", line=self.line.name,
                           address=describeAddress(addr), allow=",".join(self.spec.allow), peer=self.refusalKey)
             return None
-        source = handshakeSource(addr) if self.spec.tls is not None else None
+        source = sourceOf(addr) if self.spec.tls is not None else None
         if self.spec.tls is not None and not self._roomForHandshake(addr, source):
             return None
         client: Any
@@ -186,26 +186,6 @@ class LineFactory(Factory):
     def _allowed(self, addr: Any) -> bool:
         return addressAllowed(addr, self.allow)
 
-
-
-def handshakeSource(addr: Any) -> Any:
-    """
-    Where a connection comes from, for the TLS handshakes one place may have
-    under way: its IPv4 address (an IPv4-mapped one too), the /64 of an IPv6
-    one (a host has a whole /64), None for others.
-    """
-    host = getattr(addr, "host", None)
-    if not isinstance(host, str):
-        return None
-    try:
-        ip = ipaddress.ip_address(host.split("%")[0])
-    except ValueError:
-        return None
-    if ip.version == 6 and ip.ipv4_mapped is not None:
-        return ip.ipv4_mapped
-    if ip.version == 6:
-        return ipaddress.ip_network(f"{ip}/64", strict=False)
-    return ip
 
 
 def applyListenerRights(line: Line, listeners: Sequence[ListenerSpec], old: Sequence[ListenerSpec] = ()) -> None:
