@@ -66,10 +66,12 @@ class Authority:
             builder = builder.add_extension(x509.SubjectAlternativeName([x509.DNSName(dns)]), critical=False)
         cert = builder.sign(self.key, hashes.SHA256())
         certPath = _write(os.path.join(self.directory, f"{cn}.pem"), cert.public_bytes(serialization.Encoding.PEM))
+        # (Readable by its owner only, as a key should be: 0644 is warned about.)
         keyPath = _write(
             os.path.join(self.directory, f"{cn}.key"),
             key.private_bytes(
                 serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
             ),
         )
+        os.chmod(keyPath, 0o600)
         return certPath, keyPath

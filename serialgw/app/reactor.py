@@ -95,21 +95,36 @@ class BoundedUNIXPort(unix.Port):
 DATAGRAMS_PER_TURN = 64
 
 
+# Linux's SO_RXQ_OVFL (not in Python's socket module): each datagram read
+# after some were dropped carries the kernel's count of them.
+SO_RXQ_OVFL = 40
+
+
 class BoundedUDPPort(udp.Port):
     """
     A UDP port that hands on at most DATAGRAMS_PER_TURN datagrams (and, as
     Twisted's, maxThroughput bytes) a turn; the rest wait in the kernel's
-    buffer (and past it are dropped there, as UDP is).  Twisted's own
-    C{doRead}, with the count added: it reads C{udp}'s private error sets.
+    buffer (and past it are dropped there, as UDP is: the kernel's count of
+    them goes to the protocol's C{kernelDropped}, if it has one, with the
+    next datagram read).  Twisted's own C{doRead}, with the count added: it
+    reads C{udp}'s private error sets.
     """
+
+    def startListening(self) -> None:
+        udp.Port.startListening(self)
+        try:
+            self.socket.setsockopt(socket.SOL_SOCKET, SO_RXQ_OVFL, 1)
+        except OSError:
+            pass
 
     def doRead(self) -> None:
         read = 0
+        dropped = getattr(self.protocol, "kernelDropped", None)
         for _ in range(DATAGRAMS_PER_TURN):
             if read >= self.maxThroughput:
                 return
             try:
-                data, addr = self.socket.recvfrom(self.maxPacketSize)
+                data, ancillary, _flags, addr = self.socket.recvmsg(self.maxPacketSize, socket.CMSG_SPACE(4))
             except OSError as e:
                 if e.args[0] in udp._sockErrReadIgnore:  # type: ignore[attr-defined]
                     return
@@ -122,6 +137,9 @@ class BoundedUDPPort(udp.Port):
             if self.addressFamily == socket.AF_INET6:
                 addr = addr[:2]
             try:
+                for level, kind, value in ancillary:
+                    if (level, kind) == (socket.SOL_SOCKET, SO_RXQ_OVFL) and dropped is not None:
+                        dropped(int.from_bytes(value[:4], sys.byteorder))
                 self.protocol.datagramReceived(data, addr)
             except BaseException:
                 log.failure("a datagram from {address} failed", address=addr)

@@ -120,23 +120,16 @@ def releasedPorts(keyed: dict[str, list[tuple[Any, tuple[str, Any]]]],
     return ports
 
 
-def checkBinds(opening: list[tuple[str, ListenerSpec]], releasing: list[tuple[str, ListenerSpec]],
-               ports: set[int], endpoint: Callable[[str, ListenerSpec, Any], tuple[Any, Any]],
-               probes: list[Any]) -> Optional[str]:
-    """
-    Whether every listener a reload would bind can bind: each is bound
-    now (and closed again: C{probes}), unless one of ours that the
-    reload lets go of holds its address (C{ports}: the TCP ports of the
-    listeners it releases).  The first problem, or None.
-    """
-    check = bindChecker(releasing, ports, endpoint, probes)
-    return next((problem for name, spec in opening if (problem := check(name, spec)) is not None), None)
-
-
 def bindChecker(releasing: list[tuple[str, ListenerSpec]], ports: set[int],
                 endpoint: Callable[[str, ListenerSpec, Any], tuple[Any, Any]],
                 probes: list[Any]) -> Callable[[str, ListenerSpec], Optional[str]]:
-    """L{checkBinds} one listener at a time (a reload checks a few a turn): its problem, or None."""
+    """
+    Whether a listener a reload would bind can bind, one at a time (a
+    reload checks a few a turn: see L{serialgw.app.applying}): it is bound
+    now (and closed again once all are checked: C{probes}), unless one of
+    ours that the reload lets go of holds its address (C{ports}: the TCP
+    ports of the listeners it releases).  Its problem, or None.
+    """
     endpoints = {spec.endpoint for _, spec in releasing}
     paths = {spec.path for _, spec in releasing if spec.path}
     udpPorts = {spec.udp.sourcePort for _, spec in releasing if spec.udp is not None}

@@ -309,6 +309,7 @@ man 8 serialgw
     def report(self, out: Any, err: Any) -> int:
         """--check: what is wrong across lines and on disk; the exit status (0 or 2)."""
         from serialgw.app.check import checkLines
+        from serialgw.clients.watchall import matches
 
         # Every line of the file: the processes of --shard share one machine.
         lines = self["allLines"]
@@ -316,6 +317,12 @@ man 8 serialgw
         watchAll = self["watchAllSpec"].listeners if self["watchAllSpec"] is not None else ()
         errors, warnings = checkLines(lines, self["statusSpec"], self["sshSpec"], watchAll,
                                       shards=shard.count if shard is not None else 0)
+        spec = self["watchAllSpec"]
+        if spec is not None and not any(matches(line.name, spec.lines) for line in lines):
+            # As the start warns: its watchers would see nothing.
+            names = ", ".join(line.name for line in lines[:5]) + (", ..." if len(lines) > 5 else "")
+            warnings.append(f"watch-all: lines {' '.join(spec.lines)} match no line of the file ({names}): its "
+                            "watchers would see nothing until a line that matches is added")
         if shard is not None and not self["lines"]:
             warnings.append(f"--shard {shard}: none of the file's {len(lines)} line(s) is this process's: it serves "
                             "its status endpoint alone until a reload adds one")

@@ -63,6 +63,13 @@ class NetconsoleClient(ClientEvents, DatagramProtocol):
         # all and since the last one that went.
         self.unsent = 0
         self._failing = 0
+        # Datagrams for the device the kernel dropped (the port's buffer
+        # full: the device behind, a flood), and when and at what count it
+        # was last said.
+        self.dropped = 0
+        self._droppedSaid = 0
+        self._droppedSaidAt: Optional[float] = None
+        self._droppedCall: Any = None
         # Datagrams to a port nobody may listen on: not a client to wait for.
         self.wakesLine = False
         # A remote host name's lookups: how many failed, the next one, and
@@ -110,9 +117,10 @@ class NetconsoleClient(ClientEvents, DatagramProtocol):
 
     def stopProtocol(self) -> None:
         self._started += 1
-        if self._lookupCall is not None and self._lookupCall.active():
-            self._lookupCall.cancel()
-        self._lookupCall = None
+        for call in (self._lookupCall, self._droppedCall):
+            if call is not None and call.active():
+                call.cancel()
+        self._lookupCall = self._droppedCall = None
         self.line.detach(self)
 
     def datagramReceived(self, data: bytes, addr: Any) -> None:
@@ -130,6 +138,30 @@ class NetconsoleClient(ClientEvents, DatagramProtocol):
                          line=self.line.name, source=addr[0], count=self.refused, allow=",".join(self.spec.allow))
             return
         self.line.clientData(self, data)
+
+    def kernelDropped(self, total: int) -> None:
+        """
+        The kernel's count of datagrams it dropped on this port since it
+        opened (with the next datagram read: see the reactor's
+        BoundedUDPPort): said at once, then at most once a minute.
+        """
+        if total <= self.dropped:
+            return
+        self.dropped = total
+        if self._droppedCall is not None:
+            return
+        now = self.reactor.seconds()
+        if self._droppedSaidAt is None or now - self._droppedSaidAt >= 60:
+            self._sayDropped()
+        else:
+            self._droppedCall = self.reactor.callLater(self._droppedSaidAt + 60 - now, self._sayDropped)
+
+    def _sayDropped(self) -> None:
+        self._droppedCall = None
+        log.warn("{line}: {count} datagram(s) for the device dropped by the kernel ({total} in all): they came "
+                 "faster than the device took them", line=self.line.name, count=self.dropped - self._droppedSaid,
+                 total=self.dropped)
+        self._droppedSaid, self._droppedSaidAt = self.dropped, self.reactor.seconds()
 
     def connectionRefused(self) -> None:
         # Nobody listens at the remote end (yet): datagrams are dropped, as

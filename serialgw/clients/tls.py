@@ -57,10 +57,41 @@ def _read(path: str, what: str) -> bytes:
 
 
 def _privateCertificate(spec: TLSSpec) -> ssl.PrivateCertificate:
+    """
+    The certificate (the first in its file) and its key, read by
+    cryptography: OpenSSL's own reading of a passphrase-protected key asked
+    for the passphrase on the gateway's terminal, holding the start (or a
+    reload, and every line) until someone typed.
+    """
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+    from OpenSSL import crypto
+
+    certData, keyData = _read(spec.cert, "certificate"), _read(spec.key, "key")
     try:
-        return ssl.PrivateCertificate.loadPEM(_read(spec.cert, "certificate") + b"\n" + _read(spec.key, "key"))
-    except TLSError:
-        raise
+        certificate = x509.load_pem_x509_certificates(certData)[0]
+    except Exception:
+        raise TLSError(f"certificate {spec.cert!r} holds no PEM certificate") from None
+    try:
+        key = serialization.load_pem_private_key(keyData, None)
+    except TypeError:
+        raise TLSError(f"key {spec.key!r} is encrypted (a passphrase): the gateway cannot ask for one; give it the "
+                       "key unencrypted, readable by it only") from None
+    except Exception:
+        raise TLSError(f"key {spec.key!r} holds no PEM private key") from None
+    try:
+        mode = os.stat(spec.key).st_mode & 0o777
+    except OSError:
+        mode = 0
+    if mode & 0o004:
+        log.warn("key {path!r} may be read by every user (mode {mode:04o}): chmod o-r it", path=spec.key, mode=mode)
+    public = serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    if certificate.public_key().public_bytes(*public) != key.public_key().public_bytes(*public):
+        raise TLSError(f"key {spec.key!r} is not the key of certificate {spec.cert!r}")
+    try:
+        return ssl.PrivateCertificate.fromCertificateAndKeyPair(
+            ssl.Certificate(crypto.X509.from_cryptography(certificate)),
+            ssl.KeyPair(crypto.PKey.from_cryptography_key(key)))  # type: ignore[arg-type]
     except Exception as e:
         raise TLSError(f"cannot load certificate {spec.cert!r} with key {spec.key!r}: {e}") from None
 

@@ -78,15 +78,20 @@ _UCRED = struct.Struct("3i")
 
 def sourceOf(address: Any) -> str:
     """
-    Where a connection comes from, for limits per source: an IP address
-    without its port (an IPv4-mapped IPv6 one as IPv4), anything else as
-    L{describeAddress} says it.
+    Where a connection comes from, for limits per source: an IPv4 address
+    without its port (an IPv4-mapped IPv6 one too), the /64 of an IPv6
+    one (a host has a whole /64: each address one more source let one host
+    take every place), anything else as L{describeAddress} says it.
     """
     if isinstance(address, (IPv4Address, IPv6Address)):
         host: str = address.host
-        if host.startswith("::ffff:") and "." in host:
-            return host[7:]
-        return host
+        try:
+            ip = ipaddress.ip_address(host.split("%")[0])
+        except ValueError:
+            return host
+        if ip.version == 6 and ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False)) if ip.version == 6 else str(ip)
     return describeAddress(address)
 
 

@@ -265,6 +265,7 @@ class WatchAllClient(Protocol):
         """
         Its listener's options and lines filter as a reload left them: an
         C{allow=} that no longer admits it tells it and disconnects it; else
+        its bound and policy are the new ones (L{OutputGuard.retune}), and
         it is taken off the lines the filter no longer matches (it read on
         until a restart) and put on those it now does.
         """
@@ -276,6 +277,9 @@ class WatchAllClient(Protocol):
                       b"disconnected]\r\n")
             self.leave()
             return
+        if self.guard is not None:
+            # (A stuck watcher of a policy=block listener made drop let go of every line it held.)
+            self.guard.retune(spec.outbuf, spec.policy)
         for tap in list(self.taps.values()):
             if not matches(tap.line.name, self.factory.patterns):
                 self.unwatch(tap.line)

@@ -225,19 +225,23 @@ def _isInteger(text: str) -> bool:
     return True
 
 
+def _address(text: str) -> Any:
+    """The IP address C{text} names (localhost: 127.0.0.1, as a remote host name resolves), or None."""
+    try:
+        return ipaddress.ip_address("127.0.0.1" if text == "localhost" else text)
+    except ValueError:
+        return None
+
+
 def _isAddress(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True
+    return text != "localhost" and _address(text) is not None
 
 
-def _isLoopback(text: str) -> bool:
-    try:
-        return ipaddress.ip_address(text).is_loopback
-    except ValueError:
-        return text == "localhost"
+def _sendsToItself(remoteHost: str, sourceHost: str) -> bool:
+    """Whether datagrams to C{remoteHost} reach a socket on C{sourceHost} (one port): the same address, or loopback from the wildcard (empty, 0.0.0.0, ::)."""
+    remote, source = _address(remoteHost), _address(sourceHost)
+    wildcard = not sourceHost or (source is not None and source.is_unspecified)
+    return remoteHost == sourceHost or remote is not None and (remote == source or wildcard and remote.is_loopback)
 
 
 def _isPort(text: str) -> bool:
@@ -443,7 +447,7 @@ def _udp(body: str, original: str) -> ListenerSpec:
                           f"{quote(original)} are not of one family (IPv4, IPv6): no datagram could be sent")
     if not remotePort:
         raise ConfigError(f"listener {quote(original)}: the remote's port cannot be 0 (nothing can be sent there)")
-    if remotePort == sourcePort and (remoteHost == sourceHost or not sourceHost and _isLoopback(remoteHost)):
+    if remotePort == sourcePort and _sendsToItself(remoteHost, sourceHost):
         # Each datagram came back as typing: a device that echoes looped for ever.
         raise ConfigError(f"listener {quote(original)} sends to its own port {sourcePort}: give the remote's port, then @ and this one's")
     spec = UDPSpec(remoteHost, remotePort, sourceHost, sourcePort, allow)

@@ -57,8 +57,10 @@ def absoluteListener(spec: ListenerSpec, base: str) -> ListenerSpec:
     changes: dict[str, Any] = {}
     tls = spec.tls
     if tls is not None and (tls.cert, tls.key, tls.ca) != tuple(absolute(p, base) for p in (tls.cert, tls.key, tls.ca)):
-        changes["tls"] = attrs.evolve(tls, cert=absolute(tls.cert, base), key=absolute(tls.key, base),
-                                      ca=absolute(tls.ca, base))
+        tls = changes["tls"] = attrs.evolve(tls, cert=absolute(tls.cert, base), key=absolute(tls.key, base),
+                                            ca=absolute(tls.ca, base))
+    if tls is not None and stampTLS(tls) != tls.stamp:
+        changes["tls"] = attrs.evolve(tls, stamp=stampTLS(tls))
     path = absolute(spec.path, base)
     if path != spec.path:
         changes["path"] = path
@@ -69,6 +71,24 @@ def absoluteListener(spec: ListenerSpec, base: str) -> ListenerSpec:
         elif spec.kind is ListenerKind.LISTEN:
             changes["endpoint"] = _unixEndpoint(spec.endpoint, path)
     return attrs.evolve(spec, **changes) if changes else spec
+
+
+def stampTLS(tls: Any) -> tuple[Any, ...]:
+    """
+    What a TLS spec's files are on disk now (device, inode, size, mtime
+    of its cert, key and CA; None for one not there), or () when none is:
+    a file rewritten in place (a renewed certificate, a CA taken out of
+    the bundle) makes the listener another one at a reload, which opens it
+    with the files as they are (its string unchanged, it kept the old).
+    """
+    stamps = []
+    for path in (tls.cert, tls.key, tls.ca):
+        try:
+            info = os.stat(path) if path else None
+        except OSError:
+            info = None
+        stamps.append(None if info is None else (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns))
+    return tuple(stamps) if any(stamps) else ()
 
 
 def absoluteLine(config: LineConfig, base: str) -> LineConfig:

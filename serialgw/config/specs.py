@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from enum import Enum
 from os.path import normpath
-from typing import Callable, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import attrs
 
@@ -173,6 +173,15 @@ class TLSSpec:
     # Seconds a connection may take to finish its handshake (0: no limit);
     # it is not a client of the line until it has.
     handshakeTimeout: float = 10.0
+    # The files as they were when the configuration was read (device,
+    # inode, size, mtime of cert, key, ca: config.paths.stampTLS): rewritten
+    # in place, they make it another listener at a reload, opened with them.
+    stamp: tuple[Any, ...] = ()
+
+    @property
+    def caStamp(self) -> Any:
+        """The CA file as it was read (see C{stamp}), or None."""
+        return self.stamp[2] if self.stamp else None
 
 
 @attrs.frozen

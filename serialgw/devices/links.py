@@ -173,3 +173,20 @@ def givePty(slave: int, link: str, uid: int, gid: int) -> None:
     os.fchown(slave, uid, gid)
     if link:
         os.lchown(link, uid, gid)
+
+
+# /dev/ptmx (and devpts' own ptmx): each open makes a new pty.
+PTMX_DEVICE = os.makedev(5, 2)
+
+
+def isMultiplexer(path: str) -> bool:
+    """
+    Whether C{path} is the pty multiplexer: opened as a device, it is a new
+    pty's master whose slave no program can open (it is locked); a line was
+    up on it for ever, what its clients typed swallowed.
+    """
+    try:
+        st = os.stat(path)
+    except OSError:
+        return False  # the open says why
+    return stat.S_ISCHR(st.st_mode) and st.st_rdev == PTMX_DEVICE

@@ -28,6 +28,7 @@ from serialgw.devices.links import (
     PTY_SLAVE_MAJORS,
     givePty,
     holdsMaster,
+    isMultiplexer,
     ptyHolders,
     removeSymlink,
     replaceSymlink,
@@ -138,6 +139,9 @@ class TtyPort:
 
     def __init__(self, path: str, settings: SerialSettings, lockDir: Optional[str] = None) -> None:
         self.name = path
+        if isMultiplexer(path):
+            raise DeviceError(f"cannot open device {path!r}: it is the pty multiplexer (/dev/ptmx): opening it makes "
+                              "a new pty that no program is on; for a pty a program plays the device on, use pty:LINK")
         # The UUCP lock (see serialgw.devices.uucplock), taken before opening as cu
         # and minicom do; None: no lock.
         self.lock: Optional[str] = None

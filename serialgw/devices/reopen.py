@@ -195,6 +195,13 @@ class Reopener:
         opener = opener or self.opener
         assert opener is not None
         target = self.target
+        if self.opens is not None and self.opens.busy(target.name) and self._first is not None:
+            # A first open (its line closed and made again by a reload) while
+            # an earlier open of the device has not returned: it begins once
+            # that one has, as its own open under way (what is typed is
+            # held meanwhile, said stuck after STUCK_AFTER s).
+            self._await(self._afterEarlier(opener), self.reactor.seconds())
+            return
         if self.opens is not None and self.opens.busy(target.name):
             # An earlier open of this device (its line closed and made again
             # by a reload) has not returned: no second one beside it.
@@ -210,6 +217,21 @@ class Reopener:
         else:
             d = defer.maybeDeferred(opener)
         self._await(d, self.reactor.seconds())
+
+    def _afterEarlier(self, opener: Callable[[], IPort]) -> defer.Deferred[IPort]:
+        """The open with C{opener} once the device's earlier one has returned (withdrawn if it was closed meanwhile)."""
+        opens, target = self.opens, self.target
+        assert opens is not None
+
+        def begin(_: Any) -> defer.Deferred[IPort]:
+            if target.closed:
+                raise OpenWithdrawn("closed before its open began")
+            if opens.busy(target.name):  # (another one, waiting too, began first)
+                return opens.after(target.name).addCallback(begin)
+            d = self._opening = opens.open(self.reactor, target.name, opener)
+            return d
+
+        return opens.after(target.name).addCallback(begin)
 
     def _await(self, d: defer.Deferred[IPort], since: float) -> None:
         """The open under way since C{since}: said if stuck, the device taken back when it returns."""

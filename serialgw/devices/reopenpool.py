@@ -92,6 +92,8 @@ class DeviceOpens:
         self.running = 0
         # Device name -> when its open was asked for (reactor time).
         self.inFlight: dict[str, float] = {}
+        # Device name -> who waits for its open under way to return (see after).
+        self._after: dict[str, list[Deferred[None]]] = {}
         # Opens waiting for a place among the BUSY_OPENS, and how many are taken.
         self._waiting: deque[tuple[Any, Callable[[], IPort], Deferred[IPort]]] = deque()
         self._busy = 0
@@ -132,6 +134,9 @@ class DeviceOpens:
 
         def done(result: Any) -> Any:
             self.inFlight.pop(name, None)
+            for waiting in self._after.pop(name, []):
+                # (A turn later: what it opened is closed first, if its line was.)
+                reactor.callLater(0, waiting.callback, None)
             return result
 
         if not paced:
@@ -140,6 +145,12 @@ class DeviceOpens:
         self._waiting.append((reactor, opener, d))
         self._next()
         return d.addBoth(done)
+
+    def after(self, name: str) -> Deferred[None]:
+        """Fires a turn after the open of C{name} under way (see L{busy}) has returned (its outcome is its opener's)."""
+        waiting: Deferred[None] = Deferred()
+        self._after.setdefault(name, []).append(waiting)
+        return waiting
 
     def withdraw(self, opening: Deferred[IPort]) -> bool:
         """

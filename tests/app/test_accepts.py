@@ -115,9 +115,13 @@ class CountingDatagrams(DatagramProtocol):
 
     def __init__(self) -> None:
         self.got: list[bytes] = []
+        self.dropped: list[int] = []
 
     def datagramReceived(self, datagram: bytes, addr: Any) -> None:
         self.got.append(datagram)
+
+    def kernelDropped(self, total: int) -> None:
+        self.dropped.append(total)
 
 
 class DatagramTests(SynchronousTestCase):
@@ -144,3 +148,23 @@ class DatagramTests(SynchronousTestCase):
         self.assertEqual(type(port), BoundedUDPPort)
         self.assertEqual(self.flood(port, [b""] * 200), [64, 128, 192, 200])
         self.assertEqual(DATAGRAMS_PER_TURN, 64)
+
+    def test_kernelDropsCounted(self) -> None:
+        """Datagrams the kernel dropped on a full port (the device behind, a flood) are counted: the kernel's count (SO_RXQ_OVFL) reaches the protocol with the next datagram read (they were dropped unseen)."""
+        reactor = GatewayReactor()
+        self.addCleanup(reactor._poller.close)
+        self.addCleanup(reactor.waker.connectionLost, None)
+        protocol = CountingDatagrams()
+        port = reactor.listenUDP(0, protocol, interface="127.0.0.1", maxPacketSize=65535)
+        self.addCleanup(port.socket.close)
+        port.socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.addCleanup(sender.close)
+        for _ in range(100):
+            sender.sendto(b"x" * 1000, ("127.0.0.1", port.getHost().port))
+        port.doRead()
+        queued = len(protocol.got)
+        self.assertEqual(protocol.dropped, [])
+        sender.sendto(b"y", ("127.0.0.1", port.getHost().port))
+        port.doRead()
+        self.assertEqual((protocol.got[-1], protocol.dropped), (b"y", [100 - queued]))

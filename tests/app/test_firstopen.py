@@ -13,6 +13,7 @@ import threading
 from typing import Any
 
 from twisted.internet import defer, reactor
+from twisted.internet.task import deferLater
 from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import capturedLogs, formatEvent
 from twisted.python.failure import Failure
@@ -92,8 +93,9 @@ class ReloadFirstOpenTests(TestCase):
         """
         A reload adding a line whose device open blocks: the reload is done
         and the other line carries data both ways while the open hangs; the
-        new line is down ("opening the device", told to a client who comes)
-        and comes up, carrying data, once the open returns.
+        new line is down ("opening the device", told to a client who comes,
+        whose typing is held for it) and comes up, carrying data, once the
+        open returns.
         """
         here, far = startedPty(self), startedPty(self)
         hungPath = os.path.abspath(self.mktemp())
@@ -126,6 +128,10 @@ class ReloadFirstOpenTests(TestCase):
         self.assertEqual((line.up, line.device.downReason, opened.events), (False, OPENING, []))  # type: ignore[attr-defined]
         person = await connect(listenerPort(service, 1))
         await person.received.contains(b"[serialgw: hung is down: opening the device; waiting for it]")
+        # Typed while it opens: held for it (not dropped as for a device that is down).
+        person.transport.write(b"early ")  # type: ignore[union-attr]
+        while line.device.queuedBytes() < 6:
+            await deferLater(reactor, 0.01, lambda: None)
 
         release.set()
         event = await opened.nth(1)
@@ -133,7 +139,8 @@ class ReloadFirstOpenTests(TestCase):
         await person.received.contains(b"[serialgw: hung is back]\r\n")
         self.assertEqual((line.up, line.device.downReason), (True, None))  # type: ignore[attr-defined]
         person.transport.write(b"typed")  # type: ignore[union-attr]
-        self.assertEqual(await far.received.length(5), b"typed")
+        self.assertEqual(await far.received.length(11), b"early typed")
+        self.assertEqual(line.device.dropped, 0)
         await closeClients(client, person)
 
 

@@ -198,6 +198,40 @@ class OpeningHoldTests(SynchronousTestCase):
         self.assertTrue(line.up)
 
 
+    def test_madeAgainWhileOpening(self) -> None:
+        """
+        A line removed and added again (the same device) while its first
+        open is under way: its new open begins once the earlier one has
+        returned (and what that opened is closed), what was typed into it
+        meanwhile is held and reaches the device; it is never down for
+        another reason than that it opens.
+        """
+        service, line = self.added()
+        self.successResultOf(service.reload([self.config("a")]))
+        self.successResultOf(service.reload([self.config("a"), self.config("b")]))
+        line = service.lines["b"]
+        line.attach(client := person())
+        line.clientData(client, b"typed")
+        self.clock.advance(1.0)
+        self.assertEqual((line.device.downReason, len(self.pool.held)), (OPENING, 1))
+        self.pool.release()  # the earlier open returns: closed, its line gone
+        self.assertEqual((self.ports[-1].closed, len(self.pool.held), line.device.downReason), (True, 0, OPENING))
+        self.clock.advance(0)  # (a turn later) the new one begins
+        self.pool.release()
+        self.assertEqual((line.up, self.writes(self.ports[-1]), line.device.dropped), (True, b"typed", 0))
+
+    def test_madeAgainAndRemovedWhileOpening(self) -> None:
+        """A line made again while its device's earlier open is under way, then removed before that returns: nothing more is opened, nothing left waiting."""
+        service, line = self.added()
+        self.successResultOf(service.reload([self.config("a")]))
+        self.successResultOf(service.reload([self.config("a"), self.config("b")]))
+        self.successResultOf(service.reload([self.config("a")]))
+        self.pool.release()
+        self.clock.advance(0)
+        self.assertEqual((len(self.ports), self.ports[-1].closed, self.pool.held), (2, True, []))
+        self.assertEqual(reopen.deviceOpens.inFlight, {})
+
+
 class ReloadWhileOpeningTests(SynchronousTestCase):
     """Reloads that come while the opens of an earlier one are in flight (paced, held by the test): what runs in the end is the last configuration, nothing else left open."""
 

@@ -117,6 +117,31 @@ class NetconsoleTests(SynchronousTestCase):
                                          "denied (counted until they can)"),
                                 ("info", "ttyS0: datagrams to udp:127.0.0.1:6666 are sent again (3 were not)")])
 
+    def test_kernelDropsSaid(self) -> None:
+        """Datagrams the kernel dropped (its count, with the next datagram read) are said at once, then at most once a minute with how many since, and kept in C{dropped}."""
+        clock = Clock()
+        client = NetconsoleClient(self.line, UDPSpec("127.0.0.1", 6666, "", 6665, ("127.0.0.0/8",)), reactor=clock)
+        events: list[dict[str, object]] = []
+        observeLog(self, events.append)
+        client.kernelDropped(97)
+        clock.advance(30)
+        client.kernelDropped(100)
+        client.kernelDropped(110)
+        clock.advance(30)
+        client.kernelDropped(150)
+        clock.advance(59)
+        client.kernelDropped(150)
+        said = [formatEvent(e) for e in events if e.get("log_namespace") == "serialgw.clients.netconsole"]
+        self.assertEqual(said, [f"ttyS0: {count} datagram(s) for the device dropped by the kernel ({total} in all): "
+                                "they came faster than the device took them" for count, total in ((97, 97), (13, 110))])
+        clock.advance(1)
+        self.assertEqual(len(events), 3)
+        self.assertIn("40 datagram(s) for the device dropped by the kernel (150 in all)", formatEvent(events[-1]))
+        self.assertEqual((client.dropped, clock.getDelayedCalls()), (150, []))
+        client.kernelDropped(160)
+        client.stopProtocol()
+        self.assertEqual(clock.getDelayedCalls(), [])
+
     def test_pausedWhileDeviceBehind(self) -> None:
         """While the device is behind, the UDP port is not read (the kernel holds or drops datagrams, not us)."""
         self.line.deviceWritable(False)

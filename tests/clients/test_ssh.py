@@ -21,8 +21,8 @@ from twisted.conch.ssh.common import NS
 from twisted.conch.ssh.transport import MSG_DISCONNECT, MSG_SERVICE_REQUEST, SSHServerTransport
 from twisted.conch.test.test_session import StubConnection
 from twisted.conch.test.test_userauth import FakeTransport
-from twisted.internet import protocol, reactor
-from twisted.internet.address import IPv4Address
+from twisted.internet import defer, protocol, reactor
+from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.endpoints import TCP4ServerEndpoint
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
@@ -1023,6 +1023,16 @@ class FactoryTests(SynchronousTestCase):
             transport.connectionLost(None)
         self.assertEqual(factory.startups.bySource, {"192.0.2.66": 1})
 
+    def test_startupsPerSourceIPv6(self) -> None:
+        """An IPv6 host has a whole /64: its addresses are one source for the places of those logging in (each address one more source let one host take them all); another /64 is another source."""
+        factory = self.factory()
+        factory.maxStartups, factory.maxStartupsPerSource = 4, 2
+        for host in ("2001:db8:0:1::a", "2001:db8:0:1::b"):
+            factory.buildProtocol(IPv6Address("TCP", host, 1)).makeConnection(Tcp())
+        self.assertIsNone(factory.buildProtocol(IPv6Address("TCP", "2001:db8:0:1::c", 1)))
+        self.assertIsNotNone(factory.buildProtocol(IPv6Address("TCP", "2001:db8:0:2::a", 1)))
+        self.assertEqual(factory.startups.bySource, {"2001:db8:0:1::/64": 2, "2001:db8:0:2::/64": 1})
+
     def test_loggedInWithoutSession(self) -> None:
         """Logged in, the connection still counts among the startups (a person with a key opened any number of connections) until it starts a session, which it must within loginGrace too, or it is cut."""
         factory = self.factory()
@@ -1752,7 +1762,9 @@ class BreakOnTtyTests(TestCase):
         pty = startedPty(self)
         processes = Processes()
         start = processes.spawn
-        self.addCleanup(processes.stop)
+        # A Deferred: Twisted 22.10's trial never ran a coroutine given to addCleanup (the ssh client was
+        # left running: "Reactor was unclean: PTYProcess" two runs in five under -j2).
+        self.addCleanup(lambda: defer.ensureDeferred(processes.stop()))
         keys = os.path.abspath(self.mktemp())
         os.mkdir(keys)
         made = start([keygen, "-q", "-t", "ed25519", "-N", "", "-C", "ops1", "-f", os.path.join(keys, "ops1")])

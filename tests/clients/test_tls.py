@@ -28,6 +28,7 @@ from serialgw.app.service import GatewayService
 from serialgw.clients.factory import LineFactory
 from serialgw.clients.tls import HandshakeGate, RefusingTLSFactory, ServerContextFactory, clientOptions
 from serialgw.config.listeners import parseListener
+from serialgw.config.paths import absoluteListener
 from serialgw.config.specs import DeviceSpec, LineConfig, Rights
 from serialgw.line.hub import Line, Role
 from tests.certs import Authority
@@ -169,6 +170,59 @@ class HandshakeTimeoutTests(SynchronousTestCase):
         self.clock.advance(10)
 
 
+class KeyFileTests(SynchronousTestCase):
+    def test_encryptedKeyRefusedWithoutPrompt(self) -> None:
+        """A passphrase-protected key is refused, naming it, never asked for: OpenSSL's default asked on the gateway's terminal ('Enter PEM pass phrase:') and held the start, or a reload and with it every line, until someone typed."""
+        from cryptography.hazmat.primitives import serialization
+
+        from serialgw.clients.tls import TLSError, _privateCertificate
+        from serialgw.config.specs import TLSSpec
+
+        ca = Authority(os.path.abspath(self.mktemp()))
+        cert, key = ca.issue("gateway")
+        with open(key, "rb") as f:
+            plain = serialization.load_pem_private_key(f.read(), None)
+        encrypted = key + ".enc"
+        with open(encrypted, "wb") as f:
+            f.write(plain.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
+                                        serialization.BestAvailableEncryption(b"secret")))
+        with self.assertRaises(TLSError) as caught:
+            _privateCertificate(TLSSpec(cert=cert, key=encrypted))
+        self.assertEqual(str(caught.exception), f"key {encrypted!r} is encrypted (a passphrase): the gateway cannot "
+                                                "ask for one; give it the key unencrypted, readable by it only")
+        self.assertIsNotNone(_privateCertificate(TLSSpec(cert=cert, key=key)))
+
+    def test_keyReadableByEveryoneWarned(self) -> None:
+        """A TLS key file every user may read (mode 0644, as many tools write it) is a warning naming it and its mode (an SSH host key so is refused); one its group reads (0640, Debian's ssl-cert) is not."""
+        from serialgw.clients.tls import _privateCertificate
+        from serialgw.config.specs import TLSSpec
+
+        ca = Authority(os.path.abspath(self.mktemp()))
+        cert, key = ca.issue("gateway")
+        said = []
+        for mode in (0o644, 0o640):
+            os.chmod(key, mode)
+            with capturedLogs() as events:
+                _privateCertificate(TLSSpec(cert=cert, key=key))
+            said.append([formatEvent(e) for e in events])
+        self.assertEqual(said, [[f"key {key!r} may be read by every user (mode 0644): chmod o-r it"], []])
+
+    def test_wrongFilesNamed(self) -> None:
+        """A key file that holds no key, a certificate file that holds no certificate, a key that is not the certificate's: each refused naming the file and what is wrong (it was OpenSSL's '[('DECODER routines', '', 'unsupported')]')."""
+        from serialgw.clients.tls import TLSError, _privateCertificate
+        from serialgw.config.specs import TLSSpec
+
+        ca = Authority(os.path.abspath(self.mktemp()))
+        cert, key = ca.issue("gateway")
+        _, other = ca.issue("other")
+        for spec, said in ((TLSSpec(cert=cert, key=cert), f"key {cert!r} holds no PEM private key"),
+                           (TLSSpec(cert=key, key=key), f"certificate {key!r} holds no PEM certificate"),
+                           (TLSSpec(cert=cert, key=other), f"key {other!r} is not the key of certificate {cert!r}")):
+            with self.assertRaises(TLSError) as caught:
+                _privateCertificate(spec)
+            self.assertEqual(str(caught.exception), said)
+
+
 class ValidityTests(SynchronousTestCase):
     def test_expiredOrNotYetValidSaid(self) -> None:
         """A listener's certificate (or a dial-out's) that has expired or is not valid yet is said at start, naming the file, its CN and the date (it started without a word, and every handshake failed); a valid one says nothing."""
@@ -291,6 +345,36 @@ class TLSListenerTests(TestCase):
         self.assertIn(b"your connection shows no certificate from this listener's CA", anonymous.received.data)
         self.assertEqual(service.lines["t"].clients, [])
         self.assertEqual(self.pty.received.data, b"a")
+
+    async def test_caFileRewrittenTakesEffectAtReload(self) -> None:
+        """A CA file rewritten in place (a CA taken out of the bundle) takes effect at the next reload, though the listener's string is the same: a client whose certificate only that CA verified is told and cut, and a new one with such a certificate fails its handshake; one the CA left verifies stays."""
+        other = Authority(os.path.join(self.ca.directory, "other"), "other CA")
+        bundle = os.path.join(self.ca.directory, "bundle.pem")
+
+        def write(*authorities: Authority) -> None:
+            with open(bundle + ".new", "wb") as out:
+                for authority in authorities:
+                    with open(authority.path, "rb") as f:
+                        out.write(f.read())
+            os.rename(bundle + ".new", bundle)
+
+        write(self.ca, other)
+        listener = parseListener(f"raw,notices+tls:0:interface=127.0.0.1:cert={self.cert}:key={self.key}:ca={bundle}")
+        service = startGateway(self, ptyLine(self.pty, absoluteListener(listener, "/")))
+        alice = await self.dial(listenerPort(service), "alice")
+        alice.transport.write(b"a")  # type: ignore[union-attr]
+        self.assertEqual(await self.pty.received.length(1), b"a")
+        write(other)
+        config = service.configs[0]
+        # As the file is read again at a reload (config.paths.absoluteListener stamps the TLS files).
+        reread = absoluteListener(listener, "/")
+        self.assertNotEqual(reread, config.listeners[0])
+        await service.reload([attrs.evolve(config, listeners=(reread,))])
+        await alice.closed
+        self.assertIn(b"your connection shows no certificate from this listener's CA", alice.received.data)
+        again = await self.dial(listenerPort(service), "alice2")
+        await again.closed
+        self.assertEqual((service.lines["t"].clients, self.pty.received.data), ([], b"a"))
 
     async def test_exclusiveWithReadOnlySubjects(self) -> None:
         """Exclusive mode with readonly=: one writer only; the read-only certificate reads; the second writer watches."""

@@ -194,6 +194,22 @@ class WatchAllTests(SynchronousTestCase):
                          [("resume", None)] * 3)
         self.assertEqual([self.lines[n].clients for n in ("l0", "l1", "l2")], [[], [], []])
 
+    def test_reloadedPolicyReachesWatchers(self) -> None:
+        """A reload making the watch-all listener policy=drop lets go of the lines a stuck policy=block watcher held (their devices read again), as for a line's clients."""
+        client, transport = self.watcher("raw,outbuf=1024,policy=block+tcp:0")
+        guard = client.guard
+        assert guard is not None
+        guard.pauseProducing()
+        self.assertEqual([self.lines[n].device.events for n in ("l0", "l1")],  # type: ignore[attr-defined]
+                         [[("pause", None)]] * 2)
+        self.factory.retune(parseListener("raw,outbuf=2048,policy=drop+tcp:0"), ("*",))
+        self.clock.advance(0)
+        self.assertEqual([self.lines[n].device.events for n in ("l0", "l1")],  # type: ignore[attr-defined]
+                         [[("pause", None), ("resume", None)]] * 2)
+        self.assertEqual((guard.policy, guard.bound), ("drop", 2048))
+        client.connectionLost(Failure(Exception("bye")))
+        self.clock.advance(0)
+
     def test_bounds(self) -> None:
         """At most maxClients watchers; allow= refuses other addresses."""
         client, _ = self.watcher(maxClients=1)

@@ -84,8 +84,9 @@ class CheckTests(SynchronousTestCase):
         why = ("knows no person: whoever connects there types, whatever the line's write / read say (they name "
                "the people of SSH keys and TLS client certificates); give it ro, or TLS with ca=")
         self.assertEqual([e for e in err.splitlines() if "knows no person" in e],
-                         [f"serialgw: warning: line 'a': listener '4001' {why}",
-                          f"serialgw: warning: line 'a': listener 'raw+tls:4201:cert=/dev/null:key=/dev/null' {why}"])
+                         [f"serialgw: warning: {path}:6: line 'a': listener '4001' {why}",
+                          f"serialgw: warning: {path}:6: line 'a': listener 'raw+tls:4201:cert=/dev/null:key=/dev/null' "
+                          f"{why}"])
 
     def test_duplicatePorts(self) -> None:
         """The same port on the same or a wildcard interface, across lines or with --status: errors, exit 2."""
@@ -239,6 +240,16 @@ class CheckTests(SynchronousTestCase):
             f"serialgw: error: {path}:4: line 'b': listener '4001' takes TCP port 4001, "
             "as line 'a', listener 'tcp:port=4001' already does\n"
             f"serialgw: {path}: 2 error(s)\n")))
+
+    def test_watchAllMatchingNoLine(self) -> None:
+        """[watch-all] lines that match no line of the file: a warning, as at start (its watchers would see nothing); one that matches: none."""
+        lines = '[lines.a]\ndevice = "/dev/null"\nlisten = "4001"\n'
+        path = write(self, lines + '[watch-all]\nlisten = "tcp:4400:interface=127.0.0.1"\nlines = ["zz*", "b?"]\n')
+        self.assertEqual(checked("--config", path), (0, f"serialgw: {path}: 1 line(s), 1 listener(s): OK, 1 warning(s)\n",
+                         "serialgw: warning: watch-all: lines zz* b? match no line of the file (a): its watchers "
+                         "would see nothing until a line that matches is added\n"))
+        path = write(self, lines + '[watch-all]\nlisten = "tcp:4400:interface=127.0.0.1"\nlines = ["zz*", "a"]\n')
+        self.assertEqual(checked("--config", path), (0, f"serialgw: {path}: 1 line(s), 1 listener(s): OK\n", ""))
 
     def test_linesOfTheFileNamed(self) -> None:
         """--config: what --check finds about a line on disk or across lines begins with the file's line of its table ([lines."q"] quoted too); other messages as they are."""

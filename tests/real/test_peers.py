@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import termios
+from functools import partial
 
 from twisted.internet import defer, reactor
 from twisted.internet.interfaces import IReadDescriptor
@@ -120,6 +121,24 @@ class TwistdTests(TestCase):
         await gw.stop()
         await tracer.ended
         assertBreakThenKey(self, trace, deviceFd)
+
+    async def test_telnetSendIpSynchAo(self) -> None:
+        """Debian telnet's `send ip` reaches the device as ^C; `send synch` and `send ao` put nothing on it (no stray DM byte), the keys after each typed."""
+        telnet = need("telnet")
+        gw, port = await self.gateway("--port", "tcp:0:interface=127.0.0.1")
+        client = self.processes.spawn([telnet, "127.0.0.1", str(port)], usePTY=True)
+        await client.output.contains(b"Escape character is '^]'.")
+        client.write(b"x")
+        await self.pty.received.contains(b"x")
+        expected = b"x"
+        for command, key in ((b"send ip", b"i"), (b"send synch", b"s"), (b"send ao", b"a")):
+            prompts = client.output.data.count(b"telnet> ")
+            client.write(b"\x1d")
+            await client.output.when(partial(_morePrompts, prompts))
+            client.write(command + b"\r")
+            client.write(key)
+            expected += (b"\x03" if command == b"send ip" else b"") + key
+            self.assertEqual(await self.pty.received.contains(key), expected)
 
     async def attachStrace(self, gw: ProcessOutput) -> tuple[str, ProcessOutput, int]:
         """strace the gateway's ioctls and writes; return the trace file, strace, and the device fd."""
@@ -357,3 +376,8 @@ class TwistdTests(TestCase):
         self.assertIn(f"cannot listen on 'tcp:{port}:interface=127.0.0.1': ".encode(), proc.output.data)
         self.assertIn(b"Address already in use", proc.output.data)
         self.assertNotIn(b"Traceback", proc.output.data)
+
+
+def _morePrompts(seen: int, data: bytes) -> bool:
+    """Debian telnet's prompt shown more than C{seen} times."""
+    return data.count(b"telnet> ") > seen

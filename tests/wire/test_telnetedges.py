@@ -159,6 +159,29 @@ class CRWaitTests(SynchronousTestCase):
         self.assertEqual(self.transport.value(), b"a\r\nb\r\0c")
         self.assertEqual(self.clock.getDelayedCalls(), [])
 
+    def test_oneCallForMany(self) -> None:
+        """Many codecs of one clock with a CR waiting share one timed call; each gets its NUL CR_WAIT after its own CR, none after its LF came; the last gone takes the call."""
+        others = []
+        for _ in range(100):
+            other = Timed(self.clock)
+            other.makeConnection(StringTransport())
+            other.writeData(b"x\r")
+            others.append(other)
+        self.clock.advance(CR_WAIT / 2)
+        self.proto.writeData(b"y\r")
+        self.assertEqual(len(self.clock.getDelayedCalls()), 1)
+        others[0].writeData(b"\n")
+        self.clock.advance(CR_WAIT / 2)
+        self.assertEqual([o.transport.value() for o in others[:2]], [b"x\r\n", b"x\r\0"])
+        self.assertEqual(self.transport.value(), b"y\r")
+        self.clock.advance(CR_WAIT / 2)
+        self.assertEqual(self.transport.value(), b"y\r\0")
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.proto.writeData(b"z\r")
+        for other in others:
+            other.stopTurns()
+        self.assertEqual(len(self.clock.getDelayedCalls()), 1)
+
     def test_goneWhileWaiting(self) -> None:
         """The connection lost while a CR waits: no call left behind."""
         self.proto.writeData(b"a\r")
