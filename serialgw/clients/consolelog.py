@@ -106,9 +106,13 @@ class ConsoleLog(ClientEvents):
                 # Where output is missing, the log says so, on a line of its
                 # own; what follows starts a line (the line it went on is cut).
                 marker = self._gapMarker()
-                if midLine:
-                    data = data[1:] if data.startswith(b"\n") else self._stamp() + data
-                data = marker + data
+            if midLine and (self._failing or self._fileAtLineStart):
+                # The file starts a line (a new one, after a rotation or a
+                # reopen; or after the gap's mark) where the output goes on
+                # with one: stamped, no empty line before it (a file began
+                # with output unstamped, or with an empty line).
+                data = data[1:] if data.startswith(b"\n") else self._stamp() + data
+            data = marker + data
             while written < len(data):  # a short write (the disk filling up) is followed by the rest, or its error
                 n = os.write(self._fd, data[written:])
                 self.size += n
