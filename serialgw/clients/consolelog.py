@@ -10,6 +10,7 @@ import errno
 import os
 import stat
 import time
+from datetime import date, timedelta
 from typing import Any, Optional
 
 from twisted.logger import Logger
@@ -82,6 +83,21 @@ class ConsoleLog(ClientEvents):
     def _today(self) -> tuple[int, int, int]:
         return time.localtime(self.clock.seconds())[:3]
 
+    def _newDay(self) -> bool:
+        """
+        Whether a day has begun since the file's (a midnight passed).  A
+        clock stepped back is none: back over a midnight (NTP at 00:00:01),
+        it rotated, and again at that midnight, a near-empty file pushing
+        out a kept day.  Stepped back further (a clock far ahead set
+        right), the days count from the new one.
+        """
+        today = self._today()
+        if today > self.day:
+            return True
+        if today < self.day and date(*today) < date(*self.day) - timedelta(days=1):
+            self.day = today
+        return False
+
     def _stamp(self) -> bytes:
         return time.strftime(self.spec.format, time.localtime(self.clock.seconds())).encode()
 
@@ -99,7 +115,7 @@ class ConsoleLog(ClientEvents):
                 # not full: the file is appended to, so it starts again at 0.
                 self.size = os.fstat(self._fd).st_size
             if (self.spec.maxSize and self.size + len(data) > self.spec.maxSize and self.size) or (
-                self.spec.daily and self._today() != self.day
+                self.spec.daily and self._newDay()
             ):
                 self.rotate()
             if self._failing:

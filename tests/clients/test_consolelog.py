@@ -100,6 +100,24 @@ class ConsoleLogTests(SynchronousTestCase):
         self.assertEqual([self.read(self.path + ".2"), self.read(self.path + ".1"), self.read()],
                          [b"08:00:00 login: ", b"08:00:01 " + b"x" * 40, b"08:00:02 [serialgw: BREAK]\n"])
 
+    def test_clockSteppedBackNoRotation(self) -> None:
+        """The clock stepped back over midnight (NTP): no rotation then, nor a second one at that midnight again; stepped back days (a clock far ahead set right), the next midnight rotates."""
+        self.clock.advance(16 * 3600 + 1)  # 16th, 00:00:01
+        log = ConsoleLog(self.line, LogSpec(self.path, format="%d %H:%M:%S ", keep=3), self.clock)
+        self.line.deviceDataReceived(b"a\n")
+        self.clock.rightNow -= 3  # 15th, 23:59:58
+        self.line.deviceDataReceived(b"b\n")
+        self.clock.advance(3)
+        self.line.deviceDataReceived(b"c\n")
+        self.clock.rightNow -= 5 * 24 * 3600  # the 11th: days back
+        self.line.deviceDataReceived(b"d\n")
+        self.clock.advance(24 * 3600)
+        self.line.deviceDataReceived(b"e\n")
+        log.close()
+        self.assertEqual([self.read(self.path + ".1"), self.read()],
+                         [b"16 00:00:01 a\n15 23:59:58 b\n16 00:00:01 c\n11 00:00:01 d\n", b"12 00:00:01 e\n"])
+        self.assertFalse(os.path.exists(self.path + ".2"))
+
     def test_rotateAfterTheFileWasRemoved(self) -> None:
         """
         The log file removed by someone else (an external logrotate): the
