@@ -510,6 +510,19 @@ class MonKeysTests(SynchronousTestCase):
                                     b"\r\n[serialgw: unknown escape command byte 0xff; ^? ? for help]\r\n")
         self.assertEqual(self.h.device.events, [])
 
+    def test_unknownUtf8CommandNotHalfSent(self) -> None:
+        """An unknown command that is a UTF-8 character (^] é, ^] €): none of its bytes reach the device, even split across reads; what follows is typing, or a command after the escape key."""
+        client, t = self.h.telnet("telnet,escape=^]+4444", port=2)
+        client.dataReceived("\x1dé".encode() + b"ls")
+        client.dataReceived(b"\x1d\xe2")
+        client.dataReceived(b"\x82")
+        client.dataReceived(b"\xacid\x1d\xc3\x1dx")
+        self.assertEqual(self.h.device.events, [("write", b"ls"), ("write", b"id")])
+        self.assertEqual(t.value(), b"\r\n[serialgw: unknown escape command byte 0xc3; ^] ? for help]\r\n"
+                                    b"\r\n[serialgw: unknown escape command byte 0xe2; ^] ? for help]\r\n"
+                                    b"\r\n[serialgw: unknown escape command byte 0xc3; ^] ? for help]\r\n"
+                                    b"\r\n[serialgw: unknown escape command 'x'; ^] ? for help]\r\n")
+
     def test_xOnlyUnderMon(self) -> None:
         """escape=^A without mon: keeps our menu: x is an unknown command, not a disconnect."""
         client, t = self.h.telnet("telnet,escape=^A+4444", port=2)
