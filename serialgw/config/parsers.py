@@ -371,6 +371,11 @@ _NOT_ESCAPE_KEYS = {
     0x1B: "every arrow and function key starts with it",
 }
 
+# The escape menu's commands (serialgw.clients.escape): the key twice sends it.
+_COMMAND_KEYS = {"b": "break", "k": "break then a key", "w": "who", "r": "replay", "R": "replay N lines",
+                 "s": "status", "B": "baud rate", "t": "take write", "o": "only watch", "d": "disconnect",
+                 "?": "help", "h": "help"}
+
 
 def parseEscape(text: str, original: str) -> Optional[int]:
     """C{^]}, C{^A}, ..., C{^?} (a control key), C{off}; one character stands for itself."""
@@ -386,7 +391,10 @@ def parseEscape(text: str, original: str) -> Optional[int]:
     if key is None:
         raise ConfigError(f"escape={quote(text)} in {quote(original)}: expected ^X (a control key), one character, "
                           "or off")
-    if key in _NOT_ESCAPE_KEYS:
-        raise ConfigError(f"escape={quote(text)} in {quote(original)}: it cannot be the escape key: "
-                          f"{_NOT_ESCAPE_KEYS[key]} (^] is usual)")
+    why = _NOT_ESCAPE_KEYS.get(key)
+    if chr(key) in _COMMAND_KEYS:
+        # (escape=t: t t sent a t, and nobody could take write.)
+        why = f"it is the escape menu's command {chr(key)} ({_COMMAND_KEYS[chr(key)]}), which could not be given"
+    if why is not None:
+        raise ConfigError(f"escape={quote(text)} in {quote(original)}: it cannot be the escape key: {why} (^] is usual)")
     return key
