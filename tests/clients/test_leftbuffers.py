@@ -95,3 +95,33 @@ class LeftBuffersTests(SynchronousTestCase):
         """
         client = TelnetClient(self.line, Role.WRITER, listener=parseListener("telnet,outbuf=16384+4445"))
         self.assertGreater(self.check(client), 2 * 16384)
+
+
+class WatcherLeftBuffersTests(SynchronousTestCase):
+    def test_watcherLetsGo(self) -> None:
+        """A watch-all watcher that never read, gone: its unsent output and what its guard held are let go at once, as a line client's are (64 such watchers could leave 2 outbufs each to the collector)."""
+        from serialgw.clients.watchall import WatchAllFactory
+
+        line = Line("rack4", RecordingDevice(), clock=Clock())
+        line.backlogSize = 0
+        gc.disable()
+        self.addCleanup(gc.enable)
+        factory = WatchAllFactory(parseListener("raw,outbuf=16384+tcp:0"), ("*",), lambda: {"rack4": line}, Clock())
+        tracemalloc.start()
+        self.addCleanup(tracemalloc.stop)
+        client = factory.buildProtocol(UNIXAddress(None))
+        assert client is not None
+        transport = PeerThatNeverReads()
+        transport.protocol = client
+        client.makeConnection(transport)
+        chunk = b"".join(b"%05d " % n + bytes(range(32, 127)) * 2 + b"\r\n" for n in range(16))
+        for _ in range(64):
+            line.deviceDataReceived(chunk)
+        guard = client.guard
+        assert guard is not None
+        self.assertTrue(guard.full)
+        self.assertGreater(guard.heldBytes, 8192)
+        before = tracemalloc.get_traced_memory()[0]
+        transport.lose()
+        del transport, client, guard
+        self.assertGreater(before - tracemalloc.get_traced_memory()[0], 16384 + 8192)
