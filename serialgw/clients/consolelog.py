@@ -238,13 +238,16 @@ class ConsoleLog(ClientEvents):
         output goes to a file at the path.  If the path cannot be opened,
         the file in hand is kept.
         """
-        old = self._fd
+        old, atLineStart = self._fd, self._fileAtLineStart
         try:
             self._open()
         except OSError as e:
             log.error("{line}: cannot reopen log {path}: {reason}; writing on to the file it was",
                       line=self.line.name, path=self.spec.path, reason=e.strerror)
             return False
+        if self._isBeingWritten(os.fstat(old)):
+            # The same file (SIGUSR1 with nothing moved): a line it ends inside goes on there, unstamped.
+            self._fileAtLineStart = atLineStart
         os.close(old)
         return True
 

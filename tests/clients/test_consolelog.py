@@ -332,6 +332,16 @@ class RotatedBySomeoneElseTests(SynchronousTestCase):
         self.assertEqual((self.read(self.path + ".1"), self.read(self.path)),
                          (b"00 abc", b"03 def\n03 ghi\n"))
 
+    def test_reopenedSameFileMidLine(self) -> None:
+        """Reopened with nothing moved (SIGUSR1 alone) inside a line of output: the line goes on in the file, not stamped again."""
+        log = ConsoleLog(self.line, LogSpec(self.path, format="%S "), self.clock)
+        self.addCleanup(log.close)
+        self.line.deviceDataReceived(b"abc")
+        self.assertTrue(log.reopen())
+        self.clock.advance(3)
+        self.line.deviceDataReceived(b"def\nghi\n")
+        self.assertEqual(self.read(self.path), b"00 abcdef\n03 ghi\n")
+
     def test_reopenFailsKeepsFile(self) -> None:
         """The path cannot be opened again (its directory is gone): one error, output goes on to the file in hand."""
         log = ConsoleLog(self.line, LogSpec(self.path, format=""), self.clock)
