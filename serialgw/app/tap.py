@@ -111,7 +111,8 @@ man 8 serialgw
          "Listener: a TCP port number on all interfaces (4444), or "
          "[telnet+|raw+]ENDPOINT (tcp:4444:interface=127.0.0.1, raw+unix:/run/x.sock) "
          f"[default, with no --listen either: {DEFAULT_PORT}]"],
-        ["name", None, None, "Line name used in logs [default: the device's name]"],
+        ["name", None, None, "The line's name in logs, on the status page and as the SSH user name that picks it: "
+                             "letters, digits, '.', '_' and '-' [default: the device's name]"],
         ["serial", "s", None,
          "Serial settings in one: BAUD[,DATABITS PARITY STOPBITS][,rtscts|xonxoff], "
          "e.g. 115200,8N1 or 9600,7E1,rtscts; the single options below override it"],

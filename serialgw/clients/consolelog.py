@@ -10,6 +10,7 @@ import errno
 import os
 import stat
 import time
+from datetime import date, timedelta
 from typing import Any, Optional
 
 from twisted.logger import Logger
@@ -82,6 +83,21 @@ class ConsoleLog(ClientEvents):
     def _today(self) -> tuple[int, int, int]:
         return time.localtime(self.clock.seconds())[:3]
 
+    def _newDay(self) -> bool:
+        """
+        Whether a day has begun since the file's (a midnight passed).  A
+        clock stepped back is none: back over a midnight (NTP at 00:00:01),
+        it rotated, and again at that midnight, a near-empty file pushing
+        out a kept day.  Stepped back further (a clock far ahead set
+        right), the days count from the new one.
+        """
+        today = self._today()
+        if today > self.day:
+            return True
+        if today < self.day and date(*today) < date(*self.day) - timedelta(days=1):
+            self.day = today
+        return False
+
     def _stamp(self) -> bytes:
         return time.strftime(self.spec.format, time.localtime(self.clock.seconds())).encode()
 
@@ -99,16 +115,20 @@ class ConsoleLog(ClientEvents):
                 # not full: the file is appended to, so it starts again at 0.
                 self.size = os.fstat(self._fd).st_size
             if (self.spec.maxSize and self.size + len(data) > self.spec.maxSize and self.size) or (
-                self.spec.daily and self._today() != self.day
+                self.spec.daily and self._newDay()
             ):
                 self.rotate()
             if self._failing:
                 # Where output is missing, the log says so, on a line of its
                 # own; what follows starts a line (the line it went on is cut).
                 marker = self._gapMarker()
-                if midLine:
-                    data = data[1:] if data.startswith(b"\n") else self._stamp() + data
-                data = marker + data
+            if midLine and (self._failing or self._fileAtLineStart):
+                # The file starts a line (a new one, after a rotation or a
+                # reopen; or after the gap's mark) where the output goes on
+                # with one: stamped, no empty line before it (a file began
+                # with output unstamped, or with an empty line).
+                data = data[1:] if data.startswith(b"\n") else self._stamp() + data
+            data = marker + data
             while written < len(data):  # a short write (the disk filling up) is followed by the rest, or its error
                 n = os.write(self._fd, data[written:])
                 self.size += n

@@ -310,6 +310,8 @@ class WatchAllClient(Protocol):
         self._idleCall = self._closeCall = None
         if self.guard is not None:
             self.guard.stopProducing()
+            # (What it held and what its connection had still to send go now, not with the cycle collector.)
+            self.guard.release()
         taps, self.taps = list(self.taps.values()), {}
         for tap in taps:
             # Nothing more from it reaches this connection.

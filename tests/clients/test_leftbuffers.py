@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import gc
 import tracemalloc
-from typing import Any
+from typing import Any, Optional
 
 from twisted.internet import abstract
 from twisted.internet.address import UNIXAddress
@@ -58,24 +58,27 @@ class LeftBuffersTests(SynchronousTestCase):
         gc.disable()
         self.addCleanup(gc.enable)
 
-    def connect(self, client: RawClient | TelnetClient) -> PeerThatNeverReads:
+    def connect(self, client: Any) -> PeerThatNeverReads:
         transport = PeerThatNeverReads()
         transport.protocol = client
         client.makeConnection(transport)
         return transport
 
-    def check(self, client: RawClient | TelnetClient) -> int:
-        """What the client's going lets go at once, bytes (traced)."""
+    def check(self, client: Any, held: Optional[int] = 16384) -> int:
+        """What the client's going lets go at once, bytes (traced); C{held} by its guard (a watcher: whole lines)."""
         tracemalloc.start()
         self.addCleanup(tracemalloc.stop)
         transport = self.connect(client)
-        chunk = bytes(range(256)) * 16
+        # (Whole lines, each chunk its own bytes.)
+        chunk = b"".join(b"%05d " % n + bytes(range(32, 127)) * 2 + b"\r\n" for n in range(16))
         for i in range(64):
-            self.line.deviceDataReceived(chunk[i:] + chunk[:i])  # (each chunk its own bytes)
+            self.line.deviceDataReceived(chunk[i:] + chunk[:i])
         guard = client.guard
         assert guard is not None
         self.assertTrue(guard.full)
-        self.assertEqual(guard.heldBytes, 16384)
+        if held is not None:
+            self.assertEqual(guard.heldBytes, held)
+        self.assertGreater(guard.heldBytes, 8192)
         before = tracemalloc.get_traced_memory()[0]
         transport.lose()
         del transport, client, guard
@@ -95,3 +98,11 @@ class LeftBuffersTests(SynchronousTestCase):
         """
         client = TelnetClient(self.line, Role.WRITER, listener=parseListener("telnet,outbuf=16384+4445"))
         self.assertGreater(self.check(client), 2 * 16384)
+
+
+    def test_watcherLetsGo(self) -> None:
+        """A watch-all watcher that never read, gone: its unsent output and what its guard held are let go at once, as a line client's are (64 such watchers could leave 2 outbufs each to the collector)."""
+        from serialgw.clients.watchall import WatchAllFactory
+
+        factory = WatchAllFactory(parseListener("raw,outbuf=16384+tcp:0"), ("*",), lambda: {"rack4": self.line}, Clock())
+        self.assertGreater(self.check(factory.buildProtocol(UNIXAddress(None)), held=None), 16384 + 8192)
