@@ -282,7 +282,14 @@ man 8 serialgw
             # process's ExecStartPre= catches the same mistakes.
             for line in self["allLines"] if self["check"] else self["lines"]:
                 for spec in line.listeners:
-                    _checkEndpoint(spec, sockets=not self["check"])
+                    try:
+                        _checkEndpoint(spec, sockets=not self["check"])
+                    except ConfigError as e:
+                        # Which line, where in the file; and a systemd: socket a --shard process never has.
+                        why = ("; a process of --shard has none (the template unit serialgw@.service has no socket "
+                               "units): give the line a tcp: or unix: listener"
+                               if shard is not None and "systemd passed no sockets" in str(e) else "")
+                        raise ConfigError(self.placed(f"line {quote(line.name)}: {e}{why}")) from None
             if self["ownStatus"] is not None:
                 _checkEndpoint(self["ownStatus"], sockets=not self["check"])
             if self["ownSSH"] is not None:
