@@ -111,7 +111,8 @@ man 8 serialgw
          "Listener: a TCP port number on all interfaces (4444), or "
          "[telnet+|raw+]ENDPOINT (tcp:4444:interface=127.0.0.1, raw+unix:/run/x.sock) "
          f"[default, with no --listen either: {DEFAULT_PORT}]"],
-        ["name", None, None, "Line name used in logs [default: the device's name]"],
+        ["name", None, None, "The line's name in logs, on the status page and as the SSH user name that picks it: "
+                             "letters, digits, '.', '_' and '-' [default: the device's name]"],
         ["serial", "s", None,
          "Serial settings in one: BAUD[,DATABITS PARITY STOPBITS][,rtscts|xonxoff], "
          "e.g. 115200,8N1 or 9600,7E1,rtscts; the single options below override it"],
@@ -281,7 +282,14 @@ man 8 serialgw
             # process's ExecStartPre= catches the same mistakes.
             for line in self["allLines"] if self["check"] else self["lines"]:
                 for spec in line.listeners:
-                    _checkEndpoint(spec, sockets=not self["check"])
+                    try:
+                        _checkEndpoint(spec, sockets=not self["check"])
+                    except ConfigError as e:
+                        # Which line, where in the file; and a systemd: socket a --shard process never has.
+                        why = ("; a process of --shard has none (the template unit serialgw@.service has no socket "
+                               "units): give the line a tcp: or unix: listener"
+                               if shard is not None and "systemd passed no sockets" in str(e) else "")
+                        raise ConfigError(self.placed(f"line {quote(line.name)}: {e}{why}")) from None
             if self["ownStatus"] is not None:
                 _checkEndpoint(self["ownStatus"], sockets=not self["check"])
             if self["ownSSH"] is not None:

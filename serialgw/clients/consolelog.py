@@ -10,6 +10,7 @@ import errno
 import os
 import stat
 import time
+from datetime import date, timedelta
 from typing import Any, Optional
 
 from twisted.logger import Logger
@@ -82,6 +83,21 @@ class ConsoleLog(ClientEvents):
     def _today(self) -> tuple[int, int, int]:
         return time.localtime(self.clock.seconds())[:3]
 
+    def _newDay(self) -> bool:
+        """
+        Whether a day has begun since the file's (a midnight passed).  A
+        clock stepped back is none: back over a midnight (NTP at 00:00:01),
+        it rotated, and again at that midnight, a near-empty file pushing
+        out a kept day.  Stepped back further (a clock far ahead set
+        right), the days count from the new one.
+        """
+        today = self._today()
+        if today > self.day:
+            return True
+        if today < self.day and date(*today) < date(*self.day) - timedelta(days=1):
+            self.day = today
+        return False
+
     def _stamp(self) -> bytes:
         return time.strftime(self.spec.format, time.localtime(self.clock.seconds())).encode()
 
@@ -99,16 +115,20 @@ class ConsoleLog(ClientEvents):
                 # not full: the file is appended to, so it starts again at 0.
                 self.size = os.fstat(self._fd).st_size
             if (self.spec.maxSize and self.size + len(data) > self.spec.maxSize and self.size) or (
-                self.spec.daily and self._today() != self.day
+                self.spec.daily and self._newDay()
             ):
                 self.rotate()
             if self._failing:
                 # Where output is missing, the log says so, on a line of its
                 # own; what follows starts a line (the line it went on is cut).
                 marker = self._gapMarker()
-                if midLine:
-                    data = data[1:] if data.startswith(b"\n") else self._stamp() + data
-                data = marker + data
+            if midLine and (self._failing or self._fileAtLineStart):
+                # The file starts a line (a new one, after a rotation or a
+                # reopen; or after the gap's mark) where the output goes on
+                # with one: stamped, no empty line before it (a file began
+                # with output unstamped, or with an empty line).
+                data = data[1:] if data.startswith(b"\n") else self._stamp() + data
+            data = marker + data
             while written < len(data):  # a short write (the disk filling up) is followed by the rest, or its error
                 n = os.write(self._fd, data[written:])
                 self.size += n
@@ -180,6 +200,16 @@ class ConsoleLog(ClientEvents):
             self._open()
         except OSError as e:
             self._fd, self.size, self.day = old, 0, self._today()
+            if self.spec.maxSize and os.fstat(old).st_nlink == 0:
+                # The file in hand is removed (its directory too): nobody
+                # can read it, and it grew past log-max-size for good,
+                # filling the disk unseen.  Emptied, it stays within it.
+                os.ftruncate(old, 0)
+                self._fileAtLineStart = True
+                log.error("{line}: cannot open a new log {path}: {reason}; the file it was is removed: emptied, "
+                          "written on within log-max-size until the path can be opened (SIGUSR1)",
+                          line=self.line.name, path=path, reason=e.strerror)
+                return
             log.error("{line}: cannot open a new log {path}: {reason}; writing on to the file it was",
                       line=self.line.name, path=path, reason=e.strerror)
             return
@@ -218,13 +248,16 @@ class ConsoleLog(ClientEvents):
         output goes to a file at the path.  If the path cannot be opened,
         the file in hand is kept.
         """
-        old = self._fd
+        old, atLineStart = self._fd, self._fileAtLineStart
         try:
             self._open()
         except OSError as e:
             log.error("{line}: cannot reopen log {path}: {reason}; writing on to the file it was",
                       line=self.line.name, path=self.spec.path, reason=e.strerror)
             return False
+        if self._isBeingWritten(os.fstat(old)):
+            # The same file (SIGUSR1 with nothing moved): a line it ends inside goes on there, unstamped.
+            self._fileAtLineStart = atLineStart
         os.close(old)
         return True
 

@@ -63,7 +63,8 @@ WHO_CLIENTS_PER_KEY = 16
 
 
 def keyName(key: int) -> str:
-    return f"^{chr(key + 0x40)}" if key < 0x20 else chr(key)
+    """The escape key as people write it: C{^]}, C{^?} (DEL), or the character."""
+    return f"^{chr(key + 0x40)}" if key < 0x20 else "^?" if key == 0x7F else chr(key)
 
 
 def shownKey(byte: int) -> str:
@@ -126,6 +127,8 @@ class EscapeMenu:
         self._escape = bytes((key,))
         self._state: Callable[[int], bytes] | None = None
         self._digits = b""
+        # Continuation bytes of a UTF-8 character after the escape key still to come (_restOfCharacter).
+        self._continuations = 0
         # The argument being typed (R N, B RATE): what it is, for messages,
         # and what runs it at Enter; why it ended otherwise (_endArgument).
         self._argument: tuple[str, Callable[[str], None]] = ("", lambda typed: None)
@@ -237,8 +240,28 @@ class EscapeMenu:
         elif command in "?h":
             client.notice(QEMU_HELP.format(key=keyName(self.key)) if self.qemuKeys else HELP)
         else:
-            client.notice(f"unknown escape command {command!r}; {keyName(self.key)} ? for help")
+            client.notice(f"unknown escape command {shownKey(byte)}; {keyName(self.key)} ? for help")
+            if byte == 0x0D:
+                # ^] Enter: Enter's LF (or NUL) is the command's too, not typing.
+                self._state = self._afterEnter
+            elif 0xC0 <= byte < 0xF8:
+                # A UTF-8 character's first byte (^] é): the rest of it is
+                # the command's too, not sent (the device got a stray 0xa9).
+                self._continuations = 1 if byte < 0xE0 else 2 if byte < 0xF0 else 3
+                self._state = self._restOfCharacter
         return b""
+
+    def _restOfCharacter(self, byte: int) -> bytes:
+        """A byte after an unknown command's UTF-8 first byte: one of its continuation bytes is dropped; another key is typing."""
+        if 0x80 <= byte < 0xC0:
+            self._continuations -= 1
+            if self._continuations:
+                self._state = self._restOfCharacter
+            return b""
+        if byte == self.key:
+            self._state = self._command
+            return b""
+        return bytes((byte,))
 
     def _mayChangeRole(self) -> bool:
         """

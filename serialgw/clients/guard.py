@@ -281,6 +281,26 @@ class OutputGuard:
         if not self.full:
             self.client.releaseInput()
 
+    def release(self) -> None:
+        """
+        The client is gone (its line has counted what it dropped): what was
+        held for it, and what its lost connection had still to send, are let
+        go now.  Client, transport and guard refer to each other: left to
+        the cyclic collector, which a gateway moving bytes seldom runs, a
+        telnet client's (its own copy of the output) stayed: 500 that never
+        read, coming and going, took RSS 186 -> 274 -> 408 MB.
+        """
+        dropped = self._held.dropped
+        self._held = Tail()
+        self._held.dropped = dropped
+        holder = bufferHolder(self.client.transport)
+        if getattr(holder, "disconnected", False) and hasattr(holder, "_tempDataBuffer"):
+            # Twisted's FileDescriptor buffers (see wire.sockets.writeNow).
+            holder.dataBuffer = b""
+            holder.offset = 0
+            holder._tempDataBuffer = []
+            holder._tempDataLen = 0
+
     def stopProducing(self) -> None:
         self.unpark()
         if self.full and self.policy == "block":

@@ -216,7 +216,7 @@ class ComPortControl:
 
     def _invalid(self, setting: str, value: object, reason: str) -> SerialSettings:
         """A setting asked for with a value no port takes: refused, counted, logged with why; the settings in effect."""
-        self.client.ignoredInput("COM-PORT-OPTION setting refused")
+        self.client.ignoredInput("refused COM-PORT-OPTION setting")
         log.info("{line}: settings from {peer} refused ({asked}): the value is invalid: {reason}", line=self.line.name,
                  peer=self.client.peer, setting=setting, value=value, asked=f"{setting} {value}", reason=reason)
         return self.line.settings  # type: ignore[no-any-return]

@@ -448,6 +448,9 @@ class Session:
         # What the log holds about it goes before its leaving.
         self._writeHeldLog()
         self.line.detach(self)
+        if self.guard is not None:
+            # (Counted by the line: what it held and what was unsent go now.)
+            self.guard.release()
 
     def touch(self) -> None:
         """Traffic either way: the idle timer starts again."""

@@ -280,10 +280,14 @@ class WatchAllClient(Protocol):
         if self.guard is not None:
             # (A stuck watcher of a policy=block listener made drop let go of every line it held.)
             self.guard.retune(spec.outbuf, spec.policy)
-        for tap in list(self.taps.values()):
-            if not matches(tap.line.name, self.factory.patterns):
-                self.unwatch(tap.line)
+        # Off the lines it no longer matches, then on those it does, TAPS_PER_TURN a turn (as it leaves).
+        self.factory.work(self, [tap.line for tap in self.taps.values() if not matches(tap.line.name, self.factory.patterns)],
+                          self._unwatchUnmatched)
         self.factory.work(self, [line.name for line in self.factory.lines()], self._watchName)
+
+    def _unwatchUnmatched(self, line: Line) -> None:
+        if not matches(line.name, self.factory.patterns):  # (a reload since may match it again)
+            self.unwatch(line)
 
     def _idleTimeout(self) -> None:
         self._idleCall = None
@@ -306,6 +310,8 @@ class WatchAllClient(Protocol):
         self._idleCall = self._closeCall = None
         if self.guard is not None:
             self.guard.stopProducing()
+            # (What it held and what its connection had still to send go now, not with the cycle collector.)
+            self.guard.release()
         taps, self.taps = list(self.taps.values()), {}
         for tap in taps:
             # Nothing more from it reaches this connection.

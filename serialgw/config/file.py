@@ -191,6 +191,10 @@ def loadFile(path: str, shards: Optional[int] = None) -> FileConfig:
                       path, text)
 
 
+def _for(table: str, name: str) -> str:  # which line a [defaults] key clashes for ([defaults] alone named no line)
+    return f"for line {quote(name)}, " if table == "defaults" else ""
+
+
 def _kind(mode: int) -> str:
     """What a file that is not a regular file is, for messages."""
     kinds = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
@@ -231,8 +235,8 @@ def _oneLineEach(path: str, text: str, data: dict[str, Any], lines: list[LineCon
                     table = f"lines.{config.name}" if key in data["lines"][config.name] else "defaults"
                     other = "" if what == os.path.normpath(claimed) else f" {quote(owner[1])}"
                     why = "" if not other else f": one {'device' if key == 'device' else 'file'} by two paths"
-                    raise ConfigError(f"{_where(path, text, table, key)}: [{table}] {key}: {quote(shown)} is line "
-                                      f"{quote(owner[0])}'s {key}{other} too{why}")
+                    raise ConfigError(f"{_where(path, text, table, key)}: [{table}] {key}: {_for(table, config.name)}"
+                                      f"{quote(shown)} is line {quote(owner[0])}'s {key}{other} too{why}")
     # A file written by two (file: listeners, console logs): their lines
     # interleaved in it and each rotated or truncated the other's.  Paths
     # are compared normalised, and by what they are (a symlink to another's
@@ -252,8 +256,8 @@ def _oneLineEach(path: str, text: str, data: dict[str, Any], lines: list[LineCon
                 how = "" if what == os.path.normpath(claimed) else f" by another path ({quote(writer[2])})"
                 said = (f"{quote(shown)} writes {quote(claimed)}, as line {quote(writer[0])}'s {writer[1]} does{how}"
                          if key == "listen" else f"{quote(shown)} is line {quote(writer[0])}'s {writer[1]} too{how}")
-                raise ConfigError(f"{_where(path, text, table, key)}: [{table}] {key}: {said}: two writers would "
-                                  "interleave in one file")
+                raise ConfigError(f"{_where(path, text, table, key)}: [{table}] {key}: {_for(table, config.name)}{said}: "
+                                  "two writers would interleave in one file")
     # A path the gateway makes its own for a line: a pty's link (a pty:
     # device's or listener's), a pipe: FIFO pair.  The start took a second
     # pipe: on one pair (the two lines split what was written to it), and
@@ -267,8 +271,9 @@ def _oneLineEach(path: str, text: str, data: dict[str, Any], lines: list[LineCon
             maker = paths.get(os.path.normpath(claimed)) if claimed else None
             if maker is not None:
                 table = f"lines.{config.name}" if key in data["lines"][config.name] else "defaults"
-                raise ConfigError(f"{_where(path, text, table, key)}: [{table}] {key}: {quote(shown)} makes {quote(claimed)}, "
-                                  f"which line {quote(maker[0])} makes with {quote(maker[1])}")
+                raise ConfigError(f"{_where(path, text, table, key)}: [{table}] {key}: {_for(table, config.name)}"
+                                  f"{quote(shown)} makes {quote(claimed)}, which line {quote(maker[0])} makes with "
+                                  f"{quote(maker[1])}")
             if claimed:
                 paths[os.path.normpath(claimed)] = (config.name, shown)
     loop = ptyLoop(lines, symlinkHops)

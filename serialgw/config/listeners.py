@@ -42,7 +42,7 @@ from twisted.internet.endpoints import (
 )
 from twisted.internet.endpoints import _parse as endpointFields
 
-from serialgw.config.parsers import checkOptionsReach, checkPath, isDecimal
+from serialgw.config.parsers import checkOptionsReach, checkPath, isDecimal, parseEscape
 from serialgw.config.specs import (
     ConfigError,
     ListenerKind,
@@ -149,17 +149,6 @@ LISTENER_OPTIONS = (
     "no-rfc2217, ro, allow=CIDR;CIDR, outbuf=BYTES, policy=drop|disconnect|block, idle=SECONDS, keepalive, nodelay, "
     "escape=^X|off, banner, replay, notices, no-notices"
 )
-
-
-def parseEscape(text: str, original: str) -> Optional[int]:
-    """C{^]}, C{^A}, ... (a control key), C{off}; one character stands for itself."""
-    if text.lower() == "off":
-        return None
-    if len(text) == 2 and text[0] == "^" and 0x40 <= ord(text[1].upper()) <= 0x5F:
-        return ord(text[1].upper()) - 0x40
-    if len(text) == 1 and ord(text) < 0x80:
-        return ord(text)
-    raise ConfigError(f"escape={quote(text)} in {quote(original)}: expected ^X (a control key), one character, or off")
 
 
 def _listenerOption(key: str, value: Optional[str], protocol: Protocol, original: str) -> dict[str, object]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import sys
-from typing import Any
+from typing import Any, Optional
 
 import attrs
 
@@ -358,3 +358,44 @@ def systemdUnix(endpoint: str) -> bool:
     positional = [f for f in fields if "=" not in f]
     domain = named.get("domain", positional[0] if positional else "")
     return domain.upper() == "UNIX"
+
+
+# Escape keys that would take keys a person types all the time: each would
+# start an escape command, and the key after it be taken as one (escape=^@
+# on telnet: Enter is CR NUL, so a line typed after Enter starting with d
+# disconnected, with b sent a break).
+_NOT_ESCAPE_KEYS = {
+    0x00: "a telnet client's Enter is CR NUL (and Ctrl-Space is NUL)",
+    0x0A: "it is Enter (LF)",
+    0x0D: "it is Enter (CR)",
+    0x1B: "every arrow and function key starts with it",
+}
+
+# The escape menu's commands (serialgw.clients.escape): the key twice sends it.
+_COMMAND_KEYS = {"b": "break", "k": "break then a key", "w": "who", "r": "replay", "R": "replay N lines",
+                 "s": "status", "B": "baud rate", "t": "take write", "o": "only watch", "d": "disconnect",
+                 "?": "help", "h": "help"}
+
+
+def parseEscape(text: str, original: str) -> Optional[int]:
+    """C{^]}, C{^A}, ..., C{^?} (a control key), C{off}; one character stands for itself."""
+    if text.lower() == "off":
+        return None
+    key: Optional[int] = None
+    if len(text) == 2 and text[0] == "^" and 0x40 <= ord(text[1].upper()) <= 0x5F:
+        key = ord(text[1].upper()) - 0x40
+    elif text == "^?":
+        key = 0x7F
+    elif len(text) == 1 and ord(text) < 0x80:
+        key = ord(text)
+    if key is None:
+        # (A key past ASCII is more than one byte in UTF-8, or, as Latin-1, a byte telnet escapes: 0xff is IAC.)
+        raise ConfigError(f"escape={quote(text)} in {quote(original)}: expected ^X (a control key), ^? (DEL), one "
+                          "ASCII character, or off")
+    why = _NOT_ESCAPE_KEYS.get(key)
+    if chr(key) in _COMMAND_KEYS:
+        # (escape=t: t t sent a t, and nobody could take write.)
+        why = f"it is the escape menu's command {chr(key)} ({_COMMAND_KEYS[chr(key)]}), which could not be given"
+    if why is not None:
+        raise ConfigError(f"escape={quote(text)} in {quote(original)}: it cannot be the escape key: {why} (^] is usual)")
+    return key

@@ -143,13 +143,28 @@ class CheckTests(SynchronousTestCase):
             "port 4400, as watch-all of process 0/2, listener 'tcp:4400:interface=127.0.0.1' already does\n"
             f"serialgw: {self.path}: 1 error(s)\n"))
 
+    def test_systemdListenerUnderShard(self) -> None:
+        """A process of --shard whose line has a systemd: listener is refused at start naming the line, its place, and why (the template has no socket units), not told to use a .socket unit."""
+        with open(self.path) as f:
+            at = len(f.read().splitlines()) + 1
+        with open(self.path, "a") as f:
+            f.write('[lines.sock]\ndevice = "/dev/tty0"\nlisten = "systemd:domain=INET6:index=0"\nshard = 1\n')
+        e = self.assertRaises(UsageError, parse, "--config", self.path, "--shard", "1/2")
+        self.assertEqual(str(e), f"{self.path}:{at}: line 'sock': listener 'systemd:domain=INET6:index=0': systemd "
+                         "passed no sockets: start the gateway through its .socket unit (each ListenStream= there is "
+                         "one socket, index=0 the first); a process of --shard has none (the template unit "
+                         "serialgw@.service has no socket units): give the line a tcp: or unix: listener")
+
     def test_everyLinesEndpoint(self) -> None:
         """--check --shard 0/2 refuses another process's line whose endpoint Twisted cannot read, as 1/2's does; process 0 itself starts."""
+        with open(self.path) as f:
+            self.extraAt = len(f.read().splitlines()) + 1
         with open(self.path, "a") as f:
             f.write('[lines.extra]\ndevice = "/dev/tty0"\nlisten = "nosuch:4005"\nshard = 1\n')
         for shard in ("0/2", "1/2"):
             e = self.assertRaises(UsageError, checked, "--config", self.path, "--shard", shard)
-            self.assertEqual(str(e), "bad listener 'nosuch:4005': Unknown endpoint type: 'nosuch'", shard)
+            self.assertEqual(str(e), f"{self.path}:{self.extraAt}: line 'extra': bad listener 'nosuch:4005': Unknown "
+                             "endpoint type: 'nosuch'", shard)
         self.assertEqual([line.name for line in parse("--config", self.path, "--shard", "0/2")["lines"]],
                          ["rack4-db1", "vm100", "vm101"])
 

@@ -78,8 +78,16 @@ class Client:
         self.kind = kind
         self.name = f"{kind}#{number}"
         listener, self.writes, self.telnet, self.rfc2217, self.menu = LISTENERS[kind]
-        self.sock = socket.create_connection(("127.0.0.1", port))
+        # A small receive buffer (a slow reader soon has a full kernel queue),
+        # set before the connection is made: the window it offers is the
+        # one it can keep.  Shrunk after, it had offered more (a window
+        # scale chosen for the default buffer): data it had said it could
+        # take was dropped (TcpExt RcvPruned), and resent after the
+        # retransmission timeout, doubled each time (0.2, 0.4, ... 6.4 s):
+        # a step waited seconds for bytes, past its limit now and then.
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        self.sock.connect(("127.0.0.1", port))
         self.sock.setblocking(False)
         self.reading = True
         self.received = bytearray()
@@ -383,6 +391,13 @@ class StateMachineTests(SynchronousTestCase):
     def test_hostileAndCarelessClients(self) -> None:
         """Clients doing anything in any order: the device gets exactly the writers' data, memory stays bounded, read-only changes nothing."""
         STEPS.clear()
+        # The same 40 programs every run (derandomize), so that every run
+        # checks the same (what it covers is asserted below).  Explore
+        # with derandomize=False and more examples when the gateway or
+        # the model changes: new programs found the model missing IAC IP
+        # reaching the device.  A step that fails only now and then shows
+        # as Hypothesis' 'Inconsistent data generation' (the program
+        # replayed does not fail there): see Client's receive buffer.
         run_state_machine_as_test(GatewayMachine, settings=settings(
             max_examples=40, stateful_step_count=30, deadline=None, database=None, derandomize=True,
             suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much]))

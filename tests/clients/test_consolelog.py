@@ -88,6 +88,36 @@ class ConsoleLogTests(SynchronousTestCase):
         self.assertEqual(self.read(self.path + ".1"), b"15 08:00 monday\n")
         self.assertEqual(self.read(), b"16 08:00 tuesday\n")
 
+    def test_rotatedMidLineNewFileStartsStamped(self) -> None:
+        """A rotation inside a line of output (one long line, no newline): the new file starts with a stamp, and an event there with no empty line before it."""
+        log = ConsoleLog(self.line, LogSpec(self.path, format="%H:%M:%S ", maxSize=30, daily=False, keep=3), self.clock)
+        self.line.deviceDataReceived(b"login: ")
+        self.clock.advance(1)
+        self.line.deviceDataReceived(b"x" * 40)
+        self.clock.advance(1)
+        self.line.recordEvent("BREAK")
+        log.close()
+        self.assertEqual([self.read(self.path + ".2"), self.read(self.path + ".1"), self.read()],
+                         [b"08:00:00 login: ", b"08:00:01 " + b"x" * 40, b"08:00:02 [serialgw: BREAK]\n"])
+
+    def test_clockSteppedBackNoRotation(self) -> None:
+        """The clock stepped back over midnight (NTP): no rotation then, nor a second one at that midnight again; stepped back days (a clock far ahead set right), the next midnight rotates."""
+        self.clock.advance(16 * 3600 + 1)  # 16th, 00:00:01
+        log = ConsoleLog(self.line, LogSpec(self.path, format="%d %H:%M:%S ", keep=3), self.clock)
+        self.line.deviceDataReceived(b"a\n")
+        self.clock.rightNow -= 3  # 15th, 23:59:58
+        self.line.deviceDataReceived(b"b\n")
+        self.clock.advance(3)
+        self.line.deviceDataReceived(b"c\n")
+        self.clock.rightNow -= 5 * 24 * 3600  # the 11th: days back
+        self.line.deviceDataReceived(b"d\n")
+        self.clock.advance(24 * 3600)
+        self.line.deviceDataReceived(b"e\n")
+        log.close()
+        self.assertEqual([self.read(self.path + ".1"), self.read()],
+                         [b"16 00:00:01 a\n15 23:59:58 b\n16 00:00:01 c\n11 00:00:01 d\n", b"12 00:00:01 e\n"])
+        self.assertFalse(os.path.exists(self.path + ".2"))
+
     def test_rotateAfterTheFileWasRemoved(self) -> None:
         """
         The log file removed by someone else (an external logrotate): the
@@ -290,6 +320,28 @@ class RotatedBySomeoneElseTests(SynchronousTestCase):
         self.line.deviceDataReceived(b"after\n")
         self.assertEqual((self.read(self.path + ".1"), self.read(self.path)), (b"before\nmoved\n", b"after\n"))
 
+    def test_reopenedMidLineNewFileStartsStamped(self) -> None:
+        """Reopened (SIGUSR1) inside a line of output: the new file's first line is stamped too."""
+        log = ConsoleLog(self.line, LogSpec(self.path, format="%S "), self.clock)
+        self.addCleanup(log.close)
+        self.line.deviceDataReceived(b"abc")
+        os.rename(self.path, self.path + ".1")
+        log.reopen()
+        self.clock.advance(3)
+        self.line.deviceDataReceived(b"def\nghi\n")
+        self.assertEqual((self.read(self.path + ".1"), self.read(self.path)),
+                         (b"00 abc", b"03 def\n03 ghi\n"))
+
+    def test_reopenedSameFileMidLine(self) -> None:
+        """Reopened with nothing moved (SIGUSR1 alone) inside a line of output: the line goes on in the file, not stamped again."""
+        log = ConsoleLog(self.line, LogSpec(self.path, format="%S "), self.clock)
+        self.addCleanup(log.close)
+        self.line.deviceDataReceived(b"abc")
+        self.assertTrue(log.reopen())
+        self.clock.advance(3)
+        self.line.deviceDataReceived(b"def\nghi\n")
+        self.assertEqual(self.read(self.path), b"00 abcdef\n03 ghi\n")
+
     def test_reopenFailsKeepsFile(self) -> None:
         """The path cannot be opened again (its directory is gone): one error, output goes on to the file in hand."""
         log = ConsoleLog(self.line, LogSpec(self.path, format=""), self.clock)
@@ -352,6 +404,20 @@ class RotationFailureTests(SynchronousTestCase):
         directory = self.mktemp()
         os.mkdir(directory)
         self.path = os.path.join(directory, "web1.log")
+
+    def test_removedWithItsDirectoryStaysBounded(self) -> None:
+        """The log and its directory removed (rm -r): at log-max-size the file in hand, which nobody can read, is emptied and written on, not grown for ever; one error a rotation, naming the path."""
+        log = ConsoleLog(self.line, LogSpec(self.path, format="", maxSize=100, daily=False), self.clock)
+        self.addCleanup(log.close)
+        os.unlink(self.path)
+        os.rmdir(os.path.dirname(self.path))
+        with capturedLogs() as events:
+            for _ in range(10):
+                self.line.deviceDataReceived(b"x" * 59 + b"\n")
+        self.assertLessEqual(os.fstat(log._fd).st_size, 100)
+        self.assertEqual([formatEvent(e) for e in events if e["log_level"].name == "error"],
+                         [f"web1: cannot open a new log {self.path}: No such file or directory; the file it was is "
+                          "removed: emptied, written on within log-max-size until the path can be opened (SIGUSR1)"] * 9)
 
     def test_dailyRotationFailingIsOneError(self) -> None:
         """A new day whose new file cannot be opened: one error, not one a write; the next day tries again."""

@@ -696,3 +696,16 @@ class AbsurdRateTests(SynchronousTestCase):
         self.assertEqual((event["line"], event["peer"], event["setting"], event["value"], event["asked"], event["reason"]),
                          ("ttyS0", "192.0.2.9:1000", "baud rate", "3000000000", "baud rate 3000000000",
                           "baud rate must be 1 to 2147483647, not '3000000000'"))
+
+
+class RefusedSettingsCountTests(SynchronousTestCase):
+    def test_countReadsAsEnglish(self) -> None:
+        """Refused settings are counted as "N refused COM-PORT-OPTION settings" (it read "5 COM-PORT-OPTION setting refuseds")."""
+        events = LogEvents(self).events
+        h = Harness()
+        h.send(sb(2, 4))
+        h.clock.advance(61)
+        h.send(sb(2, 9) + sb(4, 4))
+        h.client.connectionLost()
+        counts = [e["summary"] for e in events if "summary" in e]
+        self.assertEqual(counts, ["1 refused COM-PORT-OPTION setting", "2 refused COM-PORT-OPTION settings"])

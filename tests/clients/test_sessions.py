@@ -501,6 +501,37 @@ class MonKeysTests(SynchronousTestCase):
         self.assertEqual(self.t.value(), b"\r\n[serialgw: rack4:  up, 115200,8N1, 0 bytes in, 1 out, 0 breaks, "
                                          b"0 dropped while down, mode shared]\r\n")
 
+    def test_oddKeysShownReadably(self) -> None:
+        """escape=^? (DEL) is named ^? in notices, not sent raw (invisible); an unknown command that is a control key or a byte past ASCII is named ^X or byte 0xNN, not as a Latin-1 character."""
+        client, t = self.h.telnet("telnet,escape=^?+4444", port=2)
+        client.dataReceived(b"\x7fz\x7f\x01\x7f\xff\xff")
+        self.assertEqual(t.value(), b"\r\n[serialgw: unknown escape command 'z'; ^? ? for help]\r\n"
+                                    b"\r\n[serialgw: unknown escape command ^A; ^? ? for help]\r\n"
+                                    b"\r\n[serialgw: unknown escape command byte 0xff; ^? ? for help]\r\n")
+        self.assertEqual(self.h.device.events, [])
+
+    def test_unknownUtf8CommandNotHalfSent(self) -> None:
+        """An unknown command that is a UTF-8 character (^] é, ^] €): none of its bytes reach the device, even split across reads; what follows is typing, or a command after the escape key."""
+        client, t = self.h.telnet("telnet,escape=^]+4444", port=2)
+        client.dataReceived("\x1dé".encode() + b"ls")
+        client.dataReceived(b"\x1d\xe2")
+        client.dataReceived(b"\x82")
+        client.dataReceived(b"\xacid\x1d\xc3\x1dx")
+        self.assertEqual(self.h.device.events, [("write", b"ls"), ("write", b"id")])
+        self.assertEqual(t.value(), b"\r\n[serialgw: unknown escape command byte 0xc3; ^] ? for help]\r\n"
+                                    b"\r\n[serialgw: unknown escape command byte 0xe2; ^] ? for help]\r\n"
+                                    b"\r\n[serialgw: unknown escape command byte 0xc3; ^] ? for help]\r\n"
+                                    b"\r\n[serialgw: unknown escape command 'x'; ^] ? for help]\r\n")
+
+    def test_escapeThenEnterNotHalfSent(self) -> None:
+        """The escape key then Enter (CR LF, or telnet's CR NUL, split or not): an unknown command, and none of Enter reaches the device."""
+        client, t = self.h.telnet("telnet,escape=^]+4444", port=2)
+        client.dataReceived(b"\x1d\r\nls\r\n")
+        client.dataReceived(b"\x1d\r")
+        client.dataReceived(b"\x00id")
+        self.assertEqual(self.h.device.events, [("write", b"ls\r\n"), ("write", b"id")])
+        self.assertEqual(t.value(), b"\r\n[serialgw: unknown escape command ^M; ^] ? for help]\r\n" * 2)
+
     def test_xOnlyUnderMon(self) -> None:
         """escape=^A without mon: keeps our menu: x is an unknown command, not a disconnect."""
         client, t = self.h.telnet("telnet,escape=^A+4444", port=2)

@@ -17,6 +17,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface.verify import verifyObject
 
 from serialgw.app import tap
+from serialgw.clients.session import CLOSE_GRACE
 from serialgw.clients.watchall import PARTIAL_HOLD, PARTIAL_LIMIT, WatchAllClient, WatchAllFactory
 from serialgw.config.file import loadFile
 from serialgw.config.listeners import parseListener, parseWatchAll
@@ -209,6 +210,24 @@ class WatchAllTests(SynchronousTestCase):
         self.assertEqual((guard.policy, guard.bound), ("drop", 2048))
         client.connectionLost(Failure(Exception("bye")))
         self.clock.advance(0)
+
+    def test_reloadNarrowingTakesTapsOffInTurns(self) -> None:
+        """A reload narrowing the lines filter takes a watcher off the lines it no longer matches TAPS_PER_TURN a turn, as leaving does (all at once held every line: 2000 taps of each watcher in one turn)."""
+        from serialgw.clients.watchall import TAPS_PER_TURN
+
+        for i in range(2 * TAPS_PER_TURN):
+            self.lines[f"x{i}"] = Line(f"x{i}", RecordingDevice(), clock=self.clock)
+        client, transport = self.watcher()
+        self.clock.advance(0)
+        self.clock.advance(0)
+        self.assertEqual(len(client.taps), 2 + 2 * TAPS_PER_TURN)
+        self.factory.retune(self.factory.spec, ("l*",))
+        self.assertGreaterEqual(len(client.taps), 2 + TAPS_PER_TURN)
+        self.clock.advance(0)
+        self.clock.advance(0)
+        self.assertEqual(sorted(client.taps), ["l0", "l1"])
+        client.connectionLost(Failure(Exception("bye")))
+        self.clock.advance(CLOSE_GRACE)
 
     def test_bounds(self) -> None:
         """At most maxClients watchers; allow= refuses other addresses."""

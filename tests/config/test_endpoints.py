@@ -187,6 +187,32 @@ class QemuManualTests(SynchronousTestCase):
                          "listener 'raw,policy=disconnect+pty:/x': policy=disconnect cannot cut a pty: client (its "
                          f"program would find no pty until a restart); {takes}")
 
+    def test_escapeKeysTypedAllTheTimeRefused(self) -> None:
+        """escape=^@, ^J, ^M or ^[ (keys every Enter or arrow sends: each would start an escape command) is refused, saying why."""
+        for key, why in (("^@", "a telnet client's Enter is CR NUL (and Ctrl-Space is NUL)"), ("^j", "it is Enter (LF)"),
+                         ("^M", "it is Enter (CR)"), ("^[", "every arrow and function key starts with it")):
+            text = f"telnet,escape={key}+4444"
+            self.assertEqual(str(self.assertRaises(ConfigError, parseListener, text)),
+                             f"escape={quote(key)} in {quote(text)}: it cannot be the escape key: {why} (^] is usual)")
+
+    def test_commandKeyNotTheEscapeKey(self) -> None:
+        """A command's letter as the escape key (escape=t: t t sent a t, and nobody could take write) is refused, naming the command; another letter is taken."""
+        for key, command in (("t", "take write"), ("d", "disconnect"), ("?", "help"), ("B", "baud rate")):
+            text = f"telnet,escape={key}+4444"
+            self.assertEqual(str(self.assertRaises(ConfigError, parseListener, text)),
+                             f"escape={quote(key)} in {quote(text)}: it cannot be the escape key: it is the escape "
+                             f"menu's command {key} ({command}), which could not be given (^] is usual)")
+        self.assertEqual([parseListener(f"raw,escape={k}+4444").escape for k in ("~", "T", "e")],
+                         [ord("~"), ord("T"), ord("e")])
+
+    def test_escapeKeyDel(self) -> None:
+        """escape=^? is DEL, as the character itself; another character past ASCII is refused, quoted."""
+        self.assertEqual([parseListener(f"telnet,escape={k}+4444").escape for k in ("^?", "\x7f", "^]", "e")],
+                         [0x7F, 0x7F, 0x1D, ord("e")])
+        self.assertEqual(str(self.assertRaises(ConfigError, parseListener, "telnet,escape=\xff+4444")),
+                         "escape='\xff' in 'telnet,escape=\xff+4444': expected ^X (a control key), ^? (DEL), one ASCII "
+                         "character, or off")
+
     def test_escapeOffByDefault(self) -> None:
         """Without escape=, a listener's escape key is None, as with escape=off: no menu, no other sentinel."""
         for text in ("telnet+4444", "raw+4444", "4444", "unix:/run/x", "stdio"):

@@ -184,7 +184,7 @@ class KeyValueTests(SynchronousTestCase):
         # From [defaults], every line writes it: named where it is.
         self.assertEqual(self.refused('[defaults]\nlisten = "file:/var/log/all"\n[lines.a]\ndevice = "/dev/ttyS0"\n'
                                       '[lines.b]\ndevice = "/dev/ttyS1"\n'),
-                         "FILE:2: [defaults] listen: 'file:/var/log/all' writes '/var/log/all', as line 'a''s listener "
+                         "FILE:2: [defaults] listen: for line 'b', 'file:/var/log/all' writes '/var/log/all', as line 'a''s listener "
                          "'file:/var/log/all' does: two writers would interleave in one file")
         # On the command line, twice on the one line.
         e = self.assertRaises(UsageError, parse, "--device", "/dev/ttyS0", "--listen", "file:/tmp/x",

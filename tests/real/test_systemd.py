@@ -174,7 +174,7 @@ class ActivationTests(TestCase):
         await proc.output.contains(b"Listening on")  # type: ignore[attr-defined]
         client = await connectUnix(path)
         self.assertEqual(await proc.ended, 2)  # type: ignore[attr-defined]
-        self.assertIn(f"serialgw: error: listener 'systemd:domain=INET:name=console': domain=INET, but the socket "
+        self.assertIn(f"serialgw: error: line 'null': listener 'systemd:domain=INET:name=console': domain=INET, but the socket "
                       f"systemd passed as name=console is a UNIX one, {path}: write domain=UNIX\n".encode(),
                       proc.output.data)  # type: ignore[attr-defined]
         client.transport.loseConnection()  # type: ignore[union-attr]
@@ -186,6 +186,6 @@ class ActivationTests(TestCase):
         await proc.output.contains(b"Listening on")  # type: ignore[attr-defined]
         client = await connectUnix(path)
         self.assertEqual(await proc.ended, 2)  # type: ignore[attr-defined]
-        self.assertIn(b"serialgw: error: listener 'systemd:domain=UNIX:index=1': index=1: systemd passed 1 "
+        self.assertIn(b"serialgw: error: line 'null': listener 'systemd:domain=UNIX:index=1': index=1: systemd passed 1 "
                       b"socket(s), index=0 to index=0\n", proc.output.data)  # type: ignore[attr-defined]
         client.transport.loseConnection()  # type: ignore[union-attr]
