@@ -200,6 +200,16 @@ class ConsoleLog(ClientEvents):
             self._open()
         except OSError as e:
             self._fd, self.size, self.day = old, 0, self._today()
+            if self.spec.maxSize and os.fstat(old).st_nlink == 0:
+                # The file in hand is removed (its directory too): nobody
+                # can read it, and it grew past log-max-size for good,
+                # filling the disk unseen.  Emptied, it stays within it.
+                os.ftruncate(old, 0)
+                self._fileAtLineStart = True
+                log.error("{line}: cannot open a new log {path}: {reason}; the file it was is removed: emptied, "
+                          "written on within log-max-size until the path can be opened (SIGUSR1)",
+                          line=self.line.name, path=path, reason=e.strerror)
+                return
             log.error("{line}: cannot open a new log {path}: {reason}; writing on to the file it was",
                       line=self.line.name, path=path, reason=e.strerror)
             return

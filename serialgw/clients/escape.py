@@ -241,7 +241,10 @@ class EscapeMenu:
             client.notice(QEMU_HELP.format(key=keyName(self.key)) if self.qemuKeys else HELP)
         else:
             client.notice(f"unknown escape command {shownKey(byte)}; {keyName(self.key)} ? for help")
-            if 0xC0 <= byte < 0xF8:
+            if byte == 0x0D:
+                # ^] Enter: Enter's LF (or NUL) is the command's too, not typing.
+                self._state = self._afterEnter
+            elif 0xC0 <= byte < 0xF8:
                 # A UTF-8 character's first byte (^] é): the rest of it is
                 # the command's too, not sent (the device got a stray 0xa9).
                 self._continuations = 1 if byte < 0xE0 else 2 if byte < 0xF0 else 3

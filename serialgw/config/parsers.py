@@ -389,8 +389,9 @@ def parseEscape(text: str, original: str) -> Optional[int]:
     elif len(text) == 1 and ord(text) < 0x80:
         key = ord(text)
     if key is None:
-        raise ConfigError(f"escape={quote(text)} in {quote(original)}: expected ^X (a control key), one character, "
-                          "or off")
+        # (A key past ASCII is more than one byte in UTF-8, or, as Latin-1, a byte telnet escapes: 0xff is IAC.)
+        raise ConfigError(f"escape={quote(text)} in {quote(original)}: expected ^X (a control key), ^? (DEL), one "
+                          "ASCII character, or off")
     why = _NOT_ESCAPE_KEYS.get(key)
     if chr(key) in _COMMAND_KEYS:
         # (escape=t: t t sent a t, and nobody could take write.)

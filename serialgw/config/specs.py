@@ -319,12 +319,25 @@ class LogSpec:
             raise ConfigError(f"log-format must be at most {MAX_LOG_FORMAT} characters, not {len(self.format)}")
         try:
             time.strftime(self.format)
+            # The stamp at a date with long names (a Wednesday in September).
+            stamp = time.strftime(self.format, (2026, 9, 30, 23, 59, 59, 2, 273, 0))
         except ValueError as e:
             raise ConfigError(f"log-format {quote(self.format)}: {e}") from None
+        if len(stamp.encode("utf-8", "replace")) > MAX_LOG_STAMP:
+            # Field widths: "%1600c" * 10 stamped 16 KB before every line
+            # (a chunk of 64 KiB of newlines, a 1 GB write).
+            raise ConfigError(f"log-format {quote(self.format)}: its stamp is {len(stamp.encode('utf-8', 'replace'))} "
+                              f"bytes, more than {MAX_LOG_STAMP} (it is written before every line)")
+        if any(c != "\t" and not c.isprintable() for c in stamp):
+            # (%n, a newline: every line of output was cut in two, its second half unstamped.)
+            raise ConfigError(f"log-format {quote(self.format)}: its stamp holds a line break or another control "
+                              "character (it is written before every line)")
 
 
 MAX_LOG_KEEP = 1000
 MAX_LOG_FORMAT = 64
+# The most bytes a stamp may be (log-format's output).
+MAX_LOG_STAMP = 128
 
 
 @attrs.frozen

@@ -405,6 +405,20 @@ class RotationFailureTests(SynchronousTestCase):
         os.mkdir(directory)
         self.path = os.path.join(directory, "web1.log")
 
+    def test_removedWithItsDirectoryStaysBounded(self) -> None:
+        """The log and its directory removed (rm -r): at log-max-size the file in hand, which nobody can read, is emptied and written on, not grown for ever; one error a rotation, naming the path."""
+        log = ConsoleLog(self.line, LogSpec(self.path, format="", maxSize=100, daily=False), self.clock)
+        self.addCleanup(log.close)
+        os.unlink(self.path)
+        os.rmdir(os.path.dirname(self.path))
+        with capturedLogs() as events:
+            for _ in range(10):
+                self.line.deviceDataReceived(b"x" * 59 + b"\n")
+        self.assertLessEqual(os.fstat(log._fd).st_size, 100)
+        self.assertEqual([formatEvent(e) for e in events if e["log_level"].name == "error"],
+                         [f"web1: cannot open a new log {self.path}: No such file or directory; the file it was is "
+                          "removed: emptied, written on within log-max-size until the path can be opened (SIGUSR1)"] * 9)
+
     def test_dailyRotationFailingIsOneError(self) -> None:
         """A new day whose new file cannot be opened: one error, not one a write; the next day tries again."""
         log = ConsoleLog(self.line, LogSpec(self.path, format=""), self.clock)

@@ -523,6 +523,15 @@ class MonKeysTests(SynchronousTestCase):
                                     b"\r\n[serialgw: unknown escape command byte 0xc3; ^] ? for help]\r\n"
                                     b"\r\n[serialgw: unknown escape command 'x'; ^] ? for help]\r\n")
 
+    def test_escapeThenEnterNotHalfSent(self) -> None:
+        """The escape key then Enter (CR LF, or telnet's CR NUL, split or not): an unknown command, and none of Enter reaches the device."""
+        client, t = self.h.telnet("telnet,escape=^]+4444", port=2)
+        client.dataReceived(b"\x1d\r\nls\r\n")
+        client.dataReceived(b"\x1d\r")
+        client.dataReceived(b"\x00id")
+        self.assertEqual(self.h.device.events, [("write", b"ls\r\n"), ("write", b"id")])
+        self.assertEqual(t.value(), b"\r\n[serialgw: unknown escape command ^M; ^] ? for help]\r\n" * 2)
+
     def test_xOnlyUnderMon(self) -> None:
         """escape=^A without mon: keeps our menu: x is an unknown command, not a disconnect."""
         client, t = self.h.telnet("telnet,escape=^A+4444", port=2)

@@ -18,7 +18,7 @@ from twisted.web.client import Agent, readBody
 from serialgw.app import tap
 from serialgw.app.service import GatewayService
 from serialgw.config.file import MAX_CONFIG_SIZE, loadConfig
-from serialgw.config.specs import ConfigError, DeviceSpec, Protocol, SerialSettings
+from serialgw.config.specs import ConfigError, DeviceSpec, Protocol, SerialSettings, quote
 from tests.realio import (
     Collector,
     FdReader,
@@ -172,6 +172,20 @@ class FileTests(SynchronousTestCase):
         path = self.write(f'[lines.a]\ndevice = "{base}/alias"\nlisten = "4001"\n'
                           f'[lines.b]\ndevice = "/dev/ttyS0"\nlisten = ["4002", "pty:{base}/loop"]\n')
         self.assertEqual([line.name for line in loadConfig(path)], ["a", "b"])
+
+    def test_logFormatStampBounded(self) -> None:
+        """A log-format whose stamp is over 128 bytes (field widths: %1600c) or holds a line break (%n) is refused, quoted: it is written before every line of output; a long but sane one is taken."""
+        for value, message in (('"' + "%1600c" * 10 + '"', "its stamp is 16000 bytes, more than 128"),
+                               ('"%H:%M%n"', "its stamp holds a line break or another control character"),
+                               ('"%H\\u001b[31m "', "its stamp holds a line break or another control character")):
+            path = self.write(f'[lines.a]\ndevice = "/dev/ttyS0"\nlisten = "4001"\nlog-format = {value}\n')
+            fmt = value[1:-1].replace("\\u001b", "\x1b")
+            self.assertEqual(str(self.assertRaises(ConfigError, loadConfig, path)),
+                             f"{path}:4: [lines.a] log-format: log-format {quote(fmt)}: {message} (it is written before "
+                             "every line)")
+        path = self.write('[lines.a]\ndevice = "/dev/ttyS0"\nlisten = "4001"\nlog = "/var/log/a.log"\n'
+                          'log-format = "%A %d %B %Y %H:%M:%S %Z\t"\n')
+        self.assertEqual(loadConfig(path)[0].log.format, "%A %d %B %Y %H:%M:%S %Z\t")  # type: ignore[union-attr]
 
     def test_logKeysCheckedWithoutLog(self) -> None:
         """log-keep, log-max-size, log-format and log-daily on a line without log are checked all the same: a bad one is refused, not ignored."""

@@ -210,7 +210,8 @@ class QemuManualTests(SynchronousTestCase):
         self.assertEqual([parseListener(f"telnet,escape={k}+4444").escape for k in ("^?", "\x7f", "^]", "e")],
                          [0x7F, 0x7F, 0x1D, ord("e")])
         self.assertEqual(str(self.assertRaises(ConfigError, parseListener, "telnet,escape=\xff+4444")),
-                         "escape='\xff' in 'telnet,escape=\xff+4444': expected ^X (a control key), one character, or off")
+                         "escape='\xff' in 'telnet,escape=\xff+4444': expected ^X (a control key), ^? (DEL), one ASCII "
+                         "character, or off")
 
     def test_escapeOffByDefault(self) -> None:
         """Without escape=, a listener's escape key is None, as with escape=off: no menu, no other sentinel."""
