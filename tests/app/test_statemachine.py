@@ -42,6 +42,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from serialgw.app.service import GatewayService
 from serialgw.config.listeners import parseListener
 from serialgw.config.specs import DeviceSpec, LineConfig, SerialSettings
+from serialgw.devices.ports import openPort
 from serialgw.line.hub import Role
 from serialgw.wire.rfc2217 import COM_PORT_OPTION as CPO
 from serialgw.wire.telnet import AYT, BRK, IAC, IP, NOP, WILL
@@ -154,15 +155,21 @@ class Client:
 class GatewayMachine(RuleBasedStateMachine):
     clients = Bundle("clients")
 
-    def __init__(self) -> None:
+    def __init__(self, openPort: Callable[..., Any] = openPort) -> None:
         super().__init__()
         self.pty = PtyPair()
         self.pty.startReading()
         config = LineConfig("t", DeviceSpec("tty", self.pty.slaveName), settings=SerialSettings(9600),
                             listeners=tuple(parseListener(spec) for spec, *_ in LISTENERS.values()), maxClients=0)
-        self.service = GatewayService([config])
+        # waitForDevices: a first open that has not returned when the start
+        # stops waiting for it (5 s: a loaded machine) starts the line down,
+        # up when it returns (without, the start failed: StartupError in
+        # the constructor, before Hypothesis' first draw, which it reported
+        # as 'Inconsistent data generation'); typed to once up.
+        self.service = GatewayService([config], waitForDevices=True, openPort=openPort)
         self.service.startService()
         self.line = self.service.lines["t"]
+        iterateUntil(lambda: bool(self.line.up), "the device to be up")
         self.ports = {kind: port.getHost().port for kind, (_, port) in zip(LISTENERS, self.service.ports, strict=True)}
         self.expected = bytearray()
         self.baud = 9600
@@ -420,6 +427,28 @@ class StateMachineTests(SynchronousTestCase):
             self.assertEqual((client.asked, client.answered), (4, 4))  # connect, the AYT and its barrier, setBaud
         finally:
             machine.teardown()
+
+    def test_firstOpenLate(self) -> None:
+        """A first open of the device that has not returned when the start stops waiting: the machine starts, typed to once the device is up."""
+        import threading
+
+        from serialgw.devices import reopenpool
+
+        self.patch(reopenpool, "START_WAIT", 0.0)
+        returns = threading.Event()
+
+        def late(*args: Any) -> Any:
+            returns.wait(20)
+            return openPort(*args)
+
+        reactor.callLater(0, returns.set)  # type: ignore[attr-defined]
+        machine = GatewayMachine(late)
+        try:
+            client = cast(Client, machine.connect("raw"))
+            machine.sendData(client, b"typed")
+        finally:
+            machine.teardown()
+        self.assertEqual(machine.pty.received.data, b"typed<end>")
 
     def test_interruptReachesDevice(self) -> None:
         """A writer's IAC IP reaches the device as ^C (Hypothesis' shrunk failure: the model expected nothing)."""
