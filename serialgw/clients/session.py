@@ -268,7 +268,8 @@ class Session:
         """
         clock = self._clock()
         now = clock.seconds() if clock is not None else 0.0
-        if self._notSentAt is not None and now - self._notSentAt < NOT_SENT_INTERVAL:
+        # (A clock stepped back is no interval: that kept the notice back until the clock was there again.)
+        if self._notSentAt is not None and 0 <= now - self._notSentAt < NOT_SENT_INTERVAL:
             return
         self._notSentAt = now
         if self.role is Role.WATCHER:

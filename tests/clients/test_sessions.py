@@ -378,6 +378,17 @@ class NotSentTests(SynchronousTestCase):
         self.assertEqual(t.value(), b"\r\n[serialgw: read-only: what you type is not sent to rack4]\r\n")
         self.assertEqual((h.device.events, h.line.refused), ([], 7))
 
+    def test_clockSteppedBack(self) -> None:
+        """The clock stepped back (NTP) after a notice: the next typing is told at once, not kept silent until the clock is back where it was."""
+        h = Harness()
+        client, t = h.telnet("telnet,ro+4444")
+        h.line.clock.advance(3600)
+        client.dataReceived(b"ls\r")
+        t.clear()
+        h.line.clock.rightNow -= 600
+        client.dataReceived(b"q")
+        self.assertEqual(t.value(), b"\r\n[serialgw: read-only: what you type is not sent to rack4]\r\n")
+
     def test_watcher(self) -> None:
         """A watcher (exclusive mode) is told, with the key that takes write; once it writes, nothing."""
         h = Harness("exclusive")
