@@ -6,6 +6,7 @@ verified by name (service-identity, through Twisted's optionsForClientTLS).
 
 from __future__ import annotations
 
+import datetime
 import inspect
 import os
 import stat
@@ -102,8 +103,6 @@ def validityProblem(path: str) -> Optional[str]:
     peers: expired, or not valid yet (a clock, or a certificate issued
     for later); None if it is valid or cannot be read (loading says why).
     """
-    import datetime
-
     from cryptography import x509
 
     try:
@@ -113,13 +112,28 @@ def validityProblem(path: str) -> Optional[str]:
     names = certificate.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
     who = f"certificate {path!r}" + (f" (CN {names[0].value!r})" if names else "")
     now = datetime.datetime.now(datetime.UTC)
-    if now > certificate.not_valid_after_utc:
-        return (f"{who} expired on {certificate.not_valid_after_utc:%Y-%m-%d %H:%M} UTC: TLS peers will refuse it "
+    notBefore, notAfter = validity(certificate)
+    if now > notAfter:
+        return (f"{who} expired on {notAfter:%Y-%m-%d %H:%M} UTC: TLS peers will refuse it "
                 "(certificate expired)")
-    if now < certificate.not_valid_before_utc:
-        return (f"{who} is not valid before {certificate.not_valid_before_utc:%Y-%m-%d %H:%M} UTC: TLS peers will "
+    if now < notBefore:
+        return (f"{who} is not valid before {notBefore:%Y-%m-%d %H:%M} UTC: TLS peers will "
                 "refuse it (certificate is not yet valid; is this machine's clock right?)")
     return None
+
+
+def validity(certificate: Any) -> tuple[datetime.datetime, datetime.datetime]:
+    """
+    A cryptography certificate's validity period, as aware UTC times.
+    cryptography 42 added C{not_valid_before_utc}/C{not_valid_after_utc};
+    the releases before it (41 is Ubuntu 24.04's) have only the naive
+    C{not_valid_before}/C{not_valid_after}, in UTC: every TLS listener
+    failed to start there ('no attribute not_valid_after_utc').
+    """
+    if hasattr(certificate, "not_valid_after_utc"):
+        return certificate.not_valid_before_utc, certificate.not_valid_after_utc
+    utc = datetime.UTC
+    return certificate.not_valid_before.replace(tzinfo=utc), certificate.not_valid_after.replace(tzinfo=utc)
 
 
 def _warnValidity(path: str) -> None:

@@ -249,6 +249,27 @@ class ValidityTests(SynchronousTestCase):
         self.assertTrue(said[1].startswith(f"certificate {future!r} (CN 'new') is not valid before {start} "), said[1])
         self.assertTrue(said[2].startswith(f"certificate {expired!r} (CN 'old') expired on {day} "), said[2])
 
+    def test_validityOfCryptographyBefore42(self) -> None:
+        """A certificate from cryptography before 42 (Ubuntu 24.04 has 41), which has only the naive not_valid_before/after in UTC, gives its period as aware UTC times: every TLS listener failed to start there ('no attribute not_valid_after_utc')."""
+        import datetime
+
+        from serialgw.clients.tls import validity
+
+        class Before42:
+            not_valid_before = datetime.datetime(2026, 1, 2, 3, 4, 5)
+            not_valid_after = datetime.datetime(2027, 1, 2, 3, 4, 5)
+
+        utc = datetime.UTC
+        self.assertEqual(validity(Before42()), (datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=utc),
+                                                datetime.datetime(2027, 1, 2, 3, 4, 5, tzinfo=utc)))
+
+        class Since42(Before42):
+            not_valid_before_utc = datetime.datetime(2025, 1, 1, tzinfo=utc)
+            not_valid_after_utc = datetime.datetime(2028, 1, 1, tzinfo=utc)
+
+        self.assertEqual(validity(Since42()), (datetime.datetime(2025, 1, 1, tzinfo=utc),
+                                               datetime.datetime(2028, 1, 1, tzinfo=utc)))
+
 
 class TLSListenerTests(TestCase):
     timeout = 30
