@@ -93,7 +93,7 @@ class ServerTransport(SSHServerTransport):
     _second = 0.0
     # The call that reads the client again once it has sent too many in a second.
     _slowed: Any = None
-    _kexes: tuple[float, ...] = ()  # when those the client started (in its session) in the last minute began
+    _kexes: tuple[float, ...] = ()  # when those the client started in the last minute began
     # The session's output flow, once it has one; whether the TCP buffer is full now.
     flow: Optional[_Flow] = None
     _full = False
@@ -220,12 +220,12 @@ class ServerTransport(SSHServerTransport):
             return
         if not self._pending:
             self._countRate()
-            if messageNum == sshlimits.MSG_KEXINIT:
-                self._kexes = sshlimits.lastMinute(self._kexes, self.factory.clock.seconds())
-                if len(self._kexes) > sshlimits.KEX_PER_MINUTE:
-                    log.info("ssh: {peer} started over {n} key exchanges a minute: cut", peer=sshPeer(self), n=len(self._kexes) - 1)
-                    self.sendDisconnect(DISCONNECT_PROTOCOL_ERROR, b"too many key exchanges")
-                    return
+        if messageNum == sshlimits.MSG_KEXINIT:
+            self._kexes = sshlimits.lastMinute(self._kexes, self.factory.clock.seconds())
+            if len(self._kexes) > sshlimits.KEX_PER_MINUTE:
+                log.info("ssh: {peer} started over {n} key exchanges a minute: cut", peer=sshPeer(self), n=len(self._kexes) - 1)
+                self.sendDisconnect(DISCONNECT_PROTOCOL_ERROR, b"too many key exchanges")
+                return
         try:
             SSHServerTransport.dispatchMessage(self, messageNum, payload)
         except MALFORMED as e:

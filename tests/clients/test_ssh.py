@@ -1202,7 +1202,7 @@ class FactoryTests(SynchronousTestCase):
         self.assertEqual(factory.clock.getDelayedCalls(), [])
 
     def test_keyExchangesAfterSessionBounded(self) -> None:
-        """With its session started, a client may start KEX_PER_MINUTE key exchanges in a minute; the next one cuts it with one line, unanswered (one client rekeying without pause cost 790 Diffie-Hellmans and signatures a second); older than a minute they no longer count."""
+        """With its session started, a client may start KEX_PER_MINUTE key exchanges in a minute (the first counted: started here); the next one cuts it with one line, unanswered (one client rekeying without pause cost 790 Diffie-Hellmans and signatures a second); older than a minute they no longer count."""
         from serialgw.clients.sshlimits import KEX_PER_MINUTE
 
         events = LogEvents(self)
@@ -1228,6 +1228,25 @@ class FactoryTests(SynchronousTestCase):
         self.assertEqual(tcp.value()[5:6], bytes((MSG_DISCONNECT,)))
         self.assertEqual([e["log_format"] for e in events.at(LogLevel.info)],
                          ["ssh: {peer} started over {n} key exchanges a minute: cut"])
+        transport.connectionLost(None)
+
+    def test_keyExchangesBeforeLoginBounded(self) -> None:
+        """Before logging in too, the first included, a client may start KEX_PER_MINUTE key exchanges in a minute; the next one cuts it, unanswered (one with no key rekeyed 85 times a connection, within its 256 messages)."""
+        from serialgw.clients.sshlimits import KEX_PER_MINUTE
+
+        factory = self.factory()
+        transport = factory.buildProtocol(IPv4Address("TCP", "192.0.2.7", 1))
+        tcp = Tcp()
+        transport.makeConnection(tcp)
+        started: list[bytes] = []
+        transport.ssh_KEXINIT = started.append
+        for _ in range(KEX_PER_MINUTE):
+            transport.dispatchMessage(MSG_KEXINIT, b"k")
+        self.assertEqual((len(started), tcp.disconnecting), (KEX_PER_MINUTE, False))
+        tcp.clear()
+        transport.dispatchMessage(MSG_KEXINIT, b"k")
+        self.assertEqual((len(started), tcp.disconnecting), (KEX_PER_MINUTE, True))
+        self.assertEqual(tcp.value()[5:6], bytes((MSG_DISCONNECT,)))
         transport.connectionLost(None)
 
     def test_closingWhileFullCloses(self) -> None:
