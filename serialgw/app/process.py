@@ -51,6 +51,10 @@ def _mayWrite(directory: str, uid: int, gids: list[int]) -> bool:
     return st.st_mode & need == need
 
 
+# The most paths (and lines) one warning of unwritable() names.
+UNWRITABLE_LISTED = 4
+
+
 def unwritable(configs: list[LineConfig], uid: int, gids: list[int], who: str = "") -> list[str]:
     """
     Under twistd -u: a line's directories that user may not write, each
@@ -58,9 +62,9 @@ def unwritable(configs: list[LineConfig], uid: int, gids: list[int], who: str = 
     output cannot be rotated or made again at SIGUSR1 (logrotate moved
     it), a pty link or unix socket is left there at stop.
     """
-    said = []
+    # By directory over all the lines: a farm's 1000 logs in one directory are one warning.
+    found: dict[str, list[tuple[str, str, str]]] = {}
     for config in configs:
-        found: dict[str, list[tuple[str, str]]] = {}
         paths = [("log", config.log.path)] if config.log is not None else []
         paths += [("pty link", config.device.path)] if config.device.kind == "pty" and config.device.path else []
         for spec in config.listeners:
@@ -71,19 +75,25 @@ def unwritable(configs: list[LineConfig], uid: int, gids: list[int], who: str = 
             elif spec.kind is ListenerKind.LISTEN and spec.path and not spec.path.startswith("\0"):
                 paths.append(("unix socket", spec.path))
         for what, path in paths:
-            found.setdefault(os.path.dirname(path), []).append((what, path))
-        for directory, things in found.items():
-            if _mayWrite(directory, uid, gids):
-                continue
-            kinds = {what for what, _ in things}
-            costs = ([f"the {'log' if 'log' in kinds else 'file: output'} cannot be rotated nor made again at "
-                      "SIGUSR1"] if kinds & {"log", "file: output"} else [])
-            left = [name for name, kind in (("links", "pty link"), ("sockets", "unix socket")) if kind in kinds]
-            costs += [f"the {' and '.join(left)} are left there at stop"] if left else []
-            listed = ", ".join(f"{what} {path}" for what, path in things)
-            said.append(f"line {config.name}: {who or f'uid {uid}'} may not write {directory} (where its {listed} "
-                        f"{'are' if len(things) > 1 else 'is'}): {', '.join(costs)}; give the directory to that "
-                        "user, or use one it owns")
+            found.setdefault(os.path.dirname(path), []).append((config.name, what, path))
+    said = []
+    for directory, things in found.items():
+        if _mayWrite(directory, uid, gids):
+            continue
+        kinds = {what for _, what, _ in things}
+        costs = ([f"the {'log' if 'log' in kinds else 'file: output'} cannot be rotated nor made again at "
+                  "SIGUSR1"] if kinds & {"log", "file: output"} else [])
+        left = [name for name, kind in (("links", "pty link"), ("sockets", "unix socket")) if kind in kinds]
+        costs += [f"the {' and '.join(left)} are left there at stop"] if left else []
+        names = list(dict.fromkeys(name for name, _, _ in things))
+        listed = ", ".join(f"{what} {path}" for _, what, path in things[:UNWRITABLE_LISTED])
+        listed += f" and {len(things) - UNWRITABLE_LISTED} more" if len(things) > UNWRITABLE_LISTED else ""
+        whose = (f"line {names[0]}" if len(names) == 1 else
+                 f"lines {', '.join(names[:UNWRITABLE_LISTED])}"
+                 + (f" and {len(names) - UNWRITABLE_LISTED} more" if len(names) > UNWRITABLE_LISTED else ""))
+        said.append(f"{whose}: {who or f'uid {uid}'} may not write {directory} (where its {listed} "
+                    f"{'are' if len(things) > 1 else 'is'}): {', '.join(costs)}; give the directory to that "
+                    "user, or use one it owns")
     return said
 
 # --shard: when a refused reload is tried again (seconds after each refusal).

@@ -81,10 +81,11 @@ def _privateCertificate(spec: TLSSpec) -> ssl.PrivateCertificate:
     except Exception:
         raise TLSError(f"key {spec.key!r} holds no PEM private key") from None
     try:
-        mode = os.stat(spec.key).st_mode & 0o777
+        st = os.stat(spec.key)
     except OSError:
-        mode = 0
-    if mode & 0o004:
+        st = None
+    mode = st.st_mode & 0o777 if st is not None else 0
+    if mode & 0o004 and _firstTime(("mode", spec.key, _stamp(st), mode)):
         log.warn("key {path!r} may be read by every user (mode {mode:04o}): chmod o-r it", path=spec.key, mode=mode)
     public = serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     if certificate.public_key().public_bytes(*public) != key.public_key().public_bytes(*public):
@@ -136,10 +137,40 @@ def validity(certificate: Any) -> tuple[datetime.datetime, datetime.datetime]:
     return certificate.not_valid_before.replace(tzinfo=utc), certificate.not_valid_after.replace(tzinfo=utc)
 
 
+# What the warnings about a certificate or key file said (see _firstTime).
+_said: dict[tuple[Any, ...], None] = {}
+SAID_KEPT = 1024
+
+
+def _stamp(st: Optional[os.stat_result]) -> tuple[int, ...]:
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns) if st is not None else ()
+
+
+def _firstTime(said: tuple[Any, ...]) -> bool:
+    """
+    Whether a warning about a file is said for the first time: once a file
+    and content (its stamp), not once a listener, so that a farm whose 1000
+    listeners (or dial-outs) share one certificate says it once, not 1000
+    times at every start and reload; a file rewritten is said again.
+    C{--check} says it every time (it asks L{validityProblem}).
+    """
+    if said in _said:
+        return False
+    if len(_said) >= SAID_KEPT:
+        _said.clear()
+    _said[said] = None
+    return True
+
+
 def _warnValidity(path: str) -> None:
     problem = validityProblem(path)
     if problem is not None:
-        log.warn("{problem}", problem=problem)
+        try:
+            st: Optional[os.stat_result] = os.stat(path)
+        except OSError:
+            st = None
+        if _firstTime(("validity", path, _stamp(st), problem)):
+            log.warn("{problem}", problem=problem)
 
 
 def _authorities(path: str) -> list[ssl.Certificate]:

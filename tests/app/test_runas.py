@@ -74,3 +74,18 @@ class RunAsTests(SynchronousTestCase):
                                                   device=DeviceSpec("tty", "/dev/ttyS0"))], other, [other]),
                          [f"line t: uid {other} may not write {shut} (where its unix socket {shut}/t.sock is): the "
                           "sockets are left there at stop; give the directory to that user, or use one it owns"])
+
+    def test_farmSharingADirectoryWarnedOnce(self) -> None:
+        """Under -u, a farm whose 1000 lines log into one directory the user may not write is one warning naming a few of them and how many more (it was one warning a line: 1000 at every start)."""
+        from serialgw.app.process import unwritable
+
+        shut = os.path.abspath(self.mktemp())
+        os.makedirs(shut)
+        os.chmod(shut, 0o755)
+        other = 65534 if os.geteuid() != 65534 else 65533
+        lines = [LineConfig(f"l{i}", DeviceSpec("tty", f"/dev/ttyS{i}"), log=LogSpec(f"{shut}/l{i}.log"))
+                 for i in range(1000)]
+        self.assertEqual(unwritable(lines, other, [other]), [
+            f"lines l0, l1, l2, l3 and 996 more: uid {other} may not write {shut} (where its log {shut}/l0.log, log "
+            f"{shut}/l1.log, log {shut}/l2.log, log {shut}/l3.log and 996 more are): the log cannot be rotated nor "
+            "made again at SIGUSR1; give the directory to that user, or use one it owns"])

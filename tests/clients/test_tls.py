@@ -237,7 +237,8 @@ class ValidityTests(SynchronousTestCase):
                 spec = parseListener(f"tls:0:cert={cert}:key={key}:ca={ca.path}").tls
                 assert spec is not None
                 ServerContextFactory(spec)
-            dialOut = parseListener(f"tls:console.example:4443:ca={ca.path}:cert={expired}:key={expiredKey}").tls
+            expired2, expiredKey2 = ca.issue("old", days=-3)
+            dialOut = parseListener(f"tls:console.example:4443:ca={ca.path}:cert={expired2}:key={expiredKey2}").tls
             assert dialOut is not None
             clientOptions(dialOut)
         day = (datetime.datetime.now(datetime.UTC) + datetime.timedelta(days=-3 + 1)).strftime("%Y-%m-%d")
@@ -247,7 +248,24 @@ class ValidityTests(SynchronousTestCase):
         self.assertTrue(said[0].startswith(f"certificate {expired!r} (CN 'old') expired on {day} "), said[0])
         self.assertTrue(said[0].endswith(" UTC: TLS peers will refuse it (certificate expired)"), said[0])
         self.assertTrue(said[1].startswith(f"certificate {future!r} (CN 'new') is not valid before {start} "), said[1])
-        self.assertTrue(said[2].startswith(f"certificate {expired!r} (CN 'old') expired on {day} "), said[2])
+        self.assertTrue(said[2].startswith(f"certificate {expired2!r} (CN 'old') expired on {day} "), said[2])
+
+    def test_sharedFileSaidOnce(self) -> None:
+        """A certificate or key file shared by a farm's listeners is warned about once, not once a listener (1000 lines: 1000 lines of log at every start and reload); rewritten, it is said again."""
+        ca = Authority(os.path.abspath(self.mktemp()))
+        cert, key = ca.issue("old", days=-3)
+        os.chmod(key, 0o644)
+        spec = parseListener(f"tls:0:cert={cert}:key={key}").tls
+        assert spec is not None
+        with capturedLogs() as events:
+            for _ in range(50):
+                ServerContextFactory(spec)
+        said = [formatEvent(e) for e in events]
+        self.assertEqual([text.split(" ")[0] for text in said], ["key", "certificate"])
+        os.utime(cert, ns=(1, 1))
+        with capturedLogs() as events:
+            ServerContextFactory(spec)
+        self.assertEqual([formatEvent(e).split(" ")[0] for e in events], ["certificate"])
 
     def test_validityOfCryptographyBefore42(self) -> None:
         """A certificate from cryptography before 42 (Ubuntu 24.04 has 41), which has only the naive not_valid_before/after in UTC, gives its period as aware UTC times: every TLS listener failed to start there ('no attribute not_valid_after_utc')."""
