@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 import time
 from typing import Any, Callable, cast
 
@@ -68,6 +69,10 @@ def iterateUntil(condition: Callable[[], bool], what: str, seconds: float = 10.0
     deadline = time.monotonic() + seconds
     while not condition():
         if time.monotonic() > deadline:
+            # Said here too: Hypothesis, replaying a program whose step
+            # failed only now and then, reports 'Inconsistent data
+            # generation' instead of this error.
+            sys.stderr.write(f"\ntest_statemachine: timed out waiting for {what}\n")
             raise AssertionError(f"timed out waiting for {what}")
         reactor.iterate(0.001)  # type: ignore[attr-defined]
 
