@@ -78,8 +78,7 @@ from serialgw.config.where import where as _where
 LINE_KEYS = {
     "device", "serial", "baud", "bytesize", "parity", "stopbits", "xonxoff", "rtscts", "listen",
     "break-duration", "signature", "notices", "restore", "mode", "max-clients", "backlog",
-    "log", "log-format", "log-max-size", "log-daily", "log-keep", "log-events", "log-mark", "coalesce", "write",
-    "read",
+    "log", "log-format", "log-max-size", "log-daily", "log-keep", "log-events", "log-mark", "coalesce", "write", "read",
     "open-string", "close-string", "dtr", "rts", "idle-dtr", "idle-rts", "pace", "pace-line",
     "lock", "lock-dir", "shard",
 }
@@ -460,12 +459,9 @@ def _lines(path: str, text: str, data: dict[str, Any], base: str) -> tuple[list[
 
 
 _LOG_KEYS: dict[str, tuple[str, type]] = {
-    "log-format": ("format", str),
-    "log-max-size": ("maxSize", int),
-    "log-daily": ("daily", bool),
-    "log-keep": ("keep", int),
-    "log-events": ("events", object),  # a name or true/false: LogSpec says which
-    "log-mark": ("mark", int),
+    "log-format": ("format", str), "log-max-size": ("maxSize", int),
+    "log-daily": ("daily", bool), "log-keep": ("keep", int),
+    "log-events": ("events", object), "log-mark": ("mark", int),  # (log-events: a name or true/false, see LogSpec)
 }
 
 
