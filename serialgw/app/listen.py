@@ -53,8 +53,19 @@ PAST_RIGHTS_MANY = ("whoever connects there types, whatever their lines' write /
 
 class StartupError(Exception):
     """
-    The gateway cannot start; the message names what and why.
+    The gateway cannot start; the message names what and why.  C{key}: the
+    line's key it is about ("device", "log", "listen"), for the file's line
+    of it (see L{serialgw.config.where.Places}); None when not known.
     """
+
+    key: Optional[str] = None
+
+
+def keyed(error: StartupError, key: str) -> StartupError:
+    """C{error}, about the line's C{key} unless it says already which."""
+    if error.key is None:
+        error.key = key
+    return error
 
 
 
