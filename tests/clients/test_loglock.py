@@ -66,6 +66,10 @@ class LogLockTests(SynchronousTestCase):
             os.close(fd)
         return False
 
+    def key(self, path: str) -> tuple[int, int]:
+        st = os.stat(path)
+        return st.st_dev, st.st_ino
+
     def consoleLog(self, **spec: object) -> ConsoleLog:
         log = ConsoleLog(self.line, LogSpec(self.path, format="", **spec), self.clock)  # type: ignore[arg-type]
 
@@ -100,9 +104,11 @@ class LogLockTests(SynchronousTestCase):
         """An open console log holds its file; closed, it lets it go."""
         log = self.consoleLog()
         self.assertTrue(self.lockedByOthers(self.path))
+        key = self.key(self.path)
+        self.assertIn(key, loglock._held)
         log.close()
         self.assertFalse(self.lockedByOthers(self.path))
-        self.assertEqual(loglock._held, {})
+        self.assertNotIn(key, loglock._held)
 
     def test_sameProcessTwice(self) -> None:
         """This process opening its own log again (a reload opens the new before closing the old) shares the lock; the lock goes with the last."""
@@ -113,9 +119,10 @@ class LogLockTests(SynchronousTestCase):
         self.assertTrue(self.lockedByOthers(self.path))
         self.line.deviceDataReceived(b"not logged: first is closed\n")
         second.line.deviceDataReceived(b"x\n")
+        key = self.key(self.path)
         second.close()
         self.assertFalse(self.lockedByOthers(self.path))
-        self.assertEqual(loglock._held, {})
+        self.assertNotIn(key, loglock._held)
         with open(self.path, "rb") as f:
             self.assertEqual(f.read(), b"x\n")
 
@@ -154,4 +161,5 @@ class LogLockTests(SynchronousTestCase):
         self.line.deviceDataReceived(b"abc\n")
         self.assertTrue(self.lockedByOthers(self.path))
         self.assertFalse(self.lockedByOthers(self.path + ".1"))
-        self.assertEqual(len(loglock._held), 1)
+        self.assertIn(self.key(self.path), loglock._held)
+        self.assertNotIn(self.key(self.path + ".1"), loglock._held)
