@@ -51,7 +51,8 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from serialgw.clients.factory import samePlace
-from serialgw.clients.sshsession import USER_SIGNATURES, ServerTransport, SSHClient, conchLog, sshPeer
+from serialgw.clients.sshsession import SSHClient
+from serialgw.clients.sshtransport import USER_SIGNATURES, ServerTransport, conchLog, sshPeer
 from serialgw.clients.transports import SourceCounts, addressAllowed, admittedBy, describeAddress, sourceOf
 from serialgw.config.specs import ListenerSpec, SSHSpec, UserSpec
 from serialgw.config.sshkeys import MAX_KEYS_FILE, fingerprint, printable, readPublicKeys

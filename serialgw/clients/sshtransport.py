@@ -1,0 +1,267 @@
+"""
+One SSH connection once accepted (twisted.conch underneath), with our
+limits (L{ServerTransport}): the login must be done within the factory's
+C{loginGrace} seconds, and a session asked for within as long again; a
+malformed packet ends the connection with one log line; a client that does
+not read is not read; the messages and key exchanges a client may cause are
+bounded (L{serialgw.clients.sshlimits}).
+
+Its one session (a client of its line) is L{serialgw.clients.sshsession};
+keys, people, the connection service and the listener are
+L{serialgw.clients.ssh}.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import TYPE_CHECKING, Any, Optional
+
+from twisted.conch.ssh import connection
+from twisted.conch.ssh.transport import DISCONNECT_PROTOCOL_ERROR, DISCONNECT_SERVICE_NOT_AVAILABLE, SSHServerTransport
+from twisted.internet.interfaces import IPushProducer
+from twisted.logger import FilteringLogObserver, Logger, LogLevel, LogLevelFilterPredicate, globalLogPublisher
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from serialgw.clients import sshlimits
+from serialgw.clients.guard import boundKernelQueue
+from serialgw.clients.session import CLOSE_GRACE
+from serialgw.clients.transports import describeAddress
+from serialgw.config.sshkeys import printable
+from serialgw.logflood import clientLog
+
+if TYPE_CHECKING:
+    from serialgw.clients.ssh import GatewaySSHFactory
+    from serialgw.clients.sshsession import _Flow
+
+# Limited per peer: what a client sends cannot flood the log (logflood).
+log = clientLog()
+# conch's own log lines, warnings and errors only: its info and debug
+# chatter (key exchange steps, every auth attempt, "sending close", every
+# packet it does not handle, with the packet's repr) is a client's to
+# cause, as often as it likes.  What matters is logged here, per peer.
+conchLog = Logger(observer=FilteringLogObserver(globalLogPublisher, [LogLevelFilterPredicate(LogLevel.warn)]))
+# What conch's parsing raises on a packet shorter than it says, or naming a channel that is not there.
+MALFORMED = (struct.error, ValueError, IndexError, KeyError)
+
+# Signature algorithms a user's key may log in with (no SHA-1 ssh-rsa, as OpenSSH).
+USER_SIGNATURES = (
+    b"ssh-ed25519", b"ecdsa-sha2-nistp256", b"ecdsa-sha2-nistp384", b"ecdsa-sha2-nistp521",
+    b"rsa-sha2-512", b"rsa-sha2-256", b"sk-ssh-ed25519@openssh.com", b"sk-ecdsa-sha2-nistp256@openssh.com",
+)
+
+
+def sshPeer(sshTransport: Any) -> str:
+    """An SSH transport's peer address, for messages."""
+    return describeAddress(sshTransport.transport.getPeer())
+
+
+# The connection
+
+
+@implementer(IPushProducer)
+class ServerTransport(SSHServerTransport):
+    """
+    conch's server transport; the connection must log in within the
+    factory's C{loginGrace} seconds (the key exchange included), and then
+    start a session within as long again.
+
+    It is its TCP connection's producer: while more than C{bufferSize}
+    waits unsent there, the client is not read (conch answers many messages,
+    an unknown one before login too: a client that sent them and never read
+    grew the queue without bound); a session's output flow is paused too.
+    """
+
+    _log = conchLog
+    factory: GatewaySSHFactory
+    _grace: Any = None
+    # Counted in the factory's startups (in all and its source's) until it starts a session, or is gone.
+    _pending = True
+    source = ""
+    # The TCP connection is gone.
+    _lost = False
+    # Messages dispatched while pending, or (its session started) since _second.
+    _messages = 0
+    _second = 0.0
+    # The call that reads the client again once it has sent too many in a second.
+    _slowed: Any = None
+    _kexes: tuple[float, ...] = ()  # when those the client started in the last minute began
+    # The session's output flow, once it has one; whether the TCP buffer is full now.
+    flow: Optional[_Flow] = None
+    _full = False
+
+    def connectionMade(self) -> None:
+        self.deadline("did not log in")
+        tcp: Any = self.transport
+        tcp.registerProducer(self, True)
+        # The kernel's unsent queue too (a session sets its outbuf): not the autotuned 4 MiB.
+        boundKernelQueue(tcp, tcp.bufferSize)
+        SSHServerTransport.connectionMade(self)
+
+    # IPushProducer, for the TCP connection
+
+    def pauseProducing(self) -> None:
+        self._full = True
+        tcp: Any = self.transport
+        tcp.pauseProducing()
+        if self.flow is not None:
+            self.flow.block("tcp")
+
+    def resumeProducing(self) -> None:
+        self._full = False
+        tcp: Any = self.transport
+        if tcp.disconnecting:
+            # Drained while closing: Twisted asks for more instead of closing (without a producer, it closes).
+            tcp.unregisterProducer()
+            return
+        if self._slowed is None:
+            tcp.resumeProducing()
+        if self.flow is not None:
+            self.flow.unblock("tcp")
+
+    def stopProducing(self) -> None:
+        if self.flow is not None:
+            self.flow.stopProducing()
+
+    def setFlow(self, flow: Optional[_Flow]) -> None:
+        """The session's output flow (None: no more), paused while the TCP buffer is full."""
+        self.flow = flow
+        if flow is not None and self._full:
+            flow.block("tcp")
+
+    def deadline(self, what: str, seconds: float | None = None) -> None:
+        """Cut the connection (logged: it C{what}) in C{seconds} (loginGrace), unless something else is waited for first."""
+        self._stopWaiting()
+        seconds = self.factory.loginGrace if seconds is None else seconds
+        self._grace = self.factory.clock.callLater(seconds, self._tooSlow, what, seconds)
+
+    def _stopWaiting(self) -> None:
+        if self._grace is not None:
+            if self._grace.active():
+                self._grace.cancel()
+            self._grace = None
+
+    def _tooSlow(self, what: str, seconds: float) -> None:
+        self._grace = None
+        tcp: Any = self.transport
+        log.info("ssh: {peer} {what} within {seconds} s: disconnected",
+                 peer=describeAddress(tcp.getPeer()), what=what, seconds=seconds)
+        tcp.abortConnection()
+
+    def setService(self, service: Any) -> None:
+        SSHServerTransport.setService(self, service)
+        if isinstance(service, connection.SSHConnection):
+            # Still counted among the connections logging in (a person with
+            # a key opened any number of them), until it starts a session.
+            self.deadline("logged in but started no session")
+
+    def sessionStarted(self) -> None:
+        """A session asked for its line: the connection is in use (its session's own limits hold now)."""
+        self._stopWaiting()
+        self._release()
+        self._second, self._messages = self.factory.clock.seconds(), 0
+
+    def finish(self) -> None:
+        """
+        Close the connection (its session is over, or its person's key was
+        taken away); cut it if the client has not taken the rest within
+        CLOSE_GRACE s.  (A client that does not read held the connection,
+        and its descriptor, for ever, as many times as it liked.)
+        """
+        if self._lost:
+            # Its session ended as the connection went (conch closes it then).
+            return
+        tcp: Any = self.transport
+        tcp.loseConnection()
+        self.deadline("did not take its last output", CLOSE_GRACE)
+
+    def _release(self) -> None:
+        if self._pending:
+            self._pending = False
+            self.factory.startups.remove(self.source)
+
+    def ssh_SERVICE_REQUEST(self, packet: bytes) -> None:
+        # Once (ssh-userauth, which starts the connection service at login):
+        # asked again, a logged-in client logged in again, the first person kept for ever.
+        if self.service is not None:
+            log.info("ssh: {peer}: a second service request: disconnected", peer=sshPeer(self))
+            self.sendDisconnect(DISCONNECT_SERVICE_NOT_AVAILABLE, b"one service request a connection")
+            return
+        SSHServerTransport.ssh_SERVICE_REQUEST(self, packet)
+
+    def sendExtInfo(self, extensions: list[tuple[bytes, bytes]]) -> None:
+        # RFC 8308 server-sig-algs names the signatures a user's key may
+        # make; conch names its host key's, and OpenSSH then will not offer
+        # an RSA key (rsa-sha2-*) to an ed25519 host.
+        SSHServerTransport.sendExtInfo(self, [
+            (name, b",".join(USER_SIGNATURES) if name == b"server-sig-algs" else value) for name, value in extensions
+        ])
+
+    def dispatchMessage(self, messageNum: int, payload: bytes) -> None:
+        # A packet cut short (or naming a channel that is not there) ends
+        # this connection with one line, not a traceback a packet; what was
+        # read after it is not looked at.
+        tcp: Any = self.transport
+        if tcp.disconnecting:
+            return
+        self._messages += 1
+        if self._pending and self._messages > sshlimits.MESSAGES_BEFORE_SESSION:
+            log.info("ssh: {peer} sent {count} messages before a session: disconnected", peer=sshPeer(self),
+                     count=sshlimits.MESSAGES_BEFORE_SESSION)
+            self.sendDisconnect(DISCONNECT_PROTOCOL_ERROR, b"too many messages before a session")
+            return
+        if not self._pending:
+            self._countRate()
+        if messageNum == sshlimits.MSG_KEXINIT:
+            self._kexes = sshlimits.lastMinute(self._kexes, self.factory.clock.seconds())
+            if len(self._kexes) > sshlimits.KEX_PER_MINUTE:
+                log.info("ssh: {peer} started over {n} key exchanges a minute: cut", peer=sshPeer(self), n=len(self._kexes) - 1)
+                self.sendDisconnect(DISCONNECT_PROTOCOL_ERROR, b"too many key exchanges")
+                return
+        try:
+            SSHServerTransport.dispatchMessage(self, messageNum, payload)
+        except MALFORMED as e:
+            log.info("ssh: {peer}: malformed packet (message {number}: {error}): disconnected",
+                     peer=sshPeer(self), number=messageNum, error=printable(repr(e)))
+            self.sendDisconnect(DISCONNECT_PROTOCOL_ERROR, b"malformed packet")
+
+    def _countRate(self) -> None:
+        clock = self.factory.clock
+        now = clock.seconds()
+        if now - self._second >= 1.0:
+            self._second, self._messages = now, 1
+        if self._messages > sshlimits.MESSAGES_PER_SECOND and self._slowed is None:
+            log.info("ssh: {peer} sent over {count} messages in a second: not read for the rest of it",
+                     peer=sshPeer(self), count=sshlimits.MESSAGES_PER_SECOND)
+            tcp: Any = self.transport
+            tcp.pauseProducing()
+            self._slowed = clock.callLater(self._second + 1.0 - now, self._readAgain)
+
+    def _readAgain(self) -> None:
+        self._slowed = None
+        tcp: Any = self.transport
+        if not self._full and not tcp.disconnecting:
+            tcp.resumeProducing()
+
+    def receiveUnimplemented(self, seqnum: int) -> None:
+        # The client did not understand a packet of ours: conch warns, once
+        # for every such packet the client cares to send.  Nothing to do.
+        pass
+
+    def receiveError(self, reasonCode: int, description: bytes) -> None:
+        # The client's goodbye (OpenSSH: code 11, "disconnected by user"), not our error.
+        log.debug("ssh: {peer} disconnected: {code} {reason}", peer=sshPeer(self), code=reasonCode,
+                  reason=description.decode("utf-8", "replace")[:200])
+
+    def connectionLost(self, reason: Failure | None = None) -> None:
+        self._lost = True
+        self._stopWaiting()
+        if self._slowed is not None and self._slowed.active():
+            self._slowed.cancel()
+        self._release()
+        # conch's, without its log line for every connection.
+        if self.service:
+            self.service.serviceStopped()
+        # conch sets avatar only once logged in, and tests for it so itself (no default to declare).
+        if hasattr(self, "avatar"):
+            self.logoutFunction()
