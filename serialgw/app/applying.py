@@ -91,25 +91,33 @@ class Applying:
         binds = bindChecker(plan.releasing, plans.releasedPorts(service._keyed, plan.releasing),
                             service.listeners.endpoint, self.probes)
         # In the order they were made at once: the problem reported is the same.
-        steps: list[tuple[list[Any], Callable[[Any], Optional[str]]]] = [
-            ([config for config in (new[name] for name in plan.changed + plan.added)
-              if config.lock and config.device.kind == "tty"], lambda config: checkLocks([config])),
-            (plan.logs, lambda item: checkFiles([], [item], released)),
-            ([item for item in plan.opening if item[1].kind in FILES], lambda item: checkFiles([item], [], released)),
-            ([item for item in plan.opening if item[1].kind in BINDS], lambda item: binds(*item)),
+        # Each step: its items (a line's name first), the check, and the key of the line it is about.
+        steps: list[tuple[list[Any], Callable[[Any], Optional[str]], str]] = [
+            ([(config.name, config) for config in (new[name] for name in plan.changed + plan.added)
+              if config.lock and config.device.kind == "tty"], lambda item: checkLocks([item[1]]), "lock-dir"),
+            (plan.logs, lambda item: checkFiles([], [item], released), "log"),
+            ([item for item in plan.opening if item[1].kind in FILES], lambda item: checkFiles([item], [], released),
+             "listen"),
+            ([item for item in plan.opening if item[1].kind in BINDS], lambda item: binds(*item), "listen"),
         ]
         checked: defer.Deferred[Any] = defer.succeed(None)
-        for items, check in steps:
-            checked.addCallback(self.checkAll, items, check)
+        for items, check, key in steps:
+            checked.addCallback(self.checkAll, items, check, key)
         return checked.addCallback(self.checked)
 
-    def checkAll(self, _: Any, items: list[Any], check: Callable[[Any], Optional[str]]) -> defer.Deferred[None]:
-        return self.inTurns(items, partial(self.check, check), cost=1)
+    def checkAll(self, _: Any, items: list[Any], check: Callable[[Any], Optional[str]],
+                 key: str) -> defer.Deferred[None]:
+        return self.inTurns(items, partial(self.check, check, key), cost=1)
 
-    def check(self, check: Callable[[Any], Optional[str]], item: Any) -> int:
-        """One check (its problem noted); a look, or a change if it bound a listener (see bindChecker's probes)."""
+    def check(self, check: Callable[[Any], Optional[str]], key: str, item: Any) -> int:
+        """
+        One check (its problem noted, begun with the file's line of the
+        line's C{key}); a look, or a change if it bound a listener (see
+        bindChecker's probes).
+        """
         probes = len(self.probes)
-        self.problem = check(item)
+        problem = check(item)
+        self.problem = None if problem is None else self.service.placed(item[0], key, problem)
         return CHANGE if len(self.probes) > probes else 1
 
     def checked(self, _: Any) -> Any:
@@ -211,7 +219,7 @@ class Applying:
         try:
             service._openLine(config, offThread=True)  # (an open can hang: see makeDevice)
         except StartupError as e:
-            log.error("reload: {reason}; line {line} left out", reason=str(e), line=name)
+            log.error("reload: {reason}; line {line} left out", reason=service.placed(name, e.key, str(e)), line=name)
             service.closeLine(name)
             self.leftOut.append(name)
             return

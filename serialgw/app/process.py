@@ -25,7 +25,7 @@ from serialgw.app.logs import appendOnly, twistdLogFile
 from serialgw.app.service import GatewayService
 from serialgw.clients.factory import samePlace
 from serialgw.clients.ptylink import PtyClient
-from serialgw.config.file import loadFile
+from serialgw.config.file import FileConfig, loadFile
 from serialgw.config.shard import Shard, ownListeners, selectLines
 from serialgw.config.specs import ConfigError, LineConfig, ListenerKind, SSHSpec, WatchAllSpec
 from serialgw.devices.device import SerialDevice
@@ -364,14 +364,14 @@ class TwistdGatewayService(GatewayService):
         self.notifier.reloading()
         path, shard = self.configPath, self.shard
 
-        def read() -> tuple[list[LineConfig], Optional[SSHSpec], Optional[WatchAllSpec]]:
+        def read() -> tuple[tuple[list[LineConfig], Optional[SSHSpec], Optional[WatchAllSpec]], FileConfig]:
             loaded = loadFile(path, shards=shard.count if shard is not None else None)
             lines = selectLines(loaded.lines, shard, loaded.pins) if shard is not None else loaded.lines
             ssh = ownListeners(shard.index, None, loaded.ssh, None)[1] if shard is not None else loaded.ssh
-            return lines, ssh, loaded.watchAll
+            return (lines, ssh, loaded.watchAll), loaded
 
         # Read and parsed off the reactor (0.4 s for 1000 lines, every line held).
-        return offTheReactor(self.reactor, read).addCallbacks(self._applyFile, self._unreadable)
+        return offTheReactor(self.reactor, read).addCallbacks(lambda got: self._applyFile(*got), self._unreadable)
 
     def _unreadable(self, failure: Failure) -> None:
         if failure.check(ConfigError):
@@ -415,12 +415,16 @@ class TwistdGatewayService(GatewayService):
             factory.retune(factory.spec, watchAll.lines)
         self.watchAllInFile = attrs.evolve(watchAll, listeners=tuple(running))
 
-    def _applyFile(self, read: tuple[list[LineConfig], Optional[SSHSpec], Optional[WatchAllSpec]]) -> Any:
-        """What L{_reloadFileNow} read, applied."""
+    def _applyFile(self, read: tuple[list[LineConfig], Optional[SSHSpec], Optional[WatchAllSpec]],
+                   loaded: Optional[FileConfig] = None) -> Any:
+        """What L{_reloadFileNow} read (from C{loaded}), applied."""
         lines, ssh, watchAll = read
         if self._stopped:
             log.info("reload: the gateway is stopping: {path} read, nothing reloaded", path=self.configPath)
             return None
+        if loaded is not None:
+            # What the reload finds on disk is said at the new file's lines.
+            self.source = loaded
 
         def done(changes: Any) -> Any:
             if isinstance(changes, dict) and "refused" in changes:

@@ -23,13 +23,14 @@ from twisted.logger import Logger
 from serialgw.app import reload as plans
 from serialgw.app.applying import applyReload
 from serialgw.app.lines import dropFirstOpens, firstOpens, linesStatus, makeDevice, makeLine, retuneLine
-from serialgw.app.listen import ListenerOpener, StartupError, listening, removeStaleSocket, stopDialer
+from serialgw.app.listen import ListenerOpener, StartupError, keyed, listening, removeStaleSocket, stopDialer
 from serialgw.app.notify import Notifier
 from serialgw.app.reload import listenerChanges, namesBrief
 from serialgw.clients.consolelog import ConsoleLog
 from serialgw.clients.local import FileClient
 from serialgw.clients.transports import describeAddress
 from serialgw.config.specs import LineConfig, ListenerSpec, SSHSpec, WatchAllSpec, isAbstract
+from serialgw.config.where import Places
 from serialgw.devices.ports import DeviceError, openPort
 from serialgw.devices.reopenpool import FirstOpen
 from serialgw.interfaces import IPort
@@ -111,6 +112,22 @@ class GatewayService(MultiService):
         # with the reopen backoff (True: --config, --wait-for-device).
         self.waitForDevices = waitForDevices
 
+    # The file the lines come from (a FileConfig: its path and text), or None: see placed.
+    source: Any = None
+    _places: Optional[Places] = None
+
+    def placed(self, name: str, key: Optional[str], message: str) -> str:
+        """
+        C{message} about line C{name}, found on disk at a start or a reload,
+        begun with the file's line of its C{key} (C{farm.toml:12: line 'a':
+        cannot open log ...}), as every other error about the file is.
+        """
+        if self.source is None:
+            return message
+        if self._places is None or self._places.text is not self.source.text:
+            self._places = Places(self.source.path, self.source.text)
+        return f"{self._places.of(name, key)}: {message}"
+
     def privilegedStartService(self) -> None:
         MultiService.privilegedStartService(self)
         if self._opened:
@@ -119,7 +136,10 @@ class GatewayService(MultiService):
         begun = firstOpens(self.configs, self.reactor, self._openPort)
         try:
             for config in self.configs:
-                self._openLine(config, begun=begun.pop(config.name, None))
+                try:
+                    self._openLine(config, begun=begun.pop(config.name, None))
+                except StartupError as e:
+                    raise StartupError(self.placed(config.name, e.key, str(e))) from None
             if self.status:
                 self._serveStatus(self.status)
             if self.ssh is not None:
@@ -153,7 +173,7 @@ class GatewayService(MultiService):
             device = makeDevice(config, self.reactor, self._openPort, self.retryPolicy, self.reopenPolicy,
                                 self.waitForDevices, offThread, begun)
         except DeviceError as e:
-            raise StartupError(f"line {config.name!r}: {e}") from None
+            raise keyed(StartupError(f"line {config.name!r}: {e}"), "device") from None
         line = makeLine(config, device, self.reactor)
         self.lines[config.name] = line
         for watcher in self.watchers:
@@ -167,6 +187,8 @@ class GatewayService(MultiService):
         self._openingKey = spec
         try:
             self.listeners.open(line, config, spec)
+        except StartupError as e:
+            raise keyed(e, "listen") from None
         finally:
             self._openingKey = None
 
@@ -175,7 +197,8 @@ class GatewayService(MultiService):
         try:
             consoleLog = ConsoleLog(line, config.log, self.reactor)
         except OSError as e:
-            raise StartupError(f"line {config.name!r}: cannot open log {config.log.path!r}: {e.strerror}") from None
+            raise keyed(StartupError(f"line {config.name!r}: cannot open log {config.log.path!r}: {e.strerror}"),
+                        "log") from None
         self._openingKey = ("log", config.log)
         try:
             self._own("closer", consoleLog.close)
@@ -458,7 +481,8 @@ class GatewayService(MultiService):
                 try:
                     self._listen(line, new, spec)
                 except StartupError as e:
-                    log.error("reload: {reason}; the line runs without that listener", reason=str(e))
+                    log.error("reload: {reason}; the line runs without that listener",
+                              reason=self.placed(new.name, e.key, str(e)))
                     continue
                 for key, (kind, thing) in self._keyed.get(new.name, []):
                     if key == spec and kind == "dialer" and self.running:
@@ -472,7 +496,7 @@ class GatewayService(MultiService):
         try:
             self._openLog(line, config)
         except StartupError as e:
-            log.error("reload: {reason}; the line runs without it", reason=str(e))
+            log.error("reload: {reason}; the line runs without it", reason=self.placed(config.name, e.key, str(e)))
         finally:
             self._opening = None
 

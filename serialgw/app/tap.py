@@ -552,6 +552,7 @@ def makeService(options: Options, reactor: Optional[Any] = None) -> GatewayServi
                                     watchAll=options.get("ownWatchAll"),
                                     waitForDevices=options["config"] is not None or bool(options["wait-for-device"]))
     service.configPath = options.get("configPath")
+    service.source = options.get("configFile")  # (FILE:LINE for what the start and reloads find on disk)
     service.shard = shard = options.get("shardSpec")
     if shard is not None:
         total = len(options["allLines"])

@@ -110,6 +110,10 @@ class ConsoleLog(ClientEvents):
         written = 0
         marker = b""
         try:
+            if midLine and not self._fileAtLineStart and self.size and os.lseek(self._fd, 0, os.SEEK_END) == 0:
+                # Copied and emptied under the log inside a line (logrotate's
+                # copytruncate): the rest of the line began the file unstamped.
+                self.size, self._fileAtLineStart = 0, True
             if self.spec.maxSize and self.size + len(data) > self.spec.maxSize and self.size:
                 # Truncated meanwhile (logrotate's copytruncate)?  Then it is
                 # not full: the file is appended to, so it starts again at 0.

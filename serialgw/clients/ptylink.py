@@ -40,7 +40,7 @@ from serialgw.clients.guard import OutputGuard
 from serialgw.config.specs import ListenerKind, ListenerSpec, Protocol, SerialSettings
 from serialgw.devices.links import givePty, removeSymlink, replaceSymlink
 from serialgw.devices.ptywatch import SlaveWatch
-from serialgw.devices.termio import readTermios, termiosConstant, termiosSpeed
+from serialgw.devices.termio import readTermios, setOtherSpeed, termiosConstant, termiosSpeed
 from serialgw.interfaces import IClient
 from serialgw.line.hub import Line, Role
 from serialgw.logflood import clientLog
@@ -77,7 +77,7 @@ class PtyClient(ClientEvents, abstract.FileDescriptor):
         self.slaveName = os.ttyname(slave)
         try:
             tty.setraw(slave)
-            termios.tcsetattr(slave, termios.TCSANOW, _startAttributes(termios.tcgetattr(slave), line.settings))
+            _setAttributes(slave, line.settings)
             fcntl.ioctl(master, TIOCPKT, struct.pack("i", 1))
             fdesc.setNonBlocking(master)
             if link:
@@ -89,7 +89,7 @@ class PtyClient(ClientEvents, abstract.FileDescriptor):
         # Kept open: the program may close and reopen the slave freely.
         self._master, self._slave = master, slave
         self.peer = f"pty:{link or self.slaveName}"
-        self.settings = readTermios(slave)
+        self.settings = readTermios(slave, line.settings.baudrate)
         # While this pty's own change is applied (the line then tells its followers).
         self._asking = False
         # A FileDescriptor writes nothing until it is marked connected.
@@ -159,8 +159,7 @@ class PtyClient(ClientEvents, abstract.FileDescriptor):
             return
         self._renewSlave()
         try:
-            attributes = _startAttributes(termios.tcgetattr(self._slave), settings)
-            termios.tcsetattr(self._slave, termios.TCSANOW, attributes)
+            _setAttributes(self._slave, settings)
         except termios.error as e:
             log.warn("{line}: {peer} cannot follow the line's settings: {reason}", line=self.line.name,
                      peer=self.peer, reason=str(e))
@@ -327,6 +326,17 @@ def _followed(settings: SerialSettings) -> dict[str, Any]:
     """The settings a pty and its line keep alike (a pty forces 8 data bits, no parity)."""
     return {"baudrate": settings.baudrate, "stopbits": settings.stopbits, "xonxoff": settings.xonxoff,
             "rtscts": settings.rtscts}
+
+
+def _setAttributes(slave: int, settings: SerialSettings) -> None:
+    """
+    The pty to C{settings} (L{_startAttributes}); a speed termios cannot
+    name (74880) is set with termios2, as picocom sets it (it stayed at the
+    pty's old speed, which a program found and put back when it left).
+    """
+    termios.tcsetattr(slave, termios.TCSANOW, _startAttributes(termios.tcgetattr(slave), settings))
+    if termiosSpeed(settings.baudrate) is None:
+        setOtherSpeed(slave, settings.baudrate)
 
 
 def _startAttributes(attributes: list[Any], settings: SerialSettings) -> list[Any]:

@@ -103,3 +103,34 @@ def tomlError(path: str, text: str, error: tomllib.TOMLDecodeError) -> str:
         if declared:
             return f"{path}:{line}: [{declared.group(1)}] declared twice (TOML: one table a name; merge them)"
     return f"{path}:{line}: {message} (column {column})"
+
+
+class Places:
+    """
+    C{path:LINE} of a line's key, for what is found after the file was read
+    (the filesystem at a start or a reload: a log's directory, a listener's
+    address): the key in the line's own table, else in [defaults], else
+    the line's table.  The text is read once, when first asked (a farm's
+    thousand lines left out by a reload are placed in one pass).
+    """
+
+    def __init__(self, path: str, text: str) -> None:
+        self.path = path
+        self.text = text
+        self._first: Optional[dict[tuple[str, ...], int]] = None
+
+    def _line(self, *parts: str) -> Optional[int]:
+        if self._first is None:
+            self._first = {}
+            for number, found in _paths(self.text):
+                for end in range(1, len(found) + 1):
+                    self._first.setdefault(found[:end], number)
+        return self._first.get(parts)
+
+    def of(self, line: str, key: Optional[str] = None) -> str:
+        """C{path:LINE} of C{key} of line C{line} (see above), or of its table; C{path} alone when the text names neither."""
+        found = None
+        if key is not None:
+            found = self._line("lines", line, key) or self._line("defaults", key)
+        found = found or self._line("lines", line)
+        return f"{self.path}:{found}" if found else self.path

@@ -44,12 +44,52 @@ def termiosSpeed(baud: int) -> Optional[int]:
     return _SPEED_NAMES.get(baud)
 
 
+# Linux's termios2 (asm-generic/termbits.h): what a speed without a B
+# constant (74880, 250000) is set and read with, as pyserial and picocom do:
+# BOTHER in c_cflag's speed bits, the speeds in c_ispeed and c_ospeed.
+_TERMIOS2 = struct.Struct("IIIIB19BII")
+TCGETS2 = termiosConstant("TCGETS2", 0x802C542A)
+TCSETS2 = termiosConstant("TCSETS2", 0x402C542B)
+BOTHER = termiosConstant("BOTHER", 0o010000)
+CBAUD = termiosConstant("CBAUD", 0o010017)
+CIBAUD = termiosConstant("CIBAUD", 0o02003600000)
+
+
+def otherSpeed(fd: int) -> Optional[int]:
+    """The output speed termios2 reports (C{None} where there is no termios2)."""
+    try:
+        fields = _TERMIOS2.unpack(fcntl.ioctl(fd, TCGETS2, bytes(_TERMIOS2.size)))
+    except OSError:
+        return None
+    return int(fields[-1])
+
+
+def setOtherSpeed(fd: int, baud: int) -> bool:
+    """
+    Set a speed termios cannot name (74880) with termios2 and BOTHER, both
+    directions; False where there is no termios2 (the speed unchanged).
+    """
+    try:
+        fields = list(_TERMIOS2.unpack(fcntl.ioctl(fd, TCGETS2, bytes(_TERMIOS2.size))))
+        fields[2] = (fields[2] & ~(CBAUD | CIBAUD)) | BOTHER
+        fields[-2] = fields[-1] = baud
+        fcntl.ioctl(fd, TCSETS2, _TERMIOS2.pack(*fields))
+    except OSError:
+        return False
+    return True
+
+
 def readTermios(fd: int, otherBaud: int = 115200, oneAndHalf: bool = False) -> SerialSettings:
     """
-    A tty's settings from termios; C{otherBaud} stands for a speed termios
-    cannot name; C{oneAndHalf}: 2 stop bits with 5 data bits are 1.5.
+    A tty's settings from termios; a speed termios cannot name (BOTHER:
+    picocom's 250000) is read with termios2, C{otherBaud} standing for it
+    only where there is none; C{oneAndHalf}: 2 stop bits with 5 data bits
+    are 1.5.
     """
     iflag, _oflag, cflag, _lflag, _ispeed, ospeed, _cc = termios.tcgetattr(fd)
+    baudrate = _SPEEDS.get(ospeed)
+    if baudrate is None:
+        baudrate = (otherSpeed(fd) if cflag & CBAUD == BOTHER else None) or otherBaud
     bytesize = _SIZES[cflag & termios.CSIZE]
     if not cflag & termios.PARENB:
         parity = "N"
@@ -61,7 +101,7 @@ def readTermios(fd: int, otherBaud: int = 115200, oneAndHalf: bool = False) -> S
     if cflag & termios.CSTOPB:
         stopbits = 1.5 if bytesize == 5 and oneAndHalf else 2
     return SerialSettings(
-        baudrate=_SPEEDS.get(ospeed, otherBaud),
+        baudrate=baudrate,
         bytesize=bytesize,
         parity=parity,
         stopbits=stopbits,

@@ -393,6 +393,26 @@ class RotatedBySomeoneElseTests(SynchronousTestCase):
         self.line.deviceDataReceived(b"c" * 89 + b"\n")
         self.assertEqual((self.read(self.path + ".1"), self.read(self.path)), (b"b" * 19 + b"\n", b"c" * 89 + b"\n"))
 
+    def test_copytruncateMidLineStamped(self) -> None:
+        """Copied and truncated (copytruncate) inside a line of output: the line's rest begins the emptied file stamped."""
+        log = ConsoleLog(self.line, LogSpec(self.path, format="%S "), self.clock)
+        self.addCleanup(log.close)
+        self.line.deviceDataReceived(b"abc")
+        os.truncate(self.path, 0)
+        self.clock.advance(3)
+        self.line.deviceDataReceived(b"def\nghi\n")
+        self.assertEqual(self.read(self.path), b"03 def\n03 ghi\n")
+
+    def test_copytruncateBeforeNewlineNoEmptyLine(self) -> None:
+        """Truncated where the line's newline comes next: the emptied file begins with the next line, stamped, no empty line."""
+        log = ConsoleLog(self.line, LogSpec(self.path, format="%S "), self.clock)
+        self.addCleanup(log.close)
+        self.line.deviceDataReceived(b"abc")
+        os.truncate(self.path, 0)
+        self.clock.advance(3)
+        self.line.deviceDataReceived(b"\nghi")
+        self.assertEqual(self.read(self.path), b"03 ghi")
+
 
 class RotationFailureTests(SynchronousTestCase):
     """A rotation that cannot be done is one error, and output goes on to the file in hand."""

@@ -19,6 +19,7 @@ from serialgw.config.specs import SerialSettings
 from serialgw.devices.termio import fcntlBreak
 from serialgw.interfaces import IClient
 from serialgw.line.hub import Line
+from tests.devices.test_termio import setSpeedAsPicocom, speedAsPicocomReadsIt
 from tests.fakes import RecordingClient, RecordingDevice, observeLog
 
 
@@ -146,6 +147,43 @@ class PtyClientTests(TestCase):
         self.assertEqual([settings for what, settings in device.events if what == "apply"],
                          [SerialSettings(9600), SerialSettings(57600), SerialSettings(9600)])
 
+
+    async def test_otherSpeedReachesDevice(self) -> None:
+        """
+        picocom -b 250000 (a speed termios cannot name: termios2, BOTHER)
+        reaches the device as 250000; it was read as no change (the device
+        stayed at 115200, nothing logged).  Then picocom's 74880 too.
+        """
+        device, _, link = self.start(SerialSettings(115200))
+        program = Program(self, link)
+        setSpeedAsPicocom(program.fd, 250000)
+        self.assertEqual(await device.requests.get(), SerialSettings(250000))
+        setSpeedAsPicocom(program.fd, 74880)
+        self.assertEqual(await device.requests.get(), SerialSettings(74880))
+
+    async def test_followsTheLineAtOtherSpeed(self) -> None:
+        """
+        A line at 74880 (ESP8266's boot speed, no B constant), from the
+        start and then set by another client: a program finds its pty at
+        that speed (it kept 38400, then its old speed), and putting back
+        what it found changes nothing on the device.
+        """
+        device, line, link = self.start(SerialSettings(74880))
+        program = Program(self, link)
+        self.assertEqual(speedAsPicocomReadsIt(program.fd), (74880, 74880))
+        program.close()
+        other = RecordingClient("rfc2217:1")
+        line.attach(other)
+        line.clientSettings(other, SerialSettings(250000))
+        self.assertEqual(await device.requests.get(), SerialSettings(250000))
+        program = Program(self, link)
+        self.assertEqual(speedAsPicocomReadsIt(program.fd), (250000, 250000))
+        program.set(speed=termios.B9600)
+        self.assertEqual(await device.requests.get(), SerialSettings(9600))
+        setSpeedAsPicocom(program.fd, 250000)
+        self.assertEqual(await device.requests.get(), SerialSettings(250000))
+        self.assertEqual([settings for what, settings in device.events if what == "apply"],
+                         [SerialSettings(250000), SerialSettings(9600), SerialSettings(250000)])
 
     async def test_breakKeepsData(self) -> None:
         """

@@ -5,7 +5,9 @@ modem lines read where a device has them.
 
 from __future__ import annotations
 
+import fcntl
 import os
+import struct
 import termios
 
 from hypothesis import HealthCheck, given, settings
@@ -20,6 +22,7 @@ from serialgw.devices.termio import (
     ErrorMarks,
     readModemState,
     readTermios,
+    setOtherSpeed,
     termiosSpeed,
 )
 
@@ -107,6 +110,25 @@ class ErrorMarksTests(SynchronousTestCase):
         self.assertIs(ErrorMarks().decode(data), data)
 
 
+# picocom's (and pyserial's) way to a speed termios cannot name: Linux's
+# termios2 ioctls with BOTHER, written here as they write it.
+TERMIOS2 = struct.Struct("IIIIB19BII")
+
+
+def setSpeedAsPicocom(fd: int, baud: int) -> None:
+    """Set C{baud} as picocom does for a speed without a B constant."""
+    fields = list(TERMIOS2.unpack(fcntl.ioctl(fd, 0x802C542A, bytes(TERMIOS2.size))))
+    fields[2] = (fields[2] & ~0o010017) | 0o010000
+    fields[-2] = fields[-1] = baud
+    fcntl.ioctl(fd, 0x402C542B, TERMIOS2.pack(*fields))
+
+
+def speedAsPicocomReadsIt(fd: int) -> tuple[int, int]:
+    """The (input, output) speed termios2 reports."""
+    fields = TERMIOS2.unpack(fcntl.ioctl(fd, 0x802C542A, bytes(TERMIOS2.size)))
+    return fields[-2], fields[-1]
+
+
 class TtyCallTests(SynchronousTestCase):
     def pty(self) -> tuple[int, int]:
         master, slave = os.openpty()
@@ -129,6 +151,19 @@ class TtyCallTests(SynchronousTestCase):
         termios.tcsetattr(slave, termios.TCSANOW, attrs)
         self.assertEqual(readTermios(slave),
                          SerialSettings(57600, stopbits=2, xonxoff=True))
+
+    def test_readTermiosOtherSpeed(self) -> None:
+        """A speed termios cannot name, set as picocom sets 250000 (termios2, BOTHER), is read as that speed."""
+        _, slave = self.pty()
+        setSpeedAsPicocom(slave, 250000)
+        self.assertEqual(readTermios(slave, 115200).baudrate, 250000)
+
+    def test_setOtherSpeed(self) -> None:
+        """setOtherSpeed puts 74880 (ESP8266 boot ROM speed) on a tty with termios2 and BOTHER, as the kernel then reports it."""
+        _, slave = self.pty()
+        self.assertTrue(setOtherSpeed(slave, 74880))
+        self.assertEqual(speedAsPicocomReadsIt(slave), (74880, 74880))
+        self.assertEqual(termios.tcgetattr(slave)[2] & termios.CSIZE, termios.CS8)
 
     def test_ptyHasNoModemLines(self) -> None:
         """TIOCMGET on a pty fails with ENOTTY: no modem lines (None), not an error."""

@@ -1,0 +1,246 @@
+"""
+One [lines.NAME] table (over [defaults]) read into a LineConfig: its keys,
+their types and bounds; an error names the key and the table it came from.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Optional
+
+import attrs
+
+from serialgw.config.listeners import parseListener
+from serialgw.config.parsers import (
+    SINGLE_SETTINGS,
+    applySingle,
+    checkPath,
+    parseCoalesce,
+    parseCompact,
+    parseDevice,
+    parseLockDir,
+    parseMilliseconds,
+    parseOnOff,
+    parseSendString,
+)
+from serialgw.config.paths import absoluteLine
+from serialgw.config.shard import MAX_SHARDS
+from serialgw.config.specs import (
+    DEFAULT_BACKLOG,
+    DEFAULT_LOCK_DIR,
+    DEFAULT_MAX_CLIENTS,
+    MAX_BACKLOG,
+    ConfigError,
+    LineConfig,
+    LogSpec,
+    Rights,
+    SerialSettings,
+    quote,
+)
+from serialgw.config.where import where as _where
+
+LINE_KEYS = {
+    "device", "serial", "baud", "bytesize", "parity", "stopbits", "xonxoff", "rtscts", "listen",
+    "break-duration", "signature", "notices", "restore", "mode", "max-clients", "backlog",
+    "log", "log-format", "log-max-size", "log-daily", "log-keep", "coalesce", "write", "read",
+    "open-string", "close-string", "dtr", "rts", "idle-dtr", "idle-rts", "pace", "pace-line",
+    "lock", "lock-dir", "shard",
+}
+
+# Line and user names: ASCII only, the whole name (re.match with "$" would take a trailing
+# newline: [lines."a\n"] reached logs and SSH user names).
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+def nameProblem(name: str, what: str = "line") -> Optional[str]:
+    """Why C{name} cannot name a line (or a user: C{what}), as an error says it; None when it can."""
+    return None if NAME.fullmatch(name) else f"{what} name {quote(name)}: letters, digits, '.', '_' and '-' only"
+
+
+def readLines(path: str, text: str, data: dict[str, Any], base: str) -> tuple[list[LineConfig], dict[str, int]]:
+    for key in data:
+        if key not in ("defaults", "lines", "ssh", "users", "watch-all"):
+            raise ConfigError(f"{path}: unknown top-level key {quote(key)} "
+                              "(expected [defaults], [lines.NAME], [ssh], [users.NAME] and [watch-all])")
+    defaults = data.get("defaults", {})
+    if not isinstance(defaults, dict):
+        raise ConfigError(f"{_where(path, text, 'defaults')}: [defaults] must be a table")
+    lines = data.get("lines", {})
+    if not isinstance(lines, dict):
+        raise ConfigError(f"{_where(path, text, 'lines')}: lines: expected tables [lines.NAME] (one a line, with "
+                          f"device = ... and listen = ...), not {quote(lines)}")
+    if not lines:
+        raise ConfigError(f"{path}: no lines: add a table such as [lines.ttyS0] with device = ... and listen = ...")
+    if "shard" in defaults:
+        raise ConfigError(f"{_where(path, text, 'defaults', 'shard')}: [defaults] shard: a line's own key "
+                          "(in [lines.NAME]): it gives that line to one process of --shard I/N")
+    configs = []
+    pins: dict[str, int] = {}
+    for name, table in lines.items():
+        where = f"lines.{name}"
+        if not isinstance(table, dict):
+            raise ConfigError(f"{_where(path, text, where)}: lines.{name} must be a table, not {quote(table)}")
+        problem = nameProblem(name)
+        if problem is not None:
+            raise ConfigError(f"{_where(path, text, where)}: {problem}")
+        merged = {**defaults, **table}
+        for key in merged:
+            if key not in LINE_KEYS:
+                table_ = where if key in table else "defaults"
+                raise ConfigError(f"{_where(path, text, table_, key)}: unknown key {quote(key)} in [{table_}] "
+                                  f"(known: {', '.join(sorted(LINE_KEYS))})")
+        if "shard" in table:
+            pin = table["shard"]
+            if not isinstance(pin, int) or isinstance(pin, bool) or not 0 <= pin < MAX_SHARDS:
+                raise ConfigError(f"{_where(path, text, where, 'shard')}: [{where}] shard: expected the number of "
+                                  f"a process of --shard I/N, 0 to {MAX_SHARDS - 1}, not {quote(pin)}")
+            pins[name] = pin
+            del merged["shard"]
+        try:
+            configs.append(absoluteLine(_line(name, merged), base))
+        except _KeyError as e:
+            table_ = "defaults" if e.key in defaults and e.key not in table else where
+            raise ConfigError(f"{_where(path, text, table_, e.key)}: [{table_}] {e.key}: {e.message}") from None
+    return configs, pins
+
+
+_LOG_KEYS: dict[str, tuple[str, type]] = {
+    "log-format": ("format", str),
+    "log-max-size": ("maxSize", int),
+    "log-daily": ("daily", bool),
+    "log-keep": ("keep", int),
+}
+
+
+class _KeyError(Exception):
+    def __init__(self, key: str, message: str) -> None:
+        Exception.__init__(self, key, message)
+        self.key = key
+        self.message = message
+
+
+def _line(name: str, table: dict[str, Any]) -> LineConfig:
+    def value(key: str, kind: type, default: Any = None) -> Any:
+        if key not in table:
+            return default
+        item = table[key]
+        if kind is float and isinstance(item, int) and not isinstance(item, bool):
+            try:
+                item = float(item)
+            except OverflowError:
+                # TOML integers have no limit (10**400); float() does.
+                raise _KeyError(key, f"out of range: {item}") from None
+        if not isinstance(item, kind) or (kind is int and isinstance(item, bool)):
+            raise _KeyError(key, f"expected {kind.__name__}, not {quote(item)}")
+        return item
+
+    def parsed(key: str, parse: Any, raw: Any) -> Any:
+        try:
+            return parse(raw)
+        except ConfigError as e:
+            raise _KeyError(key, str(e)) from None
+
+    if "device" not in table:
+        raise _KeyError("device", "missing: a tty path, pty:LINK, telnet:HOST:PORT, rfc2217://HOST:PORT, ...")
+    device = parsed("device", parseDevice, value("device", str))
+    settings = SerialSettings()
+    if "serial" in table:
+        settings = parsed("serial", lambda t: parseCompact(t, settings), value("serial", str))
+    for key in SINGLE_SETTINGS:
+        if key in table:
+            given = table[key]
+            if isinstance(given, bool) or (isinstance(given, float) and key in ("baud", "bytesize")):
+                # str() made 9600.0 '9600.0', refused as if out of range, and true 'True'.
+                shown = str(given).lower() if isinstance(given, bool) else given
+                example = {"baud": "9600", "bytesize": "8"}.get(key)
+                raise _KeyError(key, f"expected a whole number ({example} or \"{example}\"), not {shown}" if example
+                                else f"expected a number or a string, not {shown}")
+            settings = parsed(key, lambda t, k=key, base=settings: applySingle(base, k, t), str(given))
+    for key in ("xonxoff", "rtscts"):
+        if key in table:
+            settings = attrs.evolve(settings, **{key: value(key, bool)})
+    if "listen" not in table:
+        raise _KeyError("listen", "missing: a listener (4001, tcp:4001:interface=127.0.0.1, ...) or a list of them")
+    listen = table["listen"]
+    if isinstance(listen, (str, int)) and not isinstance(listen, bool):
+        listen = [listen]
+    if not isinstance(listen, list) or not listen or not all(isinstance(t, (str, int)) for t in listen):
+        raise _KeyError("listen", f"expected a listener or a list of them, not {quote(listen)}")
+    listeners = tuple(parsed("listen", parseListener, str(t)) for t in listen)
+    milliseconds = value("break-duration", float, 250.0)
+    if not 1 <= milliseconds <= 10000:
+        raise _KeyError("break-duration", f"expected 1 to 10000 milliseconds, not {quote(milliseconds)}")
+    mode = value("mode", str, "shared")
+    if mode not in ("shared", "exclusive"):
+        raise _KeyError("mode", f"expected shared or exclusive, not {quote(mode)}")
+    maxClients = value("max-clients", int, DEFAULT_MAX_CLIENTS)
+    backlog = value("backlog", int, DEFAULT_BACKLOG)
+    if maxClients < 0 or backlog < 0:
+        raise _KeyError("max-clients" if maxClients < 0 else "backlog",
+                        f"expected a number >= 0, not {maxClients if maxClients < 0 else backlog}")
+    if backlog > MAX_BACKLOG:
+        raise _KeyError("backlog", f"expected at most {MAX_BACKLOG} bytes, not {backlog}")
+    # Only the keys given: LogSpec's own defaults fill the rest (read from
+    # the class, a frozen attrs field is a slot descriptor).  Checked on a
+    # line without log too (from [defaults], or a mistake), then dropped.
+    given = {field: value(key, kind) for key, (field, kind) in _LOG_KEYS.items() if key in table}
+    try:
+        logPath = parsed("log", lambda t: checkPath(t, "log"), value("log", str)) if "log" in table else None
+        log: Optional[LogSpec] = LogSpec(path="(no log)" if logPath is None else logPath, **given)
+    except ConfigError as e:
+        raise _KeyError(next((k for k in _LOG_KEYS if str(e).startswith(k)), "log"), str(e)) from None
+    if logPath is None:
+        log = None
+    coalesce = parsed("coalesce", parseCoalesce, str(table.get("coalesce", "off")))
+
+    def onOff(key: str) -> Optional[bool]:
+        if key not in table:
+            return None
+        item = table[key]
+        if isinstance(item, bool):
+            return item
+        if not isinstance(item, str):
+            raise _KeyError(key, f'expected "on" or "off", not {quote(item)}')
+        return bool(parsed(key, lambda t: parseOnOff(t, key), item))
+
+    pace = {key: parsed(key, lambda t, k=key: parseMilliseconds(t, k), value(key, float, 0.0))
+            for key in ("pace", "pace-line")}
+    strings = {key: parsed(key, lambda t, k=key: parseSendString(t, k), value(key, str, ""))
+               for key in ("open-string", "close-string")}
+
+    def names(key: str) -> Optional[tuple[str, ...]]:
+        if key not in table:
+            return None
+        items = [table[key]] if isinstance(table[key], str) else table[key]
+        if not isinstance(items, list) or not all(isinstance(n, str) for n in items):
+            raise _KeyError(key, f'expected user names (a list; "*": every user), not {quote(table[key])}')
+        return tuple(items)
+
+    return LineConfig(
+        coalesceMin=coalesce[0],
+        coalesceMax=coalesce[1],
+        coalesceOn=coalesce[2],
+        mode=mode,
+        maxClients=maxClients,
+        backlog=backlog,
+        log=log,
+        name=name,
+        device=device,
+        settings=settings,
+        listeners=listeners,
+        breakDuration=milliseconds / 1000.0,
+        restoreSettings=value("restore", bool, True),
+        signature=value("signature", str),
+        notices=value("notices", bool, True),
+        rights=Rights(write=names("write"), read=names("read")),
+        openString=strings["open-string"],
+        closeString=strings["close-string"],
+        dtr=onOff("dtr"),
+        rts=onOff("rts"),
+        idleDtr=onOff("idle-dtr"),
+        idleRts=onOff("idle-rts"),
+        pace=pace["pace"],
+        paceLine=pace["pace-line"],
+        lock=value("lock", bool, True),
+        lockDir=parsed("lock-dir", lambda t: parseLockDir(t, "lock-dir"), value("lock-dir", str, DEFAULT_LOCK_DIR)),
+    )

@@ -1,0 +1,82 @@
+"""
+A configuration file read as TOML: bounded (size, no FIFO or device), UTF-8,
+no byte order mark, and tomllib's errors (and the ones it does not turn into
+TOMLDecodeError) said as C{FILE:LINE: ...}.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+import sys
+import tomllib
+from typing import Any
+
+from serialgw.config.specs import ConfigError, quote
+from serialgw.config.where import tomlError
+
+# A configuration file is read whole; a farm of thousands of lines is far below this.
+MAX_CONFIG_SIZE = 16 << 20
+
+
+def readToml(path: str) -> tuple[str, dict[str, Any]]:
+    """The text of the file at C{path} and what TOML reads in it; ConfigError naming the file (and line) else."""
+    try:
+        # Not waiting for a writer: a FIFO at the path would otherwise hang
+        # the start, or the whole gateway at a SIGHUP reload.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as e:
+        raise ConfigError(f"cannot read configuration {quote(path)}: {e.strerror}") from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise ConfigError(f"configuration {quote(path)} is not a regular file ({_kind(mode)})")
+        with open(fd, "rb", closefd=False) as f:
+            raw = f.read(MAX_CONFIG_SIZE + 1)
+    except OSError as e:
+        raise ConfigError(f"cannot read configuration {quote(path)}: {e.strerror}") from None
+    finally:
+        os.close(fd)
+    if len(raw) > MAX_CONFIG_SIZE:
+        # /dev/zero by mistake would otherwise be read until memory runs out.
+        raise ConfigError(f"configuration {quote(path)} is larger than {MAX_CONFIG_SIZE >> 20} MiB")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        # TOML is UTF-8: a stray Latin-1 byte must not become U+FFFD in a path.
+        line = raw.count(b"\n", 0, e.start) + 1
+        column = e.start - (raw.rfind(b"\n", 0, e.start) + 1) + 1
+        bad = raw[e.start:e.end].hex(" ")
+        raise ConfigError(f"{path}:{line}: not UTF-8 (byte {bad} at column {column}); a TOML file is UTF-8") from None
+    if text.startswith("\ufeff"):
+        # tomllib's "Invalid statement (at line 1, column 1)" shows nothing wrong.
+        raise ConfigError(f"{path}:1: starts with a byte order mark (bytes ef bb bf): a TOML file has none; "
+                          "save it as UTF-8 without one")
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(tomlError(path, text, e)) from None
+    except RecursionError:
+        # tomllib recurses once per nested array or inline table.
+        raise ConfigError(f"{path}: arrays or tables nested too deep") from None
+    except ValueError:
+        # tomllib's int() of an integer past Python's limit (4300 digits
+        # unless PYTHONINTMAXSTRDIGITS says otherwise; shard = 111...1): no
+        # TOMLDecodeError, and no key of ours takes such a number.
+        limit = sys.get_int_max_str_digits()
+        raise ConfigError(f"{_tooLong(path, text, limit)}: an integer of more than {limit} digits") from None
+    return text, data
+
+
+def _kind(mode: int) -> str:
+    """What a file that is not a regular file is, for messages."""
+    kinds = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+             (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+    return next((name for test, name in kinds if test(mode)), "not a file")
+
+
+def _tooLong(path: str, text: str, limit: int) -> str:
+    """C{path:LINE} of the first run of more than C{limit} digits (tomllib reads no other number past Python's limit)."""
+    match = re.search(rf"[0-9](?:_?[0-9]){{{limit},}}", text)
+    return f"{path}:{text.count(chr(10), 0, match.start()) + 1}" if match else path

@@ -1,0 +1,108 @@
+"""
+What two lines of one file cannot share: a device, a console log, a file
+written (a file: listener), a path the gateway makes (a pty's link, a pipe:
+FIFO pair), a loop of pty links, the gateway's one terminal.  Refused when
+the file is read, so at start, at a reload and by --check alike.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Optional
+
+from serialgw.config.paths import identity, symlinkHops, whereWritten
+from serialgw.config.specs import ConfigError, LineConfig, ListenerKind, ptyLoop, quote
+from serialgw.config.where import where as _where
+
+
+def _for(table: str, name: str) -> str:  # which line a [defaults] key clashes for ([defaults] alone named no line)
+    return f"for line {quote(name)}, " if table == "defaults" else ""
+
+
+def oneLineEach(path: str, text: str, data: dict[str, Any], lines: list[LineConfig]) -> None:
+    """
+    A device (a tty, a unix socket, a pty's link) and a console log are one
+    line's: on one tty the second line found the UUCP lock the first holds
+    (the gateway's own PID) and stayed down; on one log two lines
+    interleaved and each rotated it.  Refused when the file is read, so at
+    start, at a reload and by --check alike.
+    """
+    stats: dict[str, Optional[tuple[Any, ...]]] = {}
+
+    def there(claimed: str) -> Optional[tuple[Any, ...]]:
+        """What is at a path now (one stat a path: a log is looked at twice below)."""
+        if claimed not in stats:
+            stats[claimed] = identity(claimed)
+        return stats[claimed]
+
+    owners: dict[tuple[str, object], tuple[str, str]] = {}
+    for config in lines:
+        device = config.device
+        claims = []
+        if device.kind in ("tty", "unix", "pty") and device.path:
+            claims.append(("device", device.path, device.describe()))
+        if config.log is not None:
+            claims.append(("log", config.log.path, config.log.path))
+        for key, claimed, shown in claims:
+            # A tty or socket by two paths (a by-id symlink, /dev/ttyUSB0)
+            # when both are there now; a pty's link is made by the gateway.
+            for what in (os.path.normpath(claimed), there(claimed) if (key, device.kind) != ("device", "pty") else None):
+                owner = owners.setdefault((key, what), (config.name, shown)) if what is not None else None
+                if owner is not None and owner[0] != config.name:
+                    table = f"lines.{config.name}" if key in data["lines"][config.name] else "defaults"
+                    other = "" if what == os.path.normpath(claimed) else f" {quote(owner[1])}"
+                    why = "" if not other else f": one {'device' if key == 'device' else 'file'} by two paths"
+                    raise ConfigError(f"{_where(path, text, table, key)}: [{table}] {key}: {_for(table, config.name)}"
+                                      f"{quote(shown)} is line {quote(owner[0])}'s {key}{other} too{why}")
+    # A file written by two (file: listeners, console logs): their lines
+    # interleaved in it and each rotated or truncated the other's.  Paths
+    # are compared normalised, and by what they are (a symlink to another's
+    # file, a hard link), or where their symlinks lead while not made yet.
+    writers: dict[object, tuple[str, str, str]] = {}
+    for config in lines:
+        written = [("log", config.log.path, config.log.path, "log")] if config.log is not None else []
+        written += [("listen", spec.text, spec.path, f"listener {quote(spec.text)}") for spec in config.listeners
+                    if spec.kind is ListenerKind.FILE]
+        for key, shown, claimed, thing in written:
+            claim = (config.name, thing, claimed)
+            for what in (os.path.normpath(claimed), whereWritten(claimed, there(claimed))):
+                writer = writers.setdefault(what, claim)
+                if writer is claim:
+                    continue
+                table = f"lines.{config.name}" if key in data["lines"][config.name] else "defaults"
+                how = "" if what == os.path.normpath(claimed) else f" by another path ({quote(writer[2])})"
+                said = (f"{quote(shown)} writes {quote(claimed)}, as line {quote(writer[0])}'s {writer[1]} does{how}"
+                         if key == "listen" else f"{quote(shown)} is line {quote(writer[0])}'s {writer[1]} too{how}")
+                raise ConfigError(f"{_where(path, text, table, key)}: [{table}] {key}: {_for(table, config.name)}{said}: "
+                                  "two writers would interleave in one file")
+    # A path the gateway makes its own for a line: a pty's link (a pty:
+    # device's or listener's), a pipe: FIFO pair.  The start took a second
+    # pipe: on one pair (the two lines split what was written to it), and
+    # a second link failed as "another gateway's" (a device's: down for good).
+    paths: dict[str, tuple[str, str]] = {}
+    for config in lines:
+        made = [("device", config.device.describe(), config.device.path)] if config.device.kind == "pty" else []
+        made += [("listen", spec.text, spec.path) for spec in config.listeners
+                 if spec.kind in (ListenerKind.PIPE, ListenerKind.PTY)]
+        for key, shown, claimed in made:
+            maker = paths.get(os.path.normpath(claimed)) if claimed else None
+            if maker is not None:
+                table = f"lines.{config.name}" if key in data["lines"][config.name] else "defaults"
+                raise ConfigError(f"{_where(path, text, table, key)}: [{table}] {key}: {_for(table, config.name)}"
+                                  f"{quote(shown)} makes {quote(claimed)}, which line {quote(maker[0])} makes with "
+                                  f"{quote(maker[1])}")
+            if claimed:
+                paths[os.path.normpath(claimed)] = (config.name, shown)
+    loop = ptyLoop(lines, symlinkHops)
+    if loop is not None:
+        table = f"lines.{loop[0]}" if "device" in data["lines"][loop[0]] else "defaults"
+        raise ConfigError(f"{_where(path, text, table, 'device')}: [{table}] device: {loop[1]}")
+    # The gateway's one terminal is one client (two read its keys in turn
+    # and mixed their output on it).
+    terminal = [c.name for c in lines for spec in c.listeners if spec.kind is ListenerKind.STDIO]
+    if len(terminal) > 1:
+        table = f"lines.{terminal[1]}"
+        if "listen" not in data["lines"][terminal[1]]:
+            table = "defaults"
+        raise ConfigError(f"{_where(path, text, table, 'listen')}: [{table}] listen: stdio is line {quote(terminal[0])}'s "
+                          "already: the gateway has one terminal")
