@@ -17,6 +17,17 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from serialgw.clients.base import ClientEvents
+from serialgw.clients.logmarks import (
+    CUT,
+    EVENT_HOLD,
+    EVENT_WINDOW,
+    EVENTS_TOLD,
+    EventWindow,
+    eventBody,
+    markBody,
+    nextMark,
+    ticks,
+)
 from serialgw.config.specs import LogSpec
 from serialgw.interfaces import IConsoleLog
 from serialgw.line.hub import Line, Role
@@ -54,9 +65,17 @@ class ConsoleLog(ClientEvents):
         self._fileAtLineStart = True
         # What a rotation last found in its way and left alone (said once).
         self._inTheWay: Optional[tuple[str, int, int, int]] = None
+        # Events and marks that came inside a line of output: (stamp, text),
+        # written when the line ends, or after EVENT_HOLD cutting it.
+        self._held: list[tuple[bytes, str]] = []
+        self._holdTick: Optional[int] = None
+        self._markTick: Optional[int] = None
+        self._events = EventWindow(clock, self._untold)
         self._open()
         line.attach(self)
         line.logs.append(self)
+        if spec.mark:
+            self._markTick = ticks(clock).at(nextMark(clock.seconds(), spec.mark * 60), self._mark)
 
     def _open(self) -> None:
         # A symlink at the path is not followed (someone could point it at a
@@ -266,6 +285,15 @@ class ConsoleLog(ClientEvents):
         return True
 
     def deliver(self, data: bytes) -> None:
+        if self._held and b"\n" in data:
+            # Held events go where the line of output under way ends.
+            end = data.index(b"\n") + 1
+            self._deliver(data[:end])
+            self._writeHeld()
+            data = data[end:]
+        self._deliver(data)
+
+    def _deliver(self, data: bytes) -> None:
         # One stamp a chunk, put after every newline in one call.
         if not data:
             return
@@ -280,11 +308,56 @@ class ConsoleLog(ClientEvents):
         self._write(body, midLine)
 
     def event(self, text: str) -> None:
-        prefix = b"" if self.atLineStart else b"\n"
-        self._write(prefix + self._stamp() + f"[serialgw: {text}]\n".encode("utf-8", "replace"), not self.atLineStart)
+        """One of the line's events, a line of its own (log-events: its form, or none), at most EVENTS_TOLD a window."""
+        if self.spec.events == "off" or not self._events.admit():
+            return
+        self._line(eventBody(self.spec.events, text, self.clock.seconds()))
+
+    def _untold(self, count: int) -> None:
+        self._line(eventBody(self.spec.events, f"{count} more event(s) not written (more than {EVENTS_TOLD} in "
+                                               f"{EVENT_WINDOW:g} s)", self.clock.seconds()))
+
+    def _mark(self) -> None:
+        """conserver's mark, every log-mark minutes whether or not the line said anything (as conserver)."""
+        self._markTick = None
+        if self not in self.line.logs:
+            return  # (cut off after a failure: the line writes to it no more, nor do its marks)
+        now = self.clock.seconds()
+        due = nextMark(now - 1, self.spec.mark * 60)  # (the boundary this call is for; one missed is not made up)
+        self._markTick = ticks(self.clock).at(nextMark(now, self.spec.mark * 60), self._mark)
+        self._line(markBody(due if due <= now else now))
+
+    def _line(self, text: str) -> None:
+        """A line of the log's own (an event, a mark): now, or once the line of output under way ends."""
+        self._held.append((self._stamp(), text))
+        if self.atLineStart:
+            self._writeHeld()
+        elif self._holdTick is None:
+            self._holdTick = ticks(self.clock).at(self.clock.seconds() + EVENT_HOLD, self._holdOver)
+
+    def _holdOver(self) -> None:
+        self._holdTick = None
+        self._writeHeld()
+
+    def _writeHeld(self) -> None:
+        """The held lines, in one write; inside a line of output, after a line break, the cut said."""
+        ticks(self.clock).cancel(self._holdTick)
+        self._holdTick = None
+        held, self._held = self._held, []
+        if not held:
+            return
+        cut = not self.atLineStart
+        text = b"".join(stamp + (body + (CUT if cut and i == 0 else "")).encode("utf-8", "replace") + b"\n"
+                        for i, (stamp, body) in enumerate(held))
+        self._write((b"\n" if cut else b"") + text, cut)
         self.atLineStart = True
 
     def close(self) -> None:
+        self._events.stop()
+        self._events.flush()
+        self._writeHeld()
+        ticks(self.clock).cancel(self._markTick)
+        self._markTick = None
         if self in self.line.logs:
             self.line.logs.remove(self)
         self.line.detach(self)
