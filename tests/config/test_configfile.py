@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 from typing import Any
 
 from twisted.internet import reactor
 from twisted.internet.task import deferLater
 from twisted.python.usage import UsageError
-from twisted.trial.unittest import SynchronousTestCase, TestCase
+from twisted.trial.unittest import SkipTest, SynchronousTestCase, TestCase
 from twisted.web.client import Agent, readBody
 
 from serialgw.app import tap
@@ -172,6 +173,30 @@ class FileTests(SynchronousTestCase):
         path = self.write(f'[lines.a]\ndevice = "{base}/alias"\nlisten = "4001"\n'
                           f'[lines.b]\ndevice = "/dev/ttyS0"\nlisten = ["4002", "pty:{base}/loop"]\n')
         self.assertEqual([line.name for line in loadConfig(path)], ["a", "b"])
+
+    def test_ptyLoopThroughBindMountRefused(self) -> None:
+        """A device reached through a bind mount of its pty: listener's directory (someone else's mount: no symlink, another path) is compared by what the directory is (stat), and refused as the loop it is."""
+        base = os.path.abspath(self.mktemp())
+        real, mounted = os.path.join(base, "run"), os.path.join(base, "mnt")
+        os.makedirs(real)
+        os.makedirs(mounted)
+        try:
+            done = subprocess.run(["mount", "--bind", real, mounted], capture_output=True)
+        except OSError as e:
+            raise SkipTest(f"mount: {e}") from None
+        if done.returncode != 0:
+            raise SkipTest(f"mount --bind: {done.stderr.decode(errors='replace').strip()}")
+        self.addCleanup(subprocess.run, ["umount", mounted], capture_output=True)
+        path = self.write(f'[lines.a]\ndevice = "{mounted}/a"\nlisten = ["4001", "pty:{real}/a"]\n')
+        self.assertEqual(str(self.assertRaises(ConfigError, loadConfig, path)),
+                         f"{path}:2: [lines.a] device: '{mounted}/a' is the link of its own pty: listener: what is "
+                         "written to it would come back to it for ever (a loop)")
+        # Another name in that directory is no loop.
+        path = self.write(f'[lines.a]\ndevice = "{mounted}/b"\nlisten = ["4001", "pty:{real}/a"]\n')
+        self.assertEqual([line.name for line in loadConfig(path)], ["a"])
+        options = tap.Options()
+        options.exitOnError = False
+        self.assertRaises(UsageError, options.parseOptions, ["--device", f"{mounted}/a", "--listen", f"pty:{real}/a"])
 
     def test_logFormatStampBounded(self) -> None:
         """A log-format whose stamp is over 128 bytes (field widths: %1600c) or holds a line break (%n) is refused, quoted: it is written before every line of output; a long but sane one is taken."""
