@@ -244,6 +244,27 @@ class FileTests(SynchronousTestCase):
                          f"configuration {path!r} is larger than 16 MiB")
         self.assertEqual(MAX_CONFIG_SIZE, 16 << 20)
 
+    def test_controlCharactersInPaths(self) -> None:
+        """A control character in a file name (a TOML escape: \\n of "logs\\new.log", \\t of "/dev\\ttyS0") is an error naming file:line and key, not a file made with it."""
+        path = self.write('[lines.a]\ndevice = "/dev/ttyS0"\nlisten = "4001"\nlog = "/srv/logs\\new.log"\n')
+        self.assertEqual(str(self.assertRaises(ConfigError, loadConfig, path)),
+                         f"{path}:4: [lines.a] log: log '/srv/logs\\new.log': a file name with a control character "
+                         "(\\n);"
+                         " in a TOML string \"...\" a backslash starts an escape: write the path with '/' only, or in '...'")
+        path = self.write('[lines.a]\ndevice = "/dev\\ttyS0"\nlisten = "4001"\n')
+        self.assertEqual(str(self.assertRaises(ConfigError, loadConfig, path)),
+                         f"{path}:2: [lines.a] device: device '/dev\\ttyS0': a file name with a control character "
+                         "(\\t);"
+                         " in a TOML string \"...\" a backslash starts an escape: write the path with '/' only, or in '...'")
+        path = self.write('[lines.a]\ndevice = "/dev/ttyS0"\nlisten = ["4001", "file:/tmp/a\\u001bb", "pty:/tmp/p"]\n')
+        self.assertIn(f"{path}:3: [lines.a] listen: file: '/tmp/a\\x1bb': a file name with a control character (\\x1b)",
+                      str(self.assertRaises(ConfigError, loadConfig, path)))
+        path = self.write('[lines.a]\ndevice = "/dev/ttyS0"\nlisten = ["4001", "pty:/tmp/a\\u007f"]\n')
+        self.assertIn("a file name with a control character (\\x7f)", str(self.assertRaises(ConfigError, loadConfig, path)))
+        # A literal string keeps its backslashes: a path with them is taken as it is.
+        path = self.write("[lines.a]\ndevice = '/dev/ttyS0'\nlisten = '4001'\nlog = '/srv/logs\\new.log'\n")
+        self.assertEqual(loadConfig(path)[0].log.path, "/srv/logs\\new.log")  # type: ignore[union-attr]
+
     def test_nulInPaths(self) -> None:
         """A NUL byte (\\u0000 in TOML) in a file name is an error naming file:line and key; an abstract unix name is not."""
         path = self.write('[lines.a]\ndevice = "/dev/tty\\u0000S0"\nlisten = "4001"\n')
