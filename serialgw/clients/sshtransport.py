@@ -80,9 +80,10 @@ class ServerTransport(SSHServerTransport):
     source = ""
     # The TCP connection is gone.
     _lost = False
-    # Messages dispatched while pending, or (its session started) since _second.
+    # Messages dispatched while pending.
     _messages = 0
-    _second = 0.0
+    # Its session started: the second its person's messages are counted in (shared by their connections).
+    _second: Optional[sshlimits.Second] = None
     # The call that reads the client again once it has sent too many in a second.
     _slowed: Any = None
     _kexes: tuple[float, ...] = ()  # when those the client started in the last minute began
@@ -156,11 +157,15 @@ class ServerTransport(SSHServerTransport):
             # a key opened any number of them), until it starts a session.
             self.deadline("logged in but started no session")
 
-    def sessionStarted(self) -> None:
-        """A session asked for its line: the connection is in use (its session's own limits hold now)."""
+    def sessionStarted(self, person: str = "") -> None:
+        """
+        A session of C{person} asked for its line: the connection is in use
+        (its session's own limits hold now, and the person's messages a
+        second over all their connections).
+        """
         self._stopWaiting()
         self._release()
-        self._second, self._messages = self.factory.clock.seconds(), 0
+        self._second = self.factory.personSecond(person)
 
     def finish(self) -> None:
         """
@@ -219,8 +224,8 @@ class ServerTransport(SSHServerTransport):
                      count=sshlimits.MESSAGES_BEFORE_SESSION)
             self.sendDisconnect(DISCONNECT_PROTOCOL_ERROR, b"too many messages before a session")
             return
-        if not self._pending:
-            self._countRate()
+        if self._second is not None:
+            self._countRate(self._second)
         if messageNum == sshlimits.MSG_KEXINIT:
             self._kexes = sshlimits.lastMinute(self._kexes, self.factory.clock.seconds())
             if len(self._kexes) > sshlimits.KEX_PER_MINUTE:
@@ -234,17 +239,19 @@ class ServerTransport(SSHServerTransport):
                      peer=sshPeer(self), number=messageNum, error=printable(repr(e)))
             self.sendDisconnect(DISCONNECT_PROTOCOL_ERROR, b"malformed packet")
 
-    def _countRate(self) -> None:
+    def _countRate(self, second: sshlimits.Second) -> None:
         clock = self.factory.clock
         now = clock.seconds()
-        if now - self._second >= 1.0:
-            self._second, self._messages = now, 1
-        if self._messages > sshlimits.MESSAGES_PER_SECOND and self._slowed is None:
-            log.info("ssh: {peer} sent over {count} messages in a second: not read for the rest of it",
-                     peer=sshPeer(self), count=sshlimits.MESSAGES_PER_SECOND)
+        if not 0.0 <= now - second.start < 1.0:
+            second.start, second.count = now, 0
+        second.count += 1
+        if second.count > sshlimits.MESSAGES_PER_SECOND and self._slowed is None:
+            log.info("ssh: {peer} sent more than {count} messages in a second (with {person}'s other connections): "
+                     "not read for the rest of it", peer=sshPeer(self), count=sshlimits.MESSAGES_PER_SECOND,
+                     person=second.person)
             tcp: Any = self.transport
             tcp.pauseProducing()
-            self._slowed = clock.callLater(self._second + 1.0 - now, self._readAgain)
+            self._slowed = clock.callLater(second.start + 1.0 - now, self._readAgain)
 
     def _readAgain(self) -> None:
         self._slowed = None
