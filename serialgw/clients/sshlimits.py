@@ -25,14 +25,15 @@ KEX_PER_MINUTE = 10
 
 
 class Second:
-    """The messages a person's connections sent in the second that began at C{start}."""
+    """The messages and bytes a person's connections sent in the second that began at C{start}."""
 
-    __slots__ = ("person", "start", "count", "__weakref__")
+    __slots__ = ("person", "start", "count", "bytes", "__weakref__")
 
     def __init__(self, person: str) -> None:
         self.person = person
         self.start = float("-inf")
         self.count = 0
+        self.bytes = 0
 
 
 def lastMinute(starts: tuple[float, ...], now: float) -> tuple[float, ...]:
@@ -81,3 +82,14 @@ class Buckets:
         self.buckets[key] = (tokens, now)
         while len(self.buckets) > self.size:
             del self.buckets[next(iter(self.buckets))]
+
+# The longest packet a client may send (OpenSSH's own bound: conch's is 1 MiB, each held whole
+# before it is looked at).
+MAX_PACKET = 256 * 1024
+# Bytes a connection may send before its session starts (a login with ten keys takes about 20 KB);
+# past them it is cut.  Each byte is decrypted and checked: 256 messages of 1 MiB cost a core.
+BYTES_BEFORE_SESSION = 256 * 1024
+# Bytes a person's connections may send a second once their session started (what they type goes
+# at the line's speed, through the channel's window); past them the one that sends is not read
+# for the rest of the second.
+BYTES_PER_SECOND = 4 * 1024 * 1024
