@@ -34,6 +34,7 @@ from twisted.python.failure import Failure
 
 from serialgw.app.check import PAST_RIGHTS, pastRights, systemdProblem
 from serialgw.clients.factory import LineFactory
+from serialgw.clients.handshakes import HandshakeTable
 from serialgw.clients.local import FileClient, fifoPair, streamClient
 from serialgw.clients.netconsole import MAX_INPUT_DATAGRAM, NetconsoleClient
 from serialgw.clients.ptylink import PtyClient
@@ -84,12 +85,14 @@ class ListenerOpener:
         # Each line's client factories (listeners and dial-outs) while they
         # live: a reload's new signature goes to them (see resign).
         self._factories: dict[str, weakref.WeakSet[LineFactory]] = {}
+        # The TLS handshakes under way on all listeners, bounded in all and from one address.
+        self.handshakes = HandshakeTable()
         # Listeners opened that know no person (line, listener), said together at the next turn:
         # a farm's 1000 such lines were 1000 warnings at every start.
         self._pastRights: list[tuple[str, str]] = []
 
     def _factory(self, line: Line, config: LineConfig, spec: ListenerSpec) -> LineFactory:
-        factory = LineFactory(line, spec, config.signature, self.reactor)
+        factory = LineFactory(line, spec, config.signature, self.reactor, self.handshakes)
         self._factories.setdefault(config.name, weakref.WeakSet()).add(factory)
         return factory
 
