@@ -17,6 +17,7 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from serialgw.clients.base import ClientEvents
+from serialgw.clients.loglock import release, take
 from serialgw.clients.logmarks import (
     CUT,
     EVENT_HOLD,
@@ -95,7 +96,13 @@ class ConsoleLog(ClientEvents):
         if not stat.S_ISREG(st.st_mode):
             os.close(fd)
             raise OSError(errno.EINVAL, NOT_A_FILE, self.spec.path)
-        self._fd, self.size = fd, st.st_size
+        try:
+            # One gateway a file (see serialgw.clients.loglock).
+            key = take(fd)
+        except OSError:
+            os.close(fd)
+            raise
+        self._fd, self._key, self.size = fd, key, st.st_size
         self.day = self._today()
         self._fileAtLineStart = True
 
@@ -192,7 +199,7 @@ class ConsoleLog(ClientEvents):
         is not a regular file (the oldest kept is dropped instead of moved
         onto or into it).  Each such thing is said once.
         """
-        old = self._fd
+        old, oldKey = self._fd, self._key
         path = self.spec.path
         try:
             here = os.lstat(path)
@@ -222,7 +229,7 @@ class ConsoleLog(ClientEvents):
         try:
             self._open()
         except OSError as e:
-            self._fd, self.size, self.day = old, 0, self._today()
+            self._fd, self._key, self.size, self.day = old, oldKey, 0, self._today()
             if self.spec.maxSize and os.fstat(old).st_nlink == 0:
                 # The file in hand is removed (its directory too): nobody
                 # can read it, and it grew past log-max-size for good,
@@ -236,7 +243,7 @@ class ConsoleLog(ClientEvents):
             log.error("{line}: cannot open a new log {path}: {reason}; writing on to the file it was",
                       line=self.line.name, path=path, reason=e.strerror)
             return
-        os.close(old)
+        release(old, oldKey)
 
     def _isBeingWritten(self, st: os.stat_result) -> bool:
         mine = os.fstat(self._fd)
@@ -271,7 +278,7 @@ class ConsoleLog(ClientEvents):
         output goes to a file at the path.  If the path cannot be opened,
         the file in hand is kept.
         """
-        old, atLineStart = self._fd, self._fileAtLineStart
+        old, oldKey, atLineStart = self._fd, self._key, self._fileAtLineStart
         try:
             self._open()
         except OSError as e:
@@ -281,7 +288,7 @@ class ConsoleLog(ClientEvents):
         if self._isBeingWritten(os.fstat(old)):
             # The same file (SIGUSR1 with nothing moved): a line it ends inside goes on there, unstamped.
             self._fileAtLineStart = atLineStart
-        os.close(old)
+        release(old, oldKey)
         return True
 
     def deliver(self, data: bytes) -> None:
@@ -361,4 +368,4 @@ class ConsoleLog(ClientEvents):
         if self in self.line.logs:
             self.line.logs.remove(self)
         self.line.detach(self)
-        os.close(self._fd)
+        release(self._fd, self._key)

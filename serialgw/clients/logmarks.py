@@ -33,10 +33,14 @@ EVENT_WINDOW = 10.0
 TICK_SLICE = 64
 # Said on an event's line when it had to cut a line of output (a prompt waiting for input).
 CUT = " (inside a line of output: it goes on below)"
+# An event's text is cut past this many characters (its names are bounded where they come from: this is the backstop).
+MAX_EVENT = 1000
 
 
 def shown(text: str) -> str:
-    """C{text} for one line of a log: what cannot be shown (a newline, ESC) escaped, as C{\\x1b}."""
+    """C{text} for one line of a log: what cannot be shown (a newline, ESC) escaped, as C{\\x1b}; at most L{MAX_EVENT}."""
+    if len(text) > MAX_EVENT:
+        text = text[:MAX_EVENT] + "..."
     if text.isprintable():
         return text
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)

@@ -155,6 +155,46 @@ class LogEventTests(_LogCase):
             self.assertEqual(f.read(), b"x" * 30 + b"\n")
         self.assertEqual(self.read(), b"[serialgw: 10.0.0.2:5000 attached as writer]\n")
 
+    def test_cutEventStartsTheNewFile(self) -> None:
+        """A held event cutting a line past log-max-size: the new file starts with the event's line, no empty line."""
+        log = self.log(format="", maxSize=80, daily=False, keep=1)
+        self.line.deviceDataReceived(b"x" * 15)  # + the cut's 67 bytes: past 80
+        self.line.recordEvent("device up")
+        self.clock.advance(1)
+        self.line.deviceDataReceived(b"yy\n")
+        log.close()
+        with open(self.path + ".1", "rb") as f:
+            self.assertEqual(f.read(), b"x" * 15)
+        self.assertEqual(self.read(), b"[serialgw: device up]" + CUT + b"\nyy\n")
+
+    def test_diskFullCountsHeldLines(self) -> None:
+        """Events and marks that find the disk full are counted in the gap's line, not written in part."""
+        log = self.log(format="", mark=1)
+        full = [False]
+        realWrite = os.write
+
+        def write(fd: int, data: bytes) -> int:
+            if fd == log._fd and full[0]:
+                raise OSError(28, "No space left on device")
+            return realWrite(fd, data)
+
+        self.patch(os, "write", write)
+        self.line.deviceDataReceived(b"a\n")
+        full[0] = True
+        self.line.recordEvent("device down (hung up)")  # 34 bytes
+        self.clock.advance(60)  # the mark: 38 bytes
+        full[0] = False
+        self.line.deviceDataReceived(b"b\n")
+        log.close()
+        self.assertEqual(self.read(), b"a\n[serialgw: 72 bytes lost: No space left on device]\nb\n")
+
+    def test_longEventBounded(self) -> None:
+        """An event's text is cut at 1000 characters: one line, bounded whatever names it."""
+        log = self.log(format="")
+        self.line.recordEvent("x" * 5000)
+        log.close()
+        self.assertEqual(self.read(), b"[serialgw: " + b"x" * 1000 + b"...]\n")
+
 
 class MarkTests(_LogCase):
     def test_marksOnBoundaries(self) -> None:
