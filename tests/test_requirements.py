@@ -56,7 +56,7 @@ class OldestTests(SynchronousTestCase):
 
         declared = {_name(re.split(r"[\[\s>=]", requirement.strip())[0])
                     for requirement in read_configuration(os.path.join(REPO, "setup.cfg"))["options"]["install_requires"]}
-        modules = set()
+        modules: set[str] = set()
         for folder in ("serialgw", os.path.join("twisted", "plugins")):
             for root, _, files in os.walk(os.path.join(REPO, folder)):
                 for f in files:
