@@ -26,3 +26,46 @@ KEX_PER_MINUTE = 10
 def lastMinute(starts: tuple[float, ...], now: float) -> tuple[float, ...]:
     """The key exchanges started in the last 60 s, one starting at C{now} the last."""
     return tuple(t for t in starts if now - t < 60.0) + (now,)
+
+# New connections (a key exchange each, ~2.6 ms of the reactor, logged in or not) a source (an address,
+# an IPv6 /64) may open: SOURCE_BURST at once, then SOURCE_RATE a second (0.26% of a core); and all
+# sources together: TOTAL_BURST, then TOTAL_RATE a second (at most ~5% of a core in key exchanges).
+# Without them one address opening and closing connections, 8 at a time, took the whole reactor.
+SOURCE_BURST = 20
+SOURCE_RATE = 1.0
+TOTAL_BURST = 100
+TOTAL_RATE = 20.0
+# Sources remembered (~230 KB; the least recently seen forgotten first: it gets a new burst, bounded in all).
+MAX_SOURCES = 1024
+# Sources that logged in lately, whom the bound in all does not hold (many addresses keeping every
+# new connection out still let them in; their own bound holds).
+KNOWN_SOURCES = 1024
+
+
+class Buckets:
+    """
+    Token buckets by key: C{burst} at once, then C{rate} a second; at most
+    C{size} keys remembered, the least recently used forgotten first (a
+    bucket left alone for C{burst / rate} s is full: nothing to remember).
+    """
+
+    def __init__(self, burst: int, rate: float, size: int) -> None:
+        self.burst, self.rate, self.size = burst, rate, size
+        # key: (tokens, when counted), least recently used first.
+        self.buckets: dict[str, tuple[float, float]] = {}
+
+    def level(self, key: str, now: float) -> float:
+        tokens, then = self.buckets.get(key, (float(self.burst), now))
+        # A clock stepped back is no time: nothing added.
+        return min(float(self.burst), tokens + max(0.0, now - then) * self.rate)
+
+    def wait(self, key: str, now: float) -> float:
+        """Seconds until C{key} has a token (0: it has one now)."""
+        return max(0.0, (1.0 - self.level(key, now)) / self.rate)
+
+    def take(self, key: str, now: float) -> None:
+        tokens = self.level(key, now) - 1.0
+        self.buckets.pop(key, None)
+        self.buckets[key] = (tokens, now)
+        while len(self.buckets) > self.size:
+            del self.buckets[next(iter(self.buckets))]

@@ -151,6 +151,7 @@ class ServerTransport(SSHServerTransport):
     def setService(self, service: Any) -> None:
         SSHServerTransport.setService(self, service)
         if isinstance(service, connection.SSHConnection):
+            self.factory.loggedIn(self.source)
             # Still counted among the connections logging in (a person with
             # a key opened any number of them), until it starts a session.
             self.deadline("logged in but started no session")
@@ -179,6 +180,14 @@ class ServerTransport(SSHServerTransport):
         if self._pending:
             self._pending = False
             self.factory.startups.remove(self.source)
+            self.factory.pending.pop(self, None)
+
+    def cut(self) -> None:
+        """Cut while logging in: the listener needs its place (its places are the factory's at once)."""
+        self._release()
+        tcp: Any = self.transport
+        if tcp is not None:
+            tcp.abortConnection()
 
     def ssh_SERVICE_REQUEST(self, packet: bytes) -> None:
         # Once (ssh-userauth, which starts the connection service at login):
