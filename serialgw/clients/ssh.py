@@ -33,6 +33,7 @@ import os
 import stat
 import struct
 import tempfile
+import weakref
 from typing import Any, Callable, Mapping, Optional, Sequence
 
 import attrs
@@ -432,6 +433,8 @@ class GatewaySSHFactory(SSHFactory):
         self.newConnections = sshlimits.Buckets(sshlimits.SOURCE_BURST, sshlimits.SOURCE_RATE, sshlimits.MAX_SOURCES)
         self.allConnections = sshlimits.Buckets(sshlimits.TOTAL_BURST, sshlimits.TOTAL_RATE, 1)
         self.known: dict[str, None] = {}
+        # Each person's messages this second, while they have a connection with a session.
+        self.seconds: weakref.WeakValueDictionary[str, sshlimits.Second] = weakref.WeakValueDictionary()
         # The log budget of refusals that do not name one source (logflood).
         self.refusalKey = Peer(f"ssh listener {gateway.spec.text or gateway.spec.endpoint}")
         self.allow = [ipaddress.ip_network(a, strict=False) for a in gateway.spec.allow]
@@ -537,6 +540,13 @@ class GatewaySSHFactory(SSHFactory):
         self.newConnections.take(peer, now)
         if peer not in self.known:
             self.allConnections.take("", now)
+
+    def personSecond(self, person: str) -> sshlimits.Second:
+        """The second C{person}'s messages are counted in, shared by their connections (as long as one holds it)."""
+        second = self.seconds.get(person)
+        if second is None:
+            second = self.seconds[person] = sshlimits.Second(person)
+        return second
 
     def loggedIn(self, source: str) -> None:
         """A connection from C{source} logged in: its new connections are held by its own bound only (L{_tooMany})."""
