@@ -17,11 +17,11 @@ import sys
 import tty
 from typing import Any, Callable, Optional, Union
 
-from twisted.internet import defer, fdesc, protocol, reactor
+from twisted.internet import defer, fdesc, protocol, reactor, task
 from twisted.internet.error import ProcessDone, ProcessTerminated
 from twisted.internet.interfaces import IReadDescriptor
 from twisted.trial.unittest import SkipTest
-from zope.interface import implementer
+from zope.interface import directlyProvides, implementer, providedBy
 
 from serialgw.app.service import GatewayService
 from serialgw.config.listeners import parseListener
@@ -232,6 +232,53 @@ def startGateway(case: Any, *lines: LineConfig, **options: Any) -> GatewayServic
     service.startService()
     case.addCleanup(service.stopService)
     return service
+
+
+class TimersHeld:
+    """
+    The real reactor for a gateway, but while C{holding}, a timer (a
+    C{callLater} with a delay) does not fire: what is done in a turn, or in
+    the next (C{callLater(0)}), is done; what waits for time waits until
+    the hold ends (then late by as long as it was held).  A test that an
+    answer waits for no timer holds them: a timer-bound answer never
+    comes, however fast or slow the machine.
+    """
+
+    def __init__(self, real: Any = reactor) -> None:
+        self._real = real
+        self.holding = False
+        self._held = task.Clock()
+        self._held.advance(real.seconds())
+        self._follow = task.LoopingCall(self._catchUp)
+        self._follow.clock = real
+        self._follow.start(0.01)
+        directlyProvides(self, providedBy(real))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+    def _catchUp(self) -> None:
+        if not self.holding:
+            self._held.advance(max(0.0, self._real.seconds() - self._held.seconds()))
+
+    def callLater(self, delay: float, f: Callable[..., Any], *args: Any, **kw: Any) -> Any:
+        if delay <= 0:
+            return self._real.callLater(0, f, *args, **kw)
+        return self._held.callLater(delay + self._real.seconds() - self._held.seconds(), f, *args, **kw)
+
+    def stop(self) -> None:
+        """No more following; a timer left (the gateway stopped) is an error, as trial's dirty reactor."""
+        self._follow.stop()
+        left = self._held.getDelayedCalls()
+        if left:
+            raise AssertionError(f"timers left: {left}")
+
+
+def heldTimers(case: Any) -> TimersHeld:
+    """A L{TimersHeld} reactor, stopped at the end of C{case} (after the gateways started after it stop)."""
+    timers = TimersHeld()
+    case.addCleanup(timers.stop)
+    return timers
 
 
 def listenerPort(service: GatewayService, index: int = 0) -> int:

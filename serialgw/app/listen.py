@@ -34,16 +34,22 @@ from twisted.python.failure import Failure
 
 from serialgw.app.check import PAST_RIGHTS, pastRights, systemdProblem
 from serialgw.clients.factory import LineFactory
+from serialgw.clients.handshakes import HandshakeTable
 from serialgw.clients.local import FileClient, fifoPair, streamClient
 from serialgw.clients.netconsole import MAX_INPUT_DATAGRAM, NetconsoleClient
 from serialgw.clients.ptylink import PtyClient
 from serialgw.clients.tls import RefusingTLSFactory, ServerContextFactory, TLSError, clientOptions, linkOnHandshake
 from serialgw.clients.transports import describeAddress
-from serialgw.config.specs import LineConfig, ListenerKind, ListenerSpec, Protocol, describeUnix, isAbstract
+from serialgw.config.specs import LineConfig, ListenerKind, ListenerSpec, Protocol, describeUnix, isAbstract, quote
 from serialgw.devices.backoff import CarriedBackoff, DialEndpoint
 from serialgw.line.hub import Line, Role
 
 log = Logger()
+
+# The most listeners the warning about those that know no person names (then: "and N more").
+PAST_RIGHTS_LISTED = 4
+PAST_RIGHTS_MANY = ("whoever connects there types, whatever their lines' write / read say (they name the people of "
+                    "SSH keys and TLS client certificates); give them ro, or TLS with ca=")
 
 
 class StartupError(Exception):
@@ -79,9 +85,14 @@ class ListenerOpener:
         # Each line's client factories (listeners and dial-outs) while they
         # live: a reload's new signature goes to them (see resign).
         self._factories: dict[str, weakref.WeakSet[LineFactory]] = {}
+        # The TLS handshakes under way on all listeners, bounded in all and from one address.
+        self.handshakes = HandshakeTable()
+        # Listeners opened that know no person (line, listener), said together at the next turn:
+        # a farm's 1000 such lines were 1000 warnings at every start.
+        self._pastRights: list[tuple[str, str]] = []
 
     def _factory(self, line: Line, config: LineConfig, spec: ListenerSpec) -> LineFactory:
-        factory = LineFactory(line, spec, config.signature, self.reactor)
+        factory = LineFactory(line, spec, config.signature, self.reactor, self.handshakes)
         self._factories.setdefault(config.name, weakref.WeakSet()).add(factory)
         return factory
 
@@ -168,7 +179,9 @@ class ListenerOpener:
                 line=config.name, listener=spec.text, address=describeAddress(address),
             )
         if pastRights(config, spec):
-            log.warn("line {line}: listener {listener} {why}", line=config.name, listener=spec.text, why=PAST_RIGHTS)
+            if not self._pastRights:
+                self.reactor.callLater(0, self._sayPastRights)
+            self._pastRights.append((config.name, spec.text or spec.endpoint))
         if spec.path and isAbstract(spec.path):
             log.warn(
                 "line {line}: {address} is an abstract unix socket: it has no file mode, so every process "
@@ -178,6 +191,17 @@ class ListenerOpener:
         hint = _connectHint(spec.protocol, address)
         if hint and not spec.tls:
             log.info("line {line}: connect with: {hint}", line=config.name, hint=hint)
+
+    def _sayPastRights(self) -> None:
+        """The listeners opened together (a start, a reload) that know no person: said once, naming a few."""
+        found, self._pastRights = self._pastRights, []
+        if len(found) == 1:
+            log.warn("line {line}: listener {listener} {why}", line=found[0][0], listener=found[0][1], why=PAST_RIGHTS)
+            return
+        listed = ", ".join(f"line {name} {quote(text)}" for name, text in found[:PAST_RIGHTS_LISTED])
+        listed += f" and {len(found) - PAST_RIGHTS_LISTED} more" if len(found) > PAST_RIGHTS_LISTED else ""
+        log.warn("{count} listeners know no person: {listeners}: {why}", count=len(found), listeners=listed,
+                 why=PAST_RIGHTS_MANY)
 
     def _dial(self, line: Line, config: LineConfig, spec: ListenerSpec) -> None:
         endpoint: Any

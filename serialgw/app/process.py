@@ -206,31 +206,35 @@ class TwistdGatewayService(GatewayService):
                     log.warn("line {line}: {pty} cannot be given to uid {uid}: {reason}", line=line.name,
                              pty=pty.name if isinstance(pty, PtyPort) else pty.peer, uid=uid, reason=e.strerror)
 
-    def reopenLogs(self) -> int:
-        count = GatewayService.reopenLogs(self)
+    def reopenLogs(self) -> defer.Deferred[int]:
+        # twistd's own log first (the count's line goes to the new file), then the lines' files, in turns.
+        count = self._reopenTwistdLog()
+        return GatewayService.reopenLogs(self).addCallback(lambda reopened: reopened + count)
+
+    def _reopenTwistdLog(self) -> int:
         logFile = self.twistdLog
-        if logFile is not None:
-            try:
-                # Made (or found) first: twistd's reopen closes its file
-                # before opening the path, and a failure there would leave
-                # it with none.
-                # Not waited on: a FIFO put at the path would hold the reactor.
-                fd = os.open(logFile.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NONBLOCK, 0o640)
-                regular = stat.S_ISREG(os.fstat(fd).st_mode)
-                os.close(fd)
-                if not regular:
-                    raise OSError(errno.EINVAL, "it is not a regular file")
-            except OSError as e:
-                if e.errno == errno.ENXIO:
-                    e.strerror = "it is not a regular file"
-                log.error("cannot reopen {path}: {reason}; writing on to the file it was", path=logFile.path,
-                          reason=e.strerror)
-                return count
-            logFile.reopen()
-            appendOnly(logFile)
-            log.info("reopened {path}", path=logFile.path)
-            count += 1
-        return count
+        if logFile is None:
+            return 0
+        try:
+            # Made (or found) first: twistd's reopen closes its file
+            # before opening the path, and a failure there would leave
+            # it with none.
+            # Not waited on: a FIFO put at the path would hold the reactor.
+            fd = os.open(logFile.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NONBLOCK, 0o640)
+            regular = stat.S_ISREG(os.fstat(fd).st_mode)
+            os.close(fd)
+            if not regular:
+                raise OSError(errno.EINVAL, "it is not a regular file")
+        except OSError as e:
+            if e.errno == errno.ENXIO:
+                e.strerror = "it is not a regular file"
+            log.error("cannot reopen {path}: {reason}; writing on to the file it was", path=logFile.path,
+                      reason=e.strerror)
+            return 0
+        logFile.reopen()
+        appendOnly(logFile)
+        log.info("reopened {path}", path=logFile.path)
+        return 1
 
     def startService(self) -> None:
         GatewayService.startService(self)

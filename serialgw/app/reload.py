@@ -21,6 +21,7 @@ from twisted.python.failure import Failure
 
 from serialgw.app.listen import StartupError, listenAtOnce, removeStaleSocket
 from serialgw.clients.local import fifoPair
+from serialgw.clients.loglock import lockedElsewhere
 from serialgw.clients.ptylink import keptInPlace
 from serialgw.clients.tls import TLSError, clientOptions
 from serialgw.config.paths import NOT_FOLLOWED, notFollowed
@@ -213,7 +214,7 @@ def checkFiles(opening: list[tuple[str, ListenerSpec]], logs: list[tuple[str, An
         if os.path.lexists(path) and (os.path.islink(path) or not os.path.isfile(path)):
             why: Optional[str] = "it is not a regular file"  # ConsoleLog would refuse it
         else:
-            why = writable(path)
+            why = writable(path) or lockedElsewhere(path)
         if why is not None:
             return f"line {name!r}: cannot open log {logSpec.path!r}: {why}"
     for name, spec in opening:

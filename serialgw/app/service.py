@@ -26,8 +26,8 @@ from serialgw.app.lines import dropFirstOpens, firstOpens, linesStatus, makeDevi
 from serialgw.app.listen import ListenerOpener, StartupError, keyed, listening, removeStaleSocket, stopDialer
 from serialgw.app.notify import Notifier
 from serialgw.app.reload import listenerChanges, namesBrief
+from serialgw.app.reopening import Reopens
 from serialgw.clients.consolelog import ConsoleLog
-from serialgw.clients.local import FileClient
 from serialgw.clients.transports import describeAddress
 from serialgw.config.specs import LineConfig, ListenerSpec, SSHSpec, WatchAllSpec, isAbstract
 from serialgw.config.where import Places
@@ -111,6 +111,7 @@ class GatewayService(MultiService):
         # the gateway (False), or a line that starts down and tries again
         # with the reopen backoff (True: --config, --wait-for-device).
         self.waitForDevices = waitForDevices
+        self._reopens = Reopens(self)
 
     # The file the lines come from (a FileConfig: its path and text), or None: see placed.
     source: Any = None
@@ -293,18 +294,14 @@ class GatewayService(MultiService):
         waits = [MultiService.stopService(self)] + list(self._closing) + self._closeAll()
         return defer.gatherResults([w for w in waits if isinstance(w, defer.Deferred)])
 
-    def reopenLogs(self) -> int:
+    def reopenLogs(self) -> defer.Deferred[int]:
         """
         SIGUSR1 (logrotate moved the files): every console log and every
-        C{file:} listener opens its path again.  Return how many could
-        (those that could not said why, and write on to the file in hand).
+        C{file:} listener opens its path again, in turns of the reactor (see
+        L{serialgw.app.reopening}).  Fires with how many could (those that
+        could not said why, and write on to the file in hand).
         """
-        count = 0
-        for line in self.lines.values():
-            for client in list(line.logs) + [c for c in line.clients if isinstance(c, FileClient)]:
-                count += client.reopen()
-        log.info("reopened {count} log file(s)", count=count)
-        return count
+        return self._reopens.reopen()
 
     def closeLine(self, name: str, notice: str = "this line was removed from the configuration") -> list[Any]:
         """

@@ -18,6 +18,7 @@ from twisted.web.server import NOT_DONE_YET, Site
 
 from serialgw import __version__
 from serialgw.app.slices import jsonParts, metricsParts
+from serialgw.clients.netconsole import NetconsoleClient
 from serialgw.clients.transports import SourceCounts, describeAddress, peerName, sourceOf
 from serialgw.line.hub import Line
 from serialgw.logflood import PeerLimiter
@@ -41,6 +42,28 @@ def suspendedDrops(client: Any) -> int:
     return int(client.comPort.dropped) if client.comPort is not None else 0
 
 
+def unsentDrops(client: Any) -> int:
+    """Device output a netconsole could not send (the kernel refused it; its remote name not resolved yet)."""
+    return int(client.unsentBytes) if isinstance(client, NetconsoleClient) else 0
+
+
+def clientStatus(client: Any) -> dict[str, Any]:
+    status = {
+        "peer": client.peer,
+        "user": client.user,
+        "role": client.role.value,
+        "protocol": clientProtocol(client),
+        "rfc2217": client.comPort is not None,
+        "dropped": (client.guard.dropped if client.guard is not None else 0) + suspendedDrops(client)
+        + unsentDrops(client),
+    }
+    if isinstance(client, NetconsoleClient):
+        # Datagrams of output the kernel refused to send; datagrams for the device it dropped (its count).
+        status["unsent_datagrams"] = client.unsent
+        status["kernel_dropped_datagrams"] = client.dropped
+    return status
+
+
 def lineStatus(line: Line) -> dict[str, Any]:
     device = line.device
     settings = line.settings
@@ -61,17 +84,7 @@ def lineStatus(line: Line) -> dict[str, Any]:
             "text": settings.describe(),
         },
         "modem_lines": dict(line.modemLines),
-        "clients": [
-            {
-                "peer": client.peer,
-                "user": client.user,
-                "role": client.role.value,
-                "protocol": clientProtocol(client),
-                "rfc2217": client.comPort is not None,
-                "dropped": (client.guard.dropped if client.guard is not None else 0) + suspendedDrops(client),
-            }
-            for client in line.clients
-        ],
+        "clients": [clientStatus(client) for client in line.clients],
         "bytes_to_device": line.bytesToDevice,
         "bytes_from_device": line.bytesFromDevice,
         "breaks": device.breaks,
@@ -153,6 +166,8 @@ class MetricsCollector:
                     policies[guard.policy] = policies.get(guard.policy, 0) + guard.dropped
                 if suspendedDrops(client):
                     policies["suspended"] = policies.get("suspended", 0) + suspendedDrops(client)
+                if unsentDrops(client):
+                    policies["unsent"] = policies.get("unsent", 0) + unsentDrops(client)
             for (role, protocol), count in sorted(counts.items()):
                 clients.add_metric([name, role, protocol], count)
             for policy, count in sorted(policies.items()):

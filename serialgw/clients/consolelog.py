@@ -17,6 +17,18 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from serialgw.clients.base import ClientEvents
+from serialgw.clients.loglock import release, take
+from serialgw.clients.logmarks import (
+    CUT,
+    EVENT_HOLD,
+    EVENT_WINDOW,
+    EVENTS_TOLD,
+    EventWindow,
+    eventBody,
+    markBody,
+    nextMark,
+    ticks,
+)
 from serialgw.config.specs import LogSpec
 from serialgw.interfaces import IConsoleLog
 from serialgw.line.hub import Line, Role
@@ -54,9 +66,17 @@ class ConsoleLog(ClientEvents):
         self._fileAtLineStart = True
         # What a rotation last found in its way and left alone (said once).
         self._inTheWay: Optional[tuple[str, int, int, int]] = None
+        # Events and marks that came inside a line of output: (stamp, text),
+        # written when the line ends, or after EVENT_HOLD cutting it.
+        self._held: list[tuple[bytes, str]] = []
+        self._holdTick: Optional[int] = None
+        self._markTick: Optional[int] = None
+        self._events = EventWindow(clock, self._untold)
         self._open()
         line.attach(self)
         line.logs.append(self)
+        if spec.mark:
+            self._markTick = ticks(clock).at(nextMark(clock.seconds(), spec.mark * 60), self._mark)
 
     def _open(self) -> None:
         # A symlink at the path is not followed (someone could point it at a
@@ -76,7 +96,13 @@ class ConsoleLog(ClientEvents):
         if not stat.S_ISREG(st.st_mode):
             os.close(fd)
             raise OSError(errno.EINVAL, NOT_A_FILE, self.spec.path)
-        self._fd, self.size = fd, st.st_size
+        try:
+            # One gateway a file (see serialgw.clients.loglock).
+            key = take(fd)
+        except OSError:
+            os.close(fd)
+            raise
+        self._fd, self._key, self.size = fd, key, st.st_size
         self.day = self._today()
         self._fileAtLineStart = True
 
@@ -173,7 +199,7 @@ class ConsoleLog(ClientEvents):
         is not a regular file (the oldest kept is dropped instead of moved
         onto or into it).  Each such thing is said once.
         """
-        old = self._fd
+        old, oldKey = self._fd, self._key
         path = self.spec.path
         try:
             here = os.lstat(path)
@@ -203,7 +229,7 @@ class ConsoleLog(ClientEvents):
         try:
             self._open()
         except OSError as e:
-            self._fd, self.size, self.day = old, 0, self._today()
+            self._fd, self._key, self.size, self.day = old, oldKey, 0, self._today()
             if self.spec.maxSize and os.fstat(old).st_nlink == 0:
                 # The file in hand is removed (its directory too): nobody
                 # can read it, and it grew past log-max-size for good,
@@ -217,7 +243,7 @@ class ConsoleLog(ClientEvents):
             log.error("{line}: cannot open a new log {path}: {reason}; writing on to the file it was",
                       line=self.line.name, path=path, reason=e.strerror)
             return
-        os.close(old)
+        release(old, oldKey)
 
     def _isBeingWritten(self, st: os.stat_result) -> bool:
         mine = os.fstat(self._fd)
@@ -252,7 +278,7 @@ class ConsoleLog(ClientEvents):
         output goes to a file at the path.  If the path cannot be opened,
         the file in hand is kept.
         """
-        old, atLineStart = self._fd, self._fileAtLineStart
+        old, oldKey, atLineStart = self._fd, self._key, self._fileAtLineStart
         try:
             self._open()
         except OSError as e:
@@ -262,10 +288,19 @@ class ConsoleLog(ClientEvents):
         if self._isBeingWritten(os.fstat(old)):
             # The same file (SIGUSR1 with nothing moved): a line it ends inside goes on there, unstamped.
             self._fileAtLineStart = atLineStart
-        os.close(old)
+        release(old, oldKey)
         return True
 
     def deliver(self, data: bytes) -> None:
+        if self._held and b"\n" in data:
+            # Held events go where the line of output under way ends.
+            end = data.index(b"\n") + 1
+            self._deliver(data[:end])
+            self._writeHeld()
+            data = data[end:]
+        self._deliver(data)
+
+    def _deliver(self, data: bytes) -> None:
         # One stamp a chunk, put after every newline in one call.
         if not data:
             return
@@ -280,12 +315,57 @@ class ConsoleLog(ClientEvents):
         self._write(body, midLine)
 
     def event(self, text: str) -> None:
-        prefix = b"" if self.atLineStart else b"\n"
-        self._write(prefix + self._stamp() + f"[serialgw: {text}]\n".encode("utf-8", "replace"), not self.atLineStart)
+        """One of the line's events, a line of its own (log-events: its form, or none), at most EVENTS_TOLD a window."""
+        if self.spec.events == "off" or not self._events.admit():
+            return
+        self._line(eventBody(self.spec.events, text, self.clock.seconds()))
+
+    def _untold(self, count: int) -> None:
+        self._line(eventBody(self.spec.events, f"{count} more event(s) not written (more than {EVENTS_TOLD} in "
+                                               f"{EVENT_WINDOW:g} s)", self.clock.seconds()))
+
+    def _mark(self) -> None:
+        """conserver's mark, every log-mark minutes whether or not the line said anything (as conserver)."""
+        self._markTick = None
+        if self not in self.line.logs:
+            return  # (cut off after a failure: the line writes to it no more, nor do its marks)
+        now = self.clock.seconds()
+        due = nextMark(now - 1, self.spec.mark * 60)  # (the boundary this call is for; one missed is not made up)
+        self._markTick = ticks(self.clock).at(nextMark(now, self.spec.mark * 60), self._mark)
+        self._line(markBody(due if due <= now else now))
+
+    def _line(self, text: str) -> None:
+        """A line of the log's own (an event, a mark): now, or once the line of output under way ends."""
+        self._held.append((self._stamp(), text))
+        if self.atLineStart:
+            self._writeHeld()
+        elif self._holdTick is None:
+            self._holdTick = ticks(self.clock).at(self.clock.seconds() + EVENT_HOLD, self._holdOver)
+
+    def _holdOver(self) -> None:
+        self._holdTick = None
+        self._writeHeld()
+
+    def _writeHeld(self) -> None:
+        """The held lines, in one write; inside a line of output, after a line break, the cut said."""
+        ticks(self.clock).cancel(self._holdTick)
+        self._holdTick = None
+        held, self._held = self._held, []
+        if not held:
+            return
+        cut = not self.atLineStart
+        text = b"".join(stamp + (body + (CUT if cut and i == 0 else "")).encode("utf-8", "replace") + b"\n"
+                        for i, (stamp, body) in enumerate(held))
+        self._write((b"\n" if cut else b"") + text, cut)
         self.atLineStart = True
 
     def close(self) -> None:
+        self._events.stop()
+        self._events.flush()
+        self._writeHeld()
+        ticks(self.clock).cancel(self._markTick)
+        self._markTick = None
         if self in self.line.logs:
             self.line.logs.remove(self)
         self.line.detach(self)
-        os.close(self._fd)
+        release(self._fd, self._key)

@@ -15,6 +15,8 @@ from twisted.internet.protocol import Factory
 from twisted.internet.protocol import Protocol as BaseProtocol
 from twisted.logger import Logger
 
+from serialgw.clients import handshakes
+from serialgw.clients.handshakes import HandshakeTable, victimOf
 from serialgw.clients.ptylink import PtyClient, keptInPlace
 from serialgw.clients.raw import RawClient
 from serialgw.clients.session import Session
@@ -53,11 +55,14 @@ class LineFactory(Factory):
 
     noisy = False
     # TLS connections whose handshake is under way, at most, per listener
-    # (past it the oldest is cut) and from one address (past it refused).
+    # (past it the oldest of the address with the most is cut) and from one
+    # address (past it refused); the bounds in the whole gateway are
+    # inFlight's (handshakes.HandshakeTable).
     maxHandshakes = 64
     maxHandshakesPerAddress = 8
 
-    def __init__(self, line: Line, spec: ListenerSpec, signature: Optional[str] = None, clock: Any = None) -> None:
+    def __init__(self, line: Line, spec: ListenerSpec, signature: Optional[str] = None, clock: Any = None,
+                 inFlight: Optional[HandshakeTable] = None) -> None:
         self.line = line
         self.spec = spec
         self.signature = signature
@@ -68,13 +73,16 @@ class LineFactory(Factory):
         # TLS handshakes under way (a listener without TLS shares one
         # empty set, never added to: 216 bytes a line).
         self.handshakes: set[Any] = set() if spec.tls is not None else _NO_HANDSHAKES
+        # The TLS handshakes under way on all the gateway's listeners (its
+        # service's; a factory made alone has its own).
+        self.inFlight = inFlight if inFlight is not None or spec.tls is None else HandshakeTable()
         # The log budget of this listener's refusals: every connection
         # comes from a new port, so the address cannot be the key.
         self.refusalKey = Peer(f"{line.name} listener {spec.text or spec.endpoint}")
         # Closed or changed by a reload (see retire): no handshake under way joins the line.
         self.retired = False
-        # The order TLS handshakes began in (the oldest is cut to make room).
-        self._handshakeSerial = 0
+        # A dial-out's handshake is with a server it chose: not bounded by the listeners' bounds.
+        self.outgoing = spec.kind is ListenerKind.CONNECT
 
     def buildProtocol(self, addr: Any) -> Any:
         if self.line.full():
@@ -104,9 +112,10 @@ class LineFactory(Factory):
         if self.spec.tls is not None:
             # Attached to the line only once its handshake is done and verified.
             gate = HandshakeGate(client, self.clock, self.spec.tls.handshakeTimeout, self.handshakes,
-                                 lambda transport: self._admit(transport, client), self.refusalKey)
-            self._handshakeSerial += 1
-            gate.source, gate.serial, gate.address = source, self._handshakeSerial, describeAddress(addr)
+                                 lambda transport: self._admit(transport, client), self.refusalKey,
+                                 table=None if self.outgoing else self.inFlight, outgoing=self.outgoing)
+            gate.source, gate.serial, gate.address = source, next(handshakes.serials), describeAddress(addr)
+            gate.lineName = self.line.name
             return gate
         return client
 
@@ -114,27 +123,52 @@ class LineFactory(Factory):
         """
         Room for one more TLS handshake from C{addr}: at most
         C{maxHandshakesPerAddress} from one address (an IPv6 /64) are under
-        way, more are refused; past C{maxHandshakes} in all, the oldest
-        under way is cut to make room.  Refusing every connection past
-        C{maxHandshakes} let one host lock a listener: 64 connections that
-        never handshake, renewed every C{handshake=} seconds, kept every
-        client out.
+        way on this listener, and C{inFlight.maxPerAddress} on all listeners;
+        more are refused.  Past C{maxHandshakes} in all on this listener, or
+        C{inFlight.maxInFlight} in the gateway, the oldest handshake of the
+        address with the most under way is cut to make room.  Refusing every
+        connection past C{maxHandshakes} let one host lock a listener: 64
+        connections that never handshake, renewed every C{handshake=}
+        seconds, kept every client out; cutting the oldest of all let 8
+        addresses cut everyone else's.  A dial-out's is not bounded.
         """
+        if self.outgoing:
+            return True
         mine = sum(1 for gate in self.handshakes if gate.source == source)
         if mine >= self.maxHandshakesPerAddress:
             refusals.warn("{line}: connection from {address} refused: {count} TLS handshakes from there under way "
                           "already", line=self.line.name, address=describeAddress(addr), count=mine,
                           peer=self.refusalKey)
             return False
+        table = self.inFlight
+        assert table is not None
+        everywhere = table.of(source)
+        if everywhere >= table.maxPerAddress:
+            refusals.warn("{line}: connection from {address} refused: {count} TLS handshakes from there under way "
+                          "already on the gateway's listeners (at most {most} from one address)", line=self.line.name,
+                          address=describeAddress(addr), count=everywhere, most=table.maxPerAddress, peer=table.logKey)
+            return False
         if len(self.handshakes) >= self.maxHandshakes:
-            oldest = min(self.handshakes, key=lambda gate: gate.serial)
-            self.handshakes.discard(oldest)
-            refusals.warn("{line}: TLS handshake from {oldest} cut: {count} under way on {listener}, the oldest makes "
-                          "room for {address}", line=self.line.name, oldest=oldest.address, count=self.maxHandshakes,
-                          listener=self.spec.text or self.spec.endpoint, address=describeAddress(addr),
-                          peer=self.refusalKey)
-            oldest.cut()
+            self._cut(victimOf(self.handshakes), addr, f"{self.maxHandshakes} under way on "
+                      f"{self.spec.text or self.spec.endpoint}", self.refusalKey)
+        if len(table) >= table.maxInFlight:
+            self._cut(table.victim(), addr, f"{table.maxInFlight} under way on the gateway's listeners", table.logKey)
         return True
+
+    def _cut(self, victim: Any, addr: Any, bound: str, key: str) -> None:
+        """
+        A handshake under way (the oldest of the address with the most: see
+        L{victimOf}) cut to make room for a connection from C{addr}; said,
+        limited, naming both addresses (and the victim's line, if another).
+        """
+        if victim is None:
+            return
+        victim.forget()
+        where = "" if victim.lineName == self.line.name else f" (line {victim.lineName})"
+        refusals.warn("{line}: TLS handshake from {oldest}{where} cut: {bound}, the oldest makes room for {address}",
+                      line=self.line.name, oldest=victim.address, where=where, bound=bound,
+                      address=describeAddress(addr), peer=key)
+        victim.cut()
 
     def retire(self) -> None:
         """
@@ -151,7 +185,7 @@ class LineFactory(Factory):
             log.info("{line}: {count} TLS handshake(s) under way on {listener} cut: a reload changed or closed "
                      "the listener", line=self.line.name, count=len(gates), listener=self.spec.text or self.spec.endpoint)
         for gate in gates:
-            self.handshakes.discard(gate)
+            gate.forget()
             gate.transport.abortConnection()
 
     def _admit(self, transport: Any, client: Any = None) -> bool:

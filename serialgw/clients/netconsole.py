@@ -63,6 +63,9 @@ class NetconsoleClient(ClientEvents, DatagramProtocol):
         # all and since the last one that went.
         self.unsent = 0
         self._failing = 0
+        # Bytes of device output not sent: those datagrams', and what came
+        # before the remote name resolved (the status page's "dropped").
+        self.unsentBytes = 0
         # Datagrams for the device the kernel dropped (the port's buffer
         # full: the device behind, a flood), and when and at what count it
         # was last said.
@@ -122,6 +125,11 @@ class NetconsoleClient(ClientEvents, DatagramProtocol):
                 call.cancel()
         self._lookupCall = self._droppedCall = None
         self.line.detach(self)
+        if self.unsentBytes:
+            # Kept in the line's count of what clients gone had dropped (the metrics' policy="unsent").
+            gone = self.line.droppedGone
+            gone["unsent"] = gone.get("unsent", 0) + self.unsentBytes
+            self.unsentBytes = 0
 
     def datagramReceived(self, data: bytes, addr: Any) -> None:
         try:
@@ -187,10 +195,12 @@ class NetconsoleClient(ClientEvents, DatagramProtocol):
 
     def deliver(self, data: bytes) -> None:
         if self.remote is None or self.transport is None:
+            self.unsentBytes += len(data)
             return
         for start in range(0, len(data), MAX_DATAGRAM):
+            datagram = data[start:start + MAX_DATAGRAM]
             try:
-                self.transport.write(data[start:start + MAX_DATAGRAM], self.remote)
+                self.transport.write(datagram, self.remote)
             except OSError as e:
                 # Said once, then counted until datagrams go again.
                 if not self._failing:
@@ -198,6 +208,7 @@ class NetconsoleClient(ClientEvents, DatagramProtocol):
                              line=self.line.name, peer=self.peer, reason=e)
                 self._failing += 1
                 self.unsent += 1
+                self.unsentBytes += len(datagram)
                 continue
             self.sent += 1
             if self._failing:

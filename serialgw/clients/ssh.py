@@ -28,10 +28,12 @@ from __future__ import annotations
 
 import errno
 import ipaddress
+import math
 import os
 import stat
 import struct
 import tempfile
+import weakref
 from typing import Any, Callable, Mapping, Optional, Sequence
 
 import attrs
@@ -50,14 +52,15 @@ from twisted.internet.protocol import Factory
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from serialgw.clients.factory import samePlace
+from serialgw.clients import sshlimits
+from serialgw.clients.factory import Refused, samePlace
 from serialgw.clients.sshsession import SSHClient
 from serialgw.clients.sshtransport import USER_SIGNATURES, ServerTransport, conchLog, sshPeer
 from serialgw.clients.transports import SourceCounts, addressAllowed, admittedBy, describeAddress, sourceOf
 from serialgw.config.specs import ListenerSpec, SSHSpec, UserSpec
 from serialgw.config.sshkeys import MAX_KEYS_FILE, fingerprint, printable, readPublicKeys
 from serialgw.line.hub import Line
-from serialgw.logflood import clientLog
+from serialgw.logflood import Peer, clientLog
 
 # Limited per peer: what a client sends cannot flood the log (logflood).
 log = clientLog()
@@ -423,8 +426,17 @@ class GatewaySSHFactory(SSHFactory):
         self.clock = gateway.clock
         self.checker = KeyChecker(ring)
         self.portal = Portal(Realm(gateway), [self.checker])
-        # Connections logging in, in all and per address.
+        # Connections logging in, in all and per address; and they, the oldest first.
         self.startups = SourceCounts()
+        self.pending: dict[ServerTransport, None] = {}
+        # New connections made lately, per source and in all; sources that logged in lately.
+        self.newConnections = sshlimits.Buckets(sshlimits.SOURCE_BURST, sshlimits.SOURCE_RATE, sshlimits.MAX_SOURCES)
+        self.allConnections = sshlimits.Buckets(sshlimits.TOTAL_BURST, sshlimits.TOTAL_RATE, 1)
+        self.known: dict[str, None] = {}
+        # Each person's messages this second, while they have a connection with a session.
+        self.seconds: weakref.WeakValueDictionary[str, sshlimits.Second] = weakref.WeakValueDictionary()
+        # The log budget of refusals that do not name one source (logflood).
+        self.refusalKey = Peer(f"ssh listener {gateway.spec.text or gateway.spec.endpoint}")
         self.allow = [ipaddress.ip_network(a, strict=False) for a in gateway.spec.allow]
 
     def setUsers(self, users: Sequence[UserSpec]) -> None:
@@ -464,14 +476,26 @@ class GatewaySSHFactory(SSHFactory):
             log.warn("ssh: connection from {peer} refused: not in {allow}", peer=peer,
                      allow=",".join(self.gateway.spec.allow))
             return None
-        if self.startups.total >= self.maxStartups:
-            log.warn("ssh: connection from {peer} refused: {count} connections already logging in",
-                     peer=peer, count=self.startups.total)
-            return None
         if self.startups.of(peer) >= self.maxStartupsPerSource:
             log.warn("ssh: connection from {peer} refused: {count} connections from there already logging in",
                      peer=peer, count=self.startups.of(peer))
             return None
+        refused = self._tooMany(peer)
+        if refused is not None:
+            return refused
+        if self.startups.total >= self.maxStartups and not self.pending:
+            log.warn("ssh: connection from {peer} refused: {count} connections already logging in",
+                     peer=peer, count=self.startups.total)
+            return None
+        if self.startups.total >= self.maxStartups:
+            # The oldest makes room: refusing every new one let a few hosts
+            # holding every place (maxStartupsPerSource each, renewed every
+            # loginGrace s) keep everyone out.
+            oldest = next(iter(self.pending))
+            log.warn("ssh: connection from {oldest} cut: {count} connections logging in, the oldest makes room for "
+                     "{address}", oldest=describeAddress(oldest.transport.getPeer()) if oldest.transport else "?",
+                     count=self.startups.total, address=peer, peer=self.refusalKey)
+            oldest.cut()
         transport: Any = Factory.buildProtocol(self, addr)
         transport.supportedPublicKeys = [
             algorithm for key in self.privateKeys.values() for algorithm in key.supportedSignatureAlgorithms()
@@ -482,9 +506,54 @@ class GatewaySSHFactory(SSHFactory):
         transport.supportedKeyExchanges = [
             k for k in transport.supportedKeyExchanges if not k.startswith(b"diffie-hellman-group-exchange-")
         ]
+        self._counted(peer)
         self.startups.add(peer)
+        self.pending[transport] = None
         transport.source = peer
         return transport
+
+    def _tooMany(self, peer: str) -> Optional[Refused]:
+        """
+        Refused (told in one line), or None: C{peer} opened more new
+        connections than its bound, or all together more than theirs (each
+        a key exchange, ~2.6 ms of the reactor); a source that logged in
+        lately is held by its own bound only.
+        """
+        now = self.clock.seconds()
+        wait = self.newConnections.wait(peer, now)
+        if wait:
+            log.warn("ssh: connection from {peer} refused: more new connections from there than {burst} at once, "
+                     "then {rate} a second", peer=peer, burst=sshlimits.SOURCE_BURST, rate=f"{sshlimits.SOURCE_RATE:g}")
+            return Refused(f"serialgw: too many new SSH connections from {peer}: try again in {math.ceil(wait)} s"
+                           "\r\n".encode())
+        wait = 0.0 if peer in self.known else self.allConnections.wait("", now)
+        if wait:
+            log.warn("ssh: connection from {address} refused: more new connections in all than {burst} at once, "
+                     "then {rate} a second", address=peer, burst=sshlimits.TOTAL_BURST, rate=f"{sshlimits.TOTAL_RATE:g}",
+                     peer=self.refusalKey)
+            return Refused(f"serialgw: too many new SSH connections: try again in {math.ceil(wait)} s\r\n".encode())
+        return None
+
+    def _counted(self, peer: str) -> None:
+        """A new connection from C{peer} is let in: one more of its own and (a source not known) of all (L{_tooMany})."""
+        now = self.clock.seconds()
+        self.newConnections.take(peer, now)
+        if peer not in self.known:
+            self.allConnections.take("", now)
+
+    def personSecond(self, person: str) -> sshlimits.Second:
+        """The second C{person}'s messages are counted in, shared by their connections (as long as one holds it)."""
+        second = self.seconds.get(person)
+        if second is None:
+            second = self.seconds[person] = sshlimits.Second(person)
+        return second
+
+    def loggedIn(self, source: str) -> None:
+        """A connection from C{source} logged in: its new connections are held by its own bound only (L{_tooMany})."""
+        self.known.pop(source, None)
+        self.known[source] = None
+        while len(self.known) > sshlimits.KNOWN_SOURCES:
+            del self.known[next(iter(self.known))]
 
 
 def makeFactory(spec: SSHSpec, lines: Callable[[], Mapping[str, Line]], clock: Any) -> GatewaySSHFactory:

@@ -12,8 +12,9 @@ MSG_KEXINIT = 20
 # and the session's requests: about 50); past them it is cut.  Before a key exchange they cost the
 # client nothing, and conch 20 us each: one client kept the reactor busy, with no key.
 MESSAGES_BEFORE_SESSION = 256
-# Then one sending more in a second (a person types a few, a paste takes a packet of 32 KiB) is not
-# read for the rest of the second.
+# Then, a person's connections together sending more in a second (a person types a few, a paste
+# takes a packet of 32 KiB), the one that sends is not read for the rest of the second.  (Counted
+# a connection, one person's 16 sessions at ~30 us a message took the whole reactor.)
 MESSAGES_PER_SECOND = 2000
 # Key exchanges a client may start in a minute, its first included (OpenSSH rekeys after gigabytes
 # or hours); past them it is cut.  Each costs the gateway a Diffie-Hellman and a host key signature
@@ -23,6 +24,72 @@ KEX_PER_MINUTE = 10
 
 
 
+class Second:
+    """The messages and bytes a person's connections sent in the second that began at C{start}."""
+
+    __slots__ = ("person", "start", "count", "bytes", "__weakref__")
+
+    def __init__(self, person: str) -> None:
+        self.person = person
+        self.start = float("-inf")
+        self.count = 0
+        self.bytes = 0
+
+
 def lastMinute(starts: tuple[float, ...], now: float) -> tuple[float, ...]:
     """The key exchanges started in the last 60 s, one starting at C{now} the last."""
     return tuple(t for t in starts if now - t < 60.0) + (now,)
+
+# New connections (a key exchange each, ~2.6 ms of the reactor, logged in or not) a source (an address,
+# an IPv6 /64) may open: SOURCE_BURST at once, then SOURCE_RATE a second (0.26% of a core); and all
+# sources together: TOTAL_BURST, then TOTAL_RATE a second (at most ~5% of a core in key exchanges).
+# Without them one address opening and closing connections, 8 at a time, took the whole reactor.
+SOURCE_BURST = 20
+SOURCE_RATE = 1.0
+TOTAL_BURST = 100
+TOTAL_RATE = 20.0
+# Sources remembered (~230 KB; the least recently seen forgotten first: it gets a new burst, bounded in all).
+MAX_SOURCES = 1024
+# Sources that logged in lately, whom the bound in all does not hold (many addresses keeping every
+# new connection out still let them in; their own bound holds).
+KNOWN_SOURCES = 1024
+
+
+class Buckets:
+    """
+    Token buckets by key: C{burst} at once, then C{rate} a second; at most
+    C{size} keys remembered, the least recently used forgotten first (a
+    bucket left alone for C{burst / rate} s is full: nothing to remember).
+    """
+
+    def __init__(self, burst: int, rate: float, size: int) -> None:
+        self.burst, self.rate, self.size = burst, rate, size
+        # key: (tokens, when counted), least recently used first.
+        self.buckets: dict[str, tuple[float, float]] = {}
+
+    def level(self, key: str, now: float) -> float:
+        tokens, then = self.buckets.get(key, (float(self.burst), now))
+        # A clock stepped back is no time: nothing added.
+        return min(float(self.burst), tokens + max(0.0, now - then) * self.rate)
+
+    def wait(self, key: str, now: float) -> float:
+        """Seconds until C{key} has a token (0: it has one now)."""
+        return max(0.0, (1.0 - self.level(key, now)) / self.rate)
+
+    def take(self, key: str, now: float) -> None:
+        tokens = self.level(key, now) - 1.0
+        self.buckets.pop(key, None)
+        self.buckets[key] = (tokens, now)
+        while len(self.buckets) > self.size:
+            del self.buckets[next(iter(self.buckets))]
+
+# The longest packet a client may send (OpenSSH's own bound: conch's is 1 MiB, each held whole
+# before it is looked at).
+MAX_PACKET = 256 * 1024
+# Bytes a connection may send before its session starts (a login with ten keys takes about 20 KB);
+# past them it is cut.  Each byte is decrypted and checked: 256 messages of 1 MiB cost a core.
+BYTES_BEFORE_SESSION = 256 * 1024
+# Bytes a person's connections may send a second once their session started (what they type goes
+# at the line's speed, through the channel's window); past them the one that sends is not read
+# for the rest of the second.
+BYTES_PER_SECOND = 4 * 1024 * 1024

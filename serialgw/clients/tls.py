@@ -334,8 +334,13 @@ class HandshakeGate(Protocol):
     transport: Any
 
     def __init__(self, client: Any, clock: Any, timeout: float, pending: set[Any],
-                 admit: Callable[[Any], bool], logKey: str = "TLS") -> None:
+                 admit: Callable[[Any], bool], logKey: str = "TLS", table: Any = None,
+                 outgoing: bool = False) -> None:
         self.client = client
+        # The handshakes under way in the whole gateway (handshakes.HandshakeTable), or None (a dial-out's).
+        self.table = table
+        # A dial-out: the gateway connected to the address (a server), it did not come from there.
+        self.outgoing = outgoing
         # The log budget of the listener's failed handshakes (logflood).
         self.logKey = logKey
         self.clock = clock
@@ -351,11 +356,25 @@ class HandshakeGate(Protocol):
         self.source: Any = None
         self.serial = 0
         self.address = ""
+        self.lineName = ""
 
     def connectionMade(self) -> None:
         self.pending.add(self)
+        if self.table is not None:
+            self.table.add(self)
         if self.clock is not None and self.timeout > 0:
             self._timer = self.clock.callLater(self.timeout, self._expired)
+
+    def forget(self) -> None:
+        """No longer under way: out of its listener's handshakes and the gateway's."""
+        self.pending.discard(self)
+        if self.table is not None:
+            self.table.discard(self)
+
+    def describe(self) -> str:
+        """The handshake for the log: 'from' a client's address, 'with' a server the gateway dialled."""
+        address = peerName(self.transport)
+        return f"with {address} (dialled out)" if self.outgoing else f"from {address}"
 
     def _stopTimer(self) -> None:
         if self._timer is not None and self._timer.active():
@@ -364,23 +383,24 @@ class HandshakeGate(Protocol):
 
     def _expired(self) -> None:
         self._timer = None
-        self.pending.discard(self)
+        self.forget()
         # Limited per listener, as failed handshakes: a client that keeps
         # opening stalled handshakes cannot flood the log.
-        handshakes.info("TLS handshake from {address} not done in {seconds} s: disconnected",
-                        address=peerName(self.transport), seconds=self.timeout, peer=self.logKey)
+        handshakes.info("TLS handshake {handshake} not done in {seconds} s: disconnected",
+                        handshake=self.describe(), address=peerName(self.transport), seconds=self.timeout,
+                        peer=self.logKey)
         self.transport.abortConnection()
 
     def cut(self) -> None:
         """Cut while its handshake is under way: the listener needs its place."""
         self._stopTimer()
-        self.pending.discard(self)
+        self.forget()
         if self.transport is not None:
             self.transport.abortConnection()
 
     def handshakeCompleted(self) -> None:
         self._stopTimer()
-        self.pending.discard(self)
+        self.forget()
         if not self.admit(self.transport):
             self.transport.loseConnection()
             return
@@ -399,10 +419,11 @@ class HandshakeGate(Protocol):
             # Said (a wrong CA, no certificate, not TLS at all): else the
             # person whose client fails would find nothing in the log.
             # Limited per listener, as a connect flood's refusals.
-            handshakes.info("TLS handshake from {address} failed: {reason}", address=peerName(self.transport),
-                            reason=describeSSLError(reason.value), peer=self.logKey)
+            handshakes.info("TLS handshake {handshake} failed: {reason}", handshake=self.describe(),
+                            address=peerName(self.transport), reason=describeSSLError(reason.value),
+                            peer=self.logKey)
         self._stopTimer()
-        self.pending.discard(self)
+        self.forget()
         if self.attached:
             self.attached = False
             self.client.connectionLost(reason)

@@ -296,7 +296,10 @@ class LogSpec:
     """
     A line's console log: each line of output stamped with the time
     (strftime C{format}); rotated past C{maxSize} bytes and, if C{daily},
-    at midnight; C{keep} old files (C{path.1} newest).
+    at midnight; C{keep} old files (C{path.1} newest).  C{events}: how the
+    line's events are written (L{LOG_EVENTS}: C{serialgw}'s
+    C{[serialgw: ...]}, conserver's C{[-- ... -- DATE]}, or C{off});
+    C{mark}: minutes between conserver's C{[-- MARK -- DATE]} lines (0: none).
     """
 
     path: str
@@ -304,6 +307,8 @@ class LogSpec:
     maxSize: int = 10 * 1024 * 1024
     daily: bool = True
     keep: int = 7
+    events: str = attrs.field(default="serialgw", converter=lambda v: _logEvents(v))
+    mark: int = 0
 
     def __attrs_post_init__(self) -> None:
         if not self.path:
@@ -328,6 +333,8 @@ class LogSpec:
             # (a chunk of 64 KiB of newlines, a 1 GB write).
             raise ConfigError(f"log-format {quote(self.format)}: its stamp is {len(stamp.encode('utf-8', 'replace'))} "
                               f"bytes, more than {MAX_LOG_STAMP} (it is written before every line)")
+        if not 0 <= self.mark <= MAX_LOG_MARK:
+            raise ConfigError(f"log-mark must be 0 (no marks) to {MAX_LOG_MARK} minutes (a week), not {quote(self.mark)}")
         if any(c != "\t" and not c.isprintable() for c in stamp):
             # (%n, a newline: every line of output was cut in two, its second half unstamped.)
             raise ConfigError(f"log-format {quote(self.format)}: its stamp holds a line break or another control "
@@ -335,6 +342,20 @@ class LogSpec:
 
 
 MAX_LOG_KEEP = 1000
+# log-mark's most minutes: a week.
+MAX_LOG_MARK = 7 * 24 * 60
+# How a console log writes the line's events (log-events): true is serialgw, false off.
+LOG_EVENTS = ("serialgw", "conserver", "off")
+
+
+def _logEvents(value: object) -> str:
+    """log-events as given (a name, or true/false) as one of L{LOG_EVENTS}; another is refused, quoted."""
+    if value is True or value is False:
+        return "serialgw" if value else "off"
+    if isinstance(value, str) and value in LOG_EVENTS:
+        return value
+    raise ConfigError(f"log-events must be one of {', '.join(repr(v) for v in LOG_EVENTS)} (or true/false), "
+                      f"not {quote(value)}")
 MAX_LOG_FORMAT = 64
 # The most bytes a stamp may be (log-format's output).
 MAX_LOG_STAMP = 128

@@ -60,6 +60,7 @@ class _Line(Protocol):
     def wantedModemLine(self: _Line, name: str, nobody: bool = False) -> Optional[bool]: ...
     def applySettings(self: _Line, settings: SerialSettings) -> SerialSettings: ...
     def _pollModem(self: _Line) -> None: ...
+    def writeLogs(self: _Line, text: str) -> None: ...
 
 
 class PortControl:
@@ -174,6 +175,8 @@ class PortControl:
         emit = log.info if effective != before or effective != settings else log.debug
         emit("{line}: {peer} set {wanted}; in effect: {settings}", line=self.name, peer=client.peer,
              wanted=settings.describe(), settings=effective.describe())
+        if effective != before:
+            self.writeLogs(f"{client.peer} set {settings.describe()}; in effect: {effective.describe()}")
         return effective
 
     def _whyNotWrite(self: _Line, client: IClient) -> str:

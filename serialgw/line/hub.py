@@ -372,6 +372,10 @@ class Line(PortControl, OpenCloseStrings, RoleChanges):
 
     def recordEvent(self, text: str, peer: Optional[str] = None) -> None:
         log.info("{line}: {text}", line=self.name, text=text, peer=peer)
+        self.writeLogs(text)
+
+    def writeLogs(self, text: str) -> None:
+        """An event for the console logs only (the gateway's log has said it its own way)."""
         for consoleLog in list(self.logs):
             try:
                 consoleLog.event(text)

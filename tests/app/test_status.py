@@ -93,6 +93,39 @@ class CollectorTests(SynchronousTestCase):
         client.connectionLost(Failure(ConnectionError()))
         self.assertEqual(page()[key], 904)
 
+    def test_netconsoleUnsentCounted(self) -> None:
+        """A netconsole's output the kernel refused to send is in its "dropped" (bytes) and the policy="unsent" counter, kept after it goes; its datagram counts both ways are in its status (they were in no field)."""
+        import errno
+
+        from serialgw.app.status import lineStatus
+        from serialgw.clients.netconsole import MAX_DATAGRAM, NetconsoleClient
+        from serialgw.config.specs import UDPSpec
+
+        line = Line("vm", RecordingDevice(), clock=Clock())
+        page = lambda: samples(generate_latest(metricsRegistry(Lines(line))).decode())  # noqa: E731
+        key = ("serialgw_client_dropped_bytes_total", (("line", "vm"), ("policy", "unsent")))
+        client = NetconsoleClient(line, UDPSpec("127.0.0.1", 6666, "", 6665, ("127.0.0.0/8",)), reactor=Clock())
+        client.transport = StringTransport()
+        failing = [OSError(errno.ENETUNREACH, "Network is unreachable")]
+        sent: list[bytes] = []
+
+        def write(data: bytes, addr: Any = None) -> None:
+            if failing:
+                raise failing.pop()
+            sent.append(data)
+
+        client.transport.write = write  # type: ignore[method-assign]
+        client.startProtocol()
+        client.kernelDropped(7)
+        line.deviceDataReceived(b"x" * MAX_DATAGRAM + b"y" * 100)
+        self.assertEqual(sent, [b"y" * 100])
+        status = lineStatus(line)["clients"][0]
+        self.assertEqual((status["protocol"], status["dropped"], status["unsent_datagrams"],
+                          status["kernel_dropped_datagrams"]), ("netconsole", MAX_DATAGRAM, 1, 7))
+        self.assertEqual(page()[key], MAX_DATAGRAM)
+        client.stopProtocol()
+        self.assertEqual((line.clients, page()[key]), ([], MAX_DATAGRAM))
+
     def test_deviceUpFromDevice(self) -> None:
         """serialgw_device_up follows the device's own state, as the JSON page's "up" does."""
         device = RecordingDevice()

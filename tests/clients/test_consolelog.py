@@ -63,7 +63,8 @@ class ConsoleLogTests(SynchronousTestCase):
         log.close()
         self.assertEqual(
             self.read(),
-            b"08:00:00 Booting\r\n08:00:00 login: \n08:00:02 [serialgw: 192.168.1.1:54321 attached as writer]\n"
+            b"08:00:00 Booting\r\n08:00:00 login: \n08:00:02 [serialgw: 192.168.1.1:54321 attached as writer]"
+            b" (inside a line of output: it goes on below)\n"
             b"08:00:02 [serialgw: BREAK from 192.168.1.1:54321]\n",
         )
 
@@ -98,7 +99,7 @@ class ConsoleLogTests(SynchronousTestCase):
         self.line.recordEvent("BREAK")
         log.close()
         self.assertEqual([self.read(self.path + ".2"), self.read(self.path + ".1"), self.read()],
-                         [b"08:00:00 login: ", b"08:00:01 " + b"x" * 40, b"08:00:02 [serialgw: BREAK]\n"])
+                         [b"08:00:00 login: ", b"08:00:01 " + b"x" * 40, b"08:00:02 [serialgw: BREAK] (inside a line of output: it goes on below)\n"])
 
     def test_clockSteppedBackNoRotation(self) -> None:
         """The clock stepped back over midnight (NTP): no rotation then, nor a second one at that midnight again; stepped back days (a clock far ahead set right), the next midnight rotates."""

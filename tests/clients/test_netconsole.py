@@ -193,6 +193,18 @@ class ResolveTests(SynchronousTestCase):
                                 "with backoff (its output is dropped until it resolves)",
                                 "ttyS0: console.example resolved to 192.0.2.7 after 8 attempts"])
 
+    def test_outputBeforeResolvedCounted(self) -> None:
+        """Output that comes before the remote name resolves is dropped and counted in the client's unsent bytes (the status page's "dropped"); not after it resolves."""
+        reactor = ResolvingReactor()
+        line = Line("ttyS0", RecordingDevice())
+        client = NetconsoleClient(line, UDPSpec("console.example", 6666, "", 6665, ("192.0.2.7",)), reactor=reactor)
+        client.transport = DatagramTransport()
+        client.startProtocol()
+        line.deviceDataReceived(b"lost")
+        reactor.lookups[0][1].callback("192.0.2.7")
+        line.deviceDataReceived(b"found")
+        self.assertEqual((client.unsentBytes, client.unsent), (4, 0))
+
     def test_stoppedWhileResolving(self) -> None:
         """A netconsole whose port stops (a reload, the stop) looks its name up no more, and a lookup answered after that changes nothing."""
         reactor = ResolvingReactor()

@@ -69,6 +69,7 @@ class HandshakeTimeoutTests(SynchronousTestCase):
     def test_stalledHandshakesLimitedInTheLog(self) -> None:
         """100 connections that stall mid-handshake: each is aborted at its timeout, 20 log lines say so (the listener's budget), not 100."""
         self.lineFactory.maxHandshakes = self.lineFactory.maxHandshakesPerAddress = 100
+        self.lineFactory.inFlight.maxPerAddress = 100  # type: ignore[union-attr]
         connections = [self.connection() for _ in range(100)]
         with capturedLogs() as events:
             self.clock.advance(10)

@@ -52,6 +52,8 @@ FULL_TOML = {
     "log-max-size": "100000",
     "log-daily": "false",
     "log-keep": "2",
+    "log-events": '"conserver"',
+    "log-mark": "15",
     "coalesce": '"1,5"',
     "write": '["*"]',
     "read": '["*"]',
@@ -114,7 +116,8 @@ LINE_FIELD = {
     "lock": "lock",
     "lock-dir": "lockDir",
 }
-LOG_FIELD = {"log-format": "format", "log-max-size": "maxSize", "log-daily": "daily", "log-keep": "keep"}
+LOG_FIELD = {"log-format": "format", "log-max-size": "maxSize", "log-daily": "daily", "log-keep": "keep",
+             "log-events": "events", "log-mark": "mark"}
 COALESCE_FIELDS = ("coalesceMin", "coalesceMax", "coalesceOn")
 
 
@@ -156,7 +159,7 @@ async def carries(case: TestCase, service: GatewayService, far: Any, logPath: st
         with open(logPath, "rb") as f:
             text = f.read()
         case.assertIn(b"output\r\n", text)
-        case.assertIn(f"127.0.0.1:{local} attached as writer]".encode(), text)
+        case.assertIn(f"127.0.0.1:{local} attached as writer".encode(), text)
 
 
 class TomlDefaultsTests(TestCase):

@@ -27,6 +27,39 @@ from serialgw.devices.termio import (
 )
 
 
+def markAtATime(marks: ErrorMarks, data: bytes) -> bytes:
+    """
+    The reference: PARMRK marks undone one at a time, left to right (what
+    ErrorMarks did for every read with marks until it was all done in C).
+    """
+    if marks.pending:
+        data, marks.pending = marks.pending + data, b""
+    out: list[bytes] = []
+    i, n = 0, len(data)
+    while True:
+        j = data.find(b"\xff", i)
+        if j < 0:
+            out.append(data[i:])
+            break
+        out.append(data[i:j])
+        if j + 1 >= n or (data[j + 1] == 0 and j + 2 >= n):
+            marks.pending = data[j:]
+            break
+        if data[j + 1] == 0:
+            byte = data[j + 2]
+            if byte == 0:
+                marks.state |= LINE_BREAK
+            else:
+                marks.state |= LINE_PARITY if marks.parityEnabled else LINE_FRAMING
+                out.append(data[j + 2 : j + 3])
+            i = j + 3
+        else:
+            # \377 \377, or (not expected) \377 then a byte: data.
+            out.append(b"\xff")
+            i = j + 2 if data[j + 1] == 0xFF else j + 1
+    return b"".join(out)
+
+
 class ErrorMarksTests(SynchronousTestCase):
     STREAM = b"ab\xff\xffc\xff\x00\x00d\xff\x00\x07e"
 
@@ -82,26 +115,71 @@ class ErrorMarksTests(SynchronousTestCase):
         self.assertEqual(marks.decode(b"a\xff\x00\x00\x00b\xff\x00\x00"), b"a\x00b")
         self.assertEqual((loops, marks.take()), ([], LINE_BREAK))
         self.assertEqual(marks.decode(b"\xff\x00\x00\xff\x00"), b"")
-        self.assertEqual((loops, marks.pending, marks.take()), ([5], b"\xff\x00", LINE_BREAK))
+        self.assertEqual((loops, marks.pending, marks.take()), ([], b"\xff\x00", LINE_BREAK))
         self.assertEqual(marks.decode(b"\x00\xff\x00\x07"), b"\x07")
-        self.assertEqual((loops, marks.take()), ([5, 6], LINE_BREAK | LINE_FRAMING))
+        self.assertEqual((loops, marks.take()), ([], LINE_BREAK | LINE_FRAMING))
+        self.assertEqual(marks.decode(b"\xff\x00\x00\xff\xff"), b"\xff")
+        self.assertEqual((loops, marks.take()), ([5], LINE_BREAK))
+
+    def test_errorStreamInC(self) -> None:
+        """
+        A read of framing or parity error marks (a wrong speed or parity: 1365 marks in 4 KiB), breaks
+        among them, data between them, is undone by replacing, without the general split: exact bytes,
+        the kind of error told once; the general split only where a 0xFF is doubled or in error.
+        """
+        loops = []
+
+        class Counting(ErrorMarks):
+            def _marks(self, data: bytes) -> bytes:
+                loops.append(len(data))
+                return ErrorMarks._marks(self, data)
+
+        bad = bytes(range(1, 255)) * 6  # every byte but 0 and 0xFF
+        marks = Counting()
+        stream = b"".join(b"\xff\x00" + bad[i : i + 1] for i in range(1365))
+        self.assertEqual(marks.decode(stream), bad[:1365])
+        self.assertEqual((loops, marks.take()), ([], LINE_FRAMING))
+        marks.parityEnabled = True
+        self.assertEqual(marks.decode(b"a\xff\x00b\xff\x00\x00c\xff\x00\x0a\x00"), b"abc\n\x00")
+        self.assertEqual((loops, marks.take()), ([], LINE_PARITY | LINE_BREAK))
+        # A 0xFF cut short at the end waits for the next read, still without the split.
+        self.assertEqual(marks.decode(b"\xff\x00z\xff"), b"z")
+        self.assertEqual((loops, marks.pending), ([], b"\xff"))
+        self.assertEqual(marks.decode(b"\x00y"), b"y")
+        self.assertEqual((loops, marks.pending, marks.take()), ([], b"", LINE_PARITY))
+        # An error on a 0xFF byte (\377 \0 \377), a doubled 0xFF: the split.
+        self.assertEqual(marks.decode(b"\xff\x00\xff\xff\x00z"), b"\xffz")
+        self.assertEqual(marks.decode(b"\xff\xff\xff\x00z"), b"\xffz")
+        self.assertEqual((loops, marks.take()), ([6, 5], LINE_PARITY))
+
+    def test_mixedMarksExact(self) -> None:
+        """
+        Every kind of mark in one stream (doubled 0xFF, errors on 0xFF, on NUL-adjacent bytes and on
+        others, breaks, a 0xFF before a plain byte), cut anywhere into two or three reads: exact bytes.
+        """
+        stream = (b"a\xff\xff\xff\x00\xff\xff\x00\x00\x00\xff\x00\x01\xff\xffq\xff\x00\xff\x00"
+                  b"\xff\x00\x00\xffz\xff\xff\xff\x00b")
+        expected = b"a\xff\xff\x00\x01\xffq\xff\x00\xffz\xffb"
+        for i in range(len(stream) + 1):
+            for j in range(i, len(stream) + 1):
+                marks = ErrorMarks()
+                out = marks.decode(stream[:i]) + marks.decode(stream[i:j]) + marks.decode(stream[j:])
+                self.assertEqual((out, marks.pending, marks.take()),
+                                 (expected, b"", LINE_BREAK | LINE_FRAMING), (i, j))
 
     # No deadline nor speed check: on a loaded machine (CI's two cores shared) input generation is slow.
     @settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
-    @given(st.lists(st.sampled_from([b"\xff", b"\x00", b"a", b"\xff\xff", b"\xff\x00\x00"]), max_size=30),
-           st.integers(0, 30))
-    def test_asMarkAtATime(self, pieces: list[bytes], cut: int) -> None:
-        """Any stream, cut anywhere into two reads, decodes as the mark-at-a-time loop alone decodes it."""
-
-        def loopOnly(marks: ErrorMarks, chunk: bytes) -> bytes:
-            if marks.pending:
-                chunk, marks.pending = marks.pending + chunk, b""
-            return marks._marks(chunk) if b"\xff" in chunk else chunk
-
+    @given(st.lists(st.sampled_from([b"\xff", b"\x00", b"a", b"\xff\xff", b"\xff\x00\x00", b"\xff\x00\x07",
+                                     b"\xff\x00\xff", b"\xff\x00a"]), max_size=30),
+           st.integers(0, 60), st.integers(0, 60), st.booleans())
+    def test_asMarkAtATime(self, pieces: list[bytes], cut: int, cut2: int, parity: bool) -> None:
+        """Any stream, cut anywhere into three reads, decodes as the mark-at-a-time reference does."""
         data = b"".join(pieces)
+        cut, cut2 = sorted((cut, cut2))
         fast, slow = ErrorMarks(), ErrorMarks()
-        decoded = fast.decode(data[:cut]) + fast.decode(data[cut:])
-        looped = loopOnly(slow, data[:cut]) + loopOnly(slow, data[cut:])
+        fast.parityEnabled = slow.parityEnabled = parity
+        decoded = b"".join(fast.decode(c) for c in (data[:cut], data[cut:cut2], data[cut2:]))
+        looped = b"".join(markAtATime(slow, c) for c in (data[:cut], data[cut:cut2], data[cut2:]))
         self.assertEqual((decoded, fast.pending, fast.take()), (looped, slow.pending, slow.take()))
 
     def test_plainUntouched(self) -> None:

@@ -186,13 +186,13 @@ class TwistdLogReopenTests(SynchronousTestCase):
         self.addCleanup(fileClient.close)
         service = TwistdGatewayService([])
         service.lines["web1"] = line
-        self.assertEqual(service.reopenLogs(), 2)
+        self.assertEqual(self.successResultOf(service.reopenLogs()), 2)
         for path in (consoleLog.spec.path, fileClient.path):
             os.rename(path, path + ".1")
             os.mkdir(path)
         events: list[dict[str, object]] = []
         observeLog(self, events.append)
-        self.assertEqual(service.reopenLogs(), 0)
+        self.assertEqual(self.successResultOf(service.reopenLogs()), 0)
         self.assertIn("reopened 0 log file(s)", [formatEvent(e) for e in events])
 
     def test_fifoAtTwistdLogPath(self) -> None:
@@ -208,7 +208,7 @@ class TwistdLogReopenTests(SynchronousTestCase):
         os.mkfifo(path)
         events: list[dict[str, object]] = []
         observeLog(self, events.append)
-        self.assertEqual(service.reopenLogs(), 0)
+        self.assertEqual(self.successResultOf(service.reopenLogs()), 0)
         logFile.write("still here\n")
         logFile.flush()
         self.assertEqual(self.read(path + ".1"), b"still here\n")

@@ -1,0 +1,156 @@
+"""
+The SSH listener's bounds on connections before login: new connections a
+source may open (a key exchange each, ~2.6 ms of the reactor) and in all,
+and the places of those logging in (the oldest cut to make room).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.internet.address import IPv4Address, IPv6Address
+from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
+from twisted.logger import LogLevel
+from twisted.trial.unittest import SynchronousTestCase
+
+from serialgw.clients import sshlimits
+from serialgw.clients.ssh import Connection, GatewaySSHFactory, KeyRing, SSHGateway
+from serialgw.clients.sshtransport import ServerTransport
+from serialgw.config.listeners import parseSSHListener
+from serialgw.logflood import peerLimiter
+from tests.clients.test_ssh import Tcp, newKey
+from tests.fakes import LogEvents
+
+
+def v4(host: str, port: int = 1) -> IPv4Address:
+    return IPv4Address("TCP", host, port)
+
+
+class StartupTests(SynchronousTestCase):
+    def factory(self, listener: str = "tcp:0") -> GatewaySSHFactory:
+        gateway = SSHGateway(dict, parseSSHListener(listener), Clock())
+        return GatewaySSHFactory(newKey(), KeyRing(()), gateway)
+
+    def connect(self, factory: GatewaySSHFactory, address: Any) -> Any:
+        """A connection from C{address}, made (its protocol and its TCP transport), or what refused it."""
+        protocol = factory.buildProtocol(address)
+        if protocol is None:
+            return None
+        tcp = Tcp() if isinstance(protocol, ServerTransport) else StringTransport()
+        tcp.peerAddr = address
+        protocol.makeConnection(tcp)
+        return protocol
+
+    def churn(self, factory: GatewaySSHFactory, address: Any, count: int) -> list[Any]:
+        """C{count} connections from C{address} one after the other, each gone before the next (a key exchange each)."""
+        made = []
+        for _ in range(count):
+            protocol = self.connect(factory, address)
+            made.append(protocol)
+            if isinstance(protocol, ServerTransport):
+                protocol.connectionLost(None)
+        return made
+
+    def test_newConnectionsPerSourceBounded(self) -> None:
+        """One address opening connections one after the other (each a key exchange) gets SOURCE_BURST, then one each 1/SOURCE_RATE s; the others are told in one line and closed; another address is not held."""
+        events = LogEvents(self)
+        factory = self.factory()
+        made = self.churn(factory, v4("192.0.2.66"), sshlimits.SOURCE_BURST + 5)
+        self.assertEqual([isinstance(p, ServerTransport) for p in made],
+                         [True] * sshlimits.SOURCE_BURST + [False] * 5)
+        refused = made[-1]
+        self.assertEqual(refused.transport.value(),
+                         b"serialgw: too many new SSH connections from 192.0.2.66: try again in 1 s\r\n")
+        self.assertTrue(refused.transport.disconnecting)
+        self.assertIsInstance(self.connect(factory, v4("192.0.2.77")), ServerTransport)
+        factory.clock.advance(1.0 / sshlimits.SOURCE_RATE)
+        self.assertEqual([isinstance(p, ServerTransport) for p in self.churn(factory, v4("192.0.2.66"), 2)],
+                         [True, False])
+        warnings = events.at(LogLevel.warn)
+        self.assertEqual({(e["peer"], e["log_format"]) for e in warnings},
+                         {("192.0.2.66", "ssh: connection from {peer} refused: more new connections from there than "
+                           "{burst} at once, then {rate} a second")})
+
+    def test_newConnectionsPerSourceIPv6(self) -> None:
+        """The addresses of one IPv6 /64 share one source's new connections; another /64 has its own."""
+        factory = self.factory()
+        made = [self.churn(factory, IPv6Address("TCP", f"2001:db8:0:1::{n:x}", 1), 1)[0]
+                for n in range(1, sshlimits.SOURCE_BURST + 2)]
+        self.assertEqual([isinstance(p, ServerTransport) for p in made], [True] * sshlimits.SOURCE_BURST + [False])
+        self.assertIsInstance(self.churn(factory, IPv6Address("TCP", "2001:db8:0:2::1", 1), 1)[0], ServerTransport)
+
+    def test_newConnectionsInAllBounded(self) -> None:
+        """Many addresses opening connections get TOTAL_BURST in all, then TOTAL_RATE a second, whoever they are, said with the address, the log's per-peer burst a minute at most for the listener (the reactor's key exchanges are bounded); an address that logged in before still gets in."""
+        events = LogEvents(self)
+        factory = self.factory()
+        friend = self.connect(factory, v4("198.51.100.1"))
+        friend.setService(Connection())
+        friend.connectionLost(None)
+        made = [self.churn(factory, v4(f"10.0.{n // 250}.{n % 250 + 1}"), 1)[0]
+                for n in range(sshlimits.TOTAL_BURST + 100)]
+        self.assertEqual(sum(isinstance(p, ServerTransport) for p in made), sshlimits.TOTAL_BURST - 1)
+        self.assertEqual(made[-1].transport.value(), b"serialgw: too many new SSH connections: try again in 1 s\r\n")
+        self.assertIsInstance(self.connect(factory, v4("198.51.100.1")), ServerTransport)
+        factory.clock.advance(1.0)
+        made = [self.churn(factory, v4(f"10.1.{n // 250}.{n % 250 + 1}"), 1)[0] for n in range(100)]
+        self.assertEqual(sum(isinstance(p, ServerTransport) for p in made), sshlimits.TOTAL_RATE)
+        warnings = [e for e in events.at(LogLevel.warn) if "in all" in e["log_format"]]
+        self.assertEqual((warnings[0]["address"], len(warnings)), ("10.0.0." + str(sshlimits.TOTAL_BURST), peerLimiter.burst))
+
+    def test_sourcesRememberedBounded(self) -> None:
+        """What is remembered of the sources' new connections is bounded (MAX_SOURCES), however many addresses come."""
+        factory = self.factory()
+        for n in range(sshlimits.MAX_SOURCES + 500):
+            factory.clock.advance(1.0)
+            self.churn(factory, IPv6Address("TCP", f"2001:db8:{n >> 16:x}:{n & 0xffff:x}::1", 1), 1)
+        self.assertEqual(len(factory.newConnections.buckets), sshlimits.MAX_SOURCES)
+
+    def test_fullCutsTheOldest(self) -> None:
+        """With maxStartups connections logging in, a new one cuts the oldest of them, said (several hosts holding every place kept everyone out, renewed every loginGrace s)."""
+        events = LogEvents(self)
+        factory = self.factory()
+        factory.maxStartups = 3
+        held = [self.connect(factory, v4(f"192.0.2.{n}", 1000 + n)) for n in (1, 2, 3)]
+        fresh = self.connect(factory, v4("192.0.2.9", 2000))
+        self.assertIsInstance(fresh, ServerTransport)
+        self.assertEqual([p.transport.aborted for p in held], [True, False, False])
+        self.assertEqual((factory.startups.total, sorted(factory.startups.bySource)),
+                         (3, ["192.0.2.2", "192.0.2.3", "192.0.2.9"]))
+        held[0].connectionLost(None)
+        self.assertEqual(factory.startups.total, 3)
+        [warning] = events.at(LogLevel.warn)
+        self.assertEqual((warning["oldest"], warning["address"], warning["count"]),
+                         ("192.0.2.1:1001", "192.0.2.9", 3))
+
+
+class PersonRateTests(SynchronousTestCase):
+    def test_messagesPerPersonNotPerConnection(self) -> None:
+        """A person's connections together may send MESSAGES_PER_SECOND messages a second, not each of them: past it, the one that sends is not read for the rest of that second (one person's 16 sessions, 2000 messages a second each at ~30 us, took the whole reactor); another person is not held."""
+        from tests.clients.test_ssh import BufferedTcp
+
+        gateway = SSHGateway(dict, parseSSHListener("tcp:0"), Clock())
+        factory = GatewaySSHFactory(newKey(), KeyRing(()), gateway)
+        made = []
+        for port, person in ((1, "ops1"), (2, "ops1"), (3, "ops2")):
+            transport = factory.buildProtocol(v4("192.0.2.7", port))
+            tcp = BufferedTcp()
+            transport.makeConnection(tcp)
+            transport.setService(Connection())
+            transport.sessionStarted(person)
+            made.append((transport, tcp))
+        (first, firstTcp), (second, secondTcp), (other, otherTcp) = made
+        for _ in range(sshlimits.MESSAGES_PER_SECOND // 2):
+            first.dispatchMessage(2, b"\0\0\0\0")
+            second.dispatchMessage(2, b"\0\0\0\0")
+        self.assertEqual((firstTcp.producerState, secondTcp.producerState), ("producing", "producing"))
+        second.dispatchMessage(2, b"\0\0\0\0")
+        self.assertEqual((firstTcp.producerState, secondTcp.producerState), ("producing", "paused"))
+        for _ in range(sshlimits.MESSAGES_PER_SECOND):
+            other.dispatchMessage(2, b"\0\0\0\0")
+        self.assertEqual(otherTcp.producerState, "producing")
+        factory.clock.advance(1)
+        self.assertEqual(secondTcp.producerState, "producing")
+        for transport, _ in made:
+            transport.connectionLost(None)
+        self.assertEqual(factory.clock.getDelayedCalls(), [])
