@@ -68,7 +68,7 @@ class ReloadLogKeysTests(TestCase):
     timeout = 30
 
     async def test_reloadTurnsThemOnAndOff(self) -> None:
-        """Turned on, a client's arrival is written in conserver's form and a mark is due; turned off, neither."""
+        """Turned on, an arrival is written in conserver's form, a mark is due, typing is traced; turned off, none."""
         link, log = os.path.abspath(self.mktemp()), os.path.abspath(self.mktemp())
 
         def config(extra: str) -> list:  # type: ignore[type-arg]
@@ -89,7 +89,7 @@ class ReloadLogKeysTests(TestCase):
             return peer
 
         first = await arrival(b"1")
-        self.assertEqual(await service.reload(config('log-events = "conserver"\nlog-mark = 1\n')),
+        self.assertEqual(await service.reload(config('log-events = "conserver"\nlog-mark = 1\nlog-typed = "text"\n')),
                          {"added": [], "changed": ["a"], "removed": []})
         self.assertIs(service.lines["a"], line)
         self.assertEqual([(c.spec.events, c.spec.mark) for c in line.logs], [("conserver", 1)])
@@ -104,3 +104,5 @@ class ReloadLogKeysTests(TestCase):
         self.assertIn(f"[serialgw: {first} attached as writer]\n", text)
         self.assertRegex(text, rf"\n\[-- {second} attached as writer -- \w\w\w \w\w\w [ \d]\d \d\d:\d\d:\d\d \d{{4}}\]\n")
         self.assertNotIn(third, text)
+        with open(log + ".typed", "rb") as f:
+            self.assertEqual(f.read(), f"{second}: 2\n".encode())
