@@ -33,6 +33,7 @@ import os
 import stat
 import struct
 import tempfile
+import weakref
 from typing import Any, Callable, Mapping, Optional, Sequence
 
 import attrs
@@ -220,9 +221,14 @@ class UserAuth(userauth.SSHUserAuthServer):
 
     def auth_publickey(self, packet: bytes) -> Any:
         try:
-            blob = common.getNS(packet[1:], 2)[1]
-            what = fingerprint(keys.Key.fromString(blob))
-            d = userauth.SSHUserAuthServer.auth_publickey(self, packet)
+            algorithm, blob = common.getNS(packet[1:], 2)[:2]
+            if algorithm.endswith(b"-cert-v01@openssh.com"):
+                # conch reads no certificate: said as one, not as a key it cannot read.
+                what = f"(an OpenSSH certificate, {printable(algorithm.decode('ascii', 'replace'))})"
+                d = defer.fail(UnauthorizedLogin("certificates are not taken: the key itself is"))
+            else:
+                what = fingerprint(keys.Key.fromString(blob))
+                d = userauth.SSHUserAuthServer.auth_publickey(self, packet)
         except Exception:
             # Not a key, or cut short: refused here (conch logs the client's
             # algorithm name whole at error, or raises on a short packet).
@@ -432,6 +438,8 @@ class GatewaySSHFactory(SSHFactory):
         self.newConnections = sshlimits.Buckets(sshlimits.SOURCE_BURST, sshlimits.SOURCE_RATE, sshlimits.MAX_SOURCES)
         self.allConnections = sshlimits.Buckets(sshlimits.TOTAL_BURST, sshlimits.TOTAL_RATE, 1)
         self.known: dict[str, None] = {}
+        # Each person's messages this second, while they have a connection with a session.
+        self.seconds: weakref.WeakValueDictionary[str, sshlimits.Second] = weakref.WeakValueDictionary()
         # The log budget of refusals that do not name one source (logflood).
         self.refusalKey = Peer(f"ssh listener {gateway.spec.text or gateway.spec.endpoint}")
         self.allow = [ipaddress.ip_network(a, strict=False) for a in gateway.spec.allow]
@@ -537,6 +545,13 @@ class GatewaySSHFactory(SSHFactory):
         self.newConnections.take(peer, now)
         if peer not in self.known:
             self.allConnections.take("", now)
+
+    def personSecond(self, person: str) -> sshlimits.Second:
+        """The second C{person}'s messages are counted in, shared by their connections (as long as one holds it)."""
+        second = self.seconds.get(person)
+        if second is None:
+            second = self.seconds[person] = sshlimits.Second(person)
+        return second
 
     def loggedIn(self, source: str) -> None:
         """A connection from C{source} logged in: its new connections are held by its own bound only (L{_tooMany})."""

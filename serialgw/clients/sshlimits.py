@@ -12,8 +12,9 @@ MSG_KEXINIT = 20
 # and the session's requests: about 50); past them it is cut.  Before a key exchange they cost the
 # client nothing, and conch 20 us each: one client kept the reactor busy, with no key.
 MESSAGES_BEFORE_SESSION = 256
-# Then one sending more in a second (a person types a few, a paste takes a packet of 32 KiB) is not
-# read for the rest of the second.
+# Then, a person's connections together sending more in a second (a person types a few, a paste
+# takes a packet of 32 KiB), the one that sends is not read for the rest of the second.  (Counted
+# a connection, one person's 16 sessions at ~30 us a message took the whole reactor.)
 MESSAGES_PER_SECOND = 2000
 # Key exchanges a client may start in a minute, its first included (OpenSSH rekeys after gigabytes
 # or hours); past them it is cut.  Each costs the gateway a Diffie-Hellman and a host key signature
@@ -21,6 +22,18 @@ MESSAGES_PER_SECOND = 2000
 # key 85 a connection (its 256 messages before a session), 677 a second reconnecting.
 KEX_PER_MINUTE = 10
 
+
+
+class Second:
+    """The messages and bytes a person's connections sent in the second that began at C{start}."""
+
+    __slots__ = ("person", "start", "count", "bytes", "__weakref__")
+
+    def __init__(self, person: str) -> None:
+        self.person = person
+        self.start = float("-inf")
+        self.count = 0
+        self.bytes = 0
 
 
 def lastMinute(starts: tuple[float, ...], now: float) -> tuple[float, ...]:
@@ -69,3 +82,14 @@ class Buckets:
         self.buckets[key] = (tokens, now)
         while len(self.buckets) > self.size:
             del self.buckets[next(iter(self.buckets))]
+
+# The longest packet a client may send (OpenSSH's own bound: conch's is 1 MiB, each held whole
+# before it is looked at).
+MAX_PACKET = 256 * 1024
+# Bytes a connection may send before its session starts (a login with ten keys takes about 20 KB);
+# past them it is cut.  Each byte is decrypted and checked: 256 messages of 1 MiB cost a core.
+BYTES_BEFORE_SESSION = 256 * 1024
+# Bytes a person's connections may send a second once their session started (what they type goes
+# at the line's speed, through the channel's window); past them the one that sends is not read
+# for the rest of the second.
+BYTES_PER_SECOND = 4 * 1024 * 1024

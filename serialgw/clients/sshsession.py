@@ -299,7 +299,7 @@ class SSHClient(Session, ClientEvents, SSHChannel):
         self.asked = True
         transport: Any = self.conn.transport if self.conn is not None else None
         if isinstance(transport, ServerTransport):
-            transport.sessionStarted()
+            transport.sessionStarted(self.login.user)
         self.listener = spec = self.gateway.spec  # (as a reload may have changed it since the channel opened)
         newline = "\r\n" if self.pty else "\n"
         if not admittedBy(spec.allow, self.transport.getPeer()):

@@ -17,7 +17,12 @@ import struct
 from typing import TYPE_CHECKING, Any, Optional
 
 from twisted.conch.ssh import connection
-from twisted.conch.ssh.transport import DISCONNECT_PROTOCOL_ERROR, DISCONNECT_SERVICE_NOT_AVAILABLE, SSHServerTransport
+from twisted.conch.ssh.transport import (
+    DISCONNECT_KEY_EXCHANGE_FAILED,
+    DISCONNECT_PROTOCOL_ERROR,
+    DISCONNECT_SERVICE_NOT_AVAILABLE,
+    SSHServerTransport,
+)
 from twisted.internet.interfaces import IPushProducer
 from twisted.logger import FilteringLogObserver, Logger, LogLevel, LogLevelFilterPredicate, globalLogPublisher
 from twisted.python.failure import Failure
@@ -74,15 +79,21 @@ class ServerTransport(SSHServerTransport):
 
     _log = conchLog
     factory: GatewaySSHFactory
+    # No compression: zlib is taken before login, and conch inflates a packet without bound (one
+    # connection's 600 KB on the wire inflated to 600 MB; the gateway's RSS went from 55 to 479 MB).
+    supportedCompressions = [b"none"]
+    # Bytes received before its session started.
+    _received = 0
     _grace: Any = None
     # Counted in the factory's startups (in all and its source's) until it starts a session, or is gone.
     _pending = True
     source = ""
     # The TCP connection is gone.
     _lost = False
-    # Messages dispatched while pending, or (its session started) since _second.
+    # Messages dispatched while pending.
     _messages = 0
-    _second = 0.0
+    # Its session started: the second its person's messages are counted in (shared by their connections).
+    _second: Optional[sshlimits.Second] = None
     # The call that reads the client again once it has sent too many in a second.
     _slowed: Any = None
     _kexes: tuple[float, ...] = ()  # when those the client started in the last minute began
@@ -156,11 +167,15 @@ class ServerTransport(SSHServerTransport):
             # a key opened any number of them), until it starts a session.
             self.deadline("logged in but started no session")
 
-    def sessionStarted(self) -> None:
-        """A session asked for its line: the connection is in use (its session's own limits hold now)."""
+    def sessionStarted(self, person: str = "") -> None:
+        """
+        A session of C{person} asked for its line: the connection is in use
+        (its session's own limits hold now, and the person's messages a
+        second over all their connections).
+        """
         self._stopWaiting()
         self._release()
-        self._second, self._messages = self.factory.clock.seconds(), 0
+        self._second = self.factory.personSecond(person)
 
     def finish(self) -> None:
         """
@@ -206,6 +221,30 @@ class ServerTransport(SSHServerTransport):
             (name, b",".join(USER_SIGNATURES) if name == b"server-sig-algs" else value) for name, value in extensions
         ])
 
+    def dataReceived(self, data: bytes) -> None:
+        # Bounded before a message is whole: bytes before a session, a
+        # person's bytes a second after, a packet's length as soon as read.
+        tcp: Any = self.transport
+        if tcp.disconnecting:
+            return
+        if self._second is None:
+            self._received += len(data)
+            if self._received > sshlimits.BYTES_BEFORE_SESSION:
+                log.info("ssh: {address} sent over {count} bytes before a session: disconnected",
+                         address=sshPeer(self), peer=self.source or sshPeer(self), count=sshlimits.BYTES_BEFORE_SESSION)
+                self.sendDisconnect(DISCONNECT_PROTOCOL_ERROR, b"too much before a session")
+                return
+        else:
+            self._countRate(self._second, len(data))
+        SSHServerTransport.dataReceived(self, data)
+        first = getattr(self, "first", None)
+        if first is not None and not tcp.disconnecting:
+            length = struct.unpack(">L", first[:4])[0]
+            if length > sshlimits.MAX_PACKET:
+                log.info("ssh: {address} sent a packet of {length} bytes (over {most}): disconnected",
+                         address=sshPeer(self), peer=self.source or sshPeer(self), length=length, most=sshlimits.MAX_PACKET)
+                self.sendDisconnect(DISCONNECT_PROTOCOL_ERROR, b"packet too long")
+
     def dispatchMessage(self, messageNum: int, payload: bytes) -> None:
         # A packet cut short (or naming a channel that is not there) ends
         # this connection with one line, not a traceback a packet; what was
@@ -219,8 +258,8 @@ class ServerTransport(SSHServerTransport):
                      count=sshlimits.MESSAGES_BEFORE_SESSION)
             self.sendDisconnect(DISCONNECT_PROTOCOL_ERROR, b"too many messages before a session")
             return
-        if not self._pending:
-            self._countRate()
+        if self._second is not None:
+            self._countRate(self._second)
         if messageNum == sshlimits.MSG_KEXINIT:
             self._kexes = sshlimits.lastMinute(self._kexes, self.factory.clock.seconds())
             if len(self._kexes) > sshlimits.KEX_PER_MINUTE:
@@ -234,23 +273,43 @@ class ServerTransport(SSHServerTransport):
                      peer=sshPeer(self), number=messageNum, error=printable(repr(e)))
             self.sendDisconnect(DISCONNECT_PROTOCOL_ERROR, b"malformed packet")
 
-    def _countRate(self) -> None:
+    def _countRate(self, second: sshlimits.Second, size: int = 0) -> None:
+        """One message more (C{size} 0), or C{size} bytes more, of this person's this second: past either bound, not read for the rest of it."""
         clock = self.factory.clock
         now = clock.seconds()
-        if now - self._second >= 1.0:
-            self._second, self._messages = now, 1
-        if self._messages > sshlimits.MESSAGES_PER_SECOND and self._slowed is None:
-            log.info("ssh: {peer} sent over {count} messages in a second: not read for the rest of it",
-                     peer=sshPeer(self), count=sshlimits.MESSAGES_PER_SECOND)
+        if not 0.0 <= now - second.start < 1.0:
+            second.start, second.count, second.bytes = now, 0, 0
+        if size:
+            second.bytes += size
+            over = second.bytes > sshlimits.BYTES_PER_SECOND
+            what, count = "bytes", sshlimits.BYTES_PER_SECOND
+        else:
+            second.count += 1
+            over = second.count > sshlimits.MESSAGES_PER_SECOND
+            what, count = "messages", sshlimits.MESSAGES_PER_SECOND
+        if over and self._slowed is None:
+            log.info("ssh: {peer} sent more than {count} {what} in a second (with {person}'s other connections): "
+                     "not read for the rest of it", peer=sshPeer(self), count=count, what=what, person=second.person)
             tcp: Any = self.transport
             tcp.pauseProducing()
-            self._slowed = clock.callLater(self._second + 1.0 - now, self._readAgain)
+            self._slowed = clock.callLater(second.start + 1.0 - now, self._readAgain)
 
     def _readAgain(self) -> None:
         self._slowed = None
         tcp: Any = self.transport
         if not self._full and not tcp.disconnecting:
             tcp.resumeProducing()
+
+    def sendDisconnect(self, reason: int, desc: bytes) -> None:
+        # conch says nothing of a key exchange that failed (nothing in
+        # common, a bad key): a client that could never log in was cut
+        # without a word for the one who runs the gateway.
+        if reason == DISCONNECT_KEY_EXCHANGE_FAILED:
+            why = desc.decode("utf-8", "replace") if isinstance(desc, bytes) else str(desc)
+            log.info("ssh: {address} ({version}): key exchange failed ({why}): disconnected", address=sshPeer(self),
+                     peer=self.source or sshPeer(self),
+                     version=printable(self.otherVersionString.decode("ascii", "replace")), why=printable(why))
+        SSHServerTransport.sendDisconnect(self, reason, desc)
 
     def receiveUnimplemented(self, seqnum: int) -> None:
         # The client did not understand a packet of ours: conch warns, once

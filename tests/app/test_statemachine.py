@@ -64,8 +64,12 @@ LISTENERS = {
 BAUDS = (9600, 19200, 115200)
 
 
-def iterateUntil(condition: Callable[[], bool], what: str, seconds: float = 10.0) -> None:
-    """Turn the reactor until C{condition} holds; fail naming C{what} after C{seconds}."""
+def iterateUntil(condition: Callable[[], bool], what: str, seconds: float = 30.0) -> None:
+    """
+    Turn the reactor until C{condition} holds; fail naming C{what} after
+    C{seconds}: long, for a loaded machine (a step waited 2.4 s at load 20,
+    the CI runs at 30); a step that never ends still fails, later.
+    """
     deadline = time.monotonic() + seconds
     while not condition():
         if time.monotonic() > deadline:

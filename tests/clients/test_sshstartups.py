@@ -122,3 +122,35 @@ class StartupTests(SynchronousTestCase):
         [warning] = events.at(LogLevel.warn)
         self.assertEqual((warning["oldest"], warning["address"], warning["count"]),
                          ("192.0.2.1:1001", "192.0.2.9", 3))
+
+
+class PersonRateTests(SynchronousTestCase):
+    def test_messagesPerPersonNotPerConnection(self) -> None:
+        """A person's connections together may send MESSAGES_PER_SECOND messages a second, not each of them: past it, the one that sends is not read for the rest of that second (one person's 16 sessions, 2000 messages a second each at ~30 us, took the whole reactor); another person is not held."""
+        from tests.clients.test_ssh import BufferedTcp
+
+        gateway = SSHGateway(dict, parseSSHListener("tcp:0"), Clock())
+        factory = GatewaySSHFactory(newKey(), KeyRing(()), gateway)
+        made = []
+        for port, person in ((1, "ops1"), (2, "ops1"), (3, "ops2")):
+            transport = factory.buildProtocol(v4("192.0.2.7", port))
+            tcp = BufferedTcp()
+            transport.makeConnection(tcp)
+            transport.setService(Connection())
+            transport.sessionStarted(person)
+            made.append((transport, tcp))
+        (first, firstTcp), (second, secondTcp), (other, otherTcp) = made
+        for _ in range(sshlimits.MESSAGES_PER_SECOND // 2):
+            first.dispatchMessage(2, b"\0\0\0\0")
+            second.dispatchMessage(2, b"\0\0\0\0")
+        self.assertEqual((firstTcp.producerState, secondTcp.producerState), ("producing", "producing"))
+        second.dispatchMessage(2, b"\0\0\0\0")
+        self.assertEqual((firstTcp.producerState, secondTcp.producerState), ("producing", "paused"))
+        for _ in range(sshlimits.MESSAGES_PER_SECOND):
+            other.dispatchMessage(2, b"\0\0\0\0")
+        self.assertEqual(otherTcp.producerState, "producing")
+        factory.clock.advance(1)
+        self.assertEqual(secondTcp.producerState, "producing")
+        for transport, _ in made:
+            transport.connectionLost(None)
+        self.assertEqual(factory.clock.getDelayedCalls(), [])

@@ -41,6 +41,12 @@ from tests.realio import (
 )
 
 
+def udpBound(port: int) -> bool:
+    """A UDP socket on this machine is bound to 127.0.0.1:C{port} (from /proc/net/udp)."""
+    with open("/proc/net/udp") as f:
+        return any(row.split()[1] == f"0100007F:{port:04X}" for row in list(f)[1:])
+
+
 class ListenerTests(TestCase):
     timeout = 30
 
@@ -58,6 +64,10 @@ class ListenerTests(TestCase):
         nc = need("nc")
         remote, source = freePort(udp=True), freePort(udp=True)
         listener = self.processes.spawn([nc, "-u", "-l", "127.0.0.1", str(remote)])
+        # Bound before the console's output is sent there (one datagram:
+        # sent before nc has started, on a loaded machine, it was lost).
+        while not udpBound(remote):  # (the test's timeout is the limit)
+            await deferLater(reactor, 0.01, lambda: None)
         startGateway(self, ptyLine(self.pty, f"udp:127.0.0.1:{remote}@127.0.0.1:{source}"))
         typist = self.processes.spawn([nc, "-u", "127.0.0.1", str(source)])
         typist.write(b"uname\n")

@@ -38,7 +38,9 @@ class PyserialTests(TestCase):
         )
         self.service = startGateway(self, config)
         self.pty.startReading()
-        self.url = f"rfc2217://127.0.0.1:{listenerPort(self.service)}"
+        # pyserial waits 3 s for each answer (and the open's negotiation),
+        # then raises: a loaded machine is not a missing answer (30 s).
+        self.url = f"rfc2217://127.0.0.1:{listenerPort(self.service)}?timeout=30"
 
     def termios(self) -> tuple[int, int]:
         """The pty's (speed, cflag) as the kernel has them now."""
@@ -74,7 +76,7 @@ class PyserialTests(TestCase):
         """Every byte value passes both ways through pyserial's client."""
 
         def run() -> bytes:
-            port = serial.serial_for_url(self.url, baudrate=115200, timeout=5)
+            port = serial.serial_for_url(self.url, baudrate=115200, timeout=30)
             try:
                 port.write(ALL * 4)
                 return port.read(1024)
@@ -148,7 +150,7 @@ class PyserialTests(TestCase):
         config = LineConfig(name="ro", device=DeviceSpec("tty", pty.slaveName), listeners=(
             ListenerSpec("tcp:0:interface=127.0.0.1", Protocol.TELNET, readOnly=True),))
         service = startGateway(self, config)
-        url = f"rfc2217://127.0.0.1:{listenerPort(service)}"
+        url = f"rfc2217://127.0.0.1:{listenerPort(service)}?timeout=30"
         before = termios.tcgetattr(pty.master)
 
         def run() -> dict[str, str]:

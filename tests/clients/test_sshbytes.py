@@ -1,0 +1,123 @@
+"""
+What an SSH client's bytes may make the gateway do: no compression (a
+zlib bomb), bytes before a session, a packet's length, a person's bytes a
+second.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+from twisted.conch.ssh.common import getNS
+from twisted.internet.address import IPv4Address
+from twisted.internet.task import Clock
+from twisted.logger import LogLevel
+from twisted.trial.unittest import SynchronousTestCase
+
+from serialgw.clients import sshlimits
+from serialgw.clients.ssh import Connection, GatewaySSHFactory, KeyRing, SSHGateway
+from serialgw.config.listeners import parseSSHListener
+from tests.clients.test_ssh import BufferedTcp, Tcp, newKey
+from tests.fakes import LogEvents
+
+VERSION = b"SSH-2.0-OpenSSH_9.2\r\n"
+
+
+def packetHeader(length: int) -> bytes:
+    """The first block of an unencrypted SSH packet of C{length} (its padding length, then an IGNORE)."""
+    return struct.pack(">LB", length, 4) + bytes((2,)) + b"\0\0"
+
+
+def ignore(size: int) -> bytes:
+    """A whole unencrypted IGNORE packet of C{size} bytes on the wire."""
+    return struct.pack(">LB", size - 4, 4) + bytes((2,)) + b"\0" * (size - 6)
+
+
+class BytesTests(SynchronousTestCase):
+    def transport(self, sessionOf: str = "", factory: Any = None) -> tuple[Any, Any]:
+        if factory is None:
+            factory = GatewaySSHFactory(newKey(), KeyRing(()), SSHGateway(dict, parseSSHListener("tcp:0"), Clock()))
+        transport = factory.buildProtocol(IPv4Address("TCP", "192.0.2.7", 1))
+        tcp = BufferedTcp()
+        transport.makeConnection(tcp)
+        transport.dataReceived(VERSION)
+        if sessionOf:
+            transport.setService(Connection())
+            transport.sessionStarted(sessionOf)
+        self.addCleanup(transport.connectionLost, None)
+        return transport, tcp
+
+    def test_noCompression(self) -> None:
+        """The gateway offers no compression, "none" only, both ways (zlib, taken before login, let one connection's 600 KB inflate to 200 MB a message: seen 55 -> 479 MB of RSS and 1.6 s of CPU for three)."""
+        gateway = SSHGateway(dict, parseSSHListener("tcp:0"), Clock())
+        factory = GatewaySSHFactory(newKey(), KeyRing(()), gateway)
+        transport = factory.buildProtocol(IPv4Address("TCP", "192.0.2.7", 1))
+        tcp = Tcp()
+        transport.makeConnection(tcp)
+        sent = tcp.value()
+        packet = sent[sent.index(b"\r\n") + 2:]
+        payload = packet[5:4 + struct.unpack(">L", packet[:4])[0] - packet[4]]
+        self.assertEqual(payload[0], 20)
+        rest = payload[17:]
+        lists = []
+        for _ in range(10):
+            found, rest = getNS(rest)
+            lists.append(found)
+        self.assertEqual(lists[6:8], [b"none", b"none"])
+        self.addCleanup(transport.connectionLost, None)
+
+    def test_bytesBeforeSessionBounded(self) -> None:
+        """Before its session a connection may send BYTES_BEFORE_SESSION bytes (a login with ten keys takes about 20 KB); past them it is cut, said once (a 1 MB packet, conch's own bound, 256 of them, cost a core)."""
+        events = LogEvents(self)
+        transport, tcp = self.transport()
+        chunk = ignore(16384)
+        for _ in range((sshlimits.BYTES_BEFORE_SESSION - len(VERSION)) // len(chunk)):
+            transport.dataReceived(chunk)
+        self.assertFalse(tcp.disconnecting)
+        transport.dataReceived(chunk)
+        self.assertTrue(tcp.disconnecting)
+        self.assertEqual([e["log_format"] for e in events.at(LogLevel.info)],
+                         ["ssh: {address} sent over {count} bytes before a session: disconnected"])
+
+    def test_packetLengthBounded(self) -> None:
+        """A packet longer than MAX_PACKET (OpenSSH's own bound) is refused as soon as its length is read, said (conch took packets of 1 MB, each held whole before it was looked at)."""
+        events = LogEvents(self)
+        transport, tcp = self.transport(sessionOf="ops1")
+        transport.dataReceived(packetHeader(sshlimits.MAX_PACKET - 4))
+        self.assertFalse(tcp.disconnecting)
+        transport, tcp = self.transport(sessionOf="ops1")
+        transport.dataReceived(packetHeader(sshlimits.MAX_PACKET + 4))
+        self.assertTrue(tcp.disconnecting)
+        self.assertEqual([(e["log_format"], e["length"]) for e in events.at(LogLevel.info)],
+                         [("ssh: {address} sent a packet of {length} bytes (over {most}): disconnected",
+                           sshlimits.MAX_PACKET + 4)])
+
+    def test_bytesPerPersonBounded(self) -> None:
+        """With its session started, a person's connections together may send BYTES_PER_SECOND bytes a second; past them the one that sends is not read for the rest of the second (messages of 1 MB, 2000 a second, were read as fast as they came)."""
+        first, firstTcp = self.transport(sessionOf="ops1")
+        second, secondTcp = self.transport(sessionOf="ops1", factory=first.factory)
+        other, otherTcp = self.transport(sessionOf="ops2", factory=first.factory)
+        chunk = ignore(65536)
+        for n in range(sshlimits.BYTES_PER_SECOND // len(chunk)):
+            (first if n % 2 else second).dataReceived(chunk)
+        self.assertEqual((firstTcp.producerState, secondTcp.producerState), ("producing", "producing"))
+        first.dataReceived(chunk)
+        other.dataReceived(chunk)
+        self.assertEqual((firstTcp.producerState, otherTcp.producerState), ("paused", "producing"))
+        first.factory.clock.advance(1)
+        self.assertEqual(firstTcp.producerState, "producing")
+
+    def test_keyExchangeFailureSaid(self) -> None:
+        """A client with nothing in common (here: zlib compression only) is disconnected with one log line naming it, its software and why (it was cut without a word in the log)."""
+        from twisted.conch.ssh.common import NS
+
+        events = LogEvents(self)
+        transport, tcp = self.transport()
+        lists = [b"curve25519-sha256", b"ssh-ed25519", b"aes128-ctr", b"aes128-ctr", b"hmac-sha2-256",
+                 b"hmac-sha2-256", b"zlib", b"zlib", b"", b""]
+        transport.dispatchMessage(20, b"\0" * 16 + b"".join(NS(n) for n in lists) + b"\0" + b"\0\0\0\0")
+        self.assertTrue(tcp.disconnecting)
+        [event] = events.at(LogLevel.info)
+        self.assertEqual((event["address"], event["peer"], event["version"], event["why"]),
+                         ("192.0.2.7:40000", "192.0.2.7", "SSH-2.0-OpenSSH_9.2", "couldn't match all kex parts"))
