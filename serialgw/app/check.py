@@ -218,6 +218,13 @@ def checkLines(lines: Sequence[LineConfig], status: Optional[ListenerSpec] = Non
             errors.append(f"{owner}: device {quote(device.describe())}: {problem}")
         if device.kind == "tty" and not os.path.exists(device.path):
             warnings.append(f"{owner}: device {quote(device.path)} does not exist (now)")
+        elif device.kind == "tty":
+            what = _notADevice(device.path)
+            if what is not None:
+                # (The start opens it, as a tty, for ever: the line stays down.)
+                hint = f" (a socket is device = \"unix:{device.path}\")" if what == "a unix socket" else ""
+                warnings.append(f"{owner}: device {quote(device.path)} is {what} now, not a serial device: "
+                                f"the line would stay down{hint}")
         problem = lockDirProblem(line)
         if problem is not None:
             errors.append(f"{owner}: {problem}")
@@ -296,6 +303,17 @@ def lockDirProblem(line: LineConfig, writable: bool = False) -> Optional[str]:
         return (f"lock-dir {quote(line.lockDir)} is not writable: the UUCP lock for {quote(line.device.path)} cannot be made "
                 "(set lock-dir, or lock = false)")
     return None
+
+
+def _notADevice(path: str) -> Optional[str]:
+    """What is at a tty device's path when it is no character device (a directory, a regular file, ...), or None."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return None
+    kinds = ((stat.S_ISDIR, "a directory"), (stat.S_ISREG, "a regular file"), (stat.S_ISFIFO, "a FIFO"),
+             (stat.S_ISSOCK, "a unix socket"), (stat.S_ISBLK, "a block device"))
+    return next((what for test, what in kinds if test(mode)), None)
 
 
 def _writable(directory: str) -> bool:

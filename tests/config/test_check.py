@@ -205,6 +205,23 @@ class CheckTests(SynchronousTestCase):
             "line 'vm': the directory of log '/nowhere/vm.log' does not exist (now)",
         ]))
 
+    def test_deviceNotADevice(self) -> None:
+        """A tty device path that is a directory, a regular file, a FIFO or a unix socket now: a warning saying what it is (the line would stay down), a socket's with its unix: form."""
+        directory = os.path.abspath(self.mktemp())
+        os.mkdir(directory)
+        os.mkfifo(os.path.join(directory, "fifo"))
+        open(os.path.join(directory, "file"), "w").close()
+        path = socketPath(self, "vm.serial0")
+        listening = socket.socket(socket.AF_UNIX)
+        self.addCleanup(listening.close)
+        listening.bind(path)
+        for device, what in ((directory, "a directory"), (os.path.join(directory, "file"), "a regular file"),
+                             (os.path.join(directory, "fifo"), "a FIFO"), (path, "a unix socket")):
+            lines = loadConfig(write(self, f'[lines.a]\ndevice = "{device}"\nlisten = "4001"\nlock = false\n'))
+            hint = f" (a socket is device = \"unix:{device}\")" if what == "a unix socket" else ""
+            self.assertEqual(checkLines(lines), ([], [f"line 'a': device '{device}' is {what} now, not a serial "
+                                                      f"device: the line would stay down{hint}"]))
+
     def test_logNotAFile(self) -> None:
         """A console log path that is a directory, a FIFO or a symlink now: an error (the gateway would refuse it)."""
         directory = os.path.abspath(self.mktemp())
