@@ -187,6 +187,27 @@ class CheckTests(SynchronousTestCase):
                                        "(CN 'old') expired on "), err)
         self.assertTrue(err.endswith(" UTC: TLS peers will refuse it (certificate expired) (now)\n"), err)
 
+    def test_tlsFileNotAFile(self) -> None:
+        """A TLS cert, key or ca that is a FIFO, a device or over MAX_PEM_FILE now: a warning (the start refuses it), not silence."""
+        from serialgw.clients.tls import MAX_PEM_FILE
+
+        directory = os.path.abspath(self.mktemp())
+        os.mkdir(directory)
+        fifo, big = os.path.join(directory, "fifo"), os.path.join(directory, "big.pem")
+        os.mkfifo(fifo)
+        with open(big, "wb") as f:
+            f.truncate(MAX_PEM_FILE + 1)
+        listener = f"tls:4443:cert={fifo}:key=/dev/zero:ca={big}"
+        code, out, err = checked("--device", "/dev/null", "--port", listener)
+        self.assertEqual((code, out), (0, "serialgw: options: 1 line(s), 1 listener(s): OK, 3 warning(s)\n"))
+        self.assertEqual(err, (
+            f"serialgw: warning: line 'null': listener '{listener}': cert file '{fifo}' is not a regular file (now): "
+            "the start would refuse it\n"
+            f"serialgw: warning: line 'null': listener '{listener}': key file '/dev/zero' is not a regular file (now): "
+            "the start would refuse it\n"
+            f"serialgw: warning: line 'null': listener '{listener}': ca file '{big}' is larger than 4 MiB (now): "
+            "the start would refuse it\n"))
+
     def test_missingThingsWarn(self) -> None:
         """A device, socket, log directory or TLS file that is not there now: warnings, exit 0."""
         code, out, err = checked("--device", "/dev/ttyUSB-nowhere", "--port",
