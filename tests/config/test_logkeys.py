@@ -10,6 +10,7 @@ import os
 from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
+from serialgw.app.check import checkLines
 from serialgw.app.service import GatewayService
 from serialgw.config.file import loadConfig
 from serialgw.config.specs import ConfigError, LogSpec
@@ -60,6 +61,16 @@ class LogKeysTests(SynchronousTestCase):
                                                 "10080 minutes (a week), not 99999")
         status, _, _ = checked("--config", write(self, f'{LINE}log-events = "conserver"\nlog-mark = 15\n'))
         self.assertEqual(status, 0)
+
+    def test_checkTypedNotAFile(self) -> None:
+        """--check: a directory at a log-typed file's path is an error, as at the log's (the start would refuse it)."""
+        log = os.path.abspath(self.mktemp())
+        os.mkdir(log + ".typed")
+        text = f'[lines.a]\ndevice = "pty:/nowhere/a"\nlisten = "4001"\nlog = "{log}"\n'
+        self.assertEqual(checkLines(loadConfig(write(self, text + "log-typed = true\n"))),
+                         ([f"line 'a': log-typed file {log + '.typed'!r} is not a regular file (a directory, FIFO, "
+                           "device or symbolic link)"], []))
+        self.assertEqual(checkLines(loadConfig(write(self, text))), ([], []))
 
 
 class ReloadLogKeysTests(TestCase):
