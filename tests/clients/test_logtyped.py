@@ -10,6 +10,7 @@ import os
 import stat
 
 from twisted.internet.testing import StringTransport
+from twisted.python.failure import Failure
 
 from serialgw.app.reload import checkFiles
 from serialgw.clients.raw import RawClient
@@ -65,6 +66,16 @@ class LogTypedTests(_LogCase):
         self.typist().dataReceived(b"x")
         log.close()
         self.assertFalse(os.path.exists(self.path + ".typed"))
+
+    def test_droppedWhileDownNotTraced(self) -> None:
+        """Typing while the device is down is dropped (and counted there), not traced as if the device had it."""
+        log = self.log(typed="text", format="")
+        client = self.typist()
+        client.dataReceived(b"a")
+        self.line.deviceLost(Failure(OSError(5, "hung up")))
+        client.dataReceived(b"b")
+        log.close()
+        self.assertEqual(self.typed(), b"192.168.1.1:54321: a\n")
 
     def test_rotatedAndReopenedWithTheLog(self) -> None:
         """LOG.typed rotates by log-max-size on its own (LOG.typed.1), and SIGUSR1's reopen opens it again."""
