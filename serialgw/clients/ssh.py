@@ -55,7 +55,7 @@ from zope.interface import implementer
 from serialgw.clients import sshlimits
 from serialgw.clients.factory import Refused, samePlace
 from serialgw.clients.sshsession import SSHClient
-from serialgw.clients.sshtransport import USER_SIGNATURES, ServerTransport, conchLog, sshPeer
+from serialgw.clients.sshtransport import USER_SIGNATURES, ServerTransport, conchLog, sshPeer, sshSource
 from serialgw.clients.transports import SourceCounts, addressAllowed, admittedBy, describeAddress, sourceOf
 from serialgw.config.specs import ListenerSpec, SSHSpec, UserSpec
 from serialgw.config.sshkeys import MAX_KEYS_FILE, fingerprint, printable, readPublicKeys
@@ -213,7 +213,8 @@ class UserAuth(userauth.SSHUserAuthServer):
         service = common.getNS(packet, 2)[1]
         if service != b"ssh-connection":
             transport: Any = self.transport
-            log.info("ssh: {peer}: login for service {service!r} refused: disconnected", peer=sshPeer(transport),
+            log.info("ssh: {address}: login for service {service!r} refused: disconnected", address=sshPeer(transport),
+                     peer=sshSource(transport),
                      service=printable(service.decode("ascii", "replace")))
             transport.sendDisconnect(DISCONNECT_SERVICE_NOT_AVAILABLE, b"only ssh-connection after login")
             return None
@@ -237,8 +238,8 @@ class UserAuth(userauth.SSHUserAuthServer):
 
         def refused(reason: Failure) -> Failure:
             if reason.check(UnauthorizedLogin):
-                log.warn("ssh: key {fingerprint} from {peer} refused ({reason}); user name {user!r}",
-                         fingerprint=what, peer=sshPeer(self.transport),
+                log.warn("ssh: key {fingerprint} from {address} refused ({reason}); user name {user!r}",
+                         fingerprint=what, address=sshPeer(self.transport), peer=sshSource(self.transport),
                          reason=reason.getErrorMessage(), user=printable((self.user or b"").decode("utf-8", "replace")))
             return reason
 
