@@ -9,13 +9,14 @@ from __future__ import annotations
 import os
 from typing import Any, Sequence
 
+import attrs
 from twisted.internet.address import IPv4Address
 from twisted.internet.error import ConnectionDone
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.logger import capturedLogs, formatEvent
 from twisted.python.failure import Failure
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from serialgw.clients import handshakes
 from serialgw.clients.factory import LineFactory
@@ -358,3 +359,50 @@ class KeyFileTests(SynchronousTestCase):
         assert spec.tls is not None
         context = ServerContextFactory(spec.tls).getContext()
         self.assertTrue(context.set_options(0) & SSL.OP_NO_RENEGOTIATION)
+
+
+class ReloadTests(TestCase):
+    timeout = 30
+
+    async def test_unreadableFilesRefuseTheReload(self) -> None:
+        """A certificate and key rewritten the wrong way round (a botched renewal), then a reload: the reload is refused, naming the files, and the listener stays as it was, handshaking with its old certificate (the old one was closed and the new one failed: the line ran without its TLS listener until the files were mended and reloaded again)."""
+        import shutil
+
+        from twisted.internet import reactor
+        from twisted.internet.endpoints import TCP4ClientEndpoint, wrapClientTLS
+        from twisted.internet.protocol import Factory
+        from twisted.internet.ssl import Certificate, optionsForClientTLS
+
+        from serialgw.config.paths import absoluteListener
+        from tests.realio import Collector, listenerPort, ptyLine, startedPty, startGateway
+
+        pty = startedPty(self)
+        ca = Authority(os.path.abspath(self.mktemp()))
+        issued, issuedKey = ca.issue("gateway", dns="localhost")
+        cert, key = os.path.join(ca.directory, "gw.pem"), os.path.join(ca.directory, "gw.key")
+        shutil.copy(issued, cert)
+        shutil.copy(issuedKey, key)
+        listener = parseListener(f"raw+tls:0:interface=127.0.0.1:cert={cert}:key={key}")
+        service = startGateway(self, ptyLine(pty, absoluteListener(listener, "/")))
+        port = listenerPort(service)
+        shutil.copy(issuedKey, cert)
+        shutil.copy(issued, key)
+        config = service.configs[0]
+        reread = absoluteListener(listener, "/")
+        self.assertNotEqual(reread, config.listeners[0])
+        with capturedLogs() as events:
+            result = await service.reload([attrs.evolve(config, listeners=(reread,))])
+        self.assertEqual(list(result), ["refused"])
+        self.assertIn(f"certificate {cert!r} holds no PEM certificate but a private key", result["refused"][0])
+        self.assertIn("reload refused, the running configuration stays", " ".join(map(formatEvent, events)))
+        self.assertEqual(listenerPort(service), port)
+        with open(ca.path, "rb") as f:
+            trust = Certificate.loadPEM(f.read())
+        endpoint = wrapClientTLS(optionsForClientTLS("localhost", trustRoot=trust),
+                                 TCP4ClientEndpoint(reactor, "127.0.0.1", port))
+        client = await endpoint.connect(Factory.forProtocol(Collector))
+        assert isinstance(client, Collector)
+        client.transport.write(b"still")  # type: ignore[union-attr]
+        self.assertEqual(await pty.received.length(5), b"still")
+        client.transport.loseConnection()  # type: ignore[union-attr]
+        await client.closed
