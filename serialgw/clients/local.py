@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 import termios
 from typing import Any, Optional
 
@@ -176,7 +177,22 @@ def openLocal(path: str, flags: int, mode: int = 0o640) -> int:
         # (ELOOP; with O_CREAT some kernels say EACCES.)
         if flags & os.O_NOFOLLOW and e.errno in (errno.ELOOP, errno.EACCES) and os.path.islink(path):
             raise OSError(e.errno, f"{quote(path)} is {NOT_FOLLOWED}") from None
+        if e.errno == errno.ENXIO and isSocket(path):
+            raise OSError(e.errno, socketThere(path)) from None  # (it said "No such device or address")
         raise
+
+
+def isSocket(path: str) -> bool:
+    """Whether a unix socket is at C{path} now (a symlink followed)."""
+    try:
+        return stat.S_ISSOCK(os.stat(path).st_mode)
+    except OSError:
+        return False
+
+
+def socketThere(path: str) -> str:
+    """Why a file: or pipe: listener cannot open a unix socket at C{path}, for people."""
+    return f"{quote(path)} is a unix socket: file: and pipe: write a file, a FIFO or a tty; a socket is reached with unix:{path}"
 
 
 def fifoPair(path: str) -> tuple[int, int]:
