@@ -215,7 +215,19 @@ def fifoPair(path: str) -> tuple[int, int]:
     except OSError:
         os.close(fdIn)
         raise
+    for fd, opened in ((fdIn, inPath), (fdOut, outPath)):
+        if stat.S_ISREG(os.fstat(fd).st_mode):
+            # Read to its end at once, the client detached: a listener that did nothing, said nowhere.
+            os.close(fdIn)
+            if fdOut != fdIn:
+                os.close(fdOut)
+            raise OSError(errno.EINVAL, regularFileThere(opened))
     return fdIn, fdOut
+
+
+def regularFileThere(path: str) -> str:
+    """Why a pipe: listener does not take a regular file at C{path}, for people."""
+    return f"{quote(path)} is a regular file, not a FIFO: pipe: reads and writes QEMU's FIFOs (made with mkfifo)"
 
 
 def streamClient(

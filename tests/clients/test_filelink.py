@@ -85,6 +85,20 @@ class FileLinkTests(SynchronousTestCase):
                                 listeners=(parseListener(f"{kind}:{path}"),))
             self.assertEqual(checkLines([config])[0], [f"line 't': listener '{kind}:{path}': {why}"])
 
+    def test_pipeOnARegularFile(self) -> None:
+        """pipe: on a regular file (no FIFO there): refused saying so, by --check too (the start attached it, read its end at once and detached it: a listener that did nothing)."""
+        path = os.path.join(self.dir, "guest")
+        with open(path, "w") as f:
+            f.write("x")
+        why = f"{path!r} is a regular file, not a FIFO: pipe: reads and writes QEMU's FIFOs (made with mkfifo)"
+        self.assertEqual(self.assertRaises(OSError, fifoPair, path).strerror, why)
+        for end in (".in", ".out"):
+            os.mkfifo(path + end) if end == ".in" else open(path + end, "w").close()
+        self.assertEqual(self.assertRaises(OSError, fifoPair, path).strerror, why.replace(repr(path), repr(path + ".out")))
+        config = LineConfig(name="t", device=DeviceSpec("tty", "/dev/null"), lock=False,
+                            listeners=(parseListener(f"pipe:{path}"),))
+        self.assertEqual(checkLines([config])[0], [f"line 't': listener 'pipe:{path}': " + why.replace(repr(path), repr(path + ".out"))])
+
     def test_ownLinkInStickyDirectory(self) -> None:
         """In a sticky directory everyone may write, this user's own symlink is followed, and a path with nothing there is made a regular file."""
         tmp = self.sticky()
