@@ -23,7 +23,7 @@ from serialgw.app.listen import StartupError, listenAtOnce, removeStaleSocket
 from serialgw.clients.local import fifoPair
 from serialgw.clients.loglock import lockedElsewhere
 from serialgw.clients.ptylink import keptInPlace
-from serialgw.clients.tls import TLSError, clientOptions
+from serialgw.clients.tls import ServerContextFactory, TLSError, clientOptions
 from serialgw.config.paths import NOT_FOLLOWED, notFollowed
 from serialgw.config.specs import LineConfig, ListenerKind, ListenerSpec, LogSpec, isAbstract, quote
 from serialgw.devices.links import linkProblem
@@ -146,6 +146,14 @@ def bindChecker(releasing: list[tuple[str, ListenerSpec]], ports: set[int],
                 clientOptions(spec.tls)
             except TLSError as e:
                 return f"line {name!r}: listener {spec.text!r}: {e}"
+        if spec.kind is ListenerKind.LISTEN and spec.tls is not None and (spec.endpoint in endpoints or spec.path in paths):
+            # Its address is the reload's own to let go of (a listener whose
+            # TLS files were rewritten), so it is not bound; its files are read
+            # all the same: unreadable ones closed the listener and opened none.
+            try:
+                ServerContextFactory(spec.tls)
+            except TLSError as e:
+                return f"line {name!r}: listener {spec.text!r}: {e}"
         if spec.kind is not ListenerKind.LISTEN or spec.endpoint in endpoints or spec.path in paths:
             return None
         try:
@@ -210,13 +218,13 @@ def checkFiles(opening: list[tuple[str, ListenerSpec]], logs: list[tuple[str, An
     problem, or None.  A pty link the reload lets go of is ours to replace.
     """
     for name, logSpec in logs:
-        path = logSpec.path
-        if os.path.lexists(path) and (os.path.islink(path) or not os.path.isfile(path)):
-            why: Optional[str] = "it is not a regular file"  # ConsoleLog would refuse it
-        else:
-            why = writable(path) or lockedElsewhere(path)
-        if why is not None:
-            return f"line {name!r}: cannot open log {logSpec.path!r}: {why}"
+        for path in [logSpec.path] + ([logSpec.path + ".typed"] if logSpec.typed != "off" else []):
+            if os.path.lexists(path) and (os.path.islink(path) or not os.path.isfile(path)):
+                why: Optional[str] = "it is not a regular file"  # ConsoleLog would refuse it
+            else:
+                why = writable(path) or lockedElsewhere(path)
+            if why is not None:
+                return f"line {name!r}: cannot open log {path!r}: {why}"
     for name, spec in opening:
         if spec.kind is ListenerKind.FILE:
             why = f"{quote(spec.path)} is {NOT_FOLLOWED}" if notFollowed(spec.path) else writable(spec.path)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import struct
 from typing import Any
 
-from twisted.conch.ssh.common import getNS
+from twisted.conch.ssh.common import NS, getNS
 from twisted.internet.address import IPv4Address
 from twisted.internet.task import Clock
 from twisted.logger import LogLevel
@@ -78,7 +78,7 @@ class BytesTests(SynchronousTestCase):
         transport.dataReceived(chunk)
         self.assertTrue(tcp.disconnecting)
         self.assertEqual([e["log_format"] for e in events.at(LogLevel.info)],
-                         ["ssh: {peer} sent over {count} bytes before a session: disconnected"])
+                         ["ssh: {address} sent over {count} bytes before a session: disconnected"])
 
     def test_packetLengthBounded(self) -> None:
         """A packet longer than MAX_PACKET (OpenSSH's own bound) is refused as soon as its length is read, said (conch took packets of 1 MB, each held whole before it was looked at)."""
@@ -90,7 +90,7 @@ class BytesTests(SynchronousTestCase):
         transport.dataReceived(packetHeader(sshlimits.MAX_PACKET + 4))
         self.assertTrue(tcp.disconnecting)
         self.assertEqual([(e["log_format"], e["length"]) for e in events.at(LogLevel.info)],
-                         [("ssh: {peer} sent a packet of {length} bytes (over {most}): disconnected",
+                         [("ssh: {address} sent a packet of {length} bytes (over {most}): disconnected",
                            sshlimits.MAX_PACKET + 4)])
 
     def test_bytesPerPersonBounded(self) -> None:
@@ -107,3 +107,56 @@ class BytesTests(SynchronousTestCase):
         self.assertEqual((firstTcp.producerState, otherTcp.producerState), ("paused", "producing"))
         first.factory.clock.advance(1)
         self.assertEqual(firstTcp.producerState, "producing")
+
+    def test_keyExchangeFailureSaid(self) -> None:
+        """A client with nothing in common (here: zlib compression only) is disconnected with one log line naming it, its software and why (it was cut without a word in the log)."""
+        from twisted.conch.ssh.common import NS
+
+        events = LogEvents(self)
+        transport, tcp = self.transport()
+        lists = [b"curve25519-sha256", b"ssh-ed25519", b"aes128-ctr", b"aes128-ctr", b"hmac-sha2-256",
+                 b"hmac-sha2-256", b"zlib", b"zlib", b"", b""]
+        transport.dispatchMessage(20, b"\0" * 16 + b"".join(NS(n) for n in lists) + b"\0" + b"\0\0\0\0")
+        self.assertTrue(tcp.disconnecting)
+        [event] = events.at(LogLevel.info)
+        self.assertEqual((event["address"], event["peer"], event["version"], event["why"]),
+                         ("192.0.2.7:40000", "192.0.2.7", "SSH-2.0-OpenSSH_9.2", "couldn't match all kex parts"))
+
+
+class ChannelRefusalLogTests(SynchronousTestCase):
+    def test_channelRefusalsLimitedPerAddress(self) -> None:
+        """Channels refused (port forwarding, a second session) over many connections from one address: at most the log's per-peer burst of lines for the address (the budget was a connection's: a person reconnecting had 20 more lines each time)."""
+        from serialgw.logflood import peerLimiter
+
+        events = LogEvents(self)
+        factory = GatewaySSHFactory(newKey(), KeyRing(()), SSHGateway(dict, parseSSHListener("tcp:0"), Clock()))
+        for port in range(10):
+            transport = factory.buildProtocol(IPv4Address("TCP", "192.0.2.55", 1000 + port))
+            tcp = Tcp()
+            tcp.peerAddr = IPv4Address("TCP", "192.0.2.55", 1000 + port)
+            transport.makeConnection(tcp)
+            conn = Connection()
+            transport.setService(conn)
+            for n in range(5):
+                conn.ssh_CHANNEL_OPEN(NS(b"direct-tcpip") + struct.pack(">3L", n, 65536, 32768))
+            transport.connectionLost(None)
+        refused = [e for e in events.at(LogLevel.info) if "refused" in e["log_format"]]
+        self.assertEqual(len(refused), peerLimiter.burst)
+        self.assertEqual((refused[0]["address"], refused[0]["peer"]), ("192.0.2.55:1000", "192.0.2.55"))
+
+    def test_globalRequestsRefusedSaid(self) -> None:
+        """Global requests (OpenSSH -R: tcpip-forward) are refused with a line naming them and the address (they were refused without a word); OpenSSH's keepalives and no-more-sessions only at debug."""
+        events = LogEvents(self)
+        factory = GatewaySSHFactory(newKey(), KeyRing(()), SSHGateway(dict, parseSSHListener("tcp:0"), Clock()))
+        transport = factory.buildProtocol(IPv4Address("TCP", "192.0.2.55", 1000))
+        transport.makeConnection(Tcp())
+        conn = Connection()
+        transport.setService(conn)
+        self.addCleanup(transport.connectionLost, None)
+        self.assertEqual([conn.gotGlobalRequest(kind, NS(b"0.0.0.0") + b"\0\0\0\0")
+                          for kind in (b"tcpip-forward", b"keepalive@openssh.com", b"no-more-sessions@openssh.com",
+                                       b"x\x1b" * 100)], [0, 0, 0, 0])
+        self.assertEqual([(e["log_level"], e["request"]) for e in events.events
+                          if e.get("log_format", "").startswith("ssh: {address}: global request")],
+                         [(LogLevel.info, "tcpip-forward"), (LogLevel.debug, "keepalive@openssh.com"),
+                          (LogLevel.debug, "no-more-sessions@openssh.com"), (LogLevel.info, "x?" * 20)])
