@@ -269,13 +269,14 @@ class Connection(connection.SSHConnection):
             channelType, rest = common.getNS(packet)
             senderChannel, _, maxPacket = struct.unpack(">3L", rest[:12])
         except (struct.error, ValueError):
-            log.info("ssh: {peer}: malformed channel open: disconnected", peer=sshPeer(transport))
+            log.info("ssh: {address}: malformed channel open: disconnected", address=sshPeer(transport),
+                     peer=sshSource(transport))
             transport.loseConnection()
             return
         if channelType != b"session" or self.sessions or maxPacket < MIN_MAX_PACKET:
             why = ("only sessions" if channelType != b"session" else "one session a connection" if self.sessions
                    else f"maximum packet under {MIN_MAX_PACKET} bytes")
-            log.info("ssh: {peer}: channel {kind!r} refused: {why}", peer=sshPeer(transport),
+            log.info("ssh: {address}: channel {kind!r} refused: {why}", address=sshPeer(transport), peer=sshSource(transport),
                      kind=channelType.decode("ascii", "replace")[:40], why=why)
             transport.sendPacket(
                 connection.MSG_CHANNEL_OPEN_FAILURE,
@@ -302,7 +303,8 @@ class Connection(connection.SSHConnection):
         if size <= channel.localWindowLeft and size <= channel.localMaxPacket:
             return False
         transport: Any = self.transport
-        log.info("ssh: {peer}: {size} bytes past the channel's window: disconnected", peer=sshPeer(transport), size=size)
+        log.info("ssh: {address}: {size} bytes past the channel's window: disconnected", address=sshPeer(transport),
+                 peer=sshSource(transport), size=size)
         transport.sendDisconnect(DISCONNECT_PROTOCOL_ERROR, b"data past the window")
         return True
 

@@ -318,9 +318,9 @@ class ServerTransport(SSHServerTransport):
         # without a word for the one who runs the gateway.
         if reason == DISCONNECT_KEY_EXCHANGE_FAILED:
             why = desc.decode("utf-8", "replace") if isinstance(desc, bytes) else str(desc)
+            version = getattr(self, "otherVersionString", b"?").decode("ascii", "replace")
             log.info("ssh: {address} ({version}): key exchange failed ({why}): disconnected", address=sshPeer(self),
-                     peer=sshSource(self),
-                     version=printable(self.otherVersionString.decode("ascii", "replace")), why=printable(why))
+                     peer=sshSource(self), version=printable(version), why=printable(why))
         SSHServerTransport.sendDisconnect(self, reason, desc)
 
     def receiveUnimplemented(self, seqnum: int) -> None:

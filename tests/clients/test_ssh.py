@@ -888,7 +888,7 @@ class ConnectionTests(SynchronousTestCase):
         self.assertTrue(tcp.disconnecting)
         self.assertEqual([(e["log_level"], e["log_format"]) for e in events.events
                           if e["log_level"] >= LogLevel.info and e.get("log_namespace", "").startswith("serialgw")],
-                         [(LogLevel.info, "ssh: {peer}: {size} bytes past the channel's window: disconnected")])
+                         [(LogLevel.info, "ssh: {address}: {size} bytes past the channel's window: disconnected")])
         self.assertEqual(channel.localWindowLeft, channel.localWindowSize - 100)
         transport.connectionLost(None)
 
