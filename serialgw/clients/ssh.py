@@ -49,6 +49,7 @@ from twisted.cred.error import UnauthorizedLogin
 from twisted.cred.portal import IRealm, Portal
 from twisted.internet import defer
 from twisted.internet.protocol import Factory
+from twisted.logger import LogLevel
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
@@ -254,6 +255,10 @@ class UserAuth(userauth.SSHUserAuthServer):
 MIN_MAX_PACKET = 1024
 
 
+# Global requests OpenSSH sends in every session or now and then: refused at debug, not said at info.
+QUIET_GLOBAL_REQUESTS = (b"keepalive@openssh.com", b"no-more-sessions@openssh.com")
+
+
 class Connection(connection.SSHConnection):
     """
     conch's ssh-connection, opening one session channel and nothing else
@@ -286,6 +291,15 @@ class Connection(connection.SSHConnection):
             return
         self.sessions += 1
         connection.SSHConnection.ssh_CHANNEL_OPEN(self, packet)
+
+    def gotGlobalRequest(self, requestType: bytes, data: bytes) -> Any:
+        # Refused (conch's avatar would look for a global_* method by the
+        # client's name), with a line: OpenSSH -R was refused without a word.
+        transport: Any = self.transport
+        level = LogLevel.debug if requestType in QUIET_GLOBAL_REQUESTS else LogLevel.info
+        log.emit(level, "ssh: {address}: global request {request!r} refused", address=sshPeer(transport),
+                 peer=sshSource(transport), request=printable(requestType.decode("ascii", "replace"))[:40])
+        return 0
 
     def ssh_CHANNEL_DATA(self, packet: bytes) -> None:
         if not self._pastWindow(packet[:4], packet[4:8]):
