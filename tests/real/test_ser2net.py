@@ -92,9 +92,9 @@ class Ser2netTests(TestCase):
 
         url = f"rfc2217://127.0.0.1:{listenerPort(service, 1)}"
 
-        port = await deferToThread(serial.serial_for_url, url, baudrate=9600, xonxoff=True, timeout=5)
+        pyserial = await deferToThread(serial.serial_for_url, url, baudrate=9600, xonxoff=True, timeout=5)
         try:
             await until(lambda: termiosNow() == (termios.B9600, False, True))
         finally:
-            await deferToThread(port.close)
+            await deferToThread(pyserial.close)
         await until(lambda: termiosNow() == (termios.B57600, True, False))
