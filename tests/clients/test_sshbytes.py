@@ -143,3 +143,20 @@ class ChannelRefusalLogTests(SynchronousTestCase):
         refused = [e for e in events.at(LogLevel.info) if "refused" in e["log_format"]]
         self.assertEqual(len(refused), peerLimiter.burst)
         self.assertEqual((refused[0]["address"], refused[0]["peer"]), ("192.0.2.55:1000", "192.0.2.55"))
+
+    def test_globalRequestsRefusedSaid(self) -> None:
+        """Global requests (OpenSSH -R: tcpip-forward) are refused with a line naming them and the address (they were refused without a word); OpenSSH's keepalives and no-more-sessions only at debug."""
+        events = LogEvents(self)
+        factory = GatewaySSHFactory(newKey(), KeyRing(()), SSHGateway(dict, parseSSHListener("tcp:0"), Clock()))
+        transport = factory.buildProtocol(IPv4Address("TCP", "192.0.2.55", 1000))
+        transport.makeConnection(Tcp())
+        conn = Connection()
+        transport.setService(conn)
+        self.addCleanup(transport.connectionLost, None)
+        self.assertEqual([conn.gotGlobalRequest(kind, NS(b"0.0.0.0") + b"\0\0\0\0")
+                          for kind in (b"tcpip-forward", b"keepalive@openssh.com", b"no-more-sessions@openssh.com",
+                                       b"x\x1b" * 100)], [0, 0, 0, 0])
+        self.assertEqual([(e["log_level"], e["request"]) for e in events.events
+                          if e.get("log_format", "").startswith("ssh: {address}: global request")],
+                         [(LogLevel.info, "tcpip-forward"), (LogLevel.debug, "keepalive@openssh.com"),
+                          (LogLevel.debug, "no-more-sessions@openssh.com"), (LogLevel.info, "x?" * 20)])
