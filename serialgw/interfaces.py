@@ -103,6 +103,9 @@ class IConsoleLog(IClient):
     def reopen() -> bool:
         """Open the path again (logrotate moved the file); False if it could not be (the file in hand kept)."""
 
+    def typed(peer: str, data: bytes) -> None:
+        """What C{peer} typed, as it went to the device (log-typed: written to its own file, else nothing)."""
+
 
 class IDevice(Interface):
     """

@@ -235,6 +235,10 @@ def checkLines(lines: Sequence[LineConfig], status: Optional[ListenerSpec] = Non
                                 f"{os.getuid()})")
             elif os.path.lexists(line.log.path) and not os.access(line.log.path, os.W_OK):
                 warnings.append(f"{owner}: log {quote(line.log.path)} is not writable (now, by uid {os.getuid()})")
+            typed = line.log.path + ".typed"  # (log-typed: its twin, in the same directory)
+            if line.log.typed != "off" and os.path.lexists(typed) and (os.path.islink(typed) or not os.path.isfile(typed)):
+                errors.append(f"{owner}: log-typed file {quote(typed)} is not a regular file "
+                              "(a directory, FIFO, device or symbolic link)")
         if device.kind == "pty" and device.path:
             linkIssue = _linkTaken(device.path)
             directory = os.path.dirname(os.path.abspath(device.path))

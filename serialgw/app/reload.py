@@ -210,13 +210,13 @@ def checkFiles(opening: list[tuple[str, ListenerSpec]], logs: list[tuple[str, An
     problem, or None.  A pty link the reload lets go of is ours to replace.
     """
     for name, logSpec in logs:
-        path = logSpec.path
-        if os.path.lexists(path) and (os.path.islink(path) or not os.path.isfile(path)):
-            why: Optional[str] = "it is not a regular file"  # ConsoleLog would refuse it
-        else:
-            why = writable(path) or lockedElsewhere(path)
-        if why is not None:
-            return f"line {name!r}: cannot open log {logSpec.path!r}: {why}"
+        for path in [logSpec.path] + ([logSpec.path + ".typed"] if logSpec.typed != "off" else []):
+            if os.path.lexists(path) and (os.path.islink(path) or not os.path.isfile(path)):
+                why: Optional[str] = "it is not a regular file"  # ConsoleLog would refuse it
+            else:
+                why = writable(path) or lockedElsewhere(path)
+            if why is not None:
+                return f"line {name!r}: cannot open log {path!r}: {why}"
     for name, spec in opening:
         if spec.kind is ListenerKind.FILE:
             why = f"{quote(spec.path)} is {NOT_FOLLOWED}" if notFollowed(spec.path) else writable(spec.path)

@@ -198,7 +198,8 @@ class GatewayService(MultiService):
         try:
             consoleLog = ConsoleLog(line, config.log, self.reactor)
         except OSError as e:
-            raise keyed(StartupError(f"line {config.name!r}: cannot open log {config.log.path!r}: {e.strerror}"),
+            raise keyed(StartupError(f"line {config.name!r}: cannot open log {e.filename or config.log.path!r}: "
+                                     f"{e.strerror}"),
                         "log") from None
         self._openingKey = ("log", config.log)
         try:

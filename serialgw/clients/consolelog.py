@@ -13,6 +13,7 @@ import time
 from datetime import date, timedelta
 from typing import Any, Optional
 
+import attrs
 from twisted.logger import Logger
 from zope.interface import implementer
 
@@ -27,8 +28,10 @@ from serialgw.clients.logmarks import (
     eventBody,
     markBody,
     nextMark,
+    shown,
     ticks,
 )
+from serialgw.clients.typed import typedHexdump, typedText
 from serialgw.config.specs import LogSpec
 from serialgw.interfaces import IConsoleLog
 from serialgw.line.hub import Line, Role
@@ -48,7 +51,8 @@ def _kind(mode: int) -> str:
 
 @implementer(IConsoleLog)
 class ConsoleLog(ClientEvents):
-    def __init__(self, line: Line, spec: LogSpec, clock: Any) -> None:
+    def __init__(self, line: Line, spec: LogSpec, clock: Any, typedOnly: bool = False) -> None:
+        """C{typedOnly}: the C{LOG.typed} file of what clients typed (log-typed), no client of the line."""
         self.line = line
         self.spec = spec
         self.clock = clock
@@ -72,7 +76,19 @@ class ConsoleLog(ClientEvents):
         self._holdTick: Optional[int] = None
         self._markTick: Optional[int] = None
         self._events = EventWindow(clock, self._untold)
+        # What clients typed (log-typed): a file of its own, made 0600 (passwords typed at a login prompt).
+        self._mode = 0o600 if typedOnly else 0o640
+        self._typed: Optional[ConsoleLog] = None
         self._open()
+        if typedOnly:
+            return
+        if spec.typed != "off":
+            try:
+                self._typed = ConsoleLog(line, attrs.evolve(spec, path=spec.path + ".typed", events="off", mark=0),
+                                         clock, typedOnly=True)
+            except OSError:
+                release(self._fd, self._key)
+                raise
         line.attach(self)
         line.logs.append(self)
         if spec.mark:
@@ -85,7 +101,7 @@ class ConsoleLog(ClientEvents):
         # reactor for good): a console log is a regular file.
         try:
             fd = os.open(self.spec.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
-                         | os.O_NONBLOCK, 0o640)
+                         | os.O_NONBLOCK, self._mode)
         except OSError as e:
             if e.errno == errno.ELOOP:
                 raise OSError(errno.ELOOP, "it is a symbolic link, not followed", self.spec.path) from None
@@ -289,7 +305,15 @@ class ConsoleLog(ClientEvents):
             # The same file (SIGUSR1 with nothing moved): a line it ends inside goes on there, unstamped.
             self._fileAtLineStart = atLineStart
         release(old, oldKey)
-        return True
+        return self._typed is None or self._typed.reopen()
+
+    def typed(self, peer: str, data: bytes) -> None:
+        """What C{peer} typed, as it went to the device: a stamped line (or a hexdump) in C{LOG.typed} (log-typed)."""
+        typed = self._typed
+        if typed is not None:
+            lines = (typedHexdump if self.spec.typed == "hexdump" else typedText)(shown(peer), data)
+            stamp = typed._stamp()
+            typed._write(b"".join(stamp + text.encode("utf-8", "replace") + b"\n" for text in lines), False)
 
     def deliver(self, data: bytes) -> None:
         if self._held and b"\n" in data:
@@ -367,5 +391,7 @@ class ConsoleLog(ClientEvents):
         self._markTick = None
         if self in self.line.logs:
             self.line.logs.remove(self)
+        if self._typed is not None:
+            release(self._typed._fd, self._typed._key)
         self.line.detach(self)
         release(self._fd, self._key)

@@ -221,9 +221,14 @@ class UserAuth(userauth.SSHUserAuthServer):
 
     def auth_publickey(self, packet: bytes) -> Any:
         try:
-            blob = common.getNS(packet[1:], 2)[1]
-            what = fingerprint(keys.Key.fromString(blob))
-            d = userauth.SSHUserAuthServer.auth_publickey(self, packet)
+            algorithm, blob = common.getNS(packet[1:], 2)[:2]
+            if algorithm.endswith(b"-cert-v01@openssh.com"):
+                # conch reads no certificate: said as one, not as a key it cannot read.
+                what = f"(an OpenSSH certificate, {printable(algorithm.decode('ascii', 'replace'))})"
+                d = defer.fail(UnauthorizedLogin("certificates are not taken: the key itself is"))
+            else:
+                what = fingerprint(keys.Key.fromString(blob))
+                d = userauth.SSHUserAuthServer.auth_publickey(self, packet)
         except Exception:
             # Not a key, or cut short: refused here (conch logs the client's
             # algorithm name whole at error, or raises on a short packet).

@@ -17,7 +17,12 @@ import struct
 from typing import TYPE_CHECKING, Any, Optional
 
 from twisted.conch.ssh import connection
-from twisted.conch.ssh.transport import DISCONNECT_PROTOCOL_ERROR, DISCONNECT_SERVICE_NOT_AVAILABLE, SSHServerTransport
+from twisted.conch.ssh.transport import (
+    DISCONNECT_KEY_EXCHANGE_FAILED,
+    DISCONNECT_PROTOCOL_ERROR,
+    DISCONNECT_SERVICE_NOT_AVAILABLE,
+    SSHServerTransport,
+)
 from twisted.internet.interfaces import IPushProducer
 from twisted.logger import FilteringLogObserver, Logger, LogLevel, LogLevelFilterPredicate, globalLogPublisher
 from twisted.python.failure import Failure
@@ -225,8 +230,8 @@ class ServerTransport(SSHServerTransport):
         if self._second is None:
             self._received += len(data)
             if self._received > sshlimits.BYTES_BEFORE_SESSION:
-                log.info("ssh: {peer} sent over {count} bytes before a session: disconnected", peer=sshPeer(self),
-                         count=sshlimits.BYTES_BEFORE_SESSION)
+                log.info("ssh: {address} sent over {count} bytes before a session: disconnected",
+                         address=sshPeer(self), peer=self.source or sshPeer(self), count=sshlimits.BYTES_BEFORE_SESSION)
                 self.sendDisconnect(DISCONNECT_PROTOCOL_ERROR, b"too much before a session")
                 return
         else:
@@ -236,8 +241,8 @@ class ServerTransport(SSHServerTransport):
         if first is not None and not tcp.disconnecting:
             length = struct.unpack(">L", first[:4])[0]
             if length > sshlimits.MAX_PACKET:
-                log.info("ssh: {peer} sent a packet of {length} bytes (over {most}): disconnected", peer=sshPeer(self),
-                         length=length, most=sshlimits.MAX_PACKET)
+                log.info("ssh: {address} sent a packet of {length} bytes (over {most}): disconnected",
+                         address=sshPeer(self), peer=self.source or sshPeer(self), length=length, most=sshlimits.MAX_PACKET)
                 self.sendDisconnect(DISCONNECT_PROTOCOL_ERROR, b"packet too long")
 
     def dispatchMessage(self, messageNum: int, payload: bytes) -> None:
@@ -294,6 +299,17 @@ class ServerTransport(SSHServerTransport):
         tcp: Any = self.transport
         if not self._full and not tcp.disconnecting:
             tcp.resumeProducing()
+
+    def sendDisconnect(self, reason: int, desc: bytes) -> None:
+        # conch says nothing of a key exchange that failed (nothing in
+        # common, a bad key): a client that could never log in was cut
+        # without a word for the one who runs the gateway.
+        if reason == DISCONNECT_KEY_EXCHANGE_FAILED:
+            why = desc.decode("utf-8", "replace") if isinstance(desc, bytes) else str(desc)
+            log.info("ssh: {address} ({version}): key exchange failed ({why}): disconnected", address=sshPeer(self),
+                     peer=self.source or sshPeer(self),
+                     version=printable(self.otherVersionString.decode("ascii", "replace")), why=printable(why))
+        SSHServerTransport.sendDisconnect(self, reason, desc)
 
     def receiveUnimplemented(self, seqnum: int) -> None:
         # The client did not understand a packet of ours: conch warns, once

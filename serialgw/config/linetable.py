@@ -42,8 +42,8 @@ from serialgw.config.where import where as _where
 LINE_KEYS = {
     "device", "serial", "baud", "bytesize", "parity", "stopbits", "xonxoff", "rtscts", "listen",
     "break-duration", "signature", "notices", "restore", "mode", "max-clients", "backlog",
-    "log", "log-format", "log-max-size", "log-daily", "log-keep", "log-events", "log-mark", "coalesce", "write",
-    "read",
+    "log", "log-format", "log-max-size", "log-daily", "log-keep", "log-events", "log-mark", "log-typed", "coalesce",
+    "write", "read",
     "open-string", "close-string", "dtr", "rts", "idle-dtr", "idle-rts", "pace", "pace-line",
     "lock", "lock-dir", "shard",
 }
@@ -112,6 +112,7 @@ _LOG_KEYS: dict[str, tuple[str, type]] = {
     "log-keep": ("keep", int),
     "log-events": ("events", object),  # a name or true/false: LogSpec says which
     "log-mark": ("mark", int),
+    "log-typed": ("typed", object),
 }
 
 

@@ -61,6 +61,8 @@ def oneLineEach(path: str, text: str, data: dict[str, Any], lines: list[LineConf
     writers: dict[object, tuple[str, str, str]] = {}
     for config in lines:
         written = [("log", config.log.path, config.log.path, "log")] if config.log is not None else []
+        if config.log is not None and config.log.typed != "off":  # (log-typed: LOG.typed is the line's too)
+            written.append(("log-typed", config.log.path + ".typed", config.log.path + ".typed", "log-typed file"))
         written += [("listen", spec.text, spec.path, f"listener {quote(spec.text)}") for spec in config.listeners
                     if spec.kind is ListenerKind.FILE]
         for key, shown, claimed, thing in written:

@@ -299,7 +299,8 @@ class LogSpec:
     at midnight; C{keep} old files (C{path.1} newest).  C{events}: how the
     line's events are written (L{LOG_EVENTS}: C{serialgw}'s
     C{[serialgw: ...]}, conserver's C{[-- ... -- DATE]}, or C{off});
-    C{mark}: minutes between conserver's C{[-- MARK -- DATE]} lines (0: none).
+    C{mark}: minutes between conserver's C{[-- MARK -- DATE]} lines (0: none);
+    C{typed}: what clients typed goes to C{path.typed} (L{LOG_TYPED}).
     """
 
     path: str
@@ -309,6 +310,7 @@ class LogSpec:
     keep: int = 7
     events: str = attrs.field(default="serialgw", converter=lambda v: _logEvents(v))
     mark: int = 0
+    typed: str = attrs.field(default="off", converter=lambda v: _logTyped(v))
 
     def __attrs_post_init__(self) -> None:
         if not self.path:
@@ -346,6 +348,20 @@ MAX_LOG_KEEP = 1000
 MAX_LOG_MARK = 7 * 24 * 60
 # How a console log writes the line's events (log-events): true is serialgw, false off.
 LOG_EVENTS = ("serialgw", "conserver", "off")
+
+
+# What a console log's LOG.typed file gets of what clients typed (log-typed): true is text, false off.
+LOG_TYPED = ("off", "text", "hexdump")
+
+
+def _logTyped(value: object) -> str:
+    """log-typed as given (a name, or true/false) as one of L{LOG_TYPED}; another is refused, quoted."""
+    if value is True or value is False:
+        return "text" if value else "off"
+    if isinstance(value, str) and value in LOG_TYPED:
+        return value
+    raise ConfigError(f"log-typed must be one of {', '.join(repr(v) for v in LOG_TYPED)} (or true/false), "
+                      f"not {quote(value)}")
 
 
 def _logEvents(value: object) -> str:

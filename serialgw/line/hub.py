@@ -312,7 +312,10 @@ class Line(PortControl, OpenCloseStrings, RoleChanges):
             return False
         self.device.write(data)
         # Down: the device drops it, and counts it (but for its first open: held).
-        self.bytesGiven += len(data) if self.up or self.device.holding else 0
+        if self.up or self.device.holding:
+            self.bytesGiven += len(data)
+            for consoleLog in self.logs:  # (log-typed: what was typed, in its own file)
+                consoleLog.typed(client.peer, data)
         return True
 
     def who(self, exclude: Optional[IClient] = None) -> str:

@@ -315,6 +315,20 @@ class AuthTests(SynchronousTestCase):
                          [("(unreadable key)", "unreadable key or request")] * 3)
         self.assertEqual(events.at(LogLevel.error), [])
 
+    def test_certificateRefusedSaid(self) -> None:
+        """An OpenSSH certificate (OpenSSH offers one before its key; one with 256 principals is 29 KB) is refused saying so, not as an unreadable key; the key itself then logs in."""
+        events = LogEvents(self)
+        head = NS(b"con1") + NS(b"ssh-connection") + NS(b"publickey")
+        self.server.ssh_USERAUTH_REQUEST(head + b"\x00" + NS(b"ssh-ed25519-cert-v01@openssh.com")
+                                         + NS(NS(b"ssh-ed25519-cert-v01@openssh.com") + b"\0" * 29000))
+        self.assertEqual(self.transport.packets, [(userauth.MSG_USERAUTH_FAILURE, NS(b"publickey") + b"\x00")])
+        self.assertEqual([(e["fingerprint"], e["reason"]) for e in events.at(LogLevel.warn)],
+                         [("(an OpenSSH certificate, ssh-ed25519-cert-v01@openssh.com)",
+                           "certificates are not taken: the key itself is")])
+        self.transport.packets = []
+        self.request(b"con1", self.ops1, signed=False)
+        self.assertEqual([t for t, _ in self.transport.packets], [userauth.MSG_USERAUTH_PK_OK])
+
     def test_refusalsCannotFloodTheLog(self) -> None:
         """Unknown keys from one address: at most the log's per-peer burst of lines a minute (logflood), the rest counted."""
         from serialgw.logflood import peerLimiter

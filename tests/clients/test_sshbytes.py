@@ -78,7 +78,7 @@ class BytesTests(SynchronousTestCase):
         transport.dataReceived(chunk)
         self.assertTrue(tcp.disconnecting)
         self.assertEqual([e["log_format"] for e in events.at(LogLevel.info)],
-                         ["ssh: {peer} sent over {count} bytes before a session: disconnected"])
+                         ["ssh: {address} sent over {count} bytes before a session: disconnected"])
 
     def test_packetLengthBounded(self) -> None:
         """A packet longer than MAX_PACKET (OpenSSH's own bound) is refused as soon as its length is read, said (conch took packets of 1 MB, each held whole before it was looked at)."""
@@ -90,7 +90,7 @@ class BytesTests(SynchronousTestCase):
         transport.dataReceived(packetHeader(sshlimits.MAX_PACKET + 4))
         self.assertTrue(tcp.disconnecting)
         self.assertEqual([(e["log_format"], e["length"]) for e in events.at(LogLevel.info)],
-                         [("ssh: {peer} sent a packet of {length} bytes (over {most}): disconnected",
+                         [("ssh: {address} sent a packet of {length} bytes (over {most}): disconnected",
                            sshlimits.MAX_PACKET + 4)])
 
     def test_bytesPerPersonBounded(self) -> None:
@@ -107,3 +107,17 @@ class BytesTests(SynchronousTestCase):
         self.assertEqual((firstTcp.producerState, otherTcp.producerState), ("paused", "producing"))
         first.factory.clock.advance(1)
         self.assertEqual(firstTcp.producerState, "producing")
+
+    def test_keyExchangeFailureSaid(self) -> None:
+        """A client with nothing in common (here: zlib compression only) is disconnected with one log line naming it, its software and why (it was cut without a word in the log)."""
+        from twisted.conch.ssh.common import NS
+
+        events = LogEvents(self)
+        transport, tcp = self.transport()
+        lists = [b"curve25519-sha256", b"ssh-ed25519", b"aes128-ctr", b"aes128-ctr", b"hmac-sha2-256",
+                 b"hmac-sha2-256", b"zlib", b"zlib", b"", b""]
+        transport.dispatchMessage(20, b"\0" * 16 + b"".join(NS(n) for n in lists) + b"\0" + b"\0\0\0\0")
+        self.assertTrue(tcp.disconnecting)
+        [event] = events.at(LogLevel.info)
+        self.assertEqual((event["address"], event["peer"], event["version"], event["why"]),
+                         ("192.0.2.7:40000", "192.0.2.7", "SSH-2.0-OpenSSH_9.2", "couldn't match all kex parts"))

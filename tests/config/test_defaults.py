@@ -54,6 +54,7 @@ FULL_TOML = {
     "log-keep": "2",
     "log-events": '"conserver"',
     "log-mark": "15",
+    "log-typed": '"hexdump"',
     "coalesce": '"1,5"',
     "write": '["*"]',
     "read": '["*"]',
@@ -117,7 +118,7 @@ LINE_FIELD = {
     "lock-dir": "lockDir",
 }
 LOG_FIELD = {"log-format": "format", "log-max-size": "maxSize", "log-daily": "daily", "log-keep": "keep",
-             "log-events": "events", "log-mark": "mark"}
+             "log-events": "events", "log-mark": "mark", "log-typed": "typed"}
 COALESCE_FIELDS = ("coalesceMin", "coalesceMax", "coalesceOn")
 
 

@@ -10,6 +10,7 @@ import os
 from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
+from serialgw.app.check import checkLines
 from serialgw.app.service import GatewayService
 from serialgw.config.file import loadConfig
 from serialgw.config.specs import ConfigError, LogSpec
@@ -61,6 +62,16 @@ class LogKeysTests(SynchronousTestCase):
         status, _, _ = checked("--config", write(self, f'{LINE}log-events = "conserver"\nlog-mark = 15\n'))
         self.assertEqual(status, 0)
 
+    def test_checkTypedNotAFile(self) -> None:
+        """--check: a directory at a log-typed file's path is an error, as at the log's (the start would refuse it)."""
+        log = os.path.abspath(self.mktemp())
+        os.mkdir(log + ".typed")
+        text = f'[lines.a]\ndevice = "pty:/nowhere/a"\nlisten = "4001"\nlog = "{log}"\n'
+        self.assertEqual(checkLines(loadConfig(write(self, text + "log-typed = true\n"))),
+                         ([f"line 'a': log-typed file {log + '.typed'!r} is not a regular file (a directory, FIFO, "
+                           "device or symbolic link)"], []))
+        self.assertEqual(checkLines(loadConfig(write(self, text))), ([], []))
+
 
 class ReloadLogKeysTests(TestCase):
     """A reload that changes log-events or log-mark reaches the running line: its log is reopened with them."""
@@ -68,7 +79,7 @@ class ReloadLogKeysTests(TestCase):
     timeout = 30
 
     async def test_reloadTurnsThemOnAndOff(self) -> None:
-        """Turned on, a client's arrival is written in conserver's form and a mark is due; turned off, neither."""
+        """Turned on, an arrival is written in conserver's form, a mark is due, typing is traced; turned off, none."""
         link, log = os.path.abspath(self.mktemp()), os.path.abspath(self.mktemp())
 
         def config(extra: str) -> list:  # type: ignore[type-arg]
@@ -89,7 +100,7 @@ class ReloadLogKeysTests(TestCase):
             return peer
 
         first = await arrival(b"1")
-        self.assertEqual(await service.reload(config('log-events = "conserver"\nlog-mark = 1\n')),
+        self.assertEqual(await service.reload(config('log-events = "conserver"\nlog-mark = 1\nlog-typed = "text"\n')),
                          {"added": [], "changed": ["a"], "removed": []})
         self.assertIs(service.lines["a"], line)
         self.assertEqual([(c.spec.events, c.spec.mark) for c in line.logs], [("conserver", 1)])
@@ -104,3 +115,5 @@ class ReloadLogKeysTests(TestCase):
         self.assertIn(f"[serialgw: {first} attached as writer]\n", text)
         self.assertRegex(text, rf"\n\[-- {second} attached as writer -- \w\w\w \w\w\w [ \d]\d \d\d:\d\d:\d\d \d{{4}}\]\n")
         self.assertNotIn(third, text)
+        with open(log + ".typed", "rb") as f:
+            self.assertEqual(f.read(), f"{second}: 2\n".encode())
