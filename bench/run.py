@@ -654,7 +654,7 @@ class SerialgwNeighbour(Serialgw):
             for i, (device, port) in enumerate(zip(devices, ports, strict=True)):
                 f.write(f'[lines.line{i}]\ndevice = "{device}"\nlisten = "raw+tcp:{port}:interface=127.0.0.1"\n'
                         "lock = false\n\n")
-        argv = TWISTD + ["-n", "--pidfile=", "--logfile=/dev/null", "serialgw", "--config", config]
+        argv = TWISTD + ["-n", "--pidfile=", "--logfile=/dev/null", "serialgw", "--config", config, *self.extra]
         self.proc = subprocess.Popen(argv, cwd=REPO, env=dict(os.environ, PYTHONPATH=REPO), stdout=subprocess.DEVNULL)
         waitListening(ports[-1])
 

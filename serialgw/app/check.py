@@ -16,7 +16,7 @@ import socket
 import stat
 from typing import Any, Callable, Mapping, Optional, Sequence
 
-from serialgw.clients.tls import validityProblem
+from serialgw.clients.tls import MAX_PEM_FILE, validityProblem
 from serialgw.config.parsers import isDecimal, systemdUnix
 from serialgw.config.paths import NOT_FOLLOWED, notFollowed
 from serialgw.config.shard import ownListeners
@@ -218,6 +218,13 @@ def checkLines(lines: Sequence[LineConfig], status: Optional[ListenerSpec] = Non
             errors.append(f"{owner}: device {quote(device.describe())}: {problem}")
         if device.kind == "tty" and not os.path.exists(device.path):
             warnings.append(f"{owner}: device {quote(device.path)} does not exist (now)")
+        elif device.kind == "tty":
+            what = _notADevice(device.path)
+            if what is not None:
+                # (The start opens it, as a tty, for ever: the line stays down.)
+                hint = f" (a socket is device = \"unix:{device.path}\")" if what == "a unix socket" else ""
+                warnings.append(f"{owner}: device {quote(device.path)} is {what} now, not a serial device: "
+                                f"the line would stay down{hint}")
         problem = lockDirProblem(line)
         if problem is not None:
             errors.append(f"{owner}: {problem}")
@@ -258,6 +265,11 @@ def checkLines(lines: Sequence[LineConfig], status: Optional[ListenerSpec] = Non
                 for name, path in (("cert", spec.tls.cert), ("key", spec.tls.key), ("ca", spec.tls.ca)):
                     if path and not os.access(path, os.R_OK):
                         warnings.append(f"{owner}: listener {quote(spec.text)}: {name} file {quote(path)} cannot be read (now)")
+                    elif path:
+                        problem = _pemProblem(path)
+                        if problem is not None:
+                            warnings.append(f"{owner}: listener {quote(spec.text)}: {name} file {quote(path)} {problem} "
+                                            "(now): the start would refuse it")
                 expired = validityProblem(spec.tls.cert) if spec.tls.cert else None
                 if expired is not None:
                     warnings.append(f"{owner}: listener {quote(spec.text)}: {expired} (now)")
@@ -296,6 +308,28 @@ def lockDirProblem(line: LineConfig, writable: bool = False) -> Optional[str]:
         return (f"lock-dir {quote(line.lockDir)} is not writable: the UUCP lock for {quote(line.device.path)} cannot be made "
                 "(set lock-dir, or lock = false)")
     return None
+
+
+def _pemProblem(path: str) -> Optional[str]:
+    """Why the start would refuse a TLS file that can be read (see serialgw.clients.tls._read: a FIFO hung it), or None."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    if not stat.S_ISREG(st.st_mode):
+        return "is not a regular file"
+    return f"is larger than {MAX_PEM_FILE >> 20} MiB" if st.st_size > MAX_PEM_FILE else None
+
+
+def _notADevice(path: str) -> Optional[str]:
+    """What is at a tty device's path when it is no character device (a directory, a regular file, ...), or None."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return None
+    kinds = ((stat.S_ISDIR, "a directory"), (stat.S_ISREG, "a regular file"), (stat.S_ISFIFO, "a FIFO"),
+             (stat.S_ISSOCK, "a unix socket"), (stat.S_ISBLK, "a block device"))
+    return next((what for test, what in kinds if test(mode)), None)
 
 
 def _writable(directory: str) -> bool:

@@ -23,7 +23,7 @@ from serialgw.app.listen import StartupError, listenAtOnce, removeStaleSocket
 from serialgw.clients.local import fifoPair
 from serialgw.clients.loglock import lockedElsewhere
 from serialgw.clients.ptylink import keptInPlace
-from serialgw.clients.tls import TLSError, clientOptions
+from serialgw.clients.tls import ServerContextFactory, TLSError, clientOptions
 from serialgw.config.paths import NOT_FOLLOWED, notFollowed
 from serialgw.config.specs import LineConfig, ListenerKind, ListenerSpec, LogSpec, isAbstract, quote
 from serialgw.devices.links import linkProblem
@@ -144,6 +144,14 @@ def bindChecker(releasing: list[tuple[str, ListenerSpec]], ports: set[int],
             # A dial-out binds nothing, but its TLS files are read when it is made.
             try:
                 clientOptions(spec.tls)
+            except TLSError as e:
+                return f"line {name!r}: listener {spec.text!r}: {e}"
+        if spec.kind is ListenerKind.LISTEN and spec.tls is not None and (spec.endpoint in endpoints or spec.path in paths):
+            # Its address is the reload's own to let go of (a listener whose
+            # TLS files were rewritten), so it is not bound; its files are read
+            # all the same: unreadable ones closed the listener and opened none.
+            try:
+                ServerContextFactory(spec.tls)
             except TLSError as e:
                 return f"line {name!r}: listener {spec.text!r}: {e}"
         if spec.kind is not ListenerKind.LISTEN or spec.endpoint in endpoints or spec.path in paths:

@@ -32,7 +32,7 @@ from serialgw.config.parsers import (
     parseOnOff,
     parseSendString,
 )
-from serialgw.config.paths import absolute, absoluteDevice, absoluteListener, identity, symlinkHops, whereWritten
+from serialgw.config.paths import absolute, absoluteDevice, absoluteListener, identity, placeKeys, whereWritten
 from serialgw.config.shard import Shard, ownListeners, parseShard, selectLines
 from serialgw.config.specs import (
     DEFAULT_HOST_KEY,
@@ -477,7 +477,7 @@ man 8 serialgw
             lock=not self["no-lock"],
             lockDir=parseLockDir(self["lock-dir"], "--lock-dir") if self["lock-dir"] is not None else DEFAULT_LOCK_DIR,
         )
-        loop = ptyLoop([config], symlinkHops)
+        loop = ptyLoop([config], placeKeys)
         if loop is not None:
             raise ConfigError(f"--device {loop[1]}")
         return config

@@ -89,10 +89,26 @@ class ConsoleLog(ClientEvents):
             except OSError:
                 release(self._fd, self._key)
                 raise
+        self._takeOver()
         line.attach(self)
         line.logs.append(self)
         if spec.mark:
             self._markTick = ticks(clock).at(nextMark(clock.seconds(), spec.mark * 60), self._mark)
+
+    def _takeOver(self) -> None:
+        """
+        A log of the line on this same file (a reload that changed a log
+        key opens the new one before the old closes): where the file's
+        line stands, and the events waiting for it, are this one's now (a
+        reload inside a line of output put a stamp in its middle).
+        """
+        mine = os.fstat(self._fd)
+        for other in self.line.logs:
+            if isinstance(other, ConsoleLog) and other._isBeingWritten(mine):
+                self.atLineStart, self._fileAtLineStart = other.atLineStart, other._fileAtLineStart
+                self._held, other._held = other._held, []
+                if self._held:
+                    self._holdTick = ticks(self.clock).at(self.clock.seconds() + EVENT_HOLD, self._holdOver)
 
     def _open(self) -> None:
         # A symlink at the path is not followed (someone could point it at a

@@ -115,7 +115,7 @@ class LineFactory(Factory):
                                  lambda transport: self._admit(transport, client), self.refusalKey,
                                  table=None if self.outgoing else self.inFlight, outgoing=self.outgoing)
             gate.source, gate.serial, gate.address = source, next(handshakes.serials), describeAddress(addr)
-            gate.lineName = self.line.name
+            gate.lineName, gate.hostname = self.line.name, self.spec.tls.hostname
             return gate
         return client
 

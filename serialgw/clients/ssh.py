@@ -49,13 +49,14 @@ from twisted.cred.error import UnauthorizedLogin
 from twisted.cred.portal import IRealm, Portal
 from twisted.internet import defer
 from twisted.internet.protocol import Factory
+from twisted.logger import LogLevel
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from serialgw.clients import sshlimits
 from serialgw.clients.factory import Refused, samePlace
 from serialgw.clients.sshsession import SSHClient
-from serialgw.clients.sshtransport import USER_SIGNATURES, ServerTransport, conchLog, sshPeer
+from serialgw.clients.sshtransport import USER_SIGNATURES, ServerTransport, conchLog, sshPeer, sshSource
 from serialgw.clients.transports import SourceCounts, addressAllowed, admittedBy, describeAddress, sourceOf
 from serialgw.config.specs import ListenerSpec, SSHSpec, UserSpec
 from serialgw.config.sshkeys import MAX_KEYS_FILE, fingerprint, printable, readPublicKeys
@@ -213,7 +214,8 @@ class UserAuth(userauth.SSHUserAuthServer):
         service = common.getNS(packet, 2)[1]
         if service != b"ssh-connection":
             transport: Any = self.transport
-            log.info("ssh: {peer}: login for service {service!r} refused: disconnected", peer=sshPeer(transport),
+            log.info("ssh: {address}: login for service {service!r} refused: disconnected", address=sshPeer(transport),
+                     peer=sshSource(transport),
                      service=printable(service.decode("ascii", "replace")))
             transport.sendDisconnect(DISCONNECT_SERVICE_NOT_AVAILABLE, b"only ssh-connection after login")
             return None
@@ -237,8 +239,8 @@ class UserAuth(userauth.SSHUserAuthServer):
 
         def refused(reason: Failure) -> Failure:
             if reason.check(UnauthorizedLogin):
-                log.warn("ssh: key {fingerprint} from {peer} refused ({reason}); user name {user!r}",
-                         fingerprint=what, peer=sshPeer(self.transport),
+                log.warn("ssh: key {fingerprint} from {address} refused ({reason}); user name {user!r}",
+                         fingerprint=what, address=sshPeer(self.transport), peer=sshSource(self.transport),
                          reason=reason.getErrorMessage(), user=printable((self.user or b"").decode("utf-8", "replace")))
             return reason
 
@@ -251,6 +253,10 @@ class UserAuth(userauth.SSHUserAuthServer):
 # at 1 byte a packet, a read-only person's session cost the reactor 14 us a
 # byte of its line's output, so that a busy line took the whole core.
 MIN_MAX_PACKET = 1024
+
+
+# Global requests OpenSSH sends in every session or now and then: refused at debug, not said at info.
+QUIET_GLOBAL_REQUESTS = (b"keepalive@openssh.com", b"no-more-sessions@openssh.com")
 
 
 class Connection(connection.SSHConnection):
@@ -268,13 +274,14 @@ class Connection(connection.SSHConnection):
             channelType, rest = common.getNS(packet)
             senderChannel, _, maxPacket = struct.unpack(">3L", rest[:12])
         except (struct.error, ValueError):
-            log.info("ssh: {peer}: malformed channel open: disconnected", peer=sshPeer(transport))
+            log.info("ssh: {address}: malformed channel open: disconnected", address=sshPeer(transport),
+                     peer=sshSource(transport))
             transport.loseConnection()
             return
         if channelType != b"session" or self.sessions or maxPacket < MIN_MAX_PACKET:
             why = ("only sessions" if channelType != b"session" else "one session a connection" if self.sessions
                    else f"maximum packet under {MIN_MAX_PACKET} bytes")
-            log.info("ssh: {peer}: channel {kind!r} refused: {why}", peer=sshPeer(transport),
+            log.info("ssh: {address}: channel {kind!r} refused: {why}", address=sshPeer(transport), peer=sshSource(transport),
                      kind=channelType.decode("ascii", "replace")[:40], why=why)
             transport.sendPacket(
                 connection.MSG_CHANNEL_OPEN_FAILURE,
@@ -284,6 +291,15 @@ class Connection(connection.SSHConnection):
             return
         self.sessions += 1
         connection.SSHConnection.ssh_CHANNEL_OPEN(self, packet)
+
+    def gotGlobalRequest(self, requestType: bytes, data: bytes) -> Any:
+        # Refused (conch's avatar would look for a global_* method by the
+        # client's name), with a line: OpenSSH -R was refused without a word.
+        transport: Any = self.transport
+        level = LogLevel.debug if requestType in QUIET_GLOBAL_REQUESTS else LogLevel.info
+        log.emit(level, "ssh: {address}: global request {request!r} refused", address=sshPeer(transport),
+                 peer=sshSource(transport), request=printable(requestType.decode("ascii", "replace"))[:40])
+        return 0
 
     def ssh_CHANNEL_DATA(self, packet: bytes) -> None:
         if not self._pastWindow(packet[:4], packet[4:8]):
@@ -301,7 +317,8 @@ class Connection(connection.SSHConnection):
         if size <= channel.localWindowLeft and size <= channel.localMaxPacket:
             return False
         transport: Any = self.transport
-        log.info("ssh: {peer}: {size} bytes past the channel's window: disconnected", peer=sshPeer(transport), size=size)
+        log.info("ssh: {address}: {size} bytes past the channel's window: disconnected", address=sshPeer(transport),
+                 peer=sshSource(transport), size=size)
         transport.sendDisconnect(DISCONNECT_PROTOCOL_ERROR, b"data past the window")
         return True
 

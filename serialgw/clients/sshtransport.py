@@ -31,7 +31,7 @@ from zope.interface import implementer
 from serialgw.clients import sshlimits
 from serialgw.clients.guard import boundKernelQueue
 from serialgw.clients.session import CLOSE_GRACE
-from serialgw.clients.transports import describeAddress
+from serialgw.clients.transports import describeAddress, sourceOf
 from serialgw.config.sshkeys import printable
 from serialgw.logflood import clientLog
 
@@ -59,6 +59,16 @@ USER_SIGNATURES = (
 def sshPeer(sshTransport: Any) -> str:
     """An SSH transport's peer address, for messages."""
     return describeAddress(sshTransport.transport.getPeer())
+
+
+def sshSource(sshTransport: Any) -> str:
+    """
+    Where an SSH transport's peer is (L{sourceOf}: its address, an IPv6
+    /64): the log budget of what a connection does before it is a person's
+    (each connection has its own port: a client reconnecting had a new
+    budget each time).
+    """
+    return sourceOf(sshTransport.transport.getPeer())
 
 
 # The connection
@@ -155,8 +165,8 @@ class ServerTransport(SSHServerTransport):
     def _tooSlow(self, what: str, seconds: float) -> None:
         self._grace = None
         tcp: Any = self.transport
-        log.info("ssh: {peer} {what} within {seconds} s: disconnected",
-                 peer=describeAddress(tcp.getPeer()), what=what, seconds=seconds)
+        log.info("ssh: {address} {what} within {seconds} s: disconnected",
+                 address=describeAddress(tcp.getPeer()), peer=sshSource(self), what=what, seconds=seconds)
         tcp.abortConnection()
 
     def setService(self, service: Any) -> None:
@@ -208,7 +218,8 @@ class ServerTransport(SSHServerTransport):
         # Once (ssh-userauth, which starts the connection service at login):
         # asked again, a logged-in client logged in again, the first person kept for ever.
         if self.service is not None:
-            log.info("ssh: {peer}: a second service request: disconnected", peer=sshPeer(self))
+            log.info("ssh: {address}: a second service request: disconnected", address=sshPeer(self),
+                     peer=sshSource(self))
             self.sendDisconnect(DISCONNECT_SERVICE_NOT_AVAILABLE, b"one service request a connection")
             return
         SSHServerTransport.ssh_SERVICE_REQUEST(self, packet)
@@ -231,7 +242,7 @@ class ServerTransport(SSHServerTransport):
             self._received += len(data)
             if self._received > sshlimits.BYTES_BEFORE_SESSION:
                 log.info("ssh: {address} sent over {count} bytes before a session: disconnected",
-                         address=sshPeer(self), peer=self.source or sshPeer(self), count=sshlimits.BYTES_BEFORE_SESSION)
+                         address=sshPeer(self), peer=sshSource(self), count=sshlimits.BYTES_BEFORE_SESSION)
                 self.sendDisconnect(DISCONNECT_PROTOCOL_ERROR, b"too much before a session")
                 return
         else:
@@ -242,7 +253,7 @@ class ServerTransport(SSHServerTransport):
             length = struct.unpack(">L", first[:4])[0]
             if length > sshlimits.MAX_PACKET:
                 log.info("ssh: {address} sent a packet of {length} bytes (over {most}): disconnected",
-                         address=sshPeer(self), peer=self.source or sshPeer(self), length=length, most=sshlimits.MAX_PACKET)
+                         address=sshPeer(self), peer=sshSource(self), length=length, most=sshlimits.MAX_PACKET)
                 self.sendDisconnect(DISCONNECT_PROTOCOL_ERROR, b"packet too long")
 
     def dispatchMessage(self, messageNum: int, payload: bytes) -> None:
@@ -254,8 +265,8 @@ class ServerTransport(SSHServerTransport):
             return
         self._messages += 1
         if self._pending and self._messages > sshlimits.MESSAGES_BEFORE_SESSION:
-            log.info("ssh: {peer} sent {count} messages before a session: disconnected", peer=sshPeer(self),
-                     count=sshlimits.MESSAGES_BEFORE_SESSION)
+            log.info("ssh: {address} sent {count} messages before a session: disconnected", address=sshPeer(self),
+                     peer=sshSource(self), count=sshlimits.MESSAGES_BEFORE_SESSION)
             self.sendDisconnect(DISCONNECT_PROTOCOL_ERROR, b"too many messages before a session")
             return
         if self._second is not None:
@@ -263,14 +274,15 @@ class ServerTransport(SSHServerTransport):
         if messageNum == sshlimits.MSG_KEXINIT:
             self._kexes = sshlimits.lastMinute(self._kexes, self.factory.clock.seconds())
             if len(self._kexes) > sshlimits.KEX_PER_MINUTE:
-                log.info("ssh: {peer} started over {n} key exchanges a minute: cut", peer=sshPeer(self), n=len(self._kexes) - 1)
+                log.info("ssh: {address} started over {n} key exchanges a minute: cut", address=sshPeer(self),
+                         peer=sshSource(self), n=len(self._kexes) - 1)
                 self.sendDisconnect(DISCONNECT_PROTOCOL_ERROR, b"too many key exchanges")
                 return
         try:
             SSHServerTransport.dispatchMessage(self, messageNum, payload)
         except MALFORMED as e:
-            log.info("ssh: {peer}: malformed packet (message {number}: {error}): disconnected",
-                     peer=sshPeer(self), number=messageNum, error=printable(repr(e)))
+            log.info("ssh: {address}: malformed packet (message {number}: {error}): disconnected",
+                     address=sshPeer(self), peer=sshSource(self), number=messageNum, error=printable(repr(e)))
             self.sendDisconnect(DISCONNECT_PROTOCOL_ERROR, b"malformed packet")
 
     def _countRate(self, second: sshlimits.Second, size: int = 0) -> None:
@@ -306,9 +318,9 @@ class ServerTransport(SSHServerTransport):
         # without a word for the one who runs the gateway.
         if reason == DISCONNECT_KEY_EXCHANGE_FAILED:
             why = desc.decode("utf-8", "replace") if isinstance(desc, bytes) else str(desc)
+            version = getattr(self, "otherVersionString", b"?").decode("ascii", "replace")
             log.info("ssh: {address} ({version}): key exchange failed ({why}): disconnected", address=sshPeer(self),
-                     peer=self.source or sshPeer(self),
-                     version=printable(self.otherVersionString.decode("ascii", "replace")), why=printable(why))
+                     peer=sshSource(self), version=printable(version), why=printable(why))
         SSHServerTransport.sendDisconnect(self, reason, desc)
 
     def receiveUnimplemented(self, seqnum: int) -> None:

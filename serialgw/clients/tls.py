@@ -14,7 +14,7 @@ from typing import Any, Callable, Optional
 
 from OpenSSL import SSL
 from twisted.internet import ssl
-from twisted.internet.interfaces import IHandshakeListener, IOpenSSLContextFactory
+from twisted.internet.interfaces import IHandshakeListener, IOpenSSLContextFactory, IOpenSSLServerConnectionCreator
 from twisted.internet.protocol import Protocol, connectionDone
 from twisted.logger import Logger
 from twisted.protocols.tls import TLSMemoryBIOFactory
@@ -72,6 +72,9 @@ def _privateCertificate(spec: TLSSpec) -> ssl.PrivateCertificate:
     try:
         certificate = x509.load_pem_x509_certificates(certData)[0]
     except Exception:
+        if b"PRIVATE KEY-----" in certData and b"-----BEGIN CERTIFICATE-----" in keyData:
+            raise TLSError(f"certificate {spec.cert!r} holds no PEM certificate but a private key, and key "
+                           f"{spec.key!r} a certificate: are cert= and key= swapped?") from None
         raise TLSError(f"certificate {spec.cert!r} holds no PEM certificate") from None
     try:
         key = serialization.load_pem_private_key(keyData, None)
@@ -188,7 +191,7 @@ def _authorities(path: str) -> list[ssl.Certificate]:
         raise TLSError(f"cannot load CA file {path!r}: {e}") from None
 
 
-@implementer(IOpenSSLContextFactory)
+@implementer(IOpenSSLContextFactory, IOpenSSLServerConnectionCreator)
 class ServerContextFactory:
     """
     A server context: our certificate; with a CA, client certificates are
@@ -214,28 +217,111 @@ class ServerContextFactory:
                 privateKey=certificate.privateKey.original, certificate=certificate.original
             )
         self._context = options.getContext()
+        # No renegotiation (a handshake and a signature each, at a client's
+        # asking): OpenSSL 3 refuses a client's by default, 1.1 did not.
+        self._context.set_options(SSL.OP_NO_RENEGOTIATION)
         self.allowed = set(spec.subjects) | set(spec.readOnlySubjects)
         # The log budget of this listener's refused certificates: a client
         # with one of the CA's certificates cannot flood the log.
         self.logKey = Peer(f"TLS subjects {','.join(sorted(self.allowed))}")
-        if spec.subjects:
+        if spec.ca:
             self._context.set_verify(SSL.VERIFY_PEER | SSL.VERIFY_FAIL_IF_NO_PEER_CERT, self.verify)
 
     def verify(self, connection: Any, x509: Any, errno: int, depth: int, ok: int) -> bool:
-        """OpenSSL's verify callback with subjects=: the client certificate's CN must be one of them."""
+        """
+        OpenSSL's verify callback with ca=: why a client certificate fails
+        is kept for the handshake's failure (expired, another CA); with
+        subjects=, the client certificate's CN must be one of them.
+        """
+        gate = _gateOf(connection)
         if not ok:
+            if gate is not None and not gate.verifyProblem:
+                gate.verifyProblem = VERIFY_ERRORS.get(errno, f"X509 verify error {errno}")
             return False
-        if depth > 0:
+        if depth > 0 or not self.spec.subjects:
             return True
         cn = x509.get_subject().commonName
         if cn not in self.allowed:
-            handshakes.warn("TLS client certificate {subject!r} refused: not in {allowed}",
-                            subject=cn, allowed=sorted(self.allowed), peer=self.logKey)
+            where, source = "", ""
+            if gate is not None:
+                where, source = f"{gate.lineName}: " if gate.lineName else "", f" from {peerName(gate.transport)}"
+            handshakes.warn("{where}TLS client certificate {subject}{source} refused: not in {allowed}",
+                            where=where, subject=quotedName(cn), source=source, allowed=sorted(self.allowed),
+                            peer=self.logKey)
+            if gate is not None:
+                gate.verifyProblem = "its CN is not in subjects= or readonly="
             return False
         return True
 
+
     def getContext(self) -> Any:
         return self._context
+
+    def serverConnectionForTLS(self, tlsProtocol: Any) -> Any:
+        """
+        A connection whose app data is its TLS protocol (as Twisted makes
+        them since 23), so that the verify callback finds the handshake's
+        gate: with Twisted 22.10's Connection(context, None) a refused
+        certificate was said without its line and address.
+        """
+        connection = SSL.Connection(self._context, None)
+        connection.set_app_data(tlsProtocol)
+        return connection
+
+
+
+# OpenSSL's X509_V_ERR codes a peer's certificate most often fails with
+# (x509_vfy.h), said after 'certificate verify failed'.
+VERIFY_ERRORS = {
+    1: "unspecified certificate verification error",
+    2: "unable to get issuer certificate",
+    7: "certificate signature failure",
+    9: "certificate is not yet valid",
+    10: "certificate has expired",
+    18: "self-signed certificate",
+    19: "self-signed certificate in certificate chain",
+    20: "unable to get local issuer certificate",
+    21: "unable to verify the first certificate",
+    23: "certificate revoked",
+    24: "invalid CA certificate",
+    26: "unsupported certificate purpose",
+}
+
+# A certificate's name in a message, at most this many characters.
+NAME_SHOWN = 64
+
+
+def quotedName(name: Optional[str]) -> str:
+    """A certificate's CN for the log: quoted, a long one cut (a CN is a peer's to choose), none said."""
+    if name is None:
+        return "(no CN)"
+    if len(name) <= NAME_SHOWN:
+        return repr(name)
+    return f"{name[:NAME_SHOWN]!r}... ({len(name)} characters)"
+
+
+def _gateOf(connection: Any) -> Optional[HandshakeGate]:
+    """The handshake gate of an OpenSSL connection (Twisted's TLS protocol is its app data), or None."""
+    try:
+        gate = connection.get_app_data().wrappedProtocol
+    except Exception:
+        return None
+    return gate if isinstance(gate, HandshakeGate) else None
+
+
+def _verifyResult(connection: Any) -> Optional[int]:
+    """
+    OpenSSL's verify result of a connection (X509_V_OK is 0), or None.
+    pyOpenSSL has no public call for it (SSL_get_verify_result): a
+    dial-out's verify callback is Twisted's own; this is the only way to
+    say why the server's certificate failed.
+    """
+    try:
+        from OpenSSL.SSL import _lib  # type: ignore[attr-defined]
+
+        return int(_lib.SSL_get_verify_result(connection._ssl))
+    except Exception:
+        return None
 
 
 def clientOptions(spec: TLSSpec) -> Any:
@@ -341,6 +427,8 @@ class HandshakeGate(Protocol):
         self.table = table
         # A dial-out: the gateway connected to the address (a server), it did not come from there.
         self.outgoing = outgoing
+        # A dial-out's server's name, as its certificate must give it.
+        self.hostname = ""
         # The log budget of the listener's failed handshakes (logflood).
         self.logKey = logKey
         self.clock = clock
@@ -357,6 +445,8 @@ class HandshakeGate(Protocol):
         self.serial = 0
         self.address = ""
         self.lineName = ""
+        # Why OpenSSL refused the peer's certificate (a verify callback of ours says it: ServerContextFactory).
+        self.verifyProblem = ""
 
     def connectionMade(self) -> None:
         self.pending.add(self)
@@ -386,9 +476,9 @@ class HandshakeGate(Protocol):
         self.forget()
         # Limited per listener, as failed handshakes: a client that keeps
         # opening stalled handshakes cannot flood the log.
-        handshakes.info("TLS handshake {handshake} not done in {seconds} s: disconnected",
-                        handshake=self.describe(), address=peerName(self.transport), seconds=self.timeout,
-                        peer=self.logKey)
+        handshakes.info("{where}TLS handshake {handshake} not done in {seconds} s: disconnected",
+                        where=self._where(), handshake=self.describe(), address=peerName(self.transport),
+                        seconds=self.timeout, peer=self.logKey)
         self.transport.abortConnection()
 
     def cut(self) -> None:
@@ -401,6 +491,10 @@ class HandshakeGate(Protocol):
     def handshakeCompleted(self) -> None:
         self._stopTimer()
         self.forget()
+        if getattr(self.transport, "disconnecting", False):
+            # Done, but aborted in the doing: Twisted 22.10 checks a dial-out's
+            # server name as the handshake ends, and calls this after failing it.
+            return
         if not self.admit(self.transport):
             self.transport.loseConnection()
             return
@@ -414,14 +508,48 @@ class HandshakeGate(Protocol):
         if self.attached:
             self.client.dataReceived(data)
 
+    def _where(self) -> str:
+        return f"{self.lineName}: " if self.lineName else ""
+
+    def _failure(self, reason: Failure) -> Optional[str]:
+        """Why the handshake failed, for people; None if it did not fail (the peer closed, a timeout said it)."""
+        if reason.check(SSL.Error):
+            text = describeSSLError(reason.value)
+            if "certificate verify failed" in text:
+                problem = self.verifyProblem
+                if not problem:
+                    code = _verifyResult(getattr(self.transport, "getHandle", lambda: None)())
+                    problem = VERIFY_ERRORS.get(code, f"X509 verify error {code}") if code else ""
+                if problem:
+                    text = f"{text} ({problem})"
+            return text
+        try:
+            from service_identity import VerificationError
+        except ImportError:  # (Twisted's tls extra brings it)
+            return None
+        if reason.check(VerificationError):
+            # Twisted's check of a dial-out's server: a certificate of the CA, for another name.
+            errors = getattr(reason.value, "errors", None) or [reason.value]
+            return (f"the server's certificate is not for {self.hostname or 'the name dialled'} ("
+                    + "; ".join(str(e) for e in errors)[:200] + ")")
+        return None
+
     def connectionLost(self, reason: Failure = connectionDone) -> None:
-        if not self.attached and self.transport is not None and reason.check(SSL.Error):
-            # Said (a wrong CA, no certificate, not TLS at all): else the
-            # person whose client fails would find nothing in the log.
-            # Limited per listener, as a connect flood's refusals.
-            handshakes.info("TLS handshake {handshake} failed: {reason}", handshake=self.describe(),
-                            address=peerName(self.transport), reason=describeSSLError(reason.value),
-                            peer=self.logKey)
+        if not self.attached and self.transport is not None:
+            failure = self._failure(reason)
+            if failure is not None:
+                # Said (a wrong CA, no certificate, not TLS at all, a server
+                # of another name): else the person whose client fails would
+                # find nothing in the log. Limited per listener, as a
+                # connect flood's refusals.
+                handshakes.info("{where}TLS handshake {handshake} failed: {reason}", where=self._where(),
+                                handshake=self.describe(), address=peerName(self.transport), reason=failure,
+                                peer=self.logKey)
+        elif self.attached and reason.check(SSL.Error):
+            # A record that does not decrypt, an alert: the client leaves, and the log says why.
+            handshakes.info("{where}TLS connection {handshake} broken: {reason}", where=self._where(),
+                            handshake=self.describe(), address=peerName(self.transport),
+                            reason=describeSSLError(reason.value), peer=self.logKey)
         self._stopTimer()
         self.forget()
         if self.attached:

@@ -39,6 +39,12 @@ def checkPath(path: str, what: str, unix: bool = False) -> str:
     if "\0" in path and not (unix and path.startswith("\0")):
         hint = "; an abstract unix socket name starts with it (\"\\u0000NAME\")" if unix else ""
         raise ConfigError(f"{what} {quote(path)}: a file name cannot hold a NUL byte{hint}")
+    # Another control character: most likely a TOML escape in a basic string
+    # ("/srv/logs\new.log" is a newline), a file made with it in its name.
+    control = next((c for c in path if "\0" < c < " " or "\x7f" <= c < "\xa0"), None)
+    if control is not None:
+        raise ConfigError(f"{what} {quote(path)}: a file name with a control character ({repr(control)[1:-1]}); in a "
+                          "TOML string \"...\" a backslash starts an escape: write the path with '/' only, or in '...'")
     return path
 
 

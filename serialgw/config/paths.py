@@ -167,6 +167,25 @@ def symlinkHops(path: str, most: int = 40) -> list[str]:
     return hops or [os.path.normpath(path)]
 
 
+def placeKeys(path: str) -> list[str]:
+    """
+    L{symlinkHops}, each hop said by what its directory is (its device and
+    inode: one directory by two paths, a bind mount, is one) and its name:
+    what the pty loop check compares (see L{serialgw.config.specs.ptyLoop}).
+    A hop whose directory is not there is said by its path.
+    """
+    keys = []
+    for hop in symlinkHops(path):
+        directory, name = os.path.split(hop)
+        try:
+            st = os.stat(directory)
+        except (OSError, ValueError):
+            keys.append(hop)
+            continue
+        keys.append(f"{st.st_dev}:{st.st_ino}/{name}")
+    return keys
+
+
 # Why a file: listener's open fails on such a link (see noFollow).
 NOT_FOLLOWED = ("another user's symbolic link in a directory everyone may write (sticky, as /tmp): not followed "
                 "(the kernel's fs.protected_symlinks rule)")

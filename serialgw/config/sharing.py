@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from typing import Any, Optional
 
-from serialgw.config.paths import identity, symlinkHops, whereWritten
+from serialgw.config.paths import identity, placeKeys, whereWritten
 from serialgw.config.specs import ConfigError, LineConfig, ListenerKind, ptyLoop, quote
 from serialgw.config.where import where as _where
 
@@ -95,7 +95,7 @@ def oneLineEach(path: str, text: str, data: dict[str, Any], lines: list[LineConf
                                   f"{quote(maker[1])}")
             if claimed:
                 paths[os.path.normpath(claimed)] = (config.name, shown)
-    loop = ptyLoop(lines, symlinkHops)
+    loop = ptyLoop(lines, placeKeys)
     if loop is not None:
         table = f"lines.{loop[0]}" if "device" in data["lines"][loop[0]] else "defaults"
         raise ConfigError(f"{_where(path, text, table, 'device')}: [{table}] device: {loop[1]}")

@@ -483,8 +483,8 @@ def ptyLoop(lines: Sequence[LineConfig],
     goes to that pty, whose client hands it to the device again, for ever
     (one byte kept a core a quarter busy).  The first such line's name and
     why, or None.  C{hops}: a path, then those its symlinks lead to in
-    turn (L{serialgw.config.paths.symlinkHops}, which looks at the disk);
-    the first is where a pty: link is made.
+    turn (L{serialgw.config.paths.placeKeys}, which looks at the disk:
+    each said by what its directory is); the first is where a pty: link is made.
     """
     links = {hops(spec.path)[0]: config.name for config in lines for spec in config.listeners
              if spec.kind is ListenerKind.PTY and spec.path}

@@ -75,7 +75,7 @@ class OptionsTests(SynchronousTestCase):
             self.assertEqual(parse("--device", "/dev/ttyS0", "--name", name)["line"].name, name)
 
     def test_nameFromTheDeviceByTheFileRule(self) -> None:
-        """A name taken from the device (no --name) follows the rule of a [lines.NAME] too: what else the path holds ('/', ':', a space, a newline, an escape sequence) becomes '-'; it reached logs, the status page and SSH user names as it was."""
+        """A name taken from the device (no --name) follows the rule of a [lines.NAME] too: what else the path holds ('/', ':', a space) becomes '-' (a newline or an escape sequence is refused); it reached logs, the status page and SSH user names as it was."""
         from serialgw.config.file import nameProblem
 
         for device, name in (("/dev/ttyS0", "ttyS0"), ("/dev/serial/by-id/usb-FTDI_FT232R-if00-port0",
@@ -83,11 +83,14 @@ class OptionsTests(SynchronousTestCase):
                              ("/dev/pts/3", "pts-3"), ("pty:/tmp/ttyV0", "ttyV0"), ("telnet:host:4444", "telnet-host-4444"),
                              ("rfc2217://h.example:7000", "h.example-7000"), ("tcp:10.0.0.1:5000", "tcp-10.0.0.1-5000"),
                              ("unix:/var/run/qemu-server/100.serial0", "100.serial0"), ("/tmp/a b", "a-b"),
-                             ("/tmp/x\n\x1b[2J", "x-2J"), ("/tmp/.hidden", "hidden"), ("/tmp/caf\u00e9", "caf"),
+                             ("/tmp/.hidden", "hidden"), ("/tmp/caf\u00e9", "caf"),
                              ("telnet:[::1]:23", "telnet-1-23"), ("/tmp/\u00e9\u00e9", "line"), ("pty:/tmp/..", "pty")):
             line = parse("--device", device, "--wait-for-device")["line"]
             self.assertEqual((device, line.name), (device, name))
             self.assertIsNone(nameProblem(line.name))
+        # (A newline or an escape sequence in the path: refused, as in a file.)
+        error = self.assertRaises(UsageError, parse, "--device", "/tmp/x\n\x1b[2J")
+        self.assertIn("a file name with a control character (\\n)", str(error))
 
     def test_helpWrapsWhole(self) -> None:
         """--help wraps each option's text as one paragraph: no docstring indentation left inside a line (--watch-all's "read-only         clients")."""

@@ -155,6 +155,18 @@ class LogEventTests(_LogCase):
             self.assertEqual(f.read(), b"x" * 30 + b"\n")
         self.assertEqual(self.read(), b"[serialgw: 10.0.0.2:5000 attached as writer]\n")
 
+    def test_reopenedByAReloadTakesOver(self) -> None:
+        """A log opened anew on the same file (a reload) inside a line: the line goes on unstamped, the event waiting after it."""
+        old = self.log()
+        self.line.deviceDataReceived(b"login: ")
+        self.line.recordEvent("device up")
+        new = self.log(events="conserver")
+        old.close()
+        self.line.deviceDataReceived(b"root\r\n")
+        new.close()
+        self.assertEqual(self.read(), b"08:00:00 login: root\r\n08:00:00 [serialgw: device up]\n")
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
     def test_cutEventStartsTheNewFile(self) -> None:
         """A held event cutting a line past log-max-size: the new file starts with the event's line, no empty line."""
         log = self.log(format="", maxSize=80, daily=False, keep=1)

@@ -293,7 +293,7 @@ class AuthTests(SynchronousTestCase):
         self.request(b"con1", self.stranger, signed=True)
         self.assertEqual(self.transport.packets, [(userauth.MSG_USERAUTH_FAILURE, NS(b"publickey") + b"\x00")] * 2)
         warnings = events.at(LogLevel.warn)
-        self.assertEqual([(e["fingerprint"], e["peer"], e["reason"], e["user"]) for e in warnings],
+        self.assertEqual([(e["fingerprint"], e["address"], e["reason"], e["user"]) for e in warnings],
                          [(fingerprint(self.stranger), "192.0.2.7:40000", "not an authorized key", "con1")] * 2)
 
     def test_refusedUserNameCut(self) -> None:
@@ -338,6 +338,18 @@ class AuthTests(SynchronousTestCase):
         for _ in range(peerLimiter.burst + 30):
             self.request(b"con1", self.stranger, signed=False)
         self.assertEqual(len(events.at(LogLevel.warn)), peerLimiter.burst)
+
+    def test_refusalsLimitedPerAddressNotConnection(self) -> None:
+        """Unknown keys from one address over many connections (each from its own port): at most the log's per-peer burst of lines for the address (the budget was a connection's: a scanner reconnecting had 20 lines each time)."""
+        from serialgw.logflood import peerLimiter
+
+        events = LogEvents(self)
+        for port in range(peerLimiter.burst + 30):
+            self.transport.getPeer = lambda port=port: IPv4Address("TCP", "192.0.2.98", 1000 + port)  # type: ignore[method-assign,misc]
+            self.request(b"con1", self.stranger, signed=False)
+        warnings = events.at(LogLevel.warn)
+        self.assertEqual(len(warnings), peerLimiter.burst)
+        self.assertEqual((warnings[0]["address"], warnings[0]["peer"]), ("192.0.2.98:1000", "192.0.2.98"))
 
     def test_badSignature(self) -> None:
         """A known key with another key's signature is refused."""
@@ -876,7 +888,7 @@ class ConnectionTests(SynchronousTestCase):
         self.assertTrue(tcp.disconnecting)
         self.assertEqual([(e["log_level"], e["log_format"]) for e in events.events
                           if e["log_level"] >= LogLevel.info and e.get("log_namespace", "").startswith("serialgw")],
-                         [(LogLevel.info, "ssh: {peer}: {size} bytes past the channel's window: disconnected")])
+                         [(LogLevel.info, "ssh: {address}: {size} bytes past the channel's window: disconnected")])
         self.assertEqual(channel.localWindowLeft, channel.localWindowSize - 100)
         transport.connectionLost(None)
 
@@ -1000,7 +1012,7 @@ class FactoryTests(SynchronousTestCase):
         transport.dispatchMessage(userauth.MSG_USERAUTH_REQUEST, b"\x00\x00")
         self.assertTrue(tcp.disconnecting)
         [event] = events.at(LogLevel.info)
-        self.assertEqual((event["peer"], event["number"]), (describeAddress(tcp.getPeer()), userauth.MSG_USERAUTH_REQUEST))
+        self.assertEqual((event["address"], event["number"]), (describeAddress(tcp.getPeer()), userauth.MSG_USERAUTH_REQUEST))
         self.assertEqual(self.flushLoggedErrors(), [])
         transport.connectionLost(None)
 
@@ -1185,7 +1197,7 @@ class FactoryTests(SynchronousTestCase):
         # The disconnect, and no answer to what came after.
         self.assertEqual(tcp.value()[5:6], bytes((MSG_DISCONNECT,)))
         self.assertEqual([e["log_format"] for e in events.at(LogLevel.info)],
-                         ["ssh: {peer} sent {count} messages before a session: disconnected"])
+                         ["ssh: {address} sent {count} messages before a session: disconnected"])
         transport.connectionLost(None)
 
     def test_messageRateAfterSession(self) -> None:
@@ -1240,7 +1252,7 @@ class FactoryTests(SynchronousTestCase):
         self.assertEqual((len(started), tcp.disconnecting), (2 * KEX_PER_MINUTE, True))
         self.assertEqual(tcp.value()[5:6], bytes((MSG_DISCONNECT,)))
         self.assertEqual([e["log_format"] for e in events.at(LogLevel.info)],
-                         ["ssh: {peer} started over {n} key exchanges a minute: cut"])
+                         ["ssh: {address} started over {n} key exchanges a minute: cut"])
         transport.connectionLost(None)
 
     def test_keyExchangesBeforeLoginBounded(self) -> None:

@@ -75,7 +75,7 @@ class HandshakeTimeoutTests(SynchronousTestCase):
             self.clock.advance(10)
         self.assertEqual([transport.disconnecting for _, transport in connections], [True] * 100)
         said = [formatEvent(e) for e in events]
-        self.assertEqual(said, ["TLS handshake from 192.168.1.1:54321 not done in 10.0 s: disconnected"] * 20)
+        self.assertEqual(said, ["t: TLS handshake from 192.168.1.1:54321 not done in 10.0 s: disconnected"] * 20)
         for tlsProtocol, _ in connections:
             tlsProtocol.connectionLost(Failure(ConnectionDone()))  # type: ignore[attr-defined]
         self.assertEqual((self.lineFactory.handshakes, self.clock.getDelayedCalls()), (set(), []))
@@ -113,7 +113,7 @@ class HandshakeTimeoutTests(SynchronousTestCase):
             tlsProtocol.dataReceived(b"GET / HTTP/1.1\r\n\r\n")  # type: ignore[attr-defined]
             self.assertTrue(transport.disconnecting)
             tlsProtocol.connectionLost(Failure(ConnectionDone()))  # type: ignore[attr-defined]
-        self.assertEqual([formatEvent(e) for e in events], ["TLS handshake from 192.168.1.1:54321 failed: http request"])
+        self.assertEqual([formatEvent(e) for e in events], ["t: TLS handshake from 192.168.1.1:54321 failed: http request"])
         self.assertEqual((self.line.clients, self.lineFactory.handshakes), ([], set()))
 
     def test_retiredListenerCutsItsHandshakes(self) -> None:

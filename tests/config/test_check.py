@@ -187,6 +187,27 @@ class CheckTests(SynchronousTestCase):
                                        "(CN 'old') expired on "), err)
         self.assertTrue(err.endswith(" UTC: TLS peers will refuse it (certificate expired) (now)\n"), err)
 
+    def test_tlsFileNotAFile(self) -> None:
+        """A TLS cert, key or ca that is a FIFO, a device or over MAX_PEM_FILE now: a warning (the start refuses it), not silence."""
+        from serialgw.clients.tls import MAX_PEM_FILE
+
+        directory = os.path.abspath(self.mktemp())
+        os.mkdir(directory)
+        fifo, big = os.path.join(directory, "fifo"), os.path.join(directory, "big.pem")
+        os.mkfifo(fifo)
+        with open(big, "wb") as f:
+            f.truncate(MAX_PEM_FILE + 1)
+        listener = f"tls:4443:cert={fifo}:key=/dev/zero:ca={big}"
+        code, out, err = checked("--device", "/dev/null", "--port", listener)
+        self.assertEqual((code, out), (0, "serialgw: options: 1 line(s), 1 listener(s): OK, 3 warning(s)\n"))
+        self.assertEqual(err, (
+            f"serialgw: warning: line 'null': listener '{listener}': cert file '{fifo}' is not a regular file (now): "
+            "the start would refuse it\n"
+            f"serialgw: warning: line 'null': listener '{listener}': key file '/dev/zero' is not a regular file (now): "
+            "the start would refuse it\n"
+            f"serialgw: warning: line 'null': listener '{listener}': ca file '{big}' is larger than 4 MiB (now): "
+            "the start would refuse it\n"))
+
     def test_missingThingsWarn(self) -> None:
         """A device, socket, log directory or TLS file that is not there now: warnings, exit 0."""
         code, out, err = checked("--device", "/dev/ttyUSB-nowhere", "--port",
@@ -204,6 +225,23 @@ class CheckTests(SynchronousTestCase):
             "line 'vm': socket '/nowhere/100.serial0' does not exist (now)",
             "line 'vm': the directory of log '/nowhere/vm.log' does not exist (now)",
         ]))
+
+    def test_deviceNotADevice(self) -> None:
+        """A tty device path that is a directory, a regular file, a FIFO or a unix socket now: a warning saying what it is (the line would stay down), a socket's with its unix: form."""
+        directory = os.path.abspath(self.mktemp())
+        os.mkdir(directory)
+        os.mkfifo(os.path.join(directory, "fifo"))
+        open(os.path.join(directory, "file"), "w").close()
+        path = socketPath(self, "vm.serial0")
+        listening = socket.socket(socket.AF_UNIX)
+        self.addCleanup(listening.close)
+        listening.bind(path)
+        for device, what in ((directory, "a directory"), (os.path.join(directory, "file"), "a regular file"),
+                             (os.path.join(directory, "fifo"), "a FIFO"), (path, "a unix socket")):
+            lines = loadConfig(write(self, f'[lines.a]\ndevice = "{device}"\nlisten = "4001"\nlock = false\n'))
+            hint = f" (a socket is device = \"unix:{device}\")" if what == "a unix socket" else ""
+            self.assertEqual(checkLines(lines), ([], [f"line 'a': device '{device}' is {what} now, not a serial "
+                                                      f"device: the line would stay down{hint}"]))
 
     def test_logNotAFile(self) -> None:
         """A console log path that is a directory, a FIFO or a symlink now: an error (the gateway would refuse it)."""

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 from typing import Any
 
 from twisted.internet import reactor
 from twisted.internet.task import deferLater
 from twisted.python.usage import UsageError
-from twisted.trial.unittest import SynchronousTestCase, TestCase
+from twisted.trial.unittest import SkipTest, SynchronousTestCase, TestCase
 from twisted.web.client import Agent, readBody
 
 from serialgw.app import tap
@@ -173,6 +174,30 @@ class FileTests(SynchronousTestCase):
                           f'[lines.b]\ndevice = "/dev/ttyS0"\nlisten = ["4002", "pty:{base}/loop"]\n')
         self.assertEqual([line.name for line in loadConfig(path)], ["a", "b"])
 
+    def test_ptyLoopThroughBindMountRefused(self) -> None:
+        """A device reached through a bind mount of its pty: listener's directory (someone else's mount: no symlink, another path) is compared by what the directory is (stat), and refused as the loop it is."""
+        base = os.path.abspath(self.mktemp())
+        real, mounted = os.path.join(base, "run"), os.path.join(base, "mnt")
+        os.makedirs(real)
+        os.makedirs(mounted)
+        try:
+            done = subprocess.run(["mount", "--bind", real, mounted], capture_output=True)
+        except OSError as e:
+            raise SkipTest(f"mount: {e}") from None
+        if done.returncode != 0:
+            raise SkipTest(f"mount --bind: {done.stderr.decode(errors='replace').strip()}")
+        self.addCleanup(subprocess.run, ["umount", mounted], capture_output=True)
+        path = self.write(f'[lines.a]\ndevice = "{mounted}/a"\nlisten = ["4001", "pty:{real}/a"]\n')
+        self.assertEqual(str(self.assertRaises(ConfigError, loadConfig, path)),
+                         f"{path}:2: [lines.a] device: '{mounted}/a' is the link of its own pty: listener: what is "
+                         "written to it would come back to it for ever (a loop)")
+        # Another name in that directory is no loop.
+        path = self.write(f'[lines.a]\ndevice = "{mounted}/b"\nlisten = ["4001", "pty:{real}/a"]\n')
+        self.assertEqual([line.name for line in loadConfig(path)], ["a"])
+        options = tap.Options()
+        options.exitOnError = False
+        self.assertRaises(UsageError, options.parseOptions, ["--device", f"{mounted}/a", "--listen", f"pty:{real}/a"])
+
     def test_logFormatStampBounded(self) -> None:
         """A log-format whose stamp is over 128 bytes (field widths: %1600c) or holds a line break (%n) is refused, quoted: it is written before every line of output; a long but sane one is taken."""
         for value, message in (('"' + "%1600c" * 10 + '"', "its stamp is 16000 bytes, more than 128"),
@@ -218,6 +243,27 @@ class FileTests(SynchronousTestCase):
         self.assertEqual(str(self.assertRaises(ConfigError, loadConfig, path)),
                          f"configuration {path!r} is larger than 16 MiB")
         self.assertEqual(MAX_CONFIG_SIZE, 16 << 20)
+
+    def test_controlCharactersInPaths(self) -> None:
+        """A control character in a file name (a TOML escape: \\n of "logs\\new.log", \\t of "/dev\\ttyS0") is an error naming file:line and key, not a file made with it."""
+        path = self.write('[lines.a]\ndevice = "/dev/ttyS0"\nlisten = "4001"\nlog = "/srv/logs\\new.log"\n')
+        self.assertEqual(str(self.assertRaises(ConfigError, loadConfig, path)),
+                         f"{path}:4: [lines.a] log: log '/srv/logs\\new.log': a file name with a control character "
+                         "(\\n);"
+                         " in a TOML string \"...\" a backslash starts an escape: write the path with '/' only, or in '...'")
+        path = self.write('[lines.a]\ndevice = "/dev\\ttyS0"\nlisten = "4001"\n')
+        self.assertEqual(str(self.assertRaises(ConfigError, loadConfig, path)),
+                         f"{path}:2: [lines.a] device: device '/dev\\ttyS0': a file name with a control character "
+                         "(\\t);"
+                         " in a TOML string \"...\" a backslash starts an escape: write the path with '/' only, or in '...'")
+        path = self.write('[lines.a]\ndevice = "/dev/ttyS0"\nlisten = ["4001", "file:/tmp/a\\u001bb", "pty:/tmp/p"]\n')
+        self.assertIn(f"{path}:3: [lines.a] listen: file: '/tmp/a\\x1bb': a file name with a control character (\\x1b)",
+                      str(self.assertRaises(ConfigError, loadConfig, path)))
+        path = self.write('[lines.a]\ndevice = "/dev/ttyS0"\nlisten = ["4001", "pty:/tmp/a\\u007f"]\n')
+        self.assertIn("a file name with a control character (\\x7f)", str(self.assertRaises(ConfigError, loadConfig, path)))
+        # A literal string keeps its backslashes: a path with them is taken as it is.
+        path = self.write("[lines.a]\ndevice = '/dev/ttyS0'\nlisten = '4001'\nlog = '/srv/logs\\new.log'\n")
+        self.assertEqual(loadConfig(path)[0].log.path, "/srv/logs\\new.log")  # type: ignore[union-attr]
 
     def test_nulInPaths(self) -> None:
         """A NUL byte (\\u0000 in TOML) in a file name is an error naming file:line and key; an abstract unix name is not."""

@@ -117,3 +117,24 @@ class ReloadLogKeysTests(TestCase):
         self.assertNotIn(third, text)
         with open(log + ".typed", "rb") as f:
             self.assertEqual(f.read(), f"{second}: 2\n".encode())
+
+    async def test_reloadInsideALineOfOutput(self) -> None:
+        """A reload that reopens the log (a log key changed) inside a line of output: the line goes on, no stamp inside it."""
+        link, log = os.path.abspath(self.mktemp()), os.path.abspath(self.mktemp())
+
+        def config(extra: str) -> list:  # type: ignore[type-arg]
+            return loadConfig(writeTemp(self, f'[lines.a]\ndevice = "pty:{link}"\nlisten = "raw+tcp:0:interface=127.0.0.1"'
+                                              f'\nlog = "{log}"\nlog-format = "T "\nlog-events = "off"\n{extra}'))
+
+        service: GatewayService = startGateway(self, *config(""))
+        far = TtyEnd(link)
+        self.addCleanup(far.close)
+        client = await connect(listenerPort(service))
+        far.write(b"login: ")
+        await client.received.contains(b"login: ")
+        self.assertEqual(await service.reload(config("log-mark = 60\n")), {"added": [], "changed": ["a"], "removed": []})
+        far.write(b"root\r\n")
+        await client.received.contains(b"root\r\n")
+        await closeClients(client)
+        with open(log, "rb") as f:
+            self.assertEqual(f.read(), b"T login: root\r\n")
