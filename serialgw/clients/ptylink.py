@@ -37,7 +37,7 @@ from zope.interface import implementer
 
 from serialgw.clients.base import ClientEvents
 from serialgw.clients.guard import OutputGuard
-from serialgw.config.specs import ListenerKind, ListenerSpec, Protocol, SerialSettings
+from serialgw.config.specs import ConfigError, ListenerKind, ListenerSpec, Protocol, SerialSettings
 from serialgw.devices.links import givePty, removeSymlink, replaceSymlink
 from serialgw.devices.ptywatch import SlaveWatch
 from serialgw.devices.termio import readTermios, setOtherSpeed, termiosConstant, termiosSpeed
@@ -223,7 +223,13 @@ class PtyClient(ClientEvents, abstract.FileDescriptor):
 
     def _termiosChanged(self) -> None:
         self._keepExtproc()
-        settings = readTermios(self._slave, self.settings.baudrate)
+        try:
+            settings = readTermios(self._slave, self.settings.baudrate)
+        except ConfigError as e:
+            # (termios2 takes any speed: 4294967295 was a traceback.)
+            log.warn("{line}: the program on {peer} set what the line cannot take: {reason}; not asked of the device",
+                     line=self.line.name, peer=self.peer, reason=str(e))
+            return
         if settings == self.settings:
             return
         new, old = _followed(settings), _followed(self.settings)
