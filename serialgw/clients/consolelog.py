@@ -317,8 +317,9 @@ class ConsoleLog(ClientEvents):
             log.error("{line}: cannot reopen log {path}: {reason}; writing on to the file it was",
                       line=self.line.name, path=self.spec.path, reason=e.strerror)
             return False
-        if self._isBeingWritten(os.fstat(old)):
-            # The same file (SIGUSR1 with nothing moved): a line it ends inside goes on there, unstamped.
+        if self._isBeingWritten(os.fstat(old)) and self.size:
+            # The same file (SIGUSR1 with nothing moved): a line it ends inside goes on there, unstamped
+            # (emptied meanwhile, by logrotate's copytruncate: its next line starts the file, stamped).
             self._fileAtLineStart = atLineStart
         release(old, oldKey)
         return self._typed is None or self._typed.reopen()
