@@ -105,7 +105,8 @@ class ConsoleLog(ClientEvents):
         mine = os.fstat(self._fd)
         for other in self.line.logs:
             if isinstance(other, ConsoleLog) and other._isBeingWritten(mine):
-                self.atLineStart, self._fileAtLineStart = other.atLineStart, other._fileAtLineStart
+                # (An empty file, copytruncate's, starts a line whatever the other thought.)
+                self.atLineStart, self._fileAtLineStart = other.atLineStart, other._fileAtLineStart or not self.size
                 self._held, other._held = other._held, []
                 if self._held:
                     self._holdTick = ticks(self.clock).at(self.clock.seconds() + EVENT_HOLD, self._holdOver)
