@@ -60,7 +60,12 @@ class Reopens:
                 if self.service._stopped:
                     break
                 if isOpen(client):  # (not one a reload closed meanwhile)
-                    count += client.reopen()
+                    try:
+                        count += client.reopen()
+                    except Exception:
+                        # (One file's failure, a close's EIO, stops neither
+                        # this pass nor every later SIGUSR1: the pass ends.)
+                        log.failure("{path}: reopen failed", path=getattr(client, "peer", client))
             if end < len(files) and not self.service._stopped:
                 self.service.reactor.callLater(0, turn, end)
                 return

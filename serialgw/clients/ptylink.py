@@ -37,7 +37,7 @@ from zope.interface import implementer
 
 from serialgw.clients.base import ClientEvents
 from serialgw.clients.guard import OutputGuard
-from serialgw.config.specs import ListenerKind, ListenerSpec, Protocol, SerialSettings
+from serialgw.config.specs import ConfigError, ListenerKind, ListenerSpec, Protocol, SerialSettings
 from serialgw.devices.links import givePty, removeSymlink, replaceSymlink
 from serialgw.devices.ptywatch import SlaveWatch
 from serialgw.devices.termio import readTermios, setOtherSpeed, termiosConstant, termiosSpeed
@@ -52,6 +52,11 @@ EXTPROC = termiosConstant("EXTPROC", 0o200000)
 TIOCPKT = termiosConstant("TIOCPKT", 0x5420)
 TIOCPKT_DATA = 0
 TIOCPKT_IOCTL = 0x40
+
+
+# The ptys this process made for pty: listeners, by device number (see
+# serialgw.app.lines: a device opened again onto its own line's is a loop).
+OWN_PTYS: dict[int, PtyClient] = {}
 
 
 @implementer(IClient)
@@ -88,6 +93,8 @@ class PtyClient(ClientEvents, abstract.FileDescriptor):
             raise
         # Kept open: the program may close and reopen the slave freely.
         self._master, self._slave = master, slave
+        self._rdev = os.fstat(slave).st_rdev
+        OWN_PTYS[self._rdev] = self
         self.peer = f"pty:{link or self.slaveName}"
         self.settings = readTermios(slave, line.settings.baudrate)
         # While this pty's own change is applied (the line then tells its followers).
@@ -223,7 +230,13 @@ class PtyClient(ClientEvents, abstract.FileDescriptor):
 
     def _termiosChanged(self) -> None:
         self._keepExtproc()
-        settings = readTermios(self._slave, self.settings.baudrate)
+        try:
+            settings = readTermios(self._slave, self.settings.baudrate)
+        except ConfigError as e:
+            # (termios2 takes any speed: 4294967295 was a traceback.)
+            log.warn("{line}: the program on {peer} set what the line cannot take: {reason}; not asked of the device",
+                     line=self.line.name, peer=self.peer, reason=str(e))
+            return
         if settings == self.settings:
             return
         new, old = _followed(settings), _followed(self.settings)
@@ -298,6 +311,8 @@ class PtyClient(ClientEvents, abstract.FileDescriptor):
         self.stopReading()
         self.stopWriting()
         self._watch.close()
+        if OWN_PTYS.get(self._rdev) is self:
+            del OWN_PTYS[self._rdev]
         removeSymlink(self.link, self.slaveName)
         os.close(self._master)
         os.close(self._slave)

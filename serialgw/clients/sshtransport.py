@@ -172,7 +172,8 @@ class ServerTransport(SSHServerTransport):
     def setService(self, service: Any) -> None:
         SSHServerTransport.setService(self, service)
         if isinstance(service, connection.SSHConnection):
-            self.factory.loggedIn(self.source)
+            login = getattr(getattr(self, "avatar", None), "login", None)
+            self.factory.loggedIn(self.source, login.user if login is not None else None)
             # Still counted among the connections logging in (a person with
             # a key opened any number of them), until it starts a session.
             self.deadline("logged in but started no session")
@@ -318,9 +319,9 @@ class ServerTransport(SSHServerTransport):
         # without a word for the one who runs the gateway.
         if reason == DISCONNECT_KEY_EXCHANGE_FAILED:
             why = desc.decode("utf-8", "replace") if isinstance(desc, bytes) else str(desc)
+            version = getattr(self, "otherVersionString", b"?").decode("ascii", "replace")
             log.info("ssh: {address} ({version}): key exchange failed ({why}): disconnected", address=sshPeer(self),
-                     peer=sshSource(self),
-                     version=printable(self.otherVersionString.decode("ascii", "replace")), why=printable(why))
+                     peer=sshSource(self), version=printable(version), why=printable(why))
         SSHServerTransport.sendDisconnect(self, reason, desc)
 
     def receiveUnimplemented(self, seqnum: int) -> None:

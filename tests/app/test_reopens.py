@@ -97,3 +97,19 @@ class ReopenTurnsTests(SynchronousTestCase):
         self.assertEqual(self.successResultOf(done), REOPENS_PER_TURN)
         self.assertEqual(self.made(), REOPENS_PER_TURN)
         self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_failingReopenEndsThePass(self) -> None:
+        """A file whose reopen raises (a close's EIO on NFS) is logged; the pass goes on, its result fires, and the next SIGUSR1 runs."""
+        self.farm(2)
+
+        def broken() -> bool:
+            raise OSError(5, "Input/output error")
+
+        self.logs[0].reopen = broken  # type: ignore[method-assign]
+        done = self.service.reopenLogs()
+        self.assertEqual(self.successResultOf(done), 1)
+        self.assertEqual(len(self.flushLoggedErrors(OSError)), 1)
+        del self.logs[0].reopen
+        os.rename(self.logs[1].spec.path, self.logs[1].spec.path + ".2")
+        self.assertEqual(self.successResultOf(self.service.reopenLogs()), 2)
+        self.assertEqual(self.made(), 2)

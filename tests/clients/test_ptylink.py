@@ -11,6 +11,7 @@ import os
 import termios
 
 from twisted.internet import defer, reactor, threads
+from twisted.logger import formatEvent
 from twisted.trial.unittest import TestCase
 from zope.interface.verify import verifyObject
 
@@ -160,6 +161,34 @@ class PtyClientTests(TestCase):
         self.assertEqual(await device.requests.get(), SerialSettings(250000))
         setSpeedAsPicocom(program.fd, 74880)
         self.assertEqual(await device.requests.get(), SerialSettings(74880))
+
+    async def test_speedPastTheBoundSaid(self) -> None:
+        """
+        A program setting a speed no line may have (termios2, BOTHER,
+        4294967295) is told in one warning naming it and not asked of the
+        device (it was a traceback: readTermios raised ConfigError); its
+        next change (9600) reaches the device.
+        """
+        device, _, link = self.start(SerialSettings(115200))
+        said: list[str] = []
+        warned: defer.Deferred[None] = defer.Deferred()
+
+        def observe(event: dict[str, object]) -> None:
+            said.append(formatEvent(event))
+            if "4294967295" in said[-1] and not warned.called:
+                warned.callback(None)
+
+        observeLog(self, observe)
+        program = Program(self, link)
+        setSpeedAsPicocom(program.fd, 2**32 - 1)
+        await warned  # (else both changes may be read as one, the last)
+        program.set(speed=termios.B9600)
+        self.assertEqual(await device.requests.get(), SerialSettings(9600))
+        self.assertEqual([settings for what, settings in device.events if what == "apply"], [SerialSettings(9600)])
+        self.assertEqual([text for text in said if "4294967295" in text],
+                         [f"t: the program on pty:{link} set what the line cannot take: baud rate must be 1 to "
+                          "2147483647, not 4294967295; not asked of the device"])
+        self.assertEqual(self.flushLoggedErrors(), [])
 
     async def test_followsTheLineAtOtherSpeed(self) -> None:
         """

@@ -173,7 +173,7 @@ class HostKeyTests(SynchronousTestCase):
 
     def test_madeByAnotherAtOnce(self) -> None:
         """Another process (serialgw@1-2 starting beside serialgw@0-2) makes the key while this one makes its own: this one takes the key on disk, no error, nothing left beside it."""
-        from serialgw.clients import ssh
+        from serialgw.clients import sshhostkey as ssh
 
         path = os.path.abspath(self.mktemp())
         other = keys.Key(ed25519.Ed25519PrivateKey.generate())
@@ -888,7 +888,7 @@ class ConnectionTests(SynchronousTestCase):
         self.assertTrue(tcp.disconnecting)
         self.assertEqual([(e["log_level"], e["log_format"]) for e in events.events
                           if e["log_level"] >= LogLevel.info and e.get("log_namespace", "").startswith("serialgw")],
-                         [(LogLevel.info, "ssh: {peer}: {size} bytes past the channel's window: disconnected")])
+                         [(LogLevel.info, "ssh: {address}: {size} bytes past the channel's window: disconnected")])
         self.assertEqual(channel.localWindowLeft, channel.localWindowSize - 100)
         transport.connectionLost(None)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import struct
 from typing import Any
 
-from twisted.conch.ssh.common import getNS
+from twisted.conch.ssh.common import NS, getNS
 from twisted.internet.address import IPv4Address
 from twisted.internet.task import Clock
 from twisted.logger import LogLevel
@@ -121,3 +121,42 @@ class BytesTests(SynchronousTestCase):
         [event] = events.at(LogLevel.info)
         self.assertEqual((event["address"], event["peer"], event["version"], event["why"]),
                          ("192.0.2.7:40000", "192.0.2.7", "SSH-2.0-OpenSSH_9.2", "couldn't match all kex parts"))
+
+
+class ChannelRefusalLogTests(SynchronousTestCase):
+    def test_channelRefusalsLimitedPerAddress(self) -> None:
+        """Channels refused (port forwarding, a second session) over many connections from one address: at most the log's per-peer burst of lines for the address (the budget was a connection's: a person reconnecting had 20 more lines each time)."""
+        from serialgw.logflood import peerLimiter
+
+        events = LogEvents(self)
+        factory = GatewaySSHFactory(newKey(), KeyRing(()), SSHGateway(dict, parseSSHListener("tcp:0"), Clock()))
+        for port in range(10):
+            transport = factory.buildProtocol(IPv4Address("TCP", "192.0.2.55", 1000 + port))
+            tcp = Tcp()
+            tcp.peerAddr = IPv4Address("TCP", "192.0.2.55", 1000 + port)
+            transport.makeConnection(tcp)
+            conn = Connection()
+            transport.setService(conn)
+            for n in range(5):
+                conn.ssh_CHANNEL_OPEN(NS(b"direct-tcpip") + struct.pack(">3L", n, 65536, 32768))
+            transport.connectionLost(None)
+        refused = [e for e in events.at(LogLevel.info) if "refused" in e["log_format"]]
+        self.assertEqual(len(refused), peerLimiter.burst)
+        self.assertEqual((refused[0]["address"], refused[0]["peer"]), ("192.0.2.55:1000", "192.0.2.55"))
+
+    def test_globalRequestsRefusedSaid(self) -> None:
+        """Global requests (OpenSSH -R: tcpip-forward) are refused with a line naming them and the address (they were refused without a word); OpenSSH's keepalives and no-more-sessions only at debug."""
+        events = LogEvents(self)
+        factory = GatewaySSHFactory(newKey(), KeyRing(()), SSHGateway(dict, parseSSHListener("tcp:0"), Clock()))
+        transport = factory.buildProtocol(IPv4Address("TCP", "192.0.2.55", 1000))
+        transport.makeConnection(Tcp())
+        conn = Connection()
+        transport.setService(conn)
+        self.addCleanup(transport.connectionLost, None)
+        self.assertEqual([conn.gotGlobalRequest(kind, NS(b"0.0.0.0") + b"\0\0\0\0")
+                          for kind in (b"tcpip-forward", b"keepalive@openssh.com", b"no-more-sessions@openssh.com",
+                                       b"x\x1b" * 100)], [0, 0, 0, 0])
+        self.assertEqual([(e["log_level"], e["request"]) for e in events.events
+                          if e.get("log_format", "").startswith("ssh: {address}: global request")],
+                         [(LogLevel.info, "tcpip-forward"), (LogLevel.debug, "keepalive@openssh.com"),
+                          (LogLevel.debug, "no-more-sessions@openssh.com"), (LogLevel.info, "x?" * 20)])
