@@ -263,3 +263,22 @@ class MalformedTests(SynchronousTestCase):
              "t: 1 malformed SET-DATASIZE, 1 malformed SET-PARITY, 1 malformed SET-STOPSIZE, "
              "1 malformed SET-LINESTATE-MASK, 1 malformed SET-MODEMSTATE-MASK, 1 malformed SET-BAUDRATE from 192.168.1.1:54321"],
         )
+
+    def test_requestWithOptionOffCounted(self) -> None:
+        """A subnegotiation of an option in effect on neither side (COM-PORT-OPTION before the client's WILL, an option never negotiated) is ignored, as RFC 855 says, but counted and logged, named; it was dropped without a word."""
+        clock = Clock()
+        device = RecordingDevice(SerialSettings(9600))
+        line = Line("t", device, clock=clock)
+        client = TelnetClient(line, clock=clock)
+        transport = StringTransport()
+        client.makeConnection(transport)
+        transport.clear()
+        logged: list[str] = []
+        observeLog(self, lambda event: logged.append(formatEvent(event)))
+        client.dataReceived(b"\xff\xfa\x2c\x01\x00\x00\x4b\x00\xff\xf0\xff\xfa\x63\x01\xff\xf0")
+        self.assertEqual(transport.value(), b"")
+        self.assertEqual(line.settings, SerialSettings(9600))
+        client.connectionLost()
+        self.assertEqual([text for text in logged if "not in effect" in text],
+                         ["t: 1 subnegotiation of an option not in effect from 192.168.1.1:54321",
+                          "t: 1 subnegotiation of an option not in effect from 192.168.1.1:54321"])
