@@ -7,6 +7,7 @@ in place by a reload (its device and sessions stay).
 
 from __future__ import annotations
 
+import os
 from functools import partial
 from typing import Any, Callable, Optional
 
@@ -14,10 +15,11 @@ from twisted.internet.interfaces import IReactorThreads
 from twisted.logger import Logger
 
 from serialgw.clients.factory import applyListenerRights
+from serialgw.clients.ptylink import OWN_PTYS
 from serialgw.config.specs import LineConfig
 from serialgw.devices import reopenpool
 from serialgw.devices.device import SerialDevice
-from serialgw.devices.ports import AbsentPort, DeviceError, DeviceLocked, PtyPort
+from serialgw.devices.ports import AbsentPort, DeviceError, DeviceLocked, PtyPort, TtyPort
 from serialgw.devices.remote import RemoteDevice
 from serialgw.devices.reopen import OPENING
 from serialgw.devices.reopenpool import FirstOpen, deviceOpens
@@ -60,7 +62,12 @@ def makeDevice(
     # opened again at the same path (a pty: a new one behind the link).
     def opener(spec: Any = config.device, settings: Any = config.settings) -> IPort:
         # again=True: a pty slave at the path may be another session's terminal now.
-        return openPort(spec, settings, lockDir, True)
+        port = openPort(spec, settings, lockDir, True)
+        loop = ownPtyLoop(config, port)
+        if loop is not None:
+            port.close()
+            raise DeviceError(loop)
+        return port
 
     def absent(e: DeviceError) -> SerialDevice:
         # Down from the start, opened again with backoff.
@@ -101,6 +108,26 @@ def makeDevice(
         return absent(e)
     _opened(config, port)
     return SerialDevice(port, reactor, config.breakDuration, opener=opener, reopenPolicy=reopenPolicy)
+
+
+def ownPtyLoop(config: LineConfig, port: IPort) -> Optional[str]:
+    """
+    Why a tty just opened is refused: the pty of one of its own line's
+    pty: listeners (a symlink made since the file was read leads its path
+    there: the check when the file is read saw none), whose client would
+    hand what is written to it back to the device for ever; or None.
+    """
+    if not isinstance(port, TtyPort):
+        return None
+    try:
+        rdev = os.fstat(port.fileno()).st_rdev
+    except (OSError, ValueError):
+        return None
+    pty = OWN_PTYS.get(rdev)
+    if pty is None or pty.line.name != config.name:
+        return None  # (another line's: a null modem, no way back)
+    return (f"cannot open device {config.device.path!r}: it is {pty.slaveName}, the pty of this line's own pty: "
+            f"listener {pty.peer!r}: what is written to it would come back to it for ever (a loop)")
 
 
 def _lockDir(config: LineConfig) -> Optional[str]:
