@@ -63,9 +63,6 @@ def _kind(mode: int) -> str:
 
 @implementer(IConsoleLog)
 class ConsoleLog(ClientEvents):
-    # (A test's slow disk replaces it.)
-    _osWrite = staticmethod(os.write)
-
     def __init__(self, line: Line, spec: LogSpec, clock: Any, typedOnly: bool = False) -> None:
         """C{typedOnly}: the C{LOG.typed} file of what clients typed (log-typed), no client of the line."""
         self.line = line
@@ -262,6 +259,10 @@ class ConsoleLog(ClientEvents):
             log.info("{line}: log {path} written again; {lost} bytes were not logged", line=self.line.name,
                      path=self.spec.path, lost=self.lost)
             self.lost = 0
+
+    def _osWrite(self, fd: int, data: bytes) -> int:
+        """C{os.write} (a test's slow disk replaces it)."""
+        return os.write(fd, data)
 
     def _gapMarker(self) -> bytes:
         """The line that marks output missing from the log (a full disk), on a line of its own."""

@@ -34,7 +34,7 @@ class SlowDiskTests(SynchronousTestCase):
             self.clock.rightNow += self.delay  # (the time passes inside the write: no call runs meanwhile)
             return os.write(fd, data)
 
-        self.log._osWrite = disk  # type: ignore[method-assign,assignment]
+        self.log._osWrite = disk  # type: ignore[method-assign]
 
     def read(self) -> bytes:
         with open(self.log.spec.path, "rb") as f:
