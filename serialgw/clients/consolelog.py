@@ -121,7 +121,8 @@ class ConsoleLog(ClientEvents):
         mine = os.fstat(self._fd)
         for other in self.line.logs:
             if isinstance(other, ConsoleLog) and other._isBeingWritten(mine):
-                self.atLineStart, self._fileAtLineStart = other.atLineStart, other._fileAtLineStart
+                # (An empty file, copytruncate's, starts a line whatever the other thought.)
+                self.atLineStart, self._fileAtLineStart = other.atLineStart, other._fileAtLineStart or not self.size
                 self._held, other._held = other._held, []
                 if self._held:
                     self._holdTick = ticks(self.clock).at(self.clock.seconds() + EVENT_HOLD, self._holdOver)
@@ -368,8 +369,9 @@ class ConsoleLog(ClientEvents):
             log.error("{line}: cannot reopen log {path}: {reason}; writing on to the file it was",
                       line=self.line.name, path=self.spec.path, reason=e.strerror)
             return False
-        if self._isBeingWritten(os.fstat(old)):
-            # The same file (SIGUSR1 with nothing moved): a line it ends inside goes on there, unstamped.
+        if self._isBeingWritten(os.fstat(old)) and self.size:
+            # The same file (SIGUSR1 with nothing moved): a line it ends inside goes on there, unstamped
+            # (emptied meanwhile, by logrotate's copytruncate: its next line starts the file, stamped).
             self._fileAtLineStart = atLineStart
         release(old, oldKey)
         return self._typed is None or self._typed.reopen()
