@@ -15,8 +15,8 @@ from twisted.internet.interfaces import IReactorThreads
 from twisted.logger import Logger
 
 from serialgw.clients.factory import applyListenerRights
-from serialgw.clients.ptylink import OWN_PTYS
-from serialgw.config.specs import LineConfig
+from serialgw.clients.ptylink import OWN_PTYS, PtyClient
+from serialgw.config.specs import LineConfig, quote
 from serialgw.devices import reopenpool
 from serialgw.devices.device import SerialDevice
 from serialgw.devices.ports import AbsentPort, DeviceError, DeviceLocked, PtyPort, TtyPort
@@ -113,21 +113,41 @@ def makeDevice(
 def ownPtyLoop(config: LineConfig, port: IPort) -> Optional[str]:
     """
     Why a tty just opened is refused: the pty of one of its own line's
-    pty: listeners (a symlink made since the file was read leads its path
-    there: the check when the file is read saw none), whose client would
-    hand what is written to it back to the device for ever; or None.
+    pty: listeners, or of another line's whose device leads back to this
+    line's (symlinks made since the file was read lead there: the check
+    when the file is read saw none), whose client would hand what is
+    written to it back to the device for ever; or None.
     """
+    pty = _ownPty(port)
+    first, ring = pty, list[PtyClient]()
+    while pty is not None and pty.line.name != config.name:
+        if len(ring) > len(OWN_PTYS):
+            return None  # (a loop among other lines, not through this one: theirs to refuse)
+        device = pty.line.device
+        ring.append(pty)
+        pty = _ownPty(device.port) if isinstance(device, SerialDevice) and device.up else None
+    if pty is None or first is None:
+        return None  # (another line's, whose device does not lead back: a null modem)
+    if not ring:
+        return (f"cannot open device {config.device.path!r}: it is {pty.slaveName}, the pty of this line's own pty: "
+                f"listener {pty.peer!r}: what is written to it would come back to it for ever (a loop)")
+    path = "".join(f", and line {quote(a.line.name)}'s device is "
+                   + (f"line {quote(b.line.name)}'s" if b is not pty else "this line's")
+                   + f" pty: listener {quote(b.peer)}" for a, b in zip(ring, ring[1:] + [pty], strict=True))
+    return (f"cannot open device {config.device.path!r}: it is {first.slaveName}, the pty of line "
+            f"{quote(first.line.name)}'s pty: listener {quote(first.peer)}{path}: what is written to it would come "
+            "back to it for ever (a loop)")
+
+
+def _ownPty(port: Any) -> Optional[PtyClient]:
+    """The pty: listener of this process whose pty C{port} is (a tty opened), or None."""
     if not isinstance(port, TtyPort):
         return None
     try:
         rdev = os.fstat(port.fileno()).st_rdev
     except (OSError, ValueError):
         return None
-    pty = OWN_PTYS.get(rdev)
-    if pty is None or pty.line.name != config.name:
-        return None  # (another line's: a null modem, no way back)
-    return (f"cannot open device {config.device.path!r}: it is {pty.slaveName}, the pty of this line's own pty: "
-            f"listener {pty.peer!r}: what is written to it would come back to it for ever (a loop)")
+    return OWN_PTYS.get(rdev)
 
 
 def _lockDir(config: LineConfig) -> Optional[str]:

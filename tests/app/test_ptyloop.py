@@ -56,3 +56,24 @@ class RuntimePtyLoopTests(SynchronousTestCase):
         assert isinstance(device, SerialDevice) and device.reopener.opener is not None
         port = device.reopener.opener()
         port.close()
+
+    def test_loopThroughTwoLinesRefused(self) -> None:
+        """
+        a's device made a symlink to b's pty: listener, then b's to a's (the loop the file's check refuses,
+        made since): b's open is refused as a loop through line a; a's first one stays (no way back then).
+        """
+        other, otherDevice = os.path.join(self.dir, "b.pty"), os.path.join(self.dir, "console-b")
+        service = self.gateway(f'[lines.a]\ndevice = "{self.device}"\nlisten = "pty:{self.link}"\nlock = false\n'
+                               f'[lines.b]\ndevice = "{otherDevice}"\nlisten = "pty:{other}"\nlock = false\n')
+        a, b = service.lines["a"].device, service.lines["b"].device
+        assert isinstance(a, SerialDevice) and isinstance(b, SerialDevice)
+        assert a.reopener.opener is not None and b.reopener.opener is not None
+        os.symlink(other, self.device)
+        a.reopener._opened(a.reopener.opener())
+        self.assertTrue(a.up)
+        os.symlink(self.link, otherDevice)
+        error = self.assertRaises(DeviceError, b.reopener.opener)
+        self.assertEqual(str(error), f"cannot open device {otherDevice!r}: it is {os.path.realpath(self.link)}, the pty "
+                                     f"of line 'a''s pty: listener {('pty:' + self.link)!r}, and line 'a''s device is "
+                                     f"this line's pty: listener {('pty:' + other)!r}: what is written to it would come "
+                                     "back to it for ever (a loop)")
