@@ -184,7 +184,8 @@ class ConsoleLog(ClientEvents):
         """
         start = self.clock.seconds()
         if self._pausedUntil is not None:
-            if start < self._pausedUntil:
+            # (A pause cannot be longer than its length: past it, the wall clock stepped back.)
+            if start < self._pausedUntil <= start + SLOW_PAUSE_MAX:
                 self.lost += len(data)
                 return
             self._pausedUntil = None
