@@ -16,6 +16,7 @@ import socket
 import stat
 from typing import Any, Callable, Mapping, Optional, Sequence
 
+from serialgw.clients.local import isSocket, regularFileThere, socketThere
 from serialgw.clients.tls import MAX_PEM_FILE, validityProblem
 from serialgw.config.parsers import isDecimal, systemdUnix
 from serialgw.config.paths import NOT_FOLLOWED, notFollowed
@@ -389,7 +390,10 @@ def _checkListenerPath(spec: ListenerSpec, owner: str, errors: list[str], warnin
         if spec.kind is ListenerKind.PIPE and all(os.path.exists(spec.path + end) for end in (".in", ".out")):
             opened = [spec.path + ".in", spec.path + ".out"]
         planted = [p for p in opened if notFollowed(p)]
-        problem = f"{quote(planted[0])} is {NOT_FOLLOWED}" if planted else None
+        sockets = [p for p in opened if isSocket(p)]
+        files = [p for p in opened if spec.kind is ListenerKind.PIPE and os.path.isfile(p)]
+        problem = (f"{quote(planted[0])} is {NOT_FOLLOWED}" if planted else socketThere(sockets[0]) if sockets
+                   else regularFileThere(files[0]) if files else None)
     elif unix and os.path.lexists(spec.path) and not stat.S_ISSOCK(os.lstat(spec.path).st_mode):
         problem = f"{quote(spec.path)} exists and is not a socket"
     if problem is not None:

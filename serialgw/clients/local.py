@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 import termios
 from typing import Any, Optional
 
@@ -176,7 +177,22 @@ def openLocal(path: str, flags: int, mode: int = 0o640) -> int:
         # (ELOOP; with O_CREAT some kernels say EACCES.)
         if flags & os.O_NOFOLLOW and e.errno in (errno.ELOOP, errno.EACCES) and os.path.islink(path):
             raise OSError(e.errno, f"{quote(path)} is {NOT_FOLLOWED}") from None
+        if e.errno == errno.ENXIO and isSocket(path):
+            raise OSError(e.errno, socketThere(path)) from None  # (it said "No such device or address")
         raise
+
+
+def isSocket(path: str) -> bool:
+    """Whether a unix socket is at C{path} now (a symlink followed)."""
+    try:
+        return stat.S_ISSOCK(os.stat(path).st_mode)
+    except OSError:
+        return False
+
+
+def socketThere(path: str) -> str:
+    """Why a file: or pipe: listener cannot open a unix socket at C{path}, for people."""
+    return f"{quote(path)} is a unix socket: file: and pipe: write a file, a FIFO or a tty; a socket is reached with unix:{path}"
 
 
 def fifoPair(path: str) -> tuple[int, int]:
@@ -199,7 +215,19 @@ def fifoPair(path: str) -> tuple[int, int]:
     except OSError:
         os.close(fdIn)
         raise
+    for fd, opened in ((fdIn, inPath), (fdOut, outPath)):
+        if stat.S_ISREG(os.fstat(fd).st_mode):
+            # Read to its end at once, the client detached: a listener that did nothing, said nowhere.
+            os.close(fdIn)
+            if fdOut != fdIn:
+                os.close(fdOut)
+            raise OSError(errno.EINVAL, regularFileThere(opened))
     return fdIn, fdOut
+
+
+def regularFileThere(path: str) -> str:
+    """Why a pipe: listener does not take a regular file at C{path}, for people."""
+    return f"{quote(path)} is a regular file, not a FIFO: pipe: reads and writes QEMU's FIFOs (made with mkfifo)"
 
 
 def streamClient(

@@ -73,9 +73,12 @@ def release(fd: int, key: Optional[tuple[int, int]]) -> None:
 def lockedElsewhere(path: str) -> Optional[str]:
     """Why the file at C{path} cannot be a console log of ours (another process holds its lock), or None; nothing is made."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        # Open for writing, as the log is (nothing written, nothing made):
+        # on NFS an exclusive flock is a POSIX lock, and a read-only
+        # descriptor gets EBADF, which found nobody's lock.
+        fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError:
-        return None  # (not there, or not ours to read: the open itself tells)
+        return None  # (not there, or not ours to write: the open itself tells)
     try:
         st = os.fstat(fd)
         if (st.st_dev, st.st_ino) in _held:

@@ -8,7 +8,6 @@ Wire and auth are conch's; what is ours here:
 
   - the key ring (L{KeyRing}) of the people's keys, read by
     C{serialgw.config.sshkeys};
-  - L{loadHostKey}: the host key, made (ed25519, mode 0600) at first start;
   - L{KeyChecker}: a key in the key ring, with a good signature, is its
     person (L{Login}); nothing else gets in (no passwords, no
     keyboard-interactive); refusals are logged with the key's fingerprint
@@ -18,21 +17,19 @@ Wire and auth are conch's; what is ours here:
     no data past the window;
   - the people logged in (L{Person}), whose key a reload may take away;
   - the listener (L{GatewaySSHFactory}): C{allow=}, and bounds on the
-    connections logging in at once, in all and from one address.
+    connections logging in at once and on new connections, in all and
+    from one address.
 
-A connection's transport, and its session channel (a client of its
-line), are L{serialgw.clients.sshsession}.
+The host key is L{serialgw.clients.sshhostkey}; a connection's transport
+L{serialgw.clients.sshtransport}, and its session channel (a client of its
+line) L{serialgw.clients.sshsession}; the numbers L{serialgw.clients.sshlimits}.
 """
 
 from __future__ import annotations
 
-import errno
 import ipaddress
 import math
-import os
-import stat
 import struct
-import tempfile
 import weakref
 from typing import Any, Callable, Mapping, Optional, Sequence
 
@@ -55,82 +52,18 @@ from zope.interface import implementer
 
 from serialgw.clients import sshlimits
 from serialgw.clients.factory import Refused, samePlace
+from serialgw.clients.sshhostkey import SSHError as SSHError
+from serialgw.clients.sshhostkey import loadHostKey
 from serialgw.clients.sshsession import SSHClient
 from serialgw.clients.sshtransport import USER_SIGNATURES, ServerTransport, conchLog, sshPeer, sshSource
 from serialgw.clients.transports import SourceCounts, addressAllowed, admittedBy, describeAddress, sourceOf
 from serialgw.config.specs import ListenerSpec, SSHSpec, UserSpec
-from serialgw.config.sshkeys import MAX_KEYS_FILE, fingerprint, printable, readPublicKeys
+from serialgw.config.sshkeys import fingerprint, printable, readPublicKeys
 from serialgw.line.hub import Line
 from serialgw.logflood import Peer, clientLog
 
 # Limited per peer: what a client sends cannot flood the log (logflood).
 log = clientLog()
-
-
-class SSHError(Exception):
-    """The SSH listener cannot start; the message names what and why."""
-
-
-# The host key
-
-
-def loadHostKey(path: str, make: bool = True) -> tuple[keys.Key, bool]:
-    """
-    The host key at C{path}; if there is no file, a new ed25519 key is made
-    there (mode 0600; not with C{make=False}, as --check reads it).  Return
-    the key and whether it was made now.  A key others may read is refused,
-    as sshd refuses it; so is a symbolic link.
-    """
-    from cryptography.hazmat.primitives.asymmetric import ed25519
-
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except FileNotFoundError:
-        if not make:
-            raise SSHError(f"SSH host key {path!r} does not exist") from None
-        key = keys.Key(ed25519.Ed25519PrivateKey.generate())
-        # Written beside it and linked into place whole: the processes of
-        # --shard start at once, and each either makes the key or reads the
-        # one another made (never half of it, never a second key).
-        try:
-            fd, temporary = tempfile.mkstemp(prefix=os.path.basename(path) + ".", suffix=".new",
-                                             dir=os.path.dirname(path) or ".")
-        except OSError as e:
-            raise SSHError(f"cannot write SSH host key {path!r}: {e.strerror}") from None
-        try:
-            try:
-                os.write(fd, key.toString("openssh"))
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.link(temporary, path)
-        except FileExistsError:
-            return loadHostKey(path)
-        except OSError as e:
-            raise SSHError(f"cannot write SSH host key {path!r}: {e.strerror}") from None
-        finally:
-            os.unlink(temporary)
-        return key, True
-    except OSError as e:
-        if e.errno == errno.ELOOP and os.path.islink(path):
-            raise SSHError(f"SSH host key {path!r} is a symbolic link (not followed)") from None
-        raise SSHError(f"cannot read SSH host key {path!r}: {e.strerror}") from None
-    try:
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            raise SSHError(f"SSH host key {path!r} is not a regular file")
-        if mode & 0o077:
-            raise SSHError(f"SSH host key {path!r} may be read by others (mode {mode & 0o777:04o}): chmod 600 it")
-        data = os.read(fd, MAX_KEYS_FILE)
-    finally:
-        os.close(fd)
-    try:
-        key = keys.Key.fromString(data)
-    except Exception as e:
-        raise SSHError(f"cannot read SSH host key {path!r}: {e}") from None
-    if not key.isPublic() and key.type() in ("Ed25519", "RSA", "EC"):
-        return key, False
-    raise SSHError(f"SSH host key {path!r} is not a private key")
 
 
 # Who is who
@@ -455,6 +388,7 @@ class GatewaySSHFactory(SSHFactory):
         self.newConnections = sshlimits.Buckets(sshlimits.SOURCE_BURST, sshlimits.SOURCE_RATE, sshlimits.MAX_SOURCES)
         self.allConnections = sshlimits.Buckets(sshlimits.TOTAL_BURST, sshlimits.TOTAL_RATE, 1)
         self.known: dict[str, None] = {}
+        self.logins = sshlimits.Buckets(sshlimits.PERSON_LOGINS, sshlimits.PERSON_LOGIN_RATE, sshlimits.MAX_SOURCES)
         # Each person's messages this second, while they have a connection with a session.
         self.seconds: weakref.WeakValueDictionary[str, sshlimits.Second] = weakref.WeakValueDictionary()
         # The log budget of refusals that do not name one source (logflood).
@@ -570,8 +504,17 @@ class GatewaySSHFactory(SSHFactory):
             second = self.seconds[person] = sshlimits.Second(person)
         return second
 
-    def loggedIn(self, source: str) -> None:
-        """A connection from C{source} logged in: its new connections are held by its own bound only (L{_tooMany})."""
+    def loggedIn(self, source: str, person: Optional[str] = None) -> None:
+        """
+        A connection from C{source} logged in (as C{person}): its new
+        connections are held by its own bound only (L{_tooMany}), and this
+        one gives its place in that bound back, within the person's logins
+        a second.
+        """
+        now = self.clock.seconds()
+        if person is not None and not self.logins.wait(person, now):
+            self.logins.take(person, now)
+            self.newConnections.give(source, now)
         self.known.pop(source, None)
         self.known[source] = None
         while len(self.known) > sshlimits.KNOWN_SOURCES:

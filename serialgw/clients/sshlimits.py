@@ -76,6 +76,11 @@ class Buckets:
         """Seconds until C{key} has a token (0: it has one now)."""
         return max(0.0, (1.0 - self.level(key, now)) / self.rate)
 
+    def give(self, key: str, now: float) -> None:
+        """A token back to C{key} (its bucket no fuller than C{burst})."""
+        if key in self.buckets:
+            self.buckets[key] = (min(float(self.burst), self.level(key, now) + 1.0), now)
+
     def take(self, key: str, now: float) -> None:
         tokens = self.level(key, now) - 1.0
         self.buckets.pop(key, None)
@@ -93,3 +98,8 @@ BYTES_BEFORE_SESSION = 256 * 1024
 # at the line's speed, through the channel's window); past them the one that sends is not read
 # for the rest of the second.
 BYTES_PER_SECOND = 4 * 1024 * 1024
+# A person's logins that give their connection's place back in its source's bound (a host checking
+# its lines over SSH, a person's tmux of 20 consoles): PERSON_LOGINS at once, then
+# PERSON_LOGIN_RATE a second; past them a login counts in its source's bound as any connection.
+PERSON_LOGINS = 100
+PERSON_LOGIN_RATE = 2.0

@@ -172,7 +172,8 @@ class ServerTransport(SSHServerTransport):
     def setService(self, service: Any) -> None:
         SSHServerTransport.setService(self, service)
         if isinstance(service, connection.SSHConnection):
-            self.factory.loggedIn(self.source)
+            login = getattr(getattr(self, "avatar", None), "login", None)
+            self.factory.loggedIn(self.source, login.user if login is not None else None)
             # Still counted among the connections logging in (a person with
             # a key opened any number of them), until it starts a session.
             self.deadline("logged in but started no session")

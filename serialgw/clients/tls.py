@@ -177,16 +177,18 @@ def _warnValidity(path: str) -> None:
 
 
 def _authorities(path: str) -> list[ssl.Certificate]:
-    try:
-        from cryptography import x509
-        from cryptography.hazmat.primitives.serialization import Encoding
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
 
-        return [
-            ssl.Certificate.loadPEM(c.public_bytes(Encoding.PEM))
-            for c in x509.load_pem_x509_certificates(_read(path, "CA file"))
-        ]
-    except TLSError:
-        raise
+    data = _read(path, "CA file")
+    try:
+        found = x509.load_pem_x509_certificates(data)
+    except Exception:
+        # (cryptography's own words: 'Unable to load PEM file. See https://... MalformedFraming'.)
+        but = " but a private key" if b"PRIVATE KEY-----" in data else ""
+        raise TLSError(f"CA file {path!r} holds no PEM certificate{but}") from None
+    try:
+        return [ssl.Certificate.loadPEM(c.public_bytes(Encoding.PEM)) for c in found]
     except Exception as e:
         raise TLSError(f"cannot load CA file {path!r}: {e}") from None
 

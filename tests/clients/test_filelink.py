@@ -23,6 +23,7 @@ from serialgw.config.paths import NOT_FOLLOWED, noFollow
 from serialgw.config.specs import DeviceSpec, LineConfig
 from serialgw.line.hub import Line
 from tests.fakes import RecordingDevice
+from tests.realio import socketPath
 
 NOBODY = 65534
 
@@ -66,6 +67,37 @@ class FileLinkTests(SynchronousTestCase):
         self.client(os.path.join(self.dir, "stdout"))
         self.line.deviceDataReceived(b"fifo")
         self.assertEqual(os.read(reader, 100), b"fifo")
+
+    def test_socketAtThePath(self) -> None:
+        """A unix socket at a file: or pipe: path: refused saying so (the open said "No such device or address"), and --check says it first."""
+        import socket
+
+        path = socketPath(self, "s")
+        server = socket.socket(socket.AF_UNIX)
+        self.addCleanup(server.close)
+        server.bind(path)
+        why = (f"{path!r} is a unix socket: file: and pipe: write a file, a FIFO or a tty; a socket is reached with "
+               f"unix:{path}")
+        self.assertEqual(self.assertRaises(OSError, self.client, path).strerror, why)
+        self.assertEqual(self.assertRaises(OSError, fifoPair, path).strerror, why)
+        for kind in ("file", "pipe"):
+            config = LineConfig(name="t", device=DeviceSpec("tty", "/dev/null"), lock=False,
+                                listeners=(parseListener(f"{kind}:{path}"),))
+            self.assertEqual(checkLines([config])[0], [f"line 't': listener '{kind}:{path}': {why}"])
+
+    def test_pipeOnARegularFile(self) -> None:
+        """pipe: on a regular file (no FIFO there): refused saying so, by --check too (the start attached it, read its end at once and detached it: a listener that did nothing)."""
+        path = os.path.join(self.dir, "guest")
+        with open(path, "w") as f:
+            f.write("x")
+        why = f"{path!r} is a regular file, not a FIFO: pipe: reads and writes QEMU's FIFOs (made with mkfifo)"
+        self.assertEqual(self.assertRaises(OSError, fifoPair, path).strerror, why)
+        for end in (".in", ".out"):
+            os.mkfifo(path + end) if end == ".in" else open(path + end, "w").close()
+        self.assertEqual(self.assertRaises(OSError, fifoPair, path).strerror, why.replace(repr(path), repr(path + ".out")))
+        config = LineConfig(name="t", device=DeviceSpec("tty", "/dev/null"), lock=False,
+                            listeners=(parseListener(f"pipe:{path}"),))
+        self.assertEqual(checkLines([config])[0], [f"line 't': listener 'pipe:{path}': " + why.replace(repr(path), repr(path + ".out"))])
 
     def test_ownLinkInStickyDirectory(self) -> None:
         """In a sticky directory everyone may write, this user's own symlink is followed, and a path with nothing there is made a regular file."""

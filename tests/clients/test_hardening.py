@@ -647,7 +647,9 @@ class ListenerPolicyTests(TestCase):
         await closeClients(noisy, calm)
 
     async def test_connectCycles(self) -> None:
-        """1000 connect/disconnect cycles: no descriptor left open that was not open before, memory flat."""
+        """1000 connect/disconnect cycles: no descriptor left open that was not open before, the Python heap flat."""
+        import tracemalloc
+
         service = startGateway(self, ptyLine(self.pty, "tcp:0:interface=127.0.0.1"))
         port = listenerPort(service)
 
@@ -665,10 +667,6 @@ class ListenerPolicyTests(TestCase):
                     pass  # the listing's own descriptor, closed since
             return found
 
-        def rss() -> int:
-            with open("/proc/self/status") as f:
-                return next(int(line.split()[1]) for line in f if line.startswith("VmRSS"))
-
         async def cycle() -> None:
             client: Collector = await connect(port)
             await client.received.length(18)
@@ -684,16 +682,30 @@ class ListenerPolicyTests(TestCase):
                 reactor.callLater(0.01, d.callback, None)  # type: ignore[attr-defined]
                 await d
 
-        for _ in range(100):
-            await cycle()
-        await settle()
-        before = (fds(), rss())
-        for _ in range(1000):
-            await cycle()
-        await settle()
-        after = (fds(), rss())
-        self.assertEqual(sorted(after[0] - before[0]), [])
-        self.assertLess(after[1] - before[1], 2048, (before, after))
+        # What the cycles leave on the Python heap, traced (measured: 1 KB
+        # for 1000 cycles).  The process's RSS, checked before (2 MiB
+        # allowed), also moves with the allocator's arenas and what other
+        # threads and earlier tests did: it once passed that under load
+        # (2292 KB), while a leak under 2 KiB a connection passed it.
+        # Traced from before 300 cycles that fill the log budgets' 256
+        # peers (serialgw.logflood): each peer then replaces a traced one,
+        # not one from before the tracing.
+        tracemalloc.start()
+        try:
+            for _ in range(300):
+                await cycle()
+            await settle()
+            before = fds()
+            heap = tracemalloc.get_traced_memory()[0]
+            for _ in range(1000):
+                await cycle()
+            await settle()
+            gc.collect()
+            grown = tracemalloc.get_traced_memory()[0] - heap
+        finally:
+            tracemalloc.stop()
+        self.assertEqual(sorted(fds() - before), [])
+        self.assertLess(grown, 64 * 1000)  # 64 bytes a connection
 
     def test_exposureWarning(self) -> None:
         """A writable listener on all interfaces without TLS client certificates is warned about; loopback is not."""

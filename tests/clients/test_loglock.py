@@ -6,6 +6,7 @@ one file (a reload, SIGUSR1) share its lock; a rotation's new file is held.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import subprocess
@@ -163,3 +164,23 @@ class LogLockTests(SynchronousTestCase):
         self.assertFalse(self.lockedByOthers(self.path + ".1"))
         self.assertIn(self.key(self.path), loglock._held)
         self.assertNotIn(self.key(self.path + ".1"), loglock._held)
+
+    def test_reloadRefusedOnNFS(self) -> None:
+        """
+        On NFS an exclusive flock needs a descriptor open for writing (flock(2): it is a
+        POSIX lock there; read-only: EBADF): a reload's check still finds another process's lock.
+        """
+        other = self.holder(self.path)
+        flock = fcntl.flock
+
+        def nfsFlock(fd: int, operation: int) -> None:
+            if operation & fcntl.LOCK_EX and fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_ACCMODE == os.O_RDONLY:
+                raise OSError(errno.EBADF, os.strerror(errno.EBADF))
+            flock(fd, operation)
+
+        self.patch(fcntl, "flock", nfsFlock)
+        problem = checkFiles([], [("web1", LogSpec(self.path))])
+        assert problem is not None
+        self.assertTrue(problem.startswith(f"line 'web1': cannot open log {self.path!r}: it is locked by process {other.pid} ("),
+                        problem)
+

@@ -173,7 +173,7 @@ class HostKeyTests(SynchronousTestCase):
 
     def test_madeByAnotherAtOnce(self) -> None:
         """Another process (serialgw@1-2 starting beside serialgw@0-2) makes the key while this one makes its own: this one takes the key on disk, no error, nothing left beside it."""
-        from serialgw.clients import ssh
+        from serialgw.clients import sshhostkey as ssh
 
         path = os.path.abspath(self.mktemp())
         other = keys.Key(ed25519.Ed25519PrivateKey.generate())

@@ -154,3 +154,27 @@ class PersonRateTests(SynchronousTestCase):
         for transport, _ in made:
             transport.connectionLost(None)
         self.assertEqual(factory.clock.getDelayedCalls(), [])
+
+
+class LoginRefundTests(SynchronousTestCase):
+    def test_loggedInConnectionsNotCounted(self) -> None:
+        """A source's connections that log in give their place in its bound back (a host checking 100 lines over SSH a minute was held to one a second after 20), up to PERSON_LOGINS at once then PERSON_LOGIN_RATE a second of each person's logins; past them they count again."""
+        from serialgw.clients.ssh import Login
+
+        gateway = SSHGateway(dict, parseSSHListener("tcp:0"), Clock())
+        factory = GatewaySSHFactory(newKey(), KeyRing(()), gateway)
+        test = StartupTests("test_newConnectionsPerSourceBounded")
+
+        def login(person: str) -> Any:
+            transport = test.connect(factory, v4("192.0.2.66"))
+            if isinstance(transport, ServerTransport):
+                transport.avatar = type("Avatar", (), {"login": Login(person, "l1")})()
+                transport.logoutFunction = lambda: None
+                transport.setService(Connection())
+                transport.connectionLost(None)
+            return transport
+
+        made = [login("ops1") for _ in range(sshlimits.PERSON_LOGINS)]
+        self.assertTrue(all(isinstance(t, ServerTransport) for t in made))
+        made = [login("ops1") for _ in range(sshlimits.SOURCE_BURST + 1)]
+        self.assertEqual([isinstance(t, ServerTransport) for t in made], [True] * sshlimits.SOURCE_BURST + [False])

@@ -406,3 +406,25 @@ class ReloadTests(TestCase):
         self.assertEqual(await pty.received.length(5), b"still")
         client.transport.loseConnection()  # type: ignore[union-attr]
         await client.closed
+
+
+class CAFileTests(SynchronousTestCase):
+    def test_caFileWithoutCertificatesNamed(self) -> None:
+        """A CA file that holds no certificate (empty, not PEM, a key) is refused in the words used for cert= (it was cryptography's 'Unable to load PEM file. See https://... MalformedFraming'), the key said as such."""
+        from serialgw.clients.tls import TLSError
+
+        ca = Authority(os.path.abspath(self.mktemp()))
+        cert, key = ca.issue("gateway", dns="localhost")
+        said = []
+        for name, content in (("empty.pem", b""), ("junk.pem", b"hello\n"), ("key.pem", open(key, "rb").read())):
+            path = os.path.join(ca.directory, name)
+            with open(path, "wb") as f:
+                f.write(content)
+            for text in (f"tls:0:cert={cert}:key={key}:ca={path}", f"raw+tls:localhost:4443:ca={path}"):
+                spec = parseListener(text)
+                assert spec.tls is not None
+                make = clientOptions if spec.tls.hostname else ServerContextFactory
+                said.append(str(self.assertRaises(TLSError, make, spec.tls)).replace(ca.directory + "/", ""))
+        self.assertEqual(said, ["CA file 'empty.pem' holds no PEM certificate"] * 2
+                         + ["CA file 'junk.pem' holds no PEM certificate"] * 2
+                         + ["CA file 'key.pem' holds no PEM certificate but a private key"] * 2)
