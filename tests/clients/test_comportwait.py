@@ -12,9 +12,7 @@ from twisted.internet.task import Clock
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
-from serialgw.clients.telnet import TelnetClient
-
-COM_PORT_WAIT = 1.0
+from serialgw.clients.telnet import COM_PORT_WAIT, TelnetClient
 from serialgw.config.listeners import parseListener
 from serialgw.line.hub import Line
 from serialgw.wire.rfc2217 import COM_PORT_OPTION as CPO
@@ -71,15 +69,34 @@ class ComPortWaitTests(SynchronousTestCase):
         self.clock.advance(0.01)
         self.assertEqual(transport.value().count(DOWN), 1)
 
-    def test_backBeforeAnswerNothingSaid(self) -> None:
-        """The device is back before the client answered: neither down nor back is said (it never heard it was down)."""
+    def test_backBeforeAnswerSaidInOrder(self) -> None:
+        """The device is back before a person answered: down, then back, are said with the answer, once."""
         client, transport = self.connect()
         self.line.deviceUp()
+        self.assertNotIn(b"[serialgw", transport.value())
+        transport.clear()
         client.dataReceived(AGREE + WONT_COM_PORT)
         self.clock.advance(COM_PORT_WAIT)
+        self.assertEqual(transport.value().split(b"\r\n[serialgw")[1:],
+                         [b": ttyUSB0 is down: not there; waiting for it]\r\n", b": ttyUSB0 is back]\r\n"])
+
+    def test_rfc2217ClientSeesCarrierOnly(self) -> None:
+        """Down at connect, back before the program's WILL: it gets CD on (the state then) and no text, later either."""
+        client, transport = self.connect()
+        self.line.deviceUp()
+        client.dataReceived(bytes([IAC, WILL, CPO]))
+        self.clock.advance(COM_PORT_WAIT)
         self.assertNotIn(b"[serialgw", transport.value())
+        self.assertTrue(transport.value().endswith(sb(107, 0xB0)))
 
     def test_noRfc2217ListenerToldAtOnce(self) -> None:
         """A listener without com port control (no-rfc2217) offers none: the notice comes at connect, as before."""
         _, transport = self.connect("telnet,no-rfc2217+4444")
         self.assertEqual(transport.value().count(DOWN), 1)
+
+    def test_upAtConnectToldAtOnce(self) -> None:
+        """Up at connect, nothing is held: a loss inside the wait is said at once, as before (a program has nothing but its CD then too)."""
+        self.line.deviceUp()
+        _, transport = self.connect()
+        self.line.deviceLost(Failure(OSError(5, "Input/output error")))
+        self.assertIn(b"\r\n[serialgw: ttyUSB0 is down: ", transport.value())
