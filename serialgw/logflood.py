@@ -96,8 +96,9 @@ class PeerLimiter:
     Passes events on to C{observer}, at most C{burst} a minute for each
     C{peer} an event names; the rest are counted and said in one line when
     that peer's minute is over (by the first event about anyone after it,
-    so also for a client that has left).  Events without a peer pass
-    untouched.
+    so also for a client that has left).  An event may name a second
+    budget it counts against too (C{budget}: its listener's); it passes if
+    both have room.  Events without a peer pass untouched.
     """
 
     def __init__(self, observer: Any = globalLogPublisher, burst: int = 20, interval: float = MINUTE,
@@ -108,6 +109,9 @@ class PeerLimiter:
         self.now = now
         self.keep = keep
         self.peers: dict[Any, _PeerState] = {}
+        # The second budgets (listeners'), apart: a flood of connections,
+        # each a new peer, would push them out of C{peers} (C{keep}).
+        self.budgets: dict[Any, _PeerState] = {}
 
     def __call__(self, event: dict[str, Any]) -> None:
         now = self.now() if self.now is not None else float(event.get("log_time") or time.time())
@@ -116,20 +120,36 @@ class PeerLimiter:
         if not isinstance(peer, str) or event.get("log_level") is LogLevel.critical:
             self.observer(event)
             return
-        key = id(peer) if isinstance(peer, Peer) else peer
-        state = self.peers.get(key)
-        if state is not None and now >= state.start + self.interval:
-            self._summary(key, state)
-            state = None
-        if state is None:
-            if len(self.peers) >= self.keep:
-                self._expire()
-            state = self.peers[key] = _PeerState(peer, now)
-        state.count += 1
-        if state.count <= self.burst:
+        states = [self._state(peer, now)]
+        budget = event.get("budget")
+        if isinstance(budget, str):
+            # A second budget it counts against too: the listener's, for
+            # what every connection says once (its coming and going), as
+            # each connection is a new peer.
+            states.append(self._state(budget, now, self.budgets))
+        for state in states:
+            state.count += 1
+        if all(state.count <= self.burst for state in states):
             self.observer(event)
         else:
-            state.left += 1
+            for state in states:
+                if state.count > self.burst:
+                    state.left += 1
+                    break
+
+    def _state(self, peer: str, now: float, table: Optional[dict[Any, _PeerState]] = None) -> _PeerState:
+        """The budget of C{peer} in C{table} (the peers' by default; its minute begun anew if over)."""
+        table = self.peers if table is None else table
+        key = id(peer) if isinstance(peer, Peer) else peer
+        state = table.get(key)
+        if state is not None and now >= state.start + self.interval:
+            self._summary(key, state, table)
+            state = None
+        if state is None:
+            if len(table) >= self.keep:
+                self._expire(table)
+            state = table[key] = _PeerState(peer, now)
+        return state
 
     def _sayOver(self, now: float) -> None:
         """
@@ -137,14 +157,15 @@ class PeerLimiter:
         dict keeps them in the order their minutes started), so a client that
         left is summed up by the next event about anyone, not never.
         """
-        while self.peers:
-            key, state = next(iter(self.peers.items()))
-            if now < state.start + self.interval:
-                return
-            self._summary(key, state)
+        for table in (self.peers, self.budgets):
+            while table:
+                key, state = next(iter(table.items()))
+                if now < state.start + self.interval:
+                    break
+                self._summary(key, state, table)
 
-    def _summary(self, key: Any, state: _PeerState) -> None:
-        del self.peers[key]
+    def _summary(self, key: Any, state: _PeerState, table: Optional[dict[Any, _PeerState]] = None) -> None:
+        del (self.peers if table is None else table)[key]
         if state.left:
             self.observer({
                 "log_format": "{count} log messages about {peer} left out in the last minute (over {burst} a minute)",
@@ -157,10 +178,11 @@ class PeerLimiter:
                 "burst": self.burst,
             })
 
-    def _expire(self) -> None:
+    def _expire(self, table: Optional[dict[Any, _PeerState]] = None) -> None:
         """A flood of distinct peers within a minute: the oldest go, said (memory stays bounded)."""
-        for key in list(self.peers)[: len(self.peers) - self.keep + 1]:
-            self._summary(key, self.peers[key])
+        table = self.peers if table is None else table
+        for key in list(table)[: len(table) - self.keep + 1]:
+            self._summary(key, table[key], table)
 
 
 # The observer of the loggers in the modules a client's input reaches.

@@ -7,6 +7,7 @@ in place by a reload (its device and sessions stay).
 
 from __future__ import annotations
 
+import os
 from functools import partial
 from typing import Any, Callable, Optional
 
@@ -14,10 +15,11 @@ from twisted.internet.interfaces import IReactorThreads
 from twisted.logger import Logger
 
 from serialgw.clients.factory import applyListenerRights
-from serialgw.config.specs import LineConfig
+from serialgw.clients.ptylink import OWN_PTYS, PtyClient
+from serialgw.config.specs import LineConfig, quote
 from serialgw.devices import reopenpool
 from serialgw.devices.device import SerialDevice
-from serialgw.devices.ports import AbsentPort, DeviceError, DeviceLocked, PtyPort
+from serialgw.devices.ports import AbsentPort, DeviceError, DeviceLocked, PtyPort, TtyPort
 from serialgw.devices.remote import RemoteDevice
 from serialgw.devices.reopen import OPENING
 from serialgw.devices.reopenpool import FirstOpen, deviceOpens
@@ -60,7 +62,12 @@ def makeDevice(
     # opened again at the same path (a pty: a new one behind the link).
     def opener(spec: Any = config.device, settings: Any = config.settings) -> IPort:
         # again=True: a pty slave at the path may be another session's terminal now.
-        return openPort(spec, settings, lockDir, True)
+        port = openPort(spec, settings, lockDir, True)
+        loop = ownPtyLoop(config, port)
+        if loop is not None:
+            port.close()
+            raise DeviceError(loop)
+        return port
 
     def absent(e: DeviceError) -> SerialDevice:
         # Down from the start, opened again with backoff.
@@ -101,6 +108,46 @@ def makeDevice(
         return absent(e)
     _opened(config, port)
     return SerialDevice(port, reactor, config.breakDuration, opener=opener, reopenPolicy=reopenPolicy)
+
+
+def ownPtyLoop(config: LineConfig, port: IPort) -> Optional[str]:
+    """
+    Why a tty just opened is refused: the pty of one of its own line's
+    pty: listeners, or of another line's whose device leads back to this
+    line's (symlinks made since the file was read lead there: the check
+    when the file is read saw none), whose client would hand what is
+    written to it back to the device for ever; or None.
+    """
+    pty = _ownPty(port)
+    first, ring = pty, list[PtyClient]()
+    while pty is not None and pty.line.name != config.name:
+        if len(ring) > len(OWN_PTYS):
+            return None  # (a loop among other lines, not through this one: theirs to refuse)
+        device = pty.line.device
+        ring.append(pty)
+        pty = _ownPty(device.port) if isinstance(device, SerialDevice) and device.up else None
+    if pty is None or first is None:
+        return None  # (another line's, whose device does not lead back: a null modem)
+    if not ring:
+        return (f"cannot open device {config.device.path!r}: it is {pty.slaveName}, the pty of this line's own pty: "
+                f"listener {pty.peer!r}: what is written to it would come back to it for ever (a loop)")
+    path = "".join(f", and line {quote(a.line.name)}'s device is "
+                   + (f"line {quote(b.line.name)}'s" if b is not pty else "this line's")
+                   + f" pty: listener {quote(b.peer)}" for a, b in zip(ring, ring[1:] + [pty], strict=True))
+    return (f"cannot open device {config.device.path!r}: it is {first.slaveName}, the pty of line "
+            f"{quote(first.line.name)}'s pty: listener {quote(first.peer)}{path}: what is written to it would come "
+            "back to it for ever (a loop)")
+
+
+def _ownPty(port: Any) -> Optional[PtyClient]:
+    """The pty: listener of this process whose pty C{port} is (a tty opened), or None."""
+    if not isinstance(port, TtyPort):
+        return None
+    try:
+        rdev = os.fstat(port.fileno()).st_rdev
+    except (OSError, ValueError):
+        return None
+    return OWN_PTYS.get(rdev)
 
 
 def _lockDir(config: LineConfig) -> Optional[str]:

@@ -38,6 +38,18 @@ from serialgw.line.hub import Line, Role
 
 log = Logger()
 
+# A console log is written on the reactor's thread: a disk that takes long
+# over a write (one throttling writes past its speed, a stalled network
+# filesystem) holds every line while it does (150 ms a write held them 150
+# ms a chunk of output).  SLOW_WRITES writes in a row each taking SLOW_WRITE
+# seconds or more: the log is not written for SLOW_PAUSE seconds (doubling
+# up to SLOW_PAUSE_MAX while it stays slow), what comes meanwhile counted
+# as lost, as on a full disk, and its gap marked where it resumes.
+SLOW_WRITE = 0.1
+SLOW_WRITES = 3
+SLOW_PAUSE = 10.0
+SLOW_PAUSE_MAX = 160.0
+
 NOT_A_FILE = "it is not a regular file (a FIFO or a device); a file: listener can feed one"
 
 _KINDS = {stat.S_IFDIR: "a directory", stat.S_IFLNK: "a symbolic link", stat.S_IFIFO: "a FIFO",
@@ -70,6 +82,10 @@ class ConsoleLog(ClientEvents):
         self._fileAtLineStart = True
         # What a rotation last found in its way and left alone (said once).
         self._inTheWay: Optional[tuple[str, int, int, int]] = None
+        # Slow writes in a row, and until when the log is not written (see SLOW_WRITE).
+        self._slowWrites = 0
+        self._pause = SLOW_PAUSE
+        self._pausedUntil: Optional[float] = None
         # Events and marks that came inside a line of output: (stamp, text),
         # written when the line ends, or after EVENT_HOLD cutting it.
         self._held: list[tuple[bytes, str]] = []
@@ -105,7 +121,8 @@ class ConsoleLog(ClientEvents):
         mine = os.fstat(self._fd)
         for other in self.line.logs:
             if isinstance(other, ConsoleLog) and other._isBeingWritten(mine):
-                self.atLineStart, self._fileAtLineStart = other.atLineStart, other._fileAtLineStart
+                # (An empty file, copytruncate's, starts a line whatever the other thought.)
+                self.atLineStart, self._fileAtLineStart = other.atLineStart, other._fileAtLineStart or not self.size
                 self._held, other._held = other._held, []
                 if self._held:
                     self._holdTick = ticks(self.clock).at(self.clock.seconds() + EVENT_HOLD, self._holdOver)
@@ -165,6 +182,37 @@ class ConsoleLog(ClientEvents):
         already begun (it does not start with a stamp: its own first line's
         is the line's, or it starts with the newline ending that line).
         """
+        start = self.clock.seconds()
+        if self._pausedUntil is not None:
+            if start < self._pausedUntil:
+                self.lost += len(data)
+                return
+            self._pausedUntil = None
+        try:
+            self._writeNow(data, midLine)
+        finally:
+            self._timed(self.clock.seconds() - start)
+
+    def _timed(self, took: float) -> None:
+        """A write took C{took} seconds: SLOW_WRITES in a row at SLOW_WRITE or more pause the log (see there)."""
+        if took < SLOW_WRITE:
+            self._slowWrites, self._pause = 0, SLOW_PAUSE
+            return
+        self._slowWrites += 1
+        if self._slowWrites < SLOW_WRITES:
+            return
+        self._slowWrites -= 1  # (after the pause, one more slow write pauses it again)
+        self._pausedUntil = self.clock.seconds() + self._pause
+        if not self._failing:
+            self._failing = True
+            self._failure = f"the disk was slow (a write took {took:.2f} s)"
+        log.error("{line}: log {path} is slow: {count} writes in a row took {slow} s or more (the last {took} s), "
+                  "holding every line meanwhile; console output is not logged for {pause} s",
+                  line=self.line.name, path=self.spec.path, count=SLOW_WRITES, slow=SLOW_WRITE,
+                  took=f"{took:.2f}", pause=f"{self._pause:g}")
+        self._pause = min(self._pause * 2, SLOW_PAUSE_MAX)
+
+    def _writeNow(self, data: bytes, midLine: bool) -> None:
         written = 0
         marker = b""
         try:
@@ -192,7 +240,7 @@ class ConsoleLog(ClientEvents):
                 data = data[1:] if data.startswith(b"\n") else self._stamp() + data
             data = marker + data
             while written < len(data):  # a short write (the disk filling up) is followed by the rest, or its error
-                n = os.write(self._fd, data[written:])
+                n = self._osWrite(self._fd, data[written:])
                 self.size += n
                 written += n
         except OSError as e:
@@ -212,6 +260,10 @@ class ConsoleLog(ClientEvents):
             log.info("{line}: log {path} written again; {lost} bytes were not logged", line=self.line.name,
                      path=self.spec.path, lost=self.lost)
             self.lost = 0
+
+    def _osWrite(self, fd: int, data: bytes) -> int:
+        """C{os.write} (a test's slow disk replaces it)."""
+        return os.write(fd, data)
 
     def _gapMarker(self) -> bytes:
         """The line that marks output missing from the log (a full disk), on a line of its own."""
@@ -317,8 +369,9 @@ class ConsoleLog(ClientEvents):
             log.error("{line}: cannot reopen log {path}: {reason}; writing on to the file it was",
                       line=self.line.name, path=self.spec.path, reason=e.strerror)
             return False
-        if self._isBeingWritten(os.fstat(old)):
-            # The same file (SIGUSR1 with nothing moved): a line it ends inside goes on there, unstamped.
+        if self._isBeingWritten(os.fstat(old)) and self.size:
+            # The same file (SIGUSR1 with nothing moved): a line it ends inside goes on there, unstamped
+            # (emptied meanwhile, by logrotate's copytruncate: its next line starts the file, stamped).
             self._fileAtLineStart = atLineStart
         release(old, oldKey)
         return self._typed is None or self._typed.reopen()

@@ -109,6 +109,10 @@ class LineFactory(Factory):
             client = TelnetClient(self.line, self.role, rfc2217=self.spec.rfc2217, signature=self.signature,
                                   listener=self.spec, clock=self.clock)
         client.factory = self
+        # What its coming and going says counts against the listener's log
+        # budget too (logflood): a client reconnecting in a loop wrote a line
+        # or two a connection (over TLS, 318 a second from one process).
+        client.logBudget = self.refusalKey
         if self.spec.tls is not None:
             # Attached to the line only once its handshake is done and verified.
             gate = HandshakeGate(client, self.clock, self.spec.tls.handshakeTimeout, self.handshakes,

@@ -54,6 +54,11 @@ TIOCPKT_DATA = 0
 TIOCPKT_IOCTL = 0x40
 
 
+# The ptys this process made for pty: listeners, by device number (see
+# serialgw.app.lines: a device opened again onto its own line's is a loop).
+OWN_PTYS: dict[int, PtyClient] = {}
+
+
 @implementer(IClient)
 class PtyClient(ClientEvents, abstract.FileDescriptor):
     """
@@ -88,6 +93,8 @@ class PtyClient(ClientEvents, abstract.FileDescriptor):
             raise
         # Kept open: the program may close and reopen the slave freely.
         self._master, self._slave = master, slave
+        self._rdev = os.fstat(slave).st_rdev
+        OWN_PTYS[self._rdev] = self
         self.peer = f"pty:{link or self.slaveName}"
         self.settings = readTermios(slave, line.settings.baudrate)
         # While this pty's own change is applied (the line then tells its followers).
@@ -304,6 +311,8 @@ class PtyClient(ClientEvents, abstract.FileDescriptor):
         self.stopReading()
         self.stopWriting()
         self._watch.close()
+        if OWN_PTYS.get(self._rdev) is self:
+            del OWN_PTYS[self._rdev]
         removeSymlink(self.link, self.slaveName)
         os.close(self._master)
         os.close(self._slave)

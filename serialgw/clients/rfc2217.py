@@ -251,8 +251,15 @@ class ComPortControl:
             effective = self.line.settings
         self.reply(SET_BAUDRATE, effective.baudrate.to_bytes(4, "big"))
 
+    def _oneByte(self, value: bytes, name: str) -> bool:
+        """Whether C{value} is the one byte a command takes; if not, it is counted as malformed (and taken as a query)."""
+        if len(value) == 1:
+            return True
+        self.client.ignoredInput(f"malformed {name}")
+        return False
+
     def datasizeCommand(self, value: bytes) -> None:
-        size = value[0] if len(value) == 1 else 0
+        size = value[0] if self._oneByte(value, "SET-DATASIZE") else 0
         if 5 <= size <= 8:
             effective = self._change(bytesize=size)
         elif size:
@@ -262,7 +269,7 @@ class ComPortControl:
         self.reply(SET_DATASIZE, bytes((effective.bytesize,)))
 
     def parityCommand(self, value: bytes) -> None:
-        letter = PARITY_CODES.get(value[0]) if len(value) == 1 else None
+        letter = PARITY_CODES.get(value[0]) if self._oneByte(value, "SET-PARITY") else None
         if letter:
             effective = self._change(parity=letter)
         elif len(value) == 1 and value[0]:
@@ -272,7 +279,7 @@ class ComPortControl:
         self.reply(SET_PARITY, bytes((PARITY_VALUES[effective.parity],)))
 
     def stopsizeCommand(self, value: bytes) -> None:
-        stop = STOPSIZE_CODES.get(value[0]) if len(value) == 1 else None
+        stop = STOPSIZE_CODES.get(value[0]) if self._oneByte(value, "SET-STOPSIZE") else None
         if stop:
             effective = self._change(stopbits=stop)
         elif len(value) == 1 and value[0]:
@@ -312,13 +319,13 @@ class ComPortControl:
     def linestateMaskCommand(self, value: bytes) -> None:
         # Watching line errors changes the device's termios (PARMRK): only a
         # writer may; anyone else is answered with its mask unchanged.
-        if len(value) == 1 and self.line.mayWrite(self.client):
+        if self._oneByte(value, "SET-LINESTATE-MASK") and self.line.mayWrite(self.client):
             self.linestateMask = value[0]
             self.line.updateLineWatch()
         self.reply(SET_LINESTATE_MASK, bytes((self.linestateMask,)))
 
     def modemstateMaskCommand(self, value: bytes) -> None:
-        if len(value) == 1:
+        if self._oneByte(value, "SET-MODEMSTATE-MASK"):
             self.modemstateMask = value[0]
         self.reply(SET_MODEMSTATE_MASK, bytes((self.modemstateMask,)))
 

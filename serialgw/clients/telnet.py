@@ -22,7 +22,7 @@ from serialgw.line.hub import Line, Role
 from serialgw.logflood import IgnoredInput
 from serialgw.wire.qmethod import Q
 from serialgw.wire.rfc2217 import COM_PORT_OPTION, FLOWCONTROL_RESUME, FLOWCONTROL_SUSPEND
-from serialgw.wire.telnet import AO, AYT, BINARY, BRK, DM, ECHO, IP, NAWS, SGA, TTYPE, TelnetProtocol
+from serialgw.wire.telnet import AO, AYT, BINARY, BRK, COMMANDS_PER_TURN, DM, ECHO, IP, NAWS, SGA, TTYPE, TelnetProtocol
 
 _OWE_MODEM = 1
 # What IAC IP (Interrupt Process) reaches the device as: ^C.
@@ -37,6 +37,12 @@ HELD_STATE_NOTICES = 8
 # What one COM-PORT-OPTION command counts for of a read's COMMANDS_PER_TURN
 # (wire/telnet.py): 16 of them a turn of the reactor.
 COM_PORT_COMMAND_COST = 16
+# The time one command of COMMANDS_PER_TURN stands for (they cost about 1 ms
+# together): a COM-PORT-OPTION command that keeps the reactor longer (a USB
+# adapter's tcsetattr or modem-line ioctl is synchronous control transfers,
+# 1-5 ms, where a pty's takes 50 us) costs as many as its time, so that a
+# read's commands hold every line about 1 ms plus one command, not 16 of them.
+COMMAND_SECONDS = 0.001 / COMMANDS_PER_TURN
 
 # Options a serial console speaks, on our side and on the peer's.
 LOCAL_OPTIONS = frozenset({BINARY, ECHO, SGA})
@@ -211,11 +217,16 @@ class TelnetClient(Session, TelnetProtocol):
             if payload[:1] == bytes((FLOWCONTROL_RESUME,)):
                 # Held device output is written at once: our answers first.
                 self._flushAnswers()
+            clock = self._clock()
+            start = clock.seconds() if clock is not None else 0.0
             self.comPort.handle(payload)
+            took = clock.seconds() - start if clock is not None else 0.0
             # Most reach the device (a settings change is a tcsetattr and a
-            # read-back, 45-60 us): 16 of them a read, as much as 256 other
-            # commands (a flood of SET-BAUDRATE held every line 12 ms a read).
-            self.spendCommands(COM_PORT_COMMAND_COST - 1)
+            # read-back, 45-60 us on a pty): 16 of them a read, as much as
+            # 256 other commands (a flood of SET-BAUDRATE held every line
+            # 12 ms a read); one the device took longer over, its time (a
+            # flood at a USB adapter held every line 16 commands' ioctls).
+            self.spendCommands(max(COM_PORT_COMMAND_COST, int(took / COMMAND_SECONDS)) - 1)
 
     def telnetDataReceived(self, data: bytes) -> None:
         # One read's pieces between telnet commands share its escape menu's turn.

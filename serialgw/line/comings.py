@@ -47,7 +47,8 @@ class Comings:
                 if self._call is None:
                     self._call = self.clock.callLater(told[0] + WINDOW - now, self._tellCount)
                 log.info("{line}: {peer} arrived (not announced: more than {count} in {seconds} s)",
-                         line=self.name, peer=client.peer, count=TOLD, seconds=WINDOW)
+                         line=self.name, peer=client.peer, count=TOLD, seconds=WINDOW,
+                         budget=getattr(client, "logBudget", None))
                 return False
             told.append(now)
         self._toldClients[client] = None

@@ -216,7 +216,7 @@ class Line(PortControl, OpenCloseStrings, RoleChanges):
         if not client.person:
             if not quiet:
                 log.info("{line}: {peer} attached as {role}", line=self.name, peer=client.peer,
-                         role=client.role.value)
+                         role=client.role.value, budget=getattr(client, "logBudget", None))
         elif not quiet:
             self._countIn()
 
@@ -278,7 +278,7 @@ class Line(PortControl, OpenCloseStrings, RoleChanges):
             if client in self._unannounced:
                 self._unannounced.pop(client, None)
                 log.info("{line}: {peer} came and went without a word (not announced)", line=self.name,
-                         peer=client.peer)
+                         peer=client.peer, budget=getattr(client, "logBudget", None))
                 heir = self.mode == "exclusive" and client.role is Role.WRITER and heirOf(self.clients, place)
                 if heir:
                     # Write is the first person's who came meanwhile (a
@@ -290,7 +290,8 @@ class Line(PortControl, OpenCloseStrings, RoleChanges):
             elif client in self._unlogged:
                 self._unlogged.pop(client, None)
             else:
-                log.info("{line}: {peer} detached", line=self.name, peer=client.peer)
+                log.info("{line}: {peer} detached", line=self.name, peer=client.peer,
+                         budget=getattr(client, "logBudget", None))
         if leaving and not self.people:
             self._lastPerson()
 

@@ -414,6 +414,17 @@ class RotatedBySomeoneElseTests(SynchronousTestCase):
         self.line.deviceDataReceived(b"\nghi")
         self.assertEqual(self.read(self.path), b"03 ghi")
 
+    def test_copytruncateThenSIGUSR1Stamped(self) -> None:
+        """copytruncate inside a line, then SIGUSR1 (a logrotate stanza with both): the emptied file's first line is stamped still."""
+        log = ConsoleLog(self.line, LogSpec(self.path, format="%S "), self.clock)
+        self.addCleanup(log.close)
+        self.line.deviceDataReceived(b"abc")
+        os.truncate(self.path, 0)
+        self.assertTrue(log.reopen())
+        self.clock.advance(3)
+        self.line.deviceDataReceived(b"def\nghi\n")
+        self.assertEqual(self.read(self.path), b"03 def\n03 ghi\n")
+
 
 class RotationFailureTests(SynchronousTestCase):
     """A rotation that cannot be done is one error, and output goes on to the file in hand."""

@@ -167,6 +167,17 @@ class LogEventTests(_LogCase):
         self.assertEqual(self.read(), b"08:00:00 login: root\r\n08:00:00 [serialgw: device up]\n")
         self.assertEqual(self.clock.getDelayedCalls(), [])
 
+    def test_reloadAfterCopytruncateStamps(self) -> None:
+        """A reload's log opened on the file copytruncate emptied inside a line: the rest of the line starts it, stamped."""
+        old = self.log()
+        self.line.deviceDataReceived(b"login: ")
+        os.truncate(self.path, 0)
+        new = self.log(events="conserver")
+        old.close()
+        self.line.deviceDataReceived(b"root\r\n")
+        new.close()
+        self.assertEqual(self.read(), b"08:00:00 root\r\n")
+
     def test_cutEventStartsTheNewFile(self) -> None:
         """A held event cutting a line past log-max-size: the new file starts with the event's line, no empty line."""
         log = self.log(format="", maxSize=80, daily=False, keep=1)

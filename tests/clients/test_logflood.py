@@ -196,3 +196,35 @@ class ConnectFloodTests(SynchronousTestCase):
         self.assertEqual([e["address"] for e in refused],
                          [f"127.0.0.1:{40000 + port}" for port in range(20)] + ["127.0.0.1:50000"])
         self.assertEqual([f.refused for f in factories], [1000, 1])
+
+    def test_comingsLimitedPerListener(self) -> None:
+        """1000 connections taken by a listener that come and go (a client reconnecting in a loop; over TLS, 318 a second from one process): 20 lines about their coming and going in the minute, the rest counted in one line, not a line or two each; another listener has its own budget."""
+        from twisted.internet.address import IPv4Address
+        from twisted.internet.error import ConnectionDone
+        from twisted.logger import capturedLogs
+        from twisted.python.failure import Failure
+
+        from serialgw.clients.factory import LineFactory
+
+        events: list[dict[str, Any]] = []
+        clock = Clock()
+        limiter = PeerLimiter(observer=events.append, now=clock.seconds)
+        from twisted.logger import Logger
+
+        import serialgw.line.hub as hub
+
+        self.patch(hub, "log", Logger(namespace="serialgw.line.hub", observer=limiter))
+        line = Line("ttyS0", RecordingDevice(), clock=clock)
+        factories = [LineFactory(line, parseListener(f"raw+{port}"), clock=clock) for port in (4444, 4445)]
+        with capturedLogs():
+            for n in range(1001):
+                client = factories[n // 1000].buildProtocol(IPv4Address("TCP", "127.0.0.1", 40000 + n))
+                client.makeConnection(StringTransport(peerAddress=IPv4Address("TCP", "127.0.0.1", 40000 + n)))
+                client.connectionLost(Failure(ConnectionDone()))
+            clock.advance(60)
+            limiter({"log_format": "tick", "log_level": LogLevel.info})
+        said = [e["log_format"] for e in events if e.get("log_namespace") == "serialgw.line.hub"]
+        self.assertLessEqual(len(said), 21)
+        summaries = [e for e in events if "left out" in e.get("log_format", "")]
+        self.assertEqual(len(summaries), 1)
+        self.assertGreaterEqual(summaries[0]["count"], 1000 - 20)

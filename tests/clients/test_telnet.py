@@ -11,8 +11,10 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
 from serialgw.clients.telnet import COM_PORT_COMMAND_COST, TelnetClient
+from serialgw.config.specs import SerialSettings
 from serialgw.interfaces import IClient
 from serialgw.line.hub import Line, Role
+from serialgw.wire.rfc2217 import COM_PORT_OPTION
 from serialgw.wire.telnet import (
     AO,
     AYT,
@@ -34,7 +36,7 @@ from serialgw.wire.telnet import (
     WONT,
 )
 from tests.fakes import PausableTransport, RecordingDevice, oneTurn
-from tests.telnetpeer import AGREE, OFFER, cmd
+from tests.telnetpeer import AGREE, OFFER, cmd, sb
 
 
 class TelnetClientTests(SynchronousTestCase):
@@ -222,3 +224,36 @@ class BusyClientTests(SynchronousTestCase):
         oneTurn(self.clock)
         self.assertEqual(b"".join(e[1] for e in self.device.events), b"\x03" * (2 * share) + b"end")  # type: ignore[misc]
         self.assertEqual((self.transport.producerState, self.clock.getDelayedCalls()), ("producing", []))
+
+    def test_slowDeviceCommandsTakeTurns(self) -> None:
+        """COM-PORT-OPTION commands the device takes 3 ms each to apply (a USB adapter's tcsetattr): one a turn, not 16 (48 ms of every line's time a read)."""
+        self.client.dataReceived(cmd(IAC, WILL, COM_PORT_OPTION))
+        self.transport.clear()
+
+        def slow(settings: SerialSettings) -> SerialSettings:
+            self.clock.rightNow += 0.003  # (the time passes inside the ioctl: no call runs meanwhile)
+            return settings
+
+        self.device.accept = slow
+        speeds = (1200, 2400, 4800, 9600)
+        self.client.dataReceived(b"".join(sb(1, *speed.to_bytes(4, "big")) for speed in speeds)
+                                 + b"end")
+        applied = [e[1].baudrate for e in self.device.events if e[0] == "apply"]  # type: ignore[union-attr]
+        self.assertEqual((applied, self.transport.producerState), ([1200], "paused"))
+        for turn in range(1, 4):
+            oneTurn(self.clock)
+            applied = [e[1].baudrate for e in self.device.events if e[0] == "apply"]  # type: ignore[union-attr]
+            self.assertEqual(applied, list(speeds[: turn + 1]))
+        self.assertEqual(self.device.events[-1], ("write", b"end"))
+        self.assertEqual(self.transport.value(), b"".join(sb(101, *speed.to_bytes(4, "big"))
+                                                          for speed in speeds))
+        self.assertEqual((self.transport.producerState, self.clock.getDelayedCalls()), ("producing", []))
+
+    def test_fastDeviceCommandsShareTheTurn(self) -> None:
+        """COM-PORT-OPTION commands a device applies at once (a pty): COMMANDS_PER_TURN / 16 of them a read, as before."""
+        self.client.dataReceived(cmd(IAC, WILL, COM_PORT_OPTION))
+        share = COMMANDS_PER_TURN // COM_PORT_COMMAND_COST
+        self.client.dataReceived(sb(1, 0, 0, 0x25, 0x80) * (share + 1))
+        self.assertEqual(sum(1 for e in self.device.events if e[0] == "apply"), share)
+        oneTurn(self.clock)
+        self.assertEqual(sum(1 for e in self.device.events if e[0] == "apply"), share + 1)

@@ -1,0 +1,265 @@
+"""
+RFC 2217's server side attacked with hypothesis: COM-PORT-OPTION requests of
+every command with every length 0..8 and odd values, interleaved with data
+and IAC IAC, split at any byte; checked against a model of the answers
+RFC 2217 asks for, the bytes the device gets, and what is counted as
+malformed.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
+from twisted.logger import LogEvent, formatEvent, globalLogPublisher
+from twisted.trial.unittest import SynchronousTestCase
+
+from serialgw import __version__
+from serialgw.clients.telnet import TelnetClient
+from serialgw.config.specs import MAX_BAUD, SerialSettings
+from serialgw.line.hub import Line
+from serialgw.wire.rfc2217 import (
+    CISCO_BAUD,
+    CISCO_INDEX,
+    COM_PORT_OPTION,
+    PARITY_CODES,
+    PARITY_VALUES,
+    STOPSIZE_CODES,
+    STOPSIZE_VALUES,
+)
+from serialgw.wire.telnet import BINARY, DO, IAC, SB, SE, SGA, WILL
+from tests.fakes import CallObserver, RecordingDevice, observeLog, oneTurn
+from tests.telnetpeer import TelnetRecorder
+
+PROPERTY = settings(max_examples=400, deadline=None, derandomize=True, database=None,
+                    suppress_health_check=[HealthCheck.too_slow])
+
+
+def escaped(data: bytes) -> bytes:
+    return data.replace(b"\xff", b"\xff\xff")
+
+
+def request(payload: bytes) -> bytes:
+    return bytes((IAC, SB, COM_PORT_OPTION)) + escaped(payload) + bytes((IAC, SE))
+
+
+def cut(data: bytes, points: list[int]) -> list[bytes]:
+    marks = sorted({p % (len(data) + 1) for p in points})
+    out, last = [], 0
+    for mark in marks:
+        out.append(data[last:mark])
+        last = mark
+    out.append(data[last:])
+    return out
+
+
+class Model:
+    """What RFC 2217 says a server answers, on a device that takes every setting (a writer's requests)."""
+
+    def __init__(self) -> None:
+        self.settings = SerialSettings(9600)
+        self.linestateMask = 0
+        self.modemstateMask = 255
+        self.breaking = False
+        self.lines = {"dtr": True, "rts": True}
+
+    def flow(self, inbound: bool) -> int:
+        base = 13 if inbound else 0
+        return base + (3 if self.settings.rtscts else 2 if self.settings.xonxoff else 1)
+
+    def answer(self, payload: bytes) -> tuple[Optional[bytes], bool]:
+        """The answer's payload (None: none) and whether the request is malformed."""
+        command, value = payload[0], payload[1:]
+        s = self.settings
+        one = value[0] if len(value) == 1 else None
+
+        def reply(body: bytes) -> bytes:
+            return bytes((command + 100,)) + body
+
+        if command == 0:
+            if value:
+                return None, False
+            return reply(f"serialgw {__version__} t".encode()), False
+        if command == 1:
+            if len(value) == 1:
+                if one in CISCO_BAUD:
+                    self.settings = s = SerialSettings(CISCO_BAUD[one], s.bytesize, s.parity, s.stopbits,
+                                                       s.xonxoff, s.rtscts)
+                    return reply(bytes((CISCO_INDEX[s.baudrate],))), False
+                return reply(bytes((CISCO_INDEX.get(s.baudrate, 0),))), bool(one)
+            if len(value) == 4:
+                baud = int.from_bytes(value, "big")
+                if 0 < baud <= MAX_BAUD:
+                    self.settings = s = SerialSettings(baud, s.bytesize, s.parity, s.stopbits, s.xonxoff, s.rtscts)
+                return reply(s.baudrate.to_bytes(4, "big")), baud > MAX_BAUD
+            return reply(s.baudrate.to_bytes(4, "big")), True
+        if command == 2:
+            if one is not None and 5 <= one <= 8:
+                self.settings = s = SerialSettings(s.baudrate, one, s.parity, s.stopbits, s.xonxoff, s.rtscts)
+            return reply(bytes((s.bytesize,))), one is None or not (one == 0 or 5 <= one <= 8)
+        if command == 3:
+            if one in PARITY_CODES:
+                self.settings = s = SerialSettings(s.baudrate, s.bytesize, PARITY_CODES[one], s.stopbits,
+                                                   s.xonxoff, s.rtscts)
+            return reply(bytes((PARITY_VALUES[s.parity],))), one is None or not (one == 0 or one in PARITY_CODES)
+        if command == 4:
+            if one in STOPSIZE_CODES:
+                self.settings = s = SerialSettings(s.baudrate, s.bytesize, s.parity, STOPSIZE_CODES[one],
+                                                   s.xonxoff, s.rtscts)
+            return reply(bytes((STOPSIZE_VALUES[s.stopbits],))), one is None or not (one == 0 or one in STOPSIZE_CODES)
+        if command == 5:
+            if one is None:
+                return None, True
+            if one in (1, 2, 3, 14, 15, 16):
+                kind = one % 13 if one >= 13 else one
+                self.settings = s = SerialSettings(s.baudrate, s.bytesize, s.parity, s.stopbits, kind == 2, kind == 3)
+            if one <= 3 or 13 <= one <= 16:
+                return reply(bytes((self.flow(one >= 13),))), False
+            if 4 <= one <= 6:
+                if one != 4:
+                    self.breaking = one == 5
+                return reply(bytes((5 if self.breaking else 6,))), False
+            if 7 <= one <= 12:
+                name, base = ("dtr", 7) if one <= 9 else ("rts", 10)
+                if one != base:
+                    self.lines[name] = one == base + 1
+                return reply(bytes((base + 1 if self.lines[name] else base + 2,))), False
+            if 17 <= one <= 19:
+                return reply(bytes((self.flow(one == 18),))), False
+            return reply(bytes((self.flow(False),))), True
+        if command == 6:
+            return reply(bytes((0,))), False
+        if command == 7:
+            # No modem lines (a pty): CTS, DSR and CD on.
+            return reply(bytes((0xB0 & self.modemstateMask,))), False
+        if command in (8, 9):
+            return None, False
+        if command == 10:
+            if one is not None:
+                self.linestateMask = one
+            return reply(bytes((self.linestateMask,))), one is None
+        if command == 11:
+            if one is not None:
+                self.modemstateMask = one
+            return reply(bytes((self.modemstateMask,))), one is None
+        if command == 12:
+            if one in (1, 2, 3):
+                return reply(bytes((one,))), False
+            return None, True
+        return None, True
+
+
+values = st.one_of(
+    st.binary(max_size=8),
+    st.lists(st.sampled_from([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 13, 16, 17, 19, 20, 0x7F, 0x80, 0xFE, 0xFF]),
+             max_size=8).map(bytes),
+)
+requests = st.tuples(st.one_of(st.integers(0, 12), st.sampled_from([13, 99, 100, 101, 112, 255])), values).map(
+    lambda cv: bytes((cv[0],)) + cv[1])
+# Data: any bytes but the ones a command may take (as typed; an IAC doubled on the wire).
+data = st.binary(min_size=1, max_size=16)
+pieces = st.lists(st.one_of(requests.map(lambda p: ("sb", p)), data.map(lambda d: ("data", d))), max_size=40)
+
+
+class Harness:
+    def __init__(self) -> None:
+        self.clock = Clock()
+        self.device = RecordingDevice(SerialSettings(9600))
+        self.line = Line("t", self.device, clock=self.clock)
+        self.client = TelnetClient(self.line, clock=self.clock)
+        self.transport = StringTransport()
+        self.client.makeConnection(self.transport)
+        self.client.dataReceived(bytes((IAC, DO, BINARY, IAC, WILL, BINARY, IAC, DO, SGA, IAC, WILL, SGA,
+                                        IAC, WILL, COM_PORT_OPTION)))
+        self.transport.clear()
+
+    def feed(self, chunk: bytes) -> None:
+        self.client.dataReceived(chunk)
+        # The rest of a busy read waits for the next turns.
+        for _ in range(10000):
+            if not self.clock.getDelayedCalls() or not self.client._wireHeld:
+                break
+            oneTurn(self.clock)
+        while self.client._wireHeld and self.clock.getDelayedCalls():
+            oneTurn(self.clock)
+
+    def answers(self) -> list[bytes]:
+        peer = TelnetRecorder()
+        peer.makeConnection(StringTransport())
+        peer.dataReceived(self.transport.value())
+        out: list[bytes] = []
+        for kind, value in peer.events:
+            if kind == "sb":
+                assert isinstance(value, tuple) and value[0] == COM_PORT_OPTION, value
+                out.append(bytes(value[1]))
+        return out
+
+    def written(self) -> bytes:
+        return b"".join(v for k, v in self.device.events if k == "write")
+
+
+class ModelTests(SynchronousTestCase):
+    @PROPERTY
+    @given(pieces, st.lists(st.integers(min_value=0), max_size=10))
+    def test_answersAsRFC2217Says(self, stream: list[tuple[str, bytes]], points: list[int]) -> None:
+        """Requests of every command and length, with data and IAC IAC between, in any chunks: the device gets the data once and in order, each request the answer RFC 2217 gives (or none), malformed ones counted, nothing raised."""
+        h = Harness()
+        model = Model()
+        wire = b"".join(request(p) if kind == "sb" else escaped(p) for kind, p in stream)
+        expected, malformed = [], 0
+        for kind, p in stream:
+            if kind == "sb":
+                answer, bad = model.answer(p)
+                if answer is not None:
+                    expected.append(answer)
+                malformed += bad
+        failures: list[object] = []
+
+        def failed(event: LogEvent) -> None:
+            if "log_failure" in event:
+                failures.append(event["log_failure"])
+
+        observe = CallObserver(failed)
+        globalLogPublisher.addObserver(observe)
+        try:
+            for chunk in cut(wire, points):
+                h.feed(chunk)
+        finally:
+            globalLogPublisher.removeObserver(observe)
+        self.assertEqual(failures, [])
+        self.assertEqual(h.written(), b"".join(p for kind, p in stream if kind == "data"))
+        self.assertEqual(h.answers(), expected)
+        self.assertEqual(h.line.settings, model.settings)
+        self.assertEqual(h.client.ignored.total, malformed)
+        self.assertFalse(h.transport.disconnecting)
+        h.client.connectionLost()
+
+
+class MalformedTests(SynchronousTestCase):
+    def test_wrongLengthCounted(self) -> None:
+        """SET-DATASIZE, -PARITY, -STOPSIZE, -LINESTATE-MASK and -MODEMSTATE-MASK without their one value byte (none, or two) are answered with the value in effect and counted as malformed, named, as a wrong-length SET-BAUDRATE is."""
+        h = Harness()
+        logged: list[str] = []
+        observeLog(self, lambda event: logged.append(formatEvent(event)))
+        h.feed(b"\xff\xfa\x2c\x02\xff\xf0\xff\xfa\x2c\x02\x07\x07\xff\xf0"
+               b"\xff\xfa\x2c\x03\xff\xf0\xff\xfa\x2c\x04\x01\x01\xff\xf0"
+               b"\xff\xfa\x2c\x0a\xff\xf0\xff\xfa\x2c\x0b\x00\x00\xff\xf0"
+               b"\xff\xfa\x2c\x01\x00\x00\xff\xf0")
+        self.assertEqual(
+            h.transport.value(),
+            b"\xff\xfa\x2c\x66\x08\xff\xf0\xff\xfa\x2c\x66\x08\xff\xf0"
+            b"\xff\xfa\x2c\x67\x01\xff\xf0\xff\xfa\x2c\x68\x01\xff\xf0"
+            b"\xff\xfa\x2c\x6e\x00\xff\xf0\xff\xfa\x2c\x6f\xff\xff\xff\xf0"
+            b"\xff\xfa\x2c\x65\x00\x00\x25\x80\xff\xf0",
+        )
+        self.assertEqual(h.line.settings, SerialSettings(9600))
+        h.client.connectionLost()
+        self.assertEqual(
+            [text for text in logged if "malformed" in text],
+            ["t: 1 malformed SET-DATASIZE from 192.168.1.1:54321",
+             "t: 1 malformed SET-DATASIZE, 1 malformed SET-PARITY, 1 malformed SET-STOPSIZE, "
+             "1 malformed SET-LINESTATE-MASK, 1 malformed SET-MODEMSTATE-MASK, 1 malformed SET-BAUDRATE from 192.168.1.1:54321"],
+        )
