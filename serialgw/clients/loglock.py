@@ -67,7 +67,24 @@ def release(fd: int, key: Optional[tuple[int, int]]) -> None:
             os.close(entry[0])
     elif entry[0] == fd:
         return  # (it holds the lock for the others)
+    else:
+        _closeKeeping(fd, entry[0])
+        return
     os.close(fd)
+
+
+def _closeKeeping(fd: int, holder: int) -> None:
+    """
+    Close C{fd}, a descriptor of a file this process holds with C{holder}:
+    on NFS the lock is a POSIX lock, which any close of the file takes from
+    the process, so it is taken again on the descriptor that holds it (a
+    no-op where flock is flock).
+    """
+    os.close(fd)
+    try:
+        fcntl.flock(holder, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        pass  # (another process took it in between: nothing left to do but write on)
 
 
 def lockedElsewhere(path: str) -> Optional[str]:
@@ -79,9 +96,11 @@ def lockedElsewhere(path: str) -> Optional[str]:
         fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError:
         return None  # (not there, or not ours to write: the open itself tells)
+    entry = None
     try:
         st = os.fstat(fd)
-        if (st.st_dev, st.st_ino) in _held:
+        entry = _held.get((st.st_dev, st.st_ino))
+        if entry is not None:
             return None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -89,7 +108,10 @@ def lockedElsewhere(path: str) -> Optional[str]:
             return heldBy(st) if e.errno in _TAKEN else None
         return None
     finally:
-        os.close(fd)  # (its lock, if taken, with it)
+        if entry is not None:
+            _closeKeeping(fd, entry[0])  # (ours: on NFS this close would take our lock away)
+        else:
+            os.close(fd)  # (its lock, if taken, with it)
 
 
 def heldBy(st: os.stat_result) -> str:

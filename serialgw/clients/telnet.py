@@ -212,6 +212,11 @@ class TelnetClient(Session, TelnetProtocol):
         return self.localEnabled(COM_PORT_OPTION) or self.remoteEnabled(COM_PORT_OPTION)
 
     def telnetSubnegotiation(self, option: int, payload: bytes) -> None:
+        if not (self.localEnabled(option) or self.remoteEnabled(option)):
+            # RFC 855: ignored; said (counted), as other input that is (a
+            # program sending RFC 2217 before, or without, agreeing on it).
+            self.telnetIgnored("subnegotiation of an option not in effect")
+            return
         if option == COM_PORT_OPTION and self.comPort is not None:
             # (comPort is None while the option is in effect on neither side.)
             if payload[:1] == bytes((FLOWCONTROL_RESUME,)):

@@ -271,7 +271,6 @@ class ServerContextFactory:
         return connection
 
 
-
 # OpenSSL's X509_V_ERR codes a peer's certificate most often fails with
 # (x509_vfy.h), said after 'certificate verify failed'.
 VERIFY_ERRORS = {

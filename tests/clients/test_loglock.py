@@ -184,3 +184,42 @@ class LogLockTests(SynchronousTestCase):
         self.assertTrue(problem.startswith(f"line 'web1': cannot open log {self.path!r}: it is locked by process {other.pid} ("),
                         problem)
 
+
+    def test_nfsLockKeptWhenAnotherDescriptorCloses(self) -> None:
+        """
+        On NFS a flock is a POSIX lock, which a process loses when it closes
+        any descriptor of the file: this process's second log on a file (a
+        reload's) closed, or a reload's check of a file it holds, took the
+        lock away while the first still wrote; it is taken again.
+        """
+        locked: set[int] = set()
+        flock, close = fcntl.flock, os.close
+
+        def posixFlock(fd: int, operation: int) -> None:
+            inode = os.fstat(fd).st_ino
+            if operation & fcntl.LOCK_UN:
+                locked.discard(inode)
+            else:
+                flock(fd, operation)
+                locked.add(inode)
+
+        def posixClose(fd: int) -> None:
+            try:
+                locked.discard(os.fstat(fd).st_ino)
+            except OSError:
+                pass
+            close(fd)
+
+        self.patch(fcntl, "flock", posixFlock)
+        self.patch(os, "close", posixClose)
+        first = self.consoleLog()
+        inode = os.stat(self.path).st_ino
+        second = ConsoleLog(Line("web2", RecordingDevice(), clock=self.clock), LogSpec(self.path, format=""), self.clock)
+        second.close()
+        self.assertIn(inode, locked)
+        self.assertIsNone(checkFiles([], [("web1", LogSpec(self.path))]))
+        self.assertIn(inode, locked)
+        self.assertTrue(first.reopen())
+        self.assertIn(inode, locked)
+        first.close()
+        self.assertNotIn(inode, locked)

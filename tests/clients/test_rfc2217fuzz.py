@@ -20,7 +20,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from serialgw import __version__
 from serialgw.clients.telnet import TelnetClient
 from serialgw.config.specs import MAX_BAUD, SerialSettings
-from serialgw.line.hub import Line
+from serialgw.line.hub import Line, Role
 from serialgw.wire.rfc2217 import (
     CISCO_BAUD,
     CISCO_INDEX,
@@ -59,12 +59,20 @@ def cut(data: bytes, points: list[int]) -> list[bytes]:
 class Model:
     """What RFC 2217 says a server answers, on a device that takes every setting (a writer's requests)."""
 
-    def __init__(self) -> None:
+    def __init__(self, writer: bool = True) -> None:
+        self.writer = writer
         self.settings = SerialSettings(9600)
         self.linestateMask = 0
         self.modemstateMask = 255
         self.breaking = False
         self.lines = {"dtr": True, "rts": True}
+
+    def __setattr__(self, name: str, value: object) -> None:
+        # A client that may not write changes nothing of the port's (its own modem-state mask only).
+        if name in ("settings", "breaking", "linestateMask") and getattr(self, "writer", True) is False \
+                and hasattr(self, name):
+            return
+        object.__setattr__(self, name, value)
 
     def flow(self, inbound: bool) -> int:
         base = 13 if inbound else 0
@@ -124,7 +132,7 @@ class Model:
                 return reply(bytes((5 if self.breaking else 6,))), False
             if 7 <= one <= 12:
                 name, base = ("dtr", 7) if one <= 9 else ("rts", 10)
-                if one != base:
+                if one != base and self.writer:
                     self.lines[name] = one == base + 1
                 return reply(bytes((base + 1 if self.lines[name] else base + 2,))), False
             if 17 <= one <= 19:
@@ -165,11 +173,11 @@ pieces = st.lists(st.one_of(requests.map(lambda p: ("sb", p)), data.map(lambda d
 
 
 class Harness:
-    def __init__(self) -> None:
+    def __init__(self, role: Role = Role.WRITER) -> None:
         self.clock = Clock()
         self.device = RecordingDevice(SerialSettings(9600))
         self.line = Line("t", self.device, clock=self.clock)
-        self.client = TelnetClient(self.line, clock=self.clock)
+        self.client = TelnetClient(self.line, role, clock=self.clock)
         self.transport = StringTransport()
         self.client.makeConnection(self.transport)
         self.client.dataReceived(bytes((IAC, DO, BINARY, IAC, WILL, BINARY, IAC, DO, SGA, IAC, WILL, SGA,
@@ -206,8 +214,17 @@ class ModelTests(SynchronousTestCase):
     @given(pieces, st.lists(st.integers(min_value=0), max_size=10))
     def test_answersAsRFC2217Says(self, stream: list[tuple[str, bytes]], points: list[int]) -> None:
         """Requests of every command and length, with data and IAC IAC between, in any chunks: the device gets the data once and in order, each request the answer RFC 2217 gives (or none), malformed ones counted, nothing raised."""
-        h = Harness()
-        model = Model()
+        self.check(stream, points, Role.WRITER)
+
+    @PROPERTY
+    @given(pieces, st.lists(st.integers(min_value=0), max_size=10))
+    def test_watcherChangesNothing(self, stream: list[tuple[str, bytes]], points: list[int]) -> None:
+        """The same from a client that only watches: each request answered with the state in effect, nothing of the port changed, none of its data written, malformed ones counted."""
+        self.check(stream, points, Role.WATCHER)
+
+    def check(self, stream: list[tuple[str, bytes]], points: list[int], role: Role) -> None:
+        h = Harness(role)
+        model = Model(role is Role.WRITER)
         wire = b"".join(request(p) if kind == "sb" else escaped(p) for kind, p in stream)
         expected, malformed = [], 0
         for kind, p in stream:
@@ -230,7 +247,7 @@ class ModelTests(SynchronousTestCase):
         finally:
             globalLogPublisher.removeObserver(observe)
         self.assertEqual(failures, [])
-        self.assertEqual(h.written(), b"".join(p for kind, p in stream if kind == "data"))
+        self.assertEqual(h.written(), b"".join(p for kind, p in stream if kind == "data") if model.writer else b"")
         self.assertEqual(h.answers(), expected)
         self.assertEqual(h.line.settings, model.settings)
         self.assertEqual(h.client.ignored.total, malformed)
@@ -263,3 +280,74 @@ class MalformedTests(SynchronousTestCase):
              "t: 1 malformed SET-DATASIZE, 1 malformed SET-PARITY, 1 malformed SET-STOPSIZE, "
              "1 malformed SET-LINESTATE-MASK, 1 malformed SET-MODEMSTATE-MASK, 1 malformed SET-BAUDRATE from 192.168.1.1:54321"],
         )
+
+    def test_requestWithOptionOffCounted(self) -> None:
+        """A subnegotiation of an option in effect on neither side (COM-PORT-OPTION before the client's WILL, an option never negotiated) is ignored, as RFC 855 says, but counted and logged, named; it was dropped without a word."""
+        clock = Clock()
+        device = RecordingDevice(SerialSettings(9600))
+        line = Line("t", device, clock=clock)
+        client = TelnetClient(line, clock=clock)
+        transport = StringTransport()
+        client.makeConnection(transport)
+        transport.clear()
+        logged: list[str] = []
+        observeLog(self, lambda event: logged.append(formatEvent(event)))
+        client.dataReceived(b"\xff\xfa\x2c\x01\x00\x00\x4b\x00\xff\xf0\xff\xfa\x63\x01\xff\xf0")
+        self.assertEqual(transport.value(), b"")
+        self.assertEqual(line.settings, SerialSettings(9600))
+        client.connectionLost()
+        self.assertEqual([text for text in logged if "not in effect" in text],
+                         ["t: 1 subnegotiation of an option not in effect from 192.168.1.1:54321",
+                          "t: 1 subnegotiation of an option not in effect from 192.168.1.1:54321"])
+
+
+flowOp = st.one_of(
+    st.tuples(st.just("sb"), st.sampled_from([b"\x08", b"\x09", b"\x0c\x01", b"\x0c\x02", b"\x0c\x03", b"\x0c",
+                                               b"\x08\x00", b"\x09\x01", b"\x07", b"\x0c\x04"])),
+    st.tuples(st.just("device"), st.binary(min_size=1, max_size=20)),
+    st.tuples(st.just("data"), st.binary(min_size=1, max_size=8)),
+)
+# A suspension: SUSPEND, anything, RESUME.
+suspension = st.lists(flowOp, max_size=6).map(lambda middle: [("sb", b"\x08"), *middle, ("sb", b"\x09")])
+flowOps = st.lists(st.one_of(flowOp.map(lambda op: [op]), suspension), max_size=12).map(
+    lambda groups: [op for group in groups for op in group])
+
+
+class FlowTests(SynchronousTestCase):
+    @PROPERTY
+    @given(flowOps, st.lists(st.integers(min_value=0), max_size=6))
+    def test_suspendResumePurge(self, ops: list[tuple[str, bytes]], points: list[int]) -> None:
+        """FLOWCONTROL-SUSPEND, -RESUME and PURGE-DATA among device output and typed data, each read split anywhere: the client gets the device's output once, in order, less what a receive purge dropped while suspended; the device gets the typed data once, in order; each request its answer."""
+        h = Harness()
+        model = Model()
+        suspended, held, toClient, answers = False, b"", b"", []
+        for kind, value in ops:
+            if kind == "device":
+                h.line.deviceDataReceived(value)
+                if suspended:
+                    held += value
+                else:
+                    toClient += value
+                continue
+            if kind == "sb":
+                answer, _ = model.answer(value)
+                if answer is not None:
+                    answers.append(answer)
+                if value == b"\x08" or value[:1] == b"\x08":
+                    suspended = True
+                elif value[:1] == b"\x09":
+                    suspended, toClient, held = False, toClient + held, b""
+                elif value in (b"\x0c\x01", b"\x0c\x03"):
+                    held = b""
+                wire = request(value)
+            else:
+                wire = escaped(value)
+            for chunk in cut(wire, points):
+                h.feed(chunk)
+        peer = TelnetRecorder()
+        peer.makeConnection(StringTransport())
+        peer.dataReceived(b"\xff\xfb\x00" + h.transport.value())  # (the gateway's WILL BINARY, sent first)
+        self.assertEqual(b"".join(v for k, v in peer.events if k == "data"), toClient)  # type: ignore[misc]
+        self.assertEqual([bytes(v[1]) for k, v in peer.events if k == "sb"], answers)  # type: ignore[index]
+        self.assertEqual(h.written(), b"".join(v for k, v in ops if k == "data"))
+        h.client.connectionLost()
