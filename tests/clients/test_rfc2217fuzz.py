@@ -351,3 +351,40 @@ class FlowTests(SynchronousTestCase):
         self.assertEqual([bytes(v[1]) for k, v in peer.events if k == "sb"], answers)  # type: ignore[index]
         self.assertEqual(h.written(), b"".join(v for k, v in ops if k == "data"))
         h.client.connectionLost()
+
+
+def nvt(data: bytes) -> bytes:
+    """Data as an NVT client sends it outside BINARY: a CR not followed by LF as CR NUL, IAC doubled."""
+    return escaped(data.replace(b"\r", b"\r\0").replace(b"\r\0\n", b"\r\n"))
+
+
+class NVTTests(SynchronousTestCase):
+    @PROPERTY
+    @given(st.lists(st.one_of(requests.map(lambda p: ("sb", p)),
+                              st.lists(st.sampled_from([b"\r", b"\n", b"\0", b"\r\n", b"a", b"\xff"]), min_size=1,
+                                       max_size=6).map(lambda parts: ("data", b"".join(parts)))), max_size=30),
+           st.lists(st.integers(min_value=0), max_size=10))
+    def test_textModeData(self, stream: list[tuple[str, bytes]], points: list[int]) -> None:
+        """Outside BINARY (the client refused it), CR NUL, CR LF, bare LF, NUL and IAC among RFC 2217 requests, each piece NVT-encoded on its own, split anywhere: the device gets the client's data exactly, the requests their answers."""
+        h = Harness.__new__(Harness)
+        h.clock = Clock()
+        h.device = RecordingDevice(SerialSettings(9600))
+        h.line = Line("t", h.device, clock=h.clock)
+        h.client = TelnetClient(h.line, clock=h.clock)
+        h.transport = StringTransport()
+        h.client.makeConnection(h.transport)
+        h.client.dataReceived(bytes((IAC, 254, BINARY, IAC, 252, BINARY, IAC, WILL, COM_PORT_OPTION)))
+        h.transport.clear()
+        model = Model()
+        expected = []
+        for kind, p in stream:
+            if kind == "sb":
+                answer, _ = model.answer(p)
+                if answer is not None:
+                    expected.append(answer)
+        wire = b"".join(request(p) if kind == "sb" else nvt(p) for kind, p in stream)
+        for chunk in cut(wire, points):
+            h.feed(chunk)
+        self.assertEqual(h.written(), b"".join(p for kind, p in stream if kind == "data"))
+        self.assertEqual(h.answers(), expected)
+        h.client.connectionLost()
