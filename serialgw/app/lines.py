@@ -16,6 +16,7 @@ from twisted.logger import Logger
 
 from serialgw.clients.factory import applyListenerRights
 from serialgw.clients.ptylink import OWN_PTYS, PtyClient
+from serialgw.clients.watchall import LineTap
 from serialgw.config.specs import LineConfig, quote
 from serialgw.devices import reopenpool
 from serialgw.devices.device import SerialDevice
@@ -289,7 +290,11 @@ def linesStatus(lines: list[Line]) -> str:
     """One line for systemd's STATUS=: lines up, down (the first few by name) and still opening, clients."""
     opening = [line.name for line in lines if not line.device.up and (line.device.downReason or "").startswith(OPENING)]
     down = [line.name for line in lines if not line.device.up and line.name not in opening]
-    clients = sum(len(line.clients) - len(line.logs) for line in lines)  # (a console log is no one on the line)
+    # A console log is no one on the line; a watch-all watcher is one
+    # client, on every line it watches (it was counted once a line: one
+    # watcher of a 1000-line farm said "1000 client(s)").
+    taps = [c for line in lines for c in line.clients if isinstance(c, LineTap)]
+    clients = sum(len(line.clients) - len(line.logs) for line in lines) - len(taps) + len({id(t.watcher) for t in taps})
     text = f"{len(lines)} line(s), {len(lines) - len(down) - len(opening)} up, {len(down)} down"
     for names, what in ((down, ""), (opening, f", {len(opening)} opening")):
         text += f"{what} ({', '.join(names[:5])}{', ...' if len(names) > 5 else ''})" if names else ""

@@ -33,8 +33,9 @@ _PARSES_PAST_REQUEST = tuple(int(n) for n in twistedVersion.split(".")[:2]) < (2
 
 
 def clientProtocol(client: Any) -> str:
-    """What a client speaks, for people: telnet, raw, netconsole, pty, ..."""
-    return type(client).__name__.replace("Client", "").lower()
+    """What a client speaks, for people: telnet, raw, netconsole, pty, ..., watch-all (a watcher's view of the line)."""
+    name = type(client).__name__
+    return "watch-all" if name == "LineTap" else name.replace("Client", "").lower()
 
 
 def suspendedDrops(client: Any) -> int:

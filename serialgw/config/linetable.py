@@ -10,6 +10,7 @@ from typing import Any, Optional
 
 import attrs
 
+from serialgw.config.foreign import foreignKey
 from serialgw.config.listeners import parseListener
 from serialgw.config.parsers import (
     SINGLE_SETTINGS,
@@ -88,8 +89,9 @@ def readLines(path: str, text: str, data: dict[str, Any], base: str) -> tuple[li
         for key in merged:
             if key not in LINE_KEYS:
                 table_ = where if key in table else "defaults"
-                raise ConfigError(f"{_where(path, text, table_, key)}: unknown key {quote(key)} in [{table_}] "
-                                  f"(known: {', '.join(sorted(LINE_KEYS))})")
+                hint = foreignKey(key)
+                raise ConfigError(f"{_where(path, text, table_, key)}: unknown key {quote(key)} in [{table_}]"
+                                  f"{': ' + hint if hint else ''} (known: {', '.join(sorted(LINE_KEYS))})")
         if "shard" in table:
             pin = table["shard"]
             if not isinstance(pin, int) or isinstance(pin, bool) or not 0 <= pin < MAX_SHARDS:

@@ -42,6 +42,7 @@ from twisted.internet.endpoints import (
 )
 from twisted.internet.endpoints import _parse as endpointFields
 
+from serialgw.config.foreign import ser2netAccepter
 from serialgw.config.parsers import checkOptionsReach, checkPath, isDecimal, parseEscape
 from serialgw.config.specs import (
     ConfigError,
@@ -102,6 +103,9 @@ def parseListener(text: str) -> ListenerSpec:
         return done(ListenerSpec("", Protocol.RAW, kind=ListenerKind.STDIO))
     if word == "pty" and not colon:
         return done(ListenerSpec("", Protocol.RAW, kind=ListenerKind.PTY))
+    if not colon and ser2netAccepter(text) is not None:
+        raise ConfigError(f"cannot read listener {quote(original)}: ser2net's accepter form; serialgw writes it "
+                          f"{quote(ser2netAccepter(text))}")
     if not colon:
         raise ConfigError(
             f"cannot read listener {quote(original)}: expected a port number, an endpoint "

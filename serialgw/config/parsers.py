@@ -15,6 +15,7 @@ from typing import Any, Optional
 
 import attrs
 
+from serialgw.config.foreign import ser2netSerial
 from serialgw.config.specs import (
     BYTESIZES,
     MAX_BAUD,
@@ -153,6 +154,9 @@ def parseCompact(text: str, base: SerialSettings = SerialSettings()) -> SerialSe
             if lower == "noflow":
                 changes["rtscts"] = False
                 changes["xonxoff"] = False
+        elif ser2netSerial(field) is not None:
+            raise ConfigError(f"cannot read {quote(field)} in serial settings {quote(text)}: ser2net's form "
+                              f"(speed, parity, data bits, stop bits); serialgw writes it {ser2netSerial(field)}")
         else:
             raise ConfigError(
                 f"cannot read {quote(field)} in serial settings {quote(text)}: expected "

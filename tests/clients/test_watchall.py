@@ -64,6 +64,25 @@ class WatchAllTests(SynchronousTestCase):
         self.assertEqual(transport.value(), b"l0: next\r\n")
         client.connectionLost(Failure(Exception("bye")))
 
+    def test_countedOnceAsOneWatcher(self) -> None:
+        """A watcher is one client in STATUS= however many lines it watches (it was one a line), and watch-all on the status page."""
+        from serialgw.app.lines import linesStatus
+        from serialgw.app.status import clientStatus
+
+        lines = list(self.lines.values())
+        self.assertEqual(linesStatus(lines), "2 line(s), 2 up, 0 down; 0 client(s)")
+        client, _ = self.watcher()
+        self.assertEqual(linesStatus(lines), "2 line(s), 2 up, 0 down; 1 client(s)")
+        other, _ = self.watcher()
+        self.assertEqual(linesStatus(lines), "2 line(s), 2 up, 0 down; 2 client(s)")
+        tap = self.lines["l0"].clients[0]
+        self.assertEqual(clientStatus(tap), {"peer": "watch-all 127.0.0.1:40000", "user": None, "role": "read-only",
+                                             "protocol": "watch-all", "rfc2217": False, "dropped": 0})
+        client.connectionLost(Failure(Exception("bye")))
+        other.connectionLost(Failure(Exception("bye")))
+        self.clock.advance(CLOSE_GRACE)
+        self.assertEqual(linesStatus(lines), "2 line(s), 2 up, 0 down; 0 client(s)")
+
     def test_partialLineBounded(self) -> None:
         """A line longer than PARTIAL_LIMIT without a newline is sent, cut, with a line break added."""
         client, transport = self.watcher()
