@@ -31,24 +31,13 @@ from serialgw.clients.logmarks import (
     shown,
     ticks,
 )
+from serialgw.clients.slowdisk import SLOW_WRITE, SLOW_WRITES, SlowDisk
 from serialgw.clients.typed import typedHexdump, typedText
 from serialgw.config.specs import LogSpec
 from serialgw.interfaces import IConsoleLog
 from serialgw.line.hub import Line, Role
 
 log = Logger()
-
-# A console log is written on the reactor's thread: a disk that takes long
-# over a write (one throttling writes past its speed, a stalled network
-# filesystem) holds every line while it does (150 ms a write held them 150
-# ms a chunk of output).  SLOW_WRITES writes in a row each taking SLOW_WRITE
-# seconds or more: the log is not written for SLOW_PAUSE seconds (doubling
-# up to SLOW_PAUSE_MAX while it stays slow), what comes meanwhile counted
-# as lost, as on a full disk, and its gap marked where it resumes.
-SLOW_WRITE = 0.1
-SLOW_WRITES = 3
-SLOW_PAUSE = 10.0
-SLOW_PAUSE_MAX = 160.0
 
 NOT_A_FILE = "it is not a regular file (a FIFO or a device); a file: listener can feed one"
 
@@ -82,10 +71,8 @@ class ConsoleLog(ClientEvents):
         self._fileAtLineStart = True
         # What a rotation last found in its way and left alone (said once).
         self._inTheWay: Optional[tuple[str, int, int, int]] = None
-        # Slow writes in a row, and until when the log is not written (see SLOW_WRITE).
-        self._slowWrites = 0
-        self._pause = SLOW_PAUSE
-        self._pausedUntil: Optional[float] = None
+        # A disk slow over each write pauses the log (see serialgw.clients.slowdisk).
+        self._slow = SlowDisk(clock)
         # Events and marks that came inside a line of output: (stamp, text),
         # written when the line ends, or after EVENT_HOLD cutting it.
         self._held: list[tuple[bytes, str]] = []
@@ -182,35 +169,23 @@ class ConsoleLog(ClientEvents):
         already begun (it does not start with a stamp: its own first line's
         is the line's, or it starts with the newline ending that line).
         """
+        if self._slow.paused():
+            self.lost += len(data)
+            return
         start = self.clock.seconds()
-        if self._pausedUntil is not None:
-            if start < self._pausedUntil:
-                self.lost += len(data)
-                return
-            self._pausedUntil = None
         try:
             self._writeNow(data, midLine)
         finally:
-            self._timed(self.clock.seconds() - start)
-
-    def _timed(self, took: float) -> None:
-        """A write took C{took} seconds: SLOW_WRITES in a row at SLOW_WRITE or more pause the log (see there)."""
-        if took < SLOW_WRITE:
-            self._slowWrites, self._pause = 0, SLOW_PAUSE
-            return
-        self._slowWrites += 1
-        if self._slowWrites < SLOW_WRITES:
-            return
-        self._slowWrites -= 1  # (after the pause, one more slow write pauses it again)
-        self._pausedUntil = self.clock.seconds() + self._pause
-        if not self._failing:
-            self._failing = True
-            self._failure = f"the disk was slow (a write took {took:.2f} s)"
-        log.error("{line}: log {path} is slow: {count} writes in a row took {slow} s or more (the last {took} s), "
-                  "holding every line meanwhile; console output is not logged for {pause} s",
-                  line=self.line.name, path=self.spec.path, count=SLOW_WRITES, slow=SLOW_WRITE,
-                  took=f"{took:.2f}", pause=f"{self._pause:g}")
-        self._pause = min(self._pause * 2, SLOW_PAUSE_MAX)
+            took = self.clock.seconds() - start
+            pause = self._slow.timed(took)
+            if pause is not None:
+                if not self._failing:
+                    self._failing = True
+                    self._failure = f"the disk was slow (a write took {took:.2f} s)"
+                log.error("{line}: log {path} is slow: {count} writes in a row took {slow} s or more (the last "
+                          "{took} s), holding every line meanwhile; console output is not logged for {pause} s",
+                          line=self.line.name, path=self.spec.path, count=SLOW_WRITES, slow=SLOW_WRITE,
+                          took=f"{took:.2f}", pause=f"{pause:g}")
 
     def _writeNow(self, data: bytes, midLine: bool) -> None:
         written = 0

@@ -21,6 +21,7 @@ from zope.interface import implementer
 from serialgw.clients.base import ClientEvents
 from serialgw.clients.guard import OutputGuard
 from serialgw.clients.raw import RawClient
+from serialgw.clients.slowdisk import SLOW_WRITE, SLOW_WRITES, SlowDisk
 from serialgw.config.paths import NOT_FOLLOWED, noFollow
 from serialgw.config.specs import ListenerKind, ListenerSpec, Protocol, quote
 from serialgw.interfaces import IClient
@@ -49,6 +50,8 @@ class FileClient(ClientEvents, abstract.FileDescriptor):
         self._fd = self._open()
         # Bytes dropped since a write failed (0: writing).
         self._lost = 0
+        # A regular file on a disk slow over each write is not written for a while (serialgw.clients.slowdisk).
+        self._slow = SlowDisk(self.reactor)
         # A FileDescriptor writes nothing until it is marked connected.
         self.connected = 1
         if spec is None:
@@ -95,6 +98,10 @@ class FileClient(ClientEvents, abstract.FileDescriptor):
             self.startWriting()
         return True
 
+    def _osWrite(self, fd: int, data: bytes) -> int:
+        """C{os.write} (a test's slow disk replaces it)."""
+        return os.write(fd, data)
+
     def writeSomeData(self, data: bytes) -> Any:
         return self._writeFile(data)
 
@@ -105,8 +112,12 @@ class FileClient(ClientEvents, abstract.FileDescriptor):
         file takes writes again (it was a line a chunk, or, for output that
         had waited, the client cut for good).
         """
+        if self._slow.paused():
+            self._lost += len(data)
+            return len(data)
+        start = self._slow.clock.seconds()
         try:
-            n = os.write(self._fd, data)
+            n = self._osWrite(self._fd, data)
         except BlockingIOError:
             return 0
         except OSError as e:
@@ -115,6 +126,13 @@ class FileClient(ClientEvents, abstract.FileDescriptor):
                           line=self.line.name, path=self.path, reason=e.strerror)
             self._lost += len(data)
             return len(data)
+        finally:
+            took = self._slow.clock.seconds() - start
+            pause = self._slow.timed(took)
+            if pause is not None:
+                log.error("{line}: {path} is slow: {count} writes in a row took {slow} s or more (the last {took} s), "
+                          "holding every line meanwhile; output is dropped for {pause} s", line=self.line.name,
+                          path=self.path, count=SLOW_WRITES, slow=SLOW_WRITE, took=f"{took:.2f}", pause=f"{pause:g}")
         if self._lost:
             log.info("{line}: writing {path} again; {count} bytes were lost", line=self.line.name, path=self.path,
                      count=self._lost)

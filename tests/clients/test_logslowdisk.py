@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import os
 
+from twisted.internet import reactor
 from twisted.internet.task import Clock
 from twisted.logger import capturedLogs, formatEvent
 from twisted.trial.unittest import SynchronousTestCase
 
-from serialgw.clients.consolelog import SLOW_PAUSE, SLOW_WRITE, SLOW_WRITES, ConsoleLog
+from serialgw.clients.consolelog import ConsoleLog
+from serialgw.clients.local import FileClient
+from serialgw.clients.slowdisk import SLOW_PAUSE, SLOW_WRITE, SLOW_WRITES
+from serialgw.config.listeners import parseListener
 from serialgw.config.specs import LogSpec
 from serialgw.line.hub import Line
 from tests.fakes import RecordingDevice
@@ -79,3 +83,47 @@ class SlowDiskTests(SynchronousTestCase):
             self.delay = SLOW_WRITE if i % SLOW_WRITES else 0.0
             self.line.deviceDataReceived(b"%d\n" % i)
         self.assertEqual((self.writes, self.read()), (10, b"".join(b"%d\n" % i for i in range(10))))
+
+    def test_clockSteppedBackEndsThePause(self) -> None:
+        """The wall clock stepped back an hour during a pause (NTP setting a clock that ran ahead): the pause ends, not an hour later."""
+        for i in range(SLOW_WRITES):
+            self.line.deviceDataReceived(b"%d\n" % i)
+        self.delay = 0.0
+        self.clock.rightNow -= 3600
+        self.line.deviceDataReceived(b"back\n")
+        self.assertEqual((self.writes, self.read()),
+                         (SLOW_WRITES + 1, b"0\n1\n2\n[serialgw: 0 bytes lost: the disk was slow (a write took 0.15 s)]\nback\n"))
+
+
+class SlowFileTests(SynchronousTestCase):
+    def test_slowFileListenerPaused(self) -> None:
+        """A file: listener's regular file on a slow disk: SLOW_WRITES slow writes, then its output dropped for SLOW_PAUSE s, counted when it writes again."""
+        clock = Clock()
+        line = Line("web1", RecordingDevice(), clock=clock)
+        path = os.path.abspath(self.mktemp())
+        client = FileClient(line, path, reactor, parseListener(f"raw+file:{path}"))
+        self.addCleanup(client.close)
+        client._slow.clock = clock
+        writes: list[bytes] = []
+        delay = [0.2]
+
+        def disk(fd: int, data: bytes) -> int:
+            writes.append(data)
+            clock.rightNow += delay[0]
+            return os.write(fd, data)
+
+        client._osWrite = disk  # type: ignore[method-assign]
+        with capturedLogs() as events:
+            for i in range(SLOW_WRITES + 2):
+                line.deviceDataReceived(b"%d\n" % i)
+            self.assertEqual(writes, [b"0\n", b"1\n", b"2\n"])
+            clock.advance(SLOW_PAUSE)
+            delay[0] = 0.0
+            line.deviceDataReceived(b"back\n")
+        with open(path, "rb") as f:
+            self.assertEqual(f.read(), b"0\n1\n2\nback\n")
+        self.assertEqual([formatEvent(e) for e in events if e.get("log_namespace") == "serialgw.clients.local"], [
+            f"web1: {path} is slow: 3 writes in a row took 0.1 s or more (the last 0.20 s), holding every line "
+            "meanwhile; output is dropped for 10 s",
+            f"web1: writing {path} again; 4 bytes were lost",
+        ])

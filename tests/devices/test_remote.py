@@ -26,7 +26,7 @@ from serialgw.line.hub import Line
 from serialgw.wire.telnet import BINARY, BRK, COMMANDS_PER_TURN, DM, DO, DONT, IAC, NOP, SB, SE, WILL, WONT
 from tests.fakes import BoundedTransport, RecordingClient, flap, observeLog, oneTurn
 from tests.realio import Collector, closeClients, connect, listenerPort, socketPath, startedPty, startGateway
-from tests.telnetpeer import toggleAnswers
+from tests.telnetpeer import AGREE, WONT_COM_PORT, toggleAnswers
 
 
 def whenControlled(line: object) -> defer.Deferred[None]:
@@ -737,6 +737,8 @@ class FlappingRemoteTests(SynchronousTestCase):
         self.client = TelnetClient(self.line, listener=parseListener("telnet+4444"), clock=self.clock)
         self.person = BoundedTransport()
         self.client.makeConnection(self.person)
+        # A person's telnet: it refuses COM-PORT-OPTION (and is told the line is down then).
+        self.client.dataReceived(AGREE + WONT_COM_PORT)
         self.device.start()
         self.addCleanup(self.device.close)
         self.person.clear()
