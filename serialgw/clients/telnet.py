@@ -16,7 +16,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from serialgw.clients.rfc2217 import ComPortControl
-from serialgw.clients.session import BUSY, DEVICE_BEHIND, Session
+from serialgw.clients.session import BUSY, CONTROL_WAIT, DEVICE_BEHIND, Session
 from serialgw.interfaces import IClient
 from serialgw.line.hub import Line, Role
 from serialgw.logflood import IgnoredInput
@@ -86,6 +86,9 @@ class TelnetClient(Session, TelnetProtocol):
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         self.ignored.flush()
         self.stopTurns()
+        call, self._controlCall = self._controlCall, None
+        if call is not None and call.active():
+            call.cancel()
         self.endSession()
 
     def telnetBusy(self) -> bool:
@@ -96,6 +99,32 @@ class TelnetClient(Session, TelnetProtocol):
         """
         clock = self._clock()
         return clock is not None and self.busyNextTurn(clock, self._holdBusy)
+
+    # The call that parses an RFC 2217 command waiting for the line's port control (subnegotiationWaits).
+    _controlCall: Any = None
+
+    def subnegotiationWaits(self, option: bytes) -> bool:
+        """
+        An RFC 2217 command waits while the line's port control has had its
+        share of the reactor (Line.controlWait), this client not read meanwhile.
+        """
+        if option != bytes((COM_PORT_OPTION,)) or self.comPort is None:
+            return False
+        clock = self._clock()
+        wait = self.line.controlWait()
+        if clock is None or wait <= 0:
+            return False
+        self._pauseReading(CONTROL_WAIT)
+        if self._controlCall is None:  # (not when what it holds is parsed again meanwhile: the output drained)
+            self._controlCall = clock.callLater(wait, self._controlFree)
+        return True
+
+    def _controlFree(self) -> None:
+        self._controlCall = None
+        if not self.inputHeld:
+            self.releaseWire()
+        if self._controlCall is None:
+            self._resumeReading(CONTROL_WAIT)
 
     def crClock(self) -> Any:
         return self._clock()
@@ -192,6 +221,8 @@ class TelnetClient(Session, TelnetProtocol):
             # 12 ms a read); one the device took longer over, its time (a
             # flood at a USB adapter held every line 16 commands' ioctls).
             self.spendCommands(max(COM_PORT_COMMAND_COST, int(took / COMMAND_SECONDS)) - 1)
+            # And the line's next waits (Line.controlWait): however many clients ask, the other lines keep theirs.
+            self.line.controlTook(took)
 
     def telnetDataReceived(self, data: bytes) -> None:
         # One read's pieces between telnet commands share its escape menu's turn.

@@ -24,6 +24,16 @@ log = clientLog()
 # A client is told a break was refused at most this often (seconds).
 BREAK_REFUSAL_INTERVAL = 1.0
 
+# The share of the reactor's time clients' port control (RFC 2217 settings,
+# DTR/RTS, purges, breaks) may take of one line: after a request that took
+# T seconds (a USB adapter's tcsetattr is synchronous control transfers,
+# milliseconds; a pty's 50-140 us of Python and ioctls), the line's next
+# waits T * (1 / CONTROL_SHARE - 1).  However many clients ask at once (64
+# each sending SET-BAUDRATE held every line 30-44 ms a turn on a pty, and
+# as many slow commands as clients on a USB adapter), the other lines keep
+# the rest.
+CONTROL_SHARE = 0.25
+
 
 class _Line(Protocol):
     """What the mixin uses of its line (L{Line} has it all)."""
@@ -46,6 +56,7 @@ class _Line(Protocol):
     _letGo: bool
     _refusalsTold: dict[IClient, float]
     mode: str
+    _controlFreeAt: float
     _unsentSeen: int
     _breakHolder: Optional[IClient]
 
@@ -75,6 +86,19 @@ class PortControl:
     _breakHolder: Optional[IClient] = None
     # How often modem lines are read while an RFC 2217 client watches.
     modemPollInterval = 0.05
+    # When clients' port control may next reach the device (see CONTROL_SHARE).
+    _controlFreeAt = 0.0
+
+    def controlWait(self: _Line) -> float:
+        """Seconds until a client's port control request may reach the device (0: now; see CONTROL_SHARE)."""
+        if self.clock is None:
+            return 0.0
+        return max(0.0, self._controlFreeAt - self.clock.seconds())
+
+    def controlTook(self: _Line, took: float) -> None:
+        """A client's port control request took C{took} seconds: the next waits (see CONTROL_SHARE)."""
+        if self.clock is not None and took > 0:
+            self._controlFreeAt = self.clock.seconds() + took * (1 / CONTROL_SHARE - 1)
     _modemPoll: Optional[LoopingCall]
 
     def wantedModemLine(self: _Line, name: str, nobody: bool = False) -> Optional[bool]:
