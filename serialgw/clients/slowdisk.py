@@ -33,8 +33,9 @@ class SlowDisk:
         """Whether the file is not to be written now (its pause is not over)."""
         if self._until is None:
             return False
-        if self.clock.seconds() < self._until:
-            return True
+        now = self.clock.seconds()
+        if now < self._until <= now + SLOW_PAUSE_MAX:
+            return True  # (a pause longer than its length ahead: the wall clock stepped back, it ends)
         self._until = None
         return False
 

@@ -20,12 +20,20 @@ from serialgw.clients.session import BUSY, CONTROL_WAIT, DEVICE_BEHIND, Session
 from serialgw.interfaces import IClient
 from serialgw.line.hub import Line, Role
 from serialgw.logflood import IgnoredInput
+from serialgw.wire.qmethod import Q
 from serialgw.wire.rfc2217 import COM_PORT_OPTION, FLOWCONTROL_RESUME, FLOWCONTROL_SUSPEND
 from serialgw.wire.telnet import AO, AYT, BINARY, BRK, COMMANDS_PER_TURN, DM, ECHO, IP, NAWS, SGA, TTYPE, TelnetProtocol
 
 _OWE_MODEM = 1
 # What IAC IP (Interrupt Process) reaches the device as: ^C.
 INTERRUPT = b"\x03"
+# How long a client may take to answer our DO COM-PORT-OPTION before it is
+# taken for a person: until it answers, the notice that the line is down,
+# said at connect (and those that follow it meanwhile), waits, lest it go
+# into an RFC 2217 program's data; at most HELD_STATE_NOTICES of them (the
+# newest).
+COM_PORT_WAIT = 1.0
+HELD_STATE_NOTICES = 8
 # What one COM-PORT-OPTION command counts for of a read's COMMANDS_PER_TURN
 # (wire/telnet.py): 16 of them a turn of the reactor.
 COM_PORT_COMMAND_COST = 16
@@ -73,6 +81,11 @@ class TelnetClient(Session, TelnetProtocol):
         self._owed = 0
         self._owedLineState = 0
         self._flowSuspended = False
+        # Our COM-PORT-OPTION offer not answered yet (see COM_PORT_WAIT), and
+        # the down and back notices held meanwhile.
+        self._comPortWait: Any = None
+        self._heldStateNotices: list[bytes] = []
+        self._attaching = False
 
     def connectionMade(self) -> None:
         for option in (ECHO, SGA, BINARY):
@@ -81,9 +94,34 @@ class TelnetClient(Session, TelnetProtocol):
             self.requestRemote(option)
         if self.rfc2217:
             self.requestRemote(COM_PORT_OPTION)
-        self.startSession()
+            clock = self._clock()
+            if self.listener is not None and clock is not None:
+                self._comPortWait = clock.callLater(COM_PORT_WAIT, self._comPortAnswered)
+        self._attaching = True
+        try:
+            self.startSession()
+        finally:
+            self._attaching = False
+
+    def _comPortAnswered(self) -> None:
+        """
+        The client answered our COM-PORT-OPTION offer, or took
+        COM_PORT_WAIT seconds not to: a person (or a program without RFC
+        2217) is told now that the line was down (and back), in order; an
+        RFC 2217 program had CD in NOTIFY-MODEMSTATE instead.
+        """
+        wait, self._comPortWait = self._comPortWait, None
+        if wait is not None and wait.active():
+            wait.cancel()
+        notices, self._heldStateNotices = self._heldStateNotices, []
+        if self.comPort is None and self.wantsNotices():
+            for notice in notices:
+                self.sendText(notice)
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
+        if self._comPortWait is not None:
+            self._comPortWait.cancel()
+            self._comPortWait = None
         self.ignored.flush()
         self.stopTurns()
         call, self._controlCall = self._controlCall, None
@@ -152,6 +190,8 @@ class TelnetClient(Session, TelnetProtocol):
         if self.escapeMenu is not None and not self.inputHeld:
             self.escapeMenu.newTurn()
         TelnetProtocol.dataReceived(self, data)
+        if self._comPortWait is not None and self.side(COM_PORT_OPTION, False).state is not Q.WANTYES:
+            self._comPortAnswered()
 
     @property
     def wantsLineErrors(self) -> bool:
@@ -293,6 +333,11 @@ class TelnetClient(Session, TelnetProtocol):
                 self._owed |= _OWE_MODEM
                 return
             self.comPort.carrier(up)
+        elif self._comPortWait is not None and (self._attaching or self._heldStateNotices):
+            # Said once it is known to be a person (see _comPortAnswered).
+            if notice:
+                self._heldStateNotices.append(notice)
+                del self._heldStateNotices[:-HELD_STATE_NOTICES]
         elif notice and self.wantsNotices():
             self.sendText(notice)
 

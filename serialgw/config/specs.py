@@ -354,24 +354,23 @@ LOG_EVENTS = ("serialgw", "conserver", "off")
 LOG_TYPED = ("off", "text", "hexdump")
 
 
-def _logTyped(value: object) -> str:
-    """log-typed as given (a name, or true/false) as one of L{LOG_TYPED}; another is refused, quoted."""
-    if value is True or value is False:
-        return "text" if value else "off"
-    if isinstance(value, str) and value in LOG_TYPED:
-        return value
-    raise ConfigError(f"log-typed must be one of {', '.join(repr(v) for v in LOG_TYPED)} (or true/false), "
-                      f"not {quote(value)}")
+def _named(key: str, names: tuple[str, ...], yes: str, no: str) -> Callable[[object], str]:
+    """A converter of C{key} as given (one of C{names}, or true/false: C{yes}/C{no}); another is refused, quoted."""
+
+    def convert(value: object) -> str:
+        if value is True or value is False:
+            return yes if value else no
+        if isinstance(value, str) and value in names:
+            return value
+        raise ConfigError(f"{key} must be one of {', '.join(repr(v) for v in names)} (or true/false), not {quote(value)}")
+
+    return convert
 
 
-def _logEvents(value: object) -> str:
-    """log-events as given (a name, or true/false) as one of L{LOG_EVENTS}; another is refused, quoted."""
-    if value is True or value is False:
-        return "serialgw" if value else "off"
-    if isinstance(value, str) and value in LOG_EVENTS:
-        return value
-    raise ConfigError(f"log-events must be one of {', '.join(repr(v) for v in LOG_EVENTS)} (or true/false), "
-                      f"not {quote(value)}")
+_logTyped: Callable[[object], str] = _named("log-typed", LOG_TYPED, "text", "off")
+_logEvents: Callable[[object], str] = _named("log-events", LOG_EVENTS, "serialgw", "off")
+
+
 MAX_LOG_FORMAT = 64
 # The most bytes a stamp may be (log-format's output).
 MAX_LOG_STAMP = 128

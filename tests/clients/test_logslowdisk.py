@@ -84,6 +84,16 @@ class SlowDiskTests(SynchronousTestCase):
             self.line.deviceDataReceived(b"%d\n" % i)
         self.assertEqual((self.writes, self.read()), (10, b"".join(b"%d\n" % i for i in range(10))))
 
+    def test_clockSteppedBackEndsThePause(self) -> None:
+        """The wall clock stepped back an hour during a pause (NTP setting a clock that ran ahead): the pause ends, not an hour later."""
+        for i in range(SLOW_WRITES):
+            self.line.deviceDataReceived(b"%d\n" % i)
+        self.delay = 0.0
+        self.clock.rightNow -= 3600
+        self.line.deviceDataReceived(b"back\n")
+        self.assertEqual((self.writes, self.read()),
+                         (SLOW_WRITES + 1, b"0\n1\n2\n[serialgw: 0 bytes lost: the disk was slow (a write took 0.15 s)]\nback\n"))
+
 
 class SlowFileTests(SynchronousTestCase):
     def test_slowFileListenerPaused(self) -> None:

@@ -26,6 +26,7 @@ from serialgw.line.hub import Line
 from serialgw.wire.telnet import BINARY, BRK, COMMANDS_PER_TURN, DM, DO, DONT, IAC, NOP, SB, SE, WILL, WONT
 from tests.fakes import BoundedTransport, RecordingClient, flap, observeLog, oneTurn
 from tests.realio import Collector, closeClients, connect, listenerPort, socketPath, startedPty, startGateway
+from tests.telnetpeer import AGREE, WONT_COM_PORT
 
 
 def whenControlled(line: object) -> defer.Deferred[None]:
@@ -734,6 +735,8 @@ class FlappingRemoteTests(SynchronousTestCase):
         self.client = TelnetClient(self.line, listener=parseListener("telnet+4444"), clock=self.clock)
         self.person = BoundedTransport()
         self.client.makeConnection(self.person)
+        # A person's telnet: it refuses COM-PORT-OPTION (and is told the line is down then).
+        self.client.dataReceived(AGREE + WONT_COM_PORT)
         self.device.start()
         self.addCleanup(self.device.close)
         self.person.clear()

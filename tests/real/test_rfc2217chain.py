@@ -1,0 +1,47 @@
+"""
+One serialgw's C{rfc2217://} device on another serialgw: what the far
+gateway says to people (its notices) is not its device's output.
+"""
+
+from __future__ import annotations
+
+import os
+
+from twisted.trial.unittest import TestCase
+
+from serialgw.config.specs import DeviceSpec, LineConfig, ListenerKind, ListenerSpec, Protocol
+from tests.real.test_ser2net import until
+from tests.realio import listenerPort, startedPty, startGateway
+
+
+class ChainTests(TestCase):
+    timeout = 60
+
+    async def test_downNoticeNotDeviceOutput(self) -> None:
+        """
+        serialgw B's rfc2217:// device is serialgw A, whose device is not
+        there yet: A's notice that it is down is no output of B's device
+        (B's file: listener took A's '[serialgw: a is down ...]' in as
+        console output); once A's device appears, its output is all B has.
+        """
+        directory = os.path.abspath(self.mktemp())
+        os.mkdir(directory)
+        link = os.path.join(directory, "dev")
+        a = startGateway(self, LineConfig("a", DeviceSpec("tty", link),
+                                          listeners=(ListenerSpec("tcp:0:interface=127.0.0.1", Protocol.TELNET),)),
+                         waitForDevices=True)
+        output = os.path.join(directory, "b.out")
+        b = startGateway(self, LineConfig("b", DeviceSpec("rfc2217", host="127.0.0.1", port=listenerPort(a)),
+                                          listeners=(ListenerSpec(f"file:{output}", Protocol.RAW, kind=ListenerKind.FILE,
+                                                                  path=output),)))
+        line = a.lines["a"]
+        # B's link is on A's line and has taken COM-PORT-OPTION.
+        await until(lambda: any(client.comPort is not None for client in line.clients))
+        far = startedPty(self)
+        os.symlink(far.slaveName, link)
+        await until(lambda: line.up)
+        far.write(b"fence\r\n")
+        await until(lambda: os.path.exists(output) and open(output, "rb").read().endswith(b"fence\r\n"))
+        with open(output, "rb") as f:
+            self.assertEqual(f.read(), b"fence\r\n")
+        self.assertTrue(b.lines["b"].up)
