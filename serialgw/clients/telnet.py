@@ -124,9 +124,7 @@ class TelnetClient(Session, TelnetProtocol):
             self._comPortWait = None
         self.ignored.flush()
         self.stopTurns()
-        call, self._controlCall = self._controlCall, None
-        if call is not None and call.active():
-            call.cancel()
+        self.line.forgetControlWaiter(self._controlFree)
         self.endSession()
 
     def telnetBusy(self) -> bool:
@@ -138,30 +136,25 @@ class TelnetClient(Session, TelnetProtocol):
         clock = self._clock()
         return clock is not None and self.busyNextTurn(clock, self._holdBusy)
 
-    # The call that parses an RFC 2217 command waiting for the line's port control (subnegotiationWaits).
-    _controlCall: Any = None
+    # An RFC 2217 command waits for the line's port control (subnegotiationWaits).
+    _controlWaiting = False
 
     def subnegotiationWaits(self, option: bytes) -> bool:
         """
         An RFC 2217 command waits while the line's port control has had its
-        share of the reactor (Line.controlWait), this client not read meanwhile.
+        turn's time (Line.controlReady), this client not read meanwhile.
         """
-        if option != bytes((COM_PORT_OPTION,)) or self.comPort is None:
+        if option != bytes((COM_PORT_OPTION,)) or self.comPort is None or self.line.controlReady(self._controlFree):
             return False
-        clock = self._clock()
-        wait = self.line.controlWait()
-        if clock is None or wait <= 0:
-            return False
+        self._controlWaiting = True
         self._pauseReading(CONTROL_WAIT)
-        if self._controlCall is None:  # (not when what it holds is parsed again meanwhile: the output drained)
-            self._controlCall = clock.callLater(wait, self._controlFree)
         return True
 
     def _controlFree(self) -> None:
-        self._controlCall = None
+        self._controlWaiting = False
         if not self.inputHeld:
             self.releaseWire()
-        if self._controlCall is None:
+        if not self._controlWaiting:
             self._resumeReading(CONTROL_WAIT)
 
     def crClock(self) -> Any:
@@ -261,7 +254,7 @@ class TelnetClient(Session, TelnetProtocol):
             # 12 ms a read); one the device took longer over, its time (a
             # flood at a USB adapter held every line 16 commands' ioctls).
             self.spendCommands(max(COM_PORT_COMMAND_COST, int(took / COMMAND_SECONDS)) - 1)
-            # And the line's next waits (Line.controlWait): however many clients ask, the other lines keep theirs.
+            # The line's requests' time this turn (Line.controlReady): however many clients ask, the other lines keep theirs.
             self.line.controlTook(took)
 
     def telnetDataReceived(self, data: bytes) -> None:
