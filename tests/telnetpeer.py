@@ -7,7 +7,7 @@ telnet client offers (L{OFFER}), the answer of a peer that agrees
 from __future__ import annotations
 
 from serialgw.wire.rfc2217 import COM_PORT_OPTION
-from serialgw.wire.telnet import BINARY, DO, ECHO, IAC, SB, SE, SGA, WILL, WONT, TelnetProtocol
+from serialgw.wire.telnet import BINARY, DO, ECHO, IAC, MAX_OPTION_CHANGES, SB, SE, SGA, WILL, WONT, TelnetProtocol
 
 # What a telnet client of the gateway sends first: WILL ECHO, SGA, BINARY;
 # DO SGA, BINARY, COM-PORT.
@@ -22,6 +22,27 @@ WONT_COM_PORT = bytes([IAC, WONT, COM_PORT_OPTION])
 def cmd(*values: int) -> bytes:
     """Telnet bytes written as numbers: cmd(IAC, DO, ECHO)."""
     return bytes(values)
+
+
+def toggleAnswers(enables: list[bool], yes: int, no: int, option: int, on: bool = False, changes: int = 0) -> bytes:
+    """
+    What a codec answers a peer turning one of its options on (True) and off
+    (False), each in turn, from C{on} after C{changes} changes: RFC 1143 (a
+    change answered, no news not) and MAX_OPTION_CHANGES (an enable past the
+    bound refused with C{no}).
+    """
+    out = b""
+    for enable in enables:
+        if enable and not on:
+            if changes >= MAX_OPTION_CHANGES:
+                out += bytes((IAC, no, option))
+                continue
+            on, changes = True, changes + 1
+            out += bytes((IAC, yes, option))
+        elif not enable and on:
+            on, changes = False, changes + 1
+            out += bytes((IAC, no, option))
+    return out
 
 
 def sb(*payload: int) -> bytes:

@@ -81,7 +81,7 @@ _KEYS = {
     "trace-hexdump": "ser2net's trace-hexdump is log-typed = \"hexdump\" here",
     "trace-timestamp": "ser2net's trace-timestamp is log-format here",
     "remaddr": "ser2net's remaddr is the listener option allow=CIDR;CIDR here",
-    "chardelay": "ser2net's chardelay is coalesce here (\"MIN_MS,MAX_MS\")",
+    "chardelay": "ser2net's chardelay (on there by default) is coalesce here, off by default (\"1,20\" comes closest)",
     "accepter": "ser2net's accepter is listen here",
     "connector": "ser2net's connector is device and serial here",
     "enable": "ser2net's enable has no counterpart: comment the line's table out",

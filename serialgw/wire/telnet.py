@@ -71,6 +71,13 @@ MAX_SUBNEGOTIATION = 1024
 # negotiation loop, garbage, an attack) held the reactor, and every other
 # line, 70-120 ms per 64 KiB read; at most this many cost about 1 ms.
 COMMANDS_PER_TURN = 256
+# An option that has changed (on or off, on one side) this many times on one
+# connection is refused from then on.  RFC 1143 keeps two codecs that follow
+# it out of loops; a peer of RFC 854 alone that answers each change is not
+# (one that turns BINARY on and off in its first flight, crossing our DO,
+# looped with us for ever, one negotiation each way a round trip).  People
+# and programs change an option a few times, a loop this many in a moment.
+MAX_OPTION_CHANGES = 100
 
 
 class ParserState(Enum):
@@ -111,6 +118,8 @@ class TelnetProtocol(TelnetOutput, Protocol):
         # RFC 1143's "us" and "him", per option.
         self._us: dict[int, Side] = {}
         self._him: dict[int, Side] = {}
+        # How often each side of each option changed (MAX_OPTION_CHANGES).
+        self._changes: dict[tuple[int, bool], int] = {}
         self._state = _DATA
         self._negCommand = 0
         self._sb = bytearray()
@@ -266,11 +275,17 @@ class TelnetProtocol(TelnetOutput, Protocol):
         local = command >= DO
         side = self.side(option, local)
         if command == WILL or command == DO:
-            send, change = side.enable(side.state is Q.NO and (self.acceptLocal if local else self.acceptRemote)(option))
+            accept = side.state is Q.NO and (self.acceptLocal if local else self.acceptRemote)(option)
+            if accept and self._changes.get((option, local), 0) >= MAX_OPTION_CHANGES:
+                # A negotiation loop: refused (said once, then counted).
+                accept = False
+                self.telnetIgnored("option turned on and off too often")
+            send, change = side.enable(accept)
         else:
             send, change = side.disable()
         self._send(send, option)
         if change is not None:
+            self._changes[option, local] = self._changes.get((option, local), 0) + 1
             self.telnetOptionChanged(option, local, change)
 
     # Input

@@ -8,8 +8,9 @@ malformed.
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Optional
 
+import attrs
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from twisted.internet.task import Clock
@@ -67,12 +68,11 @@ class Model:
         self.breaking = False
         self.lines = {"dtr": True, "rts": True}
 
-    def __setattr__(self, name: str, value: object) -> None:
-        # A client that may not write changes nothing of the port's (its own modem-state mask only).
-        if name in ("settings", "breaking", "linestateMask") and getattr(self, "writer", True) is False \
-                and hasattr(self, name):
-            return
-        object.__setattr__(self, name, value)
+    def change(self, **changes: Any) -> SerialSettings:
+        """The settings in effect after a request for C{changes} (a client that may not write changes nothing)."""
+        if self.writer:
+            self.settings = attrs.evolve(self.settings, **changes)
+        return self.settings
 
     def flow(self, inbound: bool) -> int:
         base = 13 if inbound else 0
@@ -94,40 +94,37 @@ class Model:
         if command == 1:
             if len(value) == 1:
                 if one in CISCO_BAUD:
-                    self.settings = s = SerialSettings(CISCO_BAUD[one], s.bytesize, s.parity, s.stopbits,
-                                                       s.xonxoff, s.rtscts)
-                    return reply(bytes((CISCO_INDEX[s.baudrate],))), False
+                    s = self.change(baudrate=CISCO_BAUD[one])
+                    return reply(bytes((CISCO_INDEX.get(s.baudrate, 0),))), False
                 return reply(bytes((CISCO_INDEX.get(s.baudrate, 0),))), bool(one)
             if len(value) == 4:
                 baud = int.from_bytes(value, "big")
                 if 0 < baud <= MAX_BAUD:
-                    self.settings = s = SerialSettings(baud, s.bytesize, s.parity, s.stopbits, s.xonxoff, s.rtscts)
+                    s = self.change(baudrate=baud)
                 return reply(s.baudrate.to_bytes(4, "big")), baud > MAX_BAUD
             return reply(s.baudrate.to_bytes(4, "big")), True
         if command == 2:
             if one is not None and 5 <= one <= 8:
-                self.settings = s = SerialSettings(s.baudrate, one, s.parity, s.stopbits, s.xonxoff, s.rtscts)
+                s = self.change(bytesize=one)
             return reply(bytes((s.bytesize,))), one is None or not (one == 0 or 5 <= one <= 8)
         if command == 3:
             if one in PARITY_CODES:
-                self.settings = s = SerialSettings(s.baudrate, s.bytesize, PARITY_CODES[one], s.stopbits,
-                                                   s.xonxoff, s.rtscts)
+                s = self.change(parity=PARITY_CODES[one])
             return reply(bytes((PARITY_VALUES[s.parity],))), one is None or not (one == 0 or one in PARITY_CODES)
         if command == 4:
             if one in STOPSIZE_CODES:
-                self.settings = s = SerialSettings(s.baudrate, s.bytesize, s.parity, STOPSIZE_CODES[one],
-                                                   s.xonxoff, s.rtscts)
+                s = self.change(stopbits=STOPSIZE_CODES[one])
             return reply(bytes((STOPSIZE_VALUES[s.stopbits],))), one is None or not (one == 0 or one in STOPSIZE_CODES)
         if command == 5:
             if one is None:
                 return None, True
             if one in (1, 2, 3, 14, 15, 16):
                 kind = one % 13 if one >= 13 else one
-                self.settings = s = SerialSettings(s.baudrate, s.bytesize, s.parity, s.stopbits, kind == 2, kind == 3)
+                s = self.change(xonxoff=kind == 2, rtscts=kind == 3)
             if one <= 3 or 13 <= one <= 16:
                 return reply(bytes((self.flow(one >= 13),))), False
             if 4 <= one <= 6:
-                if one != 4:
+                if one != 4 and self.writer:
                     self.breaking = one == 5
                 return reply(bytes((5 if self.breaking else 6,))), False
             if 7 <= one <= 12:
@@ -146,7 +143,7 @@ class Model:
         if command in (8, 9):
             return None, False
         if command == 10:
-            if one is not None:
+            if one is not None and self.writer:
                 self.linestateMask = one
             return reply(bytes((self.linestateMask,))), one is None
         if command == 11:
@@ -350,4 +347,41 @@ class FlowTests(SynchronousTestCase):
         self.assertEqual(b"".join(v for k, v in peer.events if k == "data"), toClient)  # type: ignore[misc]
         self.assertEqual([bytes(v[1]) for k, v in peer.events if k == "sb"], answers)  # type: ignore[index]
         self.assertEqual(h.written(), b"".join(v for k, v in ops if k == "data"))
+        h.client.connectionLost()
+
+
+def nvt(data: bytes) -> bytes:
+    """Data as an NVT client sends it outside BINARY: a CR not followed by LF as CR NUL, IAC doubled."""
+    return escaped(data.replace(b"\r", b"\r\0").replace(b"\r\0\n", b"\r\n"))
+
+
+class NVTTests(SynchronousTestCase):
+    @PROPERTY
+    @given(st.lists(st.one_of(requests.map(lambda p: ("sb", p)),
+                              st.lists(st.sampled_from([b"\r", b"\n", b"\0", b"\r\n", b"a", b"\xff"]), min_size=1,
+                                       max_size=6).map(lambda parts: ("data", b"".join(parts)))), max_size=30),
+           st.lists(st.integers(min_value=0), max_size=10))
+    def test_textModeData(self, stream: list[tuple[str, bytes]], points: list[int]) -> None:
+        """Outside BINARY (the client refused it), CR NUL, CR LF, bare LF, NUL and IAC among RFC 2217 requests, each piece NVT-encoded on its own, split anywhere: the device gets the client's data exactly, the requests their answers."""
+        h = Harness.__new__(Harness)
+        h.clock = Clock()
+        h.device = RecordingDevice(SerialSettings(9600))
+        h.line = Line("t", h.device, clock=h.clock)
+        h.client = TelnetClient(h.line, clock=h.clock)
+        h.transport = StringTransport()
+        h.client.makeConnection(h.transport)
+        h.client.dataReceived(bytes((IAC, 254, BINARY, IAC, 252, BINARY, IAC, WILL, COM_PORT_OPTION)))
+        h.transport.clear()
+        model = Model()
+        expected = []
+        for kind, p in stream:
+            if kind == "sb":
+                answer, _ = model.answer(p)
+                if answer is not None:
+                    expected.append(answer)
+        wire = b"".join(request(p) if kind == "sb" else nvt(p) for kind, p in stream)
+        for chunk in cut(wire, points):
+            h.feed(chunk)
+        self.assertEqual(h.written(), b"".join(p for kind, p in stream if kind == "data"))
+        self.assertEqual(h.answers(), expected)
         h.client.connectionLost()

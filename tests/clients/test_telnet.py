@@ -36,7 +36,7 @@ from serialgw.wire.telnet import (
     WONT,
 )
 from tests.fakes import PausableTransport, RecordingDevice, oneTurn
-from tests.telnetpeer import AGREE, OFFER, cmd, sb
+from tests.telnetpeer import AGREE, OFFER, cmd, sb, toggleAnswers
 
 
 class TelnetClientTests(SynchronousTestCase):
@@ -188,22 +188,28 @@ class BusyClientTests(SynchronousTestCase):
         """
         A client sending nothing but negotiation (DONT/DO BINARY, again and
         again) gets COMMANDS_PER_TURN of it handled a turn, and is not read
-        until the next turn; every toggle is answered, in order, and the
-        data after it reaches the device last.
+        until the next turn; every toggle is answered, in order (past
+        MAX_OPTION_CHANGES, the DO refused), and the data after it reaches
+        the device last.
         """
         toggles = 2 * COMMANDS_PER_TURN
         self.client.dataReceived(cmd(IAC, DONT, BINARY, IAC, DO, BINARY) * toggles + b"end")
-        answer = cmd(IAC, WONT, BINARY, IAC, WILL, BINARY)
-        self.assertEqual(self.transport.value(), answer * (COMMANDS_PER_TURN // 2))
+        enables = [False, True] * toggles
+
+        def answers(handled: int) -> bytes:
+            # BINARY on, changed once (the handshake's WILL agreed).
+            return toggleAnswers(enables[:handled], WILL, WONT, BINARY, on=True, changes=1)
+
+        self.assertEqual(self.transport.value(), answers(COMMANDS_PER_TURN))
         self.assertEqual((self.transport.producerState, self.device.events), ("paused", []))
         oneTurn(self.clock)
-        self.assertEqual(self.transport.value(), answer * COMMANDS_PER_TURN)
+        self.assertEqual(self.transport.value(), answers(2 * COMMANDS_PER_TURN))
         self.assertEqual(self.transport.producerState, "paused")
         oneTurn(self.clock)
-        self.assertEqual(self.transport.value(), answer * (3 * COMMANDS_PER_TURN // 2))
+        self.assertEqual(self.transport.value(), answers(3 * COMMANDS_PER_TURN))
         self.assertEqual(self.device.events, [])
         oneTurn(self.clock)
-        self.assertEqual(self.transport.value(), answer * toggles)
+        self.assertEqual(self.transport.value(), answers(2 * toggles))
         self.assertEqual((self.device.events, self.transport.producerState), ([("write", b"end")], "producing"))
         self.assertEqual((self.transport.pauses, self.transport.resumes, self.clock.getDelayedCalls()), (1, 1, []))
 

@@ -26,7 +26,7 @@ from serialgw.line.hub import Line
 from serialgw.wire.telnet import BINARY, BRK, COMMANDS_PER_TURN, DM, DO, DONT, IAC, NOP, SB, SE, WILL, WONT
 from tests.fakes import BoundedTransport, RecordingClient, flap, observeLog, oneTurn
 from tests.realio import Collector, closeClients, connect, listenerPort, socketPath, startedPty, startGateway
-from tests.telnetpeer import AGREE, WONT_COM_PORT
+from tests.telnetpeer import AGREE, WONT_COM_PORT, toggleAnswers
 
 
 def whenControlled(line: object) -> defer.Deferred[None]:
@@ -82,17 +82,19 @@ class RemoteWriteBoundTests(SynchronousTestCase):
         """
         A telnet console sending nothing but negotiation: COMMANDS_PER_TURN
         commands are handled a turn, its link not read until the next turn
-        (other lines get the reactor between); every toggle is answered.
+        (other lines get the reactor between); every toggle is answered (past
+        MAX_OPTION_CHANGES, the DO refused).
         """
         device, line, writer, transport = self.connected("telnet", TelnetLink)
         link = device._link
         link.dataReceived(bytes((IAC, DO, BINARY, IAC, DONT, BINARY)) * COMMANDS_PER_TURN + b"up")
-        # Our own request (WILL BINARY) was under way: the first DO is no news.
-        wont, answer = bytes((IAC, WONT, BINARY)), bytes((IAC, WILL, BINARY, IAC, WONT, BINARY))
-        self.assertEqual(transport.value(), wont + answer * (COMMANDS_PER_TURN // 2 - 1))
+        # Our own request (WILL BINARY) was under way: the first DO is no news (a change all the same).
+        enables = [True, False] * COMMANDS_PER_TURN
+        self.assertEqual(transport.value(),
+                         toggleAnswers(enables[1:COMMANDS_PER_TURN], WILL, WONT, BINARY, on=True, changes=1))
         self.assertEqual((transport.producerState, writer.received), ("paused", []))
         oneTurn(device.reactor)
-        self.assertEqual(transport.value(), wont + answer * (COMMANDS_PER_TURN - 1))
+        self.assertEqual(transport.value(), toggleAnswers(enables[1:], WILL, WONT, BINARY, on=True, changes=1))
         self.assertEqual((transport.producerState, writer.received), ("producing", [b"up"]))
         self.assertEqual(device.reactor.getDelayedCalls(), [])
 

@@ -14,14 +14,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
+from twisted.logger import formatEvent
 from twisted.trial.unittest import SynchronousTestCase
 
 from serialgw.clients.telnet import TelnetClient
 from serialgw.line.hub import Line
 from serialgw.wire.qmethod import Q, Side
 from serialgw.wire.rfc2217 import COM_PORT_OPTION
-from serialgw.wire.telnet import BINARY, DO, DONT, ECHO, IAC, NAWS, SB, SE, SGA, TTYPE, WILL, WONT
-from tests.fakes import RecordingDevice, oneTurn
+from serialgw.wire.telnet import BINARY, DO, DONT, ECHO, IAC, MAX_OPTION_CHANGES, NAWS, SB, SE, SGA, TTYPE, WILL, WONT
+from tests.fakes import RecordingDevice, observeLog, oneTurn
 from tests.telnetpeer import TelnetRecorder
 
 PROPERTY = settings(max_examples=300, deadline=None, derandomize=True, database=None,
@@ -224,4 +225,89 @@ class StormTests(SynchronousTestCase):
             else:
                 # Nothing said: the command agreed with the state (or answered an ask of ours).
                 self.assertTrue(before is not Q.NO or command in (WONT, DONT) or after is Q.NO)
+        gateway.client.connectionLost()
+
+
+class NaivePeer:
+    """
+    A telnet peer of RFC 854 alone (no RFC 1143): it agrees to everything and
+    answers a request only when it changes its state ("don't acknowledge a
+    request to enter a mode you're already in").
+    """
+
+    def __init__(self) -> None:
+        self.local: dict[int, bool] = {}
+        self.remote: dict[int, bool] = {}
+
+    def receive(self, data: bytes) -> bytes:
+        out = b""
+        for command, option in negotiations(data):
+            if command == DO and not self.local.get(option):
+                self.local[option] = True
+                out += bytes((IAC, WILL, option))
+            elif command == DONT and self.local.get(option):
+                self.local[option] = False
+                out += bytes((IAC, WONT, option))
+            elif command == WILL and not self.remote.get(option):
+                self.remote[option] = True
+                out += bytes((IAC, DO, option))
+            elif command == WONT and self.remote.get(option):
+                self.remote[option] = False
+                out += bytes((IAC, DONT, option))
+        return out
+
+
+class LoopTests(SynchronousTestCase):
+    def test_naivePeerTogglingAtConnectEnds(self) -> None:
+        """A peer of RFC 854 alone that turns BINARY on and off in its first flight (WILL BINARY, WONT BINARY) crossing the gateway's DO BINARY: it was an endless loop (the gateway DONT / DO, the peer WONT / WILL, one each way a round trip, for ever); once BINARY has changed MAX_OPTION_CHANGES times the gateway refuses it, the exchange ends, and the loop is counted and logged."""
+        gateway = Gateway()
+        peer = NaivePeer()
+        fromPeer = bytes((IAC, WILL, BINARY, IAC, WONT, BINARY))
+        logged: list[str] = []
+        observeLog(self, lambda event: logged.append(formatEvent(event)))
+        rounds, said = 0, []
+        while fromPeer or gateway.transport.value():
+            rounds += 1
+            self.assertLess(rounds, 1000, "negotiation did not end")
+            said.append(gateway.take())
+            toPeer = peer.receive(said[-1])
+            gateway.feed(fromPeer)
+            fromPeer = toPeer
+        # Each round trip changed BINARY once; the change past the bound refused (DONT), its WONT the last word.
+        self.assertEqual(rounds, MAX_OPTION_CHANGES + 1)
+        self.assertEqual(said[-3:], [bytes((IAC, DO, BINARY)), bytes((IAC, DONT, BINARY)), bytes((IAC, DONT, BINARY))])
+        self.assertFalse(gateway.client.remoteEnabled(BINARY))
+        self.assertEqual(peer.local.get(BINARY), False)
+        self.assertEqual(gateway.client.ignored.total, 1)
+        self.assertEqual(logged, ["t: 1 option turned on and off too often from 192.168.1.1:54321"])
+        gateway.client.connectionLost()
+
+    @PROPERTY
+    @given(st.lists(st.lists(st.tuples(st.booleans(), st.sampled_from(OPTIONS), st.booleans(), st.booleans()),
+                             min_size=1, max_size=4), max_size=12))
+    def test_naiveStormsEnd(self, bursts: list[list[tuple[bool, int, bool, bool]]]) -> None:
+        """A peer of RFC 854 alone changing options whenever it likes and the gateway asking too, a burst of both at a time (their requests crossing): every exchange ends, within the rounds MAX_OPTION_CHANGES allows."""
+        gateway = Gateway()
+        peer = NaivePeer()
+        fromPeer = b""
+        for byPeer, option, local, enable in (step for burst in bursts for step in burst + [(False, -1, False, False)]):
+            if option < 0:
+                pass  # the end of a burst: the exchange runs to its end
+            elif byPeer:
+                # Its own change, sent at once (RFC 854: state first, then the request).
+                states = peer.local if local else peer.remote
+                if states.get(option, False) != enable:
+                    states[option] = enable
+                    fromPeer += bytes((IAC, (WILL if enable else WONT) if local else (DO if enable else DONT), option))
+            else:
+                (gateway.client.requestLocal if local else gateway.client.requestRemote)(option, enable)
+            if option >= 0:
+                continue
+            rounds = 0
+            while fromPeer or gateway.transport.value():
+                rounds += 1
+                self.assertLess(rounds, 2 * MAX_OPTION_CHANGES + 10, "negotiation did not end")
+                toPeer = peer.receive(gateway.take())
+                gateway.feed(fromPeer)
+                fromPeer = toPeer
         gateway.client.connectionLost()
