@@ -59,7 +59,13 @@ def parseShard(text: str) -> Shard:
     index, slash, count = str(text).strip().partition("/")
     index, count = index.strip(), count.strip()
     if not slash or not isDecimal(index) or not isDecimal(count):
-        raise ConfigError(f"--shard {quote(text)}: expected I/N, this process's number (from 0) of N processes, e.g. 0/2")
+        # A unit of one's own that passes %i (the instance name, 0-2) where
+        # the shipped template passes %I (unescaped: 0/2).
+        first, dash, second = str(text).strip().partition("-")
+        instance = (f" (the instance name as systemd's %i passes it: the unit's command line takes %I, which makes "
+                    f"it {first}/{second})" if dash and isDecimal(first) and isDecimal(second) else "")
+        raise ConfigError(f"--shard {quote(text)}: expected I/N, this process's number (from 0) of N processes, "
+                          f"e.g. 0/2{instance}")
     i, n = int(index), int(count)
     if not 1 <= n <= MAX_SHARDS:
         raise ConfigError(f"--shard {quote(text)}: the number of processes must be 1 to {MAX_SHARDS}, not {n}")

@@ -315,8 +315,13 @@ class Line(PortControl, OpenCloseStrings, RoleChanges):
         # Down: the device drops it, and counts it (but for its first open: held).
         if self.up or self.device.holding:
             self.bytesGiven += len(data)
-            for consoleLog in self.logs:  # (log-typed: what was typed, in its own file)
-                consoleLog.typed(client.peer, data)
+            for consoleLog in list(self.logs):  # (log-typed: what was typed, in its own file)
+                try:
+                    consoleLog.typed(client.peer, data)
+                except Exception:
+                    # As for device output: a failing log leaves the line's logs, the typing goes on.
+                    log.failure("{line}: writing {peer} failed; it is cut off", line=self.name, peer=consoleLog.peer)
+                    self._cutOff(consoleLog)
         return True
 
     def who(self, exclude: Optional[IClient] = None) -> str:

@@ -77,6 +77,23 @@ class LogTypedTests(_LogCase):
         log.close()
         self.assertEqual(self.typed(), b"192.168.1.1:54321: a\n")
 
+    def test_failingTraceCutOffNotTheClient(self) -> None:
+        """A console log whose trace raises (a bug) is cut off, as one whose output does; the typing reaches the device, the client stays."""
+        log = self.log(typed="text", format="")
+
+        def broken(peer: str, data: bytes) -> None:
+            raise RuntimeError("a bug")
+
+        log.typed = broken  # type: ignore[method-assign]
+        client = self.typist()
+        client.dataReceived(b"reboot\r")
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+        self.assertIn(("write", b"reboot\r"), self.line.device.events)  # type: ignore[attr-defined]
+        self.assertNotIn(log, self.line.logs)
+        self.assertIn(client, self.line.clients)
+        self.assertFalse(client.transport.disconnecting)
+        log.close()
+
     def test_rotatedAndReopenedWithTheLog(self) -> None:
         """LOG.typed rotates by log-max-size on its own (LOG.typed.1), and SIGUSR1's reopen opens it again."""
         log = self.log(typed="text", format="", maxSize=40, daily=False, keep=1)

@@ -31,7 +31,7 @@ from serialgw.wire.rfc2217 import (
     STOPSIZE_CODES,
     STOPSIZE_VALUES,
 )
-from serialgw.wire.telnet import BINARY, DO, IAC, SB, SE, SGA, WILL
+from serialgw.wire.telnet import BINARY, DO, IAC, MAX_SUBNEGOTIATION, SB, SE, SGA, WILL
 from tests.fakes import CallObserver, RecordingDevice, observeLog, oneTurn
 from tests.telnetpeer import TelnetRecorder
 
@@ -385,3 +385,27 @@ class NVTTests(SynchronousTestCase):
         self.assertEqual(h.written(), b"".join(p for kind, p in stream if kind == "data"))
         self.assertEqual(h.answers(), expected)
         h.client.connectionLost()
+
+
+class EveryBoundaryTests(SynchronousTestCase):
+    def test_everyCommandEveryLengthEverySplit(self) -> None:
+        """Every command 0..12 (and 13, 255) with every length 0..8 of odd values (IAC among them), between data and IAC IAC: split at each byte boundary, and fed a byte at a time, it gives the same answer as whole, the one the model says, and the device the data once."""
+        cases = 0
+        for command in [*range(13), 13, 255]:
+            for length in range(9):
+                for fill in (0x00, 0x03, 0xFF):
+                    payload = bytes((command,)) + bytes((fill,) * length)
+                    wire = b"ab\xff\xff" + request(payload) + b"\xff\xffcd"
+                    answer, bad = Model().answer(payload)
+                    expected = [answer] if answer is not None else []
+                    for reads in [[wire], [bytes((b,)) for b in wire],
+                                  *([wire[:i], wire[i:]] for i in range(1, len(wire)))]:
+                        h = Harness()
+                        for chunk in reads:
+                            h.feed(chunk)
+                        self.assertEqual((payload, h.answers(), h.written(), h.client.ignored.total),
+                                         (payload, expected, b"ab\xff\xffcd", int(bad)))
+                        self.assertLessEqual(len(h.client._sb), MAX_SUBNEGOTIATION)
+                        h.client.connectionLost()
+                        cases += 1
+        self.assertEqual(cases, 8262)

@@ -65,6 +65,8 @@ class ParseTests(SynchronousTestCase):
             "a/b": "--shard 'a/b': expected I/N, this process's number (from 0) of N processes, e.g. 0/2",
             "": "--shard '': expected I/N, this process's number (from 0) of N processes, e.g. 0/2",
             "\u0661/2": "--shard '\u0661/2': expected I/N, this process's number (from 0) of N processes, e.g. 0/2",
+            "0-2": "--shard '0-2': expected I/N, this process's number (from 0) of N processes, e.g. 0/2 (the "
+                   "instance name as systemd's %i passes it: the unit's command line takes %I, which makes it 0/2)",
         }
         for text, message in cases.items():
             with self.assertRaises(ConfigError, msg=text) as caught:
