@@ -10,10 +10,11 @@ import errno
 import os
 import stat
 import threading
-from typing import Any, Callable, Optional, TypeVar
+from typing import Any, Callable, Optional, Sequence, TypeVar
 
 import attrs
 from twisted.internet import defer
+from twisted.internet.address import UNIXAddress
 from twisted.internet.interfaces import IDelayedCall, IReactorThreads
 from twisted.logger import Logger
 from twisted.python.components import Componentized
@@ -51,11 +52,21 @@ def _mayWrite(directory: str, uid: int, gids: list[int]) -> bool:
     return st.st_mode & need == need
 
 
+def _unixPath(port: Any) -> Optional[str]:
+    """The file of a listening port's unix socket; None for TCP, an abstract name, or no port."""
+    address = port.getHost() if port is not None else None
+    if not isinstance(address, UNIXAddress) or not address.name:
+        return None
+    name = os.fsdecode(address.name)
+    return None if name.startswith("\0") else name
+
+
 # The most paths (and lines) one warning of unwritable() names.
 UNWRITABLE_LISTED = 4
 
 
-def unwritable(configs: list[LineConfig], uid: int, gids: list[int], who: str = "") -> list[str]:
+def unwritable(configs: list[LineConfig], uid: int, gids: list[int], who: str = "",
+               gateway: Sequence[tuple[str, str]] = ()) -> list[str]:
     """
     Under twistd -u: a line's directories that user may not write, each
     with what lives there and what that costs: a console log or C{file:}
@@ -76,6 +87,9 @@ def unwritable(configs: list[LineConfig], uid: int, gids: list[int], who: str = 
                 paths.append(("unix socket", spec.path))
         for what, path in paths:
             found.setdefault(os.path.dirname(path), []).append((config.name, what, path))
+    # The gateway's own unix sockets (--status, watch-all, SSH): no line's.
+    for what, path in gateway:
+        found.setdefault(os.path.dirname(path), []).append(("", what, path))
     said = []
     for directory, things in found.items():
         if _mayWrite(directory, uid, gids):
@@ -84,13 +98,17 @@ def unwritable(configs: list[LineConfig], uid: int, gids: list[int], who: str = 
         costs = ([f"the {'log' if 'log' in kinds else 'file: output'} cannot be rotated nor made again at "
                   "SIGUSR1"] if kinds & {"log", "file: output"} else [])
         left = [name for name, kind in (("links", "pty link"), ("sockets", "unix socket")) if kind in kinds]
+        if "sockets" not in left and any(not name for name, _, _ in things):
+            left.append("sockets")  # (the gateway's)
         costs += [f"the {' and '.join(left)} are left there at stop"] if left else []
-        names = list(dict.fromkeys(name for name, _, _ in things))
+        names = [name for name in dict.fromkeys(name for name, _, _ in things) if name]
         listed = ", ".join(f"{what} {path}" for _, what, path in things[:UNWRITABLE_LISTED])
         listed += f" and {len(things) - UNWRITABLE_LISTED} more" if len(things) > UNWRITABLE_LISTED else ""
-        whose = (f"line {names[0]}" if len(names) == 1 else
+        whose = ("" if not names else f"line {names[0]}" if len(names) == 1 else
                  f"lines {', '.join(names[:UNWRITABLE_LISTED])}"
                  + (f" and {len(names) - UNWRITABLE_LISTED} more" if len(names) > UNWRITABLE_LISTED else ""))
+        if any(not name for name, _, _ in things):
+            whose = f"{whose} and the gateway" if whose else "the gateway"
         said.append(f"{whose}: {who or f'uid {uid}'} may not write {directory} (where its {listed} "
                     f"{'are' if len(things) > 1 else 'is'}): {', '.join(costs)}; give the directory to that "
                     "user, or use one it owns")
@@ -181,7 +199,9 @@ class TwistdGatewayService(GatewayService):
             name, gids = user.pw_name, os.getgrouplist(user.pw_name, user.pw_gid if gid == -1 else gid)
         except (KeyError, OSError):
             name, gids = "", [gid]
-        for text in unwritable(self.configs, uid, gids, f"user {name} (twistd -u)" if name else ""):
+        ports = [("status", self.statusPort), ("SSH", self.sshPort)] + [("watch-all", p) for p in self.watchAllPorts]
+        gateway = [(f"{what} socket", path) for what, port in ports if (path := _unixPath(port)) is not None]
+        for text in unwritable(self.configs, uid, gids, f"user {name} (twistd -u)" if name else "", gateway):
             log.warn("{text}", text=text)
 
     def givePtys(self) -> None:

@@ -28,6 +28,8 @@ OUTPUT_FULL = 2
 BUSY = 4
 # The rest of the input waits for the next turn (the escape menu's KEYS_PER_TURN).
 ESCAPE_BUSY = 8
+# A telnet client's next RFC 2217 command waits for the line's port control (Line.controlReady).
+CONTROL_WAIT = 16
 # Input held while a client's output is full is what one read brings (64
 # KiB); past this, its transport is not honouring the pause: it is cut.
 HELD_INPUT_LIMIT = 256 * 1024

@@ -16,7 +16,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from serialgw.clients.rfc2217 import ComPortControl
-from serialgw.clients.session import BUSY, DEVICE_BEHIND, Session
+from serialgw.clients.session import BUSY, CONTROL_WAIT, DEVICE_BEHIND, Session
 from serialgw.interfaces import IClient
 from serialgw.line.hub import Line, Role
 from serialgw.logflood import IgnoredInput
@@ -124,6 +124,7 @@ class TelnetClient(Session, TelnetProtocol):
             self._comPortWait = None
         self.ignored.flush()
         self.stopTurns()
+        self.line.forgetControlWaiter(self._controlFree)
         self.endSession()
 
     def telnetBusy(self) -> bool:
@@ -134,6 +135,27 @@ class TelnetClient(Session, TelnetProtocol):
         """
         clock = self._clock()
         return clock is not None and self.busyNextTurn(clock, self._holdBusy)
+
+    # An RFC 2217 command waits for the line's port control (subnegotiationWaits).
+    _controlWaiting = False
+
+    def subnegotiationWaits(self, option: bytes) -> bool:
+        """
+        An RFC 2217 command waits while the line's port control has had its
+        turn's time (Line.controlReady), this client not read meanwhile.
+        """
+        if option != bytes((COM_PORT_OPTION,)) or self.comPort is None or self.line.controlReady(self._controlFree):
+            return False
+        self._controlWaiting = True
+        self._pauseReading(CONTROL_WAIT)
+        return True
+
+    def _controlFree(self) -> None:
+        self._controlWaiting = False
+        if not self.inputHeld:
+            self.releaseWire()
+        if not self._controlWaiting:
+            self._resumeReading(CONTROL_WAIT)
 
     def crClock(self) -> Any:
         return self._clock()
@@ -232,6 +254,8 @@ class TelnetClient(Session, TelnetProtocol):
             # 12 ms a read); one the device took longer over, its time (a
             # flood at a USB adapter held every line 16 commands' ioctls).
             self.spendCommands(max(COM_PORT_COMMAND_COST, int(took / COMMAND_SECONDS)) - 1)
+            # The line's requests' time this turn (Line.controlReady): however many clients ask, the other lines keep theirs.
+            self.line.controlTook(took)
 
     def telnetDataReceived(self, data: bytes) -> None:
         # One read's pieces between telnet commands share its escape menu's turn.

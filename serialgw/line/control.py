@@ -24,6 +24,16 @@ log = clientLog()
 # A client is told a break was refused at most this often (seconds).
 BREAK_REFUSAL_INTERVAL = 1.0
 
+# The time clients' port control (RFC 2217 settings, DTR/RTS, purges,
+# breaks) may take of one line a turn of the reactor: once a line's requests
+# have taken this long (a USB adapter's tcsetattr is synchronous control
+# transfers, milliseconds; a pty's 50-140 us of Python and ioctls), the
+# next, from any client, waits for a later turn, in the order they came (one
+# a turn if each takes longer).  However many clients ask at once (64 each
+# sending SET-BAUDRATE held every line 30-48 ms a turn on a pty), the other
+# lines get theirs.  No timer: a later turn is a callLater(0).
+CONTROL_PER_TURN = 0.001
+
 
 class _Line(Protocol):
     """What the mixin uses of its line (L{Line} has it all)."""
@@ -46,6 +56,9 @@ class _Line(Protocol):
     _letGo: bool
     _refusalsTold: dict[IClient, float]
     mode: str
+    _controlSpent: float
+    _controlTurn: Any
+    _controlWaiters: Optional[list[Callable[[], None]]]
     _unsentSeen: int
     _breakHolder: Optional[IClient]
 
@@ -61,6 +74,7 @@ class _Line(Protocol):
     def applySettings(self: _Line, settings: SerialSettings) -> SerialSettings: ...
     def _pollModem(self: _Line) -> None: ...
     def writeLogs(self: _Line, text: str) -> None: ...
+    def _nextControlTurn(self: _Line) -> None: ...
 
 
 class PortControl:
@@ -75,6 +89,46 @@ class PortControl:
     _breakHolder: Optional[IClient] = None
     # How often modem lines are read while an RFC 2217 client watches.
     modemPollInterval = 0.05
+    # Clients' port control: the time taken since the turn it was last
+    # counted from, the call that starts the next such turn (once this
+    # one's CONTROL_PER_TURN is spent), and who waits for it (in order).
+    _controlSpent = 0.0
+    _controlTurn: Any = None
+    _controlWaiters: Optional[list[Callable[[], None]]] = None
+
+    def controlReady(self: _Line, wake: Callable[[], None]) -> bool:
+        """
+        Whether a client's port control request may reach the device now;
+        if not, C{wake} is called on a later turn, when it may (see
+        CONTROL_PER_TURN), unless L{forgetControlWaiter} takes it back.
+        """
+        if self.clock is None or self._controlSpent < CONTROL_PER_TURN:
+            return True
+        if self._controlWaiters is None:
+            self._controlWaiters = []
+        if wake not in self._controlWaiters:
+            self._controlWaiters.append(wake)
+        return False
+
+    def controlTook(self: _Line, took: float) -> None:
+        """A client's port control request took C{took} seconds (see CONTROL_PER_TURN)."""
+        if self.clock is None or took <= 0:
+            return
+        self._controlSpent += took
+        if self._controlSpent >= CONTROL_PER_TURN and self._controlTurn is None:
+            self._controlTurn = self.clock.callLater(0, self._nextControlTurn)
+
+    def forgetControlWaiter(self: _Line, wake: Callable[[], None]) -> None:
+        """C{wake} waits no more (its client left)."""
+        if self._controlWaiters is not None and wake in self._controlWaiters:
+            self._controlWaiters.remove(wake)
+
+    def _nextControlTurn(self: _Line) -> None:
+        self._controlTurn = None
+        self._controlSpent = 0.0
+        waiters = self._controlWaiters or []
+        while waiters and self._controlSpent < CONTROL_PER_TURN:
+            waiters.pop(0)()
     _modemPoll: Optional[LoopingCall]
 
     def wantedModemLine(self: _Line, name: str, nobody: bool = False) -> Optional[bool]:

@@ -202,6 +202,15 @@ class TelnetProtocol(TelnetOutput, Protocol):
         """
         return False
 
+    def subnegotiationWaits(self, option: bytes) -> bool:
+        """
+        A subnegotiation of C{option} (its first byte; empty: none) is
+        complete: return C{True} to have it, and what follows, held (as
+        while C{inputHeld}) until the subclass calls L{releaseWire}.
+        C{False} (this default): handled now.
+        """
+        return False
+
     # The turn that parses the rest of a busy read (busyNextTurn).
     _busyCall: Any = None
 
@@ -410,7 +419,7 @@ class TelnetProtocol(TelnetOutput, Protocol):
                     i += 1
                     self._state = _DATA
                     self._flush(pieces)
-                    if self.inputHeld or self._spent():
+                    if self.inputHeld or self._spent() or self.subnegotiationWaits(bytes(self._sb[:1])):
                         self._holdFrom(data, i - 1, _SB_IAC)
                         return
                     self._endSubnegotiation()

@@ -75,6 +75,25 @@ class RunAsTests(SynchronousTestCase):
                          [f"line t: uid {other} may not write {shut} (where its unix socket {shut}/t.sock is): the "
                           "sockets are left there at stop; give the directory to that user, or use one it owns"])
 
+    def test_gatewaySocketsInADirectoryTheUserCannotWrite(self) -> None:
+        """Under -u, the status page's, watch-all's and SSH's unix sockets are warned of as a line's are (a status socket in a root-owned directory was left at stop without a word)."""
+        from serialgw.app.process import unwritable
+
+        shut = os.path.abspath(self.mktemp())
+        os.makedirs(shut)
+        os.chmod(shut, 0o755)
+        other = 65534 if os.geteuid() != 65534 else 65533
+        gateway = [("status socket", f"{shut}/st.sock"), ("watch-all socket", f"{shut}/wa.sock")]
+        self.assertEqual(unwritable([], other, [other], gateway=gateway), [
+            f"the gateway: uid {other} may not write {shut} (where its status socket {shut}/st.sock, watch-all socket "
+            f"{shut}/wa.sock are): the sockets are left there at stop; give the directory to that user, or use one "
+            "it owns"])
+        line = LineConfig("t", DeviceSpec("tty", "/dev/ttyS0"), log=LogSpec(f"{shut}/t.log"))
+        self.assertEqual(unwritable([line], other, [other], gateway=gateway[:1]), [
+            f"line t and the gateway: uid {other} may not write {shut} (where its log {shut}/t.log, status socket "
+            f"{shut}/st.sock are): the log cannot be rotated nor made again at SIGUSR1, the sockets are left there at "
+            "stop; give the directory to that user, or use one it owns"])
+
     def test_farmSharingADirectoryWarnedOnce(self) -> None:
         """Under -u, a farm whose 1000 lines log into one directory the user may not write is one warning naming a few of them and how many more (it was one warning a line: 1000 at every start)."""
         from serialgw.app.process import unwritable

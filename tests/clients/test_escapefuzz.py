@@ -161,7 +161,7 @@ def merged(events: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
 
 
 class MenuTests(SynchronousTestCase):
-    def check(self, keys: list[int], points: list[int], telnet: bool) -> None:
+    def check(self, keys: list[int], points: list[int], telnet: bool, binary: bool = True) -> None:
         clock = Clock()
         device = AnyBreak()
         line = Line("t", device, clock=clock)
@@ -174,11 +174,13 @@ class MenuTests(SynchronousTestCase):
         transport = StringTransport()
         client.makeConnection(transport)
         if telnet:
-            client.dataReceived(b"\xff\xfd\x00\xff\xfb\x00")  # DO BINARY, WILL BINARY
+            # DO BINARY, WILL BINARY; or DONT, WONT: NVT text, CR as CR NUL (or CR LF).
+            client.dataReceived(b"\xff\xfd\x00\xff\xfb\x00" if binary else b"\xff\xfe\x00\xff\xfc\x00")
         model = Model()
         for chunk in reads(keys, points):
             model.read(chunk)
-            client.dataReceived(chunk.replace(b"\xff", b"\xff\xff") if telnet else chunk)
+            wire = chunk if binary else chunk.replace(b"\r", b"\r\0").replace(b"\r\0\n", b"\r\n")
+            client.dataReceived(wire.replace(b"\xff", b"\xff\xff") if telnet else wire)
             # The rest of a busy read waits for later turns (the client is not read meanwhile).
             for _ in range(1000):
                 if not clock.getDelayedCalls():
@@ -199,3 +201,9 @@ class MenuTests(SynchronousTestCase):
     def test_telnetAsModelled(self, keys: list[int], points: list[int]) -> None:
         """The same over telnet in BINARY, IAC doubled: the device gets what the model says."""
         self.check(keys, points, telnet=True)
+
+    @PROPERTY
+    @given(typing, st.lists(st.integers(min_value=0), max_size=10))
+    def test_telnetTextAsModelled(self, keys: list[int], points: list[int]) -> None:
+        """The same over telnet outside BINARY (each CR sent as CR NUL or CR LF, as NVT says): the device gets what the model says."""
+        self.check(keys, points, telnet=True, binary=False)

@@ -253,6 +253,7 @@ class BusyClientTests(SynchronousTestCase):
         self.assertEqual(self.device.events[-1], ("write", b"end"))
         self.assertEqual(self.transport.value(), b"".join(sb(101, *speed.to_bytes(4, "big"))
                                                           for speed in speeds))
+        oneTurn(self.clock)  # (the line's port control starts a turn afresh)
         self.assertEqual((self.transport.producerState, self.clock.getDelayedCalls()), ("producing", []))
 
     def test_fastDeviceCommandsShareTheTurn(self) -> None:
@@ -263,3 +264,56 @@ class BusyClientTests(SynchronousTestCase):
         self.assertEqual(sum(1 for e in self.device.events if e[0] == "apply"), share)
         oneTurn(self.clock)
         self.assertEqual(sum(1 for e in self.device.events if e[0] == "apply"), share + 1)
+
+
+class LineControlShareTests(SynchronousTestCase):
+    """Clients' port control takes at most CONTROL_PER_TURN of a turn for one line (and one request), however many ask."""
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.device = RecordingDevice()
+        self.line = Line("test", self.device, clock=self.clock)
+
+        def slow(settings: SerialSettings) -> SerialSettings:
+            self.clock.rightNow += 0.003  # (a USB adapter's tcsetattr: no call runs meanwhile)
+            return settings
+
+        self.device.accept = slow
+
+    def connect(self) -> tuple[TelnetClient, PausableTransport]:
+        client = TelnetClient(self.line)
+        transport = PausableTransport()
+        client.makeConnection(transport)
+        client.dataReceived(cmd(IAC, WILL, COM_PORT_OPTION))
+        transport.clear()
+        return client, transport
+
+    def applied(self) -> list[int]:
+        return [e[1].baudrate for e in self.device.events if e[0] == "apply"]  # type: ignore[union-attr]
+
+    def test_clientsTakeTurnsAtTheDevice(self) -> None:
+        """Four clients each asking for two speeds at once, 3 ms each at the device: one a turn, in the order asked (not 4 in the first turn), no timer."""
+        clients = [self.connect() for _ in range(4)]
+        speeds = [(1200 * (2 * i + 1), 1200 * (2 * i + 2)) for i in range(4)]
+        for (client, _), pair in zip(clients, speeds, strict=True):
+            client.dataReceived(b"".join(sb(1, *speed.to_bytes(4, "big")) for speed in pair))
+        self.assertEqual(self.applied(), [1200])
+        self.assertEqual([t.producerState for _, t in clients], ["paused"] * 4)
+        order = [pair[0] for pair in speeds] + [pair[1] for pair in speeds]
+        for turn in range(2, 9):
+            oneTurn(self.clock)
+            self.assertEqual(self.applied(), order[:turn])
+        for (_client, transport), pair in zip(clients, speeds, strict=True):
+            self.assertEqual(transport.value(), b"".join(sb(101, *speed.to_bytes(4, "big")) for speed in pair))
+        oneTurn(self.clock)
+        self.assertEqual([t.producerState for _, t in clients], ["producing"] * 4)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_leavingWhileWaiting(self) -> None:
+        """A client gone while its command waits for the line is forgotten: its command never reaches the device."""
+        (first, _), (second, _) = self.connect(), self.connect()
+        first.dataReceived(sb(1, 0, 0, 0x4B, 0))
+        second.dataReceived(sb(1, 0, 0, 0x96, 0))
+        second.connectionLost()
+        oneTurn(self.clock)
+        self.assertEqual((self.applied(), self.clock.getDelayedCalls()), ([0x4B00], []))
