@@ -112,6 +112,13 @@ def readLines(path: str, text: str, data: dict[str, Any], base: str) -> tuple[li
         except _KeyError as e:
             table_ = "defaults" if e.key in defaults and e.key not in table else where
             raise ConfigError(f"{_where(path, text, table_, e.key)}: [{table_}] {e.key}: {e.message}") from None
+        # A line's own log-typed (log-mark, ...) without log: no file at all,
+        # and no word said (an audit trail asked for and none kept).  From
+        # [defaults] it is for the lines that log: silent.
+        orphan = next((key for key in table if key in _LOG_KEYS), None)
+        if orphan is not None and configs[-1].log is None:
+            raise ConfigError(f"{_where(path, text, where, orphan)}: [{where}] {orphan}: needs log = PATH on this "
+                              f"line (or in [defaults]): without a console log, {orphan} makes no file and does nothing")
     return configs, pins
 
 

@@ -234,6 +234,22 @@ class FileTests(SynchronousTestCase):
         a, b = loadConfig(path)
         self.assertEqual((a.log, b.log and b.log.keep), (None, 30))
 
+    def test_logKeysNeedLog(self) -> None:
+        """A line's own log-typed (any log-* key) without log on it is refused with FILE:LINE and the key: it would make no file; from [defaults] it stays silent."""
+        for key, value in (("log-typed", '"text"'), ("log-events", '"conserver"'), ("log-mark", "15"),
+                           ("log-format", '"%H:%M "'), ("log-keep", "3"), ("log-daily", "false"),
+                           ("log-max-size", "1000")):
+            path = self.write(f'[lines.a]\ndevice = "/dev/ttyS0"\nlisten = "4001"\n{key} = {value}\n')
+            self.assertEqual(str(self.assertRaises(ConfigError, loadConfig, path)),
+                             f"{path}:4: [lines.a] {key}: needs log = PATH on this line (or in [defaults]): "
+                             f"without a console log, {key} makes no file and does nothing")
+        # The first one given is named; log in [defaults] is enough.
+        path = self.write('[lines.a]\ndevice = "/dev/ttyS0"\nlisten = "4001"\nlog-mark = 5\nlog-typed = true\n')
+        self.assertIn(f"{path}:4: [lines.a] log-mark: needs log", str(self.assertRaises(ConfigError, loadConfig, path)))
+        path = self.write('[defaults]\nlog = "/var/log/all.log"\n[lines.a]\ndevice = "/dev/ttyS0"\nlisten = "4001"\n'
+                          'log-typed = true\n')
+        self.assertEqual(loadConfig(path)[0].log.typed, "text")  # type: ignore[union-attr]
+
     def test_invalidUtf8Refused(self) -> None:
         """A byte that is not UTF-8 is refused with file:line and column, never read as U+FFFD into a path."""
         path = self.mktemp()
