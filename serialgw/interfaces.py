@@ -100,8 +100,8 @@ class IConsoleLog(IClient):
     def event(text: str) -> None:
         """One event on the line, to be written with its time."""
 
-    def reopen() -> bool:
-        """Open the path again (logrotate moved the file); False if it could not be (the file in hand kept)."""
+    def reopen() -> int:
+        """Open the path again (logrotate moved the file): how many files were (the log, its LOG.typed); 0: none (the files in hand kept)."""
 
     def typed(peer: str, data: bytes) -> None:
         """What C{peer} typed, as it went to the device (log-typed: written to its own file, else nothing)."""

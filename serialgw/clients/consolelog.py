@@ -331,27 +331,28 @@ class ConsoleLog(ClientEvents):
         log.error("{line}: " + message, line=self.line.name, path=self.spec.path, name=name, kind=_kind(st.st_mode),
                   **fields)
 
-    def reopen(self) -> bool:
+    def reopen(self) -> int:
         """
         Open the path again (logrotate moved the file, then SIGUSR1): new
         output goes to a file at the path.  If the path cannot be opened,
-        the file in hand is kept.
+        the file in hand is kept.  How many files were opened again: the
+        log and its LOG.typed (log-typed), 0 to 2.
         """
         # (LOG.typed too, whether or not the log could be: else it went on into the file logrotate moved.)
-        typed = self._typed is None or self._typed.reopen()
+        typed = 0 if self._typed is None else self._typed.reopen()
         old, oldKey, atLineStart = self._fd, self._key, self._fileAtLineStart
         try:
             self._open()
         except OSError as e:
             log.error("{line}: cannot reopen log {path}: {reason}; writing on to the file it was",
                       line=self.line.name, path=self.spec.path, reason=e.strerror)
-            return False
+            return typed
         if self._isBeingWritten(os.fstat(old)) and self.size:
             # The same file (SIGUSR1 with nothing moved): a line it ends inside goes on there, unstamped
             # (emptied meanwhile, by logrotate's copytruncate: its next line starts the file, stamped).
             self._fileAtLineStart = atLineStart
         release(old, oldKey)
-        return typed
+        return 1 + typed
 
     def typed(self, peer: str, data: bytes) -> None:
         """What C{peer} typed, as it went to the device: a stamped line (or a hexdump) in C{LOG.typed} (log-typed)."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 
 from twisted.internet.testing import MemoryReactorClock
+from twisted.logger import formatEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
 from serialgw.app.reopening import REOPENS_PER_TURN
@@ -97,6 +98,23 @@ class ReopenTurnsTests(SynchronousTestCase):
         self.assertEqual(self.successResultOf(done), REOPENS_PER_TURN)
         self.assertEqual(self.made(), REOPENS_PER_TURN)
         self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_typedFilesCounted(self) -> None:
+        """A log with log-typed is two files reopened: the count (and SIGUSR1's "reopened N log file(s)") says both."""
+        line = Line("t", RecordingDevice(), clock=self.clock)
+        path = os.path.join(self.directory, "t.log")
+        consoleLog = ConsoleLog(line, LogSpec(path, format="", typed="text"), self.clock)
+        self.addCleanup(closeIfOpen, consoleLog)
+        self.service.lines["t"] = line
+        os.rename(path, path + ".1")
+        os.rename(path + ".typed", path + ".typed.1")
+        events: list[dict[str, object]] = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        self.assertEqual(self.successResultOf(self.service.reopenLogs()), 2)
+        self.assertEqual((os.path.exists(path), os.path.exists(path + ".typed")), (True, True))
+        self.assertEqual([formatEvent(e) for e in events if "reopened" in str(e.get("log_format"))],
+                         ["reopened 2 log file(s)"])
 
     def test_failingReopenEndsThePass(self) -> None:
         """A file whose reopen raises (a close's EIO on NFS) is logged; the pass goes on, its result fires, and the next SIGUSR1 runs."""
