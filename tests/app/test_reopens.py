@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 
 from twisted.internet.testing import MemoryReactorClock
-from twisted.logger import formatEvent, globalLogPublisher
+from twisted.logger import LogEvent, formatEvent
 from twisted.trial.unittest import SynchronousTestCase
 
 from serialgw.app.reopening import REOPENS_PER_TURN
@@ -17,7 +17,7 @@ from serialgw.clients.consolelog import ConsoleLog
 from serialgw.clients.local import FileClient
 from serialgw.config.specs import LogSpec
 from serialgw.line.hub import Line
-from tests.fakes import RecordingDevice, oneTurn
+from tests.fakes import RecordingDevice, observeLog, oneTurn
 
 
 def closeIfOpen(consoleLog: ConsoleLog) -> None:
@@ -108,9 +108,8 @@ class ReopenTurnsTests(SynchronousTestCase):
         self.service.lines["t"] = line
         os.rename(path, path + ".1")
         os.rename(path + ".typed", path + ".typed.1")
-        events: list[dict[str, object]] = []
-        globalLogPublisher.addObserver(events.append)
-        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        events: list[LogEvent] = []
+        observeLog(self, events.append)
         self.assertEqual(self.successResultOf(self.service.reopenLogs()), 2)
         self.assertEqual((os.path.exists(path), os.path.exists(path + ".typed")), (True, True))
         self.assertEqual([formatEvent(e) for e in events if "reopened" in str(e.get("log_format"))],
