@@ -163,3 +163,12 @@ class ReloadOrderTests(SynchronousTestCase):
         self.assertEqual(self.reload(service, HEAD + 'listen = "raw+tcp:4101"\n'),
                          {"added": [], "changed": ["a"], "removed": []})
         self.assertEqual(self.clock.listening, [4101])
+
+    def test_portTakenOverClosedFirst(self) -> None:
+        """A listener whose port a line the reload adds takes over is closed first (as before), so the added line gets it."""
+        service = self.gateway(HEAD + 'listen = "raw+tcp:4101"\n')
+        other = '[lines.b]\ndevice = "/dev/fake-b"\nlisten = "raw+tcp:4101"\n'
+        self.assertEqual(self.reload(service, HEAD + 'listen = "raw+tcp:4102"\n' + other),
+                         {"added": ["b"], "changed": ["a"], "removed": []})
+        self.assertEqual(sorted(self.clock.listening), [4101, 4102])
+        self.assertEqual(self.errors(), [])
