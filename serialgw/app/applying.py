@@ -21,13 +21,24 @@ from collections import defaultdict
 from functools import partial
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
+import attrs
 from twisted.internet import defer
 from twisted.logger import Logger
 
 from serialgw.app import reload as plans
 from serialgw.app.listen import StartupError
-from serialgw.app.reload import bindChecker, checkFiles, checkLocks, namesBrief, planReload
-from serialgw.config.specs import LineConfig, ListenerKind
+from serialgw.app.reload import (
+    bindChecker,
+    checkFiles,
+    checkLocks,
+    listenerChanges,
+    movedAway,
+    namesBrief,
+    planReload,
+    releasedPorts,
+    sharesAddress,
+)
+from serialgw.config.specs import LineConfig, ListenerKind, ListenerSpec
 
 if TYPE_CHECKING:
     from serialgw.app.service import GatewayService
@@ -80,6 +91,10 @@ class Applying:
         # What the checks bound (see bindChecker), and the first problem they found.
         self.probes: list[Any] = []
         self.problem: Optional[str] = None
+        # A retuned line's listeners that went: the ports each was bound to (read before it closes),
+        # and those moved to another address, closed only once the new ones listen (see settle).
+        self.bound: dict[str, dict[ListenerSpec, set[int]]] = {}
+        self.later: dict[str, list[ListenerSpec]] = {}
 
     def stopped(self) -> bool:
         return self.service._stopped
@@ -187,7 +202,11 @@ class Applying:
         return self.inTurns(self.plan.retuned, self.retune).addCallback(self.retunedAll)
 
     def retune(self, name: str) -> None:
-        self.waits += self.service._retune(self.old[name], self.new[name], self.written)
+        service, old, new = self.service, self.old[name], self.new[name]
+        gone = listenerChanges(old, new)[0]
+        bound = self.bound[name] = {spec: releasedPorts(service._keyed, [(name, spec)]) - {-1} for spec in gone}
+        self.later[name] = movedAway(gone, self.plan.opening, bound.__getitem__)
+        self.waits += service._retune(old, new, self.written, self.later[name])
 
     def retunedAll(self, _: Any) -> Any:
         service, plan = self.service, self.plan
@@ -212,7 +231,59 @@ class Applying:
         return parts.addCallback(lambda _: self.report())
 
     def reopenParts(self, name: str) -> None:
-        self.service._reopenParts(self.old[name], self.new[name], self.plan.reopened[name])
+        self.settle(name, self.service._reopenParts(self.old[name], self.new[name], self.plan.reopened[name]))
+
+    def settle(self, name: str, failed: list[tuple[ListenerSpec, StartupError]]) -> None:
+        """
+        A retuned line's listeners once its new ones are opened (C{failed}:
+        those that could not be, and why). One moved to another address was
+        left open (see L{movedAway}): closed now, or kept if a new listener
+        failed. One changed on its own address was closed first: if its new
+        settings fail, its old ones are put back if they can be. What the
+        line runs on is said, naming it and the listener, and recorded (the
+        running configuration: a reload of the same file tries again).
+        """
+        service, line, old, new = self.service, self.service.lines[name], self.old[name], self.new[name]
+        later, bound = self.later.pop(name, []), self.bound.pop(name, {})
+        gone = listenerChanges(old, new)[0]
+        dropped: list[ListenerSpec] = []
+        back: list[ListenerSpec] = []
+        for spec, error in failed:
+            reason = service.placed(name, error.key, str(error))
+            same = [g for g in gone if g not in later and sharesAddress(g, spec, bound.get(g, set()))]
+            restored: list[ListenerSpec] = []
+            problems: list[str] = []
+            for previous in same:
+                service._opening = name
+                try:
+                    service._listen(line, new, previous)
+                except StartupError as e:
+                    problems.append(str(e))
+                else:
+                    restored.append(previous)
+                finally:
+                    service._opening = None
+            kept = restored if same else later if spec.kind is ListenerKind.LISTEN else []
+            if kept:
+                dropped.append(spec)
+                back += [k for k in kept if k not in back]
+                texts = ", ".join(repr(k.text) for k in kept)
+                log.error("reload: {reason}; the line keeps listener {kept} as it was", reason=reason, kept=texts)
+            elif problems:
+                log.error("reload: {reason}; line {line!r} is now WITHOUT that listener, nor its old one ({problems})",
+                          reason=reason, line=name, problems="; ".join(problems))
+            else:
+                log.error("reload: {reason}; line {line!r} runs without that listener", reason=reason, line=name)
+        for spec in later:
+            if spec in back:
+                service.listeners.unretire(name, spec)
+            else:
+                for wait in service._closeKeyed(name, spec):
+                    if isinstance(wait, defer.Deferred):
+                        wait.addErrback(lambda f: log.failure("reload: closing a listener", f))
+        if dropped:
+            service.configs = [attrs.evolve(c, listeners=tuple([s for s in c.listeners if s not in dropped] + back))
+                               if c.name == name else c for c in service.configs]
 
     def openOne(self, name: str) -> None:
         service, config = self.service, self.new[name]

@@ -115,6 +115,12 @@ class ListenerOpener:
             if factory.spec not in kept:
                 factory.retire()
 
+    def unretire(self, name: str, spec: ListenerSpec) -> None:
+        """A listener a reload closed kept after all (its replacement could not be opened): its TLS clients admitted again."""
+        for factory in self._factories.get(name, ()):
+            if factory.spec == spec:
+                factory.retired = False
+
     def open(self, line: Line, config: LineConfig, spec: ListenerSpec) -> None:
         """Open one listener of a line; a L{StartupError} says why it cannot be."""
         handlers = {

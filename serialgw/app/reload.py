@@ -192,6 +192,35 @@ def listenerChanges(old: LineConfig, new: LineConfig) -> tuple[list[ListenerSpec
     return list(dict.fromkeys(gone)), list(dict.fromkeys(fresh))
 
 
+def sharesAddress(a: ListenerSpec, b: ListenerSpec, bound: frozenset[int] | set[int] = frozenset()) -> bool:
+    """
+    Whether listener C{b} binds what listener C{a} holds: the same TCP port
+    (whatever the interface: Linux refuses 127.0.0.1:N while *:N listens;
+    C{bound}, the ports C{a} is bound to, for a port 0), the same unix path,
+    or both a socket systemd passed.
+    """
+    if a.kind is not ListenerKind.LISTEN or b.kind is not ListenerKind.LISTEN:
+        return False
+    if a.endpoint.startswith("systemd:") or b.endpoint.startswith("systemd:"):
+        return a.endpoint.startswith("systemd:") and b.endpoint.startswith("systemd:")
+    if a.path or b.path:
+        return a.path == b.path
+    return bool(b.port) and (b.port == a.port or b.port in bound)
+
+
+def movedAway(gone: list[ListenerSpec], opening: list[tuple[str, ListenerSpec]],
+              bound: Callable[[ListenerSpec], set[int]]) -> list[ListenerSpec]:
+    """
+    The listeners of C{gone} (a retuned line's, closed by the reload) whose
+    address nothing the reload opens (C{opening}, every line's) binds: these
+    are closed only once the line's new ones listen (see
+    L{serialgw.app.applying}), a line never without a listener because its
+    new one could not be opened.  The others must close first.
+    """
+    return [spec for spec in gone if spec.kind is ListenerKind.LISTEN and not spec.endpoint.startswith("systemd:")
+            and not any(sharesAddress(spec, other, bound(spec)) for _, other in opening)]
+
+
 def rekeyed(keyed: list[tuple[Any, tuple[str, Any]]], old: LineConfig, new: LineConfig) -> list[tuple[Any, tuple[str, Any]]]:
     """What a retuned line opened (see C{GatewayService._keyed}), a C{pty:} listener changed in place recorded under its new spec."""
     inPlace = keptInPlace(old.listeners, new.listeners)

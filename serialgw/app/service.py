@@ -435,12 +435,14 @@ class GatewayService(MultiService):
     def _reload(self, configs: list[LineConfig]) -> Any:
         return applyReload(self, configs)  # (in turns of the reactor: see serialgw.app.applying)
 
-    def _retune(self, old: LineConfig, new: LineConfig, written: defaultdict[str, set[str]]) -> list[Any]:
+    def _retune(self, old: LineConfig, new: LineConfig, written: defaultdict[str, set[str]],
+                later: Sequence[ListenerSpec] = ()) -> list[Any]:
         """
         Apply a line's new configuration to the running line: its device
         and its sessions stay.  Listeners and a log that went are closed
-        here (what to wait for); a new log is opened here, first, and new
-        listeners by L{_reopenParts}.
+        here (what to wait for), but those C{later} (moved to another
+        address: closed once the new ones listen); a new log is opened
+        here, first, and new listeners by L{_reopenParts}.
         """
         name = new.name
         line = self.lines[name]
@@ -459,7 +461,8 @@ class GatewayService(MultiService):
             waits += self._closeKeyed(name, ("log", old.log))
             if not any(consoleLog.spec.path == old.log.path for consoleLog in line.logs):
                 written[old.log.path].discard(name)
-        waits += [wait for spec in listenerChanges(old, new)[0] for wait in self._closeKeyed(name, spec)]
+        waits += [wait for spec in listenerChanges(old, new)[0] if spec not in later
+                  for wait in self._closeKeyed(name, spec)]
         self._keyed[name] = plans.rekeyed(self._keyed.get(name, []), old, new)  # (pty: listeners kept in place)
         if line.waitForClient and not any(spec.wait for spec in new.listeners):
             line.waitForClient = False
@@ -467,26 +470,28 @@ class GatewayService(MultiService):
                 line.device.start()
         return waits
 
-    def _reopenParts(self, old: LineConfig, new: LineConfig, fresh: list[ListenerSpec]) -> None:
-        """A retuned line's new log and listeners; one that fails is logged, the rest stays."""
+    def _reopenParts(self, old: LineConfig, new: LineConfig,
+                     fresh: list[ListenerSpec]) -> list[tuple[ListenerSpec, StartupError]]:
+        """A retuned line's new log and listeners; those that fail, and why (the rest stays)."""
         line = self.lines[new.name]
         if new.log != old.log and new.log is not None and new.name not in self._logsOpened:
             self._openNewLog(line, new)
         self._logsOpened.discard(new.name)
         self._opening = new.name
+        failed: list[tuple[ListenerSpec, StartupError]] = []
         try:
             for spec in fresh:
                 try:
                     self._listen(line, new, spec)
                 except StartupError as e:
-                    log.error("reload: {reason}; the line runs without that listener",
-                              reason=self.placed(new.name, e.key, str(e)))
+                    failed.append((spec, e))
                     continue
                 for key, (kind, thing) in self._keyed.get(new.name, []):
                     if key == spec and kind == "dialer" and self.running:
                         thing.startService()
         finally:
             self._opening = None
+        return failed
 
     def _openNewLog(self, line: Line, config: LineConfig) -> None:
         """A retuned line's new console log; one that cannot be opened is logged, the line goes on."""

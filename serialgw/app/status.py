@@ -19,6 +19,7 @@ from twisted.web.server import NOT_DONE_YET, Site
 from serialgw import __version__
 from serialgw.app.slices import jsonParts, metricsParts
 from serialgw.clients.netconsole import NetconsoleClient
+from serialgw.clients.tls import NAME_SHOWN
 from serialgw.clients.transports import SourceCounts, describeAddress, peerName, sourceOf
 from serialgw.line.hub import Line
 from serialgw.logflood import PeerLimiter
@@ -48,10 +49,17 @@ def unsentDrops(client: Any) -> int:
     return int(client.unsentBytes) if isinstance(client, NetconsoleClient) else 0
 
 
+def shownUser(user: Optional[str]) -> Optional[str]:
+    """A client's person for the page: a certificate's CN is its peer's to choose, so a long one is cut as the log cuts it."""
+    if user is None or len(user) <= NAME_SHOWN:
+        return user
+    return f"{user[:NAME_SHOWN]}... ({len(user)} characters)"
+
+
 def clientStatus(client: Any) -> dict[str, Any]:
     status = {
         "peer": client.peer,
-        "user": client.user,
+        "user": shownUser(client.user),
         "role": client.role.value,
         "protocol": clientProtocol(client),
         "rfc2217": client.comPort is not None,

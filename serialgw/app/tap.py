@@ -19,6 +19,7 @@ from serialgw.app.process import TwistdGatewayService, raiseFileLimit
 from serialgw.app.reactor import DEFAULT_BUSY_POLL, GatewayReactor, installIfNoneChosen
 from serialgw.app.service import GatewayService
 from serialgw.config.file import loadFile, nameProblem
+from serialgw.config.linetable import MAX_NAME
 from serialgw.config.listeners import parseListener, parseSSHListener, parseStatusListener, parseWatchAll
 from serialgw.config.parsers import (
     SINGLE_SETTINGS,
@@ -524,7 +525,7 @@ def _lineName(device: str) -> str:
         name = device[len("/dev/"):]
     else:
         name = os.path.basename(device) or device
-    name = _NOT_IN_A_NAME.sub("-", name).lstrip("._-").rstrip("-")
+    name = _NOT_IN_A_NAME.sub("-", name).lstrip("._-")[:MAX_NAME].rstrip("-")
     return name or ("pty" if device.startswith("pty:") else "line")
 
 

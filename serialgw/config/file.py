@@ -148,11 +148,11 @@ def _users(path: str, text: str, data: dict[str, Any], base: str) -> tuple[UserS
     owner: dict[bytes, str] = {}
     for name, table in tables.items():
         where = f"users.{name}"
-        if not isinstance(table, dict):
-            raise ConfigError(f"{_where(path, text, 'users')}: users.{name} must be a table")
         problem = nameProblem(name, "user")
         if problem is not None:
             raise ConfigError(f"{_where(path, text, where)}: {problem}")
+        if not isinstance(table, dict):
+            raise ConfigError(f"{_where(path, text, 'users')}: users.{name} must be a table")
         for key in table:
             if key not in USER_KEYS:
                 raise ConfigError(f"{_where(path, text, where, key)}: unknown key {quote(key)} in [{where}] "

@@ -53,9 +53,17 @@ LINE_KEYS = {
 # newline: [lines."a\n"] reached logs and SSH user names).
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
+# A name is in every log line, notice and status entry of its line (and is an SSH user name):
+# 128 characters take a /dev/serial/by-id/ name whole; none had a bound (100,000 were taken).
+MAX_NAME = 128
+# At most this much of a name too long is shown in the error.
+NAME_SHOWN = 64
+
 
 def nameProblem(name: str, what: str = "line") -> Optional[str]:
-    """Why C{name} cannot name a line (or a user: C{what}), as an error says it; None when it can."""
+    """Why C{name} cannot name a line (or a user: C{what}), as an error says it (a long name cut); None when it can."""
+    if len(name) > MAX_NAME:
+        return f"{what} name {quote(name[:NAME_SHOWN])}... ({len(name)} characters): at most {MAX_NAME} characters"
     return None if NAME.fullmatch(name) else f"{what} name {quote(name)}: letters, digits, '.', '_' and '-' only"
 
 
@@ -80,11 +88,11 @@ def readLines(path: str, text: str, data: dict[str, Any], base: str) -> tuple[li
     pins: dict[str, int] = {}
     for name, table in lines.items():
         where = f"lines.{name}"
-        if not isinstance(table, dict):
-            raise ConfigError(f"{_where(path, text, where)}: lines.{name} must be a table, not {quote(table)}")
         problem = nameProblem(name)
         if problem is not None:
             raise ConfigError(f"{_where(path, text, where)}: {problem}")
+        if not isinstance(table, dict):
+            raise ConfigError(f"{_where(path, text, where)}: lines.{name} must be a table, not {quote(table)}")
         merged = {**defaults, **table}
         for key in merged:
             if key not in LINE_KEYS:

@@ -28,6 +28,10 @@ def readToml(path: str) -> tuple[str, dict[str, Any]]:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as e:
         raise ConfigError(f"cannot read configuration {quote(path)}: {e.strerror}") from None
+    except ValueError:
+        # os.open's "embedded null byte" (a path from an API caller, not a shell); UnicodeEncodeError of a lone surrogate.
+        why = "a path cannot hold a NUL character" if "\0" in path else "the path is not one the system can name"
+        raise ConfigError(f"cannot read configuration {quote(path)}: {why}") from None
     try:
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):

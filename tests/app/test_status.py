@@ -126,6 +126,18 @@ class CollectorTests(SynchronousTestCase):
         client.stopProtocol()
         self.assertEqual((line.clients, page()[key]), ([], MAX_DATAGRAM))
 
+    def test_longUserCut(self) -> None:
+        """A client's "user" (a CA's certificate CN, a peer's to choose) is cut at 64 characters on the status page, its length said; a short one is kept whole."""
+        from serialgw.app.status import lineStatus
+
+        line = Line("rack1", RecordingDevice(), clock=Clock())
+        client = RawClient(line, Role.READONLY, listener=parseListener("raw,ro+4445"))
+        client.makeConnection(StringTransport())
+        client.user = "C" * 100000
+        self.assertEqual(lineStatus(line)["clients"][0]["user"], "C" * 64 + "... (100000 characters)")
+        client.user = "C" * 64
+        self.assertEqual(lineStatus(line)["clients"][0]["user"], "C" * 64)
+
     def test_deviceUpFromDevice(self) -> None:
         """serialgw_device_up follows the device's own state, as the JSON page's "up" does."""
         device = RecordingDevice()

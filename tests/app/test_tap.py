@@ -88,6 +88,9 @@ class OptionsTests(SynchronousTestCase):
             line = parse("--device", device, "--wait-for-device")["line"]
             self.assertEqual((device, line.name), (device, name))
             self.assertIsNone(nameProblem(line.name))
+        # A device's long name is cut to a name's 128 characters, not refused.
+        line = parse("--device", "/dev/serial/by-id/" + "x" * 300, "--wait-for-device")["line"]
+        self.assertEqual((line.name, nameProblem(line.name)), ("serial-by-id-" + "x" * 115, None))
         # (A newline or an escape sequence in the path: refused, as in a file.)
         error = self.assertRaises(UsageError, parse, "--device", "/tmp/x\n\x1b[2J")
         self.assertIn("a file name with a control character (\\n)", str(error))

@@ -100,6 +100,13 @@ class FileTests(SynchronousTestCase):
         self.assertIn("no lines", str(self.assertRaises(ConfigError, loadConfig, self.write("[defaults]\n"))))
         self.assertIn("cannot read configuration", str(self.assertRaises(ConfigError, loadConfig, "/nonexistent.toml")))
 
+    def test_nulInPathIsAConfigError(self) -> None:
+        """A configuration path with a NUL (from an API caller, a --check or reload path from elsewhere) is a ConfigError naming it, not a ValueError."""
+        from serialgw.config.file import loadFile
+
+        e = self.assertRaises(ConfigError, loadFile, "/etc/serialgw\0.toml")
+        self.assertEqual(str(e), "cannot read configuration '/etc/serialgw\\x00.toml': a path cannot hold a NUL character")
+
 
     def test_oneDeviceOrLogALine(self) -> None:
         """Two lines on one device (however the path is written) or one console log: refused naming file:line, the key and the other line."""

@@ -44,6 +44,18 @@ class KeyValueTests(SynchronousTestCase):
         self.assertEqual(self.refused(LINE + '[users."bob\\n"]\nkeys = []\n'),
                          "FILE:4: user name 'bob\\n': letters, digits, '.', '_' and '-' only")
 
+    def test_longNamesRefused(self) -> None:
+        """A line or user name longer than 128 characters (it is in every log line, notice and status entry) is refused at FILE:LINE, the name cut in the message; 128 are taken."""
+        long = "a" * 100000
+        self.assertEqual(self.refused(f'[lines.{long}]\ndevice = "/dev/ttyS0"\nlisten = "4001"\n'),
+                         f"FILE:1: line name '{'a' * 64}'... (100000 characters): at most 128 characters")
+        self.assertEqual(self.refused(f"lines.{long} = 1\n"),
+                         f"FILE:1: line name '{'a' * 64}'... (100000 characters): at most 128 characters")
+        self.assertEqual(self.refused(LINE + f'[users.{"b" * 129}]\nkeys = []\n'),
+                         f"FILE:4: user name '{'b' * 64}'... (129 characters): at most 128 characters")
+        path = writeTemp(self, f'[lines.{"a" * 128}]\ndevice = "/dev/ttyS0"\nlisten = "4001"\n')
+        self.assertEqual([line.name for line in loadConfig(path)], ["a" * 128])
+
     def test_quotedTablesAndKeysHaveTheirLine(self) -> None:
         """A table or key written quoted ([lines."a.b"], [lines."/etc/x"], [lines.""], "parity" =) is found: FILE:LINE, not FILE alone."""
         self.assertEqual(self.refused(LINE + '[lines."/etc/x"]\ndevice = "/dev/ttyS1"\nlisten = "4002"\n'),
