@@ -337,6 +337,8 @@ class ConsoleLog(ClientEvents):
         output goes to a file at the path.  If the path cannot be opened,
         the file in hand is kept.
         """
+        # (LOG.typed too, whether or not the log could be: else it went on into the file logrotate moved.)
+        typed = self._typed is None or self._typed.reopen()
         old, oldKey, atLineStart = self._fd, self._key, self._fileAtLineStart
         try:
             self._open()
@@ -349,7 +351,7 @@ class ConsoleLog(ClientEvents):
             # (emptied meanwhile, by logrotate's copytruncate: its next line starts the file, stamped).
             self._fileAtLineStart = atLineStart
         release(old, oldKey)
-        return self._typed is None or self._typed.reopen()
+        return typed
 
     def typed(self, peer: str, data: bytes) -> None:
         """What C{peer} typed, as it went to the device: a stamped line (or a hexdump) in C{LOG.typed} (log-typed)."""

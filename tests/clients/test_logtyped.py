@@ -108,6 +108,18 @@ class LogTypedTests(_LogCase):
         log.close()
         self.assertEqual(self.typed(), b"192.168.1.1:54321: c\n")
 
+    def test_typedReopenedWhenTheLogIsNot(self) -> None:
+        """SIGUSR1 after logrotate moved both files, the log's path not openable (a directory put there): LOG.typed is opened again all the same."""
+        log = self.log(typed="text", format="")
+        client = self.typist()
+        os.rename(self.path, self.path + ".1")
+        os.rename(self.path + ".typed", self.path + ".typed.1")
+        os.mkdir(self.path)
+        self.assertFalse(log.reopen())
+        client.dataReceived(b"c")
+        log.close()
+        self.assertEqual(self.typed(), b"192.168.1.1:54321: c\n")
+
     def test_notAFileRefused(self) -> None:
         """A directory at LOG.typed: the log does not open (the start names the path), and a reload is refused."""
         os.mkdir(self.path + ".typed")
