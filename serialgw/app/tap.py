@@ -8,7 +8,7 @@ import base64
 import os
 import re
 import sys
-from typing import Any, Optional
+from typing import Any, Callable, Optional, TypeVar
 
 import attrs
 from twisted.logger import Logger
@@ -66,6 +66,19 @@ LINE_OPTIONS = ("device", "port", "name", "serial", "baud", "bytesize", "parity"
 LINE_FLAGS = ("xonxoff", "rtscts", "no-notices", "no-lock", "no-restore")
 DEFAULT_BREAK_DURATION = "250"
 
+
+
+_T = TypeVar("_T")
+
+
+def _named(option: str, parse: Callable[..., _T], *args: Any) -> _T:
+    """C{parse(*args)}, its L{ConfigError} prefixed with the option that gave the value (as --serial's)."""
+    try:
+        return parse(*args)
+    except ConfigError as e:
+        if str(e).startswith(f"--{option} "):
+            raise  # (it says so itself)
+        raise ConfigError(f"--{option}: {e}") from None
 
 class Options(usage.Options):
     synopsis = "[options]"
@@ -262,11 +275,11 @@ man 8 serialgw
                 self["watchAllSpec"] = None
             if self["watch-all"]:
                 fromFile = self["watchAllSpec"]
-                more = parseWatchAll(self["watch-all"], list(fromFile.lines) if fromFile else [])
+                more = _named("watch-all", parseWatchAll, self["watch-all"], list(fromFile.lines) if fromFile else [])
                 more = attrs.evolve(more, listeners=tuple(absoluteListener(s, os.getcwd()) for s in more.listeners))
                 listeners = (fromFile.listeners if fromFile else ()) + more.listeners
                 self["watchAllSpec"] = attrs.evolve(more, listeners=listeners)
-            self["statusSpec"] = (absoluteListener(parseStatusListener(self["status"]), os.getcwd())
+            self["statusSpec"] = (absoluteListener(_named("status", parseStatusListener, self["status"]), os.getcwd())
                                   if self["status"] is not None else None)
             # This process's own status, SSH and watch-all listeners: as
             # given, or with --shard, its copies (every process's copy must
@@ -415,10 +428,9 @@ man 8 serialgw
         typed = parseDevice(DEFAULT_DEVICE if self["device"] is None else self["device"])
         # Relative paths from the directory at start (twistd's --rundir changes it afterwards).
         device = absoluteDevice(typed, os.getcwd())
-        texts = ([self["port"]] if self["port"] is not None else []) + list(self["listen"])
-        if not texts:
-            texts = [DEFAULT_PORT]
-        listeners = tuple(absoluteListener(parseListener(text), os.getcwd()) for text in texts)
+        texts = ([("port", self["port"])] if self["port"] is not None else []) + [("listen", t) for t in self["listen"]]
+        listeners = tuple(absoluteListener(_named(option, parseListener, text), os.getcwd())
+                          for option, text in texts or [("port", DEFAULT_PORT)])
         if sum(spec.kind is ListenerKind.STDIO for spec in listeners) > 1:
             raise ConfigError("stdio is given twice: the gateway has one terminal")
         files: dict[object, ListenerSpec] = {}

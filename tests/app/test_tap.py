@@ -177,12 +177,12 @@ class OptionsTests(SynchronousTestCase):
             (["--break-duration", "0"], "--break-duration: break duration must be 1 to 10000 milliseconds, not '0'"),
             # Half a second meant as seconds: half a millisecond is no break a UART would see.
             (["--break-duration", "0.5"], "--break-duration: break duration must be 1 to 10000 milliseconds, not '0.5'"),
-            (["--port", "tcp:4444:backlog=x"], "cannot read listener 'tcp:4444:backlog=x' as a Twisted endpoint string: "
+            (["--port", "tcp:4444:backlog=x"], "--port: cannot read listener 'tcp:4444:backlog=x' as a Twisted endpoint string: "
              "invalid literal for int() with base 10: 'x'"),
             (["--busy-poll", "1001"], "--busy-poll must be 0 to 1000 microseconds, not '1001'"),
             (["--busy-poll", "-1"], "--busy-poll must be 0 to 1000 microseconds, not '-1'"),
             (["--busy-poll", "5e1"], "--busy-poll must be 0 to 1000 microseconds, not '5e1'"),
-            (["--port", "nope"], "cannot read listener 'nope': expected a port number, an endpoint string such as "
+            (["--port", "nope"], "--port: cannot read listener 'nope': expected a port number, an endpoint string such as "
              "tcp:4444:interface=127.0.0.1, or a QEMU chardev such as telnet::4444,server,nowait"),
         ]
         for args, message in cases:
@@ -206,6 +206,18 @@ class OptionsTests(SynchronousTestCase):
             self.assertEqual(str(e), message)
         # As many digits as int() reads are still read (and then range-checked).
         self.assertEqual(parse("--busy-poll", "0" * 4296 + "1000")["busyPoll"], 1000e-6)
+
+    def test_listenerErrorsNameTheOption(self) -> None:
+        """A listener the command line gives that cannot be read is refused naming its option, as --serial's is (it said only the value: which of --port, --listen, --status, --watch-all?)."""
+        expected = "cannot read listener 'bogus': expected a port number, an endpoint string such as " \
+                   "tcp:4444:interface=127.0.0.1, or a QEMU chardev such as telnet::4444,server,nowait"
+        for option in ("--port", "--listen", "--status", "--watch-all"):
+            e = self.assertRaises(UsageError, parse, option, "bogus")
+            self.assertEqual(str(e), f"{option}: {expected}")
+        e = self.assertRaises(UsageError, parse, "--port", "4001", "--listen", "raw+4002", "--listen",
+                              "tcp,localhost,4003")
+        self.assertEqual(str(e), "--listen: cannot read listener 'tcp,localhost,4003': ser2net's accepter form; "
+                                 "serialgw writes it 'raw+tcp:4003:interface=127.0.0.1'")
 
     def test_busyPoll(self) -> None:
         """--busy-poll sets the limit of serialgw's reactor, in microseconds; left out, the default; 0 turns it off."""
