@@ -205,7 +205,8 @@ class Applying:
         service, old, new = self.service, self.old[name], self.new[name]
         gone = listenerChanges(old, new)[0]
         bound = self.bound[name] = {spec: releasedPorts(service._keyed, [(name, spec)]) - {-1} for spec in gone}
-        self.later[name] = movedAway(gone, self.plan.opening, bound.__getitem__)
+        # (Only a line that opens new listeners leaves its old ones for later: see settle.)
+        self.later[name] = movedAway(gone, self.plan.opening, bound.__getitem__) if self.plan.reopened[name] else []
         self.waits += service._retune(old, new, self.written, self.later[name])
 
     def retunedAll(self, _: Any) -> Any:

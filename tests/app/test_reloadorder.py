@@ -156,3 +156,19 @@ class ReloadOrderTests(SynchronousTestCase):
             f"reload: {self.path}:5: line 'a': cannot listen on 'telnet+tcp:4101': Couldn't listen on any:4101: "
             "[Errno 98] Address already in use.; line 'a' is now WITHOUT that listener, nor its old one (line 'a': "
             "cannot listen on 'raw+tcp:4101': Couldn't listen on any:4101: [Errno 98] Address already in use.)"])
+
+    def test_removedClosedAtOnce(self) -> None:
+        """A listener a reload removes (nothing new on its line) is closed, not left for new ones that never come."""
+        service = self.gateway(HEAD + 'listen = ["raw+tcp:4101", "raw+tcp:4102"]\n')
+        self.assertEqual(self.reload(service, HEAD + 'listen = "raw+tcp:4101"\n'),
+                         {"added": [], "changed": ["a"], "removed": []})
+        self.assertEqual(self.clock.listening, [4101])
+
+    def test_portTakenOverClosedFirst(self) -> None:
+        """A listener whose port a line the reload adds takes over is closed first (as before), so the added line gets it."""
+        service = self.gateway(HEAD + 'listen = "raw+tcp:4101"\n')
+        other = '[lines.b]\ndevice = "/dev/fake-b"\nlisten = "raw+tcp:4101"\n'
+        self.assertEqual(self.reload(service, HEAD + 'listen = "raw+tcp:4102"\n' + other),
+                         {"added": ["b"], "changed": ["a"], "removed": []})
+        self.assertEqual(sorted(self.clock.listening), [4101, 4102])
+        self.assertEqual(self.errors(), [])
