@@ -203,11 +203,14 @@ class ConsoleLog(ClientEvents):
                 self.spec.daily and self._newDay()
             ):
                 self.rotate()
-            if self._failing:
+            # A slow disk's pause during which no output came lost nothing:
+            # no gap, and a line it cut goes on as it was.
+            gap = self._failing and self.lost > 0
+            if gap:
                 # Where output is missing, the log says so, on a line of its
                 # own; what follows starts a line (the line it went on is cut).
                 marker = self._gapMarker()
-            if midLine and (self._failing or self._fileAtLineStart):
+            if midLine and (gap or self._fileAtLineStart):
                 # The file starts a line (a new one, after a rotation or a
                 # reopen; or after the gap's mark) where the output goes on
                 # with one: stamped, no empty line before it (a file began
