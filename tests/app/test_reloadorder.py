@@ -9,12 +9,13 @@ said in an error naming the line and the listener.
 from __future__ import annotations
 
 import os
+import socket
 from typing import Any
 
 from twisted.internet.error import CannotListenError
 from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import LogLevel, formatEvent
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from serialgw.app.notify import Notifier
 from serialgw.app.process import TwistdGatewayService
@@ -172,3 +173,28 @@ class ReloadOrderTests(SynchronousTestCase):
                          {"added": ["b"], "changed": ["a"], "removed": []})
         self.assertEqual(sorted(self.clock.listening), [4101, 4102])
         self.assertEqual(self.errors(), [])
+
+
+class RealSocketTests(TestCase):
+    async def test_movedOnLoopback(self) -> None:
+        """On real sockets (a pty as the device): a client connected through the old listener stays across the move, the new listener takes clients, the old port is closed once the reload is done."""
+        from twisted.internet import reactor
+
+        from tests.realio import closeClients, connect, listenerPort, ptyLine, startedPty, startGateway
+
+        pty = startedPty(self)
+        service = startGateway(self, ptyLine(pty, "raw+tcp:0:interface=127.0.0.1", name="a"), reactor=reactor)
+        oldPort = listenerPort(service)
+        before = await connect(oldPort)
+        result = await service.reload([ptyLine(pty, "raw,outbuf=8192+tcp:0:interface=127.0.0.1", name="a")])
+        self.assertEqual(result, {"added": [], "changed": ["a"], "removed": []})
+        newPort = listenerPort(service)
+        self.assertNotEqual(newPort, oldPort)
+        after = await connect(newPort)
+        try:
+            self.assertEqual(len(service.lines["a"].clients), 2)
+            with self.assertRaises(ConnectionRefusedError):
+                with socket.create_connection(("127.0.0.1", oldPort), timeout=5):
+                    pass
+        finally:
+            await closeClients(before, after)
