@@ -83,6 +83,15 @@ class WatchAllTests(SynchronousTestCase):
         self.clock.advance(CLOSE_GRACE)
         self.assertEqual(linesStatus(lines), "2 line(s), 2 up, 0 down; 0 client(s)")
 
+    def test_listedByWhoAndBanner(self) -> None:
+        """A watcher, nobody on its lines otherwise, is listed where people see who is on (w, the banner), as on the status page."""
+        client, _ = self.watcher()
+        self.assertEqual([line.who() for line in self.lines.values()],
+                         ["watch-all 127.0.0.1:40000 (read-only)"] * 2)
+        client.connectionLost(Failure(Exception("bye")))
+        self.clock.advance(CLOSE_GRACE)
+        self.assertEqual(self.lines["l0"].who(), "nobody")
+
     def test_partialLineBounded(self) -> None:
         """A line longer than PARTIAL_LIMIT without a newline is sent, cut, with a line break added."""
         client, transport = self.watcher()
