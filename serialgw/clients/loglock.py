@@ -60,6 +60,7 @@ def release(fd: int, key: Optional[tuple[int, int]]) -> None:
     last of this process's users of the file (the descriptor holding it is
     kept open until then).
     """
+    closing = [fd]
     with _heldLock:
         entry = _held.get(key) if key is not None else None
         if entry is not None:
@@ -67,13 +68,15 @@ def release(fd: int, key: Optional[tuple[int, int]]) -> None:
             if entry[1] == 0:
                 del _held[key]  # type: ignore[arg-type]
                 if entry[0] != fd:
-                    os.close(entry[0])
+                    closing.append(entry[0])
             elif entry[0] == fd:
                 return  # (it holds the lock for the others)
             else:
                 _closeKeeping(fd, entry[0])
                 return
-    os.close(fd)
+    # (Closed out of the table's lock: a close that waits, NFS flushing, holds no other log's.)
+    for done in closing:
+        os.close(done)
 
 
 def _closeKeeping(fd: int, holder: int) -> None:

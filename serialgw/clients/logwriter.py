@@ -37,7 +37,8 @@ IDLE = 10.0
 # A job: what runs it (given the arguments of every such job waiting next to each other, in order), its argument, its bytes.
 Job = tuple[Callable[[list[Any]], None], Any, int]
 
-# The writers of files in use, by path: a log reopened by a reload on its file shares its writer (its order kept).
+# The writers of files, by path: a log reopened by a reload on its file shares its writer (its order kept),
+# and so does a log on a path whose closed writer is still writing.
 _shared: dict[str, FileWrites] = {}
 
 
@@ -141,7 +142,14 @@ class FileWrites:
 def attach(reactor: Any, path: str, mode: Optional[str] = None) -> FileWrites:
     """The writer of the file at C{path} (shared while it is in use); C{mode}: by default a thread where the reactor has them."""
     writes = _shared.get(path)
-    if writes is None or writes._closed:
+    if writes is not None and writes._closed:
+        with writes._lock:
+            if writes._thread is not None or writes._jobs:
+                # (Closed but still writing: a log on its path again comes after what it has to write.)
+                writes._closed = False
+            else:
+                writes = None
+    if writes is None:
         if mode is None:
             mode = "thread" if IReactorThreads.providedBy(reactor) else "inline"
         writes = _shared[path] = FileWrites(reactor, path, mode)
@@ -154,5 +162,3 @@ def detach(writes: FileWrites) -> None:
     writes.users -= 1
     if writes.users <= 0:
         writes.close()
-        if _shared.get(writes.name) is writes:
-            del _shared[writes.name]

@@ -220,3 +220,15 @@ class HeldWriterTests(SynchronousTestCase):
         self.assertTrue(self.read(self.path + ".typed").endswith(
             b"[serialgw: what was typed, 131072 bytes, not logged: the disk did not keep up]\n"
             b"ops1: 2 byte(s)\n  0000  61 62" + b" " * 42 + b"  |ab|\n"))
+
+    def test_pathAgainAfterClose(self) -> None:
+        """A log closed while its writer still has output, then a log on that path again (a reload removing it, the next adding it): the new output comes after the old."""
+        old = self.log(format="")
+        self.line.deviceDataReceived(b"old\n")
+        closed = old.close()
+        new = self.log(format="")
+        self.line.deviceDataReceived(b"new\n")
+        self.assertIs(new._writes, old._writes)
+        new._writes.runWaiting()
+        self.successResultOf(closed)
+        self.assertEqual(self.read(), b"old\nnew\n")
