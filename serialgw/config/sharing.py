@@ -11,8 +11,13 @@ import os
 from typing import Any, Optional
 
 from serialgw.config.paths import identity, placeKeys, whereWritten
+from serialgw.config.placeholders import sharedHint
 from serialgw.config.specs import ConfigError, LineConfig, ListenerKind, ptyLoop, quote
 from serialgw.config.where import where as _where
+
+
+def _hint(table: str, data: dict[str, Any], key: str) -> str:  # a [defaults] path two lines share: {line}
+    return sharedHint(key, data["defaults"].get(key)) if table == "defaults" else ""
 
 
 def _for(table: str, name: str) -> str:  # which line a [defaults] key clashes for ([defaults] alone named no line)
@@ -53,7 +58,8 @@ def oneLineEach(path: str, text: str, data: dict[str, Any], lines: list[LineConf
                     other = "" if what == os.path.normpath(claimed) else f" {quote(owner[1])}"
                     why = "" if not other else f": one {'device' if key == 'device' else 'file'} by two paths"
                     raise ConfigError(f"{_where(path, text, table, key)}: [{table}] {key}: {_for(table, config.name)}"
-                                      f"{quote(shown)} is line {quote(owner[0])}'s {key}{other} too{why}")
+                                      f"{quote(shown)} is line {quote(owner[0])}'s {key}{other} too{why}"
+                                      f"{_hint(table, data, key)}")
     # A file written by two (file: listeners, console logs): their lines
     # interleaved in it and each rotated or truncated the other's.  Paths
     # are compared normalised, and by what they are (a symlink to another's
@@ -76,7 +82,7 @@ def oneLineEach(path: str, text: str, data: dict[str, Any], lines: list[LineConf
                 said = (f"{quote(shown)} writes {quote(claimed)}, as line {quote(writer[0])}'s {writer[1]} does{how}"
                          if key == "listen" else f"{quote(shown)} is line {quote(writer[0])}'s {writer[1]} too{how}")
                 raise ConfigError(f"{_where(path, text, table, key)}: [{table}] {key}: {_for(table, config.name)}{said}: "
-                                  "two writers would interleave in one file")
+                                  f"two writers would interleave in one file{_hint(table, data, key)}")
     # A path the gateway makes its own for a line: a pty's link (a pty:
     # device's or listener's), a pipe: FIFO pair.  The start took a second
     # pipe: on one pair (the two lines split what was written to it), and
@@ -92,7 +98,7 @@ def oneLineEach(path: str, text: str, data: dict[str, Any], lines: list[LineConf
                 table = f"lines.{config.name}" if key in data["lines"][config.name] else "defaults"
                 raise ConfigError(f"{_where(path, text, table, key)}: [{table}] {key}: {_for(table, config.name)}"
                                   f"{quote(shown)} makes {quote(claimed)}, which line {quote(maker[0])} makes with "
-                                  f"{quote(maker[1])}")
+                                  f"{quote(maker[1])}{_hint(table, data, key)}")
             if claimed:
                 paths[os.path.normpath(claimed)] = (config.name, shown)
     loop = ptyLoop(lines, placeKeys)
