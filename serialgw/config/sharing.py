@@ -20,6 +20,12 @@ def _hint(table: str, data: dict[str, Any], key: str) -> str:  # a [defaults] pa
     return sharedHint(key, data["defaults"].get(key)) if table == "defaults" else ""
 
 
+def _suffix(table: str, data: dict[str, Any], key: str) -> str:  # a [defaults] "/var/log/x/{line}": web1, web1.1
+    value = data["defaults"].get(key) if table == "defaults" else None
+    return " (a suffix after {line}, as '{line}.log', keeps the names apart)" \
+        if isinstance(value, str) and value.endswith("{line}") else ""
+
+
 def _for(table: str, name: str) -> str:  # which line a [defaults] key clashes for ([defaults] alone named no line)
     return f"for line {quote(name)}, " if table == "defaults" else ""
 
@@ -83,6 +89,27 @@ def oneLineEach(path: str, text: str, data: dict[str, Any], lines: list[LineConf
                          if key == "listen" else f"{quote(shown)} is line {quote(writer[0])}'s {writer[1]} too{how}")
                 raise ConfigError(f"{_where(path, text, table, key)}: [{table}] {key}: {_for(table, config.name)}{said}: "
                                   f"two writers would interleave in one file{_hint(table, data, key)}")
+    # A console log's old files (LOG.1 to LOG.KEEP, LOG.typed.1 ...): another
+    # file there is renamed by the log's rotation, under its writer (a log
+    # "/var/log/x/{line}" and lines web1 and web1.1: web1's rotation moved
+    # web1.1's live log to web1.2).
+    rotated: dict[str, tuple[str, str, int]] = {}
+    for config in lines:
+        spec = config.log
+        if spec is not None and spec.keep > 0 and (spec.maxSize > 0 or spec.daily):
+            rotated[os.path.normpath(spec.path)] = (config.name, "log", spec.keep)
+            if spec.typed != "off":
+                rotated[os.path.normpath(spec.path + ".typed")] = (config.name, "log-typed file", spec.keep)
+    for config in lines if rotated else ():
+        for key, claimed in _written(config):
+            base, dot, number = os.path.normpath(claimed).rpartition(".")
+            owner = rotated.get(base) if dot and number.isdigit() and number[0] != "0" else None
+            if owner is not None and int(number) <= owner[2]:
+                table = f"lines.{config.name}" if key in data["lines"][config.name] else "defaults"
+                raise ConfigError(f"{_where(path, text, table, key)}: [{table}] {key}: {_for(table, config.name)}"
+                                  f"{quote(claimed)} is one of line {quote(owner[0])}'s old {owner[1]}s "
+                                  f"({quote(base + '.1')} to {quote(f'{base}.{owner[2]}')}: log-keep = {owner[2]}): "
+                                  f"its rotation would rename this file under its writer{_suffix(table, data, key)}")
     # A path the gateway makes its own for a line: a pty's link (a pty:
     # device's or listener's), a pipe: FIFO pair.  The start took a second
     # pipe: on one pair (the two lines split what was written to it), and
@@ -114,3 +141,13 @@ def oneLineEach(path: str, text: str, data: dict[str, Any], lines: list[LineConf
             table = "defaults"
         raise ConfigError(f"{_where(path, text, table, 'listen')}: [{table}] listen: stdio is line {quote(terminal[0])}'s "
                           "already: the gateway has one terminal")
+
+
+def _written(config: LineConfig) -> list[tuple[str, str]]:
+    """The files a line writes, with the key each comes from: its log (and LOG.typed), its file: listeners."""
+    found = []
+    if config.log is not None:
+        found.append(("log", config.log.path))
+        if config.log.typed != "off":
+            found.append(("log-typed", config.log.path + ".typed"))
+    return found + [("listen", spec.path) for spec in config.listeners if spec.kind is ListenerKind.FILE]

@@ -125,3 +125,22 @@ class PlaceholderTests(SynchronousTestCase):
         status, out, err = checked("--config", path)
         self.assertEqual((status, err), (0, ""))
         self.assertIn("2 line(s), 2 listener(s): OK", out)
+
+    def test_oldLogsNamesRefused(self) -> None:
+        """A file at another log's old names (LOG.1 to LOG.KEEP, LOG.typed.N) is refused: a rotation would move it."""
+        message = self.refused('[defaults]\nlog = "DIR/{line}"\nlisten = "0"\ndevice = "pty:DIR/{line}.pty"\n'
+                               '[lines.web1]\n[lines."web1.1"]\n')
+        self.assertEqual(message, "FILE:2: [defaults] log: for line 'web1.1', 'DIR/web1.1' is one of line 'web1''s "
+                                  "old logs ('DIR/web1.1' to 'DIR/web1.7': log-keep = 7): its rotation would rename "
+                                  "this file under its writer (a suffix after {line}, as '{line}.log', keeps the "
+                                  "names apart)")
+        message = self.refused('[lines.a]\ndevice = "pty:DIR/a"\nlisten = "0"\nlog = "DIR/a.log"\nlog-typed = true\n'
+                               '[lines.b]\ndevice = "pty:DIR/b"\nlisten = ["0", "file:DIR/a.log.typed.3"]\n')
+        self.assertEqual(message, "FILE:8: [lines.b] listen: 'DIR/a.log.typed.3' is one of line 'a''s old log-typed "
+                                  "files ('DIR/a.log.typed.1' to 'DIR/a.log.typed.7': log-keep = 7): its rotation would "
+                                  "rename this file under its writer")
+        # Past log-keep, or with no rotation at all, those names are nobody's.
+        self.lines('[lines.a]\ndevice = "pty:DIR/a"\nlisten = "0"\nlog = "DIR/a"\nlog-keep = 2\n'
+                   '[lines.b]\ndevice = "pty:DIR/b"\nlisten = "0"\nlog = "DIR/a.3"\n'
+                   '[lines.c]\ndevice = "pty:DIR/c"\nlisten = "0"\nlog = "DIR/c"\nlog-max-size = 0\nlog-daily = false\n'
+                   '[lines.d]\ndevice = "pty:DIR/d"\nlisten = "0"\nlog = "DIR/c.1"\n')
