@@ -103,12 +103,14 @@ def oneLineEach(path: str, text: str, data: dict[str, Any], lines: list[LineConf
     for config in lines if rotated else ():
         for key, claimed in _written(config):
             base, dot, number = os.path.normpath(claimed).rpartition(".")
-            owner = rotated.get(base) if dot and number.isdigit() and number[0] != "0" else None
-            if owner is not None and int(number) <= owner[2]:
+            # (ASCII digits, a few: int() of '²' or of 5000 digits raises.)
+            numbered = dot and number.isascii() and number.isdigit() and number[0] != "0" and len(number) <= 4
+            old = rotated.get(base) if numbered else None
+            if old is not None and int(number) <= old[2]:
                 table = f"lines.{config.name}" if key in data["lines"][config.name] else "defaults"
                 raise ConfigError(f"{_where(path, text, table, key)}: [{table}] {key}: {_for(table, config.name)}"
-                                  f"{quote(claimed)} is one of line {quote(owner[0])}'s old {owner[1]}s "
-                                  f"({quote(base + '.1')} to {quote(f'{base}.{owner[2]}')}: log-keep = {owner[2]}): "
+                                  f"{quote(claimed)} is one of line {quote(old[0])}'s old {old[1]}s "
+                                  f"({quote(base + '.1')} to {quote(f'{base}.{old[2]}')}: log-keep = {old[2]}): "
                                   f"its rotation would rename this file under its writer{_suffix(table, data, key)}")
     # A path the gateway makes its own for a line: a pty's link (a pty:
     # device's or listener's), a pipe: FIFO pair.  The start took a second
