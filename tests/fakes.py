@@ -156,7 +156,7 @@ class RecordingClient:
     def resumeInput(self) -> None:
         self.resumed += 1
 
-    def disconnect(self) -> None:
+    def disconnect(self, why: Optional[str] = None) -> None:
         self.disconnected += 1
 
     def abort(self) -> bool:

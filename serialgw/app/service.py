@@ -330,7 +330,7 @@ class GatewayService(MultiService):
                 # never reads); a file or datagram peer closes; what is
                 # another's to close (a client pty, a watch-all view) stays.
                 client.notice(notice)
-                client.disconnect()
+                client.disconnect(notice)
             for thing in later:
                 self._closers.remove(thing)
             closed = self._closeDevice(line, letGo, later)

@@ -28,7 +28,7 @@ class ClientEvents:
     def wantsLineErrors(self) -> bool:
         return False
 
-    def disconnect(self) -> None:
+    def disconnect(self, why: Optional[str] = None) -> None:
         pass
 
     def abort(self) -> bool:

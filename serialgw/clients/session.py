@@ -91,8 +91,9 @@ class Session:
     _closeCall: Any = None
     # The turn that handles input held by the escape menu (holdUntilNextTurn).
     _turnCall: Any = None
-    # Told to go (disconnect): its input is no longer handled.
+    # Told to go (disconnect): its input is no longer handled; why, when the gateway ended it.
     leaving = False
+    endedBecause: Optional[str] = None
     # Joined: its text waits for device output cut short (TextGate).
     _started = False
     _notSentAt: Optional[float] = None
@@ -438,8 +439,15 @@ class Session:
         self.transport.abortConnection()
         return True
 
-    def disconnect(self) -> None:
-        """Close the connection once what waits is sent; cut it if that takes CLOSE_GRACE s."""
+    def disconnect(self, why: Optional[str] = None) -> None:
+        """
+        Close the connection once what waits is sent; cut it if that takes
+        CLOSE_GRACE s.  C{why}: the gateway ends it (see
+        L{serialgw.interfaces.IClient.disconnect}); kept in C{endedBecause}
+        for the transport (an SSH channel's exit status).
+        """
+        if not self.leaving:
+            self.endedBecause = why
         # Nothing more it sent is handled (the rest of the read after escape
         # d), and it is off the line now: no more output flows to it while
         # the connection closes (a person whose right was taken away kept
@@ -496,7 +504,7 @@ class Session:
         self._idleCall = None
         log.info("{line}: {peer} idle for {seconds} s: disconnected", line=self.line.name, peer=self.peer,
                  seconds=self.listener.idle)
-        self.disconnect()
+        self.disconnect(f"idle for {self.listener.idle:g} s: disconnected")
 
     def droppedNotice(self, count: int) -> None:
         """Output was dropped for this client: say so if it is a person's terminal."""

@@ -192,6 +192,6 @@ class RoleChanges:
                 log.info("{line}: {peer} disconnected: a reload left {user} in neither {line}'s write nor its read list",
                          line=self.name, peer=client.peer, user=user)
                 client.notice(f"{user} may no longer use {self.name}")
-                client.disconnect()
+                client.disconnect(f"{user} may no longer use {self.name}")
             elif right == "read" and client.role is not Role.READONLY:
                 self.makeReadOnly(client, f"a reload left {user} only in {self.name}'s read list")
