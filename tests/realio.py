@@ -410,11 +410,24 @@ def listenerPort(service: GatewayService, index: int = 0) -> int:
     return int(service.ports[index][1].getHost().port)
 
 
-def freePort(udp: bool = False) -> int:
-    """A TCP (or UDP) port on loopback that nothing listens on now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM if udp else socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+def heldUdpPort(case: Any) -> int:
+    """
+    A UDP port on loopback this test holds (bound, never read) until it
+    ends: a netconsole's remote no other program can take meanwhile (a
+    port found free, then let go, was anyone's to bind before the test's).
+    """
+    held = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    case.addCleanup(held.close)
+    held.bind(("127.0.0.1", 0))
+    return int(held.getsockname()[1])
+
+
+def netconsolePort(service: GatewayService, line: str = "t", index: int = 0) -> int:
+    """The UDP port the C{index}th netconsole of C{line} is bound to (C{@127.0.0.1:0}: the kernel chose it)."""
+    from serialgw.clients.netconsole import NetconsoleClient
+
+    consoles = [client for client in service.lines[line].clients if isinstance(client, NetconsoleClient)]
+    return int(consoles[index].transport.getHost().port)
 
 
 _paths = itertools.count(1)
