@@ -679,11 +679,17 @@ def breakEvents(trace: str, deviceFd: int, key: str = "h") -> tuple[list[tuple[s
 
 
 def assertBreakThenKey(case: Any, trace: str, deviceFd: int) -> None:
-    """The device saw TIOCSBRK, TIOCCBRK 0.24 s to 1 s later, then the write of C{h}."""
+    """
+    The device saw TIOCSBRK, TIOCCBRK at least 0.24 s later (within 10 s:
+    a break not held for ever), then the write of C{h}.  How long past
+    0.25 s is the machine's: a traced gateway on a loaded machine waits
+    for the CPU when its timer is due (test_breaks pins the 0.25 s on a
+    Clock).
+    """
     events, lines = breakEvents(trace, deviceFd)
     case.assertEqual([name for name, _ in events], ["TIOCSBRK", "TIOCCBRK", "write h"], lines[-20:])
     held = events[1][1] - events[0][1]
-    case.assertTrue(0.24 <= held < 1.0, held)
+    case.assertTrue(0.24 <= held < 10.0, held)
 
 
 def writeTemp(case: Any, text: str) -> str:
