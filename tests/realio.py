@@ -85,8 +85,8 @@ def watchWaits(case: Any) -> None:
     stream had by then: the next person knows which wait hung.  Waits of
     earlier tests are not looked at.
     """
-    if getattr(case, "_serialgwWaitWatch", None) is not None:
-        return
+    if getattr(case, "_serialgwWaitWatch", None) is not None or not hasattr(case, "getTimeout"):
+        return  # (a SynchronousTestCase waits for nothing)
     _pending.clear()
     timeout = float(case.getTimeout())
     # The test's clock started a little earlier (at its method's call).
