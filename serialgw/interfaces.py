@@ -65,7 +65,14 @@ class IClient(Interface):
         """
 
     def notice(text: str) -> None:
-        """A line of text for the person at this client; nothing if it is a program or a file."""
+        """A line of text for the person at this client about its own doing; nothing if it is a program or a file."""
+
+    def announcement(text: str) -> None:
+        """
+        News of the line for the people on it (someone attached, detached,
+        took write), as the client's notices setting says; nothing for a
+        program or a file.
+        """
 
     def pauseInput() -> None:
         """Stop reading from the client (the device is behind)."""
@@ -73,11 +80,14 @@ class IClient(Interface):
     def resumeInput() -> None:
         """Read from the client again."""
 
-    def disconnect() -> None:
+    def disconnect(why: Optional[str] = None) -> None:
         """
         Leave the line and close the connection once what waits for it is
         written; nothing where its connection is another's to close (a
-        client pty, a watch-all view, a console log).
+        client pty, a watch-all view, a console log).  C{why}: the gateway
+        ends it (its right or key taken away, its line removed, idle), said
+        so where the protocol can (an SSH session's exit status and
+        standard error); None: the client asked (escape d).
         """
 
     def abort() -> bool:

@@ -120,6 +120,7 @@ class RecordingClient:
         self.lineStates: list[int] = []
         self.deviceStates: list[tuple[bool, bytes]] = []
         self.notices: list[str] = []
+        self.announcements: list[str] = []
         self.paused = 0
         self.resumed = 0
         self.person = False
@@ -137,6 +138,9 @@ class RecordingClient:
     def notice(self, text: str) -> None:
         self.notices.append(text)
 
+    def announcement(self, text: str) -> None:
+        self.announcements.append(text)
+
     def modemStateChanged(self, state: int) -> None:
         self.modem.append(state)
 
@@ -152,7 +156,7 @@ class RecordingClient:
     def resumeInput(self) -> None:
         self.resumed += 1
 
-    def disconnect(self) -> None:
+    def disconnect(self, why: Optional[str] = None) -> None:
         self.disconnected += 1
 
     def abort(self) -> bool:

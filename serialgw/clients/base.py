@@ -28,7 +28,7 @@ class ClientEvents:
     def wantsLineErrors(self) -> bool:
         return False
 
-    def disconnect(self) -> None:
+    def disconnect(self, why: Optional[str] = None) -> None:
         pass
 
     def abort(self) -> bool:
@@ -50,6 +50,9 @@ class ClientEvents:
         pass
 
     def notice(self, text: str) -> None:
+        pass
+
+    def announcement(self, text: str) -> None:
         pass
 
     def logInOrder(self, emit: Callable[[], None]) -> None:

@@ -267,8 +267,9 @@ def applyListenerRights(line: Line, listeners: Sequence[ListenerSpec], old: Sequ
             told, reason = refused
             log.info("{line}: {peer} disconnected: {reason}, listener {listener} changed by a reload",
                      line=line.name, peer=client.peer, reason=reason, listener=where)
-            client.notice(f"{told} on {line.name} (a reload changed {where!r}): disconnected")
-            client.disconnect()
+            told = f"{told} on {line.name} (a reload changed {where!r}): disconnected"
+            client.notice(told)
+            client.disconnect(told)
         elif new.readOnly or _readOnlySubject(client, new):
             line.makeReadOnly(client, f"a reload made {line.name}'s listener {where!r} read-only"
                               + ("" if new.readOnly else f" for the certificate {peerSubject(client.transport)!r}"))

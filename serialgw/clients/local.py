@@ -163,7 +163,7 @@ class FileClient(ClientEvents, abstract.FileDescriptor):
     def droppedNotice(self, count: int) -> None:
         pass
 
-    def disconnect(self) -> None:
+    def disconnect(self, why: Optional[str] = None) -> None:
         """Closed once what waits for the file is written."""
         self.loseConnection()
 

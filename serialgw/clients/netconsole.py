@@ -188,7 +188,7 @@ class NetconsoleClient(ClientEvents, DatagramProtocol):
 
     # IClient
 
-    def disconnect(self) -> None:
+    def disconnect(self, why: Optional[str] = None) -> None:
         """Its port stops listening (and it leaves the line)."""
         if self.transport is not None:
             self.transport.loseConnection()

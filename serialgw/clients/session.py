@@ -91,8 +91,9 @@ class Session:
     _closeCall: Any = None
     # The turn that handles input held by the escape menu (holdUntilNextTurn).
     _turnCall: Any = None
-    # Told to go (disconnect): its input is no longer handled.
+    # Told to go (disconnect): its input is no longer handled; why, when the gateway ended it.
     leaving = False
+    endedBecause: Optional[str] = None
     # Joined: its text waits for device output cut short (TextGate).
     _started = False
     _notSentAt: Optional[float] = None
@@ -289,12 +290,33 @@ class Session:
         return self.defaultNotices()
 
     def defaultNotices(self) -> bool:
-        return False
+        # A client with an escape menu is a person at a terminal (a raw
+        # one too: socat, QEMU's mon:); others are programs (raw, RFC 2217).
+        return self.escapeMenu is not None and bool(self.line.notices)
 
     def notice(self, text: str) -> None:
-        """A line of text for the person at this terminal, if it is one."""
+        """
+        A line of text for the person at this terminal about its own doing
+        (an escape command's answer, why what it typed was refused): to
+        anyone with an escape menu, whatever its listener says of notices.
+        """
         if self.wantsNotices() or self.escapeMenu is not None:
             self.say(text)
+
+    def announcement(self, text: str) -> None:
+        """
+        News of the line (someone attached, detached, took write): only as
+        the listener's notices / no-notices say (by default, people at
+        terminals): C{no-notices} with an escape menu, or an RFC 2217
+        program given one, had them in its data.
+        """
+        if self.wantsNotices():
+            self.say(text)
+
+    def deviceStateChanged(self, up: bool, notice: bytes) -> None:
+        """The device went or came back: said as the line's news is (a raw client with notices heard nothing)."""
+        if notice and self.wantsNotices():
+            self.sendText(notice)
 
     def say(self, text: str) -> None:
         """A line of text for this client, whether or not it takes notices."""
@@ -417,8 +439,15 @@ class Session:
         self.transport.abortConnection()
         return True
 
-    def disconnect(self) -> None:
-        """Close the connection once what waits is sent; cut it if that takes CLOSE_GRACE s."""
+    def disconnect(self, why: Optional[str] = None) -> None:
+        """
+        Close the connection once what waits is sent; cut it if that takes
+        CLOSE_GRACE s.  C{why}: the gateway ends it (see
+        L{serialgw.interfaces.IClient.disconnect}); kept in C{endedBecause}
+        for the transport (an SSH channel's exit status).
+        """
+        if not self.leaving:
+            self.endedBecause = why
         # Nothing more it sent is handled (the rest of the read after escape
         # d), and it is off the line now: no more output flows to it while
         # the connection closes (a person whose right was taken away kept
@@ -475,7 +504,7 @@ class Session:
         self._idleCall = None
         log.info("{line}: {peer} idle for {seconds} s: disconnected", line=self.line.name, peer=self.peer,
                  seconds=self.listener.idle)
-        self.disconnect()
+        self.disconnect(f"idle for {self.listener.idle:g} s: disconnected")
 
     def droppedNotice(self, count: int) -> None:
         """Output was dropped for this client: say so if it is a person's terminal."""

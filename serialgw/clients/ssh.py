@@ -327,7 +327,7 @@ class Person(ConchUser):  # type: ignore[misc]
             # sending breaks) on the line for as long as it liked.
             if not session.leaving:
                 session.notice(notice)
-                session.disconnect()
+                session.disconnect(notice)
             return
         if self.conn is not None:
             transport: Any = self.conn.transport

@@ -82,7 +82,8 @@ class _Flow:
 class ChannelTransport:
     """
     What a L{Session} needs of its transport, for an SSH channel: writes go
-    into the channel; C{loseConnection} ends the session (exit status 0);
+    into the channel; C{loseConnection} ends the session (exit status 0, or
+    1 and why on standard error when the gateway ended it: L{SSHClient.end});
     C{abortConnection} cuts the TCP connection; the output guard registers
     here and is paused through L{_Flow}.
     """
@@ -112,7 +113,8 @@ class ChannelTransport:
         self.channel.write(data)
 
     def loseConnection(self) -> None:
-        self.channel.end(0)
+        why = self.channel.endedBecause
+        self.channel.end(0 if why is None else 1, why)
 
     def abortConnection(self) -> None:
         self.tcp.abortConnection()
@@ -243,12 +245,21 @@ class SSHClient(Session, ClientEvents, SSHChannel):
     def startWriting(self) -> None:
         self.transport.flow.unblock("window")
 
-    def end(self, status: int) -> None:
-        """Tell the client the exit status and close the channel."""
+    def end(self, status: int, why: Optional[str] = None) -> None:
+        """
+        Tell the client the exit status and close the channel; C{why} (the
+        gateway ended the session) on its standard error first, as a
+        refused session's: a session whose right, key or line a reload took
+        away exited 0, as if the person had left, and said why only where
+        the line's notices were on.
+        """
         if self.ended:
             return
         self.ended = True
         if self.conn is not None and not self.closing:
+            if why is not None:
+                newline = "\r\n" if self.pty else "\n"
+                self.writeExtended(1, f"serialgw: {why}{newline}".encode("utf-8", "replace"))
             self.conn.sendRequest(self, b"exit-status", struct.pack(">L", status))
             if not self.areWriting:
                 # A client that does not read (its window is used up) is not

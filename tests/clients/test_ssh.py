@@ -582,7 +582,8 @@ class SessionTests(SynchronousTestCase):
                          [("ops1", Role.WRITER), ("ops2", Role.READONLY)])
         ops3, conn3 = sessions["ops3"]
         self.assertIn(b"[serialgw: ops3 may no longer use con1]", sent(conn3, ops3))
-        self.assertEqual(conn3.requests[ops3], [(b"exit-status", struct.pack(">L", 0), False)])
+        # Ended by the gateway: exit status 1, why on standard error (test_sshends).
+        self.assertEqual(conn3.requests[ops3], [(b"exit-status", struct.pack(">L", 1), False)])
         ops2, conn2 = sessions["ops2"]
         ops2.dataReceived(b"x")
         self.assertEqual(h.devices["con1"].events, [])
@@ -608,7 +609,7 @@ class SessionTests(SynchronousTestCase):
         ops1, ops2, ops3 = (sessions[name][0] for name in ("ops1", "ops2", "ops3"))
         assert ops1.session is not None
         self.assertIn(b"[serialgw: ops1: your key was removed]", sent(ops1.conn, ops1.session))
-        self.assertEqual(ops1.conn.requests[ops1.session], [(b"exit-status", struct.pack(">L", 0), False)])
+        self.assertEqual(ops1.conn.requests[ops1.session], [(b"exit-status", struct.pack(">L", 1), False)])
         self.assertNotIn(ops2.session, ops2.conn.requests)
         self.assertEqual((ops2.conn.transport.transport.disconnecting, ops3.conn.transport.transport.disconnecting),
                          (False, True))

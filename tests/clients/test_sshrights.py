@@ -90,7 +90,7 @@ class ListenerOptionsReloadTests(TestCase):
         self.assertEqual(line.clients, [])
         self.assertIn(b"[serialgw: your address is no longer allowed over SSH (a reload changed [ssh] listen): "
                       b"disconnected]", sent(conn1, session))
-        self.assertEqual(conn1.requests[session], [(b"exit-status", struct.pack(">L", 0), False)])
+        self.assertEqual(conn1.requests[session], [(b"exit-status", struct.pack(">L", 1), False)])
         self.assertTrue(conn2.transport.transport.disconnecting)
         session.dataReceived(b"x")
         self.assertEqual(line.refused + line.bytesGiven, 0)
