@@ -425,7 +425,13 @@ class TelnetProtocol(TelnetOutput, Protocol):
                     self._endSubnegotiation()
                 else:
                     # IAC <command> inside SB: the SE was lost.  Drop the
-                    # subnegotiation and read the command normally.
+                    # subnegotiation and read the command normally.  It
+                    # counts as a command (IAC SB again and again, no SE:
+                    # a 64 KiB read of it held every line 55 ms).
+                    self._flush(pieces)
+                    if self.inputHeld or self._spent():
+                        self._holdFrom(data, i, _SB_IAC)
+                        return
                     self.telnetIgnored("malformed subnegotiation")
                     self._sb = bytearray()
                     self._state = _COMMAND
