@@ -352,7 +352,7 @@ class TelnetProtocol(TelnetOutput, Protocol):
         if ahead:
             self.synching = True
         elif data[:1] != DM_B or (self._state is not _COMMAND and self._state is not _SB_IAC):
-            self.telnetIgnored("urgent data without a DM")
+            self.telnetIgnored("urgent mark without a DM")
             self._endSynch()
             TelnetProtocol.dataReceived(self, data)
             return
