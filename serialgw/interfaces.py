@@ -65,7 +65,14 @@ class IClient(Interface):
         """
 
     def notice(text: str) -> None:
-        """A line of text for the person at this client; nothing if it is a program or a file."""
+        """A line of text for the person at this client about its own doing; nothing if it is a program or a file."""
+
+    def announcement(text: str) -> None:
+        """
+        News of the line for the people on it (someone attached, detached,
+        took write), as the client's notices setting says; nothing for a
+        program or a file.
+        """
 
     def pauseInput() -> None:
         """Stop reading from the client (the device is behind)."""

@@ -120,6 +120,7 @@ class RecordingClient:
         self.lineStates: list[int] = []
         self.deviceStates: list[tuple[bool, bytes]] = []
         self.notices: list[str] = []
+        self.announcements: list[str] = []
         self.paused = 0
         self.resumed = 0
         self.person = False
@@ -136,6 +137,9 @@ class RecordingClient:
 
     def notice(self, text: str) -> None:
         self.notices.append(text)
+
+    def announcement(self, text: str) -> None:
+        self.announcements.append(text)
 
     def modemStateChanged(self, state: int) -> None:
         self.modem.append(state)

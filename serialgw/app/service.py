@@ -512,7 +512,7 @@ class GatewayService(MultiService):
             # Its people and console log told (logged for a line with people:
             # a farm's quiet lines make no log line each).
             if line.people:
-                line.announce("the gateway is stopping")
+                line.announce("the gateway is stopping", everyone=True)
             for consoleLog in [] if line.people else line.logs:
                 consoleLog.event("the gateway is stopping")
         readers = {name: self._readers(name, self._owned.get(name, [])) for name in self.lines}

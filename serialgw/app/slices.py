@@ -59,25 +59,31 @@ class _Families:
         return self.families
 
 
-def metricsParts(families: Callable[[list[Any]], list[Any]], lines: list[Any], rest: Any) -> Iterator[bytes]:
+def metricsParts(families: Callable[[list[Any]], list[Any]], lines: list[Any], rest: Any,
+                 openMetrics: bool = False) -> Iterator[bytes]:
     """
     Prometheus text as C{generate_latest} writes it for a registry whose
     first collector gives C{families(lines)} and whose others are C{rest}'s:
     C{families} of each slice of lines written family by family (the
     samples of one family together, under its HELP and TYPE once), then
     C{rest} whole (the process's metrics).  One part a slice of lines, then
-    their text, then C{rest}'s.
+    their text, then C{rest}'s.  With C{openMetrics}, OpenMetrics text as
+    its C{generate_latest} writes it: one C{# EOF} line, at the end.
     """
-    from prometheus_client import generate_latest
+    from prometheus_client import generate_latest as prometheusText
+    from prometheus_client.openmetrics.exposition import generate_latest as openMetricsText
+
+    generate_latest: Callable[[Any], bytes] = openMetricsText if openMetrics else prometheusText
 
     headers: list[bytes] = []
     samples: list[list[bytes]] = []
     parts = list(slices(lines)) or [[]]
     for number, part in enumerate(parts):
         for index, family in enumerate(families(part)):
-            text = generate_latest(_Families([family]))  # type: ignore[arg-type]
+            text = generate_latest(_Families([family]))
             # HELP and TYPE, then the samples.
             help_, type_, body = text.split(b"\n", 2)
+            body = body.removesuffix(b"# EOF\n")  # (OpenMetrics: the whole page's end, written by rest's text)
             if index == len(headers):
                 headers.append(help_ + b"\n" + type_ + b"\n")
                 samples.append([])

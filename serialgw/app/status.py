@@ -2,7 +2,8 @@
 The status endpoint (C{--status}): HTTP GET of C{/} answers JSON with every
 line, its device and settings, its clients (address, role, protocol) and
 its counters; C{/metrics} answers the same counters as Prometheus text
-(through prometheus_client, with its process metrics).
+(through prometheus_client, with its process metrics), or OpenMetrics for
+a scraper that asks for it (serialgw.app.metricsformat).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Site
 
 from serialgw import __version__
+from serialgw.app.metricsformat import OPENMETRICS_TYPE, TEXT_TYPE, MetricsFormats
 from serialgw.app.slices import jsonParts, metricsParts
 from serialgw.clients.netconsole import NetconsoleClient
 from serialgw.clients.tls import NAME_SHOWN
@@ -215,7 +217,11 @@ def statusSite(service: Any, clock: Any) -> Any:
     """
     root = statusRoot(service)
     for name, child in list(root.children.items()):
-        root.putChild(name, ThrottledPage(child, clock))
+        if isinstance(child, MetricsFormats):
+            # (Each format its own renderings: one rendering answers every request waiting for it.)
+            child.text, child.openMetrics = (ThrottledPage(page, clock) for page in child.pages())
+        else:
+            root.putChild(name, ThrottledPage(child, clock))
     site = StatusSite(root, timeout=StatusChannel.idleTimeout, reactor=clock)
     site.protocol = StatusChannel  # type: ignore[assignment]
     return site
@@ -507,10 +513,10 @@ class StatusChannel(HTTPChannel):
 
 
 def statusRoot(service: Any) -> Resource:
-    """C{/}: the JSON page; C{/metrics}: Prometheus text."""
+    """C{/}: the JSON page; C{/metrics}: Prometheus text, or OpenMetrics when asked for."""
     root = Resource()
     root.putChild(b"", StatusResource(service))
-    root.putChild(b"metrics", MetricsPage(service))
+    root.putChild(b"metrics", MetricsFormats(MetricsPage(service), MetricsPage(service, openMetrics=True)))
     return root
 
 
@@ -524,19 +530,20 @@ class MetricsPage(Resource):
 
     isLeaf = True
 
-    def __init__(self, service: Any) -> None:
+    def __init__(self, service: Any, openMetrics: bool = False) -> None:
         from prometheus_client import CollectorRegistry
 
         Resource.__init__(self)
         self.service = service
+        self.openMetrics = openMetrics
         self.collector = MetricsCollector(service)
         self.process = processCollectors(CollectorRegistry(auto_describe=False))
 
     def renderParts(self, request: Any) -> Iterator[bytes]:
-        from prometheus_client import CONTENT_TYPE_LATEST
-
-        request.setHeader(b"content-type", CONTENT_TYPE_LATEST.encode())
-        return metricsParts(self.collector.families, list(self.service.lines.values()), self.process)
+        request.setHeader(b"content-type", OPENMETRICS_TYPE if self.openMetrics else TEXT_TYPE)
+        request.setHeader(b"vary", b"Accept")
+        return metricsParts(self.collector.families, list(self.service.lines.values()), self.process,
+                            self.openMetrics)
 
     def render_GET(self, request: Any) -> bytes:
         return b"".join(self.renderParts(request))

@@ -52,5 +52,8 @@ class ClientEvents:
     def notice(self, text: str) -> None:
         pass
 
+    def announcement(self, text: str) -> None:
+        pass
+
     def logInOrder(self, emit: Callable[[], None]) -> None:
         emit()

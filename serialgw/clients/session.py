@@ -290,12 +290,33 @@ class Session:
         return self.defaultNotices()
 
     def defaultNotices(self) -> bool:
-        return False
+        # A client with an escape menu is a person at a terminal (a raw
+        # one too: socat, QEMU's mon:); others are programs (raw, RFC 2217).
+        return self.escapeMenu is not None and bool(self.line.notices)
 
     def notice(self, text: str) -> None:
-        """A line of text for the person at this terminal, if it is one."""
+        """
+        A line of text for the person at this terminal about its own doing
+        (an escape command's answer, why what it typed was refused): to
+        anyone with an escape menu, whatever its listener says of notices.
+        """
         if self.wantsNotices() or self.escapeMenu is not None:
             self.say(text)
+
+    def announcement(self, text: str) -> None:
+        """
+        News of the line (someone attached, detached, took write): only as
+        the listener's notices / no-notices say (by default, people at
+        terminals): C{no-notices} with an escape menu, or an RFC 2217
+        program given one, had them in its data.
+        """
+        if self.wantsNotices():
+            self.say(text)
+
+    def deviceStateChanged(self, up: bool, notice: bytes) -> None:
+        """The device went or came back: said as the line's news is (a raw client with notices heard nothing)."""
+        if notice and self.wantsNotices():
+            self.sendText(notice)
 
     def say(self, text: str) -> None:
         """A line of text for this client, whether or not it takes notices."""

@@ -85,7 +85,7 @@ _KEYS = {
     "accepter": "ser2net's accepter is listen here",
     "connector": "ser2net's connector is device and serial here",
     "enable": "ser2net's enable has no counterpart: comment the line's table out",
-    "logfile": "conserver's logfile is log here",
+    "logfile": "conserver's logfile is log here (its & is {line}: log = \"/var/log/serialgw/{line}.log\")",
     "logfilemax": "conserver's logfilemax is log-max-size here",
     "timestamp": "conserver's timestamp is log-mark (minutes between marks) and log-events = \"conserver\" "
                  "(its a and b: attach, detach, breaks) here",
@@ -108,3 +108,160 @@ _KEYS = {
 def foreignKey(key: str) -> Optional[str]:
     """What serialgw has for a ser2net or conserver option C{key}; L{None} when it is neither's."""
     return _KEYS.get(key.lower())
+
+
+# ser2net's connectors (ser2net.yaml's connector:, gensio strings): the
+# remote ones, by their gensio stack, as serialgw's device forms.
+_REMOTE = {"telnet(rfc2217)": "rfc2217://{host}:{port}", "telnet": "telnet:{host}:{port}", "": "tcp:{host}:{port}"}
+
+
+def ser2netConnector(text: str) -> Optional[str]:
+    """
+    A ser2net connector (C{serialdev,/dev/ttyUSB0,115200n81,local},
+    C{telnet(rfc2217),tcp,HOST,PORT}, C{tcp,HOST,PORT}) as the serialgw keys
+    that say the same (C{device = "/dev/ttyUSB0", serial = "115200,8N1"});
+    L{None} for anything else.
+    """
+    fields = [f for f in _topLevel(text.strip()) if f]
+    if len(fields) >= 2 and fields[0].lower() in ("serialdev", "serialdev()", "sdev") and fields[1].startswith("/"):
+        keys = [f'device = "{fields[1]}"']
+        speed, flow, other = None, [], []
+        for option in (o.strip() for f in fields[2:] for o in f.split()):
+            low = option.lower()
+            if ser2netSerial(option) is not None:
+                speed = ser2netSerial(option)
+            elif low in ("rtscts", "xonxoff"):
+                flow.append(low)
+            elif low in ("local", "-rtscts", "-xonxoff", "-local"):
+                pass  # modem lines are always ignored here; no flow control is the default
+            elif re.fullmatch(r"(dtr|rts)=(on|off)", low):
+                keys.append(f'{low[:3]} = "{low[4:]}"')
+            else:
+                other.append(option)
+        if speed or flow:
+            keys.insert(1, f'serial = "{",".join([speed or "9600,8N1", *flow])}"')
+        return ", ".join(keys) + (f" (not carried over: {', '.join(other)})" if other else "")
+    stack = fields[0].lower() if fields else ""
+    if stack in ("telnet(rfc2217)", "telnet"):
+        fields = fields[1:]
+    elif stack == "tcp":
+        stack = ""
+    else:
+        return None
+    if len(fields) != 3 or fields[0].lower() != "tcp" or not re.fullmatch(r"[0-9]{1,5}", fields[2]):
+        return None
+    return f'device = "{_REMOTE[stack].format(host=fields[1], port=int(fields[2]))}"'
+
+
+# ser2net.conf (ser2net 2.x and 3.x): PORT:STATE:TIMEOUT:DEVICE:OPTIONS.
+_CONF = re.compile(r"^(?:([A-Za-z0-9.-]+),)?([0-9]{1,5}):(raw|rawlp|telnet|off):([0-9]+):(/[^:\s]*)(?::(.*))?$",
+                   re.IGNORECASE)
+_BITS = {"5databits": "5", "6databits": "6", "7databits": "7", "8databits": "8"}
+_PARITY = {"none": "N", "even": "E", "odd": "O", "mark": "M", "space": "S"}
+_STOP = {"1stopbit": "1", "2stopbits": "2"}
+
+
+def ser2netConf(text: str) -> Optional[str]:
+    """
+    A ser2net.conf line (C{2000:telnet:600:/dev/ttyS0:9600 8DATABITS NONE
+    1STOPBIT}) as the serialgw line table that does the same, on one line;
+    L{None} for anything else.
+    """
+    match = _CONF.match(text.strip())
+    if match is None:
+        return None
+    host, port, state, timeout, device, options = match.groups()
+    if state.lower() == "off":
+        return f"its port {port} is off: serialgw has no disabled line; leave the line's table out (or comment it out)"
+    baud, bits, parity, stop, flow, keys, other = "9600", "8", "N", "1", [], [], []
+    rfc2217 = False
+    for option in re.split(r"[\s,]+", options or ""):
+        low = option.lower()
+        if not option or low in ("local", "-local", "-xonxoff", "-rtscts", "-chardelay", "-hangup_when_done"):
+            continue
+        if option.isdigit():
+            baud = option
+        elif low in _BITS:
+            bits = _BITS[low]
+        elif low in _PARITY:
+            parity = _PARITY[low]
+        elif low in _STOP:
+            stop = _STOP[low]
+        elif low in ("xonxoff", "rtscts"):
+            flow.append(low)
+        elif low == "remctl":
+            rfc2217 = True
+        elif low.startswith("max-connections=") and low[16:].isdigit():
+            keys.append(f"max-clients = {int(low[16:])}")
+        elif low == "hangup_when_done":
+            keys.append('idle-dtr = "off", idle-rts = "off"')
+        else:
+            other.append(option)
+    protocol = "raw" if state.lower() != "telnet" else "telnet" if rfc2217 else "telnet,no-rfc2217"
+    if int(timeout):
+        protocol += f",idle={int(timeout)}"
+    where = f"tcp:{int(port)}:interface={'127.0.0.1' if host.lower() == 'localhost' else host}" if host else \
+        str(int(port))
+    name = re.sub(r"[^A-Za-z0-9._-]", "-", device.rpartition("/")[2]).lstrip("._-") or "line"
+    serial = ",".join([f"{baud},{bits}{parity}{stop}", *flow])
+    said = ", ".join([f'device = "{device}"', f'listen = "{protocol}+{where}"', f'serial = "{serial}"', *keys])
+    notes = " (rawlp's device takes no settings: raw here)" if state.lower() == "rawlp" else ""
+    return f"serialgw writes it [lines.{name}] {said}{notes}" + (f" (not carried over: {', '.join(other)})"
+                                                                  if other else "")
+
+
+# A line of ser2net.yaml or conserver.cf pasted into the TOML file.
+_YAML = re.compile(r"^\s*(?:-\s+)?([A-Za-z][A-Za-z0-9_-]*)\s*:(?:\s+(.*?))?\s*$")
+_CONSERVER_BLOCK = re.compile(r"^\s*(console|default|access|config|group|break)\s+(\S+)\s*\{")
+_CONSERVER_KEY = re.compile(r"^\s*([a-z]+)\s+([^=;]*?)\s*;\s*(?:}\s*)?$")
+
+
+def pastedLine(line: str, known: set[str]) -> Optional[str]:
+    """
+    What a line of ser2net.yaml, ser2net.conf or conserver.cf that is no
+    TOML says in serialgw (C{known}: the keys of a line); L{None} for
+    anything else.
+    """
+    conf = ser2netConf(line)
+    if conf is not None:
+        return f"a ser2net.conf line: {conf}"
+    block = _CONSERVER_BLOCK.match(line)
+    if block is not None:
+        kind, name = block.groups()
+        if kind == "console":
+            return f"conserver's console block; serialgw writes it as a table, [lines.{name}], keys NAME = VALUE"
+        if kind == "default":
+            return "conserver's default block; serialgw writes it as the table [defaults], keys NAME = VALUE"
+        return f"conserver's {kind} block has no counterpart here (README: Coming from ser2net or conserver)"
+    yaml = _YAML.match(line)
+    if yaml is not None:
+        key, value = yaml.group(1), (yaml.group(2) or "").strip()
+        low = key.lower()
+        if low == "connection":
+            name = value.lstrip("&").strip() if value.startswith("&") else "NAME"
+            return (f"ser2net's connection; serialgw writes it as a table, [lines.{name}], with device = ... and "
+                    "listen = ...")
+        if low == "accepter":
+            ours = ser2netAccepter(value)
+            return ("ser2net's accepter; serialgw writes it " +
+                    (f'listen = "{ours}"' if ours else "listen = ... (README: Coming from ser2net or conserver)"))
+        if low == "connector":
+            ours = ser2netConnector(value)
+            return ("ser2net's connector; serialgw writes it " +
+                    (ours if ours else 'device = ... and serial = ..., on one line (a connector split over '
+                     'lines: device = "/dev/ttyUSB0", serial = "115200,8N1")'))
+        if low in ("options", "defaults", "default"):
+            where = "a line's table" if low == "options" else "the table [defaults]"
+            return f"ser2net's {low}; serialgw writes them as keys of {where}, NAME = VALUE"
+        hint = foreignKey(low)
+        if hint is not None:
+            return f"{hint} (a YAML line: TOML writes NAME = VALUE)"
+        return f"a YAML line: TOML writes {key} = VALUE" if key in known else None
+    setting = _CONSERVER_KEY.match(line)
+    if setting is not None:
+        key = setting.group(1)
+        hint = foreignKey(key)
+        if hint is not None:
+            return f"{hint} (a conserver.cf line: TOML writes NAME = VALUE)"
+        return f"a conserver.cf line: TOML writes {key} = VALUE" if key in known else None
+    return None

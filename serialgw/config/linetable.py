@@ -25,6 +25,7 @@ from serialgw.config.parsers import (
     parseSendString,
 )
 from serialgw.config.paths import absoluteLine
+from serialgw.config.placeholders import PLACED_KEYS, expandValue, hasPlaceholder
 from serialgw.config.shard import MAX_SHARDS
 from serialgw.config.specs import (
     DEFAULT_BACKLOG,
@@ -111,7 +112,9 @@ def readLines(path: str, text: str, data: dict[str, Any], base: str) -> tuple[li
             configs.append(absoluteLine(_line(name, merged), base))
         except _KeyError as e:
             table_ = "defaults" if e.key in defaults and e.key not in table else where
-            raise ConfigError(f"{_where(path, text, table_, e.key)}: [{table_}] {e.key}: {e.message}") from None
+            # A [defaults] value with {line} fails for some lines only: say which.
+            which = f"for line {quote(name)}, " if table_ == "defaults" and hasPlaceholder(defaults[e.key]) else ""
+            raise ConfigError(f"{_where(path, text, table_, e.key)}: [{table_}] {e.key}: {which}{e.message}") from None
         # A line's own log-typed (log-mark, ...) without log: no file at all,
         # and no word said (an audit trail asked for and none kept).  From
         # [defaults] it is for the lines that log: silent.
@@ -161,6 +164,9 @@ def _line(name: str, table: dict[str, Any]) -> LineConfig:
         except ConfigError as e:
             raise _KeyError(key, str(e)) from None
 
+    # {line} in paths: one [defaults] value for every line (serialgw.config.placeholders).
+    table = {**table, **{key: parsed(key, lambda v, k=key: expandValue(v, name, k), table[key])
+                         for key in PLACED_KEYS if key in table}}
     if "device" not in table:
         raise _KeyError("device", "missing: a tty path, pty:LINK, telnet:HOST:PORT, rfc2217://HOST:PORT, ...")
     device = parsed("device", parseDevice, value("device", str))

@@ -42,7 +42,7 @@ from twisted.internet.endpoints import (
 )
 from twisted.internet.endpoints import _parse as endpointFields
 
-from serialgw.config.foreign import ser2netAccepter
+from serialgw.config.foreign import ser2netAccepter, ser2netConf
 from serialgw.config.parsers import checkOptionsReach, checkPath, isDecimal, parseEscape
 from serialgw.config.specs import (
     ConfigError,
@@ -97,6 +97,9 @@ def parseListener(text: str) -> ListenerSpec:
 
     if isDecimal(text):
         return done(_twistedServer(f"tcp:{text}", original))
+    if ser2netConf(text) is not None:
+        # (Twisted's "Unknown endpoint type: '2000'", at start or --check only.)
+        raise ConfigError(f"cannot read listener {quote(original)}: a ser2net.conf line: {ser2netConf(text)}")
     word, colon, body = text.partition(":")
     word = word.lower()
     if word == "stdio" and not colon:

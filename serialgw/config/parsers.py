@@ -15,7 +15,7 @@ from typing import Any, Optional
 
 import attrs
 
-from serialgw.config.foreign import ser2netSerial
+from serialgw.config.foreign import ser2netConf, ser2netConnector, ser2netSerial
 from serialgw.config.specs import (
     BYTESIZES,
     MAX_BAUD,
@@ -288,6 +288,11 @@ def parseDevice(text: str) -> DeviceSpec:
     if not text:
         raise ConfigError("device is empty: expected a tty path, pty:LINK, telnet:HOST:PORT, "
                           "rfc2217://HOST:PORT, tcp:HOST:PORT or unix:PATH")
+    pasted = ser2netConnector(text) or (ser2netConf(text) if text[:1].isdigit() else None)
+    if pasted is not None:
+        # (Read as a relative tty path, a ser2net connector was a device "not there now".)
+        said = "a ser2net.conf line: " if text[:1].isdigit() else "ser2net's connector form; serialgw writes it "
+        raise ConfigError(f"cannot read device {quote(original)}: {said}{pasted}")
     kind, sep, rest = text.partition("://") if "://" in text else text.partition(":")
     kind = kind.lower()
     if not sep or text.startswith("/"):

@@ -13,6 +13,8 @@ import sys
 import tomllib
 from typing import Any
 
+from serialgw.config.foreign import pastedLine
+from serialgw.config.linetable import LINE_KEYS
 from serialgw.config.specs import ConfigError, quote
 from serialgw.config.where import tomlError
 
@@ -60,7 +62,7 @@ def readToml(path: str) -> tuple[str, dict[str, Any]]:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
-        raise ConfigError(tomlError(path, text, e)) from None
+        raise ConfigError(_pasted(path, text, e)) from None
     except RecursionError:
         # tomllib recurses once per nested array or inline table.
         raise ConfigError(f"{path}: arrays or tables nested too deep") from None
@@ -71,6 +73,25 @@ def readToml(path: str) -> tuple[str, dict[str, Any]]:
         limit = sys.get_int_max_str_digits()
         raise ConfigError(f"{_tooLong(path, text, limit)}: an integer of more than {limit} digits") from None
     return text, data
+
+
+def _pasted(path: str, text: str, error: tomllib.TOMLDecodeError) -> str:
+    """
+    tomllib's error, or, on a line pasted from ser2net.yaml, ser2net.conf
+    or conserver.cf, that line and what serialgw writes for it (tomllib's
+    error after it).
+    """
+    message = tomlError(path, text, error)
+    place = re.search(r"\(at line ([0-9]+), column [0-9]+\)$", str(error))
+    lines = text.splitlines()
+    if place is None or not 0 < int(place.group(1)) <= len(lines):
+        return message
+    number = int(place.group(1))
+    line = lines[number - 1]
+    hint = pastedLine(line, LINE_KEYS)
+    if hint is None:
+        return message
+    return f"{path}:{number}: {quote(line.strip())}: {hint} (TOML: {message.removeprefix(f'{path}:{number}: ')})"
 
 
 def _kind(mode: int) -> str:

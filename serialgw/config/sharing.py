@@ -11,8 +11,19 @@ import os
 from typing import Any, Optional
 
 from serialgw.config.paths import identity, placeKeys, whereWritten
+from serialgw.config.placeholders import sharedHint
 from serialgw.config.specs import ConfigError, LineConfig, ListenerKind, ptyLoop, quote
 from serialgw.config.where import where as _where
+
+
+def _hint(table: str, data: dict[str, Any], key: str) -> str:  # a [defaults] path two lines share: {line}
+    return sharedHint(key, data["defaults"].get(key)) if table == "defaults" else ""
+
+
+def _suffix(table: str, data: dict[str, Any], key: str) -> str:  # a [defaults] "/var/log/x/{line}": web1, web1.1
+    value = data["defaults"].get(key) if table == "defaults" else None
+    return " (a suffix after {line}, as '{line}.log', keeps the names apart)" \
+        if isinstance(value, str) and value.endswith("{line}") else ""
 
 
 def _for(table: str, name: str) -> str:  # which line a [defaults] key clashes for ([defaults] alone named no line)
@@ -53,7 +64,8 @@ def oneLineEach(path: str, text: str, data: dict[str, Any], lines: list[LineConf
                     other = "" if what == os.path.normpath(claimed) else f" {quote(owner[1])}"
                     why = "" if not other else f": one {'device' if key == 'device' else 'file'} by two paths"
                     raise ConfigError(f"{_where(path, text, table, key)}: [{table}] {key}: {_for(table, config.name)}"
-                                      f"{quote(shown)} is line {quote(owner[0])}'s {key}{other} too{why}")
+                                      f"{quote(shown)} is line {quote(owner[0])}'s {key}{other} too{why}"
+                                      f"{_hint(table, data, key)}")
     # A file written by two (file: listeners, console logs): their lines
     # interleaved in it and each rotated or truncated the other's.  Paths
     # are compared normalised, and by what they are (a symlink to another's
@@ -76,7 +88,30 @@ def oneLineEach(path: str, text: str, data: dict[str, Any], lines: list[LineConf
                 said = (f"{quote(shown)} writes {quote(claimed)}, as line {quote(writer[0])}'s {writer[1]} does{how}"
                          if key == "listen" else f"{quote(shown)} is line {quote(writer[0])}'s {writer[1]} too{how}")
                 raise ConfigError(f"{_where(path, text, table, key)}: [{table}] {key}: {_for(table, config.name)}{said}: "
-                                  "two writers would interleave in one file")
+                                  f"two writers would interleave in one file{_hint(table, data, key)}")
+    # A console log's old files (LOG.1 to LOG.KEEP, LOG.typed.1 ...): another
+    # file there is renamed by the log's rotation, under its writer (a log
+    # "/var/log/x/{line}" and lines web1 and web1.1: web1's rotation moved
+    # web1.1's live log to web1.2).
+    rotated: dict[str, tuple[str, str, int]] = {}
+    for config in lines:
+        spec = config.log
+        if spec is not None and spec.keep > 0 and (spec.maxSize > 0 or spec.daily):
+            rotated[os.path.normpath(spec.path)] = (config.name, "log", spec.keep)
+            if spec.typed != "off":
+                rotated[os.path.normpath(spec.path + ".typed")] = (config.name, "log-typed file", spec.keep)
+    for config in lines if rotated else ():
+        for key, claimed in _written(config):
+            base, dot, number = os.path.normpath(claimed).rpartition(".")
+            # (ASCII digits, a few: int() of '²' or of 5000 digits raises.)
+            numbered = dot and number.isascii() and number.isdigit() and number[0] != "0" and len(number) <= 4
+            old = rotated.get(base) if numbered else None
+            if old is not None and int(number) <= old[2]:
+                table = f"lines.{config.name}" if key in data["lines"][config.name] else "defaults"
+                raise ConfigError(f"{_where(path, text, table, key)}: [{table}] {key}: {_for(table, config.name)}"
+                                  f"{quote(claimed)} is one of line {quote(old[0])}'s old {old[1]}s "
+                                  f"({quote(base + '.1')} to {quote(f'{base}.{old[2]}')}: log-keep = {old[2]}): "
+                                  f"its rotation would rename this file under its writer{_suffix(table, data, key)}")
     # A path the gateway makes its own for a line: a pty's link (a pty:
     # device's or listener's), a pipe: FIFO pair.  The start took a second
     # pipe: on one pair (the two lines split what was written to it), and
@@ -92,7 +127,7 @@ def oneLineEach(path: str, text: str, data: dict[str, Any], lines: list[LineConf
                 table = f"lines.{config.name}" if key in data["lines"][config.name] else "defaults"
                 raise ConfigError(f"{_where(path, text, table, key)}: [{table}] {key}: {_for(table, config.name)}"
                                   f"{quote(shown)} makes {quote(claimed)}, which line {quote(maker[0])} makes with "
-                                  f"{quote(maker[1])}")
+                                  f"{quote(maker[1])}{_hint(table, data, key)}")
             if claimed:
                 paths[os.path.normpath(claimed)] = (config.name, shown)
     loop = ptyLoop(lines, placeKeys)
@@ -108,3 +143,13 @@ def oneLineEach(path: str, text: str, data: dict[str, Any], lines: list[LineConf
             table = "defaults"
         raise ConfigError(f"{_where(path, text, table, 'listen')}: [{table}] listen: stdio is line {quote(terminal[0])}'s "
                           "already: the gateway has one terminal")
+
+
+def _written(config: LineConfig) -> list[tuple[str, str]]:
+    """The files a line writes, with the key each comes from: its log (and LOG.typed), its file: listeners."""
+    found = []
+    if config.log is not None:
+        found.append(("log", config.log.path))
+        if config.log.typed != "off":
+            found.append(("log-typed", config.log.path + ".typed"))
+    return found + [("listen", spec.path) for spec in config.listeners if spec.kind is ListenerKind.FILE]

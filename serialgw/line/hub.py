@@ -365,16 +365,22 @@ class Line(PortControl, OpenCloseStrings, RoleChanges):
 
     # Sessions
 
-    def announce(self, text: str, exclude: Optional[IClient] = None, peer: Optional[str] = None) -> None:
+    def announce(self, text: str, exclude: Optional[IClient] = None, peer: Optional[str] = None,
+                 actor: Optional[IClient] = None, everyone: bool = False) -> None:
         """
-        A notice for the people at terminals (see each client's notice()),
-        and the logs; C{peer}: the client whose doing it is (its log budget).
+        News for the people at terminals (each client's announcement()),
+        and the logs; C{peer}: the client whose doing it is (its log
+        budget); C{actor}, that client, is answered (its notice()), and
+        so is C{everyone} (news that ends every session: the gateway stops).
         """
         self.recordEvent(text, peer)
         for client in list(self.clients):
             if client is not exclude:
                 try:
-                    client.notice(text)
+                    if everyone or client is actor:
+                        client.notice(text)
+                    else:
+                        client.announcement(text)
                 except Exception:
                     log.failure("{line}: telling {peer} failed; it is cut off", line=self.name, peer=client.peer)
                     self._cutOff(client)

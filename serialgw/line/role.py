@@ -52,7 +52,8 @@ class _Line(Protocol):
 
     @property
     def writer(self: _Line) -> Optional[IClient]: ...
-    def announce(self: _Line, text: str, exclude: Optional[IClient] = None, peer: Optional[str] = None) -> None: ...
+    def announce(self: _Line, text: str, exclude: Optional[IClient] = None, peer: Optional[str] = None,
+                 actor: Optional[IClient] = None, everyone: bool = False) -> None: ...
     def updateLineWatch(self: _Line) -> None: ...
     def _lastController(self: _Line, closing: bool = False, why: str = ...) -> None: ...
     def _roleChanged(self: _Line, client: IClient, role: Role, text: str, told: bool = False) -> None: ...
@@ -100,7 +101,7 @@ class RoleChanges:
             log.info("{line}: {peer} (not announced) {change}", line=self.name, peer=client.peer,
                      change=text, role=role.value)
         else:
-            self.announce(f"{client.peer} {text}", exclude=client if told else None, peer=client.peer)
+            self.announce(f"{client.peer} {text}", exclude=client if told else None, peer=client.peer, actor=client)
 
     def takeWrite(self: _Line, client: IClient) -> bool:
         """C{client} becomes the writer; in exclusive mode the old one watches."""
@@ -111,7 +112,7 @@ class RoleChanges:
                 if other is not client and other.role is Role.WRITER and other.person:
                     self._setRole(other, Role.WATCHER)
         self._setRole(client, Role.WRITER)
-        self.announce(f"{client.peer} took write", peer=client.peer)
+        self.announce(f"{client.peer} took write", peer=client.peer, actor=client)
         return True
 
     def setMode(self: _Line, mode: str) -> None:

@@ -126,7 +126,8 @@ class FileTests(SynchronousTestCase):
         path = self.write('[defaults]\nlog = "/var/log/all.log"\n[lines.a]\ndevice = "/dev/ttyS0"\nlisten = "4001"\n'
                           '[lines.b]\ndevice = "/dev/ttyS1"\nlisten = "4002"\n')
         self.assertEqual(str(self.assertRaises(ConfigError, loadConfig, path)),
-                         f"{path}:2: [defaults] log: for line 'b', '/var/log/all.log' is line 'a''s log too")
+                         f"{path}:2: [defaults] log: for line 'b', '/var/log/all.log' is line 'a''s log too (each "
+                         "line its own: {line} is the line's name, e.g. '/var/log/{line}.log')")
         # Remote consoles, a pty each, distinct logs: every line its own.
         path = self.write('[lines.a]\ndevice = "telnet:vm:4444"\nlisten = "4001"\nlog = "/var/log/a.log"\n'
                           '[lines.b]\ndevice = "telnet:vm:4444"\nlisten = "4002"\nlog = "/var/log/b.log"\n'

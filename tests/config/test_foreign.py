@@ -77,3 +77,92 @@ class ForeignFormTests(SynchronousTestCase):
         self.assertTrue(message.startswith("FILE:2: unknown key 'max-connections' in [defaults]: ser2net's"), message)
         message = self.refused('[lines.a]\ndevice = "/dev/ttyS0"\nlisten = "4001"\ncolour = 1\n')
         self.assertTrue(message.startswith("FILE:4: unknown key 'colour' in [lines.a] (known: "), message)
+
+
+class PastedLineTests(SynchronousTestCase):
+    """Lines of ser2net.yaml, ser2net.conf and conserver.cf pasted into the file, or as a value."""
+
+    def refused(self, text: str) -> str:
+        path = writeTemp(self, text)
+        e = self.assertRaises(ConfigError, loadConfig, path)
+        return str(e).replace(path, "FILE")
+
+    def test_yamlLines(self) -> None:
+        """ser2net.yaml's connection, accepter, connector and option lines name FILE:LINE, the line and our keys."""
+        head = '[lines.a]\ndevice = "/dev/ttyS0"\nlisten = "4001"\n'
+        toml = "(TOML: Expected '=' after a key in a key/value pair (column {}))"
+        cases = {
+            "connection: &con01": "'connection: &con01': ser2net's connection; serialgw writes it as a table, "
+                                  "[lines.con01], with device = ... and listen = ... " + toml.format(11),
+            "  accepter: telnet(rfc2217),tcp,2013": "'accepter: telnet(rfc2217),tcp,2013': ser2net's accepter; "
+                                                    "serialgw writes it listen = \"telnet+2013\" " + toml.format(11),
+            "    connector: serialdev,/dev/ttyUSB0,115200n81,local":
+                "'connector: serialdev,/dev/ttyUSB0,115200n81,local': ser2net's connector; serialgw writes it "
+                "device = \"/dev/ttyUSB0\", serial = \"115200,8N1\" " + toml.format(14),
+            "connector: telnet(rfc2217),tcp,kvm1,7007":
+                "'connector: telnet(rfc2217),tcp,kvm1,7007': ser2net's connector; serialgw writes it "
+                "device = \"rfc2217://kvm1:7007\" " + toml.format(10),
+            "      kickolduser: true": "'kickolduser: true': ser2net's kickolduser has no counterpart: mode = "
+                                       "\"exclusive\" keeps one writer, and the escape menu's t takes write from "
+                                       "another (a YAML line: TOML writes NAME = VALUE) " + toml.format(18),
+            "baud: 9600": "'baud: 9600': a YAML line: TOML writes baud = VALUE " + toml.format(5),
+        }
+        for pasted, said in cases.items():
+            self.assertEqual(self.refused(f"{head}{pasted}\n"), f"FILE:4: {said}")
+        # Another YAML-looking line, of nobody's: tomllib's error alone.
+        self.assertEqual(self.refused(f"{head}colour: red\n"), "FILE:4: Expected '=' after a key in a key/value "
+                                                               "pair (column 7)")
+
+    def test_conserverLines(self) -> None:
+        """conserver.cf's console block and settings pasted are refused with the table and key serialgw writes."""
+        self.assertEqual(self.refused("console web1 { type device; device /dev/ttyS0; baud 115200; }\n"),
+                         "FILE:1: 'console web1 { type device; device /dev/ttyS0; baud 115200; }': conserver's "
+                         "console block; serialgw writes it as a table, [lines.web1], keys NAME = VALUE (TOML: "
+                         "Expected '=' after a key in a key/value pair (column 9))")
+        message = self.refused('[lines.a]\ndevice = "/dev/ttyS0"\nlisten = "4001"\n    logfile /var/log/conserver/&;\n')
+        self.assertEqual(message, "FILE:4: 'logfile /var/log/conserver/&;': conserver's logfile is log here (its & "
+                                  "is {line}: log = \"/var/log/serialgw/{line}.log\") (a conserver.cf line: TOML "
+                                  "writes NAME = VALUE) (TOML: Expected '=' after a key in a key/value pair (column 13))")
+
+    def test_ser2netConfLine(self) -> None:
+        """A ser2net.conf line, pasted as a line or as a listener, is the line table that does the same."""
+        cases = {
+            "2000:telnet:600:/dev/ttyS0:9600 8DATABITS NONE 1STOPBIT banner":
+                '[lines.ttyS0] device = "/dev/ttyS0", listen = "telnet,no-rfc2217,idle=600+2000", serial = '
+                '"9600,8N1" (not carried over: banner)',
+            "localhost,2001:raw:0:/dev/ttyUSB1:115200":
+                '[lines.ttyUSB1] device = "/dev/ttyUSB1", listen = "raw+tcp:2001:interface=127.0.0.1", serial = '
+                '"115200,8N1"',
+            "3001:telnet:0:/dev/ttyS1:19200,7DATABITS,EVEN,2STOPBITS,RTSCTS,remctl,max-connections=2,HANGUP_WHEN_DONE":
+                '[lines.ttyS1] device = "/dev/ttyS1", listen = "telnet+3001", serial = "19200,7E2,rtscts", '
+                'max-clients = 2, idle-dtr = "off", idle-rts = "off"',
+        }
+        for conf, ours in cases.items():
+            e = self.assertRaises(ConfigError, parseListener, conf)
+            self.assertEqual(str(e), f"cannot read listener '{conf}': a ser2net.conf line: serialgw writes it {ours}")
+            listen = ours.split('listen = "')[1].split('"')[0]
+            serial = ours.split('serial = "')[1].split('"')[0]
+            self.assertEqual(parseListener(listen).text, listen)
+            self.assertEqual(parseCompact(serial).describe().split(",")[0], serial.split(",")[0])
+            message = self.refused(f"{conf}\n")
+            self.assertTrue(message.startswith(f"FILE:1: '{conf}': a ser2net.conf line: serialgw writes it {ours} "
+                                               "(TOML: "), message)
+        self.assertEqual(self.refused("2002:off:0:/dev/ttyS2:\n"),
+                         "FILE:1: '2002:off:0:/dev/ttyS2:': a ser2net.conf line: its port 2002 is off: serialgw has "
+                         "no disabled line; leave the line's table out (or comment it out) (TOML: Expected '=' after "
+                         "a key in a key/value pair (column 5))")
+
+    def test_connectorAsDevice(self) -> None:
+        """A ser2net connector as a device is refused with our keys (it was taken for a relative tty path)."""
+        message = self.refused('[lines.a]\ndevice = "serialdev,/dev/ttyUSB0,115200n81,local,rtscts,nobreak"\n'
+                               'listen = "4001"\n')
+        self.assertEqual(message, "FILE:2: [lines.a] device: cannot read device 'serialdev,/dev/ttyUSB0,115200n81,"
+                                  "local,rtscts,nobreak': ser2net's connector form; serialgw writes it device = "
+                                  "\"/dev/ttyUSB0\", serial = \"115200,8N1,rtscts\" (not carried over: nobreak)")
+        for connector, device in [("telnet,tcp,kvm1,7007", "telnet:kvm1:7007"), ("tcp,kvm1,7008", "tcp:kvm1:7008")]:
+            message = self.refused(f'[lines.a]\ndevice = "{connector}"\nlisten = "4001"\n')
+            self.assertEqual(message, f"FILE:2: [lines.a] device: cannot read device '{connector}': ser2net's "
+                                      f"connector form; serialgw writes it device = \"{device}\"")
+        # A relative path with a comma that is no connector is still a path.
+        self.assertEqual(loadConfig(writeTemp(self, '[lines.a]\ndevice = "tty,1"\nlisten = "4001"\n'))[0].device.kind,
+                         "tty")

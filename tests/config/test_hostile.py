@@ -197,7 +197,8 @@ class KeyValueTests(SynchronousTestCase):
         self.assertEqual(self.refused('[defaults]\nlisten = "file:/var/log/all"\n[lines.a]\ndevice = "/dev/ttyS0"\n'
                                       '[lines.b]\ndevice = "/dev/ttyS1"\n'),
                          "FILE:2: [defaults] listen: for line 'b', 'file:/var/log/all' writes '/var/log/all', as line 'a''s listener "
-                         "'file:/var/log/all' does: two writers would interleave in one file")
+                         "'file:/var/log/all' does: two writers would interleave in one file (each line its own: "
+                         "{line} is the line's name)")
         # On the command line, twice on the one line.
         e = self.assertRaises(UsageError, parse, "--device", "/dev/ttyS0", "--listen", "file:/tmp/x",
                               "--listen", "file:/tmp/./x")
