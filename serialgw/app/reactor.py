@@ -286,10 +286,15 @@ class GatewayReactor(EPollReactor):
 
 
 def install() -> Any:
-    """Install L{GatewayReactor} as the global reactor and return it."""
+    """
+    Install L{GatewayReactor} as the global reactor and return it (its
+    one-shot variant if C{SERIALGW_ONESHOT} asks for it: L{serialgw.app.oneshot}).
+    """
     from twisted.internet.main import installReactor
 
-    reactor = GatewayReactor()
+    from serialgw.app.oneshot import reactorFromEnvironment
+
+    reactor = reactorFromEnvironment()
     installReactor(reactor)
     return reactor
 

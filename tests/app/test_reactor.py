@@ -16,7 +16,8 @@ from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
 from serialgw.app.reactor import DEFAULT_BUSY_POLL, BusyPoll, GatewayReactor
 
-OURS = ["serialgw.app.reactor.GatewayReactor"]
+OURS = ["serialgw.app.reactor.GatewayReactor", "serialgw.app.oneshot.OneShotReactor",
+        "serialgw.app.oneshot.ThreadedOneShotReactor"]
 
 _BUILDERS = [
     test_core.SystemEventTestsBuilder,

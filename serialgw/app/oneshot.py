@@ -1,0 +1,325 @@
+"""
+A tty that stays ready polled with C{EPOLLONESHOT} (issue 15, target 1).
+
+What a quiet line waits for beside a flooding one is in the kernel, not
+in Python.  When C{epoll_wait} looks again at a level-triggered tty whose
+input a read has just emptied, the line discipline's poll (C{n_tty_poll})
+first waits for the kernel worker that moves the writer's bytes into it
+(C{flush_work}), even with a timeout of 0; a keystroke's socket, ready in
+the same epoll, is handed back only after that wait (seen with perf:
+37 % of a flood's time, 33 us on average; C{bench/neighbourcpu.py
+--trace}).
+
+So a tty that was ready in two turns running is registered
+C{EPOLLIN | EPOLLONESHOT}: once it fires, the kernel leaves it out of
+later polls until it is armed again (C{epoll_ctl} C{MOD}, which is where
+the wait now happens), and it is armed again only after the next turn's
+other descriptors were polled and served.  A flooding tty is served every
+other turn, every other descriptor every turn: neither starves.  A
+one-shot tty that is not ready at the first poll after it was armed again
+goes back to level-triggered, as every other descriptor is.  Only
+selectables that say so (C{oneShotWhileReady}: serialgw's devices) and
+that are read, not written, are ever made one-shot.
+
+Two ways to arm again (L{OneShotReactor.threaded}): in the reactor's
+thread at the end of the next turn (the reactor waits for the tty's
+worker there, after that turn's descriptors were served), or in a helper
+thread (C{epoll.modify} releases the GIL around C{epoll_ctl}: CPython's
+C{pyepoll_internal_ctl}), so that the reactor's thread never waits for
+the worker at all; a lock then keeps the helper from arming a descriptor
+the reactor has unregistered, changed or given to another file since.
+
+Invariants (each pinned by C{tests/app/test_oneshot.py}):
+  - a one-shot descriptor that fired is armed again, whatever else
+    happens in its turn (a second one firing, an interrupted poll, an
+    exception escaping the turn);
+  - only a real change of a descriptor's registration (Twisted's own
+    tests: the descriptor in its set or not, a selectable whose fileno()
+    is -1 found by identity) forgets it, and forgetting leaves nothing
+    behind: a new file given the same number is level-triggered;
+  - the bookkeeping is per descriptor number, O(1) a descriptor a turn.
+
+Off unless C{SERIALGW_ONESHOT} says otherwise (C{1} or C{inline}, C{thread});
+for the benchmark's comparisons (README, "Benchmarks").
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import queue
+import threading
+from collections import deque
+from select import EPOLLIN, EPOLLONESHOT
+from typing import Any, Callable, Mapping, Optional
+
+from twisted.internet.epollreactor import EPollReactor
+from twisted.logger import Logger
+
+from serialgw.app.reactor import GatewayReactor
+
+log = Logger()
+
+ONESHOT_ENV = "SERIALGW_ONESHOT"
+ARMED = EPOLLIN | EPOLLONESHOT
+
+# epoll_ctl's errors for a descriptor the kernel no longer has in the epoll
+# set: closed (its last reference), or never there.
+GONE = (errno.ENOENT, errno.EBADF)
+
+
+def modeFromEnvironment(environ: Mapping[str, str] = os.environ) -> Optional[str]:
+    """C{None} (off), C{"inline"} or C{"thread"}, from C{SERIALGW_ONESHOT}; a clear error for anything else."""
+    value = environ.get(ONESHOT_ENV, "").strip().lower()
+    if value in ("", "0", "off"):
+        return None
+    if value in ("1", "on", "inline"):
+        return "inline"
+    if value == "thread":
+        return "thread"
+    raise ValueError(f"{ONESHOT_ENV}={value!r}: expected 0 (off), 1 (inline) or thread")
+
+
+class OneShotReactor(GatewayReactor):
+    """
+    L{GatewayReactor} whose read-only descriptors marked
+    C{oneShotWhileReady} are registered C{EPOLLONESHOT} while they stay
+    ready, armed again in the reactor's thread (or a helper thread: see
+    L{ThreadedOneShotReactor}) after the next turn's other descriptors.
+    """
+
+    threaded = False
+
+    def __init__(self) -> None:
+        # Registered EPOLLIN | EPOLLONESHOT (armed or not).
+        self._oneShot: set[int] = set()
+        # One-shot descriptors that fired this turn: disarmed in the kernel.
+        self._fired: set[int] = set()
+        # Those that fired last turn, armed again at the end of this one
+        # (inline); the reactor's, never the helper's.
+        self._rearming: set[int] = set()
+        # Armed again since the last poll: back to level-triggered if that
+        # poll does not find them ready (the helper appends to it).
+        self._armed: deque[int] = deque()
+        # Ready this turn, and last turn (by number; a number forgotten is
+        # taken out of both: a new file given it was not ready before).
+        self._stayed: set[int] = set()
+        self._stayedBefore: set[int] = set()
+        # Handed to the helper and not yet armed again by it (threaded).
+        self._pending: set[int] = set()
+        self._armLock = threading.Lock()
+        self._work: Optional[queue.SimpleQueue[Any]] = None
+        self._helper: Optional[threading.Thread] = None
+        GatewayReactor.__init__(self)
+
+    # -- a turn ---------------------------------------------------------------
+
+    def doPoll(self, timeout: Optional[float]) -> None:
+        if timeout is None:
+            timeout = -1  # Wait indefinitely.
+        rearming: set[int] = set()
+        if not self.threaded:
+            # What fired last turn: armed again at the end of this one.
+            rearming, self._fired = self._fired, rearming
+            self._rearming = rearming
+        armed = self._armed
+        checked = [armed.popleft() for _ in range(len(armed))] if armed else []
+        try:
+            if rearming and not self.threaded:
+                # A tty waits to be armed again: nothing to wait for before that.
+                events = self._poller.poll(0, len(self._selectables))
+            else:
+                events = self.busyPoll.wait(self._poller.poll, timeout, len(self._selectables))
+        except BaseException as err:
+            # Nothing was served: all of it is still to do.
+            self._fired |= rearming
+            self._rearming = set()
+            armed.extendleft(reversed(checked))
+            if isinstance(err, OSError) and err.errno == errno.EINTR:
+                return
+            raise
+        try:
+            if checked:
+                self._backToLevel(checked, events)
+            self._dispatch(events)
+        finally:
+            if self.threaded:
+                if self._fired:
+                    self._handOver()
+            elif self._rearming:
+                self._armAgain()
+
+    doIteration = doPoll
+
+    def _dispatch(self, events: list[tuple[int, int]]) -> None:
+        """L{GatewayReactor.doPoll}'s dispatch, noting one-shot descriptors that fired and making new ones."""
+        stayed = self._stayedBefore = self._stayed
+        ready = self._stayed = {fd for fd, _ in events}
+        oneShot = self._oneShot
+        # Disarmed by the kernel as it handed them over, served or not (an
+        # exception may escape the turn before they are): all armed again.
+        self._fired |= ready & oneShot
+        if len(events) > 1 and stayed:
+            events = [e for e in events if e[0] not in stayed] + [e for e in events if e[0] in stayed]
+        dispatch = self._doReadOrWrite
+        selectables = self._selectables
+        for fd, event in events:
+            selectable = selectables.get(fd)
+            if selectable is None:
+                continue
+            becomes = (fd in stayed and fd not in oneShot and fd not in self._writes
+                       and getattr(selectable, "oneShotWhileReady", False))
+            try:
+                dispatch(selectable, fd, event)
+            except Exception:
+                log.failure("event on descriptor {fd} ({selectable!r}) failed", fd=fd, selectable=selectable)
+            if becomes and selectables.get(fd) is selectable and fd in self._reads and fd not in self._writes:
+                self._makeOneShot(fd)
+
+    def _makeOneShot(self, fd: int) -> None:
+        try:
+            self._poller.modify(fd, ARMED)
+        except OSError as e:
+            if e.errno not in GONE:
+                log.failure("making descriptor {fd} one-shot failed", fd=fd)
+            return
+        self._oneShot.add(fd)
+
+    def _backToLevel(self, checked: list[int], events: list[tuple[int, int]]) -> None:
+        """One-shot descriptors armed before this turn's poll and not found ready: level-triggered again."""
+        ready = {fd for fd, _ in events}
+        for fd in checked:
+            if fd in ready or fd not in self._oneShot or fd in self._fired or fd in self._pending:
+                continue
+            self._forget(fd)
+            try:
+                self._poller.modify(fd, EPOLLIN)
+            except OSError as e:
+                if e.errno not in GONE:
+                    log.failure("making descriptor {fd} level-triggered again failed", fd=fd)
+
+    def _armAgain(self) -> None:
+        """Arm again (in this thread) what fired last turn and is still one-shot, read and registered."""
+        rearming, self._rearming = self._rearming, set()
+        for fd in rearming:
+            if fd not in self._oneShot or fd not in self._reads:
+                continue
+            try:
+                self._poller.modify(fd, ARMED)
+            except OSError as e:
+                if e.errno not in GONE:
+                    log.failure("arming descriptor {fd} again failed", fd=fd)
+                # Not in the kernel's set any more (closed without being
+                # unregistered): nothing to arm; forgotten.
+                self._oneShot.discard(fd)
+                continue
+            self._armed.append(fd)
+
+    # -- the helper thread (threaded) -------------------------------------------
+
+    def _handOver(self) -> None:
+        """Give what fired this turn to the helper thread, which arms it again."""
+        fired, self._fired = self._fired, set()
+        # Added without the lock: only this thread adds, and the helper
+        # takes a descriptor only from the batch, after this.
+        self._pending |= fired
+        if self._work is None:
+            self._startHelper()
+        assert self._work is not None
+        self._work.put(tuple(fired))
+
+    def _startHelper(self) -> None:
+        # Started at the first hand-over (after twistd forked, if it does).
+        self._work = queue.SimpleQueue()
+        self._helper = threading.Thread(target=self._rearmLoop, args=(self._work,),
+                                        name="serialgw one-shot re-arm", daemon=True)
+        self._helper.start()
+        self.addSystemEventTrigger("after", "shutdown", self.stopHelper)
+
+    def _rearmLoop(self, work: queue.SimpleQueue[Any]) -> None:
+        poller, lock, pending, armed = self._poller, self._armLock, self._pending, self._armed
+        while True:
+            batch = work.get()
+            if batch is None:
+                return
+            if callable(batch):
+                # (Tests: a step the helper takes in its turn.)
+                batch()
+                continue
+            for fd in batch:
+                with lock:
+                    if fd not in pending:
+                        continue  # Forgotten since: unregistered, changed, or another file.
+                    pending.discard(fd)
+                    try:
+                        poller.modify(fd, ARMED)
+                    except ValueError:
+                        return  # The reactor's epoll is closed.
+                    except OSError as e:
+                        if e.errno not in GONE:
+                            log.failure("arming descriptor {fd} again failed", fd=fd)
+                        continue
+                armed.append(fd)
+
+    def helperStep(self, step: Callable[[], None]) -> None:
+        """Have the helper thread call C{step} once it has armed what it was given before (tests)."""
+        if self._work is None:
+            self._startHelper()
+        assert self._work is not None
+        self._work.put(step)
+
+    def stopHelper(self) -> None:
+        """Stop the helper thread, if there is one (at shutdown)."""
+        work, helper = self._work, self._helper
+        self._work = self._helper = None
+        if work is not None and helper is not None:
+            work.put(None)
+            helper.join(10)
+
+    # -- registration changes ---------------------------------------------------
+
+    def _forget(self, fd: int) -> None:
+        """Not one-shot any more: no state left for this number (under the lock: the helper may hold it)."""
+        if self.threaded:
+            with self._armLock:
+                self._pending.discard(fd)
+                self._oneShot.discard(fd)
+        else:
+            self._oneShot.discard(fd)
+        self._fired.discard(fd)
+        self._rearming.discard(fd)
+        self._stayed.discard(fd)
+        self._stayedBefore.discard(fd)
+
+    def _add(self, xer: Any, primary: Any, other: Any, selectables: Any, event: int, antievent: int) -> None:
+        fd = xer.fileno()
+        if fd in self._oneShot and fd not in primary:
+            # Twisted registers or modifies it (level-triggered): a real change.
+            self._forget(fd)
+        EPollReactor._add(self, xer, primary, other, selectables, event, antievent)
+
+    def _remove(self, xer: Any, primary: Any, other: Any, selectables: Any, event: int, antievent: int) -> None:
+        fd = xer.fileno()
+        if fd == -1:
+            # Closed already: found by identity, as Twisted's _remove does.
+            fd = next((known for known, fdes in selectables.items() if fdes is xer), -1)
+        if fd in self._oneShot and fd in primary:
+            # Twisted unregisters it or leaves the other direction (level-triggered).
+            self._forget(fd)
+        EPollReactor._remove(self, xer, primary, other, selectables, event, antievent)
+
+
+class ThreadedOneShotReactor(OneShotReactor):
+    """L{OneShotReactor} arming again from a helper thread: the reactor's thread never waits for a tty's worker."""
+
+    threaded = True
+
+
+def reactorFromEnvironment(environ: Mapping[str, str] = os.environ) -> GatewayReactor:
+    """The reactor C{SERIALGW_ONESHOT} asks for: L{GatewayReactor} unless it says otherwise."""
+    mode = modeFromEnvironment(environ)
+    if mode == "inline":
+        return OneShotReactor()
+    if mode == "thread":
+        return ThreadedOneShotReactor()
+    return GatewayReactor()
