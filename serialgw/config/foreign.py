@@ -265,3 +265,23 @@ def pastedLine(line: str, known: set[str]) -> Optional[str]:
             return f"{hint} (a conserver.cf line: TOML writes NAME = VALUE)"
         return f"a conserver.cf line: TOML writes {key} = VALUE" if key in known else None
     return None
+
+
+def conserverName(name: str) -> Optional[str]:
+    """
+    What conserver's access-list forms are here, for a C{write}/C{read}
+    entry that names no user: C{@group}, C{user@host}, C{""} (a list
+    emptied), C{!*}; L{None} for another name.
+    """
+    bare = name[1:] if name.startswith("!") else name
+    if bare.startswith("@"):
+        return ("conserver's @group (a group of the host) has no counterpart: name each [users.NAME], or give the "
+                "line to everyone with '*' and take some out with '!NAME'")
+    if "@" in bare:
+        return ("conserver's user@host: a user here is a person with keys or a certificate wherever they come "
+                "from; write the user alone, and narrow where from with the listener option allow=CIDR")
+    if not bare:
+        return "an empty name: conserver's \"\" (a list emptied) is leaving the key out, or [] for nobody"
+    if name == "!*":  # ('*' itself is every user)
+        return "'!*' takes everyone out: leave the name out of the list instead"
+    return None
