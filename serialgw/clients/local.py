@@ -12,7 +12,7 @@ import stat
 import termios
 from typing import Any, Optional
 
-from twisted.internet import abstract, stdio
+from twisted.internet import abstract, defer, stdio
 from twisted.internet.protocol import connectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -109,6 +109,19 @@ class FileClient(ClientEvents, abstract.FileDescriptor):
         if self.dataBuffer or self._tempDataLen:
             self.startWriting()
         return True
+
+    def written(self) -> defer.Deferred[None]:
+        """Fires once what was given to a regular file's writer so far is written or lost (at once for a FIFO, a tty)."""
+        done: defer.Deferred[None] = defer.Deferred()
+        if self._teller is None:
+            done.callback(None)
+        else:
+            self._teller.put(self._writtenNow, done)
+        return done
+
+    def _writtenNow(self, waiting: list[defer.Deferred[None]]) -> None:
+        for done in waiting:
+            self._say(done.callback, None)
 
     def _swapNow(self, fds: list[int]) -> None:
         for fd in fds:
