@@ -587,9 +587,9 @@ class HungOpensTests(TestCase):
     async def test_moreHungOpensThanThreads(self) -> None:
         """Forty lines whose opens block (more than the 32 threads the opens once had): another line's open still returns, and its line comes up."""
         from twisted.internet import reactor
-        from twisted.internet.task import deferLater
 
         from serialgw.devices.reopenpool import DeviceOpens
+        from tests.realio import until
 
         opens = DeviceOpens()
         release = threading.Event()
@@ -616,8 +616,7 @@ class HungOpensTests(TestCase):
             line(f"/dev/ttyUSB{n}", hangs=True)
         # (Paced: two at a time, the next after 0.25 s: all forty have begun in 5 s. On 32 threads
         # only 32 ever began: the wait is bounded by the test's timeout.)
-        while began[0] < 40:
-            await deferLater(reactor, 0.1, lambda: None)
+        await until(self, lambda: began[0] >= 40, "all forty hung opens to have begun", 0.1)
         line("/dev/ttyACM0", hangs=False)
         await ups[-1]
         self.assertEqual((began[0], [up.called for up in ups]), (40, [False] * 40 + [True]))

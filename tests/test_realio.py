@@ -1,0 +1,86 @@
+"""
+The real-I/O test helpers' own behaviour: a wait that never ends says,
+before trial's timeout, which line of the test waited and for what.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.trial.unittest import TestCase
+
+from tests import realio
+from tests.realio import Accumulator
+
+
+class WaitWatchTests(TestCase):
+    def test_pendingWaitNamesItself(self) -> None:
+        """A wait pending at the watch's end fails with its test line, what it waited for and what the stream had."""
+        acc = Accumulator("the gateway's output")
+        acc.add(b"booting\n")
+        d = acc.contains(b"ready")
+        failures: list[Any] = []
+        d.addErrback(failures.append)
+        realio._expire(90)
+        [failure] = failures
+        message = str(failure.value)
+        self.assertIn("tests/test_realio.py:", message)
+        self.assertIn('d = acc.contains(b"ready")', message)
+        self.assertIn("for the gateway's output to contain b'ready'", message)
+        self.assertIn("(the test's timeout is 90 s)", message)
+        self.assertIn("it has 8 bytes, ending: b'booting\\n'", message)
+        # What comes later finds no waiter left (not a second callback).
+        acc.add(b"ready")
+        self.assertEqual(realio._pending, {})
+
+    def test_firedWaitForgotten(self) -> None:
+        """A wait that ended is not among the pending; one that never had to wait is never there."""
+        acc = Accumulator()
+        acc.add(b"x")
+        acc.contains(b"x")
+        d = acc.length(2)
+        self.assertEqual([w.what for w in realio._pending.values()], ["stream to reach 2 bytes"])
+        acc.add(b"y")
+        self.assertEqual(self.successResultOf(d), b"xy")
+        self.assertEqual(realio._pending, {})
+
+    def test_watchOncePerTest(self) -> None:
+        """The watch is set once per test, a tenth of its timeout (at least 2 s) before it, and cancelled at its end."""
+        from twisted.internet import reactor
+
+        before = set(reactor.getDelayedCalls())  # type: ignore[attr-defined]
+        realio.watchWaits(self)
+        realio.watchWaits(self)
+        [call] = set(reactor.getDelayedCalls()) - before  # type: ignore[attr-defined]
+        left = call.getTime() - reactor.seconds()  # type: ignore[attr-defined]
+        self.assertTrue(abs(left - self.getTimeout() * 0.9) < 1, left)
+
+    async def test_untilLooksAgain(self) -> None:
+        """until() fires once its predicate holds, looked at again each interval."""
+        looks: list[int] = []
+
+        def third() -> bool:
+            looks.append(1)
+            return len(looks) >= 3
+
+        await realio.until(self, third, "the third look", 0.001)
+        self.assertEqual((len(looks), realio._pending), (3, {}))
+
+    def test_untilPendingNamesItself(self) -> None:
+        """An until() still waiting at the watch's end fails naming what it waited for, and looks no more."""
+        looks: list[int] = []
+        d = realio.until(self, lambda: looks.append(1), "the device to be up", 0.001)
+        failures: list[Any] = []
+        d.addErrback(failures.append)
+        realio._expire(30)
+        [failure] = failures
+        self.assertIn("for the device to be up; it does not hold yet", str(failure.value))
+        self.assertIn("tests/test_realio.py:", str(failure.value))
+        from twisted.internet import reactor
+
+        self.assertEqual([c for c in reactor.getDelayedCalls() if c.func.__name__ == "look"], [])  # type: ignore[attr-defined]
+
+    def test_untilPredicateRaises(self) -> None:
+        """What the predicate raises fails the wait."""
+        d = realio.until(self, lambda: 1 / 0, "a division")
+        self.failureResultOf(d, ZeroDivisionError)
