@@ -135,6 +135,9 @@ class FairShare:
             del self.takers[oldest]
 
 
+# What a message held back by a key exchange costs besides its payload (a tuple, a bytes object).
+HELD_MESSAGE_COST = 100
+
 # The longest packet a client may send (OpenSSH's own bound: conch's is 1 MiB, each held whole
 # before it is looked at).
 MAX_PACKET = 256 * 1024

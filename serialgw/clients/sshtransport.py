@@ -166,11 +166,29 @@ class ServerTransport(SSHServerTransport):
         # finished it grew the gateway by the line's output (50 MB a second
         # seen, to 850 MB).  Past the bound, the session's output waits (its
         # policy applies) until the key exchange is done.
+        # Answers to what the client sends meanwhile (requests with a reply)
+        # are held too: past twice the bound and a packet, the connection is
+        # cut (a stalled key exchange and 2000 requests a second grew it
+        # 270 KB a second for as long as it liked).
         if self._keyExchangeState != self._KEY_EXCHANGE_NONE and not self._allowedKeyExchangeMessageType(messageType):
-            self._heldByKex += len(payload)
-            if self.flow is not None and self._heldByKex > self._bound():
-                self.flow.block("kex")
+            self._heldByKex += len(payload) + sshlimits.HELD_MESSAGE_COST
+            if self._heldByKex > self._bound():
+                if self.flow is not None:
+                    self.flow.block("kex")
+                if self._heldByKex > 2 * self._bound() + sshlimits.MAX_PACKET:
+                    self._heldTooMuch()
+                    return
         SSHServerTransport.sendPacket(self, messageType, payload)
+
+    def _heldTooMuch(self) -> None:
+        tcp: Any = self.transport
+        if tcp.disconnecting:
+            return
+        log.info("ssh: {address}: over {count} bytes held back by a key exchange it has not finished: disconnected",
+                 address=sshPeer(self), peer=sshSource(self), count=2 * self._bound() + sshlimits.MAX_PACKET)
+        self._blockedByKeyExchange = []
+        self.sendDisconnect(DISCONNECT_PROTOCOL_ERROR, b"key exchange not finished")
+        self.deadline("did not take its last output", CLOSE_GRACE)
 
     def _newKeys(self) -> None:
         # The key exchange is done: what it held goes to the TCP connection (whose own bound holds then).

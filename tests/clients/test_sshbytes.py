@@ -200,3 +200,39 @@ class KeyExchangeHoldTests(SynchronousTestCase):
         transport._newKeys()
         self.assertFalse(channel.guard.full)
         self.assertGreater(len(tcp.value()), held)
+
+    def test_answersHeldByAKeyExchangeBounded(self) -> None:
+        """Requests answered while a key exchange is left unfinished: their answers are held (conch queues them), and past twice the bound and a packet the connection is cut, said (a stalled rekey and 2000 requests a second grew the gateway 270 KB a second)."""
+        from serialgw.clients.ssh import Login
+        from serialgw.clients.sshsession import SSHClient
+        from tests.clients.test_ssh import Harness
+
+        events = LogEvents(self)
+        h = Harness("outbuf=65536+tcp:0")
+        factory = GatewaySSHFactory(newKey(), KeyRing(()), h.gateway)
+        transport = factory.buildProtocol(IPv4Address("TCP", "192.0.2.7", 1))
+        tcp = Tcp()
+        transport.makeConnection(tcp)
+        self.addCleanup(transport.connectionLost, None)
+        transport.dataReceived(VERSION)
+        transport.setService(Connection())
+        conn = transport.service
+        channel = SSHClient(h.gateway, Login("ops1", "con1"), remoteWindow=1 << 20, remoteMaxPacket=32768)
+        channel.id = 0  # type: ignore[assignment]
+        conn.channels[0] = channel
+        conn.localToRemoteChannel[0] = 0
+        conn.channelsToRemoteChannel[channel] = 0
+        channel.conn = conn
+        channel.requestReceived(b"shell", b"")
+        request = struct.pack(">L", 0) + NS(b"env") + b"\x01" + NS(b"A") + NS(b"B")
+        sent = 0
+        while not tcp.disconnecting and sent < 100000:
+            conn.ssh_CHANNEL_REQUEST(request)
+            sent += 1
+        self.assertTrue(tcp.disconnecting)
+        limit = 2 * 65536 + sshlimits.MAX_PACKET
+        # (Each answer a CHANNEL_FAILURE: its payload the channel's number, 4 bytes.)
+        self.assertEqual(sent, limit // (4 + sshlimits.HELD_MESSAGE_COST) + 1)
+        self.assertEqual(transport._blockedByKeyExchange, [])
+        [said] = [e for e in events.at(LogLevel.info) if "key exchange" in e["log_format"]]
+        self.assertEqual(said["count"], limit)
