@@ -304,8 +304,15 @@ class Reopener:
             target.takeBack(port)
         except Exception as e:
             # Setting the reopened device up failed (a bug, an ioctl): it is
-            # still gone for the line, and tried again.
-            log.failure("{device}: setting up the reopened device failed", device=target.name)
+            # still gone for the line, and tried again.  One that went again
+            # meanwhile (EIO: unplugged, a flaky cable) is said as such, not
+            # as a bug with its traceback.
+            code = e.errno if isinstance(e, OSError) else (e.args or (None,))[0]
+            if code in (errno.EIO, errno.ENXIO, errno.ENODEV):
+                log.warn("{device}: went again while it was set up: {reason}; trying again with backoff",
+                         device=target.name, reason=errorReason(e))
+            else:
+                log.failure("{device}: setting up the reopened device failed", device=target.name)
             target.notTakenBack(port, f"could not be set up again: {errorReason(e)}")
             self._schedule()
             self._firstOver(e)

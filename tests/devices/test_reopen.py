@@ -190,6 +190,26 @@ class ReopenerTests(SynchronousTestCase):
         self.assertEqual(self.attempts, [0.5, 1.5])
         self.assertEqual(self.target.calls[2:], [("takeBack", self.ports[1]), ("up",)])
 
+    def test_goneWhileSetUp(self) -> None:
+        """A reopened port that goes again while it is set up (termios EIO: unplugged again) is a warning naming why, no traceback; tried again."""
+        import errno
+        import termios
+
+        self.target.setUpError = termios.error(errno.EIO, "Input/output error")
+        with capturedLogs() as events:
+            self.reopener.start()
+            self.clock.advance(0.5)
+        self.assertEqual(self.flushLoggedErrors(), [])
+        said = [(e["log_level"].name, formatEvent(e)) for e in events if e.get("device") == "/dev/ttyUSB0"]
+        self.assertEqual(said, [("warn", "/dev/ttyUSB0: went again while it was set up: Input/output error; trying "
+                                          "again with backoff")])
+        self.assertEqual(self.target.calls, [("takeBack", self.ports[0]), ("notTakenBack", self.ports[0],
+                                                                            "could not be set up again: "
+                                                                            "Input/output error")])
+        self.target.setUpError = None
+        self.clock.advance(1.0)
+        self.assertEqual(self.target.calls[2:], [("takeBack", self.ports[1]), ("up",)])
+
     def firstOpener(self) -> IPort:
         """The opener openNow is given: its attempts recorded as -1 - the time (told apart from the others)."""
         try:
