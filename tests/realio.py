@@ -18,19 +18,21 @@ import shutil
 import socket
 import sys
 import tty
+from collections import deque
 from dataclasses import dataclass
-from typing import Any, Callable, Optional, Union
+from typing import Any, Callable, Iterable, Optional, Union
 
 from twisted.internet import defer, fdesc, protocol, reactor, task
 from twisted.internet.error import ProcessDone, ProcessTerminated
 from twisted.internet.interfaces import IReadDescriptor
+from twisted.logger import LogEvent, LogLevel, formatEvent, globalLogPublisher
 from twisted.trial.unittest import SkipTest
 from zope.interface import directlyProvides, implementer, providedBy
 
 from serialgw.app.service import GatewayService
 from serialgw.config.listeners import parseListener
 from serialgw.config.specs import DeviceSpec, LineConfig, ListenerSpec
-from tests.fakes import observeLog
+from tests.fakes import CallObserver, observeLog
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -89,22 +91,40 @@ def watchWaits(case: Any) -> None:
         return  # (a SynchronousTestCase waits for nothing)
     _pending.clear()
     timeout = float(case.getTimeout())
+    # What this process logged last (an in-process gateway's "is locked by
+    # process N", a TLS handshake cut after its 10 s), said with the waits.
+    recent: deque[LogEvent] = deque(maxlen=RECENT_EVENTS)
+
+    def keep(event: LogEvent) -> None:
+        if event.get("log_level") not in (LogLevel.debug, None):
+            recent.append(event)
+
+    observer = CallObserver(keep)
+    globalLogPublisher.addObserver(observer)
+    case.addCleanup(globalLogPublisher.removeObserver, observer)
     # The test's clock started a little earlier (at its method's call).
     margin = max(2.0, timeout / 10)
-    call = reactor.callLater(max(0.0, timeout - margin), _expire, timeout)  # type: ignore[attr-defined]
+    call = reactor.callLater(max(0.0, timeout - margin), _expire, timeout, recent)  # type: ignore[attr-defined]
     case._serialgwWaitWatch = call
     case.addCleanup(lambda: call.cancel() if call.active() else None)
 
 
-def _expire(timeout: float) -> None:
+# How many of its last log events a test that hangs shows.
+RECENT_EVENTS = 12
+
+
+def _expire(timeout: float, recent: Iterable[LogEvent] = ()) -> None:
     now = reactor.seconds()  # type: ignore[attr-defined]
     waits = list(_pending.items())
     _pending.clear()
+    logged = "".join(f"\n    {formatEvent(event)[:300]}" for event in recent)
+    if logged:
+        logged = f"\n  this process's last log events:{logged}"
     for d, wait in waits:
         wait.forget()
         d.errback(AssertionError(
             f"{wait.where}\n  still waiting after {now - wait.since:.1f} s (the test's timeout is {timeout:.0f} s) "
-            f"for {wait.what}; {wait.state()}"))
+            f"for {wait.what}; {wait.state()}{logged}"))
 
 
 def until(case: Any, predicate: Callable[[], object], what: str, interval: float = 0.01) -> defer.Deferred[None]:

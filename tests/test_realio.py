@@ -33,6 +33,28 @@ class WaitWatchTests(TestCase):
         acc.add(b"ready")
         self.assertEqual(realio._pending, {})
 
+    def test_recentLogEventsSaid(self) -> None:
+        """The process's last log events (not debug) since the watch began come with a wait that does not end."""
+        from twisted.internet import reactor
+        from twisted.logger import Logger
+
+        before = set(reactor.getDelayedCalls())  # type: ignore[attr-defined]
+        realio.watchWaits(self)
+        [call] = set(reactor.getDelayedCalls()) - before  # type: ignore[attr-defined]
+        log = Logger()
+        log.debug("not this")
+        for n in range(realio.RECENT_EVENTS + 1):
+            log.warn("/dev/pts/{n} is locked by process 4242 (python)", n=n)
+        d = Accumulator("the pty master").length(5)
+        failures: list[Any] = []
+        d.addErrback(failures.append)
+        call.func(*call.args)  # type: ignore[attr-defined]
+        message = str(failures[0].value)
+        self.assertIn("this process's last log events:\n    /dev/pts/1 is locked by process 4242 (python)\n", message)
+        self.assertTrue(message.endswith(f"/dev/pts/{realio.RECENT_EVENTS} is locked by process 4242 (python)"), message)
+        self.assertNotIn("/dev/pts/0 ", message)
+        self.assertNotIn("not this", message)
+
     def test_firedWaitForgotten(self) -> None:
         """A wait that ended is not among the pending; one that never had to wait is never there."""
         acc = Accumulator()

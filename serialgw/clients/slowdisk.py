@@ -1,6 +1,7 @@
 """
-A file the gateway writes on its one thread (a console log, a C{file:}
-listener's regular file) on a disk that takes long over each write (one
+A file the gateway writes on its one thread (a C{file:} listener's
+regular file; a console log is written by a thread of its own, see
+L{serialgw.clients.logwriter}) on a disk that takes long over each write (one
 throttling writes past its speed, a stalled network filesystem) holds every
 line while it writes: each write delayed 150 ms held them 150 ms a chunk of
 output.  L{SlowDisk} times the writes: SLOW_WRITES in a row taking

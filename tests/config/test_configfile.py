@@ -224,9 +224,9 @@ class FileTests(SynchronousTestCase):
         """log-keep, log-max-size, log-format and log-daily on a line without log are checked all the same: a bad one is refused, not ignored."""
         for key, value, message in (("log-keep", "1001", "log-keep must be 0 to 1000, not 1001"),
                                     ("log-max-size", "-1", "log-max-size must be 0 (no limit) or more bytes, not -1"),
-                                    ("log-format", "5", "expected str, not 5"),
+                                    ("log-format", "5", "expected a string (in quotes), not 5"),
                                     ("log-format", '"' + "%c" * 33 + '"', "log-format must be at most 64 characters, not 66"),
-                                    ("log-daily", '"false"', "expected bool, not 'false'")):
+                                    ("log-daily", '"false"', "expected true or false, not 'false'")):
             path = self.write(f'[lines.a]\ndevice = "/dev/ttyS0"\nlisten = "4001"\n{key} = {value}\n')
             self.assertEqual(str(self.assertRaises(ConfigError, loadConfig, path)), f"{path}:4: [lines.a] {key}: {message}")
         # Good ones in [defaults] for the lines that log: a line without log has none.
