@@ -21,19 +21,25 @@ MESSAGES_PER_SECOND = 2000
 # (0.4 ms): one logged-in client rekeying without pause made 790 of them a second, and one with no
 # key 85 a connection (its 256 messages before a session), 677 a second reconnecting.
 KEX_PER_MINUTE = 10
+# Key exchanges a person's connections together may start in a minute once their sessions started;
+# past them the one that starts one is cut.  (Counted a connection, one person's sessions, 8 on each
+# line they may use, could each rekey 10 times a minute: 800 sessions, 133 a second, a third of a core.)
+PERSON_KEX_PER_MINUTE = 30
 
 
 
 class Second:
-    """The messages and bytes a person's connections sent in the second that began at C{start}."""
+    """The messages and bytes a person's connections sent in the second that began at C{start}; their key exchanges of the last minute."""
 
-    __slots__ = ("person", "start", "count", "bytes", "__weakref__")
+    __slots__ = ("person", "start", "count", "bytes", "kexes", "__weakref__")
 
     def __init__(self, person: str) -> None:
         self.person = person
         self.start = float("-inf")
         self.count = 0
         self.bytes = 0
+        # When the key exchanges they started in the last minute began (sessions started).
+        self.kexes: tuple[float, ...] = ()
 
 
 def lastMinute(starts: tuple[float, ...], now: float) -> tuple[float, ...]:
@@ -134,6 +140,10 @@ class FairShare:
                 break
             del self.takers[oldest]
 
+
+# Sessions one person may have on one line at once: a person, a read-only one too, filled a line's
+# max-clients (64) and kept its writers out.
+PERSON_SESSIONS_PER_LINE = 8
 
 # What a message held back by a key exchange costs besides its payload (a tuple, a bytes object).
 HELD_MESSAGE_COST = 100

@@ -326,6 +326,15 @@ class ServerTransport(SSHServerTransport):
                          peer=sshSource(self), n=len(self._kexes) - 1)
                 self.sendDisconnect(DISCONNECT_PROTOCOL_ERROR, b"too many key exchanges")
                 return
+            second = self._second
+            if second is not None:
+                second.kexes = sshlimits.lastMinute(second.kexes, self.factory.clock.seconds())
+                if len(second.kexes) > sshlimits.PERSON_KEX_PER_MINUTE:
+                    log.info("ssh: {address} started a key exchange, over {n} a minute with {person}'s other "
+                             "connections: cut", address=sshPeer(self), peer=sshSource(self),
+                             n=sshlimits.PERSON_KEX_PER_MINUTE, person=second.person)
+                    self.sendDisconnect(DISCONNECT_PROTOCOL_ERROR, b"too many key exchanges")
+                    return
         try:
             SSHServerTransport.dispatchMessage(self, messageNum, payload)
         except MALFORMED as e:

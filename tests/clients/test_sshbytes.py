@@ -236,3 +236,33 @@ class KeyExchangeHoldTests(SynchronousTestCase):
         self.assertEqual(transport._blockedByKeyExchange, [])
         [said] = [e for e in events.at(LogLevel.info) if "key exchange" in e["log_format"]]
         self.assertEqual(said["count"], limit)
+
+
+class PersonKeyExchangeTests(SynchronousTestCase):
+    def test_keyExchangesPerPersonBounded(self) -> None:
+        """A person's connections with sessions may start PERSON_KEX_PER_MINUTE key exchanges in a minute together, not KEX_PER_MINUTE each: the one past it is cut, said; another person is not held (a person's 800 sessions could each rekey 10 times a minute)."""
+        from twisted.conch.ssh.transport import MSG_KEXINIT
+
+        events = LogEvents(self)
+        factory = GatewaySSHFactory(newKey(), KeyRing(()), SSHGateway(dict, parseSSHListener("tcp:0"), Clock()))
+        made = []
+        for port, person in [(n, "ops1") for n in range(1, 5)] + [(9, "ops2")]:
+            transport = factory.buildProtocol(IPv4Address("TCP", "192.0.2.7", port))
+            tcp = Tcp()
+            transport.makeConnection(tcp)
+            transport.setService(Connection())
+            transport.sessionStarted(person)
+            transport.ssh_KEXINIT = lambda packet: None
+            self.addCleanup(transport.connectionLost, None)
+            made.append((transport, tcp))
+        for n in range(sshlimits.PERSON_KEX_PER_MINUTE):
+            transport, tcp = made[n % 4]
+            transport.dispatchMessage(MSG_KEXINIT, b"k")
+            factory.clock.advance(1)
+        self.assertEqual([tcp.disconnecting for _, tcp in made], [False] * 5)
+        made[3][0].dispatchMessage(MSG_KEXINIT, b"k")
+        for _ in range(5):
+            made[4][0].dispatchMessage(MSG_KEXINIT, b"k")
+        self.assertEqual([tcp.disconnecting for _, tcp in made], [False, False, False, True, False])
+        [said] = [e for e in events.at(LogLevel.info) if "key exchange" in e["log_format"]]
+        self.assertEqual((said["person"], said["n"]), ("ops1", sshlimits.PERSON_KEX_PER_MINUTE))
