@@ -110,3 +110,14 @@ class ModemPollTests(SynchronousTestCase):
         line0.detach(client0)
         line1.detach(client1)
         self.assertEqual((self.clock.getDelayedCalls(), pollsOf(self.clock)), ([], None))
+
+    def test_clockSetForwardDuringARead(self) -> None:
+        """The wall clock set forward an hour during a read: the reads go on within a second, not 4 hours later."""
+        made = self.controlled(2, 0.0)
+        device = made[0][0].device
+        assert isinstance(device, TimedModemDevice)
+        device.cost = 3600.0
+        self.clock.advance(POLL_INTERVAL)
+        device.cost = 0.0
+        self.toNext()
+        self.assertEqual(self.reads[:2], [(0.05, "l0"), (3601.05, "l1")])
