@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
+from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 from zope.interface import Attribute, Interface
 
@@ -110,8 +111,8 @@ class IConsoleLog(IClient):
     def event(text: str) -> None:
         """One event on the line, to be written with its time."""
 
-    def reopen() -> int:
-        """Open the path again (logrotate moved the file): how many files were (the log, its LOG.typed); 0: none (the files in hand kept)."""
+    def reopen() -> Deferred[int]:
+        """Open the path again (logrotate moved the file), by its writer: fires with how many files were (the log, its LOG.typed); 0: none (the files in hand kept)."""
 
     def typed(peer: str, data: bytes) -> None:
         """What C{peer} typed, as it went to the device (log-typed: written to its own file, else nothing)."""

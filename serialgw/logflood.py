@@ -20,6 +20,7 @@ and minute, far less than the bytes received.
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any, Callable, Optional
 
@@ -29,6 +30,19 @@ from zope.interface import implementer
 log = Logger()
 
 MINUTE = 60.0
+
+
+# Where a kind of input names its noun first (what follows says of which):
+# its plural is there ("subnegotiations of an option not in effect").
+_QUALIFIED = re.compile(r" (?:of|without|turned|discarding) ")
+
+
+def plural(kind: str) -> str:
+    """C{kind} (singular: "malformed subnegotiation") in the plural."""
+    qualified = _QUALIFIED.search(kind)
+    if qualified is None:
+        return kind + "s"
+    return kind[: qualified.start()] + "s" + kind[qualified.start():]
 
 
 class IgnoredInput:
@@ -66,7 +80,7 @@ class IgnoredInput:
             return
         counts, self.counts = self.counts, {}
         line, peer = self.describe()
-        summary = ", ".join(f"{n} {kind}{'' if n == 1 else 's'}" for kind, n in counts.items())
+        summary = ", ".join(f"{n} {kind if n == 1 else plural(kind)}" for kind, n in counts.items())
         log.info("{line}: {summary} from {peer}", line=line, summary=summary, peer=peer, ignored=counts)
 
 

@@ -6,6 +6,11 @@ logs reopened in one turn held every line 17-20 ms (see
 L{serialgw.app.applying} for a reload spread the same way).  A SIGUSR1 that
 comes while one is under way is one more pass once it is done (any number
 of them: one pass); a stop between turns leaves the rest as they are.
+
+A console log is reopened by its writer, off the reactor's thread, after
+what waits for it (L{serialgw.clients.logwriter}): the pass ends when
+every one has said, or after L{REOPEN_WAIT} s, naming those whose writer
+is stuck in a write (reopened when it returns, if ever).
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 from twisted.internet import defer
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from serialgw.clients.consolelog import ConsoleLog
 from serialgw.clients.local import FileClient
@@ -25,6 +31,9 @@ log = Logger()
 
 # Files opened again in one turn (one takes 15-20 us: a turn of ~1 ms).
 REOPENS_PER_TURN = 64
+
+# Seconds a pass waits for console logs' writers to reopen their files.
+REOPEN_WAIT = 10.0
 
 
 class Reopens:
@@ -52,26 +61,67 @@ class Reopens:
         files: list[Any] = [client for line in self.service.lines.values()
                             for client in list(line.logs) + [c for c in line.clients if isinstance(c, FileClient)]]
         count = 0
+        # Console logs whose writers have not said yet.
+        pending: dict[Any, defer.Deferred[int]] = {}
+
+        def said(opened: int, client: Any) -> None:
+            nonlocal count
+            count += opened
+            pending.pop(client, None)
+
+        def failed(reason: Failure, client: Any) -> None:
+            pending.pop(client, None)
+            log.failure("{path}: reopen failed", reason, path=client.peer)
 
         def turn(start: int) -> None:
-            nonlocal count
             end = min(start + REOPENS_PER_TURN, len(files))
             for client in files[start:end]:
                 if self.service._stopped:
                     break
                 if isOpen(client):  # (not one a reload closed meanwhile)
                     try:
-                        count += client.reopen()
+                        reopened = client.reopen()
                     except Exception:
                         # (One file's failure, a close's EIO, stops neither
                         # this pass nor every later SIGUSR1: the pass ends.)
                         log.failure("{path}: reopen failed", path=getattr(client, "peer", client))
+                        continue
+                    if isinstance(reopened, defer.Deferred):
+                        pending[client] = reopened
+                        reopened.addCallback(said, client).addErrback(failed, client)
+                    else:
+                        said(int(reopened), client)
             if end < len(files) and not self.service._stopped:
                 self.service.reactor.callLater(0, turn, end)
                 return
-            self._passed(count, waiters)
+            self._waitFor(pending, lambda: self._passed(count, waiters))
 
         turn(0)
+
+    def _waitFor(self, pending: dict[Any, defer.Deferred[int]], then: Any) -> None:
+        """C{then()} once every writer in C{pending} has reopened its file, or after REOPEN_WAIT s (those left named)."""
+        if not pending:
+            then()
+            return
+
+        def over() -> None:
+            stuck = list(pending)
+            pending.clear()
+            log.error("{count} console log(s) not reopened in {wait} s, their writers stuck in a write (reopened "
+                      "when it returns): {paths}", count=len(stuck), wait=f"{REOPEN_WAIT:g}",
+                      paths=" ".join(client.spec.path for client in stuck))
+            then()
+
+        timer = self.service.reactor.callLater(REOPEN_WAIT, over)
+
+        def one(result: Any) -> Any:
+            if not pending and timer.active():
+                timer.cancel()
+                then()
+            return result
+
+        for waiting in list(pending.values()):
+            waiting.addBoth(one)
 
     def _passed(self, count: int, waiters: list[defer.Deferred[int]]) -> None:
         log.info("reopened {count} log file(s)", count=count)

@@ -24,6 +24,7 @@ from serialgw.app import reload as plans
 from serialgw.app.applying import applyReload
 from serialgw.app.lines import dropFirstOpens, firstOpens, linesStatus, makeDevice, makeLine, retuneLine
 from serialgw.app.listen import ListenerOpener, StartupError, keyed, listening, removeStaleSocket, stopDialer
+from serialgw.app.lookups import installLookups
 from serialgw.app.notify import Notifier
 from serialgw.app.reload import listenerChanges, namesBrief
 from serialgw.app.reopening import Reopens
@@ -66,6 +67,8 @@ class GatewayService(MultiService):
 
             reactor = _reactor
         self.reactor = reactor
+        # Name lookups on threads of their own, not the reactor's pool (see lookups).
+        installLookups(reactor)
         self.configs = list(lines)
         self._openPort = openPort
         # Dial-outs reconnect after 1 s (ClientService counts its first retry as attempt 1), doubling up to
@@ -433,7 +436,24 @@ class GatewayService(MultiService):
         return done
 
     def _reload(self, configs: list[LineConfig]) -> Any:
-        return applyReload(self, configs)  # (in turns of the reactor: see serialgw.app.applying)
+        # (In turns of the reactor: see serialgw.app.applying.)
+        return defer.maybeDeferred(applyReload, self, configs).addCallback(self._restoreLinks)
+
+    def _restoreLinks(self, result: Any) -> Any:
+        """
+        After a reload, the links of the lines' ptys (pty: devices and
+        listeners) that someone removed are made again: a program could not
+        find its pty again until a restart.
+        """
+        for line in list(self.lines.values()):
+            port: Any = getattr(line.device, "port", None)
+            done = port.restoreLink() if hasattr(port, "restoreLink") else None
+            if done is not None:
+                log.warn("{line}: its pty's link {link!r} {done}", line=line.name, link=port.link, done=done)
+            for client in list(line.clients):
+                if hasattr(client, "restoreLink"):
+                    client.restoreLink()
+        return result
 
     def _retune(self, old: LineConfig, new: LineConfig, written: defaultdict[str, set[str]],
                 later: Sequence[ListenerSpec] = ()) -> list[Any]:

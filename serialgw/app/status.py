@@ -20,6 +20,8 @@ from twisted.web.server import NOT_DONE_YET, Site
 from serialgw import __version__
 from serialgw.app.metricsformat import OPENMETRICS_TYPE, TEXT_TYPE, MetricsFormats
 from serialgw.app.slices import jsonParts, metricsParts
+from serialgw.clients.consolelog import ConsoleLog
+from serialgw.clients.local import FileClient
 from serialgw.clients.netconsole import NetconsoleClient
 from serialgw.clients.tls import NAME_SHOWN
 from serialgw.clients.transports import SourceCounts, describeAddress, peerName, sourceOf
@@ -51,6 +53,13 @@ def unsentDrops(client: Any) -> int:
     return int(client.unsentBytes) if isinstance(client, NetconsoleClient) else 0
 
 
+def logDrops(client: Any) -> int:
+    """What a console log or a file: output's writer, behind a disk slow or stuck, did not take: bytes (typed ones too)."""
+    if isinstance(client, ConsoleLog):
+        return client.droppedAll()
+    return int(client.behindDropped) if isinstance(client, FileClient) else 0
+
+
 def shownUser(user: Optional[str]) -> Optional[str]:
     """A client's person for the page: a certificate's CN is its peer's to choose, so a long one is cut as the log cuts it."""
     if user is None or len(user) <= NAME_SHOWN:
@@ -66,7 +75,7 @@ def clientStatus(client: Any) -> dict[str, Any]:
         "protocol": clientProtocol(client),
         "rfc2217": client.comPort is not None,
         "dropped": (client.guard.dropped if client.guard is not None else 0) + suspendedDrops(client)
-        + unsentDrops(client),
+        + unsentDrops(client) + logDrops(client),
     }
     if isinstance(client, NetconsoleClient):
         # Datagrams of output the kernel refused to send; datagrams for the device it dropped (its count).
@@ -179,6 +188,8 @@ class MetricsCollector:
                     policies["suspended"] = policies.get("suspended", 0) + suspendedDrops(client)
                 if unsentDrops(client):
                     policies["unsent"] = policies.get("unsent", 0) + unsentDrops(client)
+                if logDrops(client):
+                    policies["log"] = policies.get("log", 0) + logDrops(client)
             for (role, protocol), count in sorted(counts.items()):
                 clients.add_metric([name, role, protocol], count)
             for policy, count in sorted(policies.items()):

@@ -2,23 +2,29 @@
 A line's console log: device output, each line stamped with the time, and
 the line's events (attach, detach, take-over, break, device down/up)
 marked; rotated by size and by day, a few old files kept.
+
+The reactor's side stamps the output and hands it to the file's writer
+(L{serialgw.clients.logwriter}), which writes, rotates and reopens the
+file off the reactor's thread: a disk slow or stuck holds its own log
+only.  What the writer does not take (more than QUEUE_BOUND bytes wait
+for it) is dropped, counted (C{dropped}) and marked in the log where it
+resumes, as a full disk's gap is.
 """
 
 from __future__ import annotations
 
-import errno
 import os
-import stat
 import time
-from datetime import date, timedelta
 from typing import Any, Optional
 
 import attrs
+from twisted.internet import defer
 from twisted.logger import Logger
 from zope.interface import implementer
 
 from serialgw.clients.base import ClientEvents
-from serialgw.clients.loglock import release, take
+from serialgw.clients.logfile import LogFile
+from serialgw.clients.loglock import release
 from serialgw.clients.logmarks import (
     CUT,
     EVENT_HOLD,
@@ -31,7 +37,7 @@ from serialgw.clients.logmarks import (
     shown,
     ticks,
 )
-from serialgw.clients.slowdisk import SLOW_WRITE, SLOW_WRITES, SlowDisk
+from serialgw.clients.logwriter import attach, detach
 from serialgw.clients.typed import typedHexdump, typedText
 from serialgw.config.specs import LogSpec
 from serialgw.interfaces import IConsoleLog
@@ -39,21 +45,26 @@ from serialgw.line.hub import Line, Role
 
 log = Logger()
 
-NOT_A_FILE = "it is not a regular file (a FIFO or a device); a file: listener can feed one"
 
-_KINDS = {stat.S_IFDIR: "a directory", stat.S_IFLNK: "a symbolic link", stat.S_IFIFO: "a FIFO",
-          stat.S_IFSOCK: "a socket", stat.S_IFCHR: "a device", stat.S_IFBLK: "a device"}
+# Output that waited for the writer is written this many bytes a write at most.
+BATCH = 1 << 18
 
+# Seconds a close (a stop, a reload) waits for a writer stuck in a write before it leaves the file to it.
+CLOSE_WAIT = 5.0
 
-def _kind(mode: int) -> str:
-    """What a file is, for people: a directory, a symbolic link, ..., another file (a regular one not ours)."""
-    return _KINDS.get(stat.S_IFMT(mode), "another file")
-
+# Why output that did not wait for a writer behind is missing (the gap's line says it).
+BEHIND = "the disk did not keep up"
 
 @implementer(IConsoleLog)
-class ConsoleLog(ClientEvents):
-    def __init__(self, line: Line, spec: LogSpec, clock: Any, typedOnly: bool = False) -> None:
-        """C{typedOnly}: the C{LOG.typed} file of what clients typed (log-typed), no client of the line."""
+class ConsoleLog(ClientEvents, LogFile):
+    def __init__(self, line: Line, spec: LogSpec, clock: Any, typedOnly: bool = False,
+                 writes: Optional[str] = None) -> None:
+        """
+        C{typedOnly}: the C{LOG.typed} file of what clients typed
+        (log-typed), no client of the line.  C{writes}: how the file is
+        written (see L{serialgw.clients.logwriter}): by default off the
+        reactor's thread, at once where the clock has no threads (a test's).
+        """
         self.line = line
         self.spec = spec
         self.clock = clock
@@ -61,9 +72,17 @@ class ConsoleLog(ClientEvents):
         self.role = Role.READONLY
         self.wakesLine = False
         self.atLineStart = True
-        # Bytes not written since a write failed (a full disk): the failure
+        # Output not given to the writer, full (behind a disk slow or
+        # stuck): all of it, and since the gap last marked (what was
+        # typed, in bytes typed, apart).
+        self.dropped = 0
+        self._behind = 0
+        self._behindTyped = 0
+        # The writer's side, from here on (touched on its thread only, once the file is open):
+        # bytes not written since a write failed (a full disk): the failure
         # is logged once, and the recovery once, not each chunk of output.
         self.lost = 0
+        self._typedLost = 0
         self._failing = False
         # Why the writes failed (the first error), for the line that marks the gap.
         self._failure = ""
@@ -71,8 +90,6 @@ class ConsoleLog(ClientEvents):
         self._fileAtLineStart = True
         # What a rotation last found in its way and left alone (said once).
         self._inTheWay: Optional[tuple[str, int, int, int]] = None
-        # A disk slow over each write pauses the log (see serialgw.clients.slowdisk).
-        self._slow = SlowDisk(clock)
         # Events and marks that came inside a line of output: (stamp, text),
         # written when the line ends, or after EVENT_HOLD cutting it.
         self._held: list[tuple[bytes, str]] = []
@@ -83,13 +100,15 @@ class ConsoleLog(ClientEvents):
         self._mode = 0o600 if typedOnly else 0o640
         self._typed: Optional[ConsoleLog] = None
         self._open()
+        self._writes = attach(clock, spec.path, writes)
         if typedOnly:
             return
         if spec.typed != "off":
             try:
                 self._typed = ConsoleLog(line, attrs.evolve(spec, path=spec.path + ".typed", events="off", mark=0),
-                                         clock, typedOnly=True)
+                                         clock, typedOnly=True, writes=writes)
             except OSError:
+                detach(self._writes)
                 release(self._fd, self._key)
                 raise
         self._takeOver()
@@ -100,65 +119,29 @@ class ConsoleLog(ClientEvents):
 
     def _takeOver(self) -> None:
         """
-        A log of the line on this same file (a reload that changed a log
-        key opens the new one before the old closes): where the file's
-        line stands, and the events waiting for it, are this one's now (a
-        reload inside a line of output put a stamp in its middle).
+        A log of the line on this same path (a reload that changed a log
+        key opens the new one before the old closes): where the line of
+        output stands, and the events waiting for it, are this one's now
+        (a reload inside a line of output put a stamp in its middle); it
+        shares the old one's writer, so that its writes come after the
+        old one's, and where the file's line stands too if it is the
+        same file.
         """
-        mine = os.fstat(self._fd)
         for other in self.line.logs:
-            if isinstance(other, ConsoleLog) and other._isBeingWritten(mine):
-                # (An empty file, copytruncate's, starts a line whatever the other thought.)
-                self.atLineStart, self._fileAtLineStart = other.atLineStart, other._fileAtLineStart or not self.size
+            if isinstance(other, ConsoleLog) and other._writes is self._writes:
+                self.atLineStart = other.atLineStart
                 self._held, other._held = other._held, []
                 if self._held:
                     self._holdTick = ticks(self.clock).at(self.clock.seconds() + EVENT_HOLD, self._holdOver)
+                self._writes.put(self._takeOverNow, other)
 
-    def _open(self) -> None:
-        # A symlink at the path is not followed (someone could point it at a
-        # file the gateway may write): ELOOP, named as such.  Nor is a FIFO
-        # or a device waited on (opening a FIFO nobody reads would hold the
-        # reactor for good): a console log is a regular file.
-        try:
-            fd = os.open(self.spec.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
-                         | os.O_NONBLOCK, self._mode)
-        except OSError as e:
-            if e.errno == errno.ELOOP:
-                raise OSError(errno.ELOOP, "it is a symbolic link, not followed", self.spec.path) from None
-            if e.errno == errno.ENXIO:
-                raise OSError(errno.ENXIO, NOT_A_FILE, self.spec.path) from None
-            raise
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            os.close(fd)
-            raise OSError(errno.EINVAL, NOT_A_FILE, self.spec.path)
-        try:
-            # One gateway a file (see serialgw.clients.loglock).
-            key = take(fd)
-        except OSError:
-            os.close(fd)
-            raise
-        self._fd, self._key, self.size = fd, key, st.st_size
-        self.day = self._today()
-        self._fileAtLineStart = True
-
-    def _today(self) -> tuple[int, int, int]:
-        return time.localtime(self.clock.seconds())[:3]
-
-    def _newDay(self) -> bool:
-        """
-        Whether a day has begun since the file's (a midnight passed).  A
-        clock stepped back is none: back over a midnight (NTP at 00:00:01),
-        it rotated, and again at that midnight, a near-empty file pushing
-        out a kept day.  Stepped back further (a clock far ahead set
-        right), the days count from the new one.
-        """
-        today = self._today()
-        if today > self.day:
-            return True
-        if today < self.day and date(*today) < date(*self.day) - timedelta(days=1):
-            self.day = today
-        return False
+    def _takeOverNow(self, others: list[ConsoleLog]) -> None:
+        mine = os.fstat(self._fd)
+        self.size = mine.st_size
+        for other in others:
+            if other._fd >= 0 and other._isBeingWritten(mine):
+                # (An empty file, copytruncate's, starts a line whatever the other thought.)
+                self._fileAtLineStart = other._fileAtLineStart or not self.size
 
     def _stamp(self) -> bytes:
         return time.strftime(self.spec.format, time.localtime(self.clock.seconds())).encode()
@@ -169,25 +152,71 @@ class ConsoleLog(ClientEvents):
         already begun (it does not start with a stamp: its own first line's
         is the line's, or it starts with the newline ending that line).
         """
-        if self._slow.paused():
-            self.lost += len(data)
-            return
-        start = self.clock.seconds()
-        try:
-            self._writeNow(data, midLine)
-        finally:
-            took = self.clock.seconds() - start
-            pause = self._slow.timed(took)
-            if pause is not None:
-                if not self._failing:
-                    self._failing = True
-                    self._failure = f"the disk was slow (a write took {took:.2f} s)"
-                log.error("{line}: log {path} is slow: {count} writes in a row took {slow} s or more (the last "
-                          "{took} s), holding every line meanwhile; console output is not logged for {pause} s",
-                          line=self.line.name, path=self.spec.path, count=SLOW_WRITES, slow=SLOW_WRITE,
-                          took=f"{took:.2f}", pause=f"{pause:g}")
+        self._queue(self._writeNow, (data, midLine), len(data))
 
-    def _writeNow(self, data: bytes, midLine: bool) -> None:
+    def _queue(self, run: Any, arg: Any, size: int, typed: bool = False) -> None:
+        """
+        A job for the writer, unless QUEUE_BOUND bytes wait for it already
+        (its disk slow, or a write that does not return): then it is
+        dropped and counted (C{typed}: as bytes typed), said once, and the
+        gap marked once the writer has caught up (half of what waited
+        written: not a gap a chunk on a disk that stays slow).
+        """
+        writes = self._writes
+        if self._behind or self._behindTyped:
+            if writes.waiting > writes.bound // 2:
+                self._drop(size, typed)
+                return
+            writes.put(self._gapNow, (self._behind, self._behindTyped))
+            self._behind = self._behindTyped = 0
+        if writes.room(size):
+            writes.put(run, arg, size)
+            return
+        log.error("{line}: log {path} is behind: {waiting} bytes wait for its disk (slow, or a write that does not "
+                  "return); console output is not logged until they are written", line=self.line.name,
+                  path=self.spec.path, waiting=writes.waiting)
+        self._drop(size, typed)
+
+    def _drop(self, size: int, typed: bool) -> None:
+        self.dropped += size
+        if typed:
+            self._behindTyped += size
+        else:
+            self._behind += size
+
+    def _gapNow(self, gaps: list[tuple[int, int]]) -> None:
+        """Output the writer never had (it was behind): lost, its gap marked with the next write."""
+        for lost, typedLost in gaps:
+            self.lost += lost
+            self._typedLost += typedLost
+            if not self._failing:
+                self._failing = True
+                self._failure = BEHIND
+
+    def _writeNow(self, items: list[tuple[bytes, bool]]) -> None:
+        """
+        The writer's side of L{_write}: what waited, in as few writes as
+        it would have made the same file (up to BATCH bytes a write; a
+        rotation by size falls between writes, as it would have).
+        """
+        parts: list[bytes] = []
+        size = 0
+        midLine = ends = False
+        for data, mid in items:
+            if parts and mid == (not ends) and size + len(data) <= BATCH and (
+                not self.spec.maxSize or self.size + size + len(data) <= self.spec.maxSize
+            ):
+                parts.append(data)
+                size += len(data)
+            else:
+                if parts:
+                    self._writeOne(b"".join(parts), midLine)
+                parts, size, midLine = [data], len(data), mid
+            ends = data.endswith(b"\n")
+        if parts:
+            self._writeOne(b"".join(parts), midLine)
+
+    def _writeOne(self, data: bytes, midLine: bool) -> None:
         written = 0
         marker = b""
         try:
@@ -203,9 +232,8 @@ class ConsoleLog(ClientEvents):
                 self.spec.daily and self._newDay()
             ):
                 self.rotate()
-            # A slow disk's pause during which no output came lost nothing:
-            # no gap, and a line it cut goes on as it was.
-            gap = self._failing and self.lost > 0
+            # (A failure during which no output came lost nothing: no gap.)
+            gap = self._failing and (self.lost > 0 or self._typedLost > 0)
             if gap:
                 # Where output is missing, the log says so, on a line of its
                 # own; what follows starts a line (the line it went on is cut).
@@ -228,16 +256,18 @@ class ConsoleLog(ClientEvents):
             if not self._failing:
                 self._failing = True
                 self._failure = e.strerror or str(e)
-                log.error("{line}: cannot write log {path}: {reason}; console output is not logged until it can be",
-                          line=self.line.name, path=self.spec.path, reason=e.strerror)
+                self._writes.tell(log.error, "{line}: cannot write log {path}: {reason}; console output is not "
+                                  "logged until it can be", line=self.line.name, path=self.spec.path,
+                                  reason=e.strerror)
             return
         if data:
             self._fileAtLineStart = data.endswith(b"\n")
         if self._failing:
             self._failing = False
-            log.info("{line}: log {path} written again; {lost} bytes were not logged", line=self.line.name,
-                     path=self.spec.path, lost=self.lost)
-            self.lost = 0
+            typed = f" (and {self._typedLost} bytes typed)" if self._typedLost else ""
+            self._writes.tell(log.info, "{line}: log {path} written again; {lost} bytes were not logged{typed}",
+                              line=self.line.name, path=self.spec.path, lost=self.lost, typed=typed)
+            self.lost = self._typedLost = 0
 
     def _osWrite(self, fd: int, data: bytes) -> int:
         """C{os.write} (a test's slow disk replaces it)."""
@@ -245,125 +275,80 @@ class ConsoleLog(ClientEvents):
 
     def _gapMarker(self) -> bytes:
         """The line that marks output missing from the log (a full disk), on a line of its own."""
-        text = f"[serialgw: {self.lost} bytes lost: {self._failure}]\n".encode("utf-8", "replace")
+        lost = f"{self.lost} bytes lost" if self.lost or not self._typedLost else ""
+        typed = f"what was typed, {self._typedLost} bytes, not logged" if self._typedLost else ""
+        text = f"[serialgw: {', and '.join(w for w in (lost, typed) if w)}: {self._failure}]\n".encode(
+            "utf-8", "replace")
         return (b"" if self._fileAtLineStart else b"\n") + self._stamp() + text
 
-    def rotate(self) -> None:
-        """
-        path -> path.1 -> ... -> path.KEEP (dropped), then a new path.  If
-        the new path cannot be opened (a symlink put there, no room), the
-        file in hand is kept: the descriptor is never left closed.
-
-        Only regular files are renamed: at the path, the file being
-        written (a directory, a link, a FIFO or another file put there
-        instead is left as it is, and the output goes on to the file in
-        hand); among the old names, the shift stops before the first that
-        is not a regular file (the oldest kept is dropped instead of moved
-        onto or into it).  Each such thing is said once.
-        """
-        old, oldKey = self._fd, self._key
-        path = self.spec.path
-        try:
-            here = os.lstat(path)
-            if not self._isBeingWritten(here):
-                self._leftAlone(path, here, "cannot rotate log {path}: it is {kind} now, not the file being written: "
-                                "left as it is; writing on to the file it was")
-                self.size, self.day = 0, self._today()
-                return
-            keep = self._keepable()
-            for i in range(keep - 1, 0, -1):
-                if os.path.lexists(f"{path}.{i}"):
-                    os.replace(f"{path}.{i}", f"{path}.{i + 1}")
-            if keep > 0:
-                os.replace(path, f"{path}.1")
-            else:
-                os.unlink(path)
-        except FileNotFoundError:
-            pass  # moved or removed by someone else (an external logrotate): start a new file
-        except OSError as e:
-            # A rename refused: the output goes on to the file in hand, and
-            # the next rotation is due a full size or a day later (not at
-            # each write, one error each).
-            self.size, self.day = 0, self._today()
-            log.error("{line}: cannot rotate log {path}: {reason}; writing on to the file it was",
-                      line=self.line.name, path=path, reason=e.strerror)
-            return
-        try:
-            self._open()
-        except OSError as e:
-            self._fd, self._key, self.size, self.day = old, oldKey, 0, self._today()
-            if self.spec.maxSize and os.fstat(old).st_nlink == 0:
-                # The file in hand is removed (its directory too): nobody
-                # can read it, and it grew past log-max-size for good,
-                # filling the disk unseen.  Emptied, it stays within it.
-                os.ftruncate(old, 0)
-                self._fileAtLineStart = True
-                log.error("{line}: cannot open a new log {path}: {reason}; the file it was is removed: emptied, "
-                          "written on within log-max-size until the path can be opened (SIGUSR1)",
-                          line=self.line.name, path=path, reason=e.strerror)
-                return
-            log.error("{line}: cannot open a new log {path}: {reason}; writing on to the file it was",
-                      line=self.line.name, path=path, reason=e.strerror)
-            return
-        release(old, oldKey)
-
-    def _isBeingWritten(self, st: os.stat_result) -> bool:
-        mine = os.fstat(self._fd)
-        return stat.S_ISREG(st.st_mode) and (st.st_dev, st.st_ino) == (mine.st_dev, mine.st_ino)
-
-    def _keepable(self) -> int:
-        """How many old files the shift may keep: up to the first old name that is not a regular file."""
-        for i in range(1, self.spec.keep + 1):
-            name = f"{self.spec.path}.{i}"
-            try:
-                st = os.lstat(name)
-            except FileNotFoundError:
-                continue
-            if not stat.S_ISREG(st.st_mode):
-                self._leftAlone(name, st, "rotating log {path}: {name} is {kind}, not an old log: left as it is; "
-                                "{kept} old file(s) kept before it", kept=i - 1)
-                return i - 1
-        return self.spec.keep
-
-    def _leftAlone(self, name: str, st: os.stat_result, message: str, **fields: Any) -> None:
-        """Something not ours where a rotation renames: said once (until something else is in the way)."""
-        key = (name, st.st_dev, st.st_ino, stat.S_IFMT(st.st_mode))
-        if key == self._inTheWay:
-            return
-        self._inTheWay = key
-        log.error("{line}: " + message, line=self.line.name, path=self.spec.path, name=name, kind=_kind(st.st_mode),
-                  **fields)
-
-    def reopen(self) -> int:
+    def reopen(self) -> defer.Deferred[int]:
         """
         Open the path again (logrotate moved the file, then SIGUSR1): new
         output goes to a file at the path.  If the path cannot be opened,
-        the file in hand is kept.  How many files were opened again: the
-        log and its LOG.typed (log-typed), 0 to 2.
+        the file in hand is kept.  Fires with how many files were opened
+        again (by the writer, after what waited for it): the log and its
+        LOG.typed (log-typed), 0 to 2.
         """
         # (LOG.typed too, whether or not the log could be: else it went on into the file logrotate moved.)
-        typed = 0 if self._typed is None else self._typed.reopen()
+        typed: defer.Deferred[int] = defer.succeed(0) if self._typed is None else self._typed.reopen()
+        mine: defer.Deferred[int] = defer.Deferred()
+        self._writes.put(self._reopenNow, mine)
+        return defer.gatherResults([typed, mine]).addCallback(sum)
+
+    def _reopenNow(self, waiting: list[defer.Deferred[int]]) -> None:
+        for done in waiting:
+            opened = 0
+            try:
+                opened = self._reopenOne()
+            finally:
+                self._writes.tell(done.callback, opened)
+
+    def _reopenOne(self) -> int:
         old, oldKey, atLineStart = self._fd, self._key, self._fileAtLineStart
         try:
             self._open()
         except OSError as e:
-            log.error("{line}: cannot reopen log {path}: {reason}; writing on to the file it was",
-                      line=self.line.name, path=self.spec.path, reason=e.strerror)
-            return typed
+            self._writes.tell(log.error, "{line}: cannot reopen log {path}: {reason}; writing on to the file it was",
+                              line=self.line.name, path=self.spec.path, reason=e.strerror)
+            return 0
         if self._isBeingWritten(os.fstat(old)) and self.size:
             # The same file (SIGUSR1 with nothing moved): a line it ends inside goes on there, unstamped
             # (emptied meanwhile, by logrotate's copytruncate: its next line starts the file, stamped).
             self._fileAtLineStart = atLineStart
         release(old, oldKey)
-        return 1 + typed
+        return 1
+
+    def written(self) -> defer.Deferred[None]:
+        """Fires once what was given to the writers so far (the log's, LOG.typed's) is written or lost."""
+        waits = []
+        for log_ in (self, self._typed):
+            if log_ is not None:
+                done: defer.Deferred[None] = defer.Deferred()
+                log_._writes.put(log_._tellDone, done)
+                waits.append(done)
+        return defer.gatherResults(waits).addCallback(lambda _: None)
+
+    def _tellDone(self, waiting: list[defer.Deferred[None]]) -> None:
+        for done in waiting:
+            self._writes.tell(done.callback, None)
+
+    def droppedAll(self) -> int:
+        """Bytes dropped, the writer behind: of output and events, and typed (LOG.typed)."""
+        return self.dropped + (self._typed.dropped if self._typed is not None else 0)
 
     def typed(self, peer: str, data: bytes) -> None:
         """What C{peer} typed, as it went to the device: a stamped line (or a hexdump) in C{LOG.typed} (log-typed)."""
         typed = self._typed
         if typed is not None:
-            lines = (typedHexdump if self.spec.typed == "hexdump" else typedText)(shown(peer), data)
-            stamp = typed._stamp()
-            typed._write(b"".join(stamp + text.encode("utf-8", "replace") + b"\n" for text in lines), False)
+            # (Formatted by the writer: a 64 KiB paste's hexdump took 2.3 ms.)
+            typed._queue(typed._typedNow, (typed._stamp(), shown(peer), data, self.spec.typed), len(data), typed=True)
+
+    def _typedNow(self, reads: list[tuple[bytes, str, bytes, str]]) -> None:
+        texts = []
+        for stamp, peer, data, form in reads:
+            lines = (typedHexdump if form == "hexdump" else typedText)(peer, data)
+            texts.append(b"".join(stamp + text.encode("utf-8", "replace") + b"\n" for text in lines))
+        self._writeNow([(text, False) for text in texts])
 
     def deliver(self, data: bytes) -> None:
         if self._held and b"\n" in data:
@@ -433,7 +418,12 @@ class ConsoleLog(ClientEvents):
         self._write((b"\n" if cut else b"") + text, cut)
         self.atLineStart = True
 
-    def close(self) -> None:
+    def close(self) -> defer.Deferred[None]:
+        """
+        Closed once what waits for the writer is written; fires then, or
+        after CLOSE_WAIT s if the writer is stuck in a write (the file left
+        to it, said with what was not written).
+        """
         self._events.stop()
         self._events.flush()
         self._writeHeld()
@@ -441,7 +431,43 @@ class ConsoleLog(ClientEvents):
         self._markTick = None
         if self in self.line.logs:
             self.line.logs.remove(self)
+        waits = [self._closeWrites()]
         if self._typed is not None:
-            release(self._typed._fd, self._typed._key)
+            waits.append(self._typed._closeWrites())
+        dropped = self.droppedAll()
+        if dropped and self in self.line.clients:
+            # (The line's count of what its logs dropped stays with it: a counter never falls.)
+            self.line.droppedGone["log"] = self.line.droppedGone.get("log", 0) + dropped
         self.line.detach(self)
-        release(self._fd, self._key)
+        return defer.gatherResults(waits).addCallback(lambda _: None)
+
+    def _closeWrites(self) -> defer.Deferred[None]:
+        done: defer.Deferred[None] = defer.Deferred()
+        writes = self._writes
+        writes.put(self._closeNow, done)
+        detach(writes)
+        if not done.called:
+            def abandon() -> None:
+                log.error("{line}: log {path} left to its writer, stuck in a write for {wait} s: {waiting} bytes "
+                          "not written", line=self.line.name, path=self.spec.path, wait=f"{CLOSE_WAIT:g}",
+                          waiting=writes.waiting)
+                done.callback(None)
+
+            timer = self.clock.callLater(CLOSE_WAIT, abandon)
+            done.addBoth(lambda result: (timer.cancel() if timer.active() else None, result)[1])
+        return done
+
+    def _closeNow(self, waiting: list[defer.Deferred[None]]) -> None:
+        fd, self._fd = self._fd, -1
+        try:
+            if fd >= 0:
+                release(fd, self._key)
+        finally:
+            for done in waiting:
+                self._writes.tell(_fire, done)
+
+
+def _fire(done: defer.Deferred[None]) -> None:
+    """A close's Deferred, unless it has given up on the writer already."""
+    if not done.called:
+        done.callback(None)

@@ -11,7 +11,8 @@ open file description, and this process opens one file more than once
 the path again before the file in hand is closed).  A file already held
 here is taken again without a lock of its own, and the descriptor that
 holds the lock stays open until the last of this process's users of that
-file lets it go.
+file lets it go.  Logs' writers take and let go from their own threads
+(a rotation, a reopen, a close): the table is theirs in turn.
 """
 
 from __future__ import annotations
@@ -19,10 +20,12 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import threading
 from typing import Optional
 
 # (device, inode) of each file held -> [the descriptor holding its lock, how many of ours use it].
 _held: dict[tuple[int, int], list[int]] = {}
+_heldLock = threading.Lock()
 
 # What flock says of a lock taken elsewhere.
 _TAKEN = (errno.EWOULDBLOCK, errno.EAGAIN)
@@ -36,17 +39,18 @@ def take(fd: int) -> Optional[tuple[int, int]]:
     """
     st = os.fstat(fd)
     key = (st.st_dev, st.st_ino)
-    entry = _held.get(key)
-    if entry is not None:
-        entry[1] += 1
-        return key
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError as e:
-        if e.errno in _TAKEN:
-            raise OSError(errno.EWOULDBLOCK, heldBy(st)) from None
-        return None  # (ENOLCK, EOPNOTSUPP: no locks there; written as before)
-    _held[key] = [fd, 1]
+    with _heldLock:
+        entry = _held.get(key)
+        if entry is not None:
+            entry[1] += 1
+            return key
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            if e.errno in _TAKEN:
+                raise OSError(errno.EWOULDBLOCK, heldBy(st)) from None
+            return None  # (ENOLCK, EOPNOTSUPP: no locks there; written as before)
+        _held[key] = [fd, 1]
     return key
 
 
@@ -56,21 +60,23 @@ def release(fd: int, key: Optional[tuple[int, int]]) -> None:
     last of this process's users of the file (the descriptor holding it is
     kept open until then).
     """
-    entry = _held.get(key) if key is not None else None
-    if entry is None:
-        os.close(fd)
-        return
-    entry[1] -= 1
-    if entry[1] == 0:
-        del _held[key]  # type: ignore[arg-type]
-        if entry[0] != fd:
-            os.close(entry[0])
-    elif entry[0] == fd:
-        return  # (it holds the lock for the others)
-    else:
-        _closeKeeping(fd, entry[0])
-        return
-    os.close(fd)
+    closing = [fd]
+    with _heldLock:
+        entry = _held.get(key) if key is not None else None
+        if entry is not None:
+            entry[1] -= 1
+            if entry[1] == 0:
+                del _held[key]  # type: ignore[arg-type]
+                if entry[0] != fd:
+                    closing.append(entry[0])
+            elif entry[0] == fd:
+                return  # (it holds the lock for the others)
+            else:
+                _closeKeeping(fd, entry[0])
+                return
+    # (Closed out of the table's lock: a close that waits, NFS flushing, holds no other log's.)
+    for done in closing:
+        os.close(done)
 
 
 def _closeKeeping(fd: int, holder: int) -> None:
@@ -99,7 +105,8 @@ def lockedElsewhere(path: str) -> Optional[str]:
     entry = None
     try:
         st = os.fstat(fd)
-        entry = _held.get((st.st_dev, st.st_ino))
+        with _heldLock:
+            entry = _held.get((st.st_dev, st.st_ino))
         if entry is not None:
             return None
         try:

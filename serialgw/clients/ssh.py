@@ -384,10 +384,11 @@ class GatewaySSHFactory(SSHFactory):
         # Connections logging in, in all and per address; and they, the oldest first.
         self.startups = SourceCounts()
         self.pending: dict[ServerTransport, None] = {}
-        # New connections made lately, per source and in all; sources that logged in lately.
+        # New connections made lately, per source and in all (shared fairly); sources that logged in
+        # lately, with the new connections each may still open past the bound in all.
         self.newConnections = sshlimits.Buckets(sshlimits.SOURCE_BURST, sshlimits.SOURCE_RATE, sshlimits.MAX_SOURCES)
-        self.allConnections = sshlimits.Buckets(sshlimits.TOTAL_BURST, sshlimits.TOTAL_RATE, 1)
-        self.known: dict[str, None] = {}
+        self.allConnections = sshlimits.FairShare()
+        self.known: dict[str, int] = {}
         self.logins = sshlimits.Buckets(sshlimits.PERSON_LOGINS, sshlimits.PERSON_LOGIN_RATE, sshlimits.MAX_SOURCES)
         # Each person's messages this second, while they have a connection with a session.
         self.seconds: weakref.WeakValueDictionary[str, sshlimits.Second] = weakref.WeakValueDictionary()
@@ -472,8 +473,10 @@ class GatewaySSHFactory(SSHFactory):
         """
         Refused (told in one line), or None: C{peer} opened more new
         connections than its bound, or all together more than theirs (each
-        a key exchange, ~2.6 ms of the reactor); a source that logged in
-        lately is held by its own bound only.
+        a key exchange, ~2.6 ms of the reactor; their last places for
+        sources that took none lately: L{sshlimits.FairShare}); a source
+        that logged in lately is held by its own bound only, for
+        KNOWN_CREDIT new connections after each login.
         """
         now = self.clock.seconds()
         wait = self.newConnections.wait(peer, now)
@@ -482,7 +485,7 @@ class GatewaySSHFactory(SSHFactory):
                      "then {rate} a second", peer=peer, burst=sshlimits.SOURCE_BURST, rate=f"{sshlimits.SOURCE_RATE:g}")
             return Refused(f"serialgw: too many new SSH connections from {peer}: try again in {math.ceil(wait)} s"
                            "\r\n".encode())
-        wait = 0.0 if peer in self.known else self.allConnections.wait("", now)
+        wait = 0.0 if self.known.get(peer) else self.allConnections.wait(peer, now)
         if wait:
             log.warn("ssh: connection from {address} refused: more new connections in all than {burst} at once, "
                      "then {rate} a second", address=peer, burst=sshlimits.TOTAL_BURST, rate=f"{sshlimits.TOTAL_RATE:g}",
@@ -491,11 +494,13 @@ class GatewaySSHFactory(SSHFactory):
         return None
 
     def _counted(self, peer: str) -> None:
-        """A new connection from C{peer} is let in: one more of its own and (a source not known) of all (L{_tooMany})."""
+        """A new connection from C{peer} is let in: one more of its own, and of all or of its exemption's (L{_tooMany})."""
         now = self.clock.seconds()
         self.newConnections.take(peer, now)
-        if peer not in self.known:
-            self.allConnections.take("", now)
+        if self.known.get(peer):
+            self.known[peer] -= 1
+        else:
+            self.allConnections.take(peer, now)
 
     def personSecond(self, person: str) -> sshlimits.Second:
         """The second C{person}'s messages are counted in, shared by their connections (as long as one holds it)."""
@@ -506,17 +511,17 @@ class GatewaySSHFactory(SSHFactory):
 
     def loggedIn(self, source: str, person: Optional[str] = None) -> None:
         """
-        A connection from C{source} logged in (as C{person}): its new
-        connections are held by its own bound only (L{_tooMany}), and this
-        one gives its place in that bound back, within the person's logins
-        a second.
+        A connection from C{source} logged in (as C{person}): its next
+        KNOWN_CREDIT new connections are held by its own bound only
+        (L{_tooMany}), and this one gives its place in that bound back,
+        within the person's logins a second.
         """
         now = self.clock.seconds()
         if person is not None and not self.logins.wait(person, now):
             self.logins.take(person, now)
             self.newConnections.give(source, now)
         self.known.pop(source, None)
-        self.known[source] = None
+        self.known[source] = sshlimits.KNOWN_CREDIT
         while len(self.known) > sshlimits.KNOWN_SOURCES:
             del self.known[next(iter(self.known))]
 

@@ -21,19 +21,25 @@ MESSAGES_PER_SECOND = 2000
 # (0.4 ms): one logged-in client rekeying without pause made 790 of them a second, and one with no
 # key 85 a connection (its 256 messages before a session), 677 a second reconnecting.
 KEX_PER_MINUTE = 10
+# Key exchanges a person's connections together may start in a minute once their sessions started;
+# past them the one that starts one is cut.  (Counted a connection, one person's sessions, 8 on each
+# line they may use, could each rekey 10 times a minute: 800 sessions, 133 a second, a third of a core.)
+PERSON_KEX_PER_MINUTE = 30
 
 
 
 class Second:
-    """The messages and bytes a person's connections sent in the second that began at C{start}."""
+    """The messages and bytes a person's connections sent in the second that began at C{start}; their key exchanges of the last minute."""
 
-    __slots__ = ("person", "start", "count", "bytes", "__weakref__")
+    __slots__ = ("person", "start", "count", "bytes", "kexes", "__weakref__")
 
     def __init__(self, person: str) -> None:
         self.person = person
         self.start = float("-inf")
         self.count = 0
         self.bytes = 0
+        # When the key exchanges they started in the last minute began (sessions started).
+        self.kexes: tuple[float, ...] = ()
 
 
 def lastMinute(starts: tuple[float, ...], now: float) -> tuple[float, ...]:
@@ -53,6 +59,19 @@ MAX_SOURCES = 1024
 # Sources that logged in lately, whom the bound in all does not hold (many addresses keeping every
 # new connection out still let them in; their own bound holds).
 KNOWN_SOURCES = 1024
+# ... for at most this many new connections after each login from there: the exemption is the
+# address's (a NAT's, an IPv6 /64's), not the person's, and anyone else there had it for as long as
+# the address was remembered, at their source's rate.
+KNOWN_CREDIT = 10
+# The bound in all is shared fairly: its last FAIR_RESERVE connections are for sources that took
+# none of it in the last FAIR_WINDOW s.  Taken first come first served, 21 addresses at their own
+# bound's rate (one a second each) took all of it, every newcomer refused; now each can take one a
+# FAIR_WINDOW of the reserve, and keeping a newcomer out takes TOTAL_RATE * FAIR_WINDOW (1200)
+# addresses a minute.  Those remembered are the takers of the last FAIR_WINDOW s, at most
+# TOTAL_BURST + TOTAL_RATE * FAIR_WINDOW (1300) by the bound itself; FAIR_SOURCES is a backstop.
+FAIR_RESERVE = 50
+FAIR_WINDOW = 60.0
+FAIR_SOURCES = 2048
 
 
 class Buckets:
@@ -87,6 +106,43 @@ class Buckets:
         self.buckets[key] = (tokens, now)
         while len(self.buckets) > self.size:
             del self.buckets[next(iter(self.buckets))]
+
+class FairShare:
+    """
+    The bound in all (L{Buckets} of one key, C{""}), its last C{FAIR_RESERVE}
+    connections for sources that took none of it lately (see FAIR_RESERVE).
+    """
+
+    def __init__(self) -> None:
+        self.bucket = Buckets(TOTAL_BURST, TOTAL_RATE, 1)
+        # Source: when it last took a connection of the bound in all; the oldest first.
+        self.takers: dict[str, float] = {}
+
+    def wait(self, source: str, now: float) -> float:
+        """Seconds until C{source} may have one (0: now)."""
+        if not self._tookLately(source, now):
+            return self.bucket.wait("", now)
+        # It took one lately: only a place past the reserve, in this many seconds at the bound's rate.
+        return max(0.0, (FAIR_RESERVE + 1.0 - self.bucket.level("", now)) / self.bucket.rate)
+
+    def _tookLately(self, source: str, now: float) -> bool:
+        when = self.takers.get(source)
+        # (A clock stepped back is no time: still lately.)
+        return when is not None and now - when < FAIR_WINDOW
+
+    def take(self, source: str, now: float) -> None:
+        self.bucket.take("", now)
+        self.takers.pop(source, None)
+        self.takers[source] = now
+        while self.takers:
+            oldest, when = next(iter(self.takers.items()))
+            if len(self.takers) <= FAIR_SOURCES and now - when < FAIR_WINDOW:
+                break
+            del self.takers[oldest]
+
+
+# What a message held back by a key exchange costs besides its payload (a tuple, a bytes object).
+HELD_MESSAGE_COST = 100
 
 # The longest packet a client may send (OpenSSH's own bound: conch's is 1 MiB, each held whole
 # before it is looked at).

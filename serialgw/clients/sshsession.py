@@ -26,7 +26,7 @@ from zope.interface import implementer
 
 from serialgw.clients.base import ClientEvents
 from serialgw.clients.guard import boundKernelQueue
-from serialgw.clients.session import CLOSE_GRACE, Session
+from serialgw.clients.session import CLOSE_GRACE, PERSON_SESSIONS_PER_LINE, Session, sessionsOf
 from serialgw.clients.sshtransport import ServerTransport, conchLog
 from serialgw.clients.transports import admittedBy, describeAddress
 from serialgw.config.sshkeys import printable
@@ -331,6 +331,14 @@ class SSHClient(Session, ClientEvents, SSHChannel):
             log.warn("{line}: {peer} refused: {count} clients already (max-clients)", line=line.name,
                      peer=self.peer, count=line.maxClients)
             self.clock.callLater(0, self._refuse, f"serialgw: {line.name} is full ({line.maxClients} clients){newline}")
+            return True
+        sessions = sessionsOf(line, self.login.user)
+        if sessions >= PERSON_SESSIONS_PER_LINE:
+            # One person, a read-only one too, took every place (max-clients): the writers were kept out.
+            log.warn("{line}: {peer} refused: {count} sessions of {user} there already", line=line.name,
+                     peer=self.peer, count=sessions, user=self.login.user)
+            self.clock.callLater(0, self._refuse, f"serialgw: {line.name}: you have {sessions} sessions there already "
+                                 f"(at most {PERSON_SESSIONS_PER_LINE} a person){newline}")
             return True
         self.role = Role.WRITER if right == "write" and not spec.readOnly else Role.READONLY
         self.line = line

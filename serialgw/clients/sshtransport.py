@@ -110,6 +110,9 @@ class ServerTransport(SSHServerTransport):
     # The session's output flow, once it has one; whether the TCP buffer is full now.
     flow: Optional[_Flow] = None
     _full = False
+    # Bytes of messages conch holds back while a key exchange is under way (sent once it is done);
+    # past the TCP connection's bound, the session's output waits too.
+    _heldByKex = 0
 
     def connectionMade(self) -> None:
         self.deadline("did not log in")
@@ -145,10 +148,54 @@ class ServerTransport(SSHServerTransport):
             self.flow.stopProducing()
 
     def setFlow(self, flow: Optional[_Flow]) -> None:
-        """The session's output flow (None: no more), paused while the TCP buffer is full."""
+        """The session's output flow (None: no more), paused while the TCP buffer is full, or what a key exchange holds back is past its bound."""
         self.flow = flow
         if flow is not None and self._full:
             flow.block("tcp")
+        if flow is not None and self._heldByKex > self._bound():
+            flow.block("kex")
+
+    def _bound(self) -> int:
+        tcp: Any = self.transport
+        return int(tcp.bufferSize)
+
+    def sendPacket(self, messageType: int, payload: bytes) -> None:
+        # While a key exchange is under way conch holds every other message
+        # back, without bound, and the TCP buffer, empty, paused nothing: a
+        # person on a busy line who started a key exchange and never
+        # finished it grew the gateway by the line's output (50 MB a second
+        # seen, to 850 MB).  Past the bound, the session's output waits (its
+        # policy applies) until the key exchange is done.
+        # Answers to what the client sends meanwhile (requests with a reply)
+        # are held too: past twice the bound and a packet, the connection is
+        # cut (a stalled key exchange and 2000 requests a second grew it
+        # 270 KB a second for as long as it liked).
+        if self._keyExchangeState != self._KEY_EXCHANGE_NONE and not self._allowedKeyExchangeMessageType(messageType):
+            self._heldByKex += len(payload) + sshlimits.HELD_MESSAGE_COST
+            if self._heldByKex > self._bound():
+                if self.flow is not None:
+                    self.flow.block("kex")
+                if self._heldByKex > 2 * self._bound() + sshlimits.MAX_PACKET:
+                    self._heldTooMuch()
+                    return
+        SSHServerTransport.sendPacket(self, messageType, payload)
+
+    def _heldTooMuch(self) -> None:
+        tcp: Any = self.transport
+        if tcp.disconnecting:
+            return
+        log.info("ssh: {address}: over {count} bytes held back by a key exchange it has not finished: disconnected",
+                 address=sshPeer(self), peer=sshSource(self), count=2 * self._bound() + sshlimits.MAX_PACKET)
+        self._blockedByKeyExchange = []
+        self.sendDisconnect(DISCONNECT_PROTOCOL_ERROR, b"key exchange not finished")
+        self.deadline("did not take its last output", CLOSE_GRACE)
+
+    def _newKeys(self) -> None:
+        # The key exchange is done: what it held goes to the TCP connection (whose own bound holds then).
+        self._heldByKex = 0
+        SSHServerTransport._newKeys(self)
+        if self.flow is not None:
+            self.flow.unblock("kex")
 
     def deadline(self, what: str, seconds: float | None = None) -> None:
         """Cut the connection (logged: it C{what}) in C{seconds} (loginGrace), unless something else is waited for first."""
@@ -279,6 +326,15 @@ class ServerTransport(SSHServerTransport):
                          peer=sshSource(self), n=len(self._kexes) - 1)
                 self.sendDisconnect(DISCONNECT_PROTOCOL_ERROR, b"too many key exchanges")
                 return
+            second = self._second
+            if second is not None:
+                second.kexes = sshlimits.lastMinute(second.kexes, self.factory.clock.seconds())
+                if len(second.kexes) > sshlimits.PERSON_KEX_PER_MINUTE:
+                    log.info("ssh: {address} started a key exchange, over {n} a minute with {person}'s other "
+                             "connections: cut", address=sshPeer(self), peer=sshSource(self),
+                             n=sshlimits.PERSON_KEX_PER_MINUTE, person=second.person)
+                    self.sendDisconnect(DISCONNECT_PROTOCOL_ERROR, b"too many key exchanges")
+                    return
         try:
             SSHServerTransport.dispatchMessage(self, messageNum, payload)
         except MALFORMED as e:

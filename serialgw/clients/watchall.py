@@ -34,6 +34,7 @@ from serialgw.clients.transports import SourceCounts, addressAllowed, admittedBy
 from serialgw.config.specs import DEFAULT_MAX_CLIENTS, ListenerSpec
 from serialgw.interfaces import IClient
 from serialgw.line.hub import Line, Role
+from serialgw.line.textgate import openTail
 from serialgw.logflood import Peer, clientLog
 
 log = Logger()
@@ -89,18 +90,25 @@ class LineTap(ClientEvents):
             # Every line of the chunk prefixed, in one replace.
             self.watcher.emit(self.prefix + whole[:-1].replace(b"\n", b"\n" + self.prefix) + b"\n")
         if len(self.partial) > PARTIAL_LIMIT:
-            self.flush()
+            # Sent, but for an escape sequence or a UTF-8 character it ends
+            # inside: that starts the next piece, whole.
+            self.flush(openTail(self.partial))
         elif self.partial and self._flushCall is None and self.watcher.clock is not None:
             self._flushCall = self.watcher.clock.callLater(PARTIAL_HOLD, self.flush)
         elif not self.partial:
             self._cancel()
 
-    def flush(self) -> None:
-        """Send the partial line now, with a line break after it."""
+    def flush(self, end: Optional[int] = None) -> None:
+        """Send the partial line now (up to C{end}, the rest kept), with a line break after it."""
         self._cancel()
-        if self.partial:
-            data, self.partial = self.prefix + bytes(self.partial) + b"\r\n", bytearray()
+        if end is None:
+            end = len(self.partial)
+        if end:
+            data = self.prefix + bytes(self.partial[:end]) + b"\r\n"
+            del self.partial[:end]
             self.watcher.emit(data)
+        if self.partial and self.watcher.clock is not None:
+            self._flushCall = self.watcher.clock.callLater(PARTIAL_HOLD, self.flush)
 
     def deviceStateChanged(self, up: bool, notice: bytes) -> None:
         if notice and not self.gone:

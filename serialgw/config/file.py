@@ -34,6 +34,7 @@ from typing import Any, Optional
 
 import attrs
 
+from serialgw.config.foreign import conserverName
 from serialgw.config.linetable import LINE_KEYS, nameProblem, readLines
 from serialgw.config.listeners import parseSSHListener, parseWatchAll
 from serialgw.config.parsers import checkPath
@@ -90,11 +91,19 @@ def loadFile(path: str, shards: Optional[int] = None) -> FileConfig:
     known = {u.name for u in users}
     for config in lines:
         for key, names in (("write", config.rights.write), ("read", config.rights.read)):
-            unknown = [n for n in names or () if n != "*" and n not in known]
+            def place(key: str = key, name: str = config.name) -> str:  # (only for an error: it reads the text)
+                return f"{_where(path, text, f'lines.{name}', key)}: [lines.{name}] {key}:"
+
+            unknown = [n for n in names or () if n != "*" and n.removeprefix("!") not in known]
             if unknown:
-                raise ConfigError(f"{_where(path, text, f'lines.{config.name}', key)}: [lines.{config.name}] {key}: "
-                                  f"unknown user {quote(unknown[0])} (declared: {', '.join(sorted(known)) or 'none'}; "
+                hint = conserverName(unknown[0])
+                raise ConfigError(f"{place()} {'unknown user' if hint is None else 'cannot read'} {quote(unknown[0])}"
+                                  f"{': ' + hint if hint else ''} (declared: {', '.join(sorted(known)) or 'none'}; "
                                   "add a [users.NAME] table)")
+            if names and all(n.startswith("!") for n in names):
+                # (Read as it is, it gave nobody anything: the list of nobody.)
+                raise ConfigError(f"{place()} {quote(names[0])} and no name, nor '*': a name with '!' takes a user out "
+                                  f"of the others; {key} = ['*', {quote(names[0])}] is everyone but them")
     return FileConfig(lines, _ssh(path, text, data, users, base), users, _watchAll(path, text, data, base), pins,
                       path, text)
 

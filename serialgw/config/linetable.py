@@ -10,7 +10,7 @@ from typing import Any, Optional
 
 import attrs
 
-from serialgw.config.foreign import foreignKey
+from serialgw.config.foreign import foreignKey, foreignTable
 from serialgw.config.listeners import parseListener
 from serialgw.config.parsers import (
     SINGLE_SETTINGS,
@@ -71,12 +71,19 @@ def nameProblem(name: str, what: str = "line") -> Optional[str]:
 def readLines(path: str, text: str, data: dict[str, Any], base: str) -> tuple[list[LineConfig], dict[str, int]]:
     for key in data:
         if key not in ("defaults", "lines", "ssh", "users", "watch-all"):
-            raise ConfigError(f"{path}: unknown top-level key {quote(key)} "
+            hint = foreignTable(key)
+            raise ConfigError(f"{_where(path, text, key)}: unknown top-level key {quote(key)}{': ' + hint if hint else ''} "
                               "(expected [defaults], [lines.NAME], [ssh], [users.NAME] and [watch-all])")
     defaults = data.get("defaults", {})
     if not isinstance(defaults, dict):
         raise ConfigError(f"{_where(path, text, 'defaults')}: [defaults] must be a table")
     lines = data.get("lines", {})
+    if isinstance(lines, list):
+        # [[lines]]: TOML's array of tables (where() finds no [lines] header: name its line here).
+        found = re.search(r"^\s*\[\[\s*lines\s*\]\]", text, re.MULTILINE)
+        place = f"{path}:{text.count(chr(10), 0, found.start()) + 1}" if found else path
+        raise ConfigError(f"{place}: [[lines]] is an array of tables, the lines without names: write one table a "
+                          "line, [lines.NAME], with device = ... and listen = ...")
     if not isinstance(lines, dict):
         raise ConfigError(f"{_where(path, text, 'lines')}: lines: expected tables [lines.NAME] (one a line, with "
                           f"device = ... and listen = ...), not {quote(lines)}")
@@ -136,6 +143,14 @@ _LOG_KEYS: dict[str, tuple[str, type]] = {
 }
 
 
+_KINDS = {int: "a whole number", float: "a number", bool: "true or false", str: "a string (in quotes)"}
+
+
+def _shown(item: Any) -> str:
+    """A value in an error as TOML writes it (true, not True; a string quoted)."""
+    return ("true" if item else "false") if isinstance(item, bool) else quote(item)
+
+
 class _KeyError(Exception):
     def __init__(self, key: str, message: str) -> None:
         Exception.__init__(self, key, message)
@@ -155,7 +170,8 @@ def _line(name: str, table: dict[str, Any]) -> LineConfig:
                 # TOML integers have no limit (10**400); float() does.
                 raise _KeyError(key, f"out of range: {item}") from None
         if not isinstance(item, kind) or (kind is int and isinstance(item, bool)):
-            raise _KeyError(key, f"expected {kind.__name__}, not {quote(item)}")
+            # (Python's names, "expected int, not True", are no TOML's.)
+            raise _KeyError(key, f"expected {_KINDS.get(kind, kind.__name__)}, not {_shown(item)}")
         return item
 
     def parsed(key: str, parse: Any, raw: Any) -> Any:

@@ -29,7 +29,7 @@ def readToml(path: str) -> tuple[str, dict[str, Any]]:
         # the start, or the whole gateway at a SIGHUP reload.
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as e:
-        raise ConfigError(f"cannot read configuration {quote(path)}: {e.strerror}") from None
+        raise ConfigError(f"cannot read configuration {quote(path)}: {_whyNot(path, e)}") from None
     except ValueError:
         # os.open's "embedded null byte" (a path from an API caller, not a shell); UnicodeEncodeError of a lone surrogate.
         why = "a path cannot hold a NUL character" if "\0" in path else "the path is not one the system can name"
@@ -92,6 +92,27 @@ def _pasted(path: str, text: str, error: tomllib.TOMLDecodeError) -> str:
     if hint is None:
         return message
     return f"{path}:{number}: {quote(line.strip())}: {hint} (TOML: {message.removeprefix(f'{path}:{number}: ')})"
+
+
+def _whyNot(path: str, error: OSError) -> str:
+    """
+    Why a configuration path cannot be opened, said of what is there: a
+    unix socket's open fails as ENXIO, "No such device or address"; a
+    dangling symlink's as ENOENT, of a file that seems to be there.
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        mode = None
+    if mode is not None and stat.S_ISSOCK(mode):
+        return "it is a socket, not a regular file"
+    if mode is None and os.path.islink(path):
+        try:
+            target = os.readlink(path)
+        except OSError:
+            return str(error.strerror)
+        return f"it is a symbolic link to {quote(target)}, which is not there"
+    return str(error.strerror)
 
 
 def _kind(mode: int) -> str:

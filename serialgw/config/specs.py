@@ -380,9 +380,10 @@ MAX_LOG_STAMP = 128
 class Rights:
     """
     Who may type on a line (C{write}) and who may only watch (C{read}):
-    user names, C{"*"} for every user.  A line with neither lets every user
-    write.  Users are people known by name: SSH key owners, TLS client
-    certificates (CN).
+    user names, C{"*"} for every user, C{"!NAME"} taking a user out of
+    that list whatever else it says (conserver's C{rw *,!bob}).  A line
+    with neither lets every user write.  Users are people known by name:
+    SSH key owners, TLS client certificates (CN).
     """
 
     write: Optional[tuple[str, ...]] = None
@@ -392,11 +393,16 @@ class Rights:
         """C{"write"}, C{"read"}, or None: C{user} may not use the line."""
         if self.write is None and self.read is None:
             return "write"
-        if self.write is not None and (user in self.write or "*" in self.write):
+        if _names(self.write, user):
             return "write"
-        if self.read is not None and (user in self.read or "*" in self.read):
+        if _names(self.read, user):
             return "read"
         return None
+
+
+def _names(names: Optional[tuple[str, ...]], user: str) -> bool:
+    """Whether a write or read list names C{user}: by name or C{*}, and not taken out (C{!user})."""
+    return names is not None and (user in names or "*" in names) and "!" + user not in names
 
 
 @attrs.frozen

@@ -98,6 +98,15 @@ def tomlError(path: str, text: str, error: tomllib.TOMLDecodeError) -> str:
             shown = f"[{'.'.join(table)}] " if table else ""
             return (f"{path}:{line}: {shown}{'.'.join(inside)}: given twice (TOML: a key has one value; "
                     "remove one of them)")
+    namespace = re.fullmatch(r"Cannot (redefine|mutate immutable) namespace \(((?:'[^']*'(?:, )?)+)\)", message)
+    if namespace is not None:
+        # tomllib's "Cannot redefine namespace ('lines', 'a')": a dotted key
+        # reaching into a table written elsewhere (or an inline one).
+        named = ".".join(re.findall(r"'([^']*)'", namespace.group(2)))
+        how = "an inline table { ... }, which is whole where it is written" if namespace.group(1) != "redefine" \
+            else "a table written in full elsewhere"
+        return (f"{path}:{line}: [{named}] is {how}: put this key in it (TOML: a table is written in one place; "
+                f"column {column})")
     if message.startswith("Cannot declare ") and message.endswith(" twice"):
         declared = _HEADER.match(text.splitlines()[line - 1]) if line <= len(text.splitlines()) else None
         if declared:

@@ -11,10 +11,9 @@ from __future__ import annotations
 
 from typing import Any, Callable, Optional, Protocol
 
-from twisted.internet.task import LoopingCall
-
 from serialgw.config.specs import SerialSettings
 from serialgw.interfaces import IClient, IDevice
+from serialgw.line.modempolls import modemPolls, pollsOf
 from serialgw.line.role import Role
 from serialgw.logflood import clientLog
 
@@ -50,8 +49,7 @@ class _Line(Protocol):
     modemAttached: dict[str, Optional[bool]]
     modemIdle: dict[str, Optional[bool]]
     breakHoldLimit: float
-    modemPollInterval: float
-    _modemPoll: Optional[LoopingCall]
+    _modemPolled: bool
     _lastModem: Optional[int]
     _letGo: bool
     _refusalsTold: dict[IClient, float]
@@ -72,7 +70,7 @@ class _Line(Protocol):
     def _tellRefusal(self: _Line, client: IClient) -> bool: ...
     def wantedModemLine(self: _Line, name: str, nobody: bool = False) -> Optional[bool]: ...
     def applySettings(self: _Line, settings: SerialSettings) -> SerialSettings: ...
-    def _pollModem(self: _Line) -> None: ...
+    def pollModem(self: _Line) -> None: ...
     def writeLogs(self: _Line, text: str) -> None: ...
     def _nextControlTurn(self: _Line) -> None: ...
 
@@ -87,8 +85,9 @@ class PortControl:
     breakHoldLimit = 30.0
     # The client whose BREAK-ON holds the break (see endHeldBreak).
     _breakHolder: Optional[IClient] = None
-    # How often modem lines are read while an RFC 2217 client watches.
-    modemPollInterval = 0.05
+    # Whether the modem lines are read (while an RFC 2217 client watches: modempolls).
+    _modemPolled = False
+    _lastModem: Optional[int] = None
     # Clients' port control: the time taken since the turn it was last
     # counted from, the call that starts the next such turn (once this
     # one's CONTROL_PER_TURN is spent), and who waits for it (in order).
@@ -129,7 +128,6 @@ class PortControl:
         waiters = self._controlWaiters or []
         while waiters and self._controlSpent < CONTROL_PER_TURN:
             waiters.pop(0)()
-    _modemPoll: Optional[LoopingCall]
 
     def wantedModemLine(self: _Line, name: str, nobody: bool = False) -> Optional[bool]:
         """
@@ -157,11 +155,13 @@ class PortControl:
         """A client now controls the port (RFC 2217): watch the modem lines."""
         if client not in self.controllers:
             self.controllers.append(client)
-        if self._modemPoll is None and self.clock is not None and self.device.modemState() is not None:
-            self._lastModem = self.device.modemState()
-            poll = self._modemPoll = LoopingCall(self._pollModem)
-            poll.clock = self.clock
-            poll.start(self.modemPollInterval, now=False)
+        if not self._modemPolled and self.clock is not None:
+            state = self.device.modemState()
+            if state is not None:
+                # Read with every other line's, a slice a turn (modempolls).
+                self._lastModem = state
+                self._modemPolled = True
+                modemPolls(self.clock).add(self)
 
     def updateLineWatch(self: _Line) -> None:
         """Detect line errors on the device only while a client's mask asks for them."""
@@ -169,9 +169,11 @@ class PortControl:
         self.device.watchLineErrors(wanted)
 
     def _stopModemPoll(self: _Line) -> None:
-        if self._modemPoll is not None:
-            self._modemPoll.stop()
-            self._modemPoll = None
+        if self._modemPolled:
+            self._modemPolled = False
+            polls = pollsOf(self.clock)
+            if polls is not None:
+                polls.remove(self)
 
     def _lastController(self: _Line, closing: bool = False,
                         why: str = "last RFC 2217 client gone") -> None:
@@ -194,7 +196,8 @@ class PortControl:
             if bool(self.device.modemLines[name]) != target:
                 self.device.setModemLine(name, target)
 
-    def _pollModem(self: _Line) -> None:
+    def pollModem(self: _Line) -> None:
+        """Read the modem lines; tell every client a change."""
         state = self.device.modemState()
         if state is None or state == self._lastModem:
             return

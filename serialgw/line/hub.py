@@ -12,7 +12,6 @@ from __future__ import annotations
 from typing import Any, Callable, Optional
 
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
-from twisted.internet.task import LoopingCall
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
@@ -89,7 +88,6 @@ class Line(PortControl, OpenCloseStrings, RoleChanges):
         # dropped for clients that have left, by their listener's policy.
         self.reopens = 0
         self.droppedGone: dict[str, int] = {}
-        self._modemPoll: Optional[LoopingCall] = None
         self._lastModem: Optional[int] = None
         self._lineState = 0
         self.mode = "shared"

@@ -44,6 +44,23 @@ def endsOpen(data: bytes) -> bool:
     return OPEN.search(data[max(0, min(esc, len(data) - 3)):]) is not None
 
 
+def openTail(data: bytes | bytearray) -> int:
+    """
+    Where what C{data} ends inside (see L{endsOpen}) begins: the escape
+    sequence's ESC, the UTF-8 character's lead; C{len(data)} if nothing.
+    """
+    if not data:
+        return 0
+    esc = data.rfind(b"\x1b", -TAIL)
+    if esc < 0:
+        if data[-1] < 0x80:
+            return len(data)
+        esc = len(data) - 3
+    base = max(0, min(esc, len(data) - 3))
+    found = OPEN.search(data, base)
+    return len(data) if found is None else found.start()
+
+
 class TextGate:
     """
     Holds clients' text while the line's device output is open (see

@@ -13,7 +13,6 @@ import threading
 from typing import Any
 
 from twisted.internet import defer, reactor
-from twisted.internet.task import deferLater
 from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import capturedLogs, formatEvent
 from twisted.python.failure import Failure
@@ -25,7 +24,7 @@ from serialgw.devices.ports import DeviceError, openPort
 from serialgw.devices.reopen import OPENING
 from serialgw.interfaces import IPort
 from tests.fakes import RecordingPort
-from tests.realio import EventCounter, closeClients, connect, listenerPort, ptyLine, startedPty, startGateway
+from tests.realio import EventCounter, closeClients, connect, listenerPort, ptyLine, startedPty, startGateway, until
 
 # How long the hung open waits for the test to let it return: without the
 # fix it blocks the reactor that long, and the test sees it did.  Well
@@ -130,8 +129,7 @@ class ReloadFirstOpenTests(TestCase):
         await person.received.contains(b"[serialgw: hung is down: opening the device; waiting for it]")
         # Typed while it opens: held for it (not dropped as for a device that is down).
         person.transport.write(b"early ")  # type: ignore[union-attr]
-        while line.device.queuedBytes() < 6:
-            await deferLater(reactor, 0.01, lambda: None)
+        await until(self, lambda: line.device.queuedBytes() >= 6, "the 6 bytes typed to be queued for the opening device")
 
         release.set()
         event = await opened.nth(1)

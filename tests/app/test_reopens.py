@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 
+from twisted.internet.defer import Deferred
 from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import LogEvent, formatEvent
 from twisted.trial.unittest import SynchronousTestCase
@@ -119,7 +120,7 @@ class ReopenTurnsTests(SynchronousTestCase):
         """A file whose reopen raises (a close's EIO on NFS) is logged; the pass goes on, its result fires, and the next SIGUSR1 runs."""
         self.farm(2)
 
-        def broken() -> bool:
+        def broken() -> Deferred[int]:
             raise OSError(5, "Input/output error")
 
         self.logs[0].reopen = broken  # type: ignore[method-assign]

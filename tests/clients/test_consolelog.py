@@ -17,7 +17,8 @@ from twisted.logger import capturedLogs, formatEvent
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
-from serialgw.clients.consolelog import NOT_A_FILE, ConsoleLog
+from serialgw.clients.consolelog import ConsoleLog
+from serialgw.clients.logfile import NOT_A_FILE
 from serialgw.clients.raw import RawClient
 from serialgw.clients.telnet import TelnetClient
 from serialgw.config.listeners import parseListener
@@ -338,7 +339,7 @@ class RotatedBySomeoneElseTests(SynchronousTestCase):
         log = ConsoleLog(self.line, LogSpec(self.path, format="%S "), self.clock)
         self.addCleanup(log.close)
         self.line.deviceDataReceived(b"abc")
-        self.assertTrue(log.reopen())
+        self.assertTrue(self.successResultOf(log.reopen()))
         self.clock.advance(3)
         self.line.deviceDataReceived(b"def\nghi\n")
         self.assertEqual(self.read(self.path), b"00 abcdef\n03 ghi\n")
@@ -420,7 +421,7 @@ class RotatedBySomeoneElseTests(SynchronousTestCase):
         self.addCleanup(log.close)
         self.line.deviceDataReceived(b"abc")
         os.truncate(self.path, 0)
-        self.assertTrue(log.reopen())
+        self.assertTrue(self.successResultOf(log.reopen()))
         self.clock.advance(3)
         self.line.deviceDataReceived(b"def\nghi\n")
         self.assertEqual(self.read(self.path), b"03 def\n03 ghi\n")

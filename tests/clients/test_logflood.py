@@ -55,6 +55,18 @@ class IgnoredInputTests(SynchronousTestCase):
         ])
         self.assertEqual(tally.total, 1202)
 
+    def test_pluralsOfEveryKind(self) -> None:
+        """Each kind of ignored input the gateway counts reads as English in the plural (it was 'subnegotiation of an option not in effects')."""
+        tally = IgnoredInput(lambda: ("a", "p"))
+        for kind in ("subnegotiation of an option not in effect", "option turned on and off too often",
+                     "urgent mark without a DM", "Synch discarding data", "Synch-discarded byte", "malformed PURGE-DATA"):
+            tally.add(kind, 2)
+        tally.flush()
+        self.assertEqual(self.lines(), [
+            "a: 2 subnegotiations of an option not in effect from p",
+            "a: 2 options turned on and off too often, 2 urgent marks without a DM, 2 Synchs discarding data, "
+            "2 Synch-discarded bytes, 2 malformed PURGE-DATAs from p"])
+
 
 class PeerLimiterTests(SynchronousTestCase):
     def setUp(self) -> None:

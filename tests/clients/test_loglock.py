@@ -130,7 +130,7 @@ class LogLockTests(SynchronousTestCase):
     def test_reopenSameFileKeepsLock(self) -> None:
         """SIGUSR1 with nothing moved: the file stays held (the old descriptor's close takes no lock away)."""
         log = self.consoleLog()
-        self.assertTrue(log.reopen())
+        self.assertTrue(self.successResultOf(log.reopen()))
         self.assertTrue(self.lockedByOthers(self.path))
         log.close()
         self.assertFalse(self.lockedByOthers(self.path))
@@ -139,7 +139,7 @@ class LogLockTests(SynchronousTestCase):
         """SIGUSR1 after logrotate renamed the file: the new file at the path is held, the renamed one let go."""
         log = self.consoleLog()
         os.rename(self.path, self.path + ".1")
-        self.assertTrue(log.reopen())
+        self.assertTrue(self.successResultOf(log.reopen()))
         self.assertTrue(self.lockedByOthers(self.path))
         self.assertFalse(self.lockedByOthers(self.path + ".1"))
 
@@ -148,7 +148,7 @@ class LogLockTests(SynchronousTestCase):
         log = self.consoleLog()
         os.rename(self.path, self.path + ".1")
         other = self.holder(self.path)
-        self.assertFalse(log.reopen())
+        self.assertFalse(self.successResultOf(log.reopen()))
         self.line.deviceDataReceived(b"kept\n")
         with open(self.path + ".1", "rb") as f:
             self.assertEqual(f.read(), b"kept\n")
@@ -219,7 +219,7 @@ class LogLockTests(SynchronousTestCase):
         self.assertIn(inode, locked)
         self.assertIsNone(checkFiles([], [("web1", LogSpec(self.path))]))
         self.assertIn(inode, locked)
-        self.assertTrue(first.reopen())
+        self.assertTrue(self.successResultOf(first.reopen()))
         self.assertIn(inode, locked)
         first.close()
         self.assertNotIn(inode, locked)

@@ -103,7 +103,7 @@ class LogTypedTests(_LogCase):
         with open(self.path + ".typed.1", "rb") as f:
             self.assertEqual(f.read(), b"192.168.1.1:54321: " + b"a" * 10 + b"\n")
         os.rename(self.path + ".typed", self.path + ".typed.moved")
-        self.assertEqual(log.reopen(), 2)  # (the log and LOG.typed)
+        self.assertEqual(self.successResultOf(log.reopen()), 2)  # (the log and LOG.typed)
         client.dataReceived(b"c")
         log.close()
         self.assertEqual(self.typed(), b"192.168.1.1:54321: c\n")
@@ -115,7 +115,7 @@ class LogTypedTests(_LogCase):
         os.rename(self.path, self.path + ".1")
         os.rename(self.path + ".typed", self.path + ".typed.1")
         os.mkdir(self.path)
-        self.assertEqual(log.reopen(), 1)  # (LOG.typed alone)
+        self.assertEqual(self.successResultOf(log.reopen()), 1)  # (LOG.typed alone)
         client.dataReceived(b"c")
         log.close()
         self.assertEqual(self.typed(), b"192.168.1.1:54321: c\n")

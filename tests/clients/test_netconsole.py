@@ -17,7 +17,7 @@ from serialgw.config.specs import UDPSpec
 from serialgw.interfaces import IClient
 from serialgw.line.hub import Line, Role
 from tests.fakes import RecordingDevice, observeLog
-from tests.realio import freePort, ptyLine, startedPty, startGateway
+from tests.realio import heldUdpPort, ptyLine, startedPty, startGateway
 
 
 class DatagramTransport(StringTransport):
@@ -225,8 +225,7 @@ class ListenerTests(TestCase):
     async def test_readOnlyListener(self) -> None:
         """raw,ro+udp: makes a read-only netconsole: its datagrams are refused, counted, never the device's (it wrote)."""
         pty = startedPty(self)
-        source = freePort(udp=True)
-        service = startGateway(self, ptyLine(pty, f"raw,ro+udp:127.0.0.1:{freePort(udp=True)}@127.0.0.1:{source}"))
+        service = startGateway(self, ptyLine(pty, f"raw,ro+udp:127.0.0.1:{heldUdpPort(self)}@127.0.0.1:0"))
         line = service.lines["t"]
         [client] = line.clients
         self.assertEqual(client.role, Role.READONLY)

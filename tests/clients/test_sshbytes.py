@@ -160,3 +160,109 @@ class ChannelRefusalLogTests(SynchronousTestCase):
                           if e.get("log_format", "").startswith("ssh: {address}: global request")],
                          [(LogLevel.info, "tcpip-forward"), (LogLevel.debug, "keepalive@openssh.com"),
                           (LogLevel.debug, "no-more-sessions@openssh.com"), (LogLevel.info, "x?" * 20)])
+
+
+class KeyExchangeHoldTests(SynchronousTestCase):
+    def test_outputHeldByAKeyExchangeBounded(self) -> None:
+        """A key exchange left unfinished holds back the session's output (conch queues it): past the connection's bound the session's output waits and its policy drops it, not queued without bound (seen: 850 MB grown from one read-only person's stalled rekey on a busy line); once done, output flows again."""
+        from tests.clients.test_ssh import Harness
+
+        h = Harness("outbuf=65536+tcp:0")
+        factory = GatewaySSHFactory(newKey(), KeyRing(()), h.gateway)
+        transport = factory.buildProtocol(IPv4Address("TCP", "192.0.2.7", 1))
+        tcp = Tcp()
+        transport.makeConnection(tcp)
+        self.addCleanup(transport.connectionLost, None)
+        # (Its first key exchange never finished: conch holds back every message of the session.)
+        transport.dataReceived(VERSION)
+        transport.setService(Connection())
+        from serialgw.clients.ssh import Login
+        from serialgw.clients.sshsession import SSHClient
+
+        channel = SSHClient(h.gateway, Login("ops1", "con1"), remoteWindow=0x7FFFFFFF, remoteMaxPacket=32768)
+        conn = channel.conn = transport.service
+        # Open as conch's ssh_CHANNEL_OPEN leaves it: channel 0, the client's 0.
+        channel.id = 0  # type: ignore[assignment]
+        conn.channels[0] = channel
+        conn.localToRemoteChannel[0] = 0
+        conn.channelsToRemoteChannel[channel] = 0
+        channel.requestReceived(b"shell", b"")
+        line = h.lines["con1"]
+        for _ in range(256):
+            line.deviceDataReceived(b"x" * 4096)
+        held = sum(len(payload) for _, payload in transport._blockedByKeyExchange)
+        assert channel.guard is not None
+        self.assertTrue(channel.guard.full)
+        self.assertLess(held, 65536 + 2 * 32768)
+        # The key exchange done (as conch's NEWKEYS does): what it held goes out, and output flows again.
+        transport.nextEncryptions = transport.currentEncryptions
+        transport.outgoingCompressionType = transport.incomingCompressionType = b"none"
+        transport._newKeys()
+        self.assertFalse(channel.guard.full)
+        self.assertGreater(len(tcp.value()), held)
+
+    def test_answersHeldByAKeyExchangeBounded(self) -> None:
+        """Requests answered while a key exchange is left unfinished: their answers are held (conch queues them), and past twice the bound and a packet the connection is cut, said (a stalled rekey and 2000 requests a second grew the gateway 270 KB a second)."""
+        from serialgw.clients.ssh import Login
+        from serialgw.clients.sshsession import SSHClient
+        from tests.clients.test_ssh import Harness
+
+        events = LogEvents(self)
+        h = Harness("outbuf=65536+tcp:0")
+        factory = GatewaySSHFactory(newKey(), KeyRing(()), h.gateway)
+        transport = factory.buildProtocol(IPv4Address("TCP", "192.0.2.7", 1))
+        tcp = Tcp()
+        transport.makeConnection(tcp)
+        self.addCleanup(transport.connectionLost, None)
+        transport.dataReceived(VERSION)
+        transport.setService(Connection())
+        conn = transport.service
+        channel = SSHClient(h.gateway, Login("ops1", "con1"), remoteWindow=1 << 20, remoteMaxPacket=32768)
+        channel.id = 0  # type: ignore[assignment]
+        conn.channels[0] = channel
+        conn.localToRemoteChannel[0] = 0
+        conn.channelsToRemoteChannel[channel] = 0
+        channel.conn = conn
+        channel.requestReceived(b"shell", b"")
+        request = struct.pack(">L", 0) + NS(b"env") + b"\x01" + NS(b"A") + NS(b"B")
+        sent = 0
+        while not tcp.disconnecting and sent < 100000:
+            conn.ssh_CHANNEL_REQUEST(request)
+            sent += 1
+        self.assertTrue(tcp.disconnecting)
+        limit = 2 * 65536 + sshlimits.MAX_PACKET
+        # (Each answer a CHANNEL_FAILURE: its payload the channel's number, 4 bytes.)
+        self.assertEqual(sent, limit // (4 + sshlimits.HELD_MESSAGE_COST) + 1)
+        self.assertEqual(transport._blockedByKeyExchange, [])
+        [said] = [e for e in events.at(LogLevel.info) if "key exchange" in e["log_format"]]
+        self.assertEqual(said["count"], limit)
+
+
+class PersonKeyExchangeTests(SynchronousTestCase):
+    def test_keyExchangesPerPersonBounded(self) -> None:
+        """A person's connections with sessions may start PERSON_KEX_PER_MINUTE key exchanges in a minute together, not KEX_PER_MINUTE each: the one past it is cut, said; another person is not held (a person's 800 sessions could each rekey 10 times a minute)."""
+        from twisted.conch.ssh.transport import MSG_KEXINIT
+
+        events = LogEvents(self)
+        factory = GatewaySSHFactory(newKey(), KeyRing(()), SSHGateway(dict, parseSSHListener("tcp:0"), Clock()))
+        made = []
+        for port, person in [(n, "ops1") for n in range(1, 5)] + [(9, "ops2")]:
+            transport = factory.buildProtocol(IPv4Address("TCP", "192.0.2.7", port))
+            tcp = Tcp()
+            transport.makeConnection(tcp)
+            transport.setService(Connection())
+            transport.sessionStarted(person)
+            transport.ssh_KEXINIT = lambda packet: None
+            self.addCleanup(transport.connectionLost, None)
+            made.append((transport, tcp))
+        for n in range(sshlimits.PERSON_KEX_PER_MINUTE):
+            transport, tcp = made[n % 4]
+            transport.dispatchMessage(MSG_KEXINIT, b"k")
+            factory.clock.advance(1)
+        self.assertEqual([tcp.disconnecting for _, tcp in made], [False] * 5)
+        made[3][0].dispatchMessage(MSG_KEXINIT, b"k")
+        for _ in range(5):
+            made[4][0].dispatchMessage(MSG_KEXINIT, b"k")
+        self.assertEqual([tcp.disconnecting for _, tcp in made], [False, False, False, True, False])
+        [said] = [e for e in events.at(LogLevel.info) if "key exchange" in e["log_format"]]
+        self.assertEqual((said["person"], said["n"]), ("ops1", sshlimits.PERSON_KEX_PER_MINUTE))

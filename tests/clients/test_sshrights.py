@@ -16,7 +16,7 @@ from twisted.conch.test.test_session import StubConnection
 from twisted.internet import reactor
 from twisted.internet.task import deferLater
 from twisted.logger import LogLevel
-from twisted.trial.unittest import TestCase
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from serialgw.clients.ssh import GatewaySSHFactory, Login, Person, Realm
 from serialgw.clients.sshsession import SSHClient
@@ -102,3 +102,27 @@ class ListenerOptionsReloadTests(TestCase):
         self.assertEqual(conn3.extData[ops3.session], [(1, b"serialgw: your address is no longer allowed\n")])
         self.assertEqual(conn3.requests[ops3.session], [(b"exit-status", struct.pack(">L", 1), False)])
         session.closed()  # (the client closes its channel: no cut left to wait for)
+
+
+class PlacesPerPersonTests(SynchronousTestCase):
+    def test_readOnlyPersonCannotFillTheLine(self) -> None:
+        """A person may have PERSON_SESSIONS_PER_LINE sessions on a line, a read-only one too: one more is refused, said, exit 1; a writer still gets in (a read-only person took all of max-clients and kept the writers out)."""
+        from serialgw.clients.session import PERSON_SESSIONS_PER_LINE
+        from serialgw.config.specs import Rights
+        from tests.clients.test_ssh import Harness
+
+        h = Harness()
+        line = h.addLine("web1", Rights(write=("ops1",), read=("watcher1",)))
+        line.maxClients = PERSON_SESSIONS_PER_LINE + 1
+        for _ in range(PERSON_SESSIONS_PER_LINE):
+            channel, _ = h.channel(user="watcher1", lineName="web1")
+            channel.requestReceived(b"shell", b"")
+        extra, conn = h.channel(user="watcher1", lineName="web1")
+        extra.requestReceived(b"shell", b"")
+        writer, _ = h.channel(user="ops1", lineName="web1")
+        writer.requestReceived(b"shell", b"")
+        h.clock.advance(0)
+        self.assertEqual(conn.extData[extra], [(1, b"serialgw: web1: you have 8 sessions there already "
+                                                   b"(at most 8 a person)\n")])
+        self.assertEqual(conn.requests[extra], [(b"exit-status", struct.pack(">L", 1), False)])
+        self.assertEqual((len(line.clients), writer in line.clients, extra in line.clients), (9, True, False))

@@ -98,6 +98,47 @@ class StartupTests(SynchronousTestCase):
         warnings = [e for e in events.at(LogLevel.warn) if "in all" in e["log_format"]]
         self.assertEqual((warnings[0]["address"], len(warnings)), ("10.0.0." + str(sshlimits.TOTAL_BURST), peerLimiter.burst))
 
+    def test_inAllSharedFairly(self) -> None:
+        """40 addresses each opening connections at their own bound's rate (one a second) leave a place in all for a newcomer, minute after minute: the last FAIR_RESERVE are for sources that took none lately (first come first served, 21 such addresses kept every newcomer out)."""
+        factory = self.factory()
+        attackers = [v4(f"10.9.0.{n}") for n in range(1, 41)]
+        newcomers = iter(v4(f"198.51.100.{n}") for n in range(1, 200))
+        let = []
+        for second in range(180):
+            factory.clock.advance(1.0)
+            for address in attackers:
+                self.churn(factory, address, 1)
+            if second % 30 == 29:
+                let.append(isinstance(self.churn(factory, next(newcomers), 1)[0], ServerTransport))
+        self.assertEqual(let, [True] * 6)
+        # They are held to about one each a FAIR_WINDOW, past the reserve: not starved either.
+        self.assertGreater(len(factory.allConnections.takers), 30)
+
+    def test_fairnessRemembersBounded(self) -> None:
+        """The takers of the bound in all remembered for its fairness are those of the last FAIR_WINDOW s, however many addresses come (bounded by the bound itself)."""
+        factory = self.factory()
+        for n in range(5000):
+            factory.clock.advance(0.01)
+            self.churn(factory, IPv6Address("TCP", f"2001:db8:{n >> 16:x}:{n & 0xffff:x}::1", 1), 1)
+        took = factory.allConnections.takers
+        self.assertLessEqual(len(took), sshlimits.TOTAL_BURST + sshlimits.TOTAL_RATE * sshlimits.FAIR_WINDOW)
+        self.assertLess(factory.clock.seconds() - min(took.values()), sshlimits.FAIR_WINDOW)
+
+    def test_knownExemptionBounded(self) -> None:
+        """An address a person logged in from is exempt from the bound in all for KNOWN_CREDIT new connections after each login from there, not for as long as it is remembered (anyone behind the same NAT or /64 had it)."""
+        factory = self.factory()
+        friend = self.connect(factory, v4("198.51.100.1"))
+        friend.setService(Connection())
+        friend.connectionLost(None)
+        for n in range(sshlimits.TOTAL_BURST):
+            self.churn(factory, v4(f"10.0.{n // 250}.{n % 250 + 1}"), 1)
+        made = self.churn(factory, v4("198.51.100.1"), sshlimits.KNOWN_CREDIT + 1)
+        self.assertEqual([isinstance(p, ServerTransport) for p in made], [True] * sshlimits.KNOWN_CREDIT + [False])
+        # (It took one of the bound in all with its first connection: a place past the reserve, in 2.55 s.)
+        self.assertEqual(made[-1].transport.value(), b"serialgw: too many new SSH connections: try again in 3 s\r\n")
+        factory.loggedIn("198.51.100.1")
+        self.assertIsInstance(self.connect(factory, v4("198.51.100.1")), ServerTransport)
+
     def test_sourcesRememberedBounded(self) -> None:
         """What is remembered of the sources' new connections is bounded (MAX_SOURCES), however many addresses come."""
         factory = self.factory()

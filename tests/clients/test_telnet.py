@@ -213,6 +213,25 @@ class BusyClientTests(SynchronousTestCase):
         self.assertEqual((self.device.events, self.transport.producerState), ([("write", b"end")], "producing"))
         self.assertEqual((self.transport.pauses, self.transport.resumes, self.clock.getDelayedCalls()), (1, 1, []))
 
+    def test_subnegotiationRestartFloodTakesTurns(self) -> None:
+        """
+        IAC SB again and again with no SE (each IAC SB inside a subnegotiation a malformed one, dropped): each counts
+        as a command, COMMANDS_PER_TURN a turn, the client not read meanwhile (a 64 KiB read of it held every line
+        55 ms); the data before it reaches the device first, the data after it last, each malformed one counted.
+        """
+        restarts = 2 * COMMANDS_PER_TURN
+        self.client.dataReceived(b"before" + cmd(IAC, SB) * (restarts + 1) + cmd(NAWS, 0, 80, 0, 24, IAC, SE) + b"end")
+        self.assertEqual((self.device.events, self.transport.producerState), ([("write", b"before")], "paused"))
+        self.assertEqual(self.client.ignored.total, COMMANDS_PER_TURN)
+        oneTurn(self.clock)
+        self.assertEqual((self.client.ignored.total, self.device.events), (restarts, [("write", b"before")]))
+        self.assertEqual(self.transport.producerState, "paused")
+        oneTurn(self.clock)
+        self.assertEqual(self.device.events, [("write", b"before"), ("write", b"end")])
+        # (+ 1: the NAWS subnegotiation that ends it, never agreed.)
+        self.assertEqual((self.client.ignored.total, self.transport.producerState), (restarts + 1, "producing"))
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
     def test_lostWhileBusy(self) -> None:
         """A client gone while the rest of its read waits leaves no call behind, and nothing more is parsed."""
         self.client.dataReceived(cmd(IAC, AYT) * (COMMANDS_PER_TURN + 1))

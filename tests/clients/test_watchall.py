@@ -100,6 +100,25 @@ class WatchAllTests(SynchronousTestCase):
         self.assertEqual(self.clock.getDelayedCalls(), [])
         client.connectionLost(Failure(Exception("bye")))
 
+    def test_partialCutKeepsAnUnfinishedCharacter(self) -> None:
+        """
+        A partial line sent for its length keeps back what its end leaves
+        unfinished, a UTF-8 character or an escape sequence: it starts the
+        next piece, whole (the watcher's terminal drew an e-acute as two bad
+        bytes, and ESC [ 3 then 'l0: ' as ESC [ 3 a, cursor up three).
+        """
+        client, transport = self.watcher()
+        l0 = self.lines["l0"]
+        l0.deviceDataReceived(b"x" * PARTIAL_LIMIT + b"\xc3")
+        self.assertEqual(transport.value(), b"l0: " + b"x" * PARTIAL_LIMIT + b"\r\n")
+        transport.clear()
+        l0.deviceDataReceived(b"\xa9" + b"y" * PARTIAL_LIMIT + b"\x1b[3")
+        self.assertEqual(transport.value(), b"l0: \xc3\xa9" + b"y" * PARTIAL_LIMIT + b"\r\n")
+        transport.clear()
+        l0.deviceDataReceived(b"1mred\r\n")
+        self.assertEqual(transport.value(), b"l0: \x1b[31mred\r\n")
+        client.connectionLost(Failure(Exception("bye")))
+
     def test_filter(self) -> None:
         """Only lines whose names match a pattern are watched."""
         self.lines = {n: Line(n, RecordingDevice(), clock=self.clock) for n in ("rack4-a", "rack4-b", "vm1")}

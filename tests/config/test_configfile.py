@@ -11,7 +11,6 @@ import subprocess
 from typing import Any
 
 from twisted.internet import reactor
-from twisted.internet.task import deferLater
 from twisted.python.usage import UsageError
 from twisted.trial.unittest import SkipTest, SynchronousTestCase, TestCase
 from twisted.web.client import Agent, readBody
@@ -31,6 +30,7 @@ from tests.realio import (
     startedPty,
     startGateway,
     startProcess,
+    until,
     writeTemp,
 )
 
@@ -224,9 +224,9 @@ class FileTests(SynchronousTestCase):
         """log-keep, log-max-size, log-format and log-daily on a line without log are checked all the same: a bad one is refused, not ignored."""
         for key, value, message in (("log-keep", "1001", "log-keep must be 0 to 1000, not 1001"),
                                     ("log-max-size", "-1", "log-max-size must be 0 (no limit) or more bytes, not -1"),
-                                    ("log-format", "5", "expected str, not 5"),
+                                    ("log-format", "5", "expected a string (in quotes), not 5"),
                                     ("log-format", '"' + "%c" * 33 + '"', "log-format must be at most 64 characters, not 66"),
-                                    ("log-daily", '"false"', "expected bool, not 'false'")):
+                                    ("log-daily", '"false"', "expected true or false, not 'false'")):
             path = self.write(f'[lines.a]\ndevice = "/dev/ttyS0"\nlisten = "4001"\n{key} = {value}\n')
             self.assertEqual(str(self.assertRaises(ConfigError, loadConfig, path)), f"{path}:4: [lines.a] {key}: {message}")
         # Good ones in [defaults] for the lines that log: a line without log has none.
@@ -385,8 +385,7 @@ class ReloadTests(TestCase):
         client.transport.write(b" after")  # type: ignore[union-attr]
         self.assertEqual(await ptys[0].received.length(12), b"before after")
         # The added line's device is opened off the reactor thread: typed before it is up, bytes are dropped.
-        while not service.lines["l2"].device.up:
-            await deferLater(reactor, 0.01, lambda: None)
+        await until(self, lambda: service.lines["l2"].device.up, "the added line l2's device to be up")
         other = await connect(listenerPort(service, 1))
         other.transport.write(b"new line")  # type: ignore[union-attr]
         self.assertEqual(await ptys[2].received.length(8), b"new line")
@@ -620,8 +619,7 @@ class ReloadInPlaceTests(TestCase):
         first = await self.session(port, self.pty)
         second = await connect(port)
         line = service.lines["a"]
-        while len(line.clients) < 2:
-            await deferLater(reactor, 0.01, lambda: None)
+        await until(self, lambda: len(line.clients) >= 2, "line a to have both clients")
         result = await service.reload(self.config(self.line("a", listen) + 'mode = "exclusive"\n'))
         self.assertEqual(result, {"added": [], "changed": ["a"], "removed": []})
         self.assertEqual([c.role for c in line.clients], [Role.WRITER, Role.WATCHER])
@@ -779,8 +777,7 @@ class DialOutCloseTests(TestCase):
         service.startService()
         self.addCleanup(service.stopService)
         line = service.lines["a"]
-        while not [c for c in line.clients if c.person]:
-            await deferLater(reactor, 0.01, lambda: None)
+        await until(self, lambda: [c for c in line.clients if c.person], "line a to have a client with a person")
         # More than the kernel takes: the rest waits in the transport.
         next(c for c in line.clients if c.person).transport.write(b"x" * (32 << 20))  # type: ignore[attr-defined]
         return service, config(dialOut, logs[1])
@@ -805,15 +802,13 @@ class DialOutCloseTests(TestCase):
         old, new = os.path.abspath(self.mktemp()), os.path.abspath(self.mktemp())
         service, moved = await self.start(False, (old, new))
         self.pty.write(b"before\n")
-        while b"before" not in FilePath(old).getContent():
-            await deferLater(reactor, 0.01, lambda: None)
+        await until(self, lambda: b"before" in FilePath(old).getContent(), f"b'before' in {old}")
         reloading = service.reload(moved)
         self.assertFalse(reloading.called)
         self.pty.write(b"meanwhile\n")
         await reloading.addTimeout(20, reactor)
         self.pty.write(b"after\n")
-        while b"after" not in FilePath(new).getContent():
-            await deferLater(reactor, 0.01, lambda: None)
+        await until(self, lambda: b"after" in FilePath(new).getContent(), f"b'after' in {new}")
         self.assertEqual([b"meanwhile" in FilePath(old).getContent(), b"meanwhile" in FilePath(new).getContent()],
                          [False, True])
 

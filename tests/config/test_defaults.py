@@ -157,6 +157,7 @@ async def carries(case: TestCase, service: GatewayService, far: Any, logPath: st
     finally:
         await closeClients(client)
     if logPath:
+        await line.logs[0].written()  # type: ignore[attr-defined]  # (written off the reactor's thread)
         with open(logPath, "rb") as f:
             text = f.read()
         case.assertIn(b"output\r\n", text)

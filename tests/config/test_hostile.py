@@ -94,8 +94,9 @@ class KeyValueTests(SynchronousTestCase):
         """lines = 5, [[lines]] or a line that is no table: said so, with the line, not 'no lines'."""
         self.assertEqual(self.refused('lines = 5\n'), "FILE:1: lines: expected tables [lines.NAME] (one a line, "
                                                          "with device = ... and listen = ...), not 5")
-        self.assertTrue(self.refused('[[lines]]\ndevice = "/dev/ttyS0"\n').startswith(
-            "FILE: lines: expected tables [lines.NAME] (one a line, with device = ... and listen = ...), not ["))
+        self.assertEqual(self.refused('[[lines]]\ndevice = "/dev/ttyS0"\n'),
+                         "FILE:1: [[lines]] is an array of tables, the lines without names: write one table a line, "
+                         "[lines.NAME], with device = ... and listen = ...")
         self.assertEqual(self.refused('[lines]\na = 5\n'), "FILE:2: lines.a must be a table, not 5")
 
     def test_integersPastAFloat(self) -> None:

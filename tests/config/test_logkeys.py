@@ -44,9 +44,9 @@ class LogKeysTests(SynchronousTestCase):
                                     ("log-mark", "-1", "log-mark must be 0 (no marks) to 10080 minutes (a week), not -1"),
                                     ("log-mark", "10081", "log-mark must be 0 (no marks) to 10080 minutes (a week), "
                                                           "not 10081"),
-                                    ("log-mark", '"15m"', "expected int, not '15m'"),
-                                    ("log-mark", "1.5", "expected int, not 1.5"),
-                                    ("log-mark", "true", "expected int, not True")):
+                                    ("log-mark", '"15m"', "expected a whole number, not '15m'"),
+                                    ("log-mark", "1.5", "expected a whole number, not 1.5"),
+                                    ("log-mark", "true", "expected a whole number, not true")):
             path = write(self, f"{LINE}{key} = {value}\n")
             self.assertEqual(str(self.assertRaises(ConfigError, loadConfig, path)), f"{path}:5: [lines.a] {key}: {message}")
             path = write(self, f"[defaults]\n{key} = {value}\n{LINE}")
@@ -66,7 +66,7 @@ class LogKeysTests(SynchronousTestCase):
         """--check: a directory at a log-typed file's path is an error, as at the log's (the start would refuse it)."""
         log = os.path.abspath(self.mktemp())
         os.mkdir(log + ".typed")
-        text = f'[lines.a]\ndevice = "pty:/nowhere/a"\nlisten = "4001"\nlog = "{log}"\n'
+        text = f'[lines.a]\ndevice = "pty:{log}.pty"\nlisten = "4001"\nlog = "{log}"\n'
         self.assertEqual(checkLines(loadConfig(write(self, text + "log-typed = true\n"))),
                          ([f"line 'a': log-typed file {log + '.typed'!r} is not a regular file (a directory, FIFO, "
                            "device or symbolic link)"], []))

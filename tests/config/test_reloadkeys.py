@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import os
 
-from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 
 from serialgw.app.service import GatewayService
 from serialgw.config.file import loadConfig
-from tests.realio import TtyEnd, closeClients, connect, listenerPort, startedPty, startGateway, writeTemp
+from tests.realio import TtyEnd, closeClients, connect, listenerPort, startedPty, startGateway, until, writeTemp
 
 
 class ReloadKeysTests(TestCase):
@@ -116,8 +115,7 @@ class ReloadKeysTests(TestCase):
         device = TtyEnd(link)
         self.addCleanup(device.close)
         port = listenerPort(service)
-        while not dialed or not service.lines["a"].clients:
-            await deferLater(reactor, 0.01, lambda: None)
+        await until(self, lambda: dialed and service.lines["a"].clients, "the dial-out to be connected and line a's client there")
         result = await service.reload(loadConfig(writeTemp(self, config + 'signature = "rack 4"\n')))
         self.assertEqual(result, {"added": [], "changed": ["a"], "removed": []})
         self.assertEqual(listenerPort(service), port)

@@ -270,7 +270,7 @@ class ConfigTests(SynchronousTestCase):
         with open(path, "w") as f:
             f.write('[lines.a]\ndevice = "/dev/ttyS0"\nlisten = "4001"\nlock = "no"\n')
         self.assertEqual(str(self.assertRaises(ConfigError, loadConfig, path)),
-                         f"{path}:4: [lines.a] lock: expected bool, not 'no'")
+                         f"{path}:4: [lines.a] lock: expected true or false, not 'no'")
         options = tap.Options()
         options.exitOnError = False
         options.parseOptions(["--device", "/dev/ttyS0", "--no-lock", "--lock-dir", "/tmp/locks"])

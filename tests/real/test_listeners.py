@@ -7,6 +7,7 @@ reconnects, files, FIFOs, IPv6, and QEMU's wait-for-the-first-client.
 from __future__ import annotations
 
 import os
+import re
 import socket
 import stat
 
@@ -18,10 +19,10 @@ from twisted.internet.endpoints import (
     wrapClientTLS,
 )
 from twisted.internet.ssl import Certificate, PrivateCertificate, optionsForClientTLS
-from twisted.internet.task import deferLater
 from twisted.trial.unittest import SkipTest, SynchronousTestCase, TestCase
 
 from serialgw.app.listen import StartupError, removeStaleSocket
+from serialgw.clients.local import FileClient
 from serialgw.config.listeners import parseListener
 from serialgw.config.specs import DeviceSpec, LineConfig
 from tests.certs import Authority
@@ -31,20 +32,16 @@ from tests.realio import (
     Processes,
     connect,
     connectUnix,
-    freePort,
+    heldUdpPort,
     listenerPort,
     need,
+    netconsolePort,
     ptyLine,
     socketPath,
     startedPty,
     startGateway,
+    until,
 )
-
-
-def udpBound(port: int) -> bool:
-    """A UDP socket on this machine is bound to 127.0.0.1:C{port} (from /proc/net/udp)."""
-    with open("/proc/net/udp") as f:
-        return any(row.split()[1] == f"0100007F:{port:04X}" for row in list(f)[1:])
 
 
 class ListenerTests(TestCase):
@@ -62,24 +59,28 @@ class ListenerTests(TestCase):
     async def test_udpNetcat(self) -> None:
         """udp:127.0.0.1:R@127.0.0.1:S: nc -u -l sees the console; nc -u types into it."""
         nc = need("nc")
-        remote, source = freePort(udp=True), freePort(udp=True)
-        listener = self.processes.spawn([nc, "-u", "-l", "127.0.0.1", str(remote)])
-        # Bound before the console's output is sent there (one datagram:
-        # sent before nc has started, on a loaded machine, it was lost).
-        while not udpBound(remote):  # (the test's timeout is the limit)
-            await deferLater(reactor, 0.01, lambda: None)
-        startGateway(self, ptyLine(self.pty, f"udp:127.0.0.1:{remote}@127.0.0.1:{source}"))
-        typist = self.processes.spawn([nc, "-u", "127.0.0.1", str(source)])
+        # nc binds a port of the kernel's choice and says which once bound:
+        # the console's output (one datagram) is sent there only then (sent
+        # before nc had started, on a loaded machine, it was lost), and no
+        # other program can have taken the port meanwhile.
+        listener = self.processes.spawn([nc, "-n", "-v", "-u", "-l", "127.0.0.1", "0"])
+        bound = re.compile(rb"Bound on 127\.0\.0\.1 (\d+)")
+        said = await listener.output.when(lambda data: bound.search(data) is not None, "say it is bound")
+        remote = int(bound.search(said).group(1))  # type: ignore[union-attr]
+        service = startGateway(self, ptyLine(self.pty, f"udp:127.0.0.1:{remote}@127.0.0.1:0"))
+        typist = self.processes.spawn([nc, "-u", "127.0.0.1", str(netconsolePort(service))])
         typist.write(b"uname\n")
         self.assertEqual(await self.pty.received.length(6), b"uname\n")
         # nc -u -l answers nobody until a datagram arrives; the console's output is one.
         self.pty.write(b"Linux\r\n")
-        self.assertEqual(await listener.output.contains(b"Linux\r\n"), b"Linux\r\n")
+        heard = await listener.output.contains(b"Linux\r\n")
+        # (Less what -v says on stderr: bound, and the first datagram's source.)
+        self.assertEqual(re.sub(rb"(Bound on|Connection received on) [^\n]*\n", b"", heard), b"Linux\r\n")
 
     async def test_udpLargeDatagram(self) -> None:
         """A 60000-byte datagram reaches the device whole (Twisted's default read size, 8192, cut it short)."""
-        source = freePort(udp=True)
-        startGateway(self, ptyLine(self.pty, f"udp:127.0.0.1:{freePort(udp=True)}@127.0.0.1:{source}"))
+        service = startGateway(self, ptyLine(self.pty, f"udp:127.0.0.1:{heldUdpPort(self)}@127.0.0.1:0"))
+        source = netconsolePort(service)
         data = bytes(i % 251 for i in range(60000))
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
             sender.sendto(data, ("127.0.0.1", source))
@@ -272,6 +273,8 @@ class ListenerTests(TestCase):
         await self.pty.received.length(1)
         self.pty.write(b"boot log\n")
         await watcher.received.length(9)
+        (output,) = [c for c in service.lines["t"].clients if isinstance(c, FileClient)]
+        await output.written()  # (a regular file is written off the reactor's thread)
         with open(path, "rb") as f:
             self.assertEqual(f.read(), b"old\nboot log\n")
 
@@ -384,13 +387,16 @@ class ListenerTests(TestCase):
         self.addCleanup(os.close, slave)
         tty.setraw(slave)
         self.pty.write(b"boot\r\n")
-        received = b""
-        while len(received) < 6:  # (the test's timeout is the limit)
-            await deferLater(reactor, 0.01, lambda: None)
+        received = bytearray()
+
+        def readSome() -> bool:
             try:
-                received += os.read(slave, 100)
+                received.extend(os.read(slave, 100))
             except BlockingIOError:
                 pass
+            return len(received) >= 6
+
+        await until(self, readSome, "6 bytes on the pty: listener's tty")
         self.assertEqual(received, b"boot\r\n")
         os.write(slave, b"typed")
         self.assertEqual(await self.pty.received.length(5), b"typed")

@@ -61,6 +61,21 @@ class LogrotateTests(TestCase):
         with open(path, "rb") as f:
             return f.read()
 
+    async def holds(self, path: str, needle: bytes) -> bytes:
+        """The file's bytes once they contain C{needle} (a console log is written by a thread of its own: each write seen by inotify)."""
+        changed: defer.Deferred[None] = defer.Deferred()
+        notifier = inotify.INotify()
+        notifier.startReading()
+        try:
+            notifier.watch(FilePath(os.path.dirname(path)), mask=inotify.IN_MODIFY | inotify.IN_CREATE,
+                           callbacks=[lambda *_: None if changed.called else changed.callback(None)])
+            while needle not in self.read(path):
+                await changed
+                changed = defer.Deferred()
+        finally:
+            notifier.loseConnection()
+        return self.read(path)
+
     async def test_copytruncateThenRenameAndSigusr1(self) -> None:
         """
         copytruncate: twistd's log and the console log go on at offset 0 (no
@@ -93,6 +108,7 @@ class LogrotateTests(TestCase):
         await pty.received.contains(b"one")
         pty.write(b"before\n")
         await first.received.contains(b"before\n")
+        await self.holds(console, b"before\n")
 
         # copytruncate: copied elsewhere, truncated to 0 under the gateway.
         for path in (console, twistdLog):
@@ -106,7 +122,7 @@ class LogrotateTests(TestCase):
         self.assertNotIn(b"\0", text)
         self.assertIn(b"attached as writer", text)
         self.assertRegex(text, rb"^\d{4}-\d\d-\d\dT\S+ \[serialgw")
-        self.assertNotIn(b"\0", self.read(console))
+        self.assertNotIn(b"\0", await self.holds(console, b"middle\n"))
         self.assertRegex(self.read(console), rb"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d middle\n")
 
         # Rename, then SIGUSR1.
@@ -117,11 +133,13 @@ class LogrotateTests(TestCase):
         await defer.gatherResults(creations)
         pty.write(b"after\n")
         await first.received.contains(b"after\n")
-        self.assertEqual((self.read(fileOut + ".1"), self.read(fileOut)), (b"before\nmiddle\n", b"after\n"))
-        self.assertRegex(self.read(console), rb"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d after\n$")
+        after = await self.holds(fileOut, b"after\n")  # (written after what went to the moved file)
+        self.assertEqual((self.read(fileOut + ".1"), after), (b"before\nmiddle\n", b"after\n"))
+        self.assertRegex(await self.holds(console, b"after\n"), rb"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d after\n$")
         self.assertNotIn(b"after", self.read(console + ".1"))
         self.assertIn(b"middle\n", self.read(console + ".1"))
-        self.assertIn(b"reopened 2 log file(s)", self.read(twistdLog + ".1") + self.read(twistdLog))
+        # (Said once the console log's writer has reopened it, off the reactor's thread; in the new file.)
+        self.assertIn(b"reopened 2 log file(s)", await self.holds(twistdLog, b"reopened 2 log file(s)"))
         self.assertIn(b"reopened " + twistdLog.encode(), self.read(twistdLog))
         self.assertIn(b"attached as writer", self.read(twistdLog + ".1"))
         self.assertNotIn(b"attached as writer", self.read(twistdLog))

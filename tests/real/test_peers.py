@@ -13,7 +13,6 @@ from functools import partial
 
 from twisted.internet import defer, reactor
 from twisted.internet.interfaces import IReadDescriptor
-from twisted.internet.task import deferLater
 from twisted.internet.testing import MemoryReactor
 from twisted.trial.unittest import SkipTest, SynchronousTestCase, TestCase
 from zope.interface import implementer
@@ -36,6 +35,7 @@ from tests.realio import (
     listeningPort,
     need,
     startedPty,
+    until,
 )
 
 
@@ -196,8 +196,7 @@ class TwistdTests(TestCase):
         await proc.output.contains(b"[serialgw: bye]")
         # The terminal is given back just after "bye" is written: wait for it (the test's timeout is the limit), then Ctrl-C.
         master = proc.transport.fileno()  # type: ignore[union-attr]
-        while not termios.tcgetattr(master)[3] & termios.ISIG:
-            await deferLater(reactor, 0.01, lambda: None)
+        await until(self, lambda: termios.tcgetattr(master)[3] & termios.ISIG, "the terminal given back (ISIG on again)")
         proc.write(b"\x03")
         await proc.ended
         with open(log, "rb") as f:
@@ -223,7 +222,6 @@ class TwistdTests(TestCase):
         sock.bind(path)
         sock.setblocking(False)
         self.addCleanup(sock.close)
-        from twisted.internet import reactor
 
         got: defer.Deferred[bytes] = defer.Deferred()
 

@@ -10,8 +10,7 @@ import os
 from twisted.trial.unittest import TestCase
 
 from serialgw.config.specs import DeviceSpec, LineConfig, ListenerKind, ListenerSpec, Protocol
-from tests.real.test_ser2net import until
-from tests.realio import listenerPort, startedPty, startGateway
+from tests.realio import listenerPort, startedPty, startGateway, until
 
 
 class ChainTests(TestCase):
@@ -36,12 +35,21 @@ class ChainTests(TestCase):
                                                                   path=output),)))
         line = a.lines["a"]
         # B's link is on A's line and has taken COM-PORT-OPTION.
-        await until(lambda: any(client.comPort is not None for client in line.clients))
+        await until(self, lambda: any(client.comPort is not None for client in line.clients),
+                    "B's link on A's line to have taken COM-PORT-OPTION")
         far = startedPty(self)
         os.symlink(far.slaveName, link)
-        await until(lambda: line.up)
+        await until(self, lambda: line.up, "line a to be up on the pty behind the link")
         far.write(b"fence\r\n")
-        await until(lambda: os.path.exists(output) and open(output, "rb").read().endswith(b"fence\r\n"))
+
+        def fenced() -> bool:
+            try:
+                with open(output, "rb") as f:
+                    return f.read().endswith(b"fence\r\n")
+            except FileNotFoundError:
+                return False
+
+        await until(self, fenced, f"{output} to end with b'fence\\r\\n'")
         with open(output, "rb") as f:
             self.assertEqual(f.read(), b"fence\r\n")
         self.assertTrue(b.lines["b"].up)

@@ -10,16 +10,13 @@ from __future__ import annotations
 
 import os
 import termios
-from typing import Callable
 
 import serial
-from twisted.internet import reactor
-from twisted.internet.task import deferLater
 from twisted.internet.threads import deferToThread
 from twisted.trial.unittest import TestCase
 
 from serialgw.config.specs import DeviceSpec, LineConfig, ListenerSpec, Protocol, SerialSettings
-from tests.realio import closeClients, connect, listenerPort, need, startedPty, startGateway, startProcess
+from tests.realio import closeClients, connect, listenerPort, need, startedPty, startGateway, startProcess, until
 
 ALL = bytes(range(256))
 
@@ -43,12 +40,6 @@ def listeningPorts(pid: int) -> set[int]:
     return ports
 
 
-async def until(predicate: Callable[[], object]) -> None:
-    """Wait (the test's timeout the bound) until C{predicate} holds, looked at every 20 ms."""
-    while not predicate():
-        await deferLater(reactor, 0.02, lambda: None)
-
-
 class Ser2netTests(TestCase):
     timeout = 60
 
@@ -69,7 +60,7 @@ class Ser2netTests(TestCase):
                     f"  connector: serialdev,{pty.slaveName},115200n81,local\n")
         proc = startProcess(self, [ser2net, "-n", "-d", "-c", conf, "-P", os.path.join(directory, "pid")])
         pid = proc.transport.pid  # type: ignore[union-attr]
-        await until(lambda: listeningPorts(pid))
+        await until(self, lambda: listeningPorts(pid), f"ser2net (pid {pid}) to listen")
         (port,) = listeningPorts(pid)
         config = LineConfig("t", DeviceSpec("rfc2217", host="127.0.0.1", port=port),
                             settings=SerialSettings(57600, stopbits=2),
@@ -81,7 +72,7 @@ class Ser2netTests(TestCase):
             attributes = termios.tcgetattr(pty.master)
             return attributes[5], bool(attributes[2] & termios.CSTOPB), bool(attributes[0] & termios.IXON)
 
-        await until(lambda: termiosNow() == (termios.B57600, True, False))
+        await until(self, lambda: termiosNow() == (termios.B57600, True, False), "57600 baud, CRTSCTS, no IXON on the pty")
 
         client = await connect(listenerPort(service, 0))
         client.transport.write(ALL * 4)  # type: ignore[union-attr]
@@ -94,7 +85,7 @@ class Ser2netTests(TestCase):
 
         pyserial = await deferToThread(serial.serial_for_url, url, baudrate=9600, xonxoff=True, timeout=5)
         try:
-            await until(lambda: termiosNow() == (termios.B9600, False, True))
+            await until(self, lambda: termiosNow() == (termios.B9600, False, True), "9600 baud, IXON, no CRTSCTS on the pty")
         finally:
             await deferToThread(pyserial.close)
-        await until(lambda: termiosNow() == (termios.B57600, True, False))
+        await until(self, lambda: termiosNow() == (termios.B57600, True, False), "57600 baud, CRTSCTS, no IXON on the pty")

@@ -69,8 +69,12 @@ class ShardTests(TestCase):
         """Each of two processes serves its share only, bytes both ways, its own status page; a reload adds a line to its owner alone."""
         ptys = {name: startedPty(self) for names in SHARES.values() for name in names}
         order = ["rack4-web1", "rack4-db1", "vm100", "vm101"]
-        path = os.path.abspath(writeTemp(self, "[defaults]\nlock = false\n\n"
-                                               '[watch-all]\nlisten = "tcp:0:interface=127.0.0.1"\n\n'
+        # The UUCP locks left on (each process locks its own ptys): without
+        # them, another gateway on this machine that reopens a /dev/pts/N it
+        # lost opens this test's pty given that number and reads what the
+        # test types there (seen: a gateway left on a closed pty took the
+        # next /dev/pts/10 within seconds); a lock taken keeps it out.
+        path = os.path.abspath(writeTemp(self, '[watch-all]\nlisten = "tcp:0:interface=127.0.0.1"\n\n'
                                                + "".join(lineTable(name, ptys[name]) for name in order)))
         procs = {}
         for index in SHARES:

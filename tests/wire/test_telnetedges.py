@@ -232,7 +232,7 @@ class SynchTests(SynchronousTestCase):
         self.proto.dataReceived(b"junk")
         self.proto.urgent = False
         self.proto.dataReceived(b"Xafter")
-        self.assertEqual(self.proto.events, [("ignored", "urgent data without a DM"), ("synched", 4), ("data", b"Xafter")])
+        self.assertEqual(self.proto.events, [("ignored", "urgent mark without a DM"), ("synched", 4), ("data", b"Xafter")])
 
     def test_dmSplitFromItsIAC(self) -> None:
         """The IAC before the mark, the DM after it (how Linux reads a Synch: a read ends at the mark): one DM, the Synch ended by it."""

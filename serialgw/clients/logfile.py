@@ -1,0 +1,183 @@
+"""
+A console log's file, as its writer handles it: opened (a regular file,
+no symlink followed, held with flock), rotated by size and by day (only
+regular files renamed), a day told from the clock.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+import time
+from datetime import date, timedelta
+from typing import Any, Optional
+
+from twisted.logger import Logger
+
+from serialgw.clients.loglock import release, take
+from serialgw.clients.logwriter import FileWrites
+from serialgw.config.specs import LogSpec
+from serialgw.line.hub import Line
+
+log = Logger(namespace="serialgw.clients.consolelog")
+
+NOT_A_FILE = "it is not a regular file (a FIFO or a device); a file: listener can feed one"
+
+
+_KINDS = {stat.S_IFDIR: "a directory", stat.S_IFLNK: "a symbolic link", stat.S_IFIFO: "a FIFO",
+          stat.S_IFSOCK: "a socket", stat.S_IFCHR: "a device", stat.S_IFBLK: "a device"}
+
+
+def _kind(mode: int) -> str:
+    """What a file is, for people: a directory, a symbolic link, ..., another file (a regular one not ours)."""
+    return _KINDS.get(stat.S_IFMT(mode), "another file")
+
+
+class LogFile:
+    """What a console log does to its file (see L{serialgw.clients.consolelog.ConsoleLog})."""
+
+    line: Line
+    spec: LogSpec
+    clock: Any
+    size: int
+    day: tuple[int, int, int]
+    _mode: int
+    _fd: int
+    _key: Optional[tuple[int, int]]
+    _fileAtLineStart: bool
+    _inTheWay: Optional[tuple[str, int, int, int]]
+    _writes: FileWrites
+
+    def _open(self) -> None:
+        # A symlink at the path is not followed (someone could point it at a
+        # file the gateway may write): ELOOP, named as such.  Nor is a FIFO
+        # or a device waited on (opening a FIFO nobody reads would hold the
+        # reactor for good): a console log is a regular file.
+        try:
+            fd = os.open(self.spec.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
+                         | os.O_NONBLOCK, self._mode)
+        except OSError as e:
+            if e.errno == errno.ELOOP:
+                raise OSError(errno.ELOOP, "it is a symbolic link, not followed", self.spec.path) from None
+            if e.errno == errno.ENXIO:
+                raise OSError(errno.ENXIO, NOT_A_FILE, self.spec.path) from None
+            raise
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            os.close(fd)
+            raise OSError(errno.EINVAL, NOT_A_FILE, self.spec.path)
+        try:
+            # One gateway a file (see serialgw.clients.loglock).
+            key = take(fd)
+        except OSError:
+            os.close(fd)
+            raise
+        self._fd, self._key, self.size = fd, key, st.st_size
+        self.day = self._today()
+        self._fileAtLineStart = True
+
+    def _today(self) -> tuple[int, int, int]:
+        return time.localtime(self.clock.seconds())[:3]
+
+    def _newDay(self) -> bool:
+        """
+        Whether a day has begun since the file's (a midnight passed).  A
+        clock stepped back is none: back over a midnight (NTP at 00:00:01),
+        it rotated, and again at that midnight, a near-empty file pushing
+        out a kept day.  Stepped back further (a clock far ahead set
+        right), the days count from the new one.
+        """
+        today = self._today()
+        if today > self.day:
+            return True
+        if today < self.day and date(*today) < date(*self.day) - timedelta(days=1):
+            self.day = today
+        return False
+
+    def rotate(self) -> None:
+        """
+        path -> path.1 -> ... -> path.KEEP (dropped), then a new path.  If
+        the new path cannot be opened (a symlink put there, no room), the
+        file in hand is kept: the descriptor is never left closed.
+
+        Only regular files are renamed: at the path, the file being
+        written (a directory, a link, a FIFO or another file put there
+        instead is left as it is, and the output goes on to the file in
+        hand); among the old names, the shift stops before the first that
+        is not a regular file (the oldest kept is dropped instead of moved
+        onto or into it).  Each such thing is said once.
+        """
+        old, oldKey = self._fd, self._key
+        path = self.spec.path
+        try:
+            here = os.lstat(path)
+            if not self._isBeingWritten(here):
+                self._leftAlone(path, here, "cannot rotate log {path}: it is {kind} now, not the file being written: "
+                                "left as it is; writing on to the file it was")
+                self.size, self.day = 0, self._today()
+                return
+            keep = self._keepable()
+            for i in range(keep - 1, 0, -1):
+                if os.path.lexists(f"{path}.{i}"):
+                    os.replace(f"{path}.{i}", f"{path}.{i + 1}")
+            if keep > 0:
+                os.replace(path, f"{path}.1")
+            else:
+                os.unlink(path)
+        except FileNotFoundError:
+            pass  # moved or removed by someone else (an external logrotate): start a new file
+        except OSError as e:
+            # A rename refused: the output goes on to the file in hand, and
+            # the next rotation is due a full size or a day later (not at
+            # each write, one error each).
+            self.size, self.day = 0, self._today()
+            self._writes.tell(log.error, "{line}: cannot rotate log {path}: {reason}; writing on to the file it was",
+                      line=self.line.name, path=path, reason=e.strerror)
+            return
+        try:
+            self._open()
+        except OSError as e:
+            self._fd, self._key, self.size, self.day = old, oldKey, 0, self._today()
+            if self.spec.maxSize and os.fstat(old).st_nlink == 0:
+                # The file in hand is removed (its directory too): nobody
+                # can read it, and it grew past log-max-size for good,
+                # filling the disk unseen.  Emptied, it stays within it.
+                os.ftruncate(old, 0)
+                self._fileAtLineStart = True
+                self._writes.tell(log.error, "{line}: cannot open a new log {path}: {reason}; the file it was is removed: emptied, "
+                          "written on within log-max-size until the path can be opened (SIGUSR1)",
+                          line=self.line.name, path=path, reason=e.strerror)
+                return
+            self._writes.tell(log.error, "{line}: cannot open a new log {path}: {reason}; writing on to the file it was",
+                      line=self.line.name, path=path, reason=e.strerror)
+            return
+        release(old, oldKey)
+
+    def _isBeingWritten(self, st: os.stat_result) -> bool:
+        mine = os.fstat(self._fd)
+        return stat.S_ISREG(st.st_mode) and (st.st_dev, st.st_ino) == (mine.st_dev, mine.st_ino)
+
+    def _keepable(self) -> int:
+        """How many old files the shift may keep: up to the first old name that is not a regular file."""
+        for i in range(1, self.spec.keep + 1):
+            name = f"{self.spec.path}.{i}"
+            try:
+                st = os.lstat(name)
+            except FileNotFoundError:
+                continue
+            if not stat.S_ISREG(st.st_mode):
+                self._leftAlone(name, st, "rotating log {path}: {name} is {kind}, not an old log: left as it is; "
+                                "{kept} old file(s) kept before it", kept=i - 1)
+                return i - 1
+        return self.spec.keep
+
+    def _leftAlone(self, name: str, st: os.stat_result, message: str, **fields: Any) -> None:
+        """Something not ours where a rotation renames: said once (until something else is in the way)."""
+        key = (name, st.st_dev, st.st_ino, stat.S_IFMT(st.st_mode))
+        if key == self._inTheWay:
+            return
+        self._inTheWay = key
+        self._writes.tell(log.error, "{line}: " + message, line=self.line.name, path=self.spec.path, name=name, kind=_kind(st.st_mode),
+                  **fields)
+

@@ -1,0 +1,306 @@
+"""
+A console log (and a file: listener's regular file) written off the
+reactor's thread (serialgw.clients.logwriter):
+its writer held (a write that never returns, played by a writer whose jobs
+run only when the test says), the line and its clients go on; what waits
+is bounded, the rest dropped, counted and its gap marked; order kept;
+reopen, reload and close do not wait for it for ever.
+"""
+
+from __future__ import annotations
+
+import os
+
+from twisted.internet import reactor
+from twisted.internet.task import Clock
+from twisted.logger import LogEvent, formatEvent
+from twisted.trial.unittest import SynchronousTestCase
+
+from serialgw.app.reopening import REOPEN_WAIT
+from serialgw.app.service import GatewayService
+from serialgw.app.status import clientStatus
+from serialgw.clients import consolelog
+from serialgw.clients.consolelog import CLOSE_WAIT, ConsoleLog
+from serialgw.clients.local import FileClient
+from serialgw.clients.logwriter import QUEUE_BOUND
+from serialgw.config.listeners import parseListener
+from serialgw.config.specs import LogSpec
+from serialgw.line.hub import Line
+from tests.fakes import RecordingClient, RecordingDevice, observeLog
+
+CHUNK = 65536
+
+
+class HeldWriterTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.line = Line("web1", RecordingDevice(), clock=self.clock)
+        self.path = os.path.abspath(self.mktemp())
+        self.events: list[LogEvent] = []
+        observeLog(self, self.events.append)
+
+    def log(self, **keys: object) -> ConsoleLog:
+        consoleLog = ConsoleLog(self.line, LogSpec(self.path, **keys), self.clock, writes="held")  # type: ignore[arg-type]
+        self.addCleanup(self.closeAndRun, consoleLog)
+        return consoleLog
+
+    def closeAndRun(self, consoleLog: ConsoleLog) -> None:
+        if consoleLog in self.line.logs:
+            consoleLog.close()
+        consoleLog._writes.runWaiting()
+        if consoleLog._typed is not None:
+            consoleLog._typed._writes.runWaiting()
+
+    def read(self, path: str = "") -> bytes:
+        with open(path or self.path, "rb") as f:
+            return f.read()
+
+    def said(self) -> list[str]:
+        return [formatEvent(e) for e in self.events if e.get("log_namespace") in ("serialgw.clients.consolelog", "serialgw.app.reopening")]
+
+    def test_heldWriterHoldsNoClient(self) -> None:
+        """The log's writer stuck: the line's other client gets every byte at once, the device every byte typed; the log gets them, in order, when the writer goes on."""
+        log = self.log(format="")
+        client = RecordingClient()
+        self.line.attach(client)
+        chunks = [bytes([i]) * 1000 + b"\n" for i in range(256)]
+        for chunk in chunks:
+            self.line.deviceDataReceived(chunk)
+        self.line.clientData(client, b"typed")
+        self.assertEqual(b"".join(client.received), b"".join(chunks))
+        self.assertEqual(self.line.device.events, [("write", b"typed")])  # type: ignore[attr-defined]
+        self.assertEqual(self.read(), b"")
+        log._writes.runWaiting()
+        self.assertEqual(self.read(), b"".join(chunks))
+        self.assertEqual((log._writes.waiting, log.dropped), (0, 0))
+
+    def test_boundedGapMarked(self) -> None:
+        """Past QUEUE_BOUND waiting, output is dropped, said once, counted (status too), and the gap marked with its exact size when the writer has caught up."""
+        log = self.log(format="")
+        count = QUEUE_BOUND // CHUNK
+        for i in range(count + 4):
+            self.line.deviceDataReceived(bytes([0x41 + i]) * (CHUNK - 1) + b"\n")
+        self.assertEqual((log._writes.waiting, log.dropped), (QUEUE_BOUND, 4 * CHUNK))
+        self.assertEqual(clientStatus(log)["dropped"], 4 * CHUNK)
+        log._writes.runWaiting()
+        self.line.deviceDataReceived(b"back\n")
+        log._writes.runWaiting()
+        expected = b"".join(bytes([0x41 + i]) * (CHUNK - 1) + b"\n" for i in range(count))
+        self.assertEqual(self.read(), expected + b"[serialgw: 262144 bytes lost: the disk did not keep up]\nback\n")
+        self.assertEqual(self.said(), [
+            f"web1: log {self.path} is behind: 1048576 bytes wait for its disk (slow, or a write that does not "
+            "return); console output is not logged until they are written",
+            f"web1: log {self.path} written again; 262144 bytes were not logged",
+        ])
+
+    def test_behindUntilHalfWritten(self) -> None:
+        """Once behind, output is dropped until no more than half QUEUE_BOUND waits (a disk that stays slow: not a gap a chunk)."""
+        log = self.log(format="")
+        for _ in range(QUEUE_BOUND // CHUNK + 1):
+            self.line.deviceDataReceived(b"x" * (CHUNK - 1) + b"\n")
+        log._writes.waiting = QUEUE_BOUND // 2 + 1  # (as if the writer had written some of it)
+        self.line.deviceDataReceived(b"y\n")
+        self.assertEqual(log.dropped, CHUNK + 2)
+        log._writes.waiting = QUEUE_BOUND // 2
+        self.line.deviceDataReceived(b"z\n")
+        self.assertEqual(log.dropped, CHUNK + 2)
+        log._writes.waiting = QUEUE_BOUND + 2  # (what the test's changes above took away)
+        log._writes.runWaiting()
+        self.assertTrue(self.read().endswith(b"[serialgw: 65538 bytes lost: the disk did not keep up]\nz\n"))
+
+    def test_sameFileAsWrittenAtOnce(self) -> None:
+        """What waited, written in a few writes, makes the file one written a chunk at a time makes: stamps, events held inside a line, a rotation by size."""
+        def feed(consoleLog: ConsoleLog, line: Line) -> None:
+            for i in range(40):
+                line.deviceDataReceived(b"out %d" % i + (b"\n" if i % 3 else b""))
+                if i % 7 == 0:
+                    line.recordEvent(f"event {i}")
+                self.clock.advance(1)
+
+        held = self.log(format="%S ", maxSize=150, keep=2)
+        feed(held, self.line)
+        held._writes.runWaiting()
+        other = Line("web2", RecordingDevice(), clock=self.clock)
+        path2 = os.path.abspath(self.mktemp())
+        self.clock.rightNow = 0.0
+        atOnce = ConsoleLog(other, LogSpec(path2, format="%S ", maxSize=150, keep=2), self.clock)
+        self.addCleanup(atOnce.close)
+        self.clock.rightNow = 0.0
+        feed(atOnce, other)
+        self.assertTrue(os.path.exists(self.path + ".2"))
+        for suffix in ("", ".1", ".2", ".3"):
+            self.assertEqual(os.path.exists(self.path + suffix), os.path.exists(path2 + suffix))
+            if os.path.exists(self.path + suffix):
+                self.assertEqual(self.read(self.path + suffix), self.read(path2 + suffix), suffix)
+
+    def test_reopenWhileHeld(self) -> None:
+        """SIGUSR1 while the writer is stuck: what came before goes to the moved file, what came after to the new one, once it goes on."""
+        log = self.log(format="")
+        self.line.deviceDataReceived(b"before\n")
+        os.rename(self.path, self.path + ".1")
+        reopened = log.reopen()
+        self.line.deviceDataReceived(b"after\n")
+        self.assertNoResult(reopened)
+        log._writes.runWaiting()
+        self.assertEqual(self.successResultOf(reopened), 1)
+        self.assertEqual((self.read(self.path + ".1"), self.read()), (b"before\n", b"after\n"))
+
+    def test_reopenPassEndsInTime(self) -> None:
+        """A SIGUSR1 pass does not wait for a stuck writer for ever: after REOPEN_WAIT s it ends, counting the others, naming the stuck log."""
+        service = GatewayService([], reactor=self.clock)
+        stuck = self.log(format="")
+        service.lines[self.line.name] = self.line
+        other = Line("web2", RecordingDevice(), clock=self.clock)
+        path2 = os.path.abspath(self.mktemp())
+        fine = ConsoleLog(other, LogSpec(path2, format=""), self.clock)
+        self.addCleanup(fine.close)
+        service.lines[other.name] = other
+        done = service.reopenLogs()
+        self.clock.advance(REOPEN_WAIT - 0.5)
+        self.assertNoResult(done)
+        self.clock.advance(0.5)
+        self.assertEqual(self.successResultOf(done), 1)
+        self.assertIn(f"1 console log(s) not reopened in 10 s, their writers stuck in a write (reopened when it "
+                      f"returns): {self.path}", self.said())
+        stuck._writes.runWaiting()
+
+    def test_closeWhileHeld(self) -> None:
+        """A close (stop, reload) waits for a stuck writer CLOSE_WAIT s, then leaves the file to it, saying so with the bytes not written."""
+        log = self.log(format="")
+        self.line.deviceDataReceived(b"x" * 100 + b"\n")
+        closed = log.close()
+        self.clock.advance(CLOSE_WAIT - 0.5)
+        self.assertNoResult(closed)
+        self.clock.advance(0.5)
+        self.successResultOf(closed)
+        self.assertEqual(self.said(), [f"web1: log {self.path} left to its writer, stuck in a write for 5 s: 101 "
+                                       "bytes not written"])
+        log._writes.runWaiting()  # (it comes back later: the file closed, nothing said twice)
+        self.assertEqual((self.read(), log._fd), (b"x" * 100 + b"\n", -1))
+        self.assertEqual(len(self.said()), 1)
+
+    def test_reloadWhileHeld(self) -> None:
+        """A reload reopening the log on its file while the writer is stuck: the new log's output comes after the old one's, the line going on where it was."""
+        old = self.log(format="")
+        self.line.deviceDataReceived(b"one ")
+        new = self.log(format="[x] ")
+        old.close()
+        self.line.deviceDataReceived(b"two\nthree\n")
+        self.assertIs(new._writes, old._writes)
+        new._writes.runWaiting()
+        self.assertEqual(self.read(), b"one two\n[x] three\n")
+
+    def test_stopWithHeldWriter(self) -> None:
+        """The gateway's stop with a console log's writer stuck ends within CLOSE_WAIT s."""
+        service = GatewayService([], reactor=self.clock)
+        log = self.log(format="")
+        service._own("closer", log.close)
+        self.line.deviceDataReceived(b"x\n")
+        stopped = service.stopService()
+        self.assertNoResult(stopped)
+        self.clock.advance(CLOSE_WAIT)
+        self.successResultOf(stopped)
+
+    def test_typedFormattedByTheWriter(self) -> None:
+        """log-typed = hexdump: a read is formatted by the writer, not on the reactor's thread; past the bound its bytes typed are counted and marked."""
+        calls: list[int] = []
+        real = consolelog.typedHexdump
+
+        def counted(peer: str, data: bytes) -> list[str]:
+            calls.append(len(data))
+            return real(peer, data)
+
+        self.patch(consolelog, "typedHexdump", counted)
+        log = self.log(format="", typed="hexdump")
+        typedLog = log._typed
+        assert typedLog is not None
+        for _ in range(QUEUE_BOUND // CHUNK + 2):
+            log.typed("ops1", b"\x00" * CHUNK)
+        self.assertEqual((calls, typedLog.dropped, log.droppedAll()), ([], 2 * CHUNK, 2 * CHUNK))
+        typedLog._writes.runWaiting()
+        self.assertEqual(calls, [CHUNK] * (QUEUE_BOUND // CHUNK))
+        log.typed("ops1", b"ab")
+        typedLog._writes.runWaiting()
+        self.assertTrue(self.read(self.path + ".typed").endswith(
+            b"[serialgw: what was typed, 131072 bytes, not logged: the disk did not keep up]\n"
+            b"ops1: 2 byte(s)\n  0000  61 62" + b" " * 42 + b"  |ab|\n"))
+
+    def test_pathAgainAfterClose(self) -> None:
+        """A log closed while its writer still has output, then a log on that path again (a reload removing it, the next adding it): the new output comes after the old."""
+        old = self.log(format="")
+        self.line.deviceDataReceived(b"old\n")
+        closed = old.close()
+        new = self.log(format="")
+        self.line.deviceDataReceived(b"new\n")
+        self.assertIs(new._writes, old._writes)
+        new._writes.runWaiting()
+        self.successResultOf(closed)
+        self.assertEqual(self.read(), b"old\nnew\n")
+
+
+class HeldFileTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.line = Line("web1", RecordingDevice(), clock=self.clock)
+        self.path = os.path.abspath(self.mktemp())
+        self.client = FileClient(self.line, self.path, reactor, parseListener(f"raw+file:{self.path}"), writes="held")
+        writes = self.client._writes
+        assert writes is not None
+        self.writes = writes
+        self.addCleanup(self.writes.runWaiting)
+        self.addCleanup(self.client.close)
+        self.events: list[LogEvent] = []
+        observeLog(self, self.events.append)
+
+    def read(self, path: str = "") -> bytes:
+        with open(path or self.path, "rb") as f:
+            return f.read()
+
+    def said(self) -> list[str]:
+        return [formatEvent(e) for e in self.events if e.get("log_namespace") == "serialgw.clients.local"]
+
+    def test_heldWriterHoldsNoClient(self) -> None:
+        """A file: listener's regular file, its writer stuck: the line's other client gets every byte at once; the file gets them, in order, when the writer goes on."""
+        other = RecordingClient()
+        self.line.attach(other)
+        chunks = [bytes([i]) * 1000 for i in range(256)]
+        for chunk in chunks:
+            self.line.deviceDataReceived(chunk)
+        self.assertEqual((b"".join(other.received), self.read()), (b"".join(chunks), b""))
+        self.writes.runWaiting()
+        self.assertEqual(self.read(), b"".join(chunks))
+
+    def test_boundedDropsCounted(self) -> None:
+        """Past QUEUE_BOUND waiting, a file: output drops what comes, says so once, counts it (status), and says how much was lost when it takes output again."""
+        count = QUEUE_BOUND // CHUNK
+        for i in range(count + 3):
+            self.line.deviceDataReceived(bytes([0x41 + i]) * CHUNK)
+        self.assertEqual((self.writes.waiting, self.client.behindDropped), (QUEUE_BOUND, 3 * CHUNK))
+        self.assertEqual(clientStatus(self.client)["dropped"], 3 * CHUNK)
+        self.writes.runWaiting()
+        self.line.deviceDataReceived(b"back")
+        self.writes.runWaiting()
+        self.assertEqual(self.read(), b"".join(bytes([0x41 + i]) * CHUNK for i in range(count)) + b"back")
+        self.assertEqual(self.said(), [
+            f"web1: {self.path} is behind: 1048576 bytes wait for its disk (slow, or a write that does not return); "
+            "output is dropped until they are written",
+            f"web1: writing {self.path} again; 196608 bytes were lost",
+        ])
+
+    def test_reopenWhileHeld(self) -> None:
+        """SIGUSR1 while its writer is stuck: what came before goes to the moved file, what came after to the new one."""
+        self.line.deviceDataReceived(b"before")
+        os.rename(self.path, self.path + ".1")
+        self.assertTrue(self.client.reopen())
+        self.line.deviceDataReceived(b"after")
+        self.writes.runWaiting()
+        self.assertEqual((self.read(self.path + ".1"), self.read()), (b"before", b"after"))
+
+    def test_closeWhileHeld(self) -> None:
+        """Closed while its writer is stuck: off the line at once; the file written and closed by the writer when it goes on."""
+        self.line.deviceDataReceived(b"last")
+        self.client.close()
+        self.assertNotIn(self.client, self.line.clients)
+        self.assertGreaterEqual(self.client._fd, 0)
+        self.writes.runWaiting()
+        self.assertEqual((self.read(), self.client._fd), (b"last", -1))

@@ -1,0 +1,95 @@
+"""
+An operator's mistakes with the file itself: a configuration path that is
+a socket or a dangling symlink, a table reopened by a dotted key or an
+inline table, [[lines]], values of the wrong TOML type: each refused with
+FILE:LINE (where there is a line) and words of TOML's, not Python's.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from serialgw.config.file import loadConfig
+from serialgw.config.listeners import parseListener
+from serialgw.config.specs import ConfigError
+from tests.realio import socketPath, writeTemp
+
+LINE = '[lines.a]\ndevice = "pty:/run/a"\nlisten = "0"\n'
+
+
+class FileMistakeTests(SynchronousTestCase):
+    def refused(self, text: str) -> str:
+        path = writeTemp(self, text)
+        return str(self.assertRaises(ConfigError, loadConfig, path)).replace(path, "FILE")
+
+    def test_socketAtThePath(self) -> None:
+        """A unix socket at the configuration's path is said to be one (its open's ENXIO read 'No such device or address')."""
+        path = socketPath(self, "farm.toml")
+        server = socket.socket(socket.AF_UNIX)
+        self.addCleanup(server.close)
+        server.bind(path)
+        self.assertEqual(str(self.assertRaises(ConfigError, loadConfig, path)),
+                         f"cannot read configuration '{path}': it is a socket, not a regular file")
+
+    def test_danglingSymlink(self) -> None:
+        """A symlink to nothing is said to be one, naming where it points; a link to a file is read (relative paths from the link's directory)."""
+        directory = os.path.dirname(socketPath(self))
+        link = os.path.join(directory, "farm.toml")
+        os.symlink(os.path.join(directory, "gone.toml"), link)
+        self.assertEqual(str(self.assertRaises(ConfigError, loadConfig, link)),
+                         f"cannot read configuration '{link}': it is a symbolic link to "
+                         f"'{directory}/gone.toml', which is not there")
+        with open(os.path.join(directory, "gone.toml"), "w") as f:
+            f.write(LINE + 'log = "a.log"\n')
+        config = loadConfig(link)[0]
+        assert config.log is not None
+        self.assertEqual(config.log.path, f"{directory}/a.log")
+
+    def test_tableReopened(self) -> None:
+        """A dotted key into a table written above, or into an inline table, names the table (tomllib said 'Cannot redefine namespace')."""
+        self.assertEqual(self.refused(LINE + '[lines]\na.mode = "shared"\n'),
+                         "FILE:5: [lines.a] is a table written in full elsewhere: put this key in it (TOML: a table "
+                         "is written in one place; column 18)")
+        self.assertEqual(self.refused('lines.a = { device = "pty:/run/a", listen = "0" }\nlines.a.mode = "shared"\n'),
+                         "FILE:2: [lines.a] is an inline table { ... }, which is whole where it is written: put this "
+                         "key in it (TOML: a table is written in one place; column 24)")
+
+    def test_arrayOfTables(self) -> None:
+        """[[lines]] (lines without names) names its line and says [lines.NAME]."""
+        self.assertEqual(self.refused('# farm\n[[lines]]\ndevice = "/dev/ttyS0"\nlisten = "0"\n'),
+                         "FILE:2: [[lines]] is an array of tables, the lines without names: write one table a line, "
+                         "[lines.NAME], with device = ... and listen = ...")
+
+    def test_typesInTOMLWords(self) -> None:
+        """A value of the wrong type is said in TOML's words (a whole number, true or false, a string), the value as TOML writes it."""
+        cases = {
+            "max-clients = true": "max-clients: expected a whole number, not true",
+            "max-clients = 2.0": "max-clients: expected a whole number, not 2.0",
+            'lock = "no"': "lock: expected true or false, not 'no'",
+            "lock = 0": "lock: expected true or false, not 0",
+            "signature = false": "signature: expected a string (in quotes), not false",
+            'break-duration = "250"': "break-duration: expected a number, not '250'",
+        }
+        for line, said in cases.items():
+            self.assertEqual(self.refused(LINE + line + "\n"), f"FILE:4: [lines.a] {said}")
+
+
+class ListenerValueTests(SynchronousTestCase):
+    def test_backlogBounded(self) -> None:
+        """Twisted's backlog= past an int was taken by --check and failed the start ('signed integer is greater than maximum'); a negative one was read as 0: both refused when read."""
+        for backlog in ("99999999999", "-1", "65536"):
+            text = f"tcp:4001:interface=127.0.0.1:backlog={backlog}"
+            e = self.assertRaises(ConfigError, parseListener, text)
+            self.assertEqual(str(e), f"backlog={backlog} in listener '{text}': expected 0 to 65535 (the kernel takes "
+                                     "at most net.core.somaxconn)")
+        self.assertEqual(parseListener("tcp:4001:backlog=0").port, 4001)
+        self.assertEqual(parseListener("unix:/run/x.sock:backlog=65535").path, "/run/x.sock")
+
+    def test_idleASCII(self) -> None:
+        """idle= takes ASCII digits only (float() read Arabic-Indic '١٢' as 12)."""
+        e = self.assertRaises(ConfigError, parseListener, "telnet,idle=١٢+4001")
+        self.assertEqual(str(e), "idle='١٢' in listener 'telnet,idle=١٢+4001': expected 0 < seconds <= 31536000.0")
+        self.assertEqual(parseListener("telnet,idle=12+4001").idle, 12.0)

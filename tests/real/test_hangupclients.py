@@ -1,0 +1,117 @@
+"""
+A device that hangs up in the middle of a flood (its program killed: the
+pty's master closed while the gateway reads) with three clients on the
+line, one of which never reads: nothing the gateway read is lost for the
+reading clients, nothing fails, and the line comes back when a new pty is
+put behind the same symlink.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from twisted.internet import defer, protocol, reactor
+from twisted.internet.endpoints import TCP4ClientEndpoint
+from twisted.logger import ILogObserver, LogLevel, formatEvent, globalLogPublisher
+from twisted.trial.unittest import TestCase
+from zope.interface import implementer
+
+from serialgw.config.specs import DeviceSpec, LineConfig, ListenerSpec, Protocol
+from tests.ptyflood import FLOOD, MARKER
+from tests.realio import EventCounter, connect, devicePath, listenerPort, startGateway, startProcess
+
+
+class NeverReads(protocol.Protocol):
+    """A client that connects and never reads a byte (its kernel queues fill, then the gateway's bound)."""
+
+    def connectionMade(self) -> None:
+        self.transport.pauseProducing()  # type: ignore[union-attr]
+
+
+class ThreeClientsHangupTests(TestCase):
+    timeout = 120
+    WAIT = 30.0
+    MIDFLOOD = 256 * 1024
+
+    async def within(self, d: defer.Deferred[Any], what: str) -> Any:
+        try:
+            return await d.addTimeout(self.WAIT, reactor)
+        except defer.TimeoutError:
+            self.fail(f"{what}: not within {self.WAIT} s")
+
+    async def test_hangupMidFloodThreeClients(self) -> None:
+        """
+        A raw reader, a telnet reader (notices) and a raw client that never
+        reads (outbuf 1024, drop) on a line whose pty is killed mid-flood:
+        each reader gets every byte the gateway read, in order, up to the
+        hang-up (a prefix of the flood); the telnet one hears down, then
+        back; nothing is logged as a failure; the three stay attached and
+        a new pty behind the link brings the line back to them.
+        """
+        failures: list[str] = []
+
+        @implementer(ILogObserver)
+        def observe(event: dict[str, Any]) -> None:
+            # (The loss itself is an error, logged once: "device lost".)
+            if event.get("log_failure") is not None or (
+                    event.get("log_level") in (LogLevel.error, LogLevel.critical) and "device lost" not in formatEvent(event)):
+                failures.append(formatEvent(event))
+
+        globalLogPublisher.addObserver(observe)
+        self.addCleanup(globalLogPublisher.removeObserver, observe)
+        link = devicePath(self)
+        lost = EventCounter(self, "device lost")
+        back = EventCounter(self, "device back at")
+        proc = startProcess(self, [sys.executable, "-m", "tests.ptyflood", link, "0"])
+        await self.within(proc.output.contains(b"pty /dev/"), "the first pty")
+        config = LineConfig(
+            "flood",
+            DeviceSpec("tty", link),
+            listeners=(
+                ListenerSpec("tcp:0:interface=127.0.0.1", Protocol.RAW),
+                ListenerSpec("tcp:0:interface=127.0.0.1", Protocol.TELNET, notices=True),
+                ListenerSpec("tcp:0:interface=127.0.0.1", Protocol.RAW, outbuf=1024),
+            ),
+        )
+        service = startGateway(self, config, reopenPolicy=lambda attempt: 0.02)
+        line = service.lines["flood"]
+        reader = await connect(listenerPort(service))
+        telnet = await connect(listenerPort(service, 1))
+        sleeper: Any = await TCP4ClientEndpoint(reactor, "127.0.0.1", listenerPort(service, 2)).connect(
+            protocol.Factory.forProtocol(NeverReads))
+        for client in (reader, telnet):
+            self.addCleanup(client.transport.loseConnection)  # type: ignore[union-attr]
+        self.addCleanup(sleeper.transport.loseConnection)
+        await self.within(telnet.received.contains(b"\xff\xfd,"), "the telnet offer")
+        self.assertEqual(len(line.clients), 3)
+
+        stream = MARKER % 0 + FLOOD
+        proc.write(b"go\n")
+        await self.within(reader.received.length(self.MIDFLOOD), "the flood under way")
+        proc.transport.signalProcess("KILL")  # type: ignore[union-attr]
+        await self.within(lost.nth(1), "'device lost' logged")
+        read = line.bytesFromDevice
+        self.assertLess(read, len(stream))  # (mid-flood)
+        got = await self.within(reader.received.length(read), f"the {read} bytes read before the hang-up")
+        self.assertEqual((len(got), got == stream[:read]), (read, True))
+        down = b"\r\n[serialgw: flood is down: "
+        told = await self.within(telnet.received.contains(down), "the telnet reader told the device is down")
+        before = told[: told.index(down)]
+        # (What the telnet reader got first: the offer, then the stream as
+        # NVT has it outside BINARY, which it never agreed to: IAC doubled,
+        # a CR not followed by LF as CR NUL.)
+        data = before[before.index(b"\xff\xfd,") + 3 :]
+        self.assertEqual(data.replace(b"\r\0", b"\r").replace(b"\xff\xff", b"\xff"), stream[:read])
+
+        proc = startProcess(self, [sys.executable, "-m", "tests.ptyflood", link, "1"])
+        await self.within(back.nth(1), "the line back")
+        proc.write(b"go\n")
+        await self.within(reader.received.contains(MARKER % 1 + FLOOD[:4096]), "the second flood")
+        await self.within(telnet.received.contains(b"\r\n[serialgw: flood is back]\r\n"), "told it is back")
+        self.assertEqual((line.up, len(line.clients), failures), (True, 3, []))
+        self.assertTrue(reader.received.data.startswith(stream[:read]))
+        # The one that never read lost output (dropped, counted), not its place.
+        sleeping = [c for c in line.clients if c.guard is not None and c.guard.bound == 1024]
+        self.assertEqual(len(sleeping), 1)
+        self.assertGreater(sleeping[0].guard.dropped, 0)
