@@ -18,6 +18,7 @@ import shutil
 import socket
 import sys
 import tty
+import weakref
 from collections import deque
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Optional, Union
@@ -50,6 +51,8 @@ class _Wait:
 
 # The waits made since the running test's watch began (see watchWaits), not yet over.
 _pending: dict[defer.Deferred[Any], _Wait] = {}
+# The pty pairs not closed yet: who else has them open is said with a wait that does not end.
+_openPtys: weakref.WeakSet[PtyPair] = weakref.WeakSet()
 
 
 def _caller() -> str:
@@ -120,11 +123,57 @@ def _expire(timeout: float, recent: Iterable[LogEvent] = ()) -> None:
     logged = "".join(f"\n    {formatEvent(event)[:300]}" for event in recent)
     if logged:
         logged = f"\n  this process's last log events:{logged}"
+    for pty in sorted(_openPtys, key=lambda pty: pty.slaveName):
+        for stranger in strangers(pty.slaveName):
+            logged += (f"\n  {pty.slaveName}, a pty of this test, is open in pid {stranger}, not a process of this "
+                       "test: another program on this machine (a gateway reopening a /dev/pts/N it lost?) has it")
     for d, wait in waits:
         wait.forget()
         d.errback(AssertionError(
             f"{wait.where}\n  still waiting after {now - wait.since:.1f} s (the test's timeout is {timeout:.0f} s) "
             f"for {wait.what}; {wait.state()}{logged}"))
+
+
+def _descendants(pid: int) -> set[int]:
+    """C{pid} and every process below it."""
+    children: dict[int, list[int]] = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                with open(f"/proc/{name}/stat", "rb") as f:
+                    parent = int(f.read().rsplit(b")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(parent, []).append(int(name))
+    found, todo = set(), [pid]
+    while todo:
+        found.add(todo[-1])
+        todo.extend(children.get(todo.pop(), []))
+    return found
+
+
+def strangers(path: str) -> list[str]:
+    """The processes outside this one and those it started that have C{path} open: C{"PID (COMMAND LINE)"} each."""
+    ours = _descendants(os.getpid())
+    found = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or int(name) in ours:
+            continue
+        try:
+            fds = os.listdir(f"/proc/{name}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                if os.readlink(f"/proc/{name}/fd/{fd}") != path:
+                    continue
+                with open(f"/proc/{name}/cmdline", "rb") as f:
+                    command = f.read(300).replace(b"\0", b" ").strip().decode("utf-8", "replace")
+            except OSError:
+                continue
+            found.append(f"{name} ({command})")
+            break
+    return found
 
 
 def until(case: Any, predicate: Callable[[], object], what: str, interval: float = 0.01) -> defer.Deferred[None]:
@@ -290,6 +339,7 @@ class PtyPair(FdReader):
         # sees EIO in between.
         self._slave: Optional[int] = slave
         super().__init__(self.master, f"the pty master of {self.slaveName}")
+        _openPtys.add(self)
 
     def fence(self, marker: bytes = b"\x00fence\x00") -> defer.Deferred[bytes]:
         """
@@ -304,6 +354,7 @@ class PtyPair(FdReader):
         return self.received.contains(marker)
 
     def close(self) -> None:
+        _openPtys.discard(self)
         if self._slave is not None:
             os.close(self._slave)
             self._slave = None

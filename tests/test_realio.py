@@ -106,3 +106,25 @@ class WaitWatchTests(TestCase):
         """What the predicate raises fails the wait."""
         d = realio.until(self, lambda: 1 / 0, "a division")
         self.failureResultOf(d, ZeroDivisionError)
+
+    def test_strangerOnATestPtyNamed(self) -> None:
+        """A process outside the test (not started by it) with the test's pty open is named with a wait that does not end; the test's own are not."""
+        import os
+        import signal
+        import subprocess
+
+        from tests.realio import startedPty
+
+        pty = startedPty(self)
+        # sh starts sleep on the pty and ends: sleep is no longer below this process.
+        pid = int(subprocess.run(["sh", "-c", f"sleep 60 <> {pty.slaveName} >/dev/null 2>&1 & echo $!"],
+                                 capture_output=True, check=True).stdout)
+        self.addCleanup(os.kill, pid, signal.SIGTERM)
+        d = pty.received.length(1)
+        failures: list[Any] = []
+        d.addErrback(failures.append)
+        realio._expire(60)
+        self.assertIn(f"\n  {pty.slaveName}, a pty of this test, is open in pid {pid} (sleep 60), not a process of this "
+                      "test: another program on this machine (a gateway reopening a /dev/pts/N it lost?) has it",
+                      str(failures[0].value))
+        self.assertEqual(realio.strangers(pty.slaveName), [f"{pid} (sleep 60)"])

@@ -24,6 +24,7 @@ from serialgw.app import reload as plans
 from serialgw.app.applying import applyReload
 from serialgw.app.lines import dropFirstOpens, firstOpens, linesStatus, makeDevice, makeLine, retuneLine
 from serialgw.app.listen import ListenerOpener, StartupError, keyed, listening, removeStaleSocket, stopDialer
+from serialgw.app.lookups import installLookups
 from serialgw.app.notify import Notifier
 from serialgw.app.reload import listenerChanges, namesBrief
 from serialgw.app.reopening import Reopens
@@ -66,6 +67,8 @@ class GatewayService(MultiService):
 
             reactor = _reactor
         self.reactor = reactor
+        # Name lookups on threads of their own, not the reactor's pool (see lookups).
+        installLookups(reactor)
         self.configs = list(lines)
         self._openPort = openPort
         # Dial-outs reconnect after 1 s (ClientService counts its first retry as attempt 1), doubling up to

@@ -133,7 +133,7 @@ class PtyClient(ClientEvents, abstract.FileDescriptor):
                 if data:
                     self.line.clientData(self, data)
             elif status & TIOCPKT_IOCTL:
-                self._termiosChanged()
+                self._termiosChangedInTurn()
         except Exception:
             # Never let the reactor drop this reader over a bug above us:
             # the pty would stay on the line, deaf, with nobody told.
@@ -148,6 +148,7 @@ class PtyClient(ClientEvents, abstract.FileDescriptor):
         abstract.FileDescriptor.connectionLost(self, reason)
         log.error("{line}: {peer} lost: {reason}; it is off the line until a restart (or a reload that changes its link)",
                   line=self.line.name, peer=self.peer, reason=reason.getErrorMessage())
+        self.line.forgetControlWaiter(self._controlFree)
         self.line.detach(self)
         self._unfollow()
 
@@ -162,8 +163,8 @@ class PtyClient(ClientEvents, abstract.FileDescriptor):
         back what it found when it leaves (picocom) puts back the line's.
         Not for a change this pty's program asked for: its termios stay its own.
         """
-        if self._asking or _followed(settings) == _followed(self.settings):
-            return
+        if self._asking or self._changeWaits or _followed(settings) == _followed(self.settings):
+            return  # (a change of its program's waiting: asked for on a later turn, not overwritten)
         self._renewSlave()
         try:
             _setAttributes(self._slave, settings)
@@ -227,6 +228,37 @@ class PtyClient(ClientEvents, abstract.FileDescriptor):
         # What the hang-up reset (the kernel's 38400, IXON) is no program's
         # change: only what is changed from here on is asked of the device.
         self.settings = readTermios(self._slave, self.settings.baudrate)
+
+    # A program's change waits for the line's port control (Line.controlReady);
+    # device output past the guard's bound has paused reading (pauseInput).
+    _changeWaits = False
+    _inputPaused = False
+
+    def _termiosChangedInTurn(self) -> None:
+        """
+        A program's change goes to the device within the line's port control
+        time a turn, shared with its RFC 2217 clients and other ptys
+        (Line.controlReady): once spent, the pty is not read until a later
+        turn, when the settings it has then are asked for (a program looping
+        on tcsetattr, on each of four ptys of a line, held every line four
+        device tcsetattrs a turn, milliseconds each on a USB adapter).
+        """
+        if not self.line.controlReady(self._controlFree):
+            self._changeWaits = True
+            self.stopReading()
+            return
+        clock = self.line.clock
+        start = clock.seconds() if clock is not None else 0.0
+        self._termiosChanged()
+        if clock is not None:
+            self.line.controlTook(clock.seconds() - start)
+
+    def _controlFree(self) -> None:
+        if self._changeWaits:
+            self._changeWaits = False
+            self._termiosChangedInTurn()
+        if not self._changeWaits and not self._inputPaused:
+            self.startReading()
 
     def _termiosChanged(self) -> None:
         self._keepExtproc()
@@ -300,12 +332,16 @@ class PtyClient(ClientEvents, abstract.FileDescriptor):
         pass
 
     def pauseInput(self) -> None:
+        self._inputPaused = True
         self.stopReading()
 
     def resumeInput(self) -> None:
-        self.startReading()
+        self._inputPaused = False
+        if not self._changeWaits:
+            self.startReading()
 
     def close(self) -> None:
+        self.line.forgetControlWaiter(self._controlFree)
         self.line.detach(self)
         self._unfollow()
         self.stopReading()

@@ -203,7 +203,7 @@ def _listenerOption(key: str, value: Optional[str], protocol: Protocol, original
         return {"policy": need().lower()}
     if key == "idle":
         try:
-            seconds = float(need())
+            seconds = float(need()) if need().isascii() else -1  # (float() reads '١٢' as 12)
         except ValueError:
             seconds = -1
         if not 0 < seconds <= MAX_IDLE:  # nan and inf too: a timer at nan breaks the reactor's order
@@ -282,6 +282,9 @@ def _twistedServer(text: str, original: str) -> ListenerSpec:
     the string says otherwise.
     """
     endpoint = _serverEndpoint(text, original)
+    if not 0 <= endpoint._backlog <= 65535:  # (past an int, listen() failed at start where --check said OK)
+        raise ConfigError(f"backlog={endpoint._backlog} in listener {quote(original)}: expected 0 to 65535 (the "
+                          "kernel takes at most net.core.somaxconn)")
     if isinstance(endpoint, UNIXServerEndpoint):
         path = checkPath(endpoint._address, "unix socket", unix=True)
         if not path:

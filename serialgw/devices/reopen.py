@@ -42,6 +42,13 @@ STUCK_AFTER = 30.0
 # Why a device is down while its first open is under way (see Reopener.openNow).
 OPENING = "opening the device"
 
+# A device must stay up this long (seconds) for the backoff of its next
+# loss to start again from the first delay: one that came back and failed
+# at once (EIO at its first read: a flaky adapter or cable) was opened
+# every 0.5 s for ever, each time "device lost" logged and every person
+# told it went and came back.
+STABLE_UP = 10.0
+
 
 class ReopenTarget(Protocol):
     """What a reopen supervisor drives: a device that is down."""
@@ -88,6 +95,10 @@ class Reopener:
             opens = deviceOpens
         self.opens = opens
         self.attempts = 0
+        # When the device last came back, and the attempt that brought it
+        # (the next loss counts on from there if it was not up STABLE_UP s).
+        self._upAt: Optional[float] = None
+        self._upAttempts = 0
         self._call: Optional[IDelayedCall] = None
         # While an open is under way: when it began, the call that says it
         # is stuck, and whether that was said.
@@ -102,8 +113,14 @@ class Reopener:
         self._first: Optional[defer.Deferred[Optional[BaseException]]] = None
 
     def start(self) -> None:
-        """The device went: the first attempt after C{policy(0)}."""
-        self.attempts = 0
+        """
+        The device went: the first attempt after C{policy(0)}, or, if it
+        came back less than STABLE_UP s ago, after the delay that follows
+        the one that brought it back.
+        """
+        upAt, self._upAt = self._upAt, None
+        stable = upAt is None or self.reactor.seconds() - upAt >= STABLE_UP
+        self.attempts = 0 if stable else self._upAttempts
         self._said = self.target.downReason
         self._schedule()
 
@@ -186,7 +203,8 @@ class Reopener:
                       reason=reason)
 
     def _schedule(self) -> None:
-        delay = self.policy(self.attempts)
+        # (The policy's input bounded: 2 ** attempt overflows a float past 1023.)
+        delay = self.policy(min(self.attempts, 100))
         self.attempts += 1
         self._call = self.reactor.callLater(delay, self._attempt)
 
@@ -286,12 +304,20 @@ class Reopener:
             target.takeBack(port)
         except Exception as e:
             # Setting the reopened device up failed (a bug, an ioctl): it is
-            # still gone for the line, and tried again.
-            log.failure("{device}: setting up the reopened device failed", device=target.name)
+            # still gone for the line, and tried again.  One that went again
+            # meanwhile (EIO: unplugged, a flaky cable) is said as such, not
+            # as a bug with its traceback.
+            code = e.errno if isinstance(e, OSError) else (e.args or (None,))[0]
+            if code in (errno.EIO, errno.ENXIO, errno.ENODEV):
+                log.warn("{device}: went again while it was set up: {reason}; trying again with backoff",
+                         device=target.name, reason=errorReason(e))
+            else:
+                log.failure("{device}: setting up the reopened device failed", device=target.name)
             target.notTakenBack(port, f"could not be set up again: {errorReason(e)}")
             self._schedule()
             self._firstOver(e)
             return
+        self._upAt, self._upAttempts = self.reactor.seconds(), self.attempts
         self.attempts = 0
         target.announceUp()
         self._firstOver(None)

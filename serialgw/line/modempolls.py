@@ -29,8 +29,11 @@ log = Logger()
 POLL_INTERVAL = 0.05
 # The time the reads may take of one turn (the read under way finishes).
 POLL_PER_TURN = 0.001
-# After a slice, the reads rest at least this many times what it took.
+# After a slice, the reads rest at least this many times what it took,
+# at most REST_MOST s (the reactor's clock is the wall clock: one set
+# forward by an hour during a read would have stopped the reads 4 hours).
 REST_AFTER = 4.0
+REST_MOST = 1.0
 
 
 class Polled(Protocol):
@@ -94,7 +97,7 @@ class ModemPolls:
                 now = clock.seconds()
         if not self.lines:
             return  # (the last line went during a read: remove has cleared all)
-        rest = max(0.0, now - start) * REST_AFTER
+        rest = min(max(0.0, now - start) * REST_AFTER, REST_MOST)
         if not self._left:
             self.rounds += 1
             rest = max(rest, self._roundStart + POLL_INTERVAL - now)

@@ -51,6 +51,7 @@ class _Line(Protocol):
     _stringItems: list[tuple[str, Optional[bytes]]]
     _stringCall: Optional[IDelayedCall]
     _openMissed: bool
+    _openGiven: int
     _letGo: bool
     _letGoCall: Optional[IDelayedCall]
     _letGoLook: Optional[Callable[[bool], None]]
@@ -98,13 +99,28 @@ class OpenCloseStrings:
             self._sentSeen = sent
         return self._sentSeen
 
+    # bytesGiven once the last open-string's data was given to the device:
+    # taken by it only once what it sent reaches that (_countUnsent).
+    _openGiven = 0
+
     def _countUnsent(self: _Line, why: str) -> None:
-        """The device went away (C{why}): what it lost of what it was given is logged, naming the line."""
+        """
+        The device went away (C{why}): what it lost of what it was given is
+        logged, naming the line.  An open-string it lost some of (queued
+        behind the string's own break when it was unplugged) goes whole to
+        the device that comes back, as one due while it was down.
+        """
         unsent = self.device.unsent
         lost, self._unsentSeen = unsent - self._unsentSeen, unsent
         if lost:
             log.warn("{line}: {count} byte(s) queued for the device were lost with it ({reason}): not sent, "
                      "counted dropped", line=self.name, count=lost, reason=why, device=self.device.name)
+        # (What it lost is the last given: its queue goes in order.)
+        if self._openGiven > self.bytesGiven - lost - self.device.queuedBytes() and not self._letGo:
+            self._openGiven = 0
+            self._openMissed = True
+            log.info("{line}: open-string cut short: the device is down ({reason}); sent whole when it is back",
+                     line=self.name, reason=why)
 
     _stringCall: Optional[IDelayedCall]
     # Let go (see letGo): people coming and going send nothing to the
@@ -298,8 +314,15 @@ class OpenCloseStrings:
             what, data = items[0]
             if not self.device.up:
                 for what in self._stringsPending():
-                    log.info("{line}: {what}: {left} not sent: the device is down ({reason})", line=self.name,
-                             what=what, left=self._stringsLeft(what), reason=self.device.downReason or "closed")
+                    # An open-string cut short (unplugged during its break)
+                    # goes whole to the device that comes back, as one due
+                    # while it was down (the board behind a replugged
+                    # adapter never had it).
+                    again = what == "open-string" and not self._letGo
+                    self._openMissed = self._openMissed or again
+                    log.info("{line}: {what}: {left} not sent: the device is down ({reason}){later}", line=self.name,
+                             what=what, left=self._stringsLeft(what), reason=self.device.downReason or "closed",
+                             later="; sent whole when it is back" if again else "")
                 del items[:]
                 return
             if data is None:
@@ -314,4 +337,6 @@ class OpenCloseStrings:
                 if not self.device.up:
                     continue  # lost on this write: it did not reach the device
                 self.bytesGiven += len(data)
+                if what == "open-string":
+                    self._openGiven = self.bytesGiven
             del items[0]

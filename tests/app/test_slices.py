@@ -73,6 +73,19 @@ class SliceTests(SynchronousTestCase):
             self.assertEqual(b"".join(parts), generate_latest(whole))
             self.assertEqual(len(parts), max(1, -(-count // SLICE_LINES)) + 1)
 
+    def test_openMetricsAsInOneGo(self) -> None:
+        """In OpenMetrics the parts are its generate_latest's text of the whole: one # EOF, at the end."""
+        from prometheus_client.openmetrics.exposition import generate_latest as openMetricsText
+
+        for count in (0, 1, 70):
+            service = farm(Clock(), count, clients=2)
+            whole = CollectorRegistry(auto_describe=False)
+            whole.register(MetricsCollector(service))  # type: ignore[arg-type]
+            parts = list(metricsParts(MetricsCollector(service).families, list(service.lines.values()),
+                                      CollectorRegistry(auto_describe=False), openMetrics=True))
+            self.assertEqual(b"".join(parts), openMetricsText(whole))
+            self.assertEqual(b"".join(parts).count(b"# EOF"), 1)
+
 
 class TurnTests(SynchronousTestCase):
     """The status endpoint takes a part of a page a turn: the other lines are served in between."""

@@ -347,6 +347,52 @@ class SettingsLogTests(TestCase):
         self.assertEqual(line.settings, SerialSettings(9600))
 
 
+class PtyControlShareTests(TestCase):
+    """A program's settings changes share the line's port control time a turn (Line.controlReady) with other ptys and RFC 2217 clients."""
+
+    timeout = 30
+
+    def test_ptysTakeTurnsAtTheDevice(self) -> None:
+        """Three ptys' programs each change the speed in one turn, 3 ms at the device: one a turn (not three), the others not read meanwhile, then in order, not overwritten by the line's change meanwhile; the newest speed each had is asked for."""
+        from twisted.internet.task import Clock
+
+        from tests.fakes import oneTurn
+
+        clock = Clock()
+        device = RecordingDevice(SerialSettings(115200))
+
+        def slow(settings: SerialSettings) -> SerialSettings:
+            clock.rightNow += 0.003  # (a USB adapter's tcsetattr: no call runs meanwhile)
+            return settings
+
+        device.accept = slow
+        line = Line("t", device, clock=clock)
+        clients = [PtyClient(line, "", reactor) for _ in range(3)]
+        for client in clients:
+            self.addCleanup(client.close)
+        programs = [Program(self, client.slaveName) for client in clients]
+        programs[0].set(speed=termios.B1200)
+        clients[0].doRead()
+        # (The others follow the line: their programs change it after that.)
+        for program, speed in zip(programs[1:], (termios.B2400, termios.B4800), strict=True):
+            program.set(speed=speed)
+        for client in clients[1:]:
+            client.doRead()  # one read each, in the same turn of the reactor
+        applied = lambda: [e[1].baudrate for e in device.events if e[0] == "apply"]  # noqa: E731
+        self.assertEqual(applied(), [1200])
+        readers = reactor.getReaders()  # type: ignore[attr-defined]
+        self.assertEqual([c in readers for c in clients], [True, False, False])
+        programs[2].set(speed=termios.B9600)  # changed again while waiting: the newest is asked for
+        oneTurn(clock)
+        self.assertEqual(applied(), [1200, 2400])
+        oneTurn(clock)
+        self.assertEqual(applied(), [1200, 2400, 9600])
+        readers = reactor.getReaders()  # type: ignore[attr-defined]
+        self.assertEqual([c in readers for c in clients], [True, True, True])
+        oneTurn(clock)
+        self.assertEqual(clock.getDelayedCalls(), [])
+
+
 class PtyClientFailureTests(TestCase):
     timeout = 30
 

@@ -101,13 +101,14 @@ class CheckTests(SynchronousTestCase):
 
     def test_watchAllPorts(self) -> None:
         """A watch-all listener (in the file or --watch-all) on a line's port: an error, as start-up would fail to bind."""
+        here = os.path.dirname(os.path.abspath(self.mktemp()))  # (a pty: link's directory that is there)
         path = write(self, '[watch-all]\nlisten = "tcp:4901:interface=127.0.0.1"\n'
-                           '[lines.a]\ndevice = "pty:/nowhere/a"\nlisten = "tcp:4901:interface=127.0.0.1"\n')
+                           f'[lines.a]\ndevice = "pty:{here}/a"\nlisten = "tcp:4901:interface=127.0.0.1"\n')
         self.assertEqual(checked("--config", path), (2, "", (
             "serialgw: error: watch-all: listener 'tcp:4901:interface=127.0.0.1' takes TCP port 4901, "
             "as line 'a', listener 'tcp:4901:interface=127.0.0.1' already does\n"
             f"serialgw: {path}: 1 error(s)\n")))
-        self.assertEqual(checked("--device", "pty:/nowhere/a", "--port", "4902", "--watch-all", "4902")[0], 2)
+        self.assertEqual(checked("--device", f"pty:{here}/a", "--port", "4902", "--watch-all", "4902")[0], 2)
 
     def test_ptyDeviceAndListenerLink(self) -> None:
         """A pty: device's link and another line's pty: listener on one path: an error (the second link fails at start)."""
@@ -117,7 +118,8 @@ class CheckTests(SynchronousTestCase):
                          f"{path}:6: [lines.b] listen: 'pty:/tmp/x/link' makes '/tmp/x/link', which line 'a' makes "
                          "with 'pty:/tmp/x/link'")
         # The status endpoint's or an SSH listener's unix socket is not in the file: checked here.
-        self.assertEqual(checked("--device", "pty:/nowhere/a", "--port", "unix:/tmp/s", "--status", "unix:/tmp//s")[2],
+        here = os.path.dirname(os.path.abspath(self.mktemp()))
+        self.assertEqual(checked("--device", f"pty:{here}/a", "--port", "unix:/tmp/s", "--status", "unix:/tmp//s")[2],
                          "serialgw: error: the status endpoint: listener 'unix:/tmp//s' takes path '/tmp//s', as line "
                          "'a', listener 'unix:/tmp/s' already does\nserialgw: options: 1 error(s)\n")
 
@@ -250,7 +252,7 @@ class CheckTests(SynchronousTestCase):
         os.mkfifo(os.path.join(directory, "fifo"))
         os.symlink("/tmp/x", os.path.join(directory, "link"))
         for path in (directory, os.path.join(directory, "fifo"), os.path.join(directory, "link")):
-            lines = loadConfig(write(self, f'[lines.a]\ndevice = "pty:/nowhere/a"\nlisten = "4001"\nlog = "{path}"\n'))
+            lines = loadConfig(write(self, f'[lines.a]\ndevice = "pty:{directory}/a"\nlisten = "4001"\nlog = "{path}"\n'))
             self.assertEqual(checkLines(lines), ([f"line 'a': log {path!r} is not a regular file "
                                                   "(a directory, FIFO, device or symbolic link)"], []))
 
@@ -388,7 +390,8 @@ class TwistdTests(TestCase):
 
     async def test_exitCodes(self) -> None:
         """The real twistd: 0 and the OK line; 2 and one error line for a bad key; nothing created, nothing daemonized."""
-        good = write(self, '[lines.a]\ndevice = "pty:/nowhere/link"\nlisten = "tcp:4001:interface=127.0.0.1"\n')
+        here = os.path.dirname(os.path.abspath(self.mktemp()))
+        good = write(self, f'[lines.a]\ndevice = "pty:{here}/link"\nlisten = "tcp:4001:interface=127.0.0.1"\n')
         code, output = await self.check("--config", good)
         self.assertEqual((code, output), (0, f"serialgw: {good}: 1 line(s), 1 listener(s): OK\n".encode()))
         bad = write(self, '[lines.a]\ndevice = "/dev/null"\nlisten = "4001"\nspeed = 9600\n')

@@ -66,7 +66,7 @@ class LogKeysTests(SynchronousTestCase):
         """--check: a directory at a log-typed file's path is an error, as at the log's (the start would refuse it)."""
         log = os.path.abspath(self.mktemp())
         os.mkdir(log + ".typed")
-        text = f'[lines.a]\ndevice = "pty:/nowhere/a"\nlisten = "4001"\nlog = "{log}"\n'
+        text = f'[lines.a]\ndevice = "pty:{log}.pty"\nlisten = "4001"\nlog = "{log}"\n'
         self.assertEqual(checkLines(loadConfig(write(self, text + "log-typed = true\n"))),
                          ([f"line 'a': log-typed file {log + '.typed'!r} is not a regular file (a directory, FIFO, "
                            "device or symbolic link)"], []))

@@ -13,6 +13,7 @@ import socket
 from twisted.trial.unittest import SynchronousTestCase
 
 from serialgw.config.file import loadConfig
+from serialgw.config.listeners import parseListener
 from serialgw.config.specs import ConfigError
 from tests.realio import socketPath, writeTemp
 
@@ -74,3 +75,21 @@ class FileMistakeTests(SynchronousTestCase):
         }
         for line, said in cases.items():
             self.assertEqual(self.refused(LINE + line + "\n"), f"FILE:4: [lines.a] {said}")
+
+
+class ListenerValueTests(SynchronousTestCase):
+    def test_backlogBounded(self) -> None:
+        """Twisted's backlog= past an int was taken by --check and failed the start ('signed integer is greater than maximum'); a negative one was read as 0: both refused when read."""
+        for backlog in ("99999999999", "-1", "65536"):
+            text = f"tcp:4001:interface=127.0.0.1:backlog={backlog}"
+            e = self.assertRaises(ConfigError, parseListener, text)
+            self.assertEqual(str(e), f"backlog={backlog} in listener '{text}': expected 0 to 65535 (the kernel takes "
+                                     "at most net.core.somaxconn)")
+        self.assertEqual(parseListener("tcp:4001:backlog=0").port, 4001)
+        self.assertEqual(parseListener("unix:/run/x.sock:backlog=65535").path, "/run/x.sock")
+
+    def test_idleASCII(self) -> None:
+        """idle= takes ASCII digits only (float() read Arabic-Indic '١٢' as 12)."""
+        e = self.assertRaises(ConfigError, parseListener, "telnet,idle=١٢+4001")
+        self.assertEqual(str(e), "idle='١٢' in listener 'telnet,idle=١٢+4001': expected 0 < seconds <= 31536000.0")
+        self.assertEqual(parseListener("telnet,idle=12+4001").idle, 12.0)

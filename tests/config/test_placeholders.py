@@ -144,3 +144,21 @@ class PlaceholderTests(SynchronousTestCase):
                    '[lines.b]\ndevice = "pty:DIR/b"\nlisten = "0"\nlog = "DIR/a.3"\n'
                    '[lines.c]\ndevice = "pty:DIR/c"\nlisten = "0"\nlog = "DIR/c"\nlog-max-size = 0\nlog-daily = false\n'
                    '[lines.d]\ndevice = "pty:DIR/d"\nlisten = "0"\nlog = "DIR/c.1"\n')
+
+    def test_checkWarnsOncePerDirectory(self) -> None:
+        """--check of 50 lines whose [defaults] paths go in a missing directory: 3 warnings, then one line counting the others (not 150)."""
+        missing = os.path.join(self.dir, "missing")
+        lines = "".join(f"[lines.n{i}]\n" for i in range(50))
+        path = self.file(f'[defaults]\ndevice = "pty:{missing}/{{line}}"\nlisten = "unix:{missing}/{{line}}.sock"\n'
+                         f'log = "{missing}/{{line}}.log"\n{lines}')
+        status, out, err = checked("--config", path)
+        self.assertEqual(status, 0)
+        self.assertEqual(err.replace(path, "FILE").replace(missing, "M").splitlines(), [
+            "serialgw: warning: FILE:5: line 'n0': the directory of log 'M/n0.log' does not exist (now)",
+            "serialgw: warning: FILE:5: line 'n0': device 'pty:M/n0': directory 'M' does not exist (now): the line "
+            "would start down (tried again with backoff)",
+            "serialgw: warning: FILE:5: line 'n0': listener 'unix:M/n0.sock': directory 'M' does not exist (now)",
+            "serialgw: warning: FILE:6: line 'n1', and 48 more line(s) after it ('n2', 'n3', 'n4', 'n5', 'n6', ...): "
+            "directory 'M' does not exist (now), where their logs, listeners or pty links go (147 warning(s) in one)",
+        ])
+        self.assertIn("50 line(s), 50 listener(s): OK, 4 warning(s)", out)

@@ -321,6 +321,20 @@ class ReopenTests(ReopeningDevice, SynchronousTestCase):
         self.ports[-1].error = OSError(errno.EIO, "Input/output error")
         self.device.doRead()
 
+    def reopenGap(self) -> float:
+        """Unplug the device; how long until it is opened again."""
+        self.unplug()
+        lost, count = self.reactor.seconds(), len(self.ports)
+        while len(self.ports) == count:
+            self.reactor.advance(min(c.getTime() for c in self.reactor.getDelayedCalls()) - self.reactor.seconds())
+        return self.reactor.seconds() - lost
+
+    def test_flappingDeviceBacksOff(self) -> None:
+        """A device that comes back and fails at once, again and again (EIO at its first read: a flaky USB adapter or cable), is opened ever more rarely, not every 0.5 s for ever; back for 10 s, its next loss starts from 0.5 s again."""
+        self.assertEqual([self.reopenGap() for _ in range(5)], [0.5, 1.0, 2.0, 4.0, 8.0])
+        self.reactor.advance(10.0)
+        self.assertEqual(self.reopenGap(), 0.5)
+
     def test_hangupSeenWhilePaused(self) -> None:
         """
         A device that hangs up while its reading is paused (a lossless
@@ -343,7 +357,8 @@ class ReopenTests(ReopeningDevice, SynchronousTestCase):
         self.ports[-1].hung = True
         self.reactor.advance(HANGUP_CHECK)
         self.assertEqual((self.device.up, len(self.sink.lost)), (False, 2))
-        self.reactor.advance(0.5)
+        # (Back after 1 s: it was lost within STABLE_UP s of its return, the backoff carried on.)
+        self.reactor.advance(1.0)
         # Reading again: no more looking.
         self.device.resumeReading()
         self.assertIn(self.device, self.reactor.getReaders())

@@ -18,7 +18,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface import implementer
 
 from serialgw.devices.ports import DeviceError, DeviceLocked
-from serialgw.devices.reopen import OPENING, Reopener
+from serialgw.devices.reopen import OPENING, STABLE_UP, Reopener
 from serialgw.interfaces import IPort
 from tests.fakes import RecordingPort
 
@@ -85,14 +85,26 @@ class ReopenerTests(SynchronousTestCase):
         self.assertEqual(self.reopener.attempts, 0)
 
     def test_startAgainStartsOver(self) -> None:
-        """After a return, the next loss starts at policy(0) again."""
+        """After a return that lasted STABLE_UP s, the next loss starts at policy(0) again."""
         self.outcomes = [DeviceError("gone")]
         self.reopener.start()
         self.clock.advance(0.5)
         self.clock.advance(1.0)
+        self.clock.advance(STABLE_UP)
         self.reopener.start()
         self.clock.advance(0.5)
-        self.assertEqual(self.attempts, [0.5, 1.5, 2.0])
+        self.assertEqual(self.attempts, [0.5, 1.5, 12.0])
+
+    def test_shortReturnCarriesTheBackoff(self) -> None:
+        """A return that lasted less than STABLE_UP s: the next loss waits the delay after the one that brought it back (policy(2) here), not policy(0)."""
+        self.outcomes = [DeviceError("gone")]
+        self.reopener.start()
+        self.clock.advance(0.5)
+        self.clock.advance(1.0)
+        self.clock.advance(STABLE_UP - 0.5)
+        self.reopener.start()
+        self.clock.advance(2.0)
+        self.assertEqual(self.attempts, [0.5, 1.5, 13.0])
 
     def test_lockHolderLoggedWhenItChanges(self) -> None:
         """A UUCP lock's holder is noted on each attempt and logged only when it changes; another failure clears it."""
@@ -127,6 +139,7 @@ class ReopenerTests(SynchronousTestCase):
         said = [(e["log_level"].name, e["reason"]) for e in events if "trying again" in e["log_format"]]
         self.assertEqual(said, [("info", str(gone)), ("warn", str(denied)), ("info", str(gone))])
         self.assertEqual(self.target.calls, [("takeBack", self.ports[0]), ("up",)])
+        self.clock.advance(STABLE_UP)  # (up that long: the next loss starts from policy(0))
         self.target.downReason = str(denied)
         with capturedLogs() as events:
             self.outcomes = [denied]
@@ -175,6 +188,26 @@ class ReopenerTests(SynchronousTestCase):
         self.target.setUpError = None
         self.clock.advance(1.0)
         self.assertEqual(self.attempts, [0.5, 1.5])
+        self.assertEqual(self.target.calls[2:], [("takeBack", self.ports[1]), ("up",)])
+
+    def test_goneWhileSetUp(self) -> None:
+        """A reopened port that goes again while it is set up (termios EIO: unplugged again) is a warning naming why, no traceback; tried again."""
+        import errno
+        import termios
+
+        self.target.setUpError = termios.error(errno.EIO, "Input/output error")
+        with capturedLogs() as events:
+            self.reopener.start()
+            self.clock.advance(0.5)
+        self.assertEqual(self.flushLoggedErrors(), [])
+        said = [(e["log_level"].name, formatEvent(e)) for e in events if e.get("device") == "/dev/ttyUSB0"]
+        self.assertEqual(said, [("warn", "/dev/ttyUSB0: went again while it was set up: Input/output error; trying "
+                                          "again with backoff")])
+        self.assertEqual(self.target.calls, [("takeBack", self.ports[0]), ("notTakenBack", self.ports[0],
+                                                                            "could not be set up again: "
+                                                                            "Input/output error")])
+        self.target.setUpError = None
+        self.clock.advance(1.0)
         self.assertEqual(self.target.calls[2:], [("takeBack", self.ports[1]), ("up",)])
 
     def firstOpener(self) -> IPort:

@@ -211,7 +211,7 @@ class OpenCloseStringTests(SynchronousTestCase):
         line.detach(client)
         self.assertEqual((line.bytesToDevice, device.up), (0, False))
         self.assertEqual([e["log_format"] for e in log.events if "sent" in e["log_format"]],
-                         ["{line}: {what}: {left} not sent: the device is down ({reason})"])
+                         ["{line}: {what}: {left} not sent: the device is down ({reason}){later}"])
 
     def test_typingWhileDownNotCounted(self) -> None:
         """What a writer types while the device is down is dropped (counted there), not counted as sent to the device."""

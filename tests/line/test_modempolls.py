@@ -132,3 +132,14 @@ class ModemPollTests(SynchronousTestCase):
         self.assertEqual([name for _, name in self.reads], ["l0", "l1", "l2"] * 2)
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 2)
         self.assertEqual([e.get("line") for e in events if "log_failure" in e], ["l1", "l1"])
+
+    def test_clockSetForwardDuringARead(self) -> None:
+        """The wall clock set forward an hour during a read: the reads go on within a second, not 4 hours later."""
+        made = self.controlled(2, 0.0)
+        device = made[0][0].device
+        assert isinstance(device, TimedModemDevice)
+        device.cost = 3600.0
+        self.clock.advance(POLL_INTERVAL)
+        device.cost = 0.0
+        self.toNext()
+        self.assertEqual(self.reads[:2], [(0.05, "l0"), (3601.05, "l1")])
