@@ -393,6 +393,43 @@ class PtyControlShareTests(TestCase):
         self.assertEqual(clock.getDelayedCalls(), [])
 
 
+    def test_failingDeferredChangeKeepsReading(self) -> None:
+        """A program's change that waited its turn and whose handling raises: logged, that pty is read again (not deaf), and the ptys waiting after it still get their turn."""
+        from twisted.internet.task import Clock
+
+        from tests.fakes import oneTurn
+
+        clock = Clock()
+        device = RecordingDevice(SerialSettings(115200))
+        calls = []
+
+        def slowOrBroken(settings: SerialSettings) -> SerialSettings:
+            calls.append(settings.baudrate)
+            if settings.baudrate == 2400:
+                raise RuntimeError("bug above")
+            clock.rightNow += 0.003  # (a USB adapter's tcsetattr: no call runs meanwhile)
+            return settings
+
+        device.accept = slowOrBroken
+        line = Line("t", device, clock=clock)
+        clients = [PtyClient(line, "", reactor) for _ in range(3)]
+        for client in clients:
+            self.addCleanup(client.close)
+        programs = [Program(self, client.slaveName) for client in clients]
+        programs[0].set(speed=termios.B1200)
+        clients[0].doRead()
+        for program, speed in zip(programs[1:], (termios.B2400, termios.B4800), strict=True):
+            program.set(speed=speed)
+        for client in clients[1:]:
+            client.doRead()
+        self.assertEqual(calls, [1200])
+        oneTurn(clock)
+        oneTurn(clock)
+        self.assertEqual(calls, [1200, 2400, 4800])
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+        readers = reactor.getReaders()  # type: ignore[attr-defined]
+        self.assertEqual([c in readers for c in clients], [True, True, True])
+
 class PtyClientFailureTests(TestCase):
     timeout = 30
 
