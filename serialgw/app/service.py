@@ -436,7 +436,24 @@ class GatewayService(MultiService):
         return done
 
     def _reload(self, configs: list[LineConfig]) -> Any:
-        return applyReload(self, configs)  # (in turns of the reactor: see serialgw.app.applying)
+        # (In turns of the reactor: see serialgw.app.applying.)
+        return defer.maybeDeferred(applyReload, self, configs).addCallback(self._restoreLinks)
+
+    def _restoreLinks(self, result: Any) -> Any:
+        """
+        After a reload, the links of the lines' ptys (pty: devices and
+        listeners) that someone removed are made again: a program could not
+        find its pty again until a restart.
+        """
+        for line in list(self.lines.values()):
+            port: Any = getattr(line.device, "port", None)
+            done = port.restoreLink() if hasattr(port, "restoreLink") else None
+            if done is not None:
+                log.warn("{line}: its pty's link {link!r} {done}", line=line.name, link=port.link, done=done)
+            for client in list(line.clients):
+                if hasattr(client, "restoreLink"):
+                    client.restoreLink()
+        return result
 
     def _retune(self, old: LineConfig, new: LineConfig, written: defaultdict[str, set[str]],
                 later: Sequence[ListenerSpec] = ()) -> list[Any]:

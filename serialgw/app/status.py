@@ -21,6 +21,7 @@ from serialgw import __version__
 from serialgw.app.metricsformat import OPENMETRICS_TYPE, TEXT_TYPE, MetricsFormats
 from serialgw.app.slices import jsonParts, metricsParts
 from serialgw.clients.consolelog import ConsoleLog
+from serialgw.clients.local import FileClient
 from serialgw.clients.netconsole import NetconsoleClient
 from serialgw.clients.tls import NAME_SHOWN
 from serialgw.clients.transports import SourceCounts, describeAddress, peerName, sourceOf
@@ -53,8 +54,10 @@ def unsentDrops(client: Any) -> int:
 
 
 def logDrops(client: Any) -> int:
-    """What a console log did not log, its writer behind (a disk slow or stuck): bytes, typed ones too."""
-    return client.droppedAll() if isinstance(client, ConsoleLog) else 0
+    """What a console log or a file: output's writer, behind a disk slow or stuck, did not take: bytes (typed ones too)."""
+    if isinstance(client, ConsoleLog):
+        return client.droppedAll()
+    return int(client.behindDropped) if isinstance(client, FileClient) else 0
 
 
 def shownUser(user: Optional[str]) -> Optional[str]:

@@ -12,7 +12,7 @@ import stat
 import termios
 from typing import Any, Optional
 
-from twisted.internet import abstract, stdio
+from twisted.internet import abstract, defer, stdio
 from twisted.internet.protocol import connectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -20,8 +20,8 @@ from zope.interface import implementer
 
 from serialgw.clients.base import ClientEvents
 from serialgw.clients.guard import OutputGuard
+from serialgw.clients.logwriter import FileWrites, attach, detach
 from serialgw.clients.raw import RawClient
-from serialgw.clients.slowdisk import SLOW_WRITE, SLOW_WRITES, SlowDisk
 from serialgw.config.paths import NOT_FOLLOWED, noFollow
 from serialgw.config.specs import ListenerKind, ListenerSpec, Protocol, quote
 from serialgw.interfaces import IClient
@@ -39,7 +39,9 @@ class FileClient(ClientEvents, abstract.FileDescriptor):
     C{outbuf}, then its policy (by default drop, counted).
     """
 
-    def __init__(self, line: Line, path: str, reactor: Any = None, spec: Optional[ListenerSpec] = None) -> None:
+    def __init__(self, line: Line, path: str, reactor: Any = None, spec: Optional[ListenerSpec] = None,
+                 writes: Optional[str] = None) -> None:
+        """C{writes}: how a regular file is written (see L{serialgw.clients.logwriter}): by default off the reactor's thread."""
         abstract.FileDescriptor.__init__(self, reactor)
         self.line = line
         self.path = path
@@ -50,8 +52,15 @@ class FileClient(ClientEvents, abstract.FileDescriptor):
         self._fd = self._open()
         # Bytes dropped since a write failed (0: writing).
         self._lost = 0
-        # A regular file on a disk slow over each write is not written for a while (serialgw.clients.slowdisk).
-        self._slow = SlowDisk(self.reactor)
+        # A regular file's writer, off the reactor's thread (a disk slow or
+        # stuck holds no line); a FIFO or a tty is written here, never waited on.
+        self._writes: Optional[FileWrites] = None
+        if stat.S_ISREG(os.fstat(self._fd).st_mode):
+            self._writes = attach(self.reactor, os.path.abspath(path), writes)
+        self._teller = self._writes
+        # Output its writer did not take (more than QUEUE_BOUND waited): all of it, and since it last took some.
+        self.behindDropped = 0
+        self._behind = 0
         # A FileDescriptor writes nothing until it is marked connected.
         self.connected = 1
         if spec is None:
@@ -91,12 +100,33 @@ class FileClient(ClientEvents, abstract.FileDescriptor):
             log.error("{line}: cannot reopen {path}: {reason}; writing on to the file it was", line=self.line.name,
                       path=self.path, reason=e.strerror)
             return False
+        if self._writes is not None:
+            self._writes.put(self._swapNow, fd)  # (after what waits for the file in hand)
+            return True
         self.stopWriting()
         os.close(self._fd)
         self._fd = fd
         if self.dataBuffer or self._tempDataLen:
             self.startWriting()
         return True
+
+    def written(self) -> defer.Deferred[None]:
+        """Fires once what was given to a regular file's writer so far is written or lost (at once for a FIFO, a tty)."""
+        done: defer.Deferred[None] = defer.Deferred()
+        if self._teller is None:
+            done.callback(None)
+        else:
+            self._teller.put(self._writtenNow, done)
+        return done
+
+    def _writtenNow(self, waiting: list[defer.Deferred[None]]) -> None:
+        for done in waiting:
+            self._say(done.callback, None)
+
+    def _swapNow(self, fds: list[int]) -> None:
+        for fd in fds:
+            os.close(self._fd)
+            self._fd = fd
 
     def _osWrite(self, fd: int, data: bytes) -> int:
         """C{os.write} (a test's slow disk replaces it)."""
@@ -112,34 +142,65 @@ class FileClient(ClientEvents, abstract.FileDescriptor):
         file takes writes again (it was a line a chunk, or, for output that
         had waited, the client cut for good).
         """
-        if self._slow.paused():
-            self._lost += len(data)
-            return len(data)
-        start = self._slow.clock.seconds()
         try:
             n = self._osWrite(self._fd, data)
         except BlockingIOError:
             return 0
         except OSError as e:
             if not self._lost:
-                log.error("{line}: cannot write {path}: {reason}; output is dropped until it can",
+                self._say(log.error, "{line}: cannot write {path}: {reason}; output is dropped until it can",
                           line=self.line.name, path=self.path, reason=e.strerror)
             self._lost += len(data)
             return len(data)
-        finally:
-            took = self._slow.clock.seconds() - start
-            pause = self._slow.timed(took)
-            if pause is not None:
-                log.error("{line}: {path} is slow: {count} writes in a row took {slow} s or more (the last {took} s), "
-                          "holding every line meanwhile; output is dropped for {pause} s", line=self.line.name,
-                          path=self.path, count=SLOW_WRITES, slow=SLOW_WRITE, took=f"{took:.2f}", pause=f"{pause:g}")
         if self._lost:
-            log.info("{line}: writing {path} again; {count} bytes were lost", line=self.line.name, path=self.path,
-                     count=self._lost)
+            self._say(log.info, "{line}: writing {path} again; {count} bytes were lost", line=self.line.name,
+                      path=self.path, count=self._lost)
             self._lost = 0
         return n
 
+    def _say(self, say: Any, *args: Any, **fields: Any) -> None:
+        """Logged on the reactor's thread (the writer's words too)."""
+        if self._teller is not None:
+            self._teller.tell(say, *args, **fields)
+        else:
+            say(*args, **fields)
+
+    def _writeNow(self, chunks: list[bytes]) -> None:
+        """The writer's side of a regular file: what waited, in one write (the rest of a short one after it)."""
+        data = b"".join(chunks)
+        while data:
+            n = self._writeFile(data)
+            data = data[n:]
+
+    def _toWriter(self, data: bytes) -> None:
+        """
+        Output for a regular file's writer, unless QUEUE_BOUND bytes wait
+        for it already (a disk slow, or a write that does not return):
+        then dropped, said once, counted, until half of that is written.
+        """
+        writes = self._writes
+        assert writes is not None
+        if self._behind:
+            if writes.waiting > writes.bound // 2:
+                self._behind += len(data)
+                self.behindDropped += len(data)
+                return
+            log.info("{line}: writing {path} again; {count} bytes were lost", line=self.line.name, path=self.path,
+                     count=self._behind)
+            self._behind = 0
+        if writes.room(len(data)):
+            writes.put(self._writeNow, data, len(data))
+            return
+        log.error("{line}: {path} is behind: {waiting} bytes wait for its disk (slow, or a write that does not "
+                  "return); output is dropped until they are written", line=self.line.name, path=self.path,
+                  waiting=writes.waiting)
+        self._behind += len(data)
+        self.behindDropped += len(data)
+
     def deliver(self, data: bytes) -> None:
+        if self._writes is not None:
+            self._toWriter(data)
+            return
         guard = self.guard
         if guard.full and guard.policy == "drop":
             guard.hold(data)
@@ -173,11 +234,27 @@ class FileClient(ClientEvents, abstract.FileDescriptor):
         self.close()
 
     def close(self) -> None:
+        if self.behindDropped and self in self.line.clients:
+            # (Kept in the line's count of what its logs dropped: a counter never falls.)
+            gone = self.line.droppedGone
+            gone["log"] = gone.get("log", 0) + self.behindDropped
         self.line.detach(self)
+        writes, self._writes = self._writes, None
+        if writes is not None:
+            # (Closed by its writer, after what waits: a stuck write holds neither the line nor the stop.)
+            writes.put(self._closeNow, None)
+            detach(writes)
+            return
         if self._fd >= 0:
             self.stopWriting()
             os.close(self._fd)
             self._fd = -1
+
+
+    def _closeNow(self, _: list[None]) -> None:
+        fd, self._fd = self._fd, -1
+        if fd >= 0:
+            os.close(fd)
 
 
 def openLocal(path: str, flags: int, mode: int = 0o640) -> int:

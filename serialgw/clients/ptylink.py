@@ -38,7 +38,7 @@ from zope.interface import implementer
 from serialgw.clients.base import ClientEvents
 from serialgw.clients.guard import OutputGuard
 from serialgw.config.specs import ConfigError, ListenerKind, ListenerSpec, Protocol, SerialSettings
-from serialgw.devices.links import givePty, removeSymlink, replaceSymlink
+from serialgw.devices.links import givePty, removeSymlink, replaceSymlink, restoreSymlink
 from serialgw.devices.ptywatch import SlaveWatch
 from serialgw.devices.termio import readTermios, setOtherSpeed, termiosConstant, termiosSpeed
 from serialgw.interfaces import IClient
@@ -195,6 +195,16 @@ class PtyClient(ClientEvents, abstract.FileDescriptor):
     def giveTo(self, uid: int, gid: int) -> None:
         """The pty (and its link) to the user and group twistd runs as once privileges drop (see L{givePty})."""
         givePty(self._slave, self.link, uid, gid)
+
+    def restoreLink(self) -> None:
+        """A reload: its link, if someone removed it, is made again (to this pty); anything put there instead is left."""
+        try:
+            done = restoreSymlink(self.slaveName, self.link)
+        except OSError as e:
+            done = f"is gone and cannot be made again: {e.strerror}"
+        if done is not None:
+            log.warn("{line}: {peer}: its link {link!r} {done}", line=self.line.name, peer=self.peer, link=self.link,
+                     done=done)
 
     def _renewSlave(self) -> None:
         """

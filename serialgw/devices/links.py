@@ -153,6 +153,24 @@ def holdsMaster(pid: int, index: int) -> Optional[bool]:
     return False if known else None
 
 
+def restoreSymlink(target: str, link: str) -> Optional[str]:
+    """
+    C{link}, ours to C{target}, made again if it is gone (removed by hand,
+    by a cleanup of /tmp): what was done, or what is at its path instead
+    (left as it is); None when it is there as it was.
+    """
+    if not link:
+        return None
+    try:
+        now = os.readlink(link)
+    except FileNotFoundError:
+        replaceSymlink(target, link)
+        return "was gone: made again"
+    except OSError:
+        return "is not a symlink now: left as it is"
+    return None if now == target else f"is a symlink to {now!r} now: left as it is"
+
+
 def removeSymlink(link: str, target: str) -> None:
     """Remove C{link} if it still points at C{target} (not someone else's)."""
     if not link:

@@ -32,6 +32,7 @@ from serialgw.devices.links import (
     ptyHolders,
     removeSymlink,
     replaceSymlink,
+    restoreSymlink,
     ttyControllers,
 )
 from serialgw.devices.ptywatch import SlaveWatch
@@ -384,6 +385,13 @@ class PtyPort(TtyPort):
     def giveTo(self, uid: int, gid: int) -> None:
         """The pty (and its link) to the user and group twistd runs as once privileges drop (see L{givePty})."""
         givePty(self._slaveFd, self.link, uid, gid)
+
+    def restoreLink(self) -> Optional[str]:
+        """A reload: its link made again if someone removed it (see L{restoreSymlink}): what was done, or None."""
+        try:
+            return restoreSymlink(self.slaveName, self.link)
+        except OSError as e:
+            return f"is gone and cannot be made again: {errorReason(e)}"
 
     def _renewSlave(self) -> None:
         """

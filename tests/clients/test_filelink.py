@@ -35,7 +35,8 @@ class FileLinkTests(SynchronousTestCase):
         os.makedirs(self.dir)
 
     def client(self, path: str) -> FileClient:
-        client = FileClient(self.line, path, reactor, parseListener(f"raw+file:{path}"))
+        # (A regular file written on the test's thread: read at once.)
+        client = FileClient(self.line, path, reactor, parseListener(f"raw+file:{path}"), writes="inline")
         self.addCleanup(client.close)
         return client
 

@@ -1,5 +1,6 @@
 """
-A console log written off the reactor's thread (serialgw.clients.logwriter):
+A console log (and a file: listener's regular file) written off the
+reactor's thread (serialgw.clients.logwriter):
 its writer held (a write that never returns, played by a writer whose jobs
 run only when the test says), the line and its clients go on; what waits
 is bounded, the rest dropped, counted and its gap marked; order kept;
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import os
 
+from twisted.internet import reactor
 from twisted.internet.task import Clock
 from twisted.logger import LogEvent, formatEvent
 from twisted.trial.unittest import SynchronousTestCase
@@ -19,7 +21,9 @@ from serialgw.app.service import GatewayService
 from serialgw.app.status import clientStatus
 from serialgw.clients import consolelog
 from serialgw.clients.consolelog import CLOSE_WAIT, ConsoleLog
+from serialgw.clients.local import FileClient
 from serialgw.clients.logwriter import QUEUE_BOUND
+from serialgw.config.listeners import parseListener
 from serialgw.config.specs import LogSpec
 from serialgw.line.hub import Line
 from tests.fakes import RecordingClient, RecordingDevice, observeLog
@@ -232,3 +236,71 @@ class HeldWriterTests(SynchronousTestCase):
         new._writes.runWaiting()
         self.successResultOf(closed)
         self.assertEqual(self.read(), b"old\nnew\n")
+
+
+class HeldFileTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.line = Line("web1", RecordingDevice(), clock=self.clock)
+        self.path = os.path.abspath(self.mktemp())
+        self.client = FileClient(self.line, self.path, reactor, parseListener(f"raw+file:{self.path}"), writes="held")
+        writes = self.client._writes
+        assert writes is not None
+        self.writes = writes
+        self.addCleanup(self.writes.runWaiting)
+        self.addCleanup(self.client.close)
+        self.events: list[LogEvent] = []
+        observeLog(self, self.events.append)
+
+    def read(self, path: str = "") -> bytes:
+        with open(path or self.path, "rb") as f:
+            return f.read()
+
+    def said(self) -> list[str]:
+        return [formatEvent(e) for e in self.events if e.get("log_namespace") == "serialgw.clients.local"]
+
+    def test_heldWriterHoldsNoClient(self) -> None:
+        """A file: listener's regular file, its writer stuck: the line's other client gets every byte at once; the file gets them, in order, when the writer goes on."""
+        other = RecordingClient()
+        self.line.attach(other)
+        chunks = [bytes([i]) * 1000 for i in range(256)]
+        for chunk in chunks:
+            self.line.deviceDataReceived(chunk)
+        self.assertEqual((b"".join(other.received), self.read()), (b"".join(chunks), b""))
+        self.writes.runWaiting()
+        self.assertEqual(self.read(), b"".join(chunks))
+
+    def test_boundedDropsCounted(self) -> None:
+        """Past QUEUE_BOUND waiting, a file: output drops what comes, says so once, counts it (status), and says how much was lost when it takes output again."""
+        count = QUEUE_BOUND // CHUNK
+        for i in range(count + 3):
+            self.line.deviceDataReceived(bytes([0x41 + i]) * CHUNK)
+        self.assertEqual((self.writes.waiting, self.client.behindDropped), (QUEUE_BOUND, 3 * CHUNK))
+        self.assertEqual(clientStatus(self.client)["dropped"], 3 * CHUNK)
+        self.writes.runWaiting()
+        self.line.deviceDataReceived(b"back")
+        self.writes.runWaiting()
+        self.assertEqual(self.read(), b"".join(bytes([0x41 + i]) * CHUNK for i in range(count)) + b"back")
+        self.assertEqual(self.said(), [
+            f"web1: {self.path} is behind: 1048576 bytes wait for its disk (slow, or a write that does not return); "
+            "output is dropped until they are written",
+            f"web1: writing {self.path} again; 196608 bytes were lost",
+        ])
+
+    def test_reopenWhileHeld(self) -> None:
+        """SIGUSR1 while its writer is stuck: what came before goes to the moved file, what came after to the new one."""
+        self.line.deviceDataReceived(b"before")
+        os.rename(self.path, self.path + ".1")
+        self.assertTrue(self.client.reopen())
+        self.line.deviceDataReceived(b"after")
+        self.writes.runWaiting()
+        self.assertEqual((self.read(self.path + ".1"), self.read()), (b"before", b"after"))
+
+    def test_closeWhileHeld(self) -> None:
+        """Closed while its writer is stuck: off the line at once; the file written and closed by the writer when it goes on."""
+        self.line.deviceDataReceived(b"last")
+        self.client.close()
+        self.assertNotIn(self.client, self.line.clients)
+        self.assertGreaterEqual(self.client._fd, 0)
+        self.writes.runWaiting()
+        self.assertEqual((self.read(), self.client._fd), (b"last", -1))

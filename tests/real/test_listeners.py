@@ -22,6 +22,7 @@ from twisted.internet.ssl import Certificate, PrivateCertificate, optionsForClie
 from twisted.trial.unittest import SkipTest, SynchronousTestCase, TestCase
 
 from serialgw.app.listen import StartupError, removeStaleSocket
+from serialgw.clients.local import FileClient
 from serialgw.config.listeners import parseListener
 from serialgw.config.specs import DeviceSpec, LineConfig
 from tests.certs import Authority
@@ -272,6 +273,8 @@ class ListenerTests(TestCase):
         await self.pty.received.length(1)
         self.pty.write(b"boot log\n")
         await watcher.received.length(9)
+        (output,) = [c for c in service.lines["t"].clients if isinstance(c, FileClient)]
+        await output.written()  # (a regular file is written off the reactor's thread)
         with open(path, "rb") as f:
             self.assertEqual(f.read(), b"old\nboot log\n")
 

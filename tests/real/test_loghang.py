@@ -11,6 +11,7 @@ from __future__ import annotations
 import fcntl
 import os
 import threading
+from typing import Any, Callable
 
 from twisted.internet import defer
 from twisted.internet.threads import deferToThread
@@ -18,7 +19,9 @@ from twisted.trial.unittest import TestCase
 
 from serialgw.clients import consolelog
 from serialgw.clients.consolelog import ConsoleLog
+from serialgw.clients.local import FileClient
 from serialgw.config.specs import LogSpec
+from serialgw.line.hub import Line
 from tests.realio import Clients, listenerPort, ptyLine, startedPty, startGateway
 
 ALL = bytes(range(256))
@@ -77,16 +80,27 @@ class HungLogTests(TestCase):
 
     async def test_hungWriteHoldsNoLine(self) -> None:
         """A console log stuck in a real write: the other line's client round-trips every byte value, the log's own line's client gets all its output; what the log cannot hold is counted exactly; the stop ends within CLOSE_WAIT."""
+        await self.hung(lambda line, path: {"log": LogSpec(path, format="", events="off")},
+                        lambda line: line.logs[0])
+
+    async def test_hungFileListenerHoldsNoLine(self) -> None:
+        """A file: listener's regular file stuck in a real write: the same (its output dropped past the bound, counted exactly)."""
+        await self.hung(lambda line, path: {"listeners": (f"file:{path}",)},
+                        lambda line: next(c for c in line.clients if isinstance(c, FileClient)))
+
+    async def hung(self, config: Callable[[str, str], dict[str, Any]], writer: Callable[[Line], Any]) -> None:
+        """Line a's file (what C{config} gives it, the one C{writer} finds) stuck in a write; line b beside it."""
         self.patch(consolelog, "CLOSE_WAIT", 0.5)
         a, b = startedPty(self), startedPty(self)
         path = os.path.abspath(self.mktemp())
-        service = startGateway(self, ptyLine(a, "raw+tcp:0:interface=127.0.0.1", name="a", log=LogSpec(path, format="", events="off")),
+        keys = config("a", path)
+        listeners = ("raw+tcp:0:interface=127.0.0.1",) + keys.pop("listeners", ())
+        service = startGateway(self, ptyLine(a, *listeners, name="a", **keys),
                                ptyLine(b, "raw+tcp:0:interface=127.0.0.1", name="b"))
         stuck = StuckPipe()
         self.addCleanup(stuck.close)
-        log = service.lines["a"].logs[0]
-        assert isinstance(log, ConsoleLog)
-        log._osWrite = stuck.write  # type: ignore[method-assign]
+        stuckOne = writer(service.lines["a"])
+        stuckOne._osWrite = stuck.write
         clients = Clients()
         self.addCleanup(lambda: defer.ensureDeferred(clients.close()))
         onA = await clients.connect(listenerPort(service, 0))
@@ -109,8 +123,8 @@ class HungLogTests(TestCase):
             await onA.received.length(6 + min(start + 2048, len(flood)))
         self.assertEqual(onA.received.data, b"first\n" + flood)
         self.assertFalse(stuck.released.is_set())
-        writes = log._writes
-        self.assertEqual(log.dropped + writes.waiting, 6 + len(flood))
-        self.assertGreater(log.dropped, 0)
+        dropped = stuckOne.dropped if isinstance(stuckOne, ConsoleLog) else stuckOne.behindDropped
+        self.assertEqual(dropped + stuckOne._writes.waiting, 6 + len(flood))
+        self.assertGreater(dropped, 0)
         await service.stopService()
         self.assertFalse(stuck.released.is_set())
