@@ -308,6 +308,29 @@ class HeldFileTests(SynchronousTestCase):
         self.writes.runWaiting()
         self.assertEqual((self.read(self.path + ".1"), self.read()), (b"before", b"after"))
 
+    def test_reopenOntoAFifoRefused(self) -> None:
+        """SIGUSR1 finding a FIFO at a regular file's path (nobody reading it): not reopened, said naming the path; the output goes on into the file in hand, none lost, its writer never spinning on a full FIFO."""
+        os.rename(self.path, self.path + ".1")
+        os.mkfifo(self.path)
+        writes = [0]
+        write = self.client._osWrite
+
+        def counted(fd: int, data: bytes) -> int:
+            writes[0] += 1
+            if writes[0] > 1000:
+                raise AssertionError("the writer spins on a file that takes nothing")
+            return write(fd, data)
+
+        self.client._osWrite = counted  # type: ignore[method-assign]
+        self.assertFalse(self.client.reopen())
+        flood = b"x" * (200 * 1024)
+        for start in range(0, len(flood), CHUNK):
+            self.line.deviceDataReceived(flood[start:start + CHUNK])
+        self.writes.runWaiting()
+        self.assertEqual(self.read(self.path + ".1"), flood)
+        self.assertEqual(self.said(), [f"web1: cannot reopen {self.path}: it is not a regular file now (a FIFO); "
+                                       "writing on to the file it was"])
+
     def test_closeWhileHeld(self) -> None:
         """Closed while its writer is stuck: off the line at once; the file written and closed by the writer when it goes on."""
         self.line.deviceDataReceived(b"last")
