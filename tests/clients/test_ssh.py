@@ -1554,8 +1554,9 @@ class OpenSSHTests(TestCase):
         self.ssh = need("ssh")
         keygen = need("ssh-keygen")
         self.processes = Processes()
-        if OpenSSHTests.keys is None:
-            # Made once for the class (an RSA key takes seconds on a busy machine).
+        if OpenSSHTests.keys is None or not os.path.isdir(OpenSSHTests.keys):
+            # Made once for the class (an RSA key takes seconds on a busy machine);
+            # again in a later pass of trial --until-failure (each pass removes _trial_temp).
             keys = os.path.abspath(self.mktemp())
             os.mkdir(keys)
             for name, comment, kind in (("writer", "ops1", "ed25519"), ("reader", "watcher1", "ed25519"),
