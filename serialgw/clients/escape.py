@@ -390,6 +390,9 @@ class EscapeMenu:
             client.notice(str(e))
             return
         settings: SerialSettings = line.clientSettings(client, wanted)
+        if line.mayWrite(client) and line.device.noSettings:
+            client.notice(f"no change: {line.device.noSettings}; {line.name} stays at {settings.describe()}")
+            return
         if not line.mayWrite(client):
             # Refused (logged by the line): said, as for a break.
             why = {Role.WATCHER: "you only watch: take write first", Role.READONLY: "read-only"}.get(

@@ -46,8 +46,9 @@ class RemoteDevice:
     A line's device reached over the network, reconnected with backoff.
 
     Settings, DTR/RTS and breaks are remembered here and sent to the remote
-    port (RFC 2217) on every connection; for telnet and raw consoles they
-    are remembered only (a telnet console gets breaks as IAC BRK).
+    port (RFC 2217) on every connection; a telnet or raw console carries no
+    settings (clients asking are refused: L{noSettings}), DTR and RTS are
+    remembered only (a telnet console gets breaks as IAC BRK).
 
     Typing is bounded as for a local device: the device is the streaming
     producer of its link's transport, whose buffer size is HIGH_WATER; past
@@ -125,6 +126,15 @@ class RemoteDevice:
         # Telnet carries a break as IAC BRK, RFC 2217 as SET-CONTROL; a raw byte stream has no way to.
         if self.spec.kind in ("tcp", "unix"):
             return f"{self.name} is a raw socket: it cannot carry a break"
+        return ""
+
+    @property
+    def noSettings(self) -> str:
+        # Only RFC 2217 carries settings; the others would keep them here and tell people they were set.
+        if self.spec.kind in ("tcp", "unix"):
+            return f"{self.name} is a raw socket: it carries no settings (an rfc2217:// device does)"
+        if self.spec.kind == "telnet":
+            return f"{self.name} is a telnet console without RFC 2217: it carries no settings (an rfc2217:// device does)"
         return ""
 
     def start(self) -> None:
