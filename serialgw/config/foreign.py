@@ -285,3 +285,25 @@ def conserverName(name: str) -> Optional[str]:
     if name == "!*":  # ('*' itself is every user)
         return "'!*' takes everyone out: leave the name out of the list instead"
     return None
+
+
+# Top-level tables an operator writes from ser2net.yaml or conserver.cf.
+_TABLES = {
+    "connection": "ser2net's connection is a [lines.NAME] table here",
+    "connections": "ser2net's connections are [lines.NAME] tables here, one a line",
+    "default": "ser2net's default and conserver's default * are the [defaults] table here",
+    "console": "conserver's console NAME is a [lines.NAME] table here",
+    "define": "ser2net's define has no counterpart: [defaults] gives every line a value",
+    "admin": "ser2net's admin port is the status endpoint here (--status)",
+    "led": "ser2net's led has no counterpart",
+    "rotator": "ser2net's rotator has no counterpart: each line has its own listeners",
+    "access": "conserver's access is the listener option allow=CIDR here, and write/read name [users.NAME]",
+    "group": "conserver's group has no counterpart: write/read name each [users.NAME]",
+    "config": "conserver's config block has no counterpart: the gateway's options are its command line",
+    "break": "conserver's break sequences have no counterpart: the escape menu's b and k KEY",
+}
+
+
+def foreignTable(key: str) -> Optional[str]:
+    """What serialgw has for a top-level table named as in ser2net.yaml or conserver.cf; L{None} else."""
+    return _TABLES.get(key.lower())

@@ -166,3 +166,20 @@ class PastedLineTests(SynchronousTestCase):
         # A relative path with a comma that is no connector is still a path.
         self.assertEqual(loadConfig(writeTemp(self, '[lines.a]\ndevice = "tty,1"\nlisten = "4001"\n'))[0].device.kind,
                          "tty")
+
+
+class ForeignTableTests(SynchronousTestCase):
+    def test_topLevelTables(self) -> None:
+        """A top-level table named as ser2net or conserver name theirs ([default], [connection.x]) names FILE:LINE and ours; another, FILE:LINE alone (it named the file only)."""
+        line = '[lines.a]\ndevice = "/dev/ttyS0"\nlisten = "4001"\n'
+        expected = " (expected [defaults], [lines.NAME], [ssh], [users.NAME] and [watch-all])"
+        for table, hint in (("[default]", "ser2net's default and conserver's default * are the [defaults] table here"),
+                            ("[connection.con01]", "ser2net's connection is a [lines.NAME] table here"),
+                            ("[console.web1]", "conserver's console NAME is a [lines.NAME] table here")):
+            path = writeTemp(self, f"{line}\n{table}\nmode = 'shared'\n")
+            name = table.strip("[]").split(".")[0]
+            self.assertEqual(str(self.assertRaises(ConfigError, loadConfig, path)),
+                             f"{path}:5: unknown top-level key '{name}': {hint}{expected}")
+        path = writeTemp(self, f"colour = 1\n{line}")
+        self.assertEqual(str(self.assertRaises(ConfigError, loadConfig, path)),
+                         f"{path}:1: unknown top-level key 'colour'{expected}")
