@@ -10,6 +10,8 @@ settings, modem lines, down and up.
 
 from __future__ import annotations
 
+import os
+import stat
 from typing import Any, Callable, Optional
 
 import attrs
@@ -22,7 +24,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from serialgw.config.specs import DeviceSpec, SerialSettings
+from serialgw.config.specs import DeviceSpec, SerialSettings, isAbstract, quote
 from serialgw.devices.backoff import CarriedBackoff, DialEndpoint
 from serialgw.devices.device import HIGH_WATER, _NoSink
 from serialgw.devices.remotelinks import (
@@ -39,6 +41,26 @@ from serialgw.wire.rfc2217 import modemLineCode
 from serialgw.wire.sockets import noDelay
 
 log = Logger()
+
+_NOT_SOCKETS = ((stat.S_ISDIR, "a directory"), (stat.S_ISREG, "a regular file"), (stat.S_ISFIFO, "a FIFO"),
+                (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
+
+
+def notASocket(path: str) -> Optional[str]:
+    """
+    What is at a C{unix:} device's path when it is no socket, for people
+    (C{'/run/x' is a directory, not a unix socket}: connecting to it says
+    only "Connection refused"); None for a socket, nothing, or an abstract name.
+    """
+    if isAbstract(path):
+        return None
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return None
+    what = next((name for test, name in _NOT_SOCKETS if test(mode)), None)
+    return None if what is None else f"{quote(path)} is {what}, not a unix socket"
+
 
 @implementer(IPushProducer, IDevice)
 class RemoteDevice:
@@ -156,6 +178,8 @@ class RemoteDevice:
         if self.closed or failure.check(CancelledError):
             return
         reason = failure.getErrorMessage().rstrip(".")
+        if self.spec.kind == "unix":
+            reason = notASocket(self.spec.path) or reason
         if reason != self.downReason:
             log.info("{device}: not connected: {reason}; trying again with backoff", device=self.name, reason=reason)
         self.downReason = reason
