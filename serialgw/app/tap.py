@@ -425,7 +425,7 @@ man 8 serialgw
                                     rtscts=settings.rtscts or bool(self["rtscts"]))
 
         # An empty value (a shell variable left unset) is refused, not the default.
-        typed = parseDevice(DEFAULT_DEVICE if self["device"] is None else self["device"])
+        typed = _named("device", parseDevice, DEFAULT_DEVICE if self["device"] is None else self["device"])
         # Relative paths from the directory at start (twistd's --rundir changes it afterwards).
         device = absoluteDevice(typed, os.getcwd())
         texts = ([("port", self["port"])] if self["port"] is not None else []) + [("listen", t) for t in self["listen"]]
@@ -465,7 +465,7 @@ man 8 serialgw
             if not isDecimal(text):
                 raise ConfigError(f"--max-clients must be a number >= 0 (0: no limit), not {quote(self['max-clients'])}")
             maxClients = int(text)
-        coalesce = parseCoalesce("off" if self["coalesce"] is None else self["coalesce"])
+        coalesce = _named("coalesce", parseCoalesce, "off" if self["coalesce"] is None else self["coalesce"])
         config = LineConfig(
             name=name,
             device=device,

@@ -19,7 +19,7 @@ from serialgw.clients import handshakes
 from serialgw.clients.handshakes import HandshakeTable, victimOf
 from serialgw.clients.ptylink import PtyClient, keptInPlace
 from serialgw.clients.raw import RawClient
-from serialgw.clients.session import Session
+from serialgw.clients.session import PERSON_SESSIONS_PER_LINE, Session, sessionsOf
 from serialgw.clients.telnet import TelnetClient
 from serialgw.clients.tls import HandshakeGate, caVerifier, peerSubject
 from serialgw.clients.transports import addressAllowed, admittedBy, describeAddress, peerName, sourceOf
@@ -216,6 +216,12 @@ class LineFactory(Factory):
             if right is None:
                 log.warn("{line}: TLS client {peer} ({user}) refused: not in the line's write or read",
                          line=self.line.name, peer=peerName(transport), user=printable(user) or "no CN")
+                return False
+            sessions = sessionsOf(self.line, user) if user else 0
+            if sessions >= PERSON_SESSIONS_PER_LINE:
+                # (As over SSH: one person, a read-only one too, took every place and kept the writers out.)
+                log.warn("{line}: TLS client {peer} ({user}) refused: {count} sessions of {user} there already",
+                         line=self.line.name, peer=peerName(transport), user=printable(user), count=sessions)
                 return False
             if right == "read":
                 client.role = Role.READONLY

@@ -20,6 +20,7 @@ from zope.interface import implementer
 
 from serialgw.clients.base import ClientEvents
 from serialgw.clients.guard import OutputGuard
+from serialgw.clients.logfile import kindOf
 from serialgw.clients.logwriter import FileWrites, attach, detach
 from serialgw.clients.raw import RawClient
 from serialgw.config.paths import NOT_FOLLOWED, noFollow
@@ -101,6 +102,13 @@ class FileClient(ClientEvents, abstract.FileDescriptor):
                       path=self.path, reason=e.strerror)
             return False
         if self._writes is not None:
+            mode = os.fstat(fd).st_mode
+            if not stat.S_ISREG(mode):
+                # (Its writer writes regular files: a FIFO nobody reads, or a tty, took nothing, and it spun on them.)
+                os.close(fd)
+                log.error("{line}: cannot reopen {path}: it is not a regular file now ({kind}); writing on to the file "
+                          "it was", line=self.line.name, path=self.path, kind=kindOf(mode))
+                return False
             self._writes.put(self._swapNow, fd)  # (after what waits for the file in hand)
             return True
         self.stopWriting()

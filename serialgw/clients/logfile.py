@@ -29,7 +29,7 @@ _KINDS = {stat.S_IFDIR: "a directory", stat.S_IFLNK: "a symbolic link", stat.S_I
           stat.S_IFSOCK: "a socket", stat.S_IFCHR: "a device", stat.S_IFBLK: "a device"}
 
 
-def _kind(mode: int) -> str:
+def kindOf(mode: int) -> str:
     """What a file is, for people: a directory, a symbolic link, ..., another file (a regular one not ours)."""
     return _KINDS.get(stat.S_IFMT(mode), "another file")
 
@@ -178,6 +178,6 @@ class LogFile:
         if key == self._inTheWay:
             return
         self._inTheWay = key
-        self._writes.tell(log.error, "{line}: " + message, line=self.line.name, path=self.spec.path, name=name, kind=_kind(st.st_mode),
+        self._writes.tell(log.error, "{line}: " + message, line=self.line.name, path=self.spec.path, name=name, kind=kindOf(st.st_mode),
                   **fields)
 

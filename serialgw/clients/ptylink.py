@@ -266,7 +266,11 @@ class PtyClient(ClientEvents, abstract.FileDescriptor):
     def _controlFree(self) -> None:
         if self._changeWaits:
             self._changeWaits = False
-            self._termiosChangedInTurn()
+            try:
+                self._termiosChangedInTurn()
+            except Exception:
+                # (As in doRead: neither this pty left deaf nor the ptys waiting after it.)
+                log.failure("{line}: handling input from {peer} failed", line=self.line.name, peer=self.peer)
         if not self._changeWaits and not self._inputPaused:
             self.startReading()
 

@@ -46,6 +46,15 @@ HELD_LOG_LINES = 8
 # waits for it; then its connection is cut (closing waits for the output to
 # drain: a client that never reads stayed connected for ever).
 CLOSE_GRACE = 10.0
+# Sessions one person (an SSH key's owner, a TLS certificate's CN) may have
+# on one line at once: a person, a read-only one too, filled a line's
+# max-clients (64) and kept its writers out.
+PERSON_SESSIONS_PER_LINE = 8
+
+
+def sessionsOf(line: Any, user: str) -> int:
+    """How many of C{line}'s people are C{user}'s sessions."""
+    return sum(1 for c in line.clients if c.person and c.user == user)
 
 
 def setUpConnection(client: Any, source: Any, transport: Any, spec: ListenerSpec, clock: Any,

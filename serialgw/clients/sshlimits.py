@@ -141,10 +141,6 @@ class FairShare:
             del self.takers[oldest]
 
 
-# Sessions one person may have on one line at once: a person, a read-only one too, filled a line's
-# max-clients (64) and kept its writers out.
-PERSON_SESSIONS_PER_LINE = 8
-
 # What a message held back by a key exchange costs besides its payload (a tuple, a bytes object).
 HELD_MESSAGE_COST = 100
 

@@ -24,10 +24,9 @@ from twisted.internet.interfaces import IPushProducer
 from twisted.logger import LogLevel
 from zope.interface import implementer
 
-from serialgw.clients import sshlimits
 from serialgw.clients.base import ClientEvents
 from serialgw.clients.guard import boundKernelQueue
-from serialgw.clients.session import CLOSE_GRACE, Session
+from serialgw.clients.session import CLOSE_GRACE, PERSON_SESSIONS_PER_LINE, Session, sessionsOf
 from serialgw.clients.sshtransport import ServerTransport, conchLog
 from serialgw.clients.transports import admittedBy, describeAddress
 from serialgw.config.sshkeys import printable
@@ -333,13 +332,13 @@ class SSHClient(Session, ClientEvents, SSHChannel):
                      peer=self.peer, count=line.maxClients)
             self.clock.callLater(0, self._refuse, f"serialgw: {line.name} is full ({line.maxClients} clients){newline}")
             return True
-        sessions = sum(1 for c in line.clients if c.person and c.user == self.login.user)
-        if sessions >= sshlimits.PERSON_SESSIONS_PER_LINE:
+        sessions = sessionsOf(line, self.login.user)
+        if sessions >= PERSON_SESSIONS_PER_LINE:
             # One person, a read-only one too, took every place (max-clients): the writers were kept out.
             log.warn("{line}: {peer} refused: {count} sessions of {user} there already", line=line.name,
                      peer=self.peer, count=sessions, user=self.login.user)
             self.clock.callLater(0, self._refuse, f"serialgw: {line.name}: you have {sessions} sessions there already "
-                                 f"(at most {sshlimits.PERSON_SESSIONS_PER_LINE} a person){newline}")
+                                 f"(at most {PERSON_SESSIONS_PER_LINE} a person){newline}")
             return True
         self.role = Role.WRITER if right == "write" and not spec.readOnly else Role.READONLY
         self.line = line

@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from typing import Optional
 
+from serialgw.config.specs import quote
+
 _SER2NET_SERIAL = re.compile(r"^([0-9]+)([NEOMS])([5-8])(1\.5|1|2)?$", re.IGNORECASE)
 
 
@@ -222,6 +224,12 @@ def pastedLine(line: str, known: set[str]) -> Optional[str]:
     TOML says in serialgw (C{known}: the keys of a line); L{None} for
     anything else.
     """
+    escape = re.search(r"\\[Ndps]", line)
+    if escape is not None and "=" in line:
+        # ser2net's filename escapes in a TOML basic string: tomllib's "Unescaped '\\' in a string".
+        example = line.strip().replace("\\N", "{line}")
+        return (f"ser2net's escapes ({escape.group(0)}) are not read here, and in a TOML \"...\" string a backslash "
+                f"starts an escape: {{line}} is the line's name, as ser2net's \\N ({quote(example)})")
     conf = ser2netConf(line)
     if conf is not None:
         return f"a ser2net.conf line: {conf}"
@@ -285,3 +293,25 @@ def conserverName(name: str) -> Optional[str]:
     if name == "!*":  # ('*' itself is every user)
         return "'!*' takes everyone out: leave the name out of the list instead"
     return None
+
+
+# Top-level tables an operator writes from ser2net.yaml or conserver.cf.
+_TABLES = {
+    "connection": "ser2net's connection is a [lines.NAME] table here",
+    "connections": "ser2net's connections are [lines.NAME] tables here, one a line",
+    "default": "ser2net's default and conserver's default * are the [defaults] table here",
+    "console": "conserver's console NAME is a [lines.NAME] table here",
+    "define": "ser2net's define has no counterpart: [defaults] gives every line a value",
+    "admin": "ser2net's admin port is the status endpoint here (--status)",
+    "led": "ser2net's led has no counterpart",
+    "rotator": "ser2net's rotator has no counterpart: each line has its own listeners",
+    "access": "conserver's access is the listener option allow=CIDR here, and write/read name [users.NAME]",
+    "group": "conserver's group has no counterpart: write/read name each [users.NAME]",
+    "config": "conserver's config block has no counterpart: the gateway's options are its command line",
+    "break": "conserver's break sequences have no counterpart: the escape menu's b and k KEY",
+}
+
+
+def foreignTable(key: str) -> Optional[str]:
+    """What serialgw has for a top-level table named as in ser2net.yaml or conserver.cf; L{None} else."""
+    return _TABLES.get(key.lower())

@@ -10,7 +10,7 @@ from typing import Any, Optional
 
 import attrs
 
-from serialgw.config.foreign import foreignKey
+from serialgw.config.foreign import foreignKey, foreignTable
 from serialgw.config.listeners import parseListener
 from serialgw.config.parsers import (
     SINGLE_SETTINGS,
@@ -71,7 +71,8 @@ def nameProblem(name: str, what: str = "line") -> Optional[str]:
 def readLines(path: str, text: str, data: dict[str, Any], base: str) -> tuple[list[LineConfig], dict[str, int]]:
     for key in data:
         if key not in ("defaults", "lines", "ssh", "users", "watch-all"):
-            raise ConfigError(f"{path}: unknown top-level key {quote(key)} "
+            hint = foreignTable(key)
+            raise ConfigError(f"{_where(path, text, key)}: unknown top-level key {quote(key)}{': ' + hint if hint else ''} "
                               "(expected [defaults], [lines.NAME], [ssh], [users.NAME] and [watch-all])")
     defaults = data.get("defaults", {})
     if not isinstance(defaults, dict):

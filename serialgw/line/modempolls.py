@@ -21,6 +21,10 @@ from collections import deque
 from typing import Any, Optional, Protocol
 from weakref import WeakKeyDictionary
 
+from twisted.logger import Logger
+
+log = Logger()
+
 # A round of reads starts at most this often (seconds): each line is read once a round.
 POLL_INTERVAL = 0.05
 # The time the reads may take of one turn (the read under way finishes).
@@ -85,7 +89,11 @@ class ModemPolls:
             line = self._left.popleft()
             if line in self.lines:
                 self.reads += 1
-                line.pollModem()
+                try:
+                    line.pollModem()
+                except Exception:
+                    # (One line's failure stops no other's reads: the timer is theirs too.)
+                    log.failure("{line}: reading the modem lines failed", line=getattr(line, "name", line))
                 now = clock.seconds()
         if not self.lines:
             return  # (the last line went during a read: remove has cleared all)

@@ -48,7 +48,7 @@ class OptionsTests(SynchronousTestCase):
 
     def test_emptyValuesRefused(self) -> None:
         """An empty --device, --name, --pace or --pace-line (a shell variable left unset) is refused, not taken for the default."""
-        for option, message in (("--device", "device is empty: expected a tty path, pty:LINK, telnet:HOST:PORT, "
+        for option, message in (("--device", "--device: device is empty: expected a tty path, pty:LINK, telnet:HOST:PORT, "
                                               "rfc2217://HOST:PORT, tcp:HOST:PORT or unix:PATH"),
                                 ("--name", "--name is empty: give the line a name, or leave --name out for the device's"),
                                 ("--pace", "--pace must be 0 to 10000 milliseconds, not ''"),
@@ -218,6 +218,17 @@ class OptionsTests(SynchronousTestCase):
                               "tcp,localhost,4003")
         self.assertEqual(str(e), "--listen: cannot read listener 'tcp,localhost,4003': ser2net's accepter form; "
                                  "serialgw writes it 'raw+tcp:4003:interface=127.0.0.1'")
+
+    def test_deviceAndCoalesceErrorsNameTheOption(self) -> None:
+        """--device's and --coalesce's errors begin with their option, as the listeners' and --serial's (a ser2net connector too)."""
+        e = self.assertRaises(UsageError, parse, "--device", "bogus:x")
+        self.assertEqual(str(e), "--device: unknown device 'bogus:x': expected a tty path, pty:LINK, telnet:HOST:PORT, "
+                                 "rfc2217://HOST:PORT, tcp:HOST:PORT or unix:PATH")
+        e = self.assertRaises(UsageError, parse, "--device", "telnet(rfc2217),tcp,kvm1,7007")
+        self.assertEqual(str(e), "--device: cannot read device 'telnet(rfc2217),tcp,kvm1,7007': ser2net's connector "
+                                 "form; serialgw writes it device = \"rfc2217://kvm1:7007\"")
+        e = self.assertRaises(UsageError, parse, "--device", "/dev/ttyS0", "--coalesce", "1,nan")
+        self.assertEqual(str(e), "--coalesce: coalesce '1,nan': expected 0 < MIN_MS <= MAX_MS <= 10000")
 
     def test_busyPoll(self) -> None:
         """--busy-poll sets the limit of serialgw's reactor, in microseconds; left out, the default; 0 turns it off."""

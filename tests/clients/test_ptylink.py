@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import termios
+from typing import Any
 
 from twisted.internet import defer, reactor, threads
 from twisted.logger import formatEvent
@@ -352,20 +353,10 @@ class PtyControlShareTests(TestCase):
 
     timeout = 30
 
-    def test_ptysTakeTurnsAtTheDevice(self) -> None:
-        """Three ptys' programs each change the speed in one turn, 3 ms at the device: one a turn (not three), the others not read meanwhile, then in order, not overwritten by the line's change meanwhile; the newest speed each had is asked for."""
-        from twisted.internet.task import Clock
-
-        from tests.fakes import oneTurn
-
-        clock = Clock()
+    def threePtys(self, clock: Any, accept: Any) -> tuple[RecordingDevice, list[PtyClient], list[Program]]:
+        """Three ptys on one line whose device takes settings with C{accept}; their programs set 1200, 2400 and 4800 in one turn (the first read at once, the others then)."""
         device = RecordingDevice(SerialSettings(115200))
-
-        def slow(settings: SerialSettings) -> SerialSettings:
-            clock.rightNow += 0.003  # (a USB adapter's tcsetattr: no call runs meanwhile)
-            return settings
-
-        device.accept = slow
+        device.accept = accept
         line = Line("t", device, clock=clock)
         clients = [PtyClient(line, "", reactor) for _ in range(3)]
         for client in clients:
@@ -378,6 +369,21 @@ class PtyControlShareTests(TestCase):
             program.set(speed=speed)
         for client in clients[1:]:
             client.doRead()  # one read each, in the same turn of the reactor
+        return device, clients, programs
+
+    def test_ptysTakeTurnsAtTheDevice(self) -> None:
+        """Three ptys' programs each change the speed in one turn, 3 ms at the device: one a turn (not three), the others not read meanwhile, then in order, not overwritten by the line's change meanwhile; the newest speed each had is asked for."""
+        from twisted.internet.task import Clock
+
+        from tests.fakes import oneTurn
+
+        clock = Clock()
+
+        def slow(settings: SerialSettings) -> SerialSettings:
+            clock.rightNow += 0.003  # (a USB adapter's tcsetattr: no call runs meanwhile)
+            return settings
+
+        device, clients, programs = self.threePtys(clock, slow)
         applied = lambda: [e[1].baudrate for e in device.events if e[0] == "apply"]  # noqa: E731
         self.assertEqual(applied(), [1200])
         readers = reactor.getReaders()  # type: ignore[attr-defined]
@@ -392,6 +398,30 @@ class PtyControlShareTests(TestCase):
         oneTurn(clock)
         self.assertEqual(clock.getDelayedCalls(), [])
 
+    def test_failingDeferredChangeKeepsReading(self) -> None:
+        """A program's change that waited its turn and whose handling raises: logged, that pty is read again (not deaf), and the ptys waiting after it still get their turn."""
+        from twisted.internet.task import Clock
+
+        from tests.fakes import oneTurn
+
+        clock = Clock()
+        calls = []
+
+        def slowOrBroken(settings: SerialSettings) -> SerialSettings:
+            calls.append(settings.baudrate)
+            if settings.baudrate == 2400:
+                raise RuntimeError("bug above")
+            clock.rightNow += 0.003  # (a USB adapter's tcsetattr: no call runs meanwhile)
+            return settings
+
+        device, clients, programs = self.threePtys(clock, slowOrBroken)
+        self.assertEqual(calls, [1200])
+        oneTurn(clock)
+        oneTurn(clock)
+        self.assertEqual(calls, [1200, 2400, 4800])
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+        readers = reactor.getReaders()  # type: ignore[attr-defined]
+        self.assertEqual([c in readers for c in clients], [True, True, True])
 
 class PtyClientFailureTests(TestCase):
     timeout = 30

@@ -107,14 +107,14 @@ class ListenerOptionsReloadTests(TestCase):
 class PlacesPerPersonTests(SynchronousTestCase):
     def test_readOnlyPersonCannotFillTheLine(self) -> None:
         """A person may have PERSON_SESSIONS_PER_LINE sessions on a line, a read-only one too: one more is refused, said, exit 1; a writer still gets in (a read-only person took all of max-clients and kept the writers out)."""
-        from serialgw.clients import sshlimits
+        from serialgw.clients.session import PERSON_SESSIONS_PER_LINE
         from serialgw.config.specs import Rights
         from tests.clients.test_ssh import Harness
 
         h = Harness()
         line = h.addLine("web1", Rights(write=("ops1",), read=("watcher1",)))
-        line.maxClients = sshlimits.PERSON_SESSIONS_PER_LINE + 1
-        for _ in range(sshlimits.PERSON_SESSIONS_PER_LINE):
+        line.maxClients = PERSON_SESSIONS_PER_LINE + 1
+        for _ in range(PERSON_SESSIONS_PER_LINE):
             channel, _ = h.channel(user="watcher1", lineName="web1")
             channel.requestReceived(b"shell", b"")
         extra, conn = h.channel(user="watcher1", lineName="web1")

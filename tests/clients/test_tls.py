@@ -96,6 +96,26 @@ class HandshakeTimeoutTests(SynchronousTestCase):
         self.assertEqual(verdicts, {False})
         self.assertEqual([formatEvent(e) for e in events], ["TLS client certificate 'mallory' refused: not in ['alice']"] * 20)
 
+    def test_placesPerPerson(self) -> None:
+        """A certificate's CN may have PERSON_SESSIONS_PER_LINE sessions on a line, as an SSH person: one more is refused after its handshake, logged; another person still gets in (a read-only CN took every place and kept the writers out)."""
+        from serialgw.clients import factory as factoryModule
+        from serialgw.clients.session import PERSON_SESSIONS_PER_LINE
+        from tests.fakes import RecordingClient
+
+        self.line.rights = Rights(write=("alice",), read=("carol",))
+        for n in range(PERSON_SESSIONS_PER_LINE):
+            carol = RecordingClient(f"carol {n}", Role.READONLY)
+            carol.person, carol.user = True, "carol"
+            self.line.attach(carol)
+        subject = ["carol"]
+        self.patch(factoryModule, "peerSubject", lambda transport: subject[0])
+        with capturedLogs() as events:
+            self.assertFalse(self.lineFactory._admit(StringTransport(), RecordingClient()))
+        self.assertIn("TLS client 192.168.1.1:54321 (carol) refused: 8 sessions of carol there already",
+                      [formatEvent(e).split(": ", 1)[1] for e in events])
+        subject[0] = "alice"
+        self.assertTrue(self.lineFactory._admit(StringTransport(), RecordingClient()))
+
     def test_handshakeTimeoutOption(self) -> None:
         """handshake=SECONDS sets the timeout; 0 means none; nonsense is refused naming it."""
         self.assertEqual(parseListener("tls:0:cert=c:key=k:handshake=2.5").tls.handshakeTimeout, 2.5)  # type: ignore[union-attr]

@@ -102,7 +102,7 @@ class CoalesceTests(SynchronousTestCase):
         options = tap.Options()
         options.exitOnError = False
         self.assertEqual(str(self.assertRaises(UsageError, options.parseOptions, ["--device", "/dev/ttyS0", "--coalesce", ""])),
-                         message)
+                         "--coalesce: " + message)
         for text, where in (('[lines.a]\ndevice = "/dev/ttyS0"\nlisten = "4001"\ncoalesce = ""\n', "4: [lines.a]"),
                             ('[defaults]\ncoalesce = ""\n[lines.a]\ndevice = "/dev/ttyS0"\nlisten = "4001"\n', "2: [defaults]")):
             path = writeTemp(self, text)

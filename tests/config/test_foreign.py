@@ -113,6 +113,15 @@ class PastedLineTests(SynchronousTestCase):
         self.assertEqual(self.refused(f"{head}colour: red\n"), "FILE:4: Expected '=' after a key in a key/value "
                                                                "pair (column 7)")
 
+    def test_ser2netEscapeInAString(self) -> None:
+        """ser2net's \\N in a TOML basic string (tomllib: "Unescaped '\\'") says {line}, with the line rewritten."""
+        message = self.refused('[defaults]\nlog = "/var/log/serialgw/\\N.log"\n[lines.a]\ndevice = "/dev/ttyS0"\n'
+                               'listen = "4001"\n')
+        self.assertEqual(message, "FILE:2: 'log = \"/var/log/serialgw/\\N.log\"': ser2net's escapes (\\N) are not "
+                                  "read here, and in a TOML \"...\" string a backslash starts an escape: {line} is the "
+                                  "line's name, as ser2net's \\N ('log = \"/var/log/serialgw/{line}.log\"') (TOML: "
+                                  "Unescaped '\\' in a string (column 28))")
+
     def test_conserverLines(self) -> None:
         """conserver.cf's console block and settings pasted are refused with the table and key serialgw writes."""
         self.assertEqual(self.refused("console web1 { type device; device /dev/ttyS0; baud 115200; }\n"),
@@ -166,3 +175,20 @@ class PastedLineTests(SynchronousTestCase):
         # A relative path with a comma that is no connector is still a path.
         self.assertEqual(loadConfig(writeTemp(self, '[lines.a]\ndevice = "tty,1"\nlisten = "4001"\n'))[0].device.kind,
                          "tty")
+
+
+class ForeignTableTests(SynchronousTestCase):
+    def test_topLevelTables(self) -> None:
+        """A top-level table named as ser2net or conserver name theirs ([default], [connection.x]) names FILE:LINE and ours; another, FILE:LINE alone (it named the file only)."""
+        line = '[lines.a]\ndevice = "/dev/ttyS0"\nlisten = "4001"\n'
+        expected = " (expected [defaults], [lines.NAME], [ssh], [users.NAME] and [watch-all])"
+        for table, hint in (("[default]", "ser2net's default and conserver's default * are the [defaults] table here"),
+                            ("[connection.con01]", "ser2net's connection is a [lines.NAME] table here"),
+                            ("[console.web1]", "conserver's console NAME is a [lines.NAME] table here")):
+            path = writeTemp(self, f"{line}\n{table}\nmode = 'shared'\n")
+            name = table.strip("[]").split(".")[0]
+            self.assertEqual(str(self.assertRaises(ConfigError, loadConfig, path)),
+                             f"{path}:5: unknown top-level key '{name}': {hint}{expected}")
+        path = writeTemp(self, f"colour = 1\n{line}")
+        self.assertEqual(str(self.assertRaises(ConfigError, loadConfig, path)),
+                         f"{path}:1: unknown top-level key 'colour'{expected}")

@@ -6,14 +6,15 @@ control transfer) never hold the others (line/modempolls.py).
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Optional
 
 from twisted.internet.task import Clock
+from twisted.logger import globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
 from serialgw.line.hub import Line
 from serialgw.line.modempolls import POLL_INTERVAL, pollsOf
-from tests.fakes import RecordingClient, RecordingDevice
+from tests.fakes import CallObserver, RecordingClient, RecordingDevice
 
 
 class TimedModemDevice(RecordingDevice):
@@ -110,6 +111,27 @@ class ModemPollTests(SynchronousTestCase):
         line0.detach(client0)
         line1.detach(client1)
         self.assertEqual((self.clock.getDelayedCalls(), pollsOf(self.clock)), ([], None))
+
+    def test_oneLineFailingStopsNoOther(self) -> None:
+        """A line whose read raises (logged, naming it) stops no other line's reads: the rest of the round and every later round read them all."""
+        made = self.controlled(3, 0.0)
+        failing = made[1][0].device
+        assert isinstance(failing, TimedModemDevice)
+
+        def broken() -> Optional[int]:
+            self.reads.append((round(self.clock.seconds(), 6), "l1"))
+            raise RuntimeError("modem read broke")
+
+        failing.modemState = broken  # type: ignore[method-assign]
+        events: list[dict[str, Any]] = []
+        observer = CallObserver(events.append)
+        globalLogPublisher.addObserver(observer)
+        self.addCleanup(globalLogPublisher.removeObserver, observer)
+        self.clock.advance(POLL_INTERVAL)
+        self.clock.advance(POLL_INTERVAL)
+        self.assertEqual([name for _, name in self.reads], ["l0", "l1", "l2"] * 2)
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 2)
+        self.assertEqual([e.get("line") for e in events if "log_failure" in e], ["l1", "l1"])
 
     def test_clockSetForwardDuringARead(self) -> None:
         """The wall clock set forward an hour during a read: the reads go on within a second, not 4 hours later."""
