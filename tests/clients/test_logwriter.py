@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 
 from twisted.internet import reactor
+from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.logger import LogEvent, formatEvent
 from twisted.trial.unittest import SynchronousTestCase
@@ -160,7 +161,7 @@ class HeldWriterTests(SynchronousTestCase):
         self.assertNoResult(done)
         self.clock.advance(0.5)
         self.assertEqual(self.successResultOf(done), 1)
-        self.assertIn(f"1 console log(s) not reopened in 10 s, their writers stuck in a write (reopened when it "
+        self.assertIn(f"1 log file(s) not reopened in 10 s, their writers stuck in a write (reopened when it "
                       f"returns): {self.path}", self.said())
         stuck._writes.runWaiting()
 
@@ -303,9 +304,13 @@ class HeldFileTests(SynchronousTestCase):
         """SIGUSR1 while its writer is stuck: what came before goes to the moved file, what came after to the new one."""
         self.line.deviceDataReceived(b"before")
         os.rename(self.path, self.path + ".1")
-        self.assertTrue(self.client.reopen())
+        reopened = self.client.reopen()
         self.line.deviceDataReceived(b"after")
+        assert isinstance(reopened, Deferred)
+        self.assertNoResult(reopened)
+        self.assertFalse(os.path.exists(self.path))  # (opened by the writer, not on the reactor's thread)
         self.writes.runWaiting()
+        self.assertEqual(self.successResultOf(reopened), 1)
         self.assertEqual((self.read(self.path + ".1"), self.read()), (b"before", b"after"))
 
     def test_reopenOntoAFifoRefused(self) -> None:
@@ -322,11 +327,12 @@ class HeldFileTests(SynchronousTestCase):
             return write(fd, data)
 
         self.client._osWrite = counted  # type: ignore[method-assign]
-        self.assertFalse(self.client.reopen())
+        reopened = self.client.reopen()
         flood = b"x" * (200 * 1024)
         for start in range(0, len(flood), CHUNK):
             self.line.deviceDataReceived(flood[start:start + CHUNK])
         self.writes.runWaiting()
+        self.assertEqual(self.successResultOf(reopened), 0)  # type: ignore[arg-type]
         self.assertEqual(self.read(self.path + ".1"), flood)
         self.assertEqual(self.said(), [f"web1: cannot reopen {self.path}: it is not a regular file now (a FIFO); "
                                        "writing on to the file it was"])
@@ -363,3 +369,23 @@ class HeldFileTests(SynchronousTestCase):
         self.successResultOf(stopped)
         self.assertIn(f"{self.path}: left to its writer, stuck in a write for 5 s: 4 bytes not written",
                       [formatEvent(e) for e in self.events])
+
+    def test_takesNothingNoSpin(self) -> None:
+        """A regular file whose write takes nothing (EAGAIN): its writer drops the output, says so once, and says what was lost when it writes again; it never retries at once for ever."""
+        writes = [0]
+        real = self.client._osWrite
+
+        def full(fd: int, data: bytes) -> int:
+            writes[0] += 1
+            raise BlockingIOError(11, "Resource temporarily unavailable")
+
+        self.client._osWrite = full  # type: ignore[method-assign]
+        self.line.deviceDataReceived(b"one")
+        self.line.deviceDataReceived(b"two")
+        self.writes.runWaiting()
+        self.client._osWrite = real  # type: ignore[method-assign]
+        self.line.deviceDataReceived(b"back")
+        self.writes.runWaiting()
+        self.assertEqual((writes[0], self.read()), (1, b"back"))
+        self.assertEqual(self.said(), [f"web1: cannot write {self.path}: it takes nothing now; output is dropped "
+                                       "until it can", f"web1: writing {self.path} again; 6 bytes were lost"])

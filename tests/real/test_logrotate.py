@@ -200,7 +200,7 @@ class TwistdLogReopenTests(SynchronousTestCase):
         line = Line("web1", RecordingDevice(), clock=Clock())
         consoleLog = ConsoleLog(line, LogSpec(os.path.join(directory, "web1.log"), format=""), line.clock)
         self.addCleanup(consoleLog.close)
-        fileClient = FileClient(line, os.path.join(directory, "web1.out"))
+        fileClient = FileClient(line, os.path.join(directory, "web1.out"), writes="inline")  # (reopened on this thread)
         self.addCleanup(fileClient.close)
         service = TwistdGatewayService([])
         service.lines["web1"] = line
