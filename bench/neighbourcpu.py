@@ -18,6 +18,7 @@ halves of B's round trip from this process's own system calls (device ->
 client, client -> device).
 
     python3 bench/neighbourcpu.py [--rounds 3] [--seconds 3] [--args "--busy-poll 0"] [--trace] [--no-ser2net]
+                                  [--oneshot 0,1,thread]
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ import run  # noqa: E402  (bench/run.py: the servers and the pty pairs)
 
 MiB = 1 << 20
 GiB = 1 << 30
+ONESHOT_ENV = "SERIALGW_ONESHOT"  # (serialgw.app.oneshot)
 
 
 def procStat(pid: int) -> tuple[float, float, int, int]:
@@ -57,9 +59,10 @@ def procStat(pid: int) -> tuple[float, float, int, int]:
 
 
 class SerialgwWithArgs(run.SerialgwNeighbour):
-    def __init__(self, extra: list[str]) -> None:
+    def __init__(self, extra: list[str], environ: Optional[dict[str, str]] = None) -> None:
         super().__init__()
         self.extra = extra
+        self.environ = environ or {}
 
 
 # Where a switch away from the server's thread was made, by the kernel
@@ -224,9 +227,14 @@ def main() -> None:
     parser.add_argument("--args", default="", help="more arguments for serialgw (after --config)")
     parser.add_argument("--no-round-trips", action="store_true", help="A's flood alone, B idle")
     parser.add_argument("--no-ser2net", action="store_true")
+    parser.add_argument("--oneshot", metavar="MODES",
+                        help="serialgw once for each SERIALGW_ONESHOT value (0,1,thread), alternated as the servers are")
     parser.add_argument("--trace", action="store_true", help="where the server waited (perf, root)")
     args = parser.parse_args()
     kinds: list[tuple[str, Any]] = [("serialgw", lambda: SerialgwWithArgs(args.args.split()))]
+    if args.oneshot:
+        kinds = [(f"serialgw {ONESHOT_ENV}={mode}", lambda mode=mode: SerialgwWithArgs(args.args.split(), {ONESHOT_ENV: mode}))
+                 for mode in args.oneshot.split(",")]
     if not args.no_ser2net:
         kinds.append(("ser2net-tuned", run.Ser2netNeighbour))
     runs: dict[str, list[dict[str, Any]]] = defaultdict(list)

@@ -648,6 +648,9 @@ class Ser2netNeighbour(Ser2net):
 class SerialgwNeighbour(Serialgw):
     """serialgw's farm (one --config file), without UUCP locks (as ser2net -u)."""
 
+    # More of its environment (bench/neighbourcpu.py --oneshot: SERIALGW_ONESHOT).
+    environ: dict[str, str] = {}
+
     def start(self, devices: list[str], ports: list[int], telnetPort: Optional[int] = None) -> None:
         config = os.path.join(self.dir, "farm.toml")
         with open(config, "w") as f:
@@ -655,7 +658,8 @@ class SerialgwNeighbour(Serialgw):
                 f.write(f'[lines.line{i}]\ndevice = "{device}"\nlisten = "raw+tcp:{port}:interface=127.0.0.1"\n'
                         "lock = false\n\n")
         argv = TWISTD + ["-n", "--pidfile=", "--logfile=/dev/null", "serialgw", "--config", config, *self.extra]
-        self.proc = subprocess.Popen(argv, cwd=REPO, env=dict(os.environ, PYTHONPATH=REPO), stdout=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(argv, cwd=REPO, env=dict(os.environ, PYTHONPATH=REPO, **self.environ),
+                                     stdout=subprocess.DEVNULL)
         waitListening(ports[-1])
 
 

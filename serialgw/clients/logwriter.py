@@ -22,6 +22,7 @@ import threading
 from collections import deque
 from typing import Any, Callable, Optional
 
+from twisted.internet import defer
 from twisted.internet.interfaces import IReactorThreads
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -59,6 +60,8 @@ class FileWrites:
         self._thread: Optional[threading.Thread] = None
         self._asleep = False
         self._closed = False
+        # Its owner gave up waiting for it (stuck in a write), and said so.
+        self.abandoned = False
 
     def room(self, size: int) -> bool:
         """Whether C{size} more bytes may wait (a job of any size when none waits)."""
@@ -94,6 +97,11 @@ class FileWrites:
             self._closed = True
             if self._asleep:
                 self._more.notify()
+
+    def told(self, waiting: list[defer.Deferred[None]]) -> None:
+        """A job: each of C{waiting} fired on the reactor's thread once the jobs before it have run."""
+        for done in waiting:
+            self.tell(_fire, done)
 
     def tell(self, say: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
         """C{say(...)} on the reactor's thread (the writer's words, logged there)."""
@@ -162,3 +170,47 @@ def detach(writes: FileWrites) -> None:
     writes.users -= 1
     if writes.users <= 0:
         writes.close()
+
+
+# Seconds the gateway's stop waits for writers closed with output still to write (a file: output's).
+STOP_WAIT = 5.0
+
+
+def drained(clock: Any, wait: float = STOP_WAIT) -> defer.Deferred[None]:
+    """
+    Fires once every writer closed with jobs left (a file: output closed
+    at stop) has run them, or after C{wait} s, naming those stuck in a
+    write with the bytes they did not write (the process may then end
+    without them).
+    """
+    left: dict[FileWrites, defer.Deferred[None]] = {w: defer.Deferred() for w in _shared.values()
+            if w.mode != "inline" and w._closed and not w.abandoned and (w._jobs or w._thread is not None)}
+    if not left:
+        return defer.succeed(None)
+    for writes, done in left.items():
+        writes.put(writes.told, done)
+    over: defer.Deferred[None] = defer.Deferred()
+
+    def giveUp() -> None:
+        for writes, done in left.items():
+            if not done.called:
+                writes.abandoned = True
+                log.error("{name}: left to its writer, stuck in a write for {wait} s: {waiting} bytes not written",
+                          name=writes.name, wait=f"{wait:g}", waiting=writes.waiting)
+        over.callback(None)
+
+    timer = clock.callLater(wait, giveUp)
+
+    def one(_: Any) -> None:
+        if all(done.called for done in left.values()) and timer.active():
+            timer.cancel()
+            over.callback(None)
+
+    for done in left.values():
+        done.addCallback(one)
+    return over
+
+
+def _fire(done: defer.Deferred[None]) -> None:
+    if not done.called:
+        done.callback(None)

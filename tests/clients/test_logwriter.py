@@ -22,7 +22,7 @@ from serialgw.app.status import clientStatus
 from serialgw.clients import consolelog
 from serialgw.clients.consolelog import CLOSE_WAIT, ConsoleLog
 from serialgw.clients.local import FileClient
-from serialgw.clients.logwriter import QUEUE_BOUND
+from serialgw.clients.logwriter import QUEUE_BOUND, STOP_WAIT
 from serialgw.config.listeners import parseListener
 from serialgw.config.specs import LogSpec
 from serialgw.line.hub import Line
@@ -225,6 +225,18 @@ class HeldWriterTests(SynchronousTestCase):
             b"[serialgw: what was typed, 131072 bytes, not logged: the disk did not keep up]\n"
             b"ops1: 2 byte(s)\n  0000  61 62" + b" " * 42 + b"  |ab|\n"))
 
+    def test_rotatedBeforeTheReloadsLog(self) -> None:
+        """A reload's log on the path while what waited for the old one rotates the file: the new log writes the file at the path, not the one moved away."""
+        old = self.log(format="", maxSize=100, keep=2)
+        for i in range(3):
+            self.line.deviceDataReceived(b"%d" % i * 59 + b"\n")
+        new = self.log(format="", maxSize=100, keep=2)
+        old.close()
+        self.line.deviceDataReceived(b"new\n")
+        new._writes.runWaiting()
+        self.assertEqual((self.read(self.path + ".2"), self.read(self.path + ".1"), self.read()),
+                         (b"0" * 59 + b"\n", b"1" * 59 + b"\n", b"2" * 59 + b"\nnew\n"))
+
     def test_pathAgainAfterClose(self) -> None:
         """A log closed while its writer still has output, then a log on that path again (a reload removing it, the next adding it): the new output comes after the old."""
         old = self.log(format="")
@@ -327,3 +339,27 @@ class HeldFileTests(SynchronousTestCase):
         self.assertGreaterEqual(self.client._fd, 0)
         self.writes.runWaiting()
         self.assertEqual((self.read(), self.client._fd), (b"last", -1))
+
+    def test_stopWaitsForTheWriter(self) -> None:
+        """The gateway's stop waits for what a closed file: output's writer still has to write."""
+        service = GatewayService([], reactor=self.clock)
+        self.line.deviceDataReceived(b"last")
+        self.client.close()
+        stopped = service.stopService()
+        self.assertNoResult(stopped)
+        self.writes.runWaiting()
+        self.successResultOf(stopped)
+        self.assertEqual(self.read(), b"last")
+
+    def test_stopLeavesAStuckWriter(self) -> None:
+        """The stop waits STOP_WAIT s at most for a file: output's writer stuck in a write, then says which file was left with how many bytes."""
+        service = GatewayService([], reactor=self.clock)
+        self.line.deviceDataReceived(b"last")
+        self.client.close()
+        stopped = service.stopService()
+        self.clock.advance(STOP_WAIT - 0.5)
+        self.assertNoResult(stopped)
+        self.clock.advance(0.5)
+        self.successResultOf(stopped)
+        self.assertIn(f"{self.path}: left to its writer, stuck in a write for 5 s: 4 bytes not written",
+                      [formatEvent(e) for e in self.events])

@@ -113,6 +113,15 @@ class PastedLineTests(SynchronousTestCase):
         self.assertEqual(self.refused(f"{head}colour: red\n"), "FILE:4: Expected '=' after a key in a key/value "
                                                                "pair (column 7)")
 
+    def test_ser2netEscapeInAString(self) -> None:
+        """ser2net's \\N in a TOML basic string (tomllib: "Unescaped '\\'") says {line}, with the line rewritten."""
+        message = self.refused('[defaults]\nlog = "/var/log/serialgw/\\N.log"\n[lines.a]\ndevice = "/dev/ttyS0"\n'
+                               'listen = "4001"\n')
+        self.assertEqual(message, "FILE:2: 'log = \"/var/log/serialgw/\\N.log\"': ser2net's escapes (\\N) are not "
+                                  "read here, and in a TOML \"...\" string a backslash starts an escape: {line} is the "
+                                  "line's name, as ser2net's \\N ('log = \"/var/log/serialgw/{line}.log\"') (TOML: "
+                                  "Unescaped '\\' in a string (column 28))")
+
     def test_conserverLines(self) -> None:
         """conserver.cf's console block and settings pasted are refused with the table and key serialgw writes."""
         self.assertEqual(self.refused("console web1 { type device; device /dev/ttyS0; baud 115200; }\n"),
