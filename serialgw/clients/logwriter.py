@@ -3,8 +3,8 @@ A console log's file written off the reactor's thread.  A write that
 never returns (a hard-mounted NFS server gone, a FUSE file system stuck)
 held every line while it was made on the reactor's thread; a disk slow
 over each write held them at its pace.  Now each file has a writer of its
-own (L{FileWrites}): a thread, started when there is something to write,
-that runs the file's jobs (writes, rotations, reopens, its close) in the
+own (L{FileWrites}): a thread, from the file's open to its close, that
+runs the file's jobs (writes, rotations, reopens, its close) in the
 order they came, each run taking every job of a kind that waits (one
 write for many chunks of output).  At most L{QUEUE_BOUND} bytes wait for
 it: past that its owner drops what comes, counts it and marks the gap
@@ -32,8 +32,6 @@ log = Logger()
 # Bytes that may wait for one file's writer (past it, its output is dropped, counted, its gap marked).
 QUEUE_BOUND = 1 << 20
 
-# Seconds a writer's thread waits for more before it ends (the next job starts another).
-IDLE = 10.0
 
 # A job: what runs it (given the arguments of every such job waiting next to each other, in order), its argument, its bytes.
 Job = tuple[Callable[[list[Any]], None], Any, int]
@@ -78,11 +76,18 @@ class FileWrites:
             self._jobs.append((run, arg, size))
             if self.mode == "thread":
                 if self._thread is None:
-                    self._thread = threading.Thread(target=self._loop, name=f"serialgw writer {self.name}",
-                                                    daemon=True)
-                    self._thread.start()
+                    self._start()
                 elif self._asleep:
                     self._more.notify()
+
+    def _start(self) -> None:
+        """
+        Its thread, from the file's open to its close (started on the
+        first write instead, 1024 logs marked at once took 43 ms of the
+        reactor's thread in one turn, against 10 with their threads there).
+        """
+        self._thread = threading.Thread(target=self._loop, name=f"serialgw writer {self.name}", daemon=True)
+        self._thread.start()
 
     def runWaiting(self) -> None:
         """A C{held} writer's jobs, run now on the caller's thread (a test letting a hung writer go)."""
@@ -118,11 +123,8 @@ class FileWrites:
                         self._thread = None
                         return
                     self._asleep = True
-                    rested = self._more.wait(IDLE)
+                    self._more.wait()
                     self._asleep = False
-                    if not rested and not self._jobs:
-                        self._thread = None
-                        return
                 jobs = list(self._jobs)
                 self._jobs.clear()
             self._run(jobs)
@@ -161,6 +163,9 @@ def attach(reactor: Any, path: str, mode: Optional[str] = None) -> FileWrites:
         if mode is None:
             mode = "thread" if IReactorThreads.providedBy(reactor) else "inline"
         writes = _shared[path] = FileWrites(reactor, path, mode)
+        if mode == "thread":
+            with writes._lock:
+                writes._start()
     writes.users += 1
     return writes
 

@@ -196,19 +196,19 @@ class QemuManualTests(SynchronousTestCase):
                              f"escape={quote(key)} in {quote(text)}: it cannot be the escape key: {why} (^] is usual)")
 
     def test_commandKeyNotTheEscapeKey(self) -> None:
-        """A command's letter as the escape key (escape=t: t t sent a t, and nobody could take write) is refused, naming the command; another letter is taken."""
+        """A command's letter as the escape key (escape=t: t t sent a t, and nobody could take write) is refused, naming the command; punctuation is taken (a letter is not: test_escapeprintable)."""
         for key, command in (("t", "take write"), ("d", "disconnect"), ("?", "help"), ("B", "baud rate")):
             text = f"telnet,escape={key}+4444"
             self.assertEqual(str(self.assertRaises(ConfigError, parseListener, text)),
                              f"escape={quote(key)} in {quote(text)}: it cannot be the escape key: it is the escape "
                              f"menu's command {key} ({command}), which could not be given (^] is usual)")
-        self.assertEqual([parseListener(f"raw,escape={k}+4444").escape for k in ("~", "T", "e")],
-                         [ord("~"), ord("T"), ord("e")])
+        self.assertEqual([parseListener(f"raw,escape={k}+4444").escape for k in ("~", "`", "!")],
+                         [ord("~"), ord("`"), ord("!")])
 
     def test_escapeKeyDel(self) -> None:
         """escape=^? is DEL, as the character itself; another character past ASCII is refused, quoted."""
-        self.assertEqual([parseListener(f"telnet,escape={k}+4444").escape for k in ("^?", "\x7f", "^]", "e")],
-                         [0x7F, 0x7F, 0x1D, ord("e")])
+        self.assertEqual([parseListener(f"telnet,escape={k}+4444").escape for k in ("^?", "\x7f", "^]", "~")],
+                         [0x7F, 0x7F, 0x1D, ord("~")])
         self.assertEqual(str(self.assertRaises(ConfigError, parseListener, "telnet,escape=\xff+4444")),
                          "escape='\xff' in 'telnet,escape=\xff+4444': expected ^X (a control key), ^? (DEL), one ASCII "
                          "character, or off")
