@@ -185,7 +185,7 @@ class LogrotateTests(TestCase):
         await client.received.contains(b"after\n")
         client.transport.write(b"typed")  # type: ignore[union-attr]
         await pty.received.contains(b"typed")
-        self.assertRegex(self.read(console), rb"^\S+ \S+ after\n")
+        self.assertRegex(await self.holds(console, b"after\n"), rb"^\S+ \S+ after\n")
         self.assertNotIn(b"before", self.read(console))
         self.assertRegex(self.read(console + ".1"), rb"^\S+ \S+ before\n$")
         self.assertTrue(proc.running)
