@@ -102,9 +102,8 @@ class ConsoleLog(ClientEvents, LogFile):
         self._typed: Optional[ConsoleLog] = None
         self._open()
         self._writes = attach(clock, spec.path, writes)
-        if self._writes.users > 1:
-            self._writes.put(self._followNow, None)
         if typedOnly:
+            self._follow()
             return
         if spec.typed != "off":
             try:
@@ -114,6 +113,8 @@ class ConsoleLog(ClientEvents, LogFile):
                 detach(self._writes)
                 release(self._fd, self._key)
                 raise
+        # (Only now: a job queued before a refusal ran on the descriptor let go, or on another file given its number.)
+        self._follow()
         self._takeOver()
         line.attach(self)
         line.logs.append(self)
@@ -137,6 +138,11 @@ class ConsoleLog(ClientEvents, LogFile):
                 if self._held:
                     self._holdTick = ticks(self.clock).at(self.clock.seconds() + EVENT_HOLD, self._holdOver)
                 self._writes.put(self._takeOverNow, other)
+
+    def _follow(self) -> None:
+        """A log on a path another log of ours writes: the path followed once what waits for that one is written."""
+        if self._writes.users > 1:
+            self._writes.put(self._followNow, None)
 
     def _followNow(self, _: list[None]) -> None:
         """

@@ -69,8 +69,8 @@ class RemoteDevice:
 
     Settings, DTR/RTS and breaks are remembered here and sent to the remote
     port (RFC 2217) on every connection; a telnet or raw console carries no
-    settings (clients asking are refused: L{noSettings}), DTR and RTS are
-    remembered only (a telnet console gets breaks as IAC BRK).
+    settings (clients asking are refused: L{noSettings}) nor DTR and RTS,
+    which stay as they are (a telnet console gets breaks as IAC BRK).
 
     Typing is bounded as for a local device: the device is the streaming
     producer of its link's transport, whose buffer size is HIGH_WATER; past
@@ -228,6 +228,9 @@ class RemoteDevice:
         return settings
 
     def setModemLine(self, name: str, on: bool) -> bool:
+        if self.noSettings:
+            # Nothing carries DTR or RTS there: as they were (an RFC 2217 client is answered so).
+            return bool(self.modemLines[name])
         self.modemLines[name] = on
         if self.usable:
             self._link.control(modemLineCode(name, on))

@@ -191,6 +191,19 @@ class HeldWriterTests(SynchronousTestCase):
         new._writes.runWaiting()
         self.assertEqual(self.read(), b"one two\n[x] three\n")
 
+    def test_reloadsLogFailingLeavesNoJob(self) -> None:
+        """A reload's new log on the log's path whose LOG.typed cannot be opened: refused, and what it had queued for the shared writer touches nothing once its descriptor is let go (the number given to another file meanwhile is not closed)."""
+        old = self.log(format="")
+        os.symlink("/nonexistent", self.path + ".typed")
+        self.assertRaises(OSError, ConsoleLog, self.line, LogSpec(self.path, typed="text"), self.clock, writes="held")
+        other = os.open(self.path + ".other", os.O_WRONLY | os.O_CREAT, 0o600)
+        self.addCleanup(lambda: os.close(other) if os.path.exists(f"/proc/self/fd/{other}") else None)
+        self.line.deviceDataReceived(b"on\n")
+        old._writes.runWaiting()
+        self.assertEqual(self.read(), b"on\n")
+        self.assertEqual(os.fstat(other).st_ino, os.stat(self.path + ".other").st_ino)
+        self.assertEqual(self.flushLoggedErrors(), [])
+
     def test_stopWithHeldWriter(self) -> None:
         """The gateway's stop with a console log's writer stuck ends within CLOSE_WAIT s."""
         service = GatewayService([], reactor=self.clock)

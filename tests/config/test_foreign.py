@@ -177,6 +177,17 @@ class PastedLineTests(SynchronousTestCase):
                          "tty")
 
 
+    def test_lineSeparatorInAComment(self) -> None:
+        """A comment holding U+2028 or U+0085 (TOML takes them; Python's splitlines breaks lines there): the pasted line, its FILE:LINE and another error's place are the file's own lines."""
+        for odd in ("\u2028", "\x85"):
+            head = f'# pasted from a web page:{odd} ser2net farm\n[lines.a]\ndevice = "/dev/ttyS0"\nlisten = 4001\n'
+            self.assertEqual(self.refused(head + "2000:telnet:600:/dev/ttyS0:9600 8DATABITS NONE 1STOPBIT\n"),
+                             "FILE:5: '2000:telnet:600:/dev/ttyS0:9600 8DATABITS NONE 1STOPBIT': a ser2net.conf line: "
+                             "serialgw writes it [lines.ttyS0] device = \"/dev/ttyS0\", listen = "
+                             "\"telnet,no-rfc2217,idle=600+2000\", serial = \"9600,8N1\" (TOML: Expected '=' after "
+                             "a key in a key/value pair (column 5))")
+            self.assertTrue(self.refused(head + "max-clients = -1\n").startswith("FILE:5: [lines.a] max-clients"))
+
 class ForeignTableTests(SynchronousTestCase):
     def test_topLevelTables(self) -> None:
         """A top-level table named as ser2net or conserver name theirs ([default], [connection.x]) names FILE:LINE and ours; another, FILE:LINE alone (it named the file only)."""

@@ -91,3 +91,12 @@ class RemoteSettingsTests(SynchronousTestCase):
         client.dataReceived(sb(2, 7))
         self.assertTrue(self.user.value().endswith(sb(102, 8)))
         self.assertEqual((self.farEnd.value(), device.settings), (b"", SerialSettings(115200)))
+
+    def test_rfc2217ClientModemLinesOnRawDevice(self) -> None:
+        """SET-CONTROL DTR off and RTS off on a raw console: answered with the state as it is (on), nothing changed, nothing sent."""
+        device, client = self.gateway(DeviceSpec("tcp", host="10.0.0.5", port=7000))
+        client.dataReceived(bytes([IAC, WILL, CPO]))
+        self.user.clear()
+        client.dataReceived(sb(5, 9) + sb(5, 12))
+        self.assertEqual(self.user.value(), sb(105, 8) + sb(105, 11))
+        self.assertEqual((self.farEnd.value(), device.modemLines), (b"", {"dtr": True, "rts": True}))

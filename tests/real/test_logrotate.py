@@ -185,6 +185,7 @@ class LogrotateTests(TestCase):
         await client.received.contains(b"after\n")
         client.transport.write(b"typed")  # type: ignore[union-attr]
         await pty.received.contains(b"typed")
+        # (Its writer thread writes it: waited for, not read at once.)
         self.assertRegex(await self.holds(console, b"after\n"), rb"^\S+ \S+ after\n")
         self.assertNotIn(b"before", self.read(console))
         self.assertRegex(self.read(console + ".1"), rb"^\S+ \S+ before\n$")
