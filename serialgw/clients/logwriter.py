@@ -216,6 +216,21 @@ def drained(clock: Any, wait: float = STOP_WAIT) -> defer.Deferred[None]:
     return over
 
 
+def written() -> defer.Deferred[None]:
+    """
+    Fires (on the reactor's thread) once every writer working in a thread
+    has run the jobs put before this call: what a line had logged is then
+    in its file (a test reading a log, a status page's sizes).
+    """
+    waits: list[defer.Deferred[None]] = []
+    for writes in list(_shared.values()):
+        if writes.mode == "thread" and not writes.abandoned:
+            done: defer.Deferred[None] = defer.Deferred()
+            writes.put(writes.told, done)
+            waits.append(done)
+    return defer.gatherResults(waits).addCallback(lambda _: None)
+
+
 def _fire(done: defer.Deferred[None]) -> None:
     if not done.called:
         done.callback(None)

@@ -10,12 +10,13 @@ reopen, reload and close do not wait for it for ever.
 from __future__ import annotations
 
 import os
+import threading
 
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.logger import LogEvent, formatEvent
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from serialgw.app.reopening import REOPEN_WAIT
 from serialgw.app.service import GatewayService
@@ -23,7 +24,7 @@ from serialgw.app.status import clientStatus
 from serialgw.clients import consolelog
 from serialgw.clients.consolelog import CLOSE_WAIT, ConsoleLog
 from serialgw.clients.local import FileClient
-from serialgw.clients.logwriter import QUEUE_BOUND, STOP_WAIT
+from serialgw.clients.logwriter import QUEUE_BOUND, STOP_WAIT, attach, detach, written
 from serialgw.config.listeners import parseListener
 from serialgw.config.specs import LogSpec
 from serialgw.line.hub import Line
@@ -402,3 +403,22 @@ class HeldFileTests(SynchronousTestCase):
         self.assertEqual((writes[0], self.read()), (1, b"back"))
         self.assertEqual(self.said(), [f"web1: cannot write {self.path}: it takes nothing now; output is dropped "
                                        "until it can", f"web1: writing {self.path} again; 6 bytes were lost"])
+
+
+class WrittenTests(TestCase):
+    async def test_writtenWaitsForEveryThreadWriter(self) -> None:
+        """written() fires only once each writer's thread has run the jobs put before the call (tests reading a log wait for it)."""
+        writes = attach(reactor, os.path.abspath(self.mktemp()), "thread")
+        self.addCleanup(detach, writes)
+        go, ran = threading.Event(), []
+
+        def job(args: list[str]) -> None:
+            go.wait(30)
+            ran.extend(args)
+
+        writes.put(job, "first")
+        done = written()
+        self.assertNoResult(done)
+        go.set()
+        await done
+        self.assertEqual(ran, ["first"])
