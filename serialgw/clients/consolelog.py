@@ -101,7 +101,11 @@ class ConsoleLog(ClientEvents, LogFile):
         self._mode = 0o600 if typedOnly else 0o640
         self._typed: Optional[ConsoleLog] = None
         self._open()
-        self._writes = attach(clock, spec.path, writes)
+        try:
+            self._writes = attach(clock, spec.path, writes)
+        except OSError:
+            release(self._fd, self._key)
+            raise
         if typedOnly:
             self._follow()
             return

@@ -57,7 +57,11 @@ class FileClient(ClientEvents, abstract.FileDescriptor):
         # stuck holds no line); a FIFO or a tty is written here, never waited on.
         self._writes: Optional[FileWrites] = None
         if stat.S_ISREG(os.fstat(self._fd).st_mode):
-            self._writes = attach(self.reactor, os.path.abspath(path), writes)
+            try:
+                self._writes = attach(self.reactor, os.path.abspath(path), writes)
+            except OSError:
+                os.close(self._fd)
+                raise
         self._teller = self._writes
         # Output its writer did not take (more than QUEUE_BOUND waited): all of it, and since it last took some.
         self.behindDropped = 0

@@ -18,6 +18,7 @@ lets it go).
 
 from __future__ import annotations
 
+import errno
 import threading
 from collections import deque
 from typing import Any, Callable, Optional
@@ -162,10 +163,16 @@ def attach(reactor: Any, path: str, mode: Optional[str] = None) -> FileWrites:
     if writes is None:
         if mode is None:
             mode = "thread" if IReactorThreads.providedBy(reactor) else "inline"
-        writes = _shared[path] = FileWrites(reactor, path, mode)
+        writes = FileWrites(reactor, path, mode)
         if mode == "thread":
             with writes._lock:
-                writes._start()
+                try:
+                    writes._start()
+                except RuntimeError as e:
+                    # (The process may start no more threads: systemd's TasksMax, ulimit -u.)
+                    raise OSError(errno.EAGAIN, f"cannot start its writer thread ({e}): are the "
+                                  "process's threads limited (systemd's TasksMax, ulimit -u)?") from e
+        _shared[path] = writes
     writes.users += 1
     return writes
 

@@ -9,6 +9,7 @@ reopen, reload and close do not wait for it for ever.
 
 from __future__ import annotations
 
+import errno
 import os
 import threading
 
@@ -21,7 +22,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from serialgw.app.reopening import REOPEN_WAIT
 from serialgw.app.service import GatewayService
 from serialgw.app.status import clientStatus
-from serialgw.clients import consolelog
+from serialgw.clients import consolelog, logwriter
 from serialgw.clients.consolelog import CLOSE_WAIT, ConsoleLog
 from serialgw.clients.local import FileClient
 from serialgw.clients.logwriter import QUEUE_BOUND, STOP_WAIT, attach, detach, written
@@ -422,3 +423,47 @@ class WrittenTests(TestCase):
         go.set()
         await done
         self.assertEqual(ran, ["first"])
+
+
+class NoThreadTests(SynchronousTestCase):
+    """The process may start no more threads (systemd's TasksMax): a log or file: output is refused, its descriptor let go."""
+
+    def setUp(self) -> None:
+        def refuse(thread: threading.Thread) -> None:
+            raise RuntimeError("can't start new thread")
+
+        self.patch(threading.Thread, "start", refuse)
+        self.line = Line("web1", RecordingDevice(), clock=Clock())
+        self.path = os.path.abspath(self.mktemp())
+        self.fds = len(os.listdir("/proc/self/fd"))
+
+    def check(self, error: OSError) -> None:
+        self.assertEqual(error.errno, errno.EAGAIN)
+        self.assertEqual(error.strerror, "cannot start its writer thread (can't start new thread): are the process's "
+                                         "threads limited (systemd's TasksMax, ulimit -u)?")
+        self.assertNotIn(self.path, logwriter._shared)
+        self.assertEqual(len(os.listdir("/proc/self/fd")), self.fds)
+        self.assertEqual(self.line.logs, [])
+
+    def test_consoleLog(self) -> None:
+        """A console log: OSError(EAGAIN) saying why, no writer kept, its file's descriptor closed."""
+        self.check(self.assertRaises(OSError, ConsoleLog, self.line, LogSpec(self.path), reactor))
+
+    def test_typedLog(self) -> None:
+        """log-typed's second writer refused: the console log's writer and descriptor let go too."""
+        started: list[threading.Thread] = []
+        real = threading.Thread.start
+
+        def once(thread: threading.Thread) -> None:
+            if started:
+                raise RuntimeError("can't start new thread")
+            started.append(thread)
+            real(thread)
+
+        self.patch(threading.Thread, "start", once)
+        self.check(self.assertRaises(OSError, ConsoleLog, self.line, LogSpec(self.path, typed="text"), reactor))
+
+    def test_fileOutput(self) -> None:
+        """A file: output: the same."""
+        self.check(self.assertRaises(OSError, FileClient, self.line, self.path, reactor,
+                                     parseListener(f"raw+file:{self.path}")))
