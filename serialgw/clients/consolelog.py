@@ -457,9 +457,12 @@ class ConsoleLog(ClientEvents, LogFile):
         self._markTick = None
         if self in self.line.logs:
             self.line.logs.remove(self)
-        waits = [self._closeWrites()]
+        # (A reload's log on this file, sharing the writer, marks what this one dropped where it takes output again.)
+        heir = next((other for other in self.line.logs if isinstance(other, ConsoleLog)
+                     and other._writes is self._writes), None)
+        waits = [self._closeWrites(heir)]
         if self._typed is not None:
-            waits.append(self._typed._closeWrites())
+            waits.append(self._typed._closeWrites(heir._typed if heir is not None else None))
         dropped = self.droppedAll()
         if dropped and self in self.line.clients:
             # (The line's count of what its logs dropped stays with it: a counter never falls.)
@@ -467,9 +470,18 @@ class ConsoleLog(ClientEvents, LogFile):
         self.line.detach(self)
         return defer.gatherResults(waits).addCallback(lambda _: None)
 
-    def _closeWrites(self) -> defer.Deferred[None]:
+    def _closeWrites(self, heir: Optional[ConsoleLog] = None) -> defer.Deferred[None]:
         done: defer.Deferred[None] = defer.Deferred()
         writes = self._writes
+        if self._behind or self._behindTyped:
+            # Output dropped since the gap was last marked (the writer behind): marked at the close, or by its heir.
+            if heir is not None and heir._writes is writes:
+                heir._behind += self._behind
+                heir._behindTyped += self._behindTyped
+            else:
+                writes.put(self._gapNow, (self._behind, self._behindTyped))
+                writes.put(self._lastGapNow, None)
+            self._behind = self._behindTyped = 0
         writes.put(self._closeNow, done)
         detach(writes)
         if not done.called:
@@ -483,6 +495,20 @@ class ConsoleLog(ClientEvents, LogFile):
             timer = self.clock.callLater(CLOSE_WAIT, abandon)
             done.addBoth(lambda result: (timer.cancel() if timer.active() else None, result)[1])
         return done
+
+    def _lastGapNow(self, _: list[None]) -> None:
+        """What was dropped before the close, marked at the file's end (nothing written after it would)."""
+        if not (self._failing and (self.lost or self._typedLost)) or self._fd < 0:
+            return
+        marker = self._gapMarker()
+        try:
+            while marker:
+                n = self._osWrite(self._fd, marker)
+                if n <= 0:
+                    break
+                marker = marker[n:]
+        except OSError:
+            pass  # (the disk still failing: said already)
 
     def _closeNow(self, waiting: list[defer.Deferred[None]]) -> None:
         fd, self._fd = self._fd, -1

@@ -96,6 +96,32 @@ class HeldWriterTests(SynchronousTestCase):
             f"web1: log {self.path} written again; 262144 bytes were not logged",
         ])
 
+    def test_closedBehindGapMarked(self) -> None:
+        """A log closed (a reload, the stop) while behind: the output it dropped is marked in the file, as a gap is when it takes output again."""
+        log = self.log(format="", events="off")
+        count = QUEUE_BOUND // CHUNK
+        for i in range(count + 4):
+            self.line.deviceDataReceived(bytes([0x41 + i]) * (CHUNK - 1) + b"\n")
+        log.close()
+        log._writes.runWaiting()
+        expected = b"".join(bytes([0x41 + i]) * (CHUNK - 1) + b"\n" for i in range(count))
+        self.assertEqual(self.read(), expected + b"[serialgw: 262144 bytes lost: the disk did not keep up]\n")
+
+    def test_reloadedBehindGapMarked(self) -> None:
+        """A reload's new log on the file of a log closed while behind: the new one marks what the old one dropped, once, where it takes output again."""
+        old = self.log(format="", events="off")
+        count = QUEUE_BOUND // CHUNK
+        for i in range(count + 4):
+            self.line.deviceDataReceived(bytes([0x41 + i]) * (CHUNK - 1) + b"\n")
+        new = self.log(format="[x] ", events="off")
+        old.close()
+        new._writes.runWaiting()
+        self.line.deviceDataReceived(b"back\n")
+        new._writes.runWaiting()
+        expected = b"".join(bytes([0x41 + i]) * (CHUNK - 1) + b"\n" for i in range(count))
+        self.assertEqual(self.read(), expected + b"[x] [serialgw: 262144 bytes lost: the disk did not keep up]\n"
+                                                 b"[x] back\n")
+
     def test_behindUntilHalfWritten(self) -> None:
         """Once behind, output is dropped until no more than half QUEUE_BOUND waits (a disk that stays slow: not a gap a chunk)."""
         log = self.log(format="")
