@@ -142,6 +142,10 @@ class IDevice(Interface):
         "Why a break cannot reach the far end, for people (C{'unix:/x is a raw socket: it cannot carry a break'}); "
         "empty when it can."
     )
+    noSettings = Attribute(
+        "Why settings cannot reach the far end, for people (C{'tcp:h:1 is a raw socket: it carries no settings "
+        "(an rfc2217:// device does)'}); empty when they can.  Settings asked of the line are refused then."
+    )
     lockedBy = Attribute("The process whose UUCP lock keeps the device from us (a pid), or None.")
     breaks = Attribute("Breaks sent so far.")
     dropped = Attribute(

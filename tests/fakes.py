@@ -190,6 +190,8 @@ class RecordingDevice:
         self.downReason: Optional[str] = None
         # Why a break cannot reach the far end ("" when it can).
         self.noBreak = ""
+        # Why it carries no settings ("" when it does).
+        self.noSettings = ""
         self.settings = settings
         self.modemLines = {"dtr": True, "rts": True}
         self.modem: Optional[int] = None

@@ -33,6 +33,7 @@ from serialgw.config.specs import (
     unixNameLimit,
 )
 from serialgw.devices.links import PTY_SLAVE_MAJORS
+from serialgw.devices.remote import notASocket
 
 WILDCARDS = ("", "0.0.0.0", "::")
 # Listeners whose path is a unix socket's (a dial-out's too); a pty:, file: or pipe: path is a file's.
@@ -231,6 +232,9 @@ def checkLines(lines: Sequence[LineConfig], status: Optional[ListenerSpec] = Non
             errors.append(f"{owner}: {problem}")
         if device.kind == "unix" and not isAbstract(device.path) and not os.path.exists(device.path):
             warnings.append(f"{owner}: socket {quote(device.path)} does not exist (now)")
+        elif device.kind == "unix" and (what := notASocket(device.path)) is not None:
+            # (Connecting to it says "Connection refused", for ever.)
+            warnings.append(f"{owner}: device {quote(device.describe())}: {what} (now): the line would stay down")
         if line.log is not None:
             directory = os.path.dirname(os.path.abspath(line.log.path))
             if os.path.lexists(line.log.path) and (os.path.islink(line.log.path) or not os.path.isfile(line.log.path)):

@@ -21,6 +21,7 @@ from serialgw.config.specs import LineConfig, quote
 from serialgw.devices import reopenpool
 from serialgw.devices.device import SerialDevice
 from serialgw.devices.ports import AbsentPort, DeviceError, DeviceLocked, PtyPort, TtyPort
+from serialgw.devices.ptyslave import otherPtyProblem
 from serialgw.devices.remote import RemoteDevice
 from serialgw.devices.reopen import OPENING
 from serialgw.devices.reopenpool import FirstOpen, deviceOpens
@@ -59,10 +60,17 @@ def makeDevice(
                             retryPolicy=retryPolicy)
     lockDir = _lockDir(config)
 
+    # The device, once made: the pty slave its port last was (see otherPtyProblem).
+    made: list[SerialDevice] = []
+
     # A device that vanishes (USB unplugged, a pty's far end gone) is
     # opened again at the same path (a pty: a new one behind the link).
     def opener(spec: Any = config.device, settings: Any = config.settings) -> IPort:
-        # again=True: a pty slave at the path may be another session's terminal now.
+        # Not another program's pty given the number of the line's, nor (again=True) another session's terminal.
+        had = getattr(made[0].port, "node", None) if made else None
+        problem = otherPtyProblem(spec.path, had) if spec.kind == "tty" else None
+        if problem is not None:
+            raise DeviceError(problem)
         port = openPort(spec, settings, lockDir, True)
         loop = ownPtyLoop(config, port)
         if loop is not None:
@@ -72,9 +80,10 @@ def makeDevice(
 
     def absent(e: DeviceError) -> SerialDevice:
         # Down from the start, opened again with backoff.
-        return SerialDevice(AbsentPort(config.device.describe(), config.settings), reactor,
-                            config.breakDuration, opener=opener, reopenPolicy=reopenPolicy,
-                            downReason=str(e))
+        made.append(SerialDevice(AbsentPort(config.device.describe(), config.settings), reactor,
+                                 config.breakDuration, opener=opener, reopenPolicy=reopenPolicy,
+                                 downReason=str(e)))
+        return made[0]
 
     if offThread and waitForDevices and config.device.kind == "tty":
         device = absent(DeviceError(OPENING))
@@ -108,7 +117,8 @@ def makeDevice(
         _startsDown(config, e)
         return absent(e)
     _opened(config, port)
-    return SerialDevice(port, reactor, config.breakDuration, opener=opener, reopenPolicy=reopenPolicy)
+    made.append(SerialDevice(port, reactor, config.breakDuration, opener=opener, reopenPolicy=reopenPolicy))
+    return made[0]
 
 
 def ownPtyLoop(config: LineConfig, port: IPort) -> Optional[str]:

@@ -107,9 +107,9 @@ class Reopens:
         def over() -> None:
             stuck = list(pending)
             pending.clear()
-            log.error("{count} console log(s) not reopened in {wait} s, their writers stuck in a write (reopened "
+            log.error("{count} log file(s) not reopened in {wait} s, their writers stuck in a write (reopened "
                       "when it returns): {paths}", count=len(stuck), wait=f"{REOPEN_WAIT:g}",
-                      paths=" ".join(client.spec.path for client in stuck))
+                      paths=" ".join(pathOf(client) for client in stuck))
             then()
 
         timer = self.service.reactor.callLater(REOPEN_WAIT, over)
@@ -141,3 +141,8 @@ def isOpen(client: Any) -> bool:
     if isinstance(client, ConsoleLog):
         return client in client.line.logs
     return client in client.line.clients
+
+
+def pathOf(client: Any) -> str:
+    """The path a console log or a file: output writes."""
+    return str(client.path) if isinstance(client, FileClient) else str(client.spec.path)

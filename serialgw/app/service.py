@@ -29,6 +29,7 @@ from serialgw.app.notify import Notifier
 from serialgw.app.reload import listenerChanges, namesBrief
 from serialgw.app.reopening import Reopens
 from serialgw.clients.consolelog import ConsoleLog
+from serialgw.clients.logwriter import drained
 from serialgw.clients.transports import describeAddress
 from serialgw.config.specs import LineConfig, ListenerSpec, SSHSpec, WatchAllSpec, isAbstract
 from serialgw.config.where import Places
@@ -296,7 +297,9 @@ class GatewayService(MultiService):
         self.notifier.stopping()
         self._stopped = True
         waits = [MultiService.stopService(self)] + list(self._closing) + self._closeAll()
-        return defer.gatherResults([w for w in waits if isinstance(w, defer.Deferred)])
+        # Then what file: outputs' writers still have to write (at most STOP_WAIT s: see serialgw.clients.logwriter).
+        return defer.gatherResults([w for w in waits if isinstance(w, defer.Deferred)]).addCallback(
+            lambda _: drained(self.reactor))
 
     def reopenLogs(self) -> defer.Deferred[int]:
         """

@@ -14,6 +14,7 @@ resumes, as a full disk's gap is.
 from __future__ import annotations
 
 import os
+import stat
 import time
 from typing import Any, Optional
 
@@ -100,8 +101,13 @@ class ConsoleLog(ClientEvents, LogFile):
         self._mode = 0o600 if typedOnly else 0o640
         self._typed: Optional[ConsoleLog] = None
         self._open()
-        self._writes = attach(clock, spec.path, writes)
+        try:
+            self._writes = attach(clock, spec.path, writes)
+        except OSError:
+            release(self._fd, self._key)
+            raise
         if typedOnly:
+            self._follow()
             return
         if spec.typed != "off":
             try:
@@ -111,6 +117,8 @@ class ConsoleLog(ClientEvents, LogFile):
                 detach(self._writes)
                 release(self._fd, self._key)
                 raise
+        # (Only now: a job queued before a refusal ran on the descriptor let go, or on another file given its number.)
+        self._follow()
         self._takeOver()
         line.attach(self)
         line.logs.append(self)
@@ -134,6 +142,24 @@ class ConsoleLog(ClientEvents, LogFile):
                 if self._held:
                     self._holdTick = ticks(self.clock).at(self.clock.seconds() + EVENT_HOLD, self._holdOver)
                 self._writes.put(self._takeOverNow, other)
+
+    def _follow(self) -> None:
+        """A log on a path another log of ours writes: the path followed once what waits for that one is written."""
+        if self._writes.users > 1:
+            self._writes.put(self._followNow, None)
+
+    def _followNow(self, _: list[None]) -> None:
+        """
+        Opened before what waited for a log on this path was written: if
+        that rotated the file meanwhile (the other log's), the file at the
+        path is this one's, not the one moved away.
+        """
+        try:
+            here = os.lstat(self.spec.path)
+        except OSError:
+            return
+        if stat.S_ISREG(here.st_mode) and not self._isBeingWritten(here):
+            self._reopenOne()
 
     def _takeOverNow(self, others: list[ConsoleLog]) -> None:
         mine = os.fstat(self._fd)
@@ -448,6 +474,7 @@ class ConsoleLog(ClientEvents, LogFile):
         detach(writes)
         if not done.called:
             def abandon() -> None:
+                writes.abandoned = True
                 log.error("{line}: log {path} left to its writer, stuck in a write for {wait} s: {waiting} bytes "
                           "not written", line=self.line.name, path=self.spec.path, wait=f"{CLOSE_WAIT:g}",
                           waiting=writes.waiting)

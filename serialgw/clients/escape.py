@@ -283,7 +283,8 @@ class EscapeMenu:
         del changes[:-ROLE_CHANGES]
         return True
 
-    def _replay(self, count: int) -> None:
+    def _replay(self, count: int, asked: int = 0) -> None:
+        """Replay the last C{count} lines; C{asked}: the count typed, when more than the cap (said)."""
         line = self.client.line
         guard = self.client.guard
         # No more than the client may have waiting (deliverKept's cut), and
@@ -296,7 +297,8 @@ class EscapeMenu:
             if start or size >= limit or len(backlog) < size:
                 break
             size *= 4
-        self.client.notice(f"last {count} lines of {line.name}:")
+        capped = f" (at most {MAX_REPLAY_LINES}, not {asked})" if asked > count else ""
+        self.client.notice(f"last {count} lines of {line.name}{capped}:")
         self.client.deliverKept(backlog[start:])
 
     def _enter(self, byte: int) -> None:
@@ -368,7 +370,7 @@ class EscapeMenu:
             self.client.notice("0 lines: nothing replayed")
         elif typed.isdigit():
             # (Each line is looked for: a count past the backlog's lines changes nothing.)
-            self._replay(min(int(typed), MAX_REPLAY_LINES))
+            self._replay(min(int(typed), MAX_REPLAY_LINES), int(typed))
         else:
             self.client.notice(f"not a number of lines: {typed!r}")
 
@@ -377,6 +379,9 @@ class EscapeMenu:
         if line.clientBreak(self.client):
             # The key goes after the break: the device holds it until then.
             line.clientData(self.client, bytes((byte,)))
+        else:
+            # Always said: the refusal's own notice is at most once a second (_tellRefusal).
+            self.client.notice(f"{shownKey(byte)} not sent: no break")
         return b""
 
     def _baud(self, typed: str) -> None:
@@ -390,6 +395,9 @@ class EscapeMenu:
             client.notice(str(e))
             return
         settings: SerialSettings = line.clientSettings(client, wanted)
+        if line.mayWrite(client) and line.device.noSettings:
+            client.notice(f"no change: {line.device.noSettings}; {line.name} stays at {settings.describe()}")
+            return
         if not line.mayWrite(client):
             # Refused (logged by the line): said, as for a break.
             why = {Role.WATCHER: "you only watch: take write first", Role.READONLY: "read-only"}.get(

@@ -10,7 +10,7 @@ import errno
 import os
 import stat
 import termios
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 from twisted.internet import abstract, defer, stdio
 from twisted.internet.protocol import connectionDone
@@ -57,7 +57,11 @@ class FileClient(ClientEvents, abstract.FileDescriptor):
         # stuck holds no line); a FIFO or a tty is written here, never waited on.
         self._writes: Optional[FileWrites] = None
         if stat.S_ISREG(os.fstat(self._fd).st_mode):
-            self._writes = attach(self.reactor, os.path.abspath(path), writes)
+            try:
+                self._writes = attach(self.reactor, os.path.abspath(path), writes)
+            except OSError:
+                os.close(self._fd)
+                raise
         self._teller = self._writes
         # Output its writer did not take (more than QUEUE_BOUND waited): all of it, and since it last took some.
         self.behindDropped = 0
@@ -93,24 +97,23 @@ class FileClient(ClientEvents, abstract.FileDescriptor):
     def logPrefix(self) -> str:
         return self.peer
 
-    def reopen(self) -> bool:
-        """Open the path again (logrotate moved the file); the file in hand is kept if that fails."""
+    def reopen(self) -> Union[bool, defer.Deferred[int]]:
+        """
+        Open the path again (logrotate moved the file); the file in hand is
+        kept if that fails.  A regular file is opened again by its writer,
+        after what waits for it (an open on a stuck NFS mount holds no
+        line): fires with 1, or 0 if it could not be.
+        """
+        if self._writes is not None:
+            done: defer.Deferred[int] = defer.Deferred()
+            self._writes.put(self._reopenNow, done)
+            return done
         try:
             fd = self._open()
         except OSError as e:
             log.error("{line}: cannot reopen {path}: {reason}; writing on to the file it was", line=self.line.name,
                       path=self.path, reason=e.strerror)
             return False
-        if self._writes is not None:
-            mode = os.fstat(fd).st_mode
-            if not stat.S_ISREG(mode):
-                # (Its writer writes regular files: a FIFO nobody reads, or a tty, took nothing, and it spun on them.)
-                os.close(fd)
-                log.error("{line}: cannot reopen {path}: it is not a regular file now ({kind}); writing on to the file "
-                          "it was", line=self.line.name, path=self.path, kind=kindOf(mode))
-                return False
-            self._writes.put(self._swapNow, fd)  # (after what waits for the file in hand)
-            return True
         self.stopWriting()
         os.close(self._fd)
         self._fd = fd
@@ -131,10 +134,32 @@ class FileClient(ClientEvents, abstract.FileDescriptor):
         for done in waiting:
             self._say(done.callback, None)
 
-    def _swapNow(self, fds: list[int]) -> None:
-        for fd in fds:
-            os.close(self._fd)
-            self._fd = fd
+    def _reopenNow(self, waiting: list[defer.Deferred[int]]) -> None:
+        for done in waiting:
+            opened = 0
+            try:
+                opened = self._reopenFile()
+            finally:
+                self._say(done.callback, opened)
+
+    def _reopenFile(self) -> int:
+        """The writer's side of L{reopen}: 1 if the path was opened again."""
+        try:
+            fd = self._open()
+        except OSError as e:
+            self._say(log.error, "{line}: cannot reopen {path}: {reason}; writing on to the file it was",
+                      line=self.line.name, path=self.path, reason=e.strerror)
+            return 0
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            # (Its writer writes regular files: a FIFO nobody reads, or a tty, took nothing, and it spun on them.)
+            os.close(fd)
+            self._say(log.error, "{line}: cannot reopen {path}: it is not a regular file now ({kind}); writing on "
+                      "to the file it was", line=self.line.name, path=self.path, kind=kindOf(mode))
+            return 0
+        os.close(self._fd)
+        self._fd = fd
+        return 1
 
     def _osWrite(self, fd: int, data: bytes) -> int:
         """C{os.write} (a test's slow disk replaces it)."""
@@ -178,6 +203,13 @@ class FileClient(ClientEvents, abstract.FileDescriptor):
         data = b"".join(chunks)
         while data:
             n = self._writeFile(data)
+            if n == 0:
+                # (A file that takes nothing, EAGAIN: dropped as a failed write is, not retried at once for ever.)
+                if not self._lost:
+                    self._say(log.error, "{line}: cannot write {path}: it takes nothing now; output is dropped until "
+                              "it can", line=self.line.name, path=self.path)
+                self._lost += len(data)
+                return
             data = data[n:]
 
     def _toWriter(self, data: bytes) -> None:

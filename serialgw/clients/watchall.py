@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import fnmatch
 import ipaddress
+import re
 from collections import deque
 from typing import Any, Callable, Optional
 
@@ -53,6 +54,15 @@ TAPS_PER_TURN = 64
 # every line it watches work for each chunk of output, and 64 that never
 # read, from one client, made a newline flood cost 4.7 ms a 4 KiB read.
 MAX_PER_ADDRESS = 8
+# Colours and other attributes (SGR escape sequences, ESC [ ... m) a
+# console leaves set: reset (ESC [0m) before another console's piece, so
+# its lines are not drawn in them, and put back before the console's own
+# next piece; at most SGR_KEPT of them a line (those since its last reset),
+# each of at most 32 parameter bytes (a longer one is not put back).
+_SGR = re.compile(rb"(\x1b\[([0-9;:]{0,32})m)")
+SGR_RESET = b"\x1b[0m"
+SGR_KEPT = 16
+SGR_SCAN = 64
 
 
 def matches(name: str, patterns: tuple[str, ...]) -> bool:
@@ -77,6 +87,42 @@ class LineTap(ClientEvents):
         self._flushCall: Any = None
         # Its watcher left (leave): it only waits to be taken off its line.
         self.gone = False
+        # The attributes its output left set (SGR_KEPT), and whether any may be.
+        self.sgr: list[bytes] = []
+        self.dirty = False
+
+    def noteAttributes(self, piece: bytes) -> None:
+        """
+        What C{piece} (sent to the watcher) leaves set of the attributes (see
+        SGR_KEPT): looked for from its end, at most SGR_SCAN escape sequences
+        (an SGR flood cost 2.5 ms a 64 KiB piece a watcher when all were
+        parsed); past them, it is reset before another console's lines anyway.
+        """
+        end = len(piece)
+        kept: list[bytes] = []
+        for _ in range(SGR_SCAN):
+            start = piece.rfind(b"\x1b[", 0, end)
+            if start < 0:
+                break
+            end = start
+            match = _SGR.match(piece, start)
+            if match is None:
+                continue  # (another sequence: a cursor move)
+            if not match.group(2).split(b";", 1)[0].strip(b"0"):
+                # ESC [m, ESC [0m; ESC [0;32m resets, then sets green.
+                if match.group(2).strip(b"0;"):
+                    kept.append(match.group(1))
+                self.sgr = kept[::-1]
+                self.dirty = bool(kept)
+                return
+            kept.append(match.group(1))
+            if len(kept) >= SGR_KEPT:
+                break
+        else:
+            # Not all looked at: what came before may have set more.
+            self.dirty = True
+        self.sgr = (self.sgr + kept[::-1])[-SGR_KEPT:]
+        self.dirty = self.dirty or bool(self.sgr)
 
     def deliver(self, data: bytes) -> None:
         if self.gone:
@@ -88,7 +134,7 @@ class LineTap(ClientEvents):
             whole = bytes(self.partial) + data[: nl + 1] if self.partial else data[: nl + 1]
             self.partial[:] = data[nl + 1 :]
             # Every line of the chunk prefixed, in one replace.
-            self.watcher.emit(self.prefix + whole[:-1].replace(b"\n", b"\n" + self.prefix) + b"\n")
+            self.watcher.emit(self.prefix + whole[:-1].replace(b"\n", b"\n" + self.prefix) + b"\n", self)
         if len(self.partial) > PARTIAL_LIMIT:
             # Sent, but for an escape sequence or a UTF-8 character it ends
             # inside: that starts the next piece, whole.
@@ -106,14 +152,14 @@ class LineTap(ClientEvents):
         if end:
             data = self.prefix + bytes(self.partial[:end]) + b"\r\n"
             del self.partial[:end]
-            self.watcher.emit(data)
+            self.watcher.emit(data, self)
         if self.partial and self.watcher.clock is not None:
             self._flushCall = self.watcher.clock.callLater(PARTIAL_HOLD, self.flush)
 
     def deviceStateChanged(self, up: bool, notice: bytes) -> None:
         if notice and not self.gone:
             self.flush()
-            self.watcher.emit(self.prefix + notice.strip(b"\r\n") + b"\r\n")
+            self.watcher.emit(self.prefix + notice.strip(b"\r\n") + b"\r\n", self)
 
     def stop(self) -> None:
         self._cancel()
@@ -179,6 +225,8 @@ class WatchAllClient(Protocol):
         self._closeCall: Any = None
         # The held output's oldest bytes were dropped: it starts mid-line.
         self._cut = False
+        # Whose piece was emitted last (None: one of ours, a notice): see SGR_KEPT.
+        self._lastTap: Optional[LineTap] = None
 
     def connectionMade(self) -> None:
         self.peer = peerName(self.transport)
@@ -232,8 +280,23 @@ class WatchAllClient(Protocol):
         # Read-only: nothing goes to any device.
         self.ignored += len(data)
 
-    def emit(self, data: bytes) -> None:
-        """Prefixed whole lines, through the guard's bound and policy."""
+    def emit(self, data: bytes, tap: Optional[LineTap] = None) -> None:
+        """
+        Prefixed whole lines (C{tap}'s, or a notice of ours), through the
+        guard's bound and policy; after another console's piece, the
+        attributes it left set are reset and C{tap}'s own put back (SGR_KEPT).
+        """
+        last = self._lastTap
+        if tap is not last:
+            front = SGR_RESET if last is not None and last.dirty else b""
+            if tap is not None and tap.sgr:
+                front += b"".join(tap.sgr)
+            self._lastTap = tap
+            if tap is not None:
+                tap.noteAttributes(data)
+            data = front + data
+        elif tap is not None:
+            tap.noteAttributes(data)
         guard = self.guard
         if guard is not None and guard.full and guard.policy == "drop":
             guard.hold(data)

@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from typing import Optional
 
+from serialgw.config.specs import quote
+
 _SER2NET_SERIAL = re.compile(r"^([0-9]+)([NEOMS])([5-8])(1\.5|1|2)?$", re.IGNORECASE)
 
 
@@ -222,6 +224,12 @@ def pastedLine(line: str, known: set[str]) -> Optional[str]:
     TOML says in serialgw (C{known}: the keys of a line); L{None} for
     anything else.
     """
+    escape = re.search(r"\\[Ndps]", line)
+    if escape is not None and "=" in line:
+        # ser2net's filename escapes in a TOML basic string: tomllib's "Unescaped '\\' in a string".
+        example = line.strip().replace("\\N", "{line}")
+        return (f"ser2net's escapes ({escape.group(0)}) are not read here, and in a TOML \"...\" string a backslash "
+                f"starts an escape: {{line}} is the line's name, as ser2net's \\N ({quote(example)})")
     conf = ser2netConf(line)
     if conf is not None:
         return f"a ser2net.conf line: {conf}"

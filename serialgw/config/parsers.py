@@ -408,7 +408,13 @@ def parseEscape(text: str, original: str) -> Optional[int]:
         raise ConfigError(f"escape={quote(text)} in {quote(original)}: expected ^X (a control key), ^? (DEL), one "
                           "ASCII character, or off")
     why = _NOT_ESCAPE_KEYS.get(key)
-    if chr(key) in _COMMAND_KEYS:
+    character = chr(key)
+    if character.isalnum() or character == " ":
+        # (escape=5: every 5 typed opened the menu and the key after it was taken as a command.)
+        what = "a digit" if character.isdigit() else "a letter" if character.isalpha() else "a space"
+        why = (f"it is {what}, typed all the time: each would start an escape command in the middle of normal typing; "
+               "punctuation such as ~ or ` is allowed")
+    if character in _COMMAND_KEYS:
         # (escape=t: t t sent a t, and nobody could take write.)
         why = f"it is the escape menu's command {chr(key)} ({_COMMAND_KEYS[chr(key)]}), which could not be given"
     if why is not None:

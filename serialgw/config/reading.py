@@ -16,7 +16,7 @@ from typing import Any
 from serialgw.config.foreign import pastedLine
 from serialgw.config.linetable import LINE_KEYS
 from serialgw.config.specs import ConfigError, quote
-from serialgw.config.where import tomlError
+from serialgw.config.where import fileLines, tomlError
 
 # A configuration file is read whole; a farm of thousands of lines is far below this.
 MAX_CONFIG_SIZE = 16 << 20
@@ -83,7 +83,7 @@ def _pasted(path: str, text: str, error: tomllib.TOMLDecodeError) -> str:
     """
     message = tomlError(path, text, error)
     place = re.search(r"\(at line ([0-9]+), column [0-9]+\)$", str(error))
-    lines = text.splitlines()
+    lines = fileLines(text)
     if place is None or not 0 < int(place.group(1)) <= len(lines):
         return message
     number = int(place.group(1))

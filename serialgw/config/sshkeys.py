@@ -15,6 +15,7 @@ import attrs
 from twisted.conch.ssh import keys
 
 from serialgw.config.specs import ConfigError, UserSpec, quote
+from serialgw.config.where import fileLines
 
 # Key types a public key line may start with (OpenSSH's names).
 KEY_TYPES = frozenset({
@@ -58,7 +59,7 @@ def readPublicKeys(text: str, source: str) -> list[PublicKey]:
     An error names C{source} and the line.
     """
     found = []
-    for number, raw in enumerate(text.splitlines(), 1):
+    for number, raw in enumerate(fileLines(text), 1):
         line = raw.strip()
         if not line or line.startswith("#"):
             continue

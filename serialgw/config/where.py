@@ -33,11 +33,19 @@ def _parts(key: str) -> Optional[tuple[str, ...]]:
     return tuple(parts)
 
 
+def fileLines(text: str) -> list[str]:
+    """
+    The file's lines as TOML and an editor count them: at newlines only
+    (str.splitlines also breaks at U+2028, U+0085, ..., which TOML takes in
+    a comment or a string: every FILE:LINE after one was a line off).
+    """
+    return [line.removesuffix("\r") for line in text.removesuffix("\n").split("\n")] if text else []
+
 def _paths(text: str) -> list[tuple[int, tuple[str, ...]]]:
     """Each header's and key's line (from 1) with the whole path it names."""
     found = []
     current: tuple[str, ...] = ()
-    for number, line in enumerate(text.splitlines(), 1):
+    for number, line in enumerate(fileLines(text), 1):
         header = _HEADER.match(line)
         match = header or _ASSIGN.match(line)
         parts = _parts(match.group(1)) if match else None
@@ -85,14 +93,14 @@ def tomlError(path: str, text: str, error: tomllib.TOMLDecodeError) -> str:
     place = _TOMLPLACE.match(str(error))
     if place is None:
         end = str(error).removesuffix(" (at end of document)")
-        return f"{path}:{len(text.splitlines()) or 1}: {end} (at the end of the file)" if end != str(error) else \
+        return f"{path}:{len(fileLines(text)) or 1}: {end} (at the end of the file)" if end != str(error) else \
             f"{path}: {error}"
     message, line, column = place.group(1), int(place.group(2)), int(place.group(3))
     if message == "Cannot overwrite a value":
         paths = [(number, parts) for number, parts in _paths(text) if number <= line]
         if paths and paths[-1][0] == line:
             table = next((parts for number, parts in reversed(paths)
-                          if _HEADER.match(text.splitlines()[number - 1])), ())
+                          if _HEADER.match(fileLines(text)[number - 1])), ())
             parts = paths[-1][1]
             inside = parts[len(table):] if parts[:len(table)] == table else parts
             shown = f"[{'.'.join(table)}] " if table else ""
@@ -108,7 +116,7 @@ def tomlError(path: str, text: str, error: tomllib.TOMLDecodeError) -> str:
         return (f"{path}:{line}: [{named}] is {how}: put this key in it (TOML: a table is written in one place; "
                 f"column {column})")
     if message.startswith("Cannot declare ") and message.endswith(" twice"):
-        declared = _HEADER.match(text.splitlines()[line - 1]) if line <= len(text.splitlines()) else None
+        declared = _HEADER.match(fileLines(text)[line - 1]) if line <= len(fileLines(text)) else None
         if declared:
             return f"{path}:{line}: [{declared.group(1)}] declared twice (TOML: one table a name; merge them)"
     return f"{path}:{line}: {message} (column {column})"

@@ -94,6 +94,7 @@ class SerialDevice(Pacing, EarlyHold):
 
     # Every tty takes a break (a pty ignores it: see PtyPort.setBreak).
     noBreak = ""
+    noSettings = ""
 
     # A tty's poll waits for its kernel worker when the input is empty: one
     # that stays ready may be polled one-shot (serialgw.app.oneshot).

@@ -25,16 +25,13 @@ from zope.interface import implementer
 from serialgw.config.specs import DeviceSpec, SerialSettings
 from serialgw.devices import uucplock
 from serialgw.devices.links import (
-    PTY_SLAVE_MAJORS,
     givePty,
-    holdsMaster,
     isMultiplexer,
-    ptyHolders,
     removeSymlink,
     replaceSymlink,
     restoreSymlink,
-    ttyControllers,
 )
+from serialgw.devices.ptyslave import ptyNode, terminalProblem
 from serialgw.devices.ptywatch import SlaveWatch
 from serialgw.devices.termio import ErrorMarks, fcntlBreak, markErrors, readModemState, readTermios
 from serialgw.interfaces import IPort
@@ -173,6 +170,8 @@ class TtyPort:
             raise DeviceError(f"cannot open device {path!r}: {_whyNotOpened(path, e)}") from None
         self._serial = ser
         self._fd: int = ser.fd
+        # The pty slave it is (None: not one), for its reopen (see serialgw.devices.ptyslave).
+        self.node = ptyNode(self._fd)
         # The settings and values refused by the device and logged (_rejected).
         self._rejectionsLogged: set[tuple[str, Any]] = set()
         fdesc.setNonBlocking(self._fd)
@@ -485,59 +484,14 @@ def openPort(spec: DeviceSpec, settings: SerialSettings, lockDir: Optional[str] 
     its lock in C{lockDir} (None: none); a pty the gateway makes never does.
     C{again}: opened by the reopener (the device went, or was not there at
     start), when a pty slave at the path may be another program's terminal
-    (see L{refuseTerminal}).
+    (see L{terminalProblem}).
     """
     if spec.kind == "pty":
         return PtyPort(spec.path, settings)
-    if again:
-        refuseTerminal(spec.path)
+    problem = terminalProblem(spec.path) if again else None
+    if problem is not None:
+        raise DeviceError(problem)
     return TtyPort(spec.path, settings, lockDir)
-
-
-def refuseTerminal(path: str) -> None:
-    """
-    Raise L{DeviceError} if C{path} is a pty slave that is a process's
-    controlling terminal, or that a process holds open without its master:
-    someone's terminal (a login shell, whose master is sshd's or a terminal
-    emulator's; a script(1) session, whose script holds both).  A pty's number goes to the next pty
-    when its program ends: a line on QEMU's /dev/pts/3, reopened after QEMU
-    exited, opened the next ssh session's terminal, its keystrokes read by
-    the line's clients and their typing on its screen.  A pty nobody holds
-    (QEMU's: it keeps the master only), or one of whose holders has its
-    master too (socat's PTY, another gateway's, and a program on it), is a
-    serial port's stand-in.
-    """
-    try:
-        st = os.stat(path)
-    except OSError:
-        return  # the open says why
-    if not (stat.S_ISCHR(st.st_mode) and os.major(st.st_rdev) in PTY_SLAVE_MAJORS):
-        return
-    index = (os.major(st.st_rdev) - PTY_SLAVE_MAJORS[0]) * 256 + os.minor(st.st_rdev)
-    real = os.path.realpath(path)
-    # A session's terminal whatever holds it (script(1) holds master and slave as socat does).
-    session = ttyControllers(st.st_rdev)
-    if session:
-        raise DeviceError(
-            f"cannot open device {path!r}: it is {real}, a terminal now, the controlling terminal of pid "
-            f"{_pids(session)} (another session's: a pty's number goes to the next pty when its "
-            "program ends); not opened"
-        )
-    holders = [pid for pid in ptyHolders(real) if pid != os.getpid()]
-    # A holder with the master too provides the pty (socat, a gateway; others may have it open through it).
-    terminal = [] if any(holdsMaster(pid, index) is True for pid in holders) else holders
-    if terminal:
-        raise DeviceError(
-            f"cannot open device {path!r}: it is {real}, a terminal now, held open by pid "
-            f"{_pids(terminal)} without its master (another session's: a pty's number goes to "
-            "the next pty when its program ends); not opened"
-        )
-
-
-def _pids(pids: list[int]) -> str:
-    """At most five pids, then how many more (a session may have thousands of processes)."""
-    more = f" and {len(pids) - 5} more" if len(pids) > 5 else ""
-    return ", ".join(map(str, sorted(pids)[:5])) + more
 
 
 @implementer(IPort)

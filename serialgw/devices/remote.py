@@ -10,6 +10,8 @@ settings, modem lines, down and up.
 
 from __future__ import annotations
 
+import os
+import stat
 from typing import Any, Callable, Optional
 
 import attrs
@@ -22,7 +24,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from serialgw.config.specs import DeviceSpec, SerialSettings
+from serialgw.config.specs import DeviceSpec, SerialSettings, isAbstract, quote
 from serialgw.devices.backoff import CarriedBackoff, DialEndpoint
 from serialgw.devices.device import HIGH_WATER, _NoSink
 from serialgw.devices.remotelinks import (
@@ -40,14 +42,35 @@ from serialgw.wire.sockets import noDelay
 
 log = Logger()
 
+_NOT_SOCKETS = ((stat.S_ISDIR, "a directory"), (stat.S_ISREG, "a regular file"), (stat.S_ISFIFO, "a FIFO"),
+                (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
+
+
+def notASocket(path: str) -> Optional[str]:
+    """
+    What is at a C{unix:} device's path when it is no socket, for people
+    (C{'/run/x' is a directory, not a unix socket}: connecting to it says
+    only "Connection refused"); None for a socket, nothing, or an abstract name.
+    """
+    if isAbstract(path):
+        return None
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return None
+    what = next((name for test, name in _NOT_SOCKETS if test(mode)), None)
+    return None if what is None else f"{quote(path)} is {what}, not a unix socket"
+
+
 @implementer(IPushProducer, IDevice)
 class RemoteDevice:
     """
     A line's device reached over the network, reconnected with backoff.
 
     Settings, DTR/RTS and breaks are remembered here and sent to the remote
-    port (RFC 2217) on every connection; for telnet and raw consoles they
-    are remembered only (a telnet console gets breaks as IAC BRK).
+    port (RFC 2217) on every connection; a telnet or raw console carries no
+    settings (clients asking are refused: L{noSettings}) nor DTR and RTS,
+    which stay as they are (a telnet console gets breaks as IAC BRK).
 
     Typing is bounded as for a local device: the device is the streaming
     producer of its link's transport, whose buffer size is HIGH_WATER; past
@@ -127,6 +150,15 @@ class RemoteDevice:
             return f"{self.name} is a raw socket: it cannot carry a break"
         return ""
 
+    @property
+    def noSettings(self) -> str:
+        # Only RFC 2217 carries settings; the others would keep them here and tell people they were set.
+        if self.spec.kind in ("tcp", "unix"):
+            return f"{self.name} is a raw socket: it carries no settings (an rfc2217:// device does)"
+        if self.spec.kind == "telnet":
+            return f"{self.name} is a telnet console without RFC 2217: it carries no settings (an rfc2217:// device does)"
+        return ""
+
     def start(self) -> None:
         if not self._service.running and not self.closed:
             log.info("{device}: connecting (reconnecting with backoff)", device=self.name)
@@ -146,6 +178,8 @@ class RemoteDevice:
         if self.closed or failure.check(CancelledError):
             return
         reason = failure.getErrorMessage().rstrip(".")
+        if self.spec.kind == "unix":
+            reason = notASocket(self.spec.path) or reason
         if reason != self.downReason:
             log.info("{device}: not connected: {reason}; trying again with backoff", device=self.name, reason=reason)
         self.downReason = reason
@@ -194,6 +228,9 @@ class RemoteDevice:
         return settings
 
     def setModemLine(self, name: str, on: bool) -> bool:
+        if self.noSettings:
+            # Nothing carries DTR or RTS there: as they were (an RFC 2217 client is answered so).
+            return bool(self.modemLines[name])
         self.modemLines[name] = on
         if self.usable:
             self._link.control(modemLineCode(name, on))

@@ -213,8 +213,12 @@ class PortControl:
         return effective
 
     def clientSettings(self: _Line, client: IClient, settings: SerialSettings) -> SerialSettings:
-        """A client asks for settings; return those in effect (refused, logged with why, if it may not write)."""
-        if not self.mayWrite(client):
+        """
+        A client asks for settings; return those in effect (refused, logged
+        with why, if it may not write or the device carries no settings).
+        """
+        refusal = self._whyNotWrite(client) if not self.mayWrite(client) else self.device.noSettings
+        if refusal:
             current = self.settings
             setting, value, asked = settingsAsked(current, settings)
             # Asking for what is in effect changes nothing (pyserial sends
@@ -222,7 +226,7 @@ class PortControl:
             emit = log.info if settings != current else log.debug
             emit("{line}: settings from {peer} refused ({asked}): {reason}; {line} stays at {settings}",
                  line=self.name, peer=client.peer, setting=setting, value=value, asked=asked,
-                 reason=self._whyNotWrite(client), role=client.role.value, settings=current.describe())
+                 reason=refusal, role=client.role.value, settings=current.describe())
             return current
         before = self.settings
         effective = self.applySettings(settings)

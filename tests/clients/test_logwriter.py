@@ -9,20 +9,23 @@ reopen, reload and close do not wait for it for ever.
 
 from __future__ import annotations
 
+import errno
 import os
+import threading
 
 from twisted.internet import reactor
+from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.logger import LogEvent, formatEvent
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from serialgw.app.reopening import REOPEN_WAIT
 from serialgw.app.service import GatewayService
 from serialgw.app.status import clientStatus
-from serialgw.clients import consolelog
+from serialgw.clients import consolelog, logwriter
 from serialgw.clients.consolelog import CLOSE_WAIT, ConsoleLog
 from serialgw.clients.local import FileClient
-from serialgw.clients.logwriter import QUEUE_BOUND
+from serialgw.clients.logwriter import QUEUE_BOUND, STOP_WAIT, attach, detach, written
 from serialgw.config.listeners import parseListener
 from serialgw.config.specs import LogSpec
 from serialgw.line.hub import Line
@@ -160,7 +163,7 @@ class HeldWriterTests(SynchronousTestCase):
         self.assertNoResult(done)
         self.clock.advance(0.5)
         self.assertEqual(self.successResultOf(done), 1)
-        self.assertIn(f"1 console log(s) not reopened in 10 s, their writers stuck in a write (reopened when it "
+        self.assertIn(f"1 log file(s) not reopened in 10 s, their writers stuck in a write (reopened when it "
                       f"returns): {self.path}", self.said())
         stuck._writes.runWaiting()
 
@@ -189,6 +192,19 @@ class HeldWriterTests(SynchronousTestCase):
         self.assertIs(new._writes, old._writes)
         new._writes.runWaiting()
         self.assertEqual(self.read(), b"one two\n[x] three\n")
+
+    def test_reloadsLogFailingLeavesNoJob(self) -> None:
+        """A reload's new log on the log's path whose LOG.typed cannot be opened: refused, and what it had queued for the shared writer touches nothing once its descriptor is let go (the number given to another file meanwhile is not closed)."""
+        old = self.log(format="")
+        os.symlink("/nonexistent", self.path + ".typed")
+        self.assertRaises(OSError, ConsoleLog, self.line, LogSpec(self.path, typed="text"), self.clock, writes="held")
+        other = os.open(self.path + ".other", os.O_WRONLY | os.O_CREAT, 0o600)
+        self.addCleanup(lambda: os.close(other) if os.path.exists(f"/proc/self/fd/{other}") else None)
+        self.line.deviceDataReceived(b"on\n")
+        old._writes.runWaiting()
+        self.assertEqual(self.read(), b"on\n")
+        self.assertEqual(os.fstat(other).st_ino, os.stat(self.path + ".other").st_ino)
+        self.assertEqual(self.flushLoggedErrors(), [])
 
     def test_stopWithHeldWriter(self) -> None:
         """The gateway's stop with a console log's writer stuck ends within CLOSE_WAIT s."""
@@ -224,6 +240,18 @@ class HeldWriterTests(SynchronousTestCase):
         self.assertTrue(self.read(self.path + ".typed").endswith(
             b"[serialgw: what was typed, 131072 bytes, not logged: the disk did not keep up]\n"
             b"ops1: 2 byte(s)\n  0000  61 62" + b" " * 42 + b"  |ab|\n"))
+
+    def test_rotatedBeforeTheReloadsLog(self) -> None:
+        """A reload's log on the path while what waited for the old one rotates the file: the new log writes the file at the path, not the one moved away."""
+        old = self.log(format="", maxSize=100, keep=2)
+        for i in range(3):
+            self.line.deviceDataReceived(b"%d" % i * 59 + b"\n")
+        new = self.log(format="", maxSize=100, keep=2)
+        old.close()
+        self.line.deviceDataReceived(b"new\n")
+        new._writes.runWaiting()
+        self.assertEqual((self.read(self.path + ".2"), self.read(self.path + ".1"), self.read()),
+                         (b"0" * 59 + b"\n", b"1" * 59 + b"\n", b"2" * 59 + b"\nnew\n"))
 
     def test_pathAgainAfterClose(self) -> None:
         """A log closed while its writer still has output, then a log on that path again (a reload removing it, the next adding it): the new output comes after the old."""
@@ -291,9 +319,13 @@ class HeldFileTests(SynchronousTestCase):
         """SIGUSR1 while its writer is stuck: what came before goes to the moved file, what came after to the new one."""
         self.line.deviceDataReceived(b"before")
         os.rename(self.path, self.path + ".1")
-        self.assertTrue(self.client.reopen())
+        reopened = self.client.reopen()
         self.line.deviceDataReceived(b"after")
+        assert isinstance(reopened, Deferred)
+        self.assertNoResult(reopened)
+        self.assertFalse(os.path.exists(self.path))  # (opened by the writer, not on the reactor's thread)
         self.writes.runWaiting()
+        self.assertEqual(self.successResultOf(reopened), 1)
         self.assertEqual((self.read(self.path + ".1"), self.read()), (b"before", b"after"))
 
     def test_reopenOntoAFifoRefused(self) -> None:
@@ -310,11 +342,12 @@ class HeldFileTests(SynchronousTestCase):
             return write(fd, data)
 
         self.client._osWrite = counted  # type: ignore[method-assign]
-        self.assertFalse(self.client.reopen())
+        reopened = self.client.reopen()
         flood = b"x" * (200 * 1024)
         for start in range(0, len(flood), CHUNK):
             self.line.deviceDataReceived(flood[start:start + CHUNK])
         self.writes.runWaiting()
+        self.assertEqual(self.successResultOf(reopened), 0)  # type: ignore[arg-type]
         self.assertEqual(self.read(self.path + ".1"), flood)
         self.assertEqual(self.said(), [f"web1: cannot reopen {self.path}: it is not a regular file now (a FIFO); "
                                        "writing on to the file it was"])
@@ -327,3 +360,110 @@ class HeldFileTests(SynchronousTestCase):
         self.assertGreaterEqual(self.client._fd, 0)
         self.writes.runWaiting()
         self.assertEqual((self.read(), self.client._fd), (b"last", -1))
+
+    def test_stopWaitsForTheWriter(self) -> None:
+        """The gateway's stop waits for what a closed file: output's writer still has to write."""
+        service = GatewayService([], reactor=self.clock)
+        self.line.deviceDataReceived(b"last")
+        self.client.close()
+        stopped = service.stopService()
+        self.assertNoResult(stopped)
+        self.writes.runWaiting()
+        self.successResultOf(stopped)
+        self.assertEqual(self.read(), b"last")
+
+    def test_stopLeavesAStuckWriter(self) -> None:
+        """The stop waits STOP_WAIT s at most for a file: output's writer stuck in a write, then says which file was left with how many bytes."""
+        service = GatewayService([], reactor=self.clock)
+        self.line.deviceDataReceived(b"last")
+        self.client.close()
+        stopped = service.stopService()
+        self.clock.advance(STOP_WAIT - 0.5)
+        self.assertNoResult(stopped)
+        self.clock.advance(0.5)
+        self.successResultOf(stopped)
+        self.assertIn(f"{self.path}: left to its writer, stuck in a write for 5 s: 4 bytes not written",
+                      [formatEvent(e) for e in self.events])
+
+    def test_takesNothingNoSpin(self) -> None:
+        """A regular file whose write takes nothing (EAGAIN): its writer drops the output, says so once, and says what was lost when it writes again; it never retries at once for ever."""
+        writes = [0]
+        real = self.client._osWrite
+
+        def full(fd: int, data: bytes) -> int:
+            writes[0] += 1
+            raise BlockingIOError(11, "Resource temporarily unavailable")
+
+        self.client._osWrite = full  # type: ignore[method-assign]
+        self.line.deviceDataReceived(b"one")
+        self.line.deviceDataReceived(b"two")
+        self.writes.runWaiting()
+        self.client._osWrite = real  # type: ignore[method-assign]
+        self.line.deviceDataReceived(b"back")
+        self.writes.runWaiting()
+        self.assertEqual((writes[0], self.read()), (1, b"back"))
+        self.assertEqual(self.said(), [f"web1: cannot write {self.path}: it takes nothing now; output is dropped "
+                                       "until it can", f"web1: writing {self.path} again; 6 bytes were lost"])
+
+
+class WrittenTests(TestCase):
+    async def test_writtenWaitsForEveryThreadWriter(self) -> None:
+        """written() fires only once each writer's thread has run the jobs put before the call (tests reading a log wait for it)."""
+        writes = attach(reactor, os.path.abspath(self.mktemp()), "thread")
+        self.addCleanup(detach, writes)
+        go, ran = threading.Event(), []
+
+        def job(args: list[str]) -> None:
+            go.wait(30)
+            ran.extend(args)
+
+        writes.put(job, "first")
+        done = written()
+        self.assertNoResult(done)
+        go.set()
+        await done
+        self.assertEqual(ran, ["first"])
+
+
+class NoThreadTests(SynchronousTestCase):
+    """The process may start no more threads (systemd's TasksMax): a log or file: output is refused, its descriptor let go."""
+
+    def setUp(self) -> None:
+        def refuse(thread: threading.Thread) -> None:
+            raise RuntimeError("can't start new thread")
+
+        self.patch(threading.Thread, "start", refuse)
+        self.line = Line("web1", RecordingDevice(), clock=Clock())
+        self.path = os.path.abspath(self.mktemp())
+        self.fds = len(os.listdir("/proc/self/fd"))
+
+    def check(self, error: OSError) -> None:
+        self.assertEqual(error.errno, errno.EAGAIN)
+        self.assertEqual(error.strerror, "cannot start its writer thread (can't start new thread): are the process's "
+                                         "threads limited (systemd's TasksMax, ulimit -u)?")
+        self.assertNotIn(self.path, logwriter._shared)
+        self.assertEqual(len(os.listdir("/proc/self/fd")), self.fds)
+        self.assertEqual(self.line.logs, [])
+
+    def test_consoleLog(self) -> None:
+        """A console log: OSError(EAGAIN) saying why, no writer kept, its file's descriptor closed."""
+        self.check(self.assertRaises(OSError, ConsoleLog, self.line, LogSpec(self.path), reactor))
+
+    def test_typedLog(self) -> None:
+        """log-typed's second writer refused: the console log's writer and descriptor let go too."""
+        started: list[threading.Thread] = []
+        real = threading.Thread.start
+
+        def once(thread: threading.Thread) -> None:
+            if started:
+                raise RuntimeError("can't start new thread")
+            started.append(thread)
+            real(thread)
+
+        self.patch(threading.Thread, "start", once)
+        self.check(self.assertRaises(OSError, ConsoleLog, self.line, LogSpec(self.path, typed="text"), reactor))
+
+    def test_fileOutput(self) -> None:
+        """A file: output: the same."""
+        self.check(self.assertRaises(OSError, FileClient, self.line, self.path, reactor,
+                                     parseListener(f"raw+file:{self.path}")))

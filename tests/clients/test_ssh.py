@@ -91,6 +91,13 @@ class KeysTests(SynchronousTestCase):
         self.assertEqual(found[0].fingerprint,
                          "SHA256:" + key.fingerprint(keys.FingerprintFormats.SHA256_BASE64).rstrip("="))
 
+    def test_lineSeparatorInAComment(self) -> None:
+        """A key whose comment holds U+2028, U+0085 or a form feed (OpenSSH's lines end at newlines only) is one key line, read, not refused as a line 2 that is no key."""
+        key = newKey()
+        for odd in ("\u2028", "\x85", "\x0c", "\x1c"):
+            found = readPublicKeys(f"{publicLine(key, f'ops1{odd}laptop')}\n# last\n", "keys")
+            self.assertEqual([(k.blob, k.comment) for k in found], [(key.blob(), "ops1?laptop")])
+
     def test_optionsRefused(self) -> None:
         """An authorized_keys line with options is refused, naming the source and line: from= must not vanish."""
         line = 'from="10.0.0.0/8" ' + publicLine(newKey())

@@ -196,19 +196,19 @@ class QemuManualTests(SynchronousTestCase):
                              f"escape={quote(key)} in {quote(text)}: it cannot be the escape key: {why} (^] is usual)")
 
     def test_commandKeyNotTheEscapeKey(self) -> None:
-        """A command's letter as the escape key (escape=t: t t sent a t, and nobody could take write) is refused, naming the command; another letter is taken."""
+        """A command's letter as the escape key (escape=t: t t sent a t, and nobody could take write) is refused, naming the command; punctuation is taken (a letter is not: test_escapeprintable)."""
         for key, command in (("t", "take write"), ("d", "disconnect"), ("?", "help"), ("B", "baud rate")):
             text = f"telnet,escape={key}+4444"
             self.assertEqual(str(self.assertRaises(ConfigError, parseListener, text)),
                              f"escape={quote(key)} in {quote(text)}: it cannot be the escape key: it is the escape "
                              f"menu's command {key} ({command}), which could not be given (^] is usual)")
-        self.assertEqual([parseListener(f"raw,escape={k}+4444").escape for k in ("~", "T", "e")],
-                         [ord("~"), ord("T"), ord("e")])
+        self.assertEqual([parseListener(f"raw,escape={k}+4444").escape for k in ("~", "`", "!")],
+                         [ord("~"), ord("`"), ord("!")])
 
     def test_escapeKeyDel(self) -> None:
         """escape=^? is DEL, as the character itself; another character past ASCII is refused, quoted."""
-        self.assertEqual([parseListener(f"telnet,escape={k}+4444").escape for k in ("^?", "\x7f", "^]", "e")],
-                         [0x7F, 0x7F, 0x1D, ord("e")])
+        self.assertEqual([parseListener(f"telnet,escape={k}+4444").escape for k in ("^?", "\x7f", "^]", "~")],
+                         [0x7F, 0x7F, 0x1D, ord("~")])
         self.assertEqual(str(self.assertRaises(ConfigError, parseListener, "telnet,escape=\xff+4444")),
                          "escape='\xff' in 'telnet,escape=\xff+4444': expected ^X (a control key), ^? (DEL), one ASCII "
                          "character, or off")
@@ -481,8 +481,9 @@ class TwistedGrammarTests(SynchronousTestCase):
         """
         The spec's host, port and path are Twisted's for C{endpoint}, and so
         is what its own endpoint string binds (mode 0600 unless given); or
-        both refuse (we also refuse ports past 65535, empty or NUL paths,
-        C{tcp:N:M}), or it is QEMU's C{tcp:HOST:PORT}.
+        both refuse (we also refuse ports past 65535, a backlog= outside 0
+        to 65535, empty or NUL paths, C{tcp:N:M}), or it is QEMU's
+        C{tcp:HOST:PORT}.
         """
         theirs = twistedReading(endpoint)
         try:
@@ -491,7 +492,8 @@ class TwistedGrammarTests(SynchronousTestCase):
             if theirs is not None:
                 # Twisted reads it, but it binds nothing sensible, or reads two ways (QEMU's tcp:HOST:PORT).
                 address = getattr(theirs, "_address", "x")
-                reason = ("bad port" if not 0 <= getattr(theirs, "_port", 0) <= 65535 else "needs a path"
+                reason = ("backlog=" if not 0 <= theirs._backlog <= 65535 else
+                          "bad port" if not 0 <= getattr(theirs, "_port", 0) <= 65535 else "needs a path"
                           if not address else "NUL byte" if "\0" in address[1:] else "reads two ways")
                 self.assertIn(reason, str(e), endpoint)
             return

@@ -113,6 +113,15 @@ class PastedLineTests(SynchronousTestCase):
         self.assertEqual(self.refused(f"{head}colour: red\n"), "FILE:4: Expected '=' after a key in a key/value "
                                                                "pair (column 7)")
 
+    def test_ser2netEscapeInAString(self) -> None:
+        """ser2net's \\N in a TOML basic string (tomllib: "Unescaped '\\'") says {line}, with the line rewritten."""
+        message = self.refused('[defaults]\nlog = "/var/log/serialgw/\\N.log"\n[lines.a]\ndevice = "/dev/ttyS0"\n'
+                               'listen = "4001"\n')
+        self.assertEqual(message, "FILE:2: 'log = \"/var/log/serialgw/\\N.log\"': ser2net's escapes (\\N) are not "
+                                  "read here, and in a TOML \"...\" string a backslash starts an escape: {line} is the "
+                                  "line's name, as ser2net's \\N ('log = \"/var/log/serialgw/{line}.log\"') (TOML: "
+                                  "Unescaped '\\' in a string (column 28))")
+
     def test_conserverLines(self) -> None:
         """conserver.cf's console block and settings pasted are refused with the table and key serialgw writes."""
         self.assertEqual(self.refused("console web1 { type device; device /dev/ttyS0; baud 115200; }\n"),
@@ -167,6 +176,17 @@ class PastedLineTests(SynchronousTestCase):
         self.assertEqual(loadConfig(writeTemp(self, '[lines.a]\ndevice = "tty,1"\nlisten = "4001"\n'))[0].device.kind,
                          "tty")
 
+
+    def test_lineSeparatorInAComment(self) -> None:
+        """A comment holding U+2028 or U+0085 (TOML takes them; Python's splitlines breaks lines there): the pasted line, its FILE:LINE and another error's place are the file's own lines."""
+        for odd in ("\u2028", "\x85"):
+            head = f'# pasted from a web page:{odd} ser2net farm\n[lines.a]\ndevice = "/dev/ttyS0"\nlisten = 4001\n'
+            self.assertEqual(self.refused(head + "2000:telnet:600:/dev/ttyS0:9600 8DATABITS NONE 1STOPBIT\n"),
+                             "FILE:5: '2000:telnet:600:/dev/ttyS0:9600 8DATABITS NONE 1STOPBIT': a ser2net.conf line: "
+                             "serialgw writes it [lines.ttyS0] device = \"/dev/ttyS0\", listen = "
+                             "\"telnet,no-rfc2217,idle=600+2000\", serial = \"9600,8N1\" (TOML: Expected '=' after "
+                             "a key in a key/value pair (column 5))")
+            self.assertTrue(self.refused(head + "max-clients = -1\n").startswith("FILE:5: [lines.a] max-clients"))
 
 class ForeignTableTests(SynchronousTestCase):
     def test_topLevelTables(self) -> None:

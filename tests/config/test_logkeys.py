@@ -12,6 +12,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from serialgw.app.check import checkLines
 from serialgw.app.service import GatewayService
+from serialgw.clients.logwriter import written
 from serialgw.config.file import loadConfig
 from serialgw.config.specs import ConfigError, LogSpec
 from tests.config.test_check import checked, write
@@ -136,5 +137,6 @@ class ReloadLogKeysTests(TestCase):
         far.write(b"root\r\n")
         await client.received.contains(b"root\r\n")
         await closeClients(client)
+        await written()  # (the log's writer thread may not have written it yet)
         with open(log, "rb") as f:
             self.assertEqual(f.read(), b"T login: root\r\n")

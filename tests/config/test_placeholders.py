@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import os
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
 
 from serialgw.config.file import loadConfig
+from serialgw.config.placeholders import expandLine
 from serialgw.config.specs import ConfigError, LineConfig
 from tests.config.test_check import checked
 from tests.realio import socketPath
@@ -162,3 +165,17 @@ class PlaceholderTests(SynchronousTestCase):
             "directory 'M' does not exist (now), where their logs, listeners or pty links go (147 warning(s) in one)",
         ])
         self.assertIn("50 line(s), 50 listener(s): OK, 4 warning(s)", out)
+
+
+class BraceProperties(SynchronousTestCase):
+    @settings(max_examples=300, deadline=None)
+    @given(st.text(alphabet="{}line/a.", max_size=20), st.sampled_from(["a", "rack4-web1", "x.y_z"]))
+    def test_anyPathCanBeWritten(self, path: str, name: str) -> None:
+        """Any path, its braces doubled, reads back as itself; with {line} put in, as the name there; nothing else raises but ConfigError."""
+        escaped = path.replace("{", "{{").replace("}", "}}")
+        self.assertEqual(expandLine(escaped, name, "log"), path)
+        self.assertEqual(expandLine(escaped + "{line}" + escaped, name, "log"), path + name + path)
+        try:
+            expandLine(path, name, "log")
+        except ConfigError as e:
+            self.assertTrue(str(e).startswith("log '"), str(e))

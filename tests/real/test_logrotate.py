@@ -185,7 +185,8 @@ class LogrotateTests(TestCase):
         await client.received.contains(b"after\n")
         client.transport.write(b"typed")  # type: ignore[union-attr]
         await pty.received.contains(b"typed")
-        self.assertRegex(self.read(console), rb"^\S+ \S+ after\n")
+        # (Its writer thread writes it: waited for, not read at once.)
+        self.assertRegex(await self.holds(console, b"after\n"), rb"^\S+ \S+ after\n")
         self.assertNotIn(b"before", self.read(console))
         self.assertRegex(self.read(console + ".1"), rb"^\S+ \S+ before\n$")
         self.assertTrue(proc.running)
@@ -200,7 +201,7 @@ class TwistdLogReopenTests(SynchronousTestCase):
         line = Line("web1", RecordingDevice(), clock=Clock())
         consoleLog = ConsoleLog(line, LogSpec(os.path.join(directory, "web1.log"), format=""), line.clock)
         self.addCleanup(consoleLog.close)
-        fileClient = FileClient(line, os.path.join(directory, "web1.out"))
+        fileClient = FileClient(line, os.path.join(directory, "web1.out"), writes="inline")  # (reopened on this thread)
         self.addCleanup(fileClient.close)
         service = TwistdGatewayService([])
         service.lines["web1"] = line

@@ -1,0 +1,102 @@
+"""
+Settings asked of a line whose device is a console elsewhere that carries
+none (C{tcp:}, C{unix:}, C{telnet:}; an C{rfc2217://} port does): refused,
+saying why, nothing changed.
+"""
+
+from __future__ import annotations
+
+from twisted.internet.address import IPv4Address
+from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.trial.unittest import SynchronousTestCase
+
+from serialgw.clients.telnet import TelnetClient
+from serialgw.config.listeners import parseListener
+from serialgw.config.specs import DeviceSpec, SerialSettings
+from serialgw.devices.remote import ComPortLink, RawLink, RemoteDevice, TelnetLink
+from serialgw.line.hub import Line
+from serialgw.wire.rfc2217 import COM_PORT_OPTION as CPO
+from serialgw.wire.telnet import IAC, WILL
+from tests.fakes import observeLog
+from tests.telnetpeer import sb
+
+RAW_UNIX = "unix:/run/vm.serial0 is a raw socket: it carries no settings (an rfc2217:// device does)"
+TELNET = "telnet:10.0.0.5:23 is a telnet console without RFC 2217: it carries no settings (an rfc2217:// device does)"
+
+
+class RemoteSettingsTests(SynchronousTestCase):
+    """^] B RATE and RFC 2217 SET-BAUDRATE on a line whose remote device carries no settings."""
+
+    def setUp(self) -> None:
+        self.events: list[dict[str, object]] = []
+        observeLog(self, self.events.append)
+        self.clock = MemoryReactorClock()
+
+    def gateway(self, spec: DeviceSpec) -> tuple[RemoteDevice, TelnetClient]:
+        device = RemoteDevice(spec, self.clock, settings=SerialSettings(115200))
+        line = Line("vm100", device, clock=self.clock)
+        device.sink = line
+        self.farEnd = StringTransport()
+        link = {"telnet": TelnetLink, "rfc2217": ComPortLink}.get(spec.kind, RawLink)
+        link(device).makeConnection(self.farEnd)  # type: ignore[arg-type]
+        self.farEnd.clear()
+        client = TelnetClient(line, listener=parseListener("telnet,escape=^]+4444"), clock=self.clock)
+        self.user = StringTransport(peerAddress=IPv4Address("TCP", "192.0.2.9", 1000))
+        client.makeConnection(self.user)
+        self.user.clear()
+        return device, client
+
+    def test_escapeBaudOnRawUnix(self) -> None:
+        """^] B 9600 Enter on a unix: raw console: told it carries no settings and the rate that stays; nothing sent, nothing changed."""
+        device, client = self.gateway(DeviceSpec("unix", "/run/vm.serial0"))
+        client.dataReceived(b"\x1dB9600\r")
+        self.assertEqual(self.user.value(),
+                         b"\r\n[serialgw: baud rate, then Enter (Esc cancels):]\r\n"
+                         b"\r\n[serialgw: no change: " + RAW_UNIX.encode() + b"; vm100 stays at 115200,8N1]\r\n")
+        self.assertEqual((self.farEnd.value(), device.settings), (b"", SerialSettings(115200)))
+        self.assertEqual(device.noSettings, RAW_UNIX)
+
+    def test_escapeBaudOnTelnet(self) -> None:
+        """A telnet: console without RFC 2217 carries none either; the reason says what would."""
+        device, client = self.gateway(DeviceSpec("telnet", host="10.0.0.5", port=23))
+        client.dataReceived(b"\x1dB9600\r")
+        self.assertTrue(self.user.value().endswith(
+            b"\r\n[serialgw: no change: " + TELNET.encode() + b"; vm100 stays at 115200,8N1]\r\n"))
+        self.assertEqual((self.farEnd.value(), device.settings), (b"", SerialSettings(115200)))
+
+    def test_escapeBaudOnTcpLogged(self) -> None:
+        """On tcp: the same, and the log says the settings were refused and why."""
+        device, client = self.gateway(DeviceSpec("tcp", host="10.0.0.5", port=7000))
+        client.dataReceived(b"\x1dB9600\r")
+        reason = "tcp:10.0.0.5:7000 is a raw socket: it carries no settings (an rfc2217:// device does)"
+        self.assertIn(reason.encode(), self.user.value())
+        self.assertEqual(device.settings, SerialSettings(115200))
+        self.assertEqual([e["reason"] for e in self.events if "refused" in str(e.get("log_format", ""))], [reason])
+
+    def test_rfc2217DeviceTakesBaud(self) -> None:
+        """An rfc2217:// device carries them: ^] B 9600 sets it and SET-BAUDRATE goes to the port."""
+        device, client = self.gateway(DeviceSpec("rfc2217", host="10.0.0.5", port=2217))
+        self.assertEqual(device.noSettings, "")
+        client.dataReceived(b"\x1dB9600\r")
+        self.assertTrue(self.user.value().endswith(b"\r\n[serialgw: vm100 now at 9600,8N1]\r\n"))
+        self.assertEqual(device.settings, SerialSettings(9600))
+
+    def test_rfc2217ClientOnRawDevice(self) -> None:
+        """An RFC 2217 client's SET-BAUDRATE 9600 on a raw console: answered with the rate in effect (115200), nothing changed."""
+        device, client = self.gateway(DeviceSpec("unix", "/run/vm.serial0"))
+        client.dataReceived(bytes([IAC, WILL, CPO]))
+        self.user.clear()
+        client.dataReceived(sb(1, 0, 0, 0x25, 0x80))
+        self.assertEqual(self.user.value(), sb(101, 0, 1, 0xC2, 0x00))
+        client.dataReceived(sb(2, 7))
+        self.assertTrue(self.user.value().endswith(sb(102, 8)))
+        self.assertEqual((self.farEnd.value(), device.settings), (b"", SerialSettings(115200)))
+
+    def test_rfc2217ClientModemLinesOnRawDevice(self) -> None:
+        """SET-CONTROL DTR off and RTS off on a raw console: answered with the state as it is (on), nothing changed, nothing sent."""
+        device, client = self.gateway(DeviceSpec("tcp", host="10.0.0.5", port=7000))
+        client.dataReceived(bytes([IAC, WILL, CPO]))
+        self.user.clear()
+        client.dataReceived(sb(5, 9) + sb(5, 12))
+        self.assertEqual(self.user.value(), sb(105, 8) + sb(105, 11))
+        self.assertEqual((self.farEnd.value(), device.modemLines), (b"", {"dtr": True, "rts": True}))
