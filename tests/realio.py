@@ -533,8 +533,8 @@ def listeningSockets() -> set[tuple[int, Any]]:
 
 
 def need(program: str) -> str:
-    """The path of C{program}; the test is skipped where it is not installed."""
-    path = shutil.which(program)
+    """The path of C{program} (sbin too: CI's PATH has none, ser2net is there); the test is skipped where it is not installed."""
+    path = shutil.which(program) or shutil.which(program, path="/usr/local/sbin:/usr/sbin:/sbin")
     if path is None:
         raise SkipTest(f"{program} is not installed; .ci/run installs it")
     return path
