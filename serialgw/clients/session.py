@@ -513,7 +513,10 @@ class Session:
         self._idleCall = None
         log.info("{line}: {peer} idle for {seconds} s: disconnected", line=self.line.name, peer=self.peer,
                  seconds=self.listener.idle)
-        self.disconnect(f"idle for {self.listener.idle:g} s: disconnected")
+        why = f"idle for {self.listener.idle:g} s: disconnected"
+        # A person at a terminal is told why the connection closes (an SSH session says it on its stderr).
+        self.notice(why)
+        self.disconnect(why)
 
     def droppedNotice(self, count: int) -> None:
         """Output was dropped for this client: say so if it is a person's terminal."""

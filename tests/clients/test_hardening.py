@@ -119,6 +119,22 @@ class IdleTests(SynchronousTestCase):
         client.connectionLost()
         self.assertEqual(clock.getDelayedCalls(), [])
 
+    def test_idleTelnetUserTold(self) -> None:
+        """A telnet user cut by idle= is told why before the connection closes; a raw program is not (its data stays data)."""
+        clock = Clock()
+        line = Line("t", RecordingDevice(), clock=clock)
+        person = TelnetClient(line, listener=parseListener("telnet,idle=5+4444"), clock=clock)
+        program = RawClient(line, listener=parseListener("raw,idle=5+4445"), clock=clock)
+        transports = StringTransport(), StringTransport()
+        person.makeConnection(transports[0])
+        program.makeConnection(transports[1])
+        clock.advance(5)
+        self.assertTrue(transports[0].value().endswith(b"\r\n[serialgw: idle for 5 s: disconnected]\r\n"))
+        self.assertEqual(transports[1].value(), b"")
+        self.assertTrue(transports[0].disconnecting and transports[1].disconnecting)
+        person.connectionLost()
+        program.connectionLost()
+
 
 class GuardTests(SynchronousTestCase):
     def test_dropOldest(self) -> None:
