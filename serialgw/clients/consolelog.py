@@ -346,17 +346,8 @@ class ConsoleLog(ClientEvents, LogFile):
 
     def written(self) -> defer.Deferred[None]:
         """Fires once what was given to the writers so far (the log's, LOG.typed's) is written or lost."""
-        waits = []
-        for log_ in (self, self._typed):
-            if log_ is not None:
-                done: defer.Deferred[None] = defer.Deferred()
-                log_._writes.put(log_._tellDone, done)
-                waits.append(done)
+        waits = [log_._writes.after() for log_ in (self, self._typed) if log_ is not None]
         return defer.gatherResults(waits).addCallback(lambda _: None)
-
-    def _tellDone(self, waiting: list[defer.Deferred[None]]) -> None:
-        for done in waiting:
-            self._writes.tell(done.callback, None)
 
     def droppedAll(self) -> int:
         """Bytes dropped, the writer behind: of output and events, and typed (LOG.typed)."""

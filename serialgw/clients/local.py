@@ -123,16 +123,7 @@ class FileClient(ClientEvents, abstract.FileDescriptor):
 
     def written(self) -> defer.Deferred[None]:
         """Fires once what was given to a regular file's writer so far is written or lost (at once for a FIFO, a tty)."""
-        done: defer.Deferred[None] = defer.Deferred()
-        if self._teller is None:
-            done.callback(None)
-        else:
-            self._teller.put(self._writtenNow, done)
-        return done
-
-    def _writtenNow(self, waiting: list[defer.Deferred[None]]) -> None:
-        for done in waiting:
-            self._say(done.callback, None)
+        return defer.succeed(None) if self._teller is None else self._teller.after()
 
     def _reopenNow(self, waiting: list[defer.Deferred[int]]) -> None:
         for done in waiting:

@@ -104,6 +104,12 @@ class FileWrites:
             if self._asleep:
                 self._more.notify()
 
+    def after(self) -> defer.Deferred[None]:
+        """Fires on the reactor's thread once the jobs put before it have run (written, or lost)."""
+        done: defer.Deferred[None] = defer.Deferred()
+        self.put(self.told, done)
+        return done
+
     def told(self, waiting: list[defer.Deferred[None]]) -> None:
         """A job: each of C{waiting} fired on the reactor's thread once the jobs before it have run."""
         for done in waiting:
@@ -195,12 +201,10 @@ def drained(clock: Any, wait: float = STOP_WAIT) -> defer.Deferred[None]:
     write with the bytes they did not write (the process may then end
     without them).
     """
-    left: dict[FileWrites, defer.Deferred[None]] = {w: defer.Deferred() for w in _shared.values()
+    left = {w: w.after() for w in list(_shared.values())
             if w.mode != "inline" and w._closed and not w.abandoned and (w._jobs or w._thread is not None)}
     if not left:
         return defer.succeed(None)
-    for writes, done in left.items():
-        writes.put(writes.told, done)
     over: defer.Deferred[None] = defer.Deferred()
 
     def giveUp() -> None:
@@ -229,12 +233,7 @@ def written() -> defer.Deferred[None]:
     has run the jobs put before this call: what a line had logged is then
     in its file (a test reading a log, a status page's sizes).
     """
-    waits: list[defer.Deferred[None]] = []
-    for writes in list(_shared.values()):
-        if writes.mode == "thread" and not writes.abandoned:
-            done: defer.Deferred[None] = defer.Deferred()
-            writes.put(writes.told, done)
-            waits.append(done)
+    waits = [w.after() for w in list(_shared.values()) if w.mode == "thread" and not w.abandoned]
     return defer.gatherResults(waits).addCallback(lambda _: None)
 
 
