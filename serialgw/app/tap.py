@@ -29,6 +29,7 @@ from serialgw.config.parsers import (
     parseCompact,
     parseDevice,
     parseLockDir,
+    parseMaxClients,
     parseMilliseconds,
     parseOnOff,
     parseSendString,
@@ -65,7 +66,6 @@ LINE_OPTIONS = ("device", "port", "name", "serial", "baud", "bytesize", "parity"
                 "idle-rts", "pace", "pace-line", "lock-dir")
 LINE_FLAGS = ("xonxoff", "rtscts", "no-notices", "no-lock", "no-restore")
 DEFAULT_BREAK_DURATION = "250"
-
 
 
 _T = TypeVar("_T")
@@ -459,12 +459,7 @@ man 8 serialgw
         if problem is not None:
             raise ConfigError(f"--name: {problem}")
         name = self["name"] or _lineName(typed.describe())
-        maxClients = DEFAULT_MAX_CLIENTS
-        if self["max-clients"] is not None:
-            text = str(self["max-clients"]).strip()
-            if not isDecimal(text):
-                raise ConfigError(f"--max-clients must be a number >= 0 (0: no limit), not {quote(self['max-clients'])}")
-            maxClients = int(text)
+        maxClients = DEFAULT_MAX_CLIENTS if self["max-clients"] is None else parseMaxClients(self["max-clients"])
         coalesce = _named("coalesce", parseCoalesce, "off" if self["coalesce"] is None else self["coalesce"])
         config = LineConfig(
             name=name,

@@ -19,6 +19,7 @@ from serialgw.config.foreign import ser2netConf, ser2netConnector, ser2netSerial
 from serialgw.config.specs import (
     BYTESIZES,
     MAX_BAUD,
+    MAX_CLIENTS,
     PARITIES,
     STOPBITS,
     ConfigError,
@@ -231,6 +232,15 @@ def parseMilliseconds(text: Any, what: str, limit: float = 10000) -> float:
     if not 0 <= value <= limit:  # NaN fails too
         raise ConfigError(f"{what} must be 0 to {limit:g} milliseconds, not {quote(text)}")
     return value / 1000.0
+
+
+def parseMaxClients(text: str) -> int:
+    """C{--max-clients}: 0 (no limit) to L{MAX_CLIENTS} (2**63 was taken)."""
+    key = str(text).strip()
+    value = int(key) if isDecimal(key) else -1
+    if not 0 <= value <= MAX_CLIENTS:
+        raise ConfigError(f"--max-clients must be 0 (no limit) to {MAX_CLIENTS}, not {quote(text)}")
+    return value
 
 
 def parseOnOff(text: str, what: str) -> bool:
