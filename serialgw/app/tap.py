@@ -22,6 +22,7 @@ from serialgw.config.file import loadFile, nameProblem
 from serialgw.config.linetable import MAX_NAME
 from serialgw.config.listeners import parseListener, parseSSHListener, parseStatusListener, parseWatchAll
 from serialgw.config.parsers import (
+    SERIAL_ONLY,
     SINGLE_SETTINGS,
     applySingle,
     isDecimal,
@@ -33,6 +34,7 @@ from serialgw.config.parsers import (
     parseMilliseconds,
     parseOnOff,
     parseSendString,
+    serialOnlyRefusal,
 )
 from serialgw.config.paths import absolute, absoluteDevice, absoluteListener, identity, placeKeys, whereWritten
 from serialgw.config.shard import Shard, ownListeners, parseShard, selectLines
@@ -428,6 +430,9 @@ man 8 serialgw
         typed = _named("device", parseDevice, DEFAULT_DEVICE if self["device"] is None else self["device"])
         # Relative paths from the directory at start (twistd's --rundir changes it afterwards).
         device = absoluteDevice(typed, os.getcwd())
+        given = next((key for key in SERIAL_ONLY if self[key]), None)  # (a flag not given is 0)
+        if given is not None and serialOnlyRefusal(device):
+            raise ConfigError(f"--{given}: {serialOnlyRefusal(device)}")
         texts = ([("port", self["port"])] if self["port"] is not None else []) + [("listen", t) for t in self["listen"]]
         listeners = tuple(absoluteListener(_named(option, parseListener, text), os.getcwd())
                           for option, text in texts or [("port", DEFAULT_PORT)])

@@ -173,6 +173,19 @@ _SINGLES: dict[str, tuple[str, Any]] = {
     "stopbits": ("stopbits", parseStopbits),
 }
 SINGLE_SETTINGS = tuple(_SINGLES)
+# The keys (and options of the same names) only a port that carries serial
+# settings, DTR and RTS takes: a tty, a pty, an rfc2217:// device.
+SERIAL_ONLY = ("serial", *SINGLE_SETTINGS, "xonxoff", "rtscts", "dtr", "rts", "idle-dtr", "idle-rts")
+
+
+def serialOnlyRefusal(device: DeviceSpec) -> str:
+    """
+    Why a serial-only key cannot be given for C{device} (a tcp:, unix: or
+    telnet: console: it was kept and ignored), or empty where it can.
+    """
+    what = device.withoutSettings
+    return (f"means nothing on device {quote(device.describe())}: a {what} carries no serial settings, DTR or RTS "
+            "(the far end's port has its own; an rfc2217:// device carries them): take it out") if what else ""
 
 
 # What an open-string or close-string may hold (bytes, breaks not counted),

@@ -233,6 +233,8 @@ class ListenerSpec:
 
 
 REMOTE_DEVICES = ("telnet", "tcp", "unix", "rfc2217")
+# The remote devices that carry no serial settings, DTR or RTS (an rfc2217:// one does): what each is, for people.
+NO_SETTINGS = {"tcp": "raw socket", "unix": "raw socket", "telnet": "telnet console"}
 
 
 @attrs.frozen
@@ -254,6 +256,11 @@ class DeviceSpec:
     @property
     def remote(self) -> bool:
         return self.kind in REMOTE_DEVICES
+
+    @property
+    def withoutSettings(self) -> str:
+        """What a remote device that carries no serial settings is (C{'raw socket'}, C{'telnet console'}); else empty."""
+        return NO_SETTINGS.get(self.kind, "")
 
     def describe(self) -> str:
         if self.kind == "pty":
