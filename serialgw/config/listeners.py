@@ -422,6 +422,9 @@ def _udp(body: str, original: str) -> ListenerSpec:
             sourcePort = _port(source, original)
         else:
             sourceHost, sourcePort = _hostPort(source, original)
+    if sourceHost and not _isAddress(sourceHost):
+        raise ConfigError(f"source address {quote(sourceHost)} in listener {quote(original)} is a name: the netconsole's "
+                          "port is bound to an address: give one (127.0.0.1, ::1), or none (@PORT) for every interface")
     if not remoteHost:
         remoteHost = "127.0.0.1"
     allow: tuple[str, ...]
