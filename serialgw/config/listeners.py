@@ -93,6 +93,8 @@ def parseListener(text: str) -> ListenerSpec:
             raise ConfigError(f"listener {quote(original)}: a {spec.kind.value} client has no escape menu (mon: and "
                               "escape= work on tcp, telnet, unix, pipe: and stdio listeners)")
         checkOptionsReach(spec, options, original, text)
+        if spec.kind is ListenerKind.CONNECT and not spec.path and not spec.port:
+            raise ConfigError(f"listener {quote(original)} dials port 0: nothing listens there; give the peer's port")
         return spec
 
     if isDecimal(text):
@@ -406,9 +408,7 @@ def _qemu(word: str, body: str, original: str) -> ListenerSpec:
         return ListenerSpec(endpoint, protocol, wait=wait, host=host, port=port, nodelay=nodelay)
     if not host:
         host = "localhost"
-    return ListenerSpec(
-        f"tcp:{host}:{port}", protocol, kind=ListenerKind.CONNECT, host=host, port=port, nodelay=nodelay
-    )
+    return ListenerSpec(f"tcp:{host}:{port}", protocol, kind=ListenerKind.CONNECT, host=host, port=port, nodelay=nodelay)
 
 
 def _udp(body: str, original: str) -> ListenerSpec:
