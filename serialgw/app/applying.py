@@ -26,6 +26,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 
 from serialgw.app import reload as plans
+from serialgw.app.check import unixDeviceProblem
 from serialgw.app.listen import StartupError
 from serialgw.app.reload import (
     bindChecker,
@@ -108,6 +109,8 @@ class Applying:
         # In the order they were made at once: the problem reported is the same.
         # Each step: its items (a line's name first), the check, and the key of the line it is about.
         steps: list[tuple[list[Any], Callable[[Any], Optional[str]], str]] = [
+            ([(config.name, config) for config in (new[name] for name in plan.changed + plan.added)
+              if config.device.kind == "unix"], lambda item: unixDeviceProblem(item[1]), "device"),
             ([(config.name, config) for config in (new[name] for name in plan.changed + plan.added)
               if config.lock and config.device.kind == "tty"], lambda item: checkLocks([item[1]]), "lock-dir"),
             (plan.logs, lambda item: checkFiles([], [item], released), "log"),
