@@ -244,7 +244,7 @@ class ListenerOpener:
         except CannotListenError as e:
             # Said in one line, as for TCP (another program holds the port).
             raise StartupError(f"line {config.name!r}: cannot listen on {spec.text!r}: {e}") from None
-        self._own("closer", port.stopListening)
+        self._own("closer", client.close)
         log.info("line {line}: netconsole to {remote} from {local}", line=config.name,
                  remote=client.peer.removeprefix("udp:"), local=describeAddress(port.getHost()))
         if not spec.readOnly and not all(network.network_address.is_loopback for network in client.allow):

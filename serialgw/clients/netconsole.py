@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 from typing import Any, Optional
 
+from twisted.internet.defer import Deferred
 from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
 from zope.interface import implementer
@@ -80,6 +81,8 @@ class NetconsoleClient(ClientEvents, DatagramProtocol):
         self._lookups = 0
         self._lookupCall: Any = None
         self._started = 0
+        # While its port closes: who waits for that (see close).
+        self._closed: Optional[list[Deferred[None]]] = None
 
     def startProtocol(self) -> None:
         host = self.spec.remoteHost
@@ -190,8 +193,30 @@ class NetconsoleClient(ClientEvents, DatagramProtocol):
 
     def disconnect(self, why: Optional[str] = None) -> None:
         """Its port stops listening (and it leaves the line)."""
-        if self.transport is not None:
-            self.transport.loseConnection()
+        self.close()
+
+    def close(self) -> Optional[Deferred[None]]:
+        """
+        Stop listening, once; fires when the port is closed (None: it was
+        not listening).  A removed line's clients are disconnected and its
+        closers run in the same turn: the port stopped twice ran Twisted's
+        connectionLost twice (a logged AssertionError, and the first
+        stop's Deferred never fired).
+        """
+        if self._closed is None:
+            stopped = self.transport.stopListening() if self.transport is not None else None
+            if stopped is None:
+                return None
+            self._closed = []
+            stopped.addBoth(self._portClosed)
+        waiter: Deferred[None] = Deferred()
+        self._closed.append(waiter)
+        return waiter
+
+    def _portClosed(self, result: Any) -> None:
+        waiters, self._closed = self._closed or [], None
+        for waiter in waiters:
+            waiter.callback(None)
 
     def deliver(self, data: bytes) -> None:
         if self.remote is None or self.transport is None:

@@ -4,11 +4,14 @@ Tests for serialgw.clients.netconsole: datagram sizes and the source allow-list.
 
 from __future__ import annotations
 
-from twisted.internet.defer import Deferred
+import warnings
+
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.error import DNSLookupError
-from twisted.internet.task import Clock
+from twisted.internet.task import Clock, deferLater
 from twisted.internet.testing import StringTransport
-from twisted.logger import formatEvent
+from twisted.logger import LogLevel, formatEvent
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface.verify import verifyObject
 
@@ -233,3 +236,22 @@ class ListenerTests(TestCase):
         client.datagramReceived(b"reboot\r", ("127.0.0.1", 40000))
         self.assertEqual((line.refused, line.bytesGiven), (7, 0))
         await service.stopService()
+
+    async def test_lineRemovedClosesThePortOnce(self) -> None:
+        """A line removed (a reload) closes its netconsole's UDP port once, and its close is waited for: it was stopped twice (the client's disconnect and the line's closer), the second close a logged AssertionError from Twisted's doStop."""
+        pty = startedPty(self)
+        service = startGateway(self, ptyLine(pty, f"raw+udp:127.0.0.1:{heldUdpPort(self)}@127.0.0.1:0"))
+        [client] = service.lines["t"].clients
+        assert isinstance(client, NetconsoleClient)
+        port = client.transport
+        events: list[dict[str, object]] = []
+        observeLog(self, events.append)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            waits = service.closeLine("t")
+        await gatherResults([w for w in waits if isinstance(w, Deferred)])
+        closedWhenWaited = not port.connected
+        # (A second close, if any, runs in the next turn: let it.)
+        await deferLater(reactor, 0, lambda: None)
+        self.assertEqual(([e for e in events if e.get("log_level") in (LogLevel.error, LogLevel.critical)],
+                          [str(w.message) for w in caught], closedWhenWaited), ([], [], True))

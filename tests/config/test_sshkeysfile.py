@@ -1,0 +1,122 @@
+"""
+A keys file (C{keys-file}, C{--authorized-keys}) may be a person's own, in
+their home: what its path leads to is looked at without opening it, and
+only a regular file is opened.  Real ptys, FIFOs and inotify.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+import struct
+import subprocess
+import sys
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from serialgw.config.specs import ConfigError
+from serialgw.config.sshkeys import readKeysFile
+from tests.clients.test_ssh import newKey, publicLine
+
+IN_OPEN = 0x20
+
+
+class Opens:
+    """Opens of one path, as inotify reports them."""
+
+    def __init__(self, test: SynchronousTestCase, path: str) -> None:
+        libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+        self.fd = libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
+        if self.fd < 0:
+            raise OSError(ctypes.get_errno(), "inotify_init1")
+        test.addCleanup(os.close, self.fd)
+        if libc.inotify_add_watch(self.fd, os.fsencode(path), IN_OPEN) < 0:
+            raise OSError(ctypes.get_errno(), "inotify_add_watch")
+
+    def count(self) -> int:
+        try:
+            events = os.read(self.fd, 65536)
+        except BlockingIOError:
+            return 0
+        count, at = 0, 0
+        while at < len(events):
+            _, mask, _, size = struct.unpack_from("iIII", events, at)
+            count += bool(mask & IN_OPEN)
+            at += 16 + size
+        return count
+
+
+class NotOpenedTests(SynchronousTestCase):
+    def link(self, target: str) -> str:
+        path = self.mktemp()
+        os.symlink(os.path.abspath(target), path)
+        return path
+
+    def test_deviceNeverOpened(self) -> None:
+        """A keys file that leads to a device (a person's symlink to a tty; /dev/watchdog would start the watchdog) is refused without the device being opened."""
+        master, slave = os.openpty()
+        self.addCleanup(os.close, master)
+        self.addCleanup(os.close, slave)
+        tty = os.ttyname(slave)
+        opens = Opens(self, tty)
+        path = self.link(tty)
+        self.assertEqual(str(self.assertRaises(ConfigError, readKeysFile, path)),
+                         f"keys file {path!r} is not a regular file")
+        self.assertEqual(opens.count(), 0)
+
+    def test_fifoNeverOpened(self) -> None:
+        """A FIFO there is refused without being opened (a writer waiting on it is not let go)."""
+        fifo = self.mktemp()
+        os.mkfifo(fifo)
+        opens = Opens(self, fifo)
+        self.assertEqual(str(self.assertRaises(ConfigError, readKeysFile, fifo)),
+                         f"keys file {fifo!r} is not a regular file")
+        self.assertEqual(opens.count(), 0)
+
+    def test_ttyNotMadeControllingTerminal(self) -> None:
+        """A gateway without a controlling terminal (under systemd, a session leader) does not get one from a keys file that leads to a tty: its hangup would be a SIGHUP to the gateway."""
+        master, slave = os.openpty()
+        self.addCleanup(os.close, master)
+        self.addCleanup(os.close, slave)
+        path = self.link(os.ttyname(slave))
+        code = ("import os, sys\n"
+                "from serialgw.config.specs import ConfigError\n"
+                "from serialgw.config.sshkeys import readKeysFile\n"
+                "try:\n    readKeysFile(sys.argv[1])\nexcept ConfigError as e:\n    print(e)\n"
+                "try:\n    os.close(os.open('/dev/tty', os.O_RDONLY))\n    print('a controlling terminal')\n"
+                "except OSError:\n    print('no controlling terminal')\n")
+        done = subprocess.run([sys.executable, "-c", code, path], start_new_session=True, capture_output=True,
+                              stdin=subprocess.DEVNULL, cwd=os.getcwd(), text=True, timeout=60,
+                              env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+        self.assertEqual(done.stdout, f"keys file {path!r} is not a regular file\nno controlling terminal\n")
+
+    def test_regularFileThroughSymlink(self) -> None:
+        """A symlink to a regular file is followed, as sshd follows one for authorized_keys; a directory is not a regular file."""
+        key = newKey()
+        target = self.mktemp()
+        with open(target, "w") as f:
+            f.write(publicLine(key, "ops1") + "\n")
+        self.assertEqual([k.comment for k in readKeysFile(self.link(target))], ["ops1"])
+        directory = self.mktemp()
+        os.mkdir(directory)
+        self.assertEqual(str(self.assertRaises(ConfigError, readKeysFile, directory)),
+                         f"keys file {directory!r} is not a regular file")
+        dangling = self.link(self.mktemp())
+        self.assertEqual(str(self.assertRaises(ConfigError, readKeysFile, dangling)),
+                         f"cannot read keys file {dangling!r}: No such file or directory")
+
+    def test_withoutOPath(self) -> None:
+        """Where there is no O_PATH, the path is looked at before it is opened: a FIFO is refused unopened, a regular file read."""
+        self.patch(os, "O_PATH", 0)
+        fifo = self.mktemp()
+        os.mkfifo(fifo)
+        opens = Opens(self, fifo)
+        link = self.link(fifo)
+        self.assertEqual(str(self.assertRaises(ConfigError, readKeysFile, link)),
+                         f"keys file {link!r} is not a regular file")
+        self.assertEqual(opens.count(), 0)
+        target = self.mktemp()
+        with open(target, "w") as f:
+            f.write(publicLine(newKey(), "ops1") + "\n")
+        self.assertEqual([k.comment for k in readKeysFile(target)], ["ops1"])
