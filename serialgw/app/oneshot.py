@@ -44,8 +44,8 @@ Invariants (each pinned by C{tests/app/test_oneshot.py}):
     handed over is noted before anything else is done, an C{epoll_ctl}
     that fails (C{ENOMEM}) leaves the descriptor one-shot, and a safety
     net (L{OneShotReactor._checkDisarmed}), every SAFETY_NET seconds while
-    anything is one-shot, arms again and logs any descriptor the kernel
-    holds disarmed that the reactor does not mean to arm (a missed path:
+    anything is one-shot, arms again and logs any one-shot descriptor in
+    none of the records that lead to it being armed again (a missed path:
     its tty would never be read again).
 
 Off unless C{SERIALGW_ONESHOT} says otherwise (C{1} or C{inline}, C{thread});
@@ -71,13 +71,8 @@ log = Logger()
 
 ONESHOT_ENV = "SERIALGW_ONESHOT"
 ARMED = EPOLLIN | EPOLLONESHOT
-# epoll's flags that are not events (EPOLLET, EPOLLONESHOT, EPOLLWAKEUP,
-# EPOLLEXCLUSIVE): a one-shot registration with nothing else is disarmed.
-PRIVATE = (1 << 31) | EPOLLONESHOT | (1 << 29) | (1 << 28)
-
-# How often, seconds, while some descriptor is one-shot, the kernel's view
-# is checked for one left disarmed that the reactor does not mean to arm
-# again (L{OneShotReactor._checkDisarmed}).
+# How often, seconds, while some descriptor is one-shot, the reactor looks
+# for one that nothing will arm again (L{OneShotReactor._checkDisarmed}).
 SAFETY_NET = 1.0
 
 # epoll_ctl's errors for a descriptor the kernel no longer has in the epoll
@@ -217,6 +212,9 @@ class OneShotReactor(GatewayReactor):
                 log.failure("making descriptor {fd} one-shot failed", fd=fd)
             return
         self._oneShot.add(fd)
+        # Not ready at the next poll: level-triggered again (as when armed
+        # again), so that no one-shot descriptor sits armed and idle.
+        self._armed.append(fd)
         if self._netCall is None:
             self._netCall = self.callLater(SAFETY_NET, self._checkDisarmed)
 
@@ -258,48 +256,30 @@ class OneShotReactor(GatewayReactor):
 
     def _checkDisarmed(self) -> None:
         """
-        Arm again any descriptor the kernel holds one-shot and disarmed
-        that the reactor does not mean to arm again (none, unless a path
-        was missed: its tty would never be read again), and say so.  Run
-        every SAFETY_NET seconds while some descriptor is one-shot.
+        Arm again any one-shot descriptor that nothing will arm or check
+        (none, unless a path was missed: a tty disarmed by the kernel
+        would never be read again), and say so.  Every one-shot descriptor
+        is at all times in one of the reactor's records: fired (disarmed,
+        armed again next turn), handed to the helper, or armed and to be
+        checked at the next poll.  Run every SAFETY_NET seconds while some
+        descriptor is one-shot (O(1) a one-shot descriptor).
         """
         self._netCall = None
         with self._armLock:
-            masks = self._kernelMasks()
-            expected = self._fired | self._rearming | self._pending
-            if masks is None:
-                # (No /proc: every one-shot descriptor not meant to be armed
-                # again is armed; arming an armed one changes nothing.)
-                lost = sorted(self._oneShot - expected)
-            else:
-                lost = sorted(fd for fd, mask in masks.items()
-                              if mask & EPOLLONESHOT and not mask & ~PRIVATE and fd not in expected)
-            for fd in lost:
-                if masks is not None:
-                    log.warn("descriptor {fd} was left disarmed (one-shot polling, {state}): armed again",
-                             fd=fd, state="known" if fd in self._oneShot else "forgotten")
+            lost = self._oneShot - self._fired - self._rearming - self._pending - set(self._armed)
+            for fd in sorted(lost):
+                log.warn("one-shot descriptor {fd} had nothing to arm it again: armed again", fd=fd)
                 try:
                     self._poller.modify(fd, ARMED)
-                except OSError:
-                    log.failure("arming descriptor {fd} again failed", fd=fd)
+                except OSError as e:
+                    if e.errno in GONE:
+                        self._oneShot.discard(fd)
+                    else:
+                        log.failure("arming descriptor {fd} again failed", fd=fd)
                     continue
-                self._oneShot.add(fd)
                 self._armed.append(fd)
         if self._oneShot and self._netCall is None:
             self._netCall = self.callLater(SAFETY_NET, self._checkDisarmed)
-
-    def _kernelMasks(self) -> Optional[dict[int, int]]:
-        """Each registered descriptor's event mask as the kernel holds it (/proc/self/fdinfo of the epoll descriptor)."""
-        masks: dict[int, int] = {}
-        try:
-            with open(f"/proc/self/fdinfo/{self._poller.fileno()}") as f:
-                for row in f:
-                    if row.startswith("tfd:"):
-                        fields = row.split()
-                        masks[int(fields[1])] = int(fields[3], 16)
-        except (OSError, ValueError, IndexError):
-            return None
-        return masks
 
     # -- the helper thread (threaded) -------------------------------------------
 
@@ -345,7 +325,8 @@ class OneShotReactor(GatewayReactor):
                         if e.errno not in GONE:
                             log.failure("arming descriptor {fd} again failed", fd=fd)
                         continue
-                armed.append(fd)
+                    # (Under the lock: the safety net finds it armed, never between two records.)
+                    armed.append(fd)
 
     def helperStep(self, step: Callable[[], None]) -> None:
         """Have the helper thread call C{step} once it has armed what it was given before (tests)."""
