@@ -350,3 +350,24 @@ def release(path: str) -> None:
     except OSError as e:
         if e.errno != errno.ENOENT:
             raise
+
+
+
+def flockHolder(device: str) -> int:
+    """
+    Who holds an C{flock} on C{device} (symlinks resolved), as
+    /proc/locks gives it (picocom's lock, pyserial's C{exclusive=True}:
+    they take no UUCP lock file); 0 when none is found.
+    """
+    try:
+        st = os.stat(device)
+        node = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+        with open("/proc/locks") as f:
+            for row in f:
+                fields = row.split()
+                # "1: FLOCK  ADVISORY  WRITE 488 00:05:10 0 EOF"; a waiter's row has "->" after the number.
+                if len(fields) >= 6 and fields[1] == "FLOCK" and fields[5] == node and fields[4].isdigit():
+                    return int(fields[4])
+    except (OSError, ValueError):
+        pass
+    return 0

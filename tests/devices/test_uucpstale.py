@@ -36,10 +36,10 @@ def taken(events: LogEvents) -> list[str]:
     return [formatEvent(e) for e in events.events if "taken over" in e.get("log_format", "")]
 
 
-def holding(case: Any, device: str) -> int:
-    """A live process (not this one) with C{device} open, ended when the test ends."""
-    child = subprocess.Popen([sys.executable, "-c", "import sys; f = open(sys.argv[1], 'rb', 0); print(1, flush=True); sys.stdin.read()",
-                              device], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+def holding(case: Any, device: str, then: str = "pass") -> int:
+    """A live process (not this one) with C{device} open as C{f} (and C{then} run), ended when the test ends."""
+    code = f"import sys; f = open(sys.argv[1], 'rb', 0); {then}; print(1, flush=True); sys.stdin.read()"
+    child = subprocess.Popen([sys.executable, "-c", code, device], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
 
     def end() -> None:
         assert child.stdin is not None and child.stdout is not None
