@@ -124,11 +124,12 @@ class Applying:
         released = {spec.path for _, spec in plan.releasing if spec.kind is ListenerKind.PTY and spec.path}
         binds = bindChecker(plan.releasing, plans.releasedPorts(service._keyed, plan.releasing),
                             service.listeners.endpoint, self.probes)
+        # A unix: device's path too long (no I/O: checked at once), as the open would refuse it first.
+        self.problem = next((service.placed(name, "device", problem) for name in plan.changed + plan.added
+                             if (problem := unixDeviceProblem(new[name])) is not None), None)
         # In the order they were made at once: the problem reported is the same.
         # Each step: its items (a line's name first), the check, and the key of the line it is about.
         steps: list[tuple[list[Any], Callable[[Any], Optional[str]], str]] = [
-            ([(config.name, config) for config in (new[name] for name in plan.changed + plan.added)
-              if config.device.kind == "unix"], lambda item: unixDeviceProblem(item[1]), "device"),
             ([(config.name, config) for config in (new[name] for name in plan.changed + plan.added)
               if config.lock and config.device.kind == "tty"], lambda item: checkLocks([item[1]]), "lock-dir"),
             (plan.logs, lambda item: checkFiles([], [item], released), "log"),
