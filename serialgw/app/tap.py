@@ -22,6 +22,7 @@ from serialgw.config.file import loadFile, nameProblem
 from serialgw.config.linetable import MAX_NAME
 from serialgw.config.listeners import parseListener, parseSSHListener, parseStatusListener, parseWatchAll
 from serialgw.config.parsers import (
+    SERIAL_ONLY,
     SINGLE_SETTINGS,
     applySingle,
     isDecimal,
@@ -29,9 +30,11 @@ from serialgw.config.parsers import (
     parseCompact,
     parseDevice,
     parseLockDir,
+    parseMaxClients,
     parseMilliseconds,
     parseOnOff,
     parseSendString,
+    serialOnlyRefusal,
 )
 from serialgw.config.paths import absolute, absoluteDevice, absoluteListener, identity, placeKeys, whereWritten
 from serialgw.config.shard import Shard, ownListeners, parseShard, selectLines
@@ -65,7 +68,6 @@ LINE_OPTIONS = ("device", "port", "name", "serial", "baud", "bytesize", "parity"
                 "idle-rts", "pace", "pace-line", "lock-dir")
 LINE_FLAGS = ("xonxoff", "rtscts", "no-notices", "no-lock", "no-restore")
 DEFAULT_BREAK_DURATION = "250"
-
 
 
 _T = TypeVar("_T")
@@ -428,6 +430,9 @@ man 8 serialgw
         typed = _named("device", parseDevice, DEFAULT_DEVICE if self["device"] is None else self["device"])
         # Relative paths from the directory at start (twistd's --rundir changes it afterwards).
         device = absoluteDevice(typed, os.getcwd())
+        given = next((key for key in SERIAL_ONLY if self[key]), None)  # (a flag not given is 0)
+        if given is not None and serialOnlyRefusal(device):
+            raise ConfigError(f"--{given}: {serialOnlyRefusal(device)}")
         texts = ([("port", self["port"])] if self["port"] is not None else []) + [("listen", t) for t in self["listen"]]
         listeners = tuple(absoluteListener(_named(option, parseListener, text), os.getcwd())
                           for option, text in texts or [("port", DEFAULT_PORT)])
@@ -459,12 +464,7 @@ man 8 serialgw
         if problem is not None:
             raise ConfigError(f"--name: {problem}")
         name = self["name"] or _lineName(typed.describe())
-        maxClients = DEFAULT_MAX_CLIENTS
-        if self["max-clients"] is not None:
-            text = str(self["max-clients"]).strip()
-            if not isDecimal(text):
-                raise ConfigError(f"--max-clients must be a number >= 0 (0: no limit), not {quote(self['max-clients'])}")
-            maxClients = int(text)
+        maxClients = DEFAULT_MAX_CLIENTS if self["max-clients"] is None else parseMaxClients(self["max-clients"])
         coalesce = _named("coalesce", parseCoalesce, "off" if self["coalesce"] is None else self["coalesce"])
         config = LineConfig(
             name=name,

@@ -76,6 +76,19 @@ def shownKey(byte: int) -> str:
     return "DEL" if byte == 0x7F else f"byte {byte:#04x}"
 
 
+def settingsShown(line: Line) -> str:
+    """
+    The line's serial settings for people (C{115200,8N1}); on a remote
+    device that carries none (tcp:, unix:, telnet:) what it is instead: the
+    speed and framing kept here mean nothing there.
+    """
+    device = line.device
+    if not device.noSettings:
+        return str(line.settings.describe())
+    what = getattr(getattr(device, "spec", None), "withoutSettings", "") or "device"
+    return f"remote {what}: serial settings are the far end's"
+
+
 def lastLines(data: bytes, count: int) -> int:
     """
     Where the last C{count} lines of C{data} start (a final newline ends the
@@ -214,7 +227,7 @@ class EscapeMenu:
             device = line.device
             client.notice(
                 f"{line.name}: {device.name} "
-                f"{'up' if device.up else 'DOWN'}, {line.settings.describe()}, "
+                f"{'up' if device.up else 'DOWN'}, {settingsShown(line)}, "
                 f"{line.bytesFromDevice} bytes in, {line.bytesToDevice} out, "
                 f"{device.breaks} breaks, {device.dropped} dropped while down, "
                 f"mode {line.mode}"
@@ -395,8 +408,9 @@ class EscapeMenu:
             client.notice(str(e))
             return
         settings: SerialSettings = line.clientSettings(client, wanted)
-        if line.mayWrite(client) and line.device.noSettings:
-            client.notice(f"no change: {line.device.noSettings}; {line.name} stays at {settings.describe()}")
+        if line.device.noSettings:
+            # (Not "stays at 115200,8N1": the speed kept here means nothing there.)
+            client.notice(f"no change: {line.device.noSettings}")
             return
         if not line.mayWrite(client):
             # Refused (logged by the line): said, as for a break.

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Optional
 
-from serialgw.clients.escape import EscapeMenu, keyName
+from serialgw.clients.escape import EscapeMenu, keyName, settingsShown
 from serialgw.clients.guard import OutputGuard
 from serialgw.clients.tls import peerSubject
 from serialgw.clients.transports import peerName
@@ -178,7 +178,7 @@ class Session:
             self._introCall = clock.callLater(QUIET_SECONDS, self.introduce)
         if spec is not None and spec.banner:
             # Asked for by name: sent where notices are off too (raw's default, no-notices).
-            self.say(f"{self.line.name}: {self.line.settings.describe()}, you are {self.role.value}; "
+            self.say(f"{self.line.name}: {settingsShown(self.line)}, you are {self.role.value}; "
                      f"also here: {self.line.who(exclude=self)}"
                      + (f"; escape key {keyName(self.escapeMenu.key)}" if self.escapeMenu else ""))
         self._started = True

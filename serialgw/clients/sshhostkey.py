@@ -41,9 +41,15 @@ def loadHostKey(path: str, make: bool = True) -> tuple[keys.Key, bool]:
         # Written beside it and linked into place whole: the processes of
         # --shard start at once, and each either makes the key or reads the
         # one another made (never half of it, never a second key).
+        directory = os.path.dirname(path) or "."
         try:
-            fd, temporary = tempfile.mkstemp(prefix=os.path.basename(path) + ".", suffix=".new",
-                                             dir=os.path.dirname(path) or ".")
+            fd, temporary = tempfile.mkstemp(prefix=os.path.basename(path) + ".", suffix=".new", dir=directory)
+        except FileNotFoundError:
+            # The default's /var/lib/serialgw is made by the shipped units'
+            # StateDirectory=; started by hand (the README's SSH example) it
+            # is often not there, and the gateway makes no directory.
+            raise SSHError(f"cannot write SSH host key {path!r}: its directory {directory!r} does not exist (make it, "
+                           "mode 700, or give the key another path: --ssh-host-key, host-key in [ssh])") from None
         except OSError as e:
             raise SSHError(f"cannot write SSH host key {path!r}: {e.strerror}") from None
         try:

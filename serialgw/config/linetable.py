@@ -13,6 +13,7 @@ import attrs
 from serialgw.config.foreign import foreignKey, foreignTable
 from serialgw.config.listeners import parseListener
 from serialgw.config.parsers import (
+    SERIAL_ONLY,
     SINGLE_SETTINGS,
     applySingle,
     checkPath,
@@ -23,6 +24,7 @@ from serialgw.config.parsers import (
     parseMilliseconds,
     parseOnOff,
     parseSendString,
+    serialOnlyRefusal,
 )
 from serialgw.config.paths import absoluteLine
 from serialgw.config.placeholders import PLACED_KEYS, expandValue, hasPlaceholder
@@ -32,6 +34,7 @@ from serialgw.config.specs import (
     DEFAULT_LOCK_DIR,
     DEFAULT_MAX_CLIENTS,
     MAX_BACKLOG,
+    MAX_CLIENTS,
     ConfigError,
     LineConfig,
     LogSpec,
@@ -122,6 +125,13 @@ def readLines(path: str, text: str, data: dict[str, Any], base: str) -> tuple[li
             # A [defaults] value with {line} fails for some lines only: say which.
             which = f"for line {quote(name)}, " if table_ == "defaults" and hasPlaceholder(defaults[e.key]) else ""
             raise ConfigError(f"{_where(path, text, table_, e.key)}: [{table_}] {e.key}: {which}{e.message}") from None
+        # A line's own dtr (baud, ...) on a device that carries none: kept
+        # and ignored, the line looked configured.  From [defaults] it is for
+        # the lines that take it: silent.
+        serialOnly = next((key for key in table if key in SERIAL_ONLY), None)
+        if serialOnly is not None and serialOnlyRefusal(configs[-1].device):
+            raise ConfigError(f"{_where(path, text, where, serialOnly)}: [{where}] {serialOnly}: "
+                              f"{serialOnlyRefusal(configs[-1].device)}")
         # A line's own log-typed (log-mark, ...) without log: no file at all,
         # and no word said (an audit trail asked for and none kept).  From
         # [defaults] it is for the lines that log: silent.
@@ -212,17 +222,17 @@ def _line(name: str, table: dict[str, Any]) -> LineConfig:
     listeners = tuple(parsed("listen", parseListener, str(t)) for t in listen)
     milliseconds = value("break-duration", float, 250.0)
     if not 1 <= milliseconds <= 10000:
-        raise _KeyError("break-duration", f"expected 1 to 10000 milliseconds, not {quote(milliseconds)}")
+        # The value as written (2**63, not 9.223372036854776e+18).
+        raise _KeyError("break-duration", f"expected 1 to 10000 milliseconds, not {quote(table['break-duration'])}")
     mode = value("mode", str, "shared")
     if mode not in ("shared", "exclusive"):
         raise _KeyError("mode", f"expected shared or exclusive, not {quote(mode)}")
     maxClients = value("max-clients", int, DEFAULT_MAX_CLIENTS)
+    if not 0 <= maxClients <= MAX_CLIENTS:
+        raise _KeyError("max-clients", f"expected 0 (no limit) to {MAX_CLIENTS} clients, not {maxClients}")
     backlog = value("backlog", int, DEFAULT_BACKLOG)
-    if maxClients < 0 or backlog < 0:
-        raise _KeyError("max-clients" if maxClients < 0 else "backlog",
-                        f"expected a number >= 0, not {maxClients if maxClients < 0 else backlog}")
-    if backlog > MAX_BACKLOG:
-        raise _KeyError("backlog", f"expected at most {MAX_BACKLOG} bytes, not {backlog}")
+    if not 0 <= backlog <= MAX_BACKLOG:
+        raise _KeyError("backlog", f"expected 0 to {MAX_BACKLOG} bytes, not {backlog}")
     # Only the keys given: LogSpec's own defaults fill the rest (read from
     # the class, a frozen attrs field is a slot descriptor).  Checked on a
     # line without log too (from [defaults], or a mistake), then dropped.
@@ -246,7 +256,8 @@ def _line(name: str, table: dict[str, Any]) -> LineConfig:
             raise _KeyError(key, f'expected "on" or "off", not {quote(item)}')
         return bool(parsed(key, lambda t: parseOnOff(t, key), item))
 
-    pace = {key: parsed(key, lambda t, k=key: parseMilliseconds(t, k), value(key, float, 0.0))
+    # (Checked as a number, read as written: 2**63 said as such, not 9.223372036854776e+18.)
+    pace = {key: parsed(key, lambda t, k=key: parseMilliseconds(t, k), table[key] if value(key, float) else 0.0)
             for key in ("pace", "pace-line")}
     strings = {key: parsed(key, lambda t, k=key: parseSendString(t, k), value(key, str, ""))
                for key in ("open-string", "close-string")}

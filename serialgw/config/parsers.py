@@ -19,6 +19,7 @@ from serialgw.config.foreign import ser2netConf, ser2netConnector, ser2netSerial
 from serialgw.config.specs import (
     BYTESIZES,
     MAX_BAUD,
+    MAX_CLIENTS,
     PARITIES,
     STOPBITS,
     ConfigError,
@@ -172,6 +173,19 @@ _SINGLES: dict[str, tuple[str, Any]] = {
     "stopbits": ("stopbits", parseStopbits),
 }
 SINGLE_SETTINGS = tuple(_SINGLES)
+# The keys (and options of the same names) only a port that carries serial
+# settings, DTR and RTS takes: a tty, a pty, an rfc2217:// device.
+SERIAL_ONLY = ("serial", *SINGLE_SETTINGS, "xonxoff", "rtscts", "dtr", "rts", "idle-dtr", "idle-rts")
+
+
+def serialOnlyRefusal(device: DeviceSpec) -> str:
+    """
+    Why a serial-only key cannot be given for C{device} (a tcp:, unix: or
+    telnet: console: it was kept and ignored), or empty where it can.
+    """
+    what = device.withoutSettings
+    return (f"means nothing on device {quote(device.describe())}: a {what} carries no serial settings, DTR or RTS "
+            "(the far end's port has its own; an rfc2217:// device carries them): take it out") if what else ""
 
 
 # What an open-string or close-string may hold (bytes, breaks not counted),
@@ -231,6 +245,15 @@ def parseMilliseconds(text: Any, what: str, limit: float = 10000) -> float:
     if not 0 <= value <= limit:  # NaN fails too
         raise ConfigError(f"{what} must be 0 to {limit:g} milliseconds, not {quote(text)}")
     return value / 1000.0
+
+
+def parseMaxClients(text: str) -> int:
+    """C{--max-clients}: 0 (no limit) to L{MAX_CLIENTS} (2**63 was taken)."""
+    key = str(text).strip()
+    value = int(key) if isDecimal(key) else -1
+    if not 0 <= value <= MAX_CLIENTS:
+        raise ConfigError(f"--max-clients must be 0 (no limit) to {MAX_CLIENTS}, not {quote(text)}")
+    return value
 
 
 def parseOnOff(text: str, what: str) -> bool:

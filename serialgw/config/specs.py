@@ -233,6 +233,8 @@ class ListenerSpec:
 
 
 REMOTE_DEVICES = ("telnet", "tcp", "unix", "rfc2217")
+# The remote devices that carry no serial settings, DTR or RTS (an rfc2217:// one does): what each is, for people.
+NO_SETTINGS = {"tcp": "raw socket", "unix": "raw socket", "telnet": "telnet console"}
 
 
 @attrs.frozen
@@ -254,6 +256,11 @@ class DeviceSpec:
     @property
     def remote(self) -> bool:
         return self.kind in REMOTE_DEVICES
+
+    @property
+    def withoutSettings(self) -> str:
+        """What a remote device that carries no serial settings is (C{'raw socket'}, C{'telnet console'}); else empty."""
+        return NO_SETTINGS.get(self.kind, "")
 
     def describe(self) -> str:
         if self.kind == "pty":
@@ -289,6 +296,12 @@ MAX_BACKLOG = 64 * 1024 * 1024
 # Network clients a line takes at most (0: no limit): every client costs
 # memory (its output bound), so there is always a cap unless one says none.
 DEFAULT_MAX_CLIENTS = 64
+# The most max-clients takes (0, no limit, aside): each client is a socket
+# and up to its outbuf of memory; a line for more people than this is a
+# mistake (2**63 was taken).
+MAX_CLIENTS = 65536
+# The most log-max-size takes (0, no limit, aside): 1 TiB.
+MAX_LOG_SIZE = 1 << 40
 
 
 @attrs.frozen
@@ -315,8 +328,9 @@ class LogSpec:
     def __attrs_post_init__(self) -> None:
         if not self.path:
             raise ConfigError("log path is empty")
-        if self.maxSize < 0:
-            raise ConfigError(f"log-max-size must be 0 (no limit) or more bytes, not {quote(self.maxSize)}")
+        if not 0 <= self.maxSize <= MAX_LOG_SIZE:
+            # (10**30 was taken.)
+            raise ConfigError(f"log-max-size must be 0 (no limit) to {MAX_LOG_SIZE} bytes (1 TiB), not {quote(self.maxSize)}")
         if not 0 <= self.keep <= MAX_LOG_KEEP:
             # Every rotation renames them all, on the reactor's thread.
             raise ConfigError(f"log-keep must be 0 to {MAX_LOG_KEEP}, not {quote(self.keep)}")

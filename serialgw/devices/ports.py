@@ -151,22 +151,33 @@ class TtyPort:
             except uucplock.LockError as e:
                 raise DeviceError(str(e)) from None
         try:
-            self._open(path, settings)
+            self._open(path, settings, exclusive=lockDir is not None)
         except BaseException:
             self._unlock()
             raise
 
-    def _open(self, path: str, settings: SerialSettings) -> None:
+    def _open(self, path: str, settings: SerialSettings, exclusive: bool = False) -> None:
         ser = _KeepInputSerial()
         ser.port = path
         _configure(ser, settings)
+        if exclusive:
+            # An flock too, taken before anything is set: picocom and
+            # pyserial's exclusive ports lock a tty so, with no lock file.
+            ser.exclusive = True
         try:
             ser.open()
+        except serial.SerialException as e:
+            if not (exclusive and e.errno == errno.EWOULDBLOCK):
+                raise DeviceError(f"cannot open device {path!r}: {_whyNotOpened(path, e)}") from None
+            holder = uucplock.flockHolder(path)
+            who = f"process {holder}{uucplock.processName(holder)}" if holder else "another program"
+            message = f"{path} is locked by {who} (flock, as picocom takes it)"
+            raise (DeviceLocked(message, holder) if holder else DeviceError(message)) from None
         except termios.error as e:
             raise DeviceError(
                 f"cannot set {settings.describe()} on device {path!r}: {errorReason(e)}"
             ) from None
-        except (serial.SerialException, OSError, ValueError) as e:
+        except (OSError, ValueError) as e:
             raise DeviceError(f"cannot open device {path!r}: {_whyNotOpened(path, e)}") from None
         self._serial = ser
         self._fd: int = ser.fd
@@ -490,6 +501,17 @@ def openPort(spec: DeviceSpec, settings: SerialSettings, lockDir: Optional[str] 
         return PtyPort(spec.path, settings)
     problem = terminalProblem(spec.path) if again else None
     if problem is not None:
+        if lockDir is not None:
+            # Held under a live process's UUCP lock (cu -l on QEMU's pty,
+            # another gateway): locked, as the first open says, the holder
+            # on the status page, not someone's session.  (The lock is taken
+            # and let go at once when nobody holds it.)
+            try:
+                uucplock.release(uucplock.acquire(spec.path, lockDir))
+            except uucplock.LockHeld as e:
+                raise DeviceLocked(str(e), e.pid) from None
+            except (uucplock.LockError, OSError):
+                pass
         raise DeviceError(problem)
     return TtyPort(spec.path, settings, lockDir)
 

@@ -2,7 +2,10 @@
 UUCP lock files: C{/var/lock/LCK..ttyS0} holds the PID of the process that
 has C{/dev/ttyS0} open, as ten ASCII digits and a newline (C{"%10d\\n"}, the
 form minicom, cu and ser2net write and read).  A lock whose process is gone
-is stale and taken over.
+is stale and taken over; so is one whose PID now belongs to a process that
+started after the lock was written (PIDs are reused: with pid_max 32768 a
+busy machine goes round within the hour), unless that process is seen to
+have the device open.  Every lock taken over is logged, with why.
 
 The lock is made atomically, as Taylor UUCP's cu does: the PID is written
 to a temporary file in the lock directory, which is then hard-linked to the
@@ -17,9 +20,37 @@ import errno
 import os
 import stat
 import struct
+import time
 from typing import Optional
 
+from twisted.logger import Logger
+
 from serialgw.config.specs import DEFAULT_LOCK_DIR
+
+log = Logger()
+
+# A live process that started more than this many seconds after its lock
+# was written (the file's mtime) did not write it: its PID is another's
+# reused.  The margin is for timestamps' granularity and small clock
+# corrections; a clock set forward by more than it while a holder has its
+# lock (a machine with no real-time clock setting its time from the network
+# after boot) makes the holder look younger than its lock: then only its
+# descriptors, when we may see them, keep its lock from being taken.
+REUSED_AFTER = 10.0
+
+# An empty lock file younger than this (seconds, by its mtime) is being
+# written: picocom, minicom and ser2net make the file (O_EXCL), then write
+# their PID into it.  Older, it holds nothing and is stale.
+EMPTY_WAIT = 10.0
+
+# The most descriptors of a suspected stranger looked at for the device; a
+# process with more is taken to have it open (its lock kept).
+FDS_LOOKED_AT = 65536
+
+# What a file that is no lock is, for people.
+_NOT_FILES = ((stat.S_ISLNK, "a symbolic link"), (stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"),
+              (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
+              (stat.S_ISBLK, "a block device"))
 
 # The locks this process holds now: a lock file naming our own PID that is
 # not among them is ours to take (see acquire).
@@ -75,21 +106,39 @@ def readPid(path: str) -> Optional[int]:
     old 4-byte binary form; C{None} if it says nothing readable.
     Raises C{FileNotFoundError} when there is no lock.
     """
-    # Not through a symlink, and never waiting on a FIFO someone put there:
-    # what is not a plain file says nothing readable.
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    return _inspect(path)[0]
+
+
+def _inspect(path: str) -> tuple[Optional[int], Optional[float], str]:
+    """
+    What is at a lock's name: its PID (or C{None}), when it was last
+    written (C{st_mtime}; C{None}: not a plain file) and, when it holds no
+    PID, what it is instead, for the log (C{"it is a FIFO, not a lock
+    file"}, C{"it is empty"}).  Raises C{FileNotFoundError} when there is
+    no lock, C{OSError} when it cannot be read.
+    """
+    # Looked at before it is opened: a symlink is not followed, a device
+    # node never opened, a FIFO never waited on.
+    mode = os.lstat(path).st_mode
+    if not stat.S_ISREG(mode):
+        what = next((name for test, name in _NOT_FILES if test(mode)), "not a plain file")
+        return None, None, f"it is {what}, not a lock file"
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return None
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):  # replaced meanwhile
+            return None, None, "it is not a plain file, not a lock file"
         data = os.read(fd, 64)
     finally:
         os.close(fd)
     text = data.strip()
     if text.isdigit():
-        return int(text)
+        return int(text), st.st_mtime, ""
     if len(data) == 4:
-        return int(struct.unpack("=i", data)[0])
-    return None
+        return int(struct.unpack("=i", data)[0]), st.st_mtime, ""
+    if not data:
+        return None, st.st_mtime, "it is empty"
+    return None, st.st_mtime, f"it holds no PID ({data[:16]!r}{'...' if len(data) > 16 else ''})"
 
 
 def alive(pid: int) -> bool:
@@ -134,32 +183,35 @@ def acquire(device: str, lockDir: str = DEFAULT_LOCK_DIR) -> str:
         raise LockError(f"cannot lock {device}: {tmp}: {e.strerror} (set lock-dir, or lock = false)") from None
     try:
         # Twice at most: once, and once more after removing a stale lock.
+        took: Optional[str] = None  # why the lock removed was stale
         for _ in range(2):
             try:
                 os.link(tmp, path)
                 _held.add(path)
+                if took is not None:
+                    log.info("{device}: stale lock {lock} taken over: {why}", device=device, lock=path, why=took)
                 return path
             except FileExistsError:
                 pass
             except OSError as e:
                 raise LockError(f"cannot lock {device}: {path}: {e.strerror}") from None
             try:
-                holder = readPid(path)
+                holder, written, what = _inspect(path)
             except FileNotFoundError:
                 continue  # released meanwhile
             except OSError as e:
-                if e.errno != errno.ELOOP:
-                    raise LockError(f"cannot read lock {path} for {device}: {e.strerror}") from None
-                holder = None  # a symlink: not a lock anyone made
+                raise LockError(f"cannot read lock {path} for {device}: {e.strerror}") from None
             if holder == pid and path not in _held:
                 # Our PID, not held by any line: left by an earlier run that
                 # had our PID (PID 1 in a container), or ours that could not
                 # be removed at close (made as root before twistd's -u, in a
                 # sticky /run/lock).  It says what ours would: taken as is.
                 _held.add(path)
+                log.info("{device}: lock {lock} names this process ({pid}), which held it for no line: taken as it is "
+                         "(left by an earlier run with this PID, or not removable at its close)",
+                         device=device, lock=path, pid=pid)
                 return path
-            if holder is not None and alive(holder):
-                raise LockHeld(device, path, holder)
+            took = _staleBecause(device, path, holder, written, what)
             # Stale: moved aside (atomic), then looked at again.  Another
             # taker may have found it stale too, removed it and linked its
             # own meanwhile: that one is put back, never removed.
@@ -168,8 +220,9 @@ def acquire(device: str, lockDir: str = DEFAULT_LOCK_DIR) -> str:
             except FileNotFoundError:
                 continue
             except OSError as e:
-                raise LockError(f"cannot remove stale lock {path} (pid {holder}) for {device}: {e.strerror}") from None
+                raise LockError(f"cannot remove stale lock {path} ({took}) for {device}: {e.strerror}") from None
             if _pidAt(aside) != holder:
+                took = None
                 try:
                     os.link(aside, path, follow_symlinks=False)
                 except OSError:
@@ -181,6 +234,92 @@ def acquire(device: str, lockDir: str = DEFAULT_LOCK_DIR) -> str:
                 os.unlink(name)
             except OSError:
                 pass
+
+
+def _staleBecause(device: str, path: str, holder: Optional[int], written: Optional[float], what: str) -> str:
+    """
+    Why the lock at C{path} is stale, for the log; raise L{LockHeld} when
+    its holder may be alive, L{LockError} when it is neither (a directory,
+    an empty file still being written).
+    """
+    if holder is None:
+        if what == "it is a directory, not a lock file":
+            # Not removed (nor moved aside): what is in it is someone's.
+            raise LockError(f"cannot lock {device}: {path} is a directory, not a lock file: remove it, "
+                            "or set lock-dir, or lock = false")
+        if what == "it is empty" and written is not None and abs(time.time() - written) < EMPTY_WAIT:
+            raise LockError(f"cannot lock {device}: {path} is empty, made {abs(time.time() - written):.0f} s ago: "
+                            "its maker is writing its PID there")
+        return what
+    if holder <= 0:
+        return f"it names no process ({holder})"
+    if not alive(holder):
+        return f"process {holder} is gone"
+    stranger = _stranger(device, holder, written)
+    if stranger is None:
+        raise LockHeld(device, path, holder)
+    return stranger
+
+
+def _stranger(device: str, pid: int, written: Optional[float]) -> Optional[str]:
+    """
+    Why the live process C{pid} is not the maker of a lock written at
+    C{written} (epoch seconds), or C{None} when it may be: it has exited
+    (a zombie), or it started more than L{REUSED_AFTER} seconds after the
+    lock was written (its PID reused) and is not seen to have the device
+    open.  A process whose start cannot be read (C{hidepid}) may be.
+    """
+    started = _startedAt(pid)
+    if started is None:
+        return None
+    state, since = started
+    if state == "Z":
+        return f"process {pid} has exited (a zombie not yet reaped)"
+    if written is None:
+        return None
+    # The lock's mtime on the clock process start times are kept on (seconds since boot).
+    writtenSince = written - (time.time() - time.clock_gettime(time.CLOCK_BOOTTIME))
+    later = since - writtenSince
+    if later <= REUSED_AFTER or hasOpen(pid, device) is True:
+        return None
+    return (f"process {pid}{processName(pid)} started {later:.0f} s after the lock was written and has not "
+            f"{device} open: not its maker (its PID was reused)")
+
+
+def _startedAt(pid: int) -> Optional[tuple[str, float]]:
+    """A process's state letter (C{Z}: a zombie) and start (seconds since boot), from /proc; None if unreadable."""
+    try:
+        with open(f"/proc/{int(pid)}/stat", "rb") as f:
+            data = f.read(4096)
+        # After the name, which may hold spaces and parentheses: the state, then field 22, starttime.
+        fields = data[data.rindex(b")") + 2:].split()
+        return fields[0].decode("ascii", "replace"), int(fields[19]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def hasOpen(pid: int, device: str) -> Optional[bool]:
+    """
+    Whether process C{pid} has C{device} (symlinks resolved) open, from
+    its descriptors' links in /proc (read, never followed: a descriptor
+    on a stuck mount cannot hold us); C{None} when they cannot be seen (a
+    process of another user, we not root); C{True} when there are more
+    than L{FDS_LOOKED_AT} to look at.
+    """
+    node = os.path.realpath(device)
+    try:
+        with os.scandir(f"/proc/{int(pid)}/fd") as entries:
+            for count, entry in enumerate(entries):
+                if count >= FDS_LOOKED_AT:
+                    return True
+                try:
+                    if os.readlink(entry.path) == node:
+                        return True
+                except OSError:
+                    continue  # closed meanwhile
+    except (OSError, ValueError):
+        return None
+    return False
 
 
 def _pidAt(path: str) -> Optional[int]:
@@ -211,3 +350,24 @@ def release(path: str) -> None:
     except OSError as e:
         if e.errno != errno.ENOENT:
             raise
+
+
+
+def flockHolder(device: str) -> int:
+    """
+    Who holds an C{flock} on C{device} (symlinks resolved), as
+    /proc/locks gives it (picocom's lock, pyserial's C{exclusive=True}:
+    they take no UUCP lock file); 0 when none is found.
+    """
+    try:
+        st = os.stat(device)
+        node = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+        with open("/proc/locks") as f:
+            for row in f:
+                fields = row.split()
+                # "1: FLOCK  ADVISORY  WRITE 488 00:05:10 0 EOF"; a waiter's row has "->" after the number.
+                if len(fields) >= 6 and fields[1] == "FLOCK" and fields[5] == node and fields[4].isdigit():
+                    return int(fields[4])
+    except (OSError, ValueError):
+        pass
+    return 0

@@ -126,13 +126,13 @@ class OptionsTests(SynchronousTestCase):
         self.assertTrue(parse()["line"].listeners[0].rfc2217)
 
     def test_maxClients(self) -> None:
-        """--max-clients: 64 a line unless given; 0 is no limit; anything else but a number >= 0 is refused, quoted."""
+        """--max-clients: 64 a line unless given; 0 is no limit; anything else but a number from 0 to 65536 is refused, quoted."""
         self.assertEqual(parse()["line"].maxClients, 64)
         self.assertEqual(parse("--max-clients", "0")["line"].maxClients, 0)
         self.assertEqual(parse("--max-clients", "500")["line"].maxClients, 500)
         for bad in ("-1", "many", ""):
             e = self.assertRaises(UsageError, parse, "--max-clients", bad)
-            self.assertEqual(str(e), f"--max-clients must be a number >= 0 (0: no limit), not {bad!r}")
+            self.assertEqual(str(e), f"--max-clients must be 0 (no limit) to 65536, not {bad!r}")
 
     def test_configFile(self) -> None:
         """--config reads many lines; it does not mix with the single-line options; --status is checked."""
@@ -197,7 +197,7 @@ class OptionsTests(SynchronousTestCase):
             (["--baud", big], f"--baud: baud rate must be 1 to 2147483647, not '{big}'"),
             (["--serial", big + ",8N1"], f"--serial: cannot read '{big}' in serial settings '{big},8N1': expected "
              "BAUD[,DATABITS PARITY STOPBITS][,rtscts|xonxoff], e.g. 115200,8N1"),
-            (["--max-clients", big], f"--max-clients must be a number >= 0 (0: no limit), not '{big}'"),
+            (["--max-clients", big], f"--max-clients must be 0 (no limit) to 65536, not '{big}'"),
             (["--shard", "1/" + big], f"--shard '1/{big}': expected I/N, this process's number (from 0) of N "
              "processes, e.g. 0/2"),
         ]

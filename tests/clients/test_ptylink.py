@@ -347,6 +347,37 @@ class SettingsLogTests(TestCase):
         self.assertEqual(len(mine), peerLimiter.burst)
         self.assertEqual(line.settings, SerialSettings(9600))
 
+    def test_refusedSettingsLoopCannotFloodTheLog(self) -> None:
+        """
+        The same loop on a line whose device carries no settings (a tcp:
+        console): each change is refused and said (the program's change and
+        the refusal), at most the per-peer burst of lines a minute, the rest
+        counted in the summary; nothing reaches the far end.
+        """
+        from twisted.internet.testing import MemoryReactorClock
+        from twisted.logger import LogLevel
+
+        from serialgw.config.specs import DeviceSpec
+        from serialgw.devices.remote import RemoteDevice
+        from serialgw.logflood import peerLimiter
+        from tests.fakes import LogEvents
+
+        events = LogEvents(self)
+        device = RemoteDevice(DeviceSpec("tcp", host="10.0.0.5", port=7000), MemoryReactorClock())
+        line = Line("vm", device)
+        client = PtyClient(line, "", reactor)
+        self.addCleanup(client.close)
+        program = Program(self, client.slaveName)
+        for i in range(peerLimiter.burst * 5):
+            program.set(speed=termios.B9600 if i % 2 else termios.B19200)
+            client.doRead()
+        mine = [e for e in events.at(LogLevel.info) if e.get("peer") == client.peer]
+        self.assertEqual(len(mine), peerLimiter.burst)
+        # (Its attach, then the program's change and the refusal, each time.)
+        self.assertIn("refused", mine[2]["log_format"])
+        self.assertEqual(peerLimiter.peers[client.peer].left, 1 + peerLimiter.burst * 2 * 5 - peerLimiter.burst)
+        self.assertEqual((line.settings, device.settings), (SerialSettings(), SerialSettings()))
+
 
 class PtyControlShareTests(TestCase):
     """A program's settings changes share the line's port control time a turn (Line.controlReady) with other ptys and RFC 2217 clients."""

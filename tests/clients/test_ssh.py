@@ -229,7 +229,25 @@ class HostKeyTests(SynchronousTestCase):
     def test_cannotWrite(self) -> None:
         """A host key that cannot be made: an error naming the path and why."""
         e = self.assertRaises(SSHError, loadHostKey, "/nonexistent/dir/key")
-        self.assertEqual(str(e), "cannot write SSH host key '/nonexistent/dir/key': No such file or directory")
+        self.assertEqual(str(e), "cannot write SSH host key '/nonexistent/dir/key': its directory '/nonexistent/dir' "
+                                 "does not exist (make it, mode 700, or give the key another path: --ssh-host-key, "
+                                 "host-key in [ssh])")
+        directory = self.mktemp()
+        os.mkdir(directory)
+        os.chmod(directory, 0o500)
+        if os.access(directory, os.W_OK):  # (root writes it all the same)
+            return
+        e = self.assertRaises(SSHError, loadHostKey, os.path.join(directory, "key"))
+        self.assertEqual(str(e), f"cannot write SSH host key {os.path.join(directory, 'key')!r}: Permission denied")
+
+    def test_defaultDirectoryMissing(self) -> None:
+        """The README's SSH example leaves --ssh-host-key out: where /var/lib/serialgw is not there, the error says the directory is missing and what to do (not only 'No such file or directory')."""
+        path = os.path.join(os.path.abspath(self.mktemp()), "ssh_host_ed25519_key")
+        e = self.assertRaises(SSHError, loadHostKey, path)
+        self.assertEqual(str(e), f"cannot write SSH host key {path!r}: its directory {os.path.dirname(path)!r} does "
+                                 "not exist (make it, mode 700, or give the key another path: --ssh-host-key, host-key "
+                                 "in [ssh])")
+        self.assertFalse(os.path.exists(os.path.dirname(path)))
 
     def test_fingerprintLogged(self) -> None:
         """makeFactory logs the host key's path and fingerprint."""
@@ -2003,5 +2021,7 @@ class ServiceTests(TestCase):
         spec = SSHSpec(parseSSHListener("tcp:0:interface=127.0.0.1"), "/nonexistent/key", ())
         service = GatewayService([LineConfig("t", DeviceSpec("tty", pty.slaveName))], ssh=spec)
         e = self.assertRaises(StartupError, service.privilegedStartService)
-        self.assertEqual(str(e), "cannot write SSH host key '/nonexistent/key': No such file or directory")
+        self.assertEqual(str(e), "cannot write SSH host key '/nonexistent/key': its directory '/nonexistent' does not "
+                                 "exist (make it, mode 700, or give the key another path: --ssh-host-key, host-key in "
+                                 "[ssh])")
         self.assertEqual((service.lines, service.ports), ({}, []))

@@ -321,7 +321,7 @@ class LogSpecTests(SynchronousTestCase):
         for key, value, message in [
             ("log-keep", "-1", "log-keep must be 0 to 1000, not -1"),
             ("log-keep", "1000000000", "log-keep must be 0 to 1000, not 1000000000"),
-            ("log-max-size", "-5", "log-max-size must be 0 (no limit) or more bytes, not -5"),
+            ("log-max-size", "-5", "log-max-size must be 0 (no limit) to 1099511627776 bytes (1 TiB), not -5"),
             ("log-format", '"%Y\\u0000"', "log-format '%Y\\x00': embedded null character"),
             ("log", '""', "log path is empty"),
         ]:

@@ -159,7 +159,7 @@ class PaceTests(SynchronousTestCase):
         from serialgw.config.specs import ConfigError
 
         e = self.assertRaises(ConfigError, loadConfig, path)
-        self.assertEqual(str(e), f"{path}:4: [lines.a] pace: pace must be 0 to 10000 milliseconds, not -1.0")
+        self.assertEqual(str(e), f"{path}:4: [lines.a] pace: pace must be 0 to 10000 milliseconds, not -1")
 
 
 class RealPaceTests(TestCase):

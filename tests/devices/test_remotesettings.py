@@ -14,7 +14,7 @@ from serialgw.clients.telnet import TelnetClient
 from serialgw.config.listeners import parseListener
 from serialgw.config.specs import DeviceSpec, SerialSettings
 from serialgw.devices.remote import ComPortLink, RawLink, RemoteDevice, TelnetLink
-from serialgw.line.hub import Line
+from serialgw.line.hub import Line, Role
 from serialgw.wire.rfc2217 import COM_PORT_OPTION as CPO
 from serialgw.wire.telnet import IAC, WILL
 from tests.fakes import observeLog
@@ -47,12 +47,12 @@ class RemoteSettingsTests(SynchronousTestCase):
         return device, client
 
     def test_escapeBaudOnRawUnix(self) -> None:
-        """^] B 9600 Enter on a unix: raw console: told it carries no settings and the rate that stays; nothing sent, nothing changed."""
+        """^] B 9600 Enter on a unix: raw console: told it carries no settings (no rate that "stays": it has none); nothing sent, nothing changed."""
         device, client = self.gateway(DeviceSpec("unix", "/run/vm.serial0"))
         client.dataReceived(b"\x1dB9600\r")
         self.assertEqual(self.user.value(),
                          b"\r\n[serialgw: baud rate, then Enter (Esc cancels):]\r\n"
-                         b"\r\n[serialgw: no change: " + RAW_UNIX.encode() + b"; vm100 stays at 115200,8N1]\r\n")
+                         b"\r\n[serialgw: no change: " + RAW_UNIX.encode() + b"]\r\n")
         self.assertEqual((self.farEnd.value(), device.settings), (b"", SerialSettings(115200)))
         self.assertEqual(device.noSettings, RAW_UNIX)
 
@@ -61,7 +61,7 @@ class RemoteSettingsTests(SynchronousTestCase):
         device, client = self.gateway(DeviceSpec("telnet", host="10.0.0.5", port=23))
         client.dataReceived(b"\x1dB9600\r")
         self.assertTrue(self.user.value().endswith(
-            b"\r\n[serialgw: no change: " + TELNET.encode() + b"; vm100 stays at 115200,8N1]\r\n"))
+            b"\r\n[serialgw: no change: " + TELNET.encode() + b"]\r\n"))
         self.assertEqual((self.farEnd.value(), device.settings), (b"", SerialSettings(115200)))
 
     def test_escapeBaudOnTcpLogged(self) -> None:
@@ -100,3 +100,49 @@ class RemoteSettingsTests(SynchronousTestCase):
         client.dataReceived(sb(5, 9) + sb(5, 12))
         self.assertEqual(self.user.value(), sb(105, 8) + sb(105, 11))
         self.assertEqual((self.farEnd.value(), device.modemLines), (b"", {"dtr": True, "rts": True}))
+
+    def test_statusOnRawTcp(self) -> None:
+        """^] s on a tcp: raw console says what the line is, not a speed and framing it does not have."""
+        device, client = self.gateway(DeviceSpec("tcp", host="10.0.0.5", port=7000))
+        client.dataReceived(b"\x1ds")
+        self.assertEqual(self.user.value(),
+                         b"\r\n[serialgw: vm100: tcp:10.0.0.5:7000 up, remote raw socket: serial settings are the "
+                         b"far end's, 0 bytes in, 0 out, 0 breaks, 0 dropped while down, mode shared]\r\n")
+
+    def test_statusOnTelnet(self) -> None:
+        """^] s on a telnet: console (no RFC 2217): the same, saying it is a telnet console."""
+        device, client = self.gateway(DeviceSpec("telnet", host="10.0.0.5", port=23))
+        client.dataReceived(b"\x1ds")
+        self.assertEqual(self.user.value(),
+                         b"\r\n[serialgw: vm100: telnet:10.0.0.5:23 up, remote telnet console: serial settings are "
+                         b"the far end's, 0 bytes in, 0 out, 0 breaks, 0 dropped while down, mode shared]\r\n")
+
+    def test_statusOnRfc2217(self) -> None:
+        """An rfc2217:// port carries settings: ^] s shows them."""
+        device, client = self.gateway(DeviceSpec("rfc2217", host="10.0.0.5", port=2217))
+        client.dataReceived(b"\x1ds")
+        self.assertEqual(self.user.value(),
+                         b"\r\n[serialgw: vm100: rfc2217://10.0.0.5:2217 up, 115200,8N1, 0 bytes in, 0 out, "
+                         b"0 breaks, 0 dropped while down, mode shared]\r\n")
+
+    def test_bannerOnRawUnix(self) -> None:
+        """A listener's banner on a unix: raw console says the same, not 115200,8N1."""
+        device = RemoteDevice(DeviceSpec("unix", "/run/vm.serial0"), self.clock)
+        line = Line("vm100", device, clock=self.clock)
+        client = TelnetClient(line, listener=parseListener("telnet,banner+4444"), clock=self.clock)
+        user = StringTransport(peerAddress=IPv4Address("TCP", "192.0.2.9", 1000))
+        client.makeConnection(user)
+        self.assertIn(b"[serialgw: vm100: remote raw socket: serial settings are the far end's, you are writer; ",
+                      user.value())
+
+    def test_escapeBaudReadOnlyOnRawUnix(self) -> None:
+        """A read-only client's ^] B 9600 on a raw console: told it carries no settings, not that the line 'stays at 115200,8N1'."""
+        device, writer = self.gateway(DeviceSpec("unix", "/run/vm.serial0"))
+        client = TelnetClient(writer.line, Role.READONLY, listener=parseListener("telnet,ro,escape=^]+4444"),
+                              clock=self.clock)
+        user = StringTransport(peerAddress=IPv4Address("TCP", "192.0.2.9", 1001))
+        client.makeConnection(user)
+        user.clear()
+        client.dataReceived(b"\x1dB9600\r")
+        self.assertEqual(user.value(), b"\r\n[serialgw: baud rate, then Enter (Esc cancels):]\r\n"
+                                       b"\r\n[serialgw: no change: " + RAW_UNIX.encode() + b"]\r\n")

@@ -14,6 +14,7 @@ import stat
 import struct
 import subprocess
 import sys
+import time
 from typing import Any
 
 from twisted.trial.unittest import SkipTest, SynchronousTestCase, TestCase
@@ -120,10 +121,11 @@ class LockFileTests(SynchronousTestCase):
         self.assertEqual(self.assertRaises(uucplock.LockHeld, uucplock.acquire, self.device, self.dir).pid, holder)
 
     def test_staleTakenOver(self) -> None:
-        """A lock naming a dead process, or nothing readable, is taken over."""
+        """A lock naming a dead process, or nothing readable (empty for a minute), is taken over."""
         for content in (b"%10d\n" % deadPid(), b"garbage\n", b""):
             with open(self.lock, "wb") as f:
                 f.write(content)
+            os.utime(self.lock, (time.time() - 60, time.time() - 60))
             path = uucplock.acquire(self.device, self.dir)
             self.assertEqual(uucplock.readPid(path), os.getpid())
             uucplock.release(path)

@@ -1,0 +1,83 @@
+"""
+A line whose device is a console elsewhere that carries no serial settings,
+DTR or RTS (C{tcp:}, C{unix:}, C{telnet:}; an C{rfc2217://} port does):
+a serial-only key in its own table is refused, naming the file's line, the
+key and why (it was kept and ignored, and the line looked configured); the
+same keys from C{[defaults]}, meant for the farm's ttys, are left to the
+lines that take them.
+"""
+
+from __future__ import annotations
+
+from twisted.python.usage import UsageError
+from twisted.trial.unittest import SynchronousTestCase
+
+from serialgw.app import tap
+from serialgw.config.file import loadConfig
+from serialgw.config.specs import ConfigError, SerialSettings
+from tests.realio import writeTemp
+
+SERIAL_ONLY = ("serial", "baud", "bytesize", "parity", "stopbits", "xonxoff", "rtscts", "dtr", "rts", "idle-dtr",
+               "idle-rts")
+VALUES = {"serial": '"9600,8N1"', "baud": "9600", "bytesize": "7", "parity": '"E"', "stopbits": "2",
+          "xonxoff": "true", "rtscts": "true", "dtr": '"off"', "rts": '"off"', "idle-dtr": '"off"', "idle-rts": '"off"'}
+
+
+class RemoteKeysTests(SynchronousTestCase):
+    def refused(self, text: str) -> str:
+        path = writeTemp(self, text)
+        return str(self.assertRaises(ConfigError, loadConfig, path)).replace(path, "FILE")
+
+    def test_rawTcpRefusesEachKey(self) -> None:
+        """Each serial-only key in a tcp: line's own table is refused, FILE:LINE and the key named, with why and what carries it."""
+        for key in SERIAL_ONLY:
+            said = self.refused(f'[lines.vm]\ndevice = "tcp:10.0.0.5:7000"\nlisten = "4001"\n{key} = {VALUES[key]}\n')
+            self.assertEqual(said, f"FILE:4: [lines.vm] {key}: means nothing on device 'tcp:10.0.0.5:7000': a raw "
+                                   "socket carries no serial settings, DTR or RTS (the far end's port has its own; an "
+                                   "rfc2217:// device carries them): take it out")
+
+    def test_telnetAndUnix(self) -> None:
+        """A telnet: console and a unix: socket are refused the same way, saying what each is."""
+        said = self.refused('[lines.vm]\ndevice = "telnet:10.0.0.5:23"\nlisten = "4001"\ndtr = "off"\n')
+        self.assertEqual(said, "FILE:4: [lines.vm] dtr: means nothing on device 'telnet:10.0.0.5:23': a telnet console "
+                               "carries no serial settings, DTR or RTS (the far end's port has its own; an rfc2217:// "
+                               "device carries them): take it out")
+        said = self.refused('[lines.vm]\nrts = false\ndevice = "unix:/run/vm.serial0"\nlisten = "4001"\n')
+        self.assertTrue(said.startswith("FILE:2: [lines.vm] rts: means nothing on device 'unix:/run/vm.serial0': a raw "
+                                        "socket carries"), said)
+
+    def test_defaultsOnlyUnaffected(self) -> None:
+        """A remote line with defaults only, or serial keys from [defaults] (for the farm's ttys), loads as before."""
+        (line,) = loadConfig(writeTemp(self, '[lines.vm]\ndevice = "tcp:10.0.0.5:7000"\nlisten = "4001"\n'))
+        self.assertEqual((line.settings, line.dtr, line.rts), (SerialSettings(), None, None))
+        text = ('[defaults]\nserial = "9600,8N1"\ndtr = "off"\n'
+                '[lines.tty]\ndevice = "/dev/ttyS0"\nlisten = "4001"\n'
+                '[lines.vm]\ndevice = "tcp:10.0.0.5:7000"\nlisten = "4002"\n')
+        tty, vm = loadConfig(writeTemp(self, text))
+        self.assertEqual((tty.settings.baudrate, tty.dtr), (9600, False))
+        self.assertEqual(vm.device.kind, "tcp")
+
+    def test_rfc2217Takes(self) -> None:
+        """An rfc2217:// device carries settings, DTR and RTS: every key is taken."""
+        text = '[lines.vm]\ndevice = "rfc2217://10.0.0.5:2217"\nlisten = "4001"\n' + "".join(
+            f"{key} = {VALUES[key]}\n" for key in SERIAL_ONLY if key != "serial")
+        (line,) = loadConfig(writeTemp(self, text))
+        self.assertEqual((line.settings, line.dtr, line.idleRts),
+                         (SerialSettings(9600, 7, "E", 2, True, True), False, False))
+
+    def test_commandLine(self) -> None:
+        """--baud, --dtr, --rtscts, ... with a remote --device that carries none: refused naming the option; none given: taken."""
+        for option in (["--baud", "9600"], ["--dtr", "off"], ["--idle-rts", "on"], ["--rtscts"], ["-s", "9600"]):
+            options = tap.Options()
+            options.exitOnError = False  # type: ignore[attr-defined]
+            e = self.assertRaises(UsageError, options.parseOptions, ["--device", "unix:/run/vm.serial0", *option])
+            name = "serial" if option[0] == "-s" else option[0][2:]
+            self.assertEqual(str(e), f"--{name}: means nothing on device 'unix:/run/vm.serial0': a raw socket carries "
+                                     "no serial settings, DTR or RTS (the far end's port has its own; an rfc2217:// "
+                                     "device carries them): take it out")
+        options = tap.Options()
+        options.parseOptions(["--device", "telnet:10.0.0.5:23"])
+        self.assertEqual(options["line"].device.kind, "telnet")
+        options = tap.Options()
+        options.parseOptions(["--device", "rfc2217://10.0.0.5:2217", "--baud", "9600", "--dtr", "off"])
+        self.assertEqual((options["line"].settings.baudrate, options["line"].dtr), (9600, False))
