@@ -17,12 +17,14 @@ leaves the rest undone and says so.
 
 from __future__ import annotations
 
+import threading
 from collections import defaultdict
 from functools import partial
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
 import attrs
 from twisted.internet import defer
+from twisted.internet.interfaces import IReactorThreads
 from twisted.logger import Logger
 
 from serialgw.app import reload as plans
@@ -62,6 +64,22 @@ STOPPED = "the gateway stopped before the reload was done"
 # The listeners whose files (checkFiles), and those whose addresses or TLS files (bindChecker), a reload checks.
 FILES = frozenset((ListenerKind.FILE, ListenerKind.PIPE, ListenerKind.PTY))
 BINDS = frozenset((ListenerKind.UDP, ListenerKind.CONNECT, ListenerKind.LISTEN))
+
+
+# Seconds a reload waits for its look at the files it would open (see Applying.lookAside).
+CHECK_WAIT = 5.0
+
+# Paths whose look, begun by a reload, had not returned when it gave up (a file system that does not answer).
+_stuck: set[str] = set()
+_looking = threading.Lock()
+
+
+def _what(item: tuple[str, Any]) -> str:
+    """What a reload's look at C{item}'s file says it cannot open, as checkFiles says it."""
+    name, spec = item
+    if isinstance(spec, ListenerSpec):
+        return f"line {name!r}: cannot open listener {spec.text or spec.path!r}"
+    return f"line {name!r}: cannot open log {spec.path!r}"
 
 
 def applyReload(service: GatewayService, configs: list[LineConfig]) -> Any:
@@ -116,9 +134,78 @@ class Applying:
             ([item for item in plan.opening if item[1].kind in BINDS], lambda item: binds(*item), "listen"),
         ]
         checked: defer.Deferred[Any] = defer.succeed(None)
-        for items, check, key in steps:
-            checked.addCallback(self.checkAll, items, check, key)
+        for index, (items, check, key) in enumerate(steps):
+            # (The files looked at off the reactor's thread: see lookAside.)
+            checked.addCallback(self.lookAside if index in (1, 2) else self.checkAll, items, check, key)
         return checked.addCallback(self.checked)
+
+    def lookAside(self, _: Any, items: list[Any], check: Callable[[Any], Optional[str]],
+                  key: str) -> defer.Deferred[None]:
+        """
+        The checks of C{items}' files (lstat, access, a log's lock), made
+        in a thread of their own where the reactor has threads: a file
+        system that does not answer holds no line.  One that has not
+        returned in CHECK_WAIT s refuses the reload, naming the file (and
+        a later reload that would look at it again, until it returns).
+        """
+        reactor: Any = self.service.reactor
+        if not items or self.stopped() or self.problem is not None or not IReactorThreads.providedBy(reactor):
+            return self.checkAll(None, items, check, key)
+        with _looking:
+            stuck = next((item for item in items if item[1].path in _stuck), None)
+        if stuck is not None:
+            self.problem = self.service.placed(stuck[0], key, f"{_what(stuck)}: a look at it (lstat, access, its "
+                                               "lock) begun before has not returned yet")
+            return defer.succeed(None)
+        done: defer.Deferred[None] = defer.Deferred()
+        at: list[Any] = [items[0], False, False]  # (the item looked at; whether its look is under way; all done)
+
+        def look() -> None:
+            found: Optional[tuple[Any, str]] = None
+            for item in items:
+                with _looking:
+                    at[:2] = [item, True]
+                try:
+                    problem = check(item)
+                except Exception as e:
+                    problem = f"{_what(item)}: {e}"
+                with _looking:
+                    at[1] = False
+                    _stuck.discard(item[1].path)
+                if problem is not None:
+                    found = (item, problem)
+                    break
+            with _looking:
+                at[2] = True
+            reactor.callFromThread(over, found)
+
+        def over(found: Optional[tuple[Any, str]]) -> None:
+            if done.called:
+                return
+            timer.cancel()
+            if found is not None:
+                self.problem = self.service.placed(found[0][0], key, found[1])
+            done.callback(None)
+
+        def late() -> None:
+            with _looking:
+                item, busy, finished = at
+                if finished:
+                    return  # (its answer is on its way: see over)
+                if busy:
+                    _stuck.add(item[1].path)
+            self.problem = self.service.placed(item[0], key, f"{_what(item)}: a look at it (lstat, access, its lock) "
+                                               f"has not returned in {CHECK_WAIT:g} s (a file system that does not "
+                                               "answer?)")
+            done.callback(None)
+
+        timer = self.service.reactor.callLater(CHECK_WAIT, late)
+        try:
+            threading.Thread(target=look, name="serialgw reload's look at files", daemon=True).start()
+        except RuntimeError:  # (no thread to be had: looked at here, as before)
+            timer.cancel()
+            return self.checkAll(None, items, check, key)
+        return done
 
     def checkAll(self, _: Any, items: list[Any], check: Callable[[Any], Optional[str]],
                  key: str) -> defer.Deferred[None]:

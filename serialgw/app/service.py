@@ -29,6 +29,7 @@ from serialgw.app.notify import Notifier
 from serialgw.app.reload import listenerChanges, namesBrief
 from serialgw.app.reopening import Reopens
 from serialgw.clients.consolelog import ConsoleLog
+from serialgw.clients.logfile import awaitOpens
 from serialgw.clients.logwriter import drained
 from serialgw.clients.transports import describeAddress
 from serialgw.config.specs import LineConfig, ListenerSpec, SSHSpec, WatchAllSpec, isAbstract
@@ -39,6 +40,11 @@ from serialgw.interfaces import IPort
 from serialgw.line.hub import Line
 
 log = Logger()
+
+
+def logRefused(name: str, path: str, e: OSError) -> StartupError:
+    """Line C{name}'s console log at C{path} (or its LOG.typed) cannot be opened: C{e}, as the start says it."""
+    return keyed(StartupError(f"line {name!r}: cannot open log {e.filename or path!r}: {e.strerror}"), "log")
 
 
 class GatewayService(MultiService):
@@ -145,6 +151,7 @@ class GatewayService(MultiService):
                     self._openLine(config, begun=begun.pop(config.name, None))
                 except StartupError as e:
                     raise StartupError(self.placed(config.name, e.key, str(e))) from None
+            self._awaitLogs()
             if self.status:
                 self._serveStatus(self.status)
             if self.ssh is not None:
@@ -202,14 +209,20 @@ class GatewayService(MultiService):
         try:
             consoleLog = ConsoleLog(line, config.log, self.reactor)
         except OSError as e:
-            raise keyed(StartupError(f"line {config.name!r}: cannot open log {e.filename or config.log.path!r}: "
-                                     f"{e.strerror}"),
-                        "log") from None
+            raise logRefused(config.name, config.log.path, e) from None
         self._openingKey = ("log", config.log)
         try:
             self._own("closer", consoleLog.close)
         finally:
             self._openingKey = None
+
+    def _awaitLogs(self) -> None:
+        """At start: the console logs' first opens waited for (see L{awaitOpens}); one refused fails the start."""
+        failed = awaitOpens([made for line in self.lines.values() for log_ in line.logs
+                             if isinstance(log_, ConsoleLog) for made in log_.files()])
+        if failed is not None:
+            name = failed[0].line.name
+            raise StartupError(self.placed(name, "log", str(logRefused(name, failed[0].spec.path, failed[1]))))
 
     def _serveStatus(self, description: str) -> None:
         from serialgw.app.status import statusSite

@@ -14,7 +14,6 @@ resumes, as a full disk's gap is.
 from __future__ import annotations
 
 import os
-import stat
 import time
 from typing import Any, Optional
 
@@ -38,7 +37,7 @@ from serialgw.clients.logmarks import (
     shown,
     ticks,
 )
-from serialgw.clients.logwriter import attach, detach
+from serialgw.clients.logwriter import attach, detach, fire
 from serialgw.clients.typed import typedHexdump, typedText
 from serialgw.config.specs import LogSpec
 from serialgw.interfaces import IConsoleLog
@@ -100,30 +99,73 @@ class ConsoleLog(ClientEvents, LogFile):
         # What clients typed (log-typed): a file of its own, made 0600 (passwords typed at a login prompt).
         self._mode = 0o600 if typedOnly else 0o640
         self._typed: Optional[ConsoleLog] = None
-        self._open()
-        try:
-            self._writes = attach(clock, spec.path, writes)
-        except OSError:
-            release(self._fd, self._key)
-            raise
+        # LOG.typed's: the log it is of.
+        self._parent: Optional[ConsoleLog] = None
+        # Taken by its line (made: a failed first open is its own to say, see _notOpened); closed.
+        self._settled = self._closed = False
+        self._writes = attach(clock, spec.path, writes)
+        # (Opened by its writer: a file system that does not answer holds this log only.)
+        self._openLater()
         if typedOnly:
-            self._follow()
+            self._refused()
             return
         if spec.typed != "off":
             try:
                 self._typed = ConsoleLog(line, attrs.evolve(spec, path=spec.path + ".typed", events="off", mark=0),
                                          clock, typedOnly=True, writes=writes)
             except OSError:
-                detach(self._writes)
-                release(self._fd, self._key)
+                self._giveUp()
                 raise
-        # (Only now: a job queued before a refusal ran on the descriptor let go, or on another file given its number.)
-        self._follow()
+            self._typed._parent = self
+        try:
+            self._refused()
+        except OSError:
+            if self._typed is not None:
+                self._typed._giveUp()
+            raise
         self._takeOver()
         line.attach(self)
         line.logs.append(self)
         if spec.mark:
             self._markTick = ticks(clock).at(nextMark(clock.seconds(), spec.mark * 60), self._mark)
+        for made in self.files():
+            made._settled = True
+
+    def files(self) -> list[ConsoleLog]:
+        """The log and its LOG.typed (log-typed)."""
+        return [self] if self._typed is None else [self, self._typed]
+
+    def _refused(self) -> None:
+        """A first open that failed at once (a writer with no thread: a test's): raised, its writer let go."""
+        if self.opening.is_set() and self.openError is not None:
+            self._giveUp()
+            raise self.openError
+
+    def _giveUp(self) -> None:
+        """A log refused while it was made: its writer let go (its descriptor, if opened, closed by it)."""
+        self._closed = True
+        self._writes.put(self._closeNow, defer.Deferred())
+        detach(self._writes)
+
+    def _notOpened(self, e: OSError) -> None:
+        """
+        (On the reactor's thread.)  Its first open failed once it was
+        made (a reload's log; a start's that had not returned while the
+        start waited): said, naming the file; the line runs without it
+        (without LOG.typed: its log runs on).
+        """
+        if not self._settled or self._closed:
+            return  # (raised by its making, or by the start, which said it; or closed meanwhile)
+        parent = self._parent
+        log.error("{line}: cannot open log {path}: {reason}; {without}", line=self.line.name, path=self.spec.path,
+                  reason=e.strerror or str(e), without="the line runs without it" if parent is None else
+                  "its log runs on without it: what is typed is not logged")
+        if parent is None:
+            self.close()
+            return
+        if parent._typed is self:
+            parent._typed = None
+        self._closeWrites()
 
     def _takeOver(self) -> None:
         """
@@ -143,25 +185,9 @@ class ConsoleLog(ClientEvents, LogFile):
                     self._holdTick = ticks(self.clock).at(self.clock.seconds() + EVENT_HOLD, self._holdOver)
                 self._writes.put(self._takeOverNow, other)
 
-    def _follow(self) -> None:
-        """A log on a path another log of ours writes: the path followed once what waits for that one is written."""
-        if self._writes.users > 1:
-            self._writes.put(self._followNow, None)
-
-    def _followNow(self, _: list[None]) -> None:
-        """
-        Opened before what waited for a log on this path was written: if
-        that rotated the file meanwhile (the other log's), the file at the
-        path is this one's, not the one moved away.
-        """
-        try:
-            here = os.lstat(self.spec.path)
-        except OSError:
-            return
-        if stat.S_ISREG(here.st_mode) and not self._isBeingWritten(here):
-            self._reopenOne()
-
     def _takeOverNow(self, others: list[ConsoleLog]) -> None:
+        if self._fd < 0:
+            return  # (not opened: said by _notOpened)
         mine = os.fstat(self._fd)
         self.size = mine.st_size
         for other in others:
@@ -225,6 +251,8 @@ class ConsoleLog(ClientEvents, LogFile):
         it would have made the same file (up to BATCH bytes a write; a
         rotation by size falls between writes, as it would have).
         """
+        if self._fd < 0:
+            return  # (its first open failed: said by _notOpened, the log closed)
         parts: list[bytes] = []
         size = 0
         midLine = ends = False
@@ -317,20 +345,13 @@ class ConsoleLog(ClientEvents, LogFile):
         """
         # (LOG.typed too, whether or not the log could be: else it went on into the file logrotate moved.)
         typed: defer.Deferred[int] = defer.succeed(0) if self._typed is None else self._typed.reopen()
-        mine: defer.Deferred[int] = defer.Deferred()
-        self._writes.put(self._reopenNow, mine)
+        mine: defer.Deferred[int] = self._writes.ask(self._reopenOne, 0)
         return defer.gatherResults([typed, mine]).addCallback(sum)
-
-    def _reopenNow(self, waiting: list[defer.Deferred[int]]) -> None:
-        for done in waiting:
-            opened = 0
-            try:
-                opened = self._reopenOne()
-            finally:
-                self._writes.tell(done.callback, opened)
 
     def _reopenOne(self) -> int:
         old, oldKey, atLineStart = self._fd, self._key, self._fileAtLineStart
+        if old < 0:
+            return 0  # (its first open failed: said by _notOpened)
         try:
             self._open()
         except OSError as e:
@@ -441,6 +462,9 @@ class ConsoleLog(ClientEvents, LogFile):
         after CLOSE_WAIT s if the writer is stuck in a write (the file left
         to it, said with what was not written).
         """
+        if self._closed:
+            return defer.succeed(None)  # (its first open failed: closed then)
+        self._closed = True
         self._events.stop()
         self._events.flush()
         self._writeHeld()
@@ -462,6 +486,7 @@ class ConsoleLog(ClientEvents, LogFile):
         return defer.gatherResults(waits).addCallback(lambda _: None)
 
     def _closeWrites(self, heir: Optional[ConsoleLog] = None) -> defer.Deferred[None]:
+        self._closed = True
         done: defer.Deferred[None] = defer.Deferred()
         writes = self._writes
         if self._behind or self._behindTyped:
@@ -508,10 +533,4 @@ class ConsoleLog(ClientEvents, LogFile):
                 release(fd, self._key)
         finally:
             for done in waiting:
-                self._writes.tell(_fire, done)
-
-
-def _fire(done: defer.Deferred[None]) -> None:
-    """A close's Deferred, unless it has given up on the writer already."""
-    if not done.called:
-        done.callback(None)
+                self._writes.tell(fire, done)

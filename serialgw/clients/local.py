@@ -105,9 +105,7 @@ class FileClient(ClientEvents, abstract.FileDescriptor):
         line): fires with 1, or 0 if it could not be.
         """
         if self._writes is not None:
-            done: defer.Deferred[int] = defer.Deferred()
-            self._writes.put(self._reopenNow, done)
-            return done
+            return self._writes.ask(self._reopenFile, 0)
         try:
             fd = self._open()
         except OSError as e:
@@ -124,14 +122,6 @@ class FileClient(ClientEvents, abstract.FileDescriptor):
     def written(self) -> defer.Deferred[None]:
         """Fires once what was given to a regular file's writer so far is written or lost (at once for a FIFO, a tty)."""
         return defer.succeed(None) if self._teller is None else self._teller.after()
-
-    def _reopenNow(self, waiting: list[defer.Deferred[int]]) -> None:
-        for done in waiting:
-            opened = 0
-            try:
-                opened = self._reopenFile()
-            finally:
-                self._say(done.callback, opened)
 
     def _reopenFile(self) -> int:
         """The writer's side of L{reopen}: 1 if the path was opened again."""

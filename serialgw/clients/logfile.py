@@ -1,7 +1,9 @@
 """
 A console log's file, as its writer handles it: opened (a regular file,
-no symlink followed, held with flock), rotated by size and by day (only
-regular files renamed), a day told from the clock.
+no symlink followed, held with flock; the first open too, a job of the
+writer: a file system that does not answer holds that log only),
+rotated by size and by day (only regular files renamed), a day told from
+the clock.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
+import threading
 import time
 from datetime import date, timedelta
 from typing import Any, Optional
@@ -21,6 +24,9 @@ from serialgw.config.specs import LogSpec
 from serialgw.line.hub import Line
 
 log = Logger(namespace="serialgw.clients.consolelog")
+
+# Seconds a start waits for the console logs' first opens, together (see awaitOpens).
+START_WAIT = 5.0
 
 NOT_A_FILE = "it is not a regular file (a FIFO or a device); a file: listener can feed one"
 
@@ -48,6 +54,33 @@ class LogFile:
     _fileAtLineStart: bool
     _inTheWay: Optional[tuple[str, int, int, int]]
     _writes: FileWrites
+    # The first open's outcome (see _openLater): set once the writer has tried; why it could not, or None.
+    opening: threading.Event
+    openError: Optional[OSError]
+
+    def _openLater(self) -> None:
+        """
+        The file's first open, the first job of its writer (after those of
+        a log on its path still being written): the output that comes
+        meanwhile waits for it, bounded as any.  Its outcome: L{opening}.
+        """
+        self._fd, self._key, self.size = -1, None, 0
+        self.day = self._today()
+        self.openError = None
+        self.opening = threading.Event()
+        self._writes.put(self._openFirst, None)
+
+    def _openFirst(self, _: list[None]) -> None:
+        try:
+            self._open()
+        except OSError as e:
+            self.openError = e
+            self._writes.tell(self._notOpened, e)
+        finally:
+            self.opening.set()
+
+    def _notOpened(self, e: OSError) -> None:
+        """(On the reactor's thread.)  The first open failed (see L{serialgw.clients.consolelog})."""
 
     def _open(self) -> None:
         # A symlink at the path is not followed (someone could point it at a
@@ -181,3 +214,27 @@ class LogFile:
         self._writes.tell(log.error, "{line}: " + message, line=self.line.name, path=self.spec.path, name=name, kind=kindOf(st.st_mode),
                   **fields)
 
+
+
+def awaitOpens(logs: list[LogFile]) -> Optional[tuple[LogFile, OSError]]:
+    """
+    At start: the first opens of C{logs} (made by their writers) waited
+    for on this thread, START_WAIT s at most together (those of writers
+    without a thread are over, or held by a test: not waited for).  The
+    first (in order) that failed, with why; those not over yet (a file
+    system that does not answer) are said, their lines run.
+    """
+    deadline = time.monotonic() + START_WAIT
+    for one in logs:
+        if one._writes.mode == "thread":
+            one.opening.wait(max(0.0, deadline - time.monotonic()))
+    for one in logs:
+        if one.opening.is_set() and one.openError is not None:
+            return one, one.openError
+    for one in logs:
+        if not one.opening.is_set():
+            log.warn("line {line}: log {path}: its open has not returned in {wait} s (a file system that does not "
+                     "answer?); the line runs, its output waits for the log (at most {bound} bytes), written once "
+                     "the open returns", line=one.line.name, path=one.spec.path, wait=f"{START_WAIT:g}",
+                     bound=one._writes.bound)
+    return None

@@ -106,14 +106,26 @@ class FileWrites:
 
     def after(self) -> defer.Deferred[None]:
         """Fires on the reactor's thread once the jobs put before it have run (written, or lost)."""
-        done: defer.Deferred[None] = defer.Deferred()
-        self.put(self.told, done)
+        return self.ask(_nothing, None)
+
+    def ask(self, work: Callable[[], Any], failed: Any) -> defer.Deferred[Any]:
+        """
+        C{work()} run by the writer after the jobs put before it; fires on
+        the reactor's thread with what it returned (C{failed} if it raised:
+        the failure is logged).
+        """
+        done: defer.Deferred[Any] = defer.Deferred()
+        self.put(self._answer, (work, failed, done))
         return done
 
-    def told(self, waiting: list[defer.Deferred[None]]) -> None:
-        """A job: each of C{waiting} fired on the reactor's thread once the jobs before it have run."""
-        for done in waiting:
-            self.tell(_fire, done)
+    def _answer(self, asked: list[tuple[Callable[[], Any], Any, defer.Deferred[Any]]]) -> None:
+        for work, failed, done in asked:
+            try:
+                result = work()
+            except Exception:
+                result = failed
+                self.tell(log.failure, "writing {name} failed", Failure(), name=self.name)
+            self.tell(fire, done, result)
 
     def tell(self, say: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
         """C{say(...)} on the reactor's thread (the writer's words, logged there)."""
@@ -237,6 +249,11 @@ def written() -> defer.Deferred[None]:
     return defer.gatherResults(waits).addCallback(lambda _: None)
 
 
-def _fire(done: defer.Deferred[None]) -> None:
+def fire(done: defer.Deferred[Any], result: Any = None) -> None:
+    """C{done}'s result, unless it was given one already (its owner gave up waiting for the writer)."""
     if not done.called:
-        done.callback(None)
+        done.callback(result)
+
+
+def _nothing() -> None:
+    pass

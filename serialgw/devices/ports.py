@@ -517,6 +517,17 @@ def openPort(spec: DeviceSpec, settings: SerialSettings, lockDir: Optional[str] 
         return PtyPort(spec.path, settings)
     problem = terminalProblem(spec.path) if again else None
     if problem is not None:
+        if lockDir is not None:
+            # Held under a live process's UUCP lock (cu -l on QEMU's pty,
+            # another gateway): locked, as the first open says, the holder
+            # on the status page, not someone's session.  (The lock is taken
+            # and let go at once when nobody holds it.)
+            try:
+                uucplock.release(uucplock.acquire(spec.path, lockDir))
+            except uucplock.LockHeld as e:
+                raise DeviceLocked(str(e), e.pid) from None
+            except (uucplock.LockError, OSError):
+                pass
         raise DeviceError(problem)
     return TtyPort(spec.path, settings, lockDir)
 

@@ -72,7 +72,7 @@ class HeldWriterTests(SynchronousTestCase):
         self.line.clientData(client, b"typed")
         self.assertEqual(b"".join(client.received), b"".join(chunks))
         self.assertEqual(self.line.device.events, [("write", b"typed")])  # type: ignore[attr-defined]
-        self.assertEqual(self.read(), b"")
+        self.assertFalse(os.path.exists(self.path))  # (not even opened: its open waits for its writer too)
         log._writes.runWaiting()
         self.assertEqual(self.read(), b"".join(chunks))
         self.assertEqual((log._writes.waiting, log.dropped), (0, 0))
@@ -165,6 +165,7 @@ class HeldWriterTests(SynchronousTestCase):
     def test_reopenWhileHeld(self) -> None:
         """SIGUSR1 while the writer is stuck: what came before goes to the moved file, what came after to the new one, once it goes on."""
         log = self.log(format="")
+        log._writes.runWaiting()  # (opened, then stuck)
         self.line.deviceDataReceived(b"before\n")
         os.rename(self.path, self.path + ".1")
         reopened = log.reopen()
@@ -220,10 +221,11 @@ class HeldWriterTests(SynchronousTestCase):
         self.assertEqual(self.read(), b"one two\n[x] three\n")
 
     def test_reloadsLogFailingLeavesNoJob(self) -> None:
-        """A reload's new log on the log's path whose LOG.typed cannot be opened: refused, and what it had queued for the shared writer touches nothing once its descriptor is let go (the number given to another file meanwhile is not closed)."""
+        """A reload's new log on the log's path whose LOG.typed cannot be opened (at once: a writer without a thread): refused, and what it had queued for the shared writer touches nothing once its descriptor is let go (the number given to another file meanwhile is not closed)."""
         old = self.log(format="")
         os.symlink("/nonexistent", self.path + ".typed")
-        self.assertRaises(OSError, ConsoleLog, self.line, LogSpec(self.path, typed="text"), self.clock, writes="held")
+        self.assertRaises(OSError, ConsoleLog, self.line, LogSpec(self.path, typed="text"), self.clock,
+                          writes="inline")
         other = os.open(self.path + ".other", os.O_WRONLY | os.O_CREAT, 0o600)
         self.addCleanup(lambda: os.close(other) if os.path.exists(f"/proc/self/fd/{other}") else None)
         self.line.deviceDataReceived(b"on\n")
@@ -231,6 +233,40 @@ class HeldWriterTests(SynchronousTestCase):
         self.assertEqual(self.read(), b"on\n")
         self.assertEqual(os.fstat(other).st_ino, os.stat(self.path + ".other").st_ino)
         self.assertEqual(self.flushLoggedErrors(), [])
+
+    def test_notOpenedByItsWriter(self) -> None:
+        """A log whose first open, made by its writer once the log is running, fails: said naming the path, the line runs without it (taken off it, nothing written through the link), its close later a no-op."""
+        target = self.path + ".target"
+        os.symlink(target, self.path)
+        log = self.log(format="")
+        self.assertIn(log, self.line.logs)
+        self.line.deviceDataReceived(b"out\n")
+        log._writes.runWaiting()
+        self.assertEqual(self.said(), [f"web1: cannot open log {self.path}: it is a symbolic link, not followed; "
+                                       "the line runs without it"])
+        self.assertNotIn(log, self.line.logs)
+        self.assertNotIn(log, self.line.clients)
+        self.assertFalse(os.path.exists(target))
+        self.successResultOf(log.close())
+        self.assertEqual(log._writes.users, 0)
+
+    def test_typedNotOpenedByItsWriter(self) -> None:
+        """A log whose LOG.typed cannot be opened by its writer: said naming LOG.typed; the log runs on without it, what is typed not logged, the output logged."""
+        os.symlink(self.path + ".target", self.path + ".typed")
+        log = self.log(format="", typed="text")
+        typed = log._typed
+        assert typed is not None
+        typed._writes.runWaiting()
+        self.assertEqual(self.said(), [f"web1: cannot open log {self.path}.typed: it is a symbolic link, not "
+                                       "followed; its log runs on without it: what is typed is not logged"])
+        self.assertIsNone(log._typed)
+        client = RecordingClient()
+        self.line.attach(client)
+        self.line.clientData(client, b"ls\r")
+        self.line.deviceDataReceived(b"out\n")
+        log._writes.runWaiting()
+        self.assertEqual(self.read(), b"out\n")
+        self.assertEqual(typed._writes.users, 0)
 
     def test_stopWithHeldWriter(self) -> None:
         """The gateway's stop with a console log's writer stuck ends within CLOSE_WAIT s."""

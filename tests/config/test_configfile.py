@@ -805,6 +805,9 @@ class DialOutCloseTests(TestCase):
         self.pty.write(b"before\n")
         await until(self, lambda: b"before" in FilePath(old).getContent(), f"b'before' in {old}")
         reloading = service.reload(moved)
+        # (Once its checks, made on a thread of their own, have passed: the new log is there, the old one closing.)
+        line = service.lines["a"]
+        await until(self, lambda: [log.spec.path for log in line.logs] == [new], f"line a's log to be {new}")  # type: ignore[attr-defined]
         self.assertFalse(reloading.called)
         self.pty.write(b"meanwhile\n")
         await reloading.addTimeout(20, reactor)

@@ -1,0 +1,171 @@
+"""
+A console log whose first open, or a reload's look at its path, does not
+return (a hard-mounted NFS server gone when the gateway starts or a
+reload adds the log): the real reactor, a pty pair as each line's
+device, real TCP clients on loopback, and os.open (or os.lstat) made to
+wait, for that one path only, until the test lets it go.  The other
+line, and the log's own line, go on; the log, once its open returns,
+holds exactly what its line said meanwhile (its bound permitting).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Any
+
+from twisted.internet import defer
+from twisted.internet.threads import deferToThread
+from twisted.logger import LogEvent, formatEvent
+from twisted.trial.unittest import TestCase
+
+from serialgw.app import applying
+from serialgw.clients import logfile
+from serialgw.clients.logwriter import written
+from serialgw.config.specs import LogSpec
+from tests.fakes import observeLog
+from tests.realio import Clients, PtyPair, listenerPort, ptyLine, startedPty, startGateway
+
+ALL = bytes(range(256))
+
+# Seconds after which the path is let go anyway (a gateway that opened it on its reactor's thread never got here otherwise).
+RESCUE = 15.0
+
+LISTEN = "raw+tcp:0:interface=127.0.0.1"
+
+
+class Hung:
+    """
+    C{os.NAME} waits, for C{path} only (and, for os.open, only an open
+    that may create it: the log's, not a look at it), until L{release}.
+    """
+
+    def __init__(self, case: TestCase, name: str, path: str, creating: bool = False) -> None:
+        self.path = path
+        self.creating = creating
+        self.real = getattr(os, name)
+        self.entered = threading.Event()
+        self.released = threading.Event()
+        self._rescue = threading.Timer(RESCUE, self.release)
+        self._rescue.daemon = True
+        self._rescue.start()
+        case.addCleanup(self.release)
+        case.patch(os, name, self.call)
+
+    def call(self, path: Any, *args: Any, **kwargs: Any) -> Any:
+        if path == self.path and (not self.creating or args[0] & os.O_CREAT):
+            self.entered.set()
+            self.released.wait()
+        return self.real(path, *args, **kwargs)
+
+    def release(self) -> None:
+        self.released.set()
+        self._rescue.cancel()
+
+
+class HungOpenTests(TestCase):
+    timeout = 60
+
+    def setUp(self) -> None:
+        self.events: list[LogEvent] = []
+        observeLog(self, self.events.append)
+        self.path = os.path.abspath(self.mktemp())
+        self.clients = Clients()
+        self.addCleanup(lambda: defer.ensureDeferred(self.clients.close()))
+
+    def said(self) -> list[str]:
+        said = [formatEvent(e) for e in self.events if e.get("log_level") is not None
+                and e["log_level"].name in ("warn", "error")]
+        return [text for text in said if self.path in text]  # (not an earlier test's writer's, ending now)
+
+    async def bothFlow(self, service: Any, a: PtyPair, b: PtyPair, hung: Any, before: bytes = b"") -> None:
+        """Each line's client and device exchange their bytes, the open (or look, or write) still hung; C{before}: line a's output a client is given first (its recent output)."""
+        onA = await self.clients.connect(listenerPort(service, 0))
+        onB = await self.clients.connect(listenerPort(service, 1))
+        onB.transport.write(ALL * 16)  # type: ignore[union-attr]
+        self.assertEqual(await b.received.length(4096), ALL * 16)
+        b.write(ALL * 16)
+        self.assertEqual(await onB.received.length(4096), ALL * 16)
+        onA.transport.write(b"typed")  # type: ignore[union-attr]
+        self.assertEqual(await a.received.length(5), b"typed")
+        a.write(b"first\nsecond ")
+        self.assertEqual(await onA.received.length(len(before) + 13), before + b"first\nsecond ")
+        self.assertFalse(hung.released.is_set())
+
+    async def test_startWithHungOpen(self) -> None:
+        """A log whose open hangs at the start: the start waits LOG_START_WAIT s at most, says so naming the path; both lines serve; once the open returns the log holds exactly what its line said meanwhile."""
+        self.patch(logfile, "START_WAIT", 0.2)
+        hung = Hung(self, "open", self.path, creating=True)
+        a, b = startedPty(self), startedPty(self)
+        service = startGateway(self, ptyLine(a, LISTEN, name="a", log=LogSpec(self.path, format="", events="off")),
+                               ptyLine(b, LISTEN, name="b"))
+        self.assertTrue(hung.entered.is_set())
+        self.assertFalse(hung.released.is_set())
+        self.assertEqual(self.said(), [f"line a: log {self.path}: its open has not returned in 0.2 s (a file system "
+                                       "that does not answer?); the line runs, its output waits for the log (at most "
+                                       "1048576 bytes), written once the open returns"])
+        await self.bothFlow(service, a, b, hung)
+        hung.release()
+        await written()
+        with open(self.path, "rb") as f:
+            self.assertEqual(f.read(), b"first\nsecond ")
+        self.assertEqual(service.lines["a"].logs[0].dropped, 0)  # type: ignore[attr-defined]
+
+    async def test_reloadWithHungOpen(self) -> None:
+        """A reload giving a line a log whose open hangs: the reload is done at once, both lines serve; once the open returns the log holds exactly what its line said meanwhile."""
+        a, b = startedPty(self), startedPty(self)
+        lineA, lineB = ptyLine(a, LISTEN, name="a"), ptyLine(b, LISTEN, name="b")
+        service = startGateway(self, lineA, lineB)
+        hung = Hung(self, "open", self.path, creating=True)
+        result = await service.reload([ptyLine(a, LISTEN, name="a", log=LogSpec(self.path, format="", events="off")),
+                                       lineB])
+        self.assertEqual(result, {"added": [], "changed": ["a"], "removed": []})
+        self.assertTrue(await deferToThread(hung.entered.wait, 10))
+        await self.bothFlow(service, a, b, hung)
+        hung.release()
+        await written()
+        with open(self.path, "rb") as f:
+            self.assertEqual(f.read(), b"first\nsecond ")
+        self.assertEqual(self.said(), [])
+
+    async def test_reloadWithHungLook(self) -> None:
+        """A reload whose look at a new log's path hangs: refused after CHECK_WAIT s naming the path, both lines serving meanwhile; nothing changed; a second reload meanwhile is refused at once, naming it too."""
+        self.patch(applying, "CHECK_WAIT", 0.5)
+        a, b = startedPty(self), startedPty(self)
+        lineA, lineB = ptyLine(a, LISTEN, name="a"), ptyLine(b, LISTEN, name="b")
+        service = startGateway(self, lineA, lineB)
+        hung = Hung(self, "lstat", self.path)
+        reloaded = service.reload([ptyLine(a, LISTEN, name="a", log=LogSpec(self.path, format="", events="off")),
+                                   lineB])
+        self.assertTrue(await deferToThread(hung.entered.wait, 10))
+        await self.bothFlow(service, a, b, hung)
+        why = (f"line 'a': cannot open log {self.path!r}: a look at it (lstat, access, its lock) has not returned in "
+               "0.5 s (a file system that does not answer?)")
+        self.assertEqual(await reloaded, {"refused": [why]})
+        self.assertEqual(service.lines["a"].logs, [])
+        again = await service.reload([ptyLine(a, LISTEN, name="a", log=LogSpec(self.path)), lineB])
+        self.assertEqual(again, {"refused": [f"line 'a': cannot open log {self.path!r}: a look at it (lstat, access, "
+                                             "its lock) begun before has not returned yet"]})
+        self.assertFalse(hung.released.is_set())
+        hung.release()
+
+    async def test_reloadClosingAStuckLog(self) -> None:
+        """A reload closing a log stuck in a write waits for it (CLOSE_WAIT s at most) on a timer, not on the reactor's thread: both lines serve while it waits; it is done once the write returns."""
+        from tests.real.test_loghang import StuckPipe
+
+        a, b = startedPty(self), startedPty(self)
+        lineB = ptyLine(b, LISTEN, name="b")
+        service = startGateway(self, ptyLine(a, LISTEN, name="a", log=LogSpec(self.path, format="", events="off")),
+                               lineB)
+        stuck = StuckPipe()
+        self.addCleanup(stuck.close)
+        service.lines["a"].logs[0]._osWrite = stuck.write  # type: ignore[attr-defined]
+        a.write(b"held\n")
+        self.assertTrue(await deferToThread(stuck.entered.wait, 10))
+        reloaded = service.reload([ptyLine(a, LISTEN, name="a"), lineB])
+        await self.bothFlow(service, a, b, stuck, before=b"held\n")
+        self.assertNoResult(reloaded)
+        stuck.release()
+        self.assertEqual(await reloaded, {"added": [], "changed": ["a"], "removed": []})
+        self.assertEqual(service.lines["a"].logs, [])
+        self.assertEqual(self.said(), [])
