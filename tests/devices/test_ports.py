@@ -350,6 +350,32 @@ class TerminalAtPathTests(SynchronousTestCase):
                          f"terminal of pid {shell.pid} (another session's: a pty's number goes to the next pty when "
                          "its program ends); not opened")
 
+    def test_lockedTerminalSaysLock(self) -> None:
+        """
+        A pty slave held without its master by a process that holds its UUCP
+        lock too (cu -l /dev/pts/N on QEMU's pty, another gateway) is refused
+        as locked, naming the holder as the first open does (DeviceLocked:
+        the status page's locked_by), not as another session's terminal.
+        """
+        from serialgw.devices.ports import DeviceLocked
+
+        master, slave, name = self.pty()
+        self.addCleanup(os.close, master)
+        cu = self.elsewhere(slave)
+        lockDir = self.mktemp()
+        os.mkdir(lockDir)
+        lock = os.path.join(lockDir, "LCK.." + os.path.basename(name))
+        with open(lock, "w") as f:
+            f.write(f"{cu:10d}\n")
+        error = self.assertRaises(DeviceLocked, openPort, DeviceSpec("tty", name), SerialSettings(), lockDir, True)
+        self.assertEqual((str(error), error.pid), (f"{name} is locked by process {cu} (sleep) ({lock})", cu))
+        self.assertEqual(os.listdir(lockDir), [os.path.basename(lock)])
+        # Its lock gone (stale, or no lock at all), the terminal is refused as one.
+        os.unlink(lock)
+        error = self.assertRaises(DeviceError, openPort, DeviceSpec("tty", name), SerialSettings(), lockDir, True)
+        self.assertIn("a terminal now, held open by pid", str(error))
+        self.assertEqual(os.listdir(lockDir), [])
+
     def test_holdersNamedBounded(self) -> None:
         """A terminal held by many processes is refused naming five of them and how many more (the reason is logged)."""
         master, slave, name = self.pty()
