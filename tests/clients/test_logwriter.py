@@ -197,6 +197,7 @@ class HeldWriterTests(SynchronousTestCase):
     def test_closeWhileHeld(self) -> None:
         """A close (stop, reload) waits for a stuck writer CLOSE_WAIT s, then leaves the file to it, saying so with the bytes not written."""
         log = self.log(format="")
+        log._writes.runWaiting()  # (opened, then stuck)
         self.line.deviceDataReceived(b"x" * 100 + b"\n")
         closed = log.close()
         self.clock.advance(CLOSE_WAIT - 0.5)
@@ -233,6 +234,16 @@ class HeldWriterTests(SynchronousTestCase):
         self.assertEqual(self.read(), b"on\n")
         self.assertEqual(os.fstat(other).st_ino, os.stat(self.path + ".other").st_ino)
         self.assertEqual(self.flushLoggedErrors(), [])
+
+    def test_closedWhileItsOpenHangs(self) -> None:
+        """A log closed while its writer is still in its first open: left to it after CLOSE_WAIT s, said as stuck in its open, with the bytes not written."""
+        log = self.log(format="")
+        self.line.deviceDataReceived(b"x" * 9 + b"\n")
+        closed = log.close()
+        self.clock.advance(CLOSE_WAIT)
+        self.successResultOf(closed)
+        self.assertEqual(self.said(), [f"web1: log {self.path} left to its writer, stuck in its open for 5 s: 10 "
+                                       "bytes not written"])
 
     def test_notOpenedByItsWriter(self) -> None:
         """A log whose first open, made by its writer once the log is running, fails: said naming the path, the line runs without it (taken off it, nothing written through the link), its close later a no-op."""
