@@ -405,6 +405,30 @@ class HeldFileTests(SynchronousTestCase):
         client.close()
         self.assertEqual(writes.users, 0)
 
+    def test_fifoReopenedOffTheReactor(self) -> None:
+        """SIGUSR1 of a file: output on a FIFO: its path opened again by a writer of its own, not on the reactor's thread (an open that hangs holds no line): output goes on into the FIFO in hand meanwhile, then into the FIFO now at the path, in order."""
+        fifo = self.path + ".fifo"
+        os.mkfifo(fifo)
+        old = os.open(fifo, os.O_RDWR | os.O_NONBLOCK)
+        self.addCleanup(os.close, old)
+        client = FileClient(self.line, fifo, reactor, parseListener(f"raw+file:{fifo}"), writes="held")
+        self.addCleanup(client.close)
+        first = client._writes
+        assert first is not None
+        first.runWaiting()
+        self.assertIsNone(client._writes)  # (a FIFO: written on the reactor's thread)
+        os.rename(fifo, fifo + ".1")
+        os.mkfifo(fifo)
+        new = os.open(fifo, os.O_RDWR | os.O_NONBLOCK)
+        self.addCleanup(os.close, new)
+        reopened = client.reopen()
+        self.assertNoResult(reopened)
+        self.line.deviceDataReceived(b"before")
+        logwriter._shared[fifo].runWaiting()
+        self.assertEqual(self.successResultOf(reopened), 1)
+        self.line.deviceDataReceived(b"after")
+        self.assertEqual((os.read(old, 100), os.read(new, 100)), (b"before", b"after"))
+
     def test_earlyOutputBounded(self) -> None:
         """Output while a file: output's open has not returned waits for it, QUEUE_BOUND bytes at most: past that dropped, said once, counted; once open, the file gets exactly what waited, then what follows."""
         path = self.path + ".2"
