@@ -39,7 +39,14 @@ Invariants (each pinned by C{tests/app/test_oneshot.py}):
     tests: the descriptor in its set or not, a selectable whose fileno()
     is -1 found by identity) forgets it, and forgetting leaves nothing
     behind: a new file given the same number is level-triggered;
-  - the bookkeeping is per descriptor number, O(1) a descriptor a turn.
+  - the bookkeeping is per descriptor number, O(1) a descriptor a turn;
+  - nothing that fails leaves one disarmed and forgotten: what a poll
+    handed over is noted before anything else is done, an C{epoll_ctl}
+    that fails (C{ENOMEM}) leaves the descriptor one-shot, and a safety
+    net (L{OneShotReactor._checkDisarmed}), every SAFETY_NET seconds while
+    anything is one-shot, arms again and logs any one-shot descriptor in
+    none of the records that lead to it being armed again (a missed path:
+    its tty would never be read again).
 
 Off unless C{SERIALGW_ONESHOT} says otherwise (C{1} or C{inline}, C{thread});
 for the benchmark's comparisons (README, "Benchmarks").
@@ -64,6 +71,9 @@ log = Logger()
 
 ONESHOT_ENV = "SERIALGW_ONESHOT"
 ARMED = EPOLLIN | EPOLLONESHOT
+# How often, seconds, while some descriptor is one-shot, the reactor looks
+# for one that nothing will arm again (L{OneShotReactor._checkDisarmed}).
+SAFETY_NET = 1.0
 
 # epoll_ctl's errors for a descriptor the kernel no longer has in the epoll
 # set: closed (its last reference), or never there.
@@ -112,6 +122,8 @@ class OneShotReactor(GatewayReactor):
         self._armLock = threading.Lock()
         self._work: Optional[queue.SimpleQueue[Any]] = None
         self._helper: Optional[threading.Thread] = None
+        # The next safety-net check (while some descriptor is one-shot).
+        self._netCall: Any = None
         GatewayReactor.__init__(self)
 
     # -- a turn ---------------------------------------------------------------
@@ -150,9 +162,14 @@ class OneShotReactor(GatewayReactor):
                 return False
             raise
         try:
+            ready = {fd for fd, _ in events}
+            # Disarmed by the kernel as it handed them over, served or not
+            # (an exception may escape the turn before they are): first of
+            # all noted, so that all are armed again.
+            self._fired |= ready & self._oneShot
             if checked:
-                self._backToLevel(checked, events)
-            self._dispatch(events)
+                self._backToLevel(checked, ready)
+            self._dispatch(events, ready)
         finally:
             if self.threaded:
                 if self._fired:
@@ -161,16 +178,17 @@ class OneShotReactor(GatewayReactor):
                 self._armAgain()
         return bool(self._armed) and not self.threaded
 
-    def _dispatch(self, events: list[tuple[int, int]]) -> None:
-        """L{GatewayReactor.doPoll}'s dispatch, noting one-shot descriptors that fired and making new ones."""
+    def _dispatch(self, events: list[tuple[int, int]], ready: set[int]) -> None:
+        """L{GatewayReactor.doPoll}'s dispatch, one-shot descriptors last too, making new ones."""
         stayed = self._stayedBefore = self._stayed
-        ready = self._stayed = {fd for fd, _ in events}
+        self._stayed = ready
         oneShot = self._oneShot
-        # Disarmed by the kernel as it handed them over, served or not (an
-        # exception may escape the turn before they are): all armed again.
-        self._fired |= ready & oneShot
-        if len(events) > 1 and stayed:
-            events = [e for e in events if e[0] not in stayed] + [e for e in events if e[0] in stayed]
+        if len(events) > 1 and (stayed or oneShot):
+            # A one-shot tty armed again is handed back in this turn's
+            # second poll, where it was not ready in the first: a flood
+            # all the same, served after a keystroke that came meanwhile.
+            late = stayed | oneShot
+            events = [e for e in events if e[0] not in late] + [e for e in events if e[0] in late]
         dispatch = self._doReadOrWrite
         selectables = self._selectables
         for fd, event in events:
@@ -194,19 +212,25 @@ class OneShotReactor(GatewayReactor):
                 log.failure("making descriptor {fd} one-shot failed", fd=fd)
             return
         self._oneShot.add(fd)
+        # Not ready at the next poll: level-triggered again (as when armed
+        # again), so that no one-shot descriptor sits armed and idle.
+        self._armed.append(fd)
+        if self._netCall is None:
+            self._netCall = self.callLater(SAFETY_NET, self._checkDisarmed)
 
-    def _backToLevel(self, checked: list[int], events: list[tuple[int, int]]) -> None:
+    def _backToLevel(self, checked: list[int], ready: set[int]) -> None:
         """One-shot descriptors armed before this turn's poll and not found ready: level-triggered again."""
-        ready = {fd for fd, _ in events}
         for fd in checked:
             if fd in ready or fd not in self._oneShot or fd in self._fired or fd in self._pending:
                 continue
-            self._forget(fd)
             try:
                 self._poller.modify(fd, EPOLLIN)
             except OSError as e:
                 if e.errno not in GONE:
+                    # Still one-shot, and armed: noted when it fires.
                     log.failure("making descriptor {fd} level-triggered again failed", fd=fd)
+                    continue
+            self._forget(fd)
 
     def _armAgain(self) -> None:
         """Arm again (in this thread) what fired last turn and is still one-shot, read and registered."""
@@ -217,13 +241,45 @@ class OneShotReactor(GatewayReactor):
             try:
                 self._poller.modify(fd, ARMED)
             except OSError as e:
-                if e.errno not in GONE:
+                if e.errno in GONE:
+                    # Not in the kernel's set any more (closed without being
+                    # unregistered): nothing to arm; forgotten.
+                    self._oneShot.discard(fd)
+                else:
+                    # (ENOMEM: still one-shot and disarmed; the safety net
+                    # tries again.)
                     log.failure("arming descriptor {fd} again failed", fd=fd)
-                # Not in the kernel's set any more (closed without being
-                # unregistered): nothing to arm; forgotten.
-                self._oneShot.discard(fd)
                 continue
             self._armed.append(fd)
+
+    # -- the safety net -----------------------------------------------------------
+
+    def _checkDisarmed(self) -> None:
+        """
+        Arm again any one-shot descriptor that nothing will arm or check
+        (none, unless a path was missed: a tty disarmed by the kernel
+        would never be read again), and say so.  Every one-shot descriptor
+        is at all times in one of the reactor's records: fired (disarmed,
+        armed again next turn), handed to the helper, or armed and to be
+        checked at the next poll.  Run every SAFETY_NET seconds while some
+        descriptor is one-shot (O(1) a one-shot descriptor).
+        """
+        self._netCall = None
+        with self._armLock:
+            lost = self._oneShot - self._fired - self._rearming - self._pending - set(self._armed)
+            for fd in sorted(lost):
+                log.warn("one-shot descriptor {fd} had nothing to arm it again: armed again", fd=fd)
+                try:
+                    self._poller.modify(fd, ARMED)
+                except OSError as e:
+                    if e.errno in GONE:
+                        self._oneShot.discard(fd)
+                    else:
+                        log.failure("arming descriptor {fd} again failed", fd=fd)
+                    continue
+                self._armed.append(fd)
+        if self._oneShot and self._netCall is None:
+            self._netCall = self.callLater(SAFETY_NET, self._checkDisarmed)
 
     # -- the helper thread (threaded) -------------------------------------------
 
@@ -269,7 +325,8 @@ class OneShotReactor(GatewayReactor):
                         if e.errno not in GONE:
                             log.failure("arming descriptor {fd} again failed", fd=fd)
                         continue
-                armed.append(fd)
+                    # (Under the lock: the safety net finds it armed, never between two records.)
+                    armed.append(fd)
 
     def helperStep(self, step: Callable[[], None]) -> None:
         """Have the helper thread call C{step} once it has armed what it was given before (tests)."""

@@ -39,6 +39,7 @@ from serialgw.config.linetable import LINE_KEYS, nameProblem, readLines
 from serialgw.config.listeners import parseSSHListener, parseWatchAll
 from serialgw.config.parsers import checkPath
 from serialgw.config.paths import absolute, absoluteListener, baseOf
+from serialgw.config.placeholders import noLine
 from serialgw.config.reading import MAX_CONFIG_SIZE, readToml
 from serialgw.config.sharing import oneLineEach
 from serialgw.config.specs import DEFAULT_HOST_KEY, ConfigError, LineConfig, SSHSpec, UserSpec, WatchAllSpec, quote
@@ -142,7 +143,7 @@ def _watchAll(path: str, text: str, data: dict[str, Any], base: str) -> Optional
         raise ConfigError(f"{_where(path, text, 'watch-all')}: [watch-all] listen: missing: "
                           "an endpoint such as \"tcp:4400:interface=127.0.0.1\"")
     try:
-        spec = parseWatchAll(items["listen"], items.get("lines", []))
+        spec = parseWatchAll([noLine(t, "listen", "watch-all listen") for t in items["listen"]], items.get("lines", []))
     except ConfigError as e:
         key = "lines" if str(e).startswith("watch-all lines") else "listen"
         raise ConfigError(f"{_where(path, text, 'watch-all', key)}: [watch-all] {key}: {e}") from None
@@ -181,7 +182,8 @@ def _users(path: str, text: str, data: dict[str, Any], base: str) -> tuple[UserS
             if not isinstance(table["keys-file"], str):
                 raise ConfigError(f"{_where(path, text, where, 'keys-file')}: [{where}] keys-file: expected a path")
             try:
-                found += readKeysFile(absolute(checkPath(table["keys-file"], "keys-file"), base))
+                found += readKeysFile(absolute(checkPath(noLine(table["keys-file"], "keys-file", "keys-file"), "keys-file"),
+                                               base))
             except ConfigError as e:
                 raise ConfigError(f"{_where(path, text, where, 'keys-file')}: [{where}] keys-file: {e}") from None
         for key in found:
@@ -209,14 +211,14 @@ def _ssh(path: str, text: str, data: dict[str, Any], users: tuple[UserSpec, ...]
     if not isinstance(hostKey, str) or not hostKey:
         raise ConfigError(f"{_where(path, text, 'ssh', 'host-key')}: [ssh] host-key: expected a path")
     try:
-        checkPath(hostKey, "host-key")
+        hostKey = checkPath(noLine(hostKey, "host-key", "ssh host-key"), "host-key")
     except ConfigError as e:
         raise ConfigError(f"{_where(path, text, 'ssh', 'host-key')}: [ssh] host-key: {e}") from None
     if not any(u.keys for u in users):
         raise ConfigError(f"{_where(path, text, 'ssh')}: [ssh]: nobody could log in: "
                           "add [users.NAME] tables with keys or keys-file")
     try:
-        listener = parseSSHListener(table["listen"])
+        listener = parseSSHListener(noLine(table["listen"], "listen", "ssh listen"))
     except ConfigError as e:
         raise ConfigError(f"{_where(path, text, 'ssh', 'listen')}: [ssh] listen: {e}") from None
     return SSHSpec(absoluteListener(listener, base), absolute(hostKey, base), users)

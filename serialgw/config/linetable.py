@@ -27,7 +27,7 @@ from serialgw.config.parsers import (
     serialOnlyRefusal,
 )
 from serialgw.config.paths import absoluteLine
-from serialgw.config.placeholders import PLACED_KEYS, expandValue, hasPlaceholder
+from serialgw.config.placeholders import PLACED_KEYS, expandValue, hasPlaceholder, noLine
 from serialgw.config.shard import MAX_SHARDS
 from serialgw.config.specs import (
     DEFAULT_BACKLOG,
@@ -123,7 +123,8 @@ def readLines(path: str, text: str, data: dict[str, Any], base: str) -> tuple[li
         except _KeyError as e:
             table_ = "defaults" if e.key in defaults and e.key not in table else where
             # A [defaults] value with {line} fails for some lines only: say which.
-            which = f"for line {quote(name)}, " if table_ == "defaults" and hasPlaceholder(defaults[e.key]) else ""
+            which = f"for line {quote(name)}, " if table_ == "defaults" and e.key in PLACED_KEYS and \
+                hasPlaceholder(defaults[e.key]) else ""
             raise ConfigError(f"{_where(path, text, table_, e.key)}: [{table_}] {e.key}: {which}{e.message}") from None
         # A line's own dtr (baud, ...) on a device that carries none: kept
         # and ignored, the line looked configured.  From [defaults] it is for
@@ -296,5 +297,6 @@ def _line(name: str, table: dict[str, Any]) -> LineConfig:
         pace=pace["pace"],
         paceLine=pace["pace-line"],
         lock=value("lock", bool, True),
-        lockDir=parsed("lock-dir", lambda t: parseLockDir(t, "lock-dir"), value("lock-dir", str, DEFAULT_LOCK_DIR)),
+        lockDir=parsed("lock-dir", lambda t: parseLockDir(noLine(t, "lock-dir", "lock-dir"), "lock-dir"),
+                       value("lock-dir", str, DEFAULT_LOCK_DIR)),
     )

@@ -28,16 +28,20 @@ PLACED_KEYS = ("device", "listen", "log")
 _BRACES = re.compile(r"\{\{|\}\}|\{[^{}]*\}|[{}]")
 
 
-def expandLine(text: str, name: str, key: str) -> str:
+def expandLine(text: str, name: str, key: str, noLine: str = "") -> str:
     """
     C{text} with C{{line}} made C{name} and C{{{}, C{}}} made one brace;
     ConfigError naming C{key} and the value as typed for any other brace.
+    With C{noLine} (why the key is no line's), C{{line}} is refused saying it.
     """
     if "{" not in text and "}" not in text:
         return text
 
     def one(match: re.Match[str]) -> str:
         found = match.group(0)
+        if found == "{line}" and noLine:
+            raise ConfigError(f"{key} {quote(text)}: {{line}} is a line's name, and {noLine}: write the path out "
+                              "(a brace itself is written {{ or }})")
         if found == "{line}":
             return name
         if found in ("{{", "}}"):
@@ -47,6 +51,25 @@ def expandLine(text: str, name: str, key: str) -> str:
                           "a brace itself is written {{ or }}")
 
     return _BRACES.sub(one, text)
+
+
+# Paths that are no line's, and why {line} cannot mean anything there: it
+# was taken as written (a socket, a key file named '{line}').  Their braces
+# are read as a line's paths' are ({{ and }} a brace), by L{noLine}.
+NOT_PER_LINE = {
+    "ssh listen": "[ssh] serves every line (one listener; the SSH user name picks the line)",
+    "ssh host-key": "the SSH listener has one host key for every line",
+    "watch-all listen": "[watch-all] shows every line on its listeners",
+    "keys-file": "a person's keys are theirs on every line",
+    # (Per line, but a lock where no other program looks locks nothing out.)
+    "lock-dir": "a line's own lock directory is one where no other program (minicom, cu, ser2net) looks for its "
+                "tty's lock: UUCP locks go in one directory for all, e.g. /var/lock",
+}
+
+
+def noLine(text: str, key: str, where: str) -> str:
+    """C{text} of a path that is no line's (C{where}: its L{NOT_PER_LINE} entry), its braces read; {line} refused."""
+    return expandLine(text, "", key, NOT_PER_LINE[where])
 
 
 def expandValue(value: Any, name: str, key: str) -> Any:
