@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import os
 import stat
+from typing import Optional
 
 import attrs
 from twisted.conch.ssh import keys
@@ -55,20 +56,21 @@ def printable(text: str) -> str:
     return "".join(c if c.isprintable() else "?" for c in text)[:64]
 
 
-def readPublicKeys(text: str, source: str) -> list[PublicKey]:
+def readPublicKeys(text: str, source: str, most: Optional[int] = MAX_KEYS) -> list[PublicKey]:
     """
     OpenSSH public key lines (C{TYPE BASE64 [COMMENT]}); blank lines and
     C{#} comments are skipped.  Options (C{from=}, C{command=}, ...) are
     refused rather than ignored: a restriction must not silently vanish.
-    An error names C{source} and the line.
+    An error names C{source} and the line; so does a key past C{most}
+    (None: no bound, for the keys a file or a table gave already).
     """
     found: list[PublicKey] = []
     for number, raw in enumerate(fileLines(text), 1):
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
-        if len(found) == MAX_KEYS:
-            raise ConfigError(f"{source}:{number}: more than {MAX_KEYS} keys (each is read at every reload, "
+        if len(found) == most:
+            raise ConfigError(f"{source}:{number}: more than {most} keys (each is read at every reload, "
                               "on the gateway's thread)")
         fields = line.split(None, 2)
         if fields[0] not in KEY_TYPES:

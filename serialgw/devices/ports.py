@@ -24,6 +24,7 @@ from zope.interface import implementer
 
 from serialgw.config.specs import DeviceSpec, SerialSettings
 from serialgw.devices import uucplock
+from serialgw.devices.access import accessHint
 from serialgw.devices.links import (
     givePty,
     isMultiplexer,
@@ -486,6 +487,8 @@ def _whyNotOpened(path: str, e: BaseException) -> str:
     reason = errorReason(e)
     if os.strerror(errno.ENOTTY) in reason:
         return f"it is not a tty ({os.strerror(errno.ENOTTY)})"
+    if reason == os.strerror(errno.EACCES):
+        return reason + accessHint(path)
     return reason
 
 

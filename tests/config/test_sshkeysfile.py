@@ -15,7 +15,8 @@ import sys
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from serialgw.config.specs import ConfigError
+from serialgw.clients.ssh import KeyRing
+from serialgw.config.specs import ConfigError, UserSpec
 from serialgw.config.sshkeys import MAX_KEYS, readKeysFile, readPublicKeys
 from tests.clients.test_ssh import newKey, publicLine
 
@@ -142,3 +143,10 @@ class KeyCountTests(SynchronousTestCase):
         e = self.assertRaises(ConfigError, readPublicKeys, "\n".join([line] * (MAX_KEYS + 1)), "[users.x] keys: key")
         self.assertEqual(str(e), f"[users.x] keys: key:{MAX_KEYS + 1}: more than {MAX_KEYS} keys (each is read at "
                          "every reload, on the gateway's thread)")
+
+    def test_personWithMoreInAll(self) -> None:
+        """The bound is a file's and a table's: a person with MAX_KEYS keys in their table and more in their keys file is in the key ring whole (it refused them, at start or at a reload's end)."""
+        inline, filed = newKey(), newKey()
+        spec = UserSpec("ops1", tuple([publicLine(inline)] * MAX_KEYS + [publicLine(filed)]))
+        ring = KeyRing([spec])
+        self.assertEqual((ring.person(inline.public().blob()), ring.person(filed.public().blob())), ("ops1", "ops1"))

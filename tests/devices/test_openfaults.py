@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import grp
 import os
+import pwd
 import shutil
 import socket
+import stat
 import tempfile
 import termios
 from typing import Any
@@ -65,6 +68,33 @@ class OpenFaultTests(SynchronousTestCase):
         self.patch(os, "open", busy)
         e = self.assertRaises(DeviceError, TtyPort, self.pty.slaveName, SerialSettings(), self.dir)
         self.assertEqual(str(e), f"cannot open device {self.pty.slaveName!r}: {BUSY}")
+
+    def test_permissionDeniedSaysWhy(self) -> None:
+        """An open refused (EACCES) to a process outside the node's group names the node's mode, owner and group; in the group, the plain reason."""
+        real = os.open
+
+        def denied(path: Any, *args: Any, **kwargs: Any) -> int:
+            if path == self.pty.slaveName:
+                raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
+            return real(path, *args, **kwargs)
+
+        self.patch(os, "open", denied)
+        st = os.stat(self.pty.slaveName)
+        self.patch(os, "geteuid", lambda: st.st_uid + 4242)
+        self.patch(os, "getegid", lambda: st.st_gid + 4242)
+        self.patch(os, "getgroups", lambda: [])
+        e = self.assertRaises(DeviceError, TtyPort, self.pty.slaveName, SerialSettings())
+        owner, group = pwd.getpwuid(st.st_uid).pw_name, grp.getgrgid(st.st_gid).gr_name
+        try:
+            me = pwd.getpwuid(st.st_uid + 4242).pw_name
+        except KeyError:
+            me = str(st.st_uid + 4242)
+        self.assertEqual(str(e), f"cannot open device {self.pty.slaveName!r}: Permission denied "
+                                 f"({stat.filemode(st.st_mode)} {owner}:{group}; this process, user "
+                                 f"{me}, is not in group {group})")
+        self.patch(os, "getgroups", lambda: [st.st_gid])
+        e = self.assertRaises(DeviceError, TtyPort, self.pty.slaveName, SerialSettings())
+        self.assertEqual(str(e), f"cannot open device {self.pty.slaveName!r}: Permission denied")
 
     def test_eioOnOpen(self) -> None:
         """A tty whose open fails with EIO (a pty slave not unlocked yet) is an error naming it."""
