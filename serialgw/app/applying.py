@@ -28,6 +28,7 @@ from twisted.internet.interfaces import IReactorThreads
 from twisted.logger import Logger
 
 from serialgw.app import reload as plans
+from serialgw.app.check import unixDeviceProblem
 from serialgw.app.listen import StartupError
 from serialgw.app.reload import (
     bindChecker,
@@ -123,6 +124,9 @@ class Applying:
         released = {spec.path for _, spec in plan.releasing if spec.kind is ListenerKind.PTY and spec.path}
         binds = bindChecker(plan.releasing, plans.releasedPorts(service._keyed, plan.releasing),
                             service.listeners.endpoint, self.probes)
+        # A unix: device's path too long (no I/O: checked at once), as the open would refuse it first.
+        self.problem = next((service.placed(name, "device", problem) for name in plan.changed + plan.added
+                             if (problem := unixDeviceProblem(new[name])) is not None), None)
         # In the order they were made at once: the problem reported is the same.
         # Each step: its items (a line's name first), the check, and the key of the line it is about.
         steps: list[tuple[list[Any], Callable[[Any], Optional[str]], str]] = [

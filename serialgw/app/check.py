@@ -166,6 +166,12 @@ def unixNameProblem(path: str) -> Optional[str]:
     return f"unix socket {quote(describeUnix(path))} is {size} bytes, past the {limit} of a unix socket name: give a shorter path"
 
 
+def unixDeviceProblem(config: LineConfig) -> Optional[str]:
+    """Why a line's C{unix:} device cannot be dialled (its path too long), as a start would say it; or None."""
+    problem = unixNameProblem(config.device.path) if config.device.kind == "unix" else None
+    return None if problem is None else f"line {config.name!r}: device {quote(config.device.describe())}: {problem}"
+
+
 def _clash(a: tuple[str, str, str], b: tuple[str, str, str]) -> bool:
     if a[0] != b[0]:
         return False

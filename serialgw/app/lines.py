@@ -14,6 +14,7 @@ from typing import Any, Callable, Optional
 from twisted.internet.interfaces import IReactorThreads
 from twisted.logger import Logger
 
+from serialgw.app.check import unixNameProblem
 from serialgw.clients.factory import applyListenerRights
 from serialgw.clients.ptylink import OWN_PTYS, PtyClient
 from serialgw.clients.watchall import LineTap
@@ -54,6 +55,9 @@ def makeDevice(
     returned yet, the device starts down until it does.
     """
     if config.device.remote:
+        problem = unixNameProblem(config.device.path) if config.device.kind == "unix" else None
+        if problem is not None:
+            raise DeviceError(f"device {quote(config.device.describe())}: {problem}")
         log.info("line {line}: device {device}, a console elsewhere", line=config.name,
                  device=config.device.describe())
         return RemoteDevice(config.device, reactor, config.breakDuration, config.settings,

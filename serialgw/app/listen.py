@@ -32,7 +32,8 @@ from twisted.internet.error import CannotListenError
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from serialgw.app.check import PAST_RIGHTS, pastRights, systemdProblem
+from serialgw.app.check import PAST_RIGHTS, pastRights, systemdProblem, unixNameProblem
+from serialgw.app.logs import LineDialEndpoint
 from serialgw.clients.factory import LineFactory
 from serialgw.clients.handshakes import HandshakeTable
 from serialgw.clients.local import FileClient, fifoPair, streamClient
@@ -41,7 +42,7 @@ from serialgw.clients.ptylink import PtyClient
 from serialgw.clients.tls import RefusingTLSFactory, ServerContextFactory, TLSError, clientOptions, linkOnHandshake
 from serialgw.clients.transports import describeAddress
 from serialgw.config.specs import LineConfig, ListenerKind, ListenerSpec, Protocol, describeUnix, isAbstract, quote
-from serialgw.devices.backoff import CarriedBackoff, DialEndpoint
+from serialgw.devices.backoff import CarriedBackoff
 from serialgw.line.hub import Line, Role
 
 log = Logger()
@@ -211,6 +212,10 @@ class ListenerOpener:
 
     def _dial(self, line: Line, config: LineConfig, spec: ListenerSpec) -> None:
         endpoint: Any
+        problem = unixNameProblem(spec.path) if spec.path else None
+        if problem is not None:
+            # (Dialled, each connect was a TypeError inside Twisted, logged, then 30 s of nothing.)
+            raise StartupError(f"line {config.name!r}: listener {quote(spec.text)}: {problem}")
         if spec.path:
             endpoint = UNIXClientEndpoint(self.reactor, spec.path)
         else:
@@ -221,7 +226,7 @@ class ListenerOpener:
         # rarely (ClientService alone starts the backoff again on each connection).
         backoff = CarriedBackoff(self.reactor, self.retryPolicy)
         # Keeps why the last dial failed, and the backoff's count, for the retry message (serialgw.app.logs.tidy).
-        endpoint = DialEndpoint(endpoint, backoff)
+        endpoint = LineDialEndpoint(endpoint, backoff, config.name, spec.path)
         dialer = ClientService(
             endpoint,
             self._factory(line, config, spec),

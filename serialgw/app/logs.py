@@ -33,6 +33,7 @@ from zope.interface import implementer
 from serialgw.config.parsers import isDecimal
 from serialgw.config.specs import describeUnix
 from serialgw.devices.backoff import DialEndpoint
+from serialgw.devices.remote import notASocket
 
 # syslog priorities (RFC 5424) by twisted.logger level.
 PRIORITIES = {
@@ -76,6 +77,27 @@ def describeEndpoint(endpoint: Any) -> str:
     return _OBJECT_REPR.sub(r"\1", text)
 
 
+class LineDialEndpoint(DialEndpoint):
+    """
+    A line's dial-out (L{DialEndpoint}): its retry message names the line
+    (two lines dialling one peer read alike), and, for a unix path that
+    is no socket, what is there (it said "Connection refused", as a
+    C{unix:} device's did).
+    """
+
+    def __init__(self, wrapped: Any, backoff: Any, line: str, path: str = "") -> None:
+        DialEndpoint.__init__(self, wrapped, backoff)
+        self.line = line
+        self.path = path
+
+    def connect(self, factory: Any) -> Any:
+        def failed(failure: Any) -> Any:
+            self.lastOutcome = (notASocket(self.path) if self.path else None) or self.lastOutcome
+            return failure
+
+        return DialEndpoint.connect(self, factory).addErrback(failed)
+
+
 def tidy(event: dict[str, Any]) -> Optional[dict[str, Any]]:
     """The event as it should be logged, or None when it says nothing."""
     if "log_legacy" in event or event.get("log_namespace") == "log_legacy":
@@ -94,8 +116,10 @@ def tidy(event: dict[str, Any]) -> Optional[dict[str, Any]]:
         why = endpoint.lastOutcome if isinstance(endpoint, DialEndpoint) else None
         attempt = endpoint.attempt if isinstance(endpoint, DialEndpoint) else None
         what = "cannot connect" if why is None else "connection closed" if why == "" else f"cannot connect: {why}"
-        return {**event, "log_format": "{endpoint}: " + what.replace("{", "{{").replace("}", "}}")
-                + "; retry {attempt} in {delay:.1f} s", "endpoint": describeEndpoint(endpoint),
+        line = endpoint.line if isinstance(endpoint, LineDialEndpoint) else None
+        return {**event, "log_format": ("line {line}: " if line is not None else "") + "{endpoint}: "
+                + what.replace("{", "{{").replace("}", "}}") + "; retry {attempt} in {delay:.1f} s",
+                "line": line, "endpoint": describeEndpoint(endpoint),
                 "attempt": event.get("attempt") if attempt is None else attempt,
                 "delay": delay if isinstance(delay, (int, float)) else 0.0}
     return event

@@ -19,6 +19,7 @@ from twisted.internet.error import CannotListenError
 from twisted.internet.protocol import Factory
 from twisted.python.failure import Failure
 
+from serialgw.app.check import unixNameProblem
 from serialgw.app.listen import StartupError, listenAtOnce, removeStaleSocket
 from serialgw.clients.local import fifoPair
 from serialgw.clients.loglock import lockedElsewhere
@@ -140,6 +141,9 @@ def bindChecker(releasing: list[tuple[str, ListenerSpec]], ports: set[int],
             if spec.udp.sourcePort and spec.udp.sourcePort not in udpPorts:
                 return probeUDP(name, spec)
             return None
+        problem = unixNameProblem(spec.path) if spec.kind is ListenerKind.CONNECT and spec.path else None
+        if problem is not None:
+            return f"line {name!r}: listener {quote(spec.text)}: {problem}"
         if spec.kind is ListenerKind.CONNECT and spec.tls is not None:
             # A dial-out binds nothing, but its TLS files are read when it is made.
             try:

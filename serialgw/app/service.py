@@ -29,7 +29,8 @@ from serialgw.app.notify import Notifier
 from serialgw.app.reload import listenerChanges, namesBrief
 from serialgw.app.reopening import Reopens
 from serialgw.clients.consolelog import ConsoleLog
-from serialgw.clients.logfile import awaitOpens
+from serialgw.clients.local import FileClient
+from serialgw.clients.logfile import LogFile, awaitOpens
 from serialgw.clients.logwriter import drained
 from serialgw.clients.transports import describeAddress
 from serialgw.config.specs import LineConfig, ListenerSpec, SSHSpec, WatchAllSpec, isAbstract
@@ -217,12 +218,15 @@ class GatewayService(MultiService):
             self._openingKey = None
 
     def _awaitLogs(self) -> None:
-        """At start: the console logs' first opens waited for (see L{awaitOpens}); one refused fails the start."""
-        failed = awaitOpens([made for line in self.lines.values() for log_ in line.logs
-                             if isinstance(log_, ConsoleLog) for made in log_.files()])
+        """At start: the console logs' and file: outputs' first opens waited for (see L{awaitOpens}); one refused fails the start."""
+        failed = awaitOpens([made for line in self.lines.values() for one in line.clients
+                             for made in (one.files() if isinstance(one, ConsoleLog) else
+                                          [one] if isinstance(one, FileClient) else [])])
         if failed is not None:
             name = failed[0].line.name
-            raise StartupError(self.placed(name, "log", str(logRefused(name, failed[0].spec.path, failed[1]))))
+            error = (logRefused(name, failed[0].spec.path, failed[1]) if isinstance(failed[0], LogFile) else
+                     StartupError(f"line {name!r}: cannot open listener {failed[0].spec.text!r}: {failed[1].strerror}"))
+            raise StartupError(self.placed(name, "log" if isinstance(failed[0], LogFile) else "listen", str(error)))
 
     def _serveStatus(self, description: str) -> None:
         from serialgw.app.status import statusSite

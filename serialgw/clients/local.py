@@ -10,6 +10,7 @@ import errno
 import os
 import stat
 import termios
+import threading
 from typing import Any, Optional, Union
 
 from twisted.internet import abstract, defer, stdio
@@ -21,7 +22,7 @@ from zope.interface import implementer
 from serialgw.clients.base import ClientEvents
 from serialgw.clients.guard import OutputGuard
 from serialgw.clients.logfile import kindOf
-from serialgw.clients.logwriter import FileWrites, attach, detach
+from serialgw.clients.logwriter import QUEUE_BOUND, FileWrites, attach, detach
 from serialgw.clients.raw import RawClient
 from serialgw.config.paths import NOT_FOLLOWED, noFollow
 from serialgw.config.specs import ListenerKind, ListenerSpec, Protocol, quote
@@ -50,19 +51,29 @@ class FileClient(ClientEvents, abstract.FileDescriptor):
         self.role = Role.READONLY
         # A log file is not someone the device should wait for.
         self.wakesLine = False
-        self._fd = self._open()
+        self._fd = -1
         # Bytes dropped since a write failed (0: writing).
         self._lost = 0
         # A regular file's writer, off the reactor's thread (a disk slow or
-        # stuck holds no line); a FIFO or a tty is written here, never waited on.
-        self._writes: Optional[FileWrites] = None
-        if stat.S_ISREG(os.fstat(self._fd).st_mode):
-            try:
-                self._writes = attach(self.reactor, os.path.abspath(path), writes)
-            except OSError:
-                os.close(self._fd)
-                raise
-        self._teller = self._writes
+        # stuck holds no line); a FIFO or a tty is written here, never waited
+        # on.  The path is opened by the writer too (a file system that does
+        # not answer holds no line): a FIFO's or a tty's writer is let go then.
+        self._writes: Optional[FileWrites] = attach(self.reactor, os.path.abspath(path), writes)
+        self._teller: Optional[FileWrites] = self._writes
+        # Output that came while the path was being opened (what it is not known yet), QUEUE_BOUND bytes at most.
+        self._early: Optional[list[bytes]] = []
+        self._earlySize = 0
+        # The first open's outcome: set once the writer has tried; why it could not, or None.
+        self.opening = threading.Event()
+        self.openError: Optional[OSError] = None
+        self.openWhat, self.openThreaded = f"file: output {path}", self._writes.mode == "thread"
+        self._settled = self._closed = False
+        self._writes.put(self._openFirst, None)
+        if self.opening.is_set() and self.openError is not None:
+            # (At once: a writer without a thread, a test's.)
+            self._closed = True
+            detach(self._writes)
+            raise self.openError
         # Output its writer did not take (more than QUEUE_BOUND waited): all of it, and since it last took some.
         self.behindDropped = 0
         self._behind = 0
@@ -70,10 +81,68 @@ class FileClient(ClientEvents, abstract.FileDescriptor):
         self.connected = 1
         if spec is None:
             spec = ListenerSpec(path, Protocol.RAW, kind=ListenerKind.FILE, path=path)
+        self.spec = spec
         # Its deliver, full, only holds: taken out of the line's fan-out then.
         self.guard = OutputGuard(self, line, spec.outbuf, spec.policy, fanOut=line)
         self.guard.attach(self)
         line.attach(self)
+        self._settled = True
+
+    def _openFirst(self, _: list[None]) -> None:
+        """The writer's side: the path opened; a regular file kept, a FIFO or a tty handed to the reactor's thread."""
+        try:
+            fd = self._open()
+            regular = stat.S_ISREG(os.fstat(fd).st_mode)
+        except OSError as e:
+            self.openError = e
+            self._say(self._opened, -1, False)
+        else:
+            if regular:
+                self._fd = fd
+            self._say(self._opened, fd, regular)
+        finally:
+            self.opening.set()
+
+    def _opened(self, fd: int, regular: bool) -> None:
+        """
+        (On the reactor's thread.)  The first open is over: what came
+        meanwhile goes to the file (a FIFO's or a tty's written here from
+        now on), or, if it could not be opened, it is said and the line
+        runs without it.
+        """
+        if self._closed:
+            if fd >= 0 and not regular:
+                os.close(fd)  # (a regular file's is its writer's to close)
+            return
+        if fd < 0:
+            if self._settled:
+                log.error("{line}: cannot open listener {listener}: {reason}; the line runs without it",
+                          line=self.line.name, listener=self.spec.text or self.peer,
+                          reason=self.openError.strerror if self.openError is not None else "")
+                self.close()
+            return
+        early, self._early = self._early or [], None
+        if not regular:
+            writes, self._writes, self._teller = self._writes, None, None
+            self._fd = fd
+            if writes is not None:
+                detach(writes)
+        if early:
+            self.deliver(b"".join(early))
+
+    def _waitForOpen(self, data: bytes) -> None:
+        """Output that comes while the path is being opened: kept (QUEUE_BOUND bytes at most: then dropped, said, counted)."""
+        assert self._early is not None
+        if self._earlySize + len(data) <= QUEUE_BOUND:
+            self._early.append(data)
+            self._earlySize += len(data)
+            return
+        if not self._behind:
+            log.error("{line}: {path} is not open yet: {waiting} bytes wait for its open (a file system that does "
+                      "not answer?); output is dropped until it is", line=self.line.name, path=self.path,
+                      waiting=self._earlySize)
+        self._behind += len(data)
+        self.behindDropped += len(data)
 
     @property
     def transport(self) -> Any:
@@ -104,6 +173,8 @@ class FileClient(ClientEvents, abstract.FileDescriptor):
         after what waits for it (an open on a stuck NFS mount holds no
         line): fires with 1, or 0 if it could not be.
         """
+        if self._early is not None:
+            return defer.succeed(0)  # (its first open is under way, of the path as it is now)
         if self._writes is not None:
             return self._writes.ask(self._reopenFile, 0)
         try:
@@ -219,6 +290,9 @@ class FileClient(ClientEvents, abstract.FileDescriptor):
         self.behindDropped += len(data)
 
     def deliver(self, data: bytes) -> None:
+        if self._early is not None:
+            self._waitForOpen(data)
+            return
         if self._writes is not None:
             self._toWriter(data)
             return
@@ -255,6 +329,10 @@ class FileClient(ClientEvents, abstract.FileDescriptor):
         self.close()
 
     def close(self) -> None:
+        if self._closed:
+            return  # (its open failed: closed then)
+        self._closed = True
+        self._early = None
         if self.behindDropped and self in self.line.clients:
             # (Kept in the line's count of what its logs dropped: a counter never falls.)
             gone = self.line.droppedGone

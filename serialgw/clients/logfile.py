@@ -19,7 +19,7 @@ from typing import Any, Optional
 from twisted.logger import Logger
 
 from serialgw.clients.loglock import release, take
-from serialgw.clients.logwriter import FileWrites
+from serialgw.clients.logwriter import QUEUE_BOUND, FileWrites
 from serialgw.config.specs import LogSpec
 from serialgw.line.hub import Line
 
@@ -57,6 +57,9 @@ class LogFile:
     # The first open's outcome (see _openLater): set once the writer has tried; why it could not, or None.
     opening: threading.Event
     openError: Optional[OSError]
+    # What awaitOpens says of it, and whether its open is made by a thread (waited for at start).
+    openWhat: str
+    openThreaded: bool
 
     def _openLater(self) -> None:
         """
@@ -68,6 +71,7 @@ class LogFile:
         self.day = self._today()
         self.openError = None
         self.opening = threading.Event()
+        self.openWhat, self.openThreaded = f"log {self.spec.path}", self._writes.mode == "thread"
         self._writes.put(self._openFirst, None)
 
     def _openFirst(self, _: list[None]) -> None:
@@ -216,25 +220,26 @@ class LogFile:
 
 
 
-def awaitOpens(logs: list[LogFile]) -> Optional[tuple[LogFile, OSError]]:
+def awaitOpens(files: list[Any]) -> Optional[tuple[Any, OSError]]:
     """
-    At start: the first opens of C{logs} (made by their writers) waited
-    for on this thread, START_WAIT s at most together (those of writers
-    without a thread are over, or held by a test: not waited for).  The
-    first (in order) that failed, with why; those not over yet (a file
-    system that does not answer) are said, their lines run.
+    At start: the first opens of C{files} (console logs, C{file:}
+    outputs: made by their writers) waited for on this thread, START_WAIT s
+    at most together (those of writers without a thread are over, or held
+    by a test: not waited for).  The first (in order) that failed, with
+    why; those not over yet (a file system that does not answer) are said,
+    their lines run.
     """
     deadline = time.monotonic() + START_WAIT
-    for one in logs:
-        if one._writes.mode == "thread":
+    for one in files:
+        if one.openThreaded:
             one.opening.wait(max(0.0, deadline - time.monotonic()))
-    for one in logs:
+    for one in files:
         if one.opening.is_set() and one.openError is not None:
             return one, one.openError
-    for one in logs:
+    for one in files:
         if not one.opening.is_set():
-            log.warn("line {line}: log {path}: its open has not returned in {wait} s (a file system that does not "
-                     "answer?); the line runs, its output waits for the log (at most {bound} bytes), written once "
-                     "the open returns", line=one.line.name, path=one.spec.path, wait=f"{START_WAIT:g}",
-                     bound=one._writes.bound)
+            log.warn("line {line}: {what}: its open has not returned in {wait} s (a file system that does not "
+                     "answer?); the line runs, its output waits for it (at most {bound} bytes), written once "
+                     "the open returns", line=one.line.name, what=one.openWhat, wait=f"{START_WAIT:g}",
+                     bound=QUEUE_BOUND)
     return None

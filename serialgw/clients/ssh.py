@@ -85,7 +85,8 @@ class KeyRing:
     def __init__(self, users: Sequence[UserSpec] = ()) -> None:
         self.people: dict[bytes, str] = {}
         for user in users:
-            for key in readPublicKeys("\n".join(user.keys), f"keys of {user.name}"):
+            # (Each file and table was bounded as read: a person may have more in all.)
+            for key in readPublicKeys("\n".join(user.keys), f"keys of {user.name}", most=None):
                 self.people[key.blob] = user.name
 
     def person(self, blob: bytes) -> Optional[str]:

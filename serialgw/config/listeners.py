@@ -93,6 +93,8 @@ def parseListener(text: str) -> ListenerSpec:
             raise ConfigError(f"listener {quote(original)}: a {spec.kind.value} client has no escape menu (mon: and "
                               "escape= work on tcp, telnet, unix, pipe: and stdio listeners)")
         checkOptionsReach(spec, options, original, text)
+        if spec.kind is ListenerKind.CONNECT and not spec.path and not spec.port:
+            raise ConfigError(f"listener {quote(original)} dials port 0: nothing listens there; give the peer's port")
         return spec
 
     if isDecimal(text):
@@ -406,9 +408,7 @@ def _qemu(word: str, body: str, original: str) -> ListenerSpec:
         return ListenerSpec(endpoint, protocol, wait=wait, host=host, port=port, nodelay=nodelay)
     if not host:
         host = "localhost"
-    return ListenerSpec(
-        f"tcp:{host}:{port}", protocol, kind=ListenerKind.CONNECT, host=host, port=port, nodelay=nodelay
-    )
+    return ListenerSpec(f"tcp:{host}:{port}", protocol, kind=ListenerKind.CONNECT, host=host, port=port, nodelay=nodelay)
 
 
 def _udp(body: str, original: str) -> ListenerSpec:
@@ -422,6 +422,9 @@ def _udp(body: str, original: str) -> ListenerSpec:
             sourcePort = _port(source, original)
         else:
             sourceHost, sourcePort = _hostPort(source, original)
+    if sourceHost and not _isAddress(sourceHost):
+        raise ConfigError(f"source address {quote(sourceHost)} in listener {quote(original)} is a name: the netconsole's "
+                          "port is bound to an address: give one (127.0.0.1, ::1), or none (@PORT) for every interface")
     if not remoteHost:
         remoteHost = "127.0.0.1"
     allow: tuple[str, ...]

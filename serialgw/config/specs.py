@@ -415,8 +415,15 @@ class Rights:
 
 
 def _names(names: Optional[tuple[str, ...]], user: str) -> bool:
-    """Whether a write or read list names C{user}: by name or C{*}, and not taken out (C{!user})."""
-    return names is not None and (user in names or "*" in names) and "!" + user not in names
+    """
+    Whether a write or read list names C{user}: by name or C{*}, and not
+    taken out (C{!user}).  A C{!NAME} entry never names a person called
+    C{!NAME} (a TLS certificate's CN is any text): it only takes NAME out.
+    """
+    if names is None:
+        return False
+    named = user in names and not user.startswith("!")
+    return (named or "*" in names) and "!" + user not in names
 
 
 @attrs.frozen

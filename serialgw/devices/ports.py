@@ -24,6 +24,7 @@ from zope.interface import implementer
 
 from serialgw.config.specs import DeviceSpec, SerialSettings
 from serialgw.devices import uucplock
+from serialgw.devices.access import accessHint
 from serialgw.devices.links import (
     givePty,
     isMultiplexer,
@@ -33,7 +34,7 @@ from serialgw.devices.links import (
 )
 from serialgw.devices.ptyslave import ptyNode, terminalProblem
 from serialgw.devices.ptywatch import SlaveWatch
-from serialgw.devices.termio import ErrorMarks, fcntlBreak, markErrors, readModemState, readTermios
+from serialgw.devices.termio import ErrorMarks, exclusivelyHeld, fcntlBreak, markErrors, readModemState, readTermios
 from serialgw.interfaces import IPort
 
 log = Logger()
@@ -127,6 +128,15 @@ class _KeepInputSerial(serial.Serial):
     def _reset_input_buffer(self) -> None:
         pass
 
+    def _reconfigure_port(self, force_update: bool = False) -> None:
+        # At open (force_update), before anything is set: a tty another
+        # program holds exclusively (TIOCEXCL: gpsd, ModemManager) is
+        # refused, as the kernel refuses it to all but root.
+        if force_update and exclusivelyHeld(self.fd):
+            raise serial.SerialException(errno.EBUSY, "held exclusively")
+        super()._reconfigure_port(force_update)
+
+
 
 @implementer(IPort)
 class TtyPort:
@@ -140,25 +150,29 @@ class TtyPort:
         if isMultiplexer(path):
             raise DeviceError(f"cannot open device {path!r}: it is the pty multiplexer (/dev/ptmx): opening it makes "
                               "a new pty that no program is on; for a pty a program plays the device on, use pty:LINK")
+        # Locked and opened by the node the path leads to now: a symlink
+        # pointed elsewhere between the two (udev at a replug) had one
+        # device locked and another opened.
+        node = os.path.realpath(path)
         # The UUCP lock (see serialgw.devices.uucplock), taken before opening as cu
         # and minicom do; None: no lock.
         self.lock: Optional[str] = None
         if lockDir is not None:
             try:
-                self.lock = uucplock.acquire(path, lockDir)
+                self.lock = uucplock.acquire(node, lockDir)
             except uucplock.LockHeld as e:
                 raise DeviceLocked(str(e), e.pid) from None
             except uucplock.LockError as e:
                 raise DeviceError(str(e)) from None
         try:
-            self._open(path, settings, exclusive=lockDir is not None)
+            self._open(path, settings, lockDir is not None, node)
         except BaseException:
             self._unlock()
             raise
 
-    def _open(self, path: str, settings: SerialSettings, exclusive: bool = False) -> None:
+    def _open(self, path: str, settings: SerialSettings, exclusive: bool, node: str) -> None:
         ser = _KeepInputSerial()
-        ser.port = path
+        ser.port = node
         _configure(ser, settings)
         if exclusive:
             # An flock too, taken before anything is set: picocom and
@@ -167,6 +181,9 @@ class TtyPort:
         try:
             ser.open()
         except serial.SerialException as e:
+            if e.errno == errno.EBUSY:
+                raise DeviceError(f"cannot open device {path!r}: another program holds it exclusively (TIOCEXCL: "
+                                  f"{os.strerror(errno.EBUSY)})") from None
             if not (exclusive and e.errno == errno.EWOULDBLOCK):
                 raise DeviceError(f"cannot open device {path!r}: {_whyNotOpened(path, e)}") from None
             holder = uucplock.flockHolder(path)
@@ -470,6 +487,8 @@ def _whyNotOpened(path: str, e: BaseException) -> str:
     reason = errorReason(e)
     if os.strerror(errno.ENOTTY) in reason:
         return f"it is not a tty ({os.strerror(errno.ENOTTY)})"
+    if reason == os.strerror(errno.EACCES):
+        return reason + accessHint(path)
     return reason
 
 

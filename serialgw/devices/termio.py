@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import platform
 import re
 import struct
 import termios
@@ -268,3 +269,19 @@ def readModemState(fd: int) -> Optional[int]:
 def fcntlBreak(fd: int, on: bool) -> None:
     """Set or clear the break condition with an ioctl (TIOCSBRK, TIOCCBRK)."""
     fcntl.ioctl(fd, TIOCSBRK if on else TIOCCBRK)
+
+
+# TIOCGEXCL (Linux 3.8), _IOR('T', 0x40, int) where ioctl numbers are
+# asm-generic's; elsewhere (mips, powerpc, sparc...) not asked.
+_TIOCGEXCL = 0x80045440 if platform.machine() in (
+    "x86_64", "i386", "i686", "aarch64", "arm64", "armv6l", "armv7l", "armv8l", "riscv64", "s390x", "loongarch64") else None
+
+
+def exclusivelyHeld(fd: int) -> bool:
+    """Whether the tty open as C{fd} is in exclusive mode (TIOCEXCL), which the gateway never sets."""
+    if _TIOCGEXCL is None:
+        return False
+    try:
+        return bool(struct.unpack("i", fcntl.ioctl(fd, _TIOCGEXCL, b"\0" * 4))[0])
+    except OSError:
+        return False  # (ENOTTY, EINVAL: not a tty, an older kernel)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import os
 import re
+import tempfile
 from typing import Any
 
 from twisted.internet import reactor
@@ -220,3 +221,24 @@ class TwistdTests(TestCase):
                       b"No such file or directory\n", b"\n" + proc.output.data)
 
 
+
+
+class DialOutRetryTests(TestCase):
+    async def test_retryNamesTheLineAndWhatIsThere(self) -> None:
+        """A line's dial-out retry message names the line, and for a unix path that is no socket, what is there: it said only '/run/x: cannot connect: Connection was refused ...', alike for every line dialling it, as a unix: device's did."""
+        from tests.realio import ptyLine, startedPty, startGateway, until
+
+        # (Short: a trial temp path is past a unix socket name's 107 bytes.)
+        directory = tempfile.mkdtemp(prefix="serialgw-dial-")
+        self.addCleanup(os.rmdir, directory)
+        events: list[dict[str, Any]] = []
+        observer = CallObserver(events.append)
+        globalLogPublisher.addObserver(observer)
+        self.addCleanup(globalLogPublisher.removeObserver, observer)
+        startGateway(self, ptyLine(startedPty(self), f"unix:{directory},nowait", name="vm7"))
+        retries = lambda: [e for e in events if str(e.get("log_format", "")).startswith("Scheduling retry")]  # noqa: E731
+        await until(self, retries, "the dial-out's retry message")
+        out = io.StringIO()
+        TidyObserver(JournalObserver(out), toStdout=False)(retries()[0])
+        self.assertRegex(out.getvalue(), rf"^<6>line vm7: {re.escape(directory)}: cannot connect: "
+                                         rf"'{re.escape(directory)}' is a directory, not a unix socket; retry 1 in \d\.\d s\n$")

@@ -19,6 +19,7 @@ from serialgw.app.process import TwistdGatewayService
 from serialgw.app.service import GatewayService
 from serialgw.config.file import loadFile
 from tests.app.test_notify import FakeSystemd
+from tests.app.test_unixnames import LONG, PAST
 from tests.fakes import LogEvents, RecordingPort
 
 LINE_A = '[lines.a]\ndevice = "/dev/fake-a"\nlisten = "raw+tcp:0:interface=127.0.0.1"\n'
@@ -102,3 +103,14 @@ class PlacesTests(SynchronousTestCase):
         error = self.assertRaises(SystemExit, service.privilegedStartService)
         self.assertEqual(str(error), f"serialgw: error: {self.path}:7: line 'a': cannot open log "
                                      f"{self.missing + '/a.log'!r}: No such file or directory")
+
+    def test_dialOutRefusesTheReload(self) -> None:
+        """A reload adding a unix dial-out whose path is too long is refused, naming the file's line of its listen key."""
+        result = self.reload(self.gateway(), FIRST + f'[lines.b]\ndevice = "/dev/fake-b"\nlisten = "unix:{LONG},nowait"\n')
+        self.assertEqual(result, {"refused": [f"{self.path}:8: line 'b': listener 'unix:{LONG},nowait': {PAST}"]})
+
+    def test_deviceRefusesTheReload(self) -> None:
+        """A reload adding a line on a unix: device whose path is too long is refused, naming the file's line of its device key."""
+        result = self.reload(self.gateway(), FIRST + f'[lines.b]\ndevice = "unix:{LONG}"\n'
+                             'listen = "raw+tcp:0:interface=127.0.0.1"\n')
+        self.assertEqual(result, {"refused": [f"{self.path}:7: line 'b': device 'unix:{LONG}': {PAST}"]})

@@ -80,7 +80,7 @@ class ReopenTurnsTests(SynchronousTestCase):
         """A log and a file: output closed between two turns (a reload removed their lines) are not reopened, nor counted."""
         self.farm(REOPENS_PER_TURN)
         line = Line("last", RecordingDevice(), clock=self.clock)
-        output = FileClient(line, os.path.join(self.directory, "last.out"))
+        output = FileClient(line, os.path.join(self.directory, "last.out"), writes="inline")
         self.service.lines["last"] = line
         os.rename(output.path, output.path + ".1")
         done = self.service.reopenLogs()

@@ -36,7 +36,7 @@ class FullDiskTests(SynchronousTestCase):
 
     def test_fullDiskLoggedOnce(self) -> None:
         """1000 chunks to /dev/full: one error, the client stays; once the file takes writes, one line counting what was lost."""
-        client = FileClient(self.line, "/dev/full", reactor, parseListener("raw+file:/dev/full"))
+        client = FileClient(self.line, "/dev/full", reactor, parseListener("raw+file:/dev/full"), writes="inline")
         self.addCleanup(client.close)
         verifyObject(IClient, client)
         for _ in range(1000):

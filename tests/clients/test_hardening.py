@@ -25,7 +25,17 @@ from serialgw.config.listeners import parseListener
 from serialgw.line.hub import Line, Role
 from serialgw.wire.telnet import COMMANDS_PER_TURN
 from tests.fakes import BoundedTransport, RecordingDevice, observeLog, oneTurn
-from tests.realio import Collector, FdReader, closeClients, connect, listenerPort, ptyLine, startedPty, startGateway
+from tests.realio import (
+    Collector,
+    FdReader,
+    closeClients,
+    connect,
+    listenerPort,
+    ptyLine,
+    startedPty,
+    startGateway,
+    until,
+)
 from tests.telnetpeer import TelnetRecorder, joined
 
 MiB = 1024 * 1024
@@ -467,6 +477,7 @@ class FileLikeBoundTests(TestCase):
         os.mkfifo(path)
         client = FileClient(self.line, path, reactor, parseListener(f"raw,outbuf=4096+file:{path}"))
         self.addCleanup(client.close)
+        await until(self, lambda: client._early is None, "the FIFO opened by its writer, handed to the reactor's thread")
         for letter in b"abcd":
             self.line.deviceDataReceived(bytes((letter,)) * 65536)
         guard = client.guard
@@ -485,7 +496,8 @@ class FileLikeBoundTests(TestCase):
 
         path = os.path.abspath(self.mktemp())
         os.mkfifo(path)
-        client = FileClient(self.line, path, reactor, parseListener(f"raw,outbuf=4096,policy=disconnect+file:{path}"))
+        client = FileClient(self.line, path, reactor, parseListener(f"raw,outbuf=4096,policy=disconnect+file:{path}"),
+                            writes="inline")  # (opened at once)
         self.addCleanup(client.close)
         self.line.deviceDataReceived(b"a" * 65536)
         self.assertIn(client, self.line.clients)

@@ -337,6 +337,7 @@ class HeldFileTests(SynchronousTestCase):
         writes = self.client._writes
         assert writes is not None
         self.writes = writes
+        writes.runWaiting()  # (opened, then stuck)
         self.addCleanup(self.writes.runWaiting)
         self.addCleanup(self.client.close)
         self.events: list[LogEvent] = []
@@ -376,6 +377,43 @@ class HeldFileTests(SynchronousTestCase):
             "output is dropped until they are written",
             f"web1: writing {self.path} again; 196608 bytes were lost",
         ])
+
+    def test_notOpenedByItsWriter(self) -> None:
+        """A file: output whose open, made by its writer, fails: said naming the listener; the line runs without it, what waited for the open dropped; its close later a no-op."""
+        path = os.path.join(self.path + ".none", "out")
+        client = FileClient(self.line, path, reactor, parseListener(f"raw+file:{path}"), writes="held")
+        self.line.deviceDataReceived(b"x\n")
+        self.assertIn(client, self.line.clients)
+        writes = client._writes
+        assert writes is not None
+        writes.runWaiting()
+        self.assertNotIn(client, self.line.clients)
+        self.assertEqual([formatEvent(e) for e in self.events if "cannot open" in e.get("log_format", "")],
+                         [f"web1: cannot open listener raw+file:{path}: No such file or directory; the line runs "
+                          "without it"])
+        client.close()
+        self.assertEqual(writes.users, 0)
+
+    def test_earlyOutputBounded(self) -> None:
+        """Output while a file: output's open has not returned waits for it, QUEUE_BOUND bytes at most: past that dropped, said once, counted; once open, the file gets exactly what waited, then what follows."""
+        path = self.path + ".2"
+        client = FileClient(self.line, path, reactor, parseListener(f"raw+file:{path}"), writes="held")
+        self.addCleanup(client.close)
+        chunks = [bytes([i]) * CHUNK for i in range(QUEUE_BOUND // CHUNK + 2)]
+        for chunk in chunks:
+            self.line.deviceDataReceived(chunk)
+        self.assertEqual(client.behindDropped, 2 * CHUNK)
+        self.assertEqual([formatEvent(e) for e in self.events if "not open yet" in e.get("log_format", "")],
+                         [f"web1: {path} is not open yet: {QUEUE_BOUND} bytes wait for its open (a file system that "
+                          "does not answer?); output is dropped until it is"])
+        writes = client._writes
+        assert writes is not None
+        writes.runWaiting()  # (the open: what waited for it is given to the writer)
+        writes.runWaiting()
+        self.line.deviceDataReceived(b"after")
+        writes.runWaiting()
+        with open(path, "rb") as f:
+            self.assertEqual(f.read(), b"".join(chunks[:-2]) + b"after")
 
     def test_reopenWhileHeld(self) -> None:
         """SIGUSR1 while its writer is stuck: what came before goes to the moved file, what came after to the new one."""

@@ -33,6 +33,14 @@ class TakenOutTests(SynchronousTestCase):
         rights = Rights(write=("ops1",), read=("*", "!intern"))
         self.assertEqual([rights.of(u) for u in ("ops1", "intern", "x")], ["write", None, "read"])
 
+    def test_bangNameIsNobodysName(self) -> None:
+        """A person named '!intern' itself (a TLS certificate's CN is any text) is not named by the list's '!intern', which takes intern out: it has what '*' gives anyone, no more (it got write where only ops1 types)."""
+        rights = Rights(write=("ops1", "!intern"), read=("*",))
+        self.assertEqual([rights.of(u) for u in ("ops1", "intern", "!intern", "x")], ["write", "read", "read", "read"])
+        rights = Rights(write=("ops1",), read=("!intern", "intern"))
+        self.assertEqual([rights.of(u) for u in ("intern", "!intern")], [None, None])
+        self.assertEqual(Rights(write=("*", "!intern")).of("!intern"), "write")
+
     def test_fromTheFile(self) -> None:
         """write = ["*", "!intern"] is read as written; the name after '!' must be a declared user too."""
         config = loadFile(writeTemp(self, USERS + 'write = ["*", "!intern"]\nread = ["*"]\n'))

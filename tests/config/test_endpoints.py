@@ -103,6 +103,26 @@ class QemuManualTests(SynchronousTestCase):
         self.assertEqual(parseListener("udp:console.example:4555@127.0.0.1:4556,allow=127.0.0.1").udp,
                          UDPSpec("console.example", 4555, "127.0.0.1", 4556, ("127.0.0.1",)))
 
+    def test_udpSourceNameRefused(self) -> None:
+        """A udp: listener whose source (after @) is a host name is refused, naming it: the port is bound to an address, and Twisted's listenUDP took no name (--check said OK, then the start died with a traceback, InvalidAddressError)."""
+        for text, source in (("udp:localhost:4555@localhost:4556", "localhost"),
+                             ("udp:10.0.0.5:4555@gw.example:4556", "gw.example")):
+            with self.assertRaises(ConfigError) as caught:
+                parseListener(text)
+            self.assertEqual(str(caught.exception), f"source address '{source}' in listener '{text}' is a name: the "
+                             "netconsole's port is bound to an address: give one (127.0.0.1, ::1), or none (@PORT) "
+                             "for every interface")
+        self.assertEqual(parseListener("udp:localhost:4555@127.0.0.1:4556").udp.sourceHost, "127.0.0.1")  # type: ignore[union-attr]
+
+    def test_dialOutToPortZeroRefused(self) -> None:
+        """A dial-out to port 0 (tcp:, telnet:, tls:) is refused, naming it, as a remote device's and a netconsole remote's port 0 are: it was dialled for ever, 'Connection refused' at every retry."""
+        for text in ("tcp:127.0.0.1:0", "telnet:console.example:0,nodelay", "tls:console.example:0:ca=ca.pem"):
+            with self.assertRaises(ConfigError) as caught:
+                parseListener(text)
+            self.assertEqual(str(caught.exception), f"listener '{text}' dials port 0: nothing listens there; give the "
+                             "peer's port")
+        self.assertEqual(parseListener("tcp:127.0.0.1:1").port, 1)
+
     def test_udpToItself(self) -> None:
         """A udp: listener whose output would go to its own port (udp::4556@4556, the same address, or loopback from the wildcard however written) is refused: each datagram came back as typing, and a device that echoes looped for ever."""
         for text in ("udp::4556@4556", "udp:127.0.0.1:4556@127.0.0.1:4556", "udp:127.0.0.2:4556@:4556",

@@ -15,8 +15,9 @@ import sys
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from serialgw.config.specs import ConfigError
-from serialgw.config.sshkeys import readKeysFile
+from serialgw.clients.ssh import KeyRing
+from serialgw.config.specs import ConfigError, UserSpec
+from serialgw.config.sshkeys import MAX_KEYS, readKeysFile, readPublicKeys
 from tests.clients.test_ssh import newKey, publicLine
 
 IN_OPEN = 0x20
@@ -120,3 +121,32 @@ class NotOpenedTests(SynchronousTestCase):
         with open(target, "w") as f:
             f.write(publicLine(newKey(), "ops1") + "\n")
         self.assertEqual([k.comment for k in readKeysFile(target)], ["ops1"])
+
+
+class KeyCountTests(SynchronousTestCase):
+    def test_tooManyKeysRefused(self) -> None:
+        """A keys file of more than MAX_KEYS keys is refused, naming the file and the first key past the bound: a person's 1 MiB file of 12633 keys took 0.7 s of the gateway's one thread at every reload (read, then its key ring), every line waiting."""
+        line = publicLine(newKey(), "ops1") + "\n"
+        path = self.mktemp()
+        with open(path, "w") as f:
+            f.write("# keys\n" + line * MAX_KEYS)
+        self.assertEqual(len(readKeysFile(path)), MAX_KEYS)
+        with open(path, "a") as f:
+            f.write(line)
+        self.assertEqual(str(self.assertRaises(ConfigError, readKeysFile, path)),
+                         f"{path}:{MAX_KEYS + 2}: more than {MAX_KEYS} keys (each is read at every reload, "
+                         "on the gateway's thread)")
+
+    def test_tooManyInlineKeysRefused(self) -> None:
+        """The keys of a [users.NAME] table are bounded the same, the error naming the table."""
+        line = publicLine(newKey(), "ops1")
+        e = self.assertRaises(ConfigError, readPublicKeys, "\n".join([line] * (MAX_KEYS + 1)), "[users.x] keys: key")
+        self.assertEqual(str(e), f"[users.x] keys: key:{MAX_KEYS + 1}: more than {MAX_KEYS} keys (each is read at "
+                         "every reload, on the gateway's thread)")
+
+    def test_personWithMoreInAll(self) -> None:
+        """The bound is a file's and a table's: a person with MAX_KEYS keys in their table and more in their keys file is in the key ring whole (it refused them, at start or at a reload's end)."""
+        inline, filed = newKey(), newKey()
+        spec = UserSpec("ops1", tuple([publicLine(inline)] * MAX_KEYS + [publicLine(filed)]))
+        ring = KeyRing([spec])
+        self.assertEqual((ring.person(inline.public().blob()), ring.person(filed.public().blob())), ("ops1", "ops1"))

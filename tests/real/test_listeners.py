@@ -492,6 +492,6 @@ class DialOutBackoffTests(SynchronousTestCase):
         waits = [self.link(0.1) for _ in range(3)] + [self.link(STABLE_LINK), self.link(0.1)]
         self.assertEqual(waits, [1.0, 2.0, 4.0, 1.0, 2.0])
         self.assertEqual(said, [
-            f"/run/qemu-server/100.serial0: connection closed; retry {n} in {delay:.1f} s"
+            f"line vm: /run/qemu-server/100.serial0: connection closed; retry {n} in {delay:.1f} s"
             for n, delay in [(1, 1.0), (2, 2.0), (3, 4.0), (1, 1.0), (2, 2.0)]
         ])

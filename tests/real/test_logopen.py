@@ -21,10 +21,11 @@ from twisted.trial.unittest import TestCase
 
 from serialgw.app import applying
 from serialgw.clients import logfile
+from serialgw.clients.local import FileClient
 from serialgw.clients.logwriter import written
 from serialgw.config.specs import LogSpec
 from tests.fakes import observeLog
-from tests.realio import Clients, PtyPair, listenerPort, ptyLine, startedPty, startGateway
+from tests.realio import Clients, FdReader, PtyPair, listenerPort, ptyLine, startedPty, startGateway, until
 
 ALL = bytes(range(256))
 
@@ -102,7 +103,7 @@ class HungOpenTests(TestCase):
         self.assertTrue(hung.entered.is_set())
         self.assertFalse(hung.released.is_set())
         self.assertEqual(self.said(), [f"line a: log {self.path}: its open has not returned in 0.2 s (a file system "
-                                       "that does not answer?); the line runs, its output waits for the log (at most "
+                                       "that does not answer?); the line runs, its output waits for it (at most "
                                        "1048576 bytes), written once the open returns"])
         await self.bothFlow(service, a, b, hung)
         hung.release()
@@ -110,6 +111,45 @@ class HungOpenTests(TestCase):
         with open(self.path, "rb") as f:
             self.assertEqual(f.read(), b"first\nsecond ")
         self.assertEqual(service.lines["a"].logs[0].dropped, 0)  # type: ignore[attr-defined]
+
+    async def test_startWithHungFileOutput(self) -> None:
+        """A file: output whose open hangs at the start: the same as a log's (said, both lines serving, then exactly the bytes its line said meanwhile in the file)."""
+        self.patch(logfile, "START_WAIT", 0.2)
+        hung = Hung(self, "open", self.path, creating=True)
+        a, b = startedPty(self), startedPty(self)
+        service = startGateway(self, ptyLine(a, LISTEN, f"file:{self.path}", name="a"), ptyLine(b, LISTEN, name="b"))
+        self.assertTrue(hung.entered.is_set())
+        self.assertFalse(hung.released.is_set())
+        self.assertEqual(self.said(), [f"line a: file: output {self.path}: its open has not returned in 0.2 s (a file "
+                                       "system that does not answer?); the line runs, its output waits for it (at "
+                                       "most 1048576 bytes), written once the open returns"])
+        await self.bothFlow(service, a, b, hung)
+        hung.release()
+        output = next(c for c in service.lines["a"].clients if isinstance(c, FileClient))
+        await until(self, lambda: output._early is None, "the file opened")
+        await output.written()
+        with open(self.path, "rb") as f:
+            self.assertEqual(f.read(), b"first\nsecond ")
+
+    async def test_reloadWithHungFifoOutput(self) -> None:
+        """A reload adding a file: output on a FIFO whose open hangs: both lines serve; once it returns, the FIFO's reader gets exactly what the line said meanwhile, then what follows, in order."""
+        os.mkfifo(self.path)
+        reader = FdReader(os.open(self.path, os.O_RDWR | os.O_NONBLOCK), "the FIFO's reader")  # (a writer too: no end read)
+        self.addCleanup(reader.close)
+        reader.startReading()
+        a, b = startedPty(self), startedPty(self)
+        lineB = ptyLine(b, LISTEN, name="b")
+        service = startGateway(self, ptyLine(a, LISTEN, name="a"), lineB)
+        hung = Hung(self, "open", self.path, creating=True)
+        result = await service.reload([ptyLine(a, LISTEN, f"file:{self.path}", name="a"), lineB])
+        self.assertEqual(result, {"added": [], "changed": ["a"], "removed": []})
+        self.assertTrue(await deferToThread(hung.entered.wait, 10))
+        await self.bothFlow(service, a, b, hung)
+        hung.release()
+        self.assertEqual(await reader.received.length(13), b"first\nsecond ")
+        a.write(b"third\n")
+        self.assertEqual(await reader.received.length(19), b"first\nsecond third\n")
+        self.assertEqual(self.said(), [])
 
     async def test_reloadWithHungOpen(self) -> None:
         """A reload giving a line a log whose open hangs: the reload is done at once, both lines serve; once the open returns the log holds exactly what its line said meanwhile."""

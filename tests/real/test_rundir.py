@@ -12,7 +12,7 @@ import tempfile
 
 from twisted.trial.unittest import TestCase
 
-from tests.realio import REPO, TWISTD, TtyEnd, closeClients, connect, listeningPort, startProcess
+from tests.realio import REPO, TWISTD, TtyEnd, closeClients, connect, listeningPort, startProcess, until
 
 
 class RundirTests(TestCase):
@@ -46,6 +46,8 @@ class RundirTests(TestCase):
         proc.transport.signalProcess("HUP")  # type: ignore[union-attr]
         await proc.output.contains(f"line a: output appended to {here}/more.log".encode())
         await proc.output.contains(b"reload: added none, changed ['a'], removed none, 0 unchanged")
+        # (Opened by its writer thread, once the reload is done.)
+        await until(self, lambda: os.path.exists(os.path.join(here, "more.log")), "more.log to be made")
         self.assertEqual(sorted(os.listdir(here)), ["console.log", "dev", "farm.toml", "more.log", "out.log"])
         self.assertEqual(os.listdir(elsewhere), [])
         self.assertNotIn(b"Traceback", proc.output.data)
