@@ -15,6 +15,7 @@ import shlex
 import socket
 import stat
 import weakref
+from functools import partial
 from typing import Any, Callable, Optional, Sequence
 
 from twisted.application.internet import ClientService
@@ -79,10 +80,13 @@ class ListenerOpener:
     or "closer" with a callable).
     """
 
-    def __init__(self, reactor: Any, retryPolicy: Callable[[int], float], own: Callable[[str, Any], None]) -> None:
+    def __init__(self, reactor: Any, retryPolicy: Callable[[int], float], own: Callable[[str, Any], None],
+                 forget: Optional[Callable[[str, Any], None]] = None) -> None:
         self.reactor = reactor
         self.retryPolicy = retryPolicy
         self._own = own
+        # What a file: output that could not be opened once its line ran calls (see FileClient.gone).
+        self._forget = forget
         # Each line's client factories (listeners and dial-outs) while they
         # live: a reload's new signature goes to them (see resign).
         self._factories: dict[str, weakref.WeakSet[LineFactory]] = {}
@@ -259,6 +263,8 @@ class ListenerOpener:
 
     def _file(self, line: Line, config: LineConfig, spec: ListenerSpec) -> None:
         client = FileClient(line, spec.path, self.reactor, spec)
+        if self._forget is not None:
+            client.gone = partial(self._forget, config.name, spec)
         self._own("closer", client.close)
         log.info("line {line}: output appended to {path}", line=config.name, path=spec.path)
 

@@ -85,7 +85,7 @@ class GatewayService(MultiService):
         # A vanished device is tried again after 0.5 s, doubling up to 10 s, with jitter.
         self.reopenPolicy = reopenPolicy or backoffPolicy(initialDelay=0.5, maxDelay=10.0, factor=2.0)
         # Opens each line's listeners; what they open is ours (_own) to close.
-        self.listeners = ListenerOpener(self.reactor, self.retryPolicy, self._own)
+        self.listeners = ListenerOpener(self.reactor, self.retryPolicy, self._own, self._forget)
         self.lines: dict[str, Line] = {}
         self._reloading: defer.Deferred[None] = defer.succeed(None)
         self.ports: list[tuple[ListenerSpec, Any]] = []
@@ -211,6 +211,7 @@ class GatewayService(MultiService):
             consoleLog = ConsoleLog(line, config.log, self.reactor)
         except OSError as e:
             raise logRefused(config.name, config.log.path, e) from None
+        consoleLog.gone = partial(self._forget, config.name, config.log)
         self._openingKey = ("log", config.log)
         try:
             self._own("closer", consoleLog.close)
@@ -227,6 +228,11 @@ class GatewayService(MultiService):
             error = (logRefused(name, failed[0].spec.path, failed[1]) if isinstance(failed[0], LogFile) else
                      StartupError(f"line {name!r}: cannot open listener {failed[0].spec.text!r}: {failed[1].strerror}"))
             raise StartupError(self.placed(name, "log" if isinstance(failed[0], LogFile) else "listen", str(error)))
+
+    def _forget(self, name: str, part: Any) -> None:
+        """Line C{name}'s log or file: output C{part} could not be opened once it ran: out of the running configuration (a reload of the same file tries it again)."""
+        self.configs = [attrs.evolve(c, log=None if c.log == part else c.log, listeners=tuple(
+            s for s in c.listeners if s != part)) if c.name == name else c for c in self.configs]
 
     def _serveStatus(self, description: str) -> None:
         from serialgw.app.status import statusSite

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import attrs
 from twisted.internet import defer
@@ -57,6 +57,9 @@ BEHIND = "the disk did not keep up"
 
 @implementer(IConsoleLog)
 class ConsoleLog(ClientEvents, LogFile):
+    # Called once its first open failed, the log closed (its owner's: see GatewayService._forget).
+    gone: Optional[Callable[[], None]] = None
+
     def __init__(self, line: Line, spec: LogSpec, clock: Any, typedOnly: bool = False,
                  writes: Optional[str] = None) -> None:
         """
@@ -162,6 +165,8 @@ class ConsoleLog(ClientEvents, LogFile):
                   "its log runs on without it: what is typed is not logged")
         if parent is None:
             self.close()
+            if self.gone is not None:
+                self.gone()
             return
         if parent._typed is self:
             parent._typed = None

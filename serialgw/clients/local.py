@@ -11,7 +11,7 @@ import os
 import stat
 import termios
 import threading
-from typing import Any, Optional, Union
+from typing import Any, Callable, Optional, Union
 
 from twisted.internet import abstract, defer, stdio
 from twisted.internet.protocol import connectionDone
@@ -40,6 +40,9 @@ class FileClient(ClientEvents, abstract.FileDescriptor):
     behind an output guard, as for a network client: up to the listener's
     C{outbuf}, then its policy (by default drop, counted).
     """
+
+    # Called once its first open failed, the client closed (its owner's: see GatewayService._forget).
+    gone: Optional[Callable[[], None]] = None
 
     def __init__(self, line: Line, path: str, reactor: Any = None, spec: Optional[ListenerSpec] = None,
                  writes: Optional[str] = None) -> None:
@@ -121,6 +124,8 @@ class FileClient(ClientEvents, abstract.FileDescriptor):
                           line=self.line.name, listener=self.spec.text or self.peer,
                           reason=self.openError.strerror if self.openError is not None else "")
                 self.close()
+                if self.gone is not None:
+                    self.gone()
             return
         early, self._early = self._early or [], None
         if not regular:
