@@ -267,6 +267,7 @@ class HeldWriterTests(SynchronousTestCase):
         log = self.log(format="", typed="text")
         typed = log._typed
         assert typed is not None
+        self.addCleanup(typed._writes.runWaiting)  # (its close, once the log let it go)
         typed._writes.runWaiting()
         self.assertEqual(self.said(), [f"web1: cannot open log {self.path}.typed: it is a symbolic link, not "
                                        "followed; its log runs on without it: what is typed is not logged"])
@@ -397,6 +398,7 @@ class HeldFileTests(SynchronousTestCase):
         self.assertIn(client, self.line.clients)
         writes = client._writes
         assert writes is not None
+        self.addCleanup(writes.runWaiting)  # (its close)
         writes.runWaiting()
         self.assertNotIn(client, self.line.clients)
         self.assertEqual([formatEvent(e) for e in self.events if "cannot open" in e.get("log_format", "")],
@@ -433,6 +435,9 @@ class HeldFileTests(SynchronousTestCase):
         """Output while a file: output's open has not returned waits for it, QUEUE_BOUND bytes at most: past that dropped, said once, counted; once open, the file gets exactly what waited, then what follows."""
         path = self.path + ".2"
         client = FileClient(self.line, path, reactor, parseListener(f"raw+file:{path}"), writes="held")
+        held = client._writes
+        assert held is not None
+        self.addCleanup(held.runWaiting)  # (its close)
         self.addCleanup(client.close)
         chunks = [bytes([i]) * CHUNK for i in range(QUEUE_BOUND // CHUNK + 2)]
         for chunk in chunks:
