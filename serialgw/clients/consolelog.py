@@ -503,9 +503,9 @@ class ConsoleLog(ClientEvents, LogFile):
         if not done.called:
             def abandon() -> None:
                 writes.abandoned = True
-                log.error("{line}: log {path} left to its writer, stuck in a write for {wait} s: {waiting} bytes "
+                log.error("{line}: log {path} left to its writer, stuck in {what} for {wait} s: {waiting} bytes "
                           "not written", line=self.line.name, path=self.spec.path, wait=f"{CLOSE_WAIT:g}",
-                          waiting=writes.waiting)
+                          waiting=writes.waiting, what="a write" if self.opening.is_set() else "its open")
                 done.callback(None)
 
             timer = self.clock.callLater(CLOSE_WAIT, abandon)

@@ -11,7 +11,7 @@ import pwd
 import stat
 
 
-def _name(lookup: str, number: int) -> str:
+def name(lookup: str, number: int) -> str:
     """A user's or group's name (C{lookup}: "user" or "group"), or its number when it has none."""
     try:
         return pwd.getpwuid(number).pw_name if lookup == "user" else grp.getgrgid(number).gr_name
@@ -33,6 +33,23 @@ def accessHint(path: str) -> str:
     uid = os.geteuid()
     if uid == st.st_uid or st.st_gid == os.getegid() or st.st_gid in os.getgroups():
         return ""
-    group = _name("group", st.st_gid)
-    return (f" ({stat.filemode(st.st_mode)} {_name('user', st.st_uid)}:{group}; this process, user "
-            f"{_name('user', uid)}, is not in group {group})")
+    group = name("group", st.st_gid)
+    return (f" ({stat.filemode(st.st_mode)} {name('user', st.st_uid)}:{group}; this process, user "
+            f"{name('user', uid)}, is not in group {group})")
+
+
+def stickyHint(path: str) -> str:
+    """
+    C{" (it is user uucp's, in a sticky directory: only uucp or root may
+    remove it)"}: why a file could not be removed or renamed (EPERM) when
+    its directory is sticky and the file another user's; empty otherwise.
+    """
+    try:
+        st = os.lstat(path)
+        sticky = os.stat(os.path.dirname(path) or ".").st_mode & stat.S_ISVTX
+    except OSError:
+        return ""
+    if not sticky or st.st_uid == os.geteuid():
+        return ""
+    owner = name("user", st.st_uid)
+    return f" (it is user {owner}'s, in a sticky directory: only {owner} or root may remove it)"

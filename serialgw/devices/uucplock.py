@@ -26,6 +26,7 @@ from typing import Optional
 from twisted.logger import Logger
 
 from serialgw.config.specs import DEFAULT_LOCK_DIR
+from serialgw.devices.access import stickyHint
 
 log = Logger()
 
@@ -220,7 +221,8 @@ def acquire(device: str, lockDir: str = DEFAULT_LOCK_DIR) -> str:
             except FileNotFoundError:
                 continue
             except OSError as e:
-                raise LockError(f"cannot remove stale lock {path} ({took}) for {device}: {e.strerror}") from None
+                hint = stickyHint(path) if e.errno in (errno.EPERM, errno.EACCES) else ""
+                raise LockError(f"cannot remove stale lock {path} ({took}) for {device}: {e.strerror}{hint}") from None
             if _pidAt(aside) != holder:
                 took = None
                 try:

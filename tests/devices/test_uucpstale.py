@@ -7,7 +7,9 @@ naming the file, or refused naming it; a live holder's lock never taken.
 
 from __future__ import annotations
 
+import errno
 import os
+import pwd
 import re
 import socket
 import subprocess
@@ -186,6 +188,31 @@ class StaleTests(SynchronousTestCase):
         self.assertEqual([formatEvent(e) for e in self.events.events if "names this process" in e["log_format"]],
                          [f"/dev/ttyS9: lock {self.lock} names this process ({os.getpid()}), which held it for no "
                           "line: taken as it is (left by an earlier run with this PID, or not removable at its close)"])
+
+    def test_othersStaleLockInStickyDir(self) -> None:
+        """A stale lock another user made in the sticky lock directory (cu's, as user uucp), which the gateway's user may not remove: the error names the file, its owner and who may remove it; the file is left."""
+        os.chmod(self.dir, 0o1777)
+        dead = deadPid()
+        writeLock(self.lock, dead)
+        os.chown(self.lock, 4243, 4243)
+        self.patch(os, "geteuid", lambda: 4242)
+        realRename = os.rename
+
+        def rename(source: Any, *args: Any, **kwargs: Any) -> None:
+            if source == self.lock:
+                raise PermissionError(errno.EPERM, os.strerror(errno.EPERM))
+            realRename(source, *args, **kwargs)
+
+        self.patch(os, "rename", rename)
+        try:
+            owner = pwd.getpwuid(4243).pw_name
+        except KeyError:
+            owner = "4243"
+        e = self.assertRaises(uucplock.LockError, uucplock.acquire, self.device, self.dir)
+        self.assertEqual(str(e), f"cannot remove stale lock {self.lock} (process {dead} is gone) for /dev/ttyS9: "
+                                 f"Operation not permitted (it is user {owner}'s, in a sticky directory: only {owner} "
+                                 "or root may remove it)")
+        self.assertEqual((os.listdir(self.dir), uucplock.readPid(self.lock)), (["LCK..ttyS9"], dead))
 
     def test_lockDirNotWritable(self) -> None:
         """A lock directory we may not write in: an error naming the file it could not make and the ways out."""
