@@ -371,6 +371,16 @@ class TLSTests(SynchronousTestCase):
         self.assertRaises(ConfigError, parseListener, "tls:4443:cert=c:key=k:subjects=x")
         self.assertRaises(ConfigError, parseListener, "tls:4443:cert=c:key=k:colour=blue")
 
+    def test_dialOutCertAndKeyTogether(self) -> None:
+        """A TLS dial-out's client certificate without its key (or a key without a certificate) is refused when read, naming it: --check said OK, and the start died saying "cannot read key '': No such file or directory"."""
+        for text in ("tls:gw.example:4443:ca=ca.pem:cert=me.pem", "tls:gw.example:4443:ca=ca.pem:key=me.key"):
+            with self.assertRaises(ConfigError) as caught:
+                parseListener(text)
+            self.assertEqual(str(caught.exception), f"a TLS dial-out's client certificate needs cert= and key= both: "
+                             f"'{text}'")
+        self.assertEqual(parseListener("tls:gw.example:4443:ca=ca.pem:cert=me.pem:key=me.key").tls,
+                         TLSSpec("me.pem", "me.key", "ca.pem", hostname="gw.example"))
+
     def test_tlsFields(self) -> None:
         """tls: reads its fields as Twisted reads its strings: port=, backslash escapes in every value."""
         spec = parseListener("raw+tls:port=4443:interface=\\:\\:1:cert=/etc/a\\:b.pem:key=/etc/k\\\\.pem")
