@@ -186,7 +186,7 @@ class TtyPort:
             if e.errno == errno.EBUSY:
                 raise DeviceError(f"cannot open device {path!r}: another program holds it exclusively (TIOCEXCL: "
                                   f"{os.strerror(errno.EBUSY)})") from None
-            if not (exclusive and e.errno == errno.EWOULDBLOCK):
+            if not (exclusive and e.errno == errno.EWOULDBLOCK and "exclusively lock" in str(e)):  # (pyserial's words)
                 raise DeviceError(f"cannot open device {path!r}: {_whyNotOpened(path, e)}") from None
             holder = uucplock.flockHolder(path)
             who = f"process {holder}{uucplock.processName(holder)}" if holder else "another program"
