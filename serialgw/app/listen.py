@@ -33,7 +33,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from serialgw.app.check import PAST_RIGHTS, pastRights, systemdProblem, unixNameProblem
-from serialgw.app.logs import LineDialEndpoint
+from serialgw.app.logs import LineDialEndpoint, describeEndpoint
 from serialgw.clients.factory import LineFactory
 from serialgw.clients.handshakes import HandshakeTable
 from serialgw.clients.local import FileClient, fifoPair, streamClient
@@ -235,8 +235,9 @@ class ListenerOpener:
             prepareConnection=backoff.linkUp if spec.tls is None else linkOnHandshake(backoff),
         )
         self._own("dialer", dialer)
+        # (Named as the retry message names it: an IPv6 peer in brackets.)
         log.info("line {line}: dialing out to {target} ({protocol}), reconnecting with backoff",
-                 line=config.name, target=describeUnix(spec.path) if spec.path else f"{spec.host}:{spec.port}",
+                 line=config.name, target=describeUnix(spec.path) if spec.path else describeEndpoint(endpoint),
                  protocol=spec.protocol.value)
 
     def _udp(self, line: Line, config: LineConfig, spec: ListenerSpec) -> None:

@@ -464,9 +464,9 @@ def _tls(body: str, original: str) -> ListenerSpec:
     backslash escapes the next character (C{cert=/etc/a\\:b.pem}), as in
     Twisted's strings.
     """
-    # Twisted's tokenizer, as for its own endpoint strings (private, there
-    # since Twisted 10): positional and keyword fields, backslash escapes.
-    positional, named = endpointFields(f"tls:{body}")
+    # Twisted's tokenizer, as for its own endpoint strings (private, there since Twisted 10): positional and
+    # keyword fields, backslash escapes; a first host in brackets ([::1], as QEMU's forms) is one field.
+    positional, named = endpointFields("tls:" + re.sub(r"^\[[^\]\\]*\]", lambda m: m[0].replace(":", "\\:"), body))
     positional = positional[1:]
     if "port" in named:
         # tls:port=N listens; tls:HOST:port=N dials out.

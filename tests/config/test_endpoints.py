@@ -381,6 +381,15 @@ class TLSTests(SynchronousTestCase):
         self.assertEqual(parseListener("tls:gw.example:4443:ca=ca.pem:cert=me.pem:key=me.key").tls,
                          TLSSpec("me.pem", "me.key", "ca.pem", hostname="gw.example"))
 
+    def test_dialOutIPv6AsQEMUWritesIt(self) -> None:
+        """tls:[::1]:4443:ca=.. (an IPv6 host in brackets, as the udp:, tcp: and telnet: forms take it) dials ::1; it was refused, 'expected tls:PORT:cert=..:key=.. or tls:HOST:PORT:ca=..', only [\\:\\:1] read."""
+        for text in ("tls:[::1]:4443:ca=ca.pem", "tls:[\\:\\:1]:4443:ca=ca.pem", "tls:[fe80::1%eth0]:port=4443:ca=ca.pem"):
+            spec = parseListener(text)
+            assert spec.tls is not None
+            self.assertEqual((spec.kind, spec.host, spec.port, spec.tls.hostname), (C, spec.tls.hostname, 4443,
+                             "fe80::1%eth0" if "fe80" in text else "::1"))
+        self.assertRaises(ConfigError, parseListener, "tls:[::1]:4443")
+
     def test_tlsFields(self) -> None:
         """tls: reads its fields as Twisted reads its strings: port=, backslash escapes in every value."""
         spec = parseListener("raw+tls:port=4443:interface=\\:\\:1:cert=/etc/a\\:b.pem:key=/etc/k\\\\.pem")
