@@ -321,6 +321,7 @@ def checkLines(lines: Sequence[LineConfig], status: Optional[ListenerSpec] = Non
             take(ssh_.listener, f"the SSH listener{of}")
     if ssh is not None:
         _checkHostKey(ssh.hostKey, errors, warnings)
+        warnings.extend(ssh.problems)
     return errors, _byDirectory(warnings)
 
 

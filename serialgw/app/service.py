@@ -258,6 +258,8 @@ class GatewayService(MultiService):
         self._own("closer", self.sshPort.stopListening)
         log.info("ssh listener ready on {address} for {count} user(s); ssh -p PORT LINE@HOST",
                  address=describeAddress(self.sshPort.getHost()), count=len(spec.users))
+        for problem in spec.problems:  # (a person's keys file: theirs, not the start's)
+            log.warn("ssh: {problem}", problem=problem)
 
     def _serveWatchAll(self, spec: ListenerSpec, patterns: tuple[str, ...]) -> None:
         from serialgw.clients.watchall import WatchAllFactory, matches
@@ -293,6 +295,8 @@ class GatewayService(MultiService):
         listener = self.ssh.listener if ssh is None or ssh.listener == self.ssh.listener else self.sshFactory.setListener(ssh.listener)
         users = ssh.users if ssh is not None else ()
         self.sshFactory.setUsers(users)
+        for problem in ssh.problems if ssh is not None else ():
+            log.warn("reload: ssh: {problem}", problem=problem)
         self.ssh = attrs.evolve(self.ssh, users=users, listener=listener)
         log.info("reload: {count} SSH user(s)", count=len(users))
 

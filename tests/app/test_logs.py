@@ -247,7 +247,7 @@ class DialOutRetryTests(TestCase):
         """'dialing out to' names an IPv6 peer as the retry message does, [::1]:1 (it said ::1:1)."""
         from twisted.logger import formatEvent
 
-        from tests.realio import ptyLine, startedPty, startGateway
+        from tests.realio import ptyLine, startedPty, startGateway, until
 
         events: list[dict[str, Any]] = []
         observer = CallObserver(events.append)
@@ -255,5 +255,8 @@ class DialOutRetryTests(TestCase):
         self.addCleanup(globalLogPublisher.removeObserver, observer)
         startGateway(self, ptyLine(startedPty(self), "tcp:[::1]:1", "telnet:[::1]:2", name="vm6"))
         said = [formatEvent(e) for e in events if "dialing out" in str(e.get("log_format", ""))]
+        # (Their lookups and connects done before the test ends: refused at once, each is to be dialled again.)
+        await until(self, lambda: len([e for e in events if str(e.get("log_format", "")).startswith("Scheduling retry")]) >= 2,
+                    "both dial-outs' retry messages")
         self.assertEqual(said, ["line vm6: dialing out to [::1]:1 (raw), reconnecting with backoff",
                                 "line vm6: dialing out to [::1]:2 (telnet), reconnecting with backoff"])
