@@ -238,6 +238,7 @@ class ListenerOpener:
             clock=self.reactor,
             prepareConnection=backoff.linkUp if spec.tls is None else linkOnHandshake(backoff),
         )
+        dialer.name = config.name  # (its line, for a stop's messages: see GatewayService.hurry)
         self._own("dialer", dialer)
         # (Named as the retry message names it: an IPv6 peer in brackets.)
         log.info("line {line}: dialing out to {target} ({protocol}), reconnecting with backoff",
@@ -305,12 +306,13 @@ def listening(endpoint: Any, factory: Any, cannot: str) -> Any:
     return result
 
 
-def stopDialer(dialer: ClientService, reactor: Any, grace: float) -> Any:
+def stopDialer(dialer: ClientService, reactor: Any, grace: float, cuts: Optional[list[Any]] = None) -> Any:
     """
     Stop a dial-out; what to wait for.  Its connection is closed cleanly,
     or aborted after C{grace} seconds: a clean close waits for the peer to
     take what is queued, and one that does not read would hold a stop or a
-    reload (and every reload after it) for ever.
+    reload (and every reload after it) for ever.  C{cuts}: where the
+    abort's timer is kept while it waits (a hurried stop fires it at once).
     """
     if not dialer.running:
         return None
@@ -319,14 +321,34 @@ def stopDialer(dialer: ClientService, reactor: Any, grace: float) -> Any:
     stopped = dialer.stopService()
     if connected and not stopped.called:
         abort = reactor.callLater(grace, connected[0].transport.abortConnection)
+        if cuts is not None:
+            cuts.append((dialer, abort))
 
         def closed(result: Any) -> Any:
             if abort.active():
                 abort.cancel()
+            if cuts is not None and (dialer, abort) in cuts:
+                cuts.remove((dialer, abort))
             return result
 
         stopped.addBoth(closed)
     return stopped
+
+
+def cutDials(cuts: list[tuple[Any, Any]], why: str) -> bool:
+    """
+    A hurried stop (C{why}: SIGTERM again): the dial-outs whose clean
+    close waits for their peers (C{cuts}, see L{stopDialer}) cut now, said
+    (they waited out their grace: "nothing is waited for" was said).
+    Whether there were any.
+    """
+    waiting = [(dialer, call) for dialer, call in cuts if call.active()]
+    if waiting:
+        log.warn("{why} during the stop: cutting {count} dial-out(s) now, without waiting for their peers to take what "
+                 "is queued ({lines})", why=why, count=len(waiting), lines=" ".join(d.name for d, _ in waiting))
+        for _, call in waiting:
+            call.reset(0)
+    return bool(waiting)
 
 
 def _exposed(spec: ListenerSpec, address: Any) -> bool:

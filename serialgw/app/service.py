@@ -23,7 +23,7 @@ from twisted.logger import Logger
 from serialgw.app import reload as plans
 from serialgw.app.applying import applyReload
 from serialgw.app.lines import dropFirstOpens, firstOpens, linesStatus, makeDevice, makeLine, retuneLine
-from serialgw.app.listen import ListenerOpener, StartupError, keyed, listening, removeStaleSocket, stopDialer
+from serialgw.app.listen import ListenerOpener, StartupError, cutDials, keyed, listening, removeStaleSocket, stopDialer
 from serialgw.app.lookups import installLookups
 from serialgw.app.notify import Notifier
 from serialgw.app.reload import listenerChanges, namesBrief
@@ -109,6 +109,7 @@ class GatewayService(MultiService):
         # Lines let go (a stop, a reload) whose devices are not closed yet:
         # a hurried stop (see hurry) closes them at once.
         self._lettingGo: list[Line] = []
+        self._dialCuts: list[tuple[Any, Any]] = []  # dial-outs waiting for their peers, their cut timers (stopDialer)
         self.status = status
         self.statusPort: Any = None
         self.ssh = ssh
@@ -403,9 +404,11 @@ class GatewayService(MultiService):
         return letGo.addCallback(close)
 
     def hurry(self, why: str) -> None:
-        """The stop hurried (C{why}: SIGTERM again while it waits): devices taking close-strings closed now."""
+        """The stop hurried (C{why}: SIGTERM again while it waits): devices taking close-strings closed now, dial-outs cut."""
+        cut = cutDials(self._dialCuts, why)
         if not self._lettingGo:
-            log.info("{why} during the stop: nothing is waited for", why=why)
+            if not cut:
+                log.info("{why} during the stop: nothing is waited for", why=why)
             return
         log.warn("{why} during the stop: closing {count} device(s) now, without waiting for them to take "
                  "their close-strings ({lines})", why=why, count=len(self._lettingGo),
@@ -430,7 +433,7 @@ class GatewayService(MultiService):
 
     def _stopDialer(self, dialer: ClientService) -> Any:
         """Stop a dial-out (see L{stopDialer}); what to wait for."""
-        return stopDialer(dialer, self.reactor, self.dialCloseGrace)
+        return stopDialer(dialer, self.reactor, self.dialCloseGrace, self._dialCuts)
 
     def _closeKeyed(self, name: str, key: Any) -> list[Any]:
         """Close what one listener (or the log) of a line opened; the line and its sessions stay."""
