@@ -22,7 +22,7 @@ from twisted.logger import Logger
 
 from serialgw.app import reload as plans
 from serialgw.app.applying import applyReload
-from serialgw.app.lines import dropFirstOpens, firstOpens, linesStatus, makeDevice, makeLine, retuneLine
+from serialgw.app.lines import dropFirstOpens, fileRefused, firstOpens, linesStatus, makeDevice, makeLine, retuneLine
 from serialgw.app.listen import ListenerOpener, StartupError, cutDials, keyed, listening, removeStaleSocket, stopDialer
 from serialgw.app.lookups import installLookups
 from serialgw.app.notify import Notifier
@@ -30,7 +30,7 @@ from serialgw.app.reload import listenerChanges, namesBrief
 from serialgw.app.reopening import Reopens
 from serialgw.clients.consolelog import ConsoleLog
 from serialgw.clients.local import FileClient
-from serialgw.clients.logfile import LogFile, awaitOpens
+from serialgw.clients.logfile import awaitOpens
 from serialgw.clients.logwriter import drained
 from serialgw.clients.transports import describeAddress
 from serialgw.config.specs import LineConfig, ListenerSpec, SSHSpec, WatchAllSpec, isAbstract
@@ -41,11 +41,6 @@ from serialgw.interfaces import IPort
 from serialgw.line.hub import Line
 
 log = Logger()
-
-
-def logRefused(name: str, path: str, e: OSError) -> StartupError:
-    """Line C{name}'s console log at C{path} (or its LOG.typed) cannot be opened: C{e}, as the start says it."""
-    return keyed(StartupError(f"line {name!r}: cannot open log {e.filename or path!r}: {e.strerror}"), "log")
 
 
 class GatewayService(MultiService):
@@ -211,7 +206,7 @@ class GatewayService(MultiService):
         try:
             consoleLog = ConsoleLog(line, config.log, self.reactor)
         except OSError as e:
-            raise logRefused(config.name, config.log.path, e) from None
+            raise fileRefused(config.name, config.log, e) from None
         consoleLog.gone = partial(self._forget, config.name, config.log)
         self._openingKey = ("log", config.log)
         try:
@@ -225,10 +220,8 @@ class GatewayService(MultiService):
                              for made in (one.files() if isinstance(one, ConsoleLog) else
                                           [one] if isinstance(one, FileClient) else [])])
         if failed is not None:
-            name = failed[0].line.name
-            error = (logRefused(name, failed[0].spec.path, failed[1]) if isinstance(failed[0], LogFile) else
-                     StartupError(f"line {name!r}: cannot open listener {failed[0].spec.text!r}: {failed[1].strerror}"))
-            raise StartupError(self.placed(name, "log" if isinstance(failed[0], LogFile) else "listen", str(error)))
+            error = fileRefused(failed[0].line.name, failed[0], failed[1])
+            raise StartupError(self.placed(failed[0].line.name, error.key, str(error)))
 
     def _forget(self, name: str, part: Any) -> None:
         """Line C{name}'s log or file: output C{part} could not be opened once it ran: out of the running configuration (a reload of the same file tries it again)."""
