@@ -17,7 +17,7 @@ import stat
 from typing import Any, Callable, Mapping, Optional, Sequence
 
 from serialgw.clients.local import isSocket, regularFileThere, socketThere
-from serialgw.clients.tls import MAX_PEM_FILE, validityProblem
+from serialgw.clients.tls import MAX_PEM_FILE, ServerContextFactory, TLSError, clientOptions, validityProblem
 from serialgw.config.parsers import isDecimal, systemdUnix
 from serialgw.config.paths import NOT_FOLLOWED, notFollowed
 from serialgw.config.shard import ownListeners
@@ -166,6 +166,20 @@ def unixNameProblem(path: str) -> Optional[str]:
     return f"unix socket {quote(describeUnix(path))} is {size} bytes, past the {limit} of a unix socket name: give a shorter path"
 
 
+def tlsLoadProblem(spec: ListenerSpec) -> Optional[str]:
+    """
+    Why the start would refuse a TLS listener's or dial-out's files that
+    can be read (cert and key swapped, a key not the certificate's, a CA
+    file without a certificate), as it would say it; or None.
+    """
+    assert spec.tls is not None
+    try:
+        ServerContextFactory(spec.tls) if spec.kind is ListenerKind.LISTEN else clientOptions(spec.tls)
+    except TLSError as e:
+        return str(e)
+    return None
+
+
 def unixDeviceProblem(config: LineConfig) -> Optional[str]:
     """Why a line's C{unix:} device cannot be dialled (its path too long), as a start would say it; or None."""
     problem = unixNameProblem(config.device.path) if config.device.kind == "unix" else None
@@ -276,6 +290,7 @@ def checkLines(lines: Sequence[LineConfig], status: Optional[ListenerSpec] = Non
             if problem is not None:
                 warnings.append(f"{owner}: listener {quote(spec.text)}: {problem} (now)")
             if spec.tls is not None:
+                said = len(warnings)
                 for name, path in (("cert", spec.tls.cert), ("key", spec.tls.key), ("ca", spec.tls.ca)):
                     if path and not os.access(path, os.R_OK):
                         warnings.append(f"{owner}: listener {quote(spec.text)}: {name} file {quote(path)} cannot be read (now)")
@@ -284,6 +299,9 @@ def checkLines(lines: Sequence[LineConfig], status: Optional[ListenerSpec] = Non
                         if problem is not None:
                             warnings.append(f"{owner}: listener {quote(spec.text)}: {name} file {quote(path)} {problem} "
                                             "(now): the start would refuse it")
+                loads = tlsLoadProblem(spec) if len(warnings) == said else None
+                if loads is not None:
+                    warnings.append(f"{owner}: listener {quote(spec.text)}: {loads} (now): the start would refuse it")
                 expired = validityProblem(spec.tls.cert) if spec.tls.cert else None
                 if expired is not None:
                     warnings.append(f"{owner}: listener {quote(spec.text)}: {expired} (now)")
@@ -303,6 +321,7 @@ def checkLines(lines: Sequence[LineConfig], status: Optional[ListenerSpec] = Non
             take(ssh_.listener, f"the SSH listener{of}")
     if ssh is not None:
         _checkHostKey(ssh.hostKey, errors, warnings)
+        warnings.extend(ssh.problems)
     return errors, _byDirectory(warnings)
 
 

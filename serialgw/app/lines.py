@@ -15,10 +15,12 @@ from twisted.internet.interfaces import IReactorThreads
 from twisted.logger import Logger
 
 from serialgw.app.check import unixNameProblem
+from serialgw.app.listen import StartupError, keyed
 from serialgw.clients.factory import applyListenerRights
+from serialgw.clients.local import FileClient
 from serialgw.clients.ptylink import OWN_PTYS, PtyClient
 from serialgw.clients.watchall import LineTap
-from serialgw.config.specs import LineConfig, quote
+from serialgw.config.specs import LineConfig, LogSpec, quote
 from serialgw.devices import reopenpool
 from serialgw.devices.device import SerialDevice
 from serialgw.devices.ports import AbsentPort, DeviceError, DeviceLocked, PtyPort, TtyPort
@@ -313,3 +315,11 @@ def linesStatus(lines: list[Line]) -> str:
     for names, what in ((down, ""), (opening, f", {len(opening)} opening")):
         text += f"{what} ({', '.join(names[:5])}{', ...' if len(names) > 5 else ''})" if names else ""
     return f"{text}; {clients} client(s)"
+
+
+def fileRefused(name: str, part: Any, e: OSError) -> StartupError:
+    """Line C{name}'s console log or LOG.typed (C{part}: its LogSpec, or the log), or its file: output, cannot be opened: C{e}, as the start says it."""
+    if isinstance(part, FileClient):
+        return keyed(StartupError(f"line {name!r}: cannot open listener {part.spec.text!r}: {e.strerror or e}"), "listen")
+    path = part.path if isinstance(part, LogSpec) else part.spec.path
+    return keyed(StartupError(f"line {name!r}: cannot open log {e.filename or path!r}: {e.strerror}"), "log")

@@ -15,6 +15,7 @@ import shlex
 import socket
 import stat
 import weakref
+from functools import partial
 from typing import Any, Callable, Optional, Sequence
 
 from twisted.application.internet import ClientService
@@ -33,7 +34,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from serialgw.app.check import PAST_RIGHTS, pastRights, systemdProblem, unixNameProblem
-from serialgw.app.logs import LineDialEndpoint
+from serialgw.app.logs import LineDialEndpoint, describeEndpoint
 from serialgw.clients.factory import LineFactory
 from serialgw.clients.handshakes import HandshakeTable
 from serialgw.clients.local import FileClient, fifoPair, streamClient
@@ -79,10 +80,13 @@ class ListenerOpener:
     or "closer" with a callable).
     """
 
-    def __init__(self, reactor: Any, retryPolicy: Callable[[int], float], own: Callable[[str, Any], None]) -> None:
+    def __init__(self, reactor: Any, retryPolicy: Callable[[int], float], own: Callable[[str, Any], None],
+                 forget: Optional[Callable[[str, Any], None]] = None) -> None:
         self.reactor = reactor
         self.retryPolicy = retryPolicy
         self._own = own
+        # What a file: output that could not be opened once its line ran calls (see FileClient.gone).
+        self._forget = forget
         # Each line's client factories (listeners and dial-outs) while they
         # live: a reload's new signature goes to them (see resign).
         self._factories: dict[str, weakref.WeakSet[LineFactory]] = {}
@@ -234,9 +238,11 @@ class ListenerOpener:
             clock=self.reactor,
             prepareConnection=backoff.linkUp if spec.tls is None else linkOnHandshake(backoff),
         )
+        dialer.name = config.name  # (its line, for a stop's messages: see GatewayService.hurry)
         self._own("dialer", dialer)
+        # (Named as the retry message names it: an IPv6 peer in brackets.)
         log.info("line {line}: dialing out to {target} ({protocol}), reconnecting with backoff",
-                 line=config.name, target=describeUnix(spec.path) if spec.path else f"{spec.host}:{spec.port}",
+                 line=config.name, target=describeUnix(spec.path) if spec.path else describeEndpoint(endpoint),
                  protocol=spec.protocol.value)
 
     def _udp(self, line: Line, config: LineConfig, spec: ListenerSpec) -> None:
@@ -259,6 +265,8 @@ class ListenerOpener:
 
     def _file(self, line: Line, config: LineConfig, spec: ListenerSpec) -> None:
         client = FileClient(line, spec.path, self.reactor, spec)
+        if self._forget is not None:
+            client.gone = partial(self._forget, config.name, spec)
         self._own("closer", client.close)
         log.info("line {line}: output appended to {path}", line=config.name, path=spec.path)
 
@@ -298,12 +306,13 @@ def listening(endpoint: Any, factory: Any, cannot: str) -> Any:
     return result
 
 
-def stopDialer(dialer: ClientService, reactor: Any, grace: float) -> Any:
+def stopDialer(dialer: ClientService, reactor: Any, grace: float, cuts: Optional[list[Any]] = None) -> Any:
     """
     Stop a dial-out; what to wait for.  Its connection is closed cleanly,
     or aborted after C{grace} seconds: a clean close waits for the peer to
     take what is queued, and one that does not read would hold a stop or a
-    reload (and every reload after it) for ever.
+    reload (and every reload after it) for ever.  C{cuts}: where the
+    abort's timer is kept while it waits (a hurried stop fires it at once).
     """
     if not dialer.running:
         return None
@@ -312,14 +321,34 @@ def stopDialer(dialer: ClientService, reactor: Any, grace: float) -> Any:
     stopped = dialer.stopService()
     if connected and not stopped.called:
         abort = reactor.callLater(grace, connected[0].transport.abortConnection)
+        if cuts is not None:
+            cuts.append((dialer, abort))
 
         def closed(result: Any) -> Any:
             if abort.active():
                 abort.cancel()
+            if cuts is not None and (dialer, abort) in cuts:
+                cuts.remove((dialer, abort))
             return result
 
         stopped.addBoth(closed)
     return stopped
+
+
+def cutDials(cuts: list[tuple[Any, Any]], why: str) -> bool:
+    """
+    A hurried stop (C{why}: SIGTERM again): the dial-outs whose clean
+    close waits for their peers (C{cuts}, see L{stopDialer}) cut now, said
+    (they waited out their grace: "nothing is waited for" was said).
+    Whether there were any.
+    """
+    waiting = [(dialer, call) for dialer, call in cuts if call.active()]
+    if waiting:
+        log.warn("{why} during the stop: cutting {count} dial-out(s) now, without waiting for their peers to take what "
+                 "is queued ({lines})", why=why, count=len(waiting), lines=" ".join(d.name for d, _ in waiting))
+        for _, call in waiting:
+            call.reset(0)
+    return bool(waiting)
 
 
 def _exposed(spec: ListenerSpec, address: Any) -> bool:

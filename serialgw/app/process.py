@@ -185,6 +185,7 @@ class TwistdGatewayService(GatewayService):
         except StartupError as e:
             raise SystemExit(f"serialgw: error: {e}") from None
         self.givePtys()
+        self.giveFiles()
         self.warnUnwritable()
 
     def warnUnwritable(self) -> None:
@@ -225,6 +226,52 @@ class TwistdGatewayService(GatewayService):
                 except OSError as e:
                     log.warn("line {line}: {pty} cannot be given to uid {uid}: {reason}", line=line.name,
                              pty=pty.name if isinstance(pty, PtyPort) else pty.peer, uid=uid, reason=e.strerror)
+
+    def giveFiles(self) -> None:
+        """
+        Under -u, what the start made as root besides ptys is given to the
+        user and group the gateway runs as: its unix sockets (their lock
+        files too: 0600, root's, neither that user nor, with mode=660, its
+        group could connect), and its console logs (LOG.typed too) and
+        file: outputs' regular files (root's 0640: the user could not open
+        them again, SIGUSR1 with nothing moved said 'Permission denied' and
+        a reload changing a log key was refused).  A file only where that
+        user may make and remove names (it could put its own there anyway),
+        with one link, root's and no symlink; another's is left as it is.
+        """
+        uid, gid = self.runAs
+        if (uid, gid) == (-1, -1) or os.geteuid() != 0:
+            return
+        import pwd
+
+        try:
+            user = pwd.getpwuid(uid)
+            gids = os.getgrouplist(user.pw_name, user.pw_gid if gid == -1 else gid)
+        except (KeyError, OSError):
+            gids = [gid]
+        files: list[str] = []
+        for config in self.configs:
+            if config.log is not None:
+                files += [config.log.path] + ([config.log.path + ".typed"] if config.log.typed != "off" else [])
+            files += [spec.path for spec in config.listeners if spec.kind is ListenerKind.FILE]
+        ports = [port for _spec, port in self.ports] + [self.statusPort, self.sshPort, *self.watchAllPorts]
+        sockets = [path for port in ports if (path := _unixPath(port)) is not None]
+        for path in files + sockets + [path + ".lock" for path in sockets]:
+            try:
+                st = os.lstat(path)
+            except OSError:
+                continue
+            if st.st_uid != 0:
+                continue
+            if path in files:
+                directory = os.path.dirname(path)
+                if (not stat.S_ISREG(st.st_mode) or st.st_nlink != 1 or not _mayWrite(directory, uid, gids)
+                        or os.stat(directory).st_mode & stat.S_ISVTX):
+                    continue
+            try:
+                os.chown(path, uid, gid, follow_symlinks=False)
+            except OSError as e:
+                log.warn("{path} cannot be given to uid {uid}: {reason}", path=path, uid=uid, reason=e.strerror)
 
     def reopenLogs(self) -> defer.Deferred[int]:
         # twistd's own log first (the count's line goes to the new file), then the lines' files, in turns.

@@ -22,15 +22,15 @@ from twisted.logger import Logger
 
 from serialgw.app import reload as plans
 from serialgw.app.applying import applyReload
-from serialgw.app.lines import dropFirstOpens, firstOpens, linesStatus, makeDevice, makeLine, retuneLine
-from serialgw.app.listen import ListenerOpener, StartupError, keyed, listening, removeStaleSocket, stopDialer
+from serialgw.app.lines import dropFirstOpens, fileRefused, firstOpens, linesStatus, makeDevice, makeLine, retuneLine
+from serialgw.app.listen import ListenerOpener, StartupError, cutDials, keyed, listening, removeStaleSocket, stopDialer
 from serialgw.app.lookups import installLookups
 from serialgw.app.notify import Notifier
 from serialgw.app.reload import listenerChanges, namesBrief
 from serialgw.app.reopening import Reopens
 from serialgw.clients.consolelog import ConsoleLog
 from serialgw.clients.local import FileClient
-from serialgw.clients.logfile import LogFile, awaitOpens
+from serialgw.clients.logfile import awaitOpens
 from serialgw.clients.logwriter import drained
 from serialgw.clients.transports import describeAddress
 from serialgw.config.specs import LineConfig, ListenerSpec, SSHSpec, WatchAllSpec, isAbstract
@@ -41,11 +41,6 @@ from serialgw.interfaces import IPort
 from serialgw.line.hub import Line
 
 log = Logger()
-
-
-def logRefused(name: str, path: str, e: OSError) -> StartupError:
-    """Line C{name}'s console log at C{path} (or its LOG.typed) cannot be opened: C{e}, as the start says it."""
-    return keyed(StartupError(f"line {name!r}: cannot open log {e.filename or path!r}: {e.strerror}"), "log")
 
 
 class GatewayService(MultiService):
@@ -85,7 +80,7 @@ class GatewayService(MultiService):
         # A vanished device is tried again after 0.5 s, doubling up to 10 s, with jitter.
         self.reopenPolicy = reopenPolicy or backoffPolicy(initialDelay=0.5, maxDelay=10.0, factor=2.0)
         # Opens each line's listeners; what they open is ours (_own) to close.
-        self.listeners = ListenerOpener(self.reactor, self.retryPolicy, self._own)
+        self.listeners = ListenerOpener(self.reactor, self.retryPolicy, self._own, self._forget)
         self.lines: dict[str, Line] = {}
         self._reloading: defer.Deferred[None] = defer.succeed(None)
         self.ports: list[tuple[ListenerSpec, Any]] = []
@@ -109,6 +104,7 @@ class GatewayService(MultiService):
         # Lines let go (a stop, a reload) whose devices are not closed yet:
         # a hurried stop (see hurry) closes them at once.
         self._lettingGo: list[Line] = []
+        self._dialCuts: list[tuple[Any, Any]] = []  # dial-outs waiting for their peers, their cut timers (stopDialer)
         self.status = status
         self.statusPort: Any = None
         self.ssh = ssh
@@ -210,7 +206,8 @@ class GatewayService(MultiService):
         try:
             consoleLog = ConsoleLog(line, config.log, self.reactor)
         except OSError as e:
-            raise logRefused(config.name, config.log.path, e) from None
+            raise fileRefused(config.name, config.log, e) from None
+        consoleLog.gone = partial(self._forget, config.name, config.log)
         self._openingKey = ("log", config.log)
         try:
             self._own("closer", consoleLog.close)
@@ -223,10 +220,13 @@ class GatewayService(MultiService):
                              for made in (one.files() if isinstance(one, ConsoleLog) else
                                           [one] if isinstance(one, FileClient) else [])])
         if failed is not None:
-            name = failed[0].line.name
-            error = (logRefused(name, failed[0].spec.path, failed[1]) if isinstance(failed[0], LogFile) else
-                     StartupError(f"line {name!r}: cannot open listener {failed[0].spec.text!r}: {failed[1].strerror}"))
-            raise StartupError(self.placed(name, "log" if isinstance(failed[0], LogFile) else "listen", str(error)))
+            error = fileRefused(failed[0].line.name, failed[0], failed[1])
+            raise StartupError(self.placed(failed[0].line.name, error.key, str(error)))
+
+    def _forget(self, name: str, part: Any) -> None:
+        """Line C{name}'s log or file: output C{part} could not be opened once it ran: out of the running configuration (a reload of the same file tries it again)."""
+        self.configs = [attrs.evolve(c, log=None if c.log == part else c.log, listeners=tuple(
+            s for s in c.listeners if s != part)) if c.name == name else c for c in self.configs]
 
     def _serveStatus(self, description: str) -> None:
         from serialgw.app.status import statusSite
@@ -252,6 +252,8 @@ class GatewayService(MultiService):
         self._own("closer", self.sshPort.stopListening)
         log.info("ssh listener ready on {address} for {count} user(s); ssh -p PORT LINE@HOST",
                  address=describeAddress(self.sshPort.getHost()), count=len(spec.users))
+        for problem in spec.problems:  # (a person's keys file: theirs, not the start's)
+            log.warn("ssh: {problem}", problem=problem)
 
     def _serveWatchAll(self, spec: ListenerSpec, patterns: tuple[str, ...]) -> None:
         from serialgw.clients.watchall import WatchAllFactory, matches
@@ -287,6 +289,8 @@ class GatewayService(MultiService):
         listener = self.ssh.listener if ssh is None or ssh.listener == self.ssh.listener else self.sshFactory.setListener(ssh.listener)
         users = ssh.users if ssh is not None else ()
         self.sshFactory.setUsers(users)
+        for problem in ssh.problems if ssh is not None else ():
+            log.warn("reload: ssh: {problem}", problem=problem)
         self.ssh = attrs.evolve(self.ssh, users=users, listener=listener)
         log.info("reload: {count} SSH user(s)", count=len(users))
 
@@ -393,9 +397,11 @@ class GatewayService(MultiService):
         return letGo.addCallback(close)
 
     def hurry(self, why: str) -> None:
-        """The stop hurried (C{why}: SIGTERM again while it waits): devices taking close-strings closed now."""
+        """The stop hurried (C{why}: SIGTERM again while it waits): devices taking close-strings closed now, dial-outs cut."""
+        cut = cutDials(self._dialCuts, why)
         if not self._lettingGo:
-            log.info("{why} during the stop: nothing is waited for", why=why)
+            if not cut:
+                log.info("{why} during the stop: nothing is waited for", why=why)
             return
         log.warn("{why} during the stop: closing {count} device(s) now, without waiting for them to take "
                  "their close-strings ({lines})", why=why, count=len(self._lettingGo),
@@ -420,7 +426,7 @@ class GatewayService(MultiService):
 
     def _stopDialer(self, dialer: ClientService) -> Any:
         """Stop a dial-out (see L{stopDialer}); what to wait for."""
-        return stopDialer(dialer, self.reactor, self.dialCloseGrace)
+        return stopDialer(dialer, self.reactor, self.dialCloseGrace, self._dialCuts)
 
     def _closeKeyed(self, name: str, key: Any) -> list[Any]:
         """Close what one listener (or the log) of a line opened; the line and its sessions stay."""

@@ -25,7 +25,7 @@ from serialgw.config.parsers import (
     SERIAL_ONLY,
     SINGLE_SETTINGS,
     applySingle,
-    isDecimal,
+    parseBusyPoll,
     parseCoalesce,
     parseCompact,
     parseDevice,
@@ -37,6 +37,7 @@ from serialgw.config.parsers import (
     serialOnlyRefusal,
 )
 from serialgw.config.paths import absolute, absoluteDevice, absoluteListener, identity, placeKeys, whereWritten
+from serialgw.config.placeholders import lineInOptions
 from serialgw.config.shard import Shard, ownListeners, parseShard, selectLines
 from serialgw.config.specs import (
     DEFAULT_HOST_KEY,
@@ -59,8 +60,6 @@ log = Logger()
 
 DEFAULT_DEVICE = "pty:/tmp/serialgw0"
 DEFAULT_PORT = "tcp:4444:interface=127.0.0.1"
-# The most --busy-poll takes, microseconds: beyond, a wake-up costs less than the CPU burnt waiting.
-BUSY_POLL_MOST = 1000
 SSH_OPTIONS = ("ssh", "ssh-host-key", "authorized-keys", "readonly-keys")
 # What the single line's options say; with --config the file says it (an error).
 LINE_OPTIONS = ("device", "port", "name", "serial", "baud", "bytesize", "parity", "stopbits", "break-duration",
@@ -252,6 +251,8 @@ man 8 serialgw
                 if not isinstance(reactor, GatewayReactor):
                     raise ConfigError(f"--busy-poll needs serialgw's reactor, not {type(reactor).__name__} "
                                       "(leave out twistd's --reactor, or give --busy-poll 0)")
+            if (said := lineInOptions(self)) is not None:
+                raise ConfigError(said)
             if shard is not None and self["config"] is None:
                 raise ConfigError(f"--shard {self['shard']} needs --config: it shares a file's lines among processes")
             if self["config"] is not None:
@@ -543,14 +544,6 @@ def _lineName(device: str) -> str:
 
 # What a line's name cannot hold (serialgw.config.file.NAME), a run of it.
 _NOT_IN_A_NAME = re.compile(r"[^A-Za-z0-9._-]+")
-
-
-def parseBusyPoll(text: str) -> float:
-    """C{--busy-poll}: microseconds, 0 to L{BUSY_POLL_MOST}, as seconds."""
-    value = int(text.strip()) if isDecimal(text.strip()) else -1
-    if not 0 <= value <= BUSY_POLL_MOST:
-        raise ConfigError(f"--busy-poll must be 0 to {BUSY_POLL_MOST} microseconds, not {quote(text)}")
-    return value / 1e6
 
 
 def makeService(options: Options, reactor: Optional[Any] = None) -> GatewayService:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import attrs
 from twisted.internet import defer
@@ -57,6 +57,9 @@ BEHIND = "the disk did not keep up"
 
 @implementer(IConsoleLog)
 class ConsoleLog(ClientEvents, LogFile):
+    # Called once its first open failed, the log closed (its owner's: see GatewayService._forget).
+    gone: Optional[Callable[[], None]] = None
+
     def __init__(self, line: Line, spec: LogSpec, clock: Any, typedOnly: bool = False,
                  writes: Optional[str] = None) -> None:
         """
@@ -162,6 +165,8 @@ class ConsoleLog(ClientEvents, LogFile):
                   "its log runs on without it: what is typed is not logged")
         if parent is None:
             self.close()
+            if self.gone is not None:
+                self.gone()
             return
         if parent._typed is self:
             parent._typed = None
@@ -503,9 +508,9 @@ class ConsoleLog(ClientEvents, LogFile):
         if not done.called:
             def abandon() -> None:
                 writes.abandoned = True
-                log.error("{line}: log {path} left to its writer, stuck in a write for {wait} s: {waiting} bytes "
+                log.error("{line}: log {path} left to its writer, stuck in {what} for {wait} s: {waiting} bytes "
                           "not written", line=self.line.name, path=self.spec.path, wait=f"{CLOSE_WAIT:g}",
-                          waiting=writes.waiting)
+                          waiting=writes.waiting, what="a write" if self.opening.is_set() else "its open")
                 done.callback(None)
 
             timer = self.clock.callLater(CLOSE_WAIT, abandon)

@@ -11,7 +11,7 @@ import os
 import stat
 import termios
 import threading
-from typing import Any, Optional, Union
+from typing import Any, Callable, Optional, Union
 
 from twisted.internet import abstract, defer, stdio
 from twisted.internet.protocol import connectionDone
@@ -41,6 +41,9 @@ class FileClient(ClientEvents, abstract.FileDescriptor):
     C{outbuf}, then its policy (by default drop, counted).
     """
 
+    # Called once its first open failed, the client closed (its owner's: see GatewayService._forget).
+    gone: Optional[Callable[[], None]] = None
+
     def __init__(self, line: Line, path: str, reactor: Any = None, spec: Optional[ListenerSpec] = None,
                  writes: Optional[str] = None) -> None:
         """C{writes}: how a regular file is written (see L{serialgw.clients.logwriter}): by default off the reactor's thread."""
@@ -58,6 +61,7 @@ class FileClient(ClientEvents, abstract.FileDescriptor):
         # stuck holds no line); a FIFO or a tty is written here, never waited
         # on.  The path is opened by the writer too (a file system that does
         # not answer holds no line): a FIFO's or a tty's writer is let go then.
+        self._writesMode = writes
         self._writes: Optional[FileWrites] = attach(self.reactor, os.path.abspath(path), writes)
         self._teller: Optional[FileWrites] = self._writes
         # Output that came while the path was being opened (what it is not known yet), QUEUE_BOUND bytes at most.
@@ -120,6 +124,8 @@ class FileClient(ClientEvents, abstract.FileDescriptor):
                           line=self.line.name, listener=self.spec.text or self.peer,
                           reason=self.openError.strerror if self.openError is not None else "")
                 self.close()
+                if self.gone is not None:
+                    self.gone()
             return
         early, self._early = self._early or [], None
         if not regular:
@@ -166,29 +172,48 @@ class FileClient(ClientEvents, abstract.FileDescriptor):
     def logPrefix(self) -> str:
         return self.peer
 
-    def reopen(self) -> Union[bool, defer.Deferred[int]]:
+    def reopen(self) -> defer.Deferred[int]:
         """
         Open the path again (logrotate moved the file); the file in hand is
         kept if that fails.  A regular file is opened again by its writer,
-        after what waits for it (an open on a stuck NFS mount holds no
-        line): fires with 1, or 0 if it could not be.
+        after what waits for it, a FIFO's or a tty's path by a writer for
+        the while (an open on a stuck NFS mount holds no line): fires with
+        1, or 0 if it could not be.
         """
         if self._early is not None:
             return defer.succeed(0)  # (its first open is under way, of the path as it is now)
         if self._writes is not None:
             return self._writes.ask(self._reopenFile, 0)
+        # A FIFO's or a tty's path, opened by a writer of its own for the while (let go at once: it ends after).
+        writes = attach(self.reactor, os.path.abspath(self.path), self._writesMode)
         try:
-            fd = self._open()
+            return writes.ask(self._openOrWhy, None).addCallback(self._reopenedStream)
+        finally:
+            detach(writes)
+
+    def _openOrWhy(self) -> Union[int, OSError]:
+        """(The writer's.)  The path opened: its descriptor, or why not."""
+        try:
+            return self._open()
         except OSError as e:
-            log.error("{line}: cannot reopen {path}: {reason}; writing on to the file it was", line=self.line.name,
-                      path=self.path, reason=e.strerror)
-            return False
+            return e
+
+    def _reopenedStream(self, opened: Union[int, OSError, None]) -> int:
+        """A FIFO's or a tty's path opened again (see L{reopen}): written from now on, 1; or 0, said why not."""
+        if not isinstance(opened, int):
+            if opened is not None:  # (None: it raised, logged by the writer)
+                log.error("{line}: cannot reopen {path}: {reason}; writing on to the file it was",
+                          line=self.line.name, path=self.path, reason=opened.strerror)
+            return 0
+        if self._closed or self._fd < 0:
+            os.close(opened)  # (closed meanwhile)
+            return 0
         self.stopWriting()
         os.close(self._fd)
-        self._fd = fd
+        self._fd = opened
         if self.dataBuffer or self._tempDataLen:
             self.startWriting()
-        return True
+        return 1
 
     def written(self) -> defer.Deferred[None]:
         """Fires once what was given to a regular file's writer so far is written or lost (at once for a FIFO, a tty)."""

@@ -169,9 +169,15 @@ class NetconsoleClient(ClientEvents, DatagramProtocol):
 
     def _sayDropped(self) -> None:
         self._droppedCall = None
-        log.warn("{line}: {count} datagram(s) for the device dropped by the kernel ({total} in all): they came "
-                 "faster than the device took them", line=self.line.name, count=self.dropped - self._droppedSaid,
-                 total=self.dropped)
+        if self.role is Role.READONLY:
+            # (None of them was for the device.)
+            log.warn("{line}: {count} datagram(s) for read-only netconsole {peer} dropped by the kernel ({total} in all): they came "
+                     "faster than they are read (each refused: it takes none)", line=self.line.name, peer=self.peer,
+                     count=self.dropped - self._droppedSaid, total=self.dropped)
+        else:
+            log.warn("{line}: {count} datagram(s) for the device dropped by the kernel ({total} in all): they came "
+                     "faster than the device took them", line=self.line.name, count=self.dropped - self._droppedSaid,
+                     total=self.dropped)
         self._droppedSaid, self._droppedSaidAt = self.dropped, self.reactor.seconds()
 
     def connectionRefused(self) -> None:

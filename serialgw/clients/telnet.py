@@ -278,14 +278,18 @@ class TelnetClient(Session, TelnetProtocol):
             # write to the device each).
             self.spendCommands(COM_PORT_COMMAND_COST - 1)
         elif command == AO:
-            # Abort Output (RFC 854): output is flushed up to a Synch.
-            # What is queued for this client is at most its output bound
-            # (its input is not read past it), and goes; the Synch tells
-            # the client to drop what it has not shown up to there.
+            # Abort Output (RFC 854; RFC 1123 3.2.4: answered with a Synch):
+            # what waits in the gateway for this client is dropped and the
+            # Synch tells the client to drop what it has not shown up to
+            # there (see sendSynch).
             self.sendSynch()
         elif command != DM:
             # (A DM ends a Synch: the codec's.)
             self.telnetIgnored("ignored telnet command")
+
+    def outputAborted(self, discarded: int) -> None:
+        # Counted with its ignored input: one line a minute at most.
+        self.ignored.add("byte of its output dropped by AO", discarded)
 
     def telnetSynched(self, discarded: int) -> None:
         if discarded:

@@ -43,7 +43,7 @@ from serialgw.config.placeholders import noLine
 from serialgw.config.reading import MAX_CONFIG_SIZE, readToml
 from serialgw.config.sharing import oneLineEach
 from serialgw.config.specs import DEFAULT_HOST_KEY, ConfigError, LineConfig, SSHSpec, UserSpec, WatchAllSpec, quote
-from serialgw.config.sshkeys import readKeysFile, readPublicKeys
+from serialgw.config.sshkeys import PublicKey, readKeysFile, readPublicKeys
 from serialgw.config.where import where as _where
 
 # Read here by others (tests, the man page's check) as before the file was split.
@@ -88,7 +88,7 @@ def loadFile(path: str, shards: Optional[int] = None) -> FileConfig:
         if shards is not None and pin >= shards:
             raise ConfigError(f"{_where(path, text, f'lines.{name}', 'shard')}: [lines.{name}] shard: {pin}, but "
                               f"--shard runs {shards} process(es), numbered 0 to {shards - 1}")
-    users = _users(path, text, data, base)
+    users, problems = _users(path, text, data, base)
     known = {u.name for u in users}
     for config in lines:
         for key, names in (("write", config.rights.write), ("read", config.rights.read)):
@@ -105,8 +105,8 @@ def loadFile(path: str, shards: Optional[int] = None) -> FileConfig:
                 # (Read as it is, it gave nobody anything: the list of nobody.)
                 raise ConfigError(f"{place()} {quote(names[0])} and no name, nor '*': a name with '!' takes a user out "
                                   f"of the others; {key} = ['*', {quote(names[0])}] is everyone but them")
-    return FileConfig(lines, _ssh(path, text, data, users, base), users, _watchAll(path, text, data, base), pins,
-                      path, text)
+    return FileConfig(lines, _ssh(path, text, data, users, problems, base), users, _watchAll(path, text, data, base),
+                      pins, path, text)
 
 
 WATCH_ALL_KEYS = {"listen", "lines"}
@@ -150,11 +150,23 @@ def _watchAll(path: str, text: str, data: dict[str, Any], base: str) -> Optional
     return attrs.evolve(spec, listeners=tuple(absoluteListener(s, base) for s in spec.listeners))
 
 
-def _users(path: str, text: str, data: dict[str, Any], base: str) -> tuple[UserSpec, ...]:
+def _users(path: str, text: str, data: dict[str, Any], base: str) -> tuple[tuple[UserSpec, ...], tuple[str, ...]]:
+    """
+    The people, and what was wrong with their keys files.  A keys file may
+    be a person's own (in their home): one that cannot be read, or holds a
+    line that is no key, gives its person no keys (said), and a key in it
+    that is another person's too is left out (theirs if in their table,
+    nobody's if in their file too); before, any of these refused the whole
+    file, so that a person could keep the gateway from starting and every
+    reload from applying (the one taking their own right away too).  Keys
+    in the file itself (C{keys}) are the writer's: their errors refuse it.
+    """
     tables = data.get("users", {})
     if not isinstance(tables, dict):
         raise ConfigError(f"{_where(path, text, 'users')}: users must be tables, [users.NAME]")
-    users = []
+    inline: dict[str, list[PublicKey]] = {}
+    filed: dict[str, tuple[str, list[PublicKey]]] = {}
+    problems: list[str] = []
     owner: dict[bytes, str] = {}
     for name, table in tables.items():
         where = f"users.{name}"
@@ -178,23 +190,52 @@ def _users(path: str, text: str, data: dict[str, Any], base: str) -> tuple[UserS
         except ConfigError as e:
             # (Placed only then: finding a key in the text reads the whole file.)
             raise ConfigError(f"{_where(path, text, where, 'keys')}: {e}") from None
-        if "keys-file" in table:
-            if not isinstance(table["keys-file"], str):
-                raise ConfigError(f"{_where(path, text, where, 'keys-file')}: [{where}] keys-file: expected a path")
-            try:
-                found += readKeysFile(absolute(checkPath(noLine(table["keys-file"], "keys-file", "keys-file"), "keys-file"),
-                                               base))
-            except ConfigError as e:
-                raise ConfigError(f"{_where(path, text, where, 'keys-file')}: [{where}] keys-file: {e}") from None
         for key in found:
             other = owner.setdefault(key.blob, name)
             if other != name:
                 raise ConfigError(f"{_where(path, text, where)}: key {key.fingerprint} is both {other}'s and {name}'s")
-        users.append(UserSpec(name, tuple(k.text for k in found)))
-    return tuple(users)
+        inline[name] = found
+        if "keys-file" in table:
+            if not isinstance(table["keys-file"], str):
+                raise ConfigError(f"{_where(path, text, where, 'keys-file')}: [{where}] keys-file: expected a path")
+            try:
+                # (The path is the file's writer's: a mistake there refuses it.)
+                keysFile = absolute(checkPath(noLine(table["keys-file"], "keys-file", "keys-file"), "keys-file"), base)
+            except ConfigError as e:
+                raise ConfigError(f"{_where(path, text, where, 'keys-file')}: [{where}] keys-file: {e}") from None
+            try:
+                filed[name] = (keysFile, readKeysFile(keysFile))
+            except ConfigError as e:
+                problems.append(f"{_where(path, text, where, 'keys-file')}: [{where}] keys-file: {e}: "
+                                f"{name} has no keys from it")
+    claims: dict[bytes, list[str]] = {}
+    for name, (_, found) in filed.items():
+        for key in found:
+            claims.setdefault(key.blob, []).append(name)
+    users = []
+    for name in tables:
+        texts = [k.text for k in inline[name]]
+        keysFile, found = filed.get(name, ("", []))
+        left: dict[bytes, str] = {}
+        for key in found:
+            others = sorted({owner.get(key.blob) or name, *claims[key.blob]} - {name})
+            if not others:
+                texts.append(key.text)
+            elif owner.get(key.blob) != name and key.blob not in left:
+                left[key.blob] = (f"{key.fingerprint} is {owner[key.blob]}'s ([users.{owner[key.blob]}] keys)"
+                                  if key.blob in owner else
+                                  f"{key.fingerprint} is in the keys file of {' and '.join(others)} too: nobody's")
+        if left:
+            # (One line a file, however many: each reload says it again.)
+            first, more = next(iter(left.values())), len(left) - 1
+            problems.append(f"{_where(path, text, f'users.{name}', 'keys-file')}: [users.{name}] keys-file "
+                            f"{quote(keysFile)}: not {name}'s: key {first}" + (f"; and {more} more" if more else ""))
+        users.append(UserSpec(name, tuple(texts)))
+    return tuple(users), tuple(problems)
 
 
-def _ssh(path: str, text: str, data: dict[str, Any], users: tuple[UserSpec, ...], base: str) -> Optional[SSHSpec]:
+def _ssh(path: str, text: str, data: dict[str, Any], users: tuple[UserSpec, ...], problems: tuple[str, ...],
+         base: str) -> Optional[SSHSpec]:
     if "ssh" not in data:
         return None
     table = data["ssh"]
@@ -214,13 +255,14 @@ def _ssh(path: str, text: str, data: dict[str, Any], users: tuple[UserSpec, ...]
         hostKey = checkPath(noLine(hostKey, "host-key", "ssh host-key"), "host-key")
     except ConfigError as e:
         raise ConfigError(f"{_where(path, text, 'ssh', 'host-key')}: [ssh] host-key: {e}") from None
-    if not any(u.keys for u in users):
+    if not any(u.keys for u in users) and not problems:
+        # (With problems, the people's files are to blame: said as such, not a refusal.)
         raise ConfigError(f"{_where(path, text, 'ssh')}: [ssh]: nobody could log in: "
                           "add [users.NAME] tables with keys or keys-file")
     try:
         listener = parseSSHListener(noLine(table["listen"], "listen", "ssh listen"))
     except ConfigError as e:
         raise ConfigError(f"{_where(path, text, 'ssh', 'listen')}: [ssh] listen: {e}") from None
-    return SSHSpec(absoluteListener(listener, base), absolute(hostKey, base), users)
+    return SSHSpec(absoluteListener(listener, base), absolute(hostKey, base), users, problems)
 
 

@@ -464,9 +464,9 @@ def _tls(body: str, original: str) -> ListenerSpec:
     backslash escapes the next character (C{cert=/etc/a\\:b.pem}), as in
     Twisted's strings.
     """
-    # Twisted's tokenizer, as for its own endpoint strings (private, there
-    # since Twisted 10): positional and keyword fields, backslash escapes.
-    positional, named = endpointFields(f"tls:{body}")
+    # Twisted's tokenizer, as for its own endpoint strings (private, there since Twisted 10): positional and
+    # keyword fields, backslash escapes; a first host in brackets ([::1], as QEMU's forms) is one field.
+    positional, named = endpointFields("tls:" + re.sub(r"^\[[^\]\\]*\]", lambda m: m[0].replace(":", "\\:"), body))
     positional = positional[1:]
     if "port" in named:
         # tls:port=N listens; tls:HOST:port=N dials out.
@@ -475,10 +475,8 @@ def _tls(body: str, original: str) -> ListenerSpec:
         positional.append(named.pop("port"))
     for key in named:
         if key not in ("interface", "cert", "key", "ca", "subjects", "readonly", "handshake"):
-            raise ConfigError(
-                f"unknown option {quote(key)} in listener {quote(original)} "
-                "(known: port, interface, cert, key, ca, subjects, readonly, handshake)"
-            )
+            raise ConfigError(f"unknown option {quote(key)} in listener {quote(original)} "
+                              "(known: port, interface, cert, key, ca, subjects, readonly, handshake)")
     handshake = 10.0
     if "handshake" in named:
         try:
@@ -511,6 +509,8 @@ def _tls(body: str, original: str) -> ListenerSpec:
         host, port = positional[0].strip("[]"), _port(positional[1], original)
         if not named.get("ca"):
             raise ConfigError(f"a TLS dial-out needs ca= to verify the server: {quote(original)}")
+        if bool(named.get("cert")) != bool(named.get("key")):
+            raise ConfigError(f"a TLS dial-out's client certificate needs cert= and key= both: {quote(original)}")
         tls = TLSSpec(cert=named.get("cert", ""), key=named.get("key", ""), ca=named["ca"], hostname=host,
                       handshakeTimeout=handshake)
         return ListenerSpec(f"tls:{host}:{port}", Protocol.TELNET, kind=ListenerKind.CONNECT, tls=tls, host=host, port=port)

@@ -247,6 +247,18 @@ def parseMilliseconds(text: Any, what: str, limit: float = 10000) -> float:
     return value / 1000.0
 
 
+# The most --busy-poll takes, microseconds: beyond, a wake-up costs less than the CPU burnt waiting.
+BUSY_POLL_MOST = 1000
+
+
+def parseBusyPoll(text: str) -> float:
+    """C{--busy-poll}: microseconds, 0 to L{BUSY_POLL_MOST}, as seconds."""
+    value = int(text.strip()) if isDecimal(text.strip()) else -1
+    if not 0 <= value <= BUSY_POLL_MOST:
+        raise ConfigError(f"--busy-poll must be 0 to {BUSY_POLL_MOST} microseconds, not {quote(text)}")
+    return value / 1e6
+
+
 def parseMaxClients(text: str) -> int:
     """C{--max-clients}: 0 (no limit) to L{MAX_CLIENTS} (2**63 was taken)."""
     key = str(text).strip()

@@ -18,7 +18,7 @@ file names, and a backslash in a TOML basic string is an escape already.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Optional
 
 from serialgw.config.specs import ConfigError, quote
 
@@ -70,6 +70,26 @@ NOT_PER_LINE = {
 def noLine(text: str, key: str, where: str) -> str:
     """C{text} of a path that is no line's (C{where}: its L{NOT_PER_LINE} entry), its braces read; {line} refused."""
     return expandLine(text, "", key, NOT_PER_LINE[where])
+
+
+# The command line's options that hold paths: one line, its paths written out.
+OPTION_PATHS = ("device", "port", "listen", "lock-dir", "ssh", "ssh-host-key", "authorized-keys", "readonly-keys",
+                "watch-all", "status")
+
+
+def lineInOptions(options: Any) -> Optional[str]:
+    """
+    Why an option's path holding {line} is refused (it was taken as
+    written: a socket named '{line}.sock'), or None: {line} is read in a
+    configuration file's paths, one [defaults] value for every line.
+    """
+    for key in OPTION_PATHS:
+        given = options.get(key)
+        for value in given if isinstance(given, list) else [given]:
+            if isinstance(value, str) and "{line}" in value:
+                return (f"--{key} {quote(value)}: {{line}} is read in a configuration file's paths (one [defaults] "
+                        "value for every line); on the command line, write the path out")
+    return None
 
 
 def expandValue(value: Any, name: str, key: str) -> Any:

@@ -444,6 +444,9 @@ class SSHSpec:
     listener: ListenerSpec
     hostKey: str = DEFAULT_HOST_KEY
     users: tuple[UserSpec, ...] = ()
+    # What was wrong with the people's keys files (a file in a person's home is theirs to break):
+    # each such person has no keys from it, said at the start, at a reload and by --check.
+    problems: tuple[str, ...] = ()
 
 
 @attrs.frozen

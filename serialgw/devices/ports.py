@@ -32,9 +32,9 @@ from serialgw.devices.links import (
     replaceSymlink,
     restoreSymlink,
 )
-from serialgw.devices.ptyslave import ptyNode, terminalProblem
+from serialgw.devices.ptyslave import heldExclusively, ptyNode, terminalProblem
 from serialgw.devices.ptywatch import SlaveWatch
-from serialgw.devices.termio import ErrorMarks, exclusivelyHeld, fcntlBreak, markErrors, readModemState, readTermios
+from serialgw.devices.termio import ErrorMarks, fcntlBreak, markErrors, readModemState, readTermios
 from serialgw.interfaces import IPort
 
 log = Logger()
@@ -128,11 +128,12 @@ class _KeepInputSerial(serial.Serial):
     def _reset_input_buffer(self) -> None:
         pass
 
+    # Whether another program's TIOCEXCL keeps us out (as the kernel keeps out all but root).
+    honoursExclusive = False
+
     def _reconfigure_port(self, force_update: bool = False) -> None:
-        # At open (force_update), before anything is set: a tty another
-        # program holds exclusively (TIOCEXCL: gpsd, ModemManager) is
-        # refused, as the kernel refuses it to all but root.
-        if force_update and exclusivelyHeld(self.fd):
+        # At open (force_update), before anything is set.
+        if force_update and self.honoursExclusive and heldExclusively(self.fd, self.port):
             raise serial.SerialException(errno.EBUSY, "held exclusively")
         super()._reconfigure_port(force_update)
 
@@ -178,13 +179,14 @@ class TtyPort:
             # An flock too, taken before anything is set: picocom and
             # pyserial's exclusive ports lock a tty so, with no lock file.
             ser.exclusive = True
+            ser.honoursExclusive = True
         try:
             ser.open()
         except serial.SerialException as e:
             if e.errno == errno.EBUSY:
                 raise DeviceError(f"cannot open device {path!r}: another program holds it exclusively (TIOCEXCL: "
                                   f"{os.strerror(errno.EBUSY)})") from None
-            if not (exclusive and e.errno == errno.EWOULDBLOCK):
+            if not (exclusive and e.errno == errno.EWOULDBLOCK and "exclusively lock" in str(e)):  # (pyserial's words)
                 raise DeviceError(f"cannot open device {path!r}: {_whyNotOpened(path, e)}") from None
             holder = uucplock.flockHolder(path)
             who = f"process {holder}{uucplock.processName(holder)}" if holder else "another program"

@@ -9,11 +9,18 @@ runs: off the reactor thread).
 
 from __future__ import annotations
 
+import fcntl
 import os
 import stat
+import termios
 from typing import Optional
 
+from twisted.logger import Logger
+
 from serialgw.devices.links import PTY_SLAVE_MAJORS, holdsMaster, ptyHolders, ttyControllers
+from serialgw.devices.termio import exclusivelyHeld
+
+log = Logger()
 
 # A pty slave as it was made: its device number and the time devpts made its
 # node (st_ctime, which only a chmod or chown changes since: every pty made
@@ -104,3 +111,23 @@ def _pids(pids: list[int]) -> str:
     """At most five pids, then how many more (a session may have thousands of processes)."""
     more = f" and {len(pids) - 5} more" if len(pids) > 5 else ""
     return ", ".join(map(str, sorted(pids)[:5])) + more
+
+
+def heldExclusively(fd: int, path: str) -> bool:
+    """
+    Whether another program holds the tty open at C{fd} (C{path})
+    exclusively (TIOCEXCL: gpsd, ModemManager).  A pty slave's exclusive
+    mode outlives the program that set it while the master is open
+    (QEMU's): set on a slave no other process has open, it is cleared
+    (TIOCNXCL) and logged, not held.
+    """
+    if not exclusivelyHeld(fd):
+        return False
+    if ptyNode(fd) is None or any(pid != os.getpid() for pid in ptyHolders(path)):
+        return True
+    try:
+        fcntl.ioctl(fd, termios.TIOCNXCL)
+    except OSError:
+        return True
+    log.info("{device}: exclusive mode (TIOCEXCL), left by a program that has closed it, cleared", device=path)
+    return False

@@ -77,6 +77,68 @@ def sendUrgent(transport: Any, data: bytes) -> bool:
     return True
 
 
+def urgentCapable(transport: Any) -> bool:
+    """A plain TCP connection (no TLS, not a unix socket), open and not closing: it can carry TCP urgent data."""
+    if (not isinstance(transport, tcp.Connection) or transport.TLS or not transport.connected
+            or transport.disconnecting or transport._writeDisconnected):
+        return False
+    try:
+        return transport.getHandle().family in (socket.AF_INET, socket.AF_INET6)
+    except OSError:
+        return False
+
+
+def discardQueued(transport: Any) -> int:
+    """
+    Drop what a plain TCP connection holds for its peer in Twisted's
+    buffers, not yet handed to the kernel (a telnet AO: output the peer
+    asked not to see); how many bytes.  Nothing elsewhere (0): TLS's bytes
+    there are records, a unix socket carries no Synch to tell the peer, and
+    a connection closing keeps its last words.
+    """
+    if not urgentCapable(transport):
+        return 0
+    count = len(transport.dataBuffer) - transport.offset + transport._tempDataLen
+    # A Synch waiting there (sendUrgentLater) goes with the rest: no urgent byte marked later.
+    vars(transport).pop("writeSomeData", None)
+    transport.dataBuffer = b""
+    transport.offset = 0
+    transport._tempDataBuffer = []
+    transport._tempDataLen = 0
+    return int(count)
+
+
+def sendUrgentLater(transport: Any, data: bytes) -> None:
+    """
+    Queue C{data} on a plain TCP connection, its last byte to go as TCP
+    urgent data when its turn comes (L{sendUrgent} found no room in the
+    kernel: a peer that reads slowly).  The transport's next sends stop
+    short of it, then send it alone with MSG_OOB; what is written meanwhile
+    follows it.  (Twisted's own buffer and writer: no timer, no other watch.)
+    """
+    ahead = len(transport.dataBuffer) - transport.offset + transport._tempDataLen
+    transport.write(data)
+    plain = type(transport).writeSomeData
+
+    def writeSomeData(chunk: Any) -> Any:
+        nonlocal ahead
+        if ahead:
+            sent = plain(transport, chunk[:ahead])
+            if isinstance(sent, int) and sent > 0:
+                ahead -= sent
+            return sent
+        del transport.writeSomeData  # (once: the class's from now on)
+        try:
+            return transport.socket.send(chunk[:len(data)], socket.MSG_OOB)
+        except BlockingIOError:
+            transport.writeSomeData = writeSomeData
+            return 0
+        except OSError:
+            return plain(transport, chunk)
+
+    transport.writeSomeData = writeSomeData
+
+
 def urgentWatch(transport: Any) -> Optional[Callable[[], bool]]:
     """
     For a plain TCP connection, a function telling whether TCP urgent data

@@ -9,8 +9,11 @@ from __future__ import annotations
 import weakref
 from typing import Any, Optional
 
-from serialgw.wire.sockets import sendUrgent, writeNow
+from serialgw.wire.sockets import discardQueued, sendUrgent, sendUrgentLater, urgentCapable, writeNow
 from serialgw.wire.telnetcodes import BINARY, CR, DM, IAC, IAC_B, IAC_IAC, SB, SE
+
+# Before a Synch's IAC DM when queued output was dropped (see _sendSynchNow).
+RESYNC = bytes((0, IAC, SE))
 
 ANSWER_BATCH = 4096
 # Outside BINARY, a CR that ends a write is sent at once and its follower
@@ -109,23 +112,50 @@ class TelnetOutput:
 
     def sendSynch(self) -> None:
         """
-        A Synch (RFC 854): IAC DM, the DM as TCP urgent data when nothing is
-        queued before it (else in the stream only, where it is a NOP).
-        Asked for while a read is parsed (AO), one is sent after it, however
-        many were asked: a flood of AO is not a send each.
+        The answer to AO (RFC 854; RFC 1123 3.2.4: a server MUST answer AO
+        with a Synch, to flush the output stream): on plain TCP, what is
+        queued for the peer and not yet handed to the kernel is dropped
+        (L{outputAborted} is told how much), then IAC DM goes with the DM as
+        TCP urgent data, at once or, with the kernel full, as soon as it has
+        room (what is written meanwhile after it); the peer drops the data
+        before the DM.  Elsewhere (TLS, a unix socket: no urgent data)
+        nothing is dropped and IAC DM goes in the stream, a NOP.  Asked for
+        while a read is parsed, one is sent after it, however many were
+        asked: a flood of AO is not a send each; our answers to that read
+        follow it.
         """
         if self._answers is not None:
             self._synchOwed = True
             return
         self._sendSynchNow()
 
+    def outputAborted(self, discarded: int) -> None:
+        """A Synch dropped C{discarded} bytes queued for the peer (to count or log)."""
+
     def _sendSynchNow(self) -> None:
         self._synchOwed = False
+        discarded = discardQueued(self.transport)
+        if discarded and self._sentCR:
+            # (The CR waiting for its LF or NUL was the last byte queued: dropped too.)
+            self._sentCR = False
+            if self._crWaits is not None:
+                self._crWaits.remove(self)
         if self._sentCR:
             self._sendCRNul()
-        self._flushAnswers()
-        if not sendUrgent(self.transport, bytes((IAC, DM))):
-            self._answer(bytes((IAC, DM)))
+        # What the kernel has may end inside a telnet sequence the drop cut
+        # (IAC IAC, a negotiation, an SB, a CR's NUL): a NUL and IAC SE end
+        # any of them (a NUL after a lone IAC is an unknown command, IAC SE
+        # outside an SB one ignored, and the peer drops the data before the
+        # DM).
+        synch = (RESYNC if discarded else b"") + bytes((IAC, DM))
+        if discarded:
+            self.outputAborted(discarded)
+        if not sendUrgent(self.transport, synch):
+            if urgentCapable(self.transport):
+                # (The kernel full, or a CR's NUL queued before it.)
+                sendUrgentLater(self.transport, synch)
+            else:
+                self._answer(synch)
 
     def sendSubnegotiation(self, option: int, payload: bytes) -> None:
         self._answer(bytes((IAC, SB, option)) + payload.replace(IAC_B, IAC_IAC) + bytes((IAC, SE)))
@@ -153,11 +183,15 @@ class TelnetOutput:
             self.transport.write(bytes(answers))
 
     def _endBatch(self, outer: Optional[bytearray]) -> None:
-        """A read is parsed: our answers gathered meanwhile go, then a Synch it asked for."""
+        """A read is parsed: a Synch it asked for goes (dropping what was queued before it), then our answers gathered meanwhile."""
+        if self._synchOwed and outer is None:
+            answers, self._answers = self._answers, None
+            self._sendSynchNow()
+            if answers:
+                self._answer(bytes(answers))
+            return
         self._flushAnswers()
         self._answers = outer
-        if self._synchOwed and outer is None:
-            self._sendSynchNow()
 
 
 class CRWaits:

@@ -242,3 +242,21 @@ class DialOutRetryTests(TestCase):
         TidyObserver(JournalObserver(out), toStdout=False)(retries()[0])
         self.assertRegex(out.getvalue(), rf"^<6>line vm7: {re.escape(directory)}: cannot connect: "
                                          rf"'{re.escape(directory)}' is a directory, not a unix socket; retry 1 in \d\.\d s\n$")
+
+    async def test_dialingOutNamesAnIPv6PeerInBrackets(self) -> None:
+        """'dialing out to' names an IPv6 peer as the retry message does, [::1]:1 (it said ::1:1)."""
+        from twisted.logger import formatEvent
+
+        from tests.realio import ptyLine, startedPty, startGateway, until
+
+        events: list[dict[str, Any]] = []
+        observer = CallObserver(events.append)
+        globalLogPublisher.addObserver(observer)
+        self.addCleanup(globalLogPublisher.removeObserver, observer)
+        startGateway(self, ptyLine(startedPty(self), "tcp:[::1]:1", "telnet:[::1]:2", name="vm6"))
+        said = [formatEvent(e) for e in events if "dialing out" in str(e.get("log_format", ""))]
+        # (Their lookups and connects done before the test ends: refused at once, each is to be dialled again.)
+        await until(self, lambda: len([e for e in events if str(e.get("log_format", "")).startswith("Scheduling retry")]) >= 2,
+                    "both dial-outs' retry messages")
+        self.assertEqual(said, ["line vm6: dialing out to [::1]:1 (raw), reconnecting with backoff",
+                                "line vm6: dialing out to [::1]:2 (telnet), reconnecting with backoff"])

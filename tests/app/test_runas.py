@@ -10,7 +10,7 @@ import os
 
 import attrs
 from twisted.scripts._twistd_unix import ServerOptions
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from serialgw.app import tap
 from serialgw.app.process import TwistdGatewayService
@@ -108,3 +108,46 @@ class RunAsTests(SynchronousTestCase):
             f"lines l0, l1, l2, l3 and 996 more: uid {other} may not write {shut} (where its log {shut}/l0.log, log "
             f"{shut}/l1.log, log {shut}/l2.log, log {shut}/l3.log and 996 more are): the log cannot be rotated nor "
             "made again at SIGUSR1; give the directory to that user, or use one it owns"])
+
+
+class GiveFilesTests(TestCase):
+    def test_filesAndSocketsGivenAway(self) -> None:
+        """
+        Under -u, a console log (and LOG.typed), a file: output and a unix
+        socket (its lock too) made as root before privileges drop are the
+        user's and group's: root's 0640 log could not be opened again by
+        the user (SIGUSR1 with nothing moved: 'Permission denied'; a reload
+        changing a log key was refused), nor its 0600 socket connected to
+        by it or its group.  A file is given only in a directory that user
+        may write (it could replace it anyway), with one link; a symlinked
+        or another user's file is left as it is.
+        """
+        if os.geteuid() != 0:
+            self.skipTest("giving files away takes root")
+        import shutil
+        import tempfile
+
+        given, shut = tempfile.mkdtemp(), os.path.abspath(self.mktemp())  # (a unix socket's path is short)
+        self.addCleanup(shutil.rmtree, given, True)
+        os.chown(given, 65534, -1)
+        os.makedirs(shut)
+        log, out, sock = (os.path.join(given, n) for n in ("a.log", "a.out", "a.sock"))
+        theirs, elsewhere, shutOut = os.path.join(given, "b.out"), os.path.join(shut, "target"), os.path.join(shut, "c.out")
+        open(theirs, "w").close()
+        os.chown(theirs, 1234, 1234)
+        open(elsewhere, "w").close()
+        os.symlink(elsewhere, os.path.join(given, "d.out"))
+        listeners = tuple(parseListener(s) for s in (f"file:{out}", f"unix:{sock}", f"file:{theirs}",
+                                                     f"file:{given}/d.out", f"file:{shutOut}"))
+        line = LineConfig("t", DeviceSpec("pty", os.path.join(given, "dev")), listeners=listeners,
+                          log=LogSpec(log, typed="text"))
+        service = TwistdGatewayService([line])
+        GatewayService.privilegedStartService(service)
+        self.addCleanup(service.stopService)  # (waited for: its unix socket is removed before its directory)
+        service.runAs = (65534, 65533)
+        service.giveFiles()
+        owners = {path: (os.lstat(path).st_uid, os.lstat(path).st_gid)
+                  for path in (log, log + ".typed", out, sock, sock + ".lock", theirs, elsewhere, shutOut)}
+        self.assertEqual(owners, {log: (65534, 65533), log + ".typed": (65534, 65533), out: (65534, 65533),
+                                  sock: (65534, 65533), sock + ".lock": (65534, 65533), theirs: (1234, 1234),
+                                  elsewhere: (0, 0), shutOut: (0, 0)})

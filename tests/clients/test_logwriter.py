@@ -197,6 +197,7 @@ class HeldWriterTests(SynchronousTestCase):
     def test_closeWhileHeld(self) -> None:
         """A close (stop, reload) waits for a stuck writer CLOSE_WAIT s, then leaves the file to it, saying so with the bytes not written."""
         log = self.log(format="")
+        log._writes.runWaiting()  # (opened, then stuck)
         self.line.deviceDataReceived(b"x" * 100 + b"\n")
         closed = log.close()
         self.clock.advance(CLOSE_WAIT - 0.5)
@@ -234,6 +235,16 @@ class HeldWriterTests(SynchronousTestCase):
         self.assertEqual(os.fstat(other).st_ino, os.stat(self.path + ".other").st_ino)
         self.assertEqual(self.flushLoggedErrors(), [])
 
+    def test_closedWhileItsOpenHangs(self) -> None:
+        """A log closed while its writer is still in its first open: left to it after CLOSE_WAIT s, said as stuck in its open, with the bytes not written."""
+        log = self.log(format="")
+        self.line.deviceDataReceived(b"x" * 9 + b"\n")
+        closed = log.close()
+        self.clock.advance(CLOSE_WAIT)
+        self.successResultOf(closed)
+        self.assertEqual(self.said(), [f"web1: log {self.path} left to its writer, stuck in its open for 5 s: 10 "
+                                       "bytes not written"])
+
     def test_notOpenedByItsWriter(self) -> None:
         """A log whose first open, made by its writer once the log is running, fails: said naming the path, the line runs without it (taken off it, nothing written through the link), its close later a no-op."""
         target = self.path + ".target"
@@ -256,6 +267,7 @@ class HeldWriterTests(SynchronousTestCase):
         log = self.log(format="", typed="text")
         typed = log._typed
         assert typed is not None
+        self.addCleanup(typed._writes.runWaiting)  # (its close, once the log let it go)
         typed._writes.runWaiting()
         self.assertEqual(self.said(), [f"web1: cannot open log {self.path}.typed: it is a symbolic link, not "
                                        "followed; its log runs on without it: what is typed is not logged"])
@@ -386,6 +398,7 @@ class HeldFileTests(SynchronousTestCase):
         self.assertIn(client, self.line.clients)
         writes = client._writes
         assert writes is not None
+        self.addCleanup(writes.runWaiting)  # (its close)
         writes.runWaiting()
         self.assertNotIn(client, self.line.clients)
         self.assertEqual([formatEvent(e) for e in self.events if "cannot open" in e.get("log_format", "")],
@@ -394,10 +407,37 @@ class HeldFileTests(SynchronousTestCase):
         client.close()
         self.assertEqual(writes.users, 0)
 
+    def test_fifoReopenedOffTheReactor(self) -> None:
+        """SIGUSR1 of a file: output on a FIFO: its path opened again by a writer of its own, not on the reactor's thread (an open that hangs holds no line): output goes on into the FIFO in hand meanwhile, then into the FIFO now at the path, in order."""
+        fifo = self.path + ".fifo"
+        os.mkfifo(fifo)
+        old = os.open(fifo, os.O_RDWR | os.O_NONBLOCK)
+        self.addCleanup(os.close, old)
+        client = FileClient(self.line, fifo, reactor, parseListener(f"raw+file:{fifo}"), writes="held")
+        self.addCleanup(client.close)
+        first = client._writes
+        assert first is not None
+        first.runWaiting()
+        self.assertIsNone(client._writes)  # (a FIFO: written on the reactor's thread)
+        os.rename(fifo, fifo + ".1")
+        os.mkfifo(fifo)
+        new = os.open(fifo, os.O_RDWR | os.O_NONBLOCK)
+        self.addCleanup(os.close, new)
+        reopened = client.reopen()
+        self.assertNoResult(reopened)
+        self.line.deviceDataReceived(b"before")
+        logwriter._shared[fifo].runWaiting()
+        self.assertEqual(self.successResultOf(reopened), 1)
+        self.line.deviceDataReceived(b"after")
+        self.assertEqual((os.read(old, 100), os.read(new, 100)), (b"before", b"after"))
+
     def test_earlyOutputBounded(self) -> None:
         """Output while a file: output's open has not returned waits for it, QUEUE_BOUND bytes at most: past that dropped, said once, counted; once open, the file gets exactly what waited, then what follows."""
         path = self.path + ".2"
         client = FileClient(self.line, path, reactor, parseListener(f"raw+file:{path}"), writes="held")
+        held = client._writes
+        assert held is not None
+        self.addCleanup(held.runWaiting)  # (its close)
         self.addCleanup(client.close)
         chunks = [bytes([i]) * CHUNK for i in range(QUEUE_BOUND // CHUNK + 2)]
         for chunk in chunks:

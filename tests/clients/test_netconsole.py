@@ -145,6 +145,17 @@ class NetconsoleTests(SynchronousTestCase):
         client.stopProtocol()
         self.assertEqual(clock.getDelayedCalls(), [])
 
+    def test_kernelDropsOfAReadOnlyNetconsole(self) -> None:
+        """A read-only netconsole's kernel drops are not said as datagrams for the device that came faster than it took them (none of them was for the device: a ro one takes none; seen live: '829 datagram(s) for the device dropped ...')."""
+        client = NetconsoleClient(self.line, UDPSpec("127.0.0.1", 6666, "", 6665, ("127.0.0.0/8",)), Role.READONLY,
+                                  reactor=Clock())
+        events: list[dict[str, object]] = []
+        observeLog(self, events.append)
+        client.kernelDropped(829)
+        said = [formatEvent(e) for e in events if e.get("log_namespace") == "serialgw.clients.netconsole"]
+        self.assertEqual(said, ["ttyS0: 829 datagram(s) for read-only netconsole udp:127.0.0.1:6666 dropped by the kernel (829 in "
+                                "all): they came faster than they are read (each refused: it takes none)"])
+
     def test_pausedWhileDeviceBehind(self) -> None:
         """While the device is behind, the UDP port is not read (the kernel holds or drops datagrams, not us)."""
         self.line.deviceWritable(False)

@@ -1424,8 +1424,6 @@ class FileTests(SynchronousTestCase):
             (line + '[ssh]\nlisten = "tcp:2222"\n', ":4: [ssh]: nobody could log in"),
             (line + f'[ssh]\nport = 22\n[users.x]\nkeys = "{key}"\n', ":5: unknown key 'port' in [ssh] (known: host-key, listen)"),
             (line + '[users.x]\nkeys = ["ssh-ed25519 AAAA!"]\n', ":5: [users.x] keys: key:1: cannot read the ssh-ed25519 key"),
-            (line + '[users.x]\nkeys-file = "/nonexistent"\n',
-             ":5: [users.x] keys-file: cannot read keys file '/nonexistent': No such file or directory"),
             (line + f'[users.x]\nkeys = "{key}"\n[users.y]\nkeys = "{key}"\n', ":6: key SHA256:"),
             (line + f'[users."a b"]\nkeys = "{key}"\n', ":4: user name 'a b': letters, digits"),
             (line + f'[ssh]\nlisten = "file:/x"\n[users.x]\nkeys = "{key}"\n',

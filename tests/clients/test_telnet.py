@@ -114,6 +114,20 @@ class TelnetClientTests(SynchronousTestCase):
         self.assertEqual(self.transport.value(), cmd(IAC, DM))
         self.assertEqual(self.device.events, [])
 
+    def test_abortOutputDropCounted(self) -> None:
+        """Output a Synch dropped for the client (plain TCP: tests.wire.test_urgent) is counted with its ignored input, said once a minute at most."""
+        self.client.outputAborted(193858)
+        self.client.outputAborted(5)
+        self.assertEqual((self.client.ignored.total, self.client.ignored.counts),
+                         (193863, {"byte of its output dropped by AO": 5}))
+
+    def test_abortOutputAnswersFollowTheSynch(self) -> None:
+        """AYT and AO in one read: the Synch first (what was queued before the AO is dropped), then the AYT's answer, shown."""
+        self.client.dataReceived(AGREE)
+        self.transport.clear()
+        self.client.dataReceived(cmd(IAC, AYT, IAC, AO))
+        self.assertEqual(self.transport.value(), cmd(IAC, DM) + b"\r\n[serialgw: yes]\r\n")
+
     def test_abortOutputFlood(self) -> None:
         """A read of 1000 IAC AO is answered with one Synch, not 1000."""
         self.client.dataReceived(AGREE)

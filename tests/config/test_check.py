@@ -210,6 +210,28 @@ class CheckTests(SynchronousTestCase):
             f"serialgw: warning: line 'null': listener '{listener}': ca file '{big}' is larger than 4 MiB (now): "
             "the start would refuse it\n"))
 
+    def test_tlsFilesThatDoNotLoad(self) -> None:
+        """TLS files that can be read but not loaded (cert and key swapped, a key that is not the certificate's, a CA file holding a key; a listener's and a dial-out's): a warning each with the start's reason, not OK (the start refused them)."""
+        from tests.certs import Authority
+
+        ca = Authority(os.path.abspath(self.mktemp()))
+        cert, key = ca.issue("gw")
+        other = ca.issue("other")[1]
+        listeners = [f"tls:4443:cert={key}:key={cert}", f"tls:4444:cert={cert}:key={other}",
+                     f"tls:gw.example:4445:ca={key}"]
+        code, out, err = checked("--device", "/dev/null", "--port", listeners[0], "--listen", listeners[1],
+                                 "--listen", listeners[2])
+        self.assertEqual((code, out), (0, "serialgw: options: 1 line(s), 3 listener(s): OK, 3 warning(s)\n"))
+        self.assertEqual(err.splitlines(), [
+            f"serialgw: warning: line 'null': listener '{listeners[0]}': certificate '{key}' holds no PEM certificate "
+            f"but a private key, and key '{cert}' a certificate: are cert= and key= swapped? (now): the start would "
+            "refuse it",
+            f"serialgw: warning: line 'null': listener '{listeners[1]}': key '{other}' is not the key of certificate "
+            f"'{cert}' (now): the start would refuse it",
+            f"serialgw: warning: line 'null': listener '{listeners[2]}': CA file '{key}' holds no PEM certificate but "
+            "a private key (now): the start would refuse it",
+        ])
+
     def test_missingThingsWarn(self) -> None:
         """A device, socket, log directory or TLS file that is not there now: warnings, exit 0."""
         code, out, err = checked("--device", "/dev/ttyUSB-nowhere", "--port",

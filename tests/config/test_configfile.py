@@ -11,6 +11,7 @@ import subprocess
 from typing import Any
 
 from twisted.internet import reactor
+from twisted.logger import formatEvent
 from twisted.python.usage import UsageError
 from twisted.trial.unittest import SkipTest, SynchronousTestCase, TestCase
 from twisted.web.client import Agent, readBody
@@ -19,6 +20,7 @@ from serialgw.app import tap
 from serialgw.app.service import GatewayService
 from serialgw.config.file import MAX_CONFIG_SIZE, loadConfig
 from serialgw.config.specs import ConfigError, DeviceSpec, Protocol, SerialSettings, quote
+from tests.fakes import observeLog
 from tests.realio import (
     Collector,
     FdReader,
@@ -782,6 +784,20 @@ class DialOutCloseTests(TestCase):
         # More than the kernel takes: the rest waits in the transport.
         next(c for c in line.clients if c.person).transport.write(b"x" * (32 << 20))  # type: ignore[attr-defined]
         return service, config(dialOut, logs[1])
+
+    async def test_stopHurriedCutsTheDialOut(self) -> None:
+        """SIGTERM again during the stop cuts a dial-out still taking its queued output at once (it said 'nothing is waited for' and the stop waited out the dial-out's grace all the same)."""
+        service, _ = await self.start(True)
+        service.dialCloseGrace = 60.0
+        events: list[dict[str, Any]] = []
+        observeLog(self, events.append)
+        stopped = service.stopService()
+        self.assertFalse(stopped.called)
+        service.hurry("SIGTERM")
+        await stopped.addTimeout(10, reactor)
+        said = [formatEvent(e) for e in events if "during the stop" in str(e.get("log_format", ""))]
+        self.assertEqual(said, ["SIGTERM during the stop: cutting 1 dial-out(s) now, without waiting for their peers "
+                                "to take what is queued (a)"])
 
     async def test_reloadDoesNotWaitForever(self) -> None:
         """A reload removing the dial-out goes through (the connection aborted after the grace)."""

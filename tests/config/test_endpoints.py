@@ -371,6 +371,25 @@ class TLSTests(SynchronousTestCase):
         self.assertRaises(ConfigError, parseListener, "tls:4443:cert=c:key=k:subjects=x")
         self.assertRaises(ConfigError, parseListener, "tls:4443:cert=c:key=k:colour=blue")
 
+    def test_dialOutCertAndKeyTogether(self) -> None:
+        """A TLS dial-out's client certificate without its key (or a key without a certificate) is refused when read, naming it: --check said OK, and the start died saying "cannot read key '': No such file or directory"."""
+        for text in ("tls:gw.example:4443:ca=ca.pem:cert=me.pem", "tls:gw.example:4443:ca=ca.pem:key=me.key"):
+            with self.assertRaises(ConfigError) as caught:
+                parseListener(text)
+            self.assertEqual(str(caught.exception), f"a TLS dial-out's client certificate needs cert= and key= both: "
+                             f"'{text}'")
+        self.assertEqual(parseListener("tls:gw.example:4443:ca=ca.pem:cert=me.pem:key=me.key").tls,
+                         TLSSpec("me.pem", "me.key", "ca.pem", hostname="gw.example"))
+
+    def test_dialOutIPv6AsQEMUWritesIt(self) -> None:
+        """tls:[::1]:4443:ca=.. (an IPv6 host in brackets, as the udp:, tcp: and telnet: forms take it) dials ::1; it was refused, 'expected tls:PORT:cert=..:key=.. or tls:HOST:PORT:ca=..', only [\\:\\:1] read."""
+        for text in ("tls:[::1]:4443:ca=ca.pem", "tls:[\\:\\:1]:4443:ca=ca.pem", "tls:[fe80::1%eth0]:port=4443:ca=ca.pem"):
+            spec = parseListener(text)
+            assert spec.tls is not None
+            self.assertEqual((spec.kind, spec.host, spec.port, spec.tls.hostname), (C, spec.tls.hostname, 4443,
+                             "fe80::1%eth0" if "fe80" in text else "::1"))
+        self.assertRaises(ConfigError, parseListener, "tls:[::1]:4443")
+
     def test_tlsFields(self) -> None:
         """tls: reads its fields as Twisted reads its strings: port=, backslash escapes in every value."""
         spec = parseListener("raw+tls:port=4443:interface=\\:\\:1:cert=/etc/a\\:b.pem:key=/etc/k\\\\.pem")

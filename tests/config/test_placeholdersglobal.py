@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import os
 
+from twisted.python.usage import UsageError
 from twisted.trial.unittest import SynchronousTestCase
 
+from serialgw.app import tap
 from serialgw.config.file import loadFile
 from serialgw.config.specs import ConfigError
 from tests.realio import socketPath
@@ -78,3 +80,22 @@ class GlobalPathTests(SynchronousTestCase):
         self.assertEqual(said, "FILE:5: [watch-all] listen: listen 'unix:DIR/{name}.sock': unknown placeholder "
                                "'{name}': the one placeholder is {line}, the line's name; a brace itself is written "
                                "{{ or }}")
+
+
+class CommandLineTests(SynchronousTestCase):
+    def test_optionPathsRefuseLine(self) -> None:
+        """A path option holding {line} (--listen, --ssh-host-key, --watch-all, ...) is refused naming it: it was taken as written, a socket named '{line}.sock'."""
+        for argv, option, value in [
+            (["--device", "/dev/ttyS0", "--listen", "0", "--listen", "unix:/run/{line}.sock"], "listen",
+             "unix:/run/{line}.sock"),
+            (["--device", "pty:/run/{line}"], "device", "pty:/run/{line}"),
+            (["--device", "/dev/ttyS0", "--watch-all", "unix:/run/{line}-all.sock"], "watch-all",
+             "unix:/run/{line}-all.sock"),
+            (["--device", "/dev/ttyS0", "--ssh", "tcp:0", "--ssh-host-key", "/var/lib/{line}_key"], "ssh-host-key",
+             "/var/lib/{line}_key"),
+        ]:
+            options = tap.Options()
+            options.exitOnError = False  # type: ignore[attr-defined]
+            e = self.assertRaises(UsageError, options.parseOptions, argv)
+            self.assertEqual(str(e), f"--{option} '{value}': {{line}} is read in a configuration file's paths (one "
+                                     "[defaults] value for every line); on the command line, write the path out")

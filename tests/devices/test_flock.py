@@ -6,6 +6,7 @@ device; the gateway takes one too, and honours theirs.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import shutil
@@ -17,7 +18,7 @@ from twisted.trial.unittest import SkipTest, SynchronousTestCase, TestCase
 from serialgw.app.status import lineStatus
 from serialgw.config.specs import ListenerSpec, Protocol, SerialSettings
 from serialgw.devices import uucplock
-from serialgw.devices.ports import DeviceLocked, TtyPort
+from serialgw.devices.ports import DeviceError, DeviceLocked, TtyPort
 from tests.devices.test_uucpstale import holding
 from tests.fakes import LogEvents
 from tests.realio import (
@@ -55,6 +56,20 @@ class FlockTests(SynchronousTestCase):
         self.assertEqual((e.pid, str(e)), (holder, f"{self.pty.slaveName} is locked by process {holder}"
                                                    f"{uucplock.processName(holder)} (flock, as picocom takes it)"))
         self.assertEqual((termios.tcgetattr(mine), os.listdir(self.dir)), (before, []))
+
+    def test_openEagainIsNoFlock(self) -> None:
+        """An open itself refused with EAGAIN is said as such, not taken for another's flock."""
+        real = os.open
+
+        def again(path: Any, *args: Any, **kwargs: Any) -> int:
+            if path == self.pty.slaveName:
+                raise BlockingIOError(errno.EAGAIN, os.strerror(errno.EAGAIN))
+            return real(path, *args, **kwargs)
+
+        self.patch(os, "open", again)
+        e = self.assertRaises(DeviceError, TtyPort, self.pty.slaveName, SerialSettings(), self.dir)
+        self.assertNotIsInstance(e, DeviceLocked)
+        self.assertEqual(str(e), f"cannot open device {self.pty.slaveName!r}: {os.strerror(errno.EAGAIN)}")
 
     def test_ourFlockHeld(self) -> None:
         """While the gateway has a locked tty, another open of it cannot take an flock (picocom is refused); with lock = false it takes none."""

@@ -19,24 +19,24 @@ import tempfile
 import termios
 from typing import Any
 
+from twisted.logger import formatEvent
 from twisted.trial.unittest import SkipTest, SynchronousTestCase, TestCase
 
 from serialgw.config.specs import SerialSettings
 from serialgw.devices import termio, uucplock
 from serialgw.devices.ports import DeviceError, TtyPort
+from tests.devices.test_uucpstale import holding
+from tests.fakes import LogEvents
 from tests.realio import PtyPair, closeClients, connect, listenerPort, ptyLine, startedPty, startGateway
 
 BUSY = "another program holds it exclusively (TIOCEXCL: Device or resource busy)"
 
 
 def exclusive(case: Any, pty: PtyPair) -> int:
-    """The pty's slave opened here and put in exclusive mode, as gpsd or ModemManager do; its descriptor."""
+    """A live process holding the pty's slave in exclusive mode, as gpsd or ModemManager do; its PID."""
     if termio._TIOCGEXCL is None:
         raise SkipTest("TIOCGEXCL is not asked on this machine's architecture")
-    fd = os.open(pty.slaveName, os.O_RDWR | os.O_NOCTTY)
-    case.addCleanup(os.close, fd)
-    fcntl.ioctl(fd, termios.TIOCEXCL)
-    return fd
+    return holding(case, pty.slaveName, "import fcntl, termios; fcntl.ioctl(f, termios.TIOCEXCL)")
 
 
 class OpenFaultTests(SynchronousTestCase):
@@ -48,13 +48,37 @@ class OpenFaultTests(SynchronousTestCase):
 
     def test_exclusiveRefused(self) -> None:
         """A tty another program holds exclusively (TIOCEXCL) is refused before anything is set, even as root (whom the kernel lets in); its lock is given back; once it lets go, it opens."""
-        fd = exclusive(self, self.pty)
+        exclusive(self, self.pty)
+        fd = os.open(self.pty.slaveName, os.O_RDWR | os.O_NOCTTY)  # (root: let in)
+        self.addCleanup(os.close, fd)
         before = termios.tcgetattr(fd)
         e = self.assertRaises(DeviceError, TtyPort, self.pty.slaveName, SerialSettings(baudrate=1200), self.dir)
         self.assertEqual(str(e), f"cannot open device {self.pty.slaveName!r}: {BUSY}")
         self.assertEqual((termios.tcgetattr(fd), os.listdir(self.dir)), (before, []))
         fcntl.ioctl(fd, termios.TIOCNXCL)
         TtyPort(self.pty.slaveName, SerialSettings(), self.dir).close()
+
+    def test_exclusiveLeftOnPtyCleared(self) -> None:
+        """A pty slave's exclusive mode left by a program that has closed it (it outlives it while the master is open: QEMU's pty) holds nothing: cleared, logged, the tty opened; with lock = false it is not looked at."""
+        if termio._TIOCGEXCL is None:
+            raise SkipTest("TIOCGEXCL is not asked on this machine's architecture")
+        events = LogEvents(self)
+        fd = os.open(self.pty.slaveName, os.O_RDWR | os.O_NOCTTY)
+        fcntl.ioctl(fd, termios.TIOCEXCL)
+        os.close(fd)
+        port = TtyPort(self.pty.slaveName, SerialSettings(), self.dir)
+        self.addCleanup(port.close)
+        self.assertFalse(termio.exclusivelyHeld(port.fileno()))
+        self.assertEqual([formatEvent(e) for e in events.events if "TIOCEXCL" in e.get("log_format", "")],
+                         [f"{self.pty.slaveName}: exclusive mode (TIOCEXCL), left by a program that has closed it, cleared"])
+        other = PtyPair()
+        self.addCleanup(other.close)
+        fd = os.open(other.slaveName, os.O_RDWR | os.O_NOCTTY)
+        fcntl.ioctl(fd, termios.TIOCEXCL)
+        os.close(fd)
+        port = TtyPort(other.slaveName, SerialSettings())
+        self.addCleanup(port.close)
+        self.assertTrue(termio.exclusivelyHeld(port.fileno()))
 
     def test_busyOpenSaid(self) -> None:
         """An open the kernel refuses with EBUSY (TIOCEXCL, the gateway not root) says what that means, naming the path."""

@@ -209,3 +209,37 @@ class HungOpenTests(TestCase):
         self.assertEqual(await reloaded, {"added": [], "changed": ["a"], "removed": []})
         self.assertEqual(service.lines["a"].logs, [])
         self.assertEqual(self.said(), [])
+
+    async def test_failedLaterTriedAgain(self) -> None:
+        """A reload's log and file: output whose opens fail once the reload is done (its checks passed): each said, naming it, the line running without it; a reload of the same configuration opens them again."""
+        a, b = startedPty(self), startedPty(self)
+        lineB = ptyLine(b, LISTEN, name="b")
+        service = startGateway(self, ptyLine(a, LISTEN, name="a"), lineB)
+        out = self.path + ".out"
+        real = os.open
+        refusing = [True]
+
+        def refuse(path: Any, flags: int, *args: Any, **kwargs: Any) -> int:
+            if refusing[0] and path in (self.path, out) and flags & os.O_CREAT:
+                raise PermissionError(13, "Permission denied", path)
+            return real(path, flags, *args, **kwargs)
+
+        self.patch(os, "open", refuse)
+        wanted = ptyLine(a, LISTEN, f"file:{out}", name="a", log=LogSpec(self.path, format="", events="off"))
+        changed = {"added": [], "changed": ["a"], "removed": []}
+        self.assertEqual(await service.reload([wanted, lineB]), changed)
+        await until(self, lambda: len(self.said()) == 2, "both failures said")
+        self.assertEqual(sorted(self.said()), [
+            f"a: cannot open listener file:{out}: Permission denied; the line runs without it",
+            f"a: cannot open log {self.path}: Permission denied; the line runs without it"])
+        line = service.lines["a"]
+        self.assertEqual((line.logs, [c for c in line.clients if isinstance(c, FileClient)]), ([], []))
+        refusing[0] = False
+        self.assertEqual(await service.reload([wanted, lineB]), changed)
+        output = next(c for c in line.clients if isinstance(c, FileClient))
+        await until(self, lambda: output._early is None and len(line.logs) == 1, "both opened")
+        a.write(b"x\n")
+        await until(self, lambda: os.path.exists(out) and os.path.getsize(out) == 2, "the output written")
+        await written()
+        with open(self.path, "rb") as f, open(out, "rb") as g:
+            self.assertEqual((f.read(), g.read()), (b"x\n", b"x\n"))

@@ -5,14 +5,16 @@ stream, read where it is, both ways.
 
 from __future__ import annotations
 
+import fcntl
 import socket
+import struct
 from typing import Any
 
 from twisted.internet import defer, reactor
 from twisted.internet.protocol import ServerFactory
 from twisted.trial.unittest import TestCase
 
-from serialgw.wire.telnet import DM, IAC, IP
+from serialgw.wire.telnet import DM, IAC, IP, SE
 from tests.telnetpeer import TelnetRecorder, cmd
 
 
@@ -24,6 +26,8 @@ class Waiting(TelnetRecorder):
 
     def __init__(self) -> None:
         TelnetRecorder.__init__(self)
+        # Bytes queued for the peer that each of our Synchs discarded.
+        self.aborted: list[int] = []
         self.made: defer.Deferred[None] = defer.Deferred()
         self.got: defer.Deferred[None] = defer.Deferred()
         self.data = b""
@@ -32,6 +36,9 @@ class Waiting(TelnetRecorder):
         if self.synch:
             self.sendSynch()
         self.made.callback(None)
+
+    def outputAborted(self, discarded: int) -> None:
+        self.aborted.append(discarded)
 
     def telnetDataReceived(self, data: bytes) -> None:
         TelnetRecorder.telnetDataReceived(self, data)
@@ -90,6 +97,193 @@ class RealSynchTests(TestCase):
         # readable, which a socket at the mark with only the urgent byte is not.
         peer.setblocking(False)
         self.assertEqual(peer.recv(1, socket.MSG_OOB), cmd(DM))
+
+
+class AbortOutputTests(TestCase):
+    """
+    Our Synch behind output the client has not taken (a flood to a client
+    that reads slowly): the output queued in the gateway is discarded
+    (RFC 854's AO: the output not shown yet is cleared) and the DM is still
+    urgent (RFC 1123 3.2.4: the Synch flushes the client's output stream),
+    sent when the kernel has room for it; what is written after it follows.
+    """
+
+    timeout = 30
+
+    async def flooded(self) -> tuple[Waiting, socket.socket, int]:
+        """A codec whose peer reads nothing, small buffers both ways, 200 KB written: most of it queued in the gateway."""
+        made, port = RealSynchTests.listen(self)  # type: ignore[arg-type]
+        peer = socket.socket()
+        self.addCleanup(peer.close)
+        peer.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        peer.connect(("127.0.0.1", port))
+        peer.setblocking(False)
+        while not made:
+            await _turn()
+        proto = made[0]
+        proto.transport.getHandle().setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)  # type: ignore[union-attr]
+        proto.writeData(b"x" * 200_000)
+        transport: Any = proto.transport
+        queued = len(transport.dataBuffer) - transport.offset + transport._tempDataLen
+        self.assertGreater(queued, 100_000)
+        return proto, peer, queued
+
+    async def toTheMark(self, peer: socket.socket) -> bytes:
+        """What the peer reads before the urgent mark (the reactor turning meanwhile)."""
+        got = b""
+        idle = 0
+        while not struct.unpack("i", fcntl.ioctl(peer.fileno(), SIOCATMARK, struct.pack("i", 0)))[0]:
+            try:
+                chunk = peer.recv(65536)
+            except BlockingIOError:
+                # (No mark coming: the DM went in the stream, or not at all.)
+                idle += 1
+                self.assertLess(idle, 20000, f"no urgent mark after {len(got)} bytes, ending {got[-8:]!r}")
+                await _turn()
+                continue
+            idle = 0
+            self.assertTrue(chunk, "the connection closed before the mark")
+            got += chunk
+        return got
+
+    async def test_abortDiscardsQueuedOutputSynchUrgent(self) -> None:
+        """AO behind 200 KB the client has not taken: what waits in the gateway is dropped, and the DM arrives as TCP urgent data after what the kernel held (a NUL and a stray IAC SE first, so that a telnet sequence cut by the drop ends), then later output in order."""
+        proto, peer, queued = await self.flooded()
+        proto.sendSynch()
+        transport: Any = proto.transport
+        self.assertEqual(len(transport.dataBuffer) - transport.offset + transport._tempDataLen, 0)
+        proto.writeData(b"after")
+        before = await self.toTheMark(peer)
+        self.assertEqual(before, b"x" * (200_000 - queued) + cmd(0, IAC, SE, IAC))
+        self.assertEqual(peer.recv(1, socket.MSG_OOB), cmd(DM))
+        after = b""
+        while after != b"after":
+            try:
+                after += peer.recv(65536)
+            except BlockingIOError:
+                await _turn()
+        self.assertEqual(proto.aborted, [queued])
+
+    async def test_synchWaitsForRoomInTheKernel(self) -> None:
+        """The kernel's buffer full as well (the peer reads nothing): the Synch waits in the gateway, alone, and goes urgent once the peer has read enough for it; output written meanwhile follows it."""
+        proto, peer, queued = await self.flooded()
+        sock = proto.transport.getHandle()  # type: ignore[union-attr]
+        stuffed = 0
+        while True:
+            try:
+                stuffed += sock.send(b"y" * 1024)
+            except BlockingIOError:
+                break
+        proto.sendSynch()
+        proto.writeData(b"after")
+        transport: Any = proto.transport
+        self.assertEqual(transport._tempDataLen, len(cmd(0, IAC, SE, IAC, DM)) + len(b"after"))
+        before = await self.toTheMark(peer)
+        self.assertEqual(before, b"x" * (200_000 - queued) + b"y" * stuffed + cmd(0, IAC, SE, IAC))
+        self.assertEqual(peer.recv(1, socket.MSG_OOB), cmd(DM))
+        after = b""
+        while after != b"after":
+            try:
+                after += peer.recv(65536)
+            except BlockingIOError:
+                await _turn()
+        self.assertEqual(proto.aborted, [queued])
+        self.assertNotIn("writeSomeData", vars(transport))
+
+    async def test_secondAbortWhileTheFirstWaits(self) -> None:
+        """A second AO while the first Synch waits for room: the waiting one is dropped with the rest, one Synch goes, its DM the one urgent byte."""
+        proto, peer, queued = await self.flooded()
+        sock = proto.transport.getHandle()  # type: ignore[union-attr]
+        stuffed = 0
+        while True:
+            try:
+                stuffed += sock.send(b"y" * 1024)
+            except BlockingIOError:
+                break
+        proto.sendSynch()
+        proto.writeData(b"between")
+        proto.sendSynch()
+        proto.writeData(b"after")
+        self.assertEqual(proto.aborted, [queued, len(cmd(0, IAC, SE, IAC, DM) + b"between")])
+        before = await self.toTheMark(peer)
+        self.assertEqual(before, b"x" * (200_000 - queued) + b"y" * stuffed + cmd(0, IAC, SE, IAC))
+        self.assertEqual(peer.recv(1, socket.MSG_OOB), cmd(DM))
+        after = b""
+        while after != b"after":
+            try:
+                after += peer.recv(65536)
+            except BlockingIOError:
+                await _turn()
+
+    async def test_secondAbortSentAtOnceLeavesNoMarkBehind(self) -> None:
+        """The first Synch waits; the peer then reads all, and a second AO's Synch goes at once: the waiting one is given up whole, and output queued later carries no urgent mark (one DM, one mark)."""
+        proto, peer, queued = await self.flooded()
+        sock = proto.transport.getHandle()  # type: ignore[union-attr]
+        while True:
+            try:
+                sock.send(b"y" * 1024)
+            except BlockingIOError:
+                break
+        proto.sendSynch()
+        # The peer takes everything the kernel had, the reactor not turning (the first Synch still waits).
+        got = b""
+        while True:
+            try:
+                chunk = peer.recv(65536)
+            except BlockingIOError:
+                break
+            got += chunk
+        self.assertNotIn(cmd(IAC, SE), got)
+        proto.sendSynch()
+        transport: Any = proto.transport
+        self.assertEqual(transport._tempDataLen, 0)
+        while True:
+            try:
+                sock.send(b"z" * 1024)
+            except BlockingIOError:
+                break
+        proto.writeData(b"after")
+        self.assertEqual(await self.toTheMark(peer), cmd(0, IAC, SE, IAC))
+        self.assertEqual(peer.recv(1, socket.MSG_OOB), cmd(DM))
+        rest = b""
+        turns = 0
+        # (Its last byte taken out of the stream as a second urgent byte, it would never end with it.)
+        while not rest.endswith(b"after") and turns < 1000:
+            try:
+                rest += peer.recv(65536)
+            except BlockingIOError:
+                turns += b"afte" in rest
+                await _turn()
+        self.assertEqual(rest.strip(b"z"), b"after")
+        with self.assertRaises(OSError):
+            peer.recv(1, socket.MSG_OOB)
+
+    async def test_kernelFullNothingQueued(self) -> None:
+        """Nothing waiting in the gateway but the kernel full: nothing dropped, and IAC DM waits there alone and goes urgent once there is room (it went in the stream, a NOP)."""
+        made, port = RealSynchTests.listen(self)  # type: ignore[arg-type]
+        peer = socket.socket()
+        self.addCleanup(peer.close)
+        peer.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        peer.connect(("127.0.0.1", port))
+        peer.setblocking(False)
+        while not made:
+            await _turn()
+        proto = made[0]
+        sock = proto.transport.getHandle()  # type: ignore[union-attr]
+        stuffed = 0
+        while True:
+            try:
+                stuffed += sock.send(b"y" * 1024)
+            except BlockingIOError:
+                break
+        proto.sendSynch()
+        transport: Any = proto.transport
+        self.assertEqual((transport._tempDataLen, proto.aborted), (2, []))
+        self.assertEqual(await self.toTheMark(peer), b"y" * stuffed + cmd(IAC))
+        self.assertEqual(peer.recv(1, socket.MSG_OOB), cmd(DM))
+
+
+SIOCATMARK = 0x8905
 
 
 def _turn() -> defer.Deferred[None]:
