@@ -105,15 +105,19 @@ def lockedElsewhere(path: str) -> Optional[str]:
     entry = None
     try:
         st = os.fstat(fd)
+        # The probing flock under the table's lock, as take() takes its own:
+        # a writer's take() of this file (a rotation, a reopen: their own
+        # threads, as this look's) never finds the probe's and refuses our log.
         with _heldLock:
             entry = _held.get((st.st_dev, st.st_ino))
-        if entry is not None:
+            if entry is not None:
+                return None
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as e:
+                return heldBy(st) if e.errno in _TAKEN else None
+            fcntl.flock(fd, fcntl.LOCK_UN)  # (let go here too, not at the close below)
             return None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as e:
-            return heldBy(st) if e.errno in _TAKEN else None
-        return None
     finally:
         if entry is not None:
             _closeKeeping(fd, entry[0])  # (ours: on NFS this close would take our lock away)

@@ -223,3 +223,44 @@ class LogLockTests(SynchronousTestCase):
         self.assertIn(inode, locked)
         first.close()
         self.assertNotIn(inode, locked)
+
+
+class ProbeRaceTests(SynchronousTestCase):
+    def test_probeNeverRefusesOurWriter(self) -> None:
+        """A reload's look (lockedElsewhere, in a thread of its own) takes its probing flock under the table's lock: a writer's take() of the same file, which may run whenever that lock is free, never finds the probe's flock and refuses our own log as 'held by' this process."""
+        directory = self.mktemp()
+        os.mkdir(directory)
+        path = os.path.join(directory, "web1.log")
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o640))
+        real = fcntl.flock
+        writer: list[object] = []
+
+        class Interleaving:
+            """fcntl as loglock sees it: right after the probe's flock, a writer takes the file if it may run then."""
+
+            def __getattr__(self, name: str) -> object:
+                return getattr(fcntl, name)
+
+            def flock(self, fd: int, operation: int) -> None:
+                real(fd, operation)
+                if writer or loglock._heldLock.locked():
+                    return  # (the writer's own flock; or the probe holds the table: no writer runs now)
+                mine = os.open(path, os.O_WRONLY | os.O_APPEND)
+                try:
+                    writer.append(loglock.take(mine))
+                except OSError as e:
+                    writer.append(e)
+                    os.close(mine)
+                else:
+                    self.mine = mine
+
+        fake = Interleaving()
+        self.patch(loglock, "fcntl", fake)
+        self.assertIsNone(loglock.lockedElsewhere(path))
+        if writer:
+            self.assertEqual(writer, [(os.stat(path).st_dev, os.stat(path).st_ino)])
+            loglock.release(fake.mine, writer[0])  # type: ignore[arg-type]
+        self.patch(loglock, "fcntl", fcntl)
+        key = loglock.take(held := os.open(path, os.O_WRONLY | os.O_APPEND))
+        self.assertIsNotNone(key)
+        loglock.release(held, key)
