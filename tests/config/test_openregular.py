@@ -80,3 +80,16 @@ class NotOpenedTests(SynchronousTestCase):
                                   timeout=60, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
             self.assertEqual((done.stdout, done.stderr), (said(tty, "a character device") + "\nno controlling terminal\n", ""),
                              name)
+
+    def test_withoutOPath(self) -> None:
+        """Where there is no O_PATH, the path is looked at before it is opened: a tty is refused unopened; the host key's symlink is not followed."""
+        self.patch(os, "O_PATH", 0)
+        for name, (reader, error, said) in READERS.items():
+            tty = self.tty()
+            opens = Opens(self, tty)
+            self.assertEqual(str(self.assertRaises(error, reader, tty)), said(tty, "a character device"), name)
+            self.assertEqual(opens.count(), 0, name)
+        link = os.path.abspath(self.mktemp())
+        os.symlink(self.tty(), link)
+        self.assertEqual(str(self.assertRaises(SSHError, loadHostKey, link, False)),
+                         f"SSH host key {link!r} is a symbolic link (not followed)")
