@@ -275,7 +275,9 @@ def stranger(device: str, pid: int, written: Optional[float]) -> Optional[str]:
     if started is None:
         return None
     state, since = started
-    if state == "Z":
+    # (A process whose first thread has exited shows as a zombie too while
+    # its other threads live on, the device open: only a zombie alone is.)
+    if state == "Z" and _threads(pid) <= 1:
         return f"process {pid} has exited (a zombie not yet reaped)"
     if written is None:
         return None
@@ -298,6 +300,14 @@ def _startedAt(pid: int) -> Optional[tuple[str, float]]:
         return fields[0].decode("ascii", "replace"), int(fields[19]) / os.sysconf("SC_CLK_TCK")
     except (OSError, ValueError, IndexError):
         return None
+
+
+def _threads(pid: int) -> int:
+    """How many threads process C{pid} has (/proc/PID/task, which anyone may list); 0 if it cannot be read."""
+    try:
+        return len(os.listdir(f"/proc/{int(pid)}/task"))
+    except (OSError, ValueError):
+        return 0
 
 
 def hasOpen(pid: int, device: str) -> Optional[bool]:

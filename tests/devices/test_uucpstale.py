@@ -38,6 +38,37 @@ def taken(events: LogEvents) -> list[str]:
     return [formatEvent(e) for e in events.events if "taken over" in e.get("log_format", "")]
 
 
+# A process with the device open whose first thread exits (SYS_exit: that thread
+# only) while another goes on: it says so once /proc shows the first a zombie.
+LEADER_GONE = """import ctypes, os, sys, threading
+f = open(sys.argv[1], "rb", 0)
+def rest():
+    while open("/proc/self/stat", "rb").read().rsplit(b")", 1)[1].split()[0] != b"Z":
+        os.sched_yield()
+    print(1, flush=True)
+    sys.stdin.read()
+    os._exit(0)
+threading.Thread(target=rest).start()
+ctypes.CDLL(None).syscall({"x86_64": 60, "aarch64": 93, "riscv64": 93}[os.uname().machine], 0)
+"""
+
+
+def leaderGone(case: Any, device: str) -> int:
+    """A live process (not this one) with C{device} open, whose first thread has exited; ended when the test ends."""
+    child = subprocess.Popen([sys.executable, "-c", LEADER_GONE, device], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+
+    def end() -> None:
+        assert child.stdin is not None and child.stdout is not None
+        child.stdin.close()
+        child.stdout.close()
+        child.wait()
+
+    case.addCleanup(end)
+    assert child.stdout is not None
+    child.stdout.readline()  # its first thread is a zombie now
+    return child.pid
+
+
 def holding(case: Any, device: str, then: str = "pass") -> int:
     """A live process (not this one) with C{device} open as C{f} (and C{then} run), ended when the test ends."""
     code = f"import sys; f = open(sys.argv[1], 'rb', 0); {then}; print(1, flush=True); sys.stdin.read()"
@@ -130,6 +161,17 @@ class StaleTests(SynchronousTestCase):
         writeLock(self.lock, child.pid)
         self.assertEqual(self.takeOver(), f"/dev/ttyS9: stale lock {self.lock} taken over: process {child.pid} has "
                                           "exited (a zombie not yet reaped)")
+
+    def test_zombieLeaderWithLiveThreadsKept(self) -> None:
+        """A process whose first thread has exited (/proc shows it a zombie) while another lives on with the device open keeps its lock."""
+        pty = PtyPair()
+        self.addCleanup(pty.close)
+        lock = os.path.join(self.dir, "LCK.." + os.path.basename(pty.slaveName))
+        holder = leaderGone(self, pty.slaveName)
+        self.assertEqual(uucplock._startedAt(holder)[0], "Z")  # type: ignore[index]
+        writeLock(lock, holder)
+        self.assertEqual(self.assertRaises(uucplock.LockHeld, uucplock.acquire, pty.slaveName, self.dir).pid, holder)
+        self.assertEqual((uucplock.readPid(lock), taken(self.events)), (holder, []))
 
     def test_deadAndNoPid(self) -> None:
         """A dead PID, PID 0, and garbage (binary, huge) are each taken over, the log saying which."""
