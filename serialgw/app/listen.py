@@ -44,6 +44,7 @@ from serialgw.clients.tls import RefusingTLSFactory, ServerContextFactory, TLSEr
 from serialgw.clients.transports import describeAddress
 from serialgw.config.specs import LineConfig, ListenerKind, ListenerSpec, Protocol, describeUnix, isAbstract, quote
 from serialgw.devices.backoff import CarriedBackoff
+from serialgw.devices.uucplock import stranger
 from serialgw.line.hub import Line, Role
 
 log = Logger()
@@ -404,24 +405,42 @@ def removeStaleSocket(path: str, lineName: str) -> None:
     """
     A unix socket file left by a gateway that died is removed; one that a
     live process answers on, or a file that is not a socket, is an error.
+    Its Twisted lock file (C{path}.lock) naming a live process that is not
+    its maker (uucplock's rule: started well after it was written, its PID
+    reused) is removed too, when nobody answers on the socket.
     """
     try:
-        mode = os.lstat(path).st_mode
+        mode: Optional[int] = os.lstat(path).st_mode
     except FileNotFoundError:
         directory = os.path.dirname(path) or "."
         if not os.path.isdir(directory):
             # Twisted's own words were "No such file or directory: '826' -> b'/x/a.sock.lock'".
             raise StartupError(f"line {lineName!r}: cannot make unix socket {path!r}: directory {directory!r} "
                                "does not exist") from None
-        return
-    if not stat.S_ISSOCK(mode):
+        mode = None
+    if mode is not None and not stat.S_ISSOCK(mode):
         raise StartupError(f"line {lineName!r}: {path!r} exists and is not a socket")
-    holder = _lockHolder(path + ".lock")
-    if holder is not None:
+    lock = path + ".lock"
+    holder, reused = _lockHolder(lock, path)
+    if holder is not None and reused is None:
         # Twisted's unix port would refuse it anyway ("Cannot acquire lock"),
         # after the socket had been removed from under the holder.
         raise StartupError(f"line {lineName!r}: {path!r} is locked by process {holder} "
-                           f"({path + '.lock'!r}), which is still there")
+                           f"({lock!r}), which is still there")
+    if mode is not None and not _removeIfStale(path, lineName):
+        return
+    if holder is not None:
+        # Twisted's lock would refuse a live PID, its maker or not.
+        try:
+            if os.readlink(lock) == str(holder):
+                os.unlink(lock)
+                log.info("line {line}: removed stale lock {lock}: {why}", line=lineName, lock=lock, why=reused)
+        except OSError:
+            pass
+
+
+def _removeIfStale(path: str, lineName: str) -> bool:
+    """Remove the socket at C{path} if nobody answers on it (True); raise if someone does; False if it cannot be told."""
     # Not blocking: a connect to a live listener whose backlog is full
     # waits until it accepts, and this runs on the reactor (a reload).
     probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
@@ -430,31 +449,36 @@ def removeStaleSocket(path: str, lineName: str) -> None:
     except ConnectionRefusedError:
         os.unlink(path)
         log.info("line {line}: removed stale socket {path}", line=lineName, path=path)
-        return
+        return True
     except BlockingIOError:
         pass  # a live listener, its backlog full
     except OSError:
-        return
+        return False
     finally:
         probe.close()
     raise StartupError(f"line {lineName!r}: {path!r} is in use by another process")
 
 
-def _lockHolder(lock: str) -> Optional[int]:
-    """The process other than this one that Twisted's lock file C{lock} names, if it is there."""
+def _lockHolder(lock: str, path: str) -> tuple[Optional[int], Optional[str]]:
+    """
+    The live process other than this one that Twisted's lock file C{lock}
+    names, if any; and why it is not the lock's maker (its PID reused
+    since, see L{stranger}), or None when it may be.
+    """
     try:
         pid = int(os.readlink(lock))
+        written = os.lstat(lock).st_mtime
     except (OSError, ValueError):
-        return None
+        return None, None
     if pid <= 0 or pid == os.getpid():
-        return None
+        return None, None
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
-        return None
+        return None, None
     except PermissionError:
         pass
-    return pid
+    return pid, stranger(path, pid, written)
 
 
 def _socatAddress(kind: str, name: str) -> str:

@@ -217,11 +217,14 @@ class LineFactory(Factory):
                 log.warn("{line}: TLS client {peer} ({user}) refused: not in the line's write or read",
                          line=self.line.name, peer=peerName(transport), user=printable(user) or "no CN")
                 return False
-            sessions = sessionsOf(self.line, user) if user else 0
+            # Certificates without a CN (user "") are one person for it:
+            # on a line with read = ["*"] they had no limit, and filled max-clients.
+            sessions = sessionsOf(self.line, user)
             if sessions >= PERSON_SESSIONS_PER_LINE:
                 # (As over SSH: one person, a read-only one too, took every place and kept the writers out.)
-                log.warn("{line}: TLS client {peer} ({user}) refused: {count} sessions of {user} there already",
-                         line=self.line.name, peer=peerName(transport), user=printable(user), count=sessions)
+                log.warn("{line}: TLS client {peer} ({user}) refused: {count} sessions of {whose} there already",
+                         line=self.line.name, peer=peerName(transport), user=printable(user) or "no CN",
+                         count=sessions, whose=printable(user) if user else "certificates without a CN")
                 return False
             if right == "read":
                 client.role = Role.READONLY

@@ -13,6 +13,7 @@ import tempfile
 
 from twisted.conch.ssh import keys
 
+from serialgw.config.paths import NotRegular, openRegular
 from serialgw.config.sshkeys import MAX_KEYS_FILE
 
 
@@ -33,7 +34,13 @@ def loadHostKey(path: str, make: bool = True) -> tuple[keys.Key, bool]:
     from cryptography.hazmat.primitives.asymmetric import ed25519
 
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        # Not opened unless a regular file (a tty there would become the
+        # gateway's controlling terminal), nor a symlink followed.
+        fd = openRegular(path, follow=False)
+    except NotRegular as e:
+        if stat.S_ISLNK(e.mode):
+            raise SSHError(f"SSH host key {path!r} is a symbolic link (not followed)") from None
+        raise SSHError(f"SSH host key {path!r} is not a regular file") from None
     except FileNotFoundError:
         if not make:
             raise SSHError(f"SSH host key {path!r} does not exist") from None
@@ -72,8 +79,6 @@ def loadHostKey(path: str, make: bool = True) -> tuple[keys.Key, bool]:
         raise SSHError(f"cannot read SSH host key {path!r}: {e.strerror}") from None
     try:
         mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            raise SSHError(f"SSH host key {path!r} is not a regular file")
         if mode & 0o077:
             raise SSHError(f"SSH host key {path!r} may be read by others (mode {mode & 0o777:04o}): chmod 600 it")
         data = os.read(fd, MAX_KEYS_FILE)

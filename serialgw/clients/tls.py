@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime
 import inspect
 import os
-import stat
 from typing import Any, Callable, Optional
 
 from OpenSSL import SSL
@@ -22,6 +21,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from serialgw.clients.transports import peerName
+from serialgw.config.paths import NotRegular, openRegular
 from serialgw.config.specs import TLSSpec
 from serialgw.logflood import Peer, clientLog
 
@@ -46,10 +46,12 @@ def _read(path: str, what: str) -> bytes:
     its memory.
     """
     try:
-        with open(path, "rb", opener=lambda name, flags: os.open(name, flags | os.O_NONBLOCK)) as f:
-            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
-                raise TLSError(f"{what} {path!r} is not a regular file")
+        # Not opened unless a regular file: a tty there would become the
+        # gateway's controlling terminal.
+        with open(openRegular(path), "rb") as f:
             data = f.read(MAX_PEM_FILE + 1)
+    except NotRegular:
+        raise TLSError(f"{what} {path!r} is not a regular file") from None
     except OSError as e:
         raise TLSError(f"cannot read {what} {path!r}: {e.strerror}") from None
     if len(data) > MAX_PEM_FILE:

@@ -221,3 +221,50 @@ def noFollow(path: str) -> int:
 def notFollowed(path: str) -> bool:
     """Whether C{path} is now a symlink a C{file:} listener does not follow (L{noFollow})."""
     return bool(noFollow(path)) and os.path.islink(path)
+
+
+class NotRegular(Exception):
+    """What is at a path to be read is not a regular file (its C{st_mode} in C{.mode}); it was not opened."""
+
+    def __init__(self, mode: int) -> None:
+        Exception.__init__(self, mode)
+        self.mode = mode
+
+
+def openRegular(path: str, follow: bool = True) -> int:
+    """
+    A descriptor (C{O_CLOEXEC}) for reading the regular file at C{path}
+    (an admin's or a person's: a key, a certificate, the configuration);
+    L{NotRegular} if it is anything else, which is never opened.  Looked at
+    through an C{O_PATH} descriptor (no open), then opened as that very
+    inode, C{O_NOCTTY|O_NONBLOCK}: an open of a tty made it the gateway's
+    controlling terminal (its hangup a SIGHUP), a FIFO's waited for a
+    writer, a watchdog device starts counting.  C{follow=False}: a symlink
+    is not followed (L{NotRegular} with C{S_IFLNK}, or C{OSError} ELOOP).
+    C{OSError} (or C{ValueError}, a NUL in it) as C{os.open} raises it.
+    """
+    place = getattr(os, "O_PATH", 0)
+    nofollow = 0 if follow else os.O_NOFOLLOW
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC | nofollow
+    if place:
+        where = os.open(path, place | os.O_CLOEXEC | nofollow)
+        try:
+            mode = os.fstat(where).st_mode
+            if not stat.S_ISREG(mode):
+                raise NotRegular(mode)
+            try:
+                return os.open(f"/proc/self/fd/{where}", flags & ~nofollow)
+            except FileNotFoundError:
+                pass  # (no /proc: looked at, then opened by its path)
+        finally:
+            os.close(where)
+    else:
+        mode = os.stat(path, follow_symlinks=follow).st_mode
+        if not stat.S_ISREG(mode):
+            raise NotRegular(mode)
+    fd = os.open(path, flags)
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        raise NotRegular(mode)
+    return fd

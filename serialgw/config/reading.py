@@ -15,6 +15,7 @@ from typing import Any
 
 from serialgw.config.foreign import pastedLine
 from serialgw.config.linetable import LINE_KEYS
+from serialgw.config.paths import NotRegular, openRegular
 from serialgw.config.specs import ConfigError, quote
 from serialgw.config.where import fileLines, tomlError
 
@@ -27,7 +28,10 @@ def readToml(path: str) -> tuple[str, dict[str, Any]]:
     try:
         # Not waiting for a writer: a FIFO at the path would otherwise hang
         # the start, or the whole gateway at a SIGHUP reload.
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        # A tty there (not opened) would become the gateway's controlling terminal.
+        fd = openRegular(path)
+    except NotRegular as e:
+        raise ConfigError(f"configuration {quote(path)} is not a regular file ({_kind(e.mode)})") from None
     except OSError as e:
         raise ConfigError(f"cannot read configuration {quote(path)}: {_whyNot(path, e)}") from None
     except ValueError:
@@ -35,9 +39,6 @@ def readToml(path: str) -> tuple[str, dict[str, Any]]:
         why = "a path cannot hold a NUL character" if "\0" in path else "the path is not one the system can name"
         raise ConfigError(f"cannot read configuration {quote(path)}: {why}") from None
     try:
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            raise ConfigError(f"configuration {quote(path)} is not a regular file ({_kind(mode)})")
         with open(fd, "rb", closefd=False) as f:
             raw = f.read(MAX_CONFIG_SIZE + 1)
     except OSError as e:
@@ -97,15 +98,13 @@ def _pasted(path: str, text: str, error: tomllib.TOMLDecodeError) -> str:
 def _whyNot(path: str, error: OSError) -> str:
     """
     Why a configuration path cannot be opened, said of what is there: a
-    unix socket's open fails as ENXIO, "No such device or address"; a
-    dangling symlink's as ENOENT, of a file that seems to be there.
+    dangling symlink's open fails as ENOENT, of a file that seems to be
+    there.  (A unix socket's is not opened: L{openRegular} refuses it.)
     """
     try:
-        mode = os.stat(path).st_mode
+        mode: int | None = os.stat(path).st_mode
     except OSError:
         mode = None
-    if mode is not None and stat.S_ISSOCK(mode):
-        return "it is a socket, not a regular file"
     if mode is None and os.path.islink(path):
         try:
             target = os.readlink(path)

@@ -8,13 +8,12 @@ error names the file (or table), the line and what is wrong with the key.
 from __future__ import annotations
 
 import base64
-import os
-import stat
 from typing import Optional
 
 import attrs
 from twisted.conch.ssh import keys
 
+from serialgw.config.paths import NotRegular, openRegular
 from serialgw.config.specs import ConfigError, UserSpec, quote
 from serialgw.config.where import fileLines
 
@@ -92,45 +91,15 @@ def readPublicKeys(text: str, source: str, most: Optional[int] = MAX_KEYS) -> li
     return found
 
 
-def _openRegular(path: str) -> int:
-    """
-    A descriptor for reading the regular file at C{path} (a symlink
-    followed); ConfigError if it is anything else, which is never opened.
-    Looked at through an C{O_PATH} descriptor (no open), then opened as
-    that very inode: a keys file may be a person's, in their home, and an
-    open of what it led to had its effects, even refused after (a tty
-    became the gateway's controlling terminal, its hangup a SIGHUP; a
-    watchdog device starts counting; a FIFO's waiting writer went on).
-    """
-    place = getattr(os, "O_PATH", 0)
-    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
-    if place:
-        where = os.open(path, place | os.O_CLOEXEC)
-        try:
-            if not stat.S_ISREG(os.fstat(where).st_mode):
-                raise ConfigError(f"keys file {quote(path)} is not a regular file")
-            try:
-                return os.open(f"/proc/self/fd/{where}", flags)
-            except FileNotFoundError:
-                pass  # (no /proc: looked at, then opened by its path)
-        finally:
-            os.close(where)
-    elif not stat.S_ISREG(os.stat(path).st_mode):
-        raise ConfigError(f"keys file {quote(path)} is not a regular file")
-    fd = os.open(path, flags)
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        os.close(fd)
-        raise ConfigError(f"keys file {quote(path)} is not a regular file")
-    return fd
-
-
 def readKeysFile(path: str) -> list[PublicKey]:
     """The public keys in a file (authorized_keys format); ConfigError names the file."""
     try:
         # Not waited on: a FIFO or a device there (a keys file in a person's
         # home) would stop the reactor at a reload; not opened either.
-        with open(_openRegular(path), "rb") as f:
+        with open(openRegular(path), "rb") as f:
             raw = f.read(MAX_KEYS_FILE + 1)
+    except NotRegular:
+        raise ConfigError(f"keys file {quote(path)} is not a regular file") from None
     except OSError as e:
         raise ConfigError(f"cannot read keys file {quote(path)}: {e.strerror}") from None
     if len(raw) > MAX_KEYS_FILE:

@@ -257,13 +257,13 @@ def _staleBecause(device: str, path: str, holder: Optional[int], written: Option
         return f"it names no process ({holder})"
     if not alive(holder):
         return f"process {holder} is gone"
-    stranger = _stranger(device, holder, written)
-    if stranger is None:
+    why = stranger(device, holder, written)
+    if why is None:
         raise LockHeld(device, path, holder)
-    return stranger
+    return why
 
 
-def _stranger(device: str, pid: int, written: Optional[float]) -> Optional[str]:
+def stranger(device: str, pid: int, written: Optional[float]) -> Optional[str]:
     """
     Why the live process C{pid} is not the maker of a lock written at
     C{written} (epoch seconds), or C{None} when it may be: it has exited

@@ -116,6 +116,26 @@ class HandshakeTimeoutTests(SynchronousTestCase):
         subject[0] = "alice"
         self.assertTrue(self.lineFactory._admit(StringTransport(), RecordingClient()))
 
+    def test_placesOfCertificatesWithoutCN(self) -> None:
+        """Certificates without a CN, on a line with read = ["*"], are one person for the limit: PERSON_SESSIONS_PER_LINE of them at most, one more refused, logged; a named person still gets in (they filled max-clients)."""
+        from serialgw.clients import factory as factoryModule
+        from serialgw.clients.session import PERSON_SESSIONS_PER_LINE
+        from tests.fakes import RecordingClient
+
+        self.line.rights = Rights(write=("alice",), read=("*",))
+        for n in range(PERSON_SESSIONS_PER_LINE):
+            nameless = RecordingClient(f"nameless {n}", Role.READONLY)
+            nameless.person, nameless.user = True, ""
+            self.line.attach(nameless)
+        subject = [""]
+        self.patch(factoryModule, "peerSubject", lambda transport: subject[0])
+        with capturedLogs() as events:
+            self.assertFalse(self.lineFactory._admit(StringTransport(), RecordingClient()))
+        self.assertIn("TLS client 192.168.1.1:54321 (no CN) refused: 8 sessions of certificates without a CN there "
+                      "already", [formatEvent(e).split(": ", 1)[1] for e in events])
+        subject[0] = "alice"
+        self.assertTrue(self.lineFactory._admit(StringTransport(), RecordingClient()))
+
     def test_handshakeTimeoutOption(self) -> None:
         """handshake=SECONDS sets the timeout; 0 means none; nonsense is refused naming it."""
         self.assertEqual(parseListener("tls:0:cert=c:key=k:handshake=2.5").tls.handshakeTimeout, 2.5)  # type: ignore[union-attr]

@@ -32,7 +32,7 @@ class FileMistakeTests(SynchronousTestCase):
         self.addCleanup(server.close)
         server.bind(path)
         self.assertEqual(str(self.assertRaises(ConfigError, loadConfig, path)),
-                         f"cannot read configuration '{path}': it is a socket, not a regular file")
+                         f"configuration '{path}' is not a regular file (a socket)")
 
     def test_danglingSymlink(self) -> None:
         """A symlink to nothing is said to be one, naming where it points; a link to a file is read (relative paths from the link's directory)."""

@@ -10,6 +10,7 @@ import os
 import re
 import socket
 import stat
+import time
 
 from twisted.internet import defer, protocol, reactor
 from twisted.internet.endpoints import (
@@ -19,6 +20,7 @@ from twisted.internet.endpoints import (
     wrapClientTLS,
 )
 from twisted.internet.ssl import Certificate, PrivateCertificate, optionsForClientTLS
+from twisted.logger import formatEvent
 from twisted.trial.unittest import SkipTest, SynchronousTestCase, TestCase
 
 from serialgw.app.listen import StartupError, removeStaleSocket
@@ -26,6 +28,7 @@ from serialgw.clients.local import FileClient
 from serialgw.config.listeners import parseListener
 from serialgw.config.specs import DeviceSpec, LineConfig
 from tests.certs import Authority
+from tests.fakes import LogEvents
 from tests.realio import (
     Clients,
     Collector,
@@ -439,6 +442,54 @@ class StaleSocketTests(SynchronousTestCase):
             os.symlink(holder, path + ".lock")
             removeStaleSocket(path, "a")
             self.assertFalse(os.path.lexists(path), holder)
+
+
+    def strangerLock(self, path: str) -> int:
+        """A lock at C{path}.lock naming a live process that started an hour after it was written (its PID reused)."""
+        from tests.devices.test_uucplock import liveHolder
+        stranger = liveHolder(self)
+        os.symlink(str(stranger), path + ".lock")
+        then = time.time() - 3600
+        os.utime(path + ".lock", (then, then), follow_symlinks=False)
+        return stranger
+
+    def test_lockOfReusedPid(self) -> None:
+        """A stale socket whose lock names a live process started long after the lock was written (its PID reused) is removed with the lock, said, and Twisted's lock can be taken."""
+        from twisted.python.lockfile import FilesystemLock
+        events = LogEvents(self)
+        for present in (True, False):
+            path = os.path.join(self.mktemp() + "d", "s.sock")
+            os.makedirs(os.path.dirname(path))
+            if present:
+                bound = socket.socket(socket.AF_UNIX)
+                bound.bind(path)
+                bound.close()
+            stranger = self.strangerLock(path)
+            removeStaleSocket(path, "a")
+            self.assertEqual((os.path.lexists(path), os.path.lexists(path + ".lock")), (False, False), present)
+            said = [formatEvent(e) for e in events.events if "lock" in e.get("log_format", "")]
+            self.assertEqual(len(said), 1, said)
+            self.assertRegex(said[0], "^" + re.escape(f"line a: removed stale lock {path + '.lock'}: process {stranger} (")
+                             + r".*\) started \d+ s after the lock was written and has not " + re.escape(
+                                 f"{path} open: not its maker (its PID was reused)") + "$")
+            del events.events[:]
+            lock = FilesystemLock(path + ".lock")
+            self.assertTrue(lock.lock())
+            lock.unlock()
+
+    def test_lockOfReusedPidOnALiveSocket(self) -> None:
+        """A socket someone listens on keeps its lock, even one naming a reused PID: the error says it is in use."""
+        path = os.path.join(self.mktemp() + "d", "s.sock")
+        os.makedirs(os.path.dirname(path))
+        bound = socket.socket(socket.AF_UNIX)
+        bound.bind(path)
+        bound.listen(1)
+        self.addCleanup(bound.close)
+        stranger = self.strangerLock(path)
+        with self.assertRaises(StartupError) as caught:
+            removeStaleSocket(path, "a")
+        self.assertEqual(str(caught.exception), f"line 'a': {path!r} is in use by another process")
+        self.assertEqual(os.readlink(path + ".lock"), str(stranger))
 
 
 class DialOutBackoffTests(SynchronousTestCase):
