@@ -434,9 +434,10 @@ class TwistdGatewayService(GatewayService):
             return None
         self.notifier.reloading()
         path, shard = self.configPath, self.shard
+        held = self.ssh.users if self.ssh is not None else ()  # (A key copied into another's file stays theirs.)
 
         def read() -> tuple[tuple[list[LineConfig], Optional[SSHSpec], Optional[WatchAllSpec]], FileConfig]:
-            loaded = loadFile(path, shards=shard.count if shard is not None else None)
+            loaded = loadFile(path, shards=shard.count if shard is not None else None, held=held)
             lines = selectLines(loaded.lines, shard, loaded.pins) if shard is not None else loaded.lines
             ssh = ownListeners(shard.index, None, loaded.ssh, None)[1] if shard is not None else loaded.ssh
             return (lines, ssh, loaded.watchAll), loaded

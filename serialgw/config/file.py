@@ -74,11 +74,13 @@ def loadConfig(path: str) -> list[LineConfig]:
     return loadFile(path).lines
 
 
-def loadFile(path: str, shards: Optional[int] = None) -> FileConfig:
+def loadFile(path: str, shards: Optional[int] = None, held: tuple[UserSpec, ...] = ()) -> FileConfig:
     """
     Read a configuration file; raise ConfigError naming the file, line and
     key.  With C{shards} (--shard I/N: N), a line's C{shard = K} must be
-    one of those processes.
+    one of those processes.  C{held}: the people of the running
+    configuration (a reload), whose keys stay theirs when copied into
+    another person's keys file.
     """
     text, data = readToml(path)
     base = baseOf(path)
@@ -88,7 +90,7 @@ def loadFile(path: str, shards: Optional[int] = None) -> FileConfig:
         if shards is not None and pin >= shards:
             raise ConfigError(f"{_where(path, text, f'lines.{name}', 'shard')}: [lines.{name}] shard: {pin}, but "
                               f"--shard runs {shards} process(es), numbered 0 to {shards - 1}")
-    users, problems = _users(path, text, data, base)
+    users, problems = _users(path, text, data, base, held)
     known = {u.name for u in users}
     for config in lines:
         for key, names in (("write", config.rights.write), ("read", config.rights.read)):
@@ -150,7 +152,8 @@ def _watchAll(path: str, text: str, data: dict[str, Any], base: str) -> Optional
     return attrs.evolve(spec, listeners=tuple(absoluteListener(s, base) for s in spec.listeners))
 
 
-def _users(path: str, text: str, data: dict[str, Any], base: str) -> tuple[tuple[UserSpec, ...], tuple[str, ...]]:
+def _users(path: str, text: str, data: dict[str, Any], base: str,
+           held: tuple[UserSpec, ...] = ()) -> tuple[tuple[UserSpec, ...], tuple[str, ...]]:
     """
     The people, and what was wrong with their keys files.  A keys file may
     be a person's own (in their home): one that cannot be read, or holds a
@@ -212,6 +215,10 @@ def _users(path: str, text: str, data: dict[str, Any], base: str) -> tuple[tuple
     for name, (_, found) in filed.items():
         for key in found:
             claims.setdefault(key.blob, []).append(name)
+    # A key in two keys files stays with whoever had it in the running
+    # configuration (else anyone could take another's key away by copying
+    # it into their own file); at the start, or if neither had it: nobody's.
+    before = _holders(held, {b for b, names in claims.items() if len(names) > 1})
     users = []
     for name in tables:
         texts = [k.text for k in inline[name]]
@@ -219,11 +226,14 @@ def _users(path: str, text: str, data: dict[str, Any], base: str) -> tuple[tuple
         left: dict[bytes, str] = {}
         for key in found:
             others = sorted({owner.get(key.blob) or name, *claims[key.blob]} - {name})
-            if not others:
+            keeper = before.get(key.blob) if key.blob not in owner and before.get(key.blob) in claims[key.blob] else None
+            if not others or keeper == name:
                 texts.append(key.text)
             elif owner.get(key.blob) != name and key.blob not in left:
                 left[key.blob] = (f"{key.fingerprint} is {owner[key.blob]}'s ([users.{owner[key.blob]}] keys)"
                                   if key.blob in owner else
+                                  f"{key.fingerprint} is {keeper}'s (theirs before this reload; in their keys file "
+                                  "too)" if keeper is not None else
                                   f"{key.fingerprint} is in the keys file of {' and '.join(others)} too: nobody's")
         if left:
             # (One line a file, however many: each reload says it again.)
@@ -232,6 +242,21 @@ def _users(path: str, text: str, data: dict[str, Any], base: str) -> tuple[tuple
                             f"{quote(keysFile)}: not {name}'s: key {first}" + (f"; and {more} more" if more else ""))
         users.append(UserSpec(name, tuple(texts)))
     return tuple(users), tuple(problems)
+
+
+def _holders(held: tuple[UserSpec, ...], wanted: set[bytes]) -> dict[bytes, str]:
+    """Whose each of the C{wanted} keys was among C{held} (the running configuration's people)."""
+    if not wanted:
+        return {}
+    found: dict[bytes, str] = {}
+    for user in held:
+        for line in user.keys:
+            try:
+                keys = readPublicKeys(line, "key")
+            except ConfigError:
+                continue
+            found.update((k.blob, user.name) for k in keys if k.blob in wanted)
+    return found
 
 
 def _ssh(path: str, text: str, data: dict[str, Any], users: tuple[UserSpec, ...], problems: tuple[str, ...],

@@ -289,7 +289,7 @@ class ServiceTests(TestCase):
         line = service.lines["l0"]
         systemd.messages()
 
-        def broken(path: str, shards: object = None) -> None:
+        def broken(path: str, shards: object = None, held: object = ()) -> None:
             raise OverflowError("a bug")
 
         self.patch(process, "loadFile", broken)

@@ -39,7 +39,7 @@ class ReloadStormTests(SynchronousTestCase):
         self.reads = 0
         loadFile = process.loadFile
 
-        def counting(path: str, shards: Any = None) -> Any:
+        def counting(path: str, shards: Any = None, held: Any = ()) -> Any:
             self.reads += 1
             return loadFile(path, shards)
 
@@ -130,7 +130,7 @@ class ReloadStormTests(SynchronousTestCase):
         assert callable(handler)
         loadFile = process.loadFile
 
-        def slow(path: str, shards: Any = None) -> Any:
+        def slow(path: str, shards: Any = None, held: Any = ()) -> Any:
             if self.reads == 0:
                 for _ in range(50):
                     handler(signal.SIGHUP, None)
@@ -502,7 +502,7 @@ class ReadingTests(TestCase):
         readers: list[str] = []
         loadFile = process.loadFile
 
-        def recording(path: str, shards: Any = None) -> Any:
+        def recording(path: str, shards: Any = None, held: Any = ()) -> Any:
             readers.append(threading.current_thread().name)
             return loadFile(path, shards)
 

@@ -11,9 +11,11 @@ from __future__ import annotations
 import os
 
 import attrs
+from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import LogLevel
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
+from serialgw.app import process
 from serialgw.app.check import checkLines
 from serialgw.clients.ssh import KeyRing
 from serialgw.config.file import loadFile
@@ -95,6 +97,27 @@ class PersonsFileTests(SynchronousTestCase):
             f"{path}:14: [users.eve] keys-file {eveFile!r}: not eve's: key {fingerprint(eve)} is in the keys file of "
             "bob too: nobody's"))
 
+    def test_copiedKeyStaysWithItsHolder(self) -> None:
+        """At a reload, a key copied into another person's keys file stays with whoever had it in the running configuration (eve cannot take bob's key away by pasting it into her file); the copier is told."""
+        eve = newKey()
+        bobFile = self.keysFile(f"{publicLine(self.bob)}\n")
+        eveFile = self.keysFile(f"{publicLine(eve)}\n{publicLine(self.bob)}\n")
+        running = (UserSpec("ops1", (publicLine(self.ops1),)), UserSpec("bob", (publicLine(self.bob),)),
+                   UserSpec("eve", (publicLine(eve),)))
+        path = writeTemp(self, SSH + LINE + f'[users.ops1]\nkeys = ["{publicLine(self.ops1)}"]\n'
+                                f'[users.bob]\nkeys-file = "{bobFile}"\n[users.eve]\nkeys-file = "{eveFile}"\n')
+        ssh = loadFile(path, held=running).ssh
+        assert ssh is not None
+        self.assertEqual(KeyRing(ssh.users).people, {self.ops1.public().blob(): "ops1", self.bob.public().blob(): "bob",
+                                                     eve.public().blob(): "eve"})
+        self.assertEqual(ssh.problems, (
+            f"{path}:14: [users.eve] keys-file {eveFile!r}: not eve's: key {fingerprint(self.bob)} is bob's (theirs "
+            "before this reload; in their keys file too)",))
+        # Neither had it before (the start): nobody's, as test_sameKeyInTwoFiles.
+        fresh = loadFile(path, held=running[:1]).ssh
+        assert fresh is not None
+        self.assertNotIn(self.bob.public().blob(), KeyRing(fresh.users).people)
+
     def test_nobodyLeftIsNoRefusal(self) -> None:
         """Every person's keys file broken: nobody may log in, said; the file is not refused (its people broke it, not its writer)."""
         path = writeTemp(self, SSH + LINE + f'[users.ops1]\nkeys-file = "{os.path.abspath(self.mktemp())}"\n')
@@ -135,3 +158,19 @@ class SaidTests(TestCase):
         said = [e["problem"] for e in events.at(LogLevel.warn) if "problem" in e]
         self.assertEqual(said, ["f:3: bob has no keys from it", "f:3: bob's key is ops1's"])
         self.assertEqual(service.ssh.users if service.ssh is not None else None, new.users)
+
+    def test_reloadReadsWithTheRunningPeople(self) -> None:
+        """A reload reads the file with the running configuration's people, so that a key copied into another's keys file stays with its holder (test_copiedKeyStaysWithItsHolder)."""
+        asked: list[tuple[UserSpec, ...]] = []
+
+        def loadFile(path: str, shards: object = None, held: tuple[UserSpec, ...] = ()) -> None:
+            asked.append(held)
+            raise ConfigError("stop here")
+
+        self.patch(process, "loadFile", loadFile)
+        service = process.TwistdGatewayService([], reactor=MemoryReactorClock(), ssh=self.spec(()))
+        service.configPath = self.mktemp()
+        self.successResultOf(service.reloadFile())
+        assert service.ssh is not None
+        self.assertEqual(asked, [service.ssh.users])
+
