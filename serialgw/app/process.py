@@ -257,21 +257,31 @@ class TwistdGatewayService(GatewayService):
         ports = [port for _spec, port in self.ports] + [self.statusPort, self.sshPort, *self.watchAllPorts]
         sockets = [path for port in ports if (path := _unixPath(port)) is not None]
         for path in files + sockets + [path + ".lock" for path in sockets]:
+            # What is looked at is what is given: the path is opened (not
+            # followed) and that file checked and changed, not whatever the
+            # path names a moment later (a hard link to a root file swapped
+            # in by that user where it may write).
             try:
-                st = os.lstat(path)
+                fd = os.open(path, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC)
             except OSError:
                 continue
-            if st.st_uid != 0:
-                continue
-            if path in files:
-                directory = os.path.dirname(path)
-                if (not stat.S_ISREG(st.st_mode) or st.st_nlink != 1 or not _mayWrite(directory, uid, gids)
-                        or os.stat(directory).st_mode & stat.S_ISVTX):
-                    continue
             try:
-                os.chown(path, uid, gid, follow_symlinks=False)
+                st = os.fstat(fd)
+                if st.st_uid != 0:
+                    continue
+                if path in files:
+                    directory = os.path.dirname(path)
+                    if (not stat.S_ISREG(st.st_mode) or st.st_nlink != 1 or not _mayWrite(directory, uid, gids)
+                            or os.stat(directory).st_mode & stat.S_ISVTX):
+                        continue
+                elif not (stat.S_ISSOCK(st.st_mode) and st.st_nlink == 1 or stat.S_ISLNK(st.st_mode)):
+                    continue  # (A socket, or Twisted's lock: a symlink.)
+                # (Through /proc, the opened file itself: a symlink's own owner, never its target's.)
+                os.chown(f"/proc/self/fd/{fd}", uid, gid)
             except OSError as e:
                 log.warn("{path} cannot be given to uid {uid}: {reason}", path=path, uid=uid, reason=e.strerror)
+            finally:
+                os.close(fd)
 
     def reopenLogs(self) -> defer.Deferred[int]:
         # twistd's own log first (the count's line goes to the new file), then the lines' files, in turns.

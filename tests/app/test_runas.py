@@ -151,3 +151,46 @@ class GiveFilesTests(TestCase):
         self.assertEqual(owners, {log: (65534, 65533), log + ".typed": (65534, 65533), out: (65534, 65533),
                                   sock: (65534, 65533), sock + ".lock": (65534, 65533), theirs: (1234, 1234),
                                   elsewhere: (0, 0), shutOut: (0, 0)})
+
+    def test_swappedForAHardLinkNotGiven(self) -> None:
+        """
+        What giveFiles looks at is what it gives: a log swapped for a hard
+        link to a root file between the look and the change (the user may
+        write there), or a socket's path made a link to one, leaves that
+        root file root's; before, the change went by path and gave it away.
+        """
+        if os.geteuid() != 0:
+            self.skipTest("giving files away takes root")
+        import shutil
+        import tempfile
+
+        from serialgw.app import process
+
+        given, shut = tempfile.mkdtemp(), os.path.abspath(self.mktemp())
+        self.addCleanup(shutil.rmtree, given, True)
+        os.chown(given, 65534, -1)
+        os.makedirs(shut)
+        victim = os.path.join(shut, "shadow")
+        open(victim, "w").close()
+        log, sock = os.path.join(given, "a.log"), os.path.join(given, "a.sock")
+        line = LineConfig("t", DeviceSpec("pty", os.path.join(given, "dev")), listeners=(parseListener(f"unix:{sock}"),),
+                          log=LogSpec(log))
+        service = TwistdGatewayService([line])
+        GatewayService.privilegedStartService(service)
+        self.addCleanup(service.stopService)
+        os.unlink(sock)
+        os.link(victim, sock)
+        mayWrite = process._mayWrite
+
+        def swapping(directory: str, uid: int, gids: list[int]) -> bool:
+            if os.path.exists(log) and os.stat(log).st_ino != os.stat(victim).st_ino:
+                os.unlink(log)
+                os.link(victim, log)  # (The user's move between the look and the change.)
+            return mayWrite(directory, uid, gids)
+
+        self.patch(process, "_mayWrite", swapping)
+        service.runAs = (65534, 65533)
+        service.giveFiles()
+        # (Linked twice: both moves were made; still root's.)
+        self.assertEqual((os.stat(victim).st_uid, os.stat(victim).st_gid, os.stat(victim).st_nlink), (0, 0, 3))
+
