@@ -49,6 +49,9 @@ class PublicKey:
     comment: str
     fingerprint: str
     text: str
+    # Its line in the file, and its comment whole (C{comment} is cut: a person's name in single-line mode).
+    line: int = 0
+    whole: str = ""
 
 
 # How much of a line that is no key an error quotes: enough to recognise
@@ -98,8 +101,8 @@ def readPublicKeys(text: str, source: str, most: Optional[int] = MAX_KEYS) -> li
             raise ConfigError(f"{source}:{number}: cannot read the {fields[0]} key") from None
         if key.sshType().decode() != fields[0]:
             raise ConfigError(f"{source}:{number}: the key says {key.sshType().decode()}, the line {fields[0]}")
-        comment = printable(fields[2].strip()) if len(fields) > 2 else ""
-        found.append(PublicKey(key.blob(), comment, fingerprint(key), f"{fields[0]} {fields[1]}"))
+        whole = fields[2].strip() if len(fields) > 2 else ""
+        found.append(PublicKey(key.blob(), printable(whole), fingerprint(key), f"{fields[0]} {fields[1]}", number, whole))
     return found
 
 
@@ -198,7 +201,20 @@ def usersFromFile(path: str) -> list[UserSpec]:
             # The line's write/read lists are these names, and "*" there means every user.
             raise ConfigError(f"keys file {quote(path)}: key {key.fingerprint} has the comment '*', which would "
                               "name every user (a read-only key could type): give it another comment")
-        people.setdefault(key.comment or key.fingerprint, []).append(key)
+        if key.comment.startswith("!"):
+            # ("!NAME" in the line's write/read lists takes NAME out of them; it names nobody.)
+            raise ConfigError(f"keys file {quote(path)}: key {key.fingerprint} has the comment {quote(key.comment)}, "
+                              f"which would take {quote(key.comment[1:])} out of the line's people: give it another "
+                              "comment")
+        name = key.comment or key.fingerprint
+        theirs = people.setdefault(name, [])
+        if theirs and theirs[0].whole != key.whole:
+            # Two comments cut (or shown) alike made one person of two, silently.
+            raise ConfigError(f"keys file {quote(path)}:{key.line}: the key's comment differs from line "
+                              f"{theirs[0].line}'s, but names the same person {quote(name)} (a person is named by a "
+                              "comment's first 64 printable characters, others shown as '?'): make them differ there, "
+                              "or the same")
+        theirs.append(key)
     return [userOf(name, found) for name, found in people.items()]
 
 
