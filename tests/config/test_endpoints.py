@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 from twisted.internet.endpoints import UNIXServerEndpoint, serverFromString
 from twisted.trial.unittest import SynchronousTestCase
 
-from serialgw.config.listeners import parseListener, parseSSHListener, parseWatchAll
+from serialgw.config.gatewaylisteners import parseSSHListener, parseWatchAll
+from serialgw.config.listeners import parseListener
 from serialgw.config.specs import ConfigError, ListenerKind, ListenerSpec, Protocol, TLSSpec, UDPSpec, quote
 
 L, C = ListenerKind.LISTEN, ListenerKind.CONNECT
