@@ -29,12 +29,14 @@ def tlsListener(body: str, original: str) -> ListenerSpec:
     """
     # Twisted's tokenizer, as for its own endpoint strings (private, there since Twisted 10): positional and
     # keyword fields, backslash escapes; a first host in brackets ([::1], as QEMU's forms) is one field.
-    positional, named = endpointFields("tls:" + re.sub(r"^\[[^\]\\]*\]", lambda m: m[0].replace(":", "\\:"), body))
+    body = re.sub(r"^\[[^\]\\]*\]", lambda m: m[0].replace(":", "\\:"), body)
+    positional, named = endpointFields("tls:" + body)
     positional = positional[1:]
+    hint = _colonHint(body)
     if "port" in named:
         # tls:port=N listens; tls:HOST:port=N dials out.
         if len(positional) > 1 or positional and isDecimal(positional[0]):
-            raise ConfigError(f"listener {quote(original)} gives the port twice")
+            raise ConfigError(f"listener {quote(original)} gives the port twice{hint}")
         positional.append(named.pop("port"))
     for key in named:
         if key not in ("interface", "cert", "key", "ca", "subjects", "readonly", "handshake"):
@@ -59,7 +61,7 @@ def tlsListener(body: str, original: str) -> ListenerSpec:
             # subjects=; would be no restriction: every certificate of the CA.
             raise ConfigError(f"{key}={quote(named[key])} in listener {quote(original)} names no certificate CN")
     if len(positional) == 1:
-        port = parsePort(positional[0], original)
+        port = _port(positional[0], original, hint)
         if not named.get("cert") or not named.get("key"):
             raise ConfigError(f"a TLS listener needs cert= and key=: {quote(original)}")
         interface = named.get("interface", "")
@@ -69,7 +71,7 @@ def tlsListener(body: str, original: str) -> ListenerSpec:
                       readOnlySubjects=readOnly, handshakeTimeout=handshake)
         return ListenerSpec(f"tls:{port}", Protocol.TELNET, tls=tls, host=interface, port=port)
     if len(positional) == 2:
-        host, port = positional[0].strip("[]"), parsePort(positional[1], original)
+        host, port = positional[0].strip("[]"), _port(positional[1], original, hint)
         if not named.get("ca"):
             raise ConfigError(f"a TLS dial-out needs ca= to verify the server: {quote(original)}")
         if bool(named.get("cert")) != bool(named.get("key")):
@@ -77,4 +79,35 @@ def tlsListener(body: str, original: str) -> ListenerSpec:
         tls = TLSSpec(cert=named.get("cert", ""), key=named.get("key", ""), ca=named["ca"], hostname=host,
                       handshakeTimeout=handshake)
         return ListenerSpec(f"tls:{host}:{port}", Protocol.TELNET, kind=ListenerKind.CONNECT, tls=tls, host=host, port=port)
-    raise ConfigError(f"cannot read TLS listener {quote(original)}: expected tls:PORT:cert=..:key=.. or tls:HOST:PORT:ca=..")
+    raise ConfigError(f"cannot read TLS listener {quote(original)}: expected tls:PORT:cert=..:key=.. or "
+                      f"tls:HOST:PORT:ca=..{hint}")
+
+
+def _colonHint(body: str) -> str:
+    """
+    How to write the first C{KEY=VALUE} of a C{tls:} string that Twisted's
+    tokenizer cut at a bare colon in its value (fields without C{=} follow
+    it: C{interface=::1} read as C{interface=}, C{''}, C{1}), as the end of
+    an error message; C{""} when there is none.
+    """
+    fields = re.split(r"(?<!\\):", body)
+    for i, field in enumerate(fields):
+        if "=" not in field:
+            continue
+        end = i + 1
+        while end < len(fields) and "=" not in fields[end]:
+            end += 1
+        if end > i + 1:
+            written = ":".join(fields[i:end])
+            escaped = written.replace(":", "\\:")
+            return (f"; {quote(written)}: a colon inside a value (an IPv6 address) is written \\:, as in Twisted's "
+                    f"endpoint strings ({quote(escaped)})")
+    return ""
+
+
+def _port(text: str, original: str, hint: str) -> int:
+    """A positional field as the port; refused with C{hint} (L{_colonHint}) added."""
+    try:
+        return parsePort(text, original)
+    except ConfigError as e:
+        raise ConfigError(f"{e}{hint}") from None
