@@ -41,6 +41,7 @@ from serialgw.app.reload import (
     releasedPorts,
     sharesAddress,
 )
+from serialgw.app.retuning import reopenParts, retune
 from serialgw.config.specs import LineConfig, ListenerKind, ListenerSpec
 
 if TYPE_CHECKING:
@@ -306,7 +307,7 @@ class Applying:
         bound = self.bound[name] = {spec: releasedPorts(service._keyed, [(name, spec)]) - {-1} for spec in gone}
         # (Only a line that opens new listeners leaves its old ones for later: see settle.)
         self.later[name] = movedAway(gone, self.plan.opening, bound.__getitem__) if self.plan.reopened[name] else []
-        self.waits += service._retune(old, new, self.written, self.later[name])
+        self.waits += retune(service, old, new, self.written, self.later[name])
 
     def retunedAll(self, _: Any) -> Any:
         service, plan = self.service, self.plan
@@ -331,7 +332,7 @@ class Applying:
         return parts.addCallback(lambda _: self.report())
 
     def reopenParts(self, name: str) -> None:
-        self.settle(name, self.service._reopenParts(self.old[name], self.new[name], self.plan.reopened[name]))
+        self.settle(name, reopenParts(self.service, self.old[name], self.new[name], self.plan.reopened[name]))
 
     def settle(self, name: str, failed: list[tuple[ListenerSpec, StartupError]]) -> None:
         """
