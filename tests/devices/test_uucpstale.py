@@ -11,9 +11,11 @@ import errno
 import os
 import pwd
 import re
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from typing import Any
 
@@ -24,7 +26,7 @@ from serialgw.config.specs import ListenerSpec, Protocol
 from serialgw.devices import uucplock
 from tests.devices.test_uucplock import commOf, deadPid, liveHolder, writeLock
 from tests.fakes import LogEvents
-from tests.realio import PtyPair, ptyLine, startedPty, startGateway
+from tests.realio import PtyPair, ptyLine, startedPty, startGateway, until
 
 
 def setBack(path: str, seconds: float) -> None:
@@ -135,15 +137,48 @@ class StaleTests(SynchronousTestCase):
         self.assertEqual(self.assertRaises(uucplock.LockHeld, uucplock.acquire, pty.slaveName, self.dir).pid, holder)
         self.assertEqual(uucplock.readPid(lock), holder)
 
-    def test_unseenDescriptorsTimeDecides(self) -> None:
-        """Descriptors we may not see (another user's process, we not root): its start alone says it is a stranger."""
-        stranger = liveHolder(self)
+    def test_unseenDescriptorsKept(self) -> None:
+        """Descriptors we may not see (another user's process, we not root): a live holder keeps its lock however much younger than it it looks (a clock set forward while it held it), the refusal saying why and how to clear it."""
+        holder = liveHolder(self)
         self.patch(uucplock, "hasOpen", lambda pid, device: None)
-        writeLock(self.lock, stranger)
+        writeLock(self.lock, holder)
         setBack(self.lock, 3600)
-        self.assertIn(f"process {stranger} ", self.takeOver())
-        writeLock(self.lock, stranger)  # written now: its maker, as far as can be told
-        self.assertEqual(self.assertRaises(uucplock.LockHeld, uucplock.acquire, self.device, self.dir).pid, stranger)
+        error = self.assertRaises(uucplock.LockHeld, uucplock.acquire, self.device, self.dir)
+        self.assertEqual(error.pid, holder)
+        self.assertRegex(str(error), "^" + re.escape(
+            f"/dev/ttyS9 is locked by process {holder} ({commOf(holder)}) ({self.lock}), which is alive; it started ")
+            + r"\d+" + re.escape(
+            " s after the lock was written (its PID reused since, or the clock set forward while it held the lock), "
+            f"but its open files could not be checked (/proc/{holder}/fd: another user's process, this gateway not "
+            f"root), so the lock is kept; if process {holder} does not use /dev/ttyS9, remove {self.lock}") + "$")
+        self.assertEqual((uucplock.readPid(self.lock), taken(self.events)), (holder, []))
+        writeLock(self.lock, holder)  # written now: its maker, as far as can be told
+        self.assertEqual(str(self.assertRaises(uucplock.LockHeld, uucplock.acquire, self.device, self.dir)),
+                         f"/dev/ttyS9 is locked by process {holder} ({commOf(holder)}) ({self.lock})")
+
+    def test_clockJumpNotRootKept(self) -> None:
+        """Really not root: a gateway running as nobody, a root process holding the pty and its lock written an hour before (by the clock as set now): the lock is kept, the pty not taken."""
+        pty = PtyPair()
+        self.addCleanup(pty.close)
+        # (A directory nobody may reach and write: the test's own are root's, 0700 above.)
+        self.dir = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, self.dir)
+        os.chmod(self.dir, 0o1777)
+        lock = os.path.join(self.dir, "LCK.." + os.path.basename(pty.slaveName))
+        holder = holding(self, pty.slaveName)
+        writeLock(lock, holder)
+        os.chown(lock, 65534, 65534)  # (removable by nobody in the sticky directory: only the rule keeps it)
+        setBack(lock, 3600)
+        self.assertTrue(uucplock.hasOpen(holder, pty.slaveName))
+        code = ("import os, sys\nfrom serialgw.devices import uucplock\nos.setgid(65534)\nos.setuid(65534)\n"
+                "print(uucplock.hasOpen(int(sys.argv[3]), sys.argv[1]))\n"
+                "try:\n    uucplock.acquire(sys.argv[1], sys.argv[2])\nexcept uucplock.LockHeld as e:\n"
+                "    print(e.pid)\nelse:\n    print('taken')\n")
+        done = subprocess.run([sys.executable, "-c", code, pty.slaveName, self.dir, str(holder)], capture_output=True,
+                              text=True, timeout=60, cwd=os.getcwd(),
+                              env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+        self.assertEqual((done.stdout, done.stderr), (f"None\n{holder}\n", ""))
+        self.assertEqual(uucplock.readPid(lock), holder)
 
     def test_startUnreadableKept(self) -> None:
         """A live process whose start cannot be read (/proc mounted hidepid) keeps the lock, however old it is."""
@@ -190,12 +225,12 @@ class StaleTests(SynchronousTestCase):
                                           "(b'xxxxxxxxxxxxxxxx'...)")
 
     def test_emptyBeingWritten(self) -> None:
-        """An empty lock made just now is being written (picocom, minicom, ser2net: O_EXCL, then the PID): not taken, the error naming it; an old one is stale."""
+        """An empty lock made just now is being written (picocom, minicom, ser2net: O_EXCL, then the PID): held, by a process not known yet (pid 0), the error naming it; an old one is stale."""
         open(self.lock, "w").close()
-        e = self.assertRaises(uucplock.LockError, uucplock.acquire, self.device, self.dir)
-        self.assertNotIsInstance(e, uucplock.LockHeld)
-        self.assertEqual(str(e), f"cannot lock /dev/ttyS9: {self.lock} is empty, made 0 s ago: its maker is writing "
-                                 "its PID there")
+        e = self.assertRaises(uucplock.LockHeld, uucplock.acquire, self.device, self.dir)
+        self.assertEqual(e.pid, 0)
+        self.assertEqual(str(e), f"/dev/ttyS9 is being locked by another program: {self.lock} is empty, its maker "
+                                 "writing its PID there (taken as stale if still empty 10 s after it was made)")
         self.assertEqual(os.listdir(self.dir), ["LCK..ttyS9"])
         setBack(self.lock, 60)
         self.assertEqual(self.takeOver(), f"/dev/ttyS9: stale lock {self.lock} taken over: it is empty")
@@ -273,6 +308,27 @@ class StaleTests(SynchronousTestCase):
 
 class GatewayReusedPidTests(TestCase):
     timeout = 30
+
+    async def test_emptyLockLineWaits(self) -> None:
+        """A single line started (no --wait-for-device) while another program is making its lock (empty, just made): the start does not fail; the line is down, saying so, locked_by null, and comes up once the lock goes."""
+        lockDir = self.mktemp()
+        os.mkdir(lockDir)
+        pty = startedPty(self)
+        lock = os.path.join(lockDir, "LCK.." + os.path.basename(pty.slaveName))
+        open(lock, "w").close()
+        events = LogEvents(self)
+        service = startGateway(self, ptyLine(pty, ListenerSpec("tcp:0:interface=127.0.0.1", Protocol.TELNET),
+                                             lockDir=lockDir), reopenPolicy=lambda attempt: 0.05)
+        device = service.lines["t"].device
+        why = (f"{pty.slaveName} is being locked by another program: {lock} is empty, its maker writing its PID there "
+               "(taken as stale if still empty 10 s after it was made)")
+        self.assertEqual((device.up, device.downReason, device.lockedBy), (False, why, None))
+        self.assertEqual([formatEvent(e) for e in events.events if e.get("log_level") is not None
+                          and e["log_level"].name == "warn"], [f"{pty.slaveName}: {why}; the line stays down and tries again"])
+        os.unlink(lock)
+        await until(self, lambda: device.up, "the line up")
+        self.assertEqual(uucplock.readPid(lock), os.getpid())
+        await service.stopService()
 
     async def test_reusedPidLineUp(self) -> None:
         """A lock left by a process killed long ago whose PID a live process has now (it started after the lock): the line comes up at start, the log naming the file; it was down for ever."""
