@@ -22,8 +22,10 @@ from serialgw.clients.ptylink import OWN_PTYS, PtyClient
 from serialgw.clients.watchall import LineTap
 from serialgw.config.specs import LineConfig, LogSpec, quote
 from serialgw.devices import reopenpool
+from serialgw.devices.absent import AbsentPort
 from serialgw.devices.device import SerialDevice
-from serialgw.devices.ports import AbsentPort, DeviceError, DeviceLocked, PtyPort, TtyPort
+from serialgw.devices.errors import DeviceError, DeviceLocked
+from serialgw.devices.ports import PtyPort, TtyPort
 from serialgw.devices.ptyslave import otherPtyProblem
 from serialgw.devices.remote import RemoteDevice
 from serialgw.devices.reopen import OPENING

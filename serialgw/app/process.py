@@ -297,7 +297,9 @@ class TwistdGatewayService(GatewayService):
             # before opening the path, and a failure there would leave
             # it with none.
             # Not waited on: a FIFO put at the path would hold the reactor.
-            fd = os.open(logFile.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NONBLOCK, 0o640)
+            # (Nor does a tty there become the gateway's controlling terminal.)
+            fd = os.open(logFile.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NONBLOCK
+                         | os.O_NOCTTY, 0o640)
             regular = stat.S_ISREG(os.fstat(fd).st_mode)
             os.close(fd)
             if not regular:

@@ -35,7 +35,8 @@ from serialgw.clients.logwriter import drained
 from serialgw.clients.transports import describeAddress
 from serialgw.config.specs import LineConfig, ListenerSpec, SSHSpec, WatchAllSpec, isAbstract
 from serialgw.config.where import Places
-from serialgw.devices.ports import DeviceError, openPort
+from serialgw.devices.errors import DeviceError
+from serialgw.devices.ports import openPort
 from serialgw.devices.reopenpool import FirstOpen
 from serialgw.interfaces import IPort
 from serialgw.line.hub import Line

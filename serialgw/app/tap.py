@@ -19,8 +19,9 @@ from serialgw.app.process import TwistdGatewayService, raiseFileLimit
 from serialgw.app.reactor import DEFAULT_BUSY_POLL, GatewayReactor, installIfNoneChosen
 from serialgw.app.service import GatewayService
 from serialgw.config.file import loadFile, nameProblem
+from serialgw.config.gatewaylisteners import parseSSHListener, parseStatusListener, parseWatchAll
 from serialgw.config.linetable import MAX_NAME
-from serialgw.config.listeners import parseListener, parseSSHListener, parseStatusListener, parseWatchAll
+from serialgw.config.listeners import parseListener
 from serialgw.config.parsers import (
     SERIAL_ONLY,
     SINGLE_SETTINGS,

@@ -20,6 +20,7 @@ from twisted.logger import Logger
 
 from serialgw.clients.loglock import release, take
 from serialgw.clients.logwriter import QUEUE_BOUND, FileWrites
+from serialgw.config.paths import NotRegular, openIfRegular
 from serialgw.config.specs import LogSpec
 from serialgw.line.hub import Line
 
@@ -90,10 +91,20 @@ class LogFile:
         # A symlink at the path is not followed (someone could point it at a
         # file the gateway may write): ELOOP, named as such.  Nor is a FIFO
         # or a device waited on (opening a FIFO nobody reads would hold the
-        # reactor for good): a console log is a regular file.
+        # reactor for good): a console log is a regular file, looked at
+        # before it is opened (a serial port's open raises DTR).  Nor does
+        # a tty put there meanwhile become the gateway's controlling
+        # terminal (O_NOCTTY).
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY
         try:
-            fd = os.open(self.spec.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
-                         | os.O_NONBLOCK, self._mode)
+            try:
+                fd = openIfRegular(self.spec.path, flags)
+            except FileNotFoundError:
+                fd = os.open(self.spec.path, flags | os.O_CREAT, self._mode)
+        except NotRegular as e:
+            if stat.S_ISLNK(e.mode):
+                raise OSError(errno.ELOOP, "it is a symbolic link, not followed", self.spec.path) from None
+            raise OSError(errno.EINVAL, NOT_A_FILE, self.spec.path) from None
         except OSError as e:
             if e.errno == errno.ELOOP:
                 raise OSError(errno.ELOOP, "it is a symbolic link, not followed", self.spec.path) from None

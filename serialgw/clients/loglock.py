@@ -23,6 +23,8 @@ import os
 import threading
 from typing import Optional
 
+from serialgw.config.paths import NotRegular, openIfRegular
+
 # (device, inode) of each file held -> [the descriptor holding its lock, how many of ours use it].
 _held: dict[tuple[int, int], list[int]] = {}
 _heldLock = threading.Lock()
@@ -98,9 +100,12 @@ def lockedElsewhere(path: str) -> Optional[str]:
     try:
         # Open for writing, as the log is (nothing written, nothing made):
         # on NFS an exclusive flock is a POSIX lock, and a read-only
-        # descriptor gets EBADF, which found nobody's lock.
-        fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError:
+        # descriptor gets EBADF, which found nobody's lock.  Only a regular
+        # file is opened (a tty swapped in since the path was looked at is
+        # not, nor does one become our controlling terminal: O_NOCTTY); nor
+        # is a symlink followed, nor a FIFO waited on.
+        fd = openIfRegular(path, os.O_WRONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    except (OSError, NotRegular):
         return None  # (not there, or not ours to write: the open itself tells)
     entry = None
     try:

@@ -35,8 +35,8 @@ from typing import Any, Optional
 import attrs
 
 from serialgw.config.foreign import conserverName
+from serialgw.config.gatewaylisteners import parseSSHListener, parseWatchAll
 from serialgw.config.linetable import LINE_KEYS, nameProblem, readLines
-from serialgw.config.listeners import parseSSHListener, parseWatchAll
 from serialgw.config.parsers import checkPath
 from serialgw.config.paths import absolute, absoluteListener, baseOf
 from serialgw.config.placeholders import noLine

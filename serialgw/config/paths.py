@@ -268,3 +268,36 @@ def openRegular(path: str, follow: bool = True) -> int:
         os.close(fd)
         raise NotRegular(mode)
     return fd
+
+
+def openIfRegular(path: str, flags: int) -> int:
+    """
+    C{path} opened with C{flags} (for writing too: a console log's, a
+    look at its lock) only if it is a regular file: looked at first
+    through an C{O_PATH} descriptor, a symlink not followed, then opened
+    as that very inode; anything else (a tty, a FIFO, a symlink:
+    C{S_IFLNK}) is L{NotRegular}, never opened.  C{FileNotFoundError}
+    when nothing is there (the caller may make it).  Without C{O_PATH}
+    or C{/proc}: opened by its path with C{O_NOFOLLOW}, looked at after.
+    Give C{O_NOCTTY} and C{O_NONBLOCK} in C{flags}: a file swapped in
+    between the look and the open is opened by its path.
+    """
+    place = getattr(os, "O_PATH", 0)
+    if place:
+        where = os.open(path, place | os.O_NOFOLLOW | os.O_CLOEXEC)
+        try:
+            mode = os.fstat(where).st_mode
+            if not stat.S_ISREG(mode):
+                raise NotRegular(mode)
+            try:
+                return os.open(f"/proc/self/fd/{where}", flags & ~(os.O_NOFOLLOW | os.O_CREAT | os.O_EXCL))
+            except FileNotFoundError:
+                pass  # (no /proc)
+        finally:
+            os.close(where)
+    fd = os.open(path, (flags | os.O_NOFOLLOW) & ~(os.O_CREAT | os.O_EXCL))
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        raise NotRegular(mode)
+    return fd

@@ -24,7 +24,7 @@ from typing import Mapping, Optional, Sequence
 
 import attrs
 
-from serialgw.config.listeners import optionsFirst
+from serialgw.config.gatewaylisteners import optionsFirst
 from serialgw.config.parsers import isDecimal
 from serialgw.config.specs import (
     ConfigError,

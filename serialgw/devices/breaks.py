@@ -24,7 +24,7 @@ from typing import Callable, Literal, Optional, Protocol
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 
-from serialgw.devices.ports import errorReason
+from serialgw.devices.errors import errorReason
 from serialgw.interfaces import IPort
 
 log = Logger()

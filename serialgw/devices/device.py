@@ -24,8 +24,8 @@ from zope.interface import implementer
 from serialgw.config.specs import SerialSettings
 from serialgw.devices.breaks import DRAINING_QUEUE, IDLE, BreakSequencer
 from serialgw.devices.early import EarlyHold
+from serialgw.devices.errors import errorReason
 from serialgw.devices.pacing import Pacing
-from serialgw.devices.ports import errorReason
 from serialgw.devices.reopen import OPENING, Reopener
 from serialgw.interfaces import IDevice, IDeviceSink, IPort
 

@@ -1,7 +1,10 @@
 """
 The OS side of a local device: a tty opened raw through pyserial
-(L{TtyPort}), a pty the gateway makes (L{PtyPort}), a device that is not
-there (L{AbsentPort}), each an L{IPort}; L{openPort} picks one for a spec.
+(L{TtyPort}), a pty the gateway makes (L{PtyPort}), each an L{IPort};
+L{openPort} picks one for a spec.  Their errors are in
+L{serialgw.devices.errors}, pyserial's names for our settings in
+L{serialgw.devices.pyserialport}, the stand-in for a device not open in
+L{serialgw.devices.absent}.
 
 pyserial is used for settings only; reads and writes go to the file
 descriptor directly (pyserial's own C{read}/C{write} use C{select()}).
@@ -12,7 +15,6 @@ from __future__ import annotations
 import errno
 import os
 import select
-import stat
 import termios
 import tty
 from typing import Any, Optional
@@ -24,7 +26,7 @@ from zope.interface import implementer
 
 from serialgw.config.specs import DeviceSpec, SerialSettings
 from serialgw.devices import uucplock
-from serialgw.devices.access import accessHint
+from serialgw.devices.errors import DeviceError, DeviceLocked, errorReason, whyNotOpened
 from serialgw.devices.links import (
     givePty,
     isMultiplexer,
@@ -32,9 +34,18 @@ from serialgw.devices.links import (
     replaceSymlink,
     restoreSymlink,
 )
-from serialgw.devices.ptyslave import heldExclusively, ptyNode, terminalProblem
+from serialgw.devices.ptyslave import ptyNode, terminalProblem
 from serialgw.devices.ptywatch import SlaveWatch
-from serialgw.devices.termio import ErrorMarks, fcntlBreak, markErrors, readModemState, readTermios
+from serialgw.devices.pyserialport import (
+    FIELDS,
+    SETTING_ERRORS,
+    KeepInputSerial,
+    configure,
+    pyserialCurrent,
+    pyserialValues,
+    readBack,
+)
+from serialgw.devices.termio import ErrorMarks, fcntlBreak, markErrors, readModemState
 from serialgw.interfaces import IPort
 
 log = Logger()
@@ -46,97 +57,10 @@ log = Logger()
 # the reactor waits meanwhile (issue 15).
 READ_SIZE = 4096
 
-
-class DeviceError(Exception):
-    """
-    A device could not be opened or set up; the message names it.
-    """
-
-
-class DeviceLocked(DeviceError):
-    """
-    A live process holds the device's UUCP lock (C{pid}): the line waits.
-    """
-
-    def __init__(self, message: str, pid: int) -> None:
-        DeviceError.__init__(self, message)
-        self.pid = pid
-
-
 # The most distinct refusals of a setting (a field and a value) logged for
 # one open port: a client asking for 7 bits on a pty a thousand times a
 # second made a warning each (1 MB of log every 2 s).
 REJECTIONS_LOGGED = 16
-
-_FIELDS = ("baudrate", "bytesize", "parity", "stopbits", "xonxoff", "rtscts")
-_SETTING_ERRORS = (serial.SerialException, OSError, ValueError, OverflowError, termios.error)
-
-
-# Our parities and stop bits (config's letters and numbers) as pyserial's constants.
-_PYSERIAL_PARITIES = {
-    "N": serial.PARITY_NONE,
-    "E": serial.PARITY_EVEN,
-    "O": serial.PARITY_ODD,
-    "M": serial.PARITY_MARK,
-    "S": serial.PARITY_SPACE,
-}
-_PYSERIAL_STOPBITS = {1: serial.STOPBITS_ONE, 1.5: serial.STOPBITS_ONE_POINT_FIVE, 2: serial.STOPBITS_TWO}
-
-
-def _pyserialValues(settings: SerialSettings) -> dict[str, Any]:
-    """Settings as pyserial's fields (in _FIELDS order) and values."""
-    return {
-        "baudrate": settings.baudrate,
-        "bytesize": settings.bytesize,
-        "parity": _PYSERIAL_PARITIES[settings.parity],
-        "stopbits": _PYSERIAL_STOPBITS[settings.stopbits],
-        "xonxoff": settings.xonxoff,
-        "rtscts": settings.rtscts,
-    }
-
-
-def _pyserialCurrent(ser: serial.Serial) -> dict[str, Any]:
-    """What a pyserial port has now, as L{_pyserialValues} gives it."""
-    return {"baudrate": ser.baudrate, "bytesize": ser.bytesize, "parity": ser.parity, "stopbits": ser.stopbits,
-            "xonxoff": ser.xonxoff, "rtscts": ser.rtscts}
-
-
-def _configure(ser: serial.Serial, settings: SerialSettings) -> None:
-    """Set every field on a closed pyserial port (open() applies them)."""
-    for field, value in _pyserialValues(settings).items():
-        setattr(ser, field, value)
-
-
-def _readBack(ser: serial.Serial) -> SerialSettings:
-    """
-    The settings in effect, as the kernel has them (termios), not as
-    pyserial remembers them; a speed termios cannot name (BOTHER) is
-    pyserial's.
-    """
-    return readTermios(ser.fd, int(ser.baudrate), ser.stopbits == 1.5)
-
-
-
-class _KeepInputSerial(serial.Serial):
-    """
-    pyserial's port without the input flush (TCIFLUSH) its open() ends
-    with: what the device sent before we opened it (a guest's boot
-    messages, what came between an unplug and the reopen) is read like any
-    other output.  Purges go through termios directly (L{TtyPort.purge}).
-    """
-
-    def _reset_input_buffer(self) -> None:
-        pass
-
-    # Whether another program's TIOCEXCL keeps us out (as the kernel keeps out all but root).
-    honoursExclusive = False
-
-    def _reconfigure_port(self, force_update: bool = False) -> None:
-        # At open (force_update), before anything is set.
-        if force_update and self.honoursExclusive and heldExclusively(self.fd, self.port):
-            raise serial.SerialException(errno.EBUSY, "held exclusively")
-        super()._reconfigure_port(force_update)
-
 
 
 @implementer(IPort)
@@ -172,9 +96,9 @@ class TtyPort:
             raise
 
     def _open(self, path: str, settings: SerialSettings, exclusive: bool, node: str) -> None:
-        ser = _KeepInputSerial()
+        ser = KeepInputSerial()
         ser.port = node
-        _configure(ser, settings)
+        configure(ser, settings)
         if exclusive:
             # An flock too, taken before anything is set: picocom and
             # pyserial's exclusive ports lock a tty so, with no lock file.
@@ -187,7 +111,7 @@ class TtyPort:
                 raise DeviceError(f"cannot open device {path!r}: another program holds it exclusively (TIOCEXCL: "
                                   f"{os.strerror(errno.EBUSY)})") from None
             if not (exclusive and e.errno == errno.EWOULDBLOCK and "exclusively lock" in str(e)):  # (pyserial's words)
-                raise DeviceError(f"cannot open device {path!r}: {_whyNotOpened(path, e)}") from None
+                raise DeviceError(f"cannot open device {path!r}: {whyNotOpened(path, e)}") from None
             holder = uucplock.flockHolder(path)
             who = f"process {holder}{uucplock.processName(holder)}" if holder else "another program"
             message = f"{path} is locked by {who} (flock, as picocom takes it)"
@@ -197,7 +121,7 @@ class TtyPort:
                 f"cannot set {settings.describe()} on device {path!r}: {errorReason(e)}"
             ) from None
         except (OSError, ValueError) as e:
-            raise DeviceError(f"cannot open device {path!r}: {_whyNotOpened(path, e)}") from None
+            raise DeviceError(f"cannot open device {path!r}: {whyNotOpened(path, e)}") from None
         self._serial = ser
         self._fd: int = ser.fd
         # The pty slave it is (None: not one), for its reopen (see serialgw.devices.ptyslave).
@@ -218,7 +142,7 @@ class TtyPort:
             # break from the device would flush unread input.  Cleared here,
             # watched or not.
             self._mark(False)
-        self.settings = _readBack(ser)
+        self.settings = readBack(ser)
         if self.settings != settings:
             log.warn(
                 "{device}: asked for {wanted}, the device has {settings}",
@@ -292,23 +216,23 @@ class TtyPort:
         back and logged.  Return what the kernel has now.
         """
         ser = self._serial
-        values, current = _pyserialValues(settings), _pyserialCurrent(ser)
-        for field in _FIELDS:
+        values, current = pyserialValues(settings), pyserialCurrent(ser)
+        for field in FIELDS:
             wanted, old = values[field], current[field]
             if wanted == old:
                 continue
             try:
                 setattr(ser, field, wanted)
-            except _SETTING_ERRORS as e:
+            except SETTING_ERRORS as e:
                 self._rejected(field, wanted, errorReason(e))
                 try:
                     setattr(ser, field, old)
-                except _SETTING_ERRORS:
+                except SETTING_ERRORS:
                     pass
         # pyserial rewrites iflag on every change.
         if self._marks is not None:
             self._mark()
-        return _readBack(ser)
+        return readBack(ser)
 
     def _rejected(self, field: str, value: Any, reason: str) -> None:
         """
@@ -469,46 +393,6 @@ class PtyPort(TtyPort):
         TtyPort.close(self)
 
 
-_NOT_DEVICES = ((stat.S_ISREG, "a regular file"), (stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"),
-                (stat.S_ISSOCK, "a unix socket"), (stat.S_ISBLK, "a block device"))
-
-
-def _whyNotOpened(path: str, e: BaseException) -> str:
-    """
-    Why a tty did not open, for people: what the path is when it is no
-    character device at all, "not a tty" for one that is not (/dev/null),
-    where pyserial says "Could not configure port: (25, '...')".
-    """
-    try:
-        mode = os.stat(path).st_mode
-    except OSError:
-        mode = 0
-    for test, what in _NOT_DEVICES:
-        if mode and test(mode):
-            return f"it is {what}, not a serial device"
-    reason = errorReason(e)
-    if os.strerror(errno.ENOTTY) in reason:
-        return f"it is not a tty ({os.strerror(errno.ENOTTY)})"
-    if reason == os.strerror(errno.EACCES):
-        return reason + accessHint(path)
-    return reason
-
-
-def errorReason(e: BaseException) -> str:
-    """What an error from termios, pyserial or the OS says, for people (C{No such file or directory})."""
-    if isinstance(e, termios.error) and len(e.args) == 2:
-        return str(e.args[1])
-    if isinstance(e, serial.SerialException) and isinstance(e.errno, int):
-        return os.strerror(e.errno)
-    if isinstance(e, OSError) and e.strerror:
-        return e.strerror
-    text = str(e)
-    # pyserial: "[Errno 2] could not open port /dev/x: [Errno 2] No such file..."
-    if "] " in text:
-        text = text.rsplit("] ", 1)[-1]
-    return text
-
-
 def openPort(spec: DeviceSpec, settings: SerialSettings, lockDir: Optional[str] = None, again: bool = False) -> IPort:
     """
     Open the device a spec names; raise L{DeviceError} naming it on failure
@@ -535,61 +419,3 @@ def openPort(spec: DeviceSpec, settings: SerialSettings, lockDir: Optional[str] 
                 pass
         raise DeviceError(problem)
     return TtyPort(spec.path, settings, lockDir)
-
-
-@implementer(IPort)
-class AbsentPort:
-    """
-    Stands for a device that is not open (not there yet at start): every
-    call that would touch it fails as a vanished device does.
-    """
-
-    def __init__(self, name: str, settings: SerialSettings) -> None:
-        self.name = name
-        self.settings = settings
-
-    def _gone(self) -> OSError:
-        return OSError(errno.ENODEV, "not open")
-
-    def fileno(self) -> int:
-        return -1
-
-    def read(self) -> bytes:
-        raise self._gone()
-
-    def write(self, data: bytes | bytearray) -> int:
-        raise self._gone()
-
-    def takeLineState(self) -> int:
-        return 0
-
-    def outputPending(self) -> int:
-        return 0
-
-    def hungUp(self) -> bool:
-        return False
-
-    def watchLineErrors(self, on: bool) -> None:
-        pass
-
-    def setBreak(self, on: bool) -> None:
-        raise self._gone()
-
-    def apply(self, settings: SerialSettings) -> SerialSettings:
-        self.settings = settings
-        return settings
-
-    def setModemLine(self, name: str, on: bool) -> None:
-        raise self._gone()
-
-    def modemState(self) -> Optional[int]:
-        raise self._gone()
-
-    def purge(self, receive: bool, transmit: bool) -> None:
-        raise self._gone()
-
-    def startWatching(self, reactor: Any) -> None:
-        pass
-
-    def close(self) -> None:
-        pass

@@ -30,7 +30,7 @@ from twisted.internet.interfaces import IDelayedCall, IReactorThreads
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from serialgw.devices.ports import DeviceError, DeviceLocked, errorReason
+from serialgw.devices.errors import DeviceError, DeviceLocked, errorReason
 from serialgw.devices.reopenpool import DeviceOpens, OpenWithdrawn, deviceOpens
 from serialgw.interfaces import IPort
 

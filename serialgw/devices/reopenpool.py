@@ -40,7 +40,7 @@ from twisted.internet import defer, threads
 from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
-from serialgw.devices.ports import DeviceError
+from serialgw.devices.errors import DeviceError
 from serialgw.interfaces import IPort
 
 # How long the start waits for the first opens (seconds, all together).

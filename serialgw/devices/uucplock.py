@@ -4,8 +4,10 @@ has C{/dev/ttyS0} open, as ten ASCII digits and a newline (C{"%10d\\n"}, the
 form minicom, cu and ser2net write and read).  A lock whose process is gone
 is stale and taken over; so is one whose PID now belongs to a process that
 started after the lock was written (PIDs are reused: with pid_max 32768 a
-busy machine goes round within the hour), unless that process is seen to
-have the device open.  Every lock taken over is logged, with why.
+busy machine goes round within the hour) and is seen not to have the
+device open (a process whose descriptors cannot be looked at keeps its
+lock: a clock set forward makes a holder look as young).  Every lock taken
+over is logged, with why.
 
 The lock is made atomically, as Taylor UUCP's cu does: the PID is written
 to a temporary file in the lock directory, which is then hard-linked to the
@@ -31,12 +33,15 @@ from serialgw.devices.access import stickyHint
 log = Logger()
 
 # A live process that started more than this many seconds after its lock
-# was written (the file's mtime) did not write it: its PID is another's
-# reused.  The margin is for timestamps' granularity and small clock
-# corrections; a clock set forward by more than it while a holder has its
-# lock (a machine with no real-time clock setting its time from the network
-# after boot) makes the holder look younger than its lock: then only its
-# descriptors, when we may see them, keep its lock from being taken.
+# was written (the file's mtime) and is seen not to have the device open
+# did not write it: its PID is another's reused.  The margin is for
+# timestamps' granularity and small clock corrections.  A clock set forward
+# by more than it while a holder has its lock (a machine with no real-time
+# clock setting its time from the network after boot) makes the holder
+# look younger than its lock: so a lock is taken only when the process's
+# descriptors are seen (root, or its user); one whose descriptors cannot
+# be looked at keeps its lock (as cu, lockdev and ser2net, which ask only
+# whether the PID lives), the refusal saying so.
 REUSED_AFTER = 10.0
 
 # An empty lock file younger than this (seconds, by its mtime) is being
@@ -70,11 +75,22 @@ class LockHeld(LockError):
     A live process holds the device's lock: C{pid}, in C{path}.
     """
 
-    def __init__(self, device: str, path: str, pid: int) -> None:
+    def __init__(self, device: str, path: str, pid: int, unseen: Optional[float] = None) -> None:
+        """
+        C{unseen}: the holder started that many seconds after the lock was
+        written (its PID reused since, or the clock set forward), but its
+        descriptors could not be looked at: kept, and said so.
+        """
         if pid == os.getpid():
             # Another line of ours: the same device by another path (a
             # symlink pointed at it since), or a reload's new line.
             LockError.__init__(self, f"{device} is open on another line of this gateway (pid {pid}, {path})")
+        elif unseen is not None:
+            LockError.__init__(self, f"{device} is locked by process {pid}{processName(pid)} ({path}), which is "
+                               f"alive; it started {unseen:.0f} s after the lock was written (its PID reused since, "
+                               "or the clock set forward while it held the lock), but its open files could not be "
+                               f"checked (/proc/{pid}/fd: another user's process, this gateway not root), so the "
+                               f"lock is kept; if process {pid} does not use {device}, remove {path}")
         else:
             LockError.__init__(self, f"{device} is locked by process {pid}{processName(pid)} ({path})")
         self.device = device
@@ -257,9 +273,9 @@ def _staleBecause(device: str, path: str, holder: Optional[int], written: Option
         return f"it names no process ({holder})"
     if not alive(holder):
         return f"process {holder} is gone"
-    why = stranger(device, holder, written)
-    if why is None:
-        raise LockHeld(device, path, holder)
+    why = _stranger(device, holder, written)
+    if why is None or isinstance(why, float):
+        raise LockHeld(device, path, holder, unseen=why)
     return why
 
 
@@ -270,6 +286,25 @@ def stranger(device: str, pid: int, written: Optional[float]) -> Optional[str]:
     (a zombie), or it started more than L{REUSED_AFTER} seconds after the
     lock was written (its PID reused) and is not seen to have the device
     open.  A process whose start cannot be read (C{hidepid}) may be.
+    (For a unix socket's Twisted lock, which is removed only when nobody
+    answers on the socket too: a process whose descriptors cannot be
+    looked at is judged by its start alone.  A UUCP lock is not: see
+    L{_stranger}.)
+    """
+    why = _stranger(device, pid, written)
+    if isinstance(why, float):
+        return (f"process {pid}{processName(pid)} started {why:.0f} s after the lock was written: not its maker "
+                "(its PID was reused)")
+    return why
+
+
+def _stranger(device: str, pid: int, written: Optional[float]) -> Optional[str | float]:
+    """
+    L{stranger}'s finding: why C{pid} is not the lock's maker; C{None}
+    when it may be; or, when it started more than L{REUSED_AFTER} seconds
+    after the lock was written but its descriptors cannot be looked at
+    (not ours, we not root), how many seconds after: not proven a stranger
+    (a clock set forward while it held the lock looks the same).
     """
     started = _startedAt(pid)
     if started is None:
@@ -284,8 +319,13 @@ def stranger(device: str, pid: int, written: Optional[float]) -> Optional[str]:
     # The lock's mtime on the clock process start times are kept on (seconds since boot).
     writtenSince = written - (time.time() - time.clock_gettime(time.CLOCK_BOOTTIME))
     later = since - writtenSince
-    if later <= REUSED_AFTER or hasOpen(pid, device) is True:
+    if later <= REUSED_AFTER:
         return None
+    seen = hasOpen(pid, device)
+    if seen is True:
+        return None
+    if seen is None:
+        return float(later)
     return (f"process {pid}{processName(pid)} started {later:.0f} s after the lock was written and has not "
             f"{device} open: not its maker (its PID was reused)")
 

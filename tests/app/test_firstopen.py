@@ -20,7 +20,8 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from serialgw.app.service import GatewayService
 from serialgw.config.specs import DeviceSpec, LineConfig
-from serialgw.devices.ports import DeviceError, openPort
+from serialgw.devices.errors import DeviceError
+from serialgw.devices.ports import openPort
 from serialgw.devices.reopen import OPENING
 from serialgw.interfaces import IPort
 from tests.fakes import RecordingPort

@@ -22,7 +22,7 @@ from serialgw.app.service import GatewayService
 from serialgw.config.specs import DeviceSpec, LineConfig
 from serialgw.devices import reopen
 from serialgw.devices.device import HIGH_WATER
-from serialgw.devices.ports import DeviceError
+from serialgw.devices.errors import DeviceError
 from serialgw.devices.reopen import OPENING, STUCK_AFTER
 from serialgw.devices.reopenpool import DeviceOpens
 from tests.devices.test_reopen import HeldPool

@@ -14,7 +14,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from serialgw.app.service import GatewayService
 from serialgw.config.file import loadConfig
 from serialgw.devices.device import SerialDevice
-from serialgw.devices.ports import DeviceError
+from serialgw.devices.errors import DeviceError
 
 
 class RuntimePtyLoopTests(SynchronousTestCase):

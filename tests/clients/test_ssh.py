@@ -49,7 +49,7 @@ from serialgw.clients.ssh import (
 from serialgw.clients.sshsession import SSHClient
 from serialgw.clients.transports import describeAddress
 from serialgw.config.file import loadFile
-from serialgw.config.listeners import parseSSHListener
+from serialgw.config.gatewaylisteners import parseSSHListener
 from serialgw.config.specs import ConfigError, Rights, SerialSettings, SSHSpec, UserSpec
 from serialgw.config.sshkeys import fingerprint, readPublicKeys, usersFromFile
 from serialgw.interfaces import IClient

@@ -17,7 +17,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from serialgw.clients import sshlimits
 from serialgw.clients.ssh import Connection, GatewaySSHFactory, KeyRing, SSHGateway
-from serialgw.config.listeners import parseSSHListener
+from serialgw.config.gatewaylisteners import parseSSHListener
 from tests.clients.test_ssh import BufferedTcp, Tcp, newKey
 from tests.fakes import LogEvents
 

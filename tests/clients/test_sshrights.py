@@ -20,7 +20,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from serialgw.clients.ssh import GatewaySSHFactory, Login, Person, Realm
 from serialgw.clients.sshsession import SSHClient
-from serialgw.config.listeners import parseSSHListener
+from serialgw.config.gatewaylisteners import parseSSHListener
 from serialgw.config.specs import SSHSpec, UserSpec
 from serialgw.line.hub import Role
 from tests.clients.test_ssh import SSHTransportStub, newKey, publicLine, sent

@@ -17,7 +17,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from serialgw.clients import sshlimits
 from serialgw.clients.ssh import Connection, GatewaySSHFactory, KeyRing, SSHGateway
 from serialgw.clients.sshtransport import ServerTransport
-from serialgw.config.listeners import parseSSHListener
+from serialgw.config.gatewaylisteners import parseSSHListener
 from serialgw.logflood import peerLimiter
 from tests.clients.test_ssh import Tcp, newKey
 from tests.fakes import LogEvents

@@ -20,7 +20,8 @@ from serialgw.app import tap
 from serialgw.clients.session import CLOSE_GRACE
 from serialgw.clients.watchall import PARTIAL_HOLD, PARTIAL_LIMIT, WatchAllClient, WatchAllFactory
 from serialgw.config.file import loadFile
-from serialgw.config.listeners import parseListener, parseWatchAll
+from serialgw.config.gatewaylisteners import parseWatchAll
+from serialgw.config.listeners import parseListener
 from serialgw.config.specs import ConfigError, DeviceSpec, LineConfig, ListenerSpec, Protocol, quote
 from serialgw.interfaces import IClient
 from serialgw.line.hub import Line

@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 from twisted.internet.endpoints import UNIXServerEndpoint, serverFromString
 from twisted.trial.unittest import SynchronousTestCase
 
-from serialgw.config.listeners import parseListener, parseSSHListener, parseWatchAll
+from serialgw.config.gatewaylisteners import parseSSHListener, parseWatchAll
+from serialgw.config.listeners import parseListener
 from serialgw.config.specs import ConfigError, ListenerKind, ListenerSpec, Protocol, TLSSpec, UDPSpec, quote
 
 L, C = ListenerKind.LISTEN, ListenerKind.CONNECT
@@ -399,6 +400,28 @@ class TLSTests(SynchronousTestCase):
         spec = parseListener("tls:[\\:\\:1]:port=4443:ca=/etc/c\\:a.pem")
         assert spec.tls is not None
         self.assertEqual((spec.kind, spec.host, spec.port, spec.tls.ca, spec.tls.hostname), (C, "::1", 4443, "/etc/c:a.pem", "::1"))
+
+    def test_tlsColonInAValueHinted(self) -> None:
+        """A tls: value with a bare colon (tls:4443:interface=::1) is refused naming that value and how to write it (\\:), as Twisted's strings are; it was only 'expected tls:PORT:cert=..'."""
+        hint = ": a colon inside a value (an IPv6 address) is written \\:, as in Twisted's endpoint strings"
+        cases = {
+            "tls:4443:interface=::1:cert=c.pem:key=k.pem":
+                "cannot read TLS listener 'tls:4443:interface=::1:cert=c.pem:key=k.pem': expected tls:PORT:cert=..:key=.. "
+                f"or tls:HOST:PORT:ca=..; 'interface=::1'{hint} ('interface=\\:\\:1')",
+            "raw+tls:port=4443:interface=fe80::1%eth0:cert=c.pem:key=k.pem":
+                "listener 'raw+tls:port=4443:interface=fe80::1%eth0:cert=c.pem:key=k.pem' gives the port twice; "
+                f"'interface=fe80::1%eth0'{hint} ('interface=fe80\\:\\:1%eth0')",
+            "tls:4443:cert=/etc/a:b.pem:key=k.pem":
+                "bad port 'b.pem' in listener 'tls:4443:cert=/etc/a:b.pem:key=k.pem'; "
+                f"'cert=/etc/a:b.pem'{hint} ('cert=/etc/a\\:b.pem')",
+        }
+        for text, message in cases.items():
+            e = self.assertRaises(ConfigError, parseListener, text)
+            self.assertEqual(str(e), message, text)
+        # No colon inside a value: no hint.
+        e = self.assertRaises(ConfigError, parseListener, "tls:4443:5000:6000:cert=c.pem:key=k.pem")
+        self.assertEqual(str(e), "cannot read TLS listener 'tls:4443:5000:6000:cert=c.pem:key=k.pem': expected "
+                         "tls:PORT:cert=..:key=.. or tls:HOST:PORT:ca=..")
 
     def test_sslRefused(self) -> None:
         """Twisted's ssl: (clients attached before the handshake) is refused, pointing to tls:."""

@@ -19,7 +19,7 @@ from serialgw.app import process
 from serialgw.app.check import checkLines
 from serialgw.clients.ssh import KeyRing
 from serialgw.config.file import loadFile
-from serialgw.config.listeners import parseSSHListener
+from serialgw.config.gatewaylisteners import parseSSHListener
 from serialgw.config.specs import ConfigError, SSHSpec, UserSpec
 from serialgw.config.sshkeys import fingerprint
 from tests.clients.test_ssh import newKey, publicLine

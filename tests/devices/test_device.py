@@ -16,9 +16,10 @@ from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
 from serialgw.config.specs import SerialSettings
+from serialgw.devices.absent import AbsentPort
 from serialgw.devices.breaks import DRAIN_LIMIT, DRAIN_POLL
 from serialgw.devices.device import HIGH_WATER, SerialDevice
-from serialgw.devices.ports import AbsentPort, DeviceError
+from serialgw.devices.errors import DeviceError
 from serialgw.devices.termio import LINE_BREAK
 from serialgw.interfaces import IDevice, IDeviceSink, IPort
 from tests.fakes import RecordingPort

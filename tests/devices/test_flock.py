@@ -18,7 +18,8 @@ from twisted.trial.unittest import SkipTest, SynchronousTestCase, TestCase
 from serialgw.app.status import lineStatus
 from serialgw.config.specs import ListenerSpec, Protocol, SerialSettings
 from serialgw.devices import uucplock
-from serialgw.devices.ports import DeviceError, DeviceLocked, TtyPort
+from serialgw.devices.errors import DeviceError, DeviceLocked
+from serialgw.devices.ports import TtyPort
 from tests.devices.test_uucpstale import holding
 from tests.fakes import LogEvents
 from tests.realio import (

@@ -24,7 +24,8 @@ from twisted.trial.unittest import SkipTest, SynchronousTestCase, TestCase
 
 from serialgw.config.specs import SerialSettings
 from serialgw.devices import termio, uucplock
-from serialgw.devices.ports import DeviceError, TtyPort
+from serialgw.devices.errors import DeviceError
+from serialgw.devices.ports import TtyPort
 from tests.devices.test_uucpstale import holding
 from tests.fakes import LogEvents
 from tests.realio import PtyPair, closeClients, connect, listenerPort, ptyLine, startedPty, startGateway

@@ -20,8 +20,9 @@ from serialgw.clients.consolelog import ConsoleLog
 from serialgw.clients.ptylink import PtyClient
 from serialgw.config.listeners import parseListener
 from serialgw.config.specs import DeviceSpec, LineConfig, LogSpec, SerialSettings
+from serialgw.devices.errors import DeviceError
 from serialgw.devices.links import replaceSymlink
-from serialgw.devices.ports import DeviceError, PtyPort
+from serialgw.devices.ports import PtyPort
 from serialgw.line.hub import Line
 from tests.fakes import RecordingDevice
 from tests.realio import socketPath, startedPty

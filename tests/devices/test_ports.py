@@ -15,7 +15,9 @@ import serial
 from twisted.trial.unittest import SynchronousTestCase
 
 from serialgw.config.specs import DeviceSpec, SerialSettings
-from serialgw.devices.ports import AbsentPort, DeviceError, PtyPort, TtyPort, errorReason, openPort
+from serialgw.devices.absent import AbsentPort
+from serialgw.devices.errors import DeviceError, errorReason
+from serialgw.devices.ports import PtyPort, TtyPort, openPort
 
 
 class TtyMarksTests(SynchronousTestCase):
@@ -357,7 +359,7 @@ class TerminalAtPathTests(SynchronousTestCase):
         as locked, naming the holder as the first open does (DeviceLocked:
         the status page's locked_by), not as another session's terminal.
         """
-        from serialgw.devices.ports import DeviceLocked
+        from serialgw.devices.errors import DeviceLocked
 
         master, slave, name = self.pty()
         self.addCleanup(os.close, master)

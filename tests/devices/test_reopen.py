@@ -17,7 +17,7 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface import implementer
 
-from serialgw.devices.ports import DeviceError, DeviceLocked
+from serialgw.devices.errors import DeviceError, DeviceLocked
 from serialgw.devices.reopen import OPENING, STABLE_UP, Reopener
 from serialgw.interfaces import IPort
 from tests.fakes import RecordingPort

@@ -24,7 +24,8 @@ from serialgw.app.status import lineStatus
 from serialgw.config.file import loadConfig
 from serialgw.config.specs import ConfigError, DeviceSpec, ListenerSpec, Protocol, SerialSettings
 from serialgw.devices import uucplock
-from serialgw.devices.ports import DeviceError, DeviceLocked, TtyPort, openPort
+from serialgw.devices.errors import DeviceError, DeviceLocked
+from serialgw.devices.ports import TtyPort, openPort
 from tests.fakes import LogEvents
 from tests.realio import (
     Collector,

@@ -11,9 +11,11 @@ import errno
 import os
 import pwd
 import re
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from typing import Any
 
@@ -135,15 +137,48 @@ class StaleTests(SynchronousTestCase):
         self.assertEqual(self.assertRaises(uucplock.LockHeld, uucplock.acquire, pty.slaveName, self.dir).pid, holder)
         self.assertEqual(uucplock.readPid(lock), holder)
 
-    def test_unseenDescriptorsTimeDecides(self) -> None:
-        """Descriptors we may not see (another user's process, we not root): its start alone says it is a stranger."""
-        stranger = liveHolder(self)
+    def test_unseenDescriptorsKept(self) -> None:
+        """Descriptors we may not see (another user's process, we not root): a live holder keeps its lock however much younger than it it looks (a clock set forward while it held it), the refusal saying why and how to clear it."""
+        holder = liveHolder(self)
         self.patch(uucplock, "hasOpen", lambda pid, device: None)
-        writeLock(self.lock, stranger)
+        writeLock(self.lock, holder)
         setBack(self.lock, 3600)
-        self.assertIn(f"process {stranger} ", self.takeOver())
-        writeLock(self.lock, stranger)  # written now: its maker, as far as can be told
-        self.assertEqual(self.assertRaises(uucplock.LockHeld, uucplock.acquire, self.device, self.dir).pid, stranger)
+        error = self.assertRaises(uucplock.LockHeld, uucplock.acquire, self.device, self.dir)
+        self.assertEqual(error.pid, holder)
+        self.assertRegex(str(error), "^" + re.escape(
+            f"/dev/ttyS9 is locked by process {holder} ({commOf(holder)}) ({self.lock}), which is alive; it started ")
+            + r"\d+" + re.escape(
+            " s after the lock was written (its PID reused since, or the clock set forward while it held the lock), "
+            f"but its open files could not be checked (/proc/{holder}/fd: another user's process, this gateway not "
+            f"root), so the lock is kept; if process {holder} does not use /dev/ttyS9, remove {self.lock}") + "$")
+        self.assertEqual((uucplock.readPid(self.lock), taken(self.events)), (holder, []))
+        writeLock(self.lock, holder)  # written now: its maker, as far as can be told
+        self.assertEqual(str(self.assertRaises(uucplock.LockHeld, uucplock.acquire, self.device, self.dir)),
+                         f"/dev/ttyS9 is locked by process {holder} ({commOf(holder)}) ({self.lock})")
+
+    def test_clockJumpNotRootKept(self) -> None:
+        """Really not root: a gateway running as nobody, a root process holding the pty and its lock written an hour before (by the clock as set now): the lock is kept, the pty not taken."""
+        pty = PtyPair()
+        self.addCleanup(pty.close)
+        # (A directory nobody may reach and write: the test's own are root's, 0700 above.)
+        self.dir = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, self.dir)
+        os.chmod(self.dir, 0o1777)
+        lock = os.path.join(self.dir, "LCK.." + os.path.basename(pty.slaveName))
+        holder = holding(self, pty.slaveName)
+        writeLock(lock, holder)
+        os.chown(lock, 65534, 65534)  # (removable by nobody in the sticky directory: only the rule keeps it)
+        setBack(lock, 3600)
+        self.assertTrue(uucplock.hasOpen(holder, pty.slaveName))
+        code = ("import os, sys\nfrom serialgw.devices import uucplock\nos.setgid(65534)\nos.setuid(65534)\n"
+                "print(uucplock.hasOpen(int(sys.argv[3]), sys.argv[1]))\n"
+                "try:\n    uucplock.acquire(sys.argv[1], sys.argv[2])\nexcept uucplock.LockHeld as e:\n"
+                "    print(e.pid)\nelse:\n    print('taken')\n")
+        done = subprocess.run([sys.executable, "-c", code, pty.slaveName, self.dir, str(holder)], capture_output=True,
+                              text=True, timeout=60, cwd=os.getcwd(),
+                              env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+        self.assertEqual((done.stdout, done.stderr), (f"None\n{holder}\n", ""))
+        self.assertEqual(uucplock.readPid(lock), holder)
 
     def test_startUnreadableKept(self) -> None:
         """A live process whose start cannot be read (/proc mounted hidepid) keeps the lock, however old it is."""

@@ -1,0 +1,102 @@
+"""
+C{tcp:}, C{tcp6:} and C{unix:} listener strings read by Twisted's own
+parser (L{serverFromString}, with no reactor: an endpoint does no I/O
+before C{listen()}), so the spec's host, port and path are what will be
+bound, and what Twisted refuses is refused here, naming the listener.
+
+Apart from the rest of the listener grammar because it is the one place
+that reads Twisted's private endpoint attributes (C{_port}, C{_interface},
+C{_address}, C{_backlog}, C{_mode}, C{_wantPID}).
+"""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from twisted.internet.endpoints import (
+    TCP4ServerEndpoint,
+    TCP6ServerEndpoint,
+    UNIXServerEndpoint,
+    serverFromString,
+)
+
+from serialgw.config.parsers import checkPath
+from serialgw.config.specs import ConfigError, ListenerSpec, isAbstract, quote
+
+
+def isInteger(text: str) -> bool:
+    """What Twisted takes for a port number (int(): C{+1}, C{ 1}, C{1_000} too)."""
+    try:
+        int(text)
+    except ValueError:
+        return False
+    return True
+
+
+# Endpoints keep their reactor and touch it only in listen(): parsing with
+# this one does no I/O, and a listen() by mistake fails loudly.
+_NO_REACTOR = object()
+
+
+def twistedServer(text: str, original: str) -> ListenerSpec:
+    """
+    A C{tcp:}, C{tcp6:} or C{unix:} server endpoint string, read by
+    Twisted's own parser (L{serverFromString}, as the service will read it:
+    positional and keyword arguments, backslash escapes, defaults), so the
+    spec's host, port and path are what the endpoint will bind.
+
+    A unix socket is 0600 and an abstract name gets no lock file (there is
+    no file beside which Twisted could make it: the NUL byte fails) unless
+    the string says otherwise.
+    """
+    endpoint = _serverEndpoint(text, original)
+    if not 0 <= endpoint._backlog <= 65535:  # (past an int, listen() failed at start where --check said OK)
+        raise ConfigError(f"backlog={endpoint._backlog} in listener {quote(original)}: expected 0 to 65535 (the "
+                          "kernel takes at most net.core.somaxconn)")
+    if isinstance(endpoint, UNIXServerEndpoint):
+        path = checkPath(endpoint._address, "unix socket", unix=True)
+        if not path:
+            raise ConfigError(f"unix: needs a path in listener {quote(original)}")
+        if not _given(text, "mode", "_mode"):
+            text += ":mode=600"
+        if isAbstract(path) and not _given(text, "lockfile", "_wantPID"):
+            text += ":lockfile=0"
+        return ListenerSpec(endpoint=text, path=path)
+    assert isinstance(endpoint, (TCP4ServerEndpoint, TCP6ServerEndpoint))
+    if not 0 <= endpoint._port <= 65535:
+        raise ConfigError(f"bad port {quote(str(endpoint._port))} in listener {quote(original)}")
+    return ListenerSpec(endpoint=text, host=endpoint._interface, port=endpoint._port)
+
+
+def _given(text: str, keyword: str, attribute: str) -> bool:
+    """
+    Whether a Twisted endpoint string (one Twisted reads) gives C{keyword}:
+    Twisted takes the last of a keyword given twice, so two values put first
+    make no difference exactly when the string gives its own; one given as
+    a positional field makes a second one an error.
+    """
+    word, _, body = text.partition(":")
+    try:
+        zero, one = (getattr(serverFromString(cast(Any, _NO_REACTOR), f"{word}:{keyword}={value}:{body}"), attribute)
+                     for value in (0, 1))
+    except TypeError:
+        return True
+    return bool(zero == one)
+
+
+def twistedReads(text: str) -> bool:
+    """Whether Twisted reads a server endpoint string."""
+    try:
+        serverFromString(cast(Any, _NO_REACTOR), text)
+    except Exception:
+        return False
+    return True
+
+
+def _serverEndpoint(text: str, original: str) -> Any:
+    try:
+        return serverFromString(cast(Any, _NO_REACTOR), text)
+    except Exception as e:
+        read = f" ({quote(text)})" if text != original else ""
+        hint = "; a colon inside a value (an IPv6 address) is written \\: ('interface=\\:\\:1' in a shell)" if "::" in text else ""
+        raise ConfigError(f"cannot read listener {quote(original)} as a Twisted endpoint string{read}: {e}{hint}") from None
