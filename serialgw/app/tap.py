@@ -1,14 +1,17 @@
 """
-C{twistd serialgw}: options and the service they make.
+C{twistd serialgw}: options and the service they make.  The one line the
+options describe without C{--config} (and C{--ssh}'s people) is read in
+L{serialgw.app.singleline}; here, the option table, what is checked after
+parsing in both cases (shards, the gateway's own listeners, endpoints,
+lock directories), the C{--check} report and L{makeService}.
 """
 
 from __future__ import annotations
 
-import base64
 import os
 import re
 import sys
-from typing import Any, Callable, Optional, TypeVar
+from typing import Any, Optional
 
 import attrs
 from twisted.logger import Logger
@@ -18,69 +21,32 @@ from serialgw import __version__
 from serialgw.app.process import TwistdGatewayService, raiseFileLimit
 from serialgw.app.reactor import DEFAULT_BUSY_POLL, GatewayReactor, installIfNoneChosen
 from serialgw.app.service import GatewayService
-from serialgw.config.file import loadFile, nameProblem
-from serialgw.config.gatewaylisteners import parseSSHListener, parseStatusListener, parseWatchAll
-from serialgw.config.linetable import MAX_NAME
-from serialgw.config.listeners import parseListener
-from serialgw.config.parsers import (
-    SERIAL_ONLY,
-    SINGLE_SETTINGS,
-    applySingle,
-    parseBusyPoll,
-    parseCoalesce,
-    parseCompact,
-    parseDevice,
-    parseLockDir,
-    parseMaxClients,
-    parseMilliseconds,
-    parseOnOff,
-    parseSendString,
-    serialOnlyRefusal,
+from serialgw.app.singleline import (
+    DEFAULT_BREAK_DURATION,
+    DEFAULT_DEVICE,
+    DEFAULT_PORT,
+    SSH_OPTIONS,
+    byOption,
+    singleLine,
+    singleSSH,
 )
-from serialgw.config.paths import absolute, absoluteDevice, absoluteListener, identity, placeKeys, whereWritten
+from serialgw.config.file import loadFile
+from serialgw.config.gatewaylisteners import parseStatusListener, parseWatchAll
+from serialgw.config.parsers import parseBusyPoll
+from serialgw.config.paths import absoluteListener
 from serialgw.config.placeholders import lineInOptions
 from serialgw.config.shard import Shard, ownListeners, parseShard, selectLines
-from serialgw.config.specs import (
-    DEFAULT_HOST_KEY,
-    DEFAULT_LOCK_DIR,
-    DEFAULT_MAX_CLIENTS,
-    ConfigError,
-    LineConfig,
-    ListenerKind,
-    ListenerSpec,
-    Rights,
-    SerialSettings,
-    SSHSpec,
-    ptyLoop,
-    quote,
-)
-from serialgw.config.sshkeys import usersFromFile
+from serialgw.config.specs import DEFAULT_HOST_KEY, DEFAULT_MAX_CLIENTS, ConfigError, ListenerKind, ListenerSpec, quote
 from serialgw.config.where import tablePlaces
 
 log = Logger()
 
-DEFAULT_DEVICE = "pty:/tmp/serialgw0"
-DEFAULT_PORT = "tcp:4444:interface=127.0.0.1"
-SSH_OPTIONS = ("ssh", "ssh-host-key", "authorized-keys", "readonly-keys")
 # What the single line's options say; with --config the file says it (an error).
 LINE_OPTIONS = ("device", "port", "name", "serial", "baud", "bytesize", "parity", "stopbits", "break-duration",
                 "signature", "coalesce", "max-clients", "open-string", "close-string", "dtr", "rts", "idle-dtr",
                 "idle-rts", "pace", "pace-line", "lock-dir")
 LINE_FLAGS = ("xonxoff", "rtscts", "no-notices", "no-lock", "no-restore")
-DEFAULT_BREAK_DURATION = "250"
 
-
-_T = TypeVar("_T")
-
-
-def _named(option: str, parse: Callable[..., _T], *args: Any) -> _T:
-    """C{parse(*args)}, its L{ConfigError} prefixed with the option that gave the value (as --serial's)."""
-    try:
-        return parse(*args)
-    except ConfigError as e:
-        if str(e).startswith(f"--{option} "):
-            raise  # (it says so itself)
-        raise ConfigError(f"--{option}: {e}") from None
 
 class Options(usage.Options):
     synopsis = "[options]"
@@ -274,16 +240,16 @@ man 8 serialgw
                 self["watchAllSpec"] = self["watchAllSpecInFile"] = loaded.watchAll
                 self["configFile"] = loaded
             else:
-                self["sshSpec"], rights = self._sshConfig()
-                self["lines"] = self["allLines"] = [attrs.evolve(self._lineConfig(), rights=rights)]
+                self["sshSpec"], rights = singleSSH(self)
+                self["lines"] = self["allLines"] = [attrs.evolve(singleLine(self), rights=rights)]
                 self["watchAllSpec"] = None
             if self["watch-all"]:
                 fromFile = self["watchAllSpec"]
-                more = _named("watch-all", parseWatchAll, self["watch-all"], list(fromFile.lines) if fromFile else [])
+                more = byOption("watch-all", parseWatchAll, self["watch-all"], list(fromFile.lines) if fromFile else [])
                 more = attrs.evolve(more, listeners=tuple(absoluteListener(s, os.getcwd()) for s in more.listeners))
                 listeners = (fromFile.listeners if fromFile else ()) + more.listeners
                 self["watchAllSpec"] = attrs.evolve(more, listeners=listeners)
-            self["statusSpec"] = (absoluteListener(_named("status", parseStatusListener, self["status"]), os.getcwd())
+            self["statusSpec"] = (absoluteListener(byOption("status", parseStatusListener, self["status"]), os.getcwd())
                                   if self["status"] is not None else None)
             # This process's own status, SSH and watch-all listeners: as
             # given, or with --shard, its copies (every process's copy must
@@ -384,122 +350,6 @@ man 8 serialgw
         place = self["places"].get(name.group(1))
         return f"{place}: {message}" if place else message
 
-    def _sshConfig(self) -> tuple[Optional[SSHSpec], Rights]:
-        """--ssh and its keys: the people come from the key files, named by each key's comment."""
-        if self["ssh"] is None:
-            extra = [name for name in SSH_OPTIONS[1:] if self[name] is not None]
-            if extra:
-                raise ConfigError(f"--{extra[0]} needs --ssh (an SSH listener)")
-            return None, Rights()
-
-        if self["authorized-keys"] is None and self["readonly-keys"] is None:
-            raise ConfigError("--ssh needs --authorized-keys or --readonly-keys: who may log in")
-        writers = usersFromFile(self["authorized-keys"]) if self["authorized-keys"] is not None else []
-        readers = usersFromFile(self["readonly-keys"]) if self["readonly-keys"] is not None else []
-        both = sorted({u.name for u in writers} & {u.name for u in readers})
-        if both:
-            raise ConfigError(f"{quote(both[0])} names keys in --authorized-keys {quote(self['authorized-keys'])} and in "
-                              f"--readonly-keys {quote(self['readonly-keys'])}: give the keys distinct comments")
-        # One key, one person (as in a farm): the same key under two comments would be whichever came last.
-        writerKeys = {base64.b64decode(k.split()[1]) for u in writers for k in u.keys}
-        for reader in readers:
-            for key in reader.keys:
-                if base64.b64decode(key.split()[1]) in writerKeys:
-                    raise ConfigError(f"a key of {quote(reader.name)} is in --authorized-keys {quote(self['authorized-keys'])} "
-                                      f"and in --readonly-keys {quote(self['readonly-keys'])}: put it in one of them")
-        rights = Rights(write=tuple(u.name for u in writers), read=tuple(u.name for u in readers))
-        if self["ssh-host-key"] is not None and not self["ssh-host-key"].strip():
-            raise ConfigError(f"--ssh-host-key is empty: expected a path (leave it out for {DEFAULT_HOST_KEY})")
-        spec = SSHSpec(absoluteListener(parseSSHListener(self["ssh"]), os.getcwd()),
-                       absolute(self["ssh-host-key"] or DEFAULT_HOST_KEY, os.getcwd()), tuple(writers + readers))
-        return spec, rights
-
-    def _lineConfig(self) -> LineConfig:
-        settings = SerialSettings()
-        # Each message names its option: --baud 0 said "baud rate must be ...", which of -s and --baud unsaid.
-        for key in ("serial", *SINGLE_SETTINGS):
-            if self[key] is not None:
-                try:
-                    settings = (parseCompact(self[key], settings) if key == "serial"
-                                else applySingle(settings, key, self[key]))
-                except ConfigError as e:
-                    raise ConfigError(f"--{key}: {e}") from None
-        if self["xonxoff"] or self["rtscts"]:
-            settings = attrs.evolve(settings, xonxoff=settings.xonxoff or bool(self["xonxoff"]),
-                                    rtscts=settings.rtscts or bool(self["rtscts"]))
-
-        # An empty value (a shell variable left unset) is refused, not the default.
-        typed = _named("device", parseDevice, DEFAULT_DEVICE if self["device"] is None else self["device"])
-        # Relative paths from the directory at start (twistd's --rundir changes it afterwards).
-        device = absoluteDevice(typed, os.getcwd())
-        given = next((key for key in SERIAL_ONLY if self[key]), None)  # (a flag not given is 0)
-        if given is not None and serialOnlyRefusal(device):
-            raise ConfigError(f"--{given}: {serialOnlyRefusal(device)}")
-        texts = ([("port", self["port"])] if self["port"] is not None else []) + [("listen", t) for t in self["listen"]]
-        listeners = tuple(absoluteListener(_named(option, parseListener, text), os.getcwd())
-                          for option, text in texts or [("port", DEFAULT_PORT)])
-        if sum(spec.kind is ListenerKind.STDIO for spec in listeners) > 1:
-            raise ConfigError("stdio is given twice: the gateway has one terminal")
-        files: dict[object, ListenerSpec] = {}
-        for spec in listeners:
-            if spec.kind is not ListenerKind.FILE:
-                continue
-            # One file by two paths (a symlink, or where one leads while not made yet).
-            for seen in (os.path.normpath(spec.path), whereWritten(spec.path, identity(spec.path))):
-                first = files.setdefault(seen, spec)
-                if first is not spec:
-                    how = "" if seen == os.path.normpath(spec.path) else f" by another path ({quote(first.path)})"
-                    raise ConfigError(f"listener {quote(spec.text)} writes {quote(spec.path)}, as listener "
-                                      f"{quote(first.text)} does{how}: two writers would interleave in one file")
-
-        duration = self["break-duration"] if self["break-duration"] is not None else DEFAULT_BREAK_DURATION
-        try:
-            milliseconds = float(duration)
-        except ValueError:
-            milliseconds = -1
-        if not 1 <= milliseconds <= 10000:
-            raise ConfigError(f"--break-duration: break duration must be 1 to 10000 milliseconds, not {quote(duration)}")
-        if self["name"] is not None and not self["name"].strip():
-            raise ConfigError("--name is empty: give the line a name, or leave --name out for the device's")
-        # The rule of a [lines.NAME]: a name reaches logs, the status page and SSH user names.
-        problem = nameProblem(self["name"]) if self["name"] is not None else None
-        if problem is not None:
-            raise ConfigError(f"--name: {problem}")
-        name = self["name"] or _lineName(typed.describe())
-        maxClients = DEFAULT_MAX_CLIENTS if self["max-clients"] is None else parseMaxClients(self["max-clients"])
-        coalesce = _named("coalesce", parseCoalesce, "off" if self["coalesce"] is None else self["coalesce"])
-        config = LineConfig(
-            name=name,
-            device=device,
-            settings=settings,
-            listeners=listeners,
-            breakDuration=milliseconds / 1000.0,
-            restoreSettings=not self["no-restore"],
-            coalesceMin=coalesce[0],
-            coalesceMax=coalesce[1],
-            coalesceOn=coalesce[2],
-            signature=self["signature"],
-            notices=not self["no-notices"],
-            maxClients=maxClients,
-            openString=parseSendString(self["open-string"] or "", "--open-string"),
-            closeString=parseSendString(self["close-string"] or "", "--close-string"),
-            dtr=self._onOff("dtr"),
-            rts=self._onOff("rts"),
-            idleDtr=self._onOff("idle-dtr"),
-            idleRts=self._onOff("idle-rts"),
-            pace=parseMilliseconds(0 if self["pace"] is None else self["pace"], "--pace"),
-            paceLine=parseMilliseconds(0 if self["pace-line"] is None else self["pace-line"], "--pace-line"),
-            lock=not self["no-lock"],
-            lockDir=parseLockDir(self["lock-dir"], "--lock-dir") if self["lock-dir"] is not None else DEFAULT_LOCK_DIR,
-        )
-        loop = ptyLoop([config], placeKeys)
-        if loop is not None:
-            raise ConfigError(f"--device {loop[1]}")
-        return config
-
-    def _onOff(self, option: str) -> Optional[bool]:
-        return None if self[option] is None else parseOnOff(self[option], f"--{option}")
-
 
 def _checkEndpoint(spec: ListenerSpec, sockets: bool = True) -> None:
     """
@@ -523,28 +373,6 @@ def _checkEndpoint(spec: ListenerSpec, sockets: bool = True) -> None:
         endpoints.serverFromString(reactor, spec.endpoint)
     except Exception as e:
         raise ConfigError(f"bad listener {quote(spec.text)}: {e}") from None
-
-
-def _lineName(device: str) -> str:
-    """
-    The line's name when --name is left out: the device's, by the rule of a
-    [lines.NAME] (letters, digits, '.', '_', '-', a letter or digit first):
-    what else it holds becomes '-' (C{/dev/pts/3}: C{pts-3}).  A '/', ':',
-    a newline or an escape sequence in a path reached logs, the status page
-    and SSH user names as they were.
-    """
-    if device.startswith("pty:"):
-        name = os.path.basename(device[4:])
-    elif device.startswith("/dev/"):
-        name = device[len("/dev/"):]
-    else:
-        name = os.path.basename(device) or device
-    name = _NOT_IN_A_NAME.sub("-", name).lstrip("._-")[:MAX_NAME].rstrip("-")
-    return name or ("pty" if device.startswith("pty:") else "line")
-
-
-# What a line's name cannot hold (serialgw.config.file.NAME), a run of it.
-_NOT_IN_A_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 def makeService(options: Options, reactor: Optional[Any] = None) -> GatewayService:

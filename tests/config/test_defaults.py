@@ -19,10 +19,11 @@ from typing import Any, TypedDict
 import attrs
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from serialgw.app import tap
+from serialgw.app import singleline, tap
 from serialgw.app.service import GatewayService
 from serialgw.app.status import lineStatus
 from serialgw.config.file import LINE_KEYS, loadConfig
+from serialgw.config.listeners import parseListener
 from serialgw.config.specs import ConfigError, LineConfig, LogSpec, SerialSettings
 from tests.realio import TtyEnd, closeClients, connect, startedPty
 
@@ -269,7 +270,7 @@ class OptionDefaultsTests(TestCase):
         options = tap.Options()
         names = ({p[0] for p in options.optParameters} | {f[0] for f in options.optFlags}
                  | {n[len("opt_"):].replace("_", "-") for n in dir(options) if n.startswith("opt_")})
-        self.assertEqual(sorted(names - {"config", "shard", "check", "help", "version"} - set(tap.SSH_OPTIONS)), sorted(self.fullOptions("")))
+        self.assertEqual(sorted(names - {"config", "shard", "check", "help", "version"} - set(singleline.SSH_OPTIONS)), sorted(self.fullOptions("")))
 
     async def startWithout(self, omitted: list[str]) -> None:
         pty = startedPty(self)
@@ -278,9 +279,9 @@ class OptionDefaultsTests(TestCase):
             # The default device is a pty made by the gateway (at a path of
             # this test's own, not the real default's /tmp/serialgw0).
             link = os.path.abspath(self.mktemp())
-            self.patch(tap, "DEFAULT_DEVICE", f"pty:{link}")
+            self.patch(singleline, "DEFAULT_DEVICE", f"pty:{link}")
         if "port" in omitted and "listen" in omitted:
-            self.patch(tap, "DEFAULT_PORT", "tcp:0:interface=127.0.0.1")
+            self.patch(singleline, "DEFAULT_PORT", "tcp:0:interface=127.0.0.1")
         args = [a for name, more in self.fullOptions(pty.slaveName).items() if name not in omitted for a in more]
         options = tap.Options()
         options.exitOnError = False
@@ -292,7 +293,7 @@ class OptionDefaultsTests(TestCase):
             self.assertEqual(config.settings, attrs.evolve(FULL_SETTINGS, **SETTINGS_WITHOUT[omitted[0]]))
         if "name" in omitted:
             self.assertEqual(config.name, os.path.basename(link) if "device" in omitted else pty.slaveName[5:].replace("/", "-"))
-        status = tap.parseListener(options["status"]).endpoint if options["status"] else None
+        status = parseListener(options["status"]).endpoint if options["status"] else None
         self.assertEqual(status is None, "status" in omitted)
         self.assertEqual(options["watchAllSpec"] is None, "watch-all" in omitted)
         service = GatewayService(options["lines"], status=status, watchAll=options["watchAllSpec"])
@@ -392,7 +393,6 @@ class AbsurdNumbersTests(SynchronousTestCase):
 
     def test_listenerAndDeviceStrings(self) -> None:
         """Ports, outbuf= and idle= in listener and device strings: ConfigError, or within bounds."""
-        from serialgw.config.listeners import parseListener
         from serialgw.config.parsers import parseDevice
 
         for value in ABSURD:
