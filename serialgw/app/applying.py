@@ -41,6 +41,7 @@ from serialgw.app.reload import (
     releasedPorts,
     sharesAddress,
 )
+from serialgw.app.retuning import reopenParts, retune
 from serialgw.config.specs import LineConfig, ListenerKind, ListenerSpec
 
 if TYPE_CHECKING:
@@ -75,12 +76,18 @@ _stuck: set[str] = set()
 _looking = threading.Lock()
 
 
-def _what(item: tuple[str, Any]) -> str:
-    """What a reload's look at C{item}'s file says it cannot open, as checkFiles says it."""
+def _what(item: tuple[str, Any]) -> tuple[str, str, str]:
+    """
+    What a reload's look at C{item} is about: the path it looks at (the
+    key of L{_stuck}), how a problem with it is said (as checkFiles and
+    checkLocks say it), and what the look does.
+    """
     name, spec = item
+    if isinstance(spec, LineConfig):
+        return spec.lockDir, f"line {name!r}: lock-dir {spec.lockDir!r}", "stat, access"
     if isinstance(spec, ListenerSpec):
-        return f"line {name!r}: cannot open listener {spec.text or spec.path!r}"
-    return f"line {name!r}: cannot open log {spec.path!r}"
+        return spec.path, f"line {name!r}: cannot open listener {spec.text or spec.path!r}", "lstat, access, its lock"
+    return spec.path, f"line {name!r}: cannot open log {spec.path!r}", "lstat, access, its lock"
 
 
 def applyReload(service: GatewayService, configs: list[LineConfig]) -> Any:
@@ -139,27 +146,29 @@ class Applying:
         ]
         checked: defer.Deferred[Any] = defer.succeed(None)
         for index, (items, check, key) in enumerate(steps):
-            # (The files looked at off the reactor's thread: see lookAside.)
-            checked.addCallback(self.lookAside if index in (1, 2) else self.checkAll, items, check, key)
+            # (The lock directories and files looked at off the reactor's thread: see lookAside.)
+            checked.addCallback(self.lookAside if index in (0, 1, 2) else self.checkAll, items, check, key)
         return checked.addCallback(self.checked)
 
     def lookAside(self, _: Any, items: list[Any], check: Callable[[Any], Optional[str]],
                   key: str) -> defer.Deferred[None]:
         """
-        The checks of C{items}' files (lstat, access, a log's lock), made
-        in a thread of their own where the reactor has threads: a file
-        system that does not answer holds no line.  One that has not
-        returned in CHECK_WAIT s refuses the reload, naming the file (and
-        a later reload that would look at it again, until it returns).
+        The checks of C{items}' files (lstat, access, a log's lock) or
+        lock directories (stat, access), made in a thread of their own
+        where the reactor has threads: a file system that does not answer
+        holds no line.  One that has not returned in CHECK_WAIT s refuses
+        the reload, naming the file or directory (and a later reload that
+        would look at it again, until it returns).
         """
         reactor: Any = self.service.reactor
         if not items or self.stopped() or self.problem is not None or not IReactorThreads.providedBy(reactor):
             return self.checkAll(None, items, check, key)
         with _looking:
-            stuck = next((item for item in items if item[1].path in _stuck), None)
+            stuck = next((item for item in items if _what(item)[0] in _stuck), None)
         if stuck is not None:
-            self.problem = self.service.placed(stuck[0], key, f"{_what(stuck)}: a look at it (lstat, access, its "
-                                               "lock) begun before has not returned yet")
+            _, said, does = _what(stuck)
+            self.problem = self.service.placed(stuck[0], key, f"{said}: a look at it ({does}) begun before has not "
+                                               "returned yet")
             return defer.succeed(None)
         done: defer.Deferred[None] = defer.Deferred()
         at: list[Any] = [items[0], False, False]  # (the item looked at; whether its look is under way; all done)
@@ -172,10 +181,10 @@ class Applying:
                 try:
                     problem = check(item)
                 except Exception as e:
-                    problem = f"{_what(item)}: {e}"
+                    problem = f"{_what(item)[1]}: {e}"
                 with _looking:
                     at[1] = False
-                    _stuck.discard(item[1].path)
+                    _stuck.discard(_what(item)[0])
                 if problem is not None:
                     found = (item, problem)
                     break
@@ -197,10 +206,10 @@ class Applying:
                 if finished:
                     return  # (its answer is on its way: see over)
                 if busy:
-                    _stuck.add(item[1].path)
-            self.problem = self.service.placed(item[0], key, f"{_what(item)}: a look at it (lstat, access, its lock) "
-                                               f"has not returned in {CHECK_WAIT:g} s (a file system that does not "
-                                               "answer?)")
+                    _stuck.add(_what(item)[0])
+            _, said, does = _what(item)
+            self.problem = self.service.placed(item[0], key, f"{said}: a look at it ({does}) has not returned in "
+                                               f"{CHECK_WAIT:g} s (a file system that does not answer?)")
             done.callback(None)
 
         timer = self.service.reactor.callLater(CHECK_WAIT, late)
@@ -298,7 +307,7 @@ class Applying:
         bound = self.bound[name] = {spec: releasedPorts(service._keyed, [(name, spec)]) - {-1} for spec in gone}
         # (Only a line that opens new listeners leaves its old ones for later: see settle.)
         self.later[name] = movedAway(gone, self.plan.opening, bound.__getitem__) if self.plan.reopened[name] else []
-        self.waits += service._retune(old, new, self.written, self.later[name])
+        self.waits += retune(service, old, new, self.written, self.later[name])
 
     def retunedAll(self, _: Any) -> Any:
         service, plan = self.service, self.plan
@@ -323,7 +332,7 @@ class Applying:
         return parts.addCallback(lambda _: self.report())
 
     def reopenParts(self, name: str) -> None:
-        self.settle(name, self.service._reopenParts(self.old[name], self.new[name], self.plan.reopened[name]))
+        self.settle(name, reopenParts(self.service, self.old[name], self.new[name], self.plan.reopened[name]))
 
     def settle(self, name: str, failed: list[tuple[ListenerSpec, StartupError]]) -> None:
         """

@@ -4,12 +4,14 @@ each line's endpoints, keeps what each line opened so that a reload can
 close one line or one listener alone, applies reloads, and closes
 everything at stop.  How a line and its device are made is
 L{serialgw.app.lines}; how listeners are opened, L{serialgw.app.listen};
-what a reload changes and whether it can, L{serialgw.app.reload}.
+the gateway's own listeners (status, SSH, watch-all),
+L{serialgw.app.ownlisteners}; what a reload changes and whether it can,
+L{serialgw.app.reload}; how it is applied, L{serialgw.app.applying}, and
+to a line that stays, L{serialgw.app.retuning}.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
 from functools import partial
 from typing import Any, Callable, Optional, Sequence
 
@@ -17,23 +19,21 @@ import attrs
 from twisted.application.internet import ClientService, backoffPolicy
 from twisted.application.service import MultiService
 from twisted.internet import defer
-from twisted.internet.endpoints import serverFromString
 from twisted.logger import Logger
 
-from serialgw.app import reload as plans
 from serialgw.app.applying import applyReload
-from serialgw.app.lines import dropFirstOpens, fileRefused, firstOpens, linesStatus, makeDevice, makeLine, retuneLine
-from serialgw.app.listen import ListenerOpener, StartupError, cutDials, keyed, listening, removeStaleSocket, stopDialer
+from serialgw.app.lines import dropFirstOpens, fileRefused, firstOpens, linesStatus, makeDevice, makeLine
+from serialgw.app.listen import ListenerOpener, StartupError, cutDials, keyed, stopDialer
 from serialgw.app.lookups import installLookups
 from serialgw.app.notify import Notifier
-from serialgw.app.reload import listenerChanges, namesBrief
+from serialgw.app.ownlisteners import reloadSSH, serveSSH, serveStatus, serveWatchAll
 from serialgw.app.reopening import Reopens
+from serialgw.app.retuning import restoreLinks
 from serialgw.clients.consolelog import ConsoleLog
 from serialgw.clients.local import FileClient
 from serialgw.clients.logfile import awaitOpens
 from serialgw.clients.logwriter import drained
-from serialgw.clients.transports import describeAddress
-from serialgw.config.specs import LineConfig, ListenerSpec, SSHSpec, WatchAllSpec, isAbstract
+from serialgw.config.specs import LineConfig, ListenerSpec, SSHSpec, WatchAllSpec
 from serialgw.config.where import Places
 from serialgw.devices.errors import DeviceError
 from serialgw.devices.ports import openPort
@@ -121,6 +121,8 @@ class GatewayService(MultiService):
         self.waitForDevices = waitForDevices
         self._reopens = Reopens(self)
 
+    # The SSH listener's factory, once it listens (see serialgw.app.ownlisteners.serveSSH).
+    sshFactory: Any
     # The file the lines come from (a FileConfig: its path and text), or None: see placed.
     source: Any = None
     _places: Optional[Places] = None
@@ -151,12 +153,12 @@ class GatewayService(MultiService):
                     raise StartupError(self.placed(config.name, e.key, str(e))) from None
             self._awaitLogs()
             if self.status:
-                self._serveStatus(self.status)
+                serveStatus(self, self.status)
             if self.ssh is not None:
-                self._serveSSH(self.ssh)
+                serveSSH(self, self.ssh)
             if self.watchAll is not None:
                 for spec in self.watchAll.listeners:
-                    self._serveWatchAll(spec, self.watchAll.lines)
+                    serveWatchAll(self, spec, self.watchAll.lines)
         except StartupError:
             self._closeAll(tell=False)
             dropFirstOpens(begun)
@@ -229,71 +231,9 @@ class GatewayService(MultiService):
         self.configs = [attrs.evolve(c, log=None if c.log == part else c.log, listeners=tuple(
             s for s in c.listeners if s != part)) if c.name == name else c for c in self.configs]
 
-    def _serveStatus(self, description: str) -> None:
-        from serialgw.app.status import statusSite
-
-        site = statusSite(self, self.reactor)
-        self.statusPort = listening(serverFromString(self.reactor, description), site,
-                                    f"cannot serve status on {description!r}")
-        self._own("closer", self.statusPort.stopListening)
-        log.info("status page (JSON) on http://{address}/, Prometheus metrics on /metrics", address=describeAddress(self.statusPort.getHost()))
-
-    def _serveSSH(self, spec: SSHSpec) -> None:
-        from serialgw.clients.ssh import SSHError, makeFactory
-
-        try:
-            factory = makeFactory(spec, lambda: self.lines, self.reactor)
-            endpoint = serverFromString(self.reactor, spec.listener.endpoint)
-        except SSHError as e:
-            raise StartupError(str(e)) from None
-        except Exception as e:
-            raise StartupError(f"bad SSH listener {spec.listener.text!r}: {e}") from None
-        self.sshPort = listening(endpoint, factory, f"cannot listen for SSH on {spec.listener.text!r}")
-        self.sshFactory = factory
-        self._own("closer", self.sshPort.stopListening)
-        log.info("ssh listener ready on {address} for {count} user(s); ssh -p PORT LINE@HOST",
-                 address=describeAddress(self.sshPort.getHost()), count=len(spec.users))
-        for problem in spec.problems:  # (a person's keys file: theirs, not the start's)
-            log.warn("ssh: {problem}", problem=problem)
-
-    def _serveWatchAll(self, spec: ListenerSpec, patterns: tuple[str, ...]) -> None:
-        from serialgw.clients.watchall import WatchAllFactory, matches
-
-        if spec.path and not isAbstract(spec.path):
-            removeStaleSocket(spec.path, "watch-all")
-        try:
-            endpoint = serverFromString(self.reactor, spec.endpoint)
-        except Exception as e:
-            raise StartupError(f"watch-all: bad listener {spec.text or spec.endpoint!r}: {e}") from None
-        factory = WatchAllFactory(spec, patterns, lambda: self.lines, self.reactor)
-        port = listening(endpoint, factory, f"watch-all: cannot listen on {spec.text or spec.endpoint!r}")
-        self.watchers.append(factory)
-        # (Its watchers are closed after the lines' devices: see _closeAll.)
-        self._own("closer", port.stopListening)
-        self.watchAllPorts.append(port)
-        log.info("watch-all listener ready on {address} for lines {patterns}",
-                 address=describeAddress(port.getHost()), patterns=" ".join(patterns))
-        if not any(matches(name, patterns) for name in self.lines):
-            log.warn("watch-all: lines {patterns} match no line (of {names}): its watchers see nothing "
-                     "until a reload adds one", patterns=" ".join(patterns), names=namesBrief(list(self.lines)))
-
     def reloadUsers(self, ssh: Optional[SSHSpec]) -> None:
         """New people, keys and listener options (ro, allow= reach those connected) for the running SSH listener (a reload; None: [ssh] removed, nobody); its address and host key stay until a restart."""
-        if self.ssh is None or self.sshPort is None:
-            if ssh is not None:
-                log.warn("reload: [ssh] added: restart the gateway to apply it")
-            return
-        if ssh is None:  # (Its keys went with it: they let nobody in, sessions cut, until a restart.)
-            log.warn("reload: [ssh] removed: nobody may log in over SSH from now on; restart the gateway to close its listener")
-        elif ssh.hostKey != self.ssh.hostKey:
-            log.warn("reload: [ssh] host-key changed: restart the gateway to apply it")
-        listener = self.ssh.listener if ssh is None or ssh.listener == self.ssh.listener else self.sshFactory.setListener(ssh.listener)
-        users = ssh.users if ssh is not None else ()
-        self.sshFactory.setUsers(users)
-        for problem in ssh.problems if ssh is not None else ():
-            log.warn("reload: ssh: {problem}", problem=problem)
-        self.ssh = attrs.evolve(self.ssh, users=users, listener=listener)
-        log.info("reload: {count} SSH user(s)", count=len(users))
+        reloadSSH(self, ssh)
 
     def startService(self) -> None:
         if not self._opened:
@@ -447,7 +387,7 @@ class GatewayService(MultiService):
         it would bind anew is bound and closed again (one held by another
         process refuses the reload: C{{"refused": [reason]}}, nothing
         changed).  Then lines removed, and lines whose device changes, are
-        closed; other changes are applied to the running line (L{_retune}:
+        closed; other changes are applied to the running line (L{serialgw.app.retuning.retune}:
         its device and sessions stay; settings go to the open device);
         lines added or reopened, and new listeners, are opened once the
         closed ones have let go of their ports and devices.  Return a
@@ -464,91 +404,7 @@ class GatewayService(MultiService):
 
     def _reload(self, configs: list[LineConfig]) -> Any:
         # (In turns of the reactor: see serialgw.app.applying.)
-        return defer.maybeDeferred(applyReload, self, configs).addCallback(self._restoreLinks)
-
-    def _restoreLinks(self, result: Any) -> Any:
-        """
-        After a reload, the links of the lines' ptys (pty: devices and
-        listeners) that someone removed are made again: a program could not
-        find its pty again until a restart.
-        """
-        for line in list(self.lines.values()):
-            port: Any = getattr(line.device, "port", None)
-            done = port.restoreLink() if hasattr(port, "restoreLink") else None
-            if done is not None:
-                log.warn("{line}: its pty's link {link!r} {done}", line=line.name, link=port.link, done=done)
-            for client in list(line.clients):
-                if hasattr(client, "restoreLink"):
-                    client.restoreLink()
-        return result
-
-    def _retune(self, old: LineConfig, new: LineConfig, written: defaultdict[str, set[str]],
-                later: Sequence[ListenerSpec] = ()) -> list[Any]:
-        """
-        Apply a line's new configuration to the running line: its device
-        and its sessions stay.  Listeners and a log that went are closed
-        here (what to wait for), but those C{later} (moved to another
-        address: closed once the new ones listen); a new log is opened
-        here, first, and new listeners by L{_reopenParts}.
-        """
-        name = new.name
-        line = self.lines[name]
-        retuneLine(line, old, new)
-        self.listeners.resign(name, new.signature)
-        self.listeners.retire(name, new.listeners)
-        waits: list[Any] = []
-        if new.log != old.log and new.log is not None and not written[new.log.path] - {name}:
-            # The new log is opened before the old one closes (unless another
-            # line still writes its path: C{written}): output while the reload
-            # waits for what it closes (a dial-out, up to dialCloseGrace) is in one of them.
-            self._logsOpened.add(name)
-            self._openNewLog(line, new)
-            written[new.log.path].add(name)
-        if new.log != old.log and old.log is not None:
-            waits += self._closeKeyed(name, ("log", old.log))
-            if not any(consoleLog.spec.path == old.log.path for consoleLog in line.logs):
-                written[old.log.path].discard(name)
-        waits += [wait for spec in listenerChanges(old, new)[0] if spec not in later
-                  for wait in self._closeKeyed(name, spec)]
-        self._keyed[name] = plans.rekeyed(self._keyed.get(name, []), old, new)  # (pty: listeners kept in place)
-        if line.waitForClient and not any(spec.wait for spec in new.listeners):
-            line.waitForClient = False
-            if self.running:
-                line.device.start()
-        return waits
-
-    def _reopenParts(self, old: LineConfig, new: LineConfig,
-                     fresh: list[ListenerSpec]) -> list[tuple[ListenerSpec, StartupError]]:
-        """A retuned line's new log and listeners; those that fail, and why (the rest stays)."""
-        line = self.lines[new.name]
-        if new.log != old.log and new.log is not None and new.name not in self._logsOpened:
-            self._openNewLog(line, new)
-        self._logsOpened.discard(new.name)
-        self._opening = new.name
-        failed: list[tuple[ListenerSpec, StartupError]] = []
-        try:
-            for spec in fresh:
-                try:
-                    self._listen(line, new, spec)
-                except StartupError as e:
-                    failed.append((spec, e))
-                    continue
-                for key, (kind, thing) in self._keyed.get(new.name, []):
-                    if key == spec and kind == "dialer" and self.running:
-                        thing.startService()
-        finally:
-            self._opening = None
-        return failed
-
-    def _openNewLog(self, line: Line, config: LineConfig) -> None:
-        """A retuned line's new console log; one that cannot be opened is logged, the line goes on."""
-        self._opening = config.name
-        try:
-            self._openLog(line, config)
-        except StartupError as e:
-            log.error("reload: {reason}; the line runs without it", reason=self.placed(config.name, e.key, str(e)))
-        finally:
-            self._opening = None
+        return defer.maybeDeferred(applyReload, self, configs).addCallback(partial(restoreLinks, self))
 
     def _closeAll(self, tell: bool = True) -> list[Any]:
         # Each line let go first, while its device is open: its close-string

@@ -29,7 +29,8 @@ class DeviceError(Exception):
 
 class DeviceLocked(DeviceError):
     """
-    A live process holds the device's UUCP lock (C{pid}): the line waits.
+    A live process holds the device's UUCP lock (C{pid}; 0: a lock being
+    written, its maker not known yet): the line waits.
     """
 
     def __init__(self, message: str, pid: int) -> None:

@@ -109,6 +109,8 @@ class Reopener:
         self._stuckSaid = False
         # The last reason logged (or the one the line went down with).
         self._said: Optional[str] = None
+        # Its last failure was a lock being written (see noteFailure).
+        self._beingLocked = False
         # What openNow returned, until its attempt is over.
         self._first: Optional[defer.Deferred[Optional[BaseException]]] = None
 
@@ -185,12 +187,15 @@ class Reopener:
         target.downReason = reason = errorReason(error)
         said, self._said = self._said, reason
         if isinstance(error, DeviceLocked):
-            if error.pid != target.lockedBy:
+            # (Pid 0: a lock being written, its holder not known yet: said once while it is so.)
+            if (error.pid != target.lockedBy) if error.pid else not self._beingLocked:
                 log.warn("{device}: {reason}; the line stays down and tries again", device=target.name,
                          reason=str(error), holder=error.pid)
-            target.lockedBy = error.pid
+            target.lockedBy = error.pid or None
+            self._beingLocked = not error.pid
         else:
             target.lockedBy = None
+            self._beingLocked = False
             if said == OPENING or self._first is not None:
                 pass  # The first open's failure (said stuck, or not): said by whoever opened it (see openNow).
             elif reason == said:

@@ -98,6 +98,23 @@ class LockHeld(LockError):
         self.pid = pid
 
 
+class LockBeingTaken(LockHeld):
+    """
+    The device's lock file is there but still empty, made less than
+    L{EMPTY_WAIT} s ago: its maker (picocom, minicom, ser2net: O_EXCL, then
+    the PID) is taking it.  Held, by a process not known yet (C{pid} 0):
+    the line waits as for any holder, and takes it as stale if it is still
+    empty once EMPTY_WAIT s old.
+    """
+
+    def __init__(self, device: str, path: str) -> None:
+        LockError.__init__(self, f"{device} is being locked by another program: {path} is empty, its maker writing "
+                           f"its PID there (taken as stale if still empty {EMPTY_WAIT:g} s after it was made)")
+        self.device = device
+        self.path = path
+        self.pid = 0
+
+
 def processName(pid: int) -> str:
     """C{" (cu)"}: what a lock's holder runs, for people to know whom to ask; empty when it cannot be read."""
     try:
@@ -257,8 +274,8 @@ def acquire(device: str, lockDir: str = DEFAULT_LOCK_DIR) -> str:
 def _staleBecause(device: str, path: str, holder: Optional[int], written: Optional[float], what: str) -> str:
     """
     Why the lock at C{path} is stale, for the log; raise L{LockHeld} when
-    its holder may be alive, L{LockError} when it is neither (a directory,
-    an empty file still being written).
+    its holder may be alive (L{LockBeingTaken}: an empty file still being
+    written), L{LockError} when it is neither (a directory).
     """
     if holder is None:
         if what == "it is a directory, not a lock file":
@@ -266,8 +283,7 @@ def _staleBecause(device: str, path: str, holder: Optional[int], written: Option
             raise LockError(f"cannot lock {device}: {path} is a directory, not a lock file: remove it, "
                             "or set lock-dir, or lock = false")
         if what == "it is empty" and written is not None and abs(time.time() - written) < EMPTY_WAIT:
-            raise LockError(f"cannot lock {device}: {path} is empty, made {abs(time.time() - written):.0f} s ago: "
-                            "its maker is writing its PID there")
+            raise LockBeingTaken(device, path)
         return what
     if holder <= 0:
         return f"it names no process ({holder})"

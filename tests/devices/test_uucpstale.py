@@ -26,7 +26,7 @@ from serialgw.config.specs import ListenerSpec, Protocol
 from serialgw.devices import uucplock
 from tests.devices.test_uucplock import commOf, deadPid, liveHolder, writeLock
 from tests.fakes import LogEvents
-from tests.realio import PtyPair, ptyLine, startedPty, startGateway
+from tests.realio import PtyPair, ptyLine, startedPty, startGateway, until
 
 
 def setBack(path: str, seconds: float) -> None:
@@ -225,12 +225,12 @@ class StaleTests(SynchronousTestCase):
                                           "(b'xxxxxxxxxxxxxxxx'...)")
 
     def test_emptyBeingWritten(self) -> None:
-        """An empty lock made just now is being written (picocom, minicom, ser2net: O_EXCL, then the PID): not taken, the error naming it; an old one is stale."""
+        """An empty lock made just now is being written (picocom, minicom, ser2net: O_EXCL, then the PID): held, by a process not known yet (pid 0), the error naming it; an old one is stale."""
         open(self.lock, "w").close()
-        e = self.assertRaises(uucplock.LockError, uucplock.acquire, self.device, self.dir)
-        self.assertNotIsInstance(e, uucplock.LockHeld)
-        self.assertEqual(str(e), f"cannot lock /dev/ttyS9: {self.lock} is empty, made 0 s ago: its maker is writing "
-                                 "its PID there")
+        e = self.assertRaises(uucplock.LockHeld, uucplock.acquire, self.device, self.dir)
+        self.assertEqual(e.pid, 0)
+        self.assertEqual(str(e), f"/dev/ttyS9 is being locked by another program: {self.lock} is empty, its maker "
+                                 "writing its PID there (taken as stale if still empty 10 s after it was made)")
         self.assertEqual(os.listdir(self.dir), ["LCK..ttyS9"])
         setBack(self.lock, 60)
         self.assertEqual(self.takeOver(), f"/dev/ttyS9: stale lock {self.lock} taken over: it is empty")
@@ -308,6 +308,27 @@ class StaleTests(SynchronousTestCase):
 
 class GatewayReusedPidTests(TestCase):
     timeout = 30
+
+    async def test_emptyLockLineWaits(self) -> None:
+        """A single line started (no --wait-for-device) while another program is making its lock (empty, just made): the start does not fail; the line is down, saying so, locked_by null, and comes up once the lock goes."""
+        lockDir = self.mktemp()
+        os.mkdir(lockDir)
+        pty = startedPty(self)
+        lock = os.path.join(lockDir, "LCK.." + os.path.basename(pty.slaveName))
+        open(lock, "w").close()
+        events = LogEvents(self)
+        service = startGateway(self, ptyLine(pty, ListenerSpec("tcp:0:interface=127.0.0.1", Protocol.TELNET),
+                                             lockDir=lockDir), reopenPolicy=lambda attempt: 0.05)
+        device = service.lines["t"].device
+        why = (f"{pty.slaveName} is being locked by another program: {lock} is empty, its maker writing its PID there "
+               "(taken as stale if still empty 10 s after it was made)")
+        self.assertEqual((device.up, device.downReason, device.lockedBy), (False, why, None))
+        self.assertEqual([formatEvent(e) for e in events.events if e.get("log_level") is not None
+                          and e["log_level"].name == "warn"], [f"{pty.slaveName}: {why}; the line stays down and tries again"])
+        os.unlink(lock)
+        await until(self, lambda: device.up, "the line up")
+        self.assertEqual(uucplock.readPid(lock), os.getpid())
+        await service.stopService()
 
     async def test_reusedPidLineUp(self) -> None:
         """A lock left by a process killed long ago whose PID a live process has now (it started after the lock): the line comes up at start, the log naming the file; it was down for ever."""

@@ -189,6 +189,28 @@ class HungOpenTests(TestCase):
         self.assertFalse(hung.released.is_set())
         hung.release()
 
+    async def test_reloadWithHungLockDirLook(self) -> None:
+        """A reload whose look at a line's new lock-dir hangs (stat on a mount that does not answer): refused after CHECK_WAIT s naming the directory, both lines serving meanwhile; nothing changed; a second reload meanwhile is refused at once, naming it too."""
+        self.patch(applying, "CHECK_WAIT", 0.5)
+        a, b = startedPty(self), startedPty(self)
+        lockDir = os.path.abspath(self.mktemp())
+        os.mkdir(lockDir)
+        lineA, lineB = ptyLine(a, LISTEN, name="a", lock=False), ptyLine(b, LISTEN, name="b")
+        service = startGateway(self, lineA, lineB)
+        hung = Hung(self, "stat", lockDir)
+        reloaded = service.reload([ptyLine(a, LISTEN, name="a", lockDir=lockDir), lineB])
+        self.assertTrue(await deferToThread(hung.entered.wait, 10))
+        await self.bothFlow(service, a, b, hung)
+        why = (f"line 'a': lock-dir {lockDir!r}: a look at it (stat, access) has not returned in 0.5 s (a file "
+               "system that does not answer?)")
+        self.assertEqual(await reloaded, {"refused": [why]})
+        self.assertEqual(service.configs[0], lineA)
+        again = await service.reload([ptyLine(a, LISTEN, name="a", lockDir=lockDir), lineB])
+        self.assertEqual(again, {"refused": [f"line 'a': lock-dir {lockDir!r}: a look at it (stat, access) begun "
+                                             "before has not returned yet"]})
+        self.assertFalse(hung.released.is_set())
+        hung.release()
+
     async def test_reloadClosingAStuckLog(self) -> None:
         """A reload closing a log stuck in a write waits for it (CLOSE_WAIT s at most) on a timer, not on the reactor's thread: both lines serve while it waits; it is done once the write returns."""
         from tests.real.test_loghang import StuckPipe

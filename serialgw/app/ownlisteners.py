@@ -1,0 +1,97 @@
+"""
+The gateway's own listeners, beside the lines': the status page (JSON,
+/metrics), SSH (people and their keys; a reload changes them in place)
+and the watch-all views, each opened at start for a L{GatewayService}
+and closed with what it owns.
+
+Apart from the service because none of them belongs to a line: a reload
+of lines leaves them as they are (but SSH's people, L{reloadSSH}).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Optional
+
+import attrs
+from twisted.internet.endpoints import serverFromString
+from twisted.logger import Logger
+
+from serialgw.app.listen import StartupError, listening, removeStaleSocket
+from serialgw.app.reload import namesBrief
+from serialgw.clients.transports import describeAddress
+from serialgw.config.specs import ListenerSpec, SSHSpec, isAbstract
+
+if TYPE_CHECKING:
+    from serialgw.app.service import GatewayService
+
+log = Logger()
+
+
+def serveStatus(service: GatewayService, description: str) -> None:
+    from serialgw.app.status import statusSite
+
+    site = statusSite(service, service.reactor)
+    service.statusPort = listening(serverFromString(service.reactor, description), site,
+                                f"cannot serve status on {description!r}")
+    service._own("closer", service.statusPort.stopListening)
+    log.info("status page (JSON) on http://{address}/, Prometheus metrics on /metrics", address=describeAddress(service.statusPort.getHost()))
+
+
+def serveSSH(service: GatewayService, spec: SSHSpec) -> None:
+    from serialgw.clients.ssh import SSHError, makeFactory
+
+    try:
+        factory = makeFactory(spec, lambda: service.lines, service.reactor)
+        endpoint = serverFromString(service.reactor, spec.listener.endpoint)
+    except SSHError as e:
+        raise StartupError(str(e)) from None
+    except Exception as e:
+        raise StartupError(f"bad SSH listener {spec.listener.text!r}: {e}") from None
+    service.sshPort = listening(endpoint, factory, f"cannot listen for SSH on {spec.listener.text!r}")
+    service.sshFactory = factory
+    service._own("closer", service.sshPort.stopListening)
+    log.info("ssh listener ready on {address} for {count} user(s); ssh -p PORT LINE@HOST",
+             address=describeAddress(service.sshPort.getHost()), count=len(spec.users))
+    for problem in spec.problems:  # (a person's keys file: theirs, not the start's)
+        log.warn("ssh: {problem}", problem=problem)
+
+
+def serveWatchAll(service: GatewayService, spec: ListenerSpec, patterns: tuple[str, ...]) -> None:
+    from serialgw.clients.watchall import WatchAllFactory, matches
+
+    if spec.path and not isAbstract(spec.path):
+        removeStaleSocket(spec.path, "watch-all")
+    try:
+        endpoint = serverFromString(service.reactor, spec.endpoint)
+    except Exception as e:
+        raise StartupError(f"watch-all: bad listener {spec.text or spec.endpoint!r}: {e}") from None
+    factory = WatchAllFactory(spec, patterns, lambda: service.lines, service.reactor)
+    port = listening(endpoint, factory, f"watch-all: cannot listen on {spec.text or spec.endpoint!r}")
+    service.watchers.append(factory)
+    # (Its watchers are closed after the lines' devices: see GatewayService._closeAll.)
+    service._own("closer", port.stopListening)
+    service.watchAllPorts.append(port)
+    log.info("watch-all listener ready on {address} for lines {patterns}",
+             address=describeAddress(port.getHost()), patterns=" ".join(patterns))
+    if not any(matches(name, patterns) for name in service.lines):
+        log.warn("watch-all: lines {patterns} match no line (of {names}): its watchers see nothing "
+                 "until a reload adds one", patterns=" ".join(patterns), names=namesBrief(list(service.lines)))
+
+
+def reloadSSH(service: GatewayService, ssh: Optional[SSHSpec]) -> None:
+    """New people, keys and listener options (ro, allow= reach those connected) for the running SSH listener (a reload; None: [ssh] removed, nobody); its address and host key stay until a restart."""
+    if service.ssh is None or service.sshPort is None:
+        if ssh is not None:
+            log.warn("reload: [ssh] added: restart the gateway to apply it")
+        return
+    if ssh is None:  # (Its keys went with it: they let nobody in, sessions cut, until a restart.)
+        log.warn("reload: [ssh] removed: nobody may log in over SSH from now on; restart the gateway to close its listener")
+    elif ssh.hostKey != service.ssh.hostKey:
+        log.warn("reload: [ssh] host-key changed: restart the gateway to apply it")
+    listener = service.ssh.listener if ssh is None or ssh.listener == service.ssh.listener else service.sshFactory.setListener(ssh.listener)
+    users = ssh.users if ssh is not None else ()
+    service.sshFactory.setUsers(users)
+    for problem in ssh.problems if ssh is not None else ():
+        log.warn("reload: ssh: {problem}", problem=problem)
+    service.ssh = attrs.evolve(service.ssh, users=users, listener=listener)
+    log.info("reload: {count} SSH user(s)", count=len(users))

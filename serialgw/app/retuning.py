@@ -1,0 +1,117 @@
+"""
+A reload's changes to a line that stays (L{serialgw.app.applying}): the
+running L{Line} retuned (its device and sessions stay), the listeners and
+log that went closed, the new log opened first and the new listeners
+once the closed ones let go; after the reload, the links of the lines'
+ptys that someone removed made again.
+
+Apart from the service because it is only a reload's: the service opens
+and closes whole lines, this changes one in place.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import TYPE_CHECKING, Any, Sequence
+
+from twisted.logger import Logger
+
+from serialgw.app import reload as plans
+from serialgw.app.lines import retuneLine
+from serialgw.app.listen import StartupError
+from serialgw.app.reload import listenerChanges
+from serialgw.config.specs import LineConfig, ListenerSpec
+from serialgw.line.hub import Line
+
+if TYPE_CHECKING:
+    from serialgw.app.service import GatewayService
+
+log = Logger()
+
+
+def restoreLinks(service: GatewayService, result: Any) -> Any:
+    """
+    After a reload, the links of the lines' ptys (pty: devices and
+    listeners) that someone removed are made again: a program could not
+    find its pty again until a restart.
+    """
+    for line in list(service.lines.values()):
+        port: Any = getattr(line.device, "port", None)
+        done = port.restoreLink() if hasattr(port, "restoreLink") else None
+        if done is not None:
+            log.warn("{line}: its pty's link {link!r} {done}", line=line.name, link=port.link, done=done)
+        for client in list(line.clients):
+            if hasattr(client, "restoreLink"):
+                client.restoreLink()
+    return result
+
+
+def retune(service: GatewayService, old: LineConfig, new: LineConfig, written: defaultdict[str, set[str]],
+           later: Sequence[ListenerSpec] = ()) -> list[Any]:
+    """
+    Apply a line's new configuration to the running line: its device
+    and its sessions stay.  Listeners and a log that went are closed
+    here (what to wait for), but those C{later} (moved to another
+    address: closed once the new ones listen); a new log is opened
+    here, first, and new listeners by L{reopenParts}.
+    """
+    name = new.name
+    line = service.lines[name]
+    retuneLine(line, old, new)
+    service.listeners.resign(name, new.signature)
+    service.listeners.retire(name, new.listeners)
+    waits: list[Any] = []
+    if new.log != old.log and new.log is not None and not written[new.log.path] - {name}:
+        # The new log is opened before the old one closes (unless another
+        # line still writes its path: C{written}): output while the reload
+        # waits for what it closes (a dial-out, up to dialCloseGrace) is in one of them.
+        service._logsOpened.add(name)
+        _openNewLog(service, line, new)
+        written[new.log.path].add(name)
+    if new.log != old.log and old.log is not None:
+        waits += service._closeKeyed(name, ("log", old.log))
+        if not any(consoleLog.spec.path == old.log.path for consoleLog in line.logs):
+            written[old.log.path].discard(name)
+    waits += [wait for spec in listenerChanges(old, new)[0] if spec not in later
+              for wait in service._closeKeyed(name, spec)]
+    service._keyed[name] = plans.rekeyed(service._keyed.get(name, []), old, new)  # (pty: listeners kept in place)
+    if line.waitForClient and not any(spec.wait for spec in new.listeners):
+        line.waitForClient = False
+        if service.running:
+            line.device.start()
+    return waits
+
+
+def reopenParts(service: GatewayService, old: LineConfig, new: LineConfig,
+                fresh: list[ListenerSpec]) -> list[tuple[ListenerSpec, StartupError]]:
+    """A retuned line's new log and listeners; those that fail, and why (the rest stays)."""
+    line = service.lines[new.name]
+    if new.log != old.log and new.log is not None and new.name not in service._logsOpened:
+        _openNewLog(service, line, new)
+    service._logsOpened.discard(new.name)
+    service._opening = new.name
+    failed: list[tuple[ListenerSpec, StartupError]] = []
+    try:
+        for spec in fresh:
+            try:
+                service._listen(line, new, spec)
+            except StartupError as e:
+                failed.append((spec, e))
+                continue
+            for key, (kind, thing) in service._keyed.get(new.name, []):
+                if key == spec and kind == "dialer" and service.running:
+                    thing.startService()
+    finally:
+        service._opening = None
+    return failed
+
+
+def _openNewLog(service: GatewayService, line: Line, config: LineConfig) -> None:
+    """A retuned line's new console log; one that cannot be opened is logged, the line goes on."""
+    service._opening = config.name
+    try:
+        service._openLog(line, config)
+    except StartupError as e:
+        log.error("reload: {reason}; the line runs without it", reason=service.placed(config.name, e.key, str(e)))
+    finally:
+        service._opening = None
