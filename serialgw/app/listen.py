@@ -41,7 +41,8 @@ from serialgw.clients.handshakes import HandshakeTable
 from serialgw.clients.local import FileClient, fifoPair, streamClient
 from serialgw.clients.netconsole import MAX_INPUT_DATAGRAM, NetconsoleClient
 from serialgw.clients.ptylink import PtyClient
-from serialgw.clients.tls import RefusingTLSFactory, ServerContextFactory, TLSError, clientOptions, linkOnHandshake
+from serialgw.clients.tls import RefusingTLSFactory, ServerContextFactory, clientOptions, linkOnHandshake
+from serialgw.clients.tlsfiles import TLSError
 from serialgw.clients.transports import describeAddress
 from serialgw.config.specs import LineConfig, ListenerKind, ListenerSpec, Protocol, describeUnix, isAbstract, quote
 from serialgw.devices.backoff import CarriedBackoff
