@@ -17,7 +17,7 @@ input, waiting for its worker), asleep in epoll, preempted; and the two
 halves of B's round trip from this process's own system calls (device ->
 client, client -> device).
 
-    python3 bench/neighbourcpu.py [--rounds 3] [--seconds 3] [--args "--busy-poll 0"] [--trace] [--no-ser2net]
+    python3 bench/neighbourcpu.py [--rounds 3] [--seconds 3] [--args "--busy-poll 0"] [--trace] [--no-ser2net] [--rate MIBPS]
                                   [--oneshot 0,1,thread]
 """
 
@@ -124,7 +124,7 @@ def halves(script: str, me: int) -> tuple[list[float], list[float]]:
     return out
 
 
-def once(server: run.Server, seconds: float, roundTrips: bool, trace: bool) -> dict[str, Any]:
+def once(server: run.Server, seconds: float, roundTrips: bool, trace: bool, rate: float = 0.0) -> dict[str, Any]:
     flooded, quiet = run.Pty(), run.Pty()
     ports = [run.freePort(), run.freePort()]
     server.start([flooded.slave, quiet.slave], ports)
@@ -134,7 +134,7 @@ def once(server: run.Server, seconds: float, roundTrips: bool, trace: bool) -> d
     traceDir = tempfile.mkdtemp(prefix="neighbourcpu-")
     try:
         flooder = subprocess.Popen(
-            [sys.executable, os.path.join(run.REPO, "bench", "flood.py"), str(flooded.master), str(ports[0])],
+            [sys.executable, os.path.join(run.REPO, "bench", "flood.py"), str(flooded.master), str(ports[0]), str(rate)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, pass_fds=[flooded.master])
         assert flooder.stdin is not None and flooder.stdout is not None
         if flooder.stdout.readline().strip() != "connected":
@@ -224,23 +224,28 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=3.0)
-    parser.add_argument("--args", default="", help="more arguments for serialgw (after --config)")
+    parser.add_argument("--args", action="append", default=[],
+                        help="more arguments for serialgw (after --config); given again, serialgw once for each, alternated")
     parser.add_argument("--no-round-trips", action="store_true", help="A's flood alone, B idle")
+    parser.add_argument("--rate", type=float, default=0.0, help="A's device written at most this fast (MiB/s; 0: full speed)")
     parser.add_argument("--no-ser2net", action="store_true")
     parser.add_argument("--oneshot", metavar="MODES",
                         help="serialgw once for each SERIALGW_ONESHOT value (0,1,thread), alternated as the servers are")
     parser.add_argument("--trace", action="store_true", help="where the server waited (perf, root)")
     args = parser.parse_args()
-    kinds: list[tuple[str, Any]] = [("serialgw", lambda: SerialgwWithArgs(args.args.split()))]
+    extras = args.args or [""]
+    kinds: list[tuple[str, Any]] = [(f"serialgw {extra}".strip(), lambda extra=extra: SerialgwWithArgs(extra.split()))
+                                    for extra in extras]
     if args.oneshot:
-        kinds = [(f"serialgw {ONESHOT_ENV}={mode}", lambda mode=mode: SerialgwWithArgs(args.args.split(), {ONESHOT_ENV: mode}))
-                 for mode in args.oneshot.split(",")]
+        kinds = [(f"serialgw {extra} {ONESHOT_ENV}={mode}".replace("  ", " "),
+                  lambda mode=mode, extra=extra: SerialgwWithArgs(extra.split(), {ONESHOT_ENV: mode}))
+                 for extra in extras for mode in args.oneshot.split(",")]
     if not args.no_ser2net:
         kinds.append(("ser2net-tuned", run.Ser2netNeighbour))
     runs: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for round_ in range(args.rounds):
         for name, make in kinds if round_ % 2 == 0 else kinds[::-1]:
-            result = once(make(), args.seconds, not args.no_round_trips, args.trace)
+            result = once(make(), args.seconds, not args.no_round_trips, args.trace, args.rate)
             runs[name].append(result)
             print(f"round {round_ + 1} {name}: " + ", ".join(f"{k} {v:.3g}" for k, v in result.items()), flush=True)
     print(f"\nmedians (range) over {args.rounds} rounds; load average {os.getloadavg()[0]:.1f}")

@@ -238,19 +238,23 @@ class OneShotReactor(GatewayReactor):
         for fd in rearming:
             if fd not in self._oneShot or fd not in self._reads:
                 continue
-            try:
-                self._poller.modify(fd, ARMED)
-            except OSError as e:
-                if e.errno in GONE:
-                    # Not in the kernel's set any more (closed without being
-                    # unregistered): nothing to arm; forgotten.
-                    self._oneShot.discard(fd)
-                else:
-                    # (ENOMEM: still one-shot and disarmed; the safety net
-                    # tries again.)
-                    log.failure("arming descriptor {fd} again failed", fd=fd)
-                continue
-            self._armed.append(fd)
+            self._armOne(fd)
+
+    def _armOne(self, fd: int) -> None:
+        """Arm a one-shot descriptor again in this thread, to be checked at the next poll."""
+        try:
+            self._poller.modify(fd, ARMED)
+        except OSError as e:
+            if e.errno in GONE:
+                # Not in the kernel's set any more (closed without being
+                # unregistered): nothing to arm; forgotten.
+                self._oneShot.discard(fd)
+            else:
+                # (ENOMEM: still one-shot and disarmed; the safety net
+                # tries again.)
+                log.failure("arming descriptor {fd} again failed", fd=fd)
+            return
+        self._armed.append(fd)
 
     # -- the safety net -----------------------------------------------------------
 
@@ -269,15 +273,7 @@ class OneShotReactor(GatewayReactor):
             lost = self._oneShot - self._fired - self._rearming - self._pending - set(self._armed)
             for fd in sorted(lost):
                 log.warn("one-shot descriptor {fd} had nothing to arm it again: armed again", fd=fd)
-                try:
-                    self._poller.modify(fd, ARMED)
-                except OSError as e:
-                    if e.errno in GONE:
-                        self._oneShot.discard(fd)
-                    else:
-                        log.failure("arming descriptor {fd} again failed", fd=fd)
-                    continue
-                self._armed.append(fd)
+                self._armOne(fd)
         if self._oneShot and self._netCall is None:
             self._netCall = self.callLater(SAFETY_NET, self._checkDisarmed)
 

@@ -85,9 +85,12 @@ class KeyRing:
     def __init__(self, users: Sequence[UserSpec] = ()) -> None:
         self.people: dict[bytes, str] = {}
         for user in users:
-            # (Each file and table was bounded as read: a person may have more in all.)
-            for key in readPublicKeys("\n".join(user.keys), f"keys of {user.name}", most=None):
-                self.people[key.blob] = user.name
+            # As read off the gateway's thread (a reload), or read now (a test's people); each file
+            # and table was bounded as read: a person may have more in all.
+            blobs = user.blobs if len(user.blobs) == len(user.keys) else [
+                key.blob for key in readPublicKeys("\n".join(user.keys), f"keys of {user.name}", most=None)]
+            for blob in blobs:
+                self.people[blob] = user.name
 
     def person(self, blob: bytes) -> Optional[str]:
         try:

@@ -188,6 +188,10 @@ class SSHClient(Session, ClientEvents, SSHChannel):
         self.asked = False
         self.ended = False
         self.transport = ChannelTransport(self)
+        # What its sessions say counts against their person's log budget too (logflood): each
+        # session, a new connection, had its own, so a person reconnecting in a loop wrote 20 more
+        # lines a connection (a few connections a second, each logging a refused request).
+        self.logBudget = f"{login.user}'s SSH sessions"
 
     def logPrefix(self) -> str:
         return "ssh"
@@ -206,7 +210,7 @@ class SSHClient(Session, ClientEvents, SSHChannel):
         if handler is None:
             # OpenSSH sends LANG with every session: not worth a line at info.
             log.emit(LogLevel.debug if requestType == b"env" else LogLevel.info, "ssh: {peer}: {request!r} refused",
-                     peer=self.peer, request=requestType.decode("ascii", "replace")[:40])
+                     peer=self.peer, request=requestType.decode("ascii", "replace")[:40], budget=self.logBudget)
             return False
         return handler(self, data)
 
@@ -337,14 +341,15 @@ class SSHClient(Session, ClientEvents, SSHChannel):
         self.listener = spec = self.gateway.spec  # (as a reload may have changed it since the channel opened)
         newline = "\r\n" if self.pty else "\n"
         if not admittedBy(spec.allow, self.transport.getPeer()):
-            log.info("ssh: {peer} asked for a session: not in {allow}", peer=self.peer, allow=",".join(spec.allow))
+            log.info("ssh: {peer} asked for a session: not in {allow}", peer=self.peer, allow=",".join(spec.allow),
+                     budget=self.logBudget)
             self.clock.callLater(0, self._refuse, f"serialgw: your address is no longer allowed{newline}")
             return True
         line = self.gateway.line(name)
         right = line.rights.of(self.login.user) if line is not None else None
         if line is None or right is None:
             log.info("ssh: {peer} asked for {name!r}: not a line they may use", peer=self.peer,
-                     name=printable(name))
+                     name=printable(name), budget=self.logBudget)
             mine = self.gateway.linesFor(self.login.user)
             text = f"serialgw: {printable(name)!r} is not a line you may use; your lines:{newline}"
             text += "".join(f"{n}{newline}" for n in mine)
@@ -352,14 +357,14 @@ class SSHClient(Session, ClientEvents, SSHChannel):
             return True
         if line.full():
             log.warn("{line}: {peer} refused: {count} clients already (max-clients)", line=line.name,
-                     peer=self.peer, count=line.maxClients)
+                     peer=self.peer, count=line.maxClients, budget=self.logBudget)
             self.clock.callLater(0, self._refuse, f"serialgw: {line.name} is full ({line.maxClients} clients){newline}")
             return True
         sessions = sessionsOf(line, self.login.user)
         if sessions >= PERSON_SESSIONS_PER_LINE:
             # One person, a read-only one too, took every place (max-clients): the writers were kept out.
             log.warn("{line}: {peer} refused: {count} sessions of {user} there already", line=line.name,
-                     peer=self.peer, count=sessions, user=self.login.user)
+                     peer=self.peer, count=sessions, user=self.login.user, budget=self.logBudget)
             self.clock.callLater(0, self._refuse, f"serialgw: {line.name}: you have {sessions} sessions there already "
                                  f"(at most {PERSON_SESSIONS_PER_LINE} a person){newline}")
             return True

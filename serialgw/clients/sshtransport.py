@@ -357,8 +357,11 @@ class ServerTransport(SSHServerTransport):
             over = second.count > sshlimits.MESSAGES_PER_SECOND
             what, count = "messages", sshlimits.MESSAGES_PER_SECOND
         if over and self._slowed is None:
-            log.info("ssh: {peer} sent more than {count} {what} in a second (with {person}'s other connections): "
-                     "not read for the rest of it", peer=sshPeer(self), count=count, what=what, person=second.person)
+            # Within the person's log budget, not the connection's: each connection (its own port) had
+            # its own, 20 lines a minute, however many connections the person kept or made.
+            log.info("ssh: {address} sent more than {count} {what} in a second (with {person}'s other connections): "
+                     "not read for the rest of it", address=sshPeer(self), count=count, what=what,
+                     person=second.person, peer=f"{second.person}'s SSH connections")
             tcp: Any = self.transport
             tcp.pauseProducing()
             self._slowed = clock.callLater(second.start + 1.0 - now, self._readAgain)

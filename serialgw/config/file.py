@@ -43,7 +43,7 @@ from serialgw.config.placeholders import noLine
 from serialgw.config.reading import MAX_CONFIG_SIZE, readToml
 from serialgw.config.sharing import oneLineEach
 from serialgw.config.specs import DEFAULT_HOST_KEY, ConfigError, LineConfig, SSHSpec, UserSpec, WatchAllSpec, quote
-from serialgw.config.sshkeys import PublicKey, readKeysFile, readPublicKeys
+from serialgw.config.sshkeys import KEYS_FILES, PublicKey, readKeysFile, readPublicKeys, userOf
 from serialgw.config.where import where as _where
 
 # Read here by others (tests, the man page's check) as before the file was split.
@@ -170,6 +170,7 @@ def _users(path: str, text: str, data: dict[str, Any], base: str,
     inline: dict[str, list[PublicKey]] = {}
     filed: dict[str, tuple[str, list[PublicKey]]] = {}
     problems: list[str] = []
+    keysFiles: set[str] = set()
     owner: dict[bytes, str] = {}
     for name, table in tables.items():
         where = f"users.{name}"
@@ -206,11 +207,14 @@ def _users(path: str, text: str, data: dict[str, Any], base: str,
                 keysFile = absolute(checkPath(noLine(table["keys-file"], "keys-file", "keys-file"), "keys-file"), base)
             except ConfigError as e:
                 raise ConfigError(f"{_where(path, text, where, 'keys-file')}: [{where}] keys-file: {e}") from None
+            keysFiles.add(keysFile)
             try:
                 filed[name] = (keysFile, readKeysFile(keysFile))
             except ConfigError as e:
                 problems.append(f"{_where(path, text, where, 'keys-file')}: [{where}] keys-file: {e}: "
                                 f"{name} has no keys from it")
+    # (The files read again at the next reload only if they changed: those of this configuration.)
+    KEYS_FILES.keep(keysFiles)
     claims: dict[bytes, list[str]] = {}
     for name, (_, found) in filed.items():
         for key in found:
@@ -221,14 +225,14 @@ def _users(path: str, text: str, data: dict[str, Any], base: str,
     before = _holders(held, {b for b, names in claims.items() if len(names) > 1})
     users = []
     for name in tables:
-        texts = [k.text for k in inline[name]]
+        theirs = list(inline[name])
         keysFile, found = filed.get(name, ("", []))
         left: dict[bytes, str] = {}
         for key in found:
             others = sorted({owner.get(key.blob) or name, *claims[key.blob]} - {name})
             keeper = before.get(key.blob) if key.blob not in owner and before.get(key.blob) in claims[key.blob] else None
             if not others or keeper == name:
-                texts.append(key.text)
+                theirs.append(key)
             elif owner.get(key.blob) != name and key.blob not in left:
                 left[key.blob] = (f"{key.fingerprint} is {owner[key.blob]}'s ([users.{owner[key.blob]}] keys)"
                                   if key.blob in owner else
@@ -240,7 +244,7 @@ def _users(path: str, text: str, data: dict[str, Any], base: str,
             first, more = next(iter(left.values())), len(left) - 1
             problems.append(f"{_where(path, text, f'users.{name}', 'keys-file')}: [users.{name}] keys-file "
                             f"{quote(keysFile)}: not {name}'s: key {first}" + (f"; and {more} more" if more else ""))
-        users.append(UserSpec(name, tuple(texts)))
+        users.append(userOf(name, theirs))
     return tuple(users), tuple(problems)
 
 
@@ -250,6 +254,9 @@ def _holders(held: tuple[UserSpec, ...], wanted: set[bytes]) -> dict[bytes, str]
         return {}
     found: dict[bytes, str] = {}
     for user in held:
+        if len(user.blobs) == len(user.keys):
+            found.update((blob, user.name) for blob in user.blobs if blob in wanted)
+            continue
         for line in user.keys:
             try:
                 keys = readPublicKeys(line, "key")

@@ -432,6 +432,9 @@ class UserSpec:
 
     name: str
     keys: tuple[str, ...] = ()
+    # Each key's wire blob as read (off the gateway's thread, L{serialgw.config.sshkeys}): the key
+    # ring is made of them, reading no key again on the gateway's thread.  Empty: not read yet.
+    blobs: tuple[bytes, ...] = attrs.field(default=(), eq=False, repr=False)
 
 
 DEFAULT_HOST_KEY = "/var/lib/serialgw/ssh_host_ed25519_key"

@@ -8,6 +8,9 @@ error names the file (or table), the line and what is wrong with the key.
 from __future__ import annotations
 
 import base64
+import os
+import threading
+import time
 from typing import Optional
 
 import attrs
@@ -23,11 +26,14 @@ KEY_TYPES = frozenset({
     "sk-ssh-ed25519@openssh.com", "sk-ecdsa-sha2-nistp256@openssh.com",
 })
 MAX_KEYS_FILE = 1024 * 1024
-# Keys a file (or a [users.NAME] table) may hold: each is read at every reload, about 28 us, twice:
-# the file off the gateway's thread, then the key ring on it.  A person's 1 MiB file of 12633 keys
-# held every line 0.35 s of CPU at each reload (0.6 s under load; at 115200 baud, 7 KB of a line's
-# output for a 4 KB tty buffer); 1024 keys, 27 ms.
+# Keys a file (or a [users.NAME] table) may hold: each is read (26 us an ed25519 key, 69 an
+# ecdsa-sha2-nistp521 one) off the gateway's thread, at every reload its file changed (a table's, at
+# every reload); the key ring is made of what was read.  (It read each key again on the gateway's
+# thread: a person's 1 MiB file of 12633 keys held every line 0.35 s of CPU at each reload; 50
+# people of 1024 keys, 1.2 s.)
 MAX_KEYS = 1024
+# Keys read between two moments the reading lets another thread run (about 1 ms).
+YIELD_EVERY = 32
 
 
 def fingerprint(key: keys.Key) -> str:
@@ -43,6 +49,9 @@ class PublicKey:
     comment: str
     fingerprint: str
     text: str
+    # Its line in the file, and its comment whole (C{comment} is cut: a person's name in single-line mode).
+    line: int = 0
+    whole: str = ""
 
 
 # How much of a line that is no key an error quotes: enough to recognise
@@ -70,8 +79,14 @@ def readPublicKeys(text: str, source: str, most: Optional[int] = MAX_KEYS) -> li
         if not line or line.startswith("#"):
             continue
         if len(found) == most:
-            raise ConfigError(f"{source}:{number}: more than {most} keys (each is read at every reload, "
-                              "on the gateway's thread)")
+            raise ConfigError(f"{source}:{number}: more than {most} keys (each is read at the reloads that "
+                              "find it changed, up to 70 us of CPU)")
+        if len(found) % YIELD_EVERY == YIELD_EVERY - 1:
+            # The interpreter let go now and then: read on a reload's thread,
+            # the gateway's thread waited for it 5 ms (the switch interval) at
+            # each wake-up (p50 of a 1 ms tick's lateness 5.3 ms, now 0.7 ms,
+            # reading 50 files of 1024 keys: 1.8 s, as before).
+            time.sleep(0)
         fields = line.split(None, 2)
         if fields[0] not in KEY_TYPES:
             raise ConfigError(
@@ -86,25 +101,93 @@ def readPublicKeys(text: str, source: str, most: Optional[int] = MAX_KEYS) -> li
             raise ConfigError(f"{source}:{number}: cannot read the {fields[0]} key") from None
         if key.sshType().decode() != fields[0]:
             raise ConfigError(f"{source}:{number}: the key says {key.sshType().decode()}, the line {fields[0]}")
-        comment = printable(fields[2].strip()) if len(fields) > 2 else ""
-        found.append(PublicKey(key.blob(), comment, fingerprint(key), f"{fields[0]} {fields[1]}"))
+        whole = fields[2].strip() if len(fields) > 2 else ""
+        found.append(PublicKey(key.blob(), printable(whole), fingerprint(key), f"{fields[0]} {fields[1]}", number, whole))
     return found
 
 
+def wallClock() -> int:
+    """The time (ns) as a file's change time says it (a test's own)."""
+    return time.time_ns()
+
+
+# A keys file changed less than this (ns) before it was read is read again
+# next time: a change within the same tick of the kernel's clock, to the
+# same size, would leave its times and size as they were (git's "racy" files).
+RACY = 1_000_000_000
+
+
+@attrs.frozen
+class _Read:
+    """A keys file as read: its identity then, and its keys or what was wrong."""
+
+    identity: tuple[int, ...]
+    keys: tuple[PublicKey, ...]
+    error: Optional[str]
+
+
+class KeysFiles:
+    """
+    The keys files read lately, by path: one whose identity (device, inode,
+    size, change and modification times) is the same at the next reload is
+    not read again, its keys (or its error) taken as they were.  Each reload
+    keeps only its own (L{keep}).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._files: dict[str, _Read] = {}
+
+    def read(self, path: str) -> list[PublicKey]:
+        """The public keys in a file (authorized_keys format); ConfigError names the file."""
+        try:
+            # Not waited on: a FIFO or a device there (a keys file in a person's
+            # home) would stop the reactor at a reload; not opened either.
+            with open(openRegular(path), "rb") as f:
+                st = os.fstat(f.fileno())
+                identity = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+                with self._lock:
+                    known = self._files.get(path)
+                if known is not None and known.identity == identity:
+                    if known.error is not None:
+                        raise ConfigError(known.error)
+                    return list(known.keys)
+                started = wallClock()
+                raw = f.read(MAX_KEYS_FILE + 1)
+        except NotRegular:
+            raise ConfigError(f"keys file {quote(path)} is not a regular file") from None
+        except OSError as e:
+            raise ConfigError(f"cannot read keys file {quote(path)}: {e.strerror}") from None
+        found: list[PublicKey] = []
+        error: Optional[str] = None
+        try:
+            if len(raw) > MAX_KEYS_FILE:
+                raise ConfigError(f"keys file {quote(path)} is over {MAX_KEYS_FILE} bytes")
+            found = readPublicKeys(raw.decode("utf-8", "replace"), path)
+        except ConfigError as e:
+            error = str(e)
+        # (A change after the fstat makes its change time later than any kept.)
+        if st.st_ctime_ns < started - RACY:
+            with self._lock:
+                self._files[path] = _Read(identity, tuple(found), error)
+        if error is not None:
+            raise ConfigError(error)
+        return found
+
+    def keep(self, paths: set[str]) -> None:
+        """Forget the files but C{paths} (those of the configuration just read)."""
+        with self._lock:
+            for path in [p for p in self._files if p not in paths]:
+                del self._files[path]
+
+
+# The process's (a reload reads them on its thread, one reload at a time).
+KEYS_FILES = KeysFiles()
+
+
 def readKeysFile(path: str) -> list[PublicKey]:
-    """The public keys in a file (authorized_keys format); ConfigError names the file."""
-    try:
-        # Not waited on: a FIFO or a device there (a keys file in a person's
-        # home) would stop the reactor at a reload; not opened either.
-        with open(openRegular(path), "rb") as f:
-            raw = f.read(MAX_KEYS_FILE + 1)
-    except NotRegular:
-        raise ConfigError(f"keys file {quote(path)} is not a regular file") from None
-    except OSError as e:
-        raise ConfigError(f"cannot read keys file {quote(path)}: {e.strerror}") from None
-    if len(raw) > MAX_KEYS_FILE:
-        raise ConfigError(f"keys file {quote(path)} is over {MAX_KEYS_FILE} bytes")
-    return readPublicKeys(raw.decode("utf-8", "replace"), path)
+    """The public keys in a file (authorized_keys format); ConfigError names the file; unchanged since last read, not read again (L{KeysFiles})."""
+    return KEYS_FILES.read(path)
 
 
 def usersFromFile(path: str) -> list[UserSpec]:
@@ -112,11 +195,29 @@ def usersFromFile(path: str) -> list[UserSpec]:
     The people in an authorized_keys file (single-line mode): each key's
     comment names its person (its fingerprint when it has none).
     """
-    people: dict[str, list[str]] = {}
+    people: dict[str, list[PublicKey]] = {}
     for key in readKeysFile(path):
         if key.comment == "*":
             # The line's write/read lists are these names, and "*" there means every user.
             raise ConfigError(f"keys file {quote(path)}: key {key.fingerprint} has the comment '*', which would "
                               "name every user (a read-only key could type): give it another comment")
-        people.setdefault(key.comment or key.fingerprint, []).append(key.text)
-    return [UserSpec(name, tuple(texts)) for name, texts in people.items()]
+        if key.comment.startswith("!"):
+            # ("!NAME" in the line's write/read lists takes NAME out of them; it names nobody.)
+            raise ConfigError(f"keys file {quote(path)}: key {key.fingerprint} has the comment {quote(key.comment)}, "
+                              f"which would take {quote(key.comment[1:])} out of the line's people: give it another "
+                              "comment")
+        name = key.comment or key.fingerprint
+        theirs = people.setdefault(name, [])
+        if theirs and theirs[0].whole != key.whole:
+            # Two comments cut (or shown) alike made one person of two, silently.
+            raise ConfigError(f"keys file {quote(path)}:{key.line}: the key's comment differs from line "
+                              f"{theirs[0].line}'s, but names the same person {quote(name)} (a person is named by a "
+                              "comment's first 64 printable characters, others shown as '?'): make them differ there, "
+                              "or the same")
+        theirs.append(key)
+    return [userOf(name, found) for name, found in people.items()]
+
+
+def userOf(name: str, found: list[PublicKey]) -> UserSpec:
+    """A person of the keys read (their blobs kept: the key ring reads no key again)."""
+    return UserSpec(name, tuple(k.text for k in found), tuple(k.blob for k in found))

@@ -51,7 +51,7 @@ from serialgw.clients.transports import describeAddress
 from serialgw.config.file import loadFile
 from serialgw.config.gatewaylisteners import parseSSHListener
 from serialgw.config.specs import ConfigError, Rights, SerialSettings, SSHSpec, UserSpec
-from serialgw.config.sshkeys import fingerprint, readPublicKeys, usersFromFile
+from serialgw.config.sshkeys import fingerprint, printable, readPublicKeys, usersFromFile
 from serialgw.interfaces import IClient
 from serialgw.line.hub import Line, Role
 from tests.fakes import LogEvents, RecordingDevice
@@ -141,6 +141,32 @@ class KeysTests(SynchronousTestCase):
         self.assertEqual(str(self.assertRaises(ConfigError, usersFromFile, path)),
                          f"keys file {path!r}: key {fingerprint(star)} has the comment '*', which would "
                          "name every user (a read-only key could type): give it another comment")
+
+    def test_commentsCutToOneNameRefused(self) -> None:
+        """Single-line mode: two comments that differ only past the 64 printable characters a name keeps (or in characters shown as '?') are refused, naming both lines: they made one person of two silently."""
+        a, b = newKey(), newKey()
+        for first, second in (("ops" * 21 + "-laptop", "ops" * 21 + "-intern"), ("ops\u200b1", "ops?1")):
+            path = self.mktemp()
+            with open(path, "w") as f:
+                f.write(f"{publicLine(a, first)}\n# x\n{publicLine(b, second)}\n{publicLine(a, first)}\n")
+            self.assertEqual(str(self.assertRaises(ConfigError, usersFromFile, path)),
+                             f"keys file {path!r}:3: the key's comment differs from line 1's, but names the same person "
+                             f"{printable(first)!r} (a person is named by a comment's first 64 printable characters, "
+                             "others shown as '?'): make them differ there, or the same")
+        path = self.mktemp()
+        with open(path, "w") as f:
+            f.write(f"{publicLine(a, 'ops1 laptop')}\n{publicLine(b, 'ops1 laptop')}\n")
+        self.assertEqual([(u.name, len(u.keys)) for u in usersFromFile(path)], [("ops1 laptop", 2)])
+
+    def test_bangCommentRefused(self) -> None:
+        """A key commented '!NAME' is refused: as a person's name in the line's list it would take NAME out of it (ops1's own key then let nobody in), and it logs nobody in."""
+        bang = newKey()
+        path = self.mktemp()
+        with open(path, "w") as f:
+            f.write(f"{publicLine(newKey(), 'ops1')}\n{publicLine(bang, '!ops1')}\n")
+        self.assertEqual(str(self.assertRaises(ConfigError, usersFromFile, path)),
+                         f"keys file {path!r}: key {fingerprint(bang)} has the comment '!ops1', which would take "
+                         "'ops1' out of the line's people: give it another comment")
 
     def test_notARegularFile(self) -> None:
         """A keys file that is a device or a FIFO is refused at once, never waited on (a reload would stop the reactor)."""

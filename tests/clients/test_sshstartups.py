@@ -219,3 +219,45 @@ class LoginRefundTests(SynchronousTestCase):
         self.assertTrue(all(isinstance(t, ServerTransport) for t in made))
         made = [login("ops1") for _ in range(sshlimits.SOURCE_BURST + 1)]
         self.assertEqual([isinstance(t, ServerTransport) for t in made], [True] * sshlimits.SOURCE_BURST + [False])
+
+
+class PersonLogBudgetTests(SynchronousTestCase):
+    def test_slowedLinesOnePersonsBudget(self) -> None:
+        """'sent more than 2000 messages in a second' counts against its person's log budget (20 lines a minute), not each connection's: 25 connections of one person over the bound log 20 lines, not 25 (each connection, its own port, had 20 of its own)."""
+        from tests.clients.test_ssh import BufferedTcp
+
+        events = LogEvents(self)
+        gateway = SSHGateway(dict, parseSSHListener("tcp:0"), Clock())
+        factory = GatewaySSHFactory(newKey(), KeyRing(()), gateway)
+        made = []
+        for port in range(1, 26):
+            address = v4("192.0.2.7" if port <= 8 else f"192.0.2.{port}", port)
+            transport = factory.buildProtocol(address)
+            tcp = BufferedTcp()
+            tcp.peerAddr = address
+            transport.makeConnection(tcp)
+            transport.setService(Connection())
+            transport.sessionStarted("flooder-of-the-log-budget")
+            made.append(transport)
+        for _ in range(sshlimits.MESSAGES_PER_SECOND):
+            made[0].dispatchMessage(2, b"\0\0\0\0")
+        for transport in made:
+            transport.dispatchMessage(2, b"\0\0\0\0")
+        said = [e for e in events.at(LogLevel.info) if "in a second" in e["log_format"]]
+        self.assertEqual((len(said), said[0]["address"], said[-1]["address"]),
+                         (peerLimiter.burst, "192.0.2.7:1", "192.0.2.20:20"))
+        for transport in made:
+            transport.connectionLost(None)
+
+    def test_sessionLinesOnePersonsBudget(self) -> None:
+        """What a person's sessions say (a refused request) counts against that person's log budget too: 25 sessions (a client reconnecting in a loop), each asking for X11, log 20 lines a minute, not 25 (each session had 20 of its own)."""
+        from tests.clients.test_ssh import Harness
+
+        events = LogEvents(self)
+        h = Harness()
+        for _ in range(25):
+            channel, _ = h.channel(user="reconnector-of-the-log-budget")
+            channel.channelOpen(b"")
+            self.assertFalse(channel.requestReceived(b"x11-req", b""))
+        said = [e for e in events.at(LogLevel.info) if "refused" in e["log_format"]]
+        self.assertEqual((len(said), said[0]["request"]), (peerLimiter.burst, "x11-req"))
