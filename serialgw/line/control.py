@@ -224,9 +224,15 @@ class PortControl:
             # Asking for what is in effect changes nothing (pyserial sends
             # each setting at open): a debug line, as a writer's repeat is.
             emit = log.info if settings != current else log.debug
-            emit("{line}: settings from {peer} refused ({asked}): {reason}; {line} stays at {settings}",
-                 line=self.name, peer=client.peer, setting=setting, value=value, asked=asked,
-                 reason=refusal, role=client.role.value, settings=current.describe())
+            if self.device.noSettings:
+                # (Not "stays at 115200,8N1": a tcp:, unix: or telnet: console has no such framing here.)
+                emit("{line}: settings from {peer} refused ({asked}): {reason}; nothing changed (serial settings "
+                     "are the far end's)", line=self.name, peer=client.peer, setting=setting, value=value,
+                     asked=asked, reason=refusal, role=client.role.value)
+            else:
+                emit("{line}: settings from {peer} refused ({asked}): {reason}; {line} stays at {settings}",
+                     line=self.name, peer=client.peer, setting=setting, value=value, asked=asked,
+                     reason=refusal, role=client.role.value, settings=current.describe())
             return current
         before = self.settings
         effective = self.applySettings(settings)
@@ -266,14 +272,16 @@ class PortControl:
 
     def clientModemLine(self: _Line, client: IClient, name: str, on: bool) -> bool:
         """A client sets DTR or RTS; return the state in effect."""
-        if not self.mayWrite(client):
+        refusal = self._whyNotWrite(client) if not self.mayWrite(client) else self.device.noSettings
+        if refusal:
             state = bool(self.device.modemLines[name])
             if state != on:
-                # Logged as a refused setting is (one asking for what is in effect changes nothing).
+                # Logged as a refused setting is (one asking for what is in effect changes nothing);
+                # a tcp:, unix: or telnet: console has no DTR or RTS to stay on.
                 log.info("{line}: {asked} from {peer} refused: {reason}; {inEffect}", line=self.name,
-                         peer=client.peer, asked=f"{name.upper()} {'on' if on else 'off'}",
-                         reason=self._whyNotWrite(client),
-                         inEffect=f"{name.upper()} stays {'on' if state else 'off'}")
+                         peer=client.peer, asked=f"{name.upper()} {'on' if on else 'off'}", reason=refusal,
+                         inEffect="nothing changed" if self.device.noSettings
+                         else f"{name.upper()} stays {'on' if state else 'off'}")
             return state
         return bool(self.device.setModemLine(name, on))
 
