@@ -1,9 +1,9 @@
 """
-The device's state, mixed into L{Line}: as the device has it now
-(settings, modem lines, a break under way, RFC 2217 line-state bits
-seen), and as it changes, told to every client and the console logs
-(down with why, not opened, up again; behind on writing, so writers are
-paused; a break or framing error seen on the line).
+The device's state, mixed into L{serialgw.line.hub.Line}: as the device
+has it now (settings, modem lines, a break under way, RFC 2217
+line-state bits seen), and as it changes, told to every client and the
+console logs (down with why, not opened, up again; behind on writing, so
+writers are paused; a break or framing error seen on the line).
 
 Apart from the hub because none of it touches the data path: the
 device's output and the clients' input are the hub's.

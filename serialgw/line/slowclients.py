@@ -1,9 +1,9 @@
 """
 Clients that cannot keep up with the device's output, mixed into
-L{Line}: one whose policy is C{block} stops the device being read until
-it has caught up; one that is full and drops its output (C{drop}) is
-parked out of the fan-out, at no cost per chunk, the line keeping the
-newest output for it to catch up from.
+L{serialgw.line.hub.Line}: one whose policy is C{block} stops the device
+being read until it has caught up; one that is full and drops its output
+(C{drop}) is parked out of the fan-out, at no cost per chunk, the line
+keeping the newest output for it to catch up from.
 
 Apart from the hub because it is one client's bound against the line's
 stream (see L{serialgw.clients.guard}), not the stream itself.
@@ -55,7 +55,7 @@ class SlowClients:
     def park(self: _Line, guard: Any) -> Optional[int]:
         """
         C{guard}'s client is full and drops device output (an
-        L{OutputGuard} with this line as its fan-out): it is passed by, at
+        L{serialgw.clients.guard.OutputGuard} with this line as its fan-out): it is passed by, at
         no cost per chunk, until L{unpark}; meanwhile the line keeps the
         newest device output (L{parkedTail}, at least the largest bound of
         those parked) for the guard to catch up from.  The stream position
