@@ -418,7 +418,10 @@ class Session:
 
     def resumeInput(self) -> None:
         # What a person typed meanwhile goes first (refused if it lost write
-        # meanwhile); the line may find the device behind again at once.
+        # meanwhile); the line may find the device behind again at once (an
+        # earlier client's typing, in the same pass): then a writer waits on.
+        if self.role is Role.WRITER and not self.line.writable:
+            return
         typed, self._typedAhead = self._typedAhead, b""
         self._readingPaused &= ~DEVICE_BEHIND
         if typed and not self.leaving:

@@ -106,3 +106,37 @@ class EscapeMenuWhileBehindTests(SynchronousTestCase):
         self.assertEqual(transport.producerState, "paused")
         self.line.deviceWritable(True)
         self.assertEqual(transport.producerState, "producing")
+
+
+class FillingDevice(RecordingDevice):
+    """A device whose queue is past its mark again after each write (the line told at once, inside the write)."""
+
+    line: Line
+
+    def write(self, data: bytes) -> None:
+        RecordingDevice.write(self, data)
+        self.line.deviceWritable(False)
+
+
+class BehindAgainTests(SynchronousTestCase):
+    """The device behind again while the typing that waited is sent."""
+
+    def test_othersWaitOnWhenTheDeviceIsBehindAgain(self) -> None:
+        """The first person's waiting typing puts the device behind again: the second's waits on (not sent, and the device not told to take more), and goes at the next turn the device takes input."""
+        clock = Clock()
+        device = FillingDevice()
+        line = device.line = Line("t", device, clock=clock)
+        clients = []
+        for _ in (1, 2):
+            client = RawClient(line, Role.WRITER, listener=parseListener("raw,escape=^]+4444"), clock=clock)
+            client.makeConnection(BoundedTransport())
+            clients.append(client)
+        line.deviceWritable(False)
+        clients[0].dataReceived(b"first")
+        clients[1].dataReceived(b"second")
+        line.deviceWritable(True)
+        self.assertEqual(device.events, [("write", b"first")])
+        self.assertFalse(line.writable)
+        self.assertEqual(clients[1].typedWaiting, 6)
+        line.deviceWritable(True)
+        self.assertEqual(device.events, [("write", b"first"), ("write", b"second")])
