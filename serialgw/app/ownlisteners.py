@@ -60,7 +60,7 @@ def serveWatchAll(service: GatewayService, spec: ListenerSpec, patterns: tuple[s
     from serialgw.clients.watchall import WatchAllFactory, matches
 
     if spec.path and not isAbstract(spec.path):
-        removeStaleSocket(spec.path, "watch-all")
+        removeStaleSocket(spec.path, "watch-all", owner="watch-all")
     try:
         endpoint = serverFromString(service.reactor, spec.endpoint)
     except Exception as e:
