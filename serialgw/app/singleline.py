@@ -206,6 +206,9 @@ def lineName(device: str) -> str:
     """
     if device.startswith("pty:"):
         name = os.path.basename(device[4:])
+    elif device.startswith("rfc2217://"):
+        # Its scheme kept, as telnet:'s and tcp:'s are (it was HOST-PORT alone, a tcp: line's name but for its prefix).
+        name = "rfc2217:" + device[len("rfc2217://"):]
     elif device.startswith("/dev/"):
         name = device[len("/dev/"):]
     else:
