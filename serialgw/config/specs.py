@@ -439,6 +439,11 @@ class UserSpec:
 
 
 DEFAULT_HOST_KEY = "/var/lib/serialgw/ssh_host_ed25519_key"
+# SSH sessions one person may have at once, on all lines together ([ssh] sessions-per-person; at most
+# MAX_PERSON_SESSIONS): with 8 a line alone, a person with read = ["*"] on 1000 lines could hold 8000
+# (about 375 KB each: 3 GB).
+PERSON_SESSIONS = 32
+MAX_PERSON_SESSIONS = 1024
 
 
 @attrs.frozen
@@ -451,6 +456,8 @@ class SSHSpec:
     # What was wrong with the people's keys files (a file in a person's home is theirs to break):
     # each such person has no keys from it, said at the start, at a reload and by --check.
     problems: tuple[str, ...] = ()
+    # Sessions a person may have at once, on all lines together.
+    sessionsPerPerson: int = PERSON_SESSIONS
 
 
 @attrs.frozen
