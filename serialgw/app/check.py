@@ -17,7 +17,8 @@ import stat
 from typing import Any, Callable, Mapping, Optional, Sequence
 
 from serialgw.clients.local import isSocket, regularFileThere, socketThere
-from serialgw.clients.tls import MAX_PEM_FILE, ServerContextFactory, TLSError, clientOptions, validityProblem
+from serialgw.clients.tls import ServerContextFactory, clientOptions
+from serialgw.clients.tlsfiles import MAX_PEM_FILE, TLSError, validityProblem
 from serialgw.config.parsers import isDecimal, systemdUnix
 from serialgw.config.paths import NOT_FOLLOWED, notFollowed
 from serialgw.config.shard import ownListeners
@@ -381,7 +382,7 @@ def lockDirProblem(line: LineConfig, writable: bool = False) -> Optional[str]:
 
 
 def _pemProblem(path: str) -> Optional[str]:
-    """Why the start would refuse a TLS file that can be read (see serialgw.clients.tls._read: a FIFO hung it), or None."""
+    """Why the start would refuse a TLS file that can be read (see serialgw.clients.tlsfiles.readPem: a FIFO hung it), or None."""
     try:
         st = os.stat(path)
     except OSError:

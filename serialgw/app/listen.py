@@ -14,6 +14,7 @@ import os
 import shlex
 import socket
 import stat
+import struct
 import weakref
 from functools import partial
 from typing import Any, Callable, Optional, Sequence
@@ -37,14 +38,16 @@ from serialgw.app.check import PAST_RIGHTS, pastRights, systemdProblem, unixName
 from serialgw.app.logs import LineDialEndpoint, describeEndpoint
 from serialgw.clients.factory import LineFactory
 from serialgw.clients.handshakes import HandshakeTable
-from serialgw.clients.local import FileClient, fifoPair, streamClient
+from serialgw.clients.local import FileClient, streamClient
 from serialgw.clients.netconsole import MAX_INPUT_DATAGRAM, NetconsoleClient
+from serialgw.clients.pipeopen import PipeOpening
 from serialgw.clients.ptylink import PtyClient
-from serialgw.clients.tls import RefusingTLSFactory, ServerContextFactory, TLSError, clientOptions, linkOnHandshake
+from serialgw.clients.tls import RefusingTLSFactory, ServerContextFactory, clientOptions, linkOnHandshake
+from serialgw.clients.tlsfiles import TLSError
 from serialgw.clients.transports import describeAddress
 from serialgw.config.specs import LineConfig, ListenerKind, ListenerSpec, Protocol, describeUnix, isAbstract, quote
 from serialgw.devices.backoff import CarriedBackoff
-from serialgw.devices.uucplock import stranger
+from serialgw.devices.uucplock import processName, stranger
 from serialgw.line.hub import Line, Role
 
 log = Logger()
@@ -88,6 +91,8 @@ class ListenerOpener:
         self._own = own
         # What a file: output that could not be opened once its line ran calls (see FileClient.gone).
         self._forget = forget
+        # pipe: listeners whose FIFOs are being opened (see pending).
+        self._pipes: list[PipeOpening] = []
         # Each line's client factories (listeners and dial-outs) while they
         # live: a reload's new signature goes to them (see resign).
         self._factories: dict[str, weakref.WeakSet[LineFactory]] = {}
@@ -272,10 +277,18 @@ class ListenerOpener:
         log.info("line {line}: output appended to {path}", line=config.name, path=spec.path)
 
     def _pipe(self, line: Line, config: LineConfig, spec: ListenerSpec) -> None:
-        fdIn, fdOut = fifoPair(spec.path)
-        transport = streamClient(line, self.reactor, spec, fdIn, fdOut, name=f"pipe:{spec.path}")
-        self._own("closer", transport.loseConnection)
+        # (Its FIFOs opened by a thread: a mount that hangs holds no line; the start waits for it, see pending.)
+        pipe = PipeOpening(line, spec, self.reactor)
+        if self._forget is not None:
+            pipe.gone = partial(self._forget, config.name, spec)
+        self._own("closer", pipe.close)
+        self._pipes = [p for p in self._pipes if not p.opening.is_set()] + [pipe]
         log.info("line {line}: pipe {path}", line=config.name, path=spec.path)
+
+    def pending(self) -> list[PipeOpening]:
+        """The C{pipe:} listeners whose FIFOs were being opened (the start waits for them, see awaitOpens); forgotten here."""
+        pipes, self._pipes = self._pipes, []
+        return pipes
 
     def _pty(self, line: Line, config: LineConfig, spec: ListenerSpec) -> None:
         client = PtyClient(line, spec.path, self.reactor, spec)
@@ -401,62 +414,76 @@ class OwnSocketPort:
         return self.port.stopListening()
 
 
-def removeStaleSocket(path: str, lineName: str) -> None:
+def removeStaleSocket(path: str, lineName: str, owner: Optional[str] = None) -> None:
     """
     A unix socket file left by a gateway that died is removed; one that a
-    live process answers on, or a file that is not a socket, is an error.
-    Its Twisted lock file (C{path}.lock) naming a live process that is not
-    its maker (uucplock's rule: started well after it was written, its PID
-    reused) is removed too, when nobody answers on the socket.
+    live process answers on, or a file that is not a socket, is an error
+    (naming that process; this one: another of the gateway's own listeners
+    there, which it had called "another process").  Its Twisted lock file
+    (C{path}.lock) naming a live process that is not its maker (uucplock's
+    rule: started well after it was written, its PID reused) is removed too,
+    when nobody answers on the socket.  C{owner}: who wants the path, in
+    messages (default C{line 'NAME'}; watch-all is no line).
     """
+    who = owner if owner is not None else f"line {lineName!r}"
+    said = owner if owner is not None else f"line {lineName}"  # (in the log, as the line's other events)
     try:
         mode: Optional[int] = os.lstat(path).st_mode
     except FileNotFoundError:
         directory = os.path.dirname(path) or "."
         if not os.path.isdir(directory):
             # Twisted's own words were "No such file or directory: '826' -> b'/x/a.sock.lock'".
-            raise StartupError(f"line {lineName!r}: cannot make unix socket {path!r}: directory {directory!r} "
+            raise StartupError(f"{who}: cannot make unix socket {path!r}: directory {directory!r} "
                                "does not exist") from None
         mode = None
     if mode is not None and not stat.S_ISSOCK(mode):
-        raise StartupError(f"line {lineName!r}: {path!r} exists and is not a socket")
+        raise StartupError(f"{who}: {path!r} exists and is not a socket")
     lock = path + ".lock"
     holder, reused = _lockHolder(lock, path)
     if holder is not None and reused is None:
         # Twisted's unix port would refuse it anyway ("Cannot acquire lock"),
         # after the socket had been removed from under the holder.
-        raise StartupError(f"line {lineName!r}: {path!r} is locked by process {holder} "
+        raise StartupError(f"{who}: {path!r} is locked by process {holder} "
                            f"({lock!r}), which is still there")
-    if mode is not None and not _removeIfStale(path, lineName):
+    if mode is not None and not _removeIfStale(path, who, said):
         return
     if holder is not None:
         # Twisted's lock would refuse a live PID, its maker or not.
         try:
             if os.readlink(lock) == str(holder):
                 os.unlink(lock)
-                log.info("line {line}: removed stale lock {lock}: {why}", line=lineName, lock=lock, why=reused)
+                log.info("{owner}: removed stale lock {lock}: {why}", owner=said, lock=lock, why=reused)
         except OSError:
             pass
 
 
-def _removeIfStale(path: str, lineName: str) -> bool:
-    """Remove the socket at C{path} if nobody answers on it (True); raise if someone does; False if it cannot be told."""
+def _removeIfStale(path: str, who: str, said: str) -> bool:
+    """Remove the socket at C{path} if nobody answers on it (True); raise if someone does (named); False if it cannot be told."""
     # Not blocking: a connect to a live listener whose backlog is full
     # waits until it accepts, and this runs on the reactor (a reload).
     probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
     try:
-        probe.connect(path)
-    except ConnectionRefusedError:
-        os.unlink(path)
-        log.info("line {line}: removed stale socket {path}", line=lineName, path=path)
-        return True
-    except BlockingIOError:
-        pass  # a live listener, its backlog full
-    except OSError:
-        return False
+        try:
+            probe.connect(path)
+        except ConnectionRefusedError:
+            os.unlink(path)
+            log.info("{owner}: removed stale socket {path}", owner=said, path=path)
+            return True
+        except BlockingIOError:
+            pass  # a live listener, its backlog full
+        except OSError:
+            return False
+        # Who listens there (as it was when it called listen); 0 while a full backlog keeps us unconnected.
+        try:
+            pid = struct.unpack("3i", probe.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))[0]
+        except OSError:
+            pid = 0
     finally:
         probe.close()
-    raise StartupError(f"line {lineName!r}: {path!r} is in use by another process")
+    if pid == os.getpid():
+        raise StartupError(f"{who}: {path!r} is one of this gateway's own sockets already (another of its "
+                           "listeners: a line's, watch-all's, the status endpoint's or SSH's; --check names which)")
+    raise StartupError(f"{who}: {path!r} is in use by another process" + (f": {pid}{processName(pid)}" if pid > 0 else ""))
 
 
 def _lockHolder(lock: str, path: str) -> tuple[Optional[int], Optional[str]]:

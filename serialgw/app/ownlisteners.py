@@ -60,7 +60,7 @@ def serveWatchAll(service: GatewayService, spec: ListenerSpec, patterns: tuple[s
     from serialgw.clients.watchall import WatchAllFactory, matches
 
     if spec.path and not isAbstract(spec.path):
-        removeStaleSocket(spec.path, "watch-all")
+        removeStaleSocket(spec.path, "watch-all", owner="watch-all")
     try:
         endpoint = serverFromString(service.reactor, spec.endpoint)
     except Exception as e:
@@ -93,5 +93,12 @@ def reloadSSH(service: GatewayService, ssh: Optional[SSHSpec]) -> None:
     service.sshFactory.setUsers(users)
     for problem in ssh.problems if ssh is not None else ():
         log.warn("reload: ssh: {problem}", problem=problem)
-    service.ssh = attrs.evolve(service.ssh, users=users, listener=listener)
+    gateway = service.sshFactory.gateway
+    most = ssh.sessionsPerPerson if ssh is not None else service.ssh.sessionsPerPerson
+    if most != gateway.sessionsPerPerson:
+        # (Those over it stay: it holds the sessions that start from now on.)
+        log.info("reload: [ssh] sessions-per-person {most} (was {was}), for the sessions that start from now on",
+                 most=most, was=gateway.sessionsPerPerson)
+        gateway.sessionsPerPerson = most
+    service.ssh = attrs.evolve(service.ssh, users=users, listener=listener, sessionsPerPerson=most)
     log.info("reload: {count} SSH user(s)", count=len(users))

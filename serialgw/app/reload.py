@@ -24,7 +24,8 @@ from serialgw.app.listen import StartupError, listenAtOnce, removeStaleSocket
 from serialgw.clients.local import fifoPair
 from serialgw.clients.loglock import lockedElsewhere
 from serialgw.clients.ptylink import keptInPlace
-from serialgw.clients.tls import ServerContextFactory, TLSError, clientOptions
+from serialgw.clients.tls import ServerContextFactory, clientOptions
+from serialgw.clients.tlsfiles import TLSError
 from serialgw.config.paths import NOT_FOLLOWED, notFollowed
 from serialgw.config.specs import LineConfig, ListenerKind, ListenerSpec, LogSpec, isAbstract, quote
 from serialgw.devices.links import linkProblem

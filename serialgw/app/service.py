@@ -211,6 +211,7 @@ class GatewayService(MultiService):
         except OSError as e:
             raise fileRefused(config.name, config.log, e) from None
         consoleLog.gone = partial(self._forget, config.name, config.log)
+        consoleLog.typedGone = partial(self._typedGone, config.name, consoleLog)
         self._openingKey = ("log", config.log)
         try:
             self._own("closer", consoleLog.close)
@@ -221,7 +222,8 @@ class GatewayService(MultiService):
         """At start: the console logs' and file: outputs' first opens waited for (see L{awaitOpens}); one refused fails the start."""
         failed = awaitOpens([made for line in self.lines.values() for one in line.clients
                              for made in (one.files() if isinstance(one, ConsoleLog) else
-                                          [one] if isinstance(one, FileClient) else [])])
+                                          [one] if isinstance(one, FileClient) else [])]
+                            + self.listeners.pending())
         if failed is not None:
             error = fileRefused(failed[0].line.name, failed[0], failed[1])
             raise StartupError(self.placed(failed[0].line.name, error.key, str(error)))
@@ -230,6 +232,21 @@ class GatewayService(MultiService):
         """Line C{name}'s log or file: output C{part} could not be opened once it ran: out of the running configuration (a reload of the same file tries it again)."""
         self.configs = [attrs.evolve(c, log=None if c.log == part else c.log, listeners=tuple(
             s for s in c.listeners if s != part)) if c.name == name else c for c in self.configs]
+
+    def _typedGone(self, name: str, consoleLog: ConsoleLog) -> None:
+        """
+        Line C{name}'s C{consoleLog} runs on without its LOG.typed, which
+        could not be opened: log-typed off in the running configuration (a
+        reload of the same file opens the log anew, LOG.typed with it).
+        """
+        spec = next((c.log for c in self.configs if c.name == name), None)
+        if spec is None or spec != consoleLog.spec or spec.typed == "off":
+            return  # (not the running one's any more)
+        running = attrs.evolve(spec, typed="off")
+        self.configs = [attrs.evolve(c, log=running) if c.name == name else c for c in self.configs]
+        self._keyed[name] = [(("log", running) if key == ("log", spec) else key, entry)
+                             for key, entry in self._keyed.get(name, [])]
+        consoleLog.gone = partial(self._forget, name, running)
 
     def reloadUsers(self, ssh: Optional[SSHSpec]) -> None:
         """New people, keys and listener options (ro, allow= reach those connected) for the running SSH listener (a reload; None: [ssh] removed, nobody); its address and host key stay until a restart."""

@@ -94,7 +94,8 @@ def lineStatus(line: Line) -> dict[str, Any]:
         # The process whose UUCP lock keeps the device from us, or null.
         "locked_by": device.lockedBy,
         "down_reason": device.downReason,
-        "settings": {
+        # A tcp:, unix: or telnet: console carries neither (null): the far end's port has its own.
+        "settings": None if device.noSettings else {
             "baudrate": settings.baudrate,
             "bytesize": settings.bytesize,
             "parity": settings.parity,
@@ -103,7 +104,7 @@ def lineStatus(line: Line) -> dict[str, Any]:
             "rtscts": settings.rtscts,
             "text": settings.describe(),
         },
-        "modem_lines": dict(line.modemLines),
+        "modem_lines": None if device.noSettings else dict(line.modemLines),
         "clients": [clientStatus(client) for client in line.clients],
         "bytes_to_device": line.bytesToDevice,
         "bytes_from_device": line.bytesFromDevice,

@@ -59,6 +59,8 @@ BEHIND = "the disk did not keep up"
 class ConsoleLog(ClientEvents, LogFile):
     # Called once its first open failed, the log closed (its owner's: see GatewayService._forget).
     gone: Optional[Callable[[], None]] = None
+    # Called once its LOG.typed's first open failed, the log running on without it (see GatewayService._typedGone).
+    typedGone: Optional[Callable[[], None]] = None
 
     def __init__(self, line: Line, spec: LogSpec, clock: Any, typedOnly: bool = False,
                  writes: Optional[str] = None) -> None:
@@ -171,6 +173,8 @@ class ConsoleLog(ClientEvents, LogFile):
         if parent._typed is self:
             parent._typed = None
         self._closeWrites()
+        if parent.typedGone is not None and not parent._closed:
+            parent.typedGone()
 
     def _takeOver(self) -> None:
         """

@@ -57,7 +57,7 @@ from serialgw.clients.sshhostkey import loadHostKey
 from serialgw.clients.sshsession import SSHClient
 from serialgw.clients.sshtransport import USER_SIGNATURES, ServerTransport, conchLog, sshPeer, sshSource
 from serialgw.clients.transports import SourceCounts, addressAllowed, admittedBy, describeAddress, sourceOf
-from serialgw.config.specs import ListenerSpec, SSHSpec, UserSpec
+from serialgw.config.specs import PERSON_SESSIONS, ListenerSpec, SSHSpec, UserSpec
 from serialgw.config.sshkeys import fingerprint, printable, readPublicKeys
 from serialgw.line.hub import Line
 from serialgw.logflood import Peer, clientLog
@@ -344,12 +344,32 @@ class Person(ConchUser):  # type: ignore[misc]
 class SSHGateway:
     """What the SSH side needs of the gateway: its lines (by name), the listener's options, a clock."""
 
-    def __init__(self, lines: Callable[[], Mapping[str, Line]], spec: ListenerSpec, clock: Any) -> None:
+    def __init__(self, lines: Callable[[], Mapping[str, Line]], spec: ListenerSpec, clock: Any,
+                 sessionsPerPerson: int = PERSON_SESSIONS) -> None:
         self.lines = lines
         self.spec = spec
         self.clock = clock
         # Everyone logged in now (a reload's new keys are checked against them).
         self.people: set[Person] = set()
+        # Each person's sessions on a line (attached, until their channel closes), at most
+        # sessionsPerPerson on all lines together ([ssh] sessions-per-person; a reload's applies to
+        # the sessions that start afterwards).
+        self.sessions: dict[str, set[SSHClient]] = {}
+        self.sessionsPerPerson = sessionsPerPerson
+
+    def attached(self, session: SSHClient) -> None:
+        self.sessions.setdefault(session.login.user, set()).add(session)
+
+    def detached(self, session: SSHClient) -> None:
+        mine = self.sessions.get(session.login.user)
+        if mine is not None:
+            mine.discard(session)
+            if not mine:
+                del self.sessions[session.login.user]
+
+    def sessionsOf(self, user: str) -> int:
+        """How many sessions C{user} has on the lines, all together."""
+        return len(self.sessions.get(user, ()))
 
     def line(self, name: str) -> Optional[Line]:
         return self.lines().get(name)
@@ -535,6 +555,6 @@ def makeFactory(spec: SSHSpec, lines: Callable[[], Mapping[str, Line]], clock: A
     key, made = loadHostKey(spec.hostKey)
     log.info("ssh: host key {path} ({kind} {fingerprint}){made}", path=spec.hostKey,
              kind=key.sshType().decode(), fingerprint=fingerprint(key), made=", made now" if made else "")
-    return GatewaySSHFactory(key, KeyRing(spec.users), SSHGateway(lines, spec.listener, clock))
+    return GatewaySSHFactory(key, KeyRing(spec.users), SSHGateway(lines, spec.listener, clock, spec.sessionsPerPerson))
 
 

@@ -233,6 +233,7 @@ class SSHClient(Session, ClientEvents, SSHChannel):
         SSHChannel.loseConnection(self)
 
     def closed(self) -> None:
+        self.gateway.detached(self)
         if self.line is not None:
             self.endSession()
         self.transport.unregisterProducer()
@@ -368,8 +369,18 @@ class SSHClient(Session, ClientEvents, SSHChannel):
             self.clock.callLater(0, self._refuse, f"serialgw: {line.name}: you have {sessions} sessions there already "
                                  f"(at most {PERSON_SESSIONS_PER_LINE} a person){newline}")
             return True
+        sessions, most = self.gateway.sessionsOf(self.login.user), self.gateway.sessionsPerPerson
+        if sessions >= most:
+            # 8 a line alone let a person with read = ["*"] on 1000 lines hold 8000 sessions (3 GB).
+            log.warn("ssh: {peer} refused a session on {line}: {user} has {count} sessions already, on all lines "
+                     "(at most {most} a person: [ssh] sessions-per-person)", peer=self.peer, line=line.name,
+                     user=self.login.user, count=sessions, most=most, budget=self.logBudget)
+            self.clock.callLater(0, self._refuse, f"serialgw: you have {sessions} sessions already, on all lines "
+                                 f"(at most {most} a person){newline}")
+            return True
         self.role = Role.WRITER if right == "write" and not spec.readOnly else Role.READONLY
         self.line = line
+        self.gateway.attached(self)
         self.startSession()
         return True
 

@@ -42,14 +42,24 @@ from serialgw.config.paths import absolute, absoluteListener, baseOf
 from serialgw.config.placeholders import noLine
 from serialgw.config.reading import MAX_CONFIG_SIZE, readToml
 from serialgw.config.sharing import oneLineEach
-from serialgw.config.specs import DEFAULT_HOST_KEY, ConfigError, LineConfig, SSHSpec, UserSpec, WatchAllSpec, quote
+from serialgw.config.specs import (
+    DEFAULT_HOST_KEY,
+    MAX_PERSON_SESSIONS,
+    PERSON_SESSIONS,
+    ConfigError,
+    LineConfig,
+    SSHSpec,
+    UserSpec,
+    WatchAllSpec,
+    quote,
+)
 from serialgw.config.sshkeys import KEYS_FILES, PublicKey, readKeysFile, readPublicKeys, userOf
 from serialgw.config.where import where as _where
 
 # Read here by others (tests, the man page's check) as before the file was split.
 __all__ = ["LINE_KEYS", "MAX_CONFIG_SIZE", "FileConfig", "loadConfig", "loadFile", "nameProblem"]
 
-SSH_KEYS = {"listen", "host-key"}
+SSH_KEYS = {"listen", "host-key", "sessions-per-person"}
 USER_KEYS = {"keys", "keys-file"}
 
 
@@ -295,6 +305,10 @@ def _ssh(path: str, text: str, data: dict[str, Any], users: tuple[UserSpec, ...]
         listener = parseSSHListener(noLine(table["listen"], "listen", "ssh listen"))
     except ConfigError as e:
         raise ConfigError(f"{_where(path, text, 'ssh', 'listen')}: [ssh] listen: {e}") from None
-    return SSHSpec(absoluteListener(listener, base), absolute(hostKey, base), users, problems)
+    sessions = table.get("sessions-per-person", PERSON_SESSIONS)
+    if isinstance(sessions, bool) or not isinstance(sessions, int) or not 1 <= sessions <= MAX_PERSON_SESSIONS:
+        raise ConfigError(f"{_where(path, text, 'ssh', 'sessions-per-person')}: [ssh] sessions-per-person: expected "
+                          f"a number of sessions from 1 to {MAX_PERSON_SESSIONS}, not {quote(sessions)}")
+    return SSHSpec(absoluteListener(listener, base), absolute(hostKey, base), users, problems, sessions)
 
 

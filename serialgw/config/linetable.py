@@ -13,10 +13,10 @@ import attrs
 from serialgw.config.foreign import foreignKey, foreignTable
 from serialgw.config.listeners import parseListener
 from serialgw.config.parsers import (
-    SERIAL_ONLY,
     SINGLE_SETTINGS,
     applySingle,
     checkPath,
+    deviceKeyRefusal,
     parseCoalesce,
     parseCompact,
     parseDevice,
@@ -24,7 +24,6 @@ from serialgw.config.parsers import (
     parseMilliseconds,
     parseOnOff,
     parseSendString,
-    serialOnlyRefusal,
 )
 from serialgw.config.paths import absoluteLine
 from serialgw.config.placeholders import PLACED_KEYS, expandValue, hasPlaceholder, noLine
@@ -126,13 +125,13 @@ def readLines(path: str, text: str, data: dict[str, Any], base: str) -> tuple[li
             which = f"for line {quote(name)}, " if table_ == "defaults" and e.key in PLACED_KEYS and \
                 hasPlaceholder(defaults[e.key]) else ""
             raise ConfigError(f"{_where(path, text, table_, e.key)}: [{table_}] {e.key}: {which}{e.message}") from None
-        # A line's own dtr (baud, ...) on a device that carries none: kept
-        # and ignored, the line looked configured.  From [defaults] it is for
-        # the lines that take it: silent.
-        serialOnly = next((key for key in table if key in SERIAL_ONLY), None)
-        if serialOnly is not None and serialOnlyRefusal(configs[-1].device):
-            raise ConfigError(f"{_where(path, text, where, serialOnly)}: [{where}] {serialOnly}: "
-                              f"{serialOnlyRefusal(configs[-1].device)}")
+        # A line's own dtr (baud, lock, ...) on a device where it means
+        # nothing: kept and ignored, the line looked configured.  From
+        # [defaults] it is for the lines that take it: silent.
+        for key in table:
+            refusal = deviceKeyRefusal(key, configs[-1].device)
+            if refusal:
+                raise ConfigError(f"{_where(path, text, where, key)}: [{where}] {key}: {refusal}")
         # A line's own log-typed (log-mark, ...) without log: no file at all,
         # and no word said (an audit trail asked for and none kept).  From
         # [defaults] it is for the lines that log: silent.

@@ -22,11 +22,12 @@ How a string is read, in order:
        - anything else: a Twisted server endpoint string (C{systemd:}, ...).
 
 C{tcp:}, C{tcp6:} and C{unix:} strings are read by Twisted's own parser
-(L{serverFromString}, with no reactor: an endpoint does no I/O before
-C{listen()}; see L{serialgw.config.endpointstrings}), so the spec's host,
-port and path are what will be bound, and what Twisted refuses is refused
-here, naming the listener. Other Twisted strings are checked by the
-service when it builds their endpoints.
+(L{twisted.internet.endpoints.serverFromString}, with no reactor: an
+endpoint does no I/O before C{listen()}; see
+L{serialgw.config.endpointstrings}), so the spec's host, port and path
+are what will be bound, and what Twisted refuses is refused here, naming
+the listener. Other Twisted strings are checked by the service when it
+builds their endpoints.
 
 The options before the C{+} are read here too; the gateway's own
 listeners (watch-all, status, SSH) are in L{serialgw.config.gatewaylisteners}.

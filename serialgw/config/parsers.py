@@ -188,6 +188,32 @@ def serialOnlyRefusal(device: DeviceSpec) -> str:
             "(the far end's port has its own; an rfc2217:// device carries them): take it out") if what else ""
 
 
+def deviceKeyRefusal(key: str, device: DeviceSpec) -> str:
+    """
+    Why C{key} in a line's own table means nothing on C{device} (it was
+    kept and ignored, the line looking configured), or empty where it
+    does: the serial-only keys and C{restore} (what an RFC 2217 client
+    changed, put back) on a device that carries no settings; C{lock} and
+    C{lock-dir} on any console elsewhere; C{break-duration} where no break
+    has a duration (a raw socket carries none, a telnet console's IAC BRK
+    is the far end's to time; an rfc2217:// device's BREAK-ON lasts it).
+    """
+    if key in SERIAL_ONLY or key == "restore":
+        return serialOnlyRefusal(device)
+    if not device.remote or key not in ("lock", "lock-dir", "break-duration"):
+        return ""
+    where = f"means nothing on device {quote(device.describe())}"
+    if key != "break-duration":
+        return (f"{where}: a console elsewhere takes no lock (the UUCP lock and flock are for a local tty; the far "
+                "end locks its own port): take it out")
+    if device.kind in ("tcp", "unix"):
+        return f"{where}: a raw socket cannot carry a break: take it out"
+    if device.kind == "telnet":
+        return (f"{where}: a telnet console's break is IAC BRK, which has no duration (the far end's break lasts as "
+                "long as it makes it; an rfc2217:// device's lasts break-duration): take it out")
+    return ""
+
+
 # What an open-string or close-string may hold (bytes, breaks not counted),
 # and its breaks (each holds the line break-duration, up to 10 s).
 MAX_SEND_STRING = 4096

@@ -265,10 +265,11 @@ class DeviceSpec:
     def describe(self) -> str:
         if self.kind == "pty":
             return f"pty:{self.path}"
+        # An IPv6 address in brackets (which colon ends it; pyserial's URL form).
+        host = f"[{self.host}]" if ":" in self.host else self.host
         if self.kind == "rfc2217":
-            return f"rfc2217://{self.host}:{self.port}"
+            return f"rfc2217://{host}:{self.port}"
         if self.kind in ("telnet", "tcp"):
-            host = f"[{self.host}]" if ":" in self.host else self.host
             return f"{self.kind}:{host}:{self.port}"
         if self.kind == "unix":
             return f"unix:{describeUnix(self.path)}"
@@ -438,6 +439,11 @@ class UserSpec:
 
 
 DEFAULT_HOST_KEY = "/var/lib/serialgw/ssh_host_ed25519_key"
+# SSH sessions one person may have at once, on all lines together ([ssh] sessions-per-person; at most
+# MAX_PERSON_SESSIONS): with 8 a line alone, a person with read = ["*"] on 1000 lines could hold 8000
+# (about 375 KB each: 3 GB).
+PERSON_SESSIONS = 32
+MAX_PERSON_SESSIONS = 1024
 
 
 @attrs.frozen
@@ -450,6 +456,8 @@ class SSHSpec:
     # What was wrong with the people's keys files (a file in a person's home is theirs to break):
     # each such person has no keys from it, said at the start, at a reload and by --check.
     problems: tuple[str, ...] = ()
+    # Sessions a person may have at once, on all lines together.
+    sessionsPerPerson: int = PERSON_SESSIONS
 
 
 @attrs.frozen

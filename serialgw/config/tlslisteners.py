@@ -10,6 +10,8 @@ shared (positional and keyword fields, backslash escapes).
 
 from __future__ import annotations
 
+import ipaddress
+import itertools
 import re
 
 from twisted.internet.endpoints import _parse as endpointFields
@@ -87,8 +89,9 @@ def _colonHint(body: str) -> str:
     """
     How to write the first C{KEY=VALUE} of a C{tls:} string that Twisted's
     tokenizer cut at a bare colon in its value (fields without C{=} follow
-    it: C{interface=::1} read as C{interface=}, C{''}, C{1}), as the end of
-    an error message; C{""} when there is none.
+    it: C{interface=::1} read as C{interface=}, C{''}, C{1}), or a
+    dial-out's bare IPv6 host (C{tls:::1:4443}: in brackets), as the end
+    of an error message; C{""} when there is none.
     """
     fields = re.split(r"(?<!\\):", body)
     for i, field in enumerate(fields):
@@ -102,7 +105,20 @@ def _colonHint(body: str) -> str:
             escaped = written.replace(":", "\\:")
             return (f"; {quote(written)}: a colon inside a value (an IPv6 address) is written \\:, as in Twisted's "
                     f"endpoint strings ({quote(escaped)})")
+    # A dial-out's IPv6 host written bare (tls:::1:4443): its colons cut it into fields.
+    lead = list(itertools.takewhile(lambda field: "=" not in field, fields))
+    after = fields[len(lead):len(lead) + 1]
+    for host, port in ((":".join(lead[:-1]), lead[-1:]), (":".join(lead), after)):
+        if len(lead) >= 3 and port and (port[0].startswith("port=") or isDecimal(port[0])) and _isIPv6(host):
+            return f"; an IPv6 host goes in brackets ({quote(f'tls:[{host}]:{port[0]}')})"
     return ""
+
+
+def _isIPv6(text: str) -> bool:
+    try:
+        return ipaddress.ip_address(text).version == 6
+    except ValueError:
+        return False
 
 
 def _port(text: str, original: str, hint: str) -> int:

@@ -70,6 +70,9 @@ class _NoSink:
     def deviceNotOpened(self, reason: str) -> None:
         pass
 
+    def deviceSettings(self, before: SerialSettings) -> None:
+        pass
+
 
 @implementer(IDevice)
 class SerialDevice(Pacing, EarlyHold, FloodReading):
@@ -127,6 +130,8 @@ class SerialDevice(Pacing, EarlyHold, FloodReading):
         self._paused = False
         self._hangupCall: Any = None
         self.lineErrorsWatched = False
+        # The settings kept for it while it was down, until it is back (see announceUp).
+        self._keptSettings: Optional[SerialSettings] = None
         # Opening a tty raises DTR and RTS.
         self.modemLines = {"dtr": True, "rts": True}
         self.reactor = reactor
@@ -568,6 +573,10 @@ class SerialDevice(Pacing, EarlyHold, FloodReading):
     def announceUp(self) -> None:
         try:
             self.sink.deviceUp()
+            # Kept for it while it was down, and taken in part only (a pty forces 8 bits): said now.
+            kept, self._keptSettings = self._keptSettings, None
+            if kept is not None and kept != self.settings:
+                self.sink.deviceSettings(kept)
         except Exception:
             log.failure("{device}: handling the return failed", device=self.name)
         self._writeEarly()
@@ -578,6 +587,7 @@ class SerialDevice(Pacing, EarlyHold, FloodReading):
         self.name = port.name
         self._fileno = port.fileno()
         port.startWatching(self.reactor)
+        self._keptSettings = self.settings
         self.settings = port.apply(self.settings)
         for name, on in self.modemLines.items():
             if not on:

@@ -224,9 +224,15 @@ class PortControl:
             # Asking for what is in effect changes nothing (pyserial sends
             # each setting at open): a debug line, as a writer's repeat is.
             emit = log.info if settings != current else log.debug
-            emit("{line}: settings from {peer} refused ({asked}): {reason}; {line} stays at {settings}",
-                 line=self.name, peer=client.peer, setting=setting, value=value, asked=asked,
-                 reason=refusal, role=client.role.value, settings=current.describe())
+            if self.device.noSettings:
+                # (Not "stays at 115200,8N1": a tcp:, unix: or telnet: console has no such framing here.)
+                emit("{line}: settings from {peer} refused ({asked}): {reason}; nothing changed (serial settings "
+                     "are the far end's)", line=self.name, peer=client.peer, setting=setting, value=value,
+                     asked=asked, reason=refusal, role=client.role.value)
+            else:
+                emit("{line}: settings from {peer} refused ({asked}): {reason}; {line} stays at {settings}",
+                     line=self.name, peer=client.peer, setting=setting, value=value, asked=asked,
+                     reason=refusal, role=client.role.value, settings=current.describe())
             return current
         before = self.settings
         effective = self.applySettings(settings)
@@ -239,6 +245,30 @@ class PortControl:
         if effective != before:
             self.writeLogs(f"{client.peer} set {settings.describe()}; in effect: {effective.describe()}")
         return effective
+
+    def deviceSettings(self: _Line, before: SerialSettings) -> None:
+        """
+        IDeviceSink: the settings in effect changed without the line asking
+        (the device, back, took less of those kept for it while it was
+        down; a remote port answered with others).  RFC 2217 clients were
+        answered C{before} (the value in effect then, as far as the line
+        knew): they are told those now in effect, and so are the line's
+        followers (client ptys).  Logged within the device's budget (a
+        remote port answering otherwise again and again).
+        """
+        effective = self.settings
+        if effective == before:
+            return
+        for follower in list(self.settingsFollowers):
+            follower(effective)
+        told = 0
+        for client in list(self.controllers):
+            if client.comPort is not None:
+                client.comPort.settingsChanged(before, effective)
+                told += 1
+        log.info("{line}: settings in effect now {settings}, not {asked}: the device took them so; {told} RFC 2217 "
+                 "client(s) told", line=self.name, settings=effective.describe(), asked=before.describe(),
+                 told=told, peer=self.device.name)
 
     def _whyNotWrite(self: _Line, client: IClient) -> str:
         """Why C{client} may not change the port now, for the log (see L{Line.mayWrite})."""
@@ -266,14 +296,16 @@ class PortControl:
 
     def clientModemLine(self: _Line, client: IClient, name: str, on: bool) -> bool:
         """A client sets DTR or RTS; return the state in effect."""
-        if not self.mayWrite(client):
+        refusal = self._whyNotWrite(client) if not self.mayWrite(client) else self.device.noSettings
+        if refusal:
             state = bool(self.device.modemLines[name])
             if state != on:
-                # Logged as a refused setting is (one asking for what is in effect changes nothing).
+                # Logged as a refused setting is (one asking for what is in effect changes nothing);
+                # a tcp:, unix: or telnet: console has no DTR or RTS to stay on.
                 log.info("{line}: {asked} from {peer} refused: {reason}; {inEffect}", line=self.name,
-                         peer=client.peer, asked=f"{name.upper()} {'on' if on else 'off'}",
-                         reason=self._whyNotWrite(client),
-                         inEffect=f"{name.upper()} stays {'on' if state else 'off'}")
+                         peer=client.peer, asked=f"{name.upper()} {'on' if on else 'off'}", reason=refusal,
+                         inEffect="nothing changed" if self.device.noSettings
+                         else f"{name.upper()} stays {'on' if state else 'off'}")
             return state
         return bool(self.device.setModemLine(name, on))
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 from typing import Any, Callable, Optional
 
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
-from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from serialgw.config.specs import DEFAULT_BACKLOG, Rights, SerialSettings
@@ -20,7 +19,9 @@ from serialgw.interfaces import IClient, IConsoleLog, IDevice, IDeviceSink
 from serialgw.line.coalesce import Coalescer
 from serialgw.line.comings import Comings, whoIsOn
 from serialgw.line.control import PortControl
+from serialgw.line.devicestate import DeviceState
 from serialgw.line.role import Role, RoleChanges, heirOf
+from serialgw.line.slowclients import SlowClients
 from serialgw.line.strings import OpenCloseStrings
 from serialgw.line.tail import Tail
 from serialgw.line.textgate import TextGate
@@ -33,11 +34,13 @@ log = clientLog()
 
 
 @implementer(IDeviceSink)
-class Line(PortControl, OpenCloseStrings, RoleChanges):
+class Line(PortControl, OpenCloseStrings, RoleChanges, DeviceState, SlowClients):
     """
     A serial line shared by any number of clients.  What RFC 2217 clients
     may do to the port is L{PortControl}'s; the open- and close-strings are
-    L{OpenCloseStrings}'; who may write, as it changes, L{RoleChanges}'.
+    L{OpenCloseStrings}'; who may write, as it changes, L{RoleChanges}'; the
+    device's state, L{DeviceState}'; clients that cannot keep up,
+    L{SlowClients}'.
     """
 
     def __init__(
@@ -138,33 +141,6 @@ class Line(PortControl, OpenCloseStrings, RoleChanges):
         self._refusalsTold: dict[IClient, float] = {}
         # Who may use the line, by user name (SSH, TLS client certificates).
         self.rights = Rights()
-
-    # State, as the device has it
-
-    @property
-    def settings(self) -> SerialSettings:
-        return self.device.settings  # type: ignore[no-any-return]
-
-    @property
-    def modemLines(self) -> dict[str, bool]:
-        return self.device.modemLines  # type: ignore[no-any-return]
-
-    @property
-    def breaking(self) -> bool:
-        return bool(self.device.breaking)
-
-    def modemState(self) -> Optional[int]:
-        return self.device.modemState()  # type: ignore[no-any-return]
-
-    def lineState(self, clear: bool = True) -> int:
-        """
-        RFC 2217 line-state bits (break, framing, parity) seen since the last
-        call that cleared them: an answer to a client's poll.
-        """
-        state = self._lineState
-        if clear:
-            self._lineState = 0
-        return state
 
     # Clients
 
@@ -420,56 +396,6 @@ class Line(PortControl, OpenCloseStrings, RoleChanges):
         self._earlyTo = client
         return self.backlog(limit)
 
-    # Back-pressure from a client whose policy is "block"
-
-    def blockDevice(self, client: IClient) -> None:
-        """Stop reading the device until C{client} has caught up."""
-        if not self._blockers:
-            self.device.pauseReading()
-        self._blockers[client] = None
-
-    def unblockDevice(self, client: IClient) -> None:
-        self._blockers.pop(client, None)
-        if not self._blockers:
-            self.device.resumeReading()
-
-    # Clients that are full and drop their output, out of the fan-out
-
-    def park(self, guard: Any) -> Optional[int]:
-        """
-        C{guard}'s client is full and drops device output (an
-        L{OutputGuard} with this line as its fan-out): it is passed by, at
-        no cost per chunk, until L{unpark}; meanwhile the line keeps the
-        newest device output (L{parkedTail}, at least the largest bound of
-        those parked) for the guard to catch up from.  The stream position
-        (L{streamed}) it is at; None if it is not attached (nothing to pass by).
-        """
-        client = guard.client
-        if client not in self._receiving:  # parked already, or not attached
-            return None
-        del self._receiving[client]
-        self._parked[client] = guard
-        self._parkedBounds[guard.bound] = self._parkedBounds.get(guard.bound, 0) + 1
-        self._parkedSize = max(self._parkedBounds)
-        self._fanOut = None
-        return self.streamed
-
-    def unpark(self, guard: Any) -> None:
-        """C{guard}'s client (caught up) gets device output again."""
-        if self._parked.pop(guard.client, None) is None:
-            return
-        # (Parked means attached: detach unparks before it lets go.)
-        self._receiving[guard.client] = None
-        left = self._parkedBounds.pop(guard.bound) - 1
-        if left:
-            self._parkedBounds[guard.bound] = left
-        self._fanOut = None
-        if self._parked:
-            self._parkedSize = max(self._parkedBounds)
-        else:
-            self._parkedSize = 0
-            self.parkedTail = Tail()
-
     # IDeviceSink
 
     def coalesce(self, low: float, high: float, on: bytes = b"") -> None:
@@ -519,57 +445,8 @@ class Line(PortControl, OpenCloseStrings, RoleChanges):
         if self.backlogSize:
             self._backlog.add(data, self.backlogSize)
 
-    def deviceWritable(self, writable: bool) -> None:
-        self.writable = writable
-        for client in self.clients:
-            if client.role is Role.WRITER:  # (let go too: resumed, what it sends is refused, not left unread)
-                if writable:
-                    client.resumeInput()
-                else:
-                    client.pauseInput()
 
-    def deviceLineState(self, state: int) -> None:
-        self._lineState |= state
-        log.info("{line}: line state {state:#04x} seen on the device", line=self.name, state=state)
-        for client in self.clients:
-            client.lineStateChanged(state)
 
-    def deviceLost(self, reason: Failure) -> None:
-        # What it said before it went, held to coalesce, goes before the news.
-        self.flushHeld()
-        self.up = False
-        why = reason.getErrorMessage().rstrip(".")  # "closed cleanly." then "; waiting": one stop
-        self.recordEvent(f"device down ({why}); {len(self.clients)} client(s) stay connected")
-        self._countUnsent(why)
-        notice = self._downNotice(why)
-        for client in list(self.clients):
-            client.deviceStateChanged(False, notice)
 
-    def deviceNotOpened(self, reason: str) -> None:
-        """Its first open failed or hangs: what was typed meanwhile is lost (logged), the people here told why."""
-        self._countUnsent(reason)
-        notice = self._downNotice(reason)
-        for client in list(self.clients):
-            client.deviceStateChanged(False, notice)
 
-    def _downNotice(self, why: str) -> bytes:
-        if not self.notices:
-            return b""
-        text = f"[serialgw: {self.name} is down: {why}; waiting for it]"
-        return b"\r\n" + text.encode("utf-8", "replace") + b"\r\n"
 
-    def deviceUp(self) -> None:
-        self.up = True
-        first, self._wasUp = not self._wasUp, True
-        if not first:
-            self.reopens += 1
-        elif not self.clients:
-            # Its first coming up (a first open off the reactor thread, a
-            # console dialed) is news to nobody: said by the device's side.
-            return
-        self.recordEvent("device up")
-        notice = f"\r\n[serialgw: {self.name} is back]\r\n".encode("utf-8", "replace") if self.notices else b""
-        for client in list(self.clients):
-            client.deviceStateChanged(True, notice)
-        if self._openMissed and self.people:
-            self._sendString(self.openString, "open-string")

@@ -60,8 +60,11 @@ def sendUrgent(transport: Any, data: bytes) -> bool:
     """
     Send C{data} with its last byte as TCP urgent data (telnet's Synch: IAC
     DM, the DM urgent), when it can go now in order: a plain TCP connection
-    with nothing queued before it.  False: nothing was sent (the caller
-    writes it as usual, not urgent).
+    with nothing queued before it.  The last byte goes alone with MSG_OOB
+    (the kernel marks the last byte a send takes: a partial send of all
+    of it put the mark before the DM); what the kernel has no room for now
+    waits (L{sendUrgentLater}).  False: nothing was sent (the caller writes
+    it as usual, not urgent).
     """
     if not _sendsNow(transport) or not isinstance(transport, tcp.Connection):
         return False
@@ -69,12 +72,27 @@ def sendUrgent(transport: Any, data: bytes) -> bool:
         sock = transport.getHandle()
         if sock.family not in (socket.AF_INET, socket.AF_INET6):
             return False
-        sent = sock.send(data, socket.MSG_OOB)
     except OSError:
         return False
+    sent = 0
+    try:
+        if len(data) > 1:
+            sent = sock.send(data[:-1])
+        if sent == len(data) - 1:
+            sent += sock.send(data[-1:], socket.MSG_OOB)
+    except OSError:
+        # (No room now: the rest waits; a connection gone is Twisted's to see at its next write.)
+        pass
+    if not sent:
+        return False
     if sent < len(data):
-        transport.write(data[sent:])
+        sendUrgentLater(transport, data[sent:])
     return True
+
+
+def dropsOnAbort(transport: Any) -> bool:
+    """A plain TCP connection (no TLS): a telnet AO drops what waits in it for the peer (L{takeQueued})."""
+    return isinstance(transport, tcp.Connection) and not transport.TLS
 
 
 def urgentCapable(transport: Any) -> bool:
@@ -88,24 +106,32 @@ def urgentCapable(transport: Any) -> bool:
         return False
 
 
-def discardQueued(transport: Any) -> int:
+def queuedBytes(transport: Any) -> int:
+    """What waits in Twisted's buffers of a TCP or unix transport, not yet handed to the kernel (0 for others)."""
+    buffer = getattr(transport, "dataBuffer", None)
+    if buffer is None:
+        return 0
+    return int(len(buffer) - transport.offset + transport._tempDataLen)
+
+
+def takeQueued(transport: Any) -> Optional[bytes]:
     """
-    Drop what a plain TCP connection holds for its peer in Twisted's
+    Take back what a plain TCP connection holds for its peer in Twisted's
     buffers, not yet handed to the kernel (a telnet AO: output the peer
-    asked not to see); how many bytes.  Nothing elsewhere (0): TLS's bytes
-    there are records, a unix socket carries no Synch to tell the peer, and
-    a connection closing keeps its last words.
+    asked not to see, our own telnet bytes among it to be written again).
+    None elsewhere: TLS's bytes there are records, a unix socket carries no
+    Synch to tell the peer, and a connection closing keeps its last words.
     """
     if not urgentCapable(transport):
-        return 0
-    count = len(transport.dataBuffer) - transport.offset + transport._tempDataLen
+        return None
+    queued = bytes(transport.dataBuffer[transport.offset:]) + b"".join(transport._tempDataBuffer)
     # A Synch waiting there (sendUrgentLater) goes with the rest: no urgent byte marked later.
     vars(transport).pop("writeSomeData", None)
     transport.dataBuffer = b""
     transport.offset = 0
     transport._tempDataBuffer = []
     transport._tempDataLen = 0
-    return int(count)
+    return queued
 
 
 def sendUrgentLater(transport: Any, data: bytes) -> None:
@@ -113,10 +139,11 @@ def sendUrgentLater(transport: Any, data: bytes) -> None:
     Queue C{data} on a plain TCP connection, its last byte to go as TCP
     urgent data when its turn comes (L{sendUrgent} found no room in the
     kernel: a peer that reads slowly).  The transport's next sends stop
-    short of it, then send it alone with MSG_OOB; what is written meanwhile
-    follows it.  (Twisted's own buffer and writer: no timer, no other watch.)
+    short of that byte, then send it alone with MSG_OOB (the mark on it,
+    not before it); what is written meanwhile follows it.  (Twisted's own
+    buffer and writer: no timer, no other watch.)
     """
-    ahead = len(transport.dataBuffer) - transport.offset + transport._tempDataLen
+    ahead = queuedBytes(transport) + len(data) - 1
     transport.write(data)
     plain = type(transport).writeSomeData
 
@@ -129,7 +156,7 @@ def sendUrgentLater(transport: Any, data: bytes) -> None:
             return sent
         del transport.writeSomeData  # (once: the class's from now on)
         try:
-            return transport.socket.send(chunk[:len(data)], socket.MSG_OOB)
+            return transport.socket.send(chunk[:1], socket.MSG_OOB)
         except BlockingIOError:
             transport.writeSomeData = writeSomeData
             return 0

@@ -7,9 +7,18 @@ our own telnet bytes gathered while a read is parsed, and the Synch.
 from __future__ import annotations
 
 import weakref
-from typing import Any, Optional
+from collections import deque
+from typing import Any, Iterable, Optional
 
-from serialgw.wire.sockets import discardQueued, sendUrgent, sendUrgentLater, urgentCapable, writeNow
+from serialgw.wire.sockets import (
+    dropsOnAbort,
+    queuedBytes,
+    sendUrgent,
+    sendUrgentLater,
+    takeQueued,
+    urgentCapable,
+    writeNow,
+)
 from serialgw.wire.telnetcodes import BINARY, CR, DM, IAC, IAC_B, IAC_IAC, SB, SE
 
 # Before a Synch's IAC DM when queued output was dropped (see _sendSynchNow).
@@ -26,6 +35,26 @@ ANSWER_BATCH = 4096
 CR_WAIT = 0.01
 
 
+def keptOfQueued(queued: bytes, sent: int, ours: Iterable[tuple[int, int]]) -> tuple[bytes, bytes, int]:
+    """
+    What an AO keeps of the bytes C{queued} for the peer, which begin at
+    stream position C{sent} (where what the kernel has ends), our own
+    telnet bytes being at C{ours} (start, end) in the stream: the rest of
+    one of ours the kernel has begun (the peer is inside it), ours wholly
+    queued (in order), and how many bytes are dropped (the console's).
+    """
+    head = b""
+    kept = bytearray()
+    for start, end in ours:
+        if end <= sent:
+            continue
+        if start < sent:
+            head = queued[:end - sent]
+        else:
+            kept += queued[start - sent:end - sent]
+    return head, bytes(kept), len(queued) - len(head) - len(kept)
+
+
 class TelnetOutput:
     """What the codec sends; L{serialgw.wire.telnet.TelnetProtocol} is one."""
 
@@ -37,6 +66,15 @@ class TelnetOutput:
     # Outside our BINARY: the last data byte sent was a CR whose LF or
     # NUL depends on the next byte (writeData).
     _sentCR = False
+    # Bytes of our stream handed to the transport (less what an AO took
+    # back), and where our own telnet bytes (answers, commands,
+    # subnegotiations) are in it while they may wait in Twisted's buffers
+    # of a plain TCP connection, among console output an AO drops: a
+    # client may be waiting for them (RFC 854: commands in what a Synch
+    # discards are still acted on).  (start, end) spans, adjacent ones
+    # merged, those the kernel has taken forgotten at the next.
+    _streamed = 0
+    _ours: Optional[deque[tuple[int, int]]] = None
 
     def localEnabled(self, option: int) -> bool:
         raise NotImplementedError()
@@ -61,6 +99,7 @@ class TelnetOutput:
             if data.endswith(b"\r\0"):
                 data = data[:-1]
                 self._sentCR = True
+        self._streamed += len(data)
         writeNow(self.transport, data)
         if self._sentCR:
             self._waitForCR()
@@ -102,6 +141,7 @@ class TelnetOutput:
         if self._crWaits is not None:
             self._crWaits.remove(self)
         if not self.localEnabled(BINARY):
+            self._streamed += 1
             writeNow(self.transport, b"\0")
 
     def sendCommand(self, command: int) -> None:
@@ -134,7 +174,15 @@ class TelnetOutput:
 
     def _sendSynchNow(self) -> None:
         self._synchOwed = False
-        discarded = discardQueued(self.transport)
+        queued = takeQueued(self.transport)
+        head = kept = b""
+        discarded = 0
+        if queued is not None:
+            # Of what waits, console output is dropped; our own telnet bytes go again, before the DM.
+            self._streamed -= len(queued)
+            head, kept, discarded = keptOfQueued(queued, self._streamed, self._ours or ())
+            if self._ours:
+                self._ours.clear()
         if discarded and self._sentCR:
             # (The CR waiting for its LF or NUL was the last byte queued: dropped too.)
             self._sentCR = False
@@ -143,19 +191,26 @@ class TelnetOutput:
         if self._sentCR:
             self._sendCRNul()
         # What the kernel has may end inside a telnet sequence the drop cut
-        # (IAC IAC, a negotiation, an SB, a CR's NUL): a NUL and IAC SE end
-        # any of them (a NUL after a lone IAC is an unknown command, IAC SE
-        # outside an SB one ignored, and the peer drops the data before the
-        # DM).
-        synch = (RESYNC if discarded else b"") + bytes((IAC, DM))
+        # (IAC IAC, a CR's NUL; one of ours it ends with goes on: head): a
+        # NUL and IAC SE end any of them (a NUL after a lone IAC is an
+        # unknown command, IAC SE outside an SB one ignored, and the peer
+        # drops the data before the DM).
+        synch = head + (RESYNC if discarded else b"") + kept + bytes((IAC, DM))
         if discarded:
             self.outputAborted(discarded)
         if not sendUrgent(self.transport, synch):
-            if urgentCapable(self.transport):
-                # (The kernel full, or a CR's NUL queued before it.)
-                sendUrgentLater(self.transport, synch)
-            else:
+            if not urgentCapable(self.transport):
                 self._answer(synch)
+                return
+            # (The kernel full, or a CR's NUL queued before it.)
+            sendUrgentLater(self.transport, synch)
+        start = self._streamed
+        self._streamed += len(synch)
+        # Ours in it are ours still: a second AO while it waits keeps them.
+        if head:
+            self._noteOurs(start, start + len(head))
+        if kept:
+            self._noteOurs(self._streamed - 2 - len(kept), self._streamed - 2)
 
     def sendSubnegotiation(self, option: int, payload: bytes) -> None:
         self._answer(bytes((IAC, SB, option)) + payload.replace(IAC_B, IAC_IAC) + bytes((IAC, SE)))
@@ -167,7 +222,7 @@ class TelnetOutput:
             self._sendCRNul()
         answers = self._answers
         if answers is None:
-            self.transport.write(data)
+            self._writeOurs(data)
             return
         answers += data
         if len(answers) >= ANSWER_BATCH:
@@ -180,7 +235,30 @@ class TelnetOutput:
             if self._sentCR:
                 # Data ending in CR was written since they were gathered.
                 self._sendCRNul()
-            self.transport.write(bytes(answers))
+            self._writeOurs(bytes(answers))
+
+    def _writeOurs(self, data: bytes) -> None:
+        """Our own telnet bytes to the transport, where they are in the stream kept (see C{_ours})."""
+        start = self._streamed
+        self._streamed = start + len(data)
+        self.transport.write(data)
+        if dropsOnAbort(self.transport):
+            self._noteOurs(start, self._streamed)
+
+    def _noteOurs(self, start: int, end: int) -> None:
+        """Ours at C{start}..C{end} of the stream; those the kernel has taken forgotten."""
+        ours = self._ours
+        if ours is None:
+            ours = self._ours = deque()
+        sent = self._streamed - queuedBytes(self.transport)
+        while ours and ours[0][1] <= sent:
+            ours.popleft()
+        if end <= sent:
+            return
+        if ours and ours[-1][1] == start:
+            ours[-1] = (ours[-1][0], end)
+        else:
+            ours.append((start, end))
 
     def _endBatch(self, outer: Optional[bytearray]) -> None:
         """A read is parsed: a Synch it asked for goes (dropping what was queued before it), then our answers gathered meanwhile."""

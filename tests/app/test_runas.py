@@ -14,6 +14,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from serialgw.app import tap
 from serialgw.app.process import TwistdGatewayService
+from serialgw.app.runas import giveFiles, givePtys
 from serialgw.app.service import GatewayService
 from serialgw.config.listeners import parseListener
 from serialgw.config.specs import DeviceSpec, LineConfig, LogSpec
@@ -45,14 +46,14 @@ class RunAsTests(SynchronousTestCase):
         GatewayService.privilegedStartService(service)
         self.addCleanup(service.stopService)
         service.runAs = (65534, 65533)
-        service.givePtys()
+        givePtys(service)
         for link in (device, listener):
             self.assertEqual([(st.st_uid, st.st_gid) for st in (os.stat(link), os.lstat(link))],
                              [(65534, 65533), (65534, 65533)])
 
     def test_directoriesTheUserCannotWrite(self) -> None:
         """Under -u, each directory the user may not write where a line's log, file: output, pty link or unix socket is, is named once with what that costs; one it may write, none."""
-        from serialgw.app.process import unwritable
+        from serialgw.app.runas import unwritable
 
         shut, open_ = os.path.abspath(self.mktemp()), os.path.abspath(self.mktemp())
         for directory, mode in ((shut, 0o755), (open_, 0o777)):
@@ -77,7 +78,7 @@ class RunAsTests(SynchronousTestCase):
 
     def test_gatewaySocketsInADirectoryTheUserCannotWrite(self) -> None:
         """Under -u, the status page's, watch-all's and SSH's unix sockets are warned of as a line's are (a status socket in a root-owned directory was left at stop without a word)."""
-        from serialgw.app.process import unwritable
+        from serialgw.app.runas import unwritable
 
         shut = os.path.abspath(self.mktemp())
         os.makedirs(shut)
@@ -96,7 +97,7 @@ class RunAsTests(SynchronousTestCase):
 
     def test_farmSharingADirectoryWarnedOnce(self) -> None:
         """Under -u, a farm whose 1000 lines log into one directory the user may not write is one warning naming a few of them and how many more (it was one warning a line: 1000 at every start)."""
-        from serialgw.app.process import unwritable
+        from serialgw.app.runas import unwritable
 
         shut = os.path.abspath(self.mktemp())
         os.makedirs(shut)
@@ -145,7 +146,7 @@ class GiveFilesTests(TestCase):
         GatewayService.privilegedStartService(service)
         self.addCleanup(service.stopService)  # (waited for: its unix socket is removed before its directory)
         service.runAs = (65534, 65533)
-        service.giveFiles()
+        giveFiles(service)
         owners = {path: (os.lstat(path).st_uid, os.lstat(path).st_gid)
                   for path in (log, log + ".typed", out, sock, sock + ".lock", theirs, elsewhere, shutOut)}
         self.assertEqual(owners, {log: (65534, 65533), log + ".typed": (65534, 65533), out: (65534, 65533),
@@ -164,7 +165,7 @@ class GiveFilesTests(TestCase):
         import shutil
         import tempfile
 
-        from serialgw.app import process
+        from serialgw.app import runas
 
         given, shut = tempfile.mkdtemp(), os.path.abspath(self.mktemp())
         self.addCleanup(shutil.rmtree, given, True)
@@ -180,7 +181,7 @@ class GiveFilesTests(TestCase):
         self.addCleanup(service.stopService)
         os.unlink(sock)
         os.link(victim, sock)
-        mayWrite = process._mayWrite
+        mayWrite = runas._mayWrite
 
         def swapping(directory: str, uid: int, gids: list[int]) -> bool:
             if os.path.exists(log) and os.stat(log).st_ino != os.stat(victim).st_ino:
@@ -188,9 +189,9 @@ class GiveFilesTests(TestCase):
                 os.link(victim, log)  # (The user's move between the look and the change.)
             return mayWrite(directory, uid, gids)
 
-        self.patch(process, "_mayWrite", swapping)
+        self.patch(runas, "_mayWrite", swapping)
         service.runAs = (65534, 65533)
-        service.giveFiles()
+        giveFiles(service)
         # (Linked twice: both moves were made; still root's.)
         self.assertEqual((os.stat(victim).st_uid, os.stat(victim).st_gid, os.stat(victim).st_nlink), (0, 0, 3))
 

@@ -1448,7 +1448,7 @@ class FileTests(SynchronousTestCase):
              ":4: [lines.a] write: unknown user 'opps1' (declared: ops1; add a [users.NAME] table)"),
             (line + "read = [1]\n", ':4: [lines.a] read: expected user names (a list; "*": every user), not [1]'),
             (line + '[ssh]\nlisten = "tcp:2222"\n', ":4: [ssh]: nobody could log in"),
-            (line + f'[ssh]\nport = 22\n[users.x]\nkeys = "{key}"\n', ":5: unknown key 'port' in [ssh] (known: host-key, listen)"),
+            (line + f'[ssh]\nport = 22\n[users.x]\nkeys = "{key}"\n', ":5: unknown key 'port' in [ssh] (known: host-key, listen, sessions-per-person)"),
             (line + '[users.x]\nkeys = ["ssh-ed25519 AAAA!"]\n', ":5: [users.x] keys: key:1: cannot read the ssh-ed25519 key"),
             (line + f'[users.x]\nkeys = "{key}"\n[users.y]\nkeys = "{key}"\n', ":6: key SHA256:"),
             (line + f'[users."a b"]\nkeys = "{key}"\n', ":4: user name 'a b': letters, digits"),

@@ -15,7 +15,7 @@ from twisted.conch.ssh import keys
 from twisted.conch.test.test_session import StubConnection
 from twisted.internet import reactor
 from twisted.internet.task import deferLater
-from twisted.logger import LogLevel
+from twisted.logger import LogLevel, formatEvent
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from serialgw.clients.ssh import GatewaySSHFactory, Login, Person, Realm
@@ -126,3 +126,88 @@ class PlacesPerPersonTests(SynchronousTestCase):
                                                    b"(at most 8 a person)\n")])
         self.assertEqual(conn.requests[extra], [(b"exit-status", struct.pack(">L", 1), False)])
         self.assertEqual((len(line.clients), writer in line.clients, extra in line.clients), (9, True, False))
+
+
+class SessionsPerPersonTests(SynchronousTestCase):
+    """A person's SSH sessions on all lines together are bounded ([ssh] sessions-per-person, 32 by default): with 8 a line alone, a person with read = ["*"] on 1000 lines could hold 8000 (about 3 GB)."""
+
+    def harness(self, lines: int) -> Any:
+        from serialgw.config.specs import Rights
+        from tests.clients.test_ssh import Harness
+
+        h = Harness()
+        for n in range(lines):
+            h.addLine(f"l{n}", Rights(write=("ops1",), read=("*",)))
+        return h
+
+    def fill(self, h: Any, user: str, count: int) -> list[SSHClient]:
+        """C{count} sessions of C{user}, 4 a line (under the 8 a line)."""
+        sessions = []
+        for n in range(count):
+            channel, _ = h.channel(user=user, lineName=f"l{n // 4}")
+            channel.requestReceived(b"shell", b"")
+            sessions.append(channel)
+        return sessions
+
+    def test_oneMoreThanAllowedRefused(self) -> None:
+        """The person's 33rd session, on a line where they have none, is refused: told, exit 1, a named log line; another person still gets in there; once one of theirs closes, they get in again."""
+        from serialgw.config.specs import PERSON_SESSIONS
+
+        events = LogEvents(self)
+        h = self.harness(10)
+        mine = self.fill(h, "nagios", PERSON_SESSIONS)
+        self.assertEqual(sum(len(h.lines[f"l{n}"].clients) for n in range(10)), 32)
+        extra, conn = h.channel(user="nagios", lineName="l9")
+        extra.channelOpen(b"")
+        extra.requestReceived(b"shell", b"")
+        other, _ = h.channel(user="ops1", lineName="l9")
+        other.requestReceived(b"shell", b"")
+        h.clock.advance(0)
+        self.assertEqual(conn.extData[extra], [(1, b"serialgw: you have 32 sessions already, on all lines "
+                                                   b"(at most 32 a person)\n")])
+        self.assertEqual(conn.requests[extra], [(b"exit-status", struct.pack(">L", 1), False)])
+        self.assertEqual(h.lines["l9"].clients, [other])
+        [said] = [formatEvent(e) for e in events.at(LogLevel.warn) if "sessions already" in e["log_format"]]
+        self.assertEqual(said, "ssh: nagios (192.0.2.7:40000) refused a session on l9: nagios has 32 sessions already, "
+                               "on all lines (at most 32 a person: [ssh] sessions-per-person)")
+        extra.closed()  # (a refused session counts for nothing)
+        mine[0].closed()
+        again, conn = h.channel(user="nagios", lineName="l9")
+        again.requestReceived(b"shell", b"")
+        self.assertEqual((h.lines["l9"].clients, h.gateway.sessionsOf("nagios")), ([other, again], 32))
+
+    def test_configuredBound(self) -> None:
+        """The gateway's bound is its own (sessions-per-person): 2 lets a person have 2 sessions, on two lines, and refuses the third, saying 2."""
+        h = self.harness(3)
+        h.gateway.sessionsPerPerson = 2
+        for name in ("l0", "l1"):
+            channel, _ = h.channel(user="nagios", lineName=name)
+            channel.requestReceived(b"shell", b"")
+        extra, conn = h.channel(user="nagios", lineName="l2")
+        extra.requestReceived(b"shell", b"")
+        h.clock.advance(0)
+        self.assertEqual(conn.extData[extra], [(1, b"serialgw: you have 2 sessions already, on all lines "
+                                                   b"(at most 2 a person)\n")])
+
+
+class SessionsPerPersonReloadTests(TestCase):
+    def test_reloadSetsTheBound(self) -> None:
+        """A reload's [ssh] sessions-per-person holds for the sessions that start afterwards (said); those there stay."""
+        events = LogEvents(self)
+        pty = startedPty(self)
+        key = newKey()
+        spec = SSHSpec(parseSSHListener(LISTEN), self.mktemp(), (UserSpec("ops1", (publicLine(key),)),))
+        service = startGateway(self, ptyLine(pty), ssh=spec)
+        first, _ = loggedIn(service.sshFactory, "ops1", key)
+        service.reloadUsers(attrs.evolve(spec, sessionsPerPerson=1))
+        self.assertEqual(service.sshFactory.gateway.sessionsPerPerson, 1)
+        assert service.ssh is not None
+        self.assertEqual(service.ssh.sessionsPerPerson, 1)
+        self.assertIn("reload: [ssh] sessions-per-person 1 (was 32), for the sessions that start from now on",
+                      [formatEvent(e) for e in events.at(LogLevel.info)])
+        second, conn = loggedIn(service.sshFactory, "ops1", key)
+        line = service.lines["t"]
+        self.assertEqual(line.clients, [first.session])
+        assert first.session is not None and second.session is not None
+        first.session.closed()
+        second.session.closed()

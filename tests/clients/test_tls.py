@@ -216,7 +216,7 @@ class KeyFileTests(SynchronousTestCase):
         """A passphrase-protected key is refused, naming it, never asked for: OpenSSL's default asked on the gateway's terminal ('Enter PEM pass phrase:') and held the start, or a reload and with it every line, until someone typed."""
         from cryptography.hazmat.primitives import serialization
 
-        from serialgw.clients.tls import TLSError, _privateCertificate
+        from serialgw.clients.tlsfiles import TLSError, privateCertificate
         from serialgw.config.specs import TLSSpec
 
         ca = Authority(os.path.abspath(self.mktemp()))
@@ -228,14 +228,14 @@ class KeyFileTests(SynchronousTestCase):
             f.write(plain.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
                                         serialization.BestAvailableEncryption(b"secret")))
         with self.assertRaises(TLSError) as caught:
-            _privateCertificate(TLSSpec(cert=cert, key=encrypted))
+            privateCertificate(TLSSpec(cert=cert, key=encrypted))
         self.assertEqual(str(caught.exception), f"key {encrypted!r} is encrypted (a passphrase): the gateway cannot "
                                                 "ask for one; give it the key unencrypted, readable by it only")
-        self.assertIsNotNone(_privateCertificate(TLSSpec(cert=cert, key=key)))
+        self.assertIsNotNone(privateCertificate(TLSSpec(cert=cert, key=key)))
 
     def test_keyReadableByEveryoneWarned(self) -> None:
         """A TLS key file every user may read (mode 0644, as many tools write it) is a warning naming it and its mode (an SSH host key so is refused); one its group reads (0640, Debian's ssl-cert) is not."""
-        from serialgw.clients.tls import _privateCertificate
+        from serialgw.clients.tlsfiles import privateCertificate
         from serialgw.config.specs import TLSSpec
 
         ca = Authority(os.path.abspath(self.mktemp()))
@@ -244,13 +244,13 @@ class KeyFileTests(SynchronousTestCase):
         for mode in (0o644, 0o640):
             os.chmod(key, mode)
             with capturedLogs() as events:
-                _privateCertificate(TLSSpec(cert=cert, key=key))
+                privateCertificate(TLSSpec(cert=cert, key=key))
             said.append([formatEvent(e) for e in events])
         self.assertEqual(said, [[f"key {key!r} may be read by every user (mode 0644): chmod o-r it"], []])
 
     def test_wrongFilesNamed(self) -> None:
         """A key file that holds no key, a certificate file that holds no certificate, a key that is not the certificate's: each refused naming the file and what is wrong (it was OpenSSL's '[('DECODER routines', '', 'unsupported')]')."""
-        from serialgw.clients.tls import TLSError, _privateCertificate
+        from serialgw.clients.tlsfiles import TLSError, privateCertificate
         from serialgw.config.specs import TLSSpec
 
         ca = Authority(os.path.abspath(self.mktemp()))
@@ -260,7 +260,7 @@ class KeyFileTests(SynchronousTestCase):
                            (TLSSpec(cert=key, key=key), f"certificate {key!r} holds no PEM certificate"),
                            (TLSSpec(cert=cert, key=other), f"key {other!r} is not the key of certificate {cert!r}")):
             with self.assertRaises(TLSError) as caught:
-                _privateCertificate(spec)
+                privateCertificate(spec)
             self.assertEqual(str(caught.exception), said)
 
 
@@ -312,7 +312,7 @@ class ValidityTests(SynchronousTestCase):
         """A certificate from cryptography before 42 (Ubuntu 24.04 has 41), which has only the naive not_valid_before/after in UTC, gives its period as aware UTC times: every TLS listener failed to start there ('no attribute not_valid_after_utc')."""
         import datetime
 
-        from serialgw.clients.tls import validity
+        from serialgw.clients.tlsfiles import validity
 
         class Before42:
             not_valid_before = datetime.datetime(2026, 1, 2, 3, 4, 5)

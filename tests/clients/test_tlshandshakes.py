@@ -341,7 +341,7 @@ class PeerTests(SynchronousTestCase):
 class KeyFileTests(SynchronousTestCase):
     def test_swappedCertAndKeyNamed(self) -> None:
         """cert= and key= swapped: the error says what each file holds instead of only 'holds no PEM certificate'."""
-        from serialgw.clients.tls import TLSError
+        from serialgw.clients.tlsfiles import TLSError
 
         cert, key = Authority(os.path.abspath(self.mktemp())).issue("gateway", dns="localhost")
         spec = parseListener(f"tls:0:cert={key}:key={cert}")
@@ -411,7 +411,7 @@ class ReloadTests(TestCase):
 class CAFileTests(SynchronousTestCase):
     def test_caFileWithoutCertificatesNamed(self) -> None:
         """A CA file that holds no certificate (empty, not PEM, a key) is refused in the words used for cert= (it was cryptography's 'Unable to load PEM file. See https://... MalformedFraming'), the key said as such."""
-        from serialgw.clients.tls import TLSError
+        from serialgw.clients.tlsfiles import TLSError
 
         ca = Authority(os.path.abspath(self.mktemp()))
         cert, key = ca.issue("gateway", dns="localhost")

@@ -191,7 +191,7 @@ class CheckTests(SynchronousTestCase):
 
     def test_tlsFileNotAFile(self) -> None:
         """A TLS cert, key or ca that is a FIFO, a device or over MAX_PEM_FILE now: a warning (the start refuses it), not silence."""
-        from serialgw.clients.tls import MAX_PEM_FILE
+        from serialgw.clients.tlsfiles import MAX_PEM_FILE
 
         directory = os.path.abspath(self.mktemp())
         os.mkdir(directory)

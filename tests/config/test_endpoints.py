@@ -423,6 +423,18 @@ class TLSTests(SynchronousTestCase):
         self.assertEqual(str(e), "cannot read TLS listener 'tls:4443:5000:6000:cert=c.pem:key=k.pem': expected "
                          "tls:PORT:cert=..:key=.. or tls:HOST:PORT:ca=..")
 
+    def test_tlsBareIPv6HostHinted(self) -> None:
+        """A tls: dial-out to an IPv6 host written bare (tls:::1:4443:ca=..) is refused saying it goes in brackets, as QEMU's forms (udp:, tcp:) say; it was only 'expected tls:PORT:cert=..'."""
+        cases = {
+            "tls:::1:4443:ca=c.pem": "cannot read TLS listener 'tls:::1:4443:ca=c.pem': expected tls:PORT:cert=..:key=.. "
+                                     "or tls:HOST:PORT:ca=..; an IPv6 host goes in brackets ('tls:[::1]:4443')",
+            "tls:fe80::1%eth0:port=4443:ca=c.pem": "listener 'tls:fe80::1%eth0:port=4443:ca=c.pem' gives the port twice; "
+                                                   "an IPv6 host goes in brackets ('tls:[fe80::1%eth0]:port=4443')",
+        }
+        for text, message in cases.items():
+            e = self.assertRaises(ConfigError, parseListener, text)
+            self.assertEqual(str(e), message, text)
+
     def test_sslRefused(self) -> None:
         """Twisted's ssl: (clients attached before the handshake) is refused, pointing to tls:."""
         for text in ("ssl:4443:privateKey=k.pem:certKey=c.pem", "raw+SSL:4443:privateKey=k.pem"):

@@ -253,7 +253,8 @@ class FileTests(SynchronousTestCase):
 
     def test_tlsFilesNotWaitedOn(self) -> None:
         """A TLS cert, key or CA path that is a FIFO or /dev/zero: refused at once (a reload hung, or read until memory ran out)."""
-        from serialgw.clients.tls import MAX_PEM_FILE, ServerContextFactory, TLSError, clientOptions
+        from serialgw.clients.tls import ServerContextFactory, clientOptions
+        from serialgw.clients.tlsfiles import MAX_PEM_FILE, TLSError
         from serialgw.config.specs import TLSSpec
 
         fifo = os.path.abspath(self.mktemp())

@@ -15,7 +15,7 @@ from typing import Callable
 from twisted.trial.unittest import SynchronousTestCase
 
 from serialgw.clients.sshhostkey import SSHError, loadHostKey
-from serialgw.clients.tls import TLSError, _read
+from serialgw.clients.tlsfiles import TLSError, readPem
 from serialgw.config.reading import readToml
 from serialgw.config.specs import ConfigError
 from tests.config.test_sshkeysfile import Opens
@@ -23,7 +23,7 @@ from tests.config.test_sshkeysfile import Opens
 # Each reader, called as the gateway calls it, and what it says of a path that is a character device or a FIFO.
 READERS: dict[str, tuple[Callable[[str], object], type[Exception], Callable[[str, str], str]]] = {
     "readToml": (readToml, ConfigError, lambda p, kind: f"configuration {p!r} is not a regular file ({kind})"),
-    "tls": (lambda p: _read(p, "certificate"), TLSError, lambda p, kind: f"certificate {p!r} is not a regular file"),
+    "tls": (lambda p: readPem(p, "certificate"), TLSError, lambda p, kind: f"certificate {p!r} is not a regular file"),
     "hostkey": (lambda p: loadHostKey(p, make=False), SSHError,
                 lambda p, kind: f"SSH host key {p!r} is not a regular file"),
 }
@@ -31,9 +31,9 @@ READERS: dict[str, tuple[Callable[[str], object], type[Exception], Callable[[str
 CHILD = """\
 import os, sys
 from serialgw.clients.sshhostkey import loadHostKey
-from serialgw.clients.tls import _read
+from serialgw.clients.tlsfiles import readPem
 from serialgw.config.reading import readToml
-reader = {"readToml": readToml, "tls": lambda p: _read(p, "certificate"),
+reader = {"readToml": readToml, "tls": lambda p: readPem(p, "certificate"),
           "hostkey": lambda p: loadHostKey(p, make=False)}[sys.argv[1]]
 try:
     reader(sys.argv[2])

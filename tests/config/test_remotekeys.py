@@ -81,3 +81,77 @@ class RemoteKeysTests(SynchronousTestCase):
         options = tap.Options()
         options.parseOptions(["--device", "rfc2217://10.0.0.5:2217", "--baud", "9600", "--dtr", "off"])
         self.assertEqual((options["line"].settings.baudrate, options["line"].dtr), (9600, False))
+
+
+REMOTES = {"tcp": "tcp:10.0.0.5:7000", "unix": "unix:/run/vm.serial0", "telnet": "telnet:10.0.0.5:23",
+           "rfc2217": "rfc2217://10.0.0.5:2217"}
+NO_LOCK = ("a console elsewhere takes no lock (the UUCP lock and flock are for a local tty; the far end locks its "
+           "own port): take it out")
+
+
+class RemoteLineKeysTests(SynchronousTestCase):
+    """lock, lock-dir, restore and break-duration in a remote line's own table: refused where they mean nothing, taken where they do."""
+
+    def refused(self, device: str, key: str, value: str) -> str:
+        return RemoteKeysTests.refused(self, f'[lines.vm]\ndevice = "{device}"\nlisten = "4001"\n{key} = {value}\n')  # type: ignore[arg-type]
+
+    def test_lockKeysOnEveryRemote(self) -> None:
+        """lock and lock-dir on any remote device (rfc2217:// too): refused naming FILE:LINE and why (they were ignored silently)."""
+        for device in REMOTES.values():
+            for key, value in (("lock", "false"), ("lock", "true"), ("lock-dir", '"/run/lock"')):
+                self.assertEqual(self.refused(device, key, value),
+                                 f"FILE:4: [lines.vm] {key}: means nothing on device {device!r}: {NO_LOCK}")
+
+    def test_restoreWithoutSettings(self) -> None:
+        """restore on tcp:, unix:, telnet: (nothing an RFC 2217 client changes there to put back): refused as the serial keys are."""
+        for kind in ("tcp", "unix", "telnet"):
+            said = self.refused(REMOTES[kind], "restore", "false")
+            what = "telnet console" if kind == "telnet" else "raw socket"
+            self.assertEqual(said, f"FILE:4: [lines.vm] restore: means nothing on device {REMOTES[kind]!r}: a {what} "
+                                   "carries no serial settings, DTR or RTS (the far end's port has its own; an "
+                                   "rfc2217:// device carries them): take it out")
+
+    def test_breakDurationWithoutDuration(self) -> None:
+        """break-duration on tcp:/unix: (no break at all) and telnet: (IAC BRK has no duration): refused, saying which."""
+        for kind in ("tcp", "unix"):
+            self.assertEqual(self.refused(REMOTES[kind], "break-duration", "500"),
+                             f"FILE:4: [lines.vm] break-duration: means nothing on device {REMOTES[kind]!r}: a raw "
+                             "socket cannot carry a break: take it out")
+        self.assertEqual(self.refused(REMOTES["telnet"], "break-duration", "500"),
+                         "FILE:4: [lines.vm] break-duration: means nothing on device 'telnet:10.0.0.5:23': a telnet "
+                         "console's break is IAC BRK, which has no duration (the far end's break lasts as long as it "
+                         "makes it; an rfc2217:// device's lasts break-duration): take it out")
+
+    def test_rfc2217TakesRestoreAndBreakDuration(self) -> None:
+        """An rfc2217:// line takes restore and break-duration (its BREAK-ON lasts that long, then BREAK-OFF)."""
+        (line,) = loadConfig(writeTemp(self, '[lines.vm]\ndevice = "rfc2217://10.0.0.5:2217"\nlisten = "4001"\n'
+                                             'restore = false\nbreak-duration = 500\n'))
+        self.assertEqual((line.restoreSettings, line.breakDuration), (False, 0.5))
+
+    def test_fromDefaultsSilent(self) -> None:
+        """The four keys from [defaults] (for the farm's ttys) leave remote lines alone, and still reach the ttys."""
+        text = ('[defaults]\nlock = false\nlock-dir = "/run/lock"\nrestore = false\nbreak-duration = 500\n'
+                '[lines.tty]\ndevice = "/dev/ttyS0"\nlisten = "4001"\n'
+                + "".join(f'[lines.{kind}]\ndevice = "{device}"\nlisten = "{4002 + i}"\n'
+                          for i, (kind, device) in enumerate(REMOTES.items())))
+        tty, *remotes = loadConfig(writeTemp(self, text))
+        self.assertEqual((tty.lock, tty.lockDir, tty.restoreSettings, tty.breakDuration),
+                         (False, "/run/lock", False, 0.5))
+        self.assertEqual([line.device.kind for line in remotes], list(REMOTES))
+
+    def test_commandLineOptions(self) -> None:
+        """--no-lock, --lock-dir, --no-restore and --break-duration with a remote --device where they mean nothing: refused naming the option; --break-duration and --no-restore with rfc2217:// taken."""
+        for device, option, why in (
+                ("rfc2217://10.0.0.5:2217", ["--no-lock"], NO_LOCK),
+                ("unix:/run/vm.serial0", ["--lock-dir", "/run/lock"], NO_LOCK),
+                ("tcp:10.0.0.5:7000", ["--no-restore"], "a raw socket carries no serial settings, DTR or RTS (the far "
+                                                        "end's port has its own; an rfc2217:// device carries them): "
+                                                        "take it out"),
+                ("tcp:10.0.0.5:7000", ["--break-duration", "500"], "a raw socket cannot carry a break: take it out")):
+            options = tap.Options()
+            options.exitOnError = False  # type: ignore[attr-defined]
+            e = self.assertRaises(UsageError, options.parseOptions, ["--device", device, *option])
+            self.assertEqual(str(e), f"{option[0]}: means nothing on device {device!r}: {why}")
+        options = tap.Options()
+        options.parseOptions(["--device", "rfc2217://10.0.0.5:2217", "--break-duration", "500", "--no-restore"])
+        self.assertEqual((options["line"].breakDuration, options["line"].restoreSettings), (0.5, False))

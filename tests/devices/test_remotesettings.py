@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from twisted.internet.address import IPv4Address
 from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.logger import formatEvent
 from twisted.trial.unittest import SynchronousTestCase
 
 from serialgw.clients.telnet import TelnetClient
@@ -146,3 +147,89 @@ class RemoteSettingsTests(SynchronousTestCase):
         client.dataReceived(b"\x1dB9600\r")
         self.assertEqual(user.value(), b"\r\n[serialgw: baud rate, then Enter (Esc cancels):]\r\n"
                                        b"\r\n[serialgw: no change: " + RAW_UNIX.encode() + b"]\r\n")
+
+    def refusals(self) -> list[str]:
+        return [formatEvent(e) for e in self.events if "refused" in str(e.get("log_format", ""))]
+
+    def test_refusalLogOnRawSaysNoFraming(self) -> None:
+        """The log line of a setting refused on a tcp: line ends without a speed and framing it does not have ('stays at 115200,8N1')."""
+        device, client = self.gateway(DeviceSpec("tcp", host="10.0.0.5", port=7000))
+        client.dataReceived(b"\x1dB9600\r")
+        self.assertEqual(self.refusals(), [
+            "vm100: settings from 192.0.2.9:1000 refused (baud rate 9600): tcp:10.0.0.5:7000 is a raw socket: it "
+            "carries no settings (an rfc2217:// device does); nothing changed (serial settings are the far end's)"])
+
+    def test_readOnlyRefusalLogOnTelnet(self) -> None:
+        """A read-only RFC 2217 client's SET-DATASIZE on a telnet: line: refused as read-only, and the log says no framing either."""
+        device, writer = self.gateway(DeviceSpec("telnet", host="10.0.0.5", port=23))
+        client = TelnetClient(writer.line, Role.READONLY, listener=parseListener("telnet,ro+4444"), clock=self.clock)
+        user = StringTransport(peerAddress=IPv4Address("TCP", "192.0.2.9", 1001))
+        client.makeConnection(user)
+        client.dataReceived(bytes([IAC, WILL, CPO]) + sb(2, 7))
+        self.assertEqual(self.refusals(), [
+            "vm100: settings from 192.0.2.9:1001 refused (data bits 7): the client is read-only; nothing changed "
+            "(serial settings are the far end's)"])
+
+    def test_refusalLogOnRfc2217KeepsFraming(self) -> None:
+        """On an rfc2217:// line, which has settings, a refused one still says what the line stays at."""
+        device, writer = self.gateway(DeviceSpec("rfc2217", host="10.0.0.5", port=2217))
+        client = TelnetClient(writer.line, Role.READONLY, listener=parseListener("telnet,ro+4444"), clock=self.clock)
+        client.makeConnection(StringTransport(peerAddress=IPv4Address("TCP", "192.0.2.9", 1001)))
+        client.dataReceived(bytes([IAC, WILL, CPO]) + sb(2, 7))
+        self.assertEqual(self.refusals(), [
+            "vm100: settings from 192.0.2.9:1001 refused (data bits 7): the client is read-only; vm100 stays at "
+            "115200,8N1"])
+
+    def test_modemLineRefusalLoggedOnRaw(self) -> None:
+        """A writer's DTR off on a tcp: line (nothing carries it) is logged as refused, with why, as a setting is; a read-only client's too, neither saying DTR 'stays on'."""
+        device, writer = self.gateway(DeviceSpec("tcp", host="10.0.0.5", port=7000))
+        writer.dataReceived(bytes([IAC, WILL, CPO]) + sb(5, 9))
+        client = TelnetClient(writer.line, Role.READONLY, listener=parseListener("telnet,ro+4444"), clock=self.clock)
+        client.makeConnection(StringTransport(peerAddress=IPv4Address("TCP", "192.0.2.9", 1001)))
+        client.dataReceived(bytes([IAC, WILL, CPO]) + sb(5, 12))
+        self.assertEqual(self.refusals(), [
+            "vm100: DTR off from 192.0.2.9:1000 refused: tcp:10.0.0.5:7000 is a raw socket: it carries no settings "
+            "(an rfc2217:// device does); nothing changed",
+            "vm100: RTS off from 192.0.2.9:1001 refused: the client is read-only; nothing changed"])
+        self.assertEqual((self.farEnd.value(), device.modemLines), (b"", {"dtr": True, "rts": True}))
+
+    def test_statusJsonOnRawAndTelnet(self) -> None:
+        """The status page's entry of a tcp:, unix: or telnet: line has no settings nor DTR/RTS (null), where it showed 115200,8N1 and DTR/RTS on."""
+        from serialgw.app.status import lineStatus
+
+        for spec in (DeviceSpec("tcp", host="10.0.0.5", port=7000), DeviceSpec("unix", "/run/vm.serial0"),
+                     DeviceSpec("telnet", host="10.0.0.5", port=23)):
+            device, client = self.gateway(spec)
+            status = lineStatus(client.line)
+            self.assertEqual((status["settings"], status["modem_lines"]), (None, None), spec)
+
+    def test_statusJsonOnRfc2217(self) -> None:
+        """An rfc2217:// line's entry keeps its settings and DTR/RTS."""
+        from serialgw.app.status import lineStatus
+
+        device, client = self.gateway(DeviceSpec("rfc2217", host="10.0.0.5", port=2217))
+        status = lineStatus(client.line)
+        self.assertEqual((status["settings"]["text"], status["modem_lines"]), ("115200,8N1", {"dtr": True, "rts": True}))
+
+    def test_rfc2217BreakLastsBreakDuration(self) -> None:
+        """An rfc2217:// device's break is SET-CONTROL BREAK-ON, then BREAK-OFF after the line's break-duration (500 ms here), not sooner."""
+        device = RemoteDevice(DeviceSpec("rfc2217", host="10.0.0.5", port=2217), self.clock, breakDuration=0.5)
+        device.sink = Line("vm100", device, clock=self.clock)
+        farEnd = StringTransport()
+        link = ComPortLink(device)
+        link.makeConnection(farEnd)
+        link.dataReceived(bytes([IAC, WILL, CPO]))
+        farEnd.clear()
+        self.assertTrue(device.sendBreak())
+        self.assertEqual(farEnd.value(), sb(5, 5))
+        self.clock.advance(0.499)
+        self.assertEqual(farEnd.value(), sb(5, 5))
+        self.clock.advance(0.001)
+        self.assertEqual(farEnd.value(), sb(5, 5) + sb(5, 6))
+
+
+class RemoteNameTests(SynchronousTestCase):
+    def test_rfc2217IPv6InBrackets(self) -> None:
+        """An rfc2217:// device on an IPv6 address is named with the address in brackets, as telnet: and tcp: name theirs ('rfc2217://::1:2217' said neither which colon ends the address nor what pyserial's URL is)."""
+        self.assertEqual(DeviceSpec("rfc2217", host="::1", port=2217).describe(), "rfc2217://[::1]:2217")
+        self.assertEqual(DeviceSpec("rfc2217", host="10.0.0.5", port=2217).describe(), "rfc2217://10.0.0.5:2217")

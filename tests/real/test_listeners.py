@@ -10,6 +10,8 @@ import os
 import re
 import socket
 import stat
+import subprocess
+import sys
 import time
 
 from twisted.internet import defer, protocol, reactor
@@ -27,6 +29,7 @@ from serialgw.app.listen import StartupError, removeStaleSocket
 from serialgw.clients.local import FileClient
 from serialgw.config.listeners import parseListener
 from serialgw.config.specs import DeviceSpec, LineConfig
+from serialgw.devices.uucplock import processName
 from tests.certs import Authority
 from tests.fakes import LogEvents
 from tests.realio import (
@@ -481,15 +484,53 @@ class StaleSocketTests(SynchronousTestCase):
         """A socket someone listens on keeps its lock, even one naming a reused PID: the error says it is in use."""
         path = os.path.join(self.mktemp() + "d", "s.sock")
         os.makedirs(os.path.dirname(path))
+        listener = self.otherListener(path)
+        stranger = self.strangerLock(path)
+        with self.assertRaises(StartupError) as caught:
+            removeStaleSocket(path, "a")
+        self.assertEqual(str(caught.exception),
+                         f"line 'a': {path!r} is in use by another process: {listener}{processName(listener)}")
+        self.assertEqual(os.readlink(path + ".lock"), str(stranger))
+
+    def test_ownSocketSaidOurs(self) -> None:
+        """A socket this very process listens on (another of its listeners: watch-all's, a line's) is said to be the gateway's own, not another process's; watch-all is not called a line."""
+        path = os.path.join(self.mktemp() + "d", "s.sock")
+        os.makedirs(os.path.dirname(path))
         bound = socket.socket(socket.AF_UNIX)
         bound.bind(path)
         bound.listen(1)
         self.addCleanup(bound.close)
-        stranger = self.strangerLock(path)
+        with self.assertRaises(StartupError) as caught:
+            removeStaleSocket(path, "b")
+        self.assertEqual(str(caught.exception), f"line 'b': {path!r} is one of this gateway's own sockets already "
+                                                "(another of its listeners: a line's, watch-all's, the status "
+                                                "endpoint's or SSH's; --check names which)")
+        with self.assertRaises(StartupError) as caught:
+            removeStaleSocket(path, "watch-all", owner="watch-all")
+        self.assertTrue(str(caught.exception).startswith(f"watch-all: {path!r} is one of this gateway's own"),
+                        str(caught.exception))
+        self.assertTrue(stat.S_ISSOCK(os.lstat(path).st_mode))
+
+    def test_otherProcessNamed(self) -> None:
+        """A socket another live process listens on is said with that process's PID and name."""
+        path = os.path.join(self.mktemp() + "d", "s.sock")
+        os.makedirs(os.path.dirname(path))
+        other = self.otherListener(path)
         with self.assertRaises(StartupError) as caught:
             removeStaleSocket(path, "a")
-        self.assertEqual(str(caught.exception), f"line 'a': {path!r} is in use by another process")
-        self.assertEqual(os.readlink(path + ".lock"), str(stranger))
+        self.assertEqual(str(caught.exception),
+                         f"line 'a': {path!r} is in use by another process: {other}{processName(other)}")
+
+    def otherListener(self, path: str) -> int:
+        """A child process listening on a unix socket at C{path} until the test ends: its PID."""
+        other = subprocess.Popen([sys.executable, "-c", "import socket, sys; s = socket.socket(socket.AF_UNIX); "
+                                  "s.bind(sys.argv[1]); s.listen(1); print(flush=True); sys.stdin.read()", path],
+                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        self.addCleanup(other.stdout.close)  # type: ignore[union-attr]
+        self.addCleanup(other.wait)
+        self.addCleanup(other.stdin.close)  # type: ignore[union-attr]
+        other.stdout.readline()  # type: ignore[union-attr]
+        return other.pid
 
 
 class DialOutBackoffTests(SynchronousTestCase):

@@ -265,3 +265,41 @@ class HungOpenTests(TestCase):
         await written()
         with open(self.path, "rb") as f, open(out, "rb") as g:
             self.assertEqual((f.read(), g.read()), (b"x\n", b"x\n"))
+
+    async def test_typedFailedLaterTriedAgain(self) -> None:
+        """A reload's log whose LOG.typed alone fails to open once the reload is done: said, its log runs on; a reload of the same configuration opens LOG.typed again, and what is typed then is in it."""
+        a, b = startedPty(self), startedPty(self)
+        lineB = ptyLine(b, LISTEN, name="b")
+        service = startGateway(self, ptyLine(a, LISTEN, name="a"), lineB)
+        typed = self.path + ".typed"
+        real = os.open
+        refusing = [True]
+
+        def refuse(path: Any, flags: int, *args: Any, **kwargs: Any) -> int:
+            if refusing[0] and path == typed and flags & os.O_CREAT:
+                raise PermissionError(13, "Permission denied", path)
+            return real(path, flags, *args, **kwargs)
+
+        self.patch(os, "open", refuse)
+        wanted = ptyLine(a, LISTEN, name="a", log=LogSpec(self.path, format="", events="off", typed="text"))
+        changed = {"added": [], "changed": ["a"], "removed": []}
+        self.assertEqual(await service.reload([wanted, lineB]), changed)
+        await until(self, lambda: len(self.said()) == 1, "the failure said")
+        self.assertEqual(self.said(), [f"a: cannot open log {typed}: Permission denied; its log runs on without it: "
+                                       "what is typed is not logged"])
+        line = service.lines["a"]
+        self.assertEqual([log.spec.typed for log in line.logs], ["text"])
+        self.assertIsNone(line.logs[0]._typed)  # type: ignore[attr-defined]
+        refusing[0] = False
+        self.assertEqual(await service.reload([wanted, lineB]), changed)
+        await until(self, lambda: len(line.logs) == 1 and line.logs[0]._typed is not None  # type: ignore[attr-defined]
+                    and line.logs[0]._typed._fd >= 0, "LOG.typed opened")  # type: ignore[attr-defined]
+        self.assertEqual(service.configs[0], wanted)
+        onA = await self.clients.connect(listenerPort(service, 0))
+        onA.transport.write(b"typed")  # type: ignore[union-attr]
+        self.assertEqual(await a.received.length(5), b"typed")
+        await until(self, lambda: os.path.exists(typed) and os.path.getsize(typed) > 0, "LOG.typed written")
+        await written()
+        with open(typed, "rb") as f:
+            self.assertTrue(f.read().endswith(b": typed\n"))
+        self.assertEqual(len(self.said()), 1)
