@@ -26,6 +26,7 @@ from serialgw.devices.breaks import DRAINING_QUEUE, IDLE, BreakSequencer
 from serialgw.devices.early import EarlyHold
 from serialgw.devices.errors import errorReason
 from serialgw.devices.floodread import FloodReading
+from serialgw.devices.nosink import NoSink
 from serialgw.devices.pacing import Pacing
 from serialgw.devices.reopen import OPENING, Reopener
 from serialgw.interfaces import IDevice, IDeviceSink, IPort
@@ -48,30 +49,6 @@ class DeviceLost(Exception):
     A device went away; the message says how, for people (C{hung up},
     C{Input/output error}).
     """
-
-
-@implementer(IDeviceSink)
-class _NoSink:
-    def deviceDataReceived(self, data: bytes) -> None:
-        pass
-
-    def deviceWritable(self, writable: bool) -> None:
-        pass
-
-    def deviceLost(self, reason: Failure) -> None:
-        pass
-
-    def deviceLineState(self, state: int) -> None:
-        pass
-
-    def deviceUp(self) -> None:
-        pass
-
-    def deviceNotOpened(self, reason: str) -> None:
-        pass
-
-    def deviceSettings(self, before: SerialSettings) -> None:
-        pass
 
 
 @implementer(IDevice)
@@ -136,7 +113,7 @@ class SerialDevice(Pacing, EarlyHold, FloodReading):
         self.modemLines = {"dtr": True, "rts": True}
         self.reactor = reactor
         self.breakDuration = breakDuration
-        self.sink: Any = sink if sink is not None else _NoSink()
+        self.sink: Any = sink if sink is not None else NoSink()
         self._out = bytearray()
         self._held: list[bytes] = []
         self._heldSize = 0
