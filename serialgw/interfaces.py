@@ -39,7 +39,8 @@ class IClient(Interface):
     user = Attribute("The person's name when known (an SSH key's owner, a TLS certificate's subject), else None.")
     comPort = Attribute(
         "Its RFC 2217 com port control while it has negotiated COM-PORT-OPTION (it controls the port: "
-        "settings, modem lines, purges), else None."
+        "settings, modem lines, purges), else None.  Its C{settingsChanged(before, after)} tells the client "
+        "settings that changed without its asking."
     )
     wantsLineErrors = Attribute(
         "Whether it asked to hear of breaks and receive errors (an RFC 2217 line-state mask): the device "
@@ -306,3 +307,11 @@ class IDeviceSink(Interface):
 
     def deviceNotOpened(reason: str) -> None:
         """The device's first open failed or hangs (C{reason}): what it held meanwhile was dropped."""
+
+    def deviceSettings(before: SerialSettings) -> None:
+        """
+        The settings in effect (the device's C{settings}) changed without
+        the line asking: the device, back, took less of those kept for it
+        (C{before}: a pty forces 8 bits), or a remote port answered with
+        others than asked.
+        """

@@ -28,6 +28,7 @@ from serialgw.config.parsers import (
     SERIAL_ONLY,
     SINGLE_SETTINGS,
     applySingle,
+    deviceKeyRefusal,
     parseCoalesce,
     parseCompact,
     parseDevice,
@@ -129,6 +130,11 @@ def singleLine(options: usage.Options) -> LineConfig:
     given = next((key for key in SERIAL_ONLY if options[key]), None)  # (a flag not given is 0)
     if given is not None and serialOnlyRefusal(device):
         raise ConfigError(f"--{given}: {serialOnlyRefusal(device)}")
+    # The options of the keys a remote device may not mean anything to (they were ignored silently).
+    for option, key in (("no-lock", "lock"), ("lock-dir", "lock-dir"), ("no-restore", "restore"),
+                        ("break-duration", "break-duration")):
+        if options[option] not in (None, 0) and deviceKeyRefusal(key, device):
+            raise ConfigError(f"--{option}: {deviceKeyRefusal(key, device)}")
     texts = ([("port", options["port"])] if options["port"] is not None else []) + [("listen", t) for t in options["listen"]]
     listeners = tuple(absoluteListener(byOption(option, parseListener, text), os.getcwd())
                       for option, text in texts or [("port", DEFAULT_PORT)])
@@ -206,6 +212,9 @@ def lineName(device: str) -> str:
     """
     if device.startswith("pty:"):
         name = os.path.basename(device[4:])
+    elif device.startswith("rfc2217://"):
+        # Its scheme kept, as telnet:'s and tcp:'s are (it was HOST-PORT alone, a tcp: line's name but for its prefix).
+        name = "rfc2217:" + device[len("rfc2217://"):]
     elif device.startswith("/dev/"):
         name = device[len("/dev/"):]
     else:

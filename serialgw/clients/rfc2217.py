@@ -109,6 +109,8 @@ class ComPortControl:
         self._heldLineState = 0
         self.lastModem = self.currentModemState()
         self.clientSignature = b""
+        # Settings that changed while the client's output was past its bound: those it knew then (see settingsChanged).
+        self._owedSettings: Optional[SerialSettings] = None
 
     # Replies and notifications
 
@@ -150,6 +152,36 @@ class ComPortControl:
         value = state & self.linestateMask
         if value:
             self.reply(NOTIFY_LINESTATE, bytes((value,)))
+
+    def settingsChanged(self, before: SerialSettings, after: SerialSettings) -> None:
+        """
+        The settings in effect changed without this client asking (the
+        device, back, took less than was kept for it; a remote port
+        answered otherwise): each that did is told as the reply to its SET
+        command, unasked (pyserial and serialgw's rfc2217:// device take it
+        as the value in effect).  While the client's output is past its
+        bound, once it drains (L{releaseSettings}): the value then.
+        """
+        if self.client.inputHeld:
+            if self._owedSettings is None:
+                self._owedSettings = before
+            return
+        if after.baudrate != before.baudrate:
+            self.reply(SET_BAUDRATE, after.baudrate.to_bytes(4, "big"))
+        if after.bytesize != before.bytesize:
+            self.reply(SET_DATASIZE, bytes((after.bytesize,)))
+        if after.parity != before.parity:
+            self.reply(SET_PARITY, bytes((PARITY_VALUES[after.parity],)))
+        if after.stopbits != before.stopbits:
+            self.reply(SET_STOPSIZE, bytes((STOPSIZE_VALUES[after.stopbits],)))
+        if (after.xonxoff, after.rtscts) != (before.xonxoff, before.rtscts):
+            self.reply(SET_CONTROL, bytes((flowCode(after, inbound=False),)))
+
+    def releaseSettings(self) -> None:
+        """The client's output drained: settings that changed meanwhile are told (as they are now)."""
+        before, self._owedSettings = self._owedSettings, None
+        if before is not None:
+            self.settingsChanged(before, self.line.settings)
 
     # Data towards the client
 

@@ -368,6 +368,7 @@ class TelnetClient(Session, TelnetProtocol):
                 self.comPort.modemStateChanged(self.comPort.currentModemState())
             if lineState:
                 self.comPort.lineStateChanged(lineState)
+            self.comPort.releaseSettings()
             self._tellFlow()
         if not self.inputHeld:
             Session.releaseInput(self)

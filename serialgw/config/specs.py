@@ -265,10 +265,11 @@ class DeviceSpec:
     def describe(self) -> str:
         if self.kind == "pty":
             return f"pty:{self.path}"
+        # An IPv6 address in brackets (which colon ends it; pyserial's URL form).
+        host = f"[{self.host}]" if ":" in self.host else self.host
         if self.kind == "rfc2217":
-            return f"rfc2217://{self.host}:{self.port}"
+            return f"rfc2217://{host}:{self.port}"
         if self.kind in ("telnet", "tcp"):
-            host = f"[{self.host}]" if ":" in self.host else self.host
             return f"{self.kind}:{host}:{self.port}"
         if self.kind == "unix":
             return f"unix:{describeUnix(self.path)}"

@@ -26,7 +26,8 @@ from zope.interface import implementer
 
 from serialgw.config.specs import DeviceSpec, SerialSettings, isAbstract, quote
 from serialgw.devices.backoff import CarriedBackoff, DialEndpoint
-from serialgw.devices.device import HIGH_WATER, _NoSink
+from serialgw.devices.device import HIGH_WATER
+from serialgw.devices.nosink import NoSink
 from serialgw.devices.remotelinks import (
     HELD_FULL,
     HELD_LINE,
@@ -95,7 +96,7 @@ class RemoteDevice:
         self.settings = settings
         self.modemLines = {"dtr": True, "rts": True}
         self.modem: Optional[int] = None
-        self.sink: Any = _NoSink()
+        self.sink: Any = NoSink()
         self.up = False
         # Typed while it is not connected: dropped, counted (nothing held).
         self.holding = False
@@ -119,6 +120,8 @@ class RemoteDevice:
         self._linkFull = False
         self._writable = True
         self._breakCall: Any = None
+        # The remote port's answers (settings other than asked) told once a turn (_remoteSettings).
+        self._settingsCall: Any = None
         # Reconnection backoff across short links (see CarriedBackoff).
         self._backoff = CarriedBackoff(reactor, retryPolicy)
         endpoint: Any
@@ -326,6 +329,9 @@ class RemoteDevice:
         if self._watchCall is not None and self._watchCall.active():
             self._watchCall.cancel()
         self._watchCall = None
+        if self._settingsCall is not None and self._settingsCall.active():
+            self._settingsCall.cancel()
+        self._settingsCall = None
         if self._link is not None and self.queuedBytes():
             # A remote that does not read would keep a clean close waiting
             # for ever (stop, reload): what it did not take is dropped.
@@ -390,4 +396,21 @@ class RemoteDevice:
                 log.failure("{device}: handling the loss failed", device=self.name)
 
     def _remoteSettings(self, **changes: Any) -> None:
-        self.settings = attrs.evolve(self.settings, **changes)
+        """
+        The remote port's answer: the settings in effect.  One other than
+        asked is told to the line once this turn is over (then only if
+        they still differ: a port answering 7 and 8 bits in turn is not a
+        notice an answer).
+        """
+        before = self.settings
+        self.settings = attrs.evolve(before, **changes)
+        if self.settings != before and self._settingsCall is None:
+            self._settingsCall = self.reactor.callLater(0, self._tellSettings, before)
+
+    def _tellSettings(self, before: SerialSettings) -> None:
+        self._settingsCall = None
+        if not self.closed and self.settings != before:
+            try:
+                self.sink.deviceSettings(before)
+            except Exception:
+                log.failure("{device}: handling the remote's settings failed", device=self.name)

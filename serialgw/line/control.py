@@ -246,6 +246,30 @@ class PortControl:
             self.writeLogs(f"{client.peer} set {settings.describe()}; in effect: {effective.describe()}")
         return effective
 
+    def deviceSettings(self: _Line, before: SerialSettings) -> None:
+        """
+        IDeviceSink: the settings in effect changed without the line asking
+        (the device, back, took less of those kept for it while it was
+        down; a remote port answered with others).  RFC 2217 clients were
+        answered C{before} (the value in effect then, as far as the line
+        knew): they are told those now in effect, and so are the line's
+        followers (client ptys).  Logged within the device's budget (a
+        remote port answering otherwise again and again).
+        """
+        effective = self.settings
+        if effective == before:
+            return
+        for follower in list(self.settingsFollowers):
+            follower(effective)
+        told = 0
+        for client in list(self.controllers):
+            if client.comPort is not None:
+                client.comPort.settingsChanged(before, effective)
+                told += 1
+        log.info("{line}: settings in effect now {settings}, not {asked}: the device took them so; {told} RFC 2217 "
+                 "client(s) told", line=self.name, settings=effective.describe(), asked=before.describe(),
+                 told=told, peer=self.device.name)
+
     def _whyNotWrite(self: _Line, client: IClient) -> str:
         """Why C{client} may not change the port now, for the log (see L{Line.mayWrite})."""
         if self._letGo:

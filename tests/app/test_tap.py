@@ -75,13 +75,14 @@ class OptionsTests(SynchronousTestCase):
             self.assertEqual(parse("--device", "/dev/ttyS0", "--name", name)["line"].name, name)
 
     def test_nameFromTheDeviceByTheFileRule(self) -> None:
-        """A name taken from the device (no --name) follows the rule of a [lines.NAME] too: what else the path holds ('/', ':', a space) becomes '-' (a newline or an escape sequence is refused); it reached logs, the status page and SSH user names as it was."""
+        """A name taken from the device (no --name) follows the rule of a [lines.NAME] too: what else the path holds ('/', ':', a space) becomes '-' (a newline or an escape sequence is refused); it reached logs, the status page and SSH user names as it was.  An rfc2217:// device's keeps its scheme, as telnet:'s and tcp:'s do (it was 'h.example-7000')."""
         from serialgw.config.file import nameProblem
 
         for device, name in (("/dev/ttyS0", "ttyS0"), ("/dev/serial/by-id/usb-FTDI_FT232R-if00-port0",
                                                           "serial-by-id-usb-FTDI_FT232R-if00-port0"),
                              ("/dev/pts/3", "pts-3"), ("pty:/tmp/ttyV0", "ttyV0"), ("telnet:host:4444", "telnet-host-4444"),
-                             ("rfc2217://h.example:7000", "h.example-7000"), ("tcp:10.0.0.1:5000", "tcp-10.0.0.1-5000"),
+                             ("rfc2217://h.example:7000", "rfc2217-h.example-7000"),
+                             ("rfc2217://[::1]:2217", "rfc2217-1-2217"), ("tcp:10.0.0.1:5000", "tcp-10.0.0.1-5000"),
                              ("unix:/var/run/qemu-server/100.serial0", "100.serial0"), ("/tmp/a b", "a-b"),
                              ("/tmp/.hidden", "hidden"), ("/tmp/caf\u00e9", "caf"),
                              ("telnet:[::1]:23", "telnet-1-23"), ("/tmp/\u00e9\u00e9", "line"), ("pty:/tmp/..", "pty")):

@@ -138,3 +138,20 @@ class RemoteLineKeysTests(SynchronousTestCase):
         self.assertEqual((tty.lock, tty.lockDir, tty.restoreSettings, tty.breakDuration),
                          (False, "/run/lock", False, 0.5))
         self.assertEqual([line.device.kind for line in remotes], list(REMOTES))
+
+    def test_commandLineOptions(self) -> None:
+        """--no-lock, --lock-dir, --no-restore and --break-duration with a remote --device where they mean nothing: refused naming the option; --break-duration and --no-restore with rfc2217:// taken."""
+        for device, option, why in (
+                ("rfc2217://10.0.0.5:2217", ["--no-lock"], NO_LOCK),
+                ("unix:/run/vm.serial0", ["--lock-dir", "/run/lock"], NO_LOCK),
+                ("tcp:10.0.0.5:7000", ["--no-restore"], "a raw socket carries no serial settings, DTR or RTS (the far "
+                                                        "end's port has its own; an rfc2217:// device carries them): "
+                                                        "take it out"),
+                ("tcp:10.0.0.5:7000", ["--break-duration", "500"], "a raw socket cannot carry a break: take it out")):
+            options = tap.Options()
+            options.exitOnError = False  # type: ignore[attr-defined]
+            e = self.assertRaises(UsageError, options.parseOptions, ["--device", device, *option])
+            self.assertEqual(str(e), f"{option[0]}: means nothing on device {device!r}: {why}")
+        options = tap.Options()
+        options.parseOptions(["--device", "rfc2217://10.0.0.5:2217", "--break-duration", "500", "--no-restore"])
+        self.assertEqual((options["line"].breakDuration, options["line"].restoreSettings), (0.5, False))

@@ -34,6 +34,7 @@ class Sink:
         self.lineStates: list[int] = []
         self.ups = 0
         self.notOpened: list[str] = []
+        self.settingsBefore: list[object] = []
 
     def deviceDataReceived(self, data: bytes) -> None:
         self.data.append(data)
@@ -52,6 +53,9 @@ class Sink:
 
     def deviceNotOpened(self, reason: str) -> None:
         self.notOpened.append(reason)
+
+    def deviceSettings(self, before: object) -> None:
+        self.settingsBefore.append(before)
 
 
 class SerialDeviceTests(SynchronousTestCase):

@@ -226,3 +226,10 @@ class RemoteSettingsTests(SynchronousTestCase):
         self.assertEqual(farEnd.value(), sb(5, 5))
         self.clock.advance(0.001)
         self.assertEqual(farEnd.value(), sb(5, 5) + sb(5, 6))
+
+
+class RemoteNameTests(SynchronousTestCase):
+    def test_rfc2217IPv6InBrackets(self) -> None:
+        """An rfc2217:// device on an IPv6 address is named with the address in brackets, as telnet: and tcp: name theirs ('rfc2217://::1:2217' said neither which colon ends the address nor what pyserial's URL is)."""
+        self.assertEqual(DeviceSpec("rfc2217", host="::1", port=2217).describe(), "rfc2217://[::1]:2217")
+        self.assertEqual(DeviceSpec("rfc2217", host="10.0.0.5", port=2217).describe(), "rfc2217://10.0.0.5:2217")
