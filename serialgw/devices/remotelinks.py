@@ -17,6 +17,7 @@ from twisted.python.failure import Failure
 from serialgw.config.specs import ConfigError, SerialSettings
 from serialgw.devices.device import HIGH_WATER
 from serialgw.logflood import IgnoredInput
+from serialgw.wire.qmethod import Q
 from serialgw.wire.rfc2217 import (
     BREAK_OFF,
     BREAK_ON,
@@ -258,6 +259,24 @@ class ComPortLink(TelnetLink):
             if self.suspended:
                 self._flushAnswers()  # our WONT or DONT first
                 self._resume()
+
+    @property
+    def refusedComPort(self) -> bool:
+        """The far end answered our COM-PORT-OPTION (WILL and DO) with neither in effect: no com port control."""
+        return (not self.comPort and self.side(COM_PORT_OPTION, True).state is Q.NO
+                and self.side(COM_PORT_OPTION, False).state is Q.NO)
+
+    def _negotiate(self, command: int, option: int) -> None:
+        TelnetLink._negotiate(self, command, option)
+        if option == COM_PORT_OPTION and self.refusedComPort and not self._refusalSaid:
+            self._refusalSaid = True
+            name = self.device.name
+            log.warn("{device}: the far end refused com port control (RFC 2217): settings, DTR and RTS do not reach "
+                     "it, breaks go as IAC BRK (a plain telnet port? then say telnet:{address})", device=name,
+                     address=name[len("rfc2217://"):])
+
+    # Whether the far end's refusal of com port control was said (once a link).
+    _refusalSaid = False
 
     def command(self, command: int, value: bytes) -> None:
         if self.comPort:
