@@ -94,3 +94,18 @@ class FarEndTests(SynchronousTestCase):
         person.dataReceived(b"\x1ds")
         self.assertIn(b"rfc2217://10.0.0.5:2217 up, remote telnet console (it refused RFC 2217): serial settings are "
                       b"the far end's, ", user.value())
+
+    def test_flowAndModemLineAnswersTaken(self) -> None:
+        """The far port's SET-CONTROL answers are the truth too: asked for hardware flow, it answers none (105 1): the line has none, its RFC 2217 client told (105 1) once the turn is over; asked DTR off, it answers on (105 8): DTR is on, as a client's query then says (it was taken as set: 'off')."""
+        self.link.dataReceived(bytes([IAC, WILL, CPO]))
+        self.user.clear()
+        self.client.dataReceived(sb(5, 3) + sb(5, 9))
+        self.assertEqual(self.user.value(), sb(105, 3) + sb(105, 9))
+        self.user.clear()
+        self.link.dataReceived(sb(105, 1) + sb(105, 8))
+        self.clock.advance(0)
+        self.assertEqual((self.device.settings.rtscts, self.device.modemLines["dtr"]), (False, True))
+        self.assertEqual(self.user.value(), sb(105, 1))
+        self.user.clear()
+        self.client.dataReceived(sb(5, 7))
+        self.assertEqual(self.user.value(), sb(105, 8))
