@@ -18,6 +18,7 @@ from serialgw.app.check import unixNameProblem
 from serialgw.app.listen import StartupError, keyed
 from serialgw.clients.factory import applyListenerRights
 from serialgw.clients.local import FileClient
+from serialgw.clients.pipeopen import PipeOpening
 from serialgw.clients.ptylink import OWN_PTYS, PtyClient
 from serialgw.clients.watchall import LineTap
 from serialgw.config.specs import LineConfig, LogSpec, quote
@@ -321,7 +322,7 @@ def linesStatus(lines: list[Line]) -> str:
 
 def fileRefused(name: str, part: Any, e: OSError) -> StartupError:
     """Line C{name}'s console log or LOG.typed (C{part}: its LogSpec, or the log), or its file: output, cannot be opened: C{e}, as the start says it."""
-    if isinstance(part, FileClient):
+    if isinstance(part, (FileClient, PipeOpening)):
         return keyed(StartupError(f"line {name!r}: cannot open listener {part.spec.text!r}: {e.strerror or e}"), "listen")
     path = part.path if isinstance(part, LogSpec) else part.spec.path
     return keyed(StartupError(f"line {name!r}: cannot open log {e.filename or path!r}: {e.strerror}"), "log")

@@ -38,8 +38,9 @@ from serialgw.app.check import PAST_RIGHTS, pastRights, systemdProblem, unixName
 from serialgw.app.logs import LineDialEndpoint, describeEndpoint
 from serialgw.clients.factory import LineFactory
 from serialgw.clients.handshakes import HandshakeTable
-from serialgw.clients.local import FileClient, fifoPair, streamClient
+from serialgw.clients.local import FileClient, streamClient
 from serialgw.clients.netconsole import MAX_INPUT_DATAGRAM, NetconsoleClient
+from serialgw.clients.pipeopen import PipeOpening
 from serialgw.clients.ptylink import PtyClient
 from serialgw.clients.tls import RefusingTLSFactory, ServerContextFactory, clientOptions, linkOnHandshake
 from serialgw.clients.tlsfiles import TLSError
@@ -90,6 +91,8 @@ class ListenerOpener:
         self._own = own
         # What a file: output that could not be opened once its line ran calls (see FileClient.gone).
         self._forget = forget
+        # pipe: listeners whose FIFOs are being opened (see pending).
+        self._pipes: list[PipeOpening] = []
         # Each line's client factories (listeners and dial-outs) while they
         # live: a reload's new signature goes to them (see resign).
         self._factories: dict[str, weakref.WeakSet[LineFactory]] = {}
@@ -274,10 +277,18 @@ class ListenerOpener:
         log.info("line {line}: output appended to {path}", line=config.name, path=spec.path)
 
     def _pipe(self, line: Line, config: LineConfig, spec: ListenerSpec) -> None:
-        fdIn, fdOut = fifoPair(spec.path)
-        transport = streamClient(line, self.reactor, spec, fdIn, fdOut, name=f"pipe:{spec.path}")
-        self._own("closer", transport.loseConnection)
+        # (Its FIFOs opened by a thread: a mount that hangs holds no line; the start waits for it, see pending.)
+        pipe = PipeOpening(line, spec, self.reactor)
+        if self._forget is not None:
+            pipe.gone = partial(self._forget, config.name, spec)
+        self._own("closer", pipe.close)
+        self._pipes = [p for p in self._pipes if not p.opening.is_set()] + [pipe]
         log.info("line {line}: pipe {path}", line=config.name, path=spec.path)
+
+    def pending(self) -> list[PipeOpening]:
+        """The C{pipe:} listeners whose FIFOs were being opened (the start waits for them, see awaitOpens); forgotten here."""
+        pipes, self._pipes = self._pipes, []
+        return pipes
 
     def _pty(self, line: Line, config: LineConfig, spec: ListenerSpec) -> None:
         client = PtyClient(line, spec.path, self.reactor, spec)

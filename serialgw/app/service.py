@@ -222,7 +222,8 @@ class GatewayService(MultiService):
         """At start: the console logs' and file: outputs' first opens waited for (see L{awaitOpens}); one refused fails the start."""
         failed = awaitOpens([made for line in self.lines.values() for one in line.clients
                              for made in (one.files() if isinstance(one, ConsoleLog) else
-                                          [one] if isinstance(one, FileClient) else [])])
+                                          [one] if isinstance(one, FileClient) else [])]
+                            + self.listeners.pending())
         if failed is not None:
             error = fileRefused(failed[0].line.name, failed[0], failed[1])
             raise StartupError(self.placed(failed[0].line.name, error.key, str(error)))

@@ -249,8 +249,9 @@ def awaitOpens(files: list[Any]) -> Optional[tuple[Any, OSError]]:
             return one, one.openError
     for one in files:
         if not one.opening.is_set():
+            meanwhile = getattr(one, "openMeanwhile", None) or (f"its output waits for it (at most {QUEUE_BOUND} "
+                                                                  "bytes), written once the open returns")
             log.warn("line {line}: {what}: its open has not returned in {wait} s (a file system that does not "
-                     "answer?); the line runs, its output waits for it (at most {bound} bytes), written once "
-                     "the open returns", line=one.line.name, what=one.openWhat, wait=f"{START_WAIT:g}",
-                     bound=QUEUE_BOUND)
+                     "answer?); the line runs, {meanwhile}", line=one.line.name, what=one.openWhat,
+                     wait=f"{START_WAIT:g}", bound=QUEUE_BOUND, meanwhile=meanwhile)
     return None
