@@ -235,6 +235,7 @@ class EscapeMenu:
                 f"{device.breaks} breaks, {device.dropped} dropped while down, "
                 f"mode {line.mode}"
                 + ("" if line.writable else "; typing paused: the device takes no input now")
+                + (f" ({waiting} byte(s) you typed wait for it)" if (waiting := getattr(client, "typedWaiting", 0)) else "")
             )
         elif command == "B":
             self._startArgument("baud rate", self._baud)

@@ -33,6 +33,10 @@ CONTROL_WAIT = 16
 # Input held while a client's output is full is what one read brings (64
 # KiB); past this, its transport is not honouring the pause: it is cut.
 HELD_INPUT_LIMIT = 256 * 1024
+# What a person (a client with an escape menu) types while the device takes
+# no input waits for it, at most this many bytes (and the rest of that
+# read); past it the person is not read either (see Session.toLine).
+TYPED_AHEAD_LIMIT = 4096
 # A connection that says nothing and leaves within this many seconds (a load
 # balancer's health check, a port scan) is not announced to the others.
 QUIET_SECONDS = 1.0
@@ -131,8 +135,12 @@ class Session:
     # (after the wire layer, before the escape menu) waits in _heldInput.
     inputHeld = False
     _heldInput = b""
-    # Why the transport is not read: DEVICE_BEHIND | OUTPUT_FULL.
+    # Why the transport is not read: DEVICE_BEHIND | OUTPUT_FULL | ...; a
+    # person's (escape menu) is read on while only DEVICE_BEHIND holds and
+    # what it typed meanwhile (_typedAhead) is under TYPED_AHEAD_LIMIT.
     _readingPaused = 0
+    _transportPaused = False
+    _typedAhead = b""
 
     def describePeer(self) -> str:
         """This client in notices and logs: its address (a person's name too, where known)."""
@@ -268,9 +276,39 @@ class Session:
         self.toLine(data)
 
     def toLine(self, data: bytes) -> None:
-        """Typed data for the device (the escape menu's too): a watcher's or read-only person's is refused, and said."""
+        """
+        Typed data for the device (the escape menu's too): a watcher's or
+        read-only person's is refused, and said.  A person's, while the
+        device takes no input, waits for it (read on for its escape
+        commands: ^] s, d, o, b were never read, nor its leaving seen).
+        """
+        if self._readingPaused & DEVICE_BEHIND and self.escapeMenu is not None:
+            self._typedAhead += data
+            if len(self._typedAhead) > HELD_INPUT_LIMIT:
+                # A transport that goes on reading (an SSH channel): cut.
+                self._heldInput = b""
+                self.inputHeld = True
+                self.transport.abortConnection()
+            self._applyPause()
+            return
         if not self.line.clientData(self, data):
             self._notSent()
+
+    @property
+    def typedWaiting(self) -> int:
+        """Bytes this person typed that wait for the device (it takes no input now): see L{toLine}."""
+        return len(self._typedAhead)
+
+    def _dropTypedAhead(self, told: bool) -> None:
+        """The person goes while what it typed waits for the device: not sent, counted (refused), said."""
+        typed, self._typedAhead = self._typedAhead, b""
+        if not typed:
+            return
+        self.line.refused += len(typed)
+        log.info("{line}: {peer} left with {count} byte(s) it typed while the device took no input: not sent",
+                 line=self.line.name, peer=self.peer, count=len(typed))
+        if told:
+            self.notice(f"{len(typed)} byte(s) you typed were not sent: {self.line.name} took no input")
 
     def _notSent(self) -> None:
         """
@@ -355,21 +393,40 @@ class Session:
     # pauseInput) or while the client's own output is past its bound.
 
     def _pauseReading(self, why: int) -> None:
-        if not self._readingPaused:
-            self.transport.pauseProducing()
         self._readingPaused |= why
+        self._applyPause()
 
     def _resumeReading(self, why: int) -> None:
         if self._readingPaused & why:
             self._readingPaused &= ~why
-            if not self._readingPaused:
+            self._applyPause()
+
+    def _applyPause(self) -> None:
+        """The transport read or not, as C{_readingPaused} (and what a person typed ahead) say."""
+        why = self._readingPaused
+        if why == DEVICE_BEHIND and self.escapeMenu is not None and len(self._typedAhead) < TYPED_AHEAD_LIMIT:
+            why = 0
+        if bool(why) != self._transportPaused:
+            self._transportPaused = bool(why)
+            if why:
+                self.transport.pauseProducing()
+            else:
                 self.transport.resumeProducing()
 
     def pauseInput(self) -> None:
         self._pauseReading(DEVICE_BEHIND)
 
     def resumeInput(self) -> None:
-        self._resumeReading(DEVICE_BEHIND)
+        # What a person typed meanwhile goes first (refused if it lost write
+        # meanwhile); the line may find the device behind again at once (an
+        # earlier client's typing, in the same pass): then a writer waits on.
+        if self.role is Role.WRITER and not self.line.writable:
+            return
+        typed, self._typedAhead = self._typedAhead, b""
+        self._readingPaused &= ~DEVICE_BEHIND
+        if typed and not self.leaving:
+            self.toLine(typed)
+        self._applyPause()
 
     def holdInput(self) -> None:
         """The guard: output past the bound; nothing more is read or handled."""
@@ -463,6 +520,7 @@ class Session:
         # getting the console while reading it slowly).
         self.leaving = True
         self.inputHeld = True
+        self._dropTypedAhead(told=True)
         # Its last words (bye, why) before the connection closes.
         self.line.textGate.release(self)
         self.transport.loseConnection()
@@ -486,6 +544,7 @@ class Session:
         if self.guard is not None:
             self.guard.stopProducing()
         self.line.textGate.forget(self)
+        self._dropTypedAhead(told=False)
         # What the log holds about it goes before its leaving.
         self._writeHeldLog()
         self.line.detach(self)

@@ -129,12 +129,12 @@ class ReadOnlyTests(SynchronousTestCase):
 
 
     def test_pausedWriterMadeReadOnlyIsRead(self) -> None:
-        """A writer not read while the device is behind (mid-paste) and made read-only by a reload is read again at once: the rest of its paste is refused and said, its escape menu answers; the device gets none of it."""
+        """A writer whose device is behind (mid-paste) and made read-only by a reload: the rest of its paste is refused and said, its escape menu answers; the device gets none of it (a person's escape menu is read on while the device is behind: tests.clients.test_behind)."""
         h = Harness()
         alice, aliceT = h.telnet(port=1)
         alice.dataReceived(b"paste")
         h.line.deviceWritable(False)
-        self.assertEqual(aliceT.producerState, "paused")
+        self.assertEqual(aliceT.producerState, "producing")
         applyListenerRights(h.line, [parseListener(MADE_RO)])
         self.assertEqual(aliceT.producerState, "producing")
         text(aliceT)

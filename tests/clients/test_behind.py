@@ -1,0 +1,142 @@
+"""
+A person's escape menu while the device takes no input (the line's
+writers paused): read on for its commands, what it types waiting for the
+device, bounded; and a person who leaves meanwhile is seen to go.
+"""
+
+from __future__ import annotations
+
+from twisted.internet.task import Clock
+from twisted.logger import formatEvent
+from twisted.trial.unittest import SynchronousTestCase
+
+from serialgw.clients.raw import RawClient
+from serialgw.clients.session import TYPED_AHEAD_LIMIT
+from serialgw.config.listeners import parseListener
+from serialgw.line.hub import Line, Role
+from tests.fakes import BoundedTransport, RecordingDevice, observeLog
+
+ESC = b"\x1d"
+
+
+class EscapeMenuWhileBehindTests(SynchronousTestCase):
+    """A writer with an escape menu on a line whose device takes no input."""
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.device = RecordingDevice()
+        self.line = Line("t", self.device, clock=self.clock)
+        self.said: list[str] = []
+        observeLog(self, lambda e: self.said.append(formatEvent(e)) if e.get("line") == "t" else None)
+
+    def raw(self, listener: str = "raw,escape=^]+4444", role: Role = Role.WRITER) -> tuple[RawClient, BoundedTransport]:
+        client = RawClient(self.line, role, listener=parseListener(listener), clock=self.clock)
+        transport = BoundedTransport()
+        client.makeConnection(transport)
+        return client, transport
+
+    def writes(self) -> bytes:
+        return b"".join(data for kind, data in self.device.events if kind == "write")
+
+    def test_commandsAnsweredTypingWaits(self) -> None:
+        """The person is read on: ^] s is answered (saying typing is paused), what was typed before and after it waits and reaches the device, in order, once it takes input."""
+        client, transport = self.raw()
+        self.line.deviceWritable(False)
+        self.assertEqual(transport.producerState, "producing")
+        client.dataReceived(b"abc" + ESC + b"s" + b"def")
+        self.assertEqual(self.writes(), b"")
+        self.assertIn(b"; typing paused: the device takes no input now (3 byte(s) you typed wait for it)]",
+                      transport.value())
+        self.line.deviceWritable(True)
+        self.assertEqual(self.writes(), b"abcdef")
+        self.assertEqual(transport.producerState, "producing")
+
+    def test_typingAheadBounded(self) -> None:
+        """Past TYPED_AHEAD_LIMIT bytes waiting, the person is not read either; once the device takes input, all of it goes and reading resumes."""
+        client, transport = self.raw()
+        self.line.deviceWritable(False)
+        client.dataReceived(b"x" * (TYPED_AHEAD_LIMIT - 1))
+        self.assertEqual(transport.producerState, "producing")
+        client.dataReceived(b"yz")
+        self.assertEqual(transport.producerState, "paused")
+        self.assertEqual(self.writes(), b"")
+        self.line.deviceWritable(True)
+        self.assertEqual(self.writes(), b"x" * (TYPED_AHEAD_LIMIT - 1) + b"yz")
+        self.assertEqual(transport.producerState, "producing")
+
+    def test_leavingPersonSeenAndTypingSaid(self) -> None:
+        """A person who leaves while the device takes no input goes at once (it stayed on the line, its place taken, until the device took input); what it typed is not sent, counted and said."""
+        client, transport = self.raw()
+        self.line.deviceWritable(False)
+        client.dataReceived(b"reboot\r")
+        client.connectionLost(None)  # type: ignore[arg-type]
+        self.assertNotIn(client, self.line.clients)
+        self.line.deviceWritable(True)
+        self.assertEqual(self.writes(), b"")
+        self.assertEqual(self.line.refused, 7)
+        self.assertIn(f"t: {client.peer} left with 7 byte(s) it typed while the device took no input: not sent",
+                      self.said)
+
+    def test_escapeDisconnectSaysWhatWasNotSent(self) -> None:
+        """^] d while typing waits: the person is told what was not sent, and goes."""
+        client, transport = self.raw()
+        self.line.deviceWritable(False)
+        client.dataReceived(b"ls\r" + ESC + b"d")
+        self.assertIn(b"[serialgw: 3 byte(s) you typed were not sent: t took no input]", transport.value())
+        self.assertTrue(transport.disconnecting)
+        self.assertEqual(self.line.refused, 3)
+
+    def test_losingWriteRefusesWhatWaits(self) -> None:
+        """A person who loses write (another takes it, exclusive mode) while typing waits: it is refused, and said."""
+        self.line.mode = "exclusive"
+        first, firstTransport = self.raw()
+        second, _ = self.raw(role=Role.WATCHER)
+        self.line.deviceWritable(False)
+        first.dataReceived(b"abc")
+        second.dataReceived(ESC + b"t")
+        self.line.deviceWritable(True)
+        self.assertEqual(self.writes(), b"")
+        self.assertEqual(self.line.refused, 3)
+        self.assertIn(b"you only watch: what you type is not sent to t", firstTransport.value())
+
+    def test_withoutEscapeMenuNotRead(self) -> None:
+        """A client with no escape menu (a program: nc, a script) is not read while the device takes no input, as before: what it sends stays its own until then."""
+        client, transport = self.raw("raw+4444")
+        self.line.deviceWritable(False)
+        self.assertEqual(transport.producerState, "paused")
+        self.line.deviceWritable(True)
+        self.assertEqual(transport.producerState, "producing")
+
+
+class FillingDevice(RecordingDevice):
+    """A device whose queue is past its mark again after each write (the line told at once, inside the write)."""
+
+    line: Line
+
+    def write(self, data: bytes) -> None:
+        RecordingDevice.write(self, data)
+        self.line.deviceWritable(False)
+
+
+class BehindAgainTests(SynchronousTestCase):
+    """The device behind again while the typing that waited is sent."""
+
+    def test_othersWaitOnWhenTheDeviceIsBehindAgain(self) -> None:
+        """The first person's waiting typing puts the device behind again: the second's waits on (not sent, and the device not told to take more), and goes at the next turn the device takes input."""
+        clock = Clock()
+        device = FillingDevice()
+        line = device.line = Line("t", device, clock=clock)
+        clients = []
+        for _ in (1, 2):
+            client = RawClient(line, Role.WRITER, listener=parseListener("raw,escape=^]+4444"), clock=clock)
+            client.makeConnection(BoundedTransport())
+            clients.append(client)
+        line.deviceWritable(False)
+        clients[0].dataReceived(b"first")
+        clients[1].dataReceived(b"second")
+        line.deviceWritable(True)
+        self.assertEqual(device.events, [("write", b"first")])
+        self.assertFalse(line.writable)
+        self.assertEqual(clients[1].typedWaiting, 6)
+        line.deviceWritable(True)
+        self.assertEqual(device.events, [("write", b"first"), ("write", b"second")])
