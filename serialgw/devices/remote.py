@@ -26,7 +26,8 @@ from zope.interface import implementer
 
 from serialgw.config.specs import DeviceSpec, SerialSettings, isAbstract, quote
 from serialgw.devices.backoff import CarriedBackoff, DialEndpoint
-from serialgw.devices.device import HIGH_WATER, _NoSink
+from serialgw.devices.device import HIGH_WATER
+from serialgw.devices.nosink import NoSink
 from serialgw.devices.remotelinks import (
     HELD_FULL,
     HELD_LINE,
@@ -95,7 +96,7 @@ class RemoteDevice:
         self.settings = settings
         self.modemLines = {"dtr": True, "rts": True}
         self.modem: Optional[int] = None
-        self.sink: Any = _NoSink()
+        self.sink: Any = NoSink()
         self.up = False
         # Typed while it is not connected: dropped, counted (nothing held).
         self.holding = False
