@@ -18,7 +18,7 @@ halves of B's round trip from this process's own system calls (device ->
 client, client -> device).
 
     python3 bench/neighbourcpu.py [--rounds 3] [--seconds 3] [--args "--busy-poll 0"] [--trace] [--no-ser2net] [--rate MIBPS]
-                                  [--oneshot 0,1,thread]
+                                  [--oneshot 0,1,thread] [--reader reactor,thread,process]
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ import run  # noqa: E402  (bench/run.py: the servers and the pty pairs)
 MiB = 1 << 20
 GiB = 1 << 30
 ONESHOT_ENV = "SERIALGW_ONESHOT"  # (serialgw.app.oneshot)
+READER_ENV = "SERIALGW_READER"  # (serialgw.app.oneshot; serialgw.devices.floodread)
 
 
 def procStat(pid: int) -> tuple[float, float, int, int]:
@@ -231,6 +232,8 @@ def main() -> None:
     parser.add_argument("--no-ser2net", action="store_true")
     parser.add_argument("--oneshot", metavar="MODES",
                         help="serialgw once for each SERIALGW_ONESHOT value (0,1,thread), alternated as the servers are")
+    parser.add_argument("--reader", metavar="MODES",
+                        help="serialgw once for each SERIALGW_READER value (reactor,thread,process), alternated as the servers are")
     parser.add_argument("--trace", action="store_true", help="where the server waited (perf, root)")
     args = parser.parse_args()
     extras = args.args or [""]
@@ -240,6 +243,10 @@ def main() -> None:
         kinds = [(f"serialgw {extra} {ONESHOT_ENV}={mode}".replace("  ", " "),
                   lambda mode=mode, extra=extra: SerialgwWithArgs(extra.split(), {ONESHOT_ENV: mode}))
                  for extra in extras for mode in args.oneshot.split(",")]
+    if args.reader:
+        kinds = [(f"serialgw {extra} {READER_ENV}={mode}".replace("  ", " "),
+                  lambda mode=mode, extra=extra: SerialgwWithArgs(extra.split(), {READER_ENV: mode}))
+                 for extra in extras for mode in args.reader.split(",")]
     if not args.no_ser2net:
         kinds.append(("ser2net-tuned", run.Ser2netNeighbour))
     runs: dict[str, list[dict[str, Any]]] = defaultdict(list)

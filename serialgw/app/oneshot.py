@@ -378,11 +378,31 @@ class ThreadedOneShotReactor(OneShotReactor):
     threaded = True
 
 
+READER_ENV = "SERIALGW_READER"
+
+
+def moversFromEnvironment(environ: Mapping[str, str] = os.environ) -> Optional[str]:
+    """
+    How C{SERIALGW_READER} has a flooding tty read (L{serialgw.devices.floodread}):
+    C{None} (by the reactor), C{"thread"} or C{"process"}; a clear error for anything else.
+    """
+    value = environ.get(READER_ENV, "").strip().lower()
+    if value in ("", "0", "off", "reactor"):
+        return None
+    if value in ("thread", "process"):
+        return value
+    raise ValueError(f"{READER_ENV}={value!r}: expected reactor (the default), thread or process")
+
+
 def reactorFromEnvironment(environ: Mapping[str, str] = os.environ) -> GatewayReactor:
-    """The reactor C{SERIALGW_ONESHOT} asks for: L{GatewayReactor} unless it says otherwise."""
+    """The reactor C{SERIALGW_ONESHOT} and C{SERIALGW_READER} ask for: L{GatewayReactor} unless they say otherwise."""
     mode = modeFromEnvironment(environ)
+    reactor: GatewayReactor
     if mode == "inline":
-        return OneShotReactor()
-    if mode == "thread":
-        return ThreadedOneShotReactor()
-    return GatewayReactor()
+        reactor = OneShotReactor()
+    elif mode == "thread":
+        reactor = ThreadedOneShotReactor()
+    else:
+        reactor = GatewayReactor()
+    reactor.movers = moversFromEnvironment(environ)
+    return reactor

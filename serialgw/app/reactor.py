@@ -175,6 +175,9 @@ class BusyPoll:
         self.limit = limit
         # How long the next idle turn polls before sleeping.
         self.window = 0.0
+        # While above 0 (mover threads run: serialgw.devices.floodread),
+        # no polling without sleeping.
+        self.suspended = 0
 
     def configure(self, limit: float) -> None:
         """A new limit (0: off); the window starts again from nothing."""
@@ -197,7 +200,7 @@ class BusyPoll:
         polled without waiting for up to the window (no longer than
         C{timeout}), then waited for.
         """
-        if timeout == 0 or not self.limit:
+        if timeout == 0 or not self.limit or self.suspended:
             return poll(timeout, most)
         # A first poll without waiting, even with no window: a turn whose
         # events were ready already was not idle, and adapts nothing.
@@ -226,6 +229,10 @@ class GatewayReactor(EPollReactor):
 
     # The events of the last turn (which descriptors were ready).
     _previous: list[tuple[int, int]] = []
+    # How a tty that keeps coming back full is read: by the reactor (None),
+    # or moved into a pipe by a thread or a process of its own
+    # (serialgw.devices.floodread; SERIALGW_READER).
+    movers: Optional[str] = None
 
     def __init__(self) -> None:
         self.busyPoll = BusyPoll()

@@ -25,6 +25,8 @@ from serialgw.config.specs import SerialSettings
 from serialgw.devices.breaks import DRAINING_QUEUE, IDLE, BreakSequencer
 from serialgw.devices.early import EarlyHold
 from serialgw.devices.errors import errorReason
+from serialgw.devices.floodread import FloodReading
+from serialgw.devices.nosink import NoSink
 from serialgw.devices.pacing import Pacing
 from serialgw.devices.reopen import OPENING, Reopener
 from serialgw.interfaces import IDevice, IDeviceSink, IPort
@@ -49,32 +51,8 @@ class DeviceLost(Exception):
     """
 
 
-@implementer(IDeviceSink)
-class _NoSink:
-    def deviceDataReceived(self, data: bytes) -> None:
-        pass
-
-    def deviceWritable(self, writable: bool) -> None:
-        pass
-
-    def deviceLost(self, reason: Failure) -> None:
-        pass
-
-    def deviceLineState(self, state: int) -> None:
-        pass
-
-    def deviceUp(self) -> None:
-        pass
-
-    def deviceNotOpened(self, reason: str) -> None:
-        pass
-
-    def deviceSettings(self, before: SerialSettings) -> None:
-        pass
-
-
 @implementer(IDevice)
-class SerialDevice(Pacing, EarlyHold):
+class SerialDevice(Pacing, EarlyHold, FloodReading):
     """
     One open device in the reactor.
 
@@ -135,7 +113,7 @@ class SerialDevice(Pacing, EarlyHold):
         self.modemLines = {"dtr": True, "rts": True}
         self.reactor = reactor
         self.breakDuration = breakDuration
-        self.sink: Any = sink if sink is not None else _NoSink()
+        self.sink: Any = sink if sink is not None else NoSink()
         self._out = bytearray()
         self._held: list[bytes] = []
         self._heldSize = 0
@@ -185,6 +163,11 @@ class SerialDevice(Pacing, EarlyHold):
         except OSError as e:
             self._lost(e)
             return None
+        self._received(data)
+        self._countRead(len(data))
+        return None
+
+    def _received(self, data: bytes) -> None:
         if data:
             try:
                 self.sink.deviceDataReceived(data)
@@ -199,7 +182,6 @@ class SerialDevice(Pacing, EarlyHold):
                     self.sink.deviceLineState(lineState)
                 except Exception:
                     log.failure("{device}: handling a line state failed", device=self.name)
-        return None
 
     def doWrite(self) -> Optional[Failure]:
         if self._paced:
@@ -242,6 +224,10 @@ class SerialDevice(Pacing, EarlyHold):
     def start(self) -> None:
         """Start reading from the device."""
         self._wantReading = True
+        if self._reader is not None:
+            if not self._paused:
+                self._reader.resume()
+            return
         if not self._reading and self.usable and not self._paused:
             self._reading = True
             self.reactor.addReader(self)
@@ -253,6 +239,8 @@ class SerialDevice(Pacing, EarlyHold):
     def pauseReading(self) -> None:
         """Stop reading until resumeReading (a lossless client is behind)."""
         self._paused = True
+        if self._reader is not None:
+            self._reader.pause()
         if self._reading:
             self.reactor.removeReader(self)
             self._reading = False
@@ -397,6 +385,8 @@ class SerialDevice(Pacing, EarlyHold):
         if not self.usable:
             return
         pending = self.port.outputPending() if transmit else 0  # what the purge drops of the driver's
+        if receive and self._reader is not None:
+            self._reader.discard()
         try:
             self.port.purge(receive, transmit)
         except (OSError, termios.error) as e:
@@ -465,6 +455,7 @@ class SerialDevice(Pacing, EarlyHold):
         if self._reading:
             self.reactor.removeReader(self)
             self._reading = False
+        self._stopMover()
         self._stopWriting()
         lost = len(self._out) + self._heldSize  # never sent (its line counted it given)
         self.dropped += lost

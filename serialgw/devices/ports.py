@@ -180,6 +180,10 @@ class TtyPort:
         if not data:
             # Readable, yet nothing: the tty was hung up (unplugged).
             raise OSError(errno.EIO, "hung up")
+        return self.decode(data)
+
+    def decode(self, data: bytes) -> bytes:
+        """Bytes as read (by a mover: L{serialgw.devices.floodread}) with the line errors' marks taken out."""
         if self._marks is not None:
             return self._marks.decode(data)
         return data

@@ -26,7 +26,8 @@ from zope.interface import implementer
 
 from serialgw.config.specs import DeviceSpec, SerialSettings, isAbstract, quote
 from serialgw.devices.backoff import CarriedBackoff, DialEndpoint
-from serialgw.devices.device import HIGH_WATER, _NoSink
+from serialgw.devices.device import HIGH_WATER
+from serialgw.devices.nosink import NoSink
 from serialgw.devices.remotelinks import (
     HELD_FULL,
     HELD_LINE,
@@ -95,7 +96,7 @@ class RemoteDevice:
         self.settings = settings
         self.modemLines = {"dtr": True, "rts": True}
         self.modem: Optional[int] = None
-        self.sink: Any = _NoSink()
+        self.sink: Any = NoSink()
         self.up = False
         # Typed while it is not connected: dropped, counted (nothing held).
         self.holding = False
@@ -159,6 +160,10 @@ class RemoteDevice:
             return f"{self.name} is a raw socket: it carries no settings (an rfc2217:// device does)"
         if self.spec.kind == "telnet":
             return f"{self.name} is a telnet console without RFC 2217: it carries no settings (an rfc2217:// device does)"
+        if self._link is not None and getattr(self._link, "refusedComPort", False):
+            # Answering settings as set that reach nothing would be a lie; until it answers they are kept.
+            return (f"{self.name} refused com port control (RFC 2217; a plain telnet port? then say "
+                    f"telnet:{self.name[len('rfc2217://'):]}): it carries no settings")
         return ""
 
     def start(self) -> None:

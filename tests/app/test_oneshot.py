@@ -23,9 +23,11 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from serialgw.app.oneshot import (
     ONESHOT_ENV,
+    READER_ENV,
     OneShotReactor,
     ThreadedOneShotReactor,
     modeFromEnvironment,
+    moversFromEnvironment,
     reactorFromEnvironment,
 )
 from serialgw.app.reactor import GatewayReactor
@@ -476,6 +478,18 @@ class ModeTests(SynchronousTestCase):
             reactor = reactorFromEnvironment(environ)
             self.addCleanup(reactor._poller.close)
             self.assertIs(type(reactor), kind)
+
+    def test_moversFromEnvironment(self) -> None:
+        """SERIALGW_READER: unset, 0, off or reactor for none; thread or process; anything else refused, naming it; the reactor is told."""
+        self.assertEqual([moversFromEnvironment({READER_ENV: v} if v is not None else {})
+                          for v in (None, "", "0", "off", "reactor", "thread", "Process")],
+                         [None, None, None, None, None, "thread", "process"])
+        error = self.assertRaises(ValueError, moversFromEnvironment, {READER_ENV: "fork"})
+        self.assertEqual(str(error), "SERIALGW_READER='fork': expected reactor (the default), thread or process")
+        for environ, movers in (({}, None), ({READER_ENV: "process", ONESHOT_ENV: "1"}, "process")):
+            reactor = reactorFromEnvironment(environ)
+            self.addCleanup(reactor._poller.close)
+            self.assertEqual(reactor.movers, movers)
 
     def test_devicesAsk(self) -> None:
         """serialgw's devices (ttys) ask for one-shot polling while they stay ready."""

@@ -1,0 +1,313 @@
+"""
+A flooding tty read off the reactor's thread, through a pipe (issue 15,
+target 1; off unless the reactor asks for it: C{SERIALGW_READER=thread}
+or C{process}, for the benchmark's comparisons).
+
+When C{epoll_wait} looks again at a level-triggered tty whose input a read
+has just emptied, the line discipline's poll waits for the kernel worker
+that moves the writer's bytes in (C{flush_work}), and a keystroke's socket
+ready in the same epoll is handed back only after that wait.  So a tty
+that keeps coming back full (L{FULL_READS} reads of at least L{FULL}
+bytes in a row) leaves the reactor's epoll: a mover (L{serialgw.devices.mover},
+in a thread, or in a process of its own: no GIL shared with the reactor)
+polls it and C{splice}s what it holds into a pipe, where the wait now
+happens, and the reactor reads the pipe as it read the tty (a pipe's
+poll never waits).
+
+Everything goes through the pipe, so nothing needs more than its order:
+  - the bytes come out in the order the tty gave them;
+  - back-pressure: while the device is paused the reactor stops reading
+    the pipe; once it is full (L{PIPE_SIZE}) the mover waits for room,
+    and the tty fills as when the reactor stopped reading it;
+  - the mover ends when the tty has been quiet for L{IDLE} seconds, or on
+    anything else than bytes (a hang-up, an error): its end of the pipe
+    closes, and after the last bytes the reactor reads the pipe's end and
+    watches the tty again itself, where its own read finds a hang-up or
+    an error and takes the device's one loss path, as without a mover;
+  - the mover works on its own C{dup} of the tty, polled with a wake pipe,
+    and blocks nowhere but in that poll: a stop (the device closed or
+    lost) closes the wake pipe's other end and reaches it there, and a
+    close of the device's descriptor (whose number may be given to another
+    file at once) never has it touch another file.  What the pipe holds
+    at a stop is dropped, as what a closed device had not been read is.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import sys
+import threading
+from typing import Any, Callable, Optional
+
+from twisted.logger import Logger
+
+from serialgw.devices import mover
+
+log = Logger()
+
+# A read of at least FULL bytes, FULL_READS times in a row, hands the tty
+# to a mover (a line discipline holds at most 4095 bytes).
+FULL = 2048
+FULL_READS = 4
+# Quiet this long (seconds), the mover gives the tty back to the reactor.
+IDLE = 0.2
+# The pipe's size (bytes): the most that waits between the mover and the reactor.
+PIPE_SIZE = 64 * 1024
+# What the reactor reads of the pipe at a time.
+PIPE_READ = 16 * 1024
+# The most one splice moves (a line discipline holds 4095 bytes).
+SPLICE_SIZE = 65536
+# How often (seconds) an ended mover process is looked for until it is collected.
+REAP_DELAY = 0.1
+MODES = ("thread", "process")
+
+# The mover process: serialgw.devices.mover.main, found where this package is.
+_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+_MAIN = "import sys; sys.path.insert(0, sys.argv[1]); from serialgw.devices.mover import main; main(sys.argv[2:])"
+
+
+class FloodReader:
+    """
+    One tty moved into a pipe by a thread or a process, the pipe read by
+    the reactor: C{deliver} (bytes) and C{back} (the mover ended: the
+    device reads the tty itself again) are called in the reactor's
+    thread, in order.
+
+    Who owns what: the mover its C{dup} of the tty, the pipe's write end
+    and the wake pipe's read end (a thread closes them as it ends; a
+    process has its own copies, ours closed once it is started); the
+    reactor the pipe's read end and the wake pipe's write end (closed at
+    L{stop}).  A thread mover suspends the reactor's busy-polling while it
+    runs: polling without sleeping, the reactor takes the GIL back after
+    each poll before the woken thread can, which then waits out the switch
+    interval (5 ms) for each chunk.
+    """
+
+    def __init__(self, reactor: Any, fd: int, name: str, deliver: Callable[[bytes], None],
+                 back: Callable[[], None], mode: str = "thread", start: bool = True) -> None:
+        if mode not in MODES:
+            raise ValueError(f"no such mover: {mode!r}")
+        self.reactor = reactor
+        self.name = name
+        self.mode = mode
+        self._deliver, self._back = deliver, back
+        self._paused = False
+        self.stopped = False
+        self.pid: Optional[int] = None
+        self._thread: Optional[threading.Thread] = None
+        self._reapCall: Any = None
+        self._tty = os.dup(fd)
+        try:
+            self._pipeR, self._pipeW = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+            self._wakeR, self._wakeW = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError:
+            os.close(self._tty)
+            raise
+        try:
+            fcntl.fcntl(self._pipeW, fcntl.F_SETPIPE_SZ, PIPE_SIZE)
+        except OSError:
+            pass  # (the default size: over pipe-max-size, or the user's pipe limits)
+        self._busyPoll = getattr(reactor, "busyPoll", None) if mode == "thread" else None
+        if self._busyPoll is not None:
+            self._busyPoll.suspended += 1
+        self._pipe = _Pipe(self)
+        reactor.addReader(self._pipe)
+        if not start:
+            return  # (tests: the mover's loop is run by them, with moverEnds)
+        try:
+            if mode == "process":
+                self.pid = self._spawn()
+            else:
+                self._thread = threading.Thread(target=self._run, name=f"serialgw mover {name}", daemon=True)
+                self._thread.start()
+        except BaseException:
+            self._closeMoversEnds()
+            self.stop()
+            raise
+        if mode == "process":
+            # It has its copies.
+            self._closeMoversEnds()
+
+    def moverEnds(self) -> tuple[int, int, int]:
+        """The mover's descriptors: the tty (a dup), the pipe's write end, the wake pipe's read end."""
+        return self._tty, self._pipeW, self._wakeR
+
+    def _closeMoversEnds(self) -> None:
+        """Close the mover's descriptors (once: their numbers may be another file's after)."""
+        ends, (self._tty, self._pipeW, self._wakeR) = self.moverEnds(), (-1, -1, -1)
+        for fd in ends:
+            if fd >= 0:
+                os.close(fd)
+
+    def _run(self) -> None:
+        try:
+            mover.move(*self.moverEnds(), int(IDLE * 1000), FULL, SPLICE_SIZE)
+        except BaseException:
+            log.failure("{device}: its mover thread failed", device=self.name)
+        finally:
+            self._closeMoversEnds()
+
+    def _spawn(self) -> int:
+        actions = [
+            (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+            (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
+            (os.POSIX_SPAWN_OPEN, 2, os.devnull, os.O_WRONLY, 0),
+            (os.POSIX_SPAWN_DUP2, self._tty, 3),
+            (os.POSIX_SPAWN_DUP2, self._pipeW, 4),
+            (os.POSIX_SPAWN_DUP2, self._wakeR, 5),
+        ]
+        argv = [sys.executable, "-I", "-S", "-c", _MAIN, _ROOT, str(int(IDLE * 1000)), str(FULL), str(SPLICE_SIZE)]
+        # (Its own session: a terminal's signals to twistd -n are not its.)
+        return os.posix_spawn(sys.executable, argv, {}, file_actions=actions, setsid=True)
+
+    # -- the reactor's thread ---------------------------------------------
+
+    def pause(self) -> None:
+        """Stop reading the pipe (it fills, then the mover waits, then the tty fills)."""
+        if not self._paused and not self.stopped:
+            self._paused = True
+            self.reactor.removeReader(self._pipe)
+
+    def resume(self) -> None:
+        if self._paused and not self.stopped:
+            self._paused = False
+            self.reactor.addReader(self._pipe)
+
+    def stop(self) -> None:
+        """No more deliveries; what the pipe holds is dropped; the mover ends at its next poll."""
+        if self.stopped:
+            return
+        self.stopped = True
+        if self._busyPoll is not None:
+            self._busyPoll.suspended -= 1
+        if not self._paused:
+            self.reactor.removeReader(self._pipe)
+        os.close(self._pipeR)
+        os.close(self._wakeW)
+        self._pipeR = self._wakeW = -1
+        self._reap()
+
+    def _reap(self) -> None:
+        """Collect the mover process's exit, looking again every REAP_DELAY seconds until it is there."""
+        self._reapCall = None
+        if self.pid is None:
+            return
+        try:
+            pid, _ = os.waitpid(self.pid, os.WNOHANG)
+        except ChildProcessError:
+            pid = self.pid
+        if pid:
+            self.pid = None
+        else:
+            self._reapCall = self.reactor.callLater(REAP_DELAY, self._reap)
+
+    def discard(self) -> int:
+        """Drop what the pipe holds (a purge of the input); how many bytes."""
+        dropped = 0
+        while not self.stopped:
+            try:
+                data = os.read(self._pipeR, SPLICE_SIZE)
+            except BlockingIOError:
+                break
+            if not data:
+                break  # (its end: read again by doRead, which gives the tty back)
+            dropped += len(data)
+        return dropped
+
+    def doRead(self) -> None:
+        """The pipe is readable: deliver what it holds; at its end, the tty goes back to the device."""
+        if self.stopped:
+            return
+        try:
+            data = os.read(self._pipeR, PIPE_READ)
+        except BlockingIOError:
+            return
+        if data:
+            self._deliver(data)
+            return
+        self.stop()
+        self._back()
+
+
+class _Pipe:
+    """The pipe's read end in the reactor."""
+
+    def __init__(self, reader: FloodReader) -> None:
+        self.reader = reader
+
+    def fileno(self) -> int:
+        return self.reader._pipeR
+
+    def doRead(self) -> None:
+        try:
+            self.reader.doRead()
+        except Exception:
+            # Never let the reactor drop the pipe: the device's bytes would stay in it.
+            log.failure("{device}: reading what its mover moved failed", device=self.reader.name)
+
+    def connectionLost(self, reason: Any) -> None:
+        pass
+
+    def logPrefix(self) -> str:
+        return f"serialgw mover {self.reader.name}"
+
+
+def readerMode(reactor: Any) -> Optional[str]:
+    """How the reactor has a flooding tty read: C{None} (itself), C{"thread"} or C{"process"}."""
+    mode = getattr(reactor, "movers", None)
+    return mode if mode in MODES else None
+
+
+class FloodReading:
+    """
+    L{serialgw.devices.device.SerialDevice}'s side (a mixin): a tty whose
+    reads keep coming back full is read through a L{FloodReader} while
+    the reactor asks for it.
+    """
+
+    reactor: Any
+    port: Any
+    name: str
+    _fileno: int
+    _reading: bool
+    _wantReading: bool
+    _reader: Optional[FloodReader] = None
+    _fullReads = 0
+    # (Tests: a mover they run themselves.)
+    _startMover = True
+
+    def _countRead(self, size: int) -> None:
+        """The reactor read C{size} bytes: after FULL_READS full ones in a row, a mover reads it."""
+        if size < FULL:
+            self._fullReads = 0
+            return
+        self._fullReads += 1
+        mode = readerMode(self.reactor)
+        if self._fullReads < FULL_READS or not self._reading or mode is None:
+            return
+        if getattr(self.port, "decode", None) is None:
+            return
+        self._fullReads = 0
+        try:
+            reader = FloodReader(self.reactor, self._fileno, self.name, self._fromMover, self._givenBack, mode,
+                                 self._startMover)
+        except (OSError, RuntimeError) as e:
+            log.warn("{device}: cannot start a mover ({mode}): {error}", device=self.name, mode=mode, error=e)
+            return
+        self.reactor.removeReader(self)
+        self._reading = False
+        self._reader = reader
+
+    def _fromMover(self, data: bytes) -> None:
+        self._received(self.port.decode(data))  # type: ignore[attr-defined]
+
+    def _givenBack(self) -> None:
+        self._reader = None
+        if self._wantReading:
+            self.start()  # type: ignore[attr-defined]
+
+    def _stopMover(self) -> None:
+        reader, self._reader = self._reader, None
+        if reader is not None:
+            reader.stop()

@@ -1,0 +1,69 @@
+"""
+What moves a flooding tty's bytes into a pipe (L{serialgw.devices.floodread}):
+one loop, run by a thread of the gateway or by a process of its own
+(C{python -I -S -c}: this module imports only what Python has built in).
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import sys
+
+
+def move(tty: int, pipe: int, wake: int, idle: int, full: int, size: int) -> str:
+    """
+    Splice what the tty holds into the pipe until the tty has been quiet
+    for C{idle} milliseconds (C{"quiet"}), the wake pipe says stop (its
+    other end closed: C{"stopped"}), or anything else than bytes comes
+    (C{"ended"}: a hang-up or an error, which the reactor's own read of
+    the tty then finds).  After a splice of at least C{full} bytes (a line
+    discipline it emptied) the next is tried without polling first; a
+    full pipe is waited for.  Never blocks anywhere but in a poll that
+    also watches the wake pipe.
+    """
+    ttyPoll = select.poll()
+    ttyPoll.register(tty, select.POLLIN)
+    ttyPoll.register(wake, select.POLLIN)
+    roomPoll = select.poll()
+    roomPoll.register(pipe, select.POLLOUT)
+    roomPoll.register(wake, select.POLLIN)
+    while True:
+        events = ttyPoll.poll(idle)
+        if not events:
+            return "quiet"
+        mask = 0
+        for what, happened in events:
+            if what == wake:
+                return "stopped"
+            mask = happened
+        while True:
+            try:
+                moved = os.splice(tty, pipe, size, flags=os.SPLICE_F_NONBLOCK)
+            except BlockingIOError:
+                # The pipe is full (its reader paused, or behind): wait for room.
+                if any(what == wake for what, _ in roomPoll.poll()):
+                    return "stopped"
+                continue
+            except InterruptedError:
+                continue
+            except OSError:
+                return "ended"
+            if moved < full:
+                break
+        if not moved and mask & (select.POLLHUP | select.POLLERR):
+            return "ended"
+
+
+def main(argv: list[str]) -> None:
+    """The process: descriptors 3 (the tty), 4 (the pipe) and 5 (the wake pipe); idle, full, size as arguments."""
+    idle, full, size = (int(a) for a in argv[:3])
+    # Nothing of the gateway's but these (a descriptor it left inheritable
+    # would stay open as long as this runs).
+    os.closerange(6, os.sysconf("SC_OPEN_MAX"))
+    try:
+        move(3, 4, 5, idle, full, size)
+    except KeyboardInterrupt:
+        pass
+    sys.stdout.flush()
+    os._exit(0)

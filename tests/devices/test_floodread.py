@@ -1,0 +1,301 @@
+"""
+Tests for serialgw.devices.floodread and serialgw.devices.mover: a flooding
+tty read through a pipe, moved by a thread or a process (SERIALGW_READER).
+
+A real pty plays the device (its master the far end), under a
+L{MemoryReactorClock}; the mover's loop is run by the test itself, in its
+own thread, where the order of things is the test's (one honest test
+spawns the real mover process).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import select
+import threading
+import tty
+
+from twisted.internet.testing import MemoryReactorClock
+from twisted.trial.unittest import SynchronousTestCase
+
+from serialgw.app.reactor import BusyPoll
+from serialgw.config.specs import SerialSettings
+from serialgw.devices import floodread, mover
+from serialgw.devices.device import SerialDevice
+from serialgw.devices.floodread import FloodReader
+from serialgw.devices.ports import TtyPort
+from tests.devices.test_device import Sink
+
+# Small enough for a test: 4 reads of at least 8 bytes hand the tty over.
+FULL = 8
+
+
+def openFds() -> set[int]:
+    return {int(fd) for fd in os.listdir("/proc/self/fd")}
+
+
+class Flooding(SynchronousTestCase):
+    """A device on a pty's slave whose reactor asks for movers, run by the test."""
+
+    mode = "thread"
+
+    def setUp(self) -> None:
+        self.patch(floodread, "FULL", FULL)
+        self.fdsBefore = openFds()
+        self.reactor = MemoryReactorClock()
+        self.reactor.movers = self.mode  # type: ignore[attr-defined]
+        self.reactor.busyPoll = BusyPoll()  # type: ignore[attr-defined]
+        self.master, slave = os.openpty()
+        tty.setraw(slave)
+        name = os.ttyname(slave)
+        self.port = TtyPort(name, SerialSettings())
+        os.close(slave)
+        self.sink = Sink()
+        self.device = SerialDevice(self.port, self.reactor, sink=self.sink)
+        self.device._startMover = False
+        self.device.start()
+        self.readers: list[FloodReader] = []
+
+    def tearDown(self) -> None:
+        self.device.close()
+        for reader in self.readers:
+            # (Closed by the mover as it ends: by the test here.)
+            reader._closeMoversEnds()
+        if self.master >= 0:
+            os.close(self.master)
+        self.assertEqual(openFds(), self.fdsBefore)
+
+    def fromDevice(self, data: bytes) -> None:
+        """The device sends C{data}; the reactor reads it (one read)."""
+        os.write(self.master, data)
+        self.assertIn(self.device, self.reactor.getReaders())
+        self.device.doRead()
+
+    def handOver(self) -> FloodReader:
+        """FULL_READS full reads by the reactor: the tty goes to a mover."""
+        for i in range(floodread.FULL_READS):
+            self.fromDevice(bytes([65 + i]) * FULL)
+        reader = self.device._reader
+        assert reader is not None
+        self.readers.append(reader)
+        return reader
+
+    def runMover(self, reader: FloodReader) -> str:
+        """The mover's loop, until the tty is quiet (at once), then its ends closed as its thread closes them."""
+        result = mover.move(*reader.moverEnds(), 0, FULL, floodread.SPLICE_SIZE)
+        reader._closeMoversEnds()
+        return result
+
+    def moverThread(self, reader: FloodReader) -> tuple[threading.Thread, list[str]]:
+        """The mover's loop in a thread of its own, with no idle limit: it ends at a stop, a hang-up or an error."""
+        results: list[str] = []
+
+        def run() -> None:
+            results.append(mover.move(*reader.moverEnds(), -1, FULL, floodread.SPLICE_SIZE))
+
+        thread = threading.Thread(target=run)
+        thread.start()
+        self.addCleanup(thread.join, 10)
+        return thread, results
+
+    def fromPipe(self, reader: FloodReader, ending: bytes) -> None:
+        """The reactor reads the pipe (waiting for the mover) until what was delivered ends with C{ending}."""
+        while not b"".join(self.sink.data).endswith(ending):
+            self.assertTrue(select.select([reader._pipeR], [], [], 10)[0], "the mover moved nothing")
+            reader._pipe.doRead()
+
+    def pipeReads(self, reader: FloodReader, most: int = 100) -> None:
+        """The reactor reads the pipe until the mover's end (or the pipe is empty)."""
+        for _ in range(most):
+            if reader.stopped or reader._pipe not in self.reactor.getReaders():
+                return
+            if not select.select([reader._pipeR], [], [], 0)[0]:
+                return
+            reader._pipe.doRead()
+
+
+class HandOverTests(Flooding):
+    def test_fullReadsHandTheTtyToAMover(self) -> None:
+        """After FULL_READS reads of at least FULL bytes in a row the reactor stops reading the tty and reads a pipe."""
+        reader = self.handOver()
+        self.assertNotIn(self.device, self.reactor.getReaders())
+        self.assertIn(reader._pipe, self.reactor.getReaders())
+        self.assertEqual(b"".join(self.sink.data), b"A" * FULL + b"B" * FULL + b"C" * FULL + b"D" * FULL)
+
+    def test_aShortReadStartsTheCountAgain(self) -> None:
+        """A read shorter than FULL in between: the reactor keeps the tty."""
+        for _i in range(floodread.FULL_READS - 1):
+            self.fromDevice(b"x" * FULL)
+        self.fromDevice(b"y")
+        for _i in range(floodread.FULL_READS - 1):
+            self.fromDevice(b"z" * FULL)
+        self.assertIsNone(self.device._reader)
+        self.assertIn(self.device, self.reactor.getReaders())
+
+    def test_notWithoutTheReactorAsking(self) -> None:
+        """A reactor that does not ask for movers (the default) reads every tty itself."""
+        self.reactor.movers = None  # type: ignore[attr-defined]
+        for _i in range(floodread.FULL_READS * 2):
+            self.fromDevice(b"x" * FULL)
+        self.assertIsNone(self.device._reader)
+        self.assertIn(self.device, self.reactor.getReaders())
+
+    def test_bytesInOrderThenTheTtyBack(self) -> None:
+        """What the mover moves comes out in order after what the reactor read; at the pipe's end the reactor reads the tty again."""
+        reader = self.handOver()
+        os.write(self.master, b"0123456789")
+        os.write(self.master, b"abcdefghij")
+        self.assertEqual(self.runMover(reader), "quiet")
+        self.pipeReads(reader)
+        self.assertEqual(b"".join(self.sink.data)[4 * FULL:], b"0123456789abcdefghij")
+        self.assertTrue(reader.stopped)
+        self.assertIsNone(self.device._reader)
+        self.assertIn(self.device, self.reactor.getReaders())
+        self.assertNotIn(reader._pipe, self.reactor.getReaders())
+        self.fromDevice(b"after")
+        self.assertEqual(self.sink.data[-1], b"after")
+
+    def test_threadMoverSuspendsBusyPolling(self) -> None:
+        """While a thread mover runs the reactor does not busy-poll (it would keep the GIL from the thread); after, it does."""
+        reader = self.handOver()
+        self.assertEqual(self.reactor.busyPoll.suspended, 1)  # type: ignore[attr-defined]
+        self.runMover(reader)
+        self.pipeReads(reader)
+        self.assertEqual(self.reactor.busyPoll.suspended, 0)  # type: ignore[attr-defined]
+
+    def test_busyPollSuspendedPollsOnce(self) -> None:
+        """A suspended BusyPoll waits in one poll with the turn's timeout, polling nothing before."""
+        busy = BusyPoll(100e-6)
+        busy.window = 100e-6
+        busy.suspended = 1
+        calls: list[float] = []
+
+        def poll(timeout: float, most: int) -> list[tuple[int, int]]:
+            calls.append(timeout)
+            return []
+
+        busy.wait(poll, 0.5, 10)
+        self.assertEqual(calls, [0.5])
+
+
+class BackPressureTests(Flooding):
+    def test_pausedStopsReadingThePipe(self) -> None:
+        """Paused, the reactor stops reading the pipe (what it holds waits there); resumed, it is delivered in order."""
+        reader = self.handOver()
+        os.write(self.master, b"held")
+        self.runMover(reader)
+        self.device.pauseReading()
+        self.assertNotIn(reader._pipe, self.reactor.getReaders())
+        self.assertNotIn(self.device, self.reactor.getReaders())
+        self.assertEqual(len(self.sink.data), floodread.FULL_READS)
+        self.device.resumeReading()
+        self.assertIn(reader._pipe, self.reactor.getReaders())
+        self.pipeReads(reader)
+        self.assertEqual(self.sink.data[floodread.FULL_READS:], [b"held"])
+        self.assertIn(self.device, self.reactor.getReaders())
+        self.device.pauseReading()
+        self.device.resumeReading()
+
+    def test_fullPipeWaitsForRoom(self) -> None:
+        """With the pipe full the mover reads no more of the tty and waits; once the reactor makes room, it goes on, in order."""
+        reader = self.handOver()
+        _, pipe, _ = reader.moverEnds()
+        filler = b"f" * fcntl.fcntl(pipe, fcntl.F_GETPIPE_SZ)
+        os.write(pipe, filler)
+        os.write(self.master, b"after the filler")
+        thread, results = self.moverThread(reader)
+        self.fromPipe(reader, b"after the filler")
+        self.assertEqual(b"".join(self.sink.data[floodread.FULL_READS:]), filler + b"after the filler")
+        self.device.close()
+        thread.join(10)
+        # (Stopped in its poll, or, still splicing, finding the pipe's reader gone.)
+        self.assertIn(results, (["stopped"], ["ended"]))
+
+
+class EndTests(Flooding):
+    def test_hangUpReachesTheLineAsBefore(self) -> None:
+        """A hang-up ends the mover; after the bytes before it, the reactor's own read finds it: the one loss path, once."""
+        reader = self.handOver()
+        thread, results = self.moverThread(reader)
+        os.write(self.master, b"last words")
+        self.fromPipe(reader, b"last words")
+        master, self.master = self.master, -1
+        os.close(master)
+        thread.join(10)
+        self.assertEqual(results, ["ended"])
+        reader._closeMoversEnds()
+        self.pipeReads(reader)
+        self.assertEqual(self.sink.data[-1], b"last words")
+        self.assertIn(self.device, self.reactor.getReaders())
+        self.device.doRead()
+        self.assertEqual(len(self.sink.lost), 1)
+        self.assertIn("hung up", str(self.sink.lost[0]))
+        self.assertFalse(self.device.up)
+        self.assertIsNone(self.device._reader)
+
+    def test_closeStopsTheMover(self) -> None:
+        """Closed while a mover runs: the pipe leaves the reactor, what it holds is dropped, and the mover ends at its poll (no descriptor left)."""
+        reader = self.handOver()
+        os.write(self.master, b"dropped")
+        self.device.close()
+        self.assertTrue(reader.stopped)
+        self.assertIsNone(self.device._reader)
+        self.assertEqual(self.reactor.getReaders(), [])
+        self.assertEqual(self.runMover(reader), "stopped")
+        self.assertEqual(len(self.sink.data), floodread.FULL_READS)
+        self.assertEqual(self.reactor.busyPoll.suspended, 0)  # type: ignore[attr-defined]
+
+    def test_lossStopsTheMover(self) -> None:
+        """A loss found elsewhere (a write failing) stops the mover too, and the device is not read again."""
+        reader = self.handOver()
+        self.device._lost(OSError(5, "Input/output error"))
+        self.assertTrue(reader.stopped)
+        self.assertEqual(self.reactor.getReaders(), [])
+        self.assertEqual(self.runMover(reader), "stopped")
+
+    def test_purgeDropsWhatThePipeHolds(self) -> None:
+        """A purge of the input drops what the mover moved and was not delivered."""
+        reader = self.handOver()
+        os.write(self.master, b"stale")
+        self.runMover(reader)
+        self.device.purge(True, False)
+        self.pipeReads(reader)
+        self.assertEqual(len(self.sink.data), floodread.FULL_READS)
+        self.assertIn(self.device, self.reactor.getReaders())
+
+
+class ProcessMoverTests(SynchronousTestCase):
+    def test_processMovesAndEnds(self) -> None:
+        """The mover as a process of its own (fds 0-5 only) moves the tty's bytes into the pipe and ends at a hang-up; its exit is collected."""
+        reactor = MemoryReactorClock()
+        master, slave = os.openpty()
+        tty.setraw(slave)
+        os.set_blocking(slave, False)
+        got: list[bytes] = []
+        backs: list[int] = []
+        reader = FloodReader(reactor, slave, "pty", got.append, lambda: backs.append(1), mode="process")
+        os.close(slave)
+        assert reader.pid is not None
+        pid = reader.pid
+        os.write(master, b"from the device")
+        fds: list[int] = []
+        while not backs:
+            self.assertTrue(select.select([reader._pipeR], [], [], 30)[0], "the mover moved nothing")
+            reader._pipe.doRead()
+            if b"".join(got) == b"from the device" and master >= 0:
+                # (In its loop now: what it holds is all it will.)
+                fds = sorted(int(fd) for fd in os.listdir(f"/proc/{pid}/fd"))
+                os.close(master)
+                master = -1
+        self.assertEqual(b"".join(got), b"from the device")
+        self.assertEqual(fds, [0, 1, 2, 3, 4, 5])
+        if reader.pid is not None:
+            os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
+            reactor.advance(floodread.REAP_DELAY)
+        self.assertIsNone(reader.pid)
+        self.assertRaises(ChildProcessError, os.waitpid, pid, os.WNOHANG)
+
+    def test_unknownMode(self) -> None:
+        """A mode that is neither thread nor process is refused, naming it."""
+        self.assertRaises(ValueError, FloodReader, MemoryReactorClock(), 0, "x", print, print, mode="fork")
