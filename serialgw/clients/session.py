@@ -10,6 +10,7 @@ from typing import Any, Callable, Optional
 
 from serialgw.clients.escape import EscapeMenu, keyName, settingsShown
 from serialgw.clients.guard import OutputGuard
+from serialgw.clients.reading import DEVICE_BEHIND, ESCAPE_BUSY, HELD_INPUT_LIMIT, OUTPUT_FULL, InputReading, stopCalls
 from serialgw.clients.tls import peerSubject
 from serialgw.clients.transports import peerName
 from serialgw.config.specs import ListenerSpec
@@ -21,22 +22,6 @@ from serialgw.wire.sockets import noDelay
 # Limited per peer: a client's input cannot flood the log (logflood).
 log = clientLog()
 
-# Why a client's transport is not read (Session._readingPaused).
-DEVICE_BEHIND = 1
-OUTPUT_FULL = 2
-# The rest of a read waits for the next turn (telnet: COMMANDS_PER_TURN).
-BUSY = 4
-# The rest of the input waits for the next turn (the escape menu's KEYS_PER_TURN).
-ESCAPE_BUSY = 8
-# A telnet client's next RFC 2217 command waits for the line's port control (Line.controlReady).
-CONTROL_WAIT = 16
-# Input held while a client's output is full is what one read brings (64
-# KiB); past this, its transport is not honouring the pause: it is cut.
-HELD_INPUT_LIMIT = 256 * 1024
-# What a person (a client with an escape menu) types while the device takes
-# no input waits for it, at most this many bytes (and the rest of that
-# read); past it the person is not read either (see Session.toLine).
-TYPED_AHEAD_LIMIT = 4096
 # A connection that says nothing and leaves within this many seconds (a load
 # balancer's health check, a port scan) is not announced to the others.
 QUIET_SECONDS = 1.0
@@ -80,14 +65,7 @@ def setUpConnection(client: Any, source: Any, transport: Any, spec: ListenerSpec
     return guard, idleCall
 
 
-def stopCalls(*calls: Any) -> None:
-    """Cancel the delayed calls still pending (None, or one that ran or was cancelled: nothing)."""
-    for call in calls:
-        if call is not None and call.active():
-            call.cancel()
-
-
-class Session:
+class Session(InputReading):
     """
     Mixed into a client protocol that has C{line}, C{transport},
     C{listener} (a ListenerSpec or None) and C{clock}.
@@ -135,12 +113,6 @@ class Session:
     # (after the wire layer, before the escape menu) waits in _heldInput.
     inputHeld = False
     _heldInput = b""
-    # Why the transport is not read: DEVICE_BEHIND | OUTPUT_FULL | ...; a
-    # person's (escape menu) is read on while only DEVICE_BEHIND holds and
-    # what it typed meanwhile (_typedAhead) is under TYPED_AHEAD_LIMIT.
-    _readingPaused = 0
-    _transportPaused = False
-    _typedAhead = b""
 
     def describePeer(self) -> str:
         """This client in notices and logs: its address (a person's name too, where known)."""
@@ -294,22 +266,6 @@ class Session:
         if not self.line.clientData(self, data):
             self._notSent()
 
-    @property
-    def typedWaiting(self) -> int:
-        """Bytes this person typed that wait for the device (it takes no input now): see L{toLine}."""
-        return len(self._typedAhead)
-
-    def _dropTypedAhead(self, told: bool) -> None:
-        """The person goes while what it typed waits for the device: not sent, counted (refused), said."""
-        typed, self._typedAhead = self._typedAhead, b""
-        if not typed:
-            return
-        self.line.refused += len(typed)
-        log.info("{line}: {peer} left with {count} byte(s) it typed while the device took no input: not sent",
-                 line=self.line.name, peer=self.peer, count=len(typed))
-        if told:
-            self.notice(f"{len(typed)} byte(s) you typed were not sent: {self.line.name} took no input")
-
     def _notSent(self) -> None:
         """
         A watcher or read-only person typed, or anyone on a line let go (the
@@ -388,45 +344,6 @@ class Session:
 
     def writeText(self, data: bytes) -> None:
         self.transport.write(data)
-
-    # Reading the client: paused while the device is behind (the line's
-    # pauseInput) or while the client's own output is past its bound.
-
-    def _pauseReading(self, why: int) -> None:
-        self._readingPaused |= why
-        self._applyPause()
-
-    def _resumeReading(self, why: int) -> None:
-        if self._readingPaused & why:
-            self._readingPaused &= ~why
-            self._applyPause()
-
-    def _applyPause(self) -> None:
-        """The transport read or not, as C{_readingPaused} (and what a person typed ahead) say."""
-        why = self._readingPaused
-        if why == DEVICE_BEHIND and self.escapeMenu is not None and len(self._typedAhead) < TYPED_AHEAD_LIMIT:
-            why = 0
-        if bool(why) != self._transportPaused:
-            self._transportPaused = bool(why)
-            if why:
-                self.transport.pauseProducing()
-            else:
-                self.transport.resumeProducing()
-
-    def pauseInput(self) -> None:
-        self._pauseReading(DEVICE_BEHIND)
-
-    def resumeInput(self) -> None:
-        # What a person typed meanwhile goes first (refused if it lost write
-        # meanwhile); the line may find the device behind again at once (an
-        # earlier client's typing, in the same pass): then a writer waits on.
-        if self.role is Role.WRITER and not self.line.writable:
-            return
-        typed, self._typedAhead = self._typedAhead, b""
-        self._readingPaused &= ~DEVICE_BEHIND
-        if typed and not self.leaving:
-            self.toLine(typed)
-        self._applyPause()
 
     def holdInput(self) -> None:
         """The guard: output past the bound; nothing more is read or handled."""
@@ -539,8 +456,8 @@ class Session:
         self.transport.abortConnection()
 
     def endSession(self) -> None:
-        stopCalls(self._idleCall, self._closeCall, self._introCall, self._turnCall)
-        self._idleCall = self._closeCall = self._introCall = self._turnCall = None
+        stopCalls(self._idleCall, self._closeCall, self._introCall, self._turnCall, self._hangUpCall)
+        self._idleCall = self._closeCall = self._introCall = self._turnCall = self._hangUpCall = None
         if self.guard is not None:
             self.guard.stopProducing()
         self.line.textGate.forget(self)

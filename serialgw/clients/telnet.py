@@ -15,8 +15,9 @@ from twisted.internet.protocol import connectionDone
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from serialgw.clients.reading import BUSY, CONTROL_WAIT, DEVICE_BEHIND
 from serialgw.clients.rfc2217 import ComPortControl
-from serialgw.clients.session import BUSY, CONTROL_WAIT, DEVICE_BEHIND, Session
+from serialgw.clients.session import Session
 from serialgw.interfaces import IClient
 from serialgw.line.hub import Line, Role
 from serialgw.logflood import IgnoredInput

@@ -6,12 +6,14 @@ device, bounded; and a person who leaves meanwhile is seen to go.
 
 from __future__ import annotations
 
+import socket
+
 from twisted.internet.task import Clock
 from twisted.logger import formatEvent
 from twisted.trial.unittest import SynchronousTestCase
 
 from serialgw.clients.raw import RawClient
-from serialgw.clients.session import TYPED_AHEAD_LIMIT
+from serialgw.clients.reading import HANGUP_CHECK_SECONDS, TYPED_AHEAD_LIMIT
 from serialgw.config.listeners import parseListener
 from serialgw.line.hub import Line, Role
 from tests.fakes import BoundedTransport, RecordingDevice, observeLog
@@ -140,3 +142,60 @@ class BehindAgainTests(SynchronousTestCase):
         self.assertEqual(clients[1].typedWaiting, 6)
         line.deviceWritable(True)
         self.assertEqual(device.events, [("write", b"first"), ("write", b"second")])
+
+
+class SocketTransport(BoundedTransport):
+    """A BoundedTransport whose handle is a real socket (its peer's hang-up and unread bytes are the kernel's)."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        BoundedTransport.__init__(self)
+        self.sock = sock
+        self.aborted = False
+
+    def getHandle(self) -> socket.socket:
+        return self.sock
+
+    def abortConnection(self) -> None:
+        self.aborted = True
+        BoundedTransport.abortConnection(self)
+
+
+class ProgramHangUpTests(SynchronousTestCase):
+    """A client not read while the device takes no input (a program's: no escape menu) that hangs up."""
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.device = RecordingDevice()
+        self.line = Line("t", self.device, clock=self.clock)
+        self.said: list[str] = []
+        observeLog(self, lambda e: self.said.append(formatEvent(e)) if e.get("line") == "t" else None)
+        ours, self.peer = socket.socketpair()
+        self.addCleanup(ours.close)
+        self.addCleanup(self.peer.close)
+        self.client = RawClient(self.line, Role.WRITER, listener=parseListener("raw+4444"), clock=self.clock)
+        self.transport = SocketTransport(ours)
+        self.client.makeConnection(self.transport)
+        self.line.deviceWritable(False)
+
+    def test_hungUpWithNothingUnreadGoes(self) -> None:
+        """One that hangs up having sent nothing left unread is seen to go within HANGUP_CHECK_SECONDS (it held its place in max-clients, and its descriptor, until the device took input)."""
+        self.clock.advance(HANGUP_CHECK_SECONDS)
+        self.assertFalse(self.transport.aborted)
+        self.peer.close()
+        self.clock.advance(HANGUP_CHECK_SECONDS)
+        self.assertTrue(self.transport.aborted)
+        self.assertIn(f"t: {self.client.peer} hung up while the device took no input (nothing it sent was left "
+                      "unread): it goes now", self.said)
+
+    def test_hungUpWithUnreadInputStays(self) -> None:
+        """One whose input is still unread (nc -N's upload to a slow device) stays until the device takes it: nothing it sent is lost."""
+        self.peer.sendall(b"the rest of the upload")
+        self.peer.shutdown(socket.SHUT_WR)
+        self.clock.advance(HANGUP_CHECK_SECONDS * 3)
+        self.assertFalse(self.transport.aborted)
+
+    def test_notWatchedOnceRead(self) -> None:
+        """No check is left once the device takes input again."""
+        self.clock.advance(1.0)  # (its arrival announced: QUIET_SECONDS)
+        self.line.deviceWritable(True)
+        self.assertEqual(self.clock.getDelayedCalls(), [])

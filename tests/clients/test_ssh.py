@@ -403,12 +403,27 @@ class AuthTests(SynchronousTestCase):
         self.assertEqual((warnings[0]["address"], warnings[0]["peer"]), ("192.0.2.98:1000", "192.0.2.98"))
 
     def test_badSignature(self) -> None:
-        """A known key with another key's signature is refused."""
+        """A known key with another key's signature is refused, and the connection with it, logged: a client signs with its own key, and each verification of a person's 16384-bit RSA key (public: anyone may have it) cost the gateway's thread 6.4 ms, up to 11 times a connection before conch cut it (70 ms: at the 20 new connections a second all addresses together may open, with no key of their own, more than the whole thread, estimated)."""
+        events = LogEvents(self)
+        disconnects: list[tuple[int, bytes]] = []
+        self.transport.sendDisconnect = lambda reason, desc: disconnects.append((reason, desc))  # type: ignore[attr-defined,method-assign]
+        verified = []
+        real = keys.Key.verify
+
+        def verify(key: keys.Key, signature: bytes, data: bytes) -> bool:
+            verified.append(key)
+            return bool(real(key, signature, data))
+
+        self.patch(keys.Key, "verify", verify)
         blob = self.ops1.public().blob()
         head = NS(b"con1") + NS(b"ssh-connection") + NS(b"publickey")
         self.server.ssh_USERAUTH_REQUEST(head + b"\xff" + NS(b"ssh-ed25519") + NS(blob)
                                          + NS(self.stranger.sign(b"whatever")))
-        self.assertEqual(self.transport.packets, [(userauth.MSG_USERAUTH_FAILURE, NS(b"publickey") + b"\x00")])
+        self.assertEqual((self.transport.packets, disconnects, len(verified)),
+                         ([], [(userauth.transport.DISCONNECT_NO_MORE_AUTH_METHODS_AVAILABLE, b"bad signature")], 1))
+        [said] = events.at(LogLevel.warn)
+        self.assertEqual((said["fingerprint"], said["reason"]),
+                         (fingerprint(self.ops1), "bad signature; disconnected: a client signs with its own key"))
 
     def test_sha1RsaSignatureRefused(self) -> None:
         """An RSA key logs in with rsa-sha2-256/512 signatures, not SHA-1 ssh-rsa (as OpenSSH), nor with a signature of another algorithm than the request names."""

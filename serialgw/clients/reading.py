@@ -1,0 +1,181 @@
+"""
+When a client's transport is read: paused for the device (behind: it takes
+no input now), for the client's own output past its bound, for a turn of
+the reactor; a person's client (one with an escape menu) read on while only
+the device holds it, what it types waiting (bounded); and a client not read
+only for the device looked at for a hang-up.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import select
+import struct
+import termios
+from typing import Any
+
+from serialgw.line.hub import Role
+from serialgw.logflood import clientLog
+
+# Limited per peer: a client's input cannot flood the log (logflood).
+log = clientLog()
+
+# Why a client's transport is not read (InputReading._readingPaused).
+DEVICE_BEHIND = 1
+OUTPUT_FULL = 2
+# The rest of a read waits for the next turn (telnet: COMMANDS_PER_TURN).
+BUSY = 4
+# The rest of the input waits for the next turn (the escape menu's KEYS_PER_TURN).
+ESCAPE_BUSY = 8
+# A telnet client's next RFC 2217 command waits for the line's port control (Line.controlReady).
+CONTROL_WAIT = 16
+# Input held while a client's output is full is what one read brings (64
+# KiB); past this, its transport is not honouring the pause: it is cut.
+HELD_INPUT_LIMIT = 256 * 1024
+# What a person (a client with an escape menu) types while the device takes
+# no input waits for it, at most this many bytes (and the rest of that
+# read); past it the person is not read either (see Session.toLine).
+TYPED_AHEAD_LIMIT = 4096
+# A client not read only because the device takes no input is looked at
+# this often for a hang-up (see InputReading._checkHangUp).
+HANGUP_CHECK_SECONDS = 5.0
+
+
+def hungUpWithNothingUnread(transport: Any) -> bool:
+    """
+    The peer of C{transport}'s socket has shut its side down (POLLRDHUP, or
+    all of it) and nothing it sent waits unread (FIONREAD 0: its end of file
+    is all there is).  False when that cannot be told (no socket: an SSH
+    channel, a pipe).
+    """
+    try:
+        fd = transport.getHandle().fileno()
+        poller = select.poll()
+        poller.register(fd, select.POLLRDHUP)
+        events = poller.poll(0)
+        if not events or not events[0][1] & (select.POLLRDHUP | select.POLLHUP):
+            return False
+        unread = struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"))[0]
+    except (AttributeError, OSError, ValueError):
+        return False
+    return bool(unread == 0)
+
+
+def stopCalls(*calls: Any) -> None:
+    """Cancel the delayed calls still pending (None, or one that ran or was cancelled: nothing)."""
+    for call in calls:
+        if call is not None and call.active():
+            call.cancel()
+
+
+
+class InputReading:
+    """
+    Mixed into L{serialgw.clients.session.Session}: C{line}, C{transport},
+    C{escapeMenu}, C{leaving}, C{role}, C{peer}, C{notice}, C{toLine},
+    C{_clock} are its.
+    """
+
+    line: Any
+    transport: Any
+    escapeMenu: Any
+    leaving: bool
+    role: Role
+    peer: str
+    # Why the transport is not read: DEVICE_BEHIND | OUTPUT_FULL | ...; a
+    # person's (escape menu) is read on while only DEVICE_BEHIND holds and
+    # what it typed meanwhile (_typedAhead) is under TYPED_AHEAD_LIMIT.
+    _readingPaused = 0
+    _transportPaused = False
+    _typedAhead = b""
+    # While not read only for the device (DEVICE_BEHIND): the next look for a hang-up.
+    _hangUpCall: Any = None
+
+    def _clock(self) -> Any:
+        raise NotImplementedError
+
+    def notice(self, text: str) -> None:
+        raise NotImplementedError
+
+    def toLine(self, data: bytes) -> None:
+        raise NotImplementedError
+
+    @property
+    def typedWaiting(self) -> int:
+        """Bytes this person typed that wait for the device (it takes no input now): see L{toLine}."""
+        return len(self._typedAhead)
+
+    def _dropTypedAhead(self, told: bool) -> None:
+        """The person goes while what it typed waits for the device: not sent, counted (refused), said."""
+        typed, self._typedAhead = self._typedAhead, b""
+        if not typed:
+            return
+        self.line.refused += len(typed)
+        log.info("{line}: {peer} left with {count} byte(s) it typed while the device took no input: not sent",
+                 line=self.line.name, peer=self.peer, count=len(typed))
+        if told:
+            self.notice(f"{len(typed)} byte(s) you typed were not sent: {self.line.name} took no input")
+
+    # Reading the client: paused while the device is behind (the line's
+    # pauseInput) or while the client's own output is past its bound.
+
+    def _pauseReading(self, why: int) -> None:
+        self._readingPaused |= why
+        self._applyPause()
+
+    def _resumeReading(self, why: int) -> None:
+        if self._readingPaused & why:
+            self._readingPaused &= ~why
+            self._applyPause()
+
+    def _applyPause(self) -> None:
+        """The transport read or not, as C{_readingPaused} (and what a person typed ahead) say."""
+        why = self._readingPaused
+        if why == DEVICE_BEHIND and self.escapeMenu is not None and len(self._typedAhead) < TYPED_AHEAD_LIMIT:
+            why = 0
+        if bool(why) != self._transportPaused:
+            self._transportPaused = bool(why)
+            if why:
+                self.transport.pauseProducing()
+            else:
+                self.transport.resumeProducing()
+        # Not read only because the device takes no input (for ever, on a
+        # console that reads nothing): its hang-up is looked for.
+        watch = why == DEVICE_BEHIND and not self.leaving
+        clock = self._clock()
+        if watch and self._hangUpCall is None and clock is not None:
+            self._hangUpCall = clock.callLater(HANGUP_CHECK_SECONDS, self._checkHangUp)
+        elif not watch and self._hangUpCall is not None:
+            stopCalls(self._hangUpCall)
+            self._hangUpCall = None
+
+    def _checkHangUp(self) -> None:
+        """
+        A client not read while the device takes no input that has hung up
+        with nothing it sent left unread goes now, as it would have at its
+        end of file: it held its place in max-clients (64 visits to a stuck
+        console filled the line) and its descriptor until the device took
+        input.  One with input unread stays: that input goes to the device.
+        """
+        self._hangUpCall = None
+        if hungUpWithNothingUnread(self.transport):
+            log.info("{line}: {peer} hung up while the device took no input (nothing it sent was left unread): "
+                     "it goes now", line=self.line.name, peer=self.peer)
+            self.transport.abortConnection()
+        else:
+            self._applyPause()
+
+    def pauseInput(self) -> None:
+        self._pauseReading(DEVICE_BEHIND)
+
+    def resumeInput(self) -> None:
+        # What a person typed meanwhile goes first (refused if it lost write
+        # meanwhile); the line may find the device behind again at once (an
+        # earlier client's typing, in the same pass): then a writer waits on.
+        if self.role is Role.WRITER and not self.line.writable:
+            return
+        typed, self._typedAhead = self._typedAhead, b""
+        self._readingPaused &= ~DEVICE_BEHIND
+        if typed and not self.leaving:
+            self.toLine(typed)
+        self._applyPause()
