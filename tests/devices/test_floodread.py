@@ -336,7 +336,7 @@ class QuietTests(SynchronousTestCase):
         os.write(slave, b"x" * FULL)
         self.assertTrue(select.select([master], [], [], 10)[0])
         results: list[str] = []
-        thread = threading.Thread(target=lambda: results.append(mover.move(master, pipeW, wakeR, 0, FULL, 65536)))
+        thread = threading.Thread(target=lambda: results.append(mover.move(master, pipeW, wakeR, 0, 65536)))
         thread.start()
         thread.join(10)
         os.close(wakeW)  # (a mover still running is stopped here)
