@@ -24,6 +24,7 @@ from serialgw.config.file import nameProblem
 from serialgw.config.gatewaylisteners import parseSSHListener
 from serialgw.config.linetable import MAX_NAME
 from serialgw.config.listeners import parseListener
+from serialgw.config.loops import ptyLoop
 from serialgw.config.parsers import (
     SERIAL_ONLY,
     SINGLE_SETTINGS,
@@ -51,7 +52,6 @@ from serialgw.config.specs import (
     Rights,
     SerialSettings,
     SSHSpec,
-    ptyLoop,
     quote,
 )
 from serialgw.config.sshkeys import usersFromFile

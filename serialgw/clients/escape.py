@@ -85,7 +85,10 @@ def settingsShown(line: Line) -> str:
     device = line.device
     if not device.noSettings:
         return str(line.settings.describe())
-    what = getattr(getattr(device, "spec", None), "withoutSettings", "") or "device"
+    kind = getattr(getattr(device, "spec", None), "kind", "")
+    # (An rfc2217:// far end that refused com port control is a telnet console.)
+    what = getattr(getattr(device, "spec", None), "withoutSettings", "") or (
+        "telnet console (it refused RFC 2217)" if kind == "rfc2217" else "device")
     return f"remote {what}: serial settings are the far end's"
 
 

@@ -171,7 +171,7 @@ def placeKeys(path: str) -> list[str]:
     """
     L{symlinkHops}, each hop said by what its directory is (its device and
     inode: one directory by two paths, a bind mount, is one) and its name:
-    what the pty loop check compares (see L{serialgw.config.specs.ptyLoop}).
+    what the pty loop check compares (see L{serialgw.config.loops.ptyLoop}).
     A hop whose directory is not there is said by its path.
     """
     keys = []

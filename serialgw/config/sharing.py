@@ -10,9 +10,10 @@ from __future__ import annotations
 import os
 from typing import Any, Optional
 
+from serialgw.config.loops import ptyLoop
 from serialgw.config.paths import identity, placeKeys, whereWritten
 from serialgw.config.placeholders import sharedHint
-from serialgw.config.specs import ConfigError, LineConfig, ListenerKind, ptyLoop, quote
+from serialgw.config.specs import ConfigError, LineConfig, ListenerKind, quote
 from serialgw.config.where import where as _where
 
 

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import time
 from enum import Enum
-from os.path import normpath
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Optional
 
 import attrs
 
@@ -508,39 +507,3 @@ class LineConfig:
     # gateway makes and remote devices take none.
     lock: bool = True
     lockDir: str = DEFAULT_LOCK_DIR
-
-
-
-def _asWritten(path: str) -> list[str]:
-    return [normpath(path)]
-
-
-def ptyLoop(lines: Sequence[LineConfig],
-            hops: Callable[[str], list[str]] = _asWritten) -> Optional[tuple[str, str]]:
-    """
-    A line whose device (a tty path) is the link of a pty: listener of its
-    own, or of a line whose device leads back to it: what is typed on it
-    goes to that pty, whose client hands it to the device again, for ever
-    (one byte kept a core a quarter busy).  The first such line's name and
-    why, or None.  C{hops}: a path, then those its symlinks lead to in
-    turn (L{serialgw.config.paths.placeKeys}, which looks at the disk:
-    each said by what its directory is); the first is where a pty: link is made.
-    """
-    links = {hops(spec.path)[0]: config.name for config in lines for spec in config.listeners
-             if spec.kind is ListenerKind.PTY and spec.path}
-    feeds = {config.name: next((links[hop] for hop in hops(config.device.path) if hop in links), None)
-             for config in lines if config.device.kind == "tty" and config.device.path}
-    for start, first in feeds.items():
-        chain, name = [start], first
-        while name is not None and name not in chain:
-            chain.append(name)
-            name = feeds.get(name)
-        if name == start:
-            path = quote(dict((c.name, c.device.path) for c in lines)[start])
-            if len(chain) == 1:
-                return start, (f"{path} is the link of its own pty: listener: what is written to it would "
-                               "come back to it for ever (a loop)")
-            ring = "".join(f", line {quote(a)}'s device is line {quote(b)}'s" for a, b in zip(chain[1:], chain[2:] + [start], strict=True))
-            return start, (f"{path} is the link of line {quote(chain[1])}'s pty: listener{ring}: what is "
-                           "written to it would come back to it for ever (a loop)")
-    return None

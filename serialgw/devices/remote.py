@@ -160,6 +160,10 @@ class RemoteDevice:
             return f"{self.name} is a raw socket: it carries no settings (an rfc2217:// device does)"
         if self.spec.kind == "telnet":
             return f"{self.name} is a telnet console without RFC 2217: it carries no settings (an rfc2217:// device does)"
+        if self._link is not None and getattr(self._link, "refusedComPort", False):
+            # Answering settings as set that reach nothing would be a lie; until it answers they are kept.
+            return (f"{self.name} refused com port control (RFC 2217; a plain telnet port? then say "
+                    f"telnet:{self.name[len('rfc2217://'):]}): it carries no settings")
         return ""
 
     def start(self) -> None:

@@ -17,10 +17,16 @@ from twisted.python.failure import Failure
 from serialgw.config.specs import ConfigError, SerialSettings
 from serialgw.devices.device import HIGH_WATER
 from serialgw.logflood import IgnoredInput
+from serialgw.wire.qmethod import Q
 from serialgw.wire.rfc2217 import (
     BREAK_OFF,
     BREAK_ON,
     COM_PORT_OPTION,
+    DTR_OFF,
+    DTR_ON,
+    FLOW_OUT_HARDWARE,
+    FLOW_OUT_NONE,
+    FLOW_OUT_XONXOFF,
     FLOWCONTROL_RESUME,
     FLOWCONTROL_SUSPEND,
     LINE_ERRORS,
@@ -30,6 +36,8 @@ from serialgw.wire.rfc2217 import (
     PARITY_CODES,
     PARITY_VALUES,
     PURGE_DATA,
+    RTS_OFF,
+    RTS_ON,
     SERVER_OFFSET,
     SET_BAUDRATE,
     SET_CONTROL,
@@ -259,6 +267,24 @@ class ComPortLink(TelnetLink):
                 self._flushAnswers()  # our WONT or DONT first
                 self._resume()
 
+    @property
+    def refusedComPort(self) -> bool:
+        """The far end answered our COM-PORT-OPTION (WILL and DO) with neither in effect: no com port control."""
+        return (not self.comPort and self.side(COM_PORT_OPTION, True).state is Q.NO
+                and self.side(COM_PORT_OPTION, False).state is Q.NO)
+
+    def _negotiate(self, command: int, option: int) -> None:
+        TelnetLink._negotiate(self, command, option)
+        if option == COM_PORT_OPTION and self.refusedComPort and not self._refusalSaid:
+            self._refusalSaid = True
+            name = self.device.name
+            log.warn("{device}: the far end refused com port control (RFC 2217): settings, DTR and RTS do not reach "
+                     "it, breaks go as IAC BRK (a plain telnet port? then say telnet:{address})", device=name,
+                     address=name[len("rfc2217://"):])
+
+    # Whether the far end's refusal of com port control was said (once a link).
+    _refusalSaid = False
+
     def command(self, command: int, value: bytes) -> None:
         if self.comPort:
             self.sendSubnegotiation(COM_PORT_OPTION, bytes((command,)) + value)
@@ -312,6 +338,13 @@ class ComPortLink(TelnetLink):
                 device._remoteSettings(parity=PARITY_CODES[value[0]])
             elif command == SET_STOPSIZE and len(value) == 1 and value[0] in STOPSIZE_CODES:
                 device._remoteSettings(stopbits=STOPSIZE_CODES[value[0]])
+            elif command == SET_CONTROL and len(value) == 1 and value[0] in _OUTBOUND_FLOW:
+                # (Both xonxoff and rtscts asked go as hardware: an answer of that changes nothing.)
+                if value[0] != flowCode(device.settings, inbound=False):
+                    device._remoteSettings(xonxoff=value[0] == FLOW_OUT_XONXOFF, rtscts=value[0] == FLOW_OUT_HARDWARE)
+            elif command == SET_CONTROL and len(value) == 1 and value[0] in _MODEM_ANSWERS:
+                # DTR or RTS as the far port has it (one it would not change stays as it was).
+                device.modemLines[_MODEM_ANSWERS[value[0]][0]] = _MODEM_ANSWERS[value[0]][1]
             elif command == NOTIFY_MODEMSTATE and len(value) == 1:
                 device.modem = value[0] & MODEM_LINES
             elif command == NOTIFY_LINESTATE and len(value) == 1 and value[0] & LINE_ERRORS:
@@ -330,6 +363,11 @@ class ComPortLink(TelnetLink):
             self.ignored.add("bad RFC 2217 answer")
         except Exception:
             log.failure("{device}: bad RFC 2217 answer {payload!r}", device=device.name, payload=payload)
+
+
+# The far port's SET-CONTROL answers taken as the truth: its outbound flow control, and DTR and RTS.
+_OUTBOUND_FLOW = (FLOW_OUT_NONE, FLOW_OUT_XONXOFF, FLOW_OUT_HARDWARE)
+_MODEM_ANSWERS = {DTR_ON: ("dtr", True), DTR_OFF: ("dtr", False), RTS_ON: ("rts", True), RTS_OFF: ("rts", False)}
 
 
 def linkHeldBytes(link: Any) -> int:

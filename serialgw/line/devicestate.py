@@ -91,7 +91,10 @@ class DeviceState:
 
     def deviceLineState(self: _Line, state: int) -> None:
         self._lineState |= state
-        log.info("{line}: line state {state:#04x} seen on the device", line=self.name, state=state)
+        # Within the device's log budget (peer): a noisy line, or a remote RFC 2217 port sending it without
+        # end, asked or not, was a log line each.
+        log.info("{line}: line state {state:#04x} seen on the device", line=self.name, state=state,
+                 peer=self.device.name)
         for client in self.clients:
             client.lineStateChanged(state)
 

@@ -1,0 +1,68 @@
+"""
+A line whose remote device is one of this gateway's own listeners (its
+own line's, or a line's whose device leads back to it): a byte typed on
+it goes round for ever (seen: one byte typed on a unix: device that was
+its own raw listener kept the gateway a third of a core busy, unseen by
+anyone).  Refused when the configuration is read (start, reload, --check)
+and with --device on the command line, as a pty: listener's loop is.
+"""
+
+from __future__ import annotations
+
+from twisted.python.usage import UsageError
+from twisted.trial.unittest import SynchronousTestCase
+
+from serialgw.app import tap
+from serialgw.config.file import loadConfig
+from serialgw.config.specs import ConfigError
+from tests.realio import writeTemp
+
+LOOP = "what is written to it would come back to it for ever (a loop)"
+
+
+class RemoteLoopTests(SynchronousTestCase):
+    def refused(self, text: str) -> str:
+        path = writeTemp(self, text)
+        return str(self.assertRaises(ConfigError, loadConfig, path)).replace(path, "FILE")
+
+    def loads(self, text: str) -> list[str]:
+        return [line.name for line in loadConfig(writeTemp(self, text))]
+
+    def test_ownTcpListener(self) -> None:
+        """telnet:localhost:4001 on the line listening on 4001 (all interfaces): refused naming the listener."""
+        self.assertEqual(self.refused('[lines.a]\ndevice = "telnet:localhost:4001"\nlisten = "4001"\n'),
+                         f"FILE:2: [lines.a] device: 'telnet:localhost:4001' is its own listener '4001': {LOOP}")
+
+    def test_ownUnixListener(self) -> None:
+        """unix:PATH on the line's own raw+unix:PATH listener: refused."""
+        self.assertEqual(self.refused('[lines.a]\ndevice = "unix:/run/x/a.sock"\nlisten = "raw+unix:/run/x/./a.sock"\n'),
+                         f"FILE:2: [lines.a] device: 'unix:/run/x/a.sock' is its own listener 'raw+unix:/run/x/./a.sock': "
+                         f"{LOOP}")
+
+    def test_twoLinesRing(self) -> None:
+        """Each line's device the other's listener (loopback, a listener on 127.0.0.1): refused naming the ring."""
+        said = self.refused('[lines.a]\ndevice = "tcp:127.0.0.1:4002"\nlisten = "4001"\n'
+                            '[lines.b]\ndevice = "rfc2217://127.0.0.1:4001"\nlisten = "tcp:4002:interface=127.0.0.1"\n')
+        self.assertEqual(said, "FILE:2: [lines.a] device: 'tcp:127.0.0.1:4002' is line 'b''s listener "
+                               f"'tcp:4002:interface=127.0.0.1', line 'b''s device is line 'a''s: {LOOP}")
+
+    def test_noWayBackAllowed(self) -> None:
+        """One line reading another's listener, with no way back (a chain), is allowed; so is another host, another family, a TLS listener."""
+        self.assertEqual(self.loads('[lines.a]\ndevice = "tcp:127.0.0.1:4002"\nlisten = "4001"\n'
+                                    '[lines.b]\ndevice = "/dev/ttyS0"\nlisten = "4002"\n'), ["a", "b"])
+        self.assertEqual(self.loads('[lines.a]\ndevice = "tcp:10.0.0.5:4001"\nlisten = "4001"\n'), ["a"])
+        self.assertEqual(self.loads('[lines.a]\ndevice = "telnet:[::1]:4001"\nlisten = "tcp:4001:interface=127.0.0.1"\n'),
+                         ["a"])
+
+    def test_ownAddressListener(self) -> None:
+        """A listener bound to an address and a device of that address and port: this gateway's own, refused."""
+        self.assertEqual(self.refused('[lines.a]\ndevice = "tcp:192.0.2.7:4001"\nlisten = "tcp:4001:interface=192.0.2.7"\n'),
+                         "FILE:2: [lines.a] device: 'tcp:192.0.2.7:4001' is its own listener "
+                         f"'tcp:4001:interface=192.0.2.7': {LOOP}")
+
+    def test_commandLine(self) -> None:
+        """--device telnet:127.0.0.1:4444 with --port 4444: refused as --device."""
+        options = tap.Options()
+        options.exitOnError = False  # type: ignore[attr-defined]
+        e = self.assertRaises(UsageError, options.parseOptions, ["--device", "telnet:127.0.0.1:4444", "--port", "4444"])
+        self.assertEqual(str(e), f"--device 'telnet:127.0.0.1:4444' is its own listener '4444': {LOOP}")
