@@ -14,6 +14,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from serialgw.clients.raw import RawClient
 from serialgw.clients.reading import HANGUP_CHECK_SECONDS, TYPED_AHEAD_LIMIT
+from serialgw.clients.telnet import TelnetClient
 from serialgw.config.listeners import parseListener
 from serialgw.line.hub import Line, Role
 from tests.fakes import BoundedTransport, RecordingDevice, observeLog
@@ -102,17 +103,23 @@ class EscapeMenuWhileBehindTests(SynchronousTestCase):
         self.assertIn(b"you only watch: what you type is not sent to t", firstTransport.value())
 
     def test_noBreakAheadOfTypingThatWaits(self) -> None:
-        """^] b or ^] k KEY while typing waits for the device is refused, and said: no break reaches the device before that typing (done at once, a Linux console took the break and the typing's first key as magic SysRq: 'b' reboots); once it has gone, ^] b sends one."""
+        """^] b, ^] k KEY or telnet's IAC BRK while a person's typing waits for the device is refused, and said: no break reaches the device before that typing (done at once, a Linux console took the break and the typing's first key as magic SysRq: 'boot', then a break, rebooted it); once it has gone, a break is sent."""
         client, transport = self.raw()
+        telnet = TelnetClient(self.line, listener=parseListener("telnet,escape=^]+4445"), clock=self.clock)
+        telnet.makeConnection(BoundedTransport())
         self.line.deviceWritable(False)
-        client.dataReceived(b"boot" + ESC + b"b" + ESC + b"kh")
+        client.dataReceived(b"boot" + ESC + b"b")
+        self.clock.advance(2)  # (a refusal is told at most once a second)
+        client.dataReceived(ESC + b"kh")
+        telnet.dataReceived(b"ls" + bytes([255, 243]))  # IAC BRK
         self.line.deviceWritable(True)
         self.assertEqual([(kind, data) for kind, data in self.device.events if kind in ("write", "break")],
-                         [("write", b"boot")])
-        self.assertIn(b"[serialgw: break not sent: 4 byte(s) you typed wait for the device (it takes no input now), "
-                      b"and sent now it would reach the device before them; ask again once they have gone]",
-                      transport.value())
-        self.assertIn(b"[serialgw: break and 'h' not sent: 4 byte(s) you typed wait", transport.value())
+                         [("write", b"boot"), ("write", b"ls")])
+        refusal = (b"no break: 4 byte(s) you typed wait for the device (it takes no input now), and a break now "
+                   b"would reach it before them; ask again once they have gone]")
+        self.assertEqual(transport.value().count(refusal), 2)
+        self.assertIn(b"'h' not sent: no break]", transport.value())
+        self.assertIn(b"no break: 2 byte(s) you typed wait for the device", telnet.transport.value())  # type: ignore[union-attr]
         client.dataReceived(ESC + b"b")
         self.assertEqual(self.device.events[-1], ("break", None))
 
