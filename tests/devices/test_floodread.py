@@ -83,7 +83,7 @@ class Flooding(SynchronousTestCase):
 
     def runMover(self, reader: FloodReader) -> str:
         """The mover's loop, until the tty is quiet (at once), then its ends closed as its thread closes them."""
-        result = mover.move(*reader.moverEnds(), 0, FULL, floodread.SPLICE_SIZE)
+        result = mover.move(*reader.moverEnds(), 0, floodread.SPLICE_SIZE)
         reader._closeMoversEnds()
         return result
 
@@ -92,7 +92,7 @@ class Flooding(SynchronousTestCase):
         results: list[str] = []
 
         def run() -> None:
-            results.append(mover.move(*reader.moverEnds(), -1, FULL, floodread.SPLICE_SIZE))
+            results.append(mover.move(*reader.moverEnds(), -1, floodread.SPLICE_SIZE))
 
         thread = threading.Thread(target=run)
         thread.start()
@@ -177,6 +177,28 @@ class HandOverTests(Flooding):
 
         busy.wait(poll, 0.5, 10)
         self.assertEqual(calls, [0.5])
+
+
+class MoverTests(Flooding):
+    def test_splicesOnlyAReadableTty(self) -> None:
+        """The mover splices only after a poll found the tty readable: a splice holds the pipe's lock while it reads, and an empty tty's read waits for the tty's worker (the reactor's read of the pipe waited with it)."""
+        reader = self.handOver()
+        tty_, _, _ = reader.moverEnds()
+        splice = os.splice
+        readable: list[bool] = []
+
+        def looking(*args: object, **kwargs: object) -> int:
+            probe = select.poll()
+            probe.register(tty_, select.POLLIN)
+            readable.append(bool(probe.poll(0)))
+            return splice(*args, **kwargs)  # type: ignore[arg-type]
+
+        self.patch(mover.os, "splice", looking)
+        os.write(self.master, b"x" * 3000)
+        self.assertEqual(self.runMover(reader), "quiet")
+        self.pipeReads(reader)
+        self.assertEqual(b"".join(self.sink.data[floodread.FULL_READS:]), b"x" * 3000)
+        self.assertEqual(readable, [True] * len(readable))
 
 
 class BackPressureTests(Flooding):
@@ -299,3 +321,25 @@ class ProcessMoverTests(SynchronousTestCase):
     def test_unknownMode(self) -> None:
         """A mode that is neither thread nor process is refused, naming it."""
         self.assertRaises(ValueError, FloodReader, MemoryReactorClock(), 0, "x", print, print, mode="fork")
+
+
+class QuietTests(SynchronousTestCase):
+    def test_emptyTtySayingEAGAINIsQuiet(self) -> None:
+        """A tty whose empty read says EAGAIN (a pty: device's master) emptied by a full splice: the mover polls it again and ends quiet, not spinning on the pipe's room."""
+        master, slave = os.openpty()
+        tty.setraw(slave)
+        os.set_blocking(master, False)
+        pipeR, pipeW = os.pipe2(os.O_NONBLOCK)
+        wakeR, wakeW = os.pipe2(os.O_NONBLOCK)
+        for fd in (master, slave, pipeR, pipeW, wakeR):
+            self.addCleanup(os.close, fd)
+        os.write(slave, b"x" * FULL)
+        self.assertTrue(select.select([master], [], [], 10)[0])
+        results: list[str] = []
+        thread = threading.Thread(target=lambda: results.append(mover.move(master, pipeW, wakeR, 0, 65536)))
+        thread.start()
+        thread.join(10)
+        os.close(wakeW)  # (a mover still running is stopped here)
+        thread.join(10)
+        self.assertEqual(results, ["quiet"])
+        self.assertEqual(os.read(pipeR, 100), b"x" * FULL)
