@@ -322,7 +322,7 @@ def linesStatus(lines: list[Line]) -> str:
 
 def fileRefused(name: str, part: Any, e: OSError) -> StartupError:
     """Line C{name}'s console log or LOG.typed (C{part}: its LogSpec, or the log), or its file: output, cannot be opened: C{e}, as the start says it."""
-    if isinstance(part, (FileClient, PipeOpening)):
+    if isinstance(part, (FileClient, PipeOpening, PtyClient)):
         return keyed(StartupError(f"line {name!r}: cannot open listener {part.spec.text!r}: {e.strerror or e}"), "listen")
     path = part.path if isinstance(part, LogSpec) else part.spec.path
     return keyed(StartupError(f"line {name!r}: cannot open log {e.filename or path!r}: {e.strerror}"), "log")

@@ -291,7 +291,10 @@ class ListenerOpener:
         return pipes
 
     def _pty(self, line: Line, config: LineConfig, spec: ListenerSpec) -> None:
+        # (Its link made by a thread: a mount that hangs holds no line; the start waits for it, see awaitOpens.)
         client = PtyClient(line, spec.path, self.reactor, spec)
+        if self._forget is not None:
+            client.gone = partial(self._forget, config.name, spec)
         self._own("closer", client.close)
         where = f"{spec.path} -> {client.slaveName}" if spec.path else client.slaveName
         log.info("line {line}: pty {where} for a local program", line=config.name, where=where)

@@ -11,9 +11,12 @@ and closes whole lines, this changes one in place.
 
 from __future__ import annotations
 
+import threading
 from collections import defaultdict
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Optional, Sequence
 
+from twisted.internet import defer
+from twisted.internet.interfaces import IReactorThreads
 from twisted.logger import Logger
 
 from serialgw.app import reload as plans
@@ -29,21 +32,79 @@ if TYPE_CHECKING:
 log = Logger()
 
 
+# Seconds a reload's answer waits for its look at the ptys' links (see restoreLinks).
+RESTORE_WAIT = 5.0
+
+# Held by the thread of a reload's look at the ptys' links while it works.
+_restoring = threading.Lock()
+
+
 def restoreLinks(service: GatewayService, result: Any) -> Any:
     """
     After a reload, the links of the lines' ptys (pty: devices and
     listeners) that someone removed are made again: a program could not
-    find its pty again until a restart.
+    find its pty again until a restart.  Looked at (readlink, and the
+    link made) by a thread of its own where the reactor has threads: a
+    directory on a mount that hangs holds no line; the reload's answer
+    waits for it RESTORE_WAIT s at most, and while one has not returned a
+    later reload's is not begun (said).
     """
+    ptys: list[tuple[str, Any, bool]] = []
     for line in list(service.lines.values()):
         port: Any = getattr(line.device, "port", None)
-        done = port.restoreLink() if hasattr(port, "restoreLink") else None
-        if done is not None:
-            log.warn("{line}: its pty's link {link!r} {done}", line=line.name, link=port.link, done=done)
-        for client in list(line.clients):
-            if hasattr(client, "restoreLink"):
-                client.restoreLink()
-    return result
+        if hasattr(port, "restoreLink"):
+            ptys.append((line.name, port, True))
+        ptys += [(line.name, client, False) for client in list(line.clients) if hasattr(client, "restoreLink")]
+    if not ptys:
+        return result
+    reactor: Any = service.reactor
+    if not IReactorThreads.providedBy(reactor):
+        _said([(name, pty, isPort, pty.restoreLink()) for name, pty, isPort in ptys])
+        return result
+    if not _restoring.acquire(blocking=False):
+        log.warn("reload: the links of the ptys not looked at: the look begun by an earlier reload has not returned "
+                 "(a file system that does not answer?)")
+        return result
+    done: defer.Deferred[Any] = defer.Deferred()
+
+    def look() -> None:
+        try:
+            found = [(name, pty, isPort, pty.restoreLink()) for name, pty, isPort in ptys]
+        finally:
+            _restoring.release()
+        reactor.callFromThread(over, found)
+
+    def over(found: list[tuple[str, Any, bool, Optional[str]]]) -> None:
+        _said(found)
+        if not done.called:
+            timer.cancel()
+            done.callback(result)
+
+    def late() -> None:
+        log.warn("reload: the look at the ptys' links has not returned in {wait} s (a file system that does not "
+                 "answer?); what it finds is said when it returns", wait=f"{RESTORE_WAIT:g}")
+        done.callback(result)
+
+    timer = service.reactor.callLater(RESTORE_WAIT, late)
+    try:
+        threading.Thread(target=look, name="serialgw reload's look at pty links", daemon=True).start()
+    except RuntimeError:  # (no thread to be had: looked at here, as before)
+        _restoring.release()
+        timer.cancel()
+        _said([(name, pty, isPort, pty.restoreLink()) for name, pty, isPort in ptys])
+        return result
+    return done
+
+
+def _said(found: list[tuple[str, Any, bool, Optional[str]]]) -> None:
+    """What the look at each pty's link did (made again, or what is there instead), said on the reactor's thread."""
+    for name, pty, isPort, done in found:
+        if done is None:
+            continue
+        if isPort:
+            log.warn("{line}: its pty's link {link!r} {done}", line=name, link=pty.link, done=done)
+        else:
+            log.warn("{line}: {peer}: its link {link!r} {done}", line=name, peer=pty.peer, link=pty.link, done=done)
 
 
 def retune(service: GatewayService, old: LineConfig, new: LineConfig, written: defaultdict[str, set[str]],

@@ -33,6 +33,7 @@ from serialgw.clients.consolelog import ConsoleLog
 from serialgw.clients.local import FileClient
 from serialgw.clients.logfile import awaitOpens
 from serialgw.clients.logwriter import drained
+from serialgw.clients.ptylink import PtyClient
 from serialgw.config.specs import LineConfig, ListenerSpec, SSHSpec, WatchAllSpec
 from serialgw.config.where import Places
 from serialgw.devices.errors import DeviceError
@@ -222,7 +223,7 @@ class GatewayService(MultiService):
         """At start: the console logs' and file: outputs' first opens waited for (see L{awaitOpens}); one refused fails the start."""
         failed = awaitOpens([made for line in self.lines.values() for one in line.clients
                              for made in (one.files() if isinstance(one, ConsoleLog) else
-                                          [one] if isinstance(one, FileClient) else [])]
+                                          [one] if isinstance(one, (FileClient, PtyClient)) else [])]
                             + self.listeners.pending())
         if failed is not None:
             error = fileRefused(failed[0].line.name, failed[0], failed[1])

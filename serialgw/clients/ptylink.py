@@ -28,11 +28,13 @@ import fcntl
 import os
 import struct
 import termios
+import threading
 import tty
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import attrs
 from twisted.internet import abstract, fdesc
+from twisted.internet.interfaces import IReactorThreads
 from zope.interface import implementer
 
 from serialgw.clients.base import ClientEvents
@@ -68,6 +70,8 @@ class PtyClient(ClientEvents, abstract.FileDescriptor):
     # Made at start, whether a program is on it or not: not the first client
     # a waiting line (QEMU's tcp::N,server) waits for, as a file: is not.
     wakesLine = False
+    # Called once its link could not be made when its line ran (see GatewayService._forget).
+    gone: Optional[Callable[[], None]] = None
 
     def __init__(self, line: Line, link: str, reactor: Any, spec: Optional[ListenerSpec] = None) -> None:
         abstract.FileDescriptor.__init__(self, reactor)
@@ -85,12 +89,37 @@ class PtyClient(ClientEvents, abstract.FileDescriptor):
             _setAttributes(slave, line.settings)
             fcntl.ioctl(master, TIOCPKT, struct.pack("i", 1))
             fdesc.setNonBlocking(master)
-            if link:
-                replaceSymlink(self.slaveName, link)
         except BaseException:
             os.close(master)
             os.close(slave)
             raise
+        # Its link, made by a thread of its own where the reactor has threads
+        # (a directory on a mount that hangs holds no line; the start waits
+        # for it as for a log's first open: see awaitOpens), else here.
+        self.opening = threading.Event()
+        self.openError: Optional[OSError] = None
+        self.openWhat = f"listener {spec.text or 'pty:' + link}"
+        self.openMeanwhile = f"its pty is {self.slaveName}, its link made once that returns"
+        self.openThreaded = bool(link) and IReactorThreads.providedBy(reactor)
+        self._closed = False
+        if not link:
+            self.opening.set()
+        elif not self.openThreaded:
+            try:
+                replaceSymlink(self.slaveName, link)
+            except BaseException:
+                os.close(master)
+                os.close(slave)
+                raise
+            self.opening.set()
+        else:
+            try:
+                threading.Thread(target=self._makeLink, name=f"serialgw pty link {link}", daemon=True).start()
+            except RuntimeError as e:
+                os.close(master)
+                os.close(slave)
+                raise OSError(errno.EAGAIN, f"cannot start a thread to make its link ({e}): are the process's "
+                              "threads limited (systemd's TasksMax, ulimit -u)?") from e
         # Kept open: the program may close and reopen the slave freely.
         self._master, self._slave = master, slave
         self._rdev = os.fstat(slave).st_rdev
@@ -109,6 +138,34 @@ class PtyClient(ClientEvents, abstract.FileDescriptor):
         self.startReading()
         line.attach(self)
         line.settingsFollowers.append(self.lineSettingsChanged)
+
+    def _makeLink(self) -> None:
+        """(Its thread.)  The link made; what came of it handed to the reactor's thread (see L{_linked})."""
+        try:
+            replaceSymlink(self.slaveName, self.link)
+        except OSError as e:
+            self.openError = e
+        except Exception as e:  # (never lost silently)
+            self.openError = OSError(errno.EIO, str(e))
+        self.opening.set()
+        if self._closed and self.openError is None:
+            removeSymlink(self.link, self.slaveName)  # (closed meanwhile: not left behind)
+        self.reactor.callFromThread(self._linked)  # type: ignore[attr-defined]
+
+    def _linked(self) -> None:
+        """
+        (On the reactor's thread.)  Its link could not be made once its
+        line ran (a reload's, or one the start stopped waiting for): said,
+        and it leaves the line, out of the running configuration (C{gone}).
+        """
+        error = self.openError
+        if error is None or self._closed:
+            return
+        log.error("{line}: cannot open listener {listener}: {reason}; the line runs without it", line=self.line.name,
+                  listener=self.spec.text or self.peer, reason=error.strerror or str(error))
+        self.close()
+        if self.gone is not None:
+            self.gone()
 
     def fileno(self) -> int:
         return self._master
@@ -196,15 +253,19 @@ class PtyClient(ClientEvents, abstract.FileDescriptor):
         """The pty (and its link) to the user and group twistd runs as once privileges drop (see L{givePty})."""
         givePty(self._slave, self.link, uid, gid)
 
-    def restoreLink(self) -> None:
-        """A reload: its link, if someone removed it, is made again (to this pty); anything put there instead is left."""
+    def restoreLink(self) -> Optional[str]:
+        """
+        A reload: its link, if someone removed it, is made again (to this
+        pty); anything put there instead is left: what was done, or None
+        (also while its link is still being made, or could not be).  (Off
+        the reactor's thread: see L{serialgw.app.retuning.restoreLinks}.)
+        """
+        if self._closed or not self.opening.is_set() or self.openError is not None:
+            return None
         try:
-            done = restoreSymlink(self.slaveName, self.link)
+            return restoreSymlink(self.slaveName, self.link)
         except OSError as e:
-            done = f"is gone and cannot be made again: {e.strerror}"
-        if done is not None:
-            log.warn("{line}: {peer}: its link {link!r} {done}", line=self.line.name, peer=self.peer, link=self.link,
-                     done=done)
+            return f"is gone and cannot be made again: {e.strerror}"
 
     def _renewSlave(self) -> None:
         """
@@ -355,6 +416,9 @@ class PtyClient(ClientEvents, abstract.FileDescriptor):
             self.startReading()
 
     def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
         self.line.forgetControlWaiter(self._controlFree)
         self.line.detach(self)
         self._unfollow()
@@ -363,7 +427,8 @@ class PtyClient(ClientEvents, abstract.FileDescriptor):
         self._watch.close()
         if OWN_PTYS.get(self._rdev) is self:
             del OWN_PTYS[self._rdev]
-        removeSymlink(self.link, self.slaveName)
+        if self.opening.is_set():
+            removeSymlink(self.link, self.slaveName)  # (else its thread removes it once made)
         os.close(self._master)
         os.close(self._slave)
 

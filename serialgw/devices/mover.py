@@ -37,11 +37,21 @@ def move(tty: int, pipe: int, wake: int, idle: int, full: int, size: int) -> str
             if what == wake:
                 return "stopped"
             mask = happened
+        moved = 0
         while True:
             try:
                 moved = os.splice(tty, pipe, size, flags=os.SPLICE_F_NONBLOCK)
             except BlockingIOError:
-                # The pipe is full (its reader paused, or behind): wait for room.
+                # The tty is empty (a tty with VMIN 1, as a pty's master,
+                # says EAGAIN where VMIN 0 gives 0 bytes): with room in the
+                # pipe, back to polling the tty.  Else the pipe is full (its
+                # reader paused, or behind): wait for room.
+                room = roomPoll.poll(0)
+                if any(what == wake for what, _ in room):
+                    return "stopped"
+                if room:
+                    moved = 0
+                    break
                 if any(what == wake for what, _ in roomPoll.poll()):
                     return "stopped"
                 continue

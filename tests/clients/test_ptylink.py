@@ -94,6 +94,7 @@ class PtyClientTests(TestCase):
         link = os.path.abspath(self.mktemp())
         client = PtyClient(line, link, reactor)
         self.addCleanup(client.close)
+        self.assertTrue(client.opening.wait(10))  # (its link made by a thread of its own)
         return device, line, link
 
     def test_startsAtLineSettings(self) -> None:
@@ -225,7 +226,9 @@ class PtyClientTests(TestCase):
         device = ReceivingDevice()
         line = Line("t", device)
         link = os.path.abspath(self.mktemp())
-        self.addCleanup(PtyClient(line, link, reactor).close)
+        client = PtyClient(line, link, reactor)
+        self.addCleanup(client.close)
+        self.assertTrue(client.opening.wait(10))  # (its link made by a thread of its own)
         program = Program(self, link)
         os.set_blocking(program.fd, True)
         rounds = [(b"abc%03d" % i, b"def%03d" % i) for i in range(300)]

@@ -299,3 +299,25 @@ class ProcessMoverTests(SynchronousTestCase):
     def test_unknownMode(self) -> None:
         """A mode that is neither thread nor process is refused, naming it."""
         self.assertRaises(ValueError, FloodReader, MemoryReactorClock(), 0, "x", print, print, mode="fork")
+
+
+class QuietTests(SynchronousTestCase):
+    def test_emptyTtySayingEAGAINIsQuiet(self) -> None:
+        """A tty whose empty read says EAGAIN (a pty: device's master) emptied by a full splice: the mover polls it again and ends quiet, not spinning on the pipe's room."""
+        master, slave = os.openpty()
+        tty.setraw(slave)
+        os.set_blocking(master, False)
+        pipeR, pipeW = os.pipe2(os.O_NONBLOCK)
+        wakeR, wakeW = os.pipe2(os.O_NONBLOCK)
+        for fd in (master, slave, pipeR, pipeW, wakeR):
+            self.addCleanup(os.close, fd)
+        os.write(slave, b"x" * FULL)
+        self.assertTrue(select.select([master], [], [], 10)[0])
+        results: list[str] = []
+        thread = threading.Thread(target=lambda: results.append(mover.move(master, pipeW, wakeR, 0, FULL, 65536)))
+        thread.start()
+        thread.join(10)
+        os.close(wakeW)  # (a mover still running is stopped here)
+        thread.join(10)
+        self.assertEqual(results, ["quiet"])
+        self.assertEqual(os.read(pipeR, 100), b"x" * FULL)

@@ -164,6 +164,7 @@ class PtyClientExclusiveTests(TestCase):
         link = os.path.abspath(self.mktemp())
         client = PtyClient(line, link, reactor)
         self.addCleanup(client.close)
+        self.assertTrue(client.opening.wait(10))  # (its link made by a thread of its own)
         fd = os.open(link, os.O_RDWR | os.O_NOCTTY)
         fcntl.ioctl(fd, termios.TIOCEXCL)
         os.close(fd)
@@ -225,6 +226,7 @@ class PtyClientHangupTests(TestCase):
         link = os.path.abspath(self.mktemp())
         client = PtyClient(line, link, reactor)
         self.addCleanup(client.close)
+        self.assertTrue(client.opening.wait(10))  # (its link made by a thread of its own)
         login = os.open(link, os.O_RDWR | os.O_NOCTTY)
         try:
             fcntl.ioctl(login, TIOCVHANGUP)

@@ -1,10 +1,11 @@
 """
 A C{pipe:} listener whose FIFO's open does not return (a FIFO on a
-hard-mounted NFS server gone) at the start or at a reload adding it: the
-real reactor, a pty pair as each line's device, real TCP clients on
-loopback, and os.open made to wait for that one FIFO until the test lets
-it go.  Both lines serve meanwhile; once the open returns the pipe carries
-bytes both ways.
+hard-mounted NFS server gone), or a C{pty:} listener whose link's making
+does not, at the start or at a reload adding it: the real reactor, a pty
+pair as each line's device, real TCP clients on loopback, and os.open (or
+os.lstat) made to wait for that one path until the test lets it go.  Both
+lines serve meanwhile; once the call returns the pipe carries bytes, the
+link leads to the listener's pty.
 """
 
 from __future__ import annotations
@@ -28,19 +29,19 @@ LISTEN = "raw+tcp:0:interface=127.0.0.1"
 
 
 class HungAfter:
-    """os.open of C{path} waits, from its C{skip}+1th call on, until L{release} (the reload's look opens it first)."""
+    """os.NAME of C{path} waits, from its C{skip}+1th call on, until L{release} (the reload's look opens it first)."""
 
-    def __init__(self, case: TestCase, path: str, skip: int = 0) -> None:
+    def __init__(self, case: TestCase, path: str, skip: int = 0, name: str = "open") -> None:
         self.path = path
         self.skip = skip
-        self.real = os.open
+        self.real = getattr(os, name)
         self.entered = threading.Event()
         self.released = threading.Event()
         self._rescue = threading.Timer(test_logopen.RESCUE, self.release)
         self._rescue.daemon = True
         self._rescue.start()
         case.addCleanup(self.release)
-        case.patch(os, "open", self.call)
+        case.patch(os, name, self.call)
 
     def call(self, path: Any, *args: Any, **kwargs: Any) -> Any:
         if path == self.path:
@@ -56,7 +57,9 @@ class HungAfter:
         self._rescue.cancel()
 
 
-class HungPipeTests(TestCase):
+class HungTests(TestCase):
+    """What the tests of a pipe: and of a pty: share."""
+
     timeout = 60
 
     def setUp(self) -> None:
@@ -75,6 +78,9 @@ class HungPipeTests(TestCase):
     async def bothFlow(self, service: Any, a: Any, b: Any, hung: Any) -> None:
         await test_logopen.HungOpenTests.bothFlow(self, service, a, b, hung)  # type: ignore[arg-type]
 
+
+
+class HungPipeTests(HungTests):
     async def pipeCarries(self, a: Any) -> None:
         """The pipe (the FIFO both ways: what is written into it is read back by the gateway) reaches line a's device."""
         fd = os.open(self.fifo, os.O_RDWR | os.O_NONBLOCK)
@@ -129,3 +135,93 @@ class HungPipeTests(TestCase):
         os.mkfifo(self.fifo)
         self.assertEqual(await service.reload([lineA, lineB]), {"added": [], "changed": ["a"], "removed": []})
         await self.pipeCarries(a)
+
+
+class HungPtyLinkTests(HungTests):
+    def setUp(self) -> None:
+        HungTests.setUp(self)
+        os.unlink(self.fifo)
+        self.link = self.fifo  # (said() looks for it)
+
+    def ptyOf(self, service: Any) -> Any:
+        from serialgw.clients.ptylink import PtyClient
+
+        return next(c for c in service.lines["a"].clients if isinstance(c, PtyClient))
+
+    async def test_startWithHungLink(self) -> None:
+        """A pty: whose link's making hangs at the start (lstat of a directory that does not answer): the start waits START_WAIT s at most, says so naming it; both lines serve; once it returns the link leads to the listener's pty."""
+        self.patch(logfile, "START_WAIT", 0.2)
+        hung = HungAfter(self, self.link, name="lstat")
+        a, b = startedPty(self), startedPty(self)
+        service = startGateway(self, ptyLine(a, LISTEN, f"pty:{self.link}", name="a"), ptyLine(b, LISTEN, name="b"))
+        self.assertTrue(hung.entered.is_set())
+        pty = self.ptyOf(service)
+        self.assertEqual(self.said(), [f"line a: listener pty:{self.link}: its open has not returned in 0.2 s (a "
+                                       "file system that does not answer?); the line runs, its pty is "
+                                       f"{pty.slaveName}, its link made once that returns"])
+        await self.bothFlow(service, a, b, hung)
+        hung.release()
+        self.assertTrue(await deferToThread(pty.opening.wait, 10))
+        self.assertEqual(os.readlink(self.link), pty.slaveName)
+
+    async def test_reloadWithHungLink(self) -> None:
+        """A reload adding a pty: whose link's making hangs (its look passed): the reload is done, both lines serve; once it returns the link leads to the listener's pty."""
+        a, b = startedPty(self), startedPty(self)
+        lineB = ptyLine(b, LISTEN, name="b")
+        service = startGateway(self, ptyLine(a, LISTEN, name="a"), lineB)
+        hung = HungAfter(self, self.link, skip=1, name="lstat")
+        result = await service.reload([ptyLine(a, LISTEN, f"pty:{self.link}", name="a"), lineB])
+        self.assertEqual(result, {"added": [], "changed": ["a"], "removed": []})
+        self.assertTrue(await deferToThread(hung.entered.wait, 10))
+        await self.bothFlow(service, a, b, hung)
+        hung.release()
+        pty = self.ptyOf(service)
+        self.assertTrue(await deferToThread(pty.opening.wait, 10))
+        self.assertEqual(os.readlink(self.link), pty.slaveName)
+        self.assertEqual(self.said(), [])
+
+    async def test_failedLaterSaidAndTriedAgain(self) -> None:
+        """A pty: whose link cannot be made once its line runs (a file put at its path while the start stopped waiting): said naming it, the listener leaves the line; a reload of the same configuration, the file gone, makes it again."""
+        from tests.realio import until
+
+        self.patch(logfile, "START_WAIT", 0.2)
+        hung = HungAfter(self, self.link, name="lstat")
+        a, b = startedPty(self), startedPty(self)
+        lineA, lineB = ptyLine(a, LISTEN, f"pty:{self.link}", name="a"), ptyLine(b, LISTEN, name="b")
+        service = startGateway(self, lineA, lineB)
+        with open(self.link, "w"):
+            pass
+        hung.release()
+        await until(self, lambda: len(self.said()) == 2, "the failure said")
+        self.assertEqual(self.said()[1], f"a: cannot open listener pty:{self.link}: exists and is not a symlink; the "
+                                         "line runs without it")
+        self.assertEqual(service.configs[0].listeners, lineA.listeners[:1])
+        os.unlink(self.link)
+        self.assertEqual(await service.reload([lineA, lineB]), {"added": [], "changed": ["a"], "removed": []})
+        pty = self.ptyOf(service)
+        self.assertTrue(await deferToThread(pty.opening.wait, 10))
+        self.assertEqual(os.readlink(self.link), pty.slaveName)
+
+    async def test_reloadRestoringAHungLink(self) -> None:
+        """A reload's look at a pty: listener's link (made again if removed) that hangs (readlink): the reload answers after RESTORE_WAIT s, saying so, both lines serving meanwhile; once it returns the link is made again, said."""
+        from serialgw.app import retuning
+        from tests.realio import until
+
+        self.patch(retuning, "RESTORE_WAIT", 0.5)
+        a, b = startedPty(self), startedPty(self)
+        lineA, lineB = ptyLine(a, LISTEN, f"pty:{self.link}", name="a"), ptyLine(b, LISTEN, name="b")
+        service = startGateway(self, lineA, lineB)
+        pty = self.ptyOf(service)
+        os.unlink(self.link)
+        hung = HungAfter(self, self.link, name="readlink")
+        reloaded = service.reload([lineA, lineB])
+        self.assertTrue(await deferToThread(hung.entered.wait, 10))
+        await self.bothFlow(service, a, b, hung)
+        self.assertEqual(await reloaded, {"added": [], "changed": [], "removed": []})
+        warned = [formatEvent(e) for e in self.events if "look at the ptys' links" in e.get("log_format", "")]
+        self.assertEqual(warned, ["reload: the look at the ptys' links has not returned in 0.5 s (a file system that "
+                                  "does not answer?); what it finds is said when it returns"])
+        hung.release()
+        await until(self, lambda: len(self.said()) == 1, "the link made again, said")
+        self.assertEqual(self.said(), [f"a: pty:{self.link}: its link {self.link!r} was gone: made again"])
+        self.assertEqual(os.readlink(self.link), pty.slaveName)
