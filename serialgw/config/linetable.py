@@ -67,7 +67,13 @@ def nameProblem(name: str, what: str = "line") -> Optional[str]:
     """Why C{name} cannot name a line (or a user: C{what}), as an error says it (a long name cut); None when it can."""
     if len(name) > MAX_NAME:
         return f"{what} name {quote(name[:NAME_SHOWN])}... ({len(name)} characters): at most {MAX_NAME} characters"
-    return None if NAME.fullmatch(name) else f"{what} name {quote(name)}: letters, digits, '.', '_' and '-' only"
+    if NAME.fullmatch(name):
+        return None
+    if name and NAME.fullmatch("a" + name[1:]):
+        # ('..', '-a': every character allowed, "letters, digits, ... only" said nothing.)
+        return (f"{what} name {quote(name)}: starts with {name[0]!r}: the first character is a letter or a digit "
+                "(then letters, digits, '.', '_' and '-')")
+    return f"{what} name {quote(name)}: letters, digits, '.', '_' and '-' only"
 
 
 def readLines(path: str, text: str, data: dict[str, Any], base: str) -> tuple[list[LineConfig], dict[str, int]]:

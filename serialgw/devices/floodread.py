@@ -142,7 +142,7 @@ class FloodReader:
 
     def _run(self) -> None:
         try:
-            mover.move(*self.moverEnds(), int(IDLE * 1000), FULL, SPLICE_SIZE)
+            mover.move(*self.moverEnds(), int(IDLE * 1000), SPLICE_SIZE)
         except BaseException:
             log.failure("{device}: its mover thread failed", device=self.name)
         finally:
@@ -157,7 +157,7 @@ class FloodReader:
             (os.POSIX_SPAWN_DUP2, self._pipeW, 4),
             (os.POSIX_SPAWN_DUP2, self._wakeR, 5),
         ]
-        argv = [sys.executable, "-I", "-S", "-c", _MAIN, _ROOT, str(int(IDLE * 1000)), str(FULL), str(SPLICE_SIZE)]
+        argv = [sys.executable, "-I", "-S", "-c", _MAIN, _ROOT, str(int(IDLE * 1000)), str(SPLICE_SIZE)]
         # (Its own session: a terminal's signals to twistd -n are not its.)
         return os.posix_spawn(sys.executable, argv, {}, file_actions=actions, setsid=True)
 

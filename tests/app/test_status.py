@@ -5,6 +5,7 @@ own text parser; its counters move with traffic, clients and device faults.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from prometheus_client import generate_latest
@@ -158,7 +159,13 @@ class EndpointTests(TestCase):
     async def test_metricsPage(self) -> None:
         """GET /metrics: Prometheus text whose byte counters move with real traffic; process metrics included; / stays JSON."""
         pty = startedPty(self)
-        config = LineConfig("p1", DeviceSpec("tty", pty.slaveName),
+        # A lock directory of its own: in /var/lock, shared with every other run on the machine, a lock
+        # outliving its pty for a moment (TtyPort.close closes the tty, then unlinks the lock) there
+        # named this pty (its number reused at once) and the line started down ("/dev/pts/1 is locked
+        # by process N"): what the test typed was dropped, and it waited 27 s for it.
+        lockDir = os.path.abspath(self.mktemp())
+        os.mkdir(lockDir)
+        config = LineConfig("p1", DeviceSpec("tty", pty.slaveName), lockDir=lockDir,
                             listeners=(parseListener("raw+tcp:0:interface=127.0.0.1"),))
         service = startGateway(self, config, status="tcp:0:interface=127.0.0.1")
         response, body = await self.get(service, "/metrics")

@@ -67,7 +67,9 @@ class OptionsTests(SynchronousTestCase):
         from tests.config.test_check import checked
 
         for name in ("a b", "a\n", "rack4/web1", "-x", "caf\u00e9", "x;rm"):
-            message = f"--name: line name {name!r}: letters, digits, '.', '_' and '-' only"
+            message = (f"--name: line name {name!r}: starts with '-': the first character is a letter or a digit "
+                       "(then letters, digits, '.', '_' and '-')" if name == "-x" else
+                       f"--name: line name {name!r}: letters, digits, '.', '_' and '-' only")
             self.assertEqual(str(self.assertRaises(UsageError, parse, "--device", "/dev/ttyS0", "--name", name)), message)
             self.assertEqual(str(self.assertRaises(UsageError, checked, "--device", "/dev/ttyS0", "--name", name)),
                              message)

@@ -44,6 +44,16 @@ class KeyValueTests(SynchronousTestCase):
         self.assertEqual(self.refused(LINE + '[users."bob\\n"]\nkeys = []\n'),
                          "FILE:4: user name 'bob\\n': letters, digits, '.', '_' and '-' only")
 
+    def test_firstCharacterSaid(self) -> None:
+        """A name of allowed characters that starts with '-', '.' or '_' ('..', '-a') is refused saying why: the first must be a letter or digit (it said 'letters, digits, ... only', which '..' is)."""
+        for name in ("-a", "..", "_x"):
+            self.assertEqual(self.refused(f'[lines."{name}"]\ndevice = "/dev/ttyS0"\nlisten = "4001"\n'),
+                             f"FILE:1: line name '{name}': starts with {name[0]!r}: the first character is a letter "
+                             "or a digit (then letters, digits, '.', '_' and '-')")
+        self.assertEqual(self.refused(LINE + '[users."-bob"]\nkeys = []\n'),
+                         "FILE:4: user name '-bob': starts with '-': the first character is a letter or a digit "
+                         "(then letters, digits, '.', '_' and '-')")
+
     def test_longNamesRefused(self) -> None:
         """A line or user name longer than 128 characters (it is in every log line, notice and status entry) is refused at FILE:LINE, the name cut in the message; 128 are taken."""
         long = "a" * 100000

@@ -83,7 +83,7 @@ class Flooding(SynchronousTestCase):
 
     def runMover(self, reader: FloodReader) -> str:
         """The mover's loop, until the tty is quiet (at once), then its ends closed as its thread closes them."""
-        result = mover.move(*reader.moverEnds(), 0, FULL, floodread.SPLICE_SIZE)
+        result = mover.move(*reader.moverEnds(), 0, floodread.SPLICE_SIZE)
         reader._closeMoversEnds()
         return result
 
@@ -92,7 +92,7 @@ class Flooding(SynchronousTestCase):
         results: list[str] = []
 
         def run() -> None:
-            results.append(mover.move(*reader.moverEnds(), -1, FULL, floodread.SPLICE_SIZE))
+            results.append(mover.move(*reader.moverEnds(), -1, floodread.SPLICE_SIZE))
 
         thread = threading.Thread(target=run)
         thread.start()
@@ -177,6 +177,28 @@ class HandOverTests(Flooding):
 
         busy.wait(poll, 0.5, 10)
         self.assertEqual(calls, [0.5])
+
+
+class MoverTests(Flooding):
+    def test_splicesOnlyAReadableTty(self) -> None:
+        """The mover splices only after a poll found the tty readable: a splice holds the pipe's lock while it reads, and an empty tty's read waits for the tty's worker (the reactor's read of the pipe waited with it)."""
+        reader = self.handOver()
+        tty_, _, _ = reader.moverEnds()
+        splice = os.splice
+        readable: list[bool] = []
+
+        def looking(*args: object, **kwargs: object) -> int:
+            probe = select.poll()
+            probe.register(tty_, select.POLLIN)
+            readable.append(bool(probe.poll(0)))
+            return splice(*args, **kwargs)  # type: ignore[arg-type]
+
+        self.patch(mover.os, "splice", looking)
+        os.write(self.master, b"x" * 3000)
+        self.assertEqual(self.runMover(reader), "quiet")
+        self.pipeReads(reader)
+        self.assertEqual(b"".join(self.sink.data[floodread.FULL_READS:]), b"x" * 3000)
+        self.assertEqual(readable, [True] * len(readable))
 
 
 class BackPressureTests(Flooding):
@@ -314,7 +336,7 @@ class QuietTests(SynchronousTestCase):
         os.write(slave, b"x" * FULL)
         self.assertTrue(select.select([master], [], [], 10)[0])
         results: list[str] = []
-        thread = threading.Thread(target=lambda: results.append(mover.move(master, pipeW, wakeR, 0, FULL, 65536)))
+        thread = threading.Thread(target=lambda: results.append(mover.move(master, pipeW, wakeR, 0, 65536)))
         thread.start()
         thread.join(10)
         os.close(wakeW)  # (a mover still running is stopped here)
