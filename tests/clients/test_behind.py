@@ -123,6 +123,21 @@ class EscapeMenuWhileBehindTests(SynchronousTestCase):
         self.assertEqual(secondTransport.producerState, "producing")
         self.assertEqual(len(self.flushLoggedErrors(OSError)), 1)
 
+    def test_noBreakAheadOfTypingThatWaits(self) -> None:
+        """^] b or ^] k KEY while typing waits for the device is refused, and said: no break reaches the device before that typing (done at once, a Linux console took the break and the typing's first key as magic SysRq: 'b' reboots); once it has gone, ^] b sends one."""
+        client, transport = self.raw()
+        self.line.deviceWritable(False)
+        client.dataReceived(b"boot" + ESC + b"b" + ESC + b"kh")
+        self.line.deviceWritable(True)
+        self.assertEqual([(kind, data) for kind, data in self.device.events if kind in ("write", "break")],
+                         [("write", b"boot")])
+        self.assertIn(b"[serialgw: break not sent: 4 byte(s) you typed wait for the device (it takes no input now), "
+                      b"and sent now it would reach the device before them; ask again once they have gone]",
+                      transport.value())
+        self.assertIn(b"[serialgw: break and 'h' not sent: 4 byte(s) you typed wait", transport.value())
+        client.dataReceived(ESC + b"b")
+        self.assertEqual(self.device.events[-1], ("break", None))
+
     def test_withoutEscapeMenuNotRead(self) -> None:
         """A client with no escape menu (a program: nc, a script) is not read while the device takes no input, as before: what it sends stays its own until then."""
         client, transport = self.raw("raw+4444")
