@@ -212,7 +212,8 @@ class EscapeMenu:
         command = chr(byte)
         if command == "b":
             # Refused (read-only, a device that cannot carry one, ...): the line tells the client why.
-            line.clientBreak(client)
+            if not self._typingWaits("break"):
+                line.clientBreak(client)
         elif command == "k":
             self._state = self._breakThenKey
         elif command == "w":
@@ -391,8 +392,23 @@ class EscapeMenu:
         else:
             self.client.notice(f"not a number of lines: {typed!r}")
 
+    def _typingWaits(self, what: str) -> bool:
+        """
+        Bytes this person typed wait for the device (it takes no input
+        now): a break asked now is refused, and said.  Done at once, it
+        reached the device before them (a Linux console takes a break, then
+        a key, as magic SysRq: typing 'boot' waiting, ^] b rebooted it).
+        """
+        waiting = int(getattr(self.client, "typedWaiting", 0))
+        if waiting:
+            self.client.notice(f"{what} not sent: {waiting} byte(s) you typed wait for the device (it takes no input "
+                               "now), and sent now it would reach the device before them; ask again once they have gone")
+        return bool(waiting)
+
     def _breakThenKey(self, byte: int) -> bytes:
         line = self.client.line
+        if self._typingWaits(f"break and {shownKey(byte)}"):
+            return b""
         if line.clientBreak(self.client):
             # The key goes after the break: the device holds it until then.
             line.clientData(self.client, bytes((byte,)))

@@ -53,7 +53,7 @@ from serialgw.config.specs import (
     WatchAllSpec,
     quote,
 )
-from serialgw.config.sshkeys import KEYS_FILES, PublicKey, readKeysFile, readPublicKeys, userOf
+from serialgw.config.sshkeys import KEYS_FILES, PublicKey, readPublicKeys, userOf
 from serialgw.config.where import where as _where
 
 # Read here by others (tests, the man page's check) as before the file was split.
@@ -180,7 +180,7 @@ def _users(path: str, text: str, data: dict[str, Any], base: str,
     inline: dict[str, list[PublicKey]] = {}
     filed: dict[str, tuple[str, list[PublicKey]]] = {}
     problems: list[str] = []
-    keysFiles: set[str] = set()
+    wanted: dict[str, str] = {}
     owner: dict[bytes, str] = {}
     for name, table in tables.items():
         where = f"users.{name}"
@@ -217,14 +217,20 @@ def _users(path: str, text: str, data: dict[str, Any], base: str,
                 keysFile = absolute(checkPath(noLine(table["keys-file"], "keys-file", "keys-file"), "keys-file"), base)
             except ConfigError as e:
                 raise ConfigError(f"{_where(path, text, where, 'keys-file')}: [{where}] keys-file: {e}") from None
-            keysFiles.add(keysFile)
-            try:
-                filed[name] = (keysFile, readKeysFile(keysFile))
-            except ConfigError as e:
-                problems.append(f"{_where(path, text, where, 'keys-file')}: [{where}] keys-file: {e}: "
-                                f"{name} has no keys from it")
+            wanted[name] = keysFile
+    # All at once, each in a thread of its own, for READ_LIMIT s at most: one on a hung file system (a
+    # person's home on NFS) held the reload for ever, and every reload after it waited.
+    read = KEYS_FILES.readAll(set(wanted.values()))
+    for name, keysFile in wanted.items():
+        got = read[keysFile]
+        if isinstance(got, ConfigError):
+            where = f"users.{name}"
+            problems.append(f"{_where(path, text, where, 'keys-file')}: [{where}] keys-file: {got}: "
+                            f"{name} has no keys from it")
+        else:
+            filed[name] = (keysFile, got)
     # (The files read again at the next reload only if they changed: those of this configuration.)
-    KEYS_FILES.keep(keysFiles)
+    KEYS_FILES.keep(set(wanted.values()))
     claims: dict[bytes, list[str]] = {}
     for name, (_, found) in filed.items():
         for key in found:

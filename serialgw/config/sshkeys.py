@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import os
+import queue
 import threading
 import time
 from typing import Optional
@@ -117,6 +118,39 @@ def wallClock() -> int:
 RACY = 1_000_000_000
 
 
+def monotonic() -> float:
+    """The clock of the reload's wait for its keys files (a test's own)."""
+    return time.monotonic()
+
+
+# Seconds a reload waits for its keys files (all read at once, each in a thread of its own): one not
+# read by then (a hung file system: a person's home on NFS) gives its person no keys at this reload.
+READ_LIMIT = 5.0
+# Keys files read at once, at most.
+MAX_READERS = 64
+
+
+class _Reading:
+    """A keys file being read in a thread of its own: what it gave (keys, or ConfigError), its path put in C{done} then."""
+
+    def __init__(self, files: KeysFiles, path: str, done: queue.SimpleQueue[str]) -> None:
+        self.finished = threading.Event()
+        self.result: list[PublicKey] | ConfigError = ConfigError("not read")
+        self.thread = threading.Thread(target=self._run, args=(files, path, done), name="serialgw-keys-file",
+                                       daemon=True)
+        self.thread.start()
+
+    def _run(self, files: KeysFiles, path: str, done: queue.SimpleQueue[str]) -> None:
+        try:
+            self.result = files.read(path)
+        except ConfigError as e:
+            self.result = e
+        except Exception as e:  # (a mistake of ours: said as the file's, never lost in a thread)
+            self.result = ConfigError(f"cannot read keys file {quote(path)}: {e!r}")
+        self.finished.set()
+        done.put(path)
+
+
 @attrs.frozen
 class _Read:
     """A keys file as read: its identity then, and its keys or what was wrong."""
@@ -137,6 +171,49 @@ class KeysFiles:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._files: dict[str, _Read] = {}
+        # Readings not done when a reload stopped waiting (a hung file system): at most one a path.
+        self._hung: dict[str, _Reading] = {}
+
+    def readAll(self, paths: set[str], limit: Optional[float] = None) -> dict[str, list[PublicKey] | ConfigError]:
+        """
+        The keys of each of C{paths}, or why not: read at once, each in a
+        thread of its own (MAX_READERS at a time), for C{limit} s
+        (L{READ_LIMIT}) in all; one not read by then is said so, its reading
+        left to go on, and at the next reloads said still not read, no other
+        reading of it started, until it is done.
+        """
+        limit = READ_LIMIT if limit is None else limit
+        got: dict[str, list[PublicKey] | ConfigError] = {}
+        todo = []
+        for path in sorted(paths, reverse=True):
+            hung = self._hung.get(path)
+            if hung is not None and not hung.finished.is_set():
+                got[path] = ConfigError(f"keys file {quote(path)} still not read, since an earlier reload (a hung "
+                                        "file system?)")
+            else:
+                self._hung.pop(path, None)
+                todo.append(path)
+        done: queue.SimpleQueue[str] = queue.SimpleQueue()
+        running: dict[str, _Reading] = {}
+        deadline = monotonic() + limit
+        while todo or running:
+            while todo and len(running) < MAX_READERS:
+                path = todo.pop()
+                running[path] = _Reading(self, path, done)
+            try:
+                path = done.get(timeout=max(0.0, deadline - monotonic()))
+            except queue.Empty:
+                break
+            got[path] = running.pop(path).result
+        for path, reading in running.items():
+            self._hung[path] = reading
+            got[path] = ConfigError(f"keys file {quote(path)} not read within {limit:g} s (a hung file system?)")
+        for path in todo:
+            got[path] = ConfigError(f"keys file {quote(path)} not read: the reload's {limit:g} s for keys files were "
+                                    f"over, {len(running)} of them not read (a hung file system?)")
+        for path in [p for p in self._hung if p not in paths]:
+            del self._hung[path]
+        return got
 
     def read(self, path: str) -> list[PublicKey]:
         """The public keys in a file (authorized_keys format); ConfigError names the file."""

@@ -11,6 +11,7 @@ again, taking the interpreter from the gateway's thread every 5 ms.
 from __future__ import annotations
 
 import os
+import threading
 from typing import Any
 
 from twisted.conch.ssh import keys
@@ -148,3 +149,48 @@ class YieldTests(SynchronousTestCase):
         line = publicLine(newKey())
         sshkeys.readPublicKeys("\n".join([line] * (2 * sshkeys.YIELD_EVERY + 1)), "keys")
         self.assertEqual(sleeps, [0, 0])
+
+
+class HungFileTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.farm = Farm(self)
+        self.release = threading.Event()
+        self.opened: list[str] = []
+        real = sshkeys.openRegular
+
+        def openRegular(path: str) -> int:
+            self.opened.append(path)
+            if path == self.farm.bobFile:
+                self.release.wait()  # (a hung file system, until the test lets it go)
+            return real(path)
+
+        self.patch(sshkeys, "openRegular", openRegular)
+        self.addCleanup(self.release.set)
+
+    def test_hungFileGivesNoKeys(self) -> None:
+        """A keys file whose open hangs (a person's home on a hung NFS mount) gives its person no keys once the reload's time for keys files is over, said; the others' files and keys apply (it held the reload for ever, and every reload after it waited)."""
+        # The reload's clock: its wait begins (0), waits for the one file it can read (carol's),
+        # then finds its 5 s over.
+        times = iter([0.0, 0.0, 1000.0])
+        self.patch(sshkeys, "monotonic", lambda: next(times))
+        ssh = self.farm.load()
+        self.assertEqual([(u.name, len(u.keys)) for u in ssh.users], [("ops1", 1), ("bob", 0), ("carol", 1)])
+        self.assertEqual(ssh.problems, (f"{self.farm.path}:12: [users.bob] keys-file: keys file {self.farm.bobFile!r} "
+                                        "not read within 5 s (a hung file system?): bob has no keys from it",))
+
+    def test_stillHungNotReadAgain(self) -> None:
+        """At the next reload a keys file still hung is said so at once, no other reading of it started; once its reading is done, the reload after reads it."""
+        times = iter([0.0, 0.0, 1000.0, 2000.0, 2000.0])
+        self.patch(sshkeys, "monotonic", lambda: next(times))
+        self.farm.load()
+        ssh = self.farm.load()
+        self.assertEqual(self.opened.count(self.farm.bobFile), 1)
+        self.assertEqual(ssh.problems, (f"{self.farm.path}:12: [users.bob] keys-file: keys file {self.farm.bobFile!r} "
+                                        "still not read, since an earlier reload (a hung file system?): bob has no "
+                                        "keys from it",))
+        self.release.set()
+        sshkeys.KEYS_FILES._hung[self.farm.bobFile].thread.join()
+        self.patch(sshkeys, "monotonic", lambda: 0.0)
+        ssh = self.farm.load()
+        self.assertEqual(([(u.name, len(u.keys)) for u in ssh.users], ssh.problems),
+                         ([("ops1", 1), ("bob", 1), ("carol", 1)], ()))
