@@ -17,7 +17,7 @@ from serialgw.clients.reading import HANGUP_CHECK_SECONDS, TYPED_AHEAD_LIMIT
 from serialgw.clients.telnet import TelnetClient
 from serialgw.config.listeners import parseListener
 from serialgw.line.hub import Line, Role
-from tests.fakes import BoundedTransport, RecordingDevice, observeLog
+from tests.fakes import BoundedTransport, RecordingClient, RecordingDevice, observeLog
 
 ESC = b"\x1d"
 
@@ -101,6 +101,28 @@ class EscapeMenuWhileBehindTests(SynchronousTestCase):
         self.assertEqual(self.writes(), b"")
         self.assertEqual(self.line.refused, 3)
         self.assertIn(b"you only watch: what you type is not sent to t", firstTransport.value())
+
+    def test_aLogCutMeanwhileSkipsNoWriter(self) -> None:
+        """A console log cut while the typing that waited is sent (its LOG.typed failing) leaves no writer paused: the pass over the writers goes on over every one."""
+
+        class FailingLog(RecordingClient):
+            def typed(self, peer: str, data: bytes) -> None:
+                raise OSError("disk gone")
+
+            def event(self, text: str) -> None:
+                pass
+
+        consoleLog = FailingLog("log:/x", Role.READONLY)
+        self.line.attach(consoleLog)
+        self.line.logs.append(consoleLog)  # type: ignore[arg-type]
+        first, _ = self.raw()
+        second, secondTransport = self.raw("raw+4444")
+        self.line.deviceWritable(False)
+        first.dataReceived(b"abc")
+        self.line.deviceWritable(True)
+        self.assertEqual((self.writes(), consoleLog in self.line.clients), (b"abc", False))
+        self.assertEqual(secondTransport.producerState, "producing")
+        self.assertEqual(len(self.flushLoggedErrors(OSError)), 1)
 
     def test_noBreakAheadOfTypingThatWaits(self) -> None:
         """^] b, ^] k KEY or telnet's IAC BRK while a person's typing waits for the device is refused, and said: no break reaches the device before that typing (done at once, a Linux console took the break and the typing's first key as magic SysRq: 'boot', then a break, rebooted it); once it has gone, a break is sent."""
