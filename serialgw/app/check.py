@@ -17,6 +17,7 @@ import stat
 from typing import Any, Callable, Mapping, Optional, Sequence
 
 from serialgw.clients.local import isSocket, regularFileThere, socketThere
+from serialgw.clients.logfile import kindOf
 from serialgw.clients.tls import ServerContextFactory, clientOptions
 from serialgw.clients.tlsfiles import MAX_PEM_FILE, TLSError, validityProblem
 from serialgw.config.parsers import isDecimal, systemdUnix
@@ -259,8 +260,7 @@ def checkLines(lines: Sequence[LineConfig], status: Optional[ListenerSpec] = Non
         if line.log is not None:
             directory = os.path.dirname(os.path.abspath(line.log.path))
             if os.path.lexists(line.log.path) and (os.path.islink(line.log.path) or not os.path.isfile(line.log.path)):
-                errors.append(f"{owner}: log {quote(line.log.path)} is not a regular file "
-                              "(a directory, FIFO, device or symbolic link)")
+                errors.append(f"{owner}: log {quote(line.log.path)} is not a regular file: it is {_kind(line.log.path)}")
             elif not os.path.isdir(directory):
                 warnings.append(f"{owner}: the directory of log {quote(line.log.path)} does not exist (now)")
             elif not os.path.lexists(line.log.path) and not _writable(directory):
@@ -270,8 +270,7 @@ def checkLines(lines: Sequence[LineConfig], status: Optional[ListenerSpec] = Non
                 warnings.append(f"{owner}: log {quote(line.log.path)} is not writable (now, by uid {os.getuid()})")
             typed = line.log.path + ".typed"  # (log-typed: its twin, in the same directory)
             if line.log.typed != "off" and os.path.lexists(typed) and (os.path.islink(typed) or not os.path.isfile(typed)):
-                errors.append(f"{owner}: log-typed file {quote(typed)} is not a regular file "
-                              "(a directory, FIFO, device or symbolic link)")
+                errors.append(f"{owner}: log-typed file {quote(typed)} is not a regular file: it is {_kind(typed)}")
         if device.kind == "pty" and device.path:
             linkIssue = _linkTaken(device.path)
             directory = os.path.dirname(os.path.abspath(device.path))
@@ -401,6 +400,14 @@ def _notADevice(path: str) -> Optional[str]:
     kinds = ((stat.S_ISDIR, "a directory"), (stat.S_ISREG, "a regular file"), (stat.S_ISFIFO, "a FIFO"),
              (stat.S_ISSOCK, "a unix socket"), (stat.S_ISBLK, "a block device"))
     return next((what for test, what in kinds if test(mode)), None)
+
+
+def _kind(path: str) -> str:
+    """What is at C{path} (not followed), for people: a directory, a FIFO, a socket, a symbolic link, ..."""
+    try:
+        return kindOf(os.lstat(path).st_mode)
+    except OSError:
+        return "gone now"
 
 
 def _writable(directory: str) -> bool:

@@ -52,8 +52,9 @@ def makeDevice(
     L{DeviceError}, unless C{waitForDevices}: then (and when another
     program holds its lock) the device starts down and is tried again with
     C{reopenPolicy}.  With C{offThread} (and C{waitForDevices}) a local tty
-    is not opened here but off the reactor thread (an open can hang: a
-    hung USB adapter, a driver waiting for carrier): the device starts down
+    (or a pty: device, its link) is not opened here but off the reactor
+    thread (an open can hang: a hung USB adapter, a driver waiting for
+    carrier, a link's directory on a mount that does not answer): the device starts down
     (L{OPENING}) and is up when the open returns, a turn later if it
     returns at once.  C{begun}: its first open, begun at start (see
     L{firstOpens}): its outcome taken as that of an open made here, or, not
@@ -94,7 +95,7 @@ def makeDevice(
                                  downReason=str(e)))
         return made[0]
 
-    if offThread and waitForDevices and config.device.kind == "tty":
+    if offThread and waitForDevices and config.device.kind in ("tty", "pty"):
         device = absent(DeviceError(OPENING))
         # The first open: no pty slave refused as a terminal (see openPort's again).
         device.reopener.openNow(lambda: openPort(config.device, config.settings, lockDir)).addCallback(
@@ -106,7 +107,8 @@ def makeDevice(
             # A device that cannot be opened: the start fails (what it opens later is closed).
             dropFirstOpens({config.name: begun})
             raise DeviceError(f"cannot open device {config.device.path!r}: the open has not returned in {seconds:g} s "
-                              "(a hung adapter or driver?)")
+                              + ("(a hung adapter or driver?)" if config.device.kind == "tty" else
+                                 "(its link's directory on a file system that does not answer?)"))
         device = absent(DeviceError(OPENING))
         log.warn("line {line}: opening the device {device} has not returned in {seconds:g} s; the line starts down and comes "
                  "up when it does", line=config.name, device=config.device.describe(),
@@ -178,15 +180,16 @@ def _lockDir(config: LineConfig) -> Optional[str]:
 def firstOpens(configs: list[LineConfig], reactor: Any, openPort: Callable[..., IPort]) -> dict[str, FirstOpen]:
     """
     At start (before the reactor runs), with a reactor with threads: the
-    local ttys of C{configs} opened at once off this thread (an open can
-    hang), waited for up to START_WAIT s together; each line's by name (see
+    local ttys and pty: devices of C{configs} opened at once off this
+    thread (an open can hang; a pty's link, on a mount that does not
+    answer), waited for up to START_WAIT s together; each line's by name (see
     L{makeDevice}'s C{begun}: one not returned by then starts down, or,
     without C{waitForDevices}, fails the start).  Otherwise none: each line
     opens its device in turn.
     """
     if not IReactorThreads.providedBy(reactor):
         return {}
-    ttys = {config.device.describe(): config for config in configs if config.device.kind == "tty"}
+    ttys = {config.device.describe(): config for config in configs if config.device.kind in ("tty", "pty")}
     begun = deviceOpens.openAll(reactor, {
         name: partial(openPort, config.device, config.settings, _lockDir(config)) for name, config in ttys.items()})
     return {config.name: begun[name] for name, config in ttys.items()}

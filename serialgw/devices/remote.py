@@ -32,6 +32,7 @@ from serialgw.devices.remotelinks import (
     HELD_FULL,
     HELD_LINE,
     LINK_LIMIT,
+    NEGOTIATION_WAIT,
     ComPortLink,
     RawLink,
     TelnetLink,
@@ -160,6 +161,10 @@ class RemoteDevice:
             return f"{self.name} is a raw socket: it carries no settings (an rfc2217:// device does)"
         if self.spec.kind == "telnet":
             return f"{self.name} is a telnet console without RFC 2217: it carries no settings (an rfc2217:// device does)"
+        if self._link is not None and getattr(self._link, "unansweredComPort", False):
+            how = "then say telnet:" if self._link._negotiated else "a raw socket? then say tcp:"
+            return (f"{self.name} has not answered com port control (RFC 2217) in {NEGOTIATION_WAIT:.0f} s ("
+                    f"{how}{self.name[len('rfc2217://'):]}): it carries no settings")
         if self._link is not None and getattr(self._link, "refusedComPort", False):
             # Answering settings as set that reach nothing would be a lie; until it answers they are kept.
             return (f"{self.name} refused com port control (RFC 2217; a plain telnet port? then say "

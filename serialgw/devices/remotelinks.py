@@ -49,7 +49,7 @@ from serialgw.wire.rfc2217 import (
     flowCode,
     modemLineCode,
 )
-from serialgw.wire.telnet import BINARY, BRK, ECHO, SGA, TelnetProtocol
+from serialgw.wire.telnet import BINARY, BRK, DO, DONT, ECHO, IAC_B, SGA, WILL, WONT, TelnetProtocol
 
 if TYPE_CHECKING:
     from serialgw.devices.remote import RemoteDevice
@@ -102,6 +102,9 @@ class RawLink(NoPortControl, Protocol):
     def __init__(self, device: RemoteDevice) -> None:
         self.device = device
 
+    # Whether the far end's first bytes are still to be looked at (see dataReceived).
+    _first = True
+
     def connectionMade(self) -> None:
         self.device._linkUp(self)
 
@@ -109,6 +112,15 @@ class RawLink(NoPortControl, Protocol):
         self.device._linkDown(self, reason)
 
     def dataReceived(self, data: bytes) -> None:
+        if self._first:
+            self._first = False
+            if data[:1] == IAC_B and len(data) > 2 and data[1] in _NEGOTIATIONS and self.device.spec.kind == "tcp":
+                # A telnet server given as tcp: (its negotiation reaches the console's people as output).
+                address = self.device.name[len("tcp:"):]
+                log.warn("{device}: the far end speaks telnet (it began with IAC {command} {option}): then say "
+                         "telnet:{address} (or rfc2217://{address}); as tcp: its negotiation is console output",
+                         device=self.device.name, command=_NEGOTIATIONS[data[1]],
+                         option=_OPTION_NAMES.get(data[2], str(data[2])), address=address)
         self.device.sink.deviceDataReceived(data)
 
     def send(self, data: bytes) -> None:
@@ -139,9 +151,41 @@ class TelnetLink(NoPortControl, TelnetProtocol):
         self.requestLocal(BINARY)
         self.requestRemote(BINARY)
         self.requestRemote(SGA)
+        self._answerCall = self.device.reactor.callLater(NEGOTIATION_WAIT, self._notAnswered)
         self.device._linkUp(self)
 
+    # Whether the far end has said any negotiation, and the call that says it has not (NEGOTIATION_WAIT).
+    _negotiated = False
+    _answerCall: Any = None
+
+    def _negotiate(self, command: int, option: int) -> None:
+        self._negotiated = True
+        TelnetProtocol._negotiate(self, command, option)
+        if self._answerCall is not None and self._answered():
+            if self._answerCall.active():
+                self._answerCall.cancel()
+            self._answerCall = None
+
+    def _answered(self) -> bool:
+        """Whether what NEGOTIATION_WAIT waits for has come: a word of telnet."""
+        return self._negotiated
+
+    def _notAnswered(self) -> None:
+        """NEGOTIATION_WAIT seconds without a word of telnet from the far end: said once (a raw socket?)."""
+        self._answerCall = None
+        if not self._negotiated:
+            name = self.device.name
+            log.warn("{device}: no answer to the telnet negotiation in {wait:.0f} s (a raw socket? then say "
+                     "tcp:{address}): {what}", device=name, wait=NEGOTIATION_WAIT, address=name.split(":", 1)[1].lstrip("/"),
+                     what=self._unansweredCost)
+
+    # What a raw socket's silence costs, for the log.
+    _unansweredCost = "our negotiation went to it as data, and its 0xff bytes are read as telnet commands"
+
     def connectionLost(self, reason: Failure = connectionDone) -> None:
+        if self._answerCall is not None and self._answerCall.active():
+            self._answerCall.cancel()
+        self._answerCall = None
         self.stopTurns()
         self.ignored.flush()
         self.device._linkDown(self, reason)
@@ -267,6 +311,28 @@ class ComPortLink(TelnetLink):
                 self._flushAnswers()  # our WONT or DONT first
                 self._resume()
 
+    _unansweredCost = "settings, DTR and RTS do not reach it, and our negotiation went to it as data"
+    # Whether NEGOTIATION_WAIT has passed since the connection was made.
+    _waited = False
+
+    def _notAnswered(self) -> None:
+        self._waited = True
+        TelnetLink._notAnswered(self)
+        if self._negotiated and self.unansweredComPort:
+            name = self.device.name
+            log.warn("{device}: no answer to COM-PORT-OPTION in {wait:.0f} s (a telnet console without RFC 2217? "
+                     "then say telnet:{address}): settings, DTR and RTS do not reach it", device=name,
+                     wait=NEGOTIATION_WAIT, address=name[len("rfc2217://"):])
+
+    def _answered(self) -> bool:
+        # (Com port control taken or refused: nothing more to wait for.)
+        return self.comPort or self.refusedComPort
+
+    @property
+    def unansweredComPort(self) -> bool:
+        """NEGOTIATION_WAIT has passed with our COM-PORT-OPTION neither taken nor refused."""
+        return self._waited and not self.comPort and not self.refusedComPort
+
     @property
     def refusedComPort(self) -> bool:
         """The far end answered our COM-PORT-OPTION (WILL and DO) with neither in effect: no com port control."""
@@ -364,6 +430,14 @@ class ComPortLink(TelnetLink):
         except Exception:
             log.failure("{device}: bad RFC 2217 answer {payload!r}", device=device.name, payload=payload)
 
+
+# A far end that says no telnet negotiation in this many seconds is said to be one that speaks none (a raw
+# socket given as telnet: or rfc2217://: our negotiation is typed into its console); an rfc2217:// one that
+# has not answered COM-PORT-OPTION by then carries no settings until it does.
+NEGOTIATION_WAIT = 10.0
+# A tcp: device's first bytes that are telnet negotiation: a telnet server given as tcp:.
+_NEGOTIATIONS = {WILL: "WILL", WONT: "WONT", DO: "DO", DONT: "DONT"}
+_OPTION_NAMES = {BINARY: "BINARY", ECHO: "ECHO", SGA: "SGA", 24: "TERMINAL-TYPE", 31: "NAWS", COM_PORT_OPTION: "COM-PORT-OPTION"}
 
 # The far port's SET-CONTROL answers taken as the truth: its outbound flow control, and DTR and RTS.
 _OUTBOUND_FLOW = (FLOW_OUT_NONE, FLOW_OUT_XONXOFF, FLOW_OUT_HARDWARE)

@@ -82,7 +82,9 @@ class DeviceState:
 
     def deviceWritable(self: _Line, writable: bool) -> None:
         self.writable = writable
-        for client in self.clients:
+        # (A copy: a person's typing that waited goes now, and a console log
+        # cut meanwhile, its LOG.typed failing, left the list under us.)
+        for client in list(self.clients):
             if client.role is Role.WRITER:  # (let go too: resumed, what it sends is refused, not left unread)
                 if writable:
                     client.resumeInput()

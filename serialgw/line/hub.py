@@ -329,6 +329,12 @@ class Line(PortControl, OpenCloseStrings, RoleChanges, DeviceState, SlowClients)
             return str(self.device.noBreak)
         if not self.device.up:
             return "the device is down"
+        waiting = getattr(client, "typedWaiting", 0)
+        if waiting:
+            # Sent now, it reached the device before that typing (commands are done at once), and a Linux
+            # console takes a break, then a key, as magic SysRq: 'boot' waiting, then a break, rebooted it.
+            return (f"{waiting} byte(s) you typed wait for the device (it takes no input now), and a break now "
+                    "would reach it before them; ask again once they have gone")
         return None
 
     def _cutOff(self, client: IClient) -> None:

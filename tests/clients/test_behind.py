@@ -14,9 +14,10 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from serialgw.clients.raw import RawClient
 from serialgw.clients.reading import HANGUP_CHECK_SECONDS, TYPED_AHEAD_LIMIT
+from serialgw.clients.telnet import TelnetClient
 from serialgw.config.listeners import parseListener
 from serialgw.line.hub import Line, Role
-from tests.fakes import BoundedTransport, RecordingDevice, observeLog
+from tests.fakes import BoundedTransport, RecordingClient, RecordingDevice, observeLog
 
 ESC = b"\x1d"
 
@@ -100,6 +101,49 @@ class EscapeMenuWhileBehindTests(SynchronousTestCase):
         self.assertEqual(self.writes(), b"")
         self.assertEqual(self.line.refused, 3)
         self.assertIn(b"you only watch: what you type is not sent to t", firstTransport.value())
+
+    def test_aLogCutMeanwhileSkipsNoWriter(self) -> None:
+        """A console log cut while the typing that waited is sent (its LOG.typed failing) leaves no writer paused: the pass over the writers goes on over every one."""
+
+        class FailingLog(RecordingClient):
+            def typed(self, peer: str, data: bytes) -> None:
+                raise OSError("disk gone")
+
+            def event(self, text: str) -> None:
+                pass
+
+        consoleLog = FailingLog("log:/x", Role.READONLY)
+        self.line.attach(consoleLog)
+        self.line.logs.append(consoleLog)  # type: ignore[arg-type]
+        first, _ = self.raw()
+        second, secondTransport = self.raw("raw+4444")
+        self.line.deviceWritable(False)
+        first.dataReceived(b"abc")
+        self.line.deviceWritable(True)
+        self.assertEqual((self.writes(), consoleLog in self.line.clients), (b"abc", False))
+        self.assertEqual(secondTransport.producerState, "producing")
+        self.assertEqual(len(self.flushLoggedErrors(OSError)), 1)
+
+    def test_noBreakAheadOfTypingThatWaits(self) -> None:
+        """^] b, ^] k KEY or telnet's IAC BRK while a person's typing waits for the device is refused, and said: no break reaches the device before that typing (done at once, a Linux console took the break and the typing's first key as magic SysRq: 'boot', then a break, rebooted it); once it has gone, a break is sent."""
+        client, transport = self.raw()
+        telnet = TelnetClient(self.line, listener=parseListener("telnet,escape=^]+4445"), clock=self.clock)
+        telnet.makeConnection(BoundedTransport())
+        self.line.deviceWritable(False)
+        client.dataReceived(b"boot" + ESC + b"b")
+        self.clock.advance(2)  # (a refusal is told at most once a second)
+        client.dataReceived(ESC + b"kh")
+        telnet.dataReceived(b"ls" + bytes([255, 243]))  # IAC BRK
+        self.line.deviceWritable(True)
+        self.assertEqual([(kind, data) for kind, data in self.device.events if kind in ("write", "break")],
+                         [("write", b"boot"), ("write", b"ls")])
+        refusal = (b"no break: 4 byte(s) you typed wait for the device (it takes no input now), and a break now "
+                   b"would reach it before them; ask again once they have gone]")
+        self.assertEqual(transport.value().count(refusal), 2)
+        self.assertIn(b"'h' not sent: no break]", transport.value())
+        self.assertIn(b"no break: 2 byte(s) you typed wait for the device", telnet.transport.value())  # type: ignore[union-attr]
+        client.dataReceived(ESC + b"b")
+        self.assertEqual(self.device.events[-1], ("break", None))
 
     def test_withoutEscapeMenuNotRead(self) -> None:
         """A client with no escape menu (a program: nc, a script) is not read while the device takes no input, as before: what it sends stays its own until then."""

@@ -268,15 +268,20 @@ class CheckTests(SynchronousTestCase):
                                                       f"device: the line would stay down{hint}"]))
 
     def test_logNotAFile(self) -> None:
-        """A console log path that is a directory, a FIFO or a symlink now: an error (the gateway would refuse it)."""
+        """A console log path that is a directory, a FIFO, a symlink or a unix socket now: an error (the gateway would refuse it) naming what is there (a socket was said to be 'a directory, FIFO, device or symbolic link')."""
+        import socket
+
         directory = os.path.abspath(self.mktemp())
         os.mkdir(directory)
         os.mkfifo(os.path.join(directory, "fifo"))
         os.symlink("/tmp/x", os.path.join(directory, "link"))
-        for path in (directory, os.path.join(directory, "fifo"), os.path.join(directory, "link")):
+        listening = socket.socket(socket.AF_UNIX)
+        self.addCleanup(listening.close)
+        listening.bind(os.path.join(directory, "sock"))
+        for name, what in (("", "a directory"), ("fifo", "a FIFO"), ("link", "a symbolic link"), ("sock", "a socket")):
+            path = os.path.join(directory, name) if name else directory
             lines = loadConfig(write(self, f'[lines.a]\ndevice = "pty:{directory}/a"\nlisten = "4001"\nlog = "{path}"\n'))
-            self.assertEqual(checkLines(lines), ([f"line 'a': log {path!r} is not a regular file "
-                                                  "(a directory, FIFO, device or symbolic link)"], []))
+            self.assertEqual(checkLines(lines), ([f"line 'a': log {path!r} is not a regular file: it is {what}"], []))
 
     def test_refusedByParsing(self) -> None:
         """What bind() or open() would refuse only at start is refused by --check too: one line, exit status 2."""
@@ -320,8 +325,7 @@ class CheckTests(SynchronousTestCase):
         path = write(self, '[lines.a]\ndevice = "/dev/null"\nlisten = "4001"\n\n'
                            f'[lines."q"]\ndevice = "/dev/zero"\nlisten = "tcp:4001"\nlog = "{directory}"\n')
         self.assertEqual(checked("--config", path, "--status", "tcp:4001"), (2, "", (
-            f"serialgw: error: {path}:5: line 'q': log {directory!r} is not a regular file (a directory, FIFO, device "
-            "or symbolic link)\n"
+            f"serialgw: error: {path}:5: line 'q': log {directory!r} is not a regular file: it is a directory\n"
             f"serialgw: error: {path}:5: line 'q': listener 'tcp:4001' takes TCP port 4001, as line 'a', listener "
             "'4001' already does\n"
             "serialgw: error: the status endpoint: listener 'tcp:4001' takes TCP port 4001, as line 'a', listener "

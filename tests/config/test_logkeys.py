@@ -69,8 +69,8 @@ class LogKeysTests(SynchronousTestCase):
         os.mkdir(log + ".typed")
         text = f'[lines.a]\ndevice = "pty:{log}.pty"\nlisten = "4001"\nlog = "{log}"\n'
         self.assertEqual(checkLines(loadConfig(write(self, text + "log-typed = true\n"))),
-                         ([f"line 'a': log-typed file {log + '.typed'!r} is not a regular file (a directory, FIFO, "
-                           "device or symbolic link)"], []))
+                         ([f"line 'a': log-typed file {log + '.typed'!r} is not a regular file: "
+                           "it is a directory"], []))
         self.assertEqual(checkLines(loadConfig(write(self, text))), ([], []))
 
 

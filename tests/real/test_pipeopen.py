@@ -225,3 +225,59 @@ class HungPtyLinkTests(HungTests):
         await until(self, lambda: len(self.said()) == 1, "the link made again, said")
         self.assertEqual(self.said(), [f"a: pty:{self.link}: its link {self.link!r} was gone: made again"])
         self.assertEqual(os.readlink(self.link), pty.slaveName)
+
+
+class HungPtyDeviceTests(HungTests):
+    def setUp(self) -> None:
+        HungTests.setUp(self)
+        os.unlink(self.fifo)
+        self.link = self.fifo  # (said() looks for it)
+
+    async def otherFlows(self, service: Any, b: Any, hung: Any, index: int = 1) -> None:
+        """Line b's client (of the gateway's listener C{index}) and device exchange their bytes, the link still hung."""
+        from tests.realio import listenerPort
+
+        onB = await self.clients.connect(listenerPort(service, index))
+        onB.transport.write(b"to b")  # type: ignore[union-attr]
+        self.assertEqual(await b.received.length(4), b"to b")
+        b.write(b"from b")
+        self.assertEqual(await onB.received.length(6), b"from b")
+        self.assertFalse(hung.released.is_set())
+
+    async def test_startWithHungDeviceLink(self) -> None:
+        """A pty: device whose link's making hangs at the start (its directory does not answer): the start waits START_WAIT s at most, the line starts down; the other line serves; once it returns the line is up, its link leads to its pty."""
+        from serialgw.config.listeners import parseListener
+        from serialgw.config.specs import DeviceSpec, LineConfig
+        from serialgw.devices import reopenpool
+        from tests.realio import until
+
+        self.patch(reopenpool, "START_WAIT", 0.2)
+        hung = HungAfter(self, self.link, name="lstat")
+        b = startedPty(self)
+        lineA = LineConfig("a", DeviceSpec("pty", self.link), listeners=(parseListener(LISTEN),))
+        service = startGateway(self, lineA, ptyLine(b, LISTEN, name="b"), waitForDevices=True)
+        self.assertTrue(hung.entered.is_set())
+        self.assertFalse(service.lines["a"].device.up)
+        await self.otherFlows(service, b, hung)
+        hung.release()
+        await until(self, lambda: service.lines["a"].device.up, "line a up")
+        self.assertEqual(os.readlink(self.link), service.lines["a"].device.port.slaveName)  # type: ignore[attr-defined]
+
+    async def test_reloadWithHungDeviceLink(self) -> None:
+        """A reload adding a line on a pty: device whose link's making hangs (its look passed): the reload is done, the other line serves; once it returns the line is up, its link leads to its pty."""
+        from serialgw.config.listeners import parseListener
+        from serialgw.config.specs import DeviceSpec, LineConfig
+        from tests.realio import until
+
+        b = startedPty(self)
+        lineB = ptyLine(b, LISTEN, name="b")
+        service = startGateway(self, lineB, waitForDevices=True)
+        hung = HungAfter(self, self.link, name="lstat")
+        lineA = LineConfig("a", DeviceSpec("pty", self.link), listeners=(parseListener(LISTEN),))
+        result = await service.reload([lineB, lineA])
+        self.assertEqual(result, {"added": ["a"], "changed": [], "removed": []})
+        self.assertTrue(await deferToThread(hung.entered.wait, 10))
+        await self.otherFlows(service, b, hung, 0)
+        hung.release()
+        await until(self, lambda: service.lines["a"].device.up, "line a up")
+        self.assertEqual(os.readlink(self.link), service.lines["a"].device.port.slaveName)  # type: ignore[attr-defined]
