@@ -23,7 +23,7 @@ from serialgw.clients.session import PERSON_SESSIONS_PER_LINE, Session, sessions
 from serialgw.clients.telnet import TelnetClient
 from serialgw.clients.tls import HandshakeGate, caVerifier, peerSubject
 from serialgw.clients.transports import addressAllowed, admittedBy, describeAddress, peerName, sourceOf
-from serialgw.config.specs import ListenerKind, ListenerSpec, Protocol
+from serialgw.config.specs import PERSON_SESSIONS, ListenerKind, ListenerSpec, Protocol
 from serialgw.config.sshkeys import printable
 from serialgw.line.hub import Line, Role
 from serialgw.logflood import Peer, clientLog
@@ -226,6 +226,17 @@ class LineFactory(Factory):
                          line=self.line.name, peer=peerName(transport), user=printable(user) or "no CN",
                          count=sessions, whose=printable(user) if user else "certificates without a CN")
                 return False
+            table = self.inFlight
+            if table is not None:
+                # (As over SSH: 8 a line alone let a CN with read = ["*"] on 1000 lines hold 8000.)
+                total = table.sessionsOf(user)
+                if total >= PERSON_SESSIONS:
+                    log.warn("{line}: TLS client {peer} ({user}) refused: {count} sessions of {whose} on all lines "
+                             "already (at most {most})", line=self.line.name, peer=peerName(transport),
+                             user=printable(user) or "no CN", count=total, most=PERSON_SESSIONS,
+                             whose=printable(user) if user else "certificates without a CN")
+                    return False
+                table.admitted(user, client)
             if right == "read":
                 client.role = Role.READONLY
         return True

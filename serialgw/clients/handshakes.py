@@ -11,6 +11,7 @@ that one sender with many addresses cuts its own before anyone else's).
 from __future__ import annotations
 
 import itertools
+import weakref
 from typing import Any, Iterable, Optional
 
 from serialgw.logflood import Peer
@@ -42,6 +43,23 @@ class HandshakeTable:
         # The log budget of these bounds (logflood): a flood over 1000
         # listeners is one budget, not 1000.
         self.logKey = Peer("TLS handshakes on all listeners")
+        # Each person's (a CN's; "": certificates without one) clients let in on any listener.
+        self.people: dict[str, weakref.WeakSet[Any]] = {}
+
+    def sessionsOf(self, user: str) -> int:
+        """C{user}'s TLS sessions on all the gateway's lines: those let in (L{admitted}) still on their line."""
+        mine = self.people.get(user)
+        if not mine:
+            return 0
+        return sum(1 for client in list(mine) if getattr(client, "line", None) is not None
+                   and client in client.line.clients)
+
+    def admitted(self, user: str, client: Any) -> None:
+        """C{client}, C{user}'s, let in on a listener (counted while it is on its line)."""
+        if len(self.people) >= 1024 and user not in self.people:
+            for gone in [name for name, clients in self.people.items() if not clients]:
+                del self.people[gone]
+        self.people.setdefault(user, weakref.WeakSet()).add(client)
 
     def __len__(self) -> int:
         return len(self.gates)

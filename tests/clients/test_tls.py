@@ -579,3 +579,35 @@ class TLSDialOutBackoffTests(SynchronousTestCase):
         self.assertEqual(self.silentServer(handshakeFor=5, upFor=6), 8.0)
         self.assertEqual(self.silentServer(handshakeFor=5, upFor=10), 1.0)
         self.assertEqual(self.silentServer(), 2.0)
+
+
+class PlacesOnAllLinesTests(SynchronousTestCase):
+    def test_certificateSessionsOnAllLines(self) -> None:
+        """A CN may have PERSON_SESSIONS (32) TLS sessions on all the gateway's lines together (8 a line alone let a CN with read = ["*"] on 1000 lines hold 8000): one more, on a line where it has none, is refused after its handshake, logged; once one leaves, it gets in."""
+        from serialgw.clients import factory as factoryModule
+        from serialgw.clients.handshakes import HandshakeTable
+        from serialgw.config.specs import PERSON_SESSIONS
+        from tests.fakes import RecordingClient
+
+        ca = Authority(os.path.abspath(self.mktemp()))
+        cert, key = ca.issue("gateway", dns="localhost")
+        spec = parseListener(f"tls:0:cert={cert}:key={key}:ca={ca.path}")
+        table = HandshakeTable()
+        lines = [Line(f"l{n}", RecordingDevice(), clock=Clock()) for n in range(5)]
+        factories = [LineFactory(line, spec, clock=Clock(), inFlight=table) for line in lines]
+        for line in lines:
+            line.rights = Rights(write=("alice",), read=("*",))
+        self.patch(factoryModule, "peerSubject", lambda transport: "carol")
+        carols = []
+        for n in range(PERSON_SESSIONS):
+            client = RecordingClient(f"carol {n}", Role.READONLY)
+            client.person, client.user, client.line = True, "carol", lines[n // 8]  # type: ignore[attr-defined]
+            self.assertTrue(factories[n // 8]._admit(StringTransport(), client))
+            lines[n // 8].attach(client)
+            carols.append(client)
+        with capturedLogs() as events:
+            self.assertFalse(factories[4]._admit(StringTransport(), RecordingClient()))
+        self.assertIn("l4: TLS client 192.168.1.1:54321 (carol) refused: 32 sessions of carol on all lines already "
+                      "(at most 32)", [formatEvent(e) for e in events])
+        lines[0].detach(carols[0])
+        self.assertTrue(factories[4]._admit(StringTransport(), RecordingClient()))
