@@ -104,6 +104,8 @@ class LogFile:
         except NotRegular as e:
             if stat.S_ISLNK(e.mode):
                 raise OSError(errno.ELOOP, "it is a symbolic link, not followed", self.spec.path) from None
+            if stat.S_ISDIR(e.mode) or stat.S_ISSOCK(e.mode):
+                raise OSError(errno.EINVAL, f"it is {kindOf(e.mode)}, not a regular file", self.spec.path) from None
             raise OSError(errno.EINVAL, NOT_A_FILE, self.spec.path) from None
         except OSError as e:
             if e.errno == errno.ELOOP:

@@ -369,6 +369,14 @@ class RotatedBySomeoneElseTests(SynchronousTestCase):
         self.line.deviceDataReceived(b"still logged\n")
         self.assertEqual(self.read(self.path + ".1"), b"still logged\n")
 
+    def test_directoryNamedAsOne(self) -> None:
+        """A directory at the path is refused as what it is, not as 'a FIFO or a device' (it was, since the look before the open)."""
+        os.mkdir(self.path + ".d")
+        with self.assertRaises(OSError) as caught:
+            ConsoleLog(self.line, LogSpec(self.path + ".d", format=""), self.clock)
+        self.assertEqual(caught.exception.strerror, "it is a directory, not a regular file")
+        self.assertEqual(self.line.clients, [])
+
     def test_fifoWithReaderRefused(self) -> None:
         """A FIFO someone reads is refused too: a write to it could wait, and a console log never waits."""
         os.mkfifo(self.path + ".fifo")
