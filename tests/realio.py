@@ -405,15 +405,39 @@ def startedPty(case: Any) -> PtyPair:
     return pty
 
 
+_lockDir: list[str] = []
+
+
+def testLockDir() -> str:
+    """
+    This test run's UUCP lock directory (made at its first use, removed at
+    its end).  Not /var/lock: it is every process's on the machine, where
+    a pty's number is another's at once when it goes, and a lock there
+    naming it (a gateway still retrying a /dev/pts/N that went, a lock
+    outliving its pty for a moment) started a test's line down: what the
+    test typed was dropped (tests.app.test_status test_metricsPage, once
+    under load).  A gateway's flock on the tty still keeps others off it.
+    """
+    if not _lockDir:
+        import atexit
+        import tempfile
+
+        _lockDir.append(tempfile.mkdtemp(prefix="serialgw-test-locks-"))
+        atexit.register(shutil.rmtree, _lockDir[0], True)
+    return _lockDir[0]
+
+
 def ptyLine(device: Union[PtyPair, str], *listeners: Union[str, ListenerSpec], name: str = "t",
             **config: Any) -> LineConfig:
     """
     A line called C{name} on a tty device (a pty pair's slave end, or a
     path), with these listeners (text as --listen takes it, or a spec as it
-    is) and any other LineConfig fields.
+    is) and any other LineConfig fields; its locks in L{testLockDir} unless
+    C{lockDir} is given.
     """
     path = device.slaveName if isinstance(device, PtyPair) else device
     specs = tuple(parseListener(spec) if isinstance(spec, str) else spec for spec in listeners)
+    config.setdefault("lockDir", testLockDir())
     return LineConfig(name, DeviceSpec("tty", path), listeners=specs, **config)
 
 

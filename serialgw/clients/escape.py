@@ -249,7 +249,10 @@ class EscapeMenu:
             elif self._mayChangeRole():
                 line.takeWrite(client)
         elif command == "o":
-            if client.role is Role.WRITER and self._mayChangeRole():
+            if client.role is not Role.WRITER:
+                # (As ^] t by a writer: said, not announced; it said nothing.)
+                client.notice("you only watch already" if client.role is Role.WATCHER else "read-only: you only watch")
+            elif self._mayChangeRole():
                 line.dropWrite(client)
         elif command == "d" or (command == "x" and self.qemuKeys):
             client.notice("bye")

@@ -157,6 +157,16 @@ class ExclusiveTests(SynchronousTestCase):
 
 
 class RoleFloodTests(SynchronousTestCase):
+    def test_onlyWatchByAWatcherAnswered(self) -> None:
+        """^] o by one who only watches (or is read-only) is answered, as ^] t by a writer is ('you write already'); it said nothing."""
+        h = Harness("exclusive")
+        alice, aliceT = h.telnet(port=1)
+        bob, bobT = h.telnet(port=2)
+        text(aliceT), text(bobT)
+        bob.dataReceived(b"\x1do")
+        self.assertEqual((text(bobT), text(aliceT), bob.role), ("\r\n[serialgw: you only watch already]\r\n", "",
+                                                                Role.WATCHER))
+
     def test_takeWriteFloodBounded(self) -> None:
         """Two people racing ^] t ^] o: 5 role changes each in 10 s, then refused (to them only); a bystander hears 9 notices, not 3000."""
         h = Harness("exclusive")

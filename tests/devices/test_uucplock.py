@@ -359,8 +359,8 @@ class CuTests(TestCase):
             os.unlink(self.lock)
 
     def gateway(self) -> GatewayService:
-        return startGateway(self, ptyLine(self.pty, ListenerSpec("tcp:0:interface=127.0.0.1", Protocol.TELNET)),
-                            reopenPolicy=lambda attempt: 0.05)
+        return startGateway(self, ptyLine(self.pty, ListenerSpec("tcp:0:interface=127.0.0.1", Protocol.TELNET),
+                                          lockDir=uucplock.DEFAULT_LOCK_DIR), reopenPolicy=lambda attempt: 0.05)
 
     async def test_cuRefusedWhileGatewayHasLine(self) -> None:
         """The gateway holds the lock: cu -l on the same pty says the line is in use and exits 1."""
