@@ -7,8 +7,9 @@ gateway's own listeners): a byte typed on it goes round for ever.
 
 from __future__ import annotations
 
+from ipaddress import IPv4Address, IPv6Address, ip_address
 from os.path import normpath
-from typing import Callable, Optional, Sequence
+from typing import Callable, Optional, Sequence, Union
 
 from serialgw.config.specs import DeviceSpec, LineConfig, ListenerKind, quote
 
@@ -87,8 +88,19 @@ def _reaches(host: str, bound: str) -> bool:
     """Whether a connection to C{host} reaches a listener bound to C{bound} ('' and 0.0.0.0: every IPv4 address; '::': every address)."""
     if host == bound:
         return True
-    families = _LOOPBACK.get(host) or ({4} if host.startswith("127.") else set())
+    families = _LOOPBACK.get(host) or _hostFamilies(host)
     if not families:
         return False
     listens = {"": {4}, "0.0.0.0": {4}, "::": {4, 6}, "::1": {6}}.get(bound) or ({4} if bound.startswith("127.") else set())
     return bool(families & listens)
+
+
+def _hostFamilies(host: str) -> set[int]:
+    """The families of this host's loopback an address reaches: a loopback one, or the unspecified 0.0.0.0 and :: (Linux connects them to 127.0.0.1 and ::1); an IPv4-mapped one as its IPv4."""
+    try:
+        address: Union[IPv4Address, IPv6Address] = ip_address(host)
+    except ValueError:
+        return {4} if host.startswith("127.") else set()
+    if isinstance(address, IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return {address.version} if address.is_loopback or address.is_unspecified else set()

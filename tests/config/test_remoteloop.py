@@ -66,3 +66,14 @@ class RemoteLoopTests(SynchronousTestCase):
         options.exitOnError = False  # type: ignore[attr-defined]
         e = self.assertRaises(UsageError, options.parseOptions, ["--device", "telnet:127.0.0.1:4444", "--port", "4444"])
         self.assertEqual(str(e), f"--device 'telnet:127.0.0.1:4444' is its own listener '4444': {LOOP}")
+
+    def test_unspecifiedAndMappedAddresses(self) -> None:
+        """tcp:0.0.0.0, telnet:[::] and ::ffff:127.0.0.1 reach this host's loopback (Linux connects 0.0.0.0 to 127.0.0.1, :: to ::1): refused on the line's own listener."""
+        self.assertEqual(self.refused('[lines.a]\ndevice = "tcp:0.0.0.0:4001"\nlisten = "4001"\n'),
+                         f"FILE:2: [lines.a] device: 'tcp:0.0.0.0:4001' is its own listener '4001': {LOOP}")
+        self.assertEqual(self.refused('[lines.a]\ndevice = "telnet:[::]:4001"\nlisten = "tcp6:4001"\n'),
+                         f"FILE:2: [lines.a] device: 'telnet:[::]:4001' is its own listener 'tcp6:4001': {LOOP}")
+        self.assertEqual(self.refused('[lines.a]\ndevice = "tcp:[::ffff:127.0.0.1]:4001"\nlisten = "tcp:4001:interface=127.0.0.1"\n'),
+                         f"FILE:2: [lines.a] device: 'tcp:[::ffff:127.0.0.1]:4001' is its own listener "
+                         f"'tcp:4001:interface=127.0.0.1': {LOOP}")
+        self.assertEqual(self.loads('[lines.a]\ndevice = "tcp:[::]:4001"\nlisten = "tcp:4001:interface=127.0.0.1"\n'), ["a"])
