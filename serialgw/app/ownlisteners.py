@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Optional
 
 import attrs
-from twisted.internet.endpoints import serverFromString
+from twisted.internet.endpoints import UNIXServerEndpoint, serverFromString
 from twisted.logger import Logger
 
 from serialgw.app.listen import StartupError, listening, removeStaleSocket
@@ -31,8 +31,13 @@ def serveStatus(service: GatewayService, description: str) -> None:
     from serialgw.app.status import statusSite
 
     site = statusSite(service, service.reactor)
-    service.statusPort = listening(serverFromString(service.reactor, description), site,
-                                f"cannot serve status on {description!r}")
+    endpoint = serverFromString(service.reactor, description)
+    path = getattr(endpoint, "_address", None) if isinstance(endpoint, UNIXServerEndpoint) else None
+    if isinstance(path, str) and path and not isAbstract(path):
+        # As for a line's or watch-all's socket: a stale one replaced, a live
+        # one named (Twisted said 'Address already in use' or 'Cannot acquire lock').
+        removeStaleSocket(path, "status", owner="the status endpoint")
+    service.statusPort = listening(endpoint, site, f"cannot serve status on {description!r}")
     service._own("closer", service.statusPort.stopListening)
     log.info("status page (JSON) on http://{address}/, Prometheus metrics on /metrics", address=describeAddress(service.statusPort.getHost()))
 

@@ -304,3 +304,31 @@ class StatusSocketTests(TestCase):
         for client in held:
             await client.closed
         self.assertEqual([c.received.data[:15] for c in held], [b"HTTP/1.1 200 OK"] * 8)
+
+    def test_unixPathHeldSaid(self) -> None:
+        """--status unix:PATH where another socket of this process listens (a line's, watch-all's) is refused saying so (Twisted said 'Address already in use' or 'Cannot acquire lock'), the socket left in place."""
+        import os
+        import shutil
+        import socket
+        import stat
+        import tempfile
+
+        from serialgw.app.listen import StartupError
+        from serialgw.app.service import GatewayService
+
+        directory = tempfile.mkdtemp(prefix="sgw")
+        self.addCleanup(shutil.rmtree, directory)
+        path = os.path.join(directory, "s.sock")
+        bound = socket.socket(socket.AF_UNIX)
+        bound.bind(path)
+        bound.listen(1)
+        self.addCleanup(bound.close)
+        pty = startedPty(self)
+        service = GatewayService([ptyLine(pty)], status=f"unix:{path}")
+        self.addCleanup(service.stopService)
+        with self.assertRaises(StartupError) as caught:
+            service.startService()
+        self.assertEqual(str(caught.exception), f"the status endpoint: {path!r} is one of this gateway's own sockets "
+                                                "already (another of its listeners: a line's, watch-all's, the status "
+                                                "endpoint's or SSH's; --check names which)")
+        self.assertTrue(stat.S_ISSOCK(os.lstat(path).st_mode))
