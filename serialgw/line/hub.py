@@ -329,12 +329,15 @@ class Line(PortControl, OpenCloseStrings, RoleChanges, DeviceState, SlowClients)
             return str(self.device.noBreak)
         if not self.device.up:
             return "the device is down"
-        waiting = getattr(client, "typedWaiting", 0)
-        if waiting:
-            # Sent now, it reached the device before that typing (commands are done at once), and a Linux
-            # console takes a break, then a key, as magic SysRq: 'boot' waiting, then a break, rebooted it.
-            return (f"{waiting} byte(s) you typed wait for the device (it takes no input now), and a break now "
-                    "would reach it before them; ask again once they have gone")
+        # Sent now, it reached the device before typing that waits for it (a person's, read while it takes
+        # no input), and a Linux console takes a break, then a key, as magic SysRq: 'boot' waiting, then a
+        # break, rebooted it.  Another person's typing too: typed before, it would go after.
+        mine = getattr(client, "typedWaiting", 0)
+        others = sum(getattr(other, "typedWaiting", 0) for other in self.clients if other is not client)
+        if mine or others:
+            who = f"{mine} byte(s) you typed" if mine else f"{others} byte(s) others typed"
+            return (f"{who} wait for the device (it takes no input now), and a break now would reach it before "
+                    "them; ask again once they have gone")
         return None
 
     def _cutOff(self, client: IClient) -> None:

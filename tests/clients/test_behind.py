@@ -145,6 +145,19 @@ class EscapeMenuWhileBehindTests(SynchronousTestCase):
         client.dataReceived(ESC + b"b")
         self.assertEqual(self.device.events[-1], ("break", None))
 
+    def test_noBreakAheadOfAnothersTypingThatWaits(self) -> None:
+        """A break asked while another person's typing waits for the device is refused too, and said: typed before it, that typing would reach the device after it."""
+        first, _ = self.raw()
+        second, secondTransport = self.raw()
+        self.line.deviceWritable(False)
+        first.dataReceived(b"boot")
+        second.dataReceived(ESC + b"b")
+        self.assertIn(b"no break: 4 byte(s) others typed wait for the device (it takes no input now), and a break now "
+                      b"would reach it before them; ask again once they have gone]", secondTransport.value())
+        self.line.deviceWritable(True)
+        self.assertEqual([(kind, data) for kind, data in self.device.events if kind in ("write", "break")],
+                         [("write", b"boot")])
+
     def test_withoutEscapeMenuNotRead(self) -> None:
         """A client with no escape menu (a program: nc, a script) is not read while the device takes no input, as before: what it sends stays its own until then."""
         client, transport = self.raw("raw+4444")
