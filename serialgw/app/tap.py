@@ -32,6 +32,7 @@ from serialgw.app.singleline import (
 )
 from serialgw.config.file import loadFile
 from serialgw.config.gatewaylisteners import parseStatusListener, parseWatchAll
+from serialgw.config.loops import watchAllLoop
 from serialgw.config.parsers import parseBusyPoll
 from serialgw.config.paths import absoluteListener
 from serialgw.config.placeholders import lineInOptions
@@ -249,6 +250,10 @@ man 8 serialgw
                 more = attrs.evolve(more, listeners=tuple(absoluteListener(s, os.getcwd()) for s in more.listeners))
                 listeners = (fromFile.listeners if fromFile else ()) + more.listeners
                 self["watchAllSpec"] = attrs.evolve(more, listeners=listeners)
+                loop = watchAllLoop(self["allLines"], self["watchAllSpec"])
+                if loop is not None:
+                    raise ConfigError(f"--device {loop[1]}" if self["config"] is None else self.placed(
+                        f"line {quote(loop[0])}: device {loop[1]}"))
             self["statusSpec"] = (absoluteListener(byOption("status", parseStatusListener, self["status"]), os.getcwd())
                                   if self["status"] is not None else None)
             # This process's own status, SSH and watch-all listeners: as

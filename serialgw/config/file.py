@@ -37,6 +37,7 @@ import attrs
 from serialgw.config.foreign import conserverName
 from serialgw.config.gatewaylisteners import parseSSHListener, parseWatchAll
 from serialgw.config.linetable import LINE_KEYS, nameProblem, readLines
+from serialgw.config.loops import watchAllLoop
 from serialgw.config.parsers import checkPath
 from serialgw.config.paths import absolute, absoluteListener, baseOf
 from serialgw.config.placeholders import noLine
@@ -117,8 +118,12 @@ def loadFile(path: str, shards: Optional[int] = None, held: tuple[UserSpec, ...]
                 # (Read as it is, it gave nobody anything: the list of nobody.)
                 raise ConfigError(f"{place()} {quote(names[0])} and no name, nor '*': a name with '!' takes a user out "
                                   f"of the others; {key} = ['*', {quote(names[0])}] is everyone but them")
-    return FileConfig(lines, _ssh(path, text, data, users, problems, base), users, _watchAll(path, text, data, base),
-                      pins, path, text)
+    watchAll = _watchAll(path, text, data, base)
+    loop = watchAllLoop(lines, watchAll)
+    if loop is not None:
+        table = f"lines.{loop[0]}" if "device" in data["lines"][loop[0]] else "defaults"
+        raise ConfigError(f"{_where(path, text, table, 'device')}: [{table}] device: {loop[1]}")
+    return FileConfig(lines, _ssh(path, text, data, users, problems, base), users, watchAll, pins, path, text)
 
 
 WATCH_ALL_KEYS = {"listen", "lines"}

@@ -7,11 +7,12 @@ gateway's own listeners): a byte typed on it goes round for ever.
 
 from __future__ import annotations
 
+from fnmatch import fnmatchcase
 from ipaddress import IPv4Address, IPv6Address, ip_address
 from os.path import normpath
 from typing import Callable, Optional, Sequence, Union
 
-from serialgw.config.specs import DeviceSpec, LineConfig, ListenerKind, quote
+from serialgw.config.specs import DeviceSpec, LineConfig, ListenerKind, ListenerSpec, WatchAllSpec, quote
 
 
 def _asWritten(path: str) -> list[str]:
@@ -74,13 +75,37 @@ def _ownListener(device: DeviceSpec, lines: Sequence[LineConfig]) -> Optional[tu
     """
     for config in lines:
         for spec in config.listeners:
-            if spec.kind is not ListenerKind.LISTEN or spec.tls is not None:
-                continue
-            if device.kind == "unix":
-                if spec.path and normpath(spec.path) == normpath(device.path):
-                    return config.name, spec.text
-            elif not spec.path and spec.port == device.port and _reaches(device.host, spec.host):
+            if _isListener(device, spec):
                 return config.name, spec.text
+    return None
+
+
+def _isListener(device: DeviceSpec, spec: ListenerSpec) -> bool:
+    """Whether a remote device dials that listener (see L{_ownListener})."""
+    if spec.kind is not ListenerKind.LISTEN or spec.tls is not None:
+        return False
+    if device.kind == "unix":
+        return bool(spec.path) and normpath(spec.path) == normpath(device.path)
+    return not spec.path and spec.port == device.port and _reaches(device.host, spec.host)
+
+
+def watchAllLoop(lines: Sequence[LineConfig], watchAll: Optional[WatchAllSpec]) -> Optional[tuple[str, str]]:
+    """
+    A line whose remote device dials a watch-all listener that watches it:
+    each line of its output comes back to it, prefixed, for ever (one line
+    typed on another line kept the gateway at 99 % of a core).  Its name
+    and why, or None.
+    """
+    if watchAll is None:
+        return None
+    for config in lines:
+        if not (config.device.remote and any(fnmatchcase(config.name, p) for p in watchAll.lines)):
+            continue
+        for spec in watchAll.listeners:
+            if _isListener(config.device, spec):
+                return config.name, (f"{quote(config.device.describe())} is the watch-all listener {quote(spec.text)}, "
+                                     f"which watches line {quote(config.name)}: each line of its output would come "
+                                     "back to it from there, prefixed, for ever (a loop)")
     return None
 
 

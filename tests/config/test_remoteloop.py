@@ -77,3 +77,32 @@ class RemoteLoopTests(SynchronousTestCase):
                          f"FILE:2: [lines.a] device: 'tcp:[::ffff:127.0.0.1]:4001' is its own listener "
                          f"'tcp:4001:interface=127.0.0.1': {LOOP}")
         self.assertEqual(self.loads('[lines.a]\ndevice = "tcp:[::]:4001"\nlisten = "tcp:4001:interface=127.0.0.1"\n'), ["a"])
+
+
+class WatchAllLoopTests(SynchronousTestCase):
+    """A line whose remote device is a watch-all listener watching that line: its output comes back to it, prefixed, for ever (seen: one line typed on another line's pty kept the gateway at 99 % of a core)."""
+
+    WATCHES = "each line of its output would come back to it from there, prefixed, for ever (a loop)"
+
+    def test_watchAllInTheFile(self) -> None:
+        """[watch-all] listening where a line's device dials, watching that line: refused at the line's device."""
+        path = writeTemp(self, '[watch-all]\nlisten = "raw+tcp:4999:interface=127.0.0.1"\n'
+                               '[lines.a]\ndevice = "tcp:127.0.0.1:4999"\nlisten = "4001"\n')
+        said = str(self.assertRaises(ConfigError, loadConfig, path)).replace(path, "FILE")
+        self.assertEqual(said, "FILE:4: [lines.a] device: 'tcp:127.0.0.1:4999' is the watch-all listener "
+                               f"'raw+tcp:4999:interface=127.0.0.1', which watches line 'a': {self.WATCHES}")
+
+    def test_notWatchedAllowed(self) -> None:
+        """A watch-all that does not watch the line (lines = patterns it does not match) makes no loop: allowed."""
+        path = writeTemp(self, '[watch-all]\nlisten = "raw+tcp:4999:interface=127.0.0.1"\nlines = ["b*"]\n'
+                               '[lines.a]\ndevice = "tcp:127.0.0.1:4999"\nlisten = "4001"\n')
+        self.assertEqual([line.name for line in loadConfig(path)], ["a"])
+
+    def test_watchAllOption(self) -> None:
+        """--watch-all where --device dials: refused as --device."""
+        options = tap.Options()
+        options.exitOnError = False  # type: ignore[attr-defined]
+        e = self.assertRaises(UsageError, options.parseOptions,
+                              ["--device", "unix:/run/x/w.sock", "--port", "4444", "--watch-all", "raw+unix:/run/x/w.sock"])
+        self.assertEqual(str(e), "--device 'unix:/run/x/w.sock' is the watch-all listener 'raw+unix:/run/x/w.sock', "
+                                 f"which watches line 'w.sock': {self.WATCHES}")
