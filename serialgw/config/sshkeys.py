@@ -229,7 +229,8 @@ class KeysFiles:
         for path in todo:
             got[path] = ConfigError(f"keys file {quote(path)} not read: the reload's {limit:g} s for keys files were "
                                     f"over, {len(running)} of them not read (a hung file system?)")
-        for path in [p for p in self._hung if p not in paths]:
+        # (One still hung is kept though its path left the configuration: put back, it is not read again.)
+        for path in [p for p, reading in self._hung.items() if p not in paths and reading.finished.is_set()]:
             del self._hung[path]
         return got
 

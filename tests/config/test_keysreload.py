@@ -196,6 +196,18 @@ class HungFileTests(SynchronousTestCase):
                          ([("ops1", 1), ("bob", 1), ("carol", 1)], ()))
 
 
+    def test_hungFileLeftAndBackNotReadAgain(self) -> None:
+        """A keys file still hung, taken out of the configuration by a reload and put back by the next, is said still not read: no second reading of it begun (one was, each such reload leaving one more thread hung)."""
+        clock = iter(range(0, 10**6, 1000))
+        self.patch(sshkeys, "monotonic", lambda: float(next(clock)))
+        files = sshkeys.KeysFiles()
+        files.readAll({self.farm.bobFile})
+        files.readAll(set())
+        got = files.readAll({self.farm.bobFile})
+        self.assertEqual(str(got[self.farm.bobFile]), f"keys file {self.farm.bobFile!r} still not read, since an "
+                                                      "earlier reload (a hung file system?)")
+
+
 class ParsedOnTheLoadersThreadTests(SynchronousTestCase):
     def test_oneThreadParses(self) -> None:
         """The keys files are fetched by threads of their own, but parsed on the reload's thread, one at a time: 50 threads parsing at once took the interpreter from the gateway's thread (p99 of a 1 ms tick's lateness 64-103 ms, 5 ms with one)."""
