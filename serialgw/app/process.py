@@ -374,6 +374,14 @@ class TwistdGatewayService(GatewayService):
             factory.retune(factory.spec, watchAll.lines)
         self.watchAllInFile = attrs.evolve(watchAll, listeners=tuple(running))
 
+    def _retuneTLS(self, most: int) -> None:
+        """A reload's [tls] sessions-per-person, for the TLS clients let in from now on (those over it stay)."""
+        table = self.listeners.handshakes
+        if most != table.sessionsPerPerson:
+            log.info("reload: [tls] sessions-per-person {most} (was {was}), for the TLS clients let in from now on",
+                     most=most, was=table.sessionsPerPerson)
+            table.sessionsPerPerson = most
+
     def _applyFile(self, read: tuple[list[LineConfig], Optional[SSHSpec], Optional[WatchAllSpec]],
                    loaded: Optional[FileConfig] = None) -> Any:
         """What L{_reloadFileNow} read (from C{loaded}), applied."""
@@ -393,6 +401,8 @@ class TwistdGatewayService(GatewayService):
                 return changes
             if isinstance(changes, dict):
                 self.reloadUsers(ssh)
+                if loaded is not None:
+                    self._retuneTLS(loaded.tlsSessionsPerPerson)
                 if watchAll != self.watchAllInFile:
                     self._retuneWatchAll(watchAll)
                 self.notifier.reloaded("reloaded: " + ", ".join(f"{len(v)} {k}" for k, v in changes.items()))

@@ -312,13 +312,13 @@ def usersFromFile(path: str) -> list[UserSpec]:
     for key in readKeysFile(path):
         if key.comment == "*":
             # The line's write/read lists are these names, and "*" there means every user.
-            raise ConfigError(f"keys file {quote(path)}: key {key.fingerprint} has the comment '*', which would "
-                              "name every user (a read-only key could type): give it another comment")
+            raise ConfigError(f"keys file {quote(path)}:{key.line}: key {key.fingerprint} has the comment '*', "
+                              "which would name every user (a read-only key could type): give it another comment")
         if key.comment.startswith("!"):
             # ("!NAME" in the line's write/read lists takes NAME out of them; it names nobody.)
-            raise ConfigError(f"keys file {quote(path)}: key {key.fingerprint} has the comment {quote(key.comment)}, "
-                              f"which would take {quote(key.comment[1:])} out of the line's people: give it another "
-                              "comment")
+            raise ConfigError(f"keys file {quote(path)}:{key.line}: key {key.fingerprint} has the comment "
+                              f"{quote(key.comment)}, which would take {quote(key.comment[1:])} out of the line's "
+                              "people: give it another comment")
         name = key.comment or key.fingerprint
         theirs = people.setdefault(name, [])
         if theirs and theirs[0].whole != key.whole:
