@@ -325,6 +325,8 @@ class PtyPort(TtyPort):
         self.link = link
         self.name = f"pty:{link}" if link else slaveName
         self._watch: Optional[SlaveWatch] = None
+        # Set before its link is removed (a reload's look, on its thread, reads it).
+        self.closed = False
         if link:
             try:
                 replaceSymlink(slaveName, link)
@@ -344,11 +346,23 @@ class PtyPort(TtyPort):
         givePty(self._slaveFd, self.link, uid, gid)
 
     def restoreLink(self) -> Optional[str]:
-        """A reload: its link made again if someone removed it (see L{restoreSymlink}): what was done, or None."""
+        """
+        A reload: its link made again if someone removed it (see
+        L{restoreSymlink}): what was done, or None; nothing once it is
+        closed.  (Off the reactor's thread: see
+        L{serialgw.app.retuning.restoreLinks}.)
+        """
+        if self.closed:
+            return None
         try:
-            return restoreSymlink(self.slaveName, self.link)
+            done = restoreSymlink(self.slaveName, self.link)
         except OSError as e:
             return f"is gone and cannot be made again: {errorReason(e)}"
+        if done is not None and self.closed:
+            # Closed meanwhile (a later reload): its close may have looked before this was made.
+            removeSymlink(self.link, self.slaveName)
+            return None
+        return done
 
     def _renewSlave(self) -> None:
         """
@@ -389,6 +403,7 @@ class PtyPort(TtyPort):
             self._watch = SlaveWatch(reactor, self.slaveName, self._slaveFd, self.name, hungUp=self._renewSlave)
 
     def close(self) -> None:
+        self.closed = True
         if self._watch is not None:
             self._watch.close()
             self._watch = None
