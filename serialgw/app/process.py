@@ -9,6 +9,7 @@ L{serialgw.app.runas}.
 from __future__ import annotations
 
 import errno
+import functools
 import os
 import stat
 import threading
@@ -101,6 +102,10 @@ class TwistdGatewayService(GatewayService):
             self.reactor.callFromThread(self.reopenLogs)
 
         signal.signal(signal.SIGUSR1, reopen)
+        # Twisted's SIGTERM and SIGINT handlers are the reactor's, put in as it starts.
+        whenRunning = getattr(self.reactor, "callWhenRunning", None)
+        if whenRunning is not None:
+            whenRunning(self._guardStopSignals)
         try:
             GatewayService.privilegedStartService(self)
         except StartupError as e:
@@ -150,13 +155,54 @@ class TwistdGatewayService(GatewayService):
         gc.collect()
         gc.freeze()
 
+    # A stop asked (a signal Twisted's handler took, or the stop begun), and a
+    # second signal's hurry waiting for the stop to begin (see _stopSignal).
+    _stopAsked = False
+    _hurryDue: Optional[str] = None
+
+    def _guardStopSignals(self) -> None:
+        """
+        Once the reactor runs (its SIGTERM and SIGINT handlers in): the
+        first of those signals goes to Twisted's handler (the log line, the
+        exit status), the others hurry the stop (L{_stopAgain}).  Twisted's
+        handler asks the reactor to stop on its next turn: two signals in one
+        turn (C{kill -TERM $pid; kill -TERM $pid}, a busy reactor) asked
+        twice, the second stop of a stopping reactor a critical
+        ReactorNotRunning traceback in the log.
+        """
+        import signal
+
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            twisted = signal.getsignal(signum)
+            if callable(twisted):
+                signal.signal(signum, functools.partial(self._stopSignal, twisted))
+
+    def _stopSignal(self, twisted: Callable[[int, Any], Any], signum: int, frame: Any) -> None:
+        import signal
+
+        if not self._stopAsked:
+            self._stopAsked = True
+            twisted(signum, frame)
+        else:
+            self.reactor.callFromThread(self._stopAgain, signal.Signals(signum).name)
+
+    def _stopAgain(self, why: str) -> None:
+        """A second stop signal: the stop hurried (L{hurry}), once it has begun if it has not yet."""
+        if self._stopped:
+            self.hurry(why)
+        elif self._hurryDue is None:
+            self._hurryDue = why
+
     def stopService(self) -> Any:
         """
         The stop; while it waits for devices to take their close-strings, a
         second SIGTERM or SIGINT hurries it (L{hurry}): Twisted's handler
         would stop the stopping reactor again, a traceback, and wait on.
+        One that came before the stop began hurries it now.
         """
         import signal
+
+        self._stopAsked = True
 
         def again(signum: int, frame: Any) -> None:
             self.reactor.callFromThread(self.hurry, signal.Signals(signum).name)
@@ -171,7 +217,10 @@ class TwistdGatewayService(GatewayService):
             return result
 
         self._cancelRetry()
-        return GatewayService.stopService(self).addBoth(restore)
+        stopping = GatewayService.stopService(self)
+        if self._hurryDue is not None:
+            self.hurry(self._hurryDue)
+        return stopping.addBoth(restore)
 
     def reloadNothing(self) -> None:
         if self._stopped:
@@ -325,6 +374,14 @@ class TwistdGatewayService(GatewayService):
             factory.retune(factory.spec, watchAll.lines)
         self.watchAllInFile = attrs.evolve(watchAll, listeners=tuple(running))
 
+    def _retuneTLS(self, most: int) -> None:
+        """A reload's [tls] sessions-per-person, for the TLS clients let in from now on (those over it stay)."""
+        table = self.listeners.handshakes
+        if most != table.sessionsPerPerson:
+            log.info("reload: [tls] sessions-per-person {most} (was {was}), for the TLS clients let in from now on",
+                     most=most, was=table.sessionsPerPerson)
+            table.sessionsPerPerson = most
+
     def _applyFile(self, read: tuple[list[LineConfig], Optional[SSHSpec], Optional[WatchAllSpec]],
                    loaded: Optional[FileConfig] = None) -> Any:
         """What L{_reloadFileNow} read (from C{loaded}), applied."""
@@ -344,6 +401,8 @@ class TwistdGatewayService(GatewayService):
                 return changes
             if isinstance(changes, dict):
                 self.reloadUsers(ssh)
+                if loaded is not None:
+                    self._retuneTLS(loaded.tlsSessionsPerPerson)
                 if watchAll != self.watchAllInFile:
                     self._retuneWatchAll(watchAll)
                 self.notifier.reloaded("reloaded: " + ", ".join(f"{len(v)} {k}" for k, v in changes.items()))

@@ -35,8 +35,22 @@ log = Logger()
 # Seconds a reload's answer waits for its look at the ptys' links (see restoreLinks).
 RESTORE_WAIT = 5.0
 
-# Held by the thread of a reload's look at the ptys' links while it works.
-_restoring = threading.Lock()
+class _Looks:
+    """
+    The reloads' looks at the ptys' links, one thread at a time: while one
+    has not returned (a file system that does not answer), a later
+    reload's ptys wait here, the newest only, and that thread takes them
+    up once it returns, leaving what is left of the older list (a later
+    reload wins: a pty it closed, a line it removed, is not looked at, so
+    its link is not made again).  C{lock} is held only to hand over, never
+    across a file system call: the reactor's thread takes it too.
+    """
+
+    lock = threading.Lock()
+    # A thread is at work (under lock).
+    running = False
+    # The newest reload's ptys, waiting for that thread (under lock).
+    waiting: Optional[list[tuple[str, Any, bool]]] = None
 
 
 def restoreLinks(service: GatewayService, result: Any) -> Any:
@@ -46,8 +60,9 @@ def restoreLinks(service: GatewayService, result: Any) -> Any:
     find its pty again until a restart.  Looked at (readlink, and the
     link made) by a thread of its own where the reactor has threads: a
     directory on a mount that hangs holds no line; the reload's answer
-    waits for it RESTORE_WAIT s at most, and while one has not returned a
-    later reload's is not begun (said).
+    waits for it RESTORE_WAIT s at most.  While one has not returned, a
+    later reload's ptys are looked at by it once it does, in place of
+    what it had left (see L{_Looks}; said).
     """
     ptys: list[tuple[str, Any, bool]] = []
     for line in list(service.lines.values()):
@@ -55,24 +70,45 @@ def restoreLinks(service: GatewayService, result: Any) -> Any:
         if hasattr(port, "restoreLink"):
             ptys.append((line.name, port, True))
         ptys += [(line.name, client, False) for client in list(line.clients) if hasattr(client, "restoreLink")]
-    if not ptys:
-        return result
     reactor: Any = service.reactor
-    if not IReactorThreads.providedBy(reactor):
+    threaded = IReactorThreads.providedBy(reactor)
+    with _Looks.lock:
+        if _Looks.running:
+            # (Empty too: what the earlier reload listed is not looked at.)
+            _Looks.waiting = ptys
+            if ptys:
+                log.warn("reload: the look at the ptys' links begun by an earlier reload has not returned (a file "
+                         "system that does not answer?); this reload's is made by it once it does")
+            return result
+        if not ptys:
+            return result
+        if threaded:
+            _Looks.running = True
+    if not threaded:
         _said([(name, pty, isPort, pty.restoreLink()) for name, pty, isPort in ptys])
-        return result
-    if not _restoring.acquire(blocking=False):
-        log.warn("reload: the links of the ptys not looked at: the look begun by an earlier reload has not returned "
-                 "(a file system that does not answer?)")
         return result
     done: defer.Deferred[Any] = defer.Deferred()
 
     def look() -> None:
-        try:
-            found = [(name, pty, isPort, pty.restoreLink()) for name, pty, isPort in ptys]
-        finally:
-            _restoring.release()
-        reactor.callFromThread(over, found)
+        todo: Optional[list[tuple[str, Any, bool]]] = ptys
+        first = True
+        while todo is not None:
+            found: list[tuple[str, Any, bool, Optional[str]]] = []
+            for name, pty, isPort in todo:
+                with _Looks.lock:
+                    if _Looks.waiting is not None:
+                        break  # a later reload's list: it wins
+                try:
+                    what = pty.restoreLink()
+                except Exception as e:  # (never the end of the looks)
+                    what = f"cannot be looked at: {e}"
+                found.append((name, pty, isPort, what))
+            reactor.callFromThread(over if first else _said, found)
+            first = False
+            with _Looks.lock:
+                todo, _Looks.waiting = _Looks.waiting, None
+                if todo is None:
+                    _Looks.running = False
 
     def over(found: list[tuple[str, Any, bool, Optional[str]]]) -> None:
         _said(found)
@@ -89,7 +125,8 @@ def restoreLinks(service: GatewayService, result: Any) -> Any:
     try:
         threading.Thread(target=look, name="serialgw reload's look at pty links", daemon=True).start()
     except RuntimeError:  # (no thread to be had: looked at here, as before)
-        _restoring.release()
+        with _Looks.lock:
+            _Looks.running = False
         timer.cancel()
         _said([(name, pty, isPort, pty.restoreLink()) for name, pty, isPort in ptys])
         return result

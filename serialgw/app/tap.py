@@ -393,6 +393,8 @@ def makeService(options: Options, reactor: Optional[Any] = None) -> GatewayServi
                                     waitForDevices=options["config"] is not None or bool(options["wait-for-device"]))
     service.configPath = options.get("configPath")
     service.source = options.get("configFile")  # (FILE:LINE for what the start and reloads find on disk)
+    if service.source is not None:
+        service.listeners.handshakes.sessionsPerPerson = service.source.tlsSessionsPerPerson
     service.shard = shard = options.get("shardSpec")
     if shard is not None:
         total = len(options["allLines"])

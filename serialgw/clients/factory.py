@@ -19,11 +19,11 @@ from serialgw.clients import handshakes
 from serialgw.clients.handshakes import HandshakeTable, victimOf
 from serialgw.clients.ptylink import PtyClient, keptInPlace
 from serialgw.clients.raw import RawClient
-from serialgw.clients.session import PERSON_SESSIONS_PER_LINE, Session, sessionsOf
+from serialgw.clients.session import PERSON_SESSIONS_PER_LINE, Session, sessionsOf, sessionsSaid
 from serialgw.clients.telnet import TelnetClient
 from serialgw.clients.tls import HandshakeGate, caVerifier, peerSubject
 from serialgw.clients.transports import addressAllowed, admittedBy, describeAddress, peerName, sourceOf
-from serialgw.config.specs import PERSON_SESSIONS, ListenerKind, ListenerSpec, Protocol
+from serialgw.config.specs import ListenerKind, ListenerSpec, Protocol
 from serialgw.config.sshkeys import printable
 from serialgw.line.hub import Line, Role
 from serialgw.logflood import Peer, clientLog
@@ -229,11 +229,12 @@ class LineFactory(Factory):
             table = self.inFlight
             if table is not None:
                 # (As over SSH: 8 a line alone let a CN with read = ["*"] on 1000 lines hold 8000.)
-                total = table.sessionsOf(user)
-                if total >= PERSON_SESSIONS:
-                    log.warn("{line}: TLS client {peer} ({user}) refused: {count} sessions of {whose} on all lines "
-                             "already (at most {most})", line=self.line.name, peer=peerName(transport),
-                             user=printable(user) or "no CN", count=total, most=PERSON_SESSIONS,
+                total, most = table.sessionsOf(user), table.sessionsPerPerson
+                if total >= most:
+                    log.warn("{line}: TLS client {peer} ({user}) refused: {sessions} of {whose} on all lines "
+                             "already (at most {most} a person: [tls] sessions-per-person)", line=self.line.name,
+                             peer=peerName(transport), user=printable(user) or "no CN", count=total,
+                             sessions=sessionsSaid(total), most=most,
                              whose=printable(user) if user else "certificates without a CN")
                     return False
                 table.admitted(user, client)

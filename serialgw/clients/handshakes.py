@@ -14,6 +14,7 @@ import itertools
 import weakref
 from typing import Any, Iterable, Optional
 
+from serialgw.config.specs import PERSON_SESSIONS
 from serialgw.logflood import Peer
 
 
@@ -31,6 +32,9 @@ class HandshakeTable:
         it, a new connection is taken and L{victim} is cut.
     @ivar maxPerAddress: from one source on all listeners, at most: past
         it, a new connection from there is closed at accept.
+    @ivar sessionsPerPerson: a person's (a CN's) TLS clients let in on all
+        lines at once, at most ([tls] sessions-per-person; SSH's are not
+        counted here).
     """
 
     maxInFlight = 1024
@@ -45,6 +49,7 @@ class HandshakeTable:
         self.logKey = Peer("TLS handshakes on all listeners")
         # Each person's (a CN's; "": certificates without one) clients let in on any listener.
         self.people: dict[str, weakref.WeakSet[Any]] = {}
+        self.sessionsPerPerson = PERSON_SESSIONS
 
     def sessionsOf(self, user: str) -> int:
         """C{user}'s TLS sessions on all the gateway's lines: those let in (L{admitted}) still on their line."""

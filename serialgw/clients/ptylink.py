@@ -263,9 +263,14 @@ class PtyClient(ClientEvents, abstract.FileDescriptor):
         if self._closed or not self.opening.is_set() or self.openError is not None:
             return None
         try:
-            return restoreSymlink(self.slaveName, self.link)
+            done = restoreSymlink(self.slaveName, self.link)
         except OSError as e:
             return f"is gone and cannot be made again: {e.strerror}"
+        if done is not None and self._closed:
+            # Closed meanwhile (a later reload): its close may have looked before this was made.
+            removeSymlink(self.link, self.slaveName)
+            return None
+        return done
 
     def _renewSlave(self) -> None:
         """

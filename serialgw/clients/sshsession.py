@@ -26,7 +26,7 @@ from zope.interface import implementer
 
 from serialgw.clients.base import ClientEvents
 from serialgw.clients.guard import boundKernelQueue
-from serialgw.clients.session import CLOSE_GRACE, PERSON_SESSIONS_PER_LINE, Session, sessionsOf
+from serialgw.clients.session import CLOSE_GRACE, PERSON_SESSIONS_PER_LINE, Session, sessionsOf, sessionsSaid
 from serialgw.clients.sshtransport import ServerTransport, conchLog
 from serialgw.clients.transports import admittedBy, describeAddress
 from serialgw.config.sshkeys import printable
@@ -372,10 +372,11 @@ class SSHClient(Session, ClientEvents, SSHChannel):
         sessions, most = self.gateway.sessionsOf(self.login.user), self.gateway.sessionsPerPerson
         if sessions >= most:
             # 8 a line alone let a person with read = ["*"] on 1000 lines hold 8000 sessions (3 GB).
-            log.warn("ssh: {peer} refused a session on {line}: {user} has {count} sessions already, on all lines "
+            log.warn("ssh: {peer} refused a session on {line}: {user} has {sessions} already, on all lines "
                      "(at most {most} a person: [ssh] sessions-per-person)", peer=self.peer, line=line.name,
-                     user=self.login.user, count=sessions, most=most, budget=self.logBudget)
-            self.clock.callLater(0, self._refuse, f"serialgw: you have {sessions} sessions already, on all lines "
+                     user=self.login.user, count=sessions, sessions=sessionsSaid(sessions), most=most,
+                     budget=self.logBudget)
+            self.clock.callLater(0, self._refuse, f"serialgw: you have {sessionsSaid(sessions)} already, on all lines "
                                  f"(at most {most} a person){newline}")
             return True
         self.role = Role.WRITER if right == "write" and not spec.readOnly else Role.READONLY

@@ -61,6 +61,7 @@ from serialgw.config.where import where as _where
 __all__ = ["LINE_KEYS", "MAX_CONFIG_SIZE", "FileConfig", "loadConfig", "loadFile", "nameProblem"]
 
 SSH_KEYS = {"listen", "host-key", "sessions-per-person"}
+TLS_KEYS = {"sessions-per-person"}
 USER_KEYS = {"keys", "keys-file"}
 
 
@@ -78,6 +79,8 @@ class FileConfig:
     # The file and its text: where a line's table is, for what is found later (--check, the start).
     path: str = ""
     text: str = attrs.field(default="", repr=False)
+    # TLS sessions a person (a client certificate's CN) may have at once, on all lines ([tls] sessions-per-person).
+    tlsSessionsPerPerson: int = PERSON_SESSIONS
 
 
 def loadConfig(path: str) -> list[LineConfig]:
@@ -123,7 +126,33 @@ def loadFile(path: str, shards: Optional[int] = None, held: tuple[UserSpec, ...]
     if loop is not None:
         table = f"lines.{loop[0]}" if "device" in data["lines"][loop[0]] else "defaults"
         raise ConfigError(f"{_where(path, text, table, 'device')}: [{table}] device: {loop[1]}")
-    return FileConfig(lines, _ssh(path, text, data, users, problems, base), users, watchAll, pins, path, text)
+    return FileConfig(lines, _ssh(path, text, data, users, problems, base), users, watchAll, pins, path, text,
+                      _tls(path, text, data))
+
+
+def _sessionsPerPerson(path: str, text: str, table: dict[str, Any], name: str) -> int:
+    """[NAME] sessions-per-person (SSH's or TLS's): 1 to MAX_PERSON_SESSIONS, PERSON_SESSIONS if left out."""
+    sessions = table.get("sessions-per-person", PERSON_SESSIONS)
+    if isinstance(sessions, bool) or not isinstance(sessions, int) or not 1 <= sessions <= MAX_PERSON_SESSIONS:
+        raise ConfigError(f"{_where(path, text, name, 'sessions-per-person')}: [{name}] sessions-per-person: expected "
+                          f"a number of sessions from 1 to {MAX_PERSON_SESSIONS}, not {quote(sessions)}")
+    return sessions
+
+
+def _tls(path: str, text: str, data: dict[str, Any]) -> int:
+    """
+    [tls]: what holds for the TLS clients of every line's listeners,
+    those that give a certificate (a person: its CN): sessions-per-person,
+    counted apart from [ssh]'s.
+    """
+    table = data.get("tls", {})
+    if not isinstance(table, dict):
+        raise ConfigError(f"{_where(path, text, 'tls')}: [tls] must be a table")
+    for key in table:
+        if key not in TLS_KEYS:
+            raise ConfigError(f"{_where(path, text, 'tls', key)}: unknown key {quote(key)} in [tls] "
+                              f"(known: {', '.join(sorted(TLS_KEYS))})")
+    return _sessionsPerPerson(path, text, table, "tls")
 
 
 WATCH_ALL_KEYS = {"listen", "lines"}
@@ -316,10 +345,7 @@ def _ssh(path: str, text: str, data: dict[str, Any], users: tuple[UserSpec, ...]
         listener = parseSSHListener(noLine(table["listen"], "listen", "ssh listen"))
     except ConfigError as e:
         raise ConfigError(f"{_where(path, text, 'ssh', 'listen')}: [ssh] listen: {e}") from None
-    sessions = table.get("sessions-per-person", PERSON_SESSIONS)
-    if isinstance(sessions, bool) or not isinstance(sessions, int) or not 1 <= sessions <= MAX_PERSON_SESSIONS:
-        raise ConfigError(f"{_where(path, text, 'ssh', 'sessions-per-person')}: [ssh] sessions-per-person: expected "
-                          f"a number of sessions from 1 to {MAX_PERSON_SESSIONS}, not {quote(sessions)}")
+    sessions = _sessionsPerPerson(path, text, table, "ssh")
     return SSHSpec(absoluteListener(listener, base), absolute(hostKey, base), users, problems, sessions)
 
 

@@ -234,6 +234,27 @@ class FloodReader:
         self.stop()
         self._back()
 
+    def dropped(self) -> None:
+        """
+        The reactor dropped the pipe: at its end, which epoll says as a
+        hang-up (EPOLLHUP without EPOLLIN: the mover's end closed, the pipe
+        empty), so Twisted calls connectionLost, never doRead; or at the
+        reactor's own shutdown.  What the pipe holds is delivered, then the
+        tty goes back (a mover still running is stopped); paused meanwhile,
+        the rest waits for the resume, which watches the pipe again.
+        """
+        while not self.stopped and not self._paused:
+            try:
+                data = os.read(self._pipeR, PIPE_READ)
+            except BlockingIOError:
+                break
+            if not data:
+                break
+            self._deliver(data)
+        if not self.stopped and not self._paused:
+            self.stop()
+            self._back()
+
 
 class _Pipe:
     """The pipe's read end in the reactor."""
@@ -252,7 +273,10 @@ class _Pipe:
             log.failure("{device}: reading what its mover moved failed", device=self.reader.name)
 
     def connectionLost(self, reason: Any) -> None:
-        pass
+        try:
+            self.reader.dropped()
+        except Exception:
+            log.failure("{device}: giving the tty back after its mover failed", device=self.reader.name)
 
     def logPrefix(self) -> str:
         return f"serialgw mover {self.reader.name}"

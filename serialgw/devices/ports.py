@@ -13,6 +13,7 @@ descriptor directly (pyserial's own C{read}/C{write} use C{select()}).
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
 import select
 import termios
@@ -280,6 +281,14 @@ class TtyPort:
         ser = self._serial
         if ser.is_open and ser.fd is not None:
             fd, ser.fd, ser.is_open = ser.fd, None, False
+            if ser.exclusive:
+                # The flock is the open file's, shared by every dup: a
+                # mover's (serialgw.devices.floodread) outlives this close
+                # by a moment, and held it against the line's next open.
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_UN)
+                except OSError:
+                    pass
             os.close(fd)
         self._unlock()
 
@@ -325,6 +334,8 @@ class PtyPort(TtyPort):
         self.link = link
         self.name = f"pty:{link}" if link else slaveName
         self._watch: Optional[SlaveWatch] = None
+        # Set before its link is removed (a reload's look, on its thread, reads it).
+        self.closed = False
         if link:
             try:
                 replaceSymlink(slaveName, link)
@@ -344,11 +355,23 @@ class PtyPort(TtyPort):
         givePty(self._slaveFd, self.link, uid, gid)
 
     def restoreLink(self) -> Optional[str]:
-        """A reload: its link made again if someone removed it (see L{restoreSymlink}): what was done, or None."""
+        """
+        A reload: its link made again if someone removed it (see
+        L{restoreSymlink}): what was done, or None; nothing once it is
+        closed.  (Off the reactor's thread: see
+        L{serialgw.app.retuning.restoreLinks}.)
+        """
+        if self.closed:
+            return None
         try:
-            return restoreSymlink(self.slaveName, self.link)
+            done = restoreSymlink(self.slaveName, self.link)
         except OSError as e:
             return f"is gone and cannot be made again: {errorReason(e)}"
+        if done is not None and self.closed:
+            # Closed meanwhile (a later reload): its close may have looked before this was made.
+            removeSymlink(self.link, self.slaveName)
+            return None
+        return done
 
     def _renewSlave(self) -> None:
         """
@@ -389,6 +412,7 @@ class PtyPort(TtyPort):
             self._watch = SlaveWatch(reactor, self.slaveName, self._slaveFd, self.name, hungUp=self._renewSlave)
 
     def close(self) -> None:
+        self.closed = True
         if self._watch is not None:
             self._watch.close()
             self._watch = None

@@ -133,13 +133,13 @@ class KeysTests(SynchronousTestCase):
                          "cannot read keys file '/nonexistent.pub': No such file or directory")
 
     def test_starCommentRefused(self) -> None:
-        """A key commented '*' is refused: as the person's name it would put "*" (every user) in the line's write list."""
+        """A key commented '*' is refused, naming the file's line: as the person's name it would put "*" (every user) in the line's write list."""
         star = newKey()
         path = self.mktemp()
         with open(path, "w") as f:
             f.write(f"{publicLine(newKey(), 'ops1')}\n{publicLine(star, '*')}\n")
         self.assertEqual(str(self.assertRaises(ConfigError, usersFromFile, path)),
-                         f"keys file {path!r}: key {fingerprint(star)} has the comment '*', which would "
+                         f"keys file {path!r}:2: key {fingerprint(star)} has the comment '*', which would "
                          "name every user (a read-only key could type): give it another comment")
 
     def test_commentsCutToOneNameRefused(self) -> None:
@@ -159,13 +159,13 @@ class KeysTests(SynchronousTestCase):
         self.assertEqual([(u.name, len(u.keys)) for u in usersFromFile(path)], [("ops1 laptop", 2)])
 
     def test_bangCommentRefused(self) -> None:
-        """A key commented '!NAME' is refused: as a person's name in the line's list it would take NAME out of it (ops1's own key then let nobody in), and it logs nobody in."""
+        """A key commented '!NAME' is refused, naming the file's line (it named none): as a person's name in the line's list it would take NAME out of it (ops1's own key then let nobody in), and it logs nobody in."""
         bang = newKey()
         path = self.mktemp()
         with open(path, "w") as f:
             f.write(f"{publicLine(newKey(), 'ops1')}\n{publicLine(bang, '!ops1')}\n")
         self.assertEqual(str(self.assertRaises(ConfigError, usersFromFile, path)),
-                         f"keys file {path!r}: key {fingerprint(bang)} has the comment '!ops1', which would take "
+                         f"keys file {path!r}:2: key {fingerprint(bang)} has the comment '!ops1', which would take "
                          "'ops1' out of the line's people: give it another comment")
 
     def test_notARegularFile(self) -> None:

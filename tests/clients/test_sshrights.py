@@ -167,7 +167,7 @@ class SessionsPerPersonTests(SynchronousTestCase):
                                                    b"(at most 32 a person)\n")])
         self.assertEqual(conn.requests[extra], [(b"exit-status", struct.pack(">L", 1), False)])
         self.assertEqual(h.lines["l9"].clients, [other])
-        [said] = [formatEvent(e) for e in events.at(LogLevel.warn) if "sessions already" in e["log_format"]]
+        [said] = [formatEvent(e) for e in events.at(LogLevel.warn) if "on all lines" in e["log_format"]]
         self.assertEqual(said, "ssh: nagios (192.0.2.7:40000) refused a session on l9: nagios has 32 sessions already, "
                                "on all lines (at most 32 a person: [ssh] sessions-per-person)")
         extra.closed()  # (a refused session counts for nothing)
@@ -188,6 +188,23 @@ class SessionsPerPersonTests(SynchronousTestCase):
         h.clock.advance(0)
         self.assertEqual(conn.extData[extra], [(1, b"serialgw: you have 2 sessions already, on all lines "
                                                    b"(at most 2 a person)\n")])
+
+    def test_oneSessionSaidSo(self) -> None:
+        """With sessions-per-person 1, the second is told and logged '1 session' (it said '1 sessions')."""
+        events = LogEvents(self)
+        h = self.harness(2)
+        h.gateway.sessionsPerPerson = 1
+        channel, _ = h.channel(user="nagios", lineName="l0")
+        channel.requestReceived(b"shell", b"")
+        extra, conn = h.channel(user="nagios", lineName="l1")
+        extra.channelOpen(b"")
+        extra.requestReceived(b"shell", b"")
+        h.clock.advance(0)
+        self.assertEqual(conn.extData[extra], [(1, b"serialgw: you have 1 session already, on all lines "
+                                                   b"(at most 1 a person)\n")])
+        [said] = [formatEvent(e) for e in events.at(LogLevel.warn) if "on all lines" in e["log_format"]]
+        self.assertEqual(said, "ssh: nagios (192.0.2.7:40000) refused a session on l1: nagios has 1 session already, "
+                               "on all lines (at most 1 a person: [ssh] sessions-per-person)")
 
 
 class SessionsPerPersonReloadTests(TestCase):

@@ -583,7 +583,7 @@ class TLSDialOutBackoffTests(SynchronousTestCase):
 
 class PlacesOnAllLinesTests(SynchronousTestCase):
     def test_certificateSessionsOnAllLines(self) -> None:
-        """A CN may have PERSON_SESSIONS (32) TLS sessions on all the gateway's lines together (8 a line alone let a CN with read = ["*"] on 1000 lines hold 8000): one more, on a line where it has none, is refused after its handshake, logged; once one leaves, it gets in."""
+        """A CN may have PERSON_SESSIONS (32, [tls] sessions-per-person by default) TLS sessions on all the gateway's lines together (8 a line alone let a CN with read = ["*"] on 1000 lines hold 8000): one more, on a line where it has none, is refused after its handshake, logged; once one leaves, it gets in."""
         from serialgw.clients import factory as factoryModule
         from serialgw.clients.handshakes import HandshakeTable
         from serialgw.config.specs import PERSON_SESSIONS
@@ -608,6 +608,6 @@ class PlacesOnAllLinesTests(SynchronousTestCase):
         with capturedLogs() as events:
             self.assertFalse(factories[4]._admit(StringTransport(), RecordingClient()))
         self.assertIn("l4: TLS client 192.168.1.1:54321 (carol) refused: 32 sessions of carol on all lines already "
-                      "(at most 32)", [formatEvent(e) for e in events])
+                      "(at most 32 a person: [tls] sessions-per-person)", [formatEvent(e) for e in events])
         lines[0].detach(carols[0])
         self.assertTrue(factories[4]._admit(StringTransport(), RecordingClient()))

@@ -192,7 +192,7 @@ class ForeignTableTests(SynchronousTestCase):
     def test_topLevelTables(self) -> None:
         """A top-level table named as ser2net or conserver name theirs ([default], [connection.x]) names FILE:LINE and ours; another, FILE:LINE alone (it named the file only)."""
         line = '[lines.a]\ndevice = "/dev/ttyS0"\nlisten = "4001"\n'
-        expected = " (expected [defaults], [lines.NAME], [ssh], [users.NAME] and [watch-all])"
+        expected = " (expected [defaults], [lines.NAME], [ssh], [tls], [users.NAME] and [watch-all])"
         for table, hint in (("[default]", "ser2net's default and conserver's default * are the [defaults] table here"),
                             ("[connection.con01]", "ser2net's connection is a [lines.NAME] table here"),
                             ("[console.web1]", "conserver's console NAME is a [lines.NAME] table here")):

@@ -15,9 +15,13 @@ import os
 import select
 import threading
 import tty
+from typing import Generator
 
+from twisted.internet.defer import Deferred, inlineCallbacks
+from twisted.internet.error import ConnectionDone
 from twisted.internet.testing import MemoryReactorClock
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.python.failure import Failure
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from serialgw.app.reactor import BusyPoll
 from serialgw.config.specs import SerialSettings
@@ -380,3 +384,133 @@ class QuietTests(SynchronousTestCase):
         thread.join(10)
         self.assertEqual(results, ["quiet"])
         self.assertEqual(os.read(pipeR, 100), b"x" * FULL)
+
+
+class PipeHangUpTests(Flooding):
+    def test_pipesEndAsAHangUpGivesTheTtyBack(self) -> None:
+        """The pipe's end seen as epoll sees it (a hang-up: the reactor drops the pipe and calls connectionLost, not doRead): the tty goes back to the reactor, not left unread."""
+        reader = self.handOver()
+        os.write(self.master, b"last")
+        self.assertEqual(self.runMover(reader), "quiet")
+        reader._pipe.doRead()
+        self.assertEqual(self.sink.data[-1], b"last")
+        # (What Twisted's epoll reactor does at EPOLLHUP without EPOLLIN.)
+        self.reactor.removeReader(reader._pipe)
+        reader._pipe.connectionLost(Failure(ConnectionDone()))
+        self.assertTrue(reader.stopped)
+        self.assertIsNone(self.device._reader)
+        self.assertEqual(self.reactor.getReaders(), [self.device])
+        self.fromDevice(b"after")
+        self.assertEqual(self.sink.data[-1], b"after")
+
+    def test_pipeDroppedWithBytesDeliversThemFirst(self) -> None:
+        """The pipe dropped by the reactor while it still holds bytes: they are delivered, in order, before the tty goes back."""
+        reader = self.handOver()
+        os.write(self.master, b"held")
+        self.runMover(reader)
+        self.reactor.removeReader(reader._pipe)
+        reader._pipe.connectionLost(Failure(ConnectionDone()))
+        self.assertEqual(self.sink.data[floodread.FULL_READS:], [b"held"])
+        self.assertEqual(self.reactor.getReaders(), [self.device])
+
+    def test_pipeDroppedWhilePausedWaitsForTheResume(self) -> None:
+        """Paused by a delivery while the dropped pipe is read: the rest waits in the pipe, read at the resume, then the tty goes back."""
+        reader = self.handOver()
+        os.write(self.master, b"one")
+        self.runMover(reader)
+        def pausing(data: bytes) -> None:
+            self.sink.data.append(data)
+            self.device.pauseReading()
+
+        self.sink.deviceDataReceived = pausing  # type: ignore[method-assign]
+        self.reactor.removeReader(reader._pipe)
+        reader._pipe.connectionLost(Failure(ConnectionDone()))
+        self.assertEqual(self.sink.data[floodread.FULL_READS:], [b"one"])
+        self.assertFalse(reader.stopped)
+        self.assertEqual(self.reactor.getReaders(), [])
+        self.device.resumeReading()
+        self.assertEqual(self.reactor.getReaders(), [reader._pipe])
+        reader._pipe.connectionLost(Failure(ConnectionDone()))
+        self.assertTrue(reader.stopped)
+        self.assertEqual(self.reactor.getReaders(), [self.device])
+
+
+class RealReactorTests(TestCase):
+    """A thread mover under the real reactor (its epoll), a pty as the device."""
+
+    timeout = 20
+
+    def test_quietMoverGivesTheTtyBack(self) -> Deferred[None]:
+        """After a flood the mover goes quiet and its pipe ends; the reactor reads the tty again, so what the device sends next arrives (it was left unread for ever)."""
+        from twisted.internet import reactor
+
+        self.patch(floodread, "FULL", FULL)
+        self.patch(floodread, "IDLE", 0.01)
+        before = getattr(reactor, "movers", None)
+        reactor.movers = "thread"  # type: ignore[attr-defined]
+        self.addCleanup(setattr, reactor, "movers", before)
+        master, slave = os.openpty()
+        self.addCleanup(os.close, master)
+        tty.setraw(slave)
+        port = TtyPort(os.ttyname(slave), SerialSettings())
+        os.close(slave)
+        arrived: dict[bytes, Deferred[None]] = {}
+        got = bytearray()
+
+        class Watch(Sink):
+            def deviceDataReceived(self, data: bytes) -> None:
+                got.extend(data)
+                for ending, d in list(arrived.items()):
+                    if got.endswith(ending):
+                        del arrived[ending]
+                        # (After the read's end: the device counts it after delivering.)
+                        reactor.callLater(0, d.callback, None)
+
+        device = SerialDevice(port, reactor, sink=Watch())
+        self.addCleanup(device.close)
+        device.start()
+        back: Deferred[None] = Deferred()
+        givenBack = device._givenBack
+
+        def backNow() -> None:
+            givenBack()
+            back.callback(None)
+
+        device._givenBack = backNow  # type: ignore[method-assign]
+
+        def send(data: bytes) -> Deferred[None]:
+            arrived[data] = Deferred()
+            os.write(master, data)
+            return arrived[data]
+
+        @inlineCallbacks
+        def run() -> Generator[Deferred[None], None, None]:
+            for i in range(floodread.FULL_READS):
+                yield send(bytes([65 + i]) * FULL)
+            self.assertIsNotNone(device._reader)
+            yield send(b"moved")
+            yield back
+            self.assertIn(device, reactor.getReaders())
+            yield send(b"after")
+            self.assertEqual(bytes(got), b"A" * FULL + b"B" * FULL + b"C" * FULL + b"D" * FULL + b"movedafter")
+
+        return run()
+
+
+class ExclusiveTests(SynchronousTestCase):
+    def test_closeLeavesNoFlockToTheMover(self) -> None:
+        """A locked tty closed while a mover still holds its dup: the flock goes with the close (it belongs to the open file, shared by the dup), so the line's next open (a reload's, a reopen's) is not refused 'locked by another program' by its own mover."""
+        lockDir = self.mktemp()
+        os.mkdir(lockDir)
+        master, slave = os.openpty()
+        self.addCleanup(os.close, master)
+        tty.setraw(slave)
+        name = os.ttyname(slave)
+        os.close(slave)
+        port = TtyPort(name, SerialSettings(), lockDir=lockDir)
+        reader = FloodReader(MemoryReactorClock(), port.fileno(), "x", print, print, mode="thread", start=False)
+        self.addCleanup(reader.stop)
+        self.addCleanup(reader._closeMoversEnds)
+        port.close()
+        again = TtyPort(name, SerialSettings(), lockDir=lockDir)
+        again.close()

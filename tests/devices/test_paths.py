@@ -117,6 +117,30 @@ class PtyLinkTests(SynchronousTestCase):
         with open(self.link, "rb") as f:
             self.assertEqual(f.read(), b"keep")
 
+    def test_closedDuringRestoreLeavesNoLink(self) -> None:
+        """A pty (device or client) closed on the reactor's thread while a reload's look, on its own, makes its removed link again: the link made is taken back, nothing said; closed before, nothing is made."""
+        from twisted.internet.testing import MemoryReactorClock
+
+        from serialgw.devices import links
+
+        line = Line("t", RecordingDevice(), clock=Clock())
+        reactor = MemoryReactorClock()
+        realReplace = links.replaceSymlink
+        for make in (lambda: PtyPort(self.link, SerialSettings()), lambda: PtyClient(line, self.link, reactor)):
+            pty = make()
+            os.unlink(self.link)
+
+            def replaceThenClosed(target: str, link: str, pty: object = pty) -> None:
+                realReplace(target, link)
+                pty.close()  # type: ignore[attr-defined]
+
+            self.patch(links, "replaceSymlink", replaceThenClosed)
+            self.assertIsNone(pty.restoreLink())
+            self.assertFalse(os.path.lexists(self.link))
+            self.patch(links, "replaceSymlink", realReplace)
+            self.assertIsNone(pty.restoreLink())
+            self.assertFalse(os.path.lexists(self.link))
+
     def test_replacedLinkLeftAtStop(self) -> None:
         """At stop a link is removed only if it still points at our pty: one replaced since is left."""
         port = PtyPort(self.link, SerialSettings())

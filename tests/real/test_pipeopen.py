@@ -227,6 +227,48 @@ class HungPtyLinkTests(HungTests):
         self.assertEqual(os.readlink(self.link), pty.slaveName)
 
 
+    async def test_laterReloadWinsOverAHungLook(self) -> None:
+        """A reload's look at the ptys' links hangs (readlink of a pty: listener's link); a later reload removes a line on a pty: device and adds one with a pty: listener: once the look returns, the removed line's link is not made again (it would lead to a closed pty, whose number another program's may take), and the later reload's ptys are looked at (the added one's removed link made again), said."""
+        from serialgw.app import retuning
+        from serialgw.config.listeners import parseListener
+        from serialgw.config.specs import DeviceSpec, LineConfig
+        from tests.realio import until
+
+        self.patch(retuning, "RESTORE_WAIT", 0.2)
+        a, b, d = startedPty(self), startedPty(self), startedPty(self)
+        other, third = os.path.abspath(self.mktemp()), os.path.abspath(self.mktemp())
+        lineA, lineB = ptyLine(a, LISTEN, f"pty:{self.link}", name="a"), ptyLine(b, LISTEN, name="b")
+        lineC = LineConfig("c", DeviceSpec("pty", other), listeners=(parseListener(LISTEN),))
+        lineD = ptyLine(d, LISTEN, f"pty:{third}", name="d")
+        service = startGateway(self, lineA, lineB, lineC, waitForDevices=True)
+        await until(self, lambda: service.lines["c"].device.up, "line c up")
+        pty = self.ptyOf(service)
+        self.assertTrue(await deferToThread(pty.opening.wait, 10))
+        os.unlink(self.link)
+        hung = HungAfter(self, self.link, name="readlink")
+        self.assertEqual(await service.reload([lineA, lineB, lineC]), {"added": [], "changed": [], "removed": []})
+        self.assertTrue(hung.entered.is_set())
+        self.assertEqual(await service.reload([lineA, lineB, lineD]), {"added": ["d"], "changed": [], "removed": ["c"]})
+        self.assertFalse(os.path.lexists(other))
+        warned = [formatEvent(e) for e in self.events if "look at the ptys' links" in e.get("log_format", "")]
+        self.assertEqual(warned[1:], ["reload: the look at the ptys' links begun by an earlier reload has not "
+                                      "returned (a file system that does not answer?); this reload's is made by it "
+                                      "once it does"])
+        ptyD: Any = next(c for c in service.lines["d"].clients if hasattr(c, "restoreLink"))
+        self.assertTrue(await deferToThread(ptyD.opening.wait, 10))
+        os.unlink(third)
+        hung.release()
+
+        def made() -> list[str]:
+            return [formatEvent(e) for e in self.events if "made again" in formatEvent(e)]
+
+        await until(self, lambda: len(made()) == 2, "the links made again, said")
+        self.assertEqual(made(), [f"a: pty:{self.link}: its link {self.link!r} was gone: made again",
+                                  f"d: pty:{third}: its link {third!r} was gone: made again"])
+        self.assertEqual((os.readlink(self.link), os.readlink(third)), (pty.slaveName, ptyD.slaveName))
+        self.assertFalse(os.path.lexists(other))
+
+
 class HungPtyDeviceTests(HungTests):
     def setUp(self) -> None:
         HungTests.setUp(self)
