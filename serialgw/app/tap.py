@@ -207,10 +207,14 @@ man 8 serialgw
         raise SystemExit(0)
 
     def postOptions(self) -> None:
-        # Before anything imports the default reactor (checking an endpoint
-        # string below does): twistd without --reactor runs ours.
-        installIfNoneChosen()
         try:
+            # Before anything imports the default reactor (checking an endpoint
+            # string below does): twistd without --reactor runs ours.
+            try:
+                installIfNoneChosen()
+            except ValueError as e:
+                # (SERIALGW_ONESHOT or SERIALGW_READER: serialgw.app.oneshot)
+                raise ConfigError(str(e)) from None
             shard = self["shardSpec"] = parseShard(self["shard"]) if self["shard"] is not None else None
             self["busyPoll"] = parseBusyPoll(self["busy-poll"]) if self["busy-poll"] is not None else None
             if self["busyPoll"]:
