@@ -423,12 +423,11 @@ class EscapeMenu:
         before = "" if line.device.noSettings or not line.mayWrite(client) else self._typedBefore(line)
         if before:
             # (A break is refused alike; this one is asked again, as that is.)
-            settings = line.settings
+            current = line.settings.describe()
             log.info("{line}: settings from {peer} refused ({asked}): {reason}; {line} stays at {settings}",
-                     line=line.name, peer=client.peer, asked=f"baud rate {typed}", reason=before,
-                     settings=settings.describe())
+                     line=line.name, peer=client.peer, asked=f"baud rate {typed}", reason=before, settings=current)
             client.notice(f"no change: {before}, and a new rate now would apply to them too; ask again once they "
-                          f"have gone ({line.name} stays at {settings.describe()})")
+                          f"have gone ({line.name} stays at {current})")
             return
         settings: SerialSettings = line.clientSettings(client, wanted)
         if line.device.noSettings:
