@@ -54,7 +54,7 @@ from serialgw.config.specs import (
     SSHSpec,
     quote,
 )
-from serialgw.config.sshkeys import usersFromFile
+from serialgw.config.sshkeys import readAtStart, usersFromFile
 
 # The line with no --device, --port or --listen, --break-duration given.
 DEFAULT_DEVICE = "pty:/tmp/serialgw0"
@@ -87,8 +87,12 @@ def singleSSH(options: usage.Options) -> tuple[Optional[SSHSpec], Rights]:
 
     if options["authorized-keys"] is None and options["readonly-keys"] is None:
         raise ConfigError("--ssh needs --authorized-keys or --readonly-keys: who may log in")
-    writers = usersFromFile(options["authorized-keys"]) if options["authorized-keys"] is not None else []
-    readers = usersFromFile(options["readonly-keys"]) if options["readonly-keys"] is not None else []
+    # Both read at once, off this thread, 5 s at most (a file on a hung file system hung the start).
+    read = readAtStart({path for path in (options["authorized-keys"], options["readonly-keys"]) if path is not None})
+    writers = usersFromFile(options["authorized-keys"], read[options["authorized-keys"]]) \
+        if options["authorized-keys"] is not None else []
+    readers = usersFromFile(options["readonly-keys"], read[options["readonly-keys"]]) \
+        if options["readonly-keys"] is not None else []
     both = sorted({u.name for u in writers} & {u.name for u in readers})
     if both:
         raise ConfigError(f"{quote(both[0])} names keys in --authorized-keys {quote(options['authorized-keys'])} and in "

@@ -303,13 +303,31 @@ def readKeysFile(path: str) -> list[PublicKey]:
     return KEYS_FILES.read(path)
 
 
-def usersFromFile(path: str) -> list[UserSpec]:
+def readAtStart(paths: set[str]) -> dict[str, list[PublicKey]]:
+    """
+    The keys of C{paths} (single-line mode's --authorized-keys and
+    --readonly-keys, at the start and by --check), read as a reload reads
+    keys files (L{KeysFiles.readAll}: each in a thread of its own, READ_LIMIT
+    s at most); ConfigError for one that could not be read, or not in time.
+    (Read on the gateway's thread, a file on a hung file system hung the
+    start for ever, before anything was said.)
+    """
+    got = KEYS_FILES.readAll(paths)
+    for path in sorted(paths):
+        found = got[path]
+        if isinstance(found, ConfigError):
+            raise found
+    return {path: found for path, found in got.items() if not isinstance(found, ConfigError)}
+
+
+def usersFromFile(path: str, keys: Optional[list[PublicKey]] = None) -> list[UserSpec]:
     """
     The people in an authorized_keys file (single-line mode): each key's
-    comment names its person (its fingerprint when it has none).
+    comment names its person (its fingerprint when it has none).  C{keys}:
+    the file's, read already (L{readAtStart}); else it is read now, the same way.
     """
     people: dict[str, list[PublicKey]] = {}
-    for key in readKeysFile(path):
+    for key in readAtStart({path})[path] if keys is None else keys:
         if key.comment == "*":
             # The line's write/read lists are these names, and "*" there means every user.
             raise ConfigError(f"keys file {quote(path)}:{key.line}: key {key.fingerprint} has the comment '*', "
