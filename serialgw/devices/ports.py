@@ -13,6 +13,7 @@ descriptor directly (pyserial's own C{read}/C{write} use C{select()}).
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
 import select
 import termios
@@ -280,6 +281,14 @@ class TtyPort:
         ser = self._serial
         if ser.is_open and ser.fd is not None:
             fd, ser.fd, ser.is_open = ser.fd, None, False
+            if ser.exclusive:
+                # The flock is the open file's, shared by every dup: a
+                # mover's (serialgw.devices.floodread) outlives this close
+                # by a moment, and held it against the line's next open.
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_UN)
+                except OSError:
+                    pass
             os.close(fd)
         self._unlock()
 

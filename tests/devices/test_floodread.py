@@ -458,3 +458,22 @@ class RealReactorTests(TestCase):
             self.assertEqual(bytes(got), b"A" * FULL + b"B" * FULL + b"C" * FULL + b"D" * FULL + b"movedafter")
 
         return run()
+
+
+class ExclusiveTests(SynchronousTestCase):
+    def test_closeLeavesNoFlockToTheMover(self) -> None:
+        """A locked tty closed while a mover still holds its dup: the flock goes with the close (it belongs to the open file, shared by the dup), so the line's next open (a reload's, a reopen's) is not refused 'locked by another program' by its own mover."""
+        lockDir = self.mktemp()
+        os.mkdir(lockDir)
+        master, slave = os.openpty()
+        self.addCleanup(os.close, master)
+        tty.setraw(slave)
+        name = os.ttyname(slave)
+        os.close(slave)
+        port = TtyPort(name, SerialSettings(), lockDir=lockDir)
+        reader = FloodReader(MemoryReactorClock(), port.fileno(), "x", print, print, mode="thread", start=False)
+        self.addCleanup(reader.stop)
+        self.addCleanup(reader._closeMoversEnds)
+        port.close()
+        again = TtyPort(name, SerialSettings(), lockDir=lockDir)
+        again.close()
