@@ -138,6 +138,8 @@ def singleLine(options: usage.Options) -> LineConfig:
     for option, key in (("no-lock", "lock"), ("lock-dir", "lock-dir"), ("no-restore", "restore"),
                         ("break-duration", "break-duration"), ("dtr", "dtr"), ("rts", "rts"),
                         ("idle-dtr", "idle-dtr"), ("idle-rts", "idle-rts")):
+        if option in ("dtr", "rts", "idle-dtr", "idle-rts"):
+            _onOff(options, option)  # (a value that is none is said as such first)
         if options[option] not in (None, 0) and deviceKeyRefusal(key, device):
             raise ConfigError(f"--{option}: {deviceKeyRefusal(key, device)}")
     texts = ([("port", options["port"])] if options["port"] is not None else []) + [("listen", t) for t in options["listen"]]
