@@ -8,10 +8,7 @@ L{serialgw.app.runas}.
 
 from __future__ import annotations
 
-import errno
 import functools
-import os
-import stat
 import threading
 from typing import Any, Callable, Optional, TypeVar
 
@@ -27,6 +24,7 @@ from serialgw.app.listen import StartupError
 from serialgw.app.logs import appendOnly, twistdLogFile
 from serialgw.app.runas import giveFiles, givePtys, warnUnwritable
 from serialgw.app.service import GatewayService
+from serialgw.app.twistdlog import TwistdLogReopens
 from serialgw.clients.factory import samePlace
 from serialgw.config.file import FileConfig, loadFile
 from serialgw.config.shard import Shard, ownListeners, selectLines
@@ -115,36 +113,20 @@ class TwistdGatewayService(GatewayService):
         warnUnwritable(self)
 
     def reopenLogs(self) -> defer.Deferred[int]:
-        # twistd's own log first (the count's line goes to the new file), then the lines' files, in turns.
-        count = self._reopenTwistdLog()
-        return GatewayService.reopenLogs(self).addCallback(lambda reopened: reopened + count)
+        # twistd's own log first (the count's line goes to the new file; its open waited for
+        # REOPEN_WAIT s at most, off this thread), then the lines' files, in turns.
+        return self._reopenTwistdLog().addCallback(
+            lambda count: GatewayService.reopenLogs(self).addCallback(lambda reopened: reopened + count))
 
-    def _reopenTwistdLog(self) -> int:
+    _twistdReopens: Optional[TwistdLogReopens] = None
+
+    def _reopenTwistdLog(self) -> defer.Deferred[int]:
         logFile = self.twistdLog
         if logFile is None:
-            return 0
-        try:
-            # Made (or found) first: twistd's reopen closes its file
-            # before opening the path, and a failure there would leave
-            # it with none.
-            # Not waited on: a FIFO put at the path would hold the reactor.
-            # (Nor does a tty there become the gateway's controlling terminal.)
-            fd = os.open(logFile.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NONBLOCK
-                         | os.O_NOCTTY, 0o640)
-            regular = stat.S_ISREG(os.fstat(fd).st_mode)
-            os.close(fd)
-            if not regular:
-                raise OSError(errno.EINVAL, "it is not a regular file")
-        except OSError as e:
-            if e.errno == errno.ENXIO:
-                e.strerror = "it is not a regular file"
-            log.error("cannot reopen {path}: {reason}; writing on to the file it was", path=logFile.path,
-                      reason=e.strerror)
-            return 0
-        logFile.reopen()
-        appendOnly(logFile)
-        log.info("reopened {path}", path=logFile.path)
-        return 1
+            return defer.succeed(0)
+        if self._twistdReopens is None or self._twistdReopens.logFile is not logFile:
+            self._twistdReopens = TwistdLogReopens(logFile, self.reactor)
+        return self._twistdReopens.reopen()
 
     def startService(self) -> None:
         GatewayService.startService(self)

@@ -15,6 +15,7 @@ import tempfile
 
 from twisted.internet import defer, inotify, protocol, reactor
 from twisted.internet.task import Clock
+from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import formatEvent
 from twisted.python.filepath import FilePath
 from twisted.python.logfile import LogFile
@@ -221,7 +222,8 @@ class TwistdLogReopenTests(SynchronousTestCase):
         path = os.path.join(directory, "twistd.log")
         logFile = LogFile.fromFullPath(path)
         self.addCleanup(logFile.close)
-        service = TwistdGatewayService([])
+        # (A reactor without threads: the path is opened on this thread, the test's.)
+        service = TwistdGatewayService([], reactor=MemoryReactorClock())
         service.twistdLog = logFile
         os.rename(path, path + ".1")
         os.mkfifo(path)
