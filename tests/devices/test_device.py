@@ -199,9 +199,9 @@ class SerialDeviceTests(SynchronousTestCase):
         self.port.accept = 0
         self.device.write(b"x" * (HIGH_WATER + 1))
 
-        def writable(on: bool) -> None:
-            self.sink.writable.append(on)
-            if on:
+        def writable(writable: bool) -> None:
+            self.sink.writable.append(writable)
+            if writable:
                 self.device.write(b"typed")
 
         self.sink.deviceWritable = writable  # type: ignore[method-assign]
@@ -556,9 +556,9 @@ class LossPathTests(ReopeningDevice, SynchronousTestCase):
         self.device.write(b"x" * (HIGH_WATER + 1))
         self.assertEqual(self.sink.writable, [False])
 
-        def writable(on: bool) -> None:
-            self.sink.writable.append(on)
-            if on:
+        def writable(writable: bool) -> None:
+            self.sink.writable.append(writable)
+            if writable:
                 self.device.write(b"typed")
 
         self.sink.deviceWritable = writable  # type: ignore[method-assign]
