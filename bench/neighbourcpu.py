@@ -4,7 +4,8 @@ What the neighbour scenario costs, rather than its wall-clock latency
 (issue 15, target 1): line A's device floods a raw client (bench/flood.py)
 while line B does 1-byte round trips, as in `bench/run.py --only
 neighbour`, and for each server it prints A's rate, the server's CPU
-seconds per GiB relayed (user and system), the cores it used, the flooding
+seconds per GiB relayed (user and system; with its mover processes'
+own, serialgw.devices.floodread), the cores it used, the flooding
 process's CPU per GiB and the server's context switches per MiB.  CPU per
 GiB holds on a machine others load, where round-trip times do not.
 serialgw (a TOML farm, with --args added) and ser2net tuned alternate,
@@ -13,12 +14,14 @@ round after round.
 With --trace (root, perf): where the server waited during the flood,
 from the scheduler's switches with kernel call chains: blocked in a pty's
 poll or read (n_tty_poll, n_tty_read: the kernel's flush of the tty's
-input, waiting for its worker), asleep in epoll, preempted; and the two
+input, waiting for its worker), asleep in epoll, preempted (by whom: the
+command name of the task switched to); and the two
 halves of B's round trip from this process's own system calls (device ->
 client, client -> device).
 
     python3 bench/neighbourcpu.py [--rounds 3] [--seconds 3] [--args "--busy-poll 0"] [--trace] [--no-ser2net] [--rate MIBPS]
                                   [--oneshot 0,1,thread] [--reader reactor,thread,process]
+                                  [--env VAR=VALUE[,VAR=VALUE...]]...
 """
 
 from __future__ import annotations
@@ -44,18 +47,34 @@ ONESHOT_ENV = "SERIALGW_ONESHOT"  # (serialgw.app.oneshot)
 READER_ENV = "SERIALGW_READER"  # (serialgw.app.oneshot; serialgw.devices.floodread)
 
 
-def procStat(pid: int) -> tuple[float, float, int, int]:
-    """User and system CPU seconds (all threads), voluntary and involuntary switches."""
+def treeUserSystem(pid: int) -> tuple[float, float]:
+    """User and system CPU seconds of the process (all threads), its live descendants and the children it collected."""
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     tick = os.sysconf("SC_CLK_TCK")
+    user, system = (int(fields[11]) + int(fields[13])) / tick, (int(fields[12]) + int(fields[14])) / tick
+    for child in run.children(pid):
+        try:
+            more = treeUserSystem(child)
+        except OSError:
+            continue
+        user, system = user + more[0], system + more[1]
+    return user, system
+
+
+def procStat(pid: int) -> tuple[float, float, int, int]:
+    """
+    User and system CPU seconds (all threads, and serialgw's mover processes:
+    treeUserSystem), the server's own voluntary and involuntary switches.
+    """
+    user, system = treeUserSystem(pid)
     switches: dict[str, int] = {}
     with open(f"/proc/{pid}/status") as f:
         for line in f:
             name, _, value = line.partition(":")
             if name.endswith("ctxt_switches"):
                 switches[name] = int(value)
-    return (int(fields[11]) / tick, int(fields[12]) / tick,
+    return (user, system,
             switches.get("voluntary_ctxt_switches", 0), switches.get("nonvoluntary_ctxt_switches", 0))
 
 
@@ -84,13 +103,14 @@ def offCpu(script: str, pid: int) -> dict[str, list[float]]:
     for block in script.split("\n\n"):
         head, *chain = block.strip().split("\n")
         m = re.search(r"([\d.]+): sched:sched_switch: prev_comm=.*? prev_pid=(\d+) .*?prev_state=(\S+) "
-                      r"==> next_comm=.*? next_pid=(\d+)", head)
+                      r"==> next_comm=(.*?) next_pid=(\d+)", head)
         if not m:
             continue
-        t, prev, state, nxt = float(m.group(1)), int(m.group(2)), m.group(3), int(m.group(4))
+        t, prev, state, nxt = float(m.group(1)), int(m.group(2)), m.group(3), int(m.group(5))
         if prev == pid:
             if state.startswith("R"):
-                why = "preempted (runnable)"
+                # (by whom: a kernel worker's name without its number)
+                why = f"preempted (runnable) by {re.sub(r'[0-9:/.-]+', '', m.group(4)).strip() or m.group(4)}"
             else:
                 syms = " ".join(chain)
                 why = next((name for key, name in WAITS if key in syms), "blocked elsewhere")
@@ -160,7 +180,7 @@ def once(server: run.Server, seconds: float, roundTrips: bool, trace: bool, rate
                                   "-o", os.path.join(traceDir, "calls")], stderr=subprocess.DEVNULL),
             ]
             time.sleep(0.3)
-        cpu0, stat0, wall0 = run.cpuPreciseSeconds(pid), procStat(pid), time.perf_counter()
+        cpu0, stat0, wall0 = run.treeCpuSeconds(pid), procStat(pid), time.perf_counter()
         flood0 = run.cpuPreciseSeconds(flooder.pid)
         times: list[float] = []
         end = time.monotonic() + seconds
@@ -169,7 +189,7 @@ def once(server: run.Server, seconds: float, roundTrips: bool, trace: bool, rate
                 times += run.roundTrips(quiet, sock, 50)
             else:
                 time.sleep(0.05)
-        cpu1, stat1, wall1 = run.cpuPreciseSeconds(pid), procStat(pid), time.perf_counter()
+        cpu1, stat1, wall1 = run.treeCpuSeconds(pid), procStat(pid), time.perf_counter()
         flood1 = run.cpuPreciseSeconds(flooder.pid)
         for tracer in tracers:
             tracer.send_signal(2)
@@ -197,9 +217,13 @@ def once(server: run.Server, seconds: float, roundTrips: bool, trace: bool, rate
             window = wall1 - wall0
             sched = subprocess.run(["perf", "script", "-i", os.path.join(traceDir, "sched"), "-F",
                                     "tid,time,event,trace,ip,sym"], capture_output=True, text=True).stdout
-            for why, waits in offCpu(sched, pid).items():
-                out[f"off: {why}, % of the time"] = sum(waits) / window * 100
-                out[f"off: {why}, mean us"] = statistics.mean(waits) * 1e6
+            waits = offCpu(sched, pid)
+            preempted = [t for why, ts in waits.items() if why.startswith("preempted") for t in ts]
+            if preempted:
+                waits["preempted (runnable), by anyone"] = preempted
+            for why, ts in sorted(waits.items()):
+                out[f"off: {why}, % of the time"] = sum(ts) / window * 100
+                out[f"off: {why}, mean us"] = statistics.mean(ts) * 1e6
             calls = subprocess.run(["perf", "script", "-i", os.path.join(traceDir, "calls"), "-F",
                                     "tid,time,event,trace"], capture_output=True, text=True).stdout
             toClient, toDevice = halves(calls, os.getpid())
@@ -234,6 +258,8 @@ def main() -> None:
                         help="serialgw once for each SERIALGW_ONESHOT value (0,1,thread), alternated as the servers are")
     parser.add_argument("--reader", metavar="MODES",
                         help="serialgw once for each SERIALGW_READER value (reactor,thread,process), alternated as the servers are")
+    parser.add_argument("--env", action="append", default=[], metavar="VAR=VALUE[,VAR=VALUE...]",
+                        help="serialgw once with this environment (given again, once for each), alternated")
     parser.add_argument("--trace", action="store_true", help="where the server waited (perf, root)")
     args = parser.parse_args()
     extras = args.args or [""]
@@ -247,6 +273,11 @@ def main() -> None:
         kinds = [(f"serialgw {extra} {READER_ENV}={mode}".replace("  ", " "),
                   lambda mode=mode, extra=extra: SerialgwWithArgs(extra.split(), {READER_ENV: mode}))
                  for extra in extras for mode in args.reader.split(",")]
+    if args.env:
+        kinds = [(f"serialgw {extra} {env}".replace("  ", " "),
+                  lambda env=env, extra=extra: SerialgwWithArgs(
+                      extra.split(), dict(kv.split("=", 1) for kv in env.split(",") if kv)))
+                 for extra in extras for env in args.env]
     if not args.no_ser2net:
         kinds.append(("ser2net-tuned", run.Ser2netNeighbour))
     runs: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -258,7 +289,7 @@ def main() -> None:
     print(f"\nmedians (range) over {args.rounds} rounds; load average {os.getloadavg()[0]:.1f}")
     for name, results in runs.items():
         print(name)
-        for key in results[0]:
+        for key in sorted({key for r in results for key in r}, key=lambda k: (k.startswith("off"), k)):
             values = [r[key] for r in results if key in r]
             print(f"  {key:50} {statistics.median(values):9.3g}  ({min(values):.3g}-{max(values):.3g})")
 

@@ -144,6 +144,7 @@ class FloodReader:
 
     def _run(self) -> None:
         try:
+            mover.yieldToTheGateway()
             mover.move(*self.moverEnds(), int(IDLE * 1000), SPLICE_SIZE)
         except BaseException:
             log.failure("{device}: its mover thread failed", device=self.name)
@@ -160,8 +161,12 @@ class FloodReader:
             (os.POSIX_SPAWN_DUP2, self._wakeR, 5),
         ]
         argv = [sys.executable, "-I", "-S", "-c", _MAIN, _ROOT, str(int(IDLE * 1000)), str(SPLICE_SIZE)]
-        # (Its own session: a terminal's signals to twistd -n are not its.)
-        return os.posix_spawn(sys.executable, argv, {}, file_actions=actions, setsid=True)
+        # Its own process group (a terminal's ^C to twistd -n is not its),
+        # in the gateway's session: Linux schedules each session as a group
+        # of its own (autogroups), where its niceness (mover.NICE) would
+        # weigh against nothing of the gateway's, and the group against
+        # the gateway's whole session.
+        return os.posix_spawn(sys.executable, argv, {}, file_actions=actions, setpgroup=0)
 
     # -- the reactor's thread ---------------------------------------------
 
