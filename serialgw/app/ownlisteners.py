@@ -13,12 +13,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Optional
 
 import attrs
-from twisted.internet.endpoints import UNIXServerEndpoint, serverFromString
+from twisted.internet.endpoints import serverFromString
 from twisted.logger import Logger
 
 from serialgw.app.listen import StartupError, listening, removeStaleSocket
 from serialgw.app.reload import namesBrief
 from serialgw.clients.transports import describeAddress
+from serialgw.config.endpointstrings import unixServerPath
 from serialgw.config.specs import ListenerSpec, SSHSpec, isAbstract
 
 if TYPE_CHECKING:
@@ -32,8 +33,8 @@ def serveStatus(service: GatewayService, description: str) -> None:
 
     site = statusSite(service, service.reactor)
     endpoint = serverFromString(service.reactor, description)
-    path = getattr(endpoint, "_address", None) if isinstance(endpoint, UNIXServerEndpoint) else None
-    if isinstance(path, str) and path and not isAbstract(path):
+    path = unixServerPath(description)
+    if path is not None and not isAbstract(path):
         # As for a line's or watch-all's socket: a stale one replaced, a live
         # one named (Twisted said 'Address already in use' or 'Cannot acquire lock').
         removeStaleSocket(path, "status", owner="the status endpoint")

@@ -134,9 +134,12 @@ def singleLine(options: usage.Options) -> LineConfig:
     given = next((key for key in SERIAL_ONLY if options[key]), None)  # (a flag not given is 0)
     if given is not None and serialOnlyRefusal(device):
         raise ConfigError(f"--{given}: {serialOnlyRefusal(device)}")
-    # The options of the keys a remote device may not mean anything to (they were ignored silently).
+    # The options of the keys a remote device (or a pty: one) may not mean anything to (they were ignored silently).
     for option, key in (("no-lock", "lock"), ("lock-dir", "lock-dir"), ("no-restore", "restore"),
-                        ("break-duration", "break-duration")):
+                        ("break-duration", "break-duration"), ("dtr", "dtr"), ("rts", "rts"),
+                        ("idle-dtr", "idle-dtr"), ("idle-rts", "idle-rts")):
+        if option in ("dtr", "rts", "idle-dtr", "idle-rts"):
+            _onOff(options, option)  # (a value that is none is said as such first)
         if options[option] not in (None, 0) and deviceKeyRefusal(key, device):
             raise ConfigError(f"--{option}: {deviceKeyRefusal(key, device)}")
     texts = ([("port", options["port"])] if options["port"] is not None else []) + [("listen", t) for t in options["listen"]]

@@ -254,7 +254,8 @@ man 8 serialgw
                 more = attrs.evolve(more, listeners=tuple(absoluteListener(s, os.getcwd()) for s in more.listeners))
                 listeners = (fromFile.listeners if fromFile else ()) + more.listeners
                 self["watchAllSpec"] = attrs.evolve(more, listeners=listeners)
-                loop = watchAllLoop(self["allLines"], self["watchAllSpec"])
+                loop = watchAllLoop(self["allLines"], self["watchAllSpec"], shard.count if shard is not None else None,
+                                    self["configFile"].pins if self["config"] is not None else None)
                 if loop is not None:
                     raise ConfigError(f"--device {loop[1]}" if self["config"] is None else self.placed(
                         f"line {quote(loop[0])}: device {loop[1]}"))

@@ -249,9 +249,15 @@ class EscapeMenu:
             elif self._mayChangeRole():
                 line.takeWrite(client)
         elif command == "o":
+            waiting = getattr(client, "typedWaiting", 0)
             if client.role is not Role.WRITER:
                 # (As ^] t by a writer: said, not announced; it said nothing.)
                 client.notice("you only watch already" if client.role is Role.WATCHER else "read-only: you only watch")
+            elif waiting:
+                # Done now, what it typed before (while it wrote) would be refused when the device takes input.
+                client.notice(f"you still write: {waiting} byte(s) you typed wait for the device (it takes no input "
+                              f"now), and they would not be sent if you only watched now; ask again once they have "
+                              f"gone ({keyName(self.key)} d leaves without them)")
             elif self._mayChangeRole():
                 line.dropWrite(client)
         elif command == "d" or (command == "x" and self.qemuKeys):
@@ -414,6 +420,15 @@ class EscapeMenu:
                      asked=f"baud rate {typed}", reason=str(e))
             client.notice(str(e))
             return
+        before = "" if line.device.noSettings or not line.mayWrite(client) else self._typedBefore(line)
+        if before:
+            # (A break is refused alike; this one is asked again, as that is.)
+            current = line.settings.describe()
+            log.info("{line}: settings from {peer} refused ({asked}): {reason}; {line} stays at {settings}",
+                     line=line.name, peer=client.peer, asked=f"baud rate {typed}", reason=before, settings=current)
+            client.notice(f"no change: {before}, and a new rate now would apply to them too; ask again once they "
+                          f"have gone ({line.name} stays at {current})")
+            return
         settings: SerialSettings = line.clientSettings(client, wanted)
         if line.device.noSettings:
             # (Not "stays at 115200,8N1": the speed kept here means nothing there.)
@@ -426,3 +441,17 @@ class EscapeMenu:
             client.notice(f"{why}: nothing changed, {line.name} stays at {settings.describe()}")
             return
         client.notice(f"{line.name} now at {settings.describe()}")
+
+    def _typedBefore(self, line: Line) -> str:
+        """
+        Why a new rate now would overtake bytes typed before it (empty: it
+        would not): people's typing that waits for the device (see
+        L{Line.typedAhead}), or bytes the device has been given and not
+        sent yet (its queue, the driver's).  A rate set at once applies to
+        them: a command typed for the old rate reached the device at the new one.
+        """
+        waiting = line.typedAhead(self.client)
+        if waiting:
+            return waiting
+        queued = line.device.queuedBytes()
+        return f"{queued} byte(s) typed before wait in the device's output queue" if queued else ""

@@ -11,7 +11,7 @@ C{_address}, C{_backlog}, C{_mode}, C{_wantPID}).
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any, Optional, cast
 
 from twisted.internet.endpoints import (
     TCP4ServerEndpoint,
@@ -82,6 +82,25 @@ def _given(text: str, keyword: str, attribute: str) -> bool:
     except TypeError:
         return True
     return bool(zero == one)
+
+
+def unixServerPath(text: str) -> Optional[str]:
+    """The path a C{unix:} server endpoint string binds, as Twisted reads it; None for another kind, or a string Twisted does not read."""
+    try:
+        endpoint = serverFromString(cast(Any, _NO_REACTOR), text)
+    except Exception:
+        return None
+    path = endpoint._address if isinstance(endpoint, UNIXServerEndpoint) else None
+    return path if isinstance(path, str) and path else None
+
+
+def unixEndpointFor(endpoint: str, path: str) -> str:
+    """A C{unix:} server endpoint string for C{path}, with the mode, backlog and lock file C{endpoint} (a C{unix:} one) gives."""
+    server = serverFromString(cast(Any, _NO_REACTOR), endpoint)
+    assert isinstance(server, UNIXServerEndpoint)
+    escaped = path.replace("\\", "\\\\").replace(":", "\\:").replace("=", "\\=")
+    return (f"unix:address={escaped}:mode={server._mode:o}:backlog={server._backlog}"
+            f":lockfile={int(bool(server._wantPID))}")
 
 
 def twistedReads(text: str) -> bool:

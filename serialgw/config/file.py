@@ -122,7 +122,7 @@ def loadFile(path: str, shards: Optional[int] = None, held: tuple[UserSpec, ...]
                 raise ConfigError(f"{place()} {quote(names[0])} and no name, nor '*': a name with '!' takes a user out "
                                   f"of the others; {key} = ['*', {quote(names[0])}] is everyone but them")
     watchAll = _watchAll(path, text, data, base)
-    loop = watchAllLoop(lines, watchAll)
+    loop = watchAllLoop(lines, watchAll, shards, pins)
     if loop is not None:
         table = f"lines.{loop[0]}" if "device" in data["lines"][loop[0]] else "defaults"
         raise ConfigError(f"{_where(path, text, table, 'device')}: [{table}] device: {loop[1]}")

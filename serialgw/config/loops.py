@@ -2,17 +2,23 @@
 Loops a configuration would make: a line's device that leads back to the
 line (a tty path that is the link of its own pty: listener, or of a line's
 whose device leads back to it; a remote device that is one of the
-gateway's own listeners): a byte typed on it goes round for ever.
+gateway's own listeners, at loopback or at another of this host's
+addresses; a watch-all listener, or a process's copy of one under
+--shard, that watches the line or a line whose device leads back to it):
+a byte typed on it goes round for ever.  No name is looked up: a host
+name of this host's other than localhost's is not caught (README).
 """
 
 from __future__ import annotations
 
+from collections import deque
 from fnmatch import fnmatchcase
-from ipaddress import IPv4Address, IPv6Address, ip_address
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address, ip_network
 from os.path import normpath
-from typing import Callable, Optional, Sequence, Union
+from typing import Any, Callable, Mapping, Optional, Sequence, Union
 
-from serialgw.config.specs import DeviceSpec, LineConfig, ListenerKind, ListenerSpec, WatchAllSpec, quote
+from serialgw.config.shard import shardOf, shiftListener
+from serialgw.config.specs import ConfigError, DeviceSpec, LineConfig, ListenerKind, ListenerSpec, WatchAllSpec, quote
 
 
 def _asWritten(path: str) -> list[str]:
@@ -32,15 +38,7 @@ def ptyLoop(lines: Sequence[LineConfig],
     disk: each said by what its directory is); the first is where a pty:
     link is made.
     """
-    links = {hops(spec.path)[0]: config.name for config in lines for spec in config.listeners
-             if spec.kind is ListenerKind.PTY and spec.path}
-    feeds: dict[str, Optional[tuple[str, str]]] = {}
-    for config in lines:
-        if config.device.kind == "tty" and config.device.path:
-            line = next((links[hop] for hop in hops(config.device.path) if hop in links), None)
-            feeds[config.name] = None if line is None else (line, "pty")
-        elif config.device.remote:
-            feeds[config.name] = _ownListener(config.device, lines)
+    feeds = _feeds(lines, hops)
     for start, first in feeds.items():
         chain, step = [start], first
         while step is not None and step[0] not in chain:
@@ -58,6 +56,24 @@ def ptyLoop(lines: Sequence[LineConfig],
             whose = "its own listener" if len(chain) == 1 else f"line {quote(chain[1])}'s listener"
             return start, f"{path} is {whose} {quote(how)}{ring}: {_LOOP}"
     return None
+
+
+def _feeds(lines: Sequence[LineConfig], hops: Callable[[str], list[str]]) -> dict[str, Optional[tuple[str, str]]]:
+    """
+    For each line whose device leads to another line (or its own): that
+    line, and how (C{"pty"}: the link of its pty: listener; else the
+    listener, as written, its remote device dials), whose output it gets.
+    """
+    links = {hops(spec.path)[0]: config.name for config in lines for spec in config.listeners
+             if spec.kind is ListenerKind.PTY and spec.path}
+    feeds: dict[str, Optional[tuple[str, str]]] = {}
+    for config in lines:
+        if config.device.kind == "tty" and config.device.path:
+            line = next((links[hop] for hop in hops(config.device.path) if hop in links), None)
+            feeds[config.name] = None if line is None else (line, "pty")
+        elif config.device.remote:
+            feeds[config.name] = _ownListener(config.device, lines)
+    return feeds
 
 
 _LOOP = "what is written to it would come back to it for ever (a loop)"
@@ -89,35 +105,185 @@ def _isListener(device: DeviceSpec, spec: ListenerSpec) -> bool:
     return not spec.path and spec.port == device.port and _reaches(device.host, spec.host)
 
 
-def watchAllLoop(lines: Sequence[LineConfig], watchAll: Optional[WatchAllSpec]) -> Optional[tuple[str, str]]:
+def watchAllLoop(lines: Sequence[LineConfig], watchAll: Optional[WatchAllSpec], shards: Optional[int] = None,
+                 pins: Optional[Mapping[str, int]] = None) -> Optional[tuple[str, str]]:
     """
-    A line whose remote device dials a watch-all listener that watches it:
-    each line of its output comes back to it, prefixed, for ever (one line
-    typed on another line kept the gateway at 99 % of a core).  Its name
-    and why, or None.
+    A line whose remote device dials a watch-all listener that watches
+    it, or watches a line whose device leads back to it (its listener, a
+    pty: link, another watch-all): each line of its output comes back to
+    it, prefixed, for ever (one line typed on another line kept the
+    gateway at 99 % of a core).  With C{shards} (--shard I/N: N) each
+    process has its own copy of each watch-all listener (PORT+I, PATH.I;
+    L{shiftListener}), watching that process's lines only.  Its name and
+    why, or None.
     """
     if watchAll is None:
         return None
-    for config in lines:
-        if not (config.device.remote and any(fnmatchcase(config.name, p) for p in watchAll.lines)):
+    copies: list[tuple[Optional[int], ListenerSpec, ListenerSpec]] = []
+    for spec in watchAll.listeners:
+        if shards is None:
+            copies.append((None, spec, spec))
             continue
-        for spec in watchAll.listeners:
-            if _isListener(config.device, spec):
-                return config.name, (f"{quote(config.device.describe())} is the watch-all listener {quote(spec.text)}, "
-                                     f"which watches line {quote(config.name)}: each line of its output would come "
-                                     "back to it from there, prefixed, for ever (a loop)")
+        for process in range(shards):
+            try:
+                copies.append((process, shiftListener(spec, process, "--watch-all"), spec))
+            except ConfigError:
+                break  # (one that cannot be copied is refused where the copies are made)
+    names = [config.name for config in lines]
+
+    def watched(index: Optional[int]) -> list[str]:
+        assert watchAll is not None
+        return [name for name in names if any(fnmatchcase(name, p) for p in watchAll.lines)
+                and (index is None or shardOf(name, shards or 1, pins or {}) == index)]
+
+    # Each line whose device dials a watch-all listener (a process's copy): which, and the lines it watches.
+    dials: dict[str, tuple[Optional[int], ListenerSpec, ListenerSpec, list[str]]] = {}
+    for config in lines:
+        if config.device.remote:
+            for at, copy, spec in copies:
+                if _isListener(config.device, copy):
+                    dials[config.name] = (at, copy, spec, watched(at))
+                    break
+    feeds = _feeds(lines, _asWritten)
+    for config in lines:
+        if config.name not in dials:
+            continue
+        at, copy, spec, seen = dials[config.name]
+        path = _pathBack(config.name, seen, feeds, dials)
+        if path is None:
+            continue
+        whose = f" (process {at}'s copy of {quote(spec.text)})" if copy.text != spec.text else ""
+        return config.name, (f"{quote(config.device.describe())} is the watch-all listener {quote(copy.text)}{whose}, "
+                             f"which watches line {quote(path[0])}{''.join(_step(*step) for step in path[1:])}: "
+                             "each line of its output would come back to it from there, prefixed, for ever (a loop)")
     return None
 
 
+# A step of a ring: from a line to the line whose output its device gets, and how (a feed's, or a watch-all's).
+_Step = tuple[str, str, Union[str, ListenerSpec]]
+
+
+def _pathBack(start: str, seen: Sequence[str], feeds: Mapping[str, Optional[tuple[str, str]]],
+              dials: Mapping[str, tuple[Optional[int], ListenerSpec, ListenerSpec, list[str]]]) -> Optional[list[Any]]:
+    """
+    The way from a line watched (one of C{seen}) back to C{start}, each
+    line's device leading to the next (L{_feeds}, or another watch-all):
+    the first line watched, then each step; None if there is none.
+    """
+    came: dict[str, Optional[_Step]] = {}
+    queue: deque[str] = deque()
+    for name in seen:
+        if name not in came:
+            came[name] = None
+            queue.append(name)
+    while queue:
+        name = queue.popleft()
+        if name == start:
+            steps: list[_Step] = []
+            step = came[name]
+            while step is not None:
+                steps.append(step)
+                step = came[step[0]]
+            steps.reverse()
+            return [steps[0][0] if steps else name, *steps]
+        nexts: list[_Step] = []
+        feed = feeds.get(name)
+        if feed is not None:
+            nexts.append((name, feed[0], feed[1]))
+        if name in dials:
+            nexts += [(name, other, dials[name][1]) for other in dials[name][3]]
+        for step in nexts:
+            if step[1] not in came:
+                came[step[1]] = step
+                queue.append(step[1])
+    return None
+
+
+def _step(line: str, other: str, how: Union[str, ListenerSpec]) -> str:
+    """A step of a ring, said: how C{line}'s device gets C{other}'s output."""
+    if isinstance(how, ListenerSpec):
+        return f", line {quote(line)}'s device is the watch-all listener {quote(how.text)}, which watches line {quote(other)}"
+    if how == "pty":
+        return f", line {quote(line)}'s device is the link of line {quote(other)}'s pty: listener"
+    return f", line {quote(line)}'s device is line {quote(other)}'s listener {quote(how)}"
+
+
 def _reaches(host: str, bound: str) -> bool:
-    """Whether a connection to C{host} reaches a listener bound to C{bound} ('' and 0.0.0.0: every IPv4 address; '::': every address)."""
+    """
+    Whether a connection to C{host} reaches a listener bound to C{bound}
+    ('' and 0.0.0.0: every IPv4 address; '::': every address): the same
+    address, loopback, or another address of this host's (a local
+    interface's, L{localNetworks}) on a listener bound to every address.
+    A host name other than localhost's is not looked up (no DNS here): a
+    name of this host's is not caught.
+    """
     if host == bound:
         return True
     families = _LOOPBACK.get(host) or _hostFamilies(host)
-    if not families:
+    if families:
+        listens = {"": {4}, "0.0.0.0": {4}, "::": {4, 6}, "::1": {6}}.get(bound) or (
+            {4} if bound.startswith("127.") else set())
+        return bool(families & listens)
+    wildcard = {"": {4}, "0.0.0.0": {4}, "::": {4, 6}}.get(bound)
+    address = _address(host)
+    if address is None:
         return False
-    listens = {"": {4}, "0.0.0.0": {4}, "::": {4, 6}, "::1": {6}}.get(bound) or ({4} if bound.startswith("127.") else set())
-    return bool(families & listens)
+    if wildcard is None:
+        return address == _address(bound)
+    return address.version in wildcard and any(address in network for network in localNetworks()
+                                               if network.version == address.version)
+
+
+def _address(host: str) -> Union[IPv4Address, IPv6Address, None]:
+    """C{host} as an address (an IPv4-mapped one as its IPv4), or None for a name."""
+    try:
+        address: Union[IPv4Address, IPv6Address] = ip_address(host)
+    except ValueError:
+        return None
+    if isinstance(address, IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+def _readLocalNetworks() -> list[Union[IPv4Network, IPv6Network]]:
+    """
+    This host's own addresses, as the kernel has them (no name looked
+    up): IPv4 from its local routing table (/proc/net/fib_trie's C{host
+    LOCAL} entries: 127.0.0.0/8 is one), IPv6 from /proc/net/if_inet6.
+    Read only for a remote device at an address that may be one of them,
+    on a listener's port bound to every address.  Empty where they cannot
+    be read (not Linux).
+    """
+    networks: list[Union[IPv4Network, IPv6Network]] = []
+    try:
+        with open("/proc/net/fib_trie", encoding="ascii", errors="replace") as f:
+            last = ""
+            for text in f:
+                text = text.strip()
+                if text.startswith("|--"):
+                    last = text[3:].strip()
+                elif text.startswith("/") and text.endswith(" host LOCAL") and last:
+                    try:
+                        networks.append(ip_network(f"{last}{text.split()[0]}", strict=False))
+                    except ValueError:
+                        pass
+    except OSError:
+        pass
+    try:
+        with open("/proc/net/if_inet6", encoding="ascii", errors="replace") as f:
+            for text in f:
+                field = text.split()[0] if text.split() else ""
+                try:
+                    networks.append(ip_network(IPv6Address(int(field, 16))))
+                except ValueError:
+                    pass
+    except OSError:
+        pass
+    return networks
+
+
+# (Tests put their own addresses here.)
+localNetworks = _readLocalNetworks
 
 
 def _hostFamilies(host: str) -> set[int]:

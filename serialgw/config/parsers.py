@@ -198,6 +198,8 @@ def deviceKeyRefusal(key: str, device: DeviceSpec) -> str:
     has a duration (a raw socket carries none, a telnet console's IAC BRK
     is the far end's to time; an rfc2217:// device's BREAK-ON lasts it).
     """
+    if device.kind == "pty":
+        return ptyKeyRefusal(key, device)
     if key in SERIAL_ONLY or key == "restore":
         return serialOnlyRefusal(device)
     if not device.remote or key not in ("lock", "lock-dir", "break-duration"):
@@ -211,6 +213,24 @@ def deviceKeyRefusal(key: str, device: DeviceSpec) -> str:
     if device.kind == "telnet":
         return (f"{where}: a telnet console's break is IAC BRK, which has no duration (the far end's break lasts as "
                 "long as it makes it; an rfc2217:// device's lasts break-duration): take it out")
+    return ""
+
+
+def ptyKeyRefusal(key: str, device: DeviceSpec) -> str:
+    """
+    Why C{key} in a line's own table means nothing on a C{pty:} device (a
+    pseudo-tty the gateway makes: it was kept and ignored), or empty where
+    it does: C{lock} and C{lock-dir} (such a pty takes no lock), and the
+    modem lines (a pty has none: setting them fails with ENOTTY).  Its
+    serial settings, C{restore} and C{break-duration} stay: a program on
+    the pty sees the settings, and a break holds the output after it.
+    """
+    where = f"means nothing on device {quote(device.describe())}"
+    if key in ("lock", "lock-dir"):
+        return (f"{where}: a pty the gateway makes takes no lock (the UUCP lock and flock are for a local tty; no "
+                "other program opens its master): take it out")
+    if key in ("dtr", "rts", "idle-dtr", "idle-rts"):
+        return f"{where}: a pty has no modem lines (DTR and RTS are a serial port's): take it out"
     return ""
 
 

@@ -17,16 +17,12 @@ from __future__ import annotations
 
 import os
 import stat
-from typing import Any, Optional, cast
+from typing import Any, Optional
 
 import attrs
-from twisted.internet.endpoints import UNIXServerEndpoint, serverFromString
 
+from serialgw.config.endpointstrings import unixEndpointFor
 from serialgw.config.specs import DeviceSpec, LineConfig, ListenerKind, ListenerSpec, isAbstract
-
-# Endpoints keep their reactor and touch it only in listen(): parsing with
-# this one does no I/O.
-_NO_REACTOR = cast(Any, object())
 
 
 def absolute(path: str, base: str) -> str:
@@ -69,7 +65,7 @@ def absoluteListener(spec: ListenerSpec, base: str) -> ListenerSpec:
         elif spec.kind is ListenerKind.CONNECT:
             changes["endpoint"] = f"unix:{path}"
         elif spec.kind is ListenerKind.LISTEN:
-            changes["endpoint"] = _unixEndpoint(spec.endpoint, path)
+            changes["endpoint"] = unixEndpointFor(spec.endpoint, path)
     return attrs.evolve(spec, **changes) if changes else spec
 
 
@@ -101,15 +97,6 @@ def absoluteLine(config: LineConfig, base: str) -> LineConfig:
     if device is config.device and log is config.log and all(a is b for a, b in zip(listeners, config.listeners, strict=True)):
         return config  # (all absolute already: a farm of 2000 lines is read at each reload, on the reactor)
     return attrs.evolve(config, device=device, log=log, listeners=listeners)
-
-
-def _unixEndpoint(endpoint: str, path: str) -> str:
-    """A Twisted C{unix:} server endpoint string for C{path}, with the mode, backlog and lock file C{endpoint} gives."""
-    server = serverFromString(_NO_REACTOR, endpoint)
-    assert isinstance(server, UNIXServerEndpoint)
-    escaped = path.replace("\\", "\\\\").replace(":", "\\:").replace("=", "\\=")
-    return (f"unix:address={escaped}:mode={server._mode:o}:backlog={server._backlog}"
-            f":lockfile={int(bool(server._wantPID))}")
 
 
 def identity(path: str) -> Optional[tuple[Any, ...]]:

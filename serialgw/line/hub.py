@@ -331,14 +331,27 @@ class Line(PortControl, OpenCloseStrings, RoleChanges, DeviceState, SlowClients)
             return "the device is down"
         # Sent now, it reached the device before typing that waits for it (a person's, read while it takes
         # no input), and a Linux console takes a break, then a key, as magic SysRq: 'boot' waiting, then a
-        # break, rebooted it.  Another person's typing too: typed before, it would go after.
-        mine = getattr(client, "typedWaiting", 0)
-        others = sum(getattr(other, "typedWaiting", 0) for other in self.clients if other is not client)
-        if mine or others:
-            who = f"{mine} byte(s) you typed" if mine else f"{others} byte(s) others typed"
-            return (f"{who} wait for the device (it takes no input now), and a break now would reach it before "
-                    "them; ask again once they have gone")
+        # break, rebooted it.  Another person's typing too: typed before, it would go after.  (What the
+        # device's own queue holds goes first: a break waits for it.)
+        waiting = self.typedAhead(client)
+        if waiting:
+            return f"{waiting}, and a break now would reach it before them; ask again once they have gone"
         return None
+
+    def typedAhead(self, client: IClient) -> str:
+        """
+        What people typed that waits for the device (it takes no input now:
+        read on for their escape menus), C{client}'s own first, said for
+        C{client}; empty when none does.  A command done now (a break, a
+        new rate) would reach the device before it.
+        """
+        mine = getattr(client, "typedWaiting", 0)
+        if mine:
+            return f"{mine} byte(s) you typed wait for the device (it takes no input now)"
+        others = sum(getattr(other, "typedWaiting", 0) for other in self.clients if other is not client)
+        if others:
+            return f"{others} byte(s) others typed wait for the device (it takes no input now)"
+        return ""
 
     def _cutOff(self, client: IClient) -> None:
         if client in self.logs:

@@ -158,6 +158,49 @@ class EscapeMenuWhileBehindTests(SynchronousTestCase):
         self.assertEqual([(kind, data) for kind, data in self.device.events if kind in ("write", "break")],
                          [("write", b"boot")])
 
+    def test_noBaudChangeAheadOfTypingThatWaits(self) -> None:
+        """^] B RATE while typing (the person's own, or another's) waits for the device, or while the device's queue holds bytes not sent, is refused and said: set at once, the rate applied to the bytes typed before it (a command typed for the old rate reached the device at the new one); once they have gone, it is set."""
+        client, transport = self.raw()
+        other, _ = self.raw()
+        self.line.deviceWritable(False)
+        client.dataReceived(b"stty 9600\r" + ESC + b"B9600\r")
+        self.assertIn(b"[serialgw: no change: 10 byte(s) you typed wait for the device (it takes no input now), and a "
+                      b"new rate now would apply to them too; ask again once they have gone (t stays at 115200,8N1)]",
+                      transport.value())
+        other.dataReceived(ESC + b"B9600\r")
+        self.assertIn(b"[serialgw: no change: 10 byte(s) others typed wait for the device (it takes no input now), "
+                      b"and a new rate now would apply to them too; ask again once they have gone (t stays at "
+                      b"115200,8N1)]", other.transport.value())  # type: ignore[attr-defined]
+        self.assertIn(f"t: settings from {client.peer} refused (baud rate 9600): 10 byte(s) you typed wait for the "
+                      "device (it takes no input now); t stays at 115200,8N1", self.said)
+        self.line.deviceWritable(True)
+        self.device.queued = 3  # (not all of it sent yet)
+        client.dataReceived(ESC + b"B9600\r")
+        self.assertIn(b"[serialgw: no change: 3 byte(s) typed before wait in the device's output queue, and a new rate "
+                      b"now would apply to them too; ask again once they have gone (t stays at 115200,8N1)]",
+                      transport.value())
+        self.assertEqual([event for event in self.device.events if event[0] in ("write", "apply")],
+                         [("write", b"stty 9600\r")])
+        self.device.queued = 0
+        client.dataReceived(ESC + b"B9600\r")
+        self.assertEqual(self.device.events[-1][0], "apply")
+        self.assertEqual(self.line.settings.baudrate, 9600)
+        self.assertIn(b"[serialgw: t now at 9600,8N1]", transport.value())
+
+    def test_noOnlyWatchAheadOfOwnTypingThatWaits(self) -> None:
+        """^] o while the person's own typing waits for the device is refused and said: done at once, that typing, typed while it wrote, was refused when the device took input; once it has gone, it only watches."""
+        client, transport = self.raw()
+        self.line.deviceWritable(False)
+        client.dataReceived(b"ls\r" + ESC + b"o")
+        self.assertIn(b"[serialgw: you still write: 3 byte(s) you typed wait for the device (it takes no input now), "
+                      b"and they would not be sent if you only watched now; ask again once they have gone (^] d "
+                      b"leaves without them)]", transport.value())
+        self.assertIs(client.role, Role.WRITER)
+        self.line.deviceWritable(True)
+        self.assertEqual((self.writes(), self.line.refused), (b"ls\r", 0))
+        client.dataReceived(ESC + b"o")
+        self.assertIs(client.role, Role.WATCHER)
+
     def test_withoutEscapeMenuNotRead(self) -> None:
         """A client with no escape menu (a program: nc, a script) is not read while the device takes no input, as before: what it sends stays its own until then."""
         client, transport = self.raw("raw+4444")

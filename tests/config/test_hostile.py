@@ -129,15 +129,16 @@ class KeyValueTests(SynchronousTestCase):
     def test_lockDirMissingStopsTheStart(self) -> None:
         """A tty line's lock-dir that is not a directory stops the start with --config too (the line stayed down for good), the file's line of its table first."""
         missing = os.path.join(os.path.abspath(self.mktemp()), "locks")
-        path = writeTemp(self, f'{LINE}lock-dir = "{missing}"\n[lines.b]\ndevice = "pty:"\nlisten = "4002"\n'
-                               f'lock-dir = "{missing}"\n')
+        path = writeTemp(self, f'{LINE}lock-dir = "{missing}"\n[lines.b]\ndevice = "pty:"\nlisten = "4002"\n')
         message = (f"line 'a': lock-dir {missing!r} is not a directory: the UUCP lock for '/dev/ttyS0' cannot be made "
                    "(set lock-dir, or lock = false)")
         self.assertEqual(str(self.assertRaises(UsageError, parse, "--config", path)), f"{path}:1: {message}")
         self.assertEqual(str(self.assertRaises(UsageError, parse, "--device", "/dev/ttyS0", "--name", "a",
                                                "--lock-dir", missing)), message)
-        # Not for a line that takes no lock (lock = false, a pty: line, b).
+        # Not for a line that takes no lock (lock = false; a pty: line, given lock-dir by [defaults]).
         parse("--config", writeTemp(self, f'{LINE}lock = false\nlock-dir = "{missing}"\n'))
+        parse("--config", writeTemp(self, f'[defaults]\nlock-dir = "{missing}"\n[lines.b]\ndevice = "pty:"\n'
+                                          'listen = "4002"\n'))
         parse("--device", "/dev/ttyS0", "--no-lock", "--lock-dir", missing)
 
     def test_oneTerminal(self) -> None:

@@ -23,8 +23,10 @@ class ReloadKeysTests(TestCase):
         return loadConfig(writeTemp(self, f'[lines.a]\ndevice = "pty:{link}"\n'
                                           f'listen = "raw+tcp:0:interface=127.0.0.1"\n{extra}'))
 
-    async def test_lockKeysLeaveAPtyLineRunning(self) -> None:
-        """lock and lock-dir changed on a pty: line (it takes no lock) are applied in place: its pty, device and client stay."""
+    async def test_lockKeysOnAPtyLineRefuseTheReload(self) -> None:
+        """lock or lock-dir put in a pty: line's table (it takes no lock) refuse the reload, naming the file's line and the key: the line, its pty and client stay as they were."""
+        from serialgw.config.specs import ConfigError
+
         link = os.path.abspath(self.mktemp())
         service: GatewayService = startGateway(self, *self.config(link))
         line, slave = service.lines["a"], os.path.realpath(link)
@@ -33,10 +35,11 @@ class ReloadKeysTests(TestCase):
         client = await connect(listenerPort(service))
         client.transport.write(b"one")  # type: ignore[union-attr]
         await far.received.contains(b"one")
-        for extra in ("lock = false\n", 'lock = false\nlock-dir = "/tmp"\n', 'lock-dir = "/nonexistent"\n'):
-            result = await service.reload(self.config(link, extra))
-            self.assertEqual(result, {"added": [], "changed": ["a"], "removed": []})
-            self.assertIs(service.lines["a"], line)
+        for extra, key in (("lock = false\n", "lock"), ('lock-dir = "/tmp"\n', "lock-dir")):
+            error = str(self.assertRaises(ConfigError, self.config, link, extra))
+            self.assertIn(f":4: [lines.a] {key}: means nothing on device 'pty:{link}': a pty the gateway makes takes "
+                          "no lock", error)
+        self.assertIs(service.lines["a"], line)
         self.assertEqual(os.path.realpath(link), slave)
         client.transport.write(b" two")  # type: ignore[union-attr]
         await far.received.contains(b"one two")

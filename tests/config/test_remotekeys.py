@@ -155,3 +155,57 @@ class RemoteLineKeysTests(SynchronousTestCase):
         options = tap.Options()
         options.parseOptions(["--device", "rfc2217://10.0.0.5:2217", "--break-duration", "500", "--no-restore"])
         self.assertEqual((options["line"].breakDuration, options["line"].restoreSettings), (0.5, False))
+
+
+NO_PTY_LOCK = ("a pty the gateway makes takes no lock (the UUCP lock and flock are for a local tty; no other "
+               "program opens its master): take it out")
+NO_PTY_MODEM = "a pty has no modem lines (DTR and RTS are a serial port's): take it out"
+
+
+class PtyDeviceKeysTests(SynchronousTestCase):
+    """A pty: device (a pseudo-tty the gateway makes): the keys that mean nothing for it in its own table are refused, naming FILE:LINE and the key; the rest, and all from [defaults], are taken."""
+
+    def refused(self, key: str, value: str) -> str:
+        return RemoteKeysTests.refused(self, f'[lines.vm]\ndevice = "pty:/run/vm0"\nlisten = "4001"\n{key} = {value}\n')  # type: ignore[arg-type]
+
+    def test_lockKeys(self) -> None:
+        """lock and lock-dir on a pty: device: refused (they were taken and ignored, the line looking locked)."""
+        for key, value in (("lock", "false"), ("lock", "true"), ("lock-dir", '"/run/lock"')):
+            self.assertEqual(self.refused(key, value),
+                             f"FILE:4: [lines.vm] {key}: means nothing on device 'pty:/run/vm0': {NO_PTY_LOCK}")
+
+    def test_modemLineKeys(self) -> None:
+        """dtr, rts, idle-dtr and idle-rts on a pty: device: refused (a pty has none; they were kept and ignored)."""
+        for key in ("dtr", "rts", "idle-dtr", "idle-rts"):
+            self.assertEqual(self.refused(key, '"off"'),
+                             f"FILE:4: [lines.vm] {key}: means nothing on device 'pty:/run/vm0': {NO_PTY_MODEM}")
+
+    def test_settingsTakenAndDefaultsSilent(self) -> None:
+        """The serial settings, restore and break-duration are taken on a pty: device (a program on it sees them); every key from [defaults] leaves it alone."""
+        (line,) = loadConfig(writeTemp(self, '[lines.vm]\ndevice = "pty:/run/vm0"\nlisten = "4001"\n'
+                                             'serial = "9600,8N1"\nxonxoff = true\nrestore = false\n'
+                                             'break-duration = 500\n'))
+        self.assertEqual((line.settings.baudrate, line.settings.xonxoff, line.restoreSettings, line.breakDuration),
+                         (9600, True, False, 0.5))
+        text = ('[defaults]\nlock = false\nlock-dir = "/run/lock"\ndtr = "off"\nidle-rts = "off"\n'
+                '[lines.tty]\ndevice = "/dev/ttyS0"\nlisten = "4001"\n'
+                '[lines.vm]\ndevice = "pty:/run/vm0"\nlisten = "4002"\n')
+        tty, vm = loadConfig(writeTemp(self, text))
+        self.assertEqual((tty.lock, tty.lockDir, tty.dtr), (False, "/run/lock", False))
+        self.assertEqual(vm.device.kind, "pty")
+
+    def test_commandLineOptions(self) -> None:
+        """--no-lock, --lock-dir, --dtr, --rts, --idle-dtr, --idle-rts with a pty: --device (the default's too): refused naming the option."""
+        for device, option, why in (
+                (["--device", "pty:/run/vm0"], ["--no-lock"], NO_PTY_LOCK),
+                ([], ["--lock-dir", "/run/lock"], NO_PTY_LOCK),
+                (["--device", "pty:/run/vm0"], ["--dtr", "off"], NO_PTY_MODEM),
+                (["--device", "pty:/run/vm0"], ["--idle-rts", "on"], NO_PTY_MODEM)):
+            options = tap.Options()
+            options.exitOnError = False  # type: ignore[attr-defined]
+            e = self.assertRaises(UsageError, options.parseOptions, [*device, *option])
+            shown = device[1] if device else "pty:/tmp/serialgw0"
+            self.assertEqual(str(e), f"{option[0]}: means nothing on device {shown!r}: {why}")
+        options = tap.Options()
+        options.parseOptions(["--device", "pty:/run/vm0", "--baud", "9600", "--break-duration", "500"])
+        self.assertEqual((options["line"].settings.baudrate, options["line"].breakDuration), (9600, 0.5))

@@ -106,3 +106,95 @@ class WatchAllLoopTests(SynchronousTestCase):
                               ["--device", "unix:/run/x/w.sock", "--port", "4444", "--watch-all", "raw+unix:/run/x/w.sock"])
         self.assertEqual(str(e), "--device 'unix:/run/x/w.sock' is the watch-all listener 'raw+unix:/run/x/w.sock', "
                                  f"which watches line 'w.sock': {self.WATCHES}")
+
+
+class HostAddressLoopTests(SynchronousTestCase):
+    """A remote device at one of this host's own addresses other than loopback (a local interface's): Linux connects it to the gateway's own listener bound to every address, as loopback."""
+
+    def setUp(self) -> None:
+        from ipaddress import ip_network
+
+        from serialgw.config import loops
+
+        self.patch(loops, "localNetworks", lambda: [ip_network("127.0.0.0/8"), ip_network("192.0.2.9/32"),
+                                                    ip_network("2001:db8::9/128"), ip_network("::1/128")])
+
+    def test_interfaceAddressRefused(self) -> None:
+        """tcp:192.0.2.9 (an address of a local interface) on the line's own listener on every address: refused; on a listener bound to loopback alone, or another host's address: allowed."""
+        self.assertEqual(RemoteLoopTests.refused(self, '[lines.a]\ndevice = "tcp:192.0.2.9:4001"\nlisten = "4001"\n'),  # type: ignore[arg-type]
+                         f"FILE:2: [lines.a] device: 'tcp:192.0.2.9:4001' is its own listener '4001': {LOOP}")
+        self.assertEqual(RemoteLoopTests.refused(self, '[lines.a]\ndevice = "telnet:[2001:db8::9]:4001"\n'  # type: ignore[arg-type]
+                                                       'listen = "tcp6:4001"\n'),
+                         f"FILE:2: [lines.a] device: 'telnet:[2001:db8::9]:4001' is its own listener 'tcp6:4001': {LOOP}")
+        self.assertEqual(RemoteLoopTests.refused(self, '[lines.a]\ndevice = "tcp:[::ffff:192.0.2.9]:4001"\n'  # type: ignore[arg-type]
+                                                       'listen = "4001"\n'),
+                         f"FILE:2: [lines.a] device: 'tcp:[::ffff:192.0.2.9]:4001' is its own listener '4001': {LOOP}")
+        for device, listen in (("tcp:192.0.2.9:4001", "tcp:4001:interface=127.0.0.1"), ("tcp:192.0.2.10:4001", "4001"),
+                               ("tcp:[2001:db8::9]:4001", "4001")):
+            self.assertEqual(RemoteLoopTests.loads(self, f'[lines.a]\ndevice = "{device}"\nlisten = "{listen}"\n'),  # type: ignore[arg-type]
+                             ["a"], (device, listen))
+
+    def test_localNetworksRead(self) -> None:
+        """This host's own addresses are read from the kernel (no name looked up): loopback's among them."""
+        from ipaddress import ip_address
+
+        from serialgw.config import loops
+
+        networks = loops.__dict__["_readLocalNetworks"]()
+        self.assertTrue(any(ip_address("127.0.0.1") in network for network in networks), networks)
+
+
+class ShardAndRingLoopTests(SynchronousTestCase):
+    """Watch-all loops the direct check missed: a process's own copy of a watch-all listener (--shard: PORT+I, PATH.I), and a ring through a watch-all that watches another line whose device leads back."""
+
+    WATCHES = WatchAllLoopTests.WATCHES
+
+    def test_shardCopy(self) -> None:
+        """--shard 2: a line of process 1 dialling 4999+1, process 1's copy of the watch-all listener (which watches it): refused; dialling process 0's copy (which watches only process 0's lines): allowed."""
+        from serialgw.config.file import loadFile
+
+        text = ('[watch-all]\nlisten = "raw+tcp:4999:interface=127.0.0.1"\n'
+                '[lines.a]\ndevice = "tcp:127.0.0.1:{port}"\nlisten = "4001"\nshard = 1\n')
+        path = writeTemp(self, text.format(port=5000))
+        said = str(self.assertRaises(ConfigError, loadFile, path, 2)).replace(path, "FILE")
+        self.assertEqual(said, "FILE:4: [lines.a] device: 'tcp:127.0.0.1:5000' is the watch-all listener "
+                               "'raw+tcp:5000:interface=127.0.0.1' (process 1's copy of "
+                               "'raw+tcp:4999:interface=127.0.0.1'), which watches line 'a': " + self.WATCHES)
+        self.assertEqual([line.name for line in loadFile(writeTemp(self, text.format(port=4999)), 2).lines], ["a"])
+        self.assertEqual([line.name for line in loadFile(path).lines], ["a"])  # (one process: no 5000)
+
+    def test_shardCopyUnix(self) -> None:
+        """--shard 3: process 2's copy of a unix watch-all listener is PATH.2: a line of process 2 dialling it is refused."""
+        from serialgw.config.file import loadFile
+
+        path = writeTemp(self, '[watch-all]\nlisten = "raw+unix:/run/x/w.sock"\n'
+                               '[lines.a]\ndevice = "unix:/run/x/w.sock.2"\nlisten = "4001"\nshard = 2\n')
+        said = str(self.assertRaises(ConfigError, loadFile, path, 3)).replace(path, "FILE")
+        self.assertTrue(said.startswith("FILE:4: [lines.a] device: 'unix:/run/x/w.sock.2' is the watch-all listener "
+                                        "'raw+unix:/run/x/w.sock.2:mode=600' (process 2's copy of 'raw+unix:/run/x/w.sock'), "
+                                        "which watches line 'a'"), said)
+
+    def test_ringThroughWatchAll(self) -> None:
+        """Line a dials a watch-all that watches line b only, and line b's device is line a's listener: b's output goes to a, a's to b, for ever: refused at a, naming the ring."""
+        path = writeTemp(self, '[watch-all]\nlisten = "raw+tcp:4999:interface=127.0.0.1"\nlines = ["b"]\n'
+                               '[lines.a]\ndevice = "tcp:127.0.0.1:4999"\nlisten = "4001"\n'
+                               '[lines.b]\ndevice = "telnet:localhost:4001"\nlisten = "4002"\n')
+        said = str(self.assertRaises(ConfigError, loadConfig, path)).replace(path, "FILE")
+        self.assertEqual(said, "FILE:5: [lines.a] device: 'tcp:127.0.0.1:4999' is the watch-all listener "
+                               "'raw+tcp:4999:interface=127.0.0.1', which watches line 'b', line 'b''s device is line "
+                               f"'a''s listener '4001': {self.WATCHES}")
+        # No way back (b's device elsewhere): allowed.
+        path = writeTemp(self, '[watch-all]\nlisten = "raw+tcp:4999:interface=127.0.0.1"\nlines = ["b"]\n'
+                               '[lines.a]\ndevice = "tcp:127.0.0.1:4999"\nlisten = "4001"\n'
+                               '[lines.b]\ndevice = "telnet:10.0.0.5:4001"\nlisten = "4002"\n')
+        self.assertEqual([line.name for line in loadConfig(path)], ["a", "b"])
+
+    def test_shardCopyWatchAllOption(self) -> None:
+        """--watch-all on the command line with --config and --shard 1/2: process 1's copy (4999+1) dialled by a line of process 1: refused, naming the file's line."""
+        path = writeTemp(self, '[lines.a]\ndevice = "tcp:127.0.0.1:5000"\nlisten = "4001"\nshard = 1\n')
+        options = tap.Options()
+        options.exitOnError = False  # type: ignore[attr-defined]
+        e = self.assertRaises(UsageError, options.parseOptions, ["--check", "--config", path, "--shard", "1/2",
+                                                                 "--watch-all", "raw+tcp:4999:interface=127.0.0.1"])
+        self.assertIn("line 'a': device 'tcp:127.0.0.1:5000' is the watch-all listener 'raw+tcp:5000:interface=127.0.0.1' "
+                      "(process 1's copy of 'raw+tcp:4999:interface=127.0.0.1'), which watches line 'a'", str(e))

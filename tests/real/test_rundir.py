@@ -27,7 +27,7 @@ class RundirTests(TestCase):
         """twistd --rundir=ELSEWHERE, a relative --config with relative paths: the pty link, file: output and console log are the file's directory's, and SIGHUP reads the file again there; nothing lands in ELSEWHERE."""
         here, elsewhere = self.directory(), self.directory()
         config = os.path.join(here, "farm.toml")
-        text = ('[lines.a]\ndevice = "pty:dev"\nlog = "console.log"\nlock = false\n'
+        text = ('[lines.a]\ndevice = "pty:dev"\nlog = "console.log"\n'
                 'listen = ["raw+tcp:0:interface=127.0.0.1", "file:out.log"{more}]\n')
         with open(config, "w") as f:
             f.write(text.format(more=""))
