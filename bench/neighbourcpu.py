@@ -93,6 +93,9 @@ WAITS = (
     ("__flush_work", "blocked flushing a tty's input"),
     ("do_epoll_wait", "asleep in epoll"),
     ("do_epoll_pwait", "asleep in epoll"),
+    # (A thread of the server's holds a lock it wants: the GIL, a mover thread's.)
+    ("futex_wait", "blocked on a lock (futex: the GIL)"),
+    ("pipe_read", "blocked in a pipe's read (its lock)"),
 )
 
 
