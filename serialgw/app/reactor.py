@@ -231,8 +231,7 @@ class GatewayReactor(EPollReactor):
     _previous: list[tuple[int, int]] = []
     # How a tty that keeps coming back full is read: by the reactor (None),
     # or moved into a pipe by a thread or a process of its own
-    # (serialgw.devices.floodread; SERIALGW_READER: installed, a thread
-    # unless it says otherwise).
+    # (serialgw.devices.floodread; SERIALGW_READER).
     movers: Optional[str] = None
 
     def __init__(self) -> None:

@@ -1,8 +1,7 @@
 """
 A flooding tty read off the reactor's thread, through a pipe (issue 15,
-target 1): by a thread unless the reactor says otherwise
-(C{SERIALGW_READER}: C{thread}, the default; C{process}; C{reactor},
-none: the reactor reads every tty itself).
+target 1; off unless the reactor asks for it: C{SERIALGW_READER=thread}
+or C{process}, for the benchmark's comparisons).
 
 When C{epoll_wait} looks again at a level-triggered tty whose input a read
 has just emptied, the line discipline's poll waits for the kernel worker

@@ -19,10 +19,8 @@ from typing import Any, Optional
 
 from twisted.internet.task import Clock
 from twisted.logger import globalLogPublisher
-from twisted.python.usage import UsageError
 from twisted.trial.unittest import SynchronousTestCase
 
-from serialgw.app import tap
 from serialgw.app.oneshot import (
     ONESHOT_ENV,
     READER_ENV,
@@ -482,25 +480,16 @@ class ModeTests(SynchronousTestCase):
             self.assertIs(type(reactor), kind)
 
     def test_moversFromEnvironment(self) -> None:
-        """SERIALGW_READER: unset or empty for a thread (the default); 0, off or reactor for none; thread or process; anything else refused, naming it; the reactor is told."""
+        """SERIALGW_READER: unset, 0, off or reactor for none; thread or process; anything else refused, naming it; the reactor is told."""
         self.assertEqual([moversFromEnvironment({READER_ENV: v} if v is not None else {})
                           for v in (None, "", "0", "off", "reactor", "thread", "Process")],
-                         ["thread", "thread", None, None, None, "thread", "process"])
+                         [None, None, None, None, None, "thread", "process"])
         error = self.assertRaises(ValueError, moversFromEnvironment, {READER_ENV: "fork"})
-        self.assertEqual(str(error), "SERIALGW_READER='fork': expected thread (the default), process or reactor (none)")
-        for environ, movers in (({}, "thread"), ({READER_ENV: "reactor"}, None),
-                                ({READER_ENV: "process", ONESHOT_ENV: "1"}, "process")):
+        self.assertEqual(str(error), "SERIALGW_READER='fork': expected reactor (the default), thread or process")
+        for environ, movers in (({}, None), ({READER_ENV: "process", ONESHOT_ENV: "1"}, "process")):
             reactor = reactorFromEnvironment(environ)
             self.addCleanup(reactor._poller.close)
             self.assertEqual(reactor.movers, movers)
-
-    def test_badReaderFailsTheStartSaid(self) -> None:
-        """A SERIALGW_READER serialgw's reactor does not know fails the start as a configuration error naming it (no traceback)."""
-        self.patch(tap, "installIfNoneChosen", lambda: reactorFromEnvironment({READER_ENV: "fork"}))
-        options = tap.Options()
-        options.exitOnError = False  # type: ignore[attr-defined]
-        error = self.assertRaises(UsageError, options.parseOptions, ["--device", "/dev/ttyS0"])
-        self.assertEqual(str(error), "SERIALGW_READER='fork': expected thread (the default), process or reactor (none)")
 
     def test_devicesAsk(self) -> None:
         """serialgw's devices (ttys) ask for one-shot polling while they stay ready."""

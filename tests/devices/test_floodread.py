@@ -163,7 +163,7 @@ class HandOverTests(Flooding):
         self.assertIn(self.device, self.reactor.getReaders())
 
     def test_notWithoutTheReactorAsking(self) -> None:
-        """A reactor that does not ask for movers (SERIALGW_READER=reactor, or another reactor than serialgw's) reads every tty itself."""
+        """A reactor that does not ask for movers (the default) reads every tty itself."""
         self.reactor.movers = None  # type: ignore[attr-defined]
         for _i in range(floodread.FULL_READS * 2):
             self.fromDevice(b"x" * FULL)
