@@ -427,6 +427,7 @@ class SerialDevice(Pacing, EarlyHold, FloodReading):
             except (OSError, termios.error) as e:
                 log.warn("{device}: cannot purge before closing: {reason}", device=self.name, reason=errorReason(e))
         if self.up:
+            self.up = False  # (as in _lost: typing resumed by the queue's drop is dropped, not written)
             self._shutdownPort()
         self._dropEarly()
         self.closed, self.up, self.downReason = True, False, "closed"
@@ -520,8 +521,12 @@ class SerialDevice(Pacing, EarlyHold, FloodReading):
             return
         self.downReason = errorReason(error)
         reason = Failure(DeviceLost(self.downReason))
-        self._shutdownPort()
+        # Down before the port is shut: its queue dropped makes it writable
+        # again, and its line resumes a person's waiting typing, which is
+        # then dropped here (written to the port going, it failed and took
+        # this path again inside this one: lost twice, reopened twice).
         self.up = False
+        self._shutdownPort()
         log.error("{device}: device lost: {reason}", device=self.name, reason=self.downReason)
         if self.reopener.opener is None:
             self.closed = True

@@ -61,6 +61,8 @@ SPLICE_SIZE = 65536
 # How often (seconds) an ended mover process is looked for until it is collected.
 REAP_DELAY = 0.1
 MODES = ("thread", "process")
+# A mover that could not start (no descriptors, no processes left) is tried again after this many seconds.
+REFUSED_WAIT = 60.0
 
 # The mover process: serialgw.devices.mover.main, found where this package is.
 _ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -303,6 +305,8 @@ class FloodReading:
     _wantReading: bool
     _reader: Optional[FloodReader] = None
     _fullReads = 0
+    # A mover failed to start: not tried again before this time (the reactor's clock).
+    _refusedUntil = 0.0
     # (Tests: a mover they run themselves.)
     _startMover = True
 
@@ -315,6 +319,8 @@ class FloodReading:
         mode = readerMode(self.reactor)
         if self._fullReads < FULL_READS or not self._reading or mode is None:
             return
+        if self.reactor.seconds() < self._refusedUntil:
+            return
         if getattr(self.port, "decode", None) is None:
             return
         self._fullReads = 0
@@ -322,7 +328,10 @@ class FloodReading:
             reader = FloodReader(self.reactor, self._fileno, self.name, self._fromMover, self._givenBack, mode,
                                  self._startMover)
         except (OSError, RuntimeError) as e:
-            log.warn("{device}: cannot start a mover ({mode}): {error}", device=self.name, mode=mode, error=e)
+            # Not tried again for a while (tried every FULL_READS reads, it was a line each: 547 for 9 MB).
+            self._refusedUntil = self.reactor.seconds() + REFUSED_WAIT
+            log.warn("{device}: cannot start a mover ({mode}): {error}; the reactor reads it (tried again in {wait:.0f} s)",
+                     device=self.name, mode=mode, error=e, wait=REFUSED_WAIT)
             return
         self.reactor.removeReader(self)
         self._reading = False

@@ -194,6 +194,23 @@ class SerialDeviceTests(SynchronousTestCase):
         self.assertEqual(self.sink.writable, [False, True])
         self.assertEqual(len(self.port.written()), HIGH_WATER + 1)
 
+    def test_closedWhileBehindWithTypingWaiting(self) -> None:
+        """Closed while it took no input, its line resuming a person's waiting typing as the queue is dropped: that typing is dropped too (counted), not written to the port after the queue before it was dropped."""
+        self.port.accept = 0
+        self.device.write(b"x" * (HIGH_WATER + 1))
+
+        def writable(writable: bool) -> None:
+            self.sink.writable.append(writable)
+            if writable:
+                self.device.write(b"typed")
+
+        self.sink.deviceWritable = writable  # type: ignore[method-assign]
+        self.port.accept = None
+        self.device.close()
+        self.assertEqual(self.sink.writable, [False, True])
+        self.assertEqual(self.port.written(), b"")
+        self.assertEqual(self.device.dropped, HIGH_WATER + 1 + 5)
+
     def test_lineStateReported(self) -> None:
         """A break seen by the port, while line errors are watched, reaches the sink after the data read with it."""
         self.device.start()
@@ -531,6 +548,29 @@ class LossPathTests(ReopeningDevice, SynchronousTestCase):
             self.device.purge(True, True)
 
         self.assertLostThenBack(lose, "Input/output error")
+
+    def test_lostWhileBehindWithTypingWaiting(self) -> None:
+        """Lost while it took no input, its line resuming a person's waiting typing as the queue is dropped (writable again): one loss, and that typing dropped (counted), never written to the port going (it was written there, failed, and the loss ran again inside the first: 'device lost' twice, two reopen timers)."""
+        port = self.ports[0]
+        port.accept = 0
+        self.device.write(b"x" * (HIGH_WATER + 1))
+        self.assertEqual(self.sink.writable, [False])
+
+        def writable(writable: bool) -> None:
+            self.sink.writable.append(writable)
+            if writable:
+                self.device.write(b"typed")
+
+        self.sink.deviceWritable = writable  # type: ignore[method-assign]
+
+        def lose() -> None:
+            port.error = OSError(errno.EIO, "Input/output error")
+            self.device.doRead()
+
+        self.assertLostThenBack(lose, "Input/output error")
+        self.assertEqual(self.sink.writable, [False, True])
+        self.assertEqual(port.written(), b"")
+        self.assertEqual((self.device.dropped, self.device.unsent), (HIGH_WATER + 1 + 5, HIGH_WATER + 1))
 
     def failingPurge(self, receive: bool, transmit: bool) -> None:
         raise termios.error(errno.EIO, "Input/output error")

@@ -10,6 +10,7 @@ spawns the real mover process).
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import select
@@ -20,6 +21,7 @@ from typing import Generator
 from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.internet.error import ConnectionDone
 from twisted.internet.testing import MemoryReactorClock
+from twisted.logger import capturedLogs
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
@@ -514,3 +516,29 @@ class ExclusiveTests(SynchronousTestCase):
         port.close()
         again = TtyPort(name, SerialSettings(), lockDir=lockDir)
         again.close()
+
+
+class RefusedTests(Flooding):
+    def test_moverThatCannotStartIsTriedOncePerFlood(self) -> None:
+        """A mover that cannot start (no descriptors left: EMFILE) is said once and not tried again for REFUSED_WAIT seconds, the reactor reading the tty: it was tried and logged every FULL_READS reads (547 lines for a flood of 9 MB)."""
+        def noMore(flags: int) -> tuple[int, int]:
+            raise OSError(errno.EMFILE, "Too many open files")
+
+        self.patch(floodread.os, "pipe2", noMore)
+        with capturedLogs() as events:
+            for _i in range(floodread.FULL_READS * 5):
+                self.fromDevice(b"f" * FULL)
+            self.fromDevice(b"short")
+            for _i in range(floodread.FULL_READS * 5):
+                self.fromDevice(b"g" * FULL)
+            self.reactor.advance(floodread.REFUSED_WAIT - 0.001)
+            for _i in range(floodread.FULL_READS):
+                self.fromDevice(b"h" * FULL)
+            self.reactor.advance(0.001)
+            for _i in range(floodread.FULL_READS):
+                self.fromDevice(b"i" * FULL)
+        said = [e for e in events if "cannot start a mover" in e["log_format"]]
+        self.assertEqual([str(e["error"]) for e in said], ["[Errno 24] Too many open files"] * 2)
+        self.assertIsNone(self.device._reader)
+        self.assertEqual(self.reactor.getReaders(), [self.device])
+        self.assertEqual(len(self.sink.data), floodread.FULL_READS * 12 + 1)
