@@ -42,6 +42,7 @@ from serialgw.app.reload import (
     sharesAddress,
 )
 from serialgw.app.retuning import reopenParts, retune
+from serialgw.clients.tlsfiles import TLSError, readPem
 from serialgw.config.specs import LineConfig, ListenerKind, ListenerSpec
 
 if TYPE_CHECKING:
@@ -76,6 +77,34 @@ _stuck: set[str] = set()
 _looking = threading.Lock()
 
 
+@attrs.frozen
+class TLSFile:
+    """One of the files a TLS listener or dial-out reads (certificate, key, CA file): what a reload reads aside first."""
+
+    spec: ListenerSpec
+    path: str
+    what: str
+
+
+def tlsFiles(name: str, spec: ListenerSpec) -> list[tuple[str, TLSFile]]:
+    """The TLS files of C{spec} (none without TLS), as items of a reload's look (see L{_what})."""
+    tls = spec.tls
+    if tls is None:
+        return []
+    return [(name, TLSFile(spec, path, what)) for path, what in ((tls.cert, "certificate"), (tls.key, "key"),
+                                                                 (tls.ca, "CA file")) if path]
+
+
+def readTLSFile(item: tuple[str, TLSFile]) -> Optional[str]:
+    """(The look's thread.)  A TLS file read as its listener will read it: why it cannot be, or None."""
+    name, file = item
+    try:
+        readPem(file.path, file.what)
+    except TLSError as e:
+        return f"line {name!r}: listener {file.spec.text!r}: {e}"
+    return None
+
+
 def _what(item: tuple[str, Any]) -> tuple[str, str, str]:
     """
     What a reload's look at C{item} is about: the path it looks at (the
@@ -83,6 +112,8 @@ def _what(item: tuple[str, Any]) -> tuple[str, str, str]:
     checkLocks say it), and what the look does.
     """
     name, spec = item
+    if isinstance(spec, TLSFile):
+        return spec.path, f"line {name!r}: listener {spec.spec.text!r}: {spec.what} {spec.path!r}", "open, read"
     if isinstance(spec, LineConfig):
         return spec.lockDir, f"line {name!r}: lock-dir {spec.lockDir!r}", "stat, access"
     if isinstance(spec, ListenerSpec):
@@ -142,12 +173,16 @@ class Applying:
             (plan.logs, lambda item: checkFiles([], [item], released), "log"),
             ([item for item in plan.opening if item[1].kind in FILES], lambda item: checkFiles([item], [], released),
              "listen"),
+            # (Read again on the reactor's thread by the bind check and the open: read aside first, a TLS
+            # file on a file system that does not answer held every line there.)
+            ([file for name, spec in plan.opening if spec.kind in BINDS for file in tlsFiles(name, spec)],
+             readTLSFile, "listen"),
             ([item for item in plan.opening if item[1].kind in BINDS], lambda item: binds(*item), "listen"),
         ]
         checked: defer.Deferred[Any] = defer.succeed(None)
         for index, (items, check, key) in enumerate(steps):
-            # (The lock directories and files looked at off the reactor's thread: see lookAside.)
-            checked.addCallback(self.lookAside if index in (0, 1, 2) else self.checkAll, items, check, key)
+            # (The lock directories, files and TLS files looked at off the reactor's thread: see lookAside.)
+            checked.addCallback(self.lookAside if index in (0, 1, 2, 3) else self.checkAll, items, check, key)
         return checked.addCallback(self.checked)
 
     def lookAside(self, _: Any, items: list[Any], check: Callable[[Any], Optional[str]],

@@ -14,9 +14,13 @@ import errno
 import fcntl
 import os
 import select
+import signal
+import struct
+import termios
 import threading
+import time
 import tty
-from typing import Generator
+from typing import Generator, Optional
 
 from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.internet.error import ConnectionDone
@@ -72,9 +76,28 @@ class Flooding(SynchronousTestCase):
             os.close(self.master)
         self.assertEqual(openFds(), self.fdsBefore)
 
+    def deviceSends(self, data: bytes) -> None:
+        """
+        The device sends C{data}, there to be read once this returns: a
+        pty's master hands what is written to it to the slave through a
+        kernel worker, a moment later (a read, or a mover's poll with no
+        idle time, at once after the write found less, or nothing).
+        """
+        tty_ = self.port.fileno()
+
+        def held() -> int:
+            return int(struct.unpack("i", fcntl.ioctl(tty_, termios.FIONREAD, b"\0\0\0\0"))[0])
+
+        there = held() + len(data)
+        os.write(self.master, data)
+        deadline = time.monotonic() + 10
+        while held() < there:
+            self.assertLess(time.monotonic(), deadline, f"{data[:20]!r} never reached the tty")
+            select.select([tty_], [], [], 0.01)
+
     def fromDevice(self, data: bytes) -> None:
         """The device sends C{data}; the reactor reads it (one read)."""
-        os.write(self.master, data)
+        self.deviceSends(data)
         self.assertIn(self.device, self.reactor.getReaders())
         self.device.doRead()
 
@@ -150,8 +173,8 @@ class HandOverTests(Flooding):
     def test_bytesInOrderThenTheTtyBack(self) -> None:
         """What the mover moves comes out in order after what the reactor read; at the pipe's end the reactor reads the tty again."""
         reader = self.handOver()
-        os.write(self.master, b"0123456789")
-        os.write(self.master, b"abcdefghij")
+        self.deviceSends(b"0123456789")
+        self.deviceSends(b"abcdefghij")
         self.assertEqual(self.runMover(reader), "quiet")
         self.pipeReads(reader)
         self.assertEqual(b"".join(self.sink.data)[4 * FULL:], b"0123456789abcdefghij")
@@ -200,7 +223,7 @@ class MoverTests(Flooding):
             return splice(*args, **kwargs)  # type: ignore[arg-type]
 
         self.patch(mover.os, "splice", looking)
-        os.write(self.master, b"x" * 3000)
+        self.deviceSends(b"x" * 3000)
         self.assertEqual(self.runMover(reader), "quiet")
         self.pipeReads(reader)
         self.assertEqual(b"".join(self.sink.data[floodread.FULL_READS:]), b"x" * 3000)
@@ -211,7 +234,7 @@ class BackPressureTests(Flooding):
     def test_pausedStopsReadingThePipe(self) -> None:
         """Paused, the reactor stops reading the pipe (what it holds waits there); resumed, it is delivered in order."""
         reader = self.handOver()
-        os.write(self.master, b"held")
+        self.deviceSends(b"held")
         self.runMover(reader)
         self.device.pauseReading()
         self.assertNotIn(reader._pipe, self.reactor.getReaders())
@@ -285,7 +308,7 @@ class EndTests(Flooding):
     def test_purgeDropsWhatThePipeHolds(self) -> None:
         """A purge of the input drops what the mover moved and was not delivered."""
         reader = self.handOver()
-        os.write(self.master, b"stale")
+        self.deviceSends(b"stale")
         self.runMover(reader)
         self.device.purge(True, False)
         self.pipeReads(reader)
@@ -392,7 +415,7 @@ class PipeHangUpTests(Flooding):
     def test_pipesEndAsAHangUpGivesTheTtyBack(self) -> None:
         """The pipe's end seen as epoll sees it (a hang-up: the reactor drops the pipe and calls connectionLost, not doRead): the tty goes back to the reactor, not left unread."""
         reader = self.handOver()
-        os.write(self.master, b"last")
+        self.deviceSends(b"last")
         self.assertEqual(self.runMover(reader), "quiet")
         reader._pipe.doRead()
         self.assertEqual(self.sink.data[-1], b"last")
@@ -408,7 +431,7 @@ class PipeHangUpTests(Flooding):
     def test_pipeDroppedWithBytesDeliversThemFirst(self) -> None:
         """The pipe dropped by the reactor while it still holds bytes: they are delivered, in order, before the tty goes back."""
         reader = self.handOver()
-        os.write(self.master, b"held")
+        self.deviceSends(b"held")
         self.runMover(reader)
         self.reactor.removeReader(reader._pipe)
         reader._pipe.connectionLost(Failure(ConnectionDone()))
@@ -418,7 +441,7 @@ class PipeHangUpTests(Flooding):
     def test_pipeDroppedWhilePausedWaitsForTheResume(self) -> None:
         """Paused by a delivery while the dropped pipe is read: the rest waits in the pipe, read at the resume, then the tty goes back."""
         reader = self.handOver()
-        os.write(self.master, b"one")
+        self.deviceSends(b"one")
         self.runMover(reader)
         def pausing(data: bytes) -> None:
             self.sink.data.append(data)
@@ -441,62 +464,104 @@ class RealReactorTests(TestCase):
     """A thread mover under the real reactor (its epoll), a pty as the device."""
 
     timeout = 20
+    mode = "thread"
 
-    def test_quietMoverGivesTheTtyBack(self) -> Deferred[None]:
-        """After a flood the mover goes quiet and its pipe ends; the reactor reads the tty again, so what the device sends next arrives (it was left unread for ever)."""
+    def setUp(self) -> None:
         from twisted.internet import reactor
 
+        self.reactor = reactor
         self.patch(floodread, "FULL", FULL)
         self.patch(floodread, "IDLE", 0.01)
         before = getattr(reactor, "movers", None)
-        reactor.movers = "thread"  # type: ignore[attr-defined]
+        reactor.movers = self.mode  # type: ignore[attr-defined]
         self.addCleanup(setattr, reactor, "movers", before)
-        master, slave = os.openpty()
-        self.addCleanup(os.close, master)
+        self.master, slave = os.openpty()
+        self.addCleanup(os.close, self.master)
         tty.setraw(slave)
         port = TtyPort(os.ttyname(slave), SerialSettings())
         os.close(slave)
-        arrived: dict[bytes, Deferred[None]] = {}
-        got = bytearray()
+        self.arrived: dict[bytes, Deferred[None]] = {}
+        self.got = bytearray()
+        test = self
 
         class Watch(Sink):
             def deviceDataReceived(self, data: bytes) -> None:
-                got.extend(data)
-                for ending, d in list(arrived.items()):
-                    if got.endswith(ending):
-                        del arrived[ending]
+                test.got.extend(data)
+                for ending, d in list(test.arrived.items()):
+                    if test.got.endswith(ending):
+                        del test.arrived[ending]
                         # (After the read's end: the device counts it after delivering.)
                         reactor.callLater(0, d.callback, None)
 
-        device = SerialDevice(port, reactor, sink=Watch())
+        self.device = device = SerialDevice(port, reactor, sink=Watch())
+        self.reader: Optional[FloodReader] = None
+        self.addCleanup(self.reaped)
         self.addCleanup(device.close)
         device.start()
-        back: Deferred[None] = Deferred()
+        self.back: Deferred[None] = Deferred()
         givenBack = device._givenBack
 
         def backNow() -> None:
             givenBack()
-            back.callback(None)
+            self.back.callback(None)
 
         device._givenBack = backNow  # type: ignore[method-assign]
 
-        def send(data: bytes) -> Deferred[None]:
-            arrived[data] = Deferred()
-            os.write(master, data)
-            return arrived[data]
+    def send(self, data: bytes) -> Deferred[None]:
+        """The device sends C{data}: fired once it has all arrived."""
+        self.arrived[data] = Deferred()
+        os.write(self.master, data)
+        return self.arrived[data]
 
-        @inlineCallbacks
-        def run() -> Generator[Deferred[None], None, None]:
-            for i in range(floodread.FULL_READS):
-                yield send(bytes([65 + i]) * FULL)
-            self.assertIsNotNone(device._reader)
-            yield send(b"moved")
-            yield back
-            self.assertIn(device, reactor.getReaders())
-            yield send(b"after")
-            self.assertEqual(bytes(got), b"A" * FULL + b"B" * FULL + b"C" * FULL + b"D" * FULL + b"movedafter")
+    @inlineCallbacks
+    def handOver(self) -> Generator[Deferred[None], None, None]:
+        for i in range(floodread.FULL_READS):
+            yield self.send(bytes([65 + i]) * FULL)
+        self.reader = self.device._reader
+        self.assertIsNotNone(self.reader)
 
-        return run()
+    @inlineCallbacks
+    def reaped(self) -> Generator[Deferred[None], None, None]:
+        """A mover process's exit collected (looked for every REAP_DELAY s)."""
+        while self.reader is not None and self.reader.pid is not None:
+            d: Deferred[None] = Deferred()
+            self.reactor.callLater(floodread.REAP_DELAY, d.callback, None)
+            yield d
+
+    @inlineCallbacks
+    def test_quietMoverGivesTheTtyBack(self) -> Generator[Deferred[None], None, None]:
+        """After a flood the mover goes quiet and its pipe ends; the reactor reads the tty again, so what the device sends next arrives (it was left unread for ever)."""
+        yield self.handOver()
+        yield self.send(b"moved")
+        yield self.back
+        self.assertIn(self.device, self.reactor.getReaders())
+        yield self.send(b"after")
+        self.assertEqual(bytes(self.got), b"A" * FULL + b"B" * FULL + b"C" * FULL + b"D" * FULL + b"movedafter")
+
+
+class ProcessRealReactorTests(RealReactorTests):
+    """A process mover under the real reactor."""
+
+    mode = "process"
+
+    @inlineCallbacks
+    def test_killedMoverLosesNothing(self) -> Generator[Deferred[None], None, None]:
+        """A mover process killed from outside (SIGKILL) mid-flood: its pipe ends, the tty goes back to the reactor, and no byte is lost or reordered; its exit is collected."""
+        self.patch(floodread, "IDLE", 60.0)
+        yield self.handOver()
+        reader = self.device._reader
+        assert reader is not None and reader.pid is not None
+        pid = reader.pid
+        yield self.send(b"moved")
+        os.kill(pid, signal.SIGKILL)
+        os.write(self.master, b"while it dies, ")
+        yield self.back
+        yield self.send(b"after")
+        self.assertEqual(bytes(self.got)[4 * FULL:], b"movedwhile it dies, after")
+        self.assertIsNone(self.device._reader)
+        self.assertIn(self.device, self.reactor.getReaders())
+        yield self.reaped()
+        self.assertRaises(ChildProcessError, os.waitpid, pid, os.WNOHANG)
 
 
 class ExclusiveTests(SynchronousTestCase):
@@ -542,3 +607,24 @@ class RefusedTests(Flooding):
         self.assertIsNone(self.device._reader)
         self.assertEqual(self.reactor.getReaders(), [self.device])
         self.assertEqual(len(self.sink.data), floodread.FULL_READS * 12 + 1)
+
+
+class PurgeBoundTests(Flooding):
+    def test_purgeDropsOnlyWhatThePipeHeld(self) -> None:
+        """A purge drops what the pipe held when it was asked, and returns: a mover refilling the pipe as fast as it is read (a flood) kept the reactor in that purge for as long as the flood lasted (an RFC 2217 client's PURGE-DATA)."""
+        reader = self.handOver()
+        _, pipe, _ = reader.moverEnds()
+        held = os.write(pipe, b"p" * 50000)
+        read = os.read
+        reads: list[int] = []
+
+        def refilled(fd: int, size: int) -> bytes:
+            data = read(fd, size)
+            reads.append(len(data))
+            self.assertLess(len(reads), 50, "the purge never ended")
+            os.write(pipe, b"n" * len(data))  # (the mover, at once)
+            return data
+
+        self.patch(floodread.os, "read", refilled)
+        self.assertEqual(reader.discard(), held)
+        self.assertEqual((held, sum(reads)), (50000, 50000))
