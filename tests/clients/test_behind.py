@@ -204,6 +204,13 @@ class EscapeMenuWhileBehindTests(SynchronousTestCase):
                           if kind in ("write", "apply")],
                          [("write", b"stty 9600\r"), ("apply", 9600), ("write", b"ls\r")])
         self.assertEqual(transport.producerState, "producing")
+        # Its own BREAK-ON (SET-CONTROL 5) behind its typing: it too waits its turn, then goes (not refused).
+        self.line.deviceWritable(False)
+        telnet.dataReceived(b"boot" + bytes([255, 250, 44, 5, 5, 255, 240]))
+        self.line.deviceWritable(True)
+        self.assertEqual([kind for kind, data in self.device.events if kind in ("write", "break")][-2:],
+                         ["write", "break"])
+        self.assertEqual(self.writes()[-4:], b"boot")
 
     def test_noOnlyWatchAheadOfOwnTypingThatWaits(self) -> None:
         """^] o while the person's own typing waits for the device is refused and said: done at once, that typing, typed while it wrote, was refused when the device took input; once it has gone, it only watches."""
