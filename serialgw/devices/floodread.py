@@ -36,7 +36,9 @@ from __future__ import annotations
 
 import fcntl
 import os
+import struct
 import sys
+import termios
 import threading
 from typing import Any, Callable, Optional
 
@@ -210,11 +212,18 @@ class FloodReader:
             self._reapCall = self.reactor.callLater(REAP_DELAY, self._reap)
 
     def discard(self) -> int:
-        """Drop what the pipe holds (a purge of the input); how many bytes."""
+        """
+        Drop what the pipe holds (a purge of the input); how many bytes.
+        Only what it held when asked: a mover refilling it as fast as it is
+        read (a flood) kept the reactor here for as long as that lasted.
+        """
         dropped = 0
-        while not self.stopped:
+        if self.stopped:
+            return 0
+        held = struct.unpack("i", fcntl.ioctl(self._pipeR, termios.FIONREAD, b"\0\0\0\0"))[0]
+        while not self.stopped and dropped < held:
             try:
-                data = os.read(self._pipeR, SPLICE_SIZE)
+                data = os.read(self._pipeR, min(SPLICE_SIZE, held - dropped))
             except BlockingIOError:
                 break
             if not data:
