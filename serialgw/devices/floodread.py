@@ -101,13 +101,16 @@ class FloodReader:
         self.pid: Optional[int] = None
         self._thread: Optional[threading.Thread] = None
         self._reapCall: Any = None
-        self._tty = os.dup(fd)
+        made = [os.dup(fd)]
         try:
-            self._pipeR, self._pipeW = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-            self._wakeR, self._wakeW = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+            made += os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+            made += os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         except OSError:
-            os.close(self._tty)
+            # (All made so far: a wake pipe refused left the data pipe's two open for good.)
+            for end in made:
+                os.close(end)
             raise
+        self._tty, self._pipeR, self._pipeW, self._wakeR, self._wakeW = made
         try:
             fcntl.fcntl(self._pipeW, fcntl.F_SETPIPE_SZ, PIPE_SIZE)
         except OSError:

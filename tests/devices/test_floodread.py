@@ -628,3 +628,26 @@ class PurgeBoundTests(Flooding):
         self.patch(floodread.os, "read", refilled)
         self.assertEqual(reader.discard(), held)
         self.assertEqual((held, sum(reads)), (50000, 50000))
+
+
+class StartFailureTests(SynchronousTestCase):
+    def test_secondPipeRefusedLeavesNoDescriptor(self) -> None:
+        """A mover refused its wake pipe (EMFILE after the data pipe was made) closes every descriptor it made: the data pipe's two were left open for good, at each try."""
+        master, slave = os.openpty()
+        self.addCleanup(os.close, master)
+        self.addCleanup(os.close, slave)
+        pipe2 = os.pipe2
+        made: list[int] = []
+
+        def onlyOne(flags: int) -> tuple[int, int]:
+            if made:
+                raise OSError(errno.EMFILE, "Too many open files")
+            ends = pipe2(flags)
+            made.extend(ends)
+            return ends
+
+        self.patch(floodread.os, "pipe2", onlyOne)
+        before = openFds()
+        self.assertRaises(OSError, FloodReader, MemoryReactorClock(), slave, "pty", print, print, mode="thread")
+        self.assertEqual(len(made), 2)
+        self.assertEqual(openFds(), before)
