@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import signal
 import struct
 import sys
 import termios
@@ -217,7 +218,9 @@ class FloodReader:
         if pid:
             self.pid = None
             code = os.waitstatus_to_exitcode(status)
-            if code and self._failed is not None:
+            # (Not a SIGTERM: a service's stop sends it to all of its processes at once, systemd's
+            # KillMode=control-group, while the gateway still closes its lines.)
+            if code and code != -signal.SIGTERM and self._failed is not None:
                 # (Its stderr is /dev/null: a process that cannot run, its code not found, was
                 # started again, unsaid, every FULL_READS reads.)
                 self._failed(f"its process exited with status {code}" if code > 0 else

@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import os
 import select
+import signal
 
 from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import capturedLogs
@@ -96,3 +97,35 @@ class FailedMoverTests(Flooding):
         self.assertIsNotNone(self.device._reader)
         self.device._reader._thread.join(10)  # type: ignore[union-attr]
         self.flushLoggedErrors(RuntimeError)
+
+
+class KilledMoverTests(SynchronousTestCase):
+    def killed(self, signum: int) -> list[str]:
+        """A mover process killed by C{signum} as it runs: what its FloodReader told the device."""
+        reactor = MemoryReactorClock()
+        master, slave = os.openpty()
+        self.addCleanup(os.close, master)
+        told: list[str] = []
+        backs: list[int] = []
+        reader = FloodReader(reactor, slave, "pty", print, lambda: backs.append(1), mode="process",
+                             failed=told.append)
+        os.close(slave)
+        assert reader.pid is not None
+        pid = reader.pid
+        os.kill(pid, signum)
+        while not backs:
+            self.assertTrue(select.select([reader._pipeR], [], [], 10)[0], "the pipe never ended")
+            reader._pipe.doRead()
+        if reader.pid is not None:  # (collected at the stop, or looked for again)
+            os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
+            reactor.advance(floodread.REAP_DELAY)
+        self.assertIsNone(reader.pid)
+        return told
+
+    def test_killedIsAFailure(self) -> None:
+        """A mover process killed (SIGKILL: the OOM killer, a person) is a failure, said naming the signal."""
+        self.assertEqual(self.killed(signal.SIGKILL), ["its process was killed by signal 9"])
+
+    def test_sigtermIsAStop(self) -> None:
+        """A mover process ended by SIGTERM is not called a failure: a service's stop (systemd's KillMode=control-group, its default) sends it to all of the service's processes at once, the gateway still closing its lines."""
+        self.assertEqual(self.killed(signal.SIGTERM), [])
