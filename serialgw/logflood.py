@@ -45,6 +45,11 @@ def plural(kind: str) -> str:
     return kind[: qualified.start()] + "s" + kind[qualified.start():]
 
 
+def counted(count: int, noun: str) -> str:
+    """C{count} of C{noun} (singular: "session"), said: "1 session", "32 sessions" (a bound of 1 said "1 sessions")."""
+    return f"{count} {noun}" if count == 1 else f"{count} {plural(noun)}"
+
+
 class IgnoredInput:
     """
     Counts one client's ignored or malformed input by kind; logs the counts

@@ -29,6 +29,7 @@ from serialgw.app.notify import Notifier
 from serialgw.app.ownlisteners import reloadSSH, serveSSH, serveStatus, serveWatchAll
 from serialgw.app.reopening import Reopens
 from serialgw.app.retuning import restoreLinks
+from serialgw.app.startlooks import lookAtStart
 from serialgw.clients.consolelog import ConsoleLog
 from serialgw.clients.local import FileClient
 from serialgw.clients.logfile import awaitOpens
@@ -144,6 +145,11 @@ class GatewayService(MultiService):
         MultiService.privilegedStartService(self)
         if self._opened:
             return
+        # The TLS files and the SSH host key read first by a thread, waited for a few seconds (a read can hang).
+        hung = lookAtStart(self.configs, self.ssh, self.reactor)
+        if hung is not None:
+            name, problem = hung
+            raise StartupError(self.placed(name, "listen", problem) if name else problem)
         # Local ttys opened at once off this thread (an open can hang), waited for a few seconds.
         begun = firstOpens(self.configs, self.reactor, self._openPort)
         try:

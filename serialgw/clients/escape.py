@@ -26,7 +26,7 @@ from typing import Any, Callable
 from serialgw.config.parsers import applySingle
 from serialgw.config.specs import ConfigError, SerialSettings
 from serialgw.line.hub import Line, Role
-from serialgw.logflood import clientLog
+from serialgw.logflood import clientLog, counted
 
 # Limited per peer: a client's input cannot flood the log (logflood).
 log = clientLog()
@@ -324,7 +324,7 @@ class EscapeMenu:
                 break
             size *= 4
         capped = f" (at most {MAX_REPLAY_LINES}, not {asked})" if asked > count else ""
-        self.client.notice(f"last {count} lines of {line.name}{capped}:")
+        self.client.notice(f"last {counted(count, 'line')} of {line.name}{capped}:")
         self.client.deliverKept(backlog[start:])
 
     def _enter(self, byte: int) -> None:

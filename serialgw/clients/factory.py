@@ -19,14 +19,14 @@ from serialgw.clients import handshakes
 from serialgw.clients.handshakes import HandshakeTable, victimOf
 from serialgw.clients.ptylink import PtyClient, keptInPlace
 from serialgw.clients.raw import RawClient
-from serialgw.clients.session import PERSON_SESSIONS_PER_LINE, Session, sessionsOf, sessionsSaid
+from serialgw.clients.session import PERSON_SESSIONS_PER_LINE, Session, sessionsOf
 from serialgw.clients.telnet import TelnetClient
 from serialgw.clients.tls import HandshakeGate, caVerifier, peerSubject
 from serialgw.clients.transports import addressAllowed, admittedBy, describeAddress, peerName, sourceOf
 from serialgw.config.specs import ListenerKind, ListenerSpec, Protocol
 from serialgw.config.sshkeys import printable
 from serialgw.line.hub import Line, Role
-from serialgw.logflood import Peer, clientLog
+from serialgw.logflood import Peer, clientLog, counted
 
 log = Logger()
 # Connections a listener refuses at accept, limited per listener (logflood):
@@ -86,13 +86,13 @@ class LineFactory(Factory):
 
     def buildProtocol(self, addr: Any) -> Any:
         if self.line.full():
-            refusals.warn("{line}: connection from {address} refused: {count} clients already (max-clients)",
+            refusals.warn("{line}: connection from {address} refused: {clients} already (max-clients)",
                           line=self.line.name, address=describeAddress(addr), count=self.line.maxClients,
-                          peer=self.refusalKey)
+                          clients=counted(self.line.maxClients, "client"), peer=self.refusalKey)
             if self.spec.tls is not None:
                 # Closed at accept, before any TLS (RefusingTLSFactory).
                 return None
-            return Refused(f"\r\n[serialgw: {self.line.name} is full: {self.line.maxClients} clients "
+            return Refused(f"\r\n[serialgw: {self.line.name} is full: {counted(self.line.maxClients, 'client')} "
                             "(max-clients)]\r\n".encode("utf-8", "replace"))
         if self.allow and not self._allowed(addr):
             self.refused += 1
@@ -202,8 +202,9 @@ class LineFactory(Factory):
                      "the listener", line=self.line.name, peer=peerName(transport))
             return False
         if self.line.full():
-            log.warn("{line}: TLS client {peer} refused after its handshake: {count} clients already (max-clients)",
-                     line=self.line.name, peer=peerName(transport), count=self.line.maxClients)
+            log.warn("{line}: TLS client {peer} refused after its handshake: {clients} already (max-clients)",
+                     line=self.line.name, peer=peerName(transport), count=self.line.maxClients,
+                     clients=counted(self.line.maxClients, "client"))
             return False
         # A dial-out's certificate is its server's: no person, no rights.
         tls = self.spec.tls
@@ -234,7 +235,7 @@ class LineFactory(Factory):
                     log.warn("{line}: TLS client {peer} ({user}) refused: {sessions} of {whose} on all lines "
                              "already (at most {most} a person: [tls] sessions-per-person)", line=self.line.name,
                              peer=peerName(transport), user=printable(user) or "no CN", count=total,
-                             sessions=sessionsSaid(total), most=most,
+                             sessions=counted(total, "session"), most=most,
                              whose=printable(user) if user else "certificates without a CN")
                     return False
                 table.admitted(user, client)

@@ -29,6 +29,8 @@ BUSY = 4
 ESCAPE_BUSY = 8
 # A telnet client's next RFC 2217 command waits for the line's port control (Line.controlReady).
 CONTROL_WAIT = 16
+# A telnet client's RFC 2217 command waits for what it typed before it to go to the device (see typedGone).
+TYPED_WAIT = 32
 # Input held while a client's output is full is what one read brings (64
 # KiB); past this, its transport is not honouring the pause: it is cut.
 HELD_INPUT_LIMIT = 256 * 1024
@@ -178,4 +180,8 @@ class InputReading:
         self._readingPaused &= ~DEVICE_BEHIND
         if typed and not self.leaving:
             self.toLine(typed)
+        self.typedGone()
         self._applyPause()
+
+    def typedGone(self) -> None:
+        """What this person typed while the device took no input has gone to the line: a command held behind it may go."""

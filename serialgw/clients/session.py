@@ -41,11 +41,6 @@ CLOSE_GRACE = 10.0
 PERSON_SESSIONS_PER_LINE = 8
 
 
-def sessionsSaid(count: int) -> str:
-    """C{count} sessions, said: "1 session", "32 sessions"."""
-    return f"{count} session" if count == 1 else f"{count} sessions"
-
-
 def sessionsOf(line: Any, user: str) -> int:
     """How many of C{line}'s people are C{user}'s sessions."""
     return sum(1 for c in line.clients if c.person and c.user == user)

@@ -26,13 +26,13 @@ from zope.interface import implementer
 
 from serialgw.clients.base import ClientEvents
 from serialgw.clients.guard import boundKernelQueue
-from serialgw.clients.session import CLOSE_GRACE, PERSON_SESSIONS_PER_LINE, Session, sessionsOf, sessionsSaid
+from serialgw.clients.session import CLOSE_GRACE, PERSON_SESSIONS_PER_LINE, Session, sessionsOf
 from serialgw.clients.sshtransport import ServerTransport, conchLog
 from serialgw.clients.transports import admittedBy, describeAddress
 from serialgw.config.sshkeys import printable
 from serialgw.interfaces import IClient
 from serialgw.line.hub import Role
-from serialgw.logflood import Peer, clientLog
+from serialgw.logflood import Peer, clientLog, counted
 
 if TYPE_CHECKING:
     from serialgw.clients.ssh import Login, SSHGateway
@@ -357,9 +357,11 @@ class SSHClient(Session, ClientEvents, SSHChannel):
             self.clock.callLater(0, self._refuse, text)
             return True
         if line.full():
-            log.warn("{line}: {peer} refused: {count} clients already (max-clients)", line=line.name,
-                     peer=self.peer, count=line.maxClients, budget=self.logBudget)
-            self.clock.callLater(0, self._refuse, f"serialgw: {line.name} is full ({line.maxClients} clients){newline}")
+            log.warn("{line}: {peer} refused: {clients} already (max-clients)", line=line.name,
+                     peer=self.peer, count=line.maxClients, clients=counted(line.maxClients, "client"),
+                     budget=self.logBudget)
+            self.clock.callLater(0, self._refuse,
+                                 f"serialgw: {line.name} is full ({counted(line.maxClients, 'client')}){newline}")
             return True
         sessions = sessionsOf(line, self.login.user)
         if sessions >= PERSON_SESSIONS_PER_LINE:
@@ -374,9 +376,9 @@ class SSHClient(Session, ClientEvents, SSHChannel):
             # 8 a line alone let a person with read = ["*"] on 1000 lines hold 8000 sessions (3 GB).
             log.warn("ssh: {peer} refused a session on {line}: {user} has {sessions} already, on all lines "
                      "(at most {most} a person: [ssh] sessions-per-person)", peer=self.peer, line=line.name,
-                     user=self.login.user, count=sessions, sessions=sessionsSaid(sessions), most=most,
+                     user=self.login.user, count=sessions, sessions=counted(sessions, "session"), most=most,
                      budget=self.logBudget)
-            self.clock.callLater(0, self._refuse, f"serialgw: you have {sessionsSaid(sessions)} already, on all lines "
+            self.clock.callLater(0, self._refuse, f"serialgw: you have {counted(sessions, 'session')} already, on all lines "
                                  f"(at most {most} a person){newline}")
             return True
         self.role = Role.WRITER if right == "write" and not spec.readOnly else Role.READONLY

@@ -15,7 +15,7 @@ from twisted.internet.protocol import connectionDone
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from serialgw.clients.reading import BUSY, CONTROL_WAIT, DEVICE_BEHIND
+from serialgw.clients.reading import BUSY, CONTROL_WAIT, DEVICE_BEHIND, TYPED_WAIT
 from serialgw.clients.rfc2217 import ComPortControl
 from serialgw.clients.session import Session
 from serialgw.interfaces import IClient
@@ -140,16 +140,38 @@ class TelnetClient(Session, TelnetProtocol):
     # An RFC 2217 command waits for the line's port control (subnegotiationWaits).
     _controlWaiting = False
 
+    # An RFC 2217 command waits for this client's typing before it (subnegotiationWaits).
+    _typedWaiting = False
+
     def subnegotiationWaits(self, option: bytes) -> bool:
         """
-        An RFC 2217 command waits while the line's port control has had its
-        turn's time (Line.controlReady), this client not read meanwhile.
+        An RFC 2217 command waits, and what follows it, this client not
+        read meanwhile: while what this client typed before it waits for
+        the device (read on for its escape menu while the device takes no
+        input: done now, a new rate or a purge reached the device ahead of
+        those bytes), until that has gone (L{typedGone}); and while the
+        line's port control has had its turn's time (Line.controlReady).
         """
-        if option != bytes((COM_PORT_OPTION,)) or self.comPort is None or self.line.controlReady(self._controlFree):
+        if option != bytes((COM_PORT_OPTION,)) or self.comPort is None:
+            return False
+        if self.typedWaiting:
+            self._typedWaiting = True
+            self._pauseReading(TYPED_WAIT)
+            return True
+        if self.line.controlReady(self._controlFree):
             return False
         self._controlWaiting = True
         self._pauseReading(CONTROL_WAIT)
         return True
+
+    def typedGone(self) -> None:
+        if not self._typedWaiting:
+            return
+        self._typedWaiting = False
+        if not self.inputHeld:
+            self.releaseWire()
+        if not self._typedWaiting:
+            self._resumeReading(TYPED_WAIT)
 
     def _controlFree(self) -> None:
         self._controlWaiting = False

@@ -36,7 +36,10 @@ from __future__ import annotations
 
 import fcntl
 import os
+import signal
+import struct
 import sys
+import termios
 import threading
 from typing import Any, Callable, Optional
 
@@ -87,25 +90,31 @@ class FloodReader:
     """
 
     def __init__(self, reactor: Any, fd: int, name: str, deliver: Callable[[bytes], None],
-                 back: Callable[[], None], mode: str = "thread", start: bool = True) -> None:
+                 back: Callable[[], None], mode: str = "thread", start: bool = True,
+                 failed: Optional[Callable[[str], None]] = None) -> None:
         if mode not in MODES:
             raise ValueError(f"no such mover: {mode!r}")
         self.reactor = reactor
         self.name = name
         self.mode = mode
-        self._deliver, self._back = deliver, back
+        self._deliver, self._back, self._failed = deliver, back, failed
+        # Why a thread mover failed (set before it closes its ends): told to failed() as the tty goes back.
+        self.failure: Optional[str] = None
         self._paused = False
         self.stopped = False
         self.pid: Optional[int] = None
         self._thread: Optional[threading.Thread] = None
         self._reapCall: Any = None
-        self._tty = os.dup(fd)
+        made = [os.dup(fd)]
         try:
-            self._pipeR, self._pipeW = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-            self._wakeR, self._wakeW = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+            made += os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+            made += os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         except OSError:
-            os.close(self._tty)
+            # (All made so far: a wake pipe refused left the data pipe's two open for good.)
+            for end in made:
+                os.close(end)
             raise
+        self._tty, self._pipeR, self._pipeW, self._wakeR, self._wakeW = made
         try:
             fcntl.fcntl(self._pipeW, fcntl.F_SETPIPE_SZ, PIPE_SIZE)
         except OSError:
@@ -146,7 +155,8 @@ class FloodReader:
         try:
             mover.yieldToTheGateway()
             mover.move(*self.moverEnds(), int(IDLE * 1000), SPLICE_SIZE)
-        except BaseException:
+        except BaseException as e:
+            self.failure = f"its thread failed: {e!r}"
             log.failure("{device}: its mover thread failed", device=self.name)
         finally:
             self._closeMoversEnds()
@@ -200,21 +210,37 @@ class FloodReader:
         self._reapCall = None
         if self.pid is None:
             return
+        status = 0
         try:
-            pid, _ = os.waitpid(self.pid, os.WNOHANG)
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
         except ChildProcessError:
             pid = self.pid
         if pid:
             self.pid = None
+            code = os.waitstatus_to_exitcode(status)
+            # (Not a SIGTERM: a service's stop sends it to all of its processes at once, systemd's
+            # KillMode=control-group, while the gateway still closes its lines.)
+            if code and code != -signal.SIGTERM and self._failed is not None:
+                # (Its stderr is /dev/null: a process that cannot run, its code not found, was
+                # started again, unsaid, every FULL_READS reads.)
+                self._failed(f"its process exited with status {code}" if code > 0 else
+                             f"its process was killed by signal {-code}")
         else:
             self._reapCall = self.reactor.callLater(REAP_DELAY, self._reap)
 
     def discard(self) -> int:
-        """Drop what the pipe holds (a purge of the input); how many bytes."""
+        """
+        Drop what the pipe holds (a purge of the input); how many bytes.
+        Only what it held when asked: a mover refilling it as fast as it is
+        read (a flood) kept the reactor here for as long as that lasted.
+        """
         dropped = 0
-        while not self.stopped:
+        if self.stopped:
+            return 0
+        held = struct.unpack("i", fcntl.ioctl(self._pipeR, termios.FIONREAD, b"\0\0\0\0"))[0]
+        while not self.stopped and dropped < held:
             try:
-                data = os.read(self._pipeR, SPLICE_SIZE)
+                data = os.read(self._pipeR, min(SPLICE_SIZE, held - dropped))
             except BlockingIOError:
                 break
             if not data:
@@ -233,7 +259,13 @@ class FloodReader:
         if data:
             self._deliver(data)
             return
+        self._ended()
+
+    def _ended(self) -> None:
+        """The pipe's end, all delivered: stopped, a thread's failure told, the tty given back."""
         self.stop()
+        if self.failure is not None and self._failed is not None:
+            self._failed(self.failure)
         self._back()
 
     def dropped(self) -> None:
@@ -254,8 +286,7 @@ class FloodReader:
                 break
             self._deliver(data)
         if not self.stopped and not self._paused:
-            self.stop()
-            self._back()
+            self._ended()
 
 
 class _Pipe:
@@ -326,7 +357,7 @@ class FloodReading:
         self._fullReads = 0
         try:
             reader = FloodReader(self.reactor, self._fileno, self.name, self._fromMover, self._givenBack, mode,
-                                 self._startMover)
+                                 self._startMover, self._moverFailed)
         except (OSError, RuntimeError) as e:
             # Not tried again for a while (tried every FULL_READS reads, it was a line each: 547 for 9 MB).
             self._refusedUntil = self.reactor.seconds() + REFUSED_WAIT
@@ -339,6 +370,12 @@ class FloodReading:
 
     def _fromMover(self, data: bytes) -> None:
         self._received(self.port.decode(data))  # type: ignore[attr-defined]
+
+    def _moverFailed(self, why: str) -> None:
+        """A mover that started failed as it ran: not tried again for a while (as one that cannot start)."""
+        self._refusedUntil = self.reactor.seconds() + REFUSED_WAIT
+        log.warn("{device}: its mover failed ({error}); the reactor reads it (tried again in {wait:.0f} s)",
+                 device=self.name, error=why, wait=REFUSED_WAIT)
 
     def _givenBack(self) -> None:
         self._reader = None

@@ -187,6 +187,31 @@ class EscapeMenuWhileBehindTests(SynchronousTestCase):
         self.assertEqual(self.line.settings.baudrate, 9600)
         self.assertIn(b"[serialgw: t now at 9600,8N1]", transport.value())
 
+    def test_noRfc2217CommandAheadOfOwnTypingThatWaits(self) -> None:
+        """An RFC 2217 command (SET-BAUDRATE) from a telnet client with an escape menu, read on while its typing waits for the device: it waits its turn, and what came after it too (done at once, the rate reached the device before the bytes typed for the old one)."""
+        telnet = TelnetClient(self.line, listener=parseListener("telnet,escape=^]+4445"), clock=self.clock)
+        transport = BoundedTransport()
+        telnet.makeConnection(transport)
+        telnet.dataReceived(bytes([255, 251, 44]))  # IAC WILL COM-PORT-OPTION
+        self.clock.advance(1)
+        self.line.deviceWritable(False)
+        setBaud = bytes([255, 250, 44, 1, 0, 0, 0x25, 0x80, 255, 240])  # SET-BAUDRATE 9600
+        telnet.dataReceived(b"stty 9600\r" + setBaud + b"ls\r")
+        self.assertEqual([event for event in self.device.events if event[0] in ("write", "apply")], [])
+        self.assertEqual(transport.producerState, "paused")
+        self.line.deviceWritable(True)
+        self.assertEqual([(kind, getattr(data, "baudrate", data)) for kind, data in self.device.events
+                          if kind in ("write", "apply")],
+                         [("write", b"stty 9600\r"), ("apply", 9600), ("write", b"ls\r")])
+        self.assertEqual(transport.producerState, "producing")
+        # Its own BREAK-ON (SET-CONTROL 5) behind its typing: it too waits its turn, then goes (not refused).
+        self.line.deviceWritable(False)
+        telnet.dataReceived(b"boot" + bytes([255, 250, 44, 5, 5, 255, 240]))
+        self.line.deviceWritable(True)
+        self.assertEqual([kind for kind, data in self.device.events if kind in ("write", "break")][-2:],
+                         ["write", "break"])
+        self.assertEqual(self.writes()[-4:], b"boot")
+
     def test_noOnlyWatchAheadOfOwnTypingThatWaits(self) -> None:
         """^] o while the person's own typing waits for the device is refused and said: done at once, that typing, typed while it wrote, was refused when the device took input; once it has gone, it only watches."""
         client, transport = self.raw()

@@ -336,6 +336,17 @@ class EscapeTests(SynchronousTestCase):
             b"line 7\r\nline 8\r\nline 9\r\n",
         )
 
+    def test_replayOne(self) -> None:
+        """^] R 1 Enter replays the last line, said 'last 1 line' (it said 'last 1 lines')."""
+        self.h.line.deviceDataReceived(b"".join(b"line %d\r\n" % i for i in range(10)))
+        self.t.clear()
+        self.client.dataReceived(b"\x1dR1\r")
+        self.assertEqual(
+            self.t.value(),
+            b"\r\n[serialgw: how many lines, then Enter (Esc cancels):]\r\n\r\n[serialgw: last 1 line of rack4:]\r\n"
+            b"line 9\r\n",
+        )
+
     def test_replayZero(self) -> None:
         """^] R 0 Enter (or R 00) replays nothing and says so: it replayed one line."""
         self.h.line.deviceDataReceived(b"".join(b"line %d\r\n" % i for i in range(10)))

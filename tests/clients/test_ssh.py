@@ -755,7 +755,7 @@ class SessionTests(SynchronousTestCase):
         self.assertIn(b"[serialgw: ops2 (192.0.2.7:40000) took write]", sent(firstConn, first))
 
     def test_maxClients(self) -> None:
-        """max-clients counts SSH sessions; one too many is told so and exits 1."""
+        """max-clients counts SSH sessions; one too many is told so and exits 1 ('1 client' at max-clients 1: it said '1 clients')."""
         h = Harness()
         h.lines["con1"].maxClients = 1
         first, _ = h.channel()
@@ -763,7 +763,7 @@ class SessionTests(SynchronousTestCase):
         second, conn = h.channel(user="ops2")
         second.requestReceived(b"shell", b"")
         h.clock.advance(0)
-        self.assertEqual(conn.extData[second], [(1, b"serialgw: con1 is full (1 clients)\n")])
+        self.assertEqual(conn.extData[second], [(1, b"serialgw: con1 is full (1 client)\n")])
         self.assertEqual(conn.requests[second], [(b"exit-status", struct.pack(">L", 1), False)])
         self.assertEqual(h.lines["con1"].clients, [first])
 

@@ -534,3 +534,24 @@ class RefusedTests(Flooding):
         self.assertIsNone(self.device._reader)
         self.assertEqual(self.reactor.getReaders(), [self.device])
         self.assertEqual(len(self.sink.data), floodread.FULL_READS * 12 + 1)
+
+
+class PurgeBoundTests(Flooding):
+    def test_purgeDropsOnlyWhatThePipeHeld(self) -> None:
+        """A purge drops what the pipe held when it was asked, and returns: a mover refilling the pipe as fast as it is read (a flood) kept the reactor in that purge for as long as the flood lasted (an RFC 2217 client's PURGE-DATA)."""
+        reader = self.handOver()
+        _, pipe, _ = reader.moverEnds()
+        held = os.write(pipe, b"p" * 50000)
+        read = os.read
+        reads: list[int] = []
+
+        def refilled(fd: int, size: int) -> bytes:
+            data = read(fd, size)
+            reads.append(len(data))
+            self.assertLess(len(reads), 50, "the purge never ended")
+            os.write(pipe, b"n" * len(data))  # (the mover, at once)
+            return data
+
+        self.patch(floodread.os, "read", refilled)
+        self.assertEqual(reader.discard(), held)
+        self.assertEqual((held, sum(reads)), (50000, 50000))
