@@ -19,8 +19,10 @@ from typing import Any, Optional
 
 from twisted.internet.task import Clock
 from twisted.logger import globalLogPublisher
+from twisted.python.usage import UsageError
 from twisted.trial.unittest import SynchronousTestCase
 
+from serialgw.app import tap
 from serialgw.app.oneshot import (
     ONESHOT_ENV,
     READER_ENV,
@@ -490,6 +492,14 @@ class ModeTests(SynchronousTestCase):
             reactor = reactorFromEnvironment(environ)
             self.addCleanup(reactor._poller.close)
             self.assertEqual(reactor.movers, movers)
+
+    def test_badReaderFailsTheStartSaid(self) -> None:
+        """A SERIALGW_READER serialgw's reactor does not know fails the start as a configuration error naming it (no traceback)."""
+        self.patch(tap, "installIfNoneChosen", lambda: reactorFromEnvironment({READER_ENV: "fork"}))
+        options = tap.Options()
+        options.exitOnError = False  # type: ignore[attr-defined]
+        error = self.assertRaises(UsageError, options.parseOptions, ["--device", "/dev/ttyS0"])
+        self.assertEqual(str(error), "SERIALGW_READER='fork': expected reactor (the default), thread or process")
 
     def test_devicesAsk(self) -> None:
         """serialgw's devices (ttys) ask for one-shot polling while they stay ready."""
