@@ -139,6 +139,14 @@ def _sessionsPerPerson(path: str, text: str, table: dict[str, Any], name: str) -
     return sessions
 
 
+def _onlyKnown(path: str, text: str, where: str, table: dict[str, Any], known: set[str]) -> None:
+    """A key of table [where] that is none of C{known}: ConfigError at its FILE:LINE, naming the known ones."""
+    for key in table:
+        if key not in known:
+            raise ConfigError(f"{_where(path, text, where, key)}: unknown key {quote(key)} in [{where}] "
+                              f"(known: {', '.join(sorted(known))})")
+
+
 def _tls(path: str, text: str, data: dict[str, Any]) -> int:
     """
     [tls]: what holds for the TLS clients of every line's listeners,
@@ -148,10 +156,7 @@ def _tls(path: str, text: str, data: dict[str, Any]) -> int:
     table = data.get("tls", {})
     if not isinstance(table, dict):
         raise ConfigError(f"{_where(path, text, 'tls')}: [tls] must be a table")
-    for key in table:
-        if key not in TLS_KEYS:
-            raise ConfigError(f"{_where(path, text, 'tls', key)}: unknown key {quote(key)} in [tls] "
-                              f"(known: {', '.join(sorted(TLS_KEYS))})")
+    _onlyKnown(path, text, "tls", table, TLS_KEYS)
     return _sessionsPerPerson(path, text, table, "tls")
 
 
@@ -165,11 +170,9 @@ def _watchAll(path: str, text: str, data: dict[str, Any], base: str) -> Optional
     table = data["watch-all"]
     if not isinstance(table, dict):
         raise ConfigError(f"{_where(path, text, 'watch-all')}: [watch-all] must be a table")
+    _onlyKnown(path, text, "watch-all", table, WATCH_ALL_KEYS)
     items: dict[str, list[str]] = {}
     for key, item in table.items():
-        if key not in WATCH_ALL_KEYS:
-            raise ConfigError(f"{_where(path, text, 'watch-all', key)}: unknown key {quote(key)} in [watch-all] "
-                              f"(known: {', '.join(sorted(WATCH_ALL_KEYS))})")
         if isinstance(item, (str, int)) and not isinstance(item, bool):
             item = [item]
         if not isinstance(item, list) or not all(isinstance(t, (str, int)) and not isinstance(t, bool) for t in item):
@@ -223,10 +226,7 @@ def _users(path: str, text: str, data: dict[str, Any], base: str,
             raise ConfigError(f"{_where(path, text, where)}: {problem}")
         if not isinstance(table, dict):
             raise ConfigError(f"{_where(path, text, 'users')}: users.{name} must be a table")
-        for key in table:
-            if key not in USER_KEYS:
-                raise ConfigError(f"{_where(path, text, where, key)}: unknown key {quote(key)} in [{where}] "
-                                  f"(known: {', '.join(sorted(USER_KEYS))})")
+        _onlyKnown(path, text, where, table, USER_KEYS)
         keys = table.get("keys", [])
         if isinstance(keys, str):
             keys = [keys]
@@ -323,10 +323,7 @@ def _ssh(path: str, text: str, data: dict[str, Any], users: tuple[UserSpec, ...]
     table = data["ssh"]
     if not isinstance(table, dict):
         raise ConfigError(f"{_where(path, text, 'ssh')}: [ssh] must be a table")
-    for key in table:
-        if key not in SSH_KEYS:
-            raise ConfigError(f"{_where(path, text, 'ssh', key)}: unknown key {quote(key)} in [ssh] "
-                              f"(known: {', '.join(sorted(SSH_KEYS))})")
+    _onlyKnown(path, text, "ssh", table, SSH_KEYS)
     if not isinstance(table.get("listen"), str):
         raise ConfigError(f"{_where(path, text, 'ssh', 'listen')}: [ssh] listen: expected an endpoint "
                           "such as \"tcp:2222:interface=127.0.0.1\"")
