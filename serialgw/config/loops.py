@@ -11,6 +11,8 @@ name of this host's other than localhost's is not caught (README).
 
 from __future__ import annotations
 
+import re
+import socket
 from collections import deque
 from fnmatch import fnmatchcase
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address, ip_network
@@ -217,6 +219,7 @@ def _reaches(host: str, bound: str) -> bool:
     A host name other than localhost's is not looked up (no DNS here): a
     name of this host's is not caught.
     """
+    host = _asResolved(host)
     if host == bound:
         return True
     families = _LOOPBACK.get(host) or _hostFamilies(host)
@@ -232,6 +235,22 @@ def _reaches(host: str, bound: str) -> bool:
         return address == _address(bound)
     return address.version in wildcard and any(address in network for network in localNetworks()
                                                if network.version == address.version)
+
+
+def _asResolved(host: str) -> str:
+    """
+    C{host} as the resolver takes it, without asking it: a name in
+    lower case without the root's dot (LOCALHOST, localhost.), and an
+    IPv4 address in one of inet_aton's forms (0, 127.1, 0x7f000001) as
+    its dotted quad.
+    """
+    name = host.lower().rstrip(".") or host
+    if re.fullmatch(r"[0-9a-fx.]+", name) and ":" not in name:
+        try:
+            return str(IPv4Address(socket.inet_aton(name)))
+        except (OSError, ValueError):
+            pass
+    return name
 
 
 def _address(host: str) -> Union[IPv4Address, IPv6Address, None]:

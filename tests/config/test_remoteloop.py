@@ -79,6 +79,13 @@ class RemoteLoopTests(SynchronousTestCase):
         self.assertEqual(self.loads('[lines.a]\ndevice = "tcp:[::]:4001"\nlisten = "tcp:4001:interface=127.0.0.1"\n'), ["a"])
 
 
+    def test_otherSpellingsOfLoopback(self) -> None:
+        """LOCALHOST, localhost., 0x7f000001, 127.1 and 0 are how the resolver also spells this host's loopback (case, the root's dot, inet_aton's forms): refused as the line's own listener too."""
+        for host in ("LOCALHOST", "localhost.", "0x7f000001", "127.1", "0"):
+            self.assertEqual(self.refused(f'[lines.a]\ndevice = "tcp:{host}:4001"\nlisten = "4001"\n'),
+                             f"FILE:2: [lines.a] device: 'tcp:{host}:4001' is its own listener '4001': {LOOP}")
+        self.assertEqual(self.loads('[lines.a]\ndevice = "tcp:0x7f000001:4002"\nlisten = "4001"\n'), ["a"])
+
 class WatchAllLoopTests(SynchronousTestCase):
     """A line whose remote device is a watch-all listener watching that line: its output comes back to it, prefixed, for ever (seen: one line typed on another line's pty kept the gateway at 99 % of a core)."""
 
