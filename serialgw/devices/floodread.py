@@ -19,7 +19,8 @@ Everything goes through the pipe, so nothing needs more than its order:
   - back-pressure: while the device is paused the reactor stops reading
     the pipe; once it is full (L{PIPE_SIZE}) the mover waits for room,
     and the tty fills as when the reactor stopped reading it;
-  - the mover ends when the tty has been quiet for L{IDLE} seconds, or on
+  - the mover ends when the tty has been quiet for L{IDLE} seconds (a
+    process L{PROCESS_IDLE}), or on
     anything else than bytes (a hang-up, an error): its end of the pipe
     closes, and after the last bytes the reactor reads the pipe's end and
     watches the tty again itself, where its own read finds a hang-up or
@@ -55,6 +56,13 @@ FULL = 2048
 FULL_READS = 4
 # Quiet this long (seconds), the mover gives the tty back to the reactor.
 IDLE = 0.2
+# A process mover waits longer (its start costs a process's, 10-20 ms of
+# CPU): a device sending 32 KB every 0.3 s started one for each burst.
+PROCESS_IDLE = 2.0
+# The most movers running at once in a reactor (more only take turns on
+# the cores: 24 flooding lines ran 24 processes, 207 MB); a flooding tty
+# past them is read by the reactor, as with no movers.
+MOST_MOVERS = max(1, os.cpu_count() or 1)
 # The pipe's size (bytes): the most that waits between the mover and the reactor.
 PIPE_SIZE = 64 * 1024
 # What the reactor reads of the pipe at a time.
@@ -107,6 +115,7 @@ class FloodReader:
         self.pid: Optional[int] = None
         self._thread: Optional[threading.Thread] = None
         self._reapCall: Any = None
+        self._counted = False
         made = [os.dup(fd)]
         try:
             made += os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
@@ -126,6 +135,9 @@ class FloodReader:
             self._busyPoll.suspended += 1
         self._pipe = _Pipe(self)
         reactor.addReader(self._pipe)
+        # (Counted until its stop: MOST_MOVERS.)
+        reactor.moving = getattr(reactor, "moving", 0) + 1
+        self._counted = True
         if not start:
             return  # (tests: the mover's loop is run by them, with moverEnds)
         try:
@@ -172,7 +184,7 @@ class FloodReader:
             (os.POSIX_SPAWN_DUP2, self._pipeW, 4),
             (os.POSIX_SPAWN_DUP2, self._wakeR, 5),
         ]
-        argv = [sys.executable, "-I", "-S", "-c", _MAIN, _ROOT, str(int(IDLE * 1000)), str(SPLICE_SIZE)]
+        argv = [sys.executable, "-I", "-S", "-c", _MAIN, _ROOT, str(int(PROCESS_IDLE * 1000)), str(SPLICE_SIZE)]
         # Its own process group (a terminal's ^C to twistd -n is not its),
         # in the gateway's session: Linux schedules each session as a group
         # of its own (autogroups), where its niceness (mover.NICE) would
@@ -198,6 +210,9 @@ class FloodReader:
         if self.stopped:
             return
         self.stopped = True
+        if self._counted:
+            self._counted = False
+            self.reactor.moving -= 1
         if self._busyPoll is not None:
             self._busyPoll.suspended -= 1
         if not self._paused:
@@ -353,6 +368,8 @@ class FloodReading:
         if self._fullReads < FULL_READS or not self._reading or mode is None:
             return
         if self.reactor.seconds() < self._refusedUntil:
+            return
+        if getattr(self.reactor, "moving", 0) >= MOST_MOVERS:
             return
         if getattr(self.port, "decode", None) is None:
             return
