@@ -36,13 +36,15 @@ from serialgw.devices.device import SerialDevice
 from serialgw.devices.floodread import FloodReader
 from serialgw.devices.ports import TtyPort
 from tests.devices.test_device import Sink
+from tests.fakes import openDescriptors
 
 # Small enough for a test: 4 reads of at least 8 bytes hand the tty over.
 FULL = 8
 
 
-def openFds() -> set[int]:
-    return {int(fd) for fd in os.listdir("/proc/self/fd")}
+def openFds() -> set[tuple[int, str]]:
+    """The process's descriptors (see L{tests.fakes.openDescriptors}): compare with C{openFds() - before}."""
+    return openDescriptors()
 
 
 class Flooding(SynchronousTestCase):
@@ -74,7 +76,7 @@ class Flooding(SynchronousTestCase):
             reader._closeMoversEnds()
         if self.master >= 0:
             os.close(self.master)
-        self.assertEqual(openFds(), self.fdsBefore)
+        self.assertEqual(openFds() - self.fdsBefore, set())
 
     def deviceSends(self, data: bytes) -> None:
         """
@@ -191,6 +193,17 @@ class HandOverTests(Flooding):
         self.assertEqual(self.reactor.busyPoll.suspended, 1)  # type: ignore[attr-defined]
         self.runMover(reader)
         self.pipeReads(reader)
+        self.assertEqual(self.reactor.busyPoll.suspended, 0)  # type: ignore[attr-defined]
+
+    def test_processMoverSuspendsBusyPolling(self) -> None:
+        """While a process mover runs the reactor does not busy-poll either (spinning, it kept the nice-19 mover from a CPU: paced at 20 MiB/s, A moved 17 MiB/s for 46 s of CPU a GiB, 19.3 for 28 without); after, it does."""
+        self.reactor.movers = "process"  # type: ignore[attr-defined]
+        reader = self.handOver()
+        self.assertEqual(reader.mode, "process")
+        self.assertEqual(self.reactor.busyPoll.suspended, 1)  # type: ignore[attr-defined]
+        self.runMover(reader)
+        self.pipeReads(reader)
+        self.assertTrue(reader.stopped)
         self.assertEqual(self.reactor.busyPoll.suspended, 0)  # type: ignore[attr-defined]
 
     def test_busyPollSuspendedPollsOnce(self) -> None:
