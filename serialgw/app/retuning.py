@@ -103,12 +103,16 @@ def restoreLinks(service: GatewayService, result: Any) -> Any:
                 except Exception as e:  # (never the end of the looks)
                     what = f"cannot be looked at: {e}"
                 found.append((name, pty, isPort, what))
-            reactor.callFromThread(over if first else _said, found)
-            first = False
+            # Done (or the next list taken) before the reactor hears of it:
+            # a reload its answer lets through at once must find this
+            # thread gone, not "not returned" (its ptys left unlooked at
+            # while this thread, preempted here, had nothing left to do).
             with _Looks.lock:
                 todo, _Looks.waiting = _Looks.waiting, None
                 if todo is None:
                     _Looks.running = False
+            reactor.callFromThread(over if first else _said, found)
+            first = False
 
     def over(found: list[tuple[str, Any, bool, Optional[str]]]) -> None:
         _said(found)
