@@ -517,7 +517,8 @@ class SerialDevice(Pacing, EarlyHold, FloodReading):
 
     def _lost(self, error: BaseException) -> None:
         """The one path for a device that went away, however it went."""
-        if self.closed or not self.up:
+        # (What a mover moved before the loss goes first: FloodReading._movedBeforeLoss.)
+        if self.closed or not self.up or not self._movedBeforeLoss():
             return
         self.downReason = errorReason(error)
         reason = Failure(DeviceLost(self.downReason))

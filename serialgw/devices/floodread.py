@@ -234,19 +234,33 @@ class FloodReader:
         Only what it held when asked: a mover refilling it as fast as it is
         read (a flood) kept the reactor here for as long as that lasted.
         """
-        dropped = 0
+        return self._takeHeld(None)
+
+    def deliverHeld(self) -> None:
+        """
+        Deliver what the pipe holds, paused or not: the device is being lost
+        and these are its last bytes (only what it held when asked, as
+        L{discard}).
+        """
+        self._takeHeld(self._deliver)
+
+    def _takeHeld(self, deliver: Optional[Callable[[bytes], None]]) -> int:
+        """Read what the pipe holds now, each read handed to C{deliver} (None: dropped); how many bytes."""
+        taken = 0
         if self.stopped:
             return 0
         held = struct.unpack("i", fcntl.ioctl(self._pipeR, termios.FIONREAD, b"\0\0\0\0"))[0]
-        while not self.stopped and dropped < held:
+        while not self.stopped and taken < held:
             try:
-                data = os.read(self._pipeR, min(SPLICE_SIZE, held - dropped))
+                data = os.read(self._pipeR, min(SPLICE_SIZE, held - taken))
             except BlockingIOError:
                 break
             if not data:
                 break  # (its end: read again by doRead, which gives the tty back)
-            dropped += len(data)
-        return dropped
+            taken += len(data)
+            if deliver is not None:
+                deliver(data)
+        return taken
 
     def doRead(self) -> None:
         """The pipe is readable: deliver what it holds; at its end, the tty goes back to the device."""
@@ -334,8 +348,12 @@ class FloodReading:
     _fileno: int
     _reading: bool
     _wantReading: bool
+    up: bool
+    closed: bool
     _reader: Optional[FloodReader] = None
     _fullReads = 0
+    # Handing on what the mover moved (see _movedBeforeLoss).
+    _fromPipe = False
     # A mover failed to start: not tried again before this time (the reactor's clock).
     _refusedUntil = 0.0
     # (Tests: a mover they run themselves.)
@@ -369,7 +387,11 @@ class FloodReading:
         self._reader = reader
 
     def _fromMover(self, data: bytes) -> None:
-        self._received(self.port.decode(data))  # type: ignore[attr-defined]
+        self._fromPipe = True
+        try:
+            self._received(self.port.decode(data))  # type: ignore[attr-defined]
+        finally:
+            self._fromPipe = False
 
     def _moverFailed(self, why: str) -> None:
         """A mover that started failed as it ran: not tried again for a while (as one that cannot start)."""
@@ -381,6 +403,20 @@ class FloodReading:
         self._reader = None
         if self._wantReading:
             self.start()  # type: ignore[attr-defined]
+
+    def _movedBeforeLoss(self) -> bool:
+        """
+        The device is being lost: what its mover moved, still in the pipe, is
+        its output from before the loss, delivered first, paused or not (at
+        most PIPE_SIZE past the pause).  Dropped with the pipe, a hang-up
+        while a lossless client was behind lost 64 KiB more than without a
+        mover (seen: 70 KB against 15 KB).  Whether the device is still to
+        be lost (what the delivery set off may have lost or closed it).
+        """
+        if self._reader is not None and not self._fromPipe:
+            # (Not inside a delivery of the pipe's, whose line the next would overtake: dropped.)
+            self._reader.deliverHeld()
+        return bool(self.up and not self.closed)
 
     def _stopMover(self) -> None:
         reader, self._reader = self._reader, None

@@ -2,7 +2,8 @@
 Movers that fail: a FloodReader refused its descriptors at its start, and a
 mover that started and then failed as it ran (a process exiting with an
 error, a thread's exception): said once, the reactor reading the tty for
-REFUSED_WAIT s (see also tests.devices.test_floodread RefusedTests).
+REFUSED_WAIT s (see also tests.devices.test_floodread RefusedTests).  And
+a device lost while its mover runs: what the mover moved is not lost with it.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
 
-from serialgw.devices import floodread
+from serialgw.devices import floodread, mover
+from serialgw.devices.device import HANGUP_CHECK
 from serialgw.devices.floodread import FloodReader
 from tests.devices.test_floodread import FULL, Flooding, openFds
 
@@ -129,3 +131,51 @@ class KilledMoverTests(SynchronousTestCase):
     def test_sigtermIsAStop(self) -> None:
         """A mover process ended by SIGTERM is not called a failure: a service's stop (systemd's KillMode=control-group, its default) sends it to all of the service's processes at once, the gateway still closing its lines."""
         self.assertEqual(self.killed(signal.SIGTERM), [])
+
+
+class LossWithAMoverTests(Flooding):
+    """A device lost while a mover runs, what it moved still in the pipe."""
+
+    def setUp(self) -> None:
+        Flooding.setUp(self)
+        # The loss recorded among the data, to see their order.
+        self.sink.deviceLost = lambda reason: self.sink.data.append(b"<lost>")  # type: ignore[method-assign]
+        self.reader = self.handOver()
+        self.deviceSends(b"moved before the hang-up")
+        # The mover moves it into the pipe, and runs on (its ends open).
+        self.assertEqual(mover.move(*self.reader.moverEnds(), 0, floodread.SPLICE_SIZE), "quiet")
+
+    def test_hangUpWhilePausedDeliversWhatThePipeHolds(self) -> None:
+        """A hang-up found while the device is paused (a lossless client behind) delivers what the mover had moved, then the loss: it was dropped with the pipe (up to 64 KiB more lost than without a mover: 70 KB against 15 KB, seen live)."""
+        self.device.pauseReading()
+        master, self.master = self.master, -1
+        os.close(master)
+        self.reactor.advance(HANGUP_CHECK)
+        self.assertEqual(self.sink.data[floodread.FULL_READS:], [b"moved before the hang-up", b"<lost>"])
+        self.assertTrue(self.reader.stopped)
+        self.assertEqual(self.reactor.getReaders(), [])
+
+    def test_lossFoundElsewhereDeliversWhatThePipeHolds(self) -> None:
+        """A loss found elsewhere (a write failing) while the reactor reads the pipe delivers what it holds first too."""
+        self.device._lost(OSError(errno.EIO, "Input/output error"))
+        self.assertEqual(self.sink.data[floodread.FULL_READS:], [b"moved before the hang-up", b"<lost>"])
+        self.assertTrue(self.reader.stopped)
+
+    def test_closeStillDropsWhatThePipeHolds(self) -> None:
+        """A close (the line removed, the gateway stopping) drops what the pipe holds, as what a closed device had not been read."""
+        self.device.pauseReading()
+        self.device.close()
+        self.assertEqual(self.sink.data[floodread.FULL_READS:], [])
+
+    def test_lossSetOffByADeliveryDeliversNothingInside(self) -> None:
+        """A loss set off by a delivery of the pipe's (the line's handling of it wrote to a device gone) delivers nothing inside it: the line is part way through handing that read on, and the next would overtake it for some clients."""
+        self.patch(floodread, "PIPE_READ", 5)
+        received = self.sink.deviceDataReceived
+
+        def losing(data: bytes) -> None:
+            received(data)
+            self.device._lost(OSError(errno.EIO, "Input/output error"))
+
+        self.sink.deviceDataReceived = losing  # type: ignore[method-assign]
+        self.reader._pipe.doRead()
+        self.assertEqual(self.sink.data[floodread.FULL_READS:], [b"moved", b"<lost>"])
