@@ -44,6 +44,7 @@ import threading
 from typing import Any, Callable, Optional
 
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from serialgw.devices import mover
 
@@ -157,7 +158,9 @@ class FloodReader:
             mover.move(*self.moverEnds(), int(IDLE * 1000), SPLICE_SIZE)
         except BaseException as e:
             self.failure = f"its thread failed: {e!r}"
-            log.failure("{device}: its mover thread failed", device=self.name)
+            # Logged on the reactor's thread: twistd's log file is written without a lock.
+            self.reactor.callFromThread(log.failure, "{device}: its mover thread failed", failure=Failure(),
+                                        device=self.name)
         finally:
             self._closeMoversEnds()
 

@@ -12,6 +12,7 @@ import errno
 import os
 import select
 import signal
+from typing import Any
 
 from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import capturedLogs
@@ -83,10 +84,14 @@ class FailedMoverTests(Flooding):
 
         self.patch(floodread.mover, "move", broken)
         self.device._startMover = True
+        handed: list[tuple[Any, tuple[Any, ...], dict[str, Any]]] = []
+        self.reactor.callFromThread = lambda f, *a, **kw: handed.append((f, a, kw))  # type: ignore[attr-defined]
         with capturedLogs() as events:
             reader = self.handOver()
             assert reader._thread is not None
             reader._thread.join(10)
+            for f, args, kwargs in handed:
+                f(*args, **kwargs)
             self.pipeReads(reader)
             self.floodAgain()
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
@@ -179,3 +184,26 @@ class LossWithAMoverTests(Flooding):
         self.sink.deviceDataReceived = losing  # type: ignore[method-assign]
         self.reader._pipe.doRead()
         self.assertEqual(self.sink.data[floodread.FULL_READS:], [b"moved", b"<lost>"])
+
+
+class ThreadFailureLogTests(Flooding):
+    def test_failureLoggedByTheReactor(self) -> None:
+        """A mover thread's failure is logged on the reactor's thread (handed to it by callFromThread), not its own: twistd's log file is written without a lock."""
+        calls: list[tuple[Any, tuple[Any, ...], dict[str, Any]]] = []
+        self.reactor.callFromThread = lambda f, *a, **kw: calls.append((f, a, kw))  # type: ignore[attr-defined]
+
+        def broken(*args: object) -> str:
+            raise RuntimeError("no splice here")
+
+        self.patch(floodread.mover, "move", broken)
+        reader = self.handOver()
+        with capturedLogs() as events:
+            reader._run()  # (the thread's body, run here)
+        self.assertEqual(events, [])
+        self.assertEqual(len(calls), 1)
+        with capturedLogs() as events:
+            f, args, kwargs = calls[0]
+            f(*args, **kwargs)
+        self.assertEqual([e["log_format"] for e in events], ["{device}: its mover thread failed"])
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+        self.assertEqual(reader.failure, "its thread failed: RuntimeError('no splice here')")
