@@ -72,6 +72,22 @@ REFUSED_WAIT = 60.0
 _ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 _MAIN = "import sys; sys.path.insert(0, sys.argv[1]); from serialgw.devices.mover import main; main(sys.argv[2:])"
 
+# This gateway's mover processes not collected yet (replaced, never changed:
+# read by the reopen's look off the reactor thread).  One told to stop may
+# not have ended yet (nice 19, a loaded machine) and still holds its tty:
+# the gateway's own child, not another program (see moverPids).
+_movers: frozenset[int] = frozenset()
+
+
+def moverPids() -> frozenset[int]:
+    """The pids of this gateway's mover processes not collected yet: their ttys' holders are the gateway itself."""
+    return _movers
+
+
+def _counted(pid: int, living: bool) -> None:
+    global _movers
+    _movers = _movers | {pid} if living else _movers - {pid}
+
 
 class FloodReader:
     """
@@ -130,6 +146,7 @@ class FloodReader:
         try:
             if mode == "process":
                 self.pid = self._spawn()
+                _counted(self.pid, True)
             else:
                 self._thread = threading.Thread(target=self._run, name=f"serialgw mover {name}", daemon=True)
                 self._thread.start()
@@ -219,6 +236,7 @@ class FloodReader:
         except ChildProcessError:
             pid = self.pid
         if pid:
+            _counted(self.pid, False)
             self.pid = None
             code = os.waitstatus_to_exitcode(status)
             # (Not a SIGTERM: a service's stop sends it to all of its processes at once, systemd's

@@ -21,6 +21,8 @@ from twisted.trial.unittest import SynchronousTestCase
 from serialgw.devices import floodread, mover
 from serialgw.devices.device import HANGUP_CHECK
 from serialgw.devices.floodread import FloodReader
+from serialgw.devices.links import ptyHolders
+from serialgw.devices.ptyslave import terminalProblem
 from tests.devices.test_floodread import FULL, Flooding, openFds
 
 
@@ -207,3 +209,41 @@ class ThreadFailureLogTests(Flooding):
         self.assertEqual([e["log_format"] for e in events], ["{device}: its mover thread failed"])
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
         self.assertEqual(reader.failure, "its thread failed: RuntimeError('no splice here')")
+
+
+class OwnMoverTests(SynchronousTestCase):
+    def test_moverStillEndingIsNoStranger(self) -> None:
+        """A process mover told to stop and not ended yet (nice 19 on a loaded machine) holds the tty: the reopen's look at who holds a pty slave (the device lost, the pty still there) does not take the gateway's own child for another session's terminal, which refused the reopen ('held open by pid N without its master')."""
+        # (Never quiet for long enough to end on its own while the test looks.)
+        self.patch(floodread, "IDLE", 600.0)
+        reactor = MemoryReactorClock()
+        master, slave = os.openpty()
+        self.addCleanup(os.close, master)
+        path = os.ttyname(slave)
+        reader = FloodReader(reactor, slave, "pty", print, print, mode="process")
+        os.close(slave)
+        pid = reader.pid
+        assert pid is not None
+        # Stopped, it cannot end when told: it holds the tty as a slow mover does.
+        os.kill(pid, signal.SIGSTOP)
+
+        def goOn() -> None:
+            if reader.pid is not None:  # (a failure before it was collected)
+                os.kill(pid, signal.SIGCONT)
+                os.waitpid(pid, 0)
+
+        self.addCleanup(goOn)
+        reader.stop()
+        holders = ptyHolders(path)
+        self.assertIn(pid, holders)
+        problem = terminalProblem(path)
+        if holders == [pid]:
+            self.assertIsNone(problem)
+        else:  # (another process on this machine that opened /dev/pts/N by its number: it is named, not ours)
+            self.assertNotRegex(problem or "", rf"\b{pid}\b")
+        self.assertIn(pid, floodread.moverPids())
+        os.kill(pid, signal.SIGCONT)
+        os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
+        reactor.advance(floodread.REAP_DELAY)
+        self.assertIsNone(reader.pid)
+        self.assertNotIn(pid, floodread.moverPids())
