@@ -5,8 +5,10 @@ unplugged and plugged in), simulated with pty pairs behind a symlink.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import re
+import struct
 import sys
 from typing import Any, Optional
 
@@ -161,6 +163,55 @@ class NoticeCounter(protocol.Protocol):
         self._check()
 
 
+class SlaveCloses:
+    """
+    The closes of pty slaves, counted by the kernel as they happen
+    (inotify's IN_CLOSE on each slave's node, watched from when its pty is
+    named): a process that opens the slave, reads a chunk of the flood and
+    closes it between two looks at who has it open (one look before each
+    kill) is seen by none of them, yet took its share (seen: a script
+    opening each new /dev/pts/N, reading once 1 ms after input came, and
+    closing: 'cycle 38: the flood differs at byte 151499 ...: a gap of 255
+    bytes ...; others on the pty: none seen').  The gateway's own
+    descriptor is closed once, at the loss; the flooder's close of the slave
+    comes before the pty is named.
+    """
+
+    _IN_NONBLOCK_CLOEXEC = os.O_NONBLOCK | os.O_CLOEXEC
+    _IN_CLOSE = 0x08 | 0x10  # IN_CLOSE_WRITE | IN_CLOSE_NOWRITE
+
+    def __init__(self, case: TestCase) -> None:
+        self._libc = ctypes.CDLL(None, use_errno=True)
+        self.fd = self._libc.inotify_init1(self._IN_NONBLOCK_CLOEXEC)
+        if self.fd < 0:
+            raise OSError(ctypes.get_errno(), "inotify_init1")
+        case.addCleanup(os.close, self.fd)
+        self._counts: dict[int, int] = {}
+
+    def watch(self, path: str) -> int:
+        """Count the closes of C{path}'s node from now on; the watch's number."""
+        wd = int(self._libc.inotify_add_watch(self.fd, path.encode(), self._IN_CLOSE))
+        if wd < 0:
+            raise OSError(ctypes.get_errno(), f"inotify_add_watch {path}")
+        self._counts.setdefault(wd, 0)
+        return wd
+
+    def closes(self, wd: int) -> int:
+        """The closes of the node watched as C{wd} so far (every event the kernel has queued is read)."""
+        while True:
+            try:
+                events = os.read(self.fd, 64 * 1024)
+            except BlockingIOError:
+                break
+            at = 0
+            while at < len(events):
+                watched, mask, _cookie, size = struct.unpack_from("iIII", events, at)
+                at += 16 + size
+                if mask & self._IN_CLOSE:
+                    self._counts[watched] = self._counts.get(watched, 0) + 1
+        return self._counts.get(wd, 0)
+
+
 class HangupFloodTests(TestCase):
     timeout = 600
     CYCLES = 50
@@ -202,6 +253,18 @@ class HangupFloodTests(TestCase):
                 continue
         others = [f"pid {pid}{processName(pid)}" for pid in ptyHolders(slave) if pid not in (os.getpid(), moverPid)]
         return others + ([f"{mine - 1} more descriptor(s) of this process"] if mine > 1 else [])
+
+    @staticmethod
+    def closedByOthers(closes: int, closedBefore: int, killed: bool) -> list[str]:
+        """
+        The closes of a cycle's pty slave by others than the gateway, as
+        words for L{assertFlood}: C{closes} in all, C{closedBefore} of them
+        before its master was killed (all others': the gateway's descriptor
+        closes at the loss, once, and may not have by now); not C{killed}
+        (the last cycle), all of them.
+        """
+        others = max(closedBefore, closes - 1) if killed else closes
+        return [f"{others} close(s) of it by another opener (inotify)"] if others else []
 
     def assertFlood(self, before: bytes, cycle: int, others: list[str], line: Any) -> None:
         """
@@ -263,22 +326,30 @@ class HangupFloodTests(TestCase):
 
         cyclesBack = 0
         seen: list[str] = []
+        closes = SlaveCloses(self)
+        lastWatched, closedBefore = -1, 0
         # Cycle 0's pty is there at start; each cycle's master is closed
         # mid-flood, and the next cycle's pty must bring the line back (the
         # last one only comes back).
         for cycle in range(self.CYCLES + 1):
             if cycle:
                 proc = self.flooder(link, cycle)
+            slave = (await proc.output.contains(b"pty /dev/")).split(b"pty ")[1].split(b"\n")[0].decode()
+            # Watched before the flood begins: nothing of it can be read before.
+            watched = closes.watch(slave)
+            if cycle:
                 await self.within(back.nth(cycle), f"cycle {cycle}: line back ({cyclesBack} cycles back so far)")
                 cyclesBack += 1
             proc.write(b"go\n")
-            slave = (await proc.output.contains(b"pty /dev/")).split(b"pty ")[1].split(b"\n")[0].decode()
             flooded = await self.within(reader.afterMarker(MARKER % cycle, self.MIDFLOOD), f"cycle {cycle}: flood")
             # (What came before this cycle's marker: the rest of the last cycle's flood, up to its master's close.)
+            if cycle:
+                seen += self.closedByOthers(closes.closes(lastWatched), closedBefore, killed=True)
             self.assertFlood(flooded, cycle - 1, seen, line)
             if cycle:
                 self.assertGreaterEqual(len(flooded), self.MIDFLOOD)
             seen = self.othersOn(slave, line)
+            lastWatched, closedBefore = watched, closes.closes(watched)
             if cycle == self.CYCLES:
                 break
             # The link goes first, so that nothing else (a pty numbered
@@ -302,6 +373,7 @@ class HangupFloodTests(TestCase):
             await proc.ended
 
         self.assertEqual((len(lost.events), cyclesBack), (self.CYCLES, self.CYCLES))
+        seen += self.closedByOthers(closes.closes(lastWatched), closedBefore, killed=False)
         self.assertFlood(bytes(reader.buffer), self.CYCLES, seen, line)
         self.assertEqual((line.up, lineStatus(line)["up"]), (True, True))
         await self.within(notices.reach([self.CYCLES, self.CYCLES]),
