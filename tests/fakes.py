@@ -5,6 +5,8 @@ Fakes for the seams of the data path; each is checked with verifyObject.
 from __future__ import annotations
 
 import errno
+import gc
+import os
 from typing import Any, Callable, Optional
 
 from twisted.internet.testing import MemoryReactorClock, StringTransport
@@ -399,3 +401,22 @@ def oneTurn(clock: Any) -> None:
         clock.calls.remove(call)
         call.called = 1
         call.func(*call.args, **call.kw)
+
+
+def openDescriptors() -> set[tuple[int, str]]:
+    """
+    This process's open descriptors, each with what it is (its link in
+    /proc/self/fd), garbage collected first: a test asserts that none is
+    added (C{openDescriptors() - before}), not that the set is the same,
+    as what an earlier test left for the collector may be closed while it
+    runs (seen on CI: a descriptor of the set taken before gone after), and
+    a number taken again for something else is still told apart.
+    """
+    gc.collect()
+    found = set()
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            found.add((int(name), os.readlink(f"/proc/self/fd/{name}")))
+        except OSError:
+            pass  # the listing's own descriptor, closed since
+    return found

@@ -29,7 +29,7 @@ from serialgw.clients.logwriter import QUEUE_BOUND, STOP_WAIT, attach, detach, w
 from serialgw.config.listeners import parseListener
 from serialgw.config.specs import LogSpec
 from serialgw.line.hub import Line
-from tests.fakes import RecordingClient, RecordingDevice, observeLog
+from tests.fakes import RecordingClient, RecordingDevice, observeLog, openDescriptors
 
 CHUNK = 65536
 
@@ -575,14 +575,14 @@ class NoThreadTests(SynchronousTestCase):
         self.patch(threading.Thread, "start", refuse)
         self.line = Line("web1", RecordingDevice(), clock=Clock())
         self.path = os.path.abspath(self.mktemp())
-        self.fds = len(os.listdir("/proc/self/fd"))
+        self.fds = openDescriptors()
 
     def check(self, error: OSError) -> None:
         self.assertEqual(error.errno, errno.EAGAIN)
         self.assertEqual(error.strerror, "cannot start its writer thread (can't start new thread): are the process's "
                                          "threads limited (systemd's TasksMax, ulimit -u)?")
         self.assertNotIn(self.path, logwriter._shared)
-        self.assertEqual(len(os.listdir("/proc/self/fd")), self.fds)
+        self.assertEqual(openDescriptors() - self.fds, set())
         self.assertEqual(self.line.logs, [])
 
     def test_consoleLog(self) -> None:

@@ -36,13 +36,15 @@ from serialgw.devices.device import SerialDevice
 from serialgw.devices.floodread import FloodReader
 from serialgw.devices.ports import TtyPort
 from tests.devices.test_device import Sink
+from tests.fakes import openDescriptors
 
 # Small enough for a test: 4 reads of at least 8 bytes hand the tty over.
 FULL = 8
 
 
-def openFds() -> set[int]:
-    return {int(fd) for fd in os.listdir("/proc/self/fd")}
+def openFds() -> set[tuple[int, str]]:
+    """The process's descriptors (see L{tests.fakes.openDescriptors}): compare with C{openFds() - before}."""
+    return openDescriptors()
 
 
 class Flooding(SynchronousTestCase):
@@ -74,7 +76,7 @@ class Flooding(SynchronousTestCase):
             reader._closeMoversEnds()
         if self.master >= 0:
             os.close(self.master)
-        self.assertEqual(openFds(), self.fdsBefore)
+        self.assertEqual(openFds() - self.fdsBefore, set())
 
     def deviceSends(self, data: bytes) -> None:
         """
