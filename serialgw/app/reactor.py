@@ -233,6 +233,8 @@ class GatewayReactor(EPollReactor):
     # or moved into a pipe by a thread or a process of its own
     # (serialgw.devices.floodread; SERIALGW_READER).
     movers: Optional[str] = None
+    # How many movers run (at most floodread.MOST_MOVERS).
+    moving = 0
 
     def __init__(self) -> None:
         self.busyPoll = BusyPoll()

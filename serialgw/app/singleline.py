@@ -38,6 +38,7 @@ from serialgw.config.parsers import (
     parseMilliseconds,
     parseOnOff,
     parseSendString,
+    ptySerialRefusal,
     serialOnlyRefusal,
 )
 from serialgw.config.paths import absolute, absoluteDevice, absoluteListener, identity, placeKeys, whereWritten
@@ -134,14 +135,24 @@ def singleLine(options: usage.Options) -> LineConfig:
     given = next((key for key in SERIAL_ONLY if options[key]), None)  # (a flag not given is 0)
     if given is not None and serialOnlyRefusal(device):
         raise ConfigError(f"--{given}: {serialOnlyRefusal(device)}")
+    # (A value that is none is said as such before a refusal of the option.)
+    duration = options["break-duration"] if options["break-duration"] is not None else DEFAULT_BREAK_DURATION
+    try:
+        milliseconds = float(duration)
+    except ValueError:
+        milliseconds = -1
+    if not 1 <= milliseconds <= 10000:
+        raise ConfigError(f"--break-duration: break duration must be 1 to 10000 milliseconds, not {quote(duration)}")
     # The options of the keys a remote device (or a pty: one) may not mean anything to (they were ignored silently).
     for option, key in (("no-lock", "lock"), ("lock-dir", "lock-dir"), ("no-restore", "restore"),
                         ("break-duration", "break-duration"), ("dtr", "dtr"), ("rts", "rts"),
-                        ("idle-dtr", "idle-dtr"), ("idle-rts", "idle-rts")):
+                        ("idle-dtr", "idle-dtr"), ("idle-rts", "idle-rts"), ("rtscts", "rtscts")):
         if option in ("dtr", "rts", "idle-dtr", "idle-rts"):
             _onOff(options, option)  # (a value that is none is said as such first)
         if options[option] not in (None, 0) and deviceKeyRefusal(key, device):
             raise ConfigError(f"--{option}: {deviceKeyRefusal(key, device)}")
+    if options["serial"] is not None and ptySerialRefusal(options["serial"], device):
+        raise ConfigError(f"--serial: {ptySerialRefusal(options['serial'], device)}")
     texts = ([("port", options["port"])] if options["port"] is not None else []) + [("listen", t) for t in options["listen"]]
     listeners = tuple(absoluteListener(byOption(option, parseListener, text), os.getcwd())
                       for option, text in texts or [("port", DEFAULT_PORT)])
@@ -159,13 +170,6 @@ def singleLine(options: usage.Options) -> LineConfig:
                 raise ConfigError(f"listener {quote(spec.text)} writes {quote(spec.path)}, as listener "
                                   f"{quote(first.text)} does{how}: two writers would interleave in one file")
 
-    duration = options["break-duration"] if options["break-duration"] is not None else DEFAULT_BREAK_DURATION
-    try:
-        milliseconds = float(duration)
-    except ValueError:
-        milliseconds = -1
-    if not 1 <= milliseconds <= 10000:
-        raise ConfigError(f"--break-duration: break duration must be 1 to 10000 milliseconds, not {quote(duration)}")
     if options["name"] is not None and not options["name"].strip():
         raise ConfigError("--name is empty: give the line a name, or leave --name out for the device's")
     # The rule of a [lines.NAME]: a name reaches logs, the status page and SSH user names.

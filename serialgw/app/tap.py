@@ -172,7 +172,13 @@ man 8 serialgw
     ]
 
     def getUsage(self, width: Optional[int] = None) -> str:
-        return usage.Options.getUsage(self, width) + "\n" + self.examples
+        text = usage.Options.getUsage(self, width) + "\n" + self.examples
+        # pip installs the page into the environment (setup.cfg's data_files), where man looks only with
+        # its bin on PATH: the README's .venv/bin/twistd has man say "No manual entry for serialgw".
+        page = os.path.join(sys.prefix, "share", "man", "man8", "serialgw.8")
+        if os.path.isfile(page):
+            text = text.replace("\nman 8 serialgw\n", f"\nman 8 serialgw (or man -l {page})\n")
+        return text
 
     # Under twistd a configuration error ends the process (see postOptions);
     # tests parse with exitOnError = False and get a UsageError.

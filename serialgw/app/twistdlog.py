@@ -8,7 +8,10 @@ file is swapped in on the reactor's thread once open (the one in hand
 closed by a thread too: a close flushes), and the signal waits for it
 L{REOPEN_WAIT} s at most, then goes on with the lines' files, the file in
 hand kept (swapped once the open returns, if ever; one open under way at
-a time).
+a time).  Only the open begun after the newest SIGUSR1 is swapped in: one
+begun before it (a slow open, returning after another rotation and
+signal) may hold the file renamed since, which twistd wrote on for good,
+the later signal lost; it is closed, and the path opened again.
 
 What this cannot change, twistd's: its observer writes each log line on
 the reactor's thread, and rotates the file there past its size
@@ -79,33 +82,45 @@ class TwistdLogReopens:
         self.opening = False
         self.waiting: list[defer.Deferred[int]] = []
         self._timer: Any = None
+        # The SIGUSR1s so far, and the one the open under way (or the last) was begun after: only
+        # an open begun after the newest is swapped in.
+        self.asked = self.begun = 0
 
     def reopen(self) -> defer.Deferred[int]:
         """
         The path opened again and swapped in: fires with 1, or 0 (said why;
         the file in hand kept), within REOPEN_WAIT s.  One asked while an
-        open is under way is answered with it (0: counted once), or at
-        once if that open's time is over.
+        open is under way is answered with the open begun after that one
+        returns (0: counted once), or at once if that open's time is over;
+        either way that open's file is not swapped in (see the module's
+        docstring).
         """
         path = self.logFile.path
         if not self.threaded:
             return defer.succeed(self._swap(path, openLog(path)))
+        self.asked += 1
         answer: defer.Deferred[int] = defer.Deferred()
         if self.opening:
             if self.waiting:
                 self.waiting.append(answer)
                 return answer
             log.error("cannot reopen {path}: its open, begun at an earlier SIGUSR1, has not returned (a file system "
-                      "that does not answer?); writing on to the file it was, swapped once the open returns", path=path)
+                      "that does not answer?); writing on to the file it was, opened again once that open returns",
+                      path=path)
             return defer.succeed(0)
-        self.opening, self.waiting = True, [answer]
+        self.waiting = [answer]
         self._timer = self.reactor.callLater(REOPEN_WAIT, self._over, path)
+        self._begin(path)
+        return answer
+
+    def _begin(self, path: str) -> None:
+        """An open of C{path} by a thread of its own, for the SIGUSR1s asked so far."""
+        self.opening, self.begun = True, self.asked
         try:
             startThread(lambda: self.reactor.callFromThread(self._opened, path, openLog(path)),
                         f"serialgw twistd log open {path}")
         except RuntimeError as e:
             self._opened(path, OSError(errno.EAGAIN, f"cannot start a thread to open it ({e})"))
-        return answer
 
     def _over(self, path: str) -> None:
         self._timer = None
@@ -117,10 +132,19 @@ class TwistdLogReopens:
     def _opened(self, path: str, result: _Opened) -> None:
         """(On the reactor's thread.)  The open's outcome: swapped in (or said why not), the waiting answered."""
         self.opening = False
+        if self.begun != self.asked:
+            # A SIGUSR1 came while it was under way, after another rotation perhaps: what it opened may
+            # be the file renamed since.  Not swapped in; the path opened again (the waiting wait on).
+            if not isinstance(result, OSError):
+                os.close(result[0])
+            if not self.logFile.closed:  # (closed: the stop)
+                log.info("{path}: an open begun before the last SIGUSR1 returned; not kept, opened again", path=path)
+                self._begin(path)
+                return
         if self._timer is not None and self._timer.active():
             self._timer.cancel()
         self._timer = None
-        self._answer(self._swap(path, result))
+        self._answer(0 if self.begun != self.asked else self._swap(path, result))
 
     def _answer(self, count: int) -> None:
         waiting, self.waiting = self.waiting, []

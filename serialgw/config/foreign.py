@@ -230,6 +230,11 @@ def pastedLine(line: str, known: set[str]) -> Optional[str]:
         example = line.strip().replace("\\N", "{line}")
         return (f"ser2net's escapes ({escape.group(0)}) are not read here, and in a TOML \"...\" string a backslash "
                 f"starts an escape: {{line}} is the line's name, as ser2net's \\N ({quote(example)})")
+    if re.match(r"^(%YAML\b|---\s*$)", line.strip()):
+        # ser2net 4's file begins so (its manual's own example): given whole to --config.
+        return ("a YAML file (ser2net 4's ser2net.yaml?): serialgw reads TOML, a [lines.NAME] table a connection "
+                "(examples/ser2net.yaml and examples/ser2net.toml: the same lines in both; README: Coming from "
+                "ser2net or conserver)")
     conf = ser2netConf(line)
     if conf is not None:
         return f"a ser2net.conf line: {conf}"

@@ -24,6 +24,7 @@ from serialgw.config.parsers import (
     parseMilliseconds,
     parseOnOff,
     parseSendString,
+    ptySerialRefusal,
 )
 from serialgw.config.paths import absoluteLine
 from serialgw.config.placeholders import PLACED_KEYS, expandValue, hasPlaceholder, noLine
@@ -136,8 +137,13 @@ def readLines(path: str, text: str, data: dict[str, Any], base: str) -> tuple[li
         # [defaults] it is for the lines that take it: silent.
         for key in table:
             refusal = deviceKeyRefusal(key, configs[-1].device)
+            if key == "serial" and not refusal:
+                refusal = ptySerialRefusal(str(table[key]), configs[-1].device)
             if refusal:
                 raise ConfigError(f"{_where(path, text, where, key)}: [{where}] {key}: {refusal}")
+        if configs[-1].device.kind == "pty" and configs[-1].settings.rtscts:
+            # [defaults]' RTS/CTS, for the ttys: a pty has none (it was set in its termios, and said to be on).
+            configs[-1] = attrs.evolve(configs[-1], settings=attrs.evolve(configs[-1].settings, rtscts=False))
         # A line's own log-typed (log-mark, ...) without log: no file at all,
         # and no word said (an audit trail asked for and none kept).  From
         # [defaults] it is for the lines that log: silent.

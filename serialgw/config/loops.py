@@ -5,8 +5,11 @@ whose device leads back to it; a remote device that is one of the
 gateway's own listeners, at loopback or at another of this host's
 addresses; a watch-all listener, or a process's copy of one under
 --shard, that watches the line or a line whose device leads back to it):
-a byte typed on it goes round for ever.  No name is looked up: a host
-name of this host's other than localhost's is not caught (README).
+a byte typed on it goes round for ever.  No name is looked up (no DNS
+where a configuration is read): a host name is this host's when
+/etc/hosts gives it one of this host's addresses, or it is this host's
+own name (gethostname); one only DNS gives this host is not caught
+(README).
 """
 
 from __future__ import annotations
@@ -216,12 +219,14 @@ def _reaches(host: str, bound: str) -> bool:
     ('' and 0.0.0.0: every IPv4 address; '::': every address): the same
     address, loopback, or another address of this host's (a local
     interface's, L{localNetworks}) on a listener bound to every address.
-    A host name other than localhost's is not looked up (no DNS here): a
-    name of this host's is not caught.
+    A host name other than localhost's is taken as the resolver takes it
+    first, without DNS (L{_ownName}).
     """
     host = _asResolved(host)
     if host == bound:
         return True
+    if host not in _LOOPBACK and _address(host) is None:
+        return _ownName(host, bound)
     families = _LOOPBACK.get(host) or _hostFamilies(host)
     if families:
         listens = {"": {4}, "0.0.0.0": {4}, "::": {4, 6}, "::1": {6}}.get(bound) or (
@@ -314,3 +319,50 @@ def _hostFamilies(host: str) -> set[int]:
     if isinstance(address, IPv6Address) and address.ipv4_mapped is not None:
         address = address.ipv4_mapped
     return {address.version} if address.is_loopback or address.is_unspecified else set()
+
+
+# Where the resolver looks first (nsswitch's files), and this host's own name.  (Tests put their own.)
+HOSTS_FILE = "/etc/hosts"
+hostName = socket.gethostname
+# The most of /etc/hosts read (a file of that size is no hosts file).
+HOSTS_FILE_MOST = 1 << 20
+
+
+def hostsFile() -> dict[str, list[str]]:
+    """
+    /etc/hosts as the resolver's files source reads it: each name (in
+    lower case, no root dot) to the addresses of the lines that give it,
+    in order; comments left out.  Empty where it cannot be read.
+    """
+    names: dict[str, list[str]] = {}
+    try:
+        with open(HOSTS_FILE, encoding="utf-8", errors="replace") as f:
+            text = f.read(HOSTS_FILE_MOST)
+    except OSError:
+        return names
+    for line in text.splitlines():
+        fields = line.split("#", 1)[0].split()
+        for name in fields[1:]:
+            names.setdefault(_asResolved(name), []).append(fields[0])
+    return names
+
+
+def _ownName(name: str, bound: str) -> bool:
+    """
+    Whether host name C{name} (as resolved, L{_asResolved}) reaches a
+    listener bound to C{bound} on this host, without DNS: an /etc/hosts
+    name reaches it if one of its addresses there does (the resolver
+    reads that file first: Debian's C{127.0.1.1 gw1.example.org gw1}, an
+    interface's address); this host's own name (gethostname) not in that
+    file reaches a listener on every address (systemd's resolver and
+    nss-myhostname give it this host's addresses).  A name only DNS gives
+    this host is not caught (README).
+    """
+    addresses = hostsFile().get(name)
+    if addresses:
+        return any(_address(address) is not None and _reaches(address, bound) for address in addresses)
+    try:
+        own = _asResolved(hostName())
+    except OSError:
+        return False
+    return name == own and bound in ("", "0.0.0.0", "::")

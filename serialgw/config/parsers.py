@@ -220,10 +220,12 @@ def ptyKeyRefusal(key: str, device: DeviceSpec) -> str:
     """
     Why C{key} in a line's own table means nothing on a C{pty:} device (a
     pseudo-tty the gateway makes: it was kept and ignored), or empty where
-    it does: C{lock} and C{lock-dir} (such a pty takes no lock), and the
-    modem lines (a pty has none: setting them fails with ENOTTY).  Its
-    serial settings, C{restore} and C{break-duration} stay: a program on
-    the pty sees the settings, and a break holds the output after it.
+    it does: C{lock} and C{lock-dir} (such a pty takes no lock), the modem
+    lines (a pty has none: setting them fails with ENOTTY), C{rtscts} (nor
+    RTS/CTS: the kernel keeps CRTSCTS in its termios and ignores it) and
+    C{break-duration} (the kernel takes a break on it and does nothing).
+    Its other serial settings and C{restore} stay: a program on the pty
+    sees them.  (C{rtscts} inside C{serial}: L{ptySerialRefusal}.)
     """
     where = f"means nothing on device {quote(device.describe())}"
     if key in ("lock", "lock-dir"):
@@ -231,7 +233,27 @@ def ptyKeyRefusal(key: str, device: DeviceSpec) -> str:
                 "other program opens its master): take it out")
     if key in ("dtr", "rts", "idle-dtr", "idle-rts"):
         return f"{where}: a pty has no modem lines (DTR and RTS are a serial port's): take it out"
+    if key == "rtscts":
+        return f"{where}: {NO_PTY_FLOW}"
+    if key == "break-duration":
+        return (f"{where}: a pty cannot carry a break (the kernel takes one on a pty and does nothing; the program on "
+                "it is never told): take it out")
     return ""
+
+
+NO_PTY_FLOW = "a pty has no RTS/CTS lines (hardware flow control is a serial port's): take it out"
+
+
+def ptySerialRefusal(text: str, device: DeviceSpec) -> str:
+    """
+    Why serial settings C{text} (C{serial}, C{--serial}) mean something
+    that is not so on C{device}, or empty: RTS/CTS on a C{pty:} device
+    (see L{ptyKeyRefusal}).  C{text} has been read once already.
+    """
+    if device.kind != "pty" or not parseCompact(text).rtscts:
+        return ""
+    flow = next(f for f in re.split(r"[,\s]+", text.strip()) if f.lower() in ("rtscts", "crtscts", "hw", "hardware"))
+    return f"{quote(flow)} in {quote(text)} means nothing on device {quote(device.describe())}: {NO_PTY_FLOW}"
 
 
 # What an open-string or close-string may hold (bytes, breaks not counted),

@@ -73,8 +73,6 @@ class SerialDevice(Pacing, EarlyHold, FloodReading):
     (C{reopener.openNow()}: off the reactor thread).
     """
 
-    # Every tty takes a break (a pty ignores it: see PtyPort.setBreak).
-    noBreak = ""
     noSettings = ""
 
     # A tty's poll waits for its kernel worker when the input is empty: one
@@ -292,13 +290,24 @@ class SerialDevice(Pacing, EarlyHold, FloodReading):
             self._out += data
         self._checkWatermark()
 
+    @property
+    def noBreak(self) -> str:
+        """
+        Why a break cannot reach the device (IDevice): a tty takes one; a
+        pty the gateway makes (PtyPort) cannot (the kernel takes TIOCSBRK
+        on it and does nothing).  A port not open yet says nothing here:
+        the line is down.
+        """
+        return str(getattr(self.port, "noBreak", ""))
+
     def sendBreak(self, duration: Optional[float] = None) -> bool:
         """
         Send a break of C{duration} seconds (the device's default if
         C{None}) after the output queued so far.  Return C{False}, sending
-        nothing, if a break is already under way.
+        nothing, if a break is already under way, or if none can reach the
+        device (L{noBreak}).
         """
-        if not self.usable or self._breaks.state is not IDLE:
+        if not self.usable or self._breaks.state is not IDLE or self.noBreak:
             return False
         self.breaks += 1
         return self._breaks.send(self.breakDuration if duration is None else duration, queued=bool(self._out))

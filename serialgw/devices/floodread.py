@@ -19,7 +19,8 @@ Everything goes through the pipe, so nothing needs more than its order:
   - back-pressure: while the device is paused the reactor stops reading
     the pipe; once it is full (L{PIPE_SIZE}) the mover waits for room,
     and the tty fills as when the reactor stopped reading it;
-  - the mover ends when the tty has been quiet for L{IDLE} seconds, or on
+  - the mover ends when the tty has been quiet for L{IDLE} seconds (a
+    process L{PROCESS_IDLE}), or on
     anything else than bytes (a hang-up, an error): its end of the pipe
     closes, and after the last bytes the reactor reads the pipe's end and
     watches the tty again itself, where its own read finds a hang-up or
@@ -55,6 +56,13 @@ FULL = 2048
 FULL_READS = 4
 # Quiet this long (seconds), the mover gives the tty back to the reactor.
 IDLE = 0.2
+# A process mover waits longer (its start costs a process's, 10-20 ms of
+# CPU): a device sending 32 KB every 0.3 s started one for each burst.
+PROCESS_IDLE = 2.0
+# The most movers running at once in a reactor (more only take turns on
+# the cores: 24 flooding lines ran 24 processes, 207 MB); a flooding tty
+# past them is read by the reactor, as with no movers.
+MOST_MOVERS = max(1, os.cpu_count() or 1)
 # The pipe's size (bytes): the most that waits between the mover and the reactor.
 PIPE_SIZE = 64 * 1024
 # What the reactor reads of the pipe at a time.
@@ -83,10 +91,12 @@ class FloodReader:
     and the wake pipe's read end (a thread closes them as it ends; a
     process has its own copies, ours closed once it is started); the
     reactor the pipe's read end and the wake pipe's write end (closed at
-    L{stop}).  A thread mover suspends the reactor's busy-polling while it
-    runs: polling without sleeping, the reactor takes the GIL back after
-    each poll before the woken thread can, which then waits out the switch
-    interval (5 ms) for each chunk.
+    L{stop}).  A mover suspends the reactor's busy-polling while it runs:
+    polling without sleeping, the reactor takes the GIL back after each
+    poll before a woken thread can, which then waits out the switch
+    interval (5 ms) for each chunk; and it keeps a CPU from a process
+    mover at nice 19 (paced at 20 MiB/s, 17 MiB/s moved for 46 s of CPU a
+    GiB, against 19.3 for 28 with the polling suspended).
     """
 
     def __init__(self, reactor: Any, fd: int, name: str, deliver: Callable[[bytes], None],
@@ -105,6 +115,7 @@ class FloodReader:
         self.pid: Optional[int] = None
         self._thread: Optional[threading.Thread] = None
         self._reapCall: Any = None
+        self._counted = False
         made = [os.dup(fd)]
         try:
             made += os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
@@ -119,11 +130,14 @@ class FloodReader:
             fcntl.fcntl(self._pipeW, fcntl.F_SETPIPE_SZ, PIPE_SIZE)
         except OSError:
             pass  # (the default size: over pipe-max-size, or the user's pipe limits)
-        self._busyPoll = getattr(reactor, "busyPoll", None) if mode == "thread" else None
+        self._busyPoll = getattr(reactor, "busyPoll", None)
         if self._busyPoll is not None:
             self._busyPoll.suspended += 1
         self._pipe = _Pipe(self)
         reactor.addReader(self._pipe)
+        # (Counted until its stop: MOST_MOVERS.)
+        reactor.moving = getattr(reactor, "moving", 0) + 1
+        self._counted = True
         if not start:
             return  # (tests: the mover's loop is run by them, with moverEnds)
         try:
@@ -170,7 +184,7 @@ class FloodReader:
             (os.POSIX_SPAWN_DUP2, self._pipeW, 4),
             (os.POSIX_SPAWN_DUP2, self._wakeR, 5),
         ]
-        argv = [sys.executable, "-I", "-S", "-c", _MAIN, _ROOT, str(int(IDLE * 1000)), str(SPLICE_SIZE)]
+        argv = [sys.executable, "-I", "-S", "-c", _MAIN, _ROOT, str(int(PROCESS_IDLE * 1000)), str(SPLICE_SIZE)]
         # Its own process group (a terminal's ^C to twistd -n is not its),
         # in the gateway's session: Linux schedules each session as a group
         # of its own (autogroups), where its niceness (mover.NICE) would
@@ -196,6 +210,9 @@ class FloodReader:
         if self.stopped:
             return
         self.stopped = True
+        if self._counted:
+            self._counted = False
+            self.reactor.moving -= 1
         if self._busyPoll is not None:
             self._busyPoll.suspended -= 1
         if not self._paused:
@@ -351,6 +368,8 @@ class FloodReading:
         if self._fullReads < FULL_READS or not self._reading or mode is None:
             return
         if self.reactor.seconds() < self._refusedUntil:
+            return
+        if getattr(self.reactor, "moving", 0) >= MOST_MOVERS:
             return
         if getattr(self.port, "decode", None) is None:
             return

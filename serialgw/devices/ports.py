@@ -20,6 +20,7 @@ import termios
 import tty
 from typing import Any, Optional
 
+import attrs
 import serial
 from twisted.internet import fdesc
 from twisted.logger import Logger
@@ -70,6 +71,9 @@ class TtyPort:
     A serial device opened raw through pyserial: no echo, no line editing,
     no CR/LF mapping; data moves through the descriptor itself.
     """
+
+    # Why a break cannot reach the far end (empty: a tty takes one).
+    noBreak = ""
 
     def __init__(self, path: str, settings: SerialSettings, lockDir: Optional[str] = None) -> None:
         self.name = path
@@ -321,7 +325,8 @@ class PtyPort(TtyPort):
         try:
             slaveName = os.ttyname(slave)
             tty.setraw(slave)
-            TtyPort.__init__(self, slaveName, settings)
+            # (Not said here: a line's own rtscts on a pty: device is refused in its config.)
+            TtyPort.__init__(self, slaveName, attrs.evolve(settings, rtscts=False))
         except BaseException:
             os.close(master)
             raise
@@ -346,8 +351,17 @@ class PtyPort(TtyPort):
     def outputPending(self) -> int:
         return 0
 
+    @property
+    def noBreak(self) -> str:  # type: ignore[override]
+        # The kernel takes TIOCSBRK on a pty and does nothing: the program is never told.
+        return f"{self.name} is a pty: it cannot carry a break (the program on it is never told of one)"
+
     def apply(self, settings: SerialSettings) -> SerialSettings:
         self._renewSlave()
+        if settings.rtscts:
+            # The kernel keeps CRTSCTS in a pty's termios and ignores it: set, it was answered as in effect.
+            self._rejected("rtscts", True, "a pty has no RTS/CTS lines (hardware flow control is a serial port's)")
+            settings = attrs.evolve(settings, rtscts=False)
         return TtyPort.apply(self, settings)
 
     def giveTo(self, uid: int, gid: int) -> None:

@@ -109,7 +109,7 @@ class OptionsTests(SynchronousTestCase):
 
     def test_compactThenSingles(self) -> None:
         """--serial sets everything; single options override it."""
-        line = parse("-s", "9600,7E2,rtscts", "--parity", "odd", "--xonxoff")["line"]
+        line = parse("-d", "/dev/ttyS0", "-s", "9600,7E2,rtscts", "--parity", "odd", "--xonxoff")["line"]
         self.assertEqual(line.settings, SerialSettings(9600, 7, "O", 2, xonxoff=True, rtscts=True))
 
     def test_listeners(self) -> None:

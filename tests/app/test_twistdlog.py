@@ -70,7 +70,7 @@ class ReopenTests(SynchronousTestCase):
         self.assertEqual(self.clock.getDelayedCalls(), [])
 
     def test_hungOpen(self) -> None:
-        """An open that does not return: after REOPEN_WAIT s the answer is 0, said, the file in hand written on; another SIGUSR1 meanwhile begins no other open (said at once); once it returns, the file is swapped in."""
+        """An open that does not return: after REOPEN_WAIT s the answer is 0, said, the file in hand written on; another SIGUSR1 meanwhile begins no other open (said at once); once it returns, the path is opened again for that SIGUSR1, and that file is swapped in."""
         answer = self.reopens.reopen()
         self.clock.advance(REOPEN_WAIT - 0.1)
         self.assertNoResult(answer)
@@ -85,16 +85,63 @@ class ReopenTests(SynchronousTestCase):
         self.assertIn(f"cannot reopen {self.path}: its open, begun at an earlier SIGUSR1, has not returned",
                       self.said(LogLevel.error)[-1])
         self.runThread("serialgw twistd log open")
+        # (Begun before that SIGUSR1: not kept; the path opened again, one open at a time.)
+        self.assertEqual(len(self.threads), 1)
+        self.runThread("serialgw twistd log open")
         self.logFile.write("after\n")
         self.assertEqual((read(self.path), read(self.path + ".1")), (b"after\n", b"before\nmeanwhile\n"))
         self.assertEqual(self.clock.getDelayedCalls(), [])
 
     def test_askedAgainWhileUnderWay(self) -> None:
-        """A second SIGUSR1 while the open is under way (within its wait) is answered with it, counted once."""
+        """A second SIGUSR1 while the open is under way (within its wait) is answered with the open begun after that one returns, counted once; one open at a time."""
         first, second = self.reopens.reopen(), self.reopens.reopen()
         self.assertEqual(len(self.threads), 1)
         self.runThread("serialgw twistd log open")
+        self.assertEqual(len(self.threads), 1)
+        self.assertNoResult(first)
+        self.runThread("serialgw twistd log open")
         self.assertEqual((self.successResultOf(first), self.successResultOf(second)), (1, 0))
+
+    def rotate(self) -> None:
+        """logrotate again: twistd.log.1 to .2, twistd.log (the file the last reopen made) to .1."""
+        os.rename(self.path + ".1", self.path + ".2")
+        os.rename(self.path, self.path + ".1")
+
+    def test_slowOpenAfterASecondRotation(self) -> None:
+        """An open slow past its wait that returns after a second rotation and SIGUSR1: its file (renamed since) is not swapped in, the second SIGUSR1 is not lost: a new open begins as that one returns, and its file (the path's now) is twistd's."""
+        self.assertEqual(self.successResultOf(self._slowFirst()), 0)
+        second = self.reopens.reopen()
+        self.assertEqual(self.successResultOf(second), 0)  # (said at once: the open under way is over its wait)
+        self.clock.advance(0)  # the first open's outcome reaches the reactor
+        self.logFile.write("meanwhile\n")
+        self.assertEqual(read(self.path + ".1"), b"")  # (the renamed file is not written)
+        self.assertEqual([name for name, _ in self.threads], [f"serialgw twistd log open {self.path}"])
+        self.runThread("serialgw twistd log open")
+        self.logFile.write("after\n")
+        self.assertEqual((read(self.path), read(self.path + ".1"), read(self.path + ".2")),
+                         (b"after\n", b"", b"before\nmeanwhile\n"))
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_slowOpenWithinItsWait(self) -> None:
+        """A second SIGUSR1 while an open is under way (within its wait), after a rotation: the first open's file is not swapped in; the open begun after it answers both, counted once."""
+        first = self.reopens.reopen()
+        self.threads.pop()[1]()  # the open, done; its outcome not on the reactor's thread yet
+        self.rotate()
+        second = self.reopens.reopen()
+        self.clock.advance(0)
+        self.assertNoResult(first)
+        self.runThread("serialgw twistd log open")
+        self.assertEqual((self.successResultOf(first), self.successResultOf(second)), (1, 0))
+        self.logFile.write("after\n")
+        self.assertEqual((read(self.path), read(self.path + ".1"), read(self.path + ".2")), (b"after\n", b"", b"before\n"))
+
+    def _slowFirst(self) -> Any:
+        """The first SIGUSR1's open: begun, over its wait, then done after a second rotation (its outcome not delivered)."""
+        answer = self.reopens.reopen()
+        self.clock.advance(REOPEN_WAIT)
+        self.threads.pop()[1]()  # opened twistd.log as it was: the file rotate() renames
+        self.rotate()
+        return answer
 
     def test_notAFile(self) -> None:
         """A directory put at the path: refused by the thread, said, the file in hand kept."""
@@ -114,6 +161,14 @@ class ReopenTests(SynchronousTestCase):
         self.runThread("serialgw twistd log open")
         self.assertEqual(self.successResultOf(answer), 0)
         self.assertEqual(self.threads, [])
+
+    def test_closedMeanwhileAskedAgain(self) -> None:
+        """twistd's file closed while an open begun before the last SIGUSR1 was under way: not opened again, both answered 0."""
+        first, second = self.reopens.reopen(), self.reopens.reopen()
+        self.logFile.close()
+        self.runThread("serialgw twistd log open")
+        self.assertEqual((self.successResultOf(first), self.successResultOf(second), self.threads), (0, 0, []))
+        self.assertEqual(self.clock.getDelayedCalls(), [])
 
 
 class HungLogDirectoryTests(TestCase):

@@ -281,7 +281,8 @@ class OptionDefaultsTests(TestCase):
             link = os.path.abspath(self.mktemp())
             self.patch(singleline, "DEFAULT_DEVICE", f"pty:{link}")
             # And without the options that mean nothing on a pty (refused with one: test_remotekeys).
-            omitted = [*omitted, *(name for name in ("no-lock", "lock-dir", "dtr", "rts", "idle-dtr", "idle-rts")
+            omitted = [*omitted, *(name for name in ("no-lock", "lock-dir", "dtr", "rts", "idle-dtr", "idle-rts",
+                                                                 "rtscts", "break-duration")
                                    if name not in omitted)]
         if "port" in omitted and "listen" in omitted:
             self.patch(singleline, "DEFAULT_PORT", "tcp:0:interface=127.0.0.1")

@@ -113,6 +113,16 @@ class PastedLineTests(SynchronousTestCase):
         self.assertEqual(self.refused(f"{head}colour: red\n"), "FILE:4: Expected '=' after a key in a key/value "
                                                                "pair (column 7)")
 
+    def test_wholeYamlFile(self) -> None:
+        """A ser2net.yaml given whole (--config /etc/ser2net/ser2net.yaml): its %YAML or --- first line says it is YAML, where the examples are; it said only 'Invalid statement'."""
+        said = ("a YAML file (ser2net 4's ser2net.yaml?): serialgw reads TOML, a [lines.NAME] table a connection "
+                "(examples/ser2net.yaml and examples/ser2net.toml: the same lines in both; README: Coming from "
+                "ser2net or conserver)")
+        self.assertEqual(self.refused("%YAML 1.1\n---\nconnection: &con01\n"),
+                         f"FILE:1: '%YAML 1.1': {said} (TOML: Invalid statement (column 1))")
+        self.assertEqual(self.refused("# ser2net\n---\nconnection: &con01\n"),
+                         f"FILE:2: '---': {said} (TOML: Expected '=' after a key in a key/value pair (column 4))")
+
     def test_ser2netEscapeInAString(self) -> None:
         """ser2net's \\N in a TOML basic string (tomllib: "Unescaped '\\'") says {line}, with the line rewritten."""
         message = self.refused('[defaults]\nlog = "/var/log/serialgw/\\N.log"\n[lines.a]\ndevice = "/dev/ttyS0"\n'

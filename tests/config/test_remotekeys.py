@@ -160,6 +160,9 @@ class RemoteLineKeysTests(SynchronousTestCase):
 NO_PTY_LOCK = ("a pty the gateway makes takes no lock (the UUCP lock and flock are for a local tty; no other "
                "program opens its master): take it out")
 NO_PTY_MODEM = "a pty has no modem lines (DTR and RTS are a serial port's): take it out"
+NO_PTY_FLOW = "a pty has no RTS/CTS lines (hardware flow control is a serial port's): take it out"
+NO_PTY_BREAK = ("a pty cannot carry a break (the kernel takes one on a pty and does nothing; the program on it is "
+                "never told): take it out")
 
 
 class PtyDeviceKeysTests(SynchronousTestCase):
@@ -180,32 +183,50 @@ class PtyDeviceKeysTests(SynchronousTestCase):
             self.assertEqual(self.refused(key, '"off"'),
                              f"FILE:4: [lines.vm] {key}: means nothing on device 'pty:/run/vm0': {NO_PTY_MODEM}")
 
+    def test_flowAndBreakKeys(self) -> None:
+        """rtscts (true or false, or in serial) and break-duration on a pty: device: refused (a pty has no RTS/CTS lines and no break; they were taken, answered as in effect)."""
+        for key, value in (("rtscts", "true"), ("rtscts", "false")):
+            self.assertEqual(self.refused(key, value),
+                             f"FILE:4: [lines.vm] {key}: means nothing on device 'pty:/run/vm0': {NO_PTY_FLOW}")
+        self.assertEqual(self.refused("serial", '"9600,8N1,rtscts"'),
+                         "FILE:4: [lines.vm] serial: 'rtscts' in '9600,8N1,rtscts' means nothing on device "
+                         f"'pty:/run/vm0': {NO_PTY_FLOW}")
+        self.assertEqual(self.refused("break-duration", "500"),
+                         f"FILE:4: [lines.vm] break-duration: means nothing on device 'pty:/run/vm0': {NO_PTY_BREAK}")
+
     def test_settingsTakenAndDefaultsSilent(self) -> None:
-        """The serial settings, restore and break-duration are taken on a pty: device (a program on it sees them); every key from [defaults] leaves it alone."""
+        """The serial settings (xonxoff too) and restore are taken on a pty: device (a program on it sees them); every key from [defaults] leaves it alone, its rtscts not applied to the pty."""
         (line,) = loadConfig(writeTemp(self, '[lines.vm]\ndevice = "pty:/run/vm0"\nlisten = "4001"\n'
-                                             'serial = "9600,8N1"\nxonxoff = true\nrestore = false\n'
-                                             'break-duration = 500\n'))
-        self.assertEqual((line.settings.baudrate, line.settings.xonxoff, line.restoreSettings, line.breakDuration),
-                         (9600, True, False, 0.5))
-        text = ('[defaults]\nlock = false\nlock-dir = "/run/lock"\ndtr = "off"\nidle-rts = "off"\n'
+                                             'serial = "9600,8N1"\nxonxoff = true\nrestore = false\n'))
+        self.assertEqual((line.settings.baudrate, line.settings.xonxoff, line.restoreSettings), (9600, True, False))
+        text = ('[defaults]\nlock = false\nlock-dir = "/run/lock"\ndtr = "off"\nidle-rts = "off"\nrtscts = true\n'
+                'break-duration = 500\n'
                 '[lines.tty]\ndevice = "/dev/ttyS0"\nlisten = "4001"\n'
                 '[lines.vm]\ndevice = "pty:/run/vm0"\nlisten = "4002"\n')
         tty, vm = loadConfig(writeTemp(self, text))
-        self.assertEqual((tty.lock, tty.lockDir, tty.dtr), (False, "/run/lock", False))
-        self.assertEqual(vm.device.kind, "pty")
+        self.assertEqual((tty.lock, tty.lockDir, tty.dtr, tty.settings.rtscts, tty.breakDuration),
+                         (False, "/run/lock", False, True, 0.5))
+        self.assertEqual((vm.device.kind, vm.settings.rtscts), ("pty", False))
 
     def test_commandLineOptions(self) -> None:
-        """--no-lock, --lock-dir, --dtr, --rts, --idle-dtr, --idle-rts with a pty: --device (the default's too): refused naming the option."""
+        """--no-lock, --lock-dir, --dtr, --rts, --idle-dtr, --idle-rts, --rtscts, --break-duration with a pty: --device (the default's too): refused naming the option; rtscts in --serial too."""
         for device, option, why in (
                 (["--device", "pty:/run/vm0"], ["--no-lock"], NO_PTY_LOCK),
                 ([], ["--lock-dir", "/run/lock"], NO_PTY_LOCK),
                 (["--device", "pty:/run/vm0"], ["--dtr", "off"], NO_PTY_MODEM),
-                (["--device", "pty:/run/vm0"], ["--idle-rts", "on"], NO_PTY_MODEM)):
+                (["--device", "pty:/run/vm0"], ["--idle-rts", "on"], NO_PTY_MODEM),
+                (["--device", "pty:/run/vm0"], ["--rtscts"], NO_PTY_FLOW),
+                ([], ["--break-duration", "500"], NO_PTY_BREAK)):
             options = tap.Options()
             options.exitOnError = False  # type: ignore[attr-defined]
             e = self.assertRaises(UsageError, options.parseOptions, [*device, *option])
             shown = device[1] if device else "pty:/tmp/serialgw0"
             self.assertEqual(str(e), f"{option[0]}: means nothing on device {shown!r}: {why}")
         options = tap.Options()
-        options.parseOptions(["--device", "pty:/run/vm0", "--baud", "9600", "--break-duration", "500"])
-        self.assertEqual((options["line"].settings.baudrate, options["line"].breakDuration), (9600, 0.5))
+        options.exitOnError = False  # type: ignore[attr-defined]
+        e = self.assertRaises(UsageError, options.parseOptions, ["--serial", "9600,8N1,rtscts"])
+        self.assertEqual(str(e), f"--serial: 'rtscts' in '9600,8N1,rtscts' means nothing on device "
+                                 f"'pty:/tmp/serialgw0': {NO_PTY_FLOW}")
+        options = tap.Options()
+        options.parseOptions(["--device", "pty:/run/vm0", "--baud", "9600", "--xonxoff"])
+        self.assertEqual((options["line"].settings.baudrate, options["line"].settings.xonxoff), (9600, True))

@@ -151,6 +151,68 @@ class HostAddressLoopTests(SynchronousTestCase):
         self.assertTrue(any(ip_address("127.0.0.1") in network for network in networks), networks)
 
 
+class HostNameLoopTests(SynchronousTestCase):
+    """A remote device naming this host by another of its names (its host name, an /etc/hosts name of one of its addresses): the resolver gives this host, so it reaches the gateway's own listener; read without a lookup (no DNS)."""
+
+    def setUp(self) -> None:
+        from ipaddress import ip_network
+
+        from serialgw.config import loops
+
+        self.patch(loops, "localNetworks", lambda: [ip_network("127.0.0.0/8"), ip_network("192.0.2.9/32"),
+                                                    ip_network("::1/128")])
+        hosts = writeTemp(self, "127.0.0.1\tlocalhost localhost.localdomain\n127.0.1.1 gw1.example.org gw1 # Debian's\n"
+                                "192.0.2.9 gw1-eth0\n198.51.100.7 bmc7\n::1 ip6-localhost\n# 192.0.2.9 commented\n"
+                                "fe80::1%eth0 linklocal\nnot-an-address nobody\n")
+        self.patch(loops, "HOSTS_FILE", hosts)
+        self.patch(loops, "hostName", lambda: "Gw1.Example.Org")
+
+    def refused(self, device: str, listen: str) -> str:
+        return RemoteLoopTests.refused(self, f'[lines.a]\ndevice = "{device}"\nlisten = "{listen}"\n')  # type: ignore[arg-type]
+
+    def loads(self, device: str, listen: str) -> list[str]:
+        return RemoteLoopTests.loads(self, f'[lines.a]\ndevice = "{device}"\nlisten = "{listen}"\n')  # type: ignore[arg-type]
+
+    def test_hostsFileNamesRefused(self) -> None:
+        """Names /etc/hosts gives to this host's addresses (127.0.1.1, an interface's; any case, a root dot) on the line's own listener: refused."""
+        for device, listen in (("telnet:gw1:4001", "4001"), ("telnet:GW1.example.org.:4001", "tcp:4001:interface=127.0.0.1"),
+                               ("tcp:gw1-eth0:4001", "4001"), ("rfc2217://localhost.localdomain:4001", "4001")):
+            self.assertEqual(self.refused(device, listen),
+                             f"FILE:2: [lines.a] device: {DeviceSpecText(device)!r} is its own listener {listen!r}: {LOOP}")
+
+    def test_hostNameRefusedOnEveryAddress(self) -> None:
+        """This host's name (gethostname; any case), not in /etc/hosts: refused on a listener on every address (it resolves to one of this host's), allowed on one bound to another."""
+        from serialgw.config import loops
+
+        self.patch(loops, "hostName", lambda: "console3")
+        self.assertEqual(self.refused("telnet:Console3:4001", "4001"),
+                         f"FILE:2: [lines.a] device: 'telnet:Console3:4001' is its own listener '4001': {LOOP}")
+        self.assertEqual(self.loads("telnet:console3:4001", "tcp:4001:interface=192.0.2.9"), ["a"])
+
+    def test_otherNamesAllowed(self) -> None:
+        """A name /etc/hosts gives another host's address, one it does not have, or a listener at another address: allowed."""
+        for device, listen in (("telnet:bmc7:4001", "4001"), ("telnet:nobody:4001", "4001"), ("telnet:linklocal:4001", "4001"),
+                               ("telnet:gw1-eth0:4001", "tcp:4001:interface=127.0.0.1"), ("telnet:gw1:4002", "4001")):
+            self.assertEqual(self.loads(device, listen), ["a"], device)
+
+    def test_hostsFileRead(self) -> None:
+        """/etc/hosts read as the resolver reads it: each name of a line to its address, comments left out, names in lower case, every line of a name in order."""
+        from serialgw.config import loops
+
+        hosts = writeTemp(self, "10.0.0.1 A b # c d\n10.0.0.2 a e\n\n#10.0.0.3 f\n")
+        self.patch(loops, "HOSTS_FILE", hosts)
+        self.assertEqual(loops.hostsFile(), {"a": ["10.0.0.1", "10.0.0.2"], "b": ["10.0.0.1"], "e": ["10.0.0.2"]})
+        self.patch(loops, "HOSTS_FILE", hosts + ".not-there")
+        self.assertEqual(loops.hostsFile(), {})
+
+
+def DeviceSpecText(device: str) -> str:
+    """The device as its message says it."""
+    from serialgw.config.parsers import parseDevice
+
+    return parseDevice(device).describe()
+
+
 class ShardAndRingLoopTests(SynchronousTestCase):
     """Watch-all loops the direct check missed: a process's own copy of a watch-all listener (--shard: PORT+I, PATH.I), and a ring through a watch-all that watches another line whose device leads back."""
 

@@ -117,6 +117,20 @@ class ManPageTests(SynchronousTestCase):
             self.assertIn(needle, text)
 
 
+class HelpPageTests(SynchronousTestCase):
+    def test_helpSaysWhereThePageIs(self) -> None:
+        """--help names the page pip installed in this environment (man -l PATH): man 8 serialgw finds it only with the environment's bin on PATH, and the README's commands run .venv/bin/twistd."""
+        import sys
+
+        prefix = os.path.abspath(self.mktemp())
+        os.makedirs(os.path.join(prefix, "share", "man", "man8"))
+        page = os.path.join(prefix, "share", "man", "man8", "serialgw.8")
+        self.patch(sys, "prefix", prefix)
+        self.assertNotIn("man -l", str(tap.Options()))  # (not installed there)
+        open(page, "w").close()
+        self.assertIn(f"man 8 serialgw (or man -l {page})", str(tap.Options()))
+
+
 class ReadmeLayoutTests(SynchronousTestCase):
     def test_layoutNamesEveryModule(self) -> None:
         """README's Layout section names every serialgw module under its package's heading, and every test helper (a tests/ module that is not test_*)."""

@@ -1,0 +1,108 @@
+"""
+Tests for serialgw.devices.floodread: what bounds the movers (how many run
+at once; how long a process mover waits through quiet before it ends).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import select
+import struct
+import termios
+import time
+import tty
+from typing import Any
+
+from twisted.internet.testing import MemoryReactorClock
+
+from serialgw.config.specs import SerialSettings
+from serialgw.devices import floodread
+from serialgw.devices.device import SerialDevice
+from serialgw.devices.floodread import FloodReader
+from serialgw.devices.ports import TtyPort
+from tests.devices.test_device import Sink
+from tests.devices.test_floodread import FULL, Flooding
+
+
+class MostMoversTests(Flooding):
+    """At most MOST_MOVERS movers at once in a reactor: 24 flooding lines ran 24 mover processes (207 MB)."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.others: list[tuple[SerialDevice, int]] = []
+
+    def tearDown(self) -> None:
+        for device, master in self.others:
+            reader = device._reader
+            device.close()
+            if reader is not None:
+                reader._closeMoversEnds()
+            os.close(master)
+        super().tearDown()
+
+    def another(self) -> tuple[SerialDevice, int]:
+        """A second flooding line's device in the same reactor, and its pty's master."""
+        master, slave = os.openpty()
+        tty.setraw(slave)
+        port = TtyPort(os.ttyname(slave), SerialSettings())
+        os.close(slave)
+        device = SerialDevice(port, self.reactor, sink=Sink())
+        device._startMover = False
+        device.start()
+        self.others.append((device, master))
+        return device, master
+
+    def floods(self, device: SerialDevice, master: int, reads: int) -> None:
+        """C{reads} full reads of the device by the reactor, or fewer if a mover takes it over."""
+        fd = device.port.fileno()
+        for _i in range(reads):
+            if device._reader is not None:
+                return
+            os.write(master, b"o" * FULL)
+            # (The pty's worker hands it to the tty a moment later.)
+            deadline = time.monotonic() + 10
+            while struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"))[0] < FULL:
+                self.assertLess(time.monotonic(), deadline, "the write never reached the tty")
+                select.select([fd], [], [], 0.01)
+            self.assertIn(device, self.reactor.getReaders())
+            device.doRead()
+
+    def test_anotherFloodStaysWithTheReactorAtTheMost(self) -> None:
+        """With MOST_MOVERS movers running, another flooding tty is read by the reactor; once one has ended, its flood goes to a mover."""
+        self.patch(floodread, "MOST_MOVERS", 1)
+        first = self.handOver()
+        device, master = self.another()
+        self.floods(device, master, floodread.FULL_READS * 3)
+        self.assertIsNone(device._reader)
+        self.assertIn(device, self.reactor.getReaders())
+        self.runMover(first)
+        self.pipeReads(first)
+        self.assertTrue(first.stopped)
+        self.floods(device, master, floodread.FULL_READS)
+        self.assertIsNotNone(device._reader)
+        self.assertNotIn(device, self.reactor.getReaders())
+        self.assertIn(device._reader._pipe, self.reactor.getReaders())  # type: ignore[union-attr]
+
+    def test_mostIsTheCores(self) -> None:
+        """By default as many movers as there are cores (more only take turns on them), at least one."""
+        self.assertEqual(floodread.MOST_MOVERS, max(1, os.cpu_count() or 1))
+
+
+class ProcessIdleTests(Flooding):
+    mode = "process"
+
+    def test_processMoverWaitsThroughABurstsGap(self) -> None:
+        """A process mover ends after PROCESS_IDLE s of quiet (a thread after IDLE, 0.2 s): a device sending 32 KB every 0.3 s started a process for each burst."""
+        spawned: list[list[str]] = []
+
+        def spawn(path: str, argv: list[str], env: Any, **kw: Any) -> int:
+            spawned.append(argv)
+            return 0x7FFFFFF0  # (no such process: collected at once)
+
+        self.patch(floodread.os, "posix_spawn", spawn)
+        reader = FloodReader(MemoryReactorClock(), self.port.fileno(), "pty", print, print, mode="process")
+        reader.stop()
+        self.assertEqual(spawned[0][-2:], [str(int(floodread.PROCESS_IDLE * 1000)), str(floodread.SPLICE_SIZE)])
+        self.assertGreaterEqual(floodread.PROCESS_IDLE, 1.0)
+        self.assertLessEqual(floodread.IDLE, 0.2)
