@@ -67,7 +67,9 @@ def lookAtStart(configs: Sequence[LineConfig], ssh: Optional[SSHSpec], reactor: 
     if not files or not (IReactorThreads.providedBy(reactor) if threaded is None else threaded):
         return None
     done = threading.Event()
-    at: list[str] = [""]
+    # The file the look is at: the first until it begins (a thread not run
+    # by the time the wait ended, on a loaded machine, named files[""]: a KeyError).
+    at: list[str] = [next(iter(files))]
 
     def look() -> None:
         try:

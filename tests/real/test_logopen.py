@@ -100,7 +100,8 @@ class HungOpenTests(TestCase):
         a, b = startedPty(self), startedPty(self)
         service = startGateway(self, ptyLine(a, LISTEN, name="a", log=LogSpec(self.path, format="", events="off")),
                                ptyLine(b, LISTEN, name="b"))
-        self.assertTrue(hung.entered.is_set())
+        # (The wait for it ended at its bound, whether or not its thread had got to the call by then.)
+        self.assertTrue(await deferToThread(hung.entered.wait, 10))
         self.assertFalse(hung.released.is_set())
         self.assertEqual(self.said(), [f"line a: log {self.path}: its open has not returned in 0.2 s (a file system "
                                        "that does not answer?); the line runs, its output waits for it (at most "
@@ -118,7 +119,8 @@ class HungOpenTests(TestCase):
         hung = Hung(self, "open", self.path, creating=True)
         a, b = startedPty(self), startedPty(self)
         service = startGateway(self, ptyLine(a, LISTEN, f"file:{self.path}", name="a"), ptyLine(b, LISTEN, name="b"))
-        self.assertTrue(hung.entered.is_set())
+        # (The wait for it ended at its bound, whether or not its thread had got to the call by then.)
+        self.assertTrue(await deferToThread(hung.entered.wait, 10))
         self.assertFalse(hung.released.is_set())
         self.assertEqual(self.said(), [f"line a: file: output {self.path}: its open has not returned in 0.2 s (a file "
                                        "system that does not answer?); the line runs, its output waits for it (at "

@@ -94,7 +94,8 @@ class HungPipeTests(HungTests):
         hung = HungAfter(self, self.fifo)
         a, b = startedPty(self), startedPty(self)
         service = startGateway(self, ptyLine(a, LISTEN, f"pipe:{self.fifo}", name="a"), ptyLine(b, LISTEN, name="b"))
-        self.assertTrue(hung.entered.is_set())
+        # (The wait for it ended at its bound, whether or not its thread had got to the call by then.)
+        self.assertTrue(await deferToThread(hung.entered.wait, 10))
         self.assertEqual(self.said(), [f"line a: listener pipe:{self.fifo}: its open has not returned in 0.2 s (a "
                                        "file system that does not answer?); the line runs, its pipe joins it once "
                                        "the open returns"])
@@ -154,7 +155,8 @@ class HungPtyLinkTests(HungTests):
         hung = HungAfter(self, self.link, name="lstat")
         a, b = startedPty(self), startedPty(self)
         service = startGateway(self, ptyLine(a, LISTEN, f"pty:{self.link}", name="a"), ptyLine(b, LISTEN, name="b"))
-        self.assertTrue(hung.entered.is_set())
+        # (The wait for it ended at its bound, whether or not its thread had got to the call by then.)
+        self.assertTrue(await deferToThread(hung.entered.wait, 10))
         pty = self.ptyOf(service)
         self.assertEqual(self.said(), [f"line a: listener pty:{self.link}: its open has not returned in 0.2 s (a "
                                        "file system that does not answer?); the line runs, its pty is "
@@ -247,7 +249,8 @@ class HungPtyLinkTests(HungTests):
         os.unlink(self.link)
         hung = HungAfter(self, self.link, name="readlink")
         self.assertEqual(await service.reload([lineA, lineB, lineC]), {"added": [], "changed": [], "removed": []})
-        self.assertTrue(hung.entered.is_set())
+        # (The wait for it ended at its bound, whether or not its thread had got to the call by then.)
+        self.assertTrue(await deferToThread(hung.entered.wait, 10))
         self.assertEqual(await service.reload([lineA, lineB, lineD]), {"added": ["d"], "changed": [], "removed": ["c"]})
         self.assertFalse(os.path.lexists(other))
         warned = [formatEvent(e) for e in self.events if "look at the ptys' links" in e.get("log_format", "")]
@@ -298,7 +301,8 @@ class HungPtyDeviceTests(HungTests):
         b = startedPty(self)
         lineA = LineConfig("a", DeviceSpec("pty", self.link), listeners=(parseListener(LISTEN),))
         service = startGateway(self, lineA, ptyLine(b, LISTEN, name="b"), waitForDevices=True)
-        self.assertTrue(hung.entered.is_set())
+        # (The wait for it ended at its bound, whether or not its thread had got to the call by then.)
+        self.assertTrue(await deferToThread(hung.entered.wait, 10))
         self.assertFalse(service.lines["a"].device.up)
         await self.otherFlows(service, b, hung)
         hung.release()

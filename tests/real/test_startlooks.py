@@ -7,6 +7,9 @@ named, where it hung the start for ever on the gateway's thread.
 from __future__ import annotations
 
 import os
+import threading
+import types
+from typing import Any, Optional
 
 from twisted.trial.unittest import TestCase
 
@@ -18,6 +21,22 @@ from serialgw.config.specs import SSHSpec
 from tests.certs import Authority
 from tests.real.test_logopen import LISTEN, Hung
 from tests.realio import ptyLine, startedPty, startGateway
+
+
+def waitsFirstFor(case: TestCase, reached: threading.Event) -> None:
+    """
+    The start's wait for its look (LOOK_WAIT s) begins only once C{reached}
+    is set (the look's thread has got to the file that hangs): what the
+    start says then does not hang on how soon a loaded machine ran that
+    thread (the cert read first, and the key's open reached, within 0.3 s).
+    """
+
+    class Done(threading.Event):
+        def wait(self, timeout: Optional[float] = None) -> bool:
+            reached.wait(30)
+            return super().wait(timeout)
+
+    case.patch(startlooks, "threading", types.SimpleNamespace(Thread=threading.Thread, Event=Done))
 
 
 class HungStartFileTests(TestCase):
@@ -33,6 +52,7 @@ class HungStartFileTests(TestCase):
         """A TLS listener's key whose open hangs: the start fails after LOOK_WAIT s, naming the line, listener and file (it hung on the gateway's thread, here until the test's 15 s rescue)."""
         a = startedPty(self)
         hung = Hung(self, "open", self.key)
+        waitsFirstFor(self, hung.entered)
         service = GatewayService([ptyLine(a, LISTEN, self.tls, name="a")])
         e = self.assertRaises(StartupError, service.privilegedStartService)
         self.assertEqual(str(e), f"line 'a': listener {self.tls!r}: key {self.key!r}: not read within 0.3 s (a file "
@@ -53,6 +73,22 @@ class HungStartFileTests(TestCase):
         e = self.assertRaises(StartupError, service.privilegedStartService)
         self.assertEqual(str(e), f"SSH host key {hostKey!r}: not read within 0.3 s (a file system that does not "
                                  "answer?); the start reads it on the gateway's thread")
+
+    def test_lookNotBegunNamesTheFirstFile(self) -> None:
+        """A look whose thread has not begun when the wait ends (a loaded machine) fails the start naming the first file, not a KeyError."""
+        gate = threading.Event()
+        self.addCleanup(gate.set)
+
+        class Late(threading.Thread):
+            def __init__(self, target: Any, **kwargs: Any) -> None:
+                threading.Thread.__init__(self, target=lambda: (gate.wait(30), target()), **kwargs)
+
+        self.patch(startlooks, "threading", types.SimpleNamespace(Thread=Late, Event=threading.Event))
+        service = GatewayService([ptyLine(startedPty(self), LISTEN, self.tls, name="a")])
+        e = self.assertRaises(StartupError, service.privilegedStartService)
+        self.assertEqual(str(e), f"line 'a': listener {self.tls!r}: certificate {self.cert!r}: not read within 0.3 s (a "
+                                 "file system that does not answer?); the start reads it on the gateway's thread")
+        self.assertEqual(service.lines, {})
 
     def test_filesThatAnswer(self) -> None:
         """Files that answer (and one that is not there, a symlink, a directory: left to the reading that follows) start as before."""
