@@ -12,7 +12,9 @@ import fcntl
 import select
 import struct
 import termios
-from typing import Any
+from typing import Any, Optional
+
+from OpenSSL import SSL
 
 from serialgw.line.hub import Role
 from serialgw.logflood import clientLog
@@ -41,6 +43,16 @@ TYPED_AHEAD_LIMIT = 4096
 # A client not read only because the device takes no input is looked at
 # this often for a hang-up (see InputReading._checkHangUp).
 HANGUP_CHECK_SECONDS = 5.0
+# What a look at a hung-up TLS client reads of its socket at a time.
+TLS_LEFT_READ = 65536
+
+
+def _peerShutDown(fd: int) -> bool:
+    """The peer of the socket C{fd} has shut its side down (POLLRDHUP), or all of it (POLLHUP)."""
+    poller = select.poll()
+    poller.register(fd, select.POLLRDHUP)
+    events = poller.poll(0)
+    return bool(events and events[0][1] & (select.POLLRDHUP | select.POLLHUP))
 
 
 def hungUpWithNothingUnread(transport: Any) -> bool:
@@ -48,19 +60,58 @@ def hungUpWithNothingUnread(transport: Any) -> bool:
     The peer of C{transport}'s socket has shut its side down (POLLRDHUP, or
     all of it) and nothing it sent waits unread (FIONREAD 0: its end of file
     is all there is).  False when that cannot be told (no socket: an SSH
-    channel, a pipe).
+    channel, a pipe; TLS: see L{tlsHungUp}).
     """
     try:
         fd = transport.getHandle().fileno()
-        poller = select.poll()
-        poller.register(fd, select.POLLRDHUP)
-        events = poller.poll(0)
-        if not events or not events[0][1] & (select.POLLRDHUP | select.POLLHUP):
+        if not _peerShutDown(fd):
             return False
         unread = struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"))[0]
     except (AttributeError, OSError, ValueError):
         return False
     return bool(unread == 0)
+
+
+def tlsHungUp(transport: Any) -> Optional[int]:
+    """
+    C{transport} is TLS (Twisted's TLSMemoryBIOProtocol) whose peer has
+    shut its side of the socket down: what it left unread there (its
+    close_notify, and anything it typed before) is read, decrypted and
+    dropped; how many bytes of data it held.  None when it is not TLS, its
+    peer is there, or that cannot be told.  Over TLS the socket always
+    holds something after a peer's orderly close (its close_notify, which
+    under TLS 1.3 looks like data until decrypted), so FIONREAD cannot tell
+    a hang-up from typing that waits.  Bounded: nothing comes after the
+    peer's end of file, so the socket's buffer is all there is to read.
+    """
+    try:
+        connection = transport.getHandle()
+        if not isinstance(connection, SSL.Connection):
+            return None
+        sock = transport.transport.getHandle()
+        if not _peerShutDown(sock.fileno()):
+            return None
+    except (AttributeError, OSError, ValueError):
+        return None
+    typed = 0
+    ended = False
+    while not ended:
+        try:
+            records = sock.recv(TLS_LEFT_READ)
+        except OSError:
+            break  # (nothing more: BlockingIOError; a reset)
+        ended = not records
+        if records:
+            connection.bio_write(records)
+        while True:
+            try:
+                typed += len(connection.recv(TLS_LEFT_READ))
+            except (SSL.ZeroReturnError, SSL.WantReadError):
+                break  # (its close_notify; the rest of a record)
+            except SSL.Error:
+                ended = True  # (a record that does not decrypt: nothing after it is read)
+                break
+    return typed
 
 
 def stopCalls(*calls: Any) -> None:
@@ -158,14 +209,26 @@ class InputReading:
         end of file: it held its place in max-clients (64 visits to a stuck
         console filled the line) and its descriptor until the device took
         input.  One with input unread stays: that input goes to the device.
+        Over TLS, where its close_notify is always left unread, what it
+        left is read and decrypted to be told from its close: a client gone
+        whose typing waited goes too, that typing dropped, counted and said
+        (it was never reaped: 3 such clients stayed attached for good).
         """
         self._hangUpCall = None
-        if hungUpWithNothingUnread(self.transport):
+        typed = 0 if hungUpWithNothingUnread(self.transport) else tlsHungUp(self.transport)
+        if typed is None:
+            self._applyPause()
+        elif not typed:
             log.info("{line}: {peer} hung up while the device took no input (nothing it sent was left unread): "
                      "it goes now", line=self.line.name, peer=self.peer)
             self.transport.abortConnection()
         else:
-            self._applyPause()
+            # Over TLS what it left is read to tell it from its close: not
+            # kept for a client that is gone (held here, not in the kernel).
+            self.line.refused += typed
+            log.info("{line}: {peer} hung up while the device took no input: {count} byte(s) it sent were not "
+                     "sent: it goes now", line=self.line.name, peer=self.peer, count=typed)
+            self.transport.abortConnection()
 
     def pauseInput(self) -> None:
         self._pauseReading(DEVICE_BEHIND)

@@ -525,8 +525,8 @@ class SerialDevice(Pacing, EarlyHold, FloodReading):
         return False
 
     def _lost(self, error: BaseException) -> None:
-        """The one path for a device that went away, however it went."""
-        if self.closed or not self.up:
+        """The one path for a device that went away, however it went (what a mover moved goes first)."""
+        if self.closed or not self.up or not self._movedBeforeLoss():
             return
         self.downReason = errorReason(error)
         reason = Failure(DeviceLost(self.downReason))

@@ -17,6 +17,7 @@ from typing import Optional
 
 from twisted.logger import Logger
 
+from serialgw.devices.floodread import moverPids
 from serialgw.devices.links import PTY_SLAVE_MAJORS, holdsMaster, ptyHolders, ttyControllers
 from serialgw.devices.termio import exclusivelyHeld
 
@@ -97,7 +98,7 @@ def terminalProblem(path: str) -> Optional[str]:
         return (f"cannot open device {path!r}: it is {real}, a terminal now, the controlling terminal of pid "
                 f"{_pids(session)} (another session's: a pty's number goes to the next pty when its "
                 "program ends); not opened")
-    holders = [pid for pid in ptyHolders(real) if pid != os.getpid()]
+    holders = _others(ptyHolders(real))
     # A holder with the master too provides the pty (socat, a gateway; others may have it open through it).
     terminal = [] if any(holdsMaster(pid, index) is True for pid in holders) else holders
     if terminal:
@@ -105,6 +106,16 @@ def terminalProblem(path: str) -> Optional[str]:
                 f"{_pids(terminal)} without its master (another session's: a pty's number goes to "
                 "the next pty when its program ends); not opened")
     return None
+
+
+def _others(holders: list[int]) -> list[int]:
+    """
+    The holders that are not the gateway: neither its process nor a mover
+    process of its (told to stop with its device and not ended yet, it was
+    taken for another session's terminal: the reopen refused).
+    """
+    own = moverPids() | {os.getpid()}
+    return [pid for pid in holders if pid not in own]
 
 
 def _pids(pids: list[int]) -> str:
@@ -123,7 +134,7 @@ def heldExclusively(fd: int, path: str) -> bool:
     """
     if not exclusivelyHeld(fd):
         return False
-    if ptyNode(fd) is None or any(pid != os.getpid() for pid in ptyHolders(path)):
+    if ptyNode(fd) is None or _others(ptyHolders(path)):
         return True
     try:
         fcntl.ioctl(fd, termios.TIOCNXCL)
