@@ -352,10 +352,10 @@ def single(server: Server, rtts: int, size: int) -> dict[str, Any]:
         out["cpu_us_per_rtt"] = (cpuPreciseSeconds(server.proc.pid) - cpu0) / rtts * 1e6
         out["rtt_p50_ms"] = statistics.median(times) * 1000
         out["rtt_p99_ms"] = times[int(len(times) * 0.99) - 1] * 1000
-        cpu0 = cpuSeconds(server.proc.pid)
+        cpu0 = treeCpuSeconds(server.proc.pid)
         out["raw_to_client_MiBps"] = throughput(pty, sock, size, toDevice=False, telnet=False)
         out["raw_to_device_MiBps"] = throughput(pty, sock, size, toDevice=True, telnet=False)
-        out["cpu_s_per_MiB"] = (cpuSeconds(server.proc.pid) - cpu0) / (2 * size / MiB)
+        out["cpu_s_per_MiB"] = (treeCpuSeconds(server.proc.pid) - cpu0) / (2 * size / MiB)
         sock.close()
         if telnetPort:
             tsock = connectTelnet(telnetPort)
@@ -545,11 +545,11 @@ def stuck(server: Server, clients: int, size: int, warmUp: int = 12 * MiB, secon
         # then the server's own buffer for it.
         warm = timedFlood(pty, reader, warmUp if clients else 2 * MiB, seconds, 3.0)
         out["warm_up_MiB"] = warm["MiB"]
-        cpu0 = cpuSeconds(server.proc.pid)
+        cpu0 = treeCpuSeconds(server.proc.pid)
         flood = timedFlood(pty, reader, size, seconds, 3.0, check=warm["complete"])
         out["reader_MiBps"] = flood["MiBps"]
         out["complete"] = flood["complete"]
-        out["cpu_s_per_MiB"] = (cpuSeconds(server.proc.pid) - cpu0) / max(flood["MiB"], 1 / MiB)
+        out["cpu_s_per_MiB"] = (treeCpuSeconds(server.proc.pid) - cpu0) / max(flood["MiB"], 1 / MiB)
         out["rss_KiB"] = rssKiB(server.proc.pid)
         queued = sorted(kernelQueued(port))
         out["kernel_KiB_per_stuck"] = statistics.median(queued) / 1024 if clients and queued else 0.0

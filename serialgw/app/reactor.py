@@ -51,6 +51,7 @@ It is installed by C{twistd serialgw} when no reactor has been chosen
 from __future__ import annotations
 
 import errno
+import os
 import socket
 import sys
 import time
@@ -178,6 +179,13 @@ class BusyPoll:
         # While above 0 (mover threads run: serialgw.devices.floodread),
         # no polling without sleeping.
         self.suspended = 0
+        # While above 0 (mover processes run), the CPU is given up after
+        # each empty poll (yieldCPU): a mover at nice 19 on the reactor's
+        # CPU waited for the window's end, for each chunk of its flood.
+        self.yielding = 0
+
+    def yieldCPU(self) -> None:
+        os.sched_yield()
 
     def configure(self, limit: float) -> None:
         """A new limit (0: off); the window starts again from nothing."""
@@ -214,6 +222,8 @@ class BusyPoll:
             spent = now()
             if spent >= deadline:
                 break
+            if self.yielding:
+                self.yieldCPU()
         if timeout > 0:
             timeout = max(0.0, timeout - (spent - started))
         events = poll(timeout, most)

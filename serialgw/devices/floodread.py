@@ -108,12 +108,14 @@ class FloodReader:
     and the wake pipe's read end (a thread closes them as it ends; a
     process has its own copies, ours closed once it is started); the
     reactor the pipe's read end and the wake pipe's write end (closed at
-    L{stop}).  A mover suspends the reactor's busy-polling while it runs:
-    polling without sleeping, the reactor takes the GIL back after each
-    poll before a woken thread can, which then waits out the switch
-    interval (5 ms) for each chunk; and it keeps a CPU from a process
-    mover at nice 19 (paced at 20 MiB/s, 17 MiB/s moved for 46 s of CPU a
-    GiB, against 19.3 for 28 with the polling suspended).
+    L{stop}).  A thread mover suspends the reactor's busy-polling while it
+    runs: polling without sleeping, the reactor takes the GIL back after
+    each poll before the woken thread can, which then waits out the
+    switch interval (5 ms) for each chunk.  While a process mover runs,
+    the reactor gives its CPU up after each empty poll (sched_yield):
+    spinning, it kept its CPU from the mover at nice 19 (paced at 20
+    MiB/s, 17 MiB/s moved for 46 s of CPU a GiB, against 19.3 for 28 with
+    the polling suspended).
     """
 
     def __init__(self, reactor: Any, fd: int, name: str, deliver: Callable[[bytes], None],
@@ -149,7 +151,10 @@ class FloodReader:
             pass  # (the default size: over pipe-max-size, or the user's pipe limits)
         self._busyPoll = getattr(reactor, "busyPoll", None)
         if self._busyPoll is not None:
-            self._busyPoll.suspended += 1
+            if mode == "process":
+                self._busyPoll.yielding += 1
+            else:
+                self._busyPoll.suspended += 1
         self._pipe = _Pipe(self)
         reactor.addReader(self._pipe)
         # (Counted until its stop: MOST_MOVERS.)
@@ -234,7 +239,10 @@ class FloodReader:
             self._counted = False
             self.reactor.moving -= 1
         if self._busyPoll is not None:
-            self._busyPoll.suspended -= 1
+            if self.mode == "process":
+                self._busyPoll.yielding -= 1
+            else:
+                self._busyPoll.suspended -= 1
         if not self._paused:
             self.reactor.removeReader(self._pipe)
         os.close(self._pipeR)

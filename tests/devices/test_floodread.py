@@ -195,16 +195,35 @@ class HandOverTests(Flooding):
         self.pipeReads(reader)
         self.assertEqual(self.reactor.busyPoll.suspended, 0)  # type: ignore[attr-defined]
 
-    def test_processMoverSuspendsBusyPolling(self) -> None:
-        """While a process mover runs the reactor does not busy-poll either (spinning, it kept the nice-19 mover from a CPU: paced at 20 MiB/s, A moved 17 MiB/s for 46 s of CPU a GiB, 19.3 for 28 without); after, it does."""
+    def test_processMoverHasBusyPollingYield(self) -> None:
+        """While a process mover runs the reactor busy-polls, giving its CPU up between polls (the nice-19 mover was kept from it: paced at 20 MiB/s, A moved 17 MiB/s for 46 s of CPU a GiB); after, it polls as before."""
         self.reactor.movers = "process"  # type: ignore[attr-defined]
         reader = self.handOver()
         self.assertEqual(reader.mode, "process")
-        self.assertEqual(self.reactor.busyPoll.suspended, 1)  # type: ignore[attr-defined]
+        busy = self.reactor.busyPoll  # type: ignore[attr-defined]
+        self.assertEqual((busy.suspended, busy.yielding), (0, 1))
         self.runMover(reader)
         self.pipeReads(reader)
         self.assertTrue(reader.stopped)
-        self.assertEqual(self.reactor.busyPoll.suspended, 0)  # type: ignore[attr-defined]
+        self.assertEqual((busy.suspended, busy.yielding), (0, 0))
+
+    def test_busyPollYieldingGivesTheCPUUpBetweenPolls(self) -> None:
+        """A yielding BusyPoll polls for its window as before, giving its CPU up (sched_yield) after each empty poll, then sleeps."""
+        busy = BusyPoll(100e-6)
+        busy.window = 100e-6
+        busy.yielding = 1
+        clock = [0.0]
+        calls: list[object] = []
+
+        def poll(timeout: float, most: int) -> list[tuple[int, int]]:
+            calls.append(timeout)
+            if timeout == 0:
+                clock[0] += 30e-6
+            return []
+
+        busy.yieldCPU = lambda: calls.append("yield")  # type: ignore[method-assign]
+        busy.wait(poll, 0.5, 10, now=lambda: clock[0])
+        self.assertEqual(calls, [0, "yield", 0, "yield", 0, "yield", 0, near(0.5 - 120e-6)])
 
     def test_busyPollSuspendedPollsOnce(self) -> None:
         """A suspended BusyPoll waits in one poll with the turn's timeout, polling nothing before."""
@@ -219,6 +238,19 @@ class HandOverTests(Flooding):
 
         busy.wait(poll, 0.5, 10)
         self.assertEqual(calls, [0.5])
+
+
+def near(value: float) -> object:
+    """Equal to any float within 1e-9 of C{value}."""
+
+    class Near:
+        def __eq__(self, other: object) -> bool:
+            return isinstance(other, float) and abs(other - value) < 1e-9
+
+        def __repr__(self) -> str:
+            return f"~{value!r}"
+
+    return Near()
 
 
 class MoverTests(Flooding):
