@@ -214,8 +214,9 @@ class ThreadFailureLogTests(Flooding):
 class OwnMoverTests(SynchronousTestCase):
     def test_moverStillEndingIsNoStranger(self) -> None:
         """A process mover told to stop and not ended yet (nice 19 on a loaded machine) holds the tty: the reopen's look at who holds a pty slave (the device lost, the pty still there) does not take the gateway's own child for another session's terminal, which refused the reopen ('held open by pid N without its master')."""
-        # (Never quiet for long enough to end on its own while the test looks.)
-        self.patch(floodread, "IDLE", 600.0)
+        # (Never quiet for long enough to end on its own while the test looks: a process mover is given
+        # PROCESS_IDLE, 2 s, ended before the SIGSTOP on a loaded machine: 'pid not in []'.)
+        self.patch(floodread, "PROCESS_IDLE", 600.0)
         reactor = MemoryReactorClock()
         master, slave = os.openpty()
         self.addCleanup(os.close, master)
