@@ -12,6 +12,7 @@ import errno
 import os
 import select
 import signal
+import threading
 from typing import Any
 
 from twisted.internet.testing import MemoryReactorClock
@@ -198,10 +199,15 @@ class ThreadFailureLogTests(Flooding):
             raise RuntimeError("no splice here")
 
         self.patch(floodread.mover, "move", broken)
+        # (Run here, its first step would put the test's own thread at mover.NICE for the rest of the
+        # run: every later test, its threads and child processes at nice 19.)
+        self.patch(floodread.mover, "yieldToTheGateway", lambda: None)
         reader = self.handOver()
+        niceness = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
         with capturedLogs() as events:
             reader._run()  # (the thread's body, run here)
         self.assertEqual(events, [])
+        self.assertEqual(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()), niceness)
         self.assertEqual(len(calls), 1)
         with capturedLogs() as events:
             f, args, kwargs = calls[0]
