@@ -206,22 +206,26 @@ class Applying:
                                                "returned yet")
             return defer.succeed(None)
         done: defer.Deferred[None] = defer.Deferred()
-        at: list[Any] = [items[0], False, False]  # (the item looked at; whether its look is under way; all done)
+        # The index of the item looked at, or of the next one to be, its look
+        # not begun (an item's look answered: the next's, not its own, is
+        # what has not returned); whether its look is under way; all done.
+        at: list[Any] = [0, False, False]
 
         def look() -> None:
             found: Optional[tuple[Any, str]] = None
-            for item in items:
+            for index, item in enumerate(items):
                 with _looking:
-                    at[:2] = [item, True]
+                    at[:2] = [index, True]
                 try:
                     problem = check(item)
                 except Exception as e:
                     problem = f"{_what(item)[1]}: {e}"
-                with _looking:
-                    at[1] = False
-                    _stuck.discard(_what(item)[0])
                 if problem is not None:
                     found = (item, problem)
+                with _looking:
+                    at[:3] = [index + 1, False, found is not None]
+                    _stuck.discard(_what(item)[0])
+                if found is not None:
                     break
             with _looking:
                 at[2] = True
@@ -237,9 +241,10 @@ class Applying:
 
         def late() -> None:
             with _looking:
-                item, busy, finished = at
-                if finished:
+                index, busy, finished = at
+                if finished or index >= len(items):
                     return  # (its answer is on its way: see over)
+                item = items[index]
                 if busy:
                     _stuck.add(_what(item)[0])
             _, said, does = _what(item)

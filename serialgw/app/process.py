@@ -27,8 +27,10 @@ from serialgw.app.service import GatewayService
 from serialgw.app.twistdlog import TwistdLogReopens
 from serialgw.clients.factory import samePlace
 from serialgw.config.file import FileConfig, loadFile
+from serialgw.config.loops import runningWatchAllLoop
 from serialgw.config.shard import Shard, ownListeners, selectLines
 from serialgw.config.specs import ConfigError, LineConfig, SSHSpec, WatchAllSpec
+from serialgw.config.where import where
 
 log = Logger()
 _T = TypeVar("_T")
@@ -49,6 +51,8 @@ class TwistdGatewayService(GatewayService):
     shard: Optional[Shard] = None
     # The file's [watch-all] at start (--watch-all listeners come on top).
     watchAllInFile: Any = None
+    # --watch-all's listeners (as given, not a --shard process's copies) and their lines filter: None without it.
+    watchAllByOption: Any = None
     # twistd's log file, when it writes one (reopened on SIGUSR1).
     twistdLog: Optional[BaseLogFile] = None
     # twistd's log observer, made by serialgw.app.logs (None: twistd's own).
@@ -304,9 +308,16 @@ class TwistdGatewayService(GatewayService):
         self.notifier.reloading()
         path, shard = self.configPath, self.shard
         held = self.ssh.users if self.ssh is not None else ()  # (A key copied into another's file stays theirs.)
+        # The watch-all listeners that run (read here, on the reactor's thread).
+        inFile, byOption = self.watchAllInFile, self.watchAllByOption
 
         def read() -> tuple[tuple[list[LineConfig], Optional[SSHSpec], Optional[WatchAllSpec]], FileConfig]:
             loaded = loadFile(path, shards=shard.count if shard is not None else None, held=held)
+            loop = runningWatchAllLoop(loaded.lines, loaded.watchAll, inFile, byOption,
+                                       shard.count if shard is not None else None, loaded.pins)
+            if loop is not None:
+                raise ConfigError(f"{where(loaded.path, loaded.text, f'lines.{loop[0]}', 'device')}: "
+                                  f"[lines.{loop[0]}] device: {loop[1]}")
             lines = selectLines(loaded.lines, shard, loaded.pins) if shard is not None else loaded.lines
             ssh = ownListeners(shard.index, None, loaded.ssh, None)[1] if shard is not None else loaded.ssh
             return (lines, ssh, loaded.watchAll), loaded
@@ -354,6 +365,8 @@ class TwistdGatewayService(GatewayService):
                                         port=factory.spec.port, path=factory.spec.path), watchAll.lines)
         for factory in self.watchers[len(running):]:
             factory.retune(factory.spec, watchAll.lines)
+        if self.watchAllByOption is not None:
+            self.watchAllByOption = attrs.evolve(self.watchAllByOption, lines=watchAll.lines)
         self.watchAllInFile = attrs.evolve(watchAll, listeners=tuple(running))
 
     def _retuneTLS(self, most: int) -> None:

@@ -259,6 +259,7 @@ man 8 serialgw
                 more = byOption("watch-all", parseWatchAll, self["watch-all"], list(fromFile.lines) if fromFile else [])
                 more = attrs.evolve(more, listeners=tuple(absoluteListener(s, os.getcwd()) for s in more.listeners))
                 listeners = (fromFile.listeners if fromFile else ()) + more.listeners
+                self["watchAllByOption"] = more
                 self["watchAllSpec"] = attrs.evolve(more, listeners=listeners)
                 loop = watchAllLoop(self["allLines"], self["watchAllSpec"], shard.count if shard is not None else None,
                                     self["configFile"].pins if self["config"] is not None else None)
@@ -417,6 +418,7 @@ def makeService(options: Options, reactor: Optional[Any] = None) -> GatewayServi
                      "status endpoint alone until a reload adds one", shard=str(shard), total=total,
                      path=options["config"])
     service.watchAllInFile = options.get("watchAllSpecInFile")
+    service.watchAllByOption = options.get("watchAllByOption")
     service.runAs = runAs(options.parent)
     from serialgw.app.logs import twistdObserver
 

@@ -87,7 +87,18 @@ def loadHostKey(path: str, make: bool = True) -> tuple[keys.Key, bool]:
     try:
         key = keys.Key.fromString(data)
     except Exception as e:
-        raise SSHError(f"cannot read SSH host key {path!r}: {e}") from None
+        # Not conch's words for a file it cannot place ("cannot guess the
+        # type of b'...'"): they quote the whole file, and a host key path
+        # that leads to another secret (a password hash) would carry it into
+        # the log, 4 MB of it for a file of 1 MiB.
+        why = str(e)
+        if not data:
+            why = "it is empty"
+        elif isinstance(e, keys.BadKeyError) and why.startswith("cannot guess the type of"):
+            why = "it holds no private key (OpenSSH or PEM)"
+        elif len(why) > 100:
+            why = why[:100] + "..."
+        raise SSHError(f"cannot read SSH host key {path!r}: {why}") from None
     if not key.isPublic() and key.type() in ("Ed25519", "RSA", "EC"):
         return key, False
     raise SSHError(f"SSH host key {path!r} is not a private key")

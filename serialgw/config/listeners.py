@@ -94,6 +94,12 @@ def parseListener(text: str) -> ListenerSpec:
     if ser2netConf(text) is not None:
         # (Twisted's "Unknown endpoint type: '2000'", at start or --check only.)
         raise ConfigError(f"cannot read listener {quote(original)}: a ser2net.conf line: {ser2netConf(text)}")
+    ours = _addressAndPort(text)
+    if ours is not None:
+        # (Twisted's "Unknown endpoint type: '127.0.0.1'", at start or --check only.)
+        prefix = f"{head.strip()}+" if protocol is not None else ""
+        raise ConfigError(f"cannot read listener {quote(original)}: an address and a port; serialgw writes it "
+                          f"{quote(prefix + ours)}")
     word, colon, body = text.partition(":")
     word = word.lower()
     if word == "stdio" and not colon:
@@ -141,6 +147,36 @@ def parseListener(text: str) -> ListenerSpec:
     if word in ("tcp", "tcp6", "unix"):
         return done(twistedServer(text, original))
     return done(ListenerSpec(endpoint=text))
+
+
+_ADDRESS_PORT = re.compile(r"^(\[[0-9A-Fa-f:.]*\]|[0-9.]*|\*|localhost)[:,]([0-9]+)$", re.IGNORECASE)
+
+
+def _addressAndPort(text: str) -> Optional[str]:
+    """
+    The listener that listens where C{ADDRESS:PORT} or C{ADDRESS,PORT} says
+    (socat's and most servers' spelling, ser2net.conf's), as serialgw
+    writes it; None for anything else.  The address is one (IPv4, IPv6 in
+    brackets), localhost, or every address (empty, C{*}, 0.0.0.0, C{[::]}).
+    """
+    match = _ADDRESS_PORT.match(text)
+    if match is None:
+        return None
+    host, port = match.group(1), str(int(match.group(2)))
+    if host in ("", "*", "0.0.0.0"):
+        return port
+    if host.lower() == "localhost":
+        return f"tcp:{port}:interface=127.0.0.1"
+    try:
+        address = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return None
+    if (address.version == 6) != host.startswith("["):
+        return None
+    if address.version == 4:
+        return f"tcp:{port}:interface={address}"
+    escaped = str(address).replace(":", "\\:")  # (Twisted's endpoint strings escape a colon)
+    return f"tcp6:{port}" if address.is_unspecified else f"tcp6:{port}:interface={escaped}"
 
 
 def _monitor(body: str, original: str) -> ListenerSpec:

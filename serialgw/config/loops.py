@@ -164,6 +164,37 @@ def watchAllLoop(lines: Sequence[LineConfig], watchAll: Optional[WatchAllSpec], 
     return None
 
 
+def runningWatchAllLoop(lines: Sequence[LineConfig], new: Optional[WatchAllSpec], inFile: Optional[WatchAllSpec],
+                        byOption: Optional[WatchAllSpec], shards: Optional[int] = None,
+                        pins: Optional[Mapping[str, int]] = None) -> Optional[tuple[str, str]]:
+    """
+    A reload's C{lines} against the watch-all listeners that run once it
+    is done (L{watchAllLoop}'s words), where the file's new [watch-all]
+    (C{new}, checked as the file is read) is not all of them: the file's
+    listeners as they run (C{inFile}: one the file moves or adds waits for
+    a restart, its table removed closes them) and --watch-all's
+    (C{byOption}), each with the lines filter the reload leaves it: the new
+    file's where it takes it (the table's listeners as many as before:
+    L{serialgw.app.process} _retuneWatchAll), else the one it has.  (A
+    reload checked against the file's table alone let a line dial --watch-all's
+    listener, or where the file's ran before it moved.)
+    """
+    retuned = inFile is not None and new is not None and len(inFile.listeners) == len(new.listeners)
+    specs: list[WatchAllSpec] = []
+    if inFile is not None and new is not None:
+        specs.append(WatchAllSpec(inFile.listeners, new.lines if retuned else inFile.lines))
+    if byOption is not None:
+        specs.append(WatchAllSpec(byOption.listeners, new.lines) if retuned and new is not None else byOption)
+    if len(specs) == 2 and specs[0].lines == specs[1].lines:
+        # (One filter: checked together, a ring through both found too.)
+        specs = [WatchAllSpec(specs[0].listeners + specs[1].listeners, specs[0].lines)]
+    for spec in specs:
+        loop = watchAllLoop(lines, spec, shards, pins)
+        if loop is not None:
+            return loop
+    return None
+
+
 # A step of a ring: from a line to the line whose output its device gets, and how (a feed's, or a watch-all's).
 _Step = tuple[str, str, Union[str, ListenerSpec]]
 

@@ -1551,7 +1551,7 @@ class OptionsTests(SynchronousTestCase):
         keys = self.mktemp()
         with open(keys, "w") as f:
             f.write(publicLine(newKey(), "ops1") + "\n")
-        for content, why in ((b"", "cannot read SSH host key {path!r}: cannot guess the type of b''"),
+        for content, why in ((b"", "cannot read SSH host key {path!r}: it is empty"),
                              (publicLine(newKey()).encode(), "SSH host key {path!r} is not a private key")):
             hostKey = os.path.abspath(self.mktemp())
             with open(os.open(hostKey, os.O_WRONLY | os.O_CREAT, 0o600), "wb") as f:

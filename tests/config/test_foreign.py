@@ -36,6 +36,29 @@ class ForeignFormTests(SynchronousTestCase):
         e = self.assertRaises(ConfigError, parseCompact, "fast")
         self.assertIn("expected BAUD[,DATABITS PARITY STOPBITS]", str(e))
 
+    def test_addressAndPort(self) -> None:
+        """ADDRESS:PORT and ADDRESS,PORT (socat's, ser2net.conf's, most servers' spelling) are refused at once with the listener that does the same, which reads back; they passed as Twisted endpoints and failed at start with 'Unknown endpoint type: '127.0.0.1''."""
+        cases = {
+            "127.0.0.1:2000": "tcp:2000:interface=127.0.0.1",
+            "192.0.2.1,2000": "tcp:2000:interface=192.0.2.1",
+            "localhost:2000": "tcp:2000:interface=127.0.0.1",
+            "localhost,2000": "tcp:2000:interface=127.0.0.1",
+            "0.0.0.0:2000": "2000",
+            ":2000": "2000",
+            "*:2000": "2000",
+            "[::1]:2000": "tcp6:2000:interface=\\:\\:1",
+            "[::]:2000": "tcp6:2000",
+            "raw+127.0.0.1:2000": "raw+tcp:2000:interface=127.0.0.1",
+            "telnet,ro+[2001:db8::1]:2000": "telnet,ro+tcp6:2000:interface=2001\\:db8\\:\\:1",
+        }
+        for theirs, ours in cases.items():
+            e = self.assertRaises(ConfigError, parseListener, theirs)
+            self.assertEqual(str(e), f"cannot read listener '{theirs}': an address and a port; serialgw writes it "
+                                     f"'{ours}'", theirs)
+            parseListener(ours)
+        # A Twisted endpoint of another kind is still Twisted's to read.
+        self.assertEqual(parseListener("systemd:domain=INET6:index=0").endpoint, "systemd:domain=INET6:index=0")
+
     def test_ser2netAccepter(self) -> None:
         """ser2net's accepter strings are refused with the listener that does the same, which reads back."""
         cases = {

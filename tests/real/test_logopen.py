@@ -64,6 +64,33 @@ class Hung:
         self._rescue.cancel()
 
 
+class BetweenLooks:
+    """
+    A reload's look at files (applying.lookAside's thread) held as it goes
+    on to its second item, its first answered: the third time it takes the
+    look's lock (the first item begun, then answered, then the second begun).
+    """
+
+    def __init__(self, case: TestCase) -> None:
+        self.real = applying._looking
+        self.reached = threading.Event()
+        self.released = threading.Event()
+        self._taken = 0
+        case.patch(applying, "_looking", self)
+        case.addCleanup(self.released.set)
+
+    def __enter__(self) -> Any:
+        if threading.current_thread().name == "serialgw reload's look at files":
+            self._taken += 1
+            if self._taken == 3:
+                self.reached.set()
+                self.released.wait(RESCUE)
+        return self.real.__enter__()
+
+    def __exit__(self, *exc: Any) -> Any:
+        return self.real.__exit__(*exc)
+
+
 class HungOpenTests(TestCase):
     timeout = 60
 
@@ -190,6 +217,25 @@ class HungOpenTests(TestCase):
                                              "its lock) begun before has not returned yet"]})
         self.assertFalse(hung.released.is_set())
         hung.release()
+
+    async def test_reloadSlowBetweenTwoLooksNamesTheNext(self) -> None:
+        """A reload's look at two new logs, its thread not yet at the second when CHECK_WAIT s are up (the first answered): refused naming the second, not the first, already read."""
+        from twisted.internet import reactor
+
+        self.patch(applying, "CHECK_WAIT", 60.0)
+        a, b = startedPty(self), startedPty(self)
+        service = startGateway(self, ptyLine(a, LISTEN, name="a"), ptyLine(b, LISTEN, name="b"))
+        second = os.path.abspath(self.mktemp())
+        held = BetweenLooks(self)
+        reloaded = service.reload([ptyLine(a, LISTEN, name="a", log=LogSpec(self.path, format="", events="off")),
+                                   ptyLine(b, LISTEN, name="b", log=LogSpec(second, format="", events="off"))])
+        self.assertTrue(await deferToThread(held.reached.wait, 10))
+        # CHECK_WAIT s are up now, the thread held between the two.
+        next(c for c in reactor.getDelayedCalls() if getattr(getattr(c, "func", None), "__name__", "") == "late").reset(0)
+        why = (f"line 'b': cannot open log {second!r}: a look at it (lstat, access, its lock) has not returned in "
+               "60 s (a file system that does not answer?)")
+        self.assertEqual(await reloaded, {"refused": [why]})
+        held.released.set()
 
     async def test_reloadWithHungLockDirLook(self) -> None:
         """A reload whose look at a line's new lock-dir hangs (stat on a mount that does not answer): refused after CHECK_WAIT s naming the directory, both lines serving meanwhile; nothing changed; a second reload meanwhile is refused at once, naming it too."""
