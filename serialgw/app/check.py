@@ -14,7 +14,8 @@ import os
 import re
 import socket
 import stat
-from typing import Any, Callable, Mapping, Optional, Sequence
+import threading
+from typing import Any, Callable, Mapping, Optional, Sequence, TypeVar
 
 from serialgw.clients.local import isSocket, regularFileThere, socketThere
 from serialgw.clients.logfile import kindOf
@@ -38,6 +39,62 @@ from serialgw.devices.links import PTY_SLAVE_MAJORS
 from serialgw.devices.remote import notASocket
 
 WILDCARDS = ("", "0.0.0.0", "::")
+# The most one of --check's looks at a path may take (seconds): one on a
+# file system that does not answer (a hard NFS mount gone) stops the check
+# there, named, as the start's look at its files (app/startlooks) does;
+# it held --check (a unit's ExecStartPre=) for ever.
+LOOK_WAIT = 5.0
+
+_T = TypeVar("_T")
+
+
+class LookHung(Exception):
+    """A look of --check's at a path has not returned in LOOK_WAIT s: the message says at what."""
+
+
+def lookedAtAside(work: Callable[[Callable[[str], None]], _T]) -> _T:
+    """
+    C{work(looking)} on a thread of its own, which calls C{looking(what)}
+    before each look at a path; what it returns or raises.  A look that
+    has not returned LOOK_WAIT s after it began (the thread's last call of
+    C{looking} that long ago, or longer) raises L{LookHung} naming it: the
+    thread is left where it is (a daemon: --check exits).
+    """
+    at: list[Any] = ["the configuration", 0]  # (what is looked at; how many looks so far)
+    lock = threading.Lock()
+
+    def looking(what: str) -> None:
+        with lock:
+            at[0], at[1] = what, at[1] + 1
+
+    done = threading.Event()
+    out: list[tuple[bool, Any]] = []
+
+    def run() -> None:
+        try:
+            out.append((True, work(looking)))
+        except BaseException as e:
+            out.append((False, e))
+        finally:
+            done.set()
+
+    try:
+        threading.Thread(target=run, name="serialgw --check's looks", daemon=True).start()
+    except RuntimeError:
+        return work(looking)  # (no thread to be had: looked at here, as before)
+    seen = -1
+    while not done.wait(LOOK_WAIT):
+        with lock:
+            what, count = at
+        if count == seen:
+            raise LookHung(f"{what}: a look at it has not returned in {LOOK_WAIT:g} s (a file system that does not "
+                           "answer?); --check stops there")
+        seen = count
+    ok, value = out[0]
+    if not ok:
+        raise value
+    return value  # type: ignore[no-any-return]
+
 # Listeners whose path is a unix socket's (a dial-out's too); a pty:, file: or pipe: path is a file's.
 SOCKETS = (ListenerKind.LISTEN, ListenerKind.CONNECT)
 
@@ -198,12 +255,13 @@ def _clash(a: tuple[str, str, str], b: tuple[str, str, str]) -> bool:
 
 def checkLines(lines: Sequence[LineConfig], status: Optional[ListenerSpec] = None,
                ssh: Optional[SSHSpec] = None, watchAll: Sequence[ListenerSpec] = (),
-               shards: int = 0) -> tuple[list[str], list[str]]:
+               shards: int = 0, looking: Callable[[str], None] = lambda what: None) -> tuple[list[str], list[str]]:
     """
     Errors (the gateway would not start) and warnings (it would, but
     something is missing now) for a parsed configuration.  With C{shards}
     (--shard I/N: N), the status, SSH and watch-all listeners are each
-    process's own copies, all N of them beside every line's.
+    process's own copies, all N of them beside every line's.  C{looking}
+    is told what is looked at on disk next (see L{lookedAtAside}).
     """
     errors: list[str] = []
     warnings: list[str] = []
@@ -219,6 +277,7 @@ def checkLines(lines: Sequence[LineConfig], status: Optional[ListenerSpec] = Non
         key = listenerKey(spec)
         if key is not None:
             claim(key, owner, f"listener {quote(spec.text or spec.endpoint)}")
+        looking(f"{owner}: listener {quote(spec.text or spec.endpoint)}")
         _checkListenerPath(spec, owner, errors, warnings)
 
     def claim(key: tuple[str, str, str], owner: str, thing: str) -> None:
@@ -240,6 +299,7 @@ def checkLines(lines: Sequence[LineConfig], status: Optional[ListenerSpec] = Non
         problem = unixNameProblem(device.path) if device.kind == "unix" else None
         if problem is not None:
             errors.append(f"{owner}: device {quote(device.describe())}: {problem}")
+        looking(f"{owner}: device {quote(device.describe())}")
         if device.kind == "tty" and not os.path.exists(device.path):
             warnings.append(f"{owner}: device {quote(device.path)} does not exist (now)")
         elif device.kind == "tty":
@@ -249,15 +309,19 @@ def checkLines(lines: Sequence[LineConfig], status: Optional[ListenerSpec] = Non
                 hint = f" (a socket is device = \"unix:{device.path}\")" if what == "a unix socket" else ""
                 warnings.append(f"{owner}: device {quote(device.path)} is {what} now, not a serial device: "
                                 f"the line would stay down{hint}")
+        if device.kind == "tty" and line.lock:
+            looking(f"{owner}: lock-dir {quote(line.lockDir)}")
         problem = lockDirProblem(line)
         if problem is not None:
             errors.append(f"{owner}: {problem}")
+        looking(f"{owner}: device {quote(device.describe())}")
         if device.kind == "unix" and not isAbstract(device.path) and not os.path.exists(device.path):
             warnings.append(f"{owner}: socket {quote(device.path)} does not exist (now)")
         elif device.kind == "unix" and (what := notASocket(device.path)) is not None:
             # (Connecting to it says "Connection refused", for ever.)
             warnings.append(f"{owner}: device {quote(device.describe())}: {what} (now): the line would stay down")
         if line.log is not None:
+            looking(f"{owner}: log {quote(line.log.path)}")
             directory = os.path.dirname(os.path.abspath(line.log.path))
             if os.path.lexists(line.log.path) and (os.path.islink(line.log.path) or not os.path.isfile(line.log.path)):
                 errors.append(f"{owner}: log {quote(line.log.path)} is not a regular file: it is {_kind(line.log.path)}")
@@ -272,6 +336,7 @@ def checkLines(lines: Sequence[LineConfig], status: Optional[ListenerSpec] = Non
             if line.log.typed != "off" and os.path.lexists(typed) and (os.path.islink(typed) or not os.path.isfile(typed)):
                 errors.append(f"{owner}: log-typed file {quote(typed)} is not a regular file: it is {_kind(typed)}")
         if device.kind == "pty" and device.path:
+            looking(f"{owner}: device {quote(device.describe())}")
             linkIssue = _linkTaken(device.path)
             directory = os.path.dirname(os.path.abspath(device.path))
             if linkIssue is None and not os.path.isdir(directory):
@@ -292,6 +357,8 @@ def checkLines(lines: Sequence[LineConfig], status: Optional[ListenerSpec] = Non
             if spec.tls is not None:
                 said = len(warnings)
                 for name, path in (("cert", spec.tls.cert), ("key", spec.tls.key), ("ca", spec.tls.ca)):
+                    if path:
+                        looking(f"{owner}: listener {quote(spec.text)}: {name} file {quote(path)}")
                     if path and not os.access(path, os.R_OK):
                         warnings.append(f"{owner}: listener {quote(spec.text)}: {name} file {quote(path)} cannot be read (now)")
                     elif path:
@@ -299,6 +366,7 @@ def checkLines(lines: Sequence[LineConfig], status: Optional[ListenerSpec] = Non
                         if problem is not None:
                             warnings.append(f"{owner}: listener {quote(spec.text)}: {name} file {quote(path)} {problem} "
                                             "(now): the start would refuse it")
+                looking(f"{owner}: listener {quote(spec.text)}: its TLS files")
                 loads = tlsLoadProblem(spec) if len(warnings) == said else None
                 if loads is not None:
                     warnings.append(f"{owner}: listener {quote(spec.text)}: {loads} (now): the start would refuse it")
@@ -320,6 +388,7 @@ def checkLines(lines: Sequence[LineConfig], status: Optional[ListenerSpec] = Non
         if ssh_ is not None:
             take(ssh_.listener, f"the SSH listener{of}")
     if ssh is not None:
+        looking(f"the SSH host key {quote(ssh.hostKey)}")
         _checkHostKey(ssh.hostKey, errors, warnings)
         warnings.extend(ssh.problems)
     return errors, _byDirectory(warnings)

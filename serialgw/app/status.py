@@ -104,7 +104,8 @@ def lineStatus(line: Line) -> dict[str, Any]:
             "rtscts": settings.rtscts,
             "text": settings.describe(),
         },
-        "modem_lines": None if device.noSettings else dict(line.modemLines),
+        # (None where no DTR or RTS reaches: a console that carries no settings, a pty: device.)
+        "modem_lines": None if device.noSettings or getattr(device, "noModemLines", "") else dict(line.modemLines),
         "clients": [clientStatus(client) for client in line.clients],
         "bytes_to_device": line.bytesToDevice,
         "bytes_from_device": line.bytesFromDevice,

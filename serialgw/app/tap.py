@@ -317,15 +317,22 @@ man 8 serialgw
 
     def report(self, out: Any, err: Any) -> int:
         """--check: what is wrong across lines and on disk; the exit status (0 or 2)."""
-        from serialgw.app.check import checkLines
+        from serialgw.app.check import LookHung, checkLines, lookedAtAside
         from serialgw.clients.watchall import matches
 
         # Every line of the file: the processes of --shard share one machine.
         lines = self["allLines"]
         shard: Optional[Shard] = self["shardSpec"]
         watchAll = self["watchAllSpec"].listeners if self["watchAllSpec"] is not None else ()
-        errors, warnings = checkLines(lines, self["statusSpec"], self["sshSpec"], watchAll,
-                                      shards=shard.count if shard is not None else 0)
+        try:
+            # (On a thread of its own, each look at a path bounded: see check.LOOK_WAIT.)
+            errors, warnings = lookedAtAside(lambda looking: checkLines(
+                lines, self["statusSpec"], self["sshSpec"], watchAll, shards=shard.count if shard is not None else 0,
+                looking=looking))
+        except LookHung as e:
+            err.write(f"serialgw: error: {self.placed(str(e))}\n")
+            err.write(f"serialgw: {self['config'] or 'options'}: 1 error(s)\n")
+            return 2
         spec = self["watchAllSpec"]
         if spec is not None and not any(matches(line.name, spec.lines) for line in lines):
             # As the start warns: its watchers would see nothing.

@@ -290,15 +290,10 @@ class SerialDevice(Pacing, EarlyHold, FloodReading):
             self._out += data
         self._checkWatermark()
 
-    @property
-    def noBreak(self) -> str:
-        """
-        Why a break cannot reach the device (IDevice): a tty takes one; a
-        pty the gateway makes (PtyPort) cannot (the kernel takes TIOCSBRK
-        on it and does nothing).  A port not open yet says nothing here:
-        the line is down.
-        """
-        return str(getattr(self.port, "noBreak", ""))
+    # Why a break, and DTR and RTS, cannot reach the device (IDevice.noBreak; the status page): a tty takes them,
+    # a pty the gateway makes does not (PtyPort: the kernel ignores TIOCSBRK on it).  Not open yet: the line is down.
+    noBreak = property(lambda self: str(getattr(self.port, "noBreak", "")))
+    noModemLines = property(lambda self: str(getattr(self.port, "noModemLines", "")))
 
     def sendBreak(self, duration: Optional[float] = None) -> bool:
         """

@@ -72,8 +72,9 @@ class TtyPort:
     no CR/LF mapping; data moves through the descriptor itself.
     """
 
-    # Why a break cannot reach the far end (empty: a tty takes one).
+    # Why a break cannot reach the far end (empty: a tty takes one), and why it has no DTR and RTS.
     noBreak = ""
+    noModemLines = ""
 
     def __init__(self, path: str, settings: SerialSettings, lockDir: Optional[str] = None) -> None:
         self.name = path
@@ -319,6 +320,7 @@ class PtyPort(TtyPort):
 
     # The gateway reads the master side: no termios marks there.
     detectsLineErrors = False
+    noModemLines = "a pty has no modem lines"
 
     def __init__(self, link: str, settings: SerialSettings) -> None:
         master, slave = os.openpty()

@@ -1943,7 +1943,7 @@ class TLSUserTests(TestCase):
 
         from serialgw.config.listeners import parseListener
         from tests.certs import Authority
-        from tests.realio import Collector, closeClients, startedPty
+        from tests.realio import Collector, closeClients, startedPty, until
 
         pty = startedPty(self)
         ca = Authority(os.path.abspath(self.mktemp()))
@@ -1974,6 +1974,9 @@ class TLSUserTests(TestCase):
         alice = await dial("alice")
         alice.transport.write(b"alice")  # type: ignore[union-attr]
         self.assertEqual(await pty.received.length(5), b"alice")
+        # Carol is attached once her handshake is done, which alice's typing
+        # may overtake (her 0 bytes of the '!' seen once in a loaded suite).
+        await until(self, lambda: len(service.lines["t"].clients) == 2, "carol and alice attached")
         pty.write(b"!")
         await carol.received.contains(b"!")
         await alice.received.contains(b"!")

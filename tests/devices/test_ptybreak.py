@@ -108,6 +108,18 @@ class PtyBreakTests(SynchronousTestCase):
         self.assertEqual(event["reason"], REASON)
 
 
+class PtyStatusTests(SynchronousTestCase):
+    def test_statusShowsNoModemLines(self) -> None:
+        """The status page's entry of a pty: line has no DTR/RTS (null, as a raw socket's), where it showed both on: a pty has none; its settings stay."""
+        from serialgw.app.status import lineStatus
+
+        port = PtyPort("", SerialSettings(9600))
+        device = SerialDevice(port, MemoryReactorClock())
+        self.addCleanup(device.close)
+        status = lineStatus(Line("vm0", device, clock=Clock()))
+        self.assertEqual((status["settings"]["text"], status["modem_lines"]), ("9600,8N1", None))
+
+
 class PtyFlowControlTests(SynchronousTestCase):
     """RTS/CTS on a pty: device: not set, said once, answered as off."""
 

@@ -262,6 +262,9 @@ class ListenerTests(TestCase):
         watcher.transport.write(b"carol types")  # type: ignore[union-attr]
         writer.transport.write(b"alice types")  # type: ignore[union-attr]
         self.assertEqual(await self.pty.received.length(11), b"alice types")
+        # The watcher is attached once its handshake is done, which the
+        # writer's typing may overtake: the output after both are there.
+        await until(self, lambda: len(service.lines["t"].clients) == 2, "watcher and writer attached")
         self.pty.write(b"both read")
         await watcher.received.contains(b"both read")
         await writer.received.contains(b"both read")
