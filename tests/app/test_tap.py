@@ -78,8 +78,13 @@ class OptionsTests(SynchronousTestCase):
 
     def test_nameFromTheDeviceByTheFileRule(self) -> None:
         """A name taken from the device (no --name) follows the rule of a [lines.NAME] too: what else the path holds ('/', ':', a space) becomes '-' (a newline or an escape sequence is refused); it reached logs, the status page and SSH user names as it was.  An rfc2217:// device's keeps its scheme, as telnet:'s and tcp:'s do (it was 'h.example-7000')."""
+        from serialgw.config import loops
         from serialgw.config.file import nameProblem
 
+        # (telnet:host:4444 dials the default listener's port: not this machine's /etc/hosts or host name, where
+        # 'host' at a loopback address made it a loop, refused.)
+        self.patch(loops, "HOSTS_FILE", os.devnull)
+        self.patch(loops, "hostName", lambda: "serialgw-test.invalid")
         for device, name in (("/dev/ttyS0", "ttyS0"), ("/dev/serial/by-id/usb-FTDI_FT232R-if00-port0",
                                                           "serial-by-id-usb-FTDI_FT232R-if00-port0"),
                              ("/dev/pts/3", "pts-3"), ("pty:/tmp/ttyV0", "ttyV0"), ("telnet:host:4444", "telnet-host-4444"),
@@ -296,7 +301,8 @@ class StartupTests(SynchronousTestCase):
         config = LineConfig("x", DeviceSpec("tty", "/dev/nonexistent-tty"), listeners=(ListenerSpec("tcp:0"),))
         service = GatewayService([config], reactor=MemoryReactorClock())
         e = self.assertRaises(StartupError, service.privilegedStartService)
-        self.assertEqual(str(e), "line 'x': cannot open device '/dev/nonexistent-tty': No such file or directory")
+        self.assertEqual(str(e), "line 'x': cannot open device '/dev/nonexistent-tty': No such file or directory (not "
+                                 "there now: --wait-for-device starts the line down and opens it once it is there)")
 
     def test_twistdExitsWithOneLine(self) -> None:
         """Under twistd a start-up error is a SystemExit with one line, and nothing stays open."""
