@@ -23,7 +23,16 @@ from os.path import normpath
 from typing import Any, Callable, Mapping, Optional, Sequence, Union
 
 from serialgw.config.shard import shardOf, shiftListener
-from serialgw.config.specs import ConfigError, DeviceSpec, LineConfig, ListenerKind, ListenerSpec, WatchAllSpec, quote
+from serialgw.config.specs import (
+    ConfigError,
+    DeviceSpec,
+    LineConfig,
+    ListenerKind,
+    ListenerSpec,
+    WatchAllSpec,
+    isAbstract,
+    quote,
+)
 
 
 def _asWritten(path: str) -> list[str]:
@@ -77,7 +86,7 @@ def _feeds(lines: Sequence[LineConfig], hops: Callable[[str], list[str]]) -> dic
             line = next((links[hop] for hop in hops(config.device.path) if hop in links), None)
             feeds[config.name] = None if line is None else (line, "pty")
         elif config.device.remote:
-            feeds[config.name] = _ownListener(config.device, lines)
+            feeds[config.name] = _ownListener(config.device, lines, hops)
     return feeds
 
 
@@ -86,27 +95,36 @@ _LOOP = "what is written to it would come back to it for ever (a loop)"
 _LOOPBACK = {"localhost": {4, 6}, "ip6-localhost": {6}, "ip6-loopback": {6}, "::1": {6}}
 
 
-def _ownListener(device: DeviceSpec, lines: Sequence[LineConfig]) -> Optional[tuple[str, str]]:
+def _ownListener(device: DeviceSpec, lines: Sequence[LineConfig],
+                 hops: Callable[[str], list[str]] = _asWritten) -> Optional[tuple[str, str]]:
     """
     The line and listener (as written) of this gateway's that a remote
-    device reaches, if it is one: a unix: socket at a unix listener's path;
+    device reaches, if it is one: a unix: socket at a unix listener's path
+    (or reached through symlinks, C{hops}: /var/run is /run's);
     a TCP address on a listener's port that is that listener's own
     (loopback where it listens on every address or on loopback; the very
     address it is bound to).  A TLS listener is no loop (no handshake).
     """
     for config in lines:
         for spec in config.listeners:
-            if _isListener(device, spec):
+            if _isListener(device, spec, hops):
                 return config.name, spec.text
     return None
 
 
-def _isListener(device: DeviceSpec, spec: ListenerSpec) -> bool:
+def _isListener(device: DeviceSpec, spec: ListenerSpec, hops: Callable[[str], list[str]] = _asWritten) -> bool:
     """Whether a remote device dials that listener (see L{_ownListener})."""
     if spec.kind is not ListenerKind.LISTEN or spec.tls is not None:
         return False
     if device.kind == "unix":
-        return bool(spec.path) and normpath(spec.path) == normpath(device.path)
+        if not spec.path or not device.path:
+            return False
+        if normpath(spec.path) == normpath(device.path):
+            return True
+        # The listener's socket is made where its path's directory leads; the device's connect follows
+        # symlinks: unix:/var/run/x.sock reaches a listener at /run/x.sock (Debian's /var/run is a link).
+        # (An abstract name, no file, is compared as written.)
+        return not isAbstract(spec.path) and not isAbstract(device.path) and hops(spec.path)[0] in hops(device.path)
     return not spec.path and spec.port == device.port and _reaches(device.host, spec.host)
 
 
