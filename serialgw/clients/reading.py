@@ -193,8 +193,10 @@ class InputReading:
             else:
                 self.transport.resumeProducing()
         # Not read only because the device takes no input (for ever, on a
-        # console that reads nothing): its hang-up is looked for.
-        watch = why == DEVICE_BEHIND and not self.leaving
+        # console that reads nothing): its hang-up is looked for.  So for a
+        # person's RFC 2217 command waiting behind its own typing for that
+        # device (TYPED_WAIT): it waits as long.
+        watch = (why & ~TYPED_WAIT) == DEVICE_BEHIND and not self.leaving
         clock = self._clock()
         if watch and self._hangUpCall is None and clock is not None:
             self._hangUpCall = clock.callLater(HANGUP_CHECK_SECONDS, self._checkHangUp)
