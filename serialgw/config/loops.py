@@ -78,7 +78,15 @@ def _feeds(lines: Sequence[LineConfig], hops: Callable[[str], list[str]]) -> dic
     line, and how (C{"pty"}: the link of its pty: listener; else the
     listener, as written, its remote device dials), whose output it gets.
     """
-    links = {hops(spec.path)[0]: config.name for config in lines for spec in config.listeners
+    known: dict[str, list[str]] = {}
+
+    def placed(path: str) -> list[str]:
+        # Each path looked at once: every remote unix: device is compared with every unix listener.
+        if path not in known:
+            known[path] = hops(path)
+        return known[path]
+
+    links = {placed(spec.path)[0]: config.name for config in lines for spec in config.listeners
              if spec.kind is ListenerKind.PTY and spec.path}
     feeds: dict[str, Optional[tuple[str, str]]] = {}
     for config in lines:
@@ -86,7 +94,7 @@ def _feeds(lines: Sequence[LineConfig], hops: Callable[[str], list[str]]) -> dic
             line = next((links[hop] for hop in hops(config.device.path) if hop in links), None)
             feeds[config.name] = None if line is None else (line, "pty")
         elif config.device.remote:
-            feeds[config.name] = _ownListener(config.device, lines, hops)
+            feeds[config.name] = _ownListener(config.device, lines, placed)
     return feeds
 
 
