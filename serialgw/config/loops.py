@@ -78,24 +78,35 @@ def _feeds(lines: Sequence[LineConfig], hops: Callable[[str], list[str]]) -> dic
     line, and how (C{"pty"}: the link of its pty: listener; else the
     listener, as written, its remote device dials), whose output it gets.
     """
-    known: dict[str, list[str]] = {}
-
-    def placed(path: str) -> list[str]:
-        # Each path looked at once: every remote unix: device is compared with every unix listener.
-        if path not in known:
-            known[path] = hops(path)
-        return known[path]
-
-    links = {placed(spec.path)[0]: config.name for config in lines for spec in config.listeners
+    links = {hops(spec.path)[0]: config.name for config in lines for spec in config.listeners
              if spec.kind is ListenerKind.PTY and spec.path}
+    sockets: Optional[dict[str, tuple[str, str]]] = None
     feeds: dict[str, Optional[tuple[str, str]]] = {}
     for config in lines:
-        if config.device.kind == "tty" and config.device.path:
-            line = next((links[hop] for hop in hops(config.device.path) if hop in links), None)
+        device = config.device
+        if device.kind == "tty" and device.path:
+            line = next((links[hop] for hop in hops(device.path) if hop in links), None)
             feeds[config.name] = None if line is None else (line, "pty")
-        elif config.device.remote:
-            feeds[config.name] = _ownListener(config.device, lines, placed)
+        elif device.remote:
+            own = _ownListener(device, lines)
+            if own is None and device.kind == "unix" and device.path and not isAbstract(device.path):
+                # Its connect follows symlinks: unix:/var/run/x.sock reaches a listener made at /run/x.sock
+                # (Debian's /var/run is a link to /run), where the paths as written differ.
+                if sockets is None:
+                    sockets = _unixListenerPlaces(lines, hops)
+                own = next((sockets[hop] for hop in hops(device.path) if hop in sockets), None)
+            feeds[config.name] = own
     return feeds
+
+
+def _unixListenerPlaces(lines: Sequence[LineConfig], hops: Callable[[str], list[str]]) -> dict[str, tuple[str, str]]:
+    """Where each unix listener's socket is made (C{hops}' first: its directory resolved): its line and listener (as written)."""
+    places: dict[str, tuple[str, str]] = {}
+    for config in lines:
+        for spec in config.listeners:
+            if spec.kind is ListenerKind.LISTEN and spec.tls is None and spec.path and not isAbstract(spec.path):
+                places.setdefault(hops(spec.path)[0], (config.name, spec.text))
+    return places
 
 
 _LOOP = "what is written to it would come back to it for ever (a loop)"
@@ -103,36 +114,28 @@ _LOOP = "what is written to it would come back to it for ever (a loop)"
 _LOOPBACK = {"localhost": {4, 6}, "ip6-localhost": {6}, "ip6-loopback": {6}, "::1": {6}}
 
 
-def _ownListener(device: DeviceSpec, lines: Sequence[LineConfig],
-                 hops: Callable[[str], list[str]] = _asWritten) -> Optional[tuple[str, str]]:
+def _ownListener(device: DeviceSpec, lines: Sequence[LineConfig]) -> Optional[tuple[str, str]]:
     """
     The line and listener (as written) of this gateway's that a remote
     device reaches, if it is one: a unix: socket at a unix listener's path
-    (or reached through symlinks, C{hops}: /var/run is /run's);
+    (as written: one through symlinks is found by L{_feeds});
     a TCP address on a listener's port that is that listener's own
     (loopback where it listens on every address or on loopback; the very
     address it is bound to).  A TLS listener is no loop (no handshake).
     """
     for config in lines:
         for spec in config.listeners:
-            if _isListener(device, spec, hops):
+            if _isListener(device, spec):
                 return config.name, spec.text
     return None
 
 
-def _isListener(device: DeviceSpec, spec: ListenerSpec, hops: Callable[[str], list[str]] = _asWritten) -> bool:
+def _isListener(device: DeviceSpec, spec: ListenerSpec) -> bool:
     """Whether a remote device dials that listener (see L{_ownListener})."""
     if spec.kind is not ListenerKind.LISTEN or spec.tls is not None:
         return False
     if device.kind == "unix":
-        if not spec.path or not device.path:
-            return False
-        if normpath(spec.path) == normpath(device.path):
-            return True
-        # The listener's socket is made where its path's directory leads; the device's connect follows
-        # symlinks: unix:/var/run/x.sock reaches a listener at /run/x.sock (Debian's /var/run is a link).
-        # (An abstract name, no file, is compared as written.)
-        return not isAbstract(spec.path) and not isAbstract(device.path) and hops(spec.path)[0] in hops(device.path)
+        return bool(spec.path) and normpath(spec.path) == normpath(device.path)
     return not spec.path and spec.port == device.port and _reaches(device.host, spec.host)
 
 
