@@ -283,7 +283,8 @@ class StartupTests(SynchronousTestCase):
         config = LineConfig("x", DeviceSpec("tty", "/dev/nonexistent-tty"), listeners=(ListenerSpec("tcp:0"),))
         service = GatewayService([config], reactor=MemoryReactorClock())
         e = self.assertRaises(StartupError, service.privilegedStartService)
-        self.assertEqual(str(e), "line 'x': cannot open device '/dev/nonexistent-tty': No such file or directory")
+        self.assertEqual(str(e), "line 'x': cannot open device '/dev/nonexistent-tty': No such file or directory (not "
+                                 "there now: --wait-for-device starts the line down and opens it once it is there)")
 
     def test_twistdExitsWithOneLine(self) -> None:
         """Under twistd a start-up error is a SystemExit with one line, and nothing stays open."""
