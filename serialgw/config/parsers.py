@@ -244,6 +244,21 @@ def ptyKeyRefusal(key: str, device: DeviceSpec) -> str:
 NO_PTY_FLOW = "a pty has no RTS/CTS lines (hardware flow control is a serial port's): take it out"
 
 
+def stringBreakRefusal(parts: tuple[bytes, ...], device: DeviceSpec) -> str:
+    """
+    Why an open-string or close-string (C{parts}, as L{parseSendString}
+    reads it) means something that is not so on C{device}, or empty: a
+    break (C{\\b}) where none can go (a raw socket, a pty the gateway
+    makes; the data around it was written, the break logged as not sent
+    at each first or last person).
+    """
+    if len(parts) < 2:
+        return ""
+    why = {"tcp": "a raw socket cannot carry a break", "unix": "a raw socket cannot carry a break",
+           "pty": "a pty cannot carry a break (the kernel takes one on a pty and does nothing)"}.get(device.kind)
+    return f"its \\b (a break) means nothing on device {quote(device.describe())}: {why}: take it out" if why else ""
+
+
 def ptySerialRefusal(text: str, device: DeviceSpec) -> str:
     """
     Why serial settings C{text} (C{serial}, C{--serial}) mean something
