@@ -367,12 +367,14 @@ def parseCoalesce(text: str) -> tuple[float, float, bytes]:
     C{0} is none.  An empty one (a shell variable left unset) is refused,
     not taken as off.
     """
-    text = str(text).strip()
+    raw = str(text)
+    text = raw.strip()
     if not text:
         raise ConfigError("coalesce is empty: expected MIN_MS,MAX_MS[,STRING] (e.g. 2,20), or off")
     if text.lower() in ("off", "0"):
         return 0.0, 0.0, b""
-    parts = text.split(",", 2)
+    # (Spaces around it go; a STRING that is a newline stays: TOML's "5,50,\n" has a real one.)
+    parts = raw.lstrip().rstrip(" ").split(",", 2)
     try:
         low, high = float(parts[0]) / 1000, float(parts[1]) / 1000
     except (ValueError, IndexError):

@@ -142,3 +142,11 @@ class SendStringInTomlTests(SynchronousTestCase):
         for text in ("'\\r\\b'", '"\\\\r\\\\b"'):
             (line,) = loadConfig(writeTemp(self, f'[lines.a]\ndevice = "/dev/ttyS0"\nlisten = "4001"\nopen-string = {text}\n'))
             self.assertEqual(line.openString, (b"\r", b""), text)
+
+    def test_tomlNewlineKeptInCoalesce(self) -> None:
+        """coalesce = "5,50,\\n" in the file: TOML makes \\n a newline, which the value's trimming took away, leaving no STRING (output held MIN/MAX only), silently; the newline is the STRING, as \\n is on the command line."""
+        self.assertEqual(parseCoalesce("5,50,\n"), (0.005, 0.05, b"\n"))
+        self.assertEqual(parseCoalesce("5,50,\r\n"), (0.005, 0.05, b"\r\n"))
+        self.assertEqual(parseCoalesce(" 5,50,\\n "), (0.005, 0.05, b"\n"))
+        (line,) = loadConfig(writeTemp(self, '[lines.a]\ndevice = "/dev/ttyS0"\nlisten = "4001"\ncoalesce = "5,50,\\n"\n'))
+        self.assertEqual(line.coalesceOn, b"\n")
