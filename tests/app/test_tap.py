@@ -197,6 +197,24 @@ class OptionsTests(SynchronousTestCase):
             e = self.assertRaises(UsageError, parse, *args)
             self.assertEqual(str(e), message)
 
+    def test_numbersAsWritten(self) -> None:
+        """A time written with Arabic-Indic digits or underscores is refused as typed, as max-clients and idle= refused digits: float() read '١' as 1 and '1_000' as 1000."""
+        cases = [
+            (["--pace", "١"], "--pace must be 0 to 10000 milliseconds, not '١'"),
+            (["--pace-line", "1_000"], "--pace-line must be 0 to 10000 milliseconds, not '1_000'"),
+            (["--break-duration", "١٠٠"], "--break-duration: break duration must be 1 to 10000 milliseconds, not '١٠٠'"),
+            (["--coalesce", "١,٥"], "--coalesce: coalesce '١,٥': expected MIN_MS,MAX_MS[,STRING], e.g. 2,20 or 5,50,\\n"),
+            (["--port", "telnet,idle=1_0+4444"], "--port: idle='1_0' in listener 'telnet,idle=1_0+4444': "
+             "expected 0 < seconds <= 31536000.0"),
+            (["--port", "tls:4443:cert=/c.pem:key=/k.pem:handshake=١"], "--port: handshake='١' in listener "
+             "'tls:4443:cert=/c.pem:key=/k.pem:handshake=١': expected seconds, 0 (no limit) to 3600"),
+        ]
+        for args, message in cases:
+            e = self.assertRaises(UsageError, parse, *args)
+            self.assertEqual(str(e), message)
+        # As ASCII they are read.
+        self.assertEqual(parse("--pace", "1", "--coalesce", "10,50")["lines"][0].pace, 0.001)
+
     def test_numbersPastIntLimit(self) -> None:
         """A number of more than 4300 digits (int()'s limit) is a usage error quoting it, not int()'s ValueError."""
         big = "9" * 4301
