@@ -231,6 +231,34 @@ class BusyPoll:
         return events
 
 
+class _ExitWatch:
+    """A child process's pidfd in the reactor: readable once the process has ended."""
+
+    def __init__(self, reactor: Any, fd: int, ended: Callable[[], None]) -> None:
+        self.reactor, self.fd, self.ended = reactor, fd, ended
+
+    def fileno(self) -> int:
+        return self.fd
+
+    def _done(self) -> None:
+        if self.fd < 0:
+            return
+        self.reactor._internalReaders.discard(self)
+        self.reactor.removeReader(self)
+        os.close(self.fd)
+        self.fd = -1
+
+    def doRead(self) -> None:
+        self._done()
+        self.ended()
+
+    def connectionLost(self, reason: Any) -> None:
+        self._done()
+
+    def logPrefix(self) -> str:
+        return "serialgw child exit"
+
+
 class GatewayReactor(EPollReactor):
     """
     An epoll reactor that dispatches ready descriptors without a logging
@@ -275,6 +303,25 @@ class GatewayReactor(EPollReactor):
                 log.failure("event on descriptor {fd} ({selectable!r}) failed", fd=fd, selectable=selectable)
 
     doIteration = doPoll
+
+    def watchExit(self, pid: int, ended: Callable[[], None]) -> bool:
+        """
+        Call C{ended} once child process C{pid} has ended (its pidfd
+        readable: it can be collected), without a timer looking again; a
+        watch of the reactor's own, as its waker is (not one of the
+        gateway's readers: a test's reactor left clean while a mover
+        process still ends).  False where pidfds are not there (Linux
+        before 5.3): the caller looks again itself.
+        """
+        try:
+            fd = os.pidfd_open(pid)
+        except (AttributeError, OSError):
+            return False
+        os.set_inheritable(fd, False)
+        watch = _ExitWatch(self, fd, ended)
+        self._internalReaders.add(watch)
+        self.addReader(watch)
+        return True
 
     def listenTCP(self, port: int, factory: Any, backlog: int = 50, interface: str = "") -> Any:
         listening = BoundedTCPPort(port, factory, backlog, interface, self)

@@ -134,6 +134,7 @@ class FloodReader:
         self.pid: Optional[int] = None
         self._thread: Optional[threading.Thread] = None
         self._reapCall: Any = None
+        self._exitWatched = False
         self._counted = False
         made = [os.dup(fd)]
         try:
@@ -251,7 +252,12 @@ class FloodReader:
         self._reap()
 
     def _reap(self) -> None:
-        """Collect the mover process's exit, looking again every REAP_DELAY seconds until it is there."""
+        """
+        Collect the mover process's exit: when the reactor says it has
+        ended (GatewayReactor.watchExit: no timer left behind, a test's
+        reactor clean while the mover still ends), else looking again
+        every REAP_DELAY seconds until it is there.
+        """
         self._reapCall = None
         if self.pid is None:
             return
@@ -271,6 +277,9 @@ class FloodReader:
                 # started again, unsaid, every FULL_READS reads.)
                 self._failed(f"its process exited with status {code}" if code > 0 else
                              f"its process was killed by signal {-code}")
+        elif not self._exitWatched and getattr(self.reactor, "watchExit", lambda *a: False)(self.pid, self._reap):
+            # (Once: should its end be seen and the process not be there yet, looked for by the timer.)
+            self._exitWatched = True
         else:
             self._reapCall = self.reactor.callLater(REAP_DELAY, self._reap)
 

@@ -7,6 +7,7 @@ whole suite can also run under it: C{trial --reactor=serialgw tests}.
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any
 
 from twisted.internet.test import test_core, test_fdset, test_tcp, test_threads, test_time, test_unix
@@ -134,6 +135,29 @@ class DispatchTests(SynchronousTestCase):
         self.assertEqual(served, ["ok"])
         # doRead's error (logged by Twisted's handling), then connectionLost's (by ours).
         self.assertEqual([str(f.value) for f in self.flushLoggedErrors(RuntimeError)], ["boom", "and again"])
+
+
+class ExitWatchTests(SynchronousTestCase):
+    def test_childsEndSaidWithoutATimer(self) -> None:
+        """watchExit calls back once the child has ended (its pidfd readable), with no timer, and as a watch of the reactor's own: removeAll (a test's clean-up) leaves it."""
+        reactor = GatewayReactor()
+        self.addCleanup(reactor._poller.close)
+        r, w = os.pipe()
+        # (A child that ends when its stdin does.)
+        pid = os.posix_spawn(sys.executable, [sys.executable, "-I", "-S", "-c", "import os; os.read(0, 1)"], {},
+                             file_actions=[(os.POSIX_SPAWN_DUP2, r, 0)])
+        os.close(r)
+        ended: list[int] = []
+        self.assertTrue(reactor.watchExit(pid, lambda: ended.append(os.waitpid(pid, os.WNOHANG)[0])))
+        self.assertEqual(reactor.getDelayedCalls(), [])
+        reactor.doPoll(0)
+        self.assertEqual(ended, [])
+        self.assertEqual(reactor.removeAll(), [])
+        os.close(w)
+        os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
+        reactor.doPoll(0)
+        self.assertEqual(ended, [pid])
+        self.assertEqual(reactor._internalReaders, {reactor.waker})
 
 
 class QuietFirstTests(SynchronousTestCase):

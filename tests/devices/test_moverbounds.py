@@ -12,9 +12,10 @@ import struct
 import termios
 import time
 import tty
-from typing import Any
+from typing import Any, Callable
 
 from twisted.internet.testing import MemoryReactorClock
+from twisted.trial.unittest import SynchronousTestCase
 
 from serialgw.config.specs import SerialSettings
 from serialgw.devices import floodread
@@ -106,3 +107,32 @@ class ProcessIdleTests(Flooding):
         self.assertEqual(spawned[0][-2:], [str(int(floodread.PROCESS_IDLE * 1000)), str(floodread.SPLICE_SIZE)])
         self.assertGreaterEqual(floodread.PROCESS_IDLE, 1.0)
         self.assertLessEqual(floodread.IDLE, 0.2)
+
+
+class ExitWatchedTests(SynchronousTestCase):
+    def test_stoppedMoverWatchedNotTimed(self) -> None:
+        """A process mover still ending at its stop is collected when the reactor says it has ended (watchExit), no timer left behind: with the timer, a test's real reactor was left unclean (FloodReader._reap pending) whenever a mover ran at its end."""
+        reactor = MemoryReactorClock()
+        watched: list[tuple[int, Callable[[], None]]] = []
+
+        def watchExit(pid: int, ended: Callable[[], None]) -> bool:
+            watched.append((pid, ended))
+            return True
+
+        reactor.watchExit = watchExit  # type: ignore[attr-defined]
+        master, slave = os.openpty()
+        self.addCleanup(os.close, master)
+        reader = FloodReader(reactor, slave, "pty", print, print, mode="process")
+        os.close(slave)
+        pid = reader.pid
+        assert pid is not None
+        # (Its wake pipe held open here: it cannot end before the stop is done.)
+        held = os.dup(reader._wakeW)
+        reader.stop()
+        self.assertEqual(([p for p, _ in watched], reactor.getDelayedCalls(), reader.pid), ([pid], [], pid))
+        os.close(held)
+        os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
+        watched[0][1]()
+        self.assertIsNone(reader.pid)
+        self.assertRaises(ChildProcessError, os.waitpid, pid, os.WNOHANG)
+        self.assertEqual(reactor.getDelayedCalls(), [])

@@ -12,6 +12,7 @@ import errno
 import os
 import select
 import signal
+import threading
 from typing import Any
 
 from twisted.internet.testing import MemoryReactorClock
@@ -198,10 +199,15 @@ class ThreadFailureLogTests(Flooding):
             raise RuntimeError("no splice here")
 
         self.patch(floodread.mover, "move", broken)
+        # (Run here, its first step would put the test's own thread at mover.NICE for the rest of the
+        # run: every later test, its threads and child processes at nice 19.)
+        self.patch(floodread.mover, "yieldToTheGateway", lambda: None)
         reader = self.handOver()
+        niceness = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
         with capturedLogs() as events:
             reader._run()  # (the thread's body, run here)
         self.assertEqual(events, [])
+        self.assertEqual(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()), niceness)
         self.assertEqual(len(calls), 1)
         with capturedLogs() as events:
             f, args, kwargs = calls[0]
@@ -214,8 +220,9 @@ class ThreadFailureLogTests(Flooding):
 class OwnMoverTests(SynchronousTestCase):
     def test_moverStillEndingIsNoStranger(self) -> None:
         """A process mover told to stop and not ended yet (nice 19 on a loaded machine) holds the tty: the reopen's look at who holds a pty slave (the device lost, the pty still there) does not take the gateway's own child for another session's terminal, which refused the reopen ('held open by pid N without its master')."""
-        # (Never quiet for long enough to end on its own while the test looks.)
-        self.patch(floodread, "IDLE", 600.0)
+        # (Never quiet for long enough to end on its own while the test looks: a process mover is given
+        # PROCESS_IDLE, 2 s, ended before the SIGSTOP on a loaded machine: 'pid not in []'.)
+        self.patch(floodread, "PROCESS_IDLE", 600.0)
         reactor = MemoryReactorClock()
         master, slave = os.openpty()
         self.addCleanup(os.close, master)
