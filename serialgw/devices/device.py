@@ -414,6 +414,7 @@ class SerialDevice(SettingsInOrder, Pacing, EarlyHold, FloodReading):
             except (OSError, termios.error) as e:
                 log.warn("{device}: cannot purge before closing: {reason}", device=self.name, reason=errorReason(e))
         if self.up:
+            self._settleSettings()
             self.up = False  # (as in _lost: typing resumed by the queue's drop is dropped, not written)
             self._shutdownPort()
         self._dropEarly()
@@ -439,6 +440,7 @@ class SerialDevice(SettingsInOrder, Pacing, EarlyHold, FloodReading):
     def _shutdownPort(self) -> None:
         self._stopWatchingHangup()
         self._breaks.cancel()
+        self._nextSettings = None  # (a change waiting is kept in settings, for a reopen)
         self._cancelPace()
         if self._reading:
             self.reactor.removeReader(self)

@@ -112,6 +112,21 @@ class SettingsInOrder:
     def write(self, data: bytes) -> None:
         raise NotImplementedError
 
+    def _settleSettings(self) -> None:
+        """
+        The device closes, what is queued dropped: a change waiting for it
+        (the settings put back at a line's close) is applied now, not lost
+        with it.
+        """
+        if self._breaks.settings is None and self._nextSettings is None:
+            return
+        self._breaks.settings, self._nextSettings = None, None
+        try:
+            self.settings = self.port.apply(self.settings)
+        except (OSError, termios.error) as e:
+            log.warn("{device}: cannot apply {settings} before closing: {reason}", device=self.port.name,
+                     settings=self.settings.describe(), reason=errorReason(e))
+
     def _splitHeld(self, held: list[bytes]) -> tuple[list[bytes], list[bytes]]:
         """What a break or a change held: written before the change asked after it, and after it."""
         at = self._nextAt if self._nextSettings is not None else len(held)

@@ -131,3 +131,12 @@ class RetimeTests(SynchronousTestCase):
         self.device.purge(False, True)
         self.reactor.advance(0)
         self.assertEqual(self.calls(), [("purge", (False, True)), ("apply", SLOW)])
+
+    def test_closeAppliesTheWaitingChange(self) -> None:
+        """The device closed while a change waits (the settings put back at a line's close): applied before the close, the queue dropped."""
+        self.port.accept = 0
+        self.device.write(b"stuck")
+        self.device.apply(SLOW)
+        self.device.close()
+        self.assertEqual(self.calls(), [("apply", SLOW), ("close", None)])
+        self.assertEqual((self.device.settings, self.device.dropped), (SLOW, 5))
