@@ -7,6 +7,7 @@ in place by a reload (its device and sessions stay).
 
 from __future__ import annotations
 
+import errno
 import os
 from functools import partial
 from typing import Any, Callable, Optional
@@ -124,6 +125,10 @@ def makeDevice(
         return device
     except DeviceError as e:
         if not waitForDevices:
+            if os.strerror(errno.ENOENT) in str(e) and config.device.path.startswith("/dev/"):
+                # (A USB adapter not plugged in yet; a path elsewhere is more likely mistyped.)
+                raise DeviceError(f"{e} (not there now: --wait-for-device starts the line down and opens it once it "
+                                  "is there)") from None
             raise
         _startsDown(config, e)
         return absent(e)

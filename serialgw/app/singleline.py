@@ -40,6 +40,7 @@ from serialgw.config.parsers import (
     parseSendString,
     ptySerialRefusal,
     serialOnlyRefusal,
+    writtenNumber,
 )
 from serialgw.config.paths import absolute, absoluteDevice, absoluteListener, identity, placeKeys, whereWritten
 from serialgw.config.specs import (
@@ -138,7 +139,7 @@ def singleLine(options: usage.Options) -> LineConfig:
     # (A value that is none is said as such before a refusal of the option.)
     duration = options["break-duration"] if options["break-duration"] is not None else DEFAULT_BREAK_DURATION
     try:
-        milliseconds = float(duration)
+        milliseconds = writtenNumber(duration)
     except ValueError:
         milliseconds = -1
     if not 1 <= milliseconds <= 10000:

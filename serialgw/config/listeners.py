@@ -44,7 +44,7 @@ import attrs
 from serialgw.config.endpointstrings import isInteger, twistedReads, twistedServer
 from serialgw.config.foreign import ser2netAccepter, ser2netConf
 from serialgw.config.hostports import isPort
-from serialgw.config.parsers import checkOptionsReach, isDecimal, parseEscape
+from serialgw.config.parsers import checkOptionsReach, isDecimal, parseEscape, writtenNumber
 from serialgw.config.qemuchardevs import qemuChardev
 from serialgw.config.specs import ConfigError, ListenerKind, ListenerSpec, Protocol, quote
 from serialgw.config.tlslisteners import tlsListener
@@ -242,7 +242,7 @@ def _listenerOption(key: str, value: Optional[str], protocol: Protocol, original
         return {"policy": need().lower()}
     if key == "idle":
         try:
-            seconds = float(need()) if need().isascii() else -1  # (float() reads '١٢' as 12)
+            seconds = writtenNumber(need())
         except ValueError:
             seconds = -1
         if not 0 < seconds <= MAX_IDLE:  # nan and inf too: a timer at nan breaks the reactor's order

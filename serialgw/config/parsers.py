@@ -74,6 +74,19 @@ def isDecimal(text: str) -> bool:
     return text.isascii() and text.isdigit() and (len(text) <= limit or not limit)
 
 
+def writtenNumber(text: Any) -> float:
+    """
+    A number as written in an option or a listener string, ASCII only:
+    float() also reads what nobody types as one, Arabic-Indic digits
+    ('١٢' is 12) and underscores ('1_0' is 10), and both were taken (no
+    other number of the gateway's is).  ValueError for anything else.
+    """
+    written = str(text).strip()
+    if not written.isascii() or "_" in written:
+        raise ValueError(f"not a number as written: {written!r}")
+    return float(written)
+
+
 def parseBaud(text: str) -> int:
     """
     A baud rate: a decimal integer from 1 to L{MAX_BAUD}.
@@ -307,7 +320,7 @@ def describeSendString(parts: tuple[bytes, ...]) -> str:
 def parseMilliseconds(text: Any, what: str, limit: float = 10000) -> float:
     """A time in milliseconds, 0 to C{limit}, as seconds; C{what} names the setting."""
     try:
-        value = float(str(text).strip())
+        value = writtenNumber(text)
     except ValueError:
         value = -1.0
     if not 0 <= value <= limit:  # NaN fails too
@@ -359,7 +372,7 @@ def parseCoalesce(text: str) -> tuple[float, float, bytes]:
         return 0.0, 0.0, b""
     parts = text.split(",", 2)
     try:
-        low, high = float(parts[0]) / 1000, float(parts[1]) / 1000
+        low, high = writtenNumber(parts[0]) / 1000, writtenNumber(parts[1]) / 1000
     except (ValueError, IndexError):
         raise ConfigError(f"coalesce {quote(text)}: expected MIN_MS,MAX_MS[,STRING], e.g. 2,20 or 5,50,\\n") from None
     if not 0 < low <= high <= 10:

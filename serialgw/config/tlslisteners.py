@@ -17,7 +17,7 @@ import re
 from twisted.internet.endpoints import _parse as endpointFields
 
 from serialgw.config.hostports import parsePort
-from serialgw.config.parsers import checkPath, isDecimal
+from serialgw.config.parsers import checkPath, isDecimal, writtenNumber
 from serialgw.config.specs import ConfigError, ListenerKind, ListenerSpec, Protocol, TLSSpec, quote
 
 
@@ -47,7 +47,7 @@ def tlsListener(body: str, original: str) -> ListenerSpec:
     handshake = 10.0
     if "handshake" in named:
         try:
-            handshake = float(named["handshake"])
+            handshake = writtenNumber(named["handshake"])
         except ValueError:
             handshake = -1.0
         if not 0 <= handshake <= 3600:

@@ -60,7 +60,17 @@ def whyNotOpened(path: str, e: BaseException) -> str:
         return f"it is not a tty ({os.strerror(errno.ENOTTY)})"
     if reason == os.strerror(errno.EACCES):
         return reason + accessHint(path)
+    if reason == os.strerror(errno.ENOENT) and os.path.dirname(path) != DEV:
+        # ttyS0 for /dev/ttyS0 (Taylor cu takes it so), read as a path from where the gateway started.
+        meant = os.path.join(DEV, os.path.basename(path))
+        if os.path.exists(meant):
+            return (f"{reason} (did you mean {meant}? a relative device path is read from the directory the gateway "
+                    "started in, or the configuration file's)")
     return reason
+
+
+# Where device nodes are (tests put their own).
+DEV = "/dev"
 
 
 def errorReason(e: BaseException) -> str:

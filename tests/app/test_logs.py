@@ -208,7 +208,8 @@ class TwistdTests(TestCase):
         self.assertEqual(await proc.ended, 1)
         errors = [line for line in proc.output.data.splitlines() if line.startswith(b"<3>")]
         self.assertEqual(errors, [b"<3>serialgw: error: line 'nonexistent-tty': cannot open device "
-                                  b"'/dev/nonexistent-tty': No such file or directory"])
+                                  b"'/dev/nonexistent-tty': No such file or directory (not there now: --wait-for-device "
+                                  b"starts the line down and opens it once it is there)"])
 
     async def test_startupErrorOnTerminal(self) -> None:
         """Outside the journal a start-up error is printed bare, once, not as [stderr#error]."""
@@ -218,7 +219,8 @@ class TwistdTests(TestCase):
         self.assertNotIn(b"stderr#error", proc.output.data)
         self.assertEqual(proc.output.data.count(b"serialgw: error:"), 1)
         self.assertIn(b"\nserialgw: error: line 'nonexistent-tty': cannot open device '/dev/nonexistent-tty': "
-                      b"No such file or directory\n", b"\n" + proc.output.data)
+                      b"No such file or directory (not there now: --wait-for-device starts the line down and opens it "
+                      b"once it is there)\n", b"\n" + proc.output.data)
 
 
 

@@ -78,8 +78,13 @@ class OptionsTests(SynchronousTestCase):
 
     def test_nameFromTheDeviceByTheFileRule(self) -> None:
         """A name taken from the device (no --name) follows the rule of a [lines.NAME] too: what else the path holds ('/', ':', a space) becomes '-' (a newline or an escape sequence is refused); it reached logs, the status page and SSH user names as it was.  An rfc2217:// device's keeps its scheme, as telnet:'s and tcp:'s do (it was 'h.example-7000')."""
+        from serialgw.config import loops
         from serialgw.config.file import nameProblem
 
+        # (telnet:host:4444 dials the default listener's port: not this machine's /etc/hosts or host name, where
+        # 'host' at a loopback address made it a loop, refused.)
+        self.patch(loops, "HOSTS_FILE", os.devnull)
+        self.patch(loops, "hostName", lambda: "serialgw-test.invalid")
         for device, name in (("/dev/ttyS0", "ttyS0"), ("/dev/serial/by-id/usb-FTDI_FT232R-if00-port0",
                                                           "serial-by-id-usb-FTDI_FT232R-if00-port0"),
                              ("/dev/pts/3", "pts-3"), ("pty:/tmp/ttyV0", "ttyV0"), ("telnet:host:4444", "telnet-host-4444"),
@@ -192,6 +197,24 @@ class OptionsTests(SynchronousTestCase):
             e = self.assertRaises(UsageError, parse, *args)
             self.assertEqual(str(e), message)
 
+    def test_numbersAsWritten(self) -> None:
+        """A time written with Arabic-Indic digits or underscores is refused as typed, as max-clients and idle= refused digits: float() read '١' as 1 and '1_000' as 1000."""
+        cases = [
+            (["--pace", "١"], "--pace must be 0 to 10000 milliseconds, not '١'"),
+            (["--pace-line", "1_000"], "--pace-line must be 0 to 10000 milliseconds, not '1_000'"),
+            (["--break-duration", "١٠٠"], "--break-duration: break duration must be 1 to 10000 milliseconds, not '١٠٠'"),
+            (["--coalesce", "١,٥"], "--coalesce: coalesce '١,٥': expected MIN_MS,MAX_MS[,STRING], e.g. 2,20 or 5,50,\\n"),
+            (["--port", "telnet,idle=1_0+4444"], "--port: idle='1_0' in listener 'telnet,idle=1_0+4444': "
+             "expected 0 < seconds <= 31536000.0"),
+            (["--port", "tls:4443:cert=/c.pem:key=/k.pem:handshake=١"], "--port: handshake='١' in listener "
+             "'tls:4443:cert=/c.pem:key=/k.pem:handshake=١': expected seconds, 0 (no limit) to 3600"),
+        ]
+        for args, message in cases:
+            e = self.assertRaises(UsageError, parse, *args)
+            self.assertEqual(str(e), message)
+        # As ASCII they are read.
+        self.assertEqual(parse("--pace", "1", "--coalesce", "10,50")["lines"][0].pace, 0.001)
+
     def test_numbersPastIntLimit(self) -> None:
         """A number of more than 4300 digits (int()'s limit) is a usage error quoting it, not int()'s ValueError."""
         big = "9" * 4301
@@ -278,7 +301,8 @@ class StartupTests(SynchronousTestCase):
         config = LineConfig("x", DeviceSpec("tty", "/dev/nonexistent-tty"), listeners=(ListenerSpec("tcp:0"),))
         service = GatewayService([config], reactor=MemoryReactorClock())
         e = self.assertRaises(StartupError, service.privilegedStartService)
-        self.assertEqual(str(e), "line 'x': cannot open device '/dev/nonexistent-tty': No such file or directory")
+        self.assertEqual(str(e), "line 'x': cannot open device '/dev/nonexistent-tty': No such file or directory (not "
+                                 "there now: --wait-for-device starts the line down and opens it once it is there)")
 
     def test_twistdExitsWithOneLine(self) -> None:
         """Under twistd a start-up error is a SystemExit with one line, and nothing stays open."""

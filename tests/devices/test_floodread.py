@@ -519,8 +519,7 @@ class ProcessRealReactorTests(RealReactorTests):
     @inlineCallbacks
     def test_killedMoverLosesNothing(self) -> Generator[Deferred[None], None, None]:
         """A mover process killed from outside (SIGKILL) mid-flood: its pipe ends, the tty goes back to the reactor, and no byte is lost or reordered; its exit is collected."""
-        # (A process mover is given PROCESS_IDLE: ended on its own before the kill, nothing is tested.)
-        self.patch(floodread, "PROCESS_IDLE", 60.0)
+        self.patch(floodread, "PROCESS_IDLE", 60.0)  # (its idle: ended on its own before the kill, nothing is tested)
         yield self.handOver()
         reader = self.device._reader
         assert reader is not None and reader.pid is not None

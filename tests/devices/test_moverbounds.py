@@ -120,6 +120,9 @@ class ExitWatchedTests(SynchronousTestCase):
             return True
 
         reactor.watchExit = watchExit  # type: ignore[attr-defined]
+        # (Never quiet for long enough to end on its own before the stop: PROCESS_IDLE, 2 s, ran out first when
+        # the test was late to it on a loaded machine, the mover collected at the stop, nothing watched.)
+        self.patch(floodread, "PROCESS_IDLE", 600.0)
         master, slave = os.openpty()
         self.addCleanup(os.close, master)
         reader = FloodReader(reactor, slave, "pty", print, print, mode="process")

@@ -21,6 +21,8 @@ from serialgw.devices.floodread import FloodReader
 class ProcessMoverTests(SynchronousTestCase):
     def test_processMovesAndEnds(self) -> None:
         """The mover as a process of its own (fds 0-5 only) moves the tty's bytes into the pipe and ends at a hang-up; its exit is collected."""
+        # (Not ended on its own before the write: PROCESS_IDLE, 2 s, runs out when the test is late to it.)
+        self.patch(floodread, "PROCESS_IDLE", 600.0)
         reactor = MemoryReactorClock()
         master, slave = os.openpty()
         tty.setraw(slave)

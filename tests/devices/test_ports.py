@@ -244,6 +244,36 @@ class ErrorReasonTests(SynchronousTestCase):
                          "gone")
 
 
+class MissingDeviceTests(SynchronousTestCase):
+    def test_relativeNameOfADevice(self) -> None:
+        """A tty not there whose name is one in /dev (ttyS0 given for /dev/ttyS0, as Taylor cu takes it, read from the start directory): the reason asks whether /dev/NAME was meant; another name, or one under /dev, says only what the kernel said."""
+        from serialgw.devices import errors
+
+        dev = os.path.abspath(self.mktemp())
+        os.mkdir(dev)
+        open(os.path.join(dev, "ttyS0"), "w").close()
+        self.patch(errors, "DEV", dev)
+        gone = OSError(errno.ENOENT, "No such file or directory")
+        self.assertEqual(errors.whyNotOpened("/srv/gw/ttyS0", gone),
+                         f"No such file or directory (did you mean {dev}/ttyS0? a relative device path is read from "
+                         "the directory the gateway started in, or the configuration file's)")
+        self.assertEqual(errors.whyNotOpened("/srv/gw/ttyS9", gone), "No such file or directory")
+        self.assertEqual(errors.whyNotOpened(f"{dev}/ttyUSB0", gone), "No such file or directory")
+
+    def test_startSaysWaitForDevice(self) -> None:
+        """A single line whose tty under /dev is not there fails its start naming it, and says --wait-for-device (a USB adapter not plugged in yet)."""
+        from twisted.internet.testing import MemoryReactorClock
+
+        from serialgw.app.lines import makeDevice
+        from serialgw.config.specs import LineConfig
+
+        config = LineConfig("a", DeviceSpec("tty", "/dev/serial/by-id/usb-serialgw-test-not-plugged-if00-port0"))
+        e = self.assertRaises(DeviceError, makeDevice, config, MemoryReactorClock(), openPort, lambda n: 1.0,
+                              lambda n: 1.0, waitForDevices=False)
+        self.assertEqual(str(e), f"cannot open device {config.device.path!r}: No such file or directory (not there now: "
+                                 "--wait-for-device starts the line down and opens it once it is there)")
+
+
 class RejectionLogTests(SynchronousTestCase):
     def test_refusalLoggedOnce(self) -> None:
         """A pty refusing 7 bits and parity E, asked 500 times each: two warnings, not 1000 (at most 16 distinct refusals a port)."""
