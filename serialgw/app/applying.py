@@ -234,7 +234,8 @@ class Applying:
         def over(found: Optional[tuple[Any, str]]) -> None:
             if done.called:
                 return
-            timer.cancel()
+            if timer.active():  # (run already when the look had answered all: left to this answer)
+                timer.cancel()
             if found is not None:
                 self.problem = self.service.placed(found[0][0], key, found[1])
             done.callback(None)

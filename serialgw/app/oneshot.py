@@ -384,14 +384,15 @@ READER_ENV = "SERIALGW_READER"
 def moversFromEnvironment(environ: Mapping[str, str] = os.environ) -> Optional[str]:
     """
     How C{SERIALGW_READER} has a flooding tty read (L{serialgw.devices.floodread}):
-    C{None} (by the reactor), C{"thread"} or C{"process"}; a clear error for anything else.
+    C{"process"} (unset: the default), C{"thread"}, or C{None} (by the reactor
+    itself: C{reactor}, C{off} or C{0}); a clear error for anything else.
     """
     value = environ.get(READER_ENV, "").strip().lower()
-    if value in ("", "0", "off", "reactor"):
+    if value in ("0", "off", "reactor"):
         return None
-    if value in ("thread", "process"):
-        return value
-    raise ValueError(f"{READER_ENV}={value!r}: expected reactor (the default), thread or process")
+    if value in ("", "thread", "process"):
+        return value or "process"
+    raise ValueError(f"{READER_ENV}={value!r}: expected process (the default), thread or reactor (none)")
 
 
 def reactorFromEnvironment(environ: Mapping[str, str] = os.environ) -> GatewayReactor:

@@ -40,6 +40,7 @@ from serialgw.config.parsers import (
     parseSendString,
     ptySerialRefusal,
     serialOnlyRefusal,
+    stringBreakRefusal,
     writtenNumber,
 )
 from serialgw.config.paths import absolute, absoluteDevice, absoluteListener, identity, placeKeys, whereWritten
@@ -180,6 +181,10 @@ def singleLine(options: usage.Options) -> LineConfig:
     name = options["name"] or lineName(typed.describe())
     maxClients = DEFAULT_MAX_CLIENTS if options["max-clients"] is None else parseMaxClients(options["max-clients"])
     coalesce = byOption("coalesce", parseCoalesce, "off" if options["coalesce"] is None else options["coalesce"])
+    strings = {key: parseSendString(options[key] or "", f"--{key}") for key in ("open-string", "close-string")}
+    for key, parts in strings.items():
+        if stringBreakRefusal(parts, device):
+            raise ConfigError(f"--{key}: {stringBreakRefusal(parts, device)}")
     config = LineConfig(
         name=name,
         device=device,
@@ -193,8 +198,8 @@ def singleLine(options: usage.Options) -> LineConfig:
         signature=options["signature"],
         notices=not options["no-notices"],
         maxClients=maxClients,
-        openString=parseSendString(options["open-string"] or "", "--open-string"),
-        closeString=parseSendString(options["close-string"] or "", "--close-string"),
+        openString=strings["open-string"],
+        closeString=strings["close-string"],
         dtr=_onOff(options, "dtr"),
         rts=_onOff(options, "rts"),
         idleDtr=_onOff(options, "idle-dtr"),

@@ -230,6 +230,11 @@ def pastedLine(line: str, known: set[str]) -> Optional[str]:
         example = line.strip().replace("\\N", "{line}")
         return (f"ser2net's escapes ({escape.group(0)}) are not read here, and in a TOML \"...\" string a backslash "
                 f"starts an escape: {{line}} is the line's name, as ser2net's \\N ({quote(example)})")
+    basic = re.match(r"""^\s*([A-Za-z0-9_.-]+)\s*=\s*"([^"']*)"\s*(?:#.*)?$""", line)
+    if basic is not None and re.search(r'\\[^btnfr"\\uU]', basic.group(2)):
+        # A Twisted endpoint's \: (tcp6:4446:interface=\:\:1), a Windows-ish path: tomllib says only "Unescaped '\'".
+        return ("in a TOML string \"...\" a backslash starts an escape: write the value in single quotes, a literal "
+                f"string that keeps its backslashes ({basic.group(1)} = '{basic.group(2)}')")
     if re.match(r"^(%YAML\b|---\s*$)", line.strip()):
         # ser2net 4's file begins so (its manual's own example): given whole to --config.
         return ("a YAML file (ser2net 4's ser2net.yaml?): serialgw reads TOML, a [lines.NAME] table a connection "

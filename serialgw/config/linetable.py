@@ -25,6 +25,7 @@ from serialgw.config.parsers import (
     parseOnOff,
     parseSendString,
     ptySerialRefusal,
+    stringBreakRefusal,
 )
 from serialgw.config.paths import absoluteLine
 from serialgw.config.placeholders import PLACED_KEYS, expandValue, hasPlaceholder, noLine
@@ -139,6 +140,9 @@ def readLines(path: str, text: str, data: dict[str, Any], base: str) -> tuple[li
             refusal = deviceKeyRefusal(key, configs[-1].device)
             if key == "serial" and not refusal:
                 refusal = ptySerialRefusal(str(table[key]), configs[-1].device)
+            if key in ("open-string", "close-string") and not refusal:
+                parts = configs[-1].openString if key == "open-string" else configs[-1].closeString
+                refusal = stringBreakRefusal(parts, configs[-1].device)
             if refusal:
                 raise ConfigError(f"{_where(path, text, where, key)}: [{where}] {key}: {refusal}")
         if configs[-1].device.kind == "pty" and configs[-1].settings.rtscts:
@@ -271,6 +275,12 @@ def _line(name: str, table: dict[str, Any]) -> LineConfig:
     # (Checked as a number, read as written: 2**63 said as such, not 9.223372036854776e+18.)
     pace = {key: parsed(key, lambda t, k=key: parseMilliseconds(t, k), table[key] if value(key, float) else 0.0)
             for key in ("pace", "pace-line")}
+    for key in ("open-string", "close-string"):
+        if "\b" in value(key, str, ""):
+            # TOML's own escape: "\r\b" (the README's example) sent a backspace where a break was meant.
+            raise _KeyError(key, "a backspace (\\x08) in it: in a TOML string \"...\" \\b is a backspace, not "
+                                 "serialgw's break: write the string in single quotes ('\\r\\b': a literal string keeps "
+                                 "its backslashes), or \\\\b for the break; a backspace is \\\\x08")
     strings = {key: parsed(key, lambda t, k=key: parseSendString(t, k), value(key, str, ""))
                for key in ("open-string", "close-string")}
 

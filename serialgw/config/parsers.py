@@ -257,6 +257,21 @@ def ptyKeyRefusal(key: str, device: DeviceSpec) -> str:
 NO_PTY_FLOW = "a pty has no RTS/CTS lines (hardware flow control is a serial port's): take it out"
 
 
+def stringBreakRefusal(parts: tuple[bytes, ...], device: DeviceSpec) -> str:
+    """
+    Why an open-string or close-string (C{parts}, as L{parseSendString}
+    reads it) means something that is not so on C{device}, or empty: a
+    break (C{\\b}) where none can go (a raw socket, a pty the gateway
+    makes; the data around it was written, the break logged as not sent
+    at each first or last person).
+    """
+    if len(parts) < 2:
+        return ""
+    why = {"tcp": "a raw socket cannot carry a break", "unix": "a raw socket cannot carry a break",
+           "pty": "a pty cannot carry a break (the kernel takes one on a pty and does nothing)"}.get(device.kind)
+    return f"its \\b (a break) means nothing on device {quote(device.describe())}: {why}: take it out" if why else ""
+
+
 def ptySerialRefusal(text: str, device: DeviceSpec) -> str:
     """
     Why serial settings C{text} (C{serial}, C{--serial}) mean something
@@ -365,12 +380,14 @@ def parseCoalesce(text: str) -> tuple[float, float, bytes]:
     C{0} is none.  An empty one (a shell variable left unset) is refused,
     not taken as off.
     """
-    text = str(text).strip()
+    raw = str(text)
+    text = raw.strip()
     if not text:
         raise ConfigError("coalesce is empty: expected MIN_MS,MAX_MS[,STRING] (e.g. 2,20), or off")
     if text.lower() in ("off", "0"):
         return 0.0, 0.0, b""
-    parts = text.split(",", 2)
+    # (Spaces around it go; a STRING that is a newline stays: TOML's "5,50,\n" has a real one.)
+    parts = raw.lstrip().rstrip(" ").split(",", 2)
     try:
         low, high = writtenNumber(parts[0]) / 1000, writtenNumber(parts[1]) / 1000
     except (ValueError, IndexError):

@@ -24,6 +24,7 @@ from typing import Callable, Literal, Optional, Protocol
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 
+from serialgw.config.specs import SerialSettings
 from serialgw.devices.errors import errorReason
 from serialgw.interfaces import IPort
 
@@ -51,7 +52,8 @@ DRAINING_QUEUE = BreakState.DRAINING_QUEUE
 DRAINING_DRIVER = BreakState.DRAINING_DRIVER
 BREAKING = BreakState.BREAKING
 
-Event = Literal["send", "queueEmpty", "driverBusy", "breakSet", "setFailed", "timeUp", "stop", "cancel"]
+Event = Literal["send", "retime", "queueEmpty", "driverBusy", "breakSet", "retimed", "setFailed", "timeUp", "stop",
+                "cancel"]
 
 
 class BreakTarget(Protocol):
@@ -74,6 +76,12 @@ class BreakTarget(Protocol):
     def breakOver(self) -> None:
         """The break is over, or called off: what was held may go."""
 
+    def retimed(self, settings: SerialSettings) -> bool:
+        """
+        A settings change waited for the output before it (L{BreakSequencer.retime}):
+        apply it now; C{False} if the device was found gone (it has taken its loss path).
+        """
+
 
 class BreakSequencer:
     """
@@ -92,6 +100,8 @@ class BreakSequencer:
         self.observer = observer
         self.state = IDLE
         self.duration = 0.0
+        # A settings change waiting for the output before it (see retime), not a break.
+        self.settings: Optional[SerialSettings] = None
         self._deadline = 0.0
         self._call: Optional[IDelayedCall] = None
 
@@ -110,6 +120,24 @@ class BreakSequencer:
             self.queueEmpty()
         return True
 
+    def retime(self, settings: SerialSettings, queued: bool) -> bool:
+        """
+        A settings change (RFC 2217 SET-BAUDRATE...) after the output queued
+        so far, as tcsetattr's TCSADRAIN orders it: drained as for a break
+        (the device's queue, then the driver's, at most DRAIN_LIMIT s), then
+        C{target.retimed(settings)} instead of a break, what was held
+        meanwhile released.  C{False}, doing nothing, if a break or another
+        change is under way.
+        """
+        if self.state is not IDLE:
+            return False
+        self.settings = settings
+        self._deadline = self.clock.seconds() + DRAIN_LIMIT
+        self._move("retime")
+        if not queued:
+            self.queueEmpty()
+        return True
+
     def queueEmpty(self) -> None:
         """The device's own queue is empty (written or purged): on to the driver's."""
         if self.state is not DRAINING_QUEUE:
@@ -122,8 +150,8 @@ class BreakSequencer:
         End the break now (RFC 2217 BREAK-OFF): cleared if set; one still
         waiting for the output is called off, never set.
         """
-        if self.state is IDLE:
-            return
+        if self.state is IDLE or self.settings is not None:
+            return  # (no break; a settings change waiting is not called off)
         self._cancelCall()
         if self.state is BREAKING:
             self._clear("stop")
@@ -137,6 +165,7 @@ class BreakSequencer:
         cleared if it was set (errors ignored), nothing released.
         """
         self._cancelCall()
+        self.settings = None
         if self.state is IDLE:
             return
         if self.state is BREAKING:
@@ -153,6 +182,12 @@ class BreakSequencer:
         if port.outputPending() > 0 and self.clock.seconds() < self._deadline:
             self._move("driverBusy")
             self._call = self.clock.callLater(DRAIN_POLL, self._poll)
+            return
+        if self.settings is not None:
+            settings, self.settings = self.settings, None
+            if self.target.retimed(settings):
+                self._move("retimed")
+                self.target.breakOver()
             return
         try:
             port.setBreak(True)
@@ -195,6 +230,8 @@ class BreakSequencer:
 # (state, event) -> the next state; nothing else may happen.
 _TRANSITIONS: dict[tuple[BreakState, Event], BreakState] = {
     (IDLE, "send"): DRAINING_QUEUE,
+    (IDLE, "retime"): DRAINING_QUEUE,
+    (DRAINING_DRIVER, "retimed"): IDLE,
     (DRAINING_QUEUE, "queueEmpty"): DRAINING_DRIVER,
     (DRAINING_DRIVER, "driverBusy"): DRAINING_DRIVER,
     (DRAINING_DRIVER, "breakSet"): BREAKING,

@@ -29,6 +29,7 @@ from serialgw.devices.floodread import FloodReading
 from serialgw.devices.nosink import NoSink
 from serialgw.devices.pacing import Pacing
 from serialgw.devices.reopen import OPENING, Reopener
+from serialgw.devices.retime import SettingsInOrder
 from serialgw.interfaces import IDevice, IDeviceSink, IPort
 
 log = Logger()
@@ -52,7 +53,7 @@ class DeviceLost(Exception):
 
 
 @implementer(IDevice)
-class SerialDevice(Pacing, EarlyHold, FloodReading):
+class SerialDevice(SettingsInOrder, Pacing, EarlyHold, FloodReading):
     """
     One open device in the reactor.
 
@@ -318,24 +319,6 @@ class SerialDevice(Pacing, EarlyHold, FloodReading):
     def breaking(self) -> bool:
         return self._breaks.state is not IDLE
 
-    def apply(self, settings: SerialSettings) -> SerialSettings:
-        """
-        Apply settings; return (and remember) those now in effect.  While
-        the device is down they are remembered and applied when it is back.
-        A device found gone here (termios fails with EIO: it hung up while
-        nobody read it) takes the loss path, the settings kept.
-        """
-        if self.usable:
-            try:
-                self.settings = self.port.apply(settings)
-                return self.settings
-            except (OSError, termios.error) as e:
-                if not self._gone(e):
-                    raise
-        if not self.closed:
-            self.settings = settings
-        return self.settings
-
     def setModemLine(self, name: str, on: bool) -> bool:
         """
         Set DTR or RTS; return the state now in effect.  Where the device
@@ -431,6 +414,7 @@ class SerialDevice(Pacing, EarlyHold, FloodReading):
             except (OSError, termios.error) as e:
                 log.warn("{device}: cannot purge before closing: {reason}", device=self.name, reason=errorReason(e))
         if self.up:
+            self._settleSettings()
             self.up = False  # (as in _lost: typing resumed by the queue's drop is dropped, not written)
             self._shutdownPort()
         self._dropEarly()
@@ -456,6 +440,7 @@ class SerialDevice(Pacing, EarlyHold, FloodReading):
     def _shutdownPort(self) -> None:
         self._stopWatchingHangup()
         self._breaks.cancel()
+        self._nextSettings = None  # (a change waiting is kept in settings, for a reopen)
         self._cancelPace()
         if self._reading:
             self.reactor.removeReader(self)
@@ -502,10 +487,12 @@ class SerialDevice(Pacing, EarlyHold, FloodReading):
 
     def breakOver(self) -> None:
         held, self._held, self._heldSize = self._held, [], 0
-        if held:
-            self.write(b"".join(held))
+        before, after = self._splitHeld(held)
+        if before:
+            self.write(b"".join(before))
         else:
             self._checkWatermark()
+        self._applyNext(after)
 
     def _gone(self, e: BaseException) -> bool:
         """

@@ -482,13 +482,14 @@ class ModeTests(SynchronousTestCase):
             self.assertIs(type(reactor), kind)
 
     def test_moversFromEnvironment(self) -> None:
-        """SERIALGW_READER: unset, 0, off or reactor for none; thread or process; anything else refused, naming it; the reactor is told."""
+        """SERIALGW_READER: unset or empty for a process (the default); 0, off or reactor for none; thread or process; anything else refused, naming it; the reactor is told."""
         self.assertEqual([moversFromEnvironment({READER_ENV: v} if v is not None else {})
                           for v in (None, "", "0", "off", "reactor", "thread", "Process")],
-                         [None, None, None, None, None, "thread", "process"])
+                         ["process", "process", None, None, None, "thread", "process"])
         error = self.assertRaises(ValueError, moversFromEnvironment, {READER_ENV: "fork"})
-        self.assertEqual(str(error), "SERIALGW_READER='fork': expected reactor (the default), thread or process")
-        for environ, movers in (({}, None), ({READER_ENV: "process", ONESHOT_ENV: "1"}, "process")):
+        self.assertEqual(str(error), "SERIALGW_READER='fork': expected process (the default), thread or reactor (none)")
+        for environ, movers in (({}, "process"), ({READER_ENV: "reactor"}, None),
+                                ({READER_ENV: "thread", ONESHOT_ENV: "1"}, "thread")):
             reactor = reactorFromEnvironment(environ)
             self.addCleanup(reactor._poller.close)
             self.assertEqual(reactor.movers, movers)
@@ -499,7 +500,7 @@ class ModeTests(SynchronousTestCase):
         options = tap.Options()
         options.exitOnError = False  # type: ignore[attr-defined]
         error = self.assertRaises(UsageError, options.parseOptions, ["--device", "/dev/ttyS0"])
-        self.assertEqual(str(error), "SERIALGW_READER='fork': expected reactor (the default), thread or process")
+        self.assertEqual(str(error), "SERIALGW_READER='fork': expected process (the default), thread or reactor (none)")
 
     def test_devicesAsk(self) -> None:
         """serialgw's devices (ttys) ask for one-shot polling while they stay ready."""

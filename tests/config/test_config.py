@@ -128,3 +128,25 @@ class QuoteTests(SynchronousTestCase):
         self.assertEqual(str(e), "cannot read configuration '/nonexistent/C:\\x.toml': No such file or directory")
         # What is not text (a TOML number, list or table) reads as Python writes it.
         self.assertEqual([quote(5), quote(["a"]), quote(True)], ["5", "['a']", "True"])
+
+
+class SendStringInTomlTests(SynchronousTestCase):
+    def test_tomlBackspaceIsNoBreak(self) -> None:
+        """open-string = "\\r\\b" in the file (the README's own example): TOML reads \\b as a backspace, which went to the device in place of the break, silently; it is refused, saying how to write the break; '\\r\\b' (a literal string) and "\\\\r\\\\b" are the break."""
+        for key in ("open-string", "close-string"):
+            path = writeTemp(self, f'[lines.a]\ndevice = "/dev/ttyS0"\nlisten = "4001"\n{key} = "\\r\\b"\n')
+            said = str(self.assertRaises(ConfigError, loadConfig, path)).replace(path, "FILE")
+            self.assertEqual(said, f"FILE:4: [lines.a] {key}: a backspace (\\x08) in it: in a TOML string \"...\" \\b "
+                                   "is a backspace, not serialgw's break: write the string in single quotes ('\\r\\b': "
+                                   "a literal string keeps its backslashes), or \\\\b for the break; a backspace is \\\\x08")
+        for text in ("'\\r\\b'", '"\\\\r\\\\b"'):
+            (line,) = loadConfig(writeTemp(self, f'[lines.a]\ndevice = "/dev/ttyS0"\nlisten = "4001"\nopen-string = {text}\n'))
+            self.assertEqual(line.openString, (b"\r", b""), text)
+
+    def test_tomlNewlineKeptInCoalesce(self) -> None:
+        """coalesce = "5,50,\\n" in the file: TOML makes \\n a newline, which the value's trimming took away, leaving no STRING (output held MIN/MAX only), silently; the newline is the STRING, as \\n is on the command line."""
+        self.assertEqual(parseCoalesce("5,50,\n"), (0.005, 0.05, b"\n"))
+        self.assertEqual(parseCoalesce("5,50,\r\n"), (0.005, 0.05, b"\r\n"))
+        self.assertEqual(parseCoalesce(" 5,50,\\n "), (0.005, 0.05, b"\n"))
+        (line,) = loadConfig(writeTemp(self, '[lines.a]\ndevice = "/dev/ttyS0"\nlisten = "4001"\ncoalesce = "5,50,\\n"\n'))
+        self.assertEqual(line.coalesceOn, b"\n")

@@ -146,6 +146,14 @@ class PastedLineTests(SynchronousTestCase):
         self.assertEqual(self.refused("# ser2net\n---\nconnection: &con01\n"),
                          f"FILE:2: '---': {said} (TOML: Expected '=' after a key in a key/value pair (column 4))")
 
+    def test_backslashInABasicString(self) -> None:
+        """A Twisted escape in a TOML "..." string (tcp6's interface=\\:\\:1, as the README writes listeners): tomllib said only 'Unescaped '\\' in a string'; now the line is said again in single quotes, a literal string."""
+        message = self.refused('[lines.a]\ndevice = "/dev/ttyS0"\nlisten = "raw+tcp6:4446:interface=\\:\\:1"\n')
+        self.assertEqual(message, "FILE:3: 'listen = \"raw+tcp6:4446:interface=\\:\\:1\"': in a TOML string \"...\" a "
+                                  "backslash starts an escape: write the value in single quotes, a literal string that "
+                                  "keeps its backslashes (listen = 'raw+tcp6:4446:interface=\\:\\:1') (TOML: "
+                                  "Unescaped '\\' in a string (column 37))")
+
     def test_ser2netEscapeInAString(self) -> None:
         """ser2net's \\N in a TOML basic string (tomllib: "Unescaped '\\'") says {line}, with the line rewritten."""
         message = self.refused('[defaults]\nlog = "/var/log/serialgw/\\N.log"\n[lines.a]\ndevice = "/dev/ttyS0"\n'

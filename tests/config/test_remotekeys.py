@@ -194,6 +194,26 @@ class PtyDeviceKeysTests(SynchronousTestCase):
         self.assertEqual(self.refused("break-duration", "500"),
                          f"FILE:4: [lines.vm] break-duration: means nothing on device 'pty:/run/vm0': {NO_PTY_BREAK}")
 
+    def test_stringBreaks(self) -> None:
+        """An open-string or close-string with a break (\\b) in a pty: or raw socket line's own table, or with such a --device: refused (the break was logged as not sent at each person); on a telnet: line, without a break, or from [defaults]: taken."""
+        self.assertEqual(self.refused("open-string", "'\\r\\b'"),
+                         "FILE:4: [lines.vm] open-string: its \\b (a break) means nothing on device 'pty:/run/vm0': a pty "
+                         "cannot carry a break (the kernel takes one on a pty and does nothing): take it out")
+        said = RemoteKeysTests.refused(self, '[lines.vm]\ndevice = "tcp:10.0.0.5:7000"\nlisten = "4001"\n'  # type: ignore[arg-type]
+                                             "close-string = 'bye\\b'\n")
+        self.assertEqual(said, "FILE:4: [lines.vm] close-string: its \\b (a break) means nothing on device "
+                               "'tcp:10.0.0.5:7000': a raw socket cannot carry a break: take it out")
+        text = ("[defaults]\nopen-string = '\\r\\b'\n"
+                '[lines.vm]\ndevice = "pty:/run/vm0"\nlisten = "4002"\nclose-string = "bye\\r"\n'
+                '[lines.kvm]\ndevice = "telnet:10.0.0.5:23"\nlisten = "4003"\nclose-string = \'\\b\'\n')
+        vm, kvm = loadConfig(writeTemp(self, text))
+        self.assertEqual((vm.openString, vm.closeString, kvm.closeString), ((b"\r", b""), (b"bye\r",), (b"", b"")))
+        options = tap.Options()
+        options.exitOnError = False  # type: ignore[attr-defined]
+        e = self.assertRaises(UsageError, options.parseOptions, ["--open-string", "\\r\\b"])
+        self.assertEqual(str(e), "--open-string: its \\b (a break) means nothing on device 'pty:/tmp/serialgw0': a pty "
+                                 "cannot carry a break (the kernel takes one on a pty and does nothing): take it out")
+
     def test_settingsTakenAndDefaultsSilent(self) -> None:
         """The serial settings (xonxoff too) and restore are taken on a pty: device (a program on it sees them); every key from [defaults] leaves it alone, its rtscts not applied to the pty."""
         (line,) = loadConfig(writeTemp(self, '[lines.vm]\ndevice = "pty:/run/vm0"\nlisten = "4001"\n'

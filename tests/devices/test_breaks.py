@@ -52,6 +52,10 @@ class Target:
     def breakOver(self) -> None:
         self.released.append(self.clock.seconds())
 
+    def retimed(self, settings: object) -> bool:
+        self.port._record("retimed", settings)
+        return True
+
 
 class SequencerTests(SynchronousTestCase):
     def setUp(self) -> None:

@@ -267,7 +267,8 @@ class MissingDeviceTests(SynchronousTestCase):
         from serialgw.app.lines import makeDevice
         from serialgw.config.specs import LineConfig
 
-        config = LineConfig("a", DeviceSpec("tty", "/dev/serial/by-id/usb-serialgw-test-not-plugged-if00-port0"))
+        config = LineConfig("a", DeviceSpec("tty", "/dev/serial/by-id/usb-serialgw-test-not-plugged-if00-port0"),
+                            lock=False)  # (no lock file made in /var/lock by a test)
         e = self.assertRaises(DeviceError, makeDevice, config, MemoryReactorClock(), openPort, lambda n: 1.0,
                               lambda n: 1.0, waitForDevices=False)
         self.assertEqual(str(e), f"cannot open device {config.device.path!r}: No such file or directory (not there now: "

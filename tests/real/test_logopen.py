@@ -237,6 +237,25 @@ class HungOpenTests(TestCase):
         self.assertEqual(await reloaded, {"refused": [why]})
         held.released.set()
 
+    async def test_reloadLookDoneAsItsWaitEndsIsAnswered(self) -> None:
+        """A reload's look at one new log, done (the log answered) when CHECK_WAIT s are up, its answer not on the reactor yet: the reload is answered by it; it was never answered (the wait's timer, run already, cancelled again: AlreadyCalled)."""
+        from twisted.internet import reactor
+
+        self.patch(applying, "CHECK_WAIT", 60.0)
+        a, b = startedPty(self), startedPty(self)
+        service = startGateway(self, ptyLine(a, LISTEN, name="a"), ptyLine(b, LISTEN, name="b"))
+        # (One item: the look's third take of its lock is its last, once that item has answered.)
+        held = BetweenLooks(self)
+        reloaded = service.reload([ptyLine(a, LISTEN, name="a", log=LogSpec(self.path, format="", events="off")),
+                                   ptyLine(b, LISTEN, name="b")])
+        self.assertTrue(await deferToThread(held.reached.wait, 10))
+        late = next(c for c in reactor.getDelayedCalls() if getattr(getattr(c, "func", None), "__name__", "") == "late")
+        late.reset(0)
+        await until(self, lambda: not late.active(), "the wait's end run")
+        held.released.set()
+        await until(self, lambda: reloaded.called, "the reload answered")
+        self.assertEqual(await reloaded, {"added": [], "changed": ["a"], "removed": []})
+
     async def test_reloadWithHungLockDirLook(self) -> None:
         """A reload whose look at a line's new lock-dir hangs (stat on a mount that does not answer): refused after CHECK_WAIT s naming the directory, both lines serving meanwhile; nothing changed; a second reload meanwhile is refused at once, naming it too."""
         self.patch(applying, "CHECK_WAIT", 0.5)
