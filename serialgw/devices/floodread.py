@@ -63,7 +63,15 @@ PROCESS_IDLE = 2.0
 # The most movers running at once in a reactor (more only take turns on
 # the cores: 24 flooding lines ran 24 processes, 207 MB); a flooding tty
 # past them is read by the reactor, as with no movers.
-MOST_MOVERS = max(1, os.cpu_count() or 1)
+def usableCores() -> int:
+    """The cores this process may run on (taskset, a systemd CPUAffinity=, a container's cpuset), at least one."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+MOST_MOVERS = usableCores()
 # The pipe's size (bytes): the most that waits between the mover and the reactor.
 PIPE_SIZE = 64 * 1024
 # What the reactor reads of the pipe at a time.

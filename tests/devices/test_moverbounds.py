@@ -86,8 +86,20 @@ class MostMoversTests(Flooding):
         self.assertIn(device._reader._pipe, self.reactor.getReaders())  # type: ignore[union-attr]
 
     def test_mostIsTheCores(self) -> None:
-        """By default as many movers as there are cores (more only take turns on them), at least one."""
-        self.assertEqual(floodread.MOST_MOVERS, max(1, os.cpu_count() or 1))
+        """By default as many movers as there are cores this process may use (more only take turns on them), at least one."""
+        self.assertEqual(floodread.MOST_MOVERS, len(os.sched_getaffinity(0)))
+
+    def test_coresAreThoseItMayUse(self) -> None:
+        """A gateway held to one core of eight (taskset, CPUAffinity=) runs one mover, not eight; with no affinity to be read, the machine's cores."""
+        self.patch(floodread.os, "cpu_count", lambda: 8)
+        self.patch(floodread.os, "sched_getaffinity", lambda pid: {3})
+        self.assertEqual(floodread.usableCores(), 1)
+
+        def unknown(pid: int) -> set[int]:
+            raise OSError(38, "Function not implemented")
+
+        self.patch(floodread.os, "sched_getaffinity", unknown)
+        self.assertEqual(floodread.usableCores(), 8)
 
 
 class ProcessIdleTests(Flooding):
