@@ -168,7 +168,12 @@ class TwistdGatewayService(GatewayService):
 
         if not self._stopAsked:
             self._stopAsked = True
-            twisted(signum, frame)
+            # On the reactor's next turn, not here: Twisted's handler logs
+            # ("Received SIGTERM"), and a signal that came while the main
+            # thread was inside a log observer holding its lock (twistd's
+            # file observer: a pure-Python RLock, half taken) waited on it
+            # for ever (seen on CI, Twisted 22.10: a deadlocked gateway).
+            self.reactor.callFromThread(twisted, signum, None)
         else:
             self.reactor.callFromThread(self._stopAgain, signal.Signals(signum).name)
 

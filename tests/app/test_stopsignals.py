@@ -118,3 +118,13 @@ class TwoStopSignalsTests(SynchronousTestCase):
         self.handler(signal.SIGTERM)(signal.SIGTERM, None)
         self.clock.advance(0)
         self.assertEqual(self.stops, [0])
+
+    def test_twistedsHandlerOutsideTheSignal(self) -> None:
+        """Twisted's handler (it logs 'Received SIGTERM') runs on the reactor's next turn, never inside the signal handler: a SIGTERM that came while the main thread was inside twistd's log observer (its lock, a pure-Python RLock, half taken) deadlocked the gateway for ever (seen on CI, Twisted 22.10)."""
+        called: list[int] = []
+        signal.signal(signal.SIGTERM, lambda signum, frame: called.append(signum))
+        self.running()
+        self.handler(signal.SIGTERM)(signal.SIGTERM, None)
+        self.assertEqual(called, [])
+        self.clock.advance(0)
+        self.assertEqual(called, [signal.SIGTERM])
