@@ -293,8 +293,13 @@ class SerialDevice(SettingsInOrder, Pacing, EarlyHold, FloodReading):
 
     # Why a break, and DTR and RTS, cannot reach the device (IDevice.noBreak; the status page): a tty takes them,
     # a pty the gateway makes does not (PtyPort: the kernel ignores TIOCSBRK on it).  Not open yet: the line is down.
-    noBreak = property(lambda self: str(getattr(self.port, "noBreak", "")))
-    noModemLines = property(lambda self: str(getattr(self.port, "noModemLines", "")))
+    @property
+    def noBreak(self) -> str:
+        return str(getattr(self.port, "noBreak", ""))
+
+    @property
+    def noModemLines(self) -> str:
+        return str(getattr(self.port, "noModemLines", ""))
 
     def sendBreak(self, duration: Optional[float] = None) -> bool:
         """
