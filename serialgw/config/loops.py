@@ -140,7 +140,8 @@ def _isListener(device: DeviceSpec, spec: ListenerSpec) -> bool:
 
 
 def watchAllLoop(lines: Sequence[LineConfig], watchAll: Optional[WatchAllSpec], shards: Optional[int] = None,
-                 pins: Optional[Mapping[str, int]] = None) -> Optional[tuple[str, str]]:
+                 pins: Optional[Mapping[str, int]] = None,
+                 hops: Callable[[str], list[str]] = _asWritten) -> Optional[tuple[str, str]]:
     """
     A line whose remote device dials a watch-all listener that watches
     it, or watches a line whose device leads back to it (its listener, a
@@ -149,7 +150,8 @@ def watchAllLoop(lines: Sequence[LineConfig], watchAll: Optional[WatchAllSpec], 
     gateway at 99 % of a core).  With C{shards} (--shard I/N: N) each
     process has its own copy of each watch-all listener (PORT+I, PATH.I;
     L{shiftListener}), watching that process's lines only.  Its name and
-    why, or None.
+    why, or None.  C{hops}: as L{ptyLoop}'s (a unix: device reaching a
+    watch-all listener, or a pty: link, through symlinks).
     """
     if watchAll is None:
         return None
@@ -172,13 +174,25 @@ def watchAllLoop(lines: Sequence[LineConfig], watchAll: Optional[WatchAllSpec], 
 
     # Each line whose device dials a watch-all listener (a process's copy): which, and the lines it watches.
     dials: dict[str, tuple[Optional[int], ListenerSpec, ListenerSpec, list[str]]] = {}
+    # Where each unix watch-all listener (copy) is made, for a unix: device through symlinks (as in _feeds).
+    places: Optional[dict[str, tuple[Optional[int], ListenerSpec, ListenerSpec]]] = None
     for config in lines:
-        if config.device.remote:
-            for at, copy, spec in copies:
-                if _isListener(config.device, copy):
-                    dials[config.name] = (at, copy, spec, watched(at))
-                    break
-    feeds = _feeds(lines, _asWritten)
+        device = config.device
+        if not device.remote:
+            continue
+        found = next(((at, copy, spec) for at, copy, spec in copies if _isListener(device, copy)), None)
+        if found is None and device.kind == "unix" and device.path and not isAbstract(device.path):
+            if places is None:
+                places = {}
+                for at, copy, spec in copies:
+                    if copy.kind is ListenerKind.LISTEN and copy.tls is None and copy.path and not isAbstract(copy.path):
+                        places.setdefault(hops(copy.path)[0], (at, copy, spec))
+            found = next((places[hop] for hop in hops(device.path) if hop in places), None) if places else None
+        if found is not None:
+            dials[config.name] = (*found, watched(found[0]))
+    if not dials:
+        return None
+    feeds = _feeds(lines, hops)
     for config in lines:
         if config.name not in dials:
             continue
@@ -195,7 +209,8 @@ def watchAllLoop(lines: Sequence[LineConfig], watchAll: Optional[WatchAllSpec], 
 
 def runningWatchAllLoop(lines: Sequence[LineConfig], new: Optional[WatchAllSpec], inFile: Optional[WatchAllSpec],
                         byOption: Optional[WatchAllSpec], shards: Optional[int] = None,
-                        pins: Optional[Mapping[str, int]] = None) -> Optional[tuple[str, str]]:
+                        pins: Optional[Mapping[str, int]] = None,
+                        hops: Callable[[str], list[str]] = _asWritten) -> Optional[tuple[str, str]]:
     """
     A reload's C{lines} against the watch-all listeners that run once it
     is done (L{watchAllLoop}'s words), where the file's new [watch-all]
@@ -218,7 +233,7 @@ def runningWatchAllLoop(lines: Sequence[LineConfig], new: Optional[WatchAllSpec]
         # (One filter: checked together, a ring through both found too.)
         specs = [WatchAllSpec(specs[0].listeners + specs[1].listeners, specs[0].lines)]
     for spec in specs:
-        loop = watchAllLoop(lines, spec, shards, pins)
+        loop = watchAllLoop(lines, spec, shards, pins, hops)
         if loop is not None:
             return loop
     return None
