@@ -28,6 +28,7 @@ from serialgw.app.twistdlog import TwistdLogReopens
 from serialgw.clients.factory import samePlace
 from serialgw.config.file import FileConfig, loadFile
 from serialgw.config.loops import runningWatchAllLoop
+from serialgw.config.paths import placeKeys
 from serialgw.config.shard import Shard, ownListeners, selectLines
 from serialgw.config.specs import ConfigError, LineConfig, SSHSpec, WatchAllSpec
 from serialgw.config.where import where
@@ -352,7 +353,7 @@ class TwistdGatewayService(GatewayService):
         def read() -> tuple[tuple[list[LineConfig], Optional[SSHSpec], Optional[WatchAllSpec]], FileConfig]:
             loaded = loadFile(path, shards=shard.count if shard is not None else None, held=held)
             loop = runningWatchAllLoop(loaded.lines, loaded.watchAll, inFile, byOption,
-                                       shard.count if shard is not None else None, loaded.pins)
+                                       shard.count if shard is not None else None, loaded.pins, placeKeys)
             if loop is not None:
                 raise ConfigError(f"{where(loaded.path, loaded.text, f'lines.{loop[0]}', 'device')}: "
                                   f"[lines.{loop[0]}] device: {loop[1]}")

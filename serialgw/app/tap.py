@@ -34,7 +34,7 @@ from serialgw.config.file import loadFile
 from serialgw.config.gatewaylisteners import parseStatusListener, parseWatchAll
 from serialgw.config.loops import watchAllLoop
 from serialgw.config.parsers import parseBusyPoll
-from serialgw.config.paths import absoluteListener
+from serialgw.config.paths import absoluteListener, placeKeys
 from serialgw.config.placeholders import lineInOptions
 from serialgw.config.shard import Shard, ownListeners, parseShard, selectLines
 from serialgw.config.specs import DEFAULT_HOST_KEY, DEFAULT_MAX_CLIENTS, ConfigError, ListenerKind, ListenerSpec, quote
@@ -262,7 +262,7 @@ man 8 serialgw
                 self["watchAllByOption"] = more
                 self["watchAllSpec"] = attrs.evolve(more, listeners=listeners)
                 loop = watchAllLoop(self["allLines"], self["watchAllSpec"], shard.count if shard is not None else None,
-                                    self["configFile"].pins if self["config"] is not None else None)
+                                    self["configFile"].pins if self["config"] is not None else None, placeKeys)
                 if loop is not None:
                     raise ConfigError(f"--device {loop[1]}" if self["config"] is None else self.placed(
                         f"line {quote(loop[0])}: device {loop[1]}"))

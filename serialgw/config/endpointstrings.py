@@ -6,7 +6,7 @@ bound, and what Twisted refuses is refused here, naming the listener.
 
 Apart from the rest of the listener grammar because it is the one place
 that reads Twisted's private endpoint attributes (C{_port}, C{_interface},
-C{_address}, C{_backlog}, C{_mode}, C{_wantPID}).
+C{_address}, C{_backlog}, C{_mode}, C{_wantPID}) and its fields (C{_parse}).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from twisted.internet.endpoints import (
     UNIXServerEndpoint,
     serverFromString,
 )
+from twisted.internet.endpoints import _parse as endpointFields
 
 from serialgw.config.parsers import checkPath
 from serialgw.config.specs import ConfigError, ListenerSpec, isAbstract, quote
@@ -50,6 +51,7 @@ def twistedServer(text: str, original: str) -> ListenerSpec:
     the string says otherwise.
     """
     endpoint = _serverEndpoint(text, original)
+    _numbersAsWritten(text, original, endpoint)
     if not 0 <= endpoint._backlog <= 65535:  # (past an int, listen() failed at start where --check said OK)
         raise ConfigError(f"backlog={endpoint._backlog} in listener {quote(original)}: expected 0 to 65535 (the "
                           "kernel takes at most net.core.somaxconn)")
@@ -66,6 +68,27 @@ def twistedServer(text: str, original: str) -> ListenerSpec:
     if not 0 <= endpoint._port <= 65535:
         raise ConfigError(f"bad port {quote(str(endpoint._port))} in listener {quote(original)}")
     return ListenerSpec(endpoint=text, host=endpoint._interface, port=endpoint._port)
+
+
+def _numbersAsWritten(text: str, original: str, endpoint: Any) -> None:
+    """
+    The numbers of a C{tcp:}, C{tcp6:} or C{unix:} string Twisted reads
+    (the port, C{backlog=}, C{mode=}, C{lockfile=}; named or positional)
+    are ASCII digits without an underscore, as every other number of the
+    gateway's (L{serialgw.config.parsers.writtenNumber}): Twisted reads them
+    with int(), which takes Arabic-Indic digits ('١' is 1) and underscores
+    ('1_0' is 10).  Its other fields, an interface and a unix path, are no
+    numbers: any letters.
+    """
+    positional, named = endpointFields(text)
+    place = endpoint._address if isinstance(endpoint, UNIXServerEndpoint) else endpoint._interface
+    fields = [("", value) for value in positional[1:] if value != place]
+    fields += [(key, value) for key, value in named.items() if key not in ("address", "interface")]
+    for key, value in fields:
+        if isinstance(value, str) and (not value.isascii() or "_" in value):
+            what = f"{key}={quote(value)}" if key else quote(value)
+            raise ConfigError(f"{what} in listener {quote(original)}: expected a number in ASCII digits (0-9), "
+                              "without '_'")
 
 
 def _given(text: str, keyword: str, attribute: str) -> bool:

@@ -39,7 +39,7 @@ from serialgw.config.gatewaylisteners import parseSSHListener, parseWatchAll
 from serialgw.config.linetable import LINE_KEYS, nameProblem, readLines
 from serialgw.config.loops import watchAllLoop
 from serialgw.config.parsers import checkPath
-from serialgw.config.paths import absolute, absoluteListener, baseOf
+from serialgw.config.paths import absolute, absoluteListener, baseOf, placeKeys
 from serialgw.config.placeholders import noLine
 from serialgw.config.reading import MAX_CONFIG_SIZE, readToml
 from serialgw.config.sharing import oneLineEach
@@ -122,7 +122,7 @@ def loadFile(path: str, shards: Optional[int] = None, held: tuple[UserSpec, ...]
                 raise ConfigError(f"{place()} {quote(names[0])} and no name, nor '*': a name with '!' takes a user out "
                                   f"of the others; {key} = ['*', {quote(names[0])}] is everyone but them")
     watchAll = _watchAll(path, text, data, base)
-    loop = watchAllLoop(lines, watchAll, shards, pins)
+    loop = watchAllLoop(lines, watchAll, shards, pins, placeKeys)
     if loop is not None:
         table = f"lines.{loop[0]}" if "device" in data["lines"][loop[0]] else "defaults"
         raise ConfigError(f"{_where(path, text, table, 'device')}: [{table}] device: {loop[1]}")

@@ -120,8 +120,8 @@ def _ownListener(device: DeviceSpec, lines: Sequence[LineConfig]) -> Optional[tu
     device reaches, if it is one: a unix: socket at a unix listener's path
     (as written: one through symlinks is found by L{_feeds});
     a TCP address on a listener's port that is that listener's own
-    (loopback where it listens on every address or on loopback; the very
-    address it is bound to).  A TLS listener is no loop (no handshake).
+    (one of this host's where it listens on every address; the very
+    address it is bound to: L{_reaches}).  A TLS listener is no loop (no handshake).
     """
     for config in lines:
         for spec in config.listeners:
@@ -140,7 +140,8 @@ def _isListener(device: DeviceSpec, spec: ListenerSpec) -> bool:
 
 
 def watchAllLoop(lines: Sequence[LineConfig], watchAll: Optional[WatchAllSpec], shards: Optional[int] = None,
-                 pins: Optional[Mapping[str, int]] = None) -> Optional[tuple[str, str]]:
+                 pins: Optional[Mapping[str, int]] = None,
+                 hops: Callable[[str], list[str]] = _asWritten) -> Optional[tuple[str, str]]:
     """
     A line whose remote device dials a watch-all listener that watches
     it, or watches a line whose device leads back to it (its listener, a
@@ -149,7 +150,8 @@ def watchAllLoop(lines: Sequence[LineConfig], watchAll: Optional[WatchAllSpec], 
     gateway at 99 % of a core).  With C{shards} (--shard I/N: N) each
     process has its own copy of each watch-all listener (PORT+I, PATH.I;
     L{shiftListener}), watching that process's lines only.  Its name and
-    why, or None.
+    why, or None.  C{hops}: as L{ptyLoop}'s (a unix: device reaching a
+    watch-all listener, or a pty: link, through symlinks).
     """
     if watchAll is None:
         return None
@@ -172,13 +174,25 @@ def watchAllLoop(lines: Sequence[LineConfig], watchAll: Optional[WatchAllSpec], 
 
     # Each line whose device dials a watch-all listener (a process's copy): which, and the lines it watches.
     dials: dict[str, tuple[Optional[int], ListenerSpec, ListenerSpec, list[str]]] = {}
+    # Where each unix watch-all listener (copy) is made, for a unix: device through symlinks (as in _feeds).
+    places: Optional[dict[str, tuple[Optional[int], ListenerSpec, ListenerSpec]]] = None
     for config in lines:
-        if config.device.remote:
-            for at, copy, spec in copies:
-                if _isListener(config.device, copy):
-                    dials[config.name] = (at, copy, spec, watched(at))
-                    break
-    feeds = _feeds(lines, _asWritten)
+        device = config.device
+        if not device.remote:
+            continue
+        found = next(((at, copy, spec) for at, copy, spec in copies if _isListener(device, copy)), None)
+        if found is None and device.kind == "unix" and device.path and not isAbstract(device.path):
+            if places is None:
+                places = {}
+                for at, copy, spec in copies:
+                    if copy.kind is ListenerKind.LISTEN and copy.tls is None and copy.path and not isAbstract(copy.path):
+                        places.setdefault(hops(copy.path)[0], (at, copy, spec))
+            found = next((places[hop] for hop in hops(device.path) if hop in places), None) if places else None
+        if found is not None:
+            dials[config.name] = (*found, watched(found[0]))
+    if not dials:
+        return None
+    feeds = _feeds(lines, hops)
     for config in lines:
         if config.name not in dials:
             continue
@@ -195,7 +209,8 @@ def watchAllLoop(lines: Sequence[LineConfig], watchAll: Optional[WatchAllSpec], 
 
 def runningWatchAllLoop(lines: Sequence[LineConfig], new: Optional[WatchAllSpec], inFile: Optional[WatchAllSpec],
                         byOption: Optional[WatchAllSpec], shards: Optional[int] = None,
-                        pins: Optional[Mapping[str, int]] = None) -> Optional[tuple[str, str]]:
+                        pins: Optional[Mapping[str, int]] = None,
+                        hops: Callable[[str], list[str]] = _asWritten) -> Optional[tuple[str, str]]:
     """
     A reload's C{lines} against the watch-all listeners that run once it
     is done (L{watchAllLoop}'s words), where the file's new [watch-all]
@@ -218,7 +233,7 @@ def runningWatchAllLoop(lines: Sequence[LineConfig], new: Optional[WatchAllSpec]
         # (One filter: checked together, a ring through both found too.)
         specs = [WatchAllSpec(specs[0].listeners + specs[1].listeners, specs[0].lines)]
     for spec in specs:
-        loop = watchAllLoop(lines, spec, shards, pins)
+        loop = watchAllLoop(lines, spec, shards, pins, hops)
         if loop is not None:
             return loop
     return None
@@ -276,30 +291,45 @@ def _step(line: str, other: str, how: Union[str, ListenerSpec]) -> str:
 def _reaches(host: str, bound: str) -> bool:
     """
     Whether a connection to C{host} reaches a listener bound to C{bound}
-    ('' and 0.0.0.0: every IPv4 address; '::': every address): the same
-    address, loopback, or another address of this host's (a local
-    interface's, L{localNetworks}) on a listener bound to every address.
-    A host name other than localhost's is taken as the resolver takes it
+    ('' and 0.0.0.0: every IPv4 address; '::': every address): Linux
+    connects an address (L{_dialled}) to a listener bound to that very
+    address, or to one bound to every address of its family where it is
+    one of this host's (loopback's 127.0.0.0/8, a local interface's,
+    L{localNetworks}); never to one bound to another (127.0.0.2 and
+    Debian's 127.0.1.1 do not reach a listener bound to 127.0.0.1).  A
+    host name other than localhost's is taken as the resolver takes it
     first, without DNS (L{_ownName}).
     """
-    host = _asResolved(host)
+    host, bound = _asResolved(host), _asResolved(bound)
     if host == bound:
         return True
     if host not in _LOOPBACK and _address(host) is None:
         return _ownName(host, bound)
-    families = _LOOPBACK.get(host) or _hostFamilies(host)
-    if families:
-        listens = {"": {4}, "0.0.0.0": {4}, "::": {4, 6}, "::1": {6}}.get(bound) or (
-            {4} if bound.startswith("127.") else set())
-        return bool(families & listens)
     wildcard = {"": {4}, "0.0.0.0": {4}, "::": {4, 6}}.get(bound)
+    if wildcard is None:
+        at = _address("127.0.0.1" if bound == "localhost" else bound)  # (bind() takes localhost as 127.0.0.1)
+        return at is not None and at in _dialled(host)
+    return any(address.version in wildcard and (address.is_loopback or any(
+        address in network for network in localNetworks() if network.version == address.version))
+        for address in _dialled(host))
+
+
+def _dialled(host: str) -> list[Union[IPv4Address, IPv6Address]]:
+    """
+    The addresses a connection to C{host} (as resolved: localhost's names,
+    or an address) goes to: localhost's 127.0.0.1 and ::1; the unspecified
+    0.0.0.0 and :: as Linux takes them, 127.0.0.1 and ::1; an IPv4-mapped
+    address as its IPv4; another as it is.
+    """
+    if host in _LOOPBACK and _address(host) is None:
+        return [address for family, address in ((4, IPv4Address("127.0.0.1")), (6, IPv6Address("::1")))
+                if family in _LOOPBACK[host]]
     address = _address(host)
     if address is None:
-        return False
-    if wildcard is None:
-        return address == _address(bound)
-    return address.version in wildcard and any(address in network for network in localNetworks()
-                                               if network.version == address.version)
+        return []
+    if address.is_unspecified:
+        return [IPv4Address("127.0.0.1") if address.version == 4 else IPv6Address("::1")]
+    return [address]
 
 
 def _asResolved(host: str) -> str:
@@ -368,17 +398,6 @@ def _readLocalNetworks() -> list[Union[IPv4Network, IPv6Network]]:
 
 # (Tests put their own addresses here.)
 localNetworks = _readLocalNetworks
-
-
-def _hostFamilies(host: str) -> set[int]:
-    """The families of this host's loopback an address reaches: a loopback one, or the unspecified 0.0.0.0 and :: (Linux connects them to 127.0.0.1 and ::1); an IPv4-mapped one as its IPv4."""
-    try:
-        address: Union[IPv4Address, IPv6Address] = ip_address(host)
-    except ValueError:
-        return {4} if host.startswith("127.") else set()
-    if isinstance(address, IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    return {address.version} if address.is_loopback or address.is_unspecified else set()
 
 
 # Where the resolver looks first (nsswitch's files), and this host's own name.  (Tests put their own.)

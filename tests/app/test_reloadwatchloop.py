@@ -87,3 +87,18 @@ class ReloadWatchAllLoopTests(SynchronousTestCase):
         self.assertEqual(len(self.applied), 1)
         self.assertEqual(len(refused), 1)
         self.assertIn("is the watch-all listener 'tcp:4400:interface=127.0.0.1', which watches line 'b'", refused[0])
+
+    def test_watchAllOptionThroughALink(self) -> None:
+        """A reload adding a line whose unix: device reaches --watch-all's unix listener through a linked directory is refused, as the same path is."""
+        from tests.realio import socketPath
+
+        top = os.path.dirname(socketPath(self))
+        os.mkdir(os.path.join(top, "run"))
+        os.symlink(os.path.join(top, "run"), os.path.join(top, "var-run"))
+        service = self.service(LINE_A, "--watch-all", f"raw+unix:{top}/run/w.sock")
+        refused = self.reloaded(service, LINE_A + f'\n[lines.b]\ndevice = "unix:{top}/var-run/w.sock"\nlisten = "4002"\n')
+        self.assertEqual(self.applied, [])
+        self.assertEqual([said.replace(top, "D") for said in refused], [
+            f"reload refused, the running configuration stays: {self.path}:9: [lines.b] device: "
+            "'unix:D/var-run/w.sock' is the watch-all listener 'raw+unix:D/run/w.sock', which watches line "
+            "'b': each line of its output would come back to it from there, prefixed, for ever (a loop)"])

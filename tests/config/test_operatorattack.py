@@ -93,3 +93,23 @@ class ListenerValueTests(SynchronousTestCase):
         e = self.assertRaises(ConfigError, parseListener, "telnet,idle=١٢+4001")
         self.assertEqual(str(e), "idle='١٢' in listener 'telnet,idle=١٢+4001': expected 0 < seconds <= 31536000.0")
         self.assertEqual(parseListener("telnet,idle=12+4001").idle, 12.0)
+
+    def test_twistedNumbersASCII(self) -> None:
+        """The numbers Twisted reads of a tcp:, tcp6: or unix: listener (port, backlog=, mode=, lockfile=, named or positional) in Arabic-Indic digits or with '_' are refused naming them, as the gateway's own numbers are (Twisted's int() read 'backlog=١' as 1)."""
+        cases = {
+            "tcp:4001:backlog=١": "backlog='١'",
+            "raw+tcp6:4001:backlog=1_0": "backlog='1_0'",
+            "tcp:١٠٠١": "'١٠٠١'",
+            "tcp:port=4_001:interface=127.0.0.1": "port='4_001'",
+            "tcp:4001:127.0.0.1:٥": "'٥'",
+            "unix:/run/x.sock:mode=٦٠٠": "mode='٦٠٠'",
+            "unix:/run/x.sock:600:١": "'١'",
+            "unix:address=/run/x.sock:lockfile=١": "lockfile='١'",
+        }
+        for text, what in cases.items():
+            e = self.assertRaises(ConfigError, parseListener, text)
+            self.assertEqual(str(e), f"{what} in listener '{text}': expected a number in ASCII digits (0-9), without '_'")
+        # A path or an interface is no number: any letters.
+        self.assertEqual(parseListener("unix:/run/١_٢.sock:backlog=5").path, "/run/١_٢.sock")
+        self.assertEqual(parseListener("unix:/run/١:mode=600").path, "/run/١")
+        self.assertEqual(parseListener("tcp:4001:backlog=5:interface=127.0.0.1").port, 4001)

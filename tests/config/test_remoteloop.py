@@ -174,8 +174,8 @@ class HostNameLoopTests(SynchronousTestCase):
         return RemoteLoopTests.loads(self, f'[lines.a]\ndevice = "{device}"\nlisten = "{listen}"\n')  # type: ignore[arg-type]
 
     def test_hostsFileNamesRefused(self) -> None:
-        """Names /etc/hosts gives to this host's addresses (127.0.1.1, an interface's; any case, a root dot) on the line's own listener: refused."""
-        for device, listen in (("telnet:gw1:4001", "4001"), ("telnet:GW1.example.org.:4001", "tcp:4001:interface=127.0.0.1"),
+        """Names /etc/hosts gives to this host's addresses (127.0.1.1, an interface's; any case, a root dot) on the line's own listener where it takes that address: refused."""
+        for device, listen in (("telnet:gw1:4001", "4001"), ("telnet:GW1.example.org.:4001", "tcp:4001:interface=127.0.1.1"),
                                ("tcp:gw1-eth0:4001", "4001"), ("rfc2217://localhost.localdomain:4001", "4001")):
             self.assertEqual(self.refused(device, listen),
                              f"FILE:2: [lines.a] device: {DeviceSpecText(device)!r} is its own listener {listen!r}: {LOOP}")
@@ -190,9 +190,10 @@ class HostNameLoopTests(SynchronousTestCase):
         self.assertEqual(self.loads("telnet:console3:4001", "tcp:4001:interface=192.0.2.9"), ["a"])
 
     def test_otherNamesAllowed(self) -> None:
-        """A name /etc/hosts gives another host's address, one it does not have, or a listener at another address: allowed."""
+        """A name /etc/hosts gives another host's address, one it does not have, or a listener at another address (Debian's 127.0.1.1 on one bound to 127.0.0.1: Linux does not connect them): allowed."""
         for device, listen in (("telnet:bmc7:4001", "4001"), ("telnet:nobody:4001", "4001"), ("telnet:linklocal:4001", "4001"),
-                               ("telnet:gw1-eth0:4001", "tcp:4001:interface=127.0.0.1"), ("telnet:gw1:4002", "4001")):
+                               ("telnet:gw1-eth0:4001", "tcp:4001:interface=127.0.0.1"), ("telnet:gw1:4002", "4001"),
+                               ("telnet:gw1:4001", "tcp:4001:interface=127.0.0.1")):
             self.assertEqual(self.loads(device, listen), ["a"], device)
 
     def test_hostsFileRead(self) -> None:
