@@ -2,30 +2,32 @@
 The local device: an open tty or pty whose bytes the reactor moves.
 
 L{SerialDevice} owns one file descriptor: it reads what the device sends and
-hands it to its sink (the line), queues what the line writes, and sends
-breaks without blocking (set the break condition, clear it with C{callLater}),
-keeping the order of data around them; when the device goes, it opens it
-again with backoff.  The OS-level calls live behind L{IPort} (see
-L{serialgw.devices.ports}), so the logic is tested with a recording fake
-and a C{Clock}.
+hands it to its sink (the line), and queues what the line writes, written
+as the device takes it.  That data path is here; its other parts are mixed
+in from modules of their own: the controls (breaks, DTR and RTS, purges:
+L{serialgw.devices.controls}), the loss, reopen and close
+(L{serialgw.devices.loss}), settings changes in order with the output
+(L{serialgw.devices.retime}), pacing (L{serialgw.devices.pacing}), what is
+typed while it first opens (L{serialgw.devices.early}) and a flooding read
+moved off the reactor (L{serialgw.devices.floodread}).  The OS-level calls
+live behind L{IPort} (see L{serialgw.devices.ports}), so the logic is
+tested with a recording fake and a C{Clock}.
 """
 
 from __future__ import annotations
 
-import errno
-import termios
 from typing import Any, Callable, Optional
 
-from twisted.internet import error
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from serialgw.config.specs import SerialSettings
 from serialgw.devices.breaks import DRAINING_QUEUE, IDLE, BreakSequencer
+from serialgw.devices.controls import DeviceControls
 from serialgw.devices.early import EarlyHold
-from serialgw.devices.errors import errorReason
 from serialgw.devices.floodread import FloodReading
+from serialgw.devices.loss import LossAndReturn
 from serialgw.devices.nosink import NoSink
 from serialgw.devices.pacing import Pacing
 from serialgw.devices.reopen import OPENING, Reopener
@@ -36,24 +38,11 @@ log = Logger()
 
 HIGH_WATER = 64 * 1024
 LOW_WATER = 16 * 1024
-# While reading is paused (a lossless client behind), the device is looked
-# at this often for a hang-up (unplugged, a pty's master closed): unread, it
-# was seen only once reading resumed, the line "up" on a device long gone.
-HANGUP_CHECK = 1.0
-# What a call on a device that is gone fails with: a tty hung up (EIO), a
-# USB adapter unplugged (ENXIO, ENODEV).
-GONE = frozenset((errno.EIO, errno.ENXIO, errno.ENODEV))
 
 
-class DeviceLost(Exception):
-    """
-    A device went away; the message says how, for people (C{hung up},
-    C{Input/output error}).
-    """
-
-
+# (LossAndReturn before SettingsInOrder and Pacing: their stand-ins for its _gone and _lost raise.)
 @implementer(IDevice)
-class SerialDevice(SettingsInOrder, Pacing, EarlyHold, FloodReading):
+class SerialDevice(DeviceControls, LossAndReturn, SettingsInOrder, Pacing, EarlyHold, FloodReading):
     """
     One open device in the reactor.
 
@@ -204,20 +193,6 @@ class SerialDevice(SettingsInOrder, Pacing, EarlyHold, FloodReading):
         self._checkWatermark()
         return None
 
-    def connectionLost(self, reason: Failure) -> None:
-        """
-        The reactor gave up on the descriptor: a hang-up it saw itself
-        (EPOLLHUP without EPOLLIN: a pty master closed during output), or an
-        exception out of doRead/doWrite.  The device is lost, not closed: it
-        takes the reopen path like any other loss.
-        """
-        if self.closed or not self.up:
-            return
-        why = reason.value
-        if why is None or isinstance(why, (error.ConnectionDone, error.ConnectionLost)):
-            why = OSError(errno.EIO, "hung up")
-        self._lost(why)
-
     # The line's side
 
     def start(self) -> None:
@@ -291,178 +266,9 @@ class SerialDevice(SettingsInOrder, Pacing, EarlyHold, FloodReading):
             self._out += data
         self._checkWatermark()
 
-    # Why a break, and DTR and RTS, cannot reach the device (IDevice.noBreak; the status page): a tty takes them,
-    # a pty the gateway makes does not (PtyPort: the kernel ignores TIOCSBRK on it).  Not open yet: the line is down.
-    @property
-    def noBreak(self) -> str:
-        return str(getattr(self.port, "noBreak", ""))
-
-    @property
-    def noModemLines(self) -> str:
-        return str(getattr(self.port, "noModemLines", ""))
-
-    def sendBreak(self, duration: Optional[float] = None) -> bool:
-        """
-        Send a break of C{duration} seconds (the device's default if
-        C{None}) after the output queued so far.  Return C{False}, sending
-        nothing, if a break is already under way, or if none can reach the
-        device (L{noBreak}).
-        """
-        if not self.usable or self._breaks.state is not IDLE or self.noBreak:
-            return False
-        self.breaks += 1
-        return self._breaks.send(self.breakDuration if duration is None else duration, queued=bool(self._out))
-
-    def stopBreak(self) -> None:
-        """
-        End a break now (RFC 2217 BREAK-OFF); a break still waiting for the
-        output to drain is called off.
-        """
-        self._breaks.stop()
-
-    @property
-    def breaking(self) -> bool:
-        return self._breaks.state is not IDLE
-
-    def setModemLine(self, name: str, on: bool) -> bool:
-        """
-        Set DTR or RTS; return the state now in effect.  Where the device
-        has no such line (a pty) the request is remembered and reported.
-        """
-        if not self.usable:
-            if not self.closed:
-                self.modemLines[name] = on
-            return self.modemLines[name]
-        try:
-            self.port.setModemLine(name, on)
-        except OSError as e:
-            if self._gone(e):
-                self.modemLines[name] = on
-                return on
-            if e.errno not in (errno.ENOTTY, errno.EINVAL):
-                log.warn(
-                    "{device}: cannot set {name} {state}: {reason}",
-                    device=self.name,
-                    name=name.upper(),
-                    state="on" if on else "off",
-                    reason=errorReason(e),
-                )
-                return self.modemLines[name]
-        self.modemLines[name] = on
-        return on
-
-    def modemState(self) -> Optional[int]:
-        """CTS/DSR/RI/CD as RFC 2217 bits, or C{None} where there are none."""
-        if not self.usable:
-            return None
-        try:
-            return self.port.modemState()
-        except OSError as e:
-            if self._gone(e):
-                return None
-            log.warn("{device}: cannot read modem lines: {reason}", device=self.name, reason=errorReason(e))
-            return None
-
-    def watchLineErrors(self, on: bool) -> None:
-        """Detect breaks and receive errors while someone listens (see IPort)."""
-        self.lineErrorsWatched = on
-        if self.usable:
-            self.port.watchLineErrors(on)
-
-    def purge(self, receive: bool, transmit: bool) -> None:
-        """
-        Discard input not yet read and/or output not yet sent, in the
-        driver and in our own queues.
-        """
-        if not self.usable:
-            return
-        pending = self.port.outputPending() if transmit else 0  # what the purge drops of the driver's
-        if receive and self._reader is not None:
-            self._reader.discard()
-        try:
-            self.port.purge(receive, transmit)
-        except (OSError, termios.error) as e:
-            if self._gone(e):
-                return
-            log.warn("{device}: cannot purge: {reason}", device=self.name, reason=errorReason(e))
-            pending = 0
-        if transmit:
-            self.unsent += pending + len(self._out) + self._heldSize
-            del self._out[:]
-            self._held, self._heldSize = [], 0
-            self._stopWriting()
-            self._cancelPace()
-            if self._breaks.state is DRAINING_QUEUE:
-                self._breaks.queueEmpty()
-            self._checkWatermark()
-
     def queuedBytes(self) -> int:
         # The driver's output queue too (TIOCOUTQ): what a close drops (see close).
         return len(self._out) + self._heldSize + len(self._early) + (self.port.outputPending() if self.usable else 0)
-
-    def close(self) -> None:
-        """
-        Close for good: no reopening; down from now on (what it is given is
-        dropped, counted).  What the driver still holds is purged first: a
-        tty's close waits for it (closing_wait, 30 s on a port held by flow
-        control), and the reactor with it.
-        """
-        if self.closed:
-            return
-        self.reopener.stop()
-        pending = self.port.outputPending() if self.up else 0
-        if pending:
-            try:
-                self.port.purge(False, True)
-                self.dropped += pending
-                self.unsent += pending
-            except (OSError, termios.error) as e:
-                log.warn("{device}: cannot purge before closing: {reason}", device=self.name, reason=errorReason(e))
-        if self.up:
-            self._settleSettings()
-            self.up = False  # (as in _lost: typing resumed by the queue's drop is dropped, not written)
-            self._shutdownPort()
-        self._dropEarly()
-        self.closed, self.up, self.downReason = True, False, "closed"
-
-    def _watchHangup(self) -> None:
-        if self._hangupCall is None and self._paused and self.usable:
-            self._hangupCall = self.reactor.callLater(HANGUP_CHECK, self._checkHangup)
-
-    def _stopWatchingHangup(self) -> None:
-        if self._hangupCall is not None and self._hangupCall.active():
-            self._hangupCall.cancel()
-        self._hangupCall = None
-
-    def _checkHangup(self) -> None:
-        self._hangupCall = None
-        if self._paused and self.usable:
-            if self.port.hungUp():
-                self._lost(OSError(errno.EIO, "hung up"))
-            else:
-                self._watchHangup()
-
-    def _shutdownPort(self) -> None:
-        self._stopWatchingHangup()
-        self._breaks.cancel()
-        self._nextSettings = None  # (a change waiting is kept in settings, for a reopen)
-        self._cancelPace()
-        if self._reading:
-            self.reactor.removeReader(self)
-            self._reading = False
-        self._stopMover()
-        self._stopWriting()
-        lost = len(self._out) + self._heldSize  # never sent (its line counted it given)
-        self.dropped += lost
-        self.unsent += lost
-        del self._out[:]
-        self._held, self._heldSize = [], 0
-        self._checkWatermark()
-        self._fileno = -1
-        try:
-            self.port.close()
-        except OSError as e:
-            log.warn("{device}: error on close: {reason}", device=self.name, reason=errorReason(e))
 
     # Internals
 
@@ -485,103 +291,3 @@ class SerialDevice(SettingsInOrder, Pacing, EarlyHold, FloodReading):
             self._writable = True
             self.sink.deviceWritable(True)
 
-    # The break sequencer's target (see BreakTarget)
-
-    def breakFailed(self, error: OSError) -> bool:
-        return self._gone(error)
-
-    def breakOver(self) -> None:
-        held, self._held, self._heldSize = self._held, [], 0
-        before, after = self._splitHeld(held)
-        if before:
-            self.write(b"".join(before))
-        else:
-            self._checkWatermark()
-        self._applyNext(after)
-
-    def _gone(self, e: BaseException) -> bool:
-        """
-        After a control call failed (C{OSError}, or C{termios.error} from
-        tcsetattr/tcflush): if the error says the device is gone, take the
-        loss path and return C{True}.
-        """
-        code = e.errno if isinstance(e, OSError) else (e.args or (None,))[0]
-        if code in GONE:
-            self._lost(e)
-            return True
-        return False
-
-    def _lost(self, error: BaseException) -> None:
-        """The one path for a device that went away, however it went (what a mover moved goes first)."""
-        if self.closed or not self.up or not self._movedBeforeLoss():
-            return
-        self.downReason = errorReason(error)
-        reason = Failure(DeviceLost(self.downReason))
-        # Down before the port is shut: its queue dropped makes it writable
-        # again, and its line resumes a person's waiting typing, which is
-        # then dropped here (written to the port going, it failed and took
-        # this path again inside this one: lost twice, reopened twice).
-        self.up = False
-        self._shutdownPort()
-        log.error("{device}: device lost: {reason}", device=self.name, reason=self.downReason)
-        if self.reopener.opener is None:
-            self.closed = True
-        else:
-            self.reopener.start()
-        try:
-            self.sink.deviceLost(reason)
-        except Exception:
-            # Reopening is scheduled already: a bug above must not stop it.
-            log.failure("{device}: handling the loss failed", device=self.name)
-
-    # The reopen supervisor's target (see ReopenTarget)
-
-    def notTakenBack(self, port: IPort, reason: str) -> None:
-        self.up = False
-        if self._reading:
-            self.reactor.removeReader(self)
-            self._reading = False
-        try:
-            port.close()
-        except Exception:
-            pass
-        self._fileno = -1
-        self.downReason = reason
-
-    def announceUp(self) -> None:
-        try:
-            self.sink.deviceUp()
-            # Kept for it while it was down, and taken in part only (a pty forces 8 bits): said now.
-            kept, self._keptSettings = self._keptSettings, None
-            if kept is not None and kept != self.settings:
-                self.sink.deviceSettings(kept)
-        except Exception:
-            log.failure("{device}: handling the return failed", device=self.name)
-        self._writeEarly()
-
-    def takeBack(self, port: IPort) -> None:
-        """The device is back: settings, modem lines and watching as they were, then reading."""
-        self.port = port
-        self.name = port.name
-        self._fileno = port.fileno()
-        port.startWatching(self.reactor)
-        self._keptSettings = self.settings
-        self.settings = port.apply(self.settings)
-        for name, on in self.modemLines.items():
-            if not on:
-                try:
-                    port.setModemLine(name, False)
-                except OSError:
-                    pass
-        if self.lineErrorsWatched:
-            port.watchLineErrors(True)
-        # Its first open (see OPENING) is said by whoever made it.
-        first = self.downReason == OPENING
-        self.up = True
-        self.downReason = None
-        self.lockedBy = None
-        self._watchHangup()
-        if not first:
-            log.info("{device}: device back at {settings}", device=port.name, settings=self.settings.describe())
-        if self._wantReading:
-            self.start()

@@ -363,7 +363,7 @@ class ReopenTests(ReopeningDevice, SynchronousTestCase):
         client behind): looked at every HANGUP_CHECK s, it is lost (down,
         the sink told) and reopened, not kept "up" until reading resumes.
         """
-        from serialgw.devices.device import HANGUP_CHECK
+        from serialgw.devices.loss import HANGUP_CHECK
 
         self.device.pauseReading()
         self.reactor.advance(HANGUP_CHECK)

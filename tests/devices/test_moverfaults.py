@@ -20,9 +20,9 @@ from twisted.logger import capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
 
 from serialgw.devices import floodread, mover
-from serialgw.devices.device import HANGUP_CHECK
 from serialgw.devices.floodread import FloodReader
 from serialgw.devices.links import ptyHolders
+from serialgw.devices.loss import HANGUP_CHECK
 from serialgw.devices.ptyslave import terminalProblem
 from tests.devices.test_floodread import FULL, Flooding, openFds
 
