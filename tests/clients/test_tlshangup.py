@@ -182,6 +182,7 @@ class TLSHangUpTests(SynchronousTestCase):
     def test_uploadKeptWhole(self) -> None:
         """An upload (100 KiB) that hung up while the device took no input reaches it whole and in order; the look read at most TLS_LOOK_MOST of it on the reactor, the rest left in the socket until the client is read again."""
         upload = bytes(range(256)) * 400
+        self.peer.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)  # (all of it waits in the socket: room made)
         self.line.deviceWritable(False)
         for at in range(0, len(upload), 16384):
             self.send(upload[at:at + 16384])
