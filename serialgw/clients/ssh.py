@@ -166,6 +166,22 @@ class UserAuth(userauth.SSHUserAuthServer):
             return None
         return userauth.SSHUserAuthServer.ssh_USERAUTH_REQUEST(self, packet)
 
+    def _ebBadAuth(self, reason: Failure) -> None:
+        # A login by another method than a key (never offered: a password
+        # guess) is logged as an unknown key is, and so is the cut after
+        # too many failed logins: both went unsaid (conch's debug lines).
+        transport: Any = self.transport
+        user = printable((self.user or b"").decode("utf-8", "replace"))
+        if self.method not in (b"none", b"publickey") and not reason.check(IgnoreAuthentication):
+            log.warn("ssh: {method} login from {address} refused (public keys only); user name {user!r}",
+                     method=printable(self.method.decode("ascii", "replace"))[:40], address=sshPeer(transport),
+                     peer=sshSource(transport), user=user)
+        before = self.loginAttempts
+        userauth.SSHUserAuthServer._ebBadAuth(self, reason)
+        if before <= self.attemptsBeforeDisconnect < self.loginAttempts:
+            log.info("ssh: {address}: {count} failed logins: disconnected", address=sshPeer(transport),
+                     peer=sshSource(transport), count=self.loginAttempts, user=user)
+
     def auth_publickey(self, packet: bytes) -> Any:
         try:
             algorithm, blob = common.getNS(packet[1:], 2)[:2]
