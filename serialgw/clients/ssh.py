@@ -161,7 +161,7 @@ class UserAuth(userauth.SSHUserAuthServer):
             transport: Any = self.transport
             log.info("ssh: {address}: login for service {service!r} refused: disconnected", address=sshPeer(transport),
                      peer=sshSource(transport),
-                     service=printable(service.decode("ascii", "replace")))
+                     service=printable(service[:64].decode("ascii", "replace")))
             transport.sendDisconnect(DISCONNECT_SERVICE_NOT_AVAILABLE, b"only ssh-connection after login")
             return None
         return userauth.SSHUserAuthServer.ssh_USERAUTH_REQUEST(self, packet)
@@ -171,10 +171,10 @@ class UserAuth(userauth.SSHUserAuthServer):
         # guess) is logged as an unknown key is, and so is the cut after
         # too many failed logins: both went unsaid (conch's debug lines).
         transport: Any = self.transport
-        user = printable((self.user or b"").decode("utf-8", "replace"))
+        user = printable((self.user or b"")[:256].decode("utf-8", "replace"))
         if self.method not in (b"none", b"publickey") and not reason.check(IgnoreAuthentication):
             log.warn("ssh: {method} login from {address} refused (public keys only); user name {user!r}",
-                     method=printable(self.method.decode("ascii", "replace"))[:40], address=sshPeer(transport),
+                     method=printable(self.method[:40].decode("ascii", "replace")), address=sshPeer(transport),
                      peer=sshSource(transport), user=user)
         before = self.loginAttempts
         userauth.SSHUserAuthServer._ebBadAuth(self, reason)
@@ -205,7 +205,7 @@ class UserAuth(userauth.SSHUserAuthServer):
                          fingerprint=what, address=sshPeer(self.transport), peer=sshSource(self.transport),
                          reason=reason.getErrorMessage() + ("; disconnected: a client signs with its own key" if bad
                                                             else ""),
-                         user=printable((self.user or b"").decode("utf-8", "replace")))
+                         user=printable((self.user or b"")[:256].decode("utf-8", "replace")))
             if bad:
                 # One is enough: a person's key is public (anyone may send it with any signature), and
                 # each check of a 16384-bit RSA key's signature cost the gateway's thread 6.4 ms, up to
@@ -253,7 +253,7 @@ class Connection(connection.SSHConnection):
             why = ("only sessions" if channelType != b"session" else "one session a connection" if self.sessions
                    else f"maximum packet under {MIN_MAX_PACKET} bytes")
             log.info("ssh: {address}: channel {kind!r} refused: {why}", address=sshPeer(transport), peer=sshSource(transport),
-                     kind=channelType.decode("ascii", "replace")[:40], why=why)
+                     kind=channelType[:40].decode("ascii", "replace"), why=why)
             transport.sendPacket(
                 connection.MSG_CHANNEL_OPEN_FAILURE,
                 struct.pack(">2L", senderChannel, connection.OPEN_ADMINISTRATIVELY_PROHIBITED)
@@ -269,7 +269,7 @@ class Connection(connection.SSHConnection):
         transport: Any = self.transport
         level = LogLevel.debug if requestType in QUIET_GLOBAL_REQUESTS else LogLevel.info
         log.emit(level, "ssh: {address}: global request {request!r} refused", address=sshPeer(transport),
-                 peer=sshSource(transport), request=printable(requestType.decode("ascii", "replace"))[:40])
+                 peer=sshSource(transport), request=printable(requestType[:40].decode("ascii", "replace")))
         return 0
 
     def ssh_CHANNEL_DATA(self, packet: bytes) -> None:

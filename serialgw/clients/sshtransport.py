@@ -403,7 +403,7 @@ class ServerTransport(SSHServerTransport):
     def receiveError(self, reasonCode: int, description: bytes) -> None:
         # The client's goodbye (OpenSSH: code 11, "disconnected by user"), not our error.
         log.debug("ssh: {peer} disconnected: {code} {reason}", peer=sshPeer(self), code=reasonCode,
-                  reason=description.decode("utf-8", "replace")[:200])
+                  reason=description[:800].decode("utf-8", "replace")[:200])
 
     def connectionLost(self, reason: Failure | None = None) -> None:
         self._lost = True
