@@ -8,6 +8,7 @@ the server under test opens the slave), clients on loopback TCP.
     python3 bench/run.py --quick         # fewer samples, lines 16 and 128
     python3 bench/run.py --only stuck    # just the stuck-clients scenario
     python3 bench/run.py --only neighbour   # a quiet line beside a flooding one
+    python3 bench/run.py --only neighbour --control   # ... and B served apart (what the machine allows)
     python3 bench/run.py --only shards   # 1024 lines: 2 processes (--shard) against 1
 
 Prints a table with serialgw/peer ratios and writes JSON (bench/results/).
@@ -725,6 +726,84 @@ def waitOpen(pids: list[int], devices: list[str], timeout: float = 30.0) -> None
 NEIGHBOUR_KINDS: list[type[Server]] = [SerialgwNeighbour, Ser2netNeighbour, SocatLines]
 
 
+class Apart(Server):
+    """
+    A control for the neighbour scenario (--control), not a way to run
+    serialgw: line A in a serialgw process of its own, line B in another
+    process of its own, so that nothing of A's work is B's server's.
+    """
+
+    name = "?"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: list[Server] = []
+
+    def serverOfB(self) -> Server:
+        raise NotImplementedError
+
+    def start(self, devices: list[str], ports: list[int], telnetPort: Optional[int] = None) -> None:
+        self.lines = [SerialgwNeighbour(), self.serverOfB()]
+        for line, device, port in zip(self.lines, devices, ports, strict=True):
+            line.start([device], [port])
+        # (A's: the flood's CPU is the one counted.)
+        self.proc = self.lines[0].proc
+
+    def stop(self) -> None:
+        for line in self.lines:
+            line.stop()
+        self.proc = None
+        super().stop()
+
+
+class SerialgwApart(Apart):
+    """Control: B in a serialgw process of its own (A in another)."""
+
+    name = "control: serialgw apart"
+
+    def serverOfB(self) -> Server:
+        return SerialgwNeighbour()
+
+
+class Relay(Server):
+    """bench/relay.py serving one line: the least a Python process does for it."""
+
+    mode = "spin"
+
+    def start(self, devices: list[str], ports: list[int], telnetPort: Optional[int] = None) -> None:
+        assert len(devices) == 1
+        self.proc = subprocess.Popen([sys.executable, os.path.join(REPO, "bench", "relay.py"), devices[0],
+                                      str(ports[0]), self.mode])
+        waitListening(ports[0])
+
+
+class RelaySleeping(Relay):
+    mode = "sleep"
+
+
+class RelayApart(Apart):
+    """Control: B served by bench/relay.py spinning (A by serialgw, in another process)."""
+
+    name = "control: relay spinning"
+
+    def serverOfB(self) -> Server:
+        return Relay()
+
+
+class RelaySleepingApart(Apart):
+    """Control: B served by bench/relay.py sleeping in poll (A by serialgw, in another process)."""
+
+    name = "control: relay sleeping"
+
+    def serverOfB(self) -> Server:
+        return RelaySleeping()
+
+
+# What this machine allows B beside A's flood, whatever one gateway does:
+# B served by a process that does nothing else (--control).
+NEIGHBOUR_CONTROLS: list[type[Server]] = [SerialgwApart, RelayApart, RelaySleepingApart]
+
+
 # The paced flood of the neighbour scenario, MiB/s: below what every
 # server measured moves at full speed here (ser2net about 30), 50 times
 # what the fastest UART carries (4 Mbaud: 0.4 MiB/s).
@@ -757,7 +836,7 @@ def neighbour(server: Server, rtts: int, rate: float = 0.0) -> dict[str, Any]:
             raise RuntimeError("the flooder did not connect")
         sock = socket.create_connection(("127.0.0.1", ports[1]))
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        lines = server.lines if isinstance(server, SocatLines) else [server]
+        lines = server.lines if isinstance(server, (SocatLines, Apart)) else [server]
         waitOpen([line.proc.pid for line in lines if line.proc is not None], [flooded.slave, quiet.slave])
         time.sleep(0.2)
         roundTrips(quiet, sock, 50)  # warm up
@@ -788,12 +867,13 @@ def neighbour(server: Server, rtts: int, rate: float = 0.0) -> dict[str, Any]:
     return out
 
 
-def neighbourRounds(rounds: int, rtts: int, rate: float = 0.0) -> dict[str, Any]:
-    """Every server in turn, round after round; medians, and the rounds."""
+def neighbourRounds(rounds: int, rtts: int, rate: float = 0.0,
+                    kinds: Optional[list[type[Server]]] = None) -> dict[str, Any]:
+    """Every server in turn (NEIGHBOUR_KINDS, or C{kinds}), round after round; medians, and the rounds."""
     runs: dict[str, list[dict[str, Any]]] = {}
     how = f"paced at {rate:g} MiB/s" if rate else "at full speed"
     for round_ in range(rounds):
-        for kind in NEIGHBOUR_KINDS:
+        for kind in kinds or NEIGHBOUR_KINDS:
             print(f"round {round_ + 1}/{rounds}: {kind.name}, quiet line beside one flooding {how} ...", flush=True)
             runs.setdefault(kind.name, []).append(neighbour(kind(), rtts, rate))
     return {
@@ -1021,14 +1101,19 @@ def ensureStuckPeers() -> None:
         subprocess.run(["apt-get", "install", "-y", "-q", *missing], check=True, env=env, stdout=subprocess.DEVNULL)
 
 
-def onlyNeighbour(quick: bool) -> None:
-    """The neighbour scenario alone, with its peers (installed if missing; other runs left alone)."""
+def onlyNeighbour(quick: bool, control: bool = False) -> None:
+    """
+    The neighbour scenario alone, with its peers (installed if missing;
+    other runs left alone); with C{control}, NEIGHBOUR_CONTROLS too.
+    """
     missing = [exe for exe in ("socat", "ser2net") if not shutil.which(exe)]
     if missing:
         env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
         subprocess.run(["apt-get", "install", "-y", "-q", *missing], check=True, env=env, stdout=subprocess.DEVNULL)
-    only: dict[str, Any] = {"neighbour": neighbourRounds(3 if quick else 5, 500 if quick else 2000),
-                            "neighbour_paced": neighbourRounds(3 if quick else 5, 500 if quick else 2000, PACED_RATE)}
+    kinds = NEIGHBOUR_KINDS + (NEIGHBOUR_CONTROLS if control else [])
+    rounds, rtts = (3, 500) if quick else (5, 2000)
+    only: dict[str, Any] = {"neighbour": neighbourRounds(rounds, rtts, kinds=kinds),
+                            "neighbour_paced": neighbourRounds(rounds, rtts, PACED_RATE, kinds=kinds)}
     for key in NEIGHBOUR_KEYS:
         reportNeighbour(only, key)
         for name, ratio, met in neighbourTargets(only, key):
@@ -1042,6 +1127,9 @@ def main() -> None:
     parser.add_argument("--json", default=os.path.join(REPO, "bench", "results", "latest.json"))
     parser.add_argument("--markdown", metavar="JSON", help="print the README's tables from a run's JSON, and stop")
     parser.add_argument("--stuck", default="0,500", help="counts of never-reading clients for the stuck scenario")
+    parser.add_argument("--control", action="store_true",
+                        help="with --only neighbour: also B served by a process of its own (serialgw, "
+                             "bench/relay.py), what this machine allows whatever one gateway does")
     parser.add_argument("--only", choices=["stuck", "neighbour", "shards"],
                         help="run one scenario only (stuck, neighbour: with their peers; "
                              "shards: serialgw in 2 processes against 1 at 1024 lines)")
@@ -1059,7 +1147,7 @@ def main() -> None:
         reportStuck(only)
         return
     if args.only == "neighbour":
-        onlyNeighbour(args.quick)
+        onlyNeighbour(args.quick, args.control)
         return
     if args.only == "shards":
         onlyShards(args.quick)

@@ -453,6 +453,18 @@ def startGateway(case: Any, *lines: LineConfig, **options: Any) -> GatewayServic
     return service
 
 
+async def ptysLinked(service: Any) -> None:
+    """
+    Every pty: listener's link made and taken in by the reactor's thread
+    (PtyClient.whenLinked): the start waits for it START_WAIT s at most,
+    and a loaded machine's thread may be later.
+    """
+    for line in list(service.lines.values()):
+        for client in list(line.clients):
+            if hasattr(client, "whenLinked"):
+                await client.whenLinked()
+
+
 class TimersHeld:
     """
     The real reactor for a gateway, but while C{holding}, a timer (a

@@ -108,6 +108,8 @@ class TwistdGatewayService(GatewayService):
         # Twisted's SIGTERM and SIGINT handlers are the reactor's, put in as it starts.
         whenRunning = getattr(self.reactor, "callWhenRunning", None)
         if whenRunning is not None:
+            if not getattr(self.reactor, "running", True):
+                self._takeTwistedsHandlers()
             whenRunning(self._guardStopSignals)
         try:
             GatewayService.privilegedStartService(self)
@@ -147,6 +149,28 @@ class TwistdGatewayService(GatewayService):
     _stopAsked = False
     _hurryDue: Optional[str] = None
 
+    # The reactor's handlers as they were before _takeTwistedsHandlers (None: its class's).
+    _reactorHandlers: Optional[dict[str, Any]] = None
+
+    def _takeTwistedsHandlers(self) -> None:
+        """
+        Before the reactor starts: its C{sigTerm} and C{sigInt}, which
+        Twisted reads and installs as the reactor starts, made ours
+        (L{_stopSignal} in front of them), so that no signal reaches
+        Twisted's own between that install ("during startup") and
+        L{_guardStopSignals} ("after startup"): one there logged from inside
+        the signal handler (60d7ab4's deadlock, had the main thread been in
+        a log observer then: nothing logs there now), and left a second to
+        stop the reactor again.  Given back once the reactor runs.
+        """
+        taken: dict[str, Any] = {}
+        for name in ("sigTerm", "sigInt"):
+            twisted = getattr(self.reactor, name, None)
+            if callable(twisted):
+                taken[name] = vars(self.reactor).get(name)
+                setattr(self.reactor, name, functools.partial(self._stopSignal, twisted))
+        self._reactorHandlers = taken
+
     def _guardStopSignals(self) -> None:
         """
         Once the reactor runs (its SIGTERM and SIGINT handlers in): the
@@ -155,12 +179,21 @@ class TwistdGatewayService(GatewayService):
         handler asks the reactor to stop on its next turn: two signals in one
         turn (C{kill -TERM $pid; kill -TERM $pid}, a busy reactor) asked
         twice, the second stop of a stopping reactor a critical
-        ReactorNotRunning traceback in the log.
+        ReactorNotRunning traceback in the log.  What Twisted installed is
+        ours already if the reactor's were taken before it started.
         """
         import signal
 
+        for name, was in (self._reactorHandlers or {}).items():
+            if was is None:
+                delattr(self.reactor, name)
+            else:
+                setattr(self.reactor, name, was)
+        self._reactorHandlers = None
         for signum in (signal.SIGTERM, signal.SIGINT):
             twisted = signal.getsignal(signum)
+            if isinstance(twisted, functools.partial) and twisted.func == self._stopSignal:
+                continue
             if callable(twisted):
                 signal.signal(signum, functools.partial(self._stopSignal, twisted))
 

@@ -35,22 +35,26 @@ log = Logger()
 # Seconds a reload's answer waits for its look at the ptys' links (see restoreLinks).
 RESTORE_WAIT = 5.0
 
-class _Looks:
+class LinkLooks:
     """
-    The reloads' looks at the ptys' links, one thread at a time: while one
-    has not returned (a file system that does not answer), a later
-    reload's ptys wait here, the newest only, and that thread takes them
-    up once it returns, leaving what is left of the older list (a later
-    reload wins: a pty it closed, a line it removed, is not looked at, so
-    its link is not made again).  C{lock} is held only to hand over, never
-    across a file system call: the reactor's thread takes it too.
+    A gateway's reloads' looks at the ptys' links, one thread at a time:
+    while one has not returned (a file system that does not answer), a
+    later reload's ptys wait here, the newest only, and that thread takes
+    them up once it returns, leaving what is left of the older list (a
+    later reload wins: a pty it closed, a line it removed, is not looked
+    at, so its link is not made again).  C{lock} is held only to hand
+    over, never across a file system call: the reactor's thread takes it
+    too.  One per gateway (L{GatewayService.linkLooks}): process-wide,
+    a look another gateway in the process left hung (a test's that
+    failed) held this one's reloads.
     """
 
-    lock = threading.Lock()
-    # A thread is at work (under lock).
-    running = False
-    # The newest reload's ptys, waiting for that thread (under lock).
-    waiting: Optional[list[tuple[str, Any, bool]]] = None
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        # A thread is at work (under lock).
+        self.running = False
+        # The newest reload's ptys, waiting for that thread (under lock).
+        self.waiting: Optional[list[tuple[str, Any, bool]]] = None
 
 
 def restoreLinks(service: GatewayService, result: Any) -> Any:
@@ -62,7 +66,7 @@ def restoreLinks(service: GatewayService, result: Any) -> Any:
     directory on a mount that hangs holds no line; the reload's answer
     waits for it RESTORE_WAIT s at most.  While one has not returned, a
     later reload's ptys are looked at by it once it does, in place of
-    what it had left (see L{_Looks}; said).
+    what it had left (see L{LinkLooks}; said).
     """
     ptys: list[tuple[str, Any, bool]] = []
     for line in list(service.lines.values()):
@@ -72,10 +76,11 @@ def restoreLinks(service: GatewayService, result: Any) -> Any:
         ptys += [(line.name, client, False) for client in list(line.clients) if hasattr(client, "restoreLink")]
     reactor: Any = service.reactor
     threaded = IReactorThreads.providedBy(reactor)
-    with _Looks.lock:
-        if _Looks.running:
+    looks: LinkLooks = service.linkLooks
+    with looks.lock:
+        if looks.running:
             # (Empty too: what the earlier reload listed is not looked at.)
-            _Looks.waiting = ptys
+            looks.waiting = ptys
             if ptys:
                 log.warn("reload: the look at the ptys' links begun by an earlier reload has not returned (a file "
                          "system that does not answer?); this reload's is made by it once it does")
@@ -83,7 +88,7 @@ def restoreLinks(service: GatewayService, result: Any) -> Any:
         if not ptys:
             return result
         if threaded:
-            _Looks.running = True
+            looks.running = True
     if not threaded:
         _said([(name, pty, isPort, pty.restoreLink()) for name, pty, isPort in ptys])
         return result
@@ -95,8 +100,8 @@ def restoreLinks(service: GatewayService, result: Any) -> Any:
         while todo is not None:
             found: list[tuple[str, Any, bool, Optional[str]]] = []
             for name, pty, isPort in todo:
-                with _Looks.lock:
-                    if _Looks.waiting is not None:
+                with looks.lock:
+                    if looks.waiting is not None:
                         break  # a later reload's list: it wins
                 try:
                     what = pty.restoreLink()
@@ -107,10 +112,10 @@ def restoreLinks(service: GatewayService, result: Any) -> Any:
             # a reload its answer lets through at once must find this
             # thread gone, not "not returned" (its ptys left unlooked at
             # while this thread, preempted here, had nothing left to do).
-            with _Looks.lock:
-                todo, _Looks.waiting = _Looks.waiting, None
+            with looks.lock:
+                todo, looks.waiting = looks.waiting, None
                 if todo is None:
-                    _Looks.running = False
+                    looks.running = False
             reactor.callFromThread(over if first else _said, found)
             first = False
 
@@ -129,8 +134,8 @@ def restoreLinks(service: GatewayService, result: Any) -> Any:
     try:
         threading.Thread(target=look, name="serialgw reload's look at pty links", daemon=True).start()
     except RuntimeError:  # (no thread to be had: looked at here, as before)
-        with _Looks.lock:
-            _Looks.running = False
+        with looks.lock:
+            looks.running = False
         timer.cancel()
         _said([(name, pty, isPort, pty.restoreLink()) for name, pty, isPort in ptys])
         return result

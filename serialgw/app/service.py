@@ -28,7 +28,7 @@ from serialgw.app.lookups import installLookups
 from serialgw.app.notify import Notifier
 from serialgw.app.ownlisteners import reloadSSH, serveSSH, serveStatus, serveWatchAll
 from serialgw.app.reopening import Reopens
-from serialgw.app.retuning import restoreLinks
+from serialgw.app.retuning import LinkLooks, restoreLinks
 from serialgw.app.startlooks import lookAtStart
 from serialgw.clients.consolelog import ConsoleLog
 from serialgw.clients.local import FileClient
@@ -85,6 +85,8 @@ class GatewayService(MultiService):
         # Opens each line's listeners; what they open is ours (_own) to close.
         self.listeners = ListenerOpener(self.reactor, self.retryPolicy, self._own, self._forget)
         self.lines: dict[str, Line] = {}
+        # Its reloads' looks at the ptys' links (see restoreLinks).
+        self.linkLooks = LinkLooks()
         self._reloading: defer.Deferred[None] = defer.succeed(None)
         self.ports: list[tuple[ListenerSpec, Any]] = []
         self._dialers: list[ClientService] = []

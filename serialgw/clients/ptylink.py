@@ -33,7 +33,7 @@ import tty
 from typing import Any, Callable, Optional, Sequence
 
 import attrs
-from twisted.internet import abstract, fdesc
+from twisted.internet import abstract, defer, fdesc
 from twisted.internet.interfaces import IReactorThreads
 from zope.interface import implementer
 
@@ -96,7 +96,11 @@ class PtyClient(ClientEvents, abstract.FileDescriptor):
         # Its link, made by a thread of its own where the reactor has threads
         # (a directory on a mount that hangs holds no line; the start waits
         # for it as for a log's first open: see awaitOpens), else here.
+        # Set by that thread as the making returns (awaitOpens waits for it on
+        # the reactor's thread, which cannot hear of it meanwhile); see
+        # whenLinked for once the reactor's thread has taken the outcome in.
         self.opening = threading.Event()
+        self._linkTaken: defer.Deferred[Optional[OSError]] = defer.Deferred()
         self.openError: Optional[OSError] = None
         self.openWhat = f"listener {spec.text or 'pty:' + link}"
         self.openMeanwhile = f"its pty is {self.slaveName}, its link made once that returns"
@@ -104,6 +108,7 @@ class PtyClient(ClientEvents, abstract.FileDescriptor):
         self._closed = False
         if not link:
             self.opening.set()
+            self._linkTaken.callback(None)
         elif not self.openThreaded:
             try:
                 replaceSymlink(self.slaveName, link)
@@ -112,6 +117,7 @@ class PtyClient(ClientEvents, abstract.FileDescriptor):
                 os.close(slave)
                 raise
             self.opening.set()
+            self._linkTaken.callback(None)
         else:
             try:
                 threading.Thread(target=self._makeLink, name=f"serialgw pty link {link}", daemon=True).start()
@@ -159,13 +165,34 @@ class PtyClient(ClientEvents, abstract.FileDescriptor):
         and it leaves the line, out of the running configuration (C{gone}).
         """
         error = self.openError
-        if error is None or self._closed:
-            return
-        log.error("{line}: cannot open listener {listener}: {reason}; the line runs without it", line=self.line.name,
-                  listener=self.spec.text or self.peer, reason=error.strerror or str(error))
-        self.close()
-        if self.gone is not None:
-            self.gone()
+        try:
+            if error is None or self._closed:
+                return
+            log.error("{line}: cannot open listener {listener}: {reason}; the line runs without it",
+                      line=self.line.name, listener=self.spec.text or self.peer, reason=error.strerror or str(error))
+            self.close()
+            if self.gone is not None:
+                self.gone()
+        finally:
+            self._linkTaken.callback(error)
+
+    def whenLinked(self) -> defer.Deferred[Optional[OSError]]:
+        """
+        Fires (each call a Deferred of its own) once the reactor's thread has
+        taken in what came of its link's making (L{_linked}: a failure said,
+        the client off its line), with why it failed or None: what a test
+        waits for before it looks at the gateway (with C{opening} set, a
+        failed client is still on its line; after the start's wait for it,
+        START_WAIT s at most, the link may not be there yet).
+        """
+        d: defer.Deferred[Optional[OSError]] = defer.Deferred()
+
+        def tell(outcome: Optional[OSError]) -> Optional[OSError]:
+            d.callback(outcome)
+            return outcome
+
+        self._linkTaken.addCallback(tell)
+        return d
 
     def fileno(self) -> int:
         return self._master

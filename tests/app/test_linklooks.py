@@ -63,7 +63,7 @@ class LookThreadTests(SynchronousTestCase):
         self.reactor = HeldReactor()
         self.port = GoneLink()
         line = SimpleNamespace(name="t", device=SimpleNamespace(port=self.port), clients=[])
-        self.service: Any = SimpleNamespace(lines={"t": line}, reactor=self.reactor)
+        self.service: Any = SimpleNamespace(lines={"t": line}, reactor=self.reactor, linkLooks=retuning.LinkLooks())
         self.held: list[threading.Event] = []
         self.addCleanup(self.letGo)
 
@@ -80,8 +80,8 @@ class LookThreadTests(SynchronousTestCase):
             f(*args)
         for ran in self.held:
             ran.set()
-        self.assertFalse(retuning._Looks.running)
-        self.assertIsNone(retuning._Looks.waiting)
+        self.assertFalse(self.service.linkLooks.running)
+        self.assertIsNone(self.service.linkLooks.waiting)
 
     def answer(self) -> None:
         """Run on the 'reactor' what a look thread handed over; the thread stays held where it handed it."""
@@ -102,3 +102,30 @@ class LookThreadTests(SynchronousTestCase):
         self.assertEqual(self.port.looks, 2)
         self.assertEqual([formatEvent(e) for e in self.events],
                          ["t: its pty's link '/run/t/link' was gone: made again"] * 2)
+
+    def test_anotherGatewaysHungLookHoldsNotThis(self) -> None:
+        """A look at links left hung by another gateway in the process (a failed test's, its thread still in a file system call) does not hold this gateway's reload: it looks at its own links at once."""
+        entered, release = threading.Event(), threading.Event()
+        self.addCleanup(release.set)  # (before letGo: cleanups run last first)
+
+        class HungLink:
+            link = "/run/o/link"
+
+            def restoreLink(self) -> Optional[str]:
+                entered.set()
+                release.wait(30)
+                return None
+
+        otherReactor = Clock()
+        directlyProvides(otherReactor, IReactorThreads)
+        otherReactor.callFromThread = lambda f, *args, **kwargs: None  # type: ignore[attr-defined]
+        other: Any = SimpleNamespace(lines={"o": SimpleNamespace(name="o", device=SimpleNamespace(port=HungLink()),
+                                                                  clients=[])}, reactor=otherReactor,
+                                linkLooks=retuning.LinkLooks())
+        self.assertIsInstance(retuning.restoreLinks(other, "other"), Deferred)
+        self.assertTrue(entered.wait(30))
+        mine = retuning.restoreLinks(self.service, "mine")
+        self.assertIsInstance(mine, Deferred)
+        self.answer()
+        self.assertEqual((self.successResultOf(mine), self.port.looks), ("mine", 1))
+        self.assertEqual([formatEvent(e) for e in self.events], ["t: its pty's link '/run/t/link' was gone: made again"])

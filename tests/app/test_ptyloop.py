@@ -12,6 +12,7 @@ from twisted.internet import reactor
 from twisted.trial.unittest import SynchronousTestCase
 
 from serialgw.app.service import GatewayService
+from serialgw.clients.ptylink import PtyClient
 from serialgw.config.file import loadConfig
 from serialgw.devices.device import SerialDevice
 from serialgw.devices.errors import DeviceError
@@ -30,6 +31,12 @@ class RuntimePtyLoopTests(SynchronousTestCase):
         service = GatewayService(loadConfig(path), reactor=reactor, waitForDevices=True)
         service.privilegedStartService()
         self.addCleanup(service._closeAll, False)
+        # The pty: listeners' links, made by threads of their own: the start
+        # waits for them START_WAIT s at most (a loaded machine's may be later).
+        for line in service.lines.values():
+            for client in line.clients:
+                if isinstance(client, PtyClient):
+                    self.assertTrue(client.opening.wait(60))
         return service
 
     def test_symlinkToOwnPtyRefused(self) -> None:

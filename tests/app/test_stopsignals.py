@@ -128,3 +128,34 @@ class TwoStopSignalsTests(SynchronousTestCase):
         self.assertEqual(called, [])
         self.clock.advance(0)
         self.assertEqual(called, [signal.SIGTERM])
+
+    def test_whatTwistedInstallsIsOurs(self) -> None:
+        """The reactor's start installs Twisted's handlers (reactor.sigTerm and sigInt, read as it starts) before our hook runs: what it installs is ours already, so a SIGTERM in between runs Twisted's handler (it logs) on the next turn, not inside the signal handler, and a second one hurries the stop rather than stopping the reactor again."""
+        called: list[int] = []
+
+        def twisteds(number: int, frame: Any = None) -> None:
+            called.append(number)
+            self.clock.callFromThread(self.reactorStop)
+
+        self.clock.sigTerm = self.clock.sigInt = twisteds  # type: ignore[attr-defined]
+        config = LineConfig("t", DeviceSpec("tty", "/dev/t"), closeString=parseSendString(r"exit\r"))
+        service = TwistdGatewayService([config], reactor=self.clock, openPort=self.openPort)
+        self.patch(service, "startService", lambda: GatewayService.startService(service))
+        service.privilegedStartService()
+        service.startService()
+        # The reactor starts: Twisted installs its handlers, as it has them then.
+        signal.signal(signal.SIGTERM, self.clock.sigTerm)  # type: ignore[attr-defined]
+        signal.signal(signal.SIGINT, self.clock.sigInt)  # type: ignore[attr-defined]
+        self.handler(signal.SIGTERM)(signal.SIGTERM, None)
+        self.assertEqual(called, [])
+        for hook, args, kwargs in self.clock.whenRunningHooks:
+            hook(*args, **kwargs)
+        self.assertEqual(self.clock.sigTerm, twisteds)  # type: ignore[attr-defined]
+        service.lines["t"].attach(person())
+        self.ports[0].accept = 0
+        self.handler(signal.SIGINT)(signal.SIGINT, None)
+        self.clock.advance(0)
+        self.assertEqual((called, self.stops), ([signal.SIGTERM], [0]))
+        self.successResultOf(service.stopService())
+        (warning,) = [e for e in self.log.at(LogLevel.warn) if "during the stop" in e["log_format"]]
+        self.assertEqual(warning["why"], "SIGINT")

@@ -288,11 +288,11 @@ class SttyTests(TestCase):
         57600 (c_lflag cleared as minicom does), then stty 9600: the device
         follows both.
         """
-        from tests.realio import ptyLine, startedPty, startGateway
+        from tests.realio import ptyLine, ptysLinked, startedPty, startGateway
 
         pty = startedPty(self)
         link = os.path.abspath(self.mktemp())
-        startGateway(self, ptyLine(pty, f"pty:{link}", settings=SerialSettings(115200)))
+        await ptysLinked(startGateway(self, ptyLine(pty, f"pty:{link}", settings=SerialSettings(115200))))
         self.assertIn(b"speed 115200 baud", await self.stty("-F", link))
         applied = self.settingsApplied("57600,")
         await self.stty("-F", link, "-extproc", "-icanon", "-isig", "-iexten", "-echo", "57600", extproc=True)

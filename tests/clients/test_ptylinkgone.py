@@ -15,7 +15,7 @@ from twisted.trial.unittest import TestCase
 from serialgw.config.listeners import parseListener
 from serialgw.config.specs import DeviceSpec, LineConfig
 from tests.fakes import observeLog
-from tests.realio import startedPty, startGateway
+from tests.realio import ptysLinked, startedPty, startGateway
 
 
 class LinkGoneTests(TestCase):
@@ -36,6 +36,7 @@ class LinkGoneTests(TestCase):
         link = os.path.abspath(self.mktemp())
         config = LineConfig("t", DeviceSpec("tty", device.slaveName), listeners=(parseListener(f"pty:{link}"),))
         service = startGateway(self, config)
+        await ptysLinked(service)
         target = os.readlink(link)
         os.unlink(link)
         await service.reload([config])

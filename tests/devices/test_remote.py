@@ -25,7 +25,16 @@ from serialgw.interfaces import IDevice
 from serialgw.line.hub import Line
 from serialgw.wire.telnet import BINARY, BRK, COMMANDS_PER_TURN, DM, DO, DONT, IAC, NOP, SB, SE, WILL, WONT
 from tests.fakes import BoundedTransport, RecordingClient, flap, observeLog, oneTurn
-from tests.realio import Collector, closeClients, connect, listenerPort, socketPath, startedPty, startGateway
+from tests.realio import (
+    Collector,
+    closeClients,
+    connect,
+    listenerPort,
+    ptysLinked,
+    socketPath,
+    startedPty,
+    startGateway,
+)
 from tests.telnetpeer import AGREE, WONT_COM_PORT, toggleAnswers
 
 
@@ -374,9 +383,10 @@ class RemoteDeviceTests(TestCase):
         link = os.path.abspath(self.mktemp())
         from serialgw.config.listeners import parseListener
 
-        self.start(LineConfig("near", DeviceSpec("rfc2217", host="127.0.0.1", port=listenerPort(far)),
-                              listeners=(parseListener(f"pty:{link}"),)))
+        near = self.start(LineConfig("near", DeviceSpec("rfc2217", host="127.0.0.1", port=listenerPort(far)),
+                                     listeners=(parseListener(f"pty:{link}"),)))
         await controlled
+        await ptysLinked(near)
         fd = os.open(link, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
         self.addCleanup(os.close, fd)
         attrs = termios.tcgetattr(fd)

@@ -43,6 +43,7 @@ from tests.realio import (
     need,
     netconsolePort,
     ptyLine,
+    ptysLinked,
     socketPath,
     startedPty,
     startGateway,
@@ -391,6 +392,7 @@ class ListenerTests(TestCase):
 
         link = os.path.abspath(self.mktemp())
         service = startGateway(self, ptyLine(self.pty, f"pty:{link}"))
+        await ptysLinked(service)
         client = service.lines["t"].clients[0]
         slave = os.open(link, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
         self.addCleanup(os.close, slave)

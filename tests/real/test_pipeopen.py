@@ -163,7 +163,7 @@ class HungPtyLinkTests(HungTests):
                                        f"{pty.slaveName}, its link made once that returns"])
         await self.bothFlow(service, a, b, hung)
         hung.release()
-        self.assertTrue(await deferToThread(pty.opening.wait, 10))
+        self.assertIsNone(await pty.whenLinked())
         self.assertEqual(os.readlink(self.link), pty.slaveName)
 
     async def test_reloadWithHungLink(self) -> None:
@@ -178,7 +178,7 @@ class HungPtyLinkTests(HungTests):
         await self.bothFlow(service, a, b, hung)
         hung.release()
         pty = self.ptyOf(service)
-        self.assertTrue(await deferToThread(pty.opening.wait, 10))
+        self.assertIsNone(await pty.whenLinked())
         self.assertEqual(os.readlink(self.link), pty.slaveName)
         self.assertEqual(self.said(), [])
 
@@ -201,7 +201,7 @@ class HungPtyLinkTests(HungTests):
         os.unlink(self.link)
         self.assertEqual(await service.reload([lineA, lineB]), {"added": [], "changed": ["a"], "removed": []})
         pty = self.ptyOf(service)
-        self.assertTrue(await deferToThread(pty.opening.wait, 10))
+        self.assertIsNone(await pty.whenLinked())
         self.assertEqual(os.readlink(self.link), pty.slaveName)
 
     async def test_reloadRestoringAHungLink(self) -> None:
@@ -245,7 +245,7 @@ class HungPtyLinkTests(HungTests):
         service = startGateway(self, lineA, lineB, lineC, waitForDevices=True)
         await until(self, lambda: service.lines["c"].device.up, "line c up")
         pty = self.ptyOf(service)
-        self.assertTrue(await deferToThread(pty.opening.wait, 10))
+        self.assertIsNone(await pty.whenLinked())
         os.unlink(self.link)
         hung = HungAfter(self, self.link, name="readlink")
         self.assertEqual(await service.reload([lineA, lineB, lineC]), {"added": [], "changed": [], "removed": []})
@@ -258,7 +258,7 @@ class HungPtyLinkTests(HungTests):
                                       "returned (a file system that does not answer?); this reload's is made by it "
                                       "once it does"])
         ptyD: Any = next(c for c in service.lines["d"].clients if hasattr(c, "restoreLink"))
-        self.assertTrue(await deferToThread(ptyD.opening.wait, 10))
+        self.assertIsNone(await ptyD.whenLinked())
         os.unlink(third)
         hung.release()
 

@@ -13,7 +13,7 @@ import struct
 from twisted.trial.unittest import TestCase
 
 from serialgw.config.specs import SerialSettings
-from tests.realio import EventCounter, need, ptyLine, startedPty, startGateway, startProcess
+from tests.realio import EventCounter, need, ptyLine, ptysLinked, startedPty, startGateway, startProcess
 
 # Linux's termios2 (TCGETS2): what the kernel has as the device's speed, a
 # speed without a B constant included.
@@ -41,6 +41,7 @@ class PicocomTests(TestCase):
         link = os.path.abspath(self.mktemp())
         asked = EventCounter(self, "the program on {peer} set")
         service = startGateway(self, ptyLine(pty, f"pty:{link}", settings=SerialSettings(74880)))
+        await ptysLinked(service)
         self.assertEqual(speed(pty.master), 74880)
         proc = startProcess(self, [picocom, "-b", "250000", link], usePTY=True)
         await proc.output.contains(b"Terminal ready")
