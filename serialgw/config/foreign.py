@@ -155,6 +155,26 @@ def ser2netConnector(text: str) -> Optional[str]:
     return f'device = "{_REMOTE[stack].format(host=fields[1], port=int(fields[2]))}"'
 
 
+# A tty with its settings after a comma or a space (socat's /dev/ttyUSB0,b115200,raw): udev never makes such a name.
+_WITH_SETTINGS = re.compile(r"^(/dev/[^,\s]+)[,\s]+b?([0-9]+(?:[NEOMS][5-8](?:1\.5|1|2)?)?)((?:[,\s]+[^,\s]+)*)$",
+                            re.IGNORECASE)
+
+
+def deviceWithSettings(text: str) -> Optional[str]:
+    """
+    A tty path with its settings (C{/dev/ttyUSB0,115200}, socat's
+    C{/dev/ttyS0,b9600,raw}) as the serialgw keys that say the same; L{None}
+    for anything else.
+    """
+    match = _WITH_SETTINGS.match(text.strip())
+    if match is None:
+        return None
+    path, speed, rest = match.groups()
+    serial = ser2netSerial(speed) or str(int(speed))
+    other = [f for f in re.split(r"[,\s]+", rest) if f]
+    return f'device = "{path}", serial = "{serial}"' + (f" (not carried over: {', '.join(other)})" if other else "")
+
+
 # ser2net.conf (ser2net 2.x and 3.x): PORT:STATE:TIMEOUT:DEVICE:OPTIONS.
 _CONF = re.compile(r"^(?:([A-Za-z0-9.-]+),)?([0-9]{1,5}):(raw|rawlp|telnet|off):([0-9]+):(/[^:\s]*)(?::(.*))?$",
                    re.IGNORECASE)

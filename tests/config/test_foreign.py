@@ -6,12 +6,14 @@ error says how serialgw writes it.
 
 from __future__ import annotations
 
+from twisted.python.usage import UsageError
 from twisted.trial.unittest import SynchronousTestCase
 
 from serialgw.config.file import loadConfig
 from serialgw.config.listeners import parseListener
 from serialgw.config.parsers import parseCompact
 from serialgw.config.specs import ConfigError, Protocol, SerialSettings
+from tests.app.test_tap import parse
 from tests.realio import writeTemp
 
 
@@ -216,6 +218,23 @@ class PastedLineTests(SynchronousTestCase):
         # A relative path with a comma that is no connector is still a path.
         self.assertEqual(loadConfig(writeTemp(self, '[lines.a]\ndevice = "tty,1"\nlisten = "4001"\n'))[0].device.kind,
                          "tty")
+
+    def test_deviceWithItsSettings(self) -> None:
+        """A tty with its settings after a comma, as socat and picocom's users write it (/dev/ttyUSB0,115200, /dev/ttyUSB0,b115200,raw,echo=0), is refused with our keys: it was a device 'not there now' (udev never makes a /dev name with a comma or a space)."""
+        for device, ours in [("/dev/ttyUSB0,115200", 'device = "/dev/ttyUSB0", serial = "115200"'),
+                             ("/dev/ttyS0,b9600,raw,echo=0",
+                              'device = "/dev/ttyS0", serial = "9600" (not carried over: raw, echo=0)'),
+                             ("/dev/ttyUSB1,115200n81", 'device = "/dev/ttyUSB1", serial = "115200,8N1"'),
+                             ("/dev/ttyS0 9600", 'device = "/dev/ttyS0", serial = "9600"')]:
+            message = self.refused(f'[lines.a]\ndevice = "{device}"\nlisten = "4001"\n')
+            self.assertEqual(message, f"FILE:2: [lines.a] device: cannot read device '{device}': a device with its "
+                                      f"settings (socat's form); serialgw writes it {ours}")
+        e = self.assertRaises(UsageError, parse, "--device", "/dev/ttyUSB0,115200")
+        self.assertEqual(str(e), "--device: cannot read device '/dev/ttyUSB0,115200': a device with its settings "
+                                 "(socat's form); serialgw writes it device = \"/dev/ttyUSB0\", serial = \"115200\"")
+        # No baud rate after the comma: a path, as before.
+        self.assertEqual(loadConfig(writeTemp(self, '[lines.a]\ndevice = "/dev/tty,x"\nlisten = "4001"\n'))[0]
+                         .device.path, "/dev/tty,x")
 
 
     def test_lineSeparatorInAComment(self) -> None:
