@@ -200,6 +200,10 @@ man 8 serialgw
         self._stray = words
 
     def parseOptions(self, options: Optional[list[str]] = None) -> None:
+        # (Each parse on its own: an Options parsed again, as a test does, is not "given twice".)
+        for note in self._givenOnce:
+            note.given = note.twice = None
+        self._stray = ()
         try:
             usage.Options.parseOptions(self, options)
         except usage.UsageError as e:
