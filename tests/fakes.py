@@ -334,11 +334,14 @@ def observeLog(case: SynchronousTestCase, observe: Callable[[LogEvent], None]) -
     log budget (see L{serialgw.logflood.PeerLimiter}: 20 lines a minute a
     name, and tests share names within a minute: addresses such as
     192.0.2.7:40000, a pty client's pty:/dev/pts/N, the pty numbers
-    reused at once).
+    reused at once), nor a second budget (a person's SSH sessions': the
+    tests' ops1 spent its own thousands of times a minute, so whether a
+    test saw a session's line hung on which tests ran in the last minute).
     """
     from serialgw.logflood import peerLimiter
 
     peerLimiter.peers.clear()
+    peerLimiter.budgets.clear()
     observer = CallObserver(observe)
     globalLogPublisher.addObserver(observer)
     case.addCleanup(globalLogPublisher.removeObserver, observer)

@@ -35,7 +35,7 @@ from serialgw.config.specs import (
     quote,
     unixNameLimit,
 )
-from serialgw.devices.links import PTY_SLAVE_MAJORS
+from serialgw.devices.links import PTY_SLAVE_MAJORS, isMultiplexer
 from serialgw.devices.remote import notASocket
 
 WILDCARDS = ("", "0.0.0.0", "::")
@@ -309,6 +309,11 @@ def checkLines(lines: Sequence[LineConfig], status: Optional[ListenerSpec] = Non
                 hint = f" (a socket is device = \"unix:{device.path}\")" if what == "a unix socket" else ""
                 warnings.append(f"{owner}: device {quote(device.path)} is {what} now, not a serial device: "
                                 f"the line would stay down{hint}")
+            elif isMultiplexer(device.path):
+                # (Refused by the start, and by every reopen: serialgw.devices.ports.)
+                warnings.append(f"{owner}: device {quote(device.path)} is the pty multiplexer (/dev/ptmx), not a serial "
+                                "device: each open makes a new pty that no program is on; the line would stay down "
+                                "(for a pty a program plays the device on, use pty:LINK)")
         if device.kind == "tty" and line.lock:
             looking(f"{owner}: lock-dir {quote(line.lockDir)}")
         problem = lockDirProblem(line)

@@ -88,18 +88,18 @@ class Program:
 class PtyClientTests(TestCase):
     timeout = 30
 
-    def start(self, settings: SerialSettings) -> tuple[WatchedDevice, Line, str]:
+    async def start(self, settings: SerialSettings) -> tuple[WatchedDevice, Line, str]:
         device = WatchedDevice(settings)
         line = Line("t", device)
         link = os.path.abspath(self.mktemp())
         client = PtyClient(line, link, reactor)
         self.addCleanup(client.close)
-        self.assertTrue(client.opening.wait(10))  # (its link made by a thread of its own)
+        self.assertIsNone(await client.whenLinked())  # (its link made by a thread of its own)
         return device, line, link
 
-    def test_startsAtLineSettings(self) -> None:
+    async def test_startsAtLineSettings(self) -> None:
         """A line at 115200 8N2 with RTS/CTS: the program finds its pty at 115200, two stop bits, CRTSCTS; raw, EXTPROC on."""
-        _, line, link = self.start(SerialSettings(115200, stopbits=2, rtscts=True))
+        _, line, link = await self.start(SerialSettings(115200, stopbits=2, rtscts=True))
         verifyObject(IClient, line.clients[0])
         program = Program(self, link)
         iflag, _oflag, cflag, lflag, ispeed, ospeed, _cc = termios.tcgetattr(program.fd)
@@ -114,7 +114,7 @@ class PtyClientTests(TestCase):
         the device follows both; then another program's 19200 too.  Only the
         speed changes: the 7E1 line stays 7E1 (a pty reports 8N).
         """
-        device, _, link = self.start(SerialSettings(115200, 7, "E"))
+        device, _, link = await self.start(SerialSettings(115200, 7, "E"))
         program = Program(self, link)
         program.set(speed=termios.B57600, lflag=0)
         self.assertEqual(await device.requests.get(), SerialSettings(57600, 7, "E"))
@@ -135,7 +135,7 @@ class PtyClientTests(TestCase):
         finds 9600), and a program that puts back what it found when it
         leaves (picocom) puts back 9600, not the 115200 the pty started at.
         """
-        device, line, link = self.start(SerialSettings(115200))
+        device, line, link = await self.start(SerialSettings(115200))
         other = RecordingClient("rfc2217:1")
         line.attach(other)
         line.clientSettings(other, SerialSettings(9600))
@@ -157,7 +157,7 @@ class PtyClientTests(TestCase):
         reaches the device as 250000; it was read as no change (the device
         stayed at 115200, nothing logged).  Then picocom's 74880 too.
         """
-        device, _, link = self.start(SerialSettings(115200))
+        device, _, link = await self.start(SerialSettings(115200))
         program = Program(self, link)
         setSpeedAsPicocom(program.fd, 250000)
         self.assertEqual(await device.requests.get(), SerialSettings(250000))
@@ -171,7 +171,7 @@ class PtyClientTests(TestCase):
         device (it was a traceback: readTermios raised ConfigError); its
         next change (9600) reaches the device.
         """
-        device, _, link = self.start(SerialSettings(115200))
+        device, _, link = await self.start(SerialSettings(115200))
         said: list[str] = []
         warned: defer.Deferred[None] = defer.Deferred()
 
@@ -199,7 +199,7 @@ class PtyClientTests(TestCase):
         that speed (it kept 38400, then its old speed), and putting back
         what it found changes nothing on the device.
         """
-        device, line, link = self.start(SerialSettings(74880))
+        device, line, link = await self.start(SerialSettings(74880))
         program = Program(self, link)
         self.assertEqual(speedAsPicocomReadsIt(program.fd), (74880, 74880))
         program.close()
@@ -228,7 +228,7 @@ class PtyClientTests(TestCase):
         link = os.path.abspath(self.mktemp())
         client = PtyClient(line, link, reactor)
         self.addCleanup(client.close)
-        self.assertTrue(client.opening.wait(10))  # (its link made by a thread of its own)
+        self.assertIsNone(await client.whenLinked())  # (its link made by a thread of its own)
         program = Program(self, link)
         os.set_blocking(program.fd, True)
         rounds = [(b"abc%03d" % i, b"def%03d" % i) for i in range(300)]

@@ -9,19 +9,24 @@ plays the client with Python's ssl over memory buffers: one thread.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import socket
 import ssl
+import struct
+import termios
 from typing import Any
 
 from twisted.internet.address import IPv4Address
+from twisted.internet.error import ConnectionDone
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.logger import formatEvent
+from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from serialgw.clients.factory import LineFactory
-from serialgw.clients.reading import HANGUP_CHECK_SECONDS
+from serialgw.clients.reading import HANGUP_CHECK_SECONDS, TLS_LOOK_MOST
 from serialgw.clients.tls import RefusingTLSFactory, ServerContextFactory
 from serialgw.config.listeners import parseListener
 from serialgw.line.hub import Line
@@ -74,6 +79,7 @@ class TLSHangUpTests(SynchronousTestCase):
         self.addCleanup(self.peer.close)
         self.peer.setblocking(False)
         self.transport = SocketTransport(ours)
+        self.lost = False
         self.tls = factory.buildProtocol(IPv4Address("TCP", "192.0.2.7", 40000))
         self.tls.makeConnection(self.transport)
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
@@ -101,11 +107,16 @@ class TLSHangUpTests(SynchronousTestCase):
                 except BlockingIOError:
                     break
                 if not data:
+                    self.transport.disconnecting = True  # (its end of file)
                     break
                 self.tls.dataReceived(data)
                 moved = True
+            if self.transport.disconnecting and not self.lost:
+                # Closed (its end of file; TLS closed it after a close_notify): the reactor says so.
+                self.lost = True
+                self.tls.connectionLost(Failure(ConnectionDone()))
             try:
-                back = self.peer.recv(65536)
+                back = self.peer.recv(65536) if self.peer.fileno() >= 0 else b""  # (none once it hung up)
             except BlockingIOError:
                 back = b""
             if back:
@@ -150,17 +161,52 @@ class TLSHangUpTests(SynchronousTestCase):
                       "unread): it goes now", self.said)
         self.assertEqual(self.line.refused, 0)
 
-    def test_hungUpWithTypingUnreadGoesAndSaysIt(self) -> None:
-        """A TLS client that typed while the device took no input, then hung up, goes; what it typed is not sent, counted and said (over TLS it is read to be told from the close)."""
+    def unread(self) -> int:
+        """Bytes waiting unread in the gateway's end of the socket."""
+        return struct.unpack("i", fcntl.ioctl(self.transport.sock.fileno(), termios.FIONREAD, b"\0\0\0\0"))[0]
+
+    def test_hungUpWithTypingKeepsIt(self) -> None:
+        """A TLS client that typed while the device took no input, then hung up, stays as a raw one does: its typing reaches the device once it takes input (it was dropped), then it goes."""
+        self.line.deviceWritable(False)
+        self.send(b"typed while paused")
+        self.hangUp()
+        self.clock.advance(HANGUP_CHECK_SECONDS * 3)
+        self.assertFalse(self.transport.aborted)
+        self.assertEqual((self.typed(), self.line.refused, len(self.line.clients)), (b"", 0, 1))
+        self.assertIn(f"t: {self.session.peer} hung up while the device took no input: what it sent waits for the "
+                      "device, then it goes", self.said)
+        self.line.deviceWritable(True)
+        self.pump()
+        self.assertEqual((self.typed(), self.line.refused, len(self.line.clients)), (b"typed while paused", 0, 0))
+
+    def test_uploadKeptWhole(self) -> None:
+        """An upload (100 KiB) that hung up while the device took no input reaches it whole and in order; the look read at most TLS_LOOK_MOST of it on the reactor, the rest left in the socket until the client is read again."""
+        upload = bytes(range(256)) * 400
+        self.peer.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)  # (all of it waits in the socket: room made)
+        self.line.deviceWritable(False)
+        for at in range(0, len(upload), 16384):
+            self.send(upload[at:at + 16384])
+        self.hangUp()
+        before = self.unread()
+        self.clock.advance(HANGUP_CHECK_SECONDS)
+        self.assertFalse(self.transport.aborted)
+        self.assertGreater(self.unread(), 0)
+        self.assertLessEqual(before - self.unread(), TLS_LOOK_MOST)
+        self.line.deviceWritable(True)
+        self.pump()
+        self.assertEqual(self.typed(), upload)
+        self.assertEqual((self.line.refused, len(self.line.clients)), (0, 0))
+
+    def test_keptTypingDroppedIfItGoesFirst(self) -> None:
+        """A TLS client that hung up with its typing kept, disconnected before the device takes input: that typing is not sent, counted (refused) and logged."""
         self.line.deviceWritable(False)
         self.send(b"typed while paused")
         self.hangUp()
         self.clock.advance(HANGUP_CHECK_SECONDS)
-        self.assertTrue(self.transport.aborted)
-        self.assertIn(f"t: {self.session.peer} hung up while the device took no input: 18 byte(s) it sent were "
-                      "not sent: it goes now", self.said)
-        self.assertEqual(self.line.refused, 18)
-        self.assertEqual(self.typed(), b"")
+        self.session.disconnect("gone")
+        self.assertEqual((self.typed(), self.line.refused), (b"", 18))
+        self.assertIn(f"t: {self.session.peer} left with 18 byte(s) it typed while the device took no input: not sent",
+                      self.said)
 
     def test_liveClientKeepsItsTyping(self) -> None:
         """A TLS client still there whose typing waits is left alone, checks after checks: its typing reaches the device once it takes input."""

@@ -267,6 +267,17 @@ class CheckTests(SynchronousTestCase):
             self.assertEqual(checkLines(lines), ([], [f"line 'a': device '{device}' is {what} now, not a serial "
                                                       f"device: the line would stay down{hint}"]))
 
+    def test_deviceThePtyMultiplexer(self) -> None:
+        """A tty device path that is the pty multiplexer (/dev/ptmx, a link to it): a warning saying so and what to use, as the start refuses it (--check said OK)."""
+        link = os.path.abspath(self.mktemp())
+        os.symlink("/dev/ptmx", link)
+        for device in ("/dev/ptmx", link):
+            lines = loadConfig(write(self, f'[lines.a]\ndevice = "{device}"\nlisten = "4001"\nlock = false\n'))
+            self.assertEqual(checkLines(lines), ([], [f"line 'a': device '{device}' is the pty multiplexer (/dev/ptmx), "
+                                                      "not a serial device: each open makes a new pty that no program "
+                                                      "is on; the line would stay down (for a pty a program plays the "
+                                                      "device on, use pty:LINK)"]))
+
     def test_logNotAFile(self) -> None:
         """A console log path that is a directory, a FIFO, a symlink or a unix socket now: an error (the gateway would refuse it) naming what is there (a socket was said to be 'a directory, FIFO, device or symbolic link')."""
         import socket

@@ -164,7 +164,7 @@ class PtyClientExclusiveTests(TestCase):
         link = os.path.abspath(self.mktemp())
         client = PtyClient(line, link, reactor)
         self.addCleanup(client.close)
-        self.assertTrue(client.opening.wait(10))  # (its link made by a thread of its own)
+        self.assertIsNone(await client.whenLinked())  # (its link made by a thread of its own)
         fd = os.open(link, os.O_RDWR | os.O_NOCTTY)
         fcntl.ioctl(fd, termios.TIOCEXCL)
         os.close(fd)
@@ -211,7 +211,7 @@ class PtyPortExclusiveTests(TestCase):
 class PtyClientHangupTests(TestCase):
     timeout = 30
 
-    def test_loginHangsItUp(self) -> None:
+    async def test_loginHangsItUp(self) -> None:
         """
         A getty and login on a pty: listener: login hangs the tty up
         (vhangup), killing the gateway's descriptor and resetting termios
@@ -226,7 +226,7 @@ class PtyClientHangupTests(TestCase):
         link = os.path.abspath(self.mktemp())
         client = PtyClient(line, link, reactor)
         self.addCleanup(client.close)
-        self.assertTrue(client.opening.wait(10))  # (its link made by a thread of its own)
+        self.assertIsNone(await client.whenLinked())  # (its link made by a thread of its own)
         login = os.open(link, os.O_RDWR | os.O_NOCTTY)
         try:
             fcntl.ioctl(login, TIOCVHANGUP)
