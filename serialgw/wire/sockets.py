@@ -31,6 +31,14 @@ def writeNow(transport: Any, data: bytes) -> None:
     socket does not take, and every other case, goes through
     C{transport.write}.  This is the device-to-network hot path: one
     C{send} instead of queue, epoll_ctl, epoll_wait, send, epoll_ctl.
+
+    What a send leaves waits in the transport as Twisted's own C{doWrite}
+    leaves a buffer partly sent: C{data} itself, with the offset reached,
+    not a copy of its rest.  Twisted keeps it until the socket takes it,
+    for as long as a client that never reads stays full, and C{data} is
+    the chunk the line handed every client: a copy was each such client's
+    own (500 of them grew the gateway's RSS by 7.7-8.1 MB against 1.3
+    without, with a mover's 16 KiB reads; 2.4 with a tty's 4 KiB).
     """
     if _sendsNow(transport):
         try:
@@ -39,7 +47,12 @@ def writeNow(transport: Any, data: bytes) -> None:
             sent = 0
         if sent == len(data):
             return
-        data = data[sent:]
+        if sent:
+            # (Empty before: _sendsNow.)  Past its bufferSize its producer is paused, as by write().
+            transport.dataBuffer, transport.offset = data, sent
+            transport._maybePauseProducer()
+            transport.startWriting()
+            return
     transport.write(data)
 
 
