@@ -35,7 +35,8 @@ from serialgw.line.hub import Role
 from serialgw.logflood import Peer, clientLog, counted
 
 if TYPE_CHECKING:
-    from serialgw.clients.ssh import Login, SSHGateway
+    from serialgw.clients.ssh import SSHGateway
+    from serialgw.clients.sshauth import Login
 
 # Limited per peer: what a client sends cannot flood the log (logflood).
 log = clientLog()

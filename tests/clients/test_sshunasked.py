@@ -18,7 +18,8 @@ from twisted.logger import LogLevel
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
-from serialgw.clients.ssh import Connection, GatewaySSHFactory, KeyRing, Login
+from serialgw.clients.ssh import Connection, GatewaySSHFactory
+from serialgw.clients.sshauth import KeyRing, Login
 from serialgw.clients.sshsession import SSHClient
 from serialgw.config.sshkeys import printable
 from tests.clients.test_ssh import Harness, Tcp, newKey
