@@ -25,7 +25,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from serialgw.clients.sshtransport import USER_SIGNATURES, conchLog, sshPeer, sshSource
+from serialgw.clients.sshtransport import USER_SIGNATURES, conchLog, sshPeer, sshSource, touched
 from serialgw.config.specs import UserSpec
 from serialgw.config.sshkeys import fingerprint, printable, readPublicKeys
 from serialgw.logflood import peerLimiter
@@ -99,6 +99,8 @@ class KeyChecker:
                 return defer.fail(UnauthorizedLogin("the signature is not of the algorithm asked"))
         except Exception:
             return defer.fail(UnauthorizedLogin("unreadable signature"))
+        if not touched(credentials.blob, credentials.signature):
+            return defer.fail(UnauthorizedLogin("the security key was not touched (user presence)"))
         try:
             good = keys.Key.fromString(credentials.blob).verify(credentials.signature, credentials.sigData)
         except Exception:

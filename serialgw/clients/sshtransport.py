@@ -16,7 +16,7 @@ from __future__ import annotations
 import struct
 from typing import TYPE_CHECKING, Any, Optional
 
-from twisted.conch.ssh import connection
+from twisted.conch.ssh import common, connection
 from twisted.conch.ssh.transport import (
     DISCONNECT_KEY_EXCHANGE_FAILED,
     DISCONNECT_PROTOCOL_ERROR,
@@ -57,6 +57,27 @@ USER_SIGNATURES = (
     b"ssh-ed25519", b"ecdsa-sha2-nistp256", b"ecdsa-sha2-nistp384", b"ecdsa-sha2-nistp521",
     b"rsa-sha2-512", b"rsa-sha2-256", b"sk-ssh-ed25519@openssh.com", b"sk-ecdsa-sha2-nistp256@openssh.com",
 )
+# Security keys (FIDO authenticators, OpenSSH's PROTOCOL.u2f), by their blob's type.
+SECURITY_KEYS = (b"sk-ssh-ed25519@openssh.com", b"sk-ecdsa-sha2-nistp256@openssh.com")
+
+
+def touched(blob: bytes, signature: bytes) -> bool:
+    """
+    Whether a login's signature by key C{blob} was made with the person's
+    touch: always for a plain key; for a security key, the flags its
+    signature carries (string type, string signature, byte flags, uint32
+    counter) have bit 0 (user presence) set, as sshd requires by default.
+    conch puts the flags into what the authenticator signed and never looks
+    at them: a program on the person's computer could have the key sign,
+    without a touch, a login the gateway took.
+    """
+    try:
+        if common.getNS(blob)[0] not in SECURITY_KEYS:
+            return True
+        flags = common.getNS(signature, 2)[2][:1]
+    except Exception:
+        return False
+    return bool(flags) and bool(flags[0] & 0x01)
 
 
 def sshPeer(sshTransport: Any) -> str:
