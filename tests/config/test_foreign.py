@@ -38,6 +38,30 @@ class ForeignFormTests(SynchronousTestCase):
         e = self.assertRaises(ConfigError, parseCompact, "fast")
         self.assertIn("expected BAUD[,DATABITS PARITY STOPBITS]", str(e))
 
+    def test_speedPastPythonsDigitLimit(self) -> None:
+        """A number of more digits than Python's int() takes (4300) in ser2net's speed form, socat's device form, a ser2net connector, or a ser2net.conf line's timeout, speed or max-connections: a ConfigError naming it, not a ValueError traceback (twistd --check exited 1 with one)."""
+        digits = "9" * 5000
+        for device in (f"/dev/ttyS0,{digits}", f"/dev/ttyS0,{digits}n81", f"serialdev,/dev/ttyS0,{digits}n81"):
+            message = self.refused(f'[lines.a]\ndevice = "{device}"\nlisten = "4001"\n')
+            self.assertTrue(message.startswith(f"FILE:2: [lines.a] device: cannot read device '{device}': "), message[:200])
+        for device in (f"2000:telnet:{digits}:/dev/ttyS0:9600", f"2000:telnet:600:/dev/ttyS0:{digits}",
+                       f"2000:telnet:600:/dev/ttyS0:9600 max-connections={digits}"):
+            message = self.refused(f'[lines.a]\ndevice = "{device}"\nlisten = "4001"\n')
+            self.assertTrue(message.startswith(f"FILE:2: [lines.a] device: cannot read device '{device}': a ser2net.conf "
+                                               "line"), message[:200])
+        message = self.refused(f'[lines.a]\ndevice = "/dev/ttyS0"\nlisten = "4001"\nserial = "{digits}n81"\n')
+        self.assertTrue(message.startswith(f"FILE:4: [lines.a] serial: cannot read '{digits}n81' in serial settings "),
+                        message[:200])
+
+    def test_ser2netConfNonASCIIDigits(self) -> None:
+        """A ser2net.conf line's max-connections= or speed in other digits than ASCII ('²', Arabic-Indic): a ConfigError with our keys, the option not carried over (max-connections=² was a ValueError traceback)."""
+        for option in ("max-connections=\u00b2", "\u0669\u0666\u0660\u0660"):
+            device = f"2000:telnet:600:/dev/ttyS0:9600 {option}"
+            message = self.refused(f'[lines.a]\ndevice = "{device}"\nlisten = "4001"\n')
+            self.assertTrue(message.startswith(f"FILE:2: [lines.a] device: cannot read device '{device}': a ser2net.conf "
+                                               "line"), message)
+            self.assertIn(f'serial = "9600,8N1" (not carried over: {option})', message)
+
     def test_addressAndPort(self) -> None:
         """ADDRESS:PORT and ADDRESS,PORT (socat's, ser2net.conf's, most servers' spelling) are refused at once with the listener that does the same, which reads back; they passed as Twisted endpoints and failed at start with 'Unknown endpoint type: '127.0.0.1''."""
         cases = {
