@@ -94,7 +94,7 @@ class Connection(connection.SSHConnection):
             why = ("only sessions" if channelType != b"session" else "one session a connection" if self.sessions
                    else f"maximum packet under {MIN_MAX_PACKET} bytes")
             log.info("ssh: {address}: channel {kind!r} refused: {why}", address=sshPeer(transport), peer=sshSource(transport),
-                     kind=channelType.decode("ascii", "replace")[:40], why=why)
+                     kind=channelType[:40].decode("ascii", "replace"), why=why)
             transport.sendPacket(
                 connection.MSG_CHANNEL_OPEN_FAILURE,
                 struct.pack(">2L", senderChannel, connection.OPEN_ADMINISTRATIVELY_PROHIBITED)
@@ -110,7 +110,7 @@ class Connection(connection.SSHConnection):
         transport: Any = self.transport
         level = LogLevel.debug if requestType in QUIET_GLOBAL_REQUESTS else LogLevel.info
         log.emit(level, "ssh: {address}: global request {request!r} refused", address=sshPeer(transport),
-                 peer=sshSource(transport), request=printable(requestType.decode("ascii", "replace"))[:40])
+                 peer=sshSource(transport), request=printable(requestType[:40].decode("ascii", "replace")))
         return 0
 
     def ssh_CHANNEL_DATA(self, packet: bytes) -> None:

@@ -125,10 +125,26 @@ class UserAuth(userauth.SSHUserAuthServer):
             transport: Any = self.transport
             log.info("ssh: {address}: login for service {service!r} refused: disconnected", address=sshPeer(transport),
                      peer=sshSource(transport),
-                     service=printable(service.decode("ascii", "replace")))
+                     service=printable(service[:64].decode("ascii", "replace")))
             transport.sendDisconnect(DISCONNECT_SERVICE_NOT_AVAILABLE, b"only ssh-connection after login")
             return None
         return userauth.SSHUserAuthServer.ssh_USERAUTH_REQUEST(self, packet)
+
+    def _ebBadAuth(self, reason: Failure) -> None:
+        # A login by another method than a key (never offered: a password
+        # guess) is logged as an unknown key is, and so is the cut after
+        # too many failed logins: both went unsaid (conch's debug lines).
+        transport: Any = self.transport
+        user = printable((self.user or b"")[:256].decode("utf-8", "replace"))
+        if self.method not in (b"none", b"publickey") and not reason.check(IgnoreAuthentication):
+            log.warn("ssh: {method} login from {address} refused (public keys only); user name {user!r}",
+                     method=printable(self.method[:40].decode("ascii", "replace")), address=sshPeer(transport),
+                     peer=sshSource(transport), user=user)
+        before = self.loginAttempts
+        userauth.SSHUserAuthServer._ebBadAuth(self, reason)
+        if before <= self.attemptsBeforeDisconnect < self.loginAttempts:
+            log.info("ssh: {address}: {count} failed logins: disconnected", address=sshPeer(transport),
+                     peer=sshSource(transport), count=self.loginAttempts, user=user)
 
     def auth_publickey(self, packet: bytes) -> Any:
         try:
@@ -153,7 +169,7 @@ class UserAuth(userauth.SSHUserAuthServer):
                          fingerprint=what, address=sshPeer(self.transport), peer=sshSource(self.transport),
                          reason=reason.getErrorMessage() + ("; disconnected: a client signs with its own key" if bad
                                                             else ""),
-                         user=printable((self.user or b"").decode("utf-8", "replace")))
+                         user=printable((self.user or b"")[:256].decode("utf-8", "replace")))
             if bad:
                 # One is enough: a person's key is public (anyone may send it with any signature), and
                 # each check of a 16384-bit RSA key's signature cost the gateway's thread 6.4 ms, up to

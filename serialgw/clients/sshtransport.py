@@ -46,8 +46,11 @@ log = clientLog()
 # packet it does not handle, with the packet's repr) is a client's to
 # cause, as often as it likes.  What matters is logged here, per peer.
 conchLog = Logger(observer=FilteringLogObserver(globalLogPublisher, [LogLevelFilterPredicate(LogLevel.warn)]))
-# What conch's parsing raises on a packet shorter than it says, or naming a channel that is not there.
-MALFORMED = (struct.error, ValueError, IndexError, KeyError)
+# What conch's parsing raises on a packet shorter than it says, or naming a channel that is not there
+# (TypeError: a request cut before its want-reply byte, ord() of nothing).
+MALFORMED = (struct.error, ValueError, IndexError, KeyError, TypeError)
+# Answers to a channel open: the gateway opens no channel to a client.
+UNASKED = (connection.MSG_CHANNEL_OPEN_CONFIRMATION, connection.MSG_CHANNEL_OPEN_FAILURE)
 
 # Signature algorithms a user's key may log in with (no SHA-1 ssh-rsa, as OpenSSH).
 USER_SIGNATURES = (
@@ -335,6 +338,15 @@ class ServerTransport(SSHServerTransport):
                              n=sshlimits.PERSON_KEX_PER_MINUTE, person=second.person)
                     self.sendDisconnect(DISCONNECT_PROTOCOL_ERROR, b"too many key exchanges")
                     return
+        if messageNum in UNASKED and isinstance(self.service, connection.SSHConnection):
+            # conch took one naming the session's channel: a confirmation set its packet size anew (1
+            # byte: refused at the open, a packet a byte of the line's output), a failure dropped it
+            # from the connection's table, so that the connection's end raised KeyError in the reactor
+            # and never reached the session: it stayed on its line for good.
+            log.info("ssh: {address}: an answer to a channel open the gateway never sent: disconnected",
+                     address=sshPeer(self), peer=sshSource(self))
+            self.sendDisconnect(DISCONNECT_PROTOCOL_ERROR, b"no channel was opened to the client")
+            return
         try:
             SSHServerTransport.dispatchMessage(self, messageNum, payload)
         except MALFORMED as e:
@@ -391,7 +403,7 @@ class ServerTransport(SSHServerTransport):
     def receiveError(self, reasonCode: int, description: bytes) -> None:
         # The client's goodbye (OpenSSH: code 11, "disconnected by user"), not our error.
         log.debug("ssh: {peer} disconnected: {code} {reason}", peer=sshPeer(self), code=reasonCode,
-                  reason=description.decode("utf-8", "replace")[:200])
+                  reason=description[:800].decode("utf-8", "replace")[:200])
 
     def connectionLost(self, reason: Failure | None = None) -> None:
         self._lost = True
