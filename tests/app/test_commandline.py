@@ -107,3 +107,11 @@ class UnknownOptionTests(SynchronousTestCase):
         code, err = underTwistd("--device")
         self.assertEqual((code, err), (2, "serialgw: error: option --device requires argument (see twistd serialgw "
                                           "--help)\n"))
+
+
+class OptionNamedTests(SynchronousTestCase):
+    def test_sshListenerNamesTheOption(self) -> None:
+        """A --ssh listener that cannot be read is refused naming --ssh, as --status and --port are (it said only 'cannot read listener ...'), before its key files are read."""
+        e = self.assertRaises(UsageError, parse, "--ssh", "127.0.0.1:2222", "--authorized-keys", "/nonexistent/keys")
+        self.assertEqual(str(e), "--ssh: cannot read listener '127.0.0.1:2222': an address and a port; serialgw "
+                                 "writes it 'tcp:2222:interface=127.0.0.1'")

@@ -1607,7 +1607,7 @@ class OptionsTests(SynchronousTestCase):
              f"'ops1' names keys in --authorized-keys {same!r} and in --readonly-keys {same!r}: "
              "give the keys distinct comments"),
             (("--ssh", "tcp:2222:bogus=1", "--authorized-keys", same),
-             "cannot read listener 'tcp:2222:bogus=1' as a Twisted endpoint string: "
+             "--ssh: cannot read listener 'tcp:2222:bogus=1' as a Twisted endpoint string: "
              "_parseTCP() got an unexpected keyword argument 'bogus'"),
             (("--ssh", "tcp:2222", "--authorized-keys", same, "--readonly-keys", other),
              f"a key of 'watcher1' is in --authorized-keys {same!r} and in --readonly-keys {other!r}: "
