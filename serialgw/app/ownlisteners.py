@@ -10,9 +10,10 @@ of lines leaves them as they are (but SSH's people, L{reloadSSH}).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import attrs
+from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.endpoints import serverFromString
 from twisted.logger import Logger
 
@@ -56,10 +57,21 @@ def serveSSH(service: GatewayService, spec: SSHSpec) -> None:
     service.sshPort = listening(endpoint, factory, f"cannot listen for SSH on {spec.listener.text!r}")
     service.sshFactory = factory
     service._own("closer", service.sshPort.stopListening)
-    log.info("ssh listener ready on {address} for {count} user(s); ssh -p PORT LINE@HOST",
-             address=describeAddress(service.sshPort.getHost()), count=len(spec.users))
+    log.info("ssh listener ready on {address} for {count} user(s); {hint}",
+             address=describeAddress(service.sshPort.getHost()), count=len(spec.users),
+             hint=sshHint(service.sshPort.getHost(), list(service.lines)))
     for problem in spec.problems:  # (a person's keys file: theirs, not the start's)
         log.warn("ssh: {problem}", problem=problem)
+
+
+def sshHint(address: Any, names: list[str]) -> str:
+    """How to connect to the SSH listener at C{address} (as a line's listeners say it): its port, the line's name."""
+    user = names[0] if len(names) == 1 else "LINE"
+    which = f" (LINE: a line's name, e.g. {names[0]})" if len(names) > 1 else ""
+    if not isinstance(address, (IPv4Address, IPv6Address)):
+        return "ssh -p PORT LINE@HOST"  # (a systemd socket's address, a unix socket: said as before)
+    host = "localhost" if address.host in ("0.0.0.0", "::") else address.host
+    return f"connect with: ssh -p {address.port} {user}@{host}{which}"
 
 
 def serveWatchAll(service: GatewayService, spec: ListenerSpec, patterns: tuple[str, ...]) -> None:

@@ -88,6 +88,8 @@ def singleSSH(options: usage.Options) -> tuple[Optional[SSHSpec], Rights]:
             raise ConfigError(f"--{extra[0]} needs --ssh (an SSH listener)")
         return None, Rights()
 
+    # (Named as --status's and --port's are; before the key files are read.)
+    listener = absoluteListener(byOption("ssh", parseSSHListener, options["ssh"]), os.getcwd())
     if options["authorized-keys"] is None and options["readonly-keys"] is None:
         raise ConfigError("--ssh needs --authorized-keys or --readonly-keys: who may log in")
     # Both read at once, off this thread, 5 s at most (a file on a hung file system hung the start).
@@ -110,7 +112,7 @@ def singleSSH(options: usage.Options) -> tuple[Optional[SSHSpec], Rights]:
     rights = Rights(write=tuple(u.name for u in writers), read=tuple(u.name for u in readers))
     if options["ssh-host-key"] is not None and not options["ssh-host-key"].strip():
         raise ConfigError(f"--ssh-host-key is empty: expected a path (leave it out for {DEFAULT_HOST_KEY})")
-    spec = SSHSpec(absoluteListener(parseSSHListener(options["ssh"]), os.getcwd()),
+    spec = SSHSpec(listener,
                    absolute(options["ssh-host-key"] or DEFAULT_HOST_KEY, os.getcwd()), tuple(writers + readers))
     return spec, rights
 

@@ -18,6 +18,7 @@ from twisted.logger import Logger
 from twisted.python import usage
 
 from serialgw import __version__
+from serialgw.app.arguments import givenOnce, strayArguments, twice, unknownOption
 from serialgw.app.process import TwistdGatewayService, raiseFileLimit
 from serialgw.app.reactor import DEFAULT_BUSY_POLL, GatewayReactor, installIfNoneChosen
 from serialgw.app.service import GatewayService
@@ -191,6 +192,26 @@ man 8 serialgw
         self.docs = {name: " ".join(doc.split()) if doc else doc for name, doc in self.docs.items()}
         self["listen"] = []
         self["watch-all"] = []
+        # (A second value of an option noted; words that are no option: refused in postOptions, one line.)
+        self._givenOnce = givenOnce(self)
+        self._stray: tuple[str, ...] = ()
+
+    def parseArgs(self, *words: str) -> None:
+        self._stray = words
+
+    def parseOptions(self, options: Optional[list[str]] = None) -> None:
+        # (Each parse on its own: an Options parsed again, as a test does, is not "given twice".)
+        for note in self._givenOnce:
+            note.given = note.twice = None
+        self._stray = ()
+        try:
+            usage.Options.parseOptions(self, options)
+        except usage.UsageError as e:
+            if not self.exitOnError:
+                raise
+            # What getopt refused (postOptions ends the process itself): one line, not twistd's page of usage.
+            sys.stderr.write(f"serialgw: error: {unknownOption(str(e))}\n")
+            raise SystemExit(2) from None
 
     def opt_listen(self, value: str) -> None:
         """
@@ -214,6 +235,8 @@ man 8 serialgw
 
     def postOptions(self) -> None:
         try:
+            if (said := strayArguments(self._stray) or twice(self._givenOnce)) is not None:
+                raise ConfigError(said)
             # Before anything imports the default reactor (checking an endpoint
             # string below does): twistd without --reactor runs ours.
             try:

@@ -279,7 +279,15 @@ class Session(InputReading):
             return
         self._notSentAt = now
         if self.role is Role.WATCHER:
-            hint = f"; {keyName(self.escapeMenu.key)} t takes write" if self.escapeMenu is not None else ""
+            if self.escapeMenu is not None:
+                hint = f"; {keyName(self.escapeMenu.key)} t takes write"
+            else:
+                # No way to take write from here (it was not said, and a watcher stayed one for good once the
+                # writer had gone): a person who connects while nobody writes writes (Line.attach).
+                writer = self.line.writer
+                hint = (f"; {writer.peer} writes (no escape menu here to take write: connect again once nobody writes)"
+                        if writer is not None else
+                        "; nobody writes now (no escape menu here to take write: connect again to write)")
             self.notice(f"you only watch: what you type is not sent to {self.line.name}{hint}")
         elif self.role is Role.READONLY:
             self.notice(f"read-only: what you type is not sent to {self.line.name}")

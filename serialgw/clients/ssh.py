@@ -6,12 +6,8 @@ name names the line.
 
 Wire and auth are conch's; what is ours here:
 
-  - the key ring (L{KeyRing}) of the people's keys, read by
-    C{serialgw.config.sshkeys};
-  - L{KeyChecker}: a key in the key ring, with a good signature, is its
-    person (L{Login}); nothing else gets in (no passwords, no
-    keyboard-interactive); refusals are logged with the key's fingerprint
-    and the address (L{UserAuth});
+  - who is who (L{serialgw.clients.sshauth}): the key ring of the people's
+    keys, a key with a good signature its person (L{Login}), nothing else;
   - the connection service (L{Connection}): one session channel a
     connection, nothing else (no port forwarding, agent or X11 channels);
     no data past the window;
@@ -35,171 +31,32 @@ from typing import Any, Callable, Mapping, Optional, Sequence
 
 import attrs
 from twisted.conch.avatar import ConchUser
-from twisted.conch.error import IgnoreAuthentication, ValidPublicKey
 from twisted.conch.interfaces import IConchUser
-from twisted.conch.ssh import common, connection, keys, userauth
+from twisted.conch.ssh import common, connection, keys
 from twisted.conch.ssh.factory import SSHFactory
 from twisted.conch.ssh.transport import (
-    DISCONNECT_NO_MORE_AUTH_METHODS_AVAILABLE,
     DISCONNECT_PROTOCOL_ERROR,
-    DISCONNECT_SERVICE_NOT_AVAILABLE,
 )
-from twisted.cred.checkers import ICredentialsChecker
-from twisted.cred.credentials import ISSHPrivateKey
-from twisted.cred.error import UnauthorizedLogin
 from twisted.cred.portal import IRealm, Portal
-from twisted.internet import defer
 from twisted.internet.protocol import Factory
 from twisted.logger import LogLevel
-from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from serialgw.clients import sshlimits
 from serialgw.clients.factory import Refused, samePlace
+from serialgw.clients.sshauth import KeyChecker, KeyRing, Login, UserAuth
 from serialgw.clients.sshhostkey import SSHError as SSHError
 from serialgw.clients.sshhostkey import loadHostKey
 from serialgw.clients.sshsession import SSHClient
-from serialgw.clients.sshtransport import USER_SIGNATURES, ServerTransport, conchLog, sshPeer, sshSource
+from serialgw.clients.sshtransport import ServerTransport, conchLog, sshPeer, sshSource
 from serialgw.clients.transports import SourceCounts, addressAllowed, admittedBy, describeAddress, sourceOf
 from serialgw.config.specs import PERSON_SESSIONS, ListenerSpec, SSHSpec, UserSpec
-from serialgw.config.sshkeys import fingerprint, printable, readPublicKeys
+from serialgw.config.sshkeys import fingerprint, printable
 from serialgw.line.hub import Line
 from serialgw.logflood import Peer, clientLog
 
 # Limited per peer: what a client sends cannot flood the log (logflood).
 log = clientLog()
-
-
-# Who is who
-
-
-@attrs.frozen
-class Login:
-    """A person logged in with a key, and the SSH user name they gave (a line's name)."""
-
-    user: str
-    line: str
-    # The key they logged in with (its blob): a reload that takes it from them ends their connection.
-    key: bytes = b""
-
-
-class KeyRing:
-    """Public keys and the people they belong to."""
-
-    def __init__(self, users: Sequence[UserSpec] = ()) -> None:
-        self.people: dict[bytes, str] = {}
-        for user in users:
-            # As read off the gateway's thread (a reload), or read now (a test's people); each file
-            # and table was bounded as read: a person may have more in all.
-            blobs = user.blobs if len(user.blobs) == len(user.keys) else [
-                key.blob for key in readPublicKeys("\n".join(user.keys), f"keys of {user.name}", most=None)]
-            for blob in blobs:
-                self.people[blob] = user.name
-
-    def person(self, blob: bytes) -> Optional[str]:
-        try:
-            blob = keys.Key.fromString(blob).blob()
-        except Exception:
-            return None
-        return self.people.get(blob)
-
-
-class BadSignature(UnauthorizedLogin):
-    """A person's key with a signature that is not its own: the connection is cut (L{UserAuth})."""
-
-
-@implementer(ICredentialsChecker)
-class KeyChecker:
-    """
-    A key in the ring with a good signature logs in as its person; a key
-    in the ring without a signature is answered "go on, sign" (PK_OK);
-    anything else is refused.
-    """
-
-    credentialInterfaces = (ISSHPrivateKey,)
-
-    def __init__(self, ring: KeyRing) -> None:
-        self.ring = ring
-
-    def requestAvatarId(self, credentials: Any) -> Any:
-        user = self.ring.person(credentials.blob)
-        if user is None:
-            return defer.fail(UnauthorizedLogin("not an authorized key"))
-        # No SHA-1 ssh-rsa (as OpenSSH), and the signature is of the algorithm the request names.
-        if credentials.algName not in USER_SIGNATURES:
-            return defer.fail(UnauthorizedLogin(f"signature algorithm {printable(repr(credentials.algName))} refused"))
-        if not credentials.signature:
-            return defer.fail(ValidPublicKey())
-        try:
-            if common.getNS(credentials.signature)[0] != credentials.algName:
-                return defer.fail(UnauthorizedLogin("the signature is not of the algorithm asked"))
-        except Exception:
-            return defer.fail(UnauthorizedLogin("unreadable signature"))
-        try:
-            good = keys.Key.fromString(credentials.blob).verify(credentials.signature, credentials.sigData)
-        except Exception:
-            good = False
-        if not good:
-            return defer.fail(BadSignature("bad signature"))
-        return defer.succeed(Login(user, credentials.username.decode("utf-8", "replace"),
-                                   keys.Key.fromString(credentials.blob).blob()))
-
-
-class UserAuth(userauth.SSHUserAuthServer):
-    """conch's ssh-userauth, with refused keys logged (fingerprint, address) and sshd's limits."""
-
-    _log = conchLog
-    loginTimeout = 120
-    attemptsBeforeDisconnect = 10
-
-    def ssh_USERAUTH_REQUEST(self, packet: bytes) -> Any:
-        # Logged in, a person gets the connection service, nothing else: with
-        # ssh-userauth next they could log in again and again on one
-        # connection, each person kept (never logged out) for ever.
-        service = common.getNS(packet, 2)[1]
-        if service != b"ssh-connection":
-            transport: Any = self.transport
-            log.info("ssh: {address}: login for service {service!r} refused: disconnected", address=sshPeer(transport),
-                     peer=sshSource(transport),
-                     service=printable(service.decode("ascii", "replace")))
-            transport.sendDisconnect(DISCONNECT_SERVICE_NOT_AVAILABLE, b"only ssh-connection after login")
-            return None
-        return userauth.SSHUserAuthServer.ssh_USERAUTH_REQUEST(self, packet)
-
-    def auth_publickey(self, packet: bytes) -> Any:
-        try:
-            algorithm, blob = common.getNS(packet[1:], 2)[:2]
-            if algorithm.endswith(b"-cert-v01@openssh.com"):
-                # conch reads no certificate: said as one, not as a key it cannot read.
-                what = f"(an OpenSSH certificate, {printable(algorithm.decode('ascii', 'replace'))})"
-                d = defer.fail(UnauthorizedLogin("certificates are not taken: the key itself is"))
-            else:
-                what = fingerprint(keys.Key.fromString(blob))
-                d = userauth.SSHUserAuthServer.auth_publickey(self, packet)
-        except Exception:
-            # Not a key, or cut short: refused here (conch logs the client's
-            # algorithm name whole at error, or raises on a short packet).
-            what = "(unreadable key)"
-            d = defer.fail(UnauthorizedLogin("unreadable key or request"))
-
-        def refused(reason: Failure) -> Failure:
-            bad = reason.check(BadSignature) is not None
-            if reason.check(UnauthorizedLogin):
-                log.warn("ssh: key {fingerprint} from {address} refused ({reason}); user name {user!r}",
-                         fingerprint=what, address=sshPeer(self.transport), peer=sshSource(self.transport),
-                         reason=reason.getErrorMessage() + ("; disconnected: a client signs with its own key" if bad
-                                                            else ""),
-                         user=printable((self.user or b"").decode("utf-8", "replace")))
-            if bad:
-                # One is enough: a person's key is public (anyone may send it with any signature), and
-                # each check of a 16384-bit RSA key's signature cost the gateway's thread 6.4 ms, up to
-                # 11 times a connection before conch cut it (70 ms).
-                transport: Any = self.transport
-                transport.sendDisconnect(DISCONNECT_NO_MORE_AUTH_METHODS_AVAILABLE, b"bad signature")
-                return Failure(IgnoreAuthentication())
-            return reason
-
-        return d.addErrback(refused)
 
 
 # The connection service
@@ -237,7 +94,7 @@ class Connection(connection.SSHConnection):
             why = ("only sessions" if channelType != b"session" else "one session a connection" if self.sessions
                    else f"maximum packet under {MIN_MAX_PACKET} bytes")
             log.info("ssh: {address}: channel {kind!r} refused: {why}", address=sshPeer(transport), peer=sshSource(transport),
-                     kind=channelType.decode("ascii", "replace")[:40], why=why)
+                     kind=channelType[:40].decode("ascii", "replace"), why=why)
             transport.sendPacket(
                 connection.MSG_CHANNEL_OPEN_FAILURE,
                 struct.pack(">2L", senderChannel, connection.OPEN_ADMINISTRATIVELY_PROHIBITED)
@@ -253,7 +110,7 @@ class Connection(connection.SSHConnection):
         transport: Any = self.transport
         level = LogLevel.debug if requestType in QUIET_GLOBAL_REQUESTS else LogLevel.info
         log.emit(level, "ssh: {address}: global request {request!r} refused", address=sshPeer(transport),
-                 peer=sshSource(transport), request=printable(requestType.decode("ascii", "replace"))[:40])
+                 peer=sshSource(transport), request=printable(requestType[:40].decode("ascii", "replace")))
         return 0
 
     def ssh_CHANNEL_DATA(self, packet: bytes) -> None:

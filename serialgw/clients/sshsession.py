@@ -35,7 +35,8 @@ from serialgw.line.hub import Role
 from serialgw.logflood import Peer, clientLog, counted
 
 if TYPE_CHECKING:
-    from serialgw.clients.ssh import Login, SSHGateway
+    from serialgw.clients.ssh import SSHGateway
+    from serialgw.clients.sshauth import Login
 
 # Limited per peer: what a client sends cannot flood the log (logflood).
 log = clientLog()
@@ -210,7 +211,7 @@ class SSHClient(Session, ClientEvents, SSHChannel):
         if handler is None:
             # OpenSSH sends LANG with every session: not worth a line at info.
             log.emit(LogLevel.debug if requestType == b"env" else LogLevel.info, "ssh: {peer}: {request!r} refused",
-                     peer=self.peer, request=requestType.decode("ascii", "replace")[:40], budget=self.logBudget)
+                     peer=self.peer, request=requestType[:40].decode("ascii", "replace"), budget=self.logBudget)
             return False
         return handler(self, data)
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import struct
 from typing import TYPE_CHECKING, Any, Optional
 
-from twisted.conch.ssh import connection
+from twisted.conch.ssh import common, connection
 from twisted.conch.ssh.transport import (
     DISCONNECT_KEY_EXCHANGE_FAILED,
     DISCONNECT_PROTOCOL_ERROR,
@@ -46,14 +46,38 @@ log = clientLog()
 # packet it does not handle, with the packet's repr) is a client's to
 # cause, as often as it likes.  What matters is logged here, per peer.
 conchLog = Logger(observer=FilteringLogObserver(globalLogPublisher, [LogLevelFilterPredicate(LogLevel.warn)]))
-# What conch's parsing raises on a packet shorter than it says, or naming a channel that is not there.
-MALFORMED = (struct.error, ValueError, IndexError, KeyError)
+# What conch's parsing raises on a packet shorter than it says, or naming a channel that is not there
+# (TypeError: a request cut before its want-reply byte, ord() of nothing).
+MALFORMED = (struct.error, ValueError, IndexError, KeyError, TypeError)
+# Answers to a channel open: the gateway opens no channel to a client.
+UNASKED = (connection.MSG_CHANNEL_OPEN_CONFIRMATION, connection.MSG_CHANNEL_OPEN_FAILURE)
 
 # Signature algorithms a user's key may log in with (no SHA-1 ssh-rsa, as OpenSSH).
 USER_SIGNATURES = (
     b"ssh-ed25519", b"ecdsa-sha2-nistp256", b"ecdsa-sha2-nistp384", b"ecdsa-sha2-nistp521",
     b"rsa-sha2-512", b"rsa-sha2-256", b"sk-ssh-ed25519@openssh.com", b"sk-ecdsa-sha2-nistp256@openssh.com",
 )
+# Security keys (FIDO authenticators, OpenSSH's PROTOCOL.u2f), by their blob's type.
+SECURITY_KEYS = (b"sk-ssh-ed25519@openssh.com", b"sk-ecdsa-sha2-nistp256@openssh.com")
+
+
+def touched(blob: bytes, signature: bytes) -> bool:
+    """
+    Whether a login's signature by key C{blob} was made with the person's
+    touch: always for a plain key; for a security key, the flags its
+    signature carries (string type, string signature, byte flags, uint32
+    counter) have bit 0 (user presence) set, as sshd requires by default.
+    conch puts the flags into what the authenticator signed and never looks
+    at them: a program on the person's computer could have the key sign,
+    without a touch, a login the gateway took.
+    """
+    try:
+        if common.getNS(blob)[0] not in SECURITY_KEYS:
+            return True
+        flags = common.getNS(signature, 2)[2][:1]
+    except Exception:
+        return False
+    return bool(flags) and bool(flags[0] & 0x01)
 
 
 def sshPeer(sshTransport: Any) -> str:
@@ -335,6 +359,15 @@ class ServerTransport(SSHServerTransport):
                              n=sshlimits.PERSON_KEX_PER_MINUTE, person=second.person)
                     self.sendDisconnect(DISCONNECT_PROTOCOL_ERROR, b"too many key exchanges")
                     return
+        if messageNum in UNASKED and isinstance(self.service, connection.SSHConnection):
+            # conch took one naming the session's channel: a confirmation set its packet size anew (1
+            # byte: refused at the open, a packet a byte of the line's output), a failure dropped it
+            # from the connection's table, so that the connection's end raised KeyError in the reactor
+            # and never reached the session: it stayed on its line for good.
+            log.info("ssh: {address}: an answer to a channel open the gateway never sent: disconnected",
+                     address=sshPeer(self), peer=sshSource(self))
+            self.sendDisconnect(DISCONNECT_PROTOCOL_ERROR, b"no channel was opened to the client")
+            return
         try:
             SSHServerTransport.dispatchMessage(self, messageNum, payload)
         except MALFORMED as e:
@@ -391,7 +424,7 @@ class ServerTransport(SSHServerTransport):
     def receiveError(self, reasonCode: int, description: bytes) -> None:
         # The client's goodbye (OpenSSH: code 11, "disconnected by user"), not our error.
         log.debug("ssh: {peer} disconnected: {code} {reason}", peer=sshPeer(self), code=reasonCode,
-                  reason=description.decode("utf-8", "replace")[:200])
+                  reason=description[:800].decode("utf-8", "replace")[:200])
 
     def connectionLost(self, reason: Failure | None = None) -> None:
         self._lost = True

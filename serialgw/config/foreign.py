@@ -25,7 +25,12 @@ def ser2netSerial(field: str) -> Optional[str]:
     if match is None:
         return None
     speed, parity, bits, stop = match.groups()
-    return f"{int(speed)},{bits}{parity.upper()}{stop or '1'}"
+    return f"{_digits(speed)},{bits}{parity.upper()}{stop or '1'}"
+
+
+def _digits(number: str) -> str:
+    """ASCII digits without their leading zeros: int() of more than 4300 digits raises (a ValueError traceback)."""
+    return number.lstrip("0") or "0"
 
 
 def _topLevel(text: str) -> list[str]:
@@ -155,6 +160,26 @@ def ser2netConnector(text: str) -> Optional[str]:
     return f'device = "{_REMOTE[stack].format(host=fields[1], port=int(fields[2]))}"'
 
 
+# A tty with its settings after a comma or a space (socat's /dev/ttyUSB0,b115200,raw): udev never makes such a name.
+_WITH_SETTINGS = re.compile(r"^(/dev/[^,\s]+)[,\s]+b?([0-9]+(?:[NEOMS][5-8](?:1\.5|1|2)?)?)((?:[,\s]+[^,\s]+)*)$",
+                            re.IGNORECASE)
+
+
+def deviceWithSettings(text: str) -> Optional[str]:
+    """
+    A tty path with its settings (C{/dev/ttyUSB0,115200}, socat's
+    C{/dev/ttyS0,b9600,raw}) as the serialgw keys that say the same; L{None}
+    for anything else.
+    """
+    match = _WITH_SETTINGS.match(text.strip())
+    if match is None:
+        return None
+    path, speed, rest = match.groups()
+    serial = ser2netSerial(speed) or _digits(speed)
+    other = [f for f in re.split(r"[,\s]+", rest) if f]
+    return f'device = "{path}", serial = "{serial}"' + (f" (not carried over: {', '.join(other)})" if other else "")
+
+
 # ser2net.conf (ser2net 2.x and 3.x): PORT:STATE:TIMEOUT:DEVICE:OPTIONS.
 _CONF = re.compile(r"^(?:([A-Za-z0-9.-]+),)?([0-9]{1,5}):(raw|rawlp|telnet|off):([0-9]+):(/[^:\s]*)(?::(.*))?$",
                    re.IGNORECASE)
@@ -181,8 +206,8 @@ def ser2netConf(text: str) -> Optional[str]:
         low = option.lower()
         if not option or low in ("local", "-local", "-xonxoff", "-rtscts", "-chardelay", "-hangup_when_done"):
             continue
-        if option.isdigit():
-            baud = option
+        if re.fullmatch(r"[0-9]+", option):
+            baud = _digits(option)
         elif low in _BITS:
             bits = _BITS[low]
         elif low in _PARITY:
@@ -193,15 +218,15 @@ def ser2netConf(text: str) -> Optional[str]:
             flow.append(low)
         elif low == "remctl":
             rfc2217 = True
-        elif low.startswith("max-connections=") and low[16:].isdigit():
-            keys.append(f"max-clients = {int(low[16:])}")
+        elif low.startswith("max-connections=") and re.fullmatch(r"[0-9]+", low[16:]):
+            keys.append(f"max-clients = {_digits(low[16:])}")
         elif low == "hangup_when_done":
             keys.append('idle-dtr = "off", idle-rts = "off"')
         else:
             other.append(option)
     protocol = "raw" if state.lower() != "telnet" else "telnet" if rfc2217 else "telnet,no-rfc2217"
-    if int(timeout):
-        protocol += f",idle={int(timeout)}"
+    if _digits(timeout) != "0":
+        protocol += f",idle={_digits(timeout)}"
     where = f"tcp:{int(port)}:interface={'127.0.0.1' if host.lower() == 'localhost' else host}" if host else \
         str(int(port))
     name = re.sub(r"[^A-Za-z0-9._-]", "-", device.rpartition("/")[2]).lstrip("._-") or "line"

@@ -15,7 +15,7 @@ from typing import Any, Optional
 
 import attrs
 
-from serialgw.config.foreign import ser2netConf, ser2netConnector, ser2netSerial
+from serialgw.config.foreign import deviceWithSettings, ser2netConf, ser2netConnector, ser2netSerial
 from serialgw.config.specs import (
     BYTESIZES,
     MAX_BAUD,
@@ -426,6 +426,11 @@ def parseDevice(text: str) -> DeviceSpec:
         # (Read as a relative tty path, a ser2net connector was a device "not there now".)
         said = "a ser2net.conf line: " if text[:1].isdigit() else "ser2net's connector form; serialgw writes it "
         raise ConfigError(f"cannot read device {quote(original)}: {said}{pasted}")
+    withSettings = deviceWithSettings(text)
+    if withSettings is not None:
+        # (Read as a tty path, it was a device "not there now".)
+        raise ConfigError(f"cannot read device {quote(original)}: a device with its settings (socat's form); "
+                          f"serialgw writes it {withSettings}")
     kind, sep, rest = text.partition("://") if "://" in text else text.partition(":")
     kind = kind.lower()
     if not sep or text.startswith("/"):

@@ -53,6 +53,7 @@ class DeviceControls:
         def _cancelPace(self) -> None: ...
         def _splitHeld(self, held: list[bytes]) -> tuple[list[bytes], list[bytes]]: ...
         def _applyNext(self, after: list[bytes]) -> None: ...
+        def _movedBeforeMarking(self) -> None: ...
 
     # Why a break, and DTR and RTS, cannot reach the device (IDevice.noBreak; the status page): a tty takes them,
     # a pty the gateway makes does not (PtyPort: the kernel ignores TIOCSBRK on it).  Not open yet: the line is down.
@@ -128,6 +129,9 @@ class DeviceControls:
 
     def watchLineErrors(self, on: bool) -> None:
         """Detect breaks and receive errors while someone listens (see IPort)."""
+        if on != self.lineErrorsWatched and self.usable:
+            # What a mover moved was read under the marking before: decoded so, first.
+            self._movedBeforeMarking()
         self.lineErrorsWatched = on
         if self.usable:
             self.port.watchLineErrors(on)

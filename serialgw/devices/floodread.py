@@ -30,7 +30,8 @@ Everything goes through the pipe, so nothing needs more than its order:
     lost) closes the wake pipe's other end and reaches it there, and a
     close of the device's descriptor (whose number may be given to another
     file at once) never has it touch another file.  What the pipe holds
-    at a stop is dropped, as what a closed device had not been read is.
+    at a stop is dropped (a purge); a device closed or lost delivers it
+    first (its output from before: L{FloodReading._movedBeforeLoss}).
 """
 
 from __future__ import annotations
@@ -471,8 +472,8 @@ class FloodReading:
 
     def _movedBeforeLoss(self) -> bool:
         """
-        The device is being lost: what its mover moved, still in the pipe, is
-        its output from before the loss, delivered first, paused or not (at
+        The device is being lost or closed: what its mover moved, still in the
+        pipe, is its output from before, delivered first, paused or not (at
         most PIPE_SIZE past the pause).  Dropped with the pipe, a hang-up
         while a lossless client was behind lost 64 KiB more than without a
         mover (seen: 70 KB against 15 KB).  Whether the device is still to
@@ -482,6 +483,19 @@ class FloodReading:
             # (Not inside a delivery of the pipe's, whose line the next would overtake: dropped.)
             self._reader.deliverHeld()
         return bool(self.up and not self.closed)
+
+    def _movedBeforeMarking(self) -> None:
+        """
+        Line errors are to be marked, or no longer (PARMRK: an RFC 2217
+        client's SET-LINESTATE-MASK, its end): what the mover moved, still in
+        the pipe, was read under the marking before, and is delivered now,
+        decoded so (paused or not, as at a loss).  Decoded after the change,
+        a flood's 0xFF bytes were halved as marked ones, or marks passed on
+        as data: 34802 of 2 MB of 0xFF lost at a mask set mid-flood (the
+        reactor alone: 2048, what the tty itself held).
+        """
+        if self._reader is not None and not self._fromPipe:
+            self._reader.deliverHeld()
 
     def _stopMover(self) -> None:
         reader, self._reader = self._reader, None

@@ -111,6 +111,10 @@ class LossAndReturn:
         """
         if self.closed:
             return
+        # What a mover moved, still in its pipe, is the device's output from before the close, delivered
+        # first as the reactor's own reads had been (dropped with the pipe: up to 64 KiB more than the tty held).
+        if self.up and not self._movedBeforeLoss() and self.closed:
+            return  # (closed by what it set off)
         self.reopener.stop()
         pending = self.port.outputPending() if self.up else 0
         if pending:

@@ -14,13 +14,13 @@ from typing import Any, Callable
 
 from twisted.internet import reactor
 from twisted.internet.defer import DeferredList
-from twisted.internet.threads import deferToThread
 from twisted.trial.unittest import TestCase
 from zope.interface import directlyProvides, providedBy
 
 from serialgw.clients.ptylink import PtyClient
 from serialgw.line.hub import Line
 from tests.fakes import RecordingDevice, observeLog
+from tests.realio import until
 
 
 class HandOverHeld:
@@ -35,7 +35,7 @@ class HandOverHeld:
         return getattr(self._real, name)
 
     def callFromThread(self, f: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
-        self.release.wait(30)
+        self.release.wait()  # (no margin: set by the test, or its cleanup)
         self._real.callFromThread(f, *args, **kwargs)
 
 
@@ -57,7 +57,7 @@ class LinkedTests(TestCase):
         gone: list[bool] = []
         client.gone = lambda: gone.append(True)
         linked = client.whenLinked()
-        self.assertTrue(await deferToThread(client.opening.wait, 10))
+        await until(self, client.opening.is_set, "the link's making returned")  # (however late its thread)
         self.assertIsNotNone(client.openError)
         # The making has returned; the reactor's thread has not heard of it.
         self.assertEqual((client in line.clients, gone, linked.called), (True, [], False))

@@ -326,6 +326,32 @@ class AuthTests(SynchronousTestCase):
         self.server.ssh_USERAUTH_REQUEST(NS(b"con1") + NS(b"ssh-connection") + NS(b"keyboard-interactive") + NS(b"") + NS(b""))
         self.assertEqual(self.transport.packets, [(userauth.MSG_USERAUTH_FAILURE, NS(b"publickey") + b"\x00")] * 2)
 
+    def test_passwordGuessesLogged(self) -> None:
+        """A password or keyboard-interactive login (never offered: a scanner's guess) is refused and logged with the method, the address and the user name, as an unknown key is (they were not logged at all: 11 guesses a connection, then cut, unseen); "none" (every client's first ask) is not."""
+        events = LogEvents(self)
+        head = NS(b"root\x1b") + NS(b"ssh-connection")
+        self.server.ssh_USERAUTH_REQUEST(head + NS(b"none"))
+        self.server.ssh_USERAUTH_REQUEST(head + NS(b"password") + b"\x00" + NS(b"hunter2"))
+        self.server.ssh_USERAUTH_REQUEST(head + NS(b"keyboard-interactive") + NS(b"") + NS(b""))
+        self.assertEqual(self.transport.packets, [(userauth.MSG_USERAUTH_FAILURE, NS(b"publickey") + b"\x00")] * 3)
+        self.assertEqual([(e["method"], e["address"], e["peer"], e["user"]) for e in events.at(LogLevel.warn)],
+                         [("password", "192.0.2.7:40000", "192.0.2.7", "root?"),
+                          ("keyboard-interactive", "192.0.2.7:40000", "192.0.2.7", "root?")])
+        self.assertNotIn("hunter2", repr(events.events))
+
+    def test_tooManyFailedLoginsLogged(self) -> None:
+        """The connection cut after attemptsBeforeDisconnect failed logins (passwords, unknown keys) is logged once, with the address and the count (it was cut without a word)."""
+        events = LogEvents(self)
+        disconnects: list[tuple[int, bytes]] = []
+        self.transport.sendDisconnect = lambda reason, desc: disconnects.append((reason, desc))  # type: ignore[attr-defined,method-assign]
+        head = NS(b"root") + NS(b"ssh-connection")
+        for n in range(self.server.attemptsBeforeDisconnect + 1):
+            self.server.ssh_USERAUTH_REQUEST(head + NS(b"password") + b"\x00" + NS(b"guess%d" % n))
+        self.assertEqual(disconnects, [(userauth.transport.DISCONNECT_NO_MORE_AUTH_METHODS_AVAILABLE, b"too many bad auths")])
+        [cut] = [e for e in events.at(LogLevel.info) if "failed logins" in e["log_format"]]
+        self.assertEqual((cut["address"], cut["peer"], cut["count"]), ("192.0.2.7:40000", "192.0.2.7",
+                                                                      self.server.attemptsBeforeDisconnect + 1))
+
     def test_knownKeyAsked(self) -> None:
         """A known key offered without a signature gets PK_OK (go on, sign)."""
         self.request(b"con1", self.ops1, signed=False)
@@ -388,7 +414,8 @@ class AuthTests(SynchronousTestCase):
         self.transport.getPeer = lambda: IPv4Address("TCP", "192.0.2.99", 1)  # type: ignore[method-assign]
         for _ in range(peerLimiter.burst + 30):
             self.request(b"con1", self.stranger, signed=False)
-        self.assertEqual(len(events.at(LogLevel.warn)), peerLimiter.burst)
+        # (The refusals, and the cut after too many of them on this one connection.)
+        self.assertEqual(len(events.at(LogLevel.warn) + events.at(LogLevel.info)), peerLimiter.burst)
 
     def test_refusalsLimitedPerAddressNotConnection(self) -> None:
         """Unknown keys from one address over many connections (each from its own port): at most the log's per-peer burst of lines for the address (the budget was a connection's: a scanner reconnecting had 20 lines each time)."""
@@ -399,7 +426,7 @@ class AuthTests(SynchronousTestCase):
             self.transport.getPeer = lambda port=port: IPv4Address("TCP", "192.0.2.98", 1000 + port)  # type: ignore[method-assign,misc]
             self.request(b"con1", self.stranger, signed=False)
         warnings = events.at(LogLevel.warn)
-        self.assertEqual(len(warnings), peerLimiter.burst)
+        self.assertEqual(len(warnings + events.at(LogLevel.info)), peerLimiter.burst)
         self.assertEqual((warnings[0]["address"], warnings[0]["peer"]), ("192.0.2.98:1000", "192.0.2.98"))
 
     def test_badSignature(self) -> None:
@@ -1580,7 +1607,7 @@ class OptionsTests(SynchronousTestCase):
              f"'ops1' names keys in --authorized-keys {same!r} and in --readonly-keys {same!r}: "
              "give the keys distinct comments"),
             (("--ssh", "tcp:2222:bogus=1", "--authorized-keys", same),
-             "cannot read listener 'tcp:2222:bogus=1' as a Twisted endpoint string: "
+             "--ssh: cannot read listener 'tcp:2222:bogus=1' as a Twisted endpoint string: "
              "_parseTCP() got an unexpected keyword argument 'bogus'"),
             (("--ssh", "tcp:2222", "--authorized-keys", same, "--readonly-keys", other),
              f"a key of 'watcher1' is in --authorized-keys {same!r} and in --readonly-keys {other!r}: "

@@ -6,12 +6,14 @@ error says how serialgw writes it.
 
 from __future__ import annotations
 
+from twisted.python.usage import UsageError
 from twisted.trial.unittest import SynchronousTestCase
 
 from serialgw.config.file import loadConfig
 from serialgw.config.listeners import parseListener
 from serialgw.config.parsers import parseCompact
 from serialgw.config.specs import ConfigError, Protocol, SerialSettings
+from tests.app.test_tap import parse
 from tests.realio import writeTemp
 
 
@@ -35,6 +37,30 @@ class ForeignFormTests(SynchronousTestCase):
                                            "settings '115200n81,rtscts': ser2net's form"), message)
         e = self.assertRaises(ConfigError, parseCompact, "fast")
         self.assertIn("expected BAUD[,DATABITS PARITY STOPBITS]", str(e))
+
+    def test_speedPastPythonsDigitLimit(self) -> None:
+        """A number of more digits than Python's int() takes (4300) in ser2net's speed form, socat's device form, a ser2net connector, or a ser2net.conf line's timeout, speed or max-connections: a ConfigError naming it, not a ValueError traceback (twistd --check exited 1 with one)."""
+        digits = "9" * 5000
+        for device in (f"/dev/ttyS0,{digits}", f"/dev/ttyS0,{digits}n81", f"serialdev,/dev/ttyS0,{digits}n81"):
+            message = self.refused(f'[lines.a]\ndevice = "{device}"\nlisten = "4001"\n')
+            self.assertTrue(message.startswith(f"FILE:2: [lines.a] device: cannot read device '{device}': "), message[:200])
+        for device in (f"2000:telnet:{digits}:/dev/ttyS0:9600", f"2000:telnet:600:/dev/ttyS0:{digits}",
+                       f"2000:telnet:600:/dev/ttyS0:9600 max-connections={digits}"):
+            message = self.refused(f'[lines.a]\ndevice = "{device}"\nlisten = "4001"\n')
+            self.assertTrue(message.startswith(f"FILE:2: [lines.a] device: cannot read device '{device}': a ser2net.conf "
+                                               "line"), message[:200])
+        message = self.refused(f'[lines.a]\ndevice = "/dev/ttyS0"\nlisten = "4001"\nserial = "{digits}n81"\n')
+        self.assertTrue(message.startswith(f"FILE:4: [lines.a] serial: cannot read '{digits}n81' in serial settings "),
+                        message[:200])
+
+    def test_ser2netConfNonASCIIDigits(self) -> None:
+        """A ser2net.conf line's max-connections= or speed in other digits than ASCII ('²', Arabic-Indic): a ConfigError with our keys, the option not carried over (max-connections=² was a ValueError traceback)."""
+        for option in ("max-connections=\u00b2", "\u0669\u0666\u0660\u0660"):
+            device = f"2000:telnet:600:/dev/ttyS0:9600 {option}"
+            message = self.refused(f'[lines.a]\ndevice = "{device}"\nlisten = "4001"\n')
+            self.assertTrue(message.startswith(f"FILE:2: [lines.a] device: cannot read device '{device}': a ser2net.conf "
+                                               "line"), message)
+            self.assertIn(f'serial = "9600,8N1" (not carried over: {option})', message)
 
     def test_addressAndPort(self) -> None:
         """ADDRESS:PORT and ADDRESS,PORT (socat's, ser2net.conf's, most servers' spelling) are refused at once with the listener that does the same, which reads back; they passed as Twisted endpoints and failed at start with 'Unknown endpoint type: '127.0.0.1''."""
@@ -216,6 +242,23 @@ class PastedLineTests(SynchronousTestCase):
         # A relative path with a comma that is no connector is still a path.
         self.assertEqual(loadConfig(writeTemp(self, '[lines.a]\ndevice = "tty,1"\nlisten = "4001"\n'))[0].device.kind,
                          "tty")
+
+    def test_deviceWithItsSettings(self) -> None:
+        """A tty with its settings after a comma, as socat and picocom's users write it (/dev/ttyUSB0,115200, /dev/ttyUSB0,b115200,raw,echo=0), is refused with our keys: it was a device 'not there now' (udev never makes a /dev name with a comma or a space)."""
+        for device, ours in [("/dev/ttyUSB0,115200", 'device = "/dev/ttyUSB0", serial = "115200"'),
+                             ("/dev/ttyS0,b9600,raw,echo=0",
+                              'device = "/dev/ttyS0", serial = "9600" (not carried over: raw, echo=0)'),
+                             ("/dev/ttyUSB1,115200n81", 'device = "/dev/ttyUSB1", serial = "115200,8N1"'),
+                             ("/dev/ttyS0 9600", 'device = "/dev/ttyS0", serial = "9600"')]:
+            message = self.refused(f'[lines.a]\ndevice = "{device}"\nlisten = "4001"\n')
+            self.assertEqual(message, f"FILE:2: [lines.a] device: cannot read device '{device}': a device with its "
+                                      f"settings (socat's form); serialgw writes it {ours}")
+        e = self.assertRaises(UsageError, parse, "--device", "/dev/ttyUSB0,115200")
+        self.assertEqual(str(e), "--device: cannot read device '/dev/ttyUSB0,115200': a device with its settings "
+                                 "(socat's form); serialgw writes it device = \"/dev/ttyUSB0\", serial = \"115200\"")
+        # No baud rate after the comma: a path, as before.
+        self.assertEqual(loadConfig(writeTemp(self, '[lines.a]\ndevice = "/dev/tty,x"\nlisten = "4001"\n'))[0]
+                         .device.path, "/dev/tty,x")
 
 
     def test_lineSeparatorInAComment(self) -> None:

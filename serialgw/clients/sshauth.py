@@ -1,0 +1,184 @@
+"""
+SSH logins: who is who.  A person's public key names them (L{KeyRing}, read
+by C{serialgw.config.sshkeys}); L{KeyChecker} lets in a key of the ring with
+a good signature (L{Login}: the person, and the SSH user name, a line's
+name), nothing else (no passwords, no keyboard-interactive); L{UserAuth} is
+conch's ssh-userauth with sshd's limits, refusals logged with the key's
+fingerprint and the address, a bad signature cutting the connection.
+
+The rest of the SSH listener is L{serialgw.clients.ssh}.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional, Sequence
+
+import attrs
+from twisted.conch.error import IgnoreAuthentication, ValidPublicKey
+from twisted.conch.ssh import common, keys, userauth
+from twisted.conch.ssh.transport import DISCONNECT_NO_MORE_AUTH_METHODS_AVAILABLE, DISCONNECT_SERVICE_NOT_AVAILABLE
+from twisted.cred.checkers import ICredentialsChecker
+from twisted.cred.credentials import ISSHPrivateKey
+from twisted.cred.error import UnauthorizedLogin
+from twisted.internet import defer
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from serialgw.clients.sshtransport import USER_SIGNATURES, conchLog, sshPeer, sshSource, touched
+from serialgw.config.specs import UserSpec
+from serialgw.config.sshkeys import fingerprint, printable, readPublicKeys
+from serialgw.logflood import peerLimiter
+
+# Limited per peer (logflood); in the namespace its lines had in serialgw.clients.ssh, which an operator may filter on.
+log = Logger(namespace="serialgw.clients.ssh", observer=peerLimiter)
+
+
+# Who is who
+
+
+@attrs.frozen
+class Login:
+    """A person logged in with a key, and the SSH user name they gave (a line's name)."""
+
+    user: str
+    line: str
+    # The key they logged in with (its blob): a reload that takes it from them ends their connection.
+    key: bytes = b""
+
+
+class KeyRing:
+    """Public keys and the people they belong to."""
+
+    def __init__(self, users: Sequence[UserSpec] = ()) -> None:
+        self.people: dict[bytes, str] = {}
+        for user in users:
+            # As read off the gateway's thread (a reload), or read now (a test's people); each file
+            # and table was bounded as read: a person may have more in all.
+            blobs = user.blobs if len(user.blobs) == len(user.keys) else [
+                key.blob for key in readPublicKeys("\n".join(user.keys), f"keys of {user.name}", most=None)]
+            for blob in blobs:
+                self.people[blob] = user.name
+
+    def person(self, blob: bytes) -> Optional[str]:
+        try:
+            blob = keys.Key.fromString(blob).blob()
+        except Exception:
+            return None
+        return self.people.get(blob)
+
+
+class BadSignature(UnauthorizedLogin):
+    """A person's key with a signature that is not its own: the connection is cut (L{UserAuth})."""
+
+
+@implementer(ICredentialsChecker)
+class KeyChecker:
+    """
+    A key in the ring with a good signature logs in as its person; a key
+    in the ring without a signature is answered "go on, sign" (PK_OK);
+    anything else is refused.
+    """
+
+    credentialInterfaces = (ISSHPrivateKey,)
+
+    def __init__(self, ring: KeyRing) -> None:
+        self.ring = ring
+
+    def requestAvatarId(self, credentials: Any) -> Any:
+        user = self.ring.person(credentials.blob)
+        if user is None:
+            return defer.fail(UnauthorizedLogin("not an authorized key"))
+        # No SHA-1 ssh-rsa (as OpenSSH), and the signature is of the algorithm the request names.
+        if credentials.algName not in USER_SIGNATURES:
+            return defer.fail(UnauthorizedLogin(f"signature algorithm {printable(repr(credentials.algName))} refused"))
+        if not credentials.signature:
+            return defer.fail(ValidPublicKey())
+        try:
+            if common.getNS(credentials.signature)[0] != credentials.algName:
+                return defer.fail(UnauthorizedLogin("the signature is not of the algorithm asked"))
+        except Exception:
+            return defer.fail(UnauthorizedLogin("unreadable signature"))
+        if not touched(credentials.blob, credentials.signature):
+            return defer.fail(UnauthorizedLogin("the security key was not touched (user presence)"))
+        try:
+            good = keys.Key.fromString(credentials.blob).verify(credentials.signature, credentials.sigData)
+        except Exception:
+            good = False
+        if not good:
+            return defer.fail(BadSignature("bad signature"))
+        return defer.succeed(Login(user, credentials.username.decode("utf-8", "replace"),
+                                   keys.Key.fromString(credentials.blob).blob()))
+
+
+class UserAuth(userauth.SSHUserAuthServer):
+    """conch's ssh-userauth, with refused keys logged (fingerprint, address) and sshd's limits."""
+
+    _log = conchLog
+    loginTimeout = 120
+    attemptsBeforeDisconnect = 10
+
+    def ssh_USERAUTH_REQUEST(self, packet: bytes) -> Any:
+        # Logged in, a person gets the connection service, nothing else: with
+        # ssh-userauth next they could log in again and again on one
+        # connection, each person kept (never logged out) for ever.
+        service = common.getNS(packet, 2)[1]
+        if service != b"ssh-connection":
+            transport: Any = self.transport
+            log.info("ssh: {address}: login for service {service!r} refused: disconnected", address=sshPeer(transport),
+                     peer=sshSource(transport),
+                     service=printable(service[:64].decode("ascii", "replace")))
+            transport.sendDisconnect(DISCONNECT_SERVICE_NOT_AVAILABLE, b"only ssh-connection after login")
+            return None
+        return userauth.SSHUserAuthServer.ssh_USERAUTH_REQUEST(self, packet)
+
+    def _ebBadAuth(self, reason: Failure) -> None:
+        # A login by another method than a key (never offered: a password
+        # guess) is logged as an unknown key is, and so is the cut after
+        # too many failed logins: both went unsaid (conch's debug lines).
+        transport: Any = self.transport
+        user = printable((self.user or b"")[:256].decode("utf-8", "replace"))
+        if self.method not in (b"none", b"publickey") and not reason.check(IgnoreAuthentication):
+            log.warn("ssh: {method} login from {address} refused (public keys only); user name {user!r}",
+                     method=printable(self.method[:40].decode("ascii", "replace")), address=sshPeer(transport),
+                     peer=sshSource(transport), user=user)
+        before = self.loginAttempts
+        userauth.SSHUserAuthServer._ebBadAuth(self, reason)
+        if before <= self.attemptsBeforeDisconnect < self.loginAttempts:
+            log.info("ssh: {address}: {count} failed logins: disconnected", address=sshPeer(transport),
+                     peer=sshSource(transport), count=self.loginAttempts, user=user)
+
+    def auth_publickey(self, packet: bytes) -> Any:
+        try:
+            algorithm, blob = common.getNS(packet[1:], 2)[:2]
+            if algorithm.endswith(b"-cert-v01@openssh.com"):
+                # conch reads no certificate: said as one, not as a key it cannot read.
+                what = f"(an OpenSSH certificate, {printable(algorithm.decode('ascii', 'replace'))})"
+                d = defer.fail(UnauthorizedLogin("certificates are not taken: the key itself is"))
+            else:
+                what = fingerprint(keys.Key.fromString(blob))
+                d = userauth.SSHUserAuthServer.auth_publickey(self, packet)
+        except Exception:
+            # Not a key, or cut short: refused here (conch logs the client's
+            # algorithm name whole at error, or raises on a short packet).
+            what = "(unreadable key)"
+            d = defer.fail(UnauthorizedLogin("unreadable key or request"))
+
+        def refused(reason: Failure) -> Failure:
+            bad = reason.check(BadSignature) is not None
+            if reason.check(UnauthorizedLogin):
+                log.warn("ssh: key {fingerprint} from {address} refused ({reason}); user name {user!r}",
+                         fingerprint=what, address=sshPeer(self.transport), peer=sshSource(self.transport),
+                         reason=reason.getErrorMessage() + ("; disconnected: a client signs with its own key" if bad
+                                                            else ""),
+                         user=printable((self.user or b"")[:256].decode("utf-8", "replace")))
+            if bad:
+                # One is enough: a person's key is public (anyone may send it with any signature), and
+                # each check of a 16384-bit RSA key's signature cost the gateway's thread 6.4 ms, up to
+                # 11 times a connection before conch cut it (70 ms).
+                transport: Any = self.transport
+                transport.sendDisconnect(DISCONNECT_NO_MORE_AUTH_METHODS_AVAILABLE, b"bad signature")
+                return Failure(IgnoreAuthentication())
+            return reason
+
+        return d.addErrback(refused)
