@@ -12,10 +12,12 @@ from typing import Any, Iterator, Optional
 
 from twisted.copyright import version as twistedVersion
 from twisted.internet.address import IPv4Address, IPv6Address
+from twisted.internet.interfaces import IHalfCloseableProtocol
 from twisted.logger import Logger
 from twisted.web.http import HTTPChannel
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Site
+from zope.interface import implementer
 
 from serialgw import __version__
 from serialgw.app.metricsformat import OPENMETRICS_TYPE, TEXT_TYPE, MetricsFormats
@@ -397,6 +399,7 @@ class ThrottledPage(Resource):
         self._schedule()
 
 
+@implementer(IHalfCloseableProtocol)
 class StatusChannel(HTTPChannel):
     """
     HTTP for the status endpoint, whatever the path:
@@ -515,6 +518,18 @@ class StatusChannel(HTTPChannel):
         if self._heldRequest is not None:
             request, self._heldRequest = self._heldRequest, None
             self._finish(request)
+
+    def readConnectionLost(self) -> None:
+        # The client sent its request and shut its side (printf ... | socat, nc -N): it is answered,
+        # then closed.  Twisted's HTTPChannel took that end of input for the connection's: a request
+        # waiting for its page's next rendering (up to a second) was answered to nobody.
+        self.persistent = False
+        if not self._handlingRequest:
+            self.loseConnection()
+
+    def writeConnectionLost(self) -> None:
+        # (Never for TCP: its side is shut only by closing.)
+        pass
 
     def connectionLost(self, reason: Any = None) -> None:
         if self._counted:

