@@ -1,0 +1,36 @@
+"""The tests' fixture: each test starts with fresh client log budgets (tests/__init__.py)."""
+
+from twisted.logger import LogLevel
+from twisted.trial.reporter import TestResult
+from twisted.trial.unittest import SynchronousTestCase, TestCase
+
+from serialgw.logflood import peerLimiter
+
+
+class FreshBudgetsTests(SynchronousTestCase):
+    def test_eachTestStartsWithNoBudgetSpent(self) -> None:
+        """A name whose minute's budget an earlier test spent is forgotten when the next test (sync or async) starts."""
+        sent: list[dict] = []
+        observer, peerLimiter.observer = peerLimiter.observer, sent.append
+        try:
+            for _ in range(25):
+                peerLimiter({"peer": "pty:/dev/pts/99", "budget": "ops1", "log_level": LogLevel.warn, "log_time": 1e9})
+        finally:
+            peerLimiter.observer = observer
+        self.assertEqual(len(sent), 20)
+        self.assertEqual((len(peerLimiter.peers), len(peerLimiter.budgets)), (1, 1))
+        seen: list[int] = []
+
+        class Inner(SynchronousTestCase):
+            def test_budget(self) -> None:
+                seen.append(len(peerLimiter.peers) + len(peerLimiter.budgets))
+
+        class InnerAsync(TestCase):
+            def test_budget(self) -> None:
+                seen.append(len(peerLimiter.peers) + len(peerLimiter.budgets))
+
+        for case in (Inner, InnerAsync):
+            result = TestResult()
+            case("test_budget").run(result)
+            self.assertTrue(result.wasSuccessful())
+        self.assertEqual(seen, [0, 0])
