@@ -21,6 +21,7 @@ import attrs
 from twisted.python import usage
 
 from serialgw.config.file import nameProblem
+from serialgw.config.foreign import deviceWithSettingsOptions
 from serialgw.config.gatewaylisteners import parseSSHListener
 from serialgw.config.linetable import MAX_NAME
 from serialgw.config.listeners import parseListener
@@ -132,6 +133,11 @@ def singleLine(options: usage.Options) -> LineConfig:
         settings = attrs.evolve(settings, xonxoff=settings.xonxoff or bool(options["xonxoff"]),
                                 rtscts=settings.rtscts or bool(options["rtscts"]))
 
+    # socat's form on the command line is said in options (the file's reading says it in keys).
+    spelled = deviceWithSettingsOptions(options["device"]) if options["device"] is not None else None
+    if spelled is not None:
+        raise ConfigError(f"--device: cannot read device {quote(options['device'])}: a device with its settings "
+                          f"(socat's form); serialgw takes it as {spelled}")
     # An empty value (a shell variable left unset) is refused, not the default.
     typed = byOption("device", parseDevice, DEFAULT_DEVICE if options["device"] is None else options["device"])
     # Relative paths from the directory at start (twistd's --rundir changes it afterwards).

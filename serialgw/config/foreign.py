@@ -165,19 +165,40 @@ _WITH_SETTINGS = re.compile(r"^(/dev/[^,\s]+)[,\s]+b?([0-9]+(?:[NEOMS][5-8](?:1\
                             re.IGNORECASE)
 
 
-def deviceWithSettings(text: str) -> Optional[str]:
+def splitDeviceSettings(text: str) -> Optional[tuple[str, str, list[str]]]:
     """
     A tty path with its settings (C{/dev/ttyUSB0,115200}, socat's
-    C{/dev/ttyS0,b9600,raw}) as the serialgw keys that say the same; L{None}
+    C{/dev/ttyS0,b9600,raw}) as its path, the serial settings serialgw
+    writes for them, and the fields that say nothing to serialgw; L{None}
     for anything else.
     """
     match = _WITH_SETTINGS.match(text.strip())
     if match is None:
         return None
     path, speed, rest = match.groups()
-    serial = ser2netSerial(speed) or _digits(speed)
-    other = [f for f in re.split(r"[,\s]+", rest) if f]
-    return f'device = "{path}", serial = "{serial}"' + (f" (not carried over: {', '.join(other)})" if other else "")
+    return path, ser2netSerial(speed) or _digits(speed), [f for f in re.split(r"[,\s]+", rest) if f]
+
+
+def _notCarried(other: list[str]) -> str:
+    return f" (not carried over: {', '.join(other)})" if other else ""
+
+
+def deviceWithSettings(text: str) -> Optional[str]:
+    """L{splitDeviceSettings}'s reading as the serialgw keys that say the same; L{None} for anything else."""
+    split = splitDeviceSettings(text)
+    if split is None:
+        return None
+    path, serial, other = split
+    return f'device = "{path}", serial = "{serial}"' + _notCarried(other)
+
+
+def deviceWithSettingsOptions(text: str) -> Optional[str]:
+    """L{splitDeviceSettings}'s reading as the command line's options that say the same; L{None} for anything else."""
+    split = splitDeviceSettings(text)
+    if split is None:
+        return None
+    path, serial, other = split
+    return f"--device {path} --serial {serial}" + _notCarried(other)
 
 
 # ser2net.conf (ser2net 2.x and 3.x): PORT:STATE:TIMEOUT:DEVICE:OPTIONS.
