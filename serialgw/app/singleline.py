@@ -21,7 +21,7 @@ import attrs
 from twisted.python import usage
 
 from serialgw.config.file import nameProblem
-from serialgw.config.foreign import deviceWithSettingsOptions
+from serialgw.config.foreign import OPTIONS, deviceWithSettings
 from serialgw.config.gatewaylisteners import parseSSHListener
 from serialgw.config.linetable import MAX_NAME
 from serialgw.config.listeners import parseListener
@@ -134,7 +134,7 @@ def singleLine(options: usage.Options) -> LineConfig:
                                 rtscts=settings.rtscts or bool(options["rtscts"]))
 
     # socat's form on the command line is said in options (the file's reading says it in keys).
-    spelled = deviceWithSettingsOptions(options["device"]) if options["device"] is not None else None
+    spelled = deviceWithSettings(options["device"], OPTIONS) if options["device"] is not None else None
     if spelled is not None:
         raise ConfigError(f"--device: cannot read device {quote(options['device'])}: a device with its settings "
                           f"(socat's form); serialgw takes it as {spelled}")

@@ -165,40 +165,25 @@ _WITH_SETTINGS = re.compile(r"^(/dev/[^,\s]+)[,\s]+b?([0-9]+(?:[NEOMS][5-8](?:1\
                             re.IGNORECASE)
 
 
-def splitDeviceSettings(text: str) -> Optional[tuple[str, str, list[str]]]:
+# How a tty with its settings is said: in a file's keys, or in command-line options.
+KEYS = 'device = "{path}", serial = "{serial}"'
+OPTIONS = "--device {path} --serial {serial}"
+
+
+def deviceWithSettings(text: str, spelled: str = KEYS) -> Optional[str]:
     """
     A tty path with its settings (C{/dev/ttyUSB0,115200}, socat's
-    C{/dev/ttyS0,b9600,raw}) as its path, the serial settings serialgw
-    writes for them, and the fields that say nothing to serialgw; L{None}
-    for anything else.
+    C{/dev/ttyS0,b9600,raw}) as the serialgw keys (or, C{spelled=OPTIONS},
+    options) that say the same, the fields that say nothing to serialgw
+    named; L{None} for anything else.
     """
     match = _WITH_SETTINGS.match(text.strip())
     if match is None:
         return None
     path, speed, rest = match.groups()
-    return path, ser2netSerial(speed) or _digits(speed), [f for f in re.split(r"[,\s]+", rest) if f]
-
-
-def _notCarried(other: list[str]) -> str:
-    return f" (not carried over: {', '.join(other)})" if other else ""
-
-
-def deviceWithSettings(text: str) -> Optional[str]:
-    """L{splitDeviceSettings}'s reading as the serialgw keys that say the same; L{None} for anything else."""
-    split = splitDeviceSettings(text)
-    if split is None:
-        return None
-    path, serial, other = split
-    return f'device = "{path}", serial = "{serial}"' + _notCarried(other)
-
-
-def deviceWithSettingsOptions(text: str) -> Optional[str]:
-    """L{splitDeviceSettings}'s reading as the command line's options that say the same; L{None} for anything else."""
-    split = splitDeviceSettings(text)
-    if split is None:
-        return None
-    path, serial, other = split
-    return f"--device {path} --serial {serial}" + _notCarried(other)
+    other = [f for f in re.split(r"[,\s]+", rest) if f]
+    return (spelled.format(path=path, serial=ser2netSerial(speed) or _digits(speed))
+            + (f" (not carried over: {', '.join(other)})" if other else ""))
 
 
 # ser2net.conf (ser2net 2.x and 3.x): PORT:STATE:TIMEOUT:DEVICE:OPTIONS.
