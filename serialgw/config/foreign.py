@@ -269,7 +269,7 @@ def pastedLine(line: str, known: set[str]) -> Optional[str]:
     if re.match(r"^(%YAML\b|---\s*$)", line.strip()):
         # ser2net 4's file begins so (its manual's own example): given whole to --config.
         return ("a YAML file (ser2net 4's ser2net.yaml?): serialgw reads TOML, a [lines.NAME] table a connection "
-                "(examples/ser2net.yaml and examples/ser2net.toml: the same lines in both; README: Coming from "
+                "(examples/ser2net.yaml and examples/ser2net.toml, in share/doc/serialgw/ where pip installed serialgw: the same lines in both; README: Coming from "
                 "ser2net or conserver)")
     conf = ser2netConf(line)
     if conf is not None:

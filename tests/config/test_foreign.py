@@ -165,7 +165,7 @@ class PastedLineTests(SynchronousTestCase):
     def test_wholeYamlFile(self) -> None:
         """A ser2net.yaml given whole (--config /etc/ser2net/ser2net.yaml): its %YAML or --- first line says it is YAML, where the examples are; it said only 'Invalid statement'."""
         said = ("a YAML file (ser2net 4's ser2net.yaml?): serialgw reads TOML, a [lines.NAME] table a connection "
-                "(examples/ser2net.yaml and examples/ser2net.toml: the same lines in both; README: Coming from "
+                "(examples/ser2net.yaml and examples/ser2net.toml, in share/doc/serialgw/ where pip installed serialgw: the same lines in both; README: Coming from "
                 "ser2net or conserver)")
         self.assertEqual(self.refused("%YAML 1.1\n---\nconnection: &con01\n"),
                          f"FILE:1: '%YAML 1.1': {said} (TOML: Invalid statement (column 1))")

@@ -109,6 +109,24 @@ class ManPageTests(SynchronousTestCase):
         options = read_configuration(os.path.join(REPO, "setup.cfg"))["options"]
         self.assertIn(("share/man/man8", ["man/serialgw.8"]), [(d, list(f)) for d, f in options["data_files"]])
 
+    def test_docsInstalled(self) -> None:
+        """pip install . puts README, LICENSE, every file of examples/ and contrib/ in share/doc/serialgw (an error names examples/ser2net.toml; the README's systemd set-up copies contrib/ units): none left out, none named twice."""
+        from setuptools.config.setupcfg import read_configuration
+
+        options = read_configuration(os.path.join(REPO, "setup.cfg"))["options"]
+        installed = sorted((d, f) for d, files in options["data_files"] for f in files)
+        shipped = []
+        for top in ("examples", "contrib"):
+            for folder, _, files in os.walk(os.path.join(REPO, top)):
+                for name in files:
+                    path = os.path.relpath(os.path.join(folder, name), REPO)
+                    shipped.append((os.path.join("share/doc/serialgw", os.path.dirname(path)), path))
+        shipped += [("share/doc/serialgw", "LICENSE"), ("share/doc/serialgw", "README.md"),
+                    ("share/man/man8", "man/serialgw.8")]
+        self.assertIn(("share/doc/serialgw/examples", "examples/ser2net.toml"), shipped)
+        self.assertIn(("share/doc/serialgw/contrib", "contrib/serialgw@.service"), shipped)
+        self.assertEqual(installed, sorted(shipped))
+
     def test_helpPointsToPage(self) -> None:
         """twistd serialgw --help has the listener grammar in brief and points to the page."""
         text = str(tap.Options())
