@@ -34,8 +34,9 @@ from twisted.internet.error import CannotListenError
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from serialgw.app.check import PAST_RIGHTS, pastRights, systemdProblem, unixNameProblem
+from serialgw.app.check import PAST_RIGHTS, pastRights, unixNameProblem
 from serialgw.app.logs import LineDialEndpoint, describeEndpoint
+from serialgw.app.systemdsockets import systemdProblem
 from serialgw.clients.factory import LineFactory
 from serialgw.clients.handshakes import HandshakeTable
 from serialgw.clients.local import FileClient, streamClient

@@ -408,7 +408,7 @@ def _checkEndpoint(spec: ListenerSpec, sockets: bool = True) -> None:
         return
     from twisted.internet import endpoints, reactor
 
-    from serialgw.app.check import systemdProblem
+    from serialgw.app.systemdsockets import systemdProblem
 
     problem = systemdProblem(spec.endpoint)
     if problem is not None:
