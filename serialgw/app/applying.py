@@ -28,8 +28,8 @@ from twisted.internet.interfaces import IReactorThreads
 from twisted.logger import Logger
 
 from serialgw.app import reload as plans
+from serialgw.app.binding import StartupError
 from serialgw.app.check import unixDeviceProblem
-from serialgw.app.listen import StartupError
 from serialgw.app.reload import (
     bindChecker,
     checkFiles,

@@ -15,8 +15,8 @@ from typing import Any, Callable, Optional
 from twisted.internet.interfaces import IReactorThreads
 from twisted.logger import Logger
 
+from serialgw.app.binding import StartupError, keyed
 from serialgw.app.check import unixNameProblem
-from serialgw.app.listen import StartupError, keyed
 from serialgw.clients.factory import applyListenerRights
 from serialgw.clients.local import FileClient
 from serialgw.clients.pipeopen import PipeOpening

@@ -17,7 +17,7 @@ from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.endpoints import serverFromString
 from twisted.logger import Logger
 
-from serialgw.app.listen import StartupError, listening, removeStaleSocket
+from serialgw.app.binding import StartupError, listening, removeStaleSocket
 from serialgw.app.reload import namesBrief
 from serialgw.clients.transports import describeAddress
 from serialgw.config.endpointstrings import unixServerPath

@@ -20,7 +20,7 @@ from twisted.python.components import Componentized
 from twisted.python.failure import Failure
 from twisted.python.logfile import BaseLogFile
 
-from serialgw.app.listen import StartupError
+from serialgw.app.binding import StartupError
 from serialgw.app.logs import appendOnly, twistdLogFile
 from serialgw.app.runas import giveFiles, givePtys, warnUnwritable
 from serialgw.app.service import GatewayService

@@ -19,8 +19,8 @@ from twisted.internet.error import CannotListenError
 from twisted.internet.protocol import Factory
 from twisted.python.failure import Failure
 
+from serialgw.app.binding import StartupError, listenAtOnce, removeStaleSocket
 from serialgw.app.check import unixNameProblem
-from serialgw.app.listen import StartupError, listenAtOnce, removeStaleSocket
 from serialgw.clients.local import fifoPair
 from serialgw.clients.loglock import lockedElsewhere
 from serialgw.clients.ptylink import keptInPlace

@@ -20,8 +20,8 @@ from twisted.internet.interfaces import IReactorThreads
 from twisted.logger import Logger
 
 from serialgw.app import reload as plans
+from serialgw.app.binding import StartupError
 from serialgw.app.lines import retuneLine
-from serialgw.app.listen import StartupError
 from serialgw.app.reload import listenerChanges
 from serialgw.config.specs import LineConfig, ListenerSpec
 from serialgw.line.hub import Line

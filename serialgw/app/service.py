@@ -22,8 +22,9 @@ from twisted.internet import defer
 from twisted.logger import Logger
 
 from serialgw.app.applying import applyReload
+from serialgw.app.binding import StartupError, keyed
 from serialgw.app.lines import dropFirstOpens, fileRefused, firstOpens, linesStatus, makeDevice, makeLine
-from serialgw.app.listen import ListenerOpener, StartupError, cutDials, keyed, stopDialer
+from serialgw.app.listen import ListenerOpener, cutDials, stopDialer
 from serialgw.app.lookups import installLookups
 from serialgw.app.notify import Notifier
 from serialgw.app.ownlisteners import reloadSSH, serveSSH, serveStatus, serveWatchAll
