@@ -18,10 +18,10 @@ from twisted.logger import Logger
 from serialgw.app.binding import StartupError, keyed
 from serialgw.app.check import unixNameProblem
 from serialgw.clients.factory import applyListenerRights
+from serialgw.clients.linetap import LineTap
 from serialgw.clients.local import FileClient
 from serialgw.clients.pipeopen import PipeOpening
 from serialgw.clients.ptylink import OWN_PTYS, PtyClient
-from serialgw.clients.watchall import LineTap
 from serialgw.config.specs import LineConfig, LogSpec, quote
 from serialgw.devices import reopenpool
 from serialgw.devices.absent import AbsentPort

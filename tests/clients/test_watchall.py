@@ -17,8 +17,9 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface.verify import verifyObject
 
 from serialgw.app import tap
+from serialgw.clients.linetap import PARTIAL_HOLD, PARTIAL_LIMIT
 from serialgw.clients.session import CLOSE_GRACE
-from serialgw.clients.watchall import PARTIAL_HOLD, PARTIAL_LIMIT, WatchAllClient, WatchAllFactory
+from serialgw.clients.watchall import WatchAllClient, WatchAllFactory
 from serialgw.config.file import loadFile
 from serialgw.config.gatewaylisteners import parseWatchAll
 from serialgw.config.listeners import parseListener

@@ -12,7 +12,8 @@ from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
-from serialgw.clients.watchall import SGR_KEPT, SGR_SCAN, WatchAllClient, WatchAllFactory
+from serialgw.clients.linetap import SGR_KEPT, SGR_SCAN
+from serialgw.clients.watchall import WatchAllClient, WatchAllFactory
 from serialgw.config.listeners import parseListener
 from serialgw.line.hub import Line
 from tests.fakes import RecordingDevice

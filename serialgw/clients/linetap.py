@@ -1,0 +1,156 @@
+"""
+A watch-all watcher's view of one line (L{LineTap}): the line's output in
+whole lines, each prefixed with C{NAME: }, so lines from different
+consoles never mix within a line.  A partial last line is held until its
+newline comes, at most C{PARTIAL_LIMIT} bytes and C{PARTIAL_HOLD} seconds
+(a prompt with no newline), then sent with a line break added; the
+colours a console leaves set are noted so its watcher can reset them
+before another console's lines and put them back before its own.  The
+watcher, its listener and its bounds are L{serialgw.clients.watchall}'s.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any, Optional
+
+from zope.interface import implementer
+
+from serialgw.clients.base import ClientEvents
+from serialgw.clients.session import stopCalls
+from serialgw.interfaces import IClient
+from serialgw.line.hub import Line, Role
+from serialgw.line.textgate import openTail
+
+if TYPE_CHECKING:
+    from serialgw.clients.watchall import WatchAllClient
+
+
+# A source line's partial last line: sent (with a line break added) past
+# this many bytes, or when it is this many seconds old.
+PARTIAL_LIMIT = 2048
+
+
+PARTIAL_HOLD = 1.0
+
+
+# Colours and other attributes (SGR escape sequences, ESC [ ... m) a
+# console leaves set: reset (ESC [0m) before another console's piece, so
+# its lines are not drawn in them, and put back before the console's own
+# next piece; at most SGR_KEPT of them a line (those since its last reset),
+# each of at most 32 parameter bytes (a longer one is not put back).
+_SGR = re.compile(rb"(\x1b\[([0-9;:]{0,32})m)")
+
+
+SGR_RESET = b"\x1b[0m"
+
+
+SGR_KEPT = 16
+
+
+SGR_SCAN = 64
+
+
+@implementer(IClient)
+class LineTap(ClientEvents):
+    """A watcher's view of one line: whole output lines, prefixed with the line's name."""
+
+    role = Role.READONLY
+    # A watcher does not start a line that waits for its first client.
+    wakesLine = False
+
+    def __init__(self, watcher: WatchAllClient, line: Line) -> None:
+        self.watcher = watcher
+        self.line = line
+        self.peer = f"watch-all {watcher.peer}"
+        self.prefix = line.name.encode("utf-8", "replace") + b": "
+        self.partial = bytearray()
+        self._flushCall: Any = None
+        # Its watcher left (leave): it only waits to be taken off its line.
+        self.gone = False
+        # The attributes its output left set (SGR_KEPT), and whether any may be.
+        self.sgr: list[bytes] = []
+        self.dirty = False
+
+    def noteAttributes(self, piece: bytes) -> None:
+        """
+        What C{piece} (sent to the watcher) leaves set of the attributes (see
+        SGR_KEPT): looked for from its end, at most SGR_SCAN escape sequences
+        (an SGR flood cost 2.5 ms a 64 KiB piece a watcher when all were
+        parsed); past them, it is reset before another console's lines anyway.
+        """
+        end = len(piece)
+        kept: list[bytes] = []
+        for _ in range(SGR_SCAN):
+            start = piece.rfind(b"\x1b[", 0, end)
+            if start < 0:
+                break
+            end = start
+            match = _SGR.match(piece, start)
+            if match is None:
+                continue  # (another sequence: a cursor move)
+            if not match.group(2).split(b";", 1)[0].strip(b"0"):
+                # ESC [m, ESC [0m; ESC [0;32m resets, then sets green.
+                if match.group(2).strip(b"0;"):
+                    kept.append(match.group(1))
+                self.sgr = kept[::-1]
+                self.dirty = bool(kept)
+                return
+            kept.append(match.group(1))
+            if len(kept) >= SGR_KEPT:
+                break
+        else:
+            # Not all looked at: what came before may have set more.
+            self.dirty = True
+        self.sgr = (self.sgr + kept[::-1])[-SGR_KEPT:]
+        self.dirty = self.dirty or bool(self.sgr)
+
+    def deliver(self, data: bytes) -> None:
+        if self.gone:
+            return
+        nl = data.rfind(b"\n")
+        if nl < 0:
+            self.partial += data
+        else:
+            whole = bytes(self.partial) + data[: nl + 1] if self.partial else data[: nl + 1]
+            self.partial[:] = data[nl + 1 :]
+            # Every line of the chunk prefixed, in one replace.
+            self.watcher.emit(self.prefix + whole[:-1].replace(b"\n", b"\n" + self.prefix) + b"\n", self)
+        if len(self.partial) > PARTIAL_LIMIT:
+            # Sent, but for an escape sequence or a UTF-8 character it ends
+            # inside: that starts the next piece, whole.
+            self.flush(openTail(self.partial))
+        elif self.partial and self._flushCall is None and self.watcher.clock is not None:
+            self._flushCall = self.watcher.clock.callLater(PARTIAL_HOLD, self.flush)
+        elif not self.partial:
+            self._cancel()
+
+    def flush(self, end: Optional[int] = None) -> None:
+        """Send the partial line now (up to C{end}, the rest kept), with a line break after it."""
+        self._cancel()
+        if end is None:
+            end = len(self.partial)
+        if end:
+            data = self.prefix + bytes(self.partial[:end]) + b"\r\n"
+            del self.partial[:end]
+            self.watcher.emit(data, self)
+        if self.partial and self.watcher.clock is not None:
+            self._flushCall = self.watcher.clock.callLater(PARTIAL_HOLD, self.flush)
+
+    def deviceStateChanged(self, up: bool, notice: bytes) -> None:
+        if notice and not self.gone:
+            self.flush()
+            self.watcher.emit(self.prefix + notice.strip(b"\r\n") + b"\r\n", self)
+
+    def stop(self) -> None:
+        self._cancel()
+        self.line.detach(self)
+
+    def leave(self) -> None:
+        """Its watcher is gone: nothing more is sent (it is taken off its line later, see L{stop})."""
+        self._cancel()
+        self.gone = True
+
+    def _cancel(self) -> None:
+        stopCalls(self._flushCall)
+        self._flushCall = None
