@@ -31,7 +31,10 @@ Everything goes through the pipe, so nothing needs more than its order:
     close of the device's descriptor (whose number may be given to another
     file at once) never has it touch another file.  What the pipe holds
     at a stop is dropped (a purge); a device closed or lost delivers it
-    first (its output from before: L{FloodReading._movedBeforeLoss}).
+    first (its output from before: L{FloodReading._movedBeforeLoss});
+  - a process mover that stops moving while alive (SIGSTOP, a hang) is
+    killed by its stall watch (L{serialgw.devices.moverwatch}): its pipe's
+    end then gives the tty back, as above.
 """
 
 from __future__ import annotations
@@ -39,9 +42,7 @@ from __future__ import annotations
 import fcntl
 import os
 import signal
-import struct
 import sys
-import termios
 import threading
 from typing import Any, Callable, Optional
 
@@ -49,6 +50,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from serialgw.devices import mover
+from serialgw.devices.moverwatch import StallWatch, held
 
 log = Logger()
 
@@ -145,6 +147,9 @@ class FloodReader:
         self._reapCall: Any = None
         self._exitWatched = False
         self._counted = False
+        # A process mover's stall watch (moverwatch); whether it killed the mover.
+        self._watch: Optional[StallWatch] = None
+        self._killed = False
         made = [os.dup(fd)]
         try:
             made += os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
@@ -170,6 +175,13 @@ class FloodReader:
         # (Counted until its stop: MOST_MOVERS.)
         reactor.moving = getattr(reactor, "moving", 0) + 1
         self._counted = True
+        if mode == "process":
+            try:
+                self._watch = StallWatch(self, fd)
+            except OSError:
+                self._closeMoversEnds()
+                self.stop()
+                raise
         if not start:
             return  # (tests: the mover's loop is run by them, with moverEnds)
         try:
@@ -233,6 +245,8 @@ class FloodReader:
         """Stop reading the pipe (it fills, then the mover waits, then the tty fills)."""
         if not self._paused and not self.stopped:
             self._paused = True
+            if self._watch is not None:
+                self._watch.paused()
             self.reactor.removeReader(self._pipe)
 
     def resume(self) -> None:
@@ -258,7 +272,31 @@ class FloodReader:
         os.close(self._pipeR)
         os.close(self._wakeW)
         self._pipeR = self._wakeW = -1
+        if self._watch is not None:
+            self._watch.stop()
         self._reap()
+
+    # -- the stall watch's (moverwatch.StallWatch) -------------------------
+
+    def isPaused(self) -> bool:
+        return self._paused
+
+    def pipeFileno(self) -> int:
+        return self._pipeR
+
+    def stalled(self, why: str) -> None:
+        """
+        The mover is stopped or hung (StallWatch): killed, said once with the
+        reason; its pipe's end then gives the tty back to the device, as
+        after a mover that failed (the reactor reads it for REFUSED_WAIT s).
+        """
+        self._killed = True
+        try:
+            killMover(self.pid)
+        except OSError as e:
+            why += f" ({e.strerror})"  # (gone already: its pipe's end says so)
+        if self._failed is not None:
+            self._failed(why)
 
     def _reap(self) -> None:
         """
@@ -279,6 +317,8 @@ class FloodReader:
             _moverLiving(self.pid, False)
             self.pid = None
             code = os.waitstatus_to_exitcode(status)
+            if self._killed:
+                return  # (said as it was killed: stalled)
             # (Not a SIGTERM: a service's stop sends it to all of its processes at once, systemd's
             # KillMode=control-group, while the gateway still closes its lines.)
             if code and code != -signal.SIGTERM and self._failed is not None:
@@ -313,15 +353,16 @@ class FloodReader:
         taken = 0
         if self.stopped:
             return 0
-        held = struct.unpack("i", fcntl.ioctl(self._pipeR, termios.FIONREAD, b"\0\0\0\0"))[0]
-        while not self.stopped and taken < held:
+        holding = held(self._pipeR)
+        while not self.stopped and taken < holding:
             try:
-                data = os.read(self._pipeR, min(SPLICE_SIZE, held - taken))
+                data = os.read(self._pipeR, min(SPLICE_SIZE, holding - taken))
             except BlockingIOError:
                 break
             if not data:
                 break  # (its end: read again by doRead, which gives the tty back)
             taken += len(data)
+            self._moving(len(data))
             if deliver is not None:
                 deliver(data)
         return taken
@@ -335,9 +376,14 @@ class FloodReader:
         except BlockingIOError:
             return
         if data:
+            self._moving(len(data))
             self._deliver(data)
             return
         self._ended()
+
+    def _moving(self, size: int) -> None:
+        if self._watch is not None:
+            self._watch.moved(size)
 
     def _ended(self) -> None:
         """The pipe's end, all delivered: stopped, a thread's failure told, the tty given back."""
@@ -365,6 +411,12 @@ class FloodReader:
             self._deliver(data)
         if not self.stopped and not self._paused:
             self._ended()
+
+
+def killMover(pid: Optional[int]) -> None:
+    """Kill a stalled mover process (SIGKILL ends a stopped one too)."""
+    if pid is not None:
+        os.kill(pid, signal.SIGKILL)
 
 
 class _Pipe:

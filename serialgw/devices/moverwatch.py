@@ -1,0 +1,91 @@
+"""
+A process mover watched for a stall (L{serialgw.devices.floodread}): one
+stopped (SIGSTOP, a debugger, a frozen cgroup) or hung, alive but moving
+nothing, stalled its line silently for good, the tty full and nothing in
+the pipe.  The watch looks on the reactor's clock; a mover found stalled
+is killed and its tty read by the reactor.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import select
+import struct
+import termios
+from typing import Any
+
+# A process mover that moves nothing while its tty has input (readable, the
+# pipe empty, not paused) at STALL_LOOKS looks in a row, STALL_CHECK seconds
+# apart, is stalled.
+STALL_CHECK = 1.0
+STALL_LOOKS = 2
+
+
+def held(fd: int) -> int:
+    """How many bytes C{fd} (a pipe, a tty) holds to be read; 0 for one that cannot say (a tty hung up)."""
+    try:
+        return int(struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"))[0])
+    except OSError:
+        return 0
+
+
+def readable(fd: int) -> bool:
+    """Whether C{fd} (a tty) has input, or a hang-up, to be read now: what the mover's own poll waits for."""
+    look = select.poll()
+    look.register(fd, select.POLLIN)
+    return bool(look.poll(0))
+
+
+class StallWatch:
+    """
+    Looks every STALL_CHECK seconds whether C{reader}'s mover is stalled:
+    nothing delivered since the last look, not paused since, the pipe empty
+    (what it holds the reactor reads: a mover waiting for room is not
+    stalled) and the tty readable (input, or a hang-up the mover would have
+    taken).  At STALL_LOOKS such looks in a row it ends and tells the
+    reader (C{stalled(why)}), which kills the mover: its end of the pipe
+    closes, the reactor delivers what it had moved, then reads the tty
+    itself, where the bytes it had not taken still are.  A healthy mover at
+    nice 19 beside a busy gateway still gets the CPU for a splice within
+    milliseconds: a second is far from a false alarm.  The reader tells it
+    of each delivery (L{moved}) and pause (L{paused}).
+    """
+
+    def __init__(self, reader: Any, fd: int) -> None:
+        self.reader = reader
+        # (Its own dup of the tty: the device's descriptor may be closed, its number another file's.)
+        self.tty = os.dup(fd)
+        self.delivered = 0
+        self.pausedSince = False
+        self.stalls = 0
+        self._call: Any = reader.reactor.callLater(STALL_CHECK, self._look)
+
+    def moved(self, size: int) -> None:
+        self.delivered += size
+
+    def paused(self) -> None:
+        self.pausedSince = True
+
+    def stop(self) -> None:
+        if self._call is not None and self._call.active():
+            self._call.cancel()
+        self._call = None
+        if self.tty >= 0:
+            os.close(self.tty)
+            self.tty = -1
+
+    def _look(self) -> None:
+        self._call = None
+        reader = self.reader
+        stalled = (not self.pausedSince and not reader.isPaused() and not self.delivered
+                   and not held(reader.pipeFileno()) and readable(self.tty))
+        self.stalls = self.stalls + 1 if stalled else 0
+        self.delivered, self.pausedSince = 0, False
+        if self.stalls < STALL_LOOKS:
+            self._call = reader.reactor.callLater(STALL_CHECK, self._look)
+            return
+        why = (f"its process, pid {reader.pid}, moved nothing for {STALL_LOOKS * STALL_CHECK:.0f} s while the tty "
+               f"held {held(self.tty)} bytes (stopped or hung): killed")
+        self.stop()
+        reader.stalled(why)

@@ -1,0 +1,177 @@
+"""
+Tests for serialgw.devices.moverwatch: a process mover that stops moving
+while alive (SIGSTOP, a debugger, a frozen cgroup) stalled its line silently
+for good, its tty full and nothing in its pipe.  The watch looks on the
+reactor's clock, kills it, and the reactor reads the tty, every byte the
+mover had not taken still there.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import time
+import tty
+
+from twisted.internet.testing import MemoryReactorClock
+from twisted.logger import capturedLogs
+from twisted.trial.unittest import SynchronousTestCase
+
+from serialgw.devices import floodread, mover
+from serialgw.devices.floodread import FloodReader
+from serialgw.devices.moverwatch import STALL_CHECK, STALL_LOOKS, held
+from tests.devices.test_floodread import FULL, Flooding
+
+# No process has it (Linux's pid_max is at most 4194304): the fake mover's pid.
+NO_PID = 5_000_000
+
+
+class StallTests(Flooding):
+    """A process mover played by the test, which moves only when told: stalled when it does not."""
+
+    mode = "process"
+
+    def setUp(self) -> None:
+        Flooding.setUp(self)
+        self.reader = self.handOver()
+        self.reader.pid = NO_PID
+        self.sent = len(self.sink.data)
+        self.killed: list[object] = []
+
+        def kill(pid: object) -> None:
+            # (A killed process's ends close with it.)
+            self.killed.append(pid)
+            self.reader._closeMoversEnds()
+
+        self.patch(floodread, "killMover", kill)
+
+    def move(self) -> None:
+        """The mover moves what the tty holds into the pipe (and runs on)."""
+        self.assertEqual(mover.move(*self.reader.moverEnds(), 0, floodread.SPLICE_SIZE), "quiet")
+
+    def looks(self, count: int) -> None:
+        for _i in range(count):
+            self.reactor.advance(STALL_CHECK)
+
+    def test_stalledMoverKilledTheReactorReadsTheTty(self) -> None:
+        """A mover that moves nothing while the tty holds bytes, at STALL_LOOKS looks in a row, is killed, said once naming the line's device, its pid and what the tty held; what it had moved comes first, then the reactor reads the tty: nothing lost (it stalled the line for good)."""
+        self.deviceSends(b"moved")
+        self.move()
+        self.pipeReads(self.reader)
+        self.deviceSends(b"left in the tty")
+        with capturedLogs() as events:
+            self.looks(STALL_LOOKS)
+            self.assertEqual(self.killed, [])
+            self.looks(1)
+        self.assertEqual(self.killed, [NO_PID])
+        said = [(e["device"], e["error"]) for e in events if "mover failed" in e["log_format"]]
+        self.assertEqual(said, [(self.device.name, f"its process, pid {NO_PID}, moved nothing for 2 s while the tty "
+                                                   "held 15 bytes (stopped or hung): killed")])
+        self.pipeReads(self.reader)
+        self.assertTrue(self.reader.stopped)
+        self.assertIsNone(self.device._reader)
+        self.assertEqual(self.reactor.getReaders(), [self.device])
+        self.device.doRead()
+        self.assertEqual(self.sink.data[self.sent:], [b"moved", b"left in the tty"])
+        self.assertEqual(self.reactor.getDelayedCalls(), [])
+        # Not started again at once: the reactor reads the flood (as after a mover that failed).
+        for _i in range(floodread.FULL_READS * 2):
+            self.fromDevice(b"z" * FULL)
+        self.assertIsNone(self.device._reader)
+
+    def test_pausedIsNoStall(self) -> None:
+        """Paused (a lossless client behind), the pipe full and the mover waiting for room is not stalled: never killed."""
+        self.device.pauseReading()
+        self.deviceSends(b"waiting")
+        self.looks(STALL_LOOKS * 3)
+        self.assertEqual(self.killed, [])
+        self.device.resumeReading()
+        self.looks(1)
+        self.assertEqual(self.killed, [])
+
+    def test_pipeHoldingBytesIsNoStall(self) -> None:
+        """Bytes in the pipe are the reactor's to read (a mover waiting for room is not stalled): never killed."""
+        self.deviceSends(b"in the pipe")
+        self.move()
+        self.deviceSends(b"in the tty")
+        self.looks(STALL_LOOKS * 3)
+        self.assertEqual(self.killed, [])
+
+    def test_quietTtyIsNoStall(self) -> None:
+        """A tty with nothing to read: the mover waits in its poll, not stalled."""
+        self.looks(STALL_LOOKS * 3)
+        self.assertEqual(self.killed, [])
+        self.assertEqual(len(self.reactor.getDelayedCalls()), 1)
+
+    def test_movingIsNoStall(self) -> None:
+        """A mover that moves between looks, the tty never empty at them (a flood), is not stalled."""
+        for i in range(STALL_LOOKS * 3):
+            self.deviceSends(b"%d" % i)
+            self.move()
+            self.deviceSends(b"next")
+            self.pipeReads(self.reader)
+            self.looks(1)
+        self.assertEqual(self.killed, [])
+
+    def test_stopEndsTheWatch(self) -> None:
+        """A mover stopped (the device closed) leaves no look on the clock and no descriptor."""
+        self.device.close()
+        self.assertTrue(self.reader.stopped)
+        self.assertEqual(self.reactor.getDelayedCalls(), [])
+
+
+
+class ThreadTests(Flooding):
+    def test_threadNotWatched(self) -> None:
+        """A thread mover is not watched (a thread cannot be stopped alone, nor killed): no look on the clock."""
+        self.handOver()
+        self.assertEqual(self.reactor.getDelayedCalls(), [])
+
+
+class RealStopTests(SynchronousTestCase):
+    def test_sigstoppedMoverKilled(self) -> None:
+        """A real mover process SIGSTOPped: at STALL_LOOKS looks it is killed, said with its pid, its pipe ends, the tty goes back with every byte the mover had not taken."""
+        # (Not ended on its own first: PROCESS_IDLE, 2 s, runs out on a loaded machine.)
+        self.patch(floodread, "PROCESS_IDLE", 600.0)
+        reactor = MemoryReactorClock()
+        master, slave = os.openpty()
+        self.addCleanup(os.close, master)
+        self.addCleanup(os.close, slave)
+        tty.setraw(slave)
+        told: list[str] = []
+        backs: list[int] = []
+        delivered: list[bytes] = []
+        reader = FloodReader(reactor, slave, "pty", delivered.append, lambda: backs.append(1), mode="process",
+                             failed=told.append)
+        pid = reader.pid
+        assert pid is not None
+
+        def goOn() -> None:
+            if reader.pid is not None:  # (a failure before it was collected)
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+
+        self.addCleanup(goOn)
+        os.kill(pid, signal.SIGSTOP)
+        os.waitid(os.P_PID, pid, os.WSTOPPED | os.WNOWAIT)
+        os.write(master, b"never moved")
+        deadline = time.monotonic() + 10
+        while held(slave) < 11:
+            self.assertLess(time.monotonic(), deadline, "the bytes never reached the tty")
+            select.select([slave], [], [], 0.01)
+        for _i in range(STALL_LOOKS):
+            reactor.advance(STALL_CHECK)
+        self.assertEqual(told, [f"its process, pid {pid}, moved nothing for 2 s while the tty held 11 bytes "
+                                "(stopped or hung): killed"])
+        while not backs:
+            self.assertTrue(select.select([reader._pipeR], [], [], 10)[0], "the pipe never ended")
+            reader._pipe.doRead()
+        if reader.pid is not None:  # (collected at the stop, or looked for again)
+            os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
+            reactor.advance(floodread.REAP_DELAY)
+        self.assertIsNone(reader.pid)
+        self.assertEqual(told, [told[0]])  # (its death by SIGKILL not said again)
+        self.assertEqual(delivered, [])
+        self.assertEqual(os.read(slave, 100), b"never moved")
+        self.assertEqual(reactor.getDelayedCalls(), [])
