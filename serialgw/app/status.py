@@ -22,6 +22,7 @@ from zope.interface import implementer
 from serialgw import __version__
 from serialgw.app.metricsformat import OPENMETRICS_TYPE, TEXT_TYPE, MetricsFormats
 from serialgw.app.slices import jsonParts, metricsParts
+from serialgw.app.statusroot import StatusRoot
 from serialgw.clients.consolelog import ConsoleLog
 from serialgw.clients.local import FileClient
 from serialgw.clients.netconsole import NetconsoleClient
@@ -542,7 +543,7 @@ class StatusChannel(HTTPChannel):
 
 def statusRoot(service: Any) -> Resource:
     """C{/}: the JSON page; C{/metrics}: Prometheus text, or OpenMetrics when asked for."""
-    root = Resource()
+    root = StatusRoot()
     root.putChild(b"", StatusResource(service))
     root.putChild(b"metrics", MetricsFormats(MetricsPage(service), MetricsPage(service, openMetrics=True)))
     return root

@@ -152,6 +152,34 @@ class StatusHTTPTests(SynchronousTestCase):
         self.assertTrue(head.startswith(b"HTTP/1.1 200 OK"))
         self.assertEqual(body, b"")
 
+    def test_pathsExact(self) -> None:
+        """Only / and /metrics are pages (a query string aside): a further segment is a 404 saying which there are; //metrics answered the JSON page, /metrics/ and /metrics/x the metrics (Twisted's leaves take whatever follows them)."""
+        def get(path: bytes) -> bytes:
+            channel, transport = self.connection()
+            channel.dataReceived(b"GET " + path + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+            self.clock.advance(1)
+            channel.connectionLost(Failure(ConnectionDone()))
+            self.channels.remove(channel)
+            return transport.value()
+
+        notHere = b"not found: the status endpoint serves / (JSON) and /metrics only\n"
+        for path in (b"//metrics", b"/metrics/", b"/metrics/x", b"//", b"/x", b"/%2fmetrics", b"/metrics%2f",
+                     b"/metrics%2F", b"//metrics?x"):
+            head, body = get(path).split(b"\r\n\r\n", 1)
+            self.assertEqual((path, head.split(b"\r\n")[0], body), (path, b"HTTP/1.1 404 Not Found", notHere))
+            self.assertIn(b"Content-Type: text/plain; charset=utf-8", head)
+        for path in (b"/metrics", b"/metrics?x", b"/metrics?name[]=serialgw_up", b"/%6detrics"):
+            answer = get(path)
+            self.assertTrue(answer.startswith(b"HTTP/1.1 200 OK\r\n"), path)
+            self.assertIn(b'serialgw_device_read_bytes_total{line="rack1"} 0.0', answer)
+        for path in (b"/", b"/?x"):
+            head, body = get(path).split(b"\r\n\r\n", 1)
+            self.assertEqual(json.loads(body)["lines"][0]["name"], "rack1", path)
+        channel, transport = self.connection()
+        channel.dataReceived(b"HEAD //metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        head, body = transport.value().split(b"\r\n\r\n", 1)
+        self.assertEqual((head.split(b"\r\n")[0], body), (b"HTTP/1.1 404 Not Found", b""))
+
     def test_halfClosedClientAnswered(self) -> None:
         """A client that sends its request and shuts its side (printf ... | socat, nc -N) is answered, then closed, its answer waiting for the page's next rendering too (Twisted's HTTPChannel took the end of its input for the connection's: that request was answered to nobody, seen live with socat and HTTP/1.1); one that shuts its side with no whole request is closed at once."""
         first, _ = self.connection()

@@ -1,0 +1,42 @@
+"""
+The status endpoint's root: its paths taken exactly (L{StatusRoot}).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.web.resource import Resource
+
+NOT_HERE = b"not found: the status endpoint serves / (JSON) and /metrics only\n"
+
+
+class NotHere(Resource):
+    """Any other path: 404, saying which there are (plain text, the same bytes under every Twisted)."""
+
+    isLeaf = True
+
+    def render_GET(self, request: Any) -> bytes:
+        request.setResponseCode(404)
+        request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+        return NOT_HERE
+
+
+class StatusRoot(Resource):
+    """
+    C{/} and C{/metrics}, exactly (a query string aside, as for any page):
+    a further path segment is no page of ours (404).  Twisted's leaves take
+    whatever follows them, so C{//metrics} (the empty segment, then
+    C{metrics}) answered the JSON page, and C{/metrics/} or C{/metrics/x}
+    the metrics.  A segment's percent-escapes are decoded before it is
+    looked up: C{/metrics%2f} is the segment C{metrics/}, no page either.
+    """
+
+    def getChildWithDefault(self, path: bytes, request: Any) -> Any:
+        if request.postpath:
+            # (Twisted has taken this segment off postpath: what is left follows it.)
+            return NotHere()
+        return Resource.getChildWithDefault(self, path, request)
+
+    def getChild(self, path: bytes, request: Any) -> Any:
+        return NotHere()
