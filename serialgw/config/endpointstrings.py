@@ -21,7 +21,7 @@ from twisted.internet.endpoints import (
 )
 from twisted.internet.endpoints import _parse as endpointFields
 
-from serialgw.config.parsers import checkPath
+from serialgw.config.parsers import checkPath, isDecimal
 from serialgw.config.specs import ConfigError, ListenerSpec, isAbstract, quote
 
 
@@ -77,18 +77,20 @@ def _numbersAsWritten(text: str, original: str, endpoint: Any) -> None:
     are ASCII digits without an underscore, as every other number of the
     gateway's (L{serialgw.config.parsers.writtenNumber}): Twisted reads them
     with int(), which takes Arabic-Indic digits ('١' is 1) and underscores
-    ('1_0' is 10).  Its other fields, an interface and a unix path, are no
-    numbers: any letters.
+    ('1_0' is 10), a sign and spaces ('tcp:+4001', 'tcp: 4001' listened
+    on 4001, a port nobody wrote so).  Its other fields, an interface and a
+    unix path, are no numbers: any letters.
     """
     positional, named = endpointFields(text)
     place = endpoint._address if isinstance(endpoint, UNIXServerEndpoint) else endpoint._interface
     fields = [("", value) for value in positional[1:] if value != place]
     fields += [(key, value) for key, value in named.items() if key not in ("address", "interface")]
     for key, value in fields:
-        if isinstance(value, str) and (not value.isascii() or "_" in value):
+        # (A minus sign is left to the range checks: "bad port '-1'", "backlog=-1 ...: expected 0 to 65535".)
+        if isinstance(value, str) and not isDecimal(value.removeprefix("-")):
             what = f"{key}={quote(value)}" if key else quote(value)
-            raise ConfigError(f"{what} in listener {quote(original)}: expected a number in ASCII digits (0-9), "
-                              "without '_'")
+            raise ConfigError(f"{what} in listener {quote(original)}: expected a number in ASCII digits (0-9) only: "
+                              "no sign, space or '_'")
 
 
 def _given(text: str, keyword: str, attribute: str) -> bool:

@@ -14,6 +14,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from serialgw.config.file import loadConfig
 from serialgw.config.listeners import parseListener
+from serialgw.config.parsers import parseDevice
 from serialgw.config.specs import ConfigError
 from tests.realio import socketPath, writeTemp
 
@@ -94,6 +95,28 @@ class ListenerValueTests(SynchronousTestCase):
         self.assertEqual(str(e), "idle='١٢' in listener 'telnet,idle=١٢+4001': expected 0 < seconds <= 31536000.0")
         self.assertEqual(parseListener("telnet,idle=12+4001").idle, 12.0)
 
+    def test_twistedNumbersSigned(self) -> None:
+        """A sign or a space in a number Twisted reads of a tcp:, tcp6: or unix: listener is refused naming it: Twisted's int() read 'tcp:+4001' and 'tcp: 4001' as port 4001 (and a device's tcp:HOST:+4001 was already refused)."""
+        cases = {
+            "tcp:+4001": "'+4001'",
+            "tcp: 4001": "' 4001'",
+            "raw+tcp6:+4001": "'+4001'",
+            "tcp:port=+4001:interface=127.0.0.1": "port='+4001'",
+            "tcp:4001:backlog=+5": "backlog='+5'",
+            "tcp:4001:backlog= 5": "backlog=' 5'",
+            "unix:/run/x.sock:mode=+600": "mode='+600'",
+        }
+        for text, what in cases.items():
+            e = self.assertRaises(ConfigError, parseListener, text)
+            self.assertEqual(str(e), f"{what} in listener '{text}': expected a number in ASCII digits (0-9) only: no "
+                             "sign, space or '_'")
+        self.assertEqual(parseListener("tcp:4001").port, 4001)
+        e = self.assertRaises(ConfigError, parseListener, "tcp:-1")
+        self.assertEqual(str(e), "bad port '-1' in listener 'tcp:-1'")
+        for device in ("tcp:localhost:+4001", "tcp:localhost: 4001", "tcp:localhost:-1"):
+            e = self.assertRaises(ConfigError, parseDevice, device)
+            self.assertEqual(str(e), f"device '{device}': expected tcp:HOST:PORT")
+
     def test_twistedNumbersASCII(self) -> None:
         """The numbers Twisted reads of a tcp:, tcp6: or unix: listener (port, backlog=, mode=, lockfile=, named or positional) in Arabic-Indic digits or with '_' are refused naming them, as the gateway's own numbers are (Twisted's int() read 'backlog=١' as 1)."""
         cases = {
@@ -108,7 +131,8 @@ class ListenerValueTests(SynchronousTestCase):
         }
         for text, what in cases.items():
             e = self.assertRaises(ConfigError, parseListener, text)
-            self.assertEqual(str(e), f"{what} in listener '{text}': expected a number in ASCII digits (0-9), without '_'")
+            self.assertEqual(str(e), f"{what} in listener '{text}': expected a number in ASCII digits (0-9) only: no "
+                             "sign, space or '_'")
         # A path or an interface is no number: any letters.
         self.assertEqual(parseListener("unix:/run/١_٢.sock:backlog=5").path, "/run/١_٢.sock")
         self.assertEqual(parseListener("unix:/run/١:mode=600").path, "/run/١")
