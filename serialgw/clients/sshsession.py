@@ -213,7 +213,14 @@ class SSHClient(Session, ClientEvents, SSHChannel):
             log.emit(LogLevel.debug if requestType == b"env" else LogLevel.info, "ssh: {peer}: {request!r} refused",
                      peer=self.peer, request=requestType[:40].decode("ascii", "replace"), budget=self.logBudget)
             return False
-        return handler(self, data)
+        try:
+            return handler(self, data)
+        except Exception:
+            # (conch answers a failed request with a refusal, or leaves its Deferred's error unseen: an
+            # error of ours here was never said.)
+            log.failure("ssh: {peer}: handling its {request!r} request failed (the gateway's error, not the "
+                        "client's): refused", peer=self.peer, request=requestType.decode("ascii", "replace"))
+            return False
 
     def dataReceived(self, data: bytes) -> None:
         if self.line is not None:

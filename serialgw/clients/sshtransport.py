@@ -16,7 +16,7 @@ from __future__ import annotations
 import struct
 from typing import TYPE_CHECKING, Any, Optional
 
-from twisted.conch.ssh import common, connection
+from twisted.conch.ssh import common, connection, transport, userauth
 from twisted.conch.ssh.transport import (
     DISCONNECT_KEY_EXCHANGE_FAILED,
     DISCONNECT_PROTOCOL_ERROR,
@@ -47,8 +47,34 @@ log = clientLog()
 # cause, as often as it likes.  What matters is logged here, per peer.
 conchLog = Logger(observer=FilteringLogObserver(globalLogPublisher, [LogLevelFilterPredicate(LogLevel.warn)]))
 # What conch's parsing raises on a packet shorter than it says, or naming a channel that is not there
-# (TypeError: a request cut before its want-reply byte, ord() of nothing).
-MALFORMED = (struct.error, ValueError, IndexError, KeyError, TypeError)
+# (a TypeError only where conch's ord() read a byte past the packet's end: see cutShort).
+MALFORMED = (struct.error, ValueError, IndexError, KeyError)
+
+
+def cutShort(e: Exception) -> bool:
+    """
+    Whether C{e} is conch's C{ord()} of nothing: a byte read past a
+    packet's end (a request cut before its want-reply byte, a debug
+    message or a key exchange's init cut short), raised in conch's own
+    code, not in ours that it called.
+    """
+    if not isinstance(e, TypeError) or not str(e).startswith("ord() expected"):
+        return False
+    frame, tb = None, e.__traceback__
+    while tb is not None:
+        frame, tb = tb.tb_frame, tb.tb_next
+    return frame is not None and str(frame.f_globals.get("__name__", "")).startswith("twisted.conch.")
+
+
+def messageName(number: int) -> str:
+    """An SSH message's name (its number's, for the connection's layers), for a log line."""
+    for names in (connection.messages, userauth.SSHUserAuthServer.protocolMessages, transport.messages):
+        name = names.get(number)
+        if name:
+            return str(name)
+    return "(unknown)"
+
+
 # Answers to a channel open: the gateway opens no channel to a client.
 UNASKED = (connection.MSG_CHANNEL_OPEN_CONFIRMATION, connection.MSG_CHANNEL_OPEN_FAILURE)
 
@@ -370,10 +396,29 @@ class ServerTransport(SSHServerTransport):
             return
         try:
             SSHServerTransport.dispatchMessage(self, messageNum, payload)
-        except MALFORMED as e:
-            log.info("ssh: {address}: malformed packet (message {number}: {error}): disconnected",
-                     address=sshPeer(self), peer=sshSource(self), number=messageNum, error=printable(repr(e)))
+        except Exception as e:
+            self._failedMessage(messageNum, e)
+
+    def _failedMessage(self, number: int, e: Exception) -> None:
+        """
+        Handling message C{number} raised C{e}: a packet cut short, or
+        naming a channel that is not there (conch's parsing), is the
+        client's doing: one line naming what was malformed; anything else
+        is the gateway's own error: its traceback, critical.  Either way
+        this connection alone ends (a TypeError of ours was taken for a
+        malformed packet, said at info as one, its traceback never seen).
+        """
+        name = messageName(number)
+        if isinstance(e, MALFORMED) or cutShort(e):
+            what = "cut short: a field missing at its end" if isinstance(e, TypeError) else printable(repr(e))
+            log.info("ssh: {address}: malformed packet (message {number} {name}: {error}): disconnected",
+                     address=sshPeer(self), peer=sshSource(self), number=number, name=name, error=what)
             self.sendDisconnect(DISCONNECT_PROTOCOL_ERROR, b"malformed packet")
+            return
+        log.failure("ssh: {address}: handling its message {number} {name} failed (the gateway's error, not the "
+                    "client's): disconnected", failure=Failure(e), address=sshPeer(self), peer=sshSource(self),
+                    number=number, name=name)
+        self.sendDisconnect(DISCONNECT_PROTOCOL_ERROR, b"internal error")
 
     def _countRate(self, second: sshlimits.Second, size: int = 0) -> None:
         """One message more (C{size} 0), or C{size} bytes more, of this person's this second: past either bound, not read for the rest of it."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import struct
 from typing import Any
 
-from twisted.conch.ssh import connection
+from twisted.conch.ssh import connection, transport
 from twisted.conch.ssh.common import NS
 from twisted.internet.address import IPv4Address
 from twisted.internet.error import ConnectionDone
@@ -22,7 +22,7 @@ from serialgw.clients.ssh import Connection, GatewaySSHFactory
 from serialgw.clients.sshauth import KeyRing, Login
 from serialgw.clients.sshsession import SSHClient
 from serialgw.config.sshkeys import printable
-from tests.clients.test_ssh import Harness, Tcp, newKey
+from tests.clients.test_ssh import Harness, Tcp, newKey, sent
 from tests.fakes import LogEvents
 
 
@@ -80,14 +80,56 @@ class UnaskedTests(SynchronousTestCase):
         self.assertEqual(self.line.clients, [])
 
     def test_requestWithoutWantReply(self) -> None:
-        """A channel or global request cut before its want-reply byte is a malformed packet: one line, disconnected (conch's ord() of nothing raised TypeError, a traceback a connection outside the log's budget)."""
-        for number, payload in ((connection.MSG_CHANNEL_REQUEST, struct.pack(">L", self.channel.id) + NS(b"break")),
-                                (connection.MSG_GLOBAL_REQUEST, NS(b"keepalive@openssh.com"))):
+        """A channel or global request, or a debug message, cut before a byte conch reads is a malformed packet: one line naming the message and what is wrong, disconnected (conch's ord() of nothing raised TypeError, a traceback a connection outside the log's budget)."""
+        for number, payload, name in (
+                (connection.MSG_CHANNEL_REQUEST, struct.pack(">L", self.channel.id) + NS(b"break"),
+                 "MSG_CHANNEL_REQUEST"),
+                (connection.MSG_GLOBAL_REQUEST, NS(b"keepalive@openssh.com"), "MSG_GLOBAL_REQUEST"),
+                (transport.MSG_DEBUG, b"", "MSG_DEBUG")):
             self.setUp()
             self.send(number, payload)
             self.assertCut("malformed packet")
+            [event] = [e for e in self.events.events if "malformed" in e["log_format"]]
+            self.assertEqual((event["address"], event["number"], event["name"], event["error"]),
+                             ("192.0.2.7:40000", number, name, "cut short: a field missing at its end"))
             self.lost()
             self.assertEqual(self.line.clients, [])
+
+    def test_ownErrorIsNotTheClients(self) -> None:
+        """A TypeError of the gateway's own while handling a client's packet is said as the gateway's error, its traceback logged, naming the client and the message; that connection alone ends, the line's other clients go on (it was said as the client's malformed packet, at info, the traceback never seen)."""
+        other, conn = self.h.channel("ops1")
+        self.assertTrue(other.requestReceived(b"shell", b""))
+
+        def broken(data: bytes) -> None:
+            raise TypeError("a bug of the gateway's")
+
+        self.channel.dataReceived = broken  # type: ignore[method-assign]
+        self.send(connection.MSG_CHANNEL_DATA, struct.pack(">L", self.channel.id) + NS(b"typed"))
+        self.assertTrue(self.tcp.disconnecting)
+        [event] = [e for e in self.events.events if e["log_level"] >= LogLevel.error]
+        self.assertEqual((event["log_level"], event["address"], event["number"], event["name"]),
+                         (LogLevel.critical, "192.0.2.7:40000", connection.MSG_CHANNEL_DATA, "MSG_CHANNEL_DATA"))
+        self.assertIn("the gateway's error, not the client's", event["log_format"])
+        self.assertEqual(len(self.flushLoggedErrors(TypeError)), 1)
+        self.assertEqual([e for e in self.said() if "malformed" in e[1]], [])
+        self.lost()
+        self.assertEqual(self.line.clients, [other])
+        self.line.deviceDataReceived(b"still here")
+        self.assertTrue(sent(conn, other).endswith(b"still here"))
+
+    def test_ownErrorInARequestSaid(self) -> None:
+        """A request whose handling raises an error of the gateway's is refused and said, its traceback logged (conch answered it with a refusal and nothing was said)."""
+        def broken(client: Any, duration: Any = None) -> bool:
+            raise TypeError("a bug of the gateway's")
+
+        self.line.clientBreak = broken  # type: ignore[method-assign]
+        self.send(connection.MSG_CHANNEL_REQUEST, struct.pack(">L", self.channel.id) + NS(b"break") + b"\x01"
+                  + struct.pack(">L", 500))
+        [event] = [e for e in self.events.events if e["log_level"] >= LogLevel.error]
+        self.assertEqual((event["log_level"], event["request"]), (LogLevel.critical, "break"))
+        self.assertEqual(len(self.flushLoggedErrors(TypeError)), 1)
+        self.assertFalse(self.tcp.disconnecting)
+        self.assertEqual(self.line.clients, [self.channel])
 
     def test_nothingSentAfterTheCut(self) -> None:
         """After the cut nothing the client sends is looked at: its typing after it reaches no device, and nothing more is logged."""
