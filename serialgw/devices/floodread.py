@@ -141,6 +141,8 @@ class FloodReader:
         # Why a thread mover failed (set before it closes its ends): told to failed() as the tty goes back.
         self.failure: Optional[str] = None
         self._paused = False
+        # What the pipe held went past this pause (FloodReading._movedBeforeMarking): once.
+        self.heldPastThePause = False
         self.stopped = False
         self.pid: Optional[int] = None
         self._thread: Optional[threading.Thread] = None
@@ -252,6 +254,7 @@ class FloodReader:
     def resume(self) -> None:
         if self._paused and not self.stopped:
             self._paused = False
+            self.heldPastThePause = False
             self.reactor.addReader(self._pipe)
 
     def stop(self) -> None:
@@ -541,13 +544,22 @@ class FloodReading:
         Line errors are to be marked, or no longer (PARMRK: an RFC 2217
         client's SET-LINESTATE-MASK, its end): what the mover moved, still in
         the pipe, was read under the marking before, and is delivered now,
-        decoded so (paused or not, as at a loss).  Decoded after the change,
+        decoded so (paused too, as at a loss, but once a pause: later
+        changes in it leave the pipe to the resume).  Decoded after the change,
         a flood's 0xFF bytes were halved as marked ones, or marks passed on
         as data: 34802 of 2 MB of 0xFF lost at a mask set mid-flood (the
         reactor alone: 2048, what the tty itself held).
         """
-        if self._reader is not None and not self._fromPipe:
-            self._reader.deliverHeld()
+        reader = self._reader
+        if reader is None or self._fromPipe:
+            return
+        if reader._paused:
+            # Once a pause: the mover refills the pipe, and a client setting and clearing its mask
+            # again and again had each refill past the pause, a lossless client's queue without bound.
+            if reader.heldPastThePause:
+                return
+            reader.heldPastThePause = True
+        reader.deliverHeld()
 
     def _stopMover(self) -> None:
         reader, self._reader = self._reader, None

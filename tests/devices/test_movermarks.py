@@ -6,6 +6,14 @@ not decoded under the other (L{serialgw.devices.floodread.FloodReading}).
 
 from __future__ import annotations
 
+import fcntl
+import os
+import select
+import struct
+import termios
+import time
+
+from serialgw.devices.floodread import FloodReader
 from tests.devices.test_floodread import Flooding
 
 
@@ -40,3 +48,37 @@ class MarkingChangeTests(Flooding):
         self.device.watchLineErrors(False)
         self.pipeReads(reader)
         self.assertEqual(b"".join(self.sink.data[sent:]), b"\xffB\xff")
+
+    def pipeHolds(self, reader: FloodReader, size: int) -> None:
+        """Wait (at most 10 s) until the mover has moved C{size} bytes into its pipe."""
+        deadline = time.monotonic() + 10
+        while struct.unpack("i", fcntl.ioctl(reader._pipeR, termios.FIONREAD, b"\0\0\0\0"))[0] < size:
+            self.assertLess(time.monotonic(), deadline, "the mover never moved it")
+            select.select([], [], [], 0.01)
+
+    def test_pausedPastThePauseOnce(self) -> None:
+        """
+        Paused (a lossless client behind), a marking change delivers what
+        the pipe holds once; later changes in the same pause leave the pipe
+        to the resume: each would otherwise have the mover refill it and the
+        refill go past the pause, a client setting and clearing its mask
+        again and again growing the lossless client's queue without bound.
+        """
+        reader = self.handOver()
+        self.device.pauseReading()
+        sent = len(self.sink.data)
+        thread, results = self.moverThread(reader)
+        os.write(self.master, b"first")
+        self.pipeHolds(reader, 5)
+        self.device.watchLineErrors(True)
+        self.assertEqual(b"".join(self.sink.data[sent:]), b"first")
+        os.write(self.master, b"second")
+        self.pipeHolds(reader, 6)
+        self.device.watchLineErrors(False)
+        self.assertEqual(b"".join(self.sink.data[sent:]), b"first")
+        self.device.resumeReading()
+        self.fromPipe(reader, b"second")
+        self.assertEqual(b"".join(self.sink.data[sent:]), b"firstsecond")
+        self.device.close()
+        thread.join(10)
+        self.assertEqual(results, ["stopped"])
