@@ -331,7 +331,7 @@ class EndTests(Flooding):
         self.assertIsNone(self.device._reader)
 
     def test_closeStopsTheMover(self) -> None:
-        """Closed while a mover runs: the pipe leaves the reactor, what it holds is dropped, and the mover ends at its poll (no descriptor left)."""
+        """Closed while a mover runs: the pipe leaves the reactor, what the tty still holds (not moved yet) is dropped, and the mover ends at its poll (no descriptor left)."""
         reader = self.handOver()
         os.write(self.master, b"dropped")
         self.device.close()
