@@ -48,9 +48,15 @@ def writeNow(transport: Any, data: bytes) -> None:
         if sent == len(data):
             return
         if sent:
-            # (Empty before: _sendsNow.)  Past its bufferSize its producer is paused, as by write().
+            # (Empty before: _sendsNow.)
             transport.dataBuffer, transport.offset = data, sent
-            transport._maybePauseProducer()
+            # Its producer paused as by a write() of the rest: the rest past its bufferSize.  (Twisted's
+            # own check counts the whole buffer, what was sent too: a client whose socket took all but 100
+            # bytes of a 16 KiB chunk was paused at outbuf=1024, a policy=disconnect one cut.)
+            if (transport.producer is not None and transport.streamingProducer
+                    and len(data) - sent > transport.bufferSize):
+                transport.producerPaused = True
+                transport.producer.pauseProducing()
             transport.startWriting()
             return
     transport.write(data)

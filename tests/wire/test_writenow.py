@@ -97,3 +97,45 @@ class WriteNowRestTests(SynchronousTestCase):
         writeNow(self.transport, second)
         self.assertIs(self.transport._tempDataBuffer[-1], second)
         self.assertEqual(self.received(), CHUNK + second)
+
+
+class TakesAllBut:
+    """A socket whose sends take all but C{left} bytes (the kernel's room ending just short of a chunk)."""
+
+    def __init__(self, real: socket.socket, left: int) -> None:
+        self.real, self.left = real, left
+
+    def send(self, data: bytes) -> int:
+        return max(0, len(data) - self.left)
+
+    def fileno(self) -> int:
+        return self.real.fileno()
+
+    def setblocking(self, flag: bool) -> None:
+        self.real.setblocking(flag)
+
+
+class WriteNowBoundTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        ours, peer = socket.socketpair()
+        self.addCleanup(peer.close)
+        self.addCleanup(ours.close)
+        # (A stand-in for the socket: how much a send takes is the test's.)
+        self.transport = tcp.Connection(TakesAllBut(ours, 100), Protocol(), MemoryReactor())  # type: ignore[arg-type]
+        self.transport.connected = True
+        self.producer = Producer()
+        self.transport.bufferSize = 1024
+        self.transport.registerProducer(self.producer, True)
+
+    def test_restUnderTheBoundDoesNotPause(self) -> None:
+        """A rest under the bound does not pause the producer though the chunk it is the rest of was over it: what the socket took is not queued (a policy=disconnect client with outbuf=1024 was cut with 100 bytes of a 16 KiB chunk queued)."""
+        writeNow(self.transport, b"x" * 16384)
+        self.assertEqual(queuedBytes(self.transport), 100)
+        self.assertFalse(self.producer.paused)
+
+    def test_restOverTheBoundPauses(self) -> None:
+        """A rest over the bound pauses the producer at once."""
+        self.transport.socket.left = 1025  # type: ignore[attr-defined]
+        writeNow(self.transport, b"x" * 16384)
+        self.assertEqual(queuedBytes(self.transport), 1025)
+        self.assertTrue(self.producer.paused)
