@@ -553,7 +553,7 @@ class FloodReading:
         reader = self._reader
         if reader is None or self._fromPipe:
             return
-        if reader._paused:
+        if reader.isPaused():
             # Once a pause: the mover refills the pipe, and a client setting and clearing its mask
             # again and again had each refill past the pause, a lossless client's queue without bound.
             if reader.heldPastThePause:
