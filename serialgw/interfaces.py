@@ -19,6 +19,9 @@ from zope.interface import Attribute, Interface
 
 from serialgw.config.specs import SerialSettings
 
+# Why a device opened on demand is down while no client wants it (see IRestingDevice).
+RESTING = "closed (on demand)"
+
 
 class IClient(Interface):
     """
@@ -201,6 +204,27 @@ class IDevice(Interface):
 
     def resumeReading() -> None:
         """Read from the device again."""
+
+
+class IRestingDevice(IDevice):
+    """
+    A device its line may have open only while a client wants it (on
+    demand: a local tty), so that other programs may open it meanwhile.
+    """
+
+    resting = Attribute("Whether it is closed until L{wake} (down, its descriptor and lock let go, no reopening).")
+
+    def rest() -> None:
+        """
+        Close it until L{wake}: what it read is handed on first, what is
+        queued for it dropped (counted unsent).
+        """
+
+    def wake() -> None:
+        """
+        Open it again (a first open: it tells its line C{deviceUp}, or
+        C{deviceNotOpened} and tries again with backoff while not rested).
+        """
 
 
 class IPort(Interface):

@@ -32,7 +32,7 @@ from serialgw.devices.ptyslave import otherPtyProblem
 from serialgw.devices.remote import RemoteDevice
 from serialgw.devices.reopen import OPENING
 from serialgw.devices.reopenpool import FirstOpen, deviceOpens
-from serialgw.interfaces import IPort
+from serialgw.interfaces import RESTING, IPort
 from serialgw.line.hub import Line
 
 log = Logger()
@@ -96,6 +96,11 @@ def makeDevice(
                                  downReason=str(e)))
         return made[0]
 
+    if config.opensOnDemand:
+        # Closed until a client wants it (see serialgw.line.ondemand): nothing opened now.
+        log.info("line {line}: device {device}, opened on demand (while a client is connected)", line=config.name,
+                 device=config.device.describe())
+        return absent(DeviceError(RESTING))
     if offThread and waitForDevices and config.device.kind in ("tty", "pty"):
         device = absent(DeviceError(OPENING))
         # The first open: no pty slave refused as a terminal (see openPort's again).
@@ -194,7 +199,8 @@ def firstOpens(configs: list[LineConfig], reactor: Any, openPort: Callable[..., 
     """
     if not IReactorThreads.providedBy(reactor):
         return {}
-    ttys = {config.device.describe(): config for config in configs if config.device.kind in ("tty", "pty")}
+    ttys = {config.device.describe(): config for config in configs
+            if config.device.kind in ("tty", "pty") and not config.opensOnDemand}
     begun = deviceOpens.openAll(reactor, {
         name: partial(openPort, config.device, config.settings, _lockDir(config)) for name, config in ttys.items()})
     return {config.name: begun[name] for name, config in ttys.items()}
@@ -272,6 +278,7 @@ def makeLine(config: LineConfig, device: Any, clock: Any) -> Line:
             log.warn("line {line}: pace and pace-line apply to local devices; {device} is not paced",
                      line=config.name, device=config.device.describe())
     line.waitForClient = any(spec.wait for spec in config.listeners)
+    line.setOnDemand(config.opensOnDemand)
     return line
 
 
@@ -311,20 +318,26 @@ def retuneLine(line: Line, old: LineConfig, new: LineConfig) -> None:
         line.applyModemLines()
     if (new.pace, new.paceLine) != (old.pace, old.paceLine) and isinstance(device, SerialDevice):
         device.setPace(new.pace, new.paceLine)
+    if new.opensOnDemand != old.opensOnDemand:
+        # On: closed now if no client wants it; off: opened now, and kept open.
+        log.info("line {line}: on-demand {state} (reload)", line=new.name, state="on" if new.opensOnDemand else "off")
+        line.setOnDemand(new.opensOnDemand)
 
 
 def linesStatus(lines: list[Line]) -> str:
-    """One line for systemd's STATUS=: lines up, down (the first few by name) and still opening, clients."""
+    """One line for systemd's STATUS=: lines up, down (the first few by name), still opening and closed on demand, clients."""
     opening = [line.name for line in lines if not line.device.up and (line.device.downReason or "").startswith(OPENING)]
-    down = [line.name for line in lines if not line.device.up and line.name not in opening]
+    resting = [line.name for line in lines if line.closedOnDemand]
+    down = [line.name for line in lines if not line.device.up and line.name not in opening and line.name not in resting]
     # A console log is no one on the line; a watch-all watcher is one
     # client, on every line it watches (it was counted once a line: one
     # watcher of a 1000-line farm said "1000 client(s)").
     taps = [c for line in lines for c in line.clients if isinstance(c, LineTap)]
     clients = sum(len(line.clients) - len(line.logs) for line in lines) - len(taps) + len({id(t.watcher) for t in taps})
-    text = f"{len(lines)} line(s), {len(lines) - len(down) - len(opening)} up, {len(down)} down"
+    text = f"{len(lines)} line(s), {len(lines) - len(down) - len(opening) - len(resting)} up, {len(down)} down"
     for names, what in ((down, ""), (opening, f", {len(opening)} opening")):
         text += f"{what} ({', '.join(names[:5])}{', ...' if len(names) > 5 else ''})" if names else ""
+    text += f", {len(resting)} closed (on demand)" if resting else ""
     return f"{text}; {clients} client(s)"
 
 

@@ -154,7 +154,7 @@ def singleLine(options: usage.Options) -> LineConfig:
     if not 1 <= milliseconds <= 10000:
         raise ConfigError(f"--break-duration: break duration must be 1 to 10000 milliseconds, not {quote(duration)}")
     # The options of the keys a remote device (or a pty: one) may not mean anything to (they were ignored silently).
-    for option, key in (("no-lock", "lock"), ("lock-dir", "lock-dir"), ("no-restore", "restore"),
+    for option, key in (("no-lock", "lock"), ("lock-dir", "lock-dir"), ("no-restore", "restore"), ("on-demand", "on-demand"),
                         ("break-duration", "break-duration"), ("dtr", "dtr"), ("rts", "rts"),
                         ("idle-dtr", "idle-dtr"), ("idle-rts", "idle-rts"), ("rtscts", "rtscts")):
         if option in ("dtr", "rts", "idle-dtr", "idle-rts"):
@@ -215,6 +215,7 @@ def singleLine(options: usage.Options) -> LineConfig:
         pace=parseMilliseconds(0 if options["pace"] is None else options["pace"], "--pace"),
         paceLine=parseMilliseconds(0 if options["pace-line"] is None else options["pace-line"], "--pace-line"),
         lock=not options["no-lock"],
+        onDemand=bool(options["on-demand"]),
         lockDir=parseLockDir(options["lock-dir"], "--lock-dir") if options["lock-dir"] is not None else DEFAULT_LOCK_DIR,
     )
     loop = ptyLoop([config], placeKeys)

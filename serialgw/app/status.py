@@ -84,6 +84,8 @@ def lineStatus(line: Line) -> dict[str, Any]:
         # The process whose UUCP lock keeps the device from us, or null.
         "locked_by": device.lockedBy,
         "down_reason": device.downReason,
+        # Opened only while a client is connected (down_reason "closed (on demand)" meanwhile).
+        "on_demand": line.onDemand,
         # A tcp:, unix: or telnet: console carries neither (null): the far end's port has its own.
         "settings": None if device.noSettings else {
             "baudrate": settings.baudrate,
@@ -148,6 +150,8 @@ class MetricsCollector:
         breaks = CounterMetricFamily("serialgw_breaks", "BREAKs sent on the line", labels=["line"])
         up = GaugeMetricFamily("serialgw_device_up", "1 while the line's device is open, 0 while it is down",
                                labels=["line"])
+        resting = GaugeMetricFamily("serialgw_device_closed_on_demand", "1 while the line's device is closed "
+                                    "because no client is connected (on-demand), else 0", labels=["line"])
         reopens = CounterMetricFamily("serialgw_device_reopens", "Times the device came back after going down",
                                       labels=["line"])
         clients = GaugeMetricFamily("serialgw_clients", "Clients attached, by role and protocol",
@@ -167,6 +171,7 @@ class MetricsCollector:
             fromDevice.add_metric([name], line.bytesFromDevice)
             breaks.add_metric([name], device.breaks)
             up.add_metric([name], 1 if device.up else 0)
+            resting.add_metric([name], 1 if line.closedOnDemand else 0)
             reopens.add_metric([name], line.reopens)
             counts: dict[tuple[str, str], int] = {}
             policies = dict(line.droppedGone)
@@ -188,7 +193,7 @@ class MetricsCollector:
                 dropped.add_metric([name, policy], count)
             downDropped.add_metric([name], device.dropped)
             refused.add_metric([name], line.refused)
-        return [toDevice, fromDevice, breaks, up, reopens, clients, dropped, downDropped, refused]
+        return [toDevice, fromDevice, breaks, up, resting, reopens, clients, dropped, downDropped, refused]
 
 
 def metricsRegistry(service: Any) -> Any:

@@ -47,7 +47,7 @@ log = Logger()
 LINE_OPTIONS = ("device", "port", "name", "serial", "baud", "bytesize", "parity", "stopbits", "break-duration",
                 "signature", "coalesce", "max-clients", "open-string", "close-string", "dtr", "rts", "idle-dtr",
                 "idle-rts", "pace", "pace-line", "lock-dir")
-LINE_FLAGS = ("xonxoff", "rtscts", "no-notices", "no-lock", "no-restore")
+LINE_FLAGS = ("xonxoff", "rtscts", "no-notices", "no-lock", "no-restore", "on-demand")
 
 
 class Options(usage.Options):
@@ -164,6 +164,9 @@ man 8 serialgw
          "No UUCP lock file for a local tty (default: take /var/lock/LCK..NAME while the device is open)"],
         ["no-restore", None,
          "Keep what the last RFC 2217 client set when it leaves (default: restore the configured settings)"],
+        ["on-demand", None,
+         "Open a local tty only while a client is connected, and close it when the last one leaves, so that "
+         "other programs may use it meanwhile (the file's on-demand = true)"],
         ["wait-for-device", None,
          "A --device that cannot be opened at start is no error: the line starts down and the device is "
          "tried again with backoff, as when it vanishes (--config does this for every line)"],

@@ -97,6 +97,8 @@ _KEYS = {
     "timestamp": "conserver's timestamp is log-mark (minutes between marks) and log-events = \"conserver\" "
                  "(its a and b: attach, detach, breaks) here",
     "idletimeout": "conserver's idletimeout is the listener option idle=SECONDS here",
+    "ondemand": "conserver's options ondemand is on-demand = true here (a local tty: opened at the first "
+                "connection, closed after the last)",
     "initcmd": "conserver's initcmd has no counterpart: open-string writes text, no program",
     "exec": "conserver's exec has no counterpart: run the program behind socat on a unix socket and make "
             "device = \"unix:PATH\" (README: Coming from ser2net or conserver)",

@@ -51,7 +51,7 @@ LINE_KEYS = {
     "log", "log-format", "log-max-size", "log-daily", "log-keep", "log-events", "log-mark", "log-typed", "coalesce",
     "write", "read",
     "open-string", "close-string", "dtr", "rts", "idle-dtr", "idle-rts", "pace", "pace-line",
-    "lock", "lock-dir", "shard",
+    "lock", "lock-dir", "shard", "on-demand",
 }
 
 # Line and user names: ASCII only, the whole name (re.match with "$" would take a trailing
@@ -320,4 +320,5 @@ def _line(name: str, table: dict[str, Any]) -> LineConfig:
         lock=value("lock", bool, True),
         lockDir=parsed("lock-dir", lambda t: parseLockDir(noLine(t, "lock-dir", "lock-dir"), "lock-dir"),
                        value("lock-dir", str, DEFAULT_LOCK_DIR)),
+        onDemand=value("on-demand", bool, False),
     )

@@ -507,3 +507,11 @@ class LineConfig:
     # gateway makes and remote devices take none.
     lock: bool = True
     lockDir: str = DEFAULT_LOCK_DIR
+    # Open the device only while a client wants it (conserver's ondemand,
+    # ser2net's way): a local tty only (see opensOnDemand).
+    onDemand: bool = False
+
+    @property
+    def opensOnDemand(self) -> bool:
+        """Whether the line's device is opened on demand: asked, and a local tty (others are always open)."""
+        return self.onDemand and self.device.kind == "tty"

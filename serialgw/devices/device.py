@@ -29,10 +29,11 @@ from serialgw.devices.early import EarlyHold
 from serialgw.devices.floodread import FloodReading
 from serialgw.devices.loss import LossAndReturn
 from serialgw.devices.nosink import NoSink
+from serialgw.devices.ondemand import RestAndWake
 from serialgw.devices.pacing import Pacing
 from serialgw.devices.reopen import OPENING, Reopener
 from serialgw.devices.retime import SettingsInOrder
-from serialgw.interfaces import IDevice, IDeviceSink, IPort
+from serialgw.interfaces import RESTING, IDevice, IDeviceSink, IPort, IRestingDevice
 
 log = Logger()
 
@@ -41,8 +42,8 @@ LOW_WATER = 16 * 1024
 
 
 # (LossAndReturn before SettingsInOrder and Pacing: their stand-ins for its _gone and _lost raise.)
-@implementer(IDevice)
-class SerialDevice(DeviceControls, LossAndReturn, SettingsInOrder, Pacing, EarlyHold, FloodReading):
+@implementer(IDevice, IRestingDevice)
+class SerialDevice(DeviceControls, LossAndReturn, SettingsInOrder, Pacing, EarlyHold, FloodReading, RestAndWake):
     """
     One open device in the reactor.
 
@@ -60,7 +61,8 @@ class SerialDevice(DeviceControls, LossAndReturn, SettingsInOrder, Pacing, Early
     it for good.  A device that could not be opened at start is made with
     an L{AbsentPort} and C{downReason}: it starts down, on the same path;
     with C{downReason} L{OPENING} its maker opens it at once on that path
-    (C{reopener.openNow()}: off the reactor thread).
+    (C{reopener.openNow()}: off the reactor thread); with L{RESTING} it
+    waits, closed, until its line wakes it (on demand: L{RestAndWake}).
     """
 
     noSettings = ""
@@ -131,6 +133,8 @@ class SerialDevice(DeviceControls, LossAndReturn, SettingsInOrder, Pacing, Early
             self._fileno = -1
             if opener is None:
                 self.closed = True
+            elif downReason == RESTING:
+                self.resting = True
             elif downReason != OPENING:
                 self.reopener.start()
         else:

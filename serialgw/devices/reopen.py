@@ -55,6 +55,8 @@ class ReopenTarget(Protocol):
 
     name: str
     closed: bool
+    # Closed on demand (no client wants it): an open under way closes what it opens, and no attempt follows.
+    resting: bool
     downReason: Optional[str]
     lockedBy: Optional[int]
 
@@ -151,6 +153,25 @@ class Reopener:
         self._await(opening, since)
         return first
 
+    @property
+    def opening(self) -> bool:
+        """Whether an open is under way (it may hang)."""
+        return self._openedAt is not None
+
+    def wanted(self, opener: Callable[[], IPort]) -> None:
+        """
+        On demand: the device is wanted again (see
+        L{serialgw.devices.ondemand}): opened now with C{opener} as a first
+        open is (L{openNow}), unless an open is under way (one that a rest
+        let run: its outcome is this one's): never a second beside it, however
+        often clients come and go while it hangs.
+        """
+        if self.opening:
+            if self._first is None:
+                self._beginFirst()
+            return
+        self.openNow(opener)
+
     def _beginFirst(self) -> defer.Deferred[Optional[BaseException]]:
         self.attempts = 0
         self._said = self.target.downReason
@@ -160,7 +181,8 @@ class Reopener:
     def _firstOver(self, outcome: Optional[BaseException]) -> None:
         first, self._first = self._first, None
         if first is not None:
-            if outcome is not None and not isinstance(outcome, OpenWithdrawn) and not self.target.closed:
+            if outcome is not None and not isinstance(outcome, OpenWithdrawn) and not self.target.closed \
+                    and not self.target.resting:
                 self.target.notOpened()
             first.callback(outcome)
 
@@ -247,7 +269,7 @@ class Reopener:
         assert opens is not None
 
         def begin(_: Any) -> defer.Deferred[IPort]:
-            if target.closed:
+            if target.closed or target.resting:
                 raise OpenWithdrawn("closed before its open began")
             if opens.busy(target.name):  # (another one, waiting too, began first)
                 return opens.after(target.name).addCallback(begin)
@@ -267,7 +289,7 @@ class Reopener:
         """The open has not returned in STUCK_AFTER s: said once, and shown as the reason the line is down."""
         self._stuckCall = None
         target = self.target
-        if target.closed:
+        if target.closed or target.resting:
             return
         target.downReason = reason = f"opening the device has not returned in {STUCK_AFTER:.0f} s"
         self._said = reason
@@ -294,16 +316,18 @@ class Reopener:
         if isinstance(error, OpenWithdrawn):
             self._firstOver(error)  # (stopped: nothing more, nothing said)
             return
-        if not self.target.closed:
+        if not self.target.closed and not self.target.resting:
             self.noteFailure(error)
             self._schedule()
         self._firstOver(error)
 
     def _opened(self, port: IPort) -> None:
         target = self.target
-        if target.closed:
+        if target.closed or target.resting:
+            # (Wanted by nobody now: its lock and descriptor let go at once.)
             port.close()
-            self._firstOver(DeviceError(f"{target.name} was closed while it opened"))
+            self._firstOver(OpenWithdrawn(f"{target.name} was closed while it opened") if target.resting
+                            else DeviceError(f"{target.name} was closed while it opened"))
             return
         try:
             target.takeBack(port)

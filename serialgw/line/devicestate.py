@@ -16,7 +16,7 @@ from typing import Optional, Protocol
 from twisted.python.failure import Failure
 
 from serialgw.config.specs import SerialSettings
-from serialgw.interfaces import IClient, IDevice
+from serialgw.interfaces import RESTING, IClient, IDevice
 from serialgw.line.role import Role
 from serialgw.logflood import clientLog
 
@@ -45,6 +45,8 @@ class _Line(Protocol):
     def _countUnsent(self: _Line, why: str) -> None: ...
     def _sendString(self: _Line, parts: tuple[bytes, ...], what: str) -> None: ...
     def _downNotice(self: _Line, why: str) -> bytes: ...
+    def openedOnDemand(self: _Line) -> bool: ...
+    def notOpenedOnDemand(self: _Line, reason: str) -> None: ...
 
 
 class DeviceState:
@@ -113,6 +115,7 @@ class DeviceState:
 
     def deviceNotOpened(self: _Line, reason: str) -> None:
         """Its first open failed or hangs: what was typed meanwhile is lost (logged), the people here told why."""
+        self.notOpenedOnDemand(reason)
         self._countUnsent(reason)
         notice = self._downNotice(reason)
         for client in list(self.clients):
@@ -122,20 +125,24 @@ class DeviceState:
         if not self.notices:
             return b""
         text = f"[serialgw: {self.name} is down: {why}; waiting for it]"
+        if why == RESTING:
+            text = f"[serialgw: {self.name}'s device is {RESTING}: opened when a client connects]"
         return b"\r\n" + text.encode("utf-8", "replace") + b"\r\n"
 
     def deviceUp(self: _Line) -> None:
         self.up = True
         first, self._wasUp = not self._wasUp, True
-        if not first:
-            self.reopens += 1
-        elif not self.clients:
+        if self.openedOnDemand():
+            pass  # (nobody was told it was down: no news, no reopen)
+        elif not first or self.clients:
+            self.reopens += 0 if first else 1
+            self.recordEvent("device up")
+            notice = f"\r\n[serialgw: {self.name} is back]\r\n".encode("utf-8", "replace") if self.notices else b""
+            for client in list(self.clients):
+                client.deviceStateChanged(True, notice)
+        else:
             # Its first coming up (a first open off the reactor thread, a
             # console dialed) is news to nobody: said by the device's side.
             return
-        self.recordEvent("device up")
-        notice = f"\r\n[serialgw: {self.name} is back]\r\n".encode("utf-8", "replace") if self.notices else b""
-        for client in list(self.clients):
-            client.deviceStateChanged(True, notice)
         if self._openMissed and self.people:
             self._sendString(self.openString, "open-string")

@@ -20,6 +20,7 @@ from serialgw.line.coalesce import Coalescer
 from serialgw.line.comings import Comings, whoIsOn
 from serialgw.line.control import PortControl
 from serialgw.line.devicestate import DeviceState
+from serialgw.line.ondemand import OnDemandOpen
 from serialgw.line.role import Role, RoleChanges, heirOf
 from serialgw.line.slowclients import SlowClients
 from serialgw.line.strings import OpenCloseStrings
@@ -34,13 +35,13 @@ log = clientLog()
 
 
 @implementer(IDeviceSink)
-class Line(PortControl, OpenCloseStrings, RoleChanges, DeviceState, SlowClients):
+class Line(PortControl, OpenCloseStrings, RoleChanges, DeviceState, SlowClients, OnDemandOpen):
     """
     A serial line shared by any number of clients.  What RFC 2217 clients
     may do to the port is L{PortControl}'s; the open- and close-strings are
     L{OpenCloseStrings}'; who may write, as it changes, L{RoleChanges}'; the
     device's state, L{DeviceState}'; clients that cannot keep up,
-    L{SlowClients}'.
+    L{SlowClients}'; a device open only while a client wants it, L{OnDemandOpen}'s.
     """
 
     def __init__(
@@ -178,10 +179,12 @@ class Line(PortControl, OpenCloseStrings, RoleChanges, DeviceState, SlowClients)
                 self.announce(f"{client.peer} attached as {client.role.value}", exclude=client)
         elif quiet:
             self._unlogged[client] = None
-        if not self.up:
+        if not self.up and not self.quietOpen(client):
             # Someone arriving while the device is down hears it, as those
-            # already here did when it went.
+            # already here did when it went (not while it opens on demand:
+            # what comes of that is told).
             client.deviceStateChanged(False, self._downNotice(self.device.downReason or "not there"))
+        self._wakerCame(client)
         if self.waitForClient and client.wakesLine:
             self.waitForClient = False
             self.device.start()
@@ -210,7 +213,8 @@ class Line(PortControl, OpenCloseStrings, RoleChanges, DeviceState, SlowClients)
         # Counted out first: what is restored below is the state for those
         # who stay (the idle state when nobody does).  One never announced
         # was never counted in (see _countIn).
-        leaving = (client in self.clients and client.person
+        attached = client in self.clients
+        leaving = (attached and client.person
                    and client not in self._unannounced)
         if leaving:
             self.people -= 1
@@ -268,6 +272,9 @@ class Line(PortControl, OpenCloseStrings, RoleChanges, DeviceState, SlowClients)
                          budget=getattr(client, "logBudget", None))
         if leaving and not self.people:
             self._lastPerson()
+        if attached:
+            # (After the close-string: an on-demand device takes it before it closes.)
+            self._wakerLeft(client)
 
     def introduce(self, client: IClient) -> None:
         """A client attached quietly is announced now (once); nothing for the others."""

@@ -69,6 +69,7 @@ FULL_TOML = {
     "pace-line": "2",
     "lock": "false",
     "lock-dir": '"/tmp"',
+    "on-demand": "true",
     # Without --shard the key is checked and has no effect.
     "shard": "0",
 }
@@ -117,6 +118,7 @@ LINE_FIELD = {
     "pace-line": "paceLine",
     "lock": "lock",
     "lock-dir": "lockDir",
+    "on-demand": "onDemand",
 }
 LOG_FIELD = {"log-format": "format", "log-max-size": "maxSize", "log-daily": "daily", "log-keep": "keep",
              "log-events": "events", "log-mark": "mark", "log-typed": "typed"}
@@ -255,6 +257,7 @@ class OptionDefaultsTests(TestCase):
             "lock-dir": ["--lock-dir", "/tmp"],
             "no-notices": ["--no-notices"],
             "no-restore": ["--no-restore"],
+            "on-demand": ["--on-demand"],
             "wait-for-device": ["--wait-for-device"],
             "busy-poll": ["--busy-poll", "20"],
         }
@@ -282,7 +285,7 @@ class OptionDefaultsTests(TestCase):
             self.patch(singleline, "DEFAULT_DEVICE", f"pty:{link}")
             # And without the options that mean nothing on a pty (refused with one: test_remotekeys).
             omitted = [*omitted, *(name for name in ("no-lock", "lock-dir", "dtr", "rts", "idle-dtr", "idle-rts",
-                                                                 "rtscts", "break-duration")
+                                                                 "rtscts", "break-duration", "on-demand")
                                    if name not in omitted)]
         if "port" in omitted and "listen" in omitted:
             self.patch(singleline, "DEFAULT_PORT", "tcp:0:interface=127.0.0.1")

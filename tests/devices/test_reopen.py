@@ -29,6 +29,7 @@ class Target:
     def __init__(self) -> None:
         self.name = "/dev/ttyUSB0"
         self.closed = False
+        self.resting = False
         self.downReason: Optional[str] = "hung up"
         self.lockedBy: Optional[int] = None
         self.calls: list[tuple[Any, ...]] = []
