@@ -262,6 +262,7 @@ def makeLine(config: LineConfig, device: Any, clock: Any) -> Line:
     line.notices = config.notices
     line.mode = config.mode
     line.maxClients = config.maxClients
+    line.kickOld = config.kickOldUser
     line.rights = config.rights
     line.backlogSize = config.backlog
     line.coalesce(config.coalesceMin, config.coalesceMax, config.coalesceOn)
@@ -299,6 +300,7 @@ def retuneLine(line: Line, old: LineConfig, new: LineConfig) -> None:
     line.restoreSettings = new.restoreSettings
     line.notices = new.notices
     line.maxClients = new.maxClients
+    line.kickOld = new.kickOldUser
     if new.rights != old.rights:
         line.applyRights(new.rights)
     if new.listeners != old.listeners:

@@ -188,6 +188,8 @@ def singleLine(options: usage.Options) -> LineConfig:
         raise ConfigError(f"--name: {problem}")
     name = options["name"] or lineName(typed.describe())
     maxClients = DEFAULT_MAX_CLIENTS if options["max-clients"] is None else parseMaxClients(options["max-clients"])
+    if options["kick-old-user"] and not maxClients:
+        raise ConfigError("--kick-old-user means nothing with --max-clients 0 (no limit): the line is never full")
     coalesce = byOption("coalesce", parseCoalesce, "off" if options["coalesce"] is None else options["coalesce"])
     strings = {key: parseSendString(options[key] or "", f"--{key}") for key in ("open-string", "close-string")}
     for key, parts in strings.items():
@@ -216,6 +218,7 @@ def singleLine(options: usage.Options) -> LineConfig:
         paceLine=parseMilliseconds(0 if options["pace-line"] is None else options["pace-line"], "--pace-line"),
         lock=not options["no-lock"],
         onDemand=bool(options["on-demand"]),
+        kickOldUser=bool(options["kick-old-user"]),
         lockDir=parseLockDir(options["lock-dir"], "--lock-dir") if options["lock-dir"] is not None else DEFAULT_LOCK_DIR,
     )
     loop = ptyLoop([config], placeKeys)

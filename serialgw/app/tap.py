@@ -47,7 +47,7 @@ log = Logger()
 LINE_OPTIONS = ("device", "port", "name", "serial", "baud", "bytesize", "parity", "stopbits", "break-duration",
                 "signature", "coalesce", "max-clients", "open-string", "close-string", "dtr", "rts", "idle-dtr",
                 "idle-rts", "pace", "pace-line", "lock-dir")
-LINE_FLAGS = ("xonxoff", "rtscts", "no-notices", "no-lock", "no-restore", "on-demand")
+LINE_FLAGS = ("xonxoff", "rtscts", "no-notices", "no-lock", "no-restore", "on-demand", "kick-old-user")
 
 
 class Options(usage.Options):
@@ -164,6 +164,9 @@ man 8 serialgw
          "No UUCP lock file for a local tty (default: take /var/lock/LCK..NAME while the device is open)"],
         ["no-restore", None,
          "Keep what the last RFC 2217 client set when it leaves (default: restore the configured settings)"],
+        ["kick-old-user", None,
+         "A client connecting to a full line (--max-clients) takes the place of the oldest, who is told why and "
+         "disconnected (ser2net's kickolduser; the file's kick-old-user = true)"],
         ["on-demand", None,
          "Open a local tty only while a client is connected, and close it when the last one leaves, so that "
          "other programs may use it meanwhile (the file's on-demand = true)"],

@@ -85,20 +85,31 @@ class LineFactory(Factory):
         self.outgoing = spec.kind is ListenerKind.CONNECT
 
     def buildProtocol(self, addr: Any) -> Any:
-        if self.line.full():
-            refusals.warn("{line}: connection from {address} refused: {clients} already (max-clients)",
-                          line=self.line.name, address=describeAddress(addr), count=self.line.maxClients,
-                          clients=counted(self.line.maxClients, "client"), peer=self.refusalKey)
-            if self.spec.tls is not None:
-                # Closed at accept, before any TLS (RefusingTLSFactory).
-                return None
-            return Refused(f"\r\n[serialgw: {self.line.name} is full: {counted(self.line.maxClients, 'client')} "
-                            "(max-clients)]\r\n".encode("utf-8", "replace"))
+        # (kick-old-user: room is made once the newcomer may come in, below and in _admit.)
+        if self.line.full() and not self.line.kickOld:
+            return self._full(addr)
         if self.allow and not self._allowed(addr):
             self.refused += 1
             refusals.warn("{line}: connection from {address} refused: not in {allow}", line=self.line.name,
                           address=describeAddress(addr), allow=",".join(self.spec.allow), peer=self.refusalKey)
             return None
+        if self.spec.tls is None and not self.line.makeRoom(describeAddress(addr), self.refusalKey):
+            return self._full(addr)
+        return self._build(addr)
+
+    def _full(self, addr: Any) -> Any:
+        """The line is full: the connection refused, said (at accept; a TLS one is closed before any TLS)."""
+        refusals.warn("{line}: connection from {address} refused: {clients} already (max-clients)",
+                      line=self.line.name, address=describeAddress(addr), count=self.line.maxClients,
+                      clients=counted(self.line.maxClients, "client"), peer=self.refusalKey)
+        if self.spec.tls is not None:
+            # Closed at accept, before any TLS (RefusingTLSFactory).
+            return None
+        return Refused(f"\r\n[serialgw: {self.line.name} is full: {counted(self.line.maxClients, 'client')} "
+                        "(max-clients)]\r\n".encode("utf-8", "replace"))
+
+    def _build(self, addr: Any) -> Any:
+        """The client of a connection admitted (over TLS: its gate, which admits it once verified)."""
         source = sourceOf(addr) if self.spec.tls is not None else None
         if self.spec.tls is not None and not self._roomForHandshake(addr, source):
             return None
@@ -201,7 +212,7 @@ class LineFactory(Factory):
             log.info("{line}: TLS client {peer} refused after its handshake: a reload changed or closed "
                      "the listener", line=self.line.name, peer=peerName(transport))
             return False
-        if self.line.full():
+        if self.line.full() and not self.line.kickOld:
             log.warn("{line}: TLS client {peer} refused after its handshake: {clients} already (max-clients)",
                      line=self.line.name, peer=peerName(transport), count=self.line.maxClients,
                      clients=counted(self.line.maxClients, "client"))
@@ -241,7 +252,8 @@ class LineFactory(Factory):
                 table.admitted(user, client)
             if right == "read":
                 client.role = Role.READONLY
-        return True
+        # kick-old-user: the oldest makes room for a client verified and admitted (full without it: refused above).
+        return self.line.makeRoom(peerName(transport), self.refusalKey)
 
     def _allowed(self, addr: Any) -> bool:
         return addressAllowed(addr, self.allow)

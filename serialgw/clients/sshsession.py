@@ -364,7 +364,7 @@ class SSHClient(Session, ClientEvents, SSHChannel):
             text += "".join(f"{n}{newline}" for n in mine)
             self.clock.callLater(0, self._refuse, text)
             return True
-        if line.full():
+        if line.full() and not line.kickOld:
             log.warn("{line}: {peer} refused: {clients} already (max-clients)", line=line.name,
                      peer=self.peer, count=line.maxClients, clients=counted(line.maxClients, "client"),
                      budget=self.logBudget)
@@ -390,6 +390,8 @@ class SSHClient(Session, ClientEvents, SSHChannel):
                                  f"(at most {most} a person){newline}")
             return True
         self.role = Role.WRITER if right == "write" and not spec.readOnly else Role.READONLY
+        # kick-old-user: the oldest makes room for a person admitted (full without it: refused above).
+        line.makeRoom(self.describePeer(), self.logBudget)
         self.line = line
         self.gateway.attached(self)
         self.startSession()

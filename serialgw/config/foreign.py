@@ -75,8 +75,7 @@ def ser2netAccepter(text: str) -> Optional[str]:
 # keys of a line: what serialgw has for each.
 _KEYS = {
     "max-connections": "ser2net's max-connections is max-clients here (default 64, where ser2net's is 1)",
-    "kickolduser": "ser2net's kickolduser has no counterpart: mode = \"exclusive\" keeps one writer, and the "
-                   "escape menu's t takes write from another",
+    "kickolduser": "ser2net's kickolduser is kick-old-user here (with max-clients, ser2net's max-connections)",
     "banner": "ser2net's banner is the listener option banner here (\"telnet,banner+4001\": the line's name, "
               "settings and who is on; no text of your own)",
     "timeout": "ser2net's timeout is the listener option idle=SECONDS here (\"telnet,idle=600+4001\")",

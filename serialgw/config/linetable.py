@@ -51,7 +51,7 @@ LINE_KEYS = {
     "log", "log-format", "log-max-size", "log-daily", "log-keep", "log-events", "log-mark", "log-typed", "coalesce",
     "write", "read",
     "open-string", "close-string", "dtr", "rts", "idle-dtr", "idle-rts", "pace", "pace-line",
-    "lock", "lock-dir", "shard", "on-demand",
+    "lock", "lock-dir", "shard", "on-demand", "kick-old-user",
 }
 
 # Line and user names: ASCII only, the whole name (re.match with "$" would take a trailing
@@ -246,6 +246,10 @@ def _line(name: str, table: dict[str, Any]) -> LineConfig:
     maxClients = value("max-clients", int, DEFAULT_MAX_CLIENTS)
     if not 0 <= maxClients <= MAX_CLIENTS:
         raise _KeyError("max-clients", f"expected 0 (no limit) to {MAX_CLIENTS} clients, not {maxClients}")
+    kickOld = value("kick-old-user", bool, False)
+    if kickOld and not maxClients:
+        raise _KeyError("kick-old-user", "means nothing with max-clients = 0 (no limit): the line is never full, "
+                                         "nobody makes room; give max-clients (ser2net's max-connections)")
     backlog = value("backlog", int, DEFAULT_BACKLOG)
     if not 0 <= backlog <= MAX_BACKLOG:
         raise _KeyError("backlog", f"expected 0 to {MAX_BACKLOG} bytes, not {backlog}")
@@ -321,4 +325,5 @@ def _line(name: str, table: dict[str, Any]) -> LineConfig:
         lockDir=parsed("lock-dir", lambda t: parseLockDir(noLine(t, "lock-dir", "lock-dir"), "lock-dir"),
                        value("lock-dir", str, DEFAULT_LOCK_DIR)),
         onDemand=value("on-demand", bool, False),
+        kickOldUser=kickOld,
     )

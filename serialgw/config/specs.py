@@ -507,6 +507,9 @@ class LineConfig:
     # gateway makes and remote devices take none.
     lock: bool = True
     lockDir: str = DEFAULT_LOCK_DIR
+    # ser2net's kickolduser: a full line (maxClients) makes room for a
+    # newcomer, its oldest person told why and disconnected.
+    kickOldUser: bool = False
     # Open the device only while a client wants it (conserver's ondemand,
     # ser2net's way): a local tty only (see opensOnDemand).
     onDemand: bool = False

@@ -96,6 +96,8 @@ class Line(PortControl, OpenCloseStrings, RoleChanges, DeviceState, SlowClients,
         self._lineState = 0
         self.mode = "shared"
         self.maxClients = 0
+        # ser2net's kickolduser: a full line makes room for a newcomer (see makeRoom).
+        self.kickOld = False
         self.logs: list[IConsoleLog] = []
         # Told the settings in effect after every change (client ptys follow the line).
         self.settingsFollowers: list[Callable[[SerialSettings], None]] = []
@@ -154,6 +156,31 @@ class Line(PortControl, OpenCloseStrings, RoleChanges, DeviceState, SlowClients,
         """No room for another network client (max-clients)."""
         people = sum(1 for c in self.clients if c.person)
         return bool(self.maxClients) and people >= self.maxClients
+
+    def makeRoom(self, newcomer: str, budget: Any = None) -> bool:
+        """
+        A network client C{newcomer} (its peer) is to be admitted: whether
+        there is room (max-clients).  With C{kickOld} (ser2net's
+        kickolduser) a full line makes room: its oldest person (the first
+        attached) is told why and disconnected.  Asked only once the
+        newcomer may come in (its address allowed, its TLS certificate or
+        SSH key verified): an unverified connection never costs someone
+        their place.  C{budget}: the newcomer's listener's log budget (a
+        client reconnecting in a loop cannot flood the log: logflood).
+        """
+        if not self.full() or not self.kickOld:
+            return not self.full()
+        for oldest in [c for c in self.clients if c.person]:
+            if not self.full():
+                break
+            why = f"{newcomer} took your place on {self.name} (max-clients {self.maxClients}, kick-old-user)"
+            log.info("{line}: {peer} disconnected: {newcomer} took its place (max-clients {count}, kick-old-user)",
+                     line=self.name, peer=oldest.peer, newcomer=newcomer, count=self.maxClients, budget=budget)
+            oldest.notice(why)
+            oldest.disconnect(why)
+            if oldest in self.clients:
+                self.detach(oldest)  # (one whose connection is another's to close: off the line all the same)
+        return not self.full()
 
     def attach(self, client: IClient, quiet: bool = False) -> None:
         """

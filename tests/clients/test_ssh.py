@@ -794,6 +794,21 @@ class SessionTests(SynchronousTestCase):
         self.assertEqual(conn.requests[second], [(b"exit-status", struct.pack(">L", 1), False)])
         self.assertEqual(h.lines["con1"].clients, [first])
 
+    def test_kickOldUser(self) -> None:
+        """kick-old-user: a second session takes the first one's place; the first is told why on its standard error and exits 1."""
+        h = Harness()
+        h.lines["con1"].maxClients = 1
+        h.lines["con1"].kickOld = True
+        first, firstConn = h.channel()
+        first.requestReceived(b"shell", b"")
+        second, _ = h.channel(user="ops2")
+        second.requestReceived(b"shell", b"")
+        h.clock.advance(0)
+        self.assertEqual(h.lines["con1"].clients, [second])
+        self.assertIn((1, b"serialgw: ops2 (192.0.2.7:40000) took your place on con1 (max-clients 1, kick-old-user)\n"),
+                      firstConn.extData[first])
+        self.assertEqual(firstConn.requests[first][-1], (b"exit-status", struct.pack(">L", 1), False))
+
     def test_eofAndClose(self) -> None:
         """EOF from the client (ssh -n) leaves the session watching; once closed, the client is detached and TCP closed."""
         h = Harness()

@@ -70,6 +70,7 @@ FULL_TOML = {
     "lock": "false",
     "lock-dir": '"/tmp"',
     "on-demand": "true",
+    "kick-old-user": "true",
     # Without --shard the key is checked and has no effect.
     "shard": "0",
 }
@@ -119,6 +120,7 @@ LINE_FIELD = {
     "lock": "lock",
     "lock-dir": "lockDir",
     "on-demand": "onDemand",
+    "kick-old-user": "kickOldUser",
 }
 LOG_FIELD = {"log-format": "format", "log-max-size": "maxSize", "log-daily": "daily", "log-keep": "keep",
              "log-events": "events", "log-mark": "mark", "log-typed": "typed"}
@@ -258,6 +260,7 @@ class OptionDefaultsTests(TestCase):
             "no-notices": ["--no-notices"],
             "no-restore": ["--no-restore"],
             "on-demand": ["--on-demand"],
+            "kick-old-user": ["--kick-old-user"],
             "wait-for-device": ["--wait-for-device"],
             "busy-poll": ["--busy-poll", "20"],
         }

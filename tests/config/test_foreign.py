@@ -112,7 +112,7 @@ class ForeignFormTests(SynchronousTestCase):
         """A ser2net or conserver option as a key is refused with what serialgw has for it (or that it has none)."""
         cases = {
             "max-connections = 1": "ser2net's max-connections is max-clients here",
-            "kickolduser = true": "ser2net's kickolduser has no counterpart",
+            "kickolduser = true": "ser2net's kickolduser is kick-old-user here",
             "trace-write = '/var/log/x'": "ser2net's trace-write is log-typed here",
             "timestamp = '1hab'": "conserver's timestamp is log-mark",
             "logfile = '/var/log/x'": "conserver's logfile is log here",
@@ -151,9 +151,9 @@ class PastedLineTests(SynchronousTestCase):
             "connector: telnet(rfc2217),tcp,kvm1,7007":
                 "'connector: telnet(rfc2217),tcp,kvm1,7007': ser2net's connector; serialgw writes it "
                 "device = \"rfc2217://kvm1:7007\" " + toml.format(10),
-            "      kickolduser: true": "'kickolduser: true': ser2net's kickolduser has no counterpart: mode = "
-                                       "\"exclusive\" keeps one writer, and the escape menu's t takes write from "
-                                       "another (a YAML line: TOML writes NAME = VALUE) " + toml.format(18),
+            "      kickolduser: true": "'kickolduser: true': ser2net's kickolduser is kick-old-user here (with "
+                                       "max-clients, ser2net's max-connections) (a YAML line: TOML writes NAME = "
+                                       "VALUE) " + toml.format(18),
             "baud: 9600": "'baud: 9600': a YAML line: TOML writes baud = VALUE " + toml.format(5),
         }
         for pasted, said in cases.items():
