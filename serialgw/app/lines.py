@@ -263,6 +263,7 @@ def makeLine(config: LineConfig, device: Any, clock: Any) -> Line:
     line.mode = config.mode
     line.maxClients = config.maxClients
     line.kickOld = config.kickOldUser
+    line.banner = config.banner
     line.rights = config.rights
     line.backlogSize = config.backlog
     line.coalesce(config.coalesceMin, config.coalesceMax, config.coalesceOn)
@@ -301,6 +302,7 @@ def retuneLine(line: Line, old: LineConfig, new: LineConfig) -> None:
     line.notices = new.notices
     line.maxClients = new.maxClients
     line.kickOld = new.kickOldUser
+    line.banner = new.banner  # (for the sessions that start from now on)
     if new.rights != old.rights:
         line.applyRights(new.rights)
     if new.listeners != old.listeners:

@@ -20,6 +20,7 @@ from typing import Any, Callable, Optional, TypeVar
 import attrs
 from twisted.python import usage
 
+from serialgw.config.banner import parseBanner
 from serialgw.config.file import nameProblem
 from serialgw.config.foreign import OPTIONS, deviceWithSettings
 from serialgw.config.gatewaylisteners import parseSSHListener
@@ -206,6 +207,7 @@ def singleLine(options: usage.Options) -> LineConfig:
         coalesceMax=coalesce[1],
         coalesceOn=coalesce[2],
         signature=options["signature"],
+        banner=parseBanner(options["banner"], "--banner") if options["banner"] is not None else None,
         notices=not options["no-notices"],
         maxClients=maxClients,
         openString=strings["open-string"],

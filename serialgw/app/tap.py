@@ -46,7 +46,7 @@ log = Logger()
 # What the single line's options say; with --config the file says it (an error).
 LINE_OPTIONS = ("device", "port", "name", "serial", "baud", "bytesize", "parity", "stopbits", "break-duration",
                 "signature", "coalesce", "max-clients", "open-string", "close-string", "dtr", "rts", "idle-dtr",
-                "idle-rts", "pace", "pace-line", "lock-dir")
+                "idle-rts", "pace", "pace-line", "lock-dir", "banner")
 LINE_FLAGS = ("xonxoff", "rtscts", "no-notices", "no-lock", "no-restore", "on-demand", "kick-old-user")
 
 
@@ -108,6 +108,9 @@ man 8 serialgw
          f"How long a BREAK holds the line, in milliseconds, e.g. 500 [default: {DEFAULT_BREAK_DURATION}]"],
         ["signature", None, None,
          "RFC 2217 SIGNATURE text [default: serialgw VERSION LINE]"],
+        ["banner", None, None,
+         "A greeting of your own for telnet and SSH sessions (and listeners with the banner option), in place of "
+         "the banner option's: escapes \\r \\n \\t \\\\, placeholders {line} {device} {settings}; at most 512 characters"],
         ["config", "c", None,
          "A TOML file of many lines ([defaults], [lines.NAME] with device, serial, listen, ...); "
          "not together with the single-line options"],

@@ -13,6 +13,7 @@ from serialgw.clients.guard import OutputGuard
 from serialgw.clients.reading import DEVICE_BEHIND, ESCAPE_BUSY, HELD_INPUT_LIMIT, OUTPUT_FULL, InputReading, stopCalls
 from serialgw.clients.tls import peerSubject
 from serialgw.clients.transports import peerName
+from serialgw.config.banner import fillBanner
 from serialgw.config.specs import ListenerSpec
 from serialgw.config.sshkeys import printable
 from serialgw.line.hub import Role
@@ -156,7 +157,11 @@ class Session(InputReading):
         self.line.attach(self, quiet=quiet)
         if quiet:
             self._introCall = clock.callLater(QUIET_SECONDS, self.introduce)
-        if spec is not None and spec.banner:
+        if spec is not None and self.line.banner is not None and (spec.banner or self.wantsNotices()):
+            # The line's own, to people (and where asked for by name): ser2net's banner.
+            self.sendText(fillBanner(self.line.banner, self.line.name, self.line.device.name,
+                                     settingsShown(self.line)).encode("utf-8", "replace"))
+        elif spec is not None and spec.banner:
             # Asked for by name: sent where notices are off too (raw's default, no-notices).
             self.say(f"{self.line.name}: {settingsShown(self.line)}, you are {self.role.value}; "
                      f"also here: {self.line.who(exclude=self)}"

@@ -76,8 +76,8 @@ def ser2netAccepter(text: str) -> Optional[str]:
 _KEYS = {
     "max-connections": "ser2net's max-connections is max-clients here (default 64, where ser2net's is 1)",
     "kickolduser": "ser2net's kickolduser is kick-old-user here (with max-clients, ser2net's max-connections)",
-    "banner": "ser2net's banner is the listener option banner here (\"telnet,banner+4001\": the line's name, "
-              "settings and who is on; no text of your own)",
+    "banner": "ser2net's banner is banner here (a string with {line}, {device}, {settings}; shown to telnet and SSH "
+              "sessions and where the listener says banner)",
     "timeout": "ser2net's timeout is the listener option idle=SECONDS here (\"telnet,idle=600+4001\")",
     "openstr": "ser2net's openstr is open-string here",
     "closestr": "ser2net's closestr is close-string here",

@@ -10,6 +10,7 @@ from typing import Any, Optional
 
 import attrs
 
+from serialgw.config.banner import parseBanner
 from serialgw.config.foreign import foreignKey, foreignTable
 from serialgw.config.listeners import parseListener
 from serialgw.config.parsers import (
@@ -51,7 +52,7 @@ LINE_KEYS = {
     "log", "log-format", "log-max-size", "log-daily", "log-keep", "log-events", "log-mark", "log-typed", "coalesce",
     "write", "read",
     "open-string", "close-string", "dtr", "rts", "idle-dtr", "idle-rts", "pace", "pace-line",
-    "lock", "lock-dir", "shard", "on-demand", "kick-old-user",
+    "lock", "lock-dir", "shard", "on-demand", "kick-old-user", "banner",
 }
 
 # Line and user names: ASCII only, the whole name (re.match with "$" would take a trailing
@@ -326,4 +327,5 @@ def _line(name: str, table: dict[str, Any]) -> LineConfig:
                        value("lock-dir", str, DEFAULT_LOCK_DIR)),
         onDemand=value("on-demand", bool, False),
         kickOldUser=kickOld,
+        banner=parsed("banner", parseBanner, value("banner", str)) if "banner" in table else None,
     )

@@ -507,6 +507,9 @@ class LineConfig:
     # gateway makes and remote devices take none.
     lock: bool = True
     lockDir: str = DEFAULT_LOCK_DIR
+    # A banner of the line's own (serialgw.config.banner: escapes made
+    # characters, placeholders kept); None: the listener option banner's text.
+    banner: Optional[str] = None
     # ser2net's kickolduser: a full line (maxClients) makes room for a
     # newcomer, its oldest person told why and disconnected.
     kickOldUser: bool = False

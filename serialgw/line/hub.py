@@ -98,6 +98,8 @@ class Line(PortControl, OpenCloseStrings, RoleChanges, DeviceState, SlowClients,
         self.maxClients = 0
         # ser2net's kickolduser: a full line makes room for a newcomer (see makeRoom).
         self.kickOld = False
+        # The line's own banner (serialgw.config.banner), else None: the listener option banner's text.
+        self.banner: Optional[str] = None
         self.logs: list[IConsoleLog] = []
         # Told the settings in effect after every change (client ptys follow the line).
         self.settingsFollowers: list[Callable[[SerialSettings], None]] = []

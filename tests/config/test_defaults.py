@@ -71,6 +71,7 @@ FULL_TOML = {
     "lock-dir": '"/tmp"',
     "on-demand": "true",
     "kick-old-user": "true",
+    "banner": "'{line} at {settings}\\r\\n'",
     # Without --shard the key is checked and has no effect.
     "shard": "0",
 }
@@ -121,6 +122,7 @@ LINE_FIELD = {
     "lock-dir": "lockDir",
     "on-demand": "onDemand",
     "kick-old-user": "kickOldUser",
+    "banner": "banner",
 }
 LOG_FIELD = {"log-format": "format", "log-max-size": "maxSize", "log-daily": "daily", "log-keep": "keep",
              "log-events": "events", "log-mark": "mark", "log-typed": "typed"}
@@ -261,6 +263,7 @@ class OptionDefaultsTests(TestCase):
             "no-restore": ["--no-restore"],
             "on-demand": ["--on-demand"],
             "kick-old-user": ["--kick-old-user"],
+            "banner": ["--banner", "{line} at {settings}\\r\\n"],
             "wait-for-device": ["--wait-for-device"],
             "busy-poll": ["--busy-poll", "20"],
         }

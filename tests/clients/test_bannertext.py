@@ -1,0 +1,105 @@
+"""
+A banner of the line's own (banner = "...", --banner; ser2net's banner:
+TEXT): read with its escapes and placeholders, refused naming the input
+when malformed, and greeting the sessions that take notices (and those
+of a listener that says banner) with the placeholders filled in.
+"""
+
+from __future__ import annotations
+
+from twisted.internet.address import IPv4Address
+from twisted.internet.testing import StringTransport
+from twisted.python.usage import UsageError
+from twisted.trial.unittest import SynchronousTestCase
+
+from serialgw.clients.raw import RawClient
+from serialgw.clients.telnet import TelnetClient
+from serialgw.config.banner import MAX_BANNER, fillBanner, parseBanner
+from serialgw.config.file import loadConfig
+from serialgw.config.listeners import parseListener
+from serialgw.config.specs import ConfigError
+from tests.app.test_tap import parse
+from tests.clients.test_sessions import Harness
+from tests.realio import writeTemp
+
+TEXT = "\\r\\nWelcome to {line} ({device}, {settings})\\r\\n"
+
+
+class ParseBannerTests(SynchronousTestCase):
+    def refused(self, text: str) -> str:
+        return str(self.assertRaises(ConfigError, parseBanner, text))
+
+    def test_escapesAndPlaceholders(self) -> None:
+        """The escapes become characters, the placeholders are kept and filled per session, doubled braces are braces."""
+        banner = parseBanner(TEXT + "{{x}} \\\\ \\t.")
+        self.assertEqual(banner, "\r\nWelcome to {line} ({device}, {settings})\r\n{{x}} \\ \t.")
+        self.assertEqual(fillBanner(banner, "web1", "/dev/ttyUSB0", "115200,8N1"),
+                         "\r\nWelcome to web1 (/dev/ttyUSB0, 115200,8N1)\r\n{x} \\ \t.")
+        # (A value that looks like a placeholder is not filled again.)
+        self.assertEqual(fillBanner("{line}:{device}", "{device}", "/dev/x", ""), "{device}:/dev/x")
+
+    def test_malformed(self) -> None:
+        """Each malformed banner is refused saying where and what (ser2net's escapes with serialgw's spelling)."""
+        self.assertEqual(self.refused("port \\p device \\d"),
+                         "banner 'port \\p device \\d': unknown escape '\\p' at character 6: expected \\r \\n \\t "
+                         "\\\\ and the placeholders {line} {device} {settings}; ser2net's \\p (the port) has no "
+                         "counterpart: a line has listeners, not one port")
+        self.assertIn("ser2net's \\d is {device} here", self.refused("device \\d"))
+        self.assertEqual(self.refused("on {host}"), "banner 'on {host}': '{host}' at character 4 is no placeholder: "
+                                                    "expected {line}, {device} or {settings} ({{ and }} for a brace)")
+        self.assertIn("'{line' at character 4 is no placeholder", self.refused("on {line"))
+        self.assertEqual(self.refused("a } b"), "banner 'a } b': a lone '}' at character 3: write }} for a brace")
+        self.assertEqual(self.refused("x\x1b[2Jy"), "banner 'x\\x1b[2Jy': a control character ('\\x1b') at character "
+                                                     "2: only text, tabs and line ends (\\r \\n)")
+        self.assertEqual(self.refused(""), "banner: empty: leave it out for the listener option banner's own text")
+        long = "x" * (MAX_BANNER + 1)
+        self.assertEqual(self.refused(long), f"banner '{'x' * 40}...': 513 characters, at most 512")
+        self.assertEqual(len(parseBanner("x" * MAX_BANNER)), MAX_BANNER)
+
+    def test_fileAndOption(self) -> None:
+        """banner in a line's table or [defaults] (a TOML string's own \\r\\n are characters already), --banner; refused naming the file's line."""
+        text = ('[defaults]\nbanner = "Hi {line}\\r\\n"\n[lines.a]\ndevice = "/dev/ttyS0"\nlisten = "4001"\n'
+                "[lines.b]\ndevice = \"/dev/ttyS1\"\nlisten = \"4002\"\nbanner = 'B: {settings}\\r\\n'\n")
+        a, b = loadConfig(writeTemp(self, text))
+        self.assertEqual((a.banner, b.banner), ("Hi {line}\r\n", "B: {settings}\r\n"))
+        path = writeTemp(self, '[lines.a]\ndevice = "/dev/ttyS0"\nlisten = "4001"\nbanner = "port {port}"\n')
+        said = str(self.assertRaises(ConfigError, loadConfig, path)).replace(path, "FILE")
+        self.assertEqual(said, "FILE:4: [lines.a] banner: banner 'port {port}': '{port}' at character 6 is no "
+                               "placeholder: expected {line}, {device} or {settings} ({{ and }} for a brace)")
+        path = writeTemp(self, '[lines.a]\ndevice = "/dev/ttyS0"\nlisten = "4001"\nbanner = 7\n')
+        said = str(self.assertRaises(ConfigError, loadConfig, path)).replace(path, "FILE")
+        self.assertEqual(said, "FILE:4: [lines.a] banner: expected a string (in quotes), not 7")
+        self.assertEqual(parse("--device", "/dev/ttyS0", "--banner", "Hi {line}\\r\\n")["lines"][0].banner, "Hi {line}\r\n")
+        error = self.assertRaises(UsageError, parse, "--device", "/dev/ttyS0", "--banner", "\\d")
+        self.assertTrue(str(error).startswith("--banner '\\d': unknown escape"), str(error))
+
+
+class BannerSentTests(SynchronousTestCase):
+    def connect(self, h: Harness, listener: str) -> StringTransport:
+        spec = parseListener(listener)
+        client = (RawClient if spec.protocol.value == "raw" else TelnetClient)(h.line, listener=spec)
+        transport = StringTransport(peerAddress=IPv4Address("TCP", "192.0.2.9", 1))
+        client.makeConnection(transport)
+        return transport
+
+    def test_telnetGreeted(self) -> None:
+        """A telnet session (it takes notices) is greeted with the text, filled in, in place of the banner option's."""
+        for listener in ("telnet+4444", "telnet,banner+4444"):
+            h = Harness()
+            h.line.banner = parseBanner(TEXT)
+            value = self.connect(h, listener).value()
+            self.assertTrue(value.endswith(b"\r\nWelcome to rack4 (, 115200,8N1)\r\n"), (listener, value))
+            self.assertNotIn(b"[serialgw:", value)
+
+    def test_rawOnlyWhenAsked(self) -> None:
+        """A raw program is greeted only where its listener says banner: its data stays clean otherwise."""
+        h = Harness()
+        h.line.banner = parseBanner("hello {line}\\r\\n")
+        self.assertEqual(self.connect(h, "raw+4444").value(), b"")
+        self.assertEqual(self.connect(h, "raw,banner+4444").value(), b"hello rack4\r\n")
+
+    def test_noTextTheOptionsOwn(self) -> None:
+        """Without a text of its own the banner option shows its own, as before; a telnet session without it, none."""
+        h = Harness()
+        self.assertTrue(self.connect(h, "raw,banner+4444").value().startswith(b"\r\n[serialgw: rack4: 115200,8N1"))
+        self.assertNotIn(b"rack4", self.connect(Harness(), "telnet+4444").value())
