@@ -170,8 +170,8 @@ class OnDemandOpen:
 
     def notOpenedOnDemand(self: _Line, reason: str) -> None:
         """An open on demand failed (C{reason}): it is no quiet one any more (the clients are told next)."""
-        if self._onDemandDevice is None:
-            return
+        if not self._quietOpen:
+            return  # (not an open of ours: a first open at start or by a reload says its own failure)
         self._quietOpen = False
         log.warn("{line}: cannot open the device (on demand): {reason}; tried again with backoff while a client "
                  "wants it", line=self.name, reason=reason, **self._wokenFor)

@@ -246,6 +246,18 @@ class OnDemandTests(SynchronousTestCase):
         self.line.setOnDemand(True)
         self.assertEqual((self.openPorts(), self.line.closedOnDemand), ([], True))
 
+    def test_offByReloadOpenFails(self) -> None:
+        """on-demand turned off while the device is not there: the failure is told (and logged once), and its coming back too."""
+        view = self.person("watch-all 192.0.2.9:7", wakes=False)
+        self.line.attach(view)
+        self.outcomes.append(DeviceError(MISSING))
+        self.line.setOnDemand(False)
+        self.reactor.advance(1.0)
+        self.assertEqual(view.deviceStates, [(False, CLOSED), (False, f"\r\n[serialgw: web1 is down: {MISSING}; waiting "
+                                                                     "for it]\r\n".encode()),
+                                             (True, b"\r\n[serialgw: web1 is back]\r\n")])
+        self.assertEqual(len([e for e in self.log.at(LogLevel.warn) if "on demand" in e.get("log_format", "")]), 1)
+
     def test_lostWhileOpenReopensWhileWanted(self) -> None:
         """The device goes while a client is there: reopened with backoff as any device; the client leaving then stops that."""
         person = self.person("192.0.2.1:1")
