@@ -136,6 +136,26 @@ class HandshakeTimeoutTests(SynchronousTestCase):
         subject[0] = "alice"
         self.assertTrue(self.lineFactory._admit(StringTransport(), RecordingClient()))
 
+    def test_kickOldUserOnlyOnceAdmitted(self) -> None:
+        """kick-old-user over TLS: a full line still takes the handshake; a certificate the line refuses costs nobody their place, one it admits takes the oldest one's."""
+        from serialgw.clients import factory as factoryModule
+        from tests.fakes import RecordingClient
+
+        self.line.rights = Rights(write=("alice",))
+        self.line.maxClients, self.line.kickOld = 1, True
+        oldest = RecordingClient("192.0.2.1:1")
+        oldest.person, oldest.user = True, "alice"
+        self.line.attach(oldest)
+        self.assertIsNotNone(self.lineFactory.buildProtocol(IPv4Address("TCP", "192.168.1.1", 54321)))
+        subject = ["mallory"]
+        self.patch(factoryModule, "peerSubject", lambda transport: subject[0])
+        self.assertFalse(self.lineFactory._admit(StringTransport(), RecordingClient()))
+        self.assertEqual((self.line.clients, oldest.disconnected), ([oldest], 0))
+        subject[0] = "alice"
+        self.assertTrue(self.lineFactory._admit(StringTransport(), RecordingClient()))
+        self.assertEqual((self.line.clients, oldest.disconnected), ([], 1))
+        self.assertEqual(oldest.notices, ["192.168.1.1:54321 took your place on t (max-clients 1, kick-old-user)"])
+
     def test_handshakeTimeoutOption(self) -> None:
         """handshake=SECONDS sets the timeout; 0 means none; nonsense is refused naming it."""
         self.assertEqual(parseListener("tls:0:cert=c:key=k:handshake=2.5").tls.handshakeTimeout, 2.5)  # type: ignore[union-attr]
