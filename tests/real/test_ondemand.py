@@ -11,6 +11,7 @@ import os
 
 from twisted.trial.unittest import TestCase
 
+from serialgw.devices.device import SerialDevice
 from serialgw.devices.uucplock import lockPath
 from tests.fakes import openDescriptors
 from tests.realio import closeClients, connect, listenerPort, ptyLine, startedPty, startGateway, testLockDir, until
@@ -53,3 +54,26 @@ class OnDemandPtyTests(TestCase):
         await closeClients(second)
         await until(self, lambda: line.closedOnDemand, "the device closed again")
         self.assertEqual(held(), 0)
+
+    async def test_comingAndGoingLeaksNothing(self) -> None:
+        """Twenty clients that connect and close at once, not waiting for the open: afterwards the tty is closed, its lock gone, and the process holds no descriptor more than before."""
+        pty = startedPty(self)
+        service = startGateway(self, ptyLine(pty, "raw+tcp:0:interface=127.0.0.1", name="od", onDemand=True))
+        line = service.lines["od"]
+        device = line.device
+        assert isinstance(device, SerialDevice)
+        port = listenerPort(service)
+
+        async def comeAndGo(times: int) -> None:
+            for _ in range(times):
+                client = await connect(port)
+                await closeClients(client)
+            await until(self, lambda: line.closedOnDemand and not line.clients and not device.reopener.opening,
+                        "the device closed, no open under way")
+
+        # (The first open makes what the process keeps for opens off the reactor thread: its threads' wake-up pipe.)
+        await comeAndGo(1)
+        before = openDescriptors()
+        await comeAndGo(20)
+        self.assertEqual(os.path.exists(lockPath(pty.slaveName, testLockDir())), False)
+        self.assertEqual(sorted(openDescriptors() - before), [])
