@@ -190,6 +190,25 @@ class OnDemandTests(SynchronousTestCase):
             self.assertEqual(self.openPorts(), [])
         self.assertEqual((len(self.ports), self.reactor.getDelayedCalls(), self.reactor.readers), (200, [], set()))
 
+    def test_consoleLogBounded(self) -> None:
+        """A client coming and going 100 times in a minute: the console log gets 20 opens and closes, then, with the first of the next minute, how many were left out."""
+        from serialgw.line.ondemand import CONSOLE_EVENTS, MINUTE
+
+        events: list[str] = []
+        self.patch(self.line, "writeLogs", events.append)
+        for n in range(50):
+            client = self.person(f"192.0.2.1:{n}")
+            client.person = False
+            self.line.attach(client)
+            self.line.detach(client)
+        self.assertEqual(events, ["device opened (on demand)", "device closed (on demand)"] * (CONSOLE_EVENTS // 2))
+        self.reactor.advance(MINUTE)
+        client = self.person("192.0.2.1:99")
+        client.person = False
+        self.line.attach(client)
+        self.assertEqual(events[CONSOLE_EVENTS:], ["80 more on-demand opens and closes in the minute before, not "
+                                                   "written here", "device opened (on demand)"])
+
     def test_hungOpenIsTheNextOnesOpen(self) -> None:
         """While an open has not returned, clients coming and going start no other (one open under way, however many come); when it returns with nobody there, what it opened is closed at once."""
         hung: Deferred[RecordingPort] = Deferred()
