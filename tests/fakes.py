@@ -351,6 +351,11 @@ class Lines:
 
     def __init__(self, *lines: Line) -> None:
         self.lines = {line.name: line for line in lines}
+        # Each line's listeners as the status page shows them (GatewayService.listenersOf).
+        self.listeners: dict[str, list[dict[str, Any]]] = {}
+
+    def listenersOf(self, name: str) -> list[dict[str, Any]]:
+        return self.listeners.get(name, [])
 
 
 class LogEvents:

@@ -36,6 +36,7 @@ from serialgw.clients.local import FileClient
 from serialgw.clients.logfile import awaitOpens
 from serialgw.clients.logwriter import drained
 from serialgw.clients.ptylink import PtyClient
+from serialgw.clients.transports import describeAddress
 from serialgw.config.specs import LineConfig, ListenerSpec, SSHSpec, WatchAllSpec
 from serialgw.config.where import Places
 from serialgw.devices.errors import DeviceError
@@ -204,6 +205,23 @@ class GatewayService(MultiService):
             self._openLog(line, config)
         for spec in config.listeners:
             self._listen(line, config, spec)
+
+    def listenersOf(self, name: str) -> list[dict[str, Any]]:
+        """
+        Line C{name}'s listeners open now, as the status page shows them
+        (ser2net's showport, conserver's console -x): each as written, its
+        kind and protocol, and where one that listens is bound (a port 0's
+        port: the one it got); a dial-out, a file, a pipe or a pty: C{null}.
+        """
+        shown: dict[ListenerSpec, dict[str, Any]] = {}
+        for key, (kind, thing) in self._keyed.get(name, []):
+            if not isinstance(key, ListenerSpec):
+                continue  # (its console log)
+            entry = shown.setdefault(key, {"listener": key.text or key.endpoint, "kind": key.kind.value,
+                                           "protocol": key.protocol.value, "address": None})
+            if kind == "port":
+                entry["address"] = describeAddress(thing[1].getHost())
+        return list(shown.values())
 
     def _listen(self, line: Line, config: LineConfig, spec: ListenerSpec) -> None:
         self._openingKey = spec

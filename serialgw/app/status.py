@@ -108,6 +108,8 @@ def lineStatus(line: Line) -> dict[str, Any]:
 
 
 class StatusResource(Resource):
+    """The JSON page: each of the service's C{lines}, with its listeners (C{listenersOf(name)})."""
+
     isLeaf = True
 
     def __init__(self, service: Any) -> None:
@@ -117,7 +119,9 @@ class StatusResource(Resource):
     def renderParts(self, request: Any) -> Iterator[bytes]:
         """The page a slice of lines a part (L{ThrottledPage} takes one a turn)."""
         request.setHeader(b"content-type", b"application/json")
-        return jsonParts(__version__, list(self.service.lines.values()), lineStatus)
+        service = self.service
+        return jsonParts(__version__, list(service.lines.values()),
+                         lambda line: dict(lineStatus(line), listeners=service.listenersOf(line.name)))
 
     def render_GET(self, request: Any) -> bytes:
         return b"".join(self.renderParts(request))

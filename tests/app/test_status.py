@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+import attrs
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from twisted.internet import reactor
@@ -25,7 +26,7 @@ from serialgw.config.listeners import parseListener
 from serialgw.config.specs import DeviceSpec, LineConfig
 from serialgw.line.hub import Line, Role
 from tests.fakes import Lines, RecordingDevice
-from tests.realio import closeClients, connect, listenerPort, startedPty, startGateway
+from tests.realio import closeClients, connect, listenerPort, socketPath, startedPty, startGateway
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -192,3 +193,24 @@ class EndpointTests(TestCase):
         self.assertEqual(response.headers.getRawHeaders(b"content-type"), [b"application/json"])
         self.assertIn(b'"bytes_to_device": 9', body)
         await closeClients(client)
+
+
+class ListenersShownTests(TestCase):
+    async def test_listenersOfALine(self) -> None:
+        """Each line's listeners open now, as the status page shows them (ser2net's showport): as written, kind, protocol, and where one is bound (port 0's port: the one it got); a reload that closes one no longer shows it."""
+        pty = startedPty(self)
+        lockDir = os.path.abspath(self.mktemp())
+        os.mkdir(lockDir)
+        path = socketPath(self)
+        tcp, unix = parseListener("raw+tcp:0:interface=127.0.0.1"), parseListener(f"telnet+unix:{path}")
+        config = LineConfig("p1", DeviceSpec("tty", pty.slaveName), lockDir=lockDir, listeners=(tcp, unix))
+        service = startGateway(self, config)
+        port = listenerPort(service)
+        self.assertEqual(service.listenersOf("p1"), [
+            {"listener": "raw+tcp:0:interface=127.0.0.1", "kind": "listen", "protocol": "raw",
+             "address": f"127.0.0.1:{port}"},
+            {"listener": f"telnet+unix:{path}", "kind": "listen", "protocol": "telnet", "address": f"unix:{path}"},
+        ])
+        self.assertEqual(service.listenersOf("nosuchline"), [])
+        await service.reload([attrs.evolve(config, listeners=(tcp,))])
+        self.assertEqual([shown["listener"] for shown in service.listenersOf("p1")], ["raw+tcp:0:interface=127.0.0.1"])

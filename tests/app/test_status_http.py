@@ -180,6 +180,15 @@ class StatusHTTPTests(SynchronousTestCase):
         head, body = transport.value().split(b"\r\n\r\n", 1)
         self.assertEqual((head.split(b"\r\n")[0], body), (b"HTTP/1.1 404 Not Found", b""))
 
+    def test_listenersShown(self) -> None:
+        """The JSON page shows each line's listeners as its gateway says them (GatewayService.listenersOf), after the line's other fields."""
+        shown = [{"listener": "raw+tcp:0", "kind": "listen", "protocol": "raw", "address": "0.0.0.0:4001"}]
+        self.site.resource.children[b""].page.service.listeners["rack1"] = shown  # type: ignore[attr-defined]
+        channel, transport = self.connection()
+        channel.dataReceived(GET)
+        line = json.loads(transport.value().split(b"\r\n\r\n", 1)[1])["lines"][0]
+        self.assertEqual((list(line)[-1], line["listeners"]), ("listeners", shown))
+
     def test_halfClosedClientAnswered(self) -> None:
         """A client that sends its request and shuts its side (printf ... | socat, nc -N) is answered, then closed, its answer waiting for the page's next rendering too (Twisted's HTTPChannel took the end of its input for the connection's: that request was answered to nobody, seen live with socat and HTTP/1.1); one that shuts its side with no whole request is closed at once."""
         first, _ = self.connection()
