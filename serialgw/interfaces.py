@@ -129,8 +129,16 @@ class IDevice(Interface):
 
     name = Attribute("What the device is, for people: its path (C{/dev/ttyS0}, C{pty:/run/x}) or address.")
 
-    def write(data: bytes) -> None:
-        """Queue bytes for the device."""
+    def write(data: bytes, source: Any = None) -> None:
+        """Queue bytes for the device; C{source}: whose they are (a client, for L{dropQueuedFrom}), or None."""
+
+    def dropQueuedFrom(source: Any) -> int:
+        """
+        Drop what C{source} wrote that waits to be written (its write right
+        taken away), counted C{unsent}; how many bytes.  0 where its bytes
+        are no longer the gateway's to drop (a remote console's: in its
+        connection's buffer).
+        """
 
     settings = Attribute("The L{SerialSettings} in effect.")
     downReason = Attribute("Why the device is down (a short text), or None while it is up.")

@@ -202,8 +202,11 @@ class RecordingDevice:
         # Bytes it has not handed on (queuedBytes): a test sets it.
         self.queued = 0
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes, source: Any = None) -> None:
         self.events.append(("write", data))
+
+    def dropQueuedFrom(self, source: Any) -> int:
+        return 0
 
     def queuedBytes(self) -> int:
         return self.queued

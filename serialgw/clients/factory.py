@@ -302,6 +302,7 @@ def applyListenerRights(line: Line, listeners: Sequence[ListenerSpec], old: Sequ
             log.info("{line}: {peer} disconnected: {reason}, listener {listener} changed by a reload",
                      line=line.name, peer=client.peer, reason=reason, listener=where)
             told = f"{told} on {line.name} (a reload changed {where!r}): disconnected"
+            line.dropTyped(client)
             client.notice(told)
             client.disconnect(told)
         elif new.readOnly or _readOnlySubject(client, new):

@@ -197,9 +197,11 @@ class Person(ConchUser):  # type: ignore[misc]
             session.line.makeReadOnly(session, "a reload made the SSH listener read-only")
 
     def dismiss(self, notice: str) -> None:
-        """Told C{notice} (if its session is on a line), and disconnected."""
+        """Told C{notice} (if its session is on a line), and disconnected (a reload: what it typed and waits for the device dropped)."""
         session = self.session
         if session is not None and session.line is not None:
+            if not session.leaving:
+                session.line.dropTyped(session)
             # Off the line at once, its input no longer handled, and cut if
             # the client does not close within CLOSE_GRACE s: closing the
             # channel alone left a client that ignores the close typing (and

@@ -20,6 +20,7 @@ from twisted.logger import Logger
 from serialgw.devices.breaks import DRAINING_QUEUE, IDLE, BreakSequencer
 from serialgw.devices.errors import errorReason
 from serialgw.devices.floodread import FloodReader
+from serialgw.devices.sources import Held, Sources, joined
 
 log = Logger()
 
@@ -38,7 +39,8 @@ class DeviceControls:
     unsent: int
     _breaks: BreakSequencer
     _out: bytearray
-    _held: list[bytes]
+    _outFrom: Sources
+    _held: Held
     _heldSize: int
     _reader: Optional[FloodReader]
 
@@ -46,13 +48,13 @@ class DeviceControls:
         # (The device's other parts': only declared here, never shadowing them.)
         @property
         def usable(self) -> bool: ...
-        def write(self, data: bytes) -> None: ...
+        def write(self, data: bytes, source: Any = None) -> None: ...
         def _gone(self, e: BaseException) -> bool: ...
         def _stopWriting(self) -> None: ...
         def _checkWatermark(self) -> None: ...
         def _cancelPace(self) -> None: ...
-        def _splitHeld(self, held: list[bytes]) -> tuple[list[bytes], list[bytes]]: ...
-        def _applyNext(self, after: list[bytes]) -> None: ...
+        def _splitHeld(self, held: Held) -> tuple[Held, Held]: ...
+        def _applyNext(self, after: Held) -> None: ...
         def _movedBeforeMarking(self) -> None: ...
 
     # Why a break, and DTR and RTS, cannot reach the device (IDevice.noBreak; the status page): a tty takes them,
@@ -156,6 +158,7 @@ class DeviceControls:
         if transmit:
             self.unsent += pending + len(self._out) + self._heldSize
             del self._out[:]
+            self._outFrom.clear()
             self._held, self._heldSize = [], 0
             self._stopWriting()
             self._cancelPace()
@@ -172,8 +175,8 @@ class DeviceControls:
     def breakOver(self) -> None:
         held, self._held, self._heldSize = self._held, [], 0
         before, after = self._splitHeld(held)
-        if before:
-            self.write(b"".join(before))
-        else:
+        for source, data in joined(before):
+            self.write(data, source)
+        if not before:
             self._checkWatermark()
         self._applyNext(after)

@@ -33,6 +33,7 @@ from serialgw.devices.ondemand import RestAndWake
 from serialgw.devices.pacing import Pacing
 from serialgw.devices.reopen import OPENING, Reopener
 from serialgw.devices.retime import SettingsInOrder
+from serialgw.devices.sources import Held, Sources, cutHeld
 from serialgw.interfaces import RESTING, IDevice, IDeviceSink, IPort, IRestingDevice
 
 log = Logger()
@@ -105,7 +106,9 @@ class SerialDevice(DeviceControls, LossAndReturn, SettingsInOrder, Pacing, Early
         self.breakDuration = breakDuration
         self.sink: Any = sink if sink is not None else NoSink()
         self._out = bytearray()
-        self._held: list[bytes] = []
+        # Whose the queue's bytes are (see dropQueuedFrom); what a break or a change holds, by whose.
+        self._outFrom = Sources()
+        self._held: Held = []
         self._heldSize = 0
         self._early = bytearray()  # (written while it first opens: see EarlyHold)
         self._writable = True
@@ -189,6 +192,7 @@ class SerialDevice(DeviceControls, LossAndReturn, SettingsInOrder, Pacing, Early
                 return None
             if n:
                 del self._out[:n]
+                self._outFrom.taken(n)
                 self.bytesWritten += n
         if not self._out:
             self._stopWriting()
@@ -230,15 +234,16 @@ class SerialDevice(DeviceControls, LossAndReturn, SettingsInOrder, Pacing, Early
         if self._wantReading:
             self.start()
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes, source: Any = None) -> None:
         """
         Queue bytes for the device, after any break under way; dropped (and
-        counted) while the device is down.
+        counted) while the device is down.  C{source}: whose they are (a
+        client), for L{dropQueuedFrom}.
         """
         if not data:
             return
         if self._out or self._breaks.state is not IDLE or not self.up or self.closed or self._paced:
-            self._queue(data)
+            self._queue(data, source)
             if self._paced and self._paceCall is None and not self._writing and self._out:
                 self._pump()
             return
@@ -254,21 +259,44 @@ class SerialDevice(DeviceControls, LossAndReturn, SettingsInOrder, Pacing, Early
         self.bytesWritten += n
         if n < len(data):
             self._out += data[n:]
+            self._outFrom.add(source, len(data) - n)
             self._startWriting()
             self._checkWatermark()
         elif not self._writable:
             self._checkWatermark()
 
-    def _queue(self, data: bytes) -> None:
+    def _queue(self, data: bytes, source: Any = None) -> None:
         if not self.usable:
             self.dropped += 0 if self._hold(data) else len(data)
             return
         if self._breaks.state is not IDLE:
-            self._held.append(data)
+            self._held.append((source, data))
             self._heldSize += len(data)
         else:
             self._out += data
+            self._outFrom.add(source, len(data))
         self._checkWatermark()
+
+    def dropQueuedFrom(self, source: Any) -> int:
+        """
+        Drop what C{source} wrote that waits in the queue, not written yet
+        (its write right taken away); how many bytes.  The driver's own
+        queue is written already as far as the gateway can tell, and what
+        was held while the device first opened is nobody's.
+        """
+        cut = self._outFrom.cut(self._out, source)
+        self._held, heldCut, self._nextAt = cutHeld(self._held, source, self._nextAt)
+        self._heldSize -= heldCut
+        if not cut and not heldCut:
+            return 0
+        self.unsent += cut + heldCut
+        if not self._out:
+            self._stopWriting()
+            self._cancelPace()
+            if self._breaks.state is DRAINING_QUEUE:
+                self._breaks.queueEmpty()
+        self._checkWatermark()
+        return cut + heldCut
 
     def queuedBytes(self) -> int:
         # The driver's output queue too (TIOCOUTQ): what a close drops (see close).

@@ -39,7 +39,7 @@ class EarlyHold:
     # What is held (the device's own, made with it).
     _early: bytearray
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes, source: Any = None) -> None:
         raise NotImplementedError
 
     def _checkWatermark(self) -> None:

@@ -24,6 +24,7 @@ from serialgw.config.specs import SerialSettings
 from serialgw.devices.breaks import BreakSequencer
 from serialgw.devices.errors import errorReason
 from serialgw.devices.reopen import OPENING, Reopener
+from serialgw.devices.sources import Held, Sources
 from serialgw.interfaces import IPort
 
 log = Logger()
@@ -70,7 +71,8 @@ class LossAndReturn:
     _reading: bool
     _breaks: BreakSequencer
     _out: bytearray
-    _held: list[bytes]
+    _outFrom: Sources
+    _held: Held
     _heldSize: int
     _nextSettings: Optional[SerialSettings]
 
@@ -162,6 +164,7 @@ class LossAndReturn:
         self.dropped += lost
         self.unsent += lost
         del self._out[:]
+        self._outFrom.clear()
         self._held, self._heldSize = [], 0
         self._checkWatermark()
         self._fileno = -1

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from serialgw.devices.breaks import DRAINING_QUEUE, BreakSequencer
+from serialgw.devices.sources import Sources
 
 
 class Pacing:
@@ -24,6 +25,7 @@ class Pacing:
     port: Any
     bytesWritten: int
     _out: bytearray
+    _outFrom: Sources
     _breaks: BreakSequencer
     pace: float
     paceLine: float
@@ -92,6 +94,7 @@ class Pacing:
             return
         last = chunk[n - 1]
         del out[:n]
+        self._outFrom.taken(n)
         self.bytesWritten += n
         gap = max(self.pace, self.paceLine) if last == 0x0D else self.pace
         self._nextWrite = now + gap

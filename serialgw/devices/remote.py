@@ -198,7 +198,7 @@ class RemoteDevice:
         # Not from inside the service's own callback (it refuses re-entry).
         self._watchCall = self.reactor.callLater(0, self._watchAttempts)
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes, source: Any = None) -> None:
         if not self.usable:
             self.dropped += len(data)
             return
@@ -265,6 +265,14 @@ class RemoteDevice:
         lost (a console that negotiates and never reads had them counted).
         """
         return min(self.queuedBytes(), self._typedQueued)
+
+    def dropQueuedFrom(self, source: Any) -> int:
+        """
+        Nothing: what a client typed is in the link's transport already,
+        one buffer of everyone's bytes (and past it, the far end's); a
+        write right taken away stops what it types from then on.
+        """
+        return 0
 
     def queuedBytes(self) -> int:
         """Typed bytes not yet handed to the kernel: in the link's transport, and held while suspended."""

@@ -26,6 +26,7 @@ from twisted.logger import Logger
 from serialgw.config.specs import SerialSettings
 from serialgw.devices.breaks import IDLE
 from serialgw.devices.errors import errorReason
+from serialgw.devices.sources import Held, joined
 
 log = Logger()
 
@@ -40,7 +41,7 @@ class SettingsInOrder:
     sink: Any
     _breaks: Any
     _out: bytearray
-    _held: list[bytes]
+    _held: Held
     # A change asked while another waited with bytes written since: applied after those (the
     # first _nextAt chunks held), before what was written after it.
     _nextSettings: Optional[SerialSettings] = None
@@ -109,7 +110,7 @@ class SettingsInOrder:
                     log.failure("{device}: handling the settings in effect failed", device=self.port.name)
         return True
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes, source: Any = None) -> None:
         raise NotImplementedError
 
     def _settleSettings(self) -> None:
@@ -127,13 +128,13 @@ class SettingsInOrder:
             log.warn("{device}: cannot apply {settings} before closing: {reason}", device=self.port.name,
                      settings=self.settings.describe(), reason=errorReason(e))
 
-    def _splitHeld(self, held: list[bytes]) -> tuple[list[bytes], list[bytes]]:
+    def _splitHeld(self, held: Held) -> tuple[Held, Held]:
         """What a break or a change held: written before the change asked after it, and after it."""
         at = self._nextAt if self._nextSettings is not None else len(held)
         self._nextAt = 0
         return held[:at], held[at:]
 
-    def _applyNext(self, after: list[bytes]) -> None:
+    def _applyNext(self, after: Held) -> None:
         """
         What was held before it has been written (a break's or a change's):
         a change asked after it, now in its turn, then what came after it
@@ -142,5 +143,5 @@ class SettingsInOrder:
         settings, self._nextSettings = self._nextSettings, None
         if settings is not None and self.usable:
             self.apply(settings)
-        if after:
-            self.write(b"".join(after))
+        for source, data in joined(after):
+            self.write(data, source)

@@ -321,7 +321,7 @@ class Line(PortControl, OpenCloseStrings, RoleChanges, DeviceState, SlowClients,
         if client.role is not Role.WRITER or self._letGo:
             self.refused += len(data)
             return False
-        self.device.write(data)
+        self.device.write(data, client)
         # Down: the device drops it, and counts it (but for its first open: held).
         if self.up or self.device.holding:
             self.bytesGiven += len(data)

@@ -48,6 +48,8 @@ class _Line(Protocol):
     controllers: list[IClient]
     rights: Rights
     writable: bool
+    device: Any
+    refused: int
     _unannounced: dict[IClient, None]
 
     @property
@@ -61,6 +63,7 @@ class _Line(Protocol):
     def endHeldBreak(self: _Line, client: IClient, why: str) -> None: ...
     def dropWrite(self: _Line, client: IClient) -> None: ...
     def makeReadOnly(self: _Line, client: IClient, why: str) -> None: ...
+    def dropTyped(self: _Line, client: IClient) -> int: ...
 
 
 class RoleChanges:
@@ -151,6 +154,8 @@ class RoleChanges:
         wasWriter = client.role is Role.WRITER
         client.notice(f"you are read-only now: {why}")
         self._roleChanged(client, Role.READONLY, f"is read-only now: {why}", told=True)
+        if wasWriter:
+            self.dropTyped(client)
         if wasWriter and self.mode == "exclusive" and client in self._unannounced and client.person:
             # The write it held goes where it would when such a connection
             # leaves (see Line.detach): to the first person who came since
@@ -163,6 +168,22 @@ class RoleChanges:
             if wasWriter and not any(c.role is not Role.READONLY for c in self.controllers):
                 self._lastController(
                     why="the last RFC 2217 client that could change the port is read-only now")
+
+    def dropTyped(self: _Line, client: IClient) -> int:
+        """
+        A reload took C{client}'s write right away (read-only now, or
+        disconnected): what it typed that waits for the device, not written
+        yet, goes no further, as what it types from now on: refused, logged
+        and told (it was written after the reload: 66,430 bytes of a 200 KB
+        paste reached the device).  How many bytes.
+        """
+        dropped = int(self.device.dropQueuedFrom(client))
+        if dropped:
+            self.refused += dropped
+            log.info("{line}: {peer}: {count} byte(s) it typed, not yet written to the device, dropped: a reload "
+                     "took its write right away", line=self.name, peer=client.peer, count=dropped)
+            client.notice(f"{dropped} byte(s) you typed were not sent: a reload took your write right away")
+        return dropped
 
     def giveWrite(self: _Line, client: IClient, why: str) -> None:
         """
@@ -191,6 +212,7 @@ class RoleChanges:
             if right is None:
                 log.info("{line}: {peer} disconnected: a reload left {user} in neither {line}'s write nor its read list",
                          line=self.name, peer=client.peer, user=user)
+                self.dropTyped(client)
                 client.notice(f"{user} may no longer use {self.name}")
                 client.disconnect(f"{user} may no longer use {self.name}")
             elif right == "read" and client.role is not Role.READONLY:

@@ -7,6 +7,7 @@ device, bounded; and a person who leaves meanwhile is seen to go.
 from __future__ import annotations
 
 import socket
+from typing import Any
 
 from twisted.internet.task import Clock
 from twisted.logger import formatEvent
@@ -240,7 +241,7 @@ class FillingDevice(RecordingDevice):
 
     line: Line
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes, source: Any = None) -> None:
         RecordingDevice.write(self, data)
         self.line.deviceWritable(False)
 

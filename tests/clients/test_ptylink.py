@@ -46,7 +46,7 @@ class ReceivingDevice(RecordingDevice):
         self.data = bytearray()
         self._waiting: list[tuple[bytes, defer.Deferred[bytes]]] = []
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes, source: Any = None) -> None:
         RecordingDevice.write(self, data)
         self.data += data
         waiting, self._waiting = self._waiting, []
