@@ -125,7 +125,7 @@ class OutputGuard:
     """
 
     # One per client: no instance dict.
-    __slots__ = ("client", "line", "bound", "policy", "fanOut", "full", "_reported", "_held", "_parkedAt")
+    __slots__ = ("client", "line", "bound", "policy", "fanOut", "full", "_reported", "_held", "_parkedAt", "_holder")
 
     def __init__(self, client: Any, line: Any, bound: int, policy: str, fanOut: Any = None) -> None:
         self.client = client
@@ -139,6 +139,8 @@ class OutputGuard:
         # While parked: the fan-out's stream position up to which the
         # line's output is in _held (None: not parked).
         self._parkedAt: Optional[int] = None
+        # What it is registered with as the producer (see attach), until letGo.
+        self._holder: Any = None
 
     def attach(self, transport: Any) -> None:
         # Over TLS the bytes wait in the TCP transport under the TLS layer:
@@ -151,6 +153,7 @@ class OutputGuard:
         if hasattr(holder, "registerProducer") and hasattr(holder, "bufferSize"):
             holder.bufferSize = self.bound
             holder.registerProducer(self, True)
+            self._holder = holder
         boundKernelQueue(holder, self.bound)
 
     @property
@@ -300,6 +303,24 @@ class OutputGuard:
             holder.offset = 0
             holder._tempDataBuffer = []
             holder._tempDataLen = 0
+
+    def letGo(self) -> None:
+        """
+        The client is told to go (disconnect, the stop): what was held for
+        it goes to its transport now, and the transport no longer waits on
+        this guard, so that it closes once that is written.  Still
+        registered and paused, Twisted resumed it when the buffer drained
+        instead of closing: a policy=block client that had been full took
+        all its output and stayed connected until CLOSE_GRACE cut it (10 s,
+        a reset, logged as not taking its last output).
+        """
+        self.stopProducing()
+        held = self._held.take(self.bound)
+        holder, self._holder = self._holder, None
+        if holder is not None:
+            holder.unregisterProducer()
+        if held:
+            self.client.deliver(held)
 
     def stopProducing(self) -> None:
         self.unpark()

@@ -451,7 +451,9 @@ class Session(InputReading):
         self.leaving = True
         self.inputHeld = True
         self._dropTypedAhead(told=True)
-        # Its last words (bye, why) before the connection closes.
+        # What its guard held, then its last words (bye, why), before the connection closes.
+        if self.guard is not None:
+            self.guard.letGo()
         self.line.textGate.release(self)
         self.transport.loseConnection()
         self._writeHeldLog()

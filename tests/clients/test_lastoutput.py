@@ -1,0 +1,122 @@
+"""
+A session told to go (a reload removing its line, escape d, idle) while
+its output guard is full: it takes what waits for it, then its connection
+closes at once.  Over Twisted's own write buffering (FileDescriptor), whose
+doWrite decides between resuming a paused producer and closing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.internet import abstract
+from twisted.internet.address import IPv4Address
+from twisted.internet.error import ConnectionDone
+from twisted.internet.testing import MemoryReactor, MemoryReactorClock
+from twisted.python.failure import Failure
+from twisted.trial.unittest import SynchronousTestCase
+
+from serialgw.app.service import GatewayService
+from serialgw.clients.raw import RawClient
+from serialgw.clients.session import CLOSE_GRACE
+from serialgw.config.listeners import parseListener
+from serialgw.config.specs import DeviceSpec, LineConfig
+from serialgw.line.hub import Role
+from tests.fakes import LogEvents, RecordingPort
+
+CHUNK = bytes(range(256)) * 16
+
+
+class SlowPeer(abstract.FileDescriptor):
+    """Twisted's write buffering over a socket whose peer reads when told (L{read}); what it read in C{received}."""
+
+    def __init__(self) -> None:
+        abstract.FileDescriptor.__init__(self, MemoryReactor())
+        self.connected = 1
+        self.protocol: Any = None
+        self.room = 0
+        self.received = bytearray()
+        self.lost = False
+
+    def writeSomeData(self, data: bytes) -> int:
+        taken = min(self.room, len(data))
+        self.room -= taken
+        self.received += data[:taken]
+        return taken
+
+    def read(self, count: int) -> None:
+        """The peer reads C{count} bytes: the reactor's turns of doWrite while it is watched for writing."""
+        self.room += count
+        while not self.lost and self in self.reactor.getWriters() and self.room:
+            if self.doWrite() is not None:
+                self.lose()
+
+    def lose(self) -> None:
+        """The connection is gone: as the reactor tells the transport, then the protocol."""
+        self.lost = True
+        abstract.FileDescriptor.connectionLost(self, Failure(ConnectionDone()))
+        self.protocol.connectionLost(Failure(ConnectionDone()))
+
+    def abortConnection(self) -> None:
+        self.lose()
+
+    def getPeer(self) -> IPv4Address:
+        return IPv4Address("TCP", "127.0.0.1", 40000)
+
+    def getHost(self) -> IPv4Address:
+        return IPv4Address("TCP", "127.0.0.1", 4445)
+
+
+class GatewayCase(SynchronousTestCase):
+    """A started gateway of one line t on a recording port; raw clients over L{SlowPeer}."""
+
+    def setUp(self) -> None:
+        self.clock = MemoryReactorClock()
+        self.port = RecordingPort(self.clock)
+        self.log = LogEvents(self)
+        config = LineConfig("t", DeviceSpec("tty", "/dev/fake"))
+        self.service = GatewayService([config], reactor=self.clock, openPort=lambda *a: self.port)
+        self.service.startService()
+        self.line = self.service.lines["t"]
+
+    def connect(self, listener: str) -> tuple[RawClient, SlowPeer]:
+        client = RawClient(self.line, Role.WRITER, listener=parseListener(listener), clock=self.clock)
+        peer = SlowPeer()
+        peer.protocol = client
+        client.makeConnection(peer)
+        return client, peer
+
+    def flood(self, client: RawClient, chunks: int = 8) -> bytes:
+        """Device output past the client's bound: its guard is full."""
+        for _ in range(chunks):
+            self.line.deviceDataReceived(CHUNK)
+        assert client.guard is not None
+        self.assertTrue(client.guard.full)
+        return CHUNK * chunks
+
+    def cuts(self) -> list[Any]:
+        return [e for e in self.log.events if "did not take its last output" in (e.get("log_format") or "")]
+
+
+class DisconnectWhileFullTests(GatewayCase):
+    def test_blockClientTakesItAllThenGoes(self) -> None:
+        """A policy=block client full when a reload removes its line: it reads all that waits, and its connection closes then, not cut CLOSE_GRACE s later."""
+        client, peer = self.connect("raw,policy=block,outbuf=4096+4445")
+        sent = self.flood(client)
+        client.disconnect("this line was removed from the configuration")
+        peer.read(len(sent))
+        self.assertEqual(bytes(peer.received), sent)
+        self.assertTrue(peer.lost)
+        self.clock.advance(CLOSE_GRACE)
+        self.assertEqual(self.cuts(), [])
+
+    def test_dropClientTakesWhatWasHeld(self) -> None:
+        """A policy=drop client full when told to go: what its guard held (the newest outbuf bytes) follows what its transport held, then it closes."""
+        client, peer = self.connect("raw,outbuf=4096+4445")
+        self.flood(client)
+        inTransport = bytes(peer.dataBuffer) + b"".join(peer._tempDataBuffer)
+        client.disconnect("idle")
+        peer.read(1 << 20)
+        self.assertEqual(bytes(peer.received), inTransport + CHUNK[-4096:])
+        self.assertTrue(peer.lost)
+        self.assertEqual(self.cuts(), [])
