@@ -23,6 +23,7 @@ from twisted.logger import Logger
 
 from serialgw.app.applying import applyReload
 from serialgw.app.binding import StartupError, keyed
+from serialgw.app.lastoutput import LastOutput
 from serialgw.app.lines import dropFirstOpens, fileRefused, firstOpens, linesStatus, makeDevice, makeLine
 from serialgw.app.listen import ListenerOpener, cutDials, stopDialer
 from serialgw.app.lookups import installLookups
@@ -111,6 +112,8 @@ class GatewayService(MultiService):
         # Lines let go (a stop, a reload) whose devices are not closed yet:
         # a hurried stop (see hurry) closes them at once.
         self._lettingGo: list[Line] = []
+        # At the stop: the people still connected taking their last output (see stopService).
+        self._lastOutput: Optional[LastOutput] = None
         self._dialCuts: list[tuple[Any, Any]] = []  # dial-outs waiting for their peers, their cut timers (stopDialer)
         self.status = status
         self.statusPort: Any = None
@@ -303,10 +306,12 @@ class GatewayService(MultiService):
         """
         self.notifier.stopping()
         self._stopped = True
+        # Once the devices are closed, their people take what waits for them (at most LAST_OUTPUT_WAIT s).
+        lastOutput = self._lastOutput = LastOutput(self.reactor, [c for line in self.lines.values() for c in line.clients])
         waits = [MultiService.stopService(self)] + list(self._closing) + self._closeAll()
         # Then what file: outputs' writers still have to write (at most STOP_WAIT s: see serialgw.clients.logwriter).
         return defer.gatherResults([w for w in waits if isinstance(w, defer.Deferred)]).addCallback(
-            lambda _: drained(self.reactor))
+            lambda _: lastOutput.close()).addCallback(lambda _: drained(self.reactor))
 
     def reopenLogs(self) -> defer.Deferred[int]:
         """
@@ -385,6 +390,8 @@ class GatewayService(MultiService):
     def hurry(self, why: str) -> None:
         """The stop hurried (C{why}: SIGTERM again while it waits): devices taking close-strings closed now, dial-outs cut."""
         cut = cutDials(self._dialCuts, why)
+        if self._lastOutput is not None and self._lastOutput.hurry(why):
+            cut = True
         if not self._lettingGo:
             if not cut:
                 log.info("{why} during the stop: nothing is waited for", why=why)

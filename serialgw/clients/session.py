@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any, Callable, Optional
 
+from twisted.internet.defer import Deferred, succeed
+
 from serialgw.clients.escape import EscapeMenu, keyName, settingsShown
 from serialgw.clients.guard import OutputGuard
 from serialgw.clients.reading import DEVICE_BEHIND, ESCAPE_BUSY, HELD_INPUT_LIMIT, OUTPUT_FULL, InputReading, stopCalls
@@ -114,6 +116,9 @@ class Session(InputReading):
     # (after the wire layer, before the escape menu) waits in _heldInput.
     inputHeld = False
     _heldInput = b""
+    # Its connection is gone (endSession); who waits for that (whenGone).
+    sessionEnded = False
+    _goneWaits: Optional[list[Deferred[None]]] = None
 
     def describePeer(self) -> str:
         """This client in notices and logs: its address (a person's name too, where known)."""
@@ -470,7 +475,17 @@ class Session(InputReading):
                  peer=self.peer, seconds=CLOSE_GRACE)
         self.transport.abortConnection()
 
+    def whenGone(self) -> Deferred[None]:
+        """Fires once its connection is gone (at once if it is)."""
+        if self.sessionEnded:
+            return succeed(None)
+        if self._goneWaits is None:
+            self._goneWaits = []
+        self._goneWaits.append(Deferred())
+        return self._goneWaits[-1]
+
     def endSession(self) -> None:
+        self.sessionEnded = True
         stopCalls(self._idleCall, self._closeCall, self._introCall, self._turnCall, self._hangUpCall)
         self._idleCall = self._closeCall = self._introCall = self._turnCall = self._hangUpCall = None
         if self.guard is not None:
@@ -483,6 +498,9 @@ class Session(InputReading):
         if self.guard is not None:
             # (Counted by the line: what it held and what was unsent go now.)
             self.guard.release()
+        waits, self._goneWaits = self._goneWaits or [], None
+        for wait in waits:
+            wait.callback(None)
 
     def touch(self) -> None:
         """Traffic either way: the idle timer starts again."""

@@ -1,8 +1,10 @@
 """
 A session told to go (a reload removing its line, escape d, idle) while
 its output guard is full: it takes what waits for it, then its connection
-closes at once.  Over Twisted's own write buffering (FileDescriptor), whose
-doWrite decides between resuming a paused producer and closing.
+closes at once; and at the gateway's stop, every session still connected
+takes its last output before the reactor ends (at most LAST_OUTPUT_WAIT s).
+Over Twisted's own write buffering (FileDescriptor), whose doWrite decides
+between resuming a paused producer and closing.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from twisted.internet.testing import MemoryReactor, MemoryReactorClock
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
+from serialgw.app.lastoutput import LAST_OUTPUT_WAIT
 from serialgw.app.service import GatewayService
 from serialgw.clients.raw import RawClient
 from serialgw.clients.session import CLOSE_GRACE
@@ -107,6 +110,7 @@ class DisconnectWhileFullTests(GatewayCase):
         peer.read(len(sent))
         self.assertEqual(bytes(peer.received), sent)
         self.assertTrue(peer.lost)
+        self.assertTrue(client.sessionEnded)
         self.clock.advance(CLOSE_GRACE)
         self.assertEqual(self.cuts(), [])
 
@@ -120,3 +124,45 @@ class DisconnectWhileFullTests(GatewayCase):
         self.assertEqual(bytes(peer.received), inTransport + CHUNK[-4096:])
         self.assertTrue(peer.lost)
         self.assertEqual(self.cuts(), [])
+
+
+class StopTakesLastOutputTests(GatewayCase):
+    def test_stopWaitsForTheLastOutput(self) -> None:
+        """At the stop a policy=block client that is behind gets all the output the gateway read before its connection closes; the stop waits for that."""
+        client, peer = self.connect("raw,policy=block,outbuf=4096+4445")
+        sent = self.flood(client)
+        stopped = self.service.stopService()
+        self.assertNoResult(stopped)
+        self.assertEqual(bytes(peer.received), b"")
+        peer.read(len(sent) // 2)
+        self.assertNoResult(stopped)
+        peer.read(len(sent))
+        self.assertEqual(bytes(peer.received), sent)
+        self.assertTrue(peer.lost)
+        self.successResultOf(stopped)
+        self.assertEqual(self.cuts(), [])
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_stopCutsOneThatNeverReads(self) -> None:
+        """A client that never reads is cut LAST_OUTPUT_WAIT s into the stop, logged with what it did not take; the stop goes on."""
+        client, peer = self.connect("raw,policy=block,outbuf=4096+4445")
+        sent = self.flood(client)
+        stopped = self.service.stopService()
+        self.clock.advance(LAST_OUTPUT_WAIT - 0.1)
+        self.assertNoResult(stopped)
+        self.clock.advance(0.1)
+        self.successResultOf(stopped)
+        self.assertTrue(peer.lost)
+        self.assertEqual([(e["peer"], e["count"]) for e in self.cuts()], [("127.0.0.1:40000", len(sent))])
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_stopHurriedCutsAtOnce(self) -> None:
+        """SIGTERM again during the stop: a client still taking its last output is cut at once."""
+        client, peer = self.connect("raw,policy=block,outbuf=4096+4445")
+        self.flood(client)
+        stopped = self.service.stopService()
+        self.service.hurry("SIGTERM")
+        self.successResultOf(stopped)
+        self.assertTrue(peer.lost)
+        self.assertEqual([e["why"] for e in self.cuts()], ["SIGTERM"])
+        self.assertEqual(self.clock.getDelayedCalls(), [])
