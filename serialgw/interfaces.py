@@ -213,6 +213,13 @@ class IDevice(Interface):
     def resumeReading() -> None:
         """Read from the device again."""
 
+    def deliverRead() -> None:
+        """
+        Hand the sink, now, what was read from the device and not handed on
+        yet (a mover's pipe: L{serialgw.devices.floodread}), paused or not:
+        the line's people are about to be sent away (a reload removing it).
+        """
+
 
 class IRestingDevice(IDevice):
     """

@@ -201,6 +201,7 @@ class RecordingDevice:
         self.accept: Any = lambda settings: settings
         # Bytes it has not handed on (queuedBytes): a test sets it.
         self.queued = 0
+        self.readDelivered = 0
 
     def write(self, data: bytes, source: Any = None) -> None:
         self.events.append(("write", data))
@@ -240,6 +241,9 @@ class RecordingDevice:
 
     def watchLineErrors(self, on: bool) -> None:
         self.watching = on
+
+    def deliverRead(self) -> None:
+        self.readDelivered += 1
 
     def pauseReading(self) -> None:
         self.events.append(("pause", None))

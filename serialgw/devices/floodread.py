@@ -561,6 +561,16 @@ class FloodReading:
             reader.heldPastThePause = True
         reader.deliverHeld()
 
+    def deliverRead(self) -> None:
+        """
+        What its mover moved, still in the pipe, is handed on now, paused or
+        not (IDevice.deliverRead: a reload removing the line disconnects its
+        people before the device closes, and the close's own delivery then
+        reached none of them: 37-72 KB fewer than without a mover, seen).
+        """
+        if self._reader is not None and not self._fromPipe:
+            self._reader.deliverHeld()
+
     def _stopMover(self) -> None:
         reader, self._reader = self._reader, None
         if reader is not None:

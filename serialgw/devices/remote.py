@@ -251,6 +251,9 @@ class RemoteDevice:
     def modemState(self) -> Optional[int]:
         return self.modem if self.usable else None
 
+    def deliverRead(self) -> None:
+        """Nothing is read ahead of the line here: a paused link is not read (IDevice)."""
+
     def purge(self, receive: bool, transmit: bool) -> None:
         if self.usable and (receive or transmit):
             self._link.purge((1 if receive else 0) | (2 if transmit else 0))

@@ -9,7 +9,7 @@ people leaving afterwards send nothing more.
 from __future__ import annotations
 
 import signal
-from typing import Any
+from typing import Any, Optional
 
 from twisted.internet.address import IPv4Address
 from twisted.internet.testing import MemoryReactorClock, StringTransport
@@ -207,6 +207,27 @@ class StopTests(SynchronousTestCase):
         self.assertEqual(len(self.calls()), 9)
         self.assertTrue(service.stopService().called)
         self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_reloadHandsOverWhatWasReadFirst(self) -> None:
+        """A reload removing a line: what its device read and had not handed on (a mover's pipe) reaches its people before they are sent away, not after (then to nobody)."""
+        service, line = self.gateway(closeString="")
+        client = person()
+        line.attach(client)
+        events: list[str] = []
+
+        def deliverRead() -> None:
+            events.append("read")
+            line.deviceDataReceived(b"moved")
+
+        def disconnect(why: Optional[str] = None) -> None:
+            events.append("gone")
+            line.detach(client)
+
+        line.device.deliverRead = deliverRead  # type: ignore[method-assign]
+        client.disconnect = disconnect  # type: ignore[method-assign]
+        service.reload([])
+        self.assertEqual(events, ["read", "gone"])
+        self.assertEqual(client.received, [b"moved"])
 
     def test_reloadReopensAfterCloseString(self) -> None:
         """A reload changing a line's device: the old device takes the close-string and closes before the new one is opened."""

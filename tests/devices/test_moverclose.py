@@ -46,3 +46,18 @@ class CloseTests(Flooding):
         self.assertEqual(self.sink.data[sent:], [b"bye"])
         self.assertTrue(self.device.closed)
         self.assertTrue(reader.stopped)
+
+    def test_deliverReadWhilePaused(self) -> None:
+        """
+        deliverRead (a reload is about to send the line's people away): what
+        the mover moved reaches the line now, though the device is paused
+        (a policy=block client behind); the tty's own bytes stay unread.
+        """
+        reader = self.handOver()
+        sent = len(self.sink.data)
+        self.deviceSends(b"moved before the reload")
+        self.runMover(reader)
+        self.device.pauseReading()
+        os.write(self.master, b"not read yet")
+        self.device.deliverRead()
+        self.assertEqual(b"".join(self.sink.data[sent:]), b"moved before the reload")
