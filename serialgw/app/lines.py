@@ -10,7 +10,7 @@ from __future__ import annotations
 import errno
 import os
 from functools import partial
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Collection, Optional
 
 from twisted.internet.interfaces import IReactorThreads
 from twisted.logger import Logger
@@ -47,6 +47,7 @@ def makeDevice(
     waitForDevices: bool,
     offThread: bool = False,
     begun: Optional[FirstOpen] = None,
+    ownSockets: Optional[Callable[[], Collection[str]]] = None,
 ) -> Any:
     """
     A line's device.  A local device that cannot be opened raises its
@@ -59,7 +60,9 @@ def makeDevice(
     (L{OPENING}) and is up when the open returns, a turn later if it
     returns at once.  C{begun}: its first open, begun at start (see
     L{firstOpens}): its outcome taken as that of an open made here, or, not
-    returned yet, the device starts down until it does.
+    returned yet, the device starts down until it does.  C{ownSockets}: the
+    names the line's own unix listeners are bound to, which its remote
+    device must not reach (a loop).
     """
     if config.device.remote:
         problem = unixNameProblem(config.device.path) if config.device.kind == "unix" else None
@@ -68,7 +71,7 @@ def makeDevice(
         log.info("line {line}: device {device}, a console elsewhere", line=config.name,
                  device=config.device.describe())
         return RemoteDevice(config.device, reactor, config.breakDuration, config.settings,
-                            retryPolicy=retryPolicy)
+                            retryPolicy=retryPolicy, ownSockets=ownSockets)
     lockDir = _lockDir(config)
 
     # The device, once made: the pty slave its port last was (see otherPtyProblem).

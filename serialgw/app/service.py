@@ -12,6 +12,7 @@ to a line that stays, L{serialgw.app.retuning}.
 
 from __future__ import annotations
 
+import os
 from functools import partial
 from typing import Any, Callable, Optional, Sequence
 
@@ -19,6 +20,7 @@ import attrs
 from twisted.application.internet import ClientService, backoffPolicy
 from twisted.application.service import MultiService
 from twisted.internet import defer
+from twisted.internet.address import UNIXAddress
 from twisted.logger import Logger
 
 from serialgw.app.applying import applyReload
@@ -197,7 +199,7 @@ class GatewayService(MultiService):
     def _openLineNow(self, config: LineConfig, offThread: bool, begun: Optional[FirstOpen]) -> None:
         try:
             device = makeDevice(config, self.reactor, self._openPort, self.retryPolicy, self.reopenPolicy,
-                                self.waitForDevices, offThread, begun)
+                                self.waitForDevices, offThread, begun, partial(self.unixSockets, config.name))
         except DeviceError as e:
             raise keyed(StartupError(f"line {config.name!r}: {e}"), "device") from None
         line = makeLine(config, device, self.reactor)
@@ -293,6 +295,20 @@ class GatewayService(MultiService):
         for dialer in self._dialers:
             dialer.startService()
         self.notifier.ready()
+
+    def unixSockets(self, name: str) -> set[str]:
+        """
+        The names line C{name}'s unix listeners are bound to: its remote
+        device reaching one is a loop (another line's is a chain, which the
+        start's check follows: L{serialgw.config.loops}).
+        """
+        names = set()
+        for kind, thing in self._owned.get(name, []):
+            port = thing[1] if kind == "port" else None
+            address = port.getHost() if port is not None else None
+            if isinstance(address, UNIXAddress) and address.name:
+                names.add(os.fsdecode(address.name))
+        return names
 
     def statusText(self) -> str:
         """One line for systemd's STATUS= (see L{linesStatus})."""
