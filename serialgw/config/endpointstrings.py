@@ -59,6 +59,10 @@ def twistedServer(text: str, original: str) -> ListenerSpec:
         path = checkPath(endpoint._address, "unix socket", unix=True)
         if not path:
             raise ConfigError(f"unix: needs a path in listener {quote(original)}")
+        if not 0 <= endpoint._mode <= 0o777:
+            # (Twisted's int(, 8) took '7777777' as 7777: setuid, setgid, sticky, anyone's to connect to; it started.)
+            raise ConfigError(f"mode={endpoint._mode:o} in listener {quote(original)}: expected an octal mode 0 to 777 "
+                              "(e.g. 660: its owner and group may connect)")
         if not _given(text, "mode", "_mode"):
             text += ":mode=600"
         if isAbstract(path) and not _given(text, "lockfile", "_wantPID"):

@@ -133,6 +133,14 @@ class ListenerValueTests(SynchronousTestCase):
             e = self.assertRaises(ConfigError, parseListener, text)
             self.assertEqual(str(e), f"{what} in listener '{text}': expected a number in ASCII digits (0-9) only: no "
                              "sign, space or '_'")
+        # A unix socket's mode is octal, 0 to 777: Twisted took '7777777' (as 7777, anyone may connect).
+        for text, mode in {"unix:/run/x.sock:mode=7777777": "7777777", "unix:/run/x.sock:1000": "1000",
+                           "raw+unix:address=/run/x.sock:mode=4755": "4755"}.items():
+            e = self.assertRaises(ConfigError, parseListener, text)
+            self.assertEqual(str(e), f"mode={mode} in listener '{text}': expected an octal mode 0 to 777 (e.g. 660: "
+                                     "its owner and group may connect)")
+        self.assertIn(":mode=777", parseListener("unix:/run/x.sock:mode=777").endpoint)
+        self.assertIn(":mode=0", parseListener("unix:/run/x.sock:mode=0").endpoint)
         # A path or an interface is no number: any letters.
         self.assertEqual(parseListener("unix:/run/١_٢.sock:backlog=5").path, "/run/١_٢.sock")
         self.assertEqual(parseListener("unix:/run/١:mode=600").path, "/run/١")
