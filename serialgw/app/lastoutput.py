@@ -47,6 +47,9 @@ class LastOutput:
             if not session.sessionEnded:
                 # Its input no longer handled; what its guard held goes first (see OutputGuard.letGo).
                 session.leaving = True
+                if session.endedBecause is None:
+                    # (Said where the protocol can: an SSH session's exit status 1 and its standard error.)
+                    session.endedBecause = "the gateway is stopping"
                 if session.guard is not None:
                     session.guard.letGo()
                 session.transport.loseConnection()

@@ -134,6 +134,7 @@ class StopTakesLastOutputTests(GatewayCase):
         stopped = self.service.stopService()
         self.assertNoResult(stopped)
         self.assertEqual(bytes(peer.received), b"")
+        self.assertEqual(client.endedBecause, "the gateway is stopping")
         peer.read(len(sent) // 2)
         self.assertNoResult(stopped)
         peer.read(len(sent))
