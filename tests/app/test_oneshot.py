@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import errno
 import os
+import platform
 import re
 import threading
 import tty
@@ -20,25 +21,50 @@ from typing import Any, Optional
 from twisted.internet.task import Clock
 from twisted.logger import globalLogPublisher
 from twisted.python.usage import UsageError
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
 from serialgw.app import tap
 from serialgw.app.oneshot import (
+    DEFAULT_SLICE,
     ONESHOT_ENV,
     READER_ENV,
+    SLICE_ENV,
+    SPIN_ENV,
     OneShotReactor,
     ThreadedOneShotReactor,
     modeFromEnvironment,
     moversFromEnvironment,
     reactorFromEnvironment,
+    sliceFromEnvironment,
+    spinFromEnvironment,
 )
-from serialgw.app.reactor import GatewayReactor
+from serialgw.app.reactor import CROWDED, GatewayReactor
 from serialgw.config.specs import SerialSettings
 from serialgw.devices.device import SerialDevice
 from serialgw.devices.ports import TtyPort
 from tests.fakes import CallObserver
 
 ONESHOT = 1 << 30
+
+
+def ownSlice() -> Optional[int]:
+    """The calling thread's time slice (ns) as Linux's scheduler says it, or None where it does not."""
+    try:
+        with open(f"/proc/self/task/{threading.get_native_id()}/sched") as f:
+            for line in f:
+                if line.startswith("se.slice"):
+                    return int(line.split(":")[1])
+    except OSError:
+        pass
+    return None
+
+
+def slicesOfTheirOwn() -> bool:
+    """Whether this kernel gives a thread the slice it asks for (EEVDF's custom slices: Linux 6.12 and later)."""
+    if platform.system() != "Linux":
+        return False
+    found = re.match(r"(\d+)\.(\d+)", platform.release())
+    return found is not None and (int(found[1]), int(found[2])) >= (6, 12) and ownSlice() is not None
 # epoll's flags that are not events (EPOLLET, EPOLLONESHOT, EPOLLWAKEUP, EPOLLEXCLUSIVE).
 PRIVATE = (1 << 31) | (1 << 30) | (1 << 29) | (1 << 28)
 LEVEL = 0x19  # EPOLLIN, and EPOLLERR | EPOLLHUP (always added by the kernel)
@@ -493,6 +519,60 @@ class ModeTests(SynchronousTestCase):
             reactor = reactorFromEnvironment(environ)
             self.addCleanup(reactor._poller.close)
             self.assertEqual(reactor.movers, movers)
+
+    def test_spinFromEnvironment(self) -> None:
+        """SERIALGW_SPIN: unset or always spins whoever waits; crowded stops the spinning from CROWDED of the time waited, crowded:SHARE from SHARE; anything else refused, naming it; the reactor is told."""
+        self.assertEqual([spinFromEnvironment({SPIN_ENV: v} if v is not None else {})
+                          for v in (None, "", "always", "crowded", "Crowded:0.1", "crowded:1")],
+                         [None, None, None, CROWDED, 0.1, 1.0])
+        for value in ("never", "crowded:", "crowded:2", "crowded:-0.1", "crowded:nan", "always:0.1"):
+            error = self.assertRaises(ValueError, spinFromEnvironment, {SPIN_ENV: value})
+            self.assertEqual(str(error), f"SERIALGW_SPIN={value.lower()!r}: expected always (the default), crowded "
+                                         "or crowded:SHARE (0 to 1)")
+        for environ, share in (({}, None), ({SPIN_ENV: "crowded:0.5"}, 0.5),
+                               ({SPIN_ENV: "crowded", ONESHOT_ENV: "1"}, CROWDED)):
+            reactor = reactorFromEnvironment(environ)
+            self.addCleanup(reactor._poller.close)
+            self.assertEqual(reactor.crowdedShare, share)
+
+    def test_sliceFromEnvironment(self) -> None:
+        """SERIALGW_SLICE: unset is DEFAULT_SLICE, 0 the kernel's, 100-100000 microseconds; anything else refused, naming it."""
+        self.assertEqual([sliceFromEnvironment({SLICE_ENV: v} if v is not None else {})
+                          for v in (None, "", "0", "100", " 2500 ", "100000")],
+                         [DEFAULT_SLICE, DEFAULT_SLICE, 0.0, 100e-6, 2500e-6, 0.1])
+        for value in ("99", "100001", "-5", "1.5", "fast"):
+            error = self.assertRaises(ValueError, sliceFromEnvironment, {SLICE_ENV: value})
+            self.assertEqual(str(error), f"SERIALGW_SLICE={value!r}: expected microseconds, 100 to 100000 "
+                                         "(0: the kernel's slice)")
+
+    def test_reactorsOwnThreadOnceRunning(self) -> None:
+        """
+        Once the reactor runs, its thread (not the one that made it: twistd
+        forks in between) has SERIALGW_SLICE's slice (100 us unset) and,
+        with SERIALGW_SPIN=crowded, is the one whose waiting for a CPU stops
+        the spinning; with 0 and unset, neither.
+        """
+        seen = []
+
+        def running(environ: dict[str, str]) -> None:
+            reactor = reactorFromEnvironment(environ)
+            made = (ownSlice(), reactor.busyPoll.waits)
+            reactor.callWhenRunning(reactor.stop)
+            reactor.run(installSignalHandlers=False)
+            reactor._poller.close()
+            seen.append((made, ownSlice(), reactor.busyPoll.waits is not None))
+
+        for environ in ({SLICE_ENV: "0"}, {SLICE_ENV: "2500", SPIN_ENV: "crowded"}, {SPIN_ENV: "crowded:0.5"}):
+            thread = threading.Thread(target=running, args=(environ,))
+            thread.start()
+            thread.join()
+        kernels = seen[0][1]
+        self.assertEqual([made[1] for made, _, _ in seen], [None, None, None])
+        self.assertEqual([made[0] for made, _, _ in seen], [kernels] * 3)
+        self.assertEqual([asked for _, _, asked in seen], [False, True, True])
+        if not slicesOfTheirOwn():
+            raise SkipTest(f"Linux {platform.release()} takes no slice of a thread's own (6.12 and later do)")
+        self.assertEqual([after for _, after, _ in seen], [kernels, 2500000, 100000])
 
     def test_badReaderFailsTheStartSaid(self) -> None:
         """A SERIALGW_READER serialgw's reactor does not know fails the start as a configuration error naming it (no traceback)."""
