@@ -17,32 +17,26 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from serialgw.app import check
 from tests.app.test_shard import parse
+from tests.hung import Held
 
-# Seconds after which a hung call is let go anyway (a check that looked on its own thread never got here otherwise).
-RESCUE = 15.0
+# Seconds the check's wait waits for its look to reach the path that hangs: a guard against a look that never does (the test then fails), not a bound on a loaded machine's thread.
+LATE = 120.0
 # LOOK_WAIT where the looks answer: longer than any stall of a loaded machine's thread.
 ANSWERS_WITHIN = 600.0
 
 
-class HungStat:
+class HungStat(Held):
     """os.stat of C{path} waits until L{release} (a file system that does not answer); C{entered} once it does."""
 
     def __init__(self, case: SynchronousTestCase, path: str) -> None:
+        super().__init__(case, f"os.stat of {path}")
         self.path = path
         self.real = os.stat
-        self.entered = threading.Event()
-        self.released = threading.Event()
-        rescue = threading.Timer(RESCUE, self.released.set)
-        rescue.daemon = True
-        rescue.start()
-        case.addCleanup(rescue.cancel)
-        case.addCleanup(self.released.set)
         case.patch(os, "stat", self.call)
 
     def call(self, path: Any, *args: Any, **kwargs: Any) -> Any:
         if path == self.path:
-            self.entered.set()
-            self.released.wait()
+            self.hold()
         return self.real(path, *args, **kwargs)
 
 
@@ -63,7 +57,7 @@ class CheckLookTests(SynchronousTestCase):
                 """The wait for the looks begins once the look has reached the path that hangs (a loaded machine's thread may be late)."""
 
                 def wait(self, timeout: Optional[float] = None) -> bool:
-                    reached.wait(RESCUE)
+                    reached.wait(LATE)
                     return super().wait(timeout)
 
             self.patch(check, "threading", types.SimpleNamespace(Thread=threading.Thread, Event=Done,

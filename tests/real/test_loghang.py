@@ -14,7 +14,6 @@ import threading
 from typing import Any, Callable
 
 from twisted.internet import defer
-from twisted.internet.threads import deferToThread
 from twisted.trial.unittest import TestCase
 
 from serialgw.clients import consolelog
@@ -22,18 +21,17 @@ from serialgw.clients.consolelog import ConsoleLog
 from serialgw.clients.local import FileClient
 from serialgw.config.specs import LogSpec
 from serialgw.line.hub import Line
+from tests.hung import Held
 from tests.realio import Clients, listenerPort, ptyLine, startedPty, startGateway
 
 ALL = bytes(range(256))
 
-# Seconds after which the pipe is read anyway (a gateway that wrote on its reactor's thread never got here otherwise).
-RESCUE = 15.0
 
-
-class StuckPipe:
+class StuckPipe(Held):
     """A pipe whose buffer is full and whose reader does not read: a blocking write into it waits in the kernel until L{release}."""
 
-    def __init__(self) -> None:
+    def __init__(self, case: TestCase) -> None:
+        super().__init__(case, "the log's write")
         self.reader, self.writer = os.pipe()
         os.set_blocking(self.writer, False)
         try:
@@ -42,23 +40,18 @@ class StuckPipe:
         except BlockingIOError:
             pass
         os.set_blocking(self.writer, True)
-        self.entered = threading.Event()
-        self.released = threading.Event()
-        self._rescue = threading.Timer(RESCUE, self.release)
-        self._rescue.daemon = True
-        self._rescue.start()
 
     def write(self, fd: int, data: bytes) -> int:
-        """What the log's os.write does instead: into the pipe, waiting there."""
-        self.entered.set()
+        """What the log's os.write does instead: into the pipe, waiting there (not on the reactor's thread: see L{Held})."""
+        if not self.enter():
+            return len(data)
         return os.write(self.writer, data)
 
     def release(self) -> None:
         """Read the pipe until it is closed: the stuck write returns."""
         if self.released.is_set():
             return
-        self.released.set()
-        self._rescue.cancel()
+        Held.release(self)
         threading.Thread(target=self._drain, daemon=True).start()
 
     def _drain(self) -> None:
@@ -97,7 +90,7 @@ class HungLogTests(TestCase):
         listeners = ("raw+tcp:0:interface=127.0.0.1",) + keys.pop("listeners", ())
         service = startGateway(self, ptyLine(a, *listeners, name="a", **keys),
                                ptyLine(b, "raw+tcp:0:interface=127.0.0.1", name="b"))
-        stuck = StuckPipe()
+        stuck = StuckPipe(self)
         self.addCleanup(stuck.close)
         stuckOne = writer(service.lines["a"])
         stuckOne._osWrite = stuck.write
@@ -111,7 +104,7 @@ class HungLogTests(TestCase):
         await b.received.contains(b"b")
         a.write(b"first\n")
         self.assertEqual(await onA.received.length(6), b"first\n")
-        self.assertTrue(await deferToThread(stuck.entered.wait, 10))
+        await stuck.whenEntered()
         # The writer is in its write; the lines go on.
         onB.transport.write(ALL * 16)  # type: ignore[union-attr]
         self.assertEqual(await b.received.length(1 + 4096), b"b" + ALL * 16)

@@ -15,7 +15,6 @@ import threading
 from typing import Any
 
 from twisted.internet import defer
-from twisted.internet.threads import deferToThread
 from twisted.logger import LogEvent, formatEvent
 from twisted.trial.unittest import TestCase
 
@@ -25,43 +24,31 @@ from serialgw.clients.local import FileClient
 from serialgw.clients.logwriter import written
 from serialgw.config.specs import LogSpec
 from tests.fakes import observeLog
+from tests.hung import Held
 from tests.realio import Clients, FdReader, PtyPair, listenerPort, ptyLine, startedPty, startGateway, until
 
 ALL = bytes(range(256))
 
-# Seconds after which the path is let go anyway (a gateway that opened it on its reactor's thread never got here otherwise).
-RESCUE = 15.0
-
 LISTEN = "raw+tcp:0:interface=127.0.0.1"
 
 
-class Hung:
+class Hung(Held):
     """
     C{os.NAME} waits, for C{path} only (and, for os.open, only an open
     that may create it: the log's, not a look at it), until L{release}.
     """
 
     def __init__(self, case: TestCase, name: str, path: str, creating: bool = False) -> None:
+        super().__init__(case, f"os.{name} of {path}")
         self.path = path
         self.creating = creating
         self.real = getattr(os, name)
-        self.entered = threading.Event()
-        self.released = threading.Event()
-        self._rescue = threading.Timer(RESCUE, self.release)
-        self._rescue.daemon = True
-        self._rescue.start()
-        case.addCleanup(self.release)
         case.patch(os, name, self.call)
 
     def call(self, path: Any, *args: Any, **kwargs: Any) -> Any:
         if path == self.path and (not self.creating or args[0] & os.O_CREAT):
-            self.entered.set()
-            self.released.wait()
+            self.hold()
         return self.real(path, *args, **kwargs)
-
-    def release(self) -> None:
-        self.released.set()
-        self._rescue.cancel()
 
 
 class BetweenLooks:
@@ -73,18 +60,16 @@ class BetweenLooks:
 
     def __init__(self, case: TestCase) -> None:
         self.real = applying._looking
-        self.reached = threading.Event()
-        self.released = threading.Event()
+        self.held = Held(case, "the reload's look at files")
+        self.reached, self.released = self.held.entered, self.held.released
         self._taken = 0
         case.patch(applying, "_looking", self)
-        case.addCleanup(self.released.set)
 
     def __enter__(self) -> Any:
         if threading.current_thread().name == "serialgw reload's look at files":
             self._taken += 1
             if self._taken == 3:
-                self.reached.set()
-                self.released.wait(RESCUE)
+                self.held.hold()
         return self.real.__enter__()
 
     def __exit__(self, *exc: Any) -> Any:
@@ -128,7 +113,7 @@ class HungOpenTests(TestCase):
         service = startGateway(self, ptyLine(a, LISTEN, name="a", log=LogSpec(self.path, format="", events="off")),
                                ptyLine(b, LISTEN, name="b"))
         # (The wait for it ended at its bound, whether or not its thread had got to the call by then.)
-        self.assertTrue(await deferToThread(hung.entered.wait, 10))
+        await hung.whenEntered()
         self.assertFalse(hung.released.is_set())
         self.assertEqual(self.said(), [f"line a: log {self.path}: its open has not returned in 0.2 s (a file system "
                                        "that does not answer?); the line runs, its output waits for it (at most "
@@ -147,7 +132,7 @@ class HungOpenTests(TestCase):
         a, b = startedPty(self), startedPty(self)
         service = startGateway(self, ptyLine(a, LISTEN, f"file:{self.path}", name="a"), ptyLine(b, LISTEN, name="b"))
         # (The wait for it ended at its bound, whether or not its thread had got to the call by then.)
-        self.assertTrue(await deferToThread(hung.entered.wait, 10))
+        await hung.whenEntered()
         self.assertFalse(hung.released.is_set())
         self.assertEqual(self.said(), [f"line a: file: output {self.path}: its open has not returned in 0.2 s (a file "
                                        "system that does not answer?); the line runs, its output waits for it (at "
@@ -172,7 +157,7 @@ class HungOpenTests(TestCase):
         hung = Hung(self, "open", self.path, creating=True)
         result = await service.reload([ptyLine(a, LISTEN, f"file:{self.path}", name="a"), lineB])
         self.assertEqual(result, {"added": [], "changed": ["a"], "removed": []})
-        self.assertTrue(await deferToThread(hung.entered.wait, 10))
+        await hung.whenEntered()
         await self.bothFlow(service, a, b, hung)
         hung.release()
         self.assertEqual(await reader.received.length(13), b"first\nsecond ")
@@ -189,7 +174,7 @@ class HungOpenTests(TestCase):
         result = await service.reload([ptyLine(a, LISTEN, name="a", log=LogSpec(self.path, format="", events="off")),
                                        lineB])
         self.assertEqual(result, {"added": [], "changed": ["a"], "removed": []})
-        self.assertTrue(await deferToThread(hung.entered.wait, 10))
+        await hung.whenEntered()
         await self.bothFlow(service, a, b, hung)
         hung.release()
         await written()
@@ -206,7 +191,7 @@ class HungOpenTests(TestCase):
         hung = Hung(self, "lstat", self.path)
         reloaded = service.reload([ptyLine(a, LISTEN, name="a", log=LogSpec(self.path, format="", events="off")),
                                    lineB])
-        self.assertTrue(await deferToThread(hung.entered.wait, 10))
+        await hung.whenEntered()
         await self.bothFlow(service, a, b, hung)
         why = (f"line 'a': cannot open log {self.path!r}: a look at it (lstat, access, its lock) has not returned in "
                "0.5 s (a file system that does not answer?)")
@@ -229,7 +214,7 @@ class HungOpenTests(TestCase):
         held = BetweenLooks(self)
         reloaded = service.reload([ptyLine(a, LISTEN, name="a", log=LogSpec(self.path, format="", events="off")),
                                    ptyLine(b, LISTEN, name="b", log=LogSpec(second, format="", events="off"))])
-        self.assertTrue(await deferToThread(held.reached.wait, 10))
+        await held.held.whenEntered()
         # CHECK_WAIT s are up now, the thread held between the two.
         next(c for c in reactor.getDelayedCalls() if getattr(getattr(c, "func", None), "__name__", "") == "late").reset(0)
         why = (f"line 'b': cannot open log {second!r}: a look at it (lstat, access, its lock) has not returned in "
@@ -248,7 +233,7 @@ class HungOpenTests(TestCase):
         held = BetweenLooks(self)
         reloaded = service.reload([ptyLine(a, LISTEN, name="a", log=LogSpec(self.path, format="", events="off")),
                                    ptyLine(b, LISTEN, name="b")])
-        self.assertTrue(await deferToThread(held.reached.wait, 10))
+        await held.held.whenEntered()
         late = next(c for c in reactor.getDelayedCalls() if getattr(getattr(c, "func", None), "__name__", "") == "late")
         late.reset(0)
         await until(self, lambda: not late.active(), "the wait's end run")
@@ -266,7 +251,7 @@ class HungOpenTests(TestCase):
         service = startGateway(self, lineA, lineB)
         hung = Hung(self, "stat", lockDir)
         reloaded = service.reload([ptyLine(a, LISTEN, name="a", lockDir=lockDir), lineB])
-        self.assertTrue(await deferToThread(hung.entered.wait, 10))
+        await hung.whenEntered()
         await self.bothFlow(service, a, b, hung)
         why = (f"line 'a': lock-dir {lockDir!r}: a look at it (stat, access) has not returned in 0.5 s (a file "
                "system that does not answer?)")
@@ -286,11 +271,11 @@ class HungOpenTests(TestCase):
         lineB = ptyLine(b, LISTEN, name="b")
         service = startGateway(self, ptyLine(a, LISTEN, name="a", log=LogSpec(self.path, format="", events="off")),
                                lineB)
-        stuck = StuckPipe()
+        stuck = StuckPipe(self)
         self.addCleanup(stuck.close)
         service.lines["a"].logs[0]._osWrite = stuck.write  # type: ignore[attr-defined]
         a.write(b"held\n")
-        self.assertTrue(await deferToThread(stuck.entered.wait, 10))
+        await stuck.whenEntered()
         reloaded = service.reload([ptyLine(a, LISTEN, name="a"), lineB])
         await self.bothFlow(service, a, b, stuck, before=b"held\n")
         self.assertNoResult(reloaded)

@@ -11,36 +11,30 @@ link leads to the listener's pty.
 from __future__ import annotations
 
 import os
-import threading
 from typing import Any
 
 from twisted.internet import defer
-from twisted.internet.threads import deferToThread
 from twisted.logger import LogEvent, formatEvent
 from twisted.trial.unittest import TestCase
 
 from serialgw.app import applying
 from serialgw.clients import logfile
 from tests.fakes import observeLog
+from tests.hung import Held
 from tests.real import test_logopen
 from tests.realio import Clients, ptyLine, startedPty, startGateway
 
 LISTEN = "raw+tcp:0:interface=127.0.0.1"
 
 
-class HungAfter:
+class HungAfter(Held):
     """os.NAME of C{path} waits, from its C{skip}+1th call on, until L{release} (the reload's look opens it first)."""
 
     def __init__(self, case: TestCase, path: str, skip: int = 0, name: str = "open") -> None:
+        super().__init__(case, f"os.{name} of {path}")
         self.path = path
         self.skip = skip
         self.real = getattr(os, name)
-        self.entered = threading.Event()
-        self.released = threading.Event()
-        self._rescue = threading.Timer(test_logopen.RESCUE, self.release)
-        self._rescue.daemon = True
-        self._rescue.start()
-        case.addCleanup(self.release)
         case.patch(os, name, self.call)
 
     def call(self, path: Any, *args: Any, **kwargs: Any) -> Any:
@@ -48,13 +42,8 @@ class HungAfter:
             if self.skip > 0:
                 self.skip -= 1
             else:
-                self.entered.set()
-                self.released.wait()
+                self.hold()
         return self.real(path, *args, **kwargs)
-
-    def release(self) -> None:
-        self.released.set()
-        self._rescue.cancel()
 
 
 class HungTests(TestCase):
@@ -95,7 +84,7 @@ class HungPipeTests(HungTests):
         a, b = startedPty(self), startedPty(self)
         service = startGateway(self, ptyLine(a, LISTEN, f"pipe:{self.fifo}", name="a"), ptyLine(b, LISTEN, name="b"))
         # (The wait for it ended at its bound, whether or not its thread had got to the call by then.)
-        self.assertTrue(await deferToThread(hung.entered.wait, 10))
+        await hung.whenEntered()
         self.assertEqual(self.said(), [f"line a: listener pipe:{self.fifo}: its open has not returned in 0.2 s (a "
                                        "file system that does not answer?); the line runs, its pipe joins it once "
                                        "the open returns"])
@@ -112,7 +101,7 @@ class HungPipeTests(HungTests):
         hung = HungAfter(self, self.fifo, skip=1)
         result = await service.reload([ptyLine(a, LISTEN, f"pipe:{self.fifo}", name="a"), lineB])
         self.assertEqual(result, {"added": [], "changed": ["a"], "removed": []})
-        self.assertTrue(await deferToThread(hung.entered.wait, 10))
+        await hung.whenEntered()
         await self.bothFlow(service, a, b, hung)
         hung.release()
         await self.pipeCarries(a)
@@ -156,7 +145,7 @@ class HungPtyLinkTests(HungTests):
         a, b = startedPty(self), startedPty(self)
         service = startGateway(self, ptyLine(a, LISTEN, f"pty:{self.link}", name="a"), ptyLine(b, LISTEN, name="b"))
         # (The wait for it ended at its bound, whether or not its thread had got to the call by then.)
-        self.assertTrue(await deferToThread(hung.entered.wait, 10))
+        await hung.whenEntered()
         pty = self.ptyOf(service)
         self.assertEqual(self.said(), [f"line a: listener pty:{self.link}: its open has not returned in 0.2 s (a "
                                        "file system that does not answer?); the line runs, its pty is "
@@ -174,7 +163,7 @@ class HungPtyLinkTests(HungTests):
         hung = HungAfter(self, self.link, skip=1, name="lstat")
         result = await service.reload([ptyLine(a, LISTEN, f"pty:{self.link}", name="a"), lineB])
         self.assertEqual(result, {"added": [], "changed": ["a"], "removed": []})
-        self.assertTrue(await deferToThread(hung.entered.wait, 10))
+        await hung.whenEntered()
         await self.bothFlow(service, a, b, hung)
         hung.release()
         pty = self.ptyOf(service)
@@ -217,7 +206,7 @@ class HungPtyLinkTests(HungTests):
         os.unlink(self.link)
         hung = HungAfter(self, self.link, name="readlink")
         reloaded = service.reload([lineA, lineB])
-        self.assertTrue(await deferToThread(hung.entered.wait, 10))
+        await hung.whenEntered()
         await self.bothFlow(service, a, b, hung)
         self.assertEqual(await reloaded, {"added": [], "changed": [], "removed": []})
         warned = [formatEvent(e) for e in self.events if "look at the ptys' links" in e.get("log_format", "")]
@@ -250,7 +239,7 @@ class HungPtyLinkTests(HungTests):
         hung = HungAfter(self, self.link, name="readlink")
         self.assertEqual(await service.reload([lineA, lineB, lineC]), {"added": [], "changed": [], "removed": []})
         # (The wait for it ended at its bound, whether or not its thread had got to the call by then.)
-        self.assertTrue(await deferToThread(hung.entered.wait, 10))
+        await hung.whenEntered()
         self.assertEqual(await service.reload([lineA, lineB, lineD]), {"added": ["d"], "changed": [], "removed": ["c"]})
         self.assertFalse(os.path.lexists(other))
         warned = [formatEvent(e) for e in self.events if "look at the ptys' links" in e.get("log_format", "")]
@@ -302,7 +291,7 @@ class HungPtyDeviceTests(HungTests):
         lineA = LineConfig("a", DeviceSpec("pty", self.link), listeners=(parseListener(LISTEN),))
         service = startGateway(self, lineA, ptyLine(b, LISTEN, name="b"), waitForDevices=True)
         # (The wait for it ended at its bound, whether or not its thread had got to the call by then.)
-        self.assertTrue(await deferToThread(hung.entered.wait, 10))
+        await hung.whenEntered()
         self.assertFalse(service.lines["a"].device.up)
         await self.otherFlows(service, b, hung)
         hung.release()
@@ -322,7 +311,7 @@ class HungPtyDeviceTests(HungTests):
         lineA = LineConfig("a", DeviceSpec("pty", self.link), listeners=(parseListener(LISTEN),))
         result = await service.reload([lineB, lineA])
         self.assertEqual(result, {"added": ["a"], "changed": [], "removed": []})
-        self.assertTrue(await deferToThread(hung.entered.wait, 10))
+        await hung.whenEntered()
         await self.otherFlows(service, b, hung, 0)
         hung.release()
         await until(self, lambda: service.lines["a"].device.up, "line a up")

@@ -22,6 +22,9 @@ from tests.certs import Authority
 from tests.real.test_logopen import LISTEN, Hung
 from tests.realio import ptyLine, startedPty, startGateway
 
+# Seconds the start's wait waits for its look to reach the file that hangs: a guard against a look that never does (the test then fails), not a bound on a loaded machine's thread.
+LATE = 120.0
+
 
 def waitsFirstFor(case: TestCase, reached: threading.Event) -> None:
     """
@@ -33,7 +36,7 @@ def waitsFirstFor(case: TestCase, reached: threading.Event) -> None:
 
     class Done(threading.Event):
         def wait(self, timeout: Optional[float] = None) -> bool:
-            reached.wait(30)
+            reached.wait(LATE)
             return super().wait(timeout)
 
     case.patch(startlooks, "threading", types.SimpleNamespace(Thread=threading.Thread, Event=Done))
@@ -49,7 +52,7 @@ class HungStartFileTests(TestCase):
         self.tls = f"tls:0:interface=127.0.0.1:cert={self.cert}:key={self.key}"
 
     def test_hungKeyFailsTheStart(self) -> None:
-        """A TLS listener's key whose open hangs: the start fails after LOOK_WAIT s, naming the line, listener and file (it hung on the gateway's thread, here until the test's 15 s rescue)."""
+        """A TLS listener's key whose open hangs: the start fails after LOOK_WAIT s, naming the line, listener and file (it hung on the gateway's thread: the test fails naming the open made there)."""
         a = startedPty(self)
         hung = Hung(self, "open", self.key)
         waitsFirstFor(self, hung.entered)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 
 from twisted.internet import defer
-from twisted.internet.threads import deferToThread
 from twisted.trial.unittest import TestCase
 
 from serialgw.app import applying
@@ -40,7 +39,7 @@ class HungTLSFileTests(TestCase):
         self.assertFalse(hung.released.is_set())
 
     async def test_reloadWithHungKey(self) -> None:
-        """A reload giving a line a TLS listener whose key's open hangs: refused after CHECK_WAIT s naming the file, both lines serving meanwhile (they waited for the test's rescue); nothing changed; a second reload meanwhile is refused at once, naming it too; once the open answers, the reload goes through."""
+        """A reload giving a line a TLS listener whose key's open hangs: refused after CHECK_WAIT s naming the file, both lines serving meanwhile (they waited for the test to let the open go); nothing changed; a second reload meanwhile is refused at once, naming it too; once the open answers, the reload goes through."""
         self.patch(applying, "CHECK_WAIT", 0.5)
         ca = Authority(os.path.abspath(self.mktemp()))
         cert, key = ca.issue("gateway", dns="localhost")
@@ -50,7 +49,7 @@ class HungTLSFileTests(TestCase):
         tls = f"tls:0:interface=127.0.0.1:cert={cert}:key={key}:ca={ca.path}"
         hung = Hung(self, "open", key)
         reloaded = service.reload([ptyLine(a, LISTEN, tls, name="a"), lineB])
-        self.assertTrue(await deferToThread(hung.entered.wait, 10))
+        await hung.whenEntered()
         await self.bothFlow(service, a, b, hung)
         why = (f"line 'a': listener {tls!r}: key {key!r}: a look at it (open, read) has not returned in 0.5 s (a file "
                "system that does not answer?)")
