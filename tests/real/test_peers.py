@@ -34,6 +34,7 @@ from tests.realio import (
     gatewayArgv,
     listeningPort,
     need,
+    socketPath,
     startedPty,
     until,
 )
@@ -217,7 +218,7 @@ class TwistdTests(TestCase):
         """Under systemd (NOTIFY_SOCKET), the gateway sends READY=1 and a STATUS line once it serves."""
         import socket
 
-        path = os.path.abspath(self.mktemp())
+        path = socketPath(self, "notify")  # (under mktemp() it was too long for AF_UNIX past a 32-byte checkout path)
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         sock.bind(path)
         sock.setblocking(False)
