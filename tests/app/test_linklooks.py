@@ -85,7 +85,10 @@ class LookThreadTests(SynchronousTestCase):
 
     def answer(self) -> None:
         """Run on the 'reactor' what a look thread handed over; the thread stays held where it handed it."""
-        f, args, ran = self.reactor.handed.get(timeout=30)
+        try:
+            f, args, ran = self.reactor.handed.get(timeout=30)
+        except queue.Empty:
+            self.fail("the look's thread handed nothing to the reactor in 30 s (a hang, not a slow machine)")
         self.held.append(ran)
         f(*args)
 

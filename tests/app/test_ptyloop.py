@@ -36,7 +36,8 @@ class RuntimePtyLoopTests(SynchronousTestCase):
         for line in service.lines.values():
             for client in line.clients:
                 if isinstance(client, PtyClient):
-                    self.assertTrue(client.opening.wait(60))
+                    self.assertTrue(client.opening.wait(60), f"{client.link}: its link not made in 60 s (a hang, not a "
+                                                             "slow machine)")
         return service
 
     def test_symlinkToOwnPtyRefused(self) -> None:
