@@ -30,10 +30,14 @@ class StatusRoot(Resource):
     C{metrics}) answered the JSON page, and C{/metrics/} or C{/metrics/x}
     the metrics.  A segment's percent-escapes are decoded before it is
     looked up: C{/metrics%2f} is the segment C{metrics/}, no page either.
+    A request target not beginning with C{/} is none of ours: Twisted takes
+    the segments from its second byte on, whatever its first, so
+    C{GET xmetrics} was the metrics, C{GET x} the JSON page (an absolute
+    URI, C{http://host/metrics}, is not taken either: a proxy's form).
     """
 
     def getChildWithDefault(self, path: bytes, request: Any) -> Any:
-        if request.postpath:
+        if request.postpath or not request.path.startswith(b"/"):
             # (Twisted has taken this segment off postpath: what is left follows it.)
             return NotHere()
         return Resource.getChildWithDefault(self, path, request)

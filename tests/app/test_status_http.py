@@ -189,6 +189,16 @@ class StatusHTTPTests(SynchronousTestCase):
         line = json.loads(transport.value().split(b"\r\n\r\n", 1)[1])["lines"][0]
         self.assertEqual((list(line)[-1], line["listeners"]), ("listeners", shown))
 
+    def test_targetWithoutSlashNotHere(self) -> None:
+        """A request target not beginning with / is no page of ours (404, saying which there are): Twisted drops its first byte whatever it is, so 'GET xmetrics' answered the metrics and 'GET x' the JSON page (seen with a raw request line: 200 and the metrics); an absolute URI is not taken either."""
+        notHere = b"not found: the status endpoint serves / (JSON) and /metrics only\n"
+        for target in (b"xmetrics", b"x", b"metrics", b"?", b"http://x/metrics", b"x/metrics"):
+            channel, transport = self.connection()
+            channel.dataReceived(b"GET " + target + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+            self.clock.advance(1)
+            head, body = transport.value().split(b"\r\n\r\n", 1)
+            self.assertEqual((target, head.split(b"\r\n")[0], body), (target, b"HTTP/1.1 404 Not Found", notHere))
+
     def test_halfClosedClientAnswered(self) -> None:
         """A client that sends its request and shuts its side (printf ... | socat, nc -N) is answered, then closed, its answer waiting for the page's next rendering too (Twisted's HTTPChannel took the end of its input for the connection's: that request was answered to nobody, seen live with socat and HTTP/1.1); one that shuts its side with no whole request is closed at once."""
         first, _ = self.connection()
