@@ -172,16 +172,22 @@ class Line(PortControl, OpenCloseStrings, RoleChanges, DeviceState, SlowClients,
         """
         if not self.full() or not self.kickOld:
             return not self.full()
-        for oldest in [c for c in self.clients if c.person]:
-            if not self.full():
-                break
-            why = f"{newcomer} took your place on {self.name} (max-clients {self.maxClients}, kick-old-user)"
-            log.info("{line}: {peer} disconnected: {newcomer} took its place (max-clients {count}, kick-old-user)",
-                     line=self.name, peer=oldest.peer, newcomer=newcomer, count=self.maxClients, budget=budget)
-            oldest.notice(why)
-            oldest.disconnect(why)
-            if oldest in self.clients:
-                self.detach(oldest)  # (one whose connection is another's to close: off the line all the same)
+        # (A device opened on demand stays open for the newcomer: see OnDemandOpen._wakerLeft.)
+        self._makingRoom = True
+        try:
+            for oldest in [c for c in self.clients if c.person]:
+                if not self.full():
+                    break
+                why = f"{newcomer} took your place on {self.name} (max-clients {self.maxClients}, kick-old-user)"
+                log.info("{line}: {peer} disconnected: {newcomer} took its place (max-clients {count}, "
+                         "kick-old-user)", line=self.name, peer=oldest.peer, newcomer=newcomer, count=self.maxClients,
+                         budget=budget)
+                oldest.notice(why)
+                oldest.disconnect(why)
+                if oldest in self.clients:
+                    self.detach(oldest)  # (one whose connection is another's to close: off the line all the same)
+        finally:
+            self._makingRoom = False
         return not self.full()
 
     def attach(self, client: IClient, quiet: bool = False) -> None:

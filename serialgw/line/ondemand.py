@@ -60,6 +60,7 @@ class _Line(Protocol):
     logs: list[IConsoleLog]
     _letGo: bool
     _wakers: int
+    _makingRoom: bool
     _restCall: Optional[IDelayedCall]
     _quietOpen: bool
     _wokenFor: dict[str, Any]
@@ -93,6 +94,8 @@ class OnDemandOpen:
     _wakers = 0
     # The close waiting for the device to take what is queued for it.
     _restCall: Optional[IDelayedCall] = None
+    # kick-old-user is making room for a newcomer (see _wakerLeft).
+    _makingRoom = False
     # An open on demand is under way that nobody has been told of (its success is no news).
     _quietOpen = False
     # Whose coming the open is, for its log line (the client's log budget: see logflood).
@@ -149,8 +152,14 @@ class OnDemandOpen:
             return
         self._wakers -= 1
         if not self._wakers and self._onDemandDevice is not None:
-            self._restWhenSent(self.clock.seconds() + LET_GO_LIMIT if self.clock is not None else 0.0,
-                               _logged(client))
+            deadline = self.clock.seconds() + LET_GO_LIMIT if self.clock is not None else 0.0
+            if self._makingRoom and self.clock is not None:
+                # kick-old-user: the newcomer attaches in this turn and finds the device open (the close
+                # cancelled); closed at once, the device was opened again for it (its DTR dropped, its lock
+                # let go meanwhile).  A newcomer that never attaches lets it close the next turn.
+                self._restCall = self.clock.callLater(0, self._restWhenSent, deadline, _logged(client))
+                return
+            self._restWhenSent(deadline, _logged(client))
 
     def _wake(self: _Line, client: Optional[IClient]) -> None:
         device = self._onDemandDevice

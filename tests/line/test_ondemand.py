@@ -307,6 +307,25 @@ class OnDemandTests(SynchronousTestCase):
         self.assertEqual((metric("serialgw_device_up"), metric("serialgw_device_closed_on_demand")), (1, 0))
         self.assertEqual(linesStatus([self.line]), "1 line(s), 1 up, 0 down; 1 client(s)")
 
+    def test_kickOldUserKeepsItOpen(self) -> None:
+        """kick-old-user at max-clients 1: the newcomer takes the oldest one's place on the device still open, no close and open between (its DTR would drop, its lock go, another program take the port), nothing said of it; a newcomer that never attaches lets it close a turn later."""
+        self.line.maxClients, self.line.kickOld = 1, True
+        first = self.person("192.0.2.1:1")
+        self.line.attach(first)
+        newcomer = self.person("192.0.2.2:2")
+        self.assertTrue(self.line.makeRoom(newcomer.peer))
+        self.line.attach(newcomer)
+        self.assertEqual((len(self.ports), self.openPorts(), self.device.up), (1, self.ports, True))
+        self.assertEqual(self.line.clients, [newcomer])
+        self.assertEqual(newcomer.deviceStates, [])
+        self.assertNotIn("web1: device closed (on demand): no client wants it", self.texts())
+        self.assertEqual(self.reactor.getDelayedCalls(), [])
+        # One admitted and gone before it attached (its connection failed): closed once the turn is over.
+        self.assertTrue(self.line.makeRoom("192.0.2.3:3"))
+        self.assertEqual(self.openPorts(), self.ports)
+        self.reactor.advance(0)
+        self.assertEqual((self.openPorts(), self.device.resting), ([], True))
+
     def texts(self) -> list[str]:
         from twisted.logger import formatEvent
 
