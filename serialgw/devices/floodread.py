@@ -277,6 +277,13 @@ class FloodReader:
         self._pipeR = self._wakeW = -1
         if self._watch is not None:
             self._watch.stop()
+        if self.pid is not None:
+            # A process stopped (SIGSTOP) would never see its wake pipe close: it stayed for good,
+            # the tty open.  Going on, it finds it closed and ends (a running one is not touched).
+            try:
+                os.kill(self.pid, signal.SIGCONT)
+            except OSError:
+                pass  # (ended already)
         self._reap()
 
     # -- the stall watch's (moverwatch.StallWatch) -------------------------

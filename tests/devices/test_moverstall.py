@@ -175,3 +175,35 @@ class RealStopTests(SynchronousTestCase):
         self.assertEqual(delivered, [])
         self.assertEqual(os.read(slave, 100), b"never moved")
         self.assertEqual(reactor.getDelayedCalls(), [])
+
+    def test_stoppedMoverEndsAtTheStop(self) -> None:
+        """A real mover process SIGSTOPped when its device is closed (a reload, the last client of an on-demand line gone) ends all the same, saying nothing: stopped, it never saw its wake pipe close and stayed for good, holding the tty open (its DTR up, the port another program's meanwhile) and looked for every REAP_DELAY s."""
+        self.patch(floodread, "PROCESS_IDLE", 600.0)
+        reactor = MemoryReactorClock()
+        master, slave = os.openpty()
+        self.addCleanup(os.close, master)
+        self.addCleanup(os.close, slave)
+        tty.setraw(slave)
+        told: list[str] = []
+        reader = FloodReader(reactor, slave, "pty", lambda data: None, lambda: None, mode="process", failed=told.append)
+        pid = reader.pid
+        assert pid is not None
+
+        def goOn() -> None:
+            if reader.pid is not None:  # (a failure before it was collected)
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+
+        self.addCleanup(goOn)
+        os.kill(pid, signal.SIGSTOP)
+        os.waitid(os.P_PID, pid, os.WSTOPPED | os.WNOWAIT)
+        reader.stop()
+        # (A bound for a failure, not a measure: it ends at once.)
+        deadline = time.monotonic() + 30
+        while os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is None:
+            self.assertLess(time.monotonic(), deadline, "the stopped mover never ended")
+            select.select([], [], [], 0.01)
+        reactor.advance(floodread.REAP_DELAY)
+        self.assertIsNone(reader.pid)
+        self.assertEqual(told, [])
+        self.assertEqual(reactor.getDelayedCalls(), [])
