@@ -86,8 +86,11 @@ def _numbersAsWritten(text: str, original: str, endpoint: Any) -> None:
     unix path, are no numbers: any letters.
     """
     positional, named = endpointFields(text)
-    place = endpoint._address if isinstance(endpoint, UNIXServerEndpoint) else endpoint._interface
-    fields = [("", value) for value in positional[1:] if value != place]
+    # The place's position (Twisted's parsers: unix:ADDRESS:MODE..., tcp:PORT:INTERFACE:BACKLOG,
+    # tcp6:PORT:BACKLOG:INTERFACE): skipped by its value, a port written as the interface was
+    # ('tcp:+4001:+4001', 'tcp:+4001:interface=+4001' listened on 4001).
+    placeAt = 1 if isinstance(endpoint, UNIXServerEndpoint) else 3 if isinstance(endpoint, TCP6ServerEndpoint) else 2
+    fields = [("", value) for at, value in enumerate(positional) if at and at != placeAt]
     fields += [(key, value) for key, value in named.items() if key not in ("address", "interface")]
     for key, value in fields:
         # (A minus sign is left to the range checks: "bad port '-1'", "backlog=-1 ...: expected 0 to 65535".)

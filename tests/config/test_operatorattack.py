@@ -111,6 +111,12 @@ class ListenerValueTests(SynchronousTestCase):
             self.assertEqual(str(e), f"{what} in listener '{text}': expected a number in ASCII digits (0-9) only: no "
                              "sign, space or '_'")
         self.assertEqual(parseListener("tcp:4001").port, 4001)
+        # Whatever the interface says: a port written as the interface is was skipped with it (seen: 'tcp:+4001:+4001' taken).
+        for text in ("tcp:+4001:+4001", "tcp:+4001:interface=+4001", "tcp6:+4001:5:+4001", "tcp:4001:+5:+5"):
+            e = self.assertRaises(ConfigError, parseListener, text)
+            self.assertIn(f"in listener '{text}': expected a number in ASCII digits (0-9) only", str(e))
+        for text, host in (("tcp:4001:127.0.0.1", "127.0.0.1"), ("tcp6:4001:5:\\:\\:1", "::1")):
+            self.assertEqual((parseListener(text).port, parseListener(text).host), (4001, host))
         e = self.assertRaises(ConfigError, parseListener, "tcp:-1")
         self.assertEqual(str(e), "bad port '-1' in listener 'tcp:-1'")
         for device in ("tcp:localhost:+4001", "tcp:localhost: 4001", "tcp:localhost:-1"):
