@@ -21,6 +21,13 @@ class NotHere(Resource):
         request.setHeader(b"content-type", b"text/plain; charset=utf-8")
         return NOT_HERE
 
+    def render_HEAD(self, request: Any) -> bytes:
+        # Its GET's headers, no body: a body returned to a HEAD, Twisted logged a line a request
+        # ('... is returning a message body. I think I'll eat it.'), a log without bound.
+        self.render_GET(request)
+        request.setHeader(b"content-length", b"%d" % len(NOT_HERE))
+        return b""
+
 
 class StatusRoot(Resource):
     """

@@ -189,6 +189,18 @@ class StatusHTTPTests(SynchronousTestCase):
         line = json.loads(transport.value().split(b"\r\n\r\n", 1)[1])["lines"][0]
         self.assertEqual((list(line)[-1], line["listeners"]), ("listeners", shown))
 
+    def test_headNotHereLogsNothing(self) -> None:
+        """HEAD of a path that is no page: a 404 saying the length its GET has, no body, and nothing logged (Twisted logged a line a request, 'Warning: HEAD request ... is returning a message body. I think I'll eat it.': 200 pipelined HEAD //x, 200 lines, no bound)."""
+        channel, transport = self.connection()
+        with capturedLogs() as events:
+            channel.dataReceived(b"HEAD //metrics HTTP/1.1\r\nHost: x\r\n\r\n" * 3)
+        head, body = transport.value().split(b"\r\n\r\n", 1)
+        self.assertEqual((head.split(b"\r\n")[0], transport.value().count(b"HTTP/1.1 404 Not Found")), (b"HTTP/1.1 404 Not Found", 3))
+        self.assertIn(b"Content-Length: 65", head)
+        self.assertEqual(transport.value().count(b"\r\n\r\n"), 3)
+        self.assertTrue(transport.value().endswith(b"\r\n\r\n"))
+        self.assertEqual([formatEvent(e) for e in events], [])
+
     def test_targetWithoutSlashNotHere(self) -> None:
         """A request target not beginning with / is no page of ours (404, saying which there are): Twisted drops its first byte whatever it is, so 'GET xmetrics' answered the metrics and 'GET x' the JSON page (seen with a raw request line: 200 and the metrics); an absolute URI is not taken either."""
         notHere = b"not found: the status endpoint serves / (JSON) and /metrics only\n"
