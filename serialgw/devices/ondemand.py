@@ -83,7 +83,9 @@ class RestAndWake:
             self.up = False
             self._shutdownPort()
         self._dropEarly()
-        self.resting, self.downReason, self.lockedBy = True, RESTING, None
+        # (lockedBy kept: None if it was open; else the holder its last open found, said once while it stays, not
+        # once a client: one connecting in a loop while another program held the lock logged a line each time.)
+        self.resting, self.downReason = True, RESTING
 
     def wake(self) -> None:
         """

@@ -326,6 +326,19 @@ class OnDemandTests(SynchronousTestCase):
         self.reactor.advance(0)
         self.assertEqual((self.openPorts(), self.device.resting), ([], True))
 
+    def test_lockHolderSaidOnce(self) -> None:
+        """A client coming and going while another program holds the lock: the holder is logged once, not once a connection (seen live: 300 connections, 300 lines naming it); the status page names it meanwhile."""
+        from serialgw.devices.errors import DeviceLocked
+
+        self.outcomes = [DeviceLocked("/dev/ttyUSB0 is locked by process 1234 (picocom)", 1234)] * 5
+        for i in range(5):
+            client = self.person(f"192.0.2.1:{i}")
+            self.line.attach(client)
+            self.line.detach(client)
+        said = [text for text in self.texts() if "is locked by process 1234" in text and "tries again" in text]
+        self.assertEqual(len(said), 1, said)
+        self.assertEqual((self.device.resting, self.device.lockedBy, self.ports), (True, 1234, []))
+
     def texts(self) -> list[str]:
         from twisted.logger import formatEvent
 
