@@ -9,7 +9,7 @@ L{serialgw.devices.controls}), the loss, reopen and close
 (L{serialgw.devices.loss}), settings changes in order with the output
 (L{serialgw.devices.retime}), pacing (L{serialgw.devices.pacing}), what is
 typed while it first opens (L{serialgw.devices.early}) and a flooding read
-moved off the reactor (L{serialgw.devices.floodread}).  The OS-level calls
+moved off the reactor (L{serialgw.devices.floodhandoff}).  The OS-level calls
 live behind L{IPort} (see L{serialgw.devices.ports}), so the logic is
 tested with a recording fake and a C{Clock}.
 """
@@ -26,7 +26,7 @@ from serialgw.config.specs import SerialSettings
 from serialgw.devices.breaks import DRAINING_QUEUE, IDLE, BreakSequencer
 from serialgw.devices.controls import DeviceControls
 from serialgw.devices.early import EarlyHold
-from serialgw.devices.floodread import FloodReading
+from serialgw.devices.floodhandoff import FloodReading
 from serialgw.devices.loss import LossAndReturn
 from serialgw.devices.nosink import NoSink
 from serialgw.devices.ondemand import RestAndWake

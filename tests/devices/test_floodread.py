@@ -31,7 +31,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from serialgw.app.reactor import BusyPoll
 from serialgw.config.specs import SerialSettings
-from serialgw.devices import floodread, mover
+from serialgw.devices import floodhandoff, floodread, mover
 from serialgw.devices.device import SerialDevice
 from serialgw.devices.floodread import FloodReader
 from serialgw.devices.ports import TtyPort
@@ -53,7 +53,7 @@ class Flooding(SynchronousTestCase):
     mode = "thread"
 
     def setUp(self) -> None:
-        self.patch(floodread, "FULL", FULL)
+        self.patch(floodhandoff, "FULL", FULL)
         self.fdsBefore = openFds()
         self.reactor = MemoryReactorClock()
         self.reactor.movers = self.mode  # type: ignore[attr-defined]
@@ -105,7 +105,7 @@ class Flooding(SynchronousTestCase):
 
     def handOver(self) -> FloodReader:
         """FULL_READS full reads by the reactor: the tty goes to a mover."""
-        for i in range(floodread.FULL_READS):
+        for i in range(floodhandoff.FULL_READS):
             self.fromDevice(bytes([65 + i]) * FULL)
         reader = self.device._reader
         assert reader is not None
@@ -156,10 +156,10 @@ class HandOverTests(Flooding):
 
     def test_aShortReadStartsTheCountAgain(self) -> None:
         """A read shorter than FULL in between: the reactor keeps the tty."""
-        for _i in range(floodread.FULL_READS - 1):
+        for _i in range(floodhandoff.FULL_READS - 1):
             self.fromDevice(b"x" * FULL)
         self.fromDevice(b"y")
-        for _i in range(floodread.FULL_READS - 1):
+        for _i in range(floodhandoff.FULL_READS - 1):
             self.fromDevice(b"z" * FULL)
         self.assertIsNone(self.device._reader)
         self.assertIn(self.device, self.reactor.getReaders())
@@ -167,7 +167,7 @@ class HandOverTests(Flooding):
     def test_notWithoutTheReactorAsking(self) -> None:
         """A reactor that does not ask for movers (the default) reads every tty itself."""
         self.reactor.movers = None  # type: ignore[attr-defined]
-        for _i in range(floodread.FULL_READS * 2):
+        for _i in range(floodhandoff.FULL_READS * 2):
             self.fromDevice(b"x" * FULL)
         self.assertIsNone(self.device._reader)
         self.assertIn(self.device, self.reactor.getReaders())
@@ -271,7 +271,7 @@ class MoverTests(Flooding):
         self.deviceSends(b"x" * 3000)
         self.assertEqual(self.runMover(reader), "quiet")
         self.pipeReads(reader)
-        self.assertEqual(b"".join(self.sink.data[floodread.FULL_READS:]), b"x" * 3000)
+        self.assertEqual(b"".join(self.sink.data[floodhandoff.FULL_READS:]), b"x" * 3000)
         self.assertEqual(readable, [True] * len(readable))
 
 
@@ -284,11 +284,11 @@ class BackPressureTests(Flooding):
         self.device.pauseReading()
         self.assertNotIn(reader._pipe, self.reactor.getReaders())
         self.assertNotIn(self.device, self.reactor.getReaders())
-        self.assertEqual(len(self.sink.data), floodread.FULL_READS)
+        self.assertEqual(len(self.sink.data), floodhandoff.FULL_READS)
         self.device.resumeReading()
         self.assertIn(reader._pipe, self.reactor.getReaders())
         self.pipeReads(reader)
-        self.assertEqual(self.sink.data[floodread.FULL_READS:], [b"held"])
+        self.assertEqual(self.sink.data[floodhandoff.FULL_READS:], [b"held"])
         self.assertIn(self.device, self.reactor.getReaders())
         self.device.pauseReading()
         self.device.resumeReading()
@@ -302,7 +302,7 @@ class BackPressureTests(Flooding):
         os.write(self.master, b"after the filler")
         thread, results = self.moverThread(reader)
         self.fromPipe(reader, b"after the filler")
-        self.assertEqual(b"".join(self.sink.data[floodread.FULL_READS:]), filler + b"after the filler")
+        self.assertEqual(b"".join(self.sink.data[floodhandoff.FULL_READS:]), filler + b"after the filler")
         self.device.close()
         thread.join(10)
         # (Stopped in its poll, or, still splicing, finding the pipe's reader gone.)
@@ -339,7 +339,7 @@ class EndTests(Flooding):
         self.assertIsNone(self.device._reader)
         self.assertEqual(self.reactor.getReaders(), [])
         self.assertEqual(self.runMover(reader), "stopped")
-        self.assertEqual(len(self.sink.data), floodread.FULL_READS)
+        self.assertEqual(len(self.sink.data), floodhandoff.FULL_READS)
         self.assertEqual(self.reactor.busyPoll.suspended, 0)  # type: ignore[attr-defined]
 
     def test_lossStopsTheMover(self) -> None:
@@ -357,7 +357,7 @@ class EndTests(Flooding):
         self.runMover(reader)
         self.device.purge(True, False)
         self.pipeReads(reader)
-        self.assertEqual(len(self.sink.data), floodread.FULL_READS)
+        self.assertEqual(len(self.sink.data), floodhandoff.FULL_READS)
         self.assertIn(self.device, self.reactor.getReaders())
 
 
@@ -407,7 +407,7 @@ class PipeHangUpTests(Flooding):
         self.runMover(reader)
         self.reactor.removeReader(reader._pipe)
         reader._pipe.connectionLost(Failure(ConnectionDone()))
-        self.assertEqual(self.sink.data[floodread.FULL_READS:], [b"held"])
+        self.assertEqual(self.sink.data[floodhandoff.FULL_READS:], [b"held"])
         self.assertEqual(self.reactor.getReaders(), [self.device])
 
     def test_pipeDroppedWhilePausedWaitsForTheResume(self) -> None:
@@ -422,7 +422,7 @@ class PipeHangUpTests(Flooding):
         self.sink.deviceDataReceived = pausing  # type: ignore[method-assign]
         self.reactor.removeReader(reader._pipe)
         reader._pipe.connectionLost(Failure(ConnectionDone()))
-        self.assertEqual(self.sink.data[floodread.FULL_READS:], [b"one"])
+        self.assertEqual(self.sink.data[floodhandoff.FULL_READS:], [b"one"])
         self.assertFalse(reader.stopped)
         self.assertEqual(self.reactor.getReaders(), [])
         self.device.resumeReading()
@@ -442,7 +442,7 @@ class RealReactorTests(TestCase):
         from twisted.internet import reactor
 
         self.reactor = reactor
-        self.patch(floodread, "FULL", FULL)
+        self.patch(floodhandoff, "FULL", FULL)
         self.patch(floodread, "IDLE", 0.01)
         before = getattr(reactor, "movers", None)
         reactor.movers = self.mode  # type: ignore[attr-defined]
@@ -487,7 +487,7 @@ class RealReactorTests(TestCase):
 
     @inlineCallbacks
     def handOver(self) -> Generator[Deferred[None], None, None]:
-        for i in range(floodread.FULL_READS):
+        for i in range(floodhandoff.FULL_READS):
             yield self.send(bytes([65 + i]) * FULL)
         self.reader = self.device._reader
         self.assertIsNotNone(self.reader)
@@ -563,22 +563,22 @@ class RefusedTests(Flooding):
 
         self.patch(floodread.os, "pipe2", noMore)
         with capturedLogs() as events:
-            for _i in range(floodread.FULL_READS * 5):
+            for _i in range(floodhandoff.FULL_READS * 5):
                 self.fromDevice(b"f" * FULL)
             self.fromDevice(b"short")
-            for _i in range(floodread.FULL_READS * 5):
+            for _i in range(floodhandoff.FULL_READS * 5):
                 self.fromDevice(b"g" * FULL)
-            self.reactor.advance(floodread.REFUSED_WAIT - 0.001)
-            for _i in range(floodread.FULL_READS):
+            self.reactor.advance(floodhandoff.REFUSED_WAIT - 0.001)
+            for _i in range(floodhandoff.FULL_READS):
                 self.fromDevice(b"h" * FULL)
             self.reactor.advance(0.001)
-            for _i in range(floodread.FULL_READS):
+            for _i in range(floodhandoff.FULL_READS):
                 self.fromDevice(b"i" * FULL)
         said = [e for e in events if "cannot start a mover" in e["log_format"]]
         self.assertEqual([str(e["error"]) for e in said], ["[Errno 24] Too many open files"] * 2)
         self.assertIsNone(self.device._reader)
         self.assertEqual(self.reactor.getReaders(), [self.device])
-        self.assertEqual(len(self.sink.data), floodread.FULL_READS * 12 + 1)
+        self.assertEqual(len(self.sink.data), floodhandoff.FULL_READS * 12 + 1)
 
 
 class PurgeBoundTests(Flooding):

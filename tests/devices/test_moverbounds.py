@@ -1,5 +1,5 @@
 """
-Tests for serialgw.devices.floodread: what bounds the movers (how many run
+Tests for serialgw.devices.floodread and floodhandoff: what bounds the movers (how many run
 at once; how long a process mover waits through quiet before it ends).
 """
 
@@ -18,7 +18,7 @@ from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase
 
 from serialgw.config.specs import SerialSettings
-from serialgw.devices import floodread
+from serialgw.devices import floodhandoff, floodread
 from serialgw.devices.device import SerialDevice
 from serialgw.devices.floodread import FloodReader
 from serialgw.devices.ports import TtyPort
@@ -71,35 +71,35 @@ class MostMoversTests(Flooding):
 
     def test_anotherFloodStaysWithTheReactorAtTheMost(self) -> None:
         """With MOST_MOVERS movers running, another flooding tty is read by the reactor; once one has ended, its flood goes to a mover."""
-        self.patch(floodread, "MOST_MOVERS", 1)
+        self.patch(floodhandoff, "MOST_MOVERS", 1)
         first = self.handOver()
         device, master = self.another()
-        self.floods(device, master, floodread.FULL_READS * 3)
+        self.floods(device, master, floodhandoff.FULL_READS * 3)
         self.assertIsNone(device._reader)
         self.assertIn(device, self.reactor.getReaders())
         self.runMover(first)
         self.pipeReads(first)
         self.assertTrue(first.stopped)
-        self.floods(device, master, floodread.FULL_READS)
+        self.floods(device, master, floodhandoff.FULL_READS)
         self.assertIsNotNone(device._reader)
         self.assertNotIn(device, self.reactor.getReaders())
         self.assertIn(device._reader._pipe, self.reactor.getReaders())  # type: ignore[union-attr]
 
     def test_mostIsTheCores(self) -> None:
         """By default as many movers as there are cores this process may use (more only take turns on them), at least one."""
-        self.assertEqual(floodread.MOST_MOVERS, len(os.sched_getaffinity(0)))
+        self.assertEqual(floodhandoff.MOST_MOVERS, len(os.sched_getaffinity(0)))
 
     def test_coresAreThoseItMayUse(self) -> None:
         """A gateway held to one core of eight (taskset, CPUAffinity=) runs one mover, not eight; with no affinity to be read, the machine's cores."""
         self.patch(floodread.os, "cpu_count", lambda: 8)
         self.patch(floodread.os, "sched_getaffinity", lambda pid: {3})
-        self.assertEqual(floodread.usableCores(), 1)
+        self.assertEqual(floodhandoff.usableCores(), 1)
 
         def unknown(pid: int) -> set[int]:
             raise OSError(38, "Function not implemented")
 
         self.patch(floodread.os, "sched_getaffinity", unknown)
-        self.assertEqual(floodread.usableCores(), 8)
+        self.assertEqual(floodhandoff.usableCores(), 8)
 
 
 class ProcessIdleTests(Flooding):

@@ -1,7 +1,7 @@
 """
 Tests for a device closed (a stop, a reload that removes its line) while a
 mover runs: what the mover moved is the device's output from before the
-close (L{serialgw.devices.floodread.FloodReading}).
+close (L{serialgw.devices.floodhandoff.FloodReading}).
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
 
-from serialgw.devices import floodread, mover
+from serialgw.devices import floodhandoff, floodread, mover
 from serialgw.devices.floodread import FloodReader
 from serialgw.devices.links import ptyHolders
 from serialgw.devices.loss import HANGUP_CHECK
@@ -54,7 +54,7 @@ class FailedMoverTests(Flooding):
     """A mover that fails as it runs (it started: not refused at the start) is said once and not tried again for REFUSED_WAIT s."""
 
     def floodAgain(self) -> None:
-        for _i in range(floodread.FULL_READS * 3):
+        for _i in range(floodhandoff.FULL_READS * 3):
             self.fromDevice(b"g" * FULL)
 
     def test_failedProcessIsNotStartedAgainAtOnce(self) -> None:
@@ -102,7 +102,7 @@ class FailedMoverTests(Flooding):
         self.assertEqual([e["error"] for e in said], ["its thread failed: RuntimeError('no splice here')"])
         self.assertIsNone(self.device._reader)
         self.assertEqual(self.reactor.getReaders(), [self.device])
-        self.reactor.advance(floodread.REFUSED_WAIT)
+        self.reactor.advance(floodhandoff.REFUSED_WAIT)
         self.fromDevice(b"h" * FULL)
         self.assertIsNotNone(self.device._reader)
         self.device._reader._thread.join(10)  # type: ignore[union-attr]
@@ -161,21 +161,21 @@ class LossWithAMoverTests(Flooding):
         master, self.master = self.master, -1
         os.close(master)
         self.reactor.advance(HANGUP_CHECK)
-        self.assertEqual(self.sink.data[floodread.FULL_READS:], [b"moved before the hang-up", b"<lost>"])
+        self.assertEqual(self.sink.data[floodhandoff.FULL_READS:], [b"moved before the hang-up", b"<lost>"])
         self.assertTrue(self.reader.stopped)
         self.assertEqual(self.reactor.getReaders(), [])
 
     def test_lossFoundElsewhereDeliversWhatThePipeHolds(self) -> None:
         """A loss found elsewhere (a write failing) while the reactor reads the pipe delivers what it holds first too."""
         self.device._lost(OSError(errno.EIO, "Input/output error"))
-        self.assertEqual(self.sink.data[floodread.FULL_READS:], [b"moved before the hang-up", b"<lost>"])
+        self.assertEqual(self.sink.data[floodhandoff.FULL_READS:], [b"moved before the hang-up", b"<lost>"])
         self.assertTrue(self.reader.stopped)
 
     def test_closeWhilePausedDeliversWhatThePipeHolds(self) -> None:
         """A close (the line removed, the gateway stopping) while paused delivers what the mover had moved too, as a loss does: the device's output from before the close, read from it (it was dropped: 12-24 KB lost at a SIGTERM mid-flood against 10-12 KB without a mover)."""
         self.device.pauseReading()
         self.device.close()
-        self.assertEqual(self.sink.data[floodread.FULL_READS:], [b"moved before the hang-up"])
+        self.assertEqual(self.sink.data[floodhandoff.FULL_READS:], [b"moved before the hang-up"])
         self.assertTrue(self.reader.stopped)
 
     def test_lossSetOffByADeliveryDeliversNothingInside(self) -> None:
@@ -189,7 +189,7 @@ class LossWithAMoverTests(Flooding):
 
         self.sink.deviceDataReceived = losing  # type: ignore[method-assign]
         self.reader._pipe.doRead()
-        self.assertEqual(self.sink.data[floodread.FULL_READS:], [b"moved", b"<lost>"])
+        self.assertEqual(self.sink.data[floodhandoff.FULL_READS:], [b"moved", b"<lost>"])
 
 
 class ThreadFailureLogTests(Flooding):

@@ -1,7 +1,7 @@
 """
 Tests for line errors watched or not (PARMRK, an RFC 2217 client's
 SET-LINESTATE-MASK) while a mover runs: what it moved under one marking is
-not decoded under the other (L{serialgw.devices.floodread.FloodReading}).
+not decoded under the other (L{serialgw.devices.floodhandoff.FloodReading}).
 """
 
 from __future__ import annotations

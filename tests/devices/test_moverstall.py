@@ -18,7 +18,7 @@ from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
 
-from serialgw.devices import floodread, mover
+from serialgw.devices import floodhandoff, floodread, mover
 from serialgw.devices.floodread import FloodReader
 from serialgw.devices.moverwatch import STALL_CHECK, STALL_LOOKS, held
 from tests.devices.test_floodread import FULL, Flooding
@@ -76,7 +76,7 @@ class StallTests(Flooding):
         self.assertEqual(self.sink.data[self.sent:], [b"moved", b"left in the tty"])
         self.assertEqual(self.reactor.getDelayedCalls(), [])
         # Not started again at once: the reactor reads the flood (as after a mover that failed).
-        for _i in range(floodread.FULL_READS * 2):
+        for _i in range(floodhandoff.FULL_READS * 2):
             self.fromDevice(b"z" * FULL)
         self.assertIsNone(self.device._reader)
 
