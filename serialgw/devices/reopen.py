@@ -169,6 +169,11 @@ class Reopener:
         if self.opening:
             if self._first is None:
                 self._beginFirst()
+            if self._stuckCall is None and self._openedAt is not None:
+                # (The rest stopped its watch: this client is told it hangs as the first would have been, counted
+                # from its start: at once if it has hung STUCK_AFTER s already.)
+                self._stuckCall = self.reactor.callLater(
+                    max(0.0, self._openedAt + STUCK_AFTER - self.reactor.seconds()), self._stuck)
             return
         self.openNow(opener)
 
@@ -293,10 +298,11 @@ class Reopener:
             return
         target.downReason = reason = f"opening the device has not returned in {STUCK_AFTER:.0f} s"
         self._said = reason
-        self._stuckSaid = True
-        log.warn("{device}: {reason} (a hung adapter or driver?); the line stays down until it does "
-                 "({opens} device open(s) under way)", device=target.name, reason=reason,
-                 opens=len(self.opens.inFlight) if self.opens is not None else 1)
+        said, self._stuckSaid = self._stuckSaid, True
+        if not said:  # (once an open: on demand, each client that comes while it hangs is told, the log once)
+            log.warn("{device}: {reason} (a hung adapter or driver?); the line stays down until it does "
+                     "({opens} device open(s) under way)", device=target.name, reason=reason,
+                     opens=len(self.opens.inFlight) if self.opens is not None else 1)
         if self._first is not None:
             target.notOpened()  # (what was typed meanwhile is not held for a hung open)
 

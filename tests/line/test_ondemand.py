@@ -339,6 +339,37 @@ class OnDemandTests(SynchronousTestCase):
         self.assertEqual(len(said), 1, said)
         self.assertEqual((self.device.resting, self.device.lockedBy, self.ports), (True, 1234, []))
 
+    def test_hungOpenSaidStuckToTheNextClient(self) -> None:
+        """An open that hangs, its client gone (the rest lets it run) and another come: that one is told it has not returned after STUCK_AFTER s from its start, as the first would have been (it waited in silence for good, its typing held), and so is each later one at once; the log says it once."""
+        from serialgw.devices.reopen import STUCK_AFTER
+
+        hung: Deferred[RecordingPort] = Deferred()
+        self.outcomes.append(hung)
+        first = self.person("192.0.2.1:1")
+        self.line.attach(first)
+        self.reactor.advance(10)
+        self.line.detach(first)
+        second = self.person("192.0.2.1:2")
+        self.line.attach(second)
+        self.line.clientData(second, b"root\r")
+        self.reactor.advance(STUCK_AFTER - 10 - 1)
+        self.assertEqual(second.deviceStates, [])
+        self.reactor.advance(1)
+        stuck = b"\r\n[serialgw: web1 is down: opening the device has not returned in 30 s; waiting for it]\r\n"
+        self.assertEqual(second.deviceStates, [(False, stuck)])
+        self.assertEqual((self.device.downReason, self.device.unsent), ("opening the device has not returned in 30 s", 5))
+        self.line.detach(second)
+        for n in range(3):
+            later = self.person(f"192.0.2.1:{3 + n}")
+            self.line.attach(later)
+            self.reactor.advance(0)
+            self.assertEqual(later.deviceStates, [(False, stuck)])
+            self.line.detach(later)
+        said = [text for text in self.texts() if "has not returned in 30 s (a hung adapter" in text]
+        self.assertEqual(len(said), 1, said)
+        hung.callback(self.newPort())
+        self.assertEqual((self.ports[0].closed, self.device.resting, self.reactor.getDelayedCalls()), (True, True, []))
+
     def texts(self) -> list[str]:
         from twisted.logger import formatEvent
 
