@@ -93,7 +93,8 @@ class LineFactory(Factory):
             refusals.warn("{line}: connection from {address} refused: not in {allow}", line=self.line.name,
                           address=describeAddress(addr), allow=",".join(self.spec.allow), peer=self.refusalKey)
             return None
-        if self.spec.tls is None and not self.line.makeRoom(describeAddress(addr), self.refusalKey):
+        if self.spec.tls is None and not self.line.makeRoom(describeAddress(addr), self.refusalKey,
+                                                            readOnly=self.role is Role.READONLY):
             return self._full(addr)
         return self._build(addr)
 
@@ -253,7 +254,13 @@ class LineFactory(Factory):
             if right == "read":
                 client.role = Role.READONLY
         # kick-old-user: the oldest makes room for a client verified and admitted (full without it: refused above).
-        return self.line.makeRoom(peerName(transport), self.refusalKey)
+        role = client.role if client is not None else self.role
+        if self.line.makeRoom(peerName(transport), self.refusalKey, readOnly=role is Role.READONLY):
+            return True
+        log.warn("{line}: TLS client {peer} refused after its handshake: {clients} already (max-clients; a read-only "
+                 "one takes only a read-only one's place)", line=self.line.name, peer=peerName(transport),
+                 count=self.line.maxClients, clients=counted(self.line.maxClients, "client"))
+        return False
 
     def _allowed(self, addr: Any) -> bool:
         return addressAllowed(addr, self.allow)

@@ -390,8 +390,15 @@ class SSHClient(Session, ClientEvents, SSHChannel):
                                  f"(at most {most} a person){newline}")
             return True
         self.role = Role.WRITER if right == "write" and not spec.readOnly else Role.READONLY
-        # kick-old-user: the oldest makes room for a person admitted (full without it: refused above).
-        line.makeRoom(self.describePeer(), self.logBudget)
+        # kick-old-user: the oldest makes room for a person admitted (full without it: refused above); a read-only
+        # one takes only a read-only one's place.
+        if not line.makeRoom(self.describePeer(), self.logBudget, readOnly=self.role is Role.READONLY):
+            log.warn("{line}: {peer} refused: {clients} already (max-clients; a read-only session takes only a "
+                     "read-only one's place)", line=line.name, peer=self.peer, count=line.maxClients,
+                     clients=counted(line.maxClients, "client"), budget=self.logBudget)
+            self.clock.callLater(0, self._refuse,
+                                 f"serialgw: {line.name} is full ({counted(line.maxClients, 'client')}){newline}")
+            return True
         self.line = line
         self.gateway.attached(self)
         self.startSession()

@@ -159,23 +159,30 @@ class Line(PortControl, OpenCloseStrings, RoleChanges, DeviceState, SlowClients,
         people = sum(1 for c in self.clients if c.person)
         return bool(self.maxClients) and people >= self.maxClients
 
-    def makeRoom(self, newcomer: str, budget: Any = None) -> bool:
+    def makeRoom(self, newcomer: str, budget: Any = None, readOnly: bool = False) -> bool:
         """
         A network client C{newcomer} (its peer) is to be admitted: whether
         there is room (max-clients).  With C{kickOld} (ser2net's
         kickolduser) a full line makes room: its oldest person (the first
-        attached) is told why and disconnected.  Asked only once the
-        newcomer may come in (its address allowed, its TLS certificate or
-        SSH key verified): an unverified connection never costs someone
-        their place.  C{budget}: the newcomer's listener's log budget (a
-        client reconnecting in a loop cannot flood the log: logflood).
+        attached) is told why and disconnected; a C{readOnly} newcomer's,
+        only a read-only person (none: no room, nobody disconnected).
+        Asked only once the newcomer may come in (its address allowed, its
+        TLS certificate or SSH key verified): an unverified connection never
+        costs someone their place.  C{budget}: the newcomer's listener's log
+        budget (a client reconnecting in a loop cannot flood the log:
+        logflood).
         """
         if not self.full() or not self.kickOld:
             return not self.full()
+        # One who may only watch takes no place of one who may type (a ro listener open to a network, a read-only
+        # key: anyone there disconnected the person typing at will, each time).
+        places = [c for c in self.clients if c.person and (not readOnly or c.role is Role.READONLY)]
+        if len(places) <= sum(1 for c in self.clients if c.person) - self.maxClients:
+            return False
         # (A device opened on demand stays open for the newcomer: see OnDemandOpen._wakerLeft.)
         self._makingRoom = True
         try:
-            for oldest in [c for c in self.clients if c.person]:
+            for oldest in places:
                 if not self.full():
                     break
                 why = f"{newcomer} took your place on {self.name} (max-clients {self.maxClients}, kick-old-user)"

@@ -809,6 +809,28 @@ class SessionTests(SynchronousTestCase):
                       firstConn.extData[first])
         self.assertEqual(firstConn.requests[first][-1], (b"exit-status", struct.pack(">L", 1), False))
 
+    def test_kickOldUserReadOnlyTakesNoWritersPlace(self) -> None:
+        """kick-old-user: a read-only person's session (read = [...]) takes no writer's place: refused as on a full line and exits 1, the writer kept; it takes a read-only one's."""
+        h = Harness()
+        line = h.lines["con1"]
+        line.maxClients, line.kickOld, line.rights = 1, True, Rights(write=("ops1",), read=("ops2", "ops3"))
+        first, firstConn = h.channel()
+        first.requestReceived(b"shell", b"")
+        second, conn = h.channel(user="ops2")
+        second.requestReceived(b"shell", b"")
+        h.clock.advance(0)
+        self.assertEqual(line.clients, [first])
+        self.assertEqual(conn.extData[second], [(1, b"serialgw: con1 is full (1 client)\n")])
+        self.assertEqual(conn.requests[second], [(b"exit-status", struct.pack(">L", 1), False)])
+        self.assertNotIn(first, firstConn.extData)
+        first.closed()
+        second, _ = h.channel(user="ops2")
+        second.requestReceived(b"shell", b"")
+        third, _ = h.channel(user="ops3")
+        third.requestReceived(b"shell", b"")
+        h.clock.advance(0)
+        self.assertEqual(line.clients, [third])
+
     def test_eofAndClose(self) -> None:
         """EOF from the client (ssh -n) leaves the session watching; once closed, the client is detached and TCP closed."""
         h = Harness()

@@ -156,6 +156,24 @@ class HandshakeTimeoutTests(SynchronousTestCase):
         self.assertEqual((self.line.clients, oldest.disconnected), ([], 1))
         self.assertEqual(oldest.notices, ["192.168.1.1:54321 took your place on t (max-clients 1, kick-old-user)"])
 
+    def test_kickOldUserReadOnlyTakesNoWritersPlace(self) -> None:
+        """kick-old-user over TLS: a certificate the line gives only read (read = [...]) takes no writer's place: refused after its handshake, logged, the writer kept."""
+        from serialgw.clients import factory as factoryModule
+        from tests.fakes import RecordingClient
+
+        self.line.rights = Rights(write=("alice",), read=("bob",))
+        self.line.maxClients, self.line.kickOld = 1, True
+        oldest = RecordingClient("192.0.2.1:1")
+        oldest.person, oldest.user = True, "alice"
+        self.line.attach(oldest)
+        self.patch(factoryModule, "peerSubject", lambda transport: "bob")
+        with capturedLogs() as events:
+            self.assertFalse(self.lineFactory._admit(StringTransport(), RecordingClient()))
+        self.assertEqual((self.line.clients, oldest.disconnected), ([oldest], 0))
+        self.assertEqual([formatEvent(e) for e in events], [
+            "t: TLS client 192.168.1.1:54321 refused after its handshake: 1 client already (max-clients; a read-only "
+            "one takes only a read-only one's place)"])
+
     def test_handshakeTimeoutOption(self) -> None:
         """handshake=SECONDS sets the timeout; 0 means none; nonsense is refused naming it."""
         self.assertEqual(parseListener("tls:0:cert=c:key=k:handshake=2.5").tls.handshakeTimeout, 2.5)  # type: ignore[union-attr]

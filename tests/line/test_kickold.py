@@ -79,6 +79,28 @@ class KickOldUserTests(SynchronousTestCase):
         self.assertEqual(refusedT.value(), b"\r\n[serialgw: rack4 is full: 1 client (max-clients)]\r\n")
         self.assertEqual((self.line.clients, firstT.disconnecting), ([first], False))
 
+    def test_readOnlyTakesNoWritersPlace(self) -> None:
+        """A read-only newcomer (a ro listener) takes no writer's place: refused as on a full line, the writer kept (seen live: a ro connection disconnected the person typing, each time); nobody is kicked for nothing."""
+        self.line.maxClients = 2
+        first, firstT = self.connect("raw+4445", 5)
+        second, secondT = self.connect("raw+4445", 6)
+        refused, refusedT = self.connect("telnet,ro+4446", 7)
+        self.assertEqual(refusedT.value(), b"\r\n[serialgw: rack4 is full: 2 clients (max-clients)]\r\n")
+        self.assertEqual((self.line.clients, firstT.disconnecting, secondT.disconnecting), ([first, second], False,
+                                                                                           False))
+
+    def test_readOnlyTakesAReadOnlyOnesPlace(self) -> None:
+        """A read-only newcomer takes the oldest read-only person's place, past older writers; a writer newcomer takes the oldest's, whatever its role."""
+        self.line.maxClients = 3
+        writer, writerT = self.connect("raw+4445", 5)
+        watcher, watcherT = self.connect("raw,ro+4446", 6)
+        later, laterT = self.connect("raw,ro+4446", 7)
+        newcomer, _ = self.connect("raw,ro+4446", 8)
+        self.assertEqual((writerT.disconnecting, watcherT.disconnecting, laterT.disconnecting), (False, True, False))
+        self.assertEqual(self.line.clients, [writer, later, newcomer])
+        typist, _ = self.connect("raw+4445", 9)
+        self.assertEqual(self.line.clients, [later, newcomer, typist])
+
 
 class KickOldUserKeyTests(SynchronousTestCase):
     def test_key(self) -> None:
