@@ -10,7 +10,7 @@ from __future__ import annotations
 import errno
 import os
 from functools import partial
-from typing import Any, Callable, Collection, Optional
+from typing import Any, Callable, Mapping, Optional
 
 from twisted.internet.interfaces import IReactorThreads
 from twisted.logger import Logger
@@ -47,7 +47,7 @@ def makeDevice(
     waitForDevices: bool,
     offThread: bool = False,
     begun: Optional[FirstOpen] = None,
-    ownSockets: Optional[Callable[[], Collection[str]]] = None,
+    ownSockets: Optional[Callable[[], Mapping[str, str]]] = None,
 ) -> Any:
     """
     A line's device.  A local device that cannot be opened raises its
@@ -61,8 +61,9 @@ def makeDevice(
     returns at once.  C{begun}: its first open, begun at start (see
     L{firstOpens}): its outcome taken as that of an open made here, or, not
     returned yet, the device starts down until it does.  C{ownSockets}: the
-    names the line's own unix listeners are bound to, which its remote
-    device must not reach (a loop).
+    names the line's own unix listeners (and the watch-all ones watching
+    it) are bound to, each with what it is, which its remote device must
+    not reach (a loop).
     """
     if config.device.remote:
         problem = unixNameProblem(config.device.path) if config.device.kind == "unix" else None

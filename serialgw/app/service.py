@@ -40,7 +40,8 @@ from serialgw.clients.logfile import awaitOpens
 from serialgw.clients.logwriter import drained
 from serialgw.clients.ptylink import PtyClient
 from serialgw.clients.transports import describeAddress
-from serialgw.config.specs import LineConfig, ListenerSpec, SSHSpec, WatchAllSpec
+from serialgw.clients.watchall import matches
+from serialgw.config.specs import LineConfig, ListenerSpec, SSHSpec, WatchAllSpec, quote
 from serialgw.config.where import Places
 from serialgw.devices.errors import DeviceError
 from serialgw.devices.ports import openPort
@@ -296,18 +297,29 @@ class GatewayService(MultiService):
             dialer.startService()
         self.notifier.ready()
 
-    def unixSockets(self, name: str) -> set[str]:
+    def unixSockets(self, name: str) -> dict[str, str]:
         """
-        The names line C{name}'s unix listeners are bound to: its remote
-        device reaching one is a loop (another line's is a chain, which the
-        start's check follows: L{serialgw.config.loops}).
+        The names line C{name}'s unix listeners, and the unix watch-all
+        listeners watching it, are bound to, each with what it is: its
+        remote device reaching one is a loop (another line's listener is a
+        chain, which the start's check follows: L{serialgw.config.loops}).
         """
-        names = set()
+        names = {}
         for kind, thing in self._owned.get(name, []):
             port = thing[1] if kind == "port" else None
             address = port.getHost() if port is not None else None
             if isinstance(address, UNIXAddress) and address.name:
-                names.add(os.fsdecode(address.name))
+                bound = os.fsdecode(address.name)
+                names[bound] = (f"its own line's listener {quote(bound)}: what is written to it would come back to it "
+                                "for ever")
+        # (serveWatchAll appends each factory and its port together.)
+        for factory, port in zip(self.watchers, self.watchAllPorts, strict=False):
+            address = port.getHost()
+            if isinstance(address, UNIXAddress) and address.name and not factory.removed \
+                    and matches(name, factory.patterns):
+                bound = os.fsdecode(address.name)
+                names[bound] = (f"the watch-all listener {quote(bound)}, which watches line {quote(name)}: each line "
+                                "of its output would come back to it from there, prefixed, for ever")
         return names
 
     def statusText(self) -> str:

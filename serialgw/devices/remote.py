@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import stat
-from typing import Any, Callable, Collection, Optional
+from typing import Any, Callable, Mapping, Optional
 
 import attrs
 from twisted.application.internet import ClientService
@@ -89,10 +89,11 @@ class RemoteDevice:
         breakDuration: float = 0.25,
         settings: SerialSettings = SerialSettings(),
         retryPolicy: Optional[Callable[[int], float]] = None,
-        ownSockets: Optional[Callable[[], Collection[str]]] = None,
+        ownSockets: Optional[Callable[[], Mapping[str, str]]] = None,
     ) -> None:
         self.spec = spec
-        # The names its own line's unix listeners are bound to (see _ownListener).
+        # The names its own line's unix listeners, and the watch-all ones watching it, are bound to, each with
+        # what it is (see _ownListener).
         self._ownSockets = ownSockets
         self.name = spec.describe()
         self.reactor = reactor
@@ -368,12 +369,13 @@ class RemoteDevice:
 
     def _ownListener(self, link: Any) -> Optional[str]:
         """
-        The listener of its own line's that a unix: device reached (the
-        name its socket is bound to, which the peer's address is), or None.
-        Checked at start by path (serialgw.config.loops); a symlink or hard
-        link put at the device's path since, or a device that was not there
-        then, reached it all the same: one byte typed went round for ever,
-        a core 93 % busy.
+        What a unix: device reached, when it is a listener of its own line's
+        or a watch-all listener watching its line (known by the name its
+        socket is bound to, which the peer's address is), or None.  Checked
+        at start by path (serialgw.config.loops); a symlink or hard link put
+        at the device's path since, or a device that was not there then,
+        reached it all the same: one byte typed went round for ever, a core
+        93 % busy (a watch-all's: each line of output back prefixed, 100 %).
         """
         if self.spec.kind != "unix" or self._ownSockets is None:
             return None
@@ -382,13 +384,12 @@ class RemoteDevice:
         except (AttributeError, OSError):
             return None
         name = os.fsdecode(peer) if isinstance(peer, bytes) else str(peer)
-        return name if name and name in self._ownSockets() else None
+        return self._ownSockets().get(name) if name else None
 
     def _linkUp(self, link: Any) -> None:
         own = self._ownListener(link)
         if own is not None:
-            reason = (f"it is its own line's listener {quote(own)}: what is written to it would come back to it for "
-                      "ever (a loop); not used, tried again with backoff")
+            reason = f"it is {own} (a loop); not used, tried again with backoff"
             if reason != self.downReason:
                 log.error("{device}: {reason}", device=self.name, reason=reason)
             self.downReason = reason

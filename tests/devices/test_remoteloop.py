@@ -14,9 +14,10 @@ from typing import Any
 from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.trial.unittest import SynchronousTestCase
 
+from serialgw.app.ownlisteners import serveWatchAll
 from serialgw.app.service import GatewayService
 from serialgw.config.listeners import parseListener
-from serialgw.config.specs import DeviceSpec, LineConfig
+from serialgw.config.specs import DeviceSpec, LineConfig, WatchAllSpec
 from serialgw.devices.remote import RawLink, RemoteDevice
 from serialgw.line.hub import Line
 from tests.fakes import LogEvents
@@ -45,6 +46,11 @@ class UnixTransport(StringTransport):
         self.aborted = True
 
 
+OWN = "its own line's listener '/run/gw/a.sock': what is written to it would come back to it for ever"
+ALL = ("the watch-all listener '/run/gw/all.sock', which watches line 'a': each line of its output would come back to it "
+       "from there, prefixed, for ever")
+
+
 class OwnListenerTests(SynchronousTestCase):
     def setUp(self) -> None:
         self.clock = MemoryReactorClock()
@@ -52,7 +58,7 @@ class OwnListenerTests(SynchronousTestCase):
 
     def linked(self, peer: Any) -> tuple[RemoteDevice, UnixTransport]:
         device = RemoteDevice(DeviceSpec("unix", "/run/vm/x.sock"), self.clock,
-                              ownSockets=lambda: {"/run/gw/a.sock", "\0gw-abstract"})
+                              ownSockets=lambda: {"/run/gw/a.sock": OWN, "\0gw-abstract": OWN, "/run/gw/all.sock": ALL})
         device.sink = Line("a", device, clock=self.clock)
         transport = UnixTransport(peer)
         RawLink(device).makeConnection(transport)
@@ -73,6 +79,12 @@ class OwnListenerTests(SynchronousTestCase):
         self.assertEqual(transport.value(), b"")
         RawLink(device).makeConnection(UnixTransport("/run/gw/a.sock"))
         self.assertEqual(self.errors(), [reason])
+
+    def test_watchAllListenerNotUsed(self) -> None:
+        """Its connection reached a watch-all listener that watches its line (a link put there since): a loop too (seen live: a core 100 % busy, each line of output back prefixed), cut, why said."""
+        device, transport = self.linked("/run/gw/all.sock")
+        self.assertEqual((transport.aborted, device.up), (True, False))
+        self.assertEqual(device.downReason, f"it is {ALL} (a loop); not used, tried again with backoff")
 
     def test_abstractName(self) -> None:
         """An abstract name is the peer's address too (bytes, its leading NUL)."""
@@ -101,7 +113,27 @@ class OwnListenerTests(SynchronousTestCase):
         self.addCleanup(service.stopService)
         device = service.lines["a"].device
         assert isinstance(device, RemoteDevice) and device._ownSockets is not None
-        self.assertEqual(device._ownSockets(), {sock})
+        self.assertEqual(device._ownSockets(), {sock: f"its own line's listener {sock!r}: what is written to it would "
+                                                      "come back to it for ever"})
         device = service.lines["b"].device
         assert isinstance(device, RemoteDevice) and device._ownSockets is not None
-        self.assertEqual(device._ownSockets(), {other})
+        self.assertEqual(list(device._ownSockets()), [other])
+
+    def test_gatewayGivesItsWatchAllSockets(self) -> None:
+        """A unix watch-all listener watching a line is among the sockets its remote device must not reach (a path not there at the start's check, or a link put there since, was used: a loop); one that watches other lines is not."""
+        here = self.mktemp()
+        os.mkdir(here)
+        mine, others = os.path.join(here, "all.sock"), os.path.join(here, "others.sock")
+        config = LineConfig("a", DeviceSpec("unix", os.path.join(here, "x.sock")),
+                            listeners=(parseListener("raw+tcp:0:interface=127.0.0.1"),))
+        service = GatewayService([config], reactor=self.clock,
+                                 watchAll=WatchAllSpec((parseListener(f"raw+unix:{mine}"),), ("a", "c")))
+        serveWatchAll(service, parseListener(f"raw+unix:{others}"), ("b*",))
+        service.privilegedStartService()
+        service.startService()
+        self.addCleanup(service.stopService)
+        device = service.lines["a"].device
+        assert isinstance(device, RemoteDevice) and device._ownSockets is not None
+        self.assertEqual(device._ownSockets(), {mine: f"the watch-all listener {mine!r}, which watches line 'a': each "
+                                                      "line of its output would come back to it from there, prefixed, "
+                                                      "for ever"})
