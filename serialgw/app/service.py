@@ -369,8 +369,10 @@ class GatewayService(MultiService):
             # The close-string (people on it) while the device is open;
             # their leaving below sends nothing more.
             letGo = line.letGo()
-            # What the device read before (a mover's pipe) reaches its people before they go.
+            # What the device read before (a mover's pipe) reaches its people before they go (not held to coalesce:
+            # flushed by the close, after they went).
             line.device.deliverRead()
+            line.flushHeld()
             for client in list(line.clients):
                 # A session is off the line at once, and cut after
                 # CLOSE_GRACE s if it does not take its last output

@@ -229,6 +229,23 @@ class StopTests(SynchronousTestCase):
         self.assertEqual(events, ["read", "gone"])
         self.assertEqual(client.received, [b"moved"])
 
+    def test_reloadHandsOverWhatWasReadFirstCoalesced(self) -> None:
+        """The same on a line that coalesces its output: what the device hands over is not held to coalesce (then flushed after they were sent away: lost to them) but reaches them first."""
+        service, line = self.gateway(closeString="")
+        line.coalesce(0.05, 0.5)
+        client = person()
+        line.attach(client)
+        received: list[list[bytes]] = []
+        line.device.deliverRead = lambda: line.deviceDataReceived(b"moved")  # type: ignore[method-assign]
+
+        def disconnect(why: Optional[str] = None) -> None:
+            received.append(list(client.received))
+            line.detach(client)
+
+        client.disconnect = disconnect  # type: ignore[method-assign]
+        service.reload([])
+        self.assertEqual(received, [[b"moved"]])
+
     def test_reloadReopensAfterCloseString(self) -> None:
         """A reload changing a line's device: the old device takes the close-string and closes before the new one is opened."""
         service, line = self.gateway(r"bye\r\bz")
