@@ -172,7 +172,8 @@ def _clash(a: tuple[str, str, str], b: tuple[str, str, str]) -> bool:
 
 def checkLines(lines: Sequence[LineConfig], status: Optional[ListenerSpec] = None,
                ssh: Optional[SSHSpec] = None, watchAll: Sequence[ListenerSpec] = (),
-               shards: int = 0, looking: Callable[[str], None] = lambda what: None) -> tuple[list[str], list[str]]:
+               shards: int = 0, looking: Callable[[str], None] = lambda what: None,
+               byName: Sequence[ListenerSpec] = ()) -> tuple[list[str], list[str]]:
     """
     Errors (the gateway would not start) and warnings (it would, but
     something is missing now) for a parsed configuration.  With C{shards}
@@ -309,6 +310,8 @@ def checkLines(lines: Sequence[LineConfig], status: Optional[ListenerSpec] = Non
             take(spec, f"watch-all{of}")
         if ssh_ is not None:
             take(ssh_.listener, f"the SSH listener{of}")
+    for spec in byName:  # (not with --shard: refused)
+        take(spec, "by-name")
     if ssh is not None:
         looking(f"the SSH host key {quote(ssh.hostKey)}")
         _checkHostKey(ssh.hostKey, errors, warnings)

@@ -94,6 +94,10 @@ class ListenerOpener:
         for factory in self._factories.get(name, ()):
             factory.signature = signature
 
+    def signatureOf(self, name: str) -> Optional[str]:
+        """Line C{name}'s RFC 2217 signature, as its listeners have it (None: it has none, or no listener)."""
+        return next((factory.signature for factory in self._factories.get(name, ())), None)
+
     def retire(self, name: str, kept: Sequence[ListenerSpec] = ()) -> None:
         """
         A reload closed the listeners of line C{name} that are not C{kept}

@@ -96,6 +96,32 @@ def serveWatchAll(service: GatewayService, spec: ListenerSpec, patterns: tuple[s
                  "until a reload adds one", patterns=" ".join(patterns), names=namesBrief(list(service.lines)))
 
 
+def serveByName(service: GatewayService, spec: ListenerSpec, patterns: tuple[str, ...]) -> None:
+    """A [by-name] listener: its clients name the line they want (see serialgw.clients.byname)."""
+    from serialgw.clients.byname import ByNameFactory
+    from serialgw.clients.tlsfiles import TLSError
+    from serialgw.clients.watchall import matches
+
+    if spec.path and not isAbstract(spec.path):
+        removeStaleSocket(spec.path, "by-name", owner="by-name")
+    factory = ByNameFactory(spec, patterns, lambda: service.lines, service.reactor, service.listeners.handshakes,
+                            service.listeners.signatureOf)
+    try:
+        endpoint, wrapped = service.listeners.endpoint("by-name", factory.spec, factory)
+    except TLSError as e:
+        raise StartupError(f"by-name: listener {spec.text or spec.endpoint!r}: {e}") from None
+    port = listening(endpoint, wrapped, f"by-name: cannot listen on {spec.text or spec.endpoint!r}")
+    factory.port = port
+    service.byNameFactories.append(factory)
+    service._own("closer", port.stopListening)
+    service._own("closer", factory.closeAll)
+    log.info("by-name listener ready on {address} for lines {patterns}",
+             address=describeAddress(port.getHost()), patterns=" ".join(patterns))
+    if not any(matches(name, patterns) for name in service.lines):
+        log.warn("by-name: lines {patterns} match no line (of {names}): its clients find no console "
+                 "until a reload adds one", patterns=" ".join(patterns), names=namesBrief(list(service.lines)))
+
+
 def reloadSSH(service: GatewayService, ssh: Optional[SSHSpec]) -> None:
     """New people, keys and listener options (ro, allow= reach those connected) for the running SSH listener (a reload; None: [ssh] removed, nobody); its address and host key stay until a restart."""
     if service.ssh is None or service.sshPort is None:

@@ -30,7 +30,7 @@ from serialgw.config.file import FileConfig, loadFile
 from serialgw.config.loops import runningWatchAllLoop
 from serialgw.config.paths import placeKeys
 from serialgw.config.shard import Shard, ownListeners, selectLines
-from serialgw.config.specs import ConfigError, LineConfig, SSHSpec, WatchAllSpec
+from serialgw.config.specs import ByNameSpec, ConfigError, LineConfig, SSHSpec, WatchAllSpec
 from serialgw.config.where import where
 
 log = Logger()
@@ -408,6 +408,28 @@ class TwistdGatewayService(GatewayService):
             self.watchAllByOption = attrs.evolve(self.watchAllByOption, lines=watchAll.lines)
         self.watchAllInFile = attrs.evolve(watchAll, listeners=tuple(running))
 
+    def _retuneByName(self, byName: Optional[ByNameSpec]) -> None:
+        """
+        The file's new [by-name]: its lines filter applies at once to the
+        running listeners (a line taken out is no longer given, nor listed);
+        removed, its listeners give no line from now on; a listener added,
+        removed or changed waits for a restart (said).
+        """
+        old: Optional[ByNameSpec] = self.byName
+        if byName is None:
+            log.warn("reload: [by-name] removed: its listeners give no line from now on; restart the gateway to close "
+                     "them")
+            patterns: tuple[str, ...] = ()
+        else:
+            if old is None or old.listeners != byName.listeners:
+                log.warn("reload: [by-name] added, or its listeners changed: restart the gateway to apply it (its "
+                         "lines filter applies now)")
+            patterns = byName.lines
+        for factory in self.byNameFactories:
+            factory.patterns = patterns
+        if old is not None:
+            self.byName = attrs.evolve(old, lines=patterns)
+
     def _retuneTLS(self, most: int) -> None:
         """A reload's [tls] sessions-per-person, for the TLS clients let in from now on (those over it stay)."""
         table = self.listeners.handshakes
@@ -439,6 +461,8 @@ class TwistdGatewayService(GatewayService):
                     self._retuneTLS(loaded.tlsSessionsPerPerson)
                 if watchAll != self.watchAllInFile:
                     self._retuneWatchAll(watchAll)
+                if loaded is not None and loaded.byName != self.byName:
+                    self._retuneByName(loaded.byName)
                 self.notifier.reloaded("reloaded: " + ", ".join(f"{len(v)} {k}" for k, v in changes.items()))
             else:
                 self.notifier.reloaded("reload failed, see the log")

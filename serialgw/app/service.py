@@ -30,7 +30,7 @@ from serialgw.app.lines import dropFirstOpens, fileRefused, firstOpens, linesSta
 from serialgw.app.listen import ListenerOpener, cutDials, stopDialer
 from serialgw.app.lookups import installLookups
 from serialgw.app.notify import Notifier
-from serialgw.app.ownlisteners import reloadSSH, serveSSH, serveStatus, serveWatchAll
+from serialgw.app.ownlisteners import reloadSSH, serveByName, serveSSH, serveStatus, serveWatchAll
 from serialgw.app.reopening import Reopens
 from serialgw.app.retuning import LinkLooks, restoreLinks
 from serialgw.app.startlooks import lookAtStart
@@ -135,6 +135,9 @@ class GatewayService(MultiService):
 
     # The SSH listener's factory, once it listens (see serialgw.app.ownlisteners.serveSSH).
     sshFactory: Any
+    # One port for many consoles ([by-name], a ByNameSpec, or None), and its listeners' factories once they listen.
+    byName: Any = None
+    byNameFactories: list[Any]
     # The file the lines come from (a FileConfig: its path and text), or None: see placed.
     source: Any = None
     _places: Optional[Places] = None
@@ -176,6 +179,10 @@ class GatewayService(MultiService):
             if self.watchAll is not None:
                 for spec in self.watchAll.listeners:
                     serveWatchAll(self, spec, self.watchAll.lines)
+            self.byNameFactories = []
+            if self.byName is not None:
+                for spec in self.byName.listeners:
+                    serveByName(self, spec, self.byName.lines)
         except StartupError:
             self._closeAll(tell=False)
             dropFirstOpens(begun)

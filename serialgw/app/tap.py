@@ -281,6 +281,10 @@ man 8 serialgw
                 self["allLines"], self["sshSpec"] = loaded.lines, loaded.ssh
                 self["lines"] = selectLines(loaded.lines, shard, loaded.pins) if shard is not None else loaded.lines
                 self["watchAllSpec"] = self["watchAllSpecInFile"] = loaded.watchAll
+                if loaded.byName is not None and shard is not None:
+                    raise ConfigError(f"--shard {self['shard']} and a [by-name] table do not go together: each process "
+                                      "knows only its own lines, and one port cannot be every process's")
+                self["byNameSpec"] = loaded.byName
                 self["configFile"] = loaded
             else:
                 self["sshSpec"], rights = singleSSH(self)
@@ -311,6 +315,11 @@ man 8 serialgw
             if self["ownWatchAll"] is not None:
                 for spec in self["ownWatchAll"].listeners:
                     _checkEndpoint(spec, sockets=not self["check"])
+            for spec in self["byNameSpec"].listeners if self.get("byNameSpec") is not None else ():
+                try:
+                    _checkEndpoint(spec, sockets=not self["check"])
+                except ConfigError as e:
+                    raise ConfigError(f"[by-name]: {e}") from None
             # --check (--shard's too) reads every line's endpoints: every
             # process's ExecStartPre= catches the same mistakes.
             for line in self["allLines"] if self["check"] else self["lines"]:
@@ -356,11 +365,12 @@ man 8 serialgw
         lines = self["allLines"]
         shard: Optional[Shard] = self["shardSpec"]
         watchAll = self["watchAllSpec"].listeners if self["watchAllSpec"] is not None else ()
+        byName = self["byNameSpec"].listeners if self.get("byNameSpec") is not None else ()
         try:
             # (On a thread of its own, each look at a path bounded: see check.LOOK_WAIT.)
             errors, warnings = lookedAtAside(lambda looking: checkLines(
                 lines, self["statusSpec"], self["sshSpec"], watchAll, shards=shard.count if shard is not None else 0,
-                looking=looking))
+                looking=looking, byName=byName))
         except LookHung as e:
             err.write(f"serialgw: error: {self.placed(str(e))}\n")
             err.write(f"serialgw: {self['config'] or 'options'}: 1 error(s)\n")
@@ -457,6 +467,7 @@ def makeService(options: Options, reactor: Optional[Any] = None) -> GatewayServi
                      "status endpoint alone until a reload adds one", shard=str(shard), total=total,
                      path=options["config"])
     service.watchAllInFile = options.get("watchAllSpecInFile")
+    service.byName = options.get("byNameSpec")
     service.watchAllByOption = options.get("watchAllByOption")
     service.runAs = runAs(options.parent)
     from serialgw.app.logs import twistdObserver

@@ -114,6 +114,19 @@ class LineFactory(Factory):
         source = sourceOf(addr) if self.spec.tls is not None else None
         if self.spec.tls is not None and not self._roomForHandshake(addr, source):
             return None
+        client = self.makeClient()
+        if self.spec.tls is not None:
+            # Attached to the line only once its handshake is done and verified.
+            gate = HandshakeGate(client, self.clock, self.spec.tls.handshakeTimeout, self.handshakes,
+                                 lambda transport: self._admit(transport, client), self.refusalKey,
+                                 table=None if self.outgoing else self.inFlight, outgoing=self.outgoing)
+            gate.source, gate.serial, gate.address = source, next(handshakes.serials), describeAddress(addr)
+            gate.lineName, gate.hostname = self.line.name, self.spec.tls.hostname
+            return gate
+        return client
+
+    def makeClient(self) -> Any:
+        """The client of one connection: raw or telnet, the listener's role and options (not yet connected)."""
         client: Any
         if self.spec.protocol is Protocol.RAW:
             client = RawClient(self.line, self.role, listener=self.spec, clock=self.clock)
@@ -125,14 +138,6 @@ class LineFactory(Factory):
         # budget too (logflood): a client reconnecting in a loop wrote a line
         # or two a connection (over TLS, 318 a second from one process).
         client.logBudget = self.refusalKey
-        if self.spec.tls is not None:
-            # Attached to the line only once its handshake is done and verified.
-            gate = HandshakeGate(client, self.clock, self.spec.tls.handshakeTimeout, self.handshakes,
-                                 lambda transport: self._admit(transport, client), self.refusalKey,
-                                 table=None if self.outgoing else self.inFlight, outgoing=self.outgoing)
-            gate.source, gate.serial, gate.address = source, next(handshakes.serials), describeAddress(addr)
-            gate.lineName, gate.hostname = self.line.name, self.spec.tls.hostname
-            return gate
         return client
 
     def _roomForHandshake(self, addr: Any, source: Any) -> bool:

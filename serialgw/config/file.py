@@ -30,12 +30,12 @@ Every error names the file, the line of the file, and the key.
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import attrs
 
 from serialgw.config.foreign import conserverName
-from serialgw.config.gatewaylisteners import parseSSHListener, parseWatchAll
+from serialgw.config.gatewaylisteners import parseByName, parseSSHListener, parseWatchAll
 from serialgw.config.linetable import LINE_KEYS, nameProblem, readLines
 from serialgw.config.loops import watchAllLoop
 from serialgw.config.parsers import checkPath
@@ -47,6 +47,7 @@ from serialgw.config.specs import (
     DEFAULT_HOST_KEY,
     MAX_PERSON_SESSIONS,
     PERSON_SESSIONS,
+    ByNameSpec,
     ConfigError,
     LineConfig,
     SSHSpec,
@@ -81,6 +82,8 @@ class FileConfig:
     text: str = attrs.field(default="", repr=False)
     # TLS sessions a person (a client certificate's CN) may have at once, on all lines ([tls] sessions-per-person).
     tlsSessionsPerPerson: int = PERSON_SESSIONS
+    # One port for many consoles ([by-name]), or None.
+    byName: Optional[ByNameSpec] = None
 
 
 def loadConfig(path: str) -> list[LineConfig]:
@@ -127,7 +130,7 @@ def loadFile(path: str, shards: Optional[int] = None, held: tuple[UserSpec, ...]
         table = f"lines.{loop[0]}" if "device" in data["lines"][loop[0]] else "defaults"
         raise ConfigError(f"{_where(path, text, table, 'device')}: [{table}] device: {loop[1]}")
     return FileConfig(lines, _ssh(path, text, data, users, problems, base), users, watchAll, pins, path, text,
-                      _tls(path, text, data))
+                      _tls(path, text, data), _byName(path, text, data, base))
 
 
 def _sessionsPerPerson(path: str, text: str, table: dict[str, Any], name: str) -> int:
@@ -165,37 +168,48 @@ WATCH_ALL_KEYS = {"listen", "lines"}
 
 def _watchAll(path: str, text: str, data: dict[str, Any], base: str) -> Optional[WatchAllSpec]:
     """[watch-all]: listen (one string or a list) and lines (shell patterns; default every line)."""
-    if "watch-all" not in data:
+    return _gatewayTable(path, text, data, base, "watch-all", parseWatchAll, "tcp:4400:interface=127.0.0.1")
+
+
+def _byName(path: str, text: str, data: dict[str, Any], base: str) -> Optional[ByNameSpec]:
+    """[by-name]: listen (one string or a list) and lines (shell patterns; default every line)."""
+    return _gatewayTable(path, text, data, base, "by-name", parseByName, "4000")
+
+
+def _gatewayTable(path: str, text: str, data: dict[str, Any], base: str, name: str, parse: Callable[..., Any],
+                  example: str) -> Any:
+    """A gateway's table of listeners serving many lines ([watch-all], [by-name]): read by C{parse}; None if absent."""
+    if name not in data:
         return None
-    table = data["watch-all"]
+    table = data[name]
     if not isinstance(table, dict):
-        raise ConfigError(f"{_where(path, text, 'watch-all')}: [watch-all] must be a table")
-    _onlyKnown(path, text, "watch-all", table, WATCH_ALL_KEYS)
+        raise ConfigError(f"{_where(path, text, name)}: [{name}] must be a table")
+    _onlyKnown(path, text, name, table, WATCH_ALL_KEYS)
     items: dict[str, list[str]] = {}
     for key, item in table.items():
         if isinstance(item, (str, int)) and not isinstance(item, bool):
             item = [item]
         if not isinstance(item, list) or not all(isinstance(t, (str, int)) and not isinstance(t, bool) for t in item):
-            raise ConfigError(f"{_where(path, text, 'watch-all', key)}: [watch-all] {key}: expected a string "
+            raise ConfigError(f"{_where(path, text, name, key)}: [{name}] {key}: expected a string "
                               f"or a list of them, not {quote(item)}")
         items[key] = [str(t) for t in item]
     if items.get("lines") == []:
         # Read as "every line" it showed every console to whoever meant none.
-        raise ConfigError(f"{_where(path, text, 'watch-all', 'lines')}: [watch-all] lines: empty: give shell patterns "
+        raise ConfigError(f"{_where(path, text, name, 'lines')}: [{name}] lines: empty: give shell patterns "
                           "of line names, or leave the key out for every line")
     for pattern in items.get("lines", []):
         if not pattern.isprintable():
             # (It reached the log and each watcher's notice as it was.)
-            raise ConfigError(f"{_where(path, text, 'watch-all', 'lines')}: [watch-all] lines: pattern {quote(pattern)} "
+            raise ConfigError(f"{_where(path, text, name, 'lines')}: [{name}] lines: pattern {quote(pattern)} "
                               "holds a control character: it can match no line name (letters, digits, '.', '_' and '-')")
     if "listen" not in items:
-        raise ConfigError(f"{_where(path, text, 'watch-all')}: [watch-all] listen: missing: "
-                          "an endpoint such as \"tcp:4400:interface=127.0.0.1\"")
+        raise ConfigError(f"{_where(path, text, name)}: [{name}] listen: missing: "
+                          f"an endpoint such as \"{example}\"")
     try:
-        spec = parseWatchAll([noLine(t, "listen", "watch-all listen") for t in items["listen"]], items.get("lines", []))
+        spec = parse([noLine(t, "listen", f"{name} listen") for t in items["listen"]], items.get("lines", []))
     except ConfigError as e:
-        key = "lines" if str(e).startswith("watch-all lines") else "listen"
-        raise ConfigError(f"{_where(path, text, 'watch-all', key)}: [watch-all] {key}: {e}") from None
+        key = "lines" if str(e).startswith(f"{name} lines") else "listen"
+        raise ConfigError(f"{_where(path, text, name, key)}: [{name}] {key}: {e}") from None
     return attrs.evolve(spec, listeners=tuple(absoluteListener(s, base) for s in spec.listeners))
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import attrs
 
 from serialgw.config.listeners import PROTOCOL_NAMES, parseListener
-from serialgw.config.specs import ConfigError, ListenerKind, ListenerSpec, WatchAllSpec, quote
+from serialgw.config.specs import ByNameSpec, ConfigError, ListenerKind, ListenerSpec, WatchAllSpec, quote
 
 
 def parseWatchAll(texts: list[str], patterns: list[str]) -> WatchAllSpec:
@@ -40,6 +40,28 @@ def parseWatchAll(texts: list[str], patterns: list[str]) -> WatchAllSpec:
         if not isinstance(pattern, str) or not pattern:
             raise ConfigError(f"watch-all lines: expected shell patterns of line names, e.g. rack4-*, not {quote(pattern)}")
     return WatchAllSpec(tuple(listeners), tuple(patterns) or ("*",))
+
+
+def parseByName(texts: list[str], patterns: list[str]) -> ByNameSpec:
+    """
+    The by-name listeners (server endpoints, TLS too, with a line
+    listener's options: the clients are the chosen line's) and the shell
+    patterns of the lines they serve (none given: every line).
+    """
+    listeners = []
+    for text in texts:
+        spec = parseListener(text)
+        if spec.kind is not ListenerKind.LISTEN:
+            raise ConfigError(f"by-name listener {quote(text)}: expected a server endpoint such as 4000, "
+                              "tls:4000:cert=...:key=... or unix:/run/serialgw/consoles.sock (no dial-out, file, pipe, "
+                              "pty, netconsole or stdio: a client there names the console it wants)")
+        listeners.append(spec)
+    if not listeners:
+        raise ConfigError("by-name: no listener given")
+    for pattern in patterns:
+        if not isinstance(pattern, str) or not pattern:
+            raise ConfigError(f"by-name lines: expected shell patterns of line names, e.g. rack4-*, not {quote(pattern)}")
+    return ByNameSpec(tuple(listeners), tuple(patterns) or ("*",))
 
 
 def parseStatusListener(text: str) -> ListenerSpec:

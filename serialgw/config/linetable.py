@@ -81,10 +81,10 @@ def nameProblem(name: str, what: str = "line") -> Optional[str]:
 
 def readLines(path: str, text: str, data: dict[str, Any], base: str) -> tuple[list[LineConfig], dict[str, int]]:
     for key in data:
-        if key not in ("defaults", "lines", "ssh", "tls", "users", "watch-all"):
+        if key not in ("defaults", "lines", "ssh", "tls", "users", "watch-all", "by-name"):
             hint = foreignTable(key)
             raise ConfigError(f"{_where(path, text, key)}: unknown top-level key {quote(key)}{': ' + hint if hint else ''} "
-                              "(expected [defaults], [lines.NAME], [ssh], [tls], [users.NAME] and [watch-all])")
+                              "(expected [defaults], [lines.NAME], [ssh], [tls], [users.NAME], [watch-all] and [by-name])")
     defaults = data.get("defaults", {})
     if not isinstance(defaults, dict):
         raise ConfigError(f"{_where(path, text, 'defaults')}: [defaults] must be a table")

@@ -60,6 +60,7 @@ NOT_PER_LINE = {
     "ssh listen": "[ssh] serves every line (one listener; the SSH user name picks the line)",
     "ssh host-key": "the SSH listener has one host key for every line",
     "watch-all listen": "[watch-all] shows every line on its listeners",
+    "by-name listen": "[by-name] serves every line (a client names the one it wants)",
     "keys-file": "a person's keys are theirs on every line",
     # (Per line, but a lock where no other program looks locks nothing out.)
     "lock-dir": "a line's own lock directory is one where no other program (minicom, cu, ser2net) looks for its "

@@ -287,6 +287,17 @@ class WatchAllSpec:
     lines: tuple[str, ...] = ("*",)
 
 
+@attrs.frozen
+class ByNameSpec:
+    """
+    One port for many consoles: listeners whose clients name the line they
+    want at a prompt (of the lines whose names match one of C{lines}).
+    """
+
+    listeners: tuple[ListenerSpec, ...]
+    lines: tuple[str, ...] = ("*",)
+
+
 # Where UUCP lock files go (FHS; Debian links it to /run/lock).
 DEFAULT_LOCK_DIR = "/var/lock"
 

@@ -1,0 +1,114 @@
+"""
+A [by-name] listener on real sockets, before pty pairs played as devices:
+a raw and a telnet client name their consoles and use them; a client that
+floods the prompt is closed without disturbing another; the stop closes
+whoever is still at the prompt.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.logger import LogLevel, formatEvent
+from twisted.trial.unittest import TestCase
+
+from serialgw.app.service import GatewayService
+from serialgw.clients.byname import NAME_MOST, PROMPT
+from serialgw.config.listeners import parseListener
+from serialgw.config.specs import ByNameSpec
+from tests.fakes import LogEvents
+from tests.realio import closeClients, connect, ptyLine, startedPty, until, watchWaits
+
+
+class ByNameRealTests(TestCase):
+    timeout = 30
+
+    def gateway(self, *listeners: str) -> tuple[Any, Any, Any]:
+        from serialgw.app.process import TwistdGatewayService
+
+        watchWaits(self)
+        web, db = startedPty(self), startedPty(self)
+        self.configs = [ptyLine(web, "raw+tcp:0:interface=127.0.0.1", name="web1"),
+                        ptyLine(db, "raw+tcp:0:interface=127.0.0.1", name="db2")]
+        service = TwistdGatewayService(self.configs)
+        service.byName = ByNameSpec(tuple(parseListener(text) for text in listeners))
+        service.startService()
+        self.addCleanup(service.stopService)
+        return service, web, db
+
+    def port(self, service: GatewayService, index: int = 0) -> int:
+        return int(service.byNameFactories[index].port.getHost().port)
+
+    async def test_rawAndTelnet(self) -> None:
+        """A raw client names web1 (its typing after Enter in the same packet reaches the tty), a telnet client db2; each gets its own console's output only."""
+        service, web, db = self.gateway("raw+tcp:0:interface=127.0.0.1", "tcp:0:interface=127.0.0.1")
+        raw = await connect(self.port(service, 0))
+        self.assertEqual(await raw.received.length(len(PROMPT)), PROMPT)
+        raw.transport.write(b"web1\nAT\r")  # type: ignore[union-attr]
+        await web.received.contains(b"AT\r")
+        telnet = await connect(self.port(service, 1))
+        await telnet.received.length(len(PROMPT))
+        telnet.transport.write(b"db2\r\n")  # type: ignore[union-attr]
+        await until(self, lambda: len(service.lines["db2"].clients) == 1, "db2's telnet client attached")
+        web.write(b"web1 login: ")
+        db.write(b"db2 login: ")
+        self.assertEqual(await raw.received.contains(b"login: "), PROMPT + b"web1 login: ")
+        said = await telnet.received.contains(b"login: ")
+        self.assertTrue(said.startswith(PROMPT + b"\xff"), said)  # (telnet negotiation once chosen)
+        self.assertNotIn(b"web1", said)
+        await closeClients(raw, telnet)
+
+    async def test_floodAtThePrompt(self) -> None:
+        """A client sending 1 MB without an Enter is closed after NAME_MOST+1 bytes, told why; another client is served meanwhile and after."""
+        service, web, _ = self.gateway("raw+tcp:0:interface=127.0.0.1")
+        port = self.port(service)
+        flood = await connect(port)
+        await flood.received.length(len(PROMPT))
+        flood.transport.write(b"x" * 1000000)  # type: ignore[union-attr]
+        await flood.closed
+        self.assertEqual(flood.received.data, PROMPT + f"\r\n[serialgw: a console's name is at most {NAME_MOST} "
+                                                        "characters: disconnected]\r\n".encode())
+        other = await connect(port)
+        await other.received.length(len(PROMPT))
+        other.transport.write(b"web1\n")  # type: ignore[union-attr]
+        await until(self, lambda: len(service.lines["web1"].clients) == 1, "web1's client attached")
+        web.write(b"ok")
+        await other.received.contains(b"ok")
+        await closeClients(other)
+
+    async def test_stopClosesThePrompt(self) -> None:
+        """At the stop a client still at the prompt is told and closed."""
+        service, _, _ = self.gateway("raw+tcp:0:interface=127.0.0.1")
+        waiting = await connect(self.port(service))
+        await waiting.received.length(len(PROMPT))
+        await service.stopService()
+        await waiting.closed
+        self.assertEqual(waiting.received.data, PROMPT + b"\r\n[serialgw: the gateway is stopping: disconnected]\r\n")
+
+    async def test_reloadAppliesLines(self) -> None:
+        """A reload's lines filter reaches a client at the prompt at once (a line taken out is neither listed nor given); the table removed, no line is given; a listener changed waits for a restart, said."""
+        from serialgw.config.file import FileConfig
+
+        service, _, _ = self.gateway("raw+tcp:0:interface=127.0.0.1")
+        log = LogEvents(self)
+        client = await connect(self.port(service))
+        await client.received.length(len(PROMPT))
+        narrowed = ByNameSpec((parseListener("raw+tcp:0:interface=127.0.0.1"),), ("db*",))
+        await service._applyFile((self.configs, None, None), FileConfig(self.configs, None, (), byName=narrowed))
+        client.transport.write(b"?\nweb1\n")  # type: ignore[union-attr]
+        said = PROMPT + b"db2\r\n" + PROMPT + b"[serialgw: no console 'web1' here]\r\n" + PROMPT
+        self.assertEqual(await client.received.length(len(said)), said)
+        await service._applyFile((self.configs, None, None), FileConfig(self.configs, None, ()))
+        client.transport.write(b"?\n")  # type: ignore[union-attr]
+        said += b"(none you may use)\r\n" + PROMPT
+        self.assertEqual(await client.received.length(len(said)), said)
+        moved = ByNameSpec((parseListener("raw+tcp:4999:interface=127.0.0.1"),))
+        await service._applyFile((self.configs, None, None), FileConfig(self.configs, None, (), byName=moved))
+        client.transport.write(b"db2\n")  # type: ignore[union-attr]
+        await until(self, lambda: len(service.lines["db2"].clients) == 1, "db2 given again (every line)")
+        warned = [formatEvent(e) for e in log.at(LogLevel.warn) if "by-name" in e["log_format"]]
+        self.assertEqual(warned, ["reload: [by-name] removed: its listeners give no line from now on; restart the "
+                                  "gateway to close them",
+                                  "reload: [by-name] added, or its listeners changed: restart the gateway to apply it "
+                                  "(its lines filter applies now)"])
+        await closeClients(client)
