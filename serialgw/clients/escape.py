@@ -12,6 +12,8 @@ Pressed twice, the escape key sends itself.
     s       line status: device, settings, counters
     B RATE  set the baud rate (digits, then Enter)
     t       take write          o   only watch (give up write)
+    K WHO   disconnect a person (by name) or an address from the line:
+            for the line's admin people only (conserver's console -d)
     d       disconnect          ?   help (h too)
 
 With QEMU's C{mon:} form the keys QEMU has mean what they mean there:
@@ -22,6 +24,8 @@ others are as above.
 from __future__ import annotations
 
 from typing import Any, Callable
+
+from twisted.internet.address import IPv4Address, IPv6Address
 
 from serialgw.config.parsers import applySingle
 from serialgw.config.specs import ConfigError, SerialSettings
@@ -34,7 +38,7 @@ log = clientLog()
 HELP = (
     "escape commands: b break, k KEY break then KEY, w who, r replay, R N<Enter> replay N lines, s status, "
     "B RATE<Enter> set baud, t take write, o only watch, d disconnect, ? help; "
-    "the escape key twice sends it"
+    "the escape key twice sends it; admins: K WHO<Enter> disconnect a person or an address"
 )
 QEMU_HELP = (
     "escape commands, as in QEMU: h help, x disconnect, b break, {key} {key} sends {key}; and: k KEY break then KEY, "
@@ -45,6 +49,11 @@ REPLAY_LINES = 20
 MAX_REPLAY_LINES = 999999
 # An argument (R N, B RATE) is at most this many keys (digits, spaces).
 ARGUMENT_LIMIT = 12
+# K WHO: a person's name (a line's and user's name is at most 128
+# characters) or an address, in these characters.
+NAME_LIMIT = 128
+NAME_KEYS = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-:[]")
+NUMBER_KEYS = frozenset(b" 0123456789")
 CANCEL_HINT = "Esc cancels"
 # A client takes or gives up write at most ROLE_CHANGES times in
 # ROLE_WINDOW seconds (_mayChangeRole).
@@ -148,6 +157,8 @@ class EscapeMenu:
         # The argument being typed (R N, B RATE): what it is, for messages,
         # and what runs it at Enter; why it ended otherwise (_endArgument).
         self._argument: tuple[str, Callable[[str], None]] = ("", lambda typed: None)
+        # Which keys it takes, at most how many, and what the others are not (for the message).
+        self._argumentKeys: tuple[frozenset[int], int, str] = (NUMBER_KEYS, ARGUMENT_LIMIT, "a digit")
         self._ended: str | None = None
         # When this client last took or gave up write (_mayChangeRole).
         self._roleChanges: list[float] = []
@@ -240,6 +251,13 @@ class EscapeMenu:
         elif command == "B":
             self._startArgument("baud rate", self._baud)
             client.notice(f"baud rate, then Enter ({CANCEL_HINT}):")
+        elif command == "K":
+            if not line.rights.isAdmin(client.user):
+                client.notice(f"K disconnects others from {line.name}: only its admin people may (the line's admin list)")
+            else:
+                self._startArgument("disconnect", self._kick, (NAME_KEYS, NAME_LIMIT, "part of a name or an address"))
+                client.notice(f"disconnect whom: a person's name or an address, as w shows them, then Enter "
+                              f"({CANCEL_HINT}):")
         elif command == "t":
             if client.role is Role.READONLY:
                 client.notice("read-only: cannot take write")
@@ -340,9 +358,11 @@ class EscapeMenu:
             return b""
         return bytes((byte,))
 
-    def _startArgument(self, name: str, run: Callable[[str], None]) -> None:
+    def _startArgument(self, name: str, run: Callable[[str], None],
+                       keys: tuple[frozenset[int], int, str] = (NUMBER_KEYS, ARGUMENT_LIMIT, "a digit")) -> None:
         self._digits = b""
         self._argument = (name, run)
+        self._argumentKeys = keys
         self._state = self._typeArgument
 
     def _typeArgument(self, byte: int) -> bytes:
@@ -357,18 +377,19 @@ class EscapeMenu:
             self._enter(byte)
             run(self._digits.decode("ascii").strip())
             return b""
+        keys, limit, what = self._argumentKeys
         if byte in (0x7F, 0x08):
             self._digits = self._digits[:-1]
-        elif byte == 0x20 or 0x30 <= byte <= 0x39:
-            if len(self._digits) >= ARGUMENT_LIMIT:
-                self._ended = f"{name} cancelled: more than {ARGUMENT_LIMIT} characters"
+        elif byte in keys:
+            if len(self._digits) >= limit:
+                self._ended = f"{name} cancelled: more than {limit} characters"
                 return b""
             self._digits += bytes((byte,))
         elif byte in (0x1B, 0x03, self.key):
             self._ended = f"{name} cancelled"
             return b""
         else:
-            self._ended = f"{name} cancelled: {shownKey(byte)} is not a digit"
+            self._ended = f"{name} cancelled: {shownKey(byte)} is not {what}"
             return b""
         self._state = self._typeArgument
         return b""
@@ -399,6 +420,37 @@ class EscapeMenu:
             self._replay(min(int(typed), MAX_REPLAY_LINES), int(typed))
         else:
             self.client.notice(f"not a number of lines: {typed!r}")
+
+    def _kick(self, typed: str) -> None:
+        """
+        K WHO: every other person on the line named C{typed} (an SSH key's
+        person, a TLS certificate's CN), or connected from that address
+        (C{HOST}, or C{HOST:PORT} as w shows it), is told who and
+        disconnected; what they typed that waits for the device is not sent.
+        For the line's admin people (asked again: a reload may have taken it away).
+        """
+        client, line = self.client, self.client.line
+        if not line.rights.isAdmin(client.user):
+            client.notice(f"nobody disconnected: you are no longer an admin of {line.name}")
+            return
+        if not typed:
+            client.notice("nobody disconnected: no name or address given")
+            return
+        # Each client on the line is looked at, as for w.
+        self._keysLeft -= len(line.clients) // WHO_CLIENTS_PER_KEY
+        targets = [c for c in line.clients if c.person and c is not client and _named(c, typed)]
+        if not targets:
+            client.notice(f"nobody disconnected: no one else on {line.name} is {typed!r} (w shows who is on)")
+            return
+        why = f"{client.peer} disconnected you from {line.name} (admin)"
+        for target in targets:
+            log.info("{line}: {target} disconnected by {peer} (admin)", line=line.name, target=target.peer,
+                     peer=client.peer)
+            line.dropTyped(target)
+            target.notice(why)
+            target.disconnect(why)
+        shown = ", ".join(str(t.peer) for t in targets[:5]) + (f" and {len(targets) - 5} more" if len(targets) > 5 else "")
+        client.notice(f"disconnected from {line.name}: {shown}")
 
     def _breakThenKey(self, byte: int) -> bytes:
         line = self.client.line
@@ -455,3 +507,17 @@ class EscapeMenu:
             return waiting
         queued = line.device.queuedBytes()
         return f"{queued} byte(s) typed before wait in the device's output queue" if queued else ""
+
+
+def _named(client: Any, typed: str) -> bool:
+    """Whether C{client} is the person C{typed} names, or comes from the address (HOST or HOST:PORT) it names."""
+    if client.user is not None and client.user == typed:
+        return True
+    try:
+        address = client.transport.getPeer()
+    except Exception:
+        return False
+    if not isinstance(address, (IPv4Address, IPv6Address)):
+        return False
+    host, port = address.host, address.port
+    return typed in (host, f"{host}:{port}", f"[{host}]", f"[{host}]:{port}")

@@ -110,7 +110,7 @@ def loadFile(path: str, shards: Optional[int] = None, held: tuple[UserSpec, ...]
     users, problems = _users(path, text, data, base, held)
     known = {u.name for u in users}
     for config in lines:
-        for key, names in (("write", config.rights.write), ("read", config.rights.read)):
+        for key, names in (("write", config.rights.write), ("read", config.rights.read), ("admin", config.rights.admin)):
             def place(key: str = key, name: str = config.name) -> str:  # (only for an error: it reads the text)
                 return f"{_where(path, text, f'lines.{name}', key)}: [lines.{name}] {key}:"
 

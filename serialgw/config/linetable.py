@@ -50,7 +50,7 @@ LINE_KEYS = {
     "device", "serial", "baud", "bytesize", "parity", "stopbits", "xonxoff", "rtscts", "listen",
     "break-duration", "signature", "notices", "restore", "mode", "max-clients", "backlog",
     "log", "log-format", "log-max-size", "log-daily", "log-keep", "log-events", "log-mark", "log-typed", "coalesce",
-    "write", "read",
+    "write", "read", "admin",
     "open-string", "close-string", "dtr", "rts", "idle-dtr", "idle-rts", "pace", "pace-line",
     "lock", "lock-dir", "shard", "on-demand", "kick-old-user", "banner",
 }
@@ -313,7 +313,7 @@ def _line(name: str, table: dict[str, Any]) -> LineConfig:
         restoreSettings=value("restore", bool, True),
         signature=value("signature", str),
         notices=value("notices", bool, True),
-        rights=Rights(write=names("write"), read=names("read")),
+        rights=Rights(write=names("write"), read=names("read"), admin=names("admin")),
         openString=strings["open-string"],
         closeString=strings["close-string"],
         dtr=onOff("dtr"),

@@ -413,6 +413,12 @@ class Rights:
 
     write: Optional[tuple[str, ...]] = None
     read: Optional[tuple[str, ...]] = None
+    # Who may disconnect others from the line (conserver's admin; the escape menu's K).
+    admin: Optional[tuple[str, ...]] = None
+
+    def isAdmin(self, user: Optional[str]) -> bool:
+        """Whether C{user} (None: a client that is no person) may disconnect others from the line."""
+        return user is not None and _names(self.admin, user)
 
     def of(self, user: str) -> Optional[str]:
         """C{"write"}, C{"read"}, or None: C{user} may not use the line."""

@@ -59,6 +59,7 @@ FULL_TOML = {
     "coalesce": '"1,5"',
     "write": '["*"]',
     "read": '["*"]',
+    "admin": '["*"]',
     "open-string": '"open\\r"',
     "close-string": '"close\\r"',
     "dtr": '"off"',
@@ -136,7 +137,7 @@ def checkDefaults(case: Any, config: LineConfig, omitted: list[str]) -> None:
             case.assertEqual(getattr(config, LINE_FIELD[key]), LINE_DEFAULTS[LINE_FIELD[key]], key)
         elif key in LOG_FIELD and config.log is not None:
             case.assertEqual(getattr(config.log, LOG_FIELD[key]), LOG_DEFAULTS[LOG_FIELD[key]], key)
-        elif key in ("write", "read"):
+        elif key in ("write", "read", "admin"):
             case.assertEqual(getattr(config.rights, key), getattr(LINE_DEFAULTS["rights"], key), key)
         elif key == "coalesce":
             case.assertEqual([getattr(config, f) for f in COALESCE_FIELDS],

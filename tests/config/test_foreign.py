@@ -121,7 +121,7 @@ class ForeignFormTests(SynchronousTestCase):
             message = self.refused(f'[lines.con01]\ndevice = "/dev/ttyUSB0"\nlisten = "4001"\n{key}\n')
             name = key.split(" ")[0]
             self.assertTrue(message.startswith(f"FILE:4: unknown key '{name}' in [lines.con01]: {hint}"), message)
-            self.assertIn("(known: backlog, ", message)
+            self.assertIn("(known: admin, backlog, ", message)
         message = self.refused('[defaults]\nmax-connections = 1\n[lines.a]\ndevice = "/dev/ttyS0"\nlisten = "4001"\n')
         self.assertTrue(message.startswith("FILE:2: unknown key 'max-connections' in [defaults]: ser2net's"), message)
         message = self.refused('[lines.a]\ndevice = "/dev/ttyS0"\nlisten = "4001"\ncolour = 1\n')
@@ -284,7 +284,7 @@ class ForeignTableTests(SynchronousTestCase):
     def test_topLevelTables(self) -> None:
         """A top-level table named as ser2net or conserver name theirs ([default], [connection.x]) names FILE:LINE and ours; another, FILE:LINE alone (it named the file only)."""
         line = '[lines.a]\ndevice = "/dev/ttyS0"\nlisten = "4001"\n'
-        expected = " (expected [defaults], [lines.NAME], [ssh], [tls], [users.NAME] and [watch-all])"
+        expected = " (expected [defaults], [lines.NAME], [ssh], [tls], [users.NAME], [watch-all] and [by-name])"
         for table, hint in (("[default]", "ser2net's default and conserver's default * are the [defaults] table here"),
                             ("[connection.con01]", "ser2net's connection is a [lines.NAME] table here"),
                             ("[console.web1]", "conserver's console NAME is a [lines.NAME] table here")):
