@@ -59,7 +59,10 @@ PROMPT = b"console (? lists them): "
 
 # Telnet: IAC and the commands whose option byte follows (WILL WONT DO DONT), and SB ... IAC SE.
 IAC, SB, SE = 255, 250, 240
-NEGOTIATIONS = {251: 254, 252: 254, 253: 252, 254: 252}  # each answered with a refusal: DONT or WONT
+# The negotiation commands (WILL WONT DO DONT); WILL and DO are refused (DONT, WONT), once an
+# option: a peer repeating them, never reading, made no answers without end.  WONT and
+# DONT ask for what is so already: not answered (RFC 1143).
+NEGOTIATIONS = {251: 254, 252: None, 253: 252, 254: None}
 
 
 def shown(name: str) -> str:
@@ -103,6 +106,8 @@ class NamePrompt(Protocol):
         # The last byte ended a line with CR: a LF or NUL after it is that Enter's.
         self._afterCR = False
         self._telnet = factory.spec.protocol is not WireProtocol.RAW
+        # The (command, option) requests refused already: each at most once.
+        self._refused: set[tuple[int, int]] = set()
 
     def connectionMade(self) -> None:
         self.peer = peerName(self.transport)
@@ -163,15 +168,18 @@ class NamePrompt(Protocol):
             return False
         if state == 1:
             if byte == IAC:
+                # A byte 255 typed (no name holds it: found no line), bounded as any other.
                 self._state = 0
-                self._typed.append(IAC)  # (no name holds it: found no line)
-                return True
+                return False
             self._state = 2 if byte in NEGOTIATIONS else 3 if byte == SB else 0
             self._command = byte
             return True
         if state == 2:
             # Refused while asked for a name: the line's client negotiates anew once it is chosen.
-            self.transport.write(bytes((IAC, NEGOTIATIONS[self._command], byte)))
+            answer = NEGOTIATIONS[self._command]
+            if answer is not None and (self._command, byte) not in self._refused:
+                self._refused.add((self._command, byte))
+                self.transport.write(bytes((IAC, answer, byte)))
             self._state = 0
             return True
         if state == 3:

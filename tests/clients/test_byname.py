@@ -116,6 +116,14 @@ class ByNameTests(SynchronousTestCase):
         prompt.dataReceived(b"1\r\n")
         self.assertEqual(len(self.lines["web1"].clients), 1)
 
+    def test_negotiationFloodAnsweredOnce(self) -> None:
+        """A peer repeating DO ECHO (and WONT, DONT) and never reading is refused once an option: the answers are bounded; WONT and DONT are not answered."""
+        prompt, transport = self.connect(self.factory("telnet+tcp:0"))
+        transport.clear()
+        prompt.dataReceived(b"\xff\xfd\x01\xff\xfc\x03\xff\xfe\x05" * 100000)
+        self.assertEqual(transport.value(), b"\xff\xfc\x01")
+        self.assertFalse(transport.disconnecting)
+
     def test_doubledIACIsNoName(self) -> None:
         """IAC IAC at the prompt is a byte 255 typed: no line's name holds it, and it is said as a name not found, escaped."""
         prompt, transport = self.connect(self.factory("telnet+tcp:0"))
@@ -123,6 +131,15 @@ class ByNameTests(SynchronousTestCase):
         prompt.dataReceived(b"web\xff\xff1\r\n")
         self.assertEqual(transport.value(), b"[serialgw: no console 'web\\xff1' here]\r\n" + PROMPT)
         self.assertEqual(self.lines["web1"].clients, [])
+
+    def test_doubledIACFloodBounded(self) -> None:
+        """A flood of IAC IAC (each a byte typed) closes the connection past NAME_MOST bytes, as any long name: nothing grows without bound."""
+        prompt, transport = self.connect(self.factory("telnet+tcp:0"))
+        transport.clear()
+        prompt.dataReceived(b"\xff\xff" * 100000)
+        self.assertEqual(transport.value(), b"\r\n[serialgw: a console's name is at most 128 characters: disconnected]\r\n")
+        self.assertEqual(len(prompt._typed), NAME_MOST + 1)
+        prompt.connectionLost(Failure(Exception("gone")))
 
     def test_unknownAndForbiddenSaidAlike(self) -> None:
         """A line of write/read (people) asked for over a listener that knows no person is answered as a line that is not there, and not listed."""
