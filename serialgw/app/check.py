@@ -21,7 +21,7 @@ from serialgw.clients.local import isSocket, regularFileThere, socketThere
 from serialgw.clients.logfile import kindOf
 from serialgw.clients.tls import ServerContextFactory, clientOptions
 from serialgw.clients.tlsfiles import MAX_PEM_FILE, TLSError, validityProblem
-from serialgw.config.parsers import systemdUnix
+from serialgw.config.optionsreach import systemdUnix
 from serialgw.config.paths import NOT_FOLLOWED, notFollowed
 from serialgw.config.shard import ownListeners
 from serialgw.config.specs import (

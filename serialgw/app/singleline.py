@@ -21,6 +21,13 @@ import attrs
 from twisted.python import usage
 
 from serialgw.config.banner import parseBanner
+from serialgw.config.devicekeys import (
+    SERIAL_ONLY,
+    deviceKeyRefusal,
+    ptySerialRefusal,
+    serialOnlyRefusal,
+    stringBreakRefusal,
+)
 from serialgw.config.file import nameProblem
 from serialgw.config.foreign import OPTIONS, deviceWithSettings
 from serialgw.config.gatewaylisteners import parseSSHListener
@@ -28,10 +35,8 @@ from serialgw.config.linetable import MAX_NAME
 from serialgw.config.listeners import parseListener
 from serialgw.config.loops import ptyLoop
 from serialgw.config.parsers import (
-    SERIAL_ONLY,
     SINGLE_SETTINGS,
     applySingle,
-    deviceKeyRefusal,
     parseCoalesce,
     parseCompact,
     parseDevice,
@@ -40,9 +45,6 @@ from serialgw.config.parsers import (
     parseMilliseconds,
     parseOnOff,
     parseSendString,
-    ptySerialRefusal,
-    serialOnlyRefusal,
-    stringBreakRefusal,
     writtenNumber,
 )
 from serialgw.config.paths import absolute, absoluteDevice, absoluteListener, identity, placeKeys, whereWritten

@@ -11,13 +11,13 @@ from typing import Any, Optional
 import attrs
 
 from serialgw.config.banner import parseBanner
+from serialgw.config.devicekeys import deviceKeyRefusal, ptySerialRefusal, stringBreakRefusal
 from serialgw.config.foreign import foreignKey, foreignTable
 from serialgw.config.listeners import parseListener
 from serialgw.config.parsers import (
     SINGLE_SETTINGS,
     applySingle,
     checkPath,
-    deviceKeyRefusal,
     parseCoalesce,
     parseCompact,
     parseDevice,
@@ -25,8 +25,6 @@ from serialgw.config.parsers import (
     parseMilliseconds,
     parseOnOff,
     parseSendString,
-    ptySerialRefusal,
-    stringBreakRefusal,
 )
 from serialgw.config.paths import absoluteLine
 from serialgw.config.placeholders import PLACED_KEYS, expandValue, hasPlaceholder, noLine

@@ -44,7 +44,8 @@ import attrs
 from serialgw.config.endpointstrings import isInteger, twistedReads, twistedServer
 from serialgw.config.foreign import ser2netAccepter, ser2netConf
 from serialgw.config.hostports import isPort
-from serialgw.config.parsers import checkOptionsReach, isDecimal, parseEscape, writtenNumber
+from serialgw.config.optionsreach import checkOptionsReach
+from serialgw.config.parsers import isDecimal, parseEscape, writtenNumber
 from serialgw.config.qemuchardevs import qemuChardev
 from serialgw.config.specs import ConfigError, ListenerKind, ListenerSpec, Protocol, quote
 from serialgw.config.tlslisteners import tlsListener

@@ -2,9 +2,10 @@
 The parsers of single settings: strings in (from the command line or the
 TOML file), a value or a L{ConfigError} that quotes the offending text out.
 Serial settings (the compact C{115200,8N1} form and the single keys),
-paths, open and close strings, milliseconds, on/off, coalescing, devices;
-and whether a listener's options reach its kind of client.
-Nothing here does I/O.
+paths, open and close strings, milliseconds, on/off, coalescing, devices,
+the escape key.  Which keys mean nothing on which device:
+L{serialgw.config.devicekeys}; whether a listener's options reach its kind
+of client: L{serialgw.config.optionsreach}.  Nothing here does I/O.
 """
 
 from __future__ import annotations
@@ -24,9 +25,6 @@ from serialgw.config.specs import (
     STOPBITS,
     ConfigError,
     DeviceSpec,
-    ListenerKind,
-    ListenerSpec,
-    Protocol,
     SerialSettings,
     quote,
 )
@@ -186,106 +184,6 @@ _SINGLES: dict[str, tuple[str, Any]] = {
     "stopbits": ("stopbits", parseStopbits),
 }
 SINGLE_SETTINGS = tuple(_SINGLES)
-# The keys (and options of the same names) only a port that carries serial
-# settings, DTR and RTS takes: a tty, a pty, an rfc2217:// device.
-SERIAL_ONLY = ("serial", *SINGLE_SETTINGS, "xonxoff", "rtscts", "dtr", "rts", "idle-dtr", "idle-rts")
-
-
-def serialOnlyRefusal(device: DeviceSpec) -> str:
-    """
-    Why a serial-only key cannot be given for C{device} (a tcp:, unix: or
-    telnet: console: it was kept and ignored), or empty where it can.
-    """
-    what = device.withoutSettings
-    return (f"means nothing on device {quote(device.describe())}: a {what} carries no serial settings, DTR or RTS "
-            "(the far end's port has its own; an rfc2217:// device carries them): take it out") if what else ""
-
-
-def deviceKeyRefusal(key: str, device: DeviceSpec) -> str:
-    """
-    Why C{key} in a line's own table means nothing on C{device} (it was
-    kept and ignored, the line looking configured), or empty where it
-    does: the serial-only keys and C{restore} (what an RFC 2217 client
-    changed, put back) on a device that carries no settings; C{lock} and
-    C{lock-dir} on any console elsewhere; C{break-duration} where no break
-    has a duration (a raw socket carries none, a telnet console's IAC BRK
-    is the far end's to time; an rfc2217:// device's BREAK-ON lasts it).
-    """
-    if key == "on-demand" and device.kind != "tty":
-        return (f"means nothing on device {quote(device.describe())}: only a local tty is opened on demand (a "
-                + ("pty the gateway makes is its own, no other program's to open" if device.kind == "pty" else
-                   "console elsewhere is dialed from the start") + "): take it out")
-    if device.kind == "pty":
-        return ptyKeyRefusal(key, device)
-    if key in SERIAL_ONLY or key == "restore":
-        return serialOnlyRefusal(device)
-    if not device.remote or key not in ("lock", "lock-dir", "break-duration"):
-        return ""
-    where = f"means nothing on device {quote(device.describe())}"
-    if key != "break-duration":
-        return (f"{where}: a console elsewhere takes no lock (the UUCP lock and flock are for a local tty; the far "
-                "end locks its own port): take it out")
-    if device.kind in ("tcp", "unix"):
-        return f"{where}: a raw socket cannot carry a break: take it out"
-    if device.kind == "telnet":
-        return (f"{where}: a telnet console's break is IAC BRK, which has no duration (the far end's break lasts as "
-                "long as it makes it; an rfc2217:// device's lasts break-duration): take it out")
-    return ""
-
-
-def ptyKeyRefusal(key: str, device: DeviceSpec) -> str:
-    """
-    Why C{key} in a line's own table means nothing on a C{pty:} device (a
-    pseudo-tty the gateway makes: it was kept and ignored), or empty where
-    it does: C{lock} and C{lock-dir} (such a pty takes no lock), the modem
-    lines (a pty has none: setting them fails with ENOTTY), C{rtscts} (nor
-    RTS/CTS: the kernel keeps CRTSCTS in its termios and ignores it) and
-    C{break-duration} (the kernel takes a break on it and does nothing).
-    Its other serial settings and C{restore} stay: a program on the pty
-    sees them.  (C{rtscts} inside C{serial}: L{ptySerialRefusal}.)
-    """
-    where = f"means nothing on device {quote(device.describe())}"
-    if key in ("lock", "lock-dir"):
-        return (f"{where}: a pty the gateway makes takes no lock (the UUCP lock and flock are for a local tty; no "
-                "other program opens its master): take it out")
-    if key in ("dtr", "rts", "idle-dtr", "idle-rts"):
-        return f"{where}: a pty has no modem lines (DTR and RTS are a serial port's): take it out"
-    if key == "rtscts":
-        return f"{where}: {NO_PTY_FLOW}"
-    if key == "break-duration":
-        return (f"{where}: a pty cannot carry a break (the kernel takes one on a pty and does nothing; the program on "
-                "it is never told): take it out")
-    return ""
-
-
-NO_PTY_FLOW = "a pty has no RTS/CTS lines (hardware flow control is a serial port's): take it out"
-
-
-def stringBreakRefusal(parts: tuple[bytes, ...], device: DeviceSpec) -> str:
-    """
-    Why an open-string or close-string (C{parts}, as L{parseSendString}
-    reads it) means something that is not so on C{device}, or empty: a
-    break (C{\\b}) where none can go (a raw socket, a pty the gateway
-    makes; the data around it was written, the break logged as not sent
-    at each first or last person).
-    """
-    if len(parts) < 2:
-        return ""
-    why = {"tcp": "a raw socket cannot carry a break", "unix": "a raw socket cannot carry a break",
-           "pty": "a pty cannot carry a break (the kernel takes one on a pty and does nothing)"}.get(device.kind)
-    return f"its \\b (a break) means nothing on device {quote(device.describe())}: {why}: take it out" if why else ""
-
-
-def ptySerialRefusal(text: str, device: DeviceSpec) -> str:
-    """
-    Why serial settings C{text} (C{serial}, C{--serial}) mean something
-    that is not so on C{device}, or empty: RTS/CTS on a C{pty:} device
-    (see L{ptyKeyRefusal}).  C{text} has been read once already.
-    """
-    if device.kind != "pty" or not parseCompact(text).rtscts:
-        return ""
-    flow = next(f for f in re.split(r"[,\s]+", text.strip()) if f.lower() in ("rtscts", "crtscts", "hw", "hardware"))
-    return f"{quote(flow)} in {quote(text)} means nothing on device {quote(device.describe())}: {NO_PTY_FLOW}"
 
 
 # What an open-string or close-string may hold (bytes, breaks not counted),
@@ -455,66 +353,6 @@ def parseDevice(text: str) -> DeviceSpec:
         f"unknown device {quote(original)}: expected a tty path, pty:LINK, telnet:HOST:PORT, "
         "rfc2217://HOST:PORT, tcp:HOST:PORT or unix:PATH"
     )
-
-
-# What a pty: client would ignore (it was ignored: raw,ro+pty: let its program
-# type), by ListenerSpec field, as the option is written.
-_NOT_FOR_PTY = {"allow": "allow=", "idle": "idle=", "keepalive": "keepalive", "nodelay": "nodelay",
-                "banner": "banner", "replay": "replay", "notices": "notices or no-notices", "rfc2217": "no-rfc2217"}
-
-
-def _checkPty(spec: ListenerSpec, options: dict[str, object], original: str) -> None:
-    """A pty: listener takes ro, outbuf= and policy=drop|block; anything else is refused, not ignored."""
-    takes = "a pty: client takes ro, outbuf= and policy=drop|block"
-    if spec.protocol is not Protocol.RAW:
-        raise ConfigError(f"listener {quote(original)}: a pty: client is raw bytes, not {spec.protocol.value} "
-                          f"(write raw+pty: or pty:); {takes}")
-    for field, name in _NOT_FOR_PTY.items():
-        if field in options:
-            raise ConfigError(f"listener {quote(original)}: {name} means nothing to a pty: client; {takes}")
-    if spec.policy == "disconnect":
-        raise ConfigError(f"listener {quote(original)}: policy=disconnect cannot cut a pty: client (its program "
-                          f"would find no pty until a restart); {takes}")
-
-
-# Where allow= would check nothing (no peer address) or the wrong peer (a
-# dial-out's own: refused, dialled again for ever).  By ListenerKind.
-_ALLOW_MEANS_NOTHING = {ListenerKind.FILE: "file:", ListenerKind.PIPE: "pipe:", ListenerKind.STDIO: "stdio",
-                        ListenerKind.CONNECT: "a dial-out"}
-
-
-def checkOptionsReach(spec: ListenerSpec, options: dict[str, object], original: str, endpoint: str) -> None:
-    """
-    Refuse a listener option written before the C{+} that would be ignored
-    by its kind of client (C{endpoint}: the text after the C{+}).
-    """
-    if spec.kind is ListenerKind.PTY:
-        _checkPty(spec, options, original)
-    if "allow" not in options:
-        return
-    if spec.kind is ListenerKind.UDP:  # (ignored, the netconsole's own list wrote)
-        raise ConfigError(f"listener {quote(original)}: allow= before the + does not reach a udp: client; who "
-                          f"may write goes after it: {endpoint.split(',')[0]},allow={';'.join(spec.allow)}")
-    what = _ALLOW_MEANS_NOTHING.get(spec.kind)
-    if what is not None:
-        raise ConfigError(f"listener {quote(original)}: allow= means nothing to {what} (it checks who connects to "
-                          "a listening socket; a unix socket's file mode does that for it)")
-    if spec.kind is ListenerKind.LISTEN and (spec.path or systemdUnix(spec.endpoint)):
-        # (It let every unix peer in: written, it looked like a restriction.)
-        raise ConfigError(f"listener {quote(original)}: allow= means nothing to a unix socket (it checks the address "
-                          "a TCP client comes from; a unix peer has none: it let everyone in); the socket file's mode "
-                          "(mode=600 unless given) and its directory decide who connects")
-
-
-def systemdUnix(endpoint: str) -> bool:
-    """Whether C{endpoint} is a C{systemd:} socket of domain UNIX (C{systemd:domain=UNIX:index=0}, C{systemd:UNIX:0})."""
-    word, *fields = endpoint.split(":")
-    if word.lower() != "systemd":
-        return False
-    named = dict(f.partition("=")[::2] for f in fields if "=" in f)
-    positional = [f for f in fields if "=" not in f]
-    domain = named.get("domain", positional[0] if positional else "")
-    return domain.upper() == "UNIX"
 
 
 # Escape keys that would take keys a person types all the time: each would
