@@ -1,7 +1,9 @@
 """
 A flooding tty read off the reactor's thread, through a pipe (issue 15,
-target 1; off unless the reactor asks for it: C{SERIALGW_READER=thread}
-or C{process}, for the benchmark's comparisons).
+target 1), when the reactor asks for it: serialgw's own reactor asks for a
+process mover unless C{SERIALGW_READER} says C{thread} or C{reactor} (none:
+L{serialgw.app.oneshot.moversFromEnvironment}); another reactor reads the
+tty itself.
 
 When C{epoll_wait} looks again at a level-triggered tty whose input a read
 has just emptied, the line discipline's poll waits for the kernel worker
