@@ -22,6 +22,7 @@ from serialgw.app.reactor import (
     BoundedUNIXPort,
     GatewayReactor,
 )
+from tests.reactors import ownReactor
 
 
 class Counting(Factory):
@@ -75,9 +76,7 @@ class AcceptTests(SynchronousTestCase):
 
     def test_reactorListens(self) -> None:
         """The gateway's reactor makes its TCP and unix listeners so."""
-        reactor = GatewayReactor()
-        self.addCleanup(reactor._poller.close)
-        self.addCleanup(reactor.waker.connectionLost, None)
+        reactor = ownReactor(self, GatewayReactor())
         tcp = reactor.listenTCP(0, Counting(), interface="127.0.0.1")
         self.addCleanup(tcp.socket.close)
         unix = reactor.listenUNIX(self.mktemp(), Counting())
@@ -86,9 +85,7 @@ class AcceptTests(SynchronousTestCase):
 
     def test_reactorAdopts(self) -> None:
         """A socket passed in (a systemd: listener, adoptStreamPort) is taken 8 a turn too, TCP and unix."""
-        reactor = GatewayReactor()
-        self.addCleanup(reactor._poller.close)
-        self.addCleanup(reactor.waker.connectionLost, None)
+        reactor = ownReactor(self, GatewayReactor())
         inet = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.addCleanup(inet.close)
         inet.bind(("127.0.0.1", 0))
@@ -140,9 +137,7 @@ class DatagramTests(SynchronousTestCase):
 
     def test_udpDatagramsATurn(self) -> None:
         """200 empty datagrams waiting on a netconsole's port: 64 handled a turn (Twisted's port counts bytes, up to 256 KiB a turn: empty datagrams without end, a flood of them held every line up to 0.9 s)."""
-        reactor = GatewayReactor()
-        self.addCleanup(reactor._poller.close)
-        self.addCleanup(reactor.waker.connectionLost, None)
+        reactor = ownReactor(self, GatewayReactor())
         port = reactor.listenUDP(0, CountingDatagrams(), interface="127.0.0.1", maxPacketSize=65535)
         self.addCleanup(port.socket.close)
         self.assertEqual(type(port), BoundedUDPPort)
@@ -151,9 +146,7 @@ class DatagramTests(SynchronousTestCase):
 
     def test_kernelDropsCounted(self) -> None:
         """Datagrams the kernel dropped on a full port (the device behind, a flood) are counted: the kernel's count (SO_RXQ_OVFL) reaches the protocol with the next datagram read (they were dropped unseen)."""
-        reactor = GatewayReactor()
-        self.addCleanup(reactor._poller.close)
-        self.addCleanup(reactor.waker.connectionLost, None)
+        reactor = ownReactor(self, GatewayReactor())
         protocol = CountingDatagrams()
         port = reactor.listenUDP(0, protocol, interface="127.0.0.1", maxPacketSize=65535)
         self.addCleanup(port.socket.close)

@@ -43,6 +43,7 @@ from serialgw.config.specs import SerialSettings
 from serialgw.devices.device import SerialDevice
 from serialgw.devices.ports import TtyPort
 from tests.fakes import CallObserver
+from tests.reactors import closeReactor, ownReactor
 
 ONESHOT = 1 << 30
 
@@ -152,7 +153,7 @@ class OneShotCase(SynchronousTestCase):
         # (Timed calls, the safety net's, on this clock.)
         self.clock = Clock()
         self.reactor.seconds = self.clock.seconds  # type: ignore[method-assign]
-        self.addCleanup(self.reactor._poller.close)
+        self.addCleanup(closeReactor, self.reactor)
         self.addCleanup(self.reactor.stopHelper)  # (before the close: last in, first out)
         self.served: list[tuple[str, bytes]] = []
 
@@ -503,8 +504,7 @@ class ModeTests(SynchronousTestCase):
         """The reactor installed is the plain one unless SERIALGW_ONESHOT asks for a one-shot one."""
         for environ, kind in (({}, GatewayReactor), ({ONESHOT_ENV: "1"}, OneShotReactor),
                               ({ONESHOT_ENV: "thread"}, ThreadedOneShotReactor)):
-            reactor = reactorFromEnvironment(environ)
-            self.addCleanup(reactor._poller.close)
+            reactor = ownReactor(self, reactorFromEnvironment(environ))
             self.assertIs(type(reactor), kind)
 
     def test_moversFromEnvironment(self) -> None:
@@ -516,8 +516,7 @@ class ModeTests(SynchronousTestCase):
         self.assertEqual(str(error), "SERIALGW_READER='fork': expected process (the default), thread or reactor (none)")
         for environ, movers in (({}, "process"), ({READER_ENV: "reactor"}, None),
                                 ({READER_ENV: "thread", ONESHOT_ENV: "1"}, "thread")):
-            reactor = reactorFromEnvironment(environ)
-            self.addCleanup(reactor._poller.close)
+            reactor = ownReactor(self, reactorFromEnvironment(environ))
             self.assertEqual(reactor.movers, movers)
 
     def test_spinFromEnvironment(self) -> None:
@@ -531,8 +530,7 @@ class ModeTests(SynchronousTestCase):
                                          "or crowded:SHARE (0 to 1)")
         for environ, share in (({}, None), ({SPIN_ENV: "crowded:0.5"}, 0.5),
                                ({SPIN_ENV: "crowded", ONESHOT_ENV: "1"}, CROWDED)):
-            reactor = reactorFromEnvironment(environ)
-            self.addCleanup(reactor._poller.close)
+            reactor = ownReactor(self, reactorFromEnvironment(environ))
             self.assertEqual(reactor.crowdedShare, share)
 
     def test_sliceFromEnvironment(self) -> None:
@@ -559,7 +557,7 @@ class ModeTests(SynchronousTestCase):
             made = (ownSlice(), reactor.busyPoll.waits)
             reactor.callWhenRunning(reactor.stop)
             reactor.run(installSignalHandlers=False)
-            reactor._poller.close()
+            closeReactor(reactor)
             seen.append((made, ownSlice(), reactor.busyPoll.waits is not None))
 
         for environ in ({SLICE_ENV: "0"}, {SLICE_ENV: "2500", SPIN_ENV: "crowded"}, {SPIN_ENV: "crowded:0.5"}):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 from typing import Any
 
 from twisted.internet.test import test_core, test_fdset, test_tcp, test_threads, test_time, test_unix
@@ -24,6 +25,7 @@ from serialgw.app.reactor import (
     GatewayReactor,
     threadWaits,
 )
+from tests.reactors import ownReactor
 
 OURS = ["serialgw.app.reactor.GatewayReactor", "serialgw.app.oneshot.OneShotReactor",
         "serialgw.app.oneshot.ThreadedOneShotReactor"]
@@ -79,8 +81,30 @@ def _buildAndClose(self: Any) -> Any:
     return reactor
 
 
+def _closingTempFiles(driver: Any) -> Any:
+    """
+    Twisted's sendmsg test driver with the descriptors of the two temporary
+    files it sends closed when the test is done: Twisted's leaves them open
+    (2 a test, 18 a run of this module).
+    """
+
+    def drive(self: Any, ancillaryPacker: Any) -> Any:
+        def mkstemp() -> tuple[int, str]:
+            fd, name = tempfile.mkstemp()
+            self.addCleanup(os.close, fd)
+            return fd, name
+
+        self.patch(test_unix, "mkstemp", mkstemp)
+        return driver(self, ancillaryPacker)
+
+    return drive
+
+
 def _ours(builder: Any) -> dict[str, Any]:
     attributes: dict[str, Any] = {"_reactors": OURS, "__module__": __name__, "buildReactor": _buildAndClose}
+    if hasattr(builder, "_sendmsgMixinFileDescriptorReceivedDriver"):
+        attributes["_sendmsgMixinFileDescriptorReceivedDriver"] = _closingTempFiles(
+            builder._sendmsgMixinFileDescriptorReceivedDriver)
     for name, reason in _DIFFERENCES.items():
         if hasattr(builder, name):
             attributes[name] = _skipped(reason)
@@ -107,8 +131,7 @@ class DispatchTests(SynchronousTestCase):
         (its connectionLost fails) is logged; the next ready descriptor in
         the same turn is still served.
         """
-        reactor = GatewayReactor()
-        self.addCleanup(reactor._poller.close)
+        reactor = ownReactor(self, GatewayReactor())
         served: list[str] = []
 
         class Bad:
@@ -148,8 +171,7 @@ class DispatchTests(SynchronousTestCase):
 class ExitWatchTests(SynchronousTestCase):
     def test_childsEndSaidWithoutATimer(self) -> None:
         """watchExit calls back once the child has ended (its pidfd readable), with no timer, and as a watch of the reactor's own: removeAll (a test's clean-up) leaves it."""
-        reactor = GatewayReactor()
-        self.addCleanup(reactor._poller.close)
+        reactor = ownReactor(self, GatewayReactor())
         r, w = os.pipe()
         # (A child that ends when its stdin does.)
         pid = os.posix_spawn(sys.executable, [sys.executable, "-I", "-S", "-c", "import os; os.read(0, 1)"], {},
@@ -170,8 +192,7 @@ class ExitWatchTests(SynchronousTestCase):
 
 class QuietFirstTests(SynchronousTestCase):
     def setUp(self) -> None:
-        self.reactor = GatewayReactor()
-        self.addCleanup(self.reactor._poller.close)
+        self.reactor = ownReactor(self, GatewayReactor())
         self.served: list[tuple[str, bytes]] = []
 
     def reader(self, name: str) -> int:
@@ -343,8 +364,7 @@ class BusyPollTests(SynchronousTestCase):
 
     def test_reactorServesWhatItPolled(self) -> None:
         """The reactor with a window open serves a descriptor made ready before the turn, at once, with a long timeout."""
-        reactor = GatewayReactor()
-        self.addCleanup(reactor._poller.close)
+        reactor = ownReactor(self, GatewayReactor())
         self.assertEqual(reactor.busyPoll.limit, DEFAULT_BUSY_POLL)
         reactor.busyPoll.window = DEFAULT_BUSY_POLL
         r, w = os.pipe()

@@ -18,6 +18,7 @@ from serialgw.app.listen import StartupError
 from serialgw.app.service import GatewayService
 from serialgw.config.specs import DeviceSpec, LineConfig, ListenerSpec, Protocol, SerialSettings
 from tests.config.test_check import checked
+from tests.reactors import ownReactor
 from tests.realio import PtyPair
 
 
@@ -261,8 +262,7 @@ class OptionsTests(SynchronousTestCase):
         from serialgw.app.reactor import DEFAULT_BUSY_POLL, GatewayReactor
 
         for args, limit in ((["--busy-poll", "0"], 0.0), (["--busy-poll", " 120 "], 120e-6), ([], DEFAULT_BUSY_POLL)):
-            reactor = GatewayReactor()
-            self.addCleanup(reactor._poller.close)
+            reactor = ownReactor(self, GatewayReactor())
             reactor.busyPoll.configure(7e-6)
             reactor.busyPoll.window = 7e-6
             tap.makeService(parse("--device", "/dev/null", *args), reactor=reactor)
