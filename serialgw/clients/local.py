@@ -450,19 +450,48 @@ def regularFileThere(path: str) -> str:
 
 
 def streamClient(
-    line: Line, reactor: Any, spec: ListenerSpec, stdin: int = 0, stdout: int = 1, name: str = "stdio"
+    line: Line, reactor: Any, spec: ListenerSpec, stdin: int = 0, stdout: int = 1, name: str = "stdio",
+    owned: bool = False,
 ) -> Any:
     """
     A raw client on a pair of descriptors, called C{name} (C{w}, the status
     page), behind its listener's output bound and policy like a network
-    client (and with mon:, the escape menu); returns its transport.
+    client (and with mon:, the escape menu); returns its transport, which
+    closes the descriptors once the client is gone if C{owned} (opened for
+    it: pipe:'s FIFOs; not the process's own standard input and output).
     """
     role = Role.READONLY if spec.readOnly else Role.WRITER
     if os.isatty(stdin):
         client: RawClient = TerminalClient(line, role, listener=spec, reactor=reactor, peer=name, fd=stdin)
     else:
         client = RawClient(line, role, listener=spec, clock=reactor, peer=name)
-    return stdio.StandardIO(client, stdin=stdin, stdout=stdout, reactor=reactor)  # type: ignore[call-arg]
+    kind = OwnedStandardIO if owned else stdio.StandardIO
+    return kind(client, stdin=stdin, stdout=stdout, reactor=reactor)  # type: ignore[call-arg]
+
+
+# (stdio.StandardIO as typed is either platform's: Linux's takes stdout=.)
+_StandardIO: Any = stdio.StandardIO
+
+
+class OwnedStandardIO(_StandardIO):
+    """
+    Twisted's StandardIO on descriptors of the client's own, closed once it
+    is done with them: Twisted's leaves both open (they are the process's
+    standard input and output), so each pipe: listener closed (a reload
+    changing its line, the stop) left its FIFOs open for good.
+    """
+
+    def __init__(self, proto: Any, stdin: int, stdout: int, reactor: Any) -> None:
+        self._owned = sorted({stdin, stdout})
+        super().__init__(proto, stdin=stdin, stdout=stdout, reactor=reactor)
+
+    def connectionLost(self, reason: Any) -> None:
+        try:
+            super().connectionLost(reason)
+        finally:
+            owned, self._owned = self._owned, []
+            for fd in owned:
+                os.close(fd)
 
 
 class TerminalClient(RawClient):

@@ -92,7 +92,8 @@ class PipeOpening:
         self._attach(fdIn, fdOut)
 
     def _attach(self, fdIn: int, fdOut: int) -> None:
-        self.transport = streamClient(self.line, self.reactor, self.spec, fdIn, fdOut, name=f"pipe:{self.spec.path}")
+        self.transport = streamClient(self.line, self.reactor, self.spec, fdIn, fdOut, name=f"pipe:{self.spec.path}",
+                                      owned=True)
 
     def close(self) -> None:
         """Its client goes (or, its FIFOs still being opened, will not come: they are closed once open)."""

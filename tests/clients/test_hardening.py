@@ -453,8 +453,8 @@ class FileLikeBoundTests(TestCase):
         outRead, outWrite = os.pipe()
         self.addCleanup(os.close, inWrite)
         transport = streamClient(self.line, reactor, parseListener("raw,outbuf=4096+pipe:/p"), inRead, outWrite,
-                                 name="pipe:/p")
-        self.addCleanup(transport.loseConnection)
+                                 name="pipe:/p", owned=True)
+        self.addCleanup(transport.loseConnection)  # (its descriptors closed once it is done)
         client = self.line.clients[0]
         self.assertEqual(client.peer, "pipe:/p")
         for letter in b"abcd":
