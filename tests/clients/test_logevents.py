@@ -255,6 +255,7 @@ class MarkTests(_LogCase):
     def test_logCutOffStopsMarking(self) -> None:
         """A log the line cut off after a failure gets no more marks, and its timer ends."""
         log = self.log(format="", mark=1)
+        self.addCleanup(log.close)  # (its owner's to close: the line has let it go)
 
         def broken(text: str) -> None:
             raise TypeError("a log that cannot stamp")

@@ -8,7 +8,6 @@ go on; the stop ends in bounded time.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import threading
 from typing import Any, Callable
@@ -60,12 +59,12 @@ class StuckPipe(Held):
                 pass
         except OSError:
             pass
+        finally:
+            os.close(self.reader)
 
     def close(self) -> None:
         self.release()
         os.close(self.writer)  # (the drain then reads to the end and closes the reader)
-        flags = fcntl.fcntl(self.reader, fcntl.F_GETFD)
-        fcntl.fcntl(self.reader, fcntl.F_SETFD, flags | fcntl.FD_CLOEXEC)
 
 
 class HungLogTests(TestCase):
