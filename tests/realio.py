@@ -25,7 +25,7 @@ from typing import Any, Callable, Iterable, Optional, Union
 
 from twisted.internet import defer, fdesc, protocol, reactor, task
 from twisted.internet.error import ProcessDone, ProcessTerminated
-from twisted.internet.interfaces import IReadDescriptor
+from twisted.internet.interfaces import IProtocolFactory, IReadDescriptor
 from twisted.logger import LogEvent, LogLevel, formatEvent, globalLogPublisher
 from twisted.trial.unittest import SkipTest
 from zope.interface import directlyProvides, implementer, providedBy
@@ -527,6 +527,36 @@ def heldUdpPort(case: Any) -> int:
     case.addCleanup(held.close)
     held.bind(("127.0.0.1", 0))
     return int(held.getsockname()[1])
+
+
+def heldTCPPort(case: Any) -> int:
+    """
+    A TCP port on loopback this test holds until it ends, for listeners of
+    its own made there (L{listenOnHeld}) and closed in turn: bound, not
+    listening (a connect to it is refused while none of them is), with
+    SO_REUSEPORT, which they share and no other program's socket does. (A
+    port found free and let go is anyone's until it is bound again: another
+    process's connect or bind may take it meanwhile.)
+    """
+    held = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    case.addCleanup(held.close)
+    held.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    held.bind(("127.0.0.1", 0))
+    return int(held.getsockname()[1])
+
+
+def listenOnHeld(port: int, factory: IProtocolFactory) -> Any:
+    """A listener of the reactor's on C{port}, a L{heldTCPPort}: stopListening closes it, the port still held."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # (as Twisted's listeners: past TIME_WAIT)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        listener.bind(("127.0.0.1", port))
+        listener.listen(50)
+        listener.setblocking(False)
+        return reactor.adoptStreamPort(listener.fileno(), socket.AF_INET, factory)  # type: ignore[attr-defined]
+    finally:
+        listener.close()  # (the reactor's port has a descriptor of its own)
 
 
 def netconsolePort(service: GatewayService, line: str = "t", index: int = 0) -> int:

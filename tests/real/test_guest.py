@@ -114,12 +114,22 @@ class GuestConsoleTests(unittest.TestCase):
         await client.output.expect(ANSWER, STEP)
 
 
-def freeTCPPort() -> int:
+def qemuOnTelnetPort(testCase: Any) -> int:
+    """
+    QEMU booting the guest, its ttyS0 a telnet server on a loopback socket
+    this process bound, listened on and handed to it (its descriptor 3);
+    the port. (A port found free, let go and given to QEMU to bind was
+    anyone's meanwhile: another program's connect or bind could take it.)
+    """
     import socket
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen(1)
+        argv = guest.qemuCommand("chardev:console")
+        argv[1:1] = ["-chardev", "socket,id=console,fd=3,server=on,wait=off,telnet=on"]
+        guest.spawn(testCase, "qemu", argv, childFDs={0: "w", 1: "r", 2: "r", 3: held.fileno()})
+        return int(held.getsockname()[1])
 
 
 class SysrqTests(unittest.TestCase):
@@ -141,8 +151,7 @@ class SysrqTests(unittest.TestCase):
         telnet = shutil.which("telnet")
         if telnet is None:
             raise unittest.SkipTest("Debian's telnet client is not installed (apt-get install telnet)")
-        qport = freeTCPPort()
-        guest.spawn(self, "qemu", guest.qemuCommand(f"telnet:127.0.0.1:{qport},server,nowait"))
+        qport = qemuOnTelnetPort(self)
         env = dict(os.environ, PYTHONPATH=REPO, PYTHONUNBUFFERED="1")
         argv = TWISTD + ["-n", "--pidfile=", "serialgw", "--device", f"telnet:127.0.0.1:{qport}",
                          "--port", "tcp:0:interface=127.0.0.1"]
@@ -177,8 +186,7 @@ class SysrqTests(unittest.TestCase):
         made = guest.spawn(self, "ssh-keygen", [keygen, "-q", "-t", "ed25519", "-N", "", "-C", "ops1",
                                                 "-f", os.path.join(keys, "ops1")])
         await made.whenEnded()
-        qport = freeTCPPort()
-        guest.spawn(self, "qemu", guest.qemuCommand(f"telnet:127.0.0.1:{qport},server,nowait"))
+        qport = qemuOnTelnetPort(self)
         env = dict(os.environ, PYTHONPATH=REPO, PYTHONUNBUFFERED="1")
         argv = TWISTD + ["-n", "--pidfile=", "serialgw", "--device", f"telnet:127.0.0.1:{qport}", "--name", "vm",
                          "--port", "tcp:0:interface=127.0.0.1", "--ssh", "tcp:0:interface=127.0.0.1",

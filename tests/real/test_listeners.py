@@ -16,7 +16,6 @@ import time
 
 from twisted.internet import defer, protocol, reactor
 from twisted.internet.endpoints import (
-    TCP4ServerEndpoint,
     TCP6ClientEndpoint,
     UNIXServerEndpoint,
     wrapClientTLS,
@@ -38,8 +37,10 @@ from tests.realio import (
     Processes,
     connect,
     connectUnix,
+    heldTCPPort,
     heldUdpPort,
     listenerPort,
+    listenOnHeld,
     need,
     netconsolePort,
     ptyLine,
@@ -182,8 +183,9 @@ class ListenerTests(TestCase):
                 next(d for d in connections if not d.called).callback(self)
 
         factory = protocol.Factory.forProtocol(Far)
-        port = await TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(factory)
-        number = port.getHost().port
+        # The port held all along, not let go while the listener is away.
+        number = heldTCPPort(self)
+        port = listenOnHeld(number, factory)
         startGateway(self, ptyLine(self.pty, f"tcp:127.0.0.1:{number}"), retryPolicy=lambda attempt: 0.05)
         first = await connections[0]
         self.pty.write(b"one")
@@ -191,7 +193,7 @@ class ListenerTests(TestCase):
         await port.stopListening()
         first.transport.loseConnection()  # type: ignore[union-attr]
         await first.closed
-        port = await TCP4ServerEndpoint(reactor, number, interface="127.0.0.1").listen(factory)
+        port = listenOnHeld(number, factory)
         self.addCleanup(port.stopListening)
         second = await connections[1]
         self.clients.append(second)
