@@ -51,6 +51,17 @@ SGR_KEPT = 16
 SGR_SCAN = 64
 
 
+# A view tells at most NOTICES of its line's device notices (down, back,
+# closed on demand) in NOTICE_WINDOW seconds; the rest are counted and said
+# with the first one of a later window: an on-demand line told each view of
+# every close, a notice a connection without bound (seen: 100 connections of
+# a health check, 101 notices in a view).
+NOTICES = 20
+
+
+NOTICE_WINDOW = 60.0
+
+
 @implementer(IClient)
 class LineTap(ClientEvents):
     """A watcher's view of one line: whole output lines, prefixed with the line's name."""
@@ -71,6 +82,9 @@ class LineTap(ClientEvents):
         # The attributes its output left set (SGR_KEPT), and whether any may be.
         self.sgr: list[bytes] = []
         self.dirty = False
+        # This window's notices (NOTICES): since when, how many told, how many left out.
+        self._noticesSince = float("-inf")
+        self._noticesTold = self._noticesLeftOut = 0
 
     def noteAttributes(self, piece: bytes) -> None:
         """
@@ -138,9 +152,24 @@ class LineTap(ClientEvents):
             self._flushCall = self.watcher.clock.callLater(PARTIAL_HOLD, self.flush)
 
     def deviceStateChanged(self, up: bool, notice: bytes) -> None:
-        if notice and not self.gone:
-            self.flush()
-            self.watcher.emit(self.prefix + notice.strip(b"\r\n") + b"\r\n", self)
+        if not notice or self.gone:
+            return
+        clock = self.watcher.clock
+        now = clock.seconds() if clock is not None else 0.0
+        left = 0
+        if now - self._noticesSince >= NOTICE_WINDOW:
+            left, self._noticesLeftOut = self._noticesLeftOut, 0
+            self._noticesSince, self._noticesTold = now, 0
+        if self._noticesTold >= NOTICES:
+            self._noticesLeftOut += 1
+            return
+        self._noticesTold += 1
+        self.flush()
+        if left:
+            name = self.line.name.encode("utf-8", "replace")
+            self.watcher.emit(self.prefix + b"[serialgw: %d more notices of %s's device were not shown (at most %d in "
+                              b"%d s)]\r\n" % (left, name, NOTICES, NOTICE_WINDOW), self)
+        self.watcher.emit(self.prefix + notice.strip(b"\r\n") + b"\r\n", self)
 
     def stop(self) -> None:
         self._cancel()
