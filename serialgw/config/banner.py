@@ -25,7 +25,8 @@ _ESCAPES = {"r": "\r", "n": "\n", "t": "\t", "\\": "\\"}
 _SER2NET = {"d": "is {device} here", "B": "is {settings} here", "s": "is {settings} here", "N": "is {line} here",
             "p": "(the port) has no counterpart: a line has listeners, not one port"}
 _TOKEN = re.compile(r"\\(.?)|\{\{|\}\}|\{([^{}]*)\}?|\}|[^\\{}]+", re.DOTALL)
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# (The C1 controls too: U+009B is CSI to a UTF-8 terminal, as ESC [ is.)
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 
 
 def parseBanner(text: str, what: str = "banner") -> str:

@@ -51,6 +51,9 @@ class ParseBannerTests(SynchronousTestCase):
         self.assertEqual(self.refused("a } b"), "banner 'a } b': a lone '}' at character 3: write }} for a brace")
         self.assertEqual(self.refused("x\x1b[2Jy"), "banner 'x\\x1b[2Jy': a control character ('\\x1b') at character "
                                                      "2: only text, tabs and line ends (\\r \\n)")
+        # A C1 control (TOML's "\u009b": CSI, which a UTF-8 terminal obeys as ESC [ ) as well.
+        self.assertEqual(self.refused("x\u009b2Jy"), "banner 'x\\x9b2Jy': a control character ('\\x9b') at character "
+                                                       "2: only text, tabs and line ends (\\r \\n)")
         self.assertEqual(self.refused(""), "banner: empty: leave it out for the listener option banner's own text")
         long = "x" * (MAX_BANNER + 1)
         self.assertEqual(self.refused(long), f"banner '{'x' * 40}...': 513 characters, at most 512")
