@@ -39,6 +39,10 @@ class IClient(Interface):
         "Whether its arrival starts reading a line that waits for its first client (QEMU's server "
         "without nowait); a log, a file, a datagram peer or a watch-all view does not."
     )
+    dialled = Attribute(
+        "Whether the gateway made its connection (a dial-out), not its peer: kick-old-user neither disconnects "
+        "it to make room for a newcomer nor makes room for it (it dials again at once: each cut the other in turn)."
+    )
     user = Attribute("The person's name when known (an SSH key's owner, a TLS certificate's subject), else None.")
     comPort = Attribute(
         "Its RFC 2217 com port control while it has negotiated COM-PORT-OPTION (it controls the port: "

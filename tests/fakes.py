@@ -127,6 +127,7 @@ class RecordingClient:
         self.resumed = 0
         self.person = False
         self.wakesLine = True
+        self.dialled = False
         self.user: Optional[str] = None
         self.comPort: Any = None
         self.wantsLineErrors = False

@@ -20,6 +20,7 @@ class ClientEvents:
 
     person = False
     wakesLine = True
+    dialled = False
     user: Optional[str] = None
     comPort: Any = None
     guard: Any = None

@@ -93,8 +93,7 @@ class LineFactory(Factory):
             refusals.warn("{line}: connection from {address} refused: not in {allow}", line=self.line.name,
                           address=describeAddress(addr), allow=",".join(self.spec.allow), peer=self.refusalKey)
             return None
-        if self.spec.tls is None and not self.line.makeRoom(describeAddress(addr), self.refusalKey,
-                                                            readOnly=self.role is Role.READONLY):
+        if self.spec.tls is None and not self._room(describeAddress(addr), self.role):
             return self._full(addr)
         return self._build(addr)
 
@@ -134,6 +133,7 @@ class LineFactory(Factory):
             client = TelnetClient(self.line, self.role, rfc2217=self.spec.rfc2217, signature=self.signature,
                                   listener=self.spec, clock=self.clock)
         client.factory = self
+        client.dialled = self.outgoing
         # What its coming and going says counts against the listener's log
         # budget too (logflood): a client reconnecting in a loop wrote a line
         # or two a connection (over TLS, 318 a second from one process).
@@ -259,13 +259,25 @@ class LineFactory(Factory):
             if right == "read":
                 client.role = Role.READONLY
         # kick-old-user: the oldest makes room for a client verified and admitted (full without it: refused above).
-        role = client.role if client is not None else self.role
-        if self.line.makeRoom(peerName(transport), self.refusalKey, readOnly=role is Role.READONLY):
+        if self._room(peerName(transport), client.role if client is not None else self.role):
             return True
-        log.warn("{line}: TLS client {peer} refused after its handshake: {clients} already (max-clients; a read-only "
-                 "one takes only a read-only one's place)", line=self.line.name, peer=peerName(transport),
-                 count=self.line.maxClients, clients=counted(self.line.maxClients, "client"))
+        log.warn("{line}: TLS client {peer} refused after its handshake: {clients} already (max-clients; "
+                 "{why})", line=self.line.name, peer=peerName(transport), count=self.line.maxClients,
+                 clients=counted(self.line.maxClients, "client"),
+                 why="a dial-out takes nobody's place" if self.outgoing else
+                 "a read-only one takes only a read-only one's place")
         return False
+
+    def _room(self, newcomer: str, role: Role) -> bool:
+        """
+        Room on the line for a client admitted (C{newcomer}, its peer, in
+        C{role}): kick-old-user makes it (see L{Line.makeRoom}), not for a
+        dial-out, the gateway's own connection: it would cut a person, and
+        that person, reconnecting, cut it, which dials again at once.
+        """
+        if self.outgoing:
+            return not self.line.full()
+        return self.line.makeRoom(newcomer, self.refusalKey, readOnly=role is Role.READONLY)
 
     def _allowed(self, addr: Any) -> bool:
         return addressAllowed(addr, self.allow)

@@ -105,6 +105,8 @@ class Session(InputReading):
     person = True
     # Its arrival starts a line that waits for its first client.
     wakesLine = True
+    # A dial-out's: the gateway made the connection (see IClient.dialled).
+    dialled = False
     # RFC 2217 control: telnet's, once negotiated (see TelnetClient).
     comPort: Any = None
     # Announced to the others only once it sends something or has stayed

@@ -164,8 +164,9 @@ class Line(PortControl, OpenCloseStrings, RoleChanges, DeviceState, SlowClients,
         A network client C{newcomer} (its peer) is to be admitted: whether
         there is room (max-clients).  With C{kickOld} (ser2net's
         kickolduser) a full line makes room: its oldest person (the first
-        attached) is told why and disconnected; a C{readOnly} newcomer's,
-        only a read-only person (none: no room, nobody disconnected).
+        attached, not a dial-out) is told why and disconnected; a
+        C{readOnly} newcomer's, only a read-only person (none: no room,
+        nobody disconnected).
         Asked only once the newcomer may come in (its address allowed, its
         TLS certificate or SSH key verified): an unverified connection never
         costs someone their place.  C{budget}: the newcomer's listener's log
@@ -176,7 +177,8 @@ class Line(PortControl, OpenCloseStrings, RoleChanges, DeviceState, SlowClients,
             return not self.full()
         # One who may only watch takes no place of one who may type (a ro listener open to a network, a read-only
         # key: anyone there disconnected the person typing at will, each time).
-        places = [c for c in self.clients if c.person and (not readOnly or c.role is Role.READONLY)]
+        # Nor does a dial-out's (the gateway's own connection: cut, it dials again at once and cuts back).
+        places = [c for c in self.clients if c.person and not c.dialled and (not readOnly or c.role is Role.READONLY)]
         if len(places) <= sum(1 for c in self.clients if c.person) - self.maxClients:
             return False
         # (A device opened on demand stays open for the newcomer: see OnDemandOpen._wakerLeft.)

@@ -101,6 +101,17 @@ class KickOldUserTests(SynchronousTestCase):
         typist, _ = self.connect("raw+4445", 9)
         self.assertEqual(self.line.clients, [later, newcomer, typist])
 
+    def test_dialOutNeitherKicksNorIsKicked(self) -> None:
+        """A dial-out (the gateway's own connection, made again at once when it goes) is not disconnected for a newcomer, nor does its reconnection take a person's place: each kicked the other in turn, for ever (seen live: a person connecting to a line at max-clients 1 with a dial-out was cut 1.7 s later by the dial-out's reconnection, and cut it again)."""
+        dialOut, dialOutT = self.connect("tcp:192.0.2.5:4444", 4444, host="192.0.2.5")
+        refused, refusedT = self.connect("raw+4445", 5)
+        self.assertEqual((self.line.clients, dialOutT.disconnecting, refusedT.disconnecting), ([dialOut], False, True))
+        self.line.detach(dialOut)
+        person, personT = self.connect("raw+4445", 6)
+        again, againT = self.connect("tcp:192.0.2.5:4444", 4444, host="192.0.2.5")
+        self.assertEqual((self.line.clients, personT.disconnecting), ([person], False))
+        self.assertEqual(againT.value(), b"\r\n[serialgw: rack4 is full: 1 client (max-clients)]\r\n")
+
 
 class KickOldUserKeyTests(SynchronousTestCase):
     def test_key(self) -> None:
