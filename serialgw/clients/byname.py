@@ -230,7 +230,8 @@ class NamePrompt(Protocol):
             return
         self._stopTimer()
         self._forget()
-        log.info("by-name: {peer} chose {line}", peer=self.peer, line=line.name)
+        # (Within the listener's log budget, as the line's own words about it: a client choosing in a loop.)
+        said.info("by-name: {peer} chose {line}", peer=self.peer, line=line.name, budget=self.factory.logKey)
         self.inner = client
         client.makeConnection(self.transport)
         if rest:

@@ -306,6 +306,16 @@ class ByNameTests(SynchronousTestCase):
         self.assertTrue(one.disconnecting)
         first.connectionLost(Failure(Exception("gone")))
 
+    def test_choosingInALoopLogsBounded(self) -> None:
+        """A client connecting and choosing a line 100 times writes at most the listener's budget of 'chose' lines (each was one)."""
+        factory = self.factory()
+        for _ in range(100):
+            prompt, _ = self.connect(factory)
+            prompt.dataReceived(b"web1\n")
+            prompt.connectionLost(Failure(Exception("gone")))
+        chose = [e for e in self.log.events if "chose" in e.get("log_format", "")]
+        self.assertLessEqual(len(chose), 20)
+
     def test_connectionLostAtPrompt(self) -> None:
         """A client that leaves at the prompt leaves no timer and no place taken."""
         factory = self.factory()
