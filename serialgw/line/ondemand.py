@@ -42,11 +42,6 @@ from serialgw.logflood import clientLog
 
 # Limited per peer: a client coming and going in a loop cannot flood the log (logflood).
 log = clientLog()
-# The console logs get at most this many opens and closes a minute; the
-# rest are counted, said with the first one of a later minute (a client
-# connecting in a loop wrote two lines a connection there).
-CONSOLE_EVENTS = 20
-MINUTE = 60.0
 
 
 class _Line(Protocol):
@@ -65,15 +60,11 @@ class _Line(Protocol):
     _quietOpen: bool
     _wokenFor: dict[str, Any]
     _onDemandDevice: Optional[IRestingDevice]
-    _eventsSince: float
-    _eventsTold: int
-    _eventsLeftOut: int
     _stringItems: list[tuple[str, Optional[bytes]]]
     _stringCall: Optional[IDelayedCall]
 
     def _restWhenSent(self: _Line, deadline: float, logged: Optional[dict[str, Any]] = None) -> None: ...
     def _cancelRest(self: _Line) -> bool: ...
-    def _consoleEvent(self: _Line, text: str) -> None: ...
     def _wake(self: _Line, client: Optional[IClient]) -> None: ...
     def _undrained(self: _Line) -> str: ...
     def _cancelIdle(self: _Line) -> Optional[IDelayedCall]: ...
@@ -100,10 +91,6 @@ class OnDemandOpen:
     _quietOpen = False
     # Whose coming the open is, for its log line (the client's log budget: see logflood).
     _wokenFor: dict[str, Any] = {}
-    # This minute's opens and closes told to the console logs (see _consoleEvent): since when, how many, left out.
-    _eventsSince = float("-inf")
-    _eventsTold = 0
-    _eventsLeftOut = 0
     # (The strings' own: see serialgw.line.strings.)
     _stringCall: Optional[IDelayedCall]
 
@@ -184,7 +171,7 @@ class OnDemandOpen:
         if not quiet:
             return False
         log.info("{line}: device opened (on demand)", line=self.name, **self._wokenFor)
-        self._consoleEvent("device opened (on demand)")
+        self.writeLogs("device opened (on demand)")
         # (No notice; an RFC 2217 client's carrier goes up.)
         for client in list(self.clients):
             client.deviceStateChanged(True, b"")
@@ -197,20 +184,6 @@ class OnDemandOpen:
         self._quietOpen = False
         log.warn("{line}: cannot open the device (on demand): {reason}; tried again with backoff while a client "
                  "wants it", line=self.name, reason=reason, **self._wokenFor)
-
-    def _consoleEvent(self: _Line, text: str) -> None:
-        """An open or close for the console logs: at most CONSOLE_EVENTS a minute, the rest counted and said later."""
-        now = self.clock.seconds() if self.clock is not None else 0.0
-        if now - self._eventsSince >= MINUTE:
-            if self._eventsLeftOut:
-                self.writeLogs(f"{self._eventsLeftOut} more on-demand opens and closes in the minute before, not "
-                               "written here")
-            self._eventsSince, self._eventsTold, self._eventsLeftOut = now, 0, 0
-        if self._eventsTold < CONSOLE_EVENTS:
-            self._eventsTold += 1
-            self.writeLogs(text)
-        else:
-            self._eventsLeftOut += 1
 
     def _cancelRest(self: _Line) -> bool:
         """No close waits any more (a client came); whether one did."""
@@ -249,7 +222,7 @@ class OnDemandOpen:
         self.flushHeld()
         self.up = False
         log.info("{line}: device closed (on demand): no client wants it", line=self.name, **(logged or {}))
-        self._consoleEvent("device closed (on demand)")
+        self.writeLogs("device closed (on demand)")
         notice = self._downNotice(str(device.downReason))
         for client in list(self.clients):
             client.deviceStateChanged(False, notice)

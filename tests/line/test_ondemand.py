@@ -10,12 +10,17 @@ from __future__ import annotations
 import errno
 from typing import Any
 
+from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred
-from twisted.internet.testing import MemoryReactorClock
+from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.logger import LogLevel
 from twisted.trial.unittest import SynchronousTestCase
 
-from serialgw.config.specs import SerialSettings
+from serialgw.clients.consolelog import ConsoleLog
+from serialgw.clients.factory import LineFactory
+from serialgw.clients.logmarks import EVENT_WINDOW, EVENTS_TOLD
+from serialgw.config.listeners import parseListener
+from serialgw.config.specs import LogSpec, SerialSettings
 from serialgw.devices.absent import AbsentPort
 from serialgw.devices.device import SerialDevice
 from serialgw.devices.errors import DeviceError
@@ -190,24 +195,28 @@ class OnDemandTests(SynchronousTestCase):
             self.assertEqual(self.openPorts(), [])
         self.assertEqual((len(self.ports), self.reactor.getDelayedCalls(), self.reactor.readers), (200, [], set()))
 
-    def test_consoleLogBounded(self) -> None:
-        """A client coming and going 100 times in a minute: the console log gets 20 opens and closes, then, with the first of the next minute, how many were left out."""
-        from serialgw.line.ondemand import CONSOLE_EVENTS, MINUTE
-
-        events: list[str] = []
-        self.patch(self.line, "writeLogs", events.append)
-        for n in range(50):
-            client = self.person(f"192.0.2.1:{n}")
-            client.person = False
-            self.line.attach(client)
-            self.line.detach(client)
-        self.assertEqual(events, ["device opened (on demand)", "device closed (on demand)"] * (CONSOLE_EVENTS // 2))
-        self.reactor.advance(MINUTE)
-        client = self.person("192.0.2.1:99")
-        client.person = False
-        self.line.attach(client)
-        self.assertEqual(events[CONSOLE_EVENTS:], ["80 more on-demand opens and closes in the minute before, not "
-                                                   "written here", "device opened (on demand)"])
+    def test_consoleLogBoundedByItsOwnWindow(self) -> None:
+        """A raw client connecting and leaving 100 times a second for a minute: the line's real console log writes the opens and closes within its own bound for every event (EVENTS_TOLD in EVENT_WINDOW s), each window's rest counted in one line when it is over."""
+        path = self.mktemp()
+        consoleLog = ConsoleLog(self.line, LogSpec(path, format=""), self.reactor)
+        factory = LineFactory(self.line, parseListener("raw+4000"), clock=self.reactor)
+        for _second in range(60):
+            for n in range(100):
+                address = IPv4Address("TCP", "192.0.2.1", 1000 + n)
+                protocol = factory.buildProtocol(address)
+                assert protocol is not None
+                protocol.makeConnection(StringTransport(peerAddress=address))
+                protocol.connectionLost(None)  # type: ignore[arg-type]
+            self.reactor.advance(1)
+        self.assertEqual((len(self.ports), self.openPorts()), (6000, []))
+        with open(path, "rb") as f:
+            lines = f.read().splitlines()
+        told = [b"[serialgw: device opened (on demand)]", b"[serialgw: device closed (on demand)]"] * (EVENTS_TOLD // 2)
+        # Each window: its first 30 of 2000 written (the window starts with a second's 200), the other 1970 counted.
+        count = b"[serialgw: 1970 more event(s) not written (more than 30 in 10 s)]"
+        self.assertEqual((EVENTS_TOLD, EVENT_WINDOW), (30, 10.0))
+        self.assertEqual(lines, (told + [count]) * 6)
+        consoleLog.close()
 
     def test_hungOpenIsTheNextOnesOpen(self) -> None:
         """While an open has not returned, clients coming and going start no other (one open under way, however many come); when it returns with nobody there, what it opened is closed at once."""
