@@ -124,7 +124,13 @@ class Connection(connection.SSHConnection):
     def _pastWindow(self, number: bytes, length: bytes) -> bool:
         # conch logs an error and asks to close the channel, again for every
         # such packet while the client does not answer: one line, disconnected.
-        channel = self.channels[struct.unpack(">L", number)[0]]
+        # A packet cut short or naming no channel of ours is conch's to read
+        # (and raise on: the client's malformed packet, see clientsFault).
+        if len(number) < 4 or len(length) < 4:
+            return False
+        channel = self.channels.get(struct.unpack(">L", number)[0])
+        if channel is None:
+            return False
         size = struct.unpack(">L", length)[0]
         if size <= channel.localWindowLeft and size <= channel.localMaxPacket:
             return False

@@ -46,24 +46,51 @@ log = clientLog()
 # packet it does not handle, with the packet's repr) is a client's to
 # cause, as often as it likes.  What matters is logged here, per peer.
 conchLog = Logger(observer=FilteringLogObserver(globalLogPublisher, [LogLevelFilterPredicate(LogLevel.warn)]))
-# What conch's parsing raises on a packet shorter than it says, or naming a channel that is not there
-# (a TypeError only where conch's ord() read a byte past the packet's end: see cutShort).
+# What parsing a packet raises when it is shorter than it says, names a channel that is not there, or
+# holds a value that is no value (a key exchange's point off its curve): the client's doing only when
+# raised where the client's bytes are read (see clientsFault); a TypeError only where conch's ord() read
+# a byte past the packet's end (see cutShort).
 MALFORMED = (struct.error, ValueError, IndexError, KeyError)
+# Where the client's bytes are read: conch's parsing, and the cryptography it hands them to.
+READERS = ("twisted.conch.", "cryptography.")
+# Ours that read a packet on the way there: our overrides of conch's message handlers (ssh_CHANNEL_DATA,
+# ssh_USERAUTH_REQUEST, auth_publickey), which read it themselves or hand it to conch's.
+HANDLERS = ("ssh_", "auth_")
 
 
 def cutShort(e: Exception) -> bool:
     """
-    Whether C{e} is conch's C{ord()} of nothing: a byte read past a
-    packet's end (a request cut before its want-reply byte, a debug
-    message or a key exchange's init cut short), raised in conch's own
-    code, not in ours that it called.
+    Whether C{e} is an C{ord()} of nothing: conch's, where it reads a byte
+    past a packet's end (a request cut before its want-reply byte, a debug
+    message or a key exchange's init cut short), when L{clientsFault} finds
+    it raised there.
     """
-    if not isinstance(e, TypeError) or not str(e).startswith("ord() expected"):
+    return isinstance(e, TypeError) and str(e).startswith("ord() expected")
+
+
+def clientsFault(e: Exception) -> bool:
+    """
+    Whether C{e}, raised while a client's message was handled, is the
+    client's malformed packet: an error of parsing (L{MALFORMED}, conch's
+    C{ord()} of nothing) raised where the client's bytes are read (conch,
+    cryptography: L{READERS}), reached through none of our code but our
+    message handlers (L{HANDLERS}).  Anything else (a KeyError in a
+    session's typing, the line, a device, whatever conch called it from;
+    one in conch's code that our session code called) is the gateway's own
+    error, to be seen with its traceback.
+    """
+    if not (isinstance(e, MALFORMED) or cutShort(e)):
         return False
-    frame, tb = None, e.__traceback__
+    frames = []
+    tb = e.__traceback__
+    if tb is not None:
+        tb = tb.tb_next  # (the first frame is the one that caught it: the dispatch)
     while tb is not None:
-        frame, tb = tb.tb_frame, tb.tb_next
-    return frame is not None and str(frame.f_globals.get("__name__", "")).startswith("twisted.conch.")
+        frames.append((str(tb.tb_frame.f_globals.get("__name__", "")), tb.tb_frame.f_code.co_name))
+        tb = tb.tb_next
+    if not frames or not frames[-1][0].startswith(READERS):
+        return False
+    return all(name.startswith(HANDLERS) for module, name in frames if not module.startswith(READERS))
 
 
 def messageName(number: int) -> str:
@@ -401,15 +428,17 @@ class ServerTransport(SSHServerTransport):
 
     def _failedMessage(self, number: int, e: Exception) -> None:
         """
-        Handling message C{number} raised C{e}: a packet cut short, or
-        naming a channel that is not there (conch's parsing), is the
-        client's doing: one line naming what was malformed; anything else
-        is the gateway's own error: its traceback, critical.  Either way
-        this connection alone ends (a TypeError of ours was taken for a
-        malformed packet, said at info as one, its traceback never seen).
+        Handling message C{number} raised C{e}: a packet cut short, naming
+        a channel that is not there, or holding no value (raised by conch's
+        or cryptography's reading of it: L{clientsFault}), is the client's
+        doing: one line naming what was malformed; anything else is the
+        gateway's own error: its traceback, critical.  Either way this
+        connection alone ends (a KeyError, ValueError, IndexError or
+        TypeError of ours was taken for a malformed packet, said at info as
+        one, its traceback never seen).
         """
         name = messageName(number)
-        if isinstance(e, MALFORMED) or cutShort(e):
+        if clientsFault(e):
             what = "cut short: a field missing at its end" if isinstance(e, TypeError) else printable(repr(e))
             log.info("ssh: {address}: malformed packet (message {number} {name}: {error}): disconnected",
                      address=sshPeer(self), peer=sshSource(self), number=number, name=name, error=what)

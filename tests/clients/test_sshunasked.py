@@ -11,7 +11,7 @@ import struct
 from typing import Any
 
 from twisted.conch.ssh import connection, transport
-from twisted.conch.ssh.common import NS
+from twisted.conch.ssh.common import NS, getNS
 from twisted.internet.address import IPv4Address
 from twisted.internet.error import ConnectionDone
 from twisted.logger import LogLevel
@@ -116,6 +116,67 @@ class UnaskedTests(SynchronousTestCase):
         self.assertEqual(self.line.clients, [other])
         self.line.deviceDataReceived(b"still here")
         self.assertTrue(sent(conn, other).endswith(b"still here"))
+
+    def test_ownKeyValueIndexErrorsAreNotTheClients(self) -> None:
+        """A KeyError, ValueError, IndexError or struct.error of the gateway's own while handling a client's packet, raised in our code or in conch's that ours called (a session's typing), is said as the gateway's error with its traceback, that connection alone ended (f53b53b saw TypeError only: these were said at info as the client's malformed packet, the traceback never seen)."""
+        def conchOfOurs(data: bytes) -> None:
+            getNS(b"\x00\x00")  # (conch's parsing, of bytes of ours)
+
+        for error in (KeyError("a bug of the gateway's"), ValueError("a bug of the gateway's"),
+                      IndexError("a bug of the gateway's"), None):
+            self.setUp()
+
+            def broken(data: bytes, error: Any = error) -> None:
+                raise error
+
+            self.channel.dataReceived = broken if error is not None else conchOfOurs  # type: ignore[method-assign]
+            self.send(connection.MSG_CHANNEL_DATA, struct.pack(">L", self.channel.id) + NS(b"typed"))
+            self.assertTrue(self.tcp.disconnecting)
+            [event] = [e for e in self.events.events if e["log_level"] >= LogLevel.error]
+            self.assertEqual((event["log_level"], event["number"], event["name"]),
+                             (LogLevel.critical, connection.MSG_CHANNEL_DATA, "MSG_CHANNEL_DATA"))
+            self.assertIn("the gateway's error, not the client's", event["log_format"])
+            self.assertEqual(len(self.flushLoggedErrors(type(error) if error is not None else struct.error)), 1)
+            self.assertEqual([e for e in self.said() if "malformed" in e[1]], [])
+            self.lost()
+            self.assertEqual(self.line.clients, [])
+
+    def test_clientsBytesStayTheClients(self) -> None:
+        """What conch raises reading a client's packet, through our handlers of its messages or not, is the client's malformed packet: one line at info naming the message and the error, no traceback."""
+        for number, payload, name, error in (
+                (connection.MSG_CHANNEL_DATA, struct.pack(">L", 99) + NS(b"typed"), "MSG_CHANNEL_DATA", "KeyError(99)"),
+                (connection.MSG_CHANNEL_DATA, b"\x00\x00", "MSG_CHANNEL_DATA",
+                 "error('unpack requires a buffer of 8 bytes')"),
+                (connection.MSG_CHANNEL_EXTENDED_DATA, struct.pack(">L", self.channel.id), "MSG_CHANNEL_EXTENDED_DATA",
+                 "error('unpack requires a buffer of 12 bytes')"),
+                (connection.MSG_CHANNEL_WINDOW_ADJUST, struct.pack(">2L", 99, 5), "MSG_CHANNEL_WINDOW_ADJUST",
+                 "KeyError(99)"),
+                (connection.MSG_CHANNEL_CLOSE, b"", "MSG_CHANNEL_CLOSE", "error('unpack requires a buffer of 4 bytes')"),
+        ):
+            self.setUp()
+            self.send(number, payload)
+            self.assertCut("malformed packet")
+            [event] = [e for e in self.events.events if "malformed" in e["log_format"]]
+            self.assertEqual((event["number"], event["name"], event["error"]), (number, name, error))
+            self.assertEqual(self.flushLoggedErrors(), [])
+            self.lost()
+            self.assertEqual(self.line.clients, [])
+
+    def test_keyExchangeValueStaysTheClients(self) -> None:
+        """A key exchange's public value that is none (cryptography raises ValueError on the client's bytes, called by conch) is the client's malformed packet, said at info, no traceback."""
+        fresh = GatewaySSHFactory(newKey(), KeyRing(()), self.h.gateway).buildProtocol(IPv4Address("TCP", "192.0.2.8", 2))
+        tcp = Tcp()
+        fresh.makeConnection(tcp)
+        for kexAlg, point in ((b"ecdh-sha2-nistp256", b"\x04" + b"\x01" * 64), (b"curve25519-sha256", b"\x01" * 5)):
+            self.events.events.clear()
+            fresh.kexAlg, fresh.keyAlg = kexAlg, b"ssh-ed25519"
+            fresh.dispatchMessage(transport.MSG_KEXDH_INIT, NS(point))
+            [event] = [e for e in self.events.events if "malformed" in e["log_format"]]
+            self.assertEqual((event["log_level"], event["name"]), (LogLevel.info, "MSG_KEX_DH_GEX_REQUEST_OLD"))  # (30: conch names it so)
+            self.assertIn("ValueError", event["error"])
+            self.assertEqual([e for e in self.events.events if e["log_level"] >= LogLevel.error], [])
+            tcp.disconnecting = False
+        self.assertEqual(self.flushLoggedErrors(), [])
 
     def test_ownErrorInARequestSaid(self) -> None:
         """A request whose handling raises an error of the gateway's is refused and said, its traceback logged (conch answered it with a refusal and nothing was said)."""
