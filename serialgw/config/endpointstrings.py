@@ -63,6 +63,7 @@ def twistedServer(text: str, original: str) -> ListenerSpec:
             # (Twisted's int(, 8) took '7777777' as 7777: setuid, setgid, sticky, anyone's to connect to; it started.)
             raise ConfigError(f"mode={endpoint._mode:o} in listener {quote(original)}: expected an octal mode 0 to 777 "
                               "(e.g. 660: its owner and group may connect)")
+        _lockfileAsWritten(text, original)
         if not _given(text, "mode", "_mode"):
             text += ":mode=600"
         if isAbstract(path) and not _given(text, "lockfile", "_wantPID"):
@@ -98,6 +99,20 @@ def _numbersAsWritten(text: str, original: str, endpoint: Any) -> None:
             what = f"{key}={quote(value)}" if key else quote(value)
             raise ConfigError(f"{what} in listener {quote(original)}: expected a number in ASCII digits (0-9) only: "
                               "no sign, space or '_'")
+
+
+def _lockfileAsWritten(text: str, original: str) -> None:
+    """
+    A C{unix:} string's C{lockfile=} (named, or its fourth field) is 0 or
+    1: Twisted reads it with bool(int()), so that C{lockfile=2} (or 10, a
+    typing slip for 0, or 01) asked for the lock file as 1 does, said
+    nowhere.
+    """
+    positional, named = endpointFields(text)
+    value = named.get("lockfile", positional[4] if len(positional) > 4 else None)
+    if value is not None and value not in ("0", "1"):
+        raise ConfigError(f"lockfile={quote(str(value))} in listener {quote(original)}: expected 0 (no lock file) or 1 "
+                          "(a lock file PATH.lock beside the socket)")
 
 
 def _given(text: str, keyword: str, attribute: str) -> bool:
