@@ -143,15 +143,28 @@ def parseCompact(text: str, base: SerialSettings = SerialSettings()) -> SerialSe
     C{9600,7E1}, C{57600,8N2,rtscts}, C{19200,8N1,xonxoff}; C{raw} and
     C{none} are accepted as no-ops (as in remserial's C{-s "9600 raw"}).
     Fields may be separated by commas or spaces.  What is not given keeps its
-    value from C{base}.
+    value from C{base}.  An empty field (C{115200,,8N1}: two commas, or one
+    at an end) and a speed or framing given twice (C{9600,115200}) are
+    refused, naming the text: which one was meant is not known.
     """
-    fields = [f for f in re.split(r"[,\s]+", str(text).strip()) if f]
+    pieces = str(text).strip().split(",")
+    fields = [f for piece in pieces for f in piece.split()]
     if not fields:
         raise ConfigError(f"serial settings are empty: {quote(text)}")
+    if any(not piece.strip() for piece in pieces):
+        raise ConfigError(f"serial settings {quote(text)} have an empty field (two commas together, or one at an "
+                          "end): expected BAUD[,DATABITS PARITY STOPBITS][,rtscts|xonxoff], e.g. 115200,8N1")
     changes: dict[str, object] = {}
+    given: dict[str, str] = {}
     for field in fields:
         lower = field.lower()
         framing = _FRAMING.match(field)
+        what = "speed" if isDecimal(field) else "framing" if framing else ""
+        if what in given:
+            raise ConfigError(f"serial settings {quote(text)} give the {what} twice ({quote(given[what])} and "
+                              f"{quote(field)}): expected one")
+        if what:
+            given[what] = field
         if isDecimal(field):
             changes["baudrate"] = parseBaud(field)
         elif framing:

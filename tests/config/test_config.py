@@ -41,6 +41,23 @@ class CompactTests(SynchronousTestCase):
         self.assertRaises(ConfigError, parseCompact, "")
         self.assertRaises(ConfigError, parseCompact, "0,8N1")
 
+    def test_emptyOrTwiceRefused(self) -> None:
+        """An empty field (two commas together, one at an end) or a speed or framing given twice is refused naming the text (115200,,8N1 was taken; 9600,115200 set 115200); spaces around a comma are no field."""
+        for text in ("115200,,8N1", "115200,8N1,", ",115200", "115200, ,8N1"):
+            e = self.assertRaises(ConfigError, parseCompact, text)
+            self.assertEqual(str(e), f"serial settings '{text}' have an empty field (two commas together, or one at an "
+                                     "end): expected BAUD[,DATABITS PARITY STOPBITS][,rtscts|xonxoff], e.g. 115200,8N1")
+        for text, what, first, second in (("9600,115200", "speed", "9600", "115200"),
+                                          ("9600 8N1 7e1", "framing", "8N1", "7e1")):
+            e = self.assertRaises(ConfigError, parseCompact, text)
+            self.assertEqual(str(e), f"serial settings '{text}' give the {what} twice ('{first}' and '{second}'): "
+                                     "expected one")
+        self.assertEqual(parseCompact("115200 , 8N1,\trtscts"), SerialSettings(115200, 8, "N", 1, rtscts=True))
+        options = tap.Options()
+        options.exitOnError = False
+        e = self.assertRaises(UsageError, options.parseOptions, ["--device", "/dev/ttyS0", "--serial", "115200,,8N1"])
+        self.assertTrue(str(e).startswith("--serial: serial settings '115200,,8N1' have an empty field"), str(e))
+
     def test_valueErrors(self) -> None:
         """Bad single values name themselves."""
         self.assertEqual(str(self.assertRaises(ConfigError, parseParity, "Q")), "parity must be one of N, E, O, M, S, not 'Q'")
