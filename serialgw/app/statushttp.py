@@ -221,6 +221,8 @@ class StatusChannel(HTTPChannel):
         self._checked = False
         self._heldRequest: Any = None
         self._counted = False
+        # The client shut its side of the connection (readConnectionLost).
+        self._inputEnded = False
         # Where it comes from (L{sourceOf}), set by L{StatusSite}.
         self.source = ""
 
@@ -303,6 +305,10 @@ class StatusChannel(HTTPChannel):
     def _finish(self, request: Any) -> None:
         self._startDeadline(self.requestTimeout)
         HTTPChannel.requestDone(self, request)
+        # (What it had pipelined was parsed in that call: the next request, if whole, is under way, or
+        # answered already, this called again inside it.)
+        if self._inputEnded and not self._handlingRequest and not self.transport.disconnecting:
+            self.loseConnection()
 
     def resumeProducing(self) -> None:
         HTTPChannel.resumeProducing(self)
@@ -311,10 +317,12 @@ class StatusChannel(HTTPChannel):
             self._finish(request)
 
     def readConnectionLost(self) -> None:
-        # The client sent its request and shut its side (printf ... | socat, nc -N): it is answered,
-        # then closed.  Twisted's HTTPChannel took that end of input for the connection's: a request
-        # waiting for its page's next rendering (up to a second) was answered to nobody.
-        self.persistent = False
+        # The client sent its requests and shut its side (printf ... | socat, nc -N): each whole one is
+        # answered, in order, then the connection closed (see _finish).  Twisted's HTTPChannel took that
+        # end of input for the connection's: a request waiting for its page's next rendering (up to a
+        # second) was answered to nobody; made not persistent, the connection closed after the first
+        # request and those pipelined behind it were never answered.
+        self._inputEnded = True
         if not self._handlingRequest:
             self.loseConnection()
 

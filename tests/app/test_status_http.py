@@ -228,6 +228,19 @@ class StatusHTTPTests(SynchronousTestCase):
             endOfInput(other)
             self.assertEqual((transport.value(), transport.disconnecting), (b"", True))
 
+    def test_pipelinedBeforeHalfCloseAllAnswered(self) -> None:
+        """Requests pipelined before the client shuts its side are all answered, in order, then the connection closed; a request left unfinished at the end is not waited for (only the first was answered: the half-close made the connection not persistent, so it closed after that one)."""
+        for tail, answered in ((b"", 3), (b"GET /metrics HTTP/1.1\r\nHo", 3)):
+            channel, transport = self.connection()
+            channel.dataReceived(GET + b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n" + b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\n"
+                                 + tail)
+            endOfInput(channel)
+            for _ in range(3):
+                self.clock.advance(1)  # (/ is rendered at most once a second: GET / and HEAD / wait for theirs)
+            heads = [part.split(b"\r\n", 1)[0] for part in transport.value().split(b"HTTP/1.1 ")[1:]]
+            self.assertEqual((heads, transport.disconnecting), ([b"200 OK"] * answered, True))
+            self.assertIn(b"serialgw_device_read_bytes_total", transport.value())
+
     def test_renderedAtMostOnceASecond(self) -> None:
         """100 polls of each page within a second: rendered once at once, once more for all the others a second later, never stale."""
         pages = dict(self.site.resource.children)
