@@ -678,6 +678,30 @@ class ReloadInPlaceTests(TestCase):
         self.assertEqual(await other.received.length(10), b"new device")
         await closeClients(client)
 
+    async def test_deviceChangeReopensOnDemandAlike(self) -> None:
+        """An on-demand line's new device ends its sessions as any line's does (told why, exactly, as test_deviceChangeReopens): the old device closed, the new one closed on demand until the next client opens it, and closed again when it leaves."""
+        other = startedPty(self)
+        onDemand = "on-demand = true\n"
+        service = await self.start(self.line("a", '"raw,notices+tcp:0:interface=127.0.0.1"') + onDemand)
+        old = service.lines["a"]
+        before = await self.session(listenerPort(service), self.pty)
+        self.assertTrue(old.device.up)
+        result = await service.reload(self.config(self.line("a", '"raw+tcp:0:interface=127.0.0.1"',
+                                                            device=other.slaveName) + onDemand))
+        self.assertEqual(result, {"added": [], "changed": ["a"], "removed": []})
+        line = service.lines["a"]
+        self.assertIsNot(line, old)
+        self.assertTrue(old.device.closed)  # type: ignore[attr-defined]
+        await before.closed  # type: ignore[attr-defined]
+        self.assertEqual(before.received.data,  # type: ignore[attr-defined]
+                         b"\r\n[serialgw: a: device changed by a reload; reconnect]\r\n")
+        await until(self, lambda: line.closedOnDemand, "the new device closed on demand")
+        client = await connect(listenerPort(service))
+        client.transport.write(b"new device")  # type: ignore[union-attr]
+        self.assertEqual(await other.received.length(10), b"new device")
+        await closeClients(client)
+        await until(self, lambda: line.closedOnDemand, "the new device closed again")
+
     async def test_lockChangeReopensAndSaysSo(self) -> None:
         """A reload that changes only a line's lock setting reopens it; its sessions are told that, not that the line was removed."""
         service = await self.start(self.line("a", '"raw,notices+tcp:0:interface=127.0.0.1"'))
