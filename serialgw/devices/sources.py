@@ -20,7 +20,10 @@ class Sources:
     an open-string, what was held while the device first opened).  Each
     run is one object however many writes of one source it joins, and
     bytes taken from the front cost O(1) amortised: a flood of one
-    client's typing is one run.
+    client's typing is one run.  Runs past the first count
+    L{serialgw.devices.device.PIECE_COST} each against the queue's
+    high-water mark: writers by turns, a byte each, are paused after about
+    a thousand runs, not 64 Ki of them.
     """
 
     def __init__(self) -> None:

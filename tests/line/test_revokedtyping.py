@@ -19,7 +19,7 @@ from serialgw.clients.sshauth import KeyRing
 from serialgw.clients.sshsession import SSHClient
 from serialgw.config.gatewaylisteners import parseSSHListener
 from serialgw.config.specs import Rights
-from serialgw.devices.device import HIGH_WATER, SerialDevice
+from serialgw.devices.device import HIGH_WATER, PIECE_COST, SerialDevice
 from serialgw.devices.sources import Sources, cutHeld, joined
 from serialgw.line.hub import Line, Role
 from tests.clients.test_ssh import Harness, SSHTransportStub, newKey
@@ -118,6 +118,46 @@ class DeviceTests(SynchronousTestCase):
         self.device.dropQueuedFrom(writer)
         self.assertTrue(line.writable)
 
+
+    def test_writersByTurnsBoundedByTheirRuns(self) -> None:
+        """Two writers typing a byte each by turns into a device that takes nothing: every run (and every piece a break holds) counts PIECE_COST against the high-water mark, so the writers are paused after 1010 bytes, 1010 runs (it was 65,537 runs of a byte, 81 bytes of bookkeeping a byte queued, 5.3 MB); one writer's run costs its bytes alone; all is written in order once the device takes it."""
+        line = Line("l", self.device, clock=self.reactor)
+        self.device.sink = line
+        a, b = RecordingClient("a:1"), RecordingClient("b:2")
+        line.attach(a)
+        line.attach(b)
+        typed = 0
+        while line.writable:
+            line.clientData((a, b)[typed % 2], b"ab"[typed % 2:typed % 2 + 1])
+            typed += 1
+        self.assertEqual(PIECE_COST, 64)
+        self.assertEqual((typed, len(self.device._outFrom.runs)), (1010, 1010))  # 1010 + 64 * 1009 > 65536
+        self.assertEqual((a.paused, b.paused), (1, 1))
+        self.port.accept = None
+        self.device.doWrite()
+        self.assertEqual((self.port.written(), line.writable, a.resumed, b.resumed), (b"ab" * 505, True, 1, 1))
+        # One writer: its bytes alone count, as before (one run).
+        self.port.accept = 0
+        for _ in range(HIGH_WATER):
+            line.clientData(a, b"x")
+        self.assertEqual((line.writable, len(self.device._outFrom.runs)), (True, 1))
+        self.port.accept = None
+        self.device.doWrite()
+        # A break's held pieces, one a write, count too.
+        self.port.accept = 0
+        self.device.write(b"q")
+        self.assertTrue(self.device.sendBreak(0.25))
+        held = 0
+        while line.writable:
+            line.clientData(a, b"h")
+            held += 1
+        self.assertEqual((held, len(self.device._held)), (1009, 1009))  # 1 queued + 1009 held + 64 * 1009 > 65536
+        self.port.accept = None
+        self.device.doWrite()
+        self.reactor.advance(0.25)
+        self.device.doWrite()
+        self.assertEqual(self.port.written()[-1010:], b"q" + b"h" * 1009)
+        self.assertTrue(line.writable)
 
 class LineTests(SynchronousTestCase):
     def test_readOnlyDropsWhatItTypedQueued(self) -> None:
