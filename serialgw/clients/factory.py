@@ -259,7 +259,10 @@ class LineFactory(Factory):
             if right == "read":
                 client.role = Role.READONLY
         # kick-old-user: the oldest makes room for a client verified and admitted (full without it: refused above).
-        if self._room(peerName(transport), client.role if client is not None else self.role):
+        role = client.role if client is not None else self.role
+        if tls is not None and tls.readOnlySubjects and peerSubject(transport) in tls.readOnlySubjects:
+            role = Role.READONLY  # (readonly=: set on the client only once attached, Session._certified)
+        if self._room(peerName(transport), role):
             return True
         log.warn("{line}: TLS client {peer} refused after its handshake: {clients} already (max-clients; "
                  "{why})", line=self.line.name, peer=peerName(transport), count=self.line.maxClients,

@@ -174,6 +174,27 @@ class HandshakeTimeoutTests(SynchronousTestCase):
             "t: TLS client 192.168.1.1:54321 refused after its handshake: 1 client already (max-clients; a read-only "
             "one takes only a read-only one's place)"])
 
+    def test_kickOldUserReadOnlySubjectTakesNoWritersPlace(self) -> None:
+        """kick-old-user over TLS: a certificate the listener makes read-only (readonly=) takes no writer's place either: refused after its handshake, the writer kept (its role is set only once it is admitted: it was taken for a writer, and disconnected the writer)."""
+        from serialgw.clients import factory as factoryModule
+        from tests.fakes import RecordingClient
+
+        ca = Authority(os.path.abspath(self.mktemp()))
+        cert, key = ca.issue("gateway", dns="localhost")
+        spec = parseListener(f"tls:0:cert={cert}:key={key}:ca={ca.path}:subjects=alice:readonly=carol")
+        lineFactory = LineFactory(self.line, spec, clock=self.clock)
+        self.line.maxClients, self.line.kickOld = 1, True
+        oldest = RecordingClient("192.0.2.1:1")
+        oldest.person, oldest.user = True, "alice"
+        self.line.attach(oldest)
+        self.patch(factoryModule, "peerSubject", lambda transport: "carol")
+        with capturedLogs() as events:
+            self.assertFalse(lineFactory._admit(StringTransport(), RecordingClient()))
+        self.assertEqual((self.line.clients, oldest.disconnected, oldest.notices), ([oldest], 0, []))
+        self.assertEqual([formatEvent(e) for e in events], [
+            "t: TLS client 192.168.1.1:54321 refused after its handshake: 1 client already (max-clients; a read-only "
+            "one takes only a read-only one's place)"])
+
     def test_handshakeTimeoutOption(self) -> None:
         """handshake=SECONDS sets the timeout; 0 means none; nonsense is refused naming it."""
         self.assertEqual(parseListener("tls:0:cert=c:key=k:handshake=2.5").tls.handshakeTimeout, 2.5)  # type: ignore[union-attr]
