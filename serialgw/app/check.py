@@ -17,8 +17,9 @@ import threading
 from typing import Any, Callable, Optional, Sequence, TypeVar
 
 from serialgw.app.systemdsockets import systemdProblem
-from serialgw.clients.local import isSocket, regularFileThere, socketThere
+from serialgw.clients.local import isSocket, socketThere
 from serialgw.clients.logfile import kindOf
+from serialgw.clients.streams import regularFileThere
 from serialgw.clients.tls import ServerContextFactory, clientOptions
 from serialgw.clients.tlsfiles import MAX_PEM_FILE, TLSError, validityProblem
 from serialgw.config.optionsreach import systemdUnix

@@ -35,10 +35,11 @@ from serialgw.app.logs import LineDialEndpoint, describeEndpoint
 from serialgw.app.systemdsockets import systemdProblem
 from serialgw.clients.factory import LineFactory
 from serialgw.clients.handshakes import HandshakeTable
-from serialgw.clients.local import FileClient, streamClient
+from serialgw.clients.local import FileClient
 from serialgw.clients.netconsole import MAX_INPUT_DATAGRAM, NetconsoleClient
 from serialgw.clients.pipeopen import PipeOpening
 from serialgw.clients.ptylink import PtyClient
+from serialgw.clients.streams import streamClient
 from serialgw.clients.tls import RefusingTLSFactory, ServerContextFactory, clientOptions, linkOnHandshake
 from serialgw.clients.tlsfiles import TLSError
 from serialgw.clients.transports import describeAddress

@@ -21,9 +21,9 @@ from twisted.python.failure import Failure
 
 from serialgw.app.binding import StartupError, listenAtOnce, removeStaleSocket
 from serialgw.app.check import unixNameProblem
-from serialgw.clients.local import fifoPair
 from serialgw.clients.loglock import lockedElsewhere
 from serialgw.clients.ptylink import keptInPlace
+from serialgw.clients.streams import fifoPair
 from serialgw.clients.tls import ServerContextFactory, clientOptions
 from serialgw.clients.tlsfiles import TLSError
 from serialgw.config.paths import NOT_FOLLOWED, notFollowed

@@ -22,7 +22,7 @@ from typing import Any, Callable, Optional, Union
 from twisted.internet.interfaces import IReactorThreads
 from twisted.logger import Logger
 
-from serialgw.clients.local import fifoPair, streamClient
+from serialgw.clients.streams import fifoPair, streamClient
 from serialgw.config.specs import ListenerSpec
 from serialgw.line.hub import Line
 

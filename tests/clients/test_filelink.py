@@ -17,7 +17,8 @@ from serialgw.app.check import checkLines
 from serialgw.app.listen import StartupError
 from serialgw.app.reload import checkFiles
 from serialgw.app.service import GatewayService
-from serialgw.clients.local import FileClient, fifoPair
+from serialgw.clients.local import FileClient
+from serialgw.clients.streams import fifoPair
 from serialgw.config.listeners import parseListener
 from serialgw.config.paths import NOT_FOLLOWED, noFollow
 from serialgw.config.specs import DeviceSpec, LineConfig
@@ -177,7 +178,7 @@ class FileLinkTests(SynchronousTestCase):
         repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
         code = (
             "import os\n"
-            "from serialgw.clients.local import fifoPair\n"
+            "from serialgw.clients.streams import fifoPair\n"
             "os.setsid()\n"
             "master, slave = os.openpty()\n"
             "name = os.ttyname(slave)\n"

@@ -446,8 +446,8 @@ class FileLikeBoundTests(TestCase):
 
     async def test_pipeOutputBounded(self) -> None:
         """A pipe: client nobody reads: outbuf bytes wait, the rest is dropped (counted), its input is not read; then it catches up."""
-        from serialgw.clients.local import streamClient
         from serialgw.clients.session import OUTPUT_FULL
+        from serialgw.clients.streams import streamClient
 
         inRead, inWrite = os.pipe()
         outRead, outWrite = os.pipe()

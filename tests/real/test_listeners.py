@@ -317,7 +317,7 @@ class ListenerTests(TestCase):
     def test_pipeMissingNamed(self) -> None:
         """pipe:PATH with neither PATH.in and PATH.out nor PATH there: the start and a reload say which paths they looked for."""
         from serialgw.app.reload import checkFiles
-        from serialgw.clients.local import fifoPair
+        from serialgw.clients.streams import fifoPair
 
         path = os.path.abspath(self.mktemp())
         os.mkfifo(path + ".in")  # half a pair is no pair

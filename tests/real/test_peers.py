@@ -18,7 +18,7 @@ from twisted.trial.unittest import SkipTest, SynchronousTestCase, TestCase
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
-from serialgw.clients.local import TerminalClient
+from serialgw.clients.streams import TerminalClient
 from serialgw.config.listeners import parseListener
 from serialgw.interfaces import IClient
 from serialgw.line.hub import Line, Role
