@@ -19,13 +19,11 @@ cut short keeps what it measured); the summary is printed at the end
     python3 bench/ownidle.py [--rounds 5] [--rtts 2000] [--rate MIBPS] [--kinds KIND,...] [--out FILE]
     python3 bench/ownidle.py --summary FILE
 
-Kinds (--list prints them): both, both-old, both-bp0, both-crowded,
-both-slice (serialgw serving A and B: today's default, the reactor thread
-with a 100 us time slice; as before SERIALGW_SLICE, with the kernel's
-slice; that with --busy-poll 0; with the kernel's slice and the spinning
-stopped while the reactor waits for a CPU, SERIALGW_SPIN=crowded, also as
-both-crowded:SHARE; the slice alone, today's default again); apart-serialgw,
-apart-old, apart-bp0, apart-crowded, apart-slice (B served by such a
+Kinds (--list prints them): both, both-old, both-bp0, both-slice
+(serialgw serving A and B: today's default, the reactor thread with a
+100 us time slice; as before SERIALGW_SLICE, with the kernel's slice; that
+with --busy-poll 0; the slice alone, today's default again);
+apart-serialgw, apart-old, apart-bp0, apart-slice (B served by such a
 serialgw in a process of its own, A by another, as before), apart-sleep,
 apart-spin, apart-twisted, apart-gateway, apart-gateway0 (B served by
 bench/relay.py in one of its modes); ser2net (tuned, both lines), socat (a
@@ -49,7 +47,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from compare import machine, scenarios, servers, traffic  # noqa: E402  (bench/servers.py's parts)
 
 MiB = 1 << 20
-SPIN_ENV = "SERIALGW_SPIN"  # (serialgw.app.oneshot: the reactor's waiting for a CPU stops its busy-polling)
 SLICE_ENV = "SERIALGW_SLICE"  # (serialgw.app.oneshot: the reactor thread's time slice)
 
 
@@ -70,11 +67,10 @@ def relay(mode: str) -> Callable[[], servers.Server]:
     return make
 
 
-# serialgw as it was before SERIALGW_SLICE (the kernel's slice; spinning
-# whoever waits for a CPU, as today): A's server in every apart kind.
-OLD = {SPIN_ENV: "always", SLICE_ENV: "0"}
-CROWDED_ONLY = {SPIN_ENV: "crowded", SLICE_ENV: "0"}
-SLICE_ONLY = {SPIN_ENV: "always", SLICE_ENV: "100"}
+# serialgw as it was before SERIALGW_SLICE (the kernel's slice): A's
+# server in every apart kind.
+OLD = {SLICE_ENV: "0"}
+SLICE_ONLY = {SLICE_ENV: "100"}
 
 
 class Apart(servers.Apart):
@@ -98,12 +94,10 @@ KINDS: dict[str, Callable[[], servers.Server]] = {
     "both": serialgw(),
     "both-old": serialgw(environ=OLD),
     "both-bp0": serialgw(("--busy-poll", "0"), environ=OLD),
-    "both-crowded": serialgw(environ=CROWDED_ONLY),
     "both-slice": serialgw(environ=SLICE_ONLY),
     "apart-serialgw": lambda: Apart(serialgw()),
     "apart-old": lambda: Apart(serialgw(environ=OLD)),
     "apart-bp0": lambda: Apart(serialgw(("--busy-poll", "0"), environ=OLD)),
-    "apart-crowded": lambda: Apart(serialgw(environ=CROWDED_ONLY)),
     "apart-slice": lambda: Apart(serialgw(environ=SLICE_ONLY)),
     "apart-sleep": lambda: Apart(relay("sleep")),
     "apart-spin": lambda: Apart(relay("spin")),
@@ -116,16 +110,8 @@ KINDS: dict[str, Callable[[], servers.Server]] = {
 
 
 def kindOf(name: str) -> Optional[Callable[[], servers.Server]]:
-    """A kind by name; the crowded ones also as NAME:SHARE (SERIALGW_SPIN=crowded:SHARE)."""
-    how, _, share = name.partition(":")
-    if not share:
-        return KINDS.get(name)
-    environ = dict(CROWDED_ONLY, **{SPIN_ENV: f"crowded:{share}"})
-    if how == "both-crowded":
-        return serialgw(environ=environ)
-    if how == "apart-crowded":
-        return lambda: Apart(serialgw(environ=environ))
-    return None
+    """A kind by name (None: no such kind)."""
+    return KINDS.get(name)
 
 
 def taskStats(pid: int) -> dict[str, float]:
@@ -299,9 +285,8 @@ def targetFour(rounds: int, lines: int, out: str) -> None:
              "serialgw-old": lambda: Environed(servers.Serialgw(), OLD, "serialgw-old"),
              "ser2net-tuned": lambda: servers.Ser2netTuned()}
     if os.environ.get("OWNIDLE_EACH"):
-        # Each of today's two changes alone too.
+        # The slice alone too (today's default, by its environment).
         for more in (singles, farms):
-            more["serialgw-crowded"] = lambda: Environed(servers.Serialgw(), CROWDED_ONLY, "serialgw-crowded")
             more["serialgw-slice"] = lambda: Environed(servers.Serialgw(), SLICE_ONLY, "serialgw-slice")
     if os.environ.get("OWNIDLE_ONLY"):
         wanted = os.environ["OWNIDLE_ONLY"].split(",")

@@ -65,7 +65,7 @@ from typing import Any, Callable, Mapping, Optional
 from twisted.internet.epollreactor import EPollReactor
 from twisted.logger import Logger
 
-from serialgw.app.reactor import CROWDED, GatewayReactor
+from serialgw.app.reactor import GatewayReactor
 
 log = Logger()
 
@@ -395,32 +395,6 @@ def moversFromEnvironment(environ: Mapping[str, str] = os.environ) -> Optional[s
     raise ValueError(f"{READER_ENV}={value!r}: expected process (the default), thread or reactor (none)")
 
 
-SPIN_ENV = "SERIALGW_SPIN"
-
-
-def spinFromEnvironment(environ: Mapping[str, str] = os.environ) -> Optional[float]:
-    """
-    Whether the reactor thread's waiting for a CPU stops the busy-polling
-    (C{SERIALGW_SPIN}, L{serialgw.app.reactor.BusyPoll.crowded}; an
-    experiment, off by default: README, Benchmark): from which share of
-    the time waited (C{crowded}: CROWDED; C{crowded:SHARE}), or not (None:
-    unset, C{always}); a clear error for anything else.
-    """
-    value = environ.get(SPIN_ENV, "").strip().lower()
-    if value in ("", "always"):
-        return None
-    how, _, share = value.partition(":")
-    if value == "crowded":
-        return CROWDED
-    try:
-        crowdedShare = float(share) if how == "crowded" else -1.0
-    except ValueError:
-        crowdedShare = -1.0
-    if not 0 <= crowdedShare <= 1:
-        raise ValueError(f"{SPIN_ENV}={value!r}: expected always (the default), crowded or crowded:SHARE (0 to 1)")
-    return crowdedShare
-
-
 SLICE_ENV = "SERIALGW_SLICE"
 # The reactor thread's time slice, seconds (serialgw.app.timeslice).
 DEFAULT_SLICE = 100e-6
@@ -447,13 +421,12 @@ def sliceFromEnvironment(environ: Mapping[str, str] = os.environ) -> float:
 
 def reactorFromEnvironment(environ: Mapping[str, str] = os.environ) -> GatewayReactor:
     """
-    The reactor C{SERIALGW_ONESHOT}, C{SERIALGW_READER} and C{SERIALGW_SPIN}
-    ask for: L{GatewayReactor} unless they say otherwise, with the time
-    slice C{SERIALGW_SLICE} asks for its thread.
+    The reactor C{SERIALGW_ONESHOT} and C{SERIALGW_READER} ask for:
+    L{GatewayReactor} unless they say otherwise, with the time slice
+    C{SERIALGW_SLICE} asks for its thread.
     """
     mode = modeFromEnvironment(environ)
     movers = moversFromEnvironment(environ)
-    crowdedShare = spinFromEnvironment(environ)
     slice_ = sliceFromEnvironment(environ)
     reactor: GatewayReactor
     if mode == "inline":
@@ -463,5 +436,5 @@ def reactorFromEnvironment(environ: Mapping[str, str] = os.environ) -> GatewayRe
     else:
         reactor = GatewayReactor()
     reactor.movers = movers
-    reactor.crowdedShare, reactor.timeSlice = crowdedShare, slice_
+    reactor.timeSlice = slice_
     return reactor

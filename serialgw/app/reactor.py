@@ -54,7 +54,6 @@ import errno
 import os
 import socket
 import sys
-import threading
 import time
 from typing import Any, Callable, Optional
 
@@ -154,42 +153,6 @@ class BoundedUDPPort(udp.Port):
 DEFAULT_BUSY_POLL = 100e-6
 
 
-# How often (seconds) the reactor asks how long its thread waited for a
-# CPU (BusyPoll.crowded); from what share of the time since it last asked
-# the CPUs count as crowded; and how long after the last crowded reading
-# it still does not spin (asleep, the thread waits less, and would be
-# found calm at once: spinning would start again a check in two).
-CROWD_CHECK = 1e-3
-CROWDED = 0.25
-CROWD_HOLD = 0.05
-
-
-def _counter(path: str, read: Callable[[bytes], float]) -> Optional[Callable[[], float]]:
-    """A reader of a kernel counter of seconds (opened for each reading), or None where the file is not there."""
-
-    def counter() -> float:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            return read(os.pread(fd, 256, 0))
-        finally:
-            os.close(fd)
-
-    try:
-        counter()
-    except (OSError, ValueError, IndexError):
-        return None
-    return counter
-
-
-def threadWaits() -> Optional[Callable[[], float]]:
-    """
-    Seconds this thread waited for a CPU, runnable (schedstat's run delay, in
-    nanoseconds); None without it.
-    """
-    return _counter(f"/proc/self/task/{threading.get_native_id()}/schedstat",
-                    lambda text: int(text.split()[1]) / 1e9)
-
-
 class BusyPoll:
     """
     How long the reactor polls for an event before it sleeps: adaptive, as
@@ -211,18 +174,8 @@ class BusyPoll:
     due sooner, polls no longer than that.
     """
 
-    def __init__(self, limit: float = DEFAULT_BUSY_POLL, waits: Optional[Callable[[], float]] = None) -> None:
+    def __init__(self, limit: float = DEFAULT_BUSY_POLL) -> None:
         self.limit = limit
-        # Seconds the reactor's thread has waited for a CPU so far
-        # (threadWaits), or None: spinning whether or not it waits.
-        self.waits = waits
-        # When it was last asked (now()'s seconds) and what it said.
-        self._askedAt = float("-inf")
-        self._waited = 0.0
-        # Until when (now()'s seconds) the CPUs count as crowded.
-        self._crowdedUntil = float("-inf")
-        # The share of the time waited for a CPU from which it is crowded.
-        self.crowdedShare = CROWDED
         # How long the next idle turn polls before sleeping.
         self.window = 0.0
         # While above 0 (mover threads run: serialgw.devices.floodread),
@@ -263,8 +216,6 @@ class BusyPoll:
         # events were ready already was not idle, and adapts nothing.
         started = spent = now()
         window = self.window
-        if window and self.waits is not None and self.crowded(started):
-            window = 0.0
         deadline = started + (window if timeout < 0 else min(window, timeout))
         while True:
             events = poll(0, most)
@@ -281,25 +232,6 @@ class BusyPoll:
         events = poll(timeout, most)
         self.idled(now() - started)
         return events
-
-    def crowded(self, now: float) -> bool:
-        """
-        Whether the CPUs are crowded: the reactor's thread waited for a CPU
-        (L{waits}) more than L{crowdedShare} of the time between two
-        readings, the last such reading at most CROWD_HOLD seconds ago.  The
-        kernel is asked at most every CROWD_CHECK seconds.  A reading that
-        fails stops the asking: not crowded from then on.
-        """
-        if now - self._askedAt >= CROWD_CHECK and self.waits is not None:
-            try:
-                waited = self.waits()
-            except (OSError, ValueError, IndexError):
-                self.waits, self._crowdedUntil = None, float("-inf")
-                return False
-            if waited - self._waited > self.crowdedShare * (now - self._askedAt):
-                self._crowdedUntil = now + CROWD_HOLD
-            self._askedAt, self._waited = now, waited
-        return now < self._crowdedUntil
 
 
 class _ExitWatch:
@@ -345,10 +277,8 @@ class GatewayReactor(EPollReactor):
     # How many movers run (at most floodread.MOST_MOVERS).
     moving = 0
     # Asked of the reactor's own thread once it runs (ownThread; set from
-    # SERIALGW_SPIN and SERIALGW_SLICE: serialgw.app.oneshot): from which
-    # share of its time waiting for a CPU its spinning stops (None: never),
-    # and its time slice (seconds; 0: the kernel's).
-    crowdedShare: Optional[float] = None
+    # SERIALGW_SLICE: serialgw.app.oneshot): its time slice (seconds; 0:
+    # the kernel's).
     timeSlice = 0.0
 
     def __init__(self) -> None:
@@ -358,14 +288,10 @@ class GatewayReactor(EPollReactor):
 
     def ownThread(self) -> None:
         """
-        What the reactor asks of its own thread (L{crowdedShare},
-        L{timeSlice}), in that thread once it runs: twistd without C{-n}
-        forks after the reactor is made, and neither a thread's run delay
-        nor its slice would follow it into the daemon.
+        What the reactor asks of its own thread (L{timeSlice}), in that
+        thread once it runs: twistd without C{-n} forks after the reactor is
+        made, and a thread's slice would not follow it into the daemon.
         """
-        if self.crowdedShare is not None:
-            self.busyPoll.waits = threadWaits()
-            self.busyPoll.crowdedShare = self.crowdedShare
         if self.timeSlice:
             why = setSlice(self.timeSlice)
             if why is not None:

@@ -29,16 +29,14 @@ from serialgw.app.oneshot import (
     ONESHOT_ENV,
     READER_ENV,
     SLICE_ENV,
-    SPIN_ENV,
     OneShotReactor,
     ThreadedOneShotReactor,
     modeFromEnvironment,
     moversFromEnvironment,
     reactorFromEnvironment,
     sliceFromEnvironment,
-    spinFromEnvironment,
 )
-from serialgw.app.reactor import CROWDED, GatewayReactor
+from serialgw.app.reactor import GatewayReactor
 from serialgw.config.specs import SerialSettings
 from serialgw.devices.device import SerialDevice
 from serialgw.devices.ports import TtyPort
@@ -519,20 +517,6 @@ class ModeTests(SynchronousTestCase):
             reactor = ownReactor(self, reactorFromEnvironment(environ))
             self.assertEqual(reactor.movers, movers)
 
-    def test_spinFromEnvironment(self) -> None:
-        """SERIALGW_SPIN: unset or always spins whoever waits; crowded stops the spinning from CROWDED of the time waited, crowded:SHARE from SHARE; anything else refused, naming it; the reactor is told."""
-        self.assertEqual([spinFromEnvironment({SPIN_ENV: v} if v is not None else {})
-                          for v in (None, "", "always", "crowded", "Crowded:0.1", "crowded:1")],
-                         [None, None, None, CROWDED, 0.1, 1.0])
-        for value in ("never", "crowded:", "crowded:2", "crowded:-0.1", "crowded:nan", "always:0.1"):
-            error = self.assertRaises(ValueError, spinFromEnvironment, {SPIN_ENV: value})
-            self.assertEqual(str(error), f"SERIALGW_SPIN={value.lower()!r}: expected always (the default), crowded "
-                                         "or crowded:SHARE (0 to 1)")
-        for environ, share in (({}, None), ({SPIN_ENV: "crowded:0.5"}, 0.5),
-                               ({SPIN_ENV: "crowded", ONESHOT_ENV: "1"}, CROWDED)):
-            reactor = ownReactor(self, reactorFromEnvironment(environ))
-            self.assertEqual(reactor.crowdedShare, share)
-
     def test_sliceFromEnvironment(self) -> None:
         """SERIALGW_SLICE: unset is DEFAULT_SLICE, 0 the kernel's, 100-100000 microseconds; anything else refused, naming it."""
         self.assertEqual([sliceFromEnvironment({SLICE_ENV: v} if v is not None else {})
@@ -546,31 +530,28 @@ class ModeTests(SynchronousTestCase):
     def test_reactorsOwnThreadOnceRunning(self) -> None:
         """
         Once the reactor runs, its thread (not the one that made it: twistd
-        forks in between) has SERIALGW_SLICE's slice (100 us unset) and,
-        with SERIALGW_SPIN=crowded, is the one whose waiting for a CPU stops
-        the spinning; with 0 and unset, neither.
+        forks in between) has SERIALGW_SLICE's slice (100 us unset; 0: the
+        kernel's).
         """
         seen = []
 
         def running(environ: dict[str, str]) -> None:
             reactor = reactorFromEnvironment(environ)
-            made = (ownSlice(), reactor.busyPoll.waits)
+            made = ownSlice()
             reactor.callWhenRunning(reactor.stop)
             reactor.run(installSignalHandlers=False)
             closeReactor(reactor)
-            seen.append((made, ownSlice(), reactor.busyPoll.waits is not None))
+            seen.append((made, ownSlice()))
 
-        for environ in ({SLICE_ENV: "0"}, {SLICE_ENV: "2500", SPIN_ENV: "crowded"}, {SPIN_ENV: "crowded:0.5"}):
+        for environ in ({SLICE_ENV: "0"}, {SLICE_ENV: "2500"}, {}):
             thread = threading.Thread(target=running, args=(environ,))
             thread.start()
             thread.join()
         kernels = seen[0][1]
-        self.assertEqual([made[1] for made, _, _ in seen], [None, None, None])
-        self.assertEqual([made[0] for made, _, _ in seen], [kernels] * 3)
-        self.assertEqual([asked for _, _, asked in seen], [False, True, True])
+        self.assertEqual([made for made, _ in seen], [kernels] * 3)
         if not slicesOfTheirOwn():
             raise SkipTest(f"Linux {platform.release()} takes no slice of a thread's own (6.12 and later do)")
-        self.assertEqual([after for _, after, _ in seen], [kernels, 2500000, 100000])
+        self.assertEqual([after for _, after in seen], [kernels, 2500000, 100000])
 
     def test_badReaderFailsTheStartSaid(self) -> None:
         """A SERIALGW_READER serialgw's reactor does not know fails the start as a configuration error naming it (no traceback)."""

@@ -16,15 +16,7 @@ from twisted.internet.test.reactormixins import ReactorBuilder
 from twisted.logger import globalLogPublisher
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
-from serialgw.app.reactor import (
-    CROWD_CHECK,
-    CROWD_HOLD,
-    CROWDED,
-    DEFAULT_BUSY_POLL,
-    BusyPoll,
-    GatewayReactor,
-    threadWaits,
-)
+from serialgw.app.reactor import DEFAULT_BUSY_POLL, BusyPoll, GatewayReactor
 from tests.reactors import ownReactor
 
 OURS = ["serialgw.app.reactor.GatewayReactor", "serialgw.app.oneshot.OneShotReactor",
@@ -389,128 +381,6 @@ class BusyPollTests(SynchronousTestCase):
         os.write(w, b"hello")
         reactor.doPoll(60.0)
         self.assertEqual(got, [b"hello"])
-
-
-class Waits:
-    """The reactor thread's waiting for a CPU so far, as the kernel would say it (seconds); each reading counted."""
-
-    def __init__(self) -> None:
-        self.waited = 0.0
-        self.readings = 0
-        self.failure: Exception | None = None
-
-    def __call__(self) -> float:
-        self.readings += 1
-        if self.failure is not None:
-            raise self.failure
-        return self.waited
-
-
-class CrowdedTests(SynchronousTestCase):
-    """
-    The busy-polling stops while the reactor's thread waits for a CPU
-    (BusyPoll.crowded): spinning then holds a core that the tasks it waits
-    for (a client, a tty's worker, a flood's movers) need.
-    """
-
-    def setUp(self) -> None:
-        self.busy, self.script, self.waits = BusyPoll(40 * US), Script(cost=4 * US), Waits()
-        self.busy.waits = self.waits
-        self.busy.window = 40 * US
-
-    def turn(self, after: float) -> list[float]:
-        """A turn whose event comes C{after} seconds from now: its polls' timeouts."""
-        self.script.calls.clear()
-        self.script.arrive(after)
-        self.assertEqual(self.busy.wait(self.script.poll, -1, 10, now=self.script.now), READY)
-        return list(self.script.calls)
-
-    def test_spinsWhileNobodyWaits(self) -> None:
-        """The thread never waited for a CPU: polling through the window catches the event, as without the check."""
-        self.assertEqual(self.turn(30 * US), [0] * 8)
-        self.script.time += 2 * CROWD_CHECK
-        self.assertEqual(self.turn(30 * US), [0] * 8)
-        self.assertEqual(self.waits.readings, 2)
-
-    def test_crowdedSleepsAtOnce(self) -> None:
-        """Waited more than CROWDED of the time since last asked: one poll without waiting, then asleep; the window still learns."""
-        self.turn(30 * US)
-        self.script.time += CROWD_CHECK
-        self.waits.waited += CROWD_CHECK * CROWDED * 1.2
-        self.assertEqual(self.turn(30 * US), [0, -1])
-        self.assertEqual((self.busy.crowded(self.script.now()), round(self.busy.window / US, 3)), (True, 40))
-
-    def test_aShareBelowIsNotCrowded(self) -> None:
-        """Waited less than CROWDED of the time: still spinning."""
-        self.turn(30 * US)
-        self.script.time += CROWD_CHECK
-        self.waits.waited += CROWD_CHECK * CROWDED * 0.8
-        self.assertEqual(self.turn(30 * US), [0] * 8)
-
-    def test_spinsAgainOnceCalmForCrowdHold(self) -> None:
-        """Crowded, then no more waiting: no spinning until CROWD_HOLD after the crowded reading, then the window is polled again."""
-        self.turn(30 * US)
-        self.script.time += CROWD_CHECK
-        self.waits.waited += CROWD_CHECK
-        crowdedAt = self.script.now()
-        self.assertEqual(self.turn(30 * US), [0, -1])
-        self.script.time = crowdedAt + CROWD_HOLD - 50 * US
-        self.assertEqual(self.turn(30 * US), [0, -1])
-        self.script.time = crowdedAt + CROWD_HOLD
-        self.assertEqual(self.turn(30 * US), [0] * 8)
-
-    def test_crowdedAgainHoldsLonger(self) -> None:
-        """While held, the kernel is still asked: another crowded reading holds the spinning off CROWD_HOLD from it."""
-        self.turn(30 * US)
-        self.script.time += CROWD_CHECK
-        self.waits.waited += CROWD_CHECK
-        self.assertEqual(self.turn(30 * US), [0, -1])
-        self.script.time += CROWD_HOLD / 2
-        self.waits.waited += CROWD_HOLD / 2
-        againAt = self.script.now()
-        self.assertEqual(self.turn(30 * US), [0, -1])
-        self.script.time = againAt + CROWD_HOLD - 50 * US
-        self.assertEqual(self.turn(30 * US), [0, -1])
-        self.script.time = againAt + CROWD_HOLD
-        self.assertEqual(self.turn(30 * US), [0] * 8)
-
-    def test_askedAtMostEveryCheck(self) -> None:
-        """The kernel is asked once a CROWD_CHECK at most, not a turn: in between, what it said last holds."""
-        self.turn(30 * US)
-        self.waits.waited += CROWD_CHECK
-        turns = 0
-        while self.script.time < 100.0 + CROWD_CHECK * 0.9:
-            self.assertEqual(self.turn(30 * US), [0] * 8)
-            turns += 1
-        self.assertEqual((self.waits.readings, turns > 10), (1, True))
-        self.script.time += CROWD_CHECK
-        self.assertEqual(self.turn(30 * US), [0, -1])
-        self.assertEqual(self.turn(30 * US), [0, -1])
-        self.assertEqual(self.waits.readings, 2)
-
-    def test_notAskedWithNoWindow(self) -> None:
-        """No window (an idle reactor, or events already ready): no spinning to stop, the kernel is not asked."""
-        self.busy.window = 0.0
-        self.assertEqual(self.turn(1.0), [0, -1])
-        self.assertEqual(self.waits.readings, 0)
-
-    def test_failedReadingStopsAsking(self) -> None:
-        """A reading that fails (the file gone) is never asked again: spinning as without the check."""
-        self.waits.failure = OSError(2, "No such file or directory")
-        self.assertEqual(self.turn(30 * US), [0] * 8)
-        self.script.time += 2 * CROWD_CHECK
-        self.assertEqual(self.turn(30 * US), [0] * 8)
-        self.assertEqual((self.waits.readings, self.busy.waits), (1, None))
-
-    def test_threadWaitsReadsTheKernel(self) -> None:
-        """The reading of this thread's run delay (Linux's schedstat) is seconds, never going back."""
-        waits = threadWaits()
-        if waits is None:
-            raise SkipTest("no /proc/self/task/TID/schedstat (a kernel without CONFIG_SCHED_INFO)")
-        first = waits()
-        self.assertIsInstance(first, float)
-        self.assertGreaterEqual(waits(), first)
-        self.assertGreaterEqual(first, 0.0)
 
 
 class InstallTests(SynchronousTestCase):
