@@ -14,6 +14,7 @@ import json
 import linecache
 import os
 import re
+import select
 import shutil
 import socket
 import sys
@@ -534,9 +535,10 @@ def heldTCPPort(case: Any) -> int:
     A TCP port on loopback this test holds until it ends, for listeners of
     its own made there (L{listenOnHeld}) and closed in turn: bound, not
     listening (a connect to it is refused while none of them is), with
-    SO_REUSEPORT, which they share and no other program's socket does. (A
-    port found free and let go is anyone's until it is bound again: another
-    process's connect or bind may take it meanwhile.)
+    SO_REUSEPORT, which they share: a connect or a bind to port 0 is never
+    given it, nor a bind naming it without SO_REUSEPORT (with it, only the
+    same user's). (A port found free and let go is anyone's until it is
+    bound again: another process's connect or bind may take it meanwhile.)
     """
     held = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     case.addCleanup(held.close)
@@ -580,6 +582,18 @@ def devicePath(case: Any) -> str:
     not there yet ("temp is locked by process N").
     """
     return f"{os.path.abspath(case.mktemp())}-{os.getpid()}-{next(_paths)}"
+
+
+def readable(fd: Any, timeout: float) -> bool:
+    """
+    Whether C{fd} (a descriptor, or what has a fileno()) is readable within
+    C{timeout} s: poll(), which takes any descriptor; select() refuses 1024
+    and above ('filedescriptor out of range in select()': race26's tests.app
+    run again and again in one process, in its 8th round).
+    """
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return bool(poller.poll(timeout * 1000))
 
 
 def listeningSockets() -> set[tuple[int, Any]]:

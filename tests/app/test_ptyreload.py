@@ -9,7 +9,6 @@ client ptys are real (their writes driven by hand).
 from __future__ import annotations
 
 import os
-import select
 from typing import Any
 
 from twisted.internet.testing import MemoryReactorClock
@@ -21,6 +20,7 @@ from serialgw.config.listeners import parseListener
 from serialgw.config.specs import DeviceSpec, LineConfig
 from serialgw.line.role import Role
 from tests.fakes import LogEvents, RecordingPort
+from tests.realio import readable
 
 CHANGED = {"added": [], "changed": ["a"], "removed": []}
 
@@ -62,7 +62,7 @@ class PtyKeptTests(SynchronousTestCase):
     def read(self, fd: int, count: int) -> bytes:
         """C{count} bytes from C{fd} as the kernel hands them on (a pty passes them on its own time), or fewer after 10 s."""
         got = b""
-        while len(got) < count and select.select([fd], [], [], 10)[0]:
+        while len(got) < count and readable(fd, 10):
             data = os.read(fd, count - len(got))
             if not data:
                 break  # its pty closed: end of file
@@ -72,7 +72,7 @@ class PtyKeptTests(SynchronousTestCase):
     def typed(self, client: PtyClient, program: int, data: bytes) -> None:
         """The program types C{data}; the gateway reads it from the master once it is there."""
         os.write(program, data)
-        select.select([client.fileno()], [], [], 10)
+        readable(client, 10)
         client.doRead()
 
     def output(self, service: GatewayService, data: bytes) -> None:

@@ -11,7 +11,6 @@ the real-socket test below asks the kernel itself.
 
 from __future__ import annotations
 
-import select
 import socket
 from ipaddress import ip_network
 
@@ -20,7 +19,7 @@ from twisted.trial.unittest import SkipTest, SynchronousTestCase
 from serialgw.config import loops
 from serialgw.config.file import loadConfig
 from serialgw.config.specs import ConfigError
-from tests.realio import writeTemp
+from tests.realio import readable, writeTemp
 
 LOOP = "what is written to it would come back to it for ever (a loop)"
 
@@ -122,7 +121,7 @@ class KernelAgreesTests(SynchronousTestCase):
         except OSError:
             return False
         # (Connected: by ours if it is in our queue.  A bound on the wait only, not a margin: ours is there at once.)
-        if not select.select([listener], [], [], 30)[0]:
+        if not readable(listener, 30):
             return False
         accepted, peer = listener.accept()
         accepted.close()
