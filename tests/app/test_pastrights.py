@@ -11,7 +11,7 @@ from typing import Any
 from twisted.internet import reactor
 from twisted.internet.task import Clock
 from twisted.logger import LogLevel, formatEvent
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.trial.unittest import TestCase
 
 from serialgw.app.check import PAST_RIGHTS
 from serialgw.app.lines import makeLine
@@ -21,7 +21,7 @@ from tests.clients.test_ssh import newKey, publicLine
 from tests.fakes import LogEvents, RecordingDevice
 
 
-class PastRightsTests(SynchronousTestCase):
+class PastRightsTests(TestCase):
     def farm(self, count: int) -> list[Any]:
         """The lines of a farm of C{count} lines with write = ["ops1"], each a telnet listener on 127.0.0.1."""
         path = self.mktemp()

@@ -6,7 +6,7 @@ raw listeners' do: the port it got, the line's name as the user name.
 from __future__ import annotations
 
 from twisted.logger import LogLevel, formatEvent
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.trial.unittest import TestCase
 
 from serialgw.config.gatewaylisteners import parseSSHListener
 from serialgw.config.specs import SSHSpec, UserSpec
@@ -15,7 +15,7 @@ from tests.fakes import LogEvents
 from tests.realio import ptyLine, startedPty, startGateway
 
 
-class SSHHintTests(SynchronousTestCase):
+class SSHHintTests(TestCase):
     def ready(self, *names: str) -> tuple[str, int]:
         """A gateway with lines C{names} and an SSH listener on port 0: its ready line, and the port it got."""
         events = LogEvents(self)

@@ -11,7 +11,7 @@ from twisted.application.service import IServiceMaker
 from twisted.internet.testing import MemoryReactorClock
 from twisted.plugin import getPlugins
 from twisted.python.usage import UsageError
-from twisted.trial.unittest import SkipTest, SynchronousTestCase
+from twisted.trial.unittest import SkipTest, SynchronousTestCase, TestCase
 
 from serialgw.app import tap
 from serialgw.app.listen import StartupError
@@ -295,7 +295,7 @@ class OptionsTests(SynchronousTestCase):
         self.assertIs(makers["serialgw"].options, tap.Options)
 
 
-class StartupTests(SynchronousTestCase):
+class StartupTests(TestCase):
     def test_deviceError(self) -> None:
         """A device that cannot open is a StartupError naming the line and the device."""
         config = LineConfig("x", DeviceSpec("tty", "/dev/nonexistent-tty"), listeners=(ListenerSpec("tcp:0"),))
