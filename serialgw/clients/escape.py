@@ -446,7 +446,7 @@ class EscapeMenu:
         for target in targets:
             log.info("{line}: {target} disconnected by {peer} (admin)", line=line.name, target=target.peer,
                      peer=client.peer)
-            line.dropTyped(target)
+            line.dropTyped(target, f"{client.peer} disconnected it (admin)", f"{client.peer} disconnected you (admin)")
             target.notice(why)
             target.disconnect(why)
         shown = ", ".join(str(t.peer) for t in targets[:5]) + (f" and {len(targets) - 5} more" if len(targets) > 5 else "")

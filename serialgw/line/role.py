@@ -63,7 +63,7 @@ class _Line(Protocol):
     def endHeldBreak(self: _Line, client: IClient, why: str) -> None: ...
     def dropWrite(self: _Line, client: IClient) -> None: ...
     def makeReadOnly(self: _Line, client: IClient, why: str) -> None: ...
-    def dropTyped(self: _Line, client: IClient) -> int: ...
+    def dropTyped(self: _Line, client: IClient, why: str = ..., told: str = ...) -> int: ...
 
 
 class RoleChanges:
@@ -169,20 +169,22 @@ class RoleChanges:
                 self._lastController(
                     why="the last RFC 2217 client that could change the port is read-only now")
 
-    def dropTyped(self: _Line, client: IClient) -> int:
+    def dropTyped(self: _Line, client: IClient, why: str = "a reload took its write right away",
+                  told: str = "a reload took your write right away") -> int:
         """
         A reload took C{client}'s write right away (read-only now, or
-        disconnected): what it typed that waits for the device, not written
-        yet, goes no further, as what it types from now on: refused, logged
-        and told (it was written after the reload: 66,430 bytes of a 200 KB
-        paste reached the device).  How many bytes.
+        disconnected), or an admin disconnected it: what it typed that waits
+        for the device, not written yet, goes no further, as what it types
+        from now on: refused, logged (C{why}) and told (C{told}: it was
+        written after the reload: 66,430 bytes of a 200 KB paste reached the
+        device).  How many bytes.
         """
         dropped = int(self.device.dropQueuedFrom(client))
         if dropped:
             self.refused += dropped
-            log.info("{line}: {peer}: {count} byte(s) it typed, not yet written to the device, dropped: a reload "
-                     "took its write right away", line=self.name, peer=client.peer, count=dropped)
-            client.notice(f"{dropped} byte(s) you typed were not sent: a reload took your write right away")
+            log.info("{line}: {peer}: {count} byte(s) it typed, not yet written to the device, dropped: {why}",
+                     line=self.name, peer=client.peer, count=dropped, why=why)
+            client.notice(f"{dropped} byte(s) you typed were not sent: {told}")
         return dropped
 
     def giveWrite(self: _Line, client: IClient, why: str) -> None:

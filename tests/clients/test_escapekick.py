@@ -7,7 +7,7 @@ nobody else may; the argument is bounded and cancelled as R N's is.
 from __future__ import annotations
 
 from twisted.internet.address import IPv4Address
-from twisted.internet.testing import StringTransport
+from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.logger import LogLevel, formatEvent
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -16,9 +16,10 @@ from serialgw.clients.telnet import TelnetClient
 from serialgw.config.file import loadConfig
 from serialgw.config.listeners import parseListener
 from serialgw.config.specs import ConfigError, Rights
-from serialgw.line.hub import Role
+from serialgw.devices.device import SerialDevice
+from serialgw.line.hub import Line, Role
 from tests.clients.test_sessions import Harness, text
-from tests.fakes import LogEvents
+from tests.fakes import LogEvents, RecordingPort
 from tests.realio import writeTemp
 from tests.telnetpeer import AGREE, WONT_COM_PORT
 
@@ -105,6 +106,28 @@ class KickTests(SynchronousTestCase):
         self.admin.dataReceived(b"\x1dKb\x7f\x7fbob\r")
         self.assertTrue(bobT.disconnecting)
         self.assertEqual(self.h.device.events, [])
+
+    def test_typingWaitingDroppedSaysTheAdmin(self) -> None:
+        """What the person disconnected typed that still waits for the device is not written, and they and the log are told why: the admin (it said 'a reload took your write right away')."""
+        reactor = MemoryReactorClock()
+        port = RecordingPort(reactor, accept=0)
+        device = SerialDevice(port, reactor)
+        self.h.line = Line("rack5", device, clock=reactor)
+        device.sink = self.h.line
+        self.h.line.rights = Rights(admin=("ops1",))
+        admin, _ = self.person("ops1", 1)
+        bob, bobT = self.person("bob", 2)
+        bob.dataReceived(b"typed by bob")
+        bobT.clear()
+        admin.dataReceived(b"\x1dKbob\r")
+        self.assertEqual(text(bobT), "\r\n[serialgw: 12 byte(s) you typed were not sent: 192.0.2.9:1 disconnected you "
+                                     "(admin)]\r\n\r\n[serialgw: 192.0.2.9:1 disconnected you from rack5 (admin)]\r\n")
+        said = [formatEvent(e) for e in self.log.at(LogLevel.info) if "not yet written" in e["log_format"]]
+        self.assertEqual(said, ["rack5: 192.0.2.9:2: 12 byte(s) it typed, not yet written to the device, dropped: "
+                                "192.0.2.9:1 disconnected it (admin)"])
+        port.accept = None
+        device.doWrite()
+        self.assertEqual(port.written(), b"")
 
     def test_adminTakenAwayMeanwhile(self) -> None:
         """A reload that takes the admin's right away while the name is typed: nobody is disconnected, said."""
