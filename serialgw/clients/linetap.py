@@ -82,9 +82,12 @@ class LineTap(ClientEvents):
         # The attributes its output left set (SGR_KEPT), and whether any may be.
         self.sgr: list[bytes] = []
         self.dirty = False
-        # This window's notices (NOTICES): since when, how many told, how many left out.
+        # This window's notices (NOTICES): since when, how many told, how many left out and the last of
+        # those, said when the window is over (_windowOver, its timer).
         self._noticesSince = float("-inf")
         self._noticesTold = self._noticesLeftOut = 0
+        self._lastLeftOut = b""
+        self._windowCall: Any = None
 
     def noteAttributes(self, piece: bytes) -> None:
         """
@@ -156,29 +159,51 @@ class LineTap(ClientEvents):
             return
         clock = self.watcher.clock
         now = clock.seconds() if clock is not None else 0.0
-        left = 0
         if now - self._noticesSince >= NOTICE_WINDOW:
-            left, self._noticesLeftOut = self._noticesLeftOut, 0
+            self._windowOver()
             self._noticesSince, self._noticesTold = now, 0
         if self._noticesTold >= NOTICES:
             self._noticesLeftOut += 1
+            self._lastLeftOut = notice
+            if self._windowCall is None and clock is not None:
+                self._windowCall = clock.callLater(self._noticesSince + NOTICE_WINDOW - now, self._windowOver)
             return
         self._noticesTold += 1
         self.flush()
-        if left:
-            name = self.line.name.encode("utf-8", "replace")
-            self.watcher.emit(self.prefix + b"[serialgw: %d more notices of %s's device were not shown (at most %d in "
-                              b"%d s)]\r\n" % (left, name, NOTICES, NOTICE_WINDOW), self)
         self.watcher.emit(self.prefix + notice.strip(b"\r\n") + b"\r\n", self)
+
+    def _windowOver(self) -> None:
+        """
+        The notices' window is over: how many it left out is said, and the
+        last of them, the device's state now (said only with a later
+        notice, a device that flapped and then stayed put left the view
+        showing it down while it was back, and the count unsaid, for good).
+        """
+        self._stopWindow()
+        left, last = self._noticesLeftOut, self._lastLeftOut
+        self._noticesLeftOut, self._lastLeftOut = 0, b""
+        if not left or self.gone:
+            return
+        self.flush()
+        name = self.line.name.encode("utf-8", "replace")
+        self.watcher.emit(self.prefix + b"[serialgw: %d more notices of %s's device were not shown (at most %d in "
+                          b"%d s); the last of them:]\r\n" % (left, name, NOTICES, NOTICE_WINDOW), self)
+        self.watcher.emit(self.prefix + last.strip(b"\r\n") + b"\r\n", self)
 
     def stop(self) -> None:
         self._cancel()
+        self._stopWindow()
         self.line.detach(self)
 
     def leave(self) -> None:
         """Its watcher is gone: nothing more is sent (it is taken off its line later, see L{stop})."""
         self._cancel()
+        self._stopWindow()
         self.gone = True
+
+    def _stopWindow(self) -> None:
+        stopCalls(self._windowCall)
+        self._windowCall = None
 
     def _cancel(self) -> None:
         stopCalls(self._flushCall)

@@ -1,7 +1,7 @@
 """
 A watch-all view's notices of a line's device (down, back, closed on
 demand) are bounded: at most NOTICES in NOTICE_WINDOW seconds, the rest
-counted and said with the first one of a later window.
+counted and said when the window is over, with the last of them.
 """
 
 from __future__ import annotations
@@ -39,9 +39,37 @@ class ViewNoticesTests(SynchronousTestCase):
             clock.advance(1)
         self.assertEqual(transport.value(), (DOWN + BACK) * (NOTICES // 2))
         transport.clear()
-        clock.advance(NOTICE_WINDOW)
-        line.deviceLost(Failure(OSError(5, "hung up")))
+        clock.advance(NOTICE_WINDOW / 2 - 0.5)
+        self.assertEqual(transport.value(), b"")
+        # The window over (60 s from its first notice), with no notice since: what it left out is said
+        # then, and the last of them, the device's state (it waited for a later notice, maybe for good:
+        # the view showed the device down while it was back).
+        clock.advance(0.5)
         self.assertEqual(transport.value(), b"l1: [serialgw: 40 more notices of l1's device were not shown (at most 20 "
-                                            b"in 60 s)]\r\n" + DOWN)
+                                            b"in 60 s); the last of them:]\r\n" + BACK)
+        transport.clear()
+        line.deviceLost(Failure(OSError(5, "hung up")))
+        self.assertEqual(transport.value(), DOWN)
+        client.connectionLost(Failure(Exception("bye")))
+        self.assertEqual(clock.getDelayedCalls(), [])
+
+    def test_leftOutSaidAtTheWindowsEndOnly(self) -> None:
+        """Notices left out and the view gone before the window's end: nothing said, no call left; a window with none left out says nothing at its end."""
+        clock = Clock()
+        line = Line("l1", RecordingDevice(), clock=clock)
+        factory = WatchAllFactory(parseListener("tcp:0"), ("*",), lambda: {"l1": line}, clock)
+        client = factory.buildProtocol(PEER)
+        assert client is not None
+        transport = StringTransport(peerAddress=PEER)
+        client.makeConnection(transport)
+        line.deviceLost(Failure(OSError(5, "hung up")))
+        line.deviceUp()
+        transport.clear()
+        clock.advance(NOTICE_WINDOW)
+        self.assertEqual((transport.value(), clock.getDelayedCalls()), (b"", []))
+        for _ in range(NOTICES):
+            line.deviceLost(Failure(OSError(5, "hung up")))
+            line.deviceUp()
+        self.assertEqual(len(clock.getDelayedCalls()), 1)
         client.connectionLost(Failure(Exception("bye")))
         self.assertEqual(clock.getDelayedCalls(), [])
