@@ -104,8 +104,10 @@ def serveByName(service: GatewayService, spec: ListenerSpec, patterns: tuple[str
 
     if spec.path and not isAbstract(spec.path):
         removeStaleSocket(spec.path, "by-name", owner="by-name")
+    # (Each line's own listeners bind its by-name clients: see serialgw.clients.byname.throughOwn.)
     factory = ByNameFactory(spec, patterns, lambda: service.lines, service.reactor, service.listeners.handshakes,
-                            service.listeners.signatureOf)
+                            service.listeners.signatureOf,
+                            listeners=lambda: {config.name: config.listeners for config in service.configs})
     try:
         endpoint, wrapped = service.listeners.endpoint("by-name", factory.spec, factory)
     except TLSError as e:

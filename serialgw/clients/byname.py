@@ -15,15 +15,25 @@ outside the table's C{lines} patterns, and a line with C{write} / C{read}
 (people) to a client that is no person (telnet, raw, TLS without C{ca=})
 or a person (a TLS certificate's CN) in neither list.  C{?} (or an empty
 answer) lists the lines the client may use, and only those.
+
+A line's own listeners bind its by-name clients too (L{throughOwn}): a
+line is given only to a connection one of them would admit (its
+C{allow=}, its C{interface=}, a unix socket's, TLS, C{ca=} and C{subjects=}),
+and read-only where each of those is C{ro} (or C{readonly=} for the
+certificate): a line whose listeners were all C{ro}, or C{allow=} a
+network, was writable by anyone reaching a by-name listener that left
+C{lines} out.
 """
 
 from __future__ import annotations
 
 import fnmatch
-from typing import Any, Callable, Optional
+import functools
+import ipaddress
+from typing import Any, Callable, Mapping, Optional, Sequence
 
 import attrs
-from twisted.internet.address import IPv4Address, IPv6Address
+from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
 from twisted.internet.protocol import Protocol, connectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -33,7 +43,7 @@ from serialgw.clients.factory import LineFactory
 from serialgw.clients.session import CLOSE_GRACE
 from serialgw.clients.tls import HandshakeGate, peerSubject
 from serialgw.clients.transports import SourceCounts, describeAddress, peerName, sourceOf
-from serialgw.config.specs import ListenerSpec
+from serialgw.config.specs import ListenerKind, ListenerSpec
 from serialgw.config.specs import Protocol as WireProtocol
 from serialgw.config.sshkeys import printable
 from serialgw.line.hub import Line
@@ -72,6 +82,86 @@ def shown(name: str) -> str:
     """
     text = "".join(ch if " " <= ch <= "~" else f"\\x{ord(ch):02x}" for ch in name[:64])
     return f"'{text}'" + ("..." if len(name) > 64 else "")
+
+
+@functools.lru_cache(maxsize=4096)
+def _ip(text: str) -> Any:
+    """An IP address text's address (an IPv4-mapped IPv6 one as its IPv4, a scope left out), or the text: no IP address."""
+    try:
+        ip = ipaddress.ip_address(text.split("%")[0])
+    except ValueError:
+        return text
+    return ip.ipv4_mapped or ip if ip.version == 6 else ip  # type: ignore[union-attr]
+
+
+@functools.lru_cache(maxsize=4096)
+def _networks(allow: tuple[str, ...]) -> tuple[Any, ...]:
+    """An C{allow=} list's networks, read once (a list of 1000 lines asks each line's listeners)."""
+    return tuple(ipaddress.ip_network(a, strict=False) for a in allow)
+
+
+def _admits(own: ListenerSpec, peer: Any, host: Any, ca: Optional[str], user: Optional[str]) -> bool:
+    """
+    Whether the line's listener C{own} would admit the by-name connection
+    from C{peer} that came in on C{host} (each an address of L{_ip}, or
+    None: not an IP connection; C{ca}: the by-name listener's CA file, ""
+    none, None no TLS; C{user}: the person its certificate names, None
+    none): its C{allow=} has C{peer}; a specific C{interface=} is C{host};
+    a unix socket, a connection over a unix socket; TLS, a TLS connection
+    (what is typed there, passwords too, is not sent in clear); C{ca=}, a
+    certificate the same CA file verified, and C{subjects=} its CN among them.
+    """
+    if own.allow and not (isinstance(peer, (ipaddress.IPv4Address, ipaddress.IPv6Address))
+                          and any(peer in network for network in _networks(own.allow))):
+        return False
+    if own.path and peer is not UNIX:
+        return False
+    if own.host and own.host not in ("0.0.0.0", "::") and (host is None or host != _ip(own.host)):
+        return False
+    tls = own.tls
+    if tls is not None and ca is None:
+        return False
+    if tls is not None and not tls.hostname and tls.ca:
+        if user is None or ca != tls.ca:
+            return False
+        if tls.subjects and user not in set(tls.subjects) | set(tls.readOnlySubjects):
+            return False
+    return True
+
+
+# A connection over a unix socket (see _admits).
+UNIX = object()
+
+
+def _where(address: Any) -> Any:
+    """A connection's address for L{_admits}: its IP address (L{_ip}), L{UNIX}, or None."""
+    if isinstance(address, (IPv4Address, IPv6Address)):
+        return _ip(address.host)
+    return UNIX if isinstance(address, UNIXAddress) else None
+
+
+def throughOwn(listeners: Sequence[ListenerSpec], transport: Any, ca: Optional[str], user: Optional[str]) -> Optional[bool]:
+    """
+    What a line's own C{listeners} would let the by-name connection on
+    C{transport} do (see L{_admits}): None, nothing (none of those taking
+    connections admits it: the line is not given); True, read (each that
+    does is C{ro}, or C{readonly=} for its certificate); False, write as
+    far as they go (one is neither, or the line has no listener taking
+    connections: the by-name listener's options alone).
+    """
+    taking = [own for own in listeners if own.kind is ListenerKind.LISTEN]
+    if not taking:
+        return False
+    peer, host = _where(transport.getPeer()), _where(transport.getHost())
+    readOnly: Optional[bool] = None
+    for own in taking:
+        if not _admits(own, peer, host, ca, user):
+            continue
+        tls = own.tls
+        if not (own.readOnly or (tls is not None and user is not None and user in tls.readOnlySubjects)):
+            return False
+        readOnly = True
+    return readOnly
 
 
 class _Nowhere:
@@ -284,11 +374,14 @@ class ByNameFactory(LineFactory):
     """
 
     def __init__(self, spec: ListenerSpec, patterns: tuple[str, ...], lines: Callable[[], dict[str, Line]],
-                 clock: Any, inFlight: Any = None, signatures: Optional[Callable[[str], Optional[str]]] = None) -> None:
+                 clock: Any, inFlight: Any = None, signatures: Optional[Callable[[str], Optional[str]]] = None,
+                 listeners: Optional[Callable[[], Mapping[str, Sequence[ListenerSpec]]]] = None) -> None:
         LineFactory.__init__(self, _Nowhere(), spec, clock=clock, inFlight=inFlight)  # type: ignore[arg-type]
         self.patterns = patterns
         self.lines = lines
         self.signatures = signatures
+        # Each line's own listeners, as the configuration now has them: they bind its by-name clients (throughOwn).
+        self.listeners = listeners
         self.pending = SourceCounts()
         self.prompts: set[NamePrompt] = set()
         self.logKey = self.refusalKey = Peer(f"by-name listener {spec.text or spec.endpoint}")
@@ -330,7 +423,7 @@ class ByNameFactory(LineFactory):
         return peerSubject(transport) if self.knowsPeople else None
 
     def mayUse(self, line: Line, user: Optional[str]) -> bool:
-        """Whether a client (C{user}: see L{_user}) may be shown and given C{line}."""
+        """Whether a client (C{user}: see L{_user}) may be shown and given C{line} (its own listeners aside)."""
         if not any(fnmatch.fnmatchcase(line.name, pattern) for pattern in self.patterns):
             return False
         rights = line.rights
@@ -338,17 +431,29 @@ class ByNameFactory(LineFactory):
             return True
         return user is not None and rights.of(user) is not None
 
+    def _bound(self, name: str, transport: Any, user: Optional[str],
+               own: Optional[Mapping[str, Sequence[ListenerSpec]]] = None) -> Optional[bool]:
+        """L{throughOwn} of line C{name}'s own listeners (C{own}: them all, read once for a list)."""
+        if own is None:
+            own = self.listeners() if self.listeners is not None else {}
+        tls = self.spec.tls
+        ca = None if tls is None else tls.ca if user is not None else ""
+        return throughOwn(own.get(name, ()), transport, ca, user)
+
     def find(self, name: str, transport: Any) -> Optional[Line]:
         """The line C{name} if it is there and the client on C{transport} may use it; else None."""
         line = self.lines().get(name)
-        if line is None or not self.mayUse(line, self._user(transport)):
+        user = self._user(transport)
+        if line is None or not self.mayUse(line, user) or self._bound(name, transport, user) is None:
             return None
         return line
 
     def names(self, transport: Any) -> list[str]:
         """The names of the lines the client on C{transport} may use, sorted."""
         user = self._user(transport)
-        return sorted(name for name, line in self.lines().items() if self.mayUse(line, user))
+        own = self.listeners() if self.listeners is not None else {}
+        return sorted(name for name, line in self.lines().items()
+                      if self.mayUse(line, user) and self._bound(name, transport, user, own) is not None)
 
     def clientFor(self, line: Line, addr: Any, transport: Any) -> Any:
         """
@@ -357,13 +462,19 @@ class ByNameFactory(LineFactory):
         TLS, the person's right and sessions), or None: refused (logged).
         """
         signature = self.signatures(line.name) if self.signatures is not None else None
-        factory = LineFactory(line, self.spec, signature, self.clock, self.inFlight)
+        bound = self._bound(line.name, transport, self._user(transport))
+        if bound is None:
+            # (Its listeners changed since the name was looked up: none admits it now.)
+            return None
+        # Read-only where the line's own listeners would make it so (throughOwn).
+        spec = attrs.evolve(self.spec, readOnly=True) if bound and not self.spec.readOnly else self.spec
+        factory = LineFactory(line, spec, signature, self.clock, self.inFlight)
         factory.refusalKey = self.refusalKey
         if self.spec.tls is None:
             # (Full: a Refused that says so; kick-old-user makes room.)
             return factory.buildProtocol(addr)
         if line.full() and not line.kickOld:
-            return LineFactory(line, attrs.evolve(self.spec, tls=None), clock=self.clock)._full(addr)
+            return LineFactory(line, attrs.evolve(spec, tls=None), clock=self.clock)._full(addr)
         # Verified already (the handshake was done before the prompt): the
         # person's right and sessions on this line, as its own TLS listener
         # asks them; the client keeps the TLS listener (its certificate's

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import attrs
 from twisted.logger import LogLevel, formatEvent
 from twisted.trial.unittest import TestCase
 
@@ -16,6 +17,7 @@ from serialgw.app.service import GatewayService
 from serialgw.clients.byname import NAME_MOST, PROMPT
 from serialgw.config.listeners import parseListener
 from serialgw.config.specs import ByNameSpec
+from serialgw.line.hub import Role
 from tests.fakes import LogEvents
 from tests.realio import closeClients, connect, ptyLine, startedPty, until, watchWaits
 
@@ -23,13 +25,12 @@ from tests.realio import closeClients, connect, ptyLine, startedPty, until, watc
 class ByNameRealTests(TestCase):
     timeout = 30
 
-    def gateway(self, *listeners: str) -> tuple[Any, Any, Any]:
+    def gateway(self, *listeners: str, own: tuple[str, str] = ("raw+tcp:0:interface=127.0.0.1",) * 2) -> tuple[Any, Any, Any]:
         from serialgw.app.process import TwistdGatewayService
 
         watchWaits(self)
         web, db = startedPty(self), startedPty(self)
-        self.configs = [ptyLine(web, "raw+tcp:0:interface=127.0.0.1", name="web1"),
-                        ptyLine(db, "raw+tcp:0:interface=127.0.0.1", name="db2")]
+        self.configs = [ptyLine(web, own[0], name="web1"), ptyLine(db, own[1], name="db2")]
         service = TwistdGatewayService(self.configs)
         service.byName = ByNameSpec(tuple(parseListener(text) for text in listeners))
         service.startService()
@@ -112,3 +113,25 @@ class ByNameRealTests(TestCase):
                                   "reload: [by-name] added, or its listeners changed: restart the gateway to apply it "
                                   "(its lines filter applies now)"])
         await closeClients(client)
+
+    async def test_ownListenersBind(self) -> None:
+        """The lines' own listeners, as the gateway has them, bind its by-name clients: web1's (all ro) make it read-only, db2's (allow= another network) keep it from a client on 127.0.0.1; a reload letting db2 be written from anywhere gives it."""
+        from serialgw.config.file import FileConfig
+
+        service, web, db = self.gateway("raw+tcp:0:interface=127.0.0.1",
+                                        own=("raw,ro+tcp:0:interface=127.0.0.1", "raw,allow=10.9.0.0/16+tcp:0"))
+        client = await connect(self.port(service))
+        client.transport.write(b"?\ndb2\nweb1\nAT\r")  # type: ignore[union-attr]
+        await until(self, lambda: len(service.lines["web1"].clients) == 1, "web1's client attached")
+        self.assertEqual(service.lines["web1"].clients[0].role, Role.READONLY)
+        web.write(b"login: ")
+        said = PROMPT + b"web1\r\n" + PROMPT + b"[serialgw: no console 'db2' here]\r\n" + PROMPT + b"login: "
+        self.assertEqual(await client.received.contains(b"login: "), said)
+        wider = [self.configs[0], attrs.evolve(self.configs[1], listeners=(parseListener("raw+tcp:0"),))]
+        await service._applyFile((wider, None, None), FileConfig(wider, None, (), byName=service.byName))
+        other = await connect(self.port(service))
+        other.transport.write(b"db2\nok\r")  # type: ignore[union-attr]
+        await until(self, lambda: len(service.lines["db2"].clients) == 1, "db2's client attached")
+        self.assertEqual(service.lines["db2"].clients[0].role, Role.WRITER)
+        await db.received.contains(b"ok\r")
+        await closeClients(client, other)
