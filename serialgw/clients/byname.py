@@ -40,7 +40,7 @@ from twisted.python.failure import Failure
 
 from serialgw.clients import handshakes
 from serialgw.clients.factory import LineFactory
-from serialgw.clients.session import CLOSE_GRACE
+from serialgw.clients.session import CLOSE_GRACE, Session
 from serialgw.clients.tls import HandshakeGate, peerSubject
 from serialgw.clients.transports import SourceCounts, describeAddress, peerName, sourceOf
 from serialgw.config.specs import ListenerKind, ListenerSpec
@@ -436,9 +436,7 @@ class ByNameFactory(LineFactory):
         """L{throughOwn} of line C{name}'s own listeners (C{own}: them all, read once for a list)."""
         if own is None:
             own = self.listeners() if self.listeners is not None else {}
-        tls = self.spec.tls
-        ca = None if tls is None else tls.ca if user is not None else ""
-        return throughOwn(own.get(name, ()), transport, ca, user)
+        return throughOwn(own.get(name, ()), transport, self._ca(user), user)
 
     def find(self, name: str, transport: Any) -> Optional[Line]:
         """The line C{name} if it is there and the client on C{transport} may use it; else None."""
@@ -472,7 +470,8 @@ class ByNameFactory(LineFactory):
         factory.refusalKey = self.refusalKey
         if self.spec.tls is None:
             # (Full: a Refused that says so; kick-old-user makes room.)
-            return factory.buildProtocol(addr)
+            made = factory.buildProtocol(addr)
+            return self._bind(made, transport) if isinstance(made, Session) else made
         if line.full() and not line.kickOld:
             return LineFactory(line, attrs.evolve(spec, tls=None), clock=self.clock)._full(addr)
         # Verified already (the handshake was done before the prompt): the
@@ -482,7 +481,19 @@ class ByNameFactory(LineFactory):
         client = factory.makeClient()
         if not factory._admit(transport, client):
             return None
+        return self._bind(client, transport)
+
+    def _bind(self, client: Any, transport: Any) -> Any:
+        """C{client}, told how the line's own listeners bind it (a reload changing them: factory.applyListenerRights)."""
+        user = self._user(transport)
+        ca = self._ca(user)
+        client.ownListeners = lambda listeners: throughOwn(listeners, transport, ca, user)
         return client
+
+    def _ca(self, user: Optional[str]) -> Optional[str]:
+        """The CA file that verified the person C{user} ("" none: no person), or None: this listener is not TLS."""
+        tls = self.spec.tls
+        return None if tls is None else tls.ca if user is not None else ""
 
     def closeAll(self) -> None:
         """The gateway stops: whoever is still at the prompt is told and closed."""

@@ -311,6 +311,9 @@ def applyListenerRights(line: Line, listeners: Sequence[ListenerSpec], old: Sequ
             client.retune(ptys[client.spec])
         if not isinstance(client, Session) or client.leaving:
             continue
+        if client.ownListeners is not None:
+            _applyOwnListeners(line, client, listeners)
+            continue
         spec = client.listener
         new = None if spec is None else now.get(_place(spec))
         if new is None:
@@ -335,6 +338,26 @@ def applyListenerRights(line: Line, listeners: Sequence[ListenerSpec], old: Sequ
         elif new.readOnly or _readOnlySubject(client, new):
             line.makeReadOnly(client, f"a reload made {line.name}'s listener {where!r} read-only"
                               + ("" if new.readOnly else f" for the certificate {peerSubject(client.transport)!r}"))
+
+
+def _applyOwnListeners(line: Line, client: Any, listeners: Sequence[ListenerSpec]) -> None:
+    """
+    A by-name listener's C{client}: the line's listeners a reload changed
+    bind it as they would bind it now (clients.byname.throughOwn): none
+    admitting it, it is told and disconnected; only read-only ones, it is
+    read-only from now on.  Rights given promote nobody, as above.
+    """
+    assert client.ownListeners is not None
+    bound = client.ownListeners(listeners)
+    if bound is None:
+        log.info("{line}: {peer} (by-name) disconnected: no listener of the line admits it, changed by a reload",
+                 line=line.name, peer=client.peer)
+        told = f"{line.name}'s listeners no longer admit you (a reload changed them): disconnected"
+        line.dropTyped(client)
+        client.notice(told)
+        client.disconnect(told)
+    elif bound and client.role is not Role.READONLY:
+        line.makeReadOnly(client, f"a reload made {line.name}'s listeners read-only to you")
 
 
 def samePlace(one: ListenerSpec, other: ListenerSpec) -> bool:

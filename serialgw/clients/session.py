@@ -6,7 +6,7 @@ towards it (L{OutputGuard}), an idle timeout and TCP keepalive.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Sequence
 
 from twisted.internet.defer import Deferred, succeed
 
@@ -100,6 +100,9 @@ class Session(InputReading):
     # transport whose peer address says nothing.
     fixedPeer: Optional[str] = None
     role: Role = Role.WRITER
+    # A by-name listener's client: what the line's own listeners (given) let
+    # it do now (None nothing, True read, False write; see clients.byname.throughOwn).
+    ownListeners: Optional[Callable[[Sequence[Any]], Optional[bool]]] = None
 
     # A network client: counts for max-clients, exclusive mode, notices.
     person = True

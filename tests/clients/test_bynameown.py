@@ -13,17 +13,19 @@ from typing import Any
 from twisted.internet.address import IPv4Address, UNIXAddress
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
+from twisted.logger import LogLevel, formatEvent
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from serialgw.clients import byname
 from serialgw.clients.byname import ANSWER_TIME, PROMPT, ByNameFactory, throughOwn
+from serialgw.clients.factory import applyListenerRights
 from serialgw.clients.handshakes import HandshakeTable
 from serialgw.clients.session import CLOSE_GRACE
 from serialgw.config.listeners import parseListener
 from serialgw.config.specs import ListenerSpec
 from serialgw.line.hub import Line, Role
-from tests.fakes import RecordingDevice
+from tests.fakes import LogEvents, RecordingDevice
 
 OUTSIDE = IPv4Address("TCP", "192.0.2.7", 40000)
 INSIDE = IPv4Address("TCP", "10.9.3.4", 40000)
@@ -153,6 +155,31 @@ class OwnListenersTests(SynchronousTestCase):
         prompt, _ = self.connect()
         prompt.dataReceived(b"open\r\n")
         self.assertIs(self.lines["open"].clients[0].role, Role.READONLY)
+
+
+    def test_reloadNarrowingReachesThoseOn(self) -> None:
+        """A reload making a line's listeners ro makes its by-name writers read-only; one allow= no longer admits is disconnected (logged); widened, nobody is promoted."""
+        events = LogEvents(self)
+        prompt, transport = self.connect()
+        prompt.dataReceived(b"open\r\n")
+        prompt2, transport2 = self.connect(INSIDE)
+        prompt2.dataReceived(b"open\r\n")
+        line = self.lines["open"]
+        first: Any = line.clients[0]
+        second: Any = line.clients[1]
+        old = self.own["open"]
+        applyListenerRights(line, specs("telnet,ro+tcp:4001"), old)
+        self.assertEqual([c.role for c in line.clients], [Role.READONLY, Role.READONLY])
+        applyListenerRights(line, specs("telnet,ro,allow=10.9.0.0/16+tcp:4001"), specs("telnet,ro+tcp:4001"))
+        self.assertTrue(first.leaving)
+        self.assertTrue(transport.disconnecting)
+        self.assertFalse(second.leaving)
+        said = [formatEvent(e) for e in events.at(LogLevel.info) if "open:" in formatEvent(e)]
+        self.assertIn("open: 192.0.2.7:40000 (by-name) disconnected: no listener of the line admits it, changed by a "
+                      "reload", said)
+        applyListenerRights(line, old, specs("telnet,ro,allow=10.9.0.0/16+tcp:4001"))
+        self.assertIs(second.role, Role.READONLY)
+        self.assertFalse(transport2.disconnecting)
 
 
 class OwnTLSTests(SynchronousTestCase):
