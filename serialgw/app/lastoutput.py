@@ -16,7 +16,6 @@ from typing import Any, Iterable
 from twisted.internet import defer
 from twisted.logger import Logger
 
-from serialgw.clients.guard import bufferHolder
 from serialgw.clients.session import Session
 from serialgw.wire.sockets import queuedBytes
 
@@ -77,11 +76,16 @@ class LastOutput:
         if self._timer is not None and self._timer.active():
             self._timer.cancel()
         self._timer = None
+        # Several SSH sessions share one connection: its buffer counted once.
+        counted: set[int] = set()
         for session in self.sessions:
             if session.sessionEnded:
                 continue
-            guard = session.guard
-            waiting = queuedBytes(bufferHolder(session.transport)) + (guard.heldBytes if guard is not None else 0)
+            waiting = session.heldOutput()
+            holder = session.connectionBuffer()
+            if id(holder) not in counted:
+                counted.add(id(holder))
+                waiting += queuedBytes(holder)
             log.warn("{line}: {peer} did not take its last output at the stop ({why}): cut, {count} byte(s) not sent",
                      line=session.line.name, peer=session.peer, why=why, count=waiting)
             session.abort()

@@ -11,7 +11,7 @@ from typing import Any, Callable, Optional, Sequence
 from twisted.internet.defer import Deferred, succeed
 
 from serialgw.clients.escape import EscapeMenu, keyName, settingsShown
-from serialgw.clients.guard import OutputGuard
+from serialgw.clients.guard import OutputGuard, bufferHolder
 from serialgw.clients.reading import DEVICE_BEHIND, ESCAPE_BUSY, HELD_INPUT_LIMIT, OUTPUT_FULL, InputReading, stopCalls
 from serialgw.clients.tls import peerSubject
 from serialgw.clients.transports import peerName
@@ -437,6 +437,14 @@ class Session(InputReading):
     def _cuttable(self) -> bool:
         # A stream on descriptors (stdio, pipe:) has no abortConnection: it cannot be cut.
         return hasattr(self.transport, "abortConnection")
+
+    def heldOutput(self) -> int:
+        """Output for this client the gateway holds above its connection's buffer: what its guard holds."""
+        return self.guard.heldBytes if self.guard is not None else 0
+
+    def connectionBuffer(self) -> Any:
+        """Where its connection's bytes wait in Twisted's buffer (L{serialgw.wire.sockets.queuedBytes} counts them)."""
+        return bufferHolder(self.transport)
 
     def abort(self) -> bool:
         """Cut at once (the line failed to tell it something); False: nothing to cut, the line detaches it."""

@@ -188,6 +188,7 @@ class SSHClient(Session, ClientEvents, SSHChannel):
         self.readingPaused = False
         self.asked = False
         self.ended = False
+        self.droppedAtEnd = 0
         self.transport = ChannelTransport(self)
         # What its sessions say counts against their person's log budget too (logflood): each
         # session, a new connection, had its own, so a person reconnecting in a loop wrote 20 more
@@ -299,9 +300,26 @@ class SSHClient(Session, ClientEvents, SSHChannel):
             self.conn.sendRequest(self, b"exit-status", struct.pack(">L", status))
             if not self.areWriting:
                 # A client that does not read (its window is used up) is not
-                # waited for: what it has not taken is dropped.
+                # waited for: what it has not taken is dropped (counted: at a
+                # stop's cut, L{heldOutput}).
+                self.droppedAtEnd = self._channelBuffered()
                 self.buf, self.extBuf = b"", []
             SSHChannel.loseConnection(self)
+
+    def _channelBuffered(self) -> int:
+        # What conch's channel holds beyond the client's window: output, standard error.
+        return len(self.buf) + sum(len(data) for _, data in self.extBuf)
+
+    def heldOutput(self) -> int:
+        """
+        Its guard's, what the channel holds beyond the client's window, and
+        what its end dropped from there (a client that did not read).
+        """
+        return Session.heldOutput(self) + self._channelBuffered() + self.droppedAtEnd
+
+    def connectionBuffer(self) -> Any:
+        """The TCP connection's (shared by the sessions of one SSH connection)."""
+        return self.transport.tcp
 
     # Requests
 

@@ -167,3 +167,56 @@ class StopTakesLastOutputTests(GatewayCase):
         self.assertTrue(peer.lost)
         self.assertEqual([e["why"] for e in self.cuts()], ["SIGTERM"])
         self.assertEqual(self.clock.getDelayedCalls(), [])
+
+
+class SSHStopFigureTests(SynchronousTestCase):
+    def test_sshCutCountsChannelAndConnection(self) -> None:
+        """An SSH session cut at the stop is logged with what its channel held past the client's window (dropped at its end) and what its TCP connection's buffer held, counted once for two sessions of one connection; it said 0."""
+        from twisted.conch.test.test_session import StubConnection
+
+        from serialgw.app.lastoutput import LastOutput
+        from tests.clients.test_ssh import Harness, SSHTransportStub
+
+        log = LogEvents(self)
+        h = Harness("outbuf=65536+tcp:0")
+        peer = SharedPeer()
+        peer.protocol = StubProtocol()
+        stub = SSHTransportStub()
+        stub.transport = peer  # type: ignore[assignment]
+        conn = StubConnection(stub)
+        line = h.lines["con1"]
+        channels = []
+        for window in (1000, 1 << 20):
+            channel, _ = h.channel(window=window)
+            channel.conn = conn
+            self.assertTrue(channel.requestReceived(b"shell", b""))
+            channels.append(channel)
+        # (The first was told the second came: within its window.)
+        told = len(b"".join(conn.data[channels[0]]))
+        line.deviceDataReceived(b"o" * 5000)
+        peer.write(b"p" * 3000)  # SSH packets the client has not read
+        stopped = LastOutput(h.clock, channels).close()
+        self.assertNoResult(stopped)
+        h.clock.advance(LAST_OUTPUT_WAIT)
+        self.successResultOf(stopped)
+        stderr = len(b"serialgw: the gateway is stopping\n")
+        cut = [(e["peer"], e["count"]) for e in log.events if "did not take its last output" in (e.get("log_format") or "")]
+        # The first: what was past its window and its reason, dropped at its end, and the connection's 3000;
+        # the second read all: nothing of its own, the connection's already counted.
+        self.assertEqual(cut, [("ops1 (127.0.0.1:40000)", told + 5000 - 1000 + stderr + 3000),
+                               ("ops1 (127.0.0.1:40000)", 0)])
+
+
+class SharedPeer(SlowPeer):
+    """The TCP connection of an SSH connection: the SSH transport is its one producer (not the sessions' guards)."""
+
+    def registerProducer(self, producer: Any, streaming: bool) -> None:
+        pass
+
+    def unregisterProducer(self) -> None:
+        pass
+
+
+class StubProtocol:
+    def connectionLost(self, reason: Any) -> None:
+        pass
