@@ -8,6 +8,7 @@ ser2net or conserver").
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from typing import Optional
 
@@ -47,6 +48,17 @@ def _topLevel(text: str) -> list[str]:
     return fields
 
 
+def _interface(host: str) -> str:
+    """ser2net's accepter host as a listener's interface= (an address: a host name is written ADDRESS, to fill in)."""
+    if host.lower() == "localhost":
+        return "127.0.0.1"
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return "ADDRESS"
+    return host
+
+
 def ser2netAccepter(text: str) -> Optional[str]:
     """
     A ser2net TCP accepter (C{telnet(rfc2217),tcp,4001}, C{tcp,localhost,4002},
@@ -67,8 +79,7 @@ def ser2netAccepter(text: str) -> Optional[str]:
     host = fields[1]
     if not re.fullmatch(r"[A-Za-z0-9.-]+", host):
         return None
-    interface = "127.0.0.1" if host.lower() == "localhost" else host
-    return f"{protocol}+tcp:{port}:interface={interface}"
+    return f"{protocol}+tcp:{port}:interface={_interface(host)}"
 
 
 # ser2net's options (ser2net.yaml) and conserver's (conserver.cf), met as
@@ -234,7 +245,7 @@ def ser2netConf(text: str) -> Optional[str]:
     protocol = "raw" if state.lower() != "telnet" else "telnet" if rfc2217 else "telnet,no-rfc2217"
     if _digits(timeout) != "0":
         protocol += f",idle={_digits(timeout)}"
-    where = f"tcp:{int(port)}:interface={'127.0.0.1' if host.lower() == 'localhost' else host}" if host else \
+    where = f"tcp:{int(port)}:interface={_interface(host)}" if host else \
         str(int(port))
     name = re.sub(r"[^A-Za-z0-9._-]", "-", device.rpartition("/")[2]).lstrip("._-") or "line"
     serial = ",".join([f"{baud},{bits}{parity}{stop}", *flow])

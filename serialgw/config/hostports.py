@@ -27,6 +27,14 @@ def isAddress(text: str) -> bool:
     return text != "localhost" and addressOf(text) is not None
 
 
+def bindsAddress(text: str) -> bool:
+    """
+    Whether a listener's interface is one the gateway binds: an IP address,
+    or localhost (any case: the hosts file's, found without DNS).
+    """
+    return text.lower() == "localhost" or addressOf(text) is not None
+
+
 def isPort(text: str) -> bool:
     return isDecimal(text) and int(text) <= 65535
 

@@ -43,7 +43,7 @@ import attrs
 
 from serialgw.config.endpointstrings import isInteger, twistedReads, twistedServer
 from serialgw.config.foreign import ser2netAccepter, ser2netConf
-from serialgw.config.hostports import isPort
+from serialgw.config.hostports import bindsAddress, isPort
 from serialgw.config.optionsreach import checkOptionsReach
 from serialgw.config.parsers import isDecimal, parseEscape, writtenNumber
 from serialgw.config.qemuchardevs import qemuChardev
@@ -88,6 +88,12 @@ def parseListener(text: str) -> ListenerSpec:
         checkOptionsReach(spec, options, original, text)
         if spec.kind is ListenerKind.CONNECT and not spec.path and not spec.port:
             raise ConfigError(f"listener {quote(original)} dials port 0: nothing listens there; give the peer's port")
+        if spec.kind is ListenerKind.LISTEN and spec.host and not bindsAddress(spec.host):
+            # (Bound as a name, it was looked up by the system's resolver at the start and each reload,
+            # on the reactor's one thread: every line waited on DNS; --check said OK.)
+            raise ConfigError(f"interface {quote(spec.host)} of listener {quote(original)} is not an IP address: a "
+                              "listener binds an address (127.0.0.1, ::1, 0.0.0.0), not a host name; localhost is "
+                              "taken")
         return spec
 
     if isDecimal(text):

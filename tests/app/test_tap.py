@@ -306,13 +306,21 @@ class StartupTests(TestCase):
 
     def test_twistdExitsWithOneLine(self) -> None:
         """Under twistd a start-up error is a SystemExit with one line, and nothing stays open."""
+        import socket
+
         pty = PtyPair()
         self.addCleanup(pty.close)
-        options = parse("--device", pty.slaveName, "--port", "tcp:0:interface=127.0.0.1", "--listen", "tcp:0:interface=no-such-interface")
+        # (A port another program holds; a host name as the interface is refused when read.)
+        busy = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.addCleanup(busy.close)
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        taken = f"tcp:{busy.getsockname()[1]}:interface=127.0.0.1"
+        options = parse("--device", pty.slaveName, "--port", "tcp:0:interface=127.0.0.1", "--listen", taken)
         service = tap.makeService(options)
         e = self.assertRaises(SystemExit, service.privilegedStartService)
         self.assertTrue(str(e.code).startswith(
-            "serialgw: error: line '" + pty.slaveName[len("/dev/"):].replace("/", "-") + "': cannot listen on 'tcp:0:interface=no-such-interface': "
+            "serialgw: error: line '" + pty.slaveName[len("/dev/"):].replace("/", "-") + f"': cannot listen on '{taken}': "
         ), e.code)
         self.assertEqual(service.ports, [])
         self.assertEqual(service.lines, {})

@@ -14,6 +14,7 @@ from twisted.internet.endpoints import UNIXServerEndpoint, serverFromString
 from twisted.trial.unittest import SynchronousTestCase
 
 from serialgw.config.gatewaylisteners import parseSSHListener, parseWatchAll
+from serialgw.config.hostports import bindsAddress
 from serialgw.config.listeners import parseListener
 from serialgw.config.specs import ConfigError, ListenerKind, ListenerSpec, Protocol, TLSSpec, UDPSpec, quote
 
@@ -551,6 +552,22 @@ class TwistedGrammarTests(SynchronousTestCase):
                 parseListener(text)
             self.assertEqual(str(caught.exception), message, text)
 
+    def test_interfaceIsAnAddress(self) -> None:
+        """A listener's interface is an IP address or localhost: a host name (even '+8440') is refused naming it and the listener, not looked up on the reactor's thread at the start and each reload."""
+        for text, host in [("tcp:4001:interface=example.invalid", "example.invalid"), ("tcp:4001:interface=+8440", "+8440"),
+                           ("raw+tcp6:4001:interface=gw.example", "gw.example"), ("tcp:4001:example.invalid", "example.invalid"),
+                           ("tls:4443:interface=gw.example:cert=c.pem:key=k.pem", "gw.example"),
+                           ("telnet:gw.example:4001,server", "gw.example")]:
+            with self.assertRaises(ConfigError) as caught:
+                parseListener(text)
+            self.assertEqual(str(caught.exception), f"interface {quote(host)} of listener {quote(text)} is not an IP "
+                             "address: a listener binds an address (127.0.0.1, ::1, 0.0.0.0), not a host name; "
+                             "localhost is taken", text)
+        for text, host in [("tcp:4001:interface=localhost", "localhost"), ("tcp:4001:interface=127.0.0.1", "127.0.0.1"),
+                           ("tcp6:4001:interface=\\:\\:1", "::1"), ("telnet:localhost:4001,server", "localhost"),
+                           ("tcp6:4001:interface=fe80\\:\\:1%lo", "fe80::1%lo"), ("tcp:example.invalid:4001", "example.invalid")]:
+            self.assertEqual(parseListener(text).host, host, text)
+
     def check(self, prefix: str, endpoint: str, givesMode: Optional[bool]) -> None:
         """
         The spec's host, port and path are Twisted's for C{endpoint}, and so
@@ -571,6 +588,10 @@ class TwistedGrammarTests(SynchronousTestCase):
                           "backlog=" if not 0 <= theirs._backlog <= 65535 else
                           "bad port" if not 0 <= getattr(theirs, "_port", 0) <= 65535 else "needs a path"
                           if not address else "NUL byte" if "\0" in address[1:] else "reads two ways")
+                # (Or its interface is a name, not an address: refused once the rest is read.)
+                interface = getattr(theirs, "_interface", "")
+                if interface and not bindsAddress(interface) and reason not in str(e):
+                    reason = "is not an IP address"
                 self.assertIn(reason, str(e), endpoint)
             return
         if theirs is None:
