@@ -337,6 +337,9 @@ class Line(PortControl, OpenCloseStrings, RoleChanges, DeviceState, SlowClients,
             self.refused += len(data)
             return False
         self.device.write(data, client)
+        if self.closedOnDemand:
+            # (From a client that does not open it: one that does is held for the open under way.)
+            self.typedWhileClosed(client, len(data))
         # Down: the device drops it, and counts it (but for its first open: held).
         if self.up or self.device.holding:
             self.bytesGiven += len(data)

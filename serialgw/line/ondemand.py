@@ -155,6 +155,18 @@ class OnDemandOpen:
         self._quietOpen, self._wokenFor = True, _logged(client)
         device.wake()
 
+    def typedWhileClosed(self: _Line, client: IClient, count: int) -> None:
+        """
+        C{client}, one that does not open the device (a pty: or udp:
+        listener's program or peer), typed C{count} bytes while it is closed
+        on demand: dropped by the device.  Such a client cannot be told (a
+        notice in a pty reaches its program as console output; a datagram
+        peer reads none), so the log says it, counted against its peer's
+        budget (20 a minute, the rest counted as left out).
+        """
+        log.info("{line}: {count} byte(s) from {peer} dropped: the device is closed on demand and {peer} does not "
+                 "open it (a network client does)", line=self.name, peer=client.peer, count=count)
+
     def quietOpen(self: _Line, client: IClient) -> bool:
         """
         Whether C{client}, attaching while the device is down, is told

@@ -117,6 +117,29 @@ class OnDemandTests(SynchronousTestCase):
         self.assertEqual(view.deviceStates, [(False, CLOSED), (True, b""), (False, CLOSED)])
         self.assertEqual(self.openPorts(), [])
 
+    def test_typingFromANonWakerWhileClosedLogged(self) -> None:
+        """A pty: or udp: client typing while the device is closed on demand cannot be told: each drop is logged with its byte count, against its peer's log budget (20 a minute, the rest counted); nothing reaches a device."""
+        from serialgw.logflood import PeerLimiter
+
+        program = self.person("pty:/run/web1", wakes=False)
+        self.line.attach(program)
+        self.assertTrue(self.line.clientData(program, b"root\r"))
+        self.assertEqual(self.ports, [])
+        said = [e for e in self.log.events if "closed on demand and" in (e.get("log_format") or "")]
+        self.assertEqual([(e["line"], e["peer"], e["count"]) for e in said], [("web1", "pty:/run/web1", 5)])
+        # Bounded by the peer's budget: a flood of 100 writes, 20 said, the rest counted in one line.
+        passed: list[dict[str, Any]] = []
+        limiter = PeerLimiter(passed.append, now=lambda: 0.0)
+        for e in said * 100:
+            limiter(dict(e))
+        self.assertEqual(len(passed), 20)
+        # (Once open for a network client, typing goes to the device and nothing more is said.)
+        person = self.person("192.0.2.1:1")
+        self.line.attach(person)
+        self.line.clientData(program, b"x")
+        self.assertEqual(self.ports[0].written(), b"x")
+        self.assertEqual(len([e for e in self.log.events if "closed on demand and" in (e.get("log_format") or "")]), 1)
+
     def test_closeStringTakenBeforeTheClose(self) -> None:
         """The last person leaves: the close-string is written, and the device closed only once its driver has sent it (polled), then the idle DTR/RTS set."""
         self.line.closeString = (b"exit\r",)
