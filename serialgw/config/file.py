@@ -55,6 +55,7 @@ from serialgw.config.specs import (
     WatchAllSpec,
     quote,
 )
+from serialgw.config.spelling import didYouMean
 from serialgw.config.sshkeys import KEYS_FILES, PublicKey, readPublicKeys, userOf
 from serialgw.config.where import where as _where
 
@@ -146,8 +147,8 @@ def _onlyKnown(path: str, text: str, where: str, table: dict[str, Any], known: s
     """A key of table [where] that is none of C{known}: ConfigError at its FILE:LINE, naming the known ones."""
     for key in table:
         if key not in known:
-            raise ConfigError(f"{_where(path, text, where, key)}: unknown key {quote(key)} in [{where}] "
-                              f"(known: {', '.join(sorted(known))})")
+            raise ConfigError(f"{_where(path, text, where, key)}: unknown key {quote(key)} in [{where}]"
+                              f"{didYouMean(key, known)} (known: {', '.join(sorted(known))})")
 
 
 def _tls(path: str, text: str, data: dict[str, Any]) -> int:

@@ -42,6 +42,7 @@ from serialgw.config.specs import (
     SerialSettings,
     quote,
 )
+from serialgw.config.spelling import didYouMean, nearest
 from serialgw.config.where import where as _where
 
 LINE_KEYS = {
@@ -77,10 +78,18 @@ def nameProblem(name: str, what: str = "line") -> Optional[str]:
     return f"{what} name {quote(name)}: letters, digits, '.', '_' and '-' only"
 
 
+# The top-level tables, as an error shows each.
+_TABLES = {"defaults": "[defaults]", "lines": "[lines.NAME]", "ssh": "[ssh]", "tls": "[tls]", "users": "[users.NAME]",
+           "watch-all": "[watch-all]", "by-name": "[by-name]"}
+
+
 def readLines(path: str, text: str, data: dict[str, Any], base: str) -> tuple[list[LineConfig], dict[str, int]]:
     for key in data:
-        if key not in ("defaults", "lines", "ssh", "tls", "users", "watch-all", "by-name"):
+        if key not in _TABLES:
             hint = foreignTable(key)
+            near = nearest(key, _TABLES)
+            if hint is None and near is not None:
+                hint = f"did you mean {_TABLES[near]}?"
             raise ConfigError(f"{_where(path, text, key)}: unknown top-level key {quote(key)}{': ' + hint if hint else ''} "
                               "(expected [defaults], [lines.NAME], [ssh], [tls], [users.NAME], [watch-all] and [by-name])")
     defaults = data.get("defaults", {})
@@ -114,7 +123,7 @@ def readLines(path: str, text: str, data: dict[str, Any], base: str) -> tuple[li
         for key in merged:
             if key not in LINE_KEYS:
                 table_ = where if key in table else "defaults"
-                hint = foreignKey(key)
+                hint = foreignKey(key) or didYouMean(key, LINE_KEYS).removeprefix(": ")
                 raise ConfigError(f"{_where(path, text, table_, key)}: unknown key {quote(key)} in [{table_}]"
                                   f"{': ' + hint if hint else ''} (known: {', '.join(sorted(LINE_KEYS))})")
         if "shard" in table:

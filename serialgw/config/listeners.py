@@ -48,6 +48,7 @@ from serialgw.config.optionsreach import checkOptionsReach
 from serialgw.config.parsers import isDecimal, parseEscape, writtenNumber
 from serialgw.config.qemuchardevs import qemuChardev
 from serialgw.config.specs import ConfigError, ListenerKind, ListenerSpec, Protocol, quote
+from serialgw.config.spelling import didYouMean
 from serialgw.config.tlslisteners import tlsListener
 
 QEMU_WORDS = ("telnet", "udp", "mon", "file", "pipe", "stdio", "pty")
@@ -203,6 +204,11 @@ LISTENER_OPTIONS = (
     "escape=^X|off, banner, replay, notices, no-notices"
 )
 
+# Their names, for the one an unknown option is nearest ('readonly' is 'ro' too).
+_OPTION_NAMES = [option.split("=")[0] for option in LISTENER_OPTIONS.split(", ")] + ["readonly"]
+# Those that are a word alone.
+_FLAGS = ("no-rfc2217", "ro", "readonly", "read-only", "keepalive", "nodelay", "banner", "replay", "notices", "no-notices")
+
 
 def _listenerOption(key: str, value: Optional[str], protocol: Protocol, original: str) -> dict[str, object]:
     """One C{PROTOCOL,OPTION+} flag, as ListenerSpec fields."""
@@ -255,6 +261,11 @@ def _listenerOption(key: str, value: Optional[str], protocol: Protocol, original
         if not 0 < seconds <= MAX_IDLE:  # nan and inf too: a timer at nan breaks the reactor's order
             raise ConfigError(f"idle={quote(value)} in listener {quote(original)}: expected 0 < seconds <= {MAX_IDLE}")
         return {"idle": seconds}
-    raise ConfigError(f"unknown listener option {quote(key)} in {quote(original)} (known: {LISTENER_OPTIONS})")
+    if key in _FLAGS:
+        # (banner=TEXT: the text is the line's banner = key, or --banner.)
+        raise ConfigError(f"listener option {quote(key)} takes no value, not {quote(key + '=' + (value or ''))}, "
+                          f"in {quote(original)}" + (": the text is the line's banner = ... (--banner)" if key == "banner" else ""))
+    raise ConfigError(f"unknown listener option {quote(key)} in {quote(original)}{didYouMean(key, _OPTION_NAMES)} "
+                      f"(known: {LISTENER_OPTIONS})")
 
 

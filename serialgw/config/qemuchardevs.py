@@ -20,6 +20,7 @@ from serialgw.config.endpointstrings import twistedServer
 from serialgw.config.hostports import addressOf, isAddress, parseHostPort, parsePort
 from serialgw.config.parsers import checkPath, isDecimal
 from serialgw.config.specs import ConfigError, ListenerKind, ListenerSpec, Protocol, UDPSpec, quote
+from serialgw.config.spelling import didYouMean
 
 QEMU_TCP_OPTIONS = ("server", "wait", "nowait", "nodelay", "ipv4", "ipv6", "reconnect", "telnet", "to")
 
@@ -34,7 +35,8 @@ def _options(parts: list[str], allowed: tuple[str, ...], original: str) -> dict[
         key, eq, value = part.partition("=")
         key = key.strip().lower()
         if key not in allowed:
-            raise ConfigError(f"unknown option {quote(key)} in listener {quote(original)} (known: {', '.join(allowed)})")
+            raise ConfigError(f"unknown option {quote(key)} in listener {quote(original)}{didYouMean(key, allowed)} "
+                              f"(known: {', '.join(allowed)})")
         options[key] = value.strip().lower() if eq else "on"
     return options
 

@@ -19,6 +19,10 @@ from twisted.internet.endpoints import _parse as endpointFields
 from serialgw.config.hostports import parsePort
 from serialgw.config.parsers import checkPath, isDecimal, writtenNumber
 from serialgw.config.specs import ConfigError, ListenerKind, ListenerSpec, Protocol, TLSSpec, quote
+from serialgw.config.spelling import didYouMean
+
+# A TLS listener's options past its port.
+_TLS_OPTIONS = ("interface", "cert", "key", "ca", "subjects", "readonly", "handshake")
 
 
 def tlsListener(body: str, original: str) -> ListenerSpec:
@@ -41,9 +45,9 @@ def tlsListener(body: str, original: str) -> ListenerSpec:
             raise ConfigError(f"listener {quote(original)} gives the port twice{hint}")
         positional.append(named.pop("port"))
     for key in named:
-        if key not in ("interface", "cert", "key", "ca", "subjects", "readonly", "handshake"):
-            raise ConfigError(f"unknown option {quote(key)} in listener {quote(original)} "
-                              "(known: port, interface, cert, key, ca, subjects, readonly, handshake)")
+        if key not in _TLS_OPTIONS:
+            raise ConfigError(f"unknown option {quote(key)} in listener {quote(original)}"
+                              f"{didYouMean(key, _TLS_OPTIONS)} (known: port, {', '.join(_TLS_OPTIONS)})")
     handshake = 10.0
     if "handshake" in named:
         try:

@@ -42,7 +42,8 @@ class TLSSessionsPerPersonTests(SynchronousTestCase):
         for key in ("listen", "sessions_per_person"):
             path = writeTemp(self, f'[tls]\n{key} = "x"\n' + LINE)
             e = self.assertRaises(ConfigError, loadFile, path)
-            self.assertEqual(str(e), f"{path}:2: unknown key {key!r} in [tls] (known: sessions-per-person)")
+            hint = ": did you mean 'sessions-per-person'?" if key == "sessions_per_person" else ""
+            self.assertEqual(str(e), f"{path}:2: unknown key {key!r} in [tls]{hint} (known: sessions-per-person)")
 
     def test_notATable(self) -> None:
         """tls = 3 is refused: [tls] is a table."""
