@@ -36,8 +36,10 @@ from serialgw.config.specs import (
     quote,
     unixNameLimit,
 )
+from serialgw.devices.access import accessHint
 from serialgw.devices.links import PTY_SLAVE_MAJORS, isMultiplexer
 from serialgw.devices.remote import notASocket
+from serialgw.devices.uucplock import heldNow
 
 WILDCARDS = ("", "0.0.0.0", "::")
 # The most one of --check's looks at a path may take (seconds): one on a
@@ -233,8 +235,17 @@ def checkLines(lines: Sequence[LineConfig], status: Optional[ListenerSpec] = Non
                 warnings.append(f"{owner}: device {quote(device.path)} is the pty multiplexer (/dev/ptmx), not a serial "
                                 "device: each open makes a new pty that no program is on; the line would stay down "
                                 "(for a pty a program plays the device on, use pty:LINK)")
+            elif not _openable(device.path):
+                # (The start says the same, and the line stays down: --check said OK.)
+                warnings.append(f"{owner}: device {quote(device.path)} cannot be opened read-write (now, by uid "
+                                f"{os.getuid()}){accessHint(device.path)}")
         if device.kind == "tty" and line.lock:
             looking(f"{owner}: lock-dir {quote(line.lockDir)}")
+            held = heldNow(device.path, line.lockDir) if os.path.exists(device.path) else None
+            if held is not None:
+                # (The start's line stays down, tried again, until the holder lets go: --check said OK.)
+                warnings.append(f"{owner}: {held} (now): the line would stay down, tried again, until that program "
+                                "closes the port")
         problem = lockDirProblem(line)
         if problem is not None:
             errors.append(f"{owner}: {problem}")
@@ -403,6 +414,11 @@ def _kind(path: str) -> str:
         return kindOf(os.lstat(path).st_mode)
     except OSError:
         return "gone now"
+
+
+def _openable(path: str) -> bool:
+    """Whether this process may open the device at C{path} for reading and writing (a warning only, as L{_writable})."""
+    return os.access(path, os.R_OK | os.W_OK)
 
 
 def _writable(directory: str) -> bool:

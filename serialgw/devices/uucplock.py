@@ -295,6 +295,24 @@ def _staleBecause(device: str, path: str, holder: Optional[int], written: Option
     return why
 
 
+def heldNow(device: str, lockDir: str) -> Optional[str]:
+    """
+    Who holds C{device}'s lock now, as L{acquire} would refuse it
+    (C{"/dev/ttyS0 is locked by process 1234 (cu) (/var/lock/LCK..ttyS0)"}),
+    looked at only: nothing taken, moved or removed.  None when it is free,
+    stale (L{acquire} would take it over), or cannot be looked at.
+    """
+    path = lockPath(device, lockDir)
+    try:
+        holder, written, what = _inspect(path)
+        _staleBecause(device, path, holder, written, what)
+    except LockHeld as e:
+        return str(e)
+    except (OSError, LockError):
+        return None
+    return None
+
+
 def stranger(device: str, pid: int, written: Optional[float]) -> Optional[str]:
     """
     Why the live process C{pid} is not the maker of a lock written at

@@ -9,6 +9,7 @@ import io
 import json
 import os
 import socket
+import subprocess
 
 from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase, TestCase
@@ -495,3 +496,43 @@ class NotWritableTests(SynchronousTestCase):
             f"line 'a': listener 'pty:{here}/t': directory {here!r} is not writable (now, by uid {uid})",
             f"line 'a': listener 'unix:{here}/s': directory {here!r} is not writable (now, by uid {uid})",
         ]))
+
+
+class DeviceNowTests(SynchronousTestCase):
+    """
+    A tty line whose device the start could not have now: --check said OK,
+    the start then kept the line down (tried again) or refused it.
+    """
+
+    def setUp(self) -> None:
+        master, slave = os.openpty()
+        self.addCleanup(os.close, master)
+        self.addCleanup(os.close, slave)
+        self.device = os.ttyname(slave)
+        self.lockDir = os.path.abspath(self.mktemp())
+        os.mkdir(self.lockDir)
+        self.lines = loadConfig(write(self, f'[lines.a]\ndevice = "{self.device}"\nlisten = "4001"\n'
+                                            f'lock-dir = "{self.lockDir}"\n'))
+
+    def test_lockHeldWarns(self) -> None:
+        """Another program's live UUCP lock on it: a warning naming the process and the lock; a stale one, nothing."""
+        holder = subprocess.Popen(["sleep", "600"])
+        self.addCleanup(holder.wait)
+        self.addCleanup(holder.kill)
+        lock = os.path.join(self.lockDir, "LCK.." + os.path.basename(self.device))
+        with open(lock, "w") as f:
+            f.write(f"{holder.pid:10d}\n")
+        self.assertEqual(checkLines(self.lines), ([], [
+            f"line 'a': {self.device} is locked by process {holder.pid} (sleep) ({lock}) (now): the line would stay "
+            "down, tried again, until that program closes the port"]))
+        holder.kill()
+        holder.wait()
+        self.assertEqual(checkLines(self.lines), ([], []))  # (its holder gone: the start takes it over)
+
+    def test_notOpenableWarns(self) -> None:
+        """A device this user may not open read-write: a warning naming it and the uid (as the log directory's)."""
+        from serialgw.app import check
+
+        self.patch(check, "_openable", lambda path: path != self.device)
+        self.assertEqual(checkLines(self.lines), ([], [
+            f"line 'a': device '{self.device}' cannot be opened read-write (now, by uid {os.getuid()})"]))
