@@ -18,6 +18,7 @@ from typing import Any, Optional
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from serialgw.app.portholder import listenHint
 from serialgw.devices.uucplock import processName, stranger
 
 # In the namespace its lines had in serialgw.app.listen, which an operator may filter on.
@@ -51,12 +52,17 @@ def listenAtOnce(endpoint: Any, factory: Any) -> Any:
     return results[0] if results else None
 
 
-def listening(endpoint: Any, factory: Any, cannot: str) -> Any:
-    """The listening port, or a StartupError: C{cannot}, then why (C{cannot listen on 'tcp:1': ...})."""
+def listening(endpoint: Any, factory: Any, cannot: str, look: bool = True) -> Any:
+    """
+    The listening port, or a StartupError: C{cannot}, then why (C{cannot
+    listen on 'tcp:1': ...}), and for a TCP port in use who holds it
+    (C{look}: looked for in /proc, as at start; a serving reactor says how
+    to find it instead).
+    """
     result = listenAtOnce(endpoint, factory)
     if result is None or isinstance(result, Failure):
         reason = result.value if result is not None else "did not start at once"
-        raise StartupError(f"{cannot}: {reason}")
+        raise StartupError(f"{cannot}: {str(reason).rstrip('.')}{listenHint(reason, look)}")
     return result
 
 

@@ -159,7 +159,8 @@ class ListenerOpener:
         if spec.path and not isAbstract(spec.path):
             removeStaleSocket(spec.path, config.name)
         endpoint, factory = self.endpoint(config.name, spec, self._factory(line, config, spec))
-        result = listening(endpoint, factory, f"line {config.name!r}: cannot listen on {spec.text or spec.endpoint!r}")
+        result = listening(endpoint, factory, f"line {config.name!r}: cannot listen on {spec.text or spec.endpoint!r}",
+                           look=not self.reactor.running)
         if spec.path and not isAbstract(spec.path) and isinstance(result, unix.Port):
             result = OwnSocketPort(result, spec.path)
         self._own("port", (spec, result))

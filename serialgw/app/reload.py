@@ -21,6 +21,7 @@ from twisted.python.failure import Failure
 
 from serialgw.app.binding import StartupError, listenAtOnce, removeStaleSocket
 from serialgw.app.check import unixNameProblem
+from serialgw.app.portholder import listenHint
 from serialgw.clients.loglock import lockedElsewhere
 from serialgw.clients.ptylink import keptInPlace
 from serialgw.clients.streams import fifoPair
@@ -178,7 +179,7 @@ def bindChecker(releasing: list[tuple[str, ListenerSpec]], ports: set[int],
             why = result.value
             if isinstance(why, CannotListenError) and why.port in ports:
                 return None  # ours, let go of by this reload
-            return f"line {name!r}: cannot listen on {spec.text or spec.endpoint!r}: {why}"
+            return f"line {name!r}: cannot listen on {spec.text or spec.endpoint!r}: {str(why).rstrip('.')}{listenHint(why, look=False)}"
         probes.append(result)
         return None
 

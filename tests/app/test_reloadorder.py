@@ -66,6 +66,11 @@ class Ports(MemoryReactorClock):
         return Port(self, port, interface)
 
 
+def inUse(port: int) -> str:
+    """What a reload adds to a port in use: how to find who holds it (it does not look: the reactor serves)."""
+    return f": another program listens on port {port} (ss -ltnp 'sport = :{port}' names it): stop it, or give the listener another port"
+
+
 class ReloadOrderTests(SynchronousTestCase):
     def setUp(self) -> None:
         self.clock = Ports()
@@ -127,7 +132,7 @@ class ReloadOrderTests(SynchronousTestCase):
         self.assertEqual(self.clock.listening, [4101])
         self.assertEqual(self.errors(), [
             f"reload: {self.path}:5: line 'a': cannot listen on 'raw+tcp:4102': Couldn't listen on any:4102: "
-            "[Errno 98] Address already in use.; the line keeps listener 'raw+tcp:4101' as it was"])
+            f"[Errno 98] Address already in use{inUse(4102)}; the line keeps listener 'raw+tcp:4101' as it was"])
         self.assertEqual([spec.text for spec in service.configs[0].listeners], ["raw+tcp:4101"])
         # Tried again by the next reload of the same file: now it moves.
         self.assertEqual(self.reload(service, HEAD + 'listen = "raw+tcp:4102"\n'),
@@ -144,7 +149,7 @@ class ReloadOrderTests(SynchronousTestCase):
         self.assertEqual(self.clock.events, [("close", 4101), ("open", 4101)])
         self.assertEqual(self.errors(), [
             f"reload: {self.path}:5: line 'a': cannot listen on 'telnet+tcp:4101': Couldn't listen on any:4101: "
-            "[Errno 98] Address already in use.; the line keeps listener 'raw+tcp:4101' as it was"])
+            f"[Errno 98] Address already in use{inUse(4101)}; the line keeps listener 'raw+tcp:4101' as it was"])
         self.assertEqual([spec.text for spec in service.configs[0].listeners], ["raw+tcp:4101"])
 
     def test_samePortFailsNoneLeft(self) -> None:
@@ -155,8 +160,9 @@ class ReloadOrderTests(SynchronousTestCase):
         self.assertEqual(self.clock.listening, [])
         self.assertEqual(self.errors(), [
             f"reload: {self.path}:5: line 'a': cannot listen on 'telnet+tcp:4101': Couldn't listen on any:4101: "
-            "[Errno 98] Address already in use.; line 'a' is now WITHOUT that listener, nor its old one (line 'a': "
-            "cannot listen on 'raw+tcp:4101': Couldn't listen on any:4101: [Errno 98] Address already in use.)"])
+            f"[Errno 98] Address already in use{inUse(4101)}; line 'a' is now WITHOUT that listener, nor its old one "
+            f"(line 'a': cannot listen on 'raw+tcp:4101': Couldn't listen on any:4101: [Errno 98] Address already in "
+            f"use{inUse(4101)})"])
 
     def test_removedClosedAtOnce(self) -> None:
         """A listener a reload removes (nothing new on its line) is closed, not left for new ones that never come."""

@@ -1,0 +1,86 @@
+"""
+A TCP listener that cannot bind says what to do: who listens on the port
+already (ser2net left running), or that a port below 1024 needs a
+privilege; Twisted said only "Address already in use." or "Permission
+denied.".
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import socket
+
+from twisted.internet.endpoints import TCP4ServerEndpoint
+from twisted.internet.error import CannotListenError
+from twisted.internet.protocol import Factory
+from twisted.trial.unittest import SynchronousTestCase
+
+from serialgw.app.binding import StartupError, listening
+from serialgw.app.portholder import listenerOf, listenHint
+from serialgw.devices.uucplock import processName
+
+
+def refused(port: int, code: int, why: str) -> CannotListenError:
+    return CannotListenError("127.0.0.1", port, OSError(code, why))
+
+
+class ListenHintTests(SynchronousTestCase):
+    def test_inUseNamesTheHolder(self) -> None:
+        """A port a socket of this process listens on: said to be this gateway's; found by its inode in /proc."""
+        held = socket.socket()
+        self.addCleanup(held.close)
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        self.assertEqual(listenerOf(port), os.getpid())
+        self.assertEqual(listenHint(refused(port, errno.EADDRINUSE, "Address already in use")),
+                         f": port {port} is one of this gateway's own listeners already (--check names which)")
+
+    def test_inUseByAnother(self) -> None:
+        """Another process's listener: its PID and name, and what to do."""
+        from serialgw.app import portholder
+
+        self.patch(portholder, "listenerOf", lambda port: 1)
+        self.assertEqual(listenHint(refused(4001, errno.EADDRINUSE, "Address already in use")),
+                         f": port 4001 is in use by another process: 1{processName(1)}: stop it, or give the listener "
+                         "another port")
+
+    def test_inUseNotSeenOrNotLooked(self) -> None:
+        """A holder not seen (another user's process), or not looked for (a reload): how to find it."""
+        from serialgw.app import portholder
+
+        self.patch(portholder, "listenerOf", lambda port: None)
+        expected = (": another program listens on port 4001 (ss -ltnp 'sport = :4001' names it): stop it, or give "
+                    "the listener another port")
+        self.assertEqual(listenHint(refused(4001, errno.EADDRINUSE, "Address already in use")), expected)
+        self.patch(portholder, "listenerOf", lambda port: self.fail("looked"))
+        self.assertEqual(listenHint(refused(4001, errno.EADDRINUSE, "Address already in use"), look=False), expected)
+
+    def test_privilegedPort(self) -> None:
+        """Permission denied on a port below 1024: the privilege it needs and the ways round; above, nothing."""
+        self.assertEqual(listenHint(refused(23, errno.EACCES, "Permission denied")),
+                         ": a port below 1024 needs root or CAP_NET_BIND_SERVICE (the shipped unit has neither: use a "
+                         "port of 1024 or more, or serialgw.socket, where systemd binds it)")
+        self.assertEqual(listenHint(refused(2300, errno.EACCES, "Permission denied")), "")
+
+    def test_otherErrors(self) -> None:
+        """Anything else (a unix path, another errno, not Twisted's error): nothing added."""
+        self.assertEqual(listenHint(CannotListenError("", "/run/x.sock", OSError(errno.EADDRINUSE, "x"))), "")
+        self.assertEqual(listenHint(refused(4001, errno.EADDRNOTAVAIL, "Cannot assign requested address")), "")
+        self.assertEqual(listenHint(ValueError("x")), "")
+
+    def test_startSaysIt(self) -> None:
+        """The start's refusal: Twisted's words (their full stop dropped), then the hint."""
+        from twisted.internet import reactor
+
+        held = socket.socket()
+        self.addCleanup(held.close)
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        e = self.assertRaises(StartupError, listening, TCP4ServerEndpoint(reactor, port, interface="127.0.0.1"),
+                              Factory(), "line 'a': cannot listen on 'x'")
+        self.assertEqual(str(e), f"line 'a': cannot listen on 'x': Couldn't listen on 127.0.0.1:{port}: [Errno 98] "
+                                 f"Address already in use: port {port} is one of this gateway's own listeners already "
+                                 "(--check names which)")
