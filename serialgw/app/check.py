@@ -10,6 +10,7 @@ that is not there: a warning, since it may come later).
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import stat
@@ -37,6 +38,7 @@ from serialgw.config.specs import (
     unixNameLimit,
 )
 from serialgw.devices.access import accessHint
+from serialgw.devices.errors import whyNotOpened
 from serialgw.devices.links import PTY_SLAVE_MAJORS, isMultiplexer
 from serialgw.devices.remote import notASocket
 from serialgw.devices.uucplock import heldNow
@@ -222,7 +224,10 @@ def checkLines(lines: Sequence[LineConfig], status: Optional[ListenerSpec] = Non
             errors.append(f"{owner}: device {quote(device.describe())}: {problem}")
         looking(f"{owner}: device {quote(device.describe())}")
         if device.kind == "tty" and not os.path.exists(device.path):
-            warnings.append(f"{owner}: device {quote(device.path)} does not exist (now)")
+            # (Said as the start says it: "did you mean /dev/ttyS0? ..." for device = "ttyS0".)
+            why = whyNotOpened(device.path, FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT)))
+            meant = why.removeprefix(os.strerror(errno.ENOENT))
+            warnings.append(f"{owner}: device {quote(device.path)} does not exist (now){meant}")
         elif device.kind == "tty":
             what = _notADevice(device.path)
             if what is not None:

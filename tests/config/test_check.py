@@ -536,3 +536,16 @@ class DeviceNowTests(SynchronousTestCase):
         self.patch(check, "_openable", lambda path: path != self.device)
         self.assertEqual(checkLines(self.lines), ([], [
             f"line 'a': device '{self.device}' cannot be opened read-write (now, by uid {os.getuid()})"]))
+
+    def test_relativePathMeantInDev(self) -> None:
+        """device = "ttyS0", not there beside the file, /dev/ttyS0 there: the warning asks for it, as the start's error does."""
+        from serialgw.devices import errors
+
+        dev = os.path.abspath(self.mktemp())
+        os.mkdir(dev)
+        open(os.path.join(dev, "ttyQ9"), "w").close()
+        self.patch(errors, "DEV", dev)
+        path = write(self, '[lines.a]\ndevice = "ttyQ9"\nlisten = "4001"\nlock = false\n')
+        self.assertEqual(checkLines(loadConfig(path)), ([], [
+            f"line 'a': device '{os.path.dirname(path)}/ttyQ9' does not exist (now) (did you mean {dev}/ttyQ9? a "
+            "relative device path is read from the directory the gateway started in, or the configuration file's)"]))
