@@ -83,14 +83,13 @@ class UnitTests(TestCase):
         self.assertEqual((code, out, err), (0, b"", b""))
 
     def test_unitRunsWhatIsDocumented(self) -> None:
-        """The unit runs the venv's twistd in /opt/serialgw with the file it checks first, and reloads with SIGHUP."""
+        """The unit runs the venv's twistd in /opt/serialgw with the file it checks first and its status page on loopback (README's scrape job), and reloads with SIGHUP."""
         with open(os.path.join(CONTRIB, "serialgw.service")) as f:
             lines = f.read().splitlines()
         settings = [line for line in lines if line and not line.startswith("#")]
-        self.assertIn("ExecStartPre=/opt/serialgw/bin/twistd serialgw --check --config /etc/serialgw/serialgw.toml",
-                      settings)
-        self.assertIn("ExecStart=/opt/serialgw/bin/twistd --nodaemon --pidfile= serialgw "
-                      "--config /etc/serialgw/serialgw.toml", settings)
+        options = "--config /etc/serialgw/serialgw.toml --status tcp:8440:interface=127.0.0.1"
+        self.assertIn(f"ExecStartPre=/opt/serialgw/bin/twistd serialgw --check {options}", settings)
+        self.assertIn(f"ExecStart=/opt/serialgw/bin/twistd --nodaemon --pidfile= serialgw {options}", settings)
         self.assertIn("ExecReload=/bin/kill -HUP $MAINPID", settings)
         for key in ("LogsDirectory=serialgw", "StateDirectory=serialgw", "Type=notify", "DynamicUser=yes",
                     "ProtectSystem=strict", "WatchdogSec=30s"):
