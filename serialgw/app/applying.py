@@ -161,7 +161,9 @@ class Applying:
         service, plan, new = self.service, self.plan, self.new
         released = {spec.path for _, spec in plan.releasing if spec.kind is ListenerKind.PTY and spec.path}
         binds = bindChecker(plan.releasing, plans.releasedPorts(service._keyed, plan.releasing),
-                            service.listeners.endpoint, self.probes)
+                            service.listeners.endpoint, self.probes,
+                            plans.boundPorts(service._keyed, service.statusPort, service.sshPort, *service.watchAllPorts,
+                                             *(factory.port for factory in service.byNameFactories)))
         # A unix: device's path too long (no I/O: checked at once), as the open would refuse it first.
         self.problem = next((service.placed(name, "device", problem) for name in plan.changed + plan.added
                              if (problem := unixDeviceProblem(new[name])) is not None), None)

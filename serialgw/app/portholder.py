@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import os
+from collections.abc import Collection
 from typing import Optional
 
 from twisted.internet.error import CannotListenError
@@ -22,20 +23,21 @@ PROCESSES_LOOKED_AT = 4096
 _LISTEN = "0A"  # the state of a listening socket in /proc/net/tcp
 
 
-def listenHint(error: object, look: bool = True) -> str:
+def listenHint(error: object, look: bool = True, ours: Collection[int] = ()) -> str:
     """
     What to add to a TCP listener's failure to bind (C{error}, Twisted's
     CannotListenError): C{": port 4001 is in use by another process: 812
     (ser2net): stop it, or give the listener another port"}; empty for
     anything else.  C{look}: look through /proc for the process (not on
-    a serving reactor: a reload says how to find it instead).
+    a serving reactor: a reload says how to find it instead); C{ours}: the
+    TCP ports this gateway's listeners are bound to, known without looking.
     """
     if not isinstance(error, CannotListenError) or not isinstance(error.socketError, OSError):
         return ""
     code = error.socketError.errno
     port = error.port
     if code == errno.EADDRINUSE and isinstance(port, int) and port > 0:
-        pid = listenerOf(port) if look else None
+        pid = os.getpid() if port in ours else listenerOf(port) if look else None
         if pid == os.getpid():
             return f": port {port} is one of this gateway's own listeners already (--check names which)"
         if pid is not None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import os
 import socket
+from collections.abc import Collection
 from typing import Any, Callable, Optional
 
 import attrs
@@ -124,15 +125,24 @@ def releasedPorts(keyed: dict[str, list[tuple[Any, tuple[str, Any]]]],
     return ports
 
 
+def boundPorts(keyed: dict[str, list[tuple[Any, tuple[str, Any]]]], *others: Any) -> set[int]:
+    """The TCP ports the lines' listeners (C{keyed}) and the gateway's own (C{others}, None for one it has not) are bound to."""
+    hosts = [thing[1].getHost() for entries in keyed.values() for _, (kind, thing) in entries if kind == "port"]
+    hosts += [port.getHost() for port in others if port is not None]
+    return {host.port for host in hosts if isinstance(host, (IPv4Address, IPv6Address))}
+
+
 def bindChecker(releasing: list[tuple[str, ListenerSpec]], ports: set[int],
                 endpoint: Callable[[str, ListenerSpec, Any], tuple[Any, Any]],
-                probes: list[Any]) -> Callable[[str, ListenerSpec], Optional[str]]:
+                probes: list[Any], bound: Collection[int] = ()) -> Callable[[str, ListenerSpec], Optional[str]]:
     """
     Whether a listener a reload would bind can bind, one at a time (a
     reload checks a few a turn: see L{serialgw.app.applying}): it is bound
     now (and closed again once all are checked: C{probes}), unless one of
     ours that the reload lets go of holds its address (C{ports}: the TCP
-    ports of the listeners it releases).  Its problem, or None.
+    ports of the listeners it releases).  Its problem, or None; one of
+    C{bound} (the TCP ports the gateway is bound to) in use is said to be
+    the gateway's own, not another program's.
     """
     endpoints = {spec.endpoint for _, spec in releasing}
     paths = {spec.path for _, spec in releasing if spec.path}
@@ -179,7 +189,7 @@ def bindChecker(releasing: list[tuple[str, ListenerSpec]], ports: set[int],
             why = result.value
             if isinstance(why, CannotListenError) and why.port in ports:
                 return None  # ours, let go of by this reload
-            return f"line {name!r}: cannot listen on {spec.text or spec.endpoint!r}: {str(why).rstrip('.')}{listenHint(why, look=False)}"
+            return f"line {name!r}: cannot listen on {spec.text or spec.endpoint!r}: {str(why).rstrip('.')}{listenHint(why, look=False, ours=bound)}"
         probes.append(result)
         return None
 

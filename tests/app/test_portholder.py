@@ -14,11 +14,13 @@ import socket
 from twisted.internet.endpoints import TCP4ServerEndpoint
 from twisted.internet.error import CannotListenError
 from twisted.internet.protocol import Factory
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from serialgw.app.binding import StartupError, listening
 from serialgw.app.portholder import listenerOf, listenHint
+from serialgw.config.file import loadConfig
 from serialgw.devices.uucplock import processName
+from tests.realio import listenerPort, startedPty, startGateway
 
 
 def refused(port: int, code: int, why: str) -> CannotListenError:
@@ -84,3 +86,30 @@ class ListenHintTests(SynchronousTestCase):
         self.assertEqual(str(e), f"line 'a': cannot listen on 'x': Couldn't listen on 127.0.0.1:{port}: [Errno 98] "
                                  f"Address already in use: port {port} is one of this gateway's own listeners already "
                                  "(--check names which)")
+
+
+class ReloadTests(TestCase):
+    timeout = 30
+
+    async def test_ownPortSaidOwn(self) -> None:
+        """
+        A reload adding a line on a port another line of the gateway holds
+        is refused saying the port is the gateway's own (it said another
+        program listened there: the reload does not look through /proc).
+        """
+        first, second = startedPty(self), startedPty(self)
+        path = self.mktemp()
+
+        def config(*lines: tuple[str, str, str]) -> list:  # type: ignore[type-arg]
+            with open(path, "w") as f:
+                f.write("".join(f'[lines.{name}]\ndevice = "{device}"\nlisten = "{listen}"\n' for name, device, listen in lines))
+            return loadConfig(path)
+
+        service = startGateway(self, *config(("a", first.slaveName, "raw+tcp:0:interface=127.0.0.1")))
+        port = listenerPort(service)
+        result = await service.reload(config(("a", first.slaveName, "raw+tcp:0:interface=127.0.0.1"),
+                                             ("b", second.slaveName, f"raw+tcp:{port}:interface=127.0.0.1")))
+        self.assertEqual(result, {"refused": [
+            f"line 'b': cannot listen on 'raw+tcp:{port}:interface=127.0.0.1': Couldn't listen on "
+            f"127.0.0.1:{port}: [Errno 98] Address already in use: port {port} is one of this gateway's own listeners "
+            "already (--check names which)"]})
