@@ -212,6 +212,29 @@ def checkLines(lines: Sequence[LineConfig], status: Optional[ListenerSpec] = Non
                 return
         bucket.append((key, f"{owner}, {thing}"))
 
+    def tlsFiles(spec: ListenerSpec, owner: str) -> None:
+        """A TLS listener's files, as the start would read them: not there, not PEM, not loading, expired."""
+        if spec.tls is None:
+            return
+        said = len(warnings)
+        for name, path in (("cert", spec.tls.cert), ("key", spec.tls.key), ("ca", spec.tls.ca)):
+            if path:
+                looking(f"{owner}: listener {quote(spec.text)}: {name} file {quote(path)}")
+            if path and not os.access(path, os.R_OK):
+                warnings.append(f"{owner}: listener {quote(spec.text)}: {name} file {quote(path)} cannot be read (now)")
+            elif path:
+                problem = _pemProblem(path)
+                if problem is not None:
+                    warnings.append(f"{owner}: listener {quote(spec.text)}: {name} file {quote(path)} {problem} "
+                                    "(now): the start would refuse it")
+        looking(f"{owner}: listener {quote(spec.text)}: its TLS files")
+        loads = tlsLoadProblem(spec) if len(warnings) == said else None
+        if loads is not None:
+            warnings.append(f"{owner}: listener {quote(spec.text)}: {loads} (now): the start would refuse it")
+        expired = validityProblem(spec.tls.cert) if spec.tls.cert else None
+        if expired is not None:
+            warnings.append(f"{owner}: listener {quote(spec.text)}: {expired} (now)")
+
     # (Two lines on one device or console log are refused when the file is read: config/file.py.)
     for line in lines:
         owner = f"line {quote(line.name)}"
@@ -294,25 +317,7 @@ def checkLines(lines: Sequence[LineConfig], status: Optional[ListenerSpec] = Non
             problem = systemdProblem(spec.endpoint) if spec.kind is ListenerKind.LISTEN else None
             if problem is not None:
                 warnings.append(f"{owner}: listener {quote(spec.text)}: {problem} (now)")
-            if spec.tls is not None:
-                said = len(warnings)
-                for name, path in (("cert", spec.tls.cert), ("key", spec.tls.key), ("ca", spec.tls.ca)):
-                    if path:
-                        looking(f"{owner}: listener {quote(spec.text)}: {name} file {quote(path)}")
-                    if path and not os.access(path, os.R_OK):
-                        warnings.append(f"{owner}: listener {quote(spec.text)}: {name} file {quote(path)} cannot be read (now)")
-                    elif path:
-                        problem = _pemProblem(path)
-                        if problem is not None:
-                            warnings.append(f"{owner}: listener {quote(spec.text)}: {name} file {quote(path)} {problem} "
-                                            "(now): the start would refuse it")
-                looking(f"{owner}: listener {quote(spec.text)}: its TLS files")
-                loads = tlsLoadProblem(spec) if len(warnings) == said else None
-                if loads is not None:
-                    warnings.append(f"{owner}: listener {quote(spec.text)}: {loads} (now): the start would refuse it")
-                expired = validityProblem(spec.tls.cert) if spec.tls.cert else None
-                if expired is not None:
-                    warnings.append(f"{owner}: listener {quote(spec.text)}: {expired} (now)")
+            tlsFiles(spec, owner)
     processes: list[tuple[str, tuple[Optional[ListenerSpec], Optional[SSHSpec], Sequence[ListenerSpec]]]]
     processes = [("", (status, ssh, watchAll))]
     if shards:
@@ -329,6 +334,7 @@ def checkLines(lines: Sequence[LineConfig], status: Optional[ListenerSpec] = Non
             take(ssh_.listener, f"the SSH listener{of}")
     for spec in byName:  # (not with --shard: refused)
         take(spec, "by-name")
+        tlsFiles(spec, "by-name")
     if ssh is not None:
         looking(f"the SSH host key {quote(ssh.hostKey)}")
         _checkHostKey(ssh.hostKey, errors, warnings)

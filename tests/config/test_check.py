@@ -344,6 +344,18 @@ class CheckTests(SynchronousTestCase):
             "'4001' already does\n"
             f"serialgw: {path}: 3 error(s)\n")))
 
+    def test_byNameTLSFiles(self) -> None:
+        """A [by-name] TLS listener's files are looked at as a line's are (--check said OK of missing ones; the start refused them)."""
+        directory = os.path.abspath(self.mktemp())
+        os.mkdir(directory)
+        path = write(self, f'[by-name]\nlisten = "tls:4003:cert={directory}/gw.pem:key={directory}/gw.key"\n'
+                           '[lines.a]\ndevice = "pty:/nowhere/a"\nlisten = "tcp:4001:interface=127.0.0.1"\n')
+        status, out, err = checked("--config", path)
+        listener = f"listener 'tls:4003:cert={directory}/gw.pem:key={directory}/gw.key'"
+        self.assertEqual((status, [line for line in err.splitlines() if "by-name" in line]), (0, [
+            f"serialgw: warning: by-name: {listener}: cert file '{directory}/gw.pem' cannot be read (now)",
+            f"serialgw: warning: by-name: {listener}: key file '{directory}/gw.key' cannot be read (now)"]))
+
     def test_systemdPositionalIndex(self) -> None:
         """systemd:DOMAIN:INDEX, Twisted's positional form, names the socket as index= does."""
         environ = {"LISTEN_PID": str(os.getpid()), "LISTEN_FDS": "1", "LISTEN_FDNAMES": "a"}
