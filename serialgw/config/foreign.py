@@ -107,6 +107,8 @@ _KEYS = {
     "timestamp": "conserver's timestamp is log-mark (minutes between marks) and log-events = \"conserver\" "
                  "(its a and b: attach, detach, breaks) here",
     "idletimeout": "conserver's idletimeout is the listener option idle=SECONDS here",
+    "options": "conserver's options are keys of their own here: ondemand is on-demand = true (the others have no "
+               "counterpart)",
     "ondemand": "conserver's options ondemand is on-demand = true here (a local tty: opened at the first "
                 "connection, closed after the last)",
     "initcmd": "conserver's initcmd has no counterpart: open-string writes text, no program",

@@ -1,7 +1,8 @@
 """
 The name an operator most likely meant when a key, table or listener option
 is none the gateway knows: a slip of the keyboard (C{max-client},
-C{lisen}), C{_} for C{-} (C{max_clients}), capitals (C{Device}).  An error
+C{lisen}), C{_} for C{-} (C{max_clients}), capitals (C{Device}), another
+program's name for it (pyserial's C{baudrate}).  An error
 that lists forty names and leaves the reader to find the one they meant
 says C{did you mean 'max-clients'?} first.
 """
@@ -17,6 +18,11 @@ from typing import Optional
 # 'baud' (0.67) are not offered.
 CUTOFF = 0.8
 
+# Other programs' names for a key (pyserial's baudrate, stty's and cu's
+# speed, picocom's databits), too far from it to be found as slips.
+SYNONYMS = {"baudrate": "baud", "baud-rate": "baud", "speed": "baud", "bitrate": "baud",
+            "databits": "bytesize", "data-bits": "bytesize"}
+
 
 def nearest(word: str, known: Iterable[str]) -> Optional[str]:
     """The one of C{known} that C{word} is most likely a slip of, or None when none is near."""
@@ -24,6 +30,8 @@ def nearest(word: str, known: Iterable[str]) -> Optional[str]:
     folded = word.strip().lower().replace("_", "-")
     if folded in names:
         return folded
+    if SYNONYMS.get(folded) in names:
+        return SYNONYMS[folded]
     close = difflib.get_close_matches(folded, names, n=1, cutoff=CUTOFF)
     return close[0] if close else None
 

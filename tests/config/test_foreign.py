@@ -116,6 +116,8 @@ class ForeignFormTests(SynchronousTestCase):
             "trace-write = '/var/log/x'": "ser2net's trace-write is log-typed here",
             "timestamp = '1hab'": "conserver's timestamp is log-mark",
             "logfile = '/var/log/x'": "conserver's logfile is log here",
+            "options = 'ondemand'": "conserver's options are keys of their own here: ondemand is on-demand = true (the "
+                                    "others have no counterpart)",
         }
         for key, hint in cases.items():
             message = self.refused(f'[lines.con01]\ndevice = "/dev/ttyUSB0"\nlisten = "4001"\n{key}\n')

@@ -26,9 +26,11 @@ class NearestTests(SynchronousTestCase):
         """A letter left out, doubled or swapped, '_' for '-', capitals: the known name; nothing near: None."""
         for word, meant in (("max-client", "max-clients"), ("maxclients", "max-clients"), ("lisen", "listen"),
                             ("sreial", "serial"), ("max_clients", "max-clients"), ("Device", "device"),
-                            ("log-size", "log-max-size"), ("ondemand", "on-demand"), ("stopbit", "stopbits")):
+                            ("log-size", "log-max-size"), ("ondemand", "on-demand"), ("stopbit", "stopbits"),
+                            ("baudrate", "baud"), ("Speed", "baud"), ("databits", "bytesize")):
             self.assertEqual(nearest(word, LINE_KEYS), meant, word)
-        for word in ("baudrate", "speed", "colour", "flow", ""):
+        self.assertIsNone(nearest("baudrate", ["listen"]))  # (a synonym only of a name there)
+        for word in ("colour", "flow", ""):
             self.assertIsNone(nearest(word, LINE_KEYS), word)
 
     def test_didYouMean(self) -> None:
@@ -51,6 +53,8 @@ class FileTests(SynchronousTestCase):
         self.assertEqual(self.refused("[defaults]\nmax_clients = 4\n" + LINE),
                          f"FILE:2: unknown key 'max_clients' in [defaults]: did you mean 'max-clients'? (known: {KNOWN})")
         self.assertEqual(self.refused(LINE + "colour = 4\n"), f"FILE:4: unknown key 'colour' in [lines.a] (known: {KNOWN})")
+        self.assertEqual(self.refused(LINE + "baudrate = 9600\n"),
+                         f"FILE:4: unknown key 'baudrate' in [lines.a]: did you mean 'baud'? (known: {KNOWN})")
 
     def test_foreignHintFirst(self) -> None:
         """ser2net's or conserver's name keeps its own hint (what serialgw has instead), not a guess."""
