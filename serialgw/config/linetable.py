@@ -180,6 +180,16 @@ _LOG_KEYS: dict[str, tuple[str, type]] = {
 _KINDS = {int: "a whole number", float: "a number", bool: "true or false", str: "a string (in quotes)"}
 
 
+def _unquoted(key: str, kind: type, item: Any) -> str:
+    """C{" (without quotes: log-keep = 7)"} for a number or true/false written in quotes; empty otherwise."""
+    bare = item.strip() if isinstance(item, str) else ""
+    if kind is bool and bare.lower() in ("true", "false"):
+        return f" (without quotes: {key} = {bare.lower()})"
+    if kind is int and re.fullmatch(r"[0-9]{1,20}", bare) or kind is float and re.fullmatch(r"[0-9]{1,20}(\.[0-9]{1,20})?", bare):
+        return f" (without quotes: {key} = {bare})"
+    return ""
+
+
 def _shown(item: Any) -> str:
     """A value in an error as TOML writes it (true, not True; a string quoted)."""
     return ("true" if item else "false") if isinstance(item, bool) else quote(item)
@@ -205,7 +215,7 @@ def _line(name: str, table: dict[str, Any]) -> LineConfig:
                 raise _KeyError(key, f"out of range: {item}") from None
         if not isinstance(item, kind) or (kind is int and isinstance(item, bool)):
             # (Python's names, "expected int, not True", are no TOML's.)
-            raise _KeyError(key, f"expected {_KINDS.get(kind, kind.__name__)}, not {_shown(item)}")
+            raise _KeyError(key, f"expected {_KINDS.get(kind, kind.__name__)}, not {_shown(item)}{_unquoted(key, kind, item)}")
         return item
 
     def parsed(key: str, parse: Any, raw: Any) -> Any:

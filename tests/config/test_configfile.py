@@ -229,7 +229,8 @@ class FileTests(SynchronousTestCase):
                                     ("log-max-size", "-1", "log-max-size must be 0 (no limit) to 1099511627776 bytes (1 TiB), not -1"),
                                     ("log-format", "5", "expected a string (in quotes), not 5"),
                                     ("log-format", '"' + "%c" * 33 + '"', "log-format must be at most 64 characters, not 66"),
-                                    ("log-daily", '"false"', "expected true or false, not 'false'")):
+                                    ("log-daily", '"false"',
+                                     "expected true or false, not 'false' (without quotes: log-daily = false)")):
             path = self.write(f'[lines.a]\ndevice = "/dev/ttyS0"\nlisten = "4001"\n{key} = {value}\n')
             self.assertEqual(str(self.assertRaises(ConfigError, loadConfig, path)), f"{path}:4: [lines.a] {key}: {message}")
         # Good ones in [defaults] for the lines that log: a line without log has none.

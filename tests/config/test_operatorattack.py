@@ -72,7 +72,7 @@ class FileMistakeTests(SynchronousTestCase):
             'lock = "no"': "lock: expected true or false, not 'no'",
             "lock = 0": "lock: expected true or false, not 0",
             "signature = false": "signature: expected a string (in quotes), not false",
-            'break-duration = "250"': "break-duration: expected a number, not '250'",
+            'break-duration = "250"': "break-duration: expected a number, not '250' (without quotes: break-duration = 250)",
         }
         for line, said in cases.items():
             self.assertEqual(self.refused(LINE + line + "\n"), f"FILE:4: [lines.a] {said}")

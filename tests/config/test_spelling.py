@@ -2,7 +2,8 @@
 A key, table or listener option the gateway does not know, when it is a
 slip of a known one (a letter left out or swapped, '_' for '-', capitals),
 is refused saying which one was likely meant before the list of the known
-ones; a name near none says nothing more than before.
+ones; a name near none says nothing more than before.  A number or a
+true/false written in quotes is refused saying how to write it.
 """
 
 from __future__ import annotations
@@ -105,3 +106,20 @@ class ListenerTests(SynchronousTestCase):
                          "listener option 'banner' takes no value, not 'banner=hello', in 'telnet,banner=hello+4001': "
                          "the text is the line's banner = ... (--banner)")
         self.assertEqual(self.refused("raw,ro=1+4001"), "listener option 'ro' takes no value, not 'ro=1', in 'raw,ro=1+4001'")
+
+
+class QuotedTests(SynchronousTestCase):
+    def refused(self, key: str) -> str:
+        path = writeTemp(self, LINE + 'log = "/var/log/a.log"\n' + key + "\n")
+        return str(self.assertRaises(ConfigError, loadFile, path)).replace(path, "FILE")
+
+    def test_numbersAndBooleansInQuotes(self) -> None:
+        """log-keep = "7", lock = "false", pace = "5": the key written without its quotes is shown; other strings are not."""
+        self.assertEqual(self.refused('log-keep = "7"'),
+                         "FILE:5: [lines.a] log-keep: expected a whole number, not '7' (without quotes: log-keep = 7)")
+        self.assertEqual(self.refused('lock = "False"'),
+                         "FILE:5: [lines.a] lock: expected true or false, not 'False' (without quotes: lock = false)")
+        self.assertEqual(self.refused('pace = "2.5"'),
+                         "FILE:5: [lines.a] pace: expected a number, not '2.5' (without quotes: pace = 2.5)")
+        self.assertEqual(self.refused('restore = "yes"'), "FILE:5: [lines.a] restore: expected true or false, not 'yes'")
+        self.assertEqual(self.refused('backlog = "16k"'), "FILE:5: [lines.a] backlog: expected a whole number, not '16k'")
