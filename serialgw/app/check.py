@@ -270,7 +270,8 @@ def checkLines(lines: Sequence[LineConfig], status: Optional[ListenerSpec] = Non
         if device.kind == "tty" and line.lock:
             looking(f"{owner}: lock-dir {quote(line.lockDir)}")
             held = heldNow(device.path, line.lockDir) if os.path.exists(device.path) else None
-            if held is not None:
+            if held is not None and not _aGateway(held.pid):
+                # (A gateway running on the file --check is run on holds its ttys: no news.)
                 # (The start's line stays down, tried again, until the holder lets go: --check said OK.)
                 warnings.append(f"{owner}: {held} (now): the line would stay down, tried again, until that program "
                                 "closes the port")
@@ -425,6 +426,15 @@ def _kind(path: str) -> str:
         return kindOf(os.lstat(path).st_mode)
     except OSError:
         return "gone now"
+
+
+def _aGateway(pid: int) -> bool:
+    """Whether process C{pid} runs serialgw (its command line names it): the gateway, running, holds its own ttys' locks."""
+    try:
+        with open(f"/proc/{int(pid)}/cmdline", "rb") as f:
+            return b"serialgw" in f.read(65536).split(b"\0")
+    except (OSError, ValueError):
+        return False
 
 
 def _openable(path: str) -> bool:

@@ -295,10 +295,10 @@ def _staleBecause(device: str, path: str, holder: Optional[int], written: Option
     return why
 
 
-def heldNow(device: str, lockDir: str) -> Optional[str]:
+def heldNow(device: str, lockDir: str) -> Optional[LockHeld]:
     """
-    Who holds C{device}'s lock now, as L{acquire} would refuse it
-    (C{"/dev/ttyS0 is locked by process 1234 (cu) (/var/lock/LCK..ttyS0)"}),
+    Who holds C{device}'s lock now, as L{acquire} would refuse it (its
+    message: C{"/dev/ttyS0 is locked by process 1234 (cu) (/var/lock/LCK..ttyS0)"}),
     looked at only: nothing taken, moved or removed.  None when it is free,
     stale (L{acquire} would take it over), or cannot be looked at.
     """
@@ -307,7 +307,7 @@ def heldNow(device: str, lockDir: str) -> Optional[str]:
         holder, written, what = _inspect(path)
         _staleBecause(device, path, holder, written, what)
     except LockHeld as e:
-        return str(e)
+        return e
     except (OSError, LockError):
         return None
     return None

@@ -10,6 +10,7 @@ import json
 import os
 import socket
 import subprocess
+import sys
 
 from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase, TestCase
@@ -540,6 +541,15 @@ class DeviceNowTests(SynchronousTestCase):
         holder.kill()
         holder.wait()
         self.assertEqual(checkLines(self.lines), ([], []))  # (its holder gone: the start takes it over)
+
+    def test_lockHeldByAGatewaySaysNothing(self) -> None:
+        """The lock held by a process running serialgw (the gateway, --check run beside it on its file): no warning."""
+        gateway = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)", "serialgw", "--config", "x"])
+        self.addCleanup(gateway.wait)
+        self.addCleanup(gateway.kill)
+        with open(os.path.join(self.lockDir, "LCK.." + os.path.basename(self.device)), "w") as f:
+            f.write(f"{gateway.pid:10d}\n")
+        self.assertEqual(checkLines(self.lines), ([], []))
 
     def test_notOpenableWarns(self) -> None:
         """A device this user may not open read-write: a warning naming it and the uid (as the log directory's)."""
