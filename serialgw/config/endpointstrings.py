@@ -71,7 +71,8 @@ def twistedServer(text: str, original: str) -> ListenerSpec:
         return ListenerSpec(endpoint=text, path=path)
     assert isinstance(endpoint, (TCP4ServerEndpoint, TCP6ServerEndpoint))
     if not 0 <= endpoint._port <= 65535:
-        raise ConfigError(f"bad port {quote(str(endpoint._port))} in listener {quote(original)}")
+        raise ConfigError(f"bad port {quote(str(endpoint._port))} in listener {quote(original)}: expected a port number, "
+                          "0 to 65535")
     return ListenerSpec(endpoint=text, host=endpoint._interface, port=endpoint._port)
 
 

@@ -41,7 +41,7 @@ def isPort(text: str) -> bool:
 
 def parsePort(text: str, original: str) -> int:
     if not isDecimal(text) or not 0 <= int(text) <= 65535:
-        raise ConfigError(f"bad port {quote(text)} in listener {quote(original)}")
+        raise ConfigError(f"bad port {quote(text)} in listener {quote(original)}: expected a port number, 0 to 65535")
     return int(text)
 
 

@@ -300,8 +300,10 @@ class CheckTests(SynchronousTestCase):
         """What bind() or open() would refuse only at start is refused by --check too: one line, exit status 2."""
         deep = write(self, '[lines.a]\ndevice = "pty:/nowhere/a"\nlisten = ' + "[" * 3000 + "]" * 3000 + "\n")
         cases = [
-            (["--device", "pty:/nowhere/a", "--port", "tcp:99999"], "--port: bad port '99999' in listener 'tcp:99999'"),
-            (["--device", "pty:/nowhere/a", "--port", "tcp6:70000"], "--port: bad port '70000' in listener 'tcp6:70000'"),
+            (["--device", "pty:/nowhere/a", "--port", "tcp:99999"], "--port: bad port '99999' in listener 'tcp:99999': "
+             "expected a port number, 0 to 65535"),
+            (["--device", "pty:/nowhere/a", "--port", "tcp6:70000"], "--port: bad port '70000' in listener 'tcp6:70000': "
+             "expected a port number, 0 to 65535"),
             (["--device", "pty:/nowhere/a", "--port", "unix:"], "--port: unix: needs a path in listener 'unix:'"),
             (["--config", deep], f"{deep}: arrays or tables nested too deep"),
         ]

@@ -269,14 +269,14 @@ class QemuManualTests(SynchronousTestCase):
         )
         # A first number past 65535 is no port: one reading, a bad port (hypothesis found tcp:65536:2).
         self.assertEqual(str(self.assertRaises(ConfigError, parseListener, "tcp:65536:2")),
-                         "bad port '65536' in listener 'tcp:65536:2'")
+                         "bad port '65536' in listener 'tcp:65536:2': expected a port number, 0 to 65535")
 
     def test_badStrings(self) -> None:
         """Bad QEMU strings name what is wrong."""
         cases = {
             "tcp::4444,bogus": "unknown option 'bogus' in listener 'tcp::4444,bogus' (known: server, wait, nowait, "
             "nodelay, ipv4, ipv6, reconnect, telnet, to)",
-            "udp:1.2.3.4:x": "bad port 'x' in listener 'udp:1.2.3.4:x'",
+            "udp:1.2.3.4:x": "bad port 'x' in listener 'udp:1.2.3.4:x': expected a port number, 0 to 65535",
             "tcp:::1:4444,server": "an IPv6 address goes in brackets ([::1]) in listener 'tcp:::1:4444,server'",
             "telnet::4444,server=maybe": "option server='maybe' in listener 'telnet::4444,server=maybe': expected on or off",
             "udp::4555@4556,allow=nonsense": "allow='nonsense' in listener 'udp::4555@4556,allow=nonsense' is not an "
@@ -413,7 +413,7 @@ class TLSTests(SynchronousTestCase):
                 "listener 'raw+tls:port=4443:interface=fe80::1%eth0:cert=c.pem:key=k.pem' gives the port twice; "
                 f"'interface=fe80::1%eth0'{hint} ('interface=fe80\\:\\:1%eth0')",
             "tls:4443:cert=/etc/a:b.pem:key=k.pem":
-                "bad port 'b.pem' in listener 'tls:4443:cert=/etc/a:b.pem:key=k.pem'; "
+                "bad port 'b.pem' in listener 'tls:4443:cert=/etc/a:b.pem:key=k.pem': expected a port number, 0 to 65535; "
                 f"'cert=/etc/a:b.pem'{hint} ('cert=/etc/a\\:b.pem')",
         }
         for text, message in cases.items():
@@ -535,8 +535,8 @@ class TwistedGrammarTests(SynchronousTestCase):
                               "invalid literal for int() with base 10: 'x'",
             "unix:/a=b": "cannot read listener 'unix:/a=b' as a Twisted endpoint string: "
                          "_parseUNIX() got an unexpected keyword argument '/a'",
-            "tcp6:port=70000": "bad port '70000' in listener 'tcp6:port=70000'",
-            "tcp:port=-1": "bad port '-1' in listener 'tcp:port=-1'",
+            "tcp6:port=70000": "bad port '70000' in listener 'tcp6:port=70000': expected a port number, 0 to 65535",
+            "tcp:port=-1": "bad port '-1' in listener 'tcp:port=-1': expected a port number, 0 to 65535",
             "unix:address=": "unix: needs a path in listener 'unix:address='",
             "unix:mode=660": "cannot read listener 'unix:mode=660' as a Twisted endpoint string: "
                              "_parseUNIX() missing 1 required positional argument: 'address'",

@@ -118,7 +118,7 @@ class ListenerValueTests(SynchronousTestCase):
         for text, host in (("tcp:4001:127.0.0.1", "127.0.0.1"), ("tcp6:4001:5:\\:\\:1", "::1")):
             self.assertEqual((parseListener(text).port, parseListener(text).host), (4001, host))
         e = self.assertRaises(ConfigError, parseListener, "tcp:-1")
-        self.assertEqual(str(e), "bad port '-1' in listener 'tcp:-1'")
+        self.assertEqual(str(e), "bad port '-1' in listener 'tcp:-1': expected a port number, 0 to 65535")
         for device in ("tcp:localhost:+4001", "tcp:localhost: 4001", "tcp:localhost:-1"):
             e = self.assertRaises(ConfigError, parseDevice, device)
             self.assertEqual(str(e), f"device '{device}': expected tcp:HOST:PORT")
