@@ -116,7 +116,9 @@ def _admits(own: ListenerSpec, peer: Any, host: Any, ca: Optional[str], user: Op
         return False
     if own.path and peer is not UNIX:
         return False
-    if own.host and own.host not in ("0.0.0.0", "::") and (host is None or host != _ip(own.host)):
+    # (localhost, any case, is bound as 127.0.0.1.)
+    bound = "127.0.0.1" if own.host.lower() == "localhost" else own.host
+    if own.host and own.host not in ("0.0.0.0", "::") and (host is None or host != _ip(bound)):
         return False
     tls = own.tls
     if tls is not None and ca is None:

@@ -124,6 +124,16 @@ class OwnListenersTests(SynchronousTestCase):
         prompt3.dataReceived(b"local\r\n")
         self.assertEqual(transport3.value(), b"[serialgw: no console 'local' here]\r\n" + PROMPT)
 
+    def test_interfaceLocalhostIsLoopback(self) -> None:
+        """A writer's listener on interface=localhost (any case: bound as 127.0.0.1) admits a by-name connection that came in on 127.0.0.1; it was given to none."""
+        self.own["local"] = specs("telnet+tcp:4006:interface=localhost", "telnet+tcp:4106:interface=LOCALHOST")
+        prompt, transport = self.connect(IPv4Address("TCP", "127.0.0.1", 40001), LOOPBACK)
+        prompt.dataReceived(b"local\r\n")
+        self.assertEqual([c.role for c in self.lines["local"].clients], [Role.WRITER])
+        prompt2, transport2 = self.connect(OUTSIDE, PUBLIC)
+        prompt2.dataReceived(b"local\r\n")
+        self.assertEqual(transport2.value(), b"[serialgw: no console 'local' here]\r\n" + PROMPT)
+
     def test_unixSocketOnlyOverOne(self) -> None:
         """A line reached only over a unix socket is not given over TCP; a by-name connection over a unix socket is given it."""
         prompt, transport = self.connect(OUTSIDE, LOOPBACK)
