@@ -132,6 +132,7 @@ class GatewayService(MultiService):
         # with the reopen backoff (True: --config, --wait-for-device).
         self.waitForDevices = waitForDevices
         self._reopens = Reopens(self)
+        self.byNameFactories = []
 
     # The SSH listener's factory, once it listens (see serialgw.app.ownlisteners.serveSSH).
     sshFactory: Any
@@ -234,7 +235,12 @@ class GatewayService(MultiService):
                                            "protocol": key.protocol.value, "address": None})
             if kind == "port":
                 entry["address"] = describeAddress(thing[1].getHost())
-        return list(shown.values())
+        line = self.lines.get(name)
+        # A [by-name] listener that gives this line (its lines patterns; a line with write / read only where it knows people).
+        byName = [{"listener": factory.spec.text or factory.spec.endpoint, "kind": "by-name",
+                   "protocol": factory.spec.protocol.value, "address": describeAddress(factory.port.getHost())}
+                  for factory in self.byNameFactories if line is not None and factory.port is not None and factory.offers(line)]
+        return list(shown.values()) + byName
 
     def _listen(self, line: Line, config: LineConfig, spec: ListenerSpec) -> None:
         self._openingKey = spec

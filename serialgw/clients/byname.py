@@ -433,6 +433,18 @@ class ByNameFactory(LineFactory):
             return True
         return user is not None and rights.of(user) is not None
 
+    def offers(self, line: Line) -> bool:
+        """
+        Whether this listener gives C{line} to some client (the status page
+        lists it among the line's listeners): its C{lines} patterns have the
+        line's name and, for a line with C{write} / C{read}, this listener
+        knows people (TLS with C{ca=}).  Who may have it is each connection's
+        (L{mayUse}, L{throughOwn}).
+        """
+        if not any(fnmatch.fnmatchcase(line.name, pattern) for pattern in self.patterns):
+            return False
+        return (line.rights.write is None and line.rights.read is None) or self.knowsPeople
+
     def _bound(self, name: str, transport: Any, user: Optional[str],
                own: Optional[Mapping[str, Sequence[ListenerSpec]]] = None) -> Optional[bool]:
         """L{throughOwn} of line C{name}'s own listeners (C{own}: them all, read once for a list)."""

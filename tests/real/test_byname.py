@@ -135,3 +135,29 @@ class ByNameRealTests(TestCase):
         self.assertEqual(service.lines["db2"].clients[0].role, Role.WRITER)
         await db.received.contains(b"ok\r")
         await closeClients(client, other)
+
+    async def test_statusPageListsIt(self) -> None:
+        """The status page lists a by-name listener among the listeners of each line it gives (kind by-name, where it is bound), not of a line outside its lines nor of one with write / read it cannot give (no TLS ca=: no person); a reload's lines filter shows at once."""
+        from serialgw.config.file import FileConfig
+        from serialgw.config.specs import Rights
+
+        service, _, _ = self.gateway("raw+tcp:0:interface=127.0.0.1", "tcp:0:interface=127.0.0.1")
+        port, other = self.port(service, 0), self.port(service, 1)
+        own = service.listenersOf("web1")[0]
+        self.assertEqual(service.listenersOf("web1"), [own, {
+            "listener": "raw+tcp:0:interface=127.0.0.1", "kind": "by-name", "protocol": "raw",
+            "address": f"127.0.0.1:{port}"}, {
+            "listener": "tcp:0:interface=127.0.0.1", "kind": "by-name", "protocol": "telnet",
+            "address": f"127.0.0.1:{other}"}])
+        self.assertEqual(own["kind"], "listen")
+        every = service.byName
+        narrowed = ByNameSpec(every.listeners, ("db*",))
+        people = [attrs.evolve(self.configs[0], rights=Rights(write=("alice",))), self.configs[1]]
+        await service._applyFile((people, None, None), FileConfig(people, None, (), byName=narrowed))
+        self.assertEqual([shown["kind"] for shown in service.listenersOf("db2")], ["listen", "by-name", "by-name"])
+        self.assertEqual([shown["kind"] for shown in service.listenersOf("web1")], ["listen"])
+        await service._applyFile((people, None, None), FileConfig(people, None, (), byName=every))
+        self.assertEqual(service.byName.lines, ("*",))
+        # (web1 is in the lines again, but it has write = ["alice"] and these listeners know nobody.)
+        self.assertEqual([shown["kind"] for shown in service.listenersOf("web1")], ["listen"])
+        self.assertEqual(service.listenersOf("nosuchline"), [])
