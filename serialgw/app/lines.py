@@ -259,6 +259,11 @@ def _firstOpenOver(outcome: Optional[BaseException], config: LineConfig, device:
         _startsDown(config, outcome)
 
 
+def seconds(value: float) -> str:
+    """A time in a log line: C{300 s}; 0: C{off}."""
+    return f"{value:g} s" if value else "off"
+
+
 def makeLine(config: LineConfig, device: Any, clock: Any) -> Line:
     """The line of a configuration on its device, which now tells it what happens; nobody attached yet."""
     line = Line(config.name, device, clock=clock, configured=config.settings,
@@ -284,7 +289,9 @@ def makeLine(config: LineConfig, device: Any, clock: Any) -> Line:
             log.warn("line {line}: pace and pace-line apply to local devices; {device} is not paced",
                      line=config.name, device=config.device.describe())
     line.waitForClient = any(spec.wait for spec in config.listeners)
+    line.linger = config.onDemandLinger
     line.setOnDemand(config.opensOnDemand)
+    line.setIdleString(config.idleTimeout, config.idleString)
     return line
 
 
@@ -330,6 +337,14 @@ def retuneLine(line: Line, old: LineConfig, new: LineConfig) -> None:
         # On: closed now if no client wants it; off: opened now, and kept open.
         log.info("line {line}: on-demand {state} (reload)", line=new.name, state="on" if new.opensOnDemand else "off")
         line.setOnDemand(new.opensOnDemand)
+    if new.onDemandLinger != old.onDemandLinger:
+        # (A device lingering open now closes that long after its last client left.)
+        log.info("line {line}: on-demand-linger {seconds} (reload)", line=new.name, seconds=seconds(new.onDemandLinger))
+        line.setLinger(new.onDemandLinger)
+    if (new.idleTimeout, new.idleString) != (old.idleTimeout, old.idleString):
+        # (Due that long after the device's last activity: at once if that is past.)
+        log.info("line {line}: idle-timeout {seconds} (reload)", line=new.name, seconds=seconds(new.idleTimeout))
+        line.setIdleString(new.idleTimeout, new.idleString)
 
 
 def linesStatus(lines: list[Line]) -> str:

@@ -41,7 +41,7 @@ def deviceKeyRefusal(key: str, device: DeviceSpec) -> str:
     has a duration (a raw socket carries none, a telnet console's IAC BRK
     is the far end's to time; an rfc2217:// device's BREAK-ON lasts it).
     """
-    if key == "on-demand" and device.kind != "tty":
+    if key in ("on-demand", "on-demand-linger") and device.kind != "tty":
         return (f"means nothing on device {quote(device.describe())}: only a local tty is opened on demand (a "
                 + ("pty the gateway makes is its own, no other program's to open" if device.kind == "pty" else
                    "console elsewhere is dialed from the start") + "): take it out")

@@ -106,12 +106,16 @@ _KEYS = {
     "logfilemax": "conserver's logfilemax is log-max-size here",
     "timestamp": "conserver's timestamp is log-mark (minutes between marks) and log-events = \"conserver\" "
                  "(its a and b: attach, detach, breaks) here",
-    "idletimeout": "conserver's idletimeout is the listener option idle=SECONDS here",
+    "idletimeout": "conserver's idletimeout is idle-timeout here (seconds, or \"5m\", \"1h\"; the idle-string, "
+                   "conserver's idlestring, \"\\n\" unless given, is written to a console quiet that long); a "
+                   "client's idle disconnect is the listener option idle=SECONDS",
+    "idlestring": "conserver's idlestring is idle-string here (with idle-timeout, conserver's idletimeout)",
     "options": "conserver's options are keys of their own here: ondemand is on-demand = true (the others have no "
                "counterpart)",
     "ondemand": "conserver's options ondemand is on-demand = true here (a local tty: opened at the first "
                 "connection, closed after the last)",
-    "initcmd": "conserver's initcmd has no counterpart: open-string writes text, no program",
+    "initcmd": "conserver's initcmd has no counterpart: open-string writes text, no program (idle-string keeps a "
+               "login alive)",
     "exec": "conserver's exec has no counterpart: run the program behind socat on a unix socket and make "
             "device = \"unix:PATH\" (README: Coming from ser2net or conserver)",
     "type": "conserver's type has no key here: device says it (a path, telnet:HOST:PORT, tcp:HOST:PORT, "

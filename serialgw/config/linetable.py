@@ -24,6 +24,7 @@ from serialgw.config.parsers import (
     parseLockDir,
     parseMilliseconds,
     parseOnOff,
+    parseSeconds,
     parseSendString,
 )
 from serialgw.config.paths import absoluteLine
@@ -52,6 +53,7 @@ LINE_KEYS = {
     "write", "read", "admin",
     "open-string", "close-string", "dtr", "rts", "idle-dtr", "idle-rts", "pace", "pace-line",
     "lock", "lock-dir", "shard", "on-demand", "kick-old-user", "banner",
+    "on-demand-linger", "idle-timeout", "idle-string",
 }
 
 # Line and user names: ASCII only, the whole name (re.match with "$" would take a trailing
@@ -148,8 +150,9 @@ def readLines(path: str, text: str, data: dict[str, Any], base: str) -> tuple[li
             refusal = deviceKeyRefusal(key, configs[-1].device)
             if key == "serial" and not refusal:
                 refusal = ptySerialRefusal(str(table[key]), configs[-1].device)
-            if key in ("open-string", "close-string") and not refusal:
-                parts = configs[-1].openString if key == "open-string" else configs[-1].closeString
+            if key in ("open-string", "close-string", "idle-string") and not refusal:
+                parts = {"open-string": configs[-1].openString, "close-string": configs[-1].closeString,
+                         "idle-string": configs[-1].idleString}[key]
                 refusal = stringBreakRefusal(parts, configs[-1].device)
             if refusal:
                 raise ConfigError(f"{_where(path, text, where, key)}: [{where}] {key}: {refusal}")
@@ -159,6 +162,7 @@ def readLines(path: str, text: str, data: dict[str, Any], base: str) -> tuple[li
         # A line's own log-typed (log-mark, ...) without log: no file at all,
         # and no word said (an audit trail asked for and none kept).  From
         # [defaults] it is for the lines that log: silent.
+        _orphans(path, text, where, table, configs[-1])
         orphan = next((key for key in table if key in _LOG_KEYS), None)
         if orphan is not None and configs[-1].log is None:
             raise ConfigError(f"{_where(path, text, where, orphan)}: [{where}] {orphan}: needs log = PATH on this "
@@ -175,6 +179,19 @@ _LOG_KEYS: dict[str, tuple[str, type]] = {
     "log-mark": ("mark", int),
     "log-typed": ("typed", object),
 }
+
+
+def _orphans(path: str, text: str, where: str, table: dict[str, Any], config: LineConfig) -> None:
+    """
+    A line's own on-demand-linger without on-demand, idle-string without
+    idle-timeout: refused (nothing would happen, unsaid).  From [defaults]
+    each is for the lines that take it: silent.
+    """
+    for key, needs, given in (("on-demand-linger", "on-demand = true", config.onDemand),
+                              ("idle-string", "idle-timeout", config.idleTimeout > 0)):
+        if key in table and not given:
+            raise ConfigError(f"{_where(path, text, where, key)}: [{where}] {key}: needs {needs} on this line (or in "
+                              f"[defaults]): without it, {key} does nothing")
 
 
 _KINDS = {int: "a whole number", float: "a number", bool: "true or false", str: "a string (in quotes)"}
@@ -297,14 +314,19 @@ def _line(name: str, table: dict[str, Any]) -> LineConfig:
     # (Checked as a number, read as written: 2**63 said as such, not 9.223372036854776e+18.)
     pace = {key: parsed(key, lambda t, k=key: parseMilliseconds(t, k), table[key] if value(key, float) else 0.0)
             for key in ("pace", "pace-line")}
-    for key in ("open-string", "close-string"):
+    for key in ("open-string", "close-string", "idle-string"):
         if "\b" in value(key, str, ""):
             # TOML's own escape: "\r\b" (the README's example) sent a backspace where a break was meant.
             raise _KeyError(key, "a backspace (\\x08) in it: in a TOML string \"...\" \\b is a backspace, not "
                                  "serialgw's break: write the string in single quotes ('\\r\\b': a literal string keeps "
                                  "its backslashes), or \\\\b for the break; a backspace is \\\\x08")
     strings = {key: parsed(key, lambda t, k=key: parseSendString(t, k), value(key, str, ""))
-               for key in ("open-string", "close-string")}
+               for key in ("open-string", "close-string", "idle-string")}
+    # (An idle-string a second at most: each one written to the device, told, logged.)
+    seconds = {key: parsed(key, lambda t, least=least: parseSeconds(t, least), table.get(key, 0))
+               for key, least in (("on-demand-linger", 0.0), ("idle-timeout", 1.0))}
+    if "idle-string" in table and not strings["idle-string"]:
+        raise _KeyError("idle-string", "empty: nothing to send; leave idle-timeout out (or 0) for no idle-string")
 
     def names(key: str) -> Optional[tuple[str, ...]]:
         if key not in table:
@@ -343,6 +365,9 @@ def _line(name: str, table: dict[str, Any]) -> LineConfig:
         lockDir=parsed("lock-dir", lambda t: parseLockDir(noLine(t, "lock-dir", "lock-dir"), "lock-dir"),
                        value("lock-dir", str, DEFAULT_LOCK_DIR)),
         onDemand=value("on-demand", bool, False),
+        onDemandLinger=seconds["on-demand-linger"],
+        idleTimeout=seconds["idle-timeout"],
+        idleString=strings["idle-string"] if "idle-string" in table else (b"\n",),
         kickOldUser=kickOld,
         banner=parsed("banner", parseBanner, value("banner", str)) if "banner" in table else None,
     )

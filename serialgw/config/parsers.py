@@ -258,6 +258,32 @@ def parseMilliseconds(text: Any, what: str, limit: float = 10000) -> float:
     return value / 1000.0
 
 
+# The longest idle-timeout and on-demand-linger: a day.
+MOST_SECONDS = 86400
+_DURATION = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([smh]?)\s*")
+_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600}
+
+
+def parseSeconds(given: Any, least: float = 0.0) -> float:
+    """
+    A time as conserver's idletimeout writes it (C{300}, C{"90s"}, C{"5m"},
+    C{"1h"}: seconds, minutes, hours), 0 (off), or C{least} to
+    L{MOST_SECONDS} seconds.  A number (TOML's) is seconds.
+    """
+    if isinstance(given, bool):
+        value = -1.0
+    elif isinstance(given, (int, float)):
+        value = float(given) if abs(given) <= 10 * MOST_SECONDS else -1.0
+    else:
+        found = _DURATION.fullmatch(str(given)) if isinstance(given, str) and str(given).isascii() else None
+        value = float(found.group(1)) * _UNITS[found.group(2)] if found else -1.0
+    if not (value == 0 or least <= value <= MOST_SECONDS):  # NaN fails too
+        shown = ("true" if given else "false") if isinstance(given, bool) else quote(given)
+        span = f"0 (off) or {least:g} to {MOST_SECONDS}" if least else f"0 to {MOST_SECONDS}"
+        raise ConfigError(f"expected seconds, {span} (a day), as 300, \"90s\", \"5m\" or \"1h\", not {shown}")
+    return value
+
+
 # The most --busy-poll takes, microseconds: beyond, a wake-up costs less than the CPU burnt waiting.
 BUSY_POLL_MOST = 1000
 

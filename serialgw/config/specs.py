@@ -533,6 +533,13 @@ class LineConfig:
     # Open the device only while a client wants it (conserver's ondemand,
     # ser2net's way): a local tty only (see opensOnDemand).
     onDemand: bool = False
+    # Seconds an on-demand device stays open after the last client that wanted it left (0: closed at once).
+    onDemandLinger: float = 0.0
+    # conserver's idletimeout and idlestring: after idleTimeout seconds with
+    # nothing read from the device nor written to it (0: never), idleString
+    # is written to it (the data between breaks, as openString).
+    idleTimeout: float = 0.0
+    idleString: tuple[bytes, ...] = (b"\n",)
 
     @property
     def opensOnDemand(self) -> bool:

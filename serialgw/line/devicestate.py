@@ -11,7 +11,7 @@ device's output and the clients' input are the hub's.
 
 from __future__ import annotations
 
-from typing import Optional, Protocol
+from typing import Any, Optional, Protocol
 
 from twisted.python.failure import Failure
 
@@ -39,6 +39,7 @@ class _Line(Protocol):
     people: int
     openString: tuple[bytes, ...]
     _openMissed: bool
+    idle: Any  # (an IdleString, or None)
 
     def flushHeld(self: _Line) -> None: ...
     def recordEvent(self: _Line, text: str, peer: Optional[str] = None) -> None: ...
@@ -131,6 +132,8 @@ class DeviceState:
 
     def deviceUp(self: _Line) -> None:
         self.up = True
+        if self.idle is not None:
+            self.idle.touch()  # (back: idle from now on)
         first, self._wasUp = not self._wasUp, True
         if self.openedOnDemand():
             pass  # (nobody was told it was down: no news, no reopen)

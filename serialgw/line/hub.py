@@ -16,10 +16,12 @@ from zope.interface import implementer
 
 from serialgw.config.specs import DEFAULT_BACKLOG, Rights, SerialSettings
 from serialgw.interfaces import IClient, IConsoleLog, IDevice, IDeviceSink
+from serialgw.line import idlestring
 from serialgw.line.coalesce import Coalescer
 from serialgw.line.comings import Comings, whoIsOn
 from serialgw.line.control import PortControl
 from serialgw.line.devicestate import DeviceState
+from serialgw.line.idlestring import IdleString
 from serialgw.line.ondemand import OnDemandOpen
 from serialgw.line.role import Role, RoleChanges, heirOf
 from serialgw.line.slowclients import SlowClients
@@ -146,6 +148,8 @@ class Line(PortControl, OpenCloseStrings, RoleChanges, DeviceState, SlowClients,
         self._refusalsTold: dict[IClient, float] = {}
         # Who may use the line, by user name (SSH, TLS client certificates).
         self.rights = Rights()
+        # conserver's idletimeout / idlestring (setIdleString), or None.
+        self.idle: Optional[IdleString] = None
 
     # Clients
 
@@ -337,6 +341,8 @@ class Line(PortControl, OpenCloseStrings, RoleChanges, DeviceState, SlowClients,
             self.refused += len(data)
             return False
         self.device.write(data, client)
+        if self.idle is not None:
+            self.idle.touch()
         if self.closedOnDemand:
             # (From a client that does not open it: one that does is held for the open under way.)
             self.typedWhileClosed(client, len(data))
@@ -351,6 +357,10 @@ class Line(PortControl, OpenCloseStrings, RoleChanges, DeviceState, SlowClients,
                     log.failure("{line}: writing {peer} failed; it is cut off", line=self.name, peer=consoleLog.peer)
                     self._cutOff(consoleLog)
         return True
+
+    def setIdleString(self, timeout: float, parts: tuple[bytes, ...]) -> None:
+        """The idle-string written after C{timeout} s with the device quiet either way (0: none; see idlestring)."""
+        self.idle = idlestring.retune(self.idle, self, timeout, parts)
 
     def who(self, exclude: Optional[IClient] = None) -> str:
         """Who is on, for people (C{w}, the banner): see L{whoIsOn}."""
@@ -518,6 +528,8 @@ class Line(PortControl, OpenCloseStrings, RoleChanges, DeviceState, SlowClients,
                 self._cutOff(client)
         self.textGate.deviceOutput(data)
         self.bytesFromDevice += len(data)
+        if self.idle is not None:
+            self.idle.touch()
         if self.backlogSize:
             self._backlog.add(data, self.backlogSize)
 

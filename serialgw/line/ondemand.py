@@ -20,8 +20,10 @@ every client as a device down is (C{[serialgw: NAME is down: cannot open
 ...; waiting for it]}), tried again with backoff while someone is there,
 and told back when it works.
 
-Closing: the last client gone (after the close-string), the device is
-closed once it has taken what is queued for it (the close-string, typing,
+Closing: the last client gone (after the close-string), and
+C{on-demand-linger} seconds after that if it is given (a client coming
+back within them finds the device open: a board whose reset is wired to
+DTR is not reset by each health check), the device is closed once it has taken what is queued for it (the close-string, typing,
 a break under way; at most L{LET_GO_LIMIT} s, then that is dropped,
 counted), what the device read before is delivered first (to the logs and
 views still attached), and the idle DTR/RTS set.  A client arriving
@@ -62,6 +64,9 @@ class _Line(Protocol):
     _onDemandDevice: Optional[IRestingDevice]
     _stringItems: list[tuple[str, Optional[bytes]]]
     _stringCall: Optional[IDelayedCall]
+    linger: float
+    _lingerSince: Optional[float]
+    _lingerLogged: dict[str, Any]
 
     def _restWhenSent(self: _Line, deadline: float, logged: Optional[dict[str, Any]] = None) -> None: ...
     def _cancelRest(self: _Line) -> bool: ...
@@ -93,6 +98,11 @@ class OnDemandOpen:
     _wokenFor: dict[str, Any] = {}
     # (The strings' own: see serialgw.line.strings.)
     _stringCall: Optional[IDelayedCall]
+    # Seconds the device stays open after the last client that wanted it left (on-demand-linger; 0: closed at
+    # once), and, while it does, when that one left and whom the close's log line counts against.
+    linger = 0.0
+    _lingerSince: Optional[float] = None
+    _lingerLogged: dict[str, Any] = {}
 
     @property
     def onDemand(self: _Line) -> bool:
@@ -146,7 +156,28 @@ class OnDemandOpen:
                 # let go meanwhile).  A newcomer that never attaches lets it close the next turn.
                 self._restCall = self.clock.callLater(0, self._restWhenSent, deadline, _logged(client))
                 return
+            if self.linger and self.clock is not None and self.up and not self._letGo:
+                # (A client coming back within it finds the device open: _cancelRest, no open.)
+                now = self.clock.seconds()
+                self._lingerSince, self._lingerLogged = now, _logged(client)
+                self._restCall = self.clock.callLater(self.linger, self._restWhenSent, now + self.linger + LET_GO_LIMIT,
+                                                      self._lingerLogged)
+                return
             self._restWhenSent(deadline, _logged(client))
+
+    def setLinger(self: _Line, seconds: float) -> None:
+        """
+        A reload's on-demand-linger: a device lingering open now is closed
+        C{seconds} after the last client left (at once if that is past).
+        """
+        self.linger = seconds
+        since, logged = self._lingerSince, self._lingerLogged
+        if since is None or self.clock is None or not self._cancelRest():
+            return
+        self._lingerSince = since
+        due = max(since + seconds, self.clock.seconds())
+        self._restCall = self.clock.callLater(due - self.clock.seconds(), self._restWhenSent, due + LET_GO_LIMIT,
+                                              logged)
 
     def _wake(self: _Line, client: Optional[IClient]) -> None:
         device = self._onDemandDevice
@@ -200,6 +231,7 @@ class OnDemandOpen:
     def _cancelRest(self: _Line) -> bool:
         """No close waits any more (a client came); whether one did."""
         call, self._restCall = self._restCall, None
+        self._lingerSince = None
         if call is not None and call.active():
             call.cancel()
             return True
@@ -211,6 +243,7 @@ class OnDemandOpen:
         it (the close-string), or at C{deadline}; the idle DTR/RTS set first.
         """
         self._restCall = None
+        self._lingerSince = None
         device = self._onDemandDevice
         if device is None or device.resting or self._wakers or self._letGo:
             return

@@ -56,6 +56,7 @@ class _Line(Protocol):
     _letGoCall: Optional[IDelayedCall]
     _letGoLook: Optional[Callable[[bool], None]]
     _idleCall: Optional[IDelayedCall]
+    idle: Any  # (an IdleString, or None)
     textGate: TextGate
     comings: Comings
 
@@ -195,6 +196,8 @@ class OpenCloseStrings:
                     self._lastController(closing=True)
                 self._leftAsLastLeaves()
             self._letGo = True
+            if self.idle is not None:
+                self.idle.stop()  # (no idle-string into the close)
             # An open-string waiting for the device to come back is moot.
             self._openMissed = False
         done: Deferred[None] = Deferred()

@@ -73,6 +73,9 @@ FULL_TOML = {
     "on-demand": "true",
     "kick-old-user": "true",
     "banner": "'{line} at {settings}\\r\\n'",
+    "on-demand-linger": "30",
+    "idle-timeout": '"5m"',
+    "idle-string": "'\\r'",
     # Without --shard the key is checked and has no effect.
     "shard": "0",
 }
@@ -124,6 +127,9 @@ LINE_FIELD = {
     "on-demand": "onDemand",
     "kick-old-user": "kickOldUser",
     "banner": "banner",
+    "on-demand-linger": "onDemandLinger",
+    "idle-timeout": "idleTimeout",
+    "idle-string": "idleString",
 }
 LOG_FIELD = {"log-format": "format", "log-max-size": "maxSize", "log-daily": "daily", "log-keep": "keep",
              "log-events": "events", "log-mark": "mark", "log-typed": "typed"}
@@ -206,7 +212,9 @@ class TomlDefaultsTests(TestCase):
         """Every optional key left out in turn: its default is the value object's, and data flows both ways."""
         for key in FULL_TOML:
             # (Without log, a line's own log-* keys are refused: they go too.)
-            await self.startWithout([key] + ([k for k in FULL_TOML if k.startswith("log-")] if key == "log" else []))
+            # (So do on-demand-linger without on-demand, idle-string without idle-timeout.)
+            await self.startWithout([key] + ([k for k in FULL_TOML if k.startswith("log-")] if key == "log" else [])
+                                    + {"on-demand": ["on-demand-linger"], "idle-timeout": ["idle-string"]}.get(key, []))
 
     async def test_everythingLeftOut(self) -> None:
         """Only device and listen: every default at once, data flows both ways."""

@@ -1,0 +1,148 @@
+"""
+Tests for on-demand-linger (serialgw.line.ondemand): an on-demand device
+kept open a while after the last client left, so that a client coming
+back (a health check every few seconds) does not open it again (the
+kernel raises DTR at each open: a board wired to it resets).  A real
+SerialDevice on recording ports, driven by a clock, as tests.line.test_ondemand.
+"""
+
+from __future__ import annotations
+
+import errno
+
+from twisted.internet.testing import MemoryReactorClock
+from twisted.trial.unittest import SynchronousTestCase
+
+from serialgw.config.specs import SerialSettings
+from serialgw.devices.absent import AbsentPort
+from serialgw.devices.device import SerialDevice
+from serialgw.interfaces import RESTING
+from serialgw.line.hub import Line
+from tests.fakes import LogEvents, RecordingClient, RecordingPort
+
+
+class LingerTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.reactor = MemoryReactorClock()
+        self.ports: list[RecordingPort] = []
+        self.device = SerialDevice(AbsentPort("/dev/ttyUSB0", SerialSettings()), self.reactor, 0.25,
+                                   opener=self.opener, reopenPolicy=lambda n: 1.0, downReason=RESTING)
+        self.line = Line("web1", self.device, clock=self.reactor)
+        self.device.sink = self.line
+        self.line.linger = 30.0
+        self.line.setOnDemand(True)
+        self.device.start()
+        self.log = LogEvents(self)
+
+    def opener(self) -> RecordingPort:
+        port = RecordingPort(self.reactor)
+        port.name = "/dev/ttyUSB0"
+        self.ports.append(port)
+        return port
+
+    def person(self, peer: str) -> RecordingClient:
+        client = RecordingClient(peer)
+        client.person = True
+        return client
+
+    def closes(self) -> list[str]:
+        from twisted.logger import formatEvent
+
+        return [formatEvent(e) for e in self.log.events if "device closed (on demand)" in e.get("log_format", "")]
+
+    def test_keptOpenThenClosed(self) -> None:
+        """The last client gone, the device stays open 30 s (no close, one timer), then is closed as before: one port opened, one close logged, no timer left."""
+        client = self.person("192.0.2.1:1")
+        self.line.attach(client)
+        self.line.detach(client)
+        self.reactor.advance(29.9)
+        self.assertEqual((self.device.up, self.line.closedOnDemand, self.ports[0].closed), (True, False, False))
+        self.assertEqual(self.closes(), [])
+        self.reactor.advance(0.1)
+        self.assertEqual((self.device.up, self.device.resting, self.ports[0].closed), (False, True, True))
+        self.assertEqual(self.closes(), ["web1: device closed (on demand): no client wants it"])
+        self.assertEqual((len(self.ports), self.reactor.getDelayedCalls()), (1, []))
+
+    def test_healthChecksOpenItOnce(self) -> None:
+        """A check connecting and leaving every 10 s for 5 minutes opens the device once and never closes it; 30 s after the last one, it is closed."""
+        for _ in range(30):
+            check = self.person("192.0.2.9:80")
+            self.line.attach(check)
+            self.line.detach(check)
+            self.reactor.advance(10)
+        self.assertEqual((len(self.ports), self.ports[0].closed, self.closes()), (1, False, []))
+        self.reactor.advance(20)
+        self.assertEqual((self.ports[0].closed, len(self.closes())), (True, 1))
+
+    def test_noLingerClosesAtOnce(self) -> None:
+        """on-demand-linger 0 (left out): closed as the last client leaves, as before."""
+        self.line.linger = 0.0
+        client = self.person("192.0.2.1:1")
+        self.line.attach(client)
+        self.line.detach(client)
+        self.assertEqual((self.ports[0].closed, self.reactor.getDelayedCalls()), (True, []))
+
+    def test_reloadMovesTheClose(self) -> None:
+        """A reload's linger applies to the device lingering now, counted from when the last client left: longer waits on, shorter past it closes at once; one not lingering is not touched."""
+        client = self.person("192.0.2.1:1")
+        self.line.attach(client)
+        self.line.detach(client)
+        self.reactor.advance(10)
+        self.line.setLinger(60.0)
+        self.reactor.advance(49.9)
+        self.assertFalse(self.ports[0].closed)
+        self.line.setLinger(5.0)  # (59.9 s since it left: past)
+        self.assertFalse(self.ports[0].closed)
+        self.reactor.advance(0)
+        self.assertEqual((self.ports[0].closed, self.reactor.getDelayedCalls()), (True, []))
+        self.line.setLinger(0.0)
+        self.assertEqual((self.reactor.getDelayedCalls(), len(self.closes())), ([], 1))
+
+    def test_onDemandOffWhileLingering(self) -> None:
+        """on-demand turned off while the device lingers: kept open, no close left waiting."""
+        client = self.person("192.0.2.1:1")
+        self.line.attach(client)
+        self.line.detach(client)
+        self.line.setOnDemand(False)
+        self.reactor.advance(60)
+        self.assertEqual((self.device.up, self.ports[0].closed, self.closes()), (True, False, []))
+        self.assertEqual(self.reactor.getDelayedCalls(), [])
+
+    def test_hangUpWhileLingering(self) -> None:
+        """The device goes while it lingers: tried again with backoff until the linger ends, then closed (no reopening after); the next client opens it anew."""
+        client = self.person("192.0.2.1:1")
+        self.line.attach(client)
+        self.line.detach(client)
+        self.ports[0].error = OSError(errno.EIO, "Input/output error")
+        self.device.doRead()
+        self.assertFalse(self.device.up)
+        self.reactor.advance(30)
+        self.assertEqual((self.device.resting, self.reactor.getDelayedCalls()), (True, []))
+        opened = len(self.ports)
+        self.line.attach(self.person("192.0.2.2:2"))
+        self.assertEqual((len(self.ports), self.device.up), (opened + 1, True))
+
+    def test_downWhenTheLastLeavesClosesAtOnce(self) -> None:
+        """The device down when the last client leaves (unplugged): not looked for a linger long with nobody there; rested at once."""
+        client = self.person("192.0.2.1:1")
+        self.line.attach(client)
+        self.ports[0].error = OSError(errno.EIO, "Input/output error")
+        self.device.doRead()
+        self.line.detach(client)
+        self.assertEqual((self.device.resting, self.reactor.getDelayedCalls()), (True, []))
+
+    def test_letGoWhileLingering(self) -> None:
+        """The gateway stops (or a reload removes the line) while the device lingers: the close waiting is dropped, nothing left on the clock."""
+        client = self.person("192.0.2.1:1")
+        self.line.attach(client)
+        self.line.detach(client)
+        done = self.line.letGo()
+        self.assertEqual((self.successResultOf(done), self.reactor.getDelayedCalls()), (None, []))
+
+    def test_lastLeavesAfterTheLetGo(self) -> None:
+        """The stop lets the line go, then cuts its clients: the last one leaving then starts no linger (a timer left past the stop)."""
+        client = self.person("192.0.2.1:1")
+        self.line.attach(client)
+        self.successResultOf(self.line.letGo())
+        self.line.detach(client)
+        self.assertEqual(self.reactor.getDelayedCalls(), [])
