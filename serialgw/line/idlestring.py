@@ -52,7 +52,8 @@ class IdleString:
         """A reload's new timeout and string: due C{timeout} after the last activity (at once if that is past)."""
         self.timeout, self.parts = timeout, parts
         self.stop()
-        self._call = self.clock.callLater(max(0.0, self.last + timeout - self.clock.seconds()), self._check)
+        now = self.clock.seconds()  # (read once: a real clock has moved on by the next read)
+        self._call = self.clock.callLater(max(0.0, self.last + timeout - now), self._check)
 
     def stop(self) -> None:
         """No more idle-strings (the line is let go, or its idle-timeout taken out)."""

@@ -175,9 +175,9 @@ class OnDemandOpen:
         if since is None or self.clock is None or not self._cancelRest():
             return
         self._lingerSince = since
-        due = max(since + seconds, self.clock.seconds())
-        self._restCall = self.clock.callLater(due - self.clock.seconds(), self._restWhenSent, due + LET_GO_LIMIT,
-                                              logged)
+        now = self.clock.seconds()  # (read once: a real clock has moved on by the next read)
+        due = max(since + seconds, now)
+        self._restCall = self.clock.callLater(due - now, self._restWhenSent, due + LET_GO_LIMIT, logged)
 
     def _wake(self: _Line, client: Optional[IClient]) -> None:
         device = self._onDemandDevice

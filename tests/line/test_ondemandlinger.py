@@ -9,6 +9,7 @@ SerialDevice on recording ports, driven by a clock, as tests.line.test_ondemand.
 from __future__ import annotations
 
 import errno
+from typing import Any
 
 from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase
@@ -146,3 +147,27 @@ class LingerTests(SynchronousTestCase):
         self.successResultOf(self.line.letGo())
         self.line.detach(client)
         self.assertEqual(self.reactor.getDelayedCalls(), [])
+
+    def test_reloadOnAMovingClock(self) -> None:
+        """A reload's shorter linger, already past, on a clock that moves between two reads (a real one): closed at once, no negative delay (it was: AssertionError in callLater, the reload's Deferred failed; seen live)."""
+        client = self.person("192.0.2.1:1")
+        self.line.attach(client)
+        self.line.detach(client)
+        self.reactor.advance(10)
+        real = self.reactor.seconds
+
+        def moving() -> float:
+            self.reactor.rightNow += 1e-6
+            return real()
+
+        later = self.reactor.callLater
+
+        def callLater(delay: float, f: Any, *args: Any, **kwargs: Any) -> Any:
+            assert delay >= 0, f"{delay} is not greater than or equal to 0 seconds"  # (as the real reactor's)
+            return later(delay, f, *args, **kwargs)
+
+        self.patch(self.reactor, "seconds", moving)
+        self.patch(self.reactor, "callLater", callLater)
+        self.line.setLinger(5.0)
+        self.reactor.advance(0)
+        self.assertEqual((self.ports[0].closed, self.reactor.getDelayedCalls()), (True, []))
