@@ -156,7 +156,7 @@ class OnDemandOpen:
                 # let go meanwhile).  A newcomer that never attaches lets it close the next turn.
                 self._restCall = self.clock.callLater(0, self._restWhenSent, deadline, _logged(client))
                 return
-            if self.linger and self.clock is not None and self.up and not self._letGo:
+            if self.linger and self.clock is not None and (self.up or self._quietOpen) and not self._letGo:
                 # (A client coming back within it finds the device open: _cancelRest, no open.)
                 now = self.clock.seconds()
                 self._lingerSince, self._lingerLogged = now, _logged(client)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 from typing import Any
 
+from twisted.internet.defer import Deferred
 from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -26,6 +27,7 @@ class LingerTests(SynchronousTestCase):
     def setUp(self) -> None:
         self.reactor = MemoryReactorClock()
         self.ports: list[RecordingPort] = []
+        self.outcomes: list[Deferred[RecordingPort]] = []
         self.device = SerialDevice(AbsentPort("/dev/ttyUSB0", SerialSettings()), self.reactor, 0.25,
                                    opener=self.opener, reopenPolicy=lambda n: 1.0, downReason=RESTING)
         self.line = Line("web1", self.device, clock=self.reactor)
@@ -35,7 +37,9 @@ class LingerTests(SynchronousTestCase):
         self.device.start()
         self.log = LogEvents(self)
 
-    def opener(self) -> RecordingPort:
+    def opener(self) -> Any:
+        if self.outcomes:
+            return self.outcomes.pop(0)  # (an open under way: a Deferred)
         port = RecordingPort(self.reactor)
         port.name = "/dev/ttyUSB0"
         self.ports.append(port)
@@ -171,3 +175,35 @@ class LingerTests(SynchronousTestCase):
         self.line.setLinger(5.0)
         self.reactor.advance(0)
         self.assertEqual((self.ports[0].closed, self.reactor.getDelayedCalls()), (True, []))
+
+    def test_checkGoneBeforeTheOpenReturns(self) -> None:
+        """A check that leaves before the open has returned (an open off the reactor's thread, the health check's usual case): the device lingers all the same, opened once for the checks that follow (it was closed as the open returned, each check opening it again: seen live, 20 checks, 10 closes)."""
+        opening: Deferred[RecordingPort] = Deferred()
+        self.outcomes.append(opening)
+        check = self.person("192.0.2.9:80")
+        self.line.attach(check)
+        self.line.detach(check)
+        port = self.opener()
+        opening.callback(port)
+        self.assertEqual((self.device.up, port.closed), (True, False))
+        for _ in range(5):
+            self.reactor.advance(10)
+            check = self.person("192.0.2.9:80")
+            self.line.attach(check)
+            self.line.detach(check)
+        self.assertEqual((len(self.ports), port.closed, self.closes()), (1, False, []))
+        self.reactor.advance(30)
+        self.assertEqual((port.closed, len(self.closes())), (True, 1))
+
+    def test_openFailsWhileLingering(self) -> None:
+        """The open under way as the check left fails (the device is not there): tried again with backoff only until the linger ends, then let be."""
+        from serialgw.devices.errors import DeviceError
+
+        opening: Deferred[RecordingPort] = Deferred()
+        self.outcomes.append(opening)
+        check = self.person("192.0.2.9:80")
+        self.line.attach(check)
+        self.line.detach(check)
+        opening.errback(DeviceError("cannot open device '/dev/ttyUSB0': No such file or directory"))
+        self.reactor.advance(30)
+        self.assertEqual((self.device.resting, self.reactor.getDelayedCalls()), (True, []))
