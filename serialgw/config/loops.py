@@ -219,7 +219,7 @@ def runningWatchAllLoop(lines: Sequence[LineConfig], new: Optional[WatchAllSpec]
     a restart, its table removed closes them) and --watch-all's
     (C{byOption}), each with the lines filter the reload leaves it: the new
     file's where it takes it (the table's listeners as many as before:
-    L{serialgw.app.process} _retuneWatchAll), else the one it has.  (A
+    L{serialgw.app.filereload} _retuneWatchAll), else the one it has.  (A
     reload checked against the file's table alone let a line dial --watch-all's
     listener, or where the file's ran before it moved.)
     """

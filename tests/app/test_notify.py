@@ -275,7 +275,7 @@ class ServiceTests(TestCase):
 
     async def test_reloadThatRaises(self) -> None:
         """A reading of the file that raises what is no ConfigError (a bug): logged, the lines stay, systemd hears READY=1."""
-        from serialgw.app import process
+        from serialgw.app import filereload
 
         systemd = FakeSystemd(self)
         path = self.mktemp()
@@ -292,7 +292,7 @@ class ServiceTests(TestCase):
         def broken(path: str, shards: object = None, held: object = ()) -> None:
             raise OverflowError("a bug")
 
-        self.patch(process, "loadFile", broken)
+        self.patch(filereload, "loadFile", broken)
         self.assertIsNone(await service.reloadFile())
         self.assertEqual(len(self.flushLoggedErrors(OverflowError)), 1)
         self.assertEqual(systemd.messages(), [

@@ -15,7 +15,7 @@ from twisted.internet import defer
 from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from serialgw.app import process
+from serialgw.app import filereload
 from serialgw.app.notify import Notifier
 from serialgw.app.process import TwistdGatewayService
 from serialgw.app.reload import LINES_PER_TURN
@@ -37,13 +37,13 @@ class ReloadStormTests(SynchronousTestCase):
         self.systemd = FakeSystemd(self)
         self.log = LogEvents(self)
         self.reads = 0
-        loadFile = process.loadFile
+        loadFile = filereload.loadFile
 
         def counting(path: str, shards: Any = None, held: Any = ()) -> Any:
             self.reads += 1
             return loadFile(path, shards)
 
-        self.patch(process, "loadFile", counting)
+        self.patch(filereload, "loadFile", counting)
 
     def openPort(self, *args: Any) -> RecordingPort:
         port = RecordingPort(self.clock)
@@ -128,7 +128,7 @@ class ReloadStormTests(SynchronousTestCase):
         service = self.gateway("a", signals=True)
         handler = signal.getsignal(signal.SIGHUP)
         assert callable(handler)
-        loadFile = process.loadFile
+        loadFile = filereload.loadFile
 
         def slow(path: str, shards: Any = None, held: Any = ()) -> Any:
             if self.reads == 0:
@@ -136,7 +136,7 @@ class ReloadStormTests(SynchronousTestCase):
                     handler(signal.SIGHUP, None)
             return loadFile(path, shards)
 
-        self.patch(process, "loadFile", slow)
+        self.patch(filereload, "loadFile", slow)
         self.write("a", "b")
         handler(signal.SIGHUP, None)
         handler(signal.SIGHUP, None)
@@ -156,7 +156,7 @@ class ReloadStormTests(SynchronousTestCase):
             reads.append((defer.Deferred(), work))
             return reads[-1][0]
 
-        self.patch(process, "offTheReactor", later)
+        self.patch(filereload, "offTheReactor", later)
         self.write("a", "b")
         reloaded = service.reloadFile()
         self.successResultOf(service.stopService())
@@ -458,7 +458,7 @@ class ShardRetryTests(SynchronousTestCase):
             reads.append((defer.Deferred(), work))
             return reads[-1][0]
 
-        self.patch(process, "offTheReactor", later)
+        self.patch(filereload, "offTheReactor", later)
         self.write(True)
         first = service.reloadFile()
         second = service.reloadFile()
@@ -500,13 +500,13 @@ class ReadingTests(TestCase):
         with open(path, "w") as f:
             f.write('[lines.a]\nlisten = "raw+tcp:0:interface=127.0.0.1"\n')
         readers: list[str] = []
-        loadFile = process.loadFile
+        loadFile = filereload.loadFile
 
         def recording(path: str, shards: Any = None, held: Any = ()) -> Any:
             readers.append(threading.current_thread().name)
             return loadFile(path, shards)
 
-        self.patch(process, "loadFile", recording)
+        self.patch(filereload, "loadFile", recording)
         log = LogEvents(self)
         service = TwistdGatewayService([])
         service.configPath = path

@@ -15,7 +15,7 @@ from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import LogLevel
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from serialgw.app import process
+from serialgw.app import filereload, process
 from serialgw.app.check import checkLines
 from serialgw.clients.ssh import KeyRing
 from serialgw.config.file import loadFile
@@ -167,7 +167,7 @@ class SaidTests(TestCase):
             asked.append(held)
             raise ConfigError("stop here")
 
-        self.patch(process, "loadFile", loadFile)
+        self.patch(filereload, "loadFile", loadFile)
         service = process.TwistdGatewayService([], reactor=MemoryReactorClock(), ssh=self.spec(()))
         service.configPath = self.mktemp()
         self.successResultOf(service.reloadFile())
