@@ -50,8 +50,9 @@ def layer(name: str) -> str:
 
 
 class LayerTests(SynchronousTestCase):
-    def loaded(self, names: list[str]) -> dict[str, set[str]]:
-        """Import each module in its own fresh interpreter (all at once); what serialgw modules came with it."""
+    def loaded(self, names: list[str], whole: bool = False) -> dict[str, set[str]]:
+        """Import each module in its own fresh interpreter (all at once); the layers of the serialgw modules that
+        came with it (with C{whole}, those modules' names)."""
         env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
         running = {n: subprocess.Popen([sys.executable, "-c", _PROBE, n], cwd=REPO, env=env,
                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -60,7 +61,7 @@ class LayerTests(SynchronousTestCase):
         for n, process in running.items():
             out, err = process.communicate(timeout=120)
             self.assertEqual(process.returncode, 0, f"import {n}: {err.decode()}")
-            result[n] = {layer(m) for m in json.loads(out)}
+            result[n] = {m if whole else layer(m) for m in json.loads(out)}
         return result
 
     def test_layersImportOnlyWhatTheyMay(self) -> None:
@@ -74,6 +75,13 @@ class LayerTests(SynchronousTestCase):
             if extra:
                 broken[n] = extra
         self.assertEqual(broken, KNOWN)
+
+    def test_runningGatewayLoadsNoCheck(self) -> None:
+        """twistd's makeService and the service it makes load no --check module (what the start and a reload
+        refuse alike is app/startchecks.py): app.check is imported by --check alone."""
+        seen = self.loaded(["serialgw.app.tap", "serialgw.app.process"], whole=True)
+        self.assertEqual({n: sorted(m for m in loaded if m == "serialgw.app.check") for n, loaded in seen.items()},
+                         {"serialgw.app.tap": [], "serialgw.app.process": []})
 
     def test_noPyserialOutsideDevices(self) -> None:
         """pyserial is imported only by serialgw.devices (config's maps are its own)."""

@@ -29,7 +29,6 @@ from twisted.logger import Logger
 
 from serialgw.app import reload as plans
 from serialgw.app.binding import StartupError
-from serialgw.app.check import unixDeviceProblem
 from serialgw.app.reload import (
     bindChecker,
     checkFiles,
@@ -42,6 +41,7 @@ from serialgw.app.reload import (
     sharesAddress,
 )
 from serialgw.app.retuning import reopenParts, retune
+from serialgw.app.startchecks import unixDeviceProblem
 from serialgw.clients.tlsfiles import TLSError, readPem
 from serialgw.config.specs import LineConfig, ListenerKind, ListenerSpec
 

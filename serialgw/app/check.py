@@ -5,7 +5,8 @@ without opening, binding or creating anything.
 The grammar and the keys are checked by parsing (L{serialgw.app.tap.Options});
 here, what only shows across lines (two listeners on one port, one device
 for two lines) and what the file system says now (a device or a TLS file
-that is not there: a warning, since it may come later).
+that is not there: a warning, since it may come later).  What the start
+and a reload refuse or warn of alike is L{serialgw.app.startchecks}.
 """
 
 from __future__ import annotations
@@ -17,13 +18,13 @@ import stat
 import threading
 from typing import Any, Callable, Optional, Sequence, TypeVar
 
+from serialgw.app.startchecks import PAST_RIGHTS, lockDirProblem, pastRights, unixNameProblem
 from serialgw.app.systemdsockets import systemdProblem
 from serialgw.clients.local import isSocket, socketThere
 from serialgw.clients.logfile import kindOf
 from serialgw.clients.streams import regularFileThere
 from serialgw.clients.tls import ServerContextFactory, clientOptions
 from serialgw.clients.tlsfiles import MAX_PEM_FILE, TLSError, validityProblem
-from serialgw.config.optionsreach import systemdUnix
 from serialgw.config.paths import NOT_FOLLOWED, notFollowed
 from serialgw.config.shard import ownListeners
 from serialgw.config.specs import (
@@ -32,10 +33,8 @@ from serialgw.config.specs import (
     ListenerSpec,
     SSHSpec,
     WatchAllSpec,
-    describeUnix,
     isAbstract,
     quote,
-    unixNameLimit,
 )
 from serialgw.devices.access import accessHint
 from serialgw.devices.errors import whyNotOpened
@@ -123,30 +122,6 @@ def listenerKey(spec: ListenerSpec) -> Optional[tuple[str, str, str]]:
     return ("tcp", spec.host, str(spec.port)) if spec.port else None
 
 
-# Why a listener passes a line's write / read by (see pastRights).
-PAST_RIGHTS = ("knows no person: whoever connects there types, whatever the line's write / read say (they name the "
-               "people of SSH keys and TLS client certificates); give it ro, or TLS with ca=")
-
-
-def pastRights(line: LineConfig, spec: ListenerSpec) -> bool:
-    """
-    Whether C{spec} lets whoever reaches it type on C{line} though the
-    line's write / read name who may: a writable TCP listener that asks
-    for no client certificate (a unix socket's file mode says who connects).
-    """
-    return ((line.rights.write is not None or line.rights.read is not None) and spec.kind is ListenerKind.LISTEN
-            and not spec.readOnly and not spec.path and not systemdUnix(spec.endpoint)
-            and not (spec.tls is not None and spec.tls.ca))
-
-
-def unixNameProblem(path: str) -> Optional[str]:
-    """Why C{path} cannot name a unix socket (too long: bind() and connect() would say "path too long"), or None."""
-    size, limit = len(os.fsencode(path)), unixNameLimit(path)
-    if size <= limit:
-        return None
-    return f"unix socket {quote(describeUnix(path))} is {size} bytes, past the {limit} of a unix socket name: give a shorter path"
-
-
 def tlsLoadProblem(spec: ListenerSpec) -> Optional[str]:
     """
     Why the start would refuse a TLS listener's or dial-out's files that
@@ -159,12 +134,6 @@ def tlsLoadProblem(spec: ListenerSpec) -> Optional[str]:
     except TLSError as e:
         return str(e)
     return None
-
-
-def unixDeviceProblem(config: LineConfig) -> Optional[str]:
-    """Why a line's C{unix:} device cannot be dialled (its path too long), as a start would say it; or None."""
-    problem = unixNameProblem(config.device.path) if config.device.kind == "unix" else None
-    return None if problem is None else f"line {config.name!r}: device {quote(config.device.describe())}: {problem}"
 
 
 def _clash(a: tuple[str, str, str], b: tuple[str, str, str]) -> bool:
@@ -378,24 +347,6 @@ def _byDirectory(warnings: list[str]) -> list[str]:
                     f"directory {quote(directory)} {problem}, where their logs, listeners or pty links go "
                     f"({len(rest)} warning(s) in one)")
     return said
-
-
-def lockDirProblem(line: LineConfig, writable: bool = False) -> Optional[str]:
-    """
-    Why a local tty's UUCP lock cannot be made in its lock-dir (not a
-    directory; with C{writable}, not writable by this process), or None.
-    --check asks only the first (it may run as another user); the start
-    and a reload ask both: such a line would stay down for good.
-    """
-    if line.device.kind != "tty" or not line.lock:
-        return None
-    if not os.path.isdir(line.lockDir):
-        return (f"lock-dir {quote(line.lockDir)} is not a directory: the UUCP lock for {quote(line.device.path)} cannot be made "
-                "(set lock-dir, or lock = false)")
-    if writable and not os.access(line.lockDir, os.W_OK | os.X_OK):
-        return (f"lock-dir {quote(line.lockDir)} is not writable: the UUCP lock for {quote(line.device.path)} cannot be made "
-                "(set lock-dir, or lock = false)")
-    return None
 
 
 def _pemProblem(path: str) -> Optional[str]:

@@ -16,7 +16,7 @@ from twisted.internet.interfaces import IReactorThreads
 from twisted.logger import Logger
 
 from serialgw.app.binding import StartupError, keyed
-from serialgw.app.check import unixNameProblem
+from serialgw.app.startchecks import unixNameProblem
 from serialgw.clients.factory import applyListenerRights
 from serialgw.clients.linetap import LineTap
 from serialgw.clients.local import FileClient

@@ -30,8 +30,8 @@ from twisted.internet.error import CannotListenError
 from twisted.logger import Logger
 
 from serialgw.app.binding import OwnSocketPort, StartupError, listening, removeStaleSocket
-from serialgw.app.check import PAST_RIGHTS, pastRights, unixNameProblem
 from serialgw.app.logs import LineDialEndpoint, describeEndpoint
+from serialgw.app.startchecks import PAST_RIGHTS, pastRights, unixNameProblem
 from serialgw.app.systemdsockets import systemdProblem
 from serialgw.clients.factory import LineFactory
 from serialgw.clients.handshakes import HandshakeTable

@@ -21,8 +21,8 @@ from twisted.internet.protocol import Factory
 from twisted.python.failure import Failure
 
 from serialgw.app.binding import StartupError, listenAtOnce, removeStaleSocket
-from serialgw.app.check import unixNameProblem
 from serialgw.app.portholder import listenHint
+from serialgw.app.startchecks import unixNameProblem
 from serialgw.clients.loglock import lockedElsewhere
 from serialgw.clients.ptylink import keptInPlace
 from serialgw.clients.streams import fifoPair
@@ -297,7 +297,7 @@ def checkFiles(opening: list[tuple[str, ListenerSpec]], logs: list[tuple[str, An
 
 def checkLocks(configs: list[LineConfig]) -> Optional[str]:
     """Whether the lines a reload opens anew can take their UUCP locks: the first problem, or None."""
-    from serialgw.app.check import lockDirProblem
+    from serialgw.app.startchecks import lockDirProblem
 
     for config in configs:
         problem = lockDirProblem(config, writable=True)

@@ -339,7 +339,7 @@ man 8 serialgw
             if not self["check"]:
                 # A lock directory that is not there stops the start (with
                 # --config too, where a device that cannot open does not).
-                from serialgw.app.check import lockDirProblem
+                from serialgw.app.startchecks import lockDirProblem
 
                 for line in self["lines"]:
                     problem = lockDirProblem(line, writable=True)

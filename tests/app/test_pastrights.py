@@ -13,9 +13,9 @@ from twisted.internet.task import Clock
 from twisted.logger import LogLevel, formatEvent
 from twisted.trial.unittest import TestCase
 
-from serialgw.app.check import PAST_RIGHTS
 from serialgw.app.lines import makeLine
 from serialgw.app.listen import ListenerOpener
+from serialgw.app.startchecks import PAST_RIGHTS
 from serialgw.config.file import loadFile
 from tests.clients.test_ssh import newKey, publicLine
 from tests.fakes import LogEvents, RecordingDevice
