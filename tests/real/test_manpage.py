@@ -171,6 +171,20 @@ class ReadmeLayoutTests(SynchronousTestCase):
         left += [f"tests/{n}" for n in helpers if n != "__init__.py" and n not in named.get("tests/", set())]
         self.assertEqual(sorted(left), [])
 
+    def test_layoutNamesNoModuleGone(self) -> None:
+        """Each .py file README's Layout section names is there: in its heading's directory, or as a path from the repository, serialgw/, tests/ or bench/compare/ (a module split away or renamed was still listed)."""
+        with open(os.path.join(REPO, "README.md")) as f:
+            readme = f.read()
+        layout = readme.split("\n## Layout\n", 1)[1].split("\n## ", 1)[0]
+        sections = re.split(r"^    (serialgw/\w+/|tests/)", layout, flags=re.M)
+        gone = []
+        for directory, text in zip([""] + sections[1::2], sections[::2], strict=True):
+            for name in re.findall(r"[\w/-]+\.py\b", text):
+                places = [directory + name, name, "serialgw/" + name, "tests/" + name, "bench/compare/" + name]
+                if not any(os.path.isfile(os.path.join(REPO, place)) for place in places):
+                    gone.append(f"{directory}{name}")
+        self.assertEqual(gone, [])
+
     def test_debianPackagesAsCIInstallsThem(self) -> None:
         """README's list of the Debian packages the tests need names each one .ci/run installs (expect, cpio, systemd were left out)."""
         with open(os.path.join(REPO, ".ci", "run")) as f:
