@@ -13,9 +13,13 @@ Two pieces:
     C{peer} counts against that peer's budget, C{burst} events a minute;
     past it events are left out, and counted in one line when the minute
     is over ("340 log messages about PEER left out in the last minute").
+    A critical event that names a peer is the gateway's own error in
+    handling a client's doing (a traceback, C{log.failure}): those of every
+    peer count against one budget, L{OWN_ERRORS}, and not the peer's.
 
 So whatever a client sends, the log grows by a bounded amount per client
-and minute, far less than the bytes received.
+and minute, far less than the bytes received, and by a bounded amount a
+minute for all clients together when it reaches a bug of the gateway's.
 """
 
 from __future__ import annotations
@@ -30,6 +34,12 @@ from zope.interface import implementer
 log = Logger()
 
 MINUTE = 60.0
+
+# The one log budget of the gateway's own errors (critical events: a
+# traceback) in handling any client's doing: what a client can cause is
+# bounded, a bug any client reaches too (a traceback a connection, for
+# every connection, was not); the first ones are logged whole.
+OWN_ERRORS = "the gateway's own errors in handling clients"
 
 
 # Where a kind of input names its noun first (what follows says of which):
@@ -117,7 +127,12 @@ class PeerLimiter:
     that peer's minute is over (by the first event about anyone after it,
     so also for a client that has left).  An event may name a second
     budget it counts against too (C{budget}: its listener's); it passes if
-    both have room.  Events without a peer pass untouched.
+    both have room.  A critical event about a peer (the gateway's own
+    error in handling its doing) counts against L{OWN_ERRORS} alone, shared
+    by all peers: neither a client's own chatter nor its listener's can
+    hide the first tracebacks of a bug, and no number of clients can
+    repeat one without bound.  Events without a peer (the gateway's own:
+    its start, a line's device) pass untouched, critical ones too.
     """
 
     def __init__(self, observer: Any = globalLogPublisher, burst: int = 20, interval: float = MINUTE,
@@ -136,16 +151,20 @@ class PeerLimiter:
         now = self.now() if self.now is not None else float(event.get("log_time") or time.time())
         self._sayOver(now)
         peer = event.get("peer")
-        if not isinstance(peer, str) or event.get("log_level") is LogLevel.critical:
+        if not isinstance(peer, str):
             self.observer(event)
             return
-        states = [self._state(peer, now)]
         budget = event.get("budget")
-        if isinstance(budget, str):
+        if event.get("log_level") is LogLevel.critical:
+            # The gateway's own error in handling a peer's doing: one budget for all peers.
+            states = [self._state(OWN_ERRORS, now, self.budgets)]
+        elif isinstance(budget, str):
             # A second budget it counts against too: the listener's, for
             # what every connection says once (its coming and going), as
             # each connection is a new peer.
-            states.append(self._state(budget, now, self.budgets))
+            states = [self._state(peer, now), self._state(budget, now, self.budgets)]
+        else:
+            states = [self._state(peer, now)]
         for state in states:
             state.count += 1
         if all(state.count <= self.burst for state in states):

@@ -41,8 +41,6 @@ if TYPE_CHECKING:
 
 # Limited per peer: what a client sends cannot flood the log (logflood).
 log = clientLog()
-# The log budget every SSH connection's errors of the gateway's own count against.
-OWN_ERRORS = "ssh: the gateway's own errors"
 # conch's own log lines, warnings and errors only: its info and debug
 # chatter (key exchange steps, every auth attempt, "sending close", every
 # packet it does not handle, with the packet's repr) is a client's to
@@ -434,8 +432,8 @@ class ServerTransport(SSHServerTransport):
         a channel that is not there, or holding no value (raised by conch's
         or cryptography's reading of it: L{clientsFault}), is the client's
         doing: one line naming what was malformed; anything else is the
-        gateway's own error: its traceback, at error, all connections' in
-        one log budget (L{OWN_ERRORS}).  Either way this
+        gateway's own error: its traceback, critical (the log limiter counts
+        every client's such errors in one budget, logflood.OWN_ERRORS).  Either way this
         connection alone ends (a KeyError, ValueError, IndexError or
         TypeError of ours was taken for a malformed packet, said at info as
         one, its traceback never seen).
@@ -447,13 +445,9 @@ class ServerTransport(SSHServerTransport):
                      address=sshPeer(self), peer=sshSource(self), number=number, name=name, error=what)
             self.sendDisconnect(DISCONNECT_PROTOCOL_ERROR, b"malformed packet")
             return
-        # (At error, not critical, with every connection's such errors in
-        # one budget: the log limiter passes critical events untouched, so a
-        # bug any client could reach would log a traceback a connection,
-        # without bound.)
         log.failure("ssh: {address}: handling its message {number} {name} failed (the gateway's error, not the "
-                    "client's): disconnected", failure=Failure(e), level=LogLevel.error, address=sshPeer(self),
-                    peer=sshSource(self), budget=OWN_ERRORS, number=number, name=name)
+                    "client's): disconnected", failure=Failure(e), address=sshPeer(self), peer=sshSource(self),
+                    number=number, name=name)
         self.sendDisconnect(DISCONNECT_PROTOCOL_ERROR, b"internal error")
 
     def _countRate(self, second: sshlimits.Second, size: int = 0) -> None:

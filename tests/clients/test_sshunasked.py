@@ -21,9 +21,8 @@ from twisted.trial.unittest import SynchronousTestCase
 from serialgw.clients.ssh import Connection, GatewaySSHFactory
 from serialgw.clients.sshauth import KeyRing, Login
 from serialgw.clients.sshsession import SSHClient
-from serialgw.clients.sshtransport import OWN_ERRORS
 from serialgw.config.sshkeys import printable
-from serialgw.logflood import PeerLimiter
+from serialgw.logflood import OWN_ERRORS, PeerLimiter
 from tests.clients.test_ssh import Harness, Tcp, newKey, sent
 from tests.fakes import LogEvents
 
@@ -110,7 +109,7 @@ class UnaskedTests(SynchronousTestCase):
         self.assertTrue(self.tcp.disconnecting)
         [event] = [e for e in self.events.events if e["log_level"] >= LogLevel.error]
         self.assertEqual((event["log_level"], event["address"], event["number"], event["name"]),
-                         (LogLevel.error, "192.0.2.7:40000", connection.MSG_CHANNEL_DATA, "MSG_CHANNEL_DATA"))
+                         (LogLevel.critical, "192.0.2.7:40000", connection.MSG_CHANNEL_DATA, "MSG_CHANNEL_DATA"))
         self.assertIn("the gateway's error, not the client's", event["log_format"])
         self.assertEqual(len(self.flushLoggedErrors(TypeError)), 1)
         self.assertEqual([e for e in self.said() if "malformed" in e[1]], [])
@@ -120,7 +119,7 @@ class UnaskedTests(SynchronousTestCase):
         self.assertTrue(sent(conn, other).endswith(b"still here"))
 
     def test_ownErrorsBoundedTogether(self) -> None:
-        """The gateway's own errors in SSH packet handling pass the log limiter as every connection's lines do: 20 a minute in one budget for all connections, the rest counted (they were critical, which the limiter passes untouched: a bug any client could reach logged a traceback a connection, 25 connections from 25 addresses 25 tracebacks)."""
+        """The gateway's own errors in SSH packet handling (critical) pass the log limiter in one budget for every client's (logflood.OWN_ERRORS): 20 a minute, the rest counted (the limiter passed critical events untouched: a bug any client could reach logged a traceback a connection, 25 connections from 25 addresses 25 tracebacks)."""
         events: list[dict[str, Any]] = []
         limiter = PeerLimiter(events.append, now=lambda: 1000.0)
 
@@ -132,10 +131,11 @@ class UnaskedTests(SynchronousTestCase):
             self.channel.dataReceived = broken  # type: ignore[method-assign]
             self.send(connection.MSG_CHANNEL_DATA, struct.pack(">L", self.channel.id) + NS(b"typed"))
             [event] = [e for e in self.events.events if e["log_level"] >= LogLevel.error]
-            self.assertEqual((event["log_level"], event["budget"]), (LogLevel.error, OWN_ERRORS))
+            self.assertEqual(event["log_level"], LogLevel.critical)
             limiter(dict(event, peer=f"192.0.2.{n}"))
         self.assertEqual(len(self.flushLoggedErrors(ValueError)), 25)
         self.assertEqual([e["peer"] for e in events], [f"192.0.2.{n}" for n in range(20)])
+        self.assertEqual(limiter.budgets[OWN_ERRORS].left, 5)
 
     def test_ownKeyValueIndexErrorsAreNotTheClients(self) -> None:
         """A KeyError, ValueError, IndexError or struct.error of the gateway's own while handling a client's packet, raised in our code or in conch's that ours called (a session's typing), is said as the gateway's error with its traceback, that connection alone ended (f53b53b saw TypeError only: these were said at info as the client's malformed packet, the traceback never seen)."""
@@ -154,7 +154,7 @@ class UnaskedTests(SynchronousTestCase):
             self.assertTrue(self.tcp.disconnecting)
             [event] = [e for e in self.events.events if e["log_level"] >= LogLevel.error]
             self.assertEqual((event["log_level"], event["number"], event["name"]),
-                             (LogLevel.error, connection.MSG_CHANNEL_DATA, "MSG_CHANNEL_DATA"))
+                             (LogLevel.critical, connection.MSG_CHANNEL_DATA, "MSG_CHANNEL_DATA"))
             self.assertIn("the gateway's error, not the client's", event["log_format"])
             self.assertEqual(len(self.flushLoggedErrors(type(error) if error is not None else struct.error)), 1)
             self.assertEqual([e for e in self.said() if "malformed" in e[1]], [])

@@ -1,0 +1,154 @@
+"""
+The gateway's own errors in handling a client's doing (a traceback, at
+critical) pass the real log limiter (logflood.peerLimiter) as one budget
+for all clients: 20 a minute, each with its traceback, the rest counted in
+one line when the minute is over.  They passed it untouched: a bug any
+client could reach logged a traceback each time, without bound.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from typing import Any
+
+from twisted.internet import reactor
+from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
+from twisted.logger import Logger, LogLevel, formatEvent
+from twisted.trial.unittest import SynchronousTestCase, TestCase
+
+from serialgw.clients.ptylink import PtyClient
+from serialgw.clients.telnet import TelnetClient
+from serialgw.config.listeners import parseListener
+from serialgw.config.specs import SerialSettings
+from serialgw.line.hub import Line, Role
+from serialgw.logflood import OWN_ERRORS, peerLimiter
+from serialgw.wire.rfc2217 import COM_PORT_OPTION as CPO
+from serialgw.wire.telnet import IAC, WILL
+from tests.clients.test_ssh import Harness
+from tests.fakes import LogEvents, RecordingDevice
+from tests.telnetpeer import sb
+
+TIMES = 30
+
+
+class Bug(Exception):
+    """A bug of the gateway's, as a client's doing reaches it."""
+
+
+def broken(*args: Any, **kwargs: Any) -> Any:
+    raise Bug("a bug of the gateway's")
+
+
+class Counting:
+    """The real limiter on a clock of the test's; the log's critical events and summaries, as they reach the log."""
+
+    def __init__(self, case: SynchronousTestCase) -> None:
+        self.case = case
+        self.clock = Clock()
+        self.clock.advance(1000)
+        case.patch(peerLimiter, "now", self.clock.seconds)
+        self.events = LogEvents(case)
+
+    def failures(self, words: str) -> list[dict[str, Any]]:
+        return [e for e in self.events.events if e.get("log_level") is LogLevel.critical and words in e["log_format"]]
+
+    def check(self, words: str) -> None:
+        """TIMES failures: 20 logged with their tracebacks; the minute over, the other 10 said in one line."""
+        passed = self.failures(words)
+        self.case.assertEqual(len(passed), peerLimiter.burst)
+        self.case.assertTrue(all(isinstance(e["log_failure"].value, Bug) for e in passed))
+        self.case.assertEqual(len(self.case.flushLoggedErrors(Bug)), peerLimiter.burst)
+        self.case.assertEqual(self.summaries(), [])
+        self.clock.advance(60)
+        Logger(observer=peerLimiter).info("tick", peer="someone else")
+        self.case.assertEqual(self.summaries(), [
+            f"{TIMES - peerLimiter.burst} log messages about {OWN_ERRORS} left out in the last minute (over 20 a minute)"])
+
+    def summaries(self) -> list[str]:
+        return [formatEvent(e) for e in self.events.events if "left out" in e.get("log_format", "")]
+
+
+class ClientsOwnErrorsTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.log = Counting(self)
+        self.line = Line("ttyS0", RecordingDevice(SerialSettings(115200)), clock=self.log.clock)
+
+    def telnet(self, listener: str = "telnet+4444") -> tuple[TelnetClient, StringTransport]:
+        client = TelnetClient(self.line, Role.WRITER, listener=parseListener(listener), clock=self.log.clock)
+        transport = StringTransport()
+        client.makeConnection(transport)
+        return client, transport
+
+    def test_sessionStartsFailing(self) -> None:
+        """30 connections whose session's start fails (session.startSession): 20 tracebacks, 10 counted; each connection still ended."""
+        self.patch(self.line, "attach", broken)
+        for _ in range(TIMES):
+            client, transport = self.telnet("raw+4444")
+            self.assertTrue(transport.disconnecting)
+        self.log.check("starting the session of")
+
+    def test_comPortOptionsFailing(self) -> None:
+        """A client's 30 SET-BAUDRATE whose handling fails (rfc2217 ComPortControl.handle): 20 tracebacks, 10 counted."""
+        client, _ = self.telnet()
+        client.dataReceived(bytes([IAC, WILL, CPO]))
+        self.patch(self.line, "clientSettings", broken)
+        for _ in range(TIMES):
+            client.dataReceived(sb(1, 0, 0, 0x25, 0x80))
+        self.log.check("COM-PORT-OPTION")
+
+    def test_clientsTogether(self) -> None:
+        """30 clients, one failure each: one budget for all of them (each is a peer of its own: each passed)."""
+        client, _ = self.telnet()
+        self.patch(self.line, "clientSettings", broken)
+        for _ in range(TIMES):
+            client, _ = self.telnet()
+            client.dataReceived(bytes([IAC, WILL, CPO]) + sb(1, 0, 0, 0x25, 0x80))
+        self.log.check("COM-PORT-OPTION")
+
+    def test_sshRequestsFailing(self) -> None:
+        """An SSH session's 30 break requests whose handling fails (sshsession.requestReceived): 20 tracebacks, 10 counted, each refused."""
+        h = Harness()
+        h.clock = self.log.clock
+        channel, _ = h.channel()
+        channel.channelOpen(b"")
+        self.assertTrue(channel.requestReceived(b"shell", b""))
+        self.patch(h.lines["con1"], "clientBreak", broken)
+        for _ in range(TIMES):
+            self.assertFalse(channel.requestReceived(b"break", struct.pack(">L", 500)))
+        self.log.check("request failed")
+
+    def test_criticalWithoutAPeerPasses(self) -> None:
+        """The gateway's own criticals about no client (its start, a line's device) pass untouched, however many."""
+        for _ in range(TIMES):
+            Logger(observer=peerLimiter).critical("device gone")
+        self.assertEqual(len([e for e in self.log.events.events if e["log_format"] == "device gone"]), TIMES)
+
+    def test_clientsChatterDoesNotHideThem(self) -> None:
+        """A client that spent its own budget (20 lines) still has the gateway's error in handling it said."""
+        client, _ = self.telnet()
+        client.dataReceived(bytes([IAC, WILL, CPO]))
+        for _ in range(25):
+            client.dataReceived(sb(1, 0, 0, 0x25, 0x80 + 1))
+            client.dataReceived(sb(1, 0, 0, 0x25, 0x80))
+        self.patch(self.line, "clientSettings", broken)
+        client.dataReceived(sb(1, 0, 0, 0x25, 0x80))
+        self.assertEqual(len(self.log.failures("COM-PORT-OPTION")), 1)
+        self.assertEqual(len(self.flushLoggedErrors(Bug)), 1)
+
+
+class PtyOwnErrorsTests(TestCase):
+    def test_ptyInputFailing(self) -> None:
+        """A pty: listener's program typing 30 times, each handling failing (ptylink.doRead): 20 tracebacks, 10 counted; still reading."""
+        log = Counting(self)
+        line = Line("t", RecordingDevice(SerialSettings(115200)))
+        client = PtyClient(line, "", reactor)
+        self.addCleanup(client.close)
+        slave = os.open(client.slaveName, os.O_RDWR | os.O_NOCTTY)
+        self.addCleanup(os.close, slave)
+        self.patch(line, "clientData", broken)
+        for _ in range(TIMES):
+            os.write(slave, b"x")
+            client.doRead()
+        log.check("handling input from")
