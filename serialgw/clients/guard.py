@@ -35,6 +35,7 @@ from zope.interface import Attribute, Interface, implementer
 
 from serialgw.line.tail import Tail
 from serialgw.logflood import clientLog
+from serialgw.wire.sockets import countQueuedOnly
 
 # Limited per peer: a client's input cannot flood the log (logflood).
 log = clientLog()
@@ -152,6 +153,8 @@ class OutputGuard:
         holder = bufferHolder(transport)
         if hasattr(holder, "registerProducer") and hasattr(holder, "bufferSize"):
             holder.bufferSize = self.bound
+            # (Paused by what is queued, not what a partly done send sent too.)
+            countQueuedOnly(holder)
             holder.registerProducer(self, True)
             self._holder = holder
         boundKernelQueue(holder, self.bound)

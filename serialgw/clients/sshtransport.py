@@ -34,6 +34,7 @@ from serialgw.clients.session import CLOSE_GRACE
 from serialgw.clients.transports import describeAddress, sourceOf
 from serialgw.config.sshkeys import printable
 from serialgw.logflood import clientLog
+from serialgw.wire.sockets import countQueuedOnly
 
 if TYPE_CHECKING:
     from serialgw.clients.ssh import GatewaySSHFactory
@@ -194,6 +195,7 @@ class ServerTransport(SSHServerTransport):
     def connectionMade(self) -> None:
         self.deadline("did not log in")
         tcp: Any = self.transport
+        countQueuedOnly(tcp)
         tcp.registerProducer(self, True)
         # The kernel's unsent queue too (a session sets its outbuf): not the autotuned 4 MiB.
         boundKernelQueue(tcp, tcp.bufferSize)

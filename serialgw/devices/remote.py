@@ -40,7 +40,7 @@ from serialgw.devices.remotelinks import (
 )
 from serialgw.interfaces import IDevice
 from serialgw.wire.rfc2217 import modemLineCode
-from serialgw.wire.sockets import noDelay
+from serialgw.wire.sockets import countQueuedOnly, noDelay
 
 log = Logger()
 
@@ -399,6 +399,7 @@ class RemoteDevice:
         self._linkFull = False
         noDelay(link.transport)
         link.transport.bufferSize = HIGH_WATER
+        countQueuedOnly(link.transport)
         link.transport.registerProducer(self, True)
         self._held &= HELD_LINE
         if self._held:

@@ -1,6 +1,7 @@
 """
 Writing to a stream connection (TCP, unix): at once when nothing is queued
-(L{writeNow}), without Nagle's delay (L{noDelay}).  Used by the codecs'
+(L{writeNow}), without Nagle's delay (L{noDelay}), its producer paused by
+what waits unsent (L{countQueuedOnly}).  Used by the codecs'
 users on both sides: client sessions and remote devices' links.
 """
 
@@ -60,6 +61,38 @@ def writeNow(transport: Any, data: bytes) -> None:
             transport.startWriting()
             return
     transport.write(data)
+
+
+def countQueuedOnly(transport: Any) -> None:
+    """
+    Have a TCP or unix transport pause its streaming producer when what it
+    holds unsent passes its C{bufferSize}, not what it holds and has sent.
+    Twisted's own check (C{FileDescriptor._isSendBufferFull}, 22.10 and
+    today's) counts the whole buffer of a send it left partly done,
+    C{offset} bytes sent included: the next write after a 16 KiB chunk the
+    socket took all but 100 bytes of (by L{writeNow}, or by Twisted's own
+    C{doWrite}, whose buffer is up to C{SEND_LIMIT}, 128 KiB) paused it with
+    110 bytes queued: a client with outbuf=1024 and policy=disconnect was
+    cut, a drop one parked, a remote device's writers held.  Others
+    (StringTransport, an SSH channel, stdio's writer): nothing.
+    """
+    if isinstance(transport, abstract.FileDescriptor) and hasattr(transport, "_isSendBufferFull"):
+        vars(transport)["_isSendBufferFull"] = _QueuedPastBound(transport)
+
+
+class _QueuedPastBound:
+    """A transport's check of its buffer, by what waits unsent in it (weakly held: no cycle keeps a transport alive)."""
+
+    __slots__ = ("transport",)
+
+    def __init__(self, transport: Any) -> None:
+        self.transport = weakref.ref(transport)
+
+    def __call__(self) -> bool:
+        transport = self.transport()
+        if transport is None:
+            return False
+        return bool(len(transport.dataBuffer) - transport.offset + transport._tempDataLen > transport.bufferSize)
 
 
 def _sendsNow(transport: Any) -> bool:
@@ -235,7 +268,8 @@ def urgentInline(transport: Any) -> None:
 
 import select  # noqa: E402
 import socket  # noqa: E402
+import weakref  # noqa: E402
 
-from twisted.internet import tcp  # noqa: E402
+from twisted.internet import abstract, tcp  # noqa: E402
 
 _SOCKET_TRANSPORTS = (tcp.Connection,)
