@@ -65,7 +65,7 @@ from typing import Any, Callable, Mapping, Optional
 from twisted.internet.epollreactor import EPollReactor
 from twisted.logger import Logger
 
-from serialgw.app.reactor import GatewayReactor
+from serialgw.app.reactor import GatewayReactor, failed
 
 log = Logger()
 
@@ -200,7 +200,7 @@ class OneShotReactor(GatewayReactor):
             try:
                 dispatch(selectable, fd, event)
             except Exception:
-                log.failure("event on descriptor {fd} ({selectable!r}) failed", fd=fd, selectable=selectable)
+                failed(selectable, fd, "an event of its connection")
             if becomes and selectables.get(fd) is selectable and fd in self._reads and fd not in self._writes:
                 self._makeOneShot(fd)
 

@@ -9,7 +9,7 @@ Twisted's in three ways, and only there:
     C{system} tag: on a console gateway a third of the Python work of moving
     one byte (13 of 80 microseconds of CPU per single-byte round trip).
     serialgw logs through C{twisted.logger} with named fields, so the tag
-    adds nothing.  Dispatch goes straight to the same C{_doReadOrWrite}
+    adds nothing.  Dispatch goes straight to C{_doReadOrWrite}
     (Twisted's error handling kept: an exception in C{doRead}/C{doWrite}
     disconnects that selectable only); anything escaping it is logged, so
     one descriptor's failure never stops the loop.
@@ -24,6 +24,14 @@ Twisted's in three ways, and only there:
     next one before it sleeps, so that an answer on its way is caught
     without the wake-up of an idle CPU.
 
+Its C{_doReadOrWrite} is Twisted's (posixbase's, the same in 22.10 and
+today's), but an exception of a connection a listener accepted (a
+client's bytes that reached a bug of the gateway's) is logged about that
+client, within the log limiter's one budget for all clients
+(logflood.OWN_ERRORS), as what escapes C{doPoll}'s dispatch of it and a
+datagram's handling are: Twisted logged each as an C{Unhandled Error}
+traceback, one a connection or a datagram, without bound.
+
 Apart from C{doPoll}, its TCP and unix listening ports, those passed in
 by systemd too, accept at most ACCEPTS_PER_TURN connections a turn
 (L{BoundedTCPPort}), and its UDP ports hand on at most DATAGRAMS_PER_TURN
@@ -35,7 +43,8 @@ turns with no timed call due; C{bench/reactors.py} measured that at
 nothing outside the noise in serialgw's round trip, its CPU per round trip
 or per echoed message at 512 lines), against 5.6-7 us a ping-pong for the
 C{doPoll} override, so it went, and with it the reading of Twisted's
-timed-call privates.  What is left reads C{_poller}, C{_selectables} and
+timed-call privates.  What is left reads C{_poller}, C{_selectables},
+C{_reads}, C{_POLL_*} and C{_disconnectSelectable}, and overrides
 C{_doReadOrWrite}, the same in Twisted 22.10 and today's release.
 
 What would make it unnecessary upstream: C{EPollReactor.doPoll} (and the
@@ -59,12 +68,34 @@ from typing import Any, Callable, Optional
 
 from twisted.internet import tcp, udp, unix
 from twisted.internet.epollreactor import EPollReactor
-from twisted.internet.error import UnsupportedAddressFamily
+from twisted.internet.error import ConnectionFdescWentAway, UnsupportedAddressFamily
+from twisted.internet.main import CONNECTION_DONE, CONNECTION_LOST
 from twisted.logger import Logger
 
 from serialgw.app.timeslice import setSlice
+from serialgw.logflood import clientLog
 
 log = Logger()
+# The gateway's own errors in handling a client's connection or datagram:
+# limited (logflood: one budget for all clients).
+clientsLog = clientLog()
+
+_NO_FILEDESC = ConnectionFdescWentAway("File descriptor lost")
+
+
+def failed(selectable: Any, fd: int, what: str = "handling its connection") -> None:
+    """
+    Log the exception being handled, raised by C{selectable}'s event: about
+    its client when it is a connection a listener accepted (limited: see
+    L{clientsLog}), else as the reactor's own.
+    """
+    if isinstance(selectable, (tcp.Server, unix.Server)):
+        from serialgw.clients.transports import peerName
+
+        clientsLog.failure("{peer}: {what} failed (the gateway's error, not the client's): disconnected",
+                           peer=peerName(selectable), what=what, fd=fd)
+    else:
+        log.failure("event on descriptor {fd} ({selectable!r}) failed", fd=fd, selectable=selectable)
 
 # The most connections a listening socket accepts in one turn.  Twisted's
 # port accepts up to numberAccepts (100 at first, 20 more each time it takes
@@ -145,7 +176,8 @@ class BoundedUDPPort(udp.Port):
                         dropped(int.from_bytes(value[:4], sys.byteorder))
                 self.protocol.datagramReceived(data, addr)
             except BaseException:
-                log.failure("a datagram from {address} failed", address=addr)
+                # (The gateway's error in handling a client's datagram: limited, as failed says.)
+                clientsLog.failure("a datagram from {address} failed", address=addr, peer=f"udp:{addr[0]}:{addr[1]}")
 
 
 # The longest busy-poll window, seconds (twistd serialgw --busy-poll, in
@@ -319,9 +351,37 @@ class GatewayReactor(EPollReactor):
             try:
                 dispatch(selectable, fd, event)
             except Exception:
-                log.failure("event on descriptor {fd} ({selectable!r}) failed", fd=fd, selectable=selectable)
+                failed(selectable, fd, "an event of its connection")
 
     doIteration = doPoll
+
+    def _doReadOrWrite(self, selectable: Any, fd: int, event: int) -> None:
+        """Twisted's (posixbase._PollLikeMixin's), an exception logged by L{failed}; the selectable disconnected."""
+        why: Any = None
+        inRead = False
+        if event & self._POLL_DISCONNECTED and not (event & self._POLL_IN):
+            # Hung up with nothing left to read: reading, a clean end (or a half-close); else lost.
+            if fd in self._reads:
+                inRead = True
+                why = CONNECTION_DONE
+            else:
+                why = CONNECTION_LOST
+        else:
+            try:
+                if selectable.fileno() == -1:
+                    why = _NO_FILEDESC
+                else:
+                    if event & self._POLL_IN:
+                        why = selectable.doRead()
+                        inRead = True
+                    if not why and event & self._POLL_OUT:
+                        why = selectable.doWrite()
+                        inRead = False
+            except BaseException as e:
+                why = e
+                failed(selectable, fd)
+        if why:
+            self._disconnectSelectable(selectable, why, inRead)
 
     def watchExit(self, pid: int, ended: Callable[[], None]) -> bool:
         """

@@ -20,10 +20,13 @@ from twisted.web.server import NOT_DONE_YET, Site
 from zope.interface import implementer
 
 from serialgw.clients.transports import SourceCounts, describeAddress, peerName, sourceOf
-from serialgw.logflood import PeerLimiter
+from serialgw.logflood import PeerLimiter, peerLimiter
 
 # In the namespace its lines had in serialgw.app.status, which an operator may filter on.
 log = Logger(namespace="serialgw.app.status")
+# A page's rendering failing (the gateway's error, each client's GET may reach it): limited
+# (logflood: one budget for all clients' such errors).
+clientsLog = Logger(namespace="serialgw.app.status", observer=peerLimiter)
 
 
 # Twisted 23.10's channel buffers what follows a request until it is
@@ -169,7 +172,9 @@ class ThrottledPage(Resource):
         except StopIteration:
             self._answer(b"".join(self._body))
         except Exception:
-            log.failure("status: rendering {path} failed", path=self._rendering[0].path if self._rendering else b"")
+            asking = self._rendering[0] if self._rendering else None
+            clientsLog.failure("status: rendering {path} failed", path=asking.path if asking is not None else b"",
+                               peer=describeAddress(asking.getClientAddress()) if asking is not None else "?")
             self._answer(None)
         else:
             self._call = self.clock.callLater(0, self._step)

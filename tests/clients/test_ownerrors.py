@@ -9,15 +9,20 @@ client could reach logged a traceback each time, without bound.
 from __future__ import annotations
 
 import os
+import socket
 import struct
-from typing import Any
+from select import POLLIN
+from typing import Any, Iterator
 
-from twisted.internet import reactor
+from twisted.internet import reactor, tcp
+from twisted.internet.address import IPv4Address
+from twisted.internet.protocol import DatagramProtocol, Protocol
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.logger import Logger, LogLevel, formatEvent
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
+from serialgw.app.reactor import BoundedUDPPort, GatewayReactor
 from serialgw.clients.ptylink import PtyClient
 from serialgw.clients.telnet import TelnetClient
 from serialgw.config.listeners import parseListener
@@ -52,7 +57,7 @@ class Counting:
         self.events = LogEvents(case)
 
     def failures(self, words: str) -> list[dict[str, Any]]:
-        return [e for e in self.events.events if e.get("log_level") is LogLevel.critical and words in e["log_format"]]
+        return [e for e in self.events.events if e.get("log_level") is LogLevel.critical and words in formatEvent(e)]
 
     def check(self, words: str) -> None:
         """TIMES failures: 20 logged with their tracebacks; the minute over, the other 10 said in one line."""
@@ -152,3 +157,90 @@ class PtyOwnErrorsTests(TestCase):
             os.write(slave, b"x")
             client.doRead()
         log.check("handling input from")
+
+
+class Buggy(Protocol):
+    """A client's protocol whose handling of what it is sent reaches a bug of the gateway's."""
+
+    lost = 0
+
+    def dataReceived(self, data: bytes) -> None:
+        broken()
+
+    def connectionLost(self, reason: Any = None) -> None:
+        Buggy.lost += 1
+
+
+class BuggyDatagrams(DatagramProtocol):
+    """A datagram client's listener whose handling of a datagram reaches a bug of the gateway's."""
+
+    def datagramReceived(self, data: bytes, addr: Any) -> None:
+        broken()
+
+
+class _Port:
+    """What tcp.Server asks of the port that took the connection."""
+
+    _realPortNumber = 4444
+    _type = "TCP"
+    _addressType = IPv4Address
+
+
+class ReactorOwnErrorsTests(TestCase):
+    def test_connectionsReachingABug(self) -> None:
+        """30 clients' bytes whose handling raises in the reactor's dispatch (Twisted logged an 'Unhandled Error' traceback each): 20 tracebacks about them, 10 counted; each disconnected."""
+        log = Counting(self)
+        Buggy.lost = 0
+        for n in range(TIMES):
+            ours, peer = socket.socketpair()
+            self.addCleanup(peer.close)
+            self.addCleanup(ours.close)
+            peer.send(b"typed")
+            server = tcp.Server(ours, Buggy(), ("192.0.2.7", 40000 + n), _Port(), n, reactor)  # type: ignore[arg-type]
+            GatewayReactor._doReadOrWrite(reactor, server, server.fileno(), POLLIN)  # type: ignore[arg-type]
+            self.assertTrue(server.disconnected)
+        self.assertEqual(Buggy.lost, TIMES)
+        self.assertEqual([e["peer"] for e in log.failures("handling its connection")][:2],
+                         ["192.0.2.7:40000", "192.0.2.7:40001"])
+        log.check("handling its connection")
+
+    def test_datagramsReachingABug(self) -> None:
+        """30 datagrams whose handling raises (a netconsole's line reaching a bug), from one sender: 20 tracebacks, 10 counted."""
+        log = Counting(self)
+        port = reactor.listenUDP(0, BuggyDatagrams(), interface="127.0.0.1")  # type: ignore[attr-defined]
+        self.addCleanup(port.stopListening)
+        sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.addCleanup(sender.close)
+        for _ in range(TIMES):
+            sender.sendto(b"typed", ("127.0.0.1", port.getHost().port))
+        BoundedUDPPort.doRead(port)
+        log.check("a datagram from")
+
+
+class StatusPageOwnErrorsTests(SynchronousTestCase):
+    def test_renderingFailing(self) -> None:
+        """30 GETs of a status page whose rendering fails, a second apart (it is rendered at most once a second): 20 tracebacks, 10 counted; each answered 500."""
+        from serialgw.app.status import statusSite
+        from tests.fakes import Lines
+
+        log = Counting(self)
+        line = Line("rack1", RecordingDevice(), clock=log.clock)
+        site = statusSite(Lines(line), clock=log.clock)
+        page = site.resource.children[b""]
+
+        def brokenParts(request: Any) -> Iterator[bytes]:
+            broken()
+            yield b""
+
+        self.patch(page.page, "renderParts", brokenParts)
+        for n in range(TIMES):
+            address = IPv4Address("TCP", "192.0.2.9", 40000 + n)
+            channel = site.buildProtocol(address)
+            transport = StringTransport(peerAddress=address)
+            channel.makeConnection(transport)
+            channel.dataReceived(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            log.clock.advance(1)
+            self.assertTrue(transport.value().startswith(b"HTTP/1.1 500 "), transport.value())
+            channel.connectionLost(None)
+        self.assertEqual(log.failures("rendering")[0]["peer"], "192.0.2.9:40000")
+        log.check("rendering")
