@@ -14,7 +14,7 @@ L{serialgw.clients.ssh}.
 from __future__ import annotations
 
 import struct
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Optional, cast
 
 from twisted.conch.ssh import common, connection, transport, userauth
 from twisted.conch.ssh.transport import (
@@ -24,7 +24,7 @@ from twisted.conch.ssh.transport import (
     SSHServerTransport,
 )
 from twisted.internet.interfaces import IPushProducer
-from twisted.logger import FilteringLogObserver, Logger, LogLevel, LogLevelFilterPredicate, globalLogPublisher
+from twisted.logger import FilteringLogObserver, ILogObserver, Logger, LogLevel, LogLevelFilterPredicate
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
@@ -33,7 +33,7 @@ from serialgw.clients.guard import boundKernelQueue
 from serialgw.clients.session import CLOSE_GRACE
 from serialgw.clients.transports import describeAddress, sourceOf
 from serialgw.config.sshkeys import printable
-from serialgw.logflood import clientLog
+from serialgw.logflood import clientLog, peerLimiter
 from serialgw.wire.sockets import countQueuedOnly
 
 if TYPE_CHECKING:
@@ -46,7 +46,21 @@ log = clientLog()
 # chatter (key exchange steps, every auth attempt, "sending close", every
 # packet it does not handle, with the packet's repr) is a client's to
 # cause, as often as it likes.  What matters is logged here, per peer.
-conchLog = Logger(observer=FilteringLogObserver(globalLogPublisher, [LogLevelFilterPredicate(LogLevel.warn)]))
+# What it does log names no connection (its "channel open failed" and
+# "Error checking auth" tracebacks, a bug of ours any client could reach;
+# its errors a connection): all connections' count against one budget
+# (logflood's: 20 a minute; a traceback against its one for the
+# gateway's own errors in handling clients), not one line each.
+CONCH = "ssh (conch's own lines)"
+
+
+def _conchLimited(event: dict[str, Any]) -> None:
+    event.setdefault("peer", CONCH)
+    peerLimiter(event)
+
+
+conchLog = Logger(observer=FilteringLogObserver(cast(ILogObserver, _conchLimited),
+                                               [LogLevelFilterPredicate(LogLevel.warn)]))
 # What parsing a packet raises when it is shorter than it says, names a channel that is not there, or
 # holds a value that is no value (a key exchange's point off its curve): the client's doing only when
 # raised where the client's bytes are read (see clientsFault); a TypeError only where conch's ord() read

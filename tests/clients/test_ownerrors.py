@@ -244,3 +244,36 @@ class StatusPageOwnErrorsTests(SynchronousTestCase):
             channel.connectionLost(None)
         self.assertEqual(log.failures("rendering")[0]["peer"], "192.0.2.9:40000")
         log.check("rendering")
+
+
+class ConchOwnErrorsTests(SynchronousTestCase):
+    def test_channelOpensFailing(self) -> None:
+        """30 SSH connections whose session's opening fails in conch's own handling (its 'channel open failed' traceback names no connection: it passed the limiter): 20 tracebacks, 10 counted."""
+        from twisted.conch.ssh.common import NS
+
+        from serialgw.clients.ssh import Connection, GatewaySSHFactory
+        from serialgw.clients.sshauth import KeyRing
+        from tests.clients.test_ssh import Tcp, newKey
+
+        log = Counting(self)
+        factory = GatewaySSHFactory(newKey(), KeyRing(()), Harness().gateway)
+        for n in range(TIMES):
+            transport = factory.buildProtocol(IPv4Address("TCP", f"198.51.100.{n}", 40000))
+            transport.makeConnection(Tcp())
+            conn = Connection()
+            transport.setService(conn)
+            self.patch(conn, "getChannel", broken)
+            conn.ssh_CHANNEL_OPEN(NS(b"session") + struct.pack(">3L", 6, 1 << 20, 32768))
+        log.check("channel open failed")
+
+    def test_conchsLinesTogether(self) -> None:
+        """conch's own warnings and errors (naming no connection) share one budget: 30 errors, 20 logged, 10 counted in one line."""
+        from serialgw.clients.sshtransport import CONCH, conchLog
+
+        log = Counting(self)
+        for _ in range(TIMES):
+            conchLog.error("Got remote error, code {code}", code=2)
+        self.assertEqual(len([e for e in log.events.events if e.get("log_format", "").startswith("Got remote")]), 20)
+        log.clock.advance(60)
+        Logger(observer=peerLimiter).info("tick", peer="someone else")
+        self.assertEqual(log.summaries(), [f"10 log messages about {CONCH} left out in the last minute (over 20 a minute)"])
