@@ -9,9 +9,9 @@ client could reach logged a traceback each time, without bound.
 from __future__ import annotations
 
 import os
+import select
 import socket
 import struct
-from select import POLLIN
 from typing import Any, Iterator
 
 from twisted.internet import reactor, tcp
@@ -155,6 +155,8 @@ class PtyOwnErrorsTests(TestCase):
         self.patch(line, "clientData", broken)
         for _ in range(TIMES):
             os.write(slave, b"x")
+            # (Each read when the byte is there: one failure a write, whatever the kernel's timing.)
+            select.select([client.fileno()], [], [], 10)
             client.doRead()
         log.check("handling input from")
 
@@ -174,7 +176,10 @@ class Buggy(Protocol):
 class BuggyDatagrams(DatagramProtocol):
     """A datagram client's listener whose handling of a datagram reaches a bug of the gateway's."""
 
+    received = 0
+
     def datagramReceived(self, data: bytes, addr: Any) -> None:
+        self.received += 1
         broken()
 
 
@@ -197,7 +202,7 @@ class ReactorOwnErrorsTests(TestCase):
             self.addCleanup(ours.close)
             peer.send(b"typed")
             server = tcp.Server(ours, Buggy(), ("192.0.2.7", 40000 + n), _Port(), n, reactor)  # type: ignore[arg-type]
-            GatewayReactor._doReadOrWrite(reactor, server, server.fileno(), POLLIN)  # type: ignore[arg-type]
+            GatewayReactor._doReadOrWrite(reactor, server, server.fileno(), select.POLLIN)  # type: ignore[arg-type]
             self.assertTrue(server.disconnected)
         self.assertEqual(Buggy.lost, TIMES)
         self.assertEqual([e["peer"] for e in log.failures("handling its connection")][:2],
@@ -207,13 +212,19 @@ class ReactorOwnErrorsTests(TestCase):
     def test_datagramsReachingABug(self) -> None:
         """30 datagrams whose handling raises (a netconsole's line reaching a bug), from one sender: 20 tracebacks, 10 counted."""
         log = Counting(self)
-        port = reactor.listenUDP(0, BuggyDatagrams(), interface="127.0.0.1")  # type: ignore[attr-defined]
+        handler = BuggyDatagrams()
+        port = reactor.listenUDP(0, handler, interface="127.0.0.1")  # type: ignore[attr-defined]
         self.addCleanup(port.stopListening)
         sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.addCleanup(sender.close)
         for _ in range(TIMES):
             sender.sendto(b"typed", ("127.0.0.1", port.getHost().port))
-        BoundedUDPPort.doRead(port)
+        for _ in range(TIMES):
+            if handler.received == TIMES:
+                break
+            # (Read as the reactor would, once they are there.)
+            select.select([port.fileno()], [], [], 10)
+            BoundedUDPPort.doRead(port)
         log.check("a datagram from")
 
 
