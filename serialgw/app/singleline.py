@@ -44,6 +44,7 @@ from serialgw.config.parsers import (
     parseMaxClients,
     parseMilliseconds,
     parseOnOff,
+    parseSeconds,
     parseSendString,
     writtenNumber,
 )
@@ -158,6 +159,7 @@ def singleLine(options: usage.Options) -> LineConfig:
         raise ConfigError(f"--break-duration: break duration must be 1 to 10000 milliseconds, not {quote(duration)}")
     # The options of the keys a remote device (or a pty: one) may not mean anything to (they were ignored silently).
     for option, key in (("no-lock", "lock"), ("lock-dir", "lock-dir"), ("no-restore", "restore"), ("on-demand", "on-demand"),
+                        ("on-demand-linger", "on-demand-linger"),
                         ("break-duration", "break-duration"), ("dtr", "dtr"), ("rts", "rts"),
                         ("idle-dtr", "idle-dtr"), ("idle-rts", "idle-rts"), ("rtscts", "rtscts")):
         if option in ("dtr", "rts", "idle-dtr", "idle-rts"):
@@ -195,6 +197,16 @@ def singleLine(options: usage.Options) -> LineConfig:
         raise ConfigError("--kick-old-user means nothing with --max-clients 0 (no limit): the line is never full")
     coalesce = byOption("coalesce", parseCoalesce, "off" if options["coalesce"] is None else options["coalesce"])
     strings = {key: parseSendString(options[key] or "", f"--{key}") for key in ("open-string", "close-string")}
+    if options["idle-string"] is not None:
+        strings["idle-string"] = parseSendString(options["idle-string"], "--idle-string")
+        if not strings["idle-string"]:
+            raise ConfigError("--idle-string is empty: nothing to send; leave --idle-timeout out for no idle-string")
+    seconds = {key: byOption(key, lambda t, least=least: parseSeconds(t, least), options[key] or "0")
+               for key, least in (("on-demand-linger", 0.0), ("idle-timeout", 1.0))}
+    for key, needs, needed in (("on-demand-linger", "--on-demand", options["on-demand"]),
+                               ("idle-string", "--idle-timeout", seconds["idle-timeout"])):
+        if options[key] is not None and not needed:
+            raise ConfigError(f"--{key} means nothing without {needs}")
     for key, parts in strings.items():
         if stringBreakRefusal(parts, device):
             raise ConfigError(f"--{key}: {stringBreakRefusal(parts, device)}")
@@ -222,6 +234,9 @@ def singleLine(options: usage.Options) -> LineConfig:
         paceLine=parseMilliseconds(0 if options["pace-line"] is None else options["pace-line"], "--pace-line"),
         lock=not options["no-lock"],
         onDemand=bool(options["on-demand"]),
+        onDemandLinger=seconds["on-demand-linger"],
+        idleTimeout=seconds["idle-timeout"],
+        idleString=strings.get("idle-string", (b"\n",)),
         kickOldUser=bool(options["kick-old-user"]),
         lockDir=parseLockDir(options["lock-dir"], "--lock-dir") if options["lock-dir"] is not None else DEFAULT_LOCK_DIR,
     )

@@ -46,7 +46,7 @@ log = Logger()
 # What the single line's options say; with --config the file says it (an error).
 LINE_OPTIONS = ("device", "port", "name", "serial", "baud", "bytesize", "parity", "stopbits", "break-duration",
                 "signature", "coalesce", "max-clients", "open-string", "close-string", "dtr", "rts", "idle-dtr",
-                "idle-rts", "pace", "pace-line", "lock-dir", "banner")
+                "idle-rts", "pace", "pace-line", "lock-dir", "banner", "on-demand-linger", "idle-timeout", "idle-string")
 LINE_FLAGS = ("xonxoff", "rtscts", "no-notices", "no-lock", "no-restore", "on-demand", "kick-old-user")
 
 
@@ -137,6 +137,14 @@ man 8 serialgw
          "Slow devices: at least MS milliseconds between characters written to the device "
          "(timers; output to clients is not affected) [default: 0, off]"],
         ["pace-line", None, None, "At least MS milliseconds after each CR written to the device [default: 0, off]"],
+        ["on-demand-linger", None, None,
+         "With --on-demand: SECONDS (or 90s, 5m, 1h) the device stays open after the last client left, so that "
+         "one coming back (a health check) finds it open [default: 0, closed at once]"],
+        ["idle-timeout", None, None,
+         "Write --idle-string to the device once nothing was read from it nor written to it for SECONDS (or 5m, "
+         "1h; conserver's idletimeout) [default: 0, never]"],
+        ["idle-string", None, None,
+         "What --idle-timeout writes (conserver's idlestring); escapes as --open-string [default: \\n]"],
         ["lock-dir", None, None,
          "Where a local tty's UUCP lock file (LCK..NAME, as minicom, cu and ser2net use) is made "
          "[default: /var/lock]"],

@@ -80,6 +80,8 @@ FULL_TOML = {
     "shard": "0",
 }
 REQUIRED_TOML = ("device", "listen")
+# Left out with the key (option) each needs: alone it is refused (it would do nothing).
+NEEDING = {"on-demand": ["on-demand-linger"], "idle-timeout": ["idle-string"]}
 FULL_SETTINGS = SerialSettings(38400, 7, "E", 2, xonxoff=True, rtscts=True)
 
 
@@ -214,7 +216,7 @@ class TomlDefaultsTests(TestCase):
             # (Without log, a line's own log-* keys are refused: they go too.)
             # (So do on-demand-linger without on-demand, idle-string without idle-timeout.)
             await self.startWithout([key] + ([k for k in FULL_TOML if k.startswith("log-")] if key == "log" else [])
-                                    + {"on-demand": ["on-demand-linger"], "idle-timeout": ["idle-string"]}.get(key, []))
+                                    + NEEDING.get(key, []))
 
     async def test_everythingLeftOut(self) -> None:
         """Only device and listen: every default at once, data flows both ways."""
@@ -272,6 +274,9 @@ class OptionDefaultsTests(TestCase):
             "no-restore": ["--no-restore"],
             "on-demand": ["--on-demand"],
             "kick-old-user": ["--kick-old-user"],
+            "on-demand-linger": ["--on-demand-linger", "30"],
+            "idle-timeout": ["--idle-timeout", "5m"],
+            "idle-string": ["--idle-string", "\\r"],
             "banner": ["--banner", "{line} at {settings}\\r\\n"],
             "wait-for-device": ["--wait-for-device"],
             "busy-poll": ["--busy-poll", "20"],
@@ -300,7 +305,8 @@ class OptionDefaultsTests(TestCase):
             self.patch(singleline, "DEFAULT_DEVICE", f"pty:{link}")
             # And without the options that mean nothing on a pty (refused with one: test_remotekeys).
             omitted = [*omitted, *(name for name in ("no-lock", "lock-dir", "dtr", "rts", "idle-dtr", "idle-rts",
-                                                                 "rtscts", "break-duration", "on-demand")
+                                                                 "rtscts", "break-duration", "on-demand",
+                                                                 "on-demand-linger")
                                    if name not in omitted)]
         if "port" in omitted and "listen" in omitted:
             self.patch(singleline, "DEFAULT_PORT", "tcp:0:interface=127.0.0.1")
@@ -331,7 +337,7 @@ class OptionDefaultsTests(TestCase):
     async def test_eachOptionLeftOut(self) -> None:
         """Every option left out in turn: its default is the value object's, and data flows both ways."""
         for name in self.fullOptions(""):
-            await self.startWithout([name])
+            await self.startWithout([name] + NEEDING.get(name, []))
 
     async def test_noOptions(self) -> None:
         """No option at all (twistd -n serialgw): a pty device, a telnet listener, data flows both ways."""

@@ -8,10 +8,12 @@ of idle-string and on-demand-linger refused alone in a line's own table.
 
 from __future__ import annotations
 
+from twisted.python.usage import UsageError
 from twisted.trial.unittest import SynchronousTestCase
 
 from serialgw.config.file import loadConfig
 from serialgw.config.specs import ConfigError
+from tests.app.test_tap import parse
 from tests.realio import writeTemp
 
 LINE = '[lines.web1]\ndevice = "/dev/ttyUSB0"\nlisten = "4001"\n'
@@ -91,3 +93,28 @@ class IdleKeysTests(SynchronousTestCase):
         self.assertTrue(self.refused(LINE + 'idlestring = "x"\n').startswith(
             "FILE:4: unknown key 'idlestring' in [lines.web1]: conserver's idlestring is idle-string here (with "
             "idle-timeout, conserver's idletimeout) (known: "))
+
+    def test_commandLine(self) -> None:
+        """--on-demand-linger, --idle-timeout and --idle-string for the single line: read as the keys, each alone or absurd refused, and not with --config."""
+        (line,) = parse("--device", "/dev/ttyUSB0", "--on-demand", "--on-demand-linger", "1m", "--idle-timeout", "90",
+                        "--idle-string", "\\r\\bX")["lines"]
+        self.assertEqual((line.onDemandLinger, line.idleTimeout, line.idleString), (60.0, 90.0, (b"\r", b"X")))
+        (line,) = parse("--device", "/dev/ttyUSB0", "--idle-timeout", "5m")["lines"]
+        self.assertEqual((line.onDemandLinger, line.idleTimeout, line.idleString), (0.0, 300.0, (b"\n",)))
+        for args, said in (
+                (("--on-demand-linger", "30"), "--on-demand-linger means nothing without --on-demand"),
+                (("--idle-string", "x"), "--idle-string means nothing without --idle-timeout"),
+                (("--idle-timeout", "0.1"), f"--idle-timeout: {RANGE}'0.1'"),
+                (("--idle-timeout", "1d"), f"--idle-timeout: {RANGE}'1d'"),
+                (("--on-demand", "--on-demand-linger", "-1"),
+                 '--on-demand-linger: expected seconds, 0 to 86400 (a day), as 300, "90s", "5m" or "1h", not \'-1\''),
+                (("--idle-timeout", "60", "--idle-string", ""),
+                 "--idle-string is empty: nothing to send; leave --idle-timeout out for no idle-string")):
+            self.assertEqual(str(self.assertRaises(UsageError, parse, "--device", "/dev/ttyUSB0", *args)), said, args)
+        error = self.assertRaises(UsageError, parse, "--device", "tcp:10.0.0.5:7000", "--idle-timeout", "5",
+                                  "--idle-string", "a\\bb")
+        self.assertEqual(str(error), "--idle-string: its \\b (a break) means nothing on device 'tcp:10.0.0.5:7000': a "
+                                     "raw socket cannot carry a break: take it out")
+        path = writeTemp(self, LINE)
+        error = self.assertRaises(UsageError, parse, "--config", path, "--idle-timeout", "5")
+        self.assertEqual(str(error), "--config and --idle-timeout do not go together: put the line in the file")
