@@ -23,11 +23,11 @@ and told back when it works.
 Closing: the last client gone (after the close-string), and
 C{on-demand-linger} seconds after that if it is given (a client coming
 back within them finds the device open: a board whose reset is wired to
-DTR is not reset by each health check), the device is closed once it has taken what is queued for it (the close-string, typing,
-a break under way; at most L{LET_GO_LIMIT} s, then that is dropped,
-counted), what the device read before is delivered first (to the logs and
-views still attached), and the idle DTR/RTS set.  A client arriving
-meanwhile finds it still open.  A client that comes and goes at once, over
+DTR is not reset by each health check), the device is closed once it has
+taken what is queued for it (the close-string, typing, a break under way;
+at most L{LET_GO_LIMIT} s, then that is dropped, counted), what the device
+read before is delivered first (to the logs and views still attached), and
+the idle DTR/RTS set.  A client arriving meanwhile finds it still open.  A client that comes and goes at once, over
 and over, costs one open and one close each time, never two opens at once
 (an open that hangs is the next one's: see L{IRestingDevice}).
 """
