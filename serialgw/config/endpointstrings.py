@@ -14,15 +14,40 @@ from __future__ import annotations
 from typing import Any, Optional, cast
 
 from twisted.internet.endpoints import (
+    _OP,
+    _STRING,
     TCP4ServerEndpoint,
     TCP6ServerEndpoint,
     UNIXServerEndpoint,
+    _tokenize,
     serverFromString,
 )
 from twisted.internet.endpoints import _parse as endpointFields
 
 from serialgw.config.parsers import checkPath, isDecimal
 from serialgw.config.specs import ConfigError, ListenerSpec, isAbstract, quote
+
+
+def fieldsOnce(text: str, original: str) -> tuple[list[str], dict[str, str]]:
+    """
+    An endpoint string's positional and keyword fields (Twisted's
+    L{endpointFields}), a keyword given twice refused: Twisted takes the
+    last alone ('interface=127.0.0.1:interface=0.0.0.0' listened on every
+    interface, said nowhere).
+    """
+    seen: dict[str, str] = {}
+    field: tuple[str, ...] = ()
+    for kind, value in [*_tokenize(text), (_OP, ":")]:
+        if kind is _STRING:
+            field += (value,)
+        elif value == ":":
+            if len(field) > 1 and field[0] in seen:
+                raise ConfigError(f"{field[0]}= is given twice in listener {quote(original)} "
+                                  f"({quote(seen[field[0]])} and {quote(field[1])}): expected one")
+            if len(field) > 1:
+                seen[field[0]] = field[1]
+            field = ()
+    return endpointFields(text)
 
 
 def isInteger(text: str) -> bool:
@@ -51,6 +76,7 @@ def twistedServer(text: str, original: str) -> ListenerSpec:
     the string says otherwise.
     """
     endpoint = _serverEndpoint(text, original)
+    fieldsOnce(text, original)
     _numbersAsWritten(text, original, endpoint)
     if not 0 <= endpoint._backlog <= 65535:  # (past an int, listen() failed at start where --check said OK)
         raise ConfigError(f"backlog={endpoint._backlog} in listener {quote(original)}: expected 0 to 65535 (the "

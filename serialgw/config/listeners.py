@@ -69,9 +69,16 @@ def parseListener(text: str) -> ListenerSpec:
     if plus and head.split(",")[0].strip().lower() in PROTOCOL_NAMES:
         name, *flags = [f.strip() for f in head.split(",")]
         protocol = Protocol(name.lower())
+        given: dict[str, tuple[str, Optional[str]]] = {}
         for flag in flags:
             key, eq, value = flag.partition("=")
-            options.update(_listenerOption(key.lower(), value if eq else None, protocol, original))
+            read = _listenerOption(key.lower(), value if eq else None, protocol, original)
+            for field in read:
+                if field in given:
+                    # (The last was taken alone: allow=10.0.0.0/8,allow=0.0.0.0/0 let every address in.)
+                    raise ConfigError(_twice(given[field], (key, value if eq else None), original))
+                given[field] = (key, value if eq else None)
+            options.update(read)
         text = rest.strip()
     elif plus and ":" not in head:
         names = ", ".join(p.value for p in Protocol)
@@ -208,6 +215,16 @@ LISTENER_OPTIONS = (
 _OPTION_NAMES = [option.split("=")[0] for option in LISTENER_OPTIONS.split(", ")] + ["readonly"]
 # Those that are a word alone.
 _FLAGS = ("no-rfc2217", "ro", "readonly", "read-only", "keepalive", "nodelay", "banner", "replay", "notices", "no-notices")
+
+
+def _twice(first: tuple[str, Optional[str]], second: tuple[str, Optional[str]], original: str) -> str:
+    """Why a listener giving one option twice (C{first}, C{second}: each its key and value, None a word alone) is refused."""
+    (key, value), (again, other) = first, second
+    if value is None or other is None:
+        return f"{quote(key)} and {quote(again)} in listener {quote(original)} set one thing twice: expected one"
+    hint = (f" (several networks are one allow=, separated by ';': allow={value};{other})"
+            if key.lower() == "allow" else "")
+    return f"{key}= is given twice in listener {quote(original)} ({quote(value)} and {quote(other)}): expected one{hint}"
 
 
 def _listenerOption(key: str, value: Optional[str], protocol: Protocol, original: str) -> dict[str, object]:

@@ -14,8 +14,7 @@ import ipaddress
 import itertools
 import re
 
-from twisted.internet.endpoints import _parse as endpointFields
-
+from serialgw.config.endpointstrings import fieldsOnce
 from serialgw.config.hostports import parsePort
 from serialgw.config.parsers import checkPath, isDecimal, writtenNumber
 from serialgw.config.specs import ConfigError, ListenerKind, ListenerSpec, Protocol, TLSSpec, quote
@@ -36,7 +35,7 @@ def tlsListener(body: str, original: str) -> ListenerSpec:
     # Twisted's tokenizer, as for its own endpoint strings (private, there since Twisted 10): positional and
     # keyword fields, backslash escapes; a first host in brackets ([::1], as QEMU's forms) is one field.
     body = re.sub(r"^\[[^\]\\]*\]", lambda m: m[0].replace(":", "\\:"), body)
-    positional, named = endpointFields("tls:" + body)
+    positional, named = fieldsOnce("tls:" + body, original)
     positional = positional[1:]
     hint = _colonHint(body)
     if "port" in named:

@@ -5,6 +5,7 @@ examples included, and bad strings refused with the reading shown.
 
 from __future__ import annotations
 
+import re
 from typing import Any, Optional, cast
 
 import attrs
@@ -568,6 +569,38 @@ class TwistedGrammarTests(SynchronousTestCase):
                            ("tcp6:4001:interface=fe80\\:\\:1%lo", "fe80::1%lo"), ("tcp:example.invalid:4001", "example.invalid")]:
             self.assertEqual(parseListener(text).host, host, text)
 
+    def test_givenTwiceRefused(self) -> None:
+        """
+        A listener's option or endpoint field given twice is refused naming
+        both values: Twisted, and the options' reading, took the last alone,
+        so that 'allow=10.0.0.0/8,allow=0.0.0.0/0' let every address in and
+        'interface=127.0.0.1:interface=0.0.0.0' listened on every interface,
+        --check saying OK.
+        """
+        for text, said in [
+            ("raw,allow=10.0.0.0/8,allow=0.0.0.0/0+4001",
+             "allow= is given twice in listener {t} ('10.0.0.0/8' and '0.0.0.0/0'): expected one (several networks "
+             "are one allow=, separated by ';': allow=10.0.0.0/8;0.0.0.0/0)"),
+            ("telnet,notices,no-notices+4001",
+             "'notices' and 'no-notices' in listener {t} set one thing twice: expected one"),
+            ("raw,ro,readonly+4001", "'ro' and 'readonly' in listener {t} set one thing twice: expected one"),
+            ("raw,idle=5,idle=60+4001", "idle= is given twice in listener {t} ('5' and '60'): expected one"),
+            ("tcp:4001:interface=127.0.0.1:interface=0.0.0.0",
+             "interface= is given twice in listener {t} ('127.0.0.1' and '0.0.0.0'): expected one"),
+            ("raw+tcp:port=4001:port=4002", "port= is given twice in listener {t} ('4001' and '4002'): expected one"),
+            ("unix:/run/x.sock:lockfile=1:lockfile=0",
+             "lockfile= is given twice in listener {t} ('1' and '0'): expected one"),
+            ("tls:4443:cert=c.pem:key=k.pem:ca=a.pem:ca=b.pem",
+             "ca= is given twice in listener {t} ('a.pem' and 'b.pem'): expected one"),
+        ]:
+            with self.assertRaises(ConfigError, msg=text) as caught:
+                parseListener(text)
+            self.assertEqual(str(caught.exception), said.format(t=quote(text)), text)
+        # (One of each, and the gateway's own mode= after the string's, as before.)
+        self.assertEqual(parseListener("raw,allow=10.0.0.0/8;192.0.2.0/24,ro+tcp:4001:interface=127.0.0.1").allow,
+                         ("10.0.0.0/8", "192.0.2.0/24"))
+        self.assertEqual(parseListener("unix:/run/x.sock:mode=660").endpoint, "unix:/run/x.sock:mode=660")
+
     def check(self, prefix: str, endpoint: str, givesMode: Optional[bool]) -> None:
         """
         The spec's host, port and path are Twisted's for C{endpoint}, and so
@@ -592,6 +625,9 @@ class TwistedGrammarTests(SynchronousTestCase):
                 interface = getattr(theirs, "_interface", "")
                 if interface and not bindsAddress(interface) and reason not in str(e):
                     reason = "is not an IP address"
+                # (Or a keyword is given twice, of which Twisted takes the last.)
+                if reason not in str(e) and len(re.findall(r":port=", endpoint)) > 1:
+                    reason = "is given twice"
                 self.assertIn(reason, str(e), endpoint)
             return
         if theirs is None:

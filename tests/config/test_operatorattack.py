@@ -147,11 +147,13 @@ class ListenerValueTests(SynchronousTestCase):
                                      "its owner and group may connect)")
         # lockfile= is 0 or 1: Twisted's bool(int()) took 2, 01, 10 as 1 (a lock file asked for, said nowhere).
         for text, value in {"unix:/run/x.sock:lockfile=2": "2", "raw+unix:address=/run/x.sock:lockfile=01": "01",
-                            "unix:/run/x.sock:600:5:10": "10", "unix:/run/x.sock:lockfile=-1": "-1",
-                            "unix:/run/x.sock:lockfile=1:lockfile=2": "2"}.items():
+                            "unix:/run/x.sock:600:5:10": "10", "unix:/run/x.sock:lockfile=-1": "-1"}.items():
             e = self.assertRaises(ConfigError, parseListener, text)
             self.assertEqual(str(e), f"lockfile='{value}' in listener '{text}': expected 0 (no lock file) or 1 (a lock "
                                      "file PATH.lock beside the socket)")
+        # (Given twice, it is refused as such: tests.config.test_endpoints test_givenTwiceRefused.)
+        e = self.assertRaises(ConfigError, parseListener, "unix:/run/x.sock:lockfile=1:lockfile=2")
+        self.assertIn("lockfile= is given twice", str(e))
         self.assertEqual([parseListener(f"unix:/run/x.sock:lockfile={n}").endpoint for n in "01"],
                          ["unix:/run/x.sock:lockfile=0:mode=600", "unix:/run/x.sock:lockfile=1:mode=600"])
         self.assertEqual(parseListener("unix:/run/x.sock:600:5:1").endpoint, "unix:/run/x.sock:600:5:1")
