@@ -438,9 +438,13 @@ class EscapeMenu:
             return
         # Each client on the line is looked at, as for w.
         self._keysLeft -= len(line.clients) // WHO_CLIENTS_PER_KEY
-        targets = [c for c in line.clients if c.person and c is not client and _named(c, typed)]
+        named = [c for c in line.clients if c.person and c is not client and _named(c, typed)]
+        # (Not a dial-out, the gateway's own connection: it was cut, then dialled again, the far end told it was put off.)
+        targets = [c for c in named if not c.dialled]
         if not targets:
-            client.notice(f"nobody disconnected: no one else on {line.name} is {typed!r} (w shows who is on)")
+            client.notice(f"nobody disconnected: {named[0].peer} is {line.name}'s dial-out (the gateway's own "
+                          "connection, dialled again when it goes: a reload removing its listener ends it)" if named else
+                          f"nobody disconnected: no one else on {line.name} is {typed!r} (w shows who is on)")
             return
         why = f"{client.peer} disconnected you from {line.name} (admin)"
         for target in targets:

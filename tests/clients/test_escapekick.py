@@ -150,6 +150,31 @@ class KickTests(SynchronousTestCase):
         self.assertTrue(bobT.disconnecting)
         self.assertIs(carol.role, Role.WRITER)
 
+    def test_dialOutNotDisconnected(self) -> None:
+        """
+        A dial-out (a listener tcp:HOST:PORT, the gateway's own connection) is
+        not disconnected by K: it was, dialled again 1.6 s later, and told
+        the far end it was put off; K HOST meant for a person there cut it
+        too.  The person from that address goes; named alone, the admin is
+        told why it stays.
+        """
+        dialOut, dialOutT = self.person(None, 4000, "198.51.100.5")
+        dialOut.dialled = True
+        person, personT = self.person(None, 2, "198.51.100.5")
+        dialOutT.clear()
+        self.admin.dataReceived(b"\x1dK198.51.100.5\r")
+        self.assertEqual((personT.disconnecting, dialOutT.disconnecting), (True, False))
+        self.assertIn("[serialgw: disconnected from rack4: 198.51.100.5:2]", text(self.adminT))
+        self.adminT.clear()
+        dialOutT.clear()
+        self.admin.dataReceived(b"\x1dK198.51.100.5:4000\r")
+        self.assertFalse(dialOutT.disconnecting)
+        self.assertEqual(text(dialOutT), "")
+        self.assertEqual(text(self.adminT).split("\r\n")[-2], (
+            "[serialgw: nobody disconnected: 198.51.100.5:4000 is rack4's dial-out (the gateway's own connection, "
+            "dialled again when it goes: a reload removing its listener ends it)]"))
+        self.assertEqual(self.h.line.clients, [self.admin, dialOut])
+
     def test_helpSaysIt(self) -> None:
         """The help names K."""
         self.assertIn("admins: K WHO<Enter> disconnect a person or an address", HELP)
