@@ -64,6 +64,10 @@ PENDING_MOST = 64
 PENDING_PER_ADDRESS = 8
 # The most bytes of line names one list shows.
 LIST_MOST = 4096
+# The lines looked at for lists on one listener in LIST_WINDOW seconds (a list looks at each,
+# about 10 us: 1000 lines held the reactor 9 ms a list, and asking in a loop was without bound).
+LIST_WORK = 20000
+LIST_WINDOW = 10.0
 
 PROMPT = b"console (? lists them): "
 
@@ -304,6 +308,15 @@ class NamePrompt(Protocol):
             self.dataReceived(rest)
 
     def _list(self) -> None:
+        used = self.factory.listWork()
+        if used is not None:
+            said.info("by-name: {peer} asked for the list: not listed, {used} lines looked at in {window:g} s on this "
+                      "listener (at most {most})", peer=self.peer, used=used, window=LIST_WINDOW, most=LIST_WORK,
+                      budget=self.factory.logKey)
+            self.transport.write(f"[serialgw: not listed: lists are asked for too often on this port now (at most "
+                                 f"{LIST_WORK} lines looked at in {LIST_WINDOW:g} s); type a console's name, or ? again "
+                                 f"in a few seconds]\r\n".encode())
+            return
         names = self.factory.names(self.transport)
         text, shownCount = "", 0
         for name in names:
@@ -392,6 +405,8 @@ class ByNameFactory(LineFactory):
         self.knowsPeople = tls is not None and not tls.hostname and bool(tls.ca)
         # The listening port, once it listens (serialgw.app.ownlisteners.serveByName).
         self.port: Any = None
+        # Lines looked at for lists since the window's start (see listWork).
+        self._listed, self._listWindow = 0, float("-inf")
 
     def buildProtocol(self, addr: Any) -> Any:
         if self.allow and not self._allowed(addr):
@@ -459,6 +474,21 @@ class ByNameFactory(LineFactory):
         if line is None or not self.mayUse(line, user) or self._bound(name, transport, user) is None:
             return None
         return line
+
+    def listWork(self) -> Optional[int]:
+        """
+        Count a list (it looks at every line) against this listener's
+        L{LIST_WORK} lines a L{LIST_WINDOW}: None, it may be made; or the lines
+        looked at already this window (one list a window is always made).
+        """
+        now = self.clock.seconds()
+        if now - self._listWindow >= LIST_WINDOW:
+            self._listed, self._listWindow = 0, now
+        cost = len(self.lines())
+        if self._listed and self._listed + cost > LIST_WORK:
+            return self._listed
+        self._listed += cost
+        return None
 
     def names(self, transport: Any) -> list[str]:
         """The names of the lines the client on C{transport} may use, sorted."""

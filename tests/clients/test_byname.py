@@ -198,6 +198,46 @@ class ByNameTests(SynchronousTestCase):
         self.assertLessEqual(len(text), 5 * (LIST_MOST + 20 + len(PROMPT)) + 100)
         prompt.connectionLost(Failure(Exception("gone")))
 
+    def test_listWorkBounded(self) -> None:
+        """
+        The lines looked at for lists on one listener are at most LIST_WORK in
+        LIST_WINDOW seconds: each list looks at every line (about 10 us each:
+        a list of 1000 lines held the reactor 9 ms, and connections asking it
+        five times each, in a loop from one address, kept it busy without
+        bound).  Past that the client is told, as an answer; a name is still
+        taken; the next window lists again; one list a window however many lines.
+        """
+        self.patch(byname, "LIST_WORK", 3000)
+        for n in range(997):
+            self.lines[f"line{n:04d}"] = Line(f"line{n:04d}", RecordingDevice(), clock=self.clock)
+        factory = self.factory()
+        first, firstT = self.connect(factory)
+        first.dataReceived(b"?\n?\n?\n")
+        self.assertEqual(firstT.value().count(b" more\r\n"), 3)
+        second, secondT = self.connect(factory, IPv4Address("TCP", "192.0.2.8", 40001))
+        secondT.clear()
+        second.dataReceived(b"?\n")
+        self.assertEqual(secondT.value(), b"[serialgw: not listed: lists are asked for too often on this port now (at "
+                                          b"most 3000 lines looked at in 10 s); type a console's name, or ? again "
+                                          b"in a few seconds]\r\n" + PROMPT)
+        self.assertEqual(second.answers, 1)
+        said = [formatEvent(e) for e in self.log.at(LogLevel.info) if "not listed" in e["log_format"]]
+        self.assertEqual(said, ["by-name: 192.0.2.8:40001 asked for the list: not listed, 3000 lines looked at in 10 s "
+                                "on this listener (at most 3000)"])
+        second.dataReceived(b"web1\r")
+        self.assertEqual([c.peer for c in self.lines["web1"].clients], ["192.0.2.8:40001"])
+        self.clock.advance(byname.LIST_WINDOW)
+        firstT.clear()
+        first.dataReceived(b"?\n")
+        self.assertTrue(firstT.value().endswith(b" more\r\n" + PROMPT))
+        # More lines than LIST_WORK: one list a window.
+        self.patch(byname, "LIST_WORK", 500)
+        self.clock.advance(byname.LIST_WINDOW)
+        third, thirdT = self.connect(factory, IPv4Address("TCP", "192.0.2.9", 40002))
+        third.dataReceived(b"?\n?\n")
+        self.assertEqual(thirdT.value().count(b" more\r\n"), 1)
+        self.assertEqual(thirdT.value().count(b"not listed"), 1)
+
     def test_nameTooLong(self) -> None:
         """A name past NAME_MOST characters closes the connection at once, said (a client sending without end holds nothing)."""
         prompt, transport = self.connect(self.factory())
