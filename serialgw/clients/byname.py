@@ -99,6 +99,19 @@ def _ip(text: str) -> Any:
 
 
 @functools.lru_cache(maxsize=4096)
+def _bound(interface: str, six: bool) -> Optional[frozenset[Any]]:
+    """
+    The addresses (of L{_ip}) a listener's C{interface=} binds: None, every
+    one (0.0.0.0, ::, '::0'); localhost (any case) is 127.0.0.1, or ::1 over
+    tcp6 (C{six}).
+    """
+    if interface.lower() == "localhost":
+        return frozenset((ipaddress.ip_address("::1" if six else "127.0.0.1"),))
+    ip = _ip(interface)
+    return None if isinstance(ip, (ipaddress.IPv4Address, ipaddress.IPv6Address)) and ip.is_unspecified else frozenset((ip,))
+
+
+@functools.lru_cache(maxsize=4096)
 def _networks(allow: tuple[str, ...]) -> tuple[Any, ...]:
     """An C{allow=} list's networks, read once (a list of 1000 lines asks each line's listeners)."""
     return tuple(ipaddress.ip_network(a, strict=False) for a in allow)
@@ -120,9 +133,8 @@ def _admits(own: ListenerSpec, peer: Any, host: Any, ca: Optional[str], user: Op
         return False
     if own.path and peer is not UNIX:
         return False
-    # (localhost, any case, is bound as 127.0.0.1.)
-    bound = "127.0.0.1" if own.host.lower() == "localhost" else own.host
-    if own.host and own.host not in ("0.0.0.0", "::") and (host is None or host != _ip(bound)):
+    bound = _bound(own.host, own.endpoint.startswith("tcp6:")) if own.host else None
+    if bound is not None and host not in bound:
         return False
     tls = own.tls
     if tls is not None and ca is None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from twisted.internet.address import IPv4Address, UNIXAddress
+from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.logger import LogLevel, formatEvent
@@ -133,6 +133,25 @@ class OwnListenersTests(SynchronousTestCase):
         prompt2, transport2 = self.connect(OUTSIDE, PUBLIC)
         prompt2.dataReceived(b"local\r\n")
         self.assertEqual(transport2.value(), b"[serialgw: no console 'local' here]\r\n" + PROMPT)
+
+    def test_localhostAndEveryAddressAsWritten(self) -> None:
+        """
+        A listener's interface=localhost (any case) is 127.0.0.1, or ::1 over
+        tcp6: a tcp6 one admits a by-name connection that came in on ::1 (read
+        as 127.0.0.1 alone, it admitted none); one written '::0' is every
+        address, as '::' is (compared as text, it matched none).
+        """
+        def bound(text: str, host: Any, peer: Any = OUTSIDE) -> Any:
+            transport = StringTransport(peerAddress=peer, hostAddress=host)
+            return throughOwn(specs(text), transport, None, None)
+
+        loopback6 = IPv6Address("TCP", "::1", 7100)
+        for text, admitted in (("telnet+tcp:4006:interface=localhost", (False, None, None)),
+                               ("telnet+tcp:4006:interface=LocalHost", (False, None, None)),
+                               ("telnet+tcp6:4006:interface=localhost", (None, False, None))):
+            self.assertEqual((bound(text, LOOPBACK), bound(text, loopback6), bound(text, PUBLIC)), admitted, text)
+        for text in ("raw+tcp6:4001:interface=\\:\\:0", "raw+tcp:4001:interface=0.0.0.0", "raw+tcp6:4001"):
+            self.assertEqual(bound(text, PUBLIC), False, text)
 
     def test_unixSocketOnlyOverOne(self) -> None:
         """A line reached only over a unix socket is not given over TCP; a by-name connection over a unix socket is given it."""
