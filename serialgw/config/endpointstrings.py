@@ -50,6 +50,17 @@ def fieldsOnce(text: str, original: str) -> tuple[list[str], dict[str, str]]:
     return endpointFields(text)
 
 
+def interfaceWritten(named: dict[str, str], original: str) -> None:
+    """
+    A listener's C{interface=}, given, is not empty: left empty
+    ('interface=${ADDRESS}' with the variable unset) it listened on every
+    address, as if left out, --check saying OK.
+    """
+    if named.get("interface") == "":
+        raise ConfigError(f"interface= is empty in listener {quote(original)}: it would listen on every address; "
+                          "write one (interface=127.0.0.1), or leave interface= out for every one")
+
+
 def isInteger(text: str) -> bool:
     """What Twisted takes for a port number (int(): C{+1}, C{ 1}, C{1_000} too)."""
     try:
@@ -76,7 +87,7 @@ def twistedServer(text: str, original: str) -> ListenerSpec:
     the string says otherwise.
     """
     endpoint = _serverEndpoint(text, original)
-    fieldsOnce(text, original)
+    interfaceWritten(fieldsOnce(text, original)[1], original)
     _numbersAsWritten(text, original, endpoint)
     if not 0 <= endpoint._backlog <= 65535:  # (past an int, listen() failed at start where --check said OK)
         raise ConfigError(f"backlog={endpoint._backlog} in listener {quote(original)}: expected 0 to 65535 (the "

@@ -14,7 +14,7 @@ import ipaddress
 import itertools
 import re
 
-from serialgw.config.endpointstrings import fieldsOnce
+from serialgw.config.endpointstrings import fieldsOnce, interfaceWritten
 from serialgw.config.hostports import parsePort
 from serialgw.config.parsers import checkPath, isDecimal, writtenNumber
 from serialgw.config.specs import ConfigError, ListenerKind, ListenerSpec, Protocol, TLSSpec, quote
@@ -69,6 +69,7 @@ def tlsListener(body: str, original: str) -> ListenerSpec:
         port = _port(positional[0], original, hint)
         if not named.get("cert") or not named.get("key"):
             raise ConfigError(f"a TLS listener needs cert= and key=: {quote(original)}")
+        interfaceWritten(named, original)
         interface = named.get("interface", "")
         if (subjects or readOnly) and not named.get("ca"):
             raise ConfigError(f"subjects= and readonly= need ca= (client certificates) in listener {quote(original)}")

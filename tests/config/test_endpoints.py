@@ -601,6 +601,22 @@ class TwistedGrammarTests(SynchronousTestCase):
                          ("10.0.0.0/8", "192.0.2.0/24"))
         self.assertEqual(parseListener("unix:/run/x.sock:mode=660").endpoint, "unix:/run/x.sock:mode=660")
 
+    def test_emptyInterfaceRefused(self) -> None:
+        """
+        interface= given empty is refused: it listened on every address, as
+        if left out ('interface=${ADDRESS}' with the variable unset opened
+        the console to every network; --check said OK).  QEMU's empty host
+        (telnet::4001,server) is every address, as QEMU reads it.
+        """
+        for text in ("tcp:4001:interface=", "raw+tcp6:port=4001:interface=", "tls:4443:interface=:cert=c.pem:key=k.pem"):
+            with self.assertRaises(ConfigError, msg=text) as caught:
+                parseListener(text)
+            self.assertEqual(str(caught.exception), f"interface= is empty in listener {quote(text)}: it would listen on "
+                             "every address; write one (interface=127.0.0.1), or leave interface= out for every one",
+                             text)
+        self.assertEqual([parseListener(t).host for t in ("tcp:4001", "telnet::4001,server", "tcp6:4001:interface=\\:\\:")],
+                         ["", "", "::"])
+
     def check(self, prefix: str, endpoint: str, givesMode: Optional[bool]) -> None:
         """
         The spec's host, port and path are Twisted's for C{endpoint}, and so
