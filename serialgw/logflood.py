@@ -109,6 +109,16 @@ class Peer(str):
     __slots__ = ()
 
 
+class ListenerKey(Peer):
+    """
+    A listener's name, the key of its own log budget (its refusals at
+    accept): kept apart from its connections', so that a flood of them,
+    each a new peer, does not push it out and begin it anew.
+    """
+
+    __slots__ = ()
+
+
 class _PeerState:
     __slots__ = ("peer", "start", "count", "left")
 
@@ -146,6 +156,8 @@ class PeerLimiter:
         # The second budgets (listeners'), apart: a flood of connections,
         # each a new peer, would push them out of C{peers} (C{keep}).
         self.budgets: dict[Any, _PeerState] = {}
+        # The listeners' own (their refusals: a ListenerKey as the peer), apart for the same reason.
+        self.listeners: dict[Any, _PeerState] = {}
 
     def __call__(self, event: dict[str, Any]) -> None:
         now = self.now() if self.now is not None else float(event.get("log_time") or time.time())
@@ -177,7 +189,10 @@ class PeerLimiter:
 
     def _state(self, peer: str, now: float, table: Optional[dict[Any, _PeerState]] = None) -> _PeerState:
         """The budget of C{peer} in C{table} (the peers' by default; its minute begun anew if over)."""
-        table = self.peers if table is None else table
+        if table is None:
+            # (A listener's among the peers was let go with the oldest of a flood of its connections:
+            # its refusals had 20 more for every 256 of them.)
+            table = self.listeners if isinstance(peer, ListenerKey) else self.peers
         key = id(peer) if isinstance(peer, Peer) else peer
         state = table.get(key)
         if state is not None and now >= state.start + self.interval:
@@ -195,7 +210,7 @@ class PeerLimiter:
         dict keeps them in the order their minutes started), so a client that
         left is summed up by the next event about anyone, not never.
         """
-        for table in (self.peers, self.budgets):
+        for table in (self.peers, self.budgets, self.listeners):
             while table:
                 key, state = next(iter(table.items()))
                 if now < state.start + self.interval:

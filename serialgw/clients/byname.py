@@ -47,7 +47,7 @@ from serialgw.config.specs import ListenerKind, ListenerSpec
 from serialgw.config.specs import Protocol as WireProtocol
 from serialgw.config.sshkeys import printable
 from serialgw.line.hub import Line
-from serialgw.logflood import Peer, clientLog
+from serialgw.logflood import ListenerKey, clientLog
 
 log = Logger()
 # What clients at the prompt cause (names not found, refusals at accept): limited per listener.
@@ -411,7 +411,7 @@ class ByNameFactory(LineFactory):
         self.listeners = listeners
         self.pending = SourceCounts()
         self.prompts: set[NamePrompt] = set()
-        self.logKey = self.refusalKey = Peer(f"by-name listener {spec.text or spec.endpoint}")
+        self.logKey = self.refusalKey = ListenerKey(f"by-name listener {spec.text or spec.endpoint}")
         # A person is known only from a TLS client certificate (ca=).
         tls = spec.tls
         self.knowsPeople = tls is not None and not tls.hostname and bool(tls.ca)

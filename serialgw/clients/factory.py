@@ -26,7 +26,7 @@ from serialgw.clients.transports import addressAllowed, admittedBy, describeAddr
 from serialgw.config.specs import ListenerKind, ListenerSpec, Protocol
 from serialgw.config.sshkeys import printable
 from serialgw.line.hub import Line, Role
-from serialgw.logflood import Peer, clientLog, counted
+from serialgw.logflood import ListenerKey, clientLog, counted
 
 log = Logger()
 # Connections a listener refuses at accept, limited per listener (logflood):
@@ -78,7 +78,7 @@ class LineFactory(Factory):
         self.inFlight = inFlight if inFlight is not None or spec.tls is None else HandshakeTable()
         # The log budget of this listener's refusals: every connection
         # comes from a new port, so the address cannot be the key.
-        self.refusalKey = Peer(f"{line.name} listener {spec.text or spec.endpoint}")
+        self.refusalKey = ListenerKey(f"{line.name} listener {spec.text or spec.endpoint}")
         # Closed or changed by a reload (see retire): no handshake under way joins the line.
         self.retired = False
         # A dial-out's handshake is with a server it chose: not bounded by the listeners' bounds.

@@ -53,7 +53,7 @@ from serialgw.clients.transports import SourceCounts, addressAllowed, admittedBy
 from serialgw.config.specs import PERSON_SESSIONS, ListenerSpec, SSHSpec, UserSpec
 from serialgw.config.sshkeys import fingerprint, printable
 from serialgw.line.hub import Line
-from serialgw.logflood import Peer, clientLog
+from serialgw.logflood import ListenerKey, clientLog
 
 # Limited per peer: what a client sends cannot flood the log (logflood).
 log = clientLog()
@@ -300,7 +300,7 @@ class GatewaySSHFactory(SSHFactory):
         # Each person's messages this second, while they have a connection with a session.
         self.seconds: weakref.WeakValueDictionary[str, sshlimits.Second] = weakref.WeakValueDictionary()
         # The log budget of refusals that do not name one source (logflood).
-        self.refusalKey = Peer(f"ssh listener {gateway.spec.text or gateway.spec.endpoint}")
+        self.refusalKey = ListenerKey(f"ssh listener {gateway.spec.text or gateway.spec.endpoint}")
         self.allow = [ipaddress.ip_network(a, strict=False) for a in gateway.spec.allow]
 
     def setUsers(self, users: Sequence[UserSpec]) -> None:

@@ -23,7 +23,7 @@ from zope.interface import implementer
 from serialgw.clients.tlsfiles import TLSError, caCertificates, privateCertificate, warnValidity
 from serialgw.clients.transports import peerName
 from serialgw.config.specs import TLSSpec
-from serialgw.logflood import Peer, clientLog
+from serialgw.logflood import ListenerKey, clientLog
 
 # Failed handshakes, limited per listener (logflood.PeerLimiter).
 handshakes = clientLog()
@@ -62,7 +62,7 @@ class ServerContextFactory:
         self.allowed = set(spec.subjects) | set(spec.readOnlySubjects)
         # The log budget of this listener's refused certificates: a client
         # with one of the CA's certificates cannot flood the log.
-        self.logKey = Peer(f"TLS subjects {','.join(sorted(self.allowed))}")
+        self.logKey = ListenerKey(f"TLS subjects {','.join(sorted(self.allowed))}")
         if spec.ca:
             self._context.set_verify(SSL.VERIFY_PEER | SSL.VERIFY_FAIL_IF_NO_PEER_CERT, self.verify)
 

@@ -32,7 +32,7 @@ from serialgw.clients.session import CLOSE_GRACE, setUpConnection, stopCalls
 from serialgw.clients.transports import SourceCounts, addressAllowed, admittedBy, describeAddress, peerName, sourceOf
 from serialgw.config.specs import DEFAULT_MAX_CLIENTS, ListenerSpec
 from serialgw.line.hub import Line
-from serialgw.logflood import Peer, clientLog
+from serialgw.logflood import ListenerKey, clientLog
 
 log = Logger()
 # Refused connections: limited per listener (logflood), as every one comes from a new port.
@@ -302,7 +302,7 @@ class WatchAllFactory(Factory):
         self._turnCall: Any = None
         # Watchers from each address (MAX_PER_ADDRESS), and the key of this listener's refusals' log budget.
         self.sources = SourceCounts()
-        self.refusalKey = Peer(f"watch-all listener {spec.text or spec.endpoint}")
+        self.refusalKey = ListenerKey(f"watch-all listener {spec.text or spec.endpoint}")
 
     def work(self, owner: Optional[WatchAllClient], items: list[Any], step: Callable[[Any], None],
              done: Optional[Callable[[], None]] = None) -> None:

@@ -18,7 +18,7 @@ from serialgw.clients.telnet import TelnetClient
 from serialgw.config.listeners import parseListener
 from serialgw.config.specs import SerialSettings
 from serialgw.line.hub import Line, Role
-from serialgw.logflood import IgnoredInput, Peer, PeerLimiter
+from serialgw.logflood import IgnoredInput, ListenerKey, Peer, PeerLimiter
 from serialgw.wire.rfc2217 import COM_PORT_OPTION as CPO
 from serialgw.wire.telnet import BRK, IAC, NOP, SB, SE, WILL
 from tests.fakes import RecordingDevice, observeLog
@@ -122,6 +122,32 @@ class PeerLimiterTests(SynchronousTestCase):
         self.assertLessEqual(len(self.limiter.peers), 256)
         summaries = [e for e in self.out if e.get("count") == 1]
         self.assertEqual(len(summaries), 10000 - len(self.limiter.peers))
+
+
+    def test_listenerBudgetKeptThroughAFlood(self) -> None:
+        """
+        A listener's budget (its refusals, named by a ListenerKey) is not
+        pushed out by a flood of connections each saying one thing as a new
+        peer: it was let go with the oldest of 256, begun anew, and 20 more
+        of its refusals passed for every 256 connections (live: 117 'at the
+        prompt already' lines from one by-name listener in 15 s).  The
+        listeners' keys are ListenerKeys.
+        """
+        listener = ListenerKey("by-name listener raw+7301")
+        for i in range(2000):
+            self.event(Peer(f"127.0.0.1:{40000 + i}"))
+            self.event(listener, "refused")
+        self.assertEqual(len([e for e in self.out if e["log_format"].endswith("refused")]), 20)
+        self.clock.advance(60)
+        self.event(Peer("127.0.0.1:1"))
+        self.assertEqual([e["count"] for e in self.out if e.get("peer") == listener and "count" in e], [1980])
+        from serialgw.clients.byname import ByNameFactory
+        from serialgw.clients.factory import LineFactory
+
+        line = Line("ttyS0", RecordingDevice(), clock=self.clock)
+        keys = [LineFactory(line, parseListener("raw+4444")).refusalKey,
+                ByNameFactory(parseListener("raw+4445"), ("*",), dict, self.clock).refusalKey]
+        self.assertEqual([type(key) for key in keys], [ListenerKey, ListenerKey])
 
 
 class FloodTests(SynchronousTestCase):
