@@ -15,10 +15,7 @@ import fcntl
 import os
 import select
 import signal
-import struct
-import termios
 import threading
-import time
 import tty
 from typing import Generator, Optional
 
@@ -35,6 +32,7 @@ from serialgw.devices import floodhandoff, floodread, mover
 from serialgw.devices.device import SerialDevice
 from serialgw.devices.floodread import FloodReader
 from serialgw.devices.ports import TtyPort
+from tests.devices import waits
 from tests.devices.test_device import Sink
 from tests.fakes import openDescriptors
 
@@ -86,16 +84,9 @@ class Flooding(SynchronousTestCase):
         idle time, at once after the write found less, or nothing).
         """
         tty_ = self.port.fileno()
-
-        def held() -> int:
-            return int(struct.unpack("i", fcntl.ioctl(tty_, termios.FIONREAD, b"\0\0\0\0"))[0])
-
-        there = held() + len(data)
+        there = waits.held(tty_) + len(data)
         os.write(self.master, data)
-        deadline = time.monotonic() + 10
-        while held() < there:
-            self.assertLess(time.monotonic(), deadline, f"{data[:20]!r} never reached the tty")
-            select.select([tty_], [], [], 0.01)
+        waits.holds(self, tty_, there, f"{data[:20]!r} never reached the tty")
 
     def fromDevice(self, data: bytes) -> None:
         """The device sends C{data}; the reactor reads it (one read)."""
@@ -127,13 +118,13 @@ class Flooding(SynchronousTestCase):
 
         thread = threading.Thread(target=run)
         thread.start()
-        self.addCleanup(thread.join, 10)
+        self.addCleanup(waits.joined, self, thread, "the mover thread never ended")
         return thread, results
 
     def fromPipe(self, reader: FloodReader, ending: bytes) -> None:
         """The reactor reads the pipe (waiting for the mover) until what was delivered ends with C{ending}."""
         while not b"".join(self.sink.data).endswith(ending):
-            self.assertTrue(select.select([reader._pipeR], [], [], 10)[0], "the mover moved nothing")
+            waits.readable(self, reader._pipeR, "the mover moved nothing")
             reader._pipe.doRead()
 
     def pipeReads(self, reader: FloodReader, most: int = 100) -> None:
@@ -141,7 +132,7 @@ class Flooding(SynchronousTestCase):
         for _ in range(most):
             if reader.stopped or reader._pipe not in self.reactor.getReaders():
                 return
-            if not select.select([reader._pipeR], [], [], 0)[0]:
+            if not waits.readableWithin(reader._pipeR, 0):
                 return
             reader._pipe.doRead()
 
@@ -304,7 +295,7 @@ class BackPressureTests(Flooding):
         self.fromPipe(reader, b"after the filler")
         self.assertEqual(b"".join(self.sink.data[floodhandoff.FULL_READS:]), filler + b"after the filler")
         self.device.close()
-        thread.join(10)
+        waits.joined(self, thread, "the mover thread never ended")
         # (Stopped in its poll, or, still splicing, finding the pipe's reader gone.)
         self.assertIn(results, (["stopped"], ["ended"]))
 
@@ -318,7 +309,7 @@ class EndTests(Flooding):
         self.fromPipe(reader, b"last words")
         master, self.master = self.master, -1
         os.close(master)
-        thread.join(10)
+        waits.joined(self, thread, "the mover thread never ended")
         self.assertEqual(results, ["ended"])
         reader._closeMoversEnds()
         self.pipeReads(reader)
@@ -372,13 +363,13 @@ class QuietTests(SynchronousTestCase):
         for fd in (master, slave, pipeR, pipeW, wakeR):
             self.addCleanup(os.close, fd)
         os.write(slave, b"x" * FULL)
-        self.assertTrue(select.select([master], [], [], 10)[0])
+        waits.readable(self, master, "the bytes never reached the master")
         results: list[str] = []
         thread = threading.Thread(target=lambda: results.append(mover.move(master, pipeW, wakeR, 0, 65536)))
         thread.start()
-        thread.join(10)
+        thread.join(waits.WAIT)  # (quiet, it ends on its own)
         os.close(wakeW)  # (a mover still running is stopped here)
-        thread.join(10)
+        waits.joined(self, thread, "the mover never ended")
         self.assertEqual(results, ["quiet"])
         self.assertEqual(os.read(pipeR, 100), b"x" * FULL)
 

@@ -5,12 +5,7 @@ at once; how long a process mover waits through quiet before it ends).
 
 from __future__ import annotations
 
-import fcntl
 import os
-import select
-import struct
-import termios
-import time
 import tty
 from typing import Any, Callable
 
@@ -22,6 +17,7 @@ from serialgw.devices import floodhandoff, floodread
 from serialgw.devices.device import SerialDevice
 from serialgw.devices.floodread import FloodReader
 from serialgw.devices.ports import TtyPort
+from tests.devices import waits
 from tests.devices.test_device import Sink
 from tests.devices.test_floodread import FULL, Flooding
 
@@ -62,10 +58,7 @@ class MostMoversTests(Flooding):
                 return
             os.write(master, b"o" * FULL)
             # (The pty's worker hands it to the tty a moment later.)
-            deadline = time.monotonic() + 10
-            while struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"))[0] < FULL:
-                self.assertLess(time.monotonic(), deadline, "the write never reached the tty")
-                select.select([fd], [], [], 0.01)
+            waits.holds(self, fd, FULL, "the write never reached the tty")
             self.assertIn(device, self.reactor.getReaders())
             device.doRead()
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import errno
 import os
-import select
 import signal
 import threading
 from typing import Any
@@ -24,6 +23,7 @@ from serialgw.devices.floodread import FloodReader
 from serialgw.devices.links import ptyHolders
 from serialgw.devices.loss import HANGUP_CHECK
 from serialgw.devices.ptyslave import terminalProblem
+from tests.devices import waits
 from tests.devices.test_floodread import FULL, Flooding, openFds
 
 
@@ -68,7 +68,7 @@ class FailedMoverTests(Flooding):
             assert pid is not None
             self.pipeReads(reader)
             while not reader.stopped:
-                self.assertTrue(select.select([reader._pipeR], [], [], 10)[0], "the mover never ended")
+                waits.readable(self, reader._pipeR, "the mover never ended")
                 reader._pipe.doRead()
             if reader.pid is not None:  # (collected at the stop, or looked for again)
                 os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
@@ -92,7 +92,7 @@ class FailedMoverTests(Flooding):
         with capturedLogs() as events:
             reader = self.handOver()
             assert reader._thread is not None
-            reader._thread.join(10)
+            waits.joined(self, reader._thread, "the mover thread never ended")
             for f, args, kwargs in handed:
                 f(*args, **kwargs)
             self.pipeReads(reader)
@@ -105,7 +105,8 @@ class FailedMoverTests(Flooding):
         self.reactor.advance(floodhandoff.REFUSED_WAIT)
         self.fromDevice(b"h" * FULL)
         self.assertIsNotNone(self.device._reader)
-        self.device._reader._thread.join(10)  # type: ignore[union-attr]
+        assert self.device._reader is not None and self.device._reader._thread is not None
+        waits.joined(self, self.device._reader._thread, "the mover thread never ended")
         self.flushLoggedErrors(RuntimeError)
 
 
@@ -126,7 +127,7 @@ class KilledMoverTests(SynchronousTestCase):
         pid = reader.pid
         os.kill(pid, signum)
         while not backs:
-            self.assertTrue(select.select([reader._pipeR], [], [], 10)[0], "the pipe never ended")
+            waits.readable(self, reader._pipeR, "the pipe never ended")
             reader._pipe.doRead()
         if reader.pid is not None:  # (collected at the stop, or looked for again)
             os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)

@@ -6,14 +6,10 @@ not decoded under the other (L{serialgw.devices.floodhandoff.FloodReading}).
 
 from __future__ import annotations
 
-import fcntl
 import os
-import select
-import struct
-import termios
-import time
 
 from serialgw.devices.floodread import FloodReader
+from tests.devices import waits
 from tests.devices.test_floodread import Flooding
 
 
@@ -50,11 +46,8 @@ class MarkingChangeTests(Flooding):
         self.assertEqual(b"".join(self.sink.data[sent:]), b"\xffB\xff")
 
     def pipeHolds(self, reader: FloodReader, size: int) -> None:
-        """Wait (at most 10 s) until the mover has moved C{size} bytes into its pipe."""
-        deadline = time.monotonic() + 10
-        while struct.unpack("i", fcntl.ioctl(reader._pipeR, termios.FIONREAD, b"\0\0\0\0"))[0] < size:
-            self.assertLess(time.monotonic(), deadline, "the mover never moved it")
-            select.select([], [], [], 0.01)
+        """Wait until the mover has moved C{size} bytes into its pipe."""
+        waits.holds(self, reader._pipeR, size, "the mover never moved it")
 
     def test_pausedPastThePauseOnce(self) -> None:
         """
@@ -80,5 +73,5 @@ class MarkingChangeTests(Flooding):
         self.fromPipe(reader, b"second")
         self.assertEqual(b"".join(self.sink.data[sent:]), b"firstsecond")
         self.device.close()
-        thread.join(10)
+        waits.joined(self, thread, "the mover thread never ended")
         self.assertEqual(results, ["stopped"])

@@ -7,7 +7,6 @@ runs, its priority); the rest is in L{tests.devices.test_floodread}.
 from __future__ import annotations
 
 import os
-import select
 import threading
 import tty
 
@@ -16,6 +15,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from serialgw.devices import floodread, mover
 from serialgw.devices.floodread import FloodReader
+from tests.devices import waits
 
 
 class ProcessMoverTests(SynchronousTestCase):
@@ -37,7 +37,7 @@ class ProcessMoverTests(SynchronousTestCase):
         fds: list[int] = []
         stat: list[str] = []
         while not backs:
-            self.assertTrue(select.select([reader._pipeR], [], [], 30)[0], "the mover moved nothing")
+            waits.readable(self, reader._pipeR, "the mover moved nothing")
             reader._pipe.doRead()
             if b"".join(got) == b"from the device" and master >= 0:
                 # (In its loop now: what it holds is all it will.)
@@ -81,7 +81,7 @@ class ProcessMoverTests(SynchronousTestCase):
         self.patch(floodread.mover, "move", move)
         reader = FloodReader(reactor, slave, "pty", print, print, mode="thread")
         assert reader._thread is not None
-        reader._thread.join(10)
+        waits.joined(self, reader._thread, "the mover thread never ended")
         reader.stop()
         tid = reader._thread.native_id
         self.assertEqual(set_, [(os.PRIO_PROCESS, tid, mover.NICE)])

@@ -9,9 +9,7 @@ mover had not taken still there.
 from __future__ import annotations
 
 import os
-import select
 import signal
-import time
 import tty
 
 from twisted.internet.testing import MemoryReactorClock
@@ -20,7 +18,8 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from serialgw.devices import floodhandoff, floodread, mover
 from serialgw.devices.floodread import FloodReader
-from serialgw.devices.moverwatch import STALL_CHECK, STALL_LOOKS, held
+from serialgw.devices.moverwatch import STALL_CHECK, STALL_LOOKS
+from tests.devices import waits
 from tests.devices.test_floodread import FULL, Flooding
 
 # No process has it (Linux's pid_max is at most 4194304): the fake mover's pid.
@@ -156,16 +155,13 @@ class RealStopTests(SynchronousTestCase):
         os.kill(pid, signal.SIGSTOP)
         os.waitid(os.P_PID, pid, os.WSTOPPED | os.WNOWAIT)
         os.write(master, b"never moved")
-        deadline = time.monotonic() + 10
-        while held(slave) < 11:
-            self.assertLess(time.monotonic(), deadline, "the bytes never reached the tty")
-            select.select([slave], [], [], 0.01)
+        waits.holds(self, slave, 11, "the bytes never reached the tty")
         for _i in range(STALL_LOOKS):
             reactor.advance(STALL_CHECK)
         self.assertEqual(told, [f"its process, pid {pid}, moved nothing for 2 s while the tty held 11 bytes "
                                 "(stopped or hung): killed"])
         while not backs:
-            self.assertTrue(select.select([reader._pipeR], [], [], 10)[0], "the pipe never ended")
+            waits.readable(self, reader._pipeR, "the pipe never ended")
             reader._pipe.doRead()
         if reader.pid is not None:  # (collected at the stop, or looked for again)
             os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
@@ -198,11 +194,7 @@ class RealStopTests(SynchronousTestCase):
         os.kill(pid, signal.SIGSTOP)
         os.waitid(os.P_PID, pid, os.WSTOPPED | os.WNOWAIT)
         reader.stop()
-        # (A bound for a failure, not a measure: it ends at once.)
-        deadline = time.monotonic() + 30
-        while os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is None:
-            self.assertLess(time.monotonic(), deadline, "the stopped mover never ended")
-            select.select([], [], [], 0.01)
+        waits.exited(self, pid, "the stopped mover never ended")
         reactor.advance(floodread.REAP_DELAY)
         self.assertIsNone(reader.pid)
         self.assertEqual(told, [])
