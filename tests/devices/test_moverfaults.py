@@ -225,7 +225,7 @@ class OwnMoverTests(SynchronousTestCase):
     def test_moverStillEndingIsNoStranger(self) -> None:
         """A process mover told to stop and not ended yet (nice 19 on a loaded machine) holds the tty: the reopen's look at who holds a pty slave (the device lost, the pty still there) does not take the gateway's own child for another session's terminal, which refused the reopen ('held open by pid N without its master')."""
         # (Never quiet for long enough to end on its own while the test looks: a process mover is given
-        # PROCESS_IDLE, 2 s, ended before the SIGSTOP on a loaded machine: 'pid not in []'.)
+        # PROCESS_IDLE, 2 s, which ran out before the look on a loaded machine: 'pid not in []'.)
         self.patch(floodread, "PROCESS_IDLE", 600.0)
         reactor = MemoryReactorClock()
         master, slave = os.openpty()
@@ -235,12 +235,18 @@ class OwnMoverTests(SynchronousTestCase):
         os.close(slave)
         pid = reader.pid
         assert pid is not None
-        # Stopped, it cannot end when told: it holds the tty as a slow mover does.
-        os.kill(pid, signal.SIGSTOP)
+        # Told to stop, it cannot end while its wake pipe's other end is
+        # open (a copy kept here): it holds the tty as a slow mover does.
+        # (SIGSTOP no longer holds it: stop sends SIGCONT, and the mover,
+        # ending at once, was gone before the look on a loaded machine:
+        # 'pid not in []'.)
+        keep = [os.dup(reader._wakeW)]
 
         def goOn() -> None:
+            while keep:
+                os.close(keep.pop())
             if reader.pid is not None:  # (a failure before it was collected)
-                os.kill(pid, signal.SIGCONT)
+                os.kill(pid, signal.SIGKILL)
                 os.waitpid(pid, 0)
 
         self.addCleanup(goOn)
@@ -253,8 +259,8 @@ class OwnMoverTests(SynchronousTestCase):
         else:  # (another process on this machine that opened /dev/pts/N by its number: it is named, not ours)
             self.assertNotRegex(problem or "", rf"\b{pid}\b")
         self.assertIn(pid, floodread.moverPids())
-        os.kill(pid, signal.SIGCONT)
-        os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
+        os.close(keep.pop())
+        waits.exited(self, pid, "the mover never ended once its wake pipe closed")
         reactor.advance(floodread.REAP_DELAY)
         self.assertIsNone(reader.pid)
         self.assertNotIn(pid, floodread.moverPids())
