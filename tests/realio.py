@@ -737,7 +737,14 @@ TWISTD = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()"]
 
 
 def gatewayArgv(*args: str) -> list[str]:
-    """The argv of `twistd -n serialgw ARGS` run from the repo."""
+    """
+    The argv of `twistd -n serialgw ARGS` run from the repo; a line given
+    by --device on a tty path takes its UUCP lock in L{testLockDir} unless
+    ARGS say --lock-dir or --no-lock (a file's lines: its own lock-dir).
+    """
+    device = args[args.index("--device") + 1] if "--device" in args[:-1] else ""
+    if device.startswith("/") and not {"--lock-dir", "--no-lock"} & set(args):
+        args = ("--lock-dir", testLockDir(), *args)
     return TWISTD + ["-n", "--pidfile=", "serialgw", *args]
 
 

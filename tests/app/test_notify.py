@@ -15,7 +15,7 @@ from serialgw.app.notify import MIN_WATCHDOG_INTERVAL, Notifier
 from serialgw.app.process import TwistdGatewayService
 from serialgw.config.file import loadConfig
 from tests.fakes import observeLog
-from tests.realio import startedPty
+from tests.realio import startedPty, testLockDir
 
 
 class FakeSystemd:
@@ -239,7 +239,8 @@ class ServiceTests(TestCase):
         def write(count: int, extra: str = "") -> None:
             with open(path, "w") as f:
                 for i in range(count):
-                    f.write(f'[lines.l{i}]\ndevice = "{ptys[i].slaveName}"\nlisten = "raw+tcp:0:interface=127.0.0.1"\n')
+                    f.write(f'[lines.l{i}]\ndevice = "{ptys[i].slaveName}"\nlock-dir = "{testLockDir()}"\n'
+                            'listen = "raw+tcp:0:interface=127.0.0.1"\n')
                 f.write(extra)
 
         write(1)
@@ -314,7 +315,8 @@ class ServiceTests(TestCase):
 
         def write(port: int) -> None:
             with open(path, "w") as f:
-                f.write(f'[lines.l0]\ndevice = "{pty.slaveName}"\nlisten = "raw+tcp:{port}:interface=127.0.0.1"\n')
+                f.write(f'[lines.l0]\ndevice = "{pty.slaveName}"\nlock-dir = "{testLockDir()}"\n'
+                        f'listen = "raw+tcp:{port}:interface=127.0.0.1"\n')
 
         write(0)
         service = TwistdGatewayService(loadConfig(path))

@@ -20,7 +20,7 @@ from serialgw.app.binding import StartupError, listening
 from serialgw.app.portholder import listenerOf, listenHint
 from serialgw.config.file import loadConfig
 from serialgw.devices.uucplock import processName
-from tests.realio import listenerPort, startedPty, startGateway
+from tests.realio import listenerPort, startedPty, startGateway, testLockDir
 
 
 def refused(port: int, code: int, why: str) -> CannotListenError:
@@ -102,7 +102,9 @@ class ReloadTests(TestCase):
 
         def config(*lines: tuple[str, str, str]) -> list:  # type: ignore[type-arg]
             with open(path, "w") as f:
-                f.write("".join(f'[lines.{name}]\ndevice = "{device}"\nlisten = "{listen}"\n' for name, device, listen in lines))
+                f.write("".join(f'[lines.{name}]\ndevice = "{device}"\nlock-dir = "{testLockDir()}"\n'
+                                f'listen = "{listen}"\n'
+                                for name, device, listen in lines))
             return loadConfig(path)
 
         service = startGateway(self, *config(("a", first.slaveName, "raw+tcp:0:interface=127.0.0.1")))

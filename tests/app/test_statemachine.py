@@ -47,7 +47,7 @@ from serialgw.devices.ports import openPort
 from serialgw.line.hub import Role
 from serialgw.wire.rfc2217 import COM_PORT_OPTION as CPO
 from serialgw.wire.telnet import AYT, BRK, IAC, IP, NOP, WILL
-from tests.realio import PtyPair
+from tests.realio import PtyPair, testLockDir
 from tests.telnetpeer import sb
 
 STEPS: dict[str, int] = {}
@@ -173,7 +173,8 @@ class GatewayMachine(RuleBasedStateMachine):
         self.pty = PtyPair()
         self.pty.startReading()
         config = LineConfig("t", DeviceSpec("tty", self.pty.slaveName), settings=SerialSettings(9600),
-                            listeners=tuple(parseListener(spec) for spec, *_ in LISTENERS.values()), maxClients=0)
+                            listeners=tuple(parseListener(spec) for spec, *_ in LISTENERS.values()), maxClients=0,
+                            lockDir=testLockDir())
         # waitForDevices: a first open that has not returned when the start
         # stops waiting for it (5 s: a loaded machine) starts the line down,
         # up when it returns (without, the start failed: StartupError in

@@ -19,7 +19,7 @@ from serialgw.app.service import GatewayService
 from serialgw.config.specs import DeviceSpec, LineConfig, ListenerSpec, Protocol, SerialSettings
 from tests.config.test_check import checked
 from tests.reactors import ownReactor
-from tests.realio import PtyPair
+from tests.realio import PtyPair, testLockDir
 
 
 def parse(*args: str) -> tap.Options:
@@ -298,7 +298,8 @@ class OptionsTests(SynchronousTestCase):
 class StartupTests(TestCase):
     def test_deviceError(self) -> None:
         """A device that cannot open is a StartupError naming the line and the device."""
-        config = LineConfig("x", DeviceSpec("tty", "/dev/nonexistent-tty"), listeners=(ListenerSpec("tcp:0"),))
+        config = LineConfig("x", DeviceSpec("tty", "/dev/nonexistent-tty"), listeners=(ListenerSpec("tcp:0"),),
+                            lockDir=testLockDir())
         service = GatewayService([config], reactor=MemoryReactorClock())
         e = self.assertRaises(StartupError, service.privilegedStartService)
         self.assertEqual(str(e), "line 'x': cannot open device '/dev/nonexistent-tty': No such file or directory (not "
@@ -316,7 +317,8 @@ class StartupTests(TestCase):
         busy.bind(("127.0.0.1", 0))
         busy.listen(1)
         taken = f"tcp:{busy.getsockname()[1]}:interface=127.0.0.1"
-        options = parse("--device", pty.slaveName, "--port", "tcp:0:interface=127.0.0.1", "--listen", taken)
+        options = parse("--device", pty.slaveName, "--lock-dir", testLockDir(), "--port", "tcp:0:interface=127.0.0.1",
+                        "--listen", taken)
         service = tap.makeService(options)
         e = self.assertRaises(SystemExit, service.privilegedStartService)
         self.assertTrue(str(e.code).startswith(
@@ -336,7 +338,8 @@ class StartupTests(TestCase):
         self.addCleanup(busy.close)
         busy.bind(("0.0.0.0", 0))
         port = busy.getsockname()[1]
-        options = parse("--device", pty.slaveName, "--port", "tcp:0:interface=127.0.0.1", "--listen", f"udp::4555@{port}")
+        options = parse("--device", pty.slaveName, "--lock-dir", testLockDir(), "--port", "tcp:0:interface=127.0.0.1",
+                        "--listen", f"udp::4555@{port}")
         service = tap.makeService(options)
         e = self.assertRaises(SystemExit, service.privilegedStartService)
         self.assertEqual(str(e.code), "serialgw: error: line '" + pty.slaveName[len("/dev/"):].replace("/", "-") + f"': cannot listen on "

@@ -12,7 +12,7 @@ from typing import Any
 from twisted.trial.unittest import TestCase
 
 from serialgw.config.file import loadConfig
-from tests.realio import ptyLine, startedPty, startGateway, until, writeTemp
+from tests.realio import ptyLine, startedPty, startGateway, testLockDir, until, writeTemp
 
 
 def attached(service: Any, line: str, path: str, other: Any = None) -> bool:
@@ -57,7 +57,7 @@ class PipeCloseTests(TestCase):
         pty = startedPty(self)
 
         def config(outbuf: int) -> list:  # type: ignore[type-arg]
-            return loadConfig(writeTemp(self, f'[lines.a]\ndevice = "{pty.slaveName}"\n'
+            return loadConfig(writeTemp(self, f'[lines.a]\ndevice = "{pty.slaveName}"\nlock-dir = "{testLockDir()}"\n'
                                               f'listen = "raw,outbuf={outbuf}+pipe:{path}"\n'))
 
         service = startGateway(self, *config(4096))

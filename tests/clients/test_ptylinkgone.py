@@ -15,7 +15,7 @@ from twisted.trial.unittest import TestCase
 from serialgw.config.listeners import parseListener
 from serialgw.config.specs import DeviceSpec, LineConfig
 from tests.fakes import observeLog
-from tests.realio import ptysLinked, startedPty, startGateway
+from tests.realio import ptysLinked, startedPty, startGateway, testLockDir
 
 
 class LinkGoneTests(TestCase):
@@ -34,7 +34,8 @@ class LinkGoneTests(TestCase):
         """A pty: listener's link removed: a reload (nothing changed) makes it again, to the same pty; a file put there instead is left, and said."""
         device = startedPty(self)
         link = os.path.abspath(self.mktemp())
-        config = LineConfig("t", DeviceSpec("tty", device.slaveName), listeners=(parseListener(f"pty:{link}"),))
+        config = LineConfig("t", DeviceSpec("tty", device.slaveName), listeners=(parseListener(f"pty:{link}"),),
+                            lockDir=testLockDir())
         service = startGateway(self, config)
         await ptysLinked(service)
         target = os.readlink(link)

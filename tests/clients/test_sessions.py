@@ -21,6 +21,7 @@ from serialgw.config.specs import SerialSettings
 from serialgw.line.hub import Line, Role
 from serialgw.line.textgate import OPEN, TAIL, endsOpen
 from tests.fakes import LogEvents, RecordingDevice, observeLog
+from tests.realio import testLockDir
 from tests.telnetpeer import AGREE, WONT_COM_PORT
 
 
@@ -654,7 +655,7 @@ class RealTCPTests(TestCase):
         os.mkfifo(fifo)
         config = LineConfig("rack4", DeviceSpec("tty", pty.slaveName), log=LogSpec(log), listeners=(
             parseListener("raw,escape=^],banner+tcp:0:interface=127.0.0.1"), parseListener(f"pty:{link}"),
-            parseListener(f"file:{out}"), parseListener(f"pipe:{fifo}")))
+            parseListener(f"file:{out}"), parseListener(f"pipe:{fifo}")), lockDir=testLockDir())
         service = startGateway(self, config)
         settings = service.lines["rack4"].settings.describe()
         others = f"log:{log} (read-only), pty:{link} (writer), file:{out} (read-only), pipe:{fifo} (writer)"
@@ -676,7 +677,7 @@ class RealTCPTests(TestCase):
 
         pty = startedPty(self)
         config = LineConfig("vm100", DeviceSpec("tty", pty.slaveName),
-                            listeners=(parseListener("mon:tcp:127.0.0.1:0,server,nowait"),))
+                            listeners=(parseListener("mon:tcp:127.0.0.1:0,server,nowait"),), lockDir=testLockDir())
         service = startGateway(self, config)
         client = await connect(listenerPort(service))
         client.transport.write(b"\x01h")  # type: ignore[union-attr]
@@ -696,7 +697,7 @@ class RealTCPTests(TestCase):
 
         pty = startedPty(self)
         config = LineConfig("rack4", DeviceSpec("tty", pty.slaveName),
-                            listeners=(parseListener("raw,notices+tcp:0:interface=127.0.0.1"),))
+                            listeners=(parseListener("raw,notices+tcp:0:interface=127.0.0.1"),), lockDir=testLockDir())
         service = startGateway(self, config)
         port = listenerPort(service)
         alice = await connect(port)
@@ -722,7 +723,8 @@ class RealTCPTests(TestCase):
 
         pty = startedPty(self)
         config = LineConfig("rack4", DeviceSpec("tty", pty.slaveName),
-                            listeners=(parseListener("raw,escape=^],notices+tcp:0:interface=127.0.0.1"),))
+                            listeners=(parseListener("raw,escape=^],notices+tcp:0:interface=127.0.0.1"),),
+                            lockDir=testLockDir())
         service = startGateway(self, config)
         client = await connect(listenerPort(service))
         peer = f"127.0.0.1:{client.transport.getHost().port}"  # type: ignore[union-attr]

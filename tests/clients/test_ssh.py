@@ -70,6 +70,7 @@ from tests.realio import (
     ptyLine,
     startedPty,
     startGateway,
+    testLockDir,
     writeTemp,
 )
 
@@ -2125,7 +2126,7 @@ class ServiceTests(TestCase):
 
         pty = startedPty(self)
         spec = SSHSpec(parseSSHListener("tcp:0:interface=127.0.0.1"), "/nonexistent/key", ())
-        service = GatewayService([LineConfig("t", DeviceSpec("tty", pty.slaveName))], ssh=spec)
+        service = GatewayService([LineConfig("t", DeviceSpec("tty", pty.slaveName), lockDir=testLockDir())], ssh=spec)
         e = self.assertRaises(StartupError, service.privilegedStartService)
         self.assertEqual(str(e), "cannot write SSH host key '/nonexistent/key': its directory '/nonexistent' does not "
                                  "exist (make it, mode 700, or give the key another path: --ssh-host-key, host-key in "

@@ -32,6 +32,7 @@ from tests.realio import (
     startedPty,
     startGateway,
     startProcess,
+    testLockDir,
     until,
     writeTemp,
 )
@@ -323,7 +324,7 @@ class FarmTests(TestCase):
         ptys = [startedPty(self) for _ in range(16)]
         path = self.mktemp()
         with open(path, "w") as f:
-            f.write('[defaults]\nserial = "57600,8N1"\n')
+            f.write(f'[defaults]\nserial = "57600,8N1"\nlock-dir = "{testLockDir()}"\n')
             for i, pty in enumerate(ptys):
                 f.write(f'\n[lines.rack-{i:02}]\ndevice = "{pty.slaveName}"\nlisten = "raw+tcp:0:interface=127.0.0.1"\n')
         service = startGateway(self, *loadConfig(path), status="tcp:0:interface=127.0.0.1")
@@ -372,7 +373,8 @@ class ReloadTests(TestCase):
             path = self.mktemp()
             with open(path, "w") as f:
                 for i in names:
-                    f.write(f'[lines.l{i}]\ndevice = "{ptys[i].slaveName}"\nlisten = "raw+tcp:0:interface=127.0.0.1"\n')
+                    f.write(f'[lines.l{i}]\ndevice = "{ptys[i].slaveName}"\nlock-dir = "{testLockDir()}"\n'
+                            'listen = "raw+tcp:0:interface=127.0.0.1"\n')
             return loadConfig(path)
 
         service = startGateway(self, *config([0, 1]))
@@ -402,7 +404,7 @@ class ReloadTests(TestCase):
         def config(baud: int, port: int) -> list:  # type: ignore[type-arg]
             path = self.mktemp()
             with open(path, "w") as f:
-                f.write(f'[lines.a]\ndevice = "{pty.slaveName}"\nserial = "{baud}"\n'
+                f.write(f'[lines.a]\ndevice = "{pty.slaveName}"\nserial = "{baud}"\nlock-dir = "{testLockDir()}"\n'
                         f'listen = "raw+tcp:{port}:interface=127.0.0.1"\n')
             return loadConfig(path)
 
@@ -441,7 +443,7 @@ class ReloadInPlaceTests(TestCase):
 
     def line(self, name: str, listen: str, serial: str = "115200", device: str = "") -> str:
         return (f'[lines.{name}]\ndevice = "{device or self.pty.slaveName}"\nserial = "{serial}"\n'
-                f'listen = {listen}\n')
+                f'lock-dir = "{testLockDir()}"\nlisten = {listen}\n')
 
     async def start(self, *lines: str) -> GatewayService:
         service = startGateway(self, *self.config(*lines))
@@ -798,7 +800,8 @@ class DialOutCloseTests(TestCase):
             dialer = f', "tcp:127.0.0.1:{target}"' if dial else ""
             listen = f'["raw+tcp:0:interface=127.0.0.1"{dialer}]'
             with open(path, "w") as f:
-                f.write(f'[lines.a]\ndevice = "{self.pty.slaveName}"\nlisten = {listen}\n')
+                f.write(f'[lines.a]\ndevice = "{self.pty.slaveName}"\nlock-dir = "{testLockDir()}"\n'
+                        f'listen = {listen}\n')
                 if log:
                     f.write(f'log = "{log}"\n')
             return loadConfig(path)
@@ -896,7 +899,8 @@ class ReloadSamePortTests(TestCase):
         def config(protocol: str, port: int) -> list:  # type: ignore[type-arg]
             path = self.mktemp()
             with open(path, "w") as f:
-                f.write(f'[lines.a]\ndevice = "{pty.slaveName}"\nlisten = "{protocol}+tcp:{port}:interface=127.0.0.1"\n')
+                f.write(f'[lines.a]\ndevice = "{pty.slaveName}"\nlock-dir = "{testLockDir()}"\n'
+                        f'listen = "{protocol}+tcp:{port}:interface=127.0.0.1"\n')
             return loadConfig(path)
 
         # The port the first listener got, named by the reload: a port found

@@ -25,7 +25,7 @@ from serialgw.devices.links import replaceSymlink
 from serialgw.devices.ports import PtyPort
 from serialgw.line.hub import Line
 from tests.fakes import RecordingDevice
-from tests.realio import socketPath, startedPty
+from tests.realio import socketPath, startedPty, testLockDir
 
 
 class PtyLinkTests(SynchronousTestCase):
@@ -223,7 +223,8 @@ class UnixSocketAtStopTests(TestCase):
         """At stop a unix listener removes its socket file only if the file there is still the one it made."""
         pty = startedPty(self)
         path = self.shortPath()
-        config = LineConfig("t", DeviceSpec("tty", pty.slaveName), listeners=(parseListener(f"raw+unix:{path}"),))
+        config = LineConfig("t", DeviceSpec("tty", pty.slaveName), listeners=(parseListener(f"raw+unix:{path}"),),
+                            lockDir=testLockDir())
         service = GatewayService([config])
         service.startService()
         os.unlink(path)
@@ -238,7 +239,8 @@ class UnixSocketAtStopTests(TestCase):
         """A socket still ours is removed at stop."""
         pty = startedPty(self)
         path = self.shortPath()
-        config = LineConfig("t", DeviceSpec("tty", pty.slaveName), listeners=(parseListener(f"raw+unix:{path}"),))
+        config = LineConfig("t", DeviceSpec("tty", pty.slaveName), listeners=(parseListener(f"raw+unix:{path}"),),
+                            lockDir=testLockDir())
         service = GatewayService([config])
         service.startService()
         self.assertTrue(stat.S_ISSOCK(os.lstat(path).st_mode))
@@ -260,7 +262,7 @@ class ConsoleLogStartTests(SynchronousTestCase):
         with open(target, "wb") as f:
             f.write(b"keep")
         os.symlink(target, path)
-        config = LineConfig("t", DeviceSpec("tty", pty.slaveName), log=LogSpec(path))
+        config = LineConfig("t", DeviceSpec("tty", pty.slaveName), log=LogSpec(path), lockDir=testLockDir())
         service = GatewayService([config])
         error = self.assertRaises(StartupError, service.privilegedStartService)
         self.assertIn(f"cannot open log {path!r}: it is a symbolic link, not followed", str(error))

@@ -34,6 +34,7 @@ from tests.realio import (
     socketPath,
     startedPty,
     startGateway,
+    testLockDir,
 )
 from tests.telnetpeer import AGREE, WONT_COM_PORT, toggleAnswers
 
@@ -344,7 +345,7 @@ class RemoteDeviceTests(TestCase):
         """A gateway whose device is rfc2217:// to another gateway: settings, data, break and DTR reach the far pty."""
         pty = startedPty(self)
         far = self.start(LineConfig("far", DeviceSpec("tty", pty.slaveName),
-                                    listeners=(ListenerSpec("tcp:0:interface=127.0.0.1"),)))
+                                    listeners=(ListenerSpec("tcp:0:interface=127.0.0.1"),), lockDir=testLockDir()))
         farPort = listenerPort(far)
         near = self.start(LineConfig("near", DeviceSpec("rfc2217", host="127.0.0.1", port=farPort),
                                      settings=SerialSettings(57600, stopbits=2),
@@ -377,7 +378,7 @@ class RemoteDeviceTests(TestCase):
         """A program on a pty: listener sets 9600 with tcsetattr; the remote RFC 2217 port follows (remserial -l cannot)."""
         pty = startedPty(self)
         far = self.start(LineConfig("far", DeviceSpec("tty", pty.slaveName),
-                                    listeners=(ListenerSpec("tcp:0:interface=127.0.0.1"),)))
+                                    listeners=(ListenerSpec("tcp:0:interface=127.0.0.1"),), lockDir=testLockDir()))
         farLine = far.lines["far"]
         controlled = whenControlled(farLine)
         link = os.path.abspath(self.mktemp())

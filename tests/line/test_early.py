@@ -19,7 +19,7 @@ from serialgw.devices.ports import TtyPort
 from serialgw.line.hub import Line, Role
 from tests.clients.test_sessions import Harness
 from tests.fakes import RecordingClient, RecordingDevice
-from tests.realio import PtyPair, closeClients, connect, listenerPort, startGateway
+from tests.realio import PtyPair, closeClients, connect, listenerPort, startGateway, testLockDir
 
 BOOT = b"[    0.000000] Linux version 6.1\r\nbooting...\r\n"
 
@@ -94,6 +94,7 @@ class BootMessagesTests(TestCase):
             name="vm",
             device=DeviceSpec("tty", pty.slaveName),
             listeners=(ListenerSpec("tcp:0:interface=127.0.0.1", Protocol.RAW),),
+            lockDir=testLockDir(),
         )
         service = startGateway(self, config)
         pty.startReading()

@@ -23,7 +23,7 @@ from serialgw.devices.floodread import moverPids
 from serialgw.devices.links import ptyHolders
 from tests.ptyflood import FLOOD, MARKER
 from tests.real.test_hotplug import SlaveCloses
-from tests.realio import EventCounter, connect, devicePath, listenerPort, startGateway, startProcess, until
+from tests.realio import EventCounter, connect, devicePath, listenerPort, startGateway, startProcess, testLockDir, until
 
 
 class NeverReads(protocol.Protocol):
@@ -101,6 +101,7 @@ class ThreeClientsHangupTests(TestCase):
                 ListenerSpec("tcp:0:interface=127.0.0.1", Protocol.TELNET, notices=True),
                 ListenerSpec("tcp:0:interface=127.0.0.1", Protocol.RAW, outbuf=1024),
             ),
+            lockDir=testLockDir(),
         )
         service = startGateway(self, config, reopenPolicy=lambda attempt: 0.02)
         line = service.lines["flood"]

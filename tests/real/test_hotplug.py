@@ -38,6 +38,7 @@ from tests.realio import (
     startGateway,
     startProcess,
     statusPage,
+    testLockDir,
 )
 from tests.telnetpeer import OFFER
 
@@ -57,6 +58,7 @@ class HotplugTests(TestCase):
                 ListenerSpec("tcp:0:interface=127.0.0.1", Protocol.TELNET),
                 ListenerSpec("tcp:0:interface=127.0.0.1", Protocol.RAW),
             ),
+            lockDir=testLockDir(),
         )
         service = startGateway(self, config, reopenPolicy=lambda attempt: 0.05)
         first.startReading()
@@ -311,6 +313,7 @@ class HangupFloodTests(TestCase):
                 ListenerSpec("tcp:0:interface=127.0.0.1", Protocol.RAW),
                 ListenerSpec("tcp:0:interface=127.0.0.1", Protocol.TELNET, notices=True),
             ),
+            lockDir=testLockDir(),
         )
         service = startGateway(self, config, reopenPolicy=lambda attempt: 0.02, status="tcp:0:interface=127.0.0.1")
         line = service.lines["flood"]
@@ -401,7 +404,8 @@ class DeviceLaterTests(TestCase):
         link = devicePath(self)
         path = os.path.abspath(self.mktemp())
         with open(path, "w") as f:
-            f.write(f'[lines.here]\ndevice = "{here.slaveName}"\nlisten = "raw+tcp:0:interface=127.0.0.1"\n'
+            f.write(f'[defaults]\nlock-dir = "{testLockDir()}"\n'
+                    f'[lines.here]\ndevice = "{here.slaveName}"\nlisten = "raw+tcp:0:interface=127.0.0.1"\n'
                     f'[lines.later]\ndevice = "{link}"\nlisten = "telnet+tcp:0:interface=127.0.0.1"\n')
         proc = self.gateway("--config", path, "--status", "tcp:0:interface=127.0.0.1")
         data = await proc.output.contains(b"status page (JSON) on http://127.0.0.1:")
@@ -467,7 +471,8 @@ class ReloadMissingDeviceTests(TestCase):
 
         def config(*lines: tuple[str, str]) -> list[LineConfig]:
             return [LineConfig(name, DeviceSpec("tty", device),
-                               listeners=(ListenerSpec("tcp:0:interface=127.0.0.1", Protocol.RAW),))
+                               listeners=(ListenerSpec("tcp:0:interface=127.0.0.1", Protocol.RAW),),
+                               lockDir=testLockDir())
                     for name, device in lines]
 
         service = startGateway(self, *config(("here", here.slaveName)), waitForDevices=True,
@@ -501,7 +506,7 @@ class ReloadMissingDeviceTests(TestCase):
         devices, and its device is missing) is reported left out, never added.
         """
         service = startGateway(self, waitForDevices=False)
-        bad = LineConfig("bad", DeviceSpec("tty", devicePath(self)))
+        bad = LineConfig("bad", DeviceSpec("tty", devicePath(self)), lockDir=testLockDir())
         with capturedLogs() as events:
             result = await service.reload([bad])
         self.assertEqual(result, {"added": [], "changed": [], "removed": [], "left out": ["bad"]})
@@ -519,14 +524,16 @@ class ReloadMissingDeviceTests(TestCase):
         service = startGateway(self, waitForDevices=True)
         missing = os.path.join(os.path.abspath(self.mktemp()), "no-such-dir")
         other = LineConfig("other", DeviceSpec("tty", here.slaveName),
-                           listeners=(ListenerSpec("tcp:0:interface=127.0.0.1", Protocol.RAW),))
-        bad = LineConfig("bad", DeviceSpec("tty", here.slaveName), log=LogSpec(os.path.join(missing, "x.log")))
+                           listeners=(ListenerSpec("tcp:0:interface=127.0.0.1", Protocol.RAW),), lockDir=testLockDir())
+        bad = LineConfig("bad", DeviceSpec("tty", here.slaveName), log=LogSpec(os.path.join(missing, "x.log")),
+                         lockDir=testLockDir())
         result = await service.reload([other, bad])
         self.assertEqual(result, {"refused": [f"line 'bad': cannot open log {os.path.join(missing, 'x.log')!r}: "
                                               "No such file or directory"]})
         pty = LineConfig("bad", DeviceSpec("tty", here.slaveName),
                          listeners=(ListenerSpec(os.path.join(missing, "tty"), Protocol.RAW, kind=ListenerKind.PTY,
-                                                 path=os.path.join(missing, "tty"), text="pty:" + missing + "/tty"),))
+                                                 path=os.path.join(missing, "tty"), text="pty:" + missing + "/tty"),),
+                         lockDir=testLockDir())
         result = await service.reload([other, pty])
         self.assertEqual(result, {"refused": [f"line 'bad': cannot open listener 'pty:{missing}/tty': "
                                               "No such file or directory"]})
@@ -541,7 +548,7 @@ class ReloadMissingDeviceTests(TestCase):
         os.mkfifo(os.path.join(directory, "fifo"))
         os.symlink(os.path.join(directory, "elsewhere"), os.path.join(directory, "link"))
         for path in (os.path.join(directory, "fifo"), directory, os.path.join(directory, "link")):
-            bad = LineConfig("bad", DeviceSpec("tty", here.slaveName), log=LogSpec(path))
+            bad = LineConfig("bad", DeviceSpec("tty", here.slaveName), log=LogSpec(path), lockDir=testLockDir())
             result = await service.reload([bad])
             self.assertEqual(result, {"refused": [f"line 'bad': cannot open log {path!r}: it is not a regular file"]})
             self.assertEqual(service.lines, {})

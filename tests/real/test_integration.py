@@ -10,7 +10,7 @@ import time
 from twisted.trial.unittest import TestCase
 
 from serialgw.config.specs import DeviceSpec, LineConfig, ListenerSpec, Protocol
-from tests.realio import Clients, Collector, PtyPair, listenerPort, startGateway
+from tests.realio import Clients, Collector, PtyPair, listenerPort, startGateway, testLockDir
 from tests.telnetpeer import AGREE, OFFER
 
 ALL = bytes(range(256))
@@ -29,6 +29,7 @@ class GatewayTests(TestCase):
                 ListenerSpec("tcp:0:interface=127.0.0.1", Protocol.TELNET),
                 ListenerSpec("tcp:0:interface=127.0.0.1", Protocol.RAW),
             ),
+            lockDir=testLockDir(),
         )
         self.service = startGateway(self, config)
         self.pty.startReading()

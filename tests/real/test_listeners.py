@@ -48,6 +48,7 @@ from tests.realio import (
     socketPath,
     startedPty,
     startGateway,
+    testLockDir,
     until,
 )
 
@@ -139,7 +140,8 @@ class ListenerTests(TestCase):
         name = f"serialgw-test-{os.getpid()}-{os.path.basename(os.path.dirname(self.mktemp()))}"
         path = os.path.abspath(self.mktemp())
         with open(path, "w") as f:
-            f.write(f'[lines.a]\ndevice = "{self.pty.slaveName}"\nlisten = "raw+unix:\\u0000{name}-a"\n'
+            f.write(f'[lines.a]\ndevice = "{self.pty.slaveName}"\nlock-dir = "{testLockDir()}"\n'
+                    f'listen = "raw+unix:\\u0000{name}-a"\n'
                     f'[lines.b]\ndevice = "unix:\\u0000{name}-a"\nlisten = "raw+unix:\\u0000{name}-b"\n')
         from tests.realio import gatewayArgv
 

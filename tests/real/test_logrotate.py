@@ -27,7 +27,7 @@ from serialgw.clients.local import FileClient
 from serialgw.config.specs import LogSpec
 from serialgw.line.hub import Line
 from tests.fakes import RecordingDevice, observeLog
-from tests.realio import TWISTD, Accumulator, closeClients, connect, startedPty, startProcess
+from tests.realio import TWISTD, Accumulator, closeClients, connect, startedPty, startProcess, testLockDir
 
 
 class NotifySocket(protocol.DatagramProtocol):
@@ -90,7 +90,7 @@ class LogrotateTests(TestCase):
         console, twistdLog, fileOut = (os.path.join(directory, n) for n in ("console.log", "twistd.log", "file.out"))
         config = os.path.join(directory, "farm.toml")
         with open(config, "w") as f:
-            f.write(f'[lines.t]\ndevice = "{pty.slaveName}"\nlog = "{console}"\n'
+            f.write(f'[lines.t]\ndevice = "{pty.slaveName}"\nlock-dir = "{testLockDir()}"\nlog = "{console}"\n'
                     f'listen = ["raw+tcp:0:interface=127.0.0.1", "file:{fileOut}"]\n')
         notify = NotifySocket()
         # A short path: AF_UNIX takes 107 bytes at most.
@@ -172,7 +172,8 @@ class LogrotateTests(TestCase):
         console = os.path.join(directory, "console.log")
         config = os.path.join(directory, "farm.toml")
         with open(config, "w") as f:
-            f.write(f'[lines.t]\ndevice = "{pty.slaveName}"\nlog = "{console}"\nlisten = "raw+tcp:0:interface=127.0.0.1"\n')
+            f.write(f'[lines.t]\ndevice = "{pty.slaveName}"\nlock-dir = "{testLockDir()}"\nlog = "{console}"\n'
+                    'listen = "raw+tcp:0:interface=127.0.0.1"\n')
         proc = startProcess(self, gatewayArgv("--config", config))
         client = await connect(await listeningPort(proc, "raw"))
         pty.write(b"before\n")

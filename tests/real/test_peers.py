@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
+import tempfile
 import termios
 from functools import partial
 
@@ -36,6 +38,7 @@ from tests.realio import (
     need,
     socketPath,
     startedPty,
+    testLockDir,
     until,
 )
 
@@ -173,6 +176,7 @@ class TwistdTests(TestCase):
         """--listen stdio under twistd -n: the gateway's stdin goes to the device, device output to its stdout."""
         log = os.path.abspath(self.mktemp())
         proc = self.processes.spawn(TWISTD + ["-n", "--pidfile=", f"--logfile={log}", "serialgw",
+                                              "--lock-dir", testLockDir(),
                                               "--device", self.pty.slaveName, "--listen", "stdio"])
         proc.write(b"typed at the terminal")
         self.assertEqual(await self.pty.received.length(21), b"typed at the terminal")
@@ -186,6 +190,7 @@ class TwistdTests(TestCase):
         """
         log = os.path.abspath(self.mktemp())
         proc = self.processes.spawn(TWISTD + ["-n", "--pidfile=", f"--logfile={log}", "serialgw",
+                                              "--lock-dir", testLockDir(),
                                               "--device", self.pty.slaveName, "--listen", "mon:stdio"], usePTY=True)
         self.pty.write(b"console up\r\n")
         await proc.output.contains(b"console up")
@@ -253,7 +258,13 @@ class TwistdTests(TestCase):
         """twistd -u/-g: the device and port are opened as root, then the gateway runs as nobody and still works."""
         if os.getuid() != 0:
             raise SkipTest("needs root to drop privileges")
+        # Its UUCP lock in a directory of its own that anyone may write, as
+        # /var/lock, and reach (in /tmp: the checkout's may not be nobody's).
+        locks = tempfile.mkdtemp(prefix="serialgw-test-locks-")
+        self.addCleanup(shutil.rmtree, locks, True)
+        os.chmod(locks, 0o1777)
         proc = self.processes.spawn(TWISTD + ["-n", "--pidfile=", "-u", "65534", "-g", "65534", "serialgw",
+                                              "--lock-dir", locks,
                                               "--device", self.pty.slaveName, "--port", "raw+tcp:0:interface=127.0.0.1"])
         port = await listeningPort(proc, "raw")
         client = await connect(port)
@@ -270,7 +281,8 @@ class TwistdTests(TestCase):
         """SIGHUP re-reads --config: a new line starts listening; a broken file is refused and the running one stays."""
         other = startedPty(self)
         path = os.path.abspath(self.mktemp())
-        line = '[lines.{name}]\ndevice = "{device}"\nlisten = "raw+tcp:0:interface=127.0.0.1"\n'
+        line = ('[lines.{name}]\ndevice = "{device}"\nlock-dir = "' + testLockDir() + '"\n'
+                'listen = "raw+tcp:0:interface=127.0.0.1"\n')
         with open(path, "w") as f:
             f.write(line.format(name="first", device=self.pty.slaveName))
         proc = self.processes.spawn(gatewayArgv("--config", path))
@@ -325,7 +337,8 @@ class TwistdTests(TestCase):
         """SIGHUP removing a line with a person on it: its device gets the whole close-string (the data after its break too) before it is closed."""
         other = startedPty(self)
         path = os.path.abspath(self.mktemp())
-        line = '[lines.{name}]\ndevice = "{device}"\nlisten = "raw+tcp:0:interface=127.0.0.1"\nclose-string = "bye\\\\r\\\\bz"\n'
+        line = ('[lines.{name}]\ndevice = "{device}"\nlock-dir = "' + testLockDir() + '"\n'
+                'listen = "raw+tcp:0:interface=127.0.0.1"\nclose-string = "bye\\\\r\\\\bz"\n')
         with open(path, "w") as f:
             f.write(line.format(name="first", device=self.pty.slaveName))
             f.write(line.format(name="second", device=other.slaveName))

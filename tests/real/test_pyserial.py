@@ -20,7 +20,7 @@ from twisted.internet.threads import deferToThread
 from twisted.trial.unittest import TestCase
 
 from serialgw.config.specs import DeviceSpec, LineConfig, ListenerSpec, Protocol, SerialSettings
-from tests.realio import PtyPair, closeClients, connect, heldTimers, listenerPort, startGateway
+from tests.realio import PtyPair, closeClients, connect, heldTimers, listenerPort, startGateway, testLockDir
 
 ALL = bytes(range(256))
 
@@ -35,6 +35,7 @@ class PyserialTests(TestCase):
             name="t",
             device=DeviceSpec("tty", self.pty.slaveName),
             listeners=(ListenerSpec("tcp:0:interface=127.0.0.1", Protocol.TELNET),),
+            lockDir=testLockDir(),
         )
         self.service = startGateway(self, config)
         self.pty.startReading()
@@ -100,7 +101,8 @@ class PyserialTests(TestCase):
         self.addCleanup(pty.close)
         pty.startReading()
         config = LineConfig("t", DeviceSpec("tty", pty.slaveName),
-                            listeners=(ListenerSpec("tcp:0:interface=127.0.0.1", Protocol.TELNET),))
+                            listeners=(ListenerSpec("tcp:0:interface=127.0.0.1", Protocol.TELNET),),
+                            lockDir=testLockDir())
         service = startGateway(self, config, reactor=timers, waitForDevices=True)
         url = f"rfc2217://127.0.0.1:{listenerPort(service)}?timeout=30"
 
@@ -148,7 +150,7 @@ class PyserialTests(TestCase):
         pty = PtyPair()
         self.addCleanup(pty.close)
         config = LineConfig(name="ro", device=DeviceSpec("tty", pty.slaveName), listeners=(
-            ListenerSpec("tcp:0:interface=127.0.0.1", Protocol.TELNET, readOnly=True),))
+            ListenerSpec("tcp:0:interface=127.0.0.1", Protocol.TELNET, readOnly=True),), lockDir=testLockDir())
         service = startGateway(self, config)
         url = f"rfc2217://127.0.0.1:{listenerPort(service)}?timeout=30"
         before = termios.tcgetattr(pty.master)

@@ -16,7 +16,7 @@ from twisted.trial.unittest import TestCase
 from serialgw.config.specs import DeviceSpec, LineConfig, ListenerSpec, Protocol, SerialSettings
 from serialgw.wire.rfc2217 import COM_PORT_OPTION
 from serialgw.wire.telnetcodes import IAC, WILL
-from tests.realio import PtyPair, closeClients, connect, listenerPort, startGateway, until
+from tests.realio import PtyPair, closeClients, connect, listenerPort, startGateway, testLockDir, until
 from tests.telnetpeer import sb
 
 
@@ -57,7 +57,8 @@ class RetimeOnPtyTests(TestCase):
         pty = PtyPair()
         self.addCleanup(pty.close)
         config = LineConfig("t", DeviceSpec("tty", pty.slaveName), settings=SerialSettings(115200),
-                            listeners=(ListenerSpec("tcp:0:interface=127.0.0.1", Protocol.TELNET),))
+                            listeners=(ListenerSpec("tcp:0:interface=127.0.0.1", Protocol.TELNET),),
+                            lockDir=testLockDir())
         service = startGateway(self, config)
         client = await connect(listenerPort(service))
         device = service.lines["t"].device

@@ -10,7 +10,7 @@ import os
 from twisted.trial.unittest import TestCase
 
 from serialgw.config.specs import DeviceSpec, LineConfig, ListenerKind, ListenerSpec, Protocol
-from tests.realio import listenerPort, startedPty, startGateway, until
+from tests.realio import listenerPort, startedPty, startGateway, testLockDir, until
 
 
 class ChainTests(TestCase):
@@ -27,7 +27,8 @@ class ChainTests(TestCase):
         os.mkdir(directory)
         link = os.path.join(directory, "dev")
         a = startGateway(self, LineConfig("a", DeviceSpec("tty", link),
-                                          listeners=(ListenerSpec("tcp:0:interface=127.0.0.1", Protocol.TELNET),)),
+                                          listeners=(ListenerSpec("tcp:0:interface=127.0.0.1", Protocol.TELNET),),
+                                          lockDir=testLockDir()),
                          waitForDevices=True)
         output = os.path.join(directory, "b.out")
         b = startGateway(self, LineConfig("b", DeviceSpec("rfc2217", host="127.0.0.1", port=listenerPort(a)),

@@ -25,6 +25,7 @@ from tests.realio import (
     startedPty,
     startProcess,
     statusPage,
+    testLockDir,
     writeTemp,
 )
 
@@ -35,7 +36,8 @@ ADDED = "vm102"
 
 
 def lineTable(name: str, pty: PtyPair) -> str:
-    return f'[lines.{name}]\ndevice = "{pty.slaveName}"\nlisten = "raw+tcp:0:interface=127.0.0.1"\n\n'
+    return (f'[lines.{name}]\ndevice = "{pty.slaveName}"\nlock-dir = "{testLockDir()}"\n'
+            'listen = "raw+tcp:0:interface=127.0.0.1"\n\n')
 
 
 def openDevices(pid: int) -> set[str]:
@@ -69,11 +71,12 @@ class ShardTests(TestCase):
         """Each of two processes serves its share only, bytes both ways, its own status page; a reload adds a line to its owner alone."""
         ptys = {name: startedPty(self) for names in SHARES.values() for name in names}
         order = ["rack4-web1", "rack4-db1", "vm100", "vm101"]
-        # The UUCP locks left on (each process locks its own ptys): without
+        # The locks left on (each process locks its own ptys): without
         # them, another gateway on this machine that reopens a /dev/pts/N it
         # lost opens this test's pty given that number and reads what the
         # test types there (seen: a gateway left on a closed pty took the
-        # next /dev/pts/10 within seconds); a lock taken keeps it out.
+        # next /dev/pts/10 within seconds); the flock taken with the lock
+        # keeps it out (the UUCP lock file is in this run's own directory).
         path = os.path.abspath(writeTemp(self, '[watch-all]\nlisten = "tcp:0:interface=127.0.0.1"\n\n'
                                                + "".join(lineTable(name, ptys[name]) for name in order)))
         procs = {}

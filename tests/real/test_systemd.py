@@ -16,7 +16,7 @@ from twisted.trial.unittest import SkipTest, SynchronousTestCase, TestCase
 
 from serialgw.app.check import systemdProblem
 from serialgw.config.specs import DEFAULT_LOCK_DIR
-from tests.realio import REPO, TWISTD, connectUnix, socketPath, spawn, startedPty
+from tests.realio import REPO, TWISTD, connectUnix, socketPath, spawn, startedPty, testLockDir
 
 CONTRIB = os.path.join(REPO, "contrib")
 
@@ -156,7 +156,8 @@ class ActivationTests(TestCase):
         """Under systemd-socket-activate the gateway adopts the socket by name; the first connection reaches the device."""
         pty = startedPty(self)
         path = socketPath(self)
-        proc = self.activate(path, "--device", pty.slaveName, "--port", "raw+systemd:domain=UNIX:name=console")
+        proc = self.activate(path, "--device", pty.slaveName, "--lock-dir", testLockDir(),
+                             "--port", "raw+systemd:domain=UNIX:name=console")
         self.addCleanup(proc.stop)  # type: ignore[attr-defined]
         await proc.output.contains(b"Listening on")  # type: ignore[attr-defined]
         client = await connectUnix(path)
