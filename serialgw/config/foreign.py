@@ -150,15 +150,17 @@ def ser2netConnector(text: str) -> Optional[str]:
     fields = [f for f in _topLevel(text.strip()) if f]
     if len(fields) >= 2 and fields[0].lower() in ("serialdev", "serialdev()", "sdev") and fields[1].startswith("/"):
         keys = [f'device = "{fields[1]}"']
-        speed, flow, other = None, [], []
+        speed, other = None, []
+        flow: list[str] = []
         for option in (o.strip() for f in fields[2:] for o in f.split()):
             low = option.lower()
             if ser2netSerial(option) is not None:
                 speed = ser2netSerial(option)
-            elif low in ("rtscts", "xonxoff"):
-                flow.append(low)
-            elif low in ("local", "-rtscts", "-xonxoff", "-local"):
-                pass  # modem lines are always ignored here; no flow control is the default
+            elif low in ("rtscts", "xonxoff", "-rtscts", "-xonxoff"):
+                # In order, as ser2net reads them: once in serial (it refuses a repeat), none after its -.
+                flow = [f for f in flow if f != low.lstrip("-")] + ([low] if low[0] != "-" else [])
+            elif low in ("local", "-local"):
+                pass  # modem lines are always ignored here
             elif re.fullmatch(r"(dtr|rts)=(on|off)", low):
                 keys.append(f'{low[:3]} = "{low[4:]}"')
             else:
@@ -224,11 +226,12 @@ def ser2netConf(text: str) -> Optional[str]:
     host, port, state, timeout, device, options = match.groups()
     if state.lower() == "off":
         return f"its port {port} is off: serialgw has no disabled line; leave the line's table out (or comment it out)"
-    baud, bits, parity, stop, flow, keys, other = "9600", "8", "N", "1", [], [], []
+    baud, bits, parity, stop, keys, other = "9600", "8", "N", "1", [], []
+    flow: list[str] = []
     rfc2217 = False
     for option in re.split(r"[\s,]+", options or ""):
         low = option.lower()
-        if not option or low in ("local", "-local", "-xonxoff", "-rtscts", "-chardelay", "-hangup_when_done"):
+        if not option or low in ("local", "-local", "-chardelay", "-hangup_when_done"):
             continue
         if re.fullmatch(r"[0-9]+", option):
             baud = _digits(option)
@@ -238,8 +241,9 @@ def ser2netConf(text: str) -> Optional[str]:
             parity = _PARITY[low]
         elif low in _STOP:
             stop = _STOP[low]
-        elif low in ("xonxoff", "rtscts"):
-            flow.append(low)
+        elif low in ("xonxoff", "rtscts", "-xonxoff", "-rtscts"):
+            # In order, as ser2net reads them: once in serial (it refuses a repeat), none after its -.
+            flow = [f for f in flow if f != low.lstrip("-")] + ([low] if low[0] != "-" else [])
         elif low == "remctl":
             rfc2217 = True
         elif low.startswith("max-connections=") and re.fullmatch(r"[0-9]+", low[16:]):

@@ -137,6 +137,14 @@ def applySingle(settings: SerialSettings, key: str, text: str) -> SerialSettings
 _FRAMING = re.compile(r"^([5-8])([NEOMS])(1\.5|1|2)$", re.IGNORECASE)
 
 
+# The flow control words, by the setting each gives (raw and none say nothing: not counted).
+_FLOW = {"rtscts": "hardware flow control", "crtscts": "hardware flow control", "hw": "hardware flow control",
+         "hardware": "hardware flow control", "xonxoff": "software flow control", "sw": "software flow control",
+         "software": "software flow control", "noflow": "noflow"}
+_FLOW_CLASHES = {"noflow": ("hardware flow control", "software flow control"),
+                 "hardware flow control": ("noflow",), "software flow control": ("noflow",)}
+
+
 def parseCompact(text: str, base: SerialSettings = SerialSettings()) -> SerialSettings:
     """
     Read the compact form C{BAUD[,FRAMING][,FLOW...]}: C{115200},
@@ -144,8 +152,10 @@ def parseCompact(text: str, base: SerialSettings = SerialSettings()) -> SerialSe
     C{none} are accepted as no-ops (as in remserial's C{-s "9600 raw"}).
     Fields may be separated by commas or spaces.  What is not given keeps its
     value from C{base}.  An empty field (C{115200,,8N1}: two commas, or one
-    at an end) and a speed or framing given twice (C{9600,115200}) are
-    refused, naming the text: which one was meant is not known.
+    at an end) and a speed, framing or flow control given twice
+    (C{9600,115200}, C{rtscts,rtscts}, C{rtscts,hw}), or C{noflow} beside
+    C{rtscts} or C{xonxoff}, are refused, naming the text: which one was
+    meant is not known.  C{rtscts,xonxoff} is both (termios has both).
     """
     pieces = str(text).strip().split(",")
     fields = [f for piece in pieces for f in piece.split()]
@@ -159,10 +169,16 @@ def parseCompact(text: str, base: SerialSettings = SerialSettings()) -> SerialSe
     for field in fields:
         lower = field.lower()
         framing = _FRAMING.match(field)
-        what = "speed" if isDecimal(field) else "framing" if framing else ""
+        what = ("speed" if isDecimal(field) else "framing" if framing else _FLOW.get(lower, ""))
         if what in given:
-            raise ConfigError(f"serial settings {quote(text)} give the {what} twice ({quote(given[what])} and "
+            said = what if what in _FLOW.values() else f"the {what}"
+            raise ConfigError(f"serial settings {quote(text)} give {said} twice ({quote(given[what])} and "
                               f"{quote(field)}): expected one")
+        # noflow says no flow control: beside rtscts or xonxoff one of the two is a mistake.
+        clash = next((given[w] for w in _FLOW_CLASHES.get(what, ()) if w in given), None)
+        if clash is not None:
+            raise ConfigError(f"serial settings {quote(text)} give {quote(clash)} and {quote(field)}: noflow turns "
+                              "flow control off; give one of them")
         if what:
             given[what] = field
         if isDecimal(field):

@@ -58,6 +58,30 @@ class CompactTests(SynchronousTestCase):
         e = self.assertRaises(UsageError, options.parseOptions, ["--device", "/dev/ttyS0", "--serial", "115200,,8N1"])
         self.assertTrue(str(e).startswith("--serial: serial settings '115200,,8N1' have an empty field"), str(e))
 
+    def test_flowTwiceRefused(self) -> None:
+        """Flow control given twice (rtscts,rtscts; rtscts,hw: one setting in two words), or noflow beside a flow, is refused naming the text (it was taken); rtscts,xonxoff sets both, as termios can, and raw or none, which say nothing, may repeat."""
+        for text, what, first, second in (("115200,8N1,rtscts,rtscts", "hardware flow control", "rtscts", "rtscts"),
+                                          ("9600 hw RTSCTS", "hardware flow control", "hw", "RTSCTS"),
+                                          ("9600,xonxoff,sw", "software flow control", "xonxoff", "sw"),
+                                          ("9600,noflow,noflow", "noflow", "noflow", "noflow")):
+            e = self.assertRaises(ConfigError, parseCompact, text)
+            self.assertEqual(str(e), f"serial settings '{text}' give {what} twice ('{first}' and '{second}'): "
+                                     "expected one")
+        for text, first, second in (("9600,rtscts,noflow", "rtscts", "noflow"),
+                                    ("9600,noflow,xonxoff", "noflow", "xonxoff")):
+            e = self.assertRaises(ConfigError, parseCompact, text)
+            self.assertEqual(str(e), f"serial settings '{text}' give '{first}' and '{second}': noflow turns flow "
+                                     "control off; give one of them")
+        self.assertEqual(parseCompact("9600,rtscts,xonxoff"), SerialSettings(9600, rtscts=True, xonxoff=True))
+        self.assertEqual(parseCompact("9600 raw raw none"), SerialSettings(9600))
+        self.assertEqual(parseCompact("noflow", SerialSettings(9600, rtscts=True)), SerialSettings(9600))
+        options = tap.Options()
+        options.exitOnError = False
+        e = self.assertRaises(UsageError, options.parseOptions, ["--device", "/dev/ttyS0", "--serial",
+                                                                 "115200,8N1,rtscts,rtscts"])
+        self.assertEqual(str(e), "--serial: serial settings '115200,8N1,rtscts,rtscts' give hardware flow control "
+                                 "twice ('rtscts' and 'rtscts'): expected one")
+
     def test_valueErrors(self) -> None:
         """Bad single values name themselves."""
         self.assertEqual(str(self.assertRaises(ConfigError, parseParity, "Q")), "parity must be one of N, E, O, M, S, not 'Q'")

@@ -10,6 +10,7 @@ from twisted.python.usage import UsageError
 from twisted.trial.unittest import SynchronousTestCase
 
 from serialgw.config.file import loadConfig
+from serialgw.config.foreign import ser2netConf, ser2netConnector
 from serialgw.config.listeners import parseListener
 from serialgw.config.parsers import parseCompact
 from serialgw.config.specs import ConfigError, Protocol, SerialSettings
@@ -229,6 +230,18 @@ class PastedLineTests(SynchronousTestCase):
                          "FILE:1: '2002:off:0:/dev/ttyS2:': a ser2net.conf line: its port 2002 is off: serialgw has "
                          "no disabled line; leave the line's table out (or comment it out) (TOML: Expected '=' after "
                          "a key in a key/value pair (column 5))")
+
+    def test_flowRepeatedWrittenOnce(self) -> None:
+        """ser2net's flow words repeated, or undone by their -, are written as serial takes them: once, or not (serial = "115200,8N1,rtscts,rtscts" was written, then refused)."""
+        self.assertEqual(ser2netConnector("serialdev,/dev/ttyUSB0,115200n81,rtscts,xonxoff,rtscts"),
+                         'device = "/dev/ttyUSB0", serial = "115200,8N1,xonxoff,rtscts"')
+        self.assertEqual(ser2netConnector("serialdev,/dev/ttyUSB0,115200n81,rtscts,-rtscts"),
+                         'device = "/dev/ttyUSB0", serial = "115200,8N1"')
+        said = ser2netConf("2000:raw:0:/dev/ttyS0:9600 RTSCTS rtscts XONXOFF -xonxoff")
+        self.assertEqual(said, 'serialgw writes it [lines.ttyS0] device = "/dev/ttyS0", listen = "raw+2000", '
+                               'serial = "9600,8N1,rtscts"')
+        for text in (said, ser2netConnector("serialdev,/dev/ttyUSB0,115200n81,rtscts,xonxoff,rtscts")):
+            parseCompact(str(text).split('serial = "')[1].split('"')[0])
 
     def test_connectorAsDevice(self) -> None:
         """A ser2net connector as a device is refused with our keys (it was taken for a relative tty path)."""
