@@ -25,6 +25,7 @@ from serialgw.clients.logfile import kindOf
 from serialgw.clients.streams import regularFileThere
 from serialgw.clients.tls import ServerContextFactory, clientOptions
 from serialgw.clients.tlsfiles import MAX_PEM_FILE, TLSError, validityProblem
+from serialgw.config.baudrates import unusualBaud
 from serialgw.config.paths import NOT_FOLLOWED, notFollowed
 from serialgw.config.shard import ownListeners
 from serialgw.config.specs import (
@@ -247,6 +248,9 @@ def checkLines(lines: Sequence[LineConfig], status: Optional[ListenerSpec] = Non
         problem = lockDirProblem(line)
         if problem is not None:
             errors.append(f"{owner}: {problem}")
+        unusual = unusualBaud(line.settings.baudrate)
+        if unusual is not None:
+            warnings.append(f"{owner}: {unusual}")
         looking(f"{owner}: device {quote(device.describe())}")
         if device.kind == "unix" and not isAbstract(device.path) and not os.path.exists(device.path):
             warnings.append(f"{owner}: socket {quote(device.path)} does not exist (now)")

@@ -22,6 +22,7 @@ from serialgw.clients.linetap import LineTap
 from serialgw.clients.local import FileClient
 from serialgw.clients.pipeopen import PipeOpening
 from serialgw.clients.ptylink import OWN_PTYS, PtyClient
+from serialgw.config.baudrates import unusualBaud
 from serialgw.config.specs import LineConfig, LogSpec, quote
 from serialgw.devices import reopenpool
 from serialgw.devices.absent import AbsentPort
@@ -292,7 +293,16 @@ def makeLine(config: LineConfig, device: Any, clock: Any) -> Line:
     line.linger = config.onDemandLinger
     line.setOnDemand(config.opensOnDemand)
     line.setIdleString(config.idleTimeout, config.idleString)
+    warnUnusualBaud(config)
     return line
+
+
+def warnUnusualBaud(config: LineConfig, when: str = "") -> None:
+    """A line's baud rate that is neither standard nor a known odd one (11520 for 115200) is warned of, as --check does."""
+    unusual = unusualBaud(config.settings.baudrate)
+    if unusual is not None:
+        log.warn("line {line}: {problem}{when}", line=config.name, problem=unusual, when=when,
+                 baud=config.settings.baudrate)
 
 
 def retuneLine(line: Line, old: LineConfig, new: LineConfig) -> None:
@@ -308,6 +318,8 @@ def retuneLine(line: Line, old: LineConfig, new: LineConfig) -> None:
         effective = line.applySettings(new.settings)
         log.info("line {line}: settings {wanted} (reload); in effect: {settings}", line=new.name,
                  wanted=new.settings.describe(), settings=effective.describe())
+        if new.settings.baudrate != old.settings.baudrate:
+            warnUnusualBaud(new, " (reload)")
     device.breakDuration = new.breakDuration
     line.restoreSettings = new.restoreSettings
     line.notices = new.notices
