@@ -18,7 +18,7 @@ import stat
 import threading
 from typing import Any, Callable, Optional, Sequence, TypeVar
 
-from serialgw.app.startchecks import PAST_RIGHTS, lockDirProblem, pastRights, unixNameProblem
+from serialgw.app.startchecks import PAST_RIGHTS, Claims, lockDirProblem, pastRights, unixNameProblem
 from serialgw.app.systemdsockets import systemdProblem
 from serialgw.clients.local import isSocket, socketThere
 from serialgw.clients.logfile import kindOf
@@ -43,7 +43,6 @@ from serialgw.devices.links import PTY_SLAVE_MAJORS, isMultiplexer
 from serialgw.devices.remote import notASocket
 from serialgw.devices.uucplock import heldNow
 
-WILDCARDS = ("", "0.0.0.0", "::")
 # The most one of --check's looks at a path may take (seconds): one on a
 # file system that does not answer (a hard NFS mount gone) stops the check
 # there, named, as the start's look at its files (app/startlooks) does;
@@ -104,25 +103,6 @@ def lookedAtAside(work: Callable[[Callable[[str], None]], _T]) -> _T:
 SOCKETS = (ListenerKind.LISTEN, ListenerKind.CONNECT)
 
 
-def listenerKey(spec: ListenerSpec) -> Optional[tuple[str, str, str]]:
-    """
-    What a listener takes for itself: C{("tcp", interface, port)},
-    C{("udp", interface, port)} or C{("path", path, "")}; None for what
-    takes nothing exclusive (port 0, dial-outs, stdio, systemd sockets).
-    """
-    if spec.kind is ListenerKind.UDP and spec.udp is not None:
-        return ("udp", spec.udp.sourceHost, str(spec.udp.sourcePort)) if spec.udp.sourcePort else None
-    if spec.kind in (ListenerKind.PIPE, ListenerKind.PTY):
-        return ("path", spec.path, "") if spec.path else None
-    if spec.kind is not ListenerKind.LISTEN:
-        return None
-    # tcp:, tcp6:, unix: and tls: listeners carry what Twisted will bind
-    # (serialgw.config.listeners); systemd: sockets are systemd's.
-    if spec.path:
-        return ("path", spec.path, "")
-    return ("tcp", spec.host, str(spec.port)) if spec.port else None
-
-
 def tlsLoadProblem(spec: ListenerSpec) -> Optional[str]:
     """
     Why the start would refuse a TLS listener's or dial-out's files that
@@ -135,14 +115,6 @@ def tlsLoadProblem(spec: ListenerSpec) -> Optional[str]:
     except TLSError as e:
         return str(e)
     return None
-
-
-def _clash(a: tuple[str, str, str], b: tuple[str, str, str]) -> bool:
-    if a[0] != b[0]:
-        return False
-    if a[0] == "path":
-        return os.path.normpath(a[1]) == os.path.normpath(b[1])
-    return a[2] == b[2] and (a[1] == b[1] or a[1] in WILDCARDS or b[1] in WILDCARDS)
 
 
 def checkLines(lines: Sequence[LineConfig], status: Optional[ListenerSpec] = None,
@@ -158,29 +130,15 @@ def checkLines(lines: Sequence[LineConfig], status: Optional[ListenerSpec] = Non
     """
     errors: list[str] = []
     warnings: list[str] = []
-    # What is taken, by what can clash: a path, or a protocol's port (any
-    # interface); each compared only with its own kind (a farm of 5000
-    # lines took 40 s comparing every listener with every other).
-    taken: dict[tuple[str, str], list[tuple[tuple[str, str, str], str]]] = {}
+    claims = Claims(errors)  # (a reload refuses the lines' clashes too: see lineClashes)
 
     def take(spec: ListenerSpec, owner: str) -> None:
         problem = unixNameProblem(spec.path) if spec.kind in SOCKETS and spec.path and spec.tls is None else None
         if problem is not None:
             errors.append(f"{owner}: listener {quote(spec.text or spec.endpoint)}: {problem}")
-        key = listenerKey(spec)
-        if key is not None:
-            claim(key, owner, f"listener {quote(spec.text or spec.endpoint)}")
+        claims.listener(spec, owner)
         looking(f"{owner}: listener {quote(spec.text or spec.endpoint)}")
         _checkListenerPath(spec, owner, errors, warnings)
-
-    def claim(key: tuple[str, str, str], owner: str, thing: str) -> None:
-        bucket = taken.setdefault((key[0], os.path.normpath(key[1]) if key[0] == "path" else key[2]), [])
-        for other, otherOwner in bucket:
-            if _clash(key, other):
-                what = f"{key[0].upper()} port {key[2]}" if key[0] != "path" else f"path {quote(key[1])}"
-                errors.append(f"{owner}: {thing} takes {what}, as {otherOwner} already does")
-                return
-        bucket.append((key, f"{owner}, {thing}"))
 
     def tlsFiles(spec: ListenerSpec, owner: str) -> None:
         """A TLS listener's files, as the start would read them: not there, not PEM, not loading, expired."""
@@ -209,9 +167,7 @@ def checkLines(lines: Sequence[LineConfig], status: Optional[ListenerSpec] = Non
     for line in lines:
         owner = f"line {quote(line.name)}"
         device = line.device
-        if device.kind == "pty" and device.path:
-            # The gateway makes a symlink there, as for a pty: listener.
-            claim(("path", device.path, ""), owner, f"device {quote(device.describe())}")
+        claims.device(line)
         problem = unixNameProblem(device.path) if device.kind == "unix" else None
         if problem is not None:
             errors.append(f"{owner}: device {quote(device.describe())}: {problem}")

@@ -11,6 +11,7 @@ import signal
 from typing import Any
 
 from twisted.internet.testing import MemoryReactorClock
+from twisted.logger import LogLevel, formatEvent
 from twisted.trial.unittest import SynchronousTestCase
 
 from serialgw.app import applying
@@ -114,3 +115,24 @@ class PlacesTests(SynchronousTestCase):
         result = self.reload(self.gateway(), FIRST + f'[lines.b]\ndevice = "unix:{LONG}"\n'
                              'listen = "raw+tcp:0:interface=127.0.0.1"\n')
         self.assertEqual(result, {"refused": [f"{self.path}:7: line 'b': device 'unix:{LONG}': {PAST}"]})
+
+    def test_portClashRefusesTheReload(self) -> None:
+        """A reload whose file has two lines on one port is refused as --check says it, naming both lines, both listeners and the port, at the second's listen key; the running lines stay (it bound the first, then said only that the port was the gateway's own). Two on one unix socket path, likewise; more clashes counted."""
+        service = self.gateway()
+        text = (FIRST + '[lines.b]\ndevice = "/dev/fake-b"\nlisten = "raw+tcp:4601"\n'
+                '[lines.c]\ndevice = "/dev/fake-c"\nlisten = ["raw+tcp:4701:interface=127.0.0.1", '
+                '"telnet+tcp:4601:interface=127.0.0.1"]\n')
+        self.assertIsNone(self.reload(service, text))
+        sock = os.path.abspath(self.mktemp())
+        self.assertIsNone(self.reload(service, text.replace("4601:interface", "4602:interface")
+                                      + f'[lines.d]\ndevice = "/dev/fake-d"\nlisten = "unix:{sock}"\n'
+                                      + f'[lines.e]\ndevice = "/dev/fake-e"\nlisten = "raw+unix:{sock}"\n'
+                                      + '[lines.f]\ndevice = "/dev/fake-f"\nlisten = "raw+tcp:4602"\n'))
+        self.assertEqual([formatEvent(e) for e in self.log.at(LogLevel.error)], [
+            f"reload refused, the running configuration stays: {self.path}:11: line 'c': listener "
+            "'telnet+tcp:4601:interface=127.0.0.1' takes TCP port 4601, as line 'b', listener 'raw+tcp:4601' already "
+            "does",
+            f"reload refused, the running configuration stays: {self.path}:17: line 'e': listener 'raw+unix:{sock}' "
+            f"takes path '{sock}', as line 'd', listener 'unix:{sock}' already does (and 1 more such clash(es): "
+            "--check names them)"])
+        self.assertEqual(list(service.lines), ["a"])

@@ -16,7 +16,8 @@ from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from serialgw.app import tap
-from serialgw.app.check import checkLines, listenerKey, systemdProblem
+from serialgw.app.check import checkLines, systemdProblem
+from serialgw.app.startchecks import listenerKey
 from serialgw.config.file import loadConfig
 from serialgw.config.listeners import parseListener
 from tests.realio import REPO, TWISTD, gatewayArgv, socketPath, spawn
@@ -469,16 +470,16 @@ class TwistdTests(TestCase):
 class FarmSizeTests(SynchronousTestCase):
     def test_listenersComparedWithTheirOwnKind(self) -> None:
         """--check of a large farm compares each listener only with those on its path or port: linear, not quadratic."""
-        from serialgw.app import check
+        from serialgw.app import startchecks
 
         calls = []
-        clash = check._clash
+        clash = startchecks._clash
 
         def counted(a: tuple[str, str, str], b: tuple[str, str, str]) -> bool:
             calls.append((a, b))
             return clash(a, b)
 
-        self.patch(check, "_clash", counted)
+        self.patch(startchecks, "_clash", counted)
         text = "".join(f'[lines.l{i}]\ndevice = "pty:"\nlisten = ["raw+tcp:{10000 + i}:interface=127.0.0.1", '
                        f'"unix:/nowhere/l{i}.sock", "4{i % 10}00"]\n' for i in range(1000))
         errors, _ = checkLines(loadConfig(write(self, text)))

@@ -13,7 +13,7 @@ import shlex
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from serialgw.app.check import listenerKey
+from serialgw.app.startchecks import listenerKey
 from serialgw.config.file import loadConfig
 from serialgw.config.listeners import parseListener
 from tests.config.test_check import checked
