@@ -98,7 +98,7 @@ def makeDevice(
         # Down from the start, opened again with backoff.
         made.append(SerialDevice(AbsentPort(config.device.describe(), config.settings), reactor,
                                  config.breakDuration, opener=opener, reopenPolicy=reopenPolicy,
-                                 downReason=str(e)))
+                                 downReason=str(e), lineName=config.name))
         return made[0]
 
     if config.opensOnDemand:
@@ -143,7 +143,8 @@ def makeDevice(
         _startsDown(config, e)
         return absent(e)
     _opened(config, port)
-    made.append(SerialDevice(port, reactor, config.breakDuration, opener=opener, reopenPolicy=reopenPolicy))
+    made.append(SerialDevice(port, reactor, config.breakDuration, opener=opener, reopenPolicy=reopenPolicy,
+                             lineName=config.name))
     return made[0]
 
 

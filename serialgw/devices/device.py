@@ -85,9 +85,12 @@ class SerialDevice(DeviceControls, LossAndReturn, SettingsInOrder, Pacing, Early
         opener: Optional[Callable[[], IPort]] = None,
         reopenPolicy: Callable[[int], float] = lambda attempt: min(0.5 * 2**attempt, 10.0),
         downReason: Optional[str] = None,
+        lineName: str = "",
     ) -> None:
         self.port = port
         self.name: str = port.name
+        # The name of the line it serves, said in its reopens' log lines (a name: the device knows no line).
+        self.lineName = lineName
         self._fileno = port.fileno()
         self.settings: SerialSettings = port.settings
         # Opens the device again after it vanished (never without an opener):

@@ -54,6 +54,8 @@ class ReopenTarget(Protocol):
     """What a reopen supervisor drives: a device that is down."""
 
     name: str
+    # The name of the line it serves, said in what its reopens log ("" for none: its name alone).
+    lineName: str
     closed: bool
     # Closed on demand (no client wants it): an open under way closes what it opens, and no attempt follows.
     resting: bool
@@ -71,6 +73,13 @@ class ReopenTarget(Protocol):
 
     def notOpened(self) -> None:
         """Its first open failed, or is said stuck: what it held meanwhile (typed) is dropped, its line told."""
+
+
+def _about(target: ReopenTarget, device: bool = True) -> str:
+    """Who a reopen's log line is about: C{line web1: /dev/ttyS0} (C{device} false: C{line web1}); the device alone for no line."""
+    if not target.lineName:
+        return target.name
+    return f"line {target.lineName}: {target.name}" if device else f"line {target.lineName}"
 
 
 class Reopener:
@@ -216,8 +225,9 @@ class Reopener:
         if isinstance(error, DeviceLocked):
             # (Pid 0: a lock being written, its holder not known yet: said once while it is so.)
             if (error.pid != target.lockedBy) if error.pid else not self._beingLocked:
-                log.warn("{device}: {reason}; the line stays down and tries again", device=target.name,
-                         reason=str(error), holder=error.pid)
+                # (The reason names the device: "/dev/ttyS0 is locked by process 1234 (cu) (...)".)
+                log.warn("{about}: {reason}; the line stays down and tries again", about=_about(target, False),
+                         line=target.lineName, device=target.name, reason=str(error), holder=error.pid)
             target.lockedBy = error.pid or None
             self._beingLocked = not error.pid
         else:
@@ -226,13 +236,14 @@ class Reopener:
             if said == OPENING or self._first is not None:
                 pass  # The first open's failure (said stuck, or not): said by whoever opened it (see openNow).
             elif reason == said:
-                log.debug("{device}: still gone: {reason}", device=target.name, reason=reason)
+                log.debug("{about}: still gone: {reason}", about=_about(target), line=target.lineName,
+                          device=target.name, reason=reason)
             else:
                 # Said when it changes: a device node back without
                 # permission, a file at the path, is not only on the status page.
                 level = log.info if reason.endswith(os.strerror(errno.ENOENT)) else log.warn
-                level("{device}: still down: {reason}; trying again with backoff", device=target.name,
-                      reason=reason)
+                level("{about}: still down: {reason}; trying again with backoff", about=_about(target),
+                      line=target.lineName, device=target.name, reason=reason)
 
     def _schedule(self) -> None:
         # (The policy's input bounded: 2 ** attempt overflows a float past 1023.)
@@ -300,8 +311,9 @@ class Reopener:
         self._said = reason
         said, self._stuckSaid = self._stuckSaid, True
         if not said:  # (once an open: on demand, each client that comes while it hangs is told, the log once)
-            log.warn("{device}: {reason} (a hung adapter or driver?); the line stays down until it does "
-                     "({opens} device open(s) under way)", device=target.name, reason=reason,
+            log.warn("{about}: {reason} (a hung adapter or driver?); the line stays down until it does "
+                     "({opens} device open(s) under way)", about=_about(target), line=target.lineName,
+                     device=target.name, reason=reason,
                      opens=len(self.opens.inFlight) if self.opens is not None else 1)
         if self._first is not None:
             target.notOpened()  # (what was typed meanwhile is not held for a hung open)
@@ -312,8 +324,8 @@ class Reopener:
             self._stuckCall.cancel()
         self._stuckCall = None
         if self._stuckSaid and self._openedAt is not None:
-            log.info("{device}: the open that had not returned did after {seconds:.0f} s", device=self.target.name,
-                     seconds=self.reactor.seconds() - self._openedAt)
+            log.info("{about}: the open that had not returned did after {seconds:.0f} s", about=_about(self.target),
+                     line=self.target.lineName, device=self.target.name, seconds=self.reactor.seconds() - self._openedAt)
         self._openedAt, self._stuckSaid = None, False
         return result
 
@@ -344,10 +356,11 @@ class Reopener:
             # as a bug with its traceback.
             code = e.errno if isinstance(e, OSError) else (e.args or (None,))[0]
             if code in (errno.EIO, errno.ENXIO, errno.ENODEV):
-                log.warn("{device}: went again while it was set up: {reason}; trying again with backoff",
-                         device=target.name, reason=errorReason(e))
+                log.warn("{about}: went again while it was set up: {reason}; trying again with backoff",
+                         about=_about(target), line=target.lineName, device=target.name, reason=errorReason(e))
             else:
-                log.failure("{device}: setting up the reopened device failed", device=target.name)
+                log.failure("{about}: setting up the reopened device failed", about=_about(target),
+                            line=target.lineName, device=target.name)
             target.notTakenBack(port, f"could not be set up again: {errorReason(e)}")
             self._schedule()
             self._firstOver(e)

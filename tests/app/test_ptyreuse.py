@@ -91,7 +91,7 @@ class PtyReuseTests(SynchronousTestCase):
         self.assertFalse(device.up)
         self.assertRaises(BlockingIOError, os.read, other, 100)
         self.assertEqual([formatEvent(e) for e in events if e["log_level"] >= LogLevel.info],
-                         [f"{name}: still down: {reason}; trying again with backoff"])
+                         [f"line vm1: {name}: still down: {reason}; trying again with backoff"])
 
     def test_samePtyOpenedAgain(self) -> None:
         """A line on /dev/pts/N whose pty is still there (its program still on it) opens it again."""

@@ -28,6 +28,7 @@ class Target:
 
     def __init__(self) -> None:
         self.name = "/dev/ttyUSB0"
+        self.lineName = ""
         self.closed = False
         self.resting = False
         self.downReason: Optional[str] = "hung up"

@@ -324,7 +324,7 @@ class GatewayReusedPidTests(TestCase):
                "(taken as stale if still empty 10 s after it was made)")
         self.assertEqual((device.up, device.downReason, device.lockedBy), (False, why, None))
         self.assertEqual([formatEvent(e) for e in events.events if e.get("log_level") is not None
-                          and e["log_level"].name == "warn"], [f"{pty.slaveName}: {why}; the line stays down and tries again"])
+                          and e["log_level"].name == "warn"], [f"line t: {why}; the line stays down and tries again"])
         os.unlink(lock)
         await until(self, lambda: device.up, "the line up")
         self.assertEqual(uucplock.readPid(lock), os.getpid())
