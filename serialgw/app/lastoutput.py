@@ -76,7 +76,7 @@ class LastOutput:
         if self._timer is not None and self._timer.active():
             self._timer.cancel()
         self._timer = None
-        # Several SSH sessions share one connection: its buffer counted once.
+        # Several SSH sessions share one connection: its buffer (and what a key exchange holds) counted once.
         counted: set[int] = set()
         for session in self.sessions:
             if session.sessionEnded:
@@ -85,7 +85,7 @@ class LastOutput:
             holder = session.connectionBuffer()
             if id(holder) not in counted:
                 counted.add(id(holder))
-                waiting += queuedBytes(holder)
+                waiting += queuedBytes(holder) + session.connectionHeld()
             log.warn("{line}: {peer} did not take its last output at the stop ({why}): cut, {count} byte(s) not sent",
                      line=session.line.name, peer=session.peer, why=why, count=waiting)
             session.abort()

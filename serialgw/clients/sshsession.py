@@ -321,6 +321,11 @@ class SSHClient(Session, ClientEvents, SSHChannel):
         """The TCP connection's (shared by the sessions of one SSH connection)."""
         return self.transport.tcp
 
+    def connectionHeld(self) -> int:
+        """What a key exchange the client has not finished holds back (its messages' payloads), the SSH connection's."""
+        transport: Any = self.conn.transport if self.conn is not None else None
+        return int(transport.heldByKeyExchange()) if transport is not None else 0
+
     # Requests
 
     def _pty(self, data: bytes) -> bool:

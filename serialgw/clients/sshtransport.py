@@ -273,6 +273,10 @@ class ServerTransport(SSHServerTransport):
                     return
         SSHServerTransport.sendPacket(self, messageType, payload)
 
+    def heldByKeyExchange(self) -> int:
+        """The bytes (payloads) of the messages conch holds back until the key exchange under way is done."""
+        return sum(len(payload) for _, payload in self._blockedByKeyExchange or ())
+
     def _heldTooMuch(self) -> None:
         tcp: Any = self.transport
         if tcp.disconnecting:

@@ -207,6 +207,44 @@ class SSHStopFigureTests(SynchronousTestCase):
                                ("ops1 (127.0.0.1:40000)", 0)])
 
 
+    def test_sshCutCountsWhatAKeyExchangeHolds(self) -> None:
+        """An SSH session whose client began a key exchange and never finished it, cut at the stop: the figure counts what conch holds back for it (the messages' payloads: its output, then its end), beside its guard's and the TCP buffer's; it left them out (eb744e8's figure, mend27)."""
+        from twisted.internet.address import IPv4Address
+
+        from serialgw.app.lastoutput import LastOutput
+        from serialgw.clients.ssh import Connection, GatewaySSHFactory, KeyRing, Login
+        from serialgw.clients.sshsession import SSHClient
+        from serialgw.wire.sockets import queuedBytes
+        from tests.clients.test_ssh import Harness, Tcp, newKey
+        from tests.clients.test_sshbytes import VERSION
+
+        log = LogEvents(self)
+        h = Harness("outbuf=65536+tcp:0")
+        transport = GatewaySSHFactory(newKey(), KeyRing(()), h.gateway).buildProtocol(IPv4Address("TCP", "192.0.2.7", 1))
+        tcp = Tcp()
+        transport.makeConnection(tcp)
+        self.addCleanup(transport.connectionLost, None)
+        transport.dataReceived(VERSION)  # (its key exchange never finished: conch holds back every session message)
+        transport.setService(Connection())
+        channel = SSHClient(h.gateway, Login("ops1", "con1"), remoteWindow=0x7FFFFFFF, remoteMaxPacket=32768)
+        conn = channel.conn = transport.service
+        channel.id = 0  # type: ignore[assignment]
+        conn.channels[0] = channel
+        conn.localToRemoteChannel[0] = 0
+        conn.channelsToRemoteChannel[channel] = 0
+        channel.requestReceived(b"shell", b"")
+        for _ in range(64):
+            h.lines["con1"].deviceDataReceived(b"x" * 4096)
+        stopped = LastOutput(h.clock, [channel]).close()
+        held = sum(len(payload) for _, payload in transport._blockedByKeyExchange)
+        self.assertEqual((transport.heldByKeyExchange(), held > 65536), (held, True))
+        mine = channel.heldOutput()
+        h.clock.advance(LAST_OUTPUT_WAIT)
+        self.successResultOf(stopped)
+        cut = [e["count"] for e in log.events if "did not take its last output" in (e.get("log_format") or "")]
+        self.assertEqual(cut, [mine + queuedBytes(tcp) + held])
+
+
 class SharedPeer(SlowPeer):
     """The TCP connection of an SSH connection: the SSH transport is its one producer (not the sessions' guards)."""
 

@@ -524,6 +524,10 @@ class SSHTransportStub:
     def __init__(self) -> None:
         self.transport = Tcp()
 
+    def heldByKeyExchange(self) -> int:
+        """No key exchange under way: nothing held back."""
+        return 0
+
 
 class Harness:
     def __init__(self, listener: str = "tcp:0") -> None:
