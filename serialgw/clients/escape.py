@@ -49,10 +49,12 @@ REPLAY_LINES = 20
 MAX_REPLAY_LINES = 999999
 # An argument (R N, B RATE) is at most this many keys (digits, spaces).
 ARGUMENT_LIMIT = 12
-# K WHO: a person's name (a line's and user's name is at most 128
-# characters) or an address, in these characters.
-NAME_LIMIT = 128
-NAME_KEYS = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-:[]")
+# K WHO: a person's name (a user's is at most 128 characters; a TLS
+# certificate's CN at most 64, 256 bytes in UTF-8, perhaps in double
+# quotes) or an address: every printable key and UTF-8's bytes (a CN may
+# hold a space or @: "John Smith", bob@corp), but the keys that cancel.
+NAME_LIMIT = 258
+NAME_KEYS = frozenset(range(0x20, 0x7F)) | frozenset(range(0x80, 0x100))
 NUMBER_KEYS = frozenset(b" 0123456789")
 CANCEL_HINT = "Esc cancels"
 # A client takes or gives up write at most ROLE_CHANGES times in
@@ -375,19 +377,20 @@ class EscapeMenu:
         name, run = self._argument
         if byte in (0x0D, 0x0A):
             self._enter(byte)
-            run(self._digits.decode("ascii").strip())
+            run(self._digits.decode("utf-8", "replace").strip())
             return b""
         keys, limit, what = self._argumentKeys
         if byte in (0x7F, 0x08):
             self._digits = self._digits[:-1]
+        elif byte in (0x1B, 0x03, self.key):
+            # (Before a name's keys: the escape key may be printable, escape=~.)
+            self._ended = f"{name} cancelled"
+            return b""
         elif byte in keys:
             if len(self._digits) >= limit:
                 self._ended = f"{name} cancelled: more than {limit} characters"
                 return b""
             self._digits += bytes((byte,))
-        elif byte in (0x1B, 0x03, self.key):
-            self._ended = f"{name} cancelled"
-            return b""
         else:
             self._ended = f"{name} cancelled: {shownKey(byte)} is not {what}"
             return b""
@@ -424,12 +427,16 @@ class EscapeMenu:
     def _kick(self, typed: str) -> None:
         """
         K WHO: every other person on the line named C{typed} (an SSH key's
-        person, a TLS certificate's CN), or connected from that address
-        (C{HOST}, or C{HOST:PORT} as w shows it), is told who and
-        disconnected; what they typed that waits for the device is not sent.
-        For the line's admin people (asked again: a reload may have taken it away).
+        person, a TLS certificate's CN, spaces and all: C{K John Smith}, or
+        in double quotes, C{K "John Smith"}, taken as it is between them),
+        or connected from that address (C{HOST}, or C{HOST:PORT} as w shows
+        it), is told who and disconnected; what they typed that waits for
+        the device is not sent.  For the line's admin people (asked again:
+        a reload may have taken it away).
         """
         client, line = self.client, self.client.line
+        if len(typed) >= 2 and typed[0] == typed[-1] == '"':
+            typed = typed[1:-1]
         if not line.rights.isAdmin(client.user):
             client.notice(f"nobody disconnected: you are no longer an admin of {line.name}")
             return

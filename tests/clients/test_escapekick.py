@@ -92,11 +92,11 @@ class KickTests(SynchronousTestCase):
         self.assertEqual(self.h.line.clients, [self.admin])
 
     def test_argumentBounded(self) -> None:
-        """A key that is no name's (a space, ESC) cancels, the rest of the read not sent; past NAME_LIMIT keys cancels too."""
+        """A key that is no name's (a control key, ESC) cancels, the rest of the read not sent; past NAME_LIMIT keys cancels too."""
         bob, bobT = self.person("bob", 2)
         self.adminT.clear()
-        self.admin.dataReceived(b"\x1dKbo b\rls\r")
-        self.assertIn("disconnect cancelled: ' ' is not part of a name or an address; the 5 byte(s) after it were not "
+        self.admin.dataReceived(b"\x1dKbo\x01b\rls\r")
+        self.assertIn("disconnect cancelled: ^A is not part of a name or an address; the 5 byte(s) after it were not "
                       "sent to rack4", text(self.adminT))
         self.admin.dataReceived(b"\x1dK" + b"b" * NAME_LIMIT + b"x\r")
         for _ in range(NAME_LIMIT // 32 + 2):
@@ -106,6 +106,38 @@ class KickTests(SynchronousTestCase):
         self.admin.dataReceived(b"\x1dKb\x7f\x7fbob\r")
         self.assertTrue(bobT.disconnecting)
         self.assertEqual(self.h.device.events, [])
+
+    def test_certificateNamesWithSpaceOrAt(self) -> None:
+        """TLS people whose CN holds a space, an @ or UTF-8 (John Smith, bob@corp.example, José) are named as written, or in double quotes (taken as is between them): each disconnected, the other kept (only [A-Za-z0-9._-:[]] could be typed: a space or @ cancelled)."""
+        john, johnT = self.person("John Smith", 2)
+        bob, bobT = self.person("bob@corp.example", 3)
+        jose, joseT = self.person("José", 4)
+        other, otherT = self.person("John", 5)
+        self.admin.dataReceived(b"\x1dKJohn Smith\r")
+        self.assertEqual((johnT.disconnecting, otherT.disconnecting), (True, False))
+        self.admin.dataReceived(b'\x1dK"bob@corp.example"\r')
+        self.assertTrue(bobT.disconnecting)
+        self.admin.dataReceived("\x1dK José \r".encode())
+        self.assertTrue(joseT.disconnecting)
+        self.adminT.clear()
+        self.admin.dataReceived(b'\x1dK" John"\r')
+        self.assertIn("nobody disconnected: no one else on rack4 is ' John' (w shows who is on)", text(self.adminT))
+        self.assertEqual(self.h.line.clients, [self.admin, other])
+        said = [formatEvent(e) for e in self.log.at(LogLevel.info) if "(admin)" in e["log_format"]]
+        self.assertEqual(len(said), 3)
+
+    def test_printableEscapeKeyCancels(self) -> None:
+        """With a printable escape key (escape=~) that key still cancels K's argument, though a name's keys are printable: checked first."""
+        admin = TelnetClient(self.h.line, Role.WRITER, listener=parseListener("telnet,escape=~+4444"))
+        adminT = StringTransport(peerAddress=IPv4Address("TCP", "192.0.2.9", 9))
+        admin.makeConnection(adminT)
+        admin.dataReceived(AGREE + WONT_COM_PORT)
+        admin.user = "ops1"
+        bob, bobT = self.person("bob~x", 2)
+        adminT.clear()
+        admin.dataReceived(b"~Kbob~x\r")
+        self.assertIn("disconnect cancelled; the 2 byte(s) after it were not sent to rack4", text(adminT))
+        self.assertFalse(bobT.disconnecting)
 
     def test_typingWaitingDroppedSaysTheAdmin(self) -> None:
         """What the person disconnected typed that still waits for the device is not written, and they and the log are told why: the admin (it said 'a reload took your write right away')."""
