@@ -48,6 +48,7 @@ from serialgw.config.specs import Protocol as WireProtocol
 from serialgw.config.sshkeys import printable
 from serialgw.line.hub import Line
 from serialgw.logflood import ListenerKey, clientLog
+from serialgw.wire.telnetcodes import IP
 
 log = Logger()
 # What clients at the prompt cause (names not found, refusals at accept): limited per listener.
@@ -216,6 +217,8 @@ class NamePrompt(Protocol):
         self._telnet = factory.spec.protocol is not WireProtocol.RAW
         # The (command, option) requests refused already: each at most once.
         self._refused: set[tuple[int, int]] = set()
+        # IAC IP came (see _inTelnet).
+        self._interrupted = False
 
     def connectionMade(self) -> None:
         self.peer = peerName(self.transport)
@@ -242,6 +245,9 @@ class NamePrompt(Protocol):
             return
         for index, byte in enumerate(data):
             if self._telnet and self._inTelnet(byte):
+                if self._interrupted:
+                    self._close("bye")
+                    return
                 continue
             if self._afterCR:
                 self._afterCR = False
@@ -281,6 +287,8 @@ class NamePrompt(Protocol):
                 return False
             self._state = 2 if byte in NEGOTIATIONS else 3 if byte == SB else 0
             self._command = byte
+            # Interrupt Process: telnet's ^C (a line's telnet client gives the device one), which leaves here.
+            self._interrupted = byte == IP
             return True
         if state == 2:
             # Refused while asked for a name: the line's client negotiates anew once it is chosen.

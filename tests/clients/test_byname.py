@@ -124,6 +124,21 @@ class ByNameTests(SynchronousTestCase):
         self.assertEqual(transport.value(), b"\xff\xfc\x01")
         self.assertFalse(transport.disconnecting)
 
+    def test_interruptProcessLeaves(self) -> None:
+        """IAC IP (telnet's ^C: what a telnet client sends for it with localchars, or 'send ip') at the prompt leaves, as ^C does, what follows not read (it was skipped, the prompt kept); on a raw listener the two bytes are typed, no command."""
+        prompt, transport = self.connect(self.factory("telnet+tcp:0"))
+        transport.clear()
+        prompt.dataReceived(b"we\xff\xf4b1\r\n")
+        self.assertEqual(transport.value(), b"\r\n[serialgw: bye: disconnected]\r\n")
+        self.assertTrue(transport.disconnecting)
+        self.assertEqual(self.lines["web1"].clients, [])
+        prompt.connectionLost(Failure(Exception("gone")))
+        raw, rawT = self.connect(self.factory("raw+tcp:0"))
+        rawT.clear()
+        raw.dataReceived(b"web1\xff\xf4\n")
+        self.assertEqual(rawT.value(), b"[serialgw: no console 'web1\\xff\\xf4' here]\r\n" + PROMPT)
+        self.assertFalse(rawT.disconnecting)
+
     def test_doubledIACIsNoName(self) -> None:
         """IAC IAC at the prompt is a byte 255 typed: no line's name holds it, and it is said as a name not found, escaped."""
         prompt, transport = self.connect(self.factory("telnet+tcp:0"))
