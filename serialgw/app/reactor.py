@@ -306,7 +306,7 @@ class GatewayReactor(EPollReactor):
     # or moved into a pipe by a thread or a process of its own
     # (serialgw.devices.floodread; SERIALGW_READER).
     movers: Optional[str] = None
-    # How many movers run (at most floodread.MOST_MOVERS).
+    # How many movers run (at most floodhandoff.MOST_MOVERS).
     moving = 0
     # Asked of the reactor's own thread once it runs (ownThread; set from
     # SERIALGW_SLICE: serialgw.app.oneshot): its time slice (seconds; 0:
