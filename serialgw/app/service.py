@@ -236,10 +236,11 @@ class GatewayService(MultiService):
             if kind == "port":
                 entry["address"] = describeAddress(thing[1].getHost())
         line = self.lines.get(name)
-        # A [by-name] listener that gives this line (its lines patterns; a line with write / read only where it knows people).
+        # A [by-name] listener that gives this line (its lines patterns; a line with write / read only where it knows people;
+        # one of its listeners open now may admit a connection of it: they are given, not looked up among every line's).
         byName = [{"listener": factory.spec.text or factory.spec.endpoint, "kind": "by-name",
                    "protocol": factory.spec.protocol.value, "address": describeAddress(factory.port.getHost())}
-                  for factory in self.byNameFactories if line is not None and factory.port is not None and factory.offers(line)]
+                  for factory in self.byNameFactories if line is not None and factory.port is not None and factory.offers(line, tuple(shown))]
         return list(shown.values()) + byName
 
     def _listen(self, line: Line, config: LineConfig, spec: ListenerSpec) -> None:

@@ -152,6 +152,26 @@ def _admits(own: ListenerSpec, peer: Any, host: Any, ca: Optional[str], user: Op
 UNIX = object()
 
 
+def _mayAdmit(own: ListenerSpec, byName: ListenerSpec) -> bool:
+    """
+    Whether the line's listener C{own} would admit some connection of the
+    by-name listener C{byName} (L{_admits} with what no peer changes: a
+    unix socket's, an C{allow=} or C{interface=} one's, TLS and C{ca=}).
+    """
+    bound = _bound(own.host, own.endpoint.startswith("tcp6:")) if own.host else None
+    if own.path and not byName.path:
+        return False
+    if byName.path and (own.allow or bound is not None):
+        return False  # (a connection over a unix socket has no address: no allow= nor interface= admits it)
+    theirs = _bound(byName.host, byName.endpoint.startswith("tcp6:")) if byName.host else None
+    if bound is not None and theirs is not None and not bound & theirs:
+        return False
+    tls, their = own.tls, byName.tls
+    if tls is not None and their is None:
+        return False
+    return not (tls is not None and not tls.hostname and tls.ca and tls.ca != their.ca)  # type: ignore[union-attr]
+
+
 def _where(address: Any) -> Any:
     """A connection's address for L{_admits}: its IP address (L{_ip}), L{UNIX}, or None."""
     if isinstance(address, (IPv4Address, IPv6Address)):
@@ -468,15 +488,24 @@ class ByNameFactory(LineFactory):
             return True
         return user is not None and rights.of(user) is not None
 
-    def offers(self, line: Line) -> bool:
+    def offers(self, line: Line, own: Optional[Sequence[ListenerSpec]] = None) -> bool:
         """
         Whether this listener gives C{line} to some client (the status page
         lists it among the line's listeners): its C{lines} patterns have the
         line's name and, for a line with C{write} / C{read}, this listener
-        knows people (TLS with C{ca=}).  Who may have it is each connection's
-        (L{mayUse}, L{throughOwn}).
+        knows people (TLS with C{ca=}), and one of the line's own listeners
+        would admit some connection of this listener's (L{_mayAdmit}: not a
+        unix socket's over TCP, TLS over telnet or raw, an C{interface=}
+        elsewhere; C{own}: the line's listeners, if the caller has them).
+        Who may have it is each connection's (L{mayUse}, L{throughOwn}).
         """
         if not any(fnmatch.fnmatchcase(line.name, pattern) for pattern in self.patterns):
+            return False
+        # (Its own listeners taking connections: one of them may admit a connection of this listener's.)
+        if own is None:
+            own = (self.listeners() if self.listeners is not None else {}).get(line.name, ())
+        taking = [spec for spec in own if spec.kind is ListenerKind.LISTEN]
+        if taking and not any(_mayAdmit(spec, self.spec) for spec in taking):
             return False
         return (line.rights.write is None and line.rights.read is None) or self.knowsPeople
 

@@ -163,6 +163,25 @@ class OwnListenersTests(SynchronousTestCase):
         prompt.dataReceived(b"sock\r\n")
         self.assertIs(self.lines["sock"].clients[0].role, Role.WRITER)
 
+    def test_offeredOnlyWhereSomeConnectionIsAdmitted(self) -> None:
+        """The status page's by-name listing (offers): a line none of whose listeners could admit any connection of this by-name listener (a unix-only line over TCP, an interface= elsewhere, TLS over raw) is not listed; it was listed for every line in lines."""
+        def offers(text: str) -> list[str]:
+            factory = ByNameFactory(parseListener(text), ("*",), lambda: self.lines, self.clock,
+                                    listeners=lambda: self.own)
+            return sorted(name for name, line in self.lines.items() if factory.offers(line))
+
+        self.own["tlsonly"] = specs("tls:4009:cert=/x/gw.pem:key=/x/gw.key")
+        self.lines["tlsonly"] = Line("tlsonly", RecordingDevice(), clock=self.clock)
+        self.assertEqual(offers("raw+tcp:7100"), ["bare", "inside", "local", "logged", "mixed", "open", "ro"])
+        # (On 10.1.1.1 only: local's writer listener is on 127.0.0.1, its ro one allow=10.9.0.0/16 anywhere.)
+        self.assertEqual(offers("raw+tcp:7100:interface=10.1.1.1"),
+                         ["bare", "inside", "local", "logged", "mixed", "open", "ro"])
+        self.own["local"] = specs("telnet+tcp:4006:interface=127.0.0.1")
+        self.assertEqual(offers("raw+tcp:7100:interface=10.1.1.1"), ["bare", "inside", "logged", "mixed", "open", "ro"])
+        self.assertIn("local", offers("raw+tcp:7100:interface=localhost"))
+        # Over a unix socket: no address, so no allow= nor interface= admits it.
+        self.assertEqual(offers("raw+unix:/run/serialgw/byname.sock"), ["bare", "logged", "mixed", "open", "ro", "sock"])
+
     def test_noListenerTakingConnections(self) -> None:
         """A line with no listener taking connections (none, a file, a dial-out) has the by-name listener's options alone, as before."""
         for name in ("bare", "logged"):

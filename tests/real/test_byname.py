@@ -161,3 +161,15 @@ class ByNameRealTests(TestCase):
         # (web1 is in the lines again, but it has write = ["alice"] and these listeners know nobody.)
         self.assertEqual([shown["kind"] for shown in service.listenersOf("web1")], ["listen"])
         self.assertEqual(service.listenersOf("nosuchline"), [])
+
+    def test_statusPageLeavesOutWhatItCannotGive(self) -> None:
+        """A line reached only over its unix socket is not listed under a TCP by-name listener (none of its connections would be given it); the other line is."""
+        import shutil
+        import tempfile
+
+        where = tempfile.mkdtemp(prefix="sgw")
+        self.addCleanup(shutil.rmtree, where, True)
+        service, _, _ = self.gateway("raw+tcp:0:interface=127.0.0.1",
+                                     own=(f"raw+unix:{where}/web1.sock", "raw+tcp:0:interface=127.0.0.1"))
+        self.assertEqual([shown["kind"] for shown in service.listenersOf("web1")], ["listen"])
+        self.assertEqual([shown["kind"] for shown in service.listenersOf("db2")], ["listen", "by-name"])
