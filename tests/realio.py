@@ -33,7 +33,7 @@ from zope.interface import directlyProvides, implementer, providedBy
 
 from serialgw.app.service import GatewayService
 from serialgw.config.listeners import parseListener
-from serialgw.config.specs import DeviceSpec, LineConfig, ListenerSpec
+from serialgw.config.specs import DEFAULT_LOCK_DIR, DeviceSpec, LineConfig, ListenerSpec
 from tests.fakes import CallObserver, observeLog
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -408,6 +408,10 @@ def startedPty(case: Any) -> PtyPair:
 
 _lockDir: list[str] = []
 
+# The machine's UUCP lock directory, where every program looks (cu,
+# minicom, ser2net, another gateway): /var/lock, which is /run/lock.
+SHARED_LOCK_DIRS = {os.path.realpath(DEFAULT_LOCK_DIR), "/var/lock", "/run/lock"}
+
 
 def testLockDir() -> str:
     """
@@ -442,11 +446,21 @@ def ptyLine(device: Union[PtyPair, str], *listeners: Union[str, ListenerSpec], n
     return LineConfig(name, DeviceSpec("tty", path), listeners=specs, **config)
 
 
-def startGateway(case: Any, *lines: LineConfig, **options: Any) -> GatewayService:
+def startGateway(case: Any, *lines: LineConfig, sharedLocks: bool = False, **options: Any) -> GatewayService:
     """
     A gateway service for C{lines} (GatewayService's keywords as given),
-    started now and stopped when the test ends.
+    started now and stopped when the test ends.  A tty line that would
+    take its UUCP lock in the machine's lock directory is refused (its
+    lock goes in L{testLockDir}: ptyLine's default) unless C{sharedLocks}
+    (a test of sharing it with cu or picocom), or the test opens devices
+    with an C{openPort} of its own (a fake's takes no lock).
     """
+    shared = [line.name for line in lines
+              if line.device.kind == "tty" and line.lock and os.path.realpath(line.lockDir) in SHARED_LOCK_DIRS]
+    if shared and not sharedLocks and "openPort" not in options:
+        raise AssertionError(f"line(s) {shared} would take their UUCP locks in {DEFAULT_LOCK_DIR}, every process's on "
+                             "the machine (another's lock for a pty number reused keeps a line down): give them "
+                             "lockDir=testLockDir(), or say sharedLocks=True")
     watchWaits(case)
     service = GatewayService(list(lines), **options)
     service.startService()

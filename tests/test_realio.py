@@ -5,6 +5,7 @@ before trial's timeout, which line of the test waited and for what.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from twisted.trial.unittest import TestCase
@@ -128,3 +129,17 @@ class WaitWatchTests(TestCase):
                       "test: another program on this machine (a gateway reopening a /dev/pts/N it lost?) has it",
                       str(failures[0].value))
         self.assertEqual(realio.strangers(pty.slaveName), [f"{pid} (sleep 60)"])
+
+
+class SharedLockDirTests(TestCase):
+    def test_machinesLockDirRefused(self) -> None:
+        """startGateway refuses a tty line locking in /var/lock (LineConfig's default), naming it, before opening anything; ptyLine's lines lock in the run's own directory."""
+        from serialgw.config.specs import DeviceSpec, LineConfig
+
+        shared = LineConfig("t", DeviceSpec("tty", "/dev/ttyS0"))
+        e = self.assertRaises(AssertionError, realio.startGateway, self, shared, realio.ptyLine("/dev/ttyS1", name="u"))
+        self.assertEqual(str(e), "line(s) ['t'] would take their UUCP locks in /var/lock, every process's on the machine "
+                                 "(another's lock for a pty number reused keeps a line down): give them "
+                                 "lockDir=testLockDir(), or say sharedLocks=True")
+        self.assertEqual(realio.ptyLine("/dev/ttyS1").lockDir, realio.testLockDir())
+        self.assertNotIn(os.path.realpath(realio.testLockDir()), realio.SHARED_LOCK_DIRS)

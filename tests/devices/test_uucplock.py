@@ -352,15 +352,20 @@ class CuTests(TestCase):
         # cu runs as user uucp: it must be able to open the slave.
         os.chmod(self.pty.slaveName, 0o666)
         self.lock = uucplock.lockPath(self.pty.slaveName, uucplock.DEFAULT_LOCK_DIR)
-        # A lock for this new pty's name is stale (left by a process killed
-        # while it had an earlier pty of that number); cu, as user uucp,
-        # cannot remove root's file from the sticky lock directory.
-        if os.path.exists(self.lock):
+        # A lock for this new pty's name whose process is gone is stale
+        # (killed while it had an earlier pty of that number), and so is
+        # one of this process's own (an earlier test's gateway): cu, as
+        # user uucp, cannot remove root's file from the sticky lock
+        # directory.  Another live process's is its own: left to it (the
+        # test then fails, naming it).
+        holder = uucplock.readPid(self.lock) if os.path.exists(self.lock) else None
+        if os.path.exists(self.lock) and (holder in (None, os.getpid()) or not uucplock.alive(holder)):
             os.unlink(self.lock)
 
     def gateway(self) -> GatewayService:
         return startGateway(self, ptyLine(self.pty, ListenerSpec("tcp:0:interface=127.0.0.1", Protocol.TELNET),
-                                          lockDir=uucplock.DEFAULT_LOCK_DIR), reopenPolicy=lambda attempt: 0.05)
+                                          lockDir=uucplock.DEFAULT_LOCK_DIR), reopenPolicy=lambda attempt: 0.05,
+                            sharedLocks=True)
 
     async def test_cuRefusedWhileGatewayHasLine(self) -> None:
         """The gateway holds the lock: cu -l on the same pty says the line is in use and exits 1."""
