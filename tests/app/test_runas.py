@@ -167,10 +167,13 @@ class GiveFilesTests(TestCase):
 
         from serialgw.app import runas
 
-        given, shut = tempfile.mkdtemp(), os.path.abspath(self.mktemp())
+        # Both in /tmp (a hard link is made from one to the other): a
+        # checkout's temporary directory and /tmp may be on two file
+        # systems ('Invalid cross-device link' with /tmp a tmpfs).
+        given, shut = tempfile.mkdtemp(), tempfile.mkdtemp()
         self.addCleanup(shutil.rmtree, given, True)
+        self.addCleanup(shutil.rmtree, shut, True)
         os.chown(given, 65534, -1)
-        os.makedirs(shut)
         victim = os.path.join(shut, "shadow")
         open(victim, "w").close()
         log, sock = os.path.join(given, "a.log"), os.path.join(given, "a.sock")
