@@ -1,7 +1,8 @@
 """
 What two lines of one file cannot share: a device, a console log, a file
 written (a file: listener), a path the gateway makes (a pty's link, a pipe:
-FIFO pair), a loop of pty links, the gateway's one terminal.  Refused when
+FIFO pair), a loop of pty links, the gateway's one terminal; nor may one
+line dial one peer twice.  Refused when
 the file is read, so at start, at a reload and by --check alike.
 """
 
@@ -67,6 +68,20 @@ def oneLineEach(path: str, text: str, data: dict[str, Any], lines: list[LineConf
                     raise ConfigError(f"{_where(path, text, table, key)}: [{table}] {key}: {_for(table, config.name)}"
                                       f"{quote(shown)} is line {quote(owner[0])}'s {key}{other} too{why}"
                                       f"{_hint(table, data, key)}")
+    # One peer dialled twice by one line (its listen naming a dial-out twice): two connections
+    # to the far end, each sent every byte of the device, each typing.  (Two lines may dial one.)
+    for config in lines:
+        dialled: dict[tuple[str, int, str], Any] = {}
+        for dial in config.listeners:
+            if dial.kind is not ListenerKind.CONNECT:
+                continue
+            first = dialled.setdefault((dial.host.lower(), dial.port, dial.path), dial)
+            if first is not dial:
+                table = f"lines.{config.name}" if "listen" in data["lines"][config.name] else "defaults"
+                peer = dial.path or (f"[{dial.host}]:{dial.port}" if ":" in dial.host else f"{dial.host}:{dial.port}")
+                raise ConfigError(f"{_where(path, text, table, 'listen')}: [{table}] listen: {_for(table, config.name)}"
+                                  f"{quote(dial.text)} dials {peer}, as line {quote(config.name)}'s listener "
+                                  f"{quote(first.text)} does: the far end would get every byte twice, and both would type")
     # A file written by two (file: listeners, console logs): their lines
     # interleaved in it and each rotated or truncated the other's.  Paths
     # are compared normalised, and by what they are (a symlink to another's

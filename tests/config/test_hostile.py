@@ -183,6 +183,27 @@ class KeyValueTests(SynchronousTestCase):
                                       'a = { device = "/dev/ttyS0", listen = "4001", parity = "Q" }\n'),
                          "FILE:3: [lines.a] parity: parity must be one of N, E, O, M, S, not 'Q'")
 
+    def test_oneDialOutAPeerALine(self) -> None:
+        """
+        One line dialling one peer twice (its listen naming the dial-out
+        twice) is refused: two connections to the far end, each sent every
+        byte of the device, each typing (live: w showed 127.0.0.1:7399 twice);
+        two lines may dial one peer (two connections the far end tells apart).
+        """
+        self.assertEqual(self.refused('[lines.a]\ndevice = "/dev/ttyS0"\n'
+                                      'listen = ["raw+tcp:127.0.0.1:7399", "telnet+tcp:127.0.0.1:7399"]\n'),
+                         "FILE:3: [lines.a] listen: 'telnet+tcp:127.0.0.1:7399' dials 127.0.0.1:7399, as line 'a''s "
+                         "listener 'raw+tcp:127.0.0.1:7399' does: the far end would get every byte twice, and both "
+                         "would type")
+        self.assertEqual(self.refused('[lines.a]\ndevice = "/dev/ttyS0"\n'
+                                      'listen = ["raw+tcp:127.0.0.1:7399", "raw+tcp:127.0.0.1:7399"]\n'),
+                         "FILE:3: [lines.a] listen: 'raw+tcp:127.0.0.1:7399' dials 127.0.0.1:7399, as line 'a''s "
+                         "listener 'raw+tcp:127.0.0.1:7399' does: the far end would get every byte twice, and both "
+                         "would type")
+        path = writeTemp(self, '[lines.a]\ndevice = "/dev/ttyS0"\nlisten = "raw+tcp:127.0.0.1:7399"\n'
+                               '[lines.b]\ndevice = "/dev/ttyS1"\nlisten = "raw+tcp:127.0.0.1:7399"\n')
+        self.assertEqual([line.name for line in loadConfig(path)], ["a", "b"])
+
     def test_oneWriterAFile(self) -> None:
         """A file: listener's path (however written) that another file: listener or a console log writes: refused naming both and the path."""
         self.assertEqual(self.refused('[lines.a]\ndevice = "/dev/ttyS0"\nlisten = ["4001", "file:/var/log/x"]\n'
