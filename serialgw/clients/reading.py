@@ -60,21 +60,28 @@ def _peerShutDown(fd: int) -> bool:
     return bool(events and events[0][1] & (select.POLLRDHUP | select.POLLHUP))
 
 
-def hungUpWithNothingUnread(transport: Any) -> bool:
+def unreadAfterHangUp(transport: Any) -> Optional[int]:
     """
     The peer of C{transport}'s socket has shut its side down (POLLRDHUP, or
-    all of it) and nothing it sent waits unread (FIONREAD 0: its end of file
-    is all there is).  False when that cannot be told (no socket: an SSH
-    channel, a pipe; TLS: see L{tlsHungUp}).
+    all of it): how many bytes it sent wait unread (FIONREAD; 0: its end of
+    file is all there is).  None while it has not, or when that cannot be
+    told (no socket: an SSH channel, a pipe; TLS: see L{tlsHungUp}).
     """
     try:
-        fd = transport.getHandle().fileno()
+        handle = transport.getHandle()
+        if isinstance(handle, SSL.Connection):
+            return None
+        fd = handle.fileno()
         if not _peerShutDown(fd):
-            return False
-        unread = struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"))[0]
+            return None
+        return int(struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"))[0])
     except (AttributeError, OSError, ValueError):
-        return False
-    return bool(unread == 0)
+        return None
+
+
+def hungUpWithNothingUnread(transport: Any) -> bool:
+    """The peer of C{transport}'s socket has shut its side down and nothing it sent waits unread (see L{unreadAfterHangUp})."""
+    return unreadAfterHangUp(transport) == 0
 
 
 def tlsHungUp(transport: Any) -> Optional[tuple[bytes, bool]]:
@@ -159,6 +166,8 @@ class InputReading:
     _tlsLeft = b""
     # While not read only for the device (DEVICE_BEHIND): the next look for a hang-up.
     _hangUpCall: Any = None
+    # It hung up, what it sent waiting for the device: it holds no place in max-clients (Line.full).
+    departed = False
 
     def _clock(self) -> Any:
         raise NotImplementedError
@@ -238,8 +247,11 @@ class InputReading:
         self._hangUpCall = None
         if self._tlsLeft:
             return  # (its hang-up seen: it waits for the device with what it typed)
-        left = (b"", True) if hungUpWithNothingUnread(self.transport) else tlsHungUp(self.transport)
+        unread = unreadAfterHangUp(self.transport)
+        left = (b"", True) if unread == 0 else tlsHungUp(self.transport)
         if left is None or not (left[0] or left[1]):
+            if unread and not self.departed:
+                self._depart(f"{unread} byte(s) it sent wait")
             self._applyPause()
         elif not left[0]:
             log.info("{line}: {peer} hung up while the device took no input (nothing it sent was left unread): "
@@ -249,8 +261,28 @@ class InputReading:
             # Over TLS its typing is read to tell it from its close: held
             # here (at most a look's reads) for the device, ahead of the rest.
             self._tlsLeft = left[0]
-            log.info("{line}: {peer} hung up while the device took no input: what it sent waits for the device, "
-                     "then it goes", line=self.line.name, peer=self.peer)
+            self._depart("what it sent waits")
+
+    def _depart(self, what: str) -> None:
+        """
+        It hung up with what it sent waiting for the device: that still goes
+        to the device, then it goes; meanwhile its place in max-clients is
+        free (a newcomer was refused "full" until a stuck device took its
+        typing, as ser2net and conserver free it at the hang-up).  Bounded:
+        the line keeps at most max-clients of them (L{Line.leftTyping}).
+        """
+        self.departed = True
+        log.info("{line}: {peer} hung up while the device took no input: {what} for the device, then it goes "
+                 "(its place is free)", line=self.line.name, peer=self.peer, what=what)
+        self.line.leftTyping(self)
+
+    def dropLeftTyping(self, why: str) -> None:
+        """It hung up and what it sent waits, past the line's bound (L{Line.leftTyping}): not sent, counted (refused), said; it goes."""
+        unread = unreadAfterHangUp(self.transport) or 0
+        self.line.refused += unread
+        log.info("{line}: {peer}'s {count} unread byte(s) not sent: {why}", line=self.line.name, peer=self.peer,
+                 count=unread, why=why)
+        self.transport.abortConnection()
 
     def pauseInput(self) -> None:
         self._pauseReading(DEVICE_BEHIND)

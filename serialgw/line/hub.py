@@ -159,9 +159,20 @@ class Line(PortControl, OpenCloseStrings, RoleChanges, DeviceState, SlowClients,
         return next((c for c in self.clients if c.role is Role.WRITER and c.person), None)
 
     def full(self) -> bool:
-        """No room for another network client (max-clients)."""
-        people = sum(1 for c in self.clients if c.person)
+        """No room for another network client (max-clients): one that hung up, its typing waiting for the device, holds none."""
+        people = sum(1 for c in self.clients if _holdsPlace(c))
         return bool(self.maxClients) and people >= self.maxClients
+
+    def leftTyping(self, client: IClient) -> None:
+        """
+        C{client} hung up, what it sent waiting for the device (it holds no
+        place now: L{full}): at most max-clients such wait on a line, past
+        that the oldest one's unread bytes are dropped and it goes.
+        """
+        gone: list[Any] = [c for c in self.clients if getattr(c, "departed", False)]
+        if self.maxClients and len(gone) > self.maxClients:
+            gone[0].dropLeftTyping(f"{len(gone)} clients that hung up wait with their typing for the device, "
+                                   f"at most {self.maxClients} (max-clients)")
 
     def makeRoom(self, newcomer: str, budget: Any = None, readOnly: bool = False) -> bool:
         """
@@ -182,8 +193,8 @@ class Line(PortControl, OpenCloseStrings, RoleChanges, DeviceState, SlowClients,
         # One who may only watch takes no place of one who may type (a ro listener open to a network, a read-only
         # key: anyone there disconnected the person typing at will, each time).
         # Nor does a dial-out's (the gateway's own connection: cut, it dials again at once and cuts back).
-        places = [c for c in self.clients if c.person and not c.dialled and (not readOnly or c.role is Role.READONLY)]
-        if len(places) <= sum(1 for c in self.clients if c.person) - self.maxClients:
+        places = [c for c in self.clients if _holdsPlace(c) and not c.dialled and (not readOnly or c.role is Role.READONLY)]
+        if len(places) <= sum(1 for c in self.clients if _holdsPlace(c)) - self.maxClients:
             return False
         # (A device opened on demand stays open for the newcomer: see OnDemandOpen._wakerLeft.)
         self._makingRoom = True
@@ -534,7 +545,6 @@ class Line(PortControl, OpenCloseStrings, RoleChanges, DeviceState, SlowClients,
             self._backlog.add(data, self.backlogSize)
 
 
-
-
-
-
+def _holdsPlace(client: IClient) -> bool:
+    """A person holds a place in max-clients, unless it hung up and only its typing waits for the device (L{Line.leftTyping})."""
+    return bool(client.person) and not getattr(client, "departed", False)

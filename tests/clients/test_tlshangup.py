@@ -166,15 +166,18 @@ class TLSHangUpTests(SynchronousTestCase):
         return struct.unpack("i", fcntl.ioctl(self.transport.sock.fileno(), termios.FIONREAD, b"\0\0\0\0"))[0]
 
     def test_hungUpWithTypingKeepsIt(self) -> None:
-        """A TLS client that typed while the device took no input, then hung up, stays as a raw one does: its typing reaches the device once it takes input (it was dropped), then it goes."""
+        """A TLS client that typed while the device took no input, then hung up, stays as a raw one does: its typing reaches the device once it takes input (it was dropped), then it goes; its place in max-clients is free meanwhile."""
+        self.line.maxClients = 1
         self.line.deviceWritable(False)
         self.send(b"typed while paused")
+        self.assertTrue(self.line.full())
         self.hangUp()
         self.clock.advance(HANGUP_CHECK_SECONDS * 3)
         self.assertFalse(self.transport.aborted)
         self.assertEqual((self.typed(), self.line.refused, len(self.line.clients)), (b"", 0, 1))
         self.assertIn(f"t: {self.session.peer} hung up while the device took no input: what it sent waits for the "
-                      "device, then it goes", self.said)
+                      "device, then it goes (its place is free)", self.said)
+        self.assertFalse(self.line.full())
         self.line.deviceWritable(True)
         self.pump()
         self.assertEqual((self.typed(), self.line.refused, len(self.line.clients)), (b"typed while paused", 0, 0))

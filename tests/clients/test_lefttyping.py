@@ -1,0 +1,89 @@
+"""
+A client that hangs up while the device takes no input, what it sent
+still unread (nc -N's upload to a stuck console): its place in
+max-clients is free at once (a newcomer was refused "full" until the
+device took that typing); the typing still goes to the device, then the
+client goes; at most max-clients such clients wait on a line.
+"""
+
+from __future__ import annotations
+
+import socket
+
+from twisted.internet.task import Clock
+from twisted.logger import formatEvent
+from twisted.trial.unittest import SynchronousTestCase
+
+from serialgw.clients.raw import RawClient
+from serialgw.clients.reading import HANGUP_CHECK_SECONDS
+from serialgw.config.listeners import parseListener
+from serialgw.line.hub import Line, Role
+from tests.clients.test_behind import SocketTransport
+from tests.fakes import RecordingDevice, observeLog
+
+
+class LeftTypingTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.device = RecordingDevice()
+        self.line = Line("t", self.device, clock=self.clock)
+        self.line.maxClients = 1
+        self.said: list[str] = []
+        observeLog(self, lambda e: self.said.append(formatEvent(e)) if e.get("line") == "t" else None)
+        self.line.deviceWritable(False)
+
+    def connect(self) -> tuple[RawClient, SocketTransport, socket.socket]:
+        """A raw writer on the line, its socket's peer returned (a real socket pair: the kernel says hang-up and unread bytes)."""
+        ours, peer = socket.socketpair()
+        self.addCleanup(ours.close)
+        self.addCleanup(peer.close)
+        client = RawClient(self.line, Role.WRITER, listener=parseListener("raw+4444"), clock=self.clock)
+        transport = SocketTransport(ours)
+        client.makeConnection(transport)
+        return client, transport, peer
+
+    def test_placeFreeTypingSent(self) -> None:
+        """Its place is free once its hang-up is seen; the 23 bytes it left reach the device, exactly, once it takes input."""
+        client, transport, peer = self.connect()
+        self.assertTrue(self.line.full())
+        peer.sendall(b"the rest of the upload\n")
+        peer.shutdown(socket.SHUT_WR)
+        self.clock.advance(HANGUP_CHECK_SECONDS)
+        self.assertFalse(self.line.full())
+        self.assertTrue(self.line.makeRoom("newcomer"))
+        self.assertFalse(transport.aborted)
+        self.assertIn(f"t: {client.peer} hung up while the device took no input: 23 byte(s) it sent wait for the "
+                      "device, then it goes (its place is free)", self.said)
+        newcomer, _, _ = self.connect()
+        self.assertTrue(self.line.full())
+        self.line.deviceWritable(True)
+        self.assertEqual(transport.producerState, "producing")
+        # (What the reactor would read from its socket, handed on.)
+        client.dataReceived(transport.sock.recv(100))
+        self.assertEqual(self.device.events, [("write", b"the rest of the upload\n")])
+        self.assertEqual((self.line.refused, transport.aborted), (0, False))
+
+    def test_atMostMaxClientsWait(self) -> None:
+        """A second one hanging up with its typing waiting, past max-clients 1: the first one's 5 unread bytes are dropped, counted, said, and it is cut; the second one's wait."""
+        first, firstTransport, firstPeer = self.connect()
+        firstPeer.sendall(b"first")
+        firstPeer.shutdown(socket.SHUT_WR)
+        self.clock.advance(HANGUP_CHECK_SECONDS)
+        second, secondTransport, secondPeer = self.connect()
+        secondPeer.sendall(b"second")
+        secondPeer.shutdown(socket.SHUT_WR)
+        self.assertFalse(firstTransport.aborted)
+        self.clock.advance(HANGUP_CHECK_SECONDS)
+        self.assertEqual((firstTransport.aborted, secondTransport.aborted), (True, False))
+        self.assertEqual(self.line.refused, 5)
+        self.assertIn(f"t: {first.peer}'s 5 unread byte(s) not sent: 2 clients that hung up wait with their typing "
+                      "for the device, at most 1 (max-clients)", self.said)
+        self.assertFalse(self.line.full())
+
+    def test_notHungUpHoldsItsPlace(self) -> None:
+        """One whose typing waits but that has not hung up keeps its place."""
+        client, transport, peer = self.connect()
+        peer.sendall(b"typed")
+        self.clock.advance(HANGUP_CHECK_SECONDS * 3)
+        self.assertTrue(self.line.full())
+        self.assertFalse(client.departed)
