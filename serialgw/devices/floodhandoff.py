@@ -69,6 +69,8 @@ class FloodReading:
     _refusedUntil = 0.0
     # (Tests: a mover they run themselves.)
     _startMover = True
+    # A thread mover the stall watch left behind (stuck): none other is started for the device while it lives.
+    _leftBehind: Optional[FloodReader] = None
 
     def _countRead(self, size: int) -> None:
         """The reactor read C{size} bytes: after FULL_READS full ones in a row, a mover reads it."""
@@ -85,6 +87,9 @@ class FloodReading:
             return
         if getattr(self.port, "decode", None) is None:
             return
+        if self._leftBehind is not None and self._leftBehind.leftBehind():
+            return  # (one stuck thread a device at most: a hanging driver left one behind every REFUSED_WAIT)
+        self._leftBehind = None
         self._fullReads = 0
         try:
             reader = FloodReader(self.reactor, self._fileno, self.name, self._fromMover, self._givenBack, mode,
@@ -109,11 +114,15 @@ class FloodReading:
     def _moverFailed(self, why: str) -> None:
         """A mover that started failed as it ran: not tried again for a while (as one that cannot start)."""
         self._refusedUntil = self.reactor.seconds() + REFUSED_WAIT
-        log.warn("{device}: its mover failed ({error}); the reactor reads it (tried again in {wait:.0f} s)",
-                 device=self.name, error=why, wait=REFUSED_WAIT)
+        line = getattr(getattr(self, "sink", None), "name", None)
+        log.warn("{where}: its mover failed ({error}); the reactor reads it (tried again in {wait:.0f} s)",
+                 where=f"{line} ({self.name})" if line else self.name, line=line, device=self.name, error=why,
+                 wait=REFUSED_WAIT)
 
     def _givenBack(self) -> None:
-        self._reader = None
+        reader, self._reader = self._reader, None
+        if reader is not None and reader.leftBehind():
+            self._leftBehind = reader
         if self._wantReading:
             self.start()  # type: ignore[attr-defined]
 

@@ -37,7 +37,8 @@ Everything goes through the pipe, so nothing needs more than its order:
     L{serialgw.devices.floodhandoff.FloodReading._movedBeforeLoss});
   - a process mover that stops moving while alive (SIGSTOP, a hang) is
     killed by its stall watch (L{serialgw.devices.moverwatch}): its pipe's
-    end then gives the tty back, as above.
+    end then gives the tty back, as above; a thread mover stuck (in a
+    read of a tty whose driver hangs) is left behind, the tty given back.
 """
 
 from __future__ import annotations
@@ -162,13 +163,12 @@ class FloodReader:
         # (Counted until its stop: floodhandoff.MOST_MOVERS.)
         reactor.moving = getattr(reactor, "moving", 0) + 1
         self._counted = True
-        if mode == "process":
-            try:
-                self._watch = StallWatch(self, fd)
-            except OSError:
-                self._closeMoversEnds()
-                self.stop()
-                raise
+        try:
+            self._watch = StallWatch(self, fd)
+        except OSError:
+            self._closeMoversEnds()
+            self.stop()
+            raise
         if not start:
             return  # (tests: the mover's loop is run by them, with moverEnds)
         try:
@@ -202,6 +202,8 @@ class FloodReader:
             mover.yieldToTheGateway()
             mover.move(*self.moverEnds(), int(IDLE * 1000), SPLICE_SIZE)
         except BaseException as e:
+            if self._killed:
+                return  # (left behind by the stall watch, said then: back from its stuck call, it finds its pipe gone)
             self.failure = f"its thread failed: {e!r}"
             # Logged on the reactor's thread: twistd's log file is written without a lock.
             self.reactor.callFromThread(log.failure, "{device}: its mover thread failed", failure=Failure(),
@@ -279,6 +281,10 @@ class FloodReader:
     def pipeFileno(self) -> int:
         return self._pipeR
 
+    def leftBehind(self) -> bool:
+        """A thread mover the stall watch left behind, still stuck (see L{stalled})."""
+        return self._killed and self._thread is not None and self._thread.is_alive()
+
     def stalled(self, why: str) -> None:
         """
         The mover is stopped or hung (StallWatch): killed, said once with the
@@ -286,6 +292,15 @@ class FloodReader:
         after a mover that failed (the reactor reads it for REFUSED_WAIT s).
         """
         self._killed = True
+        if self.mode == "thread":
+            # A thread cannot be killed (nor stopped alone): it is left to end on its own (its wake pipe and
+            # its pipe's read end closed, it ends at its next poll or write), and the tty goes back now.  It
+            # left its line silent for good (a tty whose driver hangs in a read or a splice).
+            if self._failed is not None:
+                self._failed(why)
+            self.stop()
+            self._back()
+            return
         try:
             killMover(self.pid)
         except OSError as e:

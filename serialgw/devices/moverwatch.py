@@ -1,9 +1,11 @@
 """
-A process mover watched for a stall (L{serialgw.devices.floodread}): one
-stopped (SIGSTOP, a debugger, a frozen cgroup) or hung, alive but moving
-nothing, stalled its line silently for good, the tty full and nothing in
-the pipe.  The watch looks on the reactor's clock; a mover found stalled
-is killed and its tty read by the reactor.
+A mover watched for a stall (L{serialgw.devices.floodread}): a process
+stopped (SIGSTOP, a debugger, a frozen cgroup) or hung, or a thread stuck
+(in a read of a tty whose driver hangs), alive but moving nothing,
+stalled its line silently for good, the tty full and nothing in the
+pipe.  The watch looks on the reactor's clock; a process found stalled is
+killed, a thread left to end on its own (it cannot be killed), and the
+tty read by the reactor.
 """
 
 from __future__ import annotations
@@ -85,7 +87,11 @@ class StallWatch:
         if self.stalls < STALL_LOOKS:
             self._call = reader.reactor.callLater(STALL_CHECK, self._look)
             return
-        why = (f"its process, pid {reader.pid}, moved nothing for {STALL_LOOKS * STALL_CHECK:.0f} s while the tty "
-               f"held {held(self.tty)} bytes (stopped or hung): killed")
+        if reader.mode == "thread":
+            why = (f"its thread moved nothing for {STALL_LOOKS * STALL_CHECK:.0f} s while the tty held "
+                   f"{held(self.tty)} bytes (stuck): left to end on its own")
+        else:
+            why = (f"its process, pid {reader.pid}, moved nothing for {STALL_LOOKS * STALL_CHECK:.0f} s while the "
+                   f"tty held {held(self.tty)} bytes (stopped or hung): killed")
         self.stop()
         reader.stalled(why)

@@ -1,8 +1,9 @@
 """
 Tests for serialgw.devices.moverwatch: a process mover that stops moving
-while alive (SIGSTOP, a debugger, a frozen cgroup) stalled its line silently
-for good, its tty full and nothing in its pipe.  The watch looks on the
-reactor's clock, kills it, and the reactor reads the tty, every byte the
+while alive (SIGSTOP, a debugger, a frozen cgroup), or a thread mover
+stuck, stalled its line silently for good, its tty full and nothing in
+its pipe.  The watch looks on the reactor's clock, kills a process (a
+thread is left behind), and the reactor reads the tty, every byte the
 mover had not taken still there.
 """
 
@@ -10,10 +11,12 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 import tty
+from typing import Any
 
 from twisted.internet.testing import MemoryReactorClock
-from twisted.logger import capturedLogs
+from twisted.logger import capturedLogs, formatEvent
 from twisted.trial.unittest import SynchronousTestCase
 
 from serialgw.devices import floodhandoff, floodread, mover
@@ -122,10 +125,56 @@ class StallTests(Flooding):
 
 
 class ThreadTests(Flooding):
-    def test_threadNotWatched(self) -> None:
-        """A thread mover is not watched (a thread cannot be stopped alone, nor killed): no look on the clock."""
-        self.handOver()
+    """A thread mover played by the test, stuck (in a read of a tty whose driver hangs): it was not watched, its line silent for good."""
+
+    def setUp(self) -> None:
+        Flooding.setUp(self)
+        self.sink.name = "rack4"  # type: ignore[attr-defined]
+        self.reader = self.handOver()
+        self.sent = len(self.sink.data)
+
+    def stall(self) -> list[Any]:
+        """The tty holds 15 bytes the mover never takes, for STALL_LOOKS looks: what was logged."""
+        self.deviceSends(b"left in the tty")
+        with capturedLogs() as events:
+            for _i in range(STALL_LOOKS):
+                self.reactor.advance(STALL_CHECK)
+        return [e for e in events if "mover failed" in e["log_format"]]
+
+    def test_stuckThreadLeftBehindTheReactorReadsTheTty(self) -> None:
+        """At STALL_LOOKS looks it is said once, with the line's name, and left behind; the reactor reads the tty, every byte there."""
+        said = self.stall()
+        self.assertEqual([(e["line"], e["device"], e["error"]) for e in said],
+                         [("rack4", self.device.name, "its thread moved nothing for 2 s while the tty held 15 bytes "
+                                                      "(stuck): left to end on its own")])
+        self.assertEqual(formatEvent(said[0]).split(":")[0], f"rack4 ({self.device.name})")
+        self.assertTrue(self.reader.stopped)
+        self.assertIsNone(self.device._reader)
+        self.assertEqual(self.reactor.getReaders(), [self.device])
+        self.device.doRead()
+        self.assertEqual(self.sink.data[self.sent:], [b"left in the tty"])
         self.assertEqual(self.reactor.getDelayedCalls(), [])
+
+    def test_noOtherWhileOneIsStuck(self) -> None:
+        """While the thread left behind still lives, no other mover is started for that tty (one a REFUSED_WAIT with a driver that hangs): once it ends, one is."""
+        release = threading.Event()
+        self.reader._thread = threading.Thread(target=release.wait, daemon=True)
+        self.reader._thread.start()
+        self.addCleanup(self.reader._thread.join)
+        self.addCleanup(release.set)
+        self.stall()
+        self.device.doRead()
+        self.reactor.advance(floodhandoff.REFUSED_WAIT)
+        for _i in range(floodhandoff.FULL_READS * 2):
+            self.fromDevice(b"z" * FULL)
+        self.assertIsNone(self.device._reader)
+        release.set()
+        self.reader._thread.join()
+        self.fromDevice(b"z" * FULL)  # (its full reads counted meanwhile)
+        reader = self.device._reader
+        assert reader is not None
+        self.readers.append(reader)
+        self.assertIsNot(reader, self.reader)
 
 
 class RealStopTests(SynchronousTestCase):
