@@ -8,13 +8,13 @@ The reactor's side stamps the output and hands it to the file's writer
 file off the reactor's thread: a disk slow or stuck holds its own log
 only.  What the writer does not take (more than QUEUE_BOUND bytes wait
 for it) is dropped, counted (C{dropped}) and marked in the log where it
-resumes, as a full disk's gap is.
+resumes, as a full disk's gap is.  What the writer does on its thread
+(output written in batches, gaps marked, reopened, closed) is
+L{serialgw.clients.logwrites}.
 """
 
 from __future__ import annotations
 
-import os
-import time
 from typing import Any, Callable, Optional
 
 import attrs
@@ -23,8 +23,6 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from serialgw.clients.base import ClientEvents
-from serialgw.clients.logfile import LogFile
-from serialgw.clients.loglock import release
 from serialgw.clients.logmarks import (
     CUT,
     EVENT_HOLD,
@@ -37,8 +35,8 @@ from serialgw.clients.logmarks import (
     shown,
     ticks,
 )
-from serialgw.clients.logwriter import attach, detach, fire
-from serialgw.clients.typed import typedHexdump, typedText
+from serialgw.clients.logwriter import attach, detach
+from serialgw.clients.logwrites import LogWrites
 from serialgw.config.specs import LogSpec
 from serialgw.interfaces import IConsoleLog
 from serialgw.line.hub import Line, Role
@@ -46,17 +44,12 @@ from serialgw.line.hub import Line, Role
 log = Logger()
 
 
-# Output that waited for the writer is written this many bytes a write at most.
-BATCH = 1 << 18
-
 # Seconds a close (a stop, a reload) waits for a writer stuck in a write before it leaves the file to it.
 CLOSE_WAIT = 5.0
 
-# Why output that did not wait for a writer behind is missing (the gap's line says it).
-BEHIND = "the disk did not keep up"
 
 @implementer(IConsoleLog)
-class ConsoleLog(ClientEvents, LogFile):
+class ConsoleLog(ClientEvents, LogWrites):
     # Called once its first open failed, the log closed (its owner's: see GatewayService._forget).
     gone: Optional[Callable[[], None]] = None
     # Called once its LOG.typed's first open failed, the log running on without it (see GatewayService._typedGone).
@@ -194,19 +187,6 @@ class ConsoleLog(ClientEvents, LogFile):
                     self._holdTick = ticks(self.clock).at(self.clock.seconds() + EVENT_HOLD, self._holdOver)
                 self._writes.put(self._takeOverNow, other)
 
-    def _takeOverNow(self, others: list[ConsoleLog]) -> None:
-        if self._fd < 0:
-            return  # (not opened: said by _notOpened)
-        mine = os.fstat(self._fd)
-        self.size = mine.st_size
-        for other in others:
-            if other._fd >= 0 and other._isBeingWritten(mine):
-                # (An empty file, copytruncate's, starts a line whatever the other thought.)
-                self._fileAtLineStart = other._fileAtLineStart or not self.size
-
-    def _stamp(self) -> bytes:
-        return time.strftime(self.spec.format, time.localtime(self.clock.seconds())).encode()
-
     def _write(self, data: bytes, midLine: bool) -> None:
         """
         Append C{data} (stamped); C{midLine}: it goes on a line of output
@@ -245,105 +225,6 @@ class ConsoleLog(ClientEvents, LogFile):
         else:
             self._behind += size
 
-    def _gapNow(self, gaps: list[tuple[int, int]]) -> None:
-        """Output the writer never had (it was behind): lost, its gap marked with the next write."""
-        for lost, typedLost in gaps:
-            self.lost += lost
-            self._typedLost += typedLost
-            if not self._failing:
-                self._failing = True
-                self._failure = BEHIND
-
-    def _writeNow(self, items: list[tuple[bytes, bool]]) -> None:
-        """
-        The writer's side of L{_write}: what waited, in as few writes as
-        it would have made the same file (up to BATCH bytes a write; a
-        rotation by size falls between writes, as it would have).
-        """
-        if self._fd < 0:
-            return  # (its first open failed: said by _notOpened, the log closed)
-        parts: list[bytes] = []
-        size = 0
-        midLine = ends = False
-        for data, mid in items:
-            if parts and mid == (not ends) and size + len(data) <= BATCH and (
-                not self.spec.maxSize or self.size + size + len(data) <= self.spec.maxSize
-            ):
-                parts.append(data)
-                size += len(data)
-            else:
-                if parts:
-                    self._writeOne(b"".join(parts), midLine)
-                parts, size, midLine = [data], len(data), mid
-            ends = data.endswith(b"\n")
-        if parts:
-            self._writeOne(b"".join(parts), midLine)
-
-    def _writeOne(self, data: bytes, midLine: bool) -> None:
-        written = 0
-        marker = b""
-        try:
-            if midLine and not self._fileAtLineStart and self.size and os.lseek(self._fd, 0, os.SEEK_END) == 0:
-                # Copied and emptied under the log inside a line (logrotate's
-                # copytruncate): the rest of the line began the file unstamped.
-                self.size, self._fileAtLineStart = 0, True
-            if self.spec.maxSize and self.size + len(data) > self.spec.maxSize and self.size:
-                # Truncated meanwhile (logrotate's copytruncate)?  Then it is
-                # not full: the file is appended to, so it starts again at 0.
-                self.size = os.fstat(self._fd).st_size
-            if (self.spec.maxSize and self.size + len(data) > self.spec.maxSize and self.size) or (
-                self.spec.daily and self._newDay()
-            ):
-                self.rotate()
-            # (A failure during which no output came lost nothing: no gap.)
-            gap = self._failing and (self.lost > 0 or self._typedLost > 0)
-            if gap:
-                # Where output is missing, the log says so, on a line of its
-                # own; what follows starts a line (the line it went on is cut).
-                marker = self._gapMarker()
-            if midLine and (gap or self._fileAtLineStart):
-                # The file starts a line (a new one, after a rotation or a
-                # reopen; or after the gap's mark) where the output goes on
-                # with one: stamped, no empty line before it (a file began
-                # with output unstamped, or with an empty line).
-                data = data[1:] if data.startswith(b"\n") else self._stamp() + data
-            data = marker + data
-            while written < len(data):  # a short write (the disk filling up) is followed by the rest, or its error
-                n = self._osWrite(self._fd, data[written:])
-                self.size += n
-                written += n
-        except OSError as e:
-            self.lost += len(data) - max(written, len(marker))
-            if written:
-                self._fileAtLineStart = data[written - 1] == 0x0A
-            if not self._failing:
-                self._failing = True
-                self._failure = e.strerror or str(e)
-                self._writes.tell(log.error, "{line}: cannot write log {path}: {reason}; console output is not "
-                                  "logged until it can be", line=self.line.name, path=self.spec.path,
-                                  reason=e.strerror)
-            return
-        if data:
-            self._fileAtLineStart = data.endswith(b"\n")
-        if self._failing:
-            self._failing = False
-            typed = f" (and {self._typedLost} bytes typed)" if self._typedLost else ""
-            self._writes.tell(log.info, "{line}: log {path} written again; {lost} bytes were not logged{typed}",
-                              line=self.line.name, path=self.spec.path, lost=self.lost, typed=typed)
-            self.lost = self._typedLost = 0
-
-    def _osWrite(self, fd: int, data: bytes) -> int:
-        """C{os.write} (a test's slow disk replaces it)."""
-        return os.write(fd, data)
-
-    def _gapMarker(self) -> bytes:
-        """The line that marks output missing from the log (a full disk), on a line of its own."""
-        lost = f"{self.lost} bytes lost" if self.lost or not self._typedLost else ""
-        typed = f"what was typed, {self._typedLost} bytes, not logged" if self._typedLost else ""
-        text = f"[serialgw: {', and '.join(w for w in (lost, typed) if w)}: {self._failure}]\n".encode(
-            "utf-8", "replace")
-        return (b"" if self._fileAtLineStart else b"\n") + self._stamp() + text
-
     def reopen(self) -> defer.Deferred[int]:
         """
         Open the path again (logrotate moved the file, then SIGUSR1): new
@@ -356,23 +237,6 @@ class ConsoleLog(ClientEvents, LogFile):
         typed: defer.Deferred[int] = defer.succeed(0) if self._typed is None else self._typed.reopen()
         mine: defer.Deferred[int] = self._writes.ask(self._reopenOne, 0)
         return defer.gatherResults([typed, mine]).addCallback(sum)
-
-    def _reopenOne(self) -> int:
-        old, oldKey, atLineStart = self._fd, self._key, self._fileAtLineStart
-        if old < 0:
-            return 0  # (its first open failed: said by _notOpened)
-        try:
-            self._open()
-        except OSError as e:
-            self._writes.tell(log.error, "{line}: cannot reopen log {path}: {reason}; writing on to the file it was",
-                              line=self.line.name, path=self.spec.path, reason=e.strerror)
-            return 0
-        if self._isBeingWritten(os.fstat(old)) and self.size:
-            # The same file (SIGUSR1 with nothing moved): a line it ends inside goes on there, unstamped
-            # (emptied meanwhile, by logrotate's copytruncate: its next line starts the file, stamped).
-            self._fileAtLineStart = atLineStart
-        release(old, oldKey)
-        return 1
 
     def written(self) -> defer.Deferred[None]:
         """Fires once what was given to the writers so far (the log's, LOG.typed's) is written or lost."""
@@ -389,13 +253,6 @@ class ConsoleLog(ClientEvents, LogFile):
         if typed is not None:
             # (Formatted by the writer: a 64 KiB paste's hexdump took 2.3 ms.)
             typed._queue(typed._typedNow, (typed._stamp(), shown(peer), data, self.spec.typed), len(data), typed=True)
-
-    def _typedNow(self, reads: list[tuple[bytes, str, bytes, str]]) -> None:
-        texts = []
-        for stamp, peer, data, form in reads:
-            lines = (typedHexdump if form == "hexdump" else typedText)(peer, data)
-            texts.append(b"".join(stamp + text.encode("utf-8", "replace") + b"\n" for text in lines))
-        self._writeNow([(text, False) for text in texts])
 
     def deliver(self, data: bytes) -> None:
         if self._held and b"\n" in data:
@@ -520,26 +377,3 @@ class ConsoleLog(ClientEvents, LogFile):
             timer = self.clock.callLater(CLOSE_WAIT, abandon)
             done.addBoth(lambda result: (timer.cancel() if timer.active() else None, result)[1])
         return done
-
-    def _lastGapNow(self, _: list[None]) -> None:
-        """What was dropped before the close, marked at the file's end (nothing written after it would)."""
-        if not (self._failing and (self.lost or self._typedLost)) or self._fd < 0:
-            return
-        marker = self._gapMarker()
-        try:
-            while marker:
-                n = self._osWrite(self._fd, marker)
-                if n <= 0:
-                    break
-                marker = marker[n:]
-        except OSError:
-            pass  # (the disk still failing: said already)
-
-    def _closeNow(self, waiting: list[defer.Deferred[None]]) -> None:
-        fd, self._fd = self._fd, -1
-        try:
-            if fd >= 0:
-                release(fd, self._key)
-        finally:
-            for done in waiting:
-                self._writes.tell(fire, done)

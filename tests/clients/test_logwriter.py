@@ -22,7 +22,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from serialgw.app.reopening import REOPEN_WAIT
 from serialgw.app.service import GatewayService
 from serialgw.app.status import clientStatus
-from serialgw.clients import consolelog, logwriter
+from serialgw.clients import logwriter, logwrites
 from serialgw.clients.consolelog import CLOSE_WAIT, ConsoleLog
 from serialgw.clients.local import FileClient
 from serialgw.clients.logwriter import QUEUE_BOUND, STOP_WAIT, attach, detach, written
@@ -294,13 +294,13 @@ class HeldWriterTests(SynchronousTestCase):
     def test_typedFormattedByTheWriter(self) -> None:
         """log-typed = hexdump: a read is formatted by the writer, not on the reactor's thread; past the bound its bytes typed are counted and marked."""
         calls: list[int] = []
-        real = consolelog.typedHexdump
+        real = logwrites.typedHexdump
 
         def counted(peer: str, data: bytes) -> list[str]:
             calls.append(len(data))
             return real(peer, data)
 
-        self.patch(consolelog, "typedHexdump", counted)
+        self.patch(logwrites, "typedHexdump", counted)
         log = self.log(format="", typed="hexdump")
         typedLog = log._typed
         assert typedLog is not None
