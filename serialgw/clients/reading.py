@@ -283,6 +283,8 @@ class InputReading:
         log.info("{line}: {peer}'s {count} unread byte(s) not sent: {why}", line=self.line.name, peer=self.peer,
                  count=unread, why=why)
         self.transport.abortConnection()
+        # Off the line now, not when its connection is lost (next turn): no longer one that waits (Line.leftTyping).
+        self.line.detach(self)
 
     def pauseInput(self) -> None:
         self._pauseReading(DEVICE_BEHIND)

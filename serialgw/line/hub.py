@@ -170,9 +170,12 @@ class Line(PortControl, OpenCloseStrings, RoleChanges, DeviceState, SlowClients,
         that the oldest one's unread bytes are dropped and it goes.
         """
         gone: list[Any] = [c for c in self.clients if getattr(c, "departed", False)]
-        if self.maxClients and len(gone) > self.maxClients:
-            gone[0].dropLeftTyping(f"{len(gone)} clients that hung up wait with their typing for the device, "
-                                   f"at most {self.maxClients} (max-clients)")
+        waiting = len(gone)
+        # (Each one cut is off the line at once (its connection is lost only next turn): two seen gone in one turn
+        # cut the oldest twice and the bound slipped by one a round.)
+        while self.maxClients and len(gone) > self.maxClients:
+            gone.pop(0).dropLeftTyping(f"{waiting} clients that hung up wait with their typing for the device, "
+                                       f"at most {self.maxClients} (max-clients)")
 
     def makeRoom(self, newcomer: str, budget: Any = None, readOnly: bool = False) -> bool:
         """

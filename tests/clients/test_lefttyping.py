@@ -80,6 +80,26 @@ class LeftTypingTests(SynchronousTestCase):
                       "for the device, at most 1 (max-clients)", self.said)
         self.assertFalse(self.line.full())
 
+    def test_boundHeldWhenTheyGoTogether(self) -> None:
+        """Two hanging up in one turn past max-clients 2 (their looks fall due together): the two oldest waiting are cut, each once (the oldest was cut twice and the other kept: 3 waited, one more a round)."""
+        self.line.maxClients = 2
+        first = [self.connect() for _ in range(2)]
+        for _, _, peer in first:
+            peer.sendall(b"first")
+            peer.shutdown(socket.SHUT_WR)
+        self.clock.advance(HANGUP_CHECK_SECONDS)
+        second = [self.connect() for _ in range(2)]
+        for _, _, peer in second:
+            peer.sendall(b"second")
+            peer.shutdown(socket.SHUT_WR)
+        self.clock.advance(HANGUP_CHECK_SECONDS)
+        self.assertEqual([transport.aborted for _, transport, _ in first + second], [True, True, False, False])
+        self.assertEqual(self.line.refused, 10)
+        self.assertEqual(self.line.clients, [client for client, _, _ in second])
+        self.assertEqual([client.departed for client, _, _ in second], [True, True])
+        self.assertEqual(len([line for line in self.said if "unread byte(s) not sent" in line]), 2)
+        self.assertFalse(self.line.full())
+
     def test_notHungUpHoldsItsPlace(self) -> None:
         """One whose typing waits but that has not hung up keeps its place."""
         client, transport, peer = self.connect()
