@@ -37,7 +37,7 @@ import attrs
 from serialgw.config.foreign import conserverName
 from serialgw.config.gatewaylisteners import parseByName, parseSSHListener, parseWatchAll
 from serialgw.config.linetable import LINE_KEYS, nameProblem, readLines
-from serialgw.config.loops import watchAllLoop
+from serialgw.config.loops import byNameLoop, watchAllLoop
 from serialgw.config.parsers import checkPath
 from serialgw.config.paths import absolute, absoluteListener, baseOf, placeKeys
 from serialgw.config.placeholders import noLine
@@ -126,12 +126,13 @@ def loadFile(path: str, shards: Optional[int] = None, held: tuple[UserSpec, ...]
                 raise ConfigError(f"{place()} {quote(names[0])} and no name, nor '*': a name with '!' takes a user out "
                                   f"of the others; {key} = ['*', {quote(names[0])}] is everyone but them")
     watchAll = _watchAll(path, text, data, base)
-    loop = watchAllLoop(lines, watchAll, shards, pins, placeKeys)
+    byName = _byName(path, text, data, base)
+    loop = watchAllLoop(lines, watchAll, shards, pins, placeKeys) or byNameLoop(lines, byName, placeKeys)
     if loop is not None:
         table = f"lines.{loop[0]}" if "device" in data["lines"][loop[0]] else "defaults"
         raise ConfigError(f"{_where(path, text, table, 'device')}: [{table}] device: {loop[1]}")
     return FileConfig(lines, _ssh(path, text, data, users, problems, base), users, watchAll, pins, path, text,
-                      _tls(path, text, data), _byName(path, text, data, base))
+                      _tls(path, text, data), byName)
 
 
 def _sessionsPerPerson(path: str, text: str, table: dict[str, Any], name: str) -> int:

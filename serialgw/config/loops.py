@@ -4,7 +4,8 @@ line (a tty path that is the link of its own pty: listener, or of a line's
 whose device leads back to it; a remote device that is one of the
 gateway's own listeners, at loopback or at another of this host's
 addresses; a watch-all listener, or a process's copy of one under
---shard, that watches the line or a line whose device leads back to it):
+--shard, that watches the line or a line whose device leads back to it;
+a [by-name] listener that may give it such a line):
 a byte typed on it goes round for ever.  No name is looked up (no DNS
 where a configuration is read): a host name is this host's when
 /etc/hosts gives it one of this host's addresses, or it is this host's
@@ -24,6 +25,7 @@ from typing import Any, Callable, Mapping, Optional, Sequence, Union
 
 from serialgw.config.shard import shardOf, shiftListener
 from serialgw.config.specs import (
+    ByNameSpec,
     ConfigError,
     DeviceSpec,
     LineConfig,
@@ -173,23 +175,7 @@ def watchAllLoop(lines: Sequence[LineConfig], watchAll: Optional[WatchAllSpec], 
                 and (index is None or shardOf(name, shards or 1, pins or {}) == index)]
 
     # Each line whose device dials a watch-all listener (a process's copy): which, and the lines it watches.
-    dials: dict[str, tuple[Optional[int], ListenerSpec, ListenerSpec, list[str]]] = {}
-    # Where each unix watch-all listener (copy) is made, for a unix: device through symlinks (as in _feeds).
-    places: Optional[dict[str, tuple[Optional[int], ListenerSpec, ListenerSpec]]] = None
-    for config in lines:
-        device = config.device
-        if not device.remote:
-            continue
-        found = next(((at, copy, spec) for at, copy, spec in copies if _isListener(device, copy)), None)
-        if found is None and device.kind == "unix" and device.path and not isAbstract(device.path):
-            if places is None:
-                places = {}
-                for at, copy, spec in copies:
-                    if copy.kind is ListenerKind.LISTEN and copy.tls is None and copy.path and not isAbstract(copy.path):
-                        places.setdefault(hops(copy.path)[0], (at, copy, spec))
-            found = next((places[hop] for hop in hops(device.path) if hop in places), None) if places else None
-        if found is not None:
-            dials[config.name] = (*found, watched(found[0]))
+    dials = {name: (*found, watched(found[0])) for name, found in _dialling(lines, copies, hops).items()}
     if not dials:
         return None
     feeds = _feeds(lines, hops)
@@ -204,6 +190,63 @@ def watchAllLoop(lines: Sequence[LineConfig], watchAll: Optional[WatchAllSpec], 
         return config.name, (f"{quote(config.device.describe())} is the watch-all listener {quote(copy.text)}{whose}, "
                              f"which watches line {quote(path[0])}{''.join(_step(*step) for step in path[1:])}: "
                              "each line of its output would come back to it from there, prefixed, for ever (a loop)")
+    return None
+
+
+def _dialling(lines: Sequence[LineConfig], copies: Sequence[tuple[Optional[int], ListenerSpec, ListenerSpec]],
+              hops: Callable[[str], list[str]]) -> dict[str, tuple[Optional[int], ListenerSpec, ListenerSpec]]:
+    """Each line whose remote device dials one of C{copies}' listeners (a unix: one through symlinks too): which."""
+    dials: dict[str, tuple[Optional[int], ListenerSpec, ListenerSpec]] = {}
+    # Where each unix listener (copy) is made, for a unix: device through symlinks (as in _feeds).
+    places: Optional[dict[str, tuple[Optional[int], ListenerSpec, ListenerSpec]]] = None
+    for config in lines:
+        device = config.device
+        if not device.remote:
+            continue
+        found = next(((at, copy, spec) for at, copy, spec in copies if _isListener(device, copy)), None)
+        if found is None and device.kind == "unix" and device.path and not isAbstract(device.path):
+            if places is None:
+                places = {}
+                for at, copy, spec in copies:
+                    if copy.kind is ListenerKind.LISTEN and copy.tls is None and copy.path and not isAbstract(copy.path):
+                        places.setdefault(hops(copy.path)[0], (at, copy, spec))
+            found = next((places[hop] for hop in hops(device.path) if hop in places), None) if places else None
+        if found is not None:
+            dials[config.name] = found
+    return dials
+
+
+def byNameLoop(lines: Sequence[LineConfig], byName: Optional[ByNameSpec],
+               hops: Callable[[str], list[str]] = _asWritten) -> Optional[tuple[str, str]]:
+    """
+    A line whose remote device dials a [by-name] listener that may give
+    it, or a line whose device leads back to it: once that name is typed
+    on the line (it reaches the prompt as the device's input), the
+    device's connection is that line's client, and what is written to it
+    comes back to it for ever (seen: one byte typed kept the gateway at a
+    whole core, --check said OK).  Every line the table's C{lines} match
+    counts (whether one of the line's own listeners would admit the
+    connection is the connection's, not known here).  Its name and why, or
+    None.  C{hops}: as L{ptyLoop}'s.
+    """
+    if byName is None:
+        return None
+    found = _dialling(lines, [(None, spec, spec) for spec in byName.listeners], hops)
+    if not found:
+        return None
+    given = [config.name for config in lines if any(fnmatchcase(config.name, p) for p in byName.lines)]
+    dials = {name: (*at, given) for name, at in found.items()}
+    feeds = _feeds(lines, hops)
+    for config in lines:
+        if config.name not in dials:
+            continue
+        path = _pathBack(config.name, given, feeds, dials)
+        if path is None:
+            continue
+        steps = "".join(_step(line, other, how, "[by-name]") for line, other, how in path[1:])
+        return config.name, (f"{quote(config.device.describe())} is the [by-name] listener {quote(dials[config.name][1].text)}, "
+                             f"which gives line {quote(path[0])}{steps}: once {quote(path[0])} is typed there, "
+                             f"{_LOOP}")
     return None
 
 
@@ -279,10 +322,11 @@ def _pathBack(start: str, seen: Sequence[str], feeds: Mapping[str, Optional[tupl
     return None
 
 
-def _step(line: str, other: str, how: Union[str, ListenerSpec]) -> str:
-    """A step of a ring, said: how C{line}'s device gets C{other}'s output."""
+def _step(line: str, other: str, how: Union[str, ListenerSpec], table: str = "watch-all") -> str:
+    """A step of a ring, said: how C{line}'s device gets C{other}'s output (C{table}: whose listener C{how} is)."""
     if isinstance(how, ListenerSpec):
-        return f", line {quote(line)}'s device is the watch-all listener {quote(how.text)}, which watches line {quote(other)}"
+        gives = "watches" if table == "watch-all" else "gives"
+        return f", line {quote(line)}'s device is the {table} listener {quote(how.text)}, which {gives} line {quote(other)}"
     if how == "pty":
         return f", line {quote(line)}'s device is the link of line {quote(other)}'s pty: listener"
     return f", line {quote(line)}'s device is line {quote(other)}'s listener {quote(how)}"
