@@ -22,18 +22,27 @@ class ConfigError(ValueError):
     """
 
 
+# The most characters of a value a message shows; past it the value is cut and its length said.  A
+# file's 15 MiB key, listener or serial was quoted whole: its one error line 15-30 MiB on stderr and in
+# the log (and so on every reload of it).
+SHOWN = 256
+
+
 def quote(value: object) -> str:
     """
     A value for a message, as the user typed it: text in single quotes
     with only what cannot be shown escaped (C{'\\q'} is a backslash and
     a q; repr doubled the backslash, as if two were typed); a number, list
-    or table from the file as Python writes it.
+    or table from the file as Python writes it.  Past L{SHOWN} characters
+    its first ones, and its length: C{'kkk...'... (15728640 characters)}.
     """
     if not isinstance(value, str):
-        return repr(value)
-    if value.isprintable():
-        return f"'{value}'"
-    return "'" + "".join(c if c.isprintable() else repr(c)[1:-1] for c in value) + "'"
+        text = repr(value)
+        return text if len(text) <= SHOWN else f"{text[:SHOWN]}... ({len(text)} characters)"
+    shown = value[:SHOWN]
+    if not shown.isprintable():
+        shown = "".join(c if c.isprintable() else repr(c)[1:-1] for c in shown)
+    return f"'{shown}'" if len(value) <= SHOWN else f"'{shown}'... ({len(value)} characters)"
 
 
 def isAbstract(path: str | bytes) -> bool:

@@ -16,7 +16,7 @@ from twisted.trial.unittest import SkipTest, SynchronousTestCase, TestCase
 from serialgw.app import tap
 from serialgw.app.listen import StartupError
 from serialgw.app.service import GatewayService
-from serialgw.config.specs import DeviceSpec, LineConfig, ListenerSpec, Protocol, SerialSettings
+from serialgw.config.specs import DeviceSpec, LineConfig, ListenerSpec, Protocol, SerialSettings, quote
 from tests.config.test_check import checked
 from tests.reactors import ownReactor
 from tests.realio import PtyPair, testLockDir
@@ -220,12 +220,12 @@ class OptionsTests(SynchronousTestCase):
         """A number of more than 4300 digits (int()'s limit) is a usage error quoting it, not int()'s ValueError."""
         big = "9" * 4301
         cases = [
-            (["--busy-poll", big], f"--busy-poll must be 0 to 1000 microseconds, not '{big}'"),
-            (["--baud", big], f"--baud: baud rate must be 1 to 2147483647, not '{big}'"),
-            (["--serial", big + ",8N1"], f"--serial: cannot read '{big}' in serial settings '{big},8N1': expected "
+            (["--busy-poll", big], f"--busy-poll must be 0 to 1000 microseconds, not {quote(big)}"),
+            (["--baud", big], f"--baud: baud rate must be 1 to 2147483647, not {quote(big)}"),
+            (["--serial", big + ",8N1"], f"--serial: cannot read {quote(big)} in serial settings {quote(big + ',8N1')}: expected "
              "BAUD[,DATABITS PARITY STOPBITS][,rtscts|xonxoff], e.g. 115200,8N1"),
-            (["--max-clients", big], f"--max-clients must be 0 (no limit) to 65536, not '{big}'"),
-            (["--shard", "1/" + big], f"--shard '1/{big}': expected I/N, this process's number (from 0) of N "
+            (["--max-clients", big], f"--max-clients must be 0 (no limit) to 65536, not {quote(big)}"),
+            (["--shard", "1/" + big], f"--shard {quote('1/' + big)}: expected I/N, this process's number (from 0) of N "
              "processes, e.g. 0/2"),
         ]
         for args, message in cases:

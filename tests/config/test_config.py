@@ -10,7 +10,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from serialgw.app import tap
 from serialgw.config.file import loadConfig
 from serialgw.config.parsers import parseCoalesce, parseCompact, parseDevice, parseParity, parseStopbits
-from serialgw.config.specs import ConfigError, DeviceSpec, SerialSettings, quote
+from serialgw.config.specs import SHOWN, ConfigError, DeviceSpec, SerialSettings, quote
 from tests.realio import writeTemp
 
 
@@ -169,6 +169,30 @@ class QuoteTests(SynchronousTestCase):
         self.assertEqual(str(e), "cannot read configuration '/nonexistent/C:\\x.toml': No such file or directory")
         # What is not text (a TOML number, list or table) reads as Python writes it.
         self.assertEqual([quote(5), quote(["a"]), quote(True)], ["5", "['a']", "True"])
+
+    def test_longValuesCut(self) -> None:
+        """A file's key, listener or serial of 1 MiB is quoted by its first SHOWN characters and its length, not whole (the error was 1-2 MiB)."""
+        big = "k" * 2**20
+        head = "k" * SHOWN
+        said = {}
+        for name, text in (("key", f"{big} = 1"), ("listen", f'listen = ["{big}"]'), ("serial", f'serial = "{big}"')):
+            if name != "listen":
+                text += '\nlisten = ["4001"]'
+            path = writeTemp(self, f'[lines.a]\ndevice = "/dev/ttyS0"\n{text}\n')
+            said[name] = str(self.assertRaises(ConfigError, loadConfig, path)).replace(path, "FILE")
+        known = said["key"].index(" (known: ")
+        self.assertEqual(said["key"][:known], f"FILE:3: unknown key '{head}'... (1048576 characters) in [lines.a]")
+        self.assertLess(len(said["key"]), 1000)
+        self.assertEqual(said["listen"], f"FILE:3: [lines.a] listen: cannot read listener '{head}'... (1048576 characters): "
+                         "expected a port number, an endpoint string such as tcp:4444:interface=127.0.0.1, or a QEMU "
+                         "chardev such as telnet::4444,server,nowait")
+        self.assertEqual(said["serial"], f"FILE:3: [lines.a] serial: cannot read '{head}'... (1048576 characters) in "
+                         f"serial settings '{head}'... (1048576 characters): expected BAUD[,DATABITS PARITY STOPBITS]"
+                         "[,rtscts|xonxoff], e.g. 115200,8N1")
+        # What cannot be shown is escaped in the part shown; a list's repr is cut alike.
+        self.assertEqual(quote("\x00" * (SHOWN + 1)), "'" + "\\x00" * SHOWN + f"'... ({SHOWN + 1} characters)")
+        self.assertEqual(quote(["a"] * 1000), repr(["a"] * 1000)[:SHOWN] + "... (5000 characters)")
+        self.assertEqual(quote("k" * SHOWN), f"'{head}'")
 
 
 class SendStringInTomlTests(SynchronousTestCase):

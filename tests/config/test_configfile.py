@@ -19,7 +19,7 @@ from twisted.web.client import Agent, readBody
 from serialgw.app import tap
 from serialgw.app.service import GatewayService
 from serialgw.config.file import MAX_CONFIG_SIZE, loadConfig
-from serialgw.config.specs import ConfigError, DeviceSpec, Protocol, SerialSettings, quote
+from serialgw.config.specs import SHOWN, ConfigError, DeviceSpec, Protocol, SerialSettings, quote
 from tests.fakes import observeLog
 from tests.realio import (
     Collector,
@@ -86,7 +86,7 @@ class FileTests(SynchronousTestCase):
         big = "9" * 4301
         path = self.write(f'[lines.a]\ndevice = "/dev/ttyS0"\nlisten = "4001"\nbaud = "{big}"\n')
         self.assertEqual(str(self.assertRaises(ConfigError, loadConfig, path)),
-                         f"{path}:4: [lines.a] baud: baud rate must be 1 to 2147483647, not '{big}'")
+                         f"{path}:4: [lines.a] baud: baud rate must be 1 to 2147483647, not '{big[:SHOWN]}'... (4301 characters)")
 
     def test_errorsNameFileLineKey(self) -> None:
         """Errors say file:line, the table and the key."""

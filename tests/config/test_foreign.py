@@ -13,7 +13,7 @@ from serialgw.config.file import loadConfig
 from serialgw.config.foreign import ser2netConf, ser2netConnector
 from serialgw.config.listeners import parseListener
 from serialgw.config.parsers import parseCompact
-from serialgw.config.specs import ConfigError, Protocol, SerialSettings
+from serialgw.config.specs import ConfigError, Protocol, SerialSettings, quote
 from tests.app.test_tap import parse
 from tests.realio import writeTemp
 
@@ -44,14 +44,14 @@ class ForeignFormTests(SynchronousTestCase):
         digits = "9" * 5000
         for device in (f"/dev/ttyS0,{digits}", f"/dev/ttyS0,{digits}n81", f"serialdev,/dev/ttyS0,{digits}n81"):
             message = self.refused(f'[lines.a]\ndevice = "{device}"\nlisten = "4001"\n')
-            self.assertTrue(message.startswith(f"FILE:2: [lines.a] device: cannot read device '{device}': "), message[:200])
+            self.assertTrue(message.startswith(f"FILE:2: [lines.a] device: cannot read device {quote(device)}: "), message[:200])
         for device in (f"2000:telnet:{digits}:/dev/ttyS0:9600", f"2000:telnet:600:/dev/ttyS0:{digits}",
                        f"2000:telnet:600:/dev/ttyS0:9600 max-connections={digits}"):
             message = self.refused(f'[lines.a]\ndevice = "{device}"\nlisten = "4001"\n')
-            self.assertTrue(message.startswith(f"FILE:2: [lines.a] device: cannot read device '{device}': a ser2net.conf "
+            self.assertTrue(message.startswith(f"FILE:2: [lines.a] device: cannot read device {quote(device)}: a ser2net.conf "
                                                "line"), message[:200])
         message = self.refused(f'[lines.a]\ndevice = "/dev/ttyS0"\nlisten = "4001"\nserial = "{digits}n81"\n')
-        self.assertTrue(message.startswith(f"FILE:4: [lines.a] serial: cannot read '{digits}n81' in serial settings "),
+        self.assertTrue(message.startswith(f"FILE:4: [lines.a] serial: cannot read {quote(digits + 'n81')} in serial settings "),
                         message[:200])
 
     def test_ser2netConfNonASCIIDigits(self) -> None:
@@ -59,7 +59,7 @@ class ForeignFormTests(SynchronousTestCase):
         for option in ("max-connections=\u00b2", "\u0669\u0666\u0660\u0660"):
             device = f"2000:telnet:600:/dev/ttyS0:9600 {option}"
             message = self.refused(f'[lines.a]\ndevice = "{device}"\nlisten = "4001"\n')
-            self.assertTrue(message.startswith(f"FILE:2: [lines.a] device: cannot read device '{device}': a ser2net.conf "
+            self.assertTrue(message.startswith(f"FILE:2: [lines.a] device: cannot read device {quote(device)}: a ser2net.conf "
                                                "line"), message)
             self.assertIn(f'serial = "9600,8N1" (not carried over: {option})', message)
 
