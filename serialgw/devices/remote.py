@@ -36,6 +36,8 @@ from serialgw.devices.remotelinks import (
     ComPortLink,
     RawLink,
     TelnetLink,
+    farEnd,
+    farEndLog,
     linkHeldBytes,
 )
 from serialgw.interfaces import IDevice
@@ -465,4 +467,4 @@ class RemoteDevice:
             try:
                 self.sink.deviceSettings(before)
             except Exception:
-                log.failure("{device}: handling the remote's settings failed", device=self.name)
+                farEndLog.failure("{device}: handling the remote's settings failed", device=self.name, peer=farEnd(self))

@@ -16,7 +16,7 @@ from twisted.python.failure import Failure
 
 from serialgw.config.specs import ConfigError, SerialSettings
 from serialgw.devices.device import HIGH_WATER
-from serialgw.logflood import IgnoredInput
+from serialgw.logflood import IgnoredInput, clientLog
 from serialgw.wire.qmethod import Q
 from serialgw.wire.rfc2217 import (
     BREAK_OFF,
@@ -55,6 +55,16 @@ if TYPE_CHECKING:
     from serialgw.devices.remote import RemoteDevice
 
 log = Logger()
+# The gateway's own errors in handling what a far end says (a traceback:
+# a bug its answers reach), limited as those in handling a client's doing
+# are (logflood: one budget for them all, OWN_ERRORS, 20 a minute): a far
+# end answering the same again and again made one traceback an answer.
+farEndLog = clientLog()
+
+
+def farEnd(device: RemoteDevice) -> str:
+    """A remote device's far end, as the log limiter's peer."""
+    return f"{device.name} (its far end)"
 
 # An RFC 2217 remote's FLOWCONTROL-SUSPEND lasting this many seconds is
 # logged (typing is paused meanwhile): one that never ends is not silent.
@@ -428,7 +438,8 @@ class ComPortLink(TelnetLink):
                          payload=payload, reason=str(e))
             self.ignored.add("bad RFC 2217 answer")
         except Exception:
-            log.failure("{device}: bad RFC 2217 answer {payload!r}", device=device.name, payload=payload)
+            farEndLog.failure("{device}: handling RFC 2217 answer {payload!r} failed (the gateway's error, not the far "
+                              "end's)", device=device.name, payload=payload, peer=farEnd(device))
 
 
 # A far end that says no telnet negotiation in this many seconds is said to be one that speaks none (a raw
