@@ -65,7 +65,7 @@ from typing import Any, Callable, Mapping, Optional
 from twisted.internet.epollreactor import EPollReactor
 from twisted.logger import Logger
 
-from serialgw.app.reactor import GatewayReactor, failed
+from serialgw.app.reactor import STOPS, GatewayReactor, failed, stopFor
 
 log = Logger()
 
@@ -199,7 +199,9 @@ class OneShotReactor(GatewayReactor):
                        and getattr(selectable, "oneShotWhileReady", False))
             try:
                 dispatch(selectable, fd, event)
-            except Exception:
+            except STOPS:
+                stopFor(self, selectable, fd)
+            except BaseException:
                 failed(selectable, fd, "an event of its connection")
             if becomes and selectables.get(fd) is selectable and fd in self._reads and fd not in self._writes:
                 self._makeOneShot(fd)

@@ -97,6 +97,31 @@ def failed(selectable: Any, fd: int, what: str = "handling its connection") -> N
     else:
         log.failure("event on descriptor {fd} ({selectable!r}) failed", fd=fd, selectable=selectable)
 
+# Python's own "stop", raised while an event is handled: a Ctrl-C where
+# Twisted's signal handlers are not installed (an embedding's
+# run(installSignalHandlers=False)), a sys.exit().  They stop the gateway
+# (the reactor's orderly stop: lines closed, clients told), said once, and
+# cut no one.  Twisted's dispatch took one out of a doRead as that
+# connection's failure (an "Unhandled Error", the connection cut) and one
+# out of its connectionLost as the main loop's ("Unexpected error in main
+# loop", which goes on): the gateway ran on either way.  Any other
+# exception, BaseException's other kinds too, is a failure of that one
+# descriptor (L{failed}): the loop goes on with the others.
+STOPS = (KeyboardInterrupt, SystemExit)
+
+
+def stopFor(reactor: Any, selectable: Any, fd: int) -> None:
+    """The exception being handled (one of L{STOPS}), raised by C{selectable}'s event: the gateway stops."""
+    from twisted.internet.error import ReactorNotRunning
+
+    log.failure("{exception} raised in handling descriptor {fd} ({selectable!r}): the gateway stops",
+                exception=sys.exc_info()[0].__name__, fd=fd, selectable=selectable)  # type: ignore[union-attr]
+    try:
+        reactor.stop()
+    except ReactorNotRunning:
+        pass  # (stopping already, or not run: nothing to stop)
+
+
 # The most connections a listening socket accepts in one turn.  Twisted's
 # port accepts up to numberAccepts (100 at first, 20 more each time it takes
 # them all) in one doRead, and each new connection's start (telnet's offer,
@@ -350,13 +375,19 @@ class GatewayReactor(EPollReactor):
                 continue
             try:
                 dispatch(selectable, fd, event)
-            except Exception:
+            except STOPS:
+                stopFor(self, selectable, fd)
+            except BaseException:
                 failed(selectable, fd, "an event of its connection")
 
     doIteration = doPoll
 
     def _doReadOrWrite(self, selectable: Any, fd: int, event: int) -> None:
-        """Twisted's (posixbase._PollLikeMixin's), an exception logged by L{failed}; the selectable disconnected."""
+        """
+        Twisted's (posixbase._PollLikeMixin's), an exception logged by
+        L{failed}, the selectable disconnected; one of L{STOPS} stops the
+        gateway (L{stopFor}) and leaves the selectable as it is.
+        """
         why: Any = None
         inRead = False
         if event & self._POLL_DISCONNECTED and not (event & self._POLL_IN):
@@ -377,6 +408,10 @@ class GatewayReactor(EPollReactor):
                     if not why and event & self._POLL_OUT:
                         why = selectable.doWrite()
                         inRead = False
+            except STOPS:
+                # (Not this connection's doing: left as it is, the stop closes it.)
+                stopFor(self, selectable, fd)
+                return
             except BaseException as e:
                 why = e
                 failed(selectable, fd)

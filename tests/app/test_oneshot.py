@@ -23,7 +23,7 @@ from twisted.logger import globalLogPublisher
 from twisted.python.usage import UsageError
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
-from serialgw.app import tap
+from serialgw.app import oneshot, tap
 from serialgw.app.oneshot import (
     DEFAULT_SLICE,
     ONESHOT_ENV,
@@ -388,7 +388,7 @@ class InlineTests(OneShotCase):
         self.assertGreaterEqual(sum("flood" in t for t in turns), 2, turns)
 
     def test_escapingTurnArmsAgain(self) -> None:
-        """A turn that an exception escapes (a KeyboardInterrupt out of a connectionLost) still arms again what fired."""
+        """A turn that an exception escapes (a KeyboardInterrupt landing while a connectionLost's failure is logged) still arms again what fired."""
         self.disarmedFlood()
 
         class Breaks(Socketish):
@@ -396,8 +396,13 @@ class InlineTests(OneShotCase):
                 raise RuntimeError("read failed")
 
             def connectionLost(self, reason: Any) -> None:
-                raise KeyboardInterrupt()
+                raise RuntimeError("and lost")
 
+        def interrupted(*args: Any) -> None:
+            raise KeyboardInterrupt()
+
+        # (A KeyboardInterrupt out of the connectionLost itself no longer escapes: it stops the gateway.)
+        self.patch(oneshot, "failed", interrupted)
         breaks, w = self.pipe("breaks", Breaks)
         os.write(w, b"x")
         self.assertRaises(KeyboardInterrupt, self.reactor.doPoll, 0)

@@ -160,6 +160,92 @@ class DispatchTests(SynchronousTestCase):
         self.assertEqual([str(f.value) for f in self.flushLoggedErrors(RuntimeError)], ["boom", "and again"])
 
 
+class Stop(BaseException):
+    """An exception of BaseException's own kind (not an Exception), as a library may raise."""
+
+
+class StopsTests(SynchronousTestCase):
+    """
+    KeyboardInterrupt and SystemExit raised in handling an event stop the
+    gateway (the reactor's orderly stop), said once, cutting no one; any
+    other exception (another BaseException too) is that descriptor's
+    failure, the turn going on with the others.  Each of our reactors.
+    """
+
+    def turn(self, reactor: Any, raising: BaseException, where: str) -> tuple[list[str], list[str], list[str]]:
+        """One turn: a descriptor raising C{raising} in C{where} (doRead or connectionLost), then one serving; (served, lost, stops)."""
+        served: list[str] = []
+        lost: list[str] = []
+        stops: list[str] = []
+        self.patch(reactor, "stop", lambda: stops.append("stop"))
+
+        class Raising:
+            def __init__(self, fd: int) -> None:
+                self.fd = fd
+
+            def fileno(self) -> int:
+                return self.fd
+
+            def doRead(self) -> Any:
+                if where == "doRead":
+                    raise raising
+                return RuntimeError("read no more")
+
+            def connectionLost(self, reason: Any) -> None:
+                reactor.removeReader(self)
+                lost.append(type(reason.value).__name__)
+                if where == "connectionLost":
+                    raise raising
+
+            def logPrefix(self) -> str:
+                return "raising"
+
+        class Serving(Raising):
+            def doRead(self) -> None:
+                served.append(os.read(self.fd, 10).decode())
+
+        for selectable, text in ((Raising, b"x"), (Serving, b"ok")):
+            r, w = os.pipe()
+            self.addCleanup(os.close, r)
+            self.addCleanup(os.close, w)
+            reactor.addReader(selectable(r))
+            os.write(w, text)
+        reactor.doPoll(0)
+        return served, lost, stops
+
+    def reactors(self) -> list[Any]:
+        from serialgw.app.oneshot import OneShotReactor
+
+        return [ownReactor(self, GatewayReactor()), ownReactor(self, OneShotReactor())]
+
+    def test_interruptOrExitStops(self) -> None:
+        """A KeyboardInterrupt or SystemExit out of a doRead (the connection left as it is) or out of a connectionLost: the stop asked once, the next descriptor served, one critical line naming it and no other failure. Twisted's dispatch cut the connection (doRead), or the exception left the turn for the main loop, which logged it and ran on (connectionLost)."""
+        from twisted.logger import LogLevel
+
+        from tests.fakes import LogEvents
+
+        for reactor in self.reactors():
+            for raising in (KeyboardInterrupt(), SystemExit(3)):
+                for where in ("doRead", "connectionLost"):
+                    events = LogEvents(self)
+                    served, lost, stops = self.turn(reactor, raising, where)
+                    said = [e for e in events.events if e.get("log_level") is LogLevel.critical]
+                    self.assertEqual((served, lost, stops, [e.get("exception") for e in said]),
+                                     (["ok"], [] if where == "doRead" else ["RuntimeError"], ["stop"],
+                                      [type(raising).__name__]), (reactor, raising, where))
+                    self.assertTrue(said[0]["log_format"].endswith("the gateway stops"))
+                    self.assertEqual(len(self.flushLoggedErrors(type(raising))), 1)
+                    reactor.removeAll()
+
+    def test_otherBaseExceptionIsAFailure(self) -> None:
+        """Another BaseException out of a connectionLost is that descriptor's failure, logged; the turn goes on, the gateway runs on (it left the turn for the main loop)."""
+        for reactor in self.reactors():
+            served, lost, stops = self.turn(reactor, Stop(), "connectionLost")
+            self.assertEqual((served, lost, stops), (["ok"], ["RuntimeError"], []))
+            self.assertEqual(len(self.flushLoggedErrors(Stop)), 1)
+            reactor.removeAll()
+
+
 class ExitWatchTests(SynchronousTestCase):
     def test_childsEndSaidWithoutATimer(self) -> None:
         """watchExit calls back once the child has ended (its pidfd readable), with no timer, and as a watch of the reactor's own: removeAll (a test's clean-up) leaves it."""
