@@ -19,13 +19,13 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from serialgw.app.service import GatewayService
-from serialgw.app.startchecks import lineClashes
+from serialgw.app.startchecks import firstClash
 from serialgw.clients.factory import samePlace
 from serialgw.config.file import FileConfig, loadFile
 from serialgw.config.loops import runningWatchAllLoop
 from serialgw.config.paths import placeKeys
 from serialgw.config.shard import Shard, ownListeners, selectLines
-from serialgw.config.specs import ByNameSpec, ConfigError, LineConfig, SSHSpec, WatchAllSpec, quote
+from serialgw.config.specs import ByNameSpec, ConfigError, LineConfig, SSHSpec, WatchAllSpec
 from serialgw.config.where import where
 
 # (The namespace its events had before this module was split from process.)
@@ -155,12 +155,10 @@ class FileReloads(GatewayService):
                                   f"[lines.{loop[0]}] device: {loop[1]}")
             # Two lines of the file on one port or path (every line: --shard's processes share the machine),
             # refused as --check says it: the bind said only "one of this gateway's own listeners already".
-            clashes = lineClashes(loaded.lines)
-            if clashes:
-                name, clash = clashes[0]
-                key = "device" if clash.startswith(f"line {quote(name)}: device") else "listen"
-                more = f" (and {len(clashes) - 1} more such clash(es): --check names them)" if len(clashes) > 1 else ""
-                raise ConfigError(f"{where(loaded.path, loaded.text, f'lines.{name}', key)}: {clash}{more}")
+            clash = firstClash(loaded.lines)
+            if clash is not None:
+                name, key, message = clash
+                raise ConfigError(f"{where(loaded.path, loaded.text, f'lines.{name}', key)}: {message}")
             lines = selectLines(loaded.lines, shard, loaded.pins) if shard is not None else loaded.lines
             ssh = ownListeners(shard.index, None, loaded.ssh, None)[1] if shard is not None else loaded.ssh
             return (lines, ssh, loaded.watchAll), loaded

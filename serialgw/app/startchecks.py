@@ -130,8 +130,9 @@ def lineClashes(lines: Sequence[LineConfig]) -> list[tuple[str, str]]:
     """
     The lines' clashes with each other (two listeners on one port or path,
     a pty: device's link where another's listener is), each with the name
-    of the line that comes second, as --check says them (a reload refuses
-    them: its bind would have said only that the port is taken).  No I/O.
+    of the line that comes second, as --check says them (the start and a
+    reload refuse them: a bind would have said only that the port is
+    taken).  No I/O.
     """
     clashes: list[tuple[str, str]] = []
     claims = Claims([])
@@ -142,3 +143,19 @@ def lineClashes(lines: Sequence[LineConfig]) -> list[tuple[str, str]]:
         clashes += [(line.name, error) for error in claims.errors]
         claims.errors.clear()
     return clashes
+
+
+def firstClash(lines: Sequence[LineConfig]) -> Optional[tuple[str, str, str]]:
+    """
+    The lines' first clash (L{lineClashes}) as the start and a reload
+    refuse it: the name of the line that comes second, its key that takes
+    the port or path (C{"listen"} or C{"device"}: where in the file), and
+    the message, with how many more there are; None when there is none.
+    """
+    clashes = lineClashes(lines)
+    if not clashes:
+        return None
+    name, clash = clashes[0]
+    key = "device" if clash.startswith(f"line {quote(name)}: device") else "listen"
+    more = f" (and {len(clashes) - 1} more such clash(es): --check names them)" if len(clashes) > 1 else ""
+    return name, key, f"{clash}{more}"

@@ -39,7 +39,7 @@ from serialgw.config.paths import absoluteListener, placeKeys
 from serialgw.config.placeholders import lineInOptions
 from serialgw.config.shard import Shard, ownListeners, parseShard, selectLines
 from serialgw.config.specs import DEFAULT_HOST_KEY, DEFAULT_MAX_CLIENTS, ConfigError, ListenerKind, ListenerSpec, quote
-from serialgw.config.where import tablePlaces
+from serialgw.config.where import tablePlaces, where
 
 log = Logger()
 
@@ -345,10 +345,20 @@ man 8 serialgw
             if self["ownSSH"] is not None:
                 _checkEndpoint(self["ownSSH"].listener, sockets=not self["check"])
             if not self["check"]:
+                from serialgw.app.startchecks import firstClash, lockDirProblem
+
+                # Two lines on one port or path (every line of the file:
+                # --shard's processes share the machine), refused before
+                # anything is bound, as --check and a reload say it (the
+                # second's bind said only "one of this gateway's own").
+                clash = firstClash(self["allLines"])
+                if clash is not None:
+                    name, key, message = clash
+                    source = self.get("configFile") if self["config"] is not None else None
+                    raise ConfigError(message if source is None else
+                                      f"{where(source.path, source.text, f'lines.{name}', key)}: {message}")
                 # A lock directory that is not there stops the start (with
                 # --config too, where a device that cannot open does not).
-                from serialgw.app.startchecks import lockDirProblem
-
                 for line in self["lines"]:
                     problem = lockDirProblem(line, writable=True)
                     if problem is not None:

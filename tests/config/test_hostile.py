@@ -141,6 +141,21 @@ class KeyValueTests(SynchronousTestCase):
                                           'listen = "4002"\n'))
         parse("--device", "/dev/ttyS0", "--no-lock", "--lock-dir", missing)
 
+    def test_twoLinesOnOnePortStopTheStart(self) -> None:
+        """Two lines on one TCP port (or one line's two listeners) stop the start before anything is bound, as --check and a reload say it: both lines, both listeners, the port, at the second's listen key (the second's bind said only 'one of this gateway's own listeners already'); --check still lists every error."""
+        path = writeTemp(self, '[lines.a]\ndevice = "/dev/ttyS0"\nlisten = "raw+tcp:4601:interface=127.0.0.1"\n'
+                               'lock = false\n[lines.b]\ndevice = "/dev/ttyS1"\nlock = false\n'
+                               'listen = ["raw+tcp:4701", "telnet+tcp:4601"]\n'
+                               '[lines.c]\ndevice = "/dev/ttyS2"\nlock = false\nlisten = "4701"\n')
+        self.assertEqual(str(self.assertRaises(UsageError, parse, "--config", path)),
+                         f"{path}:8: line 'b': listener 'telnet+tcp:4601' takes TCP port 4601, as line 'a', listener "
+                         "'raw+tcp:4601:interface=127.0.0.1' already does (and 1 more such clash(es): --check names them)")
+        self.assertEqual(str(self.assertRaises(UsageError, parse, "--device", "/dev/ttyS0", "--no-lock", "--listen",
+                                               "raw+tcp:4601", "--listen", "telnet+tcp:4601")),
+                         "line 'ttyS0': listener 'telnet+tcp:4601' takes TCP port 4601, as line 'ttyS0', listener "
+                         "'raw+tcp:4601' already does")
+        parse("--check", "--config", path)
+
     def test_oneTerminal(self) -> None:
         """stdio (mon:stdio too) on two lines, twice on one, or from [defaults] for two: refused; the gateway has one terminal."""
         two = '[lines.a]\ndevice = "/dev/ttyS0"\nlisten = "stdio"\n[lines.b]\ndevice = "/dev/ttyS1"\nlisten = "mon:stdio"\n'
