@@ -86,6 +86,7 @@ def twistedServer(text: str, original: str) -> ListenerSpec:
     no file beside which Twisted could make it: the NUL byte fails) unless
     the string says otherwise.
     """
+    _numbersReadable(text, original)
     endpoint = _serverEndpoint(text, original)
     interfaceWritten(fieldsOnce(text, original)[1], original)
     _numbersAsWritten(text, original, endpoint)
@@ -137,6 +138,50 @@ def _numbersAsWritten(text: str, original: str, endpoint: Any) -> None:
             what = f"{key}={quote(value)}" if key else quote(value)
             raise ConfigError(f"{what} in listener {quote(original)}: expected a number in ASCII digits (0-9) only: "
                               "no sign, space or '_'")
+
+
+# Where Twisted's parsers take each number (tcp:PORT:INTERFACE:BACKLOG,
+# tcp6:PORT:BACKLOG:INTERFACE, unix:ADDRESS:MODE:BACKLOG:LOCKFILE), its
+# base, and what is expected of it.
+_NUMBERS: dict[str, dict[str, tuple[int, int]]] = {
+    "tcp": {"port": (1, 10), "backlog": (3, 10)},
+    "tcp6": {"port": (1, 10), "backlog": (2, 10)},
+    "unix": {"mode": (2, 8), "backlog": (3, 10), "lockfile": (4, 10)},
+}
+_EXPECTED = {
+    "port": "expected a port number, 0 to 65535",
+    "backlog": "expected a number, 0 to 65535 (the kernel takes at most net.core.somaxconn)",
+    "mode": "expected an octal mode 0 to 777 (e.g. 660: its owner and group may connect)",
+    "lockfile": "expected 0 (no lock file) or 1 (a lock file PATH.lock beside the socket)",
+}
+
+
+def _numbersReadable(text: str, original: str) -> None:
+    """
+    The numbers of a C{tcp:}, C{tcp6:} or C{unix:} string are numbers
+    before Twisted reads them, so that one left empty or mistyped is
+    refused naming its key, its value and what is expected
+    (C{mode='9999' in listener 'unix:/x:mode=9999': expected an octal mode
+    0 to 777 ...}, C{lockfile='' ...: expected 0 ... or 1 ...}), where
+    Twisted's int() said only C{invalid literal for int() with base 8:
+    '9999'}.  Other mistakes are left to Twisted and the checks after it.
+    """
+    try:
+        positional, named = fieldsOnce(text, original)  # (a key given twice said as such)
+    except ConfigError:
+        raise
+    except Exception:
+        return  # (What Twisted cannot split, say a trailing backslash, its parse says.)
+    kind = positional[0] if positional else ""
+    for key, (at, base) in _NUMBERS.get(kind, {}).items():
+        value = named.get(key, positional[at] if len(positional) > at else None)
+        if not isinstance(value, str):
+            continue
+        try:
+            int(value, base)
+        except ValueError:
+            what = f"bad port {quote(value)}" if key == "port" else f"{key}={quote(value)}"
+            raise ConfigError(f"{what} in listener {quote(original)}: {_EXPECTED[key]}") from None
 
 
 def _lockfileAsWritten(text: str, original: str) -> None:

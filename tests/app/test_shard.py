@@ -169,13 +169,14 @@ class CheckTests(SynchronousTestCase):
                          ["rack4-db1", "vm100", "vm101"])
 
     def test_everyLinesTwistedString(self) -> None:
-        """A tcp: string Twisted refuses, in another process's line, is refused on reading the file, by every process."""
+        """A tcp: string that cannot be read (backlog=many), in another process's line, is refused on reading the file, by every process."""
         with open(self.path, "a") as f:
             f.write('[lines.extra]\ndevice = "/dev/tty0"\nlisten = "tcp:4005:backlog=many"\nshard = 1\n')
         for args in (["--check", "--shard", "0/2"], ["--check", "--shard", "1/2"], ["--shard", "0/2"]):
             e = self.assertRaises(UsageError, parse, "--config", self.path, *args)
-            self.assertEqual(str(e), f"{self.path}:25: [lines.extra] listen: cannot read listener 'tcp:4005:backlog=many' "
-                                     "as a Twisted endpoint string: invalid literal for int() with base 10: 'many'", args)
+            self.assertEqual(str(e), f"{self.path}:25: [lines.extra] listen: backlog='many' in listener "
+                                     "'tcp:4005:backlog=many': expected a number, 0 to 65535 (the kernel takes at most "
+                                     "net.core.somaxconn)", args)
 
     def test_emptyShard(self) -> None:
         """A process whose share is empty: a warning, exit 0 (a reload may give it lines)."""

@@ -186,8 +186,8 @@ class OptionsTests(SynchronousTestCase):
             (["--break-duration", "0"], "--break-duration: break duration must be 1 to 10000 milliseconds, not '0'"),
             # Half a second meant as seconds: half a millisecond is no break a UART would see.
             (["--break-duration", "0.5"], "--break-duration: break duration must be 1 to 10000 milliseconds, not '0.5'"),
-            (["--port", "tcp:4444:backlog=x"], "--port: cannot read listener 'tcp:4444:backlog=x' as a Twisted endpoint string: "
-             "invalid literal for int() with base 10: 'x'"),
+            (["--port", "tcp:4444:backlog=x"], "--port: backlog='x' in listener 'tcp:4444:backlog=x': expected a number, 0 "
+             "to 65535 (the kernel takes at most net.core.somaxconn)"),
             (["--busy-poll", "1001"], "--busy-poll must be 0 to 1000 microseconds, not '1001'"),
             (["--busy-poll", "-1"], "--busy-poll must be 0 to 1000 microseconds, not '-1'"),
             (["--busy-poll", "5e1"], "--busy-poll must be 0 to 1000 microseconds, not '5e1'"),

@@ -532,8 +532,7 @@ class TwistedGrammarTests(SynchronousTestCase):
         cases = {
             "tcp:4000:port=5": "cannot read listener 'tcp:4000:port=5' as a Twisted endpoint string: "
                                "_parseTCP() got multiple values for argument 'port'",
-            "raw+tcp:port=x": "cannot read listener 'raw+tcp:port=x' as a Twisted endpoint string ('tcp:port=x'): "
-                              "invalid literal for int() with base 10: 'x'",
+            "raw+tcp:port=x": "bad port 'x' in listener 'raw+tcp:port=x': expected a port number, 0 to 65535",
             "unix:/a=b": "cannot read listener 'unix:/a=b' as a Twisted endpoint string: "
                          "_parseUNIX() got an unexpected keyword argument '/a'",
             "tcp6:port=70000": "bad port '70000' in listener 'tcp6:port=70000': expected a port number, 0 to 65535",

@@ -163,3 +163,26 @@ class ListenerValueTests(SynchronousTestCase):
         self.assertEqual(parseListener("unix:/run/١_٢.sock:backlog=5").path, "/run/١_٢.sock")
         self.assertEqual(parseListener("unix:/run/١:mode=600").path, "/run/١")
         self.assertEqual(parseListener("tcp:4001:backlog=5:interface=127.0.0.1").port, 4001)
+
+    def test_twistedNumbersUnreadableNamed(self) -> None:
+        """A number Twisted reads that is no number (empty lockfile=, mode=9999 or 8 not octal, backlog=x, port=x; named or positional) is refused naming its key, its value and what is expected, as a number out of range is (it said only Python's "invalid literal for int() with base 8: '9999'")."""
+        mode = "expected an octal mode 0 to 777 (e.g. 660: its owner and group may connect)"
+        backlog = "expected a number, 0 to 65535 (the kernel takes at most net.core.somaxconn)"
+        lockfile = "expected 0 (no lock file) or 1 (a lock file PATH.lock beside the socket)"
+        cases = {
+            "unix:/run/x.sock:lockfile=": f"lockfile='' in listener 'unix:/run/x.sock:lockfile=': {lockfile}",
+            "unix:/run/x.sock:600:5:": f"lockfile='' in listener 'unix:/run/x.sock:600:5:': {lockfile}",
+            "unix:/run/x.sock:mode=9999": f"mode='9999' in listener 'unix:/run/x.sock:mode=9999': {mode}",
+            "raw+unix:/run/x.sock:mode=": f"mode='' in listener 'raw+unix:/run/x.sock:mode=': {mode}",
+            "unix:/run/x.sock:8": f"mode='8' in listener 'unix:/run/x.sock:8': {mode}",
+            "unix:/run/x.sock:600:x": f"backlog='x' in listener 'unix:/run/x.sock:600:x': {backlog}",
+            "tcp:4001:interface=127.0.0.1:backlog=": ("backlog='' in listener 'tcp:4001:interface=127.0.0.1:backlog=': "
+                                                      f"{backlog}"),
+            "tcp:4001:127.0.0.1:x": f"backlog='x' in listener 'tcp:4001:127.0.0.1:x': {backlog}",
+            "telnet+tcp6:4001:zz": f"backlog='zz' in listener 'telnet+tcp6:4001:zz': {backlog}",
+            "tcp:port=x": "bad port 'x' in listener 'tcp:port=x': expected a port number, 0 to 65535",
+        }
+        for text, message in cases.items():
+            self.assertEqual(str(self.assertRaises(ConfigError, parseListener, text)), message)
+        e = self.assertRaises(ConfigError, parseListener, "unix:/run/x.sock:mode=600:mode=")
+        self.assertIn("mode= is given twice", str(e))
