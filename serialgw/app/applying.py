@@ -347,7 +347,8 @@ class Applying:
     def retune(self, name: str) -> None:
         service, old, new = self.service, self.old[name], self.new[name]
         gone = listenerChanges(old, new)[0]
-        bound = self.bound[name] = {spec: releasedPorts(service._keyed, [(name, spec)]) - {-1} for spec in gone}
+        bound = self.bound[name] = {spec: {port for _, port in releasedPorts(service._keyed, [(name, spec)])}
+                                    for spec in gone}
         # (Only a line that opens new listeners leaves its old ones for later: see settle.)
         self.later[name] = movedAway(gone, self.plan.opening, bound.__getitem__) if self.plan.reopened[name] else []
         self.waits += retune(service, old, new, self.written, self.later[name])

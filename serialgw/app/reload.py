@@ -21,7 +21,7 @@ from twisted.internet.protocol import Factory
 from twisted.python.failure import Failure
 
 from serialgw.app.binding import StartupError, listenAtOnce, removeStaleSocket
-from serialgw.app.portholder import listenHint
+from serialgw.app.portholder import holds, listenHint
 from serialgw.app.startchecks import unixNameProblem
 from serialgw.clients.loglock import lockedElsewhere
 from serialgw.clients.ptylink import keptInPlace
@@ -114,35 +114,43 @@ LINES_PER_TURN = 8
 
 
 def releasedPorts(keyed: dict[str, list[tuple[Any, tuple[str, Any]]]],
-                  releasing: list[tuple[str, ListenerSpec]]) -> set[int]:
-    """The TCP ports of the listeners a reload lets go of (theirs to bind again), from what each line opened (C{keyed})."""
-    ports: set[int] = set()
+                  releasing: list[tuple[str, ListenerSpec]]) -> set[tuple[str, int]]:
+    """
+    The addresses and TCP ports of the listeners a reload lets go of
+    (theirs to bind again), from what each line opened (C{keyed}).
+    """
+    ports: set[tuple[str, int]] = set()
     for name, spec in releasing:
         for key, (kind, thing) in keyed.get(name, []):
             if key == spec and kind == "port":
                 host = thing[1].getHost()
-                ports.add(host.port if isinstance(host, (IPv4Address, IPv6Address)) else -1)
+                if isinstance(host, (IPv4Address, IPv6Address)):
+                    ports.add((host.host, host.port))
     return ports
 
 
-def boundPorts(keyed: dict[str, list[tuple[Any, tuple[str, Any]]]], *others: Any) -> set[int]:
-    """The TCP ports the lines' listeners (C{keyed}) and the gateway's own (C{others}, None for one it has not) are bound to."""
+def boundPorts(keyed: dict[str, list[tuple[Any, tuple[str, Any]]]], *others: Any) -> set[tuple[str, int]]:
+    """
+    The addresses and TCP ports the lines' listeners (C{keyed}) and the
+    gateway's own (C{others}, None for one it has not) are bound to: a
+    port of the gateway's on another address is another program's.
+    """
     hosts = [thing[1].getHost() for entries in keyed.values() for _, (kind, thing) in entries if kind == "port"]
     hosts += [port.getHost() for port in others if port is not None]
-    return {host.port for host in hosts if isinstance(host, (IPv4Address, IPv6Address))}
+    return {(host.host, host.port) for host in hosts if isinstance(host, (IPv4Address, IPv6Address))}
 
 
-def bindChecker(releasing: list[tuple[str, ListenerSpec]], ports: set[int],
+def bindChecker(releasing: list[tuple[str, ListenerSpec]], ports: set[tuple[str, int]],
                 endpoint: Callable[[str, ListenerSpec, Any], tuple[Any, Any]],
-                probes: list[Any], bound: Collection[int] = ()) -> Callable[[str, ListenerSpec], Optional[str]]:
+                probes: list[Any], bound: Collection[tuple[str, int]] = ()) -> Callable[[str, ListenerSpec], Optional[str]]:
     """
     Whether a listener a reload would bind can bind, one at a time (a
     reload checks a few a turn: see L{serialgw.app.applying}): it is bound
     now (and closed again once all are checked: C{probes}), unless one of
-    ours that the reload lets go of holds its address (C{ports}: the TCP
-    ports of the listeners it releases).  Its problem, or None; one of
-    C{bound} (the TCP ports the gateway is bound to) in use is said to be
-    the gateway's own, not another program's.
+    ours that the reload lets go of holds its address (C{ports}: the
+    addresses and TCP ports of the listeners it releases).  Its problem, or
+    None; one of C{bound} (the addresses and TCP ports the gateway is bound
+    to) in use is said to be the gateway's own, not another program's.
     """
     endpoints = {spec.endpoint for _, spec in releasing}
     paths = {spec.path for _, spec in releasing if spec.path}
@@ -187,7 +195,7 @@ def bindChecker(releasing: list[tuple[str, ListenerSpec]], ports: set[int],
             return None
         if isinstance(result, Failure):
             why = result.value
-            if isinstance(why, CannotListenError) and why.port in ports:
+            if isinstance(why, CannotListenError) and holds(ports, str(why.interface or ""), why.port):
                 return None  # ours, let go of by this reload
             return f"line {name!r}: cannot listen on {spec.text or spec.endpoint!r}: {str(why).rstrip('.')}{listenHint(why, look=False, ours=bound)}"
         probes.append(result)

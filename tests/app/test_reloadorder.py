@@ -55,6 +55,8 @@ class Ports(MemoryReactorClock):
         self.events: list[tuple[str, int]] = []
         # Binds of a port that fail (as if another process took it), counted down.
         self.taken: dict[int, int] = {}
+        # Serving, as a reload's reactor is: a port in use is not looked for in /proc (what the machine runs).
+        self.running = True
 
     def listenTCP(self, port: int, factory: Any, backlog: int = 50, interface: str = "") -> Any:  # type: ignore[override]
         if port in self.listening or self.taken.get(port, 0):
@@ -68,7 +70,8 @@ class Ports(MemoryReactorClock):
 
 def inUse(port: int) -> str:
     """What a reload adds to a port in use: how to find who holds it (it does not look: the reactor serves)."""
-    return f": another program listens on port {port} (ss -ltnp 'sport = :{port}' names it): stop it, or give the listener another port"
+    return (f": another program holds port {port} (ss -tanp 'sport = :{port}' names one that listens or is connected "
+            "from it; one bound and not listening is listed nowhere): stop it, or give the listener another port")
 
 
 class ReloadOrderTests(SynchronousTestCase):
