@@ -347,9 +347,10 @@ def retuneLine(line: Line, old: LineConfig, new: LineConfig) -> None:
     if (new.pace, new.paceLine) != (old.pace, old.paceLine) and isinstance(device, SerialDevice):
         device.setPace(new.pace, new.paceLine)
     if new.opensOnDemand != old.opensOnDemand:
-        # On: closed now if no client wants it; off: opened now, and kept open.
+        # On: closed if no client wants it, its (new) linger from now; off: opened now, and kept open.
         log.info("line {line}: on-demand {state} (reload)", line=new.name, state="on" if new.opensOnDemand else "off")
-        line.setOnDemand(new.opensOnDemand)
+        line.linger = new.onDemandLinger
+        line.setOnDemand(new.opensOnDemand, lingering=True)
     if new.onDemandLinger != old.onDemandLinger:
         # (A device lingering open now closes that long after its last client left.)
         log.info("line {line}: on-demand-linger {seconds} (reload)", line=new.name, seconds=seconds(new.onDemandLinger))

@@ -70,6 +70,8 @@ class _Line(Protocol):
 
     def _restWhenSent(self: _Line, deadline: float, logged: Optional[dict[str, Any]] = None) -> None: ...
     def _cancelRest(self: _Line) -> bool: ...
+    def _lingers(self: _Line) -> bool: ...
+    def _lingerFrom(self: _Line, logged: dict[str, Any]) -> None: ...
     def _wake(self: _Line, client: Optional[IClient]) -> None: ...
     def _undrained(self: _Line) -> str: ...
     def _cancelIdle(self: _Line) -> Optional[IDelayedCall]: ...
@@ -114,19 +116,23 @@ class OnDemandOpen:
         """Whether the device is closed now because no client wants it."""
         return self._onDemandDevice is not None and bool(self._onDemandDevice.resting)
 
-    def setOnDemand(self: _Line, on: bool) -> None:
+    def setOnDemand(self: _Line, on: bool, lingering: bool = False) -> None:
         """
-        On demand from now on (C{on}; the device closed as when the last
-        client leaves if none wants it), or no more (opened now if closed, and
-        kept open).  Only a device that can rest (L{IRestingDevice}: a local
-        tty) is opened on demand; another is always open.
+        On demand from now on (C{on}; the device closed if no client wants
+        it: at once, or with C{lingering} (a reload), its on-demand-linger
+        from now, as when the last client leaves), or no more (opened now if
+        closed, and kept open).  Only a device that can rest
+        (L{IRestingDevice}: a local tty) is opened on demand; another is
+        always open.
         """
         device = self.device if on and IRestingDevice.providedBy(self.device) else None
         if device is self._onDemandDevice:
             return
         if device is not None:
             self._onDemandDevice = device  # type: ignore[assignment]
-            if not self._wakers:
+            if not self._wakers and lingering and self._lingers():
+                self._lingerFrom({})
+            elif not self._wakers:
                 self._restWhenSent(self.clock.seconds() + LET_GO_LIMIT if self.clock is not None else 0.0)
             return
         resting, self._onDemandDevice = self._onDemandDevice, None
@@ -150,20 +156,28 @@ class OnDemandOpen:
         self._wakers -= 1
         if not self._wakers and self._onDemandDevice is not None:
             deadline = self.clock.seconds() + LET_GO_LIMIT if self.clock is not None else 0.0
+            if self._lingers():
+                # (A client coming back within it finds the device open: _cancelRest, no open; so does
+                # kick-old-user's newcomer, and one that never attaches leaves it lingering.)
+                self._lingerFrom(_logged(client))
+                return
             if self._makingRoom and self.clock is not None:
                 # kick-old-user: the newcomer attaches in this turn and finds the device open (the close
                 # cancelled); closed at once, the device was opened again for it (its DTR dropped, its lock
                 # let go meanwhile).  A newcomer that never attaches lets it close the next turn.
                 self._restCall = self.clock.callLater(0, self._restWhenSent, deadline, _logged(client))
                 return
-            if self.linger and self.clock is not None and (self.up or self._quietOpen) and not self._letGo:
-                # (A client coming back within it finds the device open: _cancelRest, no open.)
-                now = self.clock.seconds()
-                self._lingerSince, self._lingerLogged = now, _logged(client)
-                self._restCall = self.clock.callLater(self.linger, self._restWhenSent, now + self.linger + LET_GO_LIMIT,
-                                                      self._lingerLogged)
-                return
             self._restWhenSent(deadline, _logged(client))
+
+    def _lingers(self: _Line) -> bool:
+        """Whether a device nobody wants now stays open its on-demand-linger first (open, or opening; not let go)."""
+        return bool(self.linger) and self.clock is not None and (self.up or self._quietOpen) and not self._letGo
+
+    def _lingerFrom(self: _Line, logged: dict[str, Any]) -> None:
+        """The device nobody wants now is closed its linger from now (C{logged}: whom the close's log line counts against)."""
+        now = self.clock.seconds()
+        self._lingerSince, self._lingerLogged = now, logged
+        self._restCall = self.clock.callLater(self.linger, self._restWhenSent, now + self.linger + LET_GO_LIMIT, logged)
 
     def setLinger(self: _Line, seconds: float) -> None:
         """

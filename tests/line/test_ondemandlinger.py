@@ -11,11 +11,12 @@ from __future__ import annotations
 import errno
 from typing import Any
 
+import attrs
 from twisted.internet.defer import Deferred
 from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase
 
-from serialgw.config.specs import SerialSettings
+from serialgw.config.specs import DeviceSpec, LineConfig, SerialSettings
 from serialgw.devices.absent import AbsentPort
 from serialgw.devices.device import SerialDevice
 from serialgw.interfaces import RESTING
@@ -207,3 +208,45 @@ class LingerTests(SynchronousTestCase):
         opening.errback(DeviceError("cannot open device '/dev/ttyUSB0': No such file or directory"))
         self.reactor.advance(30)
         self.assertEqual((self.device.resting, self.reactor.getDelayedCalls()), (True, []))
+
+    def test_reloadTurningItOnLingers(self) -> None:
+        """A reload turning on-demand on (with on-demand-linger 30) while nobody wants the open device: it stays open 30 s from the reload, then is closed, as after a last leave (it was closed at once, the linger ignored: attack28, seen live); a client coming meanwhile finds it open."""
+        from serialgw.app.lines import retuneLine
+
+        self.line.setOnDemand(False)
+        self.reactor.advance(0)
+        self.assertEqual((self.device.up, len(self.ports)), (True, 1))
+        old = LineConfig("web1", DeviceSpec("tty", "/dev/ttyUSB0"))
+        new = attrs.evolve(old, onDemand=True, onDemandLinger=30.0)
+        self.line.linger = 0.0
+        retuneLine(self.line, old, new)
+        self.reactor.advance(29.9)
+        self.assertEqual((self.device.up, self.ports[0].closed, self.closes()), (True, False, []))
+        self.reactor.advance(0.1)
+        self.assertEqual((self.device.resting, self.ports[0].closed, len(self.closes())), (True, True, 1))
+        self.assertEqual(self.reactor.getDelayedCalls(), [])
+        # Again, a client coming within the linger: kept open, one port opened in all.
+        retuneLine(self.line, new, old)
+        self.reactor.advance(0)
+        retuneLine(self.line, old, new)
+        self.reactor.advance(10)
+        client = self.person("192.0.2.1:1")
+        self.line.attach(client)
+        self.reactor.advance(60)
+        self.assertEqual((self.device.up, len(self.ports), self.ports[1].closed), (True, 2, False))
+        self.assertEqual(self.reactor.getDelayedCalls(), [])
+
+    def test_kickOldUserNewcomerNeverAttaches(self) -> None:
+        """kick-old-user makes room for a newcomer that then never attaches (its session fails first): the device lingers its 30 s as after any last leave (it was closed the next turn, the linger ignored: attack28); a newcomer that attaches keeps it open."""
+        self.line.maxClients, self.line.kickOld = 1, True
+        self.line.attach(self.person("192.0.2.1:1"))
+        self.assertTrue(self.line.makeRoom("192.0.2.2:2"))
+        self.reactor.advance(29.9)
+        self.assertEqual((self.device.up, self.ports[0].closed, self.closes()), (True, False, []))
+        self.reactor.advance(0.1)
+        self.assertEqual((self.ports[0].closed, len(self.closes())), (True, 1))
+        self.line.attach(self.person("192.0.2.3:3"))
+        self.assertTrue(self.line.makeRoom("192.0.2.4:4"))
+        self.line.attach(self.person("192.0.2.4:4"))
+        self.reactor.advance(60)
+        self.assertEqual((len(self.ports), self.ports[1].closed, self.reactor.getDelayedCalls()), (2, False, []))
