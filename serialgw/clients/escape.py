@@ -27,6 +27,7 @@ from typing import Any, Callable
 
 from twisted.internet.address import IPv4Address, IPv6Address
 
+from serialgw.config.baudrates import unusualBaud
 from serialgw.config.parsers import applySingle
 from serialgw.config.specs import ConfigError, SerialSettings
 from serialgw.line.hub import Line, Role
@@ -503,7 +504,8 @@ class EscapeMenu:
                 client.role, f"{line.name} is closing")
             client.notice(f"{why}: nothing changed, {line.name} stays at {settings.describe()}")
             return
-        client.notice(f"{line.name} now at {settings.describe()}")
+        unusual = unusualBaud(wanted.baudrate)  # (--baud 11520's warning: did you mean 115200?)
+        client.notice(f"{line.name} now at {settings.describe()}" + (f"; {unusual}" if unusual is not None else ""))
 
     def _typedBefore(self, line: Line) -> str:
         """

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Optional, Protocol
 
+from serialgw.config.baudrates import unusualBaud
 from serialgw.config.specs import SerialSettings
 from serialgw.interfaces import IClient, IDevice
 from serialgw.line.modempolls import modemPolls, pollsOf
@@ -244,6 +245,12 @@ class PortControl:
              wanted=settings.describe(), settings=effective.describe())
         if effective != before:
             self.writeLogs(f"{client.peer} set {settings.describe()}; in effect: {effective.describe()}")
+        unusual = unusualBaud(settings.baudrate) if effective.baudrate != before.baudrate else None
+        if unusual is not None:
+            # As --baud 11520 is warned of; once a change of rate (a client repeating it is not), and counted
+            # against the peer's log budget as its other lines are.
+            log.warn("{line}: from {peer}: {problem}", line=self.name, peer=client.peer, problem=unusual,
+                     baud=settings.baudrate)
         return effective
 
     def deviceSettings(self: _Line, before: SerialSettings) -> None:
