@@ -22,12 +22,13 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 import sys
 import types
 from typing import Any, Mapping, Optional, TextIO
 
 from twisted.logger import ILogObserver, LogLevel, formatEvent
-from twisted.python.logfile import BaseLogFile
+from twisted.python.logfile import BaseLogFile, LogFile
 from zope.interface import implementer
 
 from serialgw.config.parsers import isDecimal
@@ -215,3 +216,17 @@ def appendOnly(logFile: Optional[BaseLogFile]) -> None:
 
     fd = logFile._file.fileno()
     fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | os.O_APPEND)
+
+
+def rotatedOnlyIfAFile(logFile: Optional[BaseLogFile]) -> None:
+    """
+    twistd rotates its log file past 1 MB by renaming its path and making a
+    new file there, whatever the path is: C{--logfile=/dev/null} (the bench's
+    way to drop the log) run as root renamed /dev/null to /dev/null.1 and
+    left a regular file in its place, for every program on the machine.  A
+    log that is no regular file (a device, a FIFO, a terminal) is not rotated.
+    """
+    if logFile is None or logFile.closed or not isinstance(logFile, LogFile):
+        return
+    if not stat.S_ISREG(os.fstat(logFile._file.fileno()).st_mode):
+        logFile.rotateLength = 0

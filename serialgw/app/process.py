@@ -19,7 +19,7 @@ from twisted.python.logfile import BaseLogFile
 
 from serialgw.app.binding import StartupError
 from serialgw.app.filereload import FileReloads
-from serialgw.app.logs import appendOnly, twistdLogFile
+from serialgw.app.logs import appendOnly, rotatedOnlyIfAFile, twistdLogFile
 from serialgw.app.runas import giveFiles, givePtys, warnUnwritable
 from serialgw.app.service import GatewayService
 from serialgw.app.twistdlog import TwistdLogReopens
@@ -79,6 +79,7 @@ class TwistdGatewayService(FileReloads):
         # action or twistd renaming its file a second time.
         self.twistdLog = twistdLogFile(signal.getsignal(signal.SIGUSR1))
         appendOnly(self.twistdLog)
+        rotatedOnlyIfAFile(self.twistdLog)
 
         def reopen(signum: int, frame: Any) -> None:
             self.reactor.callFromThread(self.reopenLogs)

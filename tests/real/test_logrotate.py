@@ -21,6 +21,7 @@ from twisted.python.filepath import FilePath
 from twisted.python.logfile import LogFile
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
+from serialgw.app.logs import rotatedOnlyIfAFile
 from serialgw.app.process import TwistdGatewayService
 from serialgw.clients.consolelog import ConsoleLog
 from serialgw.clients.local import FileClient
@@ -236,6 +237,27 @@ class TwistdLogReopenTests(SynchronousTestCase):
         self.assertEqual(self.read(path + ".1"), b"still here\n")
         self.assertIn(f"cannot reopen {logFile.path}: it is not a regular file; writing on to the file it was",
                       [formatEvent(e) for e in events])
+
+    def test_noFileNotRotated(self) -> None:
+        """twistd's log on a device (--logfile=/dev/null; here a link to /dev/zero) is never rotated: its path was renamed past 1 MB, a regular file left in its place."""
+        directory = self.mktemp()
+        os.mkdir(directory)
+        path = os.path.join(directory, "twistd.log")
+        os.symlink("/dev/zero", path)
+        logFile = LogFile.fromFullPath(path, rotateLength=100)
+        self.addCleanup(logFile.close)
+        rotatedOnlyIfAFile(logFile)
+        for _ in range(3):
+            logFile.write("x" * 99 + "\n")
+        self.assertEqual((os.path.islink(path), sorted(os.listdir(directory))), (True, ["twistd.log"]))
+        # A regular file is rotated as twistd would.
+        regular = os.path.join(directory, "regular.log")
+        logFile = LogFile.fromFullPath(regular, rotateLength=100)
+        self.addCleanup(logFile.close)
+        rotatedOnlyIfAFile(logFile)
+        for _ in range(2):
+            logFile.write("x" * 99 + "\n")
+        self.assertEqual(sorted(os.listdir(directory)), ["regular.log", "regular.log.1", "twistd.log"])
 
     def read(self, path: str) -> bytes:
         with open(path, "rb") as f:
