@@ -49,6 +49,7 @@ from serialgw.config.parsers import (
     writtenNumber,
 )
 from serialgw.config.paths import absolute, absoluteDevice, absoluteListener, identity, placeKeys, whereWritten
+from serialgw.config.sharing import dialledTwice
 from serialgw.config.specs import (
     DEFAULT_HOST_KEY,
     DEFAULT_LOCK_DIR,
@@ -173,6 +174,10 @@ def singleLine(options: usage.Options) -> LineConfig:
                       for option, text in texts or [("port", DEFAULT_PORT)])
     if sum(spec.kind is ListenerKind.STDIO for spec in listeners) > 1:
         raise ConfigError("stdio is given twice: the gateway has one terminal")
+    twice = dialledTwice(listeners)
+    if twice is not None:
+        raise ConfigError(f"listener {quote(twice[1].text)} dials {twice[2]}, as listener {quote(twice[0].text)} does: "
+                          "the far end would get every byte twice, and both would type")
     files: dict[object, ListenerSpec] = {}
     for spec in listeners:
         if spec.kind is not ListenerKind.FILE:

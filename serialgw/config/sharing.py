@@ -18,6 +18,23 @@ from serialgw.config.specs import ConfigError, LineConfig, ListenerKind, quote
 from serialgw.config.where import where as _where
 
 
+def dialledTwice(listeners: Any) -> Optional[tuple[Any, Any, str]]:
+    """
+    One line's listeners dialling one peer twice (a dial-out named twice,
+    or by raw and telnet): the first, the second and the peer, else None.
+    The file (L{oneLineEach}) and the command line (--listen) refuse it.
+    """
+    dialled: dict[tuple[str, int, str], Any] = {}
+    for dial in listeners:
+        if dial.kind is not ListenerKind.CONNECT:
+            continue
+        first = dialled.setdefault((dial.host.lower(), dial.port, dial.path), dial)
+        if first is not dial:
+            peer = dial.path or (f"[{dial.host}]:{dial.port}" if ":" in dial.host else f"{dial.host}:{dial.port}")
+            return first, dial, peer
+    return None
+
+
 def _hint(table: str, data: dict[str, Any], key: str) -> str:  # a [defaults] path two lines share: {line}
     return sharedHint(key, data["defaults"].get(key)) if table == "defaults" else ""
 
@@ -71,17 +88,13 @@ def oneLineEach(path: str, text: str, data: dict[str, Any], lines: list[LineConf
     # One peer dialled twice by one line (its listen naming a dial-out twice): two connections
     # to the far end, each sent every byte of the device, each typing.  (Two lines may dial one.)
     for config in lines:
-        dialled: dict[tuple[str, int, str], Any] = {}
-        for dial in config.listeners:
-            if dial.kind is not ListenerKind.CONNECT:
-                continue
-            first = dialled.setdefault((dial.host.lower(), dial.port, dial.path), dial)
-            if first is not dial:
-                table = f"lines.{config.name}" if "listen" in data["lines"][config.name] else "defaults"
-                peer = dial.path or (f"[{dial.host}]:{dial.port}" if ":" in dial.host else f"{dial.host}:{dial.port}")
-                raise ConfigError(f"{_where(path, text, table, 'listen')}: [{table}] listen: {_for(table, config.name)}"
-                                  f"{quote(dial.text)} dials {peer}, as line {quote(config.name)}'s listener "
-                                  f"{quote(first.text)} does: the far end would get every byte twice, and both would type")
+        twice = dialledTwice(config.listeners)
+        if twice is not None:
+            first, dial, peer = twice
+            table = f"lines.{config.name}" if "listen" in data["lines"][config.name] else "defaults"
+            raise ConfigError(f"{_where(path, text, table, 'listen')}: [{table}] listen: {_for(table, config.name)}"
+                              f"{quote(dial.text)} dials {peer}, as line {quote(config.name)}'s listener "
+                              f"{quote(first.text)} does: the far end would get every byte twice, and both would type")
     # A file written by two (file: listeners, console logs): their lines
     # interleaved in it and each rotated or truncated the other's.  Paths
     # are compared normalised, and by what they are (a symlink to another's

@@ -218,6 +218,13 @@ class KeyValueTests(SynchronousTestCase):
         path = writeTemp(self, '[lines.a]\ndevice = "/dev/ttyS0"\nlisten = "raw+tcp:127.0.0.1:7399"\n'
                                '[lines.b]\ndevice = "/dev/ttyS1"\nlisten = "raw+tcp:127.0.0.1:7399"\n')
         self.assertEqual([line.name for line in loadConfig(path)], ["a", "b"])
+        # On the command line, the single line's --listen (and --port) alike.
+        e = self.assertRaises(UsageError, parse, "--device", "/dev/ttyS0", "--port", "raw+tcp:127.0.0.1:7399",
+                              "--listen", "telnet+tcp:127.0.0.1:7399")
+        self.assertEqual(str(e), "listener 'telnet+tcp:127.0.0.1:7399' dials 127.0.0.1:7399, as listener "
+                                 "'raw+tcp:127.0.0.1:7399' does: the far end would get every byte twice, and both "
+                                 "would type")
+        parse("--device", "/dev/ttyS0", "--listen", "raw+tcp:127.0.0.1:7399", "--listen", "raw+tcp:127.0.0.1:7400")
 
     def test_oneWriterAFile(self) -> None:
         """A file: listener's path (however written) that another file: listener or a console log writes: refused naming both and the path."""
