@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -62,12 +63,18 @@ class HintTests(SynchronousTestCase):
         hint = _connectHint(Protocol.RAW, UNIXAddress(path))
         assert hint is not None
         peer = subprocess.Popen([bash, "-c", hint.replace("-,raw,echo=0", "-") + " <<< hello"],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        self.addCleanup(peer.kill)
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                start_new_session=True)
+        self.addCleanup(self.reap, peer)
         connection, _ = server.accept()
         self.addCleanup(connection.close)
         connection.settimeout(30)
         self.assertEqual(connection.recv(100), b"hello\n")
-        self.assertEqual(peer.wait(30), 0)
-        assert peer.stderr is not None
-        peer.stderr.close()
+        _, stderr = peer.communicate(timeout=30)
+        self.assertEqual((peer.returncode, stderr), (0, b""))
+
+    def reap(self, peer: subprocess.Popen[bytes]) -> None:
+        """The peer ended and collected, its pipe closed, whatever the test did (a failure left it running, never waited for)."""
+        if peer.poll() is None:
+            os.killpg(peer.pid, signal.SIGKILL)  # (bash and the socat it started)
+        peer.communicate()
