@@ -35,6 +35,27 @@ def setBack(path: str, seconds: float) -> None:
     os.utime(path, (then, then))
 
 
+def everyonesDir() -> str:
+    """
+    A new directory in one every user may reach: the temporary directory if
+    it is one, else /tmp (TMPDIR may be a user's own, 0700: pam_tmpdir's
+    /tmp/user/0, a runner's), else /var/tmp.
+    """
+    def reachable(path: str) -> bool:
+        path = os.path.realpath(path)
+        while True:
+            if not os.stat(path).st_mode & 0o001:
+                return False
+            if path == "/":
+                return True
+            path = os.path.dirname(path)
+
+    for base in (tempfile.gettempdir(), "/tmp", "/var/tmp"):
+        if os.path.isdir(base) and reachable(base):
+            return tempfile.mkdtemp(dir=base)
+    raise AssertionError("no temporary directory every user may reach (TMPDIR, /tmp, /var/tmp)")
+
+
 def taken(events: LogEvents) -> list[str]:
     """The log's 'stale lock taken over' lines, as written."""
     return [formatEvent(e) for e in events.events if "taken over" in e.get("log_format", "")]
@@ -161,7 +182,7 @@ class StaleTests(SynchronousTestCase):
         pty = PtyPair()
         self.addCleanup(pty.close)
         # (A directory nobody may reach and write: the test's own are root's, 0700 above.)
-        self.dir = tempfile.mkdtemp()
+        self.dir = everyonesDir()
         self.addCleanup(shutil.rmtree, self.dir)
         os.chmod(self.dir, 0o1777)
         lock = os.path.join(self.dir, "LCK.." + os.path.basename(pty.slaveName))
