@@ -547,9 +547,13 @@ class DeviceNowTests(SynchronousTestCase):
 
     def test_lockHeldByAGatewaySaysNothing(self) -> None:
         """The lock held by a process running serialgw (the gateway, --check run beside it on its file): no warning."""
-        gateway = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)", "serialgw", "--config", "x"])
-        self.addCleanup(gateway.wait)
-        self.addCleanup(gateway.kill)
+        # (Running once it says so: Popen returns at the exec's close of its descriptors, before
+        # the kernel writes the new command line, which /proc shows empty meanwhile.)
+        gateway = subprocess.Popen([sys.executable, "-c", "print(1, flush=True); import sys; sys.stdin.read()",
+                                    "serialgw", "--config", "x"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        self.addCleanup(gateway.communicate)
+        assert gateway.stdout is not None
+        self.assertEqual(gateway.stdout.readline(), b"1\n")
         with open(os.path.join(self.lockDir, "LCK.." + os.path.basename(self.device)), "w") as f:
             f.write(f"{gateway.pid:10d}\n")
         self.assertEqual(checkLines(self.lines), ([], []))
