@@ -23,7 +23,8 @@ from serialgw.clients.local import FileClient
 from serialgw.clients.pipeopen import PipeOpening
 from serialgw.clients.ptylink import OWN_PTYS, PtyClient
 from serialgw.config.baudrates import unusualBaud
-from serialgw.config.specs import LineConfig, LogSpec, quote
+from serialgw.config.logspec import LogSpec
+from serialgw.config.specs import LineConfig, quote
 from serialgw.devices import reopenpool
 from serialgw.devices.absent import AbsentPort
 from serialgw.devices.device import SerialDevice

@@ -37,7 +37,7 @@ from serialgw.clients.logmarks import (
 )
 from serialgw.clients.logwriter import attach, detach
 from serialgw.clients.logwrites import LogWrites
-from serialgw.config.specs import LogSpec
+from serialgw.config.logspec import LogSpec
 from serialgw.interfaces import IConsoleLog
 from serialgw.line.hub import Line, Role
 

@@ -20,8 +20,8 @@ from twisted.logger import Logger
 
 from serialgw.clients.loglock import release, take
 from serialgw.clients.logwriter import QUEUE_BOUND, FileWrites
+from serialgw.config.logspec import LogSpec
 from serialgw.config.paths import NotRegular, openIfRegular
-from serialgw.config.specs import LogSpec
 from serialgw.line.hub import Line
 
 log = Logger(namespace="serialgw.clients.consolelog")

@@ -14,6 +14,7 @@ from serialgw.config.banner import parseBanner
 from serialgw.config.devicekeys import deviceKeyRefusal, ptySerialRefusal, stringBreakRefusal
 from serialgw.config.foreign import foreignKey, foreignTable
 from serialgw.config.listeners import parseListener
+from serialgw.config.logspec import LogSpec
 from serialgw.config.parsers import (
     SINGLE_SETTINGS,
     applySingle,
@@ -38,7 +39,6 @@ from serialgw.config.specs import (
     MAX_CLIENTS,
     ConfigError,
     LineConfig,
-    LogSpec,
     Rights,
     SerialSettings,
     quote,

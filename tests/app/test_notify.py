@@ -204,7 +204,7 @@ class NotifierTests(SynchronousTestCase):
         from serialgw.clients.consolelog import ConsoleLog
         from serialgw.clients.raw import RawClient
         from serialgw.config.listeners import parseListener
-        from serialgw.config.specs import LogSpec
+        from serialgw.config.logspec import LogSpec
         from serialgw.line.hub import Line
         from tests.fakes import RecordingDevice
 

@@ -21,8 +21,9 @@ from serialgw.app.process import TwistdGatewayService
 from serialgw.app.reload import LINES_PER_TURN
 from serialgw.app.service import GatewayService
 from serialgw.config.file import loadConfig
+from serialgw.config.logspec import LogSpec
 from serialgw.config.shard import Shard
-from serialgw.config.specs import DeviceSpec, LineConfig, LogSpec
+from serialgw.config.specs import DeviceSpec, LineConfig
 from serialgw.line.strings import LET_GO_LIMIT
 from tests.app.test_notify import FakeSystemd
 from tests.fakes import LogEvents, RecordingPort, ThreadedReactorClock, oneTurn

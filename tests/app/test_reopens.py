@@ -16,7 +16,7 @@ from serialgw.app.reopening import REOPENS_PER_TURN
 from serialgw.app.service import GatewayService
 from serialgw.clients.consolelog import ConsoleLog
 from serialgw.clients.local import FileClient
-from serialgw.config.specs import LogSpec
+from serialgw.config.logspec import LogSpec
 from serialgw.line.hub import Line
 from tests.fakes import RecordingDevice, observeLog, oneTurn
 

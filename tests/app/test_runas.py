@@ -17,7 +17,8 @@ from serialgw.app.process import TwistdGatewayService
 from serialgw.app.runas import giveFiles, givePtys
 from serialgw.app.service import GatewayService
 from serialgw.config.listeners import parseListener
-from serialgw.config.specs import DeviceSpec, LineConfig, LogSpec
+from serialgw.config.logspec import LogSpec
+from serialgw.config.specs import DeviceSpec, LineConfig
 
 
 class RunAsTests(SynchronousTestCase):

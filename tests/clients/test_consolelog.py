@@ -22,7 +22,7 @@ from serialgw.clients.logfile import NOT_A_FILE
 from serialgw.clients.raw import RawClient
 from serialgw.clients.telnet import TelnetClient
 from serialgw.config.listeners import parseListener
-from serialgw.config.specs import LogSpec
+from serialgw.config.logspec import LogSpec
 from serialgw.interfaces import IConsoleLog
 from serialgw.line.hub import Line
 from tests.fakes import RecordingDevice

@@ -16,7 +16,8 @@ from twisted.trial.unittest import SynchronousTestCase
 from serialgw.clients.consolelog import ConsoleLog
 from serialgw.clients.logmarks import TICK_SLICE, nextMark, ticks
 from serialgw.clients.raw import RawClient
-from serialgw.config.specs import ConfigError, LogSpec, SerialSettings
+from serialgw.config.logspec import LogSpec
+from serialgw.config.specs import ConfigError, SerialSettings
 from serialgw.line.hub import Line
 from tests.fakes import RecordingDevice
 

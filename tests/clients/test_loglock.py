@@ -18,7 +18,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from serialgw.app.reload import checkFiles
 from serialgw.clients import loglock
 from serialgw.clients.consolelog import ConsoleLog
-from serialgw.config.specs import LogSpec
+from serialgw.config.logspec import LogSpec
 from serialgw.line.hub import Line
 from tests.fakes import LogEvents, RecordingDevice
 

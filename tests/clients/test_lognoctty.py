@@ -20,7 +20,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from serialgw.clients import loglock
 from serialgw.clients.consolelog import ConsoleLog
-from serialgw.config.specs import LogSpec
+from serialgw.config.logspec import LogSpec
 from serialgw.line.hub import Line
 from tests.fakes import RecordingDevice
 
@@ -29,7 +29,7 @@ import os, sys
 from twisted.internet.task import Clock
 from serialgw.clients.consolelog import ConsoleLog
 from serialgw.clients.loglock import lockedElsewhere
-from serialgw.config.specs import LogSpec
+from serialgw.config.logspec import LogSpec
 from serialgw.line.hub import Line
 from tests.fakes import RecordingDevice
 which, path = sys.argv[1:]

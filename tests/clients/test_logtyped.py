@@ -16,7 +16,8 @@ from serialgw.app.reload import checkFiles
 from serialgw.clients.raw import RawClient
 from serialgw.config.file import loadConfig
 from serialgw.config.listeners import parseListener
-from serialgw.config.specs import ConfigError, LogSpec
+from serialgw.config.logspec import LogSpec
+from serialgw.config.specs import ConfigError
 from serialgw.line.hub import Role
 from tests.clients.test_logevents import _LogCase
 from tests.config.test_check import write

@@ -27,7 +27,7 @@ from serialgw.clients.consolelog import CLOSE_WAIT, ConsoleLog
 from serialgw.clients.local import FileClient
 from serialgw.clients.logwriter import QUEUE_BOUND, STOP_WAIT, attach, detach, written
 from serialgw.config.listeners import parseListener
-from serialgw.config.specs import LogSpec
+from serialgw.config.logspec import LogSpec
 from serialgw.line.hub import Line
 from tests.fakes import RecordingClient, RecordingDevice, observeLog, openDescriptors
 

@@ -647,7 +647,8 @@ class RealTCPTests(TestCase):
         """The banner and ^] w list every client: the console log, a pty, a file, a pipe and the people."""
         import os
 
-        from serialgw.config.specs import DeviceSpec, LineConfig, LogSpec
+        from serialgw.config.logspec import LogSpec
+        from serialgw.config.specs import DeviceSpec, LineConfig
         from tests.realio import closeClients, connect, listenerPort, startedPty, startGateway
 
         pty = startedPty(self)

@@ -24,7 +24,8 @@ from serialgw.app.service import GatewayService
 from serialgw.app.status import lineStatus
 from serialgw.config.file import LINE_KEYS, loadConfig
 from serialgw.config.listeners import parseListener
-from serialgw.config.specs import SHOWN, ConfigError, LineConfig, LogSpec, SerialSettings, quote
+from serialgw.config.logspec import LogSpec
+from serialgw.config.specs import SHOWN, ConfigError, LineConfig, SerialSettings, quote
 from tests.realio import TtyEnd, closeClients, connect, startedPty, testLockDir
 
 LINE_DEFAULTS = {f.name: f.default for f in attrs.fields(LineConfig)}

@@ -14,7 +14,8 @@ from serialgw.app.check import checkLines
 from serialgw.app.service import GatewayService
 from serialgw.clients.logwriter import written
 from serialgw.config.file import loadConfig
-from serialgw.config.specs import ConfigError, LogSpec
+from serialgw.config.logspec import LogSpec
+from serialgw.config.specs import ConfigError
 from tests.config.test_check import checked, write
 from tests.realio import TtyEnd, closeClients, connect, listenerPort, startGateway, writeTemp
 

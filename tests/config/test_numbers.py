@@ -12,7 +12,8 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from serialgw.app import tap
 from serialgw.config.file import LINE_KEYS, loadConfig
-from serialgw.config.specs import MAX_LOG_KEEP, MAX_LOG_MARK, ConfigError
+from serialgw.config.logspec import MAX_LOG_KEEP, MAX_LOG_MARK
+from serialgw.config.specs import ConfigError
 from tests.realio import writeTemp
 
 MINIMAL = '[lines.a]\ndevice = "/dev/ttyS0"\nlisten = "4001"\n'

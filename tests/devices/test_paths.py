@@ -19,7 +19,8 @@ from serialgw.app.service import GatewayService
 from serialgw.clients.consolelog import ConsoleLog
 from serialgw.clients.ptylink import PtyClient
 from serialgw.config.listeners import parseListener
-from serialgw.config.specs import DeviceSpec, LineConfig, LogSpec, SerialSettings
+from serialgw.config.logspec import LogSpec
+from serialgw.config.specs import DeviceSpec, LineConfig, SerialSettings
 from serialgw.devices.errors import DeviceError
 from serialgw.devices.links import replaceSymlink
 from serialgw.devices.ports import PtyPort

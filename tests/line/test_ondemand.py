@@ -20,7 +20,8 @@ from serialgw.clients.consolelog import ConsoleLog
 from serialgw.clients.factory import LineFactory
 from serialgw.clients.logmarks import EVENT_WINDOW, EVENTS_TOLD
 from serialgw.config.listeners import parseListener
-from serialgw.config.specs import LogSpec, SerialSettings
+from serialgw.config.logspec import LogSpec
+from serialgw.config.specs import SerialSettings
 from serialgw.devices.absent import AbsentPort
 from serialgw.devices.device import SerialDevice
 from serialgw.devices.errors import DeviceError

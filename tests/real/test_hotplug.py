@@ -18,7 +18,8 @@ from twisted.logger import Logger, capturedLogs, formatEvent
 from twisted.trial.unittest import TestCase
 
 from serialgw.app.status import lineStatus
-from serialgw.config.specs import DeviceSpec, LineConfig, ListenerKind, ListenerSpec, LogSpec, Protocol
+from serialgw.config.logspec import LogSpec
+from serialgw.config.specs import DeviceSpec, LineConfig, ListenerKind, ListenerSpec, Protocol
 from serialgw.devices.links import ptyHolders
 from serialgw.devices.uucplock import processName
 from tests.ptyflood import FLOOD, MARKER

@@ -18,7 +18,7 @@ from twisted.trial.unittest import TestCase
 from serialgw.clients import consolelog
 from serialgw.clients.consolelog import ConsoleLog
 from serialgw.clients.local import FileClient
-from serialgw.config.specs import LogSpec
+from serialgw.config.logspec import LogSpec
 from serialgw.line.hub import Line
 from tests.hung import Held
 from tests.realio import Clients, listenerPort, ptyLine, startedPty, startGateway

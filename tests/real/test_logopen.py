@@ -22,7 +22,7 @@ from serialgw.app import applying
 from serialgw.clients import logfile
 from serialgw.clients.local import FileClient
 from serialgw.clients.logwriter import written
-from serialgw.config.specs import LogSpec
+from serialgw.config.logspec import LogSpec
 from tests.fakes import observeLog
 from tests.hung import Held
 from tests.realio import Clients, FdReader, PtyPair, listenerPort, ptyLine, startedPty, startGateway, until

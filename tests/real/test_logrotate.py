@@ -25,7 +25,7 @@ from serialgw.app.logs import rotatedOnlyIfAFile
 from serialgw.app.process import TwistdGatewayService
 from serialgw.clients.consolelog import ConsoleLog
 from serialgw.clients.local import FileClient
-from serialgw.config.specs import LogSpec
+from serialgw.config.logspec import LogSpec
 from serialgw.line.hub import Line
 from tests.fakes import RecordingDevice, observeLog
 from tests.realio import TWISTD, Accumulator, closeClients, connect, startedPty, startProcess, testLockDir
