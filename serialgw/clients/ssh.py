@@ -45,10 +45,11 @@ from zope.interface import implementer
 from serialgw.clients import sshlimits
 from serialgw.clients.factory import Refused, samePlace
 from serialgw.clients.sshauth import KeyChecker, KeyRing, Login, UserAuth
+from serialgw.clients.sshfaults import conchLog, sshPeer, sshSource
 from serialgw.clients.sshhostkey import SSHError as SSHError
 from serialgw.clients.sshhostkey import loadHostKey
 from serialgw.clients.sshsession import SSHClient
-from serialgw.clients.sshtransport import ServerTransport, conchLog, sshPeer, sshSource
+from serialgw.clients.sshtransport import ServerTransport
 from serialgw.clients.transports import SourceCounts, addressAllowed, admittedBy, describeAddress, sourceOf
 from serialgw.config.specs import PERSON_SESSIONS, ListenerSpec, SSHSpec, UserSpec
 from serialgw.config.sshkeys import fingerprint, printable

@@ -25,7 +25,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from serialgw.clients.sshtransport import USER_SIGNATURES, conchLog, sshPeer, sshSource, touched
+from serialgw.clients.sshfaults import conchLog, sshPeer, sshSource
 from serialgw.config.specs import UserSpec
 from serialgw.config.sshkeys import fingerprint, printable, readPublicKeys
 from serialgw.logflood import peerLimiter
@@ -70,6 +70,34 @@ class KeyRing:
 
 class BadSignature(UnauthorizedLogin):
     """A person's key with a signature that is not its own: the connection is cut (L{UserAuth})."""
+
+
+# Signature algorithms a user's key may log in with (no SHA-1 ssh-rsa, as OpenSSH).
+USER_SIGNATURES = (
+    b"ssh-ed25519", b"ecdsa-sha2-nistp256", b"ecdsa-sha2-nistp384", b"ecdsa-sha2-nistp521",
+    b"rsa-sha2-512", b"rsa-sha2-256", b"sk-ssh-ed25519@openssh.com", b"sk-ecdsa-sha2-nistp256@openssh.com",
+)
+# Security keys (FIDO authenticators, OpenSSH's PROTOCOL.u2f), by their blob's type.
+SECURITY_KEYS = (b"sk-ssh-ed25519@openssh.com", b"sk-ecdsa-sha2-nistp256@openssh.com")
+
+
+def touched(blob: bytes, signature: bytes) -> bool:
+    """
+    Whether a login's signature by key C{blob} was made with the person's
+    touch: always for a plain key; for a security key, the flags its
+    signature carries (string type, string signature, byte flags, uint32
+    counter) have bit 0 (user presence) set, as sshd requires by default.
+    conch puts the flags into what the authenticator signed and never looks
+    at them: a program on the person's computer could have the key sign,
+    without a touch, a login the gateway took.
+    """
+    try:
+        if common.getNS(blob)[0] not in SECURITY_KEYS:
+            return True
+        flags = common.getNS(signature, 2)[2][:1]
+    except Exception:
+        return False
+    return bool(flags) and bool(flags[0] & 0x01)
 
 
 @implementer(ICredentialsChecker)

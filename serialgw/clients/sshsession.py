@@ -27,7 +27,8 @@ from zope.interface import implementer
 from serialgw.clients.base import ClientEvents
 from serialgw.clients.guard import boundKernelQueue
 from serialgw.clients.session import CLOSE_GRACE, PERSON_SESSIONS_PER_LINE, Session, sessionsOf
-from serialgw.clients.sshtransport import ServerTransport, conchLog
+from serialgw.clients.sshfaults import conchLog
+from serialgw.clients.sshtransport import ServerTransport
 from serialgw.clients.transports import admittedBy, describeAddress
 from serialgw.config.sshkeys import printable
 from serialgw.interfaces import IClient

@@ -2,9 +2,10 @@
 One SSH connection once accepted (twisted.conch underneath), with our
 limits (L{ServerTransport}): the login must be done within the factory's
 C{loginGrace} seconds, and a session asked for within as long again; a
-malformed packet ends the connection with one log line; a client that does
-not read is not read; the messages and key exchanges a client may cause are
-bounded (L{serialgw.clients.sshlimits}).
+malformed packet ends the connection with one log line (whose fault an
+error is: L{serialgw.clients.sshfaults}); a client that does not read is
+not read; the messages and key exchanges a client may cause are bounded
+(L{serialgw.clients.sshlimits}).
 
 Its one session (a client of its line) is L{serialgw.clients.sshsession};
 keys, people, the connection service and the listener are
@@ -14,9 +15,9 @@ L{serialgw.clients.ssh}.
 from __future__ import annotations
 
 import struct
-from typing import TYPE_CHECKING, Any, Optional, cast
+from typing import TYPE_CHECKING, Any, Optional
 
-from twisted.conch.ssh import common, connection, transport, userauth
+from twisted.conch.ssh import connection
 from twisted.conch.ssh.transport import (
     DISCONNECT_KEY_EXCHANGE_FAILED,
     DISCONNECT_PROTOCOL_ERROR,
@@ -24,16 +25,17 @@ from twisted.conch.ssh.transport import (
     SSHServerTransport,
 )
 from twisted.internet.interfaces import IPushProducer
-from twisted.logger import FilteringLogObserver, ILogObserver, Logger, LogLevel, LogLevelFilterPredicate
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from serialgw.clients import sshlimits
 from serialgw.clients.guard import boundKernelQueue
 from serialgw.clients.session import CLOSE_GRACE
-from serialgw.clients.transports import describeAddress, sourceOf
+from serialgw.clients.sshauth import USER_SIGNATURES
+from serialgw.clients.sshfaults import clientsFault, conchLog, messageName, sshPeer, sshSource
+from serialgw.clients.transports import describeAddress
 from serialgw.config.sshkeys import printable
-from serialgw.logflood import clientLog, peerLimiter
+from serialgw.logflood import clientLog
 from serialgw.wire.sockets import countQueuedOnly
 
 if TYPE_CHECKING:
@@ -42,125 +44,9 @@ if TYPE_CHECKING:
 
 # Limited per peer: what a client sends cannot flood the log (logflood).
 log = clientLog()
-# conch's own log lines, warnings and errors only: its info and debug
-# chatter (key exchange steps, every auth attempt, "sending close", every
-# packet it does not handle, with the packet's repr) is a client's to
-# cause, as often as it likes.  What matters is logged here, per peer.
-# What it does log names no connection (its "channel open failed" and
-# "Error checking auth" tracebacks, a bug of ours any client could reach;
-# its errors a connection): all connections' count against one budget
-# (logflood's: 20 a minute; a traceback against its one for the
-# gateway's own errors in handling clients), not one line each.
-CONCH = "ssh (conch's own lines)"
-
-
-def _conchLimited(event: dict[str, Any]) -> None:
-    event.setdefault("peer", CONCH)
-    peerLimiter(event)
-
-
-conchLog = Logger(observer=FilteringLogObserver(cast(ILogObserver, _conchLimited),
-                                               [LogLevelFilterPredicate(LogLevel.warn)]))
-# What parsing a packet raises when it is shorter than it says, names a channel that is not there, or
-# holds a value that is no value (a key exchange's point off its curve): the client's doing only when
-# raised where the client's bytes are read (see clientsFault); a TypeError only where conch's ord() read
-# a byte past the packet's end (see cutShort).
-MALFORMED = (struct.error, ValueError, IndexError, KeyError)
-# Where the client's bytes are read: conch's parsing, and the cryptography it hands them to.
-READERS = ("twisted.conch.", "cryptography.")
-# Ours that read a packet on the way there: our overrides of conch's message handlers (ssh_CHANNEL_DATA,
-# ssh_USERAUTH_REQUEST, auth_publickey), which read it themselves or hand it to conch's.
-HANDLERS = ("ssh_", "auth_")
-
-
-def cutShort(e: Exception) -> bool:
-    """
-    Whether C{e} is an C{ord()} of nothing: conch's, where it reads a byte
-    past a packet's end (a request cut before its want-reply byte, a debug
-    message or a key exchange's init cut short), when L{clientsFault} finds
-    it raised there.
-    """
-    return isinstance(e, TypeError) and str(e).startswith("ord() expected")
-
-
-def clientsFault(e: Exception) -> bool:
-    """
-    Whether C{e}, raised while a client's message was handled, is the
-    client's malformed packet: an error of parsing (L{MALFORMED}, conch's
-    C{ord()} of nothing) raised where the client's bytes are read (conch,
-    cryptography: L{READERS}), reached through none of our code but our
-    message handlers (L{HANDLERS}).  Anything else (a KeyError in a
-    session's typing, the line, a device, whatever conch called it from;
-    one in conch's code that our session code called) is the gateway's own
-    error, to be seen with its traceback.
-    """
-    if not (isinstance(e, MALFORMED) or cutShort(e)):
-        return False
-    frames = []
-    tb = e.__traceback__
-    if tb is not None:
-        tb = tb.tb_next  # (the first frame is the one that caught it: the dispatch)
-    while tb is not None:
-        frames.append((str(tb.tb_frame.f_globals.get("__name__", "")), tb.tb_frame.f_code.co_name))
-        tb = tb.tb_next
-    if not frames or not frames[-1][0].startswith(READERS):
-        return False
-    return all(name.startswith(HANDLERS) for module, name in frames if not module.startswith(READERS))
-
-
-def messageName(number: int) -> str:
-    """An SSH message's name (its number's, for the connection's layers), for a log line."""
-    for names in (connection.messages, userauth.SSHUserAuthServer.protocolMessages, transport.messages):
-        name = names.get(number)
-        if name:
-            return str(name)
-    return "(unknown)"
-
 
 # Answers to a channel open: the gateway opens no channel to a client.
 UNASKED = (connection.MSG_CHANNEL_OPEN_CONFIRMATION, connection.MSG_CHANNEL_OPEN_FAILURE)
-
-# Signature algorithms a user's key may log in with (no SHA-1 ssh-rsa, as OpenSSH).
-USER_SIGNATURES = (
-    b"ssh-ed25519", b"ecdsa-sha2-nistp256", b"ecdsa-sha2-nistp384", b"ecdsa-sha2-nistp521",
-    b"rsa-sha2-512", b"rsa-sha2-256", b"sk-ssh-ed25519@openssh.com", b"sk-ecdsa-sha2-nistp256@openssh.com",
-)
-# Security keys (FIDO authenticators, OpenSSH's PROTOCOL.u2f), by their blob's type.
-SECURITY_KEYS = (b"sk-ssh-ed25519@openssh.com", b"sk-ecdsa-sha2-nistp256@openssh.com")
-
-
-def touched(blob: bytes, signature: bytes) -> bool:
-    """
-    Whether a login's signature by key C{blob} was made with the person's
-    touch: always for a plain key; for a security key, the flags its
-    signature carries (string type, string signature, byte flags, uint32
-    counter) have bit 0 (user presence) set, as sshd requires by default.
-    conch puts the flags into what the authenticator signed and never looks
-    at them: a program on the person's computer could have the key sign,
-    without a touch, a login the gateway took.
-    """
-    try:
-        if common.getNS(blob)[0] not in SECURITY_KEYS:
-            return True
-        flags = common.getNS(signature, 2)[2][:1]
-    except Exception:
-        return False
-    return bool(flags) and bool(flags[0] & 0x01)
-
-
-def sshPeer(sshTransport: Any) -> str:
-    """An SSH transport's peer address, for messages."""
-    return describeAddress(sshTransport.transport.getPeer())
-
-
-def sshSource(sshTransport: Any) -> str:
-    """
-    Where an SSH transport's peer is (L{sourceOf}: its address, an IPv6
-    /64): the log budget of what a connection does before it is a person's
-    (each connection has its own port: a client reconnecting had a new
-    budget each time).
-    """
-    return sourceOf(sshTransport.transport.getPeer())
 
 
 # The connection

@@ -279,7 +279,7 @@ class ConchOwnErrorsTests(SynchronousTestCase):
 
     def test_conchsLinesTogether(self) -> None:
         """conch's own warnings and errors (naming no connection) share one budget: 30 errors, 20 logged, 10 counted in one line."""
-        from serialgw.clients.sshtransport import CONCH, conchLog
+        from serialgw.clients.sshfaults import CONCH, conchLog
 
         log = Counting(self)
         for _ in range(TIMES):
