@@ -18,7 +18,8 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from serialgw.clients import byname
-from serialgw.clients.byname import ANSWER_TIME, PROMPT, ByNameFactory, throughOwn
+from serialgw.clients.byname import ANSWER_TIME, PROMPT, ByNameFactory
+from serialgw.clients.bynameown import throughOwn
 from serialgw.clients.factory import applyListenerRights
 from serialgw.clients.handshakes import HandshakeTable
 from serialgw.clients.session import CLOSE_GRACE
