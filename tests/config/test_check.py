@@ -8,9 +8,11 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 
 from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase, TestCase
@@ -183,7 +185,12 @@ class CheckTests(SynchronousTestCase):
         """A TLS listener's certificate that has expired: a warning naming it and its date, exit 0 (every handshake would fail)."""
         from tests.certs import Authority
 
-        ca = Authority(os.path.abspath(self.mktemp()))
+        # Its files in a short directory of their own: the listener, two paths long, is quoted whole only up to
+        # config.specs.SHOWN characters, and two paths under the checkout's temporary directory passed it where
+        # that directory's path is long (a checkout's own, or trial's _trial_temp-1 beside a running suite).
+        directory = tempfile.mkdtemp(prefix="ck")
+        self.addCleanup(shutil.rmtree, directory)
+        ca = Authority(directory)
         cert, key = ca.issue("old", days=-3)
         listener = f"tls:4443:cert={cert}:key={key}"
         code, out, err = checked("--device", "/dev/null", "--port", listener)
