@@ -32,6 +32,19 @@ def write(case: SynchronousTestCase, text: str) -> str:
     return path
 
 
+def shortDirectory(case: SynchronousTestCase) -> str:
+    """
+    A directory of the test's own in /tmp, removed at its end: a listener
+    naming two files in it is quoted whole (a value is cut past
+    config.specs.SHOWN characters), where two paths under the checkout's
+    temporary directory passed that on a long checkout path (trial's
+    _trial_temp-1 beside a running suite too).
+    """
+    directory = tempfile.mkdtemp(prefix="ck")
+    case.addCleanup(shutil.rmtree, directory)
+    return directory
+
+
 def checked(*args: str) -> tuple[int, str, str]:
     """Parse options in --check mode's way; the exit status, stdout and stderr of report()."""
     options = tap.Options()
@@ -185,12 +198,7 @@ class CheckTests(SynchronousTestCase):
         """A TLS listener's certificate that has expired: a warning naming it and its date, exit 0 (every handshake would fail)."""
         from tests.certs import Authority
 
-        # Its files in a short directory of their own: the listener, two paths long, is quoted whole only up to
-        # config.specs.SHOWN characters, and two paths under the checkout's temporary directory passed it where
-        # that directory's path is long (a checkout's own, or trial's _trial_temp-1 beside a running suite).
-        directory = tempfile.mkdtemp(prefix="ck")
-        self.addCleanup(shutil.rmtree, directory)
-        ca = Authority(directory)
+        ca = Authority(shortDirectory(self))
         cert, key = ca.issue("old", days=-3)
         listener = f"tls:4443:cert={cert}:key={key}"
         code, out, err = checked("--device", "/dev/null", "--port", listener)
@@ -203,8 +211,7 @@ class CheckTests(SynchronousTestCase):
         """A TLS cert, key or ca that is a FIFO, a device or over MAX_PEM_FILE now: a warning (the start refuses it), not silence."""
         from serialgw.clients.tlsfiles import MAX_PEM_FILE
 
-        directory = os.path.abspath(self.mktemp())
-        os.mkdir(directory)
+        directory = shortDirectory(self)
         fifo, big = os.path.join(directory, "fifo"), os.path.join(directory, "big.pem")
         os.mkfifo(fifo)
         with open(big, "wb") as f:
@@ -224,7 +231,7 @@ class CheckTests(SynchronousTestCase):
         """TLS files that can be read but not loaded (cert and key swapped, a key that is not the certificate's, a CA file holding a key; a listener's and a dial-out's): a warning each with the start's reason, not OK (the start refused them)."""
         from tests.certs import Authority
 
-        ca = Authority(os.path.abspath(self.mktemp()))
+        ca = Authority(shortDirectory(self))
         cert, key = ca.issue("gw")
         other = ca.issue("other")[1]
         listeners = [f"tls:4443:cert={key}:key={cert}", f"tls:4444:cert={cert}:key={other}",
@@ -357,8 +364,7 @@ class CheckTests(SynchronousTestCase):
 
     def test_byNameTLSFiles(self) -> None:
         """A [by-name] TLS listener's files are looked at as a line's are (--check said OK of missing ones; the start refused them)."""
-        directory = os.path.abspath(self.mktemp())
-        os.mkdir(directory)
+        directory = shortDirectory(self)
         path = write(self, f'[by-name]\nlisten = "tls:4003:cert={directory}/gw.pem:key={directory}/gw.key"\n'
                            '[lines.a]\ndevice = "pty:/nowhere/a"\nlisten = "tcp:4001:interface=127.0.0.1"\n')
         status, out, err = checked("--config", path)
