@@ -104,7 +104,7 @@ def serveByName(service: GatewayService, spec: ListenerSpec, patterns: tuple[str
 
     if spec.path and not isAbstract(spec.path):
         removeStaleSocket(spec.path, "by-name", owner="by-name")
-    # (Each line's own listeners bind its by-name clients: see serialgw.clients.byname.throughOwn.)
+    # (Each line's own listeners bind its by-name clients: see serialgw.clients.bynameown.throughOwn.)
     factory = ByNameFactory(spec, patterns, lambda: service.lines, service.reactor, service.listeners.handshakes,
                             service.listeners.signatureOf,
                             listeners=lambda: {config.name: config.listeners for config in service.configs})

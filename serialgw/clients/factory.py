@@ -343,7 +343,7 @@ def applyListenerRights(line: Line, listeners: Sequence[ListenerSpec], old: Sequ
 def _applyOwnListeners(line: Line, client: Any, listeners: Sequence[ListenerSpec]) -> None:
     """
     A by-name listener's C{client}: the line's listeners a reload changed
-    bind it as they would bind it now (clients.byname.throughOwn): none
+    bind it as they would bind it now (clients.bynameown.throughOwn): none
     admitting it, it is told and disconnected; only read-only ones, it is
     read-only from now on.  Rights given promote nobody, as above.
     """

@@ -101,7 +101,7 @@ class Session(InputReading):
     fixedPeer: Optional[str] = None
     role: Role = Role.WRITER
     # A by-name listener's client: what the line's own listeners (given) let
-    # it do now (None nothing, True read, False write; see clients.byname.throughOwn).
+    # it do now (None nothing, True read, False write; see clients.bynameown.throughOwn).
     ownListeners: Optional[Callable[[Sequence[Any]], Optional[bool]]] = None
 
     # A network client: counts for max-clients, exclusive mode, notices.
