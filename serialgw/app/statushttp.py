@@ -8,18 +8,19 @@ only, small requests, deadlines, bounded pipelining, half-closes).
 
 from __future__ import annotations
 
-from typing import Any, Iterator, Optional
+from typing import Any, Iterator, Optional, cast
 
 from twisted.copyright import version as twistedVersion
 from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.interfaces import IHalfCloseableProtocol
-from twisted.logger import Logger
+from twisted.logger import ILogObserver, Logger
 from twisted.web.http import HTTPChannel
 from twisted.web.resource import Resource
-from twisted.web.server import NOT_DONE_YET, Site
+from twisted.web.server import NOT_DONE_YET, Request, Site
 from zope.interface import implementer
 
 from serialgw.clients.transports import SourceCounts, describeAddress, peerName, sourceOf
+from serialgw.config.specs import quote
 from serialgw.logflood import PeerLimiter, peerLimiter
 
 # In the namespace its lines had in serialgw.app.status, which an operator may filter on.
@@ -34,6 +35,28 @@ clientsLog = Logger(namespace="serialgw.app.status", observer=peerLimiter)
 # parsing pipelined requests in the same read, answering them all at once.
 # StatusChannel does the buffering itself there.
 _PARSES_PAST_REQUEST = tuple(int(n) for n in twistedVersion.split(".")[:2]) < (23, 10)
+
+
+# Twisted's own line for a request's failure, said by StatusRequest in its place.
+_UNSAID = Logger(observer=cast(ILogObserver, lambda event: None))
+
+
+class StatusRequest(Request):
+    """
+    A status request whose processing fails at once (an exception out of
+    finding or rendering its page: the gateway's error, any client's GET
+    may reach it) is logged naming the client, within the log limiter's
+    one budget for such errors (L{clientsLog}), and answered 500 as
+    Twisted answers it; Twisted's C{processingFailed} logged a traceback a
+    request, naming nobody, past the limiter.
+    """
+
+    def processingFailed(self, reason: Any) -> Any:
+        clientsLog.failure("status: {peer}'s {method} of {path} failed (the gateway's error, not the client's): "
+                           "answered 500", failure=reason, peer=describeAddress(self.getClientAddress()),
+                           method=quote(self.method.decode("latin-1")), path=quote(self.path.decode("latin-1")))
+        self._log = _UNSAID
+        return Request.processingFailed(self, reason)
 
 
 class StatusSite(Site):
@@ -53,6 +76,7 @@ class StatusSite(Site):
     """
 
     noisy = False
+    requestFactory = StatusRequest
     maxConnections = 64
     maxPerAddress = 8
     refused = 0

@@ -256,6 +256,29 @@ class StatusPageOwnErrorsTests(SynchronousTestCase):
         self.assertEqual(log.failures("rendering")[0]["peer"], "192.0.2.9:40000")
         log.check("rendering")
 
+    def test_processingFailing(self) -> None:
+        """30 GETs whose processing fails at once, in twisted.web's own handling (finding the page raises: Twisted's processingFailed logged a traceback a request, naming nobody, past the limiter): 20 tracebacks naming the client, 10 counted; each answered 500."""
+        from serialgw.app.status import statusSite
+        from tests.fakes import Lines
+
+        log = Counting(self)
+        line = Line("rack1", RecordingDevice(), clock=log.clock)
+        site = statusSite(Lines(line), clock=log.clock)
+        self.patch(site.resource, "getChildWithDefault", broken)
+        for n in range(TIMES):
+            address = IPv4Address("TCP", "192.0.2.9", 40000 + n)
+            channel = site.buildProtocol(address)
+            transport = StringTransport(peerAddress=address)
+            channel.makeConnection(transport)
+            channel.dataReceived(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            self.assertTrue(transport.value().startswith(b"HTTP/1.1 500 "), transport.value())
+            channel.connectionLost(None)
+        said = log.failures("/metrics")
+        self.assertEqual([(e["peer"], e["path"]) for e in said[:2]], [("192.0.2.9:40000", "'/metrics'"), ("192.0.2.9:40001", "'/metrics'")])
+        self.assertEqual(formatEvent(said[0]), "status: 192.0.2.9:40000's 'GET' of '/metrics' failed (the gateway's error, "
+                         "not the client's): answered 500")
+        log.check("/metrics")
+
 
 class ConchOwnErrorsTests(SynchronousTestCase):
     def test_channelOpensFailing(self) -> None:
