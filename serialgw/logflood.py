@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import re
 import time
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, cast
 
 from twisted.logger import ILogObserver, Logger, LogLevel, globalLogPublisher
 from zope.interface import implementer
@@ -240,6 +240,32 @@ class PeerLimiter:
 
 # The observer of the loggers in the modules a client's input reaches.
 peerLimiter = PeerLimiter()
+
+# Twisted's "Unhandled error in Deferred": a Deferred whose error nothing
+# took, said when it is collected, in two lines (those words, then the
+# traceback).  It names no one, and a client's doing may reach one again
+# and again: it passed the limiter, one traceback each time.  Now it is one
+# event, the traceback with Twisted's words, counted as the gateway's own
+# error in handling clients (OWN_ERRORS), as if of this peer: whose doing
+# it was is not known.
+UNHANDLED = "Deferreds whose error nothing handled"
+
+
+def _unhandledLimited(event: dict[str, Any]) -> None:
+    if "debugInfo" in event and event.get("log_failure") is not None:
+        debug = event.get("log_format") or ""
+        peerLimiter({**event, "peer": UNHANDLED,
+                     "log_format": "Unhandled error in Deferred (whose doing is not known)" + (": " + debug if debug else "")})
+    elif event.get("log_format") != "Unhandled error in Deferred:" or event.get("log_failure") is not None:
+        # (Its other lines, logError's and a canceller's, as before; its first words are said with the traceback.)
+        globalLogPublisher(event)
+
+
+def limitUnhandledDeferreds() -> None:
+    """Twisted's "Unhandled error in Deferred" through the limiter from now on (see L{UNHANDLED}); under twistd only."""
+    from twisted.internet import defer
+
+    defer.log = Logger(namespace=defer.__name__, observer=cast(ILogObserver, _unhandledLimited))
 
 
 def clientLog() -> Logger:

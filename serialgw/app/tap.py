@@ -40,6 +40,7 @@ from serialgw.config.placeholders import lineInOptions
 from serialgw.config.shard import Shard, ownListeners, parseShard, selectLines
 from serialgw.config.specs import DEFAULT_HOST_KEY, DEFAULT_MAX_CLIENTS, ConfigError, ListenerKind, ListenerSpec, quote
 from serialgw.config.where import tablePlaces, where
+from serialgw.logflood import limitUnhandledDeferreds
 
 log = Logger()
 
@@ -491,6 +492,9 @@ def makeService(options: Options, reactor: Optional[Any] = None) -> GatewayServi
     from serialgw.app.logs import twistdObserver
 
     service.logObserver = twistdObserver(options.parent)
+    if options.parent is not None:
+        # (Under twistd: a test's service leaves Twisted's module as it is.)
+        limitUnhandledDeferreds()
     return service
 
 

@@ -8,6 +8,7 @@ client could reach logged a traceback each time, without bound.
 
 from __future__ import annotations
 
+import gc
 import os
 import select
 import socket
@@ -20,6 +21,7 @@ from twisted.internet.protocol import DatagramProtocol, Protocol
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.logger import Logger, LogLevel, formatEvent
+from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from serialgw.app.reactor import BoundedUDPPort, GatewayReactor
@@ -28,7 +30,7 @@ from serialgw.clients.telnet import TelnetClient
 from serialgw.config.listeners import parseListener
 from serialgw.config.specs import SerialSettings
 from serialgw.line.hub import Line, Role
-from serialgw.logflood import OWN_ERRORS, peerLimiter
+from serialgw.logflood import OWN_ERRORS, UNHANDLED, limitUnhandledDeferreds, peerLimiter
 from serialgw.wire.rfc2217 import COM_PORT_OPTION as CPO
 from serialgw.wire.telnet import IAC, WILL
 from tests.clients.test_ssh import Harness
@@ -311,3 +313,24 @@ class ConchOwnErrorsTests(SynchronousTestCase):
         log.clock.advance(60)
         Logger(observer=peerLimiter).info("tick", peer="someone else")
         self.assertEqual(log.summaries(), [f"10 log messages about {CONCH} left out in the last minute (over 20 a minute)"])
+
+
+class UnhandledDeferredTests(SynchronousTestCase):
+    def test_unhandledErrorsLimited(self) -> None:
+        """30 Deferreds whose error nothing handled, collected (Twisted's 'Unhandled error in Deferred': two lines each, naming nobody, past the limiter): under twistd one event each, 20 tracebacks, 10 counted."""
+        from twisted.internet import defer
+
+        log = Counting(self)
+        self.patch(defer, "log", defer.log)  # (put back after the test)
+        limitUnhandledDeferreds()
+        for _ in range(TIMES):
+            d = defer.fail(Bug("a bug of the gateway's"))
+            del d
+            gc.collect()
+        said = log.failures("Unhandled error in Deferred")
+        self.assertEqual([(e["peer"], formatEvent(e)) for e in said[:1]],
+                         [(UNHANDLED, "Unhandled error in Deferred (whose doing is not known)")])
+        log.check("Unhandled error in Deferred")
+        # Its other lines pass as before.
+        defer.logError(Failure(Bug("logged")))
+        self.assertEqual(len(self.flushLoggedErrors(Bug)), 1)
