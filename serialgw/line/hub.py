@@ -440,14 +440,19 @@ class Line(PortControl, OpenCloseStrings, RoleChanges, DeviceState, SlowClients,
     # Sessions
 
     def announce(self, text: str, exclude: Optional[IClient] = None, peer: Optional[str] = None,
-                 actor: Optional[IClient] = None, everyone: bool = False) -> None:
+                 actor: Optional[IClient] = None, everyone: bool = False, logged: bool = True) -> None:
         """
         News for the people at terminals (each client's announcement()),
         and the logs; C{peer}: the client whose doing it is (its log
         budget); C{actor}, that client, is answered (its notice()), and
-        so is C{everyone} (news that ends every session: the gateway stops).
+        so is C{everyone} (news that ends every session: the gateway stops);
+        not C{logged}: the console logs only (the caller says it in the
+        gateway's log its own way).
         """
-        self.recordEvent(text, peer)
+        if logged:
+            self.recordEvent(text, peer)
+        else:
+            self.writeLogs(text)
         for client in list(self.clients):
             if client is not exclude:
                 try:

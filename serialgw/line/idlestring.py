@@ -14,6 +14,11 @@ must not pile up behind it), nor once the line is let go.
 The line tells L{IdleString.touch} of each read and write (one clock read
 a chunk, and only on a line with an idle-timeout); one timer a line, moved
 on only when it fires.
+
+The gateway's log says it at most once in L{SAID_EVERY} seconds a line,
+with how many went unsaid since: an idle-timeout of 1 s on a farm of N
+lines was N log lines a second, for ever (the people and the console
+logs are told of each, as before).
 """
 
 from __future__ import annotations
@@ -21,8 +26,14 @@ from __future__ import annotations
 from typing import Any, Optional
 
 from twisted.internet.interfaces import IDelayedCall
+from twisted.logger import Logger
+
+# (In the namespace its lines had, as the line's events: serialgw.line.hub.)
+log = Logger(namespace="serialgw.line.hub")
 
 WHAT = "idle-string"
+# The gateway's log says a line's idle-strings at most once in this many seconds.
+SAID_EVERY = 60.0
 
 
 def seconds(value: float) -> str:
@@ -42,6 +53,9 @@ class IdleString:
         self.last = float(clock.seconds())
         # Idle-strings sent (for tests and the curious).
         self.sent = 0
+        # When the gateway's log last said one, and how many it has not said since.
+        self._saidAt: Optional[float] = None
+        self._unsaid = 0
         self._call: Optional[IDelayedCall] = clock.callLater(timeout, self._check)
 
     def touch(self) -> None:
@@ -86,7 +100,15 @@ class IdleString:
         if line._stringCall is None:
             line._sendStringItems()
         self.sent += 1
-        line.announce(f"idle {seconds(self.timeout)}: idle-string sent")
+        text = f"idle {seconds(self.timeout)}: idle-string sent"
+        line.announce(text, logged=False)
+        now = self.clock.seconds()
+        if self._saidAt is not None and now < self._saidAt + SAID_EVERY:
+            self._unsaid += 1
+            return
+        unsaid, self._saidAt, self._unsaid = self._unsaid, now, 0
+        log.info("{line}: {text}" + (" ({unsaid} more since the last one said)" if unsaid else ""), line=line.name,
+                 text=text, unsaid=unsaid)
 
 
 def retune(idle: Optional[IdleString], line: Any, timeout: float, parts: tuple[bytes, ...]) -> Optional[IdleString]:

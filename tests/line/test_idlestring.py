@@ -61,6 +61,21 @@ class IdleStringTests(SynchronousTestCase):
         self.assertEqual([formatEvent(e) for e in self.log.events if "idle-string" in formatEvent(e)],
                          [f"web1: {SAID}"] * 2)
 
+    def test_logSaysItOnceAMinute(self) -> None:
+        """idle-timeout 1 s on a quiet device for 150 s: 150 idle-strings, each told to the people; the gateway's log says 3 (at most one a minute a line, with the count left out): it said all 150."""
+        from twisted.logger import formatEvent
+
+        self.line.setIdleString(1.0, (b"\r",))
+        person = RecordingClient("192.0.2.1:1")
+        self.line.attach(person)
+        for _ in range(150):
+            self.reactor.advance(1)
+        said = "idle 1 s: idle-string sent"
+        self.assertEqual((len(self.writes()), person.announcements), (150, [said] * 150))
+        self.assertEqual([formatEvent(e) for e in self.log.events if "idle-string" in formatEvent(e)],
+                         [f"web1: {said}", f"web1: {said} (59 more since the last one said)",
+                          f"web1: {said} (59 more since the last one said)"])
+
     def test_outputAndTypingPutItOff(self) -> None:
         """Device output at 200 s puts it off to 500 s; typing at 600 s to 900 s."""
         self.reactor.advance(200)
