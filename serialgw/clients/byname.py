@@ -82,10 +82,11 @@ NEGOTIATIONS = {251: 254, 252: None, 253: 252, 254: None}
 def shown(name: str) -> str:
     """
     A name as typed (bytes read as Latin-1), for a message and the log: in
-    quotes, its first 64 characters, anything but printable ASCII as C{\\xNN}.
+    quotes, its first 64 characters, anything but printable ASCII as C{\\xNN};
+    past them its length (C{'aaa'... (100 characters)}).
     """
     text = "".join(ch if " " <= ch <= "~" else f"\\x{ord(ch):02x}" for ch in name[:64])
-    return f"'{text}'" + ("..." if len(name) > 64 else "")
+    return f"'{text}'" + (f"... ({len(name)} characters)" if len(name) > 64 else "")
 
 
 class _Nowhere:

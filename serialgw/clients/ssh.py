@@ -52,7 +52,7 @@ from serialgw.clients.sshsession import SSHClient
 from serialgw.clients.sshtransport import ServerTransport
 from serialgw.clients.transports import SourceCounts, addressAllowed, admittedBy, describeAddress, sourceOf
 from serialgw.config.specs import PERSON_SESSIONS, ListenerSpec, SSHSpec, UserSpec
-from serialgw.config.sshkeys import fingerprint, printable
+from serialgw.config.sshkeys import fingerprint, printableBytes
 from serialgw.line.hub import Line
 from serialgw.logflood import ListenerKey, clientLog
 
@@ -95,7 +95,7 @@ class Connection(connection.SSHConnection):
             why = ("only sessions" if channelType != b"session" else "one session a connection" if self.sessions
                    else f"maximum packet under {MIN_MAX_PACKET} bytes")
             log.info("ssh: {address}: channel {kind!r} refused: {why}", address=sshPeer(transport), peer=sshSource(transport),
-                     kind=channelType[:40].decode("ascii", "replace"), why=why)
+                     kind=printableBytes(channelType, "ascii"), why=why)
             transport.sendPacket(
                 connection.MSG_CHANNEL_OPEN_FAILURE,
                 struct.pack(">2L", senderChannel, connection.OPEN_ADMINISTRATIVELY_PROHIBITED)
@@ -111,7 +111,7 @@ class Connection(connection.SSHConnection):
         transport: Any = self.transport
         level = LogLevel.debug if requestType in QUIET_GLOBAL_REQUESTS else LogLevel.info
         log.emit(level, "ssh: {address}: global request {request!r} refused", address=sshPeer(transport),
-                 peer=sshSource(transport), request=printable(requestType[:40].decode("ascii", "replace")))
+                 peer=sshSource(transport), request=printableBytes(requestType, "ascii"))
         return 0
 
     def ssh_CHANNEL_DATA(self, packet: bytes) -> None:

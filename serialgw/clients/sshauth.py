@@ -27,7 +27,7 @@ from zope.interface import implementer
 
 from serialgw.clients.sshfaults import conchLog, sshPeer, sshSource
 from serialgw.config.specs import UserSpec
-from serialgw.config.sshkeys import fingerprint, printable, readPublicKeys
+from serialgw.config.sshkeys import fingerprint, printable, printableBytes, readPublicKeys
 from serialgw.logflood import peerLimiter
 
 # Limited per peer (logflood); in the namespace its lines had in serialgw.clients.ssh, which an operator may filter on.
@@ -155,7 +155,7 @@ class UserAuth(userauth.SSHUserAuthServer):
             transport: Any = self.transport
             log.info("ssh: {address}: login for service {service!r} refused: disconnected", address=sshPeer(transport),
                      peer=sshSource(transport),
-                     service=printable(service[:64].decode("ascii", "replace")))
+                     service=printableBytes(service, "ascii"))
             transport.sendDisconnect(DISCONNECT_SERVICE_NOT_AVAILABLE, b"only ssh-connection after login")
             return None
         return userauth.SSHUserAuthServer.ssh_USERAUTH_REQUEST(self, packet)
@@ -165,10 +165,10 @@ class UserAuth(userauth.SSHUserAuthServer):
         # guess) is logged as an unknown key is, and so is the cut after
         # too many failed logins: both went unsaid (conch's debug lines).
         transport: Any = self.transport
-        user = printable((self.user or b"")[:256].decode("utf-8", "replace"))
+        user = printableBytes(self.user or b"")
         if self.method not in (b"none", b"publickey") and not reason.check(IgnoreAuthentication):
             log.warn("ssh: {method} login from {address} refused (public keys only); user name {user!r}",
-                     method=printable(self.method[:40].decode("ascii", "replace")), address=sshPeer(transport),
+                     method=printableBytes(self.method, "ascii"), address=sshPeer(transport),
                      peer=sshSource(transport), user=user)
         before = self.loginAttempts
         userauth.SSHUserAuthServer._ebBadAuth(self, reason)
@@ -199,7 +199,7 @@ class UserAuth(userauth.SSHUserAuthServer):
                          fingerprint=what, address=sshPeer(self.transport), peer=sshSource(self.transport),
                          reason=reason.getErrorMessage() + ("; disconnected: a client signs with its own key" if bad
                                                             else ""),
-                         user=printable((self.user or b"")[:256].decode("utf-8", "replace")))
+                         user=printableBytes(self.user or b""))
             if bad:
                 # One is enough: a person's key is public (anyone may send it with any signature), and
                 # each check of a 16384-bit RSA key's signature cost the gateway's thread 6.4 ms, up to

@@ -30,7 +30,7 @@ from serialgw.clients.session import CLOSE_GRACE, PERSON_SESSIONS_PER_LINE, Sess
 from serialgw.clients.sshfaults import conchLog
 from serialgw.clients.sshtransport import ServerTransport
 from serialgw.clients.transports import admittedBy, describeAddress
-from serialgw.config.sshkeys import printable
+from serialgw.config.sshkeys import printable, printableBytes
 from serialgw.interfaces import IClient
 from serialgw.line.hub import Role
 from serialgw.logflood import Peer, clientLog, counted
@@ -213,7 +213,7 @@ class SSHClient(Session, ClientEvents, SSHChannel):
         if handler is None:
             # OpenSSH sends LANG with every session: not worth a line at info.
             log.emit(LogLevel.debug if requestType == b"env" else LogLevel.info, "ssh: {peer}: {request!r} refused",
-                     peer=self.peer, request=requestType[:40].decode("ascii", "replace"), budget=self.logBudget)
+                     peer=self.peer, request=printableBytes(requestType, "ascii"), budget=self.logBudget)
             return False
         try:
             return handler(self, data)
@@ -221,7 +221,7 @@ class SSHClient(Session, ClientEvents, SSHChannel):
             # (conch answers a failed request with a refusal, or leaves its Deferred's error unseen: an
             # error of ours here was never said.)
             log.failure("ssh: {peer}: handling its {request!r} request failed (the gateway's error, not the "
-                        "client's): refused", peer=self.peer, request=requestType.decode("ascii", "replace"))
+                        "client's): refused", peer=self.peer, request=printableBytes(requestType, "ascii"))
             return False
 
     def dataReceived(self, data: bytes) -> None:

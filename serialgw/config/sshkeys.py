@@ -62,10 +62,34 @@ class PublicKey:
 QUOTED = 16
 
 
+# The most characters of a name a client gives (an SSH user name, a certificate's CN, a request's) a
+# message shows; past them its length is said.
+NAME_SHOWN = 64
+
+
 def printable(text: str) -> str:
+    """
+    A name a client gave, for a message: what cannot be shown as C{?}; its
+    first L{NAME_SHOWN} characters, and past them its length
+    (C{bbb...... (1048576 characters)}: it was cut without a word).
+    """
     # (Its first 64 characters only are looked at: a client's 256 KiB name, a global request's each
     # time, cost 7 ms of the gateway's thread, a person flooding them 14% of a core.)
-    return "".join(c if c.isprintable() else "?" for c in text[:64])
+    shown = "".join(c if c.isprintable() else "?" for c in text[:NAME_SHOWN])
+    return shown if len(text) <= NAME_SHOWN else f"{shown}... ({len(text)} characters)"
+
+
+def printableBytes(raw: bytes, encoding: str = "utf-8") -> str:
+    """
+    A name a client sent (bytes: an SSH user name, a request's), for a
+    message as L{printable} says it, its length past L{NAME_SHOWN}
+    characters said in bytes (C{... (1048576 bytes)}); only its first
+    4 * NAME_SHOWN bytes are read.
+    """
+    text = raw[:4 * NAME_SHOWN].decode(encoding, "replace")
+    if len(text) <= NAME_SHOWN and len(raw) <= 4 * NAME_SHOWN:
+        return printable(text)
+    return f"{printable(text[:NAME_SHOWN])}... ({len(raw)} bytes)"
 
 
 def readPublicKeys(text: str, source: str, most: Optional[int] = MAX_KEYS) -> list[PublicKey]:

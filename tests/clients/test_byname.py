@@ -386,6 +386,16 @@ class ByNameTests(SynchronousTestCase):
         self.assertEqual(said, ["by-name: 192.0.2.7:40000 asked for 'secret': no line of that name it may use"])
         self.assertEqual(self.log.at(LogLevel.info)[-1]["budget"], "by-name listener raw+tcp:0")
 
+    def test_longNameCutWithItsLength(self) -> None:
+        """A name of 100 characters not found: its first 64 and its length, in the log and to the client (it was cut without a word)."""
+        prompt, transport = self.connect(self.factory())
+        transport.clear()
+        prompt.dataReceived(b"x" * 100 + b"\n")
+        shown = "'" + "x" * 64 + "'... (100 characters)"
+        said = [formatEvent(e) for e in self.log.at(LogLevel.info) if "asked for" in e["log_format"]]
+        self.assertEqual(said, [f"by-name: 192.0.2.7:40000 asked for {shown}: no line of that name it may use"])
+        self.assertTrue(transport.value().startswith(f"[serialgw: no console {shown} here]\r\n".encode()), transport.value())
+
 
 class PeopleTests(SynchronousTestCase):
     """Over TLS with client certificates (ca=), a certificate's CN is a person, and the chosen line's write / read decide."""

@@ -375,11 +375,16 @@ class AuthTests(SynchronousTestCase):
                          [(fingerprint(self.stranger), "192.0.2.7:40000", "not an authorized key", "con1")] * 2)
 
     def test_refusedUserNameCut(self) -> None:
-        """A refused key's user name is logged cut to 64 printable characters (a 1 MiB name made a 1 MiB log line)."""
+        """A refused key's user name is logged cut to 64 printable characters, its length said (a 1 MiB name made a 1 MiB log line; then it was cut without a word)."""
         events = LogEvents(self)
         self.request(b"\x1b[2J\n\x00" + b"A" * 200000, self.stranger, signed=False)
         [event] = events.at(LogLevel.warn)
-        self.assertEqual(event["user"], "?[2J??" + "A" * 58)
+        self.assertEqual(event["user"], "?[2J??" + "A" * 58 + "... (200006 bytes)")
+        # A name of 64 characters (in 256 bytes of UTF-8) is whole; one more is cut.
+        for name, said in (("\u00e9" * 64, "\u00e9" * 64), ("\u00e9" * 65, "\u00e9" * 64 + "... (130 bytes)")):
+            events.events.clear()
+            self.request(name.encode(), self.stranger, signed=False)
+            self.assertEqual([e["user"] for e in events.at(LogLevel.warn)], [said])
 
     def test_unreadableKeyRefused(self) -> None:
         """A request cut short, or a 100 kB algorithm name with no key, is refused with one short line: no traceback, no conch error."""

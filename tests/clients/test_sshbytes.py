@@ -159,7 +159,7 @@ class ChannelRefusalLogTests(SynchronousTestCase):
         self.assertEqual([(e["log_level"], e["request"]) for e in events.events
                           if e.get("log_format", "").startswith("ssh: {address}: global request")],
                          [(LogLevel.info, "tcpip-forward"), (LogLevel.debug, "keepalive@openssh.com"),
-                          (LogLevel.debug, "no-more-sessions@openssh.com"), (LogLevel.info, "x?" * 20)])
+                          (LogLevel.debug, "no-more-sessions@openssh.com"), (LogLevel.info, "x?" * 32 + "... (200 bytes)")])
 
 
 class KeyExchangeHoldTests(SynchronousTestCase):

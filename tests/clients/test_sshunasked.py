@@ -240,14 +240,14 @@ class LongNamesTests(SynchronousTestCase):
         """printable() (every client-given name in the log) looks at the 64 characters it keeps, not the whole text: a 256 KiB global request name cost the gateway's thread 7 ms, and a person sending them at their 4 MiB a second 14% of a core (measured live; 1.7% now)."""
         _Counted.looked = 0
         text = _Counted("\x1b" + "A" * 262143)
-        self.assertEqual(printable(text), "?" + "A" * 63)
+        self.assertEqual(printable(text), "?" + "A" * 63 + "... (262144 characters)")
         self.assertLessEqual(_Counted.looked, 64)
 
     def test_longGlobalRequestLoggedCut(self) -> None:
-        """A global request with a 256 KiB name is refused and logged with its first 40 characters, made printable."""
+        """A global request with a 256 KiB name is refused and logged with its first 64 characters, made printable, and its length (it was cut to 40 without a word)."""
         events = LogEvents(self)
         conn = Connection()
         conn.transport = type("T", (), {"transport": Tcp()})()  # type: ignore[assignment]
         self.assertEqual(conn.gotGlobalRequest(b"\xff\x1b" + b"x" * 262142, b""), 0)
         [said] = [e for e in events.events if e.get("log_namespace", "").startswith("serialgw.clients")]
-        self.assertEqual(said["request"], "\ufffd?" + "x" * 38)
+        self.assertEqual(said["request"], "\ufffd?" + "x" * 62 + "... (262144 bytes)")
