@@ -37,6 +37,9 @@ from serialgw.logflood import ListenerKey, clientLog
 log = Logger()
 # Refused connections: limited per listener (logflood), as every one comes from a new port.
 refusals = clientLog()
+# A watcher's coming and going (what a client reconnecting in a loop makes, each connection a new peer):
+# limited per peer and by its listener's budget too, as a line's listeners' are (logflood).
+said = clientLog()
 
 # Taps put on (or taken off) lines a turn of the reactor, for all watchers:
 # a watcher of a 1024-line farm put on all of them at once took 4-12 ms,
@@ -124,11 +127,13 @@ class WatchAllClient(Protocol):
 
     def _watching(self) -> None:
         if self.taps:
-            log.info("watch-all: {peer} watches {count} line(s)", peer=self.peer, count=len(self.taps))
+            said.info("watch-all: {peer} watches {count} line(s)", peer=self.peer, count=len(self.taps),
+                      budget=self.factory.refusalKey)
             return
         # (A typo in the filter: the watcher saw nothing and was told nothing.)
         patterns = " ".join(self.factory.patterns)
-        log.info("watch-all: {peer}: no line matches {patterns}", peer=self.peer, patterns=patterns)
+        said.info("watch-all: {peer}: no line matches {patterns}", peer=self.peer, patterns=patterns,
+                  budget=self.factory.refusalKey)
         self.emit(f"[serialgw: watch-all: no line matches {patterns} (a line added that does is shown)]\r\n".encode())
 
     def watch(self, line: Line) -> None:
@@ -240,7 +245,8 @@ class WatchAllClient(Protocol):
 
     def _idleTimeout(self) -> None:
         self._idleCall = None
-        log.info("watch-all: {peer} idle for {seconds} s: disconnected", peer=self.peer, seconds=self.spec.idle)
+        said.info("watch-all: {peer} idle for {seconds} s: disconnected", peer=self.peer, seconds=self.spec.idle,
+                  budget=self.factory.refusalKey)
         self.leave()
 
     def leave(self) -> None:
@@ -272,7 +278,7 @@ class WatchAllClient(Protocol):
             self.factory.clients.remove(self)
             if self.source is not None:
                 self.factory.sources.remove(self.source)
-        log.info("watch-all: {peer} left", peer=self.peer)
+        said.info("watch-all: {peer} left", peer=self.peer, budget=self.factory.refusalKey)
 
 
 class WatchAllFactory(Factory):

@@ -155,6 +155,32 @@ class WatchAllTests(SynchronousTestCase):
         self.assertEqual([e["log_format"] for e in events],
                          ["watch-all: {peer} watches {count} line(s)", "watch-all: {peer} left"])
 
+    def test_reconnectingLoopBounded(self) -> None:
+        """30 watchers that come and go (a client reconnecting in a loop, each connection a new peer): their 59 lines (one leaves before its taps are all put: no "watches" line) count against the listener's budget, 20 logged and the other 39 counted in one line (they were all logged, two a connection, without bound)."""
+        from twisted.logger import Logger, formatEvent
+
+        from serialgw.logflood import peerLimiter
+        from tests.fakes import LogEvents
+
+        self.patch(peerLimiter, "now", self.clock.seconds)
+        self.clock.advance(1000)
+        log = LogEvents(self)
+        factory = WatchAllFactory(parseListener("tcp:0"), ("*",), lambda: self.lines, self.clock)
+        for n in range(30):
+            address = IPv4Address("TCP", "192.0.2.1", 40000 + n)
+            client = factory.buildProtocol(address)
+            assert client is not None
+            client.makeConnection(StringTransport(peerAddress=address))
+            client.connectionLost(Failure(Exception("bye")))
+            self.clock.advance(0)
+        said = [formatEvent(e) for e in log.events if "watch-all" in formatEvent(e)]
+        self.assertEqual(said[:2], ["watch-all: 192.0.2.1:40000 watches 2 line(s)", "watch-all: 192.0.2.1:40000 left"])
+        self.assertEqual(len(said), 20)
+        self.clock.advance(60)
+        Logger(observer=peerLimiter).info("tick", peer="someone else")
+        self.assertEqual([formatEvent(e) for e in log.events if "left out" in e.get("log_format", "")],
+                         ["39 log messages about watch-all listener tcp:0 left out in the last minute (over 20 a minute)"])
+
     def test_noLineMatches(self) -> None:
         """A watcher whose lines filter matches no line is told so (naming the patterns), and the log says so, naming no line."""
         self.lines.update({f"x{i}": Line(f"x{i}", RecordingDevice(), clock=self.clock) for i in range(20)})
