@@ -213,14 +213,17 @@ class LineFactory(Factory):
         """
         A TLS client is verified: is there still room on the line, and may
         the certificate's CN (a user name) use it (the line's write / read)?
+        A refusal is logged against the listener's budget too, as one at
+        accept is (each connection is a new peer: a client reconnecting in
+        a loop to a full line wrote a line a connection).
         """
         if self.retired:
-            log.info("{line}: TLS client {peer} refused after its handshake: a reload changed or closed "
-                     "the listener", line=self.line.name, peer=peerName(transport))
+            refusals.info("{line}: TLS client {peer} refused after its handshake: a reload changed or closed "
+                     "the listener", line=self.line.name, peer=peerName(transport), budget=self.refusalKey)
             return False
         if self.line.full() and not self.line.kickOld:
-            log.warn("{line}: TLS client {peer} refused after its handshake: {clients} already (max-clients)",
-                     line=self.line.name, peer=peerName(transport), count=self.line.maxClients,
+            refusals.warn("{line}: TLS client {peer} refused after its handshake: {clients} already (max-clients)",
+                     line=self.line.name, peer=peerName(transport), budget=self.refusalKey, count=self.line.maxClients,
                      clients=counted(self.line.maxClients, "client"))
             return False
         # A dial-out's certificate is its server's: no person, no rights.
@@ -232,16 +235,16 @@ class LineFactory(Factory):
         if person and client is not None:
             right = self.line.rights.of(user)
             if right is None:
-                log.warn("{line}: TLS client {peer} ({user}) refused: not in the line's write or read",
-                         line=self.line.name, peer=peerName(transport), user=printable(user) or "no CN")
+                refusals.warn("{line}: TLS client {peer} ({user}) refused: not in the line's write or read",
+                         line=self.line.name, peer=peerName(transport), budget=self.refusalKey, user=printable(user) or "no CN")
                 return False
             # Certificates without a CN (user "") are one person for it:
             # on a line with read = ["*"] they had no limit, and filled max-clients.
             sessions = sessionsOf(self.line, user)
             if sessions >= PERSON_SESSIONS_PER_LINE:
                 # (As over SSH: one person, a read-only one too, took every place and kept the writers out.)
-                log.warn("{line}: TLS client {peer} ({user}) refused: {count} sessions of {whose} there already",
-                         line=self.line.name, peer=peerName(transport), user=printable(user) or "no CN",
+                refusals.warn("{line}: TLS client {peer} ({user}) refused: {count} sessions of {whose} there already",
+                         line=self.line.name, peer=peerName(transport), budget=self.refusalKey, user=printable(user) or "no CN",
                          count=sessions, whose=printable(user) if user else "certificates without a CN")
                 return False
             table = self.inFlight
@@ -249,9 +252,9 @@ class LineFactory(Factory):
                 # (As over SSH: 8 a line alone let a CN with read = ["*"] on 1000 lines hold 8000.)
                 total, most = table.sessionsOf(user), table.sessionsPerPerson
                 if total >= most:
-                    log.warn("{line}: TLS client {peer} ({user}) refused: {sessions} of {whose} on all lines "
+                    refusals.warn("{line}: TLS client {peer} ({user}) refused: {sessions} of {whose} on all lines "
                              "already (at most {most} a person: [tls] sessions-per-person)", line=self.line.name,
-                             peer=peerName(transport), user=printable(user) or "no CN", count=total,
+                             peer=peerName(transport), budget=self.refusalKey, user=printable(user) or "no CN", count=total,
                              sessions=counted(total, "session"), most=most,
                              whose=printable(user) if user else "certificates without a CN")
                     return False
@@ -264,8 +267,8 @@ class LineFactory(Factory):
             role = Role.READONLY  # (readonly=: set on the client only once attached, Session._certified)
         if self._room(peerName(transport), role):
             return True
-        log.warn("{line}: TLS client {peer} refused after its handshake: {clients} already (max-clients; "
-                 "{why})", line=self.line.name, peer=peerName(transport), count=self.line.maxClients,
+        refusals.warn("{line}: TLS client {peer} refused after its handshake: {clients} already (max-clients; "
+                 "{why})", line=self.line.name, peer=peerName(transport), budget=self.refusalKey, count=self.line.maxClients,
                  clients=counted(self.line.maxClients, "client"),
                  why="a dial-out takes nobody's place" if self.outgoing else
                  "a read-only one takes only a read-only one's place")

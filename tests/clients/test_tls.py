@@ -80,6 +80,22 @@ class HandshakeTimeoutTests(SynchronousTestCase):
             tlsProtocol.connectionLost(Failure(ConnectionDone()))  # type: ignore[attr-defined]
         self.assertEqual((self.lineFactory.handshakes, self.clock.getDelayedCalls()), (set(), []))
 
+    def test_refusedAfterHandshakeLimitedInTheLog(self) -> None:
+        """30 TLS clients, each from a new port, refused after their handshake (the line full: a client reconnecting in a loop): 20 log lines say so (the listener's budget, as refusals at accept), not 30."""
+        from tests.fakes import RecordingClient
+
+        self.line.maxClients = 1
+        held = RecordingClient("192.0.2.1:1")
+        held.person = True
+        self.line.attach(held)
+        with capturedLogs() as events:
+            for n in range(30):
+                transport = StringTransport(peerAddress=IPv4Address("TCP", "192.0.2.9", 40000 + n))
+                self.assertFalse(self.lineFactory._admit(transport, RecordingClient()))
+        said = [formatEvent(e) for e in events]
+        self.assertEqual(said[:1], ["t: TLS client 192.0.2.9:40000 refused after its handshake: 1 client already (max-clients)"])
+        self.assertEqual(len(said), 20)
+
     def test_refusedSubjectsLimitedInTheLog(self) -> None:
         """100 handshakes with a certificate of the CA whose CN is not in subjects=: each refused, 20 log lines say so, not 100."""
         from OpenSSL import crypto
