@@ -428,7 +428,7 @@ class Session(InputReading):
             if subject in tls.readOnlySubjects:
                 self.role = Role.READONLY
             log.info("{line}: {peer} is {role} by its certificate", line=self.line.name, peer=self.peer,
-                     role=self.role.value)
+                     role=self.role.value, budget=getattr(self, "logBudget", None))
 
     @property
     def wantsLineErrors(self) -> bool:
@@ -489,7 +489,7 @@ class Session(InputReading):
     def _cut(self) -> None:
         self._closeCall = None
         log.info("{line}: {peer} did not take its last output within {seconds} s: cut", line=self.line.name,
-                 peer=self.peer, seconds=CLOSE_GRACE)
+                 peer=self.peer, seconds=CLOSE_GRACE, budget=getattr(self, "logBudget", None))
         self.transport.abortConnection()
 
     def whenGone(self) -> Deferred[None]:
@@ -538,7 +538,7 @@ class Session(InputReading):
     def _idleTimeout(self) -> None:
         self._idleCall = None
         log.info("{line}: {peer} idle for {seconds} s: disconnected", line=self.line.name, peer=self.peer,
-                 seconds=self.listener.idle)
+                 seconds=self.listener.idle, budget=getattr(self, "logBudget", None))
         why = f"idle for {self.listener.idle:g} s: disconnected"
         # A person at a terminal is told why the connection closes (an SSH session says it on its stderr).
         self.notice(why)

@@ -131,6 +131,38 @@ class IdleTests(SynchronousTestCase):
         client.connectionLost()
         self.assertEqual(clock.getDelayedCalls(), [])
 
+    def test_idleCutsCountAgainstTheListener(self) -> None:
+        """30 connections in turn, each cut by idle= (a client reconnecting in a loop, each connection a new peer): its 'idle ... disconnected' counts against the listener's budget with its 'came and went without a word', 20 lines in all and the other 40 counted; it was one line a connection past it."""
+        from twisted.internet.address import IPv4Address
+        from twisted.logger import Logger
+
+        from serialgw.clients.factory import LineFactory
+        from serialgw.logflood import peerLimiter
+        from tests.fakes import LogEvents
+
+        clock = Clock()
+        clock.advance(1000)
+        self.patch(peerLimiter, "now", clock.seconds)
+        log = LogEvents(self)
+        line = Line("t", RecordingDevice(), clock=clock)
+        factory = LineFactory(line, parseListener("raw,idle=1+4444"), clock=clock)
+        for n in range(30):
+            address = IPv4Address("TCP", "192.0.2.9", 40000 + n)
+            client = factory.buildProtocol(address)
+            client.makeConnection(StringTransport(peerAddress=address))
+            clock.advance(1)
+            client.connectionLost()
+        said = [formatEvent(e) for e in log.events if e.get("log_namespace", "").startswith("serialgw.clients.session")
+                or "192.0.2.9" in formatEvent(e)]
+        self.assertEqual(said[:2], ["t: 192.0.2.9:40000 idle for 1.0 s: disconnected",
+                                    "t: 192.0.2.9:40000 came and went without a word (not announced)"])
+        self.assertEqual(len(said), 20)
+        clock.advance(60)
+        Logger(observer=peerLimiter).info("tick", peer="someone else")
+        self.assertEqual([formatEvent(e) for e in log.events if "left out" in e.get("log_format", "")],
+                         ["40 log messages about t listener raw,idle=1+4444 left out in the last minute (over 20 a minute)"])
+        self.assertEqual(clock.getDelayedCalls(), [])
+
     def test_idleTelnetUserTold(self) -> None:
         """A telnet user cut by idle= is told why before the connection closes; a raw program is not (its data stays data)."""
         clock = Clock()
