@@ -21,7 +21,7 @@ from zope.interface import implementer
 
 from serialgw.clients.transports import SourceCounts, describeAddress, peerName, sourceOf
 from serialgw.config.specs import quote
-from serialgw.logflood import PeerLimiter, peerLimiter
+from serialgw.logflood import ListenerKey, PeerLimiter, peerLimiter
 
 # In the namespace its lines had in serialgw.app.status, which an operator may filter on.
 log = Logger(namespace="serialgw.app.status")
@@ -85,6 +85,8 @@ class StatusSite(Site):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         Site.__init__(self, *args, **kwargs)
         self.sources = SourceCounts()
+        # The budget of what its connections say of themselves (each a new peer: see StatusChannel._expired).
+        self.logKey = ListenerKey("the status endpoint")
         # One line a minute per address held at its bound (and the count left out).
         self._perAddressLog = Logger(observer=PeerLimiter(burst=1, now=lambda: float(self.reactor.seconds())))
 
@@ -274,7 +276,10 @@ class StatusChannel(HTTPChannel):
 
     def _expired(self) -> None:
         self._deadline = None
-        log.info("status: {peer} sent no whole request in time: disconnected", peer=peerName(self.transport))
+        # (Within the endpoint's log budget: each connection is a new peer, and 64 at a time cut every
+        # 10 s were a line each.)
+        clientsLog.info("status: {peer} sent no whole request in time: disconnected", peer=peerName(self.transport),
+                        budget=self.factory.logKey if isinstance(self.factory, StatusSite) else None)
         self.transport.abortConnection()
 
     def _refuse(self, status: bytes) -> None:

@@ -282,6 +282,32 @@ class StatusPageOwnErrorsTests(SynchronousTestCase):
         log.check("/metrics")
 
 
+class StatusDeadlineTests(SynchronousTestCase):
+    def test_silentConnectionsCountAgainstTheEndpoint(self) -> None:
+        """30 status connections that send no request (each a new peer), cut at their deadline: 20 log lines and the rest counted in one line, against the endpoint's budget; each was a line past the limiter."""
+        from serialgw.app.status import statusSite
+        from tests.fakes import Lines
+
+        log = Counting(self)
+        site = statusSite(Lines(Line("rack1", RecordingDevice(), clock=log.clock)), clock=log.clock)
+        transports = []
+        for n in range(TIMES):
+            address = IPv4Address("TCP", f"192.0.2.{n + 1}", 40000)
+            channel = site.buildProtocol(address)
+            transport = StringTransport(peerAddress=address)
+            channel.makeConnection(transport)
+            transports.append((channel, transport))
+        log.clock.advance(10)
+        for channel, transport in transports:
+            self.assertTrue(transport.disconnecting)
+            channel.connectionLost(None)
+        said = [formatEvent(e) for e in log.events.events if "sent no whole request" in formatEvent(e)]
+        self.assertEqual((said[0], len(said)), ("status: 192.0.2.1:40000 sent no whole request in time: disconnected", 20))
+        log.clock.advance(60)
+        Logger(observer=peerLimiter).info("tick", peer="someone else")
+        self.assertEqual(log.summaries(), ["10 log messages about the status endpoint left out in the last minute (over 20 a minute)"])
+
+
 class ConchOwnErrorsTests(SynchronousTestCase):
     def test_channelOpensFailing(self) -> None:
         """30 SSH connections whose session's opening fails in conch's own handling (its 'channel open failed' traceback names no connection: it passed the limiter): 20 tracebacks, 10 counted."""
