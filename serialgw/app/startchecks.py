@@ -8,6 +8,7 @@ path (L{Claims}).
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from typing import Optional, Sequence
 
@@ -72,7 +73,7 @@ def listenerKey(spec: ListenerSpec) -> Optional[tuple[str, str, str]]:
     takes nothing exclusive (port 0, dial-outs, stdio, systemd sockets).
     """
     if spec.kind is ListenerKind.UDP and spec.udp is not None:
-        return ("udp", spec.udp.sourceHost, str(spec.udp.sourcePort)) if spec.udp.sourcePort else None
+        return ("udp", asBound(spec.udp.sourceHost), str(spec.udp.sourcePort)) if spec.udp.sourcePort else None
     if spec.kind in (ListenerKind.PIPE, ListenerKind.PTY):
         return ("path", spec.path, "") if spec.path else None
     if spec.kind is not ListenerKind.LISTEN:
@@ -81,7 +82,29 @@ def listenerKey(spec: ListenerSpec) -> Optional[tuple[str, str, str]]:
     # (serialgw.config.listeners); systemd: sockets are systemd's.
     if spec.path:
         return ("path", spec.path, "")
-    return ("tcp", spec.host, str(spec.port)) if spec.port else None
+    return ("tcp", asBound(spec.host), str(spec.port)) if spec.port else None
+
+
+def asBound(host: str) -> str:
+    """
+    An interface as the kernel binds it, one spelling for one address:
+    localhost (any case) 127.0.0.1, over tcp6: too (Twisted binds a name
+    over IPv4); an address as ipaddress writes it, an IPv4-mapped one as
+    its IPv4 ('0:0:0:0:0:0:0:1' is '::1', '::ffff:127.0.0.1' 127.0.0.1:
+    the kernel refuses the second bind of each).  Compared as written,
+    'interface=localhost' beside 'interface=127.0.0.1' on one port passed
+    --check, and the start failed at the second bind.  One with a scope
+    (fe80::1%eth0), or no address, as written.
+    """
+    if host.lower() == "localhost":
+        return "127.0.0.1"
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return host
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return str(address.ipv4_mapped)
+    return str(address)
 
 
 def _clash(a: tuple[str, str, str], b: tuple[str, str, str]) -> bool:

@@ -1,0 +1,47 @@
+"""
+Two listeners on one port whose interfaces are one address spelt two ways
+(localhost and 127.0.0.1, over tcp6: too, where Twisted binds the name
+over IPv4; '::1' and '0:0:0:0:0:0:0:1'; '::ffff:127.0.0.1' and
+127.0.0.1; '::0' and 127.0.0.1 beside it): the kernel refuses the second
+bind, but they were compared as written, so --check said OK and the start
+failed ("port 7641 is one of this gateway's own listeners already (--check
+names which)"; seen live, probe29), a reload alike.  Now compared as bound.
+"""
+
+from __future__ import annotations
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from serialgw.app.startchecks import asBound, lineClashes
+from serialgw.config.file import loadFile
+from tests.realio import writeTemp
+
+
+class SpellingsTests(SynchronousTestCase):
+    def clashes(self, *listen: str) -> list[tuple[str, str]]:
+        listeners = ", ".join(f'"{text}"' for text in listen)
+        path = writeTemp(self, f'[lines.a]\ndevice = "tcp:127.0.0.1:9"\nlisten = [{listeners}]\n')
+        return lineClashes(loadFile(path).lines)
+
+    def test_oneAddressTwoSpellings(self) -> None:
+        """Each pair binds one address and port: a clash, said with both listeners as written."""
+        for first, second in (("raw+tcp:7641:interface=127.0.0.1", "raw+tcp:7641:interface=localhost"),
+                              ("raw+tcp:7641:interface=localhost", "raw+tcp:7641:interface=LOCALHOST"),
+                              ("raw+tcp:7641:interface=127.0.0.1", "raw+tcp6:7641:interface=localhost"),
+                              ("raw+tcp6:7641:interface=\\\\:\\\\:1", "raw+tcp6:7641:interface=0\\\\:0\\\\:0\\\\:0\\\\:0\\\\:0\\\\:0\\\\:1"),
+                              ("raw+tcp6:7641:interface=\\\\:\\\\:ffff\\\\:127.0.0.1", "raw+tcp:7641:interface=127.0.0.1"),
+                              ("raw+tcp6:7641:interface=\\\\:\\\\:0", "raw+tcp:7641:interface=127.0.0.1")):
+            shown = second.replace("\\\\", "\\")
+            self.assertEqual(self.clashes(first, second),
+                             [("a", f"line 'a': listener '{shown}' takes TCP port 7641, as line 'a', listener "
+                                    f"'{first.replace(chr(92) * 2, chr(92))}' already does")], (first, second))
+
+    def test_otherAddressesApart(self) -> None:
+        """Two loopback addresses, IPv4 and IPv6 loopback, two ports: no clash."""
+        self.assertEqual(self.clashes("raw+tcp:7641:interface=127.0.0.1", "raw+tcp:7641:interface=127.0.0.2",
+                                      "raw+tcp6:7641:interface=\\\\:\\\\:1", "raw+tcp:7642:interface=localhost"), [])
+
+    def test_asBound(self) -> None:
+        self.assertEqual([asBound(h) for h in ("localhost", "LocalHost", "::0", "0:0:0:0:0:0:0:1", "::ffff:10.0.0.1",
+                                                "10.0.0.1", "", "fe80::1%eth0")],
+                         ["127.0.0.1", "127.0.0.1", "::", "::1", "10.0.0.1", "10.0.0.1", "", "fe80::1%eth0"])
