@@ -32,14 +32,16 @@ def _ip(text: str) -> Any:
 
 
 @functools.lru_cache(maxsize=4096)
-def _bound(interface: str, six: bool) -> Optional[frozenset[Any]]:
+def _bound(interface: str) -> Optional[frozenset[Any]]:
     """
     The addresses (of L{_ip}) a listener's C{interface=} binds: None, every
-    one (0.0.0.0, ::, '::0'); localhost (any case) is 127.0.0.1, or ::1 over
-    tcp6 (C{six}).
+    one (0.0.0.0, ::, '::0'); localhost (any case) is 127.0.0.1, over tcp6
+    too: Twisted binds a name over IPv4 (read as ::1 there, a line whose
+    listener was tcp6:PORT:interface=localhost, bound at 127.0.0.1, was
+    given to by-name connections on ::1 and refused to those on 127.0.0.1).
     """
     if interface.lower() == "localhost":
-        return frozenset((ipaddress.ip_address("::1" if six else "127.0.0.1"),))
+        return frozenset((ipaddress.ip_address("127.0.0.1"),))
     ip = _ip(interface)
     return None if isinstance(ip, (ipaddress.IPv4Address, ipaddress.IPv6Address)) and ip.is_unspecified else frozenset((ip,))
 
@@ -66,7 +68,7 @@ def _admits(own: ListenerSpec, peer: Any, host: Any, ca: Optional[str], user: Op
         return False
     if own.path and peer is not UNIX:
         return False
-    bound = _bound(own.host, own.endpoint.startswith("tcp6:")) if own.host else None
+    bound = _bound(own.host) if own.host else None
     if bound is not None and host not in bound:
         return False
     tls = own.tls
@@ -90,12 +92,12 @@ def _mayAdmit(own: ListenerSpec, byName: ListenerSpec) -> bool:
     by-name listener C{byName} (L{_admits} with what no peer changes: a
     unix socket's, an C{allow=} or C{interface=} one's, TLS and C{ca=}).
     """
-    bound = _bound(own.host, own.endpoint.startswith("tcp6:")) if own.host else None
+    bound = _bound(own.host) if own.host else None
     if own.path and not byName.path:
         return False
     if byName.path and (own.allow or bound is not None):
         return False  # (a connection over a unix socket has no address: no allow= nor interface= admits it)
-    theirs = _bound(byName.host, byName.endpoint.startswith("tcp6:")) if byName.host else None
+    theirs = _bound(byName.host) if byName.host else None
     if bound is not None and theirs is not None and not bound & theirs:
         return False
     tls, their = own.tls, byName.tls

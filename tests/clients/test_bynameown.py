@@ -137,10 +137,11 @@ class OwnListenersTests(SynchronousTestCase):
 
     def test_localhostAndEveryAddressAsWritten(self) -> None:
         """
-        A listener's interface=localhost (any case) is 127.0.0.1, or ::1 over
-        tcp6: a tcp6 one admits a by-name connection that came in on ::1 (read
-        as 127.0.0.1 alone, it admitted none); one written '::0' is every
-        address, as '::' is (compared as text, it matched none).
+        A listener's interface=localhost (any case) is 127.0.0.1, over tcp6
+        too (Twisted binds a name over IPv4: read as ::1, a tcp6 one admitted
+        connections on ::1, where it does not listen, and none on 127.0.0.1,
+        where it does); one written '::0' is every address, as '::' is
+        (compared as text, it matched none).
         """
         def bound(text: str, host: Any, peer: Any = OUTSIDE) -> Any:
             transport = StringTransport(peerAddress=peer, hostAddress=host)
@@ -149,7 +150,7 @@ class OwnListenersTests(SynchronousTestCase):
         loopback6 = IPv6Address("TCP", "::1", 7100)
         for text, admitted in (("telnet+tcp:4006:interface=localhost", (False, None, None)),
                                ("telnet+tcp:4006:interface=LocalHost", (False, None, None)),
-                               ("telnet+tcp6:4006:interface=localhost", (None, False, None))):
+                               ("telnet+tcp6:4006:interface=localhost", (False, None, None))):
             self.assertEqual((bound(text, LOOPBACK), bound(text, loopback6), bound(text, PUBLIC)), admitted, text)
         for text in ("raw+tcp6:4001:interface=\\:\\:0", "raw+tcp:4001:interface=0.0.0.0", "raw+tcp6:4001"):
             self.assertEqual(bound(text, PUBLIC), False, text)
