@@ -392,6 +392,20 @@ def _asResolved(host: str) -> str:
     return name
 
 
+def hostAsDialled(host: str) -> str:
+    """
+    One spelling for a host a connection dials, without a lookup: a name
+    in lower case without the root's dot (L{_asResolved}: LOCALHOST,
+    localhost.), an IPv4 address in any of inet_aton's forms (127.1,
+    0x7f000001) as its dotted quad, an IPv6 one as ipaddress writes it, an
+    IPv4-mapped one as its IPv4.  (localhost and 127.0.0.1 stay apart: the
+    resolver may give the name ::1 first.)
+    """
+    host = _asResolved(host)
+    address = _address(host)
+    return host if address is None else str(address)
+
+
 def _address(host: str) -> Union[IPv4Address, IPv6Address, None]:
     """C{host} as an address (an IPv4-mapped one as its IPv4), or None for a name."""
     try:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from typing import Any, Optional
 
-from serialgw.config.loops import ptyLoop
+from serialgw.config.loops import hostAsDialled, ptyLoop
 from serialgw.config.paths import identity, placeKeys, whereWritten
 from serialgw.config.placeholders import sharedHint
 from serialgw.config.specs import ConfigError, LineConfig, ListenerKind, quote
@@ -28,7 +28,9 @@ def dialledTwice(listeners: Any) -> Optional[tuple[Any, Any, str]]:
     for dial in listeners:
         if dial.kind is not ListenerKind.CONNECT:
             continue
-        first = dialled.setdefault((dial.host.lower(), dial.port, dial.path), dial)
+        # (One peer however spelt: 127.1 and 127.0.0.1, LOCALHOST and localhost., ::ffff:127.0.0.1.)
+        first = dialled.setdefault((hostAsDialled(dial.host), dial.port, os.path.normpath(dial.path) if dial.path
+                                    else ""), dial)
         if first is not dial:
             peer = dial.path or (f"[{dial.host}]:{dial.port}" if ":" in dial.host else f"{dial.host}:{dial.port}")
             return first, dial, peer

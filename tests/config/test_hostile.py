@@ -226,6 +226,21 @@ class KeyValueTests(SynchronousTestCase):
                                  "would type")
         parse("--device", "/dev/ttyS0", "--listen", "raw+tcp:127.0.0.1:7399", "--listen", "raw+tcp:127.0.0.1:7400")
 
+    def test_oneDialOutPeerSpeltTwoWays(self) -> None:
+        """One peer spelt two ways (127.1, 0x7f000001, ::ffff:127.0.0.1; LOCALHOST and localhost.): refused as one; they were compared as written (live, probe29: --check OK)."""
+        for first, second, peer in (("127.0.0.1", "127.1", "127.1"), ("127.0.0.1", "0x7f000001", "0x7f000001"),
+                                    ("127.0.0.1", "[::ffff:127.0.0.1]", "[::ffff:127.0.0.1]"),
+                                    ("LOCALHOST", "localhost.", "localhost.")):
+            self.assertEqual(self.refused('[lines.a]\ndevice = "/dev/ttyS0"\n'
+                                          f'listen = ["raw+tcp:{first}:7399", "raw+tcp:{second}:7399"]\n'),
+                             f"FILE:3: [lines.a] listen: 'raw+tcp:{second}:7399' dials {peer}:7399, as line 'a''s "
+                             f"listener 'raw+tcp:{first}:7399' does: the far end would get every byte twice, and both "
+                             "would type")
+        # (localhost and 127.0.0.1 may be two: the resolver may give the name ::1 first.)
+        path = writeTemp(self, '[lines.a]\ndevice = "/dev/ttyS0"\n'
+                               'listen = ["raw+tcp:127.0.0.1:7399", "raw+tcp:localhost:7399", "raw+tcp:127.0.0.2:7399"]\n')
+        self.assertEqual([line.name for line in loadConfig(path)], ["a"])
+
     def test_oneWriterAFile(self) -> None:
         """A file: listener's path (however written) that another file: listener or a console log writes: refused naming both and the path."""
         self.assertEqual(self.refused('[lines.a]\ndevice = "/dev/ttyS0"\nlisten = ["4001", "file:/var/log/x"]\n'
