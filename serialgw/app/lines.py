@@ -12,7 +12,7 @@ import os
 from functools import partial
 from typing import Any, Callable, Mapping, Optional
 
-from twisted.internet.interfaces import IReactorThreads
+from twisted.internet.interfaces import IReactorProcess, IReactorThreads
 from twisted.logger import Logger
 
 from serialgw.app.binding import StartupError, keyed
@@ -295,6 +295,9 @@ def makeLine(config: LineConfig, device: Any, clock: Any) -> Line:
     line.linger = config.onDemandLinger
     line.setOnDemand(config.opensOnDemand)
     line.setIdleString(config.idleTimeout, config.idleString)
+    line.setInitCommand(config.initCommand, config.initTimeout, clock if IReactorProcess.providedBy(clock) else None)
+    if line.up:
+        line.initSoon()  # (opened already: run once its logs are attached)
     warnUnusualBaud(config)
     return line
 
@@ -360,6 +363,11 @@ def retuneLine(line: Line, old: LineConfig, new: LineConfig) -> None:
         # (Due that long after the device's last activity: at once if that is past.)
         log.info("line {line}: idle-timeout {seconds} (reload)", line=new.name, seconds=seconds(new.idleTimeout))
         line.setIdleString(new.idleTimeout, new.idleString)
+    if (new.initCommand, new.initTimeout) != (old.initCommand, old.initTimeout):
+        # (A run under way goes on as it was: the new one is run at the device's next coming up.)
+        log.info("line {line}: init-command {command} (reload): run the next time the device comes up", line=new.name,
+                 command=repr(new.initCommand[:200]) if new.initCommand else "none")
+        line.setInitCommand(new.initCommand, new.initTimeout, line.initReactor)
 
 
 def linesStatus(lines: list[Line]) -> str:

@@ -114,8 +114,10 @@ _KEYS = {
                "counterpart)",
     "ondemand": "conserver's options ondemand is on-demand = true here (a local tty: opened at the first "
                 "connection, closed after the last)",
-    "initcmd": "conserver's initcmd has no counterpart: open-string writes text, no program (idle-string keeps a "
-               "login alive)",
+    "initcmd": "conserver's initcmd is init-command here (run by /bin/sh -ec each time the device comes up, its "
+               "standard input and output the device's; init-timeout bounds it, 60 s unless given)",
+    "initsubst": "conserver's initsubst has no counterpart: init-command's environment has SERIALGW_LINE and "
+                 "SERIALGW_DEVICE",
     "exec": "conserver's exec has no counterpart: run the program behind socat on a unix socket and make "
             "device = \"unix:PATH\" (README: Coming from ser2net or conserver)",
     "type": "conserver's type has no key here: device says it (a path, telnet:HOST:PORT, tcp:HOST:PORT, "

@@ -16,6 +16,7 @@ from serialgw.config.foreign import foreignKey, foreignTable
 from serialgw.config.listeners import parseListener
 from serialgw.config.logspec import LogSpec
 from serialgw.config.parsers import (
+    MOST_SECONDS,
     SINGLE_SETTINGS,
     applySingle,
     checkPath,
@@ -53,8 +54,11 @@ LINE_KEYS = {
     "write", "read", "admin",
     "open-string", "close-string", "dtr", "rts", "idle-dtr", "idle-rts", "pace", "pace-line",
     "lock", "lock-dir", "shard", "on-demand", "kick-old-user", "banner",
-    "on-demand-linger", "idle-timeout", "idle-string",
+    "on-demand-linger", "idle-timeout", "idle-string", "init-command", "init-timeout",
 }
+
+# An init-command's length at most, characters (a longer one goes in a script).
+INIT_COMMAND_MOST = 4096
 
 # Line and user names: ASCII only, the whole name (re.match with "$" would take a trailing
 # newline: [lines."a\n"] reached logs and SSH user names).
@@ -184,14 +188,27 @@ _LOG_KEYS: dict[str, tuple[str, type]] = {
 def _orphans(path: str, text: str, where: str, table: dict[str, Any], config: LineConfig) -> None:
     """
     A line's own on-demand-linger without on-demand, idle-string without
-    idle-timeout: refused (nothing would happen, unsaid).  From [defaults]
+    idle-timeout, init-timeout without init-command: refused (nothing would happen, unsaid).  From [defaults]
     each is for the lines that take it: silent.
     """
     for key, needs, given in (("on-demand-linger", "on-demand = true", config.onDemand),
-                              ("idle-string", "idle-timeout", config.idleTimeout > 0)):
+                              ("idle-string", "idle-timeout", config.idleTimeout > 0),
+                              ("init-timeout", "init-command", bool(config.initCommand))):
         if key in table and not given:
             raise ConfigError(f"{_where(path, text, where, key)}: [{where}] {key}: needs {needs} on this line (or in "
                               f"[defaults]): without it, {key} does nothing")
+
+
+def _initTimeout(given: Any) -> float:
+    """init-timeout: 1 s to a day (never 0: an init-command is always bounded)."""
+    try:
+        value = parseSeconds(given, 1.0)
+    except ConfigError:
+        value = 0.0
+    if not value:
+        raise _KeyError("init-timeout", f"expected seconds, 1 to {MOST_SECONDS} (a day), as 60, \"90s\", \"5m\" or "
+                                        f"\"1h\" (an init-command is always bounded: 60 when left out), not {_shown(given)}")
+    return value
 
 
 _KINDS = {int: "a whole number", float: "a number", bool: "true or false", str: "a string (in quotes)"}
@@ -325,6 +342,15 @@ def _line(name: str, table: dict[str, Any]) -> LineConfig:
     # (An idle-string a second at most: each one written to the device, told, logged.)
     seconds = {key: parsed(key, lambda t, least=least: parseSeconds(t, least), table.get(key, 0))
                for key, least in (("on-demand-linger", 0.0), ("idle-timeout", 1.0))}
+    initCommand = value("init-command", str, "")
+    if "init-command" in table and not initCommand.strip():
+        raise _KeyError("init-command", "empty: nothing to run; leave init-command out for none")
+    if len(initCommand) > INIT_COMMAND_MOST:
+        raise _KeyError("init-command", f"{len(initCommand)} characters: at most {INIT_COMMAND_MOST} (a longer one "
+                                        "goes in a script, init-command = \"/path/to/script\")")
+    if "\0" in initCommand:
+        raise _KeyError("init-command", "a NUL (\\0) in it: a command line cannot hold one")
+    initTimeout = _initTimeout(table.get("init-timeout", 60))
     if "idle-string" in table and not strings["idle-string"]:
         raise _KeyError("idle-string", "empty: nothing to send; leave idle-timeout out (or 0) for no idle-string")
 
@@ -368,6 +394,8 @@ def _line(name: str, table: dict[str, Any]) -> LineConfig:
         onDemandLinger=seconds["on-demand-linger"],
         idleTimeout=seconds["idle-timeout"],
         idleString=strings["idle-string"] if "idle-string" in table else (b"\n",),
+        initCommand=initCommand,
+        initTimeout=initTimeout,
         kickOldUser=kickOld,
         banner=parsed("banner", parseBanner, value("banner", str)) if "banner" in table else None,
     )

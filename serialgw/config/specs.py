@@ -463,6 +463,10 @@ class LineConfig:
     # is written to it (the data between breaks, as openString).
     idleTimeout: float = 0.0
     idleString: tuple[bytes, ...] = (b"\n",)
+    # conserver's initcmd: a command run by /bin/sh -ec each time the device comes up, its standard input
+    # and output the device's ("": none), killed after initTimeout seconds (serialgw.line.initcommand).
+    initCommand: str = ""
+    initTimeout: float = 60.0
 
     @property
     def opensOnDemand(self) -> bool:

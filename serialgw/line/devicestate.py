@@ -17,7 +17,6 @@ from twisted.python.failure import Failure
 
 from serialgw.config.specs import SerialSettings
 from serialgw.interfaces import RESTING, IClient, IDevice
-from serialgw.line.role import Role
 from serialgw.logflood import clientLog
 
 # Limited per peer: a client's input cannot flood the log (logflood).
@@ -40,6 +39,8 @@ class _Line(Protocol):
     openString: tuple[bytes, ...]
     _openMissed: bool
     idle: Any  # (an IdleString, or None)
+    deviceTakes: bool
+    initRun: Any  # (an InitRun, or None)
 
     def flushHeld(self: _Line) -> None: ...
     def recordEvent(self: _Line, text: str, peer: Optional[str] = None) -> None: ...
@@ -48,6 +49,10 @@ class _Line(Protocol):
     def _downNotice(self: _Line, why: str) -> bytes: ...
     def openedOnDemand(self: _Line) -> bool: ...
     def notOpenedOnDemand(self: _Line, reason: str) -> None: ...
+    def peopleMayType(self: _Line, writable: bool) -> None: ...
+    def runInitCommand(self: _Line) -> None: ...
+    def stopInitCommand(self: _Line, why: str) -> Any: ...
+    def _cameUp(self: _Line) -> None: ...
 
 
 class DeviceState:
@@ -84,15 +89,11 @@ class DeviceState:
     # As it changes
 
     def deviceWritable(self: _Line, writable: bool) -> None:
-        self.writable = writable
-        # (A copy: a person's typing that waited goes now, and a console log
-        # cut meanwhile, its LOG.typed failing, left the list under us.)
-        for client in list(self.clients):
-            if client.role is Role.WRITER:  # (let go too: resumed, what it sends is refused, not left unread)
-                if writable:
-                    client.resumeInput()
-                else:
-                    client.pauseInput()
+        self.deviceTakes = writable
+        run = self.initRun
+        if run is not None:
+            run.deviceTakes(writable)  # (its output read only while the device takes it)
+        self.peopleMayType(writable and run is None)
 
     def deviceLineState(self: _Line, state: int) -> None:
         self._lineState |= state
@@ -113,6 +114,7 @@ class DeviceState:
         notice = self._downNotice(why)
         for client in list(self.clients):
             client.deviceStateChanged(False, notice)
+        self.stopInitCommand("the device is down")
 
     def deviceNotOpened(self: _Line, reason: str) -> None:
         """Its first open failed or hangs: what was typed meanwhile is lost (logged), the people here told why."""
@@ -131,6 +133,10 @@ class DeviceState:
         return b"\r\n" + text.encode("utf-8", "replace") + b"\r\n"
 
     def deviceUp(self: _Line) -> None:
+        self._cameUp()
+        self.runInitCommand()
+
+    def _cameUp(self: _Line) -> None:
         self.up = True
         if self.idle is not None:
             self.idle.touch()  # (back: idle from now on)

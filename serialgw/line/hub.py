@@ -22,6 +22,7 @@ from serialgw.line.comings import Comings, whoIsOn
 from serialgw.line.control import PortControl
 from serialgw.line.devicestate import DeviceState
 from serialgw.line.idlestring import IdleString
+from serialgw.line.initcommand import InitCommandLine
 from serialgw.line.ondemand import OnDemandOpen
 from serialgw.line.role import Role, RoleChanges, heirOf
 from serialgw.line.slowclients import SlowClients
@@ -37,13 +38,14 @@ log = clientLog()
 
 
 @implementer(IDeviceSink)
-class Line(PortControl, OpenCloseStrings, RoleChanges, DeviceState, SlowClients, OnDemandOpen):
+class Line(PortControl, OpenCloseStrings, RoleChanges, DeviceState, SlowClients, OnDemandOpen, InitCommandLine):
     """
     A serial line shared by any number of clients.  What RFC 2217 clients
     may do to the port is L{PortControl}'s; the open- and close-strings are
     L{OpenCloseStrings}'; who may write, as it changes, L{RoleChanges}'; the
     device's state, L{DeviceState}'; clients that cannot keep up,
-    L{SlowClients}'; a device open only while a client wants it, L{OnDemandOpen}'s.
+    L{SlowClients}'; a device open only while a client wants it, L{OnDemandOpen}'s;
+    the command run as it comes up, L{InitCommandLine}'s.
     """
 
     def __init__(
@@ -85,6 +87,7 @@ class Line(PortControl, OpenCloseStrings, RoleChanges, DeviceState, SlowClients,
         # parked client's guard is at.
         self.streamed = 0
         self.controllers: list[IClient] = []
+        # People's typing is taken (the device not behind, no init-command running: see InitCommandLine).
         self.writable = True
         # Bytes handed to the device while it was up (see bytesToDevice).
         self.bytesGiven = 0
@@ -252,6 +255,8 @@ class Line(PortControl, OpenCloseStrings, RoleChanges, DeviceState, SlowClients,
             self.device.start()
         if not self.writable and self.mayWrite(client):
             client.pauseInput()
+            if self.initRun is not None and client.person:
+                client.notice("init-command running: what you type waits until it ends")
         if not client.person:
             if not quiet:
                 log.info("{line}: {peer} attached as {role}", line=self.name, peer=client.peer,
@@ -443,7 +448,8 @@ class Line(PortControl, OpenCloseStrings, RoleChanges, DeviceState, SlowClients,
                  actor: Optional[IClient] = None, everyone: bool = False, logged: bool = True) -> None:
         """
         News for the people at terminals (each client's announcement()),
-        and the logs; C{peer}: the client whose doing it is (its log
+        and the logs (not the gateway's log unless C{logged}: said there its
+        own way); C{peer}: the client whose doing it is (its log
         budget); C{actor}, that client, is answered (its notice()), and
         so is C{everyone} (news that ends every session: the gateway stops);
         not C{logged}: the console logs only (the caller says it in the
@@ -547,6 +553,8 @@ class Line(PortControl, OpenCloseStrings, RoleChanges, DeviceState, SlowClients,
                 self._cutOff(client)
         self.textGate.deviceOutput(data)
         self.bytesFromDevice += len(data)
+        if self.initRun is not None:
+            self.initRun.deviceOutput(data)
         if self.idle is not None:
             self.idle.touch()
         if self.backlogSize:

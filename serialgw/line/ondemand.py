@@ -81,6 +81,7 @@ class _Line(Protocol):
     def applyModemLines(self: _Line, nobody: bool = False) -> None: ...
     def flushHeld(self: _Line) -> None: ...
     def writeLogs(self: _Line, text: str) -> None: ...
+    def stopInitCommand(self: _Line, why: str) -> Any: ...
 
 
 class OnDemandOpen:
@@ -277,6 +278,7 @@ class OnDemandOpen:
         # What it said before, held to coalesce, goes before the close; what its mover moved, with it (held too).
         self.flushHeld()
         self._quietOpen = False
+        self.stopInitCommand("the device is closed (on demand)")
         device.rest()
         self.flushHeld()
         self.up = False

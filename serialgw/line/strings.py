@@ -73,6 +73,8 @@ class _Line(Protocol):
     def applyModemLines(self: _Line, nobody: bool = False) -> None: ...
     def _lastController(self: _Line, closing: bool = False) -> None: ...
     def flushHeld(self: _Line) -> None: ...
+    def stopInitCommand(self: _Line, why: str) -> Optional[Deferred[None]]: ...
+    def hurryInitCommand(self: _Line) -> None: ...
 
 
 class OpenCloseStrings:
@@ -189,6 +191,8 @@ class OpenCloseStrings:
         """
         # Device output held to coalesce goes before what the stop tells and before the close.
         self.flushHeld()
+        # (A command under way is killed: the let-go is done once it is gone.)
+        ending = self.stopInitCommand("the line is let go")
         self._cancelRest()  # (an on-demand close waiting for the close-string: the device is closed next anyway)
         if not self._letGo:
             if self.people:
@@ -221,7 +225,10 @@ class OpenCloseStrings:
             self.textGate.release()
             self.comings.stop()
             # (What closing the device drops is its unsent: see bytesToDevice.)
-            done.callback(None)
+            if ending is not None and not ending.called:
+                ending.addBoth(lambda _: done.callback(None))
+            else:
+                done.callback(None)
 
         if self.clock is None or not (self.closeString or self._stringItems):
             # Nothing of ours to see through (typing queued on a device that
@@ -254,6 +261,7 @@ class OpenCloseStrings:
         The stop is hurried (SIGTERM again): a let-go still waiting for its
         device (see L{letGo}) ends now, what the device has not taken dropped.
         """
+        self.hurryInitCommand()
         if self._letGoCall is not None and self._letGoCall.active():
             self._letGoCall.cancel()
         self._letGoCall = None

@@ -77,12 +77,14 @@ FULL_TOML = {
     "on-demand-linger": "30",
     "idle-timeout": '"5m"',
     "idle-string": "'\\r'",
+    "init-command": '"true"',
+    "init-timeout": "10",
     # Without --shard the key is checked and has no effect.
     "shard": "0",
 }
 REQUIRED_TOML = ("device", "listen")
 # Left out with the key (option) each needs: alone it is refused (it would do nothing).
-NEEDING = {"on-demand": ["on-demand-linger"], "idle-timeout": ["idle-string"]}
+NEEDING = {"on-demand": ["on-demand-linger"], "idle-timeout": ["idle-string"], "init-command": ["init-timeout"]}
 FULL_SETTINGS = SerialSettings(38400, 7, "E", 2, xonxoff=True, rtscts=True)
 
 
@@ -133,6 +135,8 @@ LINE_FIELD = {
     "on-demand-linger": "onDemandLinger",
     "idle-timeout": "idleTimeout",
     "idle-string": "idleString",
+    "init-command": "initCommand",
+    "init-timeout": "initTimeout",
 }
 LOG_FIELD = {"log-format": "format", "log-max-size": "maxSize", "log-daily": "daily", "log-keep": "keep",
              "log-events": "events", "log-mark": "mark", "log-typed": "typed"}

@@ -1,0 +1,344 @@
+"""
+conserver's C{initcmd} for a line (C{init-command}, C{init-timeout}): a
+command run each time the line's device comes up (opened at start, back
+after a loss, opened on demand), by C{/bin/sh -ec} as conserver runs it
+(in a session of its own: a kill reaches what it started),
+with the device's output on its standard input and its standard output
+written to the device: a login made, a board set up.
+
+While it runs the device's output still goes to every client and the
+console log (people watch it), and what people type waits (their clients
+are not read, as while the device is behind: L{InitCommandLine.writable}),
+to go once it has ended, as conserver holds it.  Its standard error goes to
+serialgw's log (the first L{STDERR_KEPT} bytes, naming the line), not to
+the device as conserver's does: an error message typed at a board's prompt
+is run there.  Its environment adds C{SERIALGW_LINE} and C{SERIALGW_DEVICE}
+(conserver's C{initsubst}).
+
+Bounded, and never on the reactor's thread: it is a child process
+(C{spawnProcess}); it is killed (SIGTERM, then SIGKILL L{KILL_WAIT} s
+later if it is still there) once it has run C{init-timeout} seconds or
+written L{WRITE_MOST} bytes to the device; its output is read only while
+the device takes input; what the device says while the command's standard
+input is full (it does not read it) is not kept for it (counted).  The
+device going (down, closed on demand) or the line let go kill it too.
+
+Its end (its exit, its pipes closed) is told to the people on the line and
+the console log (C{[serialgw: init-command done (exit 0, 1.2 s)]}); a
+failure (an exit status not 0, a signal, a kill, a command that cannot
+start) is logged as a warning naming the line, with what it said on its
+standard error.  One run at a time: a device up again runs it again.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from typing import Any, Optional
+
+from twisted.internet.defer import Deferred
+from twisted.internet.error import ProcessDone, ProcessExitedAlready
+from twisted.internet.interfaces import IDelayedCall, IPushProducer
+from twisted.internet.protocol import ProcessProtocol
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from serialgw.line.role import Role
+
+log = Logger()
+
+SHELL = "/bin/sh"
+# What a run may write to the device, bytes: a login or a set-up is a few
+# lines; past this it is a command gone wrong (a loop), killed.
+WRITE_MOST = 65536
+# How much of its standard error the log shows (the rest counted).
+STDERR_KEPT = 512
+# After SIGTERM, how long it has before SIGKILL.
+KILL_WAIT = 2.0
+# init-timeout when left out, seconds.
+DEFAULT_TIMEOUT = 60.0
+# Run in the child before the shell: a session (and process group) of its own, as conserver's, so that a kill
+# reaches what the shell started too (a sleep, a pipeline), not the shell alone, leaving them behind.
+_NEW_SESSION = "import os, sys; os.setsid(); os.execv(sys.argv[1], [sys.argv[1], '-ec', sys.argv[2]])"
+
+
+def seconds(value: float) -> str:
+    return f"{value:.1f} s"
+
+
+@implementer(IPushProducer)
+class InitRun(ProcessProtocol):
+    """One run of a line's init-command (see the module)."""
+
+    def __init__(self, line: Any, command: str, timeout: float, reactor: Any) -> None:
+        self.line = line
+        self.command = command
+        self.timeout = timeout
+        self.reactor = reactor
+        self.began = reactor.seconds()
+        self.pid: Optional[int] = None
+        # Bytes it wrote to the device; device output not given it (its standard input full, or after its end).
+        self.written = 0
+        self.dropped = 0
+        self.stderr = b""
+        self.stderrMore = 0
+        # How it ended, for people (None while it runs), and whether that is a failure.
+        self.outcome: Optional[str] = None
+        self.failed = False
+        # Fires once the process is gone (reaped, its pipes closed).
+        self.ended: Deferred[None] = Deferred()
+        self._stdinFull = False
+        self._timer: Optional[IDelayedCall] = None
+        self._killTimer: Optional[IDelayedCall] = None
+        # Its transport (an IProcessTransport, with the producer's methods too), once spawned.
+        self.process: Any = None
+
+    def start(self) -> bool:
+        """Started: whether it could be (a failure is logged, naming the line)."""
+        env = dict(os.environ)
+        env["SERIALGW_LINE"] = self.line.name
+        env["SERIALGW_DEVICE"] = str(self.line.device.name)
+        try:
+            self.reactor.spawnProcess(self, sys.executable, [sys.executable, "-I", "-S", "-c", _NEW_SESSION, SHELL,
+                                                             self.command], env=env)
+        except Exception as e:
+            self.ended.callback(None)
+            self._over(f"not started: {e}", True)
+            return False
+        self._timer = self.reactor.callLater(self.timeout, self.kill,
+                                             f"still running after {self.timeout:g} s (init-timeout)")
+        return True
+
+    # The process
+
+    def connectionMade(self) -> None:
+        self.process = self.transport
+        self.pid = self.process.pid
+        # Told when its standard input is full (it does not read what the device says): see deviceOutput.
+        self.process.registerProducer(self, True)
+
+    def childDataReceived(self, childFD: int, data: bytes) -> None:
+        if childFD == 2:
+            kept = data[:max(0, STDERR_KEPT - len(self.stderr))]
+            self.stderr += kept
+            self.stderrMore += len(data) - len(kept)
+            return
+        if self.outcome is not None:
+            return
+        room = WRITE_MOST - self.written
+        if len(data) > room:
+            if room:
+                self.written += room
+                self.line.initWrote(self, data[:room])
+            self.kill(f"wrote more than {WRITE_MOST} bytes to the device")
+            return
+        self.written += len(data)
+        self.line.initWrote(self, data)
+
+    def processEnded(self, reason: Failure) -> None:
+        for call in (self._timer, self._killTimer):
+            if call is not None and call.active():
+                call.cancel()
+        self._timer = self._killTimer = None
+        if self.outcome is None:
+            took = seconds(self.reactor.seconds() - self.began)
+            ended: Any = reason.value
+            if reason.check(ProcessDone):
+                self._over(f"done (exit 0, {took})", False)
+            elif getattr(ended, "signal", None):
+                self._over(f"failed: ended by signal {ended.signal} ({took})", True)
+            else:
+                self._over(f"failed: exit status {getattr(ended, 'exitCode', None)} ({took})", True)
+        self.ended.callback(None)
+
+    # Its standard input's producer: paused while its pipe is full
+
+    def pauseProducing(self) -> None:
+        self._stdinFull = True
+
+    def resumeProducing(self) -> None:
+        self._stdinFull = False
+
+    def stopProducing(self) -> None:
+        self._stdinFull = True
+
+    # The line's side
+
+    def deviceOutput(self, data: bytes) -> None:
+        """What the device said: to its standard input, unless that is full (dropped, counted)."""
+        if self.outcome is not None or self._stdinFull:
+            self.dropped += len(data)
+            return
+        self.process.write(data)
+
+    def deviceTakes(self, writable: bool) -> None:
+        """The device takes input (or not, behind): its output is read only while it does."""
+        if self.outcome is not None:
+            return
+        if writable:
+            self.process.resumeProducing()
+        else:
+            self.process.pauseProducing()
+
+    def kill(self, why: str) -> None:
+        """Over now (C{why}, for people): SIGTERM, its pipes closed, SIGKILL after L{KILL_WAIT} s."""
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = None
+        if self.outcome is None:
+            self._over(f"killed: {why}", True)
+        if self._killTimer is not None or self.ended.called:
+            return
+        self._signal(signal.SIGTERM)
+        self.process.loseConnection()
+        self._killTimer = self.reactor.callLater(KILL_WAIT, self.killNow)
+
+    def killNow(self) -> None:
+        """SIGKILL (once SIGTERM was sent)."""
+        if self._killTimer is not None and self._killTimer.active():
+            self._killTimer.cancel()
+        self._killTimer = None
+        self._signal(signal.SIGKILL)
+
+    def _signal(self, number: int) -> None:
+        """C{number} to its process group (its session's: see L{_NEW_SESSION}), while it is not reaped."""
+        if self.ended.called or self.pid is None:
+            return
+        try:
+            os.killpg(self.pid, number)
+            return
+        except OSError:
+            pass  # (no such group yet, between its fork and its setsid(): the process alone)
+        try:
+            self.process.signalProcess(number)
+        except (ProcessExitedAlready, OSError):
+            pass
+
+    def _over(self, outcome: str, failed: bool) -> None:
+        self.outcome, self.failed = outcome, failed
+        self.line.initOver(self)
+
+    def said(self) -> str:
+        """What it said on its standard error, for the log (bounded), or empty."""
+        if not self.stderr:
+            return ""
+        text = self.stderr.decode("utf-8", "replace").strip()
+        more = f" (and {self.stderrMore} byte(s) more)" if self.stderrMore else ""
+        return f"; it said: {text!r}{more}"
+
+
+class InitCommandLine:
+    """A line's init-command, mixed into L{serialgw.line.hub.Line} (see the module)."""
+
+    # The command ("": none), its bound, and what runs it (an IReactorProcess; None: nothing is run).
+    initCommand = ""
+    initTimeout = DEFAULT_TIMEOUT
+    initReactor: Any = None
+    # The run under way, if any; the last one started (under way or over); runs started.
+    initRun: Optional[InitRun] = None
+    initLast: Optional[InitRun] = None
+    initRuns = 0
+    # Whether the device takes input now (its own flow control: deviceWritable); people type only
+    # while it does and no init-command runs (writable).
+    deviceTakes = True
+    writable = True
+    _initSoon: Optional[IDelayedCall] = None
+
+    def setInitCommand(self, command: str, timeout: float, reactor: Any) -> None:
+        """The command run at each coming up of the device from now on (C{""}: none); a run under way goes on."""
+        self.initCommand, self.initTimeout, self.initReactor = command, timeout, reactor
+
+    def initSoon(self) -> None:
+        """A device up before its line was set up (opened at start): run next turn, once its logs are attached."""
+        if self.initCommand and self.initReactor is not None and self._initSoon is None:
+            self._initSoon = self.initReactor.callLater(0, self.runInitCommand)
+
+    def runInitCommand(self) -> None:
+        """The device is up: the init-command is run (not while one runs, nor once the line is let go)."""
+        line: Any = self
+        soon, self._initSoon = self._initSoon, None
+        if soon is not None and soon.active():
+            soon.cancel()
+        if not self.initCommand or self.initReactor is None or self.initRun is not None or line._letGo:
+            return
+        if not line.up:
+            return
+        run = InitRun(line, self.initCommand, self.initTimeout, self.initReactor)
+        self.initRun = self.initLast = run
+        self.initRuns += 1
+        self.peopleMayType(False)
+        if not run.start():
+            return  # (initOver said it)
+        log.info("line {line}: init-command started (pid {pid}): {command!r}", line=line.name, pid=run.pid,
+                 command=run.command[:200])
+        line.announce("init-command started: what you type waits until it ends", logged=False)
+
+    def stopInitCommand(self, why: str) -> Optional[Deferred[None]]:
+        """
+        The device went, or the line is let go: a run under way is killed,
+        one due is not started; the last run's end (it is reaped), if it is
+        not over yet (the line let go waits for it: L{KILL_WAIT} s at most).
+        """
+        soon, self._initSoon = self._initSoon, None
+        if soon is not None and soon.active():
+            soon.cancel()
+        if self.initRun is not None:
+            self.initRun.kill(why)
+        last = self.initLast
+        return last.ended if last is not None and not last.ended.called else None
+
+    def hurryInitCommand(self) -> None:
+        """The stop is hurried (SIGTERM again): a run killed and not gone yet is sent SIGKILL now."""
+        last = self.initLast
+        if last is not None and not last.ended.called and last.process is not None:
+            last.kill("the stop is hurried")
+            last.killNow()
+
+    def initWrote(self, run: InitRun, data: bytes) -> None:
+        """The command wrote C{data}: to the device, as a person's typing is (counted, log-typed)."""
+        line: Any = self
+        if run is not self.initRun:
+            return
+        line.device.write(data, run)
+        if line.idle is not None:
+            line.idle.touch()
+        if line.up:
+            line.bytesGiven += len(data)
+            for consoleLog in list(line.logs):
+                try:
+                    consoleLog.typed("init-command", data)
+                except Exception:
+                    log.failure("{line}: writing {peer} failed; it is cut off", line=line.name, peer=consoleLog.peer)
+                    line._cutOff(consoleLog)
+
+    def initOver(self, run: InitRun) -> None:
+        """C{run} is over (ended, or killed): people type again, and are told how it went."""
+        line: Any = self
+        if run is not self.initRun:
+            return
+        self.initRun = None
+        text = f"init-command {run.outcome}"
+        if run.dropped:
+            text += f"; {run.dropped} byte(s) of device output it did not read were not kept for it"
+        if not run.failed and run.stderr:
+            log.info("line {line}: init-command {said}", line=line.name, said=run.said().removeprefix("; "), pid=run.pid)
+        if run.failed:
+            log.warn("line {line}: {outcome}{said} (the command: {command!r})", line=line.name, outcome=text,
+                     said=run.said(), command=run.command[:200], pid=run.pid)
+        line.announce(text, logged=not run.failed)
+        self.peopleMayType(self.deviceTakes)
+
+    def peopleMayType(self, writable: bool) -> None:
+        """Whether the device takes people's typing now: writers' clients read, or not (their typing waits)."""
+        line: Any = self
+        self.writable = writable
+        # (A copy: a person's typing that waited goes now, and a console log
+        # cut meanwhile, its LOG.typed failing, left the list under us.)
+        for client in list(line.clients):
+            if client.role is Role.WRITER:  # (let go too: resumed, what it sends is refused, not left unread)
+                if writable:
+                    client.resumeInput()
+                else:
+                    client.pauseInput()

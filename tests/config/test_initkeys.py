@@ -1,0 +1,60 @@
+"""
+The keys init-command and init-timeout (conserver's initcmd): read, left
+out, refused naming the file's line when empty, too long, holding a NUL,
+or unbounded; init-timeout alone in a line's own table refused; conserver's
+names pointed here.
+"""
+
+from __future__ import annotations
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from serialgw.config.file import loadConfig
+from serialgw.config.specs import ConfigError
+from tests.realio import writeTemp
+
+LINE = '[lines.web1]\ndevice = "/dev/ttyUSB0"\nlisten = "4001"\n'
+RANGE = ('expected seconds, 1 to 86400 (a day), as 60, "90s", "5m" or "1h" (an init-command is always bounded: 60 '
+         'when left out), not ')
+
+
+class InitKeysTests(SynchronousTestCase):
+    def load(self, text: str) -> list:  # type: ignore[type-arg]
+        return loadConfig(writeTemp(self, text))
+
+    def refused(self, text: str) -> str:
+        path = writeTemp(self, text)
+        return str(self.assertRaises(ConfigError, loadConfig, path)).replace(path, "FILE")
+
+    def test_readAndLeftOut(self) -> None:
+        """The command as written, init-timeout in seconds or 5m; left out: none, 60 s; [defaults]' init-timeout for the lines with a command."""
+        (line,) = self.load(LINE + "init-command = '/usr/local/bin/login-board \"$SERIALGW_LINE\"'\n"
+                                   'init-timeout = "5m"\n')
+        self.assertEqual((line.initCommand, line.initTimeout), ('/usr/local/bin/login-board "$SERIALGW_LINE"', 300.0))
+        (line,) = self.load(LINE)
+        self.assertEqual((line.initCommand, line.initTimeout), ("", 60.0))
+        a, b = self.load('[defaults]\ninit-timeout = 10\n' + LINE + 'init-command = "true"\n'
+                         '[lines.b]\ndevice = "/dev/ttyS1"\nlisten = "4002"\n')
+        self.assertEqual((a.initCommand, a.initTimeout, b.initCommand), ("true", 10.0, ""))
+
+    def test_refused(self) -> None:
+        """Empty, past 4096 characters, a NUL, init-timeout 0 / past a day / below a second / true, init-timeout alone: refused saying why."""
+        self.assertEqual(self.refused(LINE + "init-command = ' '\n"),
+                         "FILE:4: [lines.web1] init-command: empty: nothing to run; leave init-command out for none")
+        self.assertEqual(self.refused(LINE + f"init-command = '{'x' * 4097}'\n"),
+                         'FILE:4: [lines.web1] init-command: 4097 characters: at most 4096 (a longer one goes in a '
+                         'script, init-command = "/path/to/script")')
+        self.assertEqual(self.refused(LINE + 'init-command = "a\\u0000b"\n'),
+                         "FILE:4: [lines.web1] init-command: a NUL (\\0) in it: a command line cannot hold one")
+        for given, shown in (("0", "0"), ("86401", "86401"), ("0.5", "0.5"), ("true", "true"), ('"soon"', "'soon'")):
+            self.assertEqual(self.refused(LINE + f"init-command = 'true'\ninit-timeout = {given}\n"),
+                             f"FILE:5: [lines.web1] init-timeout: {RANGE}{shown}", given)
+        self.assertEqual(self.refused(LINE + "init-timeout = 5\n"),
+                         "FILE:4: [lines.web1] init-timeout: needs init-command on this line (or in [defaults]): "
+                         "without it, init-timeout does nothing")
+
+    def test_conserversNames(self) -> None:
+        """conserver's initcmd and initsubst, pasted as keys, point at init-command and its environment."""
+        self.assertIn("unknown key 'initcmd' in [lines.web1]: conserver's initcmd is init-command here (run by /bin/sh "
+                      "-ec each time the device comes up", self.refused(LINE + "initcmd = 'x'\n"))
+        self.assertIn("SERIALGW_LINE and SERIALGW_DEVICE", self.refused(LINE + "initsubst = 'x'\n"))

@@ -1,0 +1,192 @@
+"""
+init-command (conserver's initcmd, serialgw.line.initcommand) on a real
+pty device: a real /bin/sh runs the command, its standard input and output
+the device's.  Its time is the test's clock (the process, its pipes and
+the device are real): a command that hangs is killed when the test moves
+the clock, not after a wait.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from twisted.internet import reactor
+from twisted.internet.task import Clock
+from twisted.logger import LogLevel, formatEvent
+from twisted.trial.unittest import TestCase
+
+from serialgw.line.hub import Line
+from serialgw.line.initcommand import WRITE_MOST, InitRun
+from tests.fakes import LogEvents
+from tests.realio import Collector, closeClients, connect, listenerPort, ptyLine, startedPty, startGateway, until
+
+
+class ClockedProcesses:
+    """The real reactor's processes, on a test's clock."""
+
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+
+    def spawnProcess(self, *args: Any, **kw: Any) -> Any:
+        return reactor.spawnProcess(*args, **kw)  # type: ignore[attr-defined]
+
+    def callLater(self, *args: Any, **kw: Any) -> Any:
+        return self.clock.callLater(*args, **kw)
+
+    def seconds(self) -> float:
+        return self.clock.seconds()
+
+
+class InitCommandPtyTests(TestCase):
+    timeout = 60
+
+    def start(self, command: str, timeout: float = 60.0, listen: str = "raw", **config: Any) -> tuple[Any, Line, Clock]:
+        """A gateway whose line 't' on a pty runs C{command}; its runs on a clock of the test's."""
+        self.log = LogEvents(self)
+        self.pty = startedPty(self)
+        service = startGateway(self, ptyLine(self.pty, f"{listen}+tcp:0:interface=127.0.0.1", initCommand=command,
+                                             initTimeout=timeout, **config))
+        line = service.lines["t"]
+        clock = Clock()
+        # (Before the reactor's next turn: the run, due then, is made on it.)
+        line.initReactor = ClockedProcesses(clock)
+        return service, line, clock
+
+    async def running(self, line: Line) -> InitRun:
+        await until(self, lambda: line.initLast is not None and line.initLast.pid is not None, "the init-command runs")
+        run = line.initLast
+        assert run is not None
+
+        def over() -> Any:
+            run.kill("the test is over")  # (nothing if it has ended)
+            return run.ended
+
+        self.addCleanup(over)
+        return run
+
+    def said(self, level: LogLevel = LogLevel.warn) -> list[str]:
+        return [formatEvent(e) for e in self.log.at(level) if "init-command" in formatEvent(e)]
+
+    async def test_loginMadeTypingWaits(self) -> None:
+        """A script reads the board's first line and answers root CR: the device gets exactly that; a client's typing meanwhile waits, then follows it; the device's output reached the client too; the end is told, no warning."""
+        script = self.mktemp()
+        with open(script, "w") as f:
+            f.write('IFS= read -r banner\ntest "$banner" = "Welcome to $SERIALGW_LINE"\nprintf "root\\r"\n')
+        service, line, clock = self.start(f"sh {script}")
+        run = await self.running(line)
+        client = await connect(listenerPort(service))
+        self.addCleanup(closeClients, client)
+        await until(self, lambda: len(line.clients) == 1, "the client attached")
+        client.transport.write(b"x")  # type: ignore[union-attr]
+        self.pty.write(b"Welcome to t\n")
+        await run.ended
+        self.assertEqual(await self.pty.received.length(6), b"root\rx")
+        self.assertEqual(await client.received.length(13), b"Welcome to t\n")
+        self.assertEqual((run.outcome, run.written, line.initRun, line.writable), ("done (exit 0, 0.0 s)", 5, None, True))
+        self.assertEqual(self.said(), [])
+        self.assertEqual(self.said(LogLevel.info)[-1], "t: init-command done (exit 0, 0.0 s)")
+
+    async def test_hangsKilled(self) -> None:
+        """A command that never ends is killed at init-timeout (the clock's), said naming the line; people type again."""
+        service, line, clock = self.start("echo waiting >&2; exec sleep 1000", timeout=5)
+        run = await self.running(line)
+        self.assertEqual(line.writable, False)
+        await until(self, lambda: run.stderr == b"waiting\n", "its standard error read")
+        clock.advance(4.9)
+        self.assertIsNone(run.outcome)
+        clock.advance(0.1)
+        await run.ended
+        self.assertEqual((run.outcome, line.initRun, line.writable, clock.getDelayedCalls()),
+                         ("killed: still running after 5 s (init-timeout)", None, True, []))
+        self.assertEqual(self.said(), ["line t: init-command killed: still running after 5 s (init-timeout); it said: "
+                                       "'waiting' (the command: 'echo waiting >&2; exec sleep 1000')"])
+
+    async def test_floodCut(self) -> None:
+        """A command that writes without end is killed once it has written WRITE_MOST bytes: exactly those reach the device."""
+        service, line, clock = self.start("yes")
+        run = await self.running(line)
+        await run.ended
+        self.assertEqual(await self.pty.received.length(WRITE_MOST), b"y\n" * (WRITE_MOST // 2))
+        self.assertEqual((run.outcome, run.written), (f"killed: wrote more than {WRITE_MOST} bytes to the device",
+                                                      WRITE_MOST))
+        self.assertEqual(line.bytesToDevice, WRITE_MOST)
+
+    async def test_failureLogged(self) -> None:
+        """A command that exits 3 after a word on its standard error: a warning naming the line, with what it said."""
+        service, line, clock = self.start("echo 'no such board' >&2; exit 3")
+        run = await self.running(line)
+        await run.ended
+        self.assertEqual(self.said(), ["line t: init-command failed: exit status 3 (0.0 s); it said: 'no such board' "
+                                       "(the command: \"echo 'no such board' >&2; exit 3\")"])
+        self.assertEqual((line.initRun, line.writable, line.bytesToDevice), (None, True, 0))
+
+    async def test_notReadingItsInput(self) -> None:
+        """A command that never reads while the device talks a lot: what its pipe cannot take is dropped for it (counted), the clients get it all."""
+        service, line, clock = self.start("exec sleep 1000", timeout=5)
+        run = await self.running(line)
+        client: Collector = await connect(listenerPort(service))
+        self.addCleanup(closeClients, client)
+        await until(self, lambda: len(line.clients) == 1, "the client attached")
+        chunk = os.urandom(4096)
+        for n in range(1, 65):
+            self.pty.write(chunk)
+            await client.received.length(n * 4096)
+        self.assertEqual(client.received.data, chunk * 64)
+        self.assertGreater(run.dropped, 0)
+        clock.advance(5)
+        await run.ended
+        self.assertIn("byte(s) of device output it did not read were not kept for it", self.said()[0])
+
+    async def test_stopWaitsForIt(self) -> None:
+        """The gateway stops while it runs: it is killed, and the stop is over only once it is gone."""
+        service, line, clock = self.start("exec sleep 1000")
+        run = await self.running(line)
+        stopping = service.stopService()
+        self.assertEqual(run.outcome, "killed: the line is let go")
+        await stopping
+        self.assertEqual((run.ended.called, clock.getDelayedCalls()), (True, []))
+
+    async def test_deviceDownKillsIt(self) -> None:
+        """The device goes while it runs: it is killed, said naming the line; people type again."""
+        service, line, clock = self.start("exec sleep 1000")
+        run = await self.running(line)
+        self.pty.close()
+        self.pty.fd = os.open(os.devnull, os.O_RDONLY)  # (what its cleanup closes now)
+        await run.ended
+        self.assertEqual((run.outcome, line.initRun, line.writable), ("killed: the device is down", None, True))
+        self.assertEqual(self.said(), ["line t: init-command killed: the device is down (the command: "
+                                       "'exec sleep 1000')"])
+
+    async def test_onDemand(self) -> None:
+        """On demand: the client's coming opens the device and runs it, the client told; a second one is told it runs; their leaving closes the device and kills it."""
+        service, line, clock = self.start("exec sleep 1000", listen="raw,notices", onDemand=True)
+        client = await connect(listenerPort(service))
+        run = await self.running(line)
+        told = b"\r\n[serialgw: init-command started: what you type waits until it ends]\r\n"
+        self.assertEqual(await client.received.length(len(told)), told)
+        second = await connect(listenerPort(service))
+        running = b"\r\n[serialgw: init-command running: what you type waits until it ends]\r\n"
+        self.assertEqual(await second.received.length(len(running)), running)
+        await closeClients(client, second)
+        await run.ended
+        self.assertEqual((run.outcome, line.closedOnDemand), ("killed: the device is closed (on demand)", True))
+
+    async def test_killReachesWhatItStarted(self) -> None:
+        """A shell that started a process of its own and waits: the kill reaches that process too (its session's group), none left behind."""
+        service, line, clock = self.start("sleep 1000 & echo $! >&2; wait", timeout=5)
+        run = await self.running(line)
+        await until(self, lambda: run.stderr.endswith(b"\n"), "the started process's pid said")
+        started = int(run.stderr)
+        clock.advance(5)
+        await run.ended
+        await until(self, lambda: _gone(started), f"process {started} gone")
+
+
+def _gone(pid: int) -> bool:
+    """Whether process C{pid} has ended (gone, or a zombie its new parent has still to collect)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
