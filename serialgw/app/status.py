@@ -11,6 +11,7 @@ L{serialgw.app.statushttp}'s.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any, Iterator, Optional
 
 from twisted.web.resource import Resource
@@ -74,6 +75,41 @@ def clientStatus(client: Any) -> dict[str, Any]:
     return status
 
 
+def stamp(seconds: Optional[float]) -> Optional[str]:
+    """A time on the reactor's clock (seconds since the epoch) for the page: ISO 8601 in UTC, to the millisecond; None: null."""
+    if seconds is None:
+        return None
+    return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def lingerStatus(line: Line) -> Optional[dict[str, Any]]:
+    """An on-demand line's on-demand-linger: its seconds, and while the device lingers open, when it is to close."""
+    if not line.onDemand:
+        return None
+    return {"seconds": line.linger, "lingering_until": stamp(line.lingeringUntil)}
+
+
+def idleStatus(line: Line) -> Optional[dict[str, Any]]:
+    """A line's idle-timeout: its seconds, since when the device has been quiet (its last activity, or its coming up),
+    when the idle-string is due (null while it would not be sent: the device down or closed on demand), how many
+    were sent."""
+    idle = line.idle
+    if idle is None:
+        return None
+    quiet = line.up and bool(line.device.up)
+    return {"seconds": idle.timeout, "idle_since": stamp(idle.last) if quiet else None,
+            "idle_string_due": stamp(idle.last + idle.timeout) if quiet else None, "idle_strings_sent": idle.sent}
+
+
+def initStatus(line: Line) -> Optional[dict[str, Any]]:
+    """A line's init-command: running now (its pid), runs started, how the last one ended."""
+    if not line.initCommand and line.initLast is None:
+        return None
+    run, last = line.initRun, line.initLast
+    return {"command": line.initCommand or None, "running": run is not None, "pid": run.pid if run is not None else None,
+            "runs": line.initRuns, "last_outcome": last.outcome if last is not None else None}
+
+
 def lineStatus(line: Line) -> dict[str, Any]:
     device = line.device
     settings = line.settings
@@ -86,6 +122,12 @@ def lineStatus(line: Line) -> dict[str, Any]:
         "down_reason": device.downReason,
         # Opened only while a client is connected (down_reason "closed (on demand)" meanwhile).
         "on_demand": line.onDemand,
+        # Its on-demand-linger (null: not on demand): lingering_until, while the device stays open after the last left.
+        "on_demand_linger": lingerStatus(line),
+        # Its idle-timeout (null: none): idle_since, idle_string_due (null while the device is down or closed).
+        "idle_timeout": idleStatus(line),
+        # Its init-command (null: none): running, pid, runs, last_outcome.
+        "init_command": initStatus(line),
         # A tcp:, unix: or telnet: console carries neither (null): the far end's port has its own.
         "settings": None if device.noSettings else {
             "baudrate": settings.baudrate,

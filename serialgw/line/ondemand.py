@@ -117,6 +117,12 @@ class OnDemandOpen:
         """Whether the device is closed now because no client wants it."""
         return self._onDemandDevice is not None and bool(self._onDemandDevice.resting)
 
+    @property
+    def lingeringUntil(self: _Line) -> Optional[float]:
+        """While the device lingers open after the last client left (on-demand-linger): when it is to close; else None."""
+        since = self._lingerSince
+        return None if since is None or self._restCall is None else since + self.linger
+
     def setOnDemand(self: _Line, on: bool, lingering: bool = False) -> None:
         """
         On demand from now on (C{on}; the device closed if no client wants

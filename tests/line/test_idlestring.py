@@ -151,3 +151,22 @@ class IdleStringTests(SynchronousTestCase):
         self.line.setOnDemand(True)
         self.reactor.advance(1000)
         self.assertEqual((len(self.ports), self.writes(), self.line.closedOnDemand), (1, [], True))
+
+    def test_statusPage(self) -> None:
+        """The status page's idle_timeout: since when the device has been quiet and when the idle-string is due (ISO 8601 UTC, the clock's), how many went; nulls while the device is down; null without an idle-timeout."""
+        from serialgw.app.status import lineStatus
+
+        self.reactor.advance(200)
+        self.ports[0].incoming.append(b"login: ")
+        self.device.doRead()
+        self.reactor.advance(300)  # (sent at 500 s: idle from then on)
+        self.reactor.advance(100)
+        self.assertEqual(lineStatus(self.line)["idle_timeout"],
+                         {"seconds": 300.0, "idle_since": "1970-01-01T00:08:20.000Z",
+                          "idle_string_due": "1970-01-01T00:13:20.000Z", "idle_strings_sent": 1})
+        self.ports[0].error = OSError(errno.EIO, "Input/output error")
+        self.device.doRead()
+        self.assertEqual(lineStatus(self.line)["idle_timeout"],
+                         {"seconds": 300.0, "idle_since": None, "idle_string_due": None, "idle_strings_sent": 1})
+        self.line.setIdleString(0, (b"\r",))
+        self.assertIsNone(lineStatus(self.line)["idle_timeout"])

@@ -250,3 +250,19 @@ class LingerTests(SynchronousTestCase):
         self.line.attach(self.person("192.0.2.4:4"))
         self.reactor.advance(60)
         self.assertEqual((len(self.ports), self.ports[1].closed, self.reactor.getDelayedCalls()), (2, False, []))
+
+    def test_statusPage(self) -> None:
+        """The status page's on_demand_linger: its seconds; lingering_until (the clock's time, ISO 8601 UTC) only while the device lingers open; null on a line not on demand."""
+        from serialgw.app.status import lineStatus
+
+        client = self.person("192.0.2.1:1")
+        self.line.attach(client)
+        self.reactor.advance(100)
+        self.assertEqual(lineStatus(self.line)["on_demand_linger"], {"seconds": 30.0, "lingering_until": None})
+        self.line.detach(client)
+        self.assertEqual(lineStatus(self.line)["on_demand_linger"],
+                         {"seconds": 30.0, "lingering_until": "1970-01-01T00:02:10.000Z"})
+        self.reactor.advance(30)
+        self.assertEqual(lineStatus(self.line)["on_demand_linger"], {"seconds": 30.0, "lingering_until": None})
+        self.line.setOnDemand(False)
+        self.assertIsNone(lineStatus(self.line)["on_demand_linger"])

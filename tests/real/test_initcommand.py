@@ -16,6 +16,7 @@ from twisted.internet.task import Clock
 from twisted.logger import LogLevel, formatEvent
 from twisted.trial.unittest import TestCase
 
+from serialgw.app.status import lineStatus
 from serialgw.line.hub import Line
 from serialgw.line.initcommand import WRITE_MOST, InitRun
 from tests.fakes import LogEvents
@@ -88,10 +89,13 @@ class InitCommandPtyTests(TestCase):
         self.assertEqual(self.said(LogLevel.info)[-1], "t: init-command done (exit 0, 0.0 s)")
 
     async def test_hangsKilled(self) -> None:
-        """A command that never ends is killed at init-timeout (the clock's), said naming the line; people type again."""
+        """A command that never ends is killed at init-timeout (the clock's), said naming the line; people type again; the status page says it runs, then how it ended."""
         service, line, clock = self.start("echo waiting >&2; exec sleep 1000", timeout=5)
         run = await self.running(line)
         self.assertEqual(line.writable, False)
+        command = "echo waiting >&2; exec sleep 1000"
+        self.assertEqual(lineStatus(line)["init_command"], {"command": command, "running": True, "pid": run.pid,
+                                                            "runs": 1, "last_outcome": None})
         await until(self, lambda: run.stderr == b"waiting\n", "its standard error read")
         clock.advance(4.9)
         self.assertIsNone(run.outcome)
@@ -101,6 +105,9 @@ class InitCommandPtyTests(TestCase):
                          ("killed: still running after 5 s (init-timeout)", None, True, []))
         self.assertEqual(self.said(), ["line t: init-command killed: still running after 5 s (init-timeout); it said: "
                                        "'waiting' (the command: 'echo waiting >&2; exec sleep 1000')"])
+        self.assertEqual(lineStatus(line)["init_command"], {
+            "command": command, "running": False, "pid": None, "runs": 1,
+            "last_outcome": "killed: still running after 5 s (init-timeout)"})
 
     async def test_floodCut(self) -> None:
         """A command that writes without end is killed once it has written WRITE_MOST bytes: exactly those reach the device."""
