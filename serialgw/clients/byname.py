@@ -47,7 +47,7 @@ from serialgw.config.specs import Protocol as WireProtocol
 from serialgw.config.sshkeys import printable
 from serialgw.line.hub import Line
 from serialgw.logflood import ListenerKey, clientLog
-from serialgw.wire.telnetcodes import IP
+from serialgw.wire.telnetcodes import ABORT, EOF, IP
 
 log = Logger()
 # What clients at the prompt cause (names not found, refusals at accept): limited per listener.
@@ -123,7 +123,7 @@ class NamePrompt(Protocol):
         self._telnet = factory.spec.protocol is not WireProtocol.RAW
         # The (command, option) requests refused already: each at most once.
         self._refused: set[tuple[int, int]] = set()
-        # IAC IP came (see _inTelnet).
+        # IAC IP, EOF or ABORT came (see _inTelnet).
         self._interrupted = False
 
     def connectionMade(self) -> None:
@@ -193,8 +193,9 @@ class NamePrompt(Protocol):
                 return False
             self._state = 2 if byte in NEGOTIATIONS else 3 if byte == SB else 0
             self._command = byte
-            # Interrupt Process: telnet's ^C (a line's telnet client gives the device one), which leaves here.
-            self._interrupted = byte == IP
+            # Interrupt Process: telnet's ^C (a line's telnet client gives the device one), which leaves here;
+            # so do End of File and Abort (RFC 1184: ^D, ^\ as a terminal has them; ^D typed leaves too).
+            self._interrupted = byte in (IP, EOF, ABORT)
             return True
         if state == 2:
             # Refused while asked for a name: the line's client negotiates anew once it is chosen.

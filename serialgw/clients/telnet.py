@@ -24,10 +24,13 @@ from serialgw.logflood import IgnoredInput
 from serialgw.wire.qmethod import Q
 from serialgw.wire.rfc2217 import COM_PORT_OPTION, FLOWCONTROL_RESUME, FLOWCONTROL_SUSPEND
 from serialgw.wire.telnet import AO, AYT, BINARY, BRK, COMMANDS_PER_TURN, DM, ECHO, IP, NAWS, SGA, TTYPE, TelnetProtocol
+from serialgw.wire.telnetcodes import ABORT, EOF, SUSP
 
 _OWE_MODEM = 1
-# What IAC IP (Interrupt Process) reaches the device as: ^C.
+# What IAC IP (Interrupt Process) reaches the device as: ^C; and RFC 1184's End of File, Suspend and Abort:
+# ^D, ^Z, ^\ (a terminal's VEOF, VSUSP, VQUIT, as telnetd gives them).
 INTERRUPT = b"\x03"
+AS_TYPED = {IP: INTERRUPT, EOF: b"\x04", SUSP: b"\x1a", ABORT: b"\x1c"}
 # How long a client may take to answer our DO COM-PORT-OPTION before it is
 # taken for a person: until it answers, the notice that the line is down,
 # said at connect (and those that follow it meanwhile), waits, lest it go
@@ -291,12 +294,13 @@ class TelnetClient(Session, TelnetProtocol):
             # Gathered with the other answers (input is not parsed while
             # the output is full, so this is never past the bound).
             self._answer(b"\r\n[serialgw: yes]\r\n")
-        elif command == IP:
+        elif command in AS_TYPED:
             # Interrupt Process: the device's interrupt character, as if
             # typed (telnetd writes its terminal's VINTR; a shell, a boot
             # loader, a pager all take ^C).  A break it is not: on a Linux
-            # console that is SysRq, on some routers a return to ROM.
-            self.handleInput(INTERRUPT)
+            # console that is SysRq, on some routers a return to ROM.  EOF,
+            # SUSP and ABORT likewise (VEOF, VSUSP, VQUIT).
+            self.handleInput(AS_TYPED[command])
             # As a command that reaches a device costs (a flood of IP was a
             # write to the device each).
             self.spendCommands(COM_PORT_COMMAND_COST - 1)

@@ -1,9 +1,14 @@
 """
-Telnet's codes (RFC 854, 855, 856, 858): commands, the options a serial
+Telnet's codes (RFC 854, 855, 856, 858, 1184's commands): commands, the options a serial
 console speaks, and the byte strings the codec looks for.
 """
 
 from __future__ import annotations
+
+# Commands (RFC 1184, LINEMODE's, sent by a client with localchars too: telnet's "send eof", "send abort").
+EOF = 236
+SUSP = 237
+ABORT = 238
 
 # Commands (RFC 854).
 SE = 240

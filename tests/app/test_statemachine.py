@@ -41,6 +41,7 @@ from twisted.internet import reactor
 from twisted.trial.unittest import SynchronousTestCase
 
 from serialgw.app.service import GatewayService
+from serialgw.clients.telnet import AS_TYPED
 from serialgw.config.listeners import parseListener
 from serialgw.config.specs import DeviceSpec, LineConfig, SerialSettings
 from serialgw.devices.ports import openPort
@@ -281,12 +282,12 @@ class GatewayMachine(RuleBasedStateMachine):
             return
         server = self.server(client)
         writes = server is not None and server.role is Role.WRITER
-        if command == IP and writes:
-            # Interrupt Process reaches the device as ^C, as typed.
+        if command in AS_TYPED and writes:
+            # Interrupt Process reaches the device as ^C, as typed; RFC 1184's EOF, SUSP, ABORT as ^D, ^Z, ^\\.
             if not client.reading:
                 return  # its input may be held while its output is full: no exact expectation
-            client.send(bytes([IAC, IP]))
-            self.expected += b"\x03"
+            client.send(bytes([IAC, command]))
+            self.expected += AS_TYPED[command]
             self.deviceHasAll()
             return
         if command == AYT:

@@ -139,6 +139,22 @@ class ByNameTests(SynchronousTestCase):
         self.assertEqual(rawT.value(), b"[serialgw: no console 'web1\\xff\\xf4' here]\r\n" + PROMPT)
         self.assertFalse(rawT.disconnecting)
 
+    def test_endOfFileAndAbortLeave(self) -> None:
+        """IAC EOF and IAC ABORT (RFC 1184: telnet's 'send eof', 'send abort'; ^D, ^\\) at the prompt leave as IAC IP does, what follows not read (both were skipped, the prompt kept); IAC SUSP is skipped."""
+        for command in (b"\xec", b"\xee"):
+            prompt, transport = self.connect(self.factory("telnet+tcp:0"))
+            transport.clear()
+            prompt.dataReceived(b"we\xff" + command + b"b1\r\n")
+            self.assertEqual(transport.value(), b"\r\n[serialgw: bye: disconnected]\r\n", command)
+            self.assertTrue(transport.disconnecting)
+            self.assertEqual(self.lines["web1"].clients, [])
+            prompt.connectionLost(Failure(Exception("gone")))
+        prompt, transport = self.connect(self.factory("telnet+tcp:0"))
+        transport.clear()
+        prompt.dataReceived(b"we\xff\xedb1\r\n")
+        self.assertFalse(transport.disconnecting)
+        self.assertEqual(len(self.lines["web1"].clients), 1)
+
     def test_doubledIACIsNoName(self) -> None:
         """IAC IAC at the prompt is a byte 255 typed: no line's name holds it, and it is said as a name not found, escaped."""
         prompt, transport = self.connect(self.factory("telnet+tcp:0"))

@@ -84,9 +84,9 @@ class TelnetClientTests(SynchronousTestCase):
         self.assertEqual(self.device.events, [("write", b"a"), ("break", None), ("write", b"h")])
 
     def test_otherCommandsIgnored(self) -> None:
-        """NOP, DM (no Synch), EC, EL, GA, 236-239 reach neither device nor wire; the connection stays."""
+        """NOP, DM (no Synch), EC, EL, GA, 239 reach neither device nor wire; the connection stays."""
         self.transport.clear()
-        for command in (241, 242, 247, 248, 249, 236, 237, 238, 239):
+        for command in (241, 242, 247, 248, 249, 239):
             self.client.dataReceived(cmd(IAC, command))
         self.client.dataReceived(b"k")
         self.assertEqual(self.device.events, [("write", b"k")])
@@ -97,6 +97,12 @@ class TelnetClientTests(SynchronousTestCase):
         """IAC IP (Debian telnet's Ctrl-C in line mode) reaches the device as ^C, in its place between the data around it (it was dropped)."""
         self.client.dataReceived(AGREE + b"sleep 100\r" + cmd(IAC, IP) + b"ls\r")
         self.assertEqual(self.device.events, [("write", b"sleep 100\r"), ("write", b"\x03"), ("write", b"ls\r")])
+
+    def test_eofSuspendAbortAsTyped(self) -> None:
+        """RFC 1184's IAC EOF, SUSP, ABORT ('send eof', 'send susp', 'send abort') reach the device as ^D, ^Z, ^\\ (a terminal's VEOF, VSUSP, VQUIT), in their places (they were dropped)."""
+        self.client.dataReceived(AGREE + b"cat\r" + cmd(IAC, 236) + b"a" + cmd(IAC, 237) + b"b" + cmd(IAC, 238))
+        self.assertEqual(self.device.events, [("write", b"cat\r"), ("write", b"\x04"), ("write", b"a"),
+                                              ("write", b"\x1a"), ("write", b"b"), ("write", b"\x1c")])
 
     def test_interruptProcessReadOnly(self) -> None:
         """A read-only client's IAC IP reaches nothing, refused as its typing is."""
