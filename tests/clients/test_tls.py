@@ -8,6 +8,7 @@ timeout; roles from certificates in exclusive mode.  Real sockets on
 from __future__ import annotations
 
 import os
+import re
 from typing import Any, Optional
 
 import attrs
@@ -345,6 +346,7 @@ class ValidityTests(SynchronousTestCase):
         import datetime
 
         ca = Authority(os.path.abspath(self.mktemp()))
+        issued = datetime.datetime.now(datetime.UTC)  # (the certificates' dates: from then on)
         expired, expiredKey = ca.issue("old", days=-3)
         future, futureKey = ca.issue("new", days=3)
         valid, validKey = ca.issue("gateway")
@@ -357,14 +359,21 @@ class ValidityTests(SynchronousTestCase):
             dialOut = parseListener(f"tls:console.example:4443:ca={ca.path}:cert={expired2}:key={expiredKey2}").tls
             assert dialOut is not None
             clientOptions(dialOut)
-        day = (datetime.datetime.now(datetime.UTC) + datetime.timedelta(days=-3 + 1)).strftime("%Y-%m-%d")
-        start = (datetime.datetime.now(datetime.UTC) + datetime.timedelta(days=2)).strftime("%Y-%m-%d")
+        done = datetime.datetime.now(datetime.UTC)
         said = [formatEvent(e) for e in events]
         self.assertEqual(len(said), 3)
-        self.assertTrue(said[0].startswith(f"certificate {expired!r} (CN 'old') expired on {day} "), said[0])
+        # Each date is its certificate's, made between issued and done: the minute it names lies
+        # there, shifted by the certificate's days (not today's date read at the end: past
+        # midnight it was the next day's).
+        for text, head, days in ((said[0], f"certificate {expired!r} (CN 'old') expired on ", -2),
+                                 (said[1], f"certificate {future!r} (CN 'new') is not valid before ", 2),
+                                 (said[2], f"certificate {expired2!r} (CN 'old') expired on ", -2)):
+            match = re.match(re.escape(head) + r"(\d{4}-\d\d-\d\d \d\d:\d\d) UTC: ", text)
+            assert match is not None, text
+            when = datetime.datetime.strptime(match.group(1), "%Y-%m-%d %H:%M").replace(tzinfo=datetime.UTC)
+            earliest = (issued + datetime.timedelta(days=days)).replace(second=0, microsecond=0)
+            self.assertTrue(earliest <= when <= done + datetime.timedelta(days=days), (earliest, when, done))
         self.assertTrue(said[0].endswith(" UTC: TLS peers will refuse it (certificate expired)"), said[0])
-        self.assertTrue(said[1].startswith(f"certificate {future!r} (CN 'new') is not valid before {start} "), said[1])
-        self.assertTrue(said[2].startswith(f"certificate {expired2!r} (CN 'old') expired on {day} "), said[2])
 
     def test_sharedFileSaidOnce(self) -> None:
         """A certificate or key file shared by a farm's listeners is warned about once, not once a listener (1000 lines: 1000 lines of log at every start and reload); rewritten, it is said again."""
