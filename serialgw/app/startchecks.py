@@ -182,3 +182,25 @@ def firstClash(lines: Sequence[LineConfig]) -> Optional[tuple[str, str, str]]:
     key = "device" if clash.startswith(f"line {quote(name)}: device") else "listen"
     more = f" (and {len(clashes) - 1} more such clash(es): --check names them)" if len(clashes) > 1 else ""
     return name, key, f"{clash}{more}"
+
+
+def ownClash(lines: Sequence[LineConfig], own: Sequence[tuple[str, ListenerSpec]]) -> Optional[str]:
+    """
+    The first clash of the gateway's own listeners (C{own}: the status
+    endpoint, the SSH listener, watch-all's, by-name's, each with its name
+    as --check says it) with the lines' or with each other, as --check
+    says it (the start refuses it: the bind said only "one of this
+    gateway's own listeners already"); None.  No I/O.
+    """
+    errors: list[str] = []
+    claims = Claims(errors)
+    for line in lines:
+        claims.device(line)
+        for spec in line.listeners:
+            claims.listener(spec, f"line {quote(line.name)}")
+    errors.clear()  # (the lines' own clashes: firstClash)
+    for owner, spec in own:
+        claims.listener(spec, owner)
+        if errors:
+            return errors[0]
+    return None

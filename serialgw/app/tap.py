@@ -346,7 +346,7 @@ man 8 serialgw
             if self["ownSSH"] is not None:
                 _checkEndpoint(self["ownSSH"].listener, sockets=not self["check"])
             if not self["check"]:
-                from serialgw.app.startchecks import firstClash, lockDirProblem
+                from serialgw.app.startchecks import firstClash, lockDirProblem, ownClash
 
                 # Two lines on one port or path (every line of the file:
                 # --shard's processes share the machine), refused before
@@ -358,6 +358,16 @@ man 8 serialgw
                     source = self.get("configFile") if self["config"] is not None else None
                     raise ConfigError(message if source is None else
                                       f"{where(source.path, source.text, f'lines.{name}', key)}: {message}")
+                # And this process's own listeners on a line's port or path, or on each other's.
+                watchAll, byName = self["ownWatchAll"], self.get("byNameSpec")
+                gateway: list[tuple[str, ListenerSpec]] = []
+                gateway += [("the status endpoint", self["ownStatus"])] if self["ownStatus"] is not None else []
+                gateway += [("watch-all", spec) for spec in (watchAll.listeners if watchAll is not None else ())]
+                gateway += [("the SSH listener", self["ownSSH"].listener)] if self["ownSSH"] is not None else []
+                gateway += [("by-name", spec) for spec in (byName.listeners if byName is not None else ())]
+                ownTaken = ownClash(self["allLines"], gateway) if gateway else None
+                if ownTaken is not None:
+                    raise ConfigError(ownTaken)
                 # A lock directory that is not there stops the start (with
                 # --config too, where a device that cannot open does not).
                 for line in self["lines"]:

@@ -156,6 +156,21 @@ class KeyValueTests(SynchronousTestCase):
                          "'raw+tcp:4601' already does")
         parse("--check", "--config", path)
 
+    def test_ownListenerOnALinesPortStopsTheStart(self) -> None:
+        """The status endpoint (or watch-all) on a line's port, or watch-all on the status endpoint's, stops the start before anything is bound, as --check says it (the status endpoint's bind said only 'one of this gateway's own listeners already')."""
+        path = writeTemp(self, '[lines.a]\ndevice = "/dev/ttyS0"\nlisten = "raw+tcp:4601:interface=127.0.0.1"\n'
+                               'lock = false\n')
+        self.assertEqual(str(self.assertRaises(UsageError, parse, "--config", path, "--status",
+                                               "tcp:4601:interface=127.0.0.1")),
+                         "the status endpoint: listener 'tcp:4601:interface=127.0.0.1' takes TCP port 4601, as line "
+                         "'a', listener 'raw+tcp:4601:interface=127.0.0.1' already does")
+        self.assertEqual(str(self.assertRaises(UsageError, parse, "--config", path, "--status", "tcp:4602",
+                                               "--watch-all", "raw+tcp:4602:interface=127.0.0.1")),
+                         "watch-all: listener 'raw+tcp:4602:interface=127.0.0.1' takes TCP port 4602, as the status "
+                         "endpoint, listener 'tcp:4602' already does")
+        parse("--config", path, "--status", "tcp:4602", "--watch-all", "raw+tcp:4603")
+        parse("--check", "--config", path, "--status", "tcp:4601")
+
     def test_oneTerminal(self) -> None:
         """stdio (mon:stdio too) on two lines, twice on one, or from [defaults] for two: refused; the gateway has one terminal."""
         two = '[lines.a]\ndevice = "/dev/ttyS0"\nlisten = "stdio"\n[lines.b]\ndevice = "/dev/ttyS1"\nlisten = "mon:stdio"\n'
