@@ -101,7 +101,6 @@ _KEYS = {
     "chardelay": "ser2net's chardelay (on there by default) is coalesce here, off by default (\"1,20\" comes closest)",
     "accepter": "ser2net's accepter is listen here",
     "connector": "ser2net's connector is device and serial here",
-    "enable": "ser2net's enable has no counterpart: comment the line's table out",
     "logfile": "conserver's logfile is log here (its & is {line}: log = \"/var/log/serialgw/{line}.log\")",
     "logfilemax": "conserver's logfilemax is log-max-size here",
     "timestamp": "conserver's timestamp is log-mark (minutes between marks) and log-events = \"conserver\" "

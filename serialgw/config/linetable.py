@@ -54,7 +54,7 @@ LINE_KEYS = {
     "write", "read", "admin",
     "open-string", "close-string", "dtr", "rts", "idle-dtr", "idle-rts", "pace", "pace-line",
     "lock", "lock-dir", "shard", "on-demand", "kick-old-user", "banner",
-    "on-demand-linger", "idle-timeout", "idle-string", "init-command", "init-timeout",
+    "on-demand-linger", "idle-timeout", "idle-string", "init-command", "init-timeout", "enable",
 }
 
 # An init-command's length at most, characters (a longer one goes in a script).
@@ -132,6 +132,12 @@ def readLines(path: str, text: str, data: dict[str, Any], base: str) -> tuple[li
                 hint = foreignKey(key) or didYouMean(key, LINE_KEYS).removeprefix(": ")
                 raise ConfigError(f"{_where(path, text, table_, key)}: unknown key {quote(key)} in [{table_}]"
                                   f"{': ' + hint if hint else ''} (known: {', '.join(sorted(LINE_KEYS))})")
+        # ser2net's enable: off: a line kept in the file, checked, not served.
+        enabled = merged.pop("enable", True)
+        if not isinstance(enabled, bool):
+            table_ = where if "enable" in table else "defaults"
+            raise ConfigError(f"{_where(path, text, table_, 'enable')}: [{table_}] enable: expected true or false, not "
+                              f"{_shown(enabled)}{_unquoted('enable', bool, enabled)}")
         if "shard" in table:
             pin = table["shard"]
             if not isinstance(pin, int) or isinstance(pin, bool) or not 0 <= pin < MAX_SHARDS:
@@ -171,6 +177,12 @@ def readLines(path: str, text: str, data: dict[str, Any], base: str) -> tuple[li
         if orphan is not None and configs[-1].log is None:
             raise ConfigError(f"{_where(path, text, where, orphan)}: [{where}] {orphan}: needs log = PATH on this "
                               f"line (or in [defaults]): without a console log, {orphan} makes no file and does nothing")
+        if not enabled:
+            configs.pop()
+            pins.pop(name, None)
+    if not configs:
+        raise ConfigError(f"{path}: every line has enable = false: nothing to serve (set enable = true on one, or "
+                          "leave the key out)")
     return configs, pins
 
 

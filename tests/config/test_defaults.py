@@ -79,6 +79,8 @@ FULL_TOML = {
     "idle-string": "'\\r'",
     "init-command": '"true"',
     "init-timeout": "10",
+    # (Its default is true: false serves no line at all, tried in tests.config.test_enablekey.)
+    "enable": "true",
     # Without --shard the key is checked and has no effect.
     "shard": "0",
 }
