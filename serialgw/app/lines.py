@@ -365,8 +365,9 @@ def retuneLine(line: Line, old: LineConfig, new: LineConfig) -> None:
         line.setIdleString(new.idleTimeout, new.idleString)
     if (new.initCommand, new.initTimeout) != (old.initCommand, old.initTimeout):
         # (A run under way goes on as it was: the new one is run at the device's next coming up.)
-        log.info("line {line}: init-command {command} (reload): run the next time the device comes up", line=new.name,
-                 command=repr(new.initCommand[:200]) if new.initCommand else "none")
+        log.info("line {line}: init-command {command} (reload){when}", line=new.name,
+                 command=repr(new.initCommand[:200]) if new.initCommand else "none",
+                 when=": run the next time the device comes up" if new.initCommand else "")
         line.setInitCommand(new.initCommand, new.initTimeout, line.initReactor)
 
 

@@ -1,0 +1,100 @@
+"""
+init-command from a line's configuration to its line (makeLine) and
+through a reload (retuneLine), on a fake of the reactor's processes: run
+once the device is up (a turn after the line is made), a reload's new
+command run at the next coming up (one under way goes on), taken out.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+from twisted.internet.error import ConnectionLost, ProcessDone
+from twisted.internet.interfaces import IReactorProcess
+from twisted.internet.task import Clock
+from twisted.logger import formatEvent
+from twisted.python.failure import Failure
+from twisted.trial.unittest import SynchronousTestCase
+from zope.interface import implementer
+
+from serialgw.app.lines import makeLine, retuneLine
+from serialgw.config.specs import DeviceSpec, LineConfig
+from serialgw.line.initcommand import SHELL
+from tests.fakes import LogEvents, RecordingDevice
+
+
+class ProcessTransport:
+    """What a run uses of its process: its pid, its standard input, signals."""
+
+    pid = 4321
+
+    def __init__(self) -> None:
+        self.signals: list[Any] = []
+        self.written = b""
+
+    def registerProducer(self, producer: Any, streaming: bool) -> None:
+        pass
+
+    def write(self, data: bytes) -> None:
+        self.written += data
+
+    def pauseProducing(self) -> None:
+        pass
+
+    def resumeProducing(self) -> None:
+        pass
+
+    def signalProcess(self, signal: Any) -> None:
+        self.signals.append(signal)
+
+    def loseConnection(self) -> None:
+        pass
+
+
+@implementer(IReactorProcess)
+class Processes(Clock):
+    """A clock that records the processes spawned (their shell's command) and connects each to a fake transport."""
+
+    def __init__(self) -> None:
+        Clock.__init__(self)
+        self.spawned: list[tuple[str, str]] = []
+        self.runs: list[Any] = []
+
+    def spawnProcess(self, protocol: Any, executable: str, args: Any, env: Any = None, **kw: Any) -> Any:  # type: ignore[override]
+        self.spawned.append((args[args.index(SHELL) + 1], env["SERIALGW_LINE"]))
+        self.runs.append(protocol)
+        transport = ProcessTransport()
+        protocol.makeConnection(transport)
+        return transport
+
+
+class InitReloadTests(SynchronousTestCase):
+    def test_startAndReload(self) -> None:
+        """Made with a command, its device up: run a turn later (with SERIALGW_LINE); a reload's new one waits for the device's next coming up, then runs; taken out, nothing runs; each change logged."""
+        log = LogEvents(self)
+        reactor = Processes()
+        config = LineConfig("web1", DeviceSpec("tty", "/dev/ttyUSB0"), initCommand="login-a")
+        device = RecordingDevice(config.settings)
+        line = makeLine(config, device, reactor)
+        self.assertEqual(reactor.spawned, [])
+        reactor.advance(0)
+        self.assertEqual(reactor.spawned, [("login-a", "web1")])
+        changed = attrs.evolve(config, initCommand="login-b", initTimeout=5.0)
+        retuneLine(line, config, changed)
+        self.assertIs(line.initRun, reactor.runs[0])
+        reactor.runs[0].processEnded(Failure(ProcessDone(0)))
+        self.assertEqual((line.initRun, reactor.runs[0].outcome), (None, "done (exit 0, 0.0 s)"))
+        line.deviceLost(Failure(ConnectionLost("unplugged")))
+        line.deviceUp()
+        self.assertEqual(reactor.spawned, [("login-a", "web1"), ("login-b", "web1")])
+        reactor.advance(5)
+        self.assertEqual(reactor.runs[1].outcome, "killed: still running after 5 s (init-timeout)")
+        reactor.runs[1].processEnded(Failure(ProcessDone(0)))
+        retuneLine(line, changed, attrs.evolve(changed, initCommand=""))
+        line.deviceLost(Failure(ConnectionLost("unplugged")))
+        line.deviceUp()
+        self.assertEqual((len(reactor.spawned), reactor.getDelayedCalls()), (2, []))
+        said = [formatEvent(e) for e in log.events if "(reload)" in formatEvent(e)]
+        self.assertEqual(said, ["line web1: init-command 'login-b' (reload): run the next time the device comes up",
+                                "line web1: init-command none (reload)"])
