@@ -271,6 +271,8 @@ class InitCommandLine:
         self.peopleMayType(False)
         if not run.start():
             return  # (initOver said it)
+        if not self.deviceTakes:
+            run.deviceTakes(False)  # (behind already: its output waits)
         log.info("line {line}: init-command started (pid {pid}): {command!r}", line=line.name, pid=run.pid,
                  command=run.command[:200])
         line.announce("init-command started: what you type waits until it ends", logged=False)

@@ -32,6 +32,7 @@ class ProcessTransport:
     def __init__(self) -> None:
         self.signals: list[Any] = []
         self.written = b""
+        self.paused = False
 
     def registerProducer(self, producer: Any, streaming: bool) -> None:
         pass
@@ -40,10 +41,10 @@ class ProcessTransport:
         self.written += data
 
     def pauseProducing(self) -> None:
-        pass
+        self.paused = True
 
     def resumeProducing(self) -> None:
-        pass
+        self.paused = False
 
     def signalProcess(self, signal: Any) -> None:
         self.signals.append(signal)
@@ -60,12 +61,14 @@ class Processes(Clock):
         Clock.__init__(self)
         self.spawned: list[tuple[str, str]] = []
         self.runs: list[Any] = []
+        self.transports: list[ProcessTransport] = []
 
     def spawnProcess(self, protocol: Any, executable: str, args: Any, env: Any = None, **kw: Any) -> Any:  # type: ignore[override]
         self.spawned.append((args[args.index(SHELL) + 1], env["SERIALGW_LINE"]))
         self.runs.append(protocol)
         transport = ProcessTransport()
         protocol.makeConnection(transport)
+        self.transports.append(transport)
         return transport
 
 
@@ -98,3 +101,16 @@ class InitReloadTests(SynchronousTestCase):
         said = [formatEvent(e) for e in log.events if "(reload)" in formatEvent(e)]
         self.assertEqual(said, ["line web1: init-command 'login-b' (reload): run the next time the device comes up",
                                 "line web1: init-command none (reload)"])
+
+    def test_behindWhenItStarts(self) -> None:
+        """The device behind (its queue past the high-water mark) when the command starts: its output is not read until the device takes input again."""
+        reactor = Processes()
+        config = LineConfig("web1", DeviceSpec("tty", "/dev/ttyUSB0"), initCommand="login-a")
+        line = makeLine(config, RecordingDevice(config.settings), reactor)
+        line.deviceWritable(False)
+        reactor.advance(0)
+        self.assertEqual(reactor.transports[0].paused, True)
+        line.deviceWritable(True)
+        self.assertEqual((reactor.transports[0].paused, line.writable), (False, False))
+        reactor.runs[0].processEnded(Failure(ProcessDone(0)))
+        self.assertEqual(line.writable, True)
