@@ -324,12 +324,13 @@ class InitCommandLine:
         text = f"init-command {run.outcome}"
         if run.dropped:
             text += f"; {run.dropped} byte(s) of device output it did not read were not kept for it"
-        if not run.failed and run.stderr:
-            log.info("line {line}: init-command {said}", line=line.name, said=run.said().removeprefix("; "), pid=run.pid)
+        # (Said once in the gateway's log: with what it said on its standard error, if anything; a failure as a warning.)
         if run.failed:
             log.warn("line {line}: {outcome}{said} (the command: {command!r})", line=line.name, outcome=text,
                      said=run.said(), command=run.command[:200], pid=run.pid)
-        line.announce(text, logged=not run.failed)
+        elif run.stderr:
+            log.info("line {line}: {outcome}{said}", line=line.name, outcome=text, said=run.said(), pid=run.pid)
+        line.announce(text, logged=not run.failed and not run.stderr)
         self.peopleMayType(self.deviceTakes)
 
     def peopleMayType(self, writable: bool) -> None:

@@ -23,6 +23,15 @@ from tests.fakes import LogEvents
 from tests.realio import Collector, closeClients, connect, listenerPort, ptyLine, startedPty, startGateway, until
 
 
+def _gone(pid: int) -> bool:
+    """Whether process C{pid} has ended (gone, or a zombie its new parent has still to collect)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
 class ClockedProcesses:
     """The real reactor's processes, on a test's clock."""
 
@@ -189,11 +198,10 @@ class InitCommandPtyTests(TestCase):
         await run.ended
         await until(self, lambda: _gone(started), f"process {started} gone")
 
-
-def _gone(pid: int) -> bool:
-    """Whether process C{pid} has ended (gone, or a zombie its new parent has still to collect)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
-    except FileNotFoundError:
-        return True
+    async def test_doneWithWordsLoggedOnce(self) -> None:
+        """A command that ends well after a word on its standard error: one info line naming the line, with what it said."""
+        service, line, clock = self.start("echo fine >&2")
+        run = await self.running(line)
+        await run.ended
+        self.assertEqual([s for s in self.said(LogLevel.info) if "done" in s],
+                         ["line t: init-command done (exit 0, 0.0 s); it said: 'fine'"])
