@@ -59,6 +59,8 @@ STDERR_KEPT = 512
 KILL_WAIT = 2.0
 # init-timeout when left out, seconds.
 DEFAULT_TIMEOUT = 60.0
+# What systemd gives the gateway in its environment, kept from the command's.
+_SYSTEMDS = frozenset({"NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES"})
 # Run in the child before the shell: a session (and process group) of its own, as conserver's, so that a kill
 # reaches what the shell started too (a sleep, a pipeline), not the shell alone, leaving them behind.
 _NEW_SESSION = "import os, sys; os.setsid(); os.execv(sys.argv[1], [sys.argv[1], '-ec', sys.argv[2]])"
@@ -97,7 +99,8 @@ class InitRun(ProcessProtocol):
 
     def start(self) -> bool:
         """Started: whether it could be (a failure is logged, naming the line)."""
-        env = dict(os.environ)
+        # (Not systemd's to the gateway: its notify socket, watchdog and sockets passed are the gateway's alone.)
+        env = {key: value for key, value in os.environ.items() if key not in _SYSTEMDS}
         env["SERIALGW_LINE"] = self.line.name
         env["SERIALGW_DEVICE"] = str(self.line.device.name)
         try:

@@ -7,6 +7,7 @@ command run at the next coming up (one under way goes on), taken out.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import attrs
@@ -62,9 +63,11 @@ class Processes(Clock):
         self.spawned: list[tuple[str, str]] = []
         self.runs: list[Any] = []
         self.transports: list[ProcessTransport] = []
+        self.envs: list[dict[str, str]] = []
 
     def spawnProcess(self, protocol: Any, executable: str, args: Any, env: Any = None, **kw: Any) -> Any:  # type: ignore[override]
         self.spawned.append((args[args.index(SHELL) + 1], env["SERIALGW_LINE"]))
+        self.envs.append(env)
         self.runs.append(protocol)
         transport = ProcessTransport()
         protocol.makeConnection(transport)
@@ -114,3 +117,19 @@ class InitReloadTests(SynchronousTestCase):
         self.assertEqual((reactor.transports[0].paused, line.writable), (False, False))
         reactor.runs[0].processEnded(Failure(ProcessDone(0)))
         self.assertEqual(line.writable, True)
+
+    def test_systemdsEnvironmentKept(self) -> None:
+        """The command's environment is the gateway's with SERIALGW_LINE and SERIALGW_DEVICE, without what systemd gave the gateway alone (its notify socket, watchdog, sockets)."""
+        given = {"NOTIFY_SOCKET": "/run/systemd/notify", "WATCHDOG_USEC": "30000000", "LISTEN_FDNAMES": "web",
+                 "SERIALGW_TEST_KEPT": "yes"}
+        for key, value in given.items():
+            self.patch(os, "environ", {**os.environ, key: value})
+        reactor = Processes()
+        config = LineConfig("web1", DeviceSpec("tty", "/dev/ttyUSB0"), initCommand="login-a")
+        device = RecordingDevice(config.settings)
+        device.name = "/dev/ttyUSB0"
+        makeLine(config, device, reactor)
+        reactor.advance(0)
+        env = reactor.envs[0]
+        self.assertEqual([key for key in given if key in env], ["SERIALGW_TEST_KEPT"])
+        self.assertEqual((env["SERIALGW_LINE"], env["SERIALGW_DEVICE"]), ("web1", "/dev/ttyUSB0"))
