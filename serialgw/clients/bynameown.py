@@ -71,6 +71,8 @@ def _admits(own: ListenerSpec, peer: Any, host: Any, ca: Optional[str], user: Op
     bound = _bound(own.host) if own.host else None
     if bound is not None and host not in bound:
         return False
+    if isinstance(host, ipaddress.IPv6Address) and _ipv4Only(own):
+        return False
     tls = own.tls
     if tls is not None and ca is None:
         return False
@@ -86,6 +88,18 @@ def _admits(own: ListenerSpec, peer: Any, host: Any, ca: Optional[str], user: Op
 UNIX = object()
 
 
+def _ipv4Only(own: ListenerSpec) -> bool:
+    """
+    Whether the line's listener C{own} takes IPv4 connections only: a
+    tcp: or tls: one on every address (bound 0.0.0.0: a bare port, or
+    interface=0.0.0.0; one bound to an address is L{_bound}'s).  Read as
+    every address, it let a by-name connection on ::1 or another IPv6
+    address have a line no listener of its own takes IPv6 for (a host
+    reached over IPv6 where IPv4 is kept off).
+    """
+    return own.host in ("", "0.0.0.0") and own.endpoint.startswith(("tcp:", "tls:"))
+
+
 def _mayAdmit(own: ListenerSpec, byName: ListenerSpec) -> bool:
     """
     Whether the line's listener C{own} would admit some connection of the
@@ -99,6 +113,8 @@ def _mayAdmit(own: ListenerSpec, byName: ListenerSpec) -> bool:
         return False  # (a connection over a unix socket has no address: no allow= nor interface= admits it)
     theirs = _bound(byName.host) if byName.host else None
     if bound is not None and theirs is not None and not bound & theirs:
+        return False
+    if _ipv4Only(own) and theirs is not None and all(isinstance(a, ipaddress.IPv6Address) for a in theirs):
         return False
     tls, their = own.tls, byName.tls
     if tls is not None and their is None:

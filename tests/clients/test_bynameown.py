@@ -155,6 +155,26 @@ class OwnListenersTests(SynchronousTestCase):
         for text in ("raw+tcp6:4001:interface=\\:\\:0", "raw+tcp:4001:interface=0.0.0.0", "raw+tcp6:4001"):
             self.assertEqual(bound(text, PUBLIC), False, text)
 
+    def test_everyIPv4AddressIsNoIPv6One(self) -> None:
+        """
+        A listener on every IPv4 address (a bare port, tcp: or tls: on
+        0.0.0.0) takes no IPv6 connection: a by-name connection on ::1 or a
+        public IPv6 address is not given its line (it was: read as every
+        address, live [::]:7532 listed J4, raw+tcp:7622:interface=0.0.0.0, to
+        ::1); an IPv4 one (an IPv4-mapped one too) is, and tcp6 on :: takes both.
+        """
+        def bound(text: str, host: Any) -> Any:
+            peer = IPv6Address("TCP", "2001:db8::7", 40000) if isinstance(host, IPv6Address) else OUTSIDE
+            return throughOwn(specs(text), StringTransport(peerAddress=peer, hostAddress=host), None, None)
+
+        six, mapped = IPv6Address("TCP", "2001:db8::1", 7100), IPv6Address("TCP", "::ffff:198.51.100.1", 7100)
+        loopback6 = IPv6Address("TCP", "::1", 7100)
+        for text in ("raw+4006", "raw+tcp:4006:interface=0.0.0.0", "tls:4006:cert=/x/gw.pem:key=/x/gw.key"):
+            ca = "" if text.startswith("tls") else None
+            self.assertEqual([throughOwn(specs(text), StringTransport(peerAddress=OUTSIDE, hostAddress=h), ca, None)
+                              for h in (PUBLIC, mapped, six, loopback6)], [False, False, None, None], text)
+        self.assertEqual([bound("raw+tcp6:4006", h) for h in (PUBLIC, six, loopback6)], [False, False, False])
+
     def test_unixSocketOnlyOverOne(self) -> None:
         """A line reached only over a unix socket is not given over TCP; a by-name connection over a unix socket is given it."""
         prompt, transport = self.connect(OUTSIDE, LOOPBACK)
@@ -183,6 +203,9 @@ class OwnListenersTests(SynchronousTestCase):
         self.assertIn("local", offers("raw+tcp:7100:interface=localhost"))
         # Over a unix socket: no address, so no allow= nor interface= admits it.
         self.assertEqual(offers("raw+unix:/run/serialgw/byname.sock"), ["bare", "logged", "mixed", "open", "ro", "sock"])
+        # On IPv6 addresses only: no line whose listeners take IPv4 alone (all but bare and logged); on :: both.
+        self.assertEqual(offers("raw+tcp6:7100:interface=\\:\\:1"), ["bare", "logged"])
+        self.assertEqual(offers("raw+tcp6:7100"), ["bare", "inside", "local", "logged", "mixed", "open", "ro"])
 
     def test_noListenerTakingConnections(self) -> None:
         """A line with no listener taking connections (none, a file, a dial-out) has the by-name listener's options alone, as before."""
