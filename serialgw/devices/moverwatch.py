@@ -33,7 +33,12 @@ def held(fd: int) -> int:
 
 
 def readable(fd: int) -> bool:
-    """Whether C{fd} (a tty) has input, or a hang-up, to be read now: what the mover's own poll waits for."""
+    """
+    Whether C{fd} (a tty; the mover's pipe) has input, or a hang-up, to be
+    read now: what the mover's own poll waits for.  A pipe's poll takes
+    no lock, where its FIONREAD (L{held}) waits for the pipe's lock, held
+    by a splice into it for as long as that splice's read of the tty lasts.
+    """
     look = select.poll()
     look.register(fd, select.POLLIN)
     return bool(look.poll(0))
@@ -80,8 +85,10 @@ class StallWatch:
     def _look(self) -> None:
         self._call = None
         reader = self.reader
+        # (The pipe looked at by poll, not FIONREAD: a mover stuck in a splice, a tty's driver hanging in its read,
+        # holds the pipe's lock, and FIONREAD waited for it, the reactor with it, as long as the tty hung.)
         stalled = (not self.pausedSince and not reader.isPaused() and not self.delivered
-                   and not held(reader.pipeFileno()) and readable(self.tty))
+                   and not readable(reader.pipeFileno()) and readable(self.tty))
         self.stalls = self.stalls + 1 if stalled else 0
         self.delivered, self.pausedSince = 0, False
         if self.stalls < STALL_LOOKS:

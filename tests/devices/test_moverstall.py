@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import threading
 import tty
 from typing import Any
@@ -175,6 +177,52 @@ class ThreadTests(Flooding):
         assert reader is not None
         self.readers.append(reader)
         self.assertIsNot(reader, self.reader)
+
+    def test_lookTakesNoPipeLock(self) -> None:
+        """
+        A look while a splice into the mover's pipe waits in its read of a
+        tty (where a driver that hangs keeps it) does not wait with it:
+        FIONREAD on the pipe waits for the pipe's lock, which that splice
+        holds, so the watch's look held the reactor, the whole gateway, for
+        as long as the tty hung.  (Here a process of the test's splices from
+        a blocking pty of its own that nothing is written to.)
+        """
+        master, slave = os.openpty()
+        self.addCleanup(os.close, master)
+        self.addCleanup(os.close, slave)
+        tty.setraw(slave)
+        pipe = self.reader.moverEnds()[1]
+        child = subprocess.Popen([sys.executable, "-c", _SPLICE, str(slave), str(pipe)], pass_fds=(slave, pipe),
+                                 stdout=subprocess.PIPE)
+        self.addCleanup(child.wait)
+        self.addCleanup(child.stdout.close)  # type: ignore[union-attr]
+        self.assertEqual(child.stdout.read(1), b"r")  # type: ignore[union-attr]
+        waits.until(self, lambda: _state(child.pid) == "S", "the splice never waited in its read")
+        released: list[bytes] = []
+
+        def release() -> None:
+            released.append(b"x")
+            os.write(master, b"x")
+
+        # (A bound for the failure: without the change the look returned only once this ended the splice.)
+        bound = threading.Timer(10, release)
+        bound.start()
+        self.addCleanup(bound.join)
+        self.addCleanup(bound.cancel)
+        self.reactor.advance(STALL_CHECK)
+        self.assertEqual(released, [])
+        bound.cancel()
+        os.write(master, b"x")  # (the splice ends, and with it the process)
+
+
+# A process splicing from a tty (argv 1) into a pipe (argv 2), once it has said it is about to.
+_SPLICE = "import os, sys; os.write(1, b'r'); os.splice(int(sys.argv[1]), int(sys.argv[2]), 4096)"
+
+
+def _state(pid: int) -> str:
+    """A process's state as /proc says it (S: waiting in a call)."""
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()[0]
 
 
 class RealStopTests(SynchronousTestCase):
