@@ -278,7 +278,9 @@ class InputReading:
 
     def dropLeftTyping(self, why: str) -> None:
         """It hung up and what it sent waits, past the line's bound (L{Line.leftTyping}): not sent, counted (refused), said; it goes."""
-        unread = unreadAfterHangUp(self.transport) or 0
+        # (Over TLS, what the look read of its typing is held here: its socket's count is not known.)
+        unread = (unreadAfterHangUp(self.transport) or 0) + len(self._tlsLeft)
+        self._tlsLeft = b""
         self.line.refused += unread
         log.info("{line}: {peer}'s {count} unread byte(s) not sent: {why}", line=self.line.name, peer=self.peer,
                  count=unread, why=why)

@@ -211,6 +211,18 @@ class TLSHangUpTests(SynchronousTestCase):
         self.assertIn(f"t: {self.session.peer} left with 18 byte(s) it typed while the device took no input: not sent",
                       self.said)
 
+    def test_droppedPastTheBoundSaysItsTyping(self) -> None:
+        """A TLS client whose typing waits, cut past the line's bound on such clients: the typing held for it is what is said and counted, once (it was said as 0 unread bytes, then again as it went)."""
+        self.line.deviceWritable(False)
+        self.send(b"typed while paused")
+        self.hangUp()
+        self.clock.advance(HANGUP_CHECK_SECONDS)
+        self.session.dropLeftTyping("past the bound")
+        self.pump()
+        self.assertEqual((self.typed(), self.line.refused, self.transport.aborted), (b"", 18, True))
+        self.assertEqual([line for line in self.said if "not sent" in line],
+                         [f"t: {self.session.peer}'s 18 unread byte(s) not sent: past the bound"])
+
     def test_liveClientKeepsItsTyping(self) -> None:
         """A TLS client still there whose typing waits is left alone, checks after checks: its typing reaches the device once it takes input."""
         self.line.deviceWritable(False)
