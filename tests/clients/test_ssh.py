@@ -1748,7 +1748,7 @@ class OpenSSHTests(TestCase):
     def client(self, port: int, key: str, user: str = "con1", *options: str) -> ProcessOutput:
         return self.processes.spawn([self.ssh, "-tt", "-F", "/dev/null", "-i", self.path(key), "-p", str(port),
                                      "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
-                                     "-o", f"UserKnownHostsFile={self.path('known_hosts')}",
+                                     "-o", f"UserKnownHostsFile=\"{self.path('known_hosts')}\"",
                                      "-o", "StrictHostKeyChecking=accept-new", *options, f"{user}@127.0.0.1"], usePTY=True)
 
     async def test_writerTypesAndBreaks(self) -> None:
@@ -1811,12 +1811,12 @@ class OpenSSHTests(TestCase):
         # exec names the line (no pty: plain newlines); ssh -n's end of input leaves it watching.
         execd = self.processes.spawn([self.ssh, "-T", "-n", "-F", "/dev/null", "-i", self.path("reader"), "-p", str(port),
                                       "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
-                                      "-o", f"UserKnownHostsFile={self.path('known_hosts')}", "someone@127.0.0.1", "nosuch"])
+                                      "-o", f"UserKnownHostsFile=\"{self.path('known_hosts')}\"", "someone@127.0.0.1", "nosuch"])
         self.assertEqual(await execd.ended, 1)
         self.assertIn(b"serialgw: 'nosuch' is not a line you may use; your lines:\ncon1\n", execd.output.data)
         watcher = self.processes.spawn([self.ssh, "-T", "-n", "-F", "/dev/null", "-i", self.path("reader"), "-p", str(port),
                                         "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
-                                        "-o", f"UserKnownHostsFile={self.path('known_hosts')}", "someone@127.0.0.1", "con1"])
+                                        "-o", f"UserKnownHostsFile=\"{self.path('known_hosts')}\"", "someone@127.0.0.1", "con1"])
         await gw.output.contains(b"con1: watcher1 (127.0.0.1:")
         self.consoles[0].transport.write(b"after the end of input")  # type: ignore[union-attr]
         await watcher.output.contains(b"after the end of input")
@@ -1990,7 +1990,7 @@ class BreakOnTtyTests(TestCase):
         trace, tracer, deviceFd = await attachStrace(self, gw, pty.slaveName, start)
         client = start([ssh, "-tt", "-F", "/dev/null", "-i", os.path.join(keys, "ops1"), "-p", str(port),
                         "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
-                        "-o", f"UserKnownHostsFile={os.path.join(keys, 'known_hosts')}", "con1@127.0.0.1"], usePTY=True)
+                        "-o", f"UserKnownHostsFile=\"{os.path.join(keys, 'known_hosts')}\"", "con1@127.0.0.1"], usePTY=True)
         await gw.output.contains(b"con1: ops1 (127.0.0.1:")
         client.write(b"x\r")
         await pty.received.contains(b"x\r")

@@ -125,7 +125,7 @@ class OpenSSHEndsTests(TestCase):
         client = processes.spawn([
             ssh, "-T", "-F", "/dev/null", "-i", keyPath, "-p", str(service.sshPort.getHost().port),
             "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
-            "-o", f"UserKnownHostsFile={folder}/known_hosts", "ops1@127.0.0.1", "t"])
+            "-o", f"UserKnownHostsFile=\"{folder}/known_hosts\"", "ops1@127.0.0.1", "t"])
         # Its typing reaches the device: it is on the line.
         client.write(b"typed")
         await pty.received.contains(b"typed")

@@ -198,7 +198,7 @@ class SysrqTests(unittest.TestCase):
 
         client = guest.spawn(self, "ssh", [ssh, "-tt", "-F", "/dev/null", "-i", os.path.join(keys, "ops1"),
                                            "-p", str(port), "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
-                                           "-o", f"UserKnownHostsFile={os.path.join(keys, 'known_hosts')}",
+                                           "-o", f"UserKnownHostsFile=\"{os.path.join(keys, 'known_hosts')}\"",
                                            "-o", "StrictHostKeyChecking=accept-new", "vm@127.0.0.1"],
                              usePTY=True, env=dict(os.environ))
 
