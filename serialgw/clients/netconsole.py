@@ -18,8 +18,12 @@ from serialgw.clients.base import ClientEvents
 from serialgw.config.specs import UDPSpec
 from serialgw.interfaces import IClient
 from serialgw.line.hub import Line, Role
+from serialgw.logflood import ListenerKey, clientLog
 
 log = Logger()
+# Refused datagrams: each names its sender, any one may send a flood (and
+# from any address it likes): limited by the port's one budget (logflood).
+refusals = clientLog()
 
 # Device output is cut into datagrams of at most this size: under a
 # 1500-byte MTU with IPv6 and UDP headers, so never fragmented.
@@ -59,6 +63,8 @@ class NetconsoleClient(ClientEvents, DatagramProtocol):
         self.allow = [ipaddress.ip_network(a, strict=False) for a in spec.allow]
         self.remote: Optional[tuple[str, int]] = None
         self.refused = 0
+        # Its refusals' one log budget (see refusals).
+        self.refusalKey = ListenerKey(f"{line.name}'s netconsole {self.peer}")
         self.sent = 0
         # Datagrams the kernel refused (no route, a broadcast address), in
         # all and since the last one that went.
@@ -144,9 +150,9 @@ class NetconsoleClient(ClientEvents, DatagramProtocol):
             source = source.ipv4_mapped
         if source is None or not any(source in network for network in self.allow):
             self.refused += 1
-            if self.refused == 1 or self.refused % 1000 == 0:
-                log.warn("{line}: datagram from {source} refused ({count} so far): not in {allow}",
-                         line=self.line.name, source=addr[0], count=self.refused, allow=",".join(self.spec.allow))
+            refusals.warn("{line}: datagram from {source} refused ({count} so far): not in {allow}",
+                          line=self.line.name, source=addr[0], count=self.refused, allow=",".join(self.spec.allow),
+                          peer=self.refusalKey)
             return
         self.line.clientData(self, data)
 

@@ -88,6 +88,34 @@ class NetconsoleTests(SynchronousTestCase):
         self.assertEqual(self.device.events, [("write", b"ok"), ("write", b"v6")])
         self.assertEqual(self.client.refused, 1)
 
+    def test_refusedSendersNamedAndBounded(self) -> None:
+        """Refused datagrams are said naming each sender, through the log limiter against the port's one budget: 30 senders one each, then 21000 from one more, 20 lines (the first 20 senders) and the other 21010 counted in one line (it said the 1st and every 1000th only: the 2nd to 30th senders never named, and a line per 1000 datagrams without a bound in time)."""
+        from twisted.logger import Logger
+
+        from serialgw.logflood import peerLimiter
+        from tests.fakes import LogEvents
+
+        clock = Clock()
+        clock.advance(1000)
+        self.patch(peerLimiter, "now", clock.seconds)
+        for table in ("peers", "budgets", "listeners"):  # (other tests' budgets, on the wall's clock, left out)
+            self.patch(peerLimiter, table, {})
+        log = LogEvents(self)
+        for n in range(30):
+            self.client.datagramReceived(b"no", (f"192.0.2.{n + 1}", 1234))
+        for _ in range(21000):
+            self.client.datagramReceived(b"no", ("198.51.100.9", 1234))
+        said = [formatEvent(e) for e in log.events if e.get("log_namespace") == "serialgw.clients.netconsole"]
+        self.assertEqual(said[:2], ["ttyS0: datagram from 192.0.2.1 refused (1 so far): not in 127.0.0.0/8,::1",
+                                    "ttyS0: datagram from 192.0.2.2 refused (2 so far): not in 127.0.0.0/8,::1"])
+        self.assertEqual((len(said), said[-1]), (20, "ttyS0: datagram from 192.0.2.20 refused (20 so far): not in 127.0.0.0/8,::1"))
+        clock.advance(60)
+        Logger(observer=peerLimiter).info("tick", peer="someone else")
+        self.assertEqual([formatEvent(e) for e in log.events if "left out" in e.get("log_format", "")],
+                         ["21010 log messages about ttyS0's netconsole udp:127.0.0.1:6666 left out in the last minute "
+                          "(over 20 a minute)"])
+        self.assertEqual(self.client.refused, 21030)
+
     def test_allowListIPv4Mapped(self) -> None:
         """On an IPv6 port (a v6 remote), an IPv4 source arrives as ::ffff:a.b.c.d: it is matched as the IPv4 address allow= names (it was refused), as a TCP listener's allow= does."""
         client = NetconsoleClient(self.line, UDPSpec("::1", 6666, "", 6665, ("127.0.0.1", "::1")))
