@@ -22,7 +22,6 @@ from typing import Any, Callable, Optional
 
 from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.protocol import Factory, Protocol, connectionDone
-from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
@@ -34,11 +33,11 @@ from serialgw.config.specs import DEFAULT_MAX_CLIENTS, ListenerSpec
 from serialgw.line.hub import Line
 from serialgw.logflood import ListenerKey, clientLog
 
-log = Logger()
 # Refused connections: limited per listener (logflood), as every one comes from a new port.
 refusals = clientLog()
-# A watcher's coming and going (what a client reconnecting in a loop makes, each connection a new peer):
-# limited per peer and by its listener's budget too, as a line's listeners' are (logflood).
+# A watcher's coming and going (what a client reconnecting in a loop makes, each connection a new peer;
+# a reload's cuts, one a watcher it holds): limited per peer and by its listener's budget too, as a line's
+# listeners' are (logflood).
 said = clientLog()
 
 # Taps put on (or taken off) lines a turn of the reactor, for all watchers:
@@ -225,8 +224,8 @@ class WatchAllClient(Protocol):
         """
         self.spec = spec
         if not admittedBy(spec.allow, self.transport.getPeer()):
-            log.info("watch-all: {peer} disconnected: not in {allow} (a reload changed [watch-all])", peer=self.peer,
-                     allow=",".join(spec.allow))
+            said.info("watch-all: {peer} disconnected: not in {allow} (a reload changed [watch-all])", peer=self.peer,
+                      allow=",".join(spec.allow), budget=self.factory.refusalKey)
             self.emit(b"[serialgw: watch-all: your address is no longer allowed (a reload changed [watch-all]): "
                       b"disconnected]\r\n")
             self.leave()
@@ -383,7 +382,8 @@ class WatchAllFactory(Factory):
         """Its table was removed (a reload): its watchers are told and cut, and it takes nobody until a restart closes it."""
         self.removed = True
         for client in list(self.clients):
-            log.info("watch-all: {peer} disconnected: [watch-all] removed by a reload", peer=client.peer)
+            said.info("watch-all: {peer} disconnected: [watch-all] removed by a reload", peer=client.peer,
+                      budget=self.refusalKey)
             client.emit(b"[serialgw: watch-all: this view was removed from the configuration: disconnected]\r\n")
             client.leave()
 

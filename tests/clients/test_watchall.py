@@ -181,6 +181,39 @@ class WatchAllTests(SynchronousTestCase):
         self.assertEqual([formatEvent(e) for e in log.events if "left out" in e.get("log_format", "")],
                          ["39 log messages about watch-all listener tcp:0 left out in the last minute (over 20 a minute)"])
 
+    def test_reloadCutsCountAgainstTheListener(self) -> None:
+        """A reload whose allow= no longer admits 30 watchers (each a new peer: a client may hold max-clients of them) says each cut against the listener's budget as their coming and going: 20 lines of the 90 (30 "watches", 30 "disconnected", 30 "left"), the other 70 counted in one line (the 30 "disconnected" were all logged, past the limiter)."""
+        from twisted.logger import Logger, formatEvent
+
+        from serialgw.logflood import peerLimiter
+        from tests.fakes import LogEvents
+
+        self.patch(peerLimiter, "now", self.clock.seconds)
+        for table in ("peers", "budgets", "listeners"):  # (other tests' budgets, on the wall's clock, left out)
+            self.patch(peerLimiter, table, {})
+        self.clock.advance(1000)
+        log = LogEvents(self)
+        factory = WatchAllFactory(parseListener("tcp:0"), ("*",), lambda: self.lines, self.clock)
+        watchers = []
+        for n in range(30):
+            address = IPv4Address("TCP", f"192.0.2.{n + 1}", 40000)
+            client = factory.buildProtocol(address)
+            assert client is not None
+            client.makeConnection(StringTransport(peerAddress=address))
+            watchers.append(client)
+        factory.retune(parseListener("raw,allow=10.0.0.0/8+tcp:0"), ("*",))
+        self.assertEqual([w.transport.disconnecting for w in watchers], [True] * 30)
+        for client in watchers:
+            client.connectionLost(Failure(Exception("cut")))
+        self.clock.advance(0)
+        self.assertEqual(factory.clients, [])
+        said = [formatEvent(e) for e in log.events if "watch-all" in formatEvent(e)]
+        self.assertEqual((len(said), said[0]), (20, "watch-all: 192.0.2.1:40000 watches 2 line(s)"))
+        self.clock.advance(60)
+        Logger(observer=peerLimiter).info("tick", peer="someone else")
+        self.assertEqual([formatEvent(e) for e in log.events if "left out" in e.get("log_format", "")],
+                         ["70 log messages about watch-all listener tcp:0 left out in the last minute (over 20 a minute)"])
+
     def test_noLineMatches(self) -> None:
         """A watcher whose lines filter matches no line is told so (naming the patterns), and the log says so, naming no line."""
         self.lines.update({f"x{i}": Line(f"x{i}", RecordingDevice(), clock=self.clock) for i in range(20)})
