@@ -383,8 +383,9 @@ class EscapeMenu:
         keys, limit, what = self._argumentKeys
         if byte in (0x7F, 0x08):
             self._digits = self._digits[:-1]
-        elif byte in (0x1B, 0x03, self.key):
-            # (Before a name's keys: the escape key may be printable, escape=~.)
+        elif byte in (0x1B, 0x03) or (byte == self.key and not self._quoting(keys)):
+            # (Before a name's keys: the escape key may be printable, escape=~; within a name's
+            # double quotes it is one of its keys, K "bob~x".)
             self._ended = f"{name} cancelled"
             return b""
         elif byte in keys:
@@ -397,6 +398,11 @@ class EscapeMenu:
             return b""
         self._state = self._typeArgument
         return b""
+
+    def _quoting(self, keys: frozenset[int]) -> bool:
+        """A name is being typed within double quotes (opened, not yet closed): its keys are taken as they are."""
+        typed = self._digits
+        return keys is NAME_KEYS and typed[:1] == b'"' and (len(typed) == 1 or typed[-1:] != b'"')
 
     def _endArgument(self, rest: int) -> None:
         """

@@ -139,6 +139,25 @@ class KickTests(SynchronousTestCase):
         self.assertIn("disconnect cancelled; the 2 byte(s) after it were not sent to rack4", text(adminT))
         self.assertFalse(bobT.disconnecting)
 
+    def test_escapeKeyInAQuotedName(self) -> None:
+        """Within double quotes the escape key is a key of the name (escape=~, K "bob~x"): that person disconnected; after the closing quote, or unquoted, it cancels as before; Esc cancels within them (the escape key always cancelled: such a name could not be typed, only its address)."""
+        admin = TelnetClient(self.h.line, Role.WRITER, listener=parseListener("telnet,escape=~+4444"))
+        adminT = StringTransport(peerAddress=IPv4Address("TCP", "192.0.2.9", 9))
+        admin.makeConnection(adminT)
+        admin.dataReceived(AGREE + WONT_COM_PORT)
+        admin.user = "ops1"
+        bob, bobT = self.person("bob~x", 2)
+        adminT.clear()
+        admin.dataReceived(b'~K"bob~x\x1b"\r')
+        self.assertIn("disconnect cancelled; the 2 byte(s) after it were not sent to rack4", text(adminT))
+        admin.dataReceived(b'~K"bob"~x\r')
+        self.assertIn("disconnect cancelled; the 2 byte(s) after it were not sent to rack4", text(adminT))
+        self.assertFalse(bobT.disconnecting)
+        adminT.clear()
+        admin.dataReceived(b'~K"bob~x"\r')
+        self.assertIn("disconnected from rack4: 192.0.2.9:2", text(adminT))
+        self.assertTrue(bobT.disconnecting)
+
     def test_typingWaitingDroppedSaysTheAdmin(self) -> None:
         """What the person disconnected typed that still waits for the device is not written, and they and the log are told why: the admin (it said 'a reload took your write right away')."""
         reactor = MemoryReactorClock()
