@@ -181,7 +181,8 @@ def _numbersReadable(text: str, original: str) -> None:
             int(value, base)
         except ValueError:
             what = f"bad port {quote(value)}" if key == "port" else f"{key}={quote(value)}"
-            raise ConfigError(f"{what} in listener {quote(original)}: {_EXPECTED[key]}") from None
+            # ('tcp6:4001:interface=::1': the bare colons made an empty backlog; the colons are the mistake.)
+            raise ConfigError(f"{what} in listener {quote(original)}: {_EXPECTED[key]}{_colonHint(text)}") from None
 
 
 def _lockfileAsWritten(text: str, original: str) -> None:
@@ -247,5 +248,10 @@ def _serverEndpoint(text: str, original: str) -> Any:
         return serverFromString(cast(Any, _NO_REACTOR), text)
     except Exception as e:
         read = f" ({quote(text)})" if text != original else ""
-        hint = "; a colon inside a value (an IPv6 address) is written \\: ('interface=\\:\\:1' in a shell)" if "::" in text else ""
-        raise ConfigError(f"cannot read listener {quote(original)} as a Twisted endpoint string{read}: {e}{hint}") from None
+        raise ConfigError(f"cannot read listener {quote(original)} as a Twisted endpoint string{read}: {e}"
+                          f"{_colonHint(text)}") from None
+
+
+def _colonHint(text: str) -> str:
+    """How a colon inside a value is written, when C{text} has bare colons (an IPv6 address as written elsewhere)."""
+    return "; a colon inside a value (an IPv6 address) is written \\: ('interface=\\:\\:1' in a shell)" if "::" in text else ""

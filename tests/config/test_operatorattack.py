@@ -186,3 +186,13 @@ class ListenerValueTests(SynchronousTestCase):
             self.assertEqual(str(self.assertRaises(ConfigError, parseListener, text)), message)
         e = self.assertRaises(ConfigError, parseListener, "unix:/run/x.sock:mode=600:mode=")
         self.assertIn("mode= is given twice", str(e))
+
+    def test_bareColonsHintedBeforeNumbers(self) -> None:
+        """An IPv6 interface= written with bare colons on tcp6: (its colons split it, an empty backlog made) is refused saying how a colon is written, as tcp: says it; it said only "backlog='' ...: expected a number"."""
+        backlog = "expected a number, 0 to 65535 (the kernel takes at most net.core.somaxconn)"
+        hint = "; a colon inside a value (an IPv6 address) is written \\: ('interface=\\:\\:1' in a shell)"
+        for text in ("raw+tcp6:5000:interface=::1", "tcp6:5000:interface=::", "tcp6:5000:interface=fe80::1%eth0"):
+            self.assertEqual(str(self.assertRaises(ConfigError, parseListener, text)),
+                             f"backlog='' in listener {text!r}: {backlog}{hint}")
+        self.assertEqual(str(self.assertRaises(ConfigError, parseListener, "tcp6:5000:zz")),
+                         f"backlog='zz' in listener 'tcp6:5000:zz': {backlog}")
