@@ -141,6 +141,14 @@ class InitRun(ProcessProtocol):
         self.line.initWrote(self, data)
 
     def processEnded(self, reason: Failure) -> None:
+        if self._killTimer is not None and self._killTimer.active() and self.pid is not None:
+            # Killed, its shell gone at SIGTERM: what it started and that takes no SIGTERM lives on in
+            # its group (whose id no other process gets while one of them lives): SIGKILL'd now, not
+            # left running for good once the SIGKILL's timer is cancelled below.
+            try:
+                os.killpg(self.pid, signal.SIGKILL)
+            except OSError:
+                pass  # (none left)
         for call in (self._timer, self._killTimer):
             if call is not None and call.active():
                 call.cancel()
@@ -186,7 +194,10 @@ class InitRun(ProcessProtocol):
             self.process.pauseProducing()
 
     def kill(self, why: str) -> None:
-        """Over now (C{why}, for people): SIGTERM, its pipes closed, SIGKILL after L{KILL_WAIT} s."""
+        """
+        Over now (C{why}, for people): SIGTERM, its pipes closed, SIGKILL
+        after L{KILL_WAIT} s, or once its shell is gone if that is sooner.
+        """
         if self._timer is not None and self._timer.active():
             self._timer.cancel()
         self._timer = None

@@ -32,6 +32,14 @@ def _gone(pid: int) -> bool:
         return True
 
 
+def _killLeft(pid: int) -> None:
+    """A process a failing test left running: SIGKILL'd."""
+    try:
+        os.kill(pid, 9)
+    except OSError:
+        pass
+
+
 class ClockedProcesses:
     """The real reactor's processes, on a test's clock."""
 
@@ -197,6 +205,23 @@ class InitCommandPtyTests(TestCase):
         clock.advance(5)
         await run.ended
         await until(self, lambda: _gone(started), f"process {started} gone")
+
+    async def test_killReachesOneThatTakesNoTerm(self) -> None:
+        """
+        The shell goes at the kill's SIGTERM, a process it started ignores
+        it: that process is sent SIGKILL as the shell's end is seen (before,
+        the shell's end cancelled the SIGKILL: seen live, left running for good).
+        """
+        service, line, clock = self.start("sh -c \"trap '' TERM; exec sleep 1000\" & echo $! >&2; wait", timeout=5)
+        run = await self.running(line)
+        await until(self, lambda: run.stderr.endswith(b"\n"), "the started process's pid said")
+        started = int(run.stderr)
+        self.addCleanup(_killLeft, started)
+        clock.advance(5)
+        await run.ended
+        self.assertEqual(run.outcome, "killed: still running after 5 s (init-timeout)")
+        await until(self, lambda: _gone(started), f"process {started} gone")
+        self.assertEqual(clock.getDelayedCalls(), [])
 
     async def test_doneWithWordsLoggedOnce(self) -> None:
         """A command that ends well after a word on its standard error: one info line naming the line, with what it said."""
