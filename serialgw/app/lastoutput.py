@@ -76,18 +76,22 @@ class LastOutput:
         if self._timer is not None and self._timer.active():
             self._timer.cancel()
         self._timer = None
-        # Several SSH sessions share one connection: its buffer (and what a key exchange holds) counted once.
+        # Two figures, each of one kind: the output the gateway held for the
+        # session (bytes as the session has them to send), and the bytes its
+        # connection had not written (as on the wire: an SSH connection's
+        # encrypted packets; several SSH sessions share one, counted once).
         counted: set[int] = set()
         for session in self.sessions:
             if session.sessionEnded:
                 continue
-            waiting = session.heldOutput()
             holder = session.connectionBuffer()
+            buffered = 0
             if id(holder) not in counted:
                 counted.add(id(holder))
-                waiting += queuedBytes(holder) + session.connectionHeld()
-            log.warn("{line}: {peer} did not take its last output at the stop ({why}): cut, {count} byte(s) not sent",
-                     line=session.line.name, peer=session.peer, why=why, count=waiting)
+                buffered = queuedBytes(holder)
+            log.warn("{line}: {peer} did not take its last output at the stop ({why}): cut, {count} byte(s) of output "
+                     "not sent and {buffered} byte(s) its connection had not written", line=session.line.name,
+                     peer=session.peer, why=why, count=session.heldOutput(), buffered=buffered)
             session.abort()
             cut += 1
         if not self._done.called:  # (a cut one gone at once: done)

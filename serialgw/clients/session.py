@@ -446,10 +446,6 @@ class Session(InputReading):
         """Where its connection's bytes wait in Twisted's buffer (L{serialgw.wire.sockets.queuedBytes} counts them)."""
         return bufferHolder(self.transport)
 
-    def connectionHeld(self) -> int:
-        """What its connection holds for its client before that buffer (shared by the sessions on it): nothing."""
-        return 0
-
     def abort(self) -> bool:
         """Cut at once (the line failed to tell it something); False: nothing to cut, the line detaches it."""
         if not self._cuttable():

@@ -313,19 +313,20 @@ class SSHClient(Session, ClientEvents, SSHChannel):
 
     def heldOutput(self) -> int:
         """
-        Its guard's, what the channel holds beyond the client's window, and
-        what its end dropped from there (a client that did not read).
+        Its guard's, what the channel holds beyond the client's window, what
+        its end dropped from there (a client that did not read), and what a
+        key exchange its client began and has not finished holds back (its
+        data in the messages conch keeps meanwhile): output bytes, all.
         """
-        return Session.heldOutput(self) + self._channelBuffered() + self.droppedAtEnd
+        return Session.heldOutput(self) + self._channelBuffered() + self.droppedAtEnd + self._heldByKeyExchange()
+
+    def _heldByKeyExchange(self) -> int:
+        transport: Any = self.conn.transport if self.conn is not None else None
+        return int(transport.heldForChannel(self)) if transport is not None else 0
 
     def connectionBuffer(self) -> Any:
         """The TCP connection's (shared by the sessions of one SSH connection)."""
         return self.transport.tcp
-
-    def connectionHeld(self) -> int:
-        """What a key exchange the client has not finished holds back (its messages' payloads), the SSH connection's."""
-        transport: Any = self.conn.transport if self.conn is not None else None
-        return int(transport.heldByKeyExchange()) if transport is not None else 0
 
     # Requests
 

@@ -159,9 +159,25 @@ class ServerTransport(SSHServerTransport):
                     return
         SSHServerTransport.sendPacket(self, messageType, payload)
 
-    def heldByKeyExchange(self) -> int:
-        """The bytes (payloads) of the messages conch holds back until the key exchange under way is done."""
-        return sum(len(payload) for _, payload in self._blockedByKeyExchange or ())
+    def heldForChannel(self, channel: Any) -> int:
+        """
+        The output (the data of CHANNEL_DATA and CHANNEL_EXTENDED_DATA
+        messages) for C{channel} that conch holds back until the key
+        exchange under way is done: the session's bytes, as its other held
+        output is counted (not the messages' headers).
+        """
+        remote = getattr(self.service, "channelsToRemoteChannel", {}).get(channel)
+        if remote is None:
+            return 0
+        recipient = struct.pack(">L", remote)
+        held = 0
+        for messageType, payload in self._blockedByKeyExchange or ():
+            if payload[:4] == recipient:
+                if messageType == connection.MSG_CHANNEL_DATA:
+                    held += len(payload) - 8
+                elif messageType == connection.MSG_CHANNEL_EXTENDED_DATA:
+                    held += len(payload) - 12
+        return held
 
     def _heldTooMuch(self) -> None:
         tcp: Any = self.transport

@@ -154,7 +154,9 @@ class StopTakesLastOutputTests(GatewayCase):
         self.clock.advance(0.1)
         self.successResultOf(stopped)
         self.assertTrue(peer.lost)
-        self.assertEqual([(e["peer"], e["count"]) for e in self.cuts()], [("127.0.0.1:40000", len(sent))])
+        # Nothing its guard held (let go into its connection at the stop); all it was sent its connection had not written.
+        self.assertEqual([(e["peer"], e["count"], e["buffered"]) for e in self.cuts()],
+                         [("127.0.0.1:40000", 0, len(sent))])
         self.assertEqual(self.clock.getDelayedCalls(), [])
 
     def test_stopHurriedCutsAtOnce(self) -> None:
@@ -200,11 +202,12 @@ class SSHStopFigureTests(SynchronousTestCase):
         h.clock.advance(LAST_OUTPUT_WAIT)
         self.successResultOf(stopped)
         stderr = len(b"serialgw: the gateway is stopping\n")
-        cut = [(e["peer"], e["count"]) for e in log.events if "did not take its last output" in (e.get("log_format") or "")]
+        cut = [(e["peer"], e["count"], e["buffered"]) for e in log.events
+               if "did not take its last output" in (e.get("log_format") or "")]
         # The first: what was past its window and its reason, dropped at its end, and the connection's 3000;
         # the second read all: nothing of its own, the connection's already counted.
-        self.assertEqual(cut, [("ops1 (127.0.0.1:40000)", told + 5000 - 1000 + stderr + 3000),
-                               ("ops1 (127.0.0.1:40000)", 0)])
+        self.assertEqual(cut, [("ops1 (127.0.0.1:40000)", told + 5000 - 1000 + stderr, 3000),
+                               ("ops1 (127.0.0.1:40000)", 0, 0)])
 
 
     def test_sshCutCountsWhatAKeyExchangeHolds(self) -> None:
@@ -236,13 +239,16 @@ class SSHStopFigureTests(SynchronousTestCase):
         for _ in range(64):
             h.lines["con1"].deviceDataReceived(b"x" * 4096)
         stopped = LastOutput(h.clock, [channel]).close()
-        held = sum(len(payload) for _, payload in transport._blockedByKeyExchange)
-        self.assertEqual((transport.heldByKeyExchange(), held > 65536), (held, True))
-        mine = channel.heldOutput()
+        # The data of the session's messages conch holds (its output, then its end's standard error).
+        held = [(kind, payload) for kind, payload in transport._blockedByKeyExchange if kind in (94, 95)]
+        data = sum(len(payload) - (8 if kind == 94 else 12) for kind, payload in held)
+        self.assertEqual((transport.heldForChannel(channel), transport.heldForChannel(object()), data > 65536), (data, 0, True))
+        assert channel.guard is not None
+        own = channel.guard.heldBytes + len(channel.buf) + sum(len(d) for _, d in channel.extBuf) + channel.droppedAtEnd
         h.clock.advance(LAST_OUTPUT_WAIT)
         self.successResultOf(stopped)
-        cut = [e["count"] for e in log.events if "did not take its last output" in (e.get("log_format") or "")]
-        self.assertEqual(cut, [mine + queuedBytes(tcp) + held])
+        cut = [(e["count"], e["buffered"]) for e in log.events if "did not take its last output" in (e.get("log_format") or "")]
+        self.assertEqual(cut, [(own + data, queuedBytes(tcp))])
 
 
 class SharedPeer(SlowPeer):

@@ -529,7 +529,7 @@ class SSHTransportStub:
     def __init__(self) -> None:
         self.transport = Tcp()
 
-    def heldByKeyExchange(self) -> int:
+    def heldForChannel(self, channel: Any) -> int:
         """No key exchange under way: nothing held back."""
         return 0
 
