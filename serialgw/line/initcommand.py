@@ -259,13 +259,18 @@ class InitCommandLine:
     deviceTakes = True
     writable = True
     _initSoon: Optional[IDelayedCall] = None
+    # Whether a run waits for the last one's reaping (see runInitCommand).
+    _initAfterLast = False
 
     def setInitCommand(self, command: str, timeout: float, reactor: Any) -> None:
         """The command run at each coming up of the device from now on (C{""}: none); a run under way goes on."""
         self.initCommand, self.initTimeout, self.initReactor = command, timeout, reactor
 
     def initSoon(self) -> None:
-        """A device up before its line was set up (opened at start): run next turn, once its logs are attached."""
+        """
+        Run next turn: a device up before its line was set up (opened at
+        start), once its logs are attached; or once the last run is reaped.
+        """
         if self.initCommand and self.initReactor is not None and self._initSoon is None:
             self._initSoon = self.initReactor.callLater(0, self.runInitCommand)
 
@@ -279,6 +284,15 @@ class InitCommandLine:
             return
         if not line.up:
             return
+        last = self.initLast
+        if last is not None and not last.ended.called:
+            # The last run was killed and is not reaped yet (its SIGKILL due in L{KILL_WAIT} s at most):
+            # this one starts once it is, so a line runs one process of its command at a time (a client
+            # opening an on-demand line in a loop starts no more).
+            if not self._initAfterLast:
+                self._initAfterLast = True
+                last.ended.addBoth(self._lastReaped)
+            return
         run = InitRun(line, self.initCommand, self.initTimeout, self.initReactor)
         self.initRun = self.initLast = run
         self.initRuns += 1
@@ -290,6 +304,12 @@ class InitCommandLine:
         log.info("line {line}: init-command started (pid {pid}): {command!r}", line=line.name, pid=run.pid,
                  command=run.command[:200])
         line.announce("init-command started: what you type waits until it ends", logged=False)
+
+    def _lastReaped(self, result: object) -> object:
+        """The last run, killed, is reaped: the run due meanwhile is started next turn (if still due then)."""
+        self._initAfterLast = False
+        self.initSoon()
+        return result
 
     def stopInitCommand(self, why: str) -> Optional[Deferred[None]]:
         """

@@ -18,7 +18,7 @@ from twisted.trial.unittest import TestCase
 
 from serialgw.app.status import lineStatus
 from serialgw.line.hub import Line
-from serialgw.line.initcommand import WRITE_MOST, InitRun
+from serialgw.line.initcommand import KILL_WAIT, WRITE_MOST, InitRun
 from tests.fakes import LogEvents
 from tests.realio import Collector, closeClients, connect, listenerPort, ptyLine, startedPty, startGateway, until
 
@@ -78,6 +78,7 @@ class InitCommandPtyTests(TestCase):
 
         def over() -> Any:
             run.kill("the test is over")  # (nothing if it has ended)
+            run.killNow()  # (not on the test's clock: one that takes no SIGTERM is not left running)
             return run.ended
 
         self.addCleanup(over)
@@ -195,6 +196,33 @@ class InitCommandPtyTests(TestCase):
         await closeClients(client, second)
         await run.ended
         self.assertEqual((run.outcome, line.closedOnDemand), ("killed: the device is closed (on demand)", True))
+
+    async def test_oneRunAtATime(self) -> None:
+        """
+        On demand, a run killed at a close that takes no SIGTERM lives until
+        its SIGKILL: a client opening the device again meanwhile starts no
+        second run beside it (before, each open started one: a client in a
+        loop chose how many ran); it starts once the first is reaped.
+        """
+        service, line, clock = self.start("trap '' TERM; echo up >&2; while :; do sleep 1; done",
+                                          listen="raw", onDemand=True)
+        client = await connect(listenerPort(service))
+        first = await self.running(line)
+        await until(self, lambda: first.stderr == b"up\n", "the trap set")
+        await closeClients(client)
+        await until(self, lambda: first.outcome is not None, "the first killed at the close")
+        again = await connect(listenerPort(service))
+        await until(self, lambda: line.up and len(line.clients) == 1, "the device open again")
+        self.assertEqual((line.initRuns, line.initLast, first.ended.called), (1, first, False))
+        clock.advance(KILL_WAIT)
+        await first.ended
+        clock.advance(0)
+        second = await self.running(line)
+        self.assertEqual((line.initRuns, second is not first, second.outcome), (2, True, None))
+        await closeClients(again)
+        await until(self, lambda: second.outcome is not None, "the second killed at the close")
+        clock.advance(KILL_WAIT)
+        await second.ended
 
     async def test_killReachesWhatItStarted(self) -> None:
         """A shell that started a process of its own and waits: the kill reaches that process too (its session's group), none left behind."""
