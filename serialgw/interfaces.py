@@ -57,6 +57,11 @@ class IClient(Interface):
         "Its output guard where its output is bounded here (C{policy}: its listener's policy name; "
         "C{dropped}: device output dropped for it so far), else None."
     )
+    departed = Attribute(
+        "Whether it hung up with what it sent still waiting for the device (it takes no input now): it holds no "
+        "place in max-clients, and past the line's bound on such clients it is cut (L{dropLeftTyping}).  Always "
+        "false for a client that is no network session."
+    )
 
     def deliver(data: bytes) -> None:
         """Send device output to the client, encoded for its wire."""
@@ -97,6 +102,13 @@ class IClient(Interface):
         ends it (its right or key taken away, its line removed, idle), said
         so where the protocol can (an SSH session's exit status and
         standard error); None: the client asked (escape d).
+        """
+
+    def dropLeftTyping(why: str) -> None:
+        """
+        It hung up (C{departed}) and what it sent waits, past the line's
+        bound on such clients: that is not sent (counted, said with C{why})
+        and it goes.  Nothing for a client that never departs.
         """
 
     def abort() -> bool:

@@ -132,6 +132,7 @@ class RecordingClient:
         self.comPort: Any = None
         self.wantsLineErrors = False
         self.guard: Any = None
+        self.departed = False
         self.disconnected = 0
         self.aborted = 0
 
@@ -161,6 +162,9 @@ class RecordingClient:
 
     def disconnect(self, why: Optional[str] = None) -> None:
         self.disconnected += 1
+
+    def dropLeftTyping(self, why: str) -> None:
+        pass
 
     def abort(self) -> bool:
         # No connection to cut: the line detaches it.

@@ -24,6 +24,7 @@ class ClientEvents:
     user: Optional[str] = None
     comPort: Any = None
     guard: Any = None
+    departed = False
 
     @property
     def wantsLineErrors(self) -> bool:
@@ -34,6 +35,9 @@ class ClientEvents:
 
     def abort(self) -> bool:
         return False
+
+    def dropLeftTyping(self, why: str) -> None:
+        pass
 
     def modemStateChanged(self, state: int) -> None:
         pass

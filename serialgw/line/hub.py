@@ -172,7 +172,7 @@ class Line(PortControl, OpenCloseStrings, RoleChanges, DeviceState, SlowClients,
         place now: L{full}): at most max-clients such wait on a line, past
         that the oldest one's unread bytes are dropped and it goes.
         """
-        gone: list[Any] = [c for c in self.clients if getattr(c, "departed", False)]
+        gone = [c for c in self.clients if c.departed]
         waiting = len(gone)
         # (Each one cut is off the line at once (its connection is lost only next turn): two seen gone in one turn
         # cut the oldest twice and the bound slipped by one a round.)
@@ -563,4 +563,4 @@ class Line(PortControl, OpenCloseStrings, RoleChanges, DeviceState, SlowClients,
 
 def _holdsPlace(client: IClient) -> bool:
     """A person holds a place in max-clients, unless it hung up and only its typing waits for the device (L{Line.leftTyping})."""
-    return bool(client.person) and not getattr(client, "departed", False)
+    return bool(client.person) and not client.departed

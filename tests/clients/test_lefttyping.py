@@ -8,18 +8,23 @@ client goes; at most max-clients such clients wait on a line.
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 import socket
 
 from twisted.internet.task import Clock
 from twisted.logger import formatEvent
 from twisted.trial.unittest import SynchronousTestCase
+from zope.interface.verify import verifyClass
 
+import serialgw.clients
 from serialgw.clients.raw import RawClient
 from serialgw.clients.reading import HANGUP_CHECK_SECONDS
 from serialgw.config.listeners import parseListener
+from serialgw.interfaces import IClient
 from serialgw.line.hub import Line, Role
 from tests.clients.test_behind import SocketTransport
-from tests.fakes import RecordingDevice, observeLog
+from tests.fakes import RecordingClient, RecordingDevice, observeLog
 
 
 class LeftTypingTests(SynchronousTestCase):
@@ -107,3 +112,17 @@ class LeftTypingTests(SynchronousTestCase):
         self.clock.advance(HANGUP_CHECK_SECONDS * 3)
         self.assertTrue(self.line.full())
         self.assertFalse(client.departed)
+
+    def test_departedIsDeclaredByEveryClient(self) -> None:
+        """IClient declares departed and dropLeftTyping, and every client class of serialgw has them (a client that never departs: false, nothing): the line reads them as a contract, not by a getattr probe."""
+        self.assertEqual(sorted(name for name in ("departed", "dropLeftTyping") if name in IClient), ["departed", "dropLeftTyping"])
+        classes = []
+        for module in pkgutil.iter_modules(serialgw.clients.__path__, "serialgw.clients."):
+            for thing in vars(importlib.import_module(module.name)).values():
+                if isinstance(thing, type) and thing.__module__ == module.name and IClient.implementedBy(thing):
+                    classes.append(thing)
+        self.assertGreaterEqual(len(classes), 8)
+        for cls in classes:
+            self.assertIs(getattr(cls, "departed", None), False, cls)
+            verifyClass(IClient, cls)
+        self.assertIs(RecordingClient().departed, False)
