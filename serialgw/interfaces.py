@@ -59,8 +59,8 @@ class IClient(Interface):
     )
     departed = Attribute(
         "Whether it hung up with what it sent still waiting for the device (it takes no input now): it holds no "
-        "place in max-clients, and past the line's bound on such clients it is cut (L{dropLeftTyping}).  Always "
-        "false for a client that is no network session."
+        "place in max-clients nor write in exclusive mode (that typing still goes), and past the line's bound on "
+        "such clients it is cut (L{dropLeftTyping}).  Always false for a client that is no network session."
     )
 
     def deliver(data: bytes) -> None:

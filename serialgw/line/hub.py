@@ -158,8 +158,13 @@ class Line(PortControl, OpenCloseStrings, RoleChanges, DeviceState, SlowClients,
 
     @property
     def writer(self) -> Optional[IClient]:
-        """In exclusive mode, the one client that may write (or None)."""
-        return next((c for c in self.clients if c.role is Role.WRITER and c.person), None)
+        """
+        In exclusive mode, the one person who holds write (or None).  One
+        that hung up, its typing waiting for the device (C{departed}), holds
+        it no longer: that typing still goes, but the next person to attach
+        writes, as once it has left.
+        """
+        return next((c for c in self.clients if c.role is Role.WRITER and c.person and not c.departed), None)
 
     def full(self) -> bool:
         """No room for another network client (max-clients): one that hung up, its typing waiting for the device, holds none."""

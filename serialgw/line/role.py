@@ -107,12 +107,16 @@ class RoleChanges:
             self.announce(f"{client.peer} {text}", exclude=client if told else None, peer=client.peer, actor=client)
 
     def takeWrite(self: _Line, client: IClient) -> bool:
-        """C{client} becomes the writer; in exclusive mode the old one watches."""
+        """
+        C{client} becomes the writer; in exclusive mode the old one watches
+        (not one that hung up, its typing waiting: that still goes, as it
+        would have had the old one left).
+        """
         if client.role is Role.READONLY:
             return False
         if self.mode == "exclusive":
             for other in self.clients:
-                if other is not client and other.role is Role.WRITER and other.person:
+                if other is not client and other.role is Role.WRITER and other.person and not other.departed:
                     self._setRole(other, Role.WATCHER)
         self._setRole(client, Role.WRITER)
         self.announce(f"{client.peer} took write", peer=client.peer, actor=client)
@@ -132,7 +136,7 @@ class RoleChanges:
         for client in list(self.clients):
             if not client.person:
                 continue
-            if mode == "exclusive" and client is not writer and client.role is Role.WRITER:
+            if mode == "exclusive" and client is not writer and client.role is Role.WRITER and not client.departed:
                 self.dropWrite(client)
             elif mode == "shared" and client.role is Role.WATCHER:
                 self._roleChanged(client, Role.WRITER, "writes (shared)")

@@ -126,3 +126,38 @@ class LeftTypingTests(SynchronousTestCase):
             self.assertIs(getattr(cls, "departed", None), False, cls)
             verifyClass(IClient, cls)
         self.assertIs(RecordingClient().departed, False)
+
+    def test_departedWriterHoldsNoExclusiveWrite(self) -> None:
+        """Exclusive mode: the writer hangs up, its 7 bytes waiting for a device that takes no input: it is the line's writer no longer, a person attaching now writes (it watched, for as long as the device took nothing), and the 7 bytes still reach the device first, exactly, once it takes input."""
+        self.line.mode = "exclusive"
+        self.line.maxClients = 0
+        gone, transport, peer = self.connect()
+        peer.sendall(b"reboot\n")
+        peer.shutdown(socket.SHUT_WR)
+        self.clock.advance(HANGUP_CHECK_SECONDS)
+        self.assertTrue(gone.departed)
+        self.assertIsNone(self.line.writer)
+        newcomer, _, _ = self.connect()
+        self.assertEqual((newcomer.role, self.line.writer), (Role.WRITER, newcomer))
+        self.line.deviceWritable(True)
+        gone.dataReceived(transport.sock.recv(100))
+        newcomer.dataReceived(b"ls\n")
+        self.assertEqual(self.device.events, [("write", b"reboot\n"), ("write", b"ls\n")])
+        self.assertEqual(self.line.refused, 0)
+
+    def test_takingWriteLeavesADepartedOnesTyping(self) -> None:
+        """Exclusive mode: a watcher taking write (^] t) from a writer that hung up with its 7 bytes waiting takes nothing from it: the 7 bytes still reach the device, not refused (they were, as if it still held write)."""
+        self.line.mode = "exclusive"
+        self.line.maxClients = 0
+        first, firstTransport, firstPeer = self.connect()
+        watcher, _, _ = self.connect()
+        self.assertEqual((first.role, watcher.role), (Role.WRITER, Role.WATCHER))
+        firstPeer.sendall(b"reboot\n")
+        firstPeer.shutdown(socket.SHUT_WR)
+        self.clock.advance(HANGUP_CHECK_SECONDS)
+        self.assertTrue(first.departed)
+        self.assertTrue(self.line.takeWrite(watcher))
+        self.assertEqual((first.role, watcher.role, self.line.writer), (Role.WRITER, Role.WRITER, watcher))
+        self.line.deviceWritable(True)
+        first.dataReceived(firstTransport.sock.recv(100))
+        self.assertEqual((self.device.events, self.line.refused), ([("write", b"reboot\n")], 0))
