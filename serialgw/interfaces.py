@@ -57,6 +57,10 @@ class IClient(Interface):
         "Its output guard where its output is bounded here (C{policy}: its listener's policy name; "
         "C{dropped}: device output dropped for it so far), else None."
     )
+    logBudget = Attribute(
+        "The second log budget what its coming, going and doing says counts against, beside its own peer's "
+        "(logflood): its listener's (a client reconnecting in a loop), an SSH login's sessions'; None: its own only."
+    )
     departed = Attribute(
         "Whether it hung up with what it sent still waiting for the device (it takes no input now): it holds no "
         "place in max-clients nor write in exclusive mode (that typing still goes), and past the line's bound on "

@@ -25,6 +25,7 @@ class ClientEvents:
     comPort: Any = None
     guard: Any = None
     departed = False
+    logBudget: Optional[str] = None
 
     @property
     def wantsLineErrors(self) -> bool:

@@ -110,6 +110,8 @@ class Session(InputReading):
     wakesLine = True
     # A dial-out's: the gateway made the connection (see IClient.dialled).
     dialled = False
+    # Its listener's log budget, given by its factory (see IClient.logBudget).
+    logBudget: Optional[str] = None
     # RFC 2217 control: telnet's, once negotiated (see TelnetClient).
     comPort: Any = None
     # Announced to the others only once it sends something or has stayed
@@ -428,7 +430,7 @@ class Session(InputReading):
             if subject in tls.readOnlySubjects:
                 self.role = Role.READONLY
             log.info("{line}: {peer} is {role} by its certificate", line=self.line.name, peer=self.peer,
-                     role=self.role.value, budget=getattr(self, "logBudget", None))
+                     role=self.role.value, budget=self.logBudget)
 
     @property
     def wantsLineErrors(self) -> bool:
@@ -485,7 +487,7 @@ class Session(InputReading):
     def _cut(self) -> None:
         self._closeCall = None
         log.info("{line}: {peer} did not take its last output within {seconds} s: cut", line=self.line.name,
-                 peer=self.peer, seconds=CLOSE_GRACE, budget=getattr(self, "logBudget", None))
+                 peer=self.peer, seconds=CLOSE_GRACE, budget=self.logBudget)
         self.transport.abortConnection()
 
     def whenGone(self) -> Deferred[None]:
@@ -534,7 +536,7 @@ class Session(InputReading):
     def _idleTimeout(self) -> None:
         self._idleCall = None
         log.info("{line}: {peer} idle for {seconds} s: disconnected", line=self.line.name, peer=self.peer,
-                 seconds=self.listener.idle, budget=getattr(self, "logBudget", None))
+                 seconds=self.listener.idle, budget=self.logBudget)
         why = f"idle for {self.listener.idle:g} s: disconnected"
         # A person at a terminal is told why the connection closes (an SSH session says it on its stderr).
         self.notice(why)

@@ -48,7 +48,7 @@ class Comings:
                     self._call = self.clock.callLater(told[0] + WINDOW - now, self._tellCount)
                 log.info("{line}: {peer} arrived (not announced: more than {count} in {seconds} s)",
                          line=self.name, peer=client.peer, count=TOLD, seconds=WINDOW,
-                         budget=getattr(client, "logBudget", None))
+                         budget=client.logBudget)
                 return False
             told.append(now)
         self._toldClients[client] = None

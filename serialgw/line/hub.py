@@ -265,7 +265,7 @@ class Line(PortControl, OpenCloseStrings, RoleChanges, DeviceState, SlowClients,
         if not client.person:
             if not quiet:
                 log.info("{line}: {peer} attached as {role}", line=self.name, peer=client.peer,
-                         role=client.role.value, budget=getattr(client, "logBudget", None))
+                         role=client.role.value, budget=client.logBudget)
         elif not quiet:
             self._countIn()
 
@@ -328,7 +328,7 @@ class Line(PortControl, OpenCloseStrings, RoleChanges, DeviceState, SlowClients,
             if client in self._unannounced:
                 self._unannounced.pop(client, None)
                 log.info("{line}: {peer} came and went without a word (not announced)", line=self.name,
-                         peer=client.peer, budget=getattr(client, "logBudget", None))
+                         peer=client.peer, budget=client.logBudget)
                 heir = self.mode == "exclusive" and client.role is Role.WRITER and heirOf(self.clients, place)
                 if heir:
                     # Write is the first person's who came meanwhile (a
@@ -341,7 +341,7 @@ class Line(PortControl, OpenCloseStrings, RoleChanges, DeviceState, SlowClients,
                 self._unlogged.pop(client, None)
             else:
                 log.info("{line}: {peer} detached", line=self.name, peer=client.peer,
-                         budget=getattr(client, "logBudget", None))
+                         budget=client.logBudget)
         if leaving and not self.people:
             self._lastPerson()
         if attached:

@@ -299,4 +299,4 @@ def _logged(client: Optional[IClient]) -> dict[str, Any]:
     """The log fields that count a line about C{client}'s coming or going against its budgets (see logflood)."""
     if client is None:
         return {}
-    return {"peer": client.peer, "budget": getattr(client, "logBudget", None)}
+    return {"peer": client.peer, "budget": client.logBudget}

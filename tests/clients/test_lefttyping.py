@@ -27,6 +27,16 @@ from tests.clients.test_behind import SocketTransport
 from tests.fakes import RecordingClient, RecordingDevice, observeLog
 
 
+def clientClasses() -> list[type]:
+    """Every class of serialgw.clients that implements IClient (9 now: telnet, raw, stdio, SSH, pty, file, netconsole, log, watch-all view)."""
+    classes = []
+    for module in pkgutil.iter_modules(serialgw.clients.__path__, "serialgw.clients."):
+        for thing in vars(importlib.import_module(module.name)).values():
+            if isinstance(thing, type) and thing.__module__ == module.name and IClient.implementedBy(thing):
+                classes.append(thing)
+    return classes
+
+
 class LeftTypingTests(SynchronousTestCase):
     def setUp(self) -> None:
         self.clock = Clock()
@@ -116,12 +126,8 @@ class LeftTypingTests(SynchronousTestCase):
     def test_departedIsDeclaredByEveryClient(self) -> None:
         """IClient declares departed and dropLeftTyping, and every client class of serialgw has them (a client that never departs: false, nothing): the line reads them as a contract, not by a getattr probe."""
         self.assertEqual(sorted(name for name in ("departed", "dropLeftTyping") if name in IClient), ["departed", "dropLeftTyping"])
-        classes = []
-        for module in pkgutil.iter_modules(serialgw.clients.__path__, "serialgw.clients."):
-            for thing in vars(importlib.import_module(module.name)).values():
-                if isinstance(thing, type) and thing.__module__ == module.name and IClient.implementedBy(thing):
-                    classes.append(thing)
-        self.assertGreaterEqual(len(classes), 8)
+        classes = clientClasses()
+        self.assertGreaterEqual(len(classes), 9)
         for cls in classes:
             self.assertIs(getattr(cls, "departed", None), False, cls)
             verifyClass(IClient, cls)

@@ -266,3 +266,16 @@ class ConnectFloodTests(SynchronousTestCase):
         summaries = [e for e in events if "left out" in e.get("log_format", "")]
         self.assertEqual(len(summaries), 1)
         self.assertGreaterEqual(summaries[0]["count"], 1000 - 20)
+
+    def test_logBudgetIsDeclaredByEveryClient(self) -> None:
+        """IClient declares logBudget, the line's and a session's log calls read it as such (no getattr probe): every client class of serialgw has it, None unless given; a listener's client has its listener's key."""
+        from serialgw.clients.factory import LineFactory
+        from serialgw.interfaces import IClient
+        from tests.clients.test_lefttyping import clientClasses
+
+        self.assertIn("logBudget", IClient)
+        classes = clientClasses()
+        self.assertEqual({cls.__name__: getattr(cls, "logBudget", "none") for cls in classes},
+                         {cls.__name__: None for cls in classes})
+        factory = LineFactory(Line("ttyS0", RecordingDevice(), clock=Clock()), parseListener("raw+4444"))
+        self.assertEqual(factory.buildProtocol(None).logBudget, "ttyS0 listener raw+4444")
