@@ -26,10 +26,12 @@ import argparse
 import errno
 import os
 import resource
+import shutil
 import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from typing import Any, Optional
 
@@ -172,8 +174,10 @@ def serialgwRoundTrips(name: str, rtts: int) -> dict[str, float]:
     env = dict(os.environ, PYTHONPATH=REPO)
     code = (f"import sys; sys.path.insert(0, {BENCH!r}); import reactors; reactors.install({name!r}); "
             "from twisted.scripts.twistd import run; run()")
-    argv = [sys.executable, "-c", code, "-n", "--pidfile=", "--logfile=/dev/null", "serialgw", "--device", pty.slave,
-            "--no-lock", "--port", f"raw+tcp:{port}:interface=127.0.0.1"]
+    # Its log in a directory of its own (never /dev/null: twistd rotates a log by renaming it).
+    logdir = tempfile.mkdtemp(prefix="serialgw-bench-")
+    argv = [sys.executable, "-c", code, "-n", "--pidfile=", "--logfile=" + os.path.join(logdir, "twistd.log"),
+            "serialgw", "--device", pty.slave, "--no-lock", "--port", f"raw+tcp:{port}:interface=127.0.0.1"]
     proc = subprocess.Popen(argv, cwd=REPO, env=env, stdout=subprocess.DEVNULL)
     try:
         run.waitListening(port)
@@ -190,6 +194,7 @@ def serialgwRoundTrips(name: str, rtts: int) -> dict[str, float]:
         proc.terminate()
         proc.wait(10)
         pty.close()
+        shutil.rmtree(logdir, ignore_errors=True)
     return {"rtt_p50_us": statistics.median(times) * 1e6, "cpu_us_per_rtt": cpu}
 
 
@@ -205,7 +210,7 @@ def variantServer(name: str) -> type[run.Server]:
                             "lock = false\n\n")
             code = (f"import sys; sys.path.insert(0, {BENCH!r}); import reactors; reactors.install({name!r}); "
                     "from twisted.scripts.twistd import run; run()")
-            argv = [sys.executable, "-c", code, "-n", "--pidfile=", "--logfile=/dev/null", "serialgw", "--config", config]
+            argv = [sys.executable, "-c", code, "-n", "--pidfile=", self.logfile(), "serialgw", "--config", config]
             self.proc = subprocess.Popen(argv, cwd=REPO, env=dict(os.environ, PYTHONPATH=REPO), stdout=subprocess.DEVNULL)
             run.waitListening(ports[-1])
 

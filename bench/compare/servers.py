@@ -54,6 +54,14 @@ class Server:
     def start(self, devices: list[str], ports: list[int], telnetPort: Optional[int] = None) -> None:
         raise NotImplementedError
 
+    def logfile(self, name: str = "twistd.log") -> str:
+        """
+        twistd's --logfile option: a file in this server's own directory.
+        Never /dev/null: twistd rotates its log at 1 MB by renaming it, and
+        as root that renamed the machine's /dev/null (s29).
+        """
+        return "--logfile=" + os.path.join(self.dir, name)
+
     def pids(self) -> list[int]:
         """The processes serving (one; serialgw's shards are several)."""
         assert self.proc is not None
@@ -86,7 +94,7 @@ class Serialgw(Server):
             # default (drop) a reader that stalls for a few milliseconds
             # (the GIL, a busy machine) loses output and the transfer fails.
             options = f",policy={self.policy}" if self.policy else ""
-            argv = TWISTD + ["-n", "--pidfile=", "--logfile=/dev/null", "serialgw", "--device", devices[0],
+            argv = TWISTD + ["-n", "--pidfile=", self.logfile(), "serialgw", "--device", devices[0],
                              "--port", f"raw{options}+tcp:{ports[0]}:interface=127.0.0.1", *self.extra]
             if telnetPort:
                 argv += ["--listen", f"telnet{options}+tcp:{telnetPort}:interface=127.0.0.1"]
@@ -97,7 +105,7 @@ class Serialgw(Server):
             with open(config, "w") as f:
                 for i, (device, port) in enumerate(zip(devices, ports, strict=True)):
                     f.write(f'[lines.line{i}]\ndevice = "{device}"\nlisten = "raw+tcp:{port}:interface=127.0.0.1"\n\n')
-            argv = TWISTD + ["-n", "--pidfile=", "--logfile=/dev/null", "serialgw", "--config", config, *self.extra]
+            argv = TWISTD + ["-n", "--pidfile=", self.logfile(), "serialgw", "--config", config, *self.extra]
             self.proc = subprocess.Popen(argv, cwd=REPO, env=env, stdout=subprocess.DEVNULL)
         waitListening(ports[-1])
 
@@ -208,7 +216,7 @@ class SerialgwNeighbour(Serialgw):
             for i, (device, port) in enumerate(zip(devices, ports, strict=True)):
                 f.write(f'[lines.line{i}]\ndevice = "{device}"\nlisten = "raw+tcp:{port}:interface=127.0.0.1"\n'
                         "lock = false\n\n")
-        argv = TWISTD + ["-n", "--pidfile=", "--logfile=/dev/null", "serialgw", "--config", config, *self.extra]
+        argv = TWISTD + ["-n", "--pidfile=", self.logfile(), "serialgw", "--config", config, *self.extra]
         self.proc = subprocess.Popen(argv, cwd=REPO, env=dict(os.environ, PYTHONPATH=REPO, **self.environ),
                                      stdout=subprocess.DEVNULL)
         waitListening(ports[-1])
@@ -308,7 +316,7 @@ class SerialgwShards(Server):
             for i, (device, port) in enumerate(zip(devices, ports, strict=True)):
                 f.write(f'[lines.line{i}]\ndevice = "{device}"\nlisten = "raw+tcp:{port}:interface=127.0.0.1"\n\n')
         for index in range(self.shards):
-            argv = TWISTD + ["-n", "--pidfile=", "--logfile=/dev/null", "serialgw", "--config", config,
+            argv = TWISTD + ["-n", "--pidfile=", self.logfile(f"twistd-{index}.log"), "serialgw", "--config", config,
                              "--shard", f"{index}/{self.shards}"]
             self.procs.append(subprocess.Popen(argv, cwd=REPO, env=dict(os.environ, PYTHONPATH=REPO),
                                                stdout=subprocess.DEVNULL))
