@@ -31,7 +31,7 @@ from serialgw.config.devicekeys import (
 from serialgw.config.file import nameProblem
 from serialgw.config.foreign import OPTIONS, deviceWithSettings
 from serialgw.config.gatewaylisteners import parseSSHListener
-from serialgw.config.linetable import MAX_NAME
+from serialgw.config.linetable import MAX_NAME, initCommandRefusal, initTimeoutRefusal, initTimeoutSeconds
 from serialgw.config.listeners import parseListener
 from serialgw.config.loops import ptyLoop
 from serialgw.config.parsers import (
@@ -208,8 +208,16 @@ def singleLine(options: usage.Options) -> LineConfig:
             raise ConfigError("--idle-string is empty: nothing to send; leave --idle-timeout out for no idle-string")
     seconds = {key: byOption(key, lambda t, least=least: parseSeconds(t, least), options[key] or "0")
                for key, least in (("on-demand-linger", 0.0), ("idle-timeout", 1.0))}
+    initCommand = "" if options["init-command"] is None else options["init-command"]
+    refusal = initCommandRefusal(initCommand, "leave --init-command out") if options["init-command"] is not None else None
+    if refusal is not None:
+        raise ConfigError(f"--init-command: {refusal}")
+    initTimeout = 60.0 if options["init-timeout"] is None else initTimeoutSeconds(options["init-timeout"])
+    if initTimeout is None:
+        raise ConfigError(f"--init-timeout: {initTimeoutRefusal(quote(options['init-timeout']))}")
     for key, needs, needed in (("on-demand-linger", "--on-demand", options["on-demand"]),
-                               ("idle-string", "--idle-timeout", seconds["idle-timeout"])):
+                               ("idle-string", "--idle-timeout", seconds["idle-timeout"]),
+                               ("init-timeout", "--init-command", initCommand)):
         if options[key] is not None and not needed:
             raise ConfigError(f"--{key} means nothing without {needs}")
     for key, parts in strings.items():
@@ -242,6 +250,8 @@ def singleLine(options: usage.Options) -> LineConfig:
         onDemandLinger=seconds["on-demand-linger"],
         idleTimeout=seconds["idle-timeout"],
         idleString=strings.get("idle-string", (b"\n",)),
+        initCommand=initCommand,
+        initTimeout=initTimeout,
         kickOldUser=bool(options["kick-old-user"]),
         lockDir=parseLockDir(options["lock-dir"], "--lock-dir") if options["lock-dir"] is not None else DEFAULT_LOCK_DIR,
     )

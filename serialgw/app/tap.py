@@ -47,7 +47,8 @@ log = Logger()
 # What the single line's options say; with --config the file says it (an error).
 LINE_OPTIONS = ("device", "port", "name", "serial", "baud", "bytesize", "parity", "stopbits", "break-duration",
                 "signature", "coalesce", "max-clients", "open-string", "close-string", "dtr", "rts", "idle-dtr",
-                "idle-rts", "pace", "pace-line", "lock-dir", "banner", "on-demand-linger", "idle-timeout", "idle-string")
+                "idle-rts", "pace", "pace-line", "lock-dir", "banner", "on-demand-linger", "idle-timeout", "idle-string",
+                "init-command", "init-timeout")
 LINE_FLAGS = ("xonxoff", "rtscts", "no-notices", "no-lock", "no-restore", "on-demand", "kick-old-user")
 
 
@@ -146,6 +147,11 @@ man 8 serialgw
          "1h; conserver's idletimeout) [default: 0, never]"],
         ["idle-string", None, None,
          "What --idle-timeout writes (conserver's idlestring); escapes as --open-string [default: \\n]"],
+        ["init-command", None, None,
+         "Run CMD by /bin/sh -ec each time the device comes up, its stdin the device's output, its stdout written "
+         "to the device, people's typing held until it ends (conserver's initcmd) [default: none]"],
+        ["init-timeout", None, None,
+         "Kill --init-command after SECONDS (or 5m, 1h; 1 s to a day) [default: 60]"],
         ["lock-dir", None, None,
          "Where a local tty's UUCP lock file (LCK..NAME, as minicom, cu and ser2net use) is made "
          "[default: /var/lock]"],

@@ -211,15 +211,37 @@ def _orphans(path: str, text: str, where: str, table: dict[str, Any], config: Li
                               f"[defaults]): without it, {key} does nothing")
 
 
-def _initTimeout(given: Any) -> float:
-    """init-timeout: 1 s to a day (never 0: an init-command is always bounded)."""
+def initTimeoutSeconds(given: Any) -> Optional[float]:
+    """init-timeout (--init-timeout): 1 s to a day (never 0: an init-command is always bounded); None if not that."""
     try:
         value = parseSeconds(given, 1.0)
     except ConfigError:
         value = 0.0
-    if not value:
-        raise _KeyError("init-timeout", f"expected seconds, 1 to {MOST_SECONDS} (a day), as 60, \"90s\", \"5m\" or "
-                                        f"\"1h\" (an init-command is always bounded: 60 when left out), not {_shown(given)}")
+    return value or None
+
+
+def initTimeoutRefusal(shown: str) -> str:
+    """Why an init-timeout shown as C{shown} is refused."""
+    return (f"expected seconds, 1 to {MOST_SECONDS} (a day), as 60, \"90s\", \"5m\" or \"1h\" (an init-command is "
+            f"always bounded: 60 when left out), not {shown}")
+
+
+def initCommandRefusal(command: str, leftOut: str) -> Optional[str]:
+    """Why an init-command is refused (empty, too long, a NUL), or None; C{leftOut}: how to have none."""
+    if not command.strip():
+        return f"empty: nothing to run; {leftOut} for none"
+    if len(command) > INIT_COMMAND_MOST:
+        return (f"{len(command)} characters: at most {INIT_COMMAND_MOST} (a longer one goes in a script, "
+                "init-command = \"/path/to/script\")")
+    if "\0" in command:
+        return "a NUL (\\0) in it: a command line cannot hold one"
+    return None
+
+
+def _initTimeout(given: Any) -> float:
+    value = initTimeoutSeconds(given)
+    if value is None:
+        raise _KeyError("init-timeout", initTimeoutRefusal(_shown(given)))
     return value
 
 
@@ -355,13 +377,9 @@ def _line(name: str, table: dict[str, Any]) -> LineConfig:
     seconds = {key: parsed(key, lambda t, least=least: parseSeconds(t, least), table.get(key, 0))
                for key, least in (("on-demand-linger", 0.0), ("idle-timeout", 1.0))}
     initCommand = value("init-command", str, "")
-    if "init-command" in table and not initCommand.strip():
-        raise _KeyError("init-command", "empty: nothing to run; leave init-command out for none")
-    if len(initCommand) > INIT_COMMAND_MOST:
-        raise _KeyError("init-command", f"{len(initCommand)} characters: at most {INIT_COMMAND_MOST} (a longer one "
-                                        "goes in a script, init-command = \"/path/to/script\")")
-    if "\0" in initCommand:
-        raise _KeyError("init-command", "a NUL (\\0) in it: a command line cannot hold one")
+    refusal = initCommandRefusal(initCommand, "leave init-command out") if "init-command" in table else None
+    if refusal is not None:
+        raise _KeyError("init-command", refusal)
     initTimeout = _initTimeout(table.get("init-timeout", 60))
     if "idle-string" in table and not strings["idle-string"]:
         raise _KeyError("idle-string", "empty: nothing to send; leave idle-timeout out (or 0) for no idle-string")

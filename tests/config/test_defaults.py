@@ -287,6 +287,8 @@ class OptionDefaultsTests(TestCase):
             "on-demand-linger": ["--on-demand-linger", "30"],
             "idle-timeout": ["--idle-timeout", "5m"],
             "idle-string": ["--idle-string", "\\r"],
+            "init-command": ["--init-command", "true"],
+            "init-timeout": ["--init-timeout", "10"],
             "banner": ["--banner", "{line} at {settings}\\r\\n"],
             "wait-for-device": ["--wait-for-device"],
             "busy-poll": ["--busy-poll", "20"],

@@ -2,13 +2,16 @@
 The keys init-command and init-timeout (conserver's initcmd): read, left
 out, refused naming the file's line when empty, too long, holding a NUL,
 or unbounded; init-timeout alone in a line's own table refused; conserver's
-names pointed here.
+names pointed here.  Single-line mode's --init-command and --init-timeout
+alike.
 """
 
 from __future__ import annotations
 
+from twisted.python.usage import UsageError
 from twisted.trial.unittest import SynchronousTestCase
 
+from serialgw.app import tap
 from serialgw.config.file import loadConfig
 from serialgw.config.specs import ConfigError
 from tests.realio import writeTemp
@@ -58,3 +61,36 @@ class InitKeysTests(SynchronousTestCase):
         self.assertIn("unknown key 'initcmd' in [lines.web1]: conserver's initcmd is init-command here (run by /bin/sh "
                       "-ec each time the device comes up", self.refused(LINE + "initcmd = 'x'\n"))
         self.assertIn("SERIALGW_LINE and SERIALGW_DEVICE", self.refused(LINE + "initsubst = 'x'\n"))
+
+    def test_singleLineOptions(self) -> None:
+        """--init-command and --init-timeout give the single line its command and bound (60 s left out); refused as the keys are, naming the option."""
+
+        def parsed(*args: str) -> tap.Options:
+            options = tap.Options()
+            options.exitOnError = False
+            options.parseOptions(["--device", "/dev/ttyS0", *args])
+            return options
+
+        def refused(*args: str) -> str:
+            return str(self.assertRaises(UsageError, parsed, *args))
+
+        line = parsed("--init-command", 'login-board "$SERIALGW_LINE"', "--init-timeout", "5m")["line"]
+        self.assertEqual((line.initCommand, line.initTimeout), ('login-board "$SERIALGW_LINE"', 300.0))
+        line = parsed("--init-command", "true")["line"]
+        self.assertEqual((line.initCommand, line.initTimeout), ("true", 60.0))
+        line = parsed()["line"]
+        self.assertEqual((line.initCommand, line.initTimeout), ("", 60.0))
+        self.assertEqual(refused("--init-command", " "),
+                         "--init-command: empty: nothing to run; leave --init-command out for none")
+        self.assertEqual(refused("--init-command", "x" * 4097),
+                         '--init-command: 4097 characters: at most 4096 (a longer one goes in a script, init-command = '
+                         '"/path/to/script")')
+        for given in ("0", "86401", "0.5", "soon", ""):
+            self.assertEqual(refused("--init-command", "true", "--init-timeout", given),
+                             f"--init-timeout: {RANGE}'{given}'", given)
+        self.assertEqual(refused("--init-timeout", "5"), "--init-timeout means nothing without --init-command")
+        options = tap.Options()
+        options.exitOnError = False
+        self.assertEqual(str(self.assertRaises(UsageError, options.parseOptions,
+                                               ["--config", writeTemp(self, LINE), "--init-command", "true"])),
+                         "--config and --init-command do not go together: put the line in the file")
