@@ -178,6 +178,11 @@ class IDevice(Interface):
         "Why settings cannot reach the far end, for people (C{'tcp:h:1 is a raw socket: it carries no settings "
         "(an rfc2217:// device does)'}); empty when they can.  Settings asked of the line are refused then."
     )
+    logBudget = Attribute(
+        "The log budget its coming and going counts against (logflood), its line's device down and up too, shared "
+        "by the consoles of one far host (a console server's lines, each flapping, wrote ~22 lines a minute each); "
+        "None: not limited (a local device)."
+    )
     lockedBy = Attribute("The process whose UUCP lock keeps the device from us (a pid), or None.")
     breaks = Attribute("Breaks sent so far.")
     dropped = Attribute(

@@ -185,6 +185,7 @@ class RecordingDevice:
         self.name = ""
         self.events: list[tuple[str, Any]] = []
         self.lockedBy: Optional[int] = None
+        self.logBudget: Optional[str] = None
         self.breakDuration = 0.25
         self.breaks = 0
         self.dropped = 0

@@ -135,6 +135,8 @@ class SerialDevice(DeviceControls, LossAndReturn, SettingsInOrder, Pacing, Early
         self._nextWrite = 0.0
         # The process holding the device's UUCP lock, while that keeps it down.
         self.lockedBy: Optional[int] = None
+        # Its down and up are the gateway's own news: not limited (IDevice.logBudget).
+        self.logBudget: Optional[str] = None
         if downReason is not None:
             # Not there at start: down from the first moment, reopened as
             # if it had vanished.

@@ -110,6 +110,10 @@ class RemoteDevice:
         self.downReason: Optional[str] = "not connected yet"
         # No lock file for a console elsewhere.
         self.lockedBy: Optional[int] = None
+        # Its link's coming and going (its line's down and up too) is said within one budget for the consoles
+        # of its far host: a console server whose 48 lines flapped wrote ~1000 lines a minute (22 a line).
+        self.logBudget: Optional[str] = (f"the consoles at {spec.path or '?'}" if spec.kind == "unix"
+                                         else f"the consoles at {spec.host.lower()}")
         self.closed = False
         self.breaks = 0
         self.dropped = 0
@@ -199,7 +203,8 @@ class RemoteDevice:
         if self.spec.kind == "unix":
             reason = notASocket(self.spec.path) or reason
         if reason != self.downReason:
-            log.info("{device}: not connected: {reason}; trying again with backoff", device=self.name, reason=reason)
+            farEndLog.info("{device}: not connected: {reason}; trying again with backoff", device=self.name,
+                           reason=reason, peer=farEnd(self), budget=self.logBudget)
         self.downReason = reason
         # Not from inside the service's own callback (it refuses re-entry).
         self._watchCall = self.reactor.callLater(0, self._watchAttempts)
@@ -409,7 +414,7 @@ class RemoteDevice:
         self.up = True
         self.downReason = None
         self._backoff.linkUp()
-        log.info("{device}: connected", device=self.name)
+        farEndLog.info("{device}: connected", device=self.name, peer=farEnd(self), budget=self.logBudget)
         # The line started with the device down (not dialed yet): the first
         # connection is news to it as much as a reconnection.
         try:
@@ -443,7 +448,8 @@ class RemoteDevice:
             # loss, hence the next turn) say why it stays down.
             self._watchCall = self.reactor.callLater(0, self._watchAttempts)
             self.downReason = reason.getErrorMessage().rstrip(".")
-            log.warn("{device}: connection lost: {reason}", device=self.name, reason=self.downReason)
+            farEndLog.warn("{device}: connection lost: {reason}", device=self.name, reason=self.downReason,
+                           peer=farEnd(self), budget=self.logBudget)
             try:
                 self.sink.deviceLost(reason)
             except Exception:

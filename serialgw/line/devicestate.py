@@ -43,10 +43,11 @@ class _Line(Protocol):
     initRun: Any  # (an InitRun, or None)
 
     def flushHeld(self: _Line) -> None: ...
-    def recordEvent(self: _Line, text: str, peer: Optional[str] = None) -> None: ...
+    def recordEvent(self: _Line, text: str, peer: Optional[str] = None, budget: Optional[str] = None) -> None: ...
     def _countUnsent(self: _Line, why: str) -> None: ...
     def _sendString(self: _Line, parts: tuple[bytes, ...], what: str) -> None: ...
     def _downNotice(self: _Line, why: str) -> bytes: ...
+    def _deviceEvent(self: _Line, text: str) -> None: ...
     def openedOnDemand(self: _Line) -> bool: ...
     def notOpenedOnDemand(self: _Line, reason: str) -> None: ...
     def peopleMayType(self: _Line, writable: bool) -> None: ...
@@ -109,7 +110,7 @@ class DeviceState:
         self.flushHeld()
         self.up = False
         why = reason.getErrorMessage().rstrip(".")  # "closed cleanly." then "; waiting": one stop
-        self.recordEvent(f"device down ({why}); {len(self.clients)} client(s) stay connected")
+        self._deviceEvent(f"device down ({why}); {len(self.clients)} client(s) stay connected")
         self._countUnsent(why)
         notice = self._downNotice(why)
         for client in list(self.clients):
@@ -123,6 +124,15 @@ class DeviceState:
         notice = self._downNotice(reason)
         for client in list(self.clients):
             client.deviceStateChanged(False, notice)
+
+    def _deviceEvent(self: _Line, text: str) -> None:
+        """
+        The device went or came back, said; a remote console's within its
+        far host's log budget (IDevice.logBudget: a console server's
+        flapping lines), a local device's as the gateway's own news.
+        """
+        budget = self.device.logBudget
+        self.recordEvent(text, self.device.name if budget is not None else None, budget)
 
     def _downNotice(self: _Line, why: str) -> bytes:
         if not self.notices:
@@ -145,7 +155,7 @@ class DeviceState:
             pass  # (nobody was told it was down: no news, no reopen)
         elif not first or self.clients:
             self.reopens += 0 if first else 1
-            self.recordEvent("device up")
+            self._deviceEvent("device up")
             notice = f"\r\n[serialgw: {self.name} is back]\r\n".encode("utf-8", "replace") if self.notices else b""
             for client in list(self.clients):
                 client.deviceStateChanged(True, notice)

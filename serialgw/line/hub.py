@@ -475,8 +475,8 @@ class Line(PortControl, OpenCloseStrings, RoleChanges, DeviceState, SlowClients,
                     log.failure("{line}: telling {peer} failed; it is cut off", line=self.name, peer=client.peer)
                     self._cutOff(client)
 
-    def recordEvent(self, text: str, peer: Optional[str] = None) -> None:
-        log.info("{line}: {text}", line=self.name, text=text, peer=peer)
+    def recordEvent(self, text: str, peer: Optional[str] = None, budget: Optional[str] = None) -> None:
+        log.info("{line}: {text}", line=self.name, text=text, peer=peer, budget=budget)
         self.writeLogs(text)
 
     def writeLogs(self, text: str) -> None:
