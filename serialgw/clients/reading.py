@@ -43,6 +43,10 @@ TYPED_AHEAD_LIMIT = 4096
 # A client not read only because the device takes no input is looked at
 # this often for a hang-up (see InputReading._checkHangUp).
 HANGUP_CHECK_SECONDS = 5.0
+# What held a client's typing, as the log says it (InputReading._heldBy):
+# the device, or an init-command running (the device took input all along).
+DEVICE_HELD = "the device took no input"
+INIT_HELD = "an init-command held people's typing"
 # What a look at a hung-up TLS client reads of its socket at a time, and
 # at most in all (see tlsHungUp).  It read all of it before, on the
 # reactor: up to the socket's receive buffer (net.ipv4.tcp_rmem's most, 6
@@ -190,10 +194,20 @@ class InputReading:
         if not typed:
             return
         self.line.refused += len(typed)
-        log.info("{line}: {peer} left with {count} byte(s) it typed while the device took no input: not sent",
-                 line=self.line.name, peer=self.peer, count=len(typed))
+        held = self._heldBy()
+        log.info("{line}: {peer} left with {count} byte(s) it typed while {held}: not sent",
+                 line=self.line.name, peer=self.peer, count=len(typed), held=held)
         if told:
-            self.notice(f"{len(typed)} byte(s) you typed were not sent: {self.line.name} took no input")
+            self.notice(f"{len(typed)} byte(s) you typed were not sent: "
+                        + (f"{self.line.name} took no input" if held == DEVICE_HELD else held))
+
+    def _heldBy(self) -> str:
+        """
+        What keeps this client's typing from the device now, for the log:
+        the device (it takes no input), or the line's init-command (it holds
+        people's typing while it runs, the device taking input).
+        """
+        return INIT_HELD if self.line.initRun is not None and self.line.deviceTakes else DEVICE_HELD
 
     # Reading the client: paused while the device is behind (the line's
     # pauseInput) or while the client's own output is past its bound.
@@ -254,8 +268,8 @@ class InputReading:
                 self._depart(f"{unread} byte(s) it sent wait")
             self._applyPause()
         elif not left[0]:
-            log.info("{line}: {peer} hung up while the device took no input (nothing it sent was left unread): "
-                     "it goes now", line=self.line.name, peer=self.peer)
+            log.info("{line}: {peer} hung up while {held} (nothing it sent was left unread): it goes now",
+                     line=self.line.name, peer=self.peer, held=self._heldBy())
             self.transport.abortConnection()
         else:
             # Over TLS its typing is read to tell it from its close: held
@@ -272,8 +286,8 @@ class InputReading:
         the line keeps at most max-clients of them (L{Line.leftTyping}).
         """
         self.departed = True
-        log.info("{line}: {peer} hung up while the device took no input: {what} for the device, then it goes "
-                 "(its place is free)", line=self.line.name, peer=self.peer, what=what)
+        log.info("{line}: {peer} hung up while {held}: {what} for the device, then it goes (its place is free)",
+                 line=self.line.name, peer=self.peer, held=self._heldBy(), what=what)
         self.line.leftTyping(self)
 
     def dropLeftTyping(self, why: str) -> None:

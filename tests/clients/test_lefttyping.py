@@ -167,3 +167,27 @@ class LeftTypingTests(SynchronousTestCase):
         self.line.deviceWritable(True)
         first.dataReceived(firstTransport.sock.recv(100))
         self.assertEqual((self.device.events, self.line.refused), ([("write", b"reboot\n")], 0))
+
+    def test_hungUpWhileAnInitCommandHolds(self) -> None:
+        """Typing held by an init-command running (the device taking input): one that hangs up with 5 bytes waiting, and one with nothing, are said to have hung up while the init-command held people's typing, not while the device took no input."""
+        from tests.app.test_initreload import Processes
+
+        clock = Processes()
+        self.line = Line("t", RecordingDevice(), clock=clock)
+        self.line.setInitCommand("sleep 60", 30, clock)
+        self.line.runInitCommand()
+        self.assertEqual((self.line.initRun is not None, self.line.deviceTakes, self.line.writable), (True, True, False))
+        self.clock = clock
+        waiting, _, waitingPeer = self.connect()
+        quiet, quietTransport, quietPeer = self.connect()
+        waitingPeer.sendall(b"typed")
+        for peer in (waitingPeer, quietPeer):
+            peer.shutdown(socket.SHUT_WR)
+        clock.advance(HANGUP_CHECK_SECONDS)
+        self.assertTrue(quietTransport.aborted)
+        self.assertEqual([line for line in self.said if "hung up" in line], [
+            f"t: {waiting.peer} hung up while an init-command held people's typing: 5 byte(s) it sent wait for the "
+            "device, then it goes (its place is free)",
+            f"t: {quiet.peer} hung up while an init-command held people's typing (nothing it sent was left unread): "
+            "it goes now",
+        ])
