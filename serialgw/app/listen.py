@@ -228,7 +228,7 @@ class ListenerOpener:
             clock=self.reactor,
             prepareConnection=backoff.linkUp if spec.tls is None else linkOnHandshake(backoff),
         )
-        dialer.name = config.name  # (its line, for a stop's messages: see GatewayService.hurry)
+        dialer.name = config.name  # (its line, for a stop's messages: see Closing.hurry, app/closing.py)
         self._own("dialer", dialer)
         # (Named as the retry message names it: an IPv6 peer in brackets.)
         log.info("line {line}: dialing out to {target} ({protocol}), reconnecting with backoff",

@@ -86,7 +86,7 @@ def serveWatchAll(service: GatewayService, spec: ListenerSpec, patterns: tuple[s
     factory = WatchAllFactory(spec, patterns, lambda: service.lines, service.reactor)
     port = listening(endpoint, factory, f"watch-all: cannot listen on {spec.text or spec.endpoint!r}")
     service.watchers.append(factory)
-    # (Its watchers are closed after the lines' devices: see GatewayService._closeAll.)
+    # (Its watchers are closed after the lines' devices: see Closing._closeAll, app/closing.py.)
     service._own("closer", port.stopListening)
     service.watchAllPorts.append(port)
     log.info("watch-all listener ready on {address} for lines {patterns}",

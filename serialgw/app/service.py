@@ -7,7 +7,8 @@ L{serialgw.app.lines}; how listeners are opened, L{serialgw.app.listen};
 the gateway's own listeners (status, SSH, watch-all),
 L{serialgw.app.ownlisteners}; what a reload changes and whether it can,
 L{serialgw.app.reload}; how it is applied, L{serialgw.app.applying}, and
-to a line that stays, L{serialgw.app.retuning}.
+to a line that stays, L{serialgw.app.retuning}; how what a line opened
+is closed (a reload's, a stop's), L{serialgw.app.closing}.
 """
 
 from __future__ import annotations
@@ -21,13 +22,13 @@ from twisted.application.internet import ClientService, backoffPolicy
 from twisted.application.service import MultiService
 from twisted.internet import defer
 from twisted.internet.address import UNIXAddress
-from twisted.logger import Logger
 
 from serialgw.app.applying import applyReload
 from serialgw.app.binding import StartupError, keyed
+from serialgw.app.closing import Closing
 from serialgw.app.lastoutput import LastOutput
 from serialgw.app.lines import dropFirstOpens, fileRefused, firstOpens, linesStatus, makeDevice, makeLine
-from serialgw.app.listen import ListenerOpener, cutDials, stopDialer
+from serialgw.app.listen import ListenerOpener
 from serialgw.app.lookups import installLookups
 from serialgw.app.notify import Notifier
 from serialgw.app.ownlisteners import reloadSSH, serveByName, serveSSH, serveStatus, serveWatchAll
@@ -49,10 +50,8 @@ from serialgw.devices.reopenpool import FirstOpen
 from serialgw.interfaces import IPort
 from serialgw.line.hub import Line
 
-log = Logger()
 
-
-class GatewayService(MultiService):
+class GatewayService(Closing):
     """
     Serial lines and their listeners in one reactor.
 
@@ -364,121 +363,6 @@ class GatewayService(MultiService):
         """
         return self._reopens.reopen()
 
-    def closeLine(self, name: str, notice: str = "this line was removed from the configuration") -> list[Any]:
-        """
-        Close one line: its listeners, dial-outs, logs, clients (told
-        C{notice}) and device, once that has taken the close-string (the
-        line let go first, as at stop).
-        """
-        owned = self._owned.pop(name, [])
-        self.listeners.retire(name)
-        # What its people read by closes after the device (see _closeDevice).
-        later = self._readers(name, owned)
-        waits = [self._release(kind, thing) for kind, thing in owned if thing not in later]
-        self._keyed.pop(name, None)
-        line = self.lines.pop(name, None)
-        if line is not None:  # (later is empty otherwise)
-            for watcher in self.watchers:
-                watcher.lineClosed(line)
-            # The close-string (people on it) while the device is open;
-            # their leaving below sends nothing more.
-            letGo = line.letGo()
-            # What the device read before (a mover's pipe) reaches its people before they go (not held to coalesce:
-            # flushed by the close, after they went).
-            line.device.deliverRead()
-            line.flushHeld()
-            for client in list(line.clients):
-                # A session is off the line at once, and cut after
-                # CLOSE_GRACE s if it does not take its last output
-                # (loseConnection alone waited for ever on a client that
-                # never reads); a file or datagram peer closes; what is
-                # another's to close (a client pty, a watch-all view) stays.
-                client.notice(notice)
-                client.disconnect(notice)
-            for thing in later:
-                self._closers.remove(thing)
-            closed = self._closeDevice(line, letGo, later)
-            if not closed.called:
-                self._closing.append(closed)
-                closed.addBoth(self._closed, closed)
-            waits.append(closed)
-        return waits
-
-    def _closed(self, result: Any, closed: defer.Deferred[Any]) -> Any:
-        self._closing.remove(closed)
-        return result
-
-    def _readers(self, name: str, owned: list[tuple[str, Any]]) -> list[Callable[[], Any]]:
-        """Of what line C{name} C{owned}, what reads its output (console log, file:, pty:, ...): closed after its device."""
-        return [thing for kind, thing in owned if kind == "closer"] if name in self.lines else []
-
-    def _closeDevice(self, line: Line, letGo: defer.Deferred[None],
-                     readers: Sequence[Callable[[], Any]] = ()) -> defer.Deferred[Any]:
-        """
-        A line's device closed once the line is let go (L{Line.letGo}), then
-        C{readers} (see L{_readers}: what the device said meanwhile, its
-        answer to the close-string, is recorded too); what to wait for.
-        """
-        self._lettingGo.append(line)
-
-        def close(_: Any) -> Any:
-            self._lettingGo.remove(line)
-            waits = [line.device.close()]
-            for closer in readers:
-                try:
-                    waits.append(closer())
-                except Exception:
-                    log.failure("{line}: closing what reads it failed", line=line.name)
-            return defer.gatherResults([w for w in waits if isinstance(w, defer.Deferred)])
-
-        return letGo.addCallback(close)
-
-    def hurry(self, why: str) -> None:
-        """The stop hurried (C{why}: SIGTERM again while it waits): devices taking close-strings closed now, dial-outs cut."""
-        cut = cutDials(self._dialCuts, why)
-        if self._lastOutput is not None and self._lastOutput.hurry(why):
-            cut = True
-        if not self._lettingGo:
-            if not cut:
-                log.info("{why} during the stop: nothing is waited for", why=why)
-            return
-        log.warn("{why} during the stop: closing {count} device(s) now, without waiting for them to take "
-                 "their close-strings ({lines})", why=why, count=len(self._lettingGo),
-                 lines=" ".join(line.name for line in self._lettingGo))
-        for line in list(self._lettingGo):
-            line.hurryLetGo()
-
-    def _release(self, kind: str, thing: Any) -> Any:
-        """Close one thing a line opened; what to wait for."""
-        if kind == "port":
-            self.ports.remove(thing)
-            return thing[1].stopListening()
-        if kind == "dialer":
-            self._dialers.remove(thing)
-            return self._stopDialer(thing)
-        self._closers.remove(thing)
-        return thing()
-
-    # How long a dial-out's clean close may wait for its peer to take what
-    # is queued before the connection is aborted.
-    dialCloseGrace = 2.0
-
-    def _stopDialer(self, dialer: ClientService) -> Any:
-        """Stop a dial-out (see L{stopDialer}); what to wait for."""
-        return stopDialer(dialer, self.reactor, self.dialCloseGrace, self._dialCuts)
-
-    def _closeKeyed(self, name: str, key: Any) -> list[Any]:
-        """Close what one listener (or the log) of a line opened; the line and its sessions stay."""
-        waits, kept = [], []
-        for k, entry in self._keyed.get(name, []):
-            if k == key:
-                self._owned[name].remove(entry)
-                waits.append(self._release(*entry))
-            else:
-                kept.append((k, entry))
-        self._keyed[name] = kept
-        return waits
-
     def reload(self, configs: Sequence[LineConfig]) -> Any:
         """
         Apply a new configuration, all or nothing.  First every listener
@@ -503,44 +387,3 @@ class GatewayService(MultiService):
     def _reload(self, configs: list[LineConfig]) -> Any:
         # (In turns of the reactor: see serialgw.app.applying.)
         return defer.maybeDeferred(applyReload, self, configs).addCallback(partial(restoreLinks, self))
-
-    def _closeAll(self, tell: bool = True) -> list[Any]:
-        # Each line let go first, while its device is open: its close-string
-        # (people on it) is sent before anything else closes, and the people
-        # who leave later (the reactor drops them) send nothing more.
-        letGos = {name: line.letGo() for name, line in self.lines.items()}
-        for line in self.lines.values() if tell else ():
-            # Its people and console log told (logged for a line with people:
-            # a farm's quiet lines make no log line each).
-            if line.people:
-                line.announce("the gateway is stopping", everyone=True)
-            for consoleLog in [] if line.people else line.logs:
-                consoleLog.event("the gateway is stopping")
-        readers = {name: self._readers(name, self._owned.get(name, [])) for name in self.lines}
-        # (By identity: a farm's thousands of closers, each the object owned.)
-        later = {id(closer) for closers in readers.values() for closer in closers}
-        self._keyed = {}
-        waits: list[Any] = []
-        for dialer in self._dialers:
-            waits.append(self._stopDialer(dialer))
-        self._dialers = []
-        for close in self._closers:
-            if id(close) not in later:
-                waits.append(close())
-        self._closers = []
-        # Watch-all views are readers of every line they watch: each one
-        # closes once its lines' devices are (see WatchAllFactory.closeAll).
-        watchers, self.watchers, self.watchAllPorts = self.watchers, [], []
-        for watcher in watchers:
-            watcher.closeAll()
-        for _spec, port in self.ports:
-            waits.append(port.stopListening())
-        self.ports = []
-        for name, line in self.lines.items():
-            views: list[Callable[[], Any]] = [partial(watcher.lineClosed, line) for watcher in watchers]
-            waits.append(self._closeDevice(line, letGos[name], readers[name] + views))
-        self.lines = {}
-        self._owned = {}
-        self._opened = False
-        return waits
-
