@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from serialgw.clients.escape import MAX_REPLAY_LINES
+from serialgw.clients.escapecommands import MAX_REPLAY_LINES
 from tests.clients.test_sessions import Harness
 
 

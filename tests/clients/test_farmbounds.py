@@ -18,7 +18,7 @@ from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
-from serialgw.clients.escape import lastLines
+from serialgw.clients.escapecommands import lastLines
 from serialgw.clients.raw import RawClient
 from serialgw.clients.telnet import TelnetClient
 from serialgw.config.listeners import parseListener
