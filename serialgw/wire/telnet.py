@@ -5,7 +5,8 @@ L{TelnetProtocol} splits the byte stream into data, commands and
 subnegotiations, keeps RFC 1143 (Q method) state for each side of each
 option so negotiation never loops, refuses unknown options at once,
 discards a Synch's data up to its DM (RFC 854), and escapes IAC on the way
-out (L{serialgw.wire.telnetout}).  Data without IAC (and, outside BINARY, without
+out (L{serialgw.wire.telnetout}); the options' state and negotiation are
+L{serialgw.wire.telnetoptions}.  Data without IAC (and, outside BINARY, without
 CR) is handed on in one piece: no per-byte Python loop on the hot path.  It
 knows no line and no session: subclasses (a client session, a remote
 device's link) override the C{telnet*} hooks and L{acceptLocal} /
@@ -28,7 +29,7 @@ from typing import Any, Callable, Optional
 from twisted.internet.protocol import Protocol
 
 from serialgw.logflood import clientLog
-from serialgw.wire.qmethod import Q, Side
+from serialgw.wire.qmethod import Side
 from serialgw.wire.sockets import urgentInline, urgentWatch
 
 # The codes, imported from here by the codec's users (clients, devices, tests).
@@ -59,6 +60,7 @@ from serialgw.wire.telnetcodes import (  # noqa: F401
     WILL,
     WONT,
 )
+from serialgw.wire.telnetoptions import TelnetOptions
 from serialgw.wire.telnetout import ANSWER_BATCH, CR_WAIT, TelnetOutput  # noqa: F401
 
 # Limited per peer: a client's input cannot flood the log (logflood).
@@ -72,13 +74,6 @@ MAX_SUBNEGOTIATION = 1024
 # negotiation loop, garbage, an attack) held the reactor, and every other
 # line, 70-120 ms per 64 KiB read; at most this many cost about 1 ms.
 COMMANDS_PER_TURN = 256
-# An option that has changed (on or off, on one side) this many times on one
-# connection is refused from then on.  RFC 1143 keeps two codecs that follow
-# it out of loops; a peer of RFC 854 alone that answers each change is not
-# (one that turns BINARY on and off in its first flight, crossing our DO,
-# looped with us for ever, one negotiation each way a round trip).  People
-# and programs change an option a few times, a loop this many in a moment.
-MAX_OPTION_CHANGES = 100
 
 
 class ParserState(Enum):
@@ -100,8 +95,6 @@ _SB = ParserState.SUBNEGOTIATION
 _SB_IAC = ParserState.SUBNEGOTIATION_IAC
 
 
-_YES = Q.YES  # read for every chunk of data (is the peer in BINARY?)
-
 # A run of data: bytes other than IAC, and doubled IACs (IAC's data), up to
 # the first IAC that starts a command (or ends the chunk); its match's end
 # is that IAC's index.
@@ -114,7 +107,7 @@ def _runEnd(data: bytes, start: int) -> int:
     return start if match is None else match.end()  # (never None: the run may be empty)
 
 
-class TelnetProtocol(TelnetOutput, Protocol):
+class TelnetProtocol(TelnetOptions, Protocol):
     """
     The telnet codec.  Subclasses override the C{telnet*} hooks and
     L{acceptLocal} / L{acceptRemote}.
@@ -167,14 +160,6 @@ class TelnetProtocol(TelnetOutput, Protocol):
 
     # Hooks
 
-    def acceptLocal(self, option: int) -> bool:
-        """May we enable C{option} on our side (peer sent DO)?"""
-        return False
-
-    def acceptRemote(self, option: int) -> bool:
-        """May the peer enable C{option} (peer sent WILL)?"""
-        return False
-
     def telnetDataReceived(self, data: bytes) -> None:
         """Data from the peer, with IAC IAC undone and NVT CR NUL made CR."""
 
@@ -183,9 +168,6 @@ class TelnetProtocol(TelnetOutput, Protocol):
 
     def telnetSubnegotiation(self, option: int, payload: bytes) -> None:
         """A whole subnegotiation, IAC IAC undone."""
-
-    def telnetOptionChanged(self, option: int, local: bool, enabled: bool) -> None:
-        """An option was enabled or disabled on one side."""
 
     def telnetSynched(self, discarded: int) -> None:
         """
@@ -251,54 +233,6 @@ class TelnetProtocol(TelnetOutput, Protocol):
         if call is not None and call.active():
             call.cancel()
         self.stopWaitingForCR()
-
-    # Options
-
-    def localEnabled(self, option: int) -> bool:
-        side = self._us.get(option)
-        return side is not None and side.state is _YES
-
-    def remoteEnabled(self, option: int) -> bool:
-        side = self._him.get(option)
-        return side is not None and side.state is _YES
-
-    def requestLocal(self, option: int, enable: bool = True) -> None:
-        """Ask to enable (WILL) or disable (WONT) an option on our side."""
-        self._send(self.side(option, True).ask(enable), option)
-
-    def requestRemote(self, option: int, enable: bool = True) -> None:
-        """Ask the peer to enable (DO) or disable (DONT) an option."""
-        self._send(self.side(option, False).ask(enable), option)
-
-    def side(self, option: int, local: bool) -> Side:
-        """Our side (C{local}) or the peer's of C{option}, as RFC 1143 keeps it."""
-        sides = self._us if local else self._him
-        side = sides.get(option)
-        if side is None:
-            side = sides[option] = Side(WILL, WONT) if local else Side(DO, DONT)
-        return side
-
-    def _send(self, command: Optional[int], option: int) -> None:
-        if command is not None:
-            self._answer(bytes((IAC, command, option)))
-
-    def _negotiate(self, command: int, option: int) -> None:
-        """The peer said WILL or WONT (its side), DO or DONT (ours)."""
-        local = command >= DO
-        side = self.side(option, local)
-        if command == WILL or command == DO:
-            accept = side.state is Q.NO and (self.acceptLocal if local else self.acceptRemote)(option)
-            if accept and self._changes.get((option, local), 0) >= MAX_OPTION_CHANGES:
-                # A negotiation loop: refused (said once, then counted).
-                accept = False
-                self.telnetIgnored("option turned on and off too often")
-            send, change = side.enable(accept)
-        else:
-            send, change = side.disable()
-        self._send(send, option)
-        if change is not None:
-            self._changes[option, local] = self._changes.get((option, local), 0) + 1
-            self.telnetOptionChanged(option, local, change)
 
     # Input
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase
 
+from serialgw.wire.qmethod import Q
 from serialgw.wire.telnet import (
     BINARY,
     BRK,
@@ -25,7 +26,6 @@ from serialgw.wire.telnet import (
     WILL,
     WONT,
     ParserState,
-    Q,
 )
 from tests.telnetpeer import TelnetRecorder, cmd, joined, toggleAnswers
 
