@@ -3,13 +3,13 @@ C{twistd serialgw}: options and the service they make.  The one line the
 options describe without C{--config} (and C{--ssh}'s people) is read in
 L{serialgw.app.singleline}; here, the option table, what is checked after
 parsing in both cases (shards, the gateway's own listeners, endpoints,
-lock directories), the C{--check} report and L{makeService}.
+lock directories) and L{makeService}; C{--check}'s report is
+L{serialgw.app.checkreport}.
 """
 
 from __future__ import annotations
 
 import os
-import re
 import sys
 from typing import Any, Optional
 
@@ -19,6 +19,7 @@ from twisted.python import usage
 
 from serialgw import __version__
 from serialgw.app.arguments import givenOnce, strayArguments, twice, unknownOption
+from serialgw.app.checkreport import CheckReport
 from serialgw.app.process import TwistdGatewayService, raiseFileLimit
 from serialgw.app.reactor import DEFAULT_BUSY_POLL, GatewayReactor, installIfNoneChosen
 from serialgw.app.service import GatewayService
@@ -37,9 +38,9 @@ from serialgw.config.loops import watchAllLoop
 from serialgw.config.parsers import parseBusyPoll
 from serialgw.config.paths import absoluteListener, placeKeys
 from serialgw.config.placeholders import lineInOptions
-from serialgw.config.shard import Shard, ownListeners, parseShard, selectLines
+from serialgw.config.shard import ownListeners, parseShard, selectLines
 from serialgw.config.specs import DEFAULT_HOST_KEY, DEFAULT_MAX_CLIENTS, ConfigError, ListenerKind, ListenerSpec, quote
-from serialgw.config.where import tablePlaces, where
+from serialgw.config.where import where
 from serialgw.logflood import limitUnhandledDeferreds
 
 log = Logger()
@@ -52,7 +53,7 @@ LINE_OPTIONS = ("device", "port", "name", "serial", "baud", "bytesize", "parity"
 LINE_FLAGS = ("xonxoff", "rtscts", "no-notices", "no-lock", "no-restore", "on-demand", "kick-old-user")
 
 
-class Options(usage.Options):
+class Options(CheckReport):
     synopsis = "[options]"
     longdesc = ""
     examples = f"""\
@@ -390,66 +391,6 @@ man 8 serialgw
         if self["check"] and self.exitOnError:
             # (Tests parse without exiting and call report() themselves.)
             raise SystemExit(self.report(sys.stdout, sys.stderr))
-
-    def report(self, out: Any, err: Any) -> int:
-        """--check: what is wrong across lines and on disk; the exit status (0 or 2)."""
-        from serialgw.app.check import LookHung, checkLines, lookedAtAside
-        from serialgw.clients.watchall import matches
-
-        # Every line of the file: the processes of --shard share one machine.
-        lines = self["allLines"]
-        shard: Optional[Shard] = self["shardSpec"]
-        watchAll = self["watchAllSpec"].listeners if self["watchAllSpec"] is not None else ()
-        byName = self["byNameSpec"].listeners if self.get("byNameSpec") is not None else ()
-        try:
-            # (On a thread of its own, each look at a path bounded: see check.LOOK_WAIT.)
-            errors, warnings = lookedAtAside(lambda looking: checkLines(
-                lines, self["statusSpec"], self["sshSpec"], watchAll, shards=shard.count if shard is not None else 0,
-                looking=looking, byName=byName))
-        except LookHung as e:
-            err.write(f"serialgw: error: {self.placed(str(e))}\n")
-            err.write(f"serialgw: {self['config'] or 'options'}: 1 error(s)\n")
-            return 2
-        spec = self["watchAllSpec"]
-        if spec is not None and not any(matches(line.name, spec.lines) for line in lines):
-            # As the start warns: its watchers would see nothing.
-            names = ", ".join(line.name for line in lines[:5]) + (", ..." if len(lines) > 5 else "")
-            warnings.append(f"watch-all: lines {' '.join(spec.lines)} match no line of the file ({names}): its "
-                            "watchers would see nothing until a line that matches is added")
-        if shard is not None and not self["lines"]:
-            warnings.append(f"--shard {shard}: none of the file's {len(lines)} line(s) is this process's: it serves "
-                            "its status endpoint alone until a reload adds one")
-        for warning in warnings:
-            err.write(f"serialgw: warning: {self.placed(warning)}\n")
-        for error in errors:
-            err.write(f"serialgw: error: {self.placed(error)}\n")
-        source = self["config"] or "options"
-        if errors:
-            err.write(f"serialgw: {source}: {len(errors)} error(s)\n")
-            return 2
-        listeners = sum(len(line.listeners) for line in self["lines"])
-        extra = f", {len(warnings)} warning(s)" if warnings else ""
-        share = f"shard {shard}: {len(self['lines'])} of " if shard is not None else ""
-        out.write(f"serialgw: {source}: {share}{len(lines)} line(s), {listeners} listener(s): OK{extra}\n")
-        if shard is not None:
-            # Which process serves a line: grep for its name.
-            out.write(f"serialgw: shard {shard} serves: {' '.join(line.name for line in self['lines']) or 'no line'}\n")
-        return 0
-
-    def placed(self, message: str) -> str:
-        """
-        A message about a line of a --config file (C{line 'a': ...}, found
-        on disk after the file was read) begins with the file's line of the
-        line's table: C{farm.toml:20: line 'a': ...}.
-        """
-        loaded = self.get("configFile")
-        name = re.match(r"line ('(?:[^'\\]|\\.)*')[:,]", message)
-        if loaded is None or name is None:
-            return message
-        if "places" not in self:
-            self["places"] = {quote(n): place for n, place in tablePlaces(loaded.path, loaded.text).items()}
-        place = self["places"].get(name.group(1))
-        return f"{place}: {message}" if place else message
 
 
 def _checkEndpoint(spec: ListenerSpec, sockets: bool = True) -> None:
