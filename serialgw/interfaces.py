@@ -61,6 +61,10 @@ class IClient(Interface):
         "The second log budget what its coming, going and doing says counts against, beside its own peer's "
         "(logflood): its listener's (a client reconnecting in a loop), an SSH login's sessions'; None: its own only."
     )
+    typedWaiting = Attribute(
+        "Bytes this person typed that wait for the device (it takes no input now; read on for its escape menu): "
+        "a break or a new rate done now would reach the device before them.  0 for a client that is no person."
+    )
     departed = Attribute(
         "Whether it hung up with what it sent still waiting for the device (it takes no input now): it holds no "
         "place in max-clients nor write in exclusive mode (that typing still goes), and past the line's bound on "

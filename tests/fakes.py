@@ -133,6 +133,7 @@ class RecordingClient:
         self.wantsLineErrors = False
         self.guard: Any = None
         self.departed = False
+        self.typedWaiting = 0
         self.logBudget: Optional[str] = None
         self.disconnected = 0
         self.aborted = 0

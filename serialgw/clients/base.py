@@ -31,6 +31,10 @@ class ClientEvents:
     def wantsLineErrors(self) -> bool:
         return False
 
+    @property
+    def typedWaiting(self) -> int:
+        return 0
+
     def disconnect(self, why: Optional[str] = None) -> None:
         pass
 

@@ -211,7 +211,7 @@ class EscapeMenu(EscapeCommands):
                 f"{device.breaks} breaks, {device.dropped} dropped while down, "
                 f"mode {line.mode}"
                 + ("" if line.writable else "; typing paused: the device takes no input now")
-                + (f" ({waiting} byte(s) you typed wait for it)" if (waiting := getattr(client, "typedWaiting", 0)) else "")
+                + (f" ({waiting} byte(s) you typed wait for it)" if (waiting := client.typedWaiting) else "")
             )
         elif command == "B":
             self._startArgument("baud rate", self._baud)
@@ -232,7 +232,7 @@ class EscapeMenu(EscapeCommands):
             elif self._mayChangeRole():
                 line.takeWrite(client)
         elif command == "o":
-            waiting = getattr(client, "typedWaiting", 0)
+            waiting = client.typedWaiting
             if client.role is not Role.WRITER:
                 # (As ^] t by a writer: said, not announced; it said nothing.)
                 client.notice("you only watch already" if client.role is Role.WATCHER else "read-only: you only watch")

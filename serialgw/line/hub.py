@@ -433,10 +433,10 @@ class Line(PortControl, OpenCloseStrings, RoleChanges, DeviceState, SlowClients,
         C{client}; empty when none does.  A command done now (a break, a
         new rate) would reach the device before it.
         """
-        mine = getattr(client, "typedWaiting", 0)
+        mine = client.typedWaiting
         if mine:
             return f"{mine} byte(s) you typed wait for the device (it takes no input now)"
-        others = sum(getattr(other, "typedWaiting", 0) for other in self.clients if other is not client)
+        others = sum(other.typedWaiting for other in self.clients if other is not client)
         if others:
             return f"{others} byte(s) others typed wait for the device (it takes no input now)"
         return ""

@@ -191,3 +191,12 @@ class LeftTypingTests(SynchronousTestCase):
             f"t: {quiet.peer} hung up while an init-command held people's typing (nothing it sent was left unread): "
             "it goes now",
         ])
+
+    def test_typedWaitingIsDeclaredByEveryClient(self) -> None:
+        """IClient declares typedWaiting, read by the line (a break refused behind typing) and the escape menu (s, o) as such: every client class has it, 0 for one that is no person's terminal."""
+        self.assertIn("typedWaiting", IClient)
+        for cls in clientClasses():
+            self.assertTrue(hasattr(cls, "typedWaiting"), cls)
+        self.assertEqual(RecordingClient().typedWaiting, 0)
+        client, _, _ = self.connect()
+        self.assertEqual(client.typedWaiting, 0)
