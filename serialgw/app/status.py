@@ -102,12 +102,16 @@ def idleStatus(line: Line) -> Optional[dict[str, Any]]:
 
 
 def initStatus(line: Line) -> Optional[dict[str, Any]]:
-    """A line's init-command: running now (its pid), runs started, how the last one ended."""
+    """
+    A line's init-command: running now (its pid), runs started, how the last
+    one ended, when a run held by the bound on starts is due (or null).
+    """
     if not line.initCommand and line.initLast is None:
         return None
     run, last = line.initRun, line.initLast
     return {"command": line.initCommand or None, "running": run is not None, "pid": run.pid if run is not None else None,
-            "runs": line.initRuns, "last_outcome": last.outcome if last is not None else None}
+            "runs": line.initRuns, "last_outcome": last.outcome if last is not None else None,
+            "held_until": stamp(line.initHeldUntil)}
 
 
 def lineStatus(line: Line) -> dict[str, Any]:
@@ -126,7 +130,7 @@ def lineStatus(line: Line) -> dict[str, Any]:
         "on_demand_linger": lingerStatus(line),
         # Its idle-timeout (null: none): idle_since, idle_string_due (null while the device is down or closed).
         "idle_timeout": idleStatus(line),
-        # Its init-command (null: none): running, pid, runs, last_outcome.
+        # Its init-command (null: none): running, pid, runs, last_outcome, held_until.
         "init_command": initStatus(line),
         # A tcp:, unix: or telnet: console carries neither (null): the far end's port has its own.
         "settings": None if device.noSettings else {

@@ -115,6 +115,10 @@ _KEYS = {
                 "connection, closed after the last)",
     "initcmd": "conserver's initcmd is init-command here (run by /bin/sh -ec each time the device comes up, its "
                "standard input and output the device's; init-timeout bounds it, 60 s unless given)",
+    "initspinmax": "conserver's initspinmax has no key here: init-command starts at most 5 runs within 10 s (a run "
+                   "due past that waits until the oldest start is 10 s old)",
+    "initspintimer": "conserver's initspintimer has no key here: init-command starts at most 5 runs within 10 s (a "
+                     "run due past that waits until the oldest start is 10 s old)",
     "initsubst": "conserver's initsubst has no counterpart: init-command's environment has SERIALGW_LINE and "
                  "SERIALGW_DEVICE",
     "exec": "conserver's exec has no counterpart: run the program behind socat on a unix socket and make "

@@ -262,6 +262,8 @@ class Line(PortControl, OpenCloseStrings, RoleChanges, DeviceState, SlowClients,
             client.pauseInput()
             if self.initRun is not None and client.person:
                 client.notice("init-command running: what you type waits until it ends")
+        if self.initHeldUntil is not None and client.person:
+            client.notice("init-command held: too many runs lately; it runs soon (what you type goes meanwhile)")
         if not client.person:
             if not quiet:
                 log.info("{line}: {peer} attached as {role}", line=self.name, peer=client.peer,

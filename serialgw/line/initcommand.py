@@ -27,7 +27,12 @@ Its end (its exit, its pipes closed) is told to the people on the line and
 the console log (C{[serialgw: init-command done (exit 0, 1.2 s)]}); a
 failure (an exit status not 0, a signal, a kill, a command that cannot
 start) is logged as a warning naming the line, with what it said on its
-standard error.  One run at a time: a device up again runs it again.
+standard error.  One run at a time: a device up again runs it again, but
+not more than L{SPIN_MOST} starts within L{SPIN_WINDOW} s (a client opening an
+on-demand line in a loop, a device that keeps going and coming back): one
+due past that waits until the oldest of those is L{SPIN_WINDOW} s old (said
+to the people, the log and the status page), as conserver bounds its
+initcmd's restarts (initspinmax, initspintimer).
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+from collections import deque
 from typing import Any, Optional
 
 from twisted.internet.defer import Deferred
@@ -57,6 +63,9 @@ WRITE_MOST = 65536
 STDERR_KEPT = 512
 # After SIGTERM, how long it has before SIGKILL.
 KILL_WAIT = 2.0
+# Starts at most within SPIN_WINDOW seconds; one due past that waits (conserver's initspinmax, initspintimer).
+SPIN_MOST = 5
+SPIN_WINDOW = 10.0
 # init-timeout when left out, seconds.
 DEFAULT_TIMEOUT = 60.0
 # What systemd gives the gateway in its environment, kept from the command's.
@@ -261,6 +270,11 @@ class InitCommandLine:
     _initSoon: Optional[IDelayedCall] = None
     # Whether a run waits for the last one's reaping (see runInitCommand).
     _initAfterLast = False
+    # When the last SPIN_MOST runs started; when a run held by that bound is due (None: none held); when a hold was
+    # last said (the log and the people told once in SPIN_WINDOW s: a client's connect loop holds one each time).
+    _initStarts: Optional[deque[float]] = None
+    initHeldUntil: Optional[float] = None
+    _initHeldSaid: Optional[float] = None
 
     def setInitCommand(self, command: str, timeout: float, reactor: Any) -> None:
         """The command run at each coming up of the device from now on (C{""}: none); a run under way goes on."""
@@ -280,6 +294,7 @@ class InitCommandLine:
         soon, self._initSoon = self._initSoon, None
         if soon is not None and soon.active():
             soon.cancel()
+        self.initHeldUntil = None
         if not self.initCommand or self.initReactor is None or self.initRun is not None or line._letGo:
             return
         if not line.up:
@@ -293,6 +308,8 @@ class InitCommandLine:
                 self._initAfterLast = True
                 last.ended.addBoth(self._lastReaped)
             return
+        if self._initSpun():
+            return
         run = InitRun(line, self.initCommand, self.initTimeout, self.initReactor)
         self.initRun = self.initLast = run
         self.initRuns += 1
@@ -304,6 +321,32 @@ class InitCommandLine:
         log.info("line {line}: init-command started (pid {pid}): {command!r}", line=line.name, pid=run.pid,
                  command=run.command[:200])
         line.announce("init-command started: what you type waits until it ends", logged=False)
+
+    def _initSpun(self) -> bool:
+        """
+        Whether L{SPIN_MOST} runs started within the last L{SPIN_WINDOW} s:
+        then this one is held until the oldest of them is that old (run
+        then if the device is still up), said once in L{SPIN_WINDOW} s;
+        otherwise its start is counted.
+        """
+        line: Any = self
+        now = self.initReactor.seconds()
+        starts = self._initStarts
+        if starts is None:
+            starts = self._initStarts = deque(maxlen=SPIN_MOST)
+        if len(starts) < SPIN_MOST or starts[0] + SPIN_WINDOW <= now:
+            starts.append(now)
+            return False
+        due = starts[0] + SPIN_WINDOW
+        self.initHeldUntil = due
+        self._initSoon = self.initReactor.callLater(due - now, self.runInitCommand)
+        if self._initHeldSaid is None or self._initHeldSaid + SPIN_WINDOW <= now:
+            self._initHeldSaid = now
+            text = (f"init-command held: {SPIN_MOST} runs started in the last {SPIN_WINDOW:g} s; it runs in "
+                    f"{seconds(due - now)} if the device is still up")
+            log.info("line {line}: {text}", line=line.name, text=text)
+            line.announce(text, logged=False)
+        return True
 
     def _lastReaped(self, result: object) -> object:
         """The last run, killed, is reaped: the run due meanwhile is started next turn (if still due then)."""
@@ -320,6 +363,7 @@ class InitCommandLine:
         soon, self._initSoon = self._initSoon, None
         if soon is not None and soon.active():
             soon.cancel()
+        self.initHeldUntil = None
         if self.initRun is not None:
             self.initRun.kill(why)
         last = self.initLast

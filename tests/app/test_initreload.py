@@ -20,6 +20,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 
 from serialgw.app.lines import makeLine, retuneLine
+from serialgw.app.status import lineStatus, stamp
 from serialgw.config.specs import DeviceSpec, LineConfig
 from serialgw.line.initcommand import SHELL
 from tests.fakes import LogEvents, RecordingDevice
@@ -133,3 +134,45 @@ class InitReloadTests(SynchronousTestCase):
         env = reactor.envs[0]
         self.assertEqual([key for key in given if key in env], ["SERIALGW_TEST_KEPT"])
         self.assertEqual((env["SERIALGW_LINE"], env["SERIALGW_DEVICE"]), ("web1", "/dev/ttyUSB0"))
+
+    def test_startsBounded(self) -> None:
+        """
+        A device that comes up again and again (an on-demand line a client
+        opens in a loop): SPIN_MOST runs within SPIN_WINDOW s, the next held
+        until the oldest start is SPIN_WINDOW s old (said once to the log and
+        the people, on the status page), then run; one held is dropped when
+        the device goes; before, each coming up forked one.
+        """
+        log = LogEvents(self)
+        reactor = Processes()
+        config = LineConfig("web1", DeviceSpec("tty", "/dev/ttyUSB0"), initCommand="login-a")
+        line = makeLine(config, RecordingDevice(config.settings), reactor)
+        reactor.advance(0)
+
+        def cycle() -> None:
+            reactor.advance(0.5)
+            line.deviceLost(Failure(ConnectionLost("unplugged")))
+            if line.initLast is not None and not line.initLast.ended.called:
+                line.initLast.processEnded(Failure(ProcessDone(0)))
+            line.deviceUp()
+
+        for _n in range(40):
+            cycle()  # (every 0.5 s for 20 s: 41 runs before)
+        self.assertEqual([run.began for run in reactor.runs], [0, 0.5, 1, 1.5, 2, 10, 10.5, 11, 11.5, 12, 20])
+        self.assertEqual((line.initRuns, line.initHeldUntil), (11, 20.5))
+        self.assertEqual(lineStatus(line)["init_command"]["held_until"], stamp(20.5))
+        held = [formatEvent(e) for e in log.events if "held" in formatEvent(e)]
+        self.assertEqual(held, 2 * ["line web1: init-command held: 5 runs started in the last 10 s; it runs in 7.5 s if "
+                                    "the device is still up"])
+        reactor.advance(0.5)  # (the device still up: the held one runs)
+        self.assertEqual((len(reactor.runs), reactor.runs[-1].began, line.initHeldUntil), (12, 20.5, None))
+        line.deviceLost(Failure(ConnectionLost("unplugged")))
+        reactor.runs[-1].processEnded(Failure(ProcessDone(0)))
+        line.deviceUp()
+        self.assertEqual((len(reactor.runs), line.initHeldUntil), (12, 21.0))
+        line.deviceLost(Failure(ConnectionLost("unplugged")))
+        self.assertEqual((line.initHeldUntil, lineStatus(line)["init_command"]["held_until"]), (None, None))
+        for run in reactor.runs:
+            if not run.ended.called:
+                run.processEnded(Failure(ProcessDone(0)))
+        self.assertEqual(reactor.getDelayedCalls(), [])

@@ -18,7 +18,7 @@ from twisted.trial.unittest import TestCase
 
 from serialgw.app.status import lineStatus
 from serialgw.line.hub import Line
-from serialgw.line.initcommand import KILL_WAIT, WRITE_MOST, InitRun
+from serialgw.line.initcommand import KILL_WAIT, SPIN_MOST, SPIN_WINDOW, WRITE_MOST, InitRun
 from tests.fakes import LogEvents
 from tests.realio import Collector, closeClients, connect, listenerPort, ptyLine, startedPty, startGateway, until
 
@@ -113,7 +113,7 @@ class InitCommandPtyTests(TestCase):
         self.assertEqual(line.writable, False)
         command = "echo waiting >&2; exec sleep 1000"
         self.assertEqual(lineStatus(line)["init_command"], {"command": command, "running": True, "pid": run.pid,
-                                                            "runs": 1, "last_outcome": None})
+                                                            "runs": 1, "last_outcome": None, "held_until": None})
         await until(self, lambda: run.stderr == b"waiting\n", "its standard error read")
         clock.advance(4.9)
         self.assertIsNone(run.outcome)
@@ -125,7 +125,7 @@ class InitCommandPtyTests(TestCase):
                                        "'waiting' (the command: 'echo waiting >&2; exec sleep 1000')"])
         self.assertEqual(lineStatus(line)["init_command"], {
             "command": command, "running": False, "pid": None, "runs": 1,
-            "last_outcome": "killed: still running after 5 s (init-timeout)"})
+            "last_outcome": "killed: still running after 5 s (init-timeout)", "held_until": None})
 
     async def test_floodCut(self) -> None:
         """A command that writes without end is killed once it has written WRITE_MOST bytes: exactly those reach the device."""
@@ -258,3 +258,39 @@ class InitCommandPtyTests(TestCase):
         await run.ended
         self.assertEqual([s for s in self.said(LogLevel.info) if "done" in s],
                          ["line t: init-command done (exit 0, 0.0 s); it said: 'fine'"])
+
+    async def test_heldRunSaidToOneArriving(self) -> None:
+        """
+        On demand, a client opening the device again and again: past
+        SPIN_MOST runs within SPIN_WINDOW s no process is started; the one
+        arriving then, and one arriving after, are told a run is held (they
+        type meanwhile); it runs
+        once the window has passed, the device still open.
+        """
+        service, line, clock = self.start("IFS= read -r _", listen="raw,notices", onDemand=True)
+        for n in range(1, SPIN_MOST + 1):
+            client = await connect(listenerPort(service))
+            await until(self, lambda: line.initRun is not None and line.initRuns == n, f"run {n}")  # noqa: B023
+            run = await self.running(line)
+            self.pty.write(b"login:\n")
+            await run.ended
+            await closeClients(client)
+            await until(self, lambda: not line.up, "the device closed")
+            clock.advance(1)
+        client = await connect(listenerPort(service))
+        self.addCleanup(closeClients, client)
+        told = (b"\r\n[serialgw: init-command held: 5 runs started in the last 10 s; it runs in 5.0 s if the device "
+                b"is still up]\r\n")
+        await client.received.contains(told)  # (after the replay of the last output: 'login:' 5 times)
+        self.assertEqual((line.initRuns, line.initRun, line.writable, line.initHeldUntil),
+                         (SPIN_MOST, None, True, SPIN_WINDOW))
+        second = await connect(listenerPort(service))
+        self.addCleanup(closeClients, second)
+        await second.received.contains(b"\r\n[serialgw: init-command held: too many runs lately; it runs soon (what "
+                                       b"you type goes meanwhile)]\r\n")
+        client.transport.write(b"x")  # type: ignore[union-attr]
+        self.assertEqual(await self.pty.received.length(1), b"x")
+        clock.advance(SPIN_WINDOW - SPIN_MOST)
+        await until(self, lambda: line.initRun is not None, "the held run")
+        run = await self.running(line)
+        self.assertEqual((line.initRuns, run.began, line.writable), (SPIN_MOST + 1, SPIN_WINDOW, False))
