@@ -876,13 +876,12 @@ def socketPath(case: Any, name: str = "sock") -> str:
     """
     A path for a unix socket, short enough for AF_UNIX (108 bytes) wherever
     the tests run (trial's temp directory under a test's full id is not),
-    removed after the test.
+    removed after the test (L{tests.shortpaths.shortDirectory}: not under
+    a long C{TMPDIR} either).
     """
-    import tempfile
+    from tests.shortpaths import shortDirectory
 
-    directory = tempfile.mkdtemp(prefix="serialgw-")
-    case.addCleanup(shutil.rmtree, directory, True)
-    return os.path.join(directory, name)
+    return os.path.join(shortDirectory(case, "serialgw-"), name)
 
 
 def linePort(data: bytes, line: str, protocol_: str = "telnet") -> int:

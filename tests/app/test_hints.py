@@ -10,13 +10,13 @@ import shutil
 import signal
 import socket
 import subprocess
-import tempfile
 
 from twisted.internet.address import IPv4Address, UNIXAddress
 from twisted.trial.unittest import SynchronousTestCase
 
 from serialgw.app.listen import _connectHint
 from serialgw.config.specs import Protocol
+from tests.shortpaths import shortDirectory
 
 ODD = b"a b,c:d!e[f]{g}\"h'i\\j\n\x1b[2J\xff.sock"
 
@@ -52,8 +52,7 @@ class HintTests(SynchronousTestCase):
         if socat is None or bash is None:
             raise self.skipTest("needs socat and bash")
         # (Trial's own temporary directory is too long a path for a unix socket.)
-        directory = os.fsencode(tempfile.mkdtemp(prefix="sg-hint-"))
-        self.addCleanup(shutil.rmtree, directory)
+        directory = os.fsencode(shortDirectory(self, "sg-hint-"))
         path = directory + b"/" + ODD
         server = socket.socket(socket.AF_UNIX)
         self.addCleanup(server.close)

@@ -8,7 +8,6 @@ from __future__ import annotations
 import io
 import os
 import re
-import tempfile
 from typing import Any
 
 from twisted.internet import reactor
@@ -27,6 +26,7 @@ from serialgw.app.logs import DialEndpoint, JournalObserver, TidyObserver, journ
 from serialgw.line.hub import Line
 from tests.fakes import CallObserver, RecordingClient, RecordingDevice
 from tests.realio import TWISTD, spawn, startProcess
+from tests.shortpaths import shortDirectory
 
 
 def captured(emit: Any) -> list[dict[str, Any]]:
@@ -231,8 +231,7 @@ class DialOutRetryTests(TestCase):
         from tests.realio import ptyLine, startedPty, startGateway, until
 
         # (Short: a trial temp path is past a unix socket name's 107 bytes.)
-        directory = tempfile.mkdtemp(prefix="serialgw-dial-")
-        self.addCleanup(os.rmdir, directory)
+        directory = shortDirectory(self, "serialgw-dial-")
         events: list[dict[str, Any]] = []
         observer = CallObserver(events.append)
         globalLogPublisher.addObserver(observer)

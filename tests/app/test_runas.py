@@ -19,6 +19,7 @@ from serialgw.app.service import GatewayService
 from serialgw.config.listeners import parseListener
 from serialgw.config.logspec import LogSpec
 from serialgw.config.specs import DeviceSpec, LineConfig
+from tests.shortpaths import shortDirectory
 
 
 class RunAsTests(SynchronousTestCase):
@@ -126,11 +127,8 @@ class GiveFilesTests(TestCase):
         """
         if os.geteuid() != 0:
             self.skipTest("giving files away takes root")
-        import shutil
-        import tempfile
 
-        given, shut = tempfile.mkdtemp(), os.path.abspath(self.mktemp())  # (a unix socket's path is short)
-        self.addCleanup(shutil.rmtree, given, True)
+        given, shut = shortDirectory(self), os.path.abspath(self.mktemp())  # (a unix socket's path is short)
         os.chown(given, 65534, -1)
         os.makedirs(shut)
         log, out, sock = (os.path.join(given, n) for n in ("a.log", "a.out", "a.sock"))
@@ -163,17 +161,13 @@ class GiveFilesTests(TestCase):
         """
         if os.geteuid() != 0:
             self.skipTest("giving files away takes root")
-        import shutil
-        import tempfile
 
         from serialgw.app import runas
 
         # Both in /tmp (a hard link is made from one to the other): a
         # checkout's temporary directory and /tmp may be on two file
         # systems ('Invalid cross-device link' with /tmp a tmpfs).
-        given, shut = tempfile.mkdtemp(), tempfile.mkdtemp()
-        self.addCleanup(shutil.rmtree, given, True)
-        self.addCleanup(shutil.rmtree, shut, True)
+        given, shut = shortDirectory(self), shortDirectory(self)
         os.chown(given, 65534, -1)
         victim = os.path.join(shut, "shadow")
         open(victim, "w").close()

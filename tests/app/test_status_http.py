@@ -24,6 +24,7 @@ from serialgw.app.status import StatusChannel, ThrottledPage, statusSite
 from serialgw.line.hub import Line
 from tests.fakes import Lines, RecordingDevice
 from tests.realio import Clients, connect, ptyLine, startedPty, startGateway
+from tests.shortpaths import shortDirectory
 
 GET = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
 REFUSED_405 = (b"HTTP/1.1 405 Method Not Allowed\r\nAllow: GET, HEAD\r\nContent-Length: 0\r\n"
@@ -406,16 +407,13 @@ class StatusSocketTests(TestCase):
     def test_unixPathHeldSaid(self) -> None:
         """--status unix:PATH where another socket of this process listens (a line's, watch-all's) is refused saying so (Twisted said 'Address already in use' or 'Cannot acquire lock'), the socket left in place."""
         import os
-        import shutil
         import socket
         import stat
-        import tempfile
 
         from serialgw.app.listen import StartupError
         from serialgw.app.service import GatewayService
 
-        directory = tempfile.mkdtemp(prefix="sgw")
-        self.addCleanup(shutil.rmtree, directory)
+        directory = shortDirectory(self)
         path = os.path.join(directory, "s.sock")
         bound = socket.socket(socket.AF_UNIX)
         bound.bind(path)

@@ -7,8 +7,6 @@ a reload's role changes for connections never announced.
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from typing import Any
 
 import attrs
@@ -28,6 +26,7 @@ from serialgw.config.specs import DeviceSpec, LineConfig, Rights, SerialSettings
 from serialgw.line.hub import Line, Role
 from tests.fakes import LogEvents, RecordingClient, RecordingDevice
 from tests.realio import Clients, connect, connectUnix, listenerPort, ptyLine, startedPty, startGateway
+from tests.shortpaths import shortDirectory
 from tests.telnetpeer import AGREE, WONT_COM_PORT
 
 TELNET = "telnet,escape=^]+4444"
@@ -495,8 +494,7 @@ class MovedListenerTests(TestCase):
 
     async def test_movedListenerKeepsItsClientsNewOneHasItsRights(self) -> None:
         """A reload that moves a listener (another endpoint: a new listener, the old one removed): the old port takes no one more, its client stays as it was (a writer; README: clients of a removed listener stay), the new one's ro holds for those who come through it."""
-        directory = tempfile.mkdtemp(prefix="serialgw-")  # (a unix socket path is short)
-        self.addCleanup(shutil.rmtree, directory)
+        directory = shortDirectory(self, "serialgw-")  # (a unix socket path is short)
         path = os.path.join(directory, "moved.sock")
         service = startGateway(self, ptyLine(self.pty, "raw+tcp:0:interface=127.0.0.1"))
         old = listenerPort(service)

@@ -8,11 +8,9 @@ from __future__ import annotations
 import io
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 
 from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase, TestCase
@@ -23,6 +21,7 @@ from serialgw.app.startchecks import listenerKey
 from serialgw.config.file import loadConfig
 from serialgw.config.listeners import parseListener
 from tests.realio import REPO, TWISTD, gatewayArgv, socketPath, spawn
+from tests.shortpaths import shortDirectory
 
 
 def write(case: SynchronousTestCase, text: str) -> str:
@@ -30,19 +29,6 @@ def write(case: SynchronousTestCase, text: str) -> str:
     with open(path, "w") as f:
         f.write(text)
     return path
-
-
-def shortDirectory(case: SynchronousTestCase) -> str:
-    """
-    A directory of the test's own in /tmp, removed at its end: a listener
-    naming two files in it is quoted whole (a value is cut past
-    config.specs.SHOWN characters), where two paths under the checkout's
-    temporary directory passed that on a long checkout path (trial's
-    _trial_temp-1 beside a running suite too).
-    """
-    directory = tempfile.mkdtemp(prefix="ck")
-    case.addCleanup(shutil.rmtree, directory)
-    return directory
 
 
 def checked(*args: str) -> tuple[int, str, str]:

@@ -12,10 +12,8 @@ import fcntl
 import grp
 import os
 import pwd
-import shutil
 import socket
 import stat
-import tempfile
 import termios
 from typing import Any
 
@@ -29,6 +27,7 @@ from serialgw.devices.ports import TtyPort
 from tests.devices.test_uucpstale import holding
 from tests.fakes import LogEvents
 from tests.realio import PtyPair, closeClients, connect, listenerPort, ptyLine, startedPty, startGateway
+from tests.shortpaths import shortDirectory
 
 BUSY = "another program holds it exclusively (TIOCEXCL: Device or resource busy)"
 
@@ -159,8 +158,7 @@ class FarmTests(TestCase):
         here = startedPty(self)
         held = startedPty(self)
         exclusive(self, held)
-        directory = tempfile.mkdtemp(prefix="sgw")  # short: a unix socket's path is at most 107 bytes
-        self.addCleanup(shutil.rmtree, directory)
+        directory = shortDirectory(self)  # short: a unix socket's path is at most 107 bytes
         paths = {name: os.path.join(directory, name) for name in ("fifo", "file", "sock", "dangling")}
         os.mkfifo(paths["fifo"])
         with open(paths["file"], "w") as f:

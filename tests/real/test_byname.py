@@ -20,6 +20,7 @@ from serialgw.config.specs import ByNameSpec
 from serialgw.line.hub import Role
 from tests.fakes import LogEvents
 from tests.realio import closeClients, connect, ptyLine, startedPty, until, watchWaits
+from tests.shortpaths import shortDirectory
 
 
 class ByNameRealTests(TestCase):
@@ -164,11 +165,8 @@ class ByNameRealTests(TestCase):
 
     def test_statusPageLeavesOutWhatItCannotGive(self) -> None:
         """A line reached only over its unix socket is not listed under a TCP by-name listener (none of its connections would be given it); the other line is."""
-        import shutil
-        import tempfile
 
-        where = tempfile.mkdtemp(prefix="sgw")
-        self.addCleanup(shutil.rmtree, where, True)
+        where = shortDirectory(self)
         service, _, _ = self.gateway("raw+tcp:0:interface=127.0.0.1",
                                      own=(f"raw+unix:{where}/web1.sock", "raw+tcp:0:interface=127.0.0.1"))
         self.assertEqual([shown["kind"] for shown in service.listenersOf("web1")], ["listen"])

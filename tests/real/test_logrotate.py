@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import signal
-import tempfile
 
 from twisted.internet import defer, inotify, protocol, reactor
 from twisted.internet.task import Clock
@@ -29,6 +27,7 @@ from serialgw.config.logspec import LogSpec
 from serialgw.line.hub import Line
 from tests.fakes import RecordingDevice, observeLog
 from tests.realio import TWISTD, Accumulator, closeClients, connect, startedPty, startProcess, testLockDir
+from tests.shortpaths import shortDirectory
 
 
 class NotifySocket(protocol.DatagramProtocol):
@@ -95,8 +94,7 @@ class LogrotateTests(TestCase):
                     f'listen = ["raw+tcp:0:interface=127.0.0.1", "file:{fileOut}"]\n')
         notify = NotifySocket()
         # A short path: AF_UNIX takes 107 bytes at most.
-        socketDirectory = tempfile.mkdtemp(prefix="serialgw-test-")
-        self.addCleanup(shutil.rmtree, socketDirectory)
+        socketDirectory = shortDirectory(self, "serialgw-test-")
         socketPath = os.path.join(socketDirectory, "notify")
         port = reactor.listenUNIXDatagram(socketPath, notify)  # type: ignore[attr-defined]
         self.addCleanup(port.stopListening)
