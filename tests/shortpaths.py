@@ -40,3 +40,19 @@ def shortDirectory(case: Any, prefix: str = "sgw-") -> str:
         case.addCleanup(shutil.rmtree, directory, True)
         return directory
     raise AssertionError(f"no short temporary directory to make one in (tried {bases})")
+
+
+def shortTemp(case: Any) -> str:
+    """
+    A path in a new short directory of the test's own, nothing there yet:
+    what C{case.mktemp()} gives, where a path quoted whole must stay short.
+    """
+    return os.path.join(shortDirectory(case), "t")
+
+
+def writeShort(case: Any, text: str) -> str:
+    """A file holding C{text} at a L{shortTemp} path; its path."""
+    path = shortTemp(case)
+    with open(path, "w") as f:
+        f.write(text)
+    return path

@@ -18,6 +18,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from serialgw.app import check
 from tests.app.test_shard import parse
 from tests.hung import Held
+from tests.shortpaths import shortTemp
 
 # Seconds the check's wait waits for its look to reach the path that hangs: a guard against a look that never does (the test then fails), not a bound on a loaded machine's thread.
 LATE = 120.0
@@ -68,7 +69,7 @@ class CheckLookTests(SynchronousTestCase):
     def test_hungDeviceLookStopsTheCheck(self) -> None:
         """A line's device whose stat hangs: --check says so after LOOK_WAIT s, naming the line and the device, exit 2."""
         self.patch(check, "LOOK_WAIT", 0.3)
-        device = os.path.abspath(self.mktemp())
+        device = shortTemp(self)
         code, out, err, stat = self.report(f'[lines.a]\ndevice = "{device}"\nlisten = "tcp:4001:interface=127.0.0.1"\n'
                                            "lock = false\n", hung=device)
         self.assertEqual((code, out), (2, ""))
@@ -81,7 +82,7 @@ class CheckLookTests(SynchronousTestCase):
     def test_hungLogLookNamesTheLog(self) -> None:
         """The line's device answers, its log's directory does not: the log is named."""
         self.patch(check, "LOOK_WAIT", 0.3)
-        directory = os.path.abspath(self.mktemp())
+        directory = shortTemp(self)
         code, _, err, _ = self.report(f'[lines.a]\ndevice = "/dev/null"\nlisten = "tcp:4001:interface=127.0.0.1"\n'
                                       f'lock = false\nlog = "{directory}/a.log"\n', hung=directory)
         self.assertEqual(code, 2)

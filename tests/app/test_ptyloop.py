@@ -16,12 +16,12 @@ from serialgw.clients.ptylink import PtyClient
 from serialgw.config.file import loadConfig
 from serialgw.devices.device import SerialDevice
 from serialgw.devices.errors import DeviceError
+from tests.shortpaths import shortDirectory
 
 
 class RuntimePtyLoopTests(SynchronousTestCase):
     def setUp(self) -> None:
-        self.dir = os.path.abspath(self.mktemp())
-        os.makedirs(self.dir)
+        self.dir = shortDirectory(self)
         self.device, self.link = os.path.join(self.dir, "console"), os.path.join(self.dir, "a.pty")
 
     def gateway(self, text: str) -> GatewayService:

@@ -22,6 +22,7 @@ from serialgw.config.file import loadFile
 from tests.app.test_notify import FakeSystemd
 from tests.app.test_unixnames import LONG, PAST
 from tests.fakes import LogEvents, RecordingPort
+from tests.shortpaths import shortTemp
 
 LINE_A = '[lines.a]\ndevice = "/dev/fake-a"\nlisten = "raw+tcp:0:interface=127.0.0.1"\n'
 FIRST = '[defaults]\nlock = false\n' + LINE_A
@@ -31,7 +32,7 @@ class PlacesTests(SynchronousTestCase):
     def setUp(self) -> None:
         self.clock = MemoryReactorClock()
         self.path = os.path.abspath(self.mktemp())
-        self.missing = os.path.abspath(self.mktemp())
+        self.missing = shortTemp(self)
         self.systemd = FakeSystemd(self)
         self.log = LogEvents(self)
 
@@ -123,7 +124,7 @@ class PlacesTests(SynchronousTestCase):
                 '[lines.c]\ndevice = "/dev/fake-c"\nlisten = ["raw+tcp:4701:interface=127.0.0.1", '
                 '"telnet+tcp:4601:interface=127.0.0.1"]\n')
         self.assertIsNone(self.reload(service, text))
-        sock = os.path.abspath(self.mktemp())
+        sock = shortTemp(self)
         self.assertIsNone(self.reload(service, text.replace("4601:interface", "4602:interface")
                                       + f'[lines.d]\ndevice = "/dev/fake-d"\nlisten = "unix:{sock}"\n'
                                       + f'[lines.e]\ndevice = "/dev/fake-e"\nlisten = "raw+unix:{sock}"\n'

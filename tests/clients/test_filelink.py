@@ -25,6 +25,7 @@ from serialgw.config.specs import DeviceSpec, LineConfig
 from serialgw.line.hub import Line
 from tests.fakes import RecordingDevice
 from tests.realio import socketPath
+from tests.shortpaths import shortDirectory
 
 NOBODY = 65534
 
@@ -32,8 +33,7 @@ NOBODY = 65534
 class FileLinkTests(SynchronousTestCase):
     def setUp(self) -> None:
         self.line = Line("t", RecordingDevice(), clock=Clock())
-        self.dir = os.path.abspath(self.mktemp())
-        os.makedirs(self.dir)
+        self.dir = shortDirectory(self)
 
     def client(self, path: str) -> FileClient:
         # (A regular file written on the test's thread: read at once.)

@@ -73,6 +73,7 @@ from tests.realio import (
     testLockDir,
     writeTemp,
 )
+from tests.shortpaths import shortTemp
 
 
 def newKey() -> keys.Key:
@@ -1586,7 +1587,7 @@ class OptionsTests(SynchronousTestCase):
         keys = self.mktemp()
         with open(keys, "w") as f:
             f.write(publicLine(newKey(), "ops1") + "\n")
-        hostKey = os.path.abspath(self.mktemp())  # (a relative one is shown made absolute)
+        hostKey = shortTemp(self)  # (a relative one is shown made absolute)
         loadHostKey(hostKey)
         os.chmod(hostKey, 0o640)
         options = self.parse("--check", "--port", "tcp:2222:interface=127.0.0.1", "--ssh", "tcp:2222",
@@ -1599,7 +1600,7 @@ class OptionsTests(SynchronousTestCase):
             "listener 'tcp:2222:interface=127.0.0.1' already does",
             f"serialgw: error: the SSH host key {hostKey!r} may be read by others (mode 0640): chmod 600 it",
         ])
-        link = os.path.abspath(self.mktemp())
+        link = shortTemp(self)
         os.symlink(hostKey, link)
         os.chmod(hostKey, 0o600)
         options = self.parse("--check", "--ssh", "tcp:2222", "--ssh-host-key", link, "--authorized-keys", keys)

@@ -21,11 +21,11 @@ from serialgw.app.startchecks import listenerKey
 from serialgw.config.file import loadConfig
 from serialgw.config.listeners import parseListener
 from tests.realio import REPO, TWISTD, gatewayArgv, socketPath, spawn
-from tests.shortpaths import shortDirectory
+from tests.shortpaths import shortDirectory, shortTemp
 
 
 def write(case: SynchronousTestCase, text: str) -> str:
-    path = os.path.abspath(case.mktemp())
+    path = shortTemp(case)
     with open(path, "w") as f:
         f.write(text)
     return path
@@ -255,8 +255,7 @@ class CheckTests(SynchronousTestCase):
 
     def test_deviceNotADevice(self) -> None:
         """A tty device path that is a directory, a regular file, a FIFO or a unix socket now: a warning saying what it is (the line would stay down), a socket's with its unix: form."""
-        directory = os.path.abspath(self.mktemp())
-        os.mkdir(directory)
+        directory = shortDirectory(self)
         os.mkfifo(os.path.join(directory, "fifo"))
         open(os.path.join(directory, "file"), "w").close()
         path = socketPath(self, "vm.serial0")
@@ -272,7 +271,7 @@ class CheckTests(SynchronousTestCase):
 
     def test_deviceThePtyMultiplexer(self) -> None:
         """A tty device path that is the pty multiplexer (/dev/ptmx, a link to it): a warning saying so and what to use, as the start refuses it (--check said OK)."""
-        link = os.path.abspath(self.mktemp())
+        link = shortTemp(self)
         os.symlink("/dev/ptmx", link)
         for device in ("/dev/ptmx", link):
             lines = loadConfig(write(self, f'[lines.a]\ndevice = "{device}"\nlisten = "4001"\nlock = false\n'))
@@ -336,8 +335,7 @@ class CheckTests(SynchronousTestCase):
 
     def test_linesOfTheFileNamed(self) -> None:
         """--config: what --check finds about a line on disk or across lines begins with the file's line of its table ([lines."q"] quoted too); other messages as they are."""
-        directory = os.path.abspath(self.mktemp())
-        os.mkdir(directory)
+        directory = shortDirectory(self)
         path = write(self, '[lines.a]\ndevice = "/dev/null"\nlisten = "4001"\n\n'
                            f'[lines."q"]\ndevice = "/dev/zero"\nlisten = "tcp:4001"\nlog = "{directory}"\n')
         self.assertEqual(checked("--config", path, "--status", "tcp:4001"), (2, "", (
@@ -569,8 +567,7 @@ class DeviceNowTests(SynchronousTestCase):
         """device = "ttyS0", not there beside the file, /dev/ttyS0 there: the warning asks for it, as the start's error does."""
         from serialgw.devices import errors
 
-        dev = os.path.abspath(self.mktemp())
-        os.mkdir(dev)
+        dev = shortDirectory(self)
         open(os.path.join(dev, "ttyQ9"), "w").close()
         self.patch(errors, "DEV", dev)
         path = write(self, '[lines.a]\ndevice = "ttyQ9"\nlisten = "4001"\nlock = false\n')

@@ -36,6 +36,7 @@ from tests.realio import (
     until,
     writeTemp,
 )
+from tests.shortpaths import shortDirectory
 
 
 class FileTests(SynchronousTestCase):
@@ -163,8 +164,7 @@ class FileTests(SynchronousTestCase):
 
     def test_ptyLoopThroughSymlinkRefused(self) -> None:
         """A device that is a symlink to its own pty: listener's link (not made yet, or left by a former run), or reached through a linked directory: refused as the loop it is (started, one byte went round for ever: bytes_to_device 84 KB in 4 s)."""
-        base = os.path.abspath(self.mktemp())
-        os.makedirs(base)
+        base = shortDirectory(self)
         os.symlink("loop", os.path.join(base, "alias"))
         path = self.write(f'[lines.a]\ndevice = "{base}/alias"\nlisten = ["4001", "pty:{base}/loop"]\n')
         self.assertEqual(str(self.assertRaises(ConfigError, loadConfig, path)),
@@ -188,7 +188,7 @@ class FileTests(SynchronousTestCase):
 
     def test_ptyLoopThroughBindMountRefused(self) -> None:
         """A device reached through a bind mount of its pty: listener's directory (someone else's mount: no symlink, another path) is compared by what the directory is (stat), and refused as the loop it is."""
-        base = os.path.abspath(self.mktemp())
+        base = shortDirectory(self)
         real, mounted = os.path.join(base, "run"), os.path.join(base, "mnt")
         os.makedirs(real)
         os.makedirs(mounted)

@@ -20,6 +20,7 @@ from serialgw.app import tap
 from serialgw.config.file import loadConfig, loadFile
 from serialgw.config.specs import ConfigError
 from tests.realio import writeTemp
+from tests.shortpaths import shortTemp
 
 
 def parse(*args: str) -> tap.Options:
@@ -128,7 +129,7 @@ class KeyValueTests(SynchronousTestCase):
 
     def test_lockDirMissingStopsTheStart(self) -> None:
         """A tty line's lock-dir that is not a directory stops the start with --config too (the line stayed down for good), the file's line of its table first."""
-        missing = os.path.join(os.path.abspath(self.mktemp()), "locks")
+        missing = os.path.join(shortTemp(self), "locks")
         path = writeTemp(self, f'{LINE}lock-dir = "{missing}"\n[lines.b]\ndevice = "pty:"\nlisten = "4002"\n')
         message = (f"line 'a': lock-dir {missing!r} is not a directory: the UUCP lock for '/dev/ttyS0' cannot be made "
                    "(set lock-dir, or lock = false)")
@@ -323,13 +324,13 @@ class FileTests(SynchronousTestCase):
 
     def test_fifo(self) -> None:
         """A FIFO as the configuration (nobody writing) is refused at once, not waited on: a SIGHUP would hang the reactor."""
-        path = os.path.abspath(self.mktemp())
+        path = shortTemp(self)
         os.mkfifo(path)
         self.assertEqual(self.refusedAtOnce(path), f"configuration {path!r} is not a regular file (a FIFO)")
 
     def test_directoryAndDevice(self) -> None:
         """A directory or a character device is not a configuration file: said so."""
-        path = os.path.abspath(self.mktemp())
+        path = shortTemp(self)
         os.mkdir(path)
         self.assertEqual(self.refusedAtOnce(path), f"configuration {path!r} is not a regular file (a directory)")
         self.assertEqual(self.refusedAtOnce("/dev/zero"),

@@ -23,6 +23,7 @@ from serialgw.config.file import loadFile
 from serialgw.config.specs import SSHSpec
 from tests.clients.test_ssh import newKey, publicLine
 from tests.realio import writeTemp
+from tests.shortpaths import writeShort
 
 LINE = '[lines.a]\ndevice = "/dev/ttyS0"\nlisten = "4001"\nwrite = ["ops1"]\nread = ["*"]\n'
 SSH = '[ssh]\nlisten = "tcp:2222:interface=127.0.0.1"\nhost-key = "/tmp/hk"\n'
@@ -50,8 +51,8 @@ class Farm:
     def __init__(self, test: SynchronousTestCase) -> None:
         self.test = test
         self.ops1, self.bob, self.carol, self.bob2 = newKey(), newKey(), newKey(), newKey()
-        self.bobFile = os.path.abspath(writeTemp(test, publicLine(self.bob, "bob@laptop") + "\n"))
-        self.carolFile = os.path.abspath(writeTemp(test, publicLine(self.carol) + "\n"))
+        self.bobFile = writeShort(test, publicLine(self.bob, "bob@laptop") + "\n")
+        self.carolFile = writeShort(test, publicLine(self.carol) + "\n")
         self.path = writeTemp(test, SSH + LINE + f'[users.ops1]\nkeys = ["{publicLine(self.ops1)}"]\n'
                                     f'[users.bob]\nkeys-file = "{self.bobFile}"\n'
                                     f'[users.carol]\nkeys-file = "{self.carolFile}"\n')

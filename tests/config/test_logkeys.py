@@ -18,6 +18,7 @@ from serialgw.config.logspec import LogSpec
 from serialgw.config.specs import ConfigError
 from tests.config.test_check import checked, write
 from tests.realio import TtyEnd, closeClients, connect, listenerPort, startGateway, writeTemp
+from tests.shortpaths import shortTemp
 
 LINE = '[lines.a]\ndevice = "/dev/ttyS0"\nlisten = "4001"\nlog = "/var/log/a.log"\n'
 
@@ -66,7 +67,7 @@ class LogKeysTests(SynchronousTestCase):
 
     def test_checkTypedNotAFile(self) -> None:
         """--check: a directory at a log-typed file's path is an error, as at the log's (the start would refuse it)."""
-        log = os.path.abspath(self.mktemp())
+        log = shortTemp(self)
         os.mkdir(log + ".typed")
         text = f'[lines.a]\ndevice = "pty:{log}.pty"\nlisten = "4001"\nlog = "{log}"\n'
         self.assertEqual(checkLines(loadConfig(write(self, text + "log-typed = true\n"))),

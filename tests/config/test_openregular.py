@@ -19,6 +19,7 @@ from serialgw.clients.tlsfiles import TLSError, readPem
 from serialgw.config.reading import readToml
 from serialgw.config.specs import ConfigError
 from tests.config.test_sshkeysfile import Opens
+from tests.shortpaths import shortTemp
 
 # Each reader, called as the gateway calls it, and what it says of a path that is a character device or a FIFO.
 READERS: dict[str, tuple[Callable[[str], object], type[Exception], Callable[[str, str], str]]] = {
@@ -65,7 +66,7 @@ class NotOpenedTests(SynchronousTestCase):
     def test_fifoNeverOpened(self) -> None:
         """A FIFO there is refused without being opened (nor waited on)."""
         for name, (reader, error, said) in READERS.items():
-            fifo = os.path.abspath(self.mktemp())
+            fifo = shortTemp(self)
             os.mkfifo(fifo)
             opens = Opens(self, fifo)
             self.assertEqual(str(self.assertRaises(error, reader, fifo)), said(fifo, "a FIFO"), name)

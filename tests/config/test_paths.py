@@ -23,6 +23,7 @@ from serialgw.config.specs import ConfigError, ListenerKind
 from tests.config.test_check import checked
 from tests.fakes import LogEvents
 from tests.realio import startedPty
+from tests.shortpaths import shortDirectory
 
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGk2gGl2+Rk3Jqf3A1h8sZk6e2n2hY2xk8Uj0Zl7m9Zq ann\n"
 
@@ -37,9 +38,14 @@ def parse(*args: str) -> tap.Options:
 class Directory:
     """A directory of the test's own (absolute), with files and links made in it."""
 
-    def __init__(self, case: SynchronousTestCase) -> None:
-        self.path = os.path.abspath(case.mktemp())
-        os.makedirs(self.path)
+    def __init__(self, case: SynchronousTestCase, short: bool = False) -> None:
+        # (short: in a directory of the test's own outside the checkout, whose
+        # path may be long: a path is quoted whole up to 256 characters)
+        if short:
+            self.path = shortDirectory(case)
+        else:
+            self.path = os.path.abspath(case.mktemp())
+            os.makedirs(self.path)
 
     def __call__(self, *parts: str) -> str:
         return os.path.join(self.path, *parts)
@@ -56,7 +62,7 @@ class Directory:
 
 class TwoPathsTests(SynchronousTestCase):
     def setUp(self) -> None:
-        self.dir = Directory(self)
+        self.dir = Directory(self, short=True)
 
     def refused(self, text: str) -> str:
         path = self.dir.write("farm.toml", text)

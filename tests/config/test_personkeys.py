@@ -25,6 +25,7 @@ from serialgw.config.sshkeys import fingerprint
 from tests.clients.test_ssh import newKey, publicLine
 from tests.fakes import LogEvents
 from tests.realio import ptyLine, startedPty, startGateway, writeTemp
+from tests.shortpaths import shortTemp, writeShort
 
 LINE = '[lines.a]\ndevice = "/dev/ttyS0"\nlisten = "4001"\nwrite = ["ops1"]\nread = ["*"]\n'
 SSH = '[ssh]\nlisten = "tcp:2222:interface=127.0.0.1"\nhost-key = "/tmp/hk"\n'
@@ -35,7 +36,7 @@ class PersonsFileTests(SynchronousTestCase):
         self.ops1, self.bob = newKey(), newKey()
 
     def keysFile(self, text: str) -> str:
-        return os.path.abspath(writeTemp(self, text))
+        return writeShort(self, text)
 
     def load(self, bobFile: str, more: str = "") -> tuple[str, SSHSpec]:
         path = writeTemp(self, SSH + LINE + f'[users.ops1]\nkeys = ["{publicLine(self.ops1)}"]\n'
@@ -57,7 +58,7 @@ class PersonsFileTests(SynchronousTestCase):
 
     def test_missingFileGivesNoKeys(self) -> None:
         """A keys file that is not there (taken away by its person) gives no keys: said, not a refusal."""
-        missing = os.path.abspath(self.mktemp())
+        missing = shortTemp(self)
         path, ssh = self.load(missing)
         self.assertEqual(ssh.problems, (f"{path}:12: [users.bob] keys-file: cannot read keys file {missing!r}: "
                                         "No such file or directory: bob has no keys from it",))

@@ -12,6 +12,7 @@ from twisted.trial.unittest import TestCase
 from serialgw.app.service import GatewayService
 from serialgw.config.file import loadConfig
 from tests.realio import TtyEnd, closeClients, connect, listenerPort, startedPty, startGateway, until, writeTemp
+from tests.shortpaths import shortTemp
 
 
 class ReloadKeysTests(TestCase):
@@ -27,7 +28,7 @@ class ReloadKeysTests(TestCase):
         """lock or lock-dir put in a pty: line's table (it takes no lock) refuse the reload, naming the file's line and the key: the line, its pty and client stay as they were."""
         from serialgw.config.specs import ConfigError
 
-        link = os.path.abspath(self.mktemp())
+        link = shortTemp(self)
         service: GatewayService = startGateway(self, *self.config(link))
         line, slave = service.lines["a"], os.path.realpath(link)
         far = TtyEnd(link)
@@ -49,11 +50,11 @@ class ReloadKeysTests(TestCase):
 
     async def test_lockDirMissingRefusesTheReload(self) -> None:
         """A tty line a reload adds (or reopens) whose lock-dir is not there refuses the reload: it would stay down for good."""
-        link = os.path.abspath(self.mktemp())
+        link = shortTemp(self)
         service: GatewayService = startGateway(self, *self.config(link))
         line = service.lines["a"]
         pty = startedPty(self)
-        missing = os.path.join(os.path.abspath(self.mktemp()), "locks")
+        missing = os.path.join(shortTemp(self), "locks")
         tty = f'[lines.b]\ndevice = "{pty.slaveName}"\nlisten = "raw+tcp:0:interface=127.0.0.1"\nlock-dir = "{missing}"\n'
         result = await service.reload(self.config(link, tty))
         self.assertEqual(result, {"refused": [f"line 'b': lock-dir {missing!r} is not a directory: the UUCP lock for "

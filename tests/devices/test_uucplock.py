@@ -39,6 +39,7 @@ from tests.realio import (
     startGateway,
     startProcess,
 )
+from tests.shortpaths import shortTemp
 
 
 def deadPid() -> int:
@@ -417,7 +418,7 @@ class CheckTests(SynchronousTestCase):
         """--check: a tty line whose lock directory is not there is an error; with lock = false, or a pty, it is not."""
         from serialgw.app.check import checkLines
 
-        missing = os.path.join(os.path.abspath(self.mktemp()), "locks")
+        missing = os.path.join(shortTemp(self), "locks")
         path = self.mktemp()
         with open(path, "w") as f:
             f.write(f'[defaults]\nlock-dir = "{missing}"\n'
