@@ -24,7 +24,7 @@ ALLOWED = {
 }
 
 # What clients may load besides itself (README's arrows: clients -> line, wire, interfaces; config and
-# logflood below all), and of devices only the pty helpers a client pty uses (clients/ptylink.py).
+# logflood below all), and of devices only the pty helpers a client pty uses (clients/ptylink.py, ptytermios.py).
 CLIENTS_MAY = {"serialgw", "serialgw.clients", "serialgw.config", "serialgw.interfaces", "serialgw.line",
                "serialgw.logflood", "serialgw.wire"}
 CLIENTS_DEVICES = {"serialgw.devices", "serialgw.devices.links", "serialgw.devices.ptywatch", "serialgw.devices.termio"}

@@ -16,7 +16,8 @@ from twisted.logger import formatEvent
 from twisted.trial.unittest import TestCase
 from zope.interface.verify import verifyObject
 
-from serialgw.clients.ptylink import EXTPROC, PtyClient
+from serialgw.clients.ptylink import PtyClient
+from serialgw.clients.ptytermios import EXTPROC
 from serialgw.config.specs import SerialSettings
 from serialgw.devices.termio import fcntlBreak
 from serialgw.interfaces import IClient

@@ -22,7 +22,8 @@ from twisted.logger import LogLevel
 from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
 
-from serialgw.clients.ptylink import EXTPROC, PtyClient
+from serialgw.clients.ptylink import PtyClient
+from serialgw.clients.ptytermios import EXTPROC
 from serialgw.config.specs import SerialSettings
 from serialgw.devices import ptywatch
 from serialgw.devices.device import SerialDevice
