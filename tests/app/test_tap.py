@@ -79,13 +79,13 @@ class OptionsTests(SynchronousTestCase):
 
     def test_nameFromTheDeviceByTheFileRule(self) -> None:
         """A name taken from the device (no --name) follows the rule of a [lines.NAME] too: what else the path holds ('/', ':', a space) becomes '-' (a newline or an escape sequence is refused); it reached logs, the status page and SSH user names as it was.  An rfc2217:// device's keeps its scheme, as telnet:'s and tcp:'s do (it was 'h.example-7000')."""
-        from serialgw.config import loops
+        from serialgw.config import thishost
         from serialgw.config.file import nameProblem
 
         # (telnet:host:4444 dials the default listener's port: not this machine's /etc/hosts or host name, where
         # 'host' at a loopback address made it a loop, refused.)
-        self.patch(loops, "HOSTS_FILE", os.devnull)
-        self.patch(loops, "hostName", lambda: "serialgw-test.invalid")
+        self.patch(thishost, "HOSTS_FILE", os.devnull)
+        self.patch(thishost, "hostName", lambda: "serialgw-test.invalid")
         for device, name in (("/dev/ttyS0", "ttyS0"), ("/dev/serial/by-id/usb-FTDI_FT232R-if00-port0",
                                                           "serial-by-id-usb-FTDI_FT232R-if00-port0"),
                              ("/dev/pts/3", "pts-3"), ("pty:/tmp/ttyV0", "ttyV0"), ("telnet:host:4444", "telnet-host-4444"),

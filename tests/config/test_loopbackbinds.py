@@ -16,7 +16,7 @@ from ipaddress import ip_network
 
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
-from serialgw.config import loops
+from serialgw.config import thishost
 from serialgw.config.file import loadConfig
 from serialgw.config.specs import ConfigError
 from tests.realio import readable, writeTemp
@@ -39,11 +39,11 @@ class LoopbackBindTests(SynchronousTestCase):
     """The loop check's idea of which loopback listeners a device reaches."""
 
     def setUp(self) -> None:
-        self.patch(loops, "localNetworks", lambda: [ip_network("127.0.0.0/8"), ip_network("192.0.2.9/32"),
+        self.patch(thishost, "localNetworks", lambda: [ip_network("127.0.0.0/8"), ip_network("192.0.2.9/32"),
                                                     ip_network("::1/128")])
-        self.patch(loops, "HOSTS_FILE", writeTemp(self, "127.0.0.1 localhost\n127.0.1.1 gw1.example.org gw1\n"
+        self.patch(thishost, "HOSTS_FILE", writeTemp(self, "127.0.0.1 localhost\n127.0.1.1 gw1.example.org gw1\n"
                                                         "::1 ip6-localhost\n"))
-        self.patch(loops, "hostName", lambda: "gw1")
+        self.patch(thishost, "hostName", lambda: "gw1")
 
     def test_otherLoopbackAddressAllowed(self) -> None:
         """tcp:127.0.0.2 and Debian's 127.0.1.1 (by address or its /etc/hosts name) on a listener bound to 127.0.0.1 only: allowed (Linux refuses the connection: no loop)."""
@@ -78,8 +78,8 @@ class KernelAgreesTests(SynchronousTestCase):
 
     def test_kernelAgrees(self) -> None:
         """Listeners bound to 127.0.0.1, 127.0.0.2, 0.0.0.0 and ::1 (port 0), devices at loopback's addresses: a loop said exactly where a connect reaches that very listener."""
-        self.patch(loops, "HOSTS_FILE", writeTemp(self, ""))
-        self.patch(loops, "hostName", lambda: "no-such-name.invalid")
+        self.patch(thishost, "HOSTS_FILE", writeTemp(self, ""))
+        self.patch(thishost, "hostName", lambda: "no-such-name.invalid")
         binds = [("127.0.0.1", socket.AF_INET), ("127.0.0.2", socket.AF_INET), ("0.0.0.0", socket.AF_INET),
                  ("::1", socket.AF_INET6)]
         devices = ["127.0.0.1", "127.0.0.2", "127.0.1.1", "127.255.255.254", "0.0.0.0", "::1", "::", "::ffff:127.0.0.1",

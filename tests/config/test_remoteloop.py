@@ -28,9 +28,9 @@ def loopbackOnly(case: SynchronousTestCase) -> None:
     """
     from ipaddress import ip_network
 
-    from serialgw.config import loops
+    from serialgw.config import thishost
 
-    case.patch(loops, "localNetworks", lambda: [ip_network("127.0.0.0/8"), ip_network("::1/128")])
+    case.patch(thishost, "localNetworks", lambda: [ip_network("127.0.0.0/8"), ip_network("::1/128")])
 
 
 class RemoteLoopTests(SynchronousTestCase):
@@ -135,9 +135,9 @@ class HostAddressLoopTests(SynchronousTestCase):
     def setUp(self) -> None:
         from ipaddress import ip_network
 
-        from serialgw.config import loops
+        from serialgw.config import thishost
 
-        self.patch(loops, "localNetworks", lambda: [ip_network("127.0.0.0/8"), ip_network("192.0.2.9/32"),
+        self.patch(thishost, "localNetworks", lambda: [ip_network("127.0.0.0/8"), ip_network("192.0.2.9/32"),
                                                     ip_network("2001:db8::9/128"), ip_network("::1/128")])
 
     def test_interfaceAddressRefused(self) -> None:
@@ -159,9 +159,9 @@ class HostAddressLoopTests(SynchronousTestCase):
         """This host's own addresses are read from the kernel (no name looked up): loopback's among them."""
         from ipaddress import ip_address
 
-        from serialgw.config import loops
+        from serialgw.config import thishost
 
-        networks = loops.__dict__["_readLocalNetworks"]()
+        networks = thishost.__dict__["_readLocalNetworks"]()
         self.assertTrue(any(ip_address("127.0.0.1") in network for network in networks), networks)
 
 
@@ -171,15 +171,15 @@ class HostNameLoopTests(SynchronousTestCase):
     def setUp(self) -> None:
         from ipaddress import ip_network
 
-        from serialgw.config import loops
+        from serialgw.config import thishost
 
-        self.patch(loops, "localNetworks", lambda: [ip_network("127.0.0.0/8"), ip_network("192.0.2.9/32"),
+        self.patch(thishost, "localNetworks", lambda: [ip_network("127.0.0.0/8"), ip_network("192.0.2.9/32"),
                                                     ip_network("::1/128")])
         hosts = writeTemp(self, "127.0.0.1\tlocalhost localhost.localdomain\n127.0.1.1 gw1.example.org gw1 # Debian's\n"
                                 "192.0.2.9 gw1-eth0\n198.51.100.7 bmc7\n::1 ip6-localhost\n# 192.0.2.9 commented\n"
                                 "fe80::1%eth0 linklocal\nnot-an-address nobody\n")
-        self.patch(loops, "HOSTS_FILE", hosts)
-        self.patch(loops, "hostName", lambda: "Gw1.Example.Org")
+        self.patch(thishost, "HOSTS_FILE", hosts)
+        self.patch(thishost, "hostName", lambda: "Gw1.Example.Org")
 
     def refused(self, device: str, listen: str) -> str:
         return RemoteLoopTests.refused(self, f'[lines.a]\ndevice = "{device}"\nlisten = "{listen}"\n')  # type: ignore[arg-type]
@@ -196,9 +196,9 @@ class HostNameLoopTests(SynchronousTestCase):
 
     def test_hostNameRefusedOnEveryAddress(self) -> None:
         """This host's name (gethostname; any case), not in /etc/hosts: refused on a listener on every address (it resolves to one of this host's), allowed on one bound to another."""
-        from serialgw.config import loops
+        from serialgw.config import thishost
 
-        self.patch(loops, "hostName", lambda: "console3")
+        self.patch(thishost, "hostName", lambda: "console3")
         self.assertEqual(self.refused("telnet:Console3:4001", "4001"),
                          f"FILE:2: [lines.a] device: 'telnet:Console3:4001' is its own listener '4001': {LOOP}")
         self.assertEqual(self.loads("telnet:console3:4001", "tcp:4001:interface=192.0.2.9"), ["a"])
@@ -212,13 +212,13 @@ class HostNameLoopTests(SynchronousTestCase):
 
     def test_hostsFileRead(self) -> None:
         """/etc/hosts read as the resolver reads it: each name of a line to its address, comments left out, names in lower case, every line of a name in order."""
-        from serialgw.config import loops
+        from serialgw.config import thishost
 
         hosts = writeTemp(self, "10.0.0.1 A b # c d\n10.0.0.2 a e\n\n#10.0.0.3 f\n")
-        self.patch(loops, "HOSTS_FILE", hosts)
-        self.assertEqual(loops.hostsFile(), {"a": ["10.0.0.1", "10.0.0.2"], "b": ["10.0.0.1"], "e": ["10.0.0.2"]})
-        self.patch(loops, "HOSTS_FILE", hosts + ".not-there")
-        self.assertEqual(loops.hostsFile(), {})
+        self.patch(thishost, "HOSTS_FILE", hosts)
+        self.assertEqual(thishost.hostsFile(), {"a": ["10.0.0.1", "10.0.0.2"], "b": ["10.0.0.1"], "e": ["10.0.0.2"]})
+        self.patch(thishost, "HOSTS_FILE", hosts + ".not-there")
+        self.assertEqual(thishost.hostsFile(), {})
 
 
 def DeviceSpecText(device: str) -> str:
