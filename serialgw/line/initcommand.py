@@ -18,7 +18,8 @@ is run there.  Its environment adds C{SERIALGW_LINE} and C{SERIALGW_DEVICE}
 Bounded, and never on the reactor's thread: it is a child process
 (C{spawnProcess}); it is killed (SIGTERM, then SIGKILL L{KILL_WAIT} s
 later if it is still there) once it has run C{init-timeout} seconds or
-written L{WRITE_MOST} bytes to the device; its output is read only while
+written L{WRITE_MOST} bytes to the device (or L{STDERR_MOST} to its
+standard error); its output is read only while
 the device takes input; what the device says while the command's standard
 input is full (it does not read it) is not kept for it (counted).  The
 device going (down, closed on demand) or the line let go kill it too.
@@ -61,6 +62,9 @@ SHELL = "/bin/sh"
 WRITE_MOST = 65536
 # How much of its standard error the log shows (the rest counted).
 STDERR_KEPT = 512
+# What it may write to its standard error, bytes (read on the reactor's thread, each byte of it: a command
+# writing there in a loop took a core for its whole init-timeout, up to a day); past this it is killed.
+STDERR_MOST = 1048576
 # After SIGTERM, how long it has before SIGKILL.
 KILL_WAIT = 2.0
 # Starts at most within SPIN_WINDOW seconds; one due past that waits (conserver's initspinmax, initspintimer).
@@ -136,6 +140,8 @@ class InitRun(ProcessProtocol):
             kept = data[:max(0, STDERR_KEPT - len(self.stderr))]
             self.stderr += kept
             self.stderrMore += len(data) - len(kept)
+            if len(self.stderr) + self.stderrMore > STDERR_MOST:
+                self.kill(f"wrote more than {STDERR_MOST} bytes to its standard error")
             return
         if self.outcome is not None:
             return

@@ -18,7 +18,7 @@ from twisted.trial.unittest import TestCase
 
 from serialgw.app.status import lineStatus
 from serialgw.line.hub import Line
-from serialgw.line.initcommand import KILL_WAIT, SPIN_MOST, SPIN_WINDOW, WRITE_MOST, InitRun
+from serialgw.line.initcommand import KILL_WAIT, SPIN_MOST, SPIN_WINDOW, STDERR_KEPT, STDERR_MOST, WRITE_MOST, InitRun
 from tests.fakes import LogEvents
 from tests.realio import Collector, closeClients, connect, listenerPort, ptyLine, startedPty, startGateway, until
 
@@ -136,6 +136,28 @@ class InitCommandPtyTests(TestCase):
         self.assertEqual((run.outcome, run.written), (f"killed: wrote more than {WRITE_MOST} bytes to the device",
                                                       WRITE_MOST))
         self.assertEqual(line.bytesToDevice, WRITE_MOST)
+
+    async def test_standardErrorFloodCut(self) -> None:
+        """
+        A command that writes to its standard error without end is killed
+        once it has written STDERR_MOST bytes there (before, each byte was
+        read on the reactor's thread until init-timeout: seen live, 'yes >&2'
+        under init-timeout = 10 kept the gateway at 96 % of a core, 6383312384
+        bytes read and dropped); the log keeps its first STDERR_KEPT bytes.
+        """
+        service, line, clock = self.start("yes >&2")
+        run = await self.running(line)
+        await until(self, lambda: run.outcome is not None or run.stderrMore > 4 * STDERR_MOST, "killed, or read on")
+        self.assertEqual(run.outcome, f"killed: wrote more than {STDERR_MOST} bytes to its standard error")
+        await run.ended
+        read = len(run.stderr) + run.stderrMore
+        self.assertEqual((run.outcome, run.stderr, STDERR_MOST < read <= STDERR_MOST + 65536, line.bytesToDevice),
+                         (f"killed: wrote more than {STDERR_MOST} bytes to its standard error",
+                          b"y\n" * (STDERR_KEPT // 2), True, 0))
+        kept = "y\n" * (STDERR_KEPT // 2 - 1) + "y"
+        self.assertEqual(self.said(), [f"line t: init-command killed: wrote more than {STDERR_MOST} bytes to its "
+                                       f"standard error; it said: {kept!r} (and {read - STDERR_KEPT} byte(s) more) "
+                                       "(the command: 'yes >&2')"])
 
     async def test_failureLogged(self) -> None:
         """A command that exits 3 after a word on its standard error: a warning naming the line, with what it said."""
