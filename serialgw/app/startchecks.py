@@ -63,7 +63,7 @@ def lockDirProblem(line: LineConfig, writable: bool = False) -> Optional[str]:
     return None
 
 
-WILDCARDS = ("", "0.0.0.0", "::")
+_IPV4_WILDCARDS = ("", "0.0.0.0")
 
 
 def listenerKey(spec: ListenerSpec) -> Optional[tuple[str, str, str]]:
@@ -112,7 +112,25 @@ def _clash(a: tuple[str, str, str], b: tuple[str, str, str]) -> bool:
         return False
     if a[0] == "path":
         return os.path.normpath(a[1]) == os.path.normpath(b[1])
-    return a[2] == b[2] and (a[1] == b[1] or a[1] in WILDCARDS or b[1] in WILDCARDS)
+    return a[2] == b[2] and _sameAddresses(a[1], b[1])
+
+
+def _sameAddresses(a: str, b: str) -> bool:
+    """
+    Whether two interfaces (as bound) on one port take an address in
+    common, as the kernel sees it: '::' (Twisted's tcp6: leaves IPv6-only
+    off) takes every address of both families; an IPv4 wildcard (a bare
+    port, no interface=, 0.0.0.0) every IPv4 address and no IPv6 one: the
+    kernel binds 0.0.0.0 and '::1' (or a public IPv6 address) on one port
+    side by side, which was refused as a clash.
+    """
+    if a == b or "::" in (a, b):
+        return True
+    if a in _IPV4_WILDCARDS:
+        return ":" not in b
+    if b in _IPV4_WILDCARDS:
+        return ":" not in a
+    return False
 
 
 class Claims:

@@ -41,6 +41,23 @@ class SpellingsTests(SynchronousTestCase):
         self.assertEqual(self.clashes("raw+tcp:7641:interface=127.0.0.1", "raw+tcp:7641:interface=127.0.0.2",
                                       "raw+tcp6:7641:interface=\\\\:\\\\:1", "raw+tcp:7642:interface=localhost"), [])
 
+    def test_everyIPv4AddressBesideOneIPv6(self) -> None:
+        """
+        Every IPv4 address (a bare port, tcp: with no interface=, 0.0.0.0)
+        beside an IPv6 address that is not '::' on one port: apart, as the
+        kernel binds them (two sockets: 0.0.0.0 and ::1 on one port both
+        bound); they were refused as a clash.  '::' beside anything, and
+        every IPv4 address beside one, still clash.
+        """
+        for first in ("raw+tcp:7641", "7641", "raw+tcp:7641:interface=0.0.0.0", "tls:7641:cert=/c.pem:key=/k.pem"):
+            self.assertEqual(self.clashes(first, "raw+tcp6:7641:interface=\\\\:\\\\:1",
+                                          "raw+tcp6:7641:interface=2001\\\\:db8\\\\:\\\\:5"), [], first)
+        self.assertEqual([len(self.clashes(*pair)) for pair in (
+            ("raw+tcp:7641", "raw+tcp6:7641"), ("raw+tcp6:7641:interface=\\\\:\\\\:1", "raw+tcp6:7641"),
+            ("raw+tcp:7641", "raw+tcp:7641:interface=10.0.0.1"), ("raw+tcp6:7641", "raw+tcp:7641:interface=10.0.0.1"),
+            ("raw+tcp:7641:interface=0.0.0.0", "raw+tcp6:7641:interface=\\\\:\\\\:ffff\\\\:10.0.0.1"))],
+            [1, 1, 1, 1, 1])
+
     def test_asBound(self) -> None:
         self.assertEqual([asBound(h) for h in ("localhost", "LocalHost", "::0", "0:0:0:0:0:0:0:1", "::ffff:10.0.0.1",
                                                 "10.0.0.1", "", "fe80::1%eth0")],
