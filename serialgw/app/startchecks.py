@@ -13,7 +13,7 @@ import os
 from typing import Optional, Sequence
 
 from serialgw.config.optionsreach import systemdUnix
-from serialgw.config.specs import LineConfig, ListenerKind, ListenerSpec, describeUnix, quote, unixNameLimit
+from serialgw.config.specs import LineConfig, ListenerKind, ListenerSpec, describeUnix, isAbstract, quote, unixNameLimit
 
 # Why a listener passes a line's write / read by (see pastRights).
 PAST_RIGHTS = ("knows no person: whoever connects there types, whatever the line's write / read say (they name the "
@@ -75,14 +75,29 @@ def listenerKey(spec: ListenerSpec) -> Optional[tuple[str, str, str]]:
     if spec.kind is ListenerKind.UDP and spec.udp is not None:
         return ("udp", asBound(spec.udp.sourceHost), str(spec.udp.sourcePort)) if spec.udp.sourcePort else None
     if spec.kind in (ListenerKind.PIPE, ListenerKind.PTY):
-        return ("path", spec.path, "") if spec.path else None
+        return ("path", placed(spec.path), "") if spec.path else None
     if spec.kind is not ListenerKind.LISTEN:
         return None
     # tcp:, tcp6:, unix: and tls: listeners carry what Twisted will bind
     # (serialgw.config.listeners); systemd: sockets are systemd's.
     if spec.path:
-        return ("path", spec.path, "")
+        return ("path", placed(spec.path), "")
     return ("tcp", asBound(spec.host), str(spec.port)) if spec.port else None
+
+
+def placed(path: str) -> str:
+    """
+    A path the gateway makes (a unix socket, a pty's link, a FIFO) as where
+    it will be: its directory's symlinks followed, its own name not (the
+    bind or the link makes that name).  Compared as written,
+    'unix:/srv/gw/a.sock' beside 'unix:/run/gw/a.sock' with /run/gw a link
+    to /srv/gw passed --check, and the start failed at the second bind
+    ("... one of this gateway's own sockets already (... --check names
+    which)").  An abstract name as it is.
+    """
+    if isAbstract(path):
+        return path
+    return os.path.join(os.path.realpath(os.path.dirname(path) or "."), os.path.basename(path))
 
 
 def asBound(host: str) -> str:
@@ -139,7 +154,7 @@ class Claims:
     can clash: a path, or a protocol's port (any interface); each compared
     only with its own kind (a farm of 5000 lines took 40 s comparing every
     listener with every other).  A clash is appended to C{errors}, said as
-    --check says it.  No I/O.
+    --check says it.  No I/O but a path's directory looked at (L{placed}).
     """
 
     def __init__(self, errors: list[str]) -> None:
@@ -158,7 +173,7 @@ class Claims:
     def device(self, line: LineConfig) -> None:
         """A pty: device's link: the gateway makes a symlink there, as for a pty: listener."""
         if line.device.kind == "pty" and line.device.path:
-            self.claim(("path", line.device.path, ""), f"line {quote(line.name)}",
+            self.claim(("path", placed(line.device.path), ""), f"line {quote(line.name)}",
                        f"device {quote(line.device.describe())}")
 
     def listener(self, spec: ListenerSpec, owner: str) -> None:
@@ -173,7 +188,7 @@ def lineClashes(lines: Sequence[LineConfig]) -> list[tuple[str, str]]:
     a pty: device's link where another's listener is), each with the name
     of the line that comes second, as --check says them (the start and a
     reload refuse them: a bind would have said only that the port is
-    taken).  No I/O.
+    taken).  No I/O but the paths' directories looked at (L{placed}).
     """
     clashes: list[tuple[str, str]] = []
     claims = Claims([])
@@ -208,7 +223,8 @@ def ownClash(lines: Sequence[LineConfig], own: Sequence[tuple[str, ListenerSpec]
     endpoint, the SSH listener, watch-all's, by-name's, each with its name
     as --check says it) with the lines' or with each other, as --check
     says it (the start refuses it: the bind said only "one of this
-    gateway's own listeners already"); None.  No I/O.
+    gateway's own listeners already"); None.  No I/O but the paths'
+    directories looked at.
     """
     errors: list[str] = []
     claims = Claims(errors)

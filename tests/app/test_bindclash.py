@@ -10,6 +10,8 @@ names which)"; seen live, probe29), a reload alike.  Now compared as bound.
 
 from __future__ import annotations
 
+import os
+
 from twisted.trial.unittest import SynchronousTestCase
 
 from serialgw.app.startchecks import asBound, lineClashes
@@ -57,6 +59,27 @@ class SpellingsTests(SynchronousTestCase):
             ("raw+tcp:7641", "raw+tcp:7641:interface=10.0.0.1"), ("raw+tcp6:7641", "raw+tcp:7641:interface=10.0.0.1"),
             ("raw+tcp:7641:interface=0.0.0.0", "raw+tcp6:7641:interface=\\\\:\\\\:ffff\\\\:10.0.0.1"))],
             [1, 1, 1, 1, 1])
+
+    def test_onePathThroughALinkedDirectory(self) -> None:
+        """
+        A unix socket (or a pty: link) whose directory is a symlink to
+        another's directory: one path, a clash said with where it is
+        (compared as written, --check said OK and the start failed at the
+        second bind: "... is one of this gateway's own sockets already
+        (... --check names which)"; seen live, probe30).  A name in the
+        directory that is not the other's: apart.
+        """
+        real = os.path.abspath(self.mktemp())
+        os.mkdir(real)
+        real = os.path.realpath(real)  # (where the checkout's path has a link of its own)
+        link = os.path.abspath(self.mktemp())
+        os.symlink(real, link)
+        self.assertEqual(self.clashes(f"unix:{real}/a.sock", f"unix:{link}/a.sock", f"pty:{link}/b",
+                                      f"unix:{real}/b", f"unix:{link}/c.sock"),
+                         [("a", f"line 'a': listener 'unix:{link}/a.sock' takes path '{real}/a.sock', as line 'a', "
+                                f"listener 'unix:{real}/a.sock' already does"),
+                          ("a", f"line 'a': listener 'unix:{real}/b' takes path '{real}/b', as line 'a', "
+                                f"listener 'pty:{link}/b' already does")])
 
     def test_asBound(self) -> None:
         self.assertEqual([asBound(h) for h in ("localhost", "LocalHost", "::0", "0:0:0:0:0:0:0:1", "::ffff:10.0.0.1",

@@ -124,7 +124,7 @@ class CheckTests(SynchronousTestCase):
         # The status endpoint's or an SSH listener's unix socket is not in the file: checked here.
         here = os.path.dirname(os.path.abspath(self.mktemp()))
         self.assertEqual(checked("--device", f"pty:{here}/a", "--port", "unix:/tmp/s", "--status", "unix:/tmp//s")[2],
-                         "serialgw: error: the status endpoint: listener 'unix:/tmp//s' takes path '/tmp//s', as line "
+                         "serialgw: error: the status endpoint: listener 'unix:/tmp//s' takes path '/tmp/s', as line "
                          "'a', listener 'unix:/tmp/s' already does\nserialgw: options: 1 error(s)\n")
 
     def test_listenerPathsNow(self) -> None:
