@@ -41,12 +41,17 @@ class CheckReport(usage.Options):
             err.write(f"serialgw: error: {self.placed(str(e))}\n")
             err.write(f"serialgw: {self['config'] or 'options'}: 1 error(s)\n")
             return 2
+        names = ", ".join(line.name for line in lines[:5]) + (", ..." if len(lines) > 5 else "")
         spec = self["watchAllSpec"]
         if spec is not None and not any(matches(line.name, spec.lines) for line in lines):
             # As the start warns: its watchers would see nothing.
-            names = ", ".join(line.name for line in lines[:5]) + (", ..." if len(lines) > 5 else "")
             warnings.append(f"watch-all: lines {' '.join(spec.lines)} match no line of the file ({names}): its "
                             "watchers would see nothing until a line that matches is added")
+        named = self.get("byNameSpec")
+        if named is not None and not any(matches(line.name, named.lines) for line in lines):
+            # As the start warns (a line with enable = false is none): its clients would find no console.
+            warnings.append(f"by-name: lines {' '.join(named.lines)} match no line of the file ({names}): its "
+                            "clients would find no console until a line that matches is added")
         if shard is not None and not self["lines"]:
             warnings.append(f"--shard {shard}: none of the file's {len(lines)} line(s) is this process's: it serves "
                             "its status endpoint alone until a reload adds one")

@@ -333,6 +333,25 @@ class CheckTests(SynchronousTestCase):
         path = write(self, lines + '[watch-all]\nlisten = "tcp:4400:interface=127.0.0.1"\nlines = ["zz*", "a"]\n')
         self.assertEqual(checked("--config", path), (0, f"serialgw: {path}: 1 line(s), 1 listener(s): OK\n", ""))
 
+    def test_byNameMatchingNoLine(self) -> None:
+        """
+        [by-name] lines that match no line served (a pattern of none, or a
+        line with enable = false): a warning, as the start gives it (--check
+        said OK, the start 'by-name: lines b match no line (of ['a'])'; seen
+        live, probe30); one that matches: none.
+        """
+        lines = ('[lines.a]\ndevice = "/dev/null"\nlisten = "4001"\n'
+                 '[lines.b]\ndevice = "/dev/zero"\nlisten = "4002"\nenable = false\n')
+        for patterns in ('["b"]', '["zz*", "c?"]'):
+            path = write(self, lines + f'[by-name]\nlisten = "tcp:4400:interface=127.0.0.1"\nlines = {patterns}\n')
+            shown = " ".join(patterns.strip("[]").replace('"', "").split(", "))
+            self.assertEqual(checked("--config", path), (0, f"serialgw: {path}: 1 line(s), 1 listener(s): OK, 1 "
+                                                            "warning(s)\n",
+                             f"serialgw: warning: by-name: lines {shown} match no line of the file (a): its clients "
+                             "would find no console until a line that matches is added\n"))
+        path = write(self, lines + '[by-name]\nlisten = "tcp:4400:interface=127.0.0.1"\nlines = ["b", "a*"]\n')
+        self.assertEqual(checked("--config", path), (0, f"serialgw: {path}: 1 line(s), 1 listener(s): OK\n", ""))
+
     def test_linesOfTheFileNamed(self) -> None:
         """--config: what --check finds about a line on disk or across lines begins with the file's line of its table ([lines."q"] quoted too); other messages as they are."""
         directory = shortDirectory(self)
