@@ -368,6 +368,8 @@ class Lines:
         self.lines = {line.name: line for line in lines}
         # Each line's listeners as the status page shows them (GatewayService.listenersOf).
         self.listeners: dict[str, list[dict[str, Any]]] = {}
+        # Its SSH listener's configuration (GatewayService.ssh): the page's "ssh" part; None: no SSH listener.
+        self.ssh: Any = None
 
     def listenersOf(self, name: str) -> list[dict[str, Any]]:
         return self.listeners.get(name, [])

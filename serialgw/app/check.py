@@ -26,6 +26,7 @@ from serialgw.clients.streams import regularFileThere
 from serialgw.clients.tls import ServerContextFactory, clientOptions
 from serialgw.clients.tlsfiles import MAX_PEM_FILE, TLSError, validityProblem
 from serialgw.config.baudrates import unusualBaud
+from serialgw.config.passwords import parse as parseHash
 from serialgw.config.paths import NOT_FOLLOWED, notFollowed
 from serialgw.config.shard import ownListeners
 from serialgw.config.specs import (
@@ -276,6 +277,16 @@ def checkLines(lines: Sequence[LineConfig], status: Optional[ListenerSpec] = Non
 # path with {line} made it 2000 warnings for a 1000-line farm, one directory.
 _IN_DIRECTORY = re.compile(r"(line '[^']*'): .*?(?:directory '([^']*)'|the directory of log '([^']*)') "
                            r"(does not exist \(now\)|is not writable \(now[^)]*\))")
+def passwordsSaid(ssh: Optional[SSHSpec]) -> Optional[str]:
+    """Who may log in over SSH with a password, and their hash's kind (never the hash); None: nobody."""
+    if ssh is None:
+        return None
+    said = [f"{u.name} ({parseHash(u.password).describe()})" for u in ssh.users if u.password]
+    if not said:
+        return None
+    return f"ssh: password logins for {len(said)} of {len(ssh.users)} people: {', '.join(said)}"
+
+
 def _byDirectory(warnings: list[str]) -> list[str]:
     """The warnings, those about one directory said for its first line, then once for all the other lines."""
     seen: dict[tuple[str, str], list[str]] = {}

@@ -24,7 +24,7 @@ class CheckReport(usage.Options):
 
     def report(self, out: Any, err: Any) -> int:
         """--check: what is wrong across lines and on disk; the exit status (0 or 2)."""
-        from serialgw.app.check import LookHung, checkLines, lookedAtAside
+        from serialgw.app.check import LookHung, checkLines, lookedAtAside, passwordsSaid
         from serialgw.clients.watchall import matches
 
         # Every line of the file: the processes of --shard share one machine.
@@ -67,6 +67,9 @@ class CheckReport(usage.Options):
         extra = f", {len(warnings)} warning(s)" if warnings else ""
         share = f"shard {shard}: {len(self['lines'])} of " if shard is not None else ""
         out.write(f"serialgw: {source}: {share}{len(lines)} line(s), {listeners} listener(s): OK{extra}\n")
+        said = passwordsSaid(self["sshSpec"])
+        if said is not None:
+            out.write(f"serialgw: {said}\n")
         if shard is not None:
             # Which process serves a line: grep for its name.
             out.write(f"serialgw: shard {shard} serves: {' '.join(line.name for line in self['lines']) or 'no line'}\n")

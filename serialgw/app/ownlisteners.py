@@ -57,8 +57,10 @@ def serveSSH(service: GatewayService, spec: SSHSpec) -> None:
     service.sshPort = listening(endpoint, factory, f"cannot listen for SSH on {spec.listener.text!r}")
     service.sshFactory = factory
     service._own("closer", service.sshPort.stopListening)
-    log.info("ssh listener ready on {address} for {count} user(s); {hint}",
+    withPassword = sum(1 for u in spec.users if u.password)
+    log.info("ssh listener ready on {address} for {count} user(s){passwords}; {hint}",
              address=describeAddress(service.sshPort.getHost()), count=len(spec.users),
+             passwords=f" ({withPassword} with a password: user name PERSON+LINE)" if withPassword else "",
              hint=sshHint(service.sshPort.getHost(), list(service.lines)))
     for problem in spec.problems:  # (a person's keys file: theirs, not the start's)
         log.warn("ssh: {problem}", problem=problem)

@@ -10,7 +10,7 @@ waiting meanwhile.
 from __future__ import annotations
 
 import json
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator, Optional
 
 # The most lines, and clients of them, one part of a page covers.
 SLICE_LINES = 16
@@ -31,11 +31,13 @@ def slices(lines: Iterable[Any]) -> Iterator[list[Any]]:
         yield part
 
 
-def jsonParts(version: str, lines: list[Any], describe: Callable[[Any], dict[str, Any]]) -> Iterator[bytes]:
+def jsonParts(version: str, lines: list[Any], describe: Callable[[Any], dict[str, Any]],
+              after: Optional[dict[str, Any]] = None) -> Iterator[bytes]:
     """
     The JSON page, C{{"serialgw": version, "lines": [describe(line), ...]}}
-    as C{json.dumps(..., indent=2)} writes it, plus a newline: one part a
-    slice of lines (a page of up to SLICE_LINES lines is one part).
+    and the keys of C{after} (in the last part), as C{json.dumps(...,
+    indent=2)} writes it, plus a newline: one part a slice of lines (a page
+    of up to SLICE_LINES lines is one part).
     """
     text = b'{\n  "serialgw": ' + json.dumps(version).encode() + b',\n  "lines": ['
     first = True
@@ -46,7 +48,9 @@ def jsonParts(version: str, lines: list[Any], describe: Callable[[Any], dict[str
         texts = ["    " + json.dumps(describe(line), indent=2).replace("\n", "\n    ") for line in part]
         text += b"\n" + ",\n".join(texts).encode()
         first = False
-    yield text + (b"]\n}\n" if first else b"\n  ]\n}\n")
+    rest = "".join(f',\n  {json.dumps(key)}: ' + json.dumps(value, indent=2).replace("\n", "\n  ")
+                   for key, value in (after or {}).items())
+    yield text + (b"]" if first else b"\n  ]") + rest.encode() + b"\n}\n"
 
 
 class _Families:

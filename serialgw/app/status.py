@@ -75,6 +75,11 @@ def clientStatus(client: Any) -> dict[str, Any]:
     return status
 
 
+def sshStatus(ssh: Any) -> dict[str, Any]:
+    """The SSH listener's people: how many, and who has a password (their names; never a hash)."""
+    return {"people": len(ssh.users), "with_password": sorted(u.name for u in ssh.users if u.password)}
+
+
 def stamp(seconds: Optional[float]) -> Optional[str]:
     """A time on the reactor's clock (seconds since the epoch) for the page: ISO 8601 in UTC, to the millisecond; None: null."""
     if seconds is None:
@@ -167,7 +172,8 @@ class StatusResource(Resource):
         request.setHeader(b"content-type", b"application/json")
         service = self.service
         return jsonParts(__version__, list(service.lines.values()),
-                         lambda line: dict(lineStatus(line), listeners=service.listenersOf(line.name)))
+                         lambda line: dict(lineStatus(line), listeners=service.listenersOf(line.name)),
+                         {"ssh": sshStatus(service.ssh)} if service.ssh is not None else None)
 
     def render_GET(self, request: Any) -> bytes:
         return b"".join(self.renderParts(request))

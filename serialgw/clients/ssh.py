@@ -48,6 +48,7 @@ from serialgw.clients.sshauth import KeyChecker, KeyRing, Login, UserAuth
 from serialgw.clients.sshfaults import conchLog, sshPeer, sshSource
 from serialgw.clients.sshhostkey import SSHError as SSHError
 from serialgw.clients.sshhostkey import loadHostKey
+from serialgw.clients.sshpassword import PasswordBook, PasswordChecker, PasswordChecks
 from serialgw.clients.sshsession import SSHClient
 from serialgw.clients.sshtransport import ServerTransport
 from serialgw.clients.transports import SourceCounts, addressAllowed, admittedBy, describeAddress, sourceOf
@@ -180,7 +181,12 @@ class Person(ConchUser):  # type: ignore[misc]
         return self.session
 
     def revoke(self) -> None:
-        """The key this person logged in with is no longer theirs (a reload): told, and disconnected."""
+        """The key (or password) this person logged in with is no longer theirs (a reload): told, and disconnected."""
+        if self.login.password:
+            log.info("ssh: {user}: the password they logged in with was changed or removed: disconnected",
+                     user=self.login.user)
+            self.dismiss(f"{self.login.user}: your password was changed or removed")
+            return
         log.info("ssh: {user}: the key {fingerprint} is no longer theirs: disconnected", user=self.login.user,
                  fingerprint=fingerprint(keys.Key.fromString(self.login.key)))
         self.dismiss(f"{self.login.user}: your key was removed")
@@ -281,14 +287,15 @@ class GatewaySSHFactory(SSHFactory):
     maxStartupsPerSource = 8
     loginGrace = 120.0
 
-    def __init__(self, hostKey: keys.Key, ring: KeyRing, gateway: SSHGateway) -> None:
+    def __init__(self, hostKey: keys.Key, ring: KeyRing, gateway: SSHGateway, users: Sequence[UserSpec] = ()) -> None:
         self.privateKeys = {hostKey.sshType(): hostKey}
         self.publicKeys = {hostKey.sshType(): hostKey.public()}
         self.primes = None
         self.gateway = gateway
         self.clock = gateway.clock
         self.checker = KeyChecker(ring)
-        self.portal = Portal(Realm(gateway), [self.checker])
+        self.passwords = PasswordChecker(PasswordBook(users), PasswordChecks(self.clock))
+        self.portal = Portal(Realm(gateway), [self.checker, self.passwords])
         # Connections logging in, in all and per address; and they, the oldest first.
         self.startups = SourceCounts()
         self.pending: dict[ServerTransport, None] = {}
@@ -306,12 +313,17 @@ class GatewaySSHFactory(SSHFactory):
 
     def setUsers(self, users: Sequence[UserSpec]) -> None:
         """
-        New people and keys (a reload).  Sessions stay, but for a person
-        whose key is no longer theirs (removed, or the person removed).
+        New people, keys and passwords (a reload).  Sessions stay, but for
+        a person whose key is no longer theirs (removed, or the person
+        removed), or whose password changed, if they logged in with it.
         """
         ring = self.checker.ring = KeyRing(users)
+        book = self.passwords.book = PasswordBook(users)
         for person in list(self.gateway.people):
-            if ring.people.get(person.login.key) != person.login.user:
+            login = person.login
+            hashed = book.of(login.user)
+            if (login.password != (hashed.text if hashed is not None else None) if login.password
+                    else ring.people.get(login.key) != login.user):
                 person.revoke()
 
     def setListener(self, spec: ListenerSpec) -> ListenerSpec:
@@ -439,6 +451,7 @@ def makeFactory(spec: SSHSpec, lines: Callable[[], Mapping[str, Line]], clock: A
     key, made = loadHostKey(spec.hostKey)
     log.info("ssh: host key {path} ({kind} {fingerprint}){made}", path=spec.hostKey,
              kind=key.sshType().decode(), fingerprint=fingerprint(key), made=", made now" if made else "")
-    return GatewaySSHFactory(key, KeyRing(spec.users), SSHGateway(lines, spec.listener, clock, spec.sessionsPerPerson))
+    return GatewaySSHFactory(key, KeyRing(spec.users), SSHGateway(lines, spec.listener, clock, spec.sessionsPerPerson),
+                             spec.users)
 
 

@@ -2,9 +2,11 @@
 SSH logins: who is who.  A person's public key names them (L{KeyRing}, read
 by C{serialgw.config.sshkeys}); L{KeyChecker} lets in a key of the ring with
 a good signature (L{Login}: the person, and the SSH user name, a line's
-name), nothing else (no passwords, no keyboard-interactive); L{UserAuth} is
-conch's ssh-userauth with sshd's limits, refusals logged with the key's
-fingerprint and the address, a bad signature cutting the connection.
+name); a person's password is checked by L{serialgw.clients.sshpassword}
+(offered only while somebody has one; no keyboard-interactive); L{UserAuth}
+is conch's ssh-userauth with sshd's limits, refusals logged with the key's
+fingerprint (or the user name) and the address, a bad signature cutting the
+connection.
 
 The rest of the SSH listener is L{serialgw.clients.ssh}.
 """
@@ -15,10 +17,11 @@ from typing import Any, Optional, Sequence
 
 import attrs
 from twisted.conch.error import IgnoreAuthentication, ValidPublicKey
+from twisted.conch.interfaces import IConchUser
 from twisted.conch.ssh import common, keys, userauth
 from twisted.conch.ssh.transport import DISCONNECT_NO_MORE_AUTH_METHODS_AVAILABLE, DISCONNECT_SERVICE_NOT_AVAILABLE
 from twisted.cred.checkers import ICredentialsChecker
-from twisted.cred.credentials import ISSHPrivateKey
+from twisted.cred.credentials import ISSHPrivateKey, IUsernamePassword
 from twisted.cred.error import UnauthorizedLogin
 from twisted.internet import defer
 from twisted.logger import Logger
@@ -26,6 +29,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from serialgw.clients.sshfaults import conchLog, sshPeer, sshSource
+from serialgw.clients.sshpassword import PasswordTry
 from serialgw.config.specs import UserSpec
 from serialgw.config.sshkeys import fingerprint, printable, printableBytes, readPublicKeys
 from serialgw.logflood import peerLimiter
@@ -45,6 +49,8 @@ class Login:
     line: str
     # The key they logged in with (its blob): a reload that takes it from them ends their connection.
     key: bytes = b""
+    # Or the password hash their password was checked against: a reload that changes it ends it too.
+    password: str = attrs.field(default="", repr=False)
 
 
 class KeyRing:
@@ -145,7 +151,51 @@ class UserAuth(userauth.SSHUserAuthServer):
     _log = conchLog
     loginTimeout = 120
     attemptsBeforeDisconnect = 10
+    # A password check of this connection under way (one at a time); the service stopped (logged in, or gone).
+    checking = False
+    stopped = False
 
+    def serviceStarted(self) -> None:
+        userauth.SSHUserAuthServer.serviceStarted(self)
+        # Password logins offered only while somebody has a password (a reload may give one).
+        checker = self.portal.checkers.get(IUsernamePassword)
+        if b"password" in self.supportedAuthentications and not (checker is not None and checker.book.hashes):
+            self.supportedAuthentications.remove(b"password")
+
+    def serviceStopped(self) -> None:
+        self.stopped = True
+        userauth.SSHUserAuthServer.serviceStopped(self)
+
+    def auth_password(self, packet: bytes) -> Any:
+        # Checked off the gateway's thread (sshpassword): one at a time a
+        # connection (conch started a check for every request a client sent
+        # without waiting), and a login whose connection went meanwhile is none.
+        transport: Any = self.transport
+        try:
+            password = common.getNS(packet[1:])[0]
+        except Exception:
+            return defer.fail(UnauthorizedLogin("unreadable password request"))
+        if self.checking:
+            d = defer.fail(UnauthorizedLogin("a password of this connection is being checked already"))
+        else:
+            self.checking = True
+            credentials = PasswordTry(self.user or b"", password, sshSource(transport), lambda: not self.stopped)
+            d = self.portal.login(credentials, None, IConchUser)
+
+            def over(result: Any) -> Any:
+                self.checking = False
+                return result
+
+            d.addBoth(over)
+
+        def refused(reason: Failure) -> Failure:
+            if reason.check(UnauthorizedLogin):
+                log.warn("ssh: password login as {user!r} from {address} refused ({reason})",
+                         user=printableBytes(self.user or b""), address=sshPeer(transport), peer=sshSource(transport),
+                         reason=reason.getErrorMessage())
+            return reason
+
+        return d.addErrback(refused).addErrback(self._ebPassword)
     def ssh_USERAUTH_REQUEST(self, packet: bytes) -> Any:
         # Logged in, a person gets the connection service, nothing else: with
         # ssh-userauth next they could log in again and again on one
@@ -166,10 +216,13 @@ class UserAuth(userauth.SSHUserAuthServer):
         # too many failed logins: both went unsaid (conch's debug lines).
         transport: Any = self.transport
         user = printableBytes(self.user or b"")
-        if self.method not in (b"none", b"publickey") and not reason.check(IgnoreAuthentication):
-            log.warn("ssh: {method} login from {address} refused (public keys only); user name {user!r}",
+        offered = self.method in (b"none", b"publickey") or self.method in self.supportedAuthentications
+        if not offered and not reason.check(IgnoreAuthentication):
+            log.warn("ssh: {method} login from {address} refused ({only}); user name {user!r}",
                      method=printableBytes(self.method, "ascii"), address=sshPeer(transport),
-                     peer=sshSource(transport), user=user)
+                     peer=sshSource(transport), user=user,
+                     only="public keys and passwords only" if b"password" in self.supportedAuthentications
+                     else "public keys only")
         before = self.loginAttempts
         userauth.SSHUserAuthServer._ebBadAuth(self, reason)
         if before <= self.attemptsBeforeDisconnect < self.loginAttempts:

@@ -24,6 +24,7 @@ defaults, then one table a line.
     [users.ops1]                  # also a TLS client certificate's CN
     keys = ["ssh-ed25519 AAAA... ops1@laptop"]
     keys-file = "/etc/serialgw/ops1.pub"
+    password = "$scrypt$ln=15,r=8,p=1$..."   # python3 -m serialgw.hashpw; SSH user name ops1+vm100
 
 Every error names the file, the line of the file, and the key.
 """
@@ -39,6 +40,8 @@ from serialgw.config.gatewaylisteners import parseByName, parseSSHListener, pars
 from serialgw.config.linetable import LINE_KEYS, nameProblem, readLines
 from serialgw.config.loops import byNameLoop, watchAllLoop
 from serialgw.config.parsers import checkPath
+from serialgw.config.passwords import BadHash
+from serialgw.config.passwords import parse as parseHash
 from serialgw.config.paths import absolute, absoluteListener, baseOf, placeKeys
 from serialgw.config.placeholders import noLine
 from serialgw.config.reading import MAX_CONFIG_SIZE, readToml
@@ -64,7 +67,7 @@ __all__ = ["LINE_KEYS", "MAX_CONFIG_SIZE", "FileConfig", "loadConfig", "loadFile
 
 SSH_KEYS = {"listen", "host-key", "sessions-per-person"}
 TLS_KEYS = {"sessions-per-person"}
-USER_KEYS = {"keys", "keys-file"}
+USER_KEYS = {"keys", "keys-file", "password"}
 
 
 @attrs.frozen
@@ -235,6 +238,7 @@ def _users(path: str, text: str, data: dict[str, Any], base: str,
     problems: list[str] = []
     wanted: dict[str, str] = {}
     owner: dict[bytes, str] = {}
+    hashes: dict[str, str] = {}
     for name, table in tables.items():
         where = f"users.{name}"
         problem = nameProblem(name, "user")
@@ -259,6 +263,8 @@ def _users(path: str, text: str, data: dict[str, Any], base: str,
             if other != name:
                 raise ConfigError(f"{_where(path, text, where)}: key {key.fingerprint} is both {other}'s and {name}'s")
         inline[name] = found
+        if "password" in table:
+            hashes[name] = _password(path, text, where, table["password"])
         if "keys-file" in table:
             if not isinstance(table["keys-file"], str):
                 raise ConfigError(f"{_where(path, text, where, 'keys-file')}: [{where}] keys-file: expected a path")
@@ -310,8 +316,20 @@ def _users(path: str, text: str, data: dict[str, Any], base: str,
             first, more = next(iter(left.values())), len(left) - 1
             problems.append(f"{_where(path, text, f'users.{name}', 'keys-file')}: [users.{name}] keys-file "
                             f"{quote(keysFile)}: not {name}'s: key {first}" + (f"; and {more} more" if more else ""))
-        users.append(userOf(name, theirs))
+        users.append(attrs.evolve(userOf(name, theirs), password=hashes.get(name, "")))
     return tuple(users), tuple(problems)
+
+
+def _password(path: str, text: str, where: str, value: Any) -> str:
+    """[users.NAME] password: a hash (serialgw.config.passwords), checked; an error quotes none of it."""
+    if not isinstance(value, str):
+        raise ConfigError(f"{_where(path, text, where, 'password')}: [{where}] password: expected a password hash "
+                          f"in a string, not a {type(value).__name__}")
+    try:
+        parseHash(value)
+    except BadHash as e:
+        raise ConfigError(f"{_where(path, text, where, 'password')}: [{where}] password: {e}") from None
+    return value
 
 
 def _holders(held: tuple[UserSpec, ...], wanted: set[bytes]) -> dict[bytes, str]:
@@ -350,10 +368,10 @@ def _ssh(path: str, text: str, data: dict[str, Any], users: tuple[UserSpec, ...]
         hostKey = checkPath(noLine(hostKey, "host-key", "ssh host-key"), "host-key")
     except ConfigError as e:
         raise ConfigError(f"{_where(path, text, 'ssh', 'host-key')}: [ssh] host-key: {e}") from None
-    if not any(u.keys for u in users) and not problems:
+    if not any(u.keys or u.password for u in users) and not problems:
         # (With problems, the people's files are to blame: said as such, not a refusal.)
         raise ConfigError(f"{_where(path, text, 'ssh')}: [ssh]: nobody could log in: "
-                          "add [users.NAME] tables with keys or keys-file")
+                          "add [users.NAME] tables with keys, keys-file or password")
     try:
         listener = parseSSHListener(noLine(table["listen"], "listen", "ssh listen"))
     except ConfigError as e:

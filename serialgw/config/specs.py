@@ -368,13 +368,15 @@ def _names(names: Optional[tuple[str, ...]], user: str) -> bool:
 
 @attrs.frozen
 class UserSpec:
-    """A person: a name, and the OpenSSH public key lines that are theirs."""
+    """A person: a name, the OpenSSH public key lines that are theirs, and their password's hash ('': none)."""
 
     name: str
     keys: tuple[str, ...] = ()
     # Each key's wire blob as read (off the gateway's thread, L{serialgw.config.sshkeys}): the key
     # ring is made of them, reading no key again on the gateway's thread.  Empty: not read yet.
     blobs: tuple[bytes, ...] = attrs.field(default=(), eq=False, repr=False)
+    # Their password's hash (serialgw.config.passwords: checked as read), for SSH password logins.
+    password: str = attrs.field(default="", repr=False)
 
 
 DEFAULT_HOST_KEY = "/var/lib/serialgw/ssh_host_ed25519_key"

@@ -77,7 +77,7 @@ class FileTests(SynchronousTestCase):
                          "FILE:6: unknown key 'hostkey' in [ssh]: did you mean 'host-key'? "
                          "(known: host-key, listen, sessions-per-person)")
         self.assertEqual(self.refused(LINE + '[users.bob]\nkey = "/x"\n'),
-                         "FILE:5: unknown key 'key' in [users.bob]: did you mean 'keys'? (known: keys, keys-file)")
+                         "FILE:5: unknown key 'key' in [users.bob]: did you mean 'keys'? (known: keys, keys-file, password)")
         self.assertEqual(self.refused(LINE + '[watch-all]\nlisen = "4009"\n'),
                          "FILE:5: unknown key 'lisen' in [watch-all]: did you mean 'listen'? (known: lines, listen)")
 
