@@ -210,7 +210,8 @@ class EscapeMenu(EscapeCommands):
                 f"{line.bytesFromDevice} bytes in, {line.bytesToDevice} out, "
                 f"{device.breaks} breaks, {device.dropped} dropped while down, "
                 f"mode {line.mode}"
-                + ("" if line.writable else "; typing paused: the device takes no input now")
+                + ("" if line.writable else "; typing paused: " + (
+                    "an init-command runs" if line.initHoldsTyping() else "the device takes no input now"))
                 + (f" ({waiting} byte(s) you typed wait for it)" if (waiting := client.typedWaiting) else "")
             )
         elif command == "B":
@@ -238,9 +239,10 @@ class EscapeMenu(EscapeCommands):
                 client.notice("you only watch already" if client.role is Role.WATCHER else "read-only: you only watch")
             elif waiting:
                 # Done now, what it typed before (while it wrote) would be refused when the device takes input.
-                client.notice(f"you still write: {waiting} byte(s) you typed wait for the device (it takes no input "
-                              f"now), and they would not be sent if you only watched now; ask again once they have "
-                              f"gone ({keyName(self.key)} d leaves without them)")
+                why = "an init-command runs" if line.initHoldsTyping() else "it takes no input now"
+                client.notice(f"you still write: {waiting} byte(s) you typed wait for the device ({why}), and they "
+                              f"would not be sent if you only watched now; ask again once they have gone "
+                              f"({keyName(self.key)} d leaves without them)")
             elif self._mayChangeRole():
                 line.dropWrite(client)
         elif command == "d" or (command == "x" and self.qemuKeys):

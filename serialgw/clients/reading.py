@@ -207,7 +207,7 @@ class InputReading:
         the device (it takes no input), or the line's init-command (it holds
         people's typing while it runs, the device taking input).
         """
-        return INIT_HELD if self.line.initRun is not None and self.line.deviceTakes else DEVICE_HELD
+        return INIT_HELD if self.line.initHoldsTyping() else DEVICE_HELD
 
     # Reading the client: paused while the device is behind (the line's
     # pauseInput) or while the client's own output is past its bound.

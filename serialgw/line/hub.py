@@ -435,13 +435,18 @@ class Line(PortControl, OpenCloseStrings, RoleChanges, DeviceState, SlowClients,
         C{client}; empty when none does.  A command done now (a break, a
         new rate) would reach the device before it.
         """
+        why = "an init-command runs" if self.initHoldsTyping() else "it takes no input now"
         mine = client.typedWaiting
         if mine:
-            return f"{mine} byte(s) you typed wait for the device (it takes no input now)"
+            return f"{mine} byte(s) you typed wait for the device ({why})"
         others = sum(other.typedWaiting for other in self.clients if other is not client)
         if others:
-            return f"{others} byte(s) others typed wait for the device (it takes no input now)"
+            return f"{others} byte(s) others typed wait for the device ({why})"
         return ""
+
+    def initHoldsTyping(self) -> bool:
+        """Whether people's typing waits for an init-command running, the device taking input (not for the device)."""
+        return self.initRun is not None and self.deviceTakes
 
     def _cutOff(self, client: IClient) -> None:
         if client in self.logs:

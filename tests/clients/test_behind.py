@@ -146,6 +146,24 @@ class EscapeMenuWhileBehindTests(SynchronousTestCase):
         client.dataReceived(ESC + b"b")
         self.assertEqual(self.device.events[-1], ("break", None))
 
+    def test_initCommandNamedAsWhatHoldsTyping(self) -> None:
+        """While an init-command holds people's typing (the device taking input), ^] s, a refused ^] b and ^] o name it, not the device: 'typing paused: an init-command runs', '(an init-command runs)'."""
+        from tests.app.test_initreload import Processes
+
+        self.clock = processes = Processes()
+        self.line = Line("t", self.device, clock=processes)
+        self.line.setInitCommand("sleep 60", 30, processes)
+        self.line.runInitCommand()
+        client, transport = self.raw()
+        client.dataReceived(b"abc" + ESC + b"s" + ESC + b"b" + ESC + b"o")
+        said = transport.value()
+        self.assertIn(b"; typing paused: an init-command runs (3 byte(s) you typed wait for it)]", said)
+        self.assertIn(b"[serialgw: no break: 3 byte(s) you typed wait for the device (an init-command runs), and a "
+                      b"break now would reach it before them; ask again once they have gone]", said)
+        self.assertIn(b"[serialgw: you still write: 3 byte(s) you typed wait for the device (an init-command runs), "
+                      b"and they would not be sent", said)
+        self.assertNotIn(b"no input", said)
+
     def test_noBreakAheadOfAnothersTypingThatWaits(self) -> None:
         """A break asked while another person's typing waits for the device is refused too, and said: typed before it, that typing would reach the device after it."""
         first, _ = self.raw()
