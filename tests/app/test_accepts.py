@@ -14,14 +14,14 @@ from twisted.internet.protocol import DatagramProtocol, Factory, Protocol
 from twisted.internet.testing import MemoryReactor
 from twisted.trial.unittest import SynchronousTestCase
 
-from serialgw.app.reactor import (
+from serialgw.app.boundedports import (
     ACCEPTS_PER_TURN,
     DATAGRAMS_PER_TURN,
     BoundedTCPPort,
     BoundedUDPPort,
     BoundedUNIXPort,
-    GatewayReactor,
 )
+from serialgw.app.reactor import GatewayReactor
 from tests.reactors import ownReactor
 
 

@@ -24,7 +24,8 @@ from twisted.logger import Logger, LogLevel, formatEvent
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from serialgw.app.reactor import BoundedUDPPort, GatewayReactor
+from serialgw.app.boundedports import BoundedUDPPort
+from serialgw.app.reactor import GatewayReactor
 from serialgw.clients.ptylink import PtyClient
 from serialgw.clients.telnet import TelnetClient
 from serialgw.config.listeners import parseListener
