@@ -83,6 +83,14 @@ clientsLog = clientLog()
 
 _NO_FILEDESC = ConnectionFdescWentAway("File descriptor lost")
 
+# epoll's event bits as Twisted's EPollReactor names them, read once: a
+# class attribute read through the reactor is no fast lookup in Python
+# 3.11 (it is not specialised), and _doReadOrWrite read two or three a
+# ready descriptor.
+_POLL_IN = EPollReactor._POLL_IN
+_POLL_OUT = EPollReactor._POLL_OUT
+_POLL_DISCONNECTED = EPollReactor._POLL_DISCONNECTED
+
 
 def failed(selectable: Any, fd: int, what: str = "handling its connection") -> None:
     """
@@ -308,7 +316,7 @@ class GatewayReactor(EPollReactor):
         """
         why: Any = None
         inRead = False
-        if event & self._POLL_DISCONNECTED and not (event & self._POLL_IN):
+        if event & _POLL_DISCONNECTED and not (event & _POLL_IN):
             # Hung up with nothing left to read: reading, a clean end (or a half-close); else lost.
             if fd in self._reads:
                 inRead = True
@@ -320,10 +328,10 @@ class GatewayReactor(EPollReactor):
                 if selectable.fileno() == -1:
                     why = _NO_FILEDESC
                 else:
-                    if event & self._POLL_IN:
+                    if event & _POLL_IN:
                         why = selectable.doRead()
                         inRead = True
-                    if not why and event & self._POLL_OUT:
+                    if not why and event & _POLL_OUT:
                         why = selectable.doWrite()
                         inRead = False
             except STOPS:

@@ -33,6 +33,13 @@ class RawClient(Session, ClientEvents, Protocol):
         self.listener = listener
         self.clock = clock
         self.fixedPeer = peer
+        # Read on every read of its input: the class's defaults as its own
+        # (Python 3.11 looks a class attribute up through an instance the
+        # slow way: not specialised).
+        self.escapeMenu = None
+        self.inputHeld = False
+        self._readingPaused = 0
+        self._idleCall = self._introCall = None
 
     def connectionMade(self) -> None:
         self.startSession()

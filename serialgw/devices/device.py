@@ -23,6 +23,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from serialgw.config.specs import SerialSettings
+from serialgw.devices import floodhandoff
 from serialgw.devices.breaks import DRAINING_QUEUE, IDLE, BreakSequencer
 from serialgw.devices.controls import DeviceControls
 from serialgw.devices.early import EarlyHold
@@ -126,6 +127,9 @@ class SerialDevice(DeviceControls, LossAndReturn, SettingsInOrder, Pacing, Early
         self.bytesWritten = 0
         self.bytesRead = 0
         self.breaks = 0
+        # Full reads in a row (FloodReading): read on every read, so the device's own (a class
+        # attribute is looked up through an instance the slow way in Python 3.11: not specialised).
+        self._fullReads = 0
         # Pacing for slow devices (off by default): at least pace seconds
         # between bytes written, at least paceLine after a CR.
         self.pace = 0.0
@@ -168,7 +172,9 @@ class SerialDevice(DeviceControls, LossAndReturn, SettingsInOrder, Pacing, Early
             self._lost(e)
             return None
         self._received(data)
-        self._countRead(len(data))
+        # (_countRead's common case, a short read after short reads, without the call.)
+        if self._fullReads or len(data) >= floodhandoff.FULL:
+            self._countRead(len(data))
         return None
 
     def _received(self, data: bytes) -> None:

@@ -153,6 +153,13 @@ class Line(PortControl, OpenCloseStrings, RoleChanges, DeviceState, SlowClients,
         self.rights = Rights()
         # conserver's idletimeout / idlestring (setIdleString), or None.
         self.idle: Optional[IdleString] = None
+        # The mixins' defaults that each chunk or typing reads, as the line's
+        # own: Python 3.11 looks a class attribute up through an instance
+        # the slow way (not specialised), and these were read on every
+        # chunk and every typing.
+        self._letGo = False
+        self._onDemandDevice = None
+        self.initRun = None
 
     # Clients
 
@@ -369,13 +376,13 @@ class Line(PortControl, OpenCloseStrings, RoleChanges, DeviceState, SlowClients,
         self.device.write(data, client)
         if self.idle is not None:
             self.idle.touch()
-        if self.closedOnDemand:
+        if self._onDemandDevice is not None and self.closedOnDemand:
             # (From a client that does not open it: one that does is held for the open under way.)
             self.typedWhileClosed(client, len(data))
         # Down: the device drops it, and counts it (but for its first open: held).
         if self.up or self.device.holding:
             self.bytesGiven += len(data)
-            for consoleLog in list(self.logs):  # (log-typed: what was typed, in its own file)
+            for consoleLog in list(self.logs) if self.logs else ():  # (log-typed: what was typed, in its own file)
                 try:
                     consoleLog.typed(client.peer, data)
                 except Exception:

@@ -77,7 +77,24 @@ def countQueuedOnly(transport: Any) -> None:
     (StringTransport, an SSH channel, stdio's writer): nothing.
     """
     if isinstance(transport, abstract.FileDescriptor) and hasattr(transport, "_isSendBufferFull"):
-        vars(transport)["_isSendBufferFull"] = _QueuedPastBound(transport)
+        # (Set, not put in vars(): in Python 3.11 asking an instance for its __dict__ makes it a dict of
+        # its own, and a method looked up on such an instance is not specialised: doRead, on every read.)
+        transport._isSendBufferFull = _QueuedPastBound(transport)  # type: ignore[method-assign]
+        ownWriteDefaults(transport)
+
+
+# Twisted's class defaults that _sendsNow reads on every write (FileDescriptor's, tcp.Connection's), as
+# a connection's own (ownWriteDefaults): Python 3.11 looks a class attribute up through an instance the
+# slow way (not specialised).  Twisted sets each on the instance when it changes.
+_WRITE_DEFAULTS = ("dataBuffer", "disconnecting", "_writeDisconnected", "TLS")
+
+
+def ownWriteDefaults(transport: Any) -> None:
+    """The class defaults L{_sendsNow} reads, set on a plain TCP or unix C{transport} itself (same values)."""
+    if isinstance(transport, _SOCKET_TRANSPORTS):
+        for name in _WRITE_DEFAULTS:
+            if hasattr(transport, name):
+                setattr(transport, name, getattr(transport, name))
 
 
 class _QueuedPastBound:
