@@ -47,8 +47,15 @@ class RawClient(Session, ClientEvents, Protocol):
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         self.endSession()
 
-    # Bytes from the peer go through the escape menu (if any) to the line.
-    dataReceived = Session.fromPeer
+    def dataReceived(self, data: bytes) -> None:
+        """Bytes from the peer: through the escape menu (if any) to the line (L{Session.fromPeer})."""
+        # The common case (no escape menu, input not held, no idle timer, no introduction due) without
+        # the calls: what fromPeer, handleInput and toLine do then.
+        if self.escapeMenu is None and not self.inputHeld and self._idleCall is None and self._introCall is None:
+            if not self.line.clientData(self, data):
+                self._notSent()
+            return
+        self.fromPeer(data)
 
     def deliver(self, data: bytes) -> None:
         # The common case (no full output guard, no idle timer) without a call.
