@@ -2,7 +2,9 @@
 conserver's C{initcmd} for a line (C{init-command}, C{init-timeout}): a
 command run each time the line's device comes up (opened at start, back
 after a loss, opened on demand), by C{/bin/sh -ec} as conserver runs it
-(in a session of its own: a kill reaches what it started),
+(in a session of its own, kept by L{serialgw.line.initsession}'s keeper: a
+kill reaches what it started, and the gateway's end, even by SIGKILL,
+ends it),
 with the device's output on its standard input and its standard output
 written to the device: a login made, a board set up.
 
@@ -39,19 +41,19 @@ initcmd's restarts (initspinmax, initspintimer).
 from __future__ import annotations
 
 import os
-import signal
 import sys
 from collections import deque
 from typing import Any, Optional
 
 from twisted.internet.defer import Deferred
-from twisted.internet.error import ProcessDone, ProcessExitedAlready
+from twisted.internet.error import ProcessDone
 from twisted.internet.interfaces import IDelayedCall, IPushProducer
 from twisted.internet.protocol import ProcessProtocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from serialgw.line.initsession import CHILD_FDS, CONTROL, KEEPER, KILL, RELEASE, STATUS, TERM, shellEnded
 from serialgw.line.role import Role
 
 log = Logger()
@@ -74,9 +76,6 @@ SPIN_WINDOW = 10.0
 DEFAULT_TIMEOUT = 60.0
 # What systemd gives the gateway in its environment, kept from the command's.
 _SYSTEMDS = frozenset({"NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES"})
-# Run in the child before the shell: a session (and process group) of its own, as conserver's, so that a kill
-# reaches what the shell started too (a sleep, a pipeline), not the shell alone, leaving them behind.
-_NEW_SESSION = "import os, sys; os.setsid(); os.execv(sys.argv[1], [sys.argv[1], '-ec', sys.argv[2]])"
 
 
 def seconds(value: float) -> str:
@@ -109,6 +108,14 @@ class InitRun(ProcessProtocol):
         self._killTimer: Optional[IDelayedCall] = None
         # Its transport (an IProcessTransport, with the producer's methods too), once spawned.
         self.process: Any = None
+        # What the keeper said of the shell's end (initsession.STATUS), and how: ("exit", 0), ("signal", 9).
+        self._statusSaid = b""
+        self.shellEnd: Optional[tuple[str, int]] = None
+        # The command's standard output and error closed (by all that held them); the keeper told to go; its control
+        # pipe gone (the keeper gone: nothing can be asked of it).
+        self._outputsOpen = {1, 2}
+        self._released = False
+        self._controlGone = False
 
     def start(self) -> bool:
         """Started: whether it could be (a failure is logged, naming the line)."""
@@ -117,8 +124,8 @@ class InitRun(ProcessProtocol):
         env["SERIALGW_LINE"] = self.line.name
         env["SERIALGW_DEVICE"] = str(self.line.device.name)
         try:
-            self.reactor.spawnProcess(self, sys.executable, [sys.executable, "-I", "-S", "-c", _NEW_SESSION, SHELL,
-                                                             self.command], env=env)
+            self.reactor.spawnProcess(self, sys.executable, [sys.executable, "-I", "-S", "-c", KEEPER, SHELL,
+                                                             self.command], env=env, childFDs=CHILD_FDS)
         except Exception as e:
             self.ended.callback(None)
             self._over(f"not started: {e}", True)
@@ -136,6 +143,12 @@ class InitRun(ProcessProtocol):
         self.process.registerProducer(self, True)
 
     def childDataReceived(self, childFD: int, data: bytes) -> None:
+        if childFD == STATUS:
+            self._statusSaid = (self._statusSaid + data)[:32]
+            if self._statusSaid.endswith(b"\n"):
+                self.shellEnd = shellEnded(self._statusSaid)
+                self._release()
+            return
         if childFD == 2:
             kept = data[:max(0, STDERR_KEPT - len(self.stderr))]
             self.stderr += kept
@@ -155,28 +168,43 @@ class InitRun(ProcessProtocol):
         self.written += len(data)
         self.line.initWrote(self, data)
 
+    def childConnectionLost(self, childFD: int) -> None:
+        if childFD == CONTROL:
+            self._controlGone = True
+        elif childFD in self._outputsOpen:
+            self._outputsOpen.discard(childFD)
+            self._release()
+
+    def _release(self) -> None:
+        """
+        The shell has ended and its output is closed: the keeper is let go,
+        or, the run being killed (SIGTERM sent, SIGKILL due), told to send
+        the group SIGKILL: a process the shell started that takes no
+        SIGTERM is not left running once the SIGKILL's timer is cancelled.
+        """
+        if self.shellEnd is None or self._outputsOpen or self._released:
+            return
+        self._released = True
+        self._ask(KILL if self._killTimer is not None and self._killTimer.active() else RELEASE)
+
     def processEnded(self, reason: Failure) -> None:
-        if self._killTimer is not None and self._killTimer.active() and self.pid is not None:
-            # Killed, its shell gone at SIGTERM: what it started and that takes no SIGTERM lives on in
-            # its group (whose id no other process gets while one of them lives): SIGKILL'd now, not
-            # left running for good once the SIGKILL's timer is cancelled below.
-            try:
-                os.killpg(self.pid, signal.SIGKILL)
-            except OSError:
-                pass  # (none left)
         for call in (self._timer, self._killTimer):
             if call is not None and call.active():
                 call.cancel()
         self._timer = self._killTimer = None
         if self.outcome is None:
             took = seconds(self.reactor.seconds() - self.began)
+            # (The shell's end as its keeper saw it; without it, the keeper's own: one that could not start.)
             ended: Any = reason.value
-            if reason.check(ProcessDone):
+            how = self.shellEnd or (("exit", 0) if reason.check(ProcessDone) else
+                                    ("signal", ended.signal) if getattr(ended, "signal", None) else
+                                    ("exit", getattr(ended, "exitCode", None)))
+            if how == ("exit", 0):
                 self._over(f"done (exit 0, {took})", False)
-            elif getattr(ended, "signal", None):
-                self._over(f"failed: ended by signal {ended.signal} ({took})", True)
+            elif how[0] == "signal":
+                self._over(f"failed: ended by signal {how[1]} ({took})", True)
             else:
-                self._over(f"failed: exit status {getattr(ended, 'exitCode', None)} ({took})", True)
+                self._over(f"failed: exit status {how[1]} ({took})", True)
         self.ended.callback(None)
 
     # Its standard input's producer: paused while its pipe is full
@@ -220,7 +248,10 @@ class InitRun(ProcessProtocol):
             self._over(f"killed: {why}", True)
         if self._killTimer is not None or self.ended.called:
             return
-        self._signal(signal.SIGTERM)
+        self._ask(TERM)
+        # (Read again if the device was behind: the keeper's word of the shell's end comes on a pipe of its own, which
+        # stays open; the command's output, closed here, is not read.)
+        self.process.resumeProducing()
         self.process.loseConnection()
         self._killTimer = self.reactor.callLater(KILL_WAIT, self.killNow)
 
@@ -229,21 +260,17 @@ class InitRun(ProcessProtocol):
         if self._killTimer is not None and self._killTimer.active():
             self._killTimer.cancel()
         self._killTimer = None
-        self._signal(signal.SIGKILL)
+        self._ask(KILL)
 
-    def _signal(self, number: int) -> None:
-        """C{number} to its process group (its session's: see L{_NEW_SESSION}), while it is not reaped."""
-        if self.ended.called or self.pid is None:
+    def _ask(self, request: bytes) -> None:
+        """
+        C{request} to the keeper (L{serialgw.line.initsession}), which
+        signals its group itself: the gateway never signals a group by a pid
+        that may have been reaped and given to another process.
+        """
+        if self.ended.called or self.process is None or self._controlGone:
             return
-        try:
-            os.killpg(self.pid, number)
-            return
-        except OSError:
-            pass  # (no such group yet, between its fork and its setsid(): the process alone)
-        try:
-            self.process.signalProcess(number)
-        except (ProcessExitedAlready, OSError):
-            pass
+        self.process.writeToChild(CONTROL, request)
 
     def _over(self, outcome: str, failed: bool) -> None:
         self.outcome, self.failed = outcome, failed

@@ -27,12 +27,12 @@ from tests.fakes import LogEvents, RecordingDevice
 
 
 class ProcessTransport:
-    """What a run uses of its process: its pid, its standard input, signals."""
+    """What a run uses of its process: its pid, its standard input, what it asks its keeper (no real signal is sent)."""
 
     pid = 4321
 
     def __init__(self) -> None:
-        self.signals: list[Any] = []
+        self.asked: list[tuple[int, bytes]] = []
         self.written = b""
         self.paused = False
 
@@ -48,8 +48,8 @@ class ProcessTransport:
     def resumeProducing(self) -> None:
         self.paused = False
 
-    def signalProcess(self, signal: Any) -> None:
-        self.signals.append(signal)
+    def writeToChild(self, childFD: int, data: bytes) -> None:
+        self.asked.append((childFD, data))
 
     def loseConnection(self) -> None:
         pass
@@ -119,6 +119,18 @@ class InitReloadTests(SynchronousTestCase):
         reactor.runs[0].processEnded(Failure(ProcessDone(0)))
         self.assertEqual(line.writable, True)
 
+    def test_killedWhileBehind(self) -> None:
+        """Killed while the device is behind (the process's pipes not read): read again, so that its keeper's word of the shell's end, on a pipe the kill leaves open, is read (else the run never ended)."""
+        reactor = Processes()
+        config = LineConfig("web1", DeviceSpec("tty", "/dev/ttyUSB0"), initCommand="login-a")
+        line = makeLine(config, RecordingDevice(config.settings), reactor)
+        reactor.advance(0)
+        line.deviceWritable(False)
+        self.assertEqual(reactor.transports[0].paused, True)
+        line.deviceLost(Failure(ConnectionLost("unplugged")))
+        self.assertEqual((reactor.transports[0].paused, reactor.transports[0].asked), (False, [(3, b"T")]))
+        reactor.runs[0].processEnded(Failure(ProcessDone(0)))
+
     def test_systemdsEnvironmentKept(self) -> None:
         """The command's environment is the gateway's with SERIALGW_LINE and SERIALGW_DEVICE, without what systemd gave the gateway alone (its notify socket, watchdog, sockets)."""
         given = {"NOTIFY_SOCKET": "/run/systemd/notify", "WATCHDOG_USEC": "30000000", "LISTEN_FDNAMES": "web",
@@ -176,3 +188,42 @@ class InitReloadTests(SynchronousTestCase):
             if not run.ended.called:
                 run.processEnded(Failure(ProcessDone(0)))
         self.assertEqual(reactor.getDelayedCalls(), [])
+
+    def test_keeperAsked(self) -> None:
+        """
+        The gateway signals nothing itself: a run ending well lets its keeper
+        go (X) once the shell's end is told and its output closed, its outcome
+        the shell's; a kill asks SIGTERM (T), and the shell's end told then
+        asks SIGKILL (K) for what it left; the SIGKILL's timer asks K too.
+        """
+        reactor = Processes()
+        config = LineConfig("web1", DeviceSpec("tty", "/dev/ttyUSB0"), initCommand="login-a")
+        line = makeLine(config, RecordingDevice(config.settings), reactor)
+        reactor.advance(0)
+        run, keeper = reactor.runs[0], reactor.transports[0]
+        run.childDataReceived(4, b"76")
+        run.childDataReceived(4, b"8\n")  # (exit status 3, in two reads)
+        run.childConnectionLost(1)
+        self.assertEqual((run.shellEnd, keeper.asked), (("exit", 3), []))
+        run.childConnectionLost(2)
+        self.assertEqual(keeper.asked, [(3, b"X")])
+        run.processEnded(Failure(ProcessDone(0)))  # (the keeper's own end: exit 0)
+        self.assertEqual(run.outcome, "failed: exit status 3 (0.0 s)")
+        line.deviceLost(Failure(ConnectionLost("unplugged")))
+        line.deviceUp()
+        run, keeper = reactor.runs[1], reactor.transports[1]
+        line.deviceLost(Failure(ConnectionLost("unplugged")))
+        self.assertEqual(keeper.asked, [(3, b"T")])
+        run.childConnectionLost(1)
+        run.childConnectionLost(2)
+        run.childDataReceived(4, b"15\n")  # (the shell gone at SIGTERM)
+        self.assertEqual((run.shellEnd, keeper.asked), (("signal", 15), [(3, b"T"), (3, b"K")]))
+        run.childConnectionLost(3)
+        run.processEnded(Failure(ProcessDone(0)))
+        self.assertEqual((run.outcome, reactor.getDelayedCalls()), ("killed: the device is down", []))
+        line.deviceUp()
+        run, keeper = reactor.runs[2], reactor.transports[2]
+        line.deviceLost(Failure(ConnectionLost("unplugged")))
+        reactor.advance(2)  # (its shell takes no SIGTERM)
+        self.assertEqual(keeper.asked, [(3, b"T"), (3, b"K")])
+        run.processEnded(Failure(ProcessDone(0)))

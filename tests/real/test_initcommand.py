@@ -20,7 +20,18 @@ from serialgw.app.status import lineStatus
 from serialgw.line.hub import Line
 from serialgw.line.initcommand import KILL_WAIT, SPIN_MOST, SPIN_WINDOW, STDERR_KEPT, STDERR_MOST, WRITE_MOST, InitRun
 from tests.fakes import LogEvents
-from tests.realio import Collector, closeClients, connect, listenerPort, ptyLine, startedPty, startGateway, until
+from tests.realio import (
+    Collector,
+    closeClients,
+    connect,
+    gatewayArgv,
+    listenerPort,
+    ptyLine,
+    startedPty,
+    startGateway,
+    startProcess,
+    until,
+)
 
 
 def _gone(pid: int) -> bool:
@@ -316,3 +327,54 @@ class InitCommandPtyTests(TestCase):
         await until(self, lambda: line.initRun is not None, "the held run")
         run = await self.running(line)
         self.assertEqual((line.initRuns, run.began, line.writable), (SPIN_MOST + 1, SPIN_WINDOW, False))
+
+    async def test_gatewaySignalsNoGroupItself(self) -> None:
+        """
+        The shell ends at once, a process it started holds its output: the
+        run goes on (its output open) and is killed at init-timeout.  The
+        gateway calls no killpg (its keeper, alive and in the group, signals
+        it): before, it sent killpg(the shell's pid) after the shell's reap,
+        a pid another process could have been given meanwhile.
+        """
+        signalled: list[tuple[int, int]] = []
+        killpg = os.killpg
+
+        def recorded(group: int, number: int) -> None:
+            signalled.append((group, number))
+            killpg(group, number)
+
+        self.patch(os, "killpg", recorded)
+        service, line, clock = self.start("sleep 1000 & echo $$ $! >&2", timeout=5)
+        run = await self.running(line)
+        await until(self, lambda: run.stderr.endswith(b"\n"), "the pids said")
+        shell, started = (int(word) for word in run.stderr.split())
+        self.addCleanup(_killLeft, started)
+        await until(self, lambda: _gone(shell), "the shell gone")
+        self.assertEqual((run.outcome, _gone(started)), (None, False))
+        clock.advance(5)
+        await run.ended
+        await until(self, lambda: _gone(started), f"process {started} gone")
+        self.assertEqual((run.outcome, signalled, clock.getDelayedCalls()),
+                         ("killed: still running after 5 s (init-timeout)", [], []))
+
+    async def test_gatewayKilledEndsItsSession(self) -> None:
+        """
+        A real gateway (twistd serialgw --init-command) SIGKILLed while its
+        init-command runs: the command's shell and what it started are
+        gone (its keeper reads the end of its control pipe and SIGKILLs the
+        group); before, they ran on for good, their parent PID 1.
+        """
+        pids = os.path.abspath(self.mktemp())
+        device = os.path.abspath(self.mktemp())
+        gateway = startProcess(self, gatewayArgv(
+            "--device", f"pty:{device}", "--port", "raw+tcp:0:interface=127.0.0.1",
+            "--init-command", f"sleep 1000 & echo $$ $! > {pids}.new; mv {pids}.new {pids}; wait"))
+        await until(self, lambda: os.path.exists(pids), "the command's pids written")
+        with open(pids) as f:
+            shell, started = (int(word) for word in f.read().split())
+        for pid in (shell, started):
+            self.addCleanup(_killLeft, pid)
+        self.assertEqual((_gone(shell), _gone(started)), (False, False))
+        gateway.transport.signalProcess("KILL")  # type: ignore[union-attr]
+        await gateway.ended
+        await until(self, lambda: _gone(shell) and _gone(started), f"processes {shell} and {started} gone")
