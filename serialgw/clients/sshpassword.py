@@ -7,7 +7,8 @@ Checking a password is slow by design (scrypt: about 0.1 s of a core), so
 it is done off the gateway's thread, L{PasswordChecks}: one at a time, at
 most L{WAITING} waiting (past them refused at once), and from one address
 (an IPv6 /64) L{SOURCE_BURST} at once, then one every 1 / L{SOURCE_RATE}
-s.  A person with no password, and a name that is nobody's, are checked
+s; a password longer than C{passwords.MOST_PASSWORD} bytes is refused
+unhashed.  A person with no password, and a name that is nobody's, are checked
 against a hash of nothing, as long as a real one: the time taken does not
 say who has a password.  A connection checks one password at a time.
 """
@@ -85,8 +86,9 @@ class PasswordChecks:
     """
     Password checks, off the gateway's thread (C{run}), L{AT_ONCE} at a
     time, the next ones waiting in turn, at most L{WAITING}; a source's
-    checks bounded (L{SOURCE_BURST}, L{SOURCE_RATE}).  Refused past a bound
-    (L{UnauthorizedLogin} saying which), not checked.
+    checks bounded (L{SOURCE_BURST}, L{SOURCE_RATE}).  Refused past a bound,
+    or a password past L{passwords.MOST_PASSWORD} bytes (L{UnauthorizedLogin}
+    saying which), not checked.
     """
 
     def __init__(self, clock: Any, run: Callable[[Callable[[], bool]], defer.Deferred[bool]] = inThread) -> None:
@@ -98,6 +100,10 @@ class PasswordChecks:
 
     def check(self, source: str, hashed: passwords.PasswordHash, password: bytes) -> defer.Deferred[bool]:
         """Whether C{password} is C{hashed}'s, checked in turn; a failure if over a bound."""
+        if len(password) > passwords.MOST_PASSWORD:
+            # (Not hashed: SHA-512-crypt's work grows with its square.  Nothing to learn from its time.)
+            return defer.fail(UnauthorizedLogin(f"a password of {len(password)} bytes: at most "
+                                                f"{passwords.MOST_PASSWORD}"))
         now = self.clock.seconds()
         if self.sources.wait(source, now):
             return defer.fail(UnauthorizedLogin(f"more password checks from {source} than {SOURCE_BURST} at once, "

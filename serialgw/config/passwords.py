@@ -28,6 +28,7 @@ import hashlib
 import hmac
 import os
 import re
+import time
 from typing import Optional
 
 import attrs
@@ -42,11 +43,16 @@ MAX_SCRYPT_WORK = 64 * 8 * 2**15
 SALT_BYTES = 16
 # SHA-512-crypt's rounds: 5000 when the hash names none (as crypt(3): 4 ms of Python here); at most
 # MAX_SHA_ROUNDS (about 0.1 s), as a hash asking for more would hold a thread for minutes at each
-# attempt (crypt(3) takes up to 999999999), and the rounds are Python's: they hold the interpreter
-# from the gateway's thread, 5 ms at a time.
+# attempt (crypt(3) takes up to 999999999).  The rounds are Python's: they hold the interpreter, and
+# the gateway's thread waited up to 5 ms (the switch interval) each time it woke while one ran, so
+# they let it go every SHA_YIELD_EVERY rounds (see sha512Crypt).
 SHA_ROUNDS = 5000
 MIN_SHA_ROUNDS = 1000
 MAX_SHA_ROUNDS = 100000
+SHA_YIELD_EVERY = 64
+# The longest password checked, bytes (libxcrypt's crypt(3) takes 512): SHA-512-crypt's work grows
+# with the square of its length, and an SSH client may send 256 KiB.
+MOST_PASSWORD = 1024
 
 _CRYPT64 = "./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _SCRYPT = re.compile(r"\$scrypt\$ln=(\d{1,2}),r=(\d{1,3}),p=(\d{1,3})\$([A-Za-z0-9+/]+)\$([A-Za-z0-9+/]+)")
@@ -194,12 +200,20 @@ def sha512Crypt(password: bytes, salt: bytes, rounds: int = SHA_ROUNDS) -> bytes
         a.update(b if bits & 1 else password)
         bits >>= 1
     c = a.digest()
-    dp = sha(password * n).digest()
+    # (The password n times: fed, not made: password * n held n * n bytes, 900 MB for 30000.)
+    digest = sha()
+    for _ in range(n):
+        digest.update(password)
+    dp = digest.digest()
     p = (dp * (n // 64 + 1))[:n]
     ds = sha(salt * (16 + c[0])).digest()
     s = ds[:len(salt)]
     # The rounds' inputs: the odd/even and every-third/seventh pattern of the specification.
     for i in range(rounds):
+        if not i % SHA_YIELD_EVERY:
+            # The interpreter let go (a thread's rounds held the gateway's thread 5 ms at a time:
+            # a client's password attempts in a row made every line's round trip 10 ms, seen live).
+            time.sleep(0)
         h = sha(p if i & 1 else c)
         if i % 3:
             h.update(s)

@@ -247,6 +247,21 @@ class ChecksTests(SynchronousTestCase):
         self.assertEqual(failures[0].getErrorMessage(), f"{sshpassword.WAITING} password checks waiting already")
         self.assertEqual(len(self.checks.waiting), sshpassword.WAITING)
 
+    def test_longPasswordRefusedUnhashed(self) -> None:
+        """
+        A password past MOST_PASSWORD bytes is refused at once, never
+        hashed nor counted against its source (SHA-512-crypt's work grows
+        with its square: a 30000-byte one over SSH made the gateway hold
+        937 MB, seen live); one of MOST_PASSWORD bytes is checked.
+        """
+        failures: list[Any] = []
+        most = passwords.MOST_PASSWORD
+        self.checks.check("192.0.2.7", self.right, b"x" * (most + 1)).addErrback(failures.append)
+        self.assertEqual([f.getErrorMessage() for f in failures], [f"a password of {most + 1} bytes: at most {most}"])
+        self.assertEqual((self.ran.pending, self.checks.waiting), ([], []))
+        self.checks.check("192.0.2.7", self.right, b"x" * most)
+        self.assertEqual((len(self.ran.pending), failures[0].check(UnauthorizedLogin)), (1, UnauthorizedLogin))
+
     def test_sourceBurstThenRate(self) -> None:
         """One source: SOURCE_BURST checks at once, the next refused (not run), one more after 1 / SOURCE_RATE s."""
         failures: list[Any] = []

@@ -45,6 +45,42 @@ class HashTests(SynchronousTestCase):
             rounds = hashed.rounds if "rounds=" in text else None
             self.assertEqual(passwords.sha512CryptText(password, salt, rounds), text)
 
+    def test_longPasswordNotHeldSquared(self) -> None:
+        """
+        SHA-512-crypt hashes the password once per byte of it: fed so, not
+        made (password * n held n * n bytes: 64 MB for 8000; 937 MB for a
+        30000-byte password sent over SSH, seen live).
+        """
+        import tracemalloc
+
+        password = b"x" * 8000
+        tracemalloc.start()
+        try:
+            passwords.sha512Crypt(password, b"saltsalt", 1000)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        self.assertLess(peak, 1024 * 1024)
+
+    def test_roundsLetTheInterpreterGo(self) -> None:
+        """
+        The rounds (Python's) let the interpreter go every SHA_YIELD_EVERY
+        rounds: run in a thread they held the gateway's thread up to 5 ms
+        each time it woke (an SSH client's wrong passwords in a row, 12
+        sources: every line's echo round trip 0.29 ms -> 10.6 ms, seen live).
+        """
+        slept: list[float] = []
+
+        class Time:
+            @staticmethod
+            def sleep(seconds: float) -> None:
+                slept.append(seconds)
+
+        self.patch(passwords, "time", Time)
+        text = VECTORS[1][1]
+        self.assertTrue(passwords.parse(text).verify(b"Hello world!"))
+        self.assertEqual(slept, [0] * -(-10000 // passwords.SHA_YIELD_EVERY))
+
     def test_scryptMadeAndChecked(self) -> None:
         """A made hash is self-describing ($scrypt$ln=15,r=8,p=1$SALT$HASH), salted anew each time, and checks its password only."""
         made = passwords.make(b"hunter2")
