@@ -334,6 +334,9 @@ class Applying:
             # Closed and opened again: its sessions are told why, not that the line is gone.
             what = "device" if self.old[name].device != self.new[name].device else "lock setting"
             self.waits += self.service.closeLine(name, f"{name}: {what} changed by a reload; reconnect")
+        elif self.service.source is not None and name in self.service.source.disabled:
+            # Its table is still in the file: "removed from the configuration" sent people to look for what is there.
+            self.waits += self.service.closeLine(name, "this line was turned off by a reload (enable = false)")
         else:
             self.waits += self.service.closeLine(name)
 

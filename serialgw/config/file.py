@@ -88,6 +88,8 @@ class FileConfig:
     tlsSessionsPerPerson: int = PERSON_SESSIONS
     # One port for many consoles ([by-name]), or None.
     byName: Optional[ByNameSpec] = None
+    # The lines whose tables say enable = false (read and checked, not served).
+    disabled: tuple[str, ...] = ()
 
 
 def loadConfig(path: str) -> list[LineConfig]:
@@ -134,8 +136,9 @@ def loadFile(path: str, shards: Optional[int] = None, held: tuple[UserSpec, ...]
     if loop is not None:
         table = f"lines.{loop[0]}" if "device" in data["lines"][loop[0]] else "defaults"
         raise ConfigError(f"{_where(path, text, table, 'device')}: [{table}] device: {loop[1]}")
+    served = {config.name for config in lines}
     return FileConfig(lines, _ssh(path, text, data, users, problems, base), users, watchAll, pins, path, text,
-                      _tls(path, text, data), byName)
+                      _tls(path, text, data), byName, tuple(name for name in data.get("lines", {}) if name not in served))
 
 
 def _sessionsPerPerson(path: str, text: str, table: dict[str, Any], name: str) -> int:

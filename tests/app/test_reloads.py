@@ -106,6 +106,29 @@ class ReloadStormTests(SynchronousTestCase):
         self.successResultOf(service.stopService())
         self.assertEqual(self.clock.getDelayedCalls(), [])
 
+    def test_turnedOffSaid(self) -> None:
+        """
+        A reload turning a line off (enable = false, its table kept) tells
+        its people so; one removing a line's table, that it was removed
+        (both were told 'this line was removed from the configuration',
+        seen live: a table still in the file).
+        """
+        service = self.gateway("a", "b", "c")
+        a, b = person("a:1"), person("b:1")
+        service.lines["a"].attach(a)
+        service.lines["b"].attach(b)
+        self.write("a", "c")
+        with open(self.path) as f:
+            text = f.read()
+        with open(self.path, "w") as f:
+            f.write(text.replace("[lines.a]\n", "[lines.a]\nenable = false\n"))
+        reloaded = service.reloadFile()
+        self.clock.advance(LET_GO_LIMIT)
+        self.assertEqual(self.successResultOf(reloaded), {"added": [], "changed": [], "removed": ["a", "b"]})
+        self.assertEqual((a.notices, b.notices), (["this line was turned off by a reload (enable = false)"],
+                                                  ["this line was removed from the configuration"]))
+        self.successResultOf(service.stopService())
+
     def test_stopWhileOneWaits(self) -> None:
         """SIGHUPs waiting behind a reload when the gateway stops: the file is not read again, systemd hears nothing more."""
         service = self.gateway("a", "b")
