@@ -5,6 +5,8 @@ The line is the hub of the data path: device output goes to every client,
 each of which encodes it for its own wire; client input and commands go to
 the device if the client's role allows.  The line knows its device only
 through the device's methods and its clients only through L{IClient}.
+Who is on it, as clients come and go, is L{serialgw.line.members}, the
+base of L{Line} below its other parts (the mixins its docstring names).
 """
 
 from __future__ import annotations
@@ -19,14 +21,9 @@ from serialgw.interfaces import IClient, IConsoleLog, IDevice, IDeviceSink
 from serialgw.line import idlestring
 from serialgw.line.coalesce import Coalescer
 from serialgw.line.comings import Comings, whoIsOn
-from serialgw.line.control import PortControl
-from serialgw.line.devicestate import DeviceState
 from serialgw.line.idlestring import IdleString
-from serialgw.line.initcommand import InitCommandLine
-from serialgw.line.ondemand import OnDemandOpen
-from serialgw.line.role import Role, RoleChanges, heirOf
-from serialgw.line.slowclients import SlowClients
-from serialgw.line.strings import OpenCloseStrings
+from serialgw.line.members import Members
+from serialgw.line.role import Role
 from serialgw.line.tail import Tail
 from serialgw.line.textgate import TextGate
 from serialgw.logflood import clientLog
@@ -38,7 +35,7 @@ log = clientLog()
 
 
 @implementer(IDeviceSink)
-class Line(PortControl, OpenCloseStrings, RoleChanges, DeviceState, SlowClients, OnDemandOpen, InitCommandLine):
+class Line(Members):
     """
     A serial line shared by any number of clients.  What RFC 2217 clients
     may do to the port is L{PortControl}'s; the open- and close-strings are
@@ -172,198 +169,6 @@ class Line(PortControl, OpenCloseStrings, RoleChanges, DeviceState, SlowClients,
         writes, as once it has left.
         """
         return next((c for c in self.clients if c.role is Role.WRITER and c.person and not c.departed), None)
-
-    def full(self) -> bool:
-        """No room for another network client (max-clients): one that hung up, its typing waiting for the device, holds none."""
-        people = sum(1 for c in self.clients if _holdsPlace(c))
-        return bool(self.maxClients) and people >= self.maxClients
-
-    def leftTyping(self, client: IClient) -> None:
-        """
-        C{client} hung up, what it sent waiting for the device (it holds no
-        place now: L{full}): at most max-clients such wait on a line, past
-        that the oldest one's unread bytes are dropped and it goes.
-        """
-        gone = [c for c in self.clients if c.departed]
-        waiting = len(gone)
-        # (Each one cut is off the line at once (its connection is lost only next turn): two seen gone in one turn
-        # cut the oldest twice and the bound slipped by one a round.)
-        while self.maxClients and len(gone) > self.maxClients:
-            gone.pop(0).dropLeftTyping(f"{waiting} clients that hung up wait with their typing for the device, "
-                                       f"at most {self.maxClients} (max-clients)")
-
-    def makeRoom(self, newcomer: str, budget: Any = None, readOnly: bool = False) -> bool:
-        """
-        A network client C{newcomer} (its peer) is to be admitted: whether
-        there is room (max-clients).  With C{kickOld} (ser2net's
-        kickolduser) a full line makes room: its oldest person (the first
-        attached, not a dial-out) is told why and disconnected; a
-        C{readOnly} newcomer's, only a read-only person (none: no room,
-        nobody disconnected).
-        Asked only once the newcomer may come in (its address allowed, its
-        TLS certificate or SSH key verified): an unverified connection never
-        costs someone their place.  C{budget}: the newcomer's listener's log
-        budget (a client reconnecting in a loop cannot flood the log:
-        logflood).
-        """
-        if not self.full() or not self.kickOld:
-            return not self.full()
-        # One who may only watch takes no place of one who may type (a ro listener open to a network, a read-only
-        # key: anyone there disconnected the person typing at will, each time).
-        # Nor does a dial-out's (the gateway's own connection: cut, it dials again at once and cuts back).
-        places = [c for c in self.clients if _holdsPlace(c) and not c.dialled and (not readOnly or c.role is Role.READONLY)]
-        if len(places) <= sum(1 for c in self.clients if _holdsPlace(c)) - self.maxClients:
-            return False
-        # (A device opened on demand stays open for the newcomer: see OnDemandOpen._wakerLeft.)
-        self._makingRoom = True
-        try:
-            for oldest in places:
-                if not self.full():
-                    break
-                why = f"{newcomer} took your place on {self.name} (max-clients {self.maxClients}, kick-old-user)"
-                log.info("{line}: {peer} disconnected: {newcomer} took its place (max-clients {count}, "
-                         "kick-old-user)", line=self.name, peer=oldest.peer, newcomer=newcomer, count=self.maxClients,
-                         budget=budget)
-                oldest.notice(why)
-                oldest.disconnect(why)
-                if oldest in self.clients:
-                    self.detach(oldest)  # (one whose connection is another's to close: off the line all the same)
-        finally:
-            self._makingRoom = False
-        return not self.full()
-
-    def attach(self, client: IClient, quiet: bool = False) -> None:
-        """
-        A client joins.  A person is announced to the others at once, or,
-        C{quiet}, only when L{introduce} is called (it said something, or
-        stayed a while): a health check or a port scan that comes and goes
-        at once is never announced.  A C{quiet} client that is not a person
-        (a watch-all watcher's view of this line: its listener logs it once)
-        is not logged coming or going.
-        """
-        if (self.mode == "exclusive" and client.role is Role.WRITER and client.person
-                and self.writer is not None):
-            client.role = Role.WATCHER
-        # In the list before anyone is told: whatever the telling does (a
-        # log that fails), the client is fully attached.
-        self.clients.append(client)
-        self._receiving[client] = None
-        self._fanOut = None
-        if client.person:
-            if quiet:
-                self._unannounced[client] = None
-            elif self.comings.arrived(client):
-                self.announce(f"{client.peer} attached as {client.role.value}", exclude=client)
-        elif quiet:
-            self._unlogged[client] = None
-        if not self.up and not self.quietOpen(client):
-            # Someone arriving while the device is down hears it, as those
-            # already here did when it went (not while it opens on demand:
-            # what comes of that is told).
-            client.deviceStateChanged(False, self._downNotice(self.device.downReason or "not there"))
-        self._wakerCame(client)
-        if self.waitForClient and client.wakesLine:
-            self.waitForClient = False
-            self.device.start()
-        if not self.writable and self.mayWrite(client):
-            client.pauseInput()
-            if self.initRun is not None and client.person:
-                client.notice("init-command running: what you type waits until it ends")
-        if self.initHeldUntil is not None and client.person:
-            client.notice("init-command held: too many runs lately; it runs soon (what you type goes meanwhile)")
-        if not client.person:
-            if not quiet:
-                log.info("{line}: {peer} attached as {role}", line=self.name, peer=client.peer,
-                         role=client.role.value, budget=client.logBudget)
-        elif not quiet:
-            self._countIn()
-
-    def _countIn(self) -> None:
-        """
-        A person is here for good (attached, or announced: see L{introduce}):
-        the first one sets the attached DTR/RTS and gets the open-string.  A
-        quiet connection that comes and goes (a health check) is never
-        counted, so it touches neither (a board with reset wired to DTR/RTS
-        is not reset by every check).
-        """
-        self.people += 1
-        if self.people == 1:
-            self._firstPerson()
-
-    def detach(self, client: IClient) -> None:
-        # Counted out first: what is restored below is the state for those
-        # who stay (the idle state when nobody does).  One never announced
-        # was never counted in (see _countIn).
-        attached = client in self.clients
-        leaving = (attached and client.person
-                   and client not in self._unannounced)
-        if leaving:
-            self.people -= 1
-        if client in self.controllers:
-            self.controllers.remove(client)
-            self.updateLineWatch()
-            if not self.controllers:
-                self._stopModemPoll()
-            # Only a client that may change the port now (a writer) leaving
-            # restores: a read-only one or a watcher (exclusive mode) changed
-            # nothing, so its going changes nothing either.  A read-only one
-            # staying does not hold the restore back; a watcher (who may take
-            # write) does.
-            if client.role is Role.WRITER and not any(
-                    c.role is not Role.READONLY for c in self.controllers):
-                self._lastController(closing=bool(leaving) and not self.people)
-        if client in self._blockers:
-            self.unblockDevice(client)
-        self._refusalsTold.pop(client, None)
-        self.endHeldBreak(client, "left")  # (it can send no BREAK-OFF now)
-        if client in self.clients:
-            parked = self._parked.get(client)
-            if parked is not None:
-                # What it missed is held, as it was until now (and counted).
-                parked.unpark()
-            place = self.clients.index(client)
-            del self.clients[place]
-            self._receiving.pop(client, None)
-            self._fanOut = None
-            guard = client.guard
-            if guard is not None and guard.dropped:
-                self.droppedGone[guard.policy] = self.droppedGone.get(guard.policy, 0) + guard.dropped
-            if client.comPort is not None and client.comPort.dropped:
-                self.droppedGone["suspended"] = self.droppedGone.get("suspended", 0) + client.comPort.dropped
-            if client is self._earlyTo:
-                # Given back by a connection that came and went (a health check).
-                self._earlyTo = None
-                self._earlyTaken = client not in self._unannounced
-            if client in self._unannounced:
-                self._unannounced.pop(client, None)
-                log.info("{line}: {peer} came and went without a word (not announced)", line=self.name,
-                         peer=client.peer, budget=client.logBudget)
-                heir = self.mode == "exclusive" and client.role is Role.WRITER and heirOf(self.clients, place)
-                if heir:
-                    # Write is the first person's who came meanwhile (a
-                    # health check kept a raw client, with no ^] t, watching;
-                    # one not announced yet either is only logged).
-                    self._roleChanged(heir, Role.WRITER, "writes")
-            elif client.person and self.comings.left(client):
-                self.announce(f"{client.peer} detached")
-            elif client in self._unlogged:
-                self._unlogged.pop(client, None)
-            else:
-                log.info("{line}: {peer} detached", line=self.name, peer=client.peer,
-                         budget=client.logBudget)
-        if leaving and not self.people:
-            self._lastPerson()
-        if attached:
-            # (After the close-string: an on-demand device takes it before it closes.)
-            self._wakerLeft(client)
-
-    def introduce(self, client: IClient) -> None:
-        """A client attached quietly is announced now (once); nothing for the others."""
-        if client in self._unannounced:
-            self._unannounced.pop(client, None)
-            if self.comings.arrived(client):
-                self.announce(f"{client.peer} attached as {client.role.value}", exclude=client)
-            self._countIn()
 
     def mayWrite(self, client: IClient) -> bool:
         return client.role is Role.WRITER and not self._letGo
@@ -578,8 +383,3 @@ class Line(PortControl, OpenCloseStrings, RoleChanges, DeviceState, SlowClients,
             self.idle.touch()
         if self.backlogSize:
             self._backlog.add(data, self.backlogSize)
-
-
-def _holdsPlace(client: IClient) -> bool:
-    """A person holds a place in max-clients, unless it hung up and only its typing waits for the device (L{Line.leftTyping})."""
-    return bool(client.person) and not client.departed

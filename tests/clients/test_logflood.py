@@ -249,9 +249,9 @@ class ConnectFloodTests(SynchronousTestCase):
         limiter = PeerLimiter(observer=events.append, now=clock.seconds)
         from twisted.logger import Logger
 
-        import serialgw.line.hub as hub
+        import serialgw.line.members as members
 
-        self.patch(hub, "log", Logger(namespace="serialgw.line.hub", observer=limiter))
+        self.patch(members, "log", Logger(namespace="serialgw.line.hub", observer=limiter))
         line = Line("ttyS0", RecordingDevice(), clock=clock)
         factories = [LineFactory(line, parseListener(f"raw+{port}"), clock=clock) for port in (4444, 4445)]
         with capturedLogs():
