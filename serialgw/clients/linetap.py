@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Optional
 from zope.interface import implementer
 
 from serialgw.clients.base import ClientEvents
-from serialgw.clients.session import stopCalls
+from serialgw.clients.reading import stopCalls
 from serialgw.interfaces import IClient
 from serialgw.line.hub import Line, Role
 from serialgw.line.textgate import openTail

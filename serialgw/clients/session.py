@@ -2,17 +2,22 @@
 What every network client of a line shares, whatever its protocol: its
 peer's name, joining and leaving the line, the bound on output queued
 towards it (L{OutputGuard}), an idle timeout and TCP keepalive.
+How it ends (told to go, cut, its connection gone) is
+L{serialgw.clients.sessionend}.
 """
 
 from __future__ import annotations
 
 from typing import Any, Callable, Optional, Sequence
 
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred
 
 from serialgw.clients.escape import EscapeMenu, keyName, settingsShown
-from serialgw.clients.guard import OutputGuard, bufferHolder
-from serialgw.clients.reading import DEVICE_BEHIND, ESCAPE_BUSY, HELD_INPUT_LIMIT, OUTPUT_FULL, InputReading, stopCalls
+from serialgw.clients.guard import OutputGuard
+from serialgw.clients.reading import DEVICE_BEHIND, ESCAPE_BUSY, HELD_INPUT_LIMIT, OUTPUT_FULL
+
+# (CLOSE_GRACE is imported from here by the clients that end sessions their own way: byname, watchall, ssh.)
+from serialgw.clients.sessionend import CLOSE_GRACE, SessionEnd  # noqa: F401
 from serialgw.clients.tls import peerSubject
 from serialgw.clients.transports import peerName
 from serialgw.config.banner import fillBanner
@@ -34,10 +39,6 @@ NOT_SENT_INTERVAL = 10.0
 # Log lines about a connection not announced yet wait for its arrival's
 # (Session.logInOrder); at most this many, the rest left out.
 HELD_LOG_LINES = 8
-# A client told to go (idle, escape d) has this many seconds to read what
-# waits for it; then its connection is cut (closing waits for the output to
-# drain: a client that never reads stayed connected for ever).
-CLOSE_GRACE = 10.0
 # Sessions one person (an SSH key's owner, a TLS certificate's CN) may have
 # on one line at once: a person, a read-only one too, filled a line's
 # max-clients (64) and kept its writers out.
@@ -68,7 +69,7 @@ def setUpConnection(client: Any, source: Any, transport: Any, spec: ListenerSpec
     return guard, idleCall
 
 
-class Session(InputReading):
+class Session(SessionEnd):
     """
     Mixed into a client protocol that has C{line}, C{transport},
     C{listener} (a ListenerSpec or None) and C{clock}.
@@ -435,87 +436,6 @@ class Session(InputReading):
     @property
     def wantsLineErrors(self) -> bool:
         return False
-
-    def _cuttable(self) -> bool:
-        # A stream on descriptors (stdio, pipe:) has no abortConnection: it cannot be cut.
-        return hasattr(self.transport, "abortConnection")
-
-    def heldOutput(self) -> int:
-        """Output for this client the gateway holds above its connection's buffer: what its guard holds."""
-        return self.guard.heldBytes if self.guard is not None else 0
-
-    def connectionBuffer(self) -> Any:
-        """Where its connection's bytes wait in Twisted's buffer (L{serialgw.wire.sockets.queuedBytes} counts them)."""
-        return bufferHolder(self.transport)
-
-    def abort(self) -> bool:
-        """Cut at once (the line failed to tell it something); False: nothing to cut, the line detaches it."""
-        if not self._cuttable():
-            return False
-        self.transport.abortConnection()
-        return True
-
-    def disconnect(self, why: Optional[str] = None) -> None:
-        """
-        Close the connection once what waits is sent; cut it if that takes
-        CLOSE_GRACE s.  C{why}: the gateway ends it (see
-        L{serialgw.interfaces.IClient.disconnect}); kept in C{endedBecause}
-        for the transport (an SSH channel's exit status).
-        """
-        if not self.leaving:
-            self.endedBecause = why
-        # Nothing more it sent is handled (the rest of the read after escape
-        # d), and it is off the line now: no more output flows to it while
-        # the connection closes (a person whose right was taken away kept
-        # getting the console while reading it slowly).
-        self.leaving = True
-        self.inputHeld = True
-        self._dropTypedAhead(told=True)
-        # What its guard held, then its last words (bye, why), before the connection closes.
-        if self.guard is not None:
-            self.guard.letGo()
-        self.line.textGate.release(self)
-        self.transport.loseConnection()
-        self._writeHeldLog()
-        self.line.detach(self)
-        clock = self._clock()
-        # (A stream on descriptors, stdio or pipe:, cannot be cut: off the
-        # line, it closes once what it holds is read, as with policy disconnect.)
-        if clock is not None and self._closeCall is None and self._cuttable():
-            self._closeCall = clock.callLater(CLOSE_GRACE, self._cut)
-
-    def _cut(self) -> None:
-        self._closeCall = None
-        log.info("{line}: {peer} did not take its last output within {seconds} s: cut", line=self.line.name,
-                 peer=self.peer, seconds=CLOSE_GRACE, budget=self.logBudget)
-        self.transport.abortConnection()
-
-    def whenGone(self) -> Deferred[None]:
-        """Fires once its connection is gone (at once if it is)."""
-        if self.sessionEnded:
-            return succeed(None)
-        if self._goneWaits is None:
-            self._goneWaits = []
-        self._goneWaits.append(Deferred())
-        return self._goneWaits[-1]
-
-    def endSession(self) -> None:
-        self.sessionEnded = True
-        stopCalls(self._idleCall, self._closeCall, self._introCall, self._turnCall, self._hangUpCall)
-        self._idleCall = self._closeCall = self._introCall = self._turnCall = self._hangUpCall = None
-        if self.guard is not None:
-            self.guard.stopProducing()
-        self.line.textGate.forget(self)
-        self._dropTypedAhead(told=False)
-        # What the log holds about it goes before its leaving.
-        self._writeHeldLog()
-        self.line.detach(self)
-        if self.guard is not None:
-            # (Counted by the line: what it held and what was unsent go now.)
-            self.guard.release()
-        waits, self._goneWaits = self._goneWaits or [], None
-        for wait in waits:
-            wait.callback(None)
 
     def touch(self) -> None:
         """Traffic either way: the idle timer starts again."""

@@ -27,7 +27,8 @@ from zope.interface import implementer
 
 from serialgw.clients.guard import IGuarded, OutputGuard
 from serialgw.clients.linetap import SGR_RESET, LineTap
-from serialgw.clients.session import CLOSE_GRACE, setUpConnection, stopCalls
+from serialgw.clients.reading import stopCalls
+from serialgw.clients.session import CLOSE_GRACE, setUpConnection
 from serialgw.clients.transports import SourceCounts, addressAllowed, admittedBy, describeAddress, peerName, sourceOf
 from serialgw.config.specs import DEFAULT_MAX_CLIENTS, ListenerSpec
 from serialgw.line.hub import Line
