@@ -19,7 +19,7 @@ from serialgw.clients.reading import DEVICE_BEHIND, ESCAPE_BUSY, HELD_INPUT_LIMI
 # (CLOSE_GRACE is imported from here by the clients that end sessions their own way: byname, watchall, ssh.)
 from serialgw.clients.sessionend import CLOSE_GRACE, SessionEnd  # noqa: F401
 from serialgw.clients.tls import peerSubject
-from serialgw.clients.transports import peerName
+from serialgw.clients.transports import cameIn, peerName
 from serialgw.config.banner import fillBanner
 from serialgw.config.specs import ListenerSpec
 from serialgw.config.sshkeys import printable
@@ -173,7 +173,7 @@ class Session(SessionEnd):
         if spec is not None and self.line.banner is not None and (spec.banner or self.wantsNotices()):
             # The line's own, to people (and where asked for by name): ser2net's banner.
             self.sendText(fillBanner(self.line.banner, self.line.name, self.line.device.name,
-                                     settingsShown(self.line)).encode("utf-8", "replace"))
+                                     settingsShown(self.line), cameIn(self.transport)).encode("utf-8", "replace"))
         elif spec is not None and spec.banner:
             # Asked for by name: sent where notices are off too (raw's default, no-notices).
             self.say(f"{self.line.name}: {settingsShown(self.line)}, you are {self.role.value}; "

@@ -28,6 +28,23 @@ def describeAddress(address: Any) -> str:
     return str(address)
 
 
+def cameIn(transport: Any) -> str:
+    """
+    Where a connection came in (a banner's {port}, ser2net's \\p): its
+    listener's TCP port, a unix socket's path; '' for anything else (a
+    pty, a file, a datagram).
+    """
+    try:
+        address = transport.getHost()
+    except Exception:
+        return ""
+    if isinstance(address, (IPv4Address, IPv6Address)):
+        return str(address.port)
+    if isinstance(address, UNIXAddress) and address.name is not None:
+        return describeUnix(address.name)
+    return ""
+
+
 def addressAllowed(address: Any, networks: list[Any]) -> bool:
     """
     Whether a peer's address is in one of the networks (C{allow=}); a unix

@@ -2,8 +2,9 @@
 A line's banner of its own (C{banner = "..."}, C{--banner}; ser2net's
 C{banner: TEXT}): the text a session is greeted with, where the listener's
 C{banner} option showed a fixed one.  Read here (no I/O): the escapes
-C{\\r \\n \\t \\\\}, the placeholders C{{line}}, C{{device}} and
-C{{settings}} (C{{{}} and C{}}} for braces), at most L{MAX_BANNER}
+C{\\r \\n \\t \\\\}, the placeholders C{{line}}, C{{device}},
+C{{settings}} and C{{port}} (ser2net's C{\\p}: the port the session came
+in on) (C{{{}} and C{}}} for braces), at most L{MAX_BANNER}
 characters as written; anything else is refused naming the input and
 what is wrong (ser2net's escapes with serialgw's spelling).  Filled in for
 each session by L{fillBanner}.
@@ -19,11 +20,11 @@ from serialgw.config.specs import ConfigError, quote
 # line's name, 128, a device's path and its settings).
 MAX_BANNER = 512
 
-PLACEHOLDERS = ("line", "device", "settings")
+PLACEHOLDERS = ("line", "device", "settings", "port")
 _ESCAPES = {"r": "\r", "n": "\n", "t": "\t", "\\": "\\"}
 # ser2net's banner escapes, as said here.
 _SER2NET = {"d": "is {device} here", "B": "is {settings} here", "s": "is {settings} here", "N": "is {line} here",
-            "p": "(the port) has no counterpart: a line has listeners, not one port"}
+            "p": "is {port} here"}
 _TOKEN = re.compile(r"\\(.?)|\{\{|\}\}|\{([^{}]*)\}?|\}|[^\\{}]+", re.DOTALL)
 # (The C1 controls too: U+009B is CSI to a UTF-8 terminal, as ESC [ is.)
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
@@ -50,13 +51,13 @@ def parseBanner(text: str, what: str = "banner") -> str:
                 continue
             hint = f"; ser2net's \\{escape} {_SER2NET[escape]}" if escape in _SER2NET else ""
             raise ConfigError(f"{what} {shown}: unknown escape {quote(token)} {where}: expected \\r \\n \\t \\\\ and "
-                              f"the placeholders {{line}} {{device}} {{settings}}{hint}")
+                              f"the placeholders {{line}} {{device}} {{settings}} {{port}}{hint}")
         if token in ("{{", "}}"):
             out.append(token)
         elif token.startswith("{"):
             if not token.endswith("}") or name not in PLACEHOLDERS:
                 raise ConfigError(f"{what} {shown}: {quote(token)} {where} is no placeholder: expected {{line}}, "
-                                  "{device} or {settings} ({{ and }} for a brace)")
+                                  "{device}, {settings} or {port} ({{ and }} for a brace)")
             out.append(token)
         elif token == "}":
             raise ConfigError(f"{what} {shown}: a lone '}}' {where}: write }}}} for a brace")
@@ -69,7 +70,11 @@ def parseBanner(text: str, what: str = "banner") -> str:
     return "".join(out)
 
 
-def fillBanner(banner: str, line: str, device: str, settings: str) -> str:
-    """A banner read by L{parseBanner} with its placeholders filled in (and its braces undoubled)."""
-    values = {"{line}": line, "{device}": device, "{settings}": settings, "{{": "{", "}}": "}"}
-    return re.sub(r"\{\{|\}\}|\{(?:line|device|settings)\}", lambda m: values[m.group(0)], banner)
+def fillBanner(banner: str, line: str, device: str, settings: str, port: str = "") -> str:
+    """
+    A banner read by L{parseBanner} with its placeholders filled in (and
+    its braces undoubled); C{port}: the port (a unix socket's path) the
+    session came in on, '' where none.
+    """
+    values = {"{line}": line, "{device}": device, "{settings}": settings, "{port}": port, "{{": "{", "}}": "}"}
+    return re.sub(r"\{\{|\}\}|\{(?:line|device|settings|port)\}", lambda m: values[m.group(0)], banner)

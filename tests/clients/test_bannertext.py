@@ -42,11 +42,10 @@ class ParseBannerTests(SynchronousTestCase):
         """Each malformed banner is refused saying where and what (ser2net's escapes with serialgw's spelling)."""
         self.assertEqual(self.refused("port \\p device \\d"),
                          "banner 'port \\p device \\d': unknown escape '\\p' at character 6: expected \\r \\n \\t "
-                         "\\\\ and the placeholders {line} {device} {settings}; ser2net's \\p (the port) has no "
-                         "counterpart: a line has listeners, not one port")
+                         "\\\\ and the placeholders {line} {device} {settings} {port}; ser2net's \\p is {port} here")
         self.assertIn("ser2net's \\d is {device} here", self.refused("device \\d"))
         self.assertEqual(self.refused("on {host}"), "banner 'on {host}': '{host}' at character 4 is no placeholder: "
-                                                    "expected {line}, {device} or {settings} ({{ and }} for a brace)")
+                                                    "expected {line}, {device}, {settings} or {port} ({{ and }} for a brace)")
         self.assertIn("'{line' at character 4 is no placeholder", self.refused("on {line"))
         self.assertEqual(self.refused("a } b"), "banner 'a } b': a lone '}' at character 3: write }} for a brace")
         self.assertEqual(self.refused("x\x1b[2Jy"), "banner 'x\\x1b[2Jy': a control character ('\\x1b') at character "
@@ -65,10 +64,10 @@ class ParseBannerTests(SynchronousTestCase):
                 "[lines.b]\ndevice = \"/dev/ttyS1\"\nlisten = \"4002\"\nbanner = 'B: {settings}\\r\\n'\n")
         a, b = loadConfig(writeTemp(self, text))
         self.assertEqual((a.banner, b.banner), ("Hi {line}\r\n", "B: {settings}\r\n"))
-        path = writeTemp(self, '[lines.a]\ndevice = "/dev/ttyS0"\nlisten = "4001"\nbanner = "port {port}"\n')
+        path = writeTemp(self, '[lines.a]\ndevice = "/dev/ttyS0"\nlisten = "4001"\nbanner = "host {host}"\n')
         said = str(self.assertRaises(ConfigError, loadConfig, path)).replace(path, "FILE")
-        self.assertEqual(said, "FILE:4: [lines.a] banner: banner 'port {port}': '{port}' at character 6 is no "
-                               "placeholder: expected {line}, {device} or {settings} ({{ and }} for a brace)")
+        self.assertEqual(said, "FILE:4: [lines.a] banner: banner 'host {host}': '{host}' at character 6 is no "
+                               "placeholder: expected {line}, {device}, {settings} or {port} ({{ and }} for a brace)")
         path = writeTemp(self, '[lines.a]\ndevice = "/dev/ttyS0"\nlisten = "4001"\nbanner = 7\n')
         said = str(self.assertRaises(ConfigError, loadConfig, path)).replace(path, "FILE")
         self.assertEqual(said, "FILE:4: [lines.a] banner: expected a string (in quotes), not 7")
@@ -100,6 +99,34 @@ class BannerSentTests(SynchronousTestCase):
         h.line.banner = parseBanner("hello {line}\\r\\n")
         self.assertEqual(self.connect(h, "raw+4444").value(), b"")
         self.assertEqual(self.connect(h, "raw,banner+4444").value(), b"hello rack4\r\n")
+
+    def test_portFilled(self) -> None:
+        """{port} (ser2net's \\p) is the port the session came in on: its listener's TCP port, a unix socket's path, none for a connection without one."""
+        from twisted.internet.address import UNIXAddress
+
+        from serialgw.clients.transports import cameIn
+
+        h = Harness()
+        h.line.banner = parseBanner("\\r\\n{line} port {port}\\r\\n")
+        spec = parseListener("telnet+4001")
+        for host, said in ((IPv4Address("TCP", "127.0.0.1", 4001), b"rack4 port 4001"),
+                           (UNIXAddress(b"/run/con.sock"), b"rack4 port /run/con.sock")):
+            transport = StringTransport(hostAddress=host, peerAddress=IPv4Address("TCP", "192.0.2.9", 1))
+            TelnetClient(h.line, listener=spec).makeConnection(transport)
+            self.assertTrue(transport.value().endswith(b"\r\n" + said + b"\r\n"), transport.value())
+        self.assertEqual(cameIn(object()), "")
+        # An SSH session's: the SSH listener's port, under its channel.
+        from tests.clients.test_ssh import Harness as SSHHarness
+        from tests.clients.test_ssh import sent
+
+        ssh = SSHHarness()
+        ssh.lines["con1"].banner = parseBanner("port {port}\\r\\n")
+        channel, conn = ssh.channel()
+        self.assertTrue(channel.requestReceived(b"shell", b""))
+        # (The stub's TCP connection's own end: StringTransport's 10.0.0.1:12345.)
+        self.assertEqual(channel.transport.getHost().port, 12345)
+        self.assertIn(b"port 12345\r\n", sent(conn, channel))
+        self.assertEqual(fillBanner("{port}", "a", "b", "c"), "")
 
     def test_noTextTheOptionsOwn(self) -> None:
         """Without a text of its own the banner option shows its own, as before; a telnet session without it, none."""
