@@ -14,13 +14,13 @@ import getpass
 import sys
 from typing import TextIO
 
-from serialgw.config.passwords import make
+from serialgw.config.passwords import MOST_PASSWORD, make
 
 USAGE = ("usage: python3 -m serialgw.hashpw\n"
          "  reads a password (twice on a terminal, else one line of stdin) and prints its hash for\n"
          "  [users.NAME] password = \"...\"; the password is never an argument (others see arguments)\n")
-# The longest password taken (a line of stdin read no further).
-MOST = 4096
+# The longest password taken, bytes of UTF-8: the longest a login checks (a line of stdin read no further).
+MOST = MOST_PASSWORD
 
 
 def readPassword(stdin: TextIO) -> str:
@@ -33,8 +33,8 @@ def readPassword(stdin: TextIO) -> str:
     else:
         line = stdin.readline(MOST + 2)
         password = line[:-1] if line.endswith("\n") else line
-        if len(password) > MOST:
-            raise ValueError(f"a password of more than {MOST} characters")
+    if len(password.encode("utf-8", "surrogateescape")) > MOST:
+        raise ValueError(f"a password of more than {MOST} bytes (UTF-8)")
     if not password:
         raise ValueError("an empty password")
     return password

@@ -167,6 +167,14 @@ class HashpwTests(SynchronousTestCase):
         self.assertTrue(err.startswith("serialgw.hashpw: takes no arguments"), err)
         self.assertEqual(self.hashpw([], "\n"), (1, "", "serialgw.hashpw: an empty password: no hash made\n"))
 
+    def test_longestPasswordIsOneChecked(self) -> None:
+        """A password of more than MOST_PASSWORD bytes of UTF-8 (a login refuses it unhashed) gets no hash; one of that many does."""
+        most = passwords.MOST_PASSWORD
+        self.assertEqual(self.hashpw([], "\u00e9" * (most // 2) + "p\n"),
+                         (1, "", f"serialgw.hashpw: a password of more than {most} bytes (UTF-8): no hash made\n"))
+        code, out, err = self.hashpw([], "\u00e9" * (most // 2) + "\n")
+        self.assertEqual((code, err, passwords.parse(out.strip()).verify(("\u00e9" * (most // 2)).encode())), (0, "", True))
+
     def test_asAModule(self) -> None:
         """python -m serialgw.hashpw with stdin a pipe prints a hash its password checks against."""
         repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
