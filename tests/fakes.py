@@ -353,10 +353,9 @@ def observeLog(case: SynchronousTestCase, observe: Callable[[LogEvent], None]) -
     tests' ops1 spent its own thousands of times a minute, so whether a
     test saw a session's line hung on which tests ran in the last minute).
     """
-    from serialgw.logflood import peerLimiter
+    from tests import freshLogBudgets
 
-    peerLimiter.peers.clear()
-    peerLimiter.budgets.clear()
+    freshLogBudgets()
     observer = CallObserver(observe)
     globalLogPublisher.addObserver(observer)
     case.addCleanup(globalLogPublisher.removeObserver, observer)
