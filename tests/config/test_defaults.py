@@ -210,9 +210,10 @@ class TomlDefaultsTests(TestCase):
         checkDefaults(self, config, omitted)
         if len(omitted) == 1 and omitted[0] in SETTINGS_WITHOUT:
             self.assertEqual(config.settings, attrs.evolve(FULL_SETTINGS, **SETTINGS_WITHOUT[omitted[0]]))
-        if "lock-dir" in omitted:
-            # (Its default checked above; the lock taken in this run's own directory, not the machine's.)
-            config = attrs.evolve(config, lockDir=testLockDir())
+        # (Its value checked above: the lock taken in this run's own directory,
+        # not the machine's /var/lock, nor /tmp, the value given, where a lock
+        # left by a test stopped midway would stay for every run.)
+        config = attrs.evolve(config, lockDir=testLockDir())
         service = GatewayService([config])
         service.startService()
         try:
@@ -336,7 +337,9 @@ class OptionDefaultsTests(TestCase):
         status = parseListener(options["status"]).endpoint if options["status"] else None
         self.assertEqual(status is None, "status" in omitted)
         self.assertEqual(options["watchAllSpec"] is None, "watch-all" in omitted)
-        service = GatewayService(options["lines"], status=status, watchAll=options["watchAllSpec"])
+        # (Its lock in this run's own directory, not /tmp, the value given: see TomlDefaultsTests.startWithout.)
+        lines = [attrs.evolve(line, lockDir=testLockDir()) for line in options["lines"]]
+        service = GatewayService(lines, status=status, watchAll=options["watchAllSpec"])
         service.startService()
         try:
             if "device" in omitted:
