@@ -23,8 +23,13 @@ USAGE = ("usage: python3 -m serialgw.hashpw\n"
 MOST = MOST_PASSWORD
 
 
-def readPassword(stdin: TextIO) -> str:
-    """The password: asked twice on the terminal, or one line of C{stdin}; ValueError saying what is wrong."""
+def readPassword(stdin: TextIO) -> bytes:
+    """
+    The password's bytes: asked twice on the terminal, or one line of
+    C{stdin}; ValueError saying what is wrong.  The bytes are those typed
+    (the stream's encoding, bytes it cannot decode kept as they came), as an
+    SSH client sends them.
+    """
     if stdin.isatty():
         first = getpass.getpass("Password: ")
         if getpass.getpass("Again: ") != first:
@@ -33,11 +38,12 @@ def readPassword(stdin: TextIO) -> str:
     else:
         line = stdin.readline(MOST + 2)
         password = line[:-1] if line.endswith("\n") else line
-    if len(password.encode("utf-8", "surrogateescape")) > MOST:
+    raw = password.encode(getattr(stdin, "encoding", None) or "utf-8", "surrogateescape")
+    if len(raw) > MOST:
         raise ValueError(f"a password of more than {MOST} bytes (UTF-8)")
-    if not password:
+    if not raw:
         raise ValueError("an empty password")
-    return password
+    return raw
 
 
 def main(argv: list[str], stdin: TextIO, stdout: TextIO, stderr: TextIO) -> int:
@@ -52,7 +58,7 @@ def main(argv: list[str], stdin: TextIO, stdout: TextIO, stderr: TextIO) -> int:
         return 1
     except KeyboardInterrupt:
         return 1
-    stdout.write(make(password.encode("utf-8")) + "\n")
+    stdout.write(make(password) + "\n")
     return 0
 
 

@@ -184,6 +184,22 @@ class HashpwTests(SynchronousTestCase):
         self.assertEqual((done.returncode, done.stderr), (0, b""))
         self.assertTrue(passwords.parse(done.stdout.decode().strip()).verify(b"s3cret"))
 
+    def test_bytesNotUTF8HashedAsTyped(self) -> None:
+        """
+        A password whose bytes are no UTF-8 (a Latin-1 terminal's) is hashed
+        as those bytes, the ones an SSH client sends, under the C locale too:
+        it was a traceback (UnicodeEncodeError: surrogates not allowed).
+        """
+        code, out, err = self.hashpw([], "\udcff\udcfepw\n")
+        self.assertEqual((code, err, passwords.parse(out.strip()).verify(b"\xff\xfepw")), (0, "", True))
+        repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        env = dict(os.environ, PYTHONPATH=repo + os.pathsep + os.environ.get("PYTHONPATH", ""), LC_ALL="C")
+        env.pop("PYTHONIOENCODING", None)
+        done = subprocess.run([sys.executable, "-m", "serialgw.hashpw"], input=b"\xe9t\xe9\n", capture_output=True,
+                              timeout=60, check=False, env=env)
+        self.assertEqual((done.returncode, done.stderr), (0, b""))
+        self.assertTrue(passwords.parse(done.stdout.decode().strip()).verify(b"\xe9t\xe9"))
+
 
 class CheckTests(SynchronousTestCase):
     def test_checkSaysWhoHasAPassword(self) -> None:
