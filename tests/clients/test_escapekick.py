@@ -126,28 +126,27 @@ class KickTests(SynchronousTestCase):
         said = [formatEvent(e) for e in self.log.at(LogLevel.info) if "(admin)" in e["log_format"]]
         self.assertEqual(len(said), 3)
 
-    def test_printableEscapeKeyCancels(self) -> None:
-        """With a printable escape key (escape=~) that key still cancels K's argument, though a name's keys are printable: checked first."""
+    def tildeAdminAndBob(self) -> tuple[TelnetClient, StringTransport, StringTransport]:
+        """ops1 on a telnet listener whose escape key is ~ (its output cleared), and a person named 'bob~x'."""
         admin = TelnetClient(self.h.line, Role.WRITER, listener=parseListener("telnet,escape=~+4444"))
         adminT = StringTransport(peerAddress=IPv4Address("TCP", "192.0.2.9", 9))
         admin.makeConnection(adminT)
         admin.dataReceived(AGREE + WONT_COM_PORT)
         admin.user = "ops1"
-        bob, bobT = self.person("bob~x", 2)
+        _, bobT = self.person("bob~x", 2)
         adminT.clear()
+        return admin, adminT, bobT
+
+    def test_printableEscapeKeyCancels(self) -> None:
+        """With a printable escape key (escape=~) that key still cancels K's argument, though a name's keys are printable: checked first."""
+        admin, adminT, bobT = self.tildeAdminAndBob()
         admin.dataReceived(b"~Kbob~x\r")
         self.assertIn("disconnect cancelled; the 2 byte(s) after it were not sent to rack4", text(adminT))
         self.assertFalse(bobT.disconnecting)
 
     def test_escapeKeyInAQuotedName(self) -> None:
         """Within double quotes the escape key is a key of the name (escape=~, K "bob~x"): that person disconnected; after the closing quote, or unquoted, it cancels as before; Esc cancels within them (the escape key always cancelled: such a name could not be typed, only its address)."""
-        admin = TelnetClient(self.h.line, Role.WRITER, listener=parseListener("telnet,escape=~+4444"))
-        adminT = StringTransport(peerAddress=IPv4Address("TCP", "192.0.2.9", 9))
-        admin.makeConnection(adminT)
-        admin.dataReceived(AGREE + WONT_COM_PORT)
-        admin.user = "ops1"
-        bob, bobT = self.person("bob~x", 2)
-        adminT.clear()
+        admin, adminT, bobT = self.tildeAdminAndBob()
         admin.dataReceived(b'~K"bob~x\x1b"\r')
         self.assertIn("disconnect cancelled; the 2 byte(s) after it were not sent to rack4", text(adminT))
         admin.dataReceived(b'~K"bob"~x\r')
