@@ -278,6 +278,47 @@ class ChecksTests(SynchronousTestCase):
         self.assertEqual(len(self.ran.pending) + len(self.checks.waiting), sshpassword.SOURCE_BURST + 2)
 
 
+class DecoyTests(SynchronousTestCase):
+    """A name with no password is checked against a person's costs, so the time taken does not say who has one."""
+
+    def test_nameWithoutPasswordCostsAsAPerson(self) -> None:
+        """
+        A book of a SHA-512-crypt person (rounds=1000) and an scrypt one
+        (ln=4): each name with no password (unknown, or a key's person) is
+        checked against a hash of one of those two costs, the same for the
+        same name, both costs picked; a decoy lets no password in, its
+        person's right one included.  (Before: every such name against
+        scrypt ln=15, 0.2 to 0.5 s, where a SHA-512-crypt person's wrong
+        password was refused after 10 ms: seen live, 'bob+a' refused
+        sooner than 'nobody+a' each time.)
+        """
+        sha = passwords.sha512CryptText(b"hunter3", "saltsalt", 1000)
+        users = (UserSpec("bob", password=sha), UserSpec("ops1", password=RIGHT),
+                 UserSpec("dave", (publicLine(newKey()),)))
+        book = PasswordBook(users)
+        checked: list[passwords.PasswordHash] = []
+
+        class Checks:
+            def check(self, source: str, hashed: passwords.PasswordHash, password: bytes) -> defer.Deferred[bool]:
+                checked.append(hashed)
+                return defer.succeed(hashed.verify(password))
+
+        checker = sshpassword.PasswordChecker(book, Checks())  # type: ignore[arg-type]
+        names = ["dave"] + [f"nobody{n}" for n in range(40)]
+        for name in names + names:
+            for word in (b"hunter2", b"hunter3"):
+                refused = self.failureResultOf(checker.requestAvatarId(
+                    sshpassword.PasswordTry(f"{name}+con1".encode(), word, "192.0.2.7", lambda: True)))
+                self.assertEqual(refused.value.args[0], "no person named" if not name else f"{name!r} has no password")
+        costs = [hashed.describe() for hashed in checked]
+        self.assertEqual(set(costs), {"sha512-crypt rounds=1000", "scrypt ln=4,r=8,p=1"})
+        self.assertEqual(costs[:len(costs) // 2], costs[len(costs) // 2:])
+        self.assertEqual({len(hashed.salt) for hashed in checked if hashed.kind == "sha512-crypt"}, {8})
+        self.assertEqual(PasswordBook((UserSpec("bob", password=sha),)).decoyFor("x").describe(),
+                         "sha512-crypt rounds=1000")
+        self.assertIs(PasswordBook().decoyFor("x"), sshpassword.NOBODY)
+
+
 class ReloadTests(SynchronousTestCase):
     """A reload that changes or removes the password a person logged in with disconnects them; one left alone stays."""
 
