@@ -15,8 +15,9 @@ from twisted.logger import LogLevel, formatEvent
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
-from serialgw.clients import byname
-from serialgw.clients.byname import ANSWER_TIME, LIST_MOST, NAME_MOST, PROMPT, ByNameFactory, NamePrompt
+from serialgw.clients import byname, bynameprompt
+from serialgw.clients.byname import ByNameFactory
+from serialgw.clients.bynameprompt import ANSWER_TIME, LIST_MOST, NAME_MOST, PROMPT, NamePrompt
 from serialgw.clients.handshakes import HandshakeTable
 from serialgw.clients.raw import RawClient
 from serialgw.clients.session import CLOSE_GRACE
@@ -238,7 +239,7 @@ class ByNameTests(SynchronousTestCase):
         bound).  Past that the client is told, as an answer; a name is still
         taken; the next window lists again; one list a window however many lines.
         """
-        self.patch(byname, "LIST_WORK", 3000)
+        self.patch(bynameprompt, "LIST_WORK", 3000)
         for n in range(997):
             self.lines[f"line{n:04d}"] = Line(f"line{n:04d}", RecordingDevice(), clock=self.clock)
         factory = self.factory()
@@ -257,13 +258,13 @@ class ByNameTests(SynchronousTestCase):
                                 "on this listener (at most 3000)"])
         second.dataReceived(b"web1\r")
         self.assertEqual([c.peer for c in self.lines["web1"].clients], ["192.0.2.8:40001"])
-        self.clock.advance(byname.LIST_WINDOW)
+        self.clock.advance(bynameprompt.LIST_WINDOW)
         firstT.clear()
         first.dataReceived(b"?\n")
         self.assertTrue(firstT.value().endswith(b" more\r\n" + PROMPT))
         # More lines than LIST_WORK: one list a window.
-        self.patch(byname, "LIST_WORK", 500)
-        self.clock.advance(byname.LIST_WINDOW)
+        self.patch(bynameprompt, "LIST_WORK", 500)
+        self.clock.advance(bynameprompt.LIST_WINDOW)
         third, thirdT = self.connect(factory, IPv4Address("TCP", "192.0.2.9", 40002))
         third.dataReceived(b"?\n?\n")
         self.assertEqual(thirdT.value().count(b" more\r\n"), 1)

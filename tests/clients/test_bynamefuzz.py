@@ -16,7 +16,8 @@ from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
-from serialgw.clients.byname import ANSWERS_MOST, LIST_MOST, NAME_MOST, PROMPT, ByNameFactory
+from serialgw.clients.byname import ByNameFactory
+from serialgw.clients.bynameprompt import ANSWERS_MOST, LIST_MOST, NAME_MOST, PROMPT
 from serialgw.config.listeners import parseListener
 from serialgw.config.specs import Rights
 from serialgw.line.hub import Line

@@ -18,8 +18,9 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from serialgw.clients import byname
-from serialgw.clients.byname import ANSWER_TIME, PROMPT, ByNameFactory
+from serialgw.clients.byname import ByNameFactory
 from serialgw.clients.bynameown import throughOwn
+from serialgw.clients.bynameprompt import ANSWER_TIME, PROMPT
 from serialgw.clients.factory import applyListenerRights
 from serialgw.clients.handshakes import HandshakeTable
 from serialgw.clients.session import CLOSE_GRACE

@@ -14,7 +14,7 @@ from twisted.logger import LogLevel, formatEvent
 from twisted.trial.unittest import TestCase
 
 from serialgw.app.service import GatewayService
-from serialgw.clients.byname import NAME_MOST, PROMPT
+from serialgw.clients.bynameprompt import NAME_MOST, PROMPT
 from serialgw.config.listeners import parseListener
 from serialgw.config.specs import ByNameSpec
 from serialgw.line.hub import Role
