@@ -16,7 +16,8 @@ from serialgw.clients.escape import EscapeMenu, keyName, settingsShown
 from serialgw.clients.guard import OutputGuard
 from serialgw.clients.reading import DEVICE_BEHIND, ESCAPE_BUSY, HELD_INPUT_LIMIT, OUTPUT_FULL
 
-# (CLOSE_GRACE is imported from here by the clients that end sessions their own way: byname, watchall, ssh.)
+# (CLOSE_GRACE's home is sessionend; clients/sshsession.py and sshtransport.py, conv31's ground in s31, still import it
+# from here: it goes once they take it from sessionend.)
 from serialgw.clients.sessionend import CLOSE_GRACE, SessionEnd  # noqa: F401
 from serialgw.clients.tls import peerSubject
 from serialgw.clients.transports import cameIn, peerName

@@ -28,7 +28,8 @@ from zope.interface import implementer
 from serialgw.clients.guard import IGuarded, OutputGuard
 from serialgw.clients.linetap import SGR_RESET, LineTap
 from serialgw.clients.reading import stopCalls
-from serialgw.clients.session import CLOSE_GRACE, setUpConnection
+from serialgw.clients.session import setUpConnection
+from serialgw.clients.sessionend import CLOSE_GRACE
 from serialgw.clients.transports import SourceCounts, addressAllowed, admittedBy, describeAddress, peerName, sourceOf
 from serialgw.config.specs import DEFAULT_MAX_CLIENTS, ListenerSpec
 from serialgw.line.hub import Line

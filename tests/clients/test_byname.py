@@ -20,7 +20,7 @@ from serialgw.clients.byname import ByNameFactory
 from serialgw.clients.bynameprompt import ANSWER_TIME, LIST_MOST, NAME_MOST, PROMPT, NamePrompt
 from serialgw.clients.handshakes import HandshakeTable
 from serialgw.clients.raw import RawClient
-from serialgw.clients.session import CLOSE_GRACE
+from serialgw.clients.sessionend import CLOSE_GRACE
 from serialgw.clients.telnet import TelnetClient
 from serialgw.config.listeners import parseListener
 from serialgw.config.specs import Rights

@@ -23,7 +23,7 @@ from serialgw.clients.bynameown import throughOwn
 from serialgw.clients.bynameprompt import ANSWER_TIME, PROMPT
 from serialgw.clients.factory import applyListenerRights
 from serialgw.clients.handshakes import HandshakeTable
-from serialgw.clients.session import CLOSE_GRACE
+from serialgw.clients.sessionend import CLOSE_GRACE
 from serialgw.config.listeners import parseListener
 from serialgw.config.specs import ListenerSpec
 from serialgw.line.hub import Line, Role

@@ -21,7 +21,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from serialgw.app.lastoutput import LAST_OUTPUT_WAIT
 from serialgw.app.service import GatewayService
 from serialgw.clients.raw import RawClient
-from serialgw.clients.session import CLOSE_GRACE
+from serialgw.clients.sessionend import CLOSE_GRACE
 from serialgw.config.listeners import parseListener
 from serialgw.config.specs import DeviceSpec, LineConfig
 from serialgw.line.hub import Role

@@ -18,7 +18,7 @@ from zope.interface.verify import verifyObject
 
 from serialgw.app import tap
 from serialgw.clients.linetap import PARTIAL_HOLD, PARTIAL_LIMIT
-from serialgw.clients.session import CLOSE_GRACE
+from serialgw.clients.sessionend import CLOSE_GRACE
 from serialgw.clients.watchall import WatchAllClient, WatchAllFactory
 from serialgw.config.file import loadFile
 from serialgw.config.gatewaylisteners import parseWatchAll
@@ -358,7 +358,7 @@ class WatchAllTests(SynchronousTestCase):
 
     def test_idleNonReaderCut(self) -> None:
         """idle=: a watcher that does not take what waits for it is cut CLOSE_GRACE s later (closing waited for ever), and sees no more output meanwhile."""
-        from serialgw.clients.session import CLOSE_GRACE
+        from serialgw.clients.sessionend import CLOSE_GRACE
 
         client, transport = self.watcher("raw,idle=30+tcp:0")
         self.clock.advance(30)
