@@ -6,6 +6,7 @@ loaded with it are checked against what that layer may use.
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import subprocess
@@ -109,6 +110,99 @@ class LayerTests(SynchronousTestCase):
                         offenders.append(os.path.relpath(path, REPO))
         self.assertEqual(sorted(offenders), KNOWN_PYSERIAL)
 
+
+
+# Every import written in a serialgw module, at its top, in a function or under TYPE_CHECKING (the fresh-interpreter
+# tests above see only what an import loads at once): which layers each may name besides its own (README, Layout:
+# app -> clients -> line -> interfaces <- devices; wire, config and logflood below them all).
+MAY_NAME = {
+    "serialgw.config": set(),
+    "serialgw.logflood": set(),
+    "serialgw.hashpw": {"serialgw.config"},
+    "serialgw.wire": {"serialgw.config", "serialgw.logflood"},
+    "serialgw.interfaces": {"serialgw.config"},
+    "serialgw.line": {"serialgw.config", "serialgw.interfaces", "serialgw.logflood"},
+    "serialgw.devices": {"serialgw.config", "serialgw.interfaces", "serialgw.logflood", "serialgw.wire"},
+    "serialgw.clients": {"serialgw.config", "serialgw.interfaces", "serialgw.line", "serialgw.logflood",
+                         "serialgw.wire"},
+    "serialgw.app": {"serialgw", "serialgw.clients", "serialgw.config", "serialgw.devices", "serialgw.interfaces",
+                     "serialgw.line", "serialgw.logflood", "serialgw.wire"},
+}
+# Single modules of another layer a layer may name besides (a client pty's pty helpers).
+MAY_NAME_ALSO = {"serialgw.clients": CLIENTS_DEVICES}
+
+
+def writtenImports(path: str, name: str) -> list[tuple[int, str]]:
+    """
+    The serialgw modules (or packages) a module's source names in its imports,
+    each with its line: relative imports resolved, C{from serialgw.devices import
+    termio} read as the module serialgw.devices.termio.
+    """
+    with open(path) as source:
+        tree = ast.parse(source.read(), path)
+    package = name if path.endswith("__init__.py") else name.rpartition(".")[0]
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")
+                base = ".".join(parts[:len(parts) - node.level + 1] + ([base] if base else []))
+            for alias in node.names:
+                sub = f"{base}.{alias.name}"
+                isModule = os.path.exists(os.path.join(REPO, *sub.split(".")) + ".py") or os.path.isdir(
+                    os.path.join(REPO, *sub.split(".")))
+                found.append((node.lineno, sub if isModule else base))
+    return [(line, m) for line, m in found if m == "serialgw" or m.startswith("serialgw.")]
+
+
+def allowedName(importer: str, imported: str) -> bool:
+    """Whether module C{importer} may name C{imported} (see MAY_NAME, MAY_NAME_ALSO)."""
+    own, other = layer(importer), layer(imported)
+    return own == other or imported == "serialgw" or other in MAY_NAME[own] or imported in MAY_NAME_ALSO.get(own, ())
+
+
+class ImportDirectionTests(SynchronousTestCase):
+    def test_importsWrittenPointDown(self) -> None:
+        """
+        No serialgw module names a layer above it (or beside it, where the
+        README has no arrow) in any import it writes, at its top, in a function
+        or under TYPE_CHECKING: the layers' directions as README's Layout draws them.
+        """
+        wrong = []
+        for root, _, files in os.walk(os.path.join(REPO, "serialgw")):
+            for f in sorted(files):
+                if f.endswith(".py"):
+                    path = os.path.join(root, f)
+                    name = os.path.relpath(path, REPO)[:-3].replace(os.sep, ".").removesuffix(".__init__")
+                    wrong += [f"{name}:{line} imports {imported}" for line, imported in writtenImports(path, name)
+                              if name != "serialgw" and not allowedName(name, imported)]
+        self.assertEqual(sorted(wrong), [])
+
+    def test_everyLayerHasItsRule(self) -> None:
+        """Each serialgw package and top-level module has its entry in MAY_NAME (a new one is placed on purpose)."""
+        here = {f"serialgw.{n.removesuffix('.py')}" for n in os.listdir(os.path.join(REPO, "serialgw"))
+                if (n.endswith(".py") and n != "__init__.py") or os.path.isdir(os.path.join(REPO, "serialgw", n, ""))
+                and os.path.exists(os.path.join(REPO, "serialgw", n, "__init__.py"))}
+        self.assertEqual(sorted(here), sorted(MAY_NAME))
+
+    def test_aWrongImportIsSeen(self) -> None:
+        """The check sees an upward import written in a function and under TYPE_CHECKING, and a relative one."""
+        self.assertFalse(allowedName("serialgw.devices.remote", "serialgw.clients.session"))
+        self.assertFalse(allowedName("serialgw.line.hub", "serialgw.devices.termio"))
+        self.assertFalse(allowedName("serialgw.clients.raw", "serialgw.devices.ports"))
+        self.assertTrue(allowedName("serialgw.clients.ptylink", "serialgw.devices.termio"))
+        self.assertFalse(allowedName("serialgw.config.specs", "serialgw.logflood"))
+        source = self.mktemp()
+        os.makedirs(source)
+        path = os.path.join(source, "probe.py")
+        with open(path, "w") as f:
+            f.write("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from serialgw.app.service import X\n"
+                    "def f():\n    import serialgw.clients.raw\n    from ..clients import session\n")
+        self.assertEqual(writtenImports(path, "serialgw.devices.probe"),
+                         [(3, "serialgw.app.service"), (5, "serialgw.clients.raw"), (6, "serialgw.clients.session")])
 
 # pyserial importers outside devices today, each to go (issue 14).
 KNOWN_PYSERIAL: list[str] = []
