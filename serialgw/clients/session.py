@@ -172,9 +172,11 @@ class Session(SessionEnd):
         if quiet:
             self._introCall = clock.callLater(QUIET_SECONDS, self.introduce)
         if spec is not None and self.line.banner is not None and (spec.banner or self.wantsNotices()):
-            # The line's own, to people (and where asked for by name): ser2net's banner.
+            # The line's own, to people (and where asked for by name): ser2net's banner.  (A dial-out came
+            # in on no port: its own end's is a new one each time it dials.)
+            port = "" if self.dialled else cameIn(self.transport)
             self.sendText(fillBanner(self.line.banner, self.line.name, self.line.device.name,
-                                     settingsShown(self.line), cameIn(self.transport)).encode("utf-8", "replace"))
+                                     settingsShown(self.line), port).encode("utf-8", "replace"))
         elif spec is not None and spec.banner:
             # Asked for by name: sent where notices are off too (raw's default, no-notices).
             self.say(f"{self.line.name}: {settingsShown(self.line)}, you are {self.role.value}; "

@@ -128,6 +128,22 @@ class BannerSentTests(SynchronousTestCase):
         self.assertIn(b"port 12345\r\n", sent(conn, channel))
         self.assertEqual(fillBanner("{port}", "a", "b", "c"), "")
 
+    def test_dialOutHasNoPort(self) -> None:
+        """
+        A dial-out's session (the gateway's own connection, tcp:HOST:PORT as
+        a listener) came in on no port: {port} is empty there, not its own
+        end's port, a new one each time it dials (seen live: a banner 'D {line}
+        {port}' on telnet,banner+tcp:127.0.0.1:31400 said 'D dl 57550').
+        """
+        h = Harness()
+        h.line.banner = parseBanner("\\r\\n{line} port {port}.\\r\\n")
+        transport = StringTransport(hostAddress=IPv4Address("TCP", "127.0.0.1", 57550),
+                                    peerAddress=IPv4Address("TCP", "127.0.0.1", 31400))
+        client = TelnetClient(h.line, listener=parseListener("telnet,banner+tcp:127.0.0.1:31400"))
+        client.dialled = True
+        client.makeConnection(transport)
+        self.assertTrue(transport.value().endswith(b"\r\nrack4 port .\r\n"), transport.value())
+
     def test_noTextTheOptionsOwn(self) -> None:
         """Without a text of its own the banner option shows its own, as before; a telnet session without it, none."""
         h = Harness()
