@@ -71,6 +71,19 @@ class SerialDevice(DeviceControls, LossAndReturn, SettingsInOrder, Pacing, Early
     waits, closed, until its line wakes it (on demand: L{RestAndWake}).
     """
 
+    # The attributes set in __init__ that no base has a default for are
+    # slots, the instance's __dict__ keeping the rest (_fullReads, what
+    # tests set): past 30 names (Python 3.11's inline values) it is a dict
+    # of the device's own (40 names), where no method call and no
+    # attribute read is specialised (see serialgw.line.hub.Line).
+    __slots__ = (
+        "port", "name", "lineName", "_fileno", "settings", "reopener", "up", "downReason", "dropped",
+        "unsent", "_wantReading", "_paused", "_hangupCall", "lineErrorsWatched", "_keptSettings",
+        "modemLines", "reactor", "breakDuration", "sink", "_out", "_outFrom", "_held", "_heldSize", "_early",
+        "_writable", "_breaks", "_reading", "_writing", "closed", "bytesWritten", "bytesRead", "breaks",
+        "pace", "paceLine", "_paced", "_paceCall", "_nextWrite", "lockedBy", "logBudget",
+    )
+
     noSettings = ""
 
     # A tty's poll waits for its kernel worker when the input is empty: one

@@ -45,6 +45,24 @@ class Line(Members):
     the command run as it comes up, L{InitCommandLine}'s.
     """
 
+    # The attributes set below that no base has a default for are slots.
+    # Python 3.11 keeps an instance's attribute values inline, its names
+    # shared by the class's instances, for at most 30 names; past them
+    # each line's __dict__ becomes a dict of its own (it had 62 names in a
+    # farm), where no method call and no attribute read is specialised,
+    # and each lookup reaches into a table of its own (512 lines, 512
+    # such tables).  The dict keeps what the bases have a default for
+    # (writable, initRun, linger, ...), and what tests set.
+    __slots__ = (
+        "name", "device", "clock", "configured", "restoreSettings", "notices", "up", "_wasUp", "clients",
+        "_receiving", "_fanOut", "_parked", "_parkedBounds", "_parkedSize", "parkedTail", "streamed",
+        "controllers", "bytesGiven", "bytesFromDevice", "refused", "reopens", "droppedGone", "_lineState",
+        "mode", "maxClients", "kickOld", "banner", "logs", "settingsFollowers", "_coalescer", "textGate",
+        "comings", "_coalesce", "backlogSize", "_backlog", "openString", "closeString", "_stringItems",
+        "_stringCall", "_openMissed", "modemAttached", "modemIdle", "people", "_earlyTaken", "_earlyTo",
+        "waitForClient", "_blockers", "_unannounced", "_unlogged", "_refusalsTold", "rights", "idle",
+    )
+
     def __init__(
         self,
         name: str,
