@@ -28,6 +28,13 @@ the group, the keeper with it), L{RELEASE} (the keeper exits, signalling
 nothing: the run ended well, what it left running stays); end-of-file: as
 L{KILL}.  The shell's end is told on the keeper's descriptor L{STATUS}:
 its wait status in decimal and a newline (L{shellEnded} reads it).
+
+The shell starts with SIGPIPE and SIGXFSZ as a program's start has them
+(their default actions), as C{subprocess} restores them: Python ignores
+both, and an ignored signal stays ignored across C{exec}, so every
+command (and whatever it left running) had them ignored: in C{yes | head
+-c 1} C{yes} was told C{Broken pipe} and went on to exit 1 instead of
+ending by SIGPIPE.
 """
 
 from __future__ import annotations
@@ -50,6 +57,8 @@ shell = os.fork()
 if shell == 0:
     os.close(3)
     os.close(4)
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
     try:
         os.execv(sys.argv[1], [sys.argv[1], '-ec', sys.argv[2]])
     except OSError as e:
