@@ -1,8 +1,9 @@
 """
-SSH for people (twisted.conch): public keys name the person, the SSH user
-name names the line.
+SSH for people (twisted.conch): public keys (or passwords) name the
+person, the SSH user name names the line (C{PERSON+LINE}: the person too).
 
     ssh -p 2222 rack4-web1@gateway
+    ssh -p 2222 ops1+rack4-web1@gateway
 
 Wire and auth are conch's; what is ours here:
 

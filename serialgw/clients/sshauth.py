@@ -1,8 +1,8 @@
 """
 SSH logins: who is who.  A person's public key names them (L{KeyRing}, read
 by C{serialgw.config.sshkeys}); L{KeyChecker} lets in a key of the ring with
-a good signature (L{Login}: the person, and the SSH user name, a line's
-name); a person's password is checked by L{serialgw.clients.sshpassword}
+a good signature (L{Login}: the person, and the line the SSH user name
+names: C{LINE}, or C{PERSON+LINE} naming the key's person too); a person's password is checked by L{serialgw.clients.sshpassword}
 (offered only while somebody has one; no keyboard-interactive); L{UserAuth}
 is conch's ssh-userauth with sshd's limits, refusals logged with the key's
 fingerprint (or the user name) and the address, a bad signature cutting the
@@ -41,9 +41,29 @@ log = Logger(namespace="serialgw.clients.ssh", observer=peerLimiter)
 # Who is who
 
 
+# An SSH user name's length at most, in bytes: PERSON+LINE is a person's name (a [users.NAME]'s 128
+# characters; in single-line mode a key comment's 64 printable ones, up to 256 bytes of UTF-8), '+' and
+# a line's name (128).  A longer one is refused unread (a login held the whole name, up to a packet's
+# 256 KiB, for as long as its connection lasted).
+MOST_USER_NAME = 512
+
+
+def splitUserName(username: bytes) -> tuple[Optional[str], str]:
+    """
+    An SSH user name: C{PERSON+LINE} is C{(PERSON, LINE)}, a name without
+    '+' C{(None, NAME)}.  The last '+' splits: a line's name holds none,
+    a person's named by a key's comment (single-line mode) may.  Past
+    L{MOST_USER_NAME} bytes, L{UnauthorizedLogin} saying its length.
+    """
+    if len(username) > MOST_USER_NAME:
+        raise UnauthorizedLogin(f"a user name of {len(username)} bytes: at most {MOST_USER_NAME}")
+    person, plus, line = username.decode("utf-8", "replace").rpartition("+")
+    return (person if plus else None), line
+
+
 @attrs.frozen
 class Login:
-    """A person logged in with a key, and the SSH user name they gave (a line's name)."""
+    """A person logged in (with a key or a password), and the line their SSH user name named ('' if none)."""
 
     user: str
     line: str
@@ -123,6 +143,14 @@ class KeyChecker:
         user = self.ring.person(credentials.blob)
         if user is None:
             return defer.fail(UnauthorizedLogin("not an authorized key"))
+        # The user name names the line (LINE), or the person too (PERSON+LINE, as a password login's):
+        # then the key must be theirs, asked (PK_OK) or signed.
+        try:
+            named, line = splitUserName(credentials.username)
+        except UnauthorizedLogin as e:
+            return defer.fail(e)
+        if named is not None and named != user:
+            return defer.fail(UnauthorizedLogin(f"not a key of {printable(named)!r}"))
         # No SHA-1 ssh-rsa (as OpenSSH), and the signature is of the algorithm the request names.
         if credentials.algName not in USER_SIGNATURES:
             return defer.fail(UnauthorizedLogin(f"signature algorithm {printable(repr(credentials.algName))} refused"))
@@ -141,8 +169,7 @@ class KeyChecker:
             good = False
         if not good:
             return defer.fail(BadSignature("bad signature"))
-        return defer.succeed(Login(user, credentials.username.decode("utf-8", "replace"),
-                                   keys.Key.fromString(credentials.blob).blob()))
+        return defer.succeed(Login(user, line, keys.Key.fromString(credentials.blob).blob()))
 
 
 class UserAuth(userauth.SSHUserAuthServer):

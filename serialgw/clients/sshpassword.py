@@ -48,10 +48,14 @@ DECOY_KEY = os.urandom(32)
 
 
 def personAndLine(username: bytes) -> tuple[str, str]:
-    """The SSH user name of a password login, C{PERSON+LINE} or C{PERSON}: the person, and the line ('' if none)."""
-    text = username.decode("utf-8", "replace")
-    person, _, line = text.partition("+")
-    return person, line
+    """
+    The SSH user name of a password login, C{PERSON+LINE} or C{PERSON}: the
+    person, and the line ('' if none); L{UnauthorizedLogin} if too long.
+    """
+    from serialgw.clients.sshauth import splitUserName
+
+    person, line = splitUserName(username)
+    return (line, "") if person is None else (person, line)
 
 
 @implementer(IUsernamePassword)
@@ -164,7 +168,10 @@ class PasswordChecker:
     def requestAvatarId(self, credentials: Any) -> defer.Deferred[Any]:
         from serialgw.clients.sshauth import Login
 
-        person, line = personAndLine(credentials.username)
+        try:
+            person, line = personAndLine(credentials.username)
+        except UnauthorizedLogin as e:
+            return defer.fail(e)
         hashed = self.book.of(person)
         d = self.checks.check(credentials.source, hashed or self.book.decoyFor(person), credentials.password)
 
