@@ -1,9 +1,11 @@
 """
 When a client's transport is read: paused for the device (behind: it takes
-no input now), for the client's own output past its bound, for a turn of
-the reactor; a person's client (one with an escape menu) read on while only
-the device holds it, what it types waiting (bounded); and a client not read
-only for the device looked at for a hang-up.
+no input now, or an init-command runs), for the client's own output past
+its bound, for a turn of the reactor; a person's client (one with an escape
+menu) read on while only the device holds it, what it types waiting
+(bounded); a telnet program's read on until it types (its negotiation and
+RFC 2217 commands answered: pyserial's open waits for them), what it typed
+waiting; and a client not read only for the device looked at for a hang-up.
 """
 
 from __future__ import annotations
@@ -162,8 +164,11 @@ class InputReading:
     peer: str
     # Why the transport is not read: DEVICE_BEHIND | OUTPUT_FULL | ...; a
     # person's (escape menu) is read on while only DEVICE_BEHIND holds and
-    # what it typed meanwhile (_typedAhead) is under TYPED_AHEAD_LIMIT.
+    # what it typed meanwhile (_typedAhead) is under TYPED_AHEAD_LIMIT; a
+    # program whose wire has commands of its own (telnet: commandsReadOn)
+    # while it has typed nothing meanwhile (see readOnWhileHeld).
     _readingPaused = 0
+    commandsReadOn = False
     _transportPaused = False
     _typedAhead = b""
     # What a TLS client that hung up typed, read to see its hang-up (see _checkHangUp): for the device first.
@@ -201,6 +206,26 @@ class InputReading:
             self.notice(f"{len(typed)} byte(s) you typed were not sent: "
                         + (f"{self.line.name} took no input" if held == DEVICE_HELD else held))
 
+    def holdsTypedAhead(self) -> bool:
+        """Whether what this client types while the device holds it (DEVICE_BEHIND) waits here (read on: see L{readOnWhileHeld})."""
+        return self.escapeMenu is not None or (self.commandsReadOn and self.line.initHoldsTyping())
+
+    def readOnWhileHeld(self) -> bool:
+        """
+        Whether this client is read while only the device holds its typing
+        (DEVICE_BEHIND): a person's (escape menu) until TYPED_AHEAD_LIMIT
+        bytes of typing wait; a telnet program's while an init-command holds
+        it (seconds: the device behind is kept to TCP's flow control) until
+        it has typed anything: its negotiation and RFC 2217 commands are
+        answered meanwhile (pyserial's open gave up before the command
+        ended); what it typed waits here (at most a read's), and its hang-up
+        is looked for as a program's not read is, that typing kept for the
+        device (L{_checkHangUp}).
+        """
+        if self.escapeMenu is not None:
+            return len(self._typedAhead) < TYPED_AHEAD_LIMIT
+        return self.commandsReadOn and not self._typedAhead and self.line.initHoldsTyping()
+
     def _heldBy(self) -> str:
         """
         What keeps this client's typing from the device now, for the log:
@@ -224,7 +249,7 @@ class InputReading:
     def _applyPause(self) -> None:
         """The transport read or not, as C{_readingPaused} (and what a person typed ahead) say."""
         why = self._readingPaused
-        if why == DEVICE_BEHIND and self.escapeMenu is not None and len(self._typedAhead) < TYPED_AHEAD_LIMIT:
+        if why == DEVICE_BEHIND and self.readOnWhileHeld():
             why = 0
         if bool(why) != self._transportPaused:
             self._transportPaused = bool(why)
@@ -257,15 +282,23 @@ class InputReading:
         good): one that typed nothing goes; one whose typing waits stays as
         a raw one does, the typing read (L{_tlsLeft}) going to the device
         first once it takes input, the rest read from its socket after it.
+        So does a telnet program whose typing was read with its commands
+        (L{readOnWhileHeld}): that typing waits here for the device.
         """
         self._hangUpCall = None
         if self._tlsLeft:
             return  # (its hang-up seen: it waits for the device with what it typed)
         unread = unreadAfterHangUp(self.transport)
         left = (b"", True) if unread == 0 else tlsHungUp(self.transport)
-        if left is None or not (left[0] or left[1]):
+        # A program's typing, read with its commands, waits here: the device's, as what its socket holds is.
+        kept = len(self._typedAhead) if self.escapeMenu is None else 0
+        if kept and left == (b"", True):
+            if not self.departed:
+                self._depart(f"{kept} byte(s) it sent wait")
+            self._applyPause()
+        elif left is None or not (left[0] or left[1]):
             if unread and not self.departed:
-                self._depart(f"{unread} byte(s) it sent wait")
+                self._depart(f"{unread + kept} byte(s) it sent wait")
             self._applyPause()
         elif not left[0]:
             log.info("{line}: {peer} hung up while {held} (nothing it sent was left unread): it goes now",

@@ -273,9 +273,11 @@ class Session(SessionEnd):
         Typed data for the device (the escape menu's too): a watcher's or
         read-only person's is refused, and said.  A person's, while the
         device takes no input, waits for it (read on for its escape
-        commands: ^] s, d, o, b were never read, nor its leaving seen).
+        commands: ^] s, d, o, b were never read, nor its leaving seen); so
+        does a telnet program's (read on for its negotiation: see
+        L{readOnWhileHeld}).
         """
-        if self._readingPaused & DEVICE_BEHIND and self.escapeMenu is not None:
+        if self._readingPaused & DEVICE_BEHIND and self.holdsTypedAhead():
             self._typedAhead += data
             if len(self._typedAhead) > HELD_INPUT_LIMIT:
                 # A transport that goes on reading (an SSH channel): cut.

@@ -145,6 +145,8 @@ class TelnetClient(Session, TelnetProtocol):
 
     # An RFC 2217 command waits for this client's typing before it (subnegotiationWaits).
     _typedWaiting = False
+    # Read on while the device holds its typing, for its negotiation and commands (InputReading.readOnWhileHeld).
+    commandsReadOn = True
 
     def subnegotiationWaits(self, option: bytes) -> bool:
         """
@@ -157,14 +159,29 @@ class TelnetClient(Session, TelnetProtocol):
         """
         if option != bytes((COM_PORT_OPTION,)) or self.comPort is None:
             return False
-        if self.typedWaiting:
-            self._typedWaiting = True
-            self._pauseReading(TYPED_WAIT)
+        if self._waitsForTyped():
             return True
         if self.line.controlReady(self._controlFree):
             return False
         self._controlWaiting = True
         self._pauseReading(CONTROL_WAIT)
+        return True
+
+    def commandWaits(self, command: int) -> bool:
+        """
+        A program's IAC BRK waits, and what follows it, while what it typed
+        before waits for the device (read on for its negotiation: see
+        L{readOnWhileHeld}), as its RFC 2217 commands do; a person's is
+        refused and told (L{Line.clientBreak}).
+        """
+        return command == BRK and self.escapeMenu is None and self._waitsForTyped()
+
+    def _waitsForTyped(self) -> bool:
+        """Whether what this client typed waits for the device: then it is not read, and its wire held, until that has gone (L{typedGone})."""
+        if not self.typedWaiting:
+            return False
+        self._typedWaiting = True
+        self._pauseReading(TYPED_WAIT)
         return True
 
     def typedGone(self) -> None:

@@ -205,6 +205,14 @@ class TelnetProtocol(TelnetOptions, Protocol):
         """
         return False
 
+    def commandWaits(self, command: int) -> bool:
+        """
+        A command other than negotiation (BRK, AYT, ...) is read: return
+        C{True} to have it, and what follows, held as L{subnegotiationWaits}
+        does.  C{False} (this default): handled now.
+        """
+        return False
+
     # The turn that parses the rest of a busy read (busyNextTurn).
     _busyCall: Any = None
 
@@ -334,7 +342,7 @@ class TelnetProtocol(TelnetOptions, Protocol):
                     self._state = _SB
                 else:
                     self._flush(pieces)
-                    if self.inputHeld or self._spent():
+                    if self.inputHeld or self._spent() or self.commandWaits(byte):
                         self._holdFrom(data, i - 1, _COMMAND)
                         return
                     if byte == DM and self.synching and not self.urgentAhead():
