@@ -108,15 +108,27 @@ def idleStatus(line: Line) -> Optional[dict[str, Any]]:
 
 def initStatus(line: Line) -> Optional[dict[str, Any]]:
     """
-    A line's init-command: running now (its pid), runs started, how the last
-    one ended, when a run held by the bound on starts is due (or null).
+    A line's init-command: running now (holding people's typing), its
+    state, the pid of its process while that lives (a run killed lives on
+    until reaped, its SIGKILL up to KILL_WAIT s away: it was said to be no
+    process then), runs started, how the last one ended, when a run held by
+    the bound on starts is due (or null).
     """
     if not line.initCommand and line.initLast is None:
         return None
     run, last = line.initRun, line.initLast
-    return {"command": line.initCommand or None, "running": run is not None, "pid": run.pid if run is not None else None,
-            "runs": line.initRuns, "last_outcome": last.outcome if last is not None else None,
-            "held_until": stamp(line.initHeldUntil)}
+    living = run if run is not None else last if last is not None and not last.ended.called else None
+    if run is not None:
+        state = "running"
+    elif living is not None:
+        state = "killed, waiting for its exit"
+    elif line.initHeldUntil is not None:
+        state = "held"
+    else:
+        state = "ended" if last is not None else "not run yet"
+    return {"command": line.initCommand or None, "running": run is not None, "state": state,
+            "pid": living.pid if living is not None else None, "runs": line.initRuns,
+            "last_outcome": last.outcome if last is not None else None, "held_until": stamp(line.initHeldUntil)}
 
 
 def lineStatus(line: Line) -> dict[str, Any]:

@@ -227,3 +227,22 @@ class InitReloadTests(SynchronousTestCase):
         reactor.advance(2)  # (its shell takes no SIGTERM)
         self.assertEqual(keeper.asked, [(3, b"T"), (3, b"K")])
         run.processEnded(Failure(ProcessDone(0)))
+
+    def test_statusWhileKilledNotReaped(self) -> None:
+        """The status page says what is true of a run killed and not reaped yet (its SIGKILL up to KILL_WAIT s away): not running (people type), its pid still its process's, 'killed, waiting for its exit'; once reaped, no pid, 'ended'."""
+        reactor = Processes()
+        config = LineConfig("web1", DeviceSpec("tty", "/dev/ttyUSB0"), initCommand="login-a")
+        line = makeLine(config, RecordingDevice(config.settings), reactor)
+        self.assertEqual(lineStatus(line)["init_command"]["state"], "not run yet")
+        reactor.advance(0)
+        status = lineStatus(line)["init_command"]
+        self.assertEqual((status["running"], status["pid"], status["state"]), (True, 4321, "running"))
+        line.deviceLost(Failure(ConnectionLost("unplugged")))
+        status = lineStatus(line)["init_command"]
+        self.assertEqual((status["running"], status["pid"], status["state"], status["last_outcome"]),
+                         (False, 4321, "killed, waiting for its exit", "killed: the device is down"))
+        reactor.advance(2)
+        reactor.runs[0].processEnded(Failure(ProcessDone(0)))
+        status = lineStatus(line)["init_command"]
+        self.assertEqual((status["running"], status["pid"], status["state"]), (False, None, "ended"))
+        self.assertEqual(reactor.getDelayedCalls(), [])

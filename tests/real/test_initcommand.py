@@ -123,8 +123,8 @@ class InitCommandPtyTests(TestCase):
         run = await self.running(line)
         self.assertEqual(line.writable, False)
         command = "echo waiting >&2; exec sleep 1000"
-        self.assertEqual(lineStatus(line)["init_command"], {"command": command, "running": True, "pid": run.pid,
-                                                            "runs": 1, "last_outcome": None, "held_until": None})
+        self.assertEqual(lineStatus(line)["init_command"], {"command": command, "running": True, "state": "running",
+                                                            "pid": run.pid, "runs": 1, "last_outcome": None, "held_until": None})
         await until(self, lambda: run.stderr == b"waiting\n", "its standard error read")
         clock.advance(4.9)
         self.assertIsNone(run.outcome)
@@ -135,7 +135,7 @@ class InitCommandPtyTests(TestCase):
         self.assertEqual(self.said(), ["line t: init-command killed: still running after 5 s (init-timeout); it said: "
                                        "'waiting' (the command: 'echo waiting >&2; exec sleep 1000')"])
         self.assertEqual(lineStatus(line)["init_command"], {
-            "command": command, "running": False, "pid": None, "runs": 1,
+            "command": command, "running": False, "state": "ended", "pid": None, "runs": 1,
             "last_outcome": "killed: still running after 5 s (init-timeout)", "held_until": None})
 
     async def test_floodCut(self) -> None:
