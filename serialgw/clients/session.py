@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from typing import Any, Callable, Optional, Sequence
 
-from twisted.internet.defer import Deferred
-
 from serialgw.clients.escape import EscapeMenu, keyName, settingsShown
 from serialgw.clients.guard import OutputGuard
 from serialgw.clients.reading import DEVICE_BEHIND, ESCAPE_BUSY, HELD_INPUT_LIMIT, OUTPUT_FULL
@@ -84,12 +82,8 @@ class Session(SessionEnd):
     guard: Optional[OutputGuard] = None
     _idleCall: Any = None
     _introCall: Any = None
-    _closeCall: Any = None
     # The turn that handles input held by the escape menu (holdUntilNextTurn).
     _turnCall: Any = None
-    # Told to go (disconnect): its input is no longer handled; why, when the gateway ended it.
-    leaving = False
-    endedBecause: Optional[str] = None
     # Joined: its text waits for device output cut short (TextGate).
     _started = False
     _notSentAt: Optional[float] = None
@@ -125,9 +119,6 @@ class Session(SessionEnd):
     # (after the wire layer, before the escape menu) waits in _heldInput.
     inputHeld = False
     _heldInput = b""
-    # Its connection is gone (endSession); who waits for that (whenGone).
-    sessionEnded = False
-    _goneWaits: Optional[list[Deferred[None]]] = None
 
     def describePeer(self) -> str:
         """This client in notices and logs: its address (a person's name too, where known)."""

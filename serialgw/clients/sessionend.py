@@ -11,7 +11,7 @@ L{serialgw.clients.session.Session}.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Optional
+from typing import Any, Optional
 
 from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
@@ -31,23 +31,30 @@ CLOSE_GRACE = 10.0
 
 
 class SessionEnd(InputReading):
-    """A session's end (its state is L{serialgw.clients.session.Session}'s)."""
+    """
+    A session's end, mixed into L{serialgw.clients.session.Session}, whose
+    C{guard}, C{_idleCall}, C{_introCall}, C{_turnCall}, C{inputHeld},
+    C{logBudget} and C{_writeHeldLog} it uses (InputReading's as well).
+    """
 
-    if TYPE_CHECKING:
-        # What Session declares and defines, for mypy only.
-        guard: Optional[OutputGuard]
-        _idleCall: Any
-        _introCall: Any
-        _closeCall: Any
-        _turnCall: Any
-        endedBecause: Optional[str]
-        inputHeld: bool
-        logBudget: Optional[str]
-        sessionEnded: bool
-        _goneWaits: Optional[list[Deferred[None]]]
+    # (Session's: annotated only, so as not to hide its own.)
+    guard: Optional[OutputGuard]
+    _idleCall: Any
+    _introCall: Any
+    _turnCall: Any
+    inputHeld: bool
+    logBudget: Optional[str]
+    # Told to go (disconnect): its input is no longer handled; why, when the gateway ended it.
+    leaving = False
+    endedBecause: Optional[str] = None
+    # Its cut, CLOSE_GRACE s after it was told to go.
+    _closeCall: Any = None
+    # Its connection is gone (endSession); who waits for that (whenGone).
+    sessionEnded = False
+    _goneWaits: Optional[list[Deferred[None]]] = None
 
-        def _clock(self) -> Any: ...
-        def _writeHeldLog(self) -> None: ...
+    def _writeHeldLog(self) -> None:
+        raise NotImplementedError
 
     def _cuttable(self) -> bool:
         # A stream on descriptors (stdio, pipe:) has no abortConnection: it cannot be cut.
