@@ -11,11 +11,12 @@ L{serialgw.line.hub.Line}, below it the line's other parts.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from typing import Any, Optional, Protocol
 
 from twisted.logger import Logger
 
-from serialgw.interfaces import IClient
+from serialgw.interfaces import IClient, IDevice
+from serialgw.line.comings import Comings
 from serialgw.line.control import PortControl
 from serialgw.line.devicestate import DeviceState
 from serialgw.line.initcommand import InitCommandLine
@@ -25,84 +26,74 @@ from serialgw.line.slowclients import SlowClients
 from serialgw.line.strings import OpenCloseStrings
 from serialgw.logflood import peerLimiter
 
-if TYPE_CHECKING:
-    from serialgw.config.specs import Rights, SerialSettings
-    from serialgw.interfaces import IConsoleLog, IDevice
-    from serialgw.line.comings import Comings
-    from serialgw.line.tail import Tail
-    from serialgw.line.textgate import TextGate
-
 # Limited per peer: a client's input cannot flood the log (logflood); the
 # namespace its events had before this module was split from hub.
 log = Logger(namespace="serialgw.line.hub", observer=peerLimiter)
 
 
+class _Line(Protocol):
+    """What Members uses of its line (L{serialgw.line.hub.Line} has it all: its own, its other parts', these)."""
+
+    name: str
+    device: IDevice
+    clients: list[IClient]
+    controllers: list[IClient]
+    comings: Comings
+    mode: str
+    maxClients: int
+    kickOld: bool
+    people: int
+    up: bool
+    writable: bool
+    waitForClient: bool
+    initRun: Any
+    initHeldUntil: Optional[float]
+    droppedGone: dict[str, int]
+    _blockers: dict[IClient, None]
+    _receiving: dict[IClient, None]
+    _fanOut: Optional[tuple[IClient, ...]]
+    _parked: dict[Any, Any]
+    _refusalsTold: dict[IClient, float]
+    _unannounced: dict[IClient, None]
+    _unlogged: dict[IClient, None]
+    _earlyTo: Optional[IClient]
+    _earlyTaken: bool
+    _makingRoom: bool
+
+    @property
+    def writer(self) -> Optional[IClient]: ...
+    def mayWrite(self, client: IClient) -> bool: ...
+    def announce(self, text: str, exclude: Optional[IClient] = None, peer: Optional[str] = None,
+                 actor: Optional[IClient] = None, everyone: bool = False, logged: bool = True) -> None: ...
+    def full(self) -> bool: ...
+    def detach(self, client: IClient) -> None: ...
+    def _countIn(self) -> None: ...
+    def quietOpen(self, client: IClient) -> bool: ...
+    def _downNotice(self, why: str) -> bytes: ...
+    def _wakerCame(self, client: IClient) -> None: ...
+    def _wakerLeft(self, client: IClient) -> None: ...
+    def _firstPerson(self) -> None: ...
+    def _lastPerson(self) -> None: ...
+    def updateLineWatch(self) -> None: ...
+    def _stopModemPoll(self) -> None: ...
+    def _lastController(self, closing: bool = False, why: str = ...) -> None: ...
+    def unblockDevice(self, client: IClient) -> None: ...
+    def endHeldBreak(self, client: IClient, why: str) -> None: ...
+    def _roleChanged(self, client: IClient, role: Role, text: str, told: bool = False) -> None: ...
+
+
 class Members(PortControl, OpenCloseStrings, RoleChanges, DeviceState, SlowClients, OnDemandOpen, InitCommandLine):
     """A line's clients coming and going (the line is L{serialgw.line.hub.Line})."""
 
-    if TYPE_CHECKING:
-        # What Line.__init__ sets and Line defines, as the mixins' protocols (_Line) name it: for mypy only.
-        _blockers: dict[IClient, None]
-        bytesGiven: int
-        clients: list[IClient]
-        clock: Any
-        closeString: tuple[bytes, ...]
-        comings: Comings
-        configured: SerialSettings
-        controllers: list[IClient]
-        device: IDevice
-        droppedGone: dict[str, int]
-        _earlyTaken: bool
-        _earlyTo: Optional[IClient]
-        idle: Any
-        kickOld: bool
-        _lineState: int
-        logs: list[IConsoleLog]
-        maxClients: int
-        mode: str
-        modemAttached: dict[str, Optional[bool]]
-        modemIdle: dict[str, Optional[bool]]
-        name: str
-        notices: bool
-        _openMissed: bool
-        openString: tuple[bytes, ...]
-        _parked: dict[Any, Any]
-        _parkedBounds: dict[int, int]
-        _parkedSize: int
-        parkedTail: Tail
-        people: int
-        _receiving: dict[IClient, None]
-        _refusalsTold: dict[IClient, float]
-        refused: int
-        reopens: int
-        restoreSettings: bool
-        rights: Rights
-        settingsFollowers: list[Callable[[SerialSettings], None]]
-        streamed: int
-        _stringItems: list[tuple[str, Optional[bytes]]]
-        textGate: TextGate
-        _unannounced: dict[IClient, None]
-        _unlogged: dict[IClient, None]
-        up: bool
-        waitForClient: bool
-        _wasUp: bool
+    # (The line's, set by Line.__init__, reset here: annotated only.)
+    _earlyTo: Optional[IClient]
 
-        def _noBreak(self, client: IClient) -> Optional[str]: ...
-        def announce(self, text: str, exclude: Optional[IClient] = None, peer: Optional[str] = None,
-                     actor: Optional[IClient] = None, everyone: bool = False, logged: bool = True) -> None: ...
-        def flushHeld(self) -> None: ...
-        def mayWrite(self, client: IClient) -> bool: ...
-        def recordEvent(self, text: str, peer: Optional[str] = None, budget: Optional[str] = None) -> None: ...
-        def writeLogs(self, text: str) -> None: ...
-        @property
-        def writer(self) -> Optional[IClient]: ...
-
-    def full(self) -> bool:
+    def full(self: _Line) -> bool:
         """No room for another network client (max-clients): one that hung up, its typing waiting for the device, holds none."""
         people = sum(1 for c in self.clients if _holdsPlace(c))
         return bool(self.maxClients) and people >= self.maxClients
 
-    def leftTyping(self, client: IClient) -> None:
+    def leftTyping(self: _Line, client: IClient) -> None:
         """
         C{client} hung up, what it sent waiting for the device (it holds no
         place now: L{full}): at most max-clients such wait on a line, past
@@ -116,7 +107,7 @@ class Members(PortControl, OpenCloseStrings, RoleChanges, DeviceState, SlowClien
             gone.pop(0).dropLeftTyping(f"{waiting} clients that hung up wait with their typing for the device, "
                                        f"at most {self.maxClients} (max-clients)")
 
-    def makeRoom(self, newcomer: str, budget: Any = None, readOnly: bool = False) -> bool:
+    def makeRoom(self: _Line, newcomer: str, budget: Any = None, readOnly: bool = False) -> bool:
         """
         A network client C{newcomer} (its peer) is to be admitted: whether
         there is room (max-clients).  With C{kickOld} (ser2net's
@@ -156,7 +147,7 @@ class Members(PortControl, OpenCloseStrings, RoleChanges, DeviceState, SlowClien
             self._makingRoom = False
         return not self.full()
 
-    def attach(self, client: IClient, quiet: bool = False) -> None:
+    def attach(self: _Line, client: IClient, quiet: bool = False) -> None:
         """
         A client joins.  A person is announced to the others at once, or,
         C{quiet}, only when L{introduce} is called (it said something, or
@@ -202,7 +193,7 @@ class Members(PortControl, OpenCloseStrings, RoleChanges, DeviceState, SlowClien
         elif not quiet:
             self._countIn()
 
-    def _countIn(self) -> None:
+    def _countIn(self: _Line) -> None:
         """
         A person is here for good (attached, or announced: see L{introduce}):
         the first one sets the attached DTR/RTS and gets the open-string.  A
@@ -214,7 +205,7 @@ class Members(PortControl, OpenCloseStrings, RoleChanges, DeviceState, SlowClien
         if self.people == 1:
             self._firstPerson()
 
-    def detach(self, client: IClient) -> None:
+    def detach(self: _Line, client: IClient) -> None:
         # Counted out first: what is restored below is the state for those
         # who stay (the idle state when nobody does).  One never announced
         # was never counted in (see _countIn).
@@ -281,7 +272,7 @@ class Members(PortControl, OpenCloseStrings, RoleChanges, DeviceState, SlowClien
             # (After the close-string: an on-demand device takes it before it closes.)
             self._wakerLeft(client)
 
-    def introduce(self, client: IClient) -> None:
+    def introduce(self: _Line, client: IClient) -> None:
         """A client attached quietly is announced now (once); nothing for the others."""
         if client in self._unannounced:
             self._unannounced.pop(client, None)
