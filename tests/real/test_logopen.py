@@ -18,7 +18,7 @@ from twisted.internet import defer
 from twisted.logger import LogEvent, formatEvent
 from twisted.trial.unittest import TestCase
 
-from serialgw.app import applying
+from serialgw.app import reloadlooks
 from serialgw.clients import logfile
 from serialgw.clients.local import FileClient
 from serialgw.clients.logwriter import written
@@ -53,17 +53,17 @@ class Hung(Held):
 
 class BetweenLooks:
     """
-    A reload's look at files (applying.lookAside's thread) held as it goes
+    A reload's look at files (reloadlooks.LookingAside.lookAside's thread) held as it goes
     on to its second item, its first answered: the third time it takes the
     look's lock (the first item begun, then answered, then the second begun).
     """
 
     def __init__(self, case: TestCase) -> None:
-        self.real = applying._looking
+        self.real = reloadlooks._looking
         self.held = Held(case, "the reload's look at files")
         self.reached, self.released = self.held.entered, self.held.released
         self._taken = 0
-        case.patch(applying, "_looking", self)
+        case.patch(reloadlooks, "_looking", self)
 
     def __enter__(self) -> Any:
         if threading.current_thread().name == "serialgw reload's look at files":
@@ -184,7 +184,7 @@ class HungOpenTests(TestCase):
 
     async def test_reloadWithHungLook(self) -> None:
         """A reload whose look at a new log's path hangs: refused after CHECK_WAIT s naming the path, both lines serving meanwhile; nothing changed; a second reload meanwhile is refused at once, naming it too."""
-        self.patch(applying, "CHECK_WAIT", 0.5)
+        self.patch(reloadlooks, "CHECK_WAIT", 0.5)
         a, b = startedPty(self), startedPty(self)
         lineA, lineB = ptyLine(a, LISTEN, name="a"), ptyLine(b, LISTEN, name="b")
         service = startGateway(self, lineA, lineB)
@@ -207,7 +207,7 @@ class HungOpenTests(TestCase):
         """A reload's look at two new logs, its thread not yet at the second when CHECK_WAIT s are up (the first answered): refused naming the second, not the first, already read."""
         from twisted.internet import reactor
 
-        self.patch(applying, "CHECK_WAIT", 60.0)
+        self.patch(reloadlooks, "CHECK_WAIT", 60.0)
         a, b = startedPty(self), startedPty(self)
         service = startGateway(self, ptyLine(a, LISTEN, name="a"), ptyLine(b, LISTEN, name="b"))
         second = os.path.abspath(self.mktemp())
@@ -226,7 +226,7 @@ class HungOpenTests(TestCase):
         """A reload's look at one new log, done (the log answered) when CHECK_WAIT s are up, its answer not on the reactor yet: the reload is answered by it; it was never answered (the wait's timer, run already, cancelled again: AlreadyCalled)."""
         from twisted.internet import reactor
 
-        self.patch(applying, "CHECK_WAIT", 60.0)
+        self.patch(reloadlooks, "CHECK_WAIT", 60.0)
         a, b = startedPty(self), startedPty(self)
         service = startGateway(self, ptyLine(a, LISTEN, name="a"), ptyLine(b, LISTEN, name="b"))
         # (One item: the look's third take of its lock is its last, once that item has answered.)
@@ -243,7 +243,7 @@ class HungOpenTests(TestCase):
 
     async def test_reloadWithHungLockDirLook(self) -> None:
         """A reload whose look at a line's new lock-dir hangs (stat on a mount that does not answer): refused after CHECK_WAIT s naming the directory, both lines serving meanwhile; nothing changed; a second reload meanwhile is refused at once, naming it too."""
-        self.patch(applying, "CHECK_WAIT", 0.5)
+        self.patch(reloadlooks, "CHECK_WAIT", 0.5)
         a, b = startedPty(self), startedPty(self)
         lockDir = os.path.abspath(self.mktemp())
         os.mkdir(lockDir)

@@ -17,7 +17,7 @@ from twisted.internet import defer
 from twisted.logger import LogEvent, formatEvent
 from twisted.trial.unittest import TestCase
 
-from serialgw.app import applying
+from serialgw.app import reloadlooks
 from serialgw.clients import logfile
 from tests.fakes import observeLog
 from tests.hung import Held
@@ -94,7 +94,7 @@ class HungPipeTests(HungTests):
 
     async def test_reloadWithHungPipe(self) -> None:
         """A reload adding a pipe: whose FIFO's open hangs (its look passed): the reload is done, both lines serve; once the open returns the pipe carries bytes to the device."""
-        self.patch(applying, "CHECK_WAIT", 5.0)
+        self.patch(reloadlooks, "CHECK_WAIT", 5.0)
         a, b = startedPty(self), startedPty(self)
         lineB = ptyLine(b, LISTEN, name="b")
         service = startGateway(self, ptyLine(a, LISTEN, name="a"), lineB)

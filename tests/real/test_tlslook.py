@@ -12,7 +12,7 @@ import os
 from twisted.internet import defer
 from twisted.trial.unittest import TestCase
 
-from serialgw.app import applying
+from serialgw.app import reloadlooks
 from serialgw.app.service import GatewayService
 from tests.certs import Authority
 from tests.real.test_logopen import ALL, LISTEN, Hung
@@ -40,7 +40,7 @@ class HungTLSFileTests(TestCase):
 
     async def test_reloadWithHungKey(self) -> None:
         """A reload giving a line a TLS listener whose key's open hangs: refused after CHECK_WAIT s naming the file, both lines serving meanwhile (they waited for the test to let the open go); nothing changed; a second reload meanwhile is refused at once, naming it too; once the open answers, the reload goes through."""
-        self.patch(applying, "CHECK_WAIT", 0.5)
+        self.patch(reloadlooks, "CHECK_WAIT", 0.5)
         ca = Authority(os.path.abspath(self.mktemp()))
         cert, key = ca.issue("gateway", dns="localhost")
         a, b = startedPty(self), startedPty(self)
@@ -59,8 +59,8 @@ class HungTLSFileTests(TestCase):
         self.assertEqual(again, {"refused": [f"line 'a': listener {tls!r}: key {key!r}: a look at it (open, read) "
                                              "begun before has not returned yet"]})
         hung.release()
-        await until(self, lambda: key not in applying._stuck, "the look at the key returned")
+        await until(self, lambda: key not in reloadlooks._stuck, "the look at the key returned")
         # (Files that answer: the look may take its time on a loaded machine, it is not hung.)
-        self.patch(applying, "CHECK_WAIT", 60.0)
+        self.patch(reloadlooks, "CHECK_WAIT", 60.0)
         self.assertEqual(await service.reload([ptyLine(a, LISTEN, tls, name="a"), lineB]),
                          {"added": [], "changed": ["a"], "removed": []})
