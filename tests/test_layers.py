@@ -128,8 +128,9 @@ MAY_NAME = {
     "serialgw.app": {"serialgw", "serialgw.clients", "serialgw.config", "serialgw.devices", "serialgw.interfaces",
                      "serialgw.line", "serialgw.logflood", "serialgw.wire"},
 }
-# Single modules of another layer a layer may name besides (a client pty's pty helpers).
-MAY_NAME_ALSO = {"serialgw.clients": CLIENTS_DEVICES}
+# Single modules of another layer a module may name besides (README: a client pty's pty helpers, in
+# clients/ptylink.py and clients/ptytermios.py only).
+MAY_NAME_ALSO = {"serialgw.clients.ptylink": CLIENTS_DEVICES, "serialgw.clients.ptytermios": CLIENTS_DEVICES}
 
 
 def writtenImports(path: str, name: str) -> list[tuple[int, str]]:
@@ -161,7 +162,8 @@ def writtenImports(path: str, name: str) -> list[tuple[int, str]]:
 def allowedName(importer: str, imported: str) -> bool:
     """Whether module C{importer} may name C{imported} (see MAY_NAME, MAY_NAME_ALSO)."""
     own, other = layer(importer), layer(imported)
-    return own == other or imported == "serialgw" or other in MAY_NAME[own] or imported in MAY_NAME_ALSO.get(own, ())
+    return (own == other or imported == "serialgw" or other in MAY_NAME[own]
+            or imported in MAY_NAME_ALSO.get(importer, ()))
 
 
 class ImportDirectionTests(SynchronousTestCase):
@@ -193,6 +195,7 @@ class ImportDirectionTests(SynchronousTestCase):
         self.assertFalse(allowedName("serialgw.devices.remote", "serialgw.clients.session"))
         self.assertFalse(allowedName("serialgw.line.hub", "serialgw.devices.termio"))
         self.assertFalse(allowedName("serialgw.clients.raw", "serialgw.devices.ports"))
+        self.assertFalse(allowedName("serialgw.clients.raw", "serialgw.devices.termio"))
         self.assertTrue(allowedName("serialgw.clients.ptylink", "serialgw.devices.termio"))
         self.assertFalse(allowedName("serialgw.config.specs", "serialgw.logflood"))
         source = self.mktemp()
