@@ -13,7 +13,8 @@ from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.trial.unittest import SynchronousTestCase
 
 from serialgw.config.specs import DeviceSpec, SerialSettings
-from serialgw.devices.remote import ComPortLink, RemoteDevice
+from serialgw.devices.remote import RemoteDevice
+from serialgw.devices.remotelinks import ComPortLink
 from serialgw.line.hub import Line
 from serialgw.wire.rfc2217 import COM_PORT_OPTION, LINE_PARITY, NOTIFY_LINESTATE, SERVER_OFFSET, SET_BAUDRATE
 from tests.clients.test_ownerrors import TIMES, Counting, broken

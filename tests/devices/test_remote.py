@@ -20,7 +20,8 @@ from zope.interface.verify import verifyObject
 from serialgw.app.service import GatewayService
 from serialgw.config.specs import DeviceSpec, LineConfig, ListenerSpec, Protocol, SerialSettings
 from serialgw.devices.device import HIGH_WATER
-from serialgw.devices.remote import ComPortLink, RawLink, RemoteDevice, TelnetLink
+from serialgw.devices.remote import RemoteDevice
+from serialgw.devices.remotelinks import ComPortLink, RawLink, TelnetLink
 from serialgw.interfaces import IDevice
 from serialgw.line.hub import Line
 from serialgw.wire.telnet import BINARY, BRK, COMMANDS_PER_TURN, DM, DO, DONT, IAC, NOP, SB, SE, WILL, WONT
@@ -131,7 +132,7 @@ class RemoteWriteBoundTests(SynchronousTestCase):
         answers: once LINK_LIMIT bytes wait for it, it is not read (nor
         its input parsed) until it has taken them; memory stays bounded.
         """
-        from serialgw.devices.remote import LINK_LIMIT
+        from serialgw.devices.remotelinks import LINK_LIMIT
 
         device, line, writer, transport = self.connected("telnet", TelnetLink)
         link = device._link
@@ -525,7 +526,8 @@ class RemoteBreakTests(SynchronousTestCase):
 
         from serialgw.clients.telnet import TelnetClient
         from serialgw.config.listeners import parseListener
-        from serialgw.devices.remote import RawLink, RemoteDevice, TelnetLink
+        from serialgw.devices.remote import RemoteDevice
+        from serialgw.devices.remotelinks import RawLink, TelnetLink
         from serialgw.line.hub import Line
 
         device = RemoteDevice(spec, self.clock)
@@ -661,7 +663,8 @@ class RemoteAnswerTests(SynchronousTestCase):
         """A remote RFC 2217 server answering SET-BAUDRATE 0 or 2^32 - 1: the first a warning, the second counted; the settings stay."""
         from twisted.internet.testing import MemoryReactorClock, StringTransport
 
-        from serialgw.devices.remote import ComPortLink, RemoteDevice
+        from serialgw.devices.remote import RemoteDevice
+        from serialgw.devices.remotelinks import ComPortLink
 
         device = RemoteDevice(DeviceSpec("rfc2217", host="127.0.0.1", port=1), MemoryReactorClock(),
                               settings=SerialSettings(9600))

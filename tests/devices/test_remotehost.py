@@ -14,7 +14,8 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from serialgw.config.specs import DeviceSpec
-from serialgw.devices.remote import RawLink, RemoteDevice
+from serialgw.devices.remote import RemoteDevice
+from serialgw.devices.remotelinks import RawLink
 from serialgw.line.hub import Line
 from serialgw.logflood import peerLimiter
 from tests.fakes import BoundedTransport, observeLog

@@ -18,7 +18,8 @@ from serialgw.app.ownlisteners import serveWatchAll
 from serialgw.app.service import GatewayService
 from serialgw.config.listeners import parseListener
 from serialgw.config.specs import DeviceSpec, LineConfig, WatchAllSpec
-from serialgw.devices.remote import RawLink, RemoteDevice
+from serialgw.devices.remote import RemoteDevice
+from serialgw.devices.remotelinks import RawLink
 from serialgw.line.hub import Line
 from tests.fakes import LogEvents
 

@@ -24,7 +24,8 @@ from serialgw.clients.raw import RawClient
 from serialgw.config.listeners import parseListener
 from serialgw.config.specs import DeviceSpec, SerialSettings
 from serialgw.devices.device import HIGH_WATER
-from serialgw.devices.remote import RawLink, RemoteDevice
+from serialgw.devices.remote import RemoteDevice
+from serialgw.devices.remotelinks import RawLink
 from serialgw.line.hub import Line, Role
 from serialgw.wire.sockets import countQueuedOnly, queuedBytes
 from tests.fakes import RecordingClient, RecordingDevice
